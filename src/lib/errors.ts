@@ -1,0 +1,79 @@
+// The one error registry: every failure Minkube reports has a stable code, an HTTP status and a default message.
+// The API answers { "error": { "code", "message" } } for every failure; the CLI prints the same and exits non-zero.
+
+export const errorRegistry = {
+  // 400: the request itself is wrong
+  INVALID_BODY: { status: 400, message: 'the request body is invalid' },
+  INVALID_JSON: { status: 400, message: 'the request body is not valid JSON' },
+  INVALID_KEY: { status: 400, message: 'the key is invalid' },
+  INVALID_PARAM: { status: 400, message: 'a query or path parameter is invalid' },
+  INVALID_TASK_SPEC: { status: 400, message: 'the task spec is invalid' },
+  INVALID_MEMBER: { status: 400, message: 'the member is invalid' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'the content type is not supported' },
+  PAYLOAD_TOO_LARGE: { status: 413, message: 'the request body is too large' },
+  // 404
+  NOT_FOUND: { status: 404, message: 'no such route' },
+  KV_KEY_NOT_FOUND: { status: 404, message: 'no such key' },
+  TASK_NOT_FOUND: { status: 404, message: 'no such task' },
+  WORKER_NOT_FOUND: { status: 404, message: 'no such worker' },
+  MEMBER_NOT_FOUND: { status: 404, message: 'no such member' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed' },
+  // 409: conflicts with the current state
+  KV_VERSION_MISMATCH: { status: 409, message: 'the key is not at the expected version' },
+  TASK_STALE_FENCING_TOKEN: { status: 409, message: 'the assignment is older than one already seen for this task' },
+  TASK_ALREADY_FINAL: { status: 409, message: 'the task has already ended' },
+  MEMBERSHIP_CHANGE_REFUSED: { status: 409, message: 'the membership change was refused' },
+  LEADER_TRANSFER_FAILED: { status: 409, message: 'leadership could not be transferred' },
+  // 429 / 503 / 504: try again
+  QUEUE_FULL: { status: 429, message: 'too many requests are in flight; retry later' },
+  NO_LEADER: { status: 503, message: 'no leader is known; the cluster may have lost its quorum' },
+  PROPOSAL_DROPPED: { status: 503, message: 'the proposal was dropped; retry' },
+  UNCOMMITTED_LIMIT: { status: 503, message: 'too much uncommitted data; retry later' },
+  NOT_READY: { status: 503, message: 'the node is not ready' },
+  WORKER_UNAVAILABLE: { status: 503, message: 'the worker did not answer' },
+  TIMEOUT: { status: 504, message: 'the request timed out; its outcome is unknown' },
+  // 500: our fault or the environment's
+  STORAGE_CORRUPT: { status: 500, message: 'the data directory is corrupt' },
+  CONFIG_INVALID: { status: 400, message: 'the cluster config is invalid' },
+  RUNTIME_ERROR: { status: 500, message: 'the container runtime failed' },
+  INTERNAL: { status: 500, message: 'internal error' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof errorRegistry;
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; details?: unknown };
+}
+
+export class MinkubeError extends Error {
+  override readonly name = 'MinkubeError';
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message?: string, options: { cause?: unknown; details?: unknown } = {}) {
+    super(message ?? errorRegistry[code].message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.status = errorRegistry[code].status;
+    this.details = options.details;
+  }
+
+  toBody(): ErrorBody {
+    const body: ErrorBody = { error: { code: this.code, message: this.message } };
+    if (this.details !== undefined) body.error.details = this.details;
+    return body;
+  }
+}
+
+export function isErrorCode(s: unknown): s is ErrorCode {
+  return typeof s === 'string' && Object.hasOwn(errorRegistry, s);
+}
+
+/** Rebuilds an error that crossed the wire (a forwarded request, a CLI call) from its body. */
+export function errorFromBody(body: unknown, fallbackStatus: number): MinkubeError {
+  const e = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | null)?.error;
+  if (e && isErrorCode(e.code)) {
+    return new MinkubeError(e.code, typeof e.message === 'string' ? e.message : undefined, { details: e.details });
+  }
+  return new MinkubeError(fallbackStatus >= 500 ? 'INTERNAL' : 'INVALID_BODY', `unexpected answer (HTTP ${fallbackStatus})`);
+}

@@ -1,0 +1,32 @@
+// Every bound in Minkube lives here, with its unit last in its name. Relationships between them are asserted at load.
+import { assert } from './assert.js';
+
+export const limits = {
+  // Raft core
+  raftInflightAppendsMax: 256,
+  raftEntriesPerAppendMax: 1024,
+  raftAppendBytesMax: 1024 * 1024,
+  raftUncommittedBytesMax: 64 * 1024 * 1024,
+  raftPendingReadsMax: 4096,
+  raftForwardedProposalsMax: 4096,
+  // transport
+  frameBytesMax: 16 * 1024 * 1024,
+  peerSendQueueMessagesMax: 4096,
+  peerSendQueueBytesMax: 64 * 1024 * 1024,
+  // manager
+  proposalQueueMax: 8192,
+  requestTimeoutMsDefault: 2000,
+  httpBodyBytesDefault: 1024 * 1024,
+  // kv
+  kvKeyBytesMax: 512,
+  kvSessionsMax: 100_000,
+  // tasks
+  taskHistoryMax: 20,
+  listLimitDefault: 100,
+  listLimitMax: 1000,
+} as const;
+
+assert(limits.raftEntriesPerAppendMax >= 1, 'an append carries at least one entry');
+assert(limits.raftAppendBytesMax < limits.frameBytesMax, 'an append must fit in one frame');
+assert(limits.httpBodyBytesDefault < limits.raftAppendBytesMax, 'one request body must fit in one append');
+assert(limits.listLimitDefault <= limits.listLimitMax, 'the default page fits under the maximum');

@@ -1,0 +1,27 @@
+// Stable storage for one Raft node. hashicorp/raft splits it into LogStore and StableStore; we keep the split as
+// interfaces but one implementation holds both, because one Ready's hard state and entries go to disk as one batch.
+import type { LogIndex } from '../lib/ids.js';
+import type { Entry, HardState, RaftInitialState } from '../raft/types.js';
+
+export interface LogStore {
+  /** The first stored index (1 on a fresh log), and the last (0 on an empty log). */
+  firstIndex(): Promise<LogIndex>;
+  lastIndex(): Promise<LogIndex>;
+  /** Entries in [lo, hi), each verified against its checksum. */
+  getRange(lo: LogIndex, hi: LogIndex): Promise<Entry[]>;
+}
+
+export interface StableStore {
+  hardState(): Promise<HardState>;
+}
+
+export interface RaftStorage extends LogStore, StableStore {
+  /** Everything the node persisted. Fails with STORAGE_CORRUPT, naming the data directory, on a bad checksum or a gap. */
+  load(): Promise<RaftInitialState>;
+  /**
+   * One synced write of a Ready: the hard state (when set) and the entries, replacing every stored entry at an
+   * index >= entries[0].index. Resolves only when the write is durable.
+   */
+  save(hardState: HardState | null, entries: readonly Entry[]): Promise<void>;
+  close(): Promise<void>;
+}
