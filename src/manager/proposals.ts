@@ -1,0 +1,133 @@
+// Tracks this manager's own proposals from submission until their entry is applied here (leader or follower).
+// Each proposal carries (clientId, seq); a proposal that is not applied in time is proposed again with the same
+// seq, and the state machine's session table applies it at most once.
+import { MinkubeError, type ErrorCode } from '../lib/errors.js';
+import type { ProposeRejection } from '../raft/types.js';
+
+export interface ProposalWaiter<R> {
+  readonly seq: number;
+  readonly data: Uint8Array;
+  readonly deadlineMs: number;
+  readonly requestId: string;
+  /** Whether some leader may have taken it into its log: after that, a timeout means "unknown", not "failed". */
+  accepted: boolean;
+  /** When it was last handed to the core (accepted or rejected); 0 while it waits in the due queue. */
+  lastProposedMs: number;
+  lastRejection: ProposeRejection | null;
+  resolve(result: R): void;
+  reject(error: MinkubeError): void;
+}
+
+export interface ProposalTrackerOptions {
+  queueMax: number;
+  /** A proposal accepted but not applied after this long is proposed again (the forward or append may be lost). */
+  resendAfterMs: number;
+}
+
+export class ProposalTracker<R> {
+  private readonly waiters = new Map<number, ProposalWaiter<R>>();
+  private nextSeq = 1;
+  /** Waiters to propose at the next flush (lastProposedMs === 0 for each). */
+  private due: ProposalWaiter<R>[] = [];
+
+  constructor(private readonly options: ProposalTrackerOptions) {}
+
+  get size(): number {
+    return this.waiters.size;
+  }
+
+  /** The lowest seq still waiting: every seq below it is answered or abandoned, so the state machine may forget it. */
+  lowestPendingSeq(): number {
+    for (const seq of this.waiters.keys()) return seq; // Map keeps insertion order, and seqs are inserted ascending
+    return this.nextSeq;
+  }
+
+  allocateSeq(): number {
+    if (this.waiters.size >= this.options.queueMax) {
+      throw new MinkubeError('QUEUE_FULL', `${this.waiters.size} proposals are already waiting on this manager`);
+    }
+    return this.nextSeq++;
+  }
+
+  add(waiter: ProposalWaiter<R>): void {
+    this.waiters.set(waiter.seq, waiter);
+    this.due.push(waiter);
+  }
+
+  /** Called when this node applies an entry of ours. */
+  settle(seq: number, result: R): void {
+    const w = this.waiters.get(seq);
+    if (w === undefined) return;
+    this.waiters.delete(seq);
+    w.resolve(result);
+  }
+
+  /** Waiters to hand to the core now: new ones, and those that tick() or a leader change queued again. */
+  takeDue(): ProposalWaiter<R>[] {
+    if (this.due.length === 0) return this.due;
+    const out = this.due.filter((w) => this.waiters.get(w.seq) === w);
+    this.due = [];
+    return out;
+  }
+
+  markProposed(batch: readonly ProposalWaiter<R>[], nowMs: number): void {
+    for (const w of batch) {
+      w.accepted = true;
+      w.lastProposedMs = nowMs;
+      w.lastRejection = null;
+    }
+  }
+
+  markRejected(batch: readonly ProposalWaiter<R>[], reason: ProposeRejection, nowMs: number): void {
+    for (const w of batch) {
+      w.lastRejection = reason;
+      w.lastProposedMs = nowMs;
+    }
+  }
+
+  /** Once a tick: rejected proposals are tried again, accepted ones not applied after resendAfterMs are resent. */
+  requeueStale(nowMs: number): void {
+    for (const w of this.waiters.values()) {
+      const stale = w.lastRejection !== null || nowMs - w.lastProposedMs >= this.options.resendAfterMs;
+      if (stale && w.lastProposedMs !== 0) {
+        w.lastProposedMs = 0;
+        this.due.push(w);
+      }
+    }
+  }
+
+  /** Leadership moved: whatever was accepted may have been lost with the old leader's tail, so propose it again. */
+  resendAll(): void {
+    for (const w of this.waiters.values()) {
+      if (w.lastProposedMs === 0) continue;
+      w.lastProposedMs = 0;
+      this.due.push(w);
+    }
+  }
+
+  /** Fails every waiter whose deadline has passed; returns how many. */
+  expire(nowMs: number, leaderKnown: boolean): number {
+    let n = 0;
+    for (const w of this.waiters.values()) {
+      if (w.deadlineMs > nowMs) continue;
+      this.waiters.delete(w.seq);
+      w.reject(timeoutError(w, leaderKnown));
+      n++;
+    }
+    return n;
+  }
+
+  rejectAll(error: MinkubeError): void {
+    for (const w of this.waiters.values()) w.reject(error);
+    this.waiters.clear();
+    this.due = [];
+  }
+}
+
+function timeoutError(w: ProposalWaiter<unknown>, leaderKnown: boolean): MinkubeError {
+  if (w.accepted) {
+    return new MinkubeError('TIMEOUT', 'the write was sent to the leader but was not confirmed in time; it may or may not have been applied');
+  }
+  const code: ErrorCode = !leaderKnown || w.lastRejection === 'NO_LEADER' ? 'NO_LEADER' : (w.lastRejection ?? 'NO_LEADER');
+  return new MinkubeError(code);
+}

@@ -1,0 +1,110 @@
+// Linearizable reads by ReadIndex, batched: at most one round is in flight, and every read that arrives meanwhile
+// joins the next round, so a thousand concurrent reads cost one heartbeat round, not a thousand.
+import { MinkubeError } from '../lib/errors.js';
+import type { ProposeResult } from '../raft/types.js';
+
+export interface ReadWaiter {
+  readonly deadlineMs: number;
+  resolve(): void;
+  reject(error: MinkubeError): void;
+}
+
+interface Round {
+  readonly context: string;
+  readonly waiters: ReadWaiter[];
+  readonly startedMs: number;
+}
+
+export interface ReadBatcherOptions {
+  contextPrefix: string;
+  queueMax: number;
+  /** A round with no answer after this long is started again (its messages may be lost). */
+  retryAfterMs: number;
+  readIndex(context: string): ProposeResult;
+}
+
+export class ReadBatcher {
+  private queued: ReadWaiter[] = [];
+  private inflight: Round | null = null;
+  /** Confirmed rounds waiting for the state machine to reach their index, in index order. */
+  private confirmed: { index: number; waiters: ReadWaiter[] }[] = [];
+  private roundSeq = 0;
+
+  constructor(private readonly options: ReadBatcherOptions) {}
+
+  get size(): number {
+    return this.queued.length + (this.inflight?.waiters.length ?? 0) + this.confirmed.reduce((n, c) => n + c.waiters.length, 0);
+  }
+
+  add(waiter: ReadWaiter, nowMs: number): void {
+    if (this.queued.length >= this.options.queueMax) {
+      throw new MinkubeError('QUEUE_FULL', `${this.queued.length} reads are already waiting on this manager`);
+    }
+    this.queued.push(waiter);
+    this.startRound(nowMs);
+  }
+
+  /** Starts a round for the queued reads when none is in flight. Returns false when the core refused (no leader). */
+  startRound(nowMs: number): boolean {
+    if (this.inflight !== null || this.queued.length === 0) return true;
+    const context = `${this.options.contextPrefix}${++this.roundSeq}`;
+    const result = this.options.readIndex(context);
+    if (!result.ok) return false;
+    this.inflight = { context, waiters: this.queued, startedMs: nowMs };
+    this.queued = [];
+    return true;
+  }
+
+  /** A ReadState came out of the core. */
+  onReadState(context: string, index: number, appliedIndex: number, nowMs: number): void {
+    const round = this.inflight;
+    if (round === null || round.context !== context) return; // an answer to a round we already gave up on
+    this.inflight = null;
+    this.confirmed.push({ index, waiters: round.waiters });
+    this.onApplied(appliedIndex);
+    this.startRound(nowMs);
+  }
+
+  onApplied(appliedIndex: number): void {
+    while (this.confirmed.length > 0 && this.confirmed[0]!.index <= appliedIndex) {
+      for (const w of this.confirmed.shift()!.waiters) w.resolve();
+    }
+  }
+
+  /** Retries lost rounds and fails reads past their deadline. */
+  tick(nowMs: number, leaderKnown: boolean): void {
+    if (this.inflight !== null && nowMs - this.inflight.startedMs >= this.options.retryAfterMs) {
+      this.queued = this.inflight.waiters.concat(this.queued);
+      this.inflight = null;
+    }
+    const error = (): MinkubeError =>
+      leaderKnown ? new MinkubeError('TIMEOUT', 'the read could not be confirmed by a quorum in time') : new MinkubeError('NO_LEADER');
+    this.queued = expireList(this.queued, nowMs, error);
+    if (this.inflight !== null) {
+      const live = expireList(this.inflight.waiters, nowMs, error);
+      this.inflight.waiters.length = 0;
+      this.inflight.waiters.push(...live);
+    }
+    for (const c of this.confirmed) c.waiters = expireList(c.waiters, nowMs, error);
+    this.startRound(nowMs);
+  }
+
+  rejectAll(error: MinkubeError): void {
+    for (const w of this.queued) w.reject(error);
+    for (const w of this.inflight?.waiters ?? []) w.reject(error);
+    for (const c of this.confirmed) for (const w of c.waiters) w.reject(error);
+    this.queued = [];
+    this.inflight = null;
+    this.confirmed = [];
+  }
+}
+
+function expireList(list: ReadWaiter[], nowMs: number, error: () => MinkubeError): ReadWaiter[] {
+  if (list.every((w) => w.deadlineMs > nowMs)) return list;
+  const live: ReadWaiter[] = [];
+  for (const w of list) {
+    if (w.deadlineMs > nowMs) live.push(w);
+    else w.reject(error());
+  }
+  return live;
+}
