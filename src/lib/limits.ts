@@ -20,6 +20,8 @@ export const limits = {
   // kv
   kvKeyBytesMax: 512,
   kvSessionsMax: 100_000,
+  /** Cached results per client session: at least every proposal one manager can have in flight. */
+  kvSessionResultsMax: 8192,
   // tasks
   taskHistoryMax: 20,
   listLimitDefault: 100,
@@ -29,4 +31,5 @@ export const limits = {
 assert(limits.raftEntriesPerAppendMax >= 1, 'an append carries at least one entry');
 assert(limits.raftAppendBytesMax < limits.frameBytesMax, 'an append must fit in one frame');
 assert(limits.httpBodyBytesDefault < limits.raftAppendBytesMax, 'one request body must fit in one append');
+assert(limits.kvSessionResultsMax >= limits.proposalQueueMax, 'a session remembers every in-flight proposal of a manager');
 assert(limits.listLimitDefault <= limits.listLimitMax, 'the default page fits under the maximum');
