@@ -5,7 +5,7 @@ export const limits = {
   // Raft core
   raftInflightAppendsMax: 256,
   raftEntriesPerAppendMax: 1024,
-  raftAppendBytesMax: 1024 * 1024,
+  raftAppendBytesMax: 2 * 1024 * 1024, // one full HTTP body (httpBodyBytesDefault) plus its envelope fits in one append
   raftUncommittedBytesMax: 64 * 1024 * 1024,
   raftPendingReadsMax: 4096,
   raftForwardedProposalsMax: 4096,
