@@ -1,0 +1,113 @@
+// The commands carried in Raft entries and their wire format (msgpackr). Every manager decodes the same bytes the
+// same way, so decoding validates the shape strictly: a node that cannot understand an entry must stop, not guess.
+import { Packr } from 'msgpackr';
+import { MinkubeError } from '../lib/errors.js';
+
+export interface PutCommand {
+  readonly op: 'put';
+  readonly key: string;
+  readonly value: string;
+  /** 0: the key must not exist; N: the key's current version must be N. */
+  readonly ifVersion?: number;
+}
+
+export interface DeleteCommand {
+  readonly op: 'delete';
+  readonly key: string;
+  readonly ifVersion?: number;
+}
+
+/** Open union: the tasks issue adds task and worker records. Every switch over `op` ends in assertNever. */
+export type Command = PutCommand | DeleteCommand;
+export type CommandOp = Command['op'];
+
+/** What one Raft entry carries: the command and the client session it belongs to. */
+export interface CommandEnvelope {
+  readonly clientId: string;
+  /** Per client, starting at 1. A (clientId, seq) pair is applied at most once. */
+  readonly seq: number;
+  /** Every seq of this client below ackSeq has been answered or abandoned: its cached result may be forgotten. */
+  readonly ackSeq?: number;
+  /** The HTTP request id, for logs only. */
+  readonly reqId?: string;
+  readonly cmd: Command;
+}
+
+// useRecords: false keeps every message self-describing (no shared structures that a restarted node would lack).
+const packr = new Packr({ useRecords: false, moreTypes: false });
+
+export function encodeCommand(envelope: CommandEnvelope): Uint8Array {
+  // Only known fields go on the wire, so an envelope built with extra properties still encodes identically.
+  const wire: Record<string, unknown> = { clientId: envelope.clientId, seq: envelope.seq, cmd: wireCommand(envelope.cmd) };
+  if (envelope.ackSeq !== undefined) wire.ackSeq = envelope.ackSeq;
+  if (envelope.reqId !== undefined) wire.reqId = envelope.reqId;
+  return packr.pack(wire);
+}
+
+function wireCommand(cmd: Command): Record<string, unknown> {
+  switch (cmd.op) {
+    case 'put':
+      return cmd.ifVersion === undefined ? { op: cmd.op, key: cmd.key, value: cmd.value } : { op: cmd.op, key: cmd.key, value: cmd.value, ifVersion: cmd.ifVersion };
+    case 'delete':
+      return cmd.ifVersion === undefined ? { op: cmd.op, key: cmd.key } : { op: cmd.op, key: cmd.key, ifVersion: cmd.ifVersion };
+    default:
+      return assertNeverCommand(cmd);
+  }
+}
+
+/** Decodes and validates one entry's data; throws MinkubeError('INTERNAL') naming what is wrong. */
+export function decodeCommand(data: Uint8Array): CommandEnvelope {
+  let raw: unknown;
+  try {
+    raw = packr.unpack(data);
+  } catch (err) {
+    throw malformed(`not msgpack (${(err as Error).message})`);
+  }
+  if (!isRecord(raw)) throw malformed('not a map');
+  const { clientId, seq, ackSeq, reqId, cmd } = raw;
+  if (typeof clientId !== 'string' || clientId.length === 0) throw malformed('clientId must be a non-empty string');
+  if (!isSeq(seq)) throw malformed('seq must be a positive integer');
+  if (ackSeq !== undefined && !isSeq(ackSeq)) throw malformed('ackSeq must be a positive integer');
+  if (reqId !== undefined && typeof reqId !== 'string') throw malformed('reqId must be a string');
+  const envelope: { -readonly [K in keyof CommandEnvelope]: CommandEnvelope[K] } = { clientId, seq, cmd: decodeBody(cmd) };
+  if (ackSeq !== undefined) envelope.ackSeq = ackSeq;
+  if (reqId !== undefined) envelope.reqId = reqId;
+  return envelope;
+}
+
+function decodeBody(cmd: unknown): Command {
+  if (!isRecord(cmd)) throw malformed('cmd must be a map');
+  const op = cmd.op as CommandOp;
+  if (typeof cmd.key !== 'string') throw malformed('cmd.key must be a string');
+  if (cmd.ifVersion !== undefined && !isVersion(cmd.ifVersion)) throw malformed('cmd.ifVersion must be an integer >= 0');
+  const ifVersion = cmd.ifVersion as number | undefined;
+  switch (op) {
+    case 'put':
+      if (typeof cmd.value !== 'string') throw malformed('cmd.value must be a string');
+      return ifVersion === undefined ? { op, key: cmd.key, value: cmd.value } : { op, key: cmd.key, value: cmd.value, ifVersion };
+    case 'delete':
+      return ifVersion === undefined ? { op, key: cmd.key } : { op, key: cmd.key, ifVersion };
+    default:
+      throw malformed(`unknown op ${JSON.stringify(op)}`);
+  }
+}
+
+export function assertNeverCommand(cmd: never): never {
+  throw new MinkubeError('INTERNAL', `unhandled command ${JSON.stringify(cmd)}`);
+}
+
+function malformed(problem: string): MinkubeError {
+  return new MinkubeError('INTERNAL', `malformed command: ${problem}`);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+function isSeq(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
+}
+
+function isVersion(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}

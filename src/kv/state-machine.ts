@@ -1,0 +1,319 @@
+// The replicated key-value state machine: applies committed commands in log order, identically on every manager.
+// Deterministic by construction: no clock, no randomness, and every eviction is ordered by log index.
+import { Packr } from 'msgpackr';
+import { assert } from '../lib/assert.js';
+import { MinkubeError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
+import { assertNeverCommand, decodeCommand, type Command, type CommandEnvelope, type DeleteCommand, type PutCommand } from './commands.js';
+
+export interface KvRecord {
+  readonly key: string;
+  readonly value: string;
+  /** The log index of the key's last write. */
+  readonly version: number;
+}
+
+/**
+ * 'TIMEOUT' answers a retried command whose session no longer remembers it (see Session.floor): it is not applied
+ * again, and whether it was applied once is unknown, which is exactly what TIMEOUT tells a client.
+ */
+export type ApplyErrorCode = 'KV_VERSION_MISMATCH' | 'KV_KEY_NOT_FOUND' | 'TIMEOUT';
+
+export type ApplyResult =
+  | { readonly ok: true; readonly key: string; readonly version: number }
+  | { readonly ok: false; readonly code: ApplyErrorCode; readonly message: string; readonly currentVersion: number };
+
+/** One applied entry as the manager needs it: whose proposal it was, and what it answered. */
+export interface AppliedCommand {
+  readonly clientId: string;
+  readonly seq: number;
+  readonly reqId?: string | undefined;
+  readonly result: ApplyResult;
+  /** False when (clientId, seq) had been applied before and `result` is the remembered answer. */
+  readonly fresh: boolean;
+}
+
+export interface KvStateMachineOptions {
+  sessionsMax?: number;
+  sessionResultsMax?: number;
+}
+
+/**
+ * What the state machine remembers of one client. Proposals of one client may commit out of seq order (a resend
+ * after a leader change lands after a later seq), so a session keeps the set of applied seqs with their results,
+ * not just the highest one. Every seq below `floor` is forgotten: acknowledged by the client (ackSeq) or evicted
+ * by the bound; such a command is never applied again.
+ */
+interface Session {
+  /** The log index of the last command of this client: sessions are evicted least recently used by this. */
+  lastIndex: number;
+  floor: number;
+  /** seq -> result, in apply order (eviction drops the oldest applied first). */
+  readonly results: Map<number, ApplyResult>;
+}
+
+const SNAPSHOT_FORMAT = 1;
+const snapshotPackr = new Packr({ useRecords: false, moreTypes: false });
+
+export class KvStateMachine {
+  private readonly data = new Map<string, KvRecord>();
+  /** Keys in code-unit order, for prefix listing (tasks/, workers/) without sorting on every read. */
+  private sortedKeys: string[] = [];
+  /** clientId -> session; Map order is least recently used first (re-inserted on every command). */
+  private readonly sessions = new Map<string, Session>();
+  private appliedIndexValue = 0;
+  private readonly sessionsMax: number;
+  private readonly sessionResultsMax: number;
+
+  constructor(options: KvStateMachineOptions = {}) {
+    this.sessionsMax = options.sessionsMax ?? limits.kvSessionsMax;
+    this.sessionResultsMax = options.sessionResultsMax ?? limits.kvSessionResultsMax;
+    assert(this.sessionsMax >= 1 && this.sessionResultsMax >= 1, 'session bounds must be positive');
+  }
+
+  get appliedIndex(): number {
+    return this.appliedIndexValue;
+  }
+
+  get size(): number {
+    return this.data.size;
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  get(key: string): KvRecord | undefined {
+    return this.data.get(key);
+  }
+
+  /** Applies one committed entry's data and returns its result. */
+  apply(index: number, data: Uint8Array): ApplyResult {
+    return this.applyEntry(index, data).result;
+  }
+
+  /** Applies one committed entry's data; the caller matches (clientId, seq) to its waiting proposal. */
+  applyEntry(index: number, data: Uint8Array): AppliedCommand {
+    return this.applyEnvelope(index, decodeCommand(data));
+  }
+
+  applyEnvelope(index: number, envelope: CommandEnvelope): AppliedCommand {
+    assert(Number.isSafeInteger(index) && index > this.appliedIndexValue, `entry ${index} applied after ${this.appliedIndexValue}`);
+    this.appliedIndexValue = index;
+    const { clientId, seq, reqId } = envelope;
+    const session = this.touchSession(clientId, index);
+    if (envelope.ackSeq !== undefined && envelope.ackSeq > session.floor) raiseFloor(session, envelope.ackSeq);
+    const remembered = session.results.get(seq);
+    if (remembered !== undefined) return { clientId, seq, reqId, result: remembered, fresh: false };
+    if (seq < session.floor) return { clientId, seq, reqId, result: forgotten(clientId, seq), fresh: false };
+    const result = this.applyCommand(index, envelope.cmd);
+    session.results.set(seq, result);
+    if (session.results.size > this.sessionResultsMax) evictOldestResult(session);
+    return { clientId, seq, reqId, result, fresh: true };
+  }
+
+  private applyCommand(index: number, cmd: Command): ApplyResult {
+    switch (cmd.op) {
+      case 'put':
+        return this.put(index, cmd);
+      case 'delete':
+        return this.delete(index, cmd);
+      default:
+        return assertNeverCommand(cmd);
+    }
+  }
+
+  private put(index: number, cmd: PutCommand): ApplyResult {
+    const current = this.data.get(cmd.key);
+    if (cmd.ifVersion !== undefined && cmd.ifVersion !== (current?.version ?? 0)) return mismatch(cmd.key, cmd.ifVersion, current);
+    if (current === undefined) this.insertSortedKey(cmd.key);
+    this.data.set(cmd.key, { key: cmd.key, value: cmd.value, version: index });
+    return { ok: true, key: cmd.key, version: index };
+  }
+
+  private delete(index: number, cmd: DeleteCommand): ApplyResult {
+    const current = this.data.get(cmd.key);
+    if (cmd.ifVersion !== undefined && cmd.ifVersion !== (current?.version ?? 0)) return mismatch(cmd.key, cmd.ifVersion, current);
+    if (current === undefined) {
+      return { ok: false, code: 'KV_KEY_NOT_FOUND', message: `no key "${cmd.key}"`, currentVersion: 0 };
+    }
+    this.data.delete(cmd.key);
+    this.removeSortedKey(cmd.key);
+    return { ok: true, key: cmd.key, version: index };
+  }
+
+  /** Records whose key starts with `prefix`, in key order, after the key `after` (exclusive), at most `limit`. */
+  list(prefix: string, options: { after?: string; limit?: number } = {}): KvRecord[] {
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    const out: KvRecord[] = [];
+    if (limit <= 0) return out;
+    for (const record of this.iterate(prefix, options.after)) {
+      out.push(record);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /** Iterates records by key order under a prefix. Do not apply entries while iterating. */
+  *iterate(prefix: string, after?: string): Generator<KvRecord> {
+    const start = after !== undefined && after >= prefix ? upperBound(this.sortedKeys, after) : lowerBound(this.sortedKeys, prefix);
+    for (let i = start; i < this.sortedKeys.length; i++) {
+      const key = this.sortedKeys[i]!;
+      if (!key.startsWith(prefix)) return;
+      yield this.data.get(key)!;
+    }
+  }
+
+  /** Keys, versions and sessions: restoring these bytes on any node gives the same state machine. */
+  snapshot(): Uint8Array {
+    const kv: (string | number)[] = [];
+    for (const key of this.sortedKeys) {
+      const r = this.data.get(key)!;
+      kv.push(r.key, r.value, r.version);
+    }
+    const sessions: unknown[] = [];
+    for (const [clientId, s] of this.sessions) sessions.push([clientId, s.lastIndex, s.floor, [...s.results]]);
+    return snapshotPackr.pack({ format: SNAPSHOT_FORMAT, appliedIndex: this.appliedIndexValue, kv, sessions });
+  }
+
+  /** Replaces the whole state with a snapshot's. Throws STORAGE_CORRUPT (and changes nothing) if it is malformed. */
+  restore(bytes: Uint8Array): void {
+    const decoded = decodeSnapshot(bytes);
+    this.data.clear();
+    this.sessions.clear();
+    this.sortedKeys = [];
+    for (const r of decoded.records) {
+      this.data.set(r.key, r);
+      this.sortedKeys.push(r.key);
+    }
+    for (const [clientId, s] of decoded.sessions) this.sessions.set(clientId, s);
+    this.appliedIndexValue = decoded.appliedIndex;
+  }
+
+  private touchSession(clientId: string, index: number): Session {
+    let session = this.sessions.get(clientId);
+    if (session === undefined) {
+      session = { lastIndex: index, floor: 0, results: new Map() };
+    } else {
+      this.sessions.delete(clientId);
+      session.lastIndex = index;
+    }
+    this.sessions.set(clientId, session);
+    if (this.sessions.size > this.sessionsMax) {
+      // The first entry is the least recently used by log index, on every node alike.
+      const oldest = this.sessions.keys().next().value!;
+      this.sessions.delete(oldest);
+    }
+    return session;
+  }
+
+  private insertSortedKey(key: string): void {
+    this.sortedKeys.splice(lowerBound(this.sortedKeys, key), 0, key);
+  }
+
+  private removeSortedKey(key: string): void {
+    const i = lowerBound(this.sortedKeys, key);
+    assert(this.sortedKeys[i] === key, `sorted key index lost "${key}"`);
+    this.sortedKeys.splice(i, 1);
+  }
+}
+
+function mismatch(key: string, expected: number, current: KvRecord | undefined): ApplyResult {
+  const currentVersion = current?.version ?? 0;
+  const now = current === undefined ? 'does not exist' : `is at version ${currentVersion}`;
+  const wanted = expected === 0 ? 'must not exist' : `must be at version ${expected}`;
+  return { ok: false, code: 'KV_VERSION_MISMATCH', message: `key "${key}" ${wanted} but ${now}`, currentVersion };
+}
+
+function forgotten(clientId: string, seq: number): ApplyResult {
+  return {
+    ok: false,
+    code: 'TIMEOUT',
+    message: `command ${seq} of client ${clientId} is older than its session remembers; it was not applied again and its outcome is unknown`,
+    currentVersion: 0,
+  };
+}
+
+function raiseFloor(session: Session, floor: number): void {
+  session.floor = floor;
+  // Results mostly sit in seq order: drop the acknowledged prefix. A straggler applied out of order stays until
+  // the bound evicts it; keeping it is harmless.
+  for (const seq of session.results.keys()) {
+    if (seq >= floor) break;
+    session.results.delete(seq);
+  }
+}
+
+function evictOldestResult(session: Session): void {
+  const oldest = session.results.keys().next().value!;
+  session.results.delete(oldest);
+  // Anything at or below a forgotten seq that is still unapplied must not be applied later either: at most once.
+  if (oldest + 1 > session.floor) session.floor = oldest + 1;
+}
+
+/** The first i with keys[i] >= target. */
+function lowerBound(keys: readonly string[], target: string): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (keys[mid]! < target) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The first i with keys[i] > target. */
+function upperBound(keys: readonly string[], target: string): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (keys[mid]! <= target) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+interface DecodedSnapshot {
+  appliedIndex: number;
+  records: KvRecord[];
+  sessions: [string, Session][];
+}
+
+function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
+  const corrupt = (problem: string): MinkubeError => new MinkubeError('STORAGE_CORRUPT', `kv snapshot: ${problem}`);
+  let raw: { format?: unknown; appliedIndex?: unknown; kv?: unknown; sessions?: unknown };
+  try {
+    raw = snapshotPackr.unpack(bytes) as typeof raw;
+  } catch (err) {
+    throw corrupt(`not msgpack (${(err as Error).message})`);
+  }
+  if (typeof raw !== 'object' || raw === null || raw.format !== SNAPSHOT_FORMAT) throw corrupt('unknown format');
+  const { appliedIndex, kv, sessions } = raw;
+  if (!isIndex(appliedIndex) || !Array.isArray(kv) || kv.length % 3 !== 0 || !Array.isArray(sessions)) throw corrupt('bad header');
+  const records: KvRecord[] = [];
+  for (let i = 0; i < kv.length; i += 3) {
+    const [key, value, version] = [kv[i] as unknown, kv[i + 1] as unknown, kv[i + 2] as unknown];
+    if (typeof key !== 'string' || typeof value !== 'string' || !isIndex(version)) throw corrupt(`bad record ${i / 3}`);
+    if (records.length > 0 && records.at(-1)!.key >= key) throw corrupt('keys out of order');
+    records.push({ key, value, version });
+  }
+  return { appliedIndex, records, sessions: sessions.map((s, i) => decodeSession(s, i, corrupt)) };
+}
+
+function decodeSession(raw: unknown, i: number, corrupt: (p: string) => MinkubeError): [string, Session] {
+  if (!Array.isArray(raw) || raw.length !== 4) throw corrupt(`bad session ${i}`);
+  const [clientId, lastIndex, floor, results] = raw as unknown[];
+  if (typeof clientId !== 'string' || !isIndex(lastIndex) || !isIndex(floor) || !Array.isArray(results)) throw corrupt(`bad session ${i}`);
+  const map = new Map<number, ApplyResult>();
+  for (const pair of results as unknown[]) {
+    if (!Array.isArray(pair) || !isIndex(pair[0]) || typeof pair[1] !== 'object' || pair[1] === null) throw corrupt(`bad result in session ${i}`);
+    map.set(pair[0], pair[1] as ApplyResult);
+  }
+  return [clientId, { lastIndex, floor, results: map }];
+}
+
+function isIndex(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
