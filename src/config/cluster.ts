@@ -1,0 +1,206 @@
+// The cluster config file: which managers and workers exist, where they listen, and the timing knobs.
+// Validation reports every problem at once, each with its path, in one CONFIG_INVALID error.
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { MinkubeError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
+
+const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' });
+/** 'host:port'; the host and port are checked by checkAddress, which words the problem better than a regex. */
+const Address = Type.String({ minLength: 1 });
+const Dir = Type.String({ minLength: 1 });
+
+const ManagerSchema = Type.Object({ id: Id, raftAddress: Address, apiAddress: Address, dataDir: Dir }, { additionalProperties: false });
+
+const WorkerSchema = Type.Object(
+  {
+    id: Id,
+    apiAddress: Address,
+    runtime: Type.Union([Type.Literal('docker'), Type.Literal('process'), Type.Literal('auto')]),
+    dataDir: Type.Optional(Dir),
+  },
+  { additionalProperties: false },
+);
+
+const RaftSchema = Type.Object(
+  {
+    heartbeatIntervalMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+    electionTimeoutMs: Type.Optional(Type.Integer({ minimum: 2, maximum: 60_000 })),
+  },
+  { additionalProperties: false },
+);
+
+const ApiSchema = Type.Object(
+  {
+    bodyLimitBytes: Type.Optional(Type.Integer({ minimum: 1, maximum: limits.httpBodyBytesDefault })),
+    requestTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000 })),
+  },
+  { additionalProperties: false },
+);
+
+export const ClusterConfigSchema = Type.Object(
+  {
+    managers: Type.Array(ManagerSchema, { minItems: 1 }),
+    workers: Type.Optional(Type.Array(WorkerSchema)),
+    raft: Type.Optional(RaftSchema),
+    api: Type.Optional(ApiSchema),
+  },
+  { additionalProperties: false },
+);
+
+/** The file as written. */
+export type ClusterConfigFile = Static<typeof ClusterConfigSchema>;
+export type ManagerConfig = Static<typeof ManagerSchema>;
+export type WorkerConfig = Static<typeof WorkerSchema>;
+
+/** The config as used: defaults filled in, data directories absolute. */
+export interface ClusterConfig {
+  readonly managers: readonly ManagerConfig[];
+  readonly workers: readonly WorkerConfig[];
+  readonly raft: { readonly heartbeatIntervalMs: number; readonly electionTimeoutMs: number };
+  readonly api: { readonly bodyLimitBytes: number; readonly requestTimeoutMs: number };
+}
+
+export const clusterConfigDefaults = {
+  raft: { heartbeatIntervalMs: 50, electionTimeoutMs: 300 },
+  api: { bodyLimitBytes: limits.httpBodyBytesDefault, requestTimeoutMs: limits.requestTimeoutMsDefault },
+} as const;
+
+/** Reads, parses and validates a config file; relative data directories are resolved against its directory. */
+export async function loadClusterConfig(path: string): Promise<ClusterConfig> {
+  const absolute = resolve(path);
+  let text: string;
+  try {
+    text = await readFile(absolute, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    throw new MinkubeError('CONFIG_INVALID', `cannot read the cluster config ${absolute}: ${reason}`, { cause: err });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new MinkubeError('CONFIG_INVALID', `the cluster config ${absolute} is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+  return parseClusterConfig(json, dirname(absolute), absolute);
+}
+
+/** Validates a parsed config (or its JSON text); `source` names it in the error message. */
+export function parseClusterConfig(json: unknown, baseDir: string, source = 'the cluster config'): ClusterConfig {
+  if (typeof json === 'string') {
+    try {
+      json = JSON.parse(json);
+    } catch (err) {
+      throw new MinkubeError('CONFIG_INVALID', `${source} is not valid JSON: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  const problems = [...schemaProblems(json), ...semanticProblems(json)];
+  if (problems.length > 0) {
+    const list = problems.map((p) => `  - ${p}`).join('\n');
+    const noun = problems.length === 1 ? 'problem' : 'problems';
+    throw new MinkubeError('CONFIG_INVALID', `${source} is invalid (${problems.length} ${noun}):\n${list}`, { details: { problems } });
+  }
+  return withDefaults(json as ClusterConfigFile, baseDir);
+}
+
+function withDefaults(file: ClusterConfigFile, baseDir: string): ClusterConfig {
+  return {
+    managers: file.managers.map((m) => ({ ...m, dataDir: resolve(baseDir, m.dataDir) })),
+    workers: (file.workers ?? []).map((w) => (w.dataDir === undefined ? { ...w } : { ...w, dataDir: resolve(baseDir, w.dataDir) })),
+    raft: { ...clusterConfigDefaults.raft, ...file.raft },
+    api: { ...clusterConfigDefaults.api, ...file.api },
+  };
+}
+
+/** Type problems, one per path (a missing field also fails its type check: keep only the first). */
+function schemaProblems(json: unknown): string[] {
+  const byPath = new Map<string, string>();
+  for (const e of Value.Errors(ClusterConfigSchema, json)) {
+    const path = displayPath(e.path);
+    if (byPath.has(path)) continue;
+    byPath.set(path, describeSchemaError(e.message, e.schema));
+  }
+  return [...byPath].map(([path, problem]) => `${path}: ${problem}`);
+}
+
+function describeSchemaError(message: string, schema: unknown): string {
+  if (message === 'Expected required property') return 'missing';
+  if (message === 'Unexpected property') return 'unknown key';
+  const anyOf = (schema as { anyOf?: { const?: unknown }[] }).anyOf;
+  if (anyOf?.every((s) => s.const !== undefined)) return `expected one of ${anyOf.map((s) => JSON.stringify(s.const)).join(', ')}`;
+  return message.replace(/^Expected/, 'expected');
+}
+
+/** What a schema cannot say: address syntax, uniqueness, timing relationships. Checks only well-typed parts. */
+function semanticProblems(json: unknown): string[] {
+  if (!isRecord(json)) return [];
+  const problems: string[] = [];
+  const managers = Array.isArray(json.managers) ? (json.managers as unknown[]) : [];
+  const workers = Array.isArray(json.workers) ? (json.workers as unknown[]) : [];
+  const ids = new Map<string, string>();
+  const addresses = new Map<string, string>();
+  const seen = (table: Map<string, string>, value: unknown, path: string, what: string, normalise = (s: string) => s): void => {
+    if (typeof value !== 'string') return;
+    const first = table.get(normalise(value));
+    if (first === undefined) table.set(normalise(value), path);
+    else problems.push(`${path}: duplicate ${what} "${value}" (also ${first})`);
+  };
+  const address = (value: unknown, path: string): void => {
+    if (typeof value !== 'string') return;
+    const problem = checkAddress(value);
+    if (problem !== null) problems.push(`${path}: ${problem}`);
+    else seen(addresses, value, path, 'address', (s) => s.toLowerCase());
+  };
+  managers.forEach((m, i) => {
+    if (!isRecord(m)) return;
+    seen(ids, m.id, `managers[${i}].id`, 'id');
+    address(m.raftAddress, `managers[${i}].raftAddress`);
+    address(m.apiAddress, `managers[${i}].apiAddress`);
+  });
+  workers.forEach((w, i) => {
+    if (!isRecord(w)) return;
+    seen(ids, w.id, `workers[${i}].id`, 'id');
+    address(w.apiAddress, `workers[${i}].apiAddress`);
+  });
+  problems.push(...timingProblems(json.raft));
+  return problems;
+}
+
+function timingProblems(raft: unknown): string[] {
+  if (!isRecord(raft)) return [];
+  const heartbeat = typeof raft.heartbeatIntervalMs === 'number' ? raft.heartbeatIntervalMs : clusterConfigDefaults.raft.heartbeatIntervalMs;
+  const election = typeof raft.electionTimeoutMs === 'number' ? raft.electionTimeoutMs : clusterConfigDefaults.raft.electionTimeoutMs;
+  if (election > 2 * heartbeat) return [];
+  // A follower must hear at least two heartbeats per election timeout, or one lost packet starts an election.
+  return [`raft.electionTimeoutMs: must be more than 2 × heartbeatIntervalMs (${election} ms is not more than 2 × ${heartbeat} ms)`];
+}
+
+const hostnamePattern = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+const ipv6Pattern = /^\[[0-9A-Fa-f:.]+\]$/;
+
+/** Checks 'host:port' (IPv6 hosts in brackets); returns the problem or null. */
+export function checkAddress(address: string): string | null {
+  const i = address.lastIndexOf(':');
+  if (i <= 0) return `expected host:port, got "${address}"`;
+  const host = address.slice(0, i);
+  const port = address.slice(i + 1);
+  if (!hostnamePattern.test(host) && !ipv6Pattern.test(host)) return `bad host "${host}" in "${address}" (expected host:port)`;
+  if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) return `port must be 1..65535, got "${port}" in "${address}"`;
+  return null;
+}
+
+/** '/managers/0/raftAddress' -> 'managers[0].raftAddress' */
+function displayPath(pointer: string): string {
+  if (pointer === '') return '(root)';
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce((acc, part) => (/^[0-9]+$/.test(part) ? `${acc}[${part}]` : acc === '' ? part : `${acc}.${part}`), '');
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,168 @@
+// The cluster config: defaults, path resolution, and one CONFIG_INVALID error that lists every problem.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkAddress, loadClusterConfig, parseClusterConfig } from '../../src/config/cluster.js';
+import { MinkubeError } from '../../src/lib/errors.js';
+
+const manager = (id: string, n: number, extra: object = {}) => ({
+  id,
+  raftAddress: `127.0.0.${n}:700${n}`,
+  apiAddress: `127.0.0.${n}:800${n}`,
+  dataDir: `./data/${id}`,
+  ...extra,
+});
+const valid = () => ({ managers: [manager('m1', 1), manager('m2', 2), manager('m3', 3)], workers: [{ id: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'auto' }] });
+
+/** The problems listed in a CONFIG_INVALID error. */
+function problemsOf(json: unknown): string[] {
+  try {
+    parseClusterConfig(json, '/etc/minkube');
+  } catch (e) {
+    expect(e).toBeInstanceOf(MinkubeError);
+    expect((e as MinkubeError).code).toBe('CONFIG_INVALID');
+    const problems = ((e as MinkubeError).details as { problems: string[] }).problems;
+    for (const p of problems) expect((e as MinkubeError).message).toContain(p);
+    return problems;
+  }
+  throw new Error('expected CONFIG_INVALID');
+}
+
+describe('parseClusterConfig', () => {
+  it('fills in defaults and resolves data directories against the base directory', () => {
+    const c = parseClusterConfig(valid(), '/etc/minkube');
+    expect(c.managers[0]!.dataDir).toBe('/etc/minkube/data/m1');
+    expect(c.raft).toEqual({ heartbeatIntervalMs: 50, electionTimeoutMs: 300 });
+    expect(c.api).toEqual({ bodyLimitBytes: 1024 * 1024, requestTimeoutMs: 2000 });
+    expect(c.workers).toEqual([{ id: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'auto' }]);
+  });
+
+  it('keeps absolute data directories, resolves a worker dataDir, accepts no workers and IPv6 hosts', () => {
+    const c = parseClusterConfig(
+      { managers: [manager('m1', 1, { dataDir: '/var/m1', apiAddress: '[::1]:8001' })], workers: [{ id: 'w', apiAddress: 'localhost:9', runtime: 'docker', dataDir: 'w' }] },
+      '/base',
+    );
+    expect(c.managers[0]!.dataDir).toBe('/var/m1');
+    expect(c.workers[0]!.dataDir).toBe('/base/w');
+    expect(parseClusterConfig({ managers: [manager('m1', 1)] }, '/').workers).toEqual([]);
+  });
+
+  it('accepts JSON text', () => {
+    expect(parseClusterConfig(JSON.stringify(valid()), '/x').managers).toHaveLength(3);
+  });
+
+  it('reports unknown keys at every level', () => {
+    const json = { ...valid(), extra: 1, raft: { heartbeatIntervalMs: 50, tick: 1 } };
+    json.managers[1] = manager('m2', 2, { colour: 'red' });
+    expect(problemsOf(json)).toEqual(expect.arrayContaining(['extra: unknown key', 'managers[1].colour: unknown key', 'raft.tick: unknown key']));
+  });
+
+  it('reports missing fields once each', () => {
+    const json = valid() as { managers: Record<string, unknown>[] };
+    delete json.managers[0]!.dataDir;
+    delete json.managers[2]!.raftAddress;
+    expect(problemsOf(json)).toEqual(['managers[0].dataDir: missing', 'managers[2].raftAddress: missing']);
+    expect(problemsOf({})).toEqual(['managers: missing']);
+  });
+
+  it('reports wrong types', () => {
+    const json = { ...valid(), raft: { heartbeatIntervalMs: '50' }, api: { bodyLimitBytes: 1.5 } };
+    (json.workers[0] as Record<string, unknown>).runtime = 'podman';
+    (json.managers[0] as Record<string, unknown>).id = 7;
+    const problems = problemsOf(json);
+    expect(problems).toHaveLength(4);
+    expect(problems.join('\n')).toMatch(/raft\.heartbeatIntervalMs: expected integer/);
+    expect(problems.join('\n')).toMatch(/api\.bodyLimitBytes: expected integer/);
+    expect(problems.join('\n')).toMatch(/workers\[0\]\.runtime: expected one of "docker", "process", "auto"/);
+    expect(problems.join('\n')).toMatch(/managers\[0\]\.id: expected string/);
+    expect(problemsOf([1])).toEqual(['(root): expected object']);
+  });
+
+  it('reports bad addresses and ports outside 1..65535', () => {
+    const json = valid();
+    json.managers[0] = manager('m1', 1, { raftAddress: 'nohostport' });
+    json.managers[1] = manager('m2', 2, { apiAddress: '127.0.0.2:70000' });
+    json.managers[2] = manager('m3', 3, { apiAddress: '127.0.0.3:0' });
+    json.workers[0]!.apiAddress = 'bad host:1';
+    expect(problemsOf(json)).toEqual([
+      'managers[0].raftAddress: expected host:port, got "nohostport"',
+      'managers[1].apiAddress: port must be 1..65535, got "70000" in "127.0.0.2:70000"',
+      'managers[2].apiAddress: port must be 1..65535, got "0" in "127.0.0.3:0"',
+      'workers[0].apiAddress: bad host "bad host" in "bad host:1" (expected host:port)',
+    ]);
+  });
+
+  it('reports duplicate ids across managers and workers, and duplicate addresses', () => {
+    const json = valid();
+    json.workers.push({ id: 'm2', apiAddress: '127.0.0.1:8001', runtime: 'process' });
+    json.managers[2] = manager('m3', 3, { raftAddress: '127.0.0.2:7002' });
+    expect(problemsOf(json)).toEqual([
+      'managers[2].raftAddress: duplicate address "127.0.0.2:7002" (also managers[1].raftAddress)',
+      'workers[1].id: duplicate id "m2" (also managers[1].id)',
+      'workers[1].apiAddress: duplicate address "127.0.0.1:8001" (also managers[0].apiAddress)',
+    ]);
+  });
+
+  it('requires electionTimeoutMs > 2 * heartbeatIntervalMs, defaults included', () => {
+    expect(problemsOf({ ...valid(), raft: { heartbeatIntervalMs: 50, electionTimeoutMs: 100 } })).toEqual([
+      'raft.electionTimeoutMs: must be more than 2 × heartbeatIntervalMs (100 ms is not more than 2 × 50 ms)',
+    ]);
+    expect(problemsOf({ ...valid(), raft: { heartbeatIntervalMs: 150 } })).toHaveLength(1);
+    expect(parseClusterConfig({ ...valid(), raft: { electionTimeoutMs: 101 } }, '/').raft.heartbeatIntervalMs).toBe(50);
+  });
+
+  it('requires at least one manager', () => {
+    expect(problemsOf({ managers: [] })).toEqual(['managers: expected array length to be greater or equal to 1']);
+  });
+
+  it('lists every problem in one error', () => {
+    const json = { managers: [manager('m1', 1, { raftAddress: 'x' }), manager('m1', 2)], raft: { electionTimeoutMs: 10 }, bogus: true };
+    const problems = problemsOf(json);
+    expect(problems).toHaveLength(4);
+  });
+});
+
+describe('checkAddress', () => {
+  it.each(['127.0.0.1:1', 'localhost:65535', '[::1]:80', 'a-b.example.com:8080'])('accepts %s', (a) => expect(checkAddress(a)).toBeNull());
+  it.each([':80', '127.0.0.1', '127.0.0.1:', '127.0.0.1:x', '127.0.0.1:123456', '-a:1', '::1:80'])('rejects %s', (a) => expect(checkAddress(a)).not.toBeNull());
+});
+
+describe('loadClusterConfig', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'minkube-config-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('loads a file and resolves data directories against its directory', async () => {
+    const path = join(dir, 'ok.json');
+    await writeFile(path, JSON.stringify(valid()));
+    const c = await loadClusterConfig(path);
+    expect(c.managers[2]!.dataDir).toBe(join(dir, 'data/m3'));
+  });
+
+  it('a missing file is a clear CONFIG_INVALID', async () => {
+    await expect(loadClusterConfig(join(dir, 'nope.json'))).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringMatching(/cannot read .*nope\.json: no such file/) as string });
+  });
+
+  it('invalid JSON is a clear CONFIG_INVALID', async () => {
+    const path = join(dir, 'bad.json');
+    await writeFile(path, '{ "managers": [ }');
+    await expect(loadClusterConfig(path)).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringMatching(/bad\.json is not valid JSON/) as string });
+  });
+
+  it('names the file in validation errors', async () => {
+    const path = join(dir, 'invalid.json');
+    await writeFile(path, JSON.stringify({ managers: [] }));
+    await expect(loadClusterConfig(path)).rejects.toMatchObject({ message: expect.stringContaining(`${path} is invalid (1 problem)`) as string });
+  });
+
+  it('the example config at the repository root is valid', async () => {
+    const c = await loadClusterConfig('cluster.example.json');
+    expect(c.managers.map((m) => m.apiAddress)).toEqual(['127.0.0.1:8001', '127.0.0.2:8002', '127.0.0.3:8003']);
+    expect(c.workers.map((w) => w.id)).toEqual(['w1', 'w2']);
+  });
+});
