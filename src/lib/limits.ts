@@ -8,6 +8,7 @@ export const limits = {
   raftAppendBytesMax: 2 * 1024 * 1024, // one full HTTP body (httpBodyBytesDefault) plus its envelope fits in one append
   raftUncommittedBytesMax: 64 * 1024 * 1024,
   raftPendingReadsMax: 4096,
+  raftCommittedEntriesPerReadyMax: 4096,
   raftForwardedProposalsMax: 4096,
   // transport
   frameBytesMax: 16 * 1024 * 1024,

@@ -1,0 +1,205 @@
+// The in-memory Raft log: entries from `offset` on, a stable prefix (on disk) and an unstable suffix (handed out in
+// Ready), the commit and applied indexes. Terms in a log never decrease, which makes term searches binary.
+import { assert } from '../lib/assert.js';
+import type { LogIndex, Term } from '../lib/ids.js';
+import type { Entry } from './types.js';
+
+export class RaftLog {
+  /** entries[i] has index offset + i. */
+  private entries: Entry[] = [];
+  private readonly offset: number;
+  /** The term of the entry at offset - 1 (0 for the empty prefix of a fresh log). */
+  private readonly offsetTerm: number;
+  /** The last index known to be on stable storage. */
+  private stable: number;
+  committed: LogIndex;
+  applied: LogIndex;
+
+  constructor(persisted: readonly Entry[], committed: LogIndex, applied: LogIndex) {
+    this.offset = persisted.length > 0 ? persisted[0]!.index : 1;
+    assert(this.offset === 1, 'the persisted log starts at index 1 (snapshots are not supported yet)');
+    this.offsetTerm = 0;
+    for (let i = 0; i < persisted.length; i++) {
+      const e = persisted[i]!;
+      assert(e.index === this.offset + i, `the persisted log has a gap at index ${this.offset + i}`);
+      assert(i === 0 || e.term >= persisted[i - 1]!.term, `the persisted log has a decreasing term at index ${e.index}`);
+      this.entries.push(e);
+    }
+    this.stable = this.lastIndex();
+    assert(committed <= this.lastIndex(), `commit ${committed} is beyond the last persisted index ${this.lastIndex()}`);
+    assert(applied <= committed, `applied ${applied} is beyond commit ${committed}`);
+    this.committed = committed;
+    this.applied = applied;
+  }
+
+  firstIndex(): LogIndex {
+    return this.offset as LogIndex;
+  }
+
+  lastIndex(): LogIndex {
+    return (this.offset + this.entries.length - 1) as LogIndex;
+  }
+
+  lastTerm(): Term {
+    const n = this.entries.length;
+    return (n === 0 ? this.offsetTerm : this.entries[n - 1]!.term) as Term;
+  }
+
+  /** The term at `index`, or undefined when this log does not hold it. */
+  term(index: number): Term | undefined {
+    const i = index - this.offset;
+    if (i >= 0 && i < this.entries.length) return this.entries[i]!.term;
+    if (i === -1) return this.offsetTerm as Term;
+    return undefined;
+  }
+
+  matchTerm(index: number, term: number): boolean {
+    return this.term(index) === term;
+  }
+
+  entry(index: number): Entry | undefined {
+    return this.entries[index - this.offset];
+  }
+
+  /** The voting rule of section 5.4.1: a later last term wins, then a longer log. */
+  isUpToDate(lastIndex: number, lastTerm: number): boolean {
+    const ourTerm = this.lastTerm();
+    return lastTerm > ourTerm || (lastTerm === ourTerm && lastIndex >= this.lastIndex());
+  }
+
+  /** The largest index <= `bound` whose term is <= `term` (0 if none); binary because terms never decrease. */
+  lastIndexAtOrBelowTerm(term: number, bound: number): LogIndex {
+    let lo = this.offset;
+    let hi = Math.min(bound, this.lastIndex());
+    let found = this.offset - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.entries[mid - this.offset]!.term <= term) {
+        found = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return found as LogIndex;
+  }
+
+  /** The first index holding `term`, searching at or below `bound` (the term must be held at `bound`). */
+  firstIndexOfTerm(term: number, bound: number): LogIndex {
+    let lo = this.offset;
+    let hi = bound;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.entries[mid - this.offset]!.term < term) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo as LogIndex;
+  }
+
+  /**
+   * The index of the first of `entries` that this log does not hold with the same term (0 when it holds them all).
+   * entries must be contiguous.
+   */
+  findConflict(entries: readonly Entry[]): LogIndex {
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      if (this.term(e.index) !== e.term) return e.index;
+    }
+    return 0 as LogIndex;
+  }
+
+  /**
+   * The follower's side of AppendEntries: if the entry at prevIndex has prevTerm, keep what matches, replace from the
+   * first conflict, and commit up to min(commit, last new index). Returns the last new index, or -1 on a mismatch.
+   */
+  maybeAppend(prevIndex: number, prevTerm: number, commit: number, entries: readonly Entry[]): number {
+    if (!this.matchTerm(prevIndex, prevTerm)) return -1;
+    const lastNew = prevIndex + entries.length;
+    const conflict = this.findConflict(entries);
+    if (conflict !== 0) {
+      assert(conflict > this.committed, `entry ${conflict} conflicts with the committed prefix (commit ${this.committed})`);
+      this.append(entries, conflict - prevIndex - 1);
+    }
+    this.commitTo(Math.min(commit, lastNew));
+    return lastNew;
+  }
+
+  /** Appends entries[from..], truncating whatever this log holds at and after entries[from].index. */
+  append(entries: readonly Entry[], from = 0): LogIndex {
+    if (from >= entries.length) return this.lastIndex();
+    const first = entries[from]!.index;
+    assert(first > this.committed, `truncating at ${first} would drop committed entries (commit ${this.committed})`);
+    assert(first <= this.lastIndex() + 1, `appending at ${first} leaves a gap after ${this.lastIndex()}`);
+    const keep = first - this.offset;
+    if (keep < this.entries.length) this.entries.length = keep;
+    if (first - 1 < this.stable) this.stable = first - 1;
+    const dst = this.entries;
+    for (let i = from; i < entries.length; i++) dst.push(entries[i]!);
+    return this.lastIndex();
+  }
+
+  /** Appends one entry the leader created (no truncation). */
+  push(entry: Entry): void {
+    assert(entry.index === this.lastIndex() + 1, 'a leader appends at its last index + 1');
+    this.entries.push(entry);
+  }
+
+  commitTo(index: number): boolean {
+    if (index <= this.committed) return false;
+    assert(index <= this.lastIndex(), `commit ${index} is beyond the last index ${this.lastIndex()}`);
+    this.committed = index as LogIndex;
+    return true;
+  }
+
+  appliedTo(index: number): void {
+    if (index <= this.applied) return;
+    assert(index <= this.committed, `applied ${index} is beyond commit ${this.committed}`);
+    this.applied = index as LogIndex;
+  }
+
+  hasUnstable(): boolean {
+    return this.stable < this.lastIndex();
+  }
+
+  unstableEntries(): Entry[] {
+    return this.entries.slice(this.stable + 1 - this.offset);
+  }
+
+  /** The caller persisted up to (index, term); ignored if that entry was replaced meanwhile. */
+  stableTo(index: number, term: number): void {
+    if (index <= this.stable) return;
+    if (this.term(index) !== term) return;
+    this.stable = index;
+  }
+
+  stableIndex(): LogIndex {
+    return this.stable as LogIndex;
+  }
+
+  hasNextCommitted(): boolean {
+    return this.committed > this.applied;
+  }
+
+  /** Committed entries after `applied`, at most countMax of them and about bytesMax bytes (always at least one). */
+  nextCommitted(countMax: number, bytesMax: number): Entry[] {
+    return this.slice(this.applied + 1, this.committed + 1, countMax, bytesMax);
+  }
+
+  /** Entries in [lo, hi), at most countMax and about bytesMax of data (at least one entry if any). */
+  slice(lo: number, hi: number, countMax: number, bytesMax: number): Entry[] {
+    if (lo >= hi) return [];
+    assert(lo >= this.offset && hi <= this.lastIndex() + 1, `slice [${lo}, ${hi}) is outside the log`);
+    let end = Math.min(hi, lo + countMax);
+    let bytes = 0;
+    const src = this.entries;
+    const base = this.offset;
+    for (let i = lo; i < end; i++) {
+      bytes += src[i - base]!.data.byteLength;
+      if (bytes > bytesMax && i > lo) {
+        end = i;
+        break;
+      }
+    }
+    return src.slice(lo - base, end - base);
+  }
+}

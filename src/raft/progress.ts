@@ -1,0 +1,124 @@
+// What a leader knows about one follower's log: match (known replicated), next (to send), and the flow control that
+// decides when it may send: probe (one append, then wait) or replicate (pipelined, at most N unacknowledged appends).
+import { assert } from '../lib/assert.js';
+
+export type ProgressState = 'probe' | 'replicate';
+
+/** A ring buffer of the last index of each unacknowledged append, in send order. */
+export class Inflights {
+  private readonly buffer: number[];
+  private start = 0;
+  count = 0;
+
+  constructor(readonly capacity: number) {
+    assert(capacity >= 1, 'the inflight window holds at least one append');
+    this.buffer = new Array<number>(capacity).fill(0);
+  }
+
+  full(): boolean {
+    return this.count === this.capacity;
+  }
+
+  add(lastIndex: number): void {
+    assert(!this.full(), 'an append was sent through a full inflight window');
+    let slot = this.start + this.count;
+    if (slot >= this.capacity) slot -= this.capacity;
+    this.buffer[slot] = lastIndex;
+    this.count++;
+  }
+
+  /** Frees every append whose last index is <= index (they are acknowledged). */
+  freeLE(index: number): void {
+    while (this.count > 0 && this.buffer[this.start]! <= index) {
+      this.start++;
+      if (this.start === this.capacity) this.start = 0;
+      this.count--;
+    }
+    if (this.count === 0) this.start = 0;
+  }
+
+  freeFirstOne(): void {
+    if (this.count === 0) return;
+    this.freeLE(this.buffer[this.start]!);
+  }
+
+  reset(): void {
+    this.start = 0;
+    this.count = 0;
+  }
+}
+
+export class Progress {
+  match = 0;
+  next: number;
+  state: ProgressState = 'probe';
+  /** Probe state: an append is out and we wait for its answer (or a heartbeat answer) before sending another. */
+  probeSent = false;
+  /** Heard from since the last check-quorum round. */
+  recentActive = false;
+  readonly inflights: Inflights;
+
+  constructor(next: number, inflightAppendsMax: number) {
+    assert(next >= 1, 'next starts at 1 or later');
+    this.next = next;
+    this.inflights = new Inflights(inflightAppendsMax);
+  }
+
+  becomeProbe(): void {
+    if (this.state === 'replicate') this.next = this.match + 1;
+    this.state = 'probe';
+    this.probeSent = false;
+    this.inflights.reset();
+  }
+
+  becomeReplicate(): void {
+    this.state = 'replicate';
+    this.next = this.match + 1;
+    this.probeSent = false;
+    this.inflights.reset();
+  }
+
+  /** A successful answer up to `index`. Returns true when match moved. */
+  maybeUpdate(index: number): boolean {
+    let updated = false;
+    if (this.match < index) {
+      this.match = index;
+      this.probeSent = false;
+      updated = true;
+    }
+    if (this.next < index + 1) this.next = index + 1;
+    this.inflights.freeLE(index);
+    return updated;
+  }
+
+  /**
+   * A rejection of the append whose prevLogIndex was `rejected`; `hint` is where the leader would probe next.
+   * Returns false for a stale rejection (already superseded); otherwise moves to probe state at the hint.
+   */
+  maybeDecrTo(rejected: number, hint: number): boolean {
+    if (this.state === 'replicate') {
+      if (rejected <= this.match) return false;
+    } else if (rejected !== this.next - 1) {
+      return false;
+    }
+    this.becomeProbe();
+    this.next = Math.max(this.match + 1, Math.min(hint, rejected));
+    return true;
+  }
+
+  isPaused(): boolean {
+    return this.state === 'probe' ? this.probeSent : this.inflights.full();
+  }
+
+  /** Records an append of `count` entries ending at `lastIndex` (an empty append when count is 0). */
+  sentEntries(count: number, lastIndex: number): void {
+    if (this.state === 'replicate') {
+      if (count > 0) {
+        this.next = lastIndex + 1;
+        this.inflights.add(lastIndex);
+      }
+    } else {
+      this.probeSent = true;
+    }
+  }
+}

@@ -1,0 +1,892 @@
+// The Raft node, after etcd-io/raft's raft.go: config validation, send helpers, ticks, role changes, then step()
+// (normalise the term first) and one step function per role. Pure and synchronous: I/O is the caller's, via Ready.
+import { assert, assertNever } from '../lib/assert.js';
+import { MinkubeError } from '../lib/errors.js';
+import type { LogIndex, NodeId, Term } from '../lib/ids.js';
+import { limits } from '../lib/limits.js';
+import { RaftLog } from './log.js';
+import { Progress } from './progress.js';
+import { ReadOnly, type ReadRequest } from './read-only.js';
+import type {
+  AppendMessage,
+  AppendResponseMessage,
+  Entry,
+  HardState,
+  HeartbeatMessage,
+  HeartbeatResponseMessage,
+  Message,
+  ProposeResult,
+  ProposeRejection,
+  RaftConfig,
+  RaftInitialState,
+  RaftNode,
+  RaftStatus,
+  ReadState,
+  Ready,
+  Role,
+  SoftState,
+  VoteMessage,
+  VoteResponseMessage,
+} from './types.js';
+
+const EMPTY_DATA = new Uint8Array(0);
+const NO_ENTRIES: readonly Entry[] = Object.freeze([]);
+const NO_MESSAGES: readonly Message[] = Object.freeze([]);
+const NO_READ_STATES: readonly ReadState[] = Object.freeze([]);
+const OK_LOCAL: ProposeResult = Object.freeze({ ok: true, forwardedTo: null });
+
+/** The limits every node starts with; tests and the simulator override single fields. */
+export const defaultRaftLimits = {
+  inflightAppendsMax: limits.raftInflightAppendsMax,
+  entriesPerAppendMax: limits.raftEntriesPerAppendMax,
+  appendBytesMax: limits.raftAppendBytesMax,
+  uncommittedBytesMax: limits.raftUncommittedBytesMax,
+  pendingReadsMax: limits.raftPendingReadsMax,
+} as const satisfies Partial<RaftConfig>;
+
+/** Throws CONFIG_INVALID on a config no cluster could run with. */
+export function validateRaftConfig(config: RaftConfig): void {
+  const fail = (why: string): never => {
+    throw new MinkubeError('CONFIG_INVALID', `invalid raft config for ${String(config.id)}: ${why}`);
+  };
+  if (typeof config.id !== 'string' || config.id === '') fail('id must be a non-empty string');
+  if (config.voters.length === 0) fail('voters must not be empty');
+  if (new Set(config.voters).size !== config.voters.length) fail('voters must not repeat');
+  if (!config.voters.includes(config.id)) fail(`id ${config.id} is not one of the voters`);
+  const positive: (keyof RaftConfig)[] = [
+    'electionTicks',
+    'heartbeatTicks',
+    'inflightAppendsMax',
+    'entriesPerAppendMax',
+    'appendBytesMax',
+    'uncommittedBytesMax',
+    'pendingReadsMax',
+  ];
+  for (const key of positive) {
+    const v = config[key];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) fail(`${key} must be a positive integer`);
+  }
+  if (config.heartbeatTicks >= config.electionTicks) fail('heartbeatTicks must be less than electionTicks');
+  if (typeof config.random?.int !== 'function') fail('random must be a Random');
+}
+
+function validateInitialState(initial: RaftInitialState): void {
+  const last = initial.entries.length === 0 ? 0 : initial.entries[initial.entries.length - 1]!.index;
+  const lastTerm = initial.entries.length === 0 ? 0 : initial.entries[initial.entries.length - 1]!.term;
+  if (initial.hardState.commit > last) {
+    throw new MinkubeError('STORAGE_CORRUPT', `commit ${initial.hardState.commit} is beyond the last entry ${last}`);
+  }
+  if (lastTerm > initial.hardState.term) {
+    throw new MinkubeError('STORAGE_CORRUPT', `the last entry's term ${lastTerm} is beyond the current term ${initial.hardState.term}`);
+  }
+  if (initial.applied > initial.hardState.commit) {
+    throw new MinkubeError('STORAGE_CORRUPT', `applied ${initial.applied} is beyond commit ${initial.hardState.commit}`);
+  }
+}
+
+type TermlessMessage = Extract<Message, { type: 'propose' | 'readIndex' | 'readIndexResponse' }>;
+type TermMessage = Exclude<Message, TermlessMessage>;
+
+export class Raft implements RaftNode {
+  private readonly id: NodeId;
+  private readonly cfg: RaftConfig;
+  private readonly voterSet: ReadonlySet<NodeId>;
+  /** The other voters, and their progress in the same order (leader only). */
+  private readonly peers: readonly NodeId[];
+  private readonly progressList: Progress[] = [];
+  private readonly prs = new Map<NodeId, Progress>();
+  private readonly quorum: number;
+  private readonly log: RaftLog;
+  private readonly readOnly: ReadOnly;
+
+  private term: Term;
+  private vote: NodeId | null;
+  private role: Role = 'follower';
+  private leaderId: NodeId | null = null;
+  private readonly votes = new Map<NodeId, boolean>();
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTimeout = 0;
+  private leadTransferee: NodeId | null = null;
+  private transferElapsed = 0;
+  /** Leader: bytes of entries proposed in this term and not yet committed. */
+  private uncommittedBytes = 0;
+  /** Leader: the index of this term's no-op; entries before it were not counted in uncommittedBytes. */
+  private termStartIndex = 0;
+  private readSeq = 0;
+  private readonly matchScratch: number[];
+
+  private msgs: Message[] = [];
+  private readStates: ReadState[] = [];
+  private prevHard: HardState;
+  private prevSoft: SoftState = { leaderId: null, role: 'follower' };
+
+  constructor(config: RaftConfig, initial: RaftInitialState) {
+    validateRaftConfig(config);
+    validateInitialState(initial);
+    this.cfg = config;
+    this.id = config.id;
+    this.voterSet = new Set(config.voters);
+    this.peers = config.voters.filter((v) => v !== config.id);
+    this.quorum = Math.floor(config.voters.length / 2) + 1;
+    this.matchScratch = new Array<number>(config.voters.length).fill(0);
+    this.log = new RaftLog(initial.entries, initial.hardState.commit, initial.applied);
+    this.readOnly = new ReadOnly(config.pendingReadsMax);
+    this.term = initial.hardState.term;
+    this.vote = initial.hardState.vote;
+    this.prevHard = initial.hardState;
+    this.resetRandomizedElectionTimeout();
+  }
+
+  // ---- send helpers ----
+
+  private sendAppendResponse(to: NodeId, success: boolean, index: number, conflictTerm: number, conflictIndex: number): void {
+    const m: AppendResponseMessage = {
+      type: 'appendResponse',
+      from: this.id,
+      to,
+      term: this.term,
+      success,
+      index: index as LogIndex,
+      conflictTerm: conflictTerm as Term,
+      conflictIndex: conflictIndex as LogIndex,
+    };
+    this.msgs.push(m);
+  }
+
+  private sendVoteResponse(to: NodeId, term: Term, preVote: boolean, granted: boolean): void {
+    const m: VoteResponseMessage = { type: 'voteResponse', from: this.id, to, term, preVote, granted };
+    this.msgs.push(m);
+  }
+
+  /**
+   * Sends `to` the entries from its next index, if flow control allows. With sendIfEmpty an empty append still goes
+   * out (to probe, or to carry the commit index). Returns whether a message was sent.
+   */
+  private maybeSendAppend(to: NodeId, pr: Progress, sendIfEmpty: boolean): boolean {
+    if (pr.isPaused()) return false;
+    const prevLogIndex = pr.next - 1;
+    const prevLogTerm = this.log.term(prevLogIndex);
+    assert(prevLogTerm !== undefined, `the leader lacks the entry before ${to}'s next index ${pr.next}`);
+    const last = this.log.lastIndex();
+    const entries = pr.next <= last ? this.log.slice(pr.next, last + 1, this.cfg.entriesPerAppendMax, this.cfg.appendBytesMax) : NO_ENTRIES;
+    if (entries.length === 0 && !sendIfEmpty) return false;
+    const m: AppendMessage = {
+      type: 'append',
+      from: this.id,
+      to,
+      term: this.term,
+      prevLogIndex: prevLogIndex as LogIndex,
+      prevLogTerm,
+      entries,
+      commit: this.log.committed,
+    };
+    this.msgs.push(m);
+    pr.sentEntries(entries.length, prevLogIndex + entries.length);
+    return true;
+  }
+
+  /** Sends one append (even an empty one), then as many more as the replicate window allows. */
+  private sendAppend(to: NodeId, pr: Progress): void {
+    if (!this.maybeSendAppend(to, pr, true)) return;
+    if (pr.state !== 'replicate') return;
+    while (this.maybeSendAppend(to, pr, false));
+  }
+
+  private bcastAppend(): void {
+    for (let i = 0; i < this.peers.length; i++) this.sendAppend(this.peers[i]!, this.progressList[i]!);
+  }
+
+  private bcastHeartbeat(context: string): void {
+    const committed = this.log.committed;
+    for (let i = 0; i < this.peers.length; i++) {
+      const pr = this.progressList[i]!;
+      const m: HeartbeatMessage = {
+        type: 'heartbeat',
+        from: this.id,
+        to: this.peers[i]!,
+        term: this.term,
+        // A follower may not hold the leader's commit index yet; it can safely commit only what it matches.
+        commit: Math.min(pr.match, committed) as LogIndex,
+        context,
+      };
+      this.msgs.push(m);
+    }
+  }
+
+  private sendTimeoutNow(to: NodeId): void {
+    this.msgs.push({ type: 'timeoutNow', from: this.id, to, term: this.term });
+  }
+
+  // ---- ticks ----
+
+  tick(): void {
+    if (this.role === 'leader') this.tickHeartbeat();
+    else this.tickElection();
+  }
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.hup(false);
+    }
+  }
+
+  private tickHeartbeat(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.leadTransferee !== null && ++this.transferElapsed >= this.cfg.electionTicks) this.leadTransferee = null;
+    if (this.electionElapsed >= this.cfg.electionTicks) {
+      this.electionElapsed = 0;
+      if (this.cfg.checkQuorum && !this.checkQuorumActive()) {
+        this.becomeFollower(this.term, null);
+        return;
+      }
+    }
+    if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      this.bcastHeartbeat('');
+    }
+  }
+
+  /** Whether a quorum (self included) was heard from since the last check; starts a new round either way. */
+  private checkQuorumActive(): boolean {
+    let active = 1;
+    for (const pr of this.progressList) {
+      if (pr.recentActive) active++;
+      pr.recentActive = false;
+    }
+    return active >= this.quorum;
+  }
+
+  private resetRandomizedElectionTimeout(): void {
+    this.randomizedElectionTimeout = this.cfg.electionTicks + this.cfg.random.int(this.cfg.electionTicks);
+  }
+
+  // ---- role changes ----
+
+  private reset(term: Term): void {
+    if (this.term !== term) {
+      this.term = term;
+      this.vote = null;
+    }
+    this.leaderId = null;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.resetRandomizedElectionTimeout();
+    this.leadTransferee = null;
+    this.votes.clear();
+    this.readOnly.reset();
+    this.uncommittedBytes = 0;
+  }
+
+  private becomeFollower(term: Term, leaderId: NodeId | null): void {
+    this.reset(term);
+    this.role = 'follower';
+    this.leaderId = leaderId;
+  }
+
+  private becomePreCandidate(): void {
+    assert(this.role !== 'leader', 'a leader does not campaign');
+    // A pre-vote changes neither term nor vote: a partitioned node that cannot win does not disrupt anyone.
+    this.reset(this.term);
+    this.role = 'precandidate';
+  }
+
+  private becomeCandidate(): void {
+    assert(this.role !== 'leader', 'a leader does not campaign');
+    this.reset((this.term + 1) as Term);
+    this.vote = this.id;
+    this.role = 'candidate';
+  }
+
+  private becomeLeader(): void {
+    assert(this.role === 'candidate', 'only a candidate becomes leader');
+    this.reset(this.term);
+    this.role = 'leader';
+    this.leaderId = this.id;
+    const next = this.log.lastIndex() + 1;
+    this.prs.clear();
+    this.progressList.length = 0;
+    for (const p of this.peers) {
+      const pr = new Progress(next, this.cfg.inflightAppendsMax);
+      this.prs.set(p, pr);
+      this.progressList.push(pr);
+    }
+    // The no-op lets the leader commit (and so learn the commit index of) everything before its term.
+    this.termStartIndex = next;
+    this.log.push({ term: this.term, index: next as LogIndex, type: 'noop', data: EMPTY_DATA });
+    this.afterLeaderAppend();
+  }
+
+  /** A leader appended to its log: commit at once when alone, else replicate. */
+  private afterLeaderAppend(): void {
+    if (this.peers.length === 0) this.maybeCommit();
+    else this.bcastAppend();
+  }
+
+  // ---- elections ----
+
+  private hup(transfer: boolean): void {
+    if (this.role === 'leader') return;
+    if (this.cfg.preVote && !transfer) this.campaignPreVote();
+    else this.campaignVote(transfer);
+  }
+
+  private campaignPreVote(): void {
+    this.becomePreCandidate();
+    this.votes.set(this.id, true);
+    if (this.tallyVotes() === 'won') {
+      this.campaignVote(false);
+      return;
+    }
+    this.sendVoteRequests((this.term + 1) as Term, true, false);
+  }
+
+  private campaignVote(transfer: boolean): void {
+    this.becomeCandidate();
+    this.votes.set(this.id, true);
+    if (this.tallyVotes() === 'won') {
+      this.becomeLeader();
+      return;
+    }
+    this.sendVoteRequests(this.term, false, transfer);
+  }
+
+  private sendVoteRequests(term: Term, preVote: boolean, transfer: boolean): void {
+    const lastLogIndex = this.log.lastIndex();
+    const lastLogTerm = this.log.lastTerm();
+    for (const to of this.peers) {
+      const m: VoteMessage = { type: 'vote', from: this.id, to, term, preVote, lastLogIndex, lastLogTerm, transfer };
+      this.msgs.push(m);
+    }
+  }
+
+  private tallyVotes(): 'won' | 'lost' | 'pending' {
+    let granted = 0;
+    let rejected = 0;
+    for (const g of this.votes.values()) {
+      if (g) granted++;
+      else rejected++;
+    }
+    if (granted >= this.quorum) return 'won';
+    if (this.cfg.voters.length - rejected < this.quorum) return 'lost';
+    return 'pending';
+  }
+
+  /** Whether this node heard from a live leader within the election timeout (the leader lease). */
+  private inLease(): boolean {
+    return this.leaderId !== null && this.electionElapsed < this.cfg.electionTicks;
+  }
+
+  private handleVote(m: VoteMessage): void {
+    const canVote =
+      this.vote === m.from || (this.vote === null && this.leaderId === null) || (m.preVote && m.term > this.term);
+    // Thesis 9.6: no pre-vote while a leader is alive, unless that leader is handing over.
+    const leaderAlive = m.preVote && !m.transfer && this.inLease();
+    if (canVote && !leaderAlive && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm)) {
+      // A granted pre-vote answers in the future term the candidate asked about, so it does not look stale.
+      this.sendVoteResponse(m.from, m.term, m.preVote, true);
+      if (!m.preVote) {
+        this.electionElapsed = 0;
+        this.vote = m.from;
+      }
+    } else {
+      this.sendVoteResponse(m.from, this.term, m.preVote, false);
+    }
+  }
+
+  // ---- step ----
+
+  step(m: Message): void {
+    if (m.to !== this.id || m.from === this.id || !this.voterSet.has(m.from)) return;
+    if (m.type === 'propose' || m.type === 'readIndex' || m.type === 'readIndexResponse') {
+      this.stepTermless(m);
+      return;
+    }
+    if (m.term > this.term) {
+      if (!this.onHigherTerm(m)) return;
+    } else if (m.term < this.term) {
+      this.onLowerTerm(m);
+      return;
+    }
+    switch (this.role) {
+      case 'leader':
+        this.stepLeader(m);
+        return;
+      case 'candidate':
+      case 'precandidate':
+        this.stepCandidate(m);
+        return;
+      case 'follower':
+        this.stepFollower(m);
+        return;
+      default:
+        assertNever(this.role);
+    }
+  }
+
+  /** A message from a later term. Returns false when it must be dropped. */
+  private onHigherTerm(m: TermMessage): boolean {
+    if (m.type === 'vote') {
+      // Leader lease: while we hear from a leader, a (pre)candidate from a partition must not depose it.
+      if (this.cfg.checkQuorum && !m.transfer && this.inLease()) return false;
+      if (!m.preVote) this.becomeFollower(m.term, null);
+      return true;
+    }
+    // Granted pre-votes carry the term the pre-candidate is about to campaign in: no term change.
+    if (m.type === 'voteResponse' && m.preVote && m.granted) return true;
+    const fromLeader = m.type === 'append' || m.type === 'heartbeat';
+    this.becomeFollower(m.term, fromLeader ? m.from : null);
+    return true;
+  }
+
+  private onLowerTerm(m: TermMessage): void {
+    switch (m.type) {
+      case 'append':
+      case 'heartbeat':
+        // A deposed leader (perhaps back from a partition) learns our term from this and steps down.
+        this.sendAppendResponse(m.from, false, 0, 0, 0);
+        return;
+      case 'vote':
+        if (m.preVote) this.sendVoteResponse(m.from, this.term, true, false);
+        return;
+      case 'appendResponse':
+      case 'heartbeatResponse':
+      case 'voteResponse':
+      case 'timeoutNow':
+        return;
+      default:
+        assertNever(m);
+    }
+  }
+
+  private stepTermless(m: TermlessMessage): void {
+    switch (m.type) {
+      case 'propose':
+        if (this.role === 'leader' && this.leadTransferee === null) this.appendCommands(m.entries);
+        return;
+      case 'readIndex':
+        if (this.role === 'leader') this.leaderRead({ context: m.context, from: m.from });
+        return;
+      case 'readIndexResponse':
+        this.readStates.push({ index: m.index, context: m.context });
+        return;
+      default:
+        assertNever(m);
+    }
+  }
+
+  private stepLeader(m: TermMessage): void {
+    switch (m.type) {
+      case 'appendResponse':
+        this.onAppendResponse(m);
+        return;
+      case 'heartbeatResponse':
+        this.onHeartbeatResponse(m);
+        return;
+      case 'vote':
+        this.handleVote(m);
+        return;
+      case 'append':
+      case 'heartbeat':
+      case 'voteResponse':
+      case 'timeoutNow':
+        return;
+      default:
+        assertNever(m);
+    }
+  }
+
+  private stepCandidate(m: TermMessage): void {
+    switch (m.type) {
+      case 'append':
+        this.becomeFollower(m.term, m.from);
+        this.handleAppend(m);
+        return;
+      case 'heartbeat':
+        this.becomeFollower(m.term, m.from);
+        this.handleHeartbeat(m);
+        return;
+      case 'vote':
+        this.handleVote(m);
+        return;
+      case 'voteResponse':
+        this.onVoteResponse(m);
+        return;
+      case 'appendResponse':
+      case 'heartbeatResponse':
+      case 'timeoutNow':
+        return;
+      default:
+        assertNever(m);
+    }
+  }
+
+  private stepFollower(m: TermMessage): void {
+    switch (m.type) {
+      case 'append':
+        this.electionElapsed = 0;
+        this.leaderId = m.from;
+        this.handleAppend(m);
+        return;
+      case 'heartbeat':
+        this.electionElapsed = 0;
+        this.leaderId = m.from;
+        this.handleHeartbeat(m);
+        return;
+      case 'vote':
+        this.handleVote(m);
+        return;
+      case 'timeoutNow':
+        this.hup(true);
+        return;
+      case 'appendResponse':
+      case 'heartbeatResponse':
+      case 'voteResponse':
+        return;
+      default:
+        assertNever(m);
+    }
+  }
+
+  private onVoteResponse(m: VoteResponseMessage): void {
+    if (m.preVote !== (this.role === 'precandidate')) return;
+    if (!this.votes.has(m.from)) this.votes.set(m.from, m.granted);
+    const outcome = this.tallyVotes();
+    switch (outcome) {
+      case 'won':
+        if (this.role === 'precandidate') this.campaignVote(false);
+        else this.becomeLeader();
+        return;
+      case 'lost':
+        this.becomeFollower(this.term, null);
+        return;
+      case 'pending':
+        return;
+      default:
+        assertNever(outcome);
+    }
+  }
+
+  // ---- follower: replication ----
+
+  private handleAppend(m: AppendMessage): void {
+    const committed = this.log.committed;
+    let prevIndex: number = m.prevLogIndex;
+    let prevTerm: number = m.prevLogTerm;
+    let entries = m.entries;
+    if (prevIndex < committed) {
+      // A duplicate or late append: what we committed matches the leader (leader completeness), so skip it.
+      const skip = committed - prevIndex;
+      if (skip >= entries.length) {
+        this.sendAppendResponse(m.from, true, committed, 0, 0);
+        return;
+      }
+      entries = entries.slice(skip);
+      prevIndex = committed;
+      prevTerm = this.log.term(committed)!;
+    }
+    const lastNew = this.log.maybeAppend(prevIndex, prevTerm, m.commit, entries);
+    if (lastNew >= 0) {
+      this.sendAppendResponse(m.from, true, lastNew, 0, 0);
+      return;
+    }
+    // Fast backtracking: tell the leader our term at prevLogIndex and where that term starts in our log.
+    const conflictTerm = this.log.term(prevIndex) ?? 0;
+    const conflictIndex = conflictTerm === 0 ? this.log.lastIndex() + 1 : this.log.firstIndexOfTerm(conflictTerm, prevIndex);
+    this.sendAppendResponse(m.from, false, prevIndex, conflictTerm, conflictIndex);
+  }
+
+  private handleHeartbeat(m: HeartbeatMessage): void {
+    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
+    const r: HeartbeatResponseMessage = { type: 'heartbeatResponse', from: this.id, to: m.from, term: this.term, context: m.context };
+    this.msgs.push(r);
+  }
+
+  // ---- leader: replication and commit ----
+
+  private onAppendResponse(m: AppendResponseMessage): void {
+    const pr = this.prs.get(m.from);
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    if (!m.success) {
+      if (pr.maybeDecrTo(m.index, this.rejectHint(m))) this.sendAppend(m.from, pr);
+      return;
+    }
+    const wasPaused = pr.isPaused();
+    if (!pr.maybeUpdate(m.index) && !(pr.state === 'probe' && pr.match === m.index)) return;
+    if (pr.state === 'probe') pr.becomeReplicate();
+    if (this.maybeCommit()) this.bcastAppend();
+    else if (wasPaused) this.sendAppend(m.from, pr);
+    while (this.maybeSendAppend(m.from, pr, false));
+    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
+  }
+
+  /** Where to probe after a rejection: past our last entry of the follower's conflicting term, else where it starts. */
+  private rejectHint(m: AppendResponseMessage): number {
+    if (m.conflictTerm > 0) {
+      const i = this.log.lastIndexAtOrBelowTerm(m.conflictTerm, m.index);
+      if (i > 0 && this.log.term(i) === m.conflictTerm) return i + 1;
+    }
+    return Math.max(1, m.conflictIndex);
+  }
+
+  private onHeartbeatResponse(m: HeartbeatResponseMessage): void {
+    const pr = this.prs.get(m.from);
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    pr.probeSent = false;
+    // Appends in a full window may have been lost: free a slot so the next append reveals the gap.
+    if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
+    if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, pr);
+    if (m.context !== '') this.onReadAck(m.context, m.from);
+  }
+
+  /** Commits the highest index a quorum matches, if it is of this term (section 5.4.2). */
+  private maybeCommit(): boolean {
+    const matches = this.matchScratch;
+    matches[0] = this.log.lastIndex();
+    for (let i = 0; i < this.progressList.length; i++) matches[i + 1] = this.progressList[i]!.match;
+    // Insertion sort, descending: clusters are small and this runs on every acknowledgement.
+    for (let i = 1; i < matches.length; i++) {
+      const v = matches[i]!;
+      let j = i - 1;
+      while (j >= 0 && matches[j]! < v) {
+        matches[j + 1] = matches[j]!;
+        j--;
+      }
+      matches[j + 1] = v;
+    }
+    const index = matches[this.quorum - 1]!;
+    if (index <= this.log.committed || this.log.term(index) !== this.term) return false;
+    const before = this.log.committed;
+    this.log.commitTo(index);
+    this.onLeaderCommit(before);
+    return true;
+  }
+
+  private onLeaderCommit(before: number): void {
+    let freed = 0;
+    for (let i = Math.max(before + 1, this.termStartIndex); i <= this.log.committed; i++) freed += this.log.entry(i)!.data.byteLength;
+    this.uncommittedBytes = Math.max(0, this.uncommittedBytes - freed);
+    if (this.readOnly.hasDelayed()) this.startReadRound(this.readOnly.takeDelayed());
+  }
+
+  /** Appends client commands as consecutive entries; false when the uncommitted-bytes limit refuses them. */
+  private appendCommands(commands: readonly Uint8Array[]): boolean {
+    if (commands.length === 0) return true;
+    let bytes = 0;
+    for (let i = 0; i < commands.length; i++) bytes += commands[i]!.byteLength;
+    // An empty pipeline accepts any one batch, so a single large batch is never refused forever.
+    if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.cfg.uncommittedBytesMax) return false;
+    this.uncommittedBytes += bytes;
+    const term = this.term;
+    let index: number = this.log.lastIndex();
+    for (let i = 0; i < commands.length; i++) {
+      this.log.push({ term, index: ++index as LogIndex, type: 'command', data: commands[i]! });
+    }
+    this.afterLeaderAppend();
+    return true;
+  }
+
+  private committedInTerm(): boolean {
+    return this.log.term(this.log.committed) === this.term;
+  }
+
+  // ---- reads ----
+
+  /** Returns false when the read queue is full. */
+  private leaderRead(request: ReadRequest): boolean {
+    if (this.peers.length === 0) {
+      this.releaseRead(request, this.log.committed);
+      return true;
+    }
+    if (this.readOnly.isFull()) return false;
+    // Until it commits in its own term, a new leader does not know the latest commit index.
+    if (!this.committedInTerm()) this.readOnly.delay(request);
+    else this.startReadRound([request]);
+    return true;
+  }
+
+  private startReadRound(requests: ReadRequest[]): void {
+    if (requests.length === 0) return;
+    if (this.peers.length === 0) {
+      for (const r of requests) this.releaseRead(r, this.log.committed);
+      return;
+    }
+    const roundContext = `${this.id}/${this.term}/${++this.readSeq}`;
+    this.readOnly.addRound(roundContext, this.log.committed, requests);
+    this.bcastHeartbeat(roundContext);
+  }
+
+  private onReadAck(roundContext: string, from: NodeId): void {
+    const released = this.readOnly.ack(roundContext, from, this.quorum);
+    for (const round of released) {
+      for (const r of round.requests) this.releaseRead(r, round.index);
+    }
+  }
+
+  private releaseRead(request: ReadRequest, index: LogIndex): void {
+    if (request.from === null) {
+      this.readStates.push({ index, context: request.context });
+      return;
+    }
+    this.msgs.push({ type: 'readIndexResponse', from: this.id, to: request.from, term: 0 as Term, context: request.context, index });
+  }
+
+  // ---- the public API ----
+
+  private reject(reason: ProposeRejection): ProposeResult {
+    return { ok: false, reason, leaderId: this.leaderId };
+  }
+
+  propose(commands: readonly Uint8Array[]): ProposeResult {
+    switch (this.role) {
+      case 'leader':
+        if (this.leadTransferee !== null) return this.reject('PROPOSAL_DROPPED');
+        return this.appendCommands(commands) ? OK_LOCAL : this.reject('UNCOMMITTED_LIMIT');
+      case 'follower': {
+        const leader = this.leaderId;
+        if (leader === null) return this.reject('NO_LEADER');
+        if (commands.length > 0) this.msgs.push({ type: 'propose', from: this.id, to: leader, term: 0 as Term, entries: commands.slice() });
+        return { ok: true, forwardedTo: leader };
+      }
+      case 'candidate':
+      case 'precandidate':
+        return this.reject('NO_LEADER');
+      default:
+        return assertNever(this.role);
+    }
+  }
+
+  readIndex(context: string): ProposeResult {
+    switch (this.role) {
+      case 'leader':
+        return this.leaderRead({ context, from: null }) ? OK_LOCAL : this.reject('QUEUE_FULL');
+      case 'follower': {
+        const leader = this.leaderId;
+        if (leader === null) return this.reject('NO_LEADER');
+        this.msgs.push({ type: 'readIndex', from: this.id, to: leader, term: 0 as Term, context });
+        return { ok: true, forwardedTo: leader };
+      }
+      case 'candidate':
+      case 'precandidate':
+        return this.reject('NO_LEADER');
+      default:
+        return assertNever(this.role);
+    }
+  }
+
+  transferLeadership(target: NodeId | null): { ok: true; target: NodeId } | { ok: false; reason: string } {
+    if (this.role !== 'leader') return { ok: false, reason: 'this node is not the leader' };
+    const to = target ?? this.mostCaughtUpPeer();
+    if (to === null) return { ok: false, reason: 'there is no other voter to transfer to' };
+    if (to === this.id) return { ok: false, reason: 'this node is already the leader' };
+    const pr = this.prs.get(to);
+    if (pr === undefined) return { ok: false, reason: `${to} is not a voter` };
+    if (this.leadTransferee === to) return { ok: true, target: to };
+    this.leadTransferee = to;
+    this.transferElapsed = 0;
+    if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);
+    else this.sendAppend(to, pr);
+    return { ok: true, target: to };
+  }
+
+  private mostCaughtUpPeer(): NodeId | null {
+    let best: NodeId | null = null;
+    let bestMatch = -1;
+    for (let i = 0; i < this.peers.length; i++) {
+      const match = this.progressList[i]!.match;
+      if (match > bestMatch) {
+        best = this.peers[i]!;
+        bestMatch = match;
+      }
+    }
+    return best;
+  }
+
+  campaign(): void {
+    this.hup(false);
+  }
+
+  // ---- Ready ----
+
+  private hardStateChanged(): boolean {
+    const p = this.prevHard;
+    return p.term !== this.term || p.vote !== this.vote || p.commit !== this.log.committed;
+  }
+
+  private softStateChanged(): boolean {
+    return this.prevSoft.leaderId !== this.leaderId || this.prevSoft.role !== this.role;
+  }
+
+  hasReady(): boolean {
+    return (
+      this.msgs.length > 0 ||
+      this.readStates.length > 0 ||
+      this.log.hasUnstable() ||
+      this.log.hasNextCommitted() ||
+      this.hardStateChanged() ||
+      this.softStateChanged()
+    );
+  }
+
+  /** Messages and read states are handed out once; entries, committed entries and states until advance(). */
+  ready(): Ready {
+    const rd: Ready = {
+      hardState: this.hardStateChanged() ? { term: this.term, vote: this.vote, commit: this.log.committed } : null,
+      entries: this.log.hasUnstable() ? this.log.unstableEntries() : NO_ENTRIES,
+      messages: this.msgs.length > 0 ? this.msgs : NO_MESSAGES,
+      committedEntries: this.log.hasNextCommitted()
+        ? this.log.nextCommitted(limits.raftCommittedEntriesPerReadyMax, Number.POSITIVE_INFINITY)
+        : NO_ENTRIES,
+      readStates: this.readStates.length > 0 ? this.readStates : NO_READ_STATES,
+      softState: this.softStateChanged() ? { leaderId: this.leaderId, role: this.role } : null,
+    };
+    if (this.msgs.length > 0) this.msgs = [];
+    if (this.readStates.length > 0) this.readStates = [];
+    return rd;
+  }
+
+  advance(rd: Ready): void {
+    if (rd.hardState !== null) this.prevHard = rd.hardState;
+    if (rd.softState !== null) this.prevSoft = rd.softState;
+    const lastStable = rd.entries[rd.entries.length - 1];
+    if (lastStable !== undefined) this.log.stableTo(lastStable.index, lastStable.term);
+    const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];
+    if (lastApplied !== undefined) this.log.appliedTo(lastApplied.index);
+    assert(this.log.applied <= this.log.committed && this.log.committed <= this.log.lastIndex(), 'applied <= commit <= last index');
+  }
+
+  status(): RaftStatus {
+    const progress = new Map<NodeId, { match: LogIndex; next: LogIndex; recentActive: boolean }>();
+    if (this.role === 'leader') {
+      for (let i = 0; i < this.peers.length; i++) {
+        const pr = this.progressList[i]!;
+        progress.set(this.peers[i]!, { match: pr.match as LogIndex, next: pr.next as LogIndex, recentActive: pr.recentActive });
+      }
+    }
+    return {
+      id: this.id,
+      role: this.role,
+      term: this.term,
+      vote: this.vote,
+      leaderId: this.leaderId,
+      commitIndex: this.log.committed,
+      appliedIndex: this.log.applied,
+      lastIndex: this.log.lastIndex(),
+      lastTerm: this.log.lastTerm(),
+      progress,
+    };
+  }
+
+  entryAt(index: LogIndex): Entry | undefined {
+    return this.log.entry(index);
+  }
+}
+
+export function createRaftNode(config: RaftConfig, initial: RaftInitialState): RaftNode {
+  return new Raft(config, initial);
+}

@@ -1,0 +1,220 @@
+// A tiny synchronous network of Raft nodes for unit tests: each node persists its Ready to an in-memory disk, applies
+// committed entries to a list, and the network delivers messages in order until quiet (with isolation and drop filters).
+import { SeededRandom } from '../../src/lib/random.js';
+import { logIndex, nodeId, term, type LogIndex, type NodeId } from '../../src/lib/ids.js';
+import { createRaftNode, defaultRaftLimits } from '../../src/raft/index.js';
+import type { Entry, HardState, Message, RaftConfig, RaftNode, ReadState, Ready, SoftState } from '../../src/raft/index.js';
+
+export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+export const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+export interface Disk {
+  hardState: HardState;
+  entries: Entry[];
+}
+
+export type ConfigOverrides = Partial<Omit<RaftConfig, 'id' | 'voters' | 'random'>>;
+
+export function makeConfig(id: string, voters: readonly string[], seed: number, o: ConfigOverrides = {}): RaftConfig {
+  return {
+    id: nodeId(id),
+    voters: voters.map(nodeId),
+    electionTicks: 10,
+    heartbeatTicks: 1,
+    random: new SeededRandom(seed),
+    preVote: false,
+    checkQuorum: false,
+    ...defaultRaftLimits,
+    ...o,
+  };
+}
+
+export const emptyHardState: HardState = { term: term(0), vote: null, commit: logIndex(0) };
+
+/** Builds entries with the given terms at indexes 1..n (the shape etcd's tests use to set up logs). */
+export function entriesWithTerms(terms: readonly number[]): Entry[] {
+  return terms.map((t, i) => ({ term: term(t), index: logIndex(i + 1), type: 'command', data: enc(`e${i + 1}`) }));
+}
+
+/** Persists a Ready to a disk the way a real caller must: entries replace everything from their first index. */
+export function persist(disk: Disk, rd: Ready): void {
+  if (rd.hardState !== null) disk.hardState = rd.hardState;
+  if (rd.entries.length > 0) {
+    const first = rd.entries[0]!.index;
+    disk.entries.length = first - 1;
+    for (const e of rd.entries) disk.entries.push(e);
+  }
+}
+
+export class SimNode {
+  raft: RaftNode;
+  readonly disk: Disk;
+  readonly applied: Entry[] = [];
+  readonly readStates: ReadState[] = [];
+  readonly softStates: SoftState[] = [];
+
+  constructor(
+    readonly config: RaftConfig,
+    disk: Disk = { hardState: emptyHardState, entries: [] },
+  ) {
+    this.disk = disk;
+    this.raft = createRaftNode(config, { hardState: disk.hardState, entries: disk.entries.slice(), applied: logIndex(0) });
+  }
+
+  get id(): NodeId {
+    return this.config.id;
+  }
+
+  /** Handles every pending Ready: persist, apply, collect; returns the messages to send. */
+  drain(): Message[] {
+    const out: Message[] = [];
+    while (this.raft.hasReady()) {
+      const rd = this.raft.ready();
+      persist(this.disk, rd);
+      for (const m of rd.messages) out.push(m);
+      for (const e of rd.committedEntries) this.applied.push(e);
+      for (const r of rd.readStates) this.readStates.push(r);
+      if (rd.softState !== null) this.softStates.push(rd.softState);
+      this.raft.advance(rd);
+    }
+    return out;
+  }
+
+  appliedCommands(): string[] {
+    return this.applied.filter((e) => e.type === 'command').map((e) => dec(e.data));
+  }
+}
+
+export type DropFilter = (m: Message) => boolean;
+
+export class Network {
+  readonly nodes = new Map<string, SimNode>();
+  readonly ids: string[];
+  /** Every message handed out by a Ready, delivered or not, in order. */
+  readonly trace: Message[] = [];
+  private queue: Message[] = [];
+  private filters: DropFilter[] = [];
+  private readonly isolated = new Set<string>();
+
+  constructor(
+    n: number,
+    private readonly overrides: ConfigOverrides = {},
+    private readonly seed = 1,
+  ) {
+    this.ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+    this.ids.forEach((id, i) => this.nodes.set(id, new SimNode(makeConfig(id, this.ids, seed * 1000 + i, overrides))));
+  }
+
+  node(id: string): SimNode {
+    const n = this.nodes.get(id);
+    if (n === undefined) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  raft(id: string): RaftNode {
+    return this.node(id).raft;
+  }
+
+  leader(): SimNode | undefined {
+    const leaders = [...this.nodes.values()].filter((n) => n.raft.status().role === 'leader');
+    return leaders.sort((a, b) => b.raft.status().term - a.raft.status().term)[0];
+  }
+
+  isolate(id: string): void {
+    this.isolated.add(id);
+  }
+
+  heal(): void {
+    this.isolated.clear();
+    this.filters = [];
+  }
+
+  /** Drops every message the filter matches, until heal() or the returned remover is called. */
+  drop(filter: DropFilter): () => void {
+    this.filters.push(filter);
+    return () => {
+      this.filters = this.filters.filter((f) => f !== filter);
+    };
+  }
+
+  /** Collects the Ready of every node; messages go to the queue unless isolated or filtered. */
+  flush(): void {
+    for (const node of this.nodes.values()) {
+      for (const m of node.drain()) {
+        this.trace.push(m);
+        this.queue.push(m);
+      }
+    }
+  }
+
+  private dropped(m: Message): boolean {
+    if (this.isolated.has(m.from) || this.isolated.has(m.to)) return true;
+    return this.filters.some((f) => f(m));
+  }
+
+  /** Delivers messages (and the messages they cause) until nothing is left. */
+  stabilize(stepsMax = 1_000_000): void {
+    for (let steps = 0; steps < stepsMax; steps++) {
+      this.flush();
+      const m = this.queue.shift();
+      if (m === undefined) return;
+      if (this.dropped(m)) continue;
+      this.nodes.get(m.to)?.raft.step(m);
+    }
+    throw new Error('the network did not go quiet');
+  }
+
+  /** Queued messages, without delivering them (after flushing every Ready). */
+  pending(): Message[] {
+    this.flush();
+    return this.queue.slice();
+  }
+
+  clearQueue(): void {
+    this.queue = [];
+  }
+
+  tick(id: string, n = 1): void {
+    for (let i = 0; i < n; i++) this.raft(id).tick();
+  }
+
+  /** Ticks every node n times, stabilizing after each round of ticks. */
+  tickAll(n = 1): void {
+    for (let i = 0; i < n; i++) {
+      for (const node of this.nodes.values()) node.raft.tick();
+      this.stabilize();
+    }
+  }
+
+  /** Makes `id` campaign and delivers everything. */
+  elect(id: string): void {
+    this.raft(id).campaign();
+    this.stabilize();
+  }
+
+  propose(id: string, ...commands: string[]): ReturnType<RaftNode['propose']> {
+    const r = this.raft(id).propose(commands.map(enc));
+    this.stabilize();
+    return r;
+  }
+
+  /** Rebuilds a node from its disk, as after a crash (unpersisted state is lost). */
+  restart(id: string): void {
+    const old = this.node(id);
+    const disk: Disk = { hardState: old.disk.hardState, entries: old.disk.entries.slice() };
+    this.nodes.set(id, new SimNode(makeConfig(id, this.ids, this.seed * 7919 + this.ids.indexOf(id), this.overrides), disk));
+  }
+}
+
+/** Drives a single node by hand: step, then read the messages its Ready hands out. */
+export function readMessages(node: RaftNode): Message[] {
+  const out: Message[] = [];
+  while (node.hasReady()) {
+    const rd = node.ready();
+    out.push(...rd.messages);
+    node.advance(rd);
+  }
+  return out;
+}
+
+export const idx = (n: number): LogIndex => logIndex(n);
