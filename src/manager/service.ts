@@ -1,0 +1,89 @@
+// The manager's side of the HTTP API: turns requests into proposals and linearizable reads on the Raft driver.
+// Works the same on every manager: the core forwards a follower's proposals and reads to the leader.
+import type { Logger } from 'pino';
+import type { ClusterView, KvEntry, KvVersion, ManagerService, ReadConsistency, ReadyState, RequestContext } from '../api/service.js';
+import { encodeCommand, type Command } from '../kv/commands.js';
+import { KvStateMachine, type ApplyResult } from '../kv/state-machine.js';
+import { MinkubeError } from '../lib/errors.js';
+import type { NodeId } from '../lib/ids.js';
+import type { Transport } from '../transport/types.js';
+import type { CommandStateMachine, Member, RaftNodeDriver } from './node.js';
+
+export interface ManagerServiceOptions {
+  id: NodeId;
+  clientId: string;
+  members: readonly Member[];
+  transport: Pick<Transport, 'reachable'>;
+  logger: Logger;
+}
+
+export class ManagerServiceImpl implements ManagerService {
+  readonly kv = new KvStateMachine();
+  readonly stateMachine: CommandStateMachine<ApplyResult> = { apply: (index, data) => this.kv.applyEntry(index, data) };
+  private driverRef: RaftNodeDriver<ApplyResult> | null = null;
+
+  constructor(private readonly o: ManagerServiceOptions) {}
+
+  attach(driver: RaftNodeDriver<ApplyResult>): void {
+    this.driverRef = driver;
+  }
+
+  private get driver(): RaftNodeDriver<ApplyResult> {
+    if (this.driverRef === null) throw new MinkubeError('NOT_READY', 'the manager is starting');
+    return this.driverRef;
+  }
+
+  cluster(): ClusterView {
+    const s = this.driver.status();
+    return {
+      id: this.o.id,
+      role: s.role,
+      term: s.term,
+      leaderId: s.leaderId,
+      commitIndex: s.commitIndex,
+      appliedIndex: this.driver.applied,
+      members: this.o.members.map((m) => ({
+        id: m.id,
+        raftAddress: m.raftAddress,
+        apiAddress: m.apiAddress,
+        voter: true,
+        reachable: m.id === this.o.id || this.o.transport.reachable(m.id),
+      })),
+    };
+  }
+
+  ready(): ReadyState {
+    if (this.driverRef === null) return { ready: false, reason: 'starting' };
+    const s = this.driver.status();
+    if (s.leaderId === null) return { ready: false, reason: 'no leader is known' };
+    if (this.driver.applied < s.commitIndex) return { ready: false, reason: `applied ${this.driver.applied} of ${s.commitIndex} committed entries` };
+    return { ready: true };
+  }
+
+  async kvPut(key: string, value: string, ifVersion: number | undefined, ctx: RequestContext): Promise<KvVersion> {
+    const cmd: Command = ifVersion === undefined ? { op: 'put', key, value } : { op: 'put', key, value, ifVersion };
+    return versionOf(await this.propose(cmd, ctx));
+  }
+
+  async kvDelete(key: string, ifVersion: number | undefined, ctx: RequestContext): Promise<KvVersion> {
+    const cmd: Command = ifVersion === undefined ? { op: 'delete', key } : { op: 'delete', key, ifVersion };
+    return versionOf(await this.propose(cmd, ctx));
+  }
+
+  async kvGet(key: string, consistency: ReadConsistency, ctx: RequestContext): Promise<KvEntry> {
+    if (consistency === 'linearizable') await this.driver.linearizableBarrier(ctx.deadlineMs);
+    const rec = this.kv.get(key);
+    if (rec === undefined) throw new MinkubeError('KV_KEY_NOT_FOUND', `no key "${key}"`);
+    return { key: rec.key, value: rec.value, version: rec.version };
+  }
+
+  private propose(cmd: Command, ctx: RequestContext): Promise<ApplyResult> {
+    const { clientId } = this.o;
+    return this.driver.propose((seq, ackSeq) => encodeCommand({ clientId, seq, ackSeq, reqId: ctx.requestId, cmd }), ctx.deadlineMs, ctx.requestId);
+  }
+}
+
+function versionOf(r: ApplyResult): KvVersion {
+  if (!r.ok) throw new MinkubeError(r.code, r.message, { details: { currentVersion: r.currentVersion } });
+  return { key: r.key, version: r.version };
+}

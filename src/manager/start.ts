@@ -1,0 +1,102 @@
+// Starts one manager process from the cluster config: storage, transport, Raft driver, state machine, HTTP API.
+import { randomBytes, randomInt } from 'node:crypto';
+import { pino, type Logger } from 'pino';
+import { loadClusterConfig, type ClusterConfig } from '../config/cluster.js';
+import { buildManagerApp } from '../api/manager-app.js';
+import { systemClock } from '../lib/clock.js';
+import { MinkubeError } from '../lib/errors.js';
+import { nodeId, type NodeId } from '../lib/ids.js';
+import { limits } from '../lib/limits.js';
+import { SeededRandom } from '../lib/random.js';
+import { LevelRaftStorage } from '../storage/level.js';
+import { TcpTransport } from '../transport/tcp.js';
+import { ManagerServiceImpl } from './service.js';
+import { RaftNodeDriver, type Member } from './node.js';
+import { splitHostPort } from './address.js';
+
+export interface StartManagerOptions {
+  configPath: string;
+  id: string;
+  logger?: Logger;
+}
+
+export interface RunningManager {
+  readonly id: NodeId;
+  readonly apiUrl: string;
+  stop(): Promise<void>;
+  /** Resolves when the manager stops by itself (a fatal storage error), with that error. */
+  readonly stopped: Promise<Error | null>;
+}
+
+export async function startManager(opts: StartManagerOptions): Promise<RunningManager> {
+  const config = await loadClusterConfig(opts.configPath);
+  return startManagerFromConfig(config, opts.id, opts.logger);
+}
+
+export async function startManagerFromConfig(config: ClusterConfig, id: string, parentLogger?: Logger): Promise<RunningManager> {
+  const self = config.managers.find((m) => m.id === id);
+  if (self === undefined) {
+    throw new MinkubeError('CONFIG_INVALID', `no manager with id "${id}" in the config (managers: ${config.managers.map((m) => m.id).join(', ')})`);
+  }
+  const view = { term: 0, role: 'follower' as string };
+  // Every line carries the node id, and the term and role at the time it was written.
+  const logger =
+    parentLogger?.child({ node: id }) ??
+    pino({ base: { node: id }, mixin: () => ({ term: view.term, role: view.role }), timestamp: pino.stdTimeFunctions.isoTime });
+  const members: Member[] = config.managers.map((m) => ({ id: nodeId(m.id), raftAddress: m.raftAddress, apiAddress: m.apiAddress }));
+  const tickMs = config.raft.heartbeatIntervalMs;
+  const electionTicks = Math.max(2, Math.round(config.raft.electionTimeoutMs / tickMs));
+
+  const storage = await LevelRaftStorage.open(self.dataDir);
+  const host = splitHostPort(self.raftAddress).host;
+  const transport = await TcpTransport.start({
+    id: nodeId(self.id),
+    listen: self.raftAddress,
+    localAddress: host,
+    peers: new Map(members.filter((m) => m.id !== self.id).map((m) => [m.id, m.raftAddress])),
+    logger: logger.child({ component: 'transport' }),
+  });
+  const clientId = `${self.id}.${randomBytes(6).toString('hex')}`;
+  const service = new ManagerServiceImpl({ id: nodeId(self.id), clientId, members, logger, transport });
+  const driver = await RaftNodeDriver.open({
+    id: nodeId(self.id),
+    members,
+    storage,
+    transport,
+    stateMachine: service.stateMachine,
+    logger,
+    clock: systemClock,
+    random: new SeededRandom(randomInt(0x7fffffff)),
+    clientId,
+    tickMs,
+    electionTicks,
+    heartbeatTicks: 1,
+    proposalQueueMax: limits.proposalQueueMax,
+    onRoleChange: (role, _leader, term) => {
+      view.role = role;
+      view.term = term;
+    },
+  });
+  service.attach(driver);
+  driver.start();
+
+  const app = buildManagerApp({ service, logger: logger.child({ component: 'api' }), bodyLimitBytes: config.api.bodyLimitBytes, requestTimeoutMs: config.api.requestTimeoutMs });
+  const api = splitHostPort(self.apiAddress);
+  await app.listen({ host: api.host, port: api.port });
+  logger.info({ api: self.apiAddress, raft: self.raftAddress, dataDir: self.dataDir }, 'manager started');
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      await app.close();
+      await driver.stop();
+      await transport.close();
+      await storage.close();
+      logger.info('manager stopped');
+    })());
+  const stopped = driver.stoppedPromise.then(async (err) => {
+    await stop();
+    return err;
+  });
+  return { id: nodeId(self.id), apiUrl: `http://${self.apiAddress}`, stop, stopped };
+}

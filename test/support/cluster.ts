@@ -1,0 +1,193 @@
+// Real manager (and worker) processes on loopback for end-to-end tests and benchmarks: write a config, spawn
+// `bin/minkube.js manager`, SIGKILL / SIGSTOP / SIGCONT them, and talk to them over HTTP.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, createWriteStream, type WriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const repoRoot = resolve(import.meta.dirname, '..', '..');
+export const minkubeBin = join(repoRoot, 'bin', 'minkube.js');
+
+export interface ProcNode {
+  readonly id: string;
+  readonly kind: 'manager' | 'worker';
+  readonly apiUrl: string;
+  readonly host: string;
+  proc: ChildProcess | null;
+  log: WriteStream | null;
+}
+
+export interface ClusterOptions {
+  managers?: number;
+  workers?: number;
+  workerRuntime?: 'docker' | 'process' | 'auto';
+  raft?: { heartbeatIntervalMs?: number; electionTimeoutMs?: number };
+  /** Extra top-level config keys (e.g. worker/task tuning added by later issues). */
+  extra?: Record<string, unknown>;
+  /** Each manager on its own loopback address (127.0.0.1, .2, .3 ...), as cluster.example.json does. */
+  distinctHosts?: boolean;
+}
+
+/** A free TCP port on host (bound and released; a tiny race is acceptable in tests). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr !== null ? resolvePort(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export class ProcCluster {
+  readonly nodes = new Map<string, ProcNode>();
+
+  private constructor(
+    readonly dir: string,
+    readonly configPath: string,
+    readonly config: Record<string, unknown>,
+  ) {}
+
+  static async create(options: ClusterOptions = {}): Promise<ProcCluster> {
+    const dir = mkdtempSync(join(tmpdir(), 'minkube-test-'));
+    const managers = [];
+    const nodes: ProcNode[] = [];
+    for (let i = 1; i <= (options.managers ?? 3); i++) {
+      const host = options.distinctHosts === false ? '127.0.0.1' : `127.0.0.${i}`;
+      const [raftPort, apiPort] = [await freePort(host), await freePort(host)];
+      managers.push({ id: `m${i}`, raftAddress: `${host}:${raftPort}`, apiAddress: `${host}:${apiPort}`, dataDir: `m${i}` });
+      nodes.push({ id: `m${i}`, kind: 'manager', apiUrl: `http://${host}:${apiPort}`, host, proc: null, log: null });
+    }
+    const workers = [];
+    for (let i = 1; i <= (options.workers ?? 0); i++) {
+      const port = await freePort();
+      workers.push({ id: `w${i}`, apiAddress: `127.0.0.1:${port}`, runtime: options.workerRuntime ?? 'process', dataDir: `w${i}` });
+      nodes.push({ id: `w${i}`, kind: 'worker', apiUrl: `http://127.0.0.1:${port}`, host: '127.0.0.1', proc: null, log: null });
+    }
+    const config: Record<string, unknown> = { managers, workers, ...(options.raft ? { raft: options.raft } : {}), ...options.extra };
+    const configPath = join(dir, 'cluster.json');
+    writeFileSync(configPath, JSON.stringify(config, null, 2));
+    const c = new ProcCluster(dir, configPath, config);
+    for (const n of nodes) c.nodes.set(n.id, n);
+    return c;
+  }
+
+  get managerIds(): string[] {
+    return [...this.nodes.values()].filter((n) => n.kind === 'manager').map((n) => n.id);
+  }
+
+  node(id: string): ProcNode {
+    const n = this.nodes.get(id);
+    if (n === undefined) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  url(id: string): string {
+    return this.node(id).apiUrl;
+  }
+
+  start(id: string): void {
+    const n = this.node(id);
+    if (n.proc !== null) throw new Error(`${id} is already running`);
+    n.log ??= createWriteStream(join(this.dir, `${id}.log`), { flags: 'a' });
+    const proc = spawn(process.execPath, [minkubeBin, n.kind, '--config', this.configPath, '--id', id], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, MINKUBE_LOG_LEVEL: process.env.MINKUBE_LOG_LEVEL ?? 'info' },
+    });
+    proc.stdout.pipe(n.log, { end: false });
+    proc.stderr.pipe(n.log, { end: false });
+    proc.once('exit', () => {
+      if (n.proc === proc) n.proc = null;
+    });
+    n.proc = proc;
+  }
+
+  startAll(): void {
+    for (const id of this.nodes.keys()) this.start(id);
+  }
+
+  /** Sends a signal; for SIGKILL and SIGTERM waits until the process is gone. */
+  async signal(id: string, sig: NodeJS.Signals): Promise<void> {
+    const n = this.node(id);
+    const proc = n.proc;
+    if (proc === null) return;
+    if (sig === 'SIGKILL' || sig === 'SIGTERM') {
+      const gone = new Promise<void>((r) => proc.once('exit', () => r()));
+      proc.kill(sig);
+      await gone;
+      n.proc = null;
+    } else {
+      proc.kill(sig);
+    }
+  }
+
+  async cleanup(): Promise<void> {
+    for (const n of this.nodes.values()) {
+      n.proc?.kill('SIGCONT');
+      await this.signal(n.id, 'SIGKILL');
+      n.log?.end();
+    }
+    if (process.env.MINKUBE_KEEP_TEST_DIRS !== '1') rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** GET/PUT/DELETE json against a node; never throws for HTTP errors, only returns the status and body. */
+  async http(id: string, method: string, path: string, body?: unknown, timeoutMs = 5000): Promise<{ status: number; body: any }> {
+    return httpJson(this.url(id), method, path, body, timeoutMs);
+  }
+
+  /** Waits until every listed manager that is up agrees on one leader; returns its id. */
+  async waitForLeader(opts: { among?: string[]; timeoutMs?: number; excluding?: string } = {}): Promise<string> {
+    const among = opts.among ?? this.managerIds.filter((id) => this.node(id).proc !== null);
+    const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
+    while (Date.now() < deadline) {
+      const views = await Promise.all(among.map((id) => this.http(id, 'GET', '/v1/cluster', undefined, 1000).catch(() => null)));
+      const leaders = new Set(views.map((v) => (v?.status === 200 ? (v.body.leaderId as string | null) : null)));
+      const [only] = [...leaders];
+      if (leaders.size === 1 && typeof only === 'string' && only !== opts.excluding) {
+        const leaderView = views[among.indexOf(only)];
+        if (leaderView === undefined || leaderView?.body?.role === 'leader') return only;
+      }
+      await sleep(50);
+    }
+    throw new Error(`no agreed leader among ${among.join(', ')} within ${opts.timeoutMs ?? 15_000} ms (logs in ${this.dir})`);
+  }
+}
+
+export async function httpJson(baseUrl: string, method: string, path: string, body?: unknown, timeoutMs = 5000): Promise<{ status: number; body: any }> {
+  const res = await fetch(baseUrl + path, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? null : JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text.length > 0 ? JSON.parse(text) : null;
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: res.status, body: parsed };
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls fn until it returns a non-undefined value, or throws after timeoutMs. */
+export async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown = null;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      lastError = err;
+    }
+    await sleep(50);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+}
