@@ -27,6 +27,19 @@ export const limits = {
   taskHistoryMax: 20,
   listLimitDefault: 100,
   listLimitMax: 1000,
+  // container runtimes
+  /** One Docker API call (not wait, not pull): a hung daemon must not hang the worker. */
+  runtimeCallTimeoutMsDefault: 15_000,
+  runtimePullTimeoutMsDefault: 300_000,
+  /** Answering "is Docker there?" when choosing a runtime at start-up. */
+  runtimePingTimeoutMsDefault: 1500,
+  /** logs() returns at most this many bytes (the newest). */
+  runtimeLogBytesMax: 1024 * 1024,
+  runtimeLogTailLinesDefault: 1000,
+  /** A process task's log file is rotated (one old generation kept) past this size. */
+  processLogFileBytesMax: 8 * 1024 * 1024,
+  /** Containers inspected at once by list(). */
+  runtimeInspectConcurrencyMax: 8,
 } as const;
 
 assert(limits.raftEntriesPerAppendMax >= 1, 'an append carries at least one entry');
@@ -34,3 +47,4 @@ assert(limits.raftAppendBytesMax < limits.frameBytesMax, 'an append must fit in 
 assert(limits.httpBodyBytesDefault < limits.raftAppendBytesMax, 'one request body must fit in one append');
 assert(limits.kvSessionResultsMax >= limits.proposalQueueMax, 'a session remembers every in-flight proposal of a manager');
 assert(limits.listLimitDefault <= limits.listLimitMax, 'the default page fits under the maximum');
+assert(limits.runtimePingTimeoutMsDefault < limits.runtimeCallTimeoutMsDefault, 'a start-up ping is quicker than any call');
