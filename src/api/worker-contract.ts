@@ -1,0 +1,51 @@
+// The HTTP contract between managers and workers (both directions). Bodies are JSON; failures use the error registry.
+//
+// Worker -> any manager (a follower proposes through Raft like any other write):
+//   POST /v1/workers                      RegisterRequest            -> 200 { worker: WorkerRecord }
+//   POST /v1/workers/:id/heartbeat        HeartbeatRequest           -> 200 HeartbeatResponse
+//   GET  /v1/workers/:id/assignments      (linearizable)             -> 200 { items: Assignment[], nextCursor: null }
+// Leader -> worker:
+//   POST   /v1/tasks                      Assignment                 -> 200 WorkerTaskStatus | 409 TASK_STALE_FENCING_TOKEN | 4xx/5xx classified
+//   DELETE /v1/tasks/:id?attempt=&term=   (the stop's fencing token) -> 200 WorkerTaskStatus | 404 TASK_NOT_FOUND | 409 TASK_STALE_FENCING_TOKEN
+//   GET    /v1/tasks                                                 -> 200 { items: WorkerTaskStatus[], nextCursor: null }
+//   GET    /v1/tasks/:id                                             -> 200 WorkerTaskStatus
+//   GET    /v1/tasks/:id/logs?tail=N                                 -> 200 text/plain
+//   GET    /v1/stats                                                 -> 200 WorkerStats
+import type { DesiredState, FencingToken, TaskError, TaskSpec, WorkerStats } from '../kv/task-model.js';
+
+export interface RegisterRequest {
+  readonly id: string;
+  readonly apiAddress: string;
+  readonly runtime: 'docker' | 'process' | 'memory';
+}
+
+/** What a worker knows of one task: it answers from its local map without asking a manager. */
+export interface WorkerTaskStatus {
+  readonly taskId: string;
+  readonly attempt: number;
+  readonly term: number;
+  /** The worker's view: 'starting' until the container runs; the rest mirror the task states. */
+  readonly state: 'starting' | 'running' | 'succeeded' | 'failed' | 'stopped';
+  readonly containerId: string | null;
+  readonly exitCode: number | null;
+  readonly error: TaskError | null;
+  readonly startedAt: string | null;
+  readonly finishedAt: string | null;
+}
+
+export interface HeartbeatRequest {
+  readonly stats: WorkerStats;
+  /** Every task in the worker's map, so the managers learn state changes without a separate report call. */
+  readonly tasks: readonly WorkerTaskStatus[];
+}
+
+export interface HeartbeatResponse {
+  /** The interval the managers expect heartbeats at. */
+  readonly heartbeatIntervalMs: number;
+}
+
+/** A placement the leader committed, sent to the worker; also what GET assignments returns for reconciliation. */
+export interface Assignment extends FencingToken {
+  readonly spec: TaskSpec;
+  readonly desiredState: DesiredState;
+}

@@ -1,0 +1,104 @@
+// The task and worker records replicated in the state machine, and the one table of allowed task transitions.
+import type { FailureClass } from '../lib/failure.js';
+
+export type { FailureClass };
+
+export type RestartPolicy = 'never' | 'on-failure' | 'always';
+
+export interface TaskSpec {
+  readonly name?: string;
+  readonly image: string;
+  readonly command?: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
+  readonly restartPolicy?: RestartPolicy;
+  readonly maxAttempts?: number;
+  readonly resources?: { readonly cpus?: number; readonly memoryMb?: number };
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/** Observed states. pending -> scheduled -> running -> succeeded | failed | stopped, plus lost. */
+export type TaskState = 'pending' | 'scheduled' | 'running' | 'succeeded' | 'failed' | 'stopped' | 'lost';
+export type DesiredState = 'run' | 'stop';
+
+export const finalTaskStates: ReadonlySet<TaskState> = new Set(['succeeded', 'failed', 'stopped']);
+
+/**
+ * The allowed transitions. A retry (transient failure, restart policy, lost worker) goes back to pending with the
+ * attempt number raised; a final state is never left.
+ */
+export const taskTransitions: Readonly<Record<TaskState, readonly TaskState[]>> = {
+  pending: ['scheduled', 'failed', 'stopped'],
+  scheduled: ['running', 'succeeded', 'failed', 'stopped', 'lost', 'pending'],
+  running: ['succeeded', 'failed', 'stopped', 'lost', 'pending'],
+  lost: ['pending', 'failed', 'stopped'],
+  succeeded: [],
+  failed: [],
+  stopped: [],
+};
+
+export function canTransition(from: TaskState, to: TaskState): boolean {
+  return taskTransitions[from].includes(to);
+}
+
+export interface TaskError {
+  readonly class: FailureClass;
+  readonly message: string;
+}
+
+export interface TaskTransition {
+  readonly state: TaskState;
+  readonly attempt: number;
+  readonly atMs: number;
+  readonly workerId: string | null;
+  readonly reason?: string;
+}
+
+/** The fencing token of an assignment or a stop: a worker refuses one older than the newest it has seen for the task. */
+export interface FencingToken {
+  readonly taskId: string;
+  readonly attempt: number;
+  readonly term: number;
+}
+
+export interface TaskRecord {
+  readonly id: string;
+  readonly spec: TaskSpec;
+  readonly state: TaskState;
+  readonly desiredState: DesiredState;
+  readonly workerId: string | null;
+  /** From 1; raised by every retry. */
+  readonly attempt: number;
+  /** The term of the leader that placed the current attempt (part of the fencing token). */
+  readonly term: number;
+  readonly containerId: string | null;
+  readonly exitCode: number | null;
+  readonly error: TaskError | null;
+  /** A pending retry is not placed before this time (exponential backoff with full jitter). */
+  readonly notBeforeMs: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  /** Bounded by limits.taskHistoryMax, oldest dropped first. */
+  readonly history: readonly TaskTransition[];
+}
+
+export type WorkerState = 'ready' | 'unreachable' | 'down';
+
+export interface WorkerStats {
+  /** 0..1 over the last heartbeat interval; null until two readings exist. */
+  readonly cpuUtilization: number | null;
+  readonly memoryTotalBytes: number;
+  readonly memoryAvailableBytes: number;
+  readonly diskFreeBytes: number;
+  readonly runningTasks: number;
+}
+
+export interface WorkerRecord {
+  readonly id: string;
+  readonly apiAddress: string;
+  readonly state: WorkerState;
+  readonly runtime: string;
+  readonly registeredAt: string;
+  readonly lastHeartbeatAt: string | null;
+  readonly stats: WorkerStats | null;
+  readonly taskCount: number;
+}
