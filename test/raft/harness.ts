@@ -218,3 +218,135 @@ export function readMessages(node: RaftNode): Message[] {
 }
 
 export const idx = (n: number): LogIndex => logIndex(n);
+
+// ---- single-node helpers, in the manner of etcd's raft_paper_test.go ----
+
+export const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `n${i + 1}`);
+
+export interface NodeSetup {
+  size?: number;
+  /** Terms of the persisted log at indexes 1..n. */
+  terms?: readonly number[];
+  hardState?: Partial<{ term: number; vote: string | null; commit: number }>;
+  overrides?: ConfigOverrides;
+  seed?: number;
+}
+
+export function newNode(id = 'n1', setup: NodeSetup = {}): RaftNode {
+  const entries = entriesWithTerms(setup.terms ?? []);
+  const lastTerm = entries.at(-1)?.term ?? 0;
+  const hs = setup.hardState ?? {};
+  const vote = hs.vote ?? null;
+  return createRaftNode(makeConfig(id, ids(setup.size ?? 3), setup.seed ?? 1, setup.overrides), {
+    hardState: { term: term(hs.term ?? lastTerm), vote: vote === null ? null : nodeId(vote), commit: logIndex(hs.commit ?? 0) },
+    entries,
+    applied: logIndex(0),
+  });
+}
+
+type Msg<T extends Message['type']> = Extract<Message, { type: T }>;
+
+export function append(
+  from: string,
+  to: string,
+  t: number,
+  prevLogIndex: number,
+  prevLogTerm: number,
+  entries: Entry[] = [],
+  commit = 0,
+): Msg<'append'> {
+  return {
+    type: 'append',
+    from: nodeId(from),
+    to: nodeId(to),
+    term: term(t),
+    prevLogIndex: logIndex(prevLogIndex),
+    prevLogTerm: term(prevLogTerm),
+    entries,
+    commit: logIndex(commit),
+  };
+}
+
+export function heartbeat(from: string, to: string, t: number, commit = 0, context = ''): Msg<'heartbeat'> {
+  return { type: 'heartbeat', from: nodeId(from), to: nodeId(to), term: term(t), commit: logIndex(commit), context };
+}
+
+export function vote(
+  from: string,
+  to: string,
+  t: number,
+  lastLogIndex = 0,
+  lastLogTerm = 0,
+  o: { preVote?: boolean; transfer?: boolean } = {},
+): Msg<'vote'> {
+  return {
+    type: 'vote',
+    from: nodeId(from),
+    to: nodeId(to),
+    term: term(t),
+    preVote: o.preVote ?? false,
+    lastLogIndex: logIndex(lastLogIndex),
+    lastLogTerm: term(lastLogTerm),
+    transfer: o.transfer ?? false,
+  };
+}
+
+export function voteResponse(from: string, to: string, t: number, granted: boolean, preVote = false): Msg<'voteResponse'> {
+  return { type: 'voteResponse', from: nodeId(from), to: nodeId(to), term: term(t), preVote, granted };
+}
+
+export function appendResponse(
+  from: string,
+  to: string,
+  t: number,
+  success: boolean,
+  index: number,
+  conflictTerm = 0,
+  conflictIndex = 0,
+): Msg<'appendResponse'> {
+  return {
+    type: 'appendResponse',
+    from: nodeId(from),
+    to: nodeId(to),
+    term: term(t),
+    success,
+    index: logIndex(index),
+    conflictTerm: term(conflictTerm),
+    conflictIndex: logIndex(conflictIndex),
+  };
+}
+
+export function heartbeatResponse(from: string, to: string, t: number, context = ''): Msg<'heartbeatResponse'> {
+  return { type: 'heartbeatResponse', from: nodeId(from), to: nodeId(to), term: term(t), context };
+}
+
+/** The answer a follower with a matching log gives to an append. */
+export function acceptAndReply(m: Msg<'append'>): Msg<'appendResponse'> {
+  return appendResponse(m.to, m.from, m.term, true, m.prevLogIndex + m.entries.length);
+}
+
+export function ofType<T extends Message['type']>(msgs: readonly Message[], type: T): Msg<T>[] {
+  return msgs.filter((m): m is Msg<T> => m.type === type);
+}
+
+/** Campaigns and collects every vote from the other voters: the node ends up leader (its no-op unacknowledged). */
+export function becomeLeader(node: RaftNode): void {
+  node.campaign();
+  // Pre-vote takes two rounds; the leader's own messages stay unread for the test.
+  for (let round = 0; round < 2 && node.status().role !== 'leader'; round++) {
+    for (const m of ofType(readMessages(node), 'vote')) node.step(voteResponse(m.to, m.from, m.term, true, m.preVote));
+  }
+  if (node.status().role !== 'leader') throw new Error(`could not make ${node.status().id} leader`);
+}
+
+/** Makes a fresh leader commit its no-op by acknowledging its appends from every follower. */
+export function commitNoop(node: RaftNode): void {
+  for (const m of readMessages(node)) {
+    if (m.type === 'append') node.step(acceptAndReply(m));
+  }
+  readMessages(node);
+}
+
+export function entry(index: number, t: number, data = `e${index}`): Entry {
+  return { term: term(t), index: logIndex(index), type: 'command', data: enc(data) };
+}
