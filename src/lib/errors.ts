@@ -31,6 +31,7 @@ export const errorRegistry = {
   UNCOMMITTED_LIMIT: { status: 503, message: 'too much uncommitted data; retry later' },
   NOT_READY: { status: 503, message: 'the node is not ready' },
   WORKER_UNAVAILABLE: { status: 503, message: 'the worker did not answer' },
+  UNREACHABLE: { status: 503, message: 'the server could not be reached' },
   TIMEOUT: { status: 504, message: 'the request timed out; its outcome is unknown' },
   // 500: our fault or the environment's
   STORAGE_CORRUPT: { status: 500, message: 'the data directory is corrupt' },
