@@ -853,8 +853,14 @@ export class Raft implements RaftNode {
   advance(rd: Ready): void {
     if (rd.hardState !== null) this.prevHard = rd.hardState;
     if (rd.softState !== null) this.prevSoft = rd.softState;
-    const lastStable = rd.entries[rd.entries.length - 1];
-    if (lastStable !== undefined) this.log.stableTo(lastStable.index, lastStable.term);
+    // Entries replaced while the write was in progress stay unstable; the prefix before them is on disk.
+    for (let i = rd.entries.length - 1; i >= 0; i--) {
+      const e = rd.entries[i]!;
+      if (this.log.term(e.index) === e.term) {
+        this.log.stableTo(e.index, e.term);
+        break;
+      }
+    }
     const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];
     if (lastApplied !== undefined) this.log.appliedTo(lastApplied.index);
     assert(this.log.applied <= this.log.committed && this.log.committed <= this.log.lastIndex(), 'applied <= commit <= last index');
