@@ -1,0 +1,121 @@
+// A small fetch-based client of the managers' HTTP API, for the CLI and for forwarding between managers.
+// Every failure comes back as a MinkubeError: the server's own error, TIMEOUT, or UNREACHABLE naming the URL.
+import { errorFromBody, MinkubeError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
+import { keyPath, keyProblem } from './keys.js';
+import type { ClusterView, KvEntry, KvVersion, ReadConsistency } from './service.js';
+
+export interface ApiClientOptions {
+  /** Per request (default limits.requestTimeoutMsDefault plus a little, so the server's own TIMEOUT wins). */
+  timeoutMs?: number;
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  requestId?: string;
+  timeoutMs?: number;
+}
+
+export class ApiClient {
+  readonly baseUrl: string;
+  private readonly timeoutMs: number;
+
+  /** baseUrl: 'http://host:port' or just 'host:port' (as in the cluster config). */
+  constructor(baseUrl: string, options: ApiClientOptions = {}) {
+    this.baseUrl = normaliseBaseUrl(baseUrl);
+    this.timeoutMs = options.timeoutMs ?? limits.requestTimeoutMsDefault + 500;
+  }
+
+  cluster(options: RequestOptions = {}): Promise<ClusterView> {
+    return this.request('GET', '/v1/cluster', options);
+  }
+
+  health(options: RequestOptions = {}): Promise<{ status: 'ok' }> {
+    return this.request('GET', '/health', options);
+  }
+
+  ready(options: RequestOptions = {}): Promise<{ ready: true }> {
+    return this.request('GET', '/ready', options);
+  }
+
+  async kvGet(key: string, consistency: ReadConsistency = 'linearizable', options: RequestOptions = {}): Promise<KvEntry> {
+    const query = consistency === 'linearizable' ? '' : `?consistency=${consistency}`;
+    return this.request('GET', `${kvPath(key)}${query}`, options);
+  }
+
+  async kvPut(key: string, value: string, ifVersion?: number, options: RequestOptions = {}): Promise<KvVersion> {
+    const body = ifVersion === undefined ? { value } : { value, ifVersion };
+    return this.request('PUT', kvPath(key), { ...options, body });
+  }
+
+  async kvDelete(key: string, ifVersion?: number, options: RequestOptions = {}): Promise<KvVersion> {
+    const query = ifVersion === undefined ? '' : `?ifVersion=${ifVersion}`;
+    return this.request('DELETE', `${kvPath(key)}${query}`, options);
+  }
+
+  /** One request; a 2xx answers its JSON body, anything else throws the MinkubeError the server described. */
+  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const url = `${this.baseUrl}${path}`;
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (options.requestId !== undefined) headers['x-request-id'] = options.requestId;
+    const init: RequestInit = { method, headers, signal: AbortSignal.timeout(timeoutMs) };
+    if (options.body !== undefined) {
+      headers['content-type'] = 'application/json';
+      init.body = JSON.stringify(options.body);
+    }
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(url, init);
+      text = await res.text();
+    } catch (err) {
+      throw transportError(err, method, url, timeoutMs);
+    }
+    const body = parseJson(text);
+    if (!res.ok) throw errorFromBody(body, res.status);
+    if (body === undefined) throw new MinkubeError('INTERNAL', `${method} ${url} answered ${res.status} without a JSON body`);
+    return body as T;
+  }
+}
+
+function kvPath(key: string): string {
+  // Dot segments cannot cross a URL intact (clients collapse them), so such a key is refused here, as the server would.
+  const problem = keyProblem(key);
+  if (problem !== null) throw new MinkubeError('INVALID_KEY', problem);
+  return `/v1/kv/${keyPath(key)}`;
+}
+
+export function normaliseBaseUrl(base: string): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(base) ? base : `http://${base}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new MinkubeError('INVALID_PARAM', `not a URL: ${JSON.stringify(base)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new MinkubeError('INVALID_PARAM', `not an http(s) URL: ${base}`);
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+function transportError(err: unknown, method: string, url: string, timeoutMs: number): MinkubeError {
+  const e = err as Error & { cause?: { code?: string; message?: string } };
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') {
+    return new MinkubeError('TIMEOUT', `${method} ${url}: no answer within ${timeoutMs} ms; the outcome is unknown`, { cause: err });
+  }
+  const code = e.cause?.code;
+  const reason = code ?? e.cause?.message ?? e.message;
+  // A refused or unresolvable connection sent nothing; a connection lost midway may have delivered a write.
+  const unsent = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || method === 'GET';
+  const outcome = unsent ? '' : '; the outcome is unknown';
+  return new MinkubeError('UNREACHABLE', `cannot reach ${url} (${reason})${outcome}`, { cause: err });
+}
+
+function parseJson(text: string): unknown {
+  if (text.length === 0) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,55 @@
+// The one error path of every Minkube app: whatever fails answers { error: { code, message } } with the registry's
+// HTTP status. Expected failures are MinkubeErrors; fastify's own errors are translated; anything else is INTERNAL.
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { MinkubeError } from '../lib/errors.js';
+
+/** Translates any thrown value into the MinkubeError the client will see. */
+export function toMinkubeError(err: unknown, bodyLimitBytes: number): MinkubeError {
+  if (err instanceof MinkubeError) return err;
+  const e = err as Partial<FastifyError> & { validationContext?: string };
+  switch (e.code ?? '') {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new MinkubeError('PAYLOAD_TOO_LARGE', `the request body is larger than ${bodyLimitBytes} bytes`);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new MinkubeError('UNSUPPORTED_MEDIA_TYPE', 'the content type is not supported; send application/json');
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new MinkubeError('INVALID_JSON');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new MinkubeError('INVALID_JSON', 'the body is empty but the content type says JSON');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new MinkubeError('INVALID_BODY', 'the body length does not match Content-Length');
+    case 'FST_ERR_VALIDATION': {
+      // Only a schema compiled outside typeboxValidatorCompiler ends up here.
+      const code = e.validationContext === 'body' ? 'INVALID_BODY' : 'INVALID_PARAM';
+      return new MinkubeError(code, e.message);
+    }
+    default:
+      break;
+  }
+  const status = typeof e.statusCode === 'number' ? e.statusCode : 500;
+  if (status === 404) return new MinkubeError('NOT_FOUND');
+  if (status === 405) return new MinkubeError('METHOD_NOT_ALLOWED');
+  if (status >= 400 && status < 500) return new MinkubeError('INVALID_PARAM', typeof e.message === 'string' ? e.message : undefined);
+  return new MinkubeError('INTERNAL', undefined, { cause: err });
+}
+
+export function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply, bodyLimitBytes: number): FastifyReply {
+  const error = toMinkubeError(err, bodyLimitBytes);
+  if (error.code === 'INTERNAL') req.log.error({ err }, 'request failed');
+  else if (error.status >= 500) req.log.warn({ code: error.code, msg: error.message }, 'request failed');
+  else req.log.debug({ code: error.code, msg: error.message }, 'request rejected');
+  return reply.header('x-request-id', req.id).code(error.status).type('application/json').send(error.toBody());
+}
+
+/** Installs the error handler, the 404 handler and the handler for malformed URLs on an app. */
+export function installErrorHandling(app: FastifyInstance, bodyLimitBytes: number): void {
+  app.setErrorHandler((err, req, reply) => sendError(err, req, reply, bodyLimitBytes));
+  app.setNotFoundHandler((req, reply) => sendError(new MinkubeError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`), req, reply, bodyLimitBytes));
+}
+
+/** For fastify's `frameworkErrors` option: errors raised before routing (a malformed percent-encoding). */
+export function frameworkErrorHandler(bodyLimitBytes: number) {
+  return (err: FastifyError, req: FastifyRequest, reply: FastifyReply): void => {
+    void sendError(err, req, reply, bodyLimitBytes);
+  };
+}

@@ -1,0 +1,222 @@
+// The managers' HTTP API through app.inject with a fake service: every route, every error code, request ids.
+import { pino } from 'pino';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { keyProblem } from '../../src/api/keys.js';
+import { buildManagerApp } from '../../src/api/manager-app.js';
+import { MinkubeError } from '../../src/lib/errors.js';
+import { limits } from '../../src/lib/limits.js';
+import { FakeManagerService } from './fake-service.js';
+
+const service = new FakeManagerService();
+const app = buildManagerApp({ service, bodyLimitBytes: 1024, requestTimeoutMs: 1500 });
+afterAll(() => app.close());
+beforeEach(() => {
+  service.data.clear();
+  service.calls.length = 0;
+  service.index = 0;
+  service.failNext = null;
+  service.readyState = { ready: true };
+});
+
+type Method = 'GET' | 'PUT' | 'DELETE' | 'POST';
+async function call(method: Method, url: string, payload?: unknown, headers: Record<string, string> = {}) {
+  const res = await app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload: payload as string }) });
+  return { status: res.statusCode, body: res.json<Record<string, unknown>>(), headers: res.headers };
+}
+
+async function expectError(p: ReturnType<typeof call>, status: number, code: string, message?: RegExp) {
+  const res = await p;
+  expect(res.status).toBe(status);
+  expect(Object.keys(res.body)).toEqual(['error']);
+  expect(res.body.error).toMatchObject({ code });
+  if (message) expect((res.body.error as { message: string }).message).toMatch(message);
+  return res;
+}
+
+describe('health and readiness', () => {
+  it('GET /health answers ok', async () => {
+    expect(await call('GET', '/health')).toMatchObject({ status: 200, body: { status: 'ok' } });
+  });
+
+  it('GET /ready answers ready, or 503 NOT_READY with the reason', async () => {
+    expect(await call('GET', '/ready')).toMatchObject({ status: 200, body: { ready: true } });
+    service.readyState = { ready: false, reason: 'replaying the log' };
+    await expectError(call('GET', '/ready'), 503, 'NOT_READY', /replaying the log/);
+  });
+});
+
+describe('GET /v1/cluster', () => {
+  it('answers the service view', async () => {
+    const res = await call('GET', '/v1/cluster');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual(service.view);
+  });
+});
+
+describe('kv routes', () => {
+  it('PUT then GET then DELETE a key', async () => {
+    expect(await call('PUT', '/v1/kv/greeting', { value: 'hello' })).toMatchObject({ status: 200, body: { key: 'greeting', version: 1 } });
+    expect(await call('GET', '/v1/kv/greeting')).toMatchObject({ status: 200, body: { key: 'greeting', value: 'hello', version: 1 } });
+    expect(await call('DELETE', '/v1/kv/greeting')).toMatchObject({ status: 200, body: { key: 'greeting', version: 2 } });
+    await expectError(call('GET', '/v1/kv/greeting'), 404, 'KV_KEY_NOT_FOUND', /greeting/);
+  });
+
+  it('keys may contain slashes, sent plainly or percent-encoded', async () => {
+    expect((await call('PUT', '/v1/kv/tasks/t1/state', { value: 'running' })).status).toBe(200);
+    expect(await call('GET', '/v1/kv/tasks%2Ft1%2Fstate')).toMatchObject({ status: 200, body: { key: 'tasks/t1/state', value: 'running' } });
+    expect(service.calls.map((c) => c.args[0])).toEqual(['tasks/t1/state', 'tasks/t1/state']);
+  });
+
+  it('passes ifVersion through, and the service conflict is 409 KV_VERSION_MISMATCH', async () => {
+    await call('PUT', '/v1/kv/a', { value: '1', ifVersion: 0 });
+    await expectError(call('PUT', '/v1/kv/a', { value: '2', ifVersion: 0 }), 409, 'KV_VERSION_MISMATCH');
+    expect((await call('PUT', '/v1/kv/a', { value: '2', ifVersion: 1 })).status).toBe(200);
+    await expectError(call('DELETE', '/v1/kv/a?ifVersion=1'), 409, 'KV_VERSION_MISMATCH');
+    expect(await call('DELETE', '/v1/kv/a?ifVersion=2')).toMatchObject({ status: 200 });
+    expect(service.calls.map((c) => [c.method, c.args.at(-1)])).toEqual([
+      ['kvPut', 0],
+      ['kvPut', 0],
+      ['kvPut', 1],
+      ['kvDelete', 1],
+      ['kvDelete', 2],
+    ]);
+  });
+
+  it('reads are linearizable unless ?consistency=stale', async () => {
+    await call('PUT', '/v1/kv/a', { value: '1' });
+    await call('GET', '/v1/kv/a');
+    await call('GET', '/v1/kv/a?consistency=stale');
+    await call('GET', '/v1/kv/a?consistency=linearizable');
+    expect(service.calls.filter((c) => c.method === 'kvGet').map((c) => c.args[1])).toEqual(['linearizable', 'stale', 'linearizable']);
+  });
+
+  it('DELETE of a missing key is 404 KV_KEY_NOT_FOUND', async () => {
+    await expectError(call('DELETE', '/v1/kv/nope'), 404, 'KV_KEY_NOT_FOUND');
+  });
+});
+
+describe('request id and deadline', () => {
+  it('honours an incoming x-request-id and passes it to the service', async () => {
+    const before = Date.now();
+    const res = await call('PUT', '/v1/kv/a', { value: '1' }, { 'x-request-id': 'req-42' });
+    expect(res.headers['x-request-id']).toBe('req-42');
+    const ctx = service.calls[0]!.ctx;
+    expect(ctx.requestId).toBe('req-42');
+    expect(ctx.deadlineMs).toBeGreaterThanOrEqual(before + 1500);
+    expect(ctx.deadlineMs).toBeLessThanOrEqual(Date.now() + 1500);
+  });
+
+  it('generates an id when there is none or it is unsafe, and returns it on errors too', async () => {
+    const a = await call('GET', '/v1/kv/missing');
+    const b = await call('GET', '/nowhere', undefined, { 'x-request-id': 'bad id\twith spaces' });
+    for (const res of [a, b]) expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(a.headers['x-request-id']).not.toBe(b.headers['x-request-id']);
+  });
+});
+
+describe('errors', () => {
+  it('a MinkubeError from the service answers its code and status', async () => {
+    const cases: [MinkubeError, number][] = [
+      [new MinkubeError('NO_LEADER'), 503],
+      [new MinkubeError('TIMEOUT'), 504],
+      [new MinkubeError('QUEUE_FULL'), 429],
+      [new MinkubeError('PROPOSAL_DROPPED'), 503],
+    ];
+    for (const [err, status] of cases) {
+      service.failNext = err;
+      const res = await expectError(call('PUT', '/v1/kv/a', { value: 'x' }), status, err.code);
+      expect(res.body.error).toEqual({ code: err.code, message: err.message });
+    }
+  });
+
+  it('anything else is 500 INTERNAL without its details', async () => {
+    service.failNext = new Error('secret database password in message');
+    const res = await expectError(call('GET', '/v1/kv/a'), 500, 'INTERNAL');
+    expect(JSON.stringify(res.body)).not.toContain('secret');
+  });
+
+  it('bad JSON is 400 INVALID_JSON, an empty JSON body too', async () => {
+    await expectError(call('PUT', '/v1/kv/a', '{"value": ', { 'content-type': 'application/json' }), 400, 'INVALID_JSON');
+    await expectError(call('PUT', '/v1/kv/a', '', { 'content-type': 'application/json' }), 400, 'INVALID_JSON');
+  });
+
+  it('a body over the limit is 413 PAYLOAD_TOO_LARGE', async () => {
+    await expectError(call('PUT', '/v1/kv/a', { value: 'x'.repeat(2000) }), 413, 'PAYLOAD_TOO_LARGE', /1024 bytes/);
+    expect(service.calls).toHaveLength(0);
+  });
+
+  it('another content type is 415 UNSUPPORTED_MEDIA_TYPE', async () => {
+    await expectError(call('PUT', '/v1/kv/a', 'hello', { 'content-type': 'text/plain' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+    await expectError(call('PUT', '/v1/kv/a', 'a=b', { 'content-type': 'application/x-www-form-urlencoded' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+  });
+
+  it('wrong or missing body fields are 400 INVALID_BODY naming the field', async () => {
+    await expectError(call('PUT', '/v1/kv/a', { value: 5 }), 400, 'INVALID_BODY', /^body\.value: expected string$/);
+    await expectError(call('PUT', '/v1/kv/a', {}), 400, 'INVALID_BODY', /^body\.value: missing$/);
+    await expectError(call('PUT', '/v1/kv/a', { value: 'x', ifVersion: -1 }), 400, 'INVALID_BODY', /body\.ifVersion/);
+    await expectError(call('PUT', '/v1/kv/a', { value: 'x', ifVersion: 1.5 }), 400, 'INVALID_BODY', /body\.ifVersion: expected integer/);
+    await expectError(call('PUT', '/v1/kv/a', { value: 'x', ifVersion: '1' }), 400, 'INVALID_BODY', /body\.ifVersion/);
+    await expectError(call('PUT', '/v1/kv/a', { value: 'x', extra: true }), 400, 'INVALID_BODY', /^body\.extra: unknown field$/);
+    await expectError(call('PUT', '/v1/kv/a', [1, 2]), 400, 'INVALID_BODY', /^body: expected object$/);
+    await expectError(call('PUT', '/v1/kv/a'), 400, 'INVALID_BODY', /^body: expected object$/);
+    expect(service.calls).toHaveLength(0);
+  });
+
+  it('bad query parameters are 400 INVALID_PARAM naming the parameter', async () => {
+    await expectError(call('GET', '/v1/kv/a?consistency=eventual'), 400, 'INVALID_PARAM', /^query\.consistency: expected one of "linearizable", "stale"$/);
+    await expectError(call('DELETE', '/v1/kv/a?ifVersion=abc'), 400, 'INVALID_PARAM', /query\.ifVersion: expected an integer >= 0, got "abc"/);
+    await expectError(call('DELETE', '/v1/kv/a?ifVersion=-1'), 400, 'INVALID_PARAM', /query\.ifVersion/);
+    await expectError(call('DELETE', '/v1/kv/a?ifVersion=1&ifVersion=2'), 400, 'INVALID_PARAM', /query\.ifVersion/);
+    await expectError(call('DELETE', '/v1/kv/a?ifversion=1'), 400, 'INVALID_PARAM', /^query\.ifversion: unknown field$/);
+    expect(service.calls).toHaveLength(0);
+  });
+
+  it('an unknown route is 404 NOT_FOUND', async () => {
+    await expectError(call('GET', '/v1/nothing?x=1'), 404, 'NOT_FOUND', /^no route GET \/v1\/nothing$/);
+    await expectError(call('POST', '/v1/kv/a', { value: 'x' }), 404, 'NOT_FOUND');
+    await expectError(call('GET', '/v1/kv'), 404, 'NOT_FOUND');
+  });
+
+  it('a malformed percent-encoding is 400 INVALID_PARAM', async () => {
+    await expectError(call('GET', '/v1/kv/%zz'), 400, 'INVALID_PARAM');
+  });
+});
+
+describe('logging', () => {
+  it('logs an INTERNAL failure with its request id and the real error, through the given pino logger', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+    const logged = buildManagerApp({ service, logger });
+    service.failNext = new Error('disk on fire');
+    const res = await logged.inject({ method: 'GET', url: '/v1/kv/a', headers: { 'x-request-id': 'r-9' } });
+    await logged.close();
+    expect(res.statusCode).toBe(500);
+    expect(lines).toEqual([expect.objectContaining({ level: 50, reqId: 'r-9', msg: 'request failed', err: expect.objectContaining({ message: 'disk on fire' }) as unknown })]);
+  });
+});
+
+describe('key validation', () => {
+  // inject (like every URL client) collapses /a/../b before sending, so dot segments are tested on keyProblem.
+  it.each(['..', 'a/./b', 'a/..', './a'])('keyProblem refuses the dot segment in %s', (key) => {
+    expect(keyProblem(key)).toMatch(/"\." or "\.\." segment/);
+  });
+
+  const maxKey = 'k'.repeat(limits.kvKeyBytesMax);
+  it.each([['a'], ['A-Z_a.z~0/9'], ['tasks/t1'], ['.hidden'], ['a..b'], [maxKey]])('accepts %s', async (key) => {
+    expect((await call('PUT', `/v1/kv/${key}`, { value: 'v' })).status).toBe(200);
+    expect(service.calls[0]!.args[0]).toBe(key);
+  });
+
+  it.each([
+    ['empty', '/v1/kv/', /empty/],
+    ['too long', `/v1/kv/${maxKey}k`, /513 bytes; at most 512/],
+    ['a space', '/v1/kv/a%20b', /outside/],
+    ['unicode', '/v1/kv/caf%C3%A9', /outside/],
+    ['a colon', '/v1/kv/a:b', /outside/],
+  ])('refuses a key with %s: 400 INVALID_KEY', async (_name, url, message) => {
+    await expectError(call('PUT', url, { value: 'v' }), 400, 'INVALID_KEY', message);
+    await expectError(call('GET', url), 400, 'INVALID_KEY', message);
+    await expectError(call('DELETE', url), 400, 'INVALID_KEY', message);
+    expect(service.calls).toHaveLength(0);
+  });
+});
