@@ -1,0 +1,107 @@
+// The contract between the worker agent and whatever runs its tasks: Docker containers, plain processes, or a fake.
+// Every implementation passes test/runtime/conformance.ts; every failure is a RuntimeFailure with a failure class.
+import { MinkubeError } from '../lib/errors.js';
+
+export type RuntimeKind = 'docker' | 'process' | 'memory';
+
+export interface RunSpec {
+  /** Unique per attempt on this host (Docker refuses a second container with the same name). */
+  name: string;
+  /** Docker: the image to run (pulled when not present). Process: only recorded. */
+  image: string;
+  /** argv, run without a shell. Docker: the image's default command when absent; process: required. */
+  command?: string[];
+  env?: Record<string, string>;
+  /** Kept with the container; list() filters on them (minkube.task, minkube.worker, minkube.attempt, ...). */
+  labels: Record<string, string>;
+  /** Docker enforces them; the process runtime only records them. */
+  resources?: { cpus?: number; memoryMb?: number };
+}
+
+export type ContainerState = 'created' | 'running' | 'exited';
+
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  state: ContainerState;
+  /** Set once exited; null while not exited, or when the runtime could not observe the exit (see wait). */
+  exitCode: number | null;
+  /** Epoch milliseconds. */
+  startedAt?: number;
+  finishedAt?: number;
+  /** Docker: the kernel's OOM killer ended it (exit code 137). */
+  oomKilled?: boolean;
+}
+
+export interface ContainerRuntime {
+  readonly kind: RuntimeKind;
+  /** Resolves when the runtime can take work; throws RuntimeFailure('daemon-unreachable', transient) when not. */
+  ping(): Promise<void>;
+  /** Ensures the image (local, else pulled), creates the container with its labels and limits, and starts it. */
+  run(spec: RunSpec): Promise<{ id: string }>;
+  /**
+   * Resolves when the container has exited (at once if it already has). exitCode is null only when the exit
+   * happened while nobody could observe it (a process that ended while the worker was down).
+   * Throws RuntimeFailure('container-not-found', permanent) for an unknown id. The signal abandons the wait.
+   */
+  wait(id: string, opts?: { signal?: AbortSignal }): Promise<{ exitCode: number | null }>;
+  /** SIGTERM, then SIGKILL after timeoutMs (Docker rounds up to whole seconds). A no-op if exited or unknown. */
+  stop(id: string, timeoutMs: number): Promise<void>;
+  /** Forgets the container and its logs, killing it first if it still runs. A no-op if unknown. */
+  remove(id: string): Promise<void>;
+  /** null for an unknown id. */
+  inspect(id: string): Promise<ContainerInfo | null>;
+  /** Containers (running or not) carrying every given label; how a restarted worker re-adopts its tasks. */
+  list(labelFilter: Record<string, string>): Promise<ContainerInfo[]>;
+  /** stdout and stderr interleaved, at most limits.runtimeLogBytesMax bytes (the newest). */
+  logs(id: string, opts?: { tailLines?: number }): Promise<string>;
+  /** Releases timers and connections. Leaves containers running: a restarted worker re-adopts them. */
+  close(): Promise<void>;
+}
+
+/** Permanent: retrying the same spec cannot succeed. Transient: it may once the host or daemon recovers. */
+export type FailureClass = 'transient' | 'permanent';
+
+export type RuntimeFailureReason =
+  | 'image-not-found'
+  | 'invalid-spec'
+  | 'command-not-found'
+  | 'name-conflict'
+  | 'container-not-found'
+  | 'daemon-unreachable'
+  | 'out-of-space'
+  | 'timeout'
+  | 'daemon-error'
+  | 'unknown';
+
+export const failureClassOf: Readonly<Record<RuntimeFailureReason, FailureClass>> = {
+  'image-not-found': 'permanent',
+  'invalid-spec': 'permanent',
+  'command-not-found': 'permanent',
+  'name-conflict': 'permanent',
+  'container-not-found': 'permanent',
+  'daemon-unreachable': 'transient',
+  'out-of-space': 'transient',
+  timeout: 'transient',
+  'daemon-error': 'transient',
+  // Unrecognised failures are retried: the worker bounds its retries, and a wrong "permanent" loses a task for good.
+  unknown: 'transient',
+};
+
+export class RuntimeFailure extends MinkubeError {
+  readonly reason: RuntimeFailureReason;
+  readonly failureClass: FailureClass;
+
+  constructor(reason: RuntimeFailureReason, message: string, options: { cause?: unknown } = {}) {
+    const failureClass = failureClassOf[reason];
+    super('RUNTIME_ERROR', message, { ...options, details: { reason, failureClass } });
+    this.reason = reason;
+    this.failureClass = failureClass;
+  }
+}
+
+export function isRuntimeFailure(err: unknown): err is RuntimeFailure {
+  return err instanceof RuntimeFailure;
+}
