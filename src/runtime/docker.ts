@@ -1,0 +1,331 @@
+// DockerRuntime: tasks as Docker containers through dockerode. Every call has a deadline (a hung daemon must not hang
+// the worker) and every failure leaves here as a classified RuntimeFailure.
+import Docker from 'dockerode';
+import type { Logger } from 'pino';
+import { limits } from '../lib/limits.js';
+import { classifyRuntimeError } from './classify.js';
+import { validateRunSpec, tailBytes } from './spec.js';
+import { RuntimeFailure, type ContainerInfo, type ContainerRuntime, type ContainerState, type RunSpec } from './types.js';
+
+export interface DockerRuntimeOptions {
+  /** A ready client (tests); otherwise one is made from socketPath, else DOCKER_HOST, else the default socket. */
+  docker?: Docker;
+  socketPath?: string;
+  callTimeoutMs?: number;
+  pullTimeoutMs?: number;
+  /** Run docker-init as PID 1 so the task sees SIGTERM and zombies are reaped. Default true. */
+  init?: boolean;
+  /** Per-container json-file log bound on the daemon's disk. */
+  logFileBytesMax?: number;
+  logger?: Logger;
+}
+
+/** Where dockerode will connect, in words for log lines and errors. */
+export function dockerEndpoint(socketPath?: string): string {
+  if (socketPath !== undefined) return `unix://${socketPath}`;
+  return process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
+}
+
+export class DockerRuntime implements ContainerRuntime {
+  readonly kind = 'docker' as const;
+  readonly endpoint: string;
+  private readonly docker: Docker;
+  private readonly callTimeoutMs: number;
+  private readonly pullTimeoutMs: number;
+  private readonly init: boolean;
+  private readonly logFileBytesMax: number;
+  private readonly logger: Logger | undefined;
+
+  constructor(opts: DockerRuntimeOptions = {}) {
+    this.docker = opts.docker ?? new Docker(opts.socketPath === undefined ? undefined : { socketPath: opts.socketPath });
+    this.endpoint = dockerEndpoint(opts.socketPath);
+    this.callTimeoutMs = opts.callTimeoutMs ?? limits.runtimeCallTimeoutMsDefault;
+    this.pullTimeoutMs = opts.pullTimeoutMs ?? limits.runtimePullTimeoutMsDefault;
+    this.init = opts.init ?? true;
+    this.logFileBytesMax = opts.logFileBytesMax ?? limits.processLogFileBytesMax;
+    this.logger = opts.logger;
+  }
+
+  async ping(timeoutMs = this.callTimeoutMs): Promise<void> {
+    try {
+      // @types/dockerode leaves out ping's options; dockerode takes an abortSignal there.
+      const ping = this.docker.ping.bind(this.docker) as unknown as (opts: { abortSignal: AbortSignal }) => Promise<unknown>;
+      await this.call('ping', (signal) => ping({ abortSignal: signal }), timeoutMs);
+    } catch (err) {
+      const failure = classifyRuntimeError(err);
+      throw new RuntimeFailure('daemon-unreachable', `Docker is not reachable at ${this.endpoint}: ${failure.message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  async run(spec: RunSpec): Promise<{ id: string }> {
+    validateRunSpec(spec, { commandRequired: false });
+    await this.ensureImage(spec.image);
+    const container = await this.call('create', (signal) =>
+      this.docker.createContainer({ ...this.createOptions(spec), abortSignal: signal }),
+    );
+    try {
+      await this.call('start', (signal) => container.start({ abortSignal: signal }));
+    } catch (err) {
+      // A container that never started would block its name and leak: take it away before reporting.
+      await this.remove(container.id).catch((removeErr: unknown) =>
+        this.logger?.warn({ err: removeErr, id: container.id }, 'could not remove a container that failed to start'),
+      );
+      throw err;
+    }
+    return { id: container.id };
+  }
+
+  private createOptions(spec: RunSpec): Docker.ContainerCreateOptions {
+    const hostConfig: Docker.HostConfig = {
+      NetworkMode: 'none',
+      AutoRemove: false,
+      Init: this.init,
+      LogConfig: { Type: 'json-file', Config: { 'max-size': String(this.logFileBytesMax), 'max-file': '2' } },
+    };
+    const { cpus, memoryMb } = spec.resources ?? {};
+    if (cpus !== undefined) hostConfig.NanoCpus = Math.round(cpus * 1e9);
+    if (memoryMb !== undefined) hostConfig.Memory = Math.round(memoryMb * 2 ** 20);
+    const options: Docker.ContainerCreateOptions = {
+      name: spec.name,
+      Image: spec.image,
+      Labels: { ...spec.labels },
+      Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
+      Tty: false,
+      OpenStdin: false,
+      HostConfig: hostConfig,
+    };
+    if (spec.command !== undefined) options.Cmd = [...spec.command];
+    return options;
+  }
+
+  /** Local image, else pull. A pull that fails for any reason but an unreachable daemon, a timeout or a full disk
+   * means the image cannot be had: permanent. */
+  private async ensureImage(image: string): Promise<void> {
+    try {
+      // Image inspect takes no signal; the call's deadline still bounds it.
+      await this.call('image inspect', () => this.docker.getImage(image).inspect());
+      return;
+    } catch (err) {
+      if (classifyRuntimeError(err).reason !== 'image-not-found') throw err;
+    }
+    this.logger?.info({ image }, 'pulling image');
+    try {
+      await this.call('pull', (signal) => this.pull(image, signal), this.pullTimeoutMs);
+    } catch (err) {
+      const failure = classifyRuntimeError(err);
+      if (failure.reason === 'daemon-unreachable' || failure.reason === 'timeout' || failure.reason === 'out-of-space') {
+        throw failure;
+      }
+      throw new RuntimeFailure('image-not-found', `image ${image} is not present and could not be pulled: ${failure.message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  private async pull(image: string, signal: AbortSignal): Promise<void> {
+    const stream = (await this.docker.pull(image, { abortSignal: signal })) as NodeJS.ReadableStream;
+    await consumePullProgress(stream);
+  }
+
+  async wait(id: string, opts: { signal?: AbortSignal } = {}): Promise<{ exitCode: number | null }> {
+    try {
+      const waitOpts = opts.signal === undefined ? {} : { abortSignal: opts.signal };
+      const result = (await this.docker.getContainer(id).wait(waitOpts)) as { StatusCode?: unknown };
+      return { exitCode: typeof result.StatusCode === 'number' ? result.StatusCode : null };
+    } catch (err) {
+      throw this.failure('wait', err);
+    }
+  }
+
+  async stop(id: string, timeoutMs: number): Promise<void> {
+    const t = Math.max(0, Math.ceil(timeoutMs / 1000));
+    try {
+      await this.call('stop', (signal) => this.docker.getContainer(id).stop({ t, abortSignal: signal }), t * 1000 + this.callTimeoutMs);
+    } catch (err) {
+      // 304: already stopped; 404: already gone. Both are what the caller wanted.
+      if (statusOf(err) === 304 || statusOf(err) === 404) return;
+      throw err;
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    try {
+      await this.call('remove', (signal) => this.docker.getContainer(id).remove({ force: true, v: true, abortSignal: signal }));
+    } catch (err) {
+      // 409 here is "removal already in progress": someone else is doing what we asked.
+      if (statusOf(err) === 404 || statusOf(err) === 409) return;
+      throw err;
+    }
+  }
+
+  async inspect(id: string): Promise<ContainerInfo | null> {
+    try {
+      const info = await this.call('inspect', (signal) => this.docker.getContainer(id).inspect({ abortSignal: signal }));
+      return containerInfoFrom(info);
+    } catch (err) {
+      if (statusOf(err) === 404) return null;
+      throw err;
+    }
+  }
+
+  async list(labelFilter: Record<string, string>): Promise<ContainerInfo[]> {
+    const label = Object.entries(labelFilter).map(([k, v]) => `${k}=${v}`);
+    const found = await this.call('list', (signal) =>
+      this.docker.listContainers({ all: true, filters: { label }, abortSignal: signal }),
+    );
+    // The list answer lacks exit codes and times: inspect each, a few at a time; one removed meanwhile is skipped.
+    const infos = await mapBounded(found, limits.runtimeInspectConcurrencyMax, (c) => this.inspect(c.Id));
+    return infos.filter((i): i is ContainerInfo => i !== null);
+  }
+
+  async logs(id: string, opts: { tailLines?: number } = {}): Promise<string> {
+    const tail = Math.max(0, Math.floor(opts.tailLines ?? limits.runtimeLogTailLinesDefault));
+    const raw: unknown = await this.call('logs', (signal) =>
+      this.docker.getContainer(id).logs({ stdout: true, stderr: true, follow: false, tail, abortSignal: signal }),
+    );
+    return tailBytes(demuxDockerLogs(toBuffer(raw)), limits.runtimeLogBytesMax);
+  }
+
+  async close(): Promise<void> {
+    // dockerode holds no pooled connections of its own; in-flight waits end with their signals.
+  }
+
+  /** fn under a deadline: its signal is aborted and the call rejected when timeoutMs passes. */
+  private async call<T>(op: string, fn: (signal: AbortSignal) => Promise<T>, timeoutMs = this.callTimeoutMs): Promise<T> {
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        controller.abort();
+        reject(new RuntimeFailure('timeout', `docker ${op} did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([fn(controller.signal), deadline]);
+    } catch (err) {
+      throw this.failure(op, err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private failure(op: string, err: unknown): RuntimeFailure {
+    if (err instanceof RuntimeFailure) return err;
+    const failure = classifyRuntimeError(err);
+    return new RuntimeFailure(failure.reason, `docker ${op}: ${failure.message}`, { cause: err });
+  }
+}
+
+function statusOf(err: unknown): number | undefined {
+  const cause = err instanceof RuntimeFailure ? err.cause : err;
+  const status = (cause as { statusCode?: unknown } | null | undefined)?.statusCode;
+  return typeof status === 'number' ? status : undefined;
+}
+
+/** Docker's zero time ("0001-01-01T00:00:00Z") means "never". */
+function epochMs(iso: string | undefined): number | undefined {
+  if (iso === undefined || iso === '') return undefined;
+  const ms = Date.parse(iso);
+  return Number.isFinite(ms) && ms > 0 ? ms : undefined;
+}
+
+function stateFrom(status: string): ContainerState {
+  switch (status) {
+    case 'created':
+      return 'created';
+    case 'running':
+    case 'paused':
+    case 'restarting':
+      return 'running';
+    default: // exited, dead, removing
+      return 'exited';
+  }
+}
+
+export function containerInfoFrom(info: Docker.ContainerInspectInfo): ContainerInfo {
+  const state = stateFrom(info.State.Status);
+  const result: ContainerInfo = {
+    id: info.Id,
+    name: info.Name.replace(/^\//, ''),
+    image: info.Config.Image,
+    labels: { ...(info.Config.Labels ?? {}) },
+    state,
+    exitCode: state === 'exited' ? info.State.ExitCode : null,
+    oomKilled: info.State.OOMKilled,
+  };
+  const startedAt = epochMs(info.State.StartedAt);
+  if (startedAt !== undefined) result.startedAt = startedAt;
+  const finishedAt = state === 'exited' ? epochMs(info.State.FinishedAt) : undefined;
+  if (finishedAt !== undefined) result.finishedAt = finishedAt;
+  return result;
+}
+
+/**
+ * Docker multiplexes non-TTY logs as frames: [stream type (0, 1, 2), 0, 0, 0, length uint32 BE] then the payload.
+ * Frames are concatenated in order, so stdout and stderr stay interleaved as written. A stream that does not start
+ * with a valid header (a TTY container) is returned as it is.
+ */
+export function demuxDockerLogs(buf: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  let pos = 0;
+  while (pos < buf.length) {
+    const type = buf[pos];
+    const validHeader =
+      pos + 8 <= buf.length && (type === 0 || type === 1 || type === 2) && buf[pos + 1] === 0 && buf[pos + 2] === 0 && buf[pos + 3] === 0;
+    if (!validHeader) {
+      parts.push(buf.subarray(pos));
+      break;
+    }
+    const length = buf.readUInt32BE(pos + 4);
+    parts.push(buf.subarray(pos + 8, Math.min(buf.length, pos + 8 + length)));
+    pos += 8 + length;
+  }
+  return Buffer.concat(parts);
+}
+
+function toBuffer(raw: unknown): Buffer {
+  if (Buffer.isBuffer(raw)) return raw;
+  if (typeof raw === 'string') return Buffer.from(raw);
+  // docker-modem parses a body that happens to be JSON; give the text back.
+  return Buffer.from(raw === undefined || raw === null ? '' : JSON.stringify(raw));
+}
+
+/** Reads a pull's progress stream to its end; rejects with the daemon's error line if it sends one. Keeps nothing
+ * else, so a large pull's progress costs no memory. */
+export async function consumePullProgress(stream: NodeJS.ReadableStream): Promise<void> {
+  let pending = '';
+  let failure: string | undefined;
+  const scan = (line: string): void => {
+    if (failure !== undefined || !line.includes('"error')) return;
+    try {
+      const parsed = JSON.parse(line) as { error?: unknown; errorDetail?: { message?: unknown } };
+      const message = parsed.errorDetail?.message ?? parsed.error;
+      if (typeof message === 'string') failure = message;
+    } catch {
+      // a progress line we cannot read is not a failure
+    }
+  };
+  for await (const chunk of stream) {
+    pending += chunk.toString();
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    lines.forEach(scan);
+  }
+  scan(pending);
+  if (failure !== undefined) throw new Error(failure);
+}
+
+async function mapBounded<T, R>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+  return results;
+}

@@ -1,0 +1,173 @@
+// MemoryRuntime: an in-memory fake ContainerRuntime for scheduler and worker tests and the placement benchmark.
+// Containers "run" on the injected clock for a chosen duration (or until stopped); failures can be injected.
+import { systemClock, type Clock } from '../lib/clock.js';
+import { labelsMatch, tailLines, validateRunSpec } from './spec.js';
+import {
+  RuntimeFailure, type ContainerInfo, type ContainerRuntime, type RunSpec, type RuntimeFailureReason,
+} from './types.js';
+
+/** What one container does. durationMs null: it runs until stopped. */
+export interface MemoryBehaviour {
+  durationMs: number | null;
+  exitCode: number;
+  logs: string;
+  /** run() fails with this instead of starting anything. */
+  runFailure?: RuntimeFailureReason;
+}
+
+export type MemoryOp = 'ping' | 'run' | 'wait' | 'stop' | 'remove' | 'inspect' | 'list' | 'logs';
+
+interface MemoryContainer {
+  info: ContainerInfo;
+  logs: string;
+  timer?: { cancel(): void };
+  waiters: Array<() => void>;
+}
+
+/** The "machine" the containers live on: runtimes built on the same host see the same containers (re-adoption). */
+export class MemoryHost {
+  readonly containers = new Map<string, MemoryContainer>();
+  nextId = 1;
+}
+
+export interface MemoryRuntimeOptions {
+  host?: MemoryHost;
+  clock?: Clock;
+  /** Per-spec behaviour; anything it leaves out comes from the defaults below. */
+  behave?: (spec: RunSpec) => Partial<MemoryBehaviour>;
+  durationMsDefault?: number | null;
+  exitCodeDefault?: number;
+  /** Exit code of a container ended by stop() (SIGTERM's 128 + 15 by default). */
+  stopExitCode?: number;
+}
+
+export class MemoryRuntime implements ContainerRuntime {
+  readonly kind = 'memory' as const;
+  readonly host: MemoryHost;
+  /** How many times each operation was called: for tests that assert what the worker asked for. */
+  readonly calls: Record<MemoryOp, number> = { ping: 0, run: 0, wait: 0, stop: 0, remove: 0, inspect: 0, list: 0, logs: 0 };
+  private readonly clock: Clock;
+  private readonly behave: (spec: RunSpec) => MemoryBehaviour;
+  private readonly stopExitCode: number;
+  private readonly injected: Array<{ op: MemoryOp; reason: RuntimeFailureReason }> = [];
+  private unreachable = false;
+
+  constructor(opts: MemoryRuntimeOptions = {}) {
+    this.host = opts.host ?? new MemoryHost();
+    this.clock = opts.clock ?? systemClock;
+    const defaults = { durationMs: opts.durationMsDefault ?? null, exitCode: opts.exitCodeDefault ?? 0, logs: '' };
+    this.behave = (spec) => ({ ...defaults, ...(opts.behave?.(spec) ?? {}) });
+    this.stopExitCode = opts.stopExitCode ?? 143;
+  }
+
+  /** The next call of op fails with reason (once per injection, in order). */
+  failNext(op: MemoryOp, reason: RuntimeFailureReason): void {
+    this.injected.push({ op, reason });
+  }
+
+  /** While set, every call fails as if the daemon were down. */
+  setUnreachable(unreachable: boolean): void {
+    this.unreachable = unreachable;
+  }
+
+  async ping(): Promise<void> {
+    this.enter('ping');
+  }
+
+  async run(spec: RunSpec): Promise<{ id: string }> {
+    this.enter('run');
+    validateRunSpec(spec, { commandRequired: false });
+    const behaviour = this.behave(spec);
+    if (behaviour.runFailure !== undefined) {
+      throw new RuntimeFailure(behaviour.runFailure, `memory runtime: run ${spec.name} fails (${behaviour.runFailure})`);
+    }
+    for (const c of this.host.containers.values()) {
+      if (c.info.name === spec.name) throw new RuntimeFailure('name-conflict', `the name ${spec.name} is already in use`);
+    }
+    const id = `m-${String(this.host.nextId++).padStart(8, '0')}`;
+    const c: MemoryContainer = {
+      info: {
+        id, name: spec.name, image: spec.image, labels: { ...spec.labels }, state: 'running', exitCode: null,
+        startedAt: this.clock.nowMs(),
+      },
+      logs: behaviour.logs,
+      waiters: [],
+    };
+    this.host.containers.set(id, c);
+    if (behaviour.durationMs !== null) {
+      c.timer = this.clock.setTimeout(() => this.finish(c, behaviour.exitCode), behaviour.durationMs);
+    }
+    return { id };
+  }
+
+  async wait(id: string, opts: { signal?: AbortSignal } = {}): Promise<{ exitCode: number | null }> {
+    this.enter('wait');
+    const c = this.host.containers.get(id);
+    if (c === undefined) throw new RuntimeFailure('container-not-found', `no such container: ${id}`);
+    if (c.info.state !== 'exited') await this.untilExited(c, opts.signal);
+    return { exitCode: c.info.exitCode };
+  }
+
+  async stop(id: string, _timeoutMs: number): Promise<void> {
+    this.enter('stop');
+    const c = this.host.containers.get(id);
+    if (c !== undefined && c.info.state !== 'exited') this.finish(c, this.stopExitCode);
+  }
+
+  async remove(id: string): Promise<void> {
+    this.enter('remove');
+    const c = this.host.containers.get(id);
+    if (c === undefined) return;
+    if (c.info.state !== 'exited') this.finish(c, 137);
+    this.host.containers.delete(id);
+  }
+
+  async inspect(id: string): Promise<ContainerInfo | null> {
+    this.enter('inspect');
+    const c = this.host.containers.get(id);
+    return c === undefined ? null : { ...c.info, labels: { ...c.info.labels } };
+  }
+
+  async list(labelFilter: Record<string, string>): Promise<ContainerInfo[]> {
+    this.enter('list');
+    return [...this.host.containers.values()]
+      .filter((c) => labelsMatch(c.info.labels, labelFilter))
+      .map((c) => ({ ...c.info, labels: { ...c.info.labels } }));
+  }
+
+  async logs(id: string, opts: { tailLines?: number } = {}): Promise<string> {
+    this.enter('logs');
+    const c = this.host.containers.get(id);
+    if (c === undefined) throw new RuntimeFailure('container-not-found', `no such container: ${id}`);
+    return opts.tailLines === undefined ? c.logs : tailLines(c.logs, opts.tailLines);
+  }
+
+  async close(): Promise<void> {}
+
+  private enter(op: MemoryOp): void {
+    this.calls[op]++;
+    if (this.unreachable) throw new RuntimeFailure('daemon-unreachable', 'memory runtime: set unreachable');
+    const i = this.injected.findIndex((f) => f.op === op);
+    if (i === -1) return;
+    const [failure] = this.injected.splice(i, 1);
+    if (failure !== undefined) throw new RuntimeFailure(failure.reason, `memory runtime: injected ${failure.reason} on ${op}`);
+  }
+
+  private finish(c: MemoryContainer, exitCode: number): void {
+    c.timer?.cancel();
+    c.info = { ...c.info, state: 'exited', exitCode, finishedAt: this.clock.nowMs() };
+    for (const wake of c.waiters.splice(0)) wake();
+  }
+
+  private untilExited(c: MemoryContainer, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => reject(new RuntimeFailure('timeout', `wait for ${c.info.id} abandoned`, { cause: signal?.reason }));
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      c.waiters.push(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      });
+    });
+  }
+}

@@ -1,0 +1,385 @@
+// ProcessRuntime: tasks as plain child processes (no shell), for hosts without Docker. Each process gets a JSON record
+// and a log file under the state dir, and runs detached with its output going straight to that file, so it outlives
+// a worker restart and the next worker re-adopts it with list().
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import * as fs from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
+import * as path from 'node:path';
+import type { Logger } from 'pino';
+import { limits } from '../lib/limits.js';
+import { classifyRuntimeError } from './classify.js';
+import { labelsMatch, tailBytes, tailLines, validateRunSpec } from './spec.js';
+import { RuntimeFailure, type ContainerInfo, type ContainerRuntime, type RunSpec } from './types.js';
+
+export interface ProcessRuntimeOptions {
+  stateDir: string;
+  logger?: Logger;
+  /** How often running processes' log files are checked for rotation. */
+  rotateCheckMs?: number;
+  logFileBytesMax?: number;
+  /** The environment every process starts from (spec.env is merged on top). Default: PATH and HOME of the worker. */
+  baseEnv?: Record<string, string>;
+}
+
+/** What survives a worker restart: enough to find the process again and to answer inspect/list for it. */
+interface ProcessRecord {
+  id: string;
+  name: string;
+  image: string;
+  command: string[];
+  labels: Record<string, string>;
+  resources?: { cpus?: number; memoryMb?: number };
+  pid: number;
+  /** /proc/<pid>/stat start time: tells our process from a later one that reused the pid. null off Linux. */
+  pidStartTicks: string | null;
+  state: 'running' | 'exited';
+  exitCode: number | null;
+  startedAt: number;
+  finishedAt?: number;
+}
+
+interface Entry {
+  record: ProcessRecord;
+  /** Only for processes this instance started; adopted ones are watched through /proc. */
+  exited?: Promise<void>;
+  writes: Promise<void>;
+}
+
+interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+interface Spawned {
+  child: ChildProcess;
+  exit: Promise<ExitStatus>;
+}
+
+const pollMs = 100;
+const killWaitMs = 5000;
+
+export class ProcessRuntime implements ContainerRuntime {
+  readonly kind = 'process' as const;
+  private readonly dir: string;
+  private readonly logger: Logger | undefined;
+  private readonly logFileBytesMax: number;
+  private readonly baseEnv: Record<string, string>;
+  private readonly entries = new Map<string, Entry>();
+  private loaded: Promise<void> | undefined;
+  private readonly rotateTimer: NodeJS.Timeout;
+
+  constructor(opts: ProcessRuntimeOptions) {
+    this.dir = path.join(opts.stateDir, 'processes');
+    this.logger = opts.logger;
+    this.logFileBytesMax = opts.logFileBytesMax ?? limits.processLogFileBytesMax;
+    this.baseEnv = opts.baseEnv ?? {
+      PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      HOME: process.env.HOME ?? '/',
+    };
+    this.rotateTimer = setInterval(() => void this.rotateLogs(), opts.rotateCheckMs ?? 2000);
+    this.rotateTimer.unref();
+  }
+
+  async ping(): Promise<void> {
+    await this.load();
+  }
+
+  async run(spec: RunSpec): Promise<{ id: string }> {
+    validateRunSpec(spec, { commandRequired: true });
+    await this.load();
+    for (const e of this.entries.values()) {
+      if (e.record.name === spec.name) throw new RuntimeFailure('name-conflict', `the name ${spec.name} is already in use by ${e.record.id}`);
+    }
+    const command = spec.command ?? [];
+    const id = `p-${randomBytes(8).toString('hex')}`;
+    const { child, exit } = await this.spawnChild(id, command, spec.env ?? {});
+    const pid = child.pid ?? 0;
+    const record: ProcessRecord = {
+      id, name: spec.name, image: spec.image, command: [...command], labels: { ...spec.labels },
+      pid, pidStartTicks: (await readProcStat(pid))?.startTicks ?? null,
+      state: 'running', exitCode: null, startedAt: Date.now(),
+    };
+    if (spec.resources !== undefined) record.resources = { ...spec.resources };
+    const entry: Entry = { record, writes: Promise.resolve() };
+    entry.exited = exit.then(({ code, signal }) => this.markExited(entry, code ?? exitCodeForSignal(signal)));
+    this.entries.set(id, entry);
+    await this.persist(entry);
+    return { id };
+  }
+
+  private async spawnChild(id: string, command: string[], env: Record<string, string>): Promise<Spawned> {
+    await fs.mkdir(this.dir, { recursive: true });
+    const log = await fs.open(this.logPath(id), 'a');
+    try {
+      // detached: its own process group (stop signals the whole group) that does not die with the worker.
+      const child = spawn(command[0] ?? '', command.slice(1), {
+        env: { ...this.baseEnv, ...env }, stdio: ['ignore', log.fd, log.fd], detached: true,
+      });
+      child.on('error', (err) => this.logger?.warn({ err, id }, 'process error'));
+      // Listen before the first await: a quick command can exit before run() gets back here.
+      const exit = new Promise<ExitStatus>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+      try {
+        await once(child, 'spawn');
+      } catch (err) {
+        await removeQuietly(this.logPath(id));
+        const failure = classifyRuntimeError(err);
+        throw new RuntimeFailure(failure.reason, `cannot run ${JSON.stringify(command[0])}: ${failure.message}`, { cause: err });
+      }
+      child.unref();
+      return { child, exit };
+    } finally {
+      await log.close();
+    }
+  }
+
+  async wait(id: string, opts: { signal?: AbortSignal } = {}): Promise<{ exitCode: number | null }> {
+    const entry = await this.get(id);
+    if (entry === undefined) throw new RuntimeFailure('container-not-found', `no such process: ${id}`);
+    await this.untilExited(entry, opts.signal);
+    return { exitCode: entry.record.exitCode };
+  }
+
+  async stop(id: string, timeoutMs: number): Promise<void> {
+    const entry = await this.get(id);
+    if (entry === undefined || entry.record.state === 'exited') return;
+    this.signal(entry, 'SIGTERM');
+    if (await this.exitsWithin(entry, timeoutMs)) return;
+    this.signal(entry, 'SIGKILL');
+    if (!(await this.exitsWithin(entry, killWaitMs))) {
+      throw new RuntimeFailure('timeout', `process ${id} (pid ${entry.record.pid}) survived SIGKILL for ${killWaitMs} ms`);
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    const entry = await this.get(id);
+    if (entry === undefined) return;
+    if (entry.record.state === 'running') await this.stop(id, 0);
+    this.entries.delete(id);
+    await entry.writes;
+    await Promise.all([this.recordPath(id), this.logPath(id), `${this.logPath(id)}.1`].map(removeQuietly));
+  }
+
+  async inspect(id: string): Promise<ContainerInfo | null> {
+    const entry = await this.get(id);
+    return entry === undefined ? null : infoFrom(entry.record);
+  }
+
+  async list(labelFilter: Record<string, string>): Promise<ContainerInfo[]> {
+    await this.load();
+    const matching = [...this.entries.values()].filter((e) => labelsMatch(e.record.labels, labelFilter));
+    await Promise.all(matching.map((e) => this.refresh(e)));
+    return matching.filter((e) => this.entries.has(e.record.id)).map((e) => infoFrom(e.record));
+  }
+
+  async logs(id: string, opts: { tailLines?: number } = {}): Promise<string> {
+    const entry = await this.get(id);
+    if (entry === undefined) throw new RuntimeFailure('container-not-found', `no such process: ${id}`);
+    const bytesMax = limits.runtimeLogBytesMax;
+    const current = await readTail(this.logPath(id), bytesMax);
+    const older = current.length < bytesMax ? await readTail(`${this.logPath(id)}.1`, bytesMax - current.length) : Buffer.alloc(0);
+    const text = tailBytes(Buffer.concat([older, current]), bytesMax);
+    return tailLines(text, opts.tailLines ?? limits.runtimeLogTailLinesDefault);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.rotateTimer);
+    await Promise.all([...this.entries.values()].map((e) => e.writes));
+  }
+
+  private recordPath(id: string): string {
+    return path.join(this.dir, `${id}.json`);
+  }
+
+  private logPath(id: string): string {
+    return path.join(this.dir, `${id}.log`);
+  }
+
+  /** The entry with its liveness checked, or undefined. */
+  private async get(id: string): Promise<Entry | undefined> {
+    await this.load();
+    const entry = this.entries.get(id);
+    if (entry !== undefined) await this.refresh(entry);
+    return entry;
+  }
+
+  /** Reads every record once per instance: how a restarted worker learns what its predecessor started. */
+  private load(): Promise<void> {
+    this.loaded ??= this.loadRecords();
+    return this.loaded;
+  }
+
+  private async loadRecords(): Promise<void> {
+    await fs.mkdir(this.dir, { recursive: true });
+    for (const file of await fs.readdir(this.dir)) {
+      if (!file.endsWith('.json')) continue;
+      const record = await readRecord(path.join(this.dir, file));
+      if (record === null) {
+        this.logger?.warn({ file }, 'ignoring an unreadable process record');
+        continue;
+      }
+      if (!this.entries.has(record.id)) this.entries.set(record.id, { record, writes: Promise.resolve() });
+    }
+  }
+
+  /** For an adopted process: notices that it is gone. Its exit code is known only if its parent recorded it. */
+  private async refresh(entry: Entry): Promise<void> {
+    if (entry.record.state === 'exited' || entry.exited !== undefined) return;
+    if (await isAlive(entry.record)) return;
+    const onDisk = await readRecord(this.recordPath(entry.record.id));
+    if (onDisk?.state === 'exited') {
+      entry.record = onDisk;
+      return;
+    }
+    this.markExited(entry, null);
+  }
+
+  private markExited(entry: Entry, exitCode: number | null): void {
+    if (entry.record.state === 'exited') return;
+    entry.record = { ...entry.record, state: 'exited', exitCode, finishedAt: Date.now() };
+    if (this.entries.has(entry.record.id)) void this.persist(entry);
+  }
+
+  /** Writes are chained per entry, each writing the newest record, so the last state always lands last. */
+  private persist(entry: Entry): Promise<void> {
+    entry.writes = entry.writes.then(async () => {
+      const file = this.recordPath(entry.record.id);
+      const tmp = `${file}.${process.pid}.tmp`;
+      try {
+        await fs.writeFile(tmp, JSON.stringify(entry.record));
+        await fs.rename(tmp, file);
+      } catch (err) {
+        this.logger?.error({ err, id: entry.record.id }, 'could not write a process record');
+      }
+    });
+    return entry.writes;
+  }
+
+  private async untilExited(entry: Entry, signal?: AbortSignal): Promise<void> {
+    while (entry.record.state !== 'exited') {
+      if (signal?.aborted) throw new RuntimeFailure('timeout', `wait for ${entry.record.id} abandoned`, { cause: signal.reason });
+      const tick = sleep(pollMs);
+      await (entry.exited === undefined ? tick : Promise.race([entry.exited, tick]));
+      await this.refresh(entry);
+    }
+  }
+
+  private async exitsWithin(entry: Entry, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      await this.refresh(entry);
+      if (entry.record.state === 'exited') return true;
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      const tick = sleep(Math.min(pollMs, left));
+      await (entry.exited === undefined ? tick : Promise.race([entry.exited, tick]));
+    }
+  }
+
+  /** Signals the process group; a process already gone (ESRCH) is not an error. */
+  private signal(entry: Entry, signal: NodeJS.Signals): void {
+    try {
+      process.kill(-entry.record.pid, signal);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw classifyRuntimeError(err);
+    }
+  }
+
+  private async rotateLogs(): Promise<void> {
+    for (const entry of this.entries.values()) {
+      if (entry.record.state !== 'running') continue;
+      const file = this.logPath(entry.record.id);
+      try {
+        if ((await fs.stat(file)).size <= this.logFileBytesMax) continue;
+        // The child appends (O_APPEND), so after the truncate it writes at the new end. What it writes between the
+        // copy and the truncate is lost: the price of not standing between the process and its file.
+        await fs.copyFile(file, `${file}.1`);
+        await fs.truncate(file, 0);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.logger?.warn({ err, file }, 'log rotation failed');
+      }
+    }
+  }
+}
+
+function infoFrom(r: ProcessRecord): ContainerInfo {
+  const info: ContainerInfo = {
+    id: r.id, name: r.name, image: r.image, labels: { ...r.labels }, state: r.state, exitCode: r.exitCode, startedAt: r.startedAt,
+  };
+  if (r.finishedAt !== undefined) info.finishedAt = r.finishedAt;
+  return info;
+}
+
+/** A shell's convention: killed by signal N reads as exit code 128 + N (SIGTERM: 143, SIGKILL: 137). */
+export function exitCodeForSignal(signal: NodeJS.Signals | null): number {
+  if (signal === null) return 128;
+  return 128 + (osConstants.signals[signal] ?? 0);
+}
+
+/** The process state letter and start time from /proc/<pid>/stat; null if there is no such process. */
+export async function readProcStat(pid: number): Promise<{ state: string; startTicks: string } | null> {
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  let text: string;
+  try {
+    text = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // The command name (field 2) may hold spaces and parentheses: count fields after its closing parenthesis.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const state = fields[0];
+  const startTicks = fields[19];
+  return state === undefined || startTicks === undefined ? null : { state, startTicks };
+}
+
+async function isAlive(r: ProcessRecord): Promise<boolean> {
+  if (r.pidStartTicks === null) {
+    try {
+      process.kill(r.pid, 0);
+      return true;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  }
+  const stat = await readProcStat(r.pid);
+  // Z: exited, not yet reaped by its parent. X: dead.
+  return stat !== null && stat.startTicks === r.pidStartTicks && stat.state !== 'Z' && stat.state !== 'X';
+}
+
+async function readRecord(file: string): Promise<ProcessRecord | null> {
+  try {
+    const r = JSON.parse(await fs.readFile(file, 'utf8')) as Partial<ProcessRecord>;
+    const valid = typeof r.id === 'string' && typeof r.pid === 'number' && typeof r.labels === 'object' && r.labels !== null;
+    return valid ? (r as ProcessRecord) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The last bytesMax bytes of a file, without reading the rest; empty if it does not exist. */
+async function readTail(file: string, bytesMax: number): Promise<Buffer> {
+  let handle: fs.FileHandle;
+  try {
+    handle = await fs.open(file, 'r');
+  } catch {
+    return Buffer.alloc(0);
+  }
+  try {
+    const size = (await handle.stat()).size;
+    const length = Math.min(size, bytesMax);
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buf, 0, length, size - length);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function removeQuietly(file: string): Promise<void> {
+  await fs.rm(file, { force: true });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
