@@ -76,7 +76,7 @@ class FollowerAppend implements LogCommand {
     checkAgainstModel(m, log);
   }
   toString(): string {
-    return `followerAppend(${this.prevFrac.toFixed(2)}, ${this.matching}, [${this.bumps}], ${this.commitFrac.toFixed(2)})`;
+    return `followerAppend(${this.prevFrac.toFixed(2)}, ${this.matching}, [${this.bumps.join(",")}], ${this.commitFrac.toFixed(2)})`;
   }
 }
 
