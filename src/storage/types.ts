@@ -7,7 +7,10 @@ export interface LogStore {
   /** The first stored index (1 on a fresh log), and the last (0 on an empty log). */
   firstIndex(): Promise<LogIndex>;
   lastIndex(): Promise<LogIndex>;
-  /** Entries in [lo, hi), each verified against its checksum. */
+  /**
+   * Entries in [lo, hi), each verified against its checksum. Requires firstIndex <= lo <= hi <= lastIndex + 1:
+   * asking for entries the store does not hold is a programmer error (AssertionError).
+   */
   getRange(lo: LogIndex, hi: LogIndex): Promise<Entry[]>;
 }
 
@@ -24,4 +27,10 @@ export interface RaftStorage extends LogStore, StableStore {
    */
   save(hardState: HardState | null, entries: readonly Entry[]): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A few small values kept beside the log (the cluster id, say). Each put is one synced write. */
+export interface MetaStore {
+  getMeta(key: string): Promise<Uint8Array | undefined>;
+  putMeta(key: string, value: Uint8Array): Promise<void>;
 }
