@@ -40,12 +40,30 @@ const ApiSchema = Type.Object(
   { additionalProperties: false },
 );
 
+const Ms = (maximum: number) => Type.Optional(Type.Integer({ minimum: 1, maximum }));
+const TasksSchema = Type.Object(
+  {
+    workerHeartbeatIntervalMs: Ms(60_000),
+    /** A worker silent this long is marked unreachable... */
+    workerTtlMs: Ms(600_000),
+    /** ...and after this much longer its running tasks become lost and are placed elsewhere. */
+    lostGraceMs: Ms(600_000),
+    reconcileIntervalMs: Ms(600_000),
+    backoffBaseMs: Ms(600_000),
+    backoffCapMs: Ms(3_600_000),
+    assignTimeoutMs: Ms(600_000),
+    stopTimeoutMs: Ms(600_000),
+  },
+  { additionalProperties: false },
+);
+
 export const ClusterConfigSchema = Type.Object(
   {
     managers: Type.Array(ManagerSchema, { minItems: 1 }),
     workers: Type.Optional(Type.Array(WorkerSchema)),
     raft: Type.Optional(RaftSchema),
     api: Type.Optional(ApiSchema),
+    tasks: Type.Optional(TasksSchema),
   },
   { additionalProperties: false },
 );
@@ -61,11 +79,24 @@ export interface ClusterConfig {
   readonly workers: readonly WorkerConfig[];
   readonly raft: { readonly heartbeatIntervalMs: number; readonly electionTimeoutMs: number };
   readonly api: { readonly bodyLimitBytes: number; readonly requestTimeoutMs: number };
+  readonly tasks: TasksConfig;
 }
+
+export type TasksConfig = { readonly [K in keyof typeof clusterConfigDefaults.tasks]: number };
 
 export const clusterConfigDefaults = {
   raft: { heartbeatIntervalMs: 50, electionTimeoutMs: 300 },
   api: { bodyLimitBytes: limits.httpBodyBytesDefault, requestTimeoutMs: limits.requestTimeoutMsDefault },
+  tasks: {
+    workerHeartbeatIntervalMs: 500,
+    workerTtlMs: 2000,
+    lostGraceMs: 1000,
+    reconcileIntervalMs: 1000,
+    backoffBaseMs: 1000,
+    backoffCapMs: 60_000,
+    assignTimeoutMs: 10_000,
+    stopTimeoutMs: 10_000,
+  },
 } as const;
 
 /** Reads, parses and validates a config file; relative data directories are resolved against its directory. */
@@ -108,9 +139,11 @@ export function parseClusterConfig(json: unknown, baseDir: string, source = 'the
 function withDefaults(file: ClusterConfigFile, baseDir: string): ClusterConfig {
   return {
     managers: file.managers.map((m) => ({ ...m, dataDir: resolve(baseDir, m.dataDir) })),
-    workers: (file.workers ?? []).map((w) => (w.dataDir === undefined ? { ...w } : { ...w, dataDir: resolve(baseDir, w.dataDir) })),
+    // A worker's data directory (process-runtime state and logs) defaults to ./data/<id> beside the file.
+    workers: (file.workers ?? []).map((w) => ({ ...w, dataDir: resolve(baseDir, w.dataDir ?? `data/${w.id}`) })),
     raft: { ...clusterConfigDefaults.raft, ...file.raft },
     api: { ...clusterConfigDefaults.api, ...file.api },
+    tasks: { ...clusterConfigDefaults.tasks, ...file.tasks },
   };
 }
 

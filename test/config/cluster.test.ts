@@ -35,7 +35,9 @@ describe('parseClusterConfig', () => {
     expect(c.managers[0]!.dataDir).toBe('/etc/minkube/data/m1');
     expect(c.raft).toEqual({ heartbeatIntervalMs: 50, electionTimeoutMs: 300 });
     expect(c.api).toEqual({ bodyLimitBytes: 1024 * 1024, requestTimeoutMs: 2000 });
-    expect(c.workers).toEqual([{ id: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'auto' }]);
+    expect(c.workers).toEqual([{ id: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'auto', dataDir: '/etc/minkube/data/w1' }]);
+    expect(c.tasks.backoffBaseMs).toBe(1000);
+    expect(c.tasks.backoffCapMs).toBe(60_000);
   });
 
   it('keeps absolute data directories, resolves a worker dataDir, accepts no workers and IPv6 hosts', () => {
