@@ -1,0 +1,121 @@
+// Fault schedules: timed fault events (partitions, isolation, one-way cuts, crashes, restarts, network rates,
+// proposal bursts) and the named profiles that draw a random schedule from a seed.
+import type { Random } from '../../src/lib/random.js';
+import type { NetworkFaults } from './network.js';
+import { reliableNetwork } from './network.js';
+
+/** A node by index (taken modulo the cluster size, so generated schedules fit any size) or the current leader. */
+export type NodeRef = number | 'leader';
+
+export type FaultEvent =
+  | { readonly at: number; readonly kind: 'partition'; readonly groups: readonly (readonly number[])[] }
+  | { readonly at: number; readonly kind: 'isolate'; readonly node: NodeRef }
+  | { readonly at: number; readonly kind: 'cut'; readonly from: NodeRef; readonly to: NodeRef }
+  | { readonly at: number; readonly kind: 'heal' }
+  | { readonly at: number; readonly kind: 'crash'; readonly node: NodeRef }
+  | { readonly at: number; readonly kind: 'restart'; readonly node: number | 'all' }
+  | { readonly at: number; readonly kind: 'network'; readonly dropRate: number; readonly dupRate: number; readonly reorderRate: number }
+  | { readonly at: number; readonly kind: 'burst'; readonly count: number };
+
+/** Everything a run's fault phase does, besides the seed: the network it starts with, the events, the load. */
+export interface Schedule {
+  readonly network: NetworkFaults;
+  readonly events: readonly FaultEvent[];
+  readonly clients: number;
+  readonly diskLatencyUnitsMax: number;
+}
+
+export const profileNames = ['calm', 'lossy', 'partitions', 'crashes', 'figure8', 'chaos'] as const;
+export type ProfileName = (typeof profileNames)[number];
+
+export function isProfileName(s: string): s is ProfileName {
+  return (profileNames as readonly string[]).includes(s);
+}
+
+/** The profile a seed picks when none is named: mostly the ones with faults. */
+export function profileForSeed(random: Random): ProfileName {
+  const weighted: ProfileName[] = ['calm', 'lossy', 'lossy', 'partitions', 'partitions', 'crashes', 'crashes', 'figure8', 'chaos', 'chaos', 'chaos'];
+  return weighted[random.int(weighted.length)]!;
+}
+
+const pick = (random: Random, lo: number, hi: number): number => lo + random.int(hi - lo + 1);
+const chance = (random: Random, p: number): boolean => random.next() < p;
+
+function lossyNetwork(random: Random): NetworkFaults {
+  return {
+    dropRate: [0.02, 0.05, 0.1, 0.2, 0.3][random.int(5)]!,
+    dupRate: [0, 0.02, 0.1][random.int(3)]!,
+    reorderRate: [0, 0.05, 0.2][random.int(3)]!,
+    delayUnitsMin: 1,
+    delayUnitsMax: pick(random, 10, 150),
+    reorderDelayUnitsMax: pick(random, 100, 1000),
+  };
+}
+
+function randomGroups(random: Random, nodes: number): number[][] {
+  const groupCount = pick(random, 2, Math.min(3, nodes));
+  const groups: number[][] = Array.from({ length: groupCount }, () => []);
+  for (let i = 0; i < nodes; i++) groups[random.int(groupCount)]!.push(i);
+  return groups.filter((g) => g.length > 0);
+}
+
+function partitionEvent(random: Random, at: number, nodes: number): FaultEvent {
+  switch (random.int(5)) {
+    case 0:
+      return { at, kind: 'partition', groups: randomGroups(random, nodes) };
+    case 1:
+      return { at, kind: 'isolate', node: chance(random, 0.5) ? 'leader' : random.int(nodes) };
+    case 2: {
+      const from = chance(random, 0.4) ? 'leader' : random.int(nodes);
+      return { at, kind: 'cut', from, to: random.int(nodes) };
+    }
+    default:
+      return { at, kind: 'heal' };
+  }
+}
+
+function crashEvent(random: Random, at: number, nodes: number, leaderBias: number): FaultEvent {
+  if (chance(random, 0.45)) return { at, kind: 'restart', node: chance(random, 0.15) ? 'all' : random.int(nodes) };
+  return { at, kind: 'crash', node: chance(random, leaderBias) ? 'leader' : random.int(nodes) };
+}
+
+/** Events at random gaps of [gapMin, gapMax] ticks through the fault phase. */
+function eventsEvery(random: Random, steps: number, gapMin: number, gapMax: number, make: (at: number) => FaultEvent): FaultEvent[] {
+  const out: FaultEvent[] = [];
+  for (let at = pick(random, 1, gapMax); at < steps; at += pick(random, gapMin, gapMax)) out.push(make(at));
+  return out;
+}
+
+function bursts(random: Random, steps: number): FaultEvent[] {
+  return eventsEvery(random, steps, 20, 80, (at) => ({ at, kind: 'burst', count: pick(random, 1, 12) }));
+}
+
+/** A random schedule of the named profile for `nodes` nodes and `steps` ticks of faults. */
+export function generateSchedule(profile: ProfileName, random: Random, nodes: number, steps: number): Schedule {
+  const clients = pick(random, 1, 5);
+  const diskLatencyUnitsMax = [0, 20, 50, 150][random.int(4)]!;
+  const base = { clients, diskLatencyUnitsMax };
+  switch (profile) {
+    case 'calm':
+      return { ...base, network: { ...reliableNetwork, delayUnitsMax: pick(random, 1, 60) }, events: bursts(random, steps) };
+    case 'lossy':
+      return { ...base, network: lossyNetwork(random), events: bursts(random, steps) };
+    case 'partitions':
+      return { ...base, network: reliableNetwork, events: [...eventsEvery(random, steps, 5, 40, (at) => partitionEvent(random, at, nodes)), ...bursts(random, steps)] };
+    case 'crashes':
+      return { ...base, network: reliableNetwork, events: [...eventsEvery(random, steps, 5, 40, (at) => crashEvent(random, at, nodes, 0.3)), ...bursts(random, steps)] };
+    case 'figure8':
+      // Leaders crash often and come back, on an unreliable network: old-term entries float around uncommitted.
+      return { ...base, network: lossyNetwork(random), events: eventsEvery(random, steps, 3, 25, (at) => crashEvent(random, at, nodes, 0.8)) };
+    case 'chaos': {
+      const events = eventsEvery(random, steps, 3, 30, (at) => {
+        const r = random.int(10);
+        if (r < 4) return partitionEvent(random, at, nodes);
+        if (r < 8) return crashEvent(random, at, nodes, 0.4);
+        if (r < 9) return { at, kind: 'network', dropRate: [0, 0.05, 0.2][random.int(3)]!, dupRate: [0, 0.05][random.int(2)]!, reorderRate: [0, 0.1][random.int(2)]! };
+        return { at, kind: 'burst', count: pick(random, 1, 12) };
+      });
+      return { ...base, network: lossyNetwork(random), events };
+    }
+  }
+}

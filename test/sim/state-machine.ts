@@ -1,0 +1,91 @@
+// The simulated replicated state machine, pluggable per cluster: commands carry a unique id (clientId, seq) and the
+// default machine applies each id's effect once, like a client session, so 'applied exactly once' can be checked.
+import type { Entry } from '../../src/raft/types.js';
+
+/** A command's unique id: a client and its sequence number. */
+export interface CommandId {
+  readonly clientId: number;
+  readonly seq: number;
+}
+
+export const commandHeaderBytes = 8;
+
+/** Encodes a command: clientId and seq as two big-endian u32, then `payloadBytes` bytes derived from the id. */
+export function encodeCommand(id: CommandId, payloadBytes = 0): Uint8Array {
+  const data = new Uint8Array(commandHeaderBytes + payloadBytes);
+  const view = new DataView(data.buffer);
+  view.setUint32(0, id.clientId);
+  view.setUint32(4, id.seq);
+  for (let i = 0; i < payloadBytes; i++) data[commandHeaderBytes + i] = (id.clientId * 31 + id.seq + i) & 0xff;
+  return data;
+}
+
+export function decodeCommand(data: Uint8Array): CommandId | null {
+  if (data.byteLength < commandHeaderBytes) return null;
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  return { clientId: view.getUint32(0), seq: view.getUint32(4) };
+}
+
+export const commandKey = (id: CommandId): string => `${id.clientId}:${id.seq}`;
+
+/** What applying one committed entry meant: the command it carried, and whether its effect happened now. */
+export interface AppliedCommand extends CommandId {
+  /** False when the id had been applied before (a retried proposal committed twice): the effect is skipped. */
+  readonly effective: boolean;
+}
+
+/** One node's state machine. A restarted node gets a fresh one and re-applies the log from index 1. */
+export interface SimStateMachine {
+  apply(entry: Entry): AppliedCommand | null;
+  /** How many times the effect of `key` (see commandKey) was applied; exactly-once wants 1. */
+  effectCount(key: string): number;
+  /** A digest of the state, equal on two nodes that applied the same commands. */
+  digest(): string;
+}
+
+export type StateMachineFactory = () => SimStateMachine;
+
+/** Applies each command id once, remembering every id it has seen (a client session without expiry). */
+export class SessionStateMachine implements SimStateMachine {
+  private readonly effects = new Map<string, number>();
+  private hash = 0;
+  private count = 0;
+
+  apply(entry: Entry): AppliedCommand | null {
+    if (entry.type !== 'command') return null;
+    const id = decodeCommand(entry.data);
+    if (id === null) return null;
+    const key = commandKey(id);
+    if (this.effects.has(key)) return { ...id, effective: false };
+    this.effects.set(key, 1);
+    this.count++;
+    this.hash = (Math.imul(this.hash ^ id.clientId, 0x01000193) + id.seq) >>> 0;
+    return { ...id, effective: true };
+  }
+
+  effectCount(key: string): number {
+    return this.effects.get(key) ?? 0;
+  }
+
+  digest(): string {
+    return `${this.count}/${this.hash.toString(16)}`;
+  }
+}
+
+/** Counts applied commands and nothing else: for benchmarks, where the state machine must cost next to nothing. */
+export class CountingStateMachine implements SimStateMachine {
+  applied = 0;
+
+  apply(entry: Entry): AppliedCommand | null {
+    if (entry.type === 'command') this.applied++;
+    return null;
+  }
+
+  effectCount(): number {
+    return 0;
+  }
+
+  digest(): string {
+    return String(this.applied);
+  }
+}
