@@ -1,0 +1,82 @@
+// `minkube manager` and `minkube worker`: start one long-running node in this process and stop it on SIGINT/SIGTERM.
+// The runtimes are imported lazily, so every other command works in a checkout where they are missing or broken.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { MinkubeError } from '../lib/errors.js';
+import { printError } from './output.js';
+
+export interface RunningNode {
+  stop(): Promise<void>;
+  /** Resolves when the node stops by itself, with the error that stopped it (if the runtime offers it). */
+  readonly stopped?: Promise<Error | null>;
+}
+
+interface WorkerModule {
+  startWorker(opts: { configPath: string; id: string }): Promise<RunningNode>;
+}
+
+const stopTimeoutMs = 10_000;
+// The worker runtime arrives with the tasks issue; a computed specifier keeps the type checker from requiring it.
+const workerModulePath = '../worker/start.js';
+
+export async function runManager(configPath: string, id: string): Promise<number> {
+  const mod = await loadRuntime('the manager runtime', () => import('../manager/start.js'));
+  return supervise(await mod.startManager({ configPath, id }));
+}
+
+export async function runWorker(configPath: string, id: string): Promise<number> {
+  const mod = await loadRuntime('the worker runtime', () => import(workerModulePath) as Promise<WorkerModule>);
+  return supervise(await mod.startWorker({ configPath, id }));
+}
+
+/** Whether the worker runtime is in this checkout (`up` starts workers only then). */
+export function workerRuntimeExists(): boolean {
+  const base = new URL(workerModulePath, import.meta.url);
+  return existsSync(fileURLToPath(base).replace(/\.js$/, '.ts')) || existsSync(fileURLToPath(base));
+}
+
+async function loadRuntime<T>(what: string, load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ERR_MODULE_NOT_FOUND') throw new MinkubeError('INTERNAL', `${what} cannot be loaded: ${(err as Error).message}`, { cause: err });
+    throw err;
+  }
+}
+
+/**
+ * Waits for a signal, then stops the node and answers the exit code. Ctrl-C under `minkube up` delivers two
+ * signals (the terminal's SIGINT and up's SIGTERM), so only a third forces an immediate exit.
+ */
+function supervise(node: RunningNode): Promise<number> {
+  return new Promise<number>((resolve) => {
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      signals++;
+      if (signals >= 3) {
+        process.stderr.write(`error: INTERNAL: ${sig} received ${signals} times; exiting without a clean stop\n`);
+        process.exit(1);
+      }
+      if (signals > 1) return;
+      setTimeout(() => {
+        printError(new MinkubeError('TIMEOUT', `the node did not stop within ${stopTimeoutMs} ms`));
+        process.exit(1);
+      }, stopTimeoutMs).unref();
+      node.stop().then(
+        () => resolve(0),
+        (err: unknown) => {
+          printError(err);
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    void node.stopped?.then((err) => {
+      if (signals > 0) return;
+      if (err !== null) printError(err);
+      resolve(err === null ? 0 : 1);
+    });
+  });
+}

@@ -1,0 +1,97 @@
+// Readable log lines for `minkube up`: pino JSON becomes "HH:MM:SS.mmm INFO  [t3 leader] msg key=value", and the
+// leader tracker decides when to announce a new leader. Pure functions, so they are tested without processes.
+import type { ClusterView } from '../api/service.js';
+
+const levelNames: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+const levelColours: Record<number, string> = { 10: '90', 20: '90', 30: '32', 40: '33', 50: '31', 60: '35' };
+/** Fields shown in fixed places, or not worth a column on a terminal. */
+const hiddenFields = new Set(['time', 'level', 'msg', 'term', 'role', 'pid', 'hostname', 'node', 'v', 'err']);
+const extrasCharsMax = 240;
+
+export interface PrettyOptions {
+  colour: boolean;
+}
+
+/** One pino JSON line made readable; any other line is returned as it is. */
+export function prettyLogLine(line: string, options: PrettyOptions = { colour: false }): string {
+  if (!line.startsWith('{')) return line;
+  let rec: Record<string, unknown>;
+  try {
+    rec = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return line;
+  }
+  if (typeof rec !== 'object' || rec === null || typeof rec.level !== 'number' || rec.msg === undefined) return line;
+  const level = rec.level;
+  const paint = (code: string | undefined, s: string): string => (options.colour && code !== undefined ? `\x1b[${code}m${s}\x1b[0m` : s);
+  const parts = [clockTime(rec.time), paint(levelColours[level], (levelNames[level] ?? String(level)).padEnd(5))];
+  const raft = [typeof rec.term === 'number' ? `t${rec.term}` : '', typeof rec.role === 'string' ? rec.role : ''].filter((s) => s !== '');
+  if (raft.length > 0) parts.push(paint('36', `[${raft.join(' ')}]`));
+  parts.push(typeof rec.msg === 'string' ? rec.msg : JSON.stringify(rec.msg));
+  const extras = extraFields(rec);
+  if (extras !== '') parts.push(paint('90', extras));
+  return parts.join(' ');
+}
+
+function extraFields(rec: Record<string, unknown>): string {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(rec)) {
+    if (hiddenFields.has(k) || v === undefined) continue;
+    out.push(`${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  }
+  const err = rec.err as { message?: unknown } | undefined;
+  if (err !== undefined && typeof err.message === 'string') out.push(`err=${JSON.stringify(err.message)}`);
+  const s = out.join(' ');
+  return s.length > extrasCharsMax ? `${s.slice(0, extrasCharsMax - 1)}…` : s;
+}
+
+/** HH:MM:SS.mmm of a pino time (epoch ms or an ISO string), in local time; the raw value if it is neither. */
+export function clockTime(time: unknown): string {
+  const d = typeof time === 'number' || typeof time === 'string' ? new Date(time) : null;
+  if (d === null || Number.isNaN(d.getTime())) return '--:--:--.---';
+  const two = (n: number): string => String(n).padStart(2, '0');
+  return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}.${String(d.getMilliseconds()).padStart(3, '0')}`;
+}
+
+export interface LeaderInfo {
+  id: string;
+  term: number;
+  apiUrl: string;
+}
+
+/** The leader by the views that answered: the one that says it leads, at the highest term. */
+export function leaderOf(views: readonly (ClusterView | null)[]): LeaderInfo | null {
+  let best: ClusterView | null = null;
+  for (const v of views) {
+    if (v !== null && v.role === 'leader' && (best === null || v.term > best.term)) best = v;
+  }
+  if (best === null) return null;
+  const self = best.members.find((m) => m.id === best.id);
+  return { id: best.id, term: best.term, apiUrl: self ? `http://${self.apiAddress}` : '' };
+}
+
+/**
+ * Says what to print as polls come in: a new leader or term at once; "no leader" only after `lostAfterPolls`
+ * polls in a row without one, so one slow answer does not print a false alarm.
+ */
+export class LeaderTracker {
+  private current: LeaderInfo | null = null;
+  private missing = 0;
+
+  constructor(private readonly lostAfterPolls = 3) {}
+
+  observe(views: readonly (ClusterView | null)[]): string | null {
+    const leader = leaderOf(views);
+    if (leader === null) {
+      if (this.current === null || ++this.missing < this.lostAfterPolls) return null;
+      const was = this.current;
+      this.current = null;
+      this.missing = 0;
+      return `leader: none (was ${was.id}, term ${was.term})`;
+    }
+    this.missing = 0;
+    if (this.current?.id === leader.id && this.current.term === leader.term) return null;
+    this.current = leader;
+    return `leader: ${leader.id} (term ${leader.term}) at ${leader.apiUrl}`;
+  }
+}

@@ -1,0 +1,140 @@
+// `minkube up`: a whole local cluster from one config file, one child process per manager (and worker), their logs
+// interleaved with an id prefix and made readable, the current leader announced, and everything stopped on Ctrl-C.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { ApiClient } from '../api/client.js';
+import type { ClusterView } from '../api/service.js';
+import { loadClusterConfig, type ClusterConfig } from '../config/cluster.js';
+import { workerRuntimeExists } from './daemons.js';
+import { LeaderTracker, prettyLogLine } from './pretty.js';
+
+const minkubeBin = fileURLToPath(new URL('../../bin/minkube.js', import.meta.url));
+const pollIntervalMs = 250;
+const pollTimeoutMs = 500;
+const killAfterMs = 5000;
+const prefixColours = ['36', '35', '33', '34', '32', '91', '96', '95'];
+
+interface Child {
+  readonly id: string;
+  readonly kind: 'manager' | 'worker';
+  readonly proc: ChildProcess;
+  readonly exited: Promise<void>;
+  running: boolean;
+}
+
+export interface UpOptions {
+  configPath: string;
+  colour?: boolean;
+}
+
+/** Runs until SIGINT/SIGTERM (answers 0) or until every child has exited by itself (answers 1). */
+export async function runUp(options: UpOptions): Promise<number> {
+  const configPath = resolve(options.configPath);
+  const config = await loadClusterConfig(configPath);
+  const colour = options.colour ?? (process.stdout.isTTY && process.env.NO_COLOR === undefined);
+  const withWorkers = config.workers.length > 0 && workerRuntimeExists();
+  printEndpoints(config, configPath, withWorkers);
+
+  const nodes = [...config.managers.map((m) => ({ id: m.id, kind: 'manager' as const })), ...(withWorkers ? config.workers.map((w) => ({ id: w.id, kind: 'worker' as const })) : [])];
+  const width = Math.max(...nodes.map((n) => n.id.length));
+  const children = nodes.map((n, i) => startChild(n.id, n.kind, configPath, prefixFor(n.id, width, colour ? prefixColours[i % prefixColours.length] : undefined), colour));
+
+  const polling = { active: true };
+  void watchLeader(config, polling);
+  const code = await untilDone(children);
+  polling.active = false;
+  return code;
+}
+
+function printEndpoints(config: ClusterConfig, configPath: string, withWorkers: boolean): void {
+  const lines = [`minkube up: ${config.managers.length} managers${withWorkers ? ` and ${config.workers.length} workers` : ''} from ${configPath}`];
+  for (const m of config.managers) lines.push(`  ${m.id}  api http://${m.apiAddress}  raft ${m.raftAddress}  data ${m.dataDir}`);
+  for (const w of config.workers) lines.push(`  ${w.id}  api http://${w.apiAddress}  runtime ${w.runtime}${withWorkers ? '' : '  (not started: no worker runtime in this checkout)'}`);
+  lines.push('Ctrl-C stops them all.');
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+function prefixFor(id: string, width: number, colourCode: string | undefined): string {
+  const label = `${id.padEnd(width)} |`;
+  return colourCode === undefined ? label : `\x1b[${colourCode}m${label}\x1b[0m`;
+}
+
+function startChild(id: string, kind: 'manager' | 'worker', configPath: string, prefix: string, colour: boolean): Child {
+  const proc = spawn(process.execPath, [minkubeBin, kind, '--config', configPath, '--id', id], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const pipe = (stream: NodeJS.ReadableStream, sink: NodeJS.WriteStream): void => {
+    createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => sink.write(`${prefix} ${prettyLogLine(line, { colour })}\n`));
+  };
+  pipe(proc.stdout!, process.stdout);
+  pipe(proc.stderr!, process.stderr);
+  const child: Child = {
+    id,
+    kind,
+    proc,
+    running: true,
+    exited: new Promise<void>((done) => {
+      proc.once('error', (err) => {
+        process.stderr.write(`${prefix} cannot start: ${err.message}\n`);
+        child.running = false;
+        done();
+      });
+      proc.once('exit', (code, signal) => {
+        child.running = false;
+        done();
+        if (code !== 0 || signal !== null) process.stderr.write(`${prefix} exited (${signal ?? `code ${code}`})\n`);
+      });
+    }),
+  };
+  return child;
+}
+
+/** Resolves with the exit code: 0 after a signal stopped every child, 1 if they all exited by themselves. */
+function untilDone(children: Child[]): Promise<number> {
+  return new Promise<number>((done) => {
+    let stopping = false;
+    const onSignal = (): void => {
+      if (stopping) {
+        // A second Ctrl-C: no more waiting.
+        for (const c of children) if (c.running) c.proc.kill('SIGKILL');
+        return;
+      }
+      stopping = true;
+      process.stdout.write(`stopping ${children.filter((c) => c.running).length} processes...\n`);
+      void stopAll(children).then(() => done(0));
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    void Promise.all(children.map((c) => c.exited)).then(() => {
+      if (stopping) return;
+      process.stderr.write('error: INTERNAL: every process of the cluster has exited\n');
+      done(1);
+    });
+  });
+}
+
+async function stopAll(children: Child[]): Promise<void> {
+  for (const c of children) if (c.running) c.proc.kill('SIGTERM');
+  const timer = setTimeout(() => {
+    for (const c of children) {
+      if (!c.running) continue;
+      process.stderr.write(`${c.id} did not stop within ${killAfterMs} ms: SIGKILL\n`);
+      c.proc.kill('SIGKILL');
+    }
+  }, killAfterMs);
+  await Promise.all(children.map((c) => c.exited));
+  clearTimeout(timer);
+  process.stdout.write('stopped\n');
+}
+
+async function watchLeader(config: ClusterConfig, polling: { active: boolean }): Promise<void> {
+  const clients = config.managers.map((m) => new ApiClient(m.apiAddress, { timeoutMs: pollTimeoutMs }));
+  const tracker = new LeaderTracker();
+  while (polling.active) {
+    const views = await Promise.all(clients.map((c) => c.cluster().catch((): ClusterView | null => null)));
+    if (!polling.active) return;
+    const message = tracker.observe(views);
+    if (message !== null) process.stdout.write(`${message}\n`);
+    await new Promise((r) => setTimeout(r, pollIntervalMs));
+  }
+}
