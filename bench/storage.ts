@@ -1,0 +1,71 @@
+// Storage: latency of one synced save of one entry (the follower's common case), and throughput of 256-entry
+// batches (a busy leader's Ready), on LevelRaftStorage in a temp dir. `npx tsx bench/storage.ts [--saves 500] [--batches 200]`
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { logIndex, nodeId, term } from '../src/lib/ids.js';
+import type { Entry } from '../src/raft/types.js';
+import { LevelRaftStorage } from '../src/storage/level.js';
+import { arg, percentile, printTable, round } from './support.js';
+
+const makeEntries = (from: number, count: number, bytes: number): Entry[] =>
+  Array.from({ length: count }, (_, i) => ({ term: term(1), index: logIndex(from + i), type: 'command', data: new Uint8Array(bytes).fill(i & 0xff) }));
+
+async function singleSaves(s: LevelRaftStorage, saves: number, bytes: number, from: number): Promise<Record<string, number>> {
+  const latencies: number[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < saves; i++) {
+    const t = performance.now();
+    await s.save({ term: term(1), vote: nodeId('n1'), commit: logIndex(from + i - 1) }, makeEntries(from + i, 1, bytes));
+    latencies.push(performance.now() - t);
+  }
+  const totalMs = performance.now() - t0;
+  latencies.sort((a, b) => a - b);
+  return { entriesPerSave: 1, entryBytes: bytes, saves, savesPerSec: round((saves / totalMs) * 1000, 0), entriesPerSec: round((saves / totalMs) * 1000, 0), MBPerSec: round((saves * bytes) / totalMs / 1000), p50Ms: round(percentile(latencies, 50)), p99Ms: round(percentile(latencies, 99)) };
+}
+
+async function batchSaves(s: LevelRaftStorage, batches: number, bytes: number, from: number): Promise<Record<string, number>> {
+  const size = 256;
+  const prepared = Array.from({ length: batches }, (_, b) => makeEntries(from + b * size, size, bytes));
+  const latencies: number[] = [];
+  const t0 = performance.now();
+  for (const batch of prepared) {
+    const t = performance.now();
+    await s.save(null, batch);
+    latencies.push(performance.now() - t);
+  }
+  const totalMs = performance.now() - t0;
+  latencies.sort((a, b) => a - b);
+  const entries = batches * size;
+  return { entriesPerSave: size, entryBytes: bytes, saves: batches, savesPerSec: round((batches / totalMs) * 1000, 0), entriesPerSec: round((entries / totalMs) * 1000, 0), MBPerSec: round((entries * bytes) / totalMs / 1000), p50Ms: round(percentile(latencies, 50)), p99Ms: round(percentile(latencies, 99)) };
+}
+
+async function main(): Promise<void> {
+  const saves = Number(arg('saves', '500'));
+  const batches = Number(arg('batches', '200'));
+  const root = await mkdtemp(join(tmpdir(), 'minkube-bench-storage-'));
+  const s = await LevelRaftStorage.open(join(root, 'data'));
+  const rows: Record<string, number>[] = [];
+  try {
+    let next = 1;
+    for (const bytes of [100, 1024]) {
+      rows.push(await singleSaves(s, saves, bytes, next));
+      next += saves;
+    }
+    for (const bytes of [100, 1024]) {
+      rows.push(await batchSaves(s, batches, bytes, next));
+      next += batches * 256;
+    }
+    const loadStart = performance.now();
+    const loaded = await s.load();
+    const loadMs = round(performance.now() - loadStart);
+    printTable('LevelRaftStorage: synced saves', rows);
+    console.log(`\nload(): ${loaded.entries.length} entries in ${loadMs} ms`);
+    console.log(JSON.stringify({ bench: 'storage', rows, load: { entries: loaded.entries.length, ms: loadMs } }));
+  } finally {
+    await s.close();
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+await main();
