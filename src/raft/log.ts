@@ -4,6 +4,17 @@ import { assert } from '../lib/assert.js';
 import type { LogIndex, Term } from '../lib/ids.js';
 import type { Entry } from './types.js';
 
+const NO_ENTRIES: readonly Entry[] = Object.freeze([]);
+
+interface SliceCache {
+  readonly lo: number;
+  readonly end: number;
+  readonly bytes: number;
+  readonly entries: readonly Entry[];
+}
+
+const EMPTY_CACHE: SliceCache = { lo: -1, end: -1, bytes: 0, entries: NO_ENTRIES };
+
 export class RaftLog {
   /** entries[i] has index offset + i. */
   private entries: Entry[] = [];
@@ -14,6 +25,8 @@ export class RaftLog {
   private stable: number;
   committed: LogIndex;
   applied: LogIndex;
+  /** The last slice handed out: appends to several followers and the Ready often ask for the same range. */
+  private cache: SliceCache = EMPTY_CACHE;
 
   constructor(persisted: readonly Entry[], committed: LogIndex, applied: LogIndex) {
     this.offset = persisted.length > 0 ? persisted[0]!.index : 1;
@@ -131,7 +144,10 @@ export class RaftLog {
     assert(first > this.committed, `truncating at ${first} would drop committed entries (commit ${this.committed})`);
     assert(first <= this.lastIndex() + 1, `appending at ${first} leaves a gap after ${this.lastIndex()}`);
     const keep = first - this.offset;
-    if (keep < this.entries.length) this.entries.length = keep;
+    if (keep < this.entries.length) {
+      this.entries.length = keep;
+      this.cache = EMPTY_CACHE;
+    }
     if (first - 1 < this.stable) this.stable = first - 1;
     const dst = this.entries;
     for (let i = from; i < entries.length; i++) dst.push(entries[i]!);
@@ -142,6 +158,17 @@ export class RaftLog {
   push(entry: Entry): void {
     assert(entry.index === this.lastIndex() + 1, 'a leader appends at its last index + 1');
     this.entries.push(entry);
+  }
+
+  /** The leader's batch append: one new entry per data, all of `term`, after the last index. */
+  pushBatch(term: Term, type: Entry['type'], datas: readonly Uint8Array[]): void {
+    assert(term >= this.lastTerm(), 'a leader never appends an entry of an older term');
+    const dst = this.entries;
+    let index = this.lastIndex();
+    for (let i = 0; i < datas.length; i++) {
+      const e: Entry = { term, index: ++index as LogIndex, type, data: datas[i]! };
+      dst.push(e);
+    }
   }
 
   commitTo(index: number): boolean {
@@ -161,8 +188,8 @@ export class RaftLog {
     return this.stable < this.lastIndex();
   }
 
-  unstableEntries(): Entry[] {
-    return this.entries.slice(this.stable + 1 - this.offset);
+  unstableEntries(): readonly Entry[] {
+    return this.slice(this.stable + 1, this.lastIndex() + 1, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
   }
 
   /** The caller persisted up to (index, term); ignored if that entry was replaced meanwhile. */
@@ -181,25 +208,33 @@ export class RaftLog {
   }
 
   /** Committed entries after `applied`, at most countMax of them and about bytesMax bytes (always at least one). */
-  nextCommitted(countMax: number, bytesMax: number): Entry[] {
+  nextCommitted(countMax: number, bytesMax: number): readonly Entry[] {
     return this.slice(this.applied + 1, this.committed + 1, countMax, bytesMax);
   }
 
-  /** Entries in [lo, hi), at most countMax and about bytesMax of data (at least one entry if any). */
-  slice(lo: number, hi: number, countMax: number, bytesMax: number): Entry[] {
-    if (lo >= hi) return [];
+  /**
+   * Entries in [lo, hi), at most countMax and about bytesMax of data (at least one entry if any). The result may be
+   * shared with later calls for the same range (appends to several followers, the Ready): never modify it.
+   */
+  slice(lo: number, hi: number, countMax: number, bytesMax: number): readonly Entry[] {
+    if (lo >= hi) return NO_ENTRIES;
     assert(lo >= this.offset && hi <= this.lastIndex() + 1, `slice [${lo}, ${hi}) is outside the log`);
     let end = Math.min(hi, lo + countMax);
+    // The cached slice is reusable when it is exactly this range and was not cut short by its byte budget.
+    if (lo === this.cache.lo && end === this.cache.end && this.cache.bytes <= bytesMax) return this.cache.entries;
     let bytes = 0;
     const src = this.entries;
     const base = this.offset;
     for (let i = lo; i < end; i++) {
-      bytes += src[i - base]!.data.byteLength;
-      if (bytes > bytesMax && i > lo) {
+      const size = src[i - base]!.data.byteLength;
+      if (bytes + size > bytesMax && i > lo) {
         end = i;
         break;
       }
+      bytes += size;
     }
-    return src.slice(lo - base, end - base);
+    const entries = src.slice(lo - base, end - base);
+    this.cache = { lo, end, bytes, entries };
+    return entries;
   }
 }

@@ -682,11 +682,7 @@ export class Raft implements RaftNode {
     // An empty pipeline accepts any one batch, so a single large batch is never refused forever.
     if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.cfg.uncommittedBytesMax) return false;
     this.uncommittedBytes += bytes;
-    const term = this.term;
-    let index: number = this.log.lastIndex();
-    for (let i = 0; i < commands.length; i++) {
-      this.log.push({ term, index: ++index as LogIndex, type: 'command', data: commands[i]! });
-    }
+    this.log.pushBatch(this.term, 'command', commands);
     this.afterLeaderAppend();
     return true;
   }
