@@ -13,7 +13,11 @@ export interface DockerRuntimeOptions {
   socketPath?: string;
   callTimeoutMs?: number;
   pullTimeoutMs?: number;
-  /** Run docker-init as PID 1 so the task sees SIGTERM and zombies are reaped. Default true. */
+  /**
+   * Run docker-init as PID 1, so a command that ignores SIGTERM as PID 1 still gets it and zombies are reaped.
+   * Default false: under an init, a missing command is init's exit code 127 from wait(), not a permanent failure
+   * from run().
+   */
   init?: boolean;
   /** Per-container json-file log bound on the daemon's disk. */
   logFileBytesMax?: number;
@@ -41,7 +45,7 @@ export class DockerRuntime implements ContainerRuntime {
     this.endpoint = dockerEndpoint(opts.socketPath);
     this.callTimeoutMs = opts.callTimeoutMs ?? limits.runtimeCallTimeoutMsDefault;
     this.pullTimeoutMs = opts.pullTimeoutMs ?? limits.runtimePullTimeoutMsDefault;
-    this.init = opts.init ?? true;
+    this.init = opts.init ?? false;
     this.logFileBytesMax = opts.logFileBytesMax ?? limits.processLogFileBytesMax;
     this.logger = opts.logger;
   }
