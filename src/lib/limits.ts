@@ -40,6 +40,13 @@ export const limits = {
   processLogFileBytesMax: 8 * 1024 * 1024,
   /** Containers inspected at once by list(). */
   runtimeInspectConcurrencyMax: 8,
+  // worker agent
+  /** Tasks in a worker's local map (running and finished); an assignment past it is refused with QUEUE_FULL. */
+  workerTasksMax: 1000,
+  /** The log tail a worker keeps of a finished task after removing its container. */
+  workerFinishedLogBytesMax: 64 * 1024,
+  /** A finished task stays in the worker's map at least this long after the managers stopped listing it. */
+  workerFinishedRetentionMsDefault: 300_000,
 } as const;
 
 assert(limits.raftEntriesPerAppendMax >= 1, 'an append carries at least one entry');
