@@ -1,0 +1,186 @@
+// The `minkube` command run as a child process against fake managers (manager apps over a fake service).
+import { execFile } from 'node:child_process';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildManagerApp } from '../../src/api/manager-app.js';
+import { defaultView, FakeManagerService } from '../api/fake-service.js';
+
+const repoRoot = resolve(import.meta.dirname, '..', '..');
+const bin = join(repoRoot, 'bin', 'minkube.js');
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((done) => {
+    const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+    if (env.MINKUBE_API === undefined) delete childEnv.MINKUBE_API;
+    execFile(process.execPath, [bin, ...args], { cwd: repoRoot, env: childEnv, timeout: 30_000 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
+      done({ code, stdout, stderr });
+    });
+  });
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** No stack trace, and exactly one "error: CODE: message" line. */
+function expectCleanError(r: CliResult, code: string, message: RegExp): void {
+  expect(r.code).toBe(1);
+  expect(r.stdout).toBe('');
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+  expect(r.stderr).toMatch(new RegExp(`^error: ${code}: `));
+  expect(r.stderr).toMatch(message);
+}
+
+const m1 = new FakeManagerService();
+const m2 = new FakeManagerService();
+const apps: FastifyInstance[] = [buildManagerApp({ service: m1 }), buildManagerApp({ service: m2 })];
+let api: string;
+let downPort: number;
+let dir: string;
+
+beforeAll(async () => {
+  const urls = await Promise.all(apps.map((a) => a.listen({ host: '127.0.0.1', port: 0 })));
+  api = urls[0]!;
+  downPort = await freePort();
+  const members = [
+    { id: 'm1', raftAddress: '127.0.0.1:7001', apiAddress: urls[0]!.replace('http://', ''), voter: true, reachable: true },
+    { id: 'm2', raftAddress: '127.0.0.1:7002', apiAddress: urls[1]!.replace('http://', ''), voter: true, reachable: true },
+    { id: 'm3', raftAddress: '127.0.0.1:7003', apiAddress: `127.0.0.1:${downPort}`, voter: true, reachable: false },
+  ];
+  m1.view = defaultView({ id: 'm1', role: 'leader', term: 4, leaderId: 'm1', commitIndex: 12, appliedIndex: 12, members });
+  m2.view = defaultView({ id: 'm2', role: 'follower', term: 4, leaderId: 'm1', commitIndex: 12, appliedIndex: 11, members });
+  dir = mkdtempSync(join(tmpdir(), 'minkube-cli-'));
+});
+afterAll(async () => {
+  await Promise.all(apps.map((a) => a.close()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe.concurrent('minkube status', () => {
+  it('prints a row per member, the leader marked, an unanswering member as down', async () => {
+    const r = await cli(['--api', api, 'status']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^\s+ID\s+ROLE\s+TERM\s+COMMIT\s+APPLIED\s+REACHABLE\s+API$/);
+    expect(lines[1]).toMatch(/^\*\s+m1\s+leader\s+4\s+12\s+12\s+yes\s+127\.0\.0\.1:\d+$/);
+    expect(lines[2]).toMatch(/^\s+m2\s+follower\s+4\s+12\s+11\s+yes\s/);
+    expect(lines[3]).toMatch(new RegExp(`^\\s+m3\\s+down\\s+-\\s+-\\s+-\\s+no\\s+127\\.0\\.0\\.1:${downPort}$`));
+    expect(lines[4]).toBe('leader: m1 (term 4)');
+  });
+
+  it('--json prints the same as data', async () => {
+    const r = await cli(['--json', '--api', api, 'status']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { leaderId: string; members: { id: string; reachable: boolean; role: string | null }[] };
+    expect(out.leaderId).toBe('m1');
+    expect(out.members.map((m) => [m.id, m.reachable, m.role])).toEqual([
+      ['m1', true, 'leader'],
+      ['m2', true, 'follower'],
+      ['m3', false, null],
+    ]);
+  });
+});
+
+describe('minkube kv', () => {
+  it('put, get (plain and --json, --stale), del with --if-version', async () => {
+    const put = await cli(['--api', api, 'kv', 'put', 'config/greeting', 'hello world']);
+    expect(put).toEqual({ code: 0, stdout: 'config/greeting: version 1\n', stderr: '' });
+    const [get, getJson] = await Promise.all([
+      cli(['--api', api, 'kv', 'get', 'config/greeting']),
+      cli(['--api', api, '--json', 'kv', 'get', '--stale', 'config/greeting']),
+    ]);
+    expect(get).toEqual({ code: 0, stdout: 'hello world\n', stderr: '' });
+    expect(JSON.parse(getJson.stdout)).toEqual({ key: 'config/greeting', value: 'hello world', version: 1 });
+    expect(m1.calls.filter((c) => c.method === 'kvGet').map((c) => c.args[1]).sort()).toEqual(['linearizable', 'stale']);
+    const del = await cli(['--api', api, 'kv', 'del', 'config/greeting', '--if-version', '1']);
+    expect(del).toEqual({ code: 0, stdout: 'config/greeting: deleted at version 2\n', stderr: '' });
+    expect(m1.calls.at(-1)!.args).toEqual(['config/greeting', 1]);
+  });
+
+  it('reads MINKUBE_API when there is no --api', async () => {
+    m2.data.set('k', { value: 'from m2', version: 7 });
+    const r = await cli(['kv', 'get', 'k'], { MINKUBE_API: apps[1]!.listeningOrigin });
+    expect(r).toEqual({ code: 0, stdout: 'from m2\n', stderr: '' });
+  });
+});
+
+describe.concurrent('minkube errors', () => {
+  it('an unreachable --api: UNREACHABLE naming the URL, exit 1', async () => {
+    const r = await cli(['--api', `http://127.0.0.1:${downPort}`, 'kv', 'get', 'a']);
+    expectCleanError(r, 'UNREACHABLE', new RegExp(`cannot reach http://127\\.0\\.0\\.1:${downPort}/v1/kv/a \\(ECONNREFUSED\\)`));
+  });
+
+  it('a missing key: KV_KEY_NOT_FOUND, exit 1', async () => {
+    expectCleanError(await cli(['--api', api, 'kv', 'get', 'missing']), 'KV_KEY_NOT_FOUND', /no key "missing"/);
+  });
+
+  it('a version conflict: KV_VERSION_MISMATCH, exit 1', async () => {
+    m1.data.set('cas', { value: 'v', version: 3 });
+    expectCleanError(await cli(['--api', api, 'kv', 'put', 'cas', 'w', '--if-version', '0']), 'KV_VERSION_MISMATCH', /version 3/);
+  });
+
+  it('an invalid key: INVALID_KEY, exit 1', async () => {
+    expectCleanError(await cli(['--api', api, 'kv', 'put', 'a b', 'v']), 'INVALID_KEY', /outside/);
+  });
+
+  it('usage errors exit 2', async () => {
+    const [missing, badVersion, unknown] = await Promise.all([
+      cli(['kv', 'get']),
+      cli(['kv', 'del', 'a', '--if-version', '-1']),
+      cli(['frobnicate']),
+    ]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/missing required argument 'key'/);
+    expect(badVersion.code).toBe(2);
+    expect(badVersion.stderr).toMatch(/--if-version/);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
+  });
+
+  it('up with an invalid config prints every problem and exits 1', async () => {
+    const path = join(dir, 'bad.json');
+    writeFileSync(
+      path,
+      JSON.stringify({
+        managers: [
+          { id: 'm1', raftAddress: '127.0.0.1:7001', apiAddress: '127.0.0.1:70000', dataDir: 'd1' },
+          { id: 'm1', raftAddress: '127.0.0.1:7001', apiAddress: '127.0.0.1:8002' },
+        ],
+        raft: { heartbeatIntervalMs: 100, electionTimeoutMs: 200 },
+        colour: 'blue',
+      }),
+    );
+    const r = await cli(['up', '--config', path]);
+    expectCleanError(r, 'CONFIG_INVALID', /\(6 problems\)/);
+    for (const problem of [
+      'colour: unknown key',
+      'managers[1].dataDir: missing',
+      'managers[0].apiAddress: port must be 1..65535',
+      'managers[1].id: duplicate id "m1"',
+      'managers[1].raftAddress: duplicate address "127.0.0.1:7001"',
+      'raft.electionTimeoutMs: must be more than 2 × heartbeatIntervalMs',
+    ]) {
+      expect(r.stderr).toContain(problem);
+    }
+  });
+
+  it('up with a missing config file says so and exits 1', async () => {
+    expectCleanError(await cli(['up', '--config', join(dir, 'none.json')]), 'CONFIG_INVALID', /no such file/);
+  });
+});

@@ -1,0 +1,74 @@
+// Log lines made readable for `minkube up`, and when it announces a leader.
+import { describe, expect, it } from 'vitest';
+import type { ClusterView } from '../../src/api/service.js';
+import { clockTime, LeaderTracker, leaderOf, prettyLogLine } from '../../src/cli/pretty.js';
+import { formatTable } from '../../src/cli/output.js';
+
+const at = new Date(2026, 0, 2, 3, 4, 5, 67);
+
+describe('prettyLogLine', () => {
+  it('shows time, level, term and role, message, and the other fields', () => {
+    const line = JSON.stringify({ level: 30, time: at.toISOString(), pid: 1, hostname: 'h', node: 'm1', term: 3, role: 'leader', msg: 'became leader', leaderId: 'm1', lag: { m2: 0 } });
+    expect(prettyLogLine(line)).toBe('03:04:05.067 INFO  [t3 leader] became leader leaderId=m1 lag={"m2":0}');
+  });
+
+  it('accepts epoch-millisecond times, shows an error message, and leaves out what is absent', () => {
+    const line = JSON.stringify({ level: 50, time: at.getTime(), msg: 'request failed', err: { type: 'Error', message: 'disk on fire', stack: 'Error: ...' } });
+    expect(prettyLogLine(line)).toBe('03:04:05.067 ERROR request failed err="disk on fire"');
+  });
+
+  it('colours when asked', () => {
+    const line = JSON.stringify({ level: 40, time: at.getTime(), msg: 'slow', term: 1 });
+    expect(prettyLogLine(line, { colour: true })).toBe('03:04:05.067 \x1b[33mWARN \x1b[0m \x1b[36m[t1]\x1b[0m slow');
+  });
+
+  it('passes anything that is not a pino line through unchanged', () => {
+    for (const line of ['plain text', '{not json', '{"no":"level"}', '', '[1,2]']) expect(prettyLogLine(line)).toBe(line);
+  });
+
+  it('cuts long extra fields', () => {
+    const line = JSON.stringify({ level: 30, time: at.getTime(), msg: 'm', blob: 'x'.repeat(1000) });
+    expect(prettyLogLine(line).length).toBeLessThan(300);
+  });
+
+  it('clockTime copes with missing or bad times', () => {
+    expect(clockTime(undefined)).toBe('--:--:--.---');
+    expect(clockTime('yesterday')).toBe('--:--:--.---');
+  });
+});
+
+const view = (id: string, role: ClusterView['role'], term: number): ClusterView => ({
+  id,
+  role,
+  term,
+  leaderId: role === 'leader' ? id : null,
+  commitIndex: 0,
+  appliedIndex: 0,
+  members: [{ id, raftAddress: 'h:1', apiAddress: `127.0.0.9:80${id.slice(1)}`, voter: true, reachable: true }],
+});
+
+describe('leader announcements', () => {
+  it('leaderOf picks the self-declared leader of the highest term', () => {
+    expect(leaderOf([view('m1', 'leader', 2), null, view('m3', 'leader', 3)])).toEqual({ id: 'm3', term: 3, apiUrl: 'http://127.0.0.9:803' });
+    expect(leaderOf([view('m1', 'follower', 2), null])).toBeNull();
+  });
+
+  it('announces a new leader or term once, and a lost leader only after several empty polls', () => {
+    const t = new LeaderTracker(3);
+    expect(t.observe([null, null])).toBeNull();
+    expect(t.observe([view('m2', 'leader', 1), view('m1', 'follower', 1)])).toBe('leader: m2 (term 1) at http://127.0.0.9:802');
+    expect(t.observe([view('m2', 'leader', 1)])).toBeNull();
+    expect(t.observe([view('m2', 'leader', 4)])).toBe('leader: m2 (term 4) at http://127.0.0.9:802');
+    expect(t.observe([null])).toBeNull();
+    expect(t.observe([view('m1', 'candidate', 5)])).toBeNull();
+    expect(t.observe([null])).toBe('leader: none (was m2, term 4)');
+    expect(t.observe([null])).toBeNull();
+    expect(t.observe([view('m1', 'leader', 6)])).toBe('leader: m1 (term 6) at http://127.0.0.9:801');
+  });
+});
+
+describe('formatTable', () => {
+  it('pads every column but the last', () => {
+    expect(formatTable([['A', 'BB', 'C'], ['long', 'x', 'y']])).toBe('A     BB  C\nlong  x   y');
+  });
+});
