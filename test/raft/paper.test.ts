@@ -193,6 +193,28 @@ describe('5.2 leader election', () => {
 });
 
 describe('5.3 log replication', () => {
+  it('Figure 2 All servers: if commitIndex > lastApplied, apply log[lastApplied + 1], in order, until lastApplied = commitIndex', () => {
+    const r = newNode('n1', { terms: [1, 1, 1, 1], hardState: { term: 1, commit: 3 } });
+    const rd = r.ready();
+    expect(rd.committedEntries.map((e) => e.index)).toEqual([1, 2, 3]);
+    r.advance(rd);
+    expect(r.status().appliedIndex).toBe(3);
+    expect(r.hasReady()).toBe(false);
+  });
+
+  it('Figure 2 Persistent state: currentTerm, votedFor and log entries are handed out for stable storage in the same Ready as the answers that depend on them', () => {
+    const r = newNode();
+    r.step(vote('n2', 'n1', 3));
+    let rd = r.ready();
+    expect(rd.hardState).toEqual({ term: 3, vote: 'n2', commit: 0 });
+    expect(rd.messages).toEqual([voteResponse('n1', 'n2', 3, true)]);
+    r.advance(rd);
+    r.step(append('n2', 'n1', 3, 0, 0, [entry(1, 3)], 0));
+    rd = r.ready();
+    expect(rd.entries.map((e) => e.index)).toEqual([1]);
+    expect(rd.messages).toEqual([appendResponse('n1', 'n2', 3, true, 1)]);
+  });
+
   it('Figure 2 Leaders: upon election, send AppendEntries (carrying the no-op) to each server', () => {
     const r = newNode();
     becomeLeader(r);
