@@ -615,6 +615,8 @@ export class Raft implements RaftNode {
       if (pr.maybeDecrTo(m.index, this.rejectHint(m))) this.sendAppend(m.from, pr);
       return;
     }
+    // Nobody can hold more of this term's log than its leader: such an answer is corrupt, not a reason to crash.
+    if (m.index > this.log.lastIndex()) return;
     const wasPaused = pr.isPaused();
     if (!pr.maybeUpdate(m.index) && !(pr.state === 'probe' && pr.match === m.index)) return;
     if (pr.state === 'probe') pr.becomeReplicate();
