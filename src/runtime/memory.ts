@@ -27,6 +27,8 @@ interface MemoryContainer {
 /** The "machine" the containers live on: runtimes built on the same host see the same containers (re-adoption). */
 export class MemoryHost {
   readonly containers = new Map<string, MemoryContainer>();
+  /** name -> id: run() checks name conflicts in O(1), for benchmarks with many containers. */
+  readonly names = new Map<string, string>();
   nextId = 1;
 }
 
@@ -81,9 +83,7 @@ export class MemoryRuntime implements ContainerRuntime {
     if (behaviour.runFailure !== undefined) {
       throw new RuntimeFailure(behaviour.runFailure, `memory runtime: run ${spec.name} fails (${behaviour.runFailure})`);
     }
-    for (const c of this.host.containers.values()) {
-      if (c.info.name === spec.name) throw new RuntimeFailure('name-conflict', `the name ${spec.name} is already in use`);
-    }
+    if (this.host.names.has(spec.name)) throw new RuntimeFailure('name-conflict', `the name ${spec.name} is already in use`);
     const id = `m-${String(this.host.nextId++).padStart(8, '0')}`;
     const c: MemoryContainer = {
       info: {
@@ -94,6 +94,7 @@ export class MemoryRuntime implements ContainerRuntime {
       waiters: [],
     };
     this.host.containers.set(id, c);
+    this.host.names.set(spec.name, id);
     if (behaviour.durationMs !== null) {
       c.timer = this.clock.setTimeout(() => this.finish(c, behaviour.exitCode), behaviour.durationMs);
     }
@@ -120,6 +121,7 @@ export class MemoryRuntime implements ContainerRuntime {
     if (c === undefined) return;
     if (c.info.state !== 'exited') this.finish(c, 137);
     this.host.containers.delete(id);
+    this.host.names.delete(c.info.name);
   }
 
   async inspect(id: string): Promise<ContainerInfo | null> {

@@ -263,6 +263,8 @@ export class ProcessRuntime implements ContainerRuntime {
       await (entry.exited === undefined ? tick : Promise.race([entry.exited, tick]));
       await this.refresh(entry);
     }
+    // Whoever waited sees the exit on disk too (a fresh instance, a remove right after).
+    await entry.writes;
   }
 
   private async exitsWithin(entry: Entry, timeoutMs: number): Promise<boolean> {
@@ -286,7 +288,8 @@ export class ProcessRuntime implements ContainerRuntime {
     }
   }
 
-  private async rotateLogs(): Promise<void> {
+  /** Runs on a timer (rotateCheckMs); public so tests can rotate at a known moment. */
+  async rotateLogs(): Promise<void> {
     for (const entry of this.entries.values()) {
       if (entry.record.state !== 'running') continue;
       const file = this.logPath(entry.record.id);

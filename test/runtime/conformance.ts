@@ -49,8 +49,8 @@ export function runRuntimeConformance(name: string, factory: () => Promise<Confo
     });
 
     const spec = (command: string[] | undefined, extra: Partial<RunSpec> = {}): RunSpec => {
-      const s: RunSpec = { name: `minkube-conf-${suite}-${++seq}`, image: subject.image, ...extra };
-      s.labels = { ...subject.labels, 'minkube.conformance': suite, ...extra.labels };
+      const labels = { ...subject.labels, 'minkube.conformance': suite, ...extra.labels };
+      const s: RunSpec = { ...extra, name: `minkube-conf-${suite}-${++seq}`, image: subject.image, labels };
       if (command !== undefined) s.command = command;
       return s;
     };

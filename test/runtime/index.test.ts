@@ -1,0 +1,53 @@
+// createRuntime: explicit choices, and 'auto' falling back to processes with a warning when Docker does not answer.
+import * as fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import { pino, type Logger } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createRuntime } from '../../src/runtime/index.js';
+import { dockerAvailable } from '../support/docker.js';
+
+const stateDir = await fs.mkdtemp(path.join(tmpdir(), 'minkube-runtime-index-'));
+afterAll(async () => {
+  await fs.rm(stateDir, { recursive: true, force: true });
+});
+
+function capturingLogger(): { logger: Logger; lines: Array<{ level: number; msg: string }> } {
+  const lines: Array<{ level: number; msg: string }> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(JSON.parse(chunk.toString()) as { level: number; msg: string });
+      done();
+    },
+  });
+  return { logger: pino({ level: 'info' }, sink), lines };
+}
+
+describe('createRuntime', () => {
+  it('gives the runtime asked for', async () => {
+    const { logger } = capturingLogger();
+    const processes = await createRuntime('process', { stateDir, logger });
+    const docker = await createRuntime('docker', { stateDir, logger, docker: { socketPath: '/nonexistent.sock' } });
+    expect([processes.kind, docker.kind]).toEqual(['process', 'docker']);
+    await Promise.all([processes.close(), docker.close()]);
+  });
+
+  it("'auto' falls back to processes, with a warning naming the endpoint, when Docker does not answer", async () => {
+    const { logger, lines } = capturingLogger();
+    const rt = await createRuntime('auto', { stateDir, logger, docker: { socketPath: '/nonexistent/docker.sock' } });
+    expect(rt.kind).toBe('process');
+    const warning = lines.find((l) => l.level === 40);
+    expect(warning?.msg).toBe(
+      'Docker is not reachable at unix:///nonexistent/docker.sock; falling back to the process runtime',
+    );
+    await rt.close();
+  });
+
+  it("'auto' picks Docker when it answers", async () => {
+    const { logger } = capturingLogger();
+    const rt = await createRuntime('auto', { stateDir, logger });
+    expect(rt.kind).toBe((await dockerAvailable()) ? 'docker' : 'process');
+    await rt.close();
+  });
+});
