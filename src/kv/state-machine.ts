@@ -5,6 +5,7 @@ import { assert } from '../lib/assert.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { assertNeverCommand, decodeCommand, type Command, type CommandEnvelope, type DeleteCommand, type PutCommand } from './commands.js';
+import { SortedKeys } from './sorted-keys.js';
 
 export interface KvRecord {
   readonly key: string;
@@ -58,7 +59,7 @@ const snapshotPackr = new Packr({ useRecords: false, moreTypes: false });
 export class KvStateMachine {
   private readonly data = new Map<string, KvRecord>();
   /** Keys in code-unit order, for prefix listing (tasks/, workers/) without sorting on every read. */
-  private sortedKeys: string[] = [];
+  private sortedKeys = new SortedKeys();
   /** clientId -> session; Map order is least recently used first (re-inserted on every command). */
   private readonly sessions = new Map<string, Session>();
   private appliedIndexValue = 0;
@@ -126,7 +127,7 @@ export class KvStateMachine {
   private put(index: number, cmd: PutCommand): ApplyResult {
     const current = this.data.get(cmd.key);
     if (cmd.ifVersion !== undefined && cmd.ifVersion !== (current?.version ?? 0)) return mismatch(cmd.key, cmd.ifVersion, current);
-    if (current === undefined) this.insertSortedKey(cmd.key);
+    if (current === undefined) this.sortedKeys.insert(cmd.key);
     this.data.set(cmd.key, { key: cmd.key, value: cmd.value, version: index });
     return { ok: true, key: cmd.key, version: index };
   }
@@ -138,7 +139,8 @@ export class KvStateMachine {
       return { ok: false, code: 'KV_KEY_NOT_FOUND', message: `no key "${cmd.key}"`, currentVersion: 0 };
     }
     this.data.delete(cmd.key);
-    this.removeSortedKey(cmd.key);
+    const removed = this.sortedKeys.remove(cmd.key);
+    assert(removed, `sorted key index lost "${cmd.key}"`);
     return { ok: true, key: cmd.key, version: index };
   }
 
@@ -156,9 +158,8 @@ export class KvStateMachine {
 
   /** Iterates records by key order under a prefix. Do not apply entries while iterating. */
   *iterate(prefix: string, after?: string): Generator<KvRecord> {
-    const start = after !== undefined && after >= prefix ? upperBound(this.sortedKeys, after) : lowerBound(this.sortedKeys, prefix);
-    for (let i = start; i < this.sortedKeys.length; i++) {
-      const key = this.sortedKeys[i]!;
+    const keys = after !== undefined && after >= prefix ? this.sortedKeys.from(after, true) : this.sortedKeys.from(prefix);
+    for (const key of keys) {
       if (!key.startsWith(prefix)) return;
       yield this.data.get(key)!;
     }
@@ -167,7 +168,7 @@ export class KvStateMachine {
   /** Keys, versions and sessions: restoring these bytes on any node gives the same state machine. */
   snapshot(): Uint8Array {
     const kv: (string | number)[] = [];
-    for (const key of this.sortedKeys) {
+    for (const key of this.sortedKeys.toArray()) {
       const r = this.data.get(key)!;
       kv.push(r.key, r.value, r.version);
     }
@@ -181,11 +182,8 @@ export class KvStateMachine {
     const decoded = decodeSnapshot(bytes);
     this.data.clear();
     this.sessions.clear();
-    this.sortedKeys = [];
-    for (const r of decoded.records) {
-      this.data.set(r.key, r);
-      this.sortedKeys.push(r.key);
-    }
+    for (const r of decoded.records) this.data.set(r.key, r);
+    this.sortedKeys = SortedKeys.fromSorted(decoded.records.map((r) => r.key));
     for (const [clientId, s] of decoded.sessions) this.sessions.set(clientId, s);
     this.appliedIndexValue = decoded.appliedIndex;
   }
@@ -207,15 +205,6 @@ export class KvStateMachine {
     return session;
   }
 
-  private insertSortedKey(key: string): void {
-    this.sortedKeys.splice(lowerBound(this.sortedKeys, key), 0, key);
-  }
-
-  private removeSortedKey(key: string): void {
-    const i = lowerBound(this.sortedKeys, key);
-    assert(this.sortedKeys[i] === key, `sorted key index lost "${key}"`);
-    this.sortedKeys.splice(i, 1);
-  }
 }
 
 function mismatch(key: string, expected: number, current: KvRecord | undefined): ApplyResult {
@@ -249,30 +238,6 @@ function evictOldestResult(session: Session): void {
   session.results.delete(oldest);
   // Anything at or below a forgotten seq that is still unapplied must not be applied later either: at most once.
   if (oldest + 1 > session.floor) session.floor = oldest + 1;
-}
-
-/** The first i with keys[i] >= target. */
-function lowerBound(keys: readonly string[], target: string): number {
-  let lo = 0;
-  let hi = keys.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (keys[mid]! < target) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-/** The first i with keys[i] > target. */
-function upperBound(keys: readonly string[], target: string): number {
-  let lo = 0;
-  let hi = keys.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (keys[mid]! <= target) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 interface DecodedSnapshot {
