@@ -1,3 +1,4 @@
 // The Raft core's public surface: the node factory, config validation, default limits and the contract types.
-export { createRaftNode, defaultRaftLimits, validateRaftConfig } from './raft.js';
+export { defaultRaftLimits, validateRaftConfig } from './config.js';
+export { createRaftNode } from './raft.js';
 export type * from './types.js';
