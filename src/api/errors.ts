@@ -36,8 +36,8 @@ export function toMinkubeError(err: unknown, bodyLimitBytes: number): MinkubeErr
 export function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply, bodyLimitBytes: number): FastifyReply {
   const error = toMinkubeError(err, bodyLimitBytes);
   if (error.code === 'INTERNAL') req.log.error({ err }, 'request failed');
-  else if (error.status >= 500) req.log.warn({ code: error.code, msg: error.message }, 'request failed');
-  else req.log.debug({ code: error.code, msg: error.message }, 'request rejected');
+  else if (error.status >= 500) req.log.warn({ code: error.code, reason: error.message }, 'request failed');
+  else req.log.debug({ code: error.code, reason: error.message }, 'request rejected');
   return reply.header('x-request-id', req.id).code(error.status).type('application/json').send(error.toBody());
 }
 

@@ -103,7 +103,9 @@ export class KvStateMachine {
     this.appliedIndexValue = index;
     const { clientId, seq, reqId } = envelope;
     const session = this.touchSession(clientId, index);
-    if (envelope.ackSeq !== undefined && envelope.ackSeq > session.floor) raiseFloor(session, envelope.ackSeq);
+    // A command never acknowledges itself: an ackSeq above its own seq counts as acknowledging only what is below.
+    const ackSeq = envelope.ackSeq === undefined ? 0 : Math.min(envelope.ackSeq, seq);
+    if (ackSeq > session.floor) raiseFloor(session, ackSeq);
     const remembered = session.results.get(seq);
     if (remembered !== undefined) return { clientId, seq, reqId, result: remembered, fresh: false };
     if (seq < session.floor) return { clientId, seq, reqId, result: forgotten(clientId, seq), fresh: false };

@@ -121,6 +121,15 @@ describe('KvStateMachine: client sessions', () => {
     expect(d.sm.get('a')?.value).toBe('1');
   });
 
+  it('a command is applied even if its ackSeq claims its own seq (the ack covers only lower seqs)', () => {
+    const d = new Driver();
+    expect(d.raw({ clientId: 'm1', seq: 1, ackSeq: 2, cmd: put('a', '1') })).toMatchObject({ fresh: true, result: { ok: true } });
+    expect(d.raw({ clientId: 'm1', seq: 1, ackSeq: 2, cmd: put('a', '1') })).toMatchObject({ fresh: false, result: { ok: true, version: 1 } });
+    expect(d.raw({ clientId: 'm1', seq: 2, ackSeq: 3, cmd: put('b', '1') }).fresh).toBe(true);
+    expect(d.raw({ clientId: 'm1', seq: 1, ackSeq: 2, cmd: put('a', '1') }).result).toMatchObject({ ok: false, code: 'TIMEOUT' });
+    expect(d.sm.get('a')?.version).toBe(1);
+  });
+
   it('bounds the results per client, evicting the oldest applied', () => {
     const d = new Driver(new KvStateMachine({ sessionResultsMax: 2 }));
     for (let seq = 1; seq <= 3; seq++) d.raw({ clientId: 'm1', seq, cmd: put(`k${seq}`, 'v') });
@@ -181,10 +190,15 @@ describe('KvStateMachine: properties', () => {
     cmd: cmdArb,
   });
   const small = () => new KvStateMachine({ sessionsMax: 2, sessionResultsMax: 3 });
+  // With acknowledgements too, for the properties that do not depend on every result being remembered.
+  const ackedEnvArb: fc.Arbitrary<CommandEnvelope> = fc.record(
+    { clientId: fc.constantFrom('m1', 'm2', 'm3'), seq: fc.integer({ min: 1, max: 8 }), ackSeq: fc.integer({ min: 1, max: 9 }), cmd: cmdArb },
+    { requiredKeys: ['clientId', 'seq', 'cmd'] },
+  );
 
   it('the same command sequence gives the same state and results on two machines', () => {
     fc.assert(
-      fc.property(fc.array(envArb, { maxLength: 60 }), (envs) => {
+      fc.property(fc.array(ackedEnvArb, { maxLength: 60 }), (envs) => {
         const [x, y] = [small(), small()];
         envs.forEach((e, i) => {
           const data = encodeCommand(e);
@@ -221,7 +235,7 @@ describe('KvStateMachine: properties', () => {
 
   it('snapshot then restore equals the original, and both go on identically', () => {
     fc.assert(
-      fc.property(fc.array(envArb, { maxLength: 40 }), fc.array(envArb, { maxLength: 20 }), (head, tail) => {
+      fc.property(fc.array(ackedEnvArb, { maxLength: 40 }), fc.array(ackedEnvArb, { maxLength: 20 }), (head, tail) => {
         const original = small();
         head.forEach((e, i) => original.applyEntry(i + 1, encodeCommand(e)));
         const copy = small();
