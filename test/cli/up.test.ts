@@ -45,7 +45,7 @@ it('starts every manager, prints prefixed readable logs and the leader, and stop
     expect(stdout, stderr).toMatch(/^leader: m\d \(term \d+\) at http:\/\/127\.0\.0\.1:\d+$/m);
     expect(stdout).toContain(`minkube up: 3 managers from ${configPath}`);
     expect(stdout).toContain(`m2  api http://${managers[1]!.apiAddress}  raft ${managers[1]!.raftAddress}  data ${join(dir, 'data', 'm2')}`);
-    expect(stdout).toMatch(/^m1 \| \d\d:\d\d:\d\d\.\d{3} INFO  /m);
+    expect(stdout).toMatch(/^m1 \| \d\d:\d\d:\d\d\.\d{3} INFO {2}/m);
     up.kill('SIGTERM');
     expect(await exited).toBe(0);
   } finally {
