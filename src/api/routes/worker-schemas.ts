@@ -1,0 +1,64 @@
+// JSON schemas (TypeBox) of the worker's HTTP API (src/api/worker-contract.ts): the assignment a leader sends, and
+// what 200 answers contain. Unknown fields are accepted, so the managers may add fields to the contract additively.
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+const Counter = (minimum: number) => Type.Integer({ minimum, maximum: Number.MAX_SAFE_INTEGER });
+const StringMap = Type.Record(Type.String(), Type.String());
+
+export const TaskSpecSchema = Type.Object({
+  name: Type.Optional(Type.String({ maxLength: 253 })),
+  image: Type.String({ minLength: 1, maxLength: 1024 }),
+  command: Type.Optional(Type.Array(Type.String(), { minItems: 1, maxItems: 4096 })),
+  env: Type.Optional(StringMap),
+  restartPolicy: Type.Optional(Type.Union([Type.Literal('never'), Type.Literal('on-failure'), Type.Literal('always')])),
+  maxAttempts: Type.Optional(Counter(1)),
+  resources: Type.Optional(
+    Type.Object({
+      cpus: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+      memoryMb: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    }),
+  ),
+  labels: Type.Optional(StringMap),
+});
+
+export const AssignmentBody = Type.Object({
+  taskId: Type.String({ minLength: 1, maxLength: 256 }),
+  attempt: Counter(1),
+  term: Counter(0),
+  spec: TaskSpecSchema,
+  desiredState: Type.Union([Type.Literal('run'), Type.Literal('stop')]),
+});
+export type AssignmentBody = Static<typeof AssignmentBody>;
+
+export const TaskParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }) });
+export type TaskParams = Static<typeof TaskParams>;
+
+/** Query strings carry text: the integers are parsed by hand (no coercion), so these are strings. */
+export const StopQuery = Type.Object({ attempt: Type.String(), term: Type.String() }, { additionalProperties: false });
+export type StopQuery = Static<typeof StopQuery>;
+
+export const LogsQuery = Type.Object({ tail: Type.Optional(Type.String()) }, { additionalProperties: false });
+export type LogsQuery = Static<typeof LogsQuery>;
+
+export const WorkerTaskStatusReply = Type.Object({
+  taskId: Type.String(),
+  attempt: Type.Integer(),
+  term: Type.Integer(),
+  state: Type.String(),
+  containerId: Nullable(Type.String()),
+  exitCode: Nullable(Type.Integer()),
+  error: Nullable(Type.Object({ class: Type.String(), message: Type.String() })),
+  startedAt: Nullable(Type.String()),
+  finishedAt: Nullable(Type.String()),
+});
+
+export const WorkerTaskListReply = Type.Object({ items: Type.Array(WorkerTaskStatusReply), nextCursor: Type.Null() });
+
+export const WorkerStatsReply = Type.Object({
+  cpuUtilization: Nullable(Type.Number()),
+  memoryTotalBytes: Type.Number(),
+  memoryAvailableBytes: Type.Number(),
+  diskFreeBytes: Type.Number(),
+  runningTasks: Type.Integer(),
+});

@@ -1,0 +1,81 @@
+// The worker's task routes (src/api/worker-contract.ts): assign, stop, list, get, logs, and the host stats.
+import type { FastifyError, FastifyPluginAsync } from 'fastify';
+import { MinkubeError } from '../../lib/errors.js';
+import { limits } from '../../lib/limits.js';
+import type { WorkerAgent } from '../../worker/agent.js';
+import { sendError } from '../errors.js';
+import { parseIntegerParam } from '../validation.js';
+import {
+  AssignmentBody, LogsQuery, StopQuery, TaskParams, WorkerStatsReply, WorkerTaskListReply, WorkerTaskStatusReply,
+} from './worker-schemas.js';
+
+/** What the routes need of the agent (tests may pass a fake). */
+export type WorkerAgentApi = Pick<WorkerAgent, 'assign' | 'stop' | 'get' | 'list' | 'logs' | 'stats' | 'readiness'>;
+
+export interface WorkerTaskRoutesOptions {
+  agent: WorkerAgentApi;
+  bodyLimitBytes: number;
+}
+
+/** A request waits for the agent until shortly before its deadline, then answers the status as it is. */
+const answerMarginMs = 100;
+const tailLinesMax = 100_000;
+
+export const workerTaskRoutes: FastifyPluginAsync<WorkerTaskRoutesOptions> = async (app, { agent, bodyLimitBytes }) => {
+  app.post<{ Body: AssignmentBody }>(
+    '/v1/tasks',
+    {
+      schema: { body: AssignmentBody, response: { 200: WorkerTaskStatusReply } },
+      // A body that fails the schema is a bad task spec, named as such (the message names the field).
+      errorHandler: (err, req, reply) => {
+        void sendError(asTaskSpecError(err), req, reply, bodyLimitBytes);
+      },
+    },
+    async (req) => agent.assign(req.body, { waitUntilMs: req.deadlineMs - answerMarginMs }),
+  );
+
+  app.delete<{ Params: TaskParams; Querystring: StopQuery }>(
+    '/v1/tasks/:id',
+    { schema: { params: TaskParams, querystring: StopQuery, response: { 200: WorkerTaskStatusReply } } },
+    async (req) => {
+      const token = { taskId: req.params.id, attempt: requiredInteger('attempt', req.query.attempt), term: requiredInteger('term', req.query.term) };
+      return agent.stop(token, { waitUntilMs: req.deadlineMs - answerMarginMs });
+    },
+  );
+
+  app.get('/v1/tasks', { schema: { response: { 200: WorkerTaskListReply } } }, async () => ({ items: agent.list(), nextCursor: null }));
+
+  app.get<{ Params: TaskParams }>(
+    '/v1/tasks/:id',
+    { schema: { params: TaskParams, response: { 200: WorkerTaskStatusReply } } },
+    async (req) => agent.get(req.params.id),
+  );
+
+  app.get<{ Params: TaskParams; Querystring: LogsQuery }>(
+    '/v1/tasks/:id/logs',
+    { schema: { params: TaskParams, querystring: LogsQuery } },
+    async (req, reply) => {
+      const tail = parseIntegerParam('tail', req.query.tail) ?? limits.runtimeLogTailLinesDefault;
+      if (tail > tailLinesMax) throw new MinkubeError('INVALID_PARAM', `query.tail: at most ${tailLinesMax} lines`);
+      const text = await agent.logs(req.params.id, tail);
+      return reply.type('text/plain; charset=utf-8').send(text);
+    },
+  );
+
+  app.get('/v1/stats', { schema: { response: { 200: WorkerStatsReply } } }, async () => agent.stats());
+};
+
+function asTaskSpecError(err: FastifyError | Error): unknown {
+  const e = err as Partial<FastifyError> & { validationContext?: string };
+  if (err instanceof MinkubeError && err.code === 'INVALID_BODY' && e.validationContext === 'body') {
+    return new MinkubeError('INVALID_TASK_SPEC', err.message);
+  }
+  return err;
+}
+
+function requiredInteger(name: string, text: string): number {
+  const n = parseIntegerParam(name, text);
+  if (n === undefined) throw new MinkubeError('INVALID_PARAM', `query.${name}: missing`);
+  return n;
+}
+

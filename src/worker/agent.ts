@@ -1,0 +1,488 @@
+// The worker agent: a bounded in-memory map of its tasks, fenced by (attempt, term), started and watched through a
+// ContainerRuntime. It answers about its tasks without asking a manager and keeps them running while managers are down.
+import type { Logger } from 'pino';
+import type { Assignment, WorkerTaskStatus } from '../api/worker-contract.js';
+import type { FencingToken, WorkerStats } from '../kv/task-model.js';
+import { systemClock, type Clock } from '../lib/clock.js';
+import { MinkubeError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
+import { classifyRuntimeError } from '../runtime/classify.js';
+import { tailBytes, tailLines } from '../runtime/spec.js';
+import type { ContainerInfo, ContainerRuntime } from '../runtime/types.js';
+import { planReconcile, type Correction } from './reconcile.js';
+import { sleep } from './sleep.js';
+import {
+  assignmentToken, compareTokens, exitOutcome, isActive, isFinal, labelWorker, newEntry, runSpecFor, statusOf, tokenOfContainer,
+  tokenText, type LocalState, type TaskEntry,
+} from './task-entry.js';
+
+/** Host figures for a heartbeat; the agent adds its own running-task count. */
+export type HostStatsSource = () => Promise<Omit<WorkerStats, 'runningTasks'>>;
+
+export interface WorkerAgentOptions {
+  workerId: string;
+  runtime: ContainerRuntime;
+  logger: Logger;
+  /** SIGTERM to SIGKILL (the config's tasks.stopTimeoutMs). */
+  stopTimeoutMs: number;
+  hostStats?: HostStatsSource;
+  clock?: Clock;
+  /** assign() answers 'starting' if the container has not started by then (an image pull can take minutes). */
+  assignWaitMs?: number;
+  tasksMax?: number;
+  finishedRetentionMs?: number;
+  /** Pause before waiting again on a container after the runtime failed (the daemon restarting). */
+  waitRetryMs?: number;
+}
+
+export interface ReconcileReport {
+  /** false: no manager answered, and nothing was changed. */
+  readonly reached: boolean;
+  readonly corrections: readonly Correction[];
+  readonly evicted: number;
+}
+
+export interface WaitOptions {
+  /** Epoch ms: answer with the current status by then even if the operation is still under way. */
+  waitUntilMs?: number;
+}
+
+const noHostStats: HostStatsSource = async () => ({ cpuUtilization: null, memoryTotalBytes: 0, memoryAvailableBytes: 0, diskFreeBytes: 0 });
+
+export class WorkerAgent {
+  readonly workerId: string;
+  private readonly runtime: ContainerRuntime;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly stopTimeoutMs: number;
+  private readonly hostStats: HostStatsSource;
+  private readonly assignWaitMs: number;
+  private readonly tasksMax: number;
+  private readonly finishedRetentionMs: number;
+  private readonly waitRetryMs: number;
+  private readonly tasks = new Map<string, TaskEntry>();
+  /** Replaced entries whose containers are being stopped: their containers are not orphans. */
+  private readonly retiring = new Set<TaskEntry>();
+  private readonly closing = new AbortController();
+
+  constructor(opts: WorkerAgentOptions) {
+    this.workerId = opts.workerId;
+    this.runtime = opts.runtime;
+    this.logger = opts.logger;
+    this.clock = opts.clock ?? systemClock;
+    this.stopTimeoutMs = opts.stopTimeoutMs;
+    this.hostStats = opts.hostStats ?? noHostStats;
+    this.assignWaitMs = opts.assignWaitMs ?? 5000;
+    this.tasksMax = opts.tasksMax ?? limits.workerTasksMax;
+    this.finishedRetentionMs = opts.finishedRetentionMs ?? limits.workerFinishedRetentionMsDefault;
+    this.waitRetryMs = opts.waitRetryMs ?? 1000;
+  }
+
+  // ---- queries: answered from the map alone ----
+
+  get(taskId: string): WorkerTaskStatus {
+    const e = this.tasks.get(taskId);
+    if (e === undefined) throw new MinkubeError('TASK_NOT_FOUND', `no task ${taskId} on worker ${this.workerId}`);
+    return statusOf(e);
+  }
+
+  list(): WorkerTaskStatus[] {
+    return [...this.tasks.values()].map(statusOf);
+  }
+
+  runningCount(): number {
+    let n = 0;
+    for (const e of this.tasks.values()) if (isActive(e.state)) n++;
+    return n;
+  }
+
+  /** Host figures fail soft: a heartbeat with zeros beats no heartbeat (the managers would think the worker down). */
+  async stats(): Promise<WorkerStats> {
+    let host: Omit<WorkerStats, 'runningTasks'>;
+    try {
+      host = await this.hostStats();
+    } catch (err) {
+      this.logger.warn({ err }, 'could not read the host stats');
+      host = await noHostStats();
+    }
+    return { ...host, runningTasks: this.runningCount() };
+  }
+
+  /** The newest tailLines lines: from the container while it exists, else from the tail kept when it was removed. */
+  async logs(taskId: string, tailLinesMax: number): Promise<string> {
+    const e = this.tasks.get(taskId);
+    if (e === undefined) throw new MinkubeError('TASK_NOT_FOUND', `no task ${taskId} on worker ${this.workerId}`);
+    if (e.containerId !== null && e.cleanup !== 'done') {
+      try {
+        return await this.runtime.logs(e.containerId, { tailLines: tailLinesMax });
+      } catch (err) {
+        // Removed between the check and the call: the kept tail answers below.
+        if (e.logTail === null) throw classifyRuntimeError(err);
+      }
+    }
+    return tailLines(e.logTail ?? '', tailLinesMax);
+  }
+
+  // ---- commands from the leader ----
+
+  /**
+   * Fenced: an older token is refused, the same token again answers the current status (never a second container),
+   * a newer one replaces the older attempt (its container is stopped first).
+   */
+  async assign(a: Assignment, opts: WaitOptions = {}): Promise<WorkerTaskStatus> {
+    this.assertOpen();
+    const current = this.tasks.get(a.taskId);
+    if (current !== undefined) {
+      const order = compareTokens(a, current);
+      if (order < 0) throw staleToken(a, current);
+      if (order === 0) {
+        if (a.desiredState === 'stop') return this.stop(assignmentToken(a), opts);
+        await this.settle(current.started, this.untilMs(opts, this.assignWaitMs));
+        return statusOf(current);
+      }
+    } else {
+      this.makeRoom();
+    }
+    const entry = newEntry(assignmentToken(a), a.spec, this.clock.nowMs());
+    this.tasks.set(a.taskId, entry);
+    if (a.desiredState === 'stop') {
+      this.finish(entry, 'stopped', null, null);
+      if (current !== undefined) await this.settle(this.retire(current, entry), this.untilMs(opts, this.assignWaitMs));
+      return statusOf(entry);
+    }
+    entry.started = this.startEntry(entry, current);
+    await this.settle(entry.started, this.untilMs(opts, this.assignWaitMs));
+    return statusOf(entry);
+  }
+
+  /** Fenced like assign. A newer token than the task's stops the older attempt and records the newer one as stopped. */
+  async stop(token: FencingToken, opts: WaitOptions = {}): Promise<WorkerTaskStatus> {
+    this.assertOpen();
+    const current = this.tasks.get(token.taskId);
+    if (current === undefined) throw new MinkubeError('TASK_NOT_FOUND', `no task ${token.taskId} on worker ${this.workerId}`);
+    const order = compareTokens(token, current);
+    if (order < 0) throw staleToken(token, current);
+    if (order > 0) {
+      const entry = newEntry(token, current.spec, this.clock.nowMs());
+      this.finish(entry, 'stopped', null, null);
+      this.tasks.set(token.taskId, entry);
+      await this.settle(this.retire(current, entry), this.untilMs(opts, this.stopTimeoutMs + 2000));
+      return statusOf(entry);
+    }
+    if (!isFinal(current.state)) await this.settle(this.stopEntry(current), this.untilMs(opts, this.stopTimeoutMs + 2000));
+    return statusOf(current);
+  }
+
+  // ---- start, watch, stop, clean up ----
+
+  private async startEntry(entry: TaskEntry, previous: TaskEntry | undefined): Promise<void> {
+    if (previous !== undefined) await this.retire(previous, entry);
+    if (entry.stopRequested) {
+      this.finish(entry, 'stopped', null, null);
+      return;
+    }
+    const log = this.logger.child({ task: entry.taskId, attempt: entry.attempt, term: entry.term });
+    try {
+      const { id } = await this.runtime.run(runSpecFor(this.workerId, entry));
+      entry.containerId = id;
+      entry.state = 'running';
+      entry.startedAtMs = this.clock.nowMs();
+      log.info({ containerId: id }, 'task started');
+      void this.watch(entry);
+    } catch (err) {
+      const failure = classifyRuntimeError(err);
+      this.finish(entry, 'failed', null, { class: failure.failureClass, message: failure.message });
+      log.warn({ reason: failure.reason, failureClass: failure.failureClass, msg: failure.message }, 'task failed to start');
+    }
+  }
+
+  /** Waits for the container's exit (again after a runtime failure), records it, then keeps a log tail and removes it. */
+  private async watch(entry: TaskEntry): Promise<void> {
+    const id = entry.containerId;
+    if (id === null) return;
+    while (!isFinal(entry.state)) {
+      try {
+        const { exitCode } = await this.runtime.wait(id, { signal: this.closing.signal });
+        const outcome = exitOutcome(exitCode, entry.stopRequested);
+        this.finish(entry, outcome.state, exitCode, outcome.error);
+        this.logger.info({ task: entry.taskId, attempt: entry.attempt, containerId: id, exitCode, state: outcome.state }, 'task exited');
+      } catch (err) {
+        if (this.closing.signal.aborted) return;
+        const failure = classifyRuntimeError(err);
+        if (failure.reason === 'container-not-found') {
+          this.finish(entry, 'failed', null, { class: 'transient', message: `the container ${id} disappeared` });
+          this.logger.warn({ task: entry.taskId, containerId: id }, 'task container disappeared');
+          return;
+        }
+        this.logger.warn({ task: entry.taskId, containerId: id, msg: failure.message }, 'waiting on a container failed; retrying');
+        await sleep(this.waitRetryMs, this.closing.signal);
+      }
+    }
+    await this.cleanUp(entry);
+  }
+
+  /** Keeps a bounded log tail, then removes the exited container; a failure is retried by reconciliation. */
+  private async cleanUp(entry: TaskEntry): Promise<void> {
+    const id = entry.containerId;
+    if (id === null || entry.cleanup === 'pending' || entry.cleanup === 'done') return;
+    entry.cleanup = 'pending';
+    try {
+      const text = await this.runtime.logs(id, { tailLines: limits.runtimeLogTailLinesDefault });
+      entry.logTail = tailBytes(Buffer.from(text, 'utf8'), limits.workerFinishedLogBytesMax);
+    } catch (err) {
+      this.logger.warn({ task: entry.taskId, containerId: id, err }, 'could not keep the logs of an exited container');
+    }
+    try {
+      await this.runtime.remove(id);
+      entry.cleanup = 'done';
+    } catch (err) {
+      entry.cleanup = 'failed';
+      this.logger.warn({ task: entry.taskId, containerId: id, err }, 'could not remove an exited container');
+    }
+  }
+
+  /** Stops the entry's container (once, however many ask) and waits until the exit is recorded. */
+  private stopEntry(entry: TaskEntry): Promise<void> {
+    entry.stopRequested = true;
+    entry.stopping ??= (async () => {
+      await entry.started;
+      if (entry.state !== 'running' || entry.containerId === null) return;
+      try {
+        await this.runtime.stop(entry.containerId, this.stopTimeoutMs);
+      } catch (err) {
+        entry.stopping = null;
+        this.logger.warn({ task: entry.taskId, containerId: entry.containerId, err }, 'stopping a container failed');
+        return;
+      }
+      await entry.finished;
+    })();
+    return entry.stopping;
+  }
+
+  /** Stops a replaced attempt, bounded so a hung runtime cannot block the newer attempt forever. */
+  private async retire(old: TaskEntry, by: TaskEntry): Promise<void> {
+    if (isFinal(old.state) && old.containerId === null) return;
+    this.retiring.add(old);
+    this.logger.info({ task: old.taskId, old: tokenText(old), new: tokenText(by), containerId: old.containerId }, 'replacing an older attempt');
+    try {
+      await this.settle(this.stopEntry(old), this.clock.nowMs() + this.stopTimeoutMs + 5000);
+      await this.settle(old.finished.then(() => this.cleanUp(old)), this.clock.nowMs() + 5000);
+    } finally {
+      this.retiring.delete(old);
+    }
+  }
+
+  private finish(entry: TaskEntry, state: LocalState, exitCode: number | null, error: WorkerTaskStatus['error']): void {
+    if (isFinal(entry.state)) return;
+    entry.state = state;
+    entry.exitCode = exitCode;
+    entry.error = error;
+    entry.finishedAtMs = this.clock.nowMs();
+    entry.markFinished();
+  }
+
+  // ---- restart: re-adoption ----
+
+  /**
+   * Rebuilds the map from the containers labelled with this worker: running ones are watched again, exited ones have
+   * their exit recorded (and are removed). Of several containers of one task, the newest token wins; the older ones
+   * are left to reconciliation, which removes them as orphans. Call before serving the API.
+   */
+  async adopt(): Promise<number> {
+    const containers = await this.runtime.list({ [labelWorker]: this.workerId });
+    const newest = new Map<string, { info: ContainerInfo; token: FencingToken }>();
+    for (const info of containers) {
+      const token = tokenOfContainer(info);
+      if (token === null) continue;
+      const seen = newest.get(token.taskId);
+      if (seen === undefined || compareTokens(token, seen.token) > 0) newest.set(token.taskId, { info, token });
+    }
+    const cleanups: Promise<void>[] = [];
+    for (const { info, token } of newest.values()) {
+      if (this.tasks.has(token.taskId) || this.tasks.size >= this.tasksMax) continue;
+      const entry = this.adoptContainer(info, token);
+      if (isFinal(entry.state)) cleanups.push(this.cleanUp(entry));
+    }
+    await Promise.all(cleanups);
+    this.logger.info({ containers: containers.length, tasks: this.tasks.size, running: this.runningCount() }, 're-adopted containers');
+    return newest.size;
+  }
+
+  private adoptContainer(info: ContainerInfo, token: FencingToken, spec = { image: info.image }): TaskEntry {
+    const entry = newEntry(token, spec, this.clock.nowMs());
+    entry.containerId = info.id;
+    entry.startedAtMs = info.startedAt ?? null;
+    this.tasks.set(token.taskId, entry);
+    if (info.state === 'running') {
+      entry.state = 'running';
+      void this.watch(entry);
+    } else if (info.state === 'exited') {
+      entry.state = 'running';
+      const outcome = exitOutcome(info.exitCode, false);
+      this.finish(entry, outcome.state, info.exitCode, outcome.error);
+      if (info.finishedAt !== undefined) entry.finishedAtMs = info.finishedAt;
+    } else {
+      // Created but never started: the worker died inside run(). Nothing of the task ran; a retry may succeed.
+      this.finish(entry, 'failed', null, { class: 'transient', message: `the container ${info.id} was created but never started` });
+    }
+    return entry;
+  }
+
+  // ---- reconciliation ----
+
+  /**
+   * Compares the managers' assignments with the map and the runtime's containers and corrects the differences, one log
+   * line each. When fetchAssignments fails (no manager answers), nothing changes: the tasks keep running.
+   */
+  async reconcile(fetchAssignments: () => Promise<readonly Assignment[]>): Promise<ReconcileReport> {
+    this.assertOpen();
+    const listedAtMs = this.clock.nowMs();
+    let assignments: readonly Assignment[];
+    try {
+      assignments = await fetchAssignments();
+    } catch (err) {
+      this.logger.debug({ err }, 'reconciliation skipped: no manager answered');
+      return { reached: false, corrections: [], evicted: 0 };
+    }
+    let containers: ContainerInfo[] | null = null;
+    try {
+      containers = await this.runtime.list({ [labelWorker]: this.workerId });
+    } catch (err) {
+      this.logger.warn({ err }, 'reconciliation: the runtime could not list containers; reconciling the task map only');
+    }
+    this.refreshSpecs(assignments);
+    const corrections = planReconcile({ assignments, entries: [...this.tasks.values()], retiring: [...this.retiring], containers, listedAtMs });
+    await Promise.all(corrections.map((c) => this.correct(c)));
+    this.acknowledge(assignments, listedAtMs);
+    return { reached: true, corrections, evicted: this.evictExpired() };
+  }
+
+  private async correct(c: Correction): Promise<void> {
+    this.logger.info({ correction: c.kind, reason: c.reason }, `reconcile: ${c.kind}: ${c.reason}`);
+    try {
+      switch (c.kind) {
+        case 'start':
+          await this.assign(c.assignment, { waitUntilMs: this.clock.nowMs() });
+          return;
+        case 'adopt':
+          if (!this.tasks.has(c.assignment.taskId)) this.adoptContainer(c.container, assignmentToken(c.assignment), c.assignment.spec);
+          return;
+        case 'stop':
+          await this.stop(c.token, { waitUntilMs: this.clock.nowMs() });
+          return;
+        case 'lost': {
+          const e = this.tasks.get(c.taskId);
+          if (e !== undefined) this.finish(e, 'failed', null, { class: 'transient', message: c.reason });
+          return;
+        }
+        case 'cleanup': {
+          const e = this.tasks.get(c.taskId);
+          if (e !== undefined) await this.cleanUp(e);
+          return;
+        }
+        case 'remove-orphan':
+          await this.removeOrphan(c.container);
+          return;
+      }
+    } catch (err) {
+      this.logger.warn({ correction: c.kind, err }, 'reconcile: the correction failed');
+    }
+  }
+
+  private async removeOrphan(c: ContainerInfo): Promise<void> {
+    if (c.state === 'running') await this.runtime.stop(c.id, this.stopTimeoutMs);
+    await this.runtime.remove(c.id);
+  }
+
+  /** Adopted entries only know their image: the assignment list hands back the full spec. */
+  private refreshSpecs(assignments: readonly Assignment[]): void {
+    for (const a of assignments) {
+      const e = this.tasks.get(a.taskId);
+      if (e !== undefined && compareTokens(a, e) === 0) e.spec = a.spec;
+    }
+  }
+
+  // ---- bounds ----
+
+  /** Finished tasks the managers no longer list are acknowledged: they may be evicted after the retention time. */
+  private acknowledge(assignments: readonly Assignment[], listedAtMs: number): void {
+    const listed = new Set(assignments.map((a) => a.taskId));
+    const now = this.clock.nowMs();
+    for (const e of this.tasks.values()) {
+      if (!isFinal(e.state) || e.acknowledgedAtMs !== null || (e.finishedAtMs ?? Infinity) >= listedAtMs) continue;
+      if (!listed.has(e.taskId)) e.acknowledgedAtMs = now;
+    }
+  }
+
+  private evictExpired(): number {
+    const now = this.clock.nowMs();
+    let evicted = 0;
+    for (const [id, e] of this.tasks) {
+      if (e.acknowledgedAtMs !== null && now - e.acknowledgedAtMs >= this.finishedRetentionMs && e.cleanup !== 'pending') {
+        this.tasks.delete(id);
+        evicted++;
+      }
+    }
+    return evicted;
+  }
+
+  /** A full map evicts the oldest acknowledged finished task even within its retention; with none, QUEUE_FULL. */
+  private makeRoom(): void {
+    if (this.tasks.size < this.tasksMax) return;
+    this.evictExpired();
+    if (this.tasks.size < this.tasksMax) return;
+    let oldest: TaskEntry | undefined;
+    for (const e of this.tasks.values()) {
+      if (e.acknowledgedAtMs !== null && (oldest === undefined || (e.finishedAtMs ?? 0) < (oldest.finishedAtMs ?? 0))) oldest = e;
+    }
+    if (oldest === undefined) {
+      throw new MinkubeError('QUEUE_FULL', `worker ${this.workerId} holds ${this.tasks.size} tasks (the limit); none can be evicted yet`);
+    }
+    this.tasks.delete(oldest.taskId);
+  }
+
+  // ---- lifecycle ----
+
+  /** Stops watching; leaves every container running for the next worker process to re-adopt. */
+  async close(): Promise<void> {
+    this.closing.abort();
+    await Promise.all([...this.tasks.values()].map((e) => e.started));
+  }
+
+  /** For GET /ready: the API is served only after re-adoption, so only shutting down makes the worker unready. */
+  readiness(): { ready: boolean; reason?: string } {
+    return this.closing.signal.aborted ? { ready: false, reason: 'the worker is shutting down' } : { ready: true };
+  }
+
+  private assertOpen(): void {
+    if (this.closing.signal.aborted) throw new MinkubeError('NOT_READY', `worker ${this.workerId} is shutting down`);
+  }
+
+  /** The caller's deadline, or waitMsMax from now if that comes first. */
+  private untilMs(opts: WaitOptions, waitMsMax: number): number {
+    return Math.min(opts.waitUntilMs ?? Infinity, this.clock.nowMs() + waitMsMax);
+  }
+
+  /** Waits for p, but no later than untilMs. Never rejects. */
+  private async settle(p: Promise<unknown>, untilMs: number): Promise<void> {
+    const waitMs = untilMs - this.clock.nowMs();
+    if (waitMs <= 0) return;
+    let timer: { cancel(): void } | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = this.clock.setTimeout(resolve, waitMs);
+    });
+    try {
+      await Promise.race([p.then(() => undefined, () => undefined), deadline]);
+    } finally {
+      timer?.cancel();
+    }
+  }
+}
+
+function staleToken(t: FencingToken, current: TaskEntry): MinkubeError {
+  return new MinkubeError(
+    'TASK_STALE_FENCING_TOKEN',
+    `task ${t.taskId}: ${tokenText(t)} is older than ${tokenText(current)}, already seen by this worker`,
+    { details: { taskId: t.taskId, current: { attempt: current.attempt, term: current.term } } },
+  );
+}

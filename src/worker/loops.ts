@@ -1,0 +1,144 @@
+// The worker's background loops: registration (retried forever with backoff and full jitter), heartbeats carrying
+// stats and every task status, and periodic reconciliation. No manager answering never stops or crashes them.
+import { randomInt } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { RegisterRequest } from '../api/worker-contract.js';
+import { MinkubeError } from '../lib/errors.js';
+import { SeededRandom, type Random } from '../lib/random.js';
+import type { WorkerAgent } from './agent.js';
+import type { ManagerLink } from './managers.js';
+import { sleep } from './sleep.js';
+
+export interface WorkerLoopsOptions {
+  agent: WorkerAgent;
+  link: ManagerLink;
+  registration: RegisterRequest;
+  heartbeatIntervalMs: number;
+  reconcileIntervalMs: number;
+  logger: Logger;
+  random?: Random;
+  /** Registration retries wait a random time in [0, min(cap, base * 2^failures)). */
+  registerBackoffBaseMs?: number;
+  registerBackoffCapMs?: number;
+}
+
+/** Heartbeat intervals a manager may ask for; anything else keeps the configured one. */
+const heartbeatIntervalMsRange = { min: 10, max: 60_000 } as const;
+
+export class WorkerLoops {
+  private readonly opts: WorkerLoopsOptions;
+  private readonly random: Random;
+  private readonly abort = new AbortController();
+  private readonly logger: Logger;
+  private heartbeatIntervalMs: number;
+  private running: Promise<unknown> | null = null;
+  private registered = false;
+  /** Logged on change only: a long outage must not write a line per heartbeat. */
+  private managersReachable: boolean | null = null;
+  heartbeatsSent = 0;
+  reconciliations = 0;
+
+  constructor(opts: WorkerLoopsOptions) {
+    this.opts = opts;
+    this.logger = opts.logger;
+    this.random = opts.random ?? new SeededRandom(randomInt(0x7fffffff));
+    this.heartbeatIntervalMs = opts.heartbeatIntervalMs;
+  }
+
+  get isRegistered(): boolean {
+    return this.registered;
+  }
+
+  start(): void {
+    this.running ??= Promise.all([this.heartbeatLoop(), this.reconcileLoop()]);
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.running;
+  }
+
+  private async heartbeatLoop(): Promise<void> {
+    const { signal } = this.abort;
+    let failures = 0;
+    let notFoundStreak = 0;
+    while (!signal.aborted) {
+      if (!this.registered) {
+        if (!(await this.tryRegister())) {
+          await sleep(this.backoffMs(failures++), signal);
+          continue;
+        }
+        failures = 0;
+      }
+      const outcome = await this.beat();
+      notFoundStreak = outcome === 'not-registered' ? notFoundStreak + 1 : 0;
+      // Register again at once, unless the managers keep forgetting us right after registering.
+      if (outcome === 'not-registered' && notFoundStreak === 1) continue;
+      await sleep(outcome === 'not-registered' ? this.backoffMs(notFoundStreak) : this.heartbeatIntervalMs, signal);
+    }
+  }
+
+  private async tryRegister(): Promise<boolean> {
+    try {
+      const worker = await this.opts.link.register(this.opts.registration);
+      this.registered = true;
+      this.reachable(true);
+      this.logger.info({ state: worker.state, apiAddress: this.opts.registration.apiAddress }, 'registered with the managers');
+      return true;
+    } catch (err) {
+      this.reachable(false, err);
+      return false;
+    }
+  }
+
+  private async beat(): Promise<'ok' | 'not-registered' | 'failed'> {
+    try {
+      const [stats, tasks] = [await this.opts.agent.stats(), this.opts.agent.list()];
+      const res = await this.opts.link.heartbeat(this.opts.agent.workerId, { stats, tasks });
+      this.heartbeatsSent++;
+      this.reachable(true);
+      const asked = res.heartbeatIntervalMs;
+      if (Number.isInteger(asked) && asked >= heartbeatIntervalMsRange.min && asked <= heartbeatIntervalMsRange.max) this.heartbeatIntervalMs = asked;
+      return 'ok';
+    } catch (err) {
+      if (err instanceof MinkubeError && err.code === 'WORKER_NOT_FOUND') {
+        this.registered = false;
+        this.logger.warn('the managers do not know this worker; registering again');
+        return 'not-registered';
+      }
+      this.reachable(false, err);
+      return 'failed';
+    }
+  }
+
+  private async reconcileLoop(): Promise<void> {
+    const { signal } = this.abort;
+    const { agent, link } = this.opts;
+    for (;;) {
+      await sleep(this.opts.reconcileIntervalMs, signal);
+      if (signal.aborted) return;
+      try {
+        const report = await agent.reconcile(() => link.assignments(agent.workerId));
+        this.reconciliations++;
+        if (report.evicted > 0) this.logger.info({ evicted: report.evicted }, 'evicted finished tasks');
+      } catch (err) {
+        if (signal.aborted) return;
+        this.logger.error({ err }, 'reconciliation failed');
+      }
+    }
+  }
+
+  private reachable(now: boolean, err?: unknown): void {
+    if (this.managersReachable === now) return;
+    this.managersReachable = now;
+    if (now) this.logger.info('the managers answer again');
+    else this.logger.warn({ err }, 'no manager answers; tasks keep running, retrying in the background');
+  }
+
+  private backoffMs(failures: number): number {
+    const base = this.opts.registerBackoffBaseMs ?? Math.min(this.opts.heartbeatIntervalMs, 500);
+    const cap = this.opts.registerBackoffCapMs ?? 10_000;
+    const ceiling = Math.min(cap, base * 2 ** Math.min(failures, 20));
+    return Math.max(1, this.random.next() * ceiling);
+  }
+}

@@ -1,0 +1,151 @@
+// One task in a worker's local map: its fencing token and spec, what the worker has seen of its container, and the
+// pure helpers around it (token order, container names and labels, the status the worker reports).
+import type { Assignment, WorkerTaskStatus } from '../api/worker-contract.js';
+import type { FencingToken, TaskError, TaskSpec } from '../kv/task-model.js';
+import type { ContainerInfo, RunSpec } from '../runtime/types.js';
+
+export type LocalState = WorkerTaskStatus['state'];
+
+export const labelTask = 'minkube.task';
+export const labelWorker = 'minkube.worker';
+export const labelAttempt = 'minkube.attempt';
+export const labelTerm = 'minkube.term';
+
+export interface TaskEntry {
+  readonly taskId: string;
+  readonly attempt: number;
+  readonly term: number;
+  /** Adopted entries only know the image until a reconciliation hands the full spec back. */
+  spec: TaskSpec;
+  state: LocalState;
+  containerId: string | null;
+  exitCode: number | null;
+  error: TaskError | null;
+  startedAtMs: number | null;
+  finishedAtMs: number | null;
+  /** When the entry appeared: a reconciliation whose assignment list is older must not judge it. */
+  readonly createdAtMs: number;
+  /** Set by a stop: the exit that follows is 'stopped', not 'failed'. */
+  stopRequested: boolean;
+  /** The newest log lines, kept once the container is removed. */
+  logTail: string | null;
+  /** 'pending' while an exited container still exists; 'failed' when removing it failed (reconciliation retries). */
+  cleanup: 'none' | 'pending' | 'done' | 'failed';
+  /** When a reconciliation first saw the managers no longer list this finished task. */
+  acknowledgedAtMs: number | null;
+  /** Settles when the start attempt has ended: the container runs, or the start failed. Never rejects. */
+  started: Promise<void>;
+  /** Settles when the entry reaches a final state. Never rejects. */
+  readonly finished: Promise<void>;
+  markFinished: () => void;
+  /** The stop in progress, so that concurrent stops share it. */
+  stopping: Promise<void> | null;
+}
+
+export function newEntry(token: FencingToken, spec: TaskSpec, nowMs: number): TaskEntry {
+  let markFinished: () => void = () => {};
+  const finished = new Promise<void>((resolve) => {
+    markFinished = resolve;
+  });
+  return {
+    taskId: token.taskId, attempt: token.attempt, term: token.term, spec,
+    state: 'starting', containerId: null, exitCode: null, error: null, startedAtMs: null, finishedAtMs: null,
+    createdAtMs: nowMs, stopRequested: false, logTail: null, cleanup: 'none', acknowledgedAtMs: null,
+    started: Promise.resolve(), finished, markFinished, stopping: null,
+  };
+}
+
+export function isFinal(state: LocalState): boolean {
+  return state === 'succeeded' || state === 'failed' || state === 'stopped';
+}
+
+export function isActive(state: LocalState): boolean {
+  return state === 'starting' || state === 'running';
+}
+
+/** Negative when a is older than b, 0 when equal, positive when newer: attempt first, then the placing leader's term. */
+export function compareTokens(a: { attempt: number; term: number }, b: { attempt: number; term: number }): number {
+  return a.attempt !== b.attempt ? a.attempt - b.attempt : a.term - b.term;
+}
+
+export function tokenText(t: { attempt: number; term: number }): string {
+  return `attempt ${t.attempt} term ${t.term}`;
+}
+
+/** Docker names allow [a-zA-Z0-9][a-zA-Z0-9_.-]*; the term is in the name so a re-placed attempt never collides. */
+export function containerName(token: FencingToken): string {
+  const safe = token.taskId.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 180);
+  return `minkube-${safe}-${token.attempt}-${token.term}`;
+}
+
+export function containerLabels(workerId: string, token: FencingToken): Record<string, string> {
+  return {
+    [labelTask]: token.taskId,
+    [labelWorker]: workerId,
+    [labelAttempt]: String(token.attempt),
+    [labelTerm]: String(token.term),
+  };
+}
+
+/** The fencing token a container carries in its labels, or null when they are missing or malformed. */
+export function tokenOfContainer(info: Pick<ContainerInfo, 'labels'>): FencingToken | null {
+  const taskId = info.labels[labelTask];
+  const attempt = integerLabel(info.labels[labelAttempt]);
+  const term = integerLabel(info.labels[labelTerm]);
+  if (taskId === undefined || taskId === '' || attempt === null || term === null) return null;
+  return { taskId, attempt, term };
+}
+
+function integerLabel(text: string | undefined): number | null {
+  if (text === undefined || !/^(0|[1-9][0-9]{0,15})$/.test(text)) return null;
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+/** The spec's own labels first: ours win, since re-adoption and fencing depend on them. */
+export function runSpecFor(workerId: string, a: FencingToken & { spec: TaskSpec }): RunSpec {
+  const { spec } = a;
+  const run: RunSpec = {
+    name: containerName(a),
+    image: spec.image,
+    labels: { ...spec.labels, ...containerLabels(workerId, a) },
+  };
+  if (spec.command !== undefined) run.command = [...spec.command];
+  if (spec.env !== undefined) run.env = { ...spec.env };
+  if (spec.resources !== undefined) {
+    const resources: NonNullable<RunSpec['resources']> = {};
+    if (spec.resources.cpus !== undefined) resources.cpus = spec.resources.cpus;
+    if (spec.resources.memoryMb !== undefined) resources.memoryMb = spec.resources.memoryMb;
+    run.resources = resources;
+  }
+  return run;
+}
+
+/** How an observed exit reads: a requested stop is 'stopped' whatever the code; an unobserved exit is a transient failure. */
+export function exitOutcome(exitCode: number | null, stopRequested: boolean): { state: LocalState; error: TaskError | null } {
+  if (stopRequested) return { state: 'stopped', error: null };
+  if (exitCode === 0) return { state: 'succeeded', error: null };
+  if (exitCode === null) {
+    return { state: 'failed', error: { class: 'transient', message: 'the container exited while no worker watched it; its exit code is unknown' } };
+  }
+  // The task's own failure: retrying the same spec is the restart policy's decision, not the failure class's.
+  return { state: 'failed', error: { class: 'permanent', message: `the container exited with code ${exitCode}` } };
+}
+
+export function statusOf(e: TaskEntry): WorkerTaskStatus {
+  return {
+    taskId: e.taskId,
+    attempt: e.attempt,
+    term: e.term,
+    state: e.state,
+    containerId: e.containerId,
+    exitCode: e.exitCode,
+    error: e.error,
+    startedAt: e.startedAtMs === null ? null : new Date(e.startedAtMs).toISOString(),
+    finishedAt: e.finishedAtMs === null ? null : new Date(e.finishedAtMs).toISOString(),
+  };
+}
+
+export function assignmentToken(a: Assignment): FencingToken {
+  return { taskId: a.taskId, attempt: a.attempt, term: a.term };
+}
