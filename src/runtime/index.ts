@@ -1,12 +1,12 @@
 // Chooses the worker's container runtime: Docker when asked or when it answers, else plain processes.
 import type { Logger } from 'pino';
 import { limits } from '../lib/limits.js';
-import { DockerRuntime, type DockerRuntimeOptions } from './docker.js';
+import { DockerRuntime, dockerEndpoint, type DockerRuntimeOptions } from './docker.js';
 import { ProcessRuntime } from './process.js';
 import type { ContainerRuntime } from './types.js';
 
 export { classifyRuntimeError } from './classify.js';
-export { DockerRuntime, type DockerRuntimeOptions } from './docker.js';
+export { DockerRuntime, dockerEndpoint, type DockerRuntimeOptions } from './docker.js';
 export { MemoryHost, MemoryRuntime, type MemoryBehaviour, type MemoryRuntimeOptions } from './memory.js';
 export { ProcessRuntime, type ProcessRuntimeOptions } from './process.js';
 export * from './types.js';
@@ -35,17 +35,15 @@ export async function createRuntime(kind: RuntimeChoice, opts: CreateRuntimeOpti
     case 'process':
       return processes();
     case 'auto': {
-      const candidate = docker();
+      const endpoint = dockerEndpoint(opts.docker?.socketPath);
       try {
+        // Inside the try: a malformed DOCKER_HOST throws from the constructor, and that too means "no Docker".
+        const candidate = docker();
         await candidate.ping(opts.pingTimeoutMs ?? limits.runtimePingTimeoutMsDefault);
-        opts.logger.info({ endpoint: candidate.endpoint }, 'using the Docker runtime');
+        opts.logger.info({ endpoint }, 'using the Docker runtime');
         return candidate;
       } catch (err) {
-        opts.logger.warn(
-          { err, endpoint: candidate.endpoint },
-          `Docker is not reachable at ${candidate.endpoint}; falling back to the process runtime`,
-        );
-        await candidate.close();
+        opts.logger.warn({ err, endpoint }, `Docker is not reachable at ${endpoint}; falling back to the process runtime`);
         return processes();
       }
     }

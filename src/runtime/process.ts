@@ -213,6 +213,8 @@ export class ProcessRuntime implements ContainerRuntime {
   private async loadRecords(): Promise<void> {
     await fs.mkdir(this.dir, { recursive: true });
     for (const file of await fs.readdir(this.dir)) {
+      // A write cut short by a crash leaves its temporary file; the record it was replacing is still whole.
+      if (file.endsWith('.tmp')) await removeQuietly(path.join(this.dir, file));
       if (!file.endsWith('.json')) continue;
       const record = await readRecord(path.join(this.dir, file));
       if (record === null) {
@@ -245,7 +247,7 @@ export class ProcessRuntime implements ContainerRuntime {
   private persist(entry: Entry): Promise<void> {
     entry.writes = entry.writes.then(async () => {
       const file = this.recordPath(entry.record.id);
-      const tmp = `${file}.${process.pid}.tmp`;
+      const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
       try {
         await fs.writeFile(tmp, JSON.stringify(entry.record));
         await fs.rename(tmp, file);

@@ -44,6 +44,21 @@ describe('createRuntime', () => {
     await rt.close();
   });
 
+  it("'auto' treats a malformed DOCKER_HOST as no Docker", async () => {
+    const { logger, lines } = capturingLogger();
+    const saved = process.env.DOCKER_HOST;
+    process.env.DOCKER_HOST = 'tcp://[not-a-host';
+    try {
+      const rt = await createRuntime('auto', { stateDir, logger });
+      expect(rt.kind).toBe('process');
+      expect(lines.find((l) => l.level === 40)?.msg).toContain('Docker is not reachable at tcp://[not-a-host');
+      await rt.close();
+    } finally {
+      if (saved === undefined) delete process.env.DOCKER_HOST;
+      else process.env.DOCKER_HOST = saved;
+    }
+  });
+
   it("'auto' picks Docker when it answers", async () => {
     const { logger } = capturingLogger();
     const rt = await createRuntime('auto', { stateDir, logger });
