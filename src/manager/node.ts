@@ -133,7 +133,8 @@ export class RaftNodeDriver<R> {
   propose(encode: EncodeProposal, deadlineMs: number, requestId: string): Promise<R> {
     if (this.stopped) return Promise.reject(new MinkubeError('NOT_READY', 'the manager is shutting down'));
     const seq = this.proposals.allocateSeq();
-    const data = encode(seq, this.proposals.lowestPendingSeq());
+    // ackSeq tells the state machine which of our results it may forget: everything below our oldest waiter.
+    const data = encode(seq, Math.min(seq, this.proposals.lowestPendingSeq()));
     return new Promise<R>((resolve, reject) => {
       this.proposals.add({ seq, data, deadlineMs, requestId, accepted: false, lastProposedMs: 0, lastRejection: null, resolve, reject });
       this.scheduleReady();
