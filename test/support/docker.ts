@@ -1,7 +1,7 @@
 // Docker for tests: whether it is reachable (with the test image), and describeDocker, which skips its tests when
 // it is not, except under MINKUBE_REQUIRE_DOCKER=1 (CI), where they fail with the reason.
 import { randomBytes } from 'node:crypto';
-import { beforeAll, describe } from 'vitest';
+import { beforeEach, describe } from 'vitest';
 import Docker from 'dockerode';
 import { DockerRuntime } from '../../src/runtime/docker.js';
 
@@ -52,7 +52,8 @@ export function describeDocker(name: string, fn: () => void): void {
     describe(name, fn);
   } else if (process.env.MINKUBE_REQUIRE_DOCKER === '1') {
     describe(name, () => {
-      beforeAll(() => {
+      // beforeEach, not beforeAll: a failing beforeAll only skips the tests; this fails each of them.
+      beforeEach(() => {
         throw new Error(`MINKUBE_REQUIRE_DOCKER=1 but Docker cannot be used: ${current.reason}`);
       });
       fn();
