@@ -20,13 +20,17 @@ const stopTimeoutMs = 10_000;
 const workerModulePath = '../worker/start.js';
 
 export async function runManager(configPath: string, id: string): Promise<number> {
-  const mod = await loadRuntime('the manager runtime', () => import('../manager/start.js'));
-  return supervise(await mod.startManager({ configPath, id }));
+  return supervise(async () => {
+    const mod = await loadRuntime('the manager runtime', () => import('../manager/start.js'));
+    return mod.startManager({ configPath, id });
+  });
 }
 
 export async function runWorker(configPath: string, id: string): Promise<number> {
-  const mod = await loadRuntime('the worker runtime', () => import(workerModulePath) as Promise<WorkerModule>);
-  return supervise(await mod.startWorker({ configPath, id }));
+  return supervise(async () => {
+    const mod = await loadRuntime('the worker runtime', () => import(workerModulePath) as Promise<WorkerModule>);
+    return mod.startWorker({ configPath, id });
+  });
 }
 
 /** Whether the worker runtime is in this checkout (`up` starts workers only then). */
@@ -46,19 +50,26 @@ async function loadRuntime<T>(what: string, load: () => Promise<T>): Promise<T> 
 }
 
 /**
- * Waits for a signal, then stops the node and answers the exit code. Ctrl-C under `minkube up` delivers two
- * signals (the terminal's SIGINT and up's SIGTERM), so only a third forces an immediate exit.
+ * Starts the node and waits for a signal, then stops it and answers the exit code. Signal handlers come first, so a
+ * signal during a slow start stops the node once it is up instead of killing the process halfway. Ctrl-C under
+ * `minkube up` delivers two signals (the terminal's SIGINT and up's SIGTERM), so only a third forces an exit.
  */
-function supervise(node: RunningNode): Promise<number> {
+async function supervise(start: () => Promise<RunningNode>): Promise<number> {
+  let signals = 0;
+  let requestStop = (): void => undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
+    if (signals >= 3) {
+      process.stderr.write(`error: INTERNAL: ${sig} received ${signals} times; exiting without a clean stop\n`);
+      process.exit(1);
+    }
+    if (signals === 1) requestStop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const node = await start();
   return new Promise<number>((resolve) => {
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals): void => {
-      signals++;
-      if (signals >= 3) {
-        process.stderr.write(`error: INTERNAL: ${sig} received ${signals} times; exiting without a clean stop\n`);
-        process.exit(1);
-      }
-      if (signals > 1) return;
+    requestStop = () => {
       setTimeout(() => {
         printError(new MinkubeError('TIMEOUT', `the node did not stop within ${stopTimeoutMs} ms`));
         process.exit(1);
@@ -71,8 +82,7 @@ function supervise(node: RunningNode): Promise<number> {
         },
       );
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    if (signals > 0) requestStop();
     void node.stopped?.then((err) => {
       if (signals > 0) return;
       if (err !== null) printError(err);
