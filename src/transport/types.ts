@@ -11,3 +11,32 @@ export interface Transport {
   reachable(peer: NodeId): boolean;
   close(): Promise<void>;
 }
+
+/** Monotonic counters for metrics. */
+export interface TransportCounters {
+  messagesSent: number;
+  messagesReceived: number;
+  /** Messages dropped: unknown peer, full queue, too large, or closed transport. */
+  messagesDropped: number;
+  framesSent: number;
+  framesReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  /** Connections closed for a malformed, oversized, invalid or misplaced frame (or a handshake failure). */
+  frameErrors: number;
+  connectionsOpened: number;
+}
+
+export function newTransportCounters(): TransportCounters {
+  return {
+    messagesSent: 0,
+    messagesReceived: 0,
+    messagesDropped: 0,
+    framesSent: 0,
+    framesReceived: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    frameErrors: 0,
+    connectionsOpened: 0,
+  };
+}

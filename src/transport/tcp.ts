@@ -1,0 +1,433 @@
+// Transport over TCP: one persistent connection per pair of managers (the smaller id dials and says hello, both
+// directions share the socket), length-prefixed msgpack frames (codec.ts), bounded per-peer send queues flushed once
+// per tick, reconnects with exponential backoff and full jitter. A bad frame closes only the connection it came on.
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { MinkubeError } from '../lib/errors.js';
+import type { NodeId } from '../lib/ids.js';
+import { limits as defaultLimits } from '../lib/limits.js';
+import type { Message } from '../raft/types.js';
+import { FrameDecoder, decodePayload, encodeFrame, estimateMessageBytes, payloadBytes, WIRE_VERSION, type Frame } from './codec.js';
+import { newTransportCounters, type Transport, type TransportCounters } from './types.js';
+
+export interface TransportLimits {
+  readonly frameBytesMax: number;
+  readonly peerSendQueueMessagesMax: number;
+  readonly peerSendQueueBytesMax: number;
+}
+
+export interface TcpTransportOptions {
+  readonly id: NodeId;
+  /** host:port to listen on; port 0 picks a free port (see `address`). */
+  readonly listen: string;
+  readonly peers: ReadonlyMap<NodeId, string>;
+  readonly logger: Logger;
+  /** The node's own host, bound as the source of outgoing connections (so nodes can be partitioned by address). */
+  readonly localAddress?: string;
+  readonly limits?: Partial<TransportLimits>;
+  readonly reconnectBaseMs?: number;
+  readonly reconnectMaxMs?: number;
+  readonly connectTimeoutMs?: number;
+  /** How long an accepted connection may stay silent before its hello. */
+  readonly helloTimeoutMs?: number;
+}
+
+/** Accepted connections that have not said hello yet: a bound so that strangers cannot pile up sockets. */
+const HANDSHAKES_PENDING_MAX = 64;
+
+type ConnState = 'handshake' | 'open' | 'closed';
+
+/** One socket and its read side. `peer` is known from the start when we dialed, after the hello when we accepted. */
+class Connection {
+  state: ConnState = 'handshake';
+  readonly decoder: FrameDecoder;
+  readonly openedAtMs = performance.now();
+  framesReceived = 0;
+  /** Set when we closed it for a bad frame (already logged and counted). */
+  failed = false;
+  timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly socket: Socket,
+    public peer: NodeId | null,
+    readonly dialed: boolean,
+    frameBytesMax: number,
+  ) {
+    this.decoder = new FrameDecoder(frameBytesMax);
+  }
+
+  get remote(): string {
+    return `${this.socket.remoteAddress ?? '?'}:${this.socket.remotePort ?? '?'}`;
+  }
+
+  clearTimer(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
+/** Everything this node keeps per peer: the address, the live connection, the send queue and the redial state. */
+class PeerLink {
+  conn: Connection | null = null;
+  queue: Message[] = [];
+  queueBytes = 0;
+  flushScheduled = false;
+  redialTimer: NodeJS.Timeout | null = null;
+  redialAttempt = 0;
+  dropped = 0;
+
+  constructor(
+    readonly id: NodeId,
+    readonly host: string,
+    readonly port: number,
+    /** Whether this node dials the peer (its id is the smaller). */
+    readonly dials: boolean,
+  ) {}
+
+  /** Also false in the moment between a socket's end and its 'close' event, so nothing is written into a dead socket. */
+  get connected(): boolean {
+    return this.conn !== null && this.conn.state === 'open' && this.conn.socket.writable;
+  }
+}
+
+export class TcpTransport implements Transport {
+  readonly counters: TransportCounters = newTransportCounters();
+  private readonly links = new Map<NodeId, PeerLink>();
+  private readonly sockets = new Set<Socket>();
+  private handshakes = 0;
+  private handler: ((m: Message) => void) | null = null;
+  private closing = false;
+  private readonly limits: TransportLimits;
+  private readonly log: Logger;
+  private readonly reconnectBaseMs: number;
+  private readonly reconnectMaxMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly helloTimeoutMs: number;
+
+  private constructor(
+    private readonly o: TcpTransportOptions,
+    private readonly server: Server,
+  ) {
+    this.limits = { ...pickLimits(defaultLimits), ...o.limits };
+    this.log = o.logger;
+    this.reconnectBaseMs = o.reconnectBaseMs ?? 50;
+    this.reconnectMaxMs = o.reconnectMaxMs ?? 2000;
+    this.connectTimeoutMs = o.connectTimeoutMs ?? 2000;
+    this.helloTimeoutMs = o.helloTimeoutMs ?? 5000;
+    for (const [id, address] of o.peers) {
+      const { host, port } = parseAddress(address, `peer ${id}`);
+      this.links.set(id, new PeerLink(id, host, port, o.id < id));
+    }
+  }
+
+  /** Listens on `opts.listen`, then starts dialing the peers it should dial. Fails with the address on EADDRINUSE etc. */
+  static async start(opts: TcpTransportOptions): Promise<TcpTransport> {
+    if (opts.peers.has(opts.id)) throw new MinkubeError('CONFIG_INVALID', `node ${opts.id} lists itself as a peer`);
+    const { host, port } = parseAddress(opts.listen, `node ${opts.id}`);
+    const server = createServer({ noDelay: true });
+    const t = new TcpTransport(opts, server);
+    server.on('connection', (socket) => t.accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        reject(new MinkubeError('INTERNAL', `cannot listen for peers on ${opts.listen}: ${err.code ?? err.message}`, { cause: err }));
+      });
+      server.listen({ host, port }, resolve);
+    });
+    server.on('error', (err) => t.log.error({ err }, 'peer listener failed'));
+    for (const link of t.links.values()) if (link.dials) t.dial(link);
+    t.log.info({ listen: t.address, peers: Object.fromEntries(opts.peers) }, 'transport listening');
+    return t;
+  }
+
+  /** The address actually listened on (host:port, with the real port when 0 was asked for). */
+  get address(): string {
+    const a = this.server.address();
+    return a !== null && typeof a === 'object' ? `${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}` : this.o.listen;
+  }
+
+  send(messages: readonly Message[]): void {
+    for (const m of messages) {
+      const link = this.links.get(m.to);
+      if (this.closing || link === undefined) {
+        this.counters.messagesDropped++;
+        continue;
+      }
+      const bytes = estimateMessageBytes(m);
+      if (link.queue.length >= this.limits.peerSendQueueMessagesMax || link.queueBytes + bytes > this.limits.peerSendQueueBytesMax) {
+        this.drop(link, 1);
+        continue;
+      }
+      link.queue.push(m);
+      link.queueBytes += bytes;
+      this.scheduleFlush(link);
+    }
+  }
+
+  onMessage(handler: (message: Message) => void): void {
+    this.handler = handler;
+  }
+
+  reachable(peer: NodeId): boolean {
+    return this.links.get(peer)?.connected ?? false;
+  }
+
+  /** Per-peer state for status pages and tests. */
+  peerStats(): { id: NodeId; connected: boolean; queued: number; dropped: number; localAddress: string | null }[] {
+    return [...this.links.values()].map((l) => ({
+      id: l.id,
+      connected: l.connected,
+      queued: l.queue.length,
+      dropped: l.dropped,
+      localAddress: l.connected ? (l.conn!.socket.localAddress ?? null) : null,
+    }));
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    for (const link of this.links.values()) {
+      if (link.redialTimer !== null) clearTimeout(link.redialTimer);
+      link.redialTimer = null;
+      this.drop(link, 0);
+    }
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+    this.log.info('transport closed');
+  }
+
+  // --- connections ---
+
+  private dial(link: PeerLink): void {
+    link.redialTimer = null;
+    if (this.closing) return;
+    const socket = connect({ host: link.host, port: link.port, noDelay: true, ...(this.o.localAddress === undefined ? {} : { localAddress: this.o.localAddress }) });
+    const conn = new Connection(socket, link.id, true, this.limits.frameBytesMax);
+    conn.timer = setTimeout(() => socket.destroy(new Error(`connect timed out after ${this.connectTimeoutMs} ms`)), this.connectTimeoutMs);
+    this.track(conn);
+    socket.once('connect', () => {
+      conn.clearTimer();
+      socket.write(encodeFrame({ v: WIRE_VERSION, kind: 'hello', from: this.o.id, to: link.id }));
+      this.opened(link, conn);
+    });
+  }
+
+  private accept(socket: Socket): void {
+    if (this.closing || this.handshakes >= HANDSHAKES_PENDING_MAX) {
+      socket.destroy();
+      return;
+    }
+    const conn = new Connection(socket, null, false, this.limits.frameBytesMax);
+    this.handshakes++;
+    conn.timer = setTimeout(() => this.fail(conn, `no hello within ${this.helloTimeoutMs} ms`), this.helloTimeoutMs);
+    this.track(conn);
+  }
+
+  /** Wires the socket's events; shared by dialed and accepted connections. */
+  private track(conn: Connection): void {
+    const { socket } = conn;
+    this.sockets.add(socket);
+    socket.setKeepAlive(true, 1000);
+    socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));
+    socket.on('drain', () => {
+      const link = conn.peer === null ? undefined : this.links.get(conn.peer);
+      if (link?.conn === conn) this.scheduleFlush(link);
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (conn.state !== 'closed') this.log.debug({ peer: conn.peer, remote: conn.remote, err: err.code ?? err.message }, 'peer socket error');
+    });
+    socket.on('close', () => this.onClose(conn));
+  }
+
+  private opened(link: PeerLink, conn: Connection): void {
+    const old = link.conn;
+    conn.state = 'open';
+    link.conn = conn;
+    this.counters.connectionsOpened++;
+    if (old !== null && old !== conn) {
+      this.log.info({ peer: link.id, remote: conn.remote }, 'peer reconnected; closing its older connection');
+      old.socket.destroy();
+    }
+    this.log.info({ peer: link.id, remote: conn.remote, dialed: conn.dialed }, 'peer connected');
+    this.scheduleFlush(link);
+  }
+
+  private onClose(conn: Connection): void {
+    const wasHandshake = conn.state === 'handshake';
+    const wasOpen = conn.state === 'open';
+    conn.clearTimer();
+    conn.state = 'closed';
+    this.sockets.delete(conn.socket);
+    if (wasHandshake && !conn.dialed) this.handshakes--;
+    if (conn.decoder.bufferedBytes > 0 && !conn.failed && !this.closing) {
+      this.frameError(conn, `the connection closed in the middle of a frame (${conn.decoder.bufferedBytes} bytes buffered)`);
+    }
+    const link = conn.peer === null ? undefined : this.links.get(conn.peer);
+    if (link === undefined) return;
+    if (link.conn === conn) {
+      link.conn = null;
+      if (wasOpen && !this.closing) this.log.info({ peer: link.id }, 'peer disconnected');
+    }
+    if (!link.dials || this.closing || link.conn !== null) return;
+    // A connection that carried frames or lived a while was healthy: start the backoff over.
+    if (conn.framesReceived > 0 || performance.now() - conn.openedAtMs >= this.reconnectMaxMs) link.redialAttempt = 0;
+    this.scheduleRedial(link);
+  }
+
+  /** Full jitter: a uniform delay in [0, min(max, base * 2^attempt)). */
+  private scheduleRedial(link: PeerLink): void {
+    if (link.redialTimer !== null) return;
+    const ceilingMs = Math.min(this.reconnectMaxMs, this.reconnectBaseMs * 2 ** link.redialAttempt);
+    link.redialAttempt = Math.min(link.redialAttempt + 1, 30);
+    link.redialTimer = setTimeout(() => this.dial(link), Math.random() * ceilingMs);
+    link.redialTimer.unref();
+  }
+
+  // --- reading ---
+
+  private onData(conn: Connection, chunk: Buffer): void {
+    if (conn.state === 'closed') return;
+    this.counters.bytesReceived += chunk.length;
+    let payloads: Buffer[];
+    try {
+      payloads = conn.decoder.push(chunk);
+    } catch (err) {
+      this.fail(conn, (err as Error).message);
+      return;
+    }
+    for (const payload of payloads) {
+      const frame = decodePayload(payload);
+      if (typeof frame === 'string') return this.fail(conn, frame);
+      conn.framesReceived++;
+      this.counters.framesReceived++;
+      const problem = conn.state === 'handshake' ? this.onHello(conn, frame) : this.onRaftFrame(conn, frame);
+      if (problem !== null) return this.fail(conn, problem);
+      if (this.closing) return;
+    }
+  }
+
+  /** Accepts the connection as the peer's, or says why not. */
+  private onHello(conn: Connection, frame: Frame): string | null {
+    if (conn.dialed) return 'a frame arrived before our hello was sent';
+    if (frame.kind !== 'hello') return `expected a hello first, got a ${frame.kind} frame`;
+    const link = this.links.get(frame.from);
+    if (link === undefined) return `hello from unknown node ${frame.from}`;
+    if (frame.to !== this.o.id) return `hello addressed to ${frame.to}, but this is ${this.o.id}`;
+    if (link.dials) return `hello from ${frame.from}, but this node dials it (the smaller id dials)`;
+    conn.clearTimer();
+    conn.peer = frame.from;
+    this.handshakes--;
+    this.opened(link, conn);
+    return null;
+  }
+
+  private onRaftFrame(conn: Connection, frame: Frame): string | null {
+    if (frame.kind !== 'raft') return `unexpected ${frame.kind} frame on an open connection`;
+    for (const m of frame.messages) {
+      if (m.from !== conn.peer || m.to !== this.o.id) return `a ${m.type} message from ${m.from} to ${m.to} on the connection with ${conn.peer}`;
+    }
+    this.counters.messagesReceived += frame.messages.length;
+    const handler = this.handler;
+    if (handler === null || this.closing) return null;
+    for (const m of frame.messages) handler(m);
+    return null;
+  }
+
+  private fail(conn: Connection, reason: string): void {
+    if (conn.state === 'closed') return;
+    conn.failed = true;
+    this.frameError(conn, reason);
+    conn.socket.destroy();
+  }
+
+  private frameError(conn: Connection, reason: string): void {
+    this.counters.frameErrors++;
+    this.log.warn({ peer: conn.peer, remote: conn.remote, reason }, 'closing a peer connection after a bad frame');
+  }
+
+  // --- writing ---
+
+  private scheduleFlush(link: PeerLink): void {
+    if (link.flushScheduled || link.queue.length === 0 || !link.connected) return;
+    link.flushScheduled = true;
+    setImmediate(() => {
+      link.flushScheduled = false;
+      this.flush(link);
+    });
+  }
+
+  /** Writes everything queued for the peer, as few frames as fit under the frame limit, unless the socket is backed up. */
+  private flush(link: PeerLink): void {
+    const conn = link.conn;
+    if (conn === null || !link.connected || link.queue.length === 0 || conn.socket.writableNeedDrain) return;
+    const batch = link.queue;
+    link.queue = [];
+    link.queueBytes = 0;
+    const socket = conn.socket;
+    socket.cork();
+    for (let start = 0; start < batch.length; ) {
+      const end = this.frameEnd(batch, start);
+      this.writeFrame(link, socket, batch.slice(start, end));
+      start = end;
+    }
+    socket.uncork();
+  }
+
+  /** The end of the run of messages from `start` whose estimated size fits in half a frame (at least one message). */
+  private frameEnd(batch: readonly Message[], start: number): number {
+    let bytes = 0;
+    let end = start;
+    while (end < batch.length && (end === start || bytes + estimateMessageBytes(batch[end]!) <= this.limits.frameBytesMax / 2)) {
+      bytes += estimateMessageBytes(batch[end]!);
+      end++;
+    }
+    return end;
+  }
+
+  /** Encodes and writes one frame; halves it if the estimate was wrong, drops a single message that cannot fit. */
+  private writeFrame(link: PeerLink, socket: Socket, messages: readonly Message[]): void {
+    const pending: (readonly Message[])[] = [messages];
+    while (pending.length > 0) {
+      const part = pending.pop()!;
+      const frame = encodeFrame({ v: WIRE_VERSION, kind: 'raft', messages: part });
+      if (payloadBytes(frame) <= this.limits.frameBytesMax) {
+        socket.write(frame);
+        this.counters.framesSent++;
+        this.counters.bytesSent += frame.length;
+        this.counters.messagesSent += part.length;
+      } else if (part.length === 1) {
+        this.log.warn({ peer: link.id, type: part[0]!.type, bytes: frame.length }, 'dropping a message larger than a frame');
+        this.drop(link, 1);
+      } else {
+        const mid = part.length >> 1;
+        pending.push(part.slice(mid), part.slice(0, mid));
+      }
+    }
+  }
+
+  /** Counts n dropped messages for the link; n = 0 drops its whole queue. */
+  private drop(link: PeerLink, n: number): void {
+    const count = n === 0 ? link.queue.length : n;
+    if (n === 0) {
+      link.queue = [];
+      link.queueBytes = 0;
+    }
+    link.dropped += count;
+    this.counters.messagesDropped += count;
+  }
+}
+
+function pickLimits(l: TransportLimits): TransportLimits {
+  return { frameBytesMax: l.frameBytesMax, peerSendQueueMessagesMax: l.peerSendQueueMessagesMax, peerSendQueueBytesMax: l.peerSendQueueBytesMax };
+}
+
+/** host:port (or [v6]:port) to its parts; a bad address is a config error naming whose it is. */
+export function parseAddress(address: string, whose: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  const host = address.slice(0, Math.max(i, 0)).replace(/^\[(.*)\]$/, '$1');
+  const port = Number(address.slice(i + 1));
+  if (i <= 0 || host === '' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new MinkubeError('CONFIG_INVALID', `bad address "${address}" for ${whose} (expected host:port)`);
+  }
+  return { host, port };
+}

@@ -1,0 +1,238 @@
+// The TCP transport passes the shared Transport suite on loopback, and a bad peer (garbage, truncated, oversized or
+// invalid frames, a frame before hello) loses only its own connection while the node keeps talking to real peers.
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MinkubeError } from '../../src/lib/errors.js';
+import { nodeId, type NodeId } from '../../src/lib/ids.js';
+import type { Message } from '../../src/raft/types.js';
+import { FrameDecoder, WIRE_VERSION, decodePayload, encodeFrame } from '../../src/transport/codec.js';
+import { TcpTransport } from '../../src/transport/tcp.js';
+import { collect, heartbeat, runTransportConformance, sleep, waitFor } from './conformance.js';
+import { freePorts, memoryLogger, startTcpCluster, type TcpCluster } from './tcp-cluster.js';
+
+runTransportConformance('tcp', (n) => startTcpCluster(n));
+
+/** Opens a raw socket to `address`, writes `bytes`, and resolves when the node closes it (or rejects after 2 s). */
+function rawExchange(address: string, chunks: readonly Buffer[], opts: { end?: boolean } = {}): Promise<void> {
+  const [host, port] = address.split(':') as [string, string];
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port: Number(port) }, () => {
+      for (const c of chunks) socket.write(c);
+      if (opts.end === true) socket.end();
+    });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error('the node did not close the connection'));
+    }, 2000);
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+const lengthPrefix = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n >>> 0, 0);
+  return b;
+};
+
+describe('TcpTransport against a bad peer', () => {
+  let c: TcpCluster;
+  const phantom = nodeId('n0');
+
+  afterEach(async () => {
+    await c.close();
+  });
+
+  /** Node 3 knows a phantom peer n0 (which would dial it), so a test can say hello as n0 without disturbing n1 and n2. */
+  const setup = async (): Promise<TcpCluster> => (c = await startTcpCluster(3, { extraPeers: (i) => new Map(i === 2 ? [[phantom, '127.0.0.1:1']] : []) }));
+  const hello = (from: NodeId, to: NodeId): Buffer => encodeFrame({ v: WIRE_VERSION, kind: 'hello', from, to });
+  const raft = (messages: readonly unknown[]): Buffer => encodeFrame({ v: WIRE_VERSION, kind: 'raft', messages: messages as Message[] });
+
+  /** The node closed only the bad connection: it logged why, and still talks to its real peers both ways. */
+  async function expectOnlyThatConnectionClosed(reason: RegExp): Promise<void> {
+    const [n1, , n3] = c.transports;
+    await waitFor('the warning', () => c.logs[2]!.some((l) => l.level === 40 && reason.test(String(l.reason))));
+    const warning = c.logs[2]!.find((l) => l.level === 40 && reason.test(String(l.reason)))!;
+    expect(warning).toHaveProperty('peer');
+    expect(n3!.counters.frameErrors).toBeGreaterThanOrEqual(1);
+    const [box1, box3] = [collect(n1!), collect(n3!)];
+    n1!.send([heartbeat(c.ids[0]!, c.ids[2]!, 'still here')]);
+    n3!.send([heartbeat(c.ids[2]!, c.ids[0]!, 'me too')]);
+    await waitFor('real peers to exchange messages', () => box1.length === 1 && box3.length === 1);
+  }
+
+  it('closes a connection that sends garbage', async () => {
+    await setup();
+    await rawExchange(c.addresses[2]!, [Buffer.concat([lengthPrefix(5), Buffer.from([0xc1, 0xc1, 0xc1, 0xc1, 0xc1])])]);
+    await expectOnlyThatConnectionClosed(/undecodable/);
+  });
+
+  it('closes a connection that declares an oversized frame, without waiting for its body', async () => {
+    await setup();
+    await rawExchange(c.addresses[2]!, [lengthPrefix(0xffffffff)]);
+    await expectOnlyThatConnectionClosed(/over the limit/);
+  });
+
+  it('logs a frame truncated by the end of the connection', async () => {
+    await setup();
+    await rawExchange(c.addresses[2]!, [Buffer.concat([lengthPrefix(100), Buffer.alloc(10)])], { end: true });
+    await expectOnlyThatConnectionClosed(/middle of a frame/);
+  });
+
+  it('closes a connection whose first frame is not a hello', async () => {
+    await setup();
+    await rawExchange(c.addresses[2]!, [raft([heartbeat(phantom, c.ids[2]!, 'sneaky')])]);
+    await expectOnlyThatConnectionClosed(/expected a hello first/);
+  });
+
+  it('closes a connection whose hello comes from an unknown node or is meant for another', async () => {
+    await setup();
+    await rawExchange(c.addresses[2]!, [hello(nodeId('intruder'), c.ids[2]!)]);
+    await rawExchange(c.addresses[2]!, [hello(phantom, c.ids[1]!)]);
+    await expectOnlyThatConnectionClosed(/addressed to n2/);
+    expect(c.logs[2]!.some((l) => /unknown node intruder/.test(String(l.reason)))).toBe(true);
+  });
+
+  it.each([
+    ['a negative term', { ...heartbeat(phantom, nodeId('n3'), 'x'), term: -1 }, /term: expected a non-negative safe integer/],
+    ['an unknown type', { ...heartbeat(phantom, nodeId('n3'), 'x'), type: 'gossip' }, /unknown message type/],
+    ['a forged sender', heartbeat(nodeId('n1'), nodeId('n3'), 'x'), /from n1 to n3 on the connection with n0/],
+  ])('closes a connection that sends a valid frame with %s', async (_name, message, reason) => {
+    await setup();
+    const box = collect(c.transports[2]!);
+    await rawExchange(c.addresses[2]!, [hello(phantom, c.ids[2]!), raft([heartbeat(phantom, c.ids[2]!, 'ok'), message])]);
+    await expectOnlyThatConnectionClosed(reason);
+    expect(box.filter((m) => m.from === phantom)).toEqual([]);
+  });
+
+  it('accepts the phantom peer when everything it sends is valid', async () => {
+    await setup();
+    const box = collect(c.transports[2]!);
+    const [host, port] = c.addresses[2]!.split(':') as [string, string];
+    const socket = connect({ host, port: Number(port) });
+    socket.write(Buffer.concat([hello(phantom, c.ids[2]!), raft([heartbeat(phantom, c.ids[2]!, 'welcome')])]));
+    await waitFor('delivery', () => box.length === 1);
+    expect(c.transports[2]!.reachable(phantom)).toBe(true);
+    socket.destroy();
+    await waitFor('the phantom to be gone', () => !c.transports[2]!.reachable(phantom));
+  });
+
+  it('closes an accepted connection that never says hello', async () => {
+    c = await startTcpCluster(2, { overrides: { helloTimeoutMs: 100 } });
+    await rawExchange(c.addresses[1]!, []);
+    expect(c.logs[1]!.some((l) => /no hello within 100 ms/.test(String(l.reason)))).toBe(true);
+  });
+});
+
+describe('TcpTransport connections', () => {
+  let c: TcpCluster | null = null;
+  let extra: { close(): unknown }[] = [];
+
+  afterEach(async () => {
+    await c?.close();
+    c = null;
+    for (const x of extra) await x.close();
+    extra = [];
+  });
+
+  async function exchange(cluster: TcpCluster, i: number, j: number, tag: string): Promise<void> {
+    const [bi, bj] = [collect(cluster.transports[i]!), collect(cluster.transports[j]!)];
+    cluster.transports[i]!.send([heartbeat(cluster.ids[i]!, cluster.ids[j]!, tag)]);
+    cluster.transports[j]!.send([heartbeat(cluster.ids[j]!, cluster.ids[i]!, tag)]);
+    await waitFor(`${tag}: both directions`, () => bi.length === 1 && bj.length === 1);
+  }
+
+  it('reconnects after the accepting peer restarts on the same port', async () => {
+    c = await startTcpCluster(2);
+    await exchange(c, 0, 1, 'before');
+    await c.restart(1);
+    // Messages sent while the old connection is dying are lost (Raft resends): wait for the new one.
+    await waitFor('the dialer to reconnect', () => c!.transports[1]!.reachable(c!.ids[0]!));
+    await exchange(c, 0, 1, 'after');
+  });
+
+  it('accepts the dialing peer again after it restarts, replacing the old connection', async () => {
+    c = await startTcpCluster(2);
+    await exchange(c, 0, 1, 'before');
+    await c.restart(0);
+    await waitFor('the new connection', () => c!.transports[1]!.counters.connectionsOpened === 2);
+    await exchange(c, 0, 1, 'after');
+  });
+
+  it('dials from the node own address (localAddress), so nodes can be partitioned by address', async () => {
+    const [port] = await freePorts(1);
+    const accepted: Socket[] = [];
+    const server: Server = createServer((s) => accepted.push(s));
+    await new Promise<void>((r) => server.listen({ host: '127.0.0.1', port }, r));
+    extra.push({ close: () => new Promise((r) => { for (const s of accepted) s.destroy(); server.close(r); }) });
+    const { logger } = memoryLogger('n1');
+    const t = await TcpTransport.start({ id: nodeId('n1'), listen: '127.0.0.2:0', localAddress: '127.0.0.2', peers: new Map([[nodeId('n2'), `127.0.0.1:${port}`]]), logger });
+    extra.push(t);
+    expect(t.address).toMatch(/^127\.0\.0\.2:\d+$/);
+    await waitFor('the dial', () => accepted.length === 1);
+    expect(accepted[0]!.remoteAddress).toBe('127.0.0.2');
+    expect(t.peerStats()[0]).toMatchObject({ id: 'n2', connected: true, localAddress: '127.0.0.2' });
+    const decoder = new FrameDecoder(1024);
+    const payloads: Buffer[] = [];
+    accepted[0]!.on('data', (chunk: Buffer) => payloads.push(...decoder.push(chunk)));
+    await waitFor('the hello', () => payloads.length === 1);
+    expect(decodePayload(payloads[0]!)).toEqual({ v: 1, kind: 'hello', from: 'n1', to: 'n2' });
+  });
+
+  it('fails to start with the address in the message when the port is taken', async () => {
+    c = await startTcpCluster(1);
+    const { logger } = memoryLogger('dup');
+    const err = await TcpTransport.start({ id: nodeId('dup'), listen: c.addresses[0]!, peers: new Map(), logger }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MinkubeError);
+    expect((err as Error).message).toContain(c.addresses[0]);
+    expect((err as Error).message).toContain('EADDRINUSE');
+  });
+
+  it('rejects a malformed peer address', async () => {
+    const { logger } = memoryLogger('bad');
+    await expect(TcpTransport.start({ id: nodeId('a'), listen: '127.0.0.1:0', peers: new Map([[nodeId('b'), 'nowhere']]), logger })).rejects.toThrow(/bad address "nowhere"/);
+  });
+
+  it('coalesces everything sent in one tick into one frame', async () => {
+    c = await startTcpCluster(2);
+    await exchange(c, 0, 1, 'warm up');
+    const box = collect(c.transports[1]!);
+    const framesBefore = c.transports[0]!.counters.framesSent;
+    for (let i = 0; i < 50; i++) c.transports[0]!.send([heartbeat(c.ids[0]!, c.ids[1]!, String(i))]);
+    await waitFor('all 50', () => box.length === 50);
+    expect(c.transports[0]!.counters.framesSent - framesBefore).toBe(1);
+  });
+
+  it('splits a batch over several frames when it exceeds the frame limit, and drops a message that cannot fit', async () => {
+    c = await startTcpCluster(2, { overrides: { limits: { frameBytesMax: 64 * 1024 } } });
+    await exchange(c, 0, 1, 'warm up');
+    const box = collect(c.transports[1]!);
+    const big = (i: number, bytes: number): Message => ({ type: 'propose', from: c!.ids[0]!, to: c!.ids[1]!, term: 0 as never, entries: [new Uint8Array(bytes).fill(i)] });
+    c.transports[0]!.send([...Array.from({ length: 10 }, (_, i) => big(i, 20_000)), big(99, 100_000), big(10, 10)]);
+    await waitFor('the ten that fit, and the small one', () => box.length === 11);
+    expect(box.map((m) => (m.type === 'propose' ? m.entries[0]![0] : -1))).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(c.transports[0]!.counters.messagesDropped).toBe(1);
+    expect(c.transports[0]!.counters.framesSent).toBeGreaterThan(3);
+  });
+
+  it('queues a bounded number of messages while the peer is down, and delivers them once it is up', async () => {
+    const [p1, p2] = await freePorts(2);
+    const a1 = `127.0.0.1:${p1}`;
+    const a2 = `127.0.0.1:${p2}`;
+    const [n1, n2] = [nodeId('n1'), nodeId('n2')];
+    const t1 = await TcpTransport.start({ id: n1, listen: a1, peers: new Map([[n2, a2]]), logger: memoryLogger('n1').logger, reconnectMaxMs: 100, limits: { peerSendQueueMessagesMax: 5 } });
+    extra.push(t1);
+    t1.send(Array.from({ length: 8 }, (_, i) => heartbeat(n1, n2, String(i))));
+    expect(t1.counters.messagesDropped).toBe(3);
+    await sleep(150);
+    expect(t1.reachable(n2)).toBe(false);
+    const t2 = await TcpTransport.start({ id: n2, listen: a2, peers: new Map([[n1, a1]]), logger: memoryLogger('n2').logger });
+    extra.push(t2);
+    const box = collect(t2);
+    await waitFor('the queued five', () => box.length === 5, 3000);
+    expect(box.map((m) => (m.type === 'heartbeat' ? m.context : ''))).toEqual(['0', '1', '2', '3', '4']);
+  });
+});
