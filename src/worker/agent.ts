@@ -261,7 +261,7 @@ export class WorkerAgent {
 
   /** Stops a replaced attempt, bounded so a hung runtime cannot block the newer attempt forever. */
   private async retire(old: TaskEntry, by: TaskEntry): Promise<void> {
-    if (isFinal(old.state) && old.containerId === null) return;
+    if (isFinal(old.state) && (old.containerId === null || old.cleanup === 'done')) return;
     this.retiring.add(old);
     this.logger.info({ task: old.taskId, old: tokenText(old), new: tokenText(by), containerId: old.containerId }, 'replacing an older attempt');
     try {

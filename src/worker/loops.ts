@@ -129,9 +129,12 @@ export class WorkerLoops {
   }
 
   private reachable(now: boolean, err?: unknown): void {
-    if (this.managersReachable === now) return;
+    const before = this.managersReachable;
+    if (before === now) return;
     this.managersReachable = now;
-    if (now) this.logger.info('the managers answer again');
+    if (now) {
+      if (before === false) this.logger.info('the managers answer again');
+    }
     else this.logger.warn({ err }, 'no manager answers; tasks keep running, retrying in the background');
   }
 

@@ -1,0 +1,290 @@
+// The worker agent over the in-memory runtime: fencing, exits, failure classes, re-adoption, reconciliation, bounds.
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Assignment, WorkerTaskStatus } from '../../src/api/worker-contract.js';
+import type { TaskSpec } from '../../src/kv/task-model.js';
+import { MinkubeError } from '../../src/lib/errors.js';
+import { MemoryHost, MemoryRuntime, type MemoryBehaviour, type RunSpec, type RuntimeFailureReason } from '../../src/runtime/index.js';
+import { WorkerAgent, type WorkerAgentOptions } from '../../src/worker/agent.js';
+
+const logger = pino({ level: 'silent' });
+const agents: WorkerAgent[] = [];
+afterEach(async () => {
+  await Promise.all(agents.splice(0).map((a) => a.close()));
+});
+
+/** The spec's env tells the fake runtime what the container does. */
+function behave(spec: RunSpec): Partial<MemoryBehaviour> {
+  const env = spec.env ?? {};
+  const out: Partial<MemoryBehaviour> = { logs: env.LOGS ?? '' };
+  if (env.DURATION_MS !== undefined) out.durationMs = Number(env.DURATION_MS);
+  if (env.EXIT_CODE !== undefined) out.exitCode = Number(env.EXIT_CODE);
+  if (env.RUN_FAILURE !== undefined) out.runFailure = env.RUN_FAILURE as RuntimeFailureReason;
+  return out;
+}
+
+function setup(opts: Partial<WorkerAgentOptions> & { host?: MemoryHost; runtime?: MemoryRuntime } = {}) {
+  const runtime = opts.runtime ?? new MemoryRuntime({ host: opts.host ?? new MemoryHost(), behave });
+  const agent = new WorkerAgent({ workerId: 'w1', runtime, logger, stopTimeoutMs: 50, ...opts });
+  agents.push(agent);
+  return { agent, runtime };
+}
+
+function assignment(taskId: string, attempt = 1, term = 1, spec: Partial<TaskSpec> = {}, desiredState: 'run' | 'stop' = 'run'): Assignment {
+  return { taskId, attempt, term, spec: { image: 'busybox', ...spec }, desiredState };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await sleep(5);
+  }
+}
+
+async function rejection(p: Promise<unknown>): Promise<MinkubeError> {
+  const err = await p.then(() => null, (e: unknown) => e);
+  expect(err).toBeInstanceOf(MinkubeError);
+  return err as MinkubeError;
+}
+
+describe('assign', () => {
+  it('starts a labelled container and answers running with its id', async () => {
+    const { agent, runtime } = setup();
+    const status = await agent.assign(assignment('t1', 2, 7, { command: ['sleep', '9'], labels: { app: 'x', 'minkube.worker': 'evil' } }));
+    expect(status).toMatchObject({ taskId: 't1', attempt: 2, term: 7, state: 'running', exitCode: null, error: null, finishedAt: null });
+    expect(status.containerId).toMatch(/^m-/);
+    const info = await runtime.inspect(status.containerId!);
+    expect(info?.name).toBe('minkube-t1-2-7');
+    expect(info?.labels).toEqual({ app: 'x', 'minkube.task': 't1', 'minkube.worker': 'w1', 'minkube.attempt': '2', 'minkube.term': '7' });
+    expect(agent.get('t1')).toEqual(status);
+    expect(agent.list()).toEqual([status]);
+  });
+
+  it('is idempotent for the same token: the same status, never a second container', async () => {
+    const { agent, runtime } = setup();
+    const first = await agent.assign(assignment('t1'));
+    const again = await Promise.all([agent.assign(assignment('t1')), agent.assign(assignment('t1'))]);
+    expect(again).toEqual([first, first]);
+    expect(runtime.calls.run).toBe(1);
+  });
+
+  it('refuses a token older than the newest seen, by attempt and then by term', async () => {
+    const { agent, runtime } = setup();
+    await agent.assign(assignment('t1', 2, 5));
+    const byAttempt = await rejection(agent.assign(assignment('t1', 1, 9)));
+    expect(byAttempt).toMatchObject({ code: 'TASK_STALE_FENCING_TOKEN', status: 409 });
+    expect(byAttempt.message).toMatch(/attempt 1 term 9 is older than attempt 2 term 5/);
+    expect((await rejection(agent.assign(assignment('t1', 2, 4)))).code).toBe('TASK_STALE_FENCING_TOKEN');
+    expect(runtime.calls.run).toBe(1);
+    expect(agent.get('t1')).toMatchObject({ attempt: 2, term: 5, state: 'running' });
+  });
+
+  it('a newer attempt replaces the older one: the old container is stopped and removed first', async () => {
+    const { agent, runtime } = setup();
+    const old = await agent.assign(assignment('t1', 1, 1));
+    const next = await agent.assign(assignment('t1', 2, 1));
+    expect(next).toMatchObject({ attempt: 2, state: 'running' });
+    expect(next.containerId).not.toBe(old.containerId);
+    await until(async () => (await runtime.inspect(old.containerId!)) === null);
+    const live = await runtime.list({ 'minkube.task': 't1' });
+    expect(live.map((c) => [c.id, c.state])).toEqual([[next.containerId, 'running']]);
+    expect(agent.list()).toHaveLength(1);
+  });
+
+  it('answers starting when the container takes longer than the assign wait, running later', async () => {
+    class SlowRuntime extends MemoryRuntime {
+      override async run(spec: RunSpec) {
+        await sleep(80);
+        return super.run(spec);
+      }
+    }
+    const { agent } = setup({ runtime: new SlowRuntime({ behave }), assignWaitMs: 10 });
+    expect(await agent.assign(assignment('t1'))).toMatchObject({ state: 'starting', containerId: null });
+    await until(() => agent.get('t1').state === 'running');
+    // A stop that arrives while starting stops the container once it has started.
+    await agent.assign(assignment('t2'));
+    const stopped = await agent.stop({ taskId: 't2', attempt: 1, term: 1 });
+    expect(stopped).toMatchObject({ state: 'stopped' });
+  });
+
+  it('an assignment with desired state stop records the task as stopped without starting anything', async () => {
+    const { agent, runtime } = setup();
+    expect(await agent.assign(assignment('t1', 1, 1, {}, 'stop'))).toMatchObject({ state: 'stopped', containerId: null });
+    expect(runtime.calls.run).toBe(0);
+  });
+});
+
+describe('stop', () => {
+  it('stops with the same token, refuses an older one, 404s an unknown task', async () => {
+    const { agent, runtime } = setup();
+    await agent.assign(assignment('t1', 3, 2));
+    expect((await rejection(agent.stop({ taskId: 't1', attempt: 2, term: 9 }))).code).toBe('TASK_STALE_FENCING_TOKEN');
+    expect((await rejection(agent.stop({ taskId: 'nope', attempt: 1, term: 1 }))).code).toBe('TASK_NOT_FOUND');
+    const status = await agent.stop({ taskId: 't1', attempt: 3, term: 2 });
+    expect(status).toMatchObject({ state: 'stopped', exitCode: 143, error: null });
+    expect(status.finishedAt).not.toBeNull();
+    expect(runtime.calls.stop).toBe(1);
+    // Again: answers the final status.
+    expect(await agent.stop({ taskId: 't1', attempt: 3, term: 2 })).toEqual(status);
+    await until(async () => (await runtime.list({})).length === 0);
+  });
+
+  it('a newer token stops the older attempt and fences a late assignment of the newer one', async () => {
+    const { agent, runtime } = setup();
+    const old = await agent.assign(assignment('t1', 1, 1));
+    const status = await agent.stop({ taskId: 't1', attempt: 2, term: 1 });
+    expect(status).toMatchObject({ attempt: 2, state: 'stopped', containerId: null });
+    expect((await runtime.inspect(old.containerId!))?.state ?? 'exited').toBe('exited');
+    // The assignment of attempt 2 arriving after its stop: the same token, so the current (stopped) status.
+    expect(await agent.assign(assignment('t1', 2, 1))).toEqual(status);
+    expect(runtime.calls.run).toBe(1);
+  });
+});
+
+describe('exits', () => {
+  it('records exit codes, removes the container and keeps its log tail', async () => {
+    const { agent, runtime } = setup();
+    await agent.assign(assignment('ok', 1, 1, { env: { DURATION_MS: '10', EXIT_CODE: '0', LOGS: 'hello\nworld\n' } }));
+    await agent.assign(assignment('bad', 1, 1, { env: { DURATION_MS: '10', EXIT_CODE: '3', LOGS: 'oops\n' } }));
+    await until(() => agent.list().every((s) => s.state !== 'running'));
+    expect(agent.get('ok')).toMatchObject({ state: 'succeeded', exitCode: 0, error: null });
+    expect(agent.get('bad')).toMatchObject({ state: 'failed', exitCode: 3, error: { class: 'permanent', message: 'the container exited with code 3' } });
+    await until(async () => (await runtime.list({})).length === 0);
+    expect(await agent.logs('ok', 1000)).toBe('hello\nworld\n');
+    expect(await agent.logs('ok', 1)).toBe('world\n');
+    expect(await agent.logs('bad', 10)).toBe('oops\n');
+  });
+
+  it('reads the logs of a running container from the runtime', async () => {
+    const { agent } = setup();
+    await agent.assign(assignment('t1', 1, 1, { env: { LOGS: 'a\nb\nc\n' } }));
+    expect(await agent.logs('t1', 2)).toBe('b\nc\n');
+    expect((await rejection(agent.logs('nope', 2))).code).toBe('TASK_NOT_FOUND');
+  });
+
+  it.each<[RuntimeFailureReason, 'permanent' | 'transient']>([
+    ['image-not-found', 'permanent'],
+    ['invalid-spec', 'permanent'],
+    ['daemon-unreachable', 'transient'],
+    ['out-of-space', 'transient'],
+  ])('a start failing with %s is failed with a %s error', async (reason, failureClass) => {
+    const { agent } = setup();
+    const status = await agent.assign(assignment('t1', 1, 1, { env: { RUN_FAILURE: reason } }));
+    expect(status).toMatchObject({ state: 'failed', containerId: null, exitCode: null, error: { class: failureClass } });
+    expect(status.error?.message).toContain(reason);
+  });
+});
+
+describe('re-adoption after a restart', () => {
+  it('a new agent on the same runtime re-adopts running containers and records the exits it missed', async () => {
+    const host = new MemoryHost();
+    const first = setup({ host });
+    const running = await first.agent.assign(assignment('long', 4, 2, { command: ['sleep', '99'] }));
+    await first.agent.assign(assignment('short', 1, 1, { env: { DURATION_MS: '30', EXIT_CODE: '4', LOGS: 'bye\n' } }));
+    await first.agent.close();
+    await sleep(60); // "short" exits while no agent watches
+
+    const second = setup({ host });
+    expect(await second.agent.adopt()).toBe(2);
+    expect(second.agent.get('long')).toMatchObject({ attempt: 4, term: 2, state: 'running', containerId: running.containerId });
+    expect(second.agent.get('short')).toMatchObject({ state: 'failed', exitCode: 4 });
+    expect(await second.agent.logs('short', 10)).toBe('bye\n');
+    expect(await second.runtime.list({ 'minkube.task': 'short' })).toEqual([]);
+    // The same assignment again is idempotent; the adopted container is watched again.
+    expect(await second.agent.assign(assignment('long', 4, 2))).toMatchObject({ containerId: running.containerId });
+    expect(second.runtime.calls.run).toBe(0);
+    await second.runtime.stop(running.containerId!, 0);
+    await until(() => second.agent.get('long').state === 'failed');
+    expect(second.agent.get('long').exitCode).toBe(143);
+  });
+});
+
+describe('reconcile', () => {
+  it('starts what is missing, stops what is not assigned, removes orphans, and leaves other workers alone', async () => {
+    const { agent, runtime } = setup();
+    await agent.assign(assignment('keep'));
+    await agent.assign(assignment('unwanted'));
+    await agent.assign(assignment('old', 1, 1));
+    await agent.assign(assignment('to-stop'));
+    const orphan = await runtime.run({ name: 'ghost', image: 'x', labels: { 'minkube.worker': 'w1', 'minkube.task': 'ghost', 'minkube.attempt': '1', 'minkube.term': '1' } });
+    const foreign = await runtime.run({ name: 'other', image: 'x', labels: { 'minkube.worker': 'w2' } });
+    await sleep(5);
+
+    const list = [assignment('keep'), assignment('new'), assignment('old', 2, 3), assignment('to-stop', 1, 1, {}, 'stop'), assignment('never-seen', 1, 1, {}, 'stop')];
+    const report = await agent.reconcile(async () => list);
+    expect(report.reached).toBe(true);
+    const kinds = report.corrections.map((c) => `${c.kind}:${'assignment' in c ? c.assignment.taskId : 'token' in c ? c.token.taskId : 'container' in c ? c.container.id : c.taskId}`);
+    expect(kinds.sort()).toEqual(['remove-orphan:' + orphan.id, 'start:new', 'start:old', 'stop:to-stop', 'stop:unwanted'].sort());
+
+    await until(() => agent.get('new').state === 'running' && agent.get('old').state === 'running');
+    expect(agent.get('old')).toMatchObject({ attempt: 2, term: 3 });
+    await until(() => agent.get('unwanted').state === 'stopped' && agent.get('to-stop').state === 'stopped');
+    expect(agent.get('keep').state).toBe('running');
+    expect(await runtime.inspect(orphan.id)).toBeNull();
+    expect((await runtime.inspect(foreign.id))?.state).toBe('running');
+    expect(() => agent.get('never-seen')).toThrow(/no task never-seen/);
+
+    // A second pass finds nothing to correct.
+    await until(async () => (await runtime.list({ 'minkube.worker': 'w1' })).length === 3);
+    expect((await agent.reconcile(async () => list)).corrections).toEqual([]);
+  });
+
+  it('changes nothing when no manager answers', async () => {
+    const { agent, runtime } = setup();
+    await agent.assign(assignment('t1'));
+    await runtime.run({ name: 'ghost', image: 'x', labels: { 'minkube.worker': 'w1' } });
+    const before = { statuses: agent.list(), calls: { ...runtime.calls } };
+    await sleep(5);
+    const report = await agent.reconcile(async () => {
+      throw new MinkubeError('UNREACHABLE', 'no manager answered');
+    });
+    expect(report).toEqual({ reached: false, corrections: [], evicted: 0 });
+    expect(agent.list()).toEqual(before.statuses);
+    expect(runtime.calls).toEqual(before.calls);
+    expect(await runtime.list({})).toHaveLength(2);
+  });
+
+  it('does not judge a task assigned after the list was fetched', async () => {
+    const { agent } = setup();
+    let lateStatus: WorkerTaskStatus | undefined;
+    const report = await agent.reconcile(async () => {
+      // Assigned by the leader while the (older) list was on its way.
+      lateStatus = await agent.assign(assignment('late'));
+      return [];
+    });
+    expect(lateStatus?.state).toBe('running');
+    expect(report.corrections).toEqual([]);
+    expect(agent.get('late').state).toBe('running');
+  });
+});
+
+describe('bounds', () => {
+  it('refuses a task past tasksMax until finished ones are acknowledged and evicted', async () => {
+    const { agent } = setup({ tasksMax: 2, finishedRetentionMs: 0 });
+    await agent.assign(assignment('a', 1, 1, { env: { DURATION_MS: '5' } }));
+    await agent.assign(assignment('b'));
+    const full = await rejection(agent.assign(assignment('c')));
+    expect(full).toMatchObject({ code: 'QUEUE_FULL', status: 429 });
+    await until(() => agent.get('a').state === 'succeeded');
+    await sleep(5);
+    // Still listed: not acknowledged, so not evicted.
+    expect((await agent.reconcile(async () => [assignment('a'), assignment('b')])).evicted).toBe(0);
+    expect((await rejection(agent.assign(assignment('c')))).code).toBe('QUEUE_FULL');
+    // No longer listed: acknowledged, evicted after the (zero) retention.
+    expect((await agent.reconcile(async () => [assignment('b')])).evicted).toBe(1);
+    expect(await agent.assign(assignment('c'))).toMatchObject({ state: 'running' });
+    expect(agent.list().map((s) => s.taskId).sort()).toEqual(['b', 'c']);
+  });
+
+  it('keeps a finished task through its retention time', async () => {
+    const { agent } = setup({ finishedRetentionMs: 60_000 });
+    await agent.assign(assignment('a', 1, 1, { env: { DURATION_MS: '5' } }));
+    await until(() => agent.get('a').state === 'succeeded');
+    await sleep(5);
+    expect((await agent.reconcile(async () => [])).evicted).toBe(0);
+    expect(agent.get('a').state).toBe('succeeded');
+  });
+});

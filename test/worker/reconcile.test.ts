@@ -1,0 +1,81 @@
+// The reconciliation planner as a pure function: which corrections follow from assignments, entries and containers.
+import { describe, expect, it } from 'vitest';
+import type { Assignment } from '../../src/api/worker-contract.js';
+import type { ContainerInfo } from '../../src/runtime/types.js';
+import { planReconcile, type ReconcileInput } from '../../src/worker/reconcile.js';
+import { containerLabels, newEntry, type LocalState, type TaskEntry } from '../../src/worker/task-entry.js';
+
+const listedAtMs = 1000;
+
+function entry(taskId: string, state: LocalState, opts: { attempt?: number; containerId?: string | null; createdAtMs?: number; startedAtMs?: number; cleanup?: TaskEntry['cleanup'] } = {}): TaskEntry {
+  const e = newEntry({ taskId, attempt: opts.attempt ?? 1, term: 1 }, { image: 'x' }, opts.createdAtMs ?? 500);
+  e.state = state;
+  e.containerId = opts.containerId === undefined ? `c-${taskId}` : opts.containerId;
+  e.startedAtMs = opts.startedAtMs ?? 600;
+  e.cleanup = opts.cleanup ?? 'none';
+  return e;
+}
+
+function container(id: string, taskId: string | null, attempt = 1, state: ContainerInfo['state'] = 'running'): ContainerInfo {
+  const labels = taskId === null ? { 'minkube.worker': 'w1' } : containerLabels('w1', { taskId, attempt, term: 1 });
+  return { id, name: id, image: 'x', labels, state, exitCode: null };
+}
+
+function run(taskId: string, attempt = 1, desiredState: 'run' | 'stop' = 'run'): Assignment {
+  return { taskId, attempt, term: 1, spec: { image: 'x' }, desiredState };
+}
+
+function plan(input: Partial<ReconcileInput>) {
+  return planReconcile({ assignments: [], entries: [], retiring: [], containers: [], listedAtMs, ...input }).map((c) => c.kind + ':' + c.reason);
+}
+
+describe('planReconcile', () => {
+  it('a running task whose container is gone is lost; one started after the list is not judged', () => {
+    const gone = entry('gone', 'running');
+    const fresh = entry('fresh', 'running', { startedAtMs: 1500, createdAtMs: 1400 });
+    expect(plan({ assignments: [run('gone'), run('fresh')], entries: [gone, fresh] })).toEqual([
+      'lost:the container c-gone of gone (attempt 1 term 1) is gone',
+    ]);
+  });
+
+  it('a container whose run() is in flight is not an orphan; a replaced attempt being stopped is not either', () => {
+    const starting = entry('s', 'starting', { containerId: null });
+    const retiring = entry('r', 'running', { containerId: 'c-old' });
+    const out = plan({
+      assignments: [run('s')],
+      entries: [starting],
+      retiring: [retiring],
+      containers: [container('c-new', 's'), container('c-old', 'r'), container('c-x', null)],
+    });
+    expect(out).toEqual(['remove-orphan:container c-x has no valid minkube labels']);
+  });
+
+  it('adopts an assigned container the map does not know, instead of starting a second one', () => {
+    const out = plan({ assignments: [run('t', 2)], containers: [container('c-t', 't', 2), container('c-t1', 't', 1, 'exited')] });
+    expect(out).toEqual([
+      'adopt:t (attempt 2 term 1) is assigned and its container c-t exists',
+      'remove-orphan:container c-t1 (t, attempt 1 term 1) belongs to no task of this worker',
+    ]);
+  });
+
+  it('retries the removal of an exited container that failed to be removed', () => {
+    const done = entry('d', 'succeeded', { cleanup: 'failed' });
+    expect(plan({ entries: [done], containers: [container('c-d', 'd', 1, 'exited')] })).toEqual([
+      'cleanup:the exited container c-d of d is still there',
+    ]);
+  });
+
+  it('with no container list, reconciles the map only; an older listed attempt changes nothing', () => {
+    const e = entry('t', 'running', { attempt: 3 });
+    expect(plan({ assignments: [run('t', 2), run('t', 1, 'stop'), run('n')], entries: [e], containers: null })).toEqual([
+      'start:n (attempt 1 term 1) is assigned but not on this worker',
+    ]);
+  });
+
+  it('the newest of duplicate assignments wins', () => {
+    const e = entry('t', 'running', { attempt: 1 });
+    expect(plan({ assignments: [run('t', 2), run('t', 1)], entries: [e], containers: [container('c-t', 't')] })).toEqual([
+      'start:t (attempt 2 term 1) is assigned but this worker has attempt 1 term 1',
+    ]);
+  });
+});

@@ -1,0 +1,158 @@
+// A real worker (startWorker, process runtime, temp-dir config) against a fake manager on 127.0.0.1: registration,
+// heartbeats with stats and statuses, reconciliation starting and stopping tasks, surviving a manager outage, restart.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fastify, type FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Assignment, HeartbeatRequest, RegisterRequest, WorkerTaskStatus } from '../../src/api/worker-contract.js';
+import { startWorker, type RunningWorker } from '../../src/worker/start.js';
+
+/** The three manager routes a worker calls, over state the test controls. */
+class FakeManager {
+  registrations: RegisterRequest[] = [];
+  heartbeats: HeartbeatRequest[] = [];
+  assignments: Assignment[] = [];
+  known = new Set<string>();
+  app: FastifyInstance | null = null;
+  port = 0;
+
+  async listen(port = 0): Promise<void> {
+    const app = fastify();
+    app.post<{ Body: RegisterRequest }>('/v1/workers', async (req) => {
+      this.registrations.push(req.body);
+      this.known.add(req.body.id);
+      return { worker: { id: req.body.id, apiAddress: req.body.apiAddress, state: 'ready', runtime: req.body.runtime, registeredAt: new Date().toISOString(), lastHeartbeatAt: null, stats: null, taskCount: 0 } };
+    });
+    app.post<{ Params: { id: string }; Body: HeartbeatRequest }>('/v1/workers/:id/heartbeat', async (req, reply) => {
+      if (!this.known.has(req.params.id)) return reply.code(404).send({ error: { code: 'WORKER_NOT_FOUND', message: 'no such worker' } });
+      this.heartbeats.push(req.body);
+      return { heartbeatIntervalMs: 50 };
+    });
+    app.get('/v1/workers/:id/assignments', async () => ({ items: this.assignments, nextCursor: null }));
+    await app.listen({ host: '127.0.0.1', port });
+    this.port = (app.server.address() as { port: number }).port;
+    this.app = app;
+  }
+
+  async close(): Promise<void> {
+    await this.app?.close();
+    this.app = null;
+  }
+
+  lastTasks(): readonly WorkerTaskStatus[] {
+    return this.heartbeats.at(-1)?.tasks ?? [];
+  }
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not reached in ${timeoutMs} ms: ${what}`);
+    await sleep(20);
+  }
+}
+
+const sleeper = (taskId: string): Assignment => ({
+  taskId, attempt: 1, term: 1, desiredState: 'run', spec: { image: 'none', command: ['sleep', '20'] },
+});
+
+let dir: string;
+let configPath: string;
+let workerPort: number;
+const fake = new FakeManager();
+const lines: Record<string, unknown>[] = [];
+const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+let worker: RunningWorker | null = null;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'minkube-worker-'));
+  await fake.listen();
+  workerPort = await freePort();
+  const deadManager = await freePort();
+  configPath = join(dir, 'cluster.json');
+  await writeFile(configPath, JSON.stringify({
+    // The first manager is down: the worker must go on to the next.
+    managers: [
+      { id: 'm0', raftAddress: `127.0.0.1:${await freePort()}`, apiAddress: `127.0.0.1:${deadManager}`, dataDir: 'm0' },
+      { id: 'm1', raftAddress: `127.0.0.1:${await freePort()}`, apiAddress: `127.0.0.1:${fake.port}`, dataDir: 'm1' },
+    ],
+    workers: [{ id: 'w1', apiAddress: `127.0.0.1:${workerPort}`, runtime: 'process', dataDir: 'w1' }],
+    tasks: { workerHeartbeatIntervalMs: 50, reconcileIntervalMs: 100, stopTimeoutMs: 1000 },
+  }));
+});
+
+afterAll(async () => {
+  if (process.env.DEBUG_WORKER_LOGS) console.log(lines.map((l) => JSON.stringify(l)).join("\n"));
+  if (worker !== null) {
+    for (const s of worker.agent.list()) if (s.state === 'running') await worker.agent.stop(s);
+    await worker.stop();
+  }
+  await fake.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function workerGet(path: string): Promise<Record<string, unknown>> {
+  const res = await fetch(`http://127.0.0.1:${workerPort}${path}`);
+  return (await res.json()) as Record<string, unknown>;
+}
+
+describe('a worker process against a fake manager', () => {
+  it('registers, heartbeats with stats, and runs what reconciliation finds assigned', async () => {
+    worker = await startWorker({ configPath, id: 'w1', logger });
+    expect(worker.apiUrl).toBe(`http://127.0.0.1:${workerPort}`);
+    await until('registered', () => fake.registrations.length > 0);
+    expect(fake.registrations[0]).toEqual({ id: 'w1', apiAddress: `127.0.0.1:${workerPort}`, runtime: 'process' });
+    await until('two heartbeats', () => fake.heartbeats.length >= 2);
+    const { stats } = fake.heartbeats.at(-1)!;
+    expect(stats.memoryTotalBytes).toBeGreaterThan(0);
+    expect(stats.diskFreeBytes).toBeGreaterThan(0);
+    expect(stats.runningTasks).toBe(0);
+
+    fake.assignments = [sleeper('t1'), sleeper('t2')];
+    await until('both tasks running in a heartbeat', () => fake.lastTasks().filter((t) => t.state === 'running').length === 2);
+    expect(fake.heartbeats.at(-1)!.stats.runningTasks).toBe(2);
+    expect(await workerGet('/v1/tasks/t1')).toMatchObject({ taskId: 't1', state: 'running', attempt: 1, term: 1 });
+  });
+
+  it('keeps its tasks running while the manager is down, registers again when it has forgotten the worker', async () => {
+    await fake.close();
+    await sleep(500); // several heartbeat and reconcile intervals without any manager
+    const during = (await workerGet('/v1/tasks')) as { items: WorkerTaskStatus[] };
+    expect(during.items.map((t) => [t.taskId, t.state]).sort()).toEqual([['t1', 'running'], ['t2', 'running']]);
+
+    // The manager comes back knowing nothing of the worker, and no longer assigns t2.
+    fake.known.clear();
+    fake.registrations = [];
+    fake.assignments = [sleeper('t1')];
+    await fake.listen(fake.port);
+    await until('registered again', () => fake.registrations.length > 0);
+    await until('t2 stopped', () => fake.lastTasks().find((t) => t.taskId === 't2')?.state === 'stopped');
+    expect(fake.lastTasks().find((t) => t.taskId === 't1')?.state).toBe('running');
+    expect(lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('reconcile: stop: t2'))).toBe(true);
+  });
+
+  it('a restarted worker re-adopts the running task; every log line names the worker', async () => {
+    const before = worker!.agent.get('t1');
+    await worker!.stop();
+    worker = null;
+    worker = await startWorker({ configPath, id: 'w1', logger });
+    expect(worker.agent.get('t1')).toMatchObject({ state: 'running', containerId: before.containerId });
+    expect(await workerGet('/v1/tasks/t1')).toMatchObject({ state: 'running', containerId: before.containerId });
+    const stopped = await worker.agent.stop(before);
+    expect(stopped.state).toBe('stopped');
+    expect(lines.length).toBeGreaterThan(5);
+    expect(lines.filter((l) => l.worker !== 'w1')).toEqual([]);
+  });
+});
