@@ -27,6 +27,25 @@ export const limits = {
   taskHistoryMax: 20,
   listLimitDefault: 100,
   listLimitMax: 1000,
+  /** Task records the state machine keeps; past it the oldest final task is forgotten, and with none, QUEUE_FULL. */
+  tasksRetainedMax: 200_000,
+  /** Idempotency-Key -> task id entries kept (oldest forgotten first). */
+  idempotencyKeysMax: 100_000,
+  idempotencyKeyBytesMax: 256,
+  /** Registered workers; a registration past it is refused with QUEUE_FULL. */
+  workersMax: 1000,
+  /** Placements in one Raft command (one scheduling pass proposes at most this many). */
+  placementBatchMax: 1000,
+  /** Task reports (state changes seen by workers) in one Raft command. */
+  reportBatchMax: 2000,
+  /** Assignments and stops the leader has in flight to workers at once, and queued behind them. */
+  assignConcurrencyMax: 64,
+  assignQueueMax: 100_000,
+  /** A task spec's command, env and labels. */
+  taskCommandArgsMax: 4096,
+  taskMapEntriesMax: 1024,
+  /** maxAttempts a spec may ask for. */
+  taskAttemptsMax: 1000,
   // container runtimes
   /** One Docker API call (not wait, not pull): a hung daemon must not hang the worker. */
   runtimeCallTimeoutMsDefault: 15_000,
@@ -54,4 +73,5 @@ assert(limits.raftAppendBytesMax < limits.frameBytesMax, 'an append must fit in 
 assert(limits.httpBodyBytesDefault < limits.raftAppendBytesMax, 'one request body must fit in one append');
 assert(limits.kvSessionResultsMax >= limits.proposalQueueMax, 'a session remembers every in-flight proposal of a manager');
 assert(limits.listLimitDefault <= limits.listLimitMax, 'the default page fits under the maximum');
+assert(limits.assignQueueMax >= limits.placementBatchMax, 'one placement batch fits in the assignment queue');
 assert(limits.runtimePingTimeoutMsDefault < limits.runtimeCallTimeoutMsDefault, 'a start-up ping is quicker than any call');
