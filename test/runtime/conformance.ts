@@ -29,151 +29,175 @@ export async function expectFailure(
   return failure;
 }
 
+/** What the tests share: the subject (set in beforeAll) and unique names and labels for this run of the suite. */
+class Harness {
+  subject!: ConformanceSubject;
+  readonly suite = randomBytes(4).toString('hex');
+  private seq = 0;
+  private readonly created: string[] = [];
+
+  get rt(): ContainerRuntime {
+    return this.subject.runtime;
+  }
+
+  spec(command: string[] | undefined, extra: Partial<RunSpec> = {}): RunSpec {
+    const labels = { ...this.subject.labels, 'minkube.conformance': this.suite, ...extra.labels };
+    const s: RunSpec = { ...extra, name: `minkube-conf-${this.suite}-${++this.seq}`, image: this.subject.image, labels };
+    if (command !== undefined) s.command = command;
+    return s;
+  }
+
+  /** Runs a container that afterAll removes. */
+  async start(command: string[], extra: Partial<RunSpec> = {}): Promise<string> {
+    const { id } = await this.rt.run(this.spec(command, extra));
+    this.created.push(id);
+    return id;
+  }
+
+  async cleanup(): Promise<void> {
+    await Promise.all(this.created.splice(0).map((id) => this.rt.remove(id)));
+    await this.subject.cleanup();
+  }
+}
+
 export function runRuntimeConformance(name: string, factory: () => Promise<ConformanceSubject>): void {
   // Concurrent: the tests share nothing but the runtime (names and labels are unique), and most of a container's time
   // is spent waiting on the engine.
   describe.concurrent(`ContainerRuntime conformance: ${name}`, () => {
-    let subject: ConformanceSubject;
-    let rt: ContainerRuntime;
-    const suite = randomBytes(4).toString('hex');
-    let seq = 0;
-    const created: string[] = [];
-
+    const h = new Harness();
     beforeAll(async () => {
-      subject = await factory();
-      rt = subject.runtime;
+      h.subject = await factory();
     });
     afterAll(async () => {
-      await Promise.all(created.splice(0).map((id) => rt.remove(id)));
-      await subject?.cleanup();
+      await h.cleanup();
     });
+    outputTests(h);
+    lifecycleTests(h);
+    failureTests(h);
+  });
+}
 
-    const spec = (command: string[] | undefined, extra: Partial<RunSpec> = {}): RunSpec => {
-      const labels = { ...subject.labels, 'minkube.conformance': suite, ...extra.labels };
-      const s: RunSpec = { ...extra, name: `minkube-conf-${suite}-${++seq}`, image: subject.image, labels };
-      if (command !== undefined) s.command = command;
-      return s;
-    };
-    const start = async (command: string[], extra: Partial<RunSpec> = {}): Promise<string> => {
-      const { id } = await rt.run(spec(command, extra));
-      created.push(id);
-      return id;
-    };
+/** Exit codes, output, env and labels. */
+function outputTests(h: Harness): void {
+  it('runs echo; wait gives exit code 0 and logs() the output', async () => {
+    const id = await h.start(['echo', 'hello', 'world']);
+    expect(await h.rt.wait(id)).toEqual({ exitCode: 0 });
+    expect(await h.rt.logs(id)).toBe('hello world\n');
+  });
 
-    it('runs echo; wait gives exit code 0 and logs() the output', async () => {
-      const id = await start(['echo', 'hello', 'world']);
-      expect(await rt.wait(id)).toEqual({ exitCode: 0 });
-      expect(await rt.logs(id)).toBe('hello world\n');
-    });
+  it('reports exit codes 0 and 3', async () => {
+    const ok = await h.start(['true']);
+    const three = await h.start(['sh', '-c', 'exit 3']);
+    expect(await h.rt.wait(ok)).toEqual({ exitCode: 0 });
+    expect(await h.rt.wait(three)).toEqual({ exitCode: 3 });
+    expect(await h.rt.inspect(three)).toMatchObject({ state: 'exited', exitCode: 3 });
+  });
 
-    it('reports exit codes 0 and 3', async () => {
-      const ok = await start(['true']);
-      const three = await start(['sh', '-c', 'exit 3']);
-      expect(await rt.wait(ok)).toEqual({ exitCode: 0 });
-      expect(await rt.wait(three)).toEqual({ exitCode: 3 });
-      expect(await rt.inspect(three)).toMatchObject({ state: 'exited', exitCode: 3 });
-    });
+  it('passes env through', async () => {
+    const id = await h.start(['sh', '-c', 'echo "$MINKUBE_GREETING"'], { env: { MINKUBE_GREETING: 'hi there' } });
+    await h.rt.wait(id);
+    expect(await h.rt.logs(id)).toBe('hi there\n');
+  });
 
-    it('passes env through', async () => {
-      const id = await start(['sh', '-c', 'echo "$MINKUBE_GREETING"'], { env: { MINKUBE_GREETING: 'hi there' } });
-      await rt.wait(id);
-      expect(await rt.logs(id)).toBe('hi there\n');
-    });
+  it('logs stdout and stderr, and honours tailLines', async () => {
+    const both = await h.start(['sh', '-c', 'echo out; echo err >&2']);
+    const lines = await h.start(['sh', '-c', 'echo 1; echo 2; echo 3']);
+    await Promise.all([h.rt.wait(both), h.rt.wait(lines)]);
+    const text = await h.rt.logs(both);
+    expect(text).toContain('out\n');
+    expect(text).toContain('err\n');
+    expect(await h.rt.logs(lines, { tailLines: 2 })).toBe('2\n3\n');
+  });
 
-    it('logs stdout and stderr, and honours tailLines', async () => {
-      const both = await start(['sh', '-c', 'echo out; echo err >&2']);
-      const lines = await start(['sh', '-c', 'echo 1; echo 2; echo 3']);
-      await Promise.all([rt.wait(both), rt.wait(lines)]);
-      const text = await rt.logs(both);
-      expect(text).toContain('out\n');
-      expect(text).toContain('err\n');
-      expect(await rt.logs(lines, { tailLines: 2 })).toBe('2\n3\n');
-    });
+  it('keeps labels, and list filters on every given label', async () => {
+    const a = await h.start(['true'], { labels: { 'minkube.task': 't-a', 'minkube.group': 'g' } });
+    const b = await h.start(['true'], { labels: { 'minkube.task': 't-b', 'minkube.group': 'g' } });
+    await Promise.all([h.rt.wait(a), h.rt.wait(b)]);
+    const both = await h.rt.list({ 'minkube.conformance': h.suite, 'minkube.group': 'g' });
+    expect(both.map((c) => c.id).sort()).toEqual([a, b].sort());
+    const onlyA = await h.rt.list({ 'minkube.conformance': h.suite, 'minkube.task': 't-a' });
+    expect(onlyA.map((c) => c.id)).toEqual([a]);
+    expect(onlyA[0]?.labels).toMatchObject({ 'minkube.task': 't-a', 'minkube.group': 'g' });
+    expect(await h.rt.list({ 'minkube.conformance': h.suite, 'minkube.task': 'nobody' })).toEqual([]);
+  });
+}
 
-    it('keeps labels, and list filters on every given label', async () => {
-      const a = await start(['true'], { labels: { 'minkube.task': 't-a', 'minkube.group': 'g' } });
-      const b = await start(['true'], { labels: { 'minkube.task': 't-b', 'minkube.group': 'g' } });
-      await Promise.all([rt.wait(a), rt.wait(b)]);
-      const both = await rt.list({ 'minkube.conformance': suite, 'minkube.group': 'g' });
-      expect(both.map((c) => c.id).sort()).toEqual([a, b].sort());
-      const onlyA = await rt.list({ 'minkube.conformance': suite, 'minkube.task': 't-a' });
-      expect(onlyA.map((c) => c.id)).toEqual([a]);
-      expect(onlyA[0]?.labels).toMatchObject({ 'minkube.task': 't-a', 'minkube.group': 'g' });
-      expect(await rt.list({ 'minkube.conformance': suite, 'minkube.task': 'nobody' })).toEqual([]);
-    });
+/** Stopping, removing, waiting, and re-adoption by a restarted worker. */
+function lifecycleTests(h: Harness): void {
+  it('inspect shows a running container, then its exit and times', async () => {
+    const id = await h.start(['sleep', '30']);
+    const running = await h.rt.inspect(id);
+    expect(running).toMatchObject({ id, state: 'running', exitCode: null });
+    expect(running?.startedAt).toBeTypeOf('number');
+    await h.rt.stop(id, 0);
+    const exited = await h.rt.inspect(id);
+    expect(exited?.state).toBe('exited');
+    expect(exited?.exitCode).not.toBe(0);
+    expect(exited?.finishedAt).toBeGreaterThanOrEqual(exited?.startedAt ?? Infinity);
+  });
 
-    it('inspect shows a running container, then its exit and times', async () => {
-      const id = await start(['sleep', '30']);
-      const running = await rt.inspect(id);
-      expect(running).toMatchObject({ id, state: 'running', exitCode: null });
-      expect(running?.startedAt).toBeTypeOf('number');
-      await rt.stop(id, 0);
-      const exited = await rt.inspect(id);
-      expect(exited?.state).toBe('exited');
-      expect(exited?.exitCode).not.toBe(0);
-      expect(exited?.finishedAt).toBeGreaterThanOrEqual(exited?.startedAt ?? Infinity);
-    });
+  it('stops a long sleep within the timeout', async () => {
+    const id = await h.start(['sleep', '30']);
+    const waited = h.rt.wait(id);
+    const t0 = performance.now();
+    await h.rt.stop(id, 1000);
+    expect(performance.now() - t0).toBeLessThan(1000 + 2000);
+    const { exitCode } = await waited;
+    expect(exitCode).not.toBe(0);
+    expect((await h.rt.inspect(id))?.state).toBe('exited');
+  });
 
-    it('stops a long sleep within the timeout', async () => {
-      const id = await start(['sleep', '30']);
-      const waited = rt.wait(id);
-      const t0 = performance.now();
-      await rt.stop(id, 1000);
-      expect(performance.now() - t0).toBeLessThan(1000 + 2000);
-      const { exitCode } = await waited;
-      expect(exitCode).not.toBe(0);
-      expect((await rt.inspect(id))?.state).toBe('exited');
-    });
+  it('stop and remove of an exited or removed container are no-ops', async () => {
+    const id = await h.start(['true']);
+    await h.rt.wait(id);
+    await h.rt.stop(id, 1000);
+    await h.rt.remove(id);
+    await h.rt.stop(id, 1000);
+    await h.rt.remove(id);
+    expect(await h.rt.inspect(id)).toBeNull();
+  });
 
-    it('stop and remove of an exited or removed container are no-ops', async () => {
-      const id = await start(['true']);
-      await rt.wait(id);
-      await rt.stop(id, 1000);
-      await rt.remove(id);
-      await rt.stop(id, 1000);
-      await rt.remove(id);
-      expect(await rt.inspect(id)).toBeNull();
-    });
+  it('a wait abandoned through its signal rejects', async () => {
+    const id = await h.start(['sleep', '30']);
+    const controller = new AbortController();
+    const waiting = h.rt.wait(id, { signal: controller.signal });
+    controller.abort();
+    await expect(waiting).rejects.toBeInstanceOf(RuntimeFailure);
+  });
 
-    it('a command that does not exist is a permanent failure', async () => {
-      await expectFailure(rt.run(spec(['/nonexistent/minkube-no-such-command'])), 'command-not-found', 'permanent');
-      await expectFailure(rt.run(spec(['minkube-no-such-command'])), 'command-not-found', 'permanent');
-    });
+  it('a fresh runtime instance re-adopts a running container through list', async () => {
+    const id = await h.start(['sleep', '30'], { labels: { 'minkube.task': 'adopt-me' } });
+    const waited = h.rt.wait(id);
+    const fresh = await h.subject.fresh();
+    try {
+      const found = await fresh.list({ 'minkube.conformance': h.suite, 'minkube.task': 'adopt-me' });
+      expect(found).toHaveLength(1);
+      expect(found[0]).toMatchObject({ id, state: 'running', labels: { 'minkube.task': 'adopt-me' } });
+      await fresh.stop(id, 1000);
+      expect((await fresh.inspect(id))?.state).toBe('exited');
+      expect((await waited).exitCode).not.toBe(0);
+    } finally {
+      await fresh.close();
+    }
+  });
+}
 
-    it('an invalid spec is a permanent failure', async () => {
-      await expectFailure(rt.run({ ...spec(['true']), name: '' }), 'invalid-spec', 'permanent');
-      await expectFailure(rt.run(spec([])), 'invalid-spec', 'permanent');
-    });
+/** Failures and their classes. */
+function failureTests(h: Harness): void {
+  it('a command that does not exist is a permanent failure', async () => {
+    await expectFailure(h.rt.run(h.spec(['/nonexistent/minkube-no-such-command'])), 'command-not-found', 'permanent');
+    await expectFailure(h.rt.run(h.spec(['minkube-no-such-command'])), 'command-not-found', 'permanent');
+  });
 
-    it('inspect of an unknown id is null; wait and logs of one fail permanently', async () => {
-      const unknown = 'f00dfeedf00dfeedf00dfeedf00dfeedf00dfeedf00dfeedf00dfeedf00dfeed';
-      expect(await rt.inspect(unknown)).toBeNull();
-      await expectFailure(rt.wait(unknown), 'container-not-found', 'permanent');
-      await expectFailure(rt.logs(unknown), 'container-not-found', 'permanent');
-    });
+  it('an invalid spec is a permanent failure', async () => {
+    await expectFailure(h.rt.run({ ...h.spec(['true']), name: '' }), 'invalid-spec', 'permanent');
+    await expectFailure(h.rt.run(h.spec([])), 'invalid-spec', 'permanent');
+  });
 
-    it('a wait abandoned through its signal rejects', async () => {
-      const id = await start(['sleep', '30']);
-      const controller = new AbortController();
-      const waiting = rt.wait(id, { signal: controller.signal });
-      controller.abort();
-      await expect(waiting).rejects.toBeInstanceOf(RuntimeFailure);
-    });
-
-    it('a fresh runtime instance re-adopts a running container through list', async () => {
-      const id = await start(['sleep', '30'], { labels: { 'minkube.task': 'adopt-me' } });
-      const waited = rt.wait(id);
-      const fresh = await subject.fresh();
-      try {
-        const found = await fresh.list({ 'minkube.conformance': suite, 'minkube.task': 'adopt-me' });
-        expect(found).toHaveLength(1);
-        expect(found[0]).toMatchObject({ id, state: 'running', labels: { 'minkube.task': 'adopt-me' } });
-        await fresh.stop(id, 1000);
-        expect((await fresh.inspect(id))?.state).toBe('exited');
-        expect((await waited).exitCode).not.toBe(0);
-      } finally {
-        await fresh.close();
-      }
-    });
+  it('inspect of an unknown id is null; wait and logs of one fail permanently', async () => {
+    const unknown = 'f00dfeedf00dfeedf00dfeedf00dfeedf00dfeedf00dfeedf00dfeedf00dfeed';
+    expect(await h.rt.inspect(unknown)).toBeNull();
+    await expectFailure(h.rt.wait(unknown), 'container-not-found', 'permanent');
+    await expectFailure(h.rt.logs(unknown), 'container-not-found', 'permanent');
   });
 }
