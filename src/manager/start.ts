@@ -42,7 +42,12 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
   // Every line carries the node id, and the term and role at the time it was written.
   const logger =
     parentLogger?.child({ node: id }) ??
-    pino({ base: { node: id }, mixin: () => ({ term: view.term, role: view.role }), timestamp: pino.stdTimeFunctions.isoTime });
+    pino({
+      level: process.env.MINKUBE_LOG_LEVEL ?? 'info',
+      base: { node: id },
+      mixin: () => ({ term: view.term, role: view.role }),
+      timestamp: pino.stdTimeFunctions.isoTime,
+    });
   const members: Member[] = config.managers.map((m) => ({ id: nodeId(m.id), raftAddress: m.raftAddress, apiAddress: m.apiAddress }));
   const tickMs = config.raft.heartbeatIntervalMs;
   const electionTicks = Math.max(2, Math.round(config.raft.electionTimeoutMs / tickMs));

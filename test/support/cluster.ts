@@ -140,18 +140,19 @@ export class ProcCluster {
   /** Waits until every listed manager that is up agrees on one leader; returns its id. */
   async waitForLeader(opts: { among?: string[]; timeoutMs?: number; excluding?: string } = {}): Promise<string> {
     const among = opts.among ?? this.managerIds.filter((id) => this.node(id).proc !== null);
-    const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
+    const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
     while (Date.now() < deadline) {
       const views = await Promise.all(among.map((id) => this.http(id, 'GET', '/v1/cluster', undefined, 1000).catch(() => null)));
       const leaders = new Set(views.map((v) => (v?.status === 200 ? (v.body.leaderId as string | null) : null)));
       const [only] = [...leaders];
-      if (leaders.size === 1 && typeof only === 'string' && only !== opts.excluding) {
-        const leaderView = views[among.indexOf(only)];
-        if (leaderView === undefined || leaderView?.body?.role === 'leader') return only;
+      // Agreement alone is not enough: followers keep naming a dead leader until they time out, so the named
+      // leader must itself be among the asked and say it leads.
+      if (leaders.size === 1 && typeof only === 'string' && only !== opts.excluding && views[among.indexOf(only)]?.body?.role === 'leader') {
+        return only;
       }
       await sleep(50);
     }
-    throw new Error(`no agreed leader among ${among.join(', ')} within ${opts.timeoutMs ?? 15_000} ms (logs in ${this.dir})`);
+    throw new Error(`no agreed leader among ${among.join(', ')} within ${opts.timeoutMs ?? 30_000} ms (logs in ${this.dir})`);
   }
 }
 
