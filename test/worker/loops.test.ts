@@ -1,0 +1,114 @@
+// The worker's background loops over a scripted ManagerLink: registration retried while every manager is down,
+// re-registration on WORKER_NOT_FOUND, heartbeats with the task statuses, reconciliation on its interval.
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from '../../src/api/worker-contract.js';
+import type { WorkerRecord } from '../../src/kv/task-model.js';
+import { MinkubeError } from '../../src/lib/errors.js';
+import { SeededRandom } from '../../src/lib/random.js';
+import { MemoryRuntime } from '../../src/runtime/index.js';
+import { WorkerAgent } from '../../src/worker/agent.js';
+import { WorkerLoops } from '../../src/worker/loops.js';
+import type { ManagerLink } from '../../src/worker/managers.js';
+
+const logger = pino({ level: 'silent' });
+const unreachable = () => new MinkubeError('UNREACHABLE', 'no manager answered');
+
+class ScriptedLink implements ManagerLink {
+  up = false;
+  knows = false;
+  registers = 0;
+  heartbeats: HeartbeatRequest[] = [];
+  assigned: Assignment[] = [];
+  assignmentCalls = 0;
+
+  async register(req: RegisterRequest): Promise<WorkerRecord> {
+    this.registers++;
+    if (!this.up) throw unreachable();
+    this.knows = true;
+    return { id: req.id, apiAddress: req.apiAddress, state: 'ready', runtime: req.runtime, registeredAt: '', lastHeartbeatAt: null, stats: null, taskCount: 0 };
+  }
+
+  async heartbeat(_id: string, req: HeartbeatRequest): Promise<HeartbeatResponse> {
+    if (!this.up) throw unreachable();
+    if (!this.knows) throw new MinkubeError('WORKER_NOT_FOUND');
+    this.heartbeats.push(req);
+    return { heartbeatIntervalMs: 20 };
+  }
+
+  async assignments(): Promise<Assignment[]> {
+    this.assignmentCalls++;
+    if (!this.up) throw unreachable();
+    return this.assigned;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until(what: string, check: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`not reached: ${what}`);
+    await sleep(5);
+  }
+}
+
+const running: Array<{ loops: WorkerLoops; agent: WorkerAgent }> = [];
+afterEach(async () => {
+  for (const r of running.splice(0)) {
+    await r.loops.stop();
+    await r.agent.close();
+  }
+});
+
+function setup(link: ScriptedLink) {
+  const agent = new WorkerAgent({ workerId: 'w1', runtime: new MemoryRuntime(), logger, stopTimeoutMs: 10 });
+  const loops = new WorkerLoops({
+    agent, link, logger, registration: { id: 'w1', apiAddress: '127.0.0.1:1', runtime: 'memory' },
+    heartbeatIntervalMs: 20, reconcileIntervalMs: 30, random: new SeededRandom(1), registerBackoffBaseMs: 5, registerBackoffCapMs: 20,
+  });
+  running.push({ loops, agent });
+  return { agent, loops };
+}
+
+describe('WorkerLoops', () => {
+  it('retries registration in the background while every manager is down, then heartbeats', async () => {
+    const link = new ScriptedLink();
+    const { loops } = setup(link);
+    loops.start();
+    await until('several failed registrations', () => link.registers >= 5);
+    expect(loops.isRegistered).toBe(false);
+    expect(link.assignmentCalls).toBeGreaterThan(0); // reconciliation tried, and changed nothing
+    link.up = true;
+    await until('registered and heartbeating', () => loops.isRegistered && link.heartbeats.length >= 2);
+    expect(link.heartbeats[0]!.stats).toMatchObject({ runningTasks: 0, cpuUtilization: null });
+  });
+
+  it('registers again when a manager answers WORKER_NOT_FOUND, and reports task statuses', async () => {
+    const link = new ScriptedLink();
+    link.up = true;
+    const { loops, agent } = setup(link);
+    link.assigned = [{ taskId: 't1', attempt: 1, term: 1, spec: { image: 'x' }, desiredState: 'run' }];
+    loops.start();
+    await until('t1 reported running', () => link.heartbeats.at(-1)?.tasks.some((t) => t.taskId === 't1' && t.state === 'running') ?? false);
+    expect(link.heartbeats.at(-1)!.stats.runningTasks).toBe(1);
+    const registers = link.registers;
+    link.knows = false; // the managers lost the worker record
+    await until('registered again', () => link.registers > registers && link.knows);
+    const beats = link.heartbeats.length;
+    await until('heartbeats resume', () => link.heartbeats.length > beats);
+    expect(agent.get('t1').state).toBe('running');
+  });
+
+  it('stops promptly, with nothing left running in the background', async () => {
+    const link = new ScriptedLink();
+    const { loops } = setup(link);
+    loops.start();
+    await sleep(30);
+    const t0 = Date.now();
+    await loops.stop();
+    expect(Date.now() - t0).toBeLessThan(500);
+    const calls = link.registers + link.assignmentCalls;
+    await sleep(60);
+    expect(link.registers + link.assignmentCalls).toBe(calls);
+  });
+});
