@@ -1,7 +1,7 @@
 // Storage: latency of one synced save of one entry (the follower's common case), and throughput of 256-entry
 // batches (a busy leader's Ready), on LevelRaftStorage in a temp dir. `npx tsx bench/storage.ts [--saves 500] [--batches 200]`
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { logIndex, nodeId, term } from '../src/lib/ids.js';
 import type { Entry } from '../src/raft/types.js';
@@ -61,7 +61,9 @@ async function main(): Promise<void> {
     const loadMs = round(performance.now() - loadStart);
     printTable('LevelRaftStorage: synced saves', rows);
     console.log(`\nload(): ${loaded.entries.length} entries in ${loadMs} ms`);
-    console.log(JSON.stringify({ bench: 'storage', rows, load: { entries: loaded.entries.length, ms: loadMs } }));
+    // The machine may be shared: the load average says how much of it this run had.
+    console.log(`load average: ${loadavg()[0]!.toFixed(1)}`);
+    console.log(JSON.stringify({ bench: 'storage', loadAverage: round(loadavg()[0]!, 1), rows, load: { entries: loaded.entries.length, ms: loadMs } }));
   } finally {
     await s.close();
     await rm(root, { recursive: true, force: true });

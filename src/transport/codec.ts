@@ -26,10 +26,11 @@ export interface RaftFrame {
 
 export type Frame = HelloFrame | RaftFrame;
 
-// Plain msgpack maps rather than msgpackr records: every frame decodes on its own, with any msgpack decoder.
-const packr = new Packr({ useRecords: false });
+// msgpackr records without shared structures: each frame carries its own record definitions, so it decodes on its
+// own, and decoding is about twice as fast as plain maps (bench/transport.ts). Plain maps are accepted too.
+const packr = new Packr({ useRecords: true });
 // copyBuffers: entry data must not keep a whole received frame alive for as long as the entry sits in the log.
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, copyBuffers: true });
+const unpackr = new Unpackr({ useRecords: true, mapsAsObjects: true, copyBuffers: true });
 
 /** The frame's bytes, length prefix included (msgpackr reserves the 4 bytes, so the payload is not copied). */
 export function encodeFrame(frame: Frame): Buffer {

@@ -41,10 +41,11 @@ type ConnState = 'handshake' | 'open' | 'closed';
 class Connection {
   state: ConnState = 'handshake';
   readonly decoder: FrameDecoder;
-  readonly openedAtMs = performance.now();
+  openedAtMs = 0;
   framesReceived = 0;
   /** Set when we closed it for a bad frame (already logged and counted). */
   failed = false;
+  lastError: string | null = null;
   timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -74,6 +75,8 @@ class PeerLink {
   flushScheduled = false;
   redialTimer: NodeJS.Timeout | null = null;
   redialAttempt = 0;
+  /** Dials in a row that never connected: the first is logged at info, the rest at debug. */
+  dialFailures = 0;
   dropped = 0;
 
   constructor(
@@ -227,6 +230,7 @@ export class TcpTransport implements Transport {
   private track(conn: Connection): void {
     const { socket } = conn;
     this.sockets.add(socket);
+    socket.setNoDelay(true);
     socket.setKeepAlive(true, 1000);
     socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));
     socket.on('drain', () => {
@@ -234,7 +238,8 @@ export class TcpTransport implements Transport {
       if (link?.conn === conn) this.scheduleFlush(link);
     });
     socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (conn.state !== 'closed') this.log.debug({ peer: conn.peer, remote: conn.remote, err: err.code ?? err.message }, 'peer socket error');
+      conn.lastError = err.code ?? err.message;
+      if (conn.state === 'open') this.log.debug({ peer: conn.peer, remote: conn.remote, err: conn.lastError }, 'peer socket error');
     });
     socket.on('close', () => this.onClose(conn));
   }
@@ -242,6 +247,8 @@ export class TcpTransport implements Transport {
   private opened(link: PeerLink, conn: Connection): void {
     const old = link.conn;
     conn.state = 'open';
+    conn.openedAtMs = performance.now();
+    link.dialFailures = 0;
     link.conn = conn;
     this.counters.connectionsOpened++;
     if (old !== null && old !== conn) {
@@ -264,14 +271,22 @@ export class TcpTransport implements Transport {
     }
     const link = conn.peer === null ? undefined : this.links.get(conn.peer);
     if (link === undefined) return;
+    if (conn.dialed && !wasOpen && !this.closing) this.dialFailed(link, conn);
     if (link.conn === conn) {
       link.conn = null;
       if (wasOpen && !this.closing) this.log.info({ peer: link.id }, 'peer disconnected');
     }
     if (!link.dials || this.closing || link.conn !== null) return;
     // A connection that carried frames or lived a while was healthy: start the backoff over.
-    if (conn.framesReceived > 0 || performance.now() - conn.openedAtMs >= this.reconnectMaxMs) link.redialAttempt = 0;
+    if (wasOpen && (conn.framesReceived > 0 || performance.now() - conn.openedAtMs >= this.reconnectMaxMs)) link.redialAttempt = 0;
     this.scheduleRedial(link);
+  }
+
+  private dialFailed(link: PeerLink, conn: Connection): void {
+    link.dialFailures++;
+    const fields = { peer: link.id, address: `${link.host}:${link.port}`, err: conn.lastError, failures: link.dialFailures };
+    if (link.dialFailures === 1) this.log.info(fields, 'cannot reach peer; retrying with backoff');
+    else this.log.debug(fields, 'cannot reach peer');
   }
 
   /** Full jitter: a uniform delay in [0, min(max, base * 2^attempt)). */

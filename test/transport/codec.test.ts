@@ -1,6 +1,6 @@
 // The wire format: frames split and joined at any byte, length limits enforced before buffering, and every field of
 // every message type validated before it can reach the Raft core.
-import { Packr } from 'msgpackr';
+import { Packr, Unpackr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { nodeId } from '../../src/lib/ids.js';
 import type { Message } from '../../src/raft/types.js';
@@ -44,6 +44,16 @@ describe('encodeFrame / FrameDecoder', () => {
       const chunks: Buffer[] = [];
       for (let i = 0; i < stream.length; i += size) chunks.push(stream.subarray(i, i + size));
       expect(plain(decodeAll(chunks))).toEqual(plain(frames));
+    }
+  });
+
+  it('makes every frame self-contained: a decoder that saw no earlier frame reads any later one', () => {
+    // One encoder serves every connection, so a frame must never lean on record definitions sent on another.
+    for (let i = 0; i < 200; i++) encodeFrame(frames[i % 3]!);
+    for (const f of frames) {
+      const fresh = new Unpackr({ useRecords: true, mapsAsObjects: true });
+      const decoded = fresh.unpack(encodeFrame(f).subarray(4)) as Frame;
+      expect(plain([decoded])).toEqual(plain([f]));
     }
   });
 
