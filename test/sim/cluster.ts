@@ -43,6 +43,9 @@ export interface ClusterOptions {
   trace?: TraceSink | null;
 }
 
+/** A core that hands out this many Readies in one event without waiting on the disk is stuck in a loop. */
+const readiesPerEventMax = 10_000;
+
 export type ApplyListener = (node: SimNode, entry: Entry, command: AppliedCommand | null) => void;
 export type ClockListener = (tick: number) => void;
 
@@ -131,6 +134,11 @@ export class SimCluster {
   /** Global ticks elapsed (the clock event at time k * tickUnits is tick k). */
   tick = 0;
   trace: TraceSink | null;
+  /**
+   * Sees every message as it is sent: return it (or a changed copy) to send it, null to lose it. Scenario tests use
+   * it to shape the network more finely than links can (Figure 8 needs appends stripped of the new term's entries).
+   */
+  intercept: ((m: Message) => Message | null) | null = null;
   diskLatencyUnitsMin: number;
   diskLatencyUnitsMax: number;
 
@@ -398,7 +406,8 @@ export class SimCluster {
   /** Takes Readies while no write is in flight: a Ready with a write waits for its sync, one without finishes now. */
   private pump(i: number): void {
     const node = this.nodes[i]!;
-    while (node.core !== null && node.syncing === null && node.core.hasReady()) {
+    for (let rounds = 0; node.core !== null && node.syncing === null && node.core.hasReady(); rounds++) {
+      if (rounds === readiesPerEventMax) throw new Error(`${node.id} kept producing Readies (${rounds} in one event)`);
       const rd = node.core.ready();
       node.syncing = rd;
       const write = rd.hardState !== null || rd.entries.length > 0;
@@ -443,12 +452,18 @@ export class SimCluster {
     }
   }
 
-  private send(i: number, m: Message): void {
+  private send(i: number, sent: Message): void {
     const s = this.stats;
-    s.sent[m.type]++;
+    s.sent[sent.type]++;
     s.sentTotal++;
-    if (m.type === 'appendResponse' && !m.success) s.rejectedAppends++;
-    this.checker?.onSend(i, m);
+    if (sent.type === 'appendResponse' && !sent.success) s.rejectedAppends++;
+    this.checker?.onSend(i, sent);
+    const m = this.intercept === null ? sent : this.intercept(sent);
+    if (m === null) {
+      s.dropped++;
+      if (this.trace !== null) this.log(`drop ${describeMessage(sent)} (intercepted)`);
+      return;
+    }
     const to = this.indexOf.get(m.to);
     if (to === undefined) throw new Error(`${m.from} sent a message to unknown node ${m.to}`);
     if (!this.network.linkUp(i, to)) {

@@ -1,0 +1,266 @@
+// The simulator itself: one seed replays one trace exactly, and every checker fails on a node built to break its
+// invariant (a checker that cannot fail is worthless).
+import { describe, expect, it } from 'vitest';
+import { createRaftNode } from '../../src/raft/index.js';
+import type { Message, RaftConfig, RaftInitialState, RaftNode, RaftStatus, Ready } from '../../src/raft/types.js';
+import type { CoreFactory } from './cluster.js';
+import { commandKey, decodeCommand, type SimStateMachine } from './state-machine.js';
+import { runSimulation, SimulationFailure, type RunOptions } from './run.js';
+
+function traceOf(o: RunOptions): string[] {
+  const lines: string[] = [];
+  runSimulation({ ...o, trace: (l) => lines.push(l) });
+  return lines;
+}
+
+/** Wraps a core, replacing some of its methods. */
+function wrap(core: RaftNode, over: Partial<RaftNode>): RaftNode {
+  return {
+    tick: () => core.tick(),
+    step: (m) => core.step(m),
+    propose: (c) => core.propose(c),
+    readIndex: (ctx) => core.readIndex(ctx),
+    transferLeadership: (t) => core.transferLeadership(t),
+    campaign: () => core.campaign(),
+    hasReady: () => core.hasReady(),
+    ready: () => core.ready(),
+    advance: (rd) => core.advance(rd),
+    status: () => core.status(),
+    entryAt: (i) => core.entryAt(i),
+    ...over,
+  };
+}
+
+/** Real cores everywhere but on `victim` (every node when null), whose core is wrapped by `over`. */
+function breakNode(victim: string | null, over: (core: RaftNode) => Partial<RaftNode>): CoreFactory {
+  return (config: RaftConfig, initial: RaftInitialState) => {
+    const core = createRaftNode(config, initial);
+    return victim === null || config.id === victim ? wrap(core, over(core)) : core;
+  };
+}
+
+function failureOf(o: RunOptions): SimulationFailure {
+  try {
+    runSimulation(o);
+  } catch (err) {
+    expect(err).toBeInstanceOf(SimulationFailure);
+    return err as SimulationFailure;
+  }
+  throw new Error('the run passed: the checker did not notice the broken node');
+}
+
+const run = { seed: 11, steps: 150, nodes: 3, profile: 'calm' } as const;
+
+describe('determinism', () => {
+  it('two runs with one seed print the identical trace', () => {
+    const o: RunOptions = { seed: 4242, steps: 120, nodes: 5, profile: 'chaos' };
+    const a = traceOf(o);
+    const b = traceOf(o);
+    expect(a.length).toBeGreaterThan(1000);
+    expect(b).toEqual(a);
+    expect(traceOf({ ...o, seed: 4243 })).not.toEqual(a);
+  });
+
+  it('tracing does not change the run', () => {
+    const o: RunOptions = { seed: 77, steps: 120, nodes: 3, profile: 'figure8' };
+    const traced = runSimulation({ ...o, trace: () => undefined });
+    expect(runSimulation(o)).toEqual(traced);
+  });
+});
+
+describe('the checkers catch a broken node', () => {
+  it('election safety: a node that claims to lead a term someone else leads', () => {
+    const f = failureOf({
+      ...run,
+      cluster: {
+        createCore: breakNode('n2', (core) => ({
+          status: (): RaftStatus => {
+            const st = core.status();
+            return st.term > 0 && st.role === 'follower' && st.leaderId !== null ? { ...st, role: 'leader' } : st;
+          },
+        })),
+      },
+    });
+    expect(f.invariant).toBe('election safety');
+  });
+
+  it('state machine safety: a node that applies a different entry at an index', () => {
+    const f = failureOf({
+      ...run,
+      cluster: {
+        createCore: breakNode('n3', (core) => ({
+          ready: (): Ready => {
+            const rd = core.ready();
+            const committedEntries = rd.committedEntries.map((e) => (e.index === 5 ? { ...e, data: new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]) } : e));
+            return { ...rd, committedEntries };
+          },
+        })),
+      },
+    });
+    expect(f.invariant).toBe('state machine safety');
+    expect(f.message).toContain('npm run sim -- --seed 11 --steps 150 --nodes 3 --profile calm');
+  });
+
+  it('log matching: a node that persists an entry with other data under the same index and term', () => {
+    const f = failureOf({
+      ...run,
+      cluster: {
+        createCore: breakNode('n1', (core) => ({
+          ready: (): Ready => {
+            const rd = core.ready();
+            return { ...rd, entries: rd.entries.map((e) => (e.index === 4 ? { ...e, data: new Uint8Array([9]) } : e)) };
+          },
+        })),
+      },
+    });
+    expect(f.invariant).toBe('log matching');
+  });
+
+  it('leader completeness: a new leader whose log lacks a committed entry', () => {
+    const f = failureOf({
+      ...run,
+      profile: 'crashes',
+      cluster: {
+        createCore: breakNode(null, (core) => ({
+          entryAt: (i) => {
+            const e = core.entryAt(i);
+            const st = core.status();
+            return e !== undefined && i === 1 && st.role === 'leader' && st.term >= 2 ? { ...e, data: new Uint8Array([7]) } : e;
+          },
+        })),
+      },
+    });
+    expect(f.invariant).toBe('leader completeness');
+  });
+
+  it('leader append-only: a leader whose log gets shorter', () => {
+    let calls = 0;
+    const f = failureOf({
+      ...run,
+      cluster: {
+        createCore: breakNode(null, (core) => ({
+          status: (): RaftStatus => {
+            const st = core.status();
+            return st.role === 'leader' && st.lastIndex > 3 && ++calls % 2 === 0 ? { ...st, lastIndex: (st.lastIndex - 1) as typeof st.lastIndex } : st;
+          },
+        })),
+      },
+    });
+    expect(f.invariant).toBe('leader append-only');
+  });
+
+  it('committed entries are final: a node whose committed entry differs from the one committed before', () => {
+    const f = failureOf({
+      ...run,
+      cluster: {
+        createCore: breakNode('n2', (core) => ({
+          entryAt: (i) => {
+            const e = core.entryAt(i);
+            return e !== undefined && i === 3 ? { ...e, term: (e.term + 1) as typeof e.term } : e;
+          },
+        })),
+      },
+    });
+    expect(f.invariant).toBe('committed entries are final');
+  });
+
+  it('one vote per term: a node that grants every vote it is asked for', () => {
+    // Without pre-vote and check-quorum, split votes (two candidates in one term) come often.
+    const f = failureOf({
+      ...run,
+      seed: 2,
+      nodes: 5,
+      profile: 'chaos',
+      cluster: {
+        raft: { preVote: false, checkQuorum: false },
+        createCore: breakNode('n4', (core) => {
+          const extra: Message[] = [];
+          return {
+            step: (m: Message) => {
+              core.step(m);
+              if (m.type === 'vote' && !m.preVote) {
+                extra.push({ type: 'voteResponse', from: m.to, to: m.from, term: m.term, preVote: false, granted: true });
+              }
+            },
+            hasReady: () => extra.length > 0 || core.hasReady(),
+            ready: (): Ready => {
+              const rd = core.ready();
+              const messages = [...rd.messages, ...extra.splice(0)];
+              return { ...rd, messages };
+            },
+          };
+        }),
+      },
+    });
+    expect(['one vote per term', 'election safety']).toContain(f.invariant);
+  });
+
+  it('acknowledge only what is on disk: a node that acknowledges appends it has not persisted', () => {
+    const f = failureOf({
+      ...run,
+      cluster: {
+        createCore: breakNode('n2', (core) => ({
+          ready: (): Ready => {
+            const rd = core.ready();
+            const messages = rd.messages.map((m) => (m.type === 'appendResponse' && m.success ? { ...m, index: (m.index + 3) as typeof m.index } : m));
+            return { ...rd, messages };
+          },
+        })),
+      },
+    });
+    expect(f.invariant).toBe('acknowledge only what is on disk');
+  });
+
+  it('restart durability: a node that never persists its commit index', () => {
+    const f = failureOf({
+      ...run,
+      profile: 'crashes',
+      cluster: {
+        createCore: breakNode(null, (core) => {
+          // The core itself must see its own Ready back, or it would hand out the same hard state forever.
+          const original = new WeakMap<Ready, Ready>();
+          return {
+            ready: (): Ready => {
+              const rd = core.ready();
+              if (rd.hardState === null) return rd;
+              const broken = { ...rd, hardState: { ...rd.hardState, commit: 0 as typeof rd.hardState.commit } };
+              original.set(broken, rd);
+              return broken;
+            },
+            advance: (rd: Ready) => core.advance(original.get(rd) ?? rd),
+          };
+        }),
+      },
+    });
+    expect(f.invariant).toBe('restart durability');
+  });
+
+  it('liveness: nodes that never campaign', () => {
+    const f = failureOf({ ...run, steps: 20, livenessTicksMax: 100, cluster: { raft: { electionTicks: 100_000 } } });
+    expect(f.invariant).toBe('liveness');
+  });
+
+  it('applied exactly once: a state machine without client sessions applies a retried command twice', () => {
+    const f = failureOf({
+      ...run,
+      seed: 1,
+      profile: 'lossy',
+      cluster: {
+        createStateMachine: (): SimStateMachine => {
+          const effects = new Map<string, number>();
+          return {
+            apply: (e) => {
+              const id = e.type === 'command' ? decodeCommand(e.data) : null;
+              if (id === null) return null;
+              effects.set(commandKey(id), (effects.get(commandKey(id)) ?? 0) + 1);
+              return { ...id, effective: true };
+            },
+            effectCount: (key) => effects.get(key) ?? 0,
+            digest: () => String(effects.size),
+          };
+        },
+      },
+    });
+    expect(f.invariant).toBe('applied exactly once');
+  });
+});
