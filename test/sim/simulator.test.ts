@@ -255,7 +255,7 @@ describe('the checkers catch a broken node', () => {
               effects.set(commandKey(id), (effects.get(commandKey(id)) ?? 0) + 1);
               return { ...id, effective: true };
             },
-            effectCount: (key) => effects.get(key) ?? 0,
+            effectCount: (id) => effects.get(commandKey(id)) ?? 0,
             digest: () => String(effects.size),
           };
         },

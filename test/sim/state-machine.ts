@@ -22,11 +22,15 @@ export function encodeCommand(id: CommandId, payloadBytes = 0): Uint8Array {
 
 export function decodeCommand(data: Uint8Array): CommandId | null {
   if (data.byteLength < commandHeaderBytes) return null;
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  return { clientId: view.getUint32(0), seq: view.getUint32(4) };
+  const clientId = ((data[0]! << 24) | (data[1]! << 16) | (data[2]! << 8) | data[3]!) >>> 0;
+  const seq = ((data[4]! << 24) | (data[5]! << 16) | (data[6]! << 8) | data[7]!) >>> 0;
+  return { clientId, seq };
 }
 
 export const commandKey = (id: CommandId): string => `${id.clientId}:${id.seq}`;
+
+/** A numeric key for maps on hot paths: exact while seq < 2^26 and clientId < 2^26. */
+const numericKey = (id: CommandId): number => id.clientId * 0x4000000 + id.seq;
 
 /** What applying one committed entry meant: the command it carried, and whether its effect happened now. */
 export interface AppliedCommand extends CommandId {
@@ -37,8 +41,8 @@ export interface AppliedCommand extends CommandId {
 /** One node's state machine. A restarted node gets a fresh one and re-applies the log from index 1. */
 export interface SimStateMachine {
   apply(entry: Entry): AppliedCommand | null;
-  /** How many times the effect of `key` (see commandKey) was applied; exactly-once wants 1. */
-  effectCount(key: string): number;
+  /** How many times the effect of command `id` was applied; exactly-once wants 1. */
+  effectCount(id: CommandId): number;
   /** A digest of the state, equal on two nodes that applied the same commands. */
   digest(): string;
 }
@@ -47,7 +51,7 @@ export type StateMachineFactory = () => SimStateMachine;
 
 /** Applies each command id once, remembering every id it has seen (a client session without expiry). */
 export class SessionStateMachine implements SimStateMachine {
-  private readonly effects = new Map<string, number>();
+  private readonly effects = new Map<number, number>();
   private hash = 0;
   private count = 0;
 
@@ -55,16 +59,16 @@ export class SessionStateMachine implements SimStateMachine {
     if (entry.type !== 'command') return null;
     const id = decodeCommand(entry.data);
     if (id === null) return null;
-    const key = commandKey(id);
-    if (this.effects.has(key)) return { ...id, effective: false };
+    const key = numericKey(id);
+    if (this.effects.has(key)) return { clientId: id.clientId, seq: id.seq, effective: false };
     this.effects.set(key, 1);
     this.count++;
     this.hash = (Math.imul(this.hash ^ id.clientId, 0x01000193) + id.seq) >>> 0;
-    return { ...id, effective: true };
+    return { clientId: id.clientId, seq: id.seq, effective: true };
   }
 
-  effectCount(key: string): number {
-    return this.effects.get(key) ?? 0;
+  effectCount(id: CommandId): number {
+    return this.effects.get(numericKey(id)) ?? 0;
   }
 
   digest(): string {

@@ -153,7 +153,7 @@ export class Workload {
     for (const node of this.cluster.nodes) {
       if (!node.up) continue;
       for (const id of this.acked) {
-        const n = node.sm.effectCount(commandKey(id));
+        const n = node.sm.effectCount(id);
         if (n !== 1) {
           throw new SafetyViolation('applied exactly once', `${node.id} applied acknowledged command ${commandKey(id)} ${n} times`);
         }
