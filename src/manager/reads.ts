@@ -80,11 +80,7 @@ export class ReadBatcher {
     const error = (): MinkubeError =>
       leaderKnown ? new MinkubeError('TIMEOUT', 'the read could not be confirmed by a quorum in time') : new MinkubeError('NO_LEADER');
     this.queued = expireList(this.queued, nowMs, error);
-    if (this.inflight !== null) {
-      const live = expireList(this.inflight.waiters, nowMs, error);
-      this.inflight.waiters.length = 0;
-      this.inflight.waiters.push(...live);
-    }
+    if (this.inflight !== null) this.inflight = { ...this.inflight, waiters: expireList(this.inflight.waiters, nowMs, error) };
     for (const c of this.confirmed) c.waiters = expireList(c.waiters, nowMs, error);
     this.startRound(nowMs);
   }

@@ -1,0 +1,76 @@
+// The ReadIndex batcher: one round in flight, later reads join the next round, deadlines always answer.
+import { describe, expect, it } from 'vitest';
+import { MinkubeError } from '../../src/lib/errors.js';
+import { ReadBatcher } from '../../src/manager/reads.js';
+import type { ProposeResult } from '../../src/raft/types.js';
+
+function setup(answer: ProposeResult = { ok: true, forwardedTo: null }) {
+  const rounds: string[] = [];
+  const batcher = new ReadBatcher({
+    contextPrefix: 'c:',
+    queueMax: 3,
+    retryAfterMs: 100,
+    readIndex: (ctx) => {
+      rounds.push(ctx);
+      return answer;
+    },
+  });
+  const outcomes: string[] = [];
+  const read = (name: string, deadlineMs: number) =>
+    batcher.add({ deadlineMs, resolve: () => outcomes.push(`${name} ok`), reject: (e: MinkubeError) => outcomes.push(`${name} ${e.code}`) }, 0);
+  return { batcher, rounds, outcomes, read };
+}
+
+describe('ReadBatcher', () => {
+  it('reads that arrive while a round is in flight join the next round, and resolve once applied', () => {
+    const { batcher, rounds, outcomes, read } = setup();
+    read('a', 1000);
+    read('b', 1000);
+    expect(rounds).toEqual(['c:1']);
+    batcher.onReadState('c:1', 5, 4, 10);
+    expect(rounds).toEqual(['c:1', 'c:2']);
+    expect(outcomes).toEqual([]);
+    batcher.onApplied(5);
+    expect(outcomes).toEqual(['a ok']);
+    batcher.onReadState('c:2', 5, 5, 20);
+    expect(outcomes).toEqual(['a ok', 'b ok']);
+  });
+
+  it('a tick before the deadline keeps a read in flight (regression: it used to drop it)', () => {
+    const { batcher, outcomes, read } = setup();
+    read('a', 1000);
+    batcher.tick(10, true);
+    batcher.onReadState('c:1', 1, 1, 20);
+    expect(outcomes).toEqual(['a ok']);
+  });
+
+  it('a lost round is started again after retryAfterMs', () => {
+    const { batcher, rounds, outcomes, read } = setup();
+    read('a', 1000);
+    batcher.tick(150, true);
+    expect(rounds).toEqual(['c:1', 'c:2']);
+    batcher.onReadState('c:1', 1, 1, 160); // the answer to the abandoned round is ignored
+    expect(outcomes).toEqual([]);
+    batcher.onReadState('c:2', 1, 1, 170);
+    expect(outcomes).toEqual(['a ok']);
+  });
+
+  it('past its deadline a read fails: NO_LEADER without a leader, TIMEOUT with one', () => {
+    const noLeader = setup({ ok: false, reason: 'NO_LEADER', leaderId: null });
+    noLeader.read('a', 50);
+    noLeader.batcher.tick(60, false);
+    expect(noLeader.outcomes).toEqual(['a NO_LEADER']);
+    const withLeader = setup();
+    withLeader.read('b', 50);
+    withLeader.batcher.tick(60, true);
+    expect(withLeader.outcomes).toEqual(['b TIMEOUT']);
+  });
+
+  it('a full queue refuses with QUEUE_FULL', () => {
+    const { read } = setup({ ok: false, reason: 'NO_LEADER', leaderId: null });
+    read('a', 1000);
+    read('b', 1000);
+    read('c', 1000);
+    expect(() => read('d', 1000)).toThrow(expect.objectContaining({ code: 'QUEUE_FULL' }));
+  });
+});
