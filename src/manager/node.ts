@@ -60,6 +60,7 @@ export class RaftNodeDriver<R> {
   private lastRole: Role = 'follower';
   private lastLeader: NodeId | null = null;
   private fatalError: Error | null = null;
+  private syncedHardState: { term: number; vote: NodeId | null } = { term: 0, vote: null };
   /** Resolves when the node stops, with the error that stopped it, if any. */
   readonly stoppedPromise: Promise<Error | null>;
   private resolveStopped!: (e: Error | null) => void;
@@ -70,6 +71,8 @@ export class RaftNodeDriver<R> {
   ) {
     this.id = o.id;
     this.core = core;
+    const hs = core.status();
+    this.syncedHardState = { term: hs.term, vote: hs.vote };
     const resendAfterMs = o.tickMs * o.electionTicks;
     this.proposals = new ProposalTracker<R>({ queueMax: o.proposalQueueMax, resendAfterMs });
     this.reads = new ReadBatcher({
@@ -185,7 +188,7 @@ export class RaftNodeDriver<R> {
         this.flushProposals();
         if (!this.core.hasReady()) break;
         const rd = this.core.ready();
-        if (rd.hardState !== null || rd.entries.length > 0) await this.o.storage.save(rd.hardState, rd.entries);
+        if (rd.hardState !== null || rd.entries.length > 0) await this.o.storage.save(rd.hardState, rd.entries, { sync: this.mustSync(rd) });
         if (this.stopped) break;
         this.handleReady(rd);
       }
@@ -194,6 +197,14 @@ export class RaftNodeDriver<R> {
     } finally {
       this.draining = false;
     }
+  }
+
+  /** A write needs fsync only when it holds entries or a new term or vote; a commit index alone can be relearnt. */
+  private mustSync(rd: Ready): boolean {
+    const hs = rd.hardState;
+    const synced = rd.entries.length > 0 || (hs !== null && (hs.term !== this.syncedHardState.term || hs.vote !== this.syncedHardState.vote));
+    if (hs !== null) this.syncedHardState = { term: hs.term, vote: hs.vote };
+    return synced;
   }
 
   private handleReady(rd: Ready): void {

@@ -8,7 +8,7 @@ import { logIndex, type LogIndex } from '../lib/ids.js';
 import type { Entry, HardState, RaftInitialState } from '../raft/types.js';
 import { checkRange, checkSave, emptyHardState } from './common.js';
 import * as rec from './records.js';
-import type { MetaStore, RaftStorage } from './types.js';
+import type { MetaStore, RaftStorage, SaveOptions } from './types.js';
 
 type Db = ClassicLevel<Buffer, Buffer>;
 type Batch = ReturnType<Db['batch']>;
@@ -87,7 +87,7 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
   }
 
   /** One synced batch: the hard state, the entries, and deletes of the stored entries after the new last index. */
-  save(hardState: HardState | null, entries: readonly Entry[]): Promise<void> {
+  save(hardState: HardState | null, entries: readonly Entry[], options: SaveOptions = {}): Promise<void> {
     return this.serial(async () => {
       const newLast = checkSave(entries, this.first, this.last);
       if (hardState === null && entries.length === 0) return;
@@ -97,7 +97,7 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
         if (entries.length > 0) {
           for (let i = newLast + 1; i <= this.last; i++) batch.del(rec.entryKey(i));
         }
-      });
+      }, options.sync ?? true);
       if (entries.length > 0) {
         if (this.last < this.first) this.first = entries[0]!.index;
         this.last = newLast;
@@ -137,11 +137,11 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
   }
 
   /** One synced write. A chained batch: abstract-level's array form costs several times more per operation. */
-  private async write(fill: (batch: Batch) => void): Promise<void> {
+  private async write(fill: (batch: Batch) => void, sync = true): Promise<void> {
     const batch = this.db.batch();
     try {
       fill(batch);
-      await batch.write({ sync: true });
+      await batch.write({ sync });
     } catch (err) {
       await batch.close().catch(() => undefined);
       this.failure = new MinkubeError('INTERNAL', `writing to the data directory ${this.dir} failed: ${describe(err)}`, { cause: err });

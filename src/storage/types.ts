@@ -18,14 +18,21 @@ export interface StableStore {
   hardState(): Promise<HardState>;
 }
 
+export interface SaveOptions {
+  /** Default true. */
+  readonly sync?: boolean;
+}
+
 export interface RaftStorage extends LogStore, StableStore {
   /** Everything the node persisted. Fails with STORAGE_CORRUPT, naming the data directory, on a bad checksum or a gap. */
   load(): Promise<RaftInitialState>;
   /**
-   * One synced write of a Ready: the hard state (when set) and the entries, replacing every stored entry at an
-   * index >= entries[0].index. Resolves only when the write is durable.
+   * One write of a Ready: the hard state (when set) and the entries, replacing every stored entry at an
+   * index >= entries[0].index. Synced unless `sync: false`; resolves only when the write is durable.
+   * The caller skips the sync only when nothing but the commit index changed (as etcd's MustSync does): a commit
+   * index lost in a power failure is learnt again from the leader, and the entries it covers were synced.
    */
-  save(hardState: HardState | null, entries: readonly Entry[]): Promise<void>;
+  save(hardState: HardState | null, entries: readonly Entry[], options?: SaveOptions): Promise<void>;
   close(): Promise<void>;
 }
 
