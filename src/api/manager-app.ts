@@ -1,13 +1,19 @@
-// The managers' HTTP API as a fastify app: cluster view, kv, health and readiness, over a ManagerService.
+// The managers' HTTP API as a fastify app: cluster view, kv, health and readiness, over a ManagerService; tasks and
+// workers over a TasksService.
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { buildBaseApp } from './http.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { healthRoutes } from './routes/health.js';
 import { kvRoutes } from './routes/kv.js';
-import type { ManagerService } from './service.js';
+import { taskRoutes } from './routes/tasks.js';
+import { workerRoutes } from './routes/workers.js';
+import type { ManagerService, TasksService } from './service.js';
+import { limits } from '../lib/limits.js';
 
 export interface ManagerAppOptions {
   service: ManagerService;
+  /** The task and worker routes are served when given. */
+  tasks?: TasksService;
   /** A pino logger, or false (the default) for none. */
   logger?: FastifyBaseLogger | false;
   bodyLimitBytes?: number;
@@ -26,5 +32,9 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
   void app.register(healthRoutes, { ready: () => service.ready() });
   void app.register(clusterRoutes, { service });
   void app.register(kvRoutes, { service });
+  if (opts.tasks !== undefined) {
+    void app.register(taskRoutes, { tasks: opts.tasks, bodyLimitBytes: opts.bodyLimitBytes ?? limits.httpBodyBytesDefault });
+    void app.register(workerRoutes, { tasks: opts.tasks });
+  }
   return app;
 }

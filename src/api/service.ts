@@ -1,6 +1,8 @@
 // The contract between the managers' HTTP API and the manager runtime: the API validates and translates HTTP,
 // the service does the work. Failures are thrown as MinkubeError (NO_LEADER, KV_VERSION_MISMATCH, TIMEOUT, ...).
+import type { TaskRecord, TaskSpec, TaskState, WorkerRecord } from '../kv/task-model.js';
 import type { Role } from '../raft/types.js';
+import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from './worker-contract.js';
 
 export interface RequestContext {
   /** The x-request-id of the HTTP request (the client's, or generated). */
@@ -56,4 +58,39 @@ export interface ManagerService {
   /** Answers the version (log index) of the delete. */
   kvDelete(key: string, ifVersion: number | undefined, ctx: RequestContext): Promise<KvVersion>;
   ready(): ReadyState;
+}
+
+// ---- tasks and workers (the tasks issue): served when the app is built with a TasksService ----
+
+/** Every list in the API: a page of items and the cursor of the next page (null on the last one). */
+export interface Page<T> {
+  readonly items: readonly T[];
+  readonly nextCursor: string | null;
+}
+
+export interface TaskListQuery {
+  readonly state?: TaskState;
+  readonly workerId?: string;
+  readonly limit: number;
+  /** The last id of the previous page. */
+  readonly cursor?: string;
+  readonly consistency: ReadConsistency;
+}
+
+export interface TasksService {
+  /** Creates a pending task (or answers the one an earlier call with the same idempotency key created). */
+  submitTask(spec: TaskSpec, idempotencyKey: string | undefined, ctx: RequestContext): Promise<TaskRecord>;
+  /** Throws TASK_NOT_FOUND. */
+  getTask(id: string, consistency: ReadConsistency, ctx: RequestContext): Promise<TaskRecord>;
+  listTasks(query: TaskListQuery, ctx: RequestContext): Promise<Page<TaskRecord>>;
+  /** Desired state stop. Stopping a stopped task answers it again; a task that succeeded or failed is TASK_ALREADY_FINAL. */
+  stopTask(id: string, ctx: RequestContext): Promise<TaskRecord>;
+  /** The newest lines of the task's output, from the worker that ran its latest attempt. */
+  taskLogs(id: string, tailLines: number, ctx: RequestContext): Promise<string>;
+  registerWorker(req: RegisterRequest, ctx: RequestContext): Promise<WorkerRecord>;
+  workerHeartbeat(id: string, req: HeartbeatRequest, ctx: RequestContext): Promise<HeartbeatResponse>;
+  /** Linearizable: the worker's scheduled and running tasks with their fencing tokens and desired states. */
+  workerAssignments(id: string, ctx: RequestContext): Promise<Assignment[]>;
+  listWorkers(query: { limit: number; cursor?: string; consistency: ReadConsistency }, ctx: RequestContext): Promise<Page<WorkerRecord>>;
+  getWorker(id: string, consistency: ReadConsistency, ctx: RequestContext): Promise<WorkerRecord>;
 }

@@ -2,6 +2,9 @@
 // same way, so decoding validates the shape strictly: a node that cannot understand an entry must stop, not guess.
 import { Packr } from 'msgpackr';
 import { MinkubeError } from '../lib/errors.js';
+import { decodeTaskCommand, isTaskOp, wireTaskCommand, type TaskCommand } from './task-commands.js';
+
+export type * from './task-commands.js';
 
 export interface PutCommand {
   readonly op: 'put';
@@ -17,8 +20,8 @@ export interface DeleteCommand {
   readonly ifVersion?: number;
 }
 
-/** Open union: the tasks issue adds task and worker records. Every switch over `op` ends in assertNever. */
-export type Command = PutCommand | DeleteCommand;
+/** Keys and task/worker records (task-commands.ts). Every switch over `op` ends in assertNever. */
+export type Command = PutCommand | DeleteCommand | TaskCommand;
 export type CommandOp = Command['op'];
 
 /** What one Raft entry carries: the command and the client session it belongs to. */
@@ -50,6 +53,14 @@ function wireCommand(cmd: Command): Record<string, unknown> {
       return cmd.ifVersion === undefined ? { op: cmd.op, key: cmd.key, value: cmd.value } : { op: cmd.op, key: cmd.key, value: cmd.value, ifVersion: cmd.ifVersion };
     case 'delete':
       return cmd.ifVersion === undefined ? { op: cmd.op, key: cmd.key } : { op: cmd.op, key: cmd.key, ifVersion: cmd.ifVersion };
+    case 'task.submit':
+    case 'task.place':
+    case 'task.report':
+    case 'task.stop':
+    case 'worker.register':
+    case 'worker.heartbeat':
+    case 'worker.state':
+      return wireTaskCommand(cmd);
     default:
       return assertNeverCommand(cmd);
   }
@@ -77,7 +88,12 @@ export function decodeCommand(data: Uint8Array): CommandEnvelope {
 
 function decodeBody(cmd: unknown): Command {
   if (!isRecord(cmd)) throw malformed('cmd must be a map');
-  const op = cmd.op as CommandOp;
+  if (isTaskOp(cmd.op)) {
+    const decoded = decodeTaskCommand(cmd);
+    if (!decoded.ok) throw malformed(decoded.problem);
+    return decoded.cmd;
+  }
+  const op = cmd.op as 'put' | 'delete';
   if (typeof cmd.key !== 'string') throw malformed('cmd.key must be a string');
   if (cmd.ifVersion !== undefined && !isVersion(cmd.ifVersion)) throw malformed('cmd.ifVersion must be an integer >= 0');
   const ifVersion = cmd.ifVersion as number | undefined;

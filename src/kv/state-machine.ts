@@ -6,6 +6,10 @@ import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { assertNeverCommand, decodeCommand, type Command, type CommandEnvelope, type DeleteCommand, type PutCommand } from './commands.js';
 import { SortedKeys } from './sorted-keys.js';
+import { TaskStore, type TaskApplyErrorCode, type TaskStoreOptions } from './task-store.js';
+import { encodeTaskSnapshot } from './task-snapshot.js';
+
+const emptyTaskSnapshot = encodeTaskSnapshot({ tasks: [], workers: [], cursor: null, idempotency: [] });
 
 export interface KvRecord {
   readonly key: string;
@@ -18,8 +22,9 @@ export interface KvRecord {
  * 'TIMEOUT' answers a retried command whose session no longer remembers it (see Session.floor): it is not applied
  * again, and whether it was applied once is unknown, which is exactly what TIMEOUT tells a client.
  */
-export type ApplyErrorCode = 'KV_VERSION_MISMATCH' | 'KV_KEY_NOT_FOUND' | 'TIMEOUT';
+export type ApplyErrorCode = 'KV_VERSION_MISMATCH' | 'KV_KEY_NOT_FOUND' | 'TIMEOUT' | TaskApplyErrorCode;
 
+/** For task and worker commands, `key` is the id of the task or worker the command was about ('' for batches). */
 export type ApplyResult =
   | { readonly ok: true; readonly key: string; readonly version: number }
   | { readonly ok: false; readonly code: ApplyErrorCode; readonly message: string; readonly currentVersion: number };
@@ -37,6 +42,7 @@ export interface AppliedCommand {
 export interface KvStateMachineOptions {
   sessionsMax?: number;
   sessionResultsMax?: number;
+  tasks?: TaskStoreOptions;
 }
 
 /**
@@ -53,7 +59,8 @@ interface Session {
   readonly results: Map<number, ApplyResult>;
 }
 
-const SNAPSHOT_FORMAT = 1;
+/** 1: keys and sessions; 2: and the task store. Both are restored. */
+const SNAPSHOT_FORMAT = 2;
 const snapshotPackr = new Packr({ useRecords: false, moreTypes: false });
 
 export class KvStateMachine {
@@ -65,8 +72,11 @@ export class KvStateMachine {
   private appliedIndexValue = 0;
   private readonly sessionsMax: number;
   private readonly sessionResultsMax: number;
+  /** Tasks, workers, the scheduler's cursor and idempotency keys. */
+  readonly tasks: TaskStore;
 
   constructor(options: KvStateMachineOptions = {}) {
+    this.tasks = new TaskStore(options.tasks);
     this.sessionsMax = options.sessionsMax ?? limits.kvSessionsMax;
     this.sessionResultsMax = options.sessionResultsMax ?? limits.kvSessionResultsMax;
     assert(this.sessionsMax >= 1 && this.sessionResultsMax >= 1, 'session bounds must be positive');
@@ -121,6 +131,16 @@ export class KvStateMachine {
         return this.put(index, cmd);
       case 'delete':
         return this.delete(index, cmd);
+      case 'task.submit':
+      case 'task.place':
+      case 'task.report':
+      case 'task.stop':
+      case 'worker.register':
+      case 'worker.heartbeat':
+      case 'worker.state': {
+        const r = this.tasks.apply(cmd);
+        return r.ok ? { ok: true, key: r.id, version: index } : { ok: false, code: r.code, message: r.message, currentVersion: 0 };
+      }
       default:
         return assertNeverCommand(cmd);
     }
@@ -176,12 +196,14 @@ export class KvStateMachine {
     }
     const sessions: unknown[] = [];
     for (const [clientId, s] of this.sessions) sessions.push([clientId, s.lastIndex, s.floor, [...s.results]]);
-    return snapshotPackr.pack({ format: SNAPSHOT_FORMAT, appliedIndex: this.appliedIndexValue, kv, sessions });
+    return snapshotPackr.pack({ format: SNAPSHOT_FORMAT, appliedIndex: this.appliedIndexValue, kv, sessions, tasks: this.tasks.snapshot() });
   }
 
   /** Replaces the whole state with a snapshot's. Throws STORAGE_CORRUPT (and changes nothing) if it is malformed. */
   restore(bytes: Uint8Array): void {
     const decoded = decodeSnapshot(bytes);
+    // The task store checks its whole section before it changes anything, and nothing below can fail.
+    this.tasks.restore(decoded.tasks ?? emptyTaskSnapshot);
     this.data.clear();
     this.sessions.clear();
     for (const r of decoded.records) this.data.set(r.key, r);
@@ -246,17 +268,20 @@ interface DecodedSnapshot {
   appliedIndex: number;
   records: KvRecord[];
   sessions: [string, Session][];
+  /** Absent in format 1. */
+  tasks: unknown;
 }
 
 function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
   const corrupt = (problem: string): MinkubeError => new MinkubeError('STORAGE_CORRUPT', `kv snapshot: ${problem}`);
-  let raw: { format?: unknown; appliedIndex?: unknown; kv?: unknown; sessions?: unknown };
+  let raw: { format?: unknown; appliedIndex?: unknown; kv?: unknown; sessions?: unknown; tasks?: unknown };
   try {
     raw = snapshotPackr.unpack(bytes) as typeof raw;
   } catch (err) {
     throw corrupt(`not msgpack (${(err as Error).message})`);
   }
-  if (typeof raw !== 'object' || raw === null || raw.format !== SNAPSHOT_FORMAT) throw corrupt('unknown format');
+  if (typeof raw !== 'object' || raw === null || (raw.format !== 1 && raw.format !== SNAPSHOT_FORMAT)) throw corrupt('unknown format');
+  if (raw.format === SNAPSHOT_FORMAT && raw.tasks === undefined) throw corrupt('no task section');
   const { appliedIndex, kv, sessions } = raw;
   if (!isIndex(appliedIndex) || !Array.isArray(kv) || kv.length % 3 !== 0 || !Array.isArray(sessions)) throw corrupt('bad header');
   const records: KvRecord[] = [];
@@ -266,7 +291,7 @@ function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
     if (records.length > 0 && records.at(-1)!.key >= key) throw corrupt('keys out of order');
     records.push({ key, value, version });
   }
-  return { appliedIndex, records, sessions: sessions.map((s, i) => decodeSession(s, i, corrupt)) };
+  return { appliedIndex, records, sessions: sessions.map((s, i) => decodeSession(s, i, corrupt)), tasks: raw.tasks };
 }
 
 function decodeSession(raw: unknown, i: number, corrupt: (p: string) => MinkubeError): [string, Session] {

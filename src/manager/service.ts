@@ -78,8 +78,18 @@ export class ManagerServiceImpl implements ManagerService {
   }
 
   private propose(cmd: Command, ctx: RequestContext): Promise<ApplyResult> {
+    return this.proposeCommand(cmd, ctx.deadlineMs, ctx.requestId);
+  }
+
+  /** Any command through this manager's client session (the task service and the leader loops use it). */
+  proposeCommand(cmd: Command, deadlineMs: number, requestId: string): Promise<ApplyResult> {
     const { clientId } = this.o;
-    return this.driver.propose((seq, ackSeq) => encodeCommand({ clientId, seq, ackSeq, reqId: ctx.requestId, cmd }), ctx.deadlineMs, ctx.requestId);
+    return this.driver.propose((seq, ackSeq) => encodeCommand({ clientId, seq, ackSeq, reqId: requestId, cmd }), deadlineMs, requestId);
+  }
+
+  /** Resolves once this manager has applied everything committed before the call. */
+  barrier(deadlineMs: number): Promise<void> {
+    return this.driver.linearizableBarrier(deadlineMs);
   }
 }
 

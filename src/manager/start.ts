@@ -1,4 +1,5 @@
-// Starts one manager process from the cluster config: storage, transport, Raft driver, state machine, HTTP API.
+// Starts one manager process from the cluster config: storage, transport, Raft driver, state machine, the task
+// service and the leader-only loops (started and stopped by role changes), HTTP API.
 import { randomBytes, randomInt } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import { loadClusterConfig, type ClusterConfig } from '../config/cluster.js';
@@ -13,6 +14,9 @@ import { TcpTransport } from '../transport/tcp.js';
 import { ManagerServiceImpl } from './service.js';
 import { RaftNodeDriver, type Member } from './node.js';
 import { splitHostPort } from './address.js';
+import { LeaderLoops } from './leader-loops.js';
+import { TaskServiceImpl } from './task-service.js';
+import { HttpWorkerApi, type WorkerApi } from './worker-client.js';
 
 export interface StartManagerOptions {
   configPath: string;
@@ -33,7 +37,12 @@ export async function startManager(opts: StartManagerOptions): Promise<RunningMa
   return startManagerFromConfig(config, opts.id, opts.logger);
 }
 
-export async function startManagerFromConfig(config: ClusterConfig, id: string, parentLogger?: Logger): Promise<RunningManager> {
+/** Knobs tests may turn; the config decides everything else. */
+export interface ManagerTuning {
+  workers?: WorkerApi;
+}
+
+export async function startManagerFromConfig(config: ClusterConfig, id: string, parentLogger?: Logger, tuning: ManagerTuning = {}): Promise<RunningManager> {
   const self = config.managers.find((m) => m.id === id);
   if (self === undefined) {
     throw new MinkubeError('CONFIG_INVALID', `no manager with id "${id}" in the config (managers: ${config.managers.map((m) => m.id).join(', ')})`);
@@ -63,6 +72,12 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
   });
   const clientId = `${self.id}.${randomBytes(6).toString('hex')}`;
   const service = new ManagerServiceImpl({ id: nodeId(self.id), clientId, members, logger, transport });
+  const random = new SeededRandom(randomInt(0x7fffffff));
+  const workers = tuning.workers ?? new HttpWorkerApi();
+  const common = { store: service.kv.tasks, raft: service, tasks: config.tasks, workers, clock: systemClock, random: random.fork() };
+  const loops = new LeaderLoops({ ...common, logger: logger.child({ component: 'leader' }), proposalTimeoutMs: config.api.requestTimeoutMs });
+  const tasks = new TaskServiceImpl({ ...common, logger: logger.child({ component: 'tasks' }), onHeartbeat: (w) => loops.workerSeen(w) });
+  service.kv.tasks.listener = loops;
   const driver = await RaftNodeDriver.open({
     id: nodeId(self.id),
     members,
@@ -71,7 +86,7 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
     stateMachine: service.stateMachine,
     logger,
     clock: systemClock,
-    random: new SeededRandom(randomInt(0x7fffffff)),
+    random,
     clientId,
     tickMs,
     electionTicks,
@@ -80,12 +95,13 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
     onRoleChange: (role, _leader, term) => {
       view.role = role;
       view.term = term;
+      loops.onRoleChange(role, term);
     },
   });
   service.attach(driver);
   driver.start();
 
-  const app = buildManagerApp({ service, logger: logger.child({ component: 'api' }), bodyLimitBytes: config.api.bodyLimitBytes, requestTimeoutMs: config.api.requestTimeoutMs });
+  const app = buildManagerApp({ service, tasks, logger: logger.child({ component: 'api' }), bodyLimitBytes: config.api.bodyLimitBytes, requestTimeoutMs: config.api.requestTimeoutMs });
   const api = splitHostPort(self.apiAddress);
   await app.listen({ host: api.host, port: api.port });
   logger.info({ api: self.apiAddress, raft: self.raftAddress, dataDir: self.dataDir }, 'manager started');
@@ -93,6 +109,7 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
+      loops.close();
       await app.close();
       await driver.stop();
       await transport.close();

@@ -1,0 +1,84 @@
+// JSON schemas (TypeBox) of the managers' task and worker routes. Query strings carry text: integers are parsed by
+// hand (no coercion), and unknown query parameters are refused.
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { limits } from '../../lib/limits.js';
+
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+const Consistency = Type.Optional(Type.Union([Type.Literal('linearizable'), Type.Literal('stale')]));
+const TaskStateLiteral = Type.Union(
+  ['pending', 'scheduled', 'running', 'succeeded', 'failed', 'stopped', 'lost'].map((s) => Type.Literal(s)),
+);
+
+export const TaskIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9._-]+$' }) });
+export type TaskIdParams = Static<typeof TaskIdParams>;
+
+/** Worker ids follow the cluster config's id rule. */
+export const WorkerIdPattern = '^[A-Za-z0-9][A-Za-z0-9._-]*$';
+export const WorkerIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, pattern: WorkerIdPattern }) });
+export type WorkerIdParams = Static<typeof WorkerIdParams>;
+
+export const TaskListQuerySchema = Type.Object(
+  {
+    state: Type.Optional(TaskStateLiteral),
+    workerId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: WorkerIdPattern })),
+    limit: Type.Optional(Type.String()),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9._-]+$' })),
+    consistency: Consistency,
+  },
+  { additionalProperties: false },
+);
+export type TaskListQuerySchema = Static<typeof TaskListQuerySchema>;
+
+export const ConsistencyQuery = Type.Object({ consistency: Consistency }, { additionalProperties: false });
+export type ConsistencyQuery = Static<typeof ConsistencyQuery>;
+
+export const TaskLogsQuery = Type.Object({ tail: Type.Optional(Type.String()) }, { additionalProperties: false });
+export type TaskLogsQuery = Static<typeof TaskLogsQuery>;
+
+export const WorkerListQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.String()),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: WorkerIdPattern })),
+    consistency: Consistency,
+  },
+  { additionalProperties: false },
+);
+export type WorkerListQuery = Static<typeof WorkerListQuery>;
+
+export const SubmitReply = Type.Object({ id: Type.String(), state: Type.String() });
+
+// Worker -> manager bodies: unknown fields are accepted, so workers may add fields to the contract additively.
+export const RegisterBody = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: 64, pattern: WorkerIdPattern }),
+  apiAddress: Type.String({ minLength: 3, maxLength: 300, pattern: '^[^\\s/]+:[0-9]{1,5}$' }),
+  runtime: Type.Union([Type.Literal('docker'), Type.Literal('process'), Type.Literal('memory')]),
+});
+export type RegisterBody = Static<typeof RegisterBody>;
+
+const Count = Type.Number({ minimum: 0 });
+const WorkerStatsSchema = Type.Object({
+  cpuUtilization: Nullable(Type.Number({ minimum: 0 })),
+  memoryTotalBytes: Count,
+  memoryAvailableBytes: Count,
+  diskFreeBytes: Count,
+  runningTasks: Type.Integer({ minimum: 0 }),
+});
+
+const WorkerTaskStatusSchema = Type.Object({
+  taskId: Type.String({ minLength: 1, maxLength: 256 }),
+  attempt: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+  term: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+  state: Type.Union(['starting', 'running', 'succeeded', 'failed', 'stopped'].map((s) => Type.Literal(s))),
+  containerId: Nullable(Type.String({ maxLength: 256 })),
+  exitCode: Nullable(Type.Integer()),
+  error: Nullable(Type.Object({ class: Type.Union([Type.Literal('transient'), Type.Literal('permanent')]), message: Type.String({ maxLength: 4096 }) })),
+  startedAt: Nullable(Type.String()),
+  finishedAt: Nullable(Type.String()),
+});
+
+export const HeartbeatBody = Type.Object({
+  stats: WorkerStatsSchema,
+  // A worker's map is bounded (limits.workerTasksMax by default); the body limit bounds it further.
+  tasks: Type.Array(WorkerTaskStatusSchema, { maxItems: limits.workerTasksMax * 100 }),
+});
+export type HeartbeatBody = Static<typeof HeartbeatBody>;

@@ -1,0 +1,95 @@
+// The task routes of every manager: submit (with Idempotency-Key), list, get, stop, logs. A follower proposes through
+// Raft and reads linearizably like the kv routes; lists answer { items, nextCursor } where the cursor is the last id.
+import type { FastifyError, FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { TaskSpec, TaskState } from '../../kv/task-model.js';
+import { TaskSpecSchema, type TaskSpecBody } from '../../kv/task-spec.js';
+import { MinkubeError } from '../../lib/errors.js';
+import { limits } from '../../lib/limits.js';
+import { sendError } from '../errors.js';
+import type { TasksService } from '../service.js';
+import { parseIntegerParam } from '../validation.js';
+import { requestContext } from './kv.js';
+import { ConsistencyQuery, SubmitReply, TaskIdParams, TaskListQuerySchema, TaskLogsQuery } from './tasks-schemas.js';
+
+export interface TaskRoutesOptions {
+  tasks: TasksService;
+  bodyLimitBytes: number;
+}
+
+const idempotencyKeyPattern = /^[\x21-\x7e]+$/;
+const tailLinesMax = 100_000;
+
+export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { tasks, bodyLimitBytes }) => {
+  app.post<{ Body: TaskSpecBody }>(
+    '/v1/tasks',
+    {
+      schema: { body: TaskSpecSchema, response: { 201: SubmitReply } },
+      // A body that fails the schema is a bad task spec, named as such (the message names the field).
+      errorHandler: (err, req, reply) => {
+        void sendError(asTaskSpecError(err), req, reply, bodyLimitBytes);
+      },
+    },
+    async (req, reply) => {
+      const task = await tasks.submitTask(req.body as TaskSpec, idempotencyKeyOf(req), requestContext(req));
+      return reply.code(201).send({ id: task.id, state: task.state });
+    },
+  );
+
+  app.get<{ Querystring: TaskListQuerySchema }>('/v1/tasks', { schema: { querystring: TaskListQuerySchema } }, async (req) => {
+    const q = req.query;
+    const query: Parameters<TasksService['listTasks']>[0] = {
+      limit: listLimit(q.limit),
+      consistency: q.consistency ?? 'linearizable',
+      ...(q.state === undefined ? {} : { state: q.state as TaskState }),
+      ...(q.workerId === undefined ? {} : { workerId: q.workerId }),
+      ...(q.cursor === undefined ? {} : { cursor: q.cursor }),
+    };
+    return tasks.listTasks(query, requestContext(req));
+  });
+
+  app.get<{ Params: TaskIdParams; Querystring: ConsistencyQuery }>(
+    '/v1/tasks/:id',
+    { schema: { params: TaskIdParams, querystring: ConsistencyQuery } },
+    async (req) => tasks.getTask(req.params.id, req.query.consistency ?? 'linearizable', requestContext(req)),
+  );
+
+  app.delete<{ Params: TaskIdParams }>('/v1/tasks/:id', { schema: { params: TaskIdParams } }, async (req) =>
+    tasks.stopTask(req.params.id, requestContext(req)),
+  );
+
+  app.get<{ Params: TaskIdParams; Querystring: TaskLogsQuery }>(
+    '/v1/tasks/:id/logs',
+    { schema: { params: TaskIdParams, querystring: TaskLogsQuery } },
+    async (req, reply) => {
+      const tail = parseIntegerParam('tail', req.query.tail) ?? limits.runtimeLogTailLinesDefault;
+      if (tail > tailLinesMax) throw new MinkubeError('INVALID_PARAM', `query.tail: at most ${tailLinesMax} lines`);
+      const text = await tasks.taskLogs(req.params.id, tail, requestContext(req));
+      return reply.type('text/plain; charset=utf-8').send(text);
+    },
+  );
+};
+
+/** ?limit=: 1..listLimitMax, default listLimitDefault. */
+export function listLimit(text: string | undefined): number {
+  const n = parseIntegerParam('limit', text) ?? limits.listLimitDefault;
+  if (n < 1 || n > limits.listLimitMax) throw new MinkubeError('INVALID_PARAM', `query.limit: expected 1..${limits.listLimitMax}, got ${n}`);
+  return n;
+}
+
+function idempotencyKeyOf(req: FastifyRequest): string | undefined {
+  const raw = req.headers['idempotency-key'];
+  if (raw === undefined) return undefined;
+  const key = Array.isArray(raw) ? raw[0] : raw;
+  if (key === undefined || key.length === 0 || key.length > limits.idempotencyKeyBytesMax || !idempotencyKeyPattern.test(key)) {
+    throw new MinkubeError('INVALID_PARAM', `header Idempotency-Key: 1..${limits.idempotencyKeyBytesMax} printable ASCII characters`);
+  }
+  return key;
+}
+
+function asTaskSpecError(err: FastifyError | Error): unknown {
+  const e = err as Partial<FastifyError> & { validationContext?: string };
+  if (err instanceof MinkubeError && err.code === 'INVALID_BODY' && e.validationContext === 'body') {
+    return new MinkubeError('INVALID_TASK_SPEC', err.message.replace(/^body\b/, 'spec'));
+  }
+  return err;
+}

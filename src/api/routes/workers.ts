@@ -1,0 +1,42 @@
+// The worker routes of every manager: registration, heartbeats and assignment lists (called by workers, see
+// worker-contract.ts), and GET /v1/workers for people and the CLI.
+import type { FastifyPluginAsync } from 'fastify';
+import type { HeartbeatRequest, RegisterRequest } from '../worker-contract.js';
+import type { TasksService } from '../service.js';
+import { requestContext } from './kv.js';
+import { listLimit } from './tasks.js';
+import { ConsistencyQuery, HeartbeatBody, RegisterBody, WorkerIdParams, WorkerListQuery } from './tasks-schemas.js';
+
+export interface WorkerRoutesOptions {
+  tasks: TasksService;
+}
+
+export const workerRoutes: FastifyPluginAsync<WorkerRoutesOptions> = async (app, { tasks }) => {
+  app.post<{ Body: RegisterBody }>('/v1/workers', { schema: { body: RegisterBody } }, async (req) => {
+    const body: RegisterRequest = { id: req.body.id, apiAddress: req.body.apiAddress, runtime: req.body.runtime };
+    return { worker: await tasks.registerWorker(body, requestContext(req)) };
+  });
+
+  app.post<{ Params: WorkerIdParams; Body: HeartbeatBody }>(
+    '/v1/workers/:id/heartbeat',
+    { schema: { params: WorkerIdParams, body: HeartbeatBody } },
+    async (req) => tasks.workerHeartbeat(req.params.id, req.body as HeartbeatRequest, requestContext(req)),
+  );
+
+  app.get<{ Params: WorkerIdParams }>('/v1/workers/:id/assignments', { schema: { params: WorkerIdParams } }, async (req) => ({
+    items: await tasks.workerAssignments(req.params.id, requestContext(req)),
+    nextCursor: null,
+  }));
+
+  app.get<{ Querystring: WorkerListQuery }>('/v1/workers', { schema: { querystring: WorkerListQuery } }, async (req) => {
+    const q = req.query;
+    const query = { limit: listLimit(q.limit), consistency: q.consistency ?? 'linearizable', ...(q.cursor === undefined ? {} : { cursor: q.cursor }) } as const;
+    return tasks.listWorkers(query, requestContext(req));
+  });
+
+  app.get<{ Params: WorkerIdParams; Querystring: ConsistencyQuery }>(
+    '/v1/workers/:id',
+    { schema: { params: WorkerIdParams, querystring: ConsistencyQuery } },
+    async (req) => tasks.getWorker(req.params.id, req.query.consistency ?? 'linearizable', requestContext(req)),
+  );
+};

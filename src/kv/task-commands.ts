@@ -1,0 +1,232 @@
+// The task and worker commands of the replicated state machine and their wire form. Timestamps, ids and retry times
+// come in the command from the proposing manager, so applying one is deterministic on every node.
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import type { TaskError, TaskSpec, WorkerStats } from './task-model.js';
+import { normaliseSpec, TaskSpecSchema } from './task-spec.js';
+
+/** A new task (state pending, attempt 1). A known idempotencyKey answers the task it created instead. */
+export interface TaskSubmitCommand {
+  readonly op: 'task.submit';
+  readonly taskId: string;
+  readonly spec: TaskSpec;
+  readonly atMs: number;
+  readonly idempotencyKey?: string;
+}
+
+export interface Placement {
+  readonly taskId: string;
+  /** The attempt the scheduler saw pending: a placement of any other attempt is skipped. */
+  readonly attempt: number;
+  readonly workerId: string;
+}
+
+/** A batch of placements by the leader of `term`, and the scheduler's new cursor. */
+export interface TaskPlaceCommand {
+  readonly op: 'task.place';
+  readonly term: number;
+  readonly atMs: number;
+  readonly cursor: string | null;
+  readonly placements: readonly Placement[];
+}
+
+export type ReportedState = 'running' | 'succeeded' | 'failed' | 'stopped';
+
+/**
+ * What a worker (or the leader, for an assignment that failed) saw of one attempt. Applied only when the token
+ * (workerId, attempt, term) is the task's current one. retryAtMs is used only if the outcome is a retry.
+ */
+export interface TaskReport {
+  readonly taskId: string;
+  readonly workerId: string;
+  readonly attempt: number;
+  readonly term: number;
+  readonly state: ReportedState;
+  readonly containerId: string | null;
+  readonly exitCode: number | null;
+  readonly error: TaskError | null;
+  readonly retryAtMs: number;
+}
+
+export interface TaskReportCommand {
+  readonly op: 'task.report';
+  readonly atMs: number;
+  readonly reports: readonly TaskReport[];
+}
+
+/** Desired state stop: a pending task stops at once, a placed one when its worker confirms. */
+export interface TaskStopCommand {
+  readonly op: 'task.stop';
+  readonly taskId: string;
+  readonly atMs: number;
+}
+
+export interface WorkerRegisterCommand {
+  readonly op: 'worker.register';
+  readonly workerId: string;
+  readonly apiAddress: string;
+  readonly runtime: string;
+  readonly atMs: number;
+}
+
+/** Liveness and stats (committed at a modest rate), plus the task state changes the heartbeat revealed. */
+export interface WorkerHeartbeatCommand {
+  readonly op: 'worker.heartbeat';
+  readonly workerId: string;
+  readonly atMs: number;
+  readonly stats: WorkerStats;
+  readonly reports: readonly TaskReport[];
+}
+
+export interface LostTask {
+  readonly taskId: string;
+  readonly attempt: number;
+  readonly retryAtMs: number;
+}
+
+/** The leader's verdict on a silent worker. 'down' makes the listed attempts lost (and retried or ended). */
+export interface WorkerStateCommand {
+  readonly op: 'worker.state';
+  readonly workerId: string;
+  readonly state: 'unreachable' | 'down';
+  readonly atMs: number;
+  /** The worker's lastHeartbeatAt (ms, 0 for none) the leader judged by: a later heartbeat makes the verdict void. */
+  readonly ifLastHeartbeatAtMs: number;
+  readonly lost: readonly LostTask[];
+}
+
+export type TaskCommand =
+  | TaskSubmitCommand
+  | TaskPlaceCommand
+  | TaskReportCommand
+  | TaskStopCommand
+  | WorkerRegisterCommand
+  | WorkerHeartbeatCommand
+  | WorkerStateCommand;
+export type TaskOp = TaskCommand['op'];
+
+const taskOps: ReadonlySet<string> = new Set<TaskOp>(['task.submit', 'task.place', 'task.report', 'task.stop', 'worker.register', 'worker.heartbeat', 'worker.state']);
+
+export function isTaskOp(op: unknown): op is TaskOp {
+  return typeof op === 'string' && taskOps.has(op);
+}
+
+// ---- wire form: known fields only, in one order, so equal commands give equal bytes ----
+
+export function wireTaskCommand(cmd: TaskCommand): Record<string, unknown> {
+  switch (cmd.op) {
+    case 'task.submit': {
+      const w: Record<string, unknown> = { op: cmd.op, taskId: cmd.taskId, spec: normaliseSpec(cmd.spec), atMs: cmd.atMs };
+      if (cmd.idempotencyKey !== undefined) w.idempotencyKey = cmd.idempotencyKey;
+      return w;
+    }
+    case 'task.place':
+      return {
+        op: cmd.op, term: cmd.term, atMs: cmd.atMs, cursor: cmd.cursor,
+        placements: cmd.placements.map((p) => ({ taskId: p.taskId, attempt: p.attempt, workerId: p.workerId })),
+      };
+    case 'task.report':
+      return { op: cmd.op, atMs: cmd.atMs, reports: cmd.reports.map(wireReport) };
+    case 'task.stop':
+      return { op: cmd.op, taskId: cmd.taskId, atMs: cmd.atMs };
+    case 'worker.register':
+      return { op: cmd.op, workerId: cmd.workerId, apiAddress: cmd.apiAddress, runtime: cmd.runtime, atMs: cmd.atMs };
+    case 'worker.heartbeat':
+      return { op: cmd.op, workerId: cmd.workerId, atMs: cmd.atMs, stats: wireStats(cmd.stats), reports: cmd.reports.map(wireReport) };
+    case 'worker.state':
+      return {
+        op: cmd.op, workerId: cmd.workerId, state: cmd.state, atMs: cmd.atMs, ifLastHeartbeatAtMs: cmd.ifLastHeartbeatAtMs,
+        lost: cmd.lost.map((l) => ({ taskId: l.taskId, attempt: l.attempt, retryAtMs: l.retryAtMs })),
+      };
+  }
+}
+
+function wireReport(r: TaskReport): Record<string, unknown> {
+  return {
+    taskId: r.taskId, workerId: r.workerId, attempt: r.attempt, term: r.term, state: r.state, containerId: r.containerId,
+    exitCode: r.exitCode, error: r.error === null ? null : { class: r.error.class, message: r.error.message }, retryAtMs: r.retryAtMs,
+  };
+}
+
+function wireStats(s: WorkerStats): Record<string, unknown> {
+  return {
+    cpuUtilization: s.cpuUtilization, memoryTotalBytes: s.memoryTotalBytes, memoryAvailableBytes: s.memoryAvailableBytes,
+    diskFreeBytes: s.diskFreeBytes, runningTasks: s.runningTasks,
+  };
+}
+
+// ---- decoding: every field checked by a compiled schema ----
+
+const Id = Type.String({ minLength: 1, maxLength: 256 });
+const Ms = Type.Number({ minimum: 0, maximum: 8.64e15 });
+const Counter = (minimum: number) => Type.Integer({ minimum, maximum: Number.MAX_SAFE_INTEGER });
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+const strict = { additionalProperties: false } as const;
+
+const ErrorSchema = Type.Object({ class: Type.Union([Type.Literal('transient'), Type.Literal('permanent')]), message: Type.String() }, strict);
+const ReportSchema = Type.Object(
+  {
+    taskId: Id, workerId: Id, attempt: Counter(1), term: Counter(0),
+    state: Type.Union([Type.Literal('running'), Type.Literal('succeeded'), Type.Literal('failed'), Type.Literal('stopped')]),
+    containerId: Nullable(Type.String()), exitCode: Nullable(Type.Integer()), error: Nullable(ErrorSchema), retryAtMs: Ms,
+  },
+  strict,
+);
+const StatsSchema = Type.Object(
+  {
+    cpuUtilization: Nullable(Type.Number()), memoryTotalBytes: Type.Number(), memoryAvailableBytes: Type.Number(),
+    diskFreeBytes: Type.Number(), runningTasks: Counter(0),
+  },
+  strict,
+);
+
+const schemas = {
+  'task.submit': Type.Object(
+    { op: Type.Literal('task.submit'), taskId: Id, spec: TaskSpecSchema, atMs: Ms, idempotencyKey: Type.Optional(Type.String({ minLength: 1 })) },
+    strict,
+  ),
+  'task.place': Type.Object(
+    {
+      op: Type.Literal('task.place'), term: Counter(0), atMs: Ms, cursor: Nullable(Id),
+      placements: Type.Array(Type.Object({ taskId: Id, attempt: Counter(1), workerId: Id }, strict)),
+    },
+    strict,
+  ),
+  'task.report': Type.Object({ op: Type.Literal('task.report'), atMs: Ms, reports: Type.Array(ReportSchema) }, strict),
+  'task.stop': Type.Object({ op: Type.Literal('task.stop'), taskId: Id, atMs: Ms }, strict),
+  'worker.register': Type.Object(
+    { op: Type.Literal('worker.register'), workerId: Id, apiAddress: Type.String({ minLength: 1 }), runtime: Type.String(), atMs: Ms },
+    strict,
+  ),
+  'worker.heartbeat': Type.Object(
+    { op: Type.Literal('worker.heartbeat'), workerId: Id, atMs: Ms, stats: StatsSchema, reports: Type.Array(ReportSchema) },
+    strict,
+  ),
+  'worker.state': Type.Object(
+    {
+      op: Type.Literal('worker.state'), workerId: Id, state: Type.Union([Type.Literal('unreachable'), Type.Literal('down')]), atMs: Ms,
+      ifLastHeartbeatAtMs: Ms,
+      lost: Type.Array(Type.Object({ taskId: Id, attempt: Counter(1), retryAtMs: Ms }, strict)),
+    },
+    strict,
+  ),
+} satisfies Record<TaskOp, TSchema>;
+
+type Checkers = { [K in TaskOp]: ReturnType<typeof TypeCompiler.Compile<(typeof schemas)[K]>> };
+let checkers: Checkers | null = null;
+
+/** Compiled on first use: a manager that never sees a task command never pays for it. */
+function checkerFor<K extends TaskOp>(op: K): Checkers[K] {
+  checkers ??= Object.fromEntries(Object.entries(schemas).map(([k, s]) => [k, TypeCompiler.Compile(s)])) as unknown as Checkers;
+  return checkers[op];
+}
+
+export type DecodedTaskCommand = { readonly ok: true; readonly cmd: TaskCommand } | { readonly ok: false; readonly problem: string };
+
+export function decodeTaskCommand(raw: Record<string, unknown>): DecodedTaskCommand {
+  const op = raw.op as TaskOp;
+  const check = checkerFor(op);
+  if (check.Check(raw)) return { ok: true, cmd: raw as Static<(typeof schemas)[typeof op]> as TaskCommand };
+  const first = check.Errors(raw).First();
+  return { ok: false, problem: `${op}: ${first === undefined ? 'invalid' : `${first.path || '/'} ${first.message}`}` };
+}

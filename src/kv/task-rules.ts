@@ -1,0 +1,71 @@
+// What a worker's report, or the loss of a worker, does to a task: pure decisions from the record and the report,
+// applied by the task store. Restart policies, failure classes and maxAttempts all meet here and nowhere else.
+import type { TaskReport } from './task-commands.js';
+import type { TaskError, TaskRecord, TaskState } from './task-model.js';
+import { maxAttemptsOf, restartPolicyOf } from './task-spec.js';
+
+export type ReportOutcome =
+  | { readonly kind: 'ignore' }
+  /** The container runs (state scheduled -> running, or a container id learnt while running). */
+  | { readonly kind: 'running'; readonly containerId: string | null }
+  | { readonly kind: 'final'; readonly state: 'succeeded' | 'failed' | 'stopped'; readonly error: TaskError | null; readonly reason: string }
+  /** Back to pending with the attempt raised, not placed before the report's retryAtMs. */
+  | { readonly kind: 'retry'; readonly error: TaskError | null; readonly reason: string };
+
+export function isActiveState(state: TaskState): boolean {
+  return state === 'scheduled' || state === 'running';
+}
+
+/** Whether the report is about the task's current attempt on its current worker. */
+export function reportMatches(task: TaskRecord, r: Pick<TaskReport, 'workerId' | 'attempt' | 'term'>): boolean {
+  return isActiveState(task.state) && task.workerId === r.workerId && task.attempt === r.attempt && task.term === r.term;
+}
+
+export function reportOutcome(task: TaskRecord, r: TaskReport): ReportOutcome {
+  if (!reportMatches(task, r)) return { kind: 'ignore' };
+  if (r.state === 'running') {
+    if (task.state === 'scheduled' || (r.containerId !== null && r.containerId !== task.containerId)) return { kind: 'running', containerId: r.containerId };
+    return { kind: 'ignore' };
+  }
+  if (task.desiredState === 'stop') {
+    return r.state === 'succeeded'
+      ? { kind: 'final', state: 'succeeded', error: null, reason: 'exited with code 0' }
+      : { kind: 'final', state: 'stopped', error: null, reason: 'stopped on request' };
+  }
+  switch (r.state) {
+    case 'succeeded':
+      if (restartPolicyOf(task.spec) === 'always') return retryOrFail(task, null, 'exited with code 0; restart policy always', 'succeeded');
+      return { kind: 'final', state: 'succeeded', error: null, reason: 'exited with code 0' };
+    case 'stopped':
+      return retryOrFail(task, { class: 'transient', message: `the container was stopped by worker ${r.workerId} without a request` }, 'stopped by its worker');
+    case 'failed':
+      return failedOutcome(task, r);
+  }
+}
+
+function failedOutcome(task: TaskRecord, r: TaskReport): ReportOutcome {
+  if (r.exitCode !== null) {
+    // The task's own failure: its restart policy decides, not a failure class.
+    const error: TaskError = { class: 'permanent', message: r.error?.message ?? `the container exited with code ${r.exitCode}` };
+    if (restartPolicyOf(task.spec) === 'never') return { kind: 'final', state: 'failed', error, reason: `exited with code ${r.exitCode}` };
+    return retryOrFail(task, error, `exited with code ${r.exitCode}`);
+  }
+  const error: TaskError = r.error ?? { class: 'transient', message: 'the worker reported a failure without a reason' };
+  if (error.class === 'permanent') return { kind: 'final', state: 'failed', error, reason: error.message };
+  return retryOrFail(task, error, error.message);
+}
+
+/** A retry while attempts are left; else the final state, with the attempts named in the error. */
+export function retryOrFail(task: TaskRecord, error: TaskError | null, reason: string, exhausted: 'succeeded' | 'failed' = 'failed'): ReportOutcome {
+  const max = maxAttemptsOf(task.spec);
+  if (task.attempt < max) return { kind: 'retry', error, reason: `${reason}; retrying (attempt ${task.attempt + 1} of ${max})` };
+  if (exhausted === 'succeeded') return { kind: 'final', state: 'succeeded', error: null, reason: `${reason}; no attempts left (${max})` };
+  const message = `${error?.message ?? reason} (attempt ${task.attempt} of ${max}; no attempts left)`;
+  return { kind: 'final', state: 'failed', error: { class: error?.class ?? 'transient', message }, reason: `${reason}; no attempts left` };
+}
+
+/** A task whose worker was declared down: stopped if asked to stop, else retried elsewhere or ended. */
+export function lostOutcome(task: TaskRecord, workerId: string): ReportOutcome {
+  if (task.desiredState === 'stop') return { kind: 'final', state: 'stopped', error: null, reason: `its worker ${workerId} was lost while stopping it` };
+  return retryOrFail(task, { class: 'transient', message: `worker ${workerId} was lost` }, `worker ${workerId} lost`);
+}

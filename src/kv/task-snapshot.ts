@@ -1,0 +1,122 @@
+// The task store's part of a state-machine snapshot: records as arrays in a fixed field order (equal stores give
+// equal bytes), and a decoder that checks every field, since a restored store must be exactly a store we wrote.
+import { MinkubeError } from '../lib/errors.js';
+import type { DesiredState, TaskError, TaskRecord, TaskSpec, TaskState, TaskTransition, WorkerState, WorkerStats } from './task-model.js';
+import type { StoredWorker } from './task-store.js';
+
+export type TaskSnapshot = unknown[];
+
+export interface TaskSnapshotContent {
+  tasks: TaskRecord[];
+  workers: StoredWorker[];
+  cursor: string | null;
+  idempotency: [string, string][];
+}
+
+export function encodeTaskSnapshot(c: TaskSnapshotContent): TaskSnapshot {
+  return [c.tasks.map(taskRow), c.workers.map(workerRow), c.cursor, c.idempotency];
+}
+
+function taskRow(t: TaskRecord): unknown[] {
+  return [
+    t.id, t.spec, t.state, t.desiredState, t.workerId, t.attempt, t.term, t.containerId, t.exitCode,
+    t.error === null ? null : [t.error.class, t.error.message], t.notBeforeMs, t.createdAt, t.updatedAt,
+    t.history.map((h) => [h.state, h.attempt, h.atMs, h.workerId, h.reason ?? null]),
+  ];
+}
+
+function workerRow(w: StoredWorker): unknown[] {
+  const s = w.stats;
+  const stats = s === null ? null : [s.cpuUtilization, s.memoryTotalBytes, s.memoryAvailableBytes, s.diskFreeBytes, s.runningTasks];
+  return [w.id, w.apiAddress, w.state, w.runtime, w.registeredAtMs, w.lastHeartbeatAtMs, stats];
+}
+
+const taskStates = new Set<string>(['pending', 'scheduled', 'running', 'succeeded', 'failed', 'stopped', 'lost']);
+const workerStates = new Set<string>(['ready', 'unreachable', 'down']);
+
+function corrupt(problem: string): MinkubeError {
+  return new MinkubeError('STORAGE_CORRUPT', `kv snapshot: tasks: ${problem}`);
+}
+
+export function decodeTaskSnapshot(raw: unknown): TaskSnapshotContent {
+  if (!Array.isArray(raw) || raw.length !== 4) throw corrupt('bad header');
+  const [tasks, workers, cursor, idempotency] = raw as unknown[];
+  if (!Array.isArray(tasks) || !Array.isArray(workers) || !Array.isArray(idempotency)) throw corrupt('bad header');
+  if (cursor !== null && typeof cursor !== 'string') throw corrupt('bad cursor');
+  const out: TaskSnapshotContent = { tasks: tasks.map(decodeTask), workers: workers.map(decodeWorker), cursor, idempotency: [] };
+  for (let i = 1; i < out.tasks.length; i++) if (out.tasks[i - 1]!.id >= out.tasks[i]!.id) throw corrupt('task ids out of order');
+  for (let i = 1; i < out.workers.length; i++) if (out.workers[i - 1]!.id >= out.workers[i]!.id) throw corrupt('worker ids out of order');
+  for (const pair of idempotency as unknown[]) {
+    if (!Array.isArray(pair) || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') throw corrupt('bad idempotency key');
+    out.idempotency.push([pair[0], pair[1]]);
+  }
+  return out;
+}
+
+function decodeTask(row: unknown, i: number): TaskRecord {
+  if (!Array.isArray(row) || row.length !== 14) throw corrupt(`bad task ${i}`);
+  const [id, spec, state, desiredState, workerId, attempt, term, containerId, exitCode, error, notBeforeMs, createdAt, updatedAt, history] = row as unknown[];
+  const ok =
+    typeof id === 'string' && isObject(spec) && typeof (spec as { image?: unknown }).image === 'string' && isTaskState(state) &&
+    (desiredState === 'run' || desiredState === 'stop') && isNullableString(workerId) && isCount(attempt) && isCount(term) &&
+    isNullableString(containerId) && (exitCode === null || Number.isInteger(exitCode)) && typeof notBeforeMs === 'number' &&
+    typeof createdAt === 'string' && typeof updatedAt === 'string' && Array.isArray(history);
+  if (!ok) throw corrupt(`bad task ${i}`);
+  return {
+    id, spec: spec as TaskSpec, state, desiredState: desiredState as DesiredState, workerId, attempt, term, containerId,
+    exitCode: exitCode as number | null, error: decodeError(error, i), notBeforeMs, createdAt, updatedAt,
+    history: (history as unknown[]).map((h) => decodeTransition(h, i)),
+  };
+}
+
+function decodeError(raw: unknown, i: number): TaskError | null {
+  if (raw === null) return null;
+  if (!Array.isArray(raw)) throw corrupt(`bad error of task ${i}`);
+  const [cls, message] = raw as unknown[];
+  if ((cls !== 'transient' && cls !== 'permanent') || typeof message !== 'string') throw corrupt(`bad error of task ${i}`);
+  return { class: cls, message };
+}
+
+function decodeTransition(raw: unknown, i: number): TaskTransition {
+  if (!Array.isArray(raw) || raw.length !== 5) throw corrupt(`bad history of task ${i}`);
+  const [state, attempt, atMs, workerId, reason] = raw as unknown[];
+  if (!isTaskState(state) || !isCount(attempt) || typeof atMs !== 'number' || !isNullableString(workerId) || !isNullableString(reason)) {
+    throw corrupt(`bad history of task ${i}`);
+  }
+  return reason === null ? { state, attempt, atMs, workerId } : { state, attempt, atMs, workerId, reason };
+}
+
+function decodeWorker(row: unknown, i: number): StoredWorker {
+  if (!Array.isArray(row) || row.length !== 7) throw corrupt(`bad worker ${i}`);
+  const [id, apiAddress, state, runtime, registeredAtMs, lastHeartbeatAtMs, stats] = row as unknown[];
+  const ok =
+    typeof id === 'string' && typeof apiAddress === 'string' && typeof state === 'string' && workerStates.has(state) &&
+    typeof runtime === 'string' && typeof registeredAtMs === 'number' && (lastHeartbeatAtMs === null || typeof lastHeartbeatAtMs === 'number');
+  if (!ok) throw corrupt(`bad worker ${i}`);
+  return { id, apiAddress, state: state as WorkerState, runtime, registeredAtMs, lastHeartbeatAtMs, stats: decodeStats(stats, i) };
+}
+
+function decodeStats(raw: unknown, i: number): WorkerStats | null {
+  if (raw === null) return null;
+  if (!Array.isArray(raw) || raw.length !== 5 || !raw.slice(1).every((n) => typeof n === 'number') || (raw[0] !== null && typeof raw[0] !== 'number')) {
+    throw corrupt(`bad stats of worker ${i}`);
+  }
+  const [cpuUtilization, memoryTotalBytes, memoryAvailableBytes, diskFreeBytes, runningTasks] = raw as [number | null, number, number, number, number];
+  return { cpuUtilization, memoryTotalBytes, memoryAvailableBytes, diskFreeBytes, runningTasks };
+}
+
+function isTaskState(v: unknown): v is TaskState {
+  return typeof v === 'string' && taskStates.has(v);
+}
+
+function isNullableString(v: unknown): v is string | null {
+  return v === null || typeof v === 'string';
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+function isObject(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

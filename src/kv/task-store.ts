@@ -1,0 +1,428 @@
+// The task and worker half of the replicated state machine: records, the indexes the scheduler and the API read
+// (by state, by worker, active per worker), the scheduler's cursor and the idempotency keys. Deterministic: every
+// time, id and retry time comes from the command; every eviction follows id or insertion order.
+import { assert } from '../lib/assert.js';
+import { limits } from '../lib/limits.js';
+import { SortedKeys } from './sorted-keys.js';
+import type {
+  TaskCommand, TaskPlaceCommand, TaskReport, TaskStopCommand, TaskSubmitCommand, WorkerHeartbeatCommand, WorkerRegisterCommand,
+  WorkerStateCommand,
+} from './task-commands.js';
+import { canTransition, finalTaskStates, type TaskError, type TaskRecord, type TaskState, type WorkerRecord, type WorkerState, type WorkerStats } from './task-model.js';
+import { isActiveState, lostOutcome, reportOutcome, type ReportOutcome } from './task-rules.js';
+import { normaliseSpec } from './task-spec.js';
+import { decodeTaskSnapshot, encodeTaskSnapshot, type TaskSnapshot } from './task-snapshot.js';
+
+export type TaskApplyErrorCode = 'TASK_NOT_FOUND' | 'WORKER_NOT_FOUND' | 'TASK_ALREADY_FINAL' | 'QUEUE_FULL';
+
+/** `id` names the task or worker the command was about ('' for batches); `changed` counts the records it changed. */
+export type TaskApplyResult =
+  | { readonly ok: true; readonly id: string; readonly changed: number }
+  | { readonly ok: false; readonly code: TaskApplyErrorCode; readonly message: string };
+
+/** A worker as stored: the public record without its task count (derived), with times in ms. */
+export interface StoredWorker {
+  readonly id: string;
+  readonly apiAddress: string;
+  readonly state: WorkerState;
+  readonly runtime: string;
+  readonly registeredAtMs: number;
+  readonly lastHeartbeatAtMs: number | null;
+  readonly stats: WorkerStats | null;
+}
+
+/** Told of every change as it is applied (the leader's loops listen); must not throw or change the store. */
+export interface TaskStoreListener {
+  taskChanged(task: TaskRecord, previous: TaskRecord | null): void;
+  /** A register or heartbeat of this worker was applied. */
+  workerSeen(workerId: string): void;
+  workerChanged(worker: StoredWorker): void;
+}
+
+export interface TaskStoreOptions {
+  tasksMax?: number;
+  idempotencyKeysMax?: number;
+  workersMax?: number;
+  historyMax?: number;
+}
+
+export interface TaskListOptions {
+  state?: TaskState;
+  workerId?: string;
+  /** Exclusive: the last id of the previous page. */
+  after?: string;
+  limit: number;
+}
+
+export class TaskStore {
+  private tasks = new Map<string, TaskRecord>();
+  private ids = new SortedKeys();
+  private byState = new Map<TaskState, SortedKeys>();
+  private byWorker = new Map<string, SortedKeys>();
+  /** Scheduled and running tasks per worker: what GET assignments answers and what the worker's taskCount counts. */
+  private active = new Map<string, Set<string>>();
+  private workers = new Map<string, StoredWorker>();
+  private workerIds = new SortedKeys();
+  private cursorValue: string | null = null;
+  /** Idempotency-Key -> task id, oldest first. */
+  private idempotency = new Map<string, string>();
+  listener: TaskStoreListener | null = null;
+  private readonly tasksMax: number;
+  private readonly idempotencyKeysMax: number;
+  private readonly workersMax: number;
+  private readonly historyMax: number;
+
+  constructor(o: TaskStoreOptions = {}) {
+    this.tasksMax = o.tasksMax ?? limits.tasksRetainedMax;
+    this.idempotencyKeysMax = o.idempotencyKeysMax ?? limits.idempotencyKeysMax;
+    this.workersMax = o.workersMax ?? limits.workersMax;
+    this.historyMax = o.historyMax ?? limits.taskHistoryMax;
+    assert(this.tasksMax >= 1 && this.idempotencyKeysMax >= 1 && this.workersMax >= 1 && this.historyMax >= 1, 'task store bounds must be positive');
+  }
+
+  // ---- reads ----
+
+  get taskCount(): number {
+    return this.tasks.size;
+  }
+
+  get cursor(): string | null {
+    return this.cursorValue;
+  }
+
+  task(id: string): TaskRecord | undefined {
+    return this.tasks.get(id);
+  }
+
+  countIn(state: TaskState): number {
+    return this.byState.get(state)?.length ?? 0;
+  }
+
+  /** Task ids of one state in creation order (pending: the scheduler's queue). Do not apply while iterating. */
+  *idsIn(state: TaskState): Generator<string> {
+    const keys = this.byState.get(state);
+    if (keys !== undefined) yield* keys.from('');
+  }
+
+  /** The worker's scheduled and running tasks. */
+  activeOn(workerId: string): TaskRecord[] {
+    const ids = this.active.get(workerId);
+    if (ids === undefined) return [];
+    return [...ids].sort().map((id) => this.tasks.get(id)!);
+  }
+
+  listTasks(o: TaskListOptions): { items: TaskRecord[]; more: boolean } {
+    const source = o.workerId !== undefined ? this.byWorker.get(o.workerId) : o.state !== undefined ? this.byState.get(o.state) : this.ids;
+    const items: TaskRecord[] = [];
+    if (source === undefined || o.limit <= 0) return { items, more: false };
+    for (const id of o.after === undefined ? source.from('') : source.from(o.after, true)) {
+      const t = this.tasks.get(id)!;
+      if (o.state !== undefined && t.state !== o.state) continue;
+      if (items.length === o.limit) return { items, more: true };
+      items.push(t);
+    }
+    return { items, more: false };
+  }
+
+  storedWorker(id: string): StoredWorker | undefined {
+    return this.workers.get(id);
+  }
+
+  worker(id: string): WorkerRecord | undefined {
+    const w = this.workers.get(id);
+    return w === undefined ? undefined : this.view(w);
+  }
+
+  /** Workers in id order after `after`. */
+  listWorkers(o: { after?: string; limit: number }): { items: WorkerRecord[]; more: boolean } {
+    const items: WorkerRecord[] = [];
+    for (const id of o.after === undefined ? this.workerIds.from('') : this.workerIds.from(o.after, true)) {
+      if (items.length === o.limit) return { items, more: true };
+      items.push(this.view(this.workers.get(id)!));
+    }
+    return { items, more: false };
+  }
+
+  allWorkers(): StoredWorker[] {
+    return this.workerIds.toArray().map((id) => this.workers.get(id)!);
+  }
+
+  activeCount(workerId: string): number {
+    return this.active.get(workerId)?.size ?? 0;
+  }
+
+  private view(w: StoredWorker): WorkerRecord {
+    return {
+      id: w.id, apiAddress: w.apiAddress, state: w.state, runtime: w.runtime,
+      registeredAt: new Date(w.registeredAtMs).toISOString(),
+      lastHeartbeatAt: w.lastHeartbeatAtMs === null ? null : new Date(w.lastHeartbeatAtMs).toISOString(),
+      stats: w.stats, taskCount: this.activeCount(w.id),
+    };
+  }
+
+  // ---- apply ----
+
+  apply(cmd: TaskCommand): TaskApplyResult {
+    switch (cmd.op) {
+      case 'task.submit':
+        return this.submit(cmd);
+      case 'task.place':
+        return this.place(cmd);
+      case 'task.report':
+        return { ok: true, id: '', changed: this.applyReports(cmd.reports, cmd.atMs) };
+      case 'task.stop':
+        return this.stop(cmd);
+      case 'worker.register':
+        return this.register(cmd);
+      case 'worker.heartbeat':
+        return this.heartbeat(cmd);
+      case 'worker.state':
+        return this.workerState(cmd);
+    }
+  }
+
+  private submit(cmd: TaskSubmitCommand): TaskApplyResult {
+    const key = cmd.idempotencyKey;
+    const known = key === undefined ? undefined : this.idempotency.get(key);
+    if (known !== undefined && this.tasks.has(known)) return { ok: true, id: known, changed: 0 };
+    if (this.tasks.has(cmd.taskId)) return { ok: true, id: cmd.taskId, changed: 0 };
+    if (this.tasks.size >= this.tasksMax && !this.evictOldestFinal()) {
+      return { ok: false, code: 'QUEUE_FULL', message: `${this.tasks.size} tasks are kept and none has ended; stop some or wait` };
+    }
+    const at = new Date(cmd.atMs).toISOString();
+    const task: TaskRecord = {
+      id: cmd.taskId, spec: normaliseSpec(cmd.spec), state: 'pending', desiredState: 'run', workerId: null, attempt: 1, term: 0,
+      containerId: null, exitCode: null, error: null, notBeforeMs: 0, createdAt: at, updatedAt: at,
+      history: [{ state: 'pending', attempt: 1, atMs: cmd.atMs, workerId: null, reason: 'submitted' }],
+    };
+    this.ids.insert(task.id);
+    this.write(task, null);
+    if (key !== undefined) {
+      this.idempotency.delete(key);
+      this.idempotency.set(key, task.id);
+      if (this.idempotency.size > this.idempotencyKeysMax) this.idempotency.delete(this.idempotency.keys().next().value!);
+    }
+    return { ok: true, id: task.id, changed: 1 };
+  }
+
+  private place(cmd: TaskPlaceCommand): TaskApplyResult {
+    let changed = 0;
+    for (const p of cmd.placements) {
+      const t = this.tasks.get(p.taskId);
+      const w = this.workers.get(p.workerId);
+      if (t === undefined || w === undefined || w.state !== 'ready') continue;
+      if (t.state !== 'pending' || t.desiredState !== 'run' || t.attempt !== p.attempt || t.notBeforeMs > cmd.atMs) continue;
+      const next = this.moved(t, 'scheduled', cmd.atMs, { workerId: p.workerId, term: cmd.term, containerId: null }, `placed on ${p.workerId}`);
+      if (next !== null) changed++;
+    }
+    // The cursor moves even when some placements were skipped: it only spreads load, it promises nothing.
+    this.cursorValue = cmd.cursor;
+    return { ok: true, id: '', changed };
+  }
+
+  private stop(cmd: TaskStopCommand): TaskApplyResult {
+    const t = this.tasks.get(cmd.taskId);
+    if (t === undefined) return { ok: false, code: 'TASK_NOT_FOUND', message: `no task ${cmd.taskId}` };
+    if (t.state === 'stopped') return { ok: true, id: t.id, changed: 0 };
+    if (finalTaskStates.has(t.state)) return { ok: false, code: 'TASK_ALREADY_FINAL', message: `task ${t.id} has already ${t.state}` };
+    if (t.state === 'pending' || t.state === 'lost') {
+      this.moved(t, 'stopped', cmd.atMs, { desiredState: 'stop' }, 'stopped on request before it was placed');
+      return { ok: true, id: t.id, changed: 1 };
+    }
+    if (t.desiredState === 'stop') return { ok: true, id: t.id, changed: 0 };
+    const next: TaskRecord = { ...t, desiredState: 'stop', updatedAt: new Date(cmd.atMs).toISOString() };
+    this.write(next, t);
+    return { ok: true, id: t.id, changed: 1 };
+  }
+
+  private register(cmd: WorkerRegisterCommand): TaskApplyResult {
+    const current = this.workers.get(cmd.workerId);
+    if (current === undefined && this.workers.size >= this.workersMax) {
+      return { ok: false, code: 'QUEUE_FULL', message: `${this.workers.size} workers are registered (the limit)` };
+    }
+    const w: StoredWorker = {
+      id: cmd.workerId, apiAddress: cmd.apiAddress, state: 'ready', runtime: cmd.runtime,
+      registeredAtMs: current?.registeredAtMs ?? cmd.atMs, lastHeartbeatAtMs: cmd.atMs, stats: current?.stats ?? null,
+    };
+    if (current === undefined) this.workerIds.insert(w.id);
+    this.workers.set(w.id, w);
+    this.listener?.workerChanged(w);
+    this.listener?.workerSeen(w.id);
+    return { ok: true, id: w.id, changed: 1 };
+  }
+
+  private heartbeat(cmd: WorkerHeartbeatCommand): TaskApplyResult {
+    const current = this.workers.get(cmd.workerId);
+    if (current === undefined) return { ok: false, code: 'WORKER_NOT_FOUND', message: `no worker ${cmd.workerId}; register first` };
+    const w: StoredWorker = { ...current, state: 'ready', lastHeartbeatAtMs: Math.max(cmd.atMs, current.lastHeartbeatAtMs ?? 0), stats: cmd.stats };
+    this.workers.set(w.id, w);
+    if (current.state !== 'ready') this.listener?.workerChanged(w);
+    this.listener?.workerSeen(w.id);
+    // Reports are only about this worker's own attempts.
+    const changed = this.applyReports(cmd.reports.filter((r) => r.workerId === cmd.workerId), cmd.atMs);
+    return { ok: true, id: w.id, changed: changed + 1 };
+  }
+
+  private workerState(cmd: WorkerStateCommand): TaskApplyResult {
+    const current = this.workers.get(cmd.workerId);
+    if (current === undefined) return { ok: false, code: 'WORKER_NOT_FOUND', message: `no worker ${cmd.workerId}` };
+    // A heartbeat applied after the leader decided makes the verdict stale: the worker is back.
+    if ((current.lastHeartbeatAtMs ?? 0) > cmd.ifLastHeartbeatAtMs) return { ok: true, id: current.id, changed: 0 };
+    if (cmd.state === 'unreachable' && current.state !== 'ready') return { ok: true, id: current.id, changed: 0 };
+    let changed = 0;
+    if (current.state !== cmd.state) {
+      const w: StoredWorker = { ...current, state: cmd.state };
+      this.workers.set(w.id, w);
+      this.listener?.workerChanged(w);
+      changed++;
+    }
+    if (cmd.state === 'down') {
+      for (const l of cmd.lost) {
+        const t = this.tasks.get(l.taskId);
+        if (t === undefined || !isActiveState(t.state) || t.workerId !== cmd.workerId || t.attempt !== l.attempt) continue;
+        const lost = this.moved(t, 'lost', cmd.atMs, {}, `worker ${cmd.workerId} lost`);
+        if (lost === null) continue;
+        this.settle(lost, lostOutcome(lost, cmd.workerId), cmd.atMs, l.retryAtMs, null);
+        changed++;
+      }
+    }
+    return { ok: true, id: current.id, changed };
+  }
+
+  private applyReports(reports: readonly TaskReport[], atMs: number): number {
+    let changed = 0;
+    for (const r of reports) {
+      const t = this.tasks.get(r.taskId);
+      if (t === undefined) continue;
+      const outcome = reportOutcome(t, r);
+      if (outcome.kind === 'ignore') continue;
+      if (this.settle(t, outcome, atMs, r.retryAtMs, r)) changed++;
+    }
+    return changed;
+  }
+
+  /** Carries out a decision of task-rules; answers whether the task changed. */
+  private settle(t: TaskRecord, o: ReportOutcome, atMs: number, retryAtMs: number, r: TaskReport | null): boolean {
+    const exitCode = r?.exitCode ?? t.exitCode;
+    switch (o.kind) {
+      case 'ignore':
+        return false;
+      case 'running':
+        if (t.state === 'running') {
+          this.write({ ...t, containerId: o.containerId, updatedAt: new Date(atMs).toISOString() }, t);
+          return true;
+        }
+        return this.moved(t, 'running', atMs, { containerId: o.containerId }, `running on ${t.workerId ?? '?'}`) !== null;
+      case 'final':
+        return this.moved(t, o.state, atMs, { exitCode, error: o.error, containerId: r?.containerId ?? t.containerId }, o.reason) !== null;
+      case 'retry':
+        return (
+          this.moved(t, 'pending', atMs, { attempt: t.attempt + 1, workerId: null, containerId: null, exitCode, error: o.error, notBeforeMs: retryAtMs }, o.reason) !==
+          null
+        );
+    }
+  }
+
+  /** The one way a task changes state: refused (null) unless the transition table allows it. */
+  private moved(t: TaskRecord, to: TaskState, atMs: number, changes: Partial<Mutable<TaskRecord>>, reason: string): TaskRecord | null {
+    if (!canTransition(t.state, to)) return null;
+    const history = t.history.length >= this.historyMax ? t.history.slice(t.history.length - this.historyMax + 1) : t.history.slice();
+    const workerId = changes.workerId !== undefined ? changes.workerId : t.workerId;
+    history.push({ state: to, attempt: changes.attempt ?? t.attempt, atMs, workerId, reason });
+    const next: TaskRecord = { ...t, ...changes, state: to, updatedAt: new Date(atMs).toISOString(), history };
+    this.write(next, t);
+    return next;
+  }
+
+  /** Stores a record and keeps every index in step with it. */
+  private write(next: TaskRecord, prev: TaskRecord | null): void {
+    this.tasks.set(next.id, next);
+    if (prev === null || prev.state !== next.state) {
+      if (prev !== null) this.byState.get(prev.state)?.remove(prev.id);
+      indexOf(this.byState, next.state).insert(next.id);
+    }
+    if (prev === null || prev.workerId !== next.workerId) {
+      if (prev?.workerId != null) removeFrom(this.byWorker, prev.workerId, prev.id);
+      if (next.workerId !== null) indexOf(this.byWorker, next.workerId).insert(next.id);
+    }
+    const wasActive = prev !== null && isActiveState(prev.state) && prev.workerId !== null;
+    const isActive = isActiveState(next.state) && next.workerId !== null;
+    if (wasActive && (!isActive || prev.workerId !== next.workerId)) this.unmarkActive(prev.workerId!, prev.id);
+    if (isActive) setOf(this.active, next.workerId!).add(next.id);
+    this.listener?.taskChanged(next, prev);
+  }
+
+  private unmarkActive(workerId: string, id: string): void {
+    const set = this.active.get(workerId);
+    set?.delete(id);
+    if (set?.size === 0) this.active.delete(workerId);
+  }
+
+  /** Forgets the final task with the smallest id; false when no task has ended. */
+  private evictOldestFinal(): boolean {
+    let oldest: string | undefined;
+    for (const s of finalTaskStates) {
+      const first = this.byState.get(s)?.from('').next();
+      if (first !== undefined && first.done !== true && (oldest === undefined || first.value < oldest)) oldest = first.value;
+    }
+    if (oldest === undefined) return false;
+    const t = this.tasks.get(oldest)!;
+    this.tasks.delete(oldest);
+    this.ids.remove(oldest);
+    this.byState.get(t.state)?.remove(oldest);
+    if (t.workerId !== null) removeFrom(this.byWorker, t.workerId, oldest);
+    return true;
+  }
+
+  // ---- snapshots ----
+
+  snapshot(): TaskSnapshot {
+    return encodeTaskSnapshot({
+      tasks: this.ids.toArray().map((id) => this.tasks.get(id)!),
+      workers: this.allWorkers(),
+      cursor: this.cursorValue,
+      idempotency: [...this.idempotency],
+    });
+  }
+
+  /** Replaces everything with a snapshot's content; throws STORAGE_CORRUPT (changing nothing) if it is malformed. */
+  restore(raw: unknown): void {
+    const s = decodeTaskSnapshot(raw);
+    this.tasks = new Map();
+    this.ids = SortedKeys.fromSorted(s.tasks.map((t) => t.id));
+    this.byState = new Map();
+    this.byWorker = new Map();
+    this.active = new Map();
+    const listener = this.listener;
+    this.listener = null;
+    for (const t of s.tasks) this.write(t, null);
+    this.listener = listener;
+    this.workers = new Map(s.workers.map((w) => [w.id, w]));
+    this.workerIds = SortedKeys.fromSorted(s.workers.map((w) => w.id));
+    this.cursorValue = s.cursor;
+    this.idempotency = new Map(s.idempotency);
+  }
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+function indexOf<K>(m: Map<K, SortedKeys>, k: K): SortedKeys {
+  let s = m.get(k);
+  if (s === undefined) m.set(k, (s = new SortedKeys()));
+  return s;
+}
+
+function removeFrom(m: Map<string, SortedKeys>, k: string, id: string): void {
+  const s = m.get(k);
+  if (s === undefined) return;
+  s.remove(id);
+  if (s.length === 0) m.delete(k);
+}
+
+function setOf(m: Map<string, Set<string>>, k: string): Set<string> {
+  let s = m.get(k);
+  if (s === undefined) m.set(k, (s = new Set()));
+  return s;
+}
+
+export type { TaskError };

@@ -1,0 +1,106 @@
+// Starts and stops the leader-only loops (scheduling, worker health) as this manager's Raft role changes, and feeds
+// them the state machine's changes. A new leader first waits until it has applied everything committed before its
+// term (a ReadIndex barrier), so its full reconcile pass never acts on a stale view; stepping down cancels everything.
+import type { Logger } from 'pino';
+import type { TaskRecord } from '../kv/task-model.js';
+import type { StoredWorker, TaskStore, TaskStoreListener } from '../kv/task-store.js';
+import type { TasksConfig } from '../config/cluster.js';
+import type { Clock } from '../lib/clock.js';
+import type { Random } from '../lib/random.js';
+import type { Role } from '../raft/types.js';
+import type { PlacementPolicy } from '../scheduler/policy.js';
+import { roundRobin } from '../scheduler/round-robin.js';
+import { SchedulerLoop } from './scheduler-loop.js';
+import type { Proposer } from './task-service.js';
+import type { WorkerApi } from './worker-client.js';
+import { WorkerHealth } from './worker-health.js';
+
+export interface LeaderLoopsOptions {
+  store: TaskStore;
+  raft: Proposer;
+  workers: WorkerApi;
+  tasks: TasksConfig;
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+  proposalTimeoutMs: number;
+  policy?: PlacementPolicy;
+}
+
+export class LeaderLoops implements TaskStoreListener {
+  readonly scheduler: SchedulerLoop;
+  readonly health: WorkerHealth;
+  /** Raised by every role change: a barrier that resolves for an older leadership starts nothing. */
+  private generation = 0;
+  private leaderTerm: number | null = null;
+  private closed = false;
+
+  constructor(private readonly o: LeaderLoopsOptions) {
+    const common = { store: o.store, raft: o.raft, tasks: o.tasks, clock: o.clock, random: o.random, proposalTimeoutMs: o.proposalTimeoutMs };
+    this.scheduler = new SchedulerLoop({ ...common, workers: o.workers, policy: o.policy ?? roundRobin, logger: o.logger.child({ component: 'scheduler' }) });
+    this.health = new WorkerHealth({ ...common, logger: o.logger.child({ component: 'health' }) });
+  }
+
+  get active(): boolean {
+    return this.scheduler.running;
+  }
+
+  /** Wire to RaftNodeDriver's onRoleChange. */
+  onRoleChange(role: Role, term: number): void {
+    if (this.closed) return;
+    if (role === 'leader') {
+      if (this.leaderTerm === term) return;
+      this.leaderTerm = term;
+      this.halt();
+      void this.begin(++this.generation, term);
+    } else if (this.leaderTerm !== null) {
+      this.leaderTerm = null;
+      this.generation++;
+      this.halt();
+      this.o.logger.info({ term }, 'stepped down: leader loops stopped');
+    }
+  }
+
+  private async begin(generation: number, term: number): Promise<void> {
+    for (;;) {
+      try {
+        await this.o.raft.barrier(this.o.clock.nowMs() + this.o.proposalTimeoutMs);
+        break;
+      } catch (err) {
+        if (generation !== this.generation) return;
+        this.o.logger.debug({ err }, 'leader barrier failed; retrying');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      if (generation !== this.generation) return;
+    }
+    if (generation !== this.generation || this.closed) return;
+    this.health.start(term);
+    this.scheduler.start(term);
+    this.o.logger.info({ term, tasks: this.o.store.taskCount, pending: this.o.store.countIn('pending') }, 'leader loops started');
+  }
+
+  private halt(): void {
+    this.scheduler.stop();
+    this.health.stop();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.generation++;
+    this.halt();
+  }
+
+  // ---- TaskStoreListener: called as entries are applied, on every manager ----
+
+  taskChanged(task: TaskRecord, previous: TaskRecord | null): void {
+    this.scheduler.onTaskChanged(task, previous);
+  }
+
+  workerSeen(workerId: string): void {
+    this.health.seen(workerId);
+  }
+
+  workerChanged(worker: StoredWorker): void {
+    if (worker.state === 'ready') this.scheduler.onWorkerReady();
+  }
+}

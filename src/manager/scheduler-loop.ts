@@ -1,0 +1,313 @@
+// The leader's scheduling loop: places pending tasks through the placement policy (one Raft command per batch, with
+// the new cursor), then sends each committed assignment and each stop to its worker with bounded concurrency, and
+// turns the answers into task reports. Runs only between start(term) and stop(); stop() cancels everything in flight.
+import type { Logger } from 'pino';
+import type { TaskReport } from '../kv/task-commands.js';
+import type { TaskRecord } from '../kv/task-model.js';
+import { isActiveState, reportOutcome } from '../kv/task-rules.js';
+import type { TaskStore } from '../kv/task-store.js';
+import type { TasksConfig } from '../config/cluster.js';
+import type { Clock } from '../lib/clock.js';
+import { limits } from '../lib/limits.js';
+import type { Random } from '../lib/random.js';
+import { retryAtMs } from '../scheduler/backoff.js';
+import type { PlacementPolicy, PlacementTask } from '../scheduler/policy.js';
+import { reportOf } from './observations.js';
+import { assignmentOf, type Proposer } from './task-service.js';
+import { classifyAssignError, type WorkerApi } from './worker-client.js';
+
+export interface SchedulerLoopOptions {
+  store: TaskStore;
+  raft: Proposer;
+  workers: WorkerApi;
+  tasks: TasksConfig;
+  policy: PlacementPolicy;
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+  /** How long the loop's own proposals may take. */
+  proposalTimeoutMs: number;
+  concurrency?: number;
+  queueMax?: number;
+  batchMax?: number;
+}
+
+type Work = 'assign' | 'stop';
+
+interface Session {
+  readonly term: number;
+  readonly abort: AbortController;
+  /** Assignments a worker has answered in this leadership (task id -> token): the reconcile pass does not resend them. */
+  readonly delivered: Map<string, string>;
+}
+
+export class SchedulerLoop {
+  private session: Session | null = null;
+  private placing = false;
+  private placeAgain = false;
+  private placeScheduled = false;
+  private placeTimer: { cancel(): void; atMs: number } | null = null;
+  private reconcileTimer: NodeJS.Timeout | null = null;
+  private readonly queue = new Map<string, Work>();
+  private readonly inflight = new Set<string>();
+  private reports: TaskReport[] = [];
+  private flushing = false;
+  private seq = 0;
+  private dropped = 0;
+  private readonly concurrency: number;
+  private readonly queueMax: number;
+  private readonly batchMax: number;
+
+  constructor(private readonly o: SchedulerLoopOptions) {
+    this.concurrency = o.concurrency ?? limits.assignConcurrencyMax;
+    this.queueMax = o.queueMax ?? limits.assignQueueMax;
+    this.batchMax = o.batchMax ?? limits.placementBatchMax;
+  }
+
+  get running(): boolean {
+    return this.session !== null;
+  }
+
+  /** Begins a leadership: a full reconcile pass now, then one every reconcileIntervalMs. */
+  start(term: number): void {
+    this.stop();
+    this.session = { term, abort: new AbortController(), delivered: new Map() };
+    this.reconcile();
+    this.reconcileTimer = setInterval(() => this.reconcile(), this.o.tasks.reconcileIntervalMs);
+  }
+
+  stop(): void {
+    const s = this.session;
+    if (s === null) return;
+    this.session = null;
+    s.abort.abort();
+    if (this.reconcileTimer !== null) clearInterval(this.reconcileTimer);
+    this.reconcileTimer = null;
+    this.placeTimer?.cancel();
+    this.placeTimer = null;
+    this.queue.clear();
+    this.reports = [];
+  }
+
+  /** From the store's listener, as entries are applied: wake whatever the change calls for. */
+  onTaskChanged(t: TaskRecord, prev: TaskRecord | null): void {
+    if (this.session === null) return;
+    if (t.state === 'pending') {
+      this.kickPlacement();
+    } else if (isActiveState(t.state)) {
+      if (t.desiredState === 'stop') this.enqueue(t.id, 'stop');
+      else if (t.state === 'scheduled' && (prev === null || prev.state !== 'scheduled')) this.enqueue(t.id, 'assign');
+    }
+  }
+
+  onWorkerReady(): void {
+    this.kickPlacement();
+  }
+
+  /** Every placed task not yet delivered, every stop not yet confirmed, and any pending task. */
+  private reconcile(): void {
+    const s = this.session;
+    if (s === null) return;
+    const { store } = this.o;
+    for (const w of store.allWorkers()) {
+      for (const t of store.activeOn(w.id)) {
+        if (t.desiredState === 'stop') this.enqueue(t.id, 'stop');
+        else if (t.state === 'scheduled' && s.delivered.get(t.id) !== tokenKey(t)) this.enqueue(t.id, 'assign');
+      }
+    }
+    this.kickPlacement();
+  }
+
+  // ---- placement ----
+
+  private kickPlacement(): void {
+    if (this.session === null) return;
+    if (this.placing) {
+      this.placeAgain = true;
+      return;
+    }
+    if (this.placeScheduled) return;
+    this.placeScheduled = true;
+    // Coalesce: a burst of submissions applied in one ready becomes one placement command.
+    setImmediate(() => {
+      this.placeScheduled = false;
+      void this.placeLoop();
+    });
+  }
+
+  private async placeLoop(): Promise<void> {
+    const s = this.session;
+    if (s === null || this.placing) return;
+    this.placing = true;
+    try {
+      do {
+        this.placeAgain = false;
+        if (await this.placeOnce(s)) this.placeAgain = true;
+      } while (this.placeAgain && this.session === s);
+    } catch (err) {
+      this.o.logger.warn({ err }, 'placement failed; retrying shortly');
+      this.armPlacementTimer(this.o.clock.nowMs() + 200);
+    } finally {
+      this.placing = false;
+    }
+  }
+
+  /** Proposes one batch of placements; answers whether a full batch went (more may be waiting). */
+  private async placeOnce(s: Session): Promise<boolean> {
+    const { store, clock } = this.o;
+    const now = clock.nowMs();
+    const workers = store
+      .allWorkers()
+      .filter((w) => w.state === 'ready')
+      .map((w) => ({ id: w.id, activeTasks: store.activeCount(w.id), cpuUtilization: w.stats?.cpuUtilization ?? null }));
+    if (workers.length === 0) return false;
+    const tasks: PlacementTask[] = [];
+    let earliestMs = Infinity;
+    for (const id of store.idsIn('pending')) {
+      const t = store.task(id)!;
+      if (t.desiredState !== 'run') continue;
+      if (t.notBeforeMs > now) {
+        earliestMs = Math.min(earliestMs, t.notBeforeMs);
+        continue;
+      }
+      tasks.push(placementTask(t));
+      if (tasks.length >= this.batchMax) break;
+    }
+    if (earliestMs !== Infinity) this.armPlacementTimer(earliestMs);
+    if (tasks.length === 0) return false;
+    const decision = this.o.policy.place({ tasks, workers, cursor: store.cursor });
+    if (decision.placements.length === 0) return false;
+    const r = await this.o.raft.proposeCommand(
+      { op: 'task.place', term: s.term, atMs: now, cursor: decision.cursor, placements: decision.placements },
+      now + this.o.proposalTimeoutMs,
+      `leader-${s.term}-place-${++this.seq}`,
+    );
+    if (!r.ok) this.o.logger.warn({ code: r.code, reason: r.message }, 'placement refused');
+    return tasks.length >= this.batchMax;
+  }
+
+  private armPlacementTimer(atMs: number): void {
+    if (this.session === null || (this.placeTimer !== null && this.placeTimer.atMs <= atMs)) return;
+    this.placeTimer?.cancel();
+    const t = this.o.clock.setTimeout(() => {
+      this.placeTimer = null;
+      this.kickPlacement();
+    }, Math.max(0, atMs - this.o.clock.nowMs()));
+    this.placeTimer = { cancel: () => t.cancel(), atMs };
+  }
+
+  // ---- assignments and stops ----
+
+  private enqueue(id: string, work: Work): void {
+    if (this.session === null) return;
+    if (!this.queue.has(id) && this.queue.size >= this.queueMax) {
+      // The reconcile pass finds it again; say so once per burst.
+      if (this.dropped++ === 0) this.o.logger.warn({ queueMax: this.queueMax }, 'the assignment queue is full; the reconcile pass will retry');
+      return;
+    }
+    this.queue.set(id, work === 'stop' || this.queue.get(id) === 'stop' ? 'stop' : 'assign');
+    this.pump();
+  }
+
+  private pump(): void {
+    const s = this.session;
+    if (s === null) return;
+    for (const [id, work] of this.queue) {
+      if (this.inflight.size >= this.concurrency) return;
+      // One call per task at a time: a stop never overtakes the assignment it cancels.
+      if (this.inflight.has(id)) continue;
+      this.queue.delete(id);
+      this.inflight.add(id);
+      void this.send(s, id, work).finally(() => {
+        this.inflight.delete(id);
+        this.pump();
+      });
+    }
+    if (this.queue.size === 0) this.dropped = 0;
+  }
+
+  private async send(s: Session, id: string, work: Work): Promise<void> {
+    const { store } = this.o;
+    const t = store.task(id);
+    if (t === undefined || !isActiveState(t.state) || t.workerId === null) return;
+    if (work === 'assign' ? t.state !== 'scheduled' || t.desiredState !== 'run' : t.desiredState !== 'stop') return;
+    const worker = store.storedWorker(t.workerId);
+    if (worker === undefined) return;
+    const a = assignmentOf(t);
+    const timeoutMs = work === 'assign' ? this.o.tasks.assignTimeoutMs : this.o.tasks.stopTimeoutMs + 5000;
+    try {
+      const status = await this.o.workers.assign(worker.apiAddress, a, { timeoutMs, signal: s.abort.signal });
+      if (this.session !== s || status.attempt !== a.attempt || status.term !== a.term) return;
+      if (work === 'assign') s.delivered.set(id, tokenKey(a));
+      const report = reportOf(worker.id, status, this.retryAt(a.attempt));
+      const current = store.task(id);
+      if (report !== null && current !== undefined && reportOutcome(current, report).kind !== 'ignore') this.addReport(report);
+    } catch (err) {
+      if (this.session !== s) return;
+      const failure = classifyAssignError(err);
+      const message = err instanceof Error ? err.message : String(err);
+      this.o.logger.warn({ task: id, worker: worker.id, work, failure, reason: message }, `${work} failed`);
+      // A failed stop is sent again by the next reconcile pass; a failed assignment is retried elsewhere or fails.
+      if (failure === 'stale' || work === 'stop') return;
+      this.addReport({
+        taskId: id, workerId: worker.id, attempt: a.attempt, term: a.term, state: 'failed', containerId: null, exitCode: null,
+        error: { class: failure, message: `the assignment to worker ${worker.id} failed: ${message}` }, retryAtMs: this.retryAt(a.attempt),
+      });
+    }
+  }
+
+  private retryAt(attempt: number): number {
+    const { tasks, clock, random } = this.o;
+    return retryAtMs(clock.nowMs(), attempt, { baseMs: tasks.backoffBaseMs, capMs: tasks.backoffCapMs }, random);
+  }
+
+  private addReport(r: TaskReport): void {
+    // Bounded by the calls in flight; a report lost here comes back with the worker's next heartbeat.
+    if (this.reports.length >= limits.reportBatchMax * 4) return;
+    this.reports.push(r);
+    if (!this.flushing) void this.flush();
+  }
+
+  /** One task.report command at a time; what arrives meanwhile goes into the next one. */
+  private async flush(): Promise<void> {
+    const s = this.session;
+    if (s === null || this.flushing) return;
+    this.flushing = true;
+    try {
+      await new Promise((r) => setImmediate(r));
+      while (this.reports.length > 0 && this.session === s) {
+        const batch = this.reports.splice(0, limits.reportBatchMax);
+        const now = this.o.clock.nowMs();
+        try {
+          await this.o.raft.proposeCommand({ op: 'task.report', atMs: now, reports: batch }, now + this.o.proposalTimeoutMs, `leader-${s.term}-report-${++this.seq}`);
+        } catch (err) {
+          this.o.logger.warn({ err, reports: batch.length }, 'could not commit task reports; the workers will report them again');
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+}
+
+function placementTask(t: TaskRecord): PlacementTask {
+  // The worker of the previous attempt (history's last entry with a worker) is avoided by a retry.
+  let avoid: string | null = null;
+  if (t.attempt > 1) {
+    for (let i = t.history.length - 1; i >= 0; i--) {
+      const h = t.history[i]!;
+      if (h.workerId !== null) {
+        avoid = h.workerId;
+        break;
+      }
+    }
+  }
+  const p: { -readonly [K in keyof PlacementTask]: PlacementTask[K] } = { id: t.id, attempt: t.attempt, avoidWorkerId: avoid };
+  if (t.spec.resources?.cpus !== undefined) p.cpus = t.spec.resources.cpus;
+  if (t.spec.resources?.memoryMb !== undefined) p.memoryMb = t.spec.resources.memoryMb;
+  return p;
+}
+
+function tokenKey(t: { attempt: number; term: number }): string {
+  return `${t.attempt}/${t.term}`;
+}

@@ -1,0 +1,188 @@
+// The task and worker half of the managers' API: submissions, stops and worker traffic become proposals, reads wait
+// for a linearizable barrier. Works the same on every manager (the Raft core forwards a follower's proposals).
+//
+// Heartbeats and Raft writes: a heartbeat is proposed only when it changes something, namely a task state the
+// worker reports differently from the record, a worker that is not 'ready', or liveness older than
+// livenessCommitMs = max(heartbeat interval, workerTtlMs / 3). So a quiet worker costs one small write every
+// livenessCommitMs (not one per task per beat), and lastHeartbeatAt in GET /v1/workers is the same on every manager
+// and at most livenessCommitMs behind the worker's latest beat. The leader judges silence by when it applied the
+// worker's last heartbeat (its own clock), well inside workerTtlMs.
+import type { Logger } from 'pino';
+import type { Page, ReadConsistency, RequestContext, TaskListQuery, TasksService } from '../api/service.js';
+import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from '../api/worker-contract.js';
+import type { Command } from '../kv/commands.js';
+import type { ApplyResult } from '../kv/state-machine.js';
+import type { TaskCommand, TaskReport } from '../kv/task-commands.js';
+import type { TaskRecord, TaskSpec, WorkerRecord } from '../kv/task-model.js';
+import type { TaskStore } from '../kv/task-store.js';
+import type { TasksConfig } from '../config/cluster.js';
+import type { Clock } from '../lib/clock.js';
+import { MinkubeError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
+import type { Random } from '../lib/random.js';
+import { retryAtMs } from '../scheduler/backoff.js';
+import { changedReports } from './observations.js';
+import { TaskIdGenerator } from './task-ids.js';
+import type { WorkerApi } from './worker-client.js';
+
+export interface Proposer {
+  proposeCommand(cmd: Command, deadlineMs: number, requestId: string): Promise<ApplyResult>;
+  /** Resolves once this manager has applied everything committed before the call. */
+  barrier(deadlineMs: number): Promise<void>;
+}
+
+export interface TaskServiceOptions {
+  store: TaskStore;
+  raft: Proposer;
+  tasks: TasksConfig;
+  workers: WorkerApi;
+  clock: Clock;
+  random: Random;
+  logger: Logger;
+  /** Told of every heartbeat this manager answers (the leader's health loop counts it as a sign of life). */
+  onHeartbeat?: (workerId: string) => void;
+}
+
+export class TaskServiceImpl implements TasksService {
+  private readonly ids: TaskIdGenerator;
+  readonly livenessCommitMs: number;
+
+  constructor(private readonly o: TaskServiceOptions) {
+    this.ids = new TaskIdGenerator(o.clock);
+    this.livenessCommitMs = Math.max(o.tasks.workerHeartbeatIntervalMs, Math.floor(o.tasks.workerTtlMs / 3));
+  }
+
+  // ---- tasks ----
+
+  async submitTask(spec: TaskSpec, idempotencyKey: string | undefined, ctx: RequestContext): Promise<TaskRecord> {
+    const cmd: TaskCommand = { op: 'task.submit', taskId: this.ids.next(), spec, atMs: this.o.clock.nowMs(), ...(idempotencyKey === undefined ? {} : { idempotencyKey }) };
+    const id = await this.proposeOk(cmd, ctx);
+    return this.taskOrThrow(id);
+  }
+
+  async getTask(id: string, consistency: ReadConsistency, ctx: RequestContext): Promise<TaskRecord> {
+    await this.read(consistency, ctx);
+    return this.taskOrThrow(id);
+  }
+
+  async listTasks(q: TaskListQuery, ctx: RequestContext): Promise<Page<TaskRecord>> {
+    await this.read(q.consistency, ctx);
+    const opts: Parameters<TaskStore['listTasks']>[0] = { limit: q.limit };
+    if (q.state !== undefined) opts.state = q.state;
+    if (q.workerId !== undefined) opts.workerId = q.workerId;
+    if (q.cursor !== undefined) opts.after = q.cursor;
+    const { items, more } = this.o.store.listTasks(opts);
+    return { items, nextCursor: more ? items.at(-1)!.id : null };
+  }
+
+  async stopTask(id: string, ctx: RequestContext): Promise<TaskRecord> {
+    await this.proposeOk({ op: 'task.stop', taskId: id, atMs: this.o.clock.nowMs() }, ctx);
+    return this.taskOrThrow(id);
+  }
+
+  async taskLogs(id: string, tailLines: number, ctx: RequestContext): Promise<string> {
+    await this.read('linearizable', ctx);
+    const task = this.taskOrThrow(id);
+    // A task waiting for its retry has no worker: its latest attempt's output is on the one it last ran on.
+    const workerId = task.workerId ?? [...task.history].reverse().find((h) => h.workerId !== null)?.workerId ?? null;
+    if (workerId === null) return '';
+    const worker = this.o.store.storedWorker(workerId);
+    if (worker === undefined) throw new MinkubeError('WORKER_NOT_FOUND', `the worker ${workerId} of task ${id} is no longer registered`);
+    try {
+      return await this.o.workers.logs(worker.apiAddress, id, tailLines, { timeoutMs: Math.max(1, ctx.deadlineMs - this.o.clock.nowMs()) });
+    } catch (err) {
+      if (err instanceof MinkubeError && err.code === 'TASK_NOT_FOUND') {
+        throw new MinkubeError('TASK_NOT_FOUND', `worker ${workerId} no longer keeps the output of task ${id}`);
+      }
+      if (err instanceof MinkubeError && err.code === 'TIMEOUT') throw new MinkubeError('WORKER_UNAVAILABLE', err.message, { cause: err });
+      throw err;
+    }
+  }
+
+  // ---- workers ----
+
+  async registerWorker(req: RegisterRequest, ctx: RequestContext): Promise<WorkerRecord> {
+    const id = await this.proposeOk({ op: 'worker.register', workerId: req.id, apiAddress: req.apiAddress, runtime: req.runtime, atMs: this.o.clock.nowMs() }, ctx);
+    return this.workerOrThrow(id);
+  }
+
+  async workerHeartbeat(id: string, req: HeartbeatRequest, ctx: RequestContext): Promise<HeartbeatResponse> {
+    const { store, clock } = this.o;
+    let worker = store.storedWorker(id);
+    if (worker === undefined) {
+      // Registered through another manager a moment ago: catch up before saying "unknown".
+      await this.o.raft.barrier(ctx.deadlineMs);
+      worker = store.storedWorker(id);
+      if (worker === undefined) throw new MinkubeError('WORKER_NOT_FOUND', `no worker ${id}; register first`);
+    }
+    const now = clock.nowMs();
+    const reports = changedReports(store, id, req.tasks, (attempt) => this.retryAt(now, attempt));
+    const livenessDue = worker.state !== 'ready' || worker.lastHeartbeatAtMs === null || now - worker.lastHeartbeatAtMs >= this.livenessCommitMs;
+    this.o.onHeartbeat?.(id);
+    if (reports.length > 0 || livenessDue) {
+      const [first, ...rest] = chunks(reports, limits.reportBatchMax);
+      const proposals = [this.proposeOk({ op: 'worker.heartbeat', workerId: id, atMs: now, stats: req.stats, reports: first ?? [] }, ctx)];
+      for (const batch of rest) proposals.push(this.proposeOk({ op: 'task.report', atMs: now, reports: batch }, ctx));
+      await Promise.all(proposals);
+    }
+    return { heartbeatIntervalMs: this.o.tasks.workerHeartbeatIntervalMs };
+  }
+
+  async workerAssignments(id: string, ctx: RequestContext): Promise<Assignment[]> {
+    await this.o.raft.barrier(ctx.deadlineMs);
+    if (this.o.store.storedWorker(id) === undefined) throw new MinkubeError('WORKER_NOT_FOUND', `no worker ${id}`);
+    return this.o.store.activeOn(id).map(assignmentOf);
+  }
+
+  async listWorkers(q: { limit: number; cursor?: string; consistency: ReadConsistency }, ctx: RequestContext): Promise<Page<WorkerRecord>> {
+    await this.read(q.consistency, ctx);
+    const { items, more } = this.o.store.listWorkers(q.cursor === undefined ? { limit: q.limit } : { limit: q.limit, after: q.cursor });
+    return { items, nextCursor: more ? items.at(-1)!.id : null };
+  }
+
+  async getWorker(id: string, consistency: ReadConsistency, ctx: RequestContext): Promise<WorkerRecord> {
+    await this.read(consistency, ctx);
+    return this.workerOrThrow(id);
+  }
+
+  // ---- helpers ----
+
+  retryAt(nowMs: number, attempt: number): number {
+    return retryAtMs(nowMs, attempt, { baseMs: this.o.tasks.backoffBaseMs, capMs: this.o.tasks.backoffCapMs }, this.o.random);
+  }
+
+  private async read(consistency: ReadConsistency, ctx: RequestContext): Promise<void> {
+    if (consistency === 'linearizable') await this.o.raft.barrier(ctx.deadlineMs);
+  }
+
+  /** Proposes and answers the id the command was about, or throws the state machine's refusal. */
+  private async proposeOk(cmd: TaskCommand, ctx: RequestContext): Promise<string> {
+    const r = await this.o.raft.proposeCommand(cmd, ctx.deadlineMs, ctx.requestId);
+    if (!r.ok) throw new MinkubeError(r.code, r.message);
+    return r.key;
+  }
+
+  private taskOrThrow(id: string): TaskRecord {
+    const t = this.o.store.task(id);
+    if (t === undefined) throw new MinkubeError('TASK_NOT_FOUND', `no task ${id}`);
+    return t;
+  }
+
+  private workerOrThrow(id: string): WorkerRecord {
+    const w = this.o.store.worker(id);
+    if (w === undefined) throw new MinkubeError('WORKER_NOT_FOUND', `no worker ${id}`);
+    return w;
+  }
+}
+
+export function assignmentOf(t: TaskRecord): Assignment {
+  return { taskId: t.id, attempt: t.attempt, term: t.term, spec: t.spec, desiredState: t.desiredState };
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+export type { TaskReport };
