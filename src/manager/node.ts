@@ -6,7 +6,7 @@ import { MinkubeError } from '../lib/errors.js';
 import type { LogIndex, NodeId } from '../lib/ids.js';
 import type { Random } from '../lib/random.js';
 import { createRaftNode, defaultRaftLimits } from '../raft/index.js';
-import type { Entry, RaftNode, RaftStatus, Ready, Role } from '../raft/types.js';
+import type { Entry, Message, RaftNode, RaftStatus, Ready, Role } from '../raft/types.js';
 import type { RaftStorage } from '../storage/types.js';
 import type { Transport } from '../transport/types.js';
 import { ProposalTracker } from './proposals.js';
@@ -188,9 +188,13 @@ export class RaftNodeDriver<R> {
         this.flushProposals();
         if (!this.core.hasReady()) break;
         const rd = this.core.ready();
+        const [early, late] = splitMessages(rd.messages);
+        // A leader's appends and heartbeats go out while its own write is on disk (Raft thesis 10.2.1): what they
+        // lead to (a commit) can only surface in a later Ready, which this loop takes after the write is durable.
+        if (early.length > 0) this.o.transport.send(early);
         if (rd.hardState !== null || rd.entries.length > 0) await this.o.storage.save(rd.hardState, rd.entries, { sync: this.mustSync(rd) });
         if (this.stopped) break;
-        this.handleReady(rd);
+        this.handleReady(rd, late);
       }
     } catch (err) {
       this.fail(err);
@@ -207,8 +211,8 @@ export class RaftNodeDriver<R> {
     return synced;
   }
 
-  private handleReady(rd: Ready): void {
-    if (rd.messages.length > 0) this.o.transport.send(rd.messages);
+  private handleReady(rd: Ready, messages: readonly Message[]): void {
+    if (messages.length > 0) this.o.transport.send(messages);
     this.applyEntries(rd.committedEntries);
     const now = this.o.clock.nowMs();
     for (const rs of rd.readStates) this.reads.onReadState(rs.context, rs.index, this.appliedIndex, now);
@@ -256,6 +260,20 @@ export class RaftNodeDriver<R> {
     this.o.logger.fatal({ err }, 'the raft loop failed; stopping this manager');
     void this.stop();
   }
+}
+
+/** Splits a Ready's messages into those that may leave before its write is durable and those that must wait. */
+function splitMessages(messages: readonly Message[]): [Message[], readonly Message[]] {
+  if (!messages.some(isEarly)) return [[], messages];
+  const early: Message[] = [];
+  const late: Message[] = [];
+  for (const m of messages) (isEarly(m) ? early : late).push(m);
+  return [early, late];
+}
+
+/** Only a leader sends these, and they promise nothing about the sender's disk. */
+function isEarly(m: Message): boolean {
+  return m.type === 'append' || m.type === 'heartbeat';
 }
 
 export type { LogIndex };
