@@ -1,0 +1,60 @@
+// Placement policies: round-robin over ready workers from the replicated cursor, retries avoiding their last worker,
+// and least-loaded as a second policy behind the same interface.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { leastLoaded, roundRobin, type PlacementTask, type PlacementWorker } from '../../src/scheduler/index.js';
+
+const worker = (id: string, activeTasks = 0, cpuUtilization: number | null = null): PlacementWorker => ({ id, activeTasks, cpuUtilization });
+const task = (id: string, avoidWorkerId: string | null = null, attempt = 1): PlacementTask => ({ id, attempt, avoidWorkerId });
+const workers = [worker('w1'), worker('w2'), worker('w3')];
+
+describe('round-robin', () => {
+  it('takes the workers in id order from the start and keeps the last one as the cursor', () => {
+    const d = roundRobin.place({ tasks: ['a', 'b', 'c', 'd'].map((id) => task(id)), workers, cursor: null });
+    expect(d.placements.map((p) => p.workerId)).toEqual(['w1', 'w2', 'w3', 'w1']);
+    expect(d.cursor).toBe('w1');
+    expect(d.placements[0]).toEqual({ taskId: 'a', attempt: 1, workerId: 'w1' });
+  });
+
+  it('continues after the cursor, so batches (and a new leader) carry on the rotation', () => {
+    const first = roundRobin.place({ tasks: [task('a'), task('b')], workers, cursor: null });
+    const second = roundRobin.place({ tasks: [task('c'), task('d')], workers, cursor: first.cursor });
+    expect([...first.placements, ...second.placements].map((p) => p.workerId)).toEqual(['w1', 'w2', 'w3', 'w1']);
+  });
+
+  it('a cursor naming a worker that is gone continues with the next id', () => {
+    const d = roundRobin.place({ tasks: [task('a'), task('b')], workers: [worker('w1'), worker('w3')], cursor: 'w2' });
+    expect(d.placements.map((p) => p.workerId)).toEqual(['w3', 'w1']);
+    expect(roundRobin.place({ tasks: [task('a')], workers, cursor: 'w9' }).placements[0]!.workerId).toBe('w1');
+  });
+
+  it('a retry skips the worker of its previous attempt unless it is the only one', () => {
+    expect(roundRobin.place({ tasks: [task('a', 'w1', 2), task('b')], workers, cursor: null }).placements.map((p) => p.workerId)).toEqual(['w2', 'w3']);
+    expect(roundRobin.place({ tasks: [task('a', 'w1', 2)], workers: [worker('w1')], cursor: null }).placements[0]!.workerId).toBe('w1');
+  });
+
+  it('no workers or no tasks: no placements, cursor unchanged', () => {
+    expect(roundRobin.place({ tasks: [task('a')], workers: [], cursor: 'w2' })).toEqual({ placements: [], cursor: 'w2' });
+    expect(roundRobin.place({ tasks: [], workers, cursor: 'w2' })).toEqual({ placements: [], cursor: 'w2' });
+  });
+
+  it('property: over any number of tasks without retries, loads differ by at most one', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 100 }), fc.constantFrom(null, 'w0', 'w3'), (n, count, cursor) => {
+        const ws = Array.from({ length: n }, (_, i) => worker(`w${i}`));
+        const d = roundRobin.place({ tasks: Array.from({ length: count }, (_, i) => task(`t${i}`)), workers: ws, cursor });
+        const load = ws.map((w) => d.placements.filter((p) => p.workerId === w.id).length);
+        expect(Math.max(...load) - Math.min(...load)).toBeLessThanOrEqual(1);
+        expect(d.placements).toHaveLength(count);
+      }),
+    );
+  });
+});
+
+describe('least-loaded', () => {
+  it('fills the emptiest worker first, CPU breaking ties, and leaves the cursor alone', () => {
+    const d = leastLoaded.place({ tasks: [task('a'), task('b'), task('c')], workers: [worker('w1', 2, 0.1), worker('w2', 0, 0.9), worker('w3', 0, 0.2)], cursor: 'x' });
+    expect(d.placements.map((p) => p.workerId)).toEqual(['w3', 'w2', 'w3']);
+    expect(d.cursor).toBe('x');
+  });
+});
