@@ -80,6 +80,7 @@ export function runSimulation(o: RunOptions): RunResult {
       diskLatencyUnitsMax: schedule.diskLatencyUnitsMax,
       network: schedule.network,
       ...o.cluster,
+      raft: { ...schedule.raft, ...o.cluster?.raft },
       seed: o.seed,
       nodes: o.nodes,
       trace: o.trace ?? null,

@@ -17,12 +17,20 @@ export type FaultEvent =
   | { readonly at: number; readonly kind: 'network'; readonly dropRate: number; readonly dupRate: number; readonly reorderRate: number }
   | { readonly at: number; readonly kind: 'burst'; readonly count: number };
 
+/** The flow-control limits a schedule may shrink: small appends and windows split logs across many messages, which
+ * is where commit-by-counting (Figure 8) and commit-past-the-verified-prefix bugs live. */
+export interface ScheduleLimits {
+  readonly entriesPerAppendMax?: number;
+  readonly inflightAppendsMax?: number;
+}
+
 /** Everything a run's fault phase does, besides the seed: the network it starts with, the events, the load. */
 export interface Schedule {
   readonly network: NetworkFaults;
   readonly events: readonly FaultEvent[];
   readonly clients: number;
   readonly diskLatencyUnitsMax: number;
+  readonly raft?: ScheduleLimits;
 }
 
 export const profileNames = ['calm', 'lossy', 'partitions', 'crashes', 'figure8', 'chaos'] as const;
@@ -94,7 +102,11 @@ function bursts(random: Random, steps: number): FaultEvent[] {
 export function generateSchedule(profile: ProfileName, random: Random, nodes: number, steps: number): Schedule {
   const clients = pick(random, 1, 5);
   const diskLatencyUnitsMax = [0, 20, 50, 150][random.int(4)]!;
-  const base = { clients, diskLatencyUnitsMax };
+  const raft: ScheduleLimits = {
+    entriesPerAppendMax: [1, 2, 3, 1024, 1024][random.int(5)]!,
+    inflightAppendsMax: [1, 2, 256, 256][random.int(4)]!,
+  };
+  const base = { clients, diskLatencyUnitsMax, raft };
   switch (profile) {
     case 'calm':
       return { ...base, network: { ...reliableNetwork, delayUnitsMax: pick(random, 1, 60) }, events: bursts(random, steps) };
