@@ -3,6 +3,8 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { runKvDelete, runKvGet, runKvPut } from './kv.js';
 import { printError, type Output } from './output.js';
 import { runStatus } from './status.js';
+import { CliExit, parseEnvPair, runTaskGet, runTaskList, runTaskLogs, runTaskRun, runTaskStop, runWorkerList } from './tasks.js';
+import type { TaskSpec } from '../kv/task-model.js';
 
 const defaultApi = 'http://127.0.0.1:8001';
 // The long-running commands are imported when used: the config schema (TypeBox) alone takes a second to load.
@@ -10,6 +12,47 @@ const defaultApi = 'http://127.0.0.1:8001';
 interface GlobalOptions {
   api: string;
   json?: boolean;
+}
+
+function parsePositive(text: string): number {
+  if (!/^[1-9][0-9]{0,8}$/.test(text)) throw new InvalidArgumentError('expected an integer >= 1.');
+  return Number(text);
+}
+
+function parseEnv(text: string, previous: Record<string, string> | undefined): Record<string, string> {
+  try {
+    return parseEnvPair(text, previous);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+const restartPolicies = ['never', 'on-failure', 'always'];
+const taskStates = ['pending', 'scheduled', 'running', 'succeeded', 'failed', 'stopped', 'lost'];
+
+function oneOf(values: string[]): (text: string) => string {
+  return (text) => {
+    if (!values.includes(text)) throw new InvalidArgumentError(`expected one of ${values.join(', ')}.`);
+    return text;
+  };
+}
+
+interface TaskRunFlags {
+  env?: Record<string, string>;
+  restart?: string;
+  maxAttempts?: number;
+  name?: string;
+  wait?: boolean;
+}
+
+function specFrom(image: string, command: string[], f: TaskRunFlags): TaskSpec {
+  const spec: { -readonly [K in keyof TaskSpec]: TaskSpec[K] } = { image };
+  if (f.name !== undefined) spec.name = f.name;
+  if (command.length > 0) spec.command = command;
+  if (f.env !== undefined) spec.env = f.env;
+  if (f.restart !== undefined) spec.restartPolicy = f.restart as TaskSpec['restartPolicy'] & string;
+  if (f.maxAttempts !== undefined) spec.maxAttempts = f.maxAttempts;
+  return spec;
 }
 
 function parseVersion(text: string): number {
@@ -61,6 +104,8 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
       await runKvDelete(g.api, key, opts.ifVersion, g.out);
     });
 
+  addTaskCommands(program, globals);
+
   program
     .command('manager')
     .description('run one manager of the cluster config in this process (until SIGINT/SIGTERM)')
@@ -68,12 +113,26 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
     .requiredOption('--id <id>', 'which manager of the config this is')
     .action((opts: { config: string; id: string }) => runLong(async () => (await import('./daemons.js')).runManager(opts.config, opts.id)));
 
-  program
+  // --config and --id are checked here rather than as required options: `worker ls` (below) needs neither.
+  const worker = program
     .command('worker')
-    .description('run one worker of the cluster config in this process (until SIGINT/SIGTERM)')
-    .requiredOption('--config <file>', 'the cluster config file')
-    .requiredOption('--id <id>', 'which worker of the config this is')
-    .action((opts: { config: string; id: string }) => runLong(async () => (await import('./daemons.js')).runWorker(opts.config, opts.id)));
+    .description('run one worker of the cluster config in this process (until SIGINT/SIGTERM); `worker ls` lists the workers')
+    .option('--config <file>', 'the cluster config file (required)')
+    .option('--id <id>', 'which worker of the config this is (required)')
+    .action((opts: { config?: string; id?: string }, cmd: Command) => {
+      if (opts.config === undefined) cmd.error("error: required option '--config <file>' not specified");
+      if (opts.id === undefined) cmd.error("error: required option '--id <id>' not specified");
+      const { config, id } = opts as { config: string; id: string };
+      return runLong(async () => (await import('./daemons.js')).runWorker(config, id));
+    });
+  worker
+    .command('ls')
+    .alias('list')
+    .description('list the workers: state, address, task count, stats, last heartbeat')
+    .action(async (_flags: object, cmd: Command) => {
+      const g = globals(cmd);
+      await runWorkerList(g.api, g.out);
+    });
 
   program
     .command('up')
@@ -82,6 +141,57 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
     .action((opts: { config: string }) => runLong(async () => (await import('./up.js')).runUp({ configPath: opts.config })));
 
   return program;
+}
+
+function addTaskCommands(program: Command, globals: (cmd: Command) => { api: string; out: Output }): void {
+  const task = program.command('task').description('run, list, inspect and stop tasks');
+  task
+    .command('run <image> [command...]')
+    .description('submit a task (put the command after --); prints its id, or with --wait follows it to its end')
+    .option('--env <KEY=VALUE>', 'an environment variable (repeatable)', parseEnv)
+    .option('--restart <policy>', 'never | on-failure | always (default never)', oneOf(restartPolicies))
+    .option('--max-attempts <n>', 'attempts before the task fails (default 3)', parsePositive)
+    .option('--name <name>', 'a name to show beside the id')
+    .option('--wait', 'show progress until the task ends, then its exit code; exit 1 if it did not succeed')
+    .action(async (image: string, command: string[], flags: TaskRunFlags, cmd: Command) => {
+      const g = globals(cmd);
+      await runTaskRun(g.api, { spec: specFrom(image, command, flags), wait: flags.wait === true }, g.out);
+    });
+  task
+    .command('ls')
+    .alias('list')
+    .description('list tasks, oldest first')
+    .option('--state <state>', taskStates.join(' | '), oneOf(taskStates))
+    .option('--worker <id>', 'only tasks on this worker')
+    .option('--limit <n>', 'at most this many (default 100)', parsePositive)
+    .action(async (flags: { state?: string; worker?: string; limit?: number }, cmd: Command) => {
+      const g = globals(cmd);
+      const q: { state?: string; workerId?: string; limit: number } = { limit: flags.limit ?? 100 };
+      if (flags.state !== undefined) q.state = flags.state;
+      if (flags.worker !== undefined) q.workerId = flags.worker;
+      await runTaskList(g.api, q, g.out);
+    });
+  task
+    .command('get <id>')
+    .description('one task: state, worker, attempt, exit code, why it failed, history')
+    .action(async (id: string, _flags: object, cmd: Command) => {
+      const g = globals(cmd);
+      await runTaskGet(g.api, id, g.out);
+    });
+  task
+    .command('stop <id>')
+    .description('stop a task (its worker stops the container; a pending task stops at once)')
+    .action(async (id: string, _flags: object, cmd: Command) => {
+      const g = globals(cmd);
+      await runTaskStop(g.api, id, g.out);
+    });
+  task
+    .command('logs <id>')
+    .description("the task's output, from the worker that ran its latest attempt")
+    .option('--tail <n>', 'the last n lines (default 1000)', parsePositive)
+    .action(async (id: string, flags: { tail?: number }, cmd: Command) => {
+      await runTaskLogs(globals(cmd).api, id, flags.tail ?? 1000);
+    });
 }
 
 /**
@@ -98,6 +208,7 @@ export async function main(argv: readonly string[]): Promise<{ code: number; exi
     await program.parseAsync([...argv]);
     return result;
   } catch (err) {
+    if (err instanceof CliExit) return { code: err.exitCode, exitNow: result.exitNow };
     if (err instanceof CommanderError) {
       // Commander has printed the usage error (or the help, or the version) already.
       return { code: err.exitCode === 0 ? 0 : 2, exitNow: result.exitNow };

@@ -1,0 +1,89 @@
+// The CLI's client of the task and worker routes: JSON calls, a text call for logs, and submissions that carry an
+// Idempotency-Key so that retrying them (after a timeout or a lost leader) still creates one task.
+import { randomUUID } from 'node:crypto';
+import { normaliseBaseUrl } from '../api/client.js';
+import type { Page } from '../api/service.js';
+import type { TaskRecord, TaskSpec, WorkerRecord } from '../kv/task-model.js';
+import { errorFromBody, MinkubeError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
+
+const timeoutMs = limits.requestTimeoutMsDefault + 500;
+const submitAttempts = 4;
+
+export class TaskApi {
+  readonly baseUrl: string;
+
+  constructor(baseUrl: string) {
+    this.baseUrl = normaliseBaseUrl(baseUrl);
+  }
+
+  /** Retried on answers that say "not now" (no leader, timeout, unreachable); the key makes the retries safe. */
+  async submit(spec: TaskSpec): Promise<{ id: string; state: string }> {
+    const key = randomUUID();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return JSON.parse(await this.call('POST', '/v1/tasks', spec, { 'idempotency-key': key })) as { id: string; state: string };
+      } catch (err) {
+        const again = err instanceof MinkubeError && (err.status >= 500 || err.code === 'QUEUE_FULL');
+        if (!again || attempt >= submitAttempts) throw err;
+        await new Promise((r) => setTimeout(r, 250 * attempt));
+      }
+    }
+  }
+
+  async get(id: string): Promise<TaskRecord> {
+    return JSON.parse(await this.call('GET', `/v1/tasks/${encodeURIComponent(id)}`)) as TaskRecord;
+  }
+
+  async list(q: { state?: string; workerId?: string; limit: number; cursor?: string }): Promise<Page<TaskRecord>> {
+    const params = new URLSearchParams({ limit: String(q.limit) });
+    if (q.state !== undefined) params.set('state', q.state);
+    if (q.workerId !== undefined) params.set('workerId', q.workerId);
+    if (q.cursor !== undefined) params.set('cursor', q.cursor);
+    return JSON.parse(await this.call('GET', `/v1/tasks?${params.toString()}`)) as Page<TaskRecord>;
+  }
+
+  async stop(id: string): Promise<TaskRecord> {
+    return JSON.parse(await this.call('DELETE', `/v1/tasks/${encodeURIComponent(id)}`)) as TaskRecord;
+  }
+
+  logs(id: string, tailLines: number): Promise<string> {
+    return this.call('GET', `/v1/tasks/${encodeURIComponent(id)}/logs?tail=${tailLines}`);
+  }
+
+  async workers(q: { limit: number; cursor?: string }): Promise<Page<WorkerRecord>> {
+    const params = new URLSearchParams({ limit: String(q.limit) });
+    if (q.cursor !== undefined) params.set('cursor', q.cursor);
+    return JSON.parse(await this.call('GET', `/v1/workers?${params.toString()}`)) as Page<WorkerRecord>;
+  }
+
+  /** One request; a 2xx answers its body as text, anything else throws the MinkubeError the server described. */
+  private async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<string> {
+    const url = `${this.baseUrl}${path}`;
+    const init: RequestInit = { method, headers: { ...headers }, signal: AbortSignal.timeout(timeoutMs) };
+    if (body !== undefined) {
+      init.headers = { ...headers, 'content-type': 'application/json' };
+      init.body = JSON.stringify(body);
+    }
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(url, init);
+      text = await res.text();
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string } };
+      if (e.name === 'TimeoutError') throw new MinkubeError('TIMEOUT', `${method} ${url}: no answer within ${timeoutMs} ms`, { cause: err });
+      throw new MinkubeError('UNREACHABLE', `cannot reach ${url} (${e.cause?.code ?? e.message})`, { cause: err });
+    }
+    if (!res.ok) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+      throw errorFromBody(parsed, res.status);
+    }
+    return text;
+  }
+}

@@ -1,0 +1,164 @@
+// `minkube task run|ls|get|stop|logs` and `minkube worker ls`: tables and detail views over the task routes; --json
+// prints the answers as they came. `task run --wait` follows the task to its end and exits non-zero if it failed.
+import type { TaskRecord, TaskSpec, TaskTransition, WorkerRecord } from '../kv/task-model.js';
+import { MinkubeError } from '../lib/errors.js';
+import { formatTable, printJson, printLine, type Output } from './output.js';
+import { TaskApi } from './task-api.js';
+
+/** Thrown to end the CLI with an exit code after the reason has been printed. */
+export class CliExit extends Error {
+  constructor(readonly exitCode: number) {
+    super(`exit ${exitCode}`);
+  }
+}
+
+export interface RunOptions {
+  spec: TaskSpec;
+  wait: boolean;
+  pollMs?: number;
+}
+
+const finalStates = new Set(['succeeded', 'failed', 'stopped']);
+
+export async function runTaskRun(apiUrl: string, o: RunOptions, out: Output): Promise<void> {
+  const api = new TaskApi(apiUrl);
+  const submitted = await api.submit(o.spec);
+  if (!o.wait) {
+    if (out.json) printJson(submitted);
+    else printLine(submitted.id);
+    return;
+  }
+  if (!out.json) printLine(`task ${submitted.id} submitted`);
+  let printed = 0;
+  let t: TaskRecord;
+  for (;;) {
+    t = await api.get(submitted.id);
+    printed = printNewHistory(t, printed, out);
+    if (finalStates.has(t.state)) break;
+    await new Promise((r) => setTimeout(r, o.pollMs ?? 250));
+  }
+  if (out.json) printJson(t);
+  else printLine(`task ${t.id} ${t.state}${t.exitCode === null ? '' : `; exit code ${t.exitCode}`}`);
+  if (t.state === 'succeeded') return;
+  const why = t.state === 'stopped' ? 'it was stopped' : t.error === null ? 'no reason was recorded' : `${t.error.class}: ${t.error.message}`;
+  process.stderr.write(`error: task ${t.id} ${t.state}: ${why}\n`);
+  throw new CliExit(1);
+}
+
+/** Prints the history entries not printed yet (history is bounded, so entries are matched by time and state). */
+function printNewHistory(t: TaskRecord, printedAtMs: number, out: Output): number {
+  let last = printedAtMs;
+  for (const h of t.history) {
+    if (h.atMs <= printedAtMs) continue;
+    if (!out.json) printLine(transitionLine(h));
+    last = Math.max(last, h.atMs);
+  }
+  return last;
+}
+
+function transitionLine(h: TaskTransition): string {
+  const where = h.workerId === null ? '' : ` on ${h.workerId}`;
+  return `${clock(h.atMs)}  ${h.state.padEnd(9)}  attempt ${h.attempt}${where}${h.reason === undefined ? '' : `: ${h.reason}`}`;
+}
+
+export async function runTaskList(apiUrl: string, q: { state?: string; workerId?: string; limit: number }, out: Output): Promise<void> {
+  const api = new TaskApi(apiUrl);
+  const items: TaskRecord[] = [];
+  let cursor: string | undefined;
+  let nextCursor: string | null = null;
+  // Follow pages until the limit: the server's page is at most 1000.
+  do {
+    const page = await api.list({ ...q, limit: Math.min(1000, q.limit - items.length), ...(cursor === undefined ? {} : { cursor }) });
+    items.push(...page.items);
+    nextCursor = page.nextCursor;
+    cursor = nextCursor ?? undefined;
+  } while (nextCursor !== null && items.length < q.limit);
+  if (out.json) {
+    printJson({ items, nextCursor });
+    return;
+  }
+  const rows = [['ID', 'NAME', 'IMAGE', 'STATE', 'WORKER', 'ATTEMPT', 'EXIT', 'UPDATED']];
+  for (const t of items) {
+    const state = t.desiredState === 'stop' && !finalStates.has(t.state) ? `${t.state} (stopping)` : t.state;
+    rows.push([t.id, t.spec.name ?? '-', t.spec.image, state, t.workerId ?? '-', String(t.attempt), t.exitCode === null ? '-' : String(t.exitCode), t.updatedAt]);
+  }
+  printLine(formatTable(rows));
+  if (nextCursor !== null) printLine(`(more: raise --limit)`);
+}
+
+export async function runTaskGet(apiUrl: string, id: string, out: Output): Promise<void> {
+  const t = await new TaskApi(apiUrl).get(id);
+  if (out.json) {
+    printJson(t);
+    return;
+  }
+  const spec = t.spec;
+  const lines: [string, string][] = [
+    ['id', t.id],
+    ['name', spec.name ?? '-'],
+    ['image', spec.image],
+    ['command', spec.command === undefined ? '(image default)' : spec.command.map(quote).join(' ')],
+    ['state', `${t.state} (desired: ${t.desiredState})`],
+    ['worker', t.workerId ?? '-'],
+    ['attempt', `${t.attempt} of ${spec.maxAttempts ?? 3} (restart: ${spec.restartPolicy ?? 'never'})`],
+    ['container', t.containerId ?? '-'],
+    ['exit code', t.exitCode === null ? '-' : String(t.exitCode)],
+    ['error', t.error === null ? '-' : `${t.error.class}: ${t.error.message}`],
+    ['created', t.createdAt],
+    ['updated', t.updatedAt],
+  ];
+  for (const [k, v] of lines) printLine(`${`${k}:`.padEnd(11)} ${v}`);
+  printLine('history:');
+  for (const h of t.history) printLine(`  ${transitionLine(h)}`);
+}
+
+export async function runTaskStop(apiUrl: string, id: string, out: Output): Promise<void> {
+  const t = await new TaskApi(apiUrl).stop(id);
+  if (out.json) printJson(t);
+  else printLine(t.state === 'stopped' ? `${t.id}: stopped` : `${t.id}: stopping (${t.state} on ${t.workerId ?? '?'})`);
+}
+
+export async function runTaskLogs(apiUrl: string, id: string, tailLines: number): Promise<void> {
+  const text = await new TaskApi(apiUrl).logs(id, tailLines);
+  process.stdout.write(text);
+}
+
+export async function runWorkerList(apiUrl: string, out: Output): Promise<void> {
+  const api = new TaskApi(apiUrl);
+  const items: WorkerRecord[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await api.workers({ limit: 1000, ...(cursor === undefined ? {} : { cursor }) });
+    items.push(...page.items);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor !== undefined);
+  if (out.json) {
+    printJson({ items, nextCursor: null });
+    return;
+  }
+  const rows = [['ID', 'STATE', 'API', 'RUNTIME', 'TASKS', 'CPU', 'MEM FREE', 'LAST HEARTBEAT']];
+  const now = Date.now();
+  for (const w of items) {
+    const s = w.stats;
+    const cpu = s?.cpuUtilization == null ? '-' : `${Math.round(s.cpuUtilization * 100)}%`;
+    const mem = s === null || s.memoryTotalBytes === 0 ? '-' : `${Math.round(s.memoryAvailableBytes / 2 ** 20)} MiB`;
+    const beat = w.lastHeartbeatAt === null ? '-' : `${Math.max(0, Math.round((now - Date.parse(w.lastHeartbeatAt)) / 100) / 10)} s ago`;
+    rows.push([w.id, w.state, w.apiAddress, w.runtime, String(w.taskCount), cpu, mem, beat]);
+  }
+  printLine(formatTable(rows));
+}
+
+/** KEY=VALUE for --env; repeated flags accumulate. */
+export function parseEnvPair(text: string, previous: Record<string, string> = {}): Record<string, string> {
+  const i = text.indexOf('=');
+  if (i <= 0) throw new MinkubeError('INVALID_PARAM', `--env expects KEY=VALUE, got ${JSON.stringify(text)}`);
+  return { ...previous, [text.slice(0, i)]: text.slice(i + 1) };
+}
+
+function quote(arg: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+function clock(ms: number): string {
+  return new Date(ms).toISOString().slice(11, 23);
+}

@@ -1,0 +1,114 @@
+// `minkube task ...` and `minkube worker ls` as child processes against an in-process cluster (three managers, two
+// workers over the in-memory runtime): run and follow a task, list, inspect, stop, logs, and usage errors.
+import { execFile } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../support/cluster.js';
+import { TaskCluster } from '../manager/tasks-harness.js';
+
+const repoRoot = resolve(import.meta.dirname, '..', '..');
+const bin = join(repoRoot, 'bin', 'minkube.js');
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+let c: TaskCluster;
+let api: string;
+
+function cli(args: string[]): Promise<CliResult> {
+  return new Promise((done) => {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.MINKUBE_API;
+    execFile(process.execPath, [bin, '--api', api, ...args], { cwd: repoRoot, env, timeout: 30_000 }, (err, stdout, stderr) => {
+      done({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr });
+    });
+  });
+}
+
+beforeAll(async () => {
+  c = await TaskCluster.create({
+    behave: (spec) => {
+      if (spec.command?.[0] === 'fail') return { durationMs: 20, exitCode: 3 };
+      if (spec.command?.[0] === 'forever') return { durationMs: null, logs: 'still here\n' };
+      return { durationMs: 30, exitCode: 0, logs: `said: ${spec.command?.slice(1).join(' ') ?? ''}\n` };
+    },
+  });
+  await c.startAll();
+  api = c.url('m2');
+  await eventually(async () => {
+    const r = await c.http<{ items: { state: string }[] }>('m1', 'GET', '/v1/workers');
+    return r.body.items.filter((w) => w.state === 'ready').length === 2 ? true : undefined;
+  }, 10_000, 'two ready workers');
+});
+afterAll(() => c?.close());
+
+describe.concurrent('minkube task', () => {
+  it('run --wait follows a task to success: progress, then the exit code, exit 0', async () => {
+    const r = await cli(['task', 'run', 'busybox', '--name', 'greet', '--env', 'A=1', '--wait', '--', 'echo', 'hi', '-n']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^task t[0-9a-z]{17} submitted\n/);
+    expect(r.stdout).toMatch(/pending\s+attempt 1: submitted/);
+    expect(r.stdout).toMatch(/running\s+attempt 1 on w[12]/);
+    expect(r.stdout).toMatch(/task t[0-9a-z]{17} succeeded; exit code 0\n$/);
+    const id = /task (t[0-9a-z]{17}) submitted/.exec(r.stdout)![1]!;
+    const t = await c.http<{ spec: unknown }>('m1', 'GET', `/v1/tasks/${id}`);
+    expect(t.body.spec).toMatchObject({ name: 'greet', command: ['echo', 'hi', '-n'], env: { A: '1' } });
+  });
+
+  it('run --wait exits 1 when the task fails, printing why, after its retries', async () => {
+    const r = await cli(['task', 'run', 'busybox', '--restart', 'on-failure', '--max-attempts', '2', '--wait', '--', 'fail']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/attempt 2/);
+    expect(r.stdout).toMatch(/failed; exit code 3\n$/);
+    expect(r.stderr).toMatch(/^error: task t[0-9a-z]{17} failed: permanent: the container exited with code 3 \(attempt 2 of 2; no attempts left\)\n$/);
+  });
+
+  it('run without --wait prints the id; get, logs and stop work on it; ls lists it', async () => {
+    const run = await cli(['task', 'run', 'busybox', '--', 'forever']);
+    expect(run.code).toBe(0);
+    const id = run.stdout.trim();
+    expect(id).toMatch(/^t[0-9a-z]{17}$/);
+    await eventually(async () => ((await c.http<{ state: string }>('m1', 'GET', `/v1/tasks/${id}`)).body.state === 'running' ? true : undefined), 10_000, 'running');
+    const get = await cli(['task', 'get', id]);
+    expect(get.code).toBe(0);
+    expect(get.stdout).toMatch(new RegExp(`^id:\\s+${id}$`, 'm'));
+    expect(get.stdout).toMatch(/^state:\s+running \(desired: run\)$/m);
+    expect(get.stdout).toMatch(/^attempt:\s+1 of 3 \(restart: never\)$/m);
+    expect(get.stdout).toMatch(/^history:$/m);
+    const logs = await cli(['task', 'logs', id]);
+    expect(logs).toMatchObject({ code: 0, stdout: 'still here\n' });
+    const ls = await cli(['task', 'ls', '--state', 'running']);
+    expect(ls.stdout).toMatch(/^ID\s+NAME\s+IMAGE\s+STATE\s+WORKER\s+ATTEMPT\s+EXIT\s+UPDATED$/m);
+    expect(ls.stdout).toContain(id);
+    const stop = await cli(['task', 'stop', id]);
+    expect(stop.code).toBe(0);
+    expect(stop.stdout).toMatch(new RegExp(`^${id}: (stopping|stopped)`));
+    await eventually(async () => ((await c.http<{ state: string }>('m1', 'GET', `/v1/tasks/${id}`)).body.state === 'stopped' ? true : undefined), 10_000, 'stopped');
+    const json = await cli(['--json', 'task', 'get', id]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ id, state: 'stopped', desiredState: 'stop' });
+  });
+
+  it('worker ls shows both workers', async () => {
+    const r = await cli(['worker', 'ls']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^ID\s+STATE\s+API\s+RUNTIME\s+TASKS\s+CPU\s+MEM FREE\s+LAST HEARTBEAT$/m);
+    expect(r.stdout).toMatch(/^w1\s+ready\s+127\.0\.0\.1:\d+\s+memory\s/m);
+    expect(r.stdout).toMatch(/^w2\s+ready\s/m);
+  });
+
+  it('errors: an unknown task is TASK_NOT_FOUND (exit 1); bad flags are usage errors (exit 2)', async () => {
+    const missing = await cli(['task', 'get', 'tnosuchtask']);
+    expect(missing).toMatchObject({ code: 1, stdout: '' });
+    expect(missing.stderr).toMatch(/^error: TASK_NOT_FOUND: /);
+    expect((await cli(['task', 'run', 'busybox', '--restart', 'sometimes'])).code).toBe(2);
+    expect((await cli(['task', 'run', 'busybox', '--env', 'NOEQUALS'])).code).toBe(2);
+    expect((await cli(['task', 'ls', '--state', 'bogus'])).code).toBe(2);
+    const noConfig = await cli(['worker']);
+    expect(noConfig.code).toBe(2);
+    expect(noConfig.stderr).toMatch(/required option '--config <file>'/);
+  });
+});
