@@ -61,6 +61,7 @@ export class SimNode implements CheckedNode {
   lastRole: Role | null = null;
   lastTerm = -1;
   lastLeader: NodeId | null = null;
+  lastCommit = -1;
 
   constructor(
     readonly id: NodeId,
@@ -496,7 +497,10 @@ export class SimCluster {
       node.lastRole = st.role;
       node.lastTerm = st.term;
       node.lastLeader = st.leaderId;
+    } else if (st.commitIndex !== node.lastCommit) {
+      this.log(`${node.id} commit=${st.commitIndex}`);
     }
+    node.lastCommit = st.commitIndex;
   }
 
   private schedule(body: EventBody, delayUnits: number): void {

@@ -86,6 +86,7 @@ export class Workload {
 
   /** `count` one-shot clients each propose one command at once. */
   burst(count: number): void {
+    this.cluster.log(`burst of ${count} one-shot clients`);
     for (let i = 0; i < count; i++) {
       const c = this.addClient(true);
       this.issue(c, this.cluster.tick);
