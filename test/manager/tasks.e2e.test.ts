@@ -1,0 +1,271 @@
+// Tasks end to end with real processes: three managers and two workers (bin/minkube.js), run once with the process
+// runtime and once with Docker (describeDocker: skipped without Docker, failed under MINKUBE_REQUIRE_DOCKER=1).
+// Scenarios share one cluster per runtime and run in order; each tags its tasks with a label to find them again.
+import { randomBytes } from 'node:crypto';
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WorkerTaskStatus } from '../../src/api/worker-contract.js';
+import type { TaskRecord, TaskSpec } from '../../src/kv/task-model.js';
+import { ProcCluster, eventually, httpJson, sleep } from '../support/cluster.js';
+import { describeDocker, removeLabelled, testImage } from '../support/docker.js';
+
+interface RuntimeCase {
+  name: 'process' | 'docker';
+  describe: (name: string, fn: () => void) => void;
+  image: string;
+}
+
+const cases: RuntimeCase[] = [
+  { name: 'process', describe: (name, fn) => describe(name, fn), image: 'minkube-none' },
+  { name: 'docker', describe: describeDocker, image: testImage },
+];
+
+const tasksConfig = {
+  workerHeartbeatIntervalMs: 200, workerTtlMs: 4000, lostGraceMs: 2000, reconcileIntervalMs: 500,
+  backoffBaseMs: 300, backoffCapMs: 3000, assignTimeoutMs: 8000, stopTimeoutMs: 2000,
+};
+
+const final = new Set(['succeeded', 'failed', 'stopped']);
+
+for (const rt of cases) {
+  rt.describe(`tasks end to end, ${rt.name} runtime (3 managers, 2 workers, real processes)`, () => {
+    const runLabel = { 'minkube.test': '1', 'minkube.test.run': randomBytes(6).toString('hex') };
+    let c: ProcCluster;
+
+    const spec = (command: string[], scenario: string, extra: Partial<TaskSpec> = {}): TaskSpec => ({
+      image: rt.image, command, labels: { ...runLabel, scenario }, ...extra,
+    });
+
+    async function submit(m: string, s: TaskSpec, key?: string): Promise<{ status: number; id?: string }> {
+      const res = await fetch(`${c.url(m)}/v1/tasks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(key === undefined ? {} : { 'idempotency-key': key }) },
+        body: JSON.stringify(s),
+        signal: AbortSignal.timeout(5000),
+      });
+      const body = (await res.json()) as { id?: string };
+      return body.id === undefined ? { status: res.status } : { status: res.status, id: body.id };
+    }
+
+    async function get(id: string, among = c.managerIds): Promise<TaskRecord | undefined> {
+      for (const m of among) {
+        if (c.node(m).proc === null) continue;
+        const r = await httpJson(c.url(m), 'GET', `/v1/tasks/${id}`, undefined, 3000).catch(() => null);
+        if (r?.status === 200) return r.body as TaskRecord;
+      }
+      return undefined;
+    }
+
+    async function until(id: string, ok: (t: TaskRecord) => boolean, what: string, timeoutMs = 30_000): Promise<TaskRecord> {
+      return eventually(async () => {
+        const t = await get(id);
+        return t !== undefined && ok(t) ? t : undefined;
+      }, timeoutMs, `task ${id}: ${what}`);
+    }
+
+    async function tasksWithLabel(scenario: string): Promise<TaskRecord[]> {
+      const out: TaskRecord[] = [];
+      let cursor: string | null = null;
+      const m = c.managerIds.find((id) => c.node(id).proc !== null)!;
+      do {
+        const q: string = cursor === null ? '' : `&cursor=${cursor}`;
+        const page = (await httpJson(c.url(m), 'GET', `/v1/tasks?limit=1000${q}`)).body as { items: TaskRecord[]; nextCursor: string | null };
+        out.push(...page.items.filter((t) => t.spec.labels?.scenario === scenario && t.spec.labels['minkube.test.run'] === runLabel['minkube.test.run']));
+        cursor = page.nextCursor;
+      } while (cursor !== null);
+      return out;
+    }
+
+    /** Running copies per task: Docker containers by label, or the workers' own task maps (reachable ones). */
+    async function runningCopies(): Promise<Map<string, number>> {
+      const copies = new Map<string, number>();
+      if (rt.name === 'docker') {
+        const list = await new Docker().listContainers({ filters: { label: [`minkube.test.run=${runLabel['minkube.test.run']}`], status: ['running'] } });
+        for (const x of list) {
+          const task = x.Labels['minkube.task'];
+          if (task !== undefined) copies.set(task, (copies.get(task) ?? 0) + 1);
+        }
+        return copies;
+      }
+      for (const w of ['w1', 'w2']) {
+        if (c.node(w).proc === null) continue;
+        const r = await httpJson(c.url(w), 'GET', '/v1/tasks', undefined, 2000).catch(() => null);
+        for (const s of ((r?.body as { items?: WorkerTaskStatus[] } | null)?.items ?? [])) {
+          if (s.state === 'running') copies.set(s.taskId, (copies.get(s.taskId) ?? 0) + 1);
+        }
+      }
+      return copies;
+    }
+
+    async function stopAll(ids: string[]): Promise<void> {
+      const m = c.managerIds.find((id) => c.node(id).proc !== null)!;
+      await Promise.all(ids.map((id) => httpJson(c.url(m), 'DELETE', `/v1/tasks/${id}`)));
+      await Promise.all(ids.map((id) => until(id, (t) => final.has(t.state), 'ended')));
+    }
+
+    async function workerState(id: string): Promise<string | undefined> {
+      const m = c.managerIds.find((x) => c.node(x).proc !== null)!;
+      const r = await httpJson(c.url(m), 'GET', `/v1/workers/${id}`).catch(() => null);
+      return (r?.body as { state?: string } | null)?.state;
+    }
+
+    beforeAll(async () => {
+      c = await ProcCluster.create({ managers: 3, workers: 2, workerRuntime: rt.name, extra: { tasks: tasksConfig } });
+      c.startAll();
+      await c.waitForLeader();
+      await eventually(async () => ((await workerState('w1')) === 'ready' && (await workerState('w2')) === 'ready' ? true : undefined), 30_000, 'both workers ready');
+    });
+
+    afterAll(async () => {
+      await c?.cleanup();
+      if (rt.name === 'docker') await removeLabelled(runLabel);
+    });
+
+    it('20 tasks submitted through a follower alternate between the workers and all succeed', async () => {
+      const leader = await c.waitForLeader();
+      const follower = c.managerIds.find((id) => id !== leader)!;
+      const ids: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const r = await submit(follower, spec(['sh', '-c', `echo task ${i}`], 'twenty'));
+        expect(r.status).toBe(201);
+        ids.push(r.id!);
+      }
+      const done = await Promise.all(ids.map((id) => until(id, (t) => final.has(t.state), 'ended')));
+      expect(done.map((t) => t.state)).toEqual(Array(20).fill('succeeded'));
+      expect(done.every((t) => t.attempt === 1 && t.exitCode === 0)).toBe(true);
+      for (let i = 1; i < done.length; i++) expect(done[i]!.workerId).not.toBe(done[i - 1]!.workerId);
+      const logs = await fetch(`${c.url(follower)}/v1/tasks/${ids[3]}/logs`);
+      expect(await logs.text()).toBe('task 3\n');
+    });
+
+    it('a command that does not exist fails permanently after one attempt, with the reason', async () => {
+      const r = await submit(c.managerIds[0]!, spec(['/nonexistent/minkube-no-such-command'], 'nocmd', { maxAttempts: 3, restartPolicy: 'on-failure' }));
+      const t = await until(r.id!, (x) => final.has(x.state), 'ended');
+      expect(t).toMatchObject({ state: 'failed', attempt: 1, error: { class: 'permanent' } });
+      expect(t.error!.message).toMatch(/no such file|not found|ENOENT/i);
+    });
+
+    if (rt.name === 'docker') {
+      it('a missing image fails permanently after one attempt', async () => {
+        const r = await submit(c.managerIds[1]!, { ...spec(['true'], 'noimage'), image: 'minkube-no-such-image:never' });
+        const t = await until(r.id!, (x) => final.has(x.state), 'ended', 60_000);
+        expect(t).toMatchObject({ state: 'failed', attempt: 1, error: { class: 'permanent' } });
+        expect(t.error!.message).toMatch(/image/i);
+      });
+    }
+
+    it('exit 1 with on-failure and maxAttempts 3 runs three times with backoff, then fails', async () => {
+      const r = await submit(c.managerIds[2]!, spec(['sh', '-c', 'exit 1'], 'onfailure', { restartPolicy: 'on-failure', maxAttempts: 3 }));
+      const t = await until(r.id!, (x) => final.has(x.state), 'ended');
+      expect(t).toMatchObject({ state: 'failed', attempt: 3, exitCode: 1, error: { class: 'permanent' } });
+      expect(t.error!.message).toMatch(/code 1.*attempt 3 of 3/);
+      const h = t.history;
+      expect(h.filter((x) => x.state === 'scheduled').map((x) => x.attempt)).toEqual([1, 2, 3]);
+      // Each retry waited its backoff: at most base * 2^(n-1) (full jitter), plus scheduling slack.
+      for (const attempt of [2, 3]) {
+        const requeued = h.find((x) => x.state === 'pending' && x.attempt === attempt)!;
+        const placed = h.find((x) => x.state === 'scheduled' && x.attempt === attempt)!;
+        const delayMs = placed.atMs - requeued.atMs;
+        expect(delayMs).toBeGreaterThanOrEqual(0);
+        expect(delayMs).toBeLessThan(tasksConfig.backoffBaseMs * 2 ** (attempt - 2) + 1500);
+      }
+    });
+
+    it('SIGKILL of a worker: its running tasks are rescheduled on the other worker; back, it stops the stale copies', async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 4; i++) ids.push((await submit(c.managerIds[0]!, spec(['sleep', '60'], 'workerkill'))).id!);
+      const running = await Promise.all(ids.map((id) => until(id, (t) => t.state === 'running', 'running')));
+      const victim = running[0]!.workerId!;
+      const other = victim === 'w1' ? 'w2' : 'w1';
+      const moved = running.filter((t) => t.workerId === victim).map((t) => t.id);
+      expect(moved.length).toBeGreaterThan(0);
+      await c.signal(victim, 'SIGKILL');
+      const after = await Promise.all(moved.map((id) => until(id, (t) => t.state === 'running' && t.workerId === other, `running on ${other}`, 40_000)));
+      for (const t of after) {
+        expect(t.attempt).toBe(2);
+        expect(t.history.map((x) => x.state)).toContain('lost');
+      }
+      expect(await workerState(victim)).toBe('down');
+      c.start(victim);
+      await eventually(async () => ((await workerState(victim)) === 'ready' ? true : undefined), 30_000, `${victim} back`);
+      await eventually(async () => {
+        const copies = await runningCopies();
+        return ids.every((id) => (copies.get(id) ?? 0) === 1) ? true : undefined;
+      }, 20_000, 'one running copy per task');
+      await stopAll(ids);
+    });
+
+    it('a restarted worker re-adopts its running tasks', async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 2; i++) ids.push((await submit(c.managerIds[1]!, spec(['sleep', '60'], 'readopt'))).id!);
+      const before = await Promise.all(ids.map((id) => until(id, (t) => t.state === 'running', 'running')));
+      const w = before[0]!.workerId!;
+      await c.signal(w, 'SIGKILL');
+      c.start(w);
+      await eventually(async () => {
+        const r = await httpJson(c.url(w), 'GET', '/v1/tasks', undefined, 1000).catch(() => null);
+        return r?.status === 200 ? true : undefined;
+      }, 20_000, `${w} serving again`);
+      await sleep(1500);
+      for (const t of before) {
+        const now = await get(t.id);
+        expect(now).toMatchObject({ state: 'running', attempt: t.attempt, workerId: t.workerId, containerId: t.containerId });
+      }
+      const onWorker = (await httpJson(c.url(w), 'GET', '/v1/tasks')).body as { items: WorkerTaskStatus[] };
+      for (const t of before.filter((x) => x.workerId === w)) {
+        expect(onWorker.items.find((s) => s.taskId === t.id)).toMatchObject({ state: 'running', attempt: t.attempt, containerId: t.containerId });
+      }
+      await stopAll(ids);
+    });
+
+    it('SIGKILL of the leader while tasks are being submitted loses no acknowledged task and never runs two copies', async () => {
+      const leader = await c.waitForLeader();
+      const keys = Array.from({ length: 30 }, (_, i) => `leaderkill-${runLabel['minkube.test.run']}-${i}`);
+      const acked = new Map<string, string>();
+      let violations: string[] = [];
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          for (const [task, n] of await runningCopies().catch(() => new Map<string, number>())) if (n > 1) violations.push(`${task} x${n}`);
+          await sleep(100);
+        }
+      })();
+      let killed = false;
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 5 }, async (_, lane) => {
+          while (next < keys.length) {
+            const key = keys[next++]!;
+            const s = spec(['sleep', '1'], 'leaderkill');
+            for (let tries = 0; ; tries++) {
+              const m = c.managerIds[(lane + tries) % 3]!;
+              const r = await submit(m, s, key).catch(() => ({ status: 0 }) as { status: number; id?: string });
+              if (r.status === 201 && r.id !== undefined) {
+                acked.set(key, r.id);
+                break;
+              }
+              expect(tries).toBeLessThan(100);
+              await sleep(100);
+            }
+            if (acked.size >= 10 && !killed) {
+              killed = true;
+              await c.signal(leader, 'SIGKILL');
+            }
+          }
+        }),
+      );
+      expect(acked.size).toBe(30);
+      const done = await Promise.all([...acked.values()].map((id) => until(id, (t) => final.has(t.state), 'ended', 60_000)));
+      expect(done.map((t) => t.state)).toEqual(Array(30).fill('succeeded'));
+      sampling = false;
+      await sampler;
+      // One task per key: retries through other managers after the crash reused the key.
+      expect(new Set(acked.values()).size).toBe(30);
+      expect((await tasksWithLabel('leaderkill')).length).toBe(30);
+      expect(violations).toEqual([]);
+      violations = [];
+      c.start(leader);
+      await c.waitForLeader();
+    });
+  });
+}
