@@ -539,6 +539,10 @@ export class Raft implements RaftNode {
       prevIndex = committed;
       prevTerm = this.log.term(committed)!;
     }
+    if (entries.length > 0 && prevIndex < this.log.lastIndex() && this.log.matchTerm(prevIndex, prevTerm)) {
+      const conflict = this.log.findConflict(entries);
+      if (conflict !== 0 && conflict <= this.log.lastIndex()) this.dropAcksFrom(conflict);
+    }
     const lastNew = this.log.maybeAppend(prevIndex, prevTerm, m.commit, entries);
     if (lastNew >= 0) {
       this.sendAppendResponse(m.from, true, lastNew, 0, 0);
@@ -548,6 +552,17 @@ export class Raft implements RaftNode {
     const conflictTerm = this.log.term(prevIndex) ?? 0;
     const conflictIndex = conflictTerm === 0 ? this.log.lastIndex() + 1 : this.log.firstIndexOfTerm(conflictTerm, prevIndex);
     this.sendAppendResponse(m.from, false, prevIndex, conflictTerm, conflictIndex);
+  }
+
+  /**
+   * Entries from `index` on are about to be replaced. Acknowledgements of them still waiting for a Ready would go out
+   * after the next write, which no longer holds them: drop them (the simulator found a follower acking an index it
+   * had truncated before it ever reached the disk). Acknowledgements already handed out in a Ready stay true: that
+   * Ready's write lands before they are sent.
+   */
+  private dropAcksFrom(index: number): void {
+    if (!this.msgs.some((msg) => msg.type === 'appendResponse' && msg.success && msg.index >= index)) return;
+    this.msgs = this.msgs.filter((msg) => !(msg.type === 'appendResponse' && msg.success && msg.index >= index));
   }
 
   private handleHeartbeat(m: HeartbeatMessage): void {
