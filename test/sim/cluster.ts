@@ -62,6 +62,8 @@ export class SimNode implements CheckedNode {
   lastTerm = -1;
   lastLeader: NodeId | null = null;
   lastCommit = -1;
+  /** A slow (or fast) disk on this node only: [min, max] units per synced write, instead of the cluster's. */
+  diskLatencyUnits: readonly [number, number] | null = null;
 
   constructor(
     readonly id: NodeId,
@@ -414,9 +416,9 @@ export class SimCluster {
       const write = rd.hardState !== null || rd.entries.length > 0;
       if (write) {
         node.disk.begin(rd.hardState, rd.entries);
-        if (this.diskLatencyUnitsMax > 0) {
-          const span = this.diskLatencyUnitsMax - this.diskLatencyUnitsMin;
-          const latency = this.diskLatencyUnitsMin + (span > 0 ? this.diskRandom.int(span + 1) : 0);
+        const [min, max] = node.diskLatencyUnits ?? [this.diskLatencyUnitsMin, this.diskLatencyUnitsMax];
+        if (max > 0) {
+          const latency = min + (max > min ? this.diskRandom.int(max - min + 1) : 0);
           this.schedule({ kind: 'sync', node: i, inc: node.incarnation }, latency);
           return;
         }

@@ -237,6 +237,33 @@ describe('persistence', () => {
   });
 });
 
+describe('durability', () => {
+  it('a follower never acknowledges entries a newer leader replaced before they reached its disk', () => {
+    // Found by the soak: a follower queued acknowledgements for entries still in memory, a leader of a later term
+    // replaced them, and the acknowledgements went out after a write that no longer held them.
+    const { c, log } = newCluster(5, 801);
+    const a = electLeader(c);
+    const [f, b, d, e] = others(c, a) as [NodeId, NodeId, NodeId, NodeId];
+    const base = one(c, log, cmd(), 5);
+    // Only f hears a from now on, and f's disk is slow: its acknowledgements of x2 and x3 wait behind x1's write.
+    for (const id of [b, d, e]) c.cutOneWay(a, id);
+    c.node(f).diskLatencyUnits = [3000, 3000];
+    for (let i = 0; i < 3; i++) {
+      c.propose(a, [cmd()]);
+      c.runTicks(1);
+    }
+    expect(c.status(f)!.lastIndex).toBe(base + 3);
+    expect(c.node(f).disk.lastIndex).toBe(base);
+    // b, d and e elect a leader of a later term, whose no-op replaces x1..x3 on f while x1 is still being written.
+    expect(c.runUntil(() => [b, d, e].some((id) => c.status(id)!.role === 'leader'), 60)).toBe(true);
+    expect(c.runUntil(() => c.status(f)!.term > termOf(c, a) && c.status(f)!.leaderId !== null, 30)).toBe(true);
+    // Every acknowledgement f sends is checked against its disk when it is sent.
+    c.node(f).diskLatencyUnits = null;
+    c.heal();
+    one(c, log, cmd(), 5);
+  });
+});
+
 describe('figure 8', () => {
   it('the Figure 8 scenario: an entry from an old term is never committed by counting replicas', () => {
     // One entry per append, so a follower can hold an old-term entry without the new leader's no-op after it.
