@@ -1,6 +1,7 @@
 // The leader's scheduling loop: places pending tasks through the placement policy (one Raft command per batch, with
 // the new cursor), then sends each committed assignment and each stop to its worker with bounded concurrency, and
 // turns the answers into task reports. Runs only between start(term) and stop(); stop() cancels everything in flight.
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { TaskReport } from '../kv/task-commands.js';
 import type { TaskRecord } from '../kv/task-model.js';
@@ -52,6 +53,7 @@ export class SchedulerLoop {
   private readonly inflight = new Set<string>();
   private reports: TaskReport[] = [];
   private flushing = false;
+  private pumpScheduled = false;
   private seq = 0;
   private dropped = 0;
   private readonly concurrency: number;
@@ -72,6 +74,8 @@ export class SchedulerLoop {
   start(term: number): void {
     this.stop();
     this.session = { term, abort: new AbortController(), delivered: new Map() };
+    // Every call in flight listens on the session's signal.
+    setMaxListeners(this.concurrency + 16, this.session.abort.signal);
     this.reconcile();
     this.reconcileTimer = setInterval(() => this.reconcile(), this.o.tasks.reconcileIntervalMs);
   }
@@ -112,7 +116,7 @@ export class SchedulerLoop {
     for (const w of store.allWorkers()) {
       for (const t of store.activeOn(w.id)) {
         if (t.desiredState === 'stop') this.enqueue(t.id, 'stop');
-        else if (t.state === 'scheduled' && s.delivered.get(t.id) !== tokenKey(t)) this.enqueue(t.id, 'assign');
+        else if (t.state === 'scheduled' && s.delivered.get(t.id) !== tokenKey(t) && !this.inflight.has(t.id)) this.enqueue(t.id, 'assign');
       }
     }
     this.kickPlacement();
@@ -206,7 +210,14 @@ export class SchedulerLoop {
       return;
     }
     this.queue.set(id, work === 'stop' || this.queue.get(id) === 'stop' ? 'stop' : 'assign');
-    this.pump();
+    // Not now: enqueue runs inside the Raft ready loop (as entries apply), which must not wait on sockets.
+    if (!this.pumpScheduled) {
+      this.pumpScheduled = true;
+      setImmediate(() => {
+        this.pumpScheduled = false;
+        this.pump();
+      });
+    }
   }
 
   private pump(): void {
@@ -231,6 +242,7 @@ export class SchedulerLoop {
     const t = store.task(id);
     if (t === undefined || !isActiveState(t.state) || t.workerId === null) return;
     if (work === 'assign' ? t.state !== 'scheduled' || t.desiredState !== 'run' : t.desiredState !== 'stop') return;
+    if (work === 'assign' && s.delivered.get(id) === tokenKey(t)) return;
     const worker = store.storedWorker(t.workerId);
     if (worker === undefined) return;
     const a = assignmentOf(t);

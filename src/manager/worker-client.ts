@@ -1,5 +1,6 @@
 // The leader's side of the leader -> worker contract (src/api/worker-contract.ts): send an assignment (run or stop,
 // both fenced by the token), fetch logs. Every failure is a MinkubeError, classified for the retry decision.
+import { Agent, request } from 'node:http';
 import type { Assignment, WorkerTaskStatus } from '../api/worker-contract.js';
 import { normaliseBaseUrl } from '../api/client.js';
 import type { FailureClass } from '../kv/task-model.js';
@@ -17,44 +18,77 @@ export interface WorkerApi {
   logs(apiAddress: string, taskId: string, tailLines: number, o: WorkerCallOptions): Promise<string>;
 }
 
+/**
+ * Over node:http with one keep-alive agent: the leader sends thousands of assignments a second, and fetch costs
+ * several times more CPU per request than a plain request on a reused socket.
+ */
 export class HttpWorkerApi implements WorkerApi {
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 });
+
   async assign(apiAddress: string, a: Assignment, o: WorkerCallOptions): Promise<WorkerTaskStatus> {
-    const body = { taskId: a.taskId, attempt: a.attempt, term: a.term, spec: a.spec, desiredState: a.desiredState };
-    const text = await call(apiAddress, 'POST', '/v1/tasks', JSON.stringify(body), o);
-    return JSON.parse(text) as WorkerTaskStatus;
+    const body = JSON.stringify({ taskId: a.taskId, attempt: a.attempt, term: a.term, spec: a.spec, desiredState: a.desiredState });
+    return JSON.parse(await this.call(apiAddress, 'POST', '/v1/tasks', body, o)) as WorkerTaskStatus;
   }
 
   logs(apiAddress: string, taskId: string, tailLines: number, o: WorkerCallOptions): Promise<string> {
-    return call(apiAddress, 'GET', `/v1/tasks/${encodeURIComponent(taskId)}/logs?tail=${tailLines}`, null, o);
+    return this.call(apiAddress, 'GET', `/v1/tasks/${encodeURIComponent(taskId)}/logs?tail=${tailLines}`, null, o);
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private call(apiAddress: string, method: string, path: string, body: string | null, o: WorkerCallOptions): Promise<string> {
+    const url = new URL(path, normaliseBaseUrl(apiAddress));
+    const what = `${method} ${url.origin}${url.pathname}`;
+    return new Promise<string>((resolve, reject) => {
+      let settled = false;
+      const fail = (err: MinkubeError): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        o.signal?.removeEventListener('abort', onAbort);
+        req.destroy();
+        reject(err);
+      };
+      const headers: Record<string, string | number> = { accept: 'application/json' };
+      if (body !== null) {
+        headers['content-type'] = 'application/json';
+        headers['content-length'] = Buffer.byteLength(body);
+      }
+      const req = request({ agent: this.agent, host: url.hostname, port: url.port, path: url.pathname + url.search, method, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', (err) => fail(new MinkubeError('WORKER_UNAVAILABLE', `${what}: the answer was cut off (${err.message})`, { cause: err })));
+        res.on('end', () => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          o.signal?.removeEventListener('abort', onAbort);
+          const text = Buffer.concat(chunks).toString('utf8');
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) resolve(text);
+          else reject(errorFromBody(parseJson(text), status));
+        });
+      });
+      const timer = setTimeout(() => fail(new MinkubeError('TIMEOUT', `${what}: the worker did not answer within ${o.timeoutMs} ms`)), o.timeoutMs);
+      const onAbort = (): void => fail(new MinkubeError('WORKER_UNAVAILABLE', `${what}: abandoned (this manager stepped down)`));
+      if (o.signal?.aborted === true) return onAbort();
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        fail(new MinkubeError('WORKER_UNAVAILABLE', `cannot reach the worker: ${what} (${err.code ?? err.message})`, { cause: err }));
+      });
+      req.end(body ?? undefined);
+    });
   }
 }
 
-async function call(apiAddress: string, method: string, path: string, body: string | null, o: WorkerCallOptions): Promise<string> {
-  const url = `${normaliseBaseUrl(apiAddress)}${path}`;
-  const timeout = AbortSignal.timeout(o.timeoutMs);
-  const signal = o.signal === undefined ? timeout : AbortSignal.any([o.signal, timeout]);
-  const init: RequestInit = { method, signal, headers: body === null ? {} : { 'content-type': 'application/json' } };
-  if (body !== null) init.body = body;
-  let res: Response;
-  let text: string;
+function parseJson(text: string): unknown {
   try {
-    res = await fetch(url, init);
-    text = await res.text();
-  } catch (err) {
-    if (timeout.aborted) throw new MinkubeError('TIMEOUT', `${method} ${url}: the worker did not answer within ${o.timeoutMs} ms`, { cause: err });
-    const code = (err as { cause?: { code?: string } }).cause?.code;
-    throw new MinkubeError('WORKER_UNAVAILABLE', `cannot reach the worker at ${url} (${code ?? (err as Error).message})`, { cause: err });
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
   }
-  if (!res.ok) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
-    throw errorFromBody(parsed, res.status);
-  }
-  return text;
 }
 
 /**

@@ -27,6 +27,8 @@ export interface ClusterOptions {
   extra?: Record<string, unknown>;
   /** Each manager on its own loopback address (127.0.0.1, .2, .3 ...), as cluster.example.json does. */
   distinctHosts?: boolean;
+  /** Extra node flags for every spawned node (e.g. --cpu-prof for a benchmark). */
+  nodeArgs?: string[];
 }
 
 /** A free TCP port on host (bound and released; a tiny race is acceptable in tests). */
@@ -48,6 +50,7 @@ export class ProcCluster {
     readonly dir: string,
     readonly configPath: string,
     readonly config: Record<string, unknown>,
+    private readonly nodeArgs: readonly string[] = [],
   ) {}
 
   static async create(options: ClusterOptions = {}): Promise<ProcCluster> {
@@ -69,7 +72,7 @@ export class ProcCluster {
     const config: Record<string, unknown> = { managers, workers, ...(options.raft ? { raft: options.raft } : {}), ...options.extra };
     const configPath = join(dir, 'cluster.json');
     writeFileSync(configPath, JSON.stringify(config, null, 2));
-    const c = new ProcCluster(dir, configPath, config);
+    const c = new ProcCluster(dir, configPath, config, options.nodeArgs);
     for (const n of nodes) c.nodes.set(n.id, n);
     return c;
   }
@@ -92,7 +95,7 @@ export class ProcCluster {
     const n = this.node(id);
     if (n.proc !== null) throw new Error(`${id} is already running`);
     n.log ??= createWriteStream(join(this.dir, `${id}.log`), { flags: 'a' });
-    const proc = spawn(process.execPath, [minkubeBin, n.kind, '--config', this.configPath, '--id', id], {
+    const proc = spawn(process.execPath, [...this.nodeArgs, minkubeBin, n.kind, '--config', this.configPath, '--id', id], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, MINKUBE_LOG_LEVEL: process.env.MINKUBE_LOG_LEVEL ?? 'info' },
     });

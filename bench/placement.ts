@@ -1,0 +1,140 @@
+// Tasks accepted and placed per second: 3 managers (processes, synced log) and 2 workers (processes, in-memory
+// runtime: each container exits 0 at once), N task submissions from C concurrent clients spread over the managers.
+// accepted/s: submissions answered 201; placed/s: until no task is pending; done/s: until every task succeeded.
+// `npx tsx bench/placement.ts [--tasks 20000] [--clients 64] [--quick]`
+// (The workers run in child processes started from this file with --worker-child: a bench/test knob, not a runtime
+// choice of the cluster config.)
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { pino } from 'pino';
+import { buildWorkerApp } from '../src/api/worker-app.js';
+import { parseClusterConfig } from '../src/config/cluster.js';
+import { MemoryRuntime } from '../src/runtime/memory.js';
+import { WorkerAgent } from '../src/worker/agent.js';
+import { WorkerLoops } from '../src/worker/loops.js';
+import { HttpManagerLink } from '../src/worker/managers.js';
+import { ProcCluster, freePort, httpJson, sleep } from '../test/support/cluster.js';
+import { BenchClient, arg, flag, percentile, printTable, round } from './support.js';
+
+const benchTasks = {
+  workerHeartbeatIntervalMs: 250, workerTtlMs: 5000, lostGraceMs: 5000, reconcileIntervalMs: 200,
+  backoffBaseMs: 200, backoffCapMs: 2000, assignTimeoutMs: 10_000, stopTimeoutMs: 2000,
+};
+
+/** One worker over the in-memory runtime, in this process (the --worker-child mode). */
+async function runWorkerChild(configPath: string, id: string, port: number): Promise<void> {
+  const config = parseClusterConfig(readFileSync(configPath, 'utf8'), '/');
+  const logger = pino({ level: 'warn', base: { worker: id } });
+  const runtime = new MemoryRuntime({ durationMsDefault: 0, exitCodeDefault: 0 });
+  // Finished tasks leave the map at the next reconciliation: heartbeats stay small at thousands of tasks a second.
+  const agent = new WorkerAgent({ workerId: id, runtime, logger, stopTimeoutMs: 1000, tasksMax: 100_000, finishedRetentionMs: 0 });
+  const app = buildWorkerApp({ agent, logger: false });
+  await app.listen({ host: '127.0.0.1', port });
+  const link = new HttpManagerLink({ managers: config.managers.map((m) => m.apiAddress), timeoutMs: 5000 });
+  const loops = new WorkerLoops({
+    agent, link, logger, registration: { id, apiAddress: `127.0.0.1:${port}`, runtime: 'memory' },
+    heartbeatIntervalMs: config.tasks.workerHeartbeatIntervalMs, reconcileIntervalMs: config.tasks.reconcileIntervalMs,
+  });
+  loops.start();
+  process.on('SIGTERM', () => void loops.stop().then(() => process.exit(0)));
+}
+
+function startWorkerChild(configPath: string, id: string, port: number): ChildProcess {
+  const child = spawn(process.execPath, [...profileArgs(), '--import', 'tsx', import.meta.filename, '--worker-child', id, '--config', configPath, '--port', String(port)], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  return child;
+}
+
+interface Result {
+  tasks: number;
+  clients: number;
+  acceptedPerSec: number;
+  placedPerSec: number;
+  donePerSec: number;
+  submitP50Ms: number;
+  submitP99Ms: number;
+  errors: number;
+}
+
+/** --profile DIR: every node writes a CPU profile there (the nodes are stopped with SIGTERM so that they do). */
+function profileArgs(): string[] {
+  const dir = arg('profile', '');
+  return dir === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+}
+
+async function countIn(url: string, state: string): Promise<number> {
+  const r = await httpJson(url, 'GET', `/v1/tasks?state=${state}&limit=1&consistency=stale`, undefined, 5000);
+  return (r.body as { items: unknown[] }).items.length;
+}
+
+async function benchPlacement(tasks: number, clients: number, withWorkers = true): Promise<Result> {
+  const cluster = await ProcCluster.create({ managers: 3, extra: { tasks: benchTasks }, nodeArgs: profileArgs() });
+  const workers: ChildProcess[] = [];
+  try {
+    cluster.startAll();
+    const leader = await cluster.waitForLeader();
+    if (withWorkers) for (const id of ['w1', 'w2']) workers.push(startWorkerChild(cluster.configPath, id, await freePort()));
+    const leaderUrl = cluster.url(leader);
+    while (withWorkers) {
+      const r = await httpJson(leaderUrl, 'GET', '/v1/workers');
+      if ((r.body as { items: { state: string }[] }).items.filter((w) => w.state === 'ready').length === 2) break;
+      await sleep(100);
+    }
+    const urls = cluster.managerIds.map((id) => new URL('/v1/tasks', cluster.url(id)));
+    const client = new BenchClient(clients * 2);
+    const body = JSON.stringify({ image: 'bench', command: ['true'] });
+    const latencies: number[] = [];
+    let errors = 0;
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: clients }, async (_, c) => {
+        while (next < tasks) {
+          const i = next++;
+          const start = performance.now();
+          const r = await client.send(urls[(c + i) % urls.length]!, 'POST', body).catch(() => ({ status: 0, body: '' }));
+          if (r.status === 201) latencies.push(performance.now() - start);
+          else {
+            errors++;
+            next--; // try that one again
+          }
+        }
+      }),
+    );
+    const acceptedMs = performance.now() - t0;
+    if (!withWorkers) {
+      client.close();
+      return { tasks, clients, acceptedPerSec: round((tasks / acceptedMs) * 1000, 0), placedPerSec: 0, donePerSec: 0, submitP50Ms: 0, submitP99Ms: 0, errors };
+    }
+    while ((await countIn(leaderUrl, 'pending')) > 0) await sleep(20);
+    const placedMs = performance.now() - t0;
+    while ((await countIn(leaderUrl, 'scheduled')) + (await countIn(leaderUrl, 'running')) > 0) await sleep(50);
+    const doneMs = performance.now() - t0;
+    client.close();
+    latencies.sort((a, b) => a - b);
+    return {
+      tasks, clients, acceptedPerSec: round((tasks / acceptedMs) * 1000, 0), placedPerSec: round((tasks / placedMs) * 1000, 0),
+      donePerSec: round((tasks / doneMs) * 1000, 0), submitP50Ms: round(percentile(latencies, 50)), submitP99Ms: round(percentile(latencies, 99)), errors,
+    };
+  } finally {
+    if (profileArgs().length > 0) {
+      for (const w of workers) w.kill('SIGTERM');
+      for (const id of cluster.managerIds) await cluster.signal(id, 'SIGTERM');
+      await sleep(500);
+    }
+    for (const w of workers) w.kill('SIGKILL');
+    await cluster.cleanup();
+  }
+}
+
+if (process.argv.includes('--worker-child')) {
+  await runWorkerChild(arg('config', ''), arg('worker-child', 'w1'), Number(arg('port', '0')));
+} else if (import.meta.url === `file://${process.argv[1]}`) {
+  const quick = flag('quick');
+  const tasks = Number(arg('tasks', quick ? '5000' : '20000'));
+  const clients = Number(arg('clients', '64'));
+  const r = await benchPlacement(tasks, clients, !flag('no-workers'));
+  printTable(`Tasks accepted and placed (3 managers, 2 in-memory workers, loopback, synced log, ${clients} clients)`, [{ ...r }]);
+  console.log(JSON.stringify({ bench: 'placement', ...r }));
+}
