@@ -1,7 +1,7 @@
 // Tasks accepted and placed per second: 3 managers (processes, synced log) and 2 workers (processes, in-memory
 // runtime: each container exits 0 at once), N task submissions from C concurrent clients spread over the managers.
 // accepted/s: submissions answered 201; placed/s: until no task is pending; done/s: until every task succeeded.
-// `npx tsx bench/placement.ts [--tasks 20000] [--clients 64] [--quick]`
+// `npx tsx bench/placement.ts [--tasks 10000] [--clients 64] [--scenario steady|backlog] [--quick] [--profile DIR]`
 // (The workers run in child processes started from this file with --worker-child: a bench/test knob, not a runtime
 // choice of the cluster config.)
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -47,6 +47,7 @@ function startWorkerChild(configPath: string, id: string, port: number): ChildPr
 }
 
 interface Result {
+  scenario: string;
   tasks: number;
   clients: number;
   acceptedPerSec: number;
@@ -68,54 +69,46 @@ async function countIn(url: string, state: string): Promise<number> {
   return (r.body as { items: unknown[] }).items.length;
 }
 
-async function benchPlacement(tasks: number, clients: number, withWorkers = true): Promise<Result> {
+type Scenario = 'steady' | 'backlog';
+
+/**
+ * steady: both workers up, then N submissions; accepted/s over the submissions, placed/s and done/s from the first
+ * submission until none is pending, and none is scheduled or running.
+ * backlog: N submissions with no worker (accepted/s: the submission path alone), then both workers start; placed/s
+ * and done/s from the first worker being ready (placement batches of up to limits.placementBatchMax).
+ */
+async function benchPlacement(scenario: Scenario, tasks: number, clients: number): Promise<Result> {
   const cluster = await ProcCluster.create({ managers: 3, extra: { tasks: benchTasks }, nodeArgs: profileArgs() });
   const workers: ChildProcess[] = [];
   try {
     cluster.startAll();
     const leader = await cluster.waitForLeader();
-    if (withWorkers) for (const id of ['w1', 'w2']) workers.push(startWorkerChild(cluster.configPath, id, await freePort()));
     const leaderUrl = cluster.url(leader);
-    while (withWorkers) {
-      const r = await httpJson(leaderUrl, 'GET', '/v1/workers');
-      if ((r.body as { items: { state: string }[] }).items.filter((w) => w.state === 'ready').length === 2) break;
-      await sleep(100);
+    const startWorkers = async (): Promise<void> => {
+      for (const id of ['w1', 'w2']) workers.push(startWorkerChild(cluster.configPath, id, await freePort()));
+    };
+    if (scenario === 'steady') {
+      await startWorkers();
+      await readyWorkers(leaderUrl, 2);
     }
     const urls = cluster.managerIds.map((id) => new URL('/v1/tasks', cluster.url(id)));
-    const client = new BenchClient(clients * 2);
-    const body = JSON.stringify({ image: 'bench', command: ['true'] });
-    const latencies: number[] = [];
-    let errors = 0;
-    let next = 0;
     const t0 = performance.now();
-    await Promise.all(
-      Array.from({ length: clients }, async (_, c) => {
-        while (next < tasks) {
-          const i = next++;
-          const start = performance.now();
-          const r = await client.send(urls[(c + i) % urls.length]!, 'POST', body).catch(() => ({ status: 0, body: '' }));
-          if (r.status === 201) latencies.push(performance.now() - start);
-          else {
-            errors++;
-            next--; // try that one again
-          }
-        }
-      }),
-    );
+    const submitted = await submitAll(urls, tasks, clients);
     const acceptedMs = performance.now() - t0;
-    if (!withWorkers) {
-      client.close();
-      return { tasks, clients, acceptedPerSec: round((tasks / acceptedMs) * 1000, 0), placedPerSec: 0, donePerSec: 0, submitP50Ms: 0, submitP99Ms: 0, errors };
+    let from = t0;
+    if (scenario === 'backlog') {
+      await startWorkers();
+      await readyWorkers(leaderUrl, 1);
+      from = performance.now();
     }
-    while ((await countIn(leaderUrl, 'pending')) > 0) await sleep(20);
-    const placedMs = performance.now() - t0;
-    while ((await countIn(leaderUrl, 'scheduled')) + (await countIn(leaderUrl, 'running')) > 0) await sleep(50);
-    const doneMs = performance.now() - t0;
-    client.close();
-    latencies.sort((a, b) => a - b);
+    while ((await countIn(leaderUrl, 'pending')) > 0) await sleep(10);
+    const placedMs = performance.now() - from;
+    while ((await countIn(leaderUrl, 'scheduled')) + (await countIn(leaderUrl, 'running')) > 0) await sleep(20);
+    const doneMs = performance.now() - from;
+    const perSec = (ms: number): number => round((tasks / ms) * 1000, 0);
     return {
-      tasks, clients, acceptedPerSec: round((tasks / acceptedMs) * 1000, 0), placedPerSec: round((tasks / placedMs) * 1000, 0),
-      donePerSec: round((tasks / doneMs) * 1000, 0), submitP50Ms: round(percentile(latencies, 50)), submitP99Ms: round(percentile(latencies, 99)), errors,
+      scenario, tasks, clients, acceptedPerSec: perSec(acceptedMs), placedPerSec: perSec(placedMs), donePerSec: perSec(doneMs),
+      submitP50Ms: round(percentile(submitted.latencies, 50)), submitP99Ms: round(percentile(submitted.latencies, 99)), errors: submitted.errors,
     };
   } finally {
     if (profileArgs().length > 0) {
@@ -128,13 +121,52 @@ async function benchPlacement(tasks: number, clients: number, withWorkers = true
   }
 }
 
+async function readyWorkers(leaderUrl: string, n: number): Promise<void> {
+  for (;;) {
+    const r = await httpJson(leaderUrl, 'GET', '/v1/workers?consistency=stale');
+    if ((r.body as { items: { state: string }[] }).items.filter((w) => w.state === 'ready').length >= n) return;
+    await sleep(10);
+  }
+}
+
+/** N submissions from `clients` concurrent keep-alive clients, round-robin over the managers; failures are retried. */
+async function submitAll(urls: readonly URL[], tasks: number, clients: number): Promise<{ latencies: number[]; errors: number }> {
+  const client = new BenchClient(clients * 2);
+  const body = JSON.stringify({ image: 'bench', command: ['true'] });
+  const latencies: number[] = [];
+  let errors = 0;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: clients }, async (_, c) => {
+      while (next < tasks) {
+        const i = next++;
+        const start = performance.now();
+        const r = await client.send(urls[(c + i) % urls.length]!, 'POST', body).catch(() => ({ status: 0, body: '' }));
+        if (r.status === 201) {
+          latencies.push(performance.now() - start);
+        } else {
+          errors++;
+          next--; // that one again
+        }
+      }
+    }),
+  );
+  client.close();
+  latencies.sort((a, b) => a - b);
+  return { latencies, errors };
+}
+
 if (process.argv.includes('--worker-child')) {
   await runWorkerChild(arg('config', ''), arg('worker-child', 'w1'), Number(arg('port', '0')));
 } else if (import.meta.url === `file://${process.argv[1]}`) {
   const quick = flag('quick');
-  const tasks = Number(arg('tasks', quick ? '5000' : '20000'));
+  const tasks = Number(arg('tasks', quick ? '3000' : '10000'));
   const clients = Number(arg('clients', '64'));
-  const r = await benchPlacement(tasks, clients, !flag('no-workers'));
-  printTable(`Tasks accepted and placed (3 managers, 2 in-memory workers, loopback, synced log, ${clients} clients)`, [{ ...r }]);
-  console.log(JSON.stringify({ bench: 'placement', ...r }));
+  const only = arg('scenario', '');
+  const results: Result[] = [];
+  for (const scenario of ['steady', 'backlog'] as const) {
+    if (only === '' || only === scenario) results.push(await benchPlacement(scenario, tasks, clients));
+  }
+  printTable(`Tasks accepted and placed (3 managers, 2 in-memory workers, loopback, synced log, ${clients} clients)`, results.map((r) => ({ ...r })));
+  console.log(JSON.stringify({ bench: 'placement', results }));
 }
