@@ -1,5 +1,17 @@
 // The task routes of every manager: submit (with Idempotency-Key), list, get, stop, logs. A follower proposes through
 // Raft and reads linearizably like the kv routes; lists answer { items, nextCursor } where the cursor is the last id.
+//
+//   POST   /v1/tasks            TaskSpec -> 201 { id, state }; 400 INVALID_TASK_SPEC naming the field. With the same
+//                               Idempotency-Key header (1..256 printable ASCII) a retry answers the task created first.
+//   GET    /v1/tasks            ?state=&workerId=&limit=(1..1000, default 100)&cursor=&consistency= -> { items, nextCursor }
+//                               in creation (id) order; workerId lists the tasks whose latest attempt is on that worker.
+//   GET    /v1/tasks/:id        the record (spec, state, desiredState, workerId, attempt, term, containerId, exitCode,
+//                               error { class, message } | null, notBeforeMs, createdAt, updatedAt, history); 404 TASK_NOT_FOUND
+//   DELETE /v1/tasks/:id        desired state stop -> 200 with the record. A pending task is stopped at once; a placed one
+//                               when its worker confirms (the leader sends the stop, fenced like an assignment). Stopping a
+//                               stopped task is 200 again (idempotent); one that succeeded or failed is 409 TASK_ALREADY_FINAL.
+//   GET    /v1/tasks/:id/logs   ?tail=N -> text/plain from the worker of the latest attempt; 503 WORKER_UNAVAILABLE if it
+//                               does not answer, 404 TASK_NOT_FOUND if it no longer keeps the output.
 import type { FastifyError, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TaskSpec, TaskState } from '../../kv/task-model.js';
 import { TaskSpecSchema, type TaskSpecBody } from '../../kv/task-spec.js';
