@@ -5,6 +5,7 @@
 // (The workers run in child processes started from this file with --worker-child: a bench/test knob, not a runtime
 // choice of the cluster config.)
 import { spawn, type ChildProcess } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { buildWorkerApp } from '../src/api/worker-app.js';
@@ -23,6 +24,8 @@ const benchTasks = {
 
 /** One worker over the in-memory runtime, in this process (the --worker-child mode). */
 async function runWorkerChild(configPath: string, id: string, port: number): Promise<void> {
+  // The agent waits on every running container with one AbortSignal: thousands of listeners here are expected.
+  setMaxListeners(0);
   const config = parseClusterConfig(readFileSync(configPath, 'utf8'), '/');
   const logger = pino({ level: 'warn', base: { worker: id } });
   const runtime = new MemoryRuntime({ durationMsDefault: 0, exitCodeDefault: 0 });
