@@ -1,7 +1,7 @@
 // Three managers as real processes on 127.0.0.1-3: replication through followers, leader crashes, full-cluster
 // restarts and a paused leader. Every acknowledged write must survive; nothing unacknowledged may be half-applied.
 import { afterEach, describe, expect, it } from 'vitest';
-import { ProcCluster, eventually, sleep } from '../support/cluster.js';
+import { ProcCluster, eventually, sleep, type HttpReply } from '../support/cluster.js';
 
 let cluster: ProcCluster | null = null;
 
@@ -18,7 +18,7 @@ async function startThree(): Promise<{ c: ProcCluster; leader: string; followers
   return { c, leader, followers: c.managerIds.filter((id) => id !== leader) };
 }
 
-async function put(c: ProcCluster, id: string, key: string, value: string): Promise<{ status: number; body: any }> {
+async function put(c: ProcCluster, id: string, key: string, value: string): Promise<HttpReply> {
   return c.http(id, 'PUT', `/v1/kv/${key}`, { value });
 }
 

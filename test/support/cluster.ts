@@ -136,7 +136,7 @@ export class ProcCluster {
   }
 
   /** GET/PUT/DELETE json against a node; never throws for HTTP errors, only returns the status and body. */
-  async http(id: string, method: string, path: string, body?: unknown, timeoutMs = 5000): Promise<{ status: number; body: any }> {
+  async http(id: string, method: string, path: string, body?: unknown, timeoutMs = 5000): Promise<HttpReply> {
     return httpJson(this.url(id), method, path, body, timeoutMs);
   }
 
@@ -159,7 +159,14 @@ export class ProcCluster {
   }
 }
 
-export async function httpJson(baseUrl: string, method: string, path: string, body?: unknown, timeoutMs = 5000): Promise<{ status: number; body: any }> {
+/** A JSON answer; bodies are loosely typed because tests assert on their shape. */
+export interface HttpReply {
+  status: number;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  body: any;
+}
+
+export async function httpJson(baseUrl: string, method: string, path: string, body?: unknown, timeoutMs = 5000): Promise<HttpReply> {
   const res = await fetch(baseUrl + path, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
@@ -193,5 +200,6 @@ export async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs 
     }
     await sleep(50);
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+  const why = lastError instanceof Error ? `: ${lastError.message}` : '';
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
 }
