@@ -90,8 +90,8 @@ export interface WorkerStateCommand {
   readonly workerId: string;
   readonly state: 'unreachable' | 'down';
   readonly atMs: number;
-  /** The worker's lastHeartbeatAt (ms, 0 for none) the leader judged by: a later heartbeat makes the verdict void. */
-  readonly ifLastHeartbeatAtMs: number;
+  /** The worker's heartbeat count the leader judged by: a heartbeat applied since makes the verdict void. */
+  readonly ifHeartbeats: number;
   readonly lost: readonly LostTask[];
 }
 
@@ -135,7 +135,7 @@ export function wireTaskCommand(cmd: TaskCommand): Record<string, unknown> {
       return { op: cmd.op, workerId: cmd.workerId, atMs: cmd.atMs, stats: wireStats(cmd.stats), reports: cmd.reports.map(wireReport) };
     case 'worker.state':
       return {
-        op: cmd.op, workerId: cmd.workerId, state: cmd.state, atMs: cmd.atMs, ifLastHeartbeatAtMs: cmd.ifLastHeartbeatAtMs,
+        op: cmd.op, workerId: cmd.workerId, state: cmd.state, atMs: cmd.atMs, ifHeartbeats: cmd.ifHeartbeats,
         lost: cmd.lost.map((l) => ({ taskId: l.taskId, attempt: l.attempt, retryAtMs: l.retryAtMs })),
       };
   }
@@ -205,7 +205,7 @@ const schemas = {
   'worker.state': Type.Object(
     {
       op: Type.Literal('worker.state'), workerId: Id, state: Type.Union([Type.Literal('unreachable'), Type.Literal('down')]), atMs: Ms,
-      ifLastHeartbeatAtMs: Ms,
+      ifHeartbeats: Counter(0),
       lost: Type.Array(Type.Object({ taskId: Id, attempt: Counter(1), retryAtMs: Ms }, strict)),
     },
     strict,

@@ -28,7 +28,7 @@ function taskRow(t: TaskRecord): unknown[] {
 function workerRow(w: StoredWorker): unknown[] {
   const s = w.stats;
   const stats = s === null ? null : [s.cpuUtilization, s.memoryTotalBytes, s.memoryAvailableBytes, s.diskFreeBytes, s.runningTasks];
-  return [w.id, w.apiAddress, w.state, w.runtime, w.registeredAtMs, w.lastHeartbeatAtMs, stats];
+  return [w.id, w.apiAddress, w.state, w.runtime, w.registeredAtMs, w.lastHeartbeatAtMs, stats, w.heartbeats];
 }
 
 const taskStates = new Set<string>(['pending', 'scheduled', 'running', 'succeeded', 'failed', 'stopped', 'lost']);
@@ -87,13 +87,14 @@ function decodeTransition(raw: unknown, i: number): TaskTransition {
 }
 
 function decodeWorker(row: unknown, i: number): StoredWorker {
-  if (!Array.isArray(row) || row.length !== 7) throw corrupt(`bad worker ${i}`);
-  const [id, apiAddress, state, runtime, registeredAtMs, lastHeartbeatAtMs, stats] = row as unknown[];
+  if (!Array.isArray(row) || row.length !== 8) throw corrupt(`bad worker ${i}`);
+  const [id, apiAddress, state, runtime, registeredAtMs, lastHeartbeatAtMs, stats, heartbeats] = row as unknown[];
   const ok =
     typeof id === 'string' && typeof apiAddress === 'string' && typeof state === 'string' && workerStates.has(state) &&
-    typeof runtime === 'string' && typeof registeredAtMs === 'number' && (lastHeartbeatAtMs === null || typeof lastHeartbeatAtMs === 'number');
+    typeof runtime === 'string' && typeof registeredAtMs === 'number' && (lastHeartbeatAtMs === null || typeof lastHeartbeatAtMs === 'number') &&
+    isCount(heartbeats);
   if (!ok) throw corrupt(`bad worker ${i}`);
-  return { id, apiAddress, state: state as WorkerState, runtime, registeredAtMs, lastHeartbeatAtMs, stats: decodeStats(stats, i) };
+  return { id, apiAddress, state: state as WorkerState, runtime, registeredAtMs, lastHeartbeatAtMs, stats: decodeStats(stats, i), heartbeats };
 }
 
 function decodeStats(raw: unknown, i: number): WorkerStats | null {

@@ -29,6 +29,8 @@ export interface StoredWorker {
   readonly registeredAtMs: number;
   readonly lastHeartbeatAtMs: number | null;
   readonly stats: WorkerStats | null;
+  /** Registrations and heartbeats applied: a leader's verdict names the count it judged by (clock-free). */
+  readonly heartbeats: number;
 }
 
 /** Told of every change as it is applied (the leader's loops listen); must not throw or change the store. */
@@ -243,6 +245,7 @@ export class TaskStore {
     const w: StoredWorker = {
       id: cmd.workerId, apiAddress: cmd.apiAddress, state: 'ready', runtime: cmd.runtime,
       registeredAtMs: current?.registeredAtMs ?? cmd.atMs, lastHeartbeatAtMs: cmd.atMs, stats: current?.stats ?? null,
+      heartbeats: (current?.heartbeats ?? 0) + 1,
     };
     if (current === undefined) this.workerIds.insert(w.id);
     this.workers.set(w.id, w);
@@ -254,7 +257,9 @@ export class TaskStore {
   private heartbeat(cmd: WorkerHeartbeatCommand): TaskApplyResult {
     const current = this.workers.get(cmd.workerId);
     if (current === undefined) return { ok: false, code: 'WORKER_NOT_FOUND', message: `no worker ${cmd.workerId}; register first` };
-    const w: StoredWorker = { ...current, state: 'ready', lastHeartbeatAtMs: Math.max(cmd.atMs, current.lastHeartbeatAtMs ?? 0), stats: cmd.stats };
+    const w: StoredWorker = {
+      ...current, state: 'ready', lastHeartbeatAtMs: Math.max(cmd.atMs, current.lastHeartbeatAtMs ?? 0), stats: cmd.stats, heartbeats: current.heartbeats + 1,
+    };
     this.workers.set(w.id, w);
     if (current.state !== 'ready') this.listener?.workerChanged(w);
     this.listener?.workerSeen(w.id);
@@ -267,7 +272,7 @@ export class TaskStore {
     const current = this.workers.get(cmd.workerId);
     if (current === undefined) return { ok: false, code: 'WORKER_NOT_FOUND', message: `no worker ${cmd.workerId}` };
     // A heartbeat applied after the leader decided makes the verdict stale: the worker is back.
-    if ((current.lastHeartbeatAtMs ?? 0) > cmd.ifLastHeartbeatAtMs) return { ok: true, id: current.id, changed: 0 };
+    if (current.heartbeats !== cmd.ifHeartbeats) return { ok: true, id: current.id, changed: 0 };
     if (cmd.state === 'unreachable' && current.state !== 'ready') return { ok: true, id: current.id, changed: 0 };
     let changed = 0;
     if (current.state !== cmd.state) {

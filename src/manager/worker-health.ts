@@ -76,7 +76,7 @@ export class WorkerHealth {
         lost.push({ taskId: t.id, attempt: t.attempt, retryAtMs: retryAtMs(now, t.attempt, { baseMs, capMs }, this.o.random) });
       }
     }
-    const cmd: WorkerStateCommand = { op: 'worker.state', workerId: w.id, state, atMs: now, ifLastHeartbeatAtMs: w.lastHeartbeatAtMs ?? 0, lost };
+    const cmd: WorkerStateCommand = { op: 'worker.state', workerId: w.id, state, atMs: now, ifHeartbeats: w.heartbeats, lost };
     if (w.state !== state) this.o.logger.warn({ worker: w.id, silentMs, lostTasks: lost.length }, `worker ${w.id} is ${state}`);
     this.judging.add(w.id);
     this.o.raft

@@ -78,7 +78,7 @@ describe('task records', () => {
     d.place('t1', 'w9');
     d.place('t1', 'w1', 2);
     expect(d.task('t1').state).toBe('pending');
-    d.run({ op: 'worker.state', workerId: 'w1', state: 'unreachable', atMs: 1500, ifLastHeartbeatAtMs: 1000, lost: [] });
+    d.run({ op: 'worker.state', workerId: 'w1', state: 'unreachable', atMs: 1500, ifHeartbeats: 1, lost: [] });
     d.place('t1', 'w1');
     expect(d.task('t1').state).toBe('pending');
     d.register('w1', 1600);
@@ -177,10 +177,10 @@ describe('task records', () => {
     running(d, 'a');
     running(d, 'b');
     d.run({ op: 'task.stop', taskId: 'b', atMs: 5 });
-    d.run({ op: 'worker.state', workerId: 'w1', state: 'unreachable', atMs: 4000, ifLastHeartbeatAtMs: 1000, lost: [] });
+    d.run({ op: 'worker.state', workerId: 'w1', state: 'unreachable', atMs: 4000, ifHeartbeats: 1, lost: [] });
     expect(d.store.worker('w1')?.state).toBe('unreachable');
     const lost = [{ taskId: 'a', attempt: 1, retryAtMs: 4321 }, { taskId: 'b', attempt: 1, retryAtMs: 4321 }];
-    d.run({ op: 'worker.state', workerId: 'w1', state: 'down', atMs: 4100, ifLastHeartbeatAtMs: 1000, lost });
+    d.run({ op: 'worker.state', workerId: 'w1', state: 'down', atMs: 4100, ifHeartbeats: 1, lost });
     expect(d.task('a')).toMatchObject({ state: 'pending', attempt: 2, notBeforeMs: 4321, workerId: null });
     expect(d.task('a').history.slice(-2).map((h) => h.state)).toEqual(['lost', 'pending']);
     expect(d.task('b').state).toBe('stopped');
@@ -196,7 +196,7 @@ describe('task records', () => {
     const d = new Driver();
     d.register('w1', 1000);
     d.run({ op: 'worker.heartbeat', workerId: 'w1', atMs: 2000, stats, reports: [] });
-    expect(d.run({ op: 'worker.state', workerId: 'w1', state: 'unreachable', atMs: 3000, ifLastHeartbeatAtMs: 1000, lost: [] }).ok).toBe(true);
+    expect(d.run({ op: 'worker.state', workerId: 'w1', state: 'unreachable', atMs: 3000, ifHeartbeats: 1, lost: [] }).ok).toBe(true);
     expect(d.store.worker('w1')?.state).toBe('ready');
     expect(d.run({ op: 'worker.heartbeat', workerId: 'w9', atMs: 1, stats, reports: [] })).toMatchObject({ ok: false, code: 'WORKER_NOT_FOUND' });
   });
@@ -312,7 +312,7 @@ const taskCmdArb: fc.Arbitrary<TaskCommand> = fc.oneof(
   fc.record({ op: fc.constant('task.stop' as const), taskId: idArb, atMs: fc.nat(100) }),
   fc.record({ op: fc.constant('worker.register' as const), workerId: workerArb, apiAddress: fc.constant('h:1'), runtime: fc.constant('memory'), atMs: fc.nat(100) }),
   fc.record({ op: fc.constant('worker.heartbeat' as const), workerId: workerArb, atMs: fc.nat(100), stats: fc.constant(stats), reports: fc.array(reportArb, { maxLength: 2 }) }),
-  fc.record({ op: fc.constant('worker.state' as const), workerId: workerArb, state: fc.constantFrom('unreachable' as const, 'down' as const), atMs: fc.nat(100), ifLastHeartbeatAtMs: fc.nat(100), lost: fc.array(fc.record({ taskId: idArb, attempt: fc.integer({ min: 1, max: 3 }), retryAtMs: fc.nat(100) }), { maxLength: 2 }) }),
+  fc.record({ op: fc.constant('worker.state' as const), workerId: workerArb, state: fc.constantFrom('unreachable' as const, 'down' as const), atMs: fc.nat(100), ifHeartbeats: fc.nat(4), lost: fc.array(fc.record({ taskId: idArb, attempt: fc.integer({ min: 1, max: 3 }), retryAtMs: fc.nat(100) }), { maxLength: 2 }) }),
 );
 
 describe('task commands: properties', () => {
