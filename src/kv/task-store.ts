@@ -106,7 +106,12 @@ export class TaskStore {
     if (keys !== undefined) yield* keys.from('');
   }
 
-  /** The worker's scheduled and running tasks. */
+  /** The ids of the worker's scheduled and running tasks, in no particular order. Do not apply while iterating. */
+  activeIdsOn(workerId: string): ReadonlySet<string> {
+    return this.active.get(workerId) ?? emptySet;
+  }
+
+  /** The worker's scheduled and running tasks, in id order. */
   activeOn(workerId: string): TaskRecord[] {
     const ids = this.active.get(workerId);
     if (ids === undefined) return [];
@@ -410,6 +415,8 @@ export class TaskStore {
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+const emptySet: ReadonlySet<string> = new Set();
 
 function indexOf<K>(m: Map<K, SortedKeys>, k: K): SortedKeys {
   let s = m.get(k);

@@ -38,7 +38,7 @@ type Work = 'assign' | 'stop';
 interface Session {
   readonly term: number;
   readonly abort: AbortController;
-  /** Assignments a worker has answered in this leadership (task id -> token): the reconcile pass does not resend them. */
+  /** Scheduled tasks whose assignment a worker has answered in this leadership (id -> token): not sent again. */
   readonly delivered: Map<string, string>;
 }
 
@@ -95,7 +95,10 @@ export class SchedulerLoop {
 
   /** From the store's listener, as entries are applied: wake whatever the change calls for. */
   onTaskChanged(t: TaskRecord, prev: TaskRecord | null): void {
-    if (this.session === null) return;
+    const s = this.session;
+    if (s === null) return;
+    // Only scheduled tasks are looked up in `delivered`: it stays as small as the number of tasks placed but not running.
+    if (t.state !== 'scheduled') s.delivered.delete(t.id);
     if (t.state === 'pending') {
       this.kickPlacement();
     } else if (isActiveState(t.state)) {
@@ -114,9 +117,11 @@ export class SchedulerLoop {
     if (s === null) return;
     const { store } = this.o;
     for (const w of store.allWorkers()) {
-      for (const t of store.activeOn(w.id)) {
-        if (t.desiredState === 'stop') this.enqueue(t.id, 'stop');
-        else if (t.state === 'scheduled' && s.delivered.get(t.id) !== tokenKey(t) && !this.inflight.has(t.id)) this.enqueue(t.id, 'assign');
+      for (const id of store.activeIdsOn(w.id)) {
+        if (this.inflight.has(id) || this.queue.has(id)) continue;
+        const t = store.task(id)!;
+        if (t.desiredState === 'stop') this.enqueue(id, 'stop');
+        else if (t.state === 'scheduled' && s.delivered.get(id) !== tokenKey(t)) this.enqueue(id, 'assign');
       }
     }
     this.kickPlacement();
@@ -250,10 +255,11 @@ export class SchedulerLoop {
     try {
       const status = await this.o.workers.assign(worker.apiAddress, a, { timeoutMs, signal: s.abort.signal });
       if (this.session !== s || status.attempt !== a.attempt || status.term !== a.term) return;
-      if (work === 'assign') s.delivered.set(id, tokenKey(a));
-      const report = reportOf(worker.id, status, this.retryAt(a.attempt));
       const current = store.task(id);
-      if (report !== null && current !== undefined && reportOutcome(current, report).kind !== 'ignore') this.addReport(report);
+      if (current === undefined) return;
+      if (work === 'assign' && current.state === 'scheduled' && tokenKey(current) === tokenKey(a)) s.delivered.set(id, tokenKey(a));
+      const report = reportOf(worker.id, status, this.retryAt(a.attempt));
+      if (report !== null && reportOutcome(current, report).kind !== 'ignore') this.addReport(report);
     } catch (err) {
       if (this.session !== s) return;
       const failure = classifyAssignError(err);
