@@ -29,11 +29,11 @@ export async function runTaskRun(apiUrl: string, o: RunOptions, out: Output): Pr
     return;
   }
   if (!out.json) printLine(`task ${submitted.id} submitted`);
-  let printed = 0;
+  const printed = new Set<string>();
   let t: TaskRecord;
   for (;;) {
     t = await api.get(submitted.id);
-    printed = printNewHistory(t, printed, out);
+    printNewHistory(t, printed, out);
     if (finalStates.has(t.state)) break;
     await new Promise((r) => setTimeout(r, o.pollMs ?? 250));
   }
@@ -45,15 +45,14 @@ export async function runTaskRun(apiUrl: string, o: RunOptions, out: Output): Pr
   throw new CliExit(1);
 }
 
-/** Prints the history entries not printed yet (history is bounded, so entries are matched by time and state). */
-function printNewHistory(t: TaskRecord, printedAtMs: number, out: Output): number {
-  let last = printedAtMs;
+/** Prints the history entries not printed yet (history is bounded, so entries are known by time, state and attempt). */
+function printNewHistory(t: TaskRecord, printed: Set<string>, out: Output): void {
   for (const h of t.history) {
-    if (h.atMs <= printedAtMs) continue;
+    const key = `${h.atMs}/${h.state}/${h.attempt}`;
+    if (printed.has(key)) continue;
+    printed.add(key);
     if (!out.json) printLine(transitionLine(h));
-    last = Math.max(last, h.atMs);
   }
-  return last;
 }
 
 function transitionLine(h: TaskTransition): string {
