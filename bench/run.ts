@@ -31,6 +31,7 @@ const registry: readonly Benchmark[] = [
   { name: 'transport', file: 'transport.ts', description: 'appends over loopback TCP', byDefault: false, args: [], quickArgs: ['--seconds', '1'] },
   { name: 'kv-write', file: 'kv-write.ts', description: 'KV writes and reads over HTTP, 3 managers', byDefault: false, args: [], quickArgs: ['--quick'] },
   { name: 'failover', file: 'failover.ts', description: 'unavailability after SIGKILL of the leader', byDefault: false, args: [], quickArgs: ['--runs', '1'] },
+  { name: 'placement', file: 'placement.ts', description: 'tasks accepted and placed per second, 3 managers + 2 workers', byDefault: false, args: [], quickArgs: ['--quick'] },
   { name: 'docker-start', file: 'docker-start.ts', description: 'starting busybox containers', byDefault: false, args: [], quickArgs: ['--count', '10'] },
 ];
 
