@@ -1,0 +1,73 @@
+// What a client sees when the cluster cannot serve it: without a quorum every request answers 503 NO_LEADER in
+// bounded time (never a hang), and a manager whose log is corrupt refuses to start, naming its data directory.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import { afterEach, describe, expect, it } from 'vitest';
+import { logIndex, term } from '../../src/lib/ids.js';
+import { LevelRaftStorage } from '../../src/storage/level.js';
+import { entryKey } from '../../src/storage/records.js';
+import { ProcCluster, eventually, minkubeBin } from '../support/cluster.js';
+
+let cluster: ProcCluster | null = null;
+afterEach(async () => {
+  await cluster?.cleanup();
+  cluster = null;
+});
+
+describe('availability as a client sees it', () => {
+  it('without a quorum, writes and linearizable reads answer 503 NO_LEADER within the request timeout; stale reads still work', async () => {
+    const c = (cluster = await ProcCluster.create({ managers: 3 }));
+    c.startAll();
+    const leader = await c.waitForLeader();
+    expect((await c.http(leader, 'PUT', '/v1/kv/k', { value: 'v' })).status).toBe(200);
+    const [survivor, ...others] = c.managerIds;
+    for (const id of others) await c.signal(id, 'SIGKILL');
+    // Once it knows it has no leader (a leader steps down by check-quorum), nothing it answers can be applied.
+    await eventually(async () => {
+      const v = await c.http(survivor!, 'GET', '/v1/cluster', undefined, 1000);
+      return v.body.leaderId === null ? v : undefined;
+    }, 10_000, 'the survivor to lose its leader');
+    for (const [method, path, body] of [
+      ['PUT', '/v1/kv/k2', { value: 'x' }],
+      ['GET', '/v1/kv/k', undefined],
+      ['DELETE', '/v1/kv/k', undefined],
+    ] as const) {
+      const t0 = Date.now();
+      const r = await c.http(survivor!, method, path, body, 10_000);
+      const elapsedMs = Date.now() - t0;
+      expect(r.status, `${method} ${path}`).toBe(503);
+      expect(r.body.error.code).toBe('NO_LEADER');
+      expect(elapsedMs).toBeLessThan(4000);
+    }
+    const stale = await c.http(survivor!, 'GET', '/v1/kv/k?consistency=stale');
+    expect(stale).toEqual({ status: 200, body: { key: 'k', value: 'v', version: expect.any(Number) } });
+    expect((await c.http(survivor!, 'GET', '/ready')).status).toBe(503);
+  });
+
+  it('a manager whose log holds a corrupt entry refuses to start, naming its data directory', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'minkube-corrupt-'));
+    try {
+      const dataDir = join(dir, 'm1');
+      const storage = await LevelRaftStorage.open(dataDir);
+      const entries = [1, 2, 3].map((i) => ({ term: term(1), index: logIndex(i), type: 'noop' as const, data: new Uint8Array() }));
+      await storage.save({ term: term(1), vote: null, commit: logIndex(3) }, entries);
+      await storage.close();
+      const db = new ClassicLevel<Buffer, Buffer>(dataDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+      const value = (await db.get(entryKey(2)))!;
+      value[value.length - 1] = value[value.length - 1]! ^ 0xff;
+      await db.put(entryKey(2), value);
+      await db.close();
+      const config = { managers: [{ id: 'm1', raftAddress: '127.0.0.1:1', apiAddress: '127.0.0.1:2', dataDir: 'm1' }] };
+      writeFileSync(join(dir, 'cluster.json'), JSON.stringify(config));
+      const r = spawnSync(process.execPath, [minkubeBin, 'manager', '--config', join(dir, 'cluster.json'), '--id', 'm1'], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain('STORAGE_CORRUPT');
+      expect(r.stderr).toContain(dataDir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
