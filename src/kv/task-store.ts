@@ -8,7 +8,7 @@ import type {
   TaskCommand, TaskPlaceCommand, TaskReport, TaskStopCommand, TaskSubmitCommand, WorkerHeartbeatCommand, WorkerRegisterCommand,
   WorkerStateCommand,
 } from './task-commands.js';
-import { canTransition, finalTaskStates, type TaskError, type TaskRecord, type TaskState, type WorkerRecord, type WorkerState, type WorkerStats } from './task-model.js';
+import { canTransition, finalTaskStates, type TaskRecord, type TaskState, type WorkerRecord, type WorkerState, type WorkerStats } from './task-model.js';
 import { isActiveState, lostOutcome, reportOutcome, type ReportOutcome } from './task-rules.js';
 import { normaliseSpec } from './task-spec.js';
 import { decodeTaskSnapshot, encodeTaskSnapshot, type TaskSnapshot } from './task-snapshot.js';
@@ -437,4 +437,3 @@ function setOf(m: Map<string, Set<string>>, k: string): Set<string> {
   return s;
 }
 
-export type { TaskError };

@@ -12,7 +12,7 @@ import type { Page, ReadConsistency, RequestContext, TaskListQuery, TasksService
 import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from '../api/worker-contract.js';
 import type { Command } from '../kv/commands.js';
 import type { ApplyResult } from '../kv/state-machine.js';
-import type { TaskCommand, TaskReport } from '../kv/task-commands.js';
+import type { TaskCommand } from '../kv/task-commands.js';
 import type { TaskRecord, TaskSpec, WorkerRecord } from '../kv/task-model.js';
 import type { TaskStore } from '../kv/task-store.js';
 import type { TasksConfig } from '../config/cluster.js';
@@ -185,4 +185,3 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
   return out;
 }
 
-export type { TaskReport };
