@@ -1,6 +1,9 @@
 // KV write throughput and latency on a 3-manager loopback cluster over HTTP (100-byte values), 1/16/64/256 clients,
-// plus linearizable read throughput. `npx tsx bench/kv-write.ts [--seconds 5] [--target leader|follower] [--quick]`
+// plus linearizable read throughput. With --peer etcd, the same write load also runs against a 3-member etcd
+// cluster (its HTTP JSON gateway) in the same run, and the ratios are printed.
+// `npx tsx bench/kv-write.ts [--seconds 5] [--target leader|follower] [--peer etcd] [--quick]`
 import { ProcCluster } from '../test/support/cluster.js';
+import { EtcdCluster, etcdAvailable, etcdPutBody } from './etcd.js';
 import { BenchClient, arg, flag, percentile, printTable, round } from './support.js';
 
 export interface LoadResult {
@@ -11,20 +14,21 @@ export interface LoadResult {
   errors: number;
 }
 
-export async function runLoad(client: BenchClient, urls: readonly URL[], clients: number, seconds: number, op: 'put' | 'get'): Promise<LoadResult> {
-  const value = JSON.stringify({ value: 'x'.repeat(100) });
+/** One request of client `c`, its `i`-th. */
+export type RequestOf = (c: number, i: number) => { url: URL; method: string; body: string | null };
+
+export async function runLoad(client: BenchClient, clients: number, seconds: number, requestOf: RequestOf, okStatuses = [200]): Promise<LoadResult> {
   const latencies: number[] = [];
   let errors = 0;
   const endAt = performance.now() + seconds * 1000;
   await Promise.all(
     Array.from({ length: clients }, async (_, c) => {
       for (let i = 0; performance.now() < endAt; i++) {
-        const url = urls[(c + i) % urls.length]!;
-        const target = new URL(`/v1/kv/bench-${c}-${i % 64}`, url);
+        const { url, method, body } = requestOf(c, i);
         const t0 = performance.now();
         try {
-          const r = op === 'put' ? await client.send(target, 'PUT', value) : await client.send(target, 'GET', null);
-          if (r.status === 200 || (op === 'get' && r.status === 404)) latencies.push(performance.now() - t0);
+          const r = await client.send(url, method, body);
+          if (okStatuses.includes(r.status)) latencies.push(performance.now() - t0);
           else errors++;
         } catch {
           errors++;
@@ -36,6 +40,17 @@ export async function runLoad(client: BenchClient, urls: readonly URL[], clients
   return { clients, opsPerSec: round(latencies.length / seconds, 0), p50Ms: round(percentile(latencies, 50)), p99Ms: round(percentile(latencies, 99)), errors };
 }
 
+const value100 = 'x'.repeat(100);
+
+function minkubeWrites(urls: readonly URL[]): RequestOf {
+  const body = JSON.stringify({ value: value100 });
+  return (c, i) => ({ url: new URL(`/v1/kv/bench-${c}-${i % 64}`, urls[(c + i) % urls.length]), method: 'PUT', body });
+}
+
+function minkubeReads(urls: readonly URL[]): RequestOf {
+  return (c, i) => ({ url: new URL(`/v1/kv/bench-${c}-${i % 64}`, urls[(c + i) % urls.length]), method: 'GET', body: null });
+}
+
 export async function benchKv(opts: { seconds: number; target: string; levels: number[] }): Promise<{ writes: LoadResult[]; reads: LoadResult[] }> {
   const cluster = await ProcCluster.create({ managers: 3 });
   try {
@@ -44,10 +59,10 @@ export async function benchKv(opts: { seconds: number; target: string; levels: n
     const ids = opts.target === 'leader' ? [leader] : cluster.managerIds.filter((id) => id !== leader);
     const urls = ids.map((id) => new URL(cluster.url(id)));
     const client = new BenchClient(512);
-    await runLoad(client, urls, 16, 1, 'put'); // warm up: JIT, connections, Raft pipeline
+    await runLoad(client, 16, 1, minkubeWrites(urls)); // warm up: JIT, connections, the Raft pipeline
     const writes: LoadResult[] = [];
-    for (const n of opts.levels) writes.push(await runLoad(client, urls, n, opts.seconds, 'put'));
-    const reads = [await runLoad(client, urls, 64, opts.seconds, 'get')];
+    for (const n of opts.levels) writes.push(await runLoad(client, n, opts.seconds, minkubeWrites(urls)));
+    const reads = [await runLoad(client, 64, opts.seconds, minkubeReads(urls), [200, 404])];
     client.close();
     return { writes, reads };
   } finally {
@@ -55,12 +70,41 @@ export async function benchKv(opts: { seconds: number; target: string; levels: n
   }
 }
 
+export async function benchEtcdWrites(opts: { seconds: number; levels: number[] }): Promise<LoadResult[]> {
+  const etcd = await EtcdCluster.start(3);
+  try {
+    const url = new URL('/v3/kv/put', (await etcd.leader()).clientUrl);
+    const client = new BenchClient(512);
+    const requestOf: RequestOf = (c, i) => ({ url, method: 'POST', body: etcdPutBody(`bench-${c}-${i % 64}`, value100) });
+    await runLoad(client, 16, 1, requestOf);
+    const out: LoadResult[] = [];
+    for (const n of opts.levels) out.push(await runLoad(client, n, opts.seconds, requestOf));
+    client.close();
+    return out;
+  } finally {
+    await etcd.stop();
+  }
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const quick = flag('quick');
   const seconds = Number(arg('seconds', quick ? '2' : '5'));
   const target = arg('target', 'leader');
-  const result = await benchKv({ seconds, target, levels: [1, 16, 64, 256] });
+  const levels = [1, 16, 64, 256];
+  const result = await benchKv({ seconds, target, levels });
   printTable(`KV writes through the ${target}, ${seconds} s per level (3 managers, loopback, synced log)`, result.writes.map((r) => ({ ...r })));
   printTable('Linearizable reads (ReadIndex), 64 clients', result.reads.map((r) => ({ ...r })));
-  console.log(JSON.stringify({ bench: 'kv', target, seconds, ...result }));
+  let etcd: LoadResult[] | null = null;
+  if (arg('peer', '') === 'etcd') {
+    if (!etcdAvailable()) console.log('\n--peer etcd: no etcd binary installed (Debian: apt-get install etcd-server); skipped');
+    else {
+      etcd = await benchEtcdWrites({ seconds, levels });
+      printTable('etcd (3 members, loopback, v3 JSON gateway), same load', etcd.map((r) => ({ ...r })));
+      printTable(
+        'Minkube / etcd',
+        levels.map((clients, i) => ({ clients, throughputRatio: round(result.writes[i]!.opsPerSec / etcd![i]!.opsPerSec), p50Ratio: round(result.writes[i]!.p50Ms / etcd![i]!.p50Ms) })),
+      );
+    }
+  }
+  console.log(JSON.stringify({ bench: 'kv', target, seconds, ...result, ...(etcd ? { etcd } : {}) }));
 }
