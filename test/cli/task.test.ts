@@ -33,7 +33,7 @@ beforeAll(async () => {
     behave: (spec) => {
       if (spec.command?.[0] === 'fail') return { durationMs: 20, exitCode: 3 };
       if (spec.command?.[0] === 'forever') return { durationMs: null, logs: 'still here\n' };
-      return { durationMs: 30, exitCode: 0, logs: `said: ${spec.command?.slice(1).join(' ') ?? ''}\n` };
+      return { durationMs: 300, exitCode: 0, logs: `said: ${spec.command?.slice(1).join(' ') ?? ''}\n` };
     },
   });
   await c.startAll();

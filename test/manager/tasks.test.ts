@@ -14,7 +14,7 @@ beforeAll(async () => {
       if (spec.image === 'missing') return { runFailure: 'image-not-found' };
       if (spec.command?.[0] === 'fail') return { durationMs: 20, exitCode: 1, logs: 'about to fail\n' };
       if (spec.command?.[0] === 'forever') return { durationMs: null };
-      return { durationMs: 30, exitCode: 0, logs: `hello from ${spec.command?.join(' ') ?? spec.image}\n` };
+      return { durationMs: 300, exitCode: 0, logs: `hello from ${spec.command?.join(' ') ?? spec.image}\n` };
     },
   });
   await c.startAll();
