@@ -365,7 +365,9 @@ export class TcpTransport implements Transport {
   private scheduleFlush(link: PeerLink): void {
     if (link.flushScheduled || link.queue.length === 0 || !link.connected) return;
     link.flushScheduled = true;
-    setImmediate(() => {
+    // A microtask: everything one Ready sends is queued in one synchronous run, so it still goes out as one write,
+    // and a message does not wait for the next turn of the event loop.
+    queueMicrotask(() => {
       link.flushScheduled = false;
       this.flush(link);
     });
