@@ -14,6 +14,7 @@ export interface RequestOptions {
   body?: unknown;
   requestId?: string;
   timeoutMs?: number;
+  headers?: Readonly<Record<string, string>>;
 }
 
 export class ApiClient {
@@ -55,9 +56,21 @@ export class ApiClient {
 
   /** One request; a 2xx answers its JSON body, anything else throws the MinkubeError the server described. */
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const { text, url, status } = await this.send(method, path, options);
+    const body = parseJson(text);
+    if (body === undefined) throw new MinkubeError('INTERNAL', `${method} ${url} answered ${status} without a JSON body`);
+    return body as T;
+  }
+
+  /** One request whose 2xx answer is text (logs); failures as for request(). */
+  async requestText(method: string, path: string, options: RequestOptions = {}): Promise<string> {
+    return (await this.send(method, path, options)).text;
+  }
+
+  private async send(method: string, path: string, options: RequestOptions): Promise<{ text: string; url: string; status: number }> {
     const url = `${this.baseUrl}${path}`;
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    const headers: Record<string, string> = { accept: 'application/json' };
+    const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
     if (options.requestId !== undefined) headers['x-request-id'] = options.requestId;
     const init: RequestInit = { method, headers, signal: AbortSignal.timeout(timeoutMs) };
     if (options.body !== undefined) {
@@ -72,10 +85,8 @@ export class ApiClient {
     } catch (err) {
       throw transportError(err, method, url, timeoutMs);
     }
-    const body = parseJson(text);
-    if (!res.ok) throw errorFromBody(body, res.status);
-    if (body === undefined) throw new MinkubeError('INTERNAL', `${method} ${url} answered ${res.status} without a JSON body`);
-    return body as T;
+    if (!res.ok) throw errorFromBody(parseJson(text), res.status);
+    return { text, url, status: res.status };
   }
 }
 

@@ -1,20 +1,22 @@
 // The CLI's client of the task and worker routes: JSON calls, a text call for logs, and submissions that carry an
 // Idempotency-Key so that retrying them (after a timeout or a lost leader) still creates one task.
 import { randomUUID } from 'node:crypto';
-import { normaliseBaseUrl } from '../api/client.js';
+import { ApiClient } from '../api/client.js';
 import type { Page } from '../api/service.js';
 import type { TaskRecord, TaskSpec, WorkerRecord } from '../kv/task-model.js';
-import { errorFromBody, MinkubeError } from '../lib/errors.js';
-import { limits } from '../lib/limits.js';
+import { MinkubeError } from '../lib/errors.js';
 
-const timeoutMs = limits.requestTimeoutMsDefault + 500;
 const submitAttempts = 4;
 
 export class TaskApi {
-  readonly baseUrl: string;
+  private readonly client: ApiClient;
 
   constructor(baseUrl: string) {
-    this.baseUrl = normaliseBaseUrl(baseUrl);
+    this.client = new ApiClient(baseUrl);
+  }
+
+  get baseUrl(): string {
+    return this.client.baseUrl;
   }
 
   /** Retried on answers that say "not now" (no leader, timeout, unreachable); the key makes the retries safe. */
@@ -58,32 +60,7 @@ export class TaskApi {
   }
 
   /** One request; a 2xx answers its body as text, anything else throws the MinkubeError the server described. */
-  private async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<string> {
-    const url = `${this.baseUrl}${path}`;
-    const init: RequestInit = { method, headers: { ...headers }, signal: AbortSignal.timeout(timeoutMs) };
-    if (body !== undefined) {
-      init.headers = { ...headers, 'content-type': 'application/json' };
-      init.body = JSON.stringify(body);
-    }
-    let res: Response;
-    let text: string;
-    try {
-      res = await fetch(url, init);
-      text = await res.text();
-    } catch (err) {
-      const e = err as Error & { cause?: { code?: string } };
-      if (e.name === 'TimeoutError') throw new MinkubeError('TIMEOUT', `${method} ${url}: no answer within ${timeoutMs} ms`, { cause: err });
-      throw new MinkubeError('UNREACHABLE', `cannot reach ${url} (${e.cause?.code ?? e.message})`, { cause: err });
-    }
-    if (!res.ok) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = undefined;
-      }
-      throw errorFromBody(parsed, res.status);
-    }
-    return text;
+  private call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<string> {
+    return this.client.requestText(method, path, body === undefined ? { headers } : { headers, body });
   }
 }
