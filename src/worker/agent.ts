@@ -1,5 +1,6 @@
 // The worker agent: a bounded in-memory map of its tasks, fenced by (attempt, term), started and watched through a
 // ContainerRuntime. It answers about its tasks without asking a manager and keeps them running while managers are down.
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { Assignment, WorkerTaskStatus } from '../api/worker-contract.js';
 import type { FencingToken, WorkerStats } from '../kv/task-model.js';
@@ -66,6 +67,8 @@ export class WorkerAgent {
   private readonly closing = new AbortController();
 
   constructor(opts: WorkerAgentOptions) {
+    // Every watched container (at most tasksMax, plus retiring ones) listens on this one signal.
+    setMaxListeners(2 * (opts.tasksMax ?? limits.workerTasksMax) + 16, this.closing.signal);
     this.workerId = opts.workerId;
     this.runtime = opts.runtime;
     this.logger = opts.logger;
