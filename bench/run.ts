@@ -32,6 +32,8 @@ const registry: readonly Benchmark[] = [
   { name: 'kv-write', file: 'kv-write.ts', description: 'KV writes and reads over HTTP, 3 managers', byDefault: false, args: [], quickArgs: ['--quick'] },
   { name: 'failover', file: 'failover.ts', description: 'unavailability after SIGKILL of the leader', byDefault: false, args: [], quickArgs: ['--runs', '1'] },
   { name: 'placement', file: 'placement.ts', description: 'tasks accepted and placed per second, 3 managers + 2 workers', byDefault: false, args: [], quickArgs: ['--quick'] },
+  { name: 'containers', file: 'containers.ts', description: '50 busybox tasks through Minkube until running, vs docker run in a row', byDefault: false, args: [], quickArgs: ['--count', '10'] },
+  { name: 'manager-rss', file: 'manager-rss.ts', description: 'manager RSS holding 100,000 keys, and restart time', byDefault: false, args: [], quickArgs: ['--keys', '10000'] },
   { name: 'docker-start', file: 'docker-start.ts', description: 'starting busybox containers', byDefault: false, args: [], quickArgs: ['--count', '10'] },
 ];
 

@@ -1,0 +1,73 @@
+// 50 busybox `sleep` tasks through Minkube (3 managers, 2 Docker workers sharing one engine) until all report
+// running, and, in the same run for reference, 50 `docker run -d` in a row. Needs a Docker engine and the
+// minkube-busybox:latest image (scripts/docker-setup.sh). `npx tsx bench/containers.ts [--count 50]`
+import { spawnSync } from 'node:child_process';
+import { ProcCluster, eventually, sleep } from '../test/support/cluster.js';
+import { BenchClient, arg, printTable, round } from './support.js';
+
+const image = 'minkube-busybox:latest';
+
+function docker(args: string[]): string {
+  const r = spawnSync('docker', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`docker ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+function removeLabelled(label: string): void {
+  const ids = docker(['ps', '-aq', '--filter', `label=${label}`]).split('\n').filter(Boolean);
+  if (ids.length > 0) docker(['rm', '-f', ...ids]);
+}
+
+async function minkubeRun(count: number): Promise<{ seconds: number; perWorker: Record<string, number> }> {
+  const cluster = await ProcCluster.create({ managers: 3, workers: 2, workerRuntime: 'docker' });
+  const client = new BenchClient(64);
+  try {
+    cluster.startAll();
+    const leader = await cluster.waitForLeader();
+    await eventually(async () => {
+      const r = await cluster.http(leader, 'GET', '/v1/workers');
+      const workers = (r.body.items ?? []) as { state: string }[];
+      return workers.filter((w) => w.state === 'ready').length === 2 ? true : undefined;
+    }, 60_000, 'both workers to be ready');
+    const base = cluster.url(leader);
+    const spec = JSON.stringify({ image, command: ['sleep', '300'] });
+    const t0 = performance.now();
+    const ids = await Promise.all(
+      Array.from({ length: count }, async () => JSON.parse((await client.send(new URL('/v1/tasks', base), 'POST', spec)).body).id as string),
+    );
+    const perWorker: Record<string, number> = {};
+    for (;;) {
+      const r = await cluster.http(leader, 'GET', `/v1/tasks?state=running&limit=1000`);
+      const running = (r.body.items as { id: string; workerId: string }[]).filter((t) => ids.includes(t.id));
+      if (running.length === count) {
+        for (const t of running) perWorker[t.workerId] = (perWorker[t.workerId] ?? 0) + 1;
+        break;
+      }
+      await sleep(20);
+    }
+    return { seconds: round((performance.now() - t0) / 1000), perWorker };
+  } finally {
+    client.close();
+    await cluster.cleanup();
+    removeLabelled('minkube.task');
+  }
+}
+
+function dockerRunInARow(count: number): number {
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) docker(['run', '-d', '--network', 'none', '--label', 'minkube.bench=1', image, 'sleep', '300']);
+  const seconds = round((performance.now() - t0) / 1000);
+  removeLabelled('minkube.bench=1');
+  return seconds;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const count = Number(arg('count', '50'));
+  const minkube = await minkubeRun(count);
+  const inARow = dockerRunInARow(count);
+  printTable(`${count} busybox sleep tasks until all report running (2 workers, one Docker engine)`, [
+    { what: 'minkube task run (3 managers, 2 workers)', seconds: minkube.seconds, perWorker: JSON.stringify(minkube.perWorker) },
+    { what: `docker run -d, ${count} in a row`, seconds: inARow, perWorker: '-' },
+  ]);
+  console.log(JSON.stringify({ bench: 'containers', count, minkubeSeconds: minkube.seconds, perWorker: minkube.perWorker, dockerRunInARowSeconds: inARow, ratio: round(minkube.seconds / inARow) }));
+}
