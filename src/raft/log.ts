@@ -1,5 +1,6 @@
-// The in-memory Raft log: entries from `offset` on, a stable prefix (on disk) and an unstable suffix (handed out in
-// Ready), the commit and applied indexes. Terms in a log never decrease, which makes term searches binary.
+// The in-memory Raft log: entries from `offset` on (the ones before were compacted into a snapshot, or restored from
+// one), a stable prefix (on disk) and an unstable suffix (handed out in Ready), the commit and applied indexes, and
+// where the config entries are. Terms in a log never decrease, which makes term searches binary.
 import { assert } from '../lib/assert.js';
 import type { LogIndex, Term } from '../lib/ids.js';
 import type { Entry } from './types.js';
@@ -15,12 +16,21 @@ interface SliceCache {
 
 const EMPTY_CACHE: SliceCache = { lo: -1, end: -1, bytes: 0, entries: NO_ENTRIES };
 
+/** The entry the log starts after: a snapshot's last entry, or (0, 0) for a log from index 1. */
+export interface LogStart {
+  readonly index: number;
+  readonly term: number;
+}
+
 export class RaftLog {
   /** entries[i] has index offset + i. */
   private entries: Entry[] = [];
-  private readonly offset: number;
+  private offset: number;
   /** The term of the entry at offset - 1 (0 for the empty prefix of a fresh log). */
-  private readonly offsetTerm: number;
+  private offsetTerm: number;
+  /** Indexes of the config entries held, ascending; configVersion counts changes to it. */
+  private configIndexes: number[] = [];
+  configVersion = 0;
   /** The last index known to be on stable storage. */
   private stable: number;
   committed: LogIndex;
@@ -28,15 +38,16 @@ export class RaftLog {
   /** The last slice handed out: appends to several followers and the Ready often ask for the same range. */
   private cache: SliceCache = EMPTY_CACHE;
 
-  constructor(persisted: readonly Entry[], committed: LogIndex, applied: LogIndex) {
-    this.offset = persisted.length > 0 ? persisted[0]!.index : 1;
-    assert(this.offset === 1, 'the persisted log starts at index 1 (snapshots are not supported yet)');
-    this.offsetTerm = 0;
+  /** `persisted` starts right after `start` (entries at or below start.index are the caller's to drop first). */
+  constructor(persisted: readonly Entry[], committed: LogIndex, applied: LogIndex, start: LogStart = { index: 0, term: 0 }) {
+    this.offset = start.index + 1;
+    this.offsetTerm = start.term;
     for (let i = 0; i < persisted.length; i++) {
       const e = persisted[i]!;
       assert(e.index === this.offset + i, `the persisted log has a gap at index ${this.offset + i}`);
-      assert(i === 0 || e.term >= persisted[i - 1]!.term, `the persisted log has a decreasing term at index ${e.index}`);
+      assert(e.term >= (i === 0 ? this.offsetTerm : persisted[i - 1]!.term), `the persisted log has a decreasing term at index ${e.index}`);
       this.entries.push(e);
+      if (e.type === 'config') this.configIndexes.push(e.index);
     }
     this.stable = this.lastIndex();
     assert(committed <= this.lastIndex(), `commit ${committed} is beyond the last persisted index ${this.lastIndex()}`);
@@ -47,6 +58,32 @@ export class RaftLog {
 
   firstIndex(): LogIndex {
     return this.offset as LogIndex;
+  }
+
+  /** The last config entry's index (0 when the log holds none). */
+  lastConfigIndex(): number {
+    const n = this.configIndexes.length;
+    return n === 0 ? 0 : this.configIndexes[n - 1]!;
+  }
+
+  /** The last config entry's index at or below `index` (0 when the log holds none there). */
+  configIndexAtOrBelow(index: number): number {
+    for (let i = this.configIndexes.length - 1; i >= 0; i--) if (this.configIndexes[i]! <= index) return this.configIndexes[i]!;
+    return 0;
+  }
+
+  private dropConfigIndexesFrom(index: number): void {
+    let n = this.configIndexes.length;
+    while (n > 0 && this.configIndexes[n - 1]! >= index) n--;
+    if (n === this.configIndexes.length) return;
+    this.configIndexes.length = n;
+    this.configVersion++;
+  }
+
+  private noteConfig(e: Entry): void {
+    if (e.type !== 'config') return;
+    this.configIndexes.push(e.index);
+    this.configVersion++;
   }
 
   lastIndex(): LogIndex {
@@ -143,14 +180,20 @@ export class RaftLog {
     const first = entries[from]!.index;
     assert(first > this.committed, `truncating at ${first} would drop committed entries (commit ${this.committed})`);
     assert(first <= this.lastIndex() + 1, `appending at ${first} leaves a gap after ${this.lastIndex()}`);
+    assert(first >= this.offset, `appending at ${first} before the log's first index ${this.offset}`);
     const keep = first - this.offset;
     if (keep < this.entries.length) {
       this.entries.length = keep;
       this.cache = EMPTY_CACHE;
+      this.dropConfigIndexesFrom(first);
     }
     if (first - 1 < this.stable) this.stable = first - 1;
     const dst = this.entries;
-    for (let i = from; i < entries.length; i++) dst.push(entries[i]!);
+    for (let i = from; i < entries.length; i++) {
+      const e = entries[i]!;
+      dst.push(e);
+      if (e.type === 'config') this.noteConfig(e);
+    }
     return this.lastIndex();
   }
 
@@ -158,6 +201,7 @@ export class RaftLog {
   push(entry: Entry): void {
     assert(entry.index === this.lastIndex() + 1, 'a leader appends at its last index + 1');
     this.entries.push(entry);
+    this.noteConfig(entry);
   }
 
   /** The leader's batch append: one new entry per data, all of `term`, after the last index. */
@@ -168,6 +212,43 @@ export class RaftLog {
     for (let i = 0; i < datas.length; i++) {
       const e: Entry = { term, index: ++index as LogIndex, type, data: datas[i]! };
       dst.push(e);
+      if (type === 'config') this.noteConfig(e);
+    }
+  }
+
+  /**
+   * Drops the entries up to `index` (they are in a snapshot the caller holds); the log then starts after it. Only
+   * applied (hence stable) entries may go.
+   */
+  compact(index: number): void {
+    if (index < this.offset) return;
+    assert(index <= this.applied && index <= this.stable, `compacting to ${index} beyond applied ${this.applied} or stable ${this.stable}`);
+    const t = this.term(index)!;
+    this.entries = this.entries.slice(index + 1 - this.offset);
+    this.offset = index + 1;
+    this.offsetTerm = t;
+    this.cache = EMPTY_CACHE;
+    const before = this.configIndexes.length;
+    this.configIndexes = this.configIndexes.filter((i) => i > index);
+    if (this.configIndexes.length !== before) this.configVersion++;
+  }
+
+  /**
+   * Replaces the whole log with a snapshot's prefix: nothing held after `start`, which is committed (the snapshot
+   * holds only committed entries) and counts as stable (the caller persists the snapshot with the next Ready).
+   * `applied` stays: the state machine catches up when the caller installs the snapshot.
+   */
+  restore(start: LogStart): void {
+    assert(start.index > this.committed, `restoring a snapshot at ${start.index} at or below commit ${this.committed}`);
+    this.entries = [];
+    this.offset = start.index + 1;
+    this.offsetTerm = start.term;
+    this.stable = start.index;
+    this.committed = start.index as LogIndex;
+    this.cache = EMPTY_CACHE;
+    if (this.configIndexes.length > 0) {
+      this.configIndexes = [];
+      this.configVersion++;
     }
   }
 
@@ -203,13 +284,18 @@ export class RaftLog {
     return this.stable as LogIndex;
   }
 
+  /** After a restore, entries up to the snapshot are applied by installing it, not one by one. */
+  private nextToApply(): number {
+    return Math.max(this.applied + 1, this.offset);
+  }
+
   hasNextCommitted(): boolean {
-    return this.committed > this.applied;
+    return this.committed >= this.nextToApply();
   }
 
   /** Committed entries after `applied`, at most countMax of them and about bytesMax bytes (always at least one). */
   nextCommitted(countMax: number, bytesMax: number): readonly Entry[] {
-    return this.slice(this.applied + 1, this.committed + 1, countMax, bytesMax);
+    return this.slice(this.nextToApply(), this.committed + 1, countMax, bytesMax);
   }
 
   /**

@@ -1,8 +1,10 @@
 // What a leader knows about one follower's log: match (known replicated), next (to send), and the flow control that
-// decides when it may send: probe (one append, then wait) or replicate (pipelined, at most N unacknowledged appends).
+// decides when it may send: probe (one append, then wait), replicate (pipelined, at most N unacknowledged appends) or
+// snapshot (the caller streams a snapshot; nothing but heartbeats until it reports how that ended).
 import { assert } from '../lib/assert.js';
+import type { ProgressState } from './types.js';
 
-export type ProgressState = 'probe' | 'replicate';
+export type { ProgressState };
 
 /** A ring buffer of the last index of each unacknowledged append, in send order. */
 export class Inflights {
@@ -56,25 +58,48 @@ export class Progress {
   probeSent = false;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
+  /** State 'snapshot': the index of the snapshot on its way (0 otherwise). */
+  pendingSnapshot = 0;
+  /** Replicated to, never counted in a quorum. */
+  learner: boolean;
   readonly inflights: Inflights;
 
-  constructor(next: number, inflightAppendsMax: number) {
+  constructor(next: number, inflightAppendsMax: number, learner = false) {
     assert(next >= 1, 'next starts at 1 or later');
     this.next = next;
+    this.learner = learner;
     this.inflights = new Inflights(inflightAppendsMax);
   }
 
   becomeProbe(): void {
     if (this.state === 'replicate') this.next = this.match + 1;
+    // After a snapshot, probe right after it: the follower either installed it or answers where it really is.
+    else if (this.state === 'snapshot') this.next = Math.max(this.match + 1, this.pendingSnapshot + 1);
     this.state = 'probe';
     this.probeSent = false;
+    this.pendingSnapshot = 0;
     this.inflights.reset();
+  }
+
+  /** The caller streams the snapshot at `index` to this follower: no appends until it reports the outcome. */
+  becomeSnapshot(index: number): void {
+    this.state = 'snapshot';
+    this.probeSent = false;
+    this.pendingSnapshot = index;
+    this.inflights.reset();
+  }
+
+  /** The stream failed: the snapshot may never arrive, so probe from what is known to match. */
+  snapshotFailed(): void {
+    this.pendingSnapshot = 0;
+    this.becomeProbe();
   }
 
   becomeReplicate(): void {
     this.state = 'replicate';
     this.next = this.match + 1;
     this.probeSent = false;
+    this.pendingSnapshot = 0;
     this.inflights.reset();
   }
 
@@ -96,6 +121,8 @@ export class Progress {
    * Returns false for a stale rejection (already superseded); otherwise moves to probe state at the hint.
    */
   maybeDecrTo(rejected: number, hint: number): boolean {
+    // While a snapshot is on its way, rejections of earlier appends say nothing new.
+    if (this.state === 'snapshot') return false;
     if (this.state === 'replicate') {
       if (rejected <= this.match) return false;
     } else if (rejected !== this.next - 1) {
@@ -107,7 +134,14 @@ export class Progress {
   }
 
   isPaused(): boolean {
-    return this.state === 'probe' ? this.probeSent : this.inflights.full();
+    switch (this.state) {
+      case 'probe':
+        return this.probeSent;
+      case 'replicate':
+        return this.inflights.full();
+      case 'snapshot':
+        return true;
+    }
   }
 
   /** Records an append of `count` entries ending at `lastIndex` (an empty append when count is 0). */

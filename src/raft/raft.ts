@@ -1,15 +1,21 @@
 // The Raft node, after etcd-io/raft's raft.go: config validation, send helpers, ticks, role changes, then step()
-// (normalise the term first) and one step function per role. Pure and synchronous: I/O is the caller's, via Ready.
+// (normalise the term first) and one step function per role, then snapshots and membership changes. Pure and
+// synchronous: I/O is the caller's, via Ready.
 import { assert, assertNever } from '../lib/assert.js';
 import type { LogIndex, NodeId, Term } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import { validateInitialState, validateRaftConfig } from './config.js';
 import { RaftLog } from './log.js';
-import { Progress } from './progress.js';
+import { applyConfChange, decodeConfEntry, emptyConfState, encodeConfEntry, sameConf } from './membership.js';
+import type { Progress } from './progress.js';
 import { ReadOnly, type ReadRequest } from './read-only.js';
+import { Tracker } from './tracker.js';
 import type {
   AppendMessage,
   AppendResponseMessage,
+  ConfChange,
+  ConfChangeResult,
+  ConfState,
   Entry,
   HardState,
   HeartbeatMessage,
@@ -23,7 +29,10 @@ import type {
   RaftStatus,
   ReadState,
   Ready,
+  PeerProgress,
   Role,
+  SnapshotMessage,
+  SnapshotMeta,
   SoftState,
   VoteMessage,
   VoteResponseMessage,
@@ -38,17 +47,33 @@ const OK_LOCAL: ProposeResult = Object.freeze({ ok: true, forwardedTo: null });
 type TermlessMessage = Extract<Message, { type: 'propose' | 'readIndex' | 'readIndexResponse' }>;
 type TermMessage = Exclude<Message, TermlessMessage>;
 
+/**
+ * Messages only a leader sends: accepted from a node outside our configuration, because a node that lags may not
+ * know its new leader yet (a stale one learns our term from the answer). Everything else from a non-member is
+ * dropped: a removed node's vote requests must not disrupt the cluster.
+ */
+const fromLeaderRole = (m: Message): boolean =>
+  m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot' || m.type === 'readIndexResponse';
+
 export class Raft implements RaftNode {
   private readonly id: NodeId;
   private readonly cfg: RaftConfig;
-  private readonly voterSet: ReadonlySet<NodeId>;
-  /** The other voters, and their progress in the same order (leader only). */
-  private readonly peers: readonly NodeId[];
-  private readonly progressList: Progress[] = [];
-  private readonly prs = new Map<NodeId, Progress>();
-  private readonly quorum: number;
+  /** The configuration in effect, its quorums, and the leader's progress of every other member. */
+  private readonly trk: Tracker;
   private readonly log: RaftLog;
   private readonly readOnly: ReadOnly;
+  /** The configuration as of the log's first index - 1 (a snapshot's, or the bootstrap one); null on a joiner. */
+  private baseConf: ConfState | null;
+  /** What the configuration in effect was computed from: a config entry, or (null) baseConf. */
+  private confEntry: Entry | null = null;
+  private confBase: ConfState | null = null;
+  /** The index of the config entry (or of the log's start, for baseConf) that set the configuration in effect. */
+  private confIndex = 0;
+  private prevConf: ConfState;
+  /** The latest snapshot the caller holds (sent to followers that need compacted entries). */
+  private snapshot: SnapshotMeta | null;
+  /** A snapshot received from the leader, handed out in Ready until advanced. */
+  private pendingSnapshot: SnapshotMeta | null = null;
 
   private term: Term;
   private vote: NodeId | null;
@@ -65,7 +90,10 @@ export class Raft implements RaftNode {
   /** Leader: the index of this term's no-op; entries before it were not counted in uncommittedBytes. */
   private termStartIndex = 0;
   private readSeq = 0;
-  private readonly matchScratch: number[];
+  /** Whether a read round's acknowledgements make a quorum of the configuration in effect now. */
+  private readonly readQuorum = (acks: ReadonlySet<NodeId>): boolean => this.trk.hasQuorum(acks);
+  /** The log's configVersion when the configuration in effect was last computed. */
+  private confVersion = -1;
 
   private msgs: Message[] = [];
   private readStates: ReadState[] = [];
@@ -74,18 +102,21 @@ export class Raft implements RaftNode {
 
   constructor(config: RaftConfig, initial: RaftInitialState) {
     validateRaftConfig(config);
-    validateInitialState(initial);
+    const init = validateInitialState(initial);
     this.cfg = config;
     this.id = config.id;
-    this.voterSet = new Set(config.voters);
-    this.peers = config.voters.filter((v) => v !== config.id);
-    this.quorum = Math.floor(config.voters.length / 2) + 1;
-    this.matchScratch = new Array<number>(config.voters.length).fill(0);
-    this.log = new RaftLog(initial.entries, initial.hardState.commit, initial.applied);
+    const snap = initial.snapshot ?? null;
+    this.snapshot = snap;
+    this.log = new RaftLog(init.entries, init.commit, init.applied, snap ?? { index: 0, term: 0 });
     this.readOnly = new ReadOnly(config.pendingReadsMax);
     this.term = initial.hardState.term;
     this.vote = initial.hardState.vote;
-    this.prevHard = initial.hardState;
+    this.prevHard = init.commit === initial.hardState.commit ? initial.hardState : { ...initial.hardState, commit: init.commit };
+    if (snap !== null) this.baseConf = { voters: snap.voters, learners: snap.learners };
+    else this.baseConf = config.join === true ? null : { voters: config.voters, learners: config.learners ?? [] };
+    this.trk = new Tracker(config.id, config.inflightAppendsMax);
+    this.syncConf();
+    this.prevConf = this.trk.conf;
     this.resetRandomizedElectionTimeout();
   }
 
@@ -118,7 +149,7 @@ export class Raft implements RaftNode {
     if (pr.isPaused()) return false;
     const prevLogIndex = pr.next - 1;
     const prevLogTerm = this.log.term(prevLogIndex);
-    assert(prevLogTerm !== undefined, `the leader lacks the entry before ${to}'s next index ${pr.next}`);
+    if (prevLogTerm === undefined) return this.sendSnapshot(to, pr);
     const last = this.log.lastIndex();
     const entries = pr.next <= last ? this.log.slice(pr.next, last + 1, this.cfg.entriesPerAppendMax, this.cfg.appendBytesMax) : NO_ENTRIES;
     if (entries.length === 0 && !sendIfEmpty) return false;
@@ -137,6 +168,20 @@ export class Raft implements RaftNode {
     return true;
   }
 
+  /**
+   * `to` needs entries the log no longer holds: ask the caller to stream our snapshot, and send nothing else until
+   * it reports how that went. Not to a follower we have not heard from lately: it may be down, and a snapshot is big.
+   */
+  private sendSnapshot(to: NodeId, pr: Progress): boolean {
+    const snap = this.snapshot;
+    assert(snap !== null && snap.index >= this.log.firstIndex() - 1, 'the leader compacted its log without a snapshot');
+    if (!pr.recentActive) return false;
+    const m: SnapshotMessage = { type: 'snapshot', from: this.id, to, term: this.term, snapshot: snap };
+    this.msgs.push(m);
+    pr.becomeSnapshot(snap.index);
+    return true;
+  }
+
   /** Sends one append (even an empty one), then as many more as the replicate window allows. */
   private sendAppend(to: NodeId, pr: Progress): void {
     if (!this.maybeSendAppend(to, pr, true)) return;
@@ -145,17 +190,19 @@ export class Raft implements RaftNode {
   }
 
   private bcastAppend(): void {
-    for (let i = 0; i < this.peers.length; i++) this.sendAppend(this.peers[i]!, this.progressList[i]!);
+    const { peers, progressList } = this.trk;
+    for (let i = 0; i < peers.length; i++) this.sendAppend(peers[i]!, progressList[i]!);
   }
 
   private bcastHeartbeat(context: string): void {
     const committed = this.log.committed;
-    for (let i = 0; i < this.peers.length; i++) {
-      const pr = this.progressList[i]!;
+    const { peers, progressList } = this.trk;
+    for (let i = 0; i < peers.length; i++) {
+      const pr = progressList[i]!;
       const m: HeartbeatMessage = {
         type: 'heartbeat',
         from: this.id,
-        to: this.peers[i]!,
+        to: peers[i]!,
         term: this.term,
         // A follower may not hold the leader's commit index yet; it can safely commit only what it matches.
         commit: Math.min(pr.match, committed) as LogIndex,
@@ -180,8 +227,13 @@ export class Raft implements RaftNode {
     this.electionElapsed++;
     if (this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
-      this.hup(false);
+      if (this.promotable()) this.hup(false);
     }
+  }
+
+  /** Only a voter of its own configuration campaigns; not while a received snapshot waits to be installed. */
+  private promotable(): boolean {
+    return this.trk.selfVoter && this.pendingSnapshot === null;
   }
 
   private tickHeartbeat(): void {
@@ -190,7 +242,7 @@ export class Raft implements RaftNode {
     if (this.leadTransferee !== null && ++this.transferElapsed >= this.cfg.electionTicks) this.leadTransferee = null;
     if (this.electionElapsed >= this.cfg.electionTicks) {
       this.electionElapsed = 0;
-      if (this.cfg.checkQuorum && !this.checkQuorumActive()) {
+      if (this.cfg.checkQuorum && !this.trk.quorumActive()) {
         this.becomeFollower(this.term, null);
         return;
       }
@@ -199,16 +251,6 @@ export class Raft implements RaftNode {
       this.heartbeatElapsed = 0;
       this.bcastHeartbeat('');
     }
-  }
-
-  /** Whether a quorum (self included) was heard from since the last check; starts a new round either way. */
-  private checkQuorumActive(): boolean {
-    let active = 1;
-    for (const pr of this.progressList) {
-      if (pr.recentActive) active++;
-      pr.recentActive = false;
-    }
-    return active >= this.quorum;
   }
 
   private resetRandomizedElectionTimeout(): void {
@@ -258,29 +300,23 @@ export class Raft implements RaftNode {
     this.role = 'leader';
     this.leaderId = this.id;
     const next = this.log.lastIndex() + 1;
-    this.prs.clear();
-    this.progressList.length = 0;
-    for (const p of this.peers) {
-      const pr = new Progress(next, this.cfg.inflightAppendsMax);
-      this.prs.set(p, pr);
-      this.progressList.push(pr);
-    }
+    this.trk.resetProgress(next);
     // The no-op lets the leader commit (and so learn the commit index of) everything before its term.
     this.termStartIndex = next;
     this.log.push({ term: this.term, index: next as LogIndex, type: 'noop', data: EMPTY_DATA });
     this.afterLeaderAppend();
   }
 
-  /** A leader appended to its log: commit at once when alone, else replicate. */
+  /** A leader appended to its log: commit at once when its vote alone is a quorum, and replicate. */
   private afterLeaderAppend(): void {
-    if (this.peers.length === 0) this.maybeCommit();
-    else this.bcastAppend();
+    if (this.trk.quorumIsSelf()) this.maybeCommit();
+    if (this.trk.peers.length > 0) this.bcastAppend();
   }
 
   // ---- elections ----
 
   private hup(transfer: boolean): void {
-    if (this.role === 'leader') return;
+    if (this.role === 'leader' || !this.promotable()) return;
     if (this.cfg.preVote && !transfer) this.campaignPreVote();
     else this.campaignVote(transfer);
   }
@@ -308,22 +344,14 @@ export class Raft implements RaftNode {
   private sendVoteRequests(term: Term, preVote: boolean, transfer: boolean): void {
     const lastLogIndex = this.log.lastIndex();
     const lastLogTerm = this.log.lastTerm();
-    for (const to of this.peers) {
+    for (const to of this.trk.voterPeers) {
       const m: VoteMessage = { type: 'vote', from: this.id, to, term, preVote, lastLogIndex, lastLogTerm, transfer };
       this.msgs.push(m);
     }
   }
 
   private tallyVotes(): 'won' | 'lost' | 'pending' {
-    let granted = 0;
-    let rejected = 0;
-    for (const g of this.votes.values()) {
-      if (g) granted++;
-      else rejected++;
-    }
-    if (granted >= this.quorum) return 'won';
-    if (this.cfg.voters.length - rejected < this.quorum) return 'lost';
-    return 'pending';
+    return this.trk.tally(this.votes);
   }
 
   /** Whether this node heard from a live leader within the election timeout (the leader lease). */
@@ -351,7 +379,8 @@ export class Raft implements RaftNode {
   // ---- step ----
 
   step(m: Message): void {
-    if (m.to !== this.id || m.from === this.id || !this.voterSet.has(m.from)) return;
+    if (m.to !== this.id || m.from === this.id) return;
+    if (!this.trk.isMember(m.from) && !fromLeaderRole(m)) return;
     if (m.type === 'propose' || m.type === 'readIndex' || m.type === 'readIndexResponse') {
       this.stepTermless(m);
       return;
@@ -388,8 +417,7 @@ export class Raft implements RaftNode {
     }
     // Granted pre-votes carry the term the pre-candidate is about to campaign in: no term change.
     if (m.type === 'voteResponse' && m.preVote && m.granted) return true;
-    const fromLeader = m.type === 'append' || m.type === 'heartbeat';
-    this.becomeFollower(m.term, fromLeader ? m.from : null);
+    this.becomeFollower(m.term, fromLeaderRole(m) ? m.from : null);
     return true;
   }
 
@@ -397,6 +425,7 @@ export class Raft implements RaftNode {
     switch (m.type) {
       case 'append':
       case 'heartbeat':
+      case 'snapshot':
         // A deposed leader (perhaps back from a partition) learns our term from this and steps down.
         this.sendAppendResponse(m.from, false, 0, 0, 0);
         return;
@@ -442,6 +471,7 @@ export class Raft implements RaftNode {
         return;
       case 'append':
       case 'heartbeat':
+      case 'snapshot':
       case 'voteResponse':
       case 'timeoutNow':
         return;
@@ -459,6 +489,10 @@ export class Raft implements RaftNode {
       case 'heartbeat':
         this.becomeFollower(m.term, m.from);
         this.handleHeartbeat(m);
+        return;
+      case 'snapshot':
+        this.becomeFollower(m.term, m.from);
+        this.handleSnapshot(m);
         return;
       case 'vote':
         this.handleVote(m);
@@ -487,10 +521,16 @@ export class Raft implements RaftNode {
         this.leaderId = m.from;
         this.handleHeartbeat(m);
         return;
+      case 'snapshot':
+        this.electionElapsed = 0;
+        this.leaderId = m.from;
+        this.handleSnapshot(m);
+        return;
       case 'vote':
         this.handleVote(m);
         return;
       case 'timeoutNow':
+        // hup() ignores it on a learner or a node outside its configuration.
         this.hup(true);
         return;
       case 'appendResponse':
@@ -503,7 +543,7 @@ export class Raft implements RaftNode {
   }
 
   private onVoteResponse(m: VoteResponseMessage): void {
-    if (m.preVote !== (this.role === 'precandidate')) return;
+    if (m.preVote !== (this.role === 'precandidate') || !this.trk.isVoter(m.from)) return;
     if (!this.votes.has(m.from)) this.votes.set(m.from, m.granted);
     const outcome = this.tallyVotes();
     switch (outcome) {
@@ -545,6 +585,8 @@ export class Raft implements RaftNode {
     }
     const lastNew = this.log.maybeAppend(prevIndex, prevTerm, m.commit, entries);
     if (lastNew >= 0) {
+      // A config entry takes effect when appended, and is undone when truncated away.
+      if (this.log.configVersion !== this.confVersion) this.syncConf();
       this.sendAppendResponse(m.from, true, lastNew, 0, 0);
       return;
     }
@@ -565,6 +607,31 @@ export class Raft implements RaftNode {
     this.msgs = this.msgs.filter((msg) => !(msg.type === 'appendResponse' && msg.success && msg.index >= index));
   }
 
+  /**
+   * The leader's snapshot, whose bytes the caller holds durably. One older than our commit changes nothing; one
+   * whose last entry we hold only moves our commit; else it replaces the whole log. Either way the answer tells the
+   * leader where our log now ends (on disk before it is sent: the snapshot is persisted with the same Ready).
+   */
+  private handleSnapshot(m: SnapshotMessage): void {
+    const s = m.snapshot;
+    if (s.index <= this.log.committed) {
+      this.sendAppendResponse(m.from, true, this.log.committed, 0, 0);
+      return;
+    }
+    if (this.log.matchTerm(s.index, s.term)) {
+      this.log.commitTo(s.index);
+      this.sendAppendResponse(m.from, true, this.log.committed, 0, 0);
+      return;
+    }
+    this.dropAcksFrom(s.index + 1);
+    this.log.restore(s);
+    this.snapshot = s;
+    this.pendingSnapshot = s;
+    this.baseConf = { voters: s.voters, learners: s.learners };
+    this.syncConf();
+    this.sendAppendResponse(m.from, true, s.index, 0, 0);
+  }
+
   private handleHeartbeat(m: HeartbeatMessage): void {
     this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
     const r: HeartbeatResponseMessage = { type: 'heartbeatResponse', from: this.id, to: m.from, term: this.term, context: m.context };
@@ -574,7 +641,7 @@ export class Raft implements RaftNode {
   // ---- leader: replication and commit ----
 
   private onAppendResponse(m: AppendResponseMessage): void {
-    const pr = this.prs.get(m.from);
+    const pr = this.trk.prs.get(m.from);
     if (pr === undefined) return;
     pr.recentActive = true;
     if (!m.success) {
@@ -586,10 +653,16 @@ export class Raft implements RaftNode {
     const wasPaused = pr.isPaused();
     if (!pr.maybeUpdate(m.index) && !(pr.state === 'probe' && pr.match === m.index)) return;
     if (pr.state === 'probe') pr.becomeReplicate();
+    else if (pr.state === 'snapshot' && pr.match + 1 >= this.log.firstIndex()) {
+      // Whatever got it there (the snapshot, or an earlier append), the log can take it from here.
+      pr.becomeProbe();
+      pr.becomeReplicate();
+    }
     if (this.maybeCommit()) this.bcastAppend();
     else if (wasPaused) this.sendAppend(m.from, pr);
     while (this.maybeSendAppend(m.from, pr, false));
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
+    this.maybeStepDownRemoved();
   }
 
   /** Where to probe after a rejection: past our last entry of the follower's conflicting term, else where it starts. */
@@ -602,7 +675,7 @@ export class Raft implements RaftNode {
   }
 
   private onHeartbeatResponse(m: HeartbeatResponseMessage): void {
-    const pr = this.prs.get(m.from);
+    const pr = this.trk.prs.get(m.from);
     if (pr === undefined) return;
     pr.recentActive = true;
     pr.probeSent = false;
@@ -614,20 +687,7 @@ export class Raft implements RaftNode {
 
   /** Commits the highest index a quorum matches, if it is of this term (section 5.4.2). */
   private maybeCommit(): boolean {
-    const matches = this.matchScratch;
-    matches[0] = this.log.lastIndex();
-    for (let i = 0; i < this.progressList.length; i++) matches[i + 1] = this.progressList[i]!.match;
-    // Insertion sort, descending: clusters are small and this runs on every acknowledgement.
-    for (let i = 1; i < matches.length; i++) {
-      const v = matches[i]!;
-      let j = i - 1;
-      while (j >= 0 && matches[j]! < v) {
-        matches[j + 1] = matches[j]!;
-        j--;
-      }
-      matches[j + 1] = v;
-    }
-    const index = matches[this.quorum - 1]!;
+    const index = this.trk.committedIndex(this.log.lastIndex());
     if (index <= this.log.committed || this.log.term(index) !== this.term) return false;
     const before = this.log.committed;
     this.log.commitTo(index);
@@ -663,7 +723,7 @@ export class Raft implements RaftNode {
 
   /** Returns false when the read queue is full. */
   private leaderRead(request: ReadRequest): boolean {
-    if (this.peers.length === 0) {
+    if (this.trk.quorumIsSelf()) {
       this.releaseRead(request, this.log.committed);
       return true;
     }
@@ -676,7 +736,7 @@ export class Raft implements RaftNode {
 
   private startReadRound(requests: ReadRequest[]): void {
     if (requests.length === 0) return;
-    if (this.peers.length === 0) {
+    if (this.trk.quorumIsSelf()) {
       for (const r of requests) this.releaseRead(r, this.log.committed);
       return;
     }
@@ -686,7 +746,7 @@ export class Raft implements RaftNode {
   }
 
   private onReadAck(roundContext: string, from: NodeId): void {
-    const released = this.readOnly.ack(roundContext, from, this.quorum);
+    const released = this.readOnly.ack(roundContext, from, this.readQuorum);
     for (const round of released) {
       for (const r of round.requests) this.releaseRead(r, round.index);
     }
@@ -745,30 +805,17 @@ export class Raft implements RaftNode {
 
   transferLeadership(target: NodeId | null): { ok: true; target: NodeId } | { ok: false; reason: string } {
     if (this.role !== 'leader') return { ok: false, reason: 'this node is not the leader' };
-    const to = target ?? this.mostCaughtUpPeer();
+    const to = target ?? this.trk.mostCaughtUpVoter();
     if (to === null) return { ok: false, reason: 'there is no other voter to transfer to' };
     if (to === this.id) return { ok: false, reason: 'this node is already the leader' };
-    const pr = this.prs.get(to);
-    if (pr === undefined) return { ok: false, reason: `${to} is not a voter` };
+    const pr = this.trk.prs.get(to);
+    if (pr === undefined || !this.trk.isVoter(to)) return { ok: false, reason: `${to} is not a voter` };
     if (this.leadTransferee === to) return { ok: true, target: to };
     this.leadTransferee = to;
     this.transferElapsed = 0;
     if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);
     else this.sendAppend(to, pr);
     return { ok: true, target: to };
-  }
-
-  private mostCaughtUpPeer(): NodeId | null {
-    let best: NodeId | null = null;
-    let bestMatch = -1;
-    for (let i = 0; i < this.peers.length; i++) {
-      const match = this.progressList[i]!.match;
-      if (match > bestMatch) {
-        best = this.peers[i]!;
-        bestMatch = match;
-      }
-    }
-    return best;
   }
 
   campaign(): void {
@@ -789,6 +836,8 @@ export class Raft implements RaftNode {
   hasReady(): boolean {
     return (
       this.msgs.length > 0 ||
+      this.pendingSnapshot !== null ||
+      this.trk.conf !== this.prevConf ||
       this.readStates.length > 0 ||
       this.log.hasUnstable() ||
       this.log.hasNextCommitted() ||
@@ -800,6 +849,7 @@ export class Raft implements RaftNode {
   /** Messages and read states are handed out once; entries, committed entries and states until advance(). */
   ready(): Ready {
     const rd: Ready = {
+      snapshot: this.pendingSnapshot,
       hardState: this.hardStateChanged() ? { term: this.term, vote: this.vote, commit: this.log.committed } : null,
       entries: this.log.hasUnstable() ? this.log.unstableEntries() : NO_ENTRIES,
       messages: this.msgs.length > 0 ? this.msgs : NO_MESSAGES,
@@ -808,6 +858,7 @@ export class Raft implements RaftNode {
         : NO_ENTRIES,
       readStates: this.readStates.length > 0 ? this.readStates : NO_READ_STATES,
       softState: this.softStateChanged() ? { leaderId: this.leaderId, role: this.role } : null,
+      confState: this.trk.conf !== this.prevConf ? this.trk.conf : null,
     };
     if (this.msgs.length > 0) this.msgs = [];
     if (this.readStates.length > 0) this.readStates = [];
@@ -817,6 +868,12 @@ export class Raft implements RaftNode {
   advance(rd: Ready): void {
     if (rd.hardState !== null) this.prevHard = rd.hardState;
     if (rd.softState !== null) this.prevSoft = rd.softState;
+    if (rd.confState !== null) this.prevConf = rd.confState;
+    if (rd.snapshot !== null) {
+      // The caller installed it: the state machine now holds everything up to its index.
+      this.log.appliedTo(Math.max(this.log.applied, rd.snapshot.index));
+      if (this.pendingSnapshot === rd.snapshot) this.pendingSnapshot = null;
+    }
     // Entries replaced while the write was in progress stay unstable; the prefix before them is on disk.
     for (let i = rd.entries.length - 1; i >= 0; i--) {
       const e = rd.entries[i]!;
@@ -831,11 +888,19 @@ export class Raft implements RaftNode {
   }
 
   status(): RaftStatus {
-    const progress = new Map<NodeId, { match: LogIndex; next: LogIndex; recentActive: boolean }>();
+    const progress = new Map<NodeId, PeerProgress>();
     if (this.role === 'leader') {
-      for (let i = 0; i < this.peers.length; i++) {
-        const pr = this.progressList[i]!;
-        progress.set(this.peers[i]!, { match: pr.match as LogIndex, next: pr.next as LogIndex, recentActive: pr.recentActive });
+      const { peers, progressList } = this.trk;
+      for (let i = 0; i < peers.length; i++) {
+        const pr = progressList[i]!;
+        progress.set(peers[i]!, {
+          match: pr.match as LogIndex,
+          next: pr.next as LogIndex,
+          recentActive: pr.recentActive,
+          state: pr.state,
+          pendingSnapshot: pr.pendingSnapshot as LogIndex,
+          learner: pr.learner,
+        });
       }
     }
     return {
@@ -848,12 +913,120 @@ export class Raft implements RaftNode {
       appliedIndex: this.log.applied,
       lastIndex: this.log.lastIndex(),
       lastTerm: this.log.lastTerm(),
+      firstIndex: this.log.firstIndex(),
+      snapshot: this.snapshot,
+      voters: this.trk.conf.voters,
+      learners: this.trk.conf.learners,
+      configIndex: this.confIndex as LogIndex,
       progress,
     };
   }
 
   entryAt(index: LogIndex): Entry | undefined {
     return this.log.entry(index);
+  }
+
+  // ---- snapshots ----
+
+  snapshotMeta(index: LogIndex): SnapshotMeta | null {
+    if (this.pendingSnapshot !== null || index < 1 || index > this.log.applied) return null;
+    if (this.snapshot !== null && index === this.snapshot.index) return this.snapshot;
+    const t = this.log.term(index);
+    if (t === undefined) return null;
+    const conf = this.confAt(index);
+    return conf === null ? null : { index, term: t, voters: conf.voters, learners: conf.learners };
+  }
+
+  compact(meta: SnapshotMeta, retainEntries = 0): boolean {
+    if (this.snapshot !== null && meta.index <= this.snapshot.index) return false;
+    const want = this.snapshotMeta(meta.index);
+    if (want === null || want.term !== meta.term || !sameConf(want, meta)) return false;
+    const retain = Number.isSafeInteger(retainEntries) && retainEntries > 0 ? retainEntries : 0;
+    const to = meta.index - retain;
+    if (to >= this.log.firstIndex()) {
+      this.baseConf = this.confAt(to);
+      this.log.compact(to);
+      this.syncConf();
+    }
+    this.snapshot = meta;
+    return true;
+  }
+
+  reportSnapshot(peer: NodeId, status: 'finish' | 'failure'): void {
+    if (this.role !== 'leader') return;
+    const pr = this.trk.prs.get(peer);
+    if (pr === undefined || pr.state !== 'snapshot') return;
+    if (status === 'failure') pr.snapshotFailed();
+    else pr.becomeProbe();
+    // After a finish, wait for the follower's answer; after a failure, for a heartbeat answer (then retry).
+    pr.probeSent = true;
+  }
+
+  // ---- membership ----
+
+  /** The configuration as of `index` (which must be at or after the log's first index - 1); null when unknown. */
+  private confAt(index: number): ConfState | null {
+    const i = this.log.configIndexAtOrBelow(index);
+    if (i === 0) return this.baseConf;
+    const e = this.log.entry(i)!;
+    if (e === this.confEntry) return this.trk.conf;
+    const d = decodeConfEntry(e.data);
+    return { voters: d.voters, learners: d.learners };
+  }
+
+  /** Recomputes the configuration in effect (the latest in the log, else baseConf) after the log changed. */
+  private syncConf(): void {
+    this.confVersion = this.log.configVersion;
+    const i = this.log.lastConfigIndex();
+    const e = i === 0 ? null : this.log.entry(i)!;
+    if (e === this.confEntry && (e !== null || this.confBase === this.baseConf)) return;
+    this.confEntry = e;
+    this.confBase = this.baseConf;
+    this.confIndex = e !== null ? e.index : this.log.firstIndex() - 1;
+    let conf: ConfState = this.baseConf ?? emptyConfState;
+    if (e !== null) {
+      const d = decodeConfEntry(e.data);
+      conf = { voters: d.voters, learners: d.learners };
+    }
+    if (sameConf(conf, this.trk.conf)) return;
+    this.trk.setConf(conf, this.log.lastIndex() + 1);
+    if (this.leadTransferee !== null && !this.trk.isVoter(this.leadTransferee)) this.leadTransferee = null;
+    if ((this.role === 'candidate' || this.role === 'precandidate') && !this.trk.selfVoter) this.becomeFollower(this.term, null);
+  }
+
+  proposeConfChange(change: ConfChange): ConfChangeResult {
+    if (this.role !== 'leader') return { ok: false, reason: 'NOT_LEADER', leaderId: this.leaderId };
+    const refuse = (reason: Exclude<ConfChangeResult, { ok: true }>['reason']): ConfChangeResult => ({ ok: false, reason, leaderId: this.id });
+    if (this.leadTransferee !== null) return refuse('PROPOSAL_DROPPED');
+    // One change at a time, and none before this leader commits an entry of its term: a change its predecessor left
+    // uncommitted may still be in force somewhere, and two single-server changes apart could have disjoint quorums
+    // (Ongaro, raft-dev, 2015).
+    if (this.confIndex > this.log.committed || !this.committedInTerm()) return refuse('CONF_CHANGE_IN_PROGRESS');
+    const next = applyConfChange(this.trk.conf, change);
+    if (typeof next === 'string') return refuse(next);
+    const recorded: ConfChange =
+      change.context === undefined ? { type: change.type, nodeId: change.nodeId } : { type: change.type, nodeId: change.nodeId, context: change.context };
+    const data = encodeConfEntry({ voters: next.voters, learners: next.learners, change: recorded });
+    this.uncommittedBytes += data.byteLength;
+    this.log.pushBatch(this.term, 'config', [data]);
+    const index = this.log.lastIndex();
+    // In effect at once (dissertation 4.1): a removed voter no longer counts, so earlier entries may commit now.
+    this.syncConf();
+    this.maybeCommit();
+    if (this.trk.peers.length > 0) this.bcastAppend();
+    this.maybeStepDownRemoved();
+    return { ok: true, index };
+  }
+
+  /**
+   * A leader that removed itself leads (without counting itself) until that change commits, then hands over to the
+   * most caught-up voter and steps down (dissertation 4.2.2). It never campaigns again: it is no voter.
+   */
+  private maybeStepDownRemoved(): void {
+    if (this.role !== 'leader' || this.trk.selfVoter || this.confIndex > this.log.committed) return;
+    const best = this.trk.mostCaughtUpVoter();
+    if (best !== null && this.trk.prs.get(best)!.match === this.log.lastIndex()) this.sendTimeoutNow(best);
+    this.becomeFollower(this.term, null);
   }
 }
 

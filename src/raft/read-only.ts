@@ -66,14 +66,15 @@ export class ReadOnly {
   }
 
   /**
-   * Records that `from` acknowledged the round. When the acknowledgements (plus the leader itself) reach the quorum,
-   * returns that round and all earlier ones, removed from the queue; otherwise returns an empty list.
+   * Records that `from` acknowledged the round. When `hasQuorum` says the acknowledgements (with the leader's own)
+   * make a quorum of the configuration in effect now, returns that round and all earlier ones, removed from the
+   * queue; otherwise returns an empty list.
    */
-  ack(roundContext: string, from: NodeId, quorum: number): ReadRound[] {
+  ack(roundContext: string, from: NodeId, hasQuorum: (acks: ReadonlySet<NodeId>) => boolean): ReadRound[] {
     const round = this.byContext.get(roundContext);
     if (round === undefined) return [];
     round.acks.add(from);
-    if (round.acks.size + 1 < quorum) return [];
+    if (!hasQuorum(round.acks)) return [];
     const released: ReadRound[] = [];
     while (this.head < this.rounds.length) {
       const r = this.rounds[this.head]!;

@@ -1,12 +1,22 @@
 // The contract of the Raft core: its config, its messages, and the Ready it hands to the caller.
-// The core is pure: the caller persists Ready.hardState + Ready.entries (synced), then sends Ready.messages,
-// then applies Ready.committedEntries, then calls advance(ready).
+// The core is pure: the caller persists Ready.snapshot + Ready.hardState + Ready.entries (synced), then sends
+// Ready.messages, then installs Ready.snapshot and applies Ready.committedEntries, then calls advance(ready).
+//
+// Snapshots, after etcd-io/raft: the snapshot BYTES never pass through the core. The caller snapshots its state
+// machine, tells the core (compact), streams the bytes to a lagging follower when the core asks (a 'snapshot'
+// message), and hands the received snapshot's metadata to the follower's core once the bytes are durable.
+// Membership, after the Raft dissertation (4.1): one server at a time, through 'config' entries that take effect
+// when APPENDED (every node uses the latest configuration in its log, committed or not).
+// See "Snapshots: the caller's side" and "Membership: the caller's side" at the end of this file.
 import type { LogIndex, NodeId, Term } from '../lib/ids.js';
 import type { Random } from '../lib/random.js';
 
 export type Role = 'follower' | 'precandidate' | 'candidate' | 'leader';
 
-/** 'noop' is appended by a new leader; 'config' carries a membership change (snapshots issue); 'command' is opaque data. */
+/**
+ * 'noop' is appended by a new leader; 'config' carries a membership change (its data is the whole new configuration,
+ * read it with decodeConfEntry); 'command' is opaque data. Only 'command' entries are for the state machine.
+ */
 export type EntryType = 'command' | 'noop' | 'config';
 
 export interface Entry {
@@ -20,6 +30,34 @@ export interface HardState {
   readonly term: Term;
   readonly vote: NodeId | null;
   readonly commit: LogIndex;
+}
+
+/** A cluster configuration: who votes, and who only receives the log (learners). No id is in both. */
+export interface ConfState {
+  readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+}
+
+/**
+ * What the core knows of a snapshot of the state machine: the last entry it covers (index and term) and the
+ * configuration as of that entry. The caller stores it next to the snapshot's bytes.
+ */
+export interface SnapshotMeta extends ConfState {
+  readonly index: LogIndex;
+  readonly term: Term;
+}
+
+/** One membership change: add a non-voting learner, promote a learner to voter, or remove a voter or learner. */
+export interface ConfChange {
+  readonly type: 'addLearner' | 'promote' | 'remove';
+  readonly nodeId: NodeId;
+  /** Opaque to the core and carried in the config entry (the new member's addresses, say), at most 4096 chars. */
+  readonly context?: string;
+}
+
+/** The data of a 'config' entry: the configuration it installs and the change that led to it (null when forced). */
+export interface ConfEntryData extends ConfState {
+  readonly change: ConfChange | null;
 }
 
 export interface SoftState {
@@ -110,8 +148,20 @@ export interface ReadIndexResponseMessage extends Envelope {
   readonly index: LogIndex;
 }
 
+/**
+ * The leader needs `to` to install a snapshot: its log no longer holds the entries `to` lacks. It carries only the
+ * metadata; the caller streams the bytes of that snapshot (or of a later one of its own, rewriting the metadata)
+ * out of band and then calls reportSnapshot(to, ...). On the receiving node the caller steps this message (with
+ * the metadata of what it received) into the core once the bytes are durable.
+ */
+export interface SnapshotMessage extends Envelope {
+  readonly type: 'snapshot';
+  readonly snapshot: SnapshotMeta;
+}
+
 export type Message =
   | AppendMessage
+  | SnapshotMessage
   | AppendResponseMessage
   | HeartbeatMessage
   | HeartbeatResponseMessage
@@ -125,6 +175,12 @@ export type Message =
 export type MessageType = Message['type'];
 
 export interface Ready {
+  /**
+   * Set when this node installed a snapshot received from the leader. Persist it with hardState and entries in the
+   * same write: it becomes the node's snapshot, and EVERY stored entry is deleted (entries of this Ready all come
+   * after it). Install it into the state machine before applying committedEntries.
+   */
+  readonly snapshot: SnapshotMeta | null;
   /** Set when term, vote or commit changed: persist it with `entries` in one synced write. */
   readonly hardState: HardState | null;
   /** Entries to persist. Any stored entry at an index >= entries[0].index must be replaced. */
@@ -136,12 +192,28 @@ export interface Ready {
   readonly readStates: readonly ReadState[];
   /** Set when the leader or the role changed. */
   readonly softState: SoftState | null;
+  /**
+   * Set when this node's configuration changed (a config entry appended or truncated, a snapshot installed): update
+   * the set of peers the transport knows before sending this Ready's messages.
+   */
+  readonly confState: ConfState | null;
 }
 
 export interface RaftConfig {
   readonly id: NodeId;
-  /** All voting members, this node included. */
+  /**
+   * The bootstrap configuration: all voting members, this node included. Used only while neither the snapshot nor
+   * the log holds a configuration (a cluster that never changed its membership). Empty when `join` is set.
+   */
   readonly voters: readonly NodeId[];
+  /** Bootstrap learners, like `voters` (default none). */
+  readonly learners?: readonly NodeId[];
+  /**
+   * This node joins an existing cluster: it knows no configuration until a snapshot or a config entry from the
+   * leader tells it, so it never campaigns and never takes a snapshot of a part of the log it cannot describe.
+   * Keep passing it on every restart of a node that joined (bootstrap voters would be wrong for its log).
+   */
+  readonly join?: boolean;
   /** Ticks a follower waits for a leader before campaigning; each node draws its timeout in [electionTicks, 2 * electionTicks). */
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
@@ -158,10 +230,18 @@ export interface RaftConfig {
 /** What the node had on stable storage when it started. */
 export interface RaftInitialState {
   readonly hardState: HardState;
-  /** The persisted log, contiguous from index 1 (or from after a snapshot, in a later issue). */
+  /**
+   * The persisted log, contiguous: from index 1 without a snapshot, else from at most snapshot.index + 1 (entries at
+   * or below the snapshot's index are dropped; one at its index must have its term).
+   */
   readonly entries: readonly Entry[];
-  /** The index up to which the state machine was already applied (0 when it is rebuilt from the log). */
+  /**
+   * The index up to which the state machine was already applied (0 when it is rebuilt from the log; at least
+   * snapshot.index when the state machine was restored from the snapshot: the core raises it to that).
+   */
   readonly applied: LogIndex;
+  /** The latest snapshot (the state machine is restored from its bytes before the core starts). */
+  readonly snapshot?: SnapshotMeta;
 }
 
 export type ProposeRejection = 'NO_LEADER' | 'UNCOMMITTED_LIMIT' | 'PROPOSAL_DROPPED' | 'QUEUE_FULL';
@@ -169,6 +249,41 @@ export type ProposeRejection = 'NO_LEADER' | 'UNCOMMITTED_LIMIT' | 'PROPOSAL_DRO
 export type ProposeResult =
   | { readonly ok: true; readonly forwardedTo: NodeId | null }
   | { readonly ok: false; readonly reason: ProposeRejection; readonly leaderId: NodeId | null };
+
+/**
+ * Why proposeConfChange refused: this node does not lead (leaderId says who might); a leadership transfer is under
+ * way; a change is not committed yet, or this leader has not committed an entry of its term yet (the last leader's
+ * change may still be pending: retry shortly); the change makes no sense for the current configuration.
+ */
+export type ConfChangeRejection =
+  | 'NOT_LEADER'
+  | 'PROPOSAL_DROPPED'
+  | 'CONF_CHANGE_IN_PROGRESS'
+  | 'UNKNOWN_MEMBER'
+  | 'ALREADY_MEMBER'
+  | 'NOT_A_LEARNER'
+  | 'LAST_VOTER'
+  | 'INVALID_CHANGE';
+
+/** Accepted: the config entry is at `index` (and in effect already); it is done once commitIndex >= index. */
+export type ConfChangeResult =
+  | { readonly ok: true; readonly index: LogIndex }
+  | { readonly ok: false; readonly reason: ConfChangeRejection; readonly leaderId: NodeId | null };
+
+/** probe: one append at a time; replicate: pipelined appends; snapshot: a snapshot is on its way, only heartbeats. */
+export type ProgressState = 'probe' | 'replicate' | 'snapshot';
+
+/** The leader's view of one peer's replication. */
+export interface PeerProgress {
+  readonly match: LogIndex;
+  readonly next: LogIndex;
+  readonly recentActive: boolean;
+  readonly state: ProgressState;
+  /** In state 'snapshot': the index of the snapshot being sent (else 0). */
+  readonly pendingSnapshot: LogIndex;
+  /** A learner: replicated to, never counted in a quorum. Promote it once match is close to commitIndex. */
+  readonly learner: boolean;
+}
 
 /** A read of the node's state for status pages and checkers; never used to decide anything outside the core. */
 export interface RaftStatus {
@@ -181,8 +296,17 @@ export interface RaftStatus {
   readonly appliedIndex: LogIndex;
   readonly lastIndex: LogIndex;
   readonly lastTerm: Term;
-  /** Leader only: replication progress per peer. */
-  readonly progress: ReadonlyMap<NodeId, { readonly match: LogIndex; readonly next: LogIndex; readonly recentActive: boolean }>;
+  /** The first index the log holds (snapshot.index + 1 after a compaction; entries before it are gone). */
+  readonly firstIndex: LogIndex;
+  /** The latest snapshot this node knows of (taken here, installed from the leader, or loaded at start), if any. */
+  readonly snapshot: SnapshotMeta | null;
+  /** The configuration in effect: the latest in the log, committed or not (empty voters on a joiner that knows none). */
+  readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+  /** The index of the config entry (or snapshot) that set it; the change is committed once commitIndex >= configIndex. */
+  readonly configIndex: LogIndex;
+  /** Leader only: replication progress per peer (voters and learners). */
+  readonly progress: ReadonlyMap<NodeId, PeerProgress>;
 }
 
 /** The synchronous API of the core (see src/raft/raft.ts for the implementation). */
@@ -202,4 +326,64 @@ export interface RaftNode {
   status(): RaftStatus;
   /** The entry at an index, if this node holds it (checkers and tests). */
   entryAt(index: LogIndex): Entry | undefined;
+
+  // ---- snapshots ----
+
+  /**
+   * The metadata of a snapshot of the state machine as applied up to `index` (term and configuration as of that
+   * entry). null when the core cannot describe it: index beyond applied, before the log's first index - 1, while a
+   * received snapshot is not advanced yet, or on a joiner that does not know the configuration at `index`.
+   */
+  snapshotMeta(index: LogIndex): SnapshotMeta | null;
+  /**
+   * The caller holds a durable snapshot described by `meta` (from snapshotMeta): it becomes the snapshot sent to
+   * followers that lack compacted entries, and the in-memory log drops its entries up to meta.index - retainEntries
+   * (keep a tail so a follower slightly behind gets entries, not a whole snapshot). Returns false, changing
+   * nothing, for a meta older than the current snapshot or that snapshotMeta would not give now.
+   */
+  compact(meta: SnapshotMeta, retainEntries?: number): boolean;
+  /**
+   * Leader: the out-of-band stream of a snapshot to `peer` ended. 'finish': the bytes were delivered (the
+   * follower's appendResponse resumes replication); 'failure': they were not, and the leader retries later.
+   */
+  reportSnapshot(peer: NodeId, status: 'finish' | 'failure'): void;
+
+  // ---- membership ----
+
+  /** Leader only: appends a config entry for one change; it takes effect at once (see ConfChangeResult). */
+  proposeConfChange(change: ConfChange): ConfChangeResult;
 }
+
+// ---- Snapshots: the caller's side ----
+//
+// Taking one (any node): after advance(), snapshot the state machine at its applied index A with
+// `meta = core.snapshotMeta(A)`; store bytes + meta durably; then `core.compact(meta, retain)`, and only then
+// delete stored entries <= meta.index - retain (on restart the core ignores stored entries <= meta.index anyway).
+//
+// Sending one (leader): a Ready message of type 'snapshot' is not for the Raft transport. Stream the bytes of the
+// snapshot it names (or your newer one, with its meta) to `to`; when the stream ends call
+// core.reportSnapshot(to, 'finish' | 'failure'). Until then the leader sends `to` only heartbeats. A missing report
+// leaves the follower stuck in state 'snapshot': always report, also when the stream is abandoned.
+//
+// Receiving one (follower): write the bytes durably (not yet as the current snapshot), then
+// core.step({ type: 'snapshot', from: leader, to: self, term: the message's term, snapshot: meta }). If the next
+// Ready carries `snapshot` (same meta), persist it as the current snapshot with that Ready's write (deleting every
+// stored entry), install it into the state machine before applying that Ready's committedEntries, then advance.
+// If no Ready carries it, the core ignored it (older than its commit, or the log already holds that entry): drop
+// the bytes. Either way the core answers the leader with an appendResponse.
+//
+// Starting: load the latest snapshot into the state machine and pass its meta as RaftInitialState.snapshot, with
+// applied >= snapshot.index.
+//
+// ---- Membership: the caller's side ----
+//
+// A change takes effect on every node when its config entry is APPENDED to that node's log (and is undone if the
+// entry is truncated away): Ready.confState says when. One change at a time: a leader refuses a second while one is
+// uncommitted, and until it has committed an entry of its own term (the fix for the dissertation's single-server
+// bug). Grow: start the new node with `join: true` (empty log, no configuration), addLearner, wait until its
+// progress.match is close to commitIndex, promote. Shrink: remove; to remove the leader, transferLeadership first
+// (a leader that removes itself keeps leading until the entry commits, not counting itself, then steps down and
+// hands over with timeoutNow). A learner or a node outside its configuration never campaigns; vote requests and
+// responses from non-members are ignored (a removed node cannot disrupt), leader messages are not (a node that
+// lags may not know its new leader yet). Do not re-add a removed id with its old data: wipe it, or use a new id.
+// Disaster recovery: forceNewCluster(initial, id) rewrites one survivor's state into a one-voter cluster.

@@ -113,6 +113,7 @@ function emptyStats(): ClusterStats {
       propose: 0,
       readIndex: 0,
       readIndexResponse: 0,
+      snapshot: 0,
     },
     sentTotal: 0,
     delivered: 0,

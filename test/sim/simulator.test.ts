@@ -27,6 +27,10 @@ function wrap(core: RaftNode, over: Partial<RaftNode>): RaftNode {
     advance: (rd) => core.advance(rd),
     status: () => core.status(),
     entryAt: (i) => core.entryAt(i),
+    snapshotMeta: (i) => core.snapshotMeta(i),
+    compact: (meta, retain) => core.compact(meta, retain),
+    reportSnapshot: (peer, status) => core.reportSnapshot(peer, status),
+    proposeConfChange: (change) => core.proposeConfChange(change),
     ...over,
   };
 }

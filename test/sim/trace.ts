@@ -35,6 +35,8 @@ export function describeMessage(m: Message): string {
       return `${head} ctx=${m.context}`;
     case 'readIndexResponse':
       return `${head} ctx=${m.context} index=${m.index}`;
+    case 'snapshot':
+      return `${head} snapshot=${m.snapshot.index}/t${m.snapshot.term} voters=${m.snapshot.voters.join(',')}${m.snapshot.learners.length > 0 ? ` learners=${m.snapshot.learners.join(',')}` : ''}`;
     default:
       return assertNever(m);
   }
