@@ -380,7 +380,8 @@ export class Raft implements RaftNode {
 
   step(m: Message): void {
     if (m.to !== this.id || m.from === this.id) return;
-    if (!this.trk.isMember(m.from) && !fromLeaderRole(m)) return;
+    // A leader that removed itself hands over with timeoutNow once it is out: take that from our leader too.
+    if (!this.trk.isMember(m.from) && !fromLeaderRole(m) && !(m.type === 'timeoutNow' && m.from === this.leaderId)) return;
     if (m.type === 'propose' || m.type === 'readIndex' || m.type === 'readIndexResponse') {
       this.stepTermless(m);
       return;

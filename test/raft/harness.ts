@@ -1,16 +1,25 @@
 // A tiny synchronous network of Raft nodes for unit tests: each node persists its Ready to an in-memory disk, applies
 // committed entries to a list, and the network delivers messages in order until quiet (with isolation and drop filters).
+// Snapshots: a node's snapshot is the list of entries it applied; the network streams it when a 'snapshot' goes out.
 import { SeededRandom } from '../../src/lib/random.js';
 import { logIndex, nodeId, term, type LogIndex, type NodeId } from '../../src/lib/ids.js';
 import { createRaftNode, defaultRaftLimits } from '../../src/raft/index.js';
-import type { Entry, HardState, Message, RaftConfig, RaftNode, ReadState, Ready, SoftState } from '../../src/raft/index.js';
+import type { ConfState, Entry, HardState, Message, RaftConfig, RaftNode, ReadState, Ready, SnapshotMeta, SoftState } from '../../src/raft/index.js';
 
 export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 
+/** A snapshot in the harness: its metadata and the entries the state machine had applied (its "bytes"). */
+export interface HarnessSnapshot {
+  readonly meta: SnapshotMeta;
+  readonly applied: readonly Entry[];
+}
+
 export interface Disk {
   hardState: HardState;
+  /** The stored log: entries[i] has index entries[0].index + i; after a snapshot it starts after it (or before, with a tail). */
   entries: Entry[];
+  snapshot?: HarnessSnapshot;
 }
 
 export type ConfigOverrides = Partial<Omit<RaftConfig, 'id' | 'voters' | 'random'>>;
@@ -36,12 +45,21 @@ export function entriesWithTerms(terms: readonly number[]): Entry[] {
   return terms.map((t, i) => ({ term: term(t), index: logIndex(i + 1), type: 'command', data: enc(`e${i + 1}`) }));
 }
 
-/** Persists a Ready to a disk the way a real caller must: entries replace everything from their first index. */
-export function persist(disk: Disk, rd: Ready): void {
+/**
+ * Persists a Ready to a disk the way a real caller must: a snapshot replaces the whole log, entries replace
+ * everything from their first index. `received` holds the bytes of a snapshot the node was sent.
+ */
+export function persist(disk: Disk, rd: Ready, received?: HarnessSnapshot): void {
+  if (rd.snapshot !== null) {
+    if (received === undefined || received.meta.index !== rd.snapshot.index) throw new Error('a Ready installs a snapshot that never arrived');
+    disk.snapshot = received;
+    disk.entries = [];
+  }
   if (rd.hardState !== null) disk.hardState = rd.hardState;
   if (rd.entries.length > 0) {
     const first = rd.entries[0]!.index;
-    disk.entries.length = first - 1;
+    const base = disk.entries[0]?.index ?? first;
+    disk.entries.length = Math.max(0, first - base);
     for (const e of rd.entries) disk.entries.push(e);
   }
 }
@@ -49,16 +67,29 @@ export function persist(disk: Disk, rd: Ready): void {
 export class SimNode {
   raft: RaftNode;
   readonly disk: Disk;
-  readonly applied: Entry[] = [];
+  /** Every entry applied, in order; a snapshot install replaces it with the snapshot's. */
+  applied: Entry[] = [];
   readonly readStates: ReadState[] = [];
   readonly softStates: SoftState[] = [];
+  readonly confStates: ConfState[] = [];
+  /** Snapshots installed from a Ready, in order. */
+  readonly installed: SnapshotMeta[] = [];
+  /** The bytes of a snapshot streamed to this node, durable, waiting for the core to take it. */
+  received: HarnessSnapshot | undefined;
 
   constructor(
     readonly config: RaftConfig,
     disk: Disk = { hardState: emptyHardState, entries: [] },
   ) {
     this.disk = disk;
-    this.raft = createRaftNode(config, { hardState: disk.hardState, entries: disk.entries.slice(), applied: logIndex(0) });
+    const snap = disk.snapshot;
+    if (snap !== undefined) this.applied = snap.applied.slice();
+    this.raft = createRaftNode(config, {
+      hardState: disk.hardState,
+      entries: disk.entries.slice(),
+      applied: logIndex(snap?.meta.index ?? 0),
+      ...(snap === undefined ? {} : { snapshot: snap.meta }),
+    });
   }
 
   get id(): NodeId {
@@ -70,14 +101,36 @@ export class SimNode {
     const out: Message[] = [];
     while (this.raft.hasReady()) {
       const rd = this.raft.ready();
-      persist(this.disk, rd);
+      persist(this.disk, rd, this.received);
       for (const m of rd.messages) out.push(m);
+      if (rd.snapshot !== null) {
+        this.applied = this.received!.applied.slice();
+        this.installed.push(rd.snapshot);
+      }
+      this.received = undefined;
       for (const e of rd.committedEntries) this.applied.push(e);
       for (const r of rd.readStates) this.readStates.push(r);
       if (rd.softState !== null) this.softStates.push(rd.softState);
+      if (rd.confState !== null) this.confStates.push(rd.confState);
       this.raft.advance(rd);
     }
     return out;
+  }
+
+  /**
+   * Snapshots the state machine at the applied index and compacts, keeping `retain` entries before it; returns the
+   * snapshot's metadata (the core refused when null).
+   */
+  takeSnapshot(retain = 0): SnapshotMeta | null {
+    const applied = this.raft.status().appliedIndex;
+    const meta = this.raft.snapshotMeta(applied);
+    if (meta === null) return null;
+    const snap: HarnessSnapshot = { meta, applied: this.applied.filter((e) => e.index <= applied) };
+    if (!this.raft.compact(meta, retain)) return null;
+    this.disk.snapshot = snap;
+    const keepFrom = this.raft.status().firstIndex;
+    this.disk.entries = this.disk.entries.filter((e) => e.index >= keepFrom);
+    return meta;
   }
 
   appliedCommands(): string[] {
@@ -137,6 +190,14 @@ export class Network {
     };
   }
 
+  /** Adds a node outside the configuration (a joiner, unless overrides say otherwise), with an empty disk. */
+  addNode(id: string, overrides: ConfigOverrides = { join: true }): SimNode {
+    const config = { ...makeConfig(id, [], this.seed * 1000 + this.nodes.size, { ...this.overrides, ...overrides }) };
+    const node = new SimNode(config);
+    this.nodes.set(id, node);
+    return node;
+  }
+
   /** Collects the Ready of every node; messages go to the queue unless isolated or filtered. */
   flush(): void {
     for (const node of this.nodes.values()) {
@@ -158,10 +219,32 @@ export class Network {
       this.flush();
       const m = this.queue.shift();
       if (m === undefined) return;
+      if (m.type === 'snapshot') {
+        this.streamSnapshot(m);
+        continue;
+      }
       if (this.dropped(m)) continue;
       this.nodes.get(m.to)?.raft.step(m);
     }
     throw new Error('the network did not go quiet');
+  }
+
+  /**
+   * The caller's side of a 'snapshot' message: stream the sender's snapshot bytes (lost like any message the
+   * filters drop), step the metadata into the receiver, and report the outcome to the sender.
+   */
+  private streamSnapshot(m: Extract<Message, { type: 'snapshot' }>): void {
+    const sender = this.nodes.get(m.from);
+    const receiver = this.nodes.get(m.to);
+    const snap = sender?.disk.snapshot;
+    if (sender === undefined || snap === undefined) throw new Error(`${m.from} asked to send a snapshot it does not hold`);
+    if (receiver === undefined || this.dropped(m)) {
+      sender.raft.reportSnapshot(m.to, 'failure');
+      return;
+    }
+    receiver.received = snap;
+    receiver.raft.step({ ...m, snapshot: snap.meta });
+    sender.raft.reportSnapshot(m.to, 'finish');
   }
 
   /** Queued messages, without delivering them (after flushing every Ready). */
@@ -201,8 +284,10 @@ export class Network {
   /** Rebuilds a node from its disk, as after a crash (unpersisted state is lost). */
   restart(id: string): void {
     const old = this.node(id);
-    const disk: Disk = { hardState: old.disk.hardState, entries: old.disk.entries.slice() };
-    this.nodes.set(id, new SimNode(makeConfig(id, this.ids, this.seed * 7919 + this.ids.indexOf(id), this.overrides), disk));
+    const disk: Disk = { hardState: old.disk.hardState, entries: old.disk.entries.slice(), ...(old.disk.snapshot === undefined ? {} : { snapshot: old.disk.snapshot }) };
+    const random = new SeededRandom(this.seed * 7919 + this.ids.indexOf(id));
+    const config = this.ids.includes(id) ? makeConfig(id, this.ids, this.seed * 7919 + this.ids.indexOf(id), this.overrides) : { ...old.config, random };
+    this.nodes.set(id, new SimNode(config, disk));
   }
 }
 
