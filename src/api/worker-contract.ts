@@ -35,7 +35,11 @@ export interface WorkerTaskStatus {
 
 export interface HeartbeatRequest {
   readonly stats: WorkerStats;
-  /** Every task in the worker's map, so the managers learn state changes without a separate report call. */
+  /**
+   * The task statuses that changed since a manager last accepted them (each unchanged one is also repeated now and
+   * then), at most limits.workerHeartbeatTasksMax: the managers learn state changes without a separate report call,
+   * and a heartbeat stays small however many tasks the worker holds. A task's absence means nothing.
+   */
   readonly tasks: readonly WorkerTaskStatus[];
 }
 

@@ -2,8 +2,9 @@
 // stats and every task status, and periodic reconciliation. No manager answering never stops or crashes them.
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { RegisterRequest } from '../api/worker-contract.js';
+import type { RegisterRequest, WorkerTaskStatus } from '../api/worker-contract.js';
 import { MinkubeError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
 import { SeededRandom, type Random } from '../lib/random.js';
 import type { WorkerAgent } from './agent.js';
 import type { ManagerLink } from './managers.js';
@@ -25,6 +26,9 @@ export interface WorkerLoopsOptions {
 /** Heartbeat intervals a manager may ask for; anything else keeps the configured one. */
 const heartbeatIntervalMsRange = { min: 10, max: 60_000 } as const;
 
+/** An unchanged status is still sent once every this many heartbeats. */
+const statusResendBeats = 20;
+
 export class WorkerLoops {
   private readonly opts: WorkerLoopsOptions;
   private readonly random: Random;
@@ -33,6 +37,8 @@ export class WorkerLoops {
   private heartbeatIntervalMs: number;
   private running: Promise<unknown> | null = null;
   private registered = false;
+  /** taskId -> the status a manager last accepted, and when. */
+  private readonly acceptedStatus = new Map<string, { json: string; atMs: number }>();
   /** Logged on change only: a long outage must not write a line per heartbeat. */
   private managersReachable: boolean | null = null;
   heartbeatsSent = 0;
@@ -91,10 +97,36 @@ export class WorkerLoops {
     }
   }
 
+  /**
+   * The statuses a heartbeat carries: those that changed since a manager last accepted them, at most
+   * limits.workerHeartbeatTasksMax, so a heartbeat stays small however many tasks the worker holds (the rest go
+   * in the next beats). A status the managers accepted is not sent again until it changes.
+   */
+  private changedStatuses(now: number): { tasks: WorkerTaskStatus[]; sent: [string, string][] } {
+    const all = this.opts.agent.list();
+    const live = new Set(all.map((t) => t.taskId));
+    for (const id of this.acceptedStatus.keys()) if (!live.has(id)) this.acceptedStatus.delete(id);
+    const tasks: WorkerTaskStatus[] = [];
+    const sent: [string, string][] = [];
+    for (const t of all) {
+      if (tasks.length >= limits.workerHeartbeatTasksMax) break;
+      const json = JSON.stringify(t);
+      const accepted = this.acceptedStatus.get(t.taskId);
+      // Sent again now and then even unchanged: a manager that was behind may have ignored it as not yet placed.
+      if (accepted !== undefined && accepted.json === json && now - accepted.atMs < this.heartbeatIntervalMs * statusResendBeats) continue;
+      tasks.push(t);
+      sent.push([t.taskId, json]);
+    }
+    return { tasks, sent };
+  }
+
   private async beat(): Promise<'ok' | 'not-registered' | 'failed'> {
     try {
-      const [stats, tasks] = [await this.opts.agent.stats(), this.opts.agent.list()];
+      const stats = await this.opts.agent.stats();
+      const now = Date.now();
+      const { tasks, sent } = this.changedStatuses(now);
       const res = await this.opts.link.heartbeat(this.opts.agent.workerId, { stats, tasks });
+      for (const [id, json] of sent) this.acceptedStatus.set(id, { json, atMs: now });
       this.heartbeatsSent++;
       this.reachable(true);
       const asked = res.heartbeatIntervalMs;
@@ -103,6 +135,7 @@ export class WorkerLoops {
     } catch (err) {
       if (err instanceof MinkubeError && err.code === 'WORKER_NOT_FOUND') {
         this.registered = false;
+        this.acceptedStatus.clear(); // a re-registered worker reports everything again
         this.logger.warn('the managers do not know this worker; registering again');
         return 'not-registered';
       }

@@ -99,6 +99,23 @@ describe('WorkerLoops', () => {
     expect(agent.get('t1').state).toBe('running');
   });
 
+  it('a heartbeat carries only statuses the managers have not accepted yet, so it stays small', async () => {
+    const link = new ScriptedLink();
+    link.up = true;
+    const { loops } = setup(link);
+    link.assigned = [
+      { taskId: 't1', attempt: 1, term: 1, spec: { image: 'x' }, desiredState: 'run' },
+      { taskId: 't2', attempt: 1, term: 1, spec: { image: 'x' }, desiredState: 'run' },
+    ];
+    loops.start();
+    await until('both reported running', () => link.heartbeats.some((h) => h.tasks.filter((t) => t.state === 'running').length === 2));
+    const after = link.heartbeats.length;
+    await until('three more heartbeats', () => link.heartbeats.length >= after + 3);
+    // Accepted and unchanged: the next beats carry no task statuses (only liveness and stats).
+    expect(link.heartbeats.slice(after, after + 3).map((h) => h.tasks.length)).toEqual([0, 0, 0]);
+    expect(link.heartbeats.at(-1)!.stats.runningTasks).toBe(2);
+  });
+
   it('stops promptly, with nothing left running in the background', async () => {
     const link = new ScriptedLink();
     const { loops } = setup(link);

@@ -42,8 +42,11 @@ class FakeManager {
     this.app = null;
   }
 
+  /** The latest status heard of each task (a heartbeat carries only what changed since the last accepted one). */
   lastTasks(): readonly WorkerTaskStatus[] {
-    return this.heartbeats.at(-1)?.tasks ?? [];
+    const latest = new Map<string, WorkerTaskStatus>();
+    for (const h of this.heartbeats) for (const t of h.tasks) latest.set(t.taskId, t);
+    return [...latest.values()];
   }
 }
 
