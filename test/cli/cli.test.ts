@@ -1,40 +1,16 @@
 // The `minkube` command run as a child process against fake managers (manager apps over a fake service).
-import { execFile } from 'node:child_process';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildManagerApp } from '../../src/api/manager-app.js';
 import { defaultView, FakeManagerService } from '../api/fake-service.js';
-
-const repoRoot = resolve(import.meta.dirname, '..', '..');
-const bin = join(repoRoot, 'bin', 'minkube.js');
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { freePort } from '../support/cluster.js';
+import { runCli, type CliResult } from '../support/cli.js';
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  return new Promise((done) => {
-    const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
-    if (env.MINKUBE_API === undefined) delete childEnv.MINKUBE_API;
-    execFile(process.execPath, [bin, ...args], { cwd: repoRoot, env: childEnv, timeout: 30_000 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
-      done({ code, stdout, stderr });
-    });
-  });
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
+  return runCli(args, env);
 }
 
 /** No stack trace, and exactly one "error: CODE: message" line. */

@@ -1,31 +1,15 @@
 // `minkube task ...` and `minkube worker ls` as child processes against an in-process cluster (three managers, two
 // workers over the in-memory runtime): run and follow a task, list, inspect, stop, logs, and usage errors.
-import { execFile } from 'node:child_process';
-import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../support/cluster.js';
+import { runCli, type CliResult } from '../support/cli.js';
 import { TaskCluster } from '../manager/tasks-harness.js';
-
-const repoRoot = resolve(import.meta.dirname, '..', '..');
-const bin = join(repoRoot, 'bin', 'minkube.js');
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 let c: TaskCluster;
 let api: string;
 
 function cli(args: string[]): Promise<CliResult> {
-  return new Promise((done) => {
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    delete env.MINKUBE_API;
-    execFile(process.execPath, [bin, '--api', api, ...args], { cwd: repoRoot, env, timeout: 30_000 }, (err, stdout, stderr) => {
-      done({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr });
-    });
-  });
+  return runCli(['--api', api, ...args]);
 }
 
 beforeAll(async () => {

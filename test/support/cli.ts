@@ -1,0 +1,20 @@
+// Runs the `minkube` command as a child process, the way a user would, and collects its exit code and output.
+import { execFile } from 'node:child_process';
+import { minkubeBin, repoRoot } from './cluster.js';
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** MINKUBE_API is cleared unless `env` sets it, so the caller's environment cannot pick the manager. */
+export function runCli(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<CliResult> {
+  return new Promise((done) => {
+    const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+    if (env.MINKUBE_API === undefined) delete childEnv.MINKUBE_API;
+    execFile(process.execPath, [minkubeBin, ...args], { cwd: repoRoot, env: childEnv, timeout: 30_000 }, (err, stdout, stderr) => {
+      done({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr });
+    });
+  });
+}
