@@ -42,7 +42,7 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
     throw new MinkubeError('CONFIG_INVALID', `no worker with id "${id}" in the config (workers: ${known})`);
   }
   // Every line carries the worker id.
-  const logger = parentLogger?.child({ worker: id }) ?? pino({ base: { worker: id }, timestamp: pino.stdTimeFunctions.isoTime });
+  const logger = parentLogger?.child({ worker: id }) ?? pino({ level: process.env.MINKUBE_LOG_LEVEL ?? 'info', base: { worker: id }, timestamp: pino.stdTimeFunctions.isoTime });
   const dataDir = self.dataDir ?? resolve('data', id);
   await mkdir(dataDir, { recursive: true });
   const runtime = await createRuntime(self.runtime, { stateDir: dataDir, logger: logger.child({ component: 'runtime' }) });
