@@ -49,8 +49,7 @@ type TermMessage = Exclude<Message, TermlessMessage>;
 
 /**
  * Messages only a leader sends: accepted from a node outside our configuration, because a node that lags may not
- * know its new leader yet (a stale one learns our term from the answer). Everything else from a non-member is
- * dropped: a removed node's vote requests must not disrupt the cluster.
+ * know its new leader yet (a stale one learns our term from the answer).
  */
 const fromLeaderRole = (m: Message): boolean =>
   m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot' || m.type === 'readIndexResponse';
@@ -69,6 +68,8 @@ export class Raft implements RaftNode {
   private confBase: ConfState | null = null;
   /** The index of the config entry (or of the log's start, for baseConf) that set the configuration in effect. */
   private confIndex = 0;
+  /** This node votes in the configuration before the one in effect (false when that one is baseConf). */
+  private selfVoterBefore = false;
   private prevConf: ConfState;
   /** The latest snapshot the caller holds (sent to followers that need compacted entries). */
   private snapshot: SnapshotMeta | null;
@@ -231,9 +232,14 @@ export class Raft implements RaftNode {
     }
   }
 
-  /** Only a voter of its own configuration campaigns; not while a received snapshot waits to be installed. */
+  /**
+   * A voter of its configuration campaigns; so does a voter that an uncommitted change removes (dissertation 4.2.2:
+   * until the change commits, the cluster may need it, with the new configuration's quorum, to elect anyone).
+   * Not while a received snapshot waits to be installed.
+   */
   private promotable(): boolean {
-    return this.trk.selfVoter && this.pendingSnapshot === null;
+    if (this.pendingSnapshot !== null) return false;
+    return this.trk.selfVoter || (this.selfVoterBefore && this.confIndex > this.log.committed);
   }
 
   private tickHeartbeat(): void {
@@ -307,9 +313,8 @@ export class Raft implements RaftNode {
     this.afterLeaderAppend();
   }
 
-  /** A leader appended to its log: commit at once when its vote alone is a quorum, and replicate. */
+  /** A leader appended to its log: replicate (it counts its own copy once the entries are on its disk: advance). */
   private afterLeaderAppend(): void {
-    if (this.trk.quorumIsSelf()) this.maybeCommit();
     if (this.trk.peers.length > 0) this.bcastAppend();
   }
 
@@ -380,8 +385,7 @@ export class Raft implements RaftNode {
 
   step(m: Message): void {
     if (m.to !== this.id || m.from === this.id) return;
-    // A leader that removed itself hands over with timeoutNow once it is out: take that from our leader too.
-    if (!this.trk.isMember(m.from) && !fromLeaderRole(m) && !(m.type === 'timeoutNow' && m.from === this.leaderId)) return;
+    if (!this.trk.isMember(m.from) && !this.acceptFromNonMember(m)) return;
     if (m.type === 'propose' || m.type === 'readIndex' || m.type === 'readIndexResponse') {
       this.stepTermless(m);
       return;
@@ -406,6 +410,18 @@ export class Raft implements RaftNode {
       default:
         assertNever(this.role);
     }
+  }
+
+  /**
+   * What a node outside our configuration may send us: what only a leader sends; timeoutNow from our leader (one
+   * that removed itself hands over with it); and a (pre-)vote request from a log at least as up to date as ours.
+   * We may lag and not know a new voter yet, and refusing it could leave no quorum able to elect anyone; a removed
+   * node's log is behind (it misses its removal), so its requests are dropped before they can raise our term.
+   */
+  private acceptFromNonMember(m: Message): boolean {
+    if (fromLeaderRole(m)) return true;
+    if (m.type === 'timeoutNow') return m.from === this.leaderId;
+    return m.type === 'vote' && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
   }
 
   /** A message from a later term. Returns false when it must be dropped. */
@@ -686,9 +702,13 @@ export class Raft implements RaftNode {
     if (m.context !== '') this.onReadAck(m.context, m.from);
   }
 
-  /** Commits the highest index a quorum matches, if it is of this term (section 5.4.2). */
+  /**
+   * Commits the highest index a quorum matches, if it is of this term (section 5.4.2). The leader's own copy counts
+   * once it is on disk (thesis 10.2.1): a leader alone in its configuration must not commit, and tell a learner,
+   * an entry a crash could still take back.
+   */
   private maybeCommit(): boolean {
-    const index = this.trk.committedIndex(this.log.lastIndex());
+    const index = this.trk.committedIndex(this.log.stableIndex());
     if (index <= this.log.committed || this.log.term(index) !== this.term) return false;
     const before = this.log.committed;
     this.log.commitTo(index);
@@ -724,12 +744,9 @@ export class Raft implements RaftNode {
 
   /** Returns false when the read queue is full. */
   private leaderRead(request: ReadRequest): boolean {
-    if (this.trk.quorumIsSelf()) {
-      this.releaseRead(request, this.log.committed);
-      return true;
-    }
     if (this.readOnly.isFull()) return false;
-    // Until it commits in its own term, a new leader does not know the latest commit index.
+    // Until it commits in its own term, a new leader does not know the latest commit index (alone in its
+    // configuration too: it may have become the only voter by removals, with a commit index behind the cluster's).
     if (!this.committedInTerm()) this.readOnly.delay(request);
     else this.startReadRound([request]);
     return true;
@@ -876,12 +893,18 @@ export class Raft implements RaftNode {
       if (this.pendingSnapshot === rd.snapshot) this.pendingSnapshot = null;
     }
     // Entries replaced while the write was in progress stay unstable; the prefix before them is on disk.
+    const stableBefore = this.log.stableIndex();
     for (let i = rd.entries.length - 1; i >= 0; i--) {
       const e = rd.entries[i]!;
       if (this.log.term(e.index) === e.term) {
         this.log.stableTo(e.index, e.term);
         break;
       }
+    }
+    // The leader's own copy now counts (alone in its configuration, it is the whole quorum).
+    if (this.role === 'leader' && this.log.stableIndex() > stableBefore && this.maybeCommit()) {
+      if (this.trk.peers.length > 0) this.bcastAppend();
+      this.maybeStepDownRemoved();
     }
     const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];
     if (lastApplied !== undefined) this.log.appliedTo(lastApplied.index);
@@ -984,6 +1007,7 @@ export class Raft implements RaftNode {
     this.confEntry = e;
     this.confBase = this.baseConf;
     this.confIndex = e !== null ? e.index : this.log.firstIndex() - 1;
+    this.selfVoterBefore = e !== null && (this.confAt(e.index - 1)?.voters.includes(this.id) ?? false);
     let conf: ConfState = this.baseConf ?? emptyConfState;
     if (e !== null) {
       const d = decodeConfEntry(e.data);
@@ -1005,6 +1029,8 @@ export class Raft implements RaftNode {
     if (this.confIndex > this.log.committed || !this.committedInTerm()) return refuse('CONF_CHANGE_IN_PROGRESS');
     const next = applyConfChange(this.trk.conf, change);
     if (typeof next === 'string') return refuse(next);
+    // A learner that has not seen the configuration in effect would ignore the voters' vote requests.
+    if (change.type === 'promote' && (this.trk.prs.get(change.nodeId)?.match ?? 0) < this.confIndex) return refuse('LEARNER_NOT_CAUGHT_UP');
     const recorded: ConfChange =
       change.context === undefined ? { type: change.type, nodeId: change.nodeId } : { type: change.type, nodeId: change.nodeId, context: change.context };
     const data = encodeConfEntry({ voters: next.voters, learners: next.learners, change: recorded });

@@ -253,7 +253,9 @@ export type ProposeResult =
 /**
  * Why proposeConfChange refused: this node does not lead (leaderId says who might); a leadership transfer is under
  * way; a change is not committed yet, or this leader has not committed an entry of its term yet (the last leader's
- * change may still be pending: retry shortly); the change makes no sense for the current configuration.
+ * change may still be pending: retry shortly); the learner to promote does not hold the configuration in effect
+ * yet (a voter that knows nobody could not vote: wait for its progress); the change makes no sense for the current
+ * configuration.
  */
 export type ConfChangeRejection =
   | 'NOT_LEADER'
@@ -262,6 +264,7 @@ export type ConfChangeRejection =
   | 'UNKNOWN_MEMBER'
   | 'ALREADY_MEMBER'
   | 'NOT_A_LEARNER'
+  | 'LEARNER_NOT_CAUGHT_UP'
   | 'LAST_VOTER'
   | 'INVALID_CHANGE';
 
@@ -383,7 +386,9 @@ export interface RaftNode {
 // bug). Grow: start the new node with `join: true` (empty log, no configuration), addLearner, wait until its
 // progress.match is close to commitIndex, promote. Shrink: remove; to remove the leader, transferLeadership first
 // (a leader that removes itself keeps leading until the entry commits, not counting itself, then steps down and
-// hands over with timeoutNow). A learner or a node outside its configuration never campaigns; vote requests and
-// responses from non-members are ignored (a removed node cannot disrupt), leader messages are not (a node that
-// lags may not know its new leader yet). Do not re-add a removed id with its old data: wipe it, or use a new id.
+// hands over with timeoutNow). A learner or a node outside its configuration never campaigns (except a voter that
+// an uncommitted change removes: the cluster may need it until the change commits). Messages from non-members are
+// ignored, except leader messages and vote requests from a log at least as up to date (a node that lags may not
+// know its new leader or voters yet); a removed node misses its removal, so its vote requests are ignored and it
+// cannot disrupt. Do not re-add a removed id with its old data: wipe it, or use a new id.
 // Disaster recovery: forceNewCluster(initial, id) rewrites one survivor's state into a one-voter cluster.

@@ -279,10 +279,20 @@ describe('ReadIndex', () => {
     expect(r.readIndex('c')).toEqual({ ok: false, reason: 'QUEUE_FULL', leaderId: 'n1' });
   });
 
-  it('ReadIndex: a single-voter cluster answers at once', () => {
+  it('ReadIndex: a single-voter cluster answers without a round trip, once its own entries are on its disk', () => {
     const r = newNode('n1', { size: 1 });
     r.campaign();
     r.propose([enc('x')]);
+    // Its vote alone is the quorum, but it counts its own copy only once written: nothing is committed before.
+    r.readIndex('early');
+    let rd = r.ready();
+    expect(rd.committedEntries).toEqual([]);
+    expect(rd.readStates).toEqual([]);
+    r.advance(rd);
+    rd = r.ready();
+    expect(rd.committedEntries.map((e) => e.index)).toEqual([1, 2]);
+    expect(rd.readStates).toEqual([{ index: 2, context: 'early' }]);
+    r.advance(rd);
     r.readIndex('now');
     expect(r.ready().readStates).toEqual([{ index: 2, context: 'now' }]);
   });
@@ -552,6 +562,9 @@ describe('Ready and advance', () => {
     r.campaign();
     r.propose(Array.from({ length: 5000 }, () => enc('x')));
     let rd = r.ready();
+    expect(rd.entries.length).toBe(5001);
+    r.advance(rd);
+    rd = r.ready();
     expect(rd.committedEntries.length).toBe(4096);
     r.advance(rd);
     rd = r.ready();

@@ -279,14 +279,19 @@ describe('nodes outside the configuration', () => {
     expect(net.raft('n2').status()).toMatchObject({ term: t, leaderId: 'n1' });
   });
 
-  it('messages from an unknown node are ignored, except those only a leader sends', () => {
-    const r = newNode('n1');
-    r.step(vote('n9', 'n1', 5, 10, 4));
+  it('messages from an unknown node are ignored, except those only a leader sends and votes for a log ahead of ours', () => {
+    const r = newNode('n1', { terms: [1, 1], hardState: { term: 1 } });
+    r.step(vote('n9', 'n1', 5, 1, 1));
+    r.step(vote('n9', 'n1', 5, 1, 1, { preVote: true }));
     expect(readMessages(r)).toEqual([]);
-    expect(r.status().term).toBe(0);
-    r.step(heartbeat('n9', 'n1', 1));
-    expect(ofType(readMessages(r), 'heartbeatResponse').map((m) => m.to)).toEqual(['n9']);
-    expect(r.status()).toMatchObject({ term: 1, leaderId: 'n9' });
+    expect(r.status().term).toBe(1);
+    // A node that lags may not know a new voter: it must still be able to vote for it.
+    r.step(vote('n9', 'n1', 5, 3, 1));
+    expect(readMessages(r)).toEqual([voteResponse('n1', 'n9', 5, true)]);
+    expect(r.status()).toMatchObject({ term: 5, vote: 'n9' });
+    r.step(heartbeat('n8', 'n1', 6));
+    expect(ofType(readMessages(r), 'heartbeatResponse').map((m) => m.to)).toEqual(['n8']);
+    expect(r.status()).toMatchObject({ term: 6, leaderId: 'n8' });
     const leader = newNode('n1');
     becomeLeader(leader);
     readMessages(leader);

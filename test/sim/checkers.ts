@@ -1,8 +1,10 @@
 // Safety checkers that run after every simulated event: Election Safety, Log Matching, Leader Append-Only, Leader
-// Completeness, State Machine Safety, one vote per term, acknowledge only what is on disk, and restart durability.
+// Completeness, State Machine Safety, one vote per term, acknowledge only what is on disk, restart durability, the
+// state a snapshot holds, and membership (only voters campaign, a removed node never leads again).
 // A violation throws at once, so the failing event is the last one in the trace.
 import type { NodeId } from '../../src/lib/ids.js';
-import type { Entry, Message, RaftNode, RaftStatus } from '../../src/raft/types.js';
+import { decodeConfEntry } from '../../src/raft/index.js';
+import type { ConfState, Entry, Message, RaftNode, RaftStatus, SnapshotMeta } from '../../src/raft/types.js';
 import type { SimDisk } from './disk.js';
 
 export type Invariant =
@@ -17,6 +19,8 @@ export type Invariant =
   | 'restart durability'
   | 'monotonic term and commit'
   | 'applied exactly once'
+  | 'snapshot state'
+  | 'membership'
   | 'liveness';
 
 export class SafetyViolation extends Error {
@@ -82,8 +86,19 @@ export class SafetyChecker {
   /** Every (index, term) pair ever persisted, with its data and the term before it (Log Matching by induction). */
   private readonly persisted: (LogKey[] | undefined)[] = [];
   private readonly votes = new Map<string, NodeId>();
+  /** digestAt[i]: the state machine's digest after the first node to reach index i applied it (or installed it). */
+  private readonly digestAt: (string | undefined)[] = [];
+  /** The configuration of the latest committed config entry checked, and the index up to which they were checked. */
+  private committedConf: ConfState;
+  private confCheckedIndex = 0;
+  /** Nodes a committed config entry removed: none of them may become leader again (the simulator never re-adds one). */
+  private readonly removed = new Set<NodeId>();
 
-  constructor(private readonly nodes: readonly CheckedNode[]) {
+  constructor(
+    private readonly nodes: readonly CheckedNode[],
+    bootstrap: ConfState = { voters: nodes.map((n) => n.id), learners: [] },
+  ) {
+    this.committedConf = bootstrap;
     this.records = nodes.map(() => ({
       incarnation: 0,
       term: 0,
@@ -121,6 +136,10 @@ export class SafetyChecker {
     this.checkCommit(i, node, rec, st);
     if (st.role === 'leader') this.checkLeader(i, node, rec, st);
     else rec.leaderTerm = 0;
+    // A voter that an uncommitted change removes may still campaign (the cluster may need it until the change commits).
+    if ((st.role === 'candidate' || st.role === 'precandidate') && !st.voters.includes(node.id) && st.commitIndex >= st.configIndex) {
+      throw new SafetyViolation('membership', `${node.id} campaigns in term ${st.term} but is no voter of its configuration (voters ${st.voters.join(',')})`);
+    }
   }
 
   private checkCommit(i: number, node: CheckedNode, rec: NodeRecord, st: RaftStatus): void {
@@ -128,13 +147,17 @@ export class SafetyChecker {
       throw new SafetyViolation('monotonic term and commit', `${node.id} moved its commit index back from ${rec.commitChecked} to ${st.commitIndex}`);
     }
     const core = node.core!;
-    for (let idx = rec.commitChecked + 1; idx <= st.commitIndex; idx++) {
+    // Entries a snapshot covers are gone; the snapshot's own term at its index must be the committed entry's.
+    const snap = st.snapshot;
+    if (snap !== null && snap.index > rec.commitChecked && snap.index <= st.commitIndex) this.checkSnapshotTerm(node.id, snap);
+    for (let idx = Math.max(rec.commitChecked + 1, st.firstIndex); idx <= st.commitIndex; idx++) {
       const e = core.entryAt(idx as Entry['index']);
       if (e === undefined) throw new SafetyViolation('committed entries are final', `${node.id} commits index ${idx} but holds no entry there`);
       const known = this.committed[idx];
       if (known === undefined) {
         this.committed[idx] = e;
         this.checkCurrentLeadersHold(i, e, st.term);
+        if (e.type === 'config') this.onCommittedConfigs();
       } else if (!sameEntry(known, e)) {
         throw new SafetyViolation('committed entries are final', `${node.id} commits ${show(e)} at index ${idx}, but ${show(known)} was committed there`);
       }
@@ -142,11 +165,37 @@ export class SafetyChecker {
     rec.commitChecked = st.commitIndex;
   }
 
+  private checkSnapshotTerm(who: NodeId, snap: SnapshotMeta): void {
+    const known = this.committed[snap.index];
+    if (known !== undefined && known.term !== snap.term) {
+      throw new SafetyViolation('committed entries are final', `${who} holds a snapshot at ${snap.index}/t${snap.term}, but ${show(known)} was committed there`);
+    }
+  }
+
+  /**
+   * Committed config entries, in index order: a node a committed change removed must never become leader again (a
+   * leader elected before may still believe it leads its term until it hears of a newer one).
+   */
+  private onCommittedConfigs(): void {
+    for (let idx = this.confCheckedIndex + 1; idx < this.committed.length; idx++) {
+      const e = this.committed[idx];
+      if (e === undefined) return;
+      this.confCheckedIndex = idx;
+      if (e.type !== 'config') continue;
+      const next = decodeConfEntry(e.data);
+      for (const id of [...this.committedConf.voters, ...this.committedConf.learners]) {
+        if (!next.voters.includes(id) && !next.learners.includes(id)) this.removed.add(id);
+      }
+      for (const id of [...next.voters, ...next.learners]) this.removed.delete(id);
+      this.committedConf = next;
+    }
+  }
+
   /** A newly known committed entry, learned in term t or earlier, must be in the log of every leader of a later term. */
   private checkCurrentLeadersHold(from: number, e: Entry, t: number): void {
     for (let j = 0; j < this.nodes.length; j++) {
       const st = this.records[j]!.status;
-      if (j === from || st === null || st.role !== 'leader' || st.term <= t) continue;
+      if (j === from || st === null || st.role !== 'leader' || st.term <= t || e.index < st.firstIndex) continue;
       const mine = this.nodes[j]!.core?.entryAt(e.index);
       if (mine === undefined || !sameEntry(mine, e)) {
         throw new SafetyViolation('leader completeness', `leader ${this.nodes[j]!.id} of term ${st.term} lacks committed ${show(e)} (holds ${show(mine)})`);
@@ -156,14 +205,20 @@ export class SafetyChecker {
 
   private checkLeader(i: number, node: CheckedNode, rec: NodeRecord, st: RaftStatus): void {
     const core = node.core!;
+    if (!st.voters.includes(node.id) && st.commitIndex >= st.configIndex) {
+      throw new SafetyViolation('membership', `${node.id} still leads term ${st.term} after committing its own removal at ${st.configIndex}`);
+    }
     if (rec.leaderTerm !== st.term) {
+      if (this.removed.has(node.id)) throw new SafetyViolation('membership', `${node.id} became leader of term ${st.term} after a committed change removed it`);
       const other = this.leaderOfTerm.get(st.term);
       if (other !== undefined && other !== node.id) {
         throw new SafetyViolation('election safety', `${node.id} and ${other} were both leader in term ${st.term}`);
       }
       this.leaderOfTerm.set(st.term, node.id);
-      for (let idx = 1; idx < this.committed.length; idx++) {
-        const want = this.committed[idx]!;
+      if (st.snapshot !== null) this.checkSnapshotTerm(node.id, st.snapshot);
+      for (let idx = st.firstIndex; idx < this.committed.length; idx++) {
+        const want = this.committed[idx];
+        if (want === undefined) continue;
         const mine = core.entryAt(want.index);
         if (mine === undefined || !sameEntry(mine, want)) {
           throw new SafetyViolation('leader completeness', `${node.id} became leader of term ${st.term} without committed ${show(want)} (holds ${show(mine)})`);
@@ -175,7 +230,8 @@ export class SafetyChecker {
       }
       const now = core.entryAt(rec.leaderLastIndex as Entry['index']);
       const was = rec.leaderLastEntry;
-      if (was !== undefined && (now === undefined || !sameEntry(now, was))) {
+      // A leader may compact its own log: an entry it no longer holds was applied, hence checked when committed.
+      if (was !== undefined && rec.leaderLastIndex >= st.firstIndex && (now === undefined || !sameEntry(now, was))) {
         throw new SafetyViolation('leader append-only', `leader ${node.id} of term ${st.term} replaced ${show(was)} with ${show(now)}`);
       }
     }
@@ -188,7 +244,8 @@ export class SafetyChecker {
   onPersisted(i: number, entries: readonly Entry[]): void {
     if (entries.length === 0) return;
     const disk = this.nodes[i]!.disk;
-    let prevTerm = entries[0]!.index > 1 ? disk.entries[entries[0]!.index - 2]!.term : 0;
+    let prevTerm = disk.termAt(entries[0]!.index - 1);
+    if (prevTerm === undefined) throw new SafetyViolation('log matching', `${this.nodes[i]!.id} persisted entries from ${entries[0]!.index} after a gap`);
     for (const e of entries) {
       this.registerLogKey(this.nodes[i]!.id, e, prevTerm);
       prevTerm = e.term;
@@ -252,6 +309,30 @@ export class SafetyChecker {
     }
   }
 
+  /** Node i applied up to `index` (by an entry or a snapshot); its state machine's digest must be everyone's there. */
+  afterApply(i: number, index: number, digest: string): void {
+    const first = this.digestAt[index];
+    if (first === undefined) this.digestAt[index] = digest;
+    else if (first !== digest) {
+      throw new SafetyViolation('state machine safety', `${this.nodes[i]!.id} has state ${digest} after applying up to ${index}, another node had ${first}`);
+    }
+  }
+
+  /**
+   * Node i's state machine now holds snapshot `meta` (taken there, installed from the leader, or restored from its
+   * disk): its state must be what every node had after applying up to the snapshot's index, and its term the one
+   * committed there.
+   */
+  onSnapshot(i: number, meta: SnapshotMeta, digest: string, how: 'taken' | 'installed' | 'restored'): void {
+    const id = this.nodes[i]!.id;
+    this.checkSnapshotTerm(id, meta);
+    const first = this.digestAt[meta.index];
+    if (first === undefined) this.digestAt[meta.index] = digest;
+    else if (first !== digest) {
+      throw new SafetyViolation('snapshot state', `${id} ${how} a snapshot at ${meta.index} holding state ${digest}, but the state there is ${first}`);
+    }
+  }
+
   onCrash(i: number): void {
     const rec = this.records[i]!;
     rec.appliedBeforeCrash = Math.max(rec.appliedBeforeCrash, this.nodes[i]!.applied);
@@ -263,7 +344,7 @@ export class SafetyChecker {
   onRestart(i: number): void {
     const node = this.nodes[i]!;
     const rec = this.records[i]!;
-    const commit = node.disk.hardState.commit;
+    const commit = Math.max(node.disk.hardState.commit, node.disk.snapshot?.meta.index ?? 0);
     if (commit < rec.appliedBeforeCrash) {
       throw new SafetyViolation('restart durability', `${node.id} restarted with commit ${commit} after applying up to ${rec.appliedBeforeCrash}`);
     }

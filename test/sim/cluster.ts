@@ -1,12 +1,30 @@
 // The simulated cluster: Raft cores on one event queue with simulated time, network and disk, all drawn from one
 // seed. Each node runs the loop the real manager runs (take a Ready, persist it unsynced, and only after the sync
-// send, apply and advance); checkers run after every event. Node creation and the state machine are pluggable.
+// send, install a snapshot, apply and advance); checkers run after every event. Node creation and the state machine
+// are pluggable. Nodes snapshot their state machine and compact their log at a threshold; a leader's 'snapshot'
+// message becomes an out-of-band stream (delayed, droppable) reported back to it. Spare nodes start outside the
+// configuration and join through membership changes.
 import { nodeId, type NodeId } from '../../src/lib/ids.js';
 import { SeededRandom } from '../../src/lib/random.js';
 import { createRaftNode, defaultRaftLimits } from '../../src/raft/index.js';
-import type { Entry, Message, MessageType, ProposeResult, RaftConfig, RaftInitialState, RaftNode, RaftStatus, Ready, Role } from '../../src/raft/types.js';
+import type {
+  ConfChange,
+  ConfChangeResult,
+  ConfState,
+  Entry,
+  Message,
+  MessageType,
+  ProposeResult,
+  RaftConfig,
+  RaftInitialState,
+  RaftNode,
+  RaftStatus,
+  Ready,
+  Role,
+  SnapshotMessage,
+} from '../../src/raft/types.js';
 import { SafetyChecker, type CheckedNode } from './checkers.js';
-import { SimDisk } from './disk.js';
+import { SimDisk, type StoredSnapshot } from './disk.js';
 import { EventQueue } from './event-queue.js';
 import { reliableNetwork, SimNetwork, type NetworkFaults } from './network.js';
 import { SessionStateMachine, type AppliedCommand, type SimStateMachine, type StateMachineFactory } from './state-machine.js';
@@ -25,10 +43,30 @@ export const defaultRaftParams: RaftParams = {
   ...defaultRaftLimits,
 };
 
+/** When nodes snapshot: once they applied `everyEntries` past their last snapshot, keeping `retainEntries` of log. */
+export interface SnapshotPolicy {
+  readonly everyEntries: number;
+  readonly retainEntries: number;
+}
+
+/** The out-of-band stream of a snapshot: how long it takes and how often it fails. */
+export interface SnapshotTransfer {
+  readonly delayUnitsMin: number;
+  readonly delayUnitsMax: number;
+  readonly dropRate: number;
+}
+
+export const defaultSnapshotTransfer: SnapshotTransfer = { delayUnitsMin: 50, delayUnitsMax: 400, dropRate: 0 };
+
 export interface ClusterOptions {
   seed: number;
-  /** How many voters (n1..nK). */
+  /** How many voters the cluster starts with (n1..nK). */
   nodes: number;
+  /** Nodes after them (n(K+1)..), started as joiners outside the configuration; K + spares <= 9. */
+  spares?: number;
+  /** Snapshot and compact at a threshold (default: never). */
+  snapshots?: SnapshotPolicy | null;
+  snapshotTransfer?: Partial<SnapshotTransfer>;
   raft?: Partial<RaftParams>;
   network?: Partial<NetworkFaults>;
   /** A synced write completes after a latency drawn from [min, max] units; 0 and 0 sync at once. */
@@ -64,6 +102,10 @@ export class SimNode implements CheckedNode {
   lastCommit = -1;
   /** A slow (or fast) disk on this node only: [min, max] units per synced write, instead of the cluster's. */
   diskLatencyUnits: readonly [number, number] | null = null;
+  /** A snapshot streamed to this node and taken by its core, waiting for the Ready that installs it. */
+  received: StoredSnapshot | null = null;
+  /** The snapshot in the Ready being written. */
+  installing: StoredSnapshot | null = null;
 
   constructor(
     readonly id: NodeId,
@@ -71,6 +113,8 @@ export class SimNode implements CheckedNode {
     /** The root of this node's random streams; each incarnation's core gets a fork. */
     readonly random: SeededRandom,
     sm: SimStateMachine,
+    /** Started outside the configuration (a spare): its core runs with join set. */
+    readonly joiner: boolean,
   ) {
     this.sm = sm;
   }
@@ -85,7 +129,8 @@ type SimEvent =
   | { time: number; seq: number; kind: 'deliver'; node: number; inc: number; msg: Message }
   | { time: number; seq: number; kind: 'sync'; node: number; inc: number }
   | { time: number; seq: number; kind: 'clock' }
-  | { time: number; seq: number; kind: 'call'; fn: () => void };
+  | { time: number; seq: number; kind: 'call'; fn: () => void }
+  | { time: number; seq: number; kind: 'stream'; from: number; fromInc: number; to: number; toInc: number; msg: SnapshotMessage; snap: StoredSnapshot; lost: boolean };
 
 type EventBody = SimEvent extends infer E ? (E extends SimEvent ? Omit<E, 'time' | 'seq'> : never) : never;
 
@@ -98,6 +143,13 @@ export interface ClusterStats {
   /** Append responses with success = false: how many round trips log backtracking took. */
   rejectedAppends: number;
   diskWrites: number;
+  snapshotsTaken: number;
+  /** Snapshot streams started, delivered to the follower's core, and failed (lost, or an end went down). */
+  snapshotsSent: number;
+  snapshotsDelivered: number;
+  snapshotsFailed: number;
+  snapshotsInstalled: number;
+  confChanges: number;
 }
 
 function emptyStats(): ClusterStats {
@@ -121,6 +173,12 @@ function emptyStats(): ClusterStats {
     duplicated: 0,
     rejectedAppends: 0,
     diskWrites: 0,
+    snapshotsTaken: 0,
+    snapshotsSent: 0,
+    snapshotsDelivered: 0,
+    snapshotsFailed: 0,
+    snapshotsInstalled: 0,
+    confChanges: 0,
   };
 }
 
@@ -145,6 +203,12 @@ export class SimCluster {
   intercept: ((m: Message) => Message | null) | null = null;
   diskLatencyUnitsMin: number;
   diskLatencyUnitsMax: number;
+  /** The voters the cluster started with (n1..nK); the spares come after them. */
+  readonly bootstrap: ConfState;
+  snapshotPolicy: SnapshotPolicy | null;
+  snapshotTransfer: SnapshotTransfer;
+  /** Every node that was ever in a proposed configuration: the simulator never re-adds a removed id. */
+  readonly everMember = new Set<NodeId>();
 
   private readonly queue = new EventQueue<SimEvent>();
   private seq = 0;
@@ -152,18 +216,24 @@ export class SimCluster {
   private readonly diskRandom: SeededRandom;
   private readonly phaseRandom: SeededRandom;
   private readonly spareRandom: SeededRandom;
+  /** Forked after the others, so adding snapshot streams does not shift the other components' draws. */
+  private readonly streamRandom: SeededRandom;
   private readonly createCore: CoreFactory;
   private readonly createStateMachine: StateMachineFactory;
   private readonly applyListeners: ApplyListener[] = [];
   private readonly clockListeners: ClockListener[] = [];
 
   constructor(o: ClusterOptions) {
-    if (![1, 2, 3, 4, 5, 6, 7, 8, 9].includes(o.nodes)) throw new Error(`a simulated cluster has 1..9 nodes, not ${o.nodes}`);
+    const spares = o.spares ?? 0;
+    if (![1, 2, 3, 4, 5, 6, 7, 8, 9].includes(o.nodes + spares) || spares < 0) {
+      throw new Error(`a simulated cluster has 1..9 nodes, not ${o.nodes} and ${spares} spares`);
+    }
     this.seed = o.seed;
     const master = new SeededRandom(o.seed);
     this.tickUnits = o.tickUnits ?? 100;
     this.params = { ...defaultRaftParams, ...o.raft };
-    this.network = new SimNetwork(o.nodes, master.fork(), { ...reliableNetwork, ...o.network });
+    const total = o.nodes + spares;
+    this.network = new SimNetwork(total, master.fork(), { ...reliableNetwork, ...o.network });
     this.diskRandom = master.fork();
     this.phaseRandom = master.fork();
     this.spareRandom = master.fork();
@@ -172,10 +242,15 @@ export class SimCluster {
     this.createCore = o.createCore ?? createRaftNode;
     this.createStateMachine = o.createStateMachine ?? (() => new SessionStateMachine());
     this.trace = o.trace ?? null;
-    this.ids = Array.from({ length: o.nodes }, (_, i) => nodeId(`n${i + 1}`));
+    this.ids = Array.from({ length: total }, (_, i) => nodeId(`n${i + 1}`));
     this.ids.forEach((id, i) => this.indexOf.set(id, i));
-    this.nodes = this.ids.map((id, i) => new SimNode(id, i, master.fork(), this.createStateMachine()));
-    this.checker = o.checks === false ? null : new SafetyChecker(this.nodes);
+    this.bootstrap = { voters: this.ids.slice(0, o.nodes), learners: [] };
+    for (const id of this.bootstrap.voters) this.everMember.add(id);
+    this.nodes = this.ids.map((id, i) => new SimNode(id, i, master.fork(), this.createStateMachine(), i >= o.nodes));
+    this.streamRandom = master.fork();
+    this.snapshotPolicy = o.snapshots ?? null;
+    this.snapshotTransfer = { ...defaultSnapshotTransfer, ...o.snapshotTransfer };
+    this.checker = o.checks === false ? null : new SafetyChecker(this.nodes, this.bootstrap);
     this.schedule({ kind: 'clock' }, this.tickUnits);
     for (let i = 0; i < this.nodes.length; i++) this.start(i);
   }
@@ -214,6 +289,21 @@ export class SimCluster {
 
   liveNodes(): SimNode[] {
     return this.nodes.filter((n) => n.up);
+  }
+
+  /** The configuration the current leader (highest term) has in effect, or null without a leader. */
+  config(): ConfState | null {
+    const id = this.leader();
+    if (id === null) return null;
+    const st = this.status(id)!;
+    return { voters: st.voters, learners: st.learners };
+  }
+
+  /** The nodes of the leader's configuration (voters and learners), or every node without a leader. */
+  memberNodes(): SimNode[] {
+    const conf = this.config();
+    if (conf === null) return this.nodes.slice();
+    return this.nodes.filter((n) => conf.voters.includes(n.id) || conf.learners.includes(n.id));
   }
 
   /** A random stream for components built on the cluster (workload, schedules), forked from the seed. */
@@ -259,6 +349,9 @@ export class SimCluster {
       case 'call':
         ev.fn();
         break;
+      case 'stream':
+        this.onStreamEnd(ev);
+        break;
     }
     return true;
   }
@@ -300,6 +393,32 @@ export class SimCluster {
     return r;
   }
 
+  /** An operator's membership change through node `id`'s core (the leader's); null while the node is down. */
+  proposeConfChange(id: NodeId | number, change: ConfChange): ConfChangeResult | null {
+    const node = this.node(id);
+    if (node.core === null) return null;
+    const r = node.core.proposeConfChange(change);
+    if (r.ok) {
+      this.stats.confChanges++;
+      this.everMember.add(change.nodeId);
+    }
+    if (this.trace !== null) this.log(`${node.id} conf change ${change.type} ${change.nodeId} -> ${r.ok ? `ok at ${r.index}` : r.reason}`);
+    this.pump(node.index);
+    this.afterEvent(node.index);
+    return r;
+  }
+
+  /** Leadership transfer through node `id`'s core. */
+  transferLeadership(id: NodeId | number, target: NodeId | null): boolean {
+    const node = this.node(id);
+    if (node.core === null) return false;
+    const r = node.core.transferLeadership(target);
+    if (this.trace !== null) this.log(`${node.id} transfer to ${target ?? 'any'} -> ${r.ok ? r.target : r.reason}`);
+    this.pump(node.index);
+    this.afterEvent(node.index);
+    return r.ok;
+  }
+
   campaign(id: NodeId | number): void {
     const node = this.node(id);
     if (node.core === null) return;
@@ -313,6 +432,8 @@ export class SimCluster {
     if (node.core === null) return;
     node.core = null;
     node.syncing = null;
+    node.received = null;
+    node.installing = null;
     node.disk.dropUnsynced();
     node.lastRole = null;
     this.checker?.onCrash(node.index);
@@ -363,11 +484,19 @@ export class SimCluster {
     node.sm = this.createStateMachine();
     const initial = node.disk.load();
     this.checker?.onRestart(i);
-    const config: RaftConfig = { id: node.id, voters: this.ids, random: node.random.fork(), ...this.params };
+    const snap = node.disk.snapshot;
+    if (snap !== null) {
+      node.sm.restore(snap.data);
+      node.applied = snap.meta.index;
+      this.checker?.onSnapshot(i, snap.meta, node.sm.digest(), 'restored');
+    }
+    const membership = node.joiner ? { voters: [], join: true } : { voters: this.bootstrap.voters };
+    const config: RaftConfig = { id: node.id, random: node.random.fork(), ...this.params, ...membership };
     node.core = this.createCore(config, initial);
     if (this.trace !== null) {
       const hs = initial.hardState;
-      this.log(`${node.id} START #${node.incarnation} term=${hs.term} vote=${hs.vote ?? '-'} commit=${hs.commit} entries=${initial.entries.length}`);
+      const from = snap === null ? '' : ` snapshot=${snap.meta.index}/t${snap.meta.term}`;
+      this.log(`${node.id} START #${node.incarnation} term=${hs.term} vote=${hs.vote ?? '-'} commit=${hs.commit}${from} entries=${initial.entries.length}`);
     }
     this.schedule({ kind: 'tick', node: i, inc: node.incarnation }, 1 + this.phaseRandom.int(this.tickUnits - 1));
     this.pump(i);
@@ -414,9 +543,10 @@ export class SimCluster {
       if (rounds === readiesPerEventMax) throw new Error(`${node.id} kept producing Readies (${rounds} in one event)`);
       const rd = node.core.ready();
       node.syncing = rd;
-      const write = rd.hardState !== null || rd.entries.length > 0;
+      const write = rd.hardState !== null || rd.entries.length > 0 || rd.snapshot !== null;
       if (write) {
-        node.disk.begin(rd.hardState, rd.entries);
+        node.installing = rd.snapshot === null ? null : this.takeReceived(node, rd);
+        node.disk.begin(rd.hardState, rd.entries, node.installing);
         const [min, max] = node.diskLatencyUnits ?? [this.diskLatencyUnitsMin, this.diskLatencyUnitsMax];
         if (max > 0) {
           const latency = min + (max > min ? this.diskRandom.int(max - min + 1) : 0);
@@ -439,9 +569,12 @@ export class SimCluster {
       if (this.trace !== null && rd.entries.length > 0) this.log(`${node.id} synced ${describeEntries(rd.entries)}`);
     }
     for (const m of rd.messages) this.send(i, m);
+    if (rd.snapshot !== null) this.install(node, node.installing!);
     if (rd.committedEntries.length > 0) this.apply(node, rd.committedEntries);
     node.syncing = null;
+    node.installing = null;
     core.advance(rd);
+    this.maybeSnapshot(node);
   }
 
   private apply(node: SimNode, entries: readonly Entry[]): void {
@@ -452,8 +585,95 @@ export class SimCluster {
       checker?.onApply(node.index, e);
       const cmd = node.sm.apply(e);
       node.applied = e.index;
+      checker?.afterApply(node.index, e.index, node.sm.digest());
       for (const l of listeners) l(node, e, cmd);
     }
+  }
+
+  // ---- snapshots ----
+
+  /** The snapshot a Ready installs must be the one streamed to this node (and taken by its core). */
+  private takeReceived(node: SimNode, rd: Ready): StoredSnapshot {
+    const snap = node.received;
+    const want = rd.snapshot!;
+    if (snap === null || snap.meta.index !== want.index || snap.meta.term !== want.term) {
+      throw new Error(`${node.id}'s Ready installs snapshot ${want.index}/t${want.term}, which it never received`);
+    }
+    node.received = null;
+    return snap;
+  }
+
+  private install(node: SimNode, snap: StoredSnapshot): void {
+    node.sm.restore(snap.data);
+    node.applied = snap.meta.index;
+    this.stats.snapshotsInstalled++;
+    if (this.trace !== null) this.log(`${node.id} installed snapshot ${snap.meta.index}/t${snap.meta.term}`);
+    this.checker?.onSnapshot(node.index, snap.meta, node.sm.digest(), 'installed');
+  }
+
+  /** Past the threshold, snapshot the state machine at its applied index and compact (the snapshot is durable at once). */
+  private maybeSnapshot(node: SimNode): void {
+    const policy = this.snapshotPolicy;
+    const core = node.core;
+    if (policy === null || core === null) return;
+    const last = node.disk.snapshot?.meta.index ?? 0;
+    if (node.applied - last < policy.everyEntries) return;
+    const meta = core.snapshotMeta(node.applied as Entry['index']);
+    if (meta === null) return;
+    const snap: StoredSnapshot = { meta, data: node.sm.snapshot() };
+    if (!core.compact(meta, policy.retainEntries)) throw new Error(`${node.id}'s core refused the snapshot it described at ${meta.index}`);
+    node.disk.compact(snap, meta.index - policy.retainEntries);
+    this.stats.snapshotsTaken++;
+    if (this.trace !== null) this.log(`${node.id} snapshot at ${meta.index}/t${meta.term}, log from ${core.status().firstIndex}`);
+    this.checker?.onSnapshot(node.index, meta, node.sm.digest(), 'taken');
+  }
+
+  /**
+   * A leader asks for a snapshot to go to a follower: stream the one on its disk (it may be newer than the message
+   * says), taking a while, and lost on a cut link or at the transfer's drop rate.
+   */
+  private streamSnapshot(i: number, m: SnapshotMessage): void {
+    const leader = this.nodes[i]!;
+    const snap = leader.disk.snapshot;
+    if (snap === null || snap.meta.index < m.snapshot.index) throw new Error(`${leader.id} asked to send snapshot ${m.snapshot.index} without holding it`);
+    const to = this.indexOf.get(m.to);
+    if (to === undefined) throw new Error(`${m.from} sent a snapshot to unknown node ${m.to}`);
+    const t = this.snapshotTransfer;
+    const span = t.delayUnitsMax - t.delayUnitsMin;
+    const delay = t.delayUnitsMin + (span > 0 ? this.streamRandom.int(span + 1) : 0);
+    const lost = !this.network.linkUp(i, to) || (t.dropRate > 0 && this.streamRandom.next() < t.dropRate);
+    this.stats.snapshotsSent++;
+    if (this.trace !== null) this.log(`${leader.id} streams snapshot ${snap.meta.index}/t${snap.meta.term} to ${m.to}${lost ? ' (will be lost)' : ''}`);
+    const msg: SnapshotMessage = { ...m, snapshot: snap.meta };
+    this.schedule({ kind: 'stream', from: i, fromInc: leader.incarnation, to, toInc: this.nodes[to]!.incarnation, msg, snap, lost }, delay);
+  }
+
+  /** The stream ends: the follower's core gets the snapshot if it arrived whole, and the leader hears the outcome. */
+  private onStreamEnd(ev: Extract<SimEvent, { kind: 'stream' }>): void {
+    const leader = this.nodes[ev.from]!;
+    const node = this.nodes[ev.to]!;
+    const leaderUp = leader.core !== null && leader.incarnation === ev.fromInc;
+    const delivered = !ev.lost && leaderUp && node.core !== null && node.incarnation === ev.toInc && this.network.linkUp(ev.from, ev.to);
+    if (delivered) {
+      this.stats.snapshotsDelivered++;
+      if (this.trace !== null) this.log(`deliver ${describeMessage(ev.msg)}`);
+      const core = node.core!;
+      core.step(ev.msg);
+      // The bytes stay only if the core took them: its snapshot is now this one, with nothing after it yet.
+      const st = core.status();
+      if (st.snapshot !== null && st.snapshot.index === ev.msg.snapshot.index && st.snapshot.term === ev.msg.snapshot.term && st.firstIndex === ev.msg.snapshot.index + 1) {
+        node.received = ev.snap;
+      }
+      this.pump(ev.to);
+      this.afterEvent(ev.to);
+    } else {
+      this.stats.snapshotsFailed++;
+      if (this.trace !== null) this.log(`snapshot stream ${leader.id}->${node.id} failed`);
+    }
+    if (!leaderUp) return;
+    leader.core!.reportSnapshot(node.id, delivered ? 'finish' : 'failure');
+    this.pump(ev.from);
+    this.afterEvent(ev.from);
   }
 
   private send(i: number, sent: Message): void {
@@ -466,6 +686,12 @@ export class SimCluster {
     if (m === null) {
       s.dropped++;
       if (this.trace !== null) this.log(`drop ${describeMessage(sent)} (intercepted)`);
+      // A snapshot stream that never starts still ends, in failure: the leader must hear of it.
+      if (sent.type === 'snapshot') this.at(0, () => this.failStream(i, sent));
+      return;
+    }
+    if (m.type === 'snapshot') {
+      this.streamSnapshot(i, m);
       return;
     }
     const to = this.indexOf.get(m.to);
@@ -484,6 +710,15 @@ export class SimCluster {
     if (delays.length > 1) s.duplicated++;
     const inc = this.nodes[to]!.incarnation;
     for (const d of delays) this.schedule({ kind: 'deliver', node: to, inc, msg: m }, d);
+  }
+
+  private failStream(i: number, m: SnapshotMessage): void {
+    const core = this.nodes[i]!.core;
+    this.stats.snapshotsFailed++;
+    if (core === null) return;
+    core.reportSnapshot(m.to, 'failure');
+    this.pump(i);
+    this.afterEvent(i);
   }
 
   private afterEvent(i: number): void {

@@ -1,7 +1,9 @@
 // One simulated run = (seed, steps, nodes, profile or explicit schedule): a fault phase of `steps` ticks under load,
 // then a liveness phase (heal, restart, reliable network) that must converge within a bound. Any failure throws a
 // SimulationFailure whose message carries the seed and the command that replays the run.
+import type { NodeId } from '../../src/lib/ids.js';
 import { SeededRandom } from '../../src/lib/random.js';
+import type { ConfChange } from '../../src/raft/types.js';
 import { SafetyViolation } from './checkers.js';
 import { SimCluster, type ClusterOptions } from './cluster.js';
 import { reliableNetwork } from './network.js';
@@ -37,6 +39,11 @@ export interface RunResult {
   acked: number;
   messages: number;
   crashes: number;
+  snapshotsInstalled: number;
+  confChanges: number;
+  /** The configuration the run ended with. */
+  voters: number;
+  learners: number;
 }
 
 export const livenessTicksDefault = 400;
@@ -79,6 +86,9 @@ export function runSimulation(o: RunOptions): RunResult {
       diskLatencyUnitsMin: 0,
       diskLatencyUnitsMax: schedule.diskLatencyUnitsMax,
       network: schedule.network,
+      spares: schedule.spares ?? 0,
+      snapshots: schedule.snapshots ?? null,
+      ...(schedule.snapshotTransfer === undefined ? {} : { snapshotTransfer: schedule.snapshotTransfer }),
       ...o.cluster,
       raft: { ...schedule.raft, ...o.cluster?.raft },
       seed: o.seed,
@@ -102,7 +112,7 @@ export function runSimulation(o: RunOptions): RunResult {
     faultsOn = false;
     const livenessTicks = heal(c, workload, o.livenessTicksMax ?? livenessTicksDefault);
     phase = 'final check';
-    workload.verifyExactlyOnce();
+    workload.verifyExactlyOnce(c.memberNodes());
     verifyDigests(c);
     const leader = c.status(c.leader()!)!;
     return {
@@ -116,6 +126,10 @@ export function runSimulation(o: RunOptions): RunResult {
       acked: workload.stats.acked,
       messages: c.stats.sentTotal,
       crashes,
+      snapshotsInstalled: c.stats.snapshotsInstalled,
+      confChanges: c.stats.confChanges,
+      voters: leader.voters.length,
+      learners: leader.learners.length,
     };
   } catch (err) {
     throw failure(o, profile, phase, cluster, err);
@@ -174,7 +188,43 @@ export function applyFault(c: SimCluster, workload: Workload, e: FaultEvent): bo
     case 'burst':
       workload.burst(e.count);
       return false;
+    case 'member':
+      changeMembership(c, e);
+      return false;
   }
+}
+
+/**
+ * The operator: one change through the current leader, its target picked among the candidates the leader's
+ * configuration allows (a refused change, say while another is in progress, is simply dropped).
+ */
+function changeMembership(c: SimCluster, e: Extract<FaultEvent, { kind: 'member' }>): void {
+  const leader = c.leader();
+  if (leader === null) return;
+  const st = c.status(leader)!;
+  const hint = e.node === 'leader' ? 0 : e.node;
+  const choose = (ids: readonly NodeId[]): NodeId | null => (ids.length === 0 ? null : ids[hint % ids.length]!);
+  let change: ConfChange | null = null;
+  switch (e.op) {
+    case 'grow': {
+      // A removed id is never added again: its old state (votes, terms) would be a new member's (see types.ts).
+      const id = choose(c.ids.filter((x) => !c.everMember.has(x)));
+      if (id !== null) change = { type: 'addLearner', nodeId: id };
+      break;
+    }
+    case 'promote': {
+      const id = choose(st.learners);
+      if (id !== null) change = { type: 'promote', nodeId: id };
+      break;
+    }
+    case 'remove': {
+      // Keep two voters at least: a run that shrinks to one voter tests little of what a change can break.
+      const id = e.node === 'leader' ? leader : choose([...st.voters, ...st.learners]);
+      if (id !== null && (st.learners.includes(id) || st.voters.length > 2)) change = { type: 'remove', nodeId: id };
+      break;
+    }
+  }
+  if (change !== null) c.proposeConfChange(leader, change);
 }
 
 /** Heals everything and waits for a leader, every pending command acknowledged, and every node applied up to the
@@ -191,10 +241,12 @@ function heal(c: SimCluster, workload: Workload, ticksMax: number): number {
   });
   if (!c.runUntil(() => converged, ticksMax)) {
     const leader = c.leader();
+    const conf = c.config();
     const applied = c.nodes.map((nd) => `${nd.id}:${nd.applied}/${nd.core?.status().commitIndex ?? '-'}`).join(' ');
+    const members = conf === null ? '' : `, voters ${conf.voters.join(',')} learners ${conf.learners.join(',') || '-'}`;
     throw new SafetyViolation(
       'liveness',
-      `no convergence ${ticksMax} ticks after healing: leader ${leader ?? 'none'}, ${workload.pendingCount()} commands pending, applied/commit ${applied}`,
+      `no convergence ${ticksMax} ticks after healing: leader ${leader ?? 'none'}${members}, ${workload.pendingCount()} commands pending, applied/commit ${applied}`,
     );
   }
   return c.tick - start;
@@ -206,7 +258,8 @@ function isConverged(c: SimCluster, workload: Workload): boolean {
   if (id === null) return false;
   const st = c.status(id)!;
   if (st.commitIndex !== st.lastIndex) return false;
-  return c.nodes.every((nd) => nd.up && nd.applied === st.commitIndex);
+  // Nodes outside the configuration (removed, or spares never added) are not expected to follow.
+  return c.nodes.every((nd) => (!st.voters.includes(nd.id) && !st.learners.includes(nd.id)) || (nd.up && nd.applied === st.commitIndex));
 }
 
 /** Nodes that applied the same prefix hold the same state. */

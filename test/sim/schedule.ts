@@ -1,6 +1,8 @@
 // Fault schedules: timed fault events (partitions, isolation, one-way cuts, crashes, restarts, network rates,
-// proposal bursts) and the named profiles that draw a random schedule from a seed.
+// proposal bursts, membership changes) and the named profiles that draw a random schedule from a seed, with the
+// snapshot policy of the run.
 import type { Random } from '../../src/lib/random.js';
+import type { SnapshotPolicy, SnapshotTransfer } from './cluster.js';
 import type { NetworkFaults } from './network.js';
 import { reliableNetwork } from './network.js';
 
@@ -15,7 +17,14 @@ export type FaultEvent =
   | { readonly at: number; readonly kind: 'crash'; readonly node: NodeRef }
   | { readonly at: number; readonly kind: 'restart'; readonly node: number | 'all' }
   | { readonly at: number; readonly kind: 'network'; readonly dropRate: number; readonly dupRate: number; readonly reorderRate: number }
-  | { readonly at: number; readonly kind: 'burst'; readonly count: number };
+  | { readonly at: number; readonly kind: 'burst'; readonly count: number }
+  /**
+   * An operator's membership change through the leader: 'grow' adds a node that was never a member as a learner,
+   * 'promote' a learner, 'remove' a member (the leader when node is 'leader'); node picks among the candidates.
+   */
+  | { readonly at: number; readonly kind: 'member'; readonly op: MemberOp; readonly node: NodeRef };
+
+export type MemberOp = 'grow' | 'promote' | 'remove';
 
 /** The flow-control limits a schedule may shrink: small appends and windows split logs across many messages, which
  * is where commit-by-counting (Figure 8) and commit-past-the-verified-prefix bugs live. */
@@ -31,9 +40,13 @@ export interface Schedule {
   readonly clients: number;
   readonly diskLatencyUnitsMax: number;
   readonly raft?: ScheduleLimits;
+  /** Nodes outside the configuration at the start, for 'grow' to add (nodes + spares <= 9). */
+  readonly spares?: number;
+  readonly snapshots?: SnapshotPolicy | null;
+  readonly snapshotTransfer?: Partial<SnapshotTransfer>;
 }
 
-export const profileNames = ['calm', 'lossy', 'partitions', 'crashes', 'figure8', 'chaos'] as const;
+export const profileNames = ['calm', 'lossy', 'partitions', 'crashes', 'figure8', 'chaos', 'membership'] as const;
 export type ProfileName = (typeof profileNames)[number];
 
 export function isProfileName(s: string): s is ProfileName {
@@ -42,7 +55,22 @@ export function isProfileName(s: string): s is ProfileName {
 
 /** The profile a seed picks when none is named: mostly the ones with faults. */
 export function profileForSeed(random: Random): ProfileName {
-  const weighted: ProfileName[] = ['calm', 'lossy', 'lossy', 'partitions', 'partitions', 'crashes', 'crashes', 'figure8', 'chaos', 'chaos', 'chaos'];
+  const weighted: ProfileName[] = [
+    'calm',
+    'lossy',
+    'lossy',
+    'partitions',
+    'partitions',
+    'crashes',
+    'crashes',
+    'figure8',
+    'chaos',
+    'chaos',
+    'chaos',
+    'membership',
+    'membership',
+    'membership',
+  ];
   return weighted[random.int(weighted.length)]!;
 }
 
@@ -98,8 +126,32 @@ function bursts(random: Random, steps: number): FaultEvent[] {
   return eventsEvery(random, steps, 20, 80, (at) => ({ at, kind: 'burst', count: pick(random, 1, 12) }));
 }
 
+function memberEvent(random: Random, at: number): FaultEvent {
+  const r = random.int(10);
+  const op: MemberOp = r < 4 ? 'grow' : r < 7 ? 'promote' : 'remove';
+  return { at, kind: 'member', op, node: op === 'remove' && chance(random, 0.3) ? 'leader' : random.int(9) };
+}
+
+/** Snapshots from often (every few entries, the whole log compacted) to never; streams slow and sometimes lost. */
+function snapshotSettings(random: Random): Pick<Schedule, 'snapshots' | 'snapshotTransfer'> {
+  const policies: (SnapshotPolicy | null)[] = [null, { everyEntries: 4, retainEntries: 0 }, { everyEntries: 15, retainEntries: 3 }, { everyEntries: 40, retainEntries: 10 }];
+  const snapshots = policies[random.int(policies.length)]!;
+  const snapshotTransfer: Partial<SnapshotTransfer> = { delayUnitsMin: 20, delayUnitsMax: pick(random, 50, 600), dropRate: [0, 0.1, 0.3][random.int(3)]! };
+  return { snapshots, snapshotTransfer };
+}
+
 /** A random schedule of the named profile for `nodes` nodes and `steps` ticks of faults. */
 export function generateSchedule(profile: ProfileName, random: Random, nodes: number, steps: number): Schedule {
+  const schedule = profileSchedule(profile, random, nodes, steps);
+  // Drawn after the profile's own draws, so adding them did not change the schedules the profiles drew before.
+  const extras = snapshotSettings(random);
+  if (profile !== 'chaos' && profile !== 'membership') return { ...schedule, ...extras };
+  const spares = Math.min(2, 9 - nodes);
+  const members = eventsEvery(random, steps, profile === 'membership' ? 4 : 10, profile === 'membership' ? 20 : 50, (at) => memberEvent(random, at));
+  return { ...schedule, ...extras, spares, events: [...schedule.events, ...members] };
+}
+
+function profileSchedule(profile: ProfileName, random: Random, nodes: number, steps: number): Schedule {
   const clients = pick(random, 1, 5);
   const diskLatencyUnitsMax = [0, 20, 50, 150][random.int(4)]!;
   const raft: ScheduleLimits = {
@@ -128,6 +180,11 @@ export function generateSchedule(profile: ProfileName, random: Random, nodes: nu
         return { at, kind: 'burst', count: pick(random, 1, 12) };
       });
       return { ...base, network: lossyNetwork(random), events };
+    }
+    case 'membership': {
+      // Changes come from the extras; faults come less often than in chaos, so that changes get to commit.
+      const events = eventsEvery(random, steps, 8, 40, (at) => (chance(random, 0.5) ? partitionEvent(random, at, nodes) : crashEvent(random, at, nodes, 0.4)));
+      return { ...base, network: chance(random, 0.5) ? reliableNetwork : lossyNetwork(random), events: [...events, ...bursts(random, steps)] };
     }
   }
 }

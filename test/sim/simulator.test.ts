@@ -129,6 +129,8 @@ describe('the checkers catch a broken node', () => {
       ...run,
       profile: 'crashes',
       cluster: {
+        // Index 1 must stay in the logs for the broken entryAt to be asked about it.
+        snapshots: null,
         createCore: breakNode(null, (core) => ({
           entryAt: (i) => {
             const e = core.entryAt(i);
@@ -263,6 +265,11 @@ describe('the checkers catch a broken node', () => {
             },
             effectCount: (id) => effects.get(commandKey(id)) ?? 0,
             digest: () => String(effects.size),
+            snapshot: () => new TextEncoder().encode(JSON.stringify([...effects])),
+            restore: (data) => {
+              effects.clear();
+              for (const [k, v] of JSON.parse(new TextDecoder().decode(data)) as [string, number][]) effects.set(k, v);
+            },
           };
         },
       },

@@ -1,5 +1,6 @@
 // The simulated replicated state machine, pluggable per cluster: commands carry a unique id (clientId, seq) and the
 // default machine applies each id's effect once, like a client session, so 'applied exactly once' can be checked.
+// A snapshot is its whole state as bytes; restoring one replaces the state.
 import type { Entry } from '../../src/raft/types.js';
 
 /** A command's unique id: a client and its sequence number. */
@@ -38,9 +39,13 @@ export interface AppliedCommand extends CommandId {
   readonly effective: boolean;
 }
 
-/** One node's state machine. A restarted node gets a fresh one and re-applies the log from index 1. */
+/** One node's state machine. A restarted node gets a fresh one, restores its snapshot and re-applies the log after it. */
 export interface SimStateMachine {
   apply(entry: Entry): AppliedCommand | null;
+  /** The whole state as bytes (what a snapshot of this machine holds). */
+  snapshot(): Uint8Array;
+  /** Replaces the whole state with a snapshot's. */
+  restore(data: Uint8Array): void;
   /** How many times the effect of command `id` was applied; exactly-once wants 1. */
   effectCount(id: CommandId): number;
   /** A digest of the state, equal on two nodes that applied the same commands. */
@@ -74,6 +79,24 @@ export class SessionStateMachine implements SimStateMachine {
   digest(): string {
     return `${this.count}/${this.hash.toString(16)}`;
   }
+
+  /** count, hash, then every applied command's numeric key, as float64s. */
+  snapshot(): Uint8Array {
+    const out = new Float64Array(2 + this.effects.size);
+    out[0] = this.count;
+    out[1] = this.hash;
+    let i = 2;
+    for (const key of this.effects.keys()) out[i++] = key;
+    return new Uint8Array(out.buffer);
+  }
+
+  restore(data: Uint8Array): void {
+    const values = new Float64Array(data.slice().buffer);
+    this.count = values[0]!;
+    this.hash = values[1]!;
+    this.effects.clear();
+    for (let i = 2; i < values.length; i++) this.effects.set(values[i]!, 1);
+  }
 }
 
 /** Counts applied commands and nothing else: for benchmarks, where the state machine must cost next to nothing. */
@@ -91,5 +114,13 @@ export class CountingStateMachine implements SimStateMachine {
 
   digest(): string {
     return String(this.applied);
+  }
+
+  snapshot(): Uint8Array {
+    return new Uint8Array(new Float64Array([this.applied]).buffer);
+  }
+
+  restore(data: Uint8Array): void {
+    this.applied = new Float64Array(data.slice().buffer)[0]!;
   }
 }
