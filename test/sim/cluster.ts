@@ -282,6 +282,11 @@ export class SimCluster {
     return best?.id ?? null;
   }
 
+  /** The entry node `id` holds at `index`, if it is up and holds it. */
+  entryAt(id: NodeId, index: number): Entry | undefined {
+    return this.node(id).core?.entryAt(index as Entry['index']);
+  }
+
   /** Every live node that believes it is leader (more than one only across terms, e.g. a deposed leader). */
   leaders(): NodeId[] {
     return this.nodes.filter((n) => n.core?.status().role === 'leader').map((n) => n.id);

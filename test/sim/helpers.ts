@@ -1,7 +1,8 @@
 // Helpers for scenario tests on a SimCluster, after the classic Raft lab's: which entry each node applied at each
-// index, `one` (get a command committed and applied by enough nodes), and waiting for a leader.
+// index, `one` (get a command committed and applied by enough nodes), waiting for a leader, and an operator's
+// membership changes.
 import type { NodeId } from '../../src/lib/ids.js';
-import type { Entry } from '../../src/raft/types.js';
+import type { ConfChange, Entry } from '../../src/raft/types.js';
 import { bytesEqual } from './checkers.js';
 import { SimCluster, type ClusterOptions } from './cluster.js';
 import { encodeCommand } from './state-machine.js';
@@ -75,4 +76,37 @@ export function one(c: SimCluster, log: AppliedLog, data: Uint8Array, expected: 
     }
   }
   throw new Error(`one(): no agreement of ${expected} nodes within ${ticksMax} ticks (seed ${c.seed})`);
+}
+
+/**
+ * The operator's side of a membership change: propose it through whoever leads (again after a refusal such as a
+ * change in progress or a leader change) until the leader has it committed; returns the config entry's index.
+ */
+export function changeMembers(c: SimCluster, change: ConfChange, ticksMax = 300): number {
+  const deadline = c.tick + ticksMax;
+  while (c.tick < deadline) {
+    const leader = c.leader();
+    const r = leader === null ? null : c.proposeConfChange(leader, change);
+    if (r?.ok === true) {
+      const index = r.index;
+      const committed = (): boolean => c.leaders().some((id) => c.status(id)!.commitIndex >= index && c.entryAt(id, index)?.type === 'config');
+      if (c.runUntil(committed, 60)) return index;
+    } else if (r !== null && !r.ok && !['CONF_CHANGE_IN_PROGRESS', 'NOT_LEADER', 'PROPOSAL_DROPPED', 'LEARNER_NOT_CAUGHT_UP'].includes(r.reason)) {
+      throw new Error(`${change.type} ${change.nodeId} refused: ${r.reason}`);
+    } else {
+      c.runTicks(1);
+    }
+  }
+  throw new Error(`${change.type} ${change.nodeId}: not committed within ${ticksMax} ticks (seed ${c.seed})`);
+}
+
+/** Waits until the leader's progress shows `id` holding everything committed; throws after ticksMax. */
+export function waitCaughtUp(c: SimCluster, id: NodeId, ticksMax = 200): void {
+  const caughtUp = (): boolean => {
+    const leader = c.leader();
+    const st = leader === null ? null : c.status(leader);
+    const pr = st?.progress.get(id);
+    return st !== null && st !== undefined && pr !== undefined && pr.match >= st.commitIndex;
+  };
+  if (!c.runUntil(caughtUp, ticksMax)) throw new Error(`${id} did not catch up within ${ticksMax} ticks (seed ${c.seed})`);
 }

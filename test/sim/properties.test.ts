@@ -1,8 +1,10 @@
 // Properties over generated fault schedules: fast-check draws timed fault events (partitions, isolation, one-way
-// cuts, crashes, restarts, network rates, proposal bursts), runs them in the simulator with every checker on, and
-// shrinks a failure to a minimal schedule whose replay command is in the error.
+// cuts, crashes, restarts, network rates, proposal bursts, membership changes) and a snapshot policy, runs them in
+// the simulator with every checker on, and shrinks a failure to a minimal schedule whose replay command is in the
+// error.
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
+import type { SnapshotPolicy, SnapshotTransfer } from './cluster.js';
 import type { NetworkFaults } from './network.js';
 import { runSimulation } from './run.js';
 import type { FaultEvent, NodeRef, Schedule } from './schedule.js';
@@ -26,6 +28,19 @@ const crash: fc.Arbitrary<FaultEvent> = fc.record({ at, kind: fc.constant('crash
 const restart: fc.Arbitrary<FaultEvent> = fc.record({ at, kind: fc.constant('restart' as const), node: fc.oneof(node, fc.constant('all' as const)) });
 const network: fc.Arbitrary<FaultEvent> = fc.record({ at, kind: fc.constant('network' as const), dropRate: rate, dupRate: rate, reorderRate: rate });
 const burst: fc.Arbitrary<FaultEvent> = fc.record({ at, kind: fc.constant('burst' as const), count: fc.integer({ min: 1, max: 10 }) });
+const member: fc.Arbitrary<FaultEvent> = fc.record({
+  at,
+  kind: fc.constant('member' as const),
+  op: fc.constantFrom('grow' as const, 'promote' as const, 'remove' as const),
+  node: nodeRef,
+});
+
+const snapshots: fc.Arbitrary<SnapshotPolicy | null> = fc.constantFrom(null, { everyEntries: 3, retainEntries: 0 }, { everyEntries: 12, retainEntries: 4 });
+const snapshotTransfer: fc.Arbitrary<Partial<SnapshotTransfer>> = fc.record({
+  delayUnitsMin: fc.constant(20),
+  delayUnitsMax: fc.integer({ min: 20, max: 500 }),
+  dropRate: fc.constantFrom(0, 0.2, 0.5),
+});
 
 const reliable: fc.Arbitrary<NetworkFaults> = fc.constant({
   dropRate: 0,
@@ -53,6 +68,9 @@ function schedules(events: fc.Arbitrary<FaultEvent>, net: fc.Arbitrary<NetworkFa
       events: fc.array(events, { maxLength: 24 }),
       clients: fc.integer({ min: 1, max: 4 }),
       diskLatencyUnitsMax: fc.constantFrom(0, 20, 100),
+      spares: fc.constantFrom(0, 2),
+      snapshots,
+      snapshotTransfer,
     }),
   });
 }
@@ -75,6 +93,11 @@ describe('fault schedules (fast-check)', () => {
 
   it('on a network that drops, duplicates, delays and reorders, with any mix of faults, every invariant holds', () => {
     fc.assert(fc.property(schedules(fc.oneof(partition, isolate, cut, heal, crash, restart, network, burst), lossy), holds), params);
+  });
+
+  it('whatever members are added, promoted and removed (the leader too) amid crashes, partitions, loss and snapshots, no two leaders share a term, a removed node never leads again, snapshots hold the state of their index, and the cluster converges', () => {
+    const withChanges = fc.oneof(member, member, member, partition, isolate, crash, restart, heal, network, burst);
+    fc.assert(fc.property(schedules(withChanges, lossy), holds), params);
   });
 
   it('when the leader itself is repeatedly crashed or cut off, a new leader never loses a committed entry', () => {
