@@ -6,7 +6,7 @@
 // configuration and join through membership changes.
 import { nodeId, type NodeId } from '../../src/lib/ids.js';
 import { SeededRandom } from '../../src/lib/random.js';
-import { createRaftNode, defaultRaftLimits } from '../../src/raft/index.js';
+import { createRaftNode, defaultRaftLimits, forceNewCluster } from '../../src/raft/index.js';
 import type {
   ConfChange,
   ConfChangeResult,
@@ -449,6 +449,20 @@ export class SimCluster {
     const node = this.node(id);
     if (node.core !== null) return;
     this.start(node.index);
+  }
+
+  /**
+   * Disaster recovery on a crashed node: rewrite its disk with forceNewCluster (a one-voter cluster of itself),
+   * as an operator would before restarting it. The other nodes must never come back.
+   */
+  forceNewCluster(id: NodeId | number): void {
+    const node = this.node(id);
+    if (node.core !== null) throw new Error(`${node.id} must be down to be forced into a new cluster`);
+    const forced = forceNewCluster(node.disk.load(), node.id);
+    node.disk.begin(forced.hardState, forced.entries.slice(-1));
+    node.disk.sync();
+    this.checker?.onPersisted(node.index, forced.entries.slice(-1));
+    if (this.trace !== null) this.log(`${node.id} FORCED into a new cluster at ${forced.hardState.commit}/t${forced.hardState.term}`);
   }
 
   partition(groups: readonly (readonly (NodeId | number)[])[]): void {

@@ -181,6 +181,33 @@ describe('membership', () => {
     expect(c.status(victim)!.voters).toContain(victim);
   });
 
+  it('disaster recovery: the only survivor, forced into a one-voter cluster, keeps every write and grows back to three', () => {
+    const c = new SimCluster({ seed: 920, nodes: 3, spares: 2, snapshots: { everyEntries: 15, retainEntries: 0 } });
+    const workload = new Workload(c, c.forkRandom(), { clients: 3 });
+    const survivor = electLeader(c);
+    c.runTicks(60);
+    workload.active = false;
+    c.runTicks(40);
+    // Two of three lost for good; the leader holds every committed entry.
+    for (const id of others(c, survivor)) c.crash(id);
+    c.crash(survivor);
+    c.forceNewCluster(survivor);
+    c.restart(survivor);
+    expect(c.runUntil(() => c.leader() === survivor, 50)).toBe(true);
+    expect(c.config()).toEqual({ voters: [survivor], learners: [] });
+    for (const id of ids('n4', 'n5')) {
+      changeMembers(c, { type: 'addLearner', nodeId: id });
+      waitCaughtUp(c, id);
+      changeMembers(c, { type: 'promote', nodeId: id });
+    }
+    expect(c.config()).toEqual({ voters: [survivor, ...ids('n4', 'n5')], learners: [] });
+    const leader = c.leader()!;
+    const commit = c.status(leader)!.commitIndex;
+    expect(c.runUntil(() => c.memberNodes().every((n) => n.applied === commit), 50)).toBe(true);
+    workload.verifyExactlyOnce(c.memberNodes());
+    expect(workload.stats.acked).toBeGreaterThan(10);
+  });
+
   it('membership changes under random faults (the membership profile) keep every invariant', () => {
     let changes = 0;
     for (const seed of [916, 917, 918, 919]) changes += runSimulation({ seed, steps: 200, nodes: seed % 2 === 0 ? 3 : 5, profile: 'membership' }).confChanges;

@@ -3,8 +3,11 @@
 import { describe, expect, it } from 'vitest';
 import { createRaftNode } from '../../src/raft/index.js';
 import type { Message, RaftConfig, RaftInitialState, RaftNode, RaftStatus, Ready } from '../../src/raft/types.js';
+import { nodeId } from '../../src/lib/ids.js';
+import { SafetyViolation } from './checkers.js';
 import type { CoreFactory } from './cluster.js';
-import { commandKey, decodeCommand, type SimStateMachine } from './state-machine.js';
+import { cmd, electLeader, newCluster, one } from './helpers.js';
+import { commandKey, decodeCommand, SessionStateMachine, type SimStateMachine } from './state-machine.js';
 import { runSimulation, SimulationFailure, type RunOptions } from './run.js';
 
 function traceOf(o: RunOptions): string[] {
@@ -275,5 +278,55 @@ describe('the checkers catch a broken node', () => {
       },
     }, 20);
     expect(f.invariant).toBe('applied exactly once');
+  });
+
+  it('snapshot state: a state machine whose restored snapshots differ from the state they were taken of', () => {
+    class BrokenRestore extends SessionStateMachine {
+      override restore(data: Uint8Array): void {
+        super.restore(data);
+        super.apply({ term: 1 as never, index: 1 as never, type: 'command', data: new Uint8Array([0, 0, 0, 99, 0, 0, 0, 1]) });
+      }
+    }
+    const f = failureOf({ ...run, profile: 'crashes', cluster: { snapshots: { everyEntries: 3, retainEntries: 0 }, createStateMachine: () => new BrokenRestore() } });
+    expect(f.invariant).toBe('snapshot state');
+  });
+
+  it('membership: a node outside the configuration that campaigns', () => {
+    const f = failureOf({
+      ...run,
+      cluster: {
+        spares: 1,
+        createCore: breakNode('n4', (core) => ({
+          status: (): RaftStatus => ({ ...core.status(), role: 'precandidate' }),
+        })),
+      },
+    });
+    expect(f.invariant).toBe('membership');
+  });
+
+  it('membership: a leader that keeps leading after its own removal commits', () => {
+    const { c, log } = newCluster(3, 31, {
+      createCore: breakNode('n1', (core) => ({
+        status: (): RaftStatus => {
+          const st = core.status();
+          return st.voters.length > 0 && !st.voters.includes(st.id) ? { ...st, role: 'leader' } : st;
+        },
+      })),
+    });
+    electLeader(c);
+    one(c, log, cmd(), 3);
+    const leader = c.leader()!;
+    if (leader !== 'n1') c.transferLeadership(leader, nodeId('n1'));
+    expect(c.runUntil(() => c.leader() === 'n1', 30)).toBe(true);
+    c.runTicks(3);
+    expect(c.proposeConfChange(nodeId('n1'), { type: 'remove', nodeId: nodeId('n1') })?.ok).toBe(true);
+    let violation: unknown = null;
+    try {
+      c.runTicks(20);
+    } catch (err) {
+      violation = err;
+    }
+    expect(violation).toBeInstanceOf(SafetyViolation);
+    expect((violation as SafetyViolation).invariant).toBe('membership');
   });
 });
