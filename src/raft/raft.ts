@@ -1016,7 +1016,7 @@ export class Raft implements RaftNode {
     if (sameConf(conf, this.trk.conf)) return;
     this.trk.setConf(conf, this.log.lastIndex() + 1);
     if (this.leadTransferee !== null && !this.trk.isVoter(this.leadTransferee)) this.leadTransferee = null;
-    if ((this.role === 'candidate' || this.role === 'precandidate') && !this.trk.selfVoter) this.becomeFollower(this.term, null);
+    if ((this.role === 'candidate' || this.role === 'precandidate') && !this.promotable()) this.becomeFollower(this.term, null);
   }
 
   proposeConfChange(change: ConfChange): ConfChangeResult {

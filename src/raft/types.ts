@@ -363,17 +363,20 @@ export interface RaftNode {
 // `meta = core.snapshotMeta(A)`; store bytes + meta durably; then `core.compact(meta, retain)`, and only then
 // delete stored entries <= meta.index - retain (on restart the core ignores stored entries <= meta.index anyway).
 //
-// Sending one (leader): a Ready message of type 'snapshot' is not for the Raft transport. Stream the bytes of the
-// snapshot it names (or your newer one, with its meta) to `to`; when the stream ends call
+// Sending one (leader): a Ready message of type 'snapshot' is not for the Raft transport (its codec does not know
+// the type; a core that never compacts never emits one). Send it after the Ready's write like any message: stream
+// the bytes of the snapshot it names (or your newer one, with its meta) to `to`; when the stream ends call
 // core.reportSnapshot(to, 'finish' | 'failure'). Until then the leader sends `to` only heartbeats. A missing report
-// leaves the follower stuck in state 'snapshot': always report, also when the stream is abandoned.
+// leaves the follower stuck in state 'snapshot': always report, also when the stream is abandoned. A leader sends
+// one only to a follower it heard from within the last election timeout.
 //
 // Receiving one (follower): write the bytes durably (not yet as the current snapshot), then
 // core.step({ type: 'snapshot', from: leader, to: self, term: the message's term, snapshot: meta }). If the next
 // Ready carries `snapshot` (same meta), persist it as the current snapshot with that Ready's write (deleting every
 // stored entry), install it into the state machine before applying that Ready's committedEntries, then advance.
-// If no Ready carries it, the core ignored it (older than its commit, or the log already holds that entry): drop
-// the bytes. Either way the core answers the leader with an appendResponse.
+// If no Ready carries it, the core ignored it (older than its commit, or the log already holds that entry: it only
+// moved its commit; or from an old term: refused): drop the bytes. The core answers the leader with an
+// appendResponse (at the snapshot's index once installed), sent after that Ready's write like any message.
 //
 // Starting: load the latest snapshot into the state machine and pass its meta as RaftInitialState.snapshot, with
 // applied >= snapshot.index.
@@ -384,11 +387,20 @@ export interface RaftNode {
 // entry is truncated away): Ready.confState says when. One change at a time: a leader refuses a second while one is
 // uncommitted, and until it has committed an entry of its own term (the fix for the dissertation's single-server
 // bug). Grow: start the new node with `join: true` (empty log, no configuration), addLearner, wait until its
-// progress.match is close to commitIndex, promote. Shrink: remove; to remove the leader, transferLeadership first
+// progress.match is close to commitIndex, promote (refused with LEARNER_NOT_CAUGHT_UP until it holds at least the
+// configuration in effect). Shrink: remove; to remove the leader, transferLeadership first
 // (a leader that removes itself keeps leading until the entry commits, not counting itself, then steps down and
 // hands over with timeoutNow). A learner or a node outside its configuration never campaigns (except a voter that
 // an uncommitted change removes: the cluster may need it until the change commits). Messages from non-members are
 // ignored, except leader messages and vote requests from a log at least as up to date (a node that lags may not
 // know its new leader or voters yet); a removed node misses its removal, so its vote requests are ignored and it
 // cannot disrupt. Do not re-add a removed id with its old data: wipe it, or use a new id.
-// Disaster recovery: forceNewCluster(initial, id) rewrites one survivor's state into a one-voter cluster.
+// Config entries are not for the state machine (apply only 'command' entries); decodeConfEntry reads one, context
+// included, for the caller's own member list. Disaster recovery: forceNewCluster(initial, id) rewrites one
+// survivor's state into a one-voter cluster.
+//
+// ---- Commit and the leader's own disk ----
+//
+// A leader counts its own new entries toward a quorum only once advance() reports them written (thesis 10.2.1), so a
+// commit index never covers an entry a crash could still take back, even in a one-voter configuration. A caller that
+// sends appends and heartbeats before its own write completes (as the manager does) stays correct.

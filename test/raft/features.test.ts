@@ -574,6 +574,24 @@ describe('Ready and advance', () => {
     expect(r.status().appliedIndex).toBe(5001);
   });
 
+  it("advance: a leader counts its own new entries toward a quorum only once they are written", () => {
+    const r = newNode('n1');
+    becomeLeader(r);
+    commitNoop(r);
+    r.propose([enc('x')]);
+    const rd = r.ready();
+    expect(rd.entries.map((e) => e.index)).toEqual([2]);
+    // A follower acknowledges before the leader's own write completes (the manager sends appends early).
+    r.step(appendResponse('n2', 'n1', 1, true, 2));
+    expect(r.status().commitIndex).toBe(1);
+    r.advance(rd);
+    expect(r.status().commitIndex).toBe(2);
+    expect(ofType(readMessages(r), 'append').map((m) => [m.to, m.commit])).toEqual([
+      ['n2', 2],
+      ['n3', 2],
+    ]);
+  });
+
   it('restart: a node restarted from its disk keeps its term, vote and log and does not vote twice', () => {
     const net = new Network(3);
     net.elect('n1');

@@ -175,6 +175,19 @@ describe('promote and remove', () => {
     expect(net.raft('n1').status().progress.has(nodeId('n4'))).toBe(false);
   });
 
+  it('a learner is promoted only once it holds the configuration in effect', () => {
+    const net = new Network(3);
+    net.elect('n1');
+    net.addNode('n4');
+    net.isolate('n4');
+    expect(net.raft('n1').proposeConfChange(add('n4'))).toMatchObject({ ok: true });
+    net.stabilize();
+    expect(net.raft('n1').proposeConfChange(promote('n4'))).toEqual({ ok: false, reason: 'LEARNER_NOT_CAUGHT_UP', leaderId: 'n1' });
+    net.heal();
+    net.tickAll(1);
+    expect(net.raft('n1').proposeConfChange(promote('n4'))).toMatchObject({ ok: true });
+  });
+
   it('one change at a time: a second one is refused until the first commits', () => {
     const net = new Network(3);
     net.elect('n1');
@@ -257,6 +270,39 @@ describe('removing the leader', () => {
     expect(net.raft('n1').status().role).toBe('follower');
     expect(net.leader()!.id).toBe(next.id);
     expect(net.node('n2').appliedCommands()).toEqual(['after']);
+  });
+});
+
+describe('a voter removed by a change not yet committed', () => {
+  it('still campaigns, with the quorum of the new configuration, and steps down once it commits the change', () => {
+    const r = newNode('n1', { terms: [1], hardState: { term: 1, commit: 1 } });
+    readMessages(r);
+    r.step(append('n2', 'n1', 1, 1, 1, [confEntry(2, 1, ['n2', 'n3'])], 1));
+    readMessages(r);
+    expect(r.status()).toMatchObject({ voters: ['n2', 'n3'], commitIndex: 1, configIndex: 2 });
+    // The cluster may still need it: n2 and n3 could be unable to elect each other without its log.
+    for (let i = 0; i < 30 && r.status().role === 'follower'; i++) r.tick();
+    expect(r.status().role).toBe('candidate');
+    expect(ofType(readMessages(r), 'vote').map((m) => m.to)).toEqual(['n2', 'n3']);
+    r.step(voteResponse('n2', 'n1', 2, true));
+    expect(r.status().role).toBe('candidate'); // its own vote does not count
+    r.step(voteResponse('n3', 'n1', 2, true));
+    expect(r.status().role).toBe('leader');
+    readMessages(r);
+    r.step(appendResponse('n2', 'n1', 2, true, 3));
+    r.step(appendResponse('n3', 'n1', 2, true, 3));
+    expect(r.status()).toMatchObject({ role: 'follower', commitIndex: 3 });
+    expect(ofType(readMessages(r), 'timeoutNow').map((m) => m.to)).toEqual(['n2']);
+    for (let i = 0; i < 100; i++) r.tick();
+    expect(r.status().role).toBe('follower');
+  });
+
+  it('does not campaign once it knows the change committed', () => {
+    const r = newNode('n1', { terms: [1], hardState: { term: 1, commit: 1 } });
+    r.step(append('n2', 'n1', 1, 1, 1, [confEntry(2, 1, ['n2', 'n3'])], 2));
+    readMessages(r);
+    for (let i = 0; i < 100; i++) r.tick();
+    expect(r.status()).toMatchObject({ role: 'follower', commitIndex: 2 });
   });
 });
 
