@@ -226,9 +226,11 @@ export class Raft implements RaftNode {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.electionElapsed >= this.randomizedElectionTimeout) {
+    // A node that may not campaign keeps counting: past the election timeout its leader lease is over, and it
+    // answers vote requests again (a learner promoted without knowing it may be needed to elect anyone).
+    if (this.electionElapsed >= this.randomizedElectionTimeout && this.promotable()) {
       this.electionElapsed = 0;
-      if (this.promotable()) this.hup(false);
+      this.hup(false);
     }
   }
 

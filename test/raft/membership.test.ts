@@ -114,6 +114,20 @@ describe('learners', () => {
     expect(net.raft('n1').status().role).toBe('follower');
   });
 
+  it('a learner that stops hearing from its leader answers vote requests again once the lease is over', () => {
+    // It may have been promoted without knowing it, and be needed to elect anyone.
+    const config = makeConfig('n4', ['n1', 'n2', 'n3'], 1, { learners: ids('n4'), preVote: true, checkQuorum: true });
+    const r = createRaftNode(config, { hardState: emptyHardState, entries: [], applied: logIndex(0) });
+    r.step(heartbeat('n1', 'n4', 1));
+    readMessages(r);
+    r.step(vote('n2', 'n4', 2, 5, 1, { preVote: true }));
+    expect(readMessages(r)).toEqual([]);
+    for (let i = 0; i < 100; i++) r.tick();
+    r.step(vote('n2', 'n4', 2, 5, 1, { preVote: true }));
+    expect(readMessages(r)).toEqual([voteResponse('n4', 'n2', 2, true, true)]);
+    expect(r.status().role).toBe('follower');
+  });
+
   it("a learner's vote does not count in an election", () => {
     const r = newNode('n1', { overrides: { learners: ids('n4') } });
     r.campaign();
