@@ -38,6 +38,8 @@ interface Pending {
   incarnation: number;
   nextAttemptTick: number;
   attempts: number;
+  /** Attempts a node accepted (the retry delay doubles with each, up to 8x). */
+  accepted: number;
 }
 
 interface Client {
@@ -115,7 +117,7 @@ export class Workload {
     c.seq++;
     const id: CommandId = { clientId: c.clientId, seq: c.seq };
     const data = encodeCommand(id, this.random.int(this.o.payloadBytesMax + 1));
-    c.pending = { id, data, proposedTo: -1, incarnation: 0, nextAttemptTick: tick, attempts: 0 };
+    c.pending = { id, data, proposedTo: -1, incarnation: 0, nextAttemptTick: tick, attempts: 0, accepted: 0 };
     this.stats.proposed++;
     this.attempt(c.pending, tick);
   }
@@ -138,7 +140,10 @@ export class Workload {
     p.proposedTo = node.index;
     p.incarnation = node.incarnation;
     const span = this.o.retryTicksMax - this.o.retryTicksMin;
-    p.nextAttemptTick = tick + this.o.retryTicksMin + this.random.int(span + 1);
+    // Back off (up to 8x): on a slow pipeline, eager retries of commands already in the log pile up duplicates
+    // faster than they commit (the soak found a cluster that needed 1,000 ticks to drain such a backlog).
+    const backoff = Math.min(8, 2 ** p.accepted++);
+    p.nextAttemptTick = tick + (this.o.retryTicksMin + this.random.int(span + 1)) * backoff;
   }
 
   private onApplied(node: SimNode, _entry: Entry, cmd: AppliedCommand | null): void {
