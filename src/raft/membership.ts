@@ -23,6 +23,8 @@ export function decodeConfEntry(data: Uint8Array): ConfEntryData {
   const raw = JSON.parse(decoder.decode(data)) as { v?: unknown; voters?: unknown; learners?: unknown; change?: unknown } | null;
   assert(raw !== null && typeof raw === 'object' && raw.v === CONF_ENTRY_VERSION, 'a config entry of an unknown version');
   assert(isIdList(raw.voters) && isIdList(raw.learners), 'a config entry without voters and learners');
+  const all = new Set([...raw.voters, ...raw.learners]);
+  assert(all.size === raw.voters.length + raw.learners.length, 'a config entry names a node twice');
   const c = raw.change as { type?: unknown; nodeId?: unknown; context?: unknown } | null | undefined;
   let change: ConfChange | null = null;
   if (c !== null && c !== undefined) {
