@@ -1,4 +1,5 @@
-// The Raft core's public surface: the node factory, config validation, default limits and the contract types.
+// The Raft core's public surface: the node factory, config validation, default limits, the contract types, and the
+// membership helpers (decodeConfEntry for a 'config' entry's data, forceNewCluster for disaster recovery).
 export { defaultRaftLimits, validateRaftConfig } from './config.js';
 export { decodeConfEntry, forceNewCluster } from './membership.js';
 export { createRaftNode } from './raft.js';

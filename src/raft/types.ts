@@ -319,7 +319,7 @@ export interface RaftNode {
   propose(commands: readonly Uint8Array[]): ProposeResult;
   /** Starts a ReadIndex round; the answer comes out as a ReadState with this context. */
   readIndex(context: string): ProposeResult;
-  /** Leader only: hand leadership to `target` (or the most caught-up follower). */
+  /** Leader only: hand leadership to `target` (or the most caught-up voter; never to a learner). */
   transferLeadership(target: NodeId | null): { ok: true; target: NodeId } | { ok: false; reason: string };
   /** Start an election now (tests and tooling). */
   campaign(): void;
