@@ -40,7 +40,7 @@ describe('availability as a client sees it', () => {
       const elapsedMs = Date.now() - t0;
       expect(r.status, `${method} ${path}`).toBe(503);
       expect(r.body.error.code).toBe('NO_LEADER');
-      expect(elapsedMs).toBeLessThan(4000);
+      expect(elapsedMs).toBeLessThan(6000); // the 2 s request timeout plus slack for a loaded machine: bounded, never a hang
     }
     const stale = await c.http(survivor!, 'GET', '/v1/kv/k?consistency=stale');
     expect(stale).toEqual({ status: 200, body: { key: 'k', value: 'v', version: expect.any(Number) } });

@@ -141,7 +141,9 @@ function lifecycleTests(h: Harness): void {
     const waited = h.rt.wait(id);
     const t0 = performance.now();
     await h.rt.stop(id, 1000);
-    expect(performance.now() - t0).toBeLessThan(1000 + 2000);
+    // The stop escalates to a kill after its timeout instead of waiting out the 30 s sleep; the bound is loose
+    // because a loaded CI machine can take seconds to kill a container.
+    expect(performance.now() - t0).toBeLessThan(15_000);
     const { exitCode } = await waited;
     expect(exitCode).not.toBe(0);
     expect((await h.rt.inspect(id))?.state).toBe('exited');

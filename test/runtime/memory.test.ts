@@ -115,6 +115,6 @@ describe('MemoryRuntime specifics', () => {
     const t0 = performance.now();
     for (let i = 0; i < 5000; i++) await rt.run({ ...spec(`n${i}`), labels: { i: String(i % 10) } });
     expect(await rt.list({ i: '3' })).toHaveLength(500);
-    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(performance.now() - t0).toBeLessThan(20_000); // loose: catches a quadratic list, not a slow machine
   });
 });

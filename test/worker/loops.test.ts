@@ -123,7 +123,7 @@ describe('WorkerLoops', () => {
     await sleep(30);
     const t0 = Date.now();
     await loops.stop();
-    expect(Date.now() - t0).toBeLessThan(500);
+    expect(Date.now() - t0).toBeLessThan(5000); // promptly: not after a heartbeat or reconcile interval of waiting
     const calls = link.registers + link.assignmentCalls;
     await sleep(60);
     expect(link.registers + link.assignmentCalls).toBe(calls);
