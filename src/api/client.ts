@@ -8,7 +8,14 @@ import type { ClusterView, KvEntry, KvVersion, ReadConsistency } from './service
 export interface ApiClientOptions {
   /** Per request (default limits.requestTimeoutMsDefault plus a little, so the server's own TIMEOUT wins). */
   timeoutMs?: number;
+  /**
+   * How many times a GET that failed for a passing reason (TIMEOUT, UNREACHABLE, NO_LEADER, NOT_READY, QUEUE_FULL)
+   * is tried again (default 0). Reads change nothing, so a retry is always safe; writes are never retried here.
+   */
+  readRetries?: number;
 }
+
+const passingFailures: ReadonlySet<string> = new Set(['TIMEOUT', 'UNREACHABLE', 'NO_LEADER', 'NOT_READY', 'QUEUE_FULL']);
 
 export interface RequestOptions {
   body?: unknown;
@@ -22,9 +29,12 @@ export class ApiClient {
   private readonly timeoutMs: number;
 
   /** baseUrl: 'http://host:port' or just 'host:port' (as in the cluster config). */
+  private readonly readRetries: number;
+
   constructor(baseUrl: string, options: ApiClientOptions = {}) {
     this.baseUrl = normaliseBaseUrl(baseUrl);
     this.timeoutMs = options.timeoutMs ?? limits.requestTimeoutMsDefault + 500;
+    this.readRetries = options.readRetries ?? 0;
   }
 
   cluster(options: RequestOptions = {}): Promise<ClusterView> {
@@ -68,6 +78,18 @@ export class ApiClient {
   }
 
   private async send(method: string, path: string, options: RequestOptions): Promise<{ text: string; url: string; status: number }> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.sendOnce(method, path, options);
+      } catch (err) {
+        const again = method === 'GET' && attempt < this.readRetries && err instanceof MinkubeError && passingFailures.has(err.code);
+        if (!again) throw err;
+        await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+      }
+    }
+  }
+
+  private async sendOnce(method: string, path: string, options: RequestOptions): Promise<{ text: string; url: string; status: number }> {
     const url = `${this.baseUrl}${path}`;
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const headers: Record<string, string> = { accept: 'application/json', ...options.headers };

@@ -3,7 +3,7 @@ import { ApiClient } from '../api/client.js';
 import { printJson, printLine, type Output } from './output.js';
 
 export async function runKvGet(apiUrl: string, key: string, stale: boolean, out: Output): Promise<void> {
-  const entry = await new ApiClient(apiUrl).kvGet(key, stale ? 'stale' : 'linearizable');
+  const entry = await new ApiClient(apiUrl, { readRetries: 2 }).kvGet(key, stale ? 'stale' : 'linearizable');
   // Plain output is the value alone, so that $(minkube kv get k) is the value.
   if (out.json) printJson(entry);
   else printLine(entry.value);

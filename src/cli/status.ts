@@ -19,7 +19,7 @@ export interface MemberStatus {
 }
 
 export async function runStatus(apiUrl: string, out: Output): Promise<void> {
-  const first = await new ApiClient(apiUrl).cluster();
+  const first = await new ApiClient(apiUrl, { readRetries: 2 }).cluster();
   const views = await Promise.all(
     first.members.map(async (m): Promise<{ view: ClusterView | null; error?: string }> => {
       if (m.id === first.id) return { view: first };

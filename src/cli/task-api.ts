@@ -12,7 +12,7 @@ export class TaskApi {
   private readonly client: ApiClient;
 
   constructor(baseUrl: string) {
-    this.client = new ApiClient(baseUrl);
+    this.client = new ApiClient(baseUrl, { readRetries: 2 });
   }
 
   get baseUrl(): string {

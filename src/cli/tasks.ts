@@ -31,8 +31,16 @@ export async function runTaskRun(apiUrl: string, o: RunOptions, out: Output): Pr
   if (!out.json) printLine(`task ${submitted.id} submitted`);
   const printed = new Set<string>();
   let t: TaskRecord;
-  for (;;) {
-    t = await api.get(submitted.id);
+  for (let failures = 0; ; ) {
+    try {
+      t = await api.get(submitted.id);
+      failures = 0;
+    } catch (err) {
+      // A slow or changing cluster is no reason to stop following the task; ten failures in a row are.
+      if (!(err instanceof MinkubeError) || err.status < 500 || ++failures >= 10) throw err;
+      await new Promise((r) => setTimeout(r, o.pollMs ?? 250));
+      continue;
+    }
     printNewHistory(t, printed, out);
     if (finalStates.has(t.state)) break;
     await new Promise((r) => setTimeout(r, o.pollMs ?? 250));
