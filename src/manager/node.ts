@@ -133,13 +133,13 @@ export class RaftNodeDriver<R> {
   }
 
   /** Proposes a command and resolves with its result once this node applies it. */
-  propose(encode: EncodeProposal, deadlineMs: number, requestId: string): Promise<R> {
+  propose(encode: EncodeProposal, deadlineMs: number): Promise<R> {
     if (this.stopped) return Promise.reject(new MinkubeError('NOT_READY', 'the manager is shutting down'));
     const seq = this.proposals.allocateSeq();
     // ackSeq tells the state machine which of our results it may forget: everything below our oldest waiter.
     const data = encode(seq, Math.min(seq, this.proposals.lowestPendingSeq()));
     return new Promise<R>((resolve, reject) => {
-      this.proposals.add({ seq, data, deadlineMs, requestId, accepted: false, lastProposedMs: 0, lastRejection: null, resolve, reject });
+      this.proposals.add({ seq, data, deadlineMs, accepted: false, lastProposedMs: 0, lastRejection: null, resolve, reject });
       this.scheduleReady();
     });
   }

@@ -8,7 +8,6 @@ export interface ProposalWaiter<R> {
   readonly seq: number;
   readonly data: Uint8Array;
   readonly deadlineMs: number;
-  readonly requestId: string;
   /** Whether some leader may have taken it into its log: after that, a timeout means "unknown", not "failed". */
   accepted: boolean;
   /** When it was last handed to the core (accepted or rejected); 0 while it waits in the due queue. */

@@ -84,7 +84,7 @@ export class ManagerServiceImpl implements ManagerService {
   /** Any command through this manager's client session (the task service and the leader loops use it). */
   proposeCommand(cmd: Command, deadlineMs: number, requestId: string): Promise<ApplyResult> {
     const { clientId } = this.o;
-    return this.driver.propose((seq, ackSeq) => encodeCommand({ clientId, seq, ackSeq, reqId: requestId, cmd }), deadlineMs, requestId);
+    return this.driver.propose((seq, ackSeq) => encodeCommand({ clientId, seq, ackSeq, reqId: requestId, cmd }), deadlineMs);
   }
 
   /** Resolves once this manager has applied everything committed before the call. */

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
 import type { SnapshotPolicy, SnapshotTransfer } from './cluster.js';
-import type { NetworkFaults } from './network.js';
+import { reliableNetwork, type NetworkFaults } from './network.js';
 import { runSimulation } from './run.js';
 import type { FaultEvent, NodeRef, Schedule } from './schedule.js';
 
@@ -42,14 +42,7 @@ const snapshotTransfer: fc.Arbitrary<Partial<SnapshotTransfer>> = fc.record({
   dropRate: fc.constantFrom(0, 0.2, 0.5),
 });
 
-const reliable: fc.Arbitrary<NetworkFaults> = fc.constant({
-  dropRate: 0,
-  dupRate: 0,
-  reorderRate: 0,
-  delayUnitsMin: 1,
-  delayUnitsMax: 20,
-  reorderDelayUnitsMax: 0,
-});
+const reliable: fc.Arbitrary<NetworkFaults> = fc.constant(reliableNetwork);
 const lossy: fc.Arbitrary<NetworkFaults> = fc.record({
   dropRate: rate,
   dupRate: rate,
