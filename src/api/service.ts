@@ -94,3 +94,42 @@ export interface TasksService {
   listWorkers(query: { limit: number; cursor?: string; consistency: ReadConsistency }, ctx: RequestContext): Promise<Page<WorkerRecord>>;
   getWorker(id: string, consistency: ReadConsistency, ctx: RequestContext): Promise<WorkerRecord>;
 }
+
+// ---- membership (the snapshots-and-membership issue): served when the app is built with a MembershipService ----
+
+/** A manager that asks to join: the addresses the others reach it at. */
+export interface MemberRequest {
+  readonly id: string;
+  readonly raftAddress: string;
+  readonly apiAddress: string;
+}
+
+/** The configuration as the leader sees it (the implementation forwards to the leader). */
+export interface MembersView {
+  readonly leaderId: string | null;
+  /** Voters and learners; a learner (voter: false) is promoted by the leader once it has caught up. */
+  readonly members: readonly ClusterMemberView[];
+}
+
+export interface MembershipService {
+  /** The leader's configuration (a follower asks the leader; NO_LEADER when none answers in time). */
+  listMembers(ctx: RequestContext): Promise<MembersView>;
+  /**
+   * Adds a manager as a learner and resolves once that change is committed; the leader promotes it to a voter when
+   * it has caught up. Adding a member that already exists with the same addresses answers it again (a joining
+   * node retries). MEMBERSHIP_CHANGE_REFUSED (409) for an id or address already used by another member, or while
+   * another change is in progress.
+   */
+  addMember(req: MemberRequest, ctx: RequestContext): Promise<{ readonly created: boolean; readonly member: ClusterMemberView }>;
+  /**
+   * Removes a voter or learner (the leader too: it hands over first) and resolves once committed, with the new
+   * configuration. MEMBER_NOT_FOUND (404); MEMBERSHIP_CHANGE_REFUSED (409) when the remaining voters that are live
+   * would not form a quorum, when it is the last voter, or while another change is in progress.
+   */
+  removeMember(id: string, ctx: RequestContext): Promise<MembersView>;
+  /**
+   * Hands leadership to `id` (null: the most caught-up voter) and resolves when the new leader is elected.
+   * MEMBER_NOT_FOUND; LEADER_TRANSFER_FAILED (409) for a learner, or when the transfer did not complete in time.
+   */
+  transferLeader(id: string | null, ctx: RequestContext): Promise<{ readonly leaderId: string; readonly term: number }>;
+}

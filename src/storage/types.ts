@@ -1,7 +1,7 @@
 // Stable storage for one Raft node. hashicorp/raft splits it into LogStore and StableStore; we keep the split as
 // interfaces but one implementation holds both, because one Ready's hard state and entries go to disk as one batch.
 import type { LogIndex } from '../lib/ids.js';
-import type { Entry, HardState, RaftInitialState } from '../raft/types.js';
+import type { Entry, HardState, RaftInitialState, SnapshotMeta } from '../raft/types.js';
 
 export interface LogStore {
   /** The first stored index (1 on a fresh log), and the last (0 on an empty log). */
@@ -21,11 +21,50 @@ export interface StableStore {
 export interface SaveOptions {
   /** Default true. */
   readonly sync?: boolean;
+  /**
+   * A snapshot received from the leader (Ready.snapshot with its bytes), persisted with this Ready: it becomes the
+   * current snapshot and EVERY stored entry is deleted before `entries` (which all come after it) are written.
+   * Always synced. After it, firstIndex is meta.index + 1 and lastIndex is the last of `entries` (or meta.index).
+   */
+  readonly snapshot?: { readonly meta: SnapshotMeta; readonly data: Uint8Array };
 }
 
-export interface RaftStorage extends LogStore, StableStore {
-  /** Everything the node persisted. Fails with STORAGE_CORRUPT, naming the data directory, on a bad checksum or a gap. */
-  load(): Promise<RaftInitialState>;
+/** A snapshot of the state machine as stored: the core's metadata, and the size and crc32 of its bytes. */
+export interface SnapshotInfo {
+  readonly meta: SnapshotMeta;
+  readonly sizeBytes: number;
+  readonly crc32: number;
+}
+
+/** What load() found: the core's initial state and, when there is a snapshot, its verified bytes. */
+export interface LoadedState extends RaftInitialState {
+  readonly snapshotData: Uint8Array | null;
+}
+
+/**
+ * The snapshot half of a node's storage (hashicorp/raft's SnapshotStore): at most one current snapshot. Its bytes
+ * are written durably BEFORE the record that makes them current, so a crash between leaves the old one current.
+ */
+export interface SnapshotStore {
+  /** The current snapshot (as of load() or the last save), or null. */
+  snapshotInfo(): SnapshotInfo | null;
+  /** The current snapshot's bytes, verified against its checksum (STORAGE_CORRUPT naming the directory otherwise). */
+  readSnapshot(): Promise<{ info: SnapshotInfo; data: Uint8Array } | null>;
+  /**
+   * A snapshot this node took: its bytes become the current snapshot, and the stored entries with an index
+   * <= compactThrough are deleted (compactThrough <= meta.index; a tail of entries may stay for lagging followers).
+   * A meta whose index is not above the current snapshot's is a programmer error (AssertionError).
+   */
+  saveSnapshot(meta: SnapshotMeta, data: Uint8Array, compactThrough: LogIndex): Promise<void>;
+}
+
+export interface RaftStorage extends LogStore, StableStore, SnapshotStore {
+  /**
+   * Everything the node persisted: the hard state, the current snapshot (meta and bytes) and the entries after the
+   * compacted prefix (contiguous; they may start at or below snapshot.index + 1). `applied` is 0. Fails with
+   * STORAGE_CORRUPT, naming the data directory, on a bad checksum or a gap.
+   */
+  load(): Promise<LoadedState>;
   /**
    * One write of a Ready: the hard state (when set) and the entries, replacing every stored entry at an
    * index >= entries[0].index. Synced unless `sync: false`; resolves only when the write is durable.
