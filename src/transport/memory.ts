@@ -111,6 +111,8 @@ export class MemoryTransport implements Transport {
   readonly counters: TransportCounters = newTransportCounters();
   closed = false;
   private handler: ((m: Message) => void) | null = null;
+  /** null: every node on the network (until setPeers is called). */
+  private peers: ReadonlySet<NodeId> | null = null;
 
   constructor(
     readonly id: NodeId,
@@ -122,7 +124,15 @@ export class MemoryTransport implements Transport {
       this.counters.messagesDropped += messages.length;
       return;
     }
-    this.network.enqueue(this, messages);
+    const peers = this.peers;
+    if (peers === null) return this.network.enqueue(this, messages);
+    const allowed = messages.filter((m) => peers.has(m.to));
+    this.counters.messagesDropped += messages.length - allowed.length;
+    this.network.enqueue(this, allowed);
+  }
+
+  setPeers(peers: ReadonlyMap<NodeId, string>): void {
+    this.peers = new Set(peers.keys());
   }
 
   onMessage(handler: (message: Message) => void): void {
@@ -130,6 +140,7 @@ export class MemoryTransport implements Transport {
   }
 
   reachable(peer: NodeId): boolean {
+    if (this.peers !== null && !this.peers.has(peer)) return false;
     return !this.closed && this.network.deliverable(this.id, peer) && this.network.deliverable(peer, this.id);
   }
 

@@ -170,6 +170,32 @@ export class TcpTransport implements Transport {
     this.handler = handler;
   }
 
+  setPeers(peers: ReadonlyMap<NodeId, string>): void {
+    if (this.closing) return;
+    for (const [id, link] of this.links) {
+      const address = peers.get(id);
+      if (address === undefined || address !== `${link.host}:${link.port}`) this.removeLink(link);
+    }
+    for (const [id, address] of peers) {
+      if (id === this.o.id || this.links.has(id)) continue;
+      const { host, port } = parseAddress(address, `peer ${id}`);
+      const link = new PeerLink(id, host, port, this.o.id < id);
+      this.links.set(id, link);
+      this.log.info({ peer: id, address }, 'peer added');
+      if (link.dials) this.dial(link);
+    }
+  }
+
+  private removeLink(link: PeerLink): void {
+    this.links.delete(link.id);
+    if (link.redialTimer !== null) clearTimeout(link.redialTimer);
+    link.redialTimer = null;
+    this.drop(link, 0);
+    link.conn?.socket.destroy();
+    link.conn = null;
+    this.log.info({ peer: link.id }, 'peer removed');
+  }
+
   reachable(peer: NodeId): boolean {
     return this.links.get(peer)?.connected ?? false;
   }

@@ -9,6 +9,11 @@ export interface Transport {
   onMessage(handler: (message: Message) => void): void;
   /** Whether this node currently has a working connection to the peer (as seen by this node). */
   reachable(peer: NodeId): boolean;
+  /**
+   * The peers from now on (membership changes): new ones are connected, removed ones dropped with their queues, a
+   * changed address reconnects. Messages to a node that is not a peer are dropped.
+   */
+  setPeers(peers: ReadonlyMap<NodeId, string>): void;
   close(): Promise<void>;
 }
 

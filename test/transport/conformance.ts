@@ -8,6 +8,8 @@ import type { Transport } from '../../src/transport/types.js';
 export interface TransportCluster {
   readonly ids: readonly NodeId[];
   readonly transports: readonly Transport[];
+  /** Each node's address, for setPeers (the memory network ignores them). */
+  readonly addresses?: readonly string[];
   /** Closes every transport (some may be closed already). */
   close(): Promise<void>;
 }
@@ -144,6 +146,27 @@ export function runTransportConformance(name: string, makeCluster: (n: number) =
       await sleep(50);
       expect(contexts(inboxes[1]!)).toEqual(['kept']);
       expect(inboxes[2]).toEqual([]);
+    });
+
+    it('setPeers: a removed peer gets nothing and is unreachable; added back, it is served again', async () => {
+      const { ids, transports, addresses } = await make(3);
+      const inboxes = transports.map(collect);
+      const peersOf = (i: number, without: NodeId | null): Map<NodeId, string> =>
+        new Map(ids.flatMap((id, j) => (j === i || id === without ? [] : [[id, addresses?.[j] ?? 'memory:0'] as const])));
+      await waitFor('all peers reachable', () => transports.every((t, i) => ids.every((id, j) => i === j || t.reachable(id))));
+      transports[0]!.setPeers(peersOf(0, ids[2]!));
+      transports[2]!.setPeers(peersOf(2, ids[0]!));
+      expect(transports[0]!.reachable(ids[2]!)).toBe(false);
+      transports[0]!.send([heartbeat(ids[0]!, ids[2]!, 'dropped'), heartbeat(ids[0]!, ids[1]!, 'kept')]);
+      await waitFor('delivery to the remaining peer', () => inboxes[1]!.length === 1);
+      await sleep(50);
+      expect(inboxes[2]).toEqual([]);
+      transports[0]!.setPeers(peersOf(0, null));
+      transports[2]!.setPeers(peersOf(2, null));
+      await waitFor('the peer to be reachable again', () => transports[0]!.reachable(ids[2]!) && transports[2]!.reachable(ids[0]!));
+      transports[0]!.send([heartbeat(ids[0]!, ids[2]!, 'back')]);
+      await waitFor('delivery after re-adding', () => inboxes[2]!.length === 1);
+      expect(contexts(inboxes[2]!)).toEqual(['back']);
     });
 
     it('stops delivering to and from a transport once it is closed', async () => {
