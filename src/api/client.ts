@@ -3,7 +3,7 @@
 import { errorFromBody, MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { keyPath, keyProblem } from './keys.js';
-import type { ClusterView, KvEntry, KvVersion, ReadConsistency } from './service.js';
+import type { ClusterMemberView, ClusterView, KvEntry, KvVersion, MemberRequest, MembersView, ReadConsistency } from './service.js';
 
 export interface ApiClientOptions {
   /** Per request (default limits.requestTimeoutMsDefault plus a little, so the server's own TIMEOUT wins). */
@@ -62,6 +62,27 @@ export class ApiClient {
   async kvDelete(key: string, ifVersion?: number, options: RequestOptions = {}): Promise<KvVersion> {
     const query = ifVersion === undefined ? '' : `?ifVersion=${ifVersion}`;
     return this.request('DELETE', `${kvPath(key)}${query}`, options);
+  }
+
+  listMembers(options: RequestOptions = {}): Promise<MembersView> {
+    return this.request('GET', '/v1/cluster/members', options);
+  }
+
+  /** created is false when the member already existed with the same addresses (200 rather than 201). */
+  async addMember(member: MemberRequest, options: RequestOptions = {}): Promise<{ created: boolean; member: ClusterMemberView }> {
+    const { text, url, status } = await this.send('POST', '/v1/cluster/members', { ...options, body: member });
+    const body = parseJson(text);
+    if (body === undefined) throw new MinkubeError('INTERNAL', `POST ${url} answered ${status} without a JSON body`);
+    return { created: status === 201, member: body as ClusterMemberView };
+  }
+
+  removeMember(id: string, options: RequestOptions = {}): Promise<MembersView> {
+    return this.request('DELETE', `/v1/cluster/members/${encodeURIComponent(id)}`, options);
+  }
+
+  /** id null: the leader picks the most caught-up voter. */
+  transferLeader(id: string | null, options: RequestOptions = {}): Promise<{ leaderId: string; term: number }> {
+    return this.request('POST', '/v1/cluster/leader', { ...options, body: id === null ? {} : { id } });
   }
 
   /** One request; a 2xx answers its JSON body, anything else throws the MinkubeError the server described. */

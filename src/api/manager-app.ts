@@ -1,19 +1,22 @@
 // The managers' HTTP API as a fastify app: cluster view, kv, health and readiness, over a ManagerService; tasks and
-// workers over a TasksService.
+// workers over a TasksService; cluster membership over a MembershipService.
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { buildBaseApp } from './http.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { healthRoutes } from './routes/health.js';
 import { kvRoutes } from './routes/kv.js';
+import { memberRoutes } from './routes/members.js';
 import { taskRoutes } from './routes/tasks.js';
 import { workerRoutes } from './routes/workers.js';
-import type { ManagerService, TasksService } from './service.js';
+import type { ManagerService, MembershipService, TasksService } from './service.js';
 import { limits } from '../lib/limits.js';
 
 export interface ManagerAppOptions {
   service: ManagerService;
   /** The task and worker routes are served when given. */
   tasks?: TasksService;
+  /** The cluster membership routes (/v1/cluster/members, /v1/cluster/leader) are served when given. */
+  membership?: MembershipService;
   /** A pino logger, or false (the default) for none. */
   logger?: FastifyBaseLogger | false;
   bodyLimitBytes?: number;
@@ -35,6 +38,9 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
   if (opts.tasks !== undefined) {
     void app.register(taskRoutes, { tasks: opts.tasks, bodyLimitBytes: opts.bodyLimitBytes ?? limits.httpBodyBytesDefault });
     void app.register(workerRoutes, { tasks: opts.tasks });
+  }
+  if (opts.membership !== undefined) {
+    void app.register(memberRoutes, { membership: opts.membership, bodyLimitBytes: opts.bodyLimitBytes ?? limits.httpBodyBytesDefault });
   }
   return app;
 }

@@ -43,3 +43,31 @@ export const ClusterReply = Type.Object({
 
 export const HealthReply = Type.Object({ status: Type.Literal('ok') });
 export const ReadyReply = Type.Object({ ready: Type.Boolean() });
+
+// ---- cluster membership (/v1/cluster/members, /v1/cluster/leader) ----
+
+/** The cluster config's manager id rule (src/config/cluster.ts); test/api/members.test.ts checks the two agree. */
+export const MemberIdPattern = '^[A-Za-z0-9][A-Za-z0-9._-]*$';
+const MemberId = Type.String({ minLength: 1, maxLength: 64, pattern: MemberIdPattern });
+/** host:port; the host and port are checked by the config's checkAddress, which names the problem. */
+const MemberAddress = Type.String({ minLength: 1, maxLength: 300 });
+
+export const MemberIdParams = Type.Object({ id: MemberId });
+export type MemberIdParams = Static<typeof MemberIdParams>;
+
+export const MemberBody = Type.Object({ id: MemberId, raftAddress: MemberAddress, apiAddress: MemberAddress }, { additionalProperties: false });
+export type MemberBody = Static<typeof MemberBody>;
+
+/** No id: the leader picks the most caught-up voter. */
+export const LeaderTransferBody = Type.Object({ id: Type.Optional(MemberId) }, { additionalProperties: false });
+export type LeaderTransferBody = Static<typeof LeaderTransferBody>;
+
+export const MemberReply = Type.Object({
+  id: Type.String(),
+  raftAddress: Type.String(),
+  apiAddress: Type.String(),
+  voter: Type.Boolean(),
+  reachable: Type.Boolean(),
+});
+export const MembersReply = Type.Object({ leaderId: Type.Union([Type.String(), Type.Null()]), members: Type.Array(MemberReply) });
+export const LeaderReply = Type.Object({ leaderId: Type.String(), term: Type.Integer() });

@@ -1,5 +1,17 @@
 // An in-memory ManagerService for API and CLI tests: a versioned map, a fixed cluster view, injectable failures.
-import type { ClusterView, KvEntry, KvVersion, ManagerService, ReadConsistency, ReadyState, RequestContext } from '../../src/api/service.js';
+import type {
+  ClusterMemberView,
+  ClusterView,
+  KvEntry,
+  KvVersion,
+  ManagerService,
+  MemberRequest,
+  MembershipService,
+  MembersView,
+  ReadConsistency,
+  ReadyState,
+  RequestContext,
+} from '../../src/api/service.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 
 export interface FakeCall {
@@ -74,4 +86,67 @@ export function defaultView(overrides: Partial<ClusterView> = {}): ClusterView {
     ],
     ...overrides,
   };
+}
+
+/** An in-memory MembershipService: a member list and a leader, the same refusals as the contract, injectable failures. */
+export class FakeMembershipService implements MembershipService {
+  readonly calls: FakeCall[] = [];
+  /** Thrown by the next call (then cleared). */
+  failNext: Error | null = null;
+  term = 3;
+
+  constructor(
+    public members: ClusterMemberView[] = defaultView().members.map((m) => ({ ...m })),
+    public leaderId: string | null = 'm1',
+  ) {}
+
+  async listMembers(ctx: RequestContext): Promise<MembersView> {
+    this.record('listMembers', [], ctx);
+    return this.view();
+  }
+
+  async addMember(req: MemberRequest, ctx: RequestContext): Promise<{ created: boolean; member: ClusterMemberView }> {
+    this.record('addMember', [req], ctx);
+    const same = this.members.find((m) => m.id === req.id);
+    if (same !== undefined && same.raftAddress === req.raftAddress && same.apiAddress === req.apiAddress) return { created: false, member: same };
+    if (same !== undefined) throw new MinkubeError('MEMBERSHIP_CHANGE_REFUSED', `id "${req.id}" is used by a member with other addresses`);
+    const member: ClusterMemberView = { ...req, voter: false, reachable: true };
+    this.members.push(member);
+    return { created: true, member };
+  }
+
+  async removeMember(id: string, ctx: RequestContext): Promise<MembersView> {
+    this.record('removeMember', [id], ctx);
+    const i = this.members.findIndex((m) => m.id === id);
+    if (i < 0) throw new MinkubeError('MEMBER_NOT_FOUND', `no member "${id}"`);
+    if (this.members.filter((m) => m.voter).length === 1 && this.members[i]!.voter) {
+      throw new MinkubeError('MEMBERSHIP_CHANGE_REFUSED', `"${id}" is the last voter`);
+    }
+    this.members.splice(i, 1);
+    if (this.leaderId === id) this.leaderId = this.members.find((m) => m.voter)?.id ?? null;
+    return this.view();
+  }
+
+  async transferLeader(id: string | null, ctx: RequestContext): Promise<{ leaderId: string; term: number }> {
+    this.record('transferLeader', [id], ctx);
+    const target = id === null ? this.members.find((m) => m.voter && m.id !== this.leaderId) : this.members.find((m) => m.id === id);
+    if (target === undefined) throw new MinkubeError('MEMBER_NOT_FOUND', `no member "${id ?? '(any voter)'}"`);
+    if (!target.voter) throw new MinkubeError('LEADER_TRANSFER_FAILED', `"${target.id}" is a learner`);
+    if (target.id !== this.leaderId) this.term++;
+    this.leaderId = target.id;
+    return { leaderId: target.id, term: this.term };
+  }
+
+  private view(): MembersView {
+    return { leaderId: this.leaderId, members: this.members.map((m) => ({ ...m })) };
+  }
+
+  private record(method: string, args: unknown[], ctx: RequestContext): void {
+    this.calls.push({ method, args, ctx });
+    const fail = this.failNext;
+    if (fail !== null) {
+      this.failNext = null;
+      throw fail;
+    }
+  }
 }
