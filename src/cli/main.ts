@@ -1,6 +1,7 @@
 // The `minkube` command line. Exit codes: 0 success, 1 a failure (printed as "error: CODE: message"), 2 bad usage.
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { runKvDelete, runKvGet, runKvPut } from './kv.js';
+import { runLeaderTransfer, runMemberAdd, runMemberList, runMemberRemove } from './members.js';
 import { printError, type Output } from './output.js';
 import { runStatus } from './status.js';
 import { CliExit, parseEnvPair, runTaskGet, runTaskList, runTaskLogs, runTaskRun, runTaskStop, runWorkerList } from './tasks.js';
@@ -105,6 +106,7 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
     });
 
   addTaskCommands(program, globals);
+  addMemberCommands(program, globals);
 
   program
     .command('manager')
@@ -191,6 +193,44 @@ function addTaskCommands(program: Command, globals: (cmd: Command) => { api: str
     .option('--tail <n>', 'the last n lines (default 1000)', parsePositive)
     .action(async (id: string, flags: { tail?: number }, cmd: Command) => {
       await runTaskLogs(globals(cmd).api, id, flags.tail ?? 1000);
+    });
+}
+
+function addMemberCommands(program: Command, globals: (cmd: Command) => { api: string; out: Output }): void {
+  const member = program.command('member').description("list, add and remove the cluster's managers");
+  member
+    .command('ls')
+    .alias('list')
+    .description('the managers as the leader sees them: voter or learner, addresses, reachability; * marks the leader')
+    .action(async (_flags: object, cmd: Command) => {
+      const g = globals(cmd);
+      await runMemberList(g.api, g.out);
+    });
+  member
+    .command('add <id>')
+    .description('add a manager as a learner; the leader makes it a voter once it has caught up')
+    .requiredOption('--raft-address <host:port>', 'where the other managers reach its Raft transport')
+    .requiredOption('--api-address <host:port>', 'where its HTTP API listens')
+    .action(async (id: string, flags: { raftAddress: string; apiAddress: string }, cmd: Command) => {
+      const g = globals(cmd);
+      await runMemberAdd(g.api, { id, raftAddress: flags.raftAddress, apiAddress: flags.apiAddress }, g.out);
+    });
+  member
+    .command('remove <id>')
+    .alias('rm')
+    .description('remove a manager (the leader hands over first if it is the one removed); prints the new member list')
+    .action(async (id: string, _flags: object, cmd: Command) => {
+      const g = globals(cmd);
+      await runMemberRemove(g.api, id, g.out);
+    });
+
+  const leader = program.command('leader').description('leadership of the cluster');
+  leader
+    .command('transfer [id]')
+    .description('hand leadership to a voter (by default the most caught-up one) and wait until it leads')
+    .action(async (id: string | undefined, _flags: object, cmd: Command) => {
+      const g = globals(cmd);
+      await runLeaderTransfer(g.api, id ?? null, g.out);
     });
 }
 
