@@ -1,0 +1,157 @@
+// The fault-injecting proxy: passes bytes both ways, refuses or holds new connections, destroys or freezes open ones
+// (and delivers everything held, in order, after the heal), delays; ChaosNetwork cuts both directions of a link.
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ChaosNetwork, FaultProxy, passMode } from './proxy.js';
+
+/** An upper-casing echo server: what comes back proves the bytes went through both directions. */
+async function echoServer(): Promise<{ server: Server; port: number }> {
+  const server = createServer((s) => {
+    s.on('data', (chunk: Buffer) => s.write(chunk.toString().toUpperCase()));
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const a = server.address();
+  return { server, port: typeof a === 'object' && a !== null ? a.port : 0 };
+}
+
+/** A client that collects what it receives and whether it was closed. */
+async function client(port: number): Promise<{ socket: Socket; received: () => string; closed: () => boolean }> {
+  const socket = connect({ host: '127.0.0.1', port });
+  let data = '';
+  let closed = false;
+  socket.on('data', (c: Buffer) => (data += c.toString()));
+  socket.on('error', () => undefined);
+  socket.on('close', () => (closed = true));
+  await new Promise<void>((r, j) => {
+    socket.once('connect', r);
+    socket.once('error', j);
+  });
+  return { socket, received: () => data, closed: () => closed };
+}
+
+async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function setup(): Promise<FaultProxy> {
+  const { server, port } = await echoServer();
+  const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port } });
+  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  cleanups.push(() => proxy.close());
+  return proxy;
+}
+
+describe('FaultProxy', () => {
+  it('passes bytes both ways', async () => {
+    const proxy = await setup();
+    const c = await client(proxy.port);
+    cleanups.push(() => void c.socket.destroy());
+    c.socket.write('hello');
+    await until(() => c.received() === 'HELLO', 'the echo');
+    expect(proxy.counters.accepted).toBe(1);
+  });
+
+  it('drop with refuse: new connections are closed at once, and nothing reaches the target', async () => {
+    const proxy = await setup();
+    proxy.setMode({ kind: 'drop', existing: 'destroy', incoming: 'refuse' });
+    const c = await client(proxy.port);
+    c.socket.write('x');
+    await until(() => c.closed(), 'the refusal');
+    expect(c.received()).toBe('');
+    expect(proxy.counters.refused).toBe(1);
+  });
+
+  it('drop with destroy: open connections are reset', async () => {
+    const proxy = await setup();
+    const c = await client(proxy.port);
+    c.socket.write('a');
+    await until(() => c.received() === 'A', 'the echo');
+    proxy.setMode({ kind: 'drop', existing: 'destroy', incoming: 'refuse' });
+    await until(() => c.closed(), 'the reset');
+    expect(proxy.connections).toBe(0);
+  });
+
+  it('drop with hold: nothing crosses while cut, and everything arrives in order after the heal', async () => {
+    const proxy = await setup();
+    const c = await client(proxy.port);
+    cleanups.push(() => void c.socket.destroy());
+    c.socket.write('a');
+    await until(() => c.received() === 'A', 'the echo');
+    proxy.setMode({ kind: 'drop', existing: 'hold', incoming: 'hold' });
+    for (const part of ['b', 'c', 'd']) c.socket.write(part);
+    await sleep(150);
+    expect(c.received()).toBe('A');
+    expect(c.closed()).toBe(false);
+    proxy.setMode(passMode);
+    await until(() => c.received() === 'ABCD', 'the held bytes');
+  });
+
+  it('drop with hold: a new connection is accepted but silent until the heal', async () => {
+    const proxy = await setup();
+    proxy.setMode({ kind: 'drop', existing: 'hold', incoming: 'hold' });
+    const c = await client(proxy.port);
+    cleanups.push(() => void c.socket.destroy());
+    c.socket.write('early');
+    await sleep(150);
+    expect(c.received()).toBe('');
+    expect(c.closed()).toBe(false);
+    proxy.setMode(passMode);
+    await until(() => c.received() === 'EARLY', 'the held connection to open');
+  });
+
+  it('delay: bytes arrive late and in order', async () => {
+    const proxy = await setup();
+    proxy.setMode({ kind: 'delay', delayMs: 150, jitterMs: 50 });
+    const c = await client(proxy.port);
+    cleanups.push(() => void c.socket.destroy());
+    const t0 = performance.now();
+    for (const part of ['x', 'y', 'z']) c.socket.write(part);
+    await until(() => c.received() === 'XYZ', 'the delayed echo');
+    // Both directions are delayed: at least two delays (timers may fire a millisecond early).
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(290);
+  });
+
+  it('a target that is down closes the client connection', async () => {
+    const { server, port } = await echoServer();
+    await new Promise<void>((r) => server.close(() => r()));
+    const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port } });
+    cleanups.push(() => proxy.close());
+    const c = await client(proxy.port);
+    await until(() => c.closed(), 'the close');
+  });
+});
+
+describe('ChaosNetwork', () => {
+  it('cuts both directions between two nodes and leaves the other links alone; heal restores them', async () => {
+    const net = new ChaosNetwork();
+    const proxies = new Map<string, FaultProxy>();
+    for (const [from, to] of [['a', 'b'], ['b', 'a'], ['a', 'c'], ['c', 'a'], ['b', 'c'], ['c', 'b']] as const) {
+      const p = await setup();
+      net.add(from, to, p);
+      proxies.set(`${from}->${to}`, p);
+    }
+    net.partition([['a'], ['b', 'c']], { kind: 'drop', existing: 'destroy', incoming: 'refuse' });
+    expect(net.cutLinks()).toEqual(['a->b', 'a->c', 'b->a', 'c->a']);
+    expect(proxies.get('b->c')!.mode.kind).toBe('pass');
+    const refused = await client(proxies.get('c->a')!.port);
+    await until(() => refused.closed(), 'the refusal');
+    net.heal();
+    expect(net.cutLinks()).toEqual([]);
+    const c = await client(proxies.get('c->a')!.port);
+    cleanups.push(() => void c.socket.destroy());
+    c.socket.write('ok');
+    await until(() => c.received() === 'OK', 'the healed link');
+  });
+});
