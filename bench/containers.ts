@@ -1,9 +1,11 @@
 // 50 busybox `sleep` tasks through Minkube (3 managers, 2 Docker workers sharing one engine) until all report
 // running, and, in the same run for reference, 50 `docker run -d` in a row. Needs a Docker engine and the
-// minkube-busybox:latest image (scripts/docker-setup.sh). `npx tsx bench/containers.ts [--count 50]`
+// minkube-busybox:latest image (scripts/docker-setup.sh); without them it prints a "skipped" row and exits 0.
+// `npx tsx bench/containers.ts [--count 50]`
 import { spawnSync } from 'node:child_process';
 import { ProcCluster, eventually, sleep } from '../test/support/cluster.js';
-import { BenchClient, arg, printTable, round } from './support.js';
+import type { SummaryRow } from './summary.js';
+import { BenchClient, arg, printResult, printTable, round } from './support.js';
 
 const image = 'minkube-busybox:latest';
 
@@ -61,13 +63,42 @@ function dockerRunInARow(count: number): number {
   return seconds;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+/** Why this machine cannot run the benchmark, or null when it can. */
+function dockerMissing(): string | null {
+  const run = (args: string[]): ReturnType<typeof spawnSync> => spawnSync('docker', args, { stdio: 'ignore', timeout: 15_000 });
+  const info = run(['info']);
+  if (info.error !== undefined && (info.error as NodeJS.ErrnoException).code === 'ENOENT') return 'docker not installed';
+  if (info.status !== 0) return 'docker engine not running';
+  if (run(['image', 'inspect', image]).status !== 0) return `no ${image} image (bash scripts/docker-setup.sh)`;
+  return null;
+}
+
+function summaryOf(count: number, minkubeSeconds: number | null, inARowSeconds: number | null, note?: string): SummaryRow[] {
+  return [
+    { metric: `${count} containers, submitted -> all running`, unit: 's', value: minkubeSeconds, better: 'lower', ...(note === undefined ? {} : { note }) },
+    { metric: `${count} x docker run -d in a row (reference)`, unit: 's', value: inARowSeconds, better: 'lower', ...(note === undefined ? {} : { note }) },
+  ];
+}
+
+async function main(): Promise<void> {
   const count = Number(arg('count', '50'));
+  const missing = dockerMissing();
+  if (missing !== null) {
+    console.log(`\nskipped: ${missing}`);
+    printResult('containers', { count, skipped: missing }, summaryOf(count, null, null, `skipped: ${missing}`));
+    return;
+  }
   const minkube = await minkubeRun(count);
   const inARow = dockerRunInARow(count);
   printTable(`${count} busybox sleep tasks until all report running (2 workers, one Docker engine)`, [
     { what: 'minkube task run (3 managers, 2 workers)', seconds: minkube.seconds, perWorker: JSON.stringify(minkube.perWorker) },
     { what: `docker run -d, ${count} in a row`, seconds: inARow, perWorker: '-' },
   ]);
-  console.log(JSON.stringify({ bench: 'containers', count, minkubeSeconds: minkube.seconds, perWorker: minkube.perWorker, dockerRunInARowSeconds: inARow, ratio: round(minkube.seconds / inARow) }));
+  printResult(
+    'containers',
+    { count, minkubeSeconds: minkube.seconds, perWorker: minkube.perWorker, dockerRunInARowSeconds: inARow, ratio: round(minkube.seconds / inARow) },
+    summaryOf(count, minkube.seconds, inARow),
+  );
 }
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();

@@ -2,7 +2,7 @@
 // a few in flight; every container is removed afterwards. `npx tsx bench/docker-start.ts [--count 50] [--concurrency 8]`
 import { randomBytes } from 'node:crypto';
 import { DockerRuntime } from '../src/runtime/docker.js';
-import { arg, percentile, printTable, round } from './support.js';
+import { arg, percentile, printResult, printTable, round } from './support.js';
 
 const image = process.env.MINKUBE_TEST_IMAGE ?? 'minkube-busybox:latest';
 
@@ -63,7 +63,15 @@ async function main(): Promise<void> {
   const count = Number(arg('count', '50'));
   const concurrency = Number(arg('concurrency', '8'));
   const rt = new DockerRuntime();
-  await rt.ping();
+  const unreachable = await rt.ping().then(
+    () => null,
+    (err: unknown) => (err instanceof Error ? err.message : String(err)),
+  );
+  if (unreachable !== null) {
+    console.log(`\nskipped: ${unreachable}`);
+    printResult('docker-start', { skipped: unreachable }, [{ metric: `DockerRuntime.run, ${count} containers`, unit: 'ms', value: null, better: 'lower', note: 'skipped: docker engine not running' }]);
+    return;
+  }
   const labels = { 'minkube.bench': 'docker-start', 'minkube.bench.run': randomBytes(4).toString('hex') };
   const rows: StartResult[] = [];
   try {
@@ -72,7 +80,14 @@ async function main(): Promise<void> {
     rows.push(await startMany(rt, count, 1, labels));
     rows.push(await startMany(rt, count, concurrency, labels));
     printTable(`DockerRuntime.run: ${count} x busybox sleep 30 (image ${image}, vfs storage driver)`, rows.map((r) => ({ ...r })));
-    console.log(JSON.stringify({ bench: 'docker-start', image, rows }));
+    const summary = rows.map((r) => ({
+      metric: `DockerRuntime.run, ${r.containers} containers, ${r.mode}`,
+      unit: 'ms',
+      value: r.totalMs,
+      better: 'lower' as const,
+      note: `p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms`,
+    }));
+    printResult('docker-start', { image, rows }, summary);
   } finally {
     // Whatever a failed run left behind.
     await removeAll(rt, (await rt.list(labels)).map((c) => c.id), concurrency);

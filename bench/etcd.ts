@@ -1,9 +1,12 @@
 // A 3-member etcd cluster on loopback, for running Minkube's workloads against a known system in the same run.
-// Used when an `etcd` binary is installed (Debian: etcd-server); writes go through etcd's HTTP JSON gateway.
+// Used when an `etcd` binary is installed (Debian: etcd-server); writes go through etcd's HTTP JSON gateway. It runs
+// with Minkube's default Raft timing (heartbeat 50 ms, election 300 ms), so failover compares implementations, not
+// defaults (etcd's own are 100 ms / 1000 ms).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { clusterConfigDefaults } from '../src/config/cluster.js';
 import { freePort, sleep } from '../test/support/cluster.js';
 
 export function etcdAvailable(): boolean {
@@ -23,7 +26,7 @@ export class EtcdCluster {
     readonly members: EtcdMember[],
   ) {}
 
-  static async start(size = 3): Promise<EtcdCluster> {
+  static async start(size = 3, timing = clusterConfigDefaults.raft): Promise<EtcdCluster> {
     const dir = mkdtempSync(join(tmpdir(), 'minkube-etcd-'));
     const ports = [];
     for (let i = 0; i < size; i++) ports.push({ client: await freePort(), peer: await freePort() });
@@ -37,6 +40,7 @@ export class EtcdCluster {
         `--listen-client-urls=http://127.0.0.1:${p.client}`, `--advertise-client-urls=http://127.0.0.1:${p.client}`,
         `--listen-peer-urls=http://127.0.0.1:${p.peer}`, `--initial-advertise-peer-urls=http://127.0.0.1:${p.peer}`,
         `--initial-cluster=${initial}`, '--initial-cluster-state=new', '--log-level=error',
+        `--heartbeat-interval=${timing.heartbeatIntervalMs}`, `--election-timeout=${timing.electionTimeoutMs}`,
       ],
     }));
     const c = new EtcdCluster(dir, members);
@@ -69,15 +73,18 @@ export class EtcdCluster {
     throw new Error('no etcd leader');
   }
 
+  /** SIGKILL one member and wait until it is gone. */
+  async kill(m: EtcdMember): Promise<void> {
+    const p = m.proc;
+    if (p === null) return;
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await gone;
+    m.proc = null;
+  }
+
   async stop(): Promise<void> {
-    for (const m of this.members) {
-      if (m.proc === null) continue;
-      const p = m.proc;
-      const gone = new Promise((r) => p.once('exit', r));
-      p.kill('SIGKILL');
-      await gone;
-      m.proc = null;
-    }
+    for (const m of this.members) await this.kill(m);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

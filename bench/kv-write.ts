@@ -4,7 +4,8 @@
 // `npx tsx bench/kv-write.ts [--seconds 5] [--target leader|follower] [--peer etcd] [--quick]`
 import { ProcCluster } from '../test/support/cluster.js';
 import { EtcdCluster, etcdAvailable, etcdPutBody } from './etcd.js';
-import { BenchClient, arg, flag, percentile, printTable, round } from './support.js';
+import type { SummaryRow } from './summary.js';
+import { BenchClient, arg, flag, percentile, printResult, printTable, round } from './support.js';
 
 export interface LoadResult {
   clients: number;
@@ -48,7 +49,7 @@ function minkubeWrites(urls: readonly URL[]): RequestOf {
 }
 
 function minkubeReads(urls: readonly URL[]): RequestOf {
-  return (c, i) => ({ url: new URL(`/v1/kv/bench-${c}-${i % 64}`, urls[(c + i) % urls.length]), method: 'GET', body: null });
+  return (c, i) => ({ url: new URL(`/v1/kv/bench-${c}-${i % 64}?consistency=linearizable`, urls[(c + i) % urls.length]), method: 'GET', body: null });
 }
 
 export async function benchKv(opts: { seconds: number; target: string; levels: number[] }): Promise<{ writes: LoadResult[]; reads: LoadResult[] }> {
@@ -86,9 +87,29 @@ export async function benchEtcdWrites(opts: { seconds: number; levels: number[] 
   }
 }
 
+/** The headline rows: writes/s, p50 and p99 per client count (with etcd's beside them), then the reads. */
+function summaryOf(writes: readonly LoadResult[], reads: readonly LoadResult[], etcd: readonly LoadResult[] | null, seconds: number): SummaryRow[] {
+  const rows: SummaryRow[] = [];
+  writes.forEach((w, i) => {
+    const e = etcd?.[i];
+    const peer = (n: number | undefined): { peer?: number } => (n === undefined ? {} : { peer: n });
+    const note = w.errors + (e?.errors ?? 0) > 0 ? { note: `errors: ${w.errors}${e ? ` / etcd ${e.errors}` : ''}` } : {};
+    rows.push({ metric: `KV writes, ${w.clients} clients, ${seconds} s`, unit: 'ops/s', value: w.opsPerSec, ...peer(e?.opsPerSec), better: 'higher', ...note });
+    rows.push({ metric: `KV write p50, ${w.clients} clients`, unit: 'ms', value: w.p50Ms, ...peer(e?.p50Ms), better: 'lower' });
+    rows.push({ metric: `KV write p99, ${w.clients} clients`, unit: 'ms', value: w.p99Ms, ...peer(e?.p99Ms), better: 'lower' });
+  });
+  for (const r of reads) {
+    const note = r.errors > 0 ? { note: `errors: ${r.errors}` } : {};
+    rows.push({ metric: `linearizable reads, ${r.clients} clients, ${seconds} s`, unit: 'ops/s', value: r.opsPerSec, better: 'higher', ...note });
+    rows.push({ metric: `linearizable read p50, ${r.clients} clients`, unit: 'ms', value: r.p50Ms, better: 'lower' });
+    rows.push({ metric: `linearizable read p99, ${r.clients} clients`, unit: 'ms', value: r.p99Ms, better: 'lower' });
+  }
+  return rows;
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const quick = flag('quick');
-  const seconds = Number(arg('seconds', quick ? '2' : '5'));
+  const seconds = Number(arg('seconds', quick ? '1' : '5'));
   const target = arg('target', 'leader');
   const levels = [1, 16, 64, 256];
   const result = await benchKv({ seconds, target, levels });
@@ -106,5 +127,5 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       );
     }
   }
-  console.log(JSON.stringify({ bench: 'kv', target, seconds, ...result, ...(etcd ? { etcd } : {}) }));
+  printResult('kv', { target, seconds, ...result, ...(etcd ? { etcd } : {}) }, summaryOf(result.writes, result.reads, etcd, seconds));
 }

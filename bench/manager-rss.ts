@@ -1,8 +1,10 @@
 // Manager memory: RSS of each of 3 managers after writing N keys (100-byte values), and the restart time of one
-// manager holding them (start to ready). `npx tsx bench/manager-rss.ts [--keys 100000]`
+// manager holding them: SIGKILL a follower, start it again, time until GET /ready answers 200 (a leader is known and
+// every committed entry is applied). `npx tsx bench/manager-rss.ts [--keys 100000]`
 import { readFileSync } from 'node:fs';
 import { ProcCluster, eventually } from '../test/support/cluster.js';
-import { BenchClient, arg, printTable, round } from './support.js';
+import type { SummaryRow } from './summary.js';
+import { BenchClient, arg, printResult, printTable, round } from './support.js';
 
 function rssMiB(pid: number | undefined): number {
   if (pid === undefined) return NaN;
@@ -10,7 +12,15 @@ function rssMiB(pid: number | undefined): number {
   return m ? round(Number(m[1]) / 1024, 1) : NaN;
 }
 
-export async function benchManagerRss(keys: number): Promise<{ keys: number; rssMiB: Record<string, number>; restartMs: number; writeSeconds: number }> {
+export interface ManagerRssResult {
+  keys: number;
+  leader: string;
+  rssMiB: Record<string, number>;
+  restartMs: number;
+  writeSeconds: number;
+}
+
+export async function benchManagerRss(keys: number): Promise<ManagerRssResult> {
   const cluster = await ProcCluster.create({ managers: 3 });
   const client = new BenchClient(256);
   try {
@@ -42,15 +52,25 @@ export async function benchManagerRss(keys: number): Promise<{ keys: number; rss
       return r?.status === 200 ? true : undefined;
     }, 120_000, 'the restarted manager to be ready');
     const restartMs = round(performance.now() - r0, 0);
-    return { keys, rssMiB: rss, restartMs, writeSeconds };
+    return { keys, leader, rssMiB: rss, restartMs, writeSeconds };
   } finally {
     client.close();
     await cluster.cleanup();
   }
 }
 
+function summaryOf(r: ManagerRssResult): SummaryRow[] {
+  const keys = r.keys.toLocaleString('en-US');
+  const followers = Object.entries(r.rssMiB).filter(([id]) => id !== r.leader).map(([, mib]) => mib);
+  return [
+    { metric: `manager RSS, leader, ${keys} keys`, unit: 'MiB', value: r.rssMiB[r.leader] ?? null, better: 'lower' },
+    { metric: `manager RSS, follower (max), ${keys} keys`, unit: 'MiB', value: Math.max(...followers), better: 'lower' },
+    { metric: `restart to ready, follower, ${keys} keys`, unit: 'ms', value: r.restartMs, better: 'lower', note: 'SIGKILL, start, GET /ready 200' },
+  ];
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const r = await benchManagerRss(Number(arg('keys', '100000')));
-  printTable(`Managers holding ${r.keys} keys`, [{ ...r.rssMiB, restartMs: r.restartMs, writeSeconds: r.writeSeconds }]);
-  console.log(JSON.stringify({ bench: 'manager-rss', ...r }));
+  printTable(`Managers holding ${r.keys} keys (leader ${r.leader})`, [{ ...r.rssMiB, restartMs: r.restartMs, writeSeconds: r.writeSeconds }]);
+  printResult('manager-rss', { ...r }, summaryOf(r));
 }

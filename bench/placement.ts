@@ -15,7 +15,8 @@ import { WorkerAgent } from '../src/worker/agent.js';
 import { WorkerLoops } from '../src/worker/loops.js';
 import { HttpManagerLink } from '../src/worker/managers.js';
 import { ProcCluster, freePort, httpJson, sleep } from '../test/support/cluster.js';
-import { BenchClient, arg, flag, percentile, printTable, round } from './support.js';
+import type { SummaryRow } from './summary.js';
+import { BenchClient, arg, flag, percentile, printResult, printTable, round } from './support.js';
 
 const benchTasks = {
   workerHeartbeatIntervalMs: 250, workerTtlMs: 5000, lostGraceMs: 5000, reconcileIntervalMs: 200,
@@ -159,11 +160,22 @@ async function submitAll(urls: readonly URL[], tasks: number, clients: number): 
   return { latencies, errors };
 }
 
+function summaryOf(results: readonly Result[]): SummaryRow[] {
+  return results.flatMap((r) => {
+    const size = `${r.scenario}, ${r.tasks.toLocaleString('en-US')} tasks, ${r.clients} clients`;
+    const note = r.errors > 0 ? { note: `${r.errors} submissions retried` } : {};
+    return [
+      { metric: `tasks accepted, ${size}`, unit: 'tasks/s', value: r.acceptedPerSec, better: 'higher', ...note },
+      { metric: `tasks placed, ${size}`, unit: 'tasks/s', value: r.placedPerSec, better: 'higher' },
+    ];
+  });
+}
+
 if (process.argv.includes('--worker-child')) {
   await runWorkerChild(arg('config', ''), arg('worker-child', 'w1'), Number(arg('port', '0')));
 } else if (import.meta.url === `file://${process.argv[1]}`) {
   const quick = flag('quick');
-  const tasks = Number(arg('tasks', quick ? '3000' : '10000'));
+  const tasks = Number(arg('tasks', quick ? '1000' : '10000'));
   const clients = Number(arg('clients', '64'));
   const only = arg('scenario', '');
   const results: Result[] = [];
@@ -171,5 +183,5 @@ if (process.argv.includes('--worker-child')) {
     if (only === '' || only === scenario) results.push(await benchPlacement(scenario, tasks, clients));
   }
   printTable(`Tasks accepted and placed (3 managers, 2 in-memory workers, loopback, synced log, ${clients} clients)`, results.map((r) => ({ ...r })));
-  console.log(JSON.stringify({ bench: 'placement', results }));
+  printResult('placement', { results }, summaryOf(results));
 }

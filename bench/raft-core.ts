@@ -7,7 +7,8 @@ import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { SimCluster } from '../test/sim/cluster.js';
 import { CountingStateMachine } from '../test/sim/state-machine.js';
-import { arg, flag, printTable, round } from './support.js';
+import type { SummaryRow } from './summary.js';
+import { arg, flag, printResult, printTable, round } from './support.js';
 
 export interface RaftCoreResult {
   batch: number;
@@ -128,5 +129,12 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     `Raft core: 3 nodes in the simulator, no I/O, ${o.commandBytes}-byte commands, ${o.seconds} s or ${o.entriesMax} entries per batch size${o.checks ? ', checkers on' : ''} (load ${round(loadavg()[0]!, 1)})`,
     results.map((r) => ({ ...r })),
   );
-  console.log(JSON.stringify({ bench: 'raft-core', commandBytes: o.commandBytes, checks: o.checks, loadAverage: round(loadavg()[0]!, 1), results }));
+  const summary: SummaryRow[] = results.map((r) => ({
+    metric: `Raft core ceiling, ${r.batch} command${r.batch === 1 ? '' : 's'}/propose`,
+    unit: 'entries/s',
+    value: r.entriesPerSec,
+    better: 'higher',
+    note: `3 simulated nodes, no I/O; ${r.heapBytesPerEntry} heap B/entry`,
+  }));
+  printResult('raft-core', { commandBytes: o.commandBytes, checks: o.checks, loadAverage: round(loadavg()[0]!, 1), results }, summary);
 }

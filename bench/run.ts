@@ -1,113 +1,230 @@
-// `npm run bench`: a small registry of named benchmarks. Each runs in its own process (a clean heap, its own
-// flags), prints its table, and ends with a JSON line that is collected into bench/results/latest.json.
-// `npm run bench [-- --only raft-core,storage] [--all] [--quick] [--list]`
-import { spawn } from 'node:child_process';
+// `npm run bench`: runs the registered benchmarks, each in its own process (a clean heap, its own flags), gathers
+// their headline numbers into one table (stdout and bench/results/latest.md) and everything into latest.json.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus, loadavg } from 'node:os';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { etcdAvailable } from './etcd.js';
+import { formatSummary, type SummaryRow, type TableRow } from './summary.js';
+
+const usage = `usage: npm run bench [-- [--quick] [--peer etcd] [--only a,b] [--all] [--list]]
+  (no flags)    every default benchmark at full size (several minutes)
+  --quick       the same set scaled down (fewer seconds, keys, trials, containers); under 2 minutes
+  --peer etcd   also run the KV write and failover workloads against a 3-member etcd, with ratios
+  --only a,b    just these benchmarks (see --list)
+  --all         the default set plus the micro-benchmarks (storage, transport, docker-start)
+  --list        name and description of every benchmark`;
+
+interface RunOptions {
+  readonly quick: boolean;
+  readonly peer: 'etcd' | null;
+}
 
 interface Benchmark {
   readonly name: string;
+  /** A file in bench/ that runs standalone and ends its output with a JSON line holding `summary` rows. */
   readonly file: string;
   readonly description: string;
-  /** Run when no --only is given; the others need Docker, real processes or minutes. */
+  /** In the run without --only; the others (micro-benchmarks) run with --all or --only. */
   readonly byDefault: boolean;
-  readonly args: readonly string[];
-  readonly quickArgs: readonly string[];
+  /** Its flags in this run; with --quick, smaller sizes that the benchmark names in its rows. */
+  readonly args: (o: RunOptions) => string[];
 }
 
+const withPeer = (o: RunOptions): string[] => (o.peer === null ? [] : ['--peer', o.peer]);
+const ifQuick = (o: RunOptions, quick: string[], full: string[] = []): string[] => (o.quick ? quick : full);
+
+// One entry per benchmark: adding one is adding a line here.
 const registry: readonly Benchmark[] = [
-  {
-    name: 'raft-core',
-    file: 'raft-core.ts',
-    description: 'the Raft core in the simulator: entries/s and heap bytes/entry at batch 1, 16, 256',
-    byDefault: true,
-    args: [],
-    quickArgs: ['--quick'],
-  },
-  { name: 'storage', file: 'storage.ts', description: 'synced saves on classic-level', byDefault: false, args: [], quickArgs: ['--saves', '100', '--batches', '50'] },
-  { name: 'transport', file: 'transport.ts', description: 'appends over loopback TCP', byDefault: false, args: [], quickArgs: ['--seconds', '1'] },
-  { name: 'kv-write', file: 'kv-write.ts', description: 'KV writes and reads over HTTP, 3 managers', byDefault: false, args: [], quickArgs: ['--quick'] },
-  { name: 'failover', file: 'failover.ts', description: 'unavailability after SIGKILL of the leader', byDefault: false, args: [], quickArgs: ['--runs', '1'] },
-  { name: 'placement', file: 'placement.ts', description: 'tasks accepted and placed per second, 3 managers + 2 workers', byDefault: false, args: [], quickArgs: ['--quick'] },
-  { name: 'containers', file: 'containers.ts', description: '50 busybox tasks through Minkube until running, vs docker run in a row', byDefault: false, args: [], quickArgs: ['--count', '10'] },
-  { name: 'manager-rss', file: 'manager-rss.ts', description: 'manager RSS holding 100,000 keys, and restart time', byDefault: false, args: [], quickArgs: ['--keys', '10000'] },
-  { name: 'docker-start', file: 'docker-start.ts', description: 'starting busybox containers', byDefault: false, args: [], quickArgs: ['--count', '10'] },
+  { name: 'raft-core', file: 'raft-core.ts', description: 'the Raft core ceiling: 3 simulated nodes, no I/O, entries/s', byDefault: true, args: (o) => ifQuick(o, ['--seconds', '0.5']) },
+  { name: 'kv-write', file: 'kv-write.ts', description: 'KV writes at 1/16/64/256 clients and linearizable reads over HTTP, 3 managers', byDefault: true, args: (o) => [...ifQuick(o, ['--seconds', '1']), ...withPeer(o)] },
+  { name: 'failover', file: 'failover.ts', description: 'leader SIGKILL -> next acknowledged write, median of trials', byDefault: true, args: (o) => ['--runs', o.quick ? '3' : '5', ...withPeer(o)] },
+  { name: 'placement', file: 'placement.ts', description: 'tasks accepted and placed per second, 3 managers + 2 workers', byDefault: true, args: (o) => ifQuick(o, ['--tasks', '1000']) },
+  { name: 'containers', file: 'containers.ts', description: 'busybox tasks through Minkube until all run, vs docker run in a row', byDefault: true, args: (o) => ['--count', o.quick ? '10' : '50'] },
+  { name: 'manager-rss', file: 'manager-rss.ts', description: 'manager RSS holding 100,000 keys, and restart time', byDefault: true, args: (o) => ['--keys', o.quick ? '10000' : '100000'] },
+  { name: 'storage', file: 'storage.ts', description: 'synced saves on classic-level', byDefault: false, args: (o) => ifQuick(o, ['--saves', '100', '--batches', '50']) },
+  { name: 'transport', file: 'transport.ts', description: 'appends over loopback TCP', byDefault: false, args: (o) => ifQuick(o, ['--seconds', '1']) },
+  { name: 'docker-start', file: 'docker-start.ts', description: 'starting busybox containers through DockerRuntime', byDefault: false, args: (o) => ['--count', o.quick ? '10' : '50'] },
 ];
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
+/** A benchmark still running after this long is killed (with its cluster: it runs in its own process group). */
+const timeoutSeconds = { quick: 300, full: 1800 };
 
-/** Runs one benchmark in a child process with this process's loader flags; resolves with its last JSON line. */
-function runOne(b: Benchmark, quick: boolean): Promise<{ ok: boolean; result: unknown; seconds: number }> {
+interface Outcome {
+  ok: boolean;
+  exitCode: number | null;
+  timedOut: boolean;
+  seconds: number;
+  args: string[];
+  result: { summary?: SummaryRow[] } | null;
+}
+
+let running: ChildProcess | null = null;
+
+/** Kills the running benchmark's whole process group: its managers, workers and etcd members too. */
+function killRunning(): void {
+  if (running?.pid !== undefined && running.exitCode === null) {
+    try {
+      process.kill(-running.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Runs one benchmark with this process's loader flags, echoing its output except the final JSON line. */
+function runOne(b: Benchmark, o: RunOptions): Promise<Outcome> {
   const started = performance.now();
-  const args = [...process.execArgv, join(benchDir, b.file), ...(quick ? b.quickArgs : b.args)];
+  const args = b.args(o);
+  const child = spawn(process.execPath, [...process.execArgv, join(benchDir, b.file), ...args], { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+  running = child;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    killRunning();
+  }, (o.quick ? timeoutSeconds.quick : timeoutSeconds.full) * 1000);
+  let partial = '';
+  let json: string | null = null;
+  const take = (line: string): void => {
+    if (line.startsWith('{"bench"')) json = line;
+    else process.stdout.write(line + '\n');
+  };
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop()!;
+    lines.forEach(take);
+  });
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      out += chunk;
-      process.stdout.write(chunk);
-    });
     child.on('close', (code) => {
-      const json = out
-        .split('\n')
-        .reverse()
-        .find((l) => l.startsWith('{'));
-      let result: unknown = null;
+      clearTimeout(timer);
+      running = null;
+      if (partial !== '') take(partial);
+      let result: Outcome['result'] = null;
       try {
-        result = json === undefined ? null : JSON.parse(json);
+        result = json === null ? null : (JSON.parse(json) as Outcome['result']);
       } catch {
         result = null;
       }
-      resolve({ ok: code === 0 && result !== null, result, seconds: (performance.now() - started) / 1000 });
+      const seconds = Math.round((performance.now() - started) / 100) / 10;
+      resolve({ ok: code === 0 && result !== null, exitCode: code, timedOut, seconds, args, result });
     });
   });
 }
 
-async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      only: { type: 'string' },
-      all: { type: 'boolean', default: false },
-      quick: { type: 'boolean', default: false },
-      list: { type: 'boolean', default: false },
-    },
-  });
-  if (values.list) {
-    for (const b of registry) console.log(`${b.name.padEnd(14)} ${b.byDefault ? '(default) ' : ''}${b.description}`);
+/** The benchmark's rows, or one row saying why there are none. */
+function rowsOf(b: Benchmark, r: Outcome): TableRow[] {
+  const rows = r.result?.summary ?? [];
+  if (r.ok && rows.length > 0) return rows.map((row) => ({ bench: b.name, ...row }));
+  const why = r.timedOut ? `timed out after ${r.seconds} s` : r.ok ? 'no summary rows' : `failed (exit ${r.exitCode ?? 'signal'}); its output is above`;
+  return [{ bench: b.name, metric: b.description, unit: '', value: null, better: 'higher', note: why }];
+}
+
+function gitCommit(): string | null {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: benchDir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+const loadAverage = (): number[] => loadavg().map((l) => Math.round(l * 10) / 10);
+
+interface Parsed {
+  options: RunOptions;
+  selected: Benchmark[];
+  list: boolean;
+  flags: Record<string, unknown>;
+}
+
+/** The flags, or the exit code to stop with (2 after a usage message, 0 after --help). */
+function parse(argv: string[]): Parsed | number {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        only: { type: 'string' },
+        all: { type: 'boolean', default: false },
+        quick: { type: 'boolean', default: false },
+        peer: { type: 'string' },
+        list: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (err) {
+    console.error(`${err instanceof Error ? err.message : String(err)}\n${usage}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(usage);
     return 0;
   }
-  const wanted = values.only?.split(',').map((s) => s.trim()) ?? null;
+  if (values.peer !== undefined && values.peer !== 'etcd') {
+    console.error(`--peer: only etcd is known, not "${values.peer}"\n${usage}`);
+    return 2;
+  }
+  const wanted = values.only?.split(',').map((s) => s.trim()).filter(Boolean) ?? null;
   const unknown = wanted?.filter((w) => !registry.some((b) => b.name === w)) ?? [];
-  if (unknown.length > 0) {
-    console.error(`unknown benchmark(s): ${unknown.join(', ')}; known: ${registry.map((b) => b.name).join(', ')}`);
+  if (unknown.length > 0 || (wanted !== null && values.all)) {
+    const why = unknown.length > 0 ? `unknown benchmark(s): ${unknown.join(', ')}; known: ${registry.map((b) => b.name).join(', ')}` : '--only and --all do not mix';
+    console.error(`${why}\n${usage}`);
     return 2;
   }
   const selected = registry.filter((b) => (wanted === null ? values.all || b.byDefault : wanted.includes(b.name)));
-  const results: Record<string, unknown> = {};
-  const failed: string[] = [];
-  for (const b of selected) {
-    console.log(`\n=== ${b.name}${values.quick ? ' (quick)' : ''}: ${b.description}`);
-    const r = await runOne(b, values.quick);
-    results[b.name] = { ok: r.ok, seconds: Math.round(r.seconds * 10) / 10, result: r.result };
-    if (!r.ok) failed.push(b.name);
+  const options = { quick: values.quick, peer: values.peer === 'etcd' ? ('etcd' as const) : null };
+  return { options, selected, list: values.list, flags: values };
+}
+
+async function main(): Promise<number> {
+  const parsed = parse(process.argv.slice(2));
+  if (typeof parsed === 'number') return parsed;
+  if (parsed.list) {
+    for (const b of registry) console.log(`${b.name.padEnd(14)} ${b.byDefault ? '(default) ' : '          '}${b.description}`);
+    return 0;
   }
-  const report = {
-    at: new Date().toISOString(),
-    quick: values.quick,
-    node: process.version,
-    cpus: cpus().length,
-    loadAverage: loadavg().map((l) => Math.round(l * 10) / 10),
-    results,
-  };
-  const out = join(benchDir, 'results', 'latest.json');
-  await mkdir(dirname(out), { recursive: true });
-  await writeFile(out, JSON.stringify(report, null, 2) + '\n');
-  console.log(`\nwrote ${out}${failed.length > 0 ? `; failed: ${failed.join(', ')}` : ''}`);
+  let { options } = parsed;
+  if (options.peer === 'etcd' && !etcdAvailable()) {
+    console.log('--peer etcd: no etcd binary found (Debian package etcd-server); running without the peer');
+    options = { ...options, peer: null };
+  }
+  const at = new Date().toISOString();
+  const loadAverageStart = loadAverage();
+  const started = performance.now();
+  const results: Record<string, Outcome> = {};
+  const rows: TableRow[] = [];
+  for (const b of parsed.selected) {
+    console.log(`\n=== ${b.name}${options.quick ? ' (quick)' : ''}: ${b.description}`);
+    const r = await runOne(b, options);
+    results[b.name] = r;
+    rows.push(...rowsOf(b, r));
+  }
+  const seconds = Math.round((performance.now() - started) / 1000);
+  const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? null, memoryGiB: Math.round(totalmem() / 2 ** 30), platform: `${process.platform} ${release()}`, node: process.version, loadAverageStart, loadAverageEnd: loadAverage() };
+  const commit = gitCommit();
+  const table = formatSummary(rows, options.peer);
+  const header = [
+    `${at}${options.quick ? ', --quick' : ''}${options.peer === null ? '' : `, --peer ${options.peer}`}; ${seconds} s in all; commit ${commit ?? '?'}`,
+    `${machine.cpus} x ${machine.cpuModel ?? '?'}, ${machine.memoryGiB} GiB, node ${machine.node}; load average ${loadAverageStart.join(' ')} at the start, ${machine.loadAverageEnd.join(' ')} at the end`,
+  ];
+  const out = join(benchDir, 'results');
+  await mkdir(out, { recursive: true });
+  await writeFile(join(out, 'latest.json'), JSON.stringify({ at, flags: parsed.flags, options, commit, seconds, machine, summary: rows, results }, null, 2) + '\n');
+  await writeFile(join(out, 'latest.md'), `# Minkube benchmarks\n\n${header.join('  \n')}\n\n${table}\n`);
+  console.log(`\n${header.join('\n')}\n\n${table}\n\nwrote ${join(out, 'latest.json')} and latest.md`);
+  const failed = parsed.selected.filter((b) => !results[b.name]!.ok).map((b) => b.name);
+  if (failed.length > 0) console.log(`failed: ${failed.join(', ')}`);
   return failed.length === 0 ? 0 : 1;
 }
 
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    killRunning();
+    process.exit(130);
+  });
+}
 process.exitCode = await main();

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { logIndex, nodeId, term } from '../src/lib/ids.js';
 import type { Entry } from '../src/raft/types.js';
 import { LevelRaftStorage } from '../src/storage/level.js';
-import { arg, percentile, printTable, round } from './support.js';
+import { arg, percentile, printResult, printTable, round } from './support.js';
 
 const makeEntries = (from: number, count: number, bytes: number): Entry[] =>
   Array.from({ length: count }, (_, i) => ({ term: term(1), index: logIndex(from + i), type: 'command', data: new Uint8Array(bytes).fill(i & 0xff) }));
@@ -63,7 +63,14 @@ async function main(): Promise<void> {
     console.log(`\nload(): ${loaded.entries.length} entries in ${loadMs} ms`);
     // The machine may be shared: the load average says how much of it this run had.
     console.log(`load average: ${loadavg()[0]!.toFixed(1)}`);
-    console.log(JSON.stringify({ bench: 'storage', loadAverage: round(loadavg()[0]!, 1), rows, load: { entries: loaded.entries.length, ms: loadMs } }));
+    const summary = rows.map((r) => ({
+      metric: `synced save, ${r.entriesPerSave} x ${r.entryBytes} B entries`,
+      unit: 'entries/s',
+      value: r.entriesPerSec ?? null,
+      better: 'higher' as const,
+      note: `p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms`,
+    }));
+    printResult('storage', { loadAverage: round(loadavg()[0]!, 1), rows, load: { entries: loaded.entries.length, ms: loadMs } }, summary);
   } finally {
     await s.close();
     await rm(root, { recursive: true, force: true });

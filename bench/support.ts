@@ -1,5 +1,6 @@
 // Shared pieces of the benchmarks: a keep-alive HTTP client, percentiles, and printing a table plus a JSON line.
 import { Agent, request } from 'node:http';
+import type { SummaryRow } from './summary.js';
 
 export function percentile(sortedMs: readonly number[], p: number): number {
   if (sortedMs.length === 0) return NaN;
@@ -74,4 +75,12 @@ export function arg(name: string, fallback: string): string {
 
 export function flag(name: string): boolean {
   return process.argv.includes(`--${name}`);
+}
+
+/**
+ * The last line a benchmark prints: its results as one JSON object, with `summary`, its headline numbers, which
+ * bench/run.ts gathers into one table.
+ */
+export function printResult(bench: string, data: Record<string, unknown>, summary: readonly SummaryRow[]): void {
+  console.log(JSON.stringify({ bench, ...data, summary }));
 }

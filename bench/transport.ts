@@ -7,7 +7,7 @@ import { logIndex, term, type NodeId } from '../src/lib/ids.js';
 import type { AppendMessage, Message } from '../src/raft/types.js';
 import { WIRE_VERSION, decodePayload, encodeFrame } from '../src/transport/codec.js';
 import { startTcpCluster } from '../test/transport/tcp-cluster.js';
-import { arg, printTable, round } from './support.js';
+import { arg, printResult, printTable, round } from './support.js';
 
 interface Shape {
   entriesPerAppend: number;
@@ -110,7 +110,14 @@ async function main(): Promise<void> {
   printTable('codec alone (64 appends per frame)', codec);
   // The machine may be shared: the load average says how much of it this run had.
   console.log(`load average: ${loadavg()[0]!.toFixed(1)}`);
-  console.log(JSON.stringify({ bench: 'transport', seconds, window, loadAverage: round(loadavg()[0]!, 1), stream, codec }));
+  const summary = stream.map((r) => ({
+    metric: `TCP appends, ${r.entriesPerAppend} x ${r.entryBytes} B entries, window ${window}`,
+    unit: 'entries/s',
+    value: r.entriesPerSec ?? null,
+    better: 'higher' as const,
+    note: `${r.payloadMBPerSec} MB/s payload`,
+  }));
+  printResult('transport', { seconds, window, loadAverage: round(loadavg()[0]!, 1), stream, codec }, summary);
 }
 
 await main();
