@@ -1,24 +1,31 @@
 // The on-disk layout of LevelRaftStorage: keys that sort by index, and checksummed values in a compact binary form.
 // Entry value: crc32 u32 | term u64 | type u8 | data. The crc covers term, index (from the key), type and data, so a
 // value copied under another key fails its check too. Hard state value: crc32 u32 | format u8 | term u64 | commit u64
-// | vote (UTF-8, empty for none). Meta value: crc32 u32 | bytes.
+// | vote (UTF-8, empty for none). Meta value: crc32 u32 | bytes. Snapshot value: crc32 u32 | format u8 | index u64 |
+// term u64 | size u64 | crc32 of the bytes u32 | { voters, learners } as JSON; the bytes are in a file of their own.
 import { crc32 } from 'node:zlib';
-import { logIndex, nodeId, term } from '../lib/ids.js';
+import { logIndex, nodeId, term, type NodeId } from '../lib/ids.js';
 import type { Entry, EntryType, HardState } from '../raft/types.js';
+import type { SnapshotInfo } from './types.js';
 
 const PREFIX_ENTRY = 0x65; // 'e'
 const PREFIX_HARD_STATE = 0x68; // 'h'
 const PREFIX_META = 0x6d; // 'm'
+const PREFIX_SNAPSHOT = 0x73; // 's'
 const PREFIX_FORMAT = 0x76; // 'v'
 
 export const FORMAT_VERSION = 1;
 export const formatKey = Buffer.from([PREFIX_FORMAT]);
 export const hardStateKey = Buffer.from([PREFIX_HARD_STATE]);
+/** The current snapshot's record. A directory without one (any written before snapshots existed) has none. */
+export const snapshotKey = Buffer.from([PREFIX_SNAPSHOT]);
 /** Bounds of the entry key range: every entry key is >= entryKeyMin and < entryKeyEnd. */
 export const entryKeyEnd = Buffer.from([PREFIX_ENTRY + 1]);
 const ENTRY_KEY_BYTES = 9;
 const ENTRY_HEADER_BYTES = 13;
 const HARD_STATE_HEADER_BYTES = 21;
+const SNAPSHOT_HEADER_BYTES = 33;
+const FILE_NUMBER_DIGITS = 16; // Number.MAX_SAFE_INTEGER has 16 digits
 const TWO_POW_32 = 0x1_0000_0000;
 
 const typeCodes: Record<EntryType, number> = { command: 0, noop: 1, config: 2 };
@@ -121,4 +128,52 @@ export function decodeMeta(value: Buffer): Uint8Array | string {
   if (value.length < 4) return `the value is truncated (${value.length} bytes)`;
   const bytes = new Uint8Array(value.subarray(4));
   return crc32(bytes) === value.readUInt32BE(0) ? bytes : 'checksum mismatch';
+}
+
+/** The snapshot's file name: zero-padded term and index, so names sort as snapshots do. */
+export function snapshotFileName(info: SnapshotInfo): string {
+  const pad = (n: number): string => String(n).padStart(FILE_NUMBER_DIGITS, '0');
+  return `${pad(info.meta.term)}-${pad(info.meta.index)}.snap`;
+}
+
+export function encodeSnapshot(info: SnapshotInfo): Buffer {
+  const conf = Buffer.from(JSON.stringify({ voters: info.meta.voters, learners: info.meta.learners }), 'utf8');
+  const value = Buffer.allocUnsafe(SNAPSHOT_HEADER_BYTES + conf.length);
+  value[4] = FORMAT_VERSION;
+  writeU64(value, 5, info.meta.index);
+  writeU64(value, 13, info.meta.term);
+  writeU64(value, 21, info.sizeBytes);
+  value.writeUInt32BE(info.crc32, 29);
+  conf.copy(value, SNAPSHOT_HEADER_BYTES);
+  value.writeUInt32BE(crc32(value.subarray(4)), 0);
+  return value;
+}
+
+export function decodeSnapshot(value: Buffer): SnapshotInfo | string {
+  if (value.length < SNAPSHOT_HEADER_BYTES) return `the value is truncated (${value.length} bytes)`;
+  if (crc32(value.subarray(4)) !== value.readUInt32BE(0)) return 'checksum mismatch';
+  if (value[4] !== FORMAT_VERSION) return `unknown format ${value[4]}`;
+  const index = readU64(value, 5);
+  const termValue = readU64(value, 13);
+  const sizeBytes = readU64(value, 21);
+  if (index < 0 || termValue < 0 || sizeBytes < 0) return 'the index, term or size is out of range';
+  const conf = parseConf(value.toString('utf8', SNAPSHOT_HEADER_BYTES));
+  if (conf === null) return 'the configuration is malformed';
+  const meta = { index: logIndex(index), term: term(termValue), ...conf };
+  return { meta, sizeBytes, crc32: value.readUInt32BE(29) };
+}
+
+function parseConf(json: string): { voters: NodeId[]; learners: NodeId[] } | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    return null;
+  }
+  const { voters, learners } = (parsed ?? {}) as { voters?: unknown; learners?: unknown };
+  const ids = (v: unknown): NodeId[] | null =>
+    Array.isArray(v) && v.every((id) => typeof id === 'string') ? v.map((id: string) => nodeId(id)) : null;
+  const v = ids(voters);
+  const l = ids(learners);
+  return v === null || l === null ? null : { voters: v, learners: l };
 }

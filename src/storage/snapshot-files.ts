@@ -1,0 +1,65 @@
+// Snapshot bytes on disk for LevelRaftStorage: one file per snapshot in <dir>/snapshots, written to a temp file,
+// fsynced, renamed and the directory fsynced, so a file under its final name is whole and survives a power failure.
+import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+
+const TEMP_SUFFIX = '.tmp';
+const SNAPSHOT_SUFFIX = '.snap';
+
+/** Writes `data` durably as `dir/name`, replacing any file of that name. */
+export async function writeFileDurably(dir: string, name: string, data: Uint8Array): Promise<void> {
+  // mkdir answers the first directory it created: that one's entry lives in its parent, which must be synced too.
+  const created = await mkdir(dir, { recursive: true });
+  if (created !== undefined) await syncDir(dirname(created));
+  const temp = join(dir, name + TEMP_SUFFIX);
+  const file = await open(temp, 'w');
+  try {
+    await file.writeFile(data);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(temp, join(dir, name));
+  await syncDir(dir);
+}
+
+/** The file's bytes, or null when it does not exist. */
+export async function readFileIfExists(path: string): Promise<Buffer | null> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+/** Deletes temp files and snapshot files other than `keep` (what a crash or an earlier save left); answers their names. */
+export async function removeStaleFiles(dir: string, keep: string | null): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const stale = names.filter((n) => n.endsWith(TEMP_SUFFIX) || (n.endsWith(SNAPSHOT_SUFFIX) && n !== keep));
+  for (const name of stale) await unlink(join(dir, name)).catch(ignoreMissing);
+  return stale;
+}
+
+export async function removeFileIfExists(path: string): Promise<void> {
+  await unlink(path).catch(ignoreMissing);
+}
+
+function ignoreMissing(err: unknown): void {
+  if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
