@@ -3,6 +3,7 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { buildBaseApp } from './http.js';
 import { clusterRoutes } from './routes/cluster.js';
+import { raftInternalRoutes, type RaftPeerService } from './routes/raft-internal.js';
 import { healthRoutes } from './routes/health.js';
 import { kvRoutes } from './routes/kv.js';
 import { memberRoutes } from './routes/members.js';
@@ -17,6 +18,8 @@ export interface ManagerAppOptions {
   tasks?: TasksService;
   /** The cluster membership routes (/v1/cluster/members, /v1/cluster/leader) are served when given. */
   membership?: MembershipService;
+  /** Manager-to-manager routes (snapshot chunks from the leader) are served when given. */
+  raftPeer?: RaftPeerService;
   /** A pino logger, or false (the default) for none. */
   logger?: FastifyBaseLogger | false;
   bodyLimitBytes?: number;
@@ -39,6 +42,7 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
     void app.register(taskRoutes, { tasks: opts.tasks, bodyLimitBytes: opts.bodyLimitBytes ?? limits.httpBodyBytesDefault });
     void app.register(workerRoutes, { tasks: opts.tasks });
   }
+  if (opts.raftPeer !== undefined) void app.register(raftInternalRoutes, { raftPeer: opts.raftPeer });
   if (opts.membership !== undefined) {
     void app.register(memberRoutes, { membership: opts.membership, bodyLimitBytes: opts.bodyLimitBytes ?? limits.httpBodyBytesDefault });
   }

@@ -39,6 +39,9 @@ export const ClusterReply = Type.Object({
       reachable: Type.Boolean(),
     }),
   ),
+  firstIndex: Type.Integer(),
+  lastIndex: Type.Integer(),
+  snapshotIndex: Type.Integer(),
 });
 
 export const HealthReply = Type.Object({ status: Type.Literal('ok') });

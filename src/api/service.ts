@@ -29,6 +29,10 @@ export interface ClusterView {
   readonly commitIndex: number;
   readonly appliedIndex: number;
   readonly members: readonly ClusterMemberView[];
+  /** The log this node holds: entries firstIndex..lastIndex, after its snapshot at snapshotIndex (0: none). */
+  readonly firstIndex: number;
+  readonly lastIndex: number;
+  readonly snapshotIndex: number;
 }
 
 export type ReadConsistency = 'linearizable' | 'stale';

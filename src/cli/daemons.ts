@@ -19,10 +19,29 @@ const stopTimeoutMs = 10_000;
 // The worker runtime arrives with the tasks issue; a computed specifier keeps the type checker from requiring it.
 const workerModulePath = '../worker/start.js';
 
-export async function runManager(configPath: string, id: string): Promise<number> {
+export interface ManagerFlags {
+  config?: string;
+  id: string;
+  join?: string;
+  forceNewCluster?: boolean;
+  raftAddress?: string;
+  apiAddress?: string;
+  dataDir?: string;
+}
+
+export async function runManager(f: ManagerFlags): Promise<number> {
+  const selfFlags = [f.raftAddress, f.apiAddress, f.dataDir].filter((x) => x !== undefined).length;
+  if (selfFlags !== 0 && selfFlags !== 3) throw new MinkubeError('CONFIG_INVALID', '--raft-address, --api-address and --data-dir go together');
+  if (f.config === undefined && selfFlags === 0) throw new MinkubeError('CONFIG_INVALID', 'a manager needs --config, or --raft-address, --api-address and --data-dir');
   return supervise(async () => {
     const mod = await loadRuntime('the manager runtime', () => import('../manager/start.js'));
-    return mod.startManager({ configPath, id });
+    return mod.startManager({
+      id: f.id,
+      ...(f.config === undefined ? {} : { configPath: f.config }),
+      ...(f.join === undefined ? {} : { join: f.join }),
+      ...(f.forceNewCluster === true ? { forceNewCluster: true } : {}),
+      ...(selfFlags === 3 ? { self: { raftAddress: f.raftAddress!, apiAddress: f.apiAddress!, dataDir: f.dataDir! } } : {}),
+    });
   });
 }
 

@@ -6,6 +6,7 @@ import { printError, type Output } from './output.js';
 import { runStatus } from './status.js';
 import { CliExit, parseEnvPair, runTaskGet, runTaskList, runTaskLogs, runTaskRun, runTaskStop, runWorkerList } from './tasks.js';
 import type { TaskSpec } from '../kv/task-model.js';
+import type { ManagerFlags } from './daemons.js';
 
 const defaultApi = 'http://127.0.0.1:8001';
 // The long-running commands are imported when used: the config schema (TypeBox) alone takes a second to load.
@@ -111,9 +112,14 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
   program
     .command('manager')
     .description('run one manager of the cluster config in this process (until SIGINT/SIGTERM)')
-    .requiredOption('--config <file>', 'the cluster config file')
-    .requiredOption('--id <id>', 'which manager of the config this is')
-    .action((opts: { config: string; id: string }) => runLong(async () => (await import('./daemons.js')).runManager(opts.config, opts.id)));
+    .option('--config <file>', 'the cluster config file (tuning; and the addresses of the managers it lists)')
+    .requiredOption('--id <id>', 'which manager this is')
+    .option('--join <url>', "join a running cluster through any manager's API (needs a new, empty data directory)")
+    .option('--raft-address <host:port>', 'this manager\'s Raft address, when the config does not list it')
+    .option('--api-address <host:port>', 'this manager\'s API address, when the config does not list it')
+    .option('--data-dir <dir>', 'this manager\'s data directory, when the config does not list it')
+    .option('--force-new-cluster', "disaster recovery: start as the only member of a new cluster from this manager's data")
+    .action((opts: ManagerFlags) => runLong(async () => (await import('./daemons.js')).runManager(opts)));
 
   // --config and --id are checked here rather than as required options: `worker ls` (below) needs neither.
   const worker = program

@@ -28,6 +28,10 @@ const RaftSchema = Type.Object(
   {
     heartbeatIntervalMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
     electionTimeoutMs: Type.Optional(Type.Integer({ minimum: 2, maximum: 60_000 })),
+    /** A snapshot is taken when the log holds this many entries after the last one... */
+    snapshotThresholdEntries: Type.Optional(Type.Integer({ minimum: 10, maximum: 100_000_000 })),
+    /** ...or this many bytes of entry data. */
+    snapshotThresholdBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1024 ** 4 })),
   },
   { additionalProperties: false },
 );
@@ -77,7 +81,12 @@ export type WorkerConfig = Static<typeof WorkerSchema>;
 export interface ClusterConfig {
   readonly managers: readonly ManagerConfig[];
   readonly workers: readonly WorkerConfig[];
-  readonly raft: { readonly heartbeatIntervalMs: number; readonly electionTimeoutMs: number };
+  readonly raft: {
+    readonly heartbeatIntervalMs: number;
+    readonly electionTimeoutMs: number;
+    readonly snapshotThresholdEntries: number;
+    readonly snapshotThresholdBytes: number;
+  };
   readonly api: { readonly bodyLimitBytes: number; readonly requestTimeoutMs: number };
   readonly tasks: TasksConfig;
 }
@@ -85,7 +94,7 @@ export interface ClusterConfig {
 export type TasksConfig = { readonly [K in keyof typeof clusterConfigDefaults.tasks]: number };
 
 export const clusterConfigDefaults = {
-  raft: { heartbeatIntervalMs: 50, electionTimeoutMs: 300 },
+  raft: { heartbeatIntervalMs: 50, electionTimeoutMs: 300, snapshotThresholdEntries: 20_000, snapshotThresholdBytes: 64 * 1024 * 1024 },
   api: { bodyLimitBytes: limits.httpBodyBytesDefault, requestTimeoutMs: limits.requestTimeoutMsDefault },
   tasks: {
     workerHeartbeatIntervalMs: 500,

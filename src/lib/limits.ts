@@ -18,6 +18,15 @@ export const limits = {
   proposalQueueMax: 8192,
   requestTimeoutMsDefault: 2000,
   httpBodyBytesDefault: 1024 * 1024,
+  // snapshots
+  /** A snapshot's bytes (a follower refuses a larger transfer). */
+  snapshotBytesMax: 1024 * 1024 * 1024,
+  snapshotChunkBytes: 1024 * 1024,
+  snapshotChunkTimeoutMs: 15_000,
+  /** A partly received snapshot is forgotten after this long without a chunk. */
+  snapshotTransferIdleMsMax: 60_000,
+  /** Entries kept after a compaction (at most a quarter of the threshold), so a follower slightly behind gets entries. */
+  snapshotRetainEntriesMax: 1000,
   // kv
   kvKeyBytesMax: 512,
   kvSessionsMax: 100_000,

@@ -1,27 +1,47 @@
 // Drives one Raft core: the tick timer and the ready loop (persist, then send, then apply, then advance), this
 // manager's own proposals and linearizable reads. It knows nothing of HTTP; the service layer sits on top.
+import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
+import { assert } from '../lib/assert.js';
 import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
-import type { LogIndex, NodeId } from '../lib/ids.js';
+import type { LogIndex, NodeId, Term } from '../lib/ids.js';
+import { limits } from '../lib/limits.js';
 import type { Random } from '../lib/random.js';
-import { createRaftNode, defaultRaftLimits } from '../raft/index.js';
-import type { Entry, Message, RaftNode, RaftStatus, Ready, Role } from '../raft/types.js';
-import type { RaftStorage } from '../storage/types.js';
+import { createRaftNode, defaultRaftLimits, forceNewCluster } from '../raft/index.js';
+import type { ConfChange, ConfChangeResult, ConfState, Entry, Message, RaftInitialState, RaftNode, RaftStatus, Ready, Role, SnapshotMeta } from '../raft/types.js';
+import type { LoadedState, RaftStorage } from '../storage/types.js';
 import type { Transport } from '../transport/types.js';
+import { decodeSnapshot, encodeSnapshot, MemberDirectory, type Member } from './members.js';
 import { ProposalTracker } from './proposals.js';
 import { ReadBatcher } from './reads.js';
+import { SnapshotReceiver, SnapshotSender, type ChunkPoster, type SnapshotChunkHeader, type SnapshotSource } from './snapshot-transfer.js';
 
-/** What the node needs of the replicated state machine: apply a committed command and say who proposed it. */
+export type { Member };
+
+/**
+ * What the node needs of the replicated state machine: apply a committed command and say who proposed it; and, for
+ * snapshots, its whole state as bytes and back (deterministic: every node restores the same state from them).
+ */
 export interface CommandStateMachine<R> {
   apply(index: number, data: Uint8Array): { clientId: string; seq: number; reqId?: string | undefined; result: R } | null;
+  snapshot(): Uint8Array;
+  restore(bytes: Uint8Array): void;
 }
 
-export interface Member {
-  readonly id: NodeId;
-  readonly raftAddress: string;
-  readonly apiAddress: string;
+/** A received snapshot waiting for the core to accept it (the Ready that installs it carries the same meta). */
+interface PendingInstall {
+  readonly meta: SnapshotMeta;
+  readonly data: Uint8Array;
+  readonly members: readonly Member[];
+  readonly state: Uint8Array;
 }
+
+const PENDING_INSTALLS_MAX = 2;
+/** Ticks between the leader's looks at its learners (promotion). */
+const PROMOTE_CHECK_TICKS = 4;
+/** A learner this close to the commit index is promoted. */
+const PROMOTE_LAG_ENTRIES_MAX = 256;
 
 export interface RaftNodeDriverOptions<R> {
   id: NodeId;
@@ -38,6 +58,17 @@ export interface RaftNodeDriverOptions<R> {
   electionTicks: number;
   heartbeatTicks: number;
   proposalQueueMax: number;
+  /** A snapshot is taken once the stored log holds this many entries, or this many bytes were applied since the last. */
+  snapshotThresholdEntries: number;
+  snapshotThresholdBytes: number;
+  /** This node joined a running cluster (or is joining): it knows no configuration until the leader sends one. */
+  join?: boolean;
+  /** Disaster recovery: start as the only voter of a new cluster, with everything this node holds. */
+  forceNewCluster?: boolean;
+  /** How snapshot chunks reach followers (tests inject one; default HTTP). */
+  snapshotPoster?: ChunkPoster;
+  /** Called after the state machine was replaced by a snapshot from the leader. */
+  onRestored?: () => void;
   /** Called for every applied entry, after the state machine (leader-only loops watch the state through it). */
   onApplied?: (entry: Entry) => void;
   onRoleChange?: (role: Role, leaderId: NodeId | null, term: number) => void;
@@ -61,6 +92,19 @@ export class RaftNodeDriver<R> {
   private lastLeader: NodeId | null = null;
   private fatalError: Error | null = null;
   private syncedHardState: { term: number; vote: NodeId | null } = { term: 0, vote: null };
+  readonly directory: MemberDirectory;
+  private readonly sender: SnapshotSender;
+  readonly receiver: SnapshotReceiver;
+  private pendingInstalls: PendingInstall[] = [];
+  /** A snapshot being written, and one written whose compaction the core has not been told of yet. */
+  private snapshotting = false;
+  private pendingCompact: { meta: SnapshotMeta; retain: number } | null = null;
+  /** The stored log's entries end at or below this index (it holds entries after it). */
+  private compactedThrough = 0;
+  private appliedBytesSinceSnapshot = 0;
+  private sourceCache: SnapshotSource | null = null;
+  private ticks = 0;
+  private conf: ConfState = { voters: [], learners: [] };
   /** Resolves when the node stops, with the error that stopped it, if any. */
   readonly stoppedPromise: Promise<Error | null>;
   private resolveStopped!: (e: Error | null) => void;
@@ -68,11 +112,34 @@ export class RaftNodeDriver<R> {
   private constructor(
     private readonly o: RaftNodeDriverOptions<R>,
     core: RaftNode,
+    directory: MemberDirectory,
+    initial: RaftInitialState,
   ) {
     this.id = o.id;
     this.core = core;
+    this.directory = directory;
     const hs = core.status();
     this.syncedHardState = { term: hs.term, vote: hs.vote };
+    this.appliedIndex = initial.snapshot?.index ?? 0;
+    this.compactedThrough = Math.max(initial.snapshot?.index ?? 0, (initial.entries[0]?.index ?? 1) - 1);
+    this.sender = new SnapshotSender({
+      selfId: o.id,
+      logger: o.logger.child({ component: 'snapshots' }),
+      source: () => this.snapshotSource(),
+      apiAddressOf: (id) => this.directory.get(id)?.apiAddress,
+      report: (peer, status) => {
+        if (this.stopped) return;
+        this.core.reportSnapshot(peer, status);
+        this.scheduleReady();
+      },
+      ...(o.snapshotPoster === undefined ? {} : { post: o.snapshotPoster }),
+    });
+    this.receiver = new SnapshotReceiver({
+      selfId: o.id,
+      logger: o.logger.child({ component: 'snapshots' }),
+      nowMs: () => o.clock.nowMs(),
+      onComplete: (h, data) => this.onSnapshotReceived(h, data),
+    });
     const resendAfterMs = o.tickMs * o.electionTicks;
     this.proposals = new ProposalTracker<R>({ queueMax: o.proposalQueueMax, resendAfterMs });
     this.reads = new ReadBatcher({
@@ -85,11 +152,20 @@ export class RaftNodeDriver<R> {
   }
 
   static async open<R>(o: RaftNodeDriverOptions<R>): Promise<RaftNodeDriver<R>> {
-    const initial = await o.storage.load();
+    const loaded = await o.storage.load();
+    const directory = new MemberDirectory(o.id, o.members);
+    if (loaded.snapshotData !== null) {
+      const snap = decodeSnapshot(loaded.snapshotData);
+      for (const m of snap.members) directory.set(m.id, m);
+      o.stateMachine.restore(snap.state);
+    }
+    directory.learnFromEntries(loaded.entries);
+    const initial = await prepareInitial(o, loaded);
     const core = createRaftNode(
       {
         id: o.id,
-        voters: o.members.map((m) => m.id),
+        voters: o.join === true ? [] : o.members.map((m) => m.id),
+        join: o.join === true,
         electionTicks: o.electionTicks,
         heartbeatTicks: o.heartbeatTicks,
         random: o.random,
@@ -99,11 +175,18 @@ export class RaftNodeDriver<R> {
       },
       initial,
     );
-    o.logger.info({ lastIndex: initial.entries.at(-1)?.index ?? 0, commit: initial.hardState.commit }, 'raft state loaded');
-    return new RaftNodeDriver(o, core);
+    const st = core.status();
+    o.logger.info(
+      { snapshotIndex: initial.snapshot?.index ?? 0, lastIndex: st.lastIndex, commit: initial.hardState.commit, voters: st.voters, learners: st.learners },
+      'raft state loaded',
+    );
+    return new RaftNodeDriver(o, core, directory, initial);
   }
 
   start(): void {
+    const st = this.core.status();
+    this.conf = { voters: st.voters, learners: st.learners };
+    this.updatePeers();
     this.o.transport.onMessage((m) => {
       if (this.stopped) return;
       this.core.step(m);
@@ -159,9 +242,25 @@ export class RaftNodeDriver<R> {
     return r;
   }
 
+  /** Leader only: one membership change (see RaftNode.proposeConfChange). */
+  proposeConfChange(change: ConfChange): ConfChangeResult {
+    if (this.stopped) return { ok: false, reason: 'PROPOSAL_DROPPED', leaderId: null };
+    const r = this.core.proposeConfChange(change);
+    if (r.ok) this.o.logger.info({ change: change.type, member: change.nodeId, index: r.index }, 'membership change proposed');
+    this.scheduleReady();
+    return r;
+  }
+
+  /** A snapshot chunk from the leader (the HTTP route calls this). */
+  receiveSnapshotChunk(header: SnapshotChunkHeader, chunk: Uint8Array): { offset: number; done: boolean } {
+    if (this.stopped) throw new MinkubeError('NOT_READY', 'the manager is shutting down');
+    return this.receiver.receive(header, chunk);
+  }
+
   private onTick(): void {
     if (this.stopped) return;
     this.core.tick();
+    if (++this.ticks % PROMOTE_CHECK_TICKS === 0) this.promoteCaughtUpLearners();
     const now = this.o.clock.nowMs();
     const leaderKnown = this.core.status().leaderId !== null;
     this.proposals.expire(now, leaderKnown);
@@ -187,16 +286,22 @@ export class RaftNodeDriver<R> {
     this.draining = true;
     try {
       while (!this.stopped) {
+        this.applyPendingCompact();
         this.flushProposals();
         if (!this.core.hasReady()) break;
         const rd = this.core.ready();
+        const install = this.takeInstall(rd);
+        // New members' addresses arrive in the config entries (or the snapshot) of this very Ready.
+        if (rd.entries.length > 0) this.directory.learnFromEntries(rd.entries);
+        if (rd.confState !== null) this.onConfState(rd.confState);
         const [early, late] = splitMessages(rd.messages);
         // A leader's appends and heartbeats go out while its own write is on disk (Raft thesis 10.2.1): what they
         // lead to (a commit) can only surface in a later Ready, which this loop takes after the write is durable.
         if (early.length > 0) this.o.transport.send(early);
-        await this.persist(rd);
+        await this.persist(rd, install);
         if (this.stopped) break;
-        this.handleReady(rd, late);
+        this.handleReady(rd, late, install);
+        this.maybeSnapshot();
       }
     } catch (err) {
       this.fail(err);
@@ -210,7 +315,13 @@ export class RaftNodeDriver<R> {
    * whose only change is the commit index is written without fsync and without waiting (the storage keeps writes
    * in order): a commit index lost in a crash is learnt again from the leader, and the entries it covers are synced.
    */
-  private async persist(rd: Ready): Promise<void> {
+  private async persist(rd: Ready, install: PendingInstall | null): Promise<void> {
+    if (install !== null) {
+      await this.o.storage.save(rd.hardState, rd.entries, { sync: true, snapshot: { meta: install.meta, data: install.data } });
+      if (rd.hardState !== null) this.syncedHardState = { term: rd.hardState.term, vote: rd.hardState.vote };
+      this.compactedThrough = install.meta.index;
+      return;
+    }
     if (rd.hardState === null && rd.entries.length === 0) return;
     const sync = this.mustSync(rd);
     const write = this.o.storage.save(rd.hardState, rd.entries, { sync });
@@ -226,8 +337,9 @@ export class RaftNodeDriver<R> {
     return synced;
   }
 
-  private handleReady(rd: Ready, messages: readonly Message[]): void {
-    if (messages.length > 0) this.o.transport.send(messages);
+  private handleReady(rd: Ready, messages: readonly Message[], install: PendingInstall | null): void {
+    if (messages.length > 0) this.send(messages);
+    if (install !== null) this.installSnapshot(install);
     this.applyEntries(rd.committedEntries);
     const now = this.o.clock.nowMs();
     for (const rs of rd.readStates) this.reads.onReadState(rs.context, rs.index, this.appliedIndex, now);
@@ -245,6 +357,7 @@ export class RaftNodeDriver<R> {
         if (debug && applied?.reqId !== undefined) this.o.logger.debug({ reqId: applied.reqId, index: e.index }, 'applied');
       }
       this.appliedIndex = e.index;
+      this.appliedBytesSinceSnapshot += e.data.length;
       this.o.onApplied?.(e);
     }
     this.reads.onApplied(this.appliedIndex);
@@ -264,10 +377,146 @@ export class RaftNodeDriver<R> {
     if (role !== this.lastRole || leaderId !== this.lastLeader) {
       this.o.logger.info({ leaderId, previousRole: this.lastRole }, role === 'leader' ? 'became leader' : `role ${role}, leader ${leaderId ?? 'unknown'}`);
     }
-    if (leaderId !== this.lastLeader) this.proposals.resendAll();
+    const leaderChanged = leaderId !== this.lastLeader;
     this.lastRole = role;
     this.lastLeader = leaderId;
+    if (leaderChanged) {
+      this.proposals.resendAll();
+      this.updatePeers();
+    }
     this.o.onRoleChange?.(role, leaderId, term);
+  }
+
+  /** Raft messages to the transport; a 'snapshot' message starts a stream of the snapshot's bytes instead. */
+  private send(messages: readonly Message[]): void {
+    if (!messages.some((m) => m.type === 'snapshot')) return this.o.transport.send(messages);
+    const raft: Message[] = [];
+    for (const m of messages) {
+      if (m.type === 'snapshot') this.sender.send(m.to, m.term);
+      else raft.push(m);
+    }
+    this.o.transport.send(raft);
+  }
+
+  private onConfState(conf: ConfState): void {
+    this.conf = conf;
+    this.updatePeers();
+    this.o.logger.info({ voters: conf.voters, learners: conf.learners }, 'configuration changed');
+  }
+
+  /**
+   * The transport talks to the members of the configuration, and to the leader even when the configuration no
+   * longer has it: a leader that removes itself leads until that change commits, and it learns of the commit only
+   * from its followers' answers.
+   */
+  private updatePeers(): void {
+    const peers = this.directory.peers(this.conf);
+    const leader = this.lastLeader;
+    const address = leader === null || leader === this.o.id ? undefined : this.directory.get(leader)?.raftAddress;
+    if (address !== undefined) peers.set(leader!, address);
+    this.o.transport.setPeers(peers);
+  }
+
+  // ---- snapshots ----
+
+  private onSnapshotReceived(h: SnapshotChunkHeader, data: Uint8Array): void {
+    if (this.stopped) return;
+    let decoded: { members: Member[]; state: Uint8Array };
+    try {
+      decoded = decodeSnapshot(data);
+    } catch (err) {
+      throw new MinkubeError('INVALID_BODY', `the snapshot cannot be decoded: ${(err as Error).message}`, { cause: err });
+    }
+    this.pendingInstalls.push({ meta: h.meta, data, members: decoded.members, state: decoded.state });
+    if (this.pendingInstalls.length > PENDING_INSTALLS_MAX) this.pendingInstalls.shift();
+    this.core.step({ type: 'snapshot', from: h.from, to: this.o.id, term: h.term, snapshot: h.meta });
+    this.scheduleReady();
+  }
+
+  /** The received bytes for the snapshot this Ready installs; received snapshots the core ignored are dropped. */
+  private takeInstall(rd: Ready): PendingInstall | null {
+    if (this.pendingInstalls.length === 0) {
+      assert(rd.snapshot === null, 'a Ready installs a snapshot that was never received');
+      return null;
+    }
+    const pending = this.pendingInstalls;
+    this.pendingInstalls = [];
+    const snap = rd.snapshot;
+    if (snap === null) return null;
+    const install = pending.find((p) => p.meta.index === snap.index && p.meta.term === snap.term);
+    assert(install !== undefined, `a Ready installs snapshot ${snap.index} whose bytes are not here`);
+    for (const m of install.members) this.directory.set(m.id, m);
+    return install;
+  }
+
+  private installSnapshot(install: PendingInstall): void {
+    this.o.stateMachine.restore(install.state);
+    this.appliedIndex = install.meta.index;
+    this.appliedBytesSinceSnapshot = 0;
+    this.o.logger.info({ index: install.meta.index, term: install.meta.term, sizeBytes: install.data.length }, 'snapshot installed');
+    this.o.onRestored?.();
+    this.reads.onApplied(this.appliedIndex);
+  }
+
+  /** Takes a snapshot when the stored log or the bytes applied since the last one pass their thresholds. */
+  private maybeSnapshot(): void {
+    if (this.snapshotting || this.stopped) return;
+    const entries = this.appliedIndex - this.compactedThrough;
+    if (entries < this.o.snapshotThresholdEntries && this.appliedBytesSinceSnapshot < this.o.snapshotThresholdBytes) return;
+    const meta = this.core.snapshotMeta(this.appliedIndex as LogIndex);
+    if (meta === null || meta.index <= (this.o.storage.snapshotInfo()?.meta.index ?? 0)) return;
+    const started = performance.now();
+    const data = encodeSnapshot(this.directory, this.o.stateMachine.snapshot());
+    const retain = Math.min(limits.snapshotRetainEntriesMax, Math.floor(this.o.snapshotThresholdEntries / 4));
+    const compactThrough = Math.max(this.compactedThrough, meta.index - retain) as LogIndex;
+    this.snapshotting = true;
+    this.appliedBytesSinceSnapshot = 0;
+    const encodedMs = performance.now() - started;
+    this.o.storage.saveSnapshot(meta, data, compactThrough).then(
+      () => {
+        this.snapshotting = false;
+        this.compactedThrough = Math.max(this.compactedThrough, compactThrough);
+        this.pendingCompact = { meta, retain: meta.index - compactThrough };
+        this.sourceCache = { meta, data, crc32: crc32(data) };
+        const ms = Math.round(performance.now() - started);
+        this.o.logger.info({ index: meta.index, sizeBytes: data.length, compactThrough, encodeMs: Math.round(encodedMs), ms }, 'snapshot taken');
+        this.scheduleReady();
+      },
+      (err: unknown) => this.fail(err),
+    );
+  }
+
+  /** Tells the core about a durable snapshot; between Readies, so a Ready never spans a compaction. */
+  private applyPendingCompact(): void {
+    const p = this.pendingCompact;
+    if (p === null) return;
+    this.pendingCompact = null;
+    this.core.compact(p.meta, p.retain);
+  }
+
+  private async snapshotSource(): Promise<SnapshotSource | null> {
+    const info = this.o.storage.snapshotInfo();
+    if (info === null) return null;
+    if (this.sourceCache?.meta.index === info.meta.index) return this.sourceCache;
+    const read = await this.o.storage.readSnapshot();
+    if (read === null) return null;
+    this.sourceCache = { meta: read.info.meta, data: read.data, crc32: read.info.crc32 };
+    return this.sourceCache;
+  }
+
+  // ---- membership ----
+
+  /** The leader promotes a learner once it holds nearly everything committed. */
+  private promoteCaughtUpLearners(): void {
+    const st = this.core.status();
+    if (st.role !== 'leader' || st.learners.length === 0 || st.configIndex > st.commitIndex) return;
+    for (const id of st.learners) {
+      const pr = st.progress.get(id);
+      if (pr === undefined || pr.match + PROMOTE_LAG_ENTRIES_MAX < st.commitIndex || pr.match === 0) continue;
+      const r = this.proposeConfChange({ type: 'promote', nodeId: id });
+      if (r.ok) return;
+      this.o.logger.debug({ member: id, reason: r.reason }, 'learner not promoted yet');
+    }
   }
 
   private fail(err: unknown): void {
@@ -275,6 +524,25 @@ export class RaftNodeDriver<R> {
     this.o.logger.fatal({ err }, 'the raft loop failed; stopping this manager');
     void this.stop();
   }
+}
+
+/**
+ * The initial state for the core: the loaded one, or (disaster recovery) the loaded one rewritten into a one-voter
+ * cluster, whose new config entry and hard state are persisted before the core sees them.
+ */
+async function prepareInitial(o: RaftNodeDriverOptions<unknown>, loaded: LoadedState): Promise<RaftInitialState> {
+  const base: RaftInitialState = {
+    hardState: loaded.hardState,
+    entries: loaded.entries,
+    applied: loaded.snapshot?.index ?? (0 as LogIndex),
+    ...(loaded.snapshot === undefined ? {} : { snapshot: loaded.snapshot }),
+  };
+  if (o.forceNewCluster !== true) return base;
+  const forced = forceNewCluster(base, o.id);
+  const conf = forced.entries.at(-1)!;
+  await o.storage.save(forced.hardState, [conf]);
+  o.logger.warn({ index: conf.index, term: conf.term }, 'forced a new one-member cluster from this data directory');
+  return forced;
 }
 
 /** Splits a Ready's messages into those that may leave before its write is durable and those that must wait. */

@@ -19,7 +19,11 @@ export interface ManagerServiceOptions {
 
 export class ManagerServiceImpl implements ManagerService {
   readonly kv = new KvStateMachine();
-  readonly stateMachine: CommandStateMachine<ApplyResult> = { apply: (index, data) => this.kv.applyEntry(index, data) };
+  readonly stateMachine: CommandStateMachine<ApplyResult> = {
+    apply: (index, data) => this.kv.applyEntry(index, data),
+    snapshot: () => this.kv.snapshot(),
+    restore: (bytes) => this.kv.restore(bytes),
+  };
   private driverRef: RaftNodeDriver<ApplyResult> | null = null;
 
   constructor(private readonly o: ManagerServiceOptions) {}
@@ -42,13 +46,21 @@ export class ManagerServiceImpl implements ManagerService {
       leaderId: s.leaderId,
       commitIndex: s.commitIndex,
       appliedIndex: this.driver.applied,
-      members: this.o.members.map((m) => ({
-        id: m.id,
-        raftAddress: m.raftAddress,
-        apiAddress: m.apiAddress,
-        voter: true,
-        reachable: m.id === this.o.id || this.o.transport.reachable(m.id),
-      })),
+      members: [...s.voters.map((id) => this.memberView(id, true)), ...s.learners.map((id) => this.memberView(id, false))],
+      firstIndex: s.firstIndex,
+      lastIndex: s.lastIndex,
+      snapshotIndex: s.snapshot?.index ?? 0,
+    };
+  }
+
+  private memberView(id: NodeId, voter: boolean): ClusterView['members'][number] {
+    const a = this.driver.directory.get(id);
+    return {
+      id,
+      raftAddress: a?.raftAddress ?? '',
+      apiAddress: a?.apiAddress ?? '',
+      voter,
+      reachable: id === this.o.id || this.o.transport.reachable(id),
     };
   }
 

@@ -80,6 +80,9 @@ export function defaultView(overrides: Partial<ClusterView> = {}): ClusterView {
     leaderId: 'm1',
     commitIndex: 10,
     appliedIndex: 10,
+    firstIndex: 1,
+    lastIndex: 10,
+    snapshotIndex: 0,
     members: [
       { id: 'm1', raftAddress: '127.0.0.1:7001', apiAddress: '127.0.0.1:8001', voter: true, reachable: true },
       { id: 'm2', raftAddress: '127.0.0.2:7002', apiAddress: '127.0.0.2:8002', voter: true, reachable: false },

@@ -44,6 +44,9 @@ const view = (id: string, role: ClusterView['role'], term: number): ClusterView 
   leaderId: role === 'leader' ? id : null,
   commitIndex: 0,
   appliedIndex: 0,
+  firstIndex: 1,
+  lastIndex: 0,
+  snapshotIndex: 0,
   members: [{ id, raftAddress: 'h:1', apiAddress: `127.0.0.9:80${id.slice(1)}`, voter: true, reachable: true }],
 });
 

@@ -1,0 +1,19 @@
+// POST /internal/v1/raft/snapshot: one chunk of a snapshot the leader streams to this manager (InstallSnapshot, out of
+// the Raft transport). Query parameters carry the header, the body is the raw chunk; the answer is the offset this
+// manager expects next, so a transfer resumes after a broken connection. Only managers call it.
+import type { FastifyPluginAsync } from 'fastify';
+import { limits } from '../../lib/limits.js';
+import { headerFromQuery, SNAPSHOT_CHUNK_PATH, type ChunkReply, type SnapshotChunkHeader } from '../../manager/snapshot-transfer.js';
+
+export interface RaftPeerService {
+  receiveSnapshotChunk(header: SnapshotChunkHeader, chunk: Uint8Array): ChunkReply;
+}
+
+export const raftInternalRoutes: FastifyPluginAsync<{ raftPeer: RaftPeerService }> = async (app, { raftPeer }) => {
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: limits.snapshotChunkBytes + 1024 }, (_req, body, done) => done(null, body));
+  app.post(SNAPSHOT_CHUNK_PATH, { bodyLimit: limits.snapshotChunkBytes + 1024 }, async (req) => {
+    const header = headerFromQuery(req.query as Record<string, string | undefined>);
+    const chunk = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    return raftPeer.receiveSnapshotChunk(header, chunk);
+  });
+};

@@ -1,0 +1,92 @@
+// `minkube manager --join URL`: a new manager starts with an empty data directory, learns the members from any
+// manager's API, starts as a node that knows no configuration, and asks the cluster to add it (as a learner; the
+// leader promotes it once it has caught up). The data directory remembers that it joined, for later restarts.
+import type { Logger } from 'pino';
+import { ApiClient } from '../api/client.js';
+import type { ClusterConfig, ManagerConfig } from '../config/cluster.js';
+import { checkAddress } from '../config/cluster.js';
+import { MinkubeError } from '../lib/errors.js';
+import { nodeId } from '../lib/ids.js';
+import type { LevelRaftStorage } from '../storage/level.js';
+import type { Member } from './members.js';
+
+const JOINED_META_KEY = 'joined';
+/** How long a joining manager keeps asking (the cluster may be electing, or busy with another change). */
+const JOIN_TIMEOUT_MS = 60_000;
+const JOIN_RETRY_MS = 500;
+
+export interface JoinPlan {
+  /** The addresses to start with: the members the cluster named (or the config's, on a restart). */
+  readonly members: readonly Member[];
+}
+
+export interface JoinOptions {
+  join?: string;
+  forceNewCluster?: boolean;
+  self?: { raftAddress: string; apiAddress: string; dataDir: string };
+}
+
+/** This manager's entry: the flags' addresses when given, else the config's. */
+export function selfConfig(config: ClusterConfig, id: string, o: JoinOptions): ManagerConfig {
+  if (o.join !== undefined && o.forceNewCluster === true) throw new MinkubeError('CONFIG_INVALID', '--join and --force-new-cluster cannot be used together');
+  if (o.self !== undefined) {
+    const problems = (['raftAddress', 'apiAddress'] as const).flatMap((k) => {
+      const p = checkAddress(o.self![k]);
+      return p === null ? [] : [`--${k === 'raftAddress' ? 'raft-address' : 'api-address'}: ${p}`];
+    });
+    if (problems.length > 0) throw new MinkubeError('CONFIG_INVALID', problems.join('; '));
+    return { id, ...o.self };
+  }
+  const listed = config.managers.find((m) => m.id === id);
+  if (listed !== undefined) return listed;
+  throw new MinkubeError(
+    'CONFIG_INVALID',
+    `no manager with id "${id}" in the config (managers: ${config.managers.map((m) => m.id).join(', ')}); a manager added at runtime needs --raft-address, --api-address and --data-dir`,
+  );
+}
+
+/**
+ * null for a member of the config's bootstrap cluster; a plan for a node that joins now or joined before. A data
+ * directory that already holds a member's state cannot join again (it would vote with a log the cluster forgot).
+ */
+export async function prepareJoin(storage: LevelRaftStorage, self: ManagerConfig, o: JoinOptions, configMembers: readonly Member[], logger: Logger): Promise<JoinPlan | null> {
+  const joinedBefore = (await storage.getMeta(JOINED_META_KEY)) !== undefined;
+  if (o.join === undefined) return joinedBefore ? { members: configMembers } : null;
+  const hs = await storage.hardState();
+  const holdsState = hs.term > 0 || (await storage.lastIndex()) > 0 || storage.snapshotInfo() !== null;
+  if (holdsState && !joinedBefore) {
+    throw new MinkubeError('CONFIG_INVALID', `the data directory ${self.dataDir} holds a cluster member's state; --join needs a new, empty data directory (drop --join to restart this member)`);
+  }
+  const client = new ApiClient(o.join, { readRetries: 5 });
+  const view = await client.listMembers();
+  if (holdsState && !view.members.some((m) => m.id === self.id)) {
+    throw new MinkubeError('CONFIG_INVALID', `manager ${self.id} was removed from the cluster; its data must not be reused: empty ${self.dataDir} and join again`);
+  }
+  if (!joinedBefore) await storage.putMeta(JOINED_META_KEY, new Uint8Array([1]));
+  logger.info({ via: client.baseUrl, members: view.members.map((m) => m.id), leaderId: view.leaderId }, 'joining the cluster');
+  const members = view.members.filter((m) => m.id !== self.id).map((m) => ({ id: nodeId(m.id), raftAddress: m.raftAddress, apiAddress: m.apiAddress }));
+  return { members: [...members, { id: nodeId(self.id), raftAddress: self.raftAddress, apiAddress: self.apiAddress }] };
+}
+
+/** Asks the cluster to add this manager, retrying passing failures for up to a minute. */
+export async function askToJoin(url: string, self: ManagerConfig, logger: Logger): Promise<void> {
+  const client = new ApiClient(url);
+  const deadlineMs = Date.now() + JOIN_TIMEOUT_MS;
+  const req = { id: self.id, raftAddress: self.raftAddress, apiAddress: self.apiAddress };
+  for (;;) {
+    try {
+      const { created, member } = await client.addMember(req);
+      logger.info({ created, voter: member.voter }, created ? 'added to the cluster as a learner' : 'already a member of the cluster');
+      return;
+    } catch (err) {
+      if (!(err instanceof MinkubeError) || !passing(err) || Date.now() + JOIN_RETRY_MS > deadlineMs) throw err;
+      logger.info({ err: `${err.code}: ${err.message}` }, 'the cluster did not add this manager yet; retrying');
+      await new Promise((r) => setTimeout(r, JOIN_RETRY_MS));
+    }
+  }
+}
+
+function passing(err: MinkubeError): boolean {
+  if (err.code === 'MEMBERSHIP_CHANGE_REFUSED') return (err.details as { retryable?: unknown } | undefined)?.retryable === true;
+  return ['NO_LEADER', 'TIMEOUT', 'UNREACHABLE', 'NOT_READY', 'PROPOSAL_DROPPED'].includes(err.code);
+}

@@ -1,0 +1,112 @@
+// The managers' address book: who the members are comes from the Raft configuration (voters and learners); where
+// they are comes from the config file, from the context of the config entries that added them, and from snapshots.
+import { Packr } from 'msgpackr';
+import type { NodeId } from '../lib/ids.js';
+import { nodeId } from '../lib/ids.js';
+import { MinkubeError } from '../lib/errors.js';
+import { decodeConfEntry } from '../raft/index.js';
+import type { ConfState, Entry } from '../raft/types.js';
+
+export interface MemberAddresses {
+  readonly raftAddress: string;
+  readonly apiAddress: string;
+}
+
+export interface Member extends MemberAddresses {
+  readonly id: NodeId;
+}
+
+/** The context of an addLearner change: the new member's addresses. */
+export function encodeMemberContext(a: MemberAddresses): string {
+  return JSON.stringify({ raftAddress: a.raftAddress, apiAddress: a.apiAddress });
+}
+
+function decodeMemberContext(context: string | undefined): MemberAddresses | null {
+  if (context === undefined) return null;
+  try {
+    const raw = JSON.parse(context) as Partial<MemberAddresses> | null;
+    if (typeof raw?.raftAddress !== 'string' || typeof raw.apiAddress !== 'string') return null;
+    return { raftAddress: raw.raftAddress, apiAddress: raw.apiAddress };
+  } catch {
+    return null;
+  }
+}
+
+export class MemberDirectory {
+  /** Never shrinks: a removed member's addresses cost nothing and a log truncation may bring it back. */
+  private readonly addresses = new Map<NodeId, MemberAddresses>();
+
+  constructor(
+    readonly selfId: NodeId,
+    initial: readonly Member[],
+  ) {
+    for (const m of initial) this.addresses.set(m.id, { raftAddress: m.raftAddress, apiAddress: m.apiAddress });
+  }
+
+  get(id: NodeId): MemberAddresses | undefined {
+    return this.addresses.get(id);
+  }
+
+  set(id: NodeId, a: MemberAddresses): void {
+    this.addresses.set(id, { raftAddress: a.raftAddress, apiAddress: a.apiAddress });
+  }
+
+  /** Learns the addresses carried by config entries (appended or loaded), in log order. */
+  learnFromEntries(entries: readonly Entry[]): void {
+    for (const e of entries) {
+      if (e.type !== 'config') continue;
+      const change = decodeConfEntry(e.data).change;
+      if (change?.type !== 'addLearner') continue;
+      const a = decodeMemberContext(change.context);
+      if (a !== null) this.set(change.nodeId, a);
+    }
+  }
+
+  /**
+   * The transport's peers for a configuration: every voter and learner but this node, where an address is known. A
+   * joining node knows no configuration yet: it keeps every address it was given, so the leader can reach it.
+   */
+  peers(conf: ConfState): Map<NodeId, string> {
+    const peers = new Map<NodeId, string>();
+    const ids = conf.voters.length === 0 ? [...this.addresses.keys()] : [...conf.voters, ...conf.learners];
+    for (const id of ids) {
+      const a = this.addresses.get(id);
+      if (id !== this.selfId && a !== undefined) peers.set(id, a.raftAddress);
+    }
+    return peers;
+  }
+
+  entries(): [NodeId, MemberAddresses][] {
+    return [...this.addresses];
+  }
+}
+
+// ---- the snapshot envelope: the state machine's bytes and the address book as of the snapshot ----
+
+const SNAPSHOT_ENVELOPE_VERSION = 1;
+const packr = new Packr({ useRecords: false, moreTypes: false });
+
+export function encodeSnapshot(directory: MemberDirectory, state: Uint8Array): Uint8Array {
+  const members = directory.entries().map(([id, a]) => [id, a.raftAddress, a.apiAddress]);
+  return packr.pack({ v: SNAPSHOT_ENVELOPE_VERSION, members, state });
+}
+
+/** The parts of a snapshot; STORAGE_CORRUPT when the bytes are not one. */
+export function decodeSnapshot(bytes: Uint8Array): { members: Member[]; state: Uint8Array } {
+  let raw: { v?: unknown; members?: unknown; state?: unknown };
+  try {
+    raw = packr.unpack(bytes) as typeof raw;
+  } catch (err) {
+    throw new MinkubeError('STORAGE_CORRUPT', `the snapshot cannot be decoded: ${(err as Error).message}`, { cause: err });
+  }
+  if (raw?.v !== SNAPSHOT_ENVELOPE_VERSION || !Array.isArray(raw.members) || !(raw.state instanceof Uint8Array)) {
+    throw new MinkubeError('STORAGE_CORRUPT', 'the snapshot has an unknown format');
+  }
+  const members: Member[] = [];
+  for (const m of raw.members as unknown[]) {
+    if (!Array.isArray(m) || m.length !== 3 || !m.every((x) => typeof x === 'string')) throw new MinkubeError('STORAGE_CORRUPT', 'the snapshot has a malformed member');
+    const [id, raftAddress, apiAddress] = m as [string, string, string];
+    members.push({ id: nodeId(id), raftAddress, apiAddress });
+  }
+  return { members, state: raw.state };
+}

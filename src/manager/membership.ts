@@ -1,0 +1,202 @@
+// Membership changes and leadership transfer on behalf of the HTTP API. The leader does the work through its Raft
+// driver; a follower forwards the request to the leader's API and answers what the leader answered.
+import type { Logger } from 'pino';
+import { ApiClient } from '../api/client.js';
+import type { ClusterMemberView, MemberRequest, MembersView, MembershipService, RequestContext } from '../api/service.js';
+import { errorFromBody, MinkubeError } from '../lib/errors.js';
+import { nodeId, type NodeId } from '../lib/ids.js';
+import type { ConfChangeRejection, RaftStatus } from '../raft/types.js';
+import { encodeMemberContext } from './members.js';
+import type { RaftNodeDriver } from './node.js';
+
+/** How often a waiting request looks at the driver again (a change commits within a few heartbeats). */
+const POLL_MS = 20;
+
+export interface MembershipOptions {
+  driver: () => RaftNodeDriver<unknown>;
+  reachable: (id: NodeId) => boolean;
+  logger: Logger;
+  /** How long a leadership transfer may take before LEADER_TRANSFER_FAILED. */
+  electionTimeoutMs: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class MembershipServiceImpl implements MembershipService {
+  constructor(private readonly o: MembershipOptions) {}
+
+  private get driver(): RaftNodeDriver<unknown> {
+    return this.o.driver();
+  }
+
+  /** The configuration as this node sees it. */
+  localView(): MembersView {
+    const st = this.driver.status();
+    const view = (id: NodeId, voter: boolean): ClusterMemberView => {
+      const a = this.driver.directory.get(id);
+      return {
+        id,
+        raftAddress: a?.raftAddress ?? '',
+        apiAddress: a?.apiAddress ?? '',
+        voter,
+        reachable: id === this.driver.id || this.o.reachable(id),
+      };
+    };
+    return { leaderId: st.leaderId, members: [...st.voters.map((id) => view(id, true)), ...st.learners.map((id) => view(id, false))] };
+  }
+
+  async listMembers(ctx: RequestContext): Promise<MembersView> {
+    const leader = await this.leaderOrForward(ctx);
+    if (leader !== null) return leader.request<MembersView>('GET', '/v1/cluster/members', this.forwardOptions(ctx));
+    return this.localView();
+  }
+
+  async addMember(req: MemberRequest, ctx: RequestContext): Promise<{ created: boolean; member: ClusterMemberView }> {
+    const leader = await this.leaderOrForward(ctx);
+    if (leader !== null) return this.forwardAdd(leader, req, ctx);
+    const id = nodeId(req.id);
+    const existing = this.localView().members.find((m) => m.id === id);
+    if (existing !== undefined) {
+      if (existing.raftAddress === req.raftAddress && existing.apiAddress === req.apiAddress) return { created: false, member: existing };
+      throw refused(`member ${id} exists with other addresses (raft ${existing.raftAddress}, api ${existing.apiAddress}); remove it first`);
+    }
+    const clash = this.localView().members.find((m) => m.raftAddress === req.raftAddress || m.apiAddress === req.apiAddress);
+    if (clash !== undefined) throw refused(`member ${clash.id} already uses that address`);
+    const index = await this.propose(() => ({ type: 'addLearner', nodeId: id, context: encodeMemberContext(req) }), ctx);
+    this.driver.directory.set(id, req);
+    await this.waitCommitted(index, ctx);
+    const member = this.localView().members.find((m) => m.id === id) ?? { id, raftAddress: req.raftAddress, apiAddress: req.apiAddress, voter: false, reachable: false };
+    return { created: true, member };
+  }
+
+  async removeMember(idText: string, ctx: RequestContext): Promise<MembersView> {
+    const leader = await this.leaderOrForward(ctx);
+    if (leader !== null) return leader.request<MembersView>('DELETE', `/v1/cluster/members/${encodeURIComponent(idText)}`, this.forwardOptions(ctx));
+    const id = nodeId(idText);
+    const st = this.driver.status();
+    if (!st.voters.includes(id) && !st.learners.includes(id)) throw new MinkubeError('MEMBER_NOT_FOUND', `no member "${idText}"`);
+    if (st.voters.includes(id)) checkQuorumAfterRemoval(st, id);
+    const index = await this.propose(() => ({ type: 'remove', nodeId: id }), ctx);
+    await this.waitCommitted(index, ctx);
+    this.o.logger.info({ member: id, index }, 'member removed');
+    return this.localView();
+  }
+
+  async transferLeader(target: string | null, ctx: RequestContext): Promise<{ leaderId: string; term: number }> {
+    const leader = await this.leaderOrForward(ctx);
+    if (leader !== null) return leader.request('POST', '/v1/cluster/leader', { ...this.forwardOptions(ctx), body: target === null ? {} : { id: target } });
+    const st = this.driver.status();
+    if (target !== null) {
+      const id = nodeId(target);
+      if (st.learners.includes(id)) throw new MinkubeError('LEADER_TRANSFER_FAILED', `${target} is a learner; only a voter can lead`);
+      if (!st.voters.includes(id)) throw new MinkubeError('MEMBER_NOT_FOUND', `no member "${target}"`);
+      if (id === this.driver.id) return { leaderId: id, term: st.term };
+    }
+    const r = this.driver.transferLeadership(target === null ? null : nodeId(target));
+    if (!r.ok) throw new MinkubeError('LEADER_TRANSFER_FAILED', r.reason);
+    // The transfer either completes within an election timeout or is abandoned by the core.
+    const deadlineMs = Math.min(ctx.deadlineMs, Date.now() + 3 * this.o.electionTimeoutMs + 500);
+    while (Date.now() < deadlineMs) {
+      const now = this.driver.status();
+      if (now.leaderId !== null && now.leaderId !== this.driver.id) return { leaderId: now.leaderId, term: now.term };
+      await sleep(POLL_MS);
+    }
+    const now = this.driver.status();
+    throw new MinkubeError('LEADER_TRANSFER_FAILED', `leadership did not move to ${r.target} in time (leader: ${now.leaderId ?? 'none'})`);
+  }
+
+  // ---- helpers ----
+
+  /** null when this node leads; else a client of the leader's API. NO_LEADER when no leader is known by the deadline. */
+  private async leaderOrForward(ctx: RequestContext): Promise<ApiClient | null> {
+    for (;;) {
+      const st = this.driver.status();
+      if (st.role === 'leader') return null;
+      if (st.leaderId !== null) {
+        const address = this.driver.directory.get(st.leaderId)?.apiAddress;
+        if (address === undefined) throw new MinkubeError('NO_LEADER', `the leader ${st.leaderId} has no known API address`);
+        return new ApiClient(address, { timeoutMs: Math.max(1, ctx.deadlineMs - Date.now()) });
+      }
+      if (Date.now() + POLL_MS >= ctx.deadlineMs) throw new MinkubeError('NO_LEADER', 'no leader is known; the cluster may have lost its quorum');
+      await sleep(POLL_MS);
+    }
+  }
+
+  private forwardOptions(ctx: RequestContext): { requestId: string; timeoutMs: number } {
+    return { requestId: ctx.requestId, timeoutMs: Math.max(1, ctx.deadlineMs - Date.now()) };
+  }
+
+  private async forwardAdd(leader: ApiClient, req: MemberRequest, ctx: RequestContext): Promise<{ created: boolean; member: ClusterMemberView }> {
+    const res = await fetch(`${leader.baseUrl}/v1/cluster/members`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': ctx.requestId },
+      body: JSON.stringify({ id: req.id, raftAddress: req.raftAddress, apiAddress: req.apiAddress }),
+      signal: AbortSignal.timeout(Math.max(1, ctx.deadlineMs - Date.now())),
+    }).catch((err: unknown) => {
+      throw new MinkubeError(err instanceof Error && err.name === 'TimeoutError' ? 'TIMEOUT' : 'UNREACHABLE', `the leader at ${leader.baseUrl} did not answer`, { cause: err });
+    });
+    const body = (await res.json().catch(() => null)) as unknown;
+    if (!res.ok) throw errorFromBody(body, res.status);
+    return { created: res.status === 201, member: body as ClusterMemberView };
+  }
+
+  /** Proposes a change, retrying while another change is in progress, until the deadline. */
+  private async propose(change: () => Parameters<RaftNodeDriver<unknown>['proposeConfChange']>[0], ctx: RequestContext): Promise<number> {
+    for (;;) {
+      const r = this.driver.proposeConfChange(change());
+      if (r.ok) return r.index;
+      if (!retryable(r.reason) || Date.now() + POLL_MS >= ctx.deadlineMs) throw rejection(r.reason);
+      await sleep(POLL_MS);
+    }
+  }
+
+  private async waitCommitted(index: number, ctx: RequestContext): Promise<void> {
+    while (this.driver.status().commitIndex < index) {
+      if (Date.now() >= ctx.deadlineMs) throw new MinkubeError('TIMEOUT', `the membership change at index ${index} is not committed yet; its outcome is unknown`);
+      await sleep(POLL_MS);
+    }
+  }
+}
+
+/** Refuses to remove a voter when the voters left that this leader hears from would not form a quorum. */
+function checkQuorumAfterRemoval(st: RaftStatus, id: NodeId): void {
+  const remaining = st.voters.filter((v) => v !== id);
+  const live = remaining.filter((v) => v === st.id || st.progress.get(v)?.recentActive === true);
+  const quorum = Math.floor(remaining.length / 2) + 1;
+  if (remaining.length === 0) throw refused(`${id} is the last voter`);
+  if (live.length < quorum) {
+    throw refused(`removing ${id} would leave ${remaining.length} voters of which only ${live.length} are live (${live.join(', ')}); a quorum needs ${quorum}`);
+  }
+}
+
+function retryable(reason: ConfChangeRejection): boolean {
+  return reason === 'CONF_CHANGE_IN_PROGRESS' || reason === 'PROPOSAL_DROPPED';
+}
+
+function rejection(reason: ConfChangeRejection): MinkubeError {
+  switch (reason) {
+    case 'NOT_LEADER':
+      return new MinkubeError('NO_LEADER', 'this manager stopped leading; retry');
+    case 'CONF_CHANGE_IN_PROGRESS':
+    case 'PROPOSAL_DROPPED':
+      return new MinkubeError('MEMBERSHIP_CHANGE_REFUSED', 'another membership change is in progress (or leadership is moving); retry shortly', {
+        details: { retryable: true },
+      });
+    case 'UNKNOWN_MEMBER':
+      return new MinkubeError('MEMBER_NOT_FOUND', 'no such member');
+    case 'ALREADY_MEMBER':
+      return refused('already a member');
+    case 'NOT_A_LEARNER':
+    case 'LEARNER_NOT_CAUGHT_UP':
+    case 'INVALID_CHANGE':
+      return refused(`the change is not valid now (${reason})`);
+    case 'LAST_VOTER':
+      return refused('it is the last voter');
+    default:
+      return refused(String(reason));
+  }
+}
+
+function refused(message: string): MinkubeError {
+  return new MinkubeError('MEMBERSHIP_CHANGE_REFUSED', message);
+}

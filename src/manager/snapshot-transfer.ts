@@ -1,0 +1,212 @@
+// InstallSnapshot outside the Raft core (as etcd does it): the leader streams a snapshot's bytes to a follower in
+// chunks over HTTP (a connection of its own, so heartbeats never wait behind it), and the follower hands the
+// complete, verified bytes to its core. A transfer resumes where it stopped: the follower keeps what it received and
+// answers every chunk with the offset it expects next.
+import { crc32 } from 'node:zlib';
+import type { Logger } from 'pino';
+import { MinkubeError } from '../lib/errors.js';
+import { logIndex, nodeId, term as toTerm, type NodeId, type Term } from '../lib/ids.js';
+import { limits } from '../lib/limits.js';
+import type { SnapshotMeta } from '../raft/types.js';
+
+/** One chunk's header (sent as query parameters; the chunk is the body). */
+export interface SnapshotChunkHeader {
+  readonly from: NodeId;
+  /** The leader's term: the core ignores a snapshot from an older leader. */
+  readonly term: Term;
+  readonly meta: SnapshotMeta;
+  readonly sizeBytes: number;
+  readonly crc32: number;
+  readonly offset: number;
+}
+
+export interface ChunkReply {
+  /** The offset the receiver expects next (the sender continues from there). */
+  readonly offset: number;
+  readonly done: boolean;
+}
+
+export const SNAPSHOT_CHUNK_PATH = '/internal/v1/raft/snapshot';
+
+export function headerToQuery(h: SnapshotChunkHeader): string {
+  const q = new URLSearchParams({
+    from: h.from,
+    term: String(h.term),
+    index: String(h.meta.index),
+    snapTerm: String(h.meta.term),
+    voters: h.meta.voters.join(','),
+    learners: h.meta.learners.join(','),
+    size: String(h.sizeBytes),
+    crc: String(h.crc32),
+    offset: String(h.offset),
+  });
+  return q.toString();
+}
+
+const idList = (s: string): NodeId[] => (s === '' ? [] : s.split(',').map(nodeId));
+const idListPattern = /^([A-Za-z0-9][A-Za-z0-9._-]*(,[A-Za-z0-9][A-Za-z0-9._-]*)*)?$/;
+
+/** The header of a chunk request, or INVALID_PARAM naming the bad parameter. */
+export function headerFromQuery(q: Record<string, string | undefined>): SnapshotChunkHeader {
+  const int = (name: string, max = Number.MAX_SAFE_INTEGER): number => {
+    const v = q[name];
+    if (v === undefined || !/^[0-9]{1,16}$/.test(v) || Number(v) > max) throw new MinkubeError('INVALID_PARAM', `snapshot chunk: "${name}" must be an integer`);
+    return Number(v);
+  };
+  const ids = (name: string): NodeId[] => {
+    const v = q[name] ?? '';
+    if (!idListPattern.test(v)) throw new MinkubeError('INVALID_PARAM', `snapshot chunk: "${name}" must be a comma-separated list of ids`);
+    return idList(v);
+  };
+  const from = q.from;
+  if (from === undefined || !idListPattern.test(from) || from === '' || from.includes(',')) throw new MinkubeError('INVALID_PARAM', 'snapshot chunk: "from" must be a node id');
+  const meta: SnapshotMeta = { index: logIndex(int('index')), term: toTerm(int('snapTerm')), voters: ids('voters'), learners: ids('learners') };
+  return { from: nodeId(from), term: toTerm(int('term')), meta, sizeBytes: int('size', limits.snapshotBytesMax), crc32: int('crc', 0xffff_ffff), offset: int('offset') };
+}
+
+interface PartialTransfer {
+  readonly key: string;
+  readonly header: SnapshotChunkHeader;
+  readonly chunks: Buffer[];
+  offset: number;
+  touchedMs: number;
+}
+
+/**
+ * The follower's side: one transfer at a time (a newer one replaces it), held in memory until complete. A transfer
+ * left idle for limits.snapshotTransferIdleMsMax is forgotten.
+ */
+export class SnapshotReceiver {
+  private partial: PartialTransfer | null = null;
+
+  constructor(
+    private readonly o: {
+      selfId: NodeId;
+      logger: Logger;
+      nowMs: () => number;
+      /** The complete, verified bytes: step them into the core. */
+      onComplete: (header: SnapshotChunkHeader, data: Uint8Array) => void;
+    },
+  ) {}
+
+  receive(h: SnapshotChunkHeader, chunk: Uint8Array): ChunkReply {
+    const now = this.o.nowMs();
+    const key = `${h.from}/${h.term}/${h.meta.index}/${h.meta.term}/${h.sizeBytes}/${h.crc32}`;
+    let p = this.partial;
+    if (p !== null && p.key !== key && now - p.touchedMs < limits.snapshotTransferIdleMsMax && h.term < p.header.term) {
+      throw new MinkubeError('INVALID_PARAM', `a snapshot transfer from a newer term (${p.header.term}) is under way`);
+    }
+    if (p === null || p.key !== key) {
+      if (h.offset !== 0) return { offset: 0, done: false };
+      p = { key, header: h, chunks: [], offset: 0, touchedMs: now };
+      this.partial = p;
+      this.o.logger.info({ from: h.from, index: h.meta.index, sizeBytes: h.sizeBytes }, 'receiving a snapshot');
+    }
+    p.touchedMs = now;
+    if (h.offset !== p.offset) return { offset: p.offset, done: false };
+    if (p.offset + chunk.length > h.sizeBytes) throw new MinkubeError('INVALID_BODY', `snapshot chunk: ${p.offset + chunk.length} bytes exceed the announced size ${h.sizeBytes}`);
+    if (chunk.length === 0 && h.sizeBytes > 0) return { offset: p.offset, done: false };
+    p.chunks.push(Buffer.from(chunk));
+    p.offset += chunk.length;
+    if (p.offset < h.sizeBytes) return { offset: p.offset, done: false };
+    this.partial = null;
+    const data = Buffer.concat(p.chunks);
+    if (crc32(data) !== h.crc32) throw new MinkubeError('INVALID_BODY', 'snapshot: the received bytes do not match their checksum; the transfer starts over');
+    this.o.logger.info({ from: h.from, index: h.meta.index, sizeBytes: h.sizeBytes }, 'snapshot received');
+    this.o.onComplete(h, data);
+    return { offset: h.sizeBytes, done: true };
+  }
+}
+
+/** How the sender reaches a follower: POST one chunk, answer the follower's reply. Injected so tests need no HTTP. */
+export type ChunkPoster = (apiAddress: string, header: SnapshotChunkHeader, chunk: Uint8Array, timeoutMs: number) => Promise<ChunkReply>;
+
+export const httpChunkPoster: ChunkPoster = async (apiAddress, header, chunk, timeoutMs) => {
+  const res = await fetch(`http://${apiAddress}${SNAPSHOT_CHUNK_PATH}?${headerToQuery(header)}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream' },
+    body: chunk,
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const body = (await res.json()) as Partial<ChunkReply> & { error?: { code?: string; message?: string } };
+  if (!res.ok || typeof body.offset !== 'number') {
+    throw new Error(`the follower answered ${res.status}: ${body.error?.code ?? '?'}: ${body.error?.message ?? ''}`);
+  }
+  return { offset: body.offset, done: body.done === true };
+};
+
+export interface SnapshotSource {
+  readonly meta: SnapshotMeta;
+  readonly data: Uint8Array;
+  readonly crc32: number;
+}
+
+/** The leader's side: at most one stream per follower; every stream ends with exactly one report. */
+export class SnapshotSender {
+  private readonly streaming = new Set<NodeId>();
+
+  constructor(
+    private readonly o: {
+      selfId: NodeId;
+      logger: Logger;
+      /** The newest snapshot this node holds (it may be newer than the one the core named). */
+      source: () => Promise<SnapshotSource | null>;
+      apiAddressOf: (id: NodeId) => string | undefined;
+      report: (peer: NodeId, status: 'finish' | 'failure') => void;
+      post?: ChunkPoster;
+      chunkBytes?: number;
+      chunkTimeoutMs?: number;
+    },
+  ) {}
+
+  get active(): number {
+    return this.streaming.size;
+  }
+
+  /** Starts streaming to `to` unless a stream to it is under way (the core asks again after a failure). */
+  send(to: NodeId, term: Term): void {
+    if (this.streaming.has(to)) return;
+    this.streaming.add(to);
+    void this.stream(to, term).then(
+      (ok) => this.end(to, ok ? 'finish' : 'failure'),
+      (err: unknown) => {
+        this.o.logger.warn({ peer: to, err: err instanceof Error ? err.message : String(err) }, 'sending a snapshot failed; retrying later');
+        this.end(to, 'failure');
+      },
+    );
+  }
+
+  private end(to: NodeId, status: 'finish' | 'failure'): void {
+    this.streaming.delete(to);
+    this.o.report(to, status);
+  }
+
+  private async stream(to: NodeId, term: Term): Promise<boolean> {
+    const address = this.o.apiAddressOf(to);
+    const source = await this.o.source();
+    if (address === undefined || source === null) {
+      this.o.logger.warn({ peer: to, address, snapshot: source !== null }, 'cannot send a snapshot: no address or no snapshot');
+      return false;
+    }
+    const post = this.o.post ?? httpChunkPoster;
+    const chunkBytes = this.o.chunkBytes ?? limits.snapshotChunkBytes;
+    const { data } = source;
+    const base = { from: this.o.selfId, term, meta: source.meta, sizeBytes: data.length, crc32: source.crc32 };
+    const started = performance.now();
+    this.o.logger.info({ peer: to, index: source.meta.index, sizeBytes: data.length }, 'sending a snapshot');
+    let offset = 0;
+    // Each round trip either moves forward or learns the receiver's offset; twice the chunks (+ slack) bounds it.
+    const roundsMax = 2 * Math.ceil(data.length / chunkBytes) + 8;
+    for (let round = 0; round < roundsMax; round++) {
+      const chunk = data.subarray(offset, Math.min(data.length, offset + chunkBytes));
+      const reply = await post(address, { ...base, offset }, chunk, this.o.chunkTimeoutMs ?? limits.snapshotChunkTimeoutMs);
+      if (reply.done) {
+        this.o.logger.info({ peer: to, index: source.meta.index, sizeBytes: data.length, ms: Math.round(performance.now() - started) }, 'snapshot sent');
+        return true;
+      }
+      if (reply.offset < 0 || reply.offset > data.length) return false;
+      offset = reply.offset;
+    }
+    return false;
+  }
+}
