@@ -1,0 +1,106 @@
+// The managers' address book: addresses learnt from addLearner config entries, the transport's peers for a
+// configuration, and the snapshot envelope that carries the book with the state machine's bytes.
+import { Packr } from 'msgpackr';
+import { describe, expect, it } from 'vitest';
+import { MinkubeError } from '../../src/lib/errors.js';
+import { logIndex, nodeId, term, type NodeId } from '../../src/lib/ids.js';
+import { decodeSnapshot, encodeMemberContext, encodeSnapshot, MemberDirectory, type Member } from '../../src/manager/members.js';
+import { encodeConfEntry } from '../../src/raft/membership.js';
+import type { ConfChange, Entry } from '../../src/raft/types.js';
+
+const [m1, m2, m3, m4, m5] = ['m1', 'm2', 'm3', 'm4', 'm5'].map(nodeId) as [NodeId, NodeId, NodeId, NodeId, NodeId];
+const member = (id: NodeId): Member => ({ id, raftAddress: `raft-${id}`, apiAddress: `api-${id}` });
+
+let nextIndex = 1;
+function configEntry(voters: NodeId[], learners: NodeId[], change: ConfChange | null): Entry {
+  return { term: term(1), index: logIndex(nextIndex++), type: 'config', data: encodeConfEntry({ voters, learners, change }) };
+}
+const addLearner = (id: NodeId, context?: string): ConfChange => (context === undefined ? { type: 'addLearner', nodeId: id } : { type: 'addLearner', nodeId: id, context });
+const addresses = (raftAddress: string, apiAddress: string): string => encodeMemberContext({ raftAddress, apiAddress });
+
+describe('MemberDirectory', () => {
+  it('learns addresses from addLearner config entries only, later entries winning', () => {
+    const d = new MemberDirectory(m1, [member(m1), member(m2), member(m3)]);
+    const command: Entry = { term: term(1), index: logIndex(nextIndex++), type: 'command', data: new TextEncoder().encode('{"raftAddress":"x","apiAddress":"y"}') };
+    d.learnFromEntries([
+      command,
+      configEntry([m1, m2, m3], [m4], addLearner(m4, addresses('r4', 'a4'))),
+      configEntry([m1, m2, m3, m4], [], { type: 'promote', nodeId: m4 }),
+      configEntry([m1, m2, m3, m4], [m5], addLearner(m5)), // no context: nothing to learn
+      configEntry([m1, m2, m3, m4], [], { type: 'remove', nodeId: m5 }),
+      configEntry([m1, m2, m3, m4], [m5], addLearner(m5, 'not json')),
+      configEntry([m1, m2, m3, m4], [m5], addLearner(m5, '{"raftAddress":1}')),
+    ]);
+    expect(d.get(m4)).toEqual({ raftAddress: 'r4', apiAddress: 'a4' });
+    expect(d.get(m5)).toBeUndefined();
+    d.learnFromEntries([configEntry([m1, m2, m3, m4], [m5], addLearner(m5, addresses('r5', 'a5'))), configEntry([m1, m2, m3, m4], [m5], addLearner(m5, addresses('r5b', 'a5b')))]);
+    expect(d.get(m5)).toEqual({ raftAddress: 'r5b', apiAddress: 'a5b' });
+    // The bootstrap members keep their addresses.
+    expect(d.get(m2)).toEqual({ raftAddress: 'raft-m2', apiAddress: 'api-m2' });
+  });
+
+  it('gives the transport every voter and learner but itself, where an address is known', () => {
+    const d = new MemberDirectory(m1, [member(m1), member(m2), member(m3), member(m5)]);
+    d.set(m4, { raftAddress: 'raft-m4', apiAddress: 'api-m4' });
+    const peers = d.peers({ voters: [m1, m2, nodeId('unknown')], learners: [m4] });
+    expect([...peers].sort()).toEqual([
+      [m2, 'raft-m2'],
+      [m4, 'raft-m4'],
+    ]);
+    // m3 and m5 are known but not in the configuration.
+    expect(peers.has(m3)).toBe(false);
+    expect(peers.has(m5)).toBe(false);
+  });
+
+  it('a joiner that knows no configuration keeps every address it was given', () => {
+    const d = new MemberDirectory(m4, [member(m1), member(m2), member(m3), member(m4)]);
+    const peers = d.peers({ voters: [], learners: [] });
+    expect([...peers.keys()].sort()).toEqual([m1, m2, m3]);
+  });
+
+  it('set copies the addresses (a caller may reuse its object)', () => {
+    const d = new MemberDirectory(m1, []);
+    const a = { raftAddress: 'r', apiAddress: 'a' };
+    d.set(m2, a);
+    a.raftAddress = 'changed';
+    expect(d.get(m2)).toEqual({ raftAddress: 'r', apiAddress: 'a' });
+  });
+});
+
+describe('the snapshot envelope', () => {
+  it('round-trips the address book and the state bytes', () => {
+    const d = new MemberDirectory(m1, [member(m1), member(m2)]);
+    d.set(m4, { raftAddress: 'raft-m4', apiAddress: 'api-m4' });
+    const state = new Uint8Array([0, 1, 2, 250, 255]);
+    const decoded = decodeSnapshot(encodeSnapshot(d, state));
+    expect(decoded.members.sort((a, b) => a.id.localeCompare(b.id))).toEqual([member(m1), member(m2), member(m4)]);
+    expect(Buffer.from(decoded.state).equals(Buffer.from(state))).toBe(true);
+  });
+
+  it('round-trips an empty book and empty state', () => {
+    const decoded = decodeSnapshot(encodeSnapshot(new MemberDirectory(m1, []), new Uint8Array(0)));
+    expect(decoded.members).toEqual([]);
+    expect(decoded.state).toHaveLength(0);
+  });
+
+  const packr = new Packr({ useRecords: false, moreTypes: false });
+  it.each<[string, Uint8Array]>([
+    ['garbage bytes', new Uint8Array([0xc1, 0xff, 0x00, 0x13])],
+    ['no bytes', new Uint8Array(0)],
+    ['a msgpack string', packr.pack('hello')],
+    ['another version', packr.pack({ v: 2, members: [], state: new Uint8Array(1) })],
+    ['members that are not a list', packr.pack({ v: 1, members: 'm1', state: new Uint8Array(1) })],
+    ['state that is not bytes', packr.pack({ v: 1, members: [], state: 'abc' })],
+    ['a member with two fields', packr.pack({ v: 1, members: [['m1', 'raft']], state: new Uint8Array(1) })],
+    ['a member with a numeric address', packr.pack({ v: 1, members: [['m1', 'raft', 7]], state: new Uint8Array(1) })],
+  ])('refuses %s with STORAGE_CORRUPT', (_what, bytes) => {
+    let thrown: unknown;
+    try {
+      decodeSnapshot(bytes);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(MinkubeError);
+    expect((thrown as MinkubeError).code).toBe('STORAGE_CORRUPT');
+  });
+});
