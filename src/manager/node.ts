@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { assert } from '../lib/assert.js';
 import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
-import type { LogIndex, NodeId, Term } from '../lib/ids.js';
+import type { LogIndex, NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import type { Random } from '../lib/random.js';
 import { createRaftNode, defaultRaftLimits, forceNewCluster } from '../raft/index.js';

@@ -91,11 +91,28 @@ export class ProcCluster {
     return this.node(id).apiUrl;
   }
 
-  start(id: string): void {
+  /**
+   * A manager the config does not list (added at runtime with --join): its addresses on 127.0.0.<hostIndex> and its
+   * data directory. Start it with start(id, joinArgs(...)).
+   */
+  async addManagerNode(id: string, hostIndex: number): Promise<{ raftAddress: string; apiAddress: string; dataDir: string }> {
+    const host = `127.0.0.${hostIndex}`;
+    const [raftPort, apiPort] = [await freePort(host), await freePort(host)];
+    this.nodes.set(id, { id, kind: 'manager', apiUrl: `http://${host}:${apiPort}`, host, proc: null, log: null });
+    return { raftAddress: `${host}:${raftPort}`, apiAddress: `${host}:${apiPort}`, dataDir: join(this.dir, id) };
+  }
+
+  /** Deletes a node's data directory (it must be stopped). */
+  wipe(id: string): void {
+    if (this.node(id).proc !== null) throw new Error(`${id} is running`);
+    rmSync(join(this.dir, id), { recursive: true, force: true });
+  }
+
+  start(id: string, extraArgs: readonly string[] = []): void {
     const n = this.node(id);
     if (n.proc !== null) throw new Error(`${id} is already running`);
     n.log ??= createWriteStream(join(this.dir, `${id}.log`), { flags: 'a' });
-    const proc = spawn(process.execPath, [...this.nodeArgs, minkubeBin, n.kind, '--config', this.configPath, '--id', id], {
+    const proc = spawn(process.execPath, [...this.nodeArgs, minkubeBin, n.kind, '--config', this.configPath, '--id', id, ...extraArgs], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, MINKUBE_LOG_LEVEL: process.env.MINKUBE_LOG_LEVEL ?? 'info' },
     });

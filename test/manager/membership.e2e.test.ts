@@ -1,0 +1,206 @@
+// Snapshots and membership changes with real manager processes: a log kept below its snapshot threshold under
+// 30,000 writes, a wiped follower that catches up by snapshot, growing 3 -> 5 -> 3 under writes, removing the leader,
+// a removal refused for quorum, and disaster recovery with --force-new-cluster.
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ProcCluster, eventually, sleep, type HttpReply } from '../support/cluster.js';
+
+let cluster: ProcCluster | null = null;
+
+afterEach(async () => {
+  await cluster?.cleanup();
+  cluster = null;
+});
+
+async function startCluster(extra: Record<string, unknown> = {}): Promise<{ c: ProcCluster; leader: string }> {
+  const c = await ProcCluster.create({ managers: 3, extra });
+  cluster = c;
+  c.startAll();
+  return { c, leader: await c.waitForLeader() };
+}
+
+async function view(c: ProcCluster, id: string): Promise<{ firstIndex: number; lastIndex: number; snapshotIndex: number; appliedIndex: number; commitIndex: number }> {
+  const r = await c.http(id, 'GET', '/v1/cluster', undefined, 3000);
+  expect(r.status).toBe(200);
+  return r.body as { firstIndex: number; lastIndex: number; snapshotIndex: number; appliedIndex: number; commitIndex: number };
+}
+
+/** Writes `count` puts over `keys` keys with `clients` in flight; returns the last acknowledged value per key. */
+async function writeMany(c: ProcCluster, ids: string[], count: number, keys: number, clients: number): Promise<Map<string, string>> {
+  const last = new Map<string, { seq: number; value: string }>();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: clients }, async (_, w) => {
+      while (next < count) {
+        const i = next++;
+        const key = `k${i % keys}`;
+        const value = `v${i}`;
+        const r = await c.http(ids[(i + w) % ids.length]!, 'PUT', `/v1/kv/${key}`, { value }, 10_000).catch(() => null);
+        if (r?.status === 200) {
+          const prev = last.get(key);
+          if (prev === undefined || prev.seq < i) last.set(key, { seq: i, value });
+        }
+      }
+    }),
+  );
+  return new Map([...last].map(([k, v]) => [k, v.value]));
+}
+
+function dirBytes(dir: string): number {
+  let total = 0;
+  for (const name of readdirSync(dir)) {
+    const s = statSync(join(dir, name));
+    total += s.isDirectory() ? dirBytes(join(dir, name)) : s.size;
+  }
+  return total;
+}
+
+async function members(c: ProcCluster, id: string): Promise<{ id: string; voter: boolean }[]> {
+  const r = await c.http(id, 'GET', '/v1/cluster/members', undefined, 5000);
+  expect(r.status).toBe(200);
+  return (r.body as { members: { id: string; voter: boolean }[] }).members;
+}
+
+describe('snapshots with real processes', () => {
+  it('30,000 writes with a snapshot threshold of 1,000 keep the log below it; a wiped follower catches up by snapshot', async () => {
+    const threshold = 1000;
+    const { c, leader } = await startCluster({ raft: { snapshotThresholdEntries: threshold } });
+    const followers = c.managerIds.filter((id) => id !== leader);
+    const maxLog = new Map<string, number>();
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        for (const id of c.managerIds) {
+          const v = await view(c, id).catch(() => null);
+          if (v !== null) maxLog.set(id, Math.max(maxLog.get(id) ?? 0, v.lastIndex - v.firstIndex + 1));
+        }
+        await sleep(200);
+      }
+    })();
+    const acked = await writeMany(c, c.managerIds, 30_000, 2000, 64);
+    sampling = false;
+    await sampler;
+    expect(acked.size).toBe(2000);
+    for (const id of c.managerIds) {
+      const v = await view(c, id);
+      expect(v.snapshotIndex).toBeGreaterThan(25_000);
+      expect(v.lastIndex - v.firstIndex + 1).toBeLessThanOrEqual(threshold);
+      // Sampled while writing: the log passes the threshold only by what arrives while a snapshot is written.
+      expect(maxLog.get(id)).toBeLessThan(threshold * 1.5);
+      expect(dirBytes(join(c.dir, id))).toBeLessThan(8 * 1024 * 1024);
+    }
+
+    const victim = followers[0]!;
+    await c.signal(victim, 'SIGKILL');
+    c.wipe(victim);
+    await writeMany(c, [leader], 2000, 2000, 32).then((m) => m.forEach((v, k) => acked.set(k, v)));
+    c.start(victim);
+    const leaderView = await view(c, leader);
+    await eventually(async () => ((await view(c, victim).catch(() => null))?.appliedIndex ?? 0) >= leaderView.commitIndex || undefined, 30_000, 'the wiped follower to catch up');
+    const caughtUp = await view(c, victim);
+    expect(caughtUp.snapshotIndex).toBeGreaterThan(0);
+    expect(caughtUp.firstIndex).toBeGreaterThan(1);
+    for (const [key, value] of acked) {
+      const r = await c.http(victim, 'GET', `/v1/kv/${key}?consistency=stale`);
+      expect(r.body.value, key).toBe(value);
+    }
+  }, 240_000);
+
+  it('a restarted manager loads its snapshot and replays the log after it', async () => {
+    const { c, leader } = await startCluster({ raft: { snapshotThresholdEntries: 200 } });
+    const acked = await writeMany(c, [leader], 1500, 300, 16);
+    const follower = c.managerIds.find((id) => id !== leader)!;
+    await eventually(async () => ((await view(c, follower)).snapshotIndex > 0 ? true : undefined), 10_000, 'a snapshot');
+    await c.signal(follower, 'SIGKILL');
+    c.start(follower);
+    await eventually(async () => ((await c.http(follower, 'GET', '/ready', undefined, 1000).catch(() => null))?.status === 200 ? true : undefined), 20_000, 'ready');
+    for (const [key, value] of acked) expect((await c.http(follower, 'GET', `/v1/kv/${key}`)).body.value).toBe(value);
+  }, 120_000);
+});
+
+describe('membership changes with real processes', () => {
+  it('grows 3 -> 5 and shrinks back to 3 while a client writes, losing nothing', async () => {
+    const { c } = await startCluster({ raft: { snapshotThresholdEntries: 500 } });
+    const acked: [string, string][] = [];
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; writing; i++) {
+        const ids = c.managerIds.filter((id) => c.node(id).proc !== null && ['m1', 'm2', 'm3'].includes(id));
+        const r: HttpReply | null = await c.http(ids[i % ids.length]!, 'PUT', `/v1/kv/w${i}`, { value: `x${i}` }, 10_000).catch(() => null);
+        if (r?.status === 200) acked.push([`w${i}`, `x${i}`]);
+      }
+    })();
+    await writeMany(c, ['m1'], 1500, 500, 16);
+    for (const [id, host] of [['m4', 4], ['m5', 5]] as const) {
+      const a = await c.addManagerNode(id, host);
+      c.start(id, ['--join', c.url('m1'), '--raft-address', a.raftAddress, '--api-address', a.apiAddress, '--data-dir', a.dataDir]);
+      await eventually(async () => ((await members(c, 'm2')).find((m) => m.id === id)?.voter === true ? true : undefined), 60_000, `${id} to become a voter`);
+    }
+    expect((await members(c, 'm3')).map((m) => m.id).sort()).toEqual(['m1', 'm2', 'm3', 'm4', 'm5']);
+    const grown = await view(c, 'm4');
+    expect(grown.snapshotIndex).toBeGreaterThan(0);
+    for (const id of ['m4', 'm5']) {
+      const r = await c.http('m2', 'DELETE', `/v1/cluster/members/${id}`, undefined, 10_000);
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect((r.body as { members: { id: string }[] }).members.map((m) => m.id)).not.toContain(id);
+      await c.signal(id, 'SIGTERM');
+    }
+    await sleep(500);
+    writing = false;
+    await writer;
+    expect(acked.length).toBeGreaterThan(10);
+    expect((await members(c, 'm1')).map((m) => m.id).sort()).toEqual(['m1', 'm2', 'm3']);
+    for (const [key, value] of acked) expect((await c.http('m3', 'GET', `/v1/kv/${key}`)).body.value, key).toBe(value);
+  }, 240_000);
+
+  it('removes the leader: it hands over, the rest elect a leader and keep serving', async () => {
+    const { c, leader } = await startCluster();
+    const follower = c.managerIds.find((id) => id !== leader)!;
+    expect((await c.http(follower, 'PUT', '/v1/kv/before', { value: '1' })).status).toBe(200);
+    const r = await c.http(follower, 'DELETE', `/v1/cluster/members/${leader}`, undefined, 10_000);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    const rest = c.managerIds.filter((id) => id !== leader);
+    const next = await c.waitForLeader({ among: rest });
+    expect(next).not.toBe(leader);
+    expect((await members(c, next)).map((m) => m.id).sort()).toEqual(rest.sort());
+    expect((await c.http(rest[1]!, 'PUT', '/v1/kv/after', { value: '2' })).status).toBe(200);
+    expect((await c.http(rest[0]!, 'GET', '/v1/kv/before')).body.value).toBe('1');
+  }, 120_000);
+
+  it('refuses a removal that would leave too few live voters, and transfers leadership on request', async () => {
+    const { c, leader } = await startCluster();
+    const [f1, f2] = c.managerIds.filter((id) => id !== leader) as [string, string];
+    const moved = await c.http(f1, 'POST', '/v1/cluster/leader', { id: f2 }, 10_000);
+    expect(moved.status, JSON.stringify(moved.body)).toBe(200);
+    expect((moved.body as { leaderId: string }).leaderId).toBe(f2);
+    await c.waitForLeader();
+    await c.signal(f1, 'SIGKILL');
+    // f2 leads, f1 is dead: removing `leader` (alive) would leave f2 and the dead f1, one live of two.
+    await sleep(1500);
+    const r = await c.http(f2, 'DELETE', `/v1/cluster/members/${leader}`, undefined, 10_000);
+    expect(r.status).toBe(409);
+    expect(r.body.error.code).toBe('MEMBERSHIP_CHANGE_REFUSED');
+    expect((await members(c, f2)).map((m) => m.id).sort()).toEqual(c.managerIds.sort());
+    const unknown = await c.http(f2, 'DELETE', '/v1/cluster/members/nobody');
+    expect(unknown.status).toBe(404);
+  }, 120_000);
+
+  it('--force-new-cluster recovers a lost quorum from one survivor, and the others join back', async () => {
+    const { c, leader } = await startCluster();
+    for (let i = 0; i < 50; i++) expect((await c.http(leader, 'PUT', `/v1/kv/d${i}`, { value: `${i}` })).status).toBe(200);
+    for (const id of c.managerIds) await c.signal(id, 'SIGKILL');
+    const [survivor, ...lost] = c.managerIds as [string, ...string[]];
+    c.start(survivor, ['--force-new-cluster']);
+    await c.waitForLeader({ among: [survivor] });
+    expect((await members(c, survivor)).map((m) => m.id)).toEqual([survivor]);
+    expect((await c.http(survivor, 'PUT', '/v1/kv/after', { value: 'x' })).status).toBe(200);
+    for (let i = 0; i < 50; i++) expect((await c.http(survivor, 'GET', `/v1/kv/d${i}`)).body.value).toBe(`${i}`);
+    // A lost member's old data must not come back: it is wiped and joins as new.
+    const other = lost[0]!;
+    c.wipe(other);
+    c.start(other, ['--join', c.url(survivor)]);
+    await eventually(async () => ((await members(c, survivor)).find((m) => m.id === other)?.voter === true ? true : undefined), 30_000, `${other} to join back`);
+    expect((await c.http(other, 'GET', '/v1/kv/after')).body.value).toBe('x');
+  }, 120_000);
+});
