@@ -1,0 +1,45 @@
+// The fault test from the command line: `npm run chaos -- --duration S --seed N [--managers 3|5] [--workers N]
+// [--out DIR]`. Without --seed a random one is drawn and printed; exit code 0 when every check passes, 1 otherwise.
+import { parseArgs } from 'node:util';
+import { randomSeed, runChaos } from './run.js';
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string', default: '60' },
+      seed: { type: 'string' },
+      managers: { type: 'string', default: '3' },
+      workers: { type: 'string', default: '2' },
+      out: { type: 'string' },
+      clients: { type: 'string' },
+      keys: { type: 'string' },
+    },
+  });
+  const durationS = Number(values.duration);
+  const managers = Number(values.managers);
+  const workers = Number(values.workers);
+  const seed = values.seed === undefined ? randomSeed() : Number(values.seed);
+  const problems = [
+    !(Number.isFinite(durationS) && durationS > 0) && '--duration must be a positive number of seconds',
+    !(managers === 3 || managers === 5) && '--managers must be 3 or 5',
+    !(Number.isInteger(workers) && workers >= 1 && workers <= 8) && '--workers must be 1..8',
+    !(Number.isInteger(seed) && seed >= 0) && '--seed must be a non-negative integer',
+  ].filter((p) => p !== false);
+  if (problems.length > 0) {
+    for (const p of problems) console.error(`error: ${p}`);
+    console.error('usage: npm run chaos -- [--duration S] [--seed N] [--managers 3|5] [--workers N] [--out DIR]');
+    return 2;
+  }
+  const result = await runChaos({
+    durationS,
+    seed,
+    managers,
+    workers,
+    ...(values.out === undefined ? {} : { outDir: values.out }),
+    ...(values.clients === undefined ? {} : { clients: Number(values.clients) }),
+    ...(values.keys === undefined ? {} : { keys: Number(values.keys) }),
+  });
+  return result.ok ? 0 : 1;
+}
+
+process.exitCode = await main();
