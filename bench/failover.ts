@@ -2,6 +2,7 @@
 // holds up no other); SIGKILL the leader; the unavailability is the time from the kill to the first acknowledged
 // write that was sent after it. The old leader is restarted between trials. With --peer etcd the same trials run
 // against a 3-member etcd in the same run. `npx tsx bench/failover.ts [--runs 5] [--peer etcd]`
+import { clusterConfigDefaults } from '../src/config/cluster.js';
 import { ProcCluster, eventually, sleep } from '../test/support/cluster.js';
 import { EtcdCluster, etcdAvailable, etcdPutBody } from './etcd.js';
 import { median, type SummaryRow } from './summary.js';
@@ -126,6 +127,7 @@ export async function benchEtcdFailover(runs: number): Promise<(number | null)[]
 const finite = (gaps: readonly (number | null)[]): number[] => gaps.filter((g): g is number => g !== null);
 
 function summaryOf(runs: number, minkube: readonly (number | null)[], etcd: readonly (number | null)[] | null): SummaryRow[] {
+  const timing = `${clusterConfigDefaults.raft.heartbeatIntervalMs}/${clusterConfigDefaults.raft.electionTimeoutMs} ms`;
   const failed = minkube.length - finite(minkube).length + (etcd ? etcd.length - finite(etcd).length : 0);
   const m = median(finite(minkube));
   const e = etcd === null ? null : median(finite(etcd));
@@ -136,7 +138,7 @@ function summaryOf(runs: number, minkube: readonly (number | null)[], etcd: read
       value: Number.isNaN(m) ? null : m,
       ...(e === null ? {} : { peer: Number.isNaN(e) ? null : e }),
       better: 'lower',
-      note: `each: ${minkube.join(', ')}${etcd ? `; etcd: ${etcd.join(', ')}` : ''}${failed > 0 ? `; ${failed} trial(s) without an ack in ${trialDeadlineMs / 1000} s` : ''}`,
+      note: `each: ${minkube.join(', ')}${etcd ? `; etcd (same ${timing} timing): ${etcd.join(', ')}` : ''}${failed > 0 ? `; ${failed} trial(s) without an ack in ${trialDeadlineMs / 1000} s` : ''}`,
     },
   ];
 }
