@@ -1,0 +1,204 @@
+// Snapshots and membership through real RaftNodeDrivers in one process (MemoryNetwork, MemoryRaftStorage, the KV
+// state machine; snapshot chunks handed straight to the target driver): logs stay bounded, lagging, replaced and
+// restarted nodes catch up, members join by snapshot and get promoted, and removals keep a live quorum.
+import { afterEach, describe, expect, it } from 'vitest';
+import { MinkubeError } from '../../src/lib/errors.js';
+import { nodeId } from '../../src/lib/ids.js';
+import { ctx, DriverCluster, memberOf, waitFor, type DriverNode } from './driver-harness.js';
+
+let cluster: DriverCluster | null = null;
+afterEach(async () => {
+  await cluster?.close();
+  cluster = null;
+});
+
+async function newCluster(): Promise<DriverCluster> {
+  cluster = new DriverCluster({ snapshotThresholdEntries: 50 });
+  await cluster.startAll();
+  await cluster.leader();
+  return cluster;
+}
+
+function stored(n: DriverNode): number {
+  return n.storage.disk.entries.length;
+}
+
+async function refusal(p: Promise<unknown>): Promise<MinkubeError> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(MinkubeError);
+  return err as MinkubeError;
+}
+
+describe('RaftNodeDriver snapshots', () => {
+  it('takes snapshots at the threshold on every node, keeps the stored log bounded, and the state machines agree', async () => {
+    const c = await newCluster();
+    let storedMax = 0;
+    const sampler = setInterval(() => {
+      for (const n of c.running.values()) storedMax = Math.max(storedMax, stored(n));
+    }, 2);
+    try {
+      await c.put(500);
+    } finally {
+      clearInterval(sampler);
+    }
+    const applied = await c.converged();
+    expect(applied).toBeGreaterThan(500);
+    for (const n of c.running.values()) {
+      const snap = n.storage.snapshotInfo();
+      expect(snap, `${n.id} holds a snapshot`).not.toBeNull();
+      expect(snap!.meta.index).toBeGreaterThan(applied - 2 * 50);
+      expect(await n.storage.firstIndex()).toBeGreaterThan(1);
+      expect(n.driver.status().firstIndex).toBeGreaterThan(1);
+      expect(n.driver.status().snapshot?.index).toBe(snap!.meta.index);
+      // About the threshold (50) plus the retained tail (12) plus one batch of writes: nowhere near the 500 written.
+      expect(stored(n)).toBeLessThanOrEqual(120);
+    }
+    expect(storedMax).toBeLessThanOrEqual(120);
+  });
+
+  it('a follower replaced by a fresh one (same id, empty storage) catches up by snapshot', async () => {
+    const c = await newCluster();
+    await c.put(100);
+    const leader = await c.leader();
+    const victim = [...c.running.keys()].find((id) => id !== leader.id)!;
+    await c.stop(victim);
+    await c.put(300);
+    // The leader's log no longer reaches back to index 1.
+    expect((await c.leader()).driver.status().firstIndex).toBeGreaterThan(1);
+
+    // The first streams break: the leader hears 'failure' and sends the snapshot again later.
+    c.failPosts.set(victim, 3);
+    const fresh = await c.start(victim, { wipe: true });
+    await c.converged();
+    expect(c.failPosts.get(victim)).toBe(0);
+    expect(c.installs.get(victim)).toBeGreaterThanOrEqual(1);
+    expect(c.chunkBytesReceived.get(victim)).toBeGreaterThan(0);
+    expect(fresh.storage.snapshotInfo()).not.toBeNull();
+    expect(fresh.driver.status().firstIndex).toBeGreaterThan(1);
+    // And it keeps up with new writes, and restarts from the snapshot it received.
+    await c.put(50, 'after');
+    await c.converged();
+    await c.stop(victim);
+    await c.start(victim);
+    await c.converged();
+  });
+
+  it('an isolated follower whose stale log the leader compacted away catches up by snapshot once healed', async () => {
+    const c = await newCluster();
+    await c.put(60);
+    await c.converged();
+    const leader = await c.leader();
+    const victim = [...c.running.values()].find((n) => n.id !== leader.id)!;
+    const staleLast = victim.driver.status().lastIndex;
+    c.network.isolate(victim.id);
+    await c.put(300);
+    expect(leader.driver.status().firstIndex).toBeGreaterThan(staleLast + 1);
+    c.network.heal();
+    await c.converged();
+    expect(c.installs.get(victim.id)).toBeGreaterThanOrEqual(1);
+    expect(victim.storage.snapshotInfo()!.meta.index).toBeGreaterThan(staleLast);
+  });
+
+  it('a restarted node restores its snapshot, replays the rest of its log, and agrees; so does a whole-cluster restart', async () => {
+    const c = await newCluster();
+    await c.put(320);
+    await c.converged();
+    const follower = [...c.running.values()].find((n) => n.driver.status().role !== 'leader')!;
+    const id = follower.id;
+    await c.stop(id);
+
+    const reopened = await c.open(id);
+    const snap = reopened.storage.snapshotInfo()!;
+    expect(snap).not.toBeNull();
+    // Before the core runs: the state machine holds the snapshot's state, the core starts past it.
+    expect(reopened.service.kv.size).toBeGreaterThan(0);
+    expect(reopened.service.kv.appliedIndex).toBeLessThanOrEqual(snap.meta.index);
+    expect(reopened.driver.applied).toBe(snap.meta.index);
+    expect(reopened.driver.status().firstIndex).toBeGreaterThan(1);
+    reopened.driver.start();
+    await c.converged();
+    expect(c.installs.get(id) ?? 0).toBe(0);
+
+    // Everyone down, everyone back from their disks: same state, and writable.
+    const before = Buffer.from([...c.running.values()][0]!.service.kv.snapshot());
+    const ids = [...c.running.keys()];
+    for (const x of ids) await c.stop(x);
+    for (const x of ids) await c.start(x);
+    await c.leader();
+    await c.converged();
+    expect(Buffer.from(c.node(ids[0]!).service.kv.snapshot()).equals(before)).toBe(true);
+    expect(c.node(ids[0]!).service.kv.get('k5')?.value).toMatch(/^k-v/);
+    await c.put(60, 'again');
+    await c.converged();
+  });
+});
+
+describe('RaftNodeDriver membership', () => {
+  it('a joining node catches up by snapshot and is promoted; then a follower and the leader are removed and writes go on', async () => {
+    const c = await newCluster();
+    await c.put(300);
+    const leader = await c.leader();
+    expect(leader.driver.status().firstIndex).toBeGreaterThan(1);
+
+    const m4 = await c.start('m4', { join: true });
+    const added = await leader.membership.addMember(memberOf('m4'), ctx());
+    expect(added.created).toBe(true);
+    expect(added.member).toMatchObject({ id: 'm4', raftAddress: 'raft-m4', apiAddress: 'api-m4' });
+    await waitFor('m4 to be promoted to voter', () => m4.driver.status().voters.includes(nodeId('m4')));
+    await c.converged();
+    expect(c.installs.get('m4')).toBeGreaterThanOrEqual(1);
+    expect(m4.storage.snapshotInfo()).not.toBeNull();
+    const again = await (await c.leader()).membership.addMember(memberOf('m4'), ctx());
+    expect(again.created).toBe(false);
+    // A joined node restarts as one (join: true again) from what it holds, and stays a voter.
+    await c.stop('m4');
+    const m4b = await c.start('m4', { join: true });
+    expect(m4b.driver.status().voters).toContain(nodeId('m4'));
+    await c.put(20, 'one');
+    await c.converged();
+
+    // Remove a follower voter.
+    const l2 = await c.leader();
+    const follower = [...c.running.values()].find((n) => n.id !== l2.id && n.id !== 'm4')!;
+    const view = await l2.membership.removeMember(follower.id, ctx());
+    expect(view.members.map((m) => m.id).sort()).toEqual([...c.running.keys()].filter((id) => id !== follower.id).sort());
+    await c.stop(follower.id);
+    await c.put(40, 'two');
+    await c.converged();
+
+    // Remove the leader: leadership moves, and the two left keep taking writes.
+    const l3 = await c.leader();
+    await l3.membership.removeMember(l3.id, ctx());
+    const l4 = await c.leader(10_000, [l3.id]);
+    expect(l4.id).not.toBe(l3.id);
+    await c.stop(l3.id);
+    await c.put(40, 'three');
+    await c.converged();
+    const voters = [...(await c.leader()).driver.status().voters].sort();
+    expect(voters).toEqual([...c.running.keys()].sort());
+    expect(voters).toHaveLength(2);
+  });
+
+  it('refuses to remove a voter when the live voters left would not form a quorum', async () => {
+    const c = await newCluster();
+    await c.put(20);
+    const leader = await c.leader();
+    const [f1, f2] = [...c.running.keys()].filter((id) => id !== leader.id) as [string, string];
+    c.network.isolate(nodeId(f2));
+    await waitFor(`the leader to notice ${f2} is gone`, () => leader.driver.status().progress.get(nodeId(f2))?.recentActive === false);
+
+    const err = await refusal(leader.membership.removeMember(f1, ctx()));
+    expect(err.code).toBe('MEMBERSHIP_CHANGE_REFUSED');
+    expect(leader.driver.status().voters).toHaveLength(3);
+    expect((await refusal(leader.membership.removeMember('nobody', ctx()))).code).toBe('MEMBER_NOT_FOUND');
+
+    // Once the isolated voter is back, the same removal is fine.
+    c.network.heal();
+    await waitFor(`the leader to hear from ${f2} again`, () => leader.driver.status().progress.get(nodeId(f2))?.recentActive === true);
+    const view = await leader.membership.removeMember(f1, ctx());
+    expect(view.members.map((m) => m.id).sort()).toEqual([leader.id, f2].sort());
+  });
+});
