@@ -28,6 +28,7 @@ export interface DriverClusterOptions {
   /** The bootstrap voters (default m1, m2, m3). */
   ids?: readonly string[];
   snapshotThresholdEntries?: number;
+  snapshotThresholdBytes?: number;
   tickMs?: number;
   electionTicks?: number;
   seed?: number;
@@ -126,7 +127,7 @@ export class DriverCluster {
       heartbeatTicks: 1,
       proposalQueueMax: limits.proposalQueueMax,
       snapshotThresholdEntries: this.o.snapshotThresholdEntries ?? 50,
-      snapshotThresholdBytes: 1 << 30,
+      snapshotThresholdBytes: this.o.snapshotThresholdBytes ?? 1 << 30,
       join: so.join === true,
       snapshotPoster: this.poster,
       onRestored: () => this.installs.set(id, (this.installs.get(id) ?? 0) + 1),
@@ -178,10 +179,11 @@ export class DriverCluster {
   }
 
   /** `count` puts through the leader, `parallel` at a time; a put that fails (leader change) is tried again. */
-  async put(count: number, prefix = 'k', parallel = 25): Promise<void> {
+  async put(count: number, prefix = 'k', parallel = 25, valuePad = 0): Promise<void> {
+    const pad = 'x'.repeat(valuePad);
     for (let base = 0; base < count; base += parallel) {
       const batch = Array.from({ length: Math.min(parallel, count - base) }, (_, i) => base + i);
-      await Promise.all(batch.map((i) => this.putOne(`${prefix}${i % 97}`, `${prefix}-v${i}`)));
+      await Promise.all(batch.map((i) => this.putOne(`${prefix}${i % 97}`, `${prefix}-v${i}${pad}`)));
     }
   }
 

@@ -23,6 +23,19 @@ function stored(n: DriverNode): number {
   return n.storage.disk.entries.length;
 }
 
+/**
+ * Waits for a moment when `leader` has heard from every other voter in the current check-quorum round. The core
+ * clears every recentActive at each check, and removeMember counts only peers with recentActive as live: called
+ * right after a check it refuses on a healthy cluster (see the it.fails test below). Call removeMember right after
+ * this, in the same turn of the event loop.
+ */
+async function heardFromAll(leader: DriverNode): Promise<void> {
+  await waitFor('the leader to hear from every voter', () => {
+    const st = leader.driver.status();
+    return st.voters.every((v) => v === leader.id || st.progress.get(v)?.recentActive === true);
+  });
+}
+
 async function refusal(p: Promise<unknown>): Promise<MinkubeError> {
   const err = await p.then(
     () => null,
@@ -57,6 +70,21 @@ describe('RaftNodeDriver snapshots', () => {
       expect(stored(n)).toBeLessThanOrEqual(120);
     }
     expect(storedMax).toBeLessThanOrEqual(120);
+  });
+
+  it('the applied-bytes threshold alone also takes snapshots', async () => {
+    cluster = new DriverCluster({ snapshotThresholdEntries: 1_000_000, snapshotThresholdBytes: 50_000 });
+    const c = cluster;
+    await c.startAll();
+    await c.put(200, 'big', 25, 1000);
+    const applied = await c.converged();
+    for (const n of c.running.values()) {
+      const snap = n.storage.snapshotInfo();
+      expect(snap, `${n.id} holds a snapshot`).not.toBeNull();
+      // About 200 KB applied: the last snapshot came after at least three thresholds' worth.
+      expect(snap!.meta.index).toBeGreaterThan(150);
+      expect(snap!.meta.index).toBeLessThanOrEqual(applied);
+    }
   });
 
   it('a follower replaced by a fresh one (same id, empty storage) catches up by snapshot', async () => {
@@ -163,6 +191,7 @@ describe('RaftNodeDriver membership', () => {
     // Remove a follower voter.
     const l2 = await c.leader();
     const follower = [...c.running.values()].find((n) => n.id !== l2.id && n.id !== 'm4')!;
+    await heardFromAll(l2);
     const view = await l2.membership.removeMember(follower.id, ctx());
     expect(view.members.map((m) => m.id).sort()).toEqual([...c.running.keys()].filter((id) => id !== follower.id).sort());
     await c.stop(follower.id);
@@ -171,6 +200,7 @@ describe('RaftNodeDriver membership', () => {
 
     // Remove the leader: leadership moves, and the two left keep taking writes.
     const l3 = await c.leader();
+    await heardFromAll(l3);
     await l3.membership.removeMember(l3.id, ctx());
     const l4 = await c.leader(10_000, [l3.id]);
     expect(l4.id).not.toBe(l3.id);
@@ -180,6 +210,38 @@ describe('RaftNodeDriver membership', () => {
     const voters = [...(await c.leader()).driver.status().voters].sort();
     expect(voters).toEqual([...c.running.keys()].sort());
     expect(voters).toHaveLength(2);
+  });
+
+  // BUG (src/manager/membership.ts checkQuorumAfterRemoval): it counts a voter as live only while its
+  // progress.recentActive is set, but the core clears every recentActive at each check-quorum round (every election
+  // timeout) and sets it again only when the next answer arrives. Called in that gap, removeMember refuses with
+  // MEMBERSHIP_CHANGE_REFUSED on a perfectly healthy cluster. Flip to it() once fixed.
+  it.fails('removes a follower of a healthy cluster even right after a check-quorum round', async () => {
+    const c = await newCluster();
+    const leader = await c.leader();
+    const followers = (): boolean => {
+      const st = leader.driver.status();
+      return st.voters.every((v) => v === leader.id || st.progress.get(v)?.recentActive === false);
+    };
+    // Catch the gap (give up after a second, in case the status no longer shows one), then remove at once.
+    const deadline = Date.now() + 1000;
+    while (!followers() && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+    const follower = leader.driver.status().voters.find((v) => v !== leader.id)!;
+    const view = await leader.membership.removeMember(follower, ctx());
+    expect(view.members.map((m) => m.id)).not.toContain(follower);
+  });
+
+  it('moves leadership to a named voter, and refuses a target that is not a member', async () => {
+    const c = await newCluster();
+    const leader = await c.leader();
+    const target = [...c.running.keys()].find((id) => id !== leader.id)!;
+    const moved = await leader.membership.transferLeader(target, ctx());
+    expect(moved.leaderId).toBe(target);
+    expect((await c.leader()).id).toBe(target);
+    await c.put(20);
+    await c.converged();
+    const err = await refusal((await c.leader()).membership.transferLeader('nobody', ctx()));
+    expect(err.code).toBe('MEMBER_NOT_FOUND');
   });
 
   it('refuses to remove a voter when the live voters left would not form a quorum', async () => {
