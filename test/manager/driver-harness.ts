@@ -11,7 +11,7 @@ import { SeededRandom } from '../../src/lib/random.js';
 import { MembershipServiceImpl } from '../../src/manager/membership.js';
 import { RaftNodeDriver, type Member } from '../../src/manager/node.js';
 import { ManagerServiceImpl } from '../../src/manager/service.js';
-import type { ChunkPoster } from '../../src/manager/snapshot-transfer.js';
+import type { ChunkPoster, SnapshotChunkHeader } from '../../src/manager/snapshot-transfer.js';
 import { emptyMemoryDisk, MemoryRaftStorage, type MemoryDisk } from '../../src/storage/memory.js';
 import { MemoryNetwork, type MemoryTransport } from '../../src/transport/memory.js';
 
@@ -67,6 +67,10 @@ export class DriverCluster {
   readonly installs = new Map<string, number>();
   /** Chunk posts to fail per target node (a broken connection), before any reaches it. */
   readonly failPosts = new Map<string, number>();
+  /** Every chunk post that reached a node: [target, offset, bytes]. */
+  readonly posts: [string, number, number][] = [];
+  /** Fails a chunk post when it answers true (after failPosts). */
+  postFault: ((target: string, header: SnapshotChunkHeader) => boolean) | null = null;
   /** Every member ever started: a joiner learns all of them, as `prepareJoin` would tell it. */
   readonly members: Member[];
   readonly bootstrap: readonly NodeId[];
@@ -90,6 +94,8 @@ export class DriverCluster {
       this.failPosts.set(target.id, failing - 1);
       throw new Error(`${apiAddress}: connection reset`);
     }
+    if (this.postFault?.(target.id, header) === true) throw new Error(`${apiAddress}: connection reset`);
+    this.posts.push([target.id, header.offset, chunk.length]);
     const reply = target.driver.receiveSnapshotChunk(header, chunk);
     this.chunkBytesReceived.set(target.id, (this.chunkBytesReceived.get(target.id) ?? 0) + chunk.length);
     return reply;

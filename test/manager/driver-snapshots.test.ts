@@ -4,6 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { nodeId } from '../../src/lib/ids.js';
+import { limits } from '../../src/lib/limits.js';
 import { ctx, DriverCluster, memberOf, waitFor, type DriverNode } from './driver-harness.js';
 
 let cluster: DriverCluster | null = null;
@@ -112,6 +113,32 @@ describe('RaftNodeDriver snapshots', () => {
     await c.stop(victim);
     await c.start(victim);
     await c.converged();
+  });
+
+  it('a snapshot of several chunks resumes where a broken stream stopped', async () => {
+    const c = await newCluster();
+    // About 2.5 MB of state: three chunks of limits.snapshotChunkBytes (1 MB).
+    await c.put(64, 'big', 8, 40_000);
+    const leader = await c.leader();
+    const victim = [...c.running.keys()].find((id) => id !== leader.id)!;
+    await c.stop(victim);
+    await c.put(60, 'small');
+    let broken = false;
+    c.postFault = (target, h) => {
+      if (target !== victim || broken || h.offset === 0) return false;
+      broken = true; // the second chunk of the first stream
+      return true;
+    };
+    await c.start(victim, { wipe: true });
+    await c.converged(15_000);
+    expect(broken).toBe(true);
+    expect(c.installs.get(victim)).toBe(1);
+    const size = c.node(victim).storage.snapshotInfo()!.sizeBytes;
+    expect(size).toBeGreaterThan(2 * limits.snapshotChunkBytes);
+    // The first chunk went once (the resumed stream's first post only learns the offset, then goes on).
+    const received = c.posts.filter(([t]) => t === victim);
+    expect(received.filter(([, offset, bytes]) => offset === 0 && bytes > 0)).toHaveLength(2);
+    expect(c.chunkBytesReceived.get(victim)).toBeLessThanOrEqual(size + limits.snapshotChunkBytes);
   });
 
   it('an isolated follower whose stale log the leader compacted away catches up by snapshot once healed', async () => {
