@@ -3,6 +3,7 @@
 // minkube-busybox:latest image (scripts/docker-setup.sh); without them it prints a "skipped" row and exits 0.
 // `npx tsx bench/containers.ts [--count 50]`
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { ProcCluster, eventually, sleep } from '../test/support/cluster.js';
 import type { SummaryRow } from './summary.js';
 import { BenchClient, arg, printResult, printTable, round } from './support.js';
@@ -15,14 +16,21 @@ function docker(args: string[]): string {
   return r.stdout.trim();
 }
 
-function removeLabelled(label: string): void {
-  const ids = docker(['ps', '-aq', '--filter', `label=${label}`]).split('\n').filter(Boolean);
+/** Removes the containers whose `label` has one of `values`: only this run's, the engine may be shared. */
+function removeLabelled(label: string, values: readonly string[]): void {
+  const mine = new Set(values);
+  const ids = docker(['ps', '-a', '--filter', `label=${label}`, '--format', `{{.ID}} {{.Label "${label}"}}`])
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter(([id, value]) => id !== undefined && id !== '' && value !== undefined && mine.has(value))
+    .map(([id]) => id!);
   if (ids.length > 0) docker(['rm', '-f', ...ids]);
 }
 
 async function minkubeRun(count: number): Promise<{ seconds: number; perWorker: Record<string, number> }> {
   const cluster = await ProcCluster.create({ managers: 3, workers: 2, workerRuntime: 'docker' });
   const client = new BenchClient(64);
+  const ids: string[] = [];
   try {
     cluster.startAll();
     const leader = await cluster.waitForLeader();
@@ -34,11 +42,15 @@ async function minkubeRun(count: number): Promise<{ seconds: number; perWorker: 
     const base = cluster.url(leader);
     const spec = JSON.stringify({ image, command: ['sleep', '300'] });
     const t0 = performance.now();
-    const ids = await Promise.all(
-      Array.from({ length: count }, async () => JSON.parse((await client.send(new URL('/v1/tasks', base), 'POST', spec)).body).id as string),
+    await Promise.all(
+      Array.from({ length: count }, async () => {
+        ids.push(JSON.parse((await client.send(new URL('/v1/tasks', base), 'POST', spec)).body).id as string);
+      }),
     );
     const perWorker: Record<string, number> = {};
+    const deadline = t0 + 60_000 + count * 5000;
     for (;;) {
+      if (performance.now() > deadline) throw new Error(`not all ${count} tasks running after ${round((deadline - t0) / 1000, 0)} s`);
       const r = await cluster.http(leader, 'GET', `/v1/tasks?state=running&limit=1000`);
       const running = (r.body.items as { id: string; workerId: string }[]).filter((t) => ids.includes(t.id));
       if (running.length === count) {
@@ -51,16 +63,19 @@ async function minkubeRun(count: number): Promise<{ seconds: number; perWorker: 
   } finally {
     client.close();
     await cluster.cleanup();
-    removeLabelled('minkube.task');
+    removeLabelled('minkube.task', ids);
   }
 }
 
 function dockerRunInARow(count: number): number {
   const t0 = performance.now();
-  for (let i = 0; i < count; i++) docker(['run', '-d', '--network', 'none', '--label', 'minkube.bench=1', image, 'sleep', '300']);
-  const seconds = round((performance.now() - t0) / 1000);
-  removeLabelled('minkube.bench=1');
-  return seconds;
+  const run = randomBytes(4).toString('hex');
+  try {
+    for (let i = 0; i < count; i++) docker(['run', '-d', '--network', 'none', '--label', `minkube.bench=${run}`, image, 'sleep', '300']);
+    return round((performance.now() - t0) / 1000);
+  } finally {
+    removeLabelled('minkube.bench', [run]);
+  }
 }
 
 /** Why this machine cannot run the benchmark, or null when it can. */
