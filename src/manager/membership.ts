@@ -75,7 +75,7 @@ export class MembershipServiceImpl implements MembershipService {
     const id = nodeId(idText);
     const st = this.driver.status();
     if (!st.voters.includes(id) && !st.learners.includes(id)) throw new MinkubeError('MEMBER_NOT_FOUND', `no member "${idText}"`);
-    if (st.voters.includes(id)) checkQuorumAfterRemoval(st, id);
+    if (st.voters.includes(id)) await this.waitQuorumAfterRemoval(id, ctx);
     const index = await this.propose(() => ({ type: 'remove', nodeId: id }), ctx);
     await this.waitCommitted(index, ctx);
     this.o.logger.info({ member: id, index }, 'member removed');
@@ -150,6 +150,20 @@ export class MembershipServiceImpl implements MembershipService {
     }
   }
 
+  /**
+   * The core forgets which peers it heard from at every check-quorum round and relearns it within a heartbeat, so
+   * a refusal stands only when the check fails for a whole election timeout.
+   */
+  private async waitQuorumAfterRemoval(id: NodeId, ctx: RequestContext): Promise<void> {
+    const untilMs = Math.min(ctx.deadlineMs - POLL_MS, Date.now() + this.o.electionTimeoutMs + 2 * POLL_MS);
+    for (;;) {
+      const problem = quorumProblemAfterRemoval(this.driver.status(), id);
+      if (problem === null) return;
+      if (Date.now() >= untilMs) throw refused(problem);
+      await sleep(POLL_MS);
+    }
+  }
+
   private async waitCommitted(index: number, ctx: RequestContext): Promise<void> {
     while (this.driver.status().commitIndex < index) {
       if (Date.now() >= ctx.deadlineMs) throw new MinkubeError('TIMEOUT', `the membership change at index ${index} is not committed yet; its outcome is unknown`);
@@ -158,15 +172,14 @@ export class MembershipServiceImpl implements MembershipService {
   }
 }
 
-/** Refuses to remove a voter when the voters left that this leader hears from would not form a quorum. */
-function checkQuorumAfterRemoval(st: RaftStatus, id: NodeId): void {
+/** Why removing voter `id` would leave too few voters that this leader hears from, or null when it would not. */
+function quorumProblemAfterRemoval(st: RaftStatus, id: NodeId): string | null {
   const remaining = st.voters.filter((v) => v !== id);
   const live = remaining.filter((v) => v === st.id || st.progress.get(v)?.recentActive === true);
   const quorum = Math.floor(remaining.length / 2) + 1;
-  if (remaining.length === 0) throw refused(`${id} is the last voter`);
-  if (live.length < quorum) {
-    throw refused(`removing ${id} would leave ${remaining.length} voters of which only ${live.length} are live (${live.join(', ')}); a quorum needs ${quorum}`);
-  }
+  if (remaining.length === 0) return `${id} is the last voter`;
+  if (live.length >= quorum) return null;
+  return `removing ${id} would leave ${remaining.length} voters of which only ${live.length} are live (${live.join(', ')}); a quorum needs ${quorum}`;
 }
 
 function retryable(reason: ConfChangeRejection): boolean {
