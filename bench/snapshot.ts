@@ -21,6 +21,8 @@ export interface SnapshotBenchResult extends Sizes {
   leader: string;
   follower: string;
   load: { keysSeconds: number; tasksSeconds: number; retries: number };
+  /** Elections won while loading and settling (the leader's term after minus before). */
+  leaderChanges: number;
   /** The leader's latest snapshot: its index and the size of its file on disk. */
   snapshot: { index: number; fileBytes: number; takeMs: number | null };
   rssMiB: { leader: number; follower: number; followerAfterRestart: number; joiner: number };
@@ -119,6 +121,7 @@ async function load(cluster: ProcCluster, leader: string, s: Sizes): Promise<Sna
 
 interface ClusterView {
   role: string;
+  term: number;
   leaderId: string | null;
   commitIndex: number;
   appliedIndex: number;
@@ -156,8 +159,12 @@ const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
 /** A log line's time (pino's ISO string) in epoch ms. */
 const timeMs = (line: Record<string, unknown> | undefined): number | null => (typeof line?.time === 'string' ? Date.parse(line.time) : null);
 
-/** Waits until every manager has a snapshot and has applied what the leader committed; returns that index. */
-async function settle(cluster: ProcCluster, leader: string): Promise<number> {
+/**
+ * Waits for an agreed leader with a snapshot, then for every manager to apply what it committed and to hold a
+ * snapshot too; returns the leader (it may have changed during the load).
+ */
+async function settle(cluster: ProcCluster): Promise<string> {
+  const leader = await cluster.waitForLeader({ timeoutMs: 120_000 });
   const commit = await eventually(async () => {
     const v = await view(cluster.url(leader));
     return v !== null && v.snapshotIndex > 0 ? v.commitIndex : undefined;
@@ -166,7 +173,7 @@ async function settle(cluster: ProcCluster, leader: string): Promise<number> {
     await caughtUp(cluster.url(id), commit, 0, `${id} to apply through ${commit}`);
     await eventually(async () => (((await view(cluster.url(id)))?.snapshotIndex ?? 0) > 0 ? true : undefined), 120_000, `${id} to take a snapshot`);
   }
-  return commit;
+  return cluster.waitForLeader();
 }
 
 /** SIGKILL a follower and start it again: ms until GET /ready is 200, and until it applied the leader's commit. */
@@ -237,22 +244,24 @@ export async function benchSnapshot(s: Sizes): Promise<SnapshotBenchResult> {
   const joiner: { proc: ChildProcess | null; url: string } = { proc: null, url: '' };
   try {
     cluster.startAll();
-    const leader = await cluster.waitForLeader();
-    const loaded = await load(cluster, leader, s);
-    await settle(cluster, leader);
+    const first = await cluster.waitForLeader();
+    const termBefore = (await view(cluster.url(first)))!.term;
+    const loaded = await load(cluster, first, s);
+    const leader = await settle(cluster);
     await sleep(1000);
     const follower = cluster.managerIds.find((id) => id !== leader)!;
     const rssLeader = rssMiB(cluster.node(leader).proc?.pid);
     const rssFollower = rssMiB(cluster.node(follower).proc?.pid);
     const leaderView = (await view(cluster.url(leader)))!;
+    const leaderChanges = leaderView.term - termBefore;
     const taken = logLines(join(cluster.dir, `${leader}.log`), 'snapshot taken').at(-1);
     const snapshot = { index: leaderView.snapshotIndex, fileBytes: snapshotFileBytes(join(cluster.dir, leader)), takeMs: num(taken?.ms) };
-    console.log(`snapshot at index ${snapshot.index} (commit ${leaderView.commitIndex}), ${round(snapshot.fileBytes / 2 ** 20, 1)} MiB on disk; restarting ${follower}`);
+    console.log(`leader ${leader} (${leaderChanges} election(s) since ${first} led at the start); snapshot at index ${snapshot.index} (commit ${leaderView.commitIndex}), ${round(snapshot.fileBytes / 2 ** 20, 1)} MiB on disk; restarting ${follower}`);
     const restart = await restartFollower(cluster, leader, follower);
     await sleep(1000);
     const rssAfterRestart = rssMiB(cluster.node(follower).proc?.pid);
     console.log(`${follower} ready in ${restart.readyMs} ms, caught up in ${restart.caughtUpMs} ms; joining m4`);
-    const joined = await joinNewMember(cluster, leader, joiner);
+    const joined = await joinNewMember(cluster, await cluster.waitForLeader(), joiner);
     await sleep(1000);
     const rssJoiner = rssMiB(joiner.proc?.pid);
     return {
@@ -260,6 +269,7 @@ export async function benchSnapshot(s: Sizes): Promise<SnapshotBenchResult> {
       leader,
       follower,
       load: loaded,
+      leaderChanges,
       snapshot,
       rssMiB: { leader: rssLeader, follower: rssFollower, followerAfterRestart: rssAfterRestart, joiner: rssJoiner },
       restart,
@@ -280,7 +290,7 @@ function summaryOf(r: SnapshotBenchResult): SummaryRow[] {
   return [
     { metric: `manager RSS, leader, ${held}`, unit: 'MiB', value: r.rssMiB.leader, better: 'lower', note: `follower ${r.rssMiB.follower} MiB` },
     { metric: `restart to caught up, follower, ${held}`, unit: 'ms', value: r.restart.caughtUpMs, better: 'lower', note: `SIGKILL, start; ready at ${r.restart.readyMs} ms; RSS after ${r.rssMiB.followerAfterRestart} MiB` },
-    { metric: `snapshot size on disk, ${held}`, unit: 'MiB', value: round(r.snapshot.fileBytes / 2 ** 20, 1), better: 'lower', note: `taken in ${r.snapshot.takeMs ?? '?'} ms` },
+    { metric: `snapshot size on disk, ${held}`, unit: 'MiB', value: round(r.snapshot.fileBytes / 2 ** 20, 1), better: 'lower', note: `taken in ${r.snapshot.takeMs ?? '?'} ms; ${r.leaderChanges} election(s) during the load` },
     { metric: `new member by snapshot to caught up, ${held}`, unit: 'ms', value: r.join.caughtUpMs, better: 'lower', note: `voter at ${r.join.voterMs} ms; leader sent it in ${r.join.sentMs ?? '?'} ms` },
   ];
 }
@@ -290,6 +300,7 @@ function tableRows(r: SnapshotBenchResult): Record<string, string | number>[] {
   return [
     { measure: 'load: keys (~100 B values)', value: `${r.load.keysSeconds} s`, detail: `${r.keys} keys, ${r.clients} in flight` },
     { measure: 'load: tasks (pending)', value: `${r.load.tasksSeconds} s`, detail: `${r.tasks} tasks, ${r.load.retries} retries in all` },
+    { measure: 'elections during the load', value: r.leaderChanges, detail: `${r.leader} leads after it` },
     { measure: 'snapshot file (leader)', value: mib(r.snapshot.fileBytes), detail: `index ${r.snapshot.index}, taken in ${r.snapshot.takeMs ?? '?'} ms` },
     { measure: 'RSS leader', value: `${r.rssMiB.leader} MiB`, detail: r.leader },
     { measure: 'RSS follower', value: `${r.rssMiB.follower} MiB`, detail: r.follower },
