@@ -354,4 +354,17 @@ describe('property', () => {
       { seed: 20261123, numRuns: 300 },
     );
   });
+
+  it('the same histories with one read of a value never written are never linearizable, wherever the read falls', () => {
+    const command = fc.record({ kind: fc.integer({ min: 0, max: 3 }), value: fc.nat(), stale: fc.boolean(), unknown: fc.boolean(), applied: fc.boolean() });
+    fc.assert(
+      fc.property(fc.array(command, { minLength: 1, maxLength: 30 }), fc.nat(), (commands, where) => {
+        const ops: RegisterOperation[] = runAtomic(commands).map((a, i) => ({ id: i, input: a.input, output: a.output, callMs: a.atMs - 15, returnMs: a.atMs + 15 }));
+        const atMs = (where % (commands.length + 1)) * 10 - 5;
+        ops.push({ id: ops.length, input: { op: 'read' }, output: { kind: 'value', value: 'ghost', version: 1 }, callMs: atMs, returnMs: atMs + 1 });
+        return checkOperations(registerModel, resolveVersions(ops)).verdict === 'illegal';
+      }),
+      { seed: 20261124, numRuns: 200 },
+    );
+  });
 });

@@ -10,6 +10,9 @@ export const faultKinds = [
   'kill', 'kill-leader', 'pause', 'pause-leader', 'partition-minority', 'partition-leader-minority', 'isolate-leader', 'bridge', 'delay', 'kill-worker',
 ] as const;
 export type FaultKind = (typeof faultKinds)[number];
+export function isFaultKind(s: string): s is FaultKind {
+  return (faultKinds as readonly string[]).includes(s);
+}
 type LinkFaultKind = Extract<FaultKind, 'partition-minority' | 'partition-leader-minority' | 'isolate-leader' | 'bridge' | 'delay'>;
 
 const weights: Record<FaultKind, number> = {

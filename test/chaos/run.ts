@@ -22,7 +22,10 @@ export interface ChaosOptions {
   readonly outDir?: string;
   readonly keys?: number;
   readonly clients?: number;
+  /** Only these kinds of faults (all by default). */
   readonly kinds?: readonly FaultKind[];
+  /** Clients read with consistency=stale: a self-test of the checks, which must then fail. */
+  readonly staleReads?: boolean;
   readonly log?: (line: string) => void;
 }
 
@@ -37,9 +40,13 @@ export interface ChaosResult {
   readonly runDir: string;
 }
 
-/** The config every node gets: worker outages in the schedule stay well under workerTtlMs + lostGraceMs. */
+/**
+ * The config every node gets. A worker kill in the schedule lasts under a second, but the restarted process needs
+ * several more to start on a loaded machine: workerTtlMs + lostGraceMs stays well above that, or the worker's tasks
+ * would be handed to another worker while their first copies still run (by design, not a bug).
+ */
 const clusterExtra = {
-  tasks: { workerTtlMs: 6000, lostGraceMs: 4000, backoffBaseMs: 500, backoffCapMs: 4000, reconcileIntervalMs: 1000 },
+  tasks: { workerTtlMs: 10_000, lostGraceMs: 5000, backoffBaseMs: 500, backoffCapMs: 4000, reconcileIntervalMs: 1000 },
 };
 const requestTimeoutMs = 3000;
 /** Start-up (a leader, then every worker ready) and the phase after the heal are bounded; together with the
@@ -53,6 +60,8 @@ export function replayCommand(o: ChaosOptions): string {
     o.workers !== 2 ? ` --workers ${o.workers}` : '',
     o.clients === undefined ? '' : ` --clients ${o.clients}`,
     o.keys === undefined ? '' : ` --keys ${o.keys}`,
+    o.kinds === undefined ? '' : ` --faults ${o.kinds.join(',')}`,
+    o.staleReads === true ? ' --stale-reads' : '',
   ].join('');
   return `npm run chaos -- --duration ${o.durationS} --seed ${o.seed}${extra}`;
 }
@@ -116,7 +125,7 @@ class Run {
     const managers = new Map(this.cluster.managerIds.map((id) => [id, this.cluster.node(id).apiAddress]));
     const workload = (this.workload = new Workload({
       managers, keys: this.keys, kvClients: this.o.clients ?? 6, random: this.random.fork(), timeoutMs: requestTimeoutMs,
-      nowMs: this.nowMs, runFile: this.runFile, seed: this.o.seed, taskIntervalMs: 1500,
+      nowMs: this.nowMs, runFile: this.runFile, seed: this.o.seed, taskIntervalMs: 1500, staleReads: this.o.staleReads === true,
     }));
     const nemesis = (this.nemesis = new Nemesis(this.cluster, this.plan, this.nowMs, this.log));
     workload.start();

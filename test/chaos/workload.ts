@@ -19,6 +19,8 @@ export interface WorkloadOptions {
   readonly seed: number;
   /** Mean pause between task submissions. */
   readonly taskIntervalMs: number;
+  /** The clients read with consistency=stale: a self-test, the checks must then find stale reads. */
+  readonly staleReads?: boolean;
 }
 
 /**
@@ -66,7 +68,7 @@ export class Workload {
     const timeoutMs = this.o.timeoutMs;
     const outcome =
       kind === 'read'
-        ? await send(address, 'GET', path, { timeoutMs })
+        ? await send(address, 'GET', this.o.staleReads === true && client !== 'final' ? `${path}?consistency=stale` : path, { timeoutMs })
         : kind === 'delete'
           ? await send(address, 'DELETE', args.ifVersion === undefined ? path : `${path}?ifVersion=${args.ifVersion}`, { timeoutMs })
           : await send(address, 'PUT', path, { timeoutMs, body: args.ifVersion === undefined ? { value: args.value } : { value: args.value, ifVersion: args.ifVersion } });
