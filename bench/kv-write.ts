@@ -90,19 +90,20 @@ export async function benchEtcdWrites(opts: { seconds: number; levels: number[] 
 /** The headline rows: writes/s, p50 and p99 per client count (with etcd's beside them), then the reads. */
 function summaryOf(writes: readonly LoadResult[], reads: readonly LoadResult[], etcd: readonly LoadResult[] | null, seconds: number): SummaryRow[] {
   const rows: SummaryRow[] = [];
+  const clients = (n: number): string => `${n} client${n === 1 ? '' : 's'}`;
   writes.forEach((w, i) => {
     const e = etcd?.[i];
     const peer = (n: number | undefined): { peer?: number } => (n === undefined ? {} : { peer: n });
     const note = w.errors + (e?.errors ?? 0) > 0 ? { note: `errors: ${w.errors}${e ? ` / etcd ${e.errors}` : ''}` } : {};
-    rows.push({ metric: `KV writes, ${w.clients} clients, ${seconds} s`, unit: 'ops/s', value: w.opsPerSec, ...peer(e?.opsPerSec), better: 'higher', ...note });
-    rows.push({ metric: `KV write p50, ${w.clients} clients`, unit: 'ms', value: w.p50Ms, ...peer(e?.p50Ms), better: 'lower' });
-    rows.push({ metric: `KV write p99, ${w.clients} clients`, unit: 'ms', value: w.p99Ms, ...peer(e?.p99Ms), better: 'lower' });
+    rows.push({ metric: `KV writes, ${clients(w.clients)}, ${seconds} s`, unit: 'ops/s', value: w.opsPerSec, ...peer(e?.opsPerSec), better: 'higher', ...note });
+    rows.push({ metric: `KV write p50, ${clients(w.clients)}`, unit: 'ms', value: w.p50Ms, ...peer(e?.p50Ms), better: 'lower' });
+    rows.push({ metric: `KV write p99, ${clients(w.clients)}`, unit: 'ms', value: w.p99Ms, ...peer(e?.p99Ms), better: 'lower' });
   });
   for (const r of reads) {
     const note = r.errors > 0 ? { note: `errors: ${r.errors}` } : {};
-    rows.push({ metric: `linearizable reads, ${r.clients} clients, ${seconds} s`, unit: 'ops/s', value: r.opsPerSec, better: 'higher', ...note });
-    rows.push({ metric: `linearizable read p50, ${r.clients} clients`, unit: 'ms', value: r.p50Ms, better: 'lower' });
-    rows.push({ metric: `linearizable read p99, ${r.clients} clients`, unit: 'ms', value: r.p99Ms, better: 'lower' });
+    rows.push({ metric: `linearizable reads, ${clients(r.clients)}, ${seconds} s`, unit: 'ops/s', value: r.opsPerSec, better: 'higher', ...note });
+    rows.push({ metric: `linearizable read p50, ${clients(r.clients)}`, unit: 'ms', value: r.p50Ms, better: 'lower' });
+    rows.push({ metric: `linearizable read p99, ${clients(r.clients)}`, unit: 'ms', value: r.p99Ms, better: 'lower' });
   }
   return rows;
 }
