@@ -7,7 +7,8 @@ import { limits } from '../lib/limits.js';
 import { assertNeverCommand, decodeCommand, type Command, type CommandEnvelope, type DeleteCommand, type PutCommand } from './commands.js';
 import { SortedKeys } from './sorted-keys.js';
 import { TaskStore, type TaskApplyErrorCode, type TaskStoreOptions } from './task-store.js';
-import { encodeTaskSnapshot } from './task-snapshot.js';
+import { SlicedPacker } from './sliced-pack.js';
+import { encodeTaskSnapshot, packTaskSnapshot } from './task-snapshot.js';
 
 const emptyTaskSnapshot = encodeTaskSnapshot({ tasks: [], workers: [], cursor: null, idempotency: [] });
 
@@ -197,6 +198,34 @@ export class KvStateMachine {
     const sessions: unknown[] = [];
     for (const [clientId, s] of this.sessions) sessions.push([clientId, s.lastIndex, s.floor, [...s.results]]);
     return snapshotPackr.pack({ format: SNAPSHOT_FORMAT, appliedIndex: this.appliedIndexValue, kv, sessions, tasks: this.tasks.snapshot() });
+  }
+
+  /**
+   * The same bytes as snapshot() would give now, encoded later a slice at a time (the state may change meanwhile:
+   * records are replaced, never changed in place, so the captured view stays as it was). The capture costs a few
+   * milliseconds per 100,000 records; the encoding yields to the event loop between slices.
+   */
+  captureSnapshot(): () => Promise<Uint8Array> {
+    const records = this.sortedKeys.toArray().map((key) => this.data.get(key)!);
+    const sessions: unknown[] = [];
+    for (const [clientId, s] of this.sessions) sessions.push([clientId, s.lastIndex, s.floor, [...s.results]]);
+    const tasks = this.tasks.snapshotContent();
+    const appliedIndex = this.appliedIndexValue;
+    return async () => {
+      const p = new SlicedPacker(snapshotPackr);
+      p.mapHeader(5);
+      p.value('format');
+      p.value(SNAPSHOT_FORMAT);
+      p.value('appliedIndex');
+      p.value(appliedIndex);
+      p.value('kv');
+      await p.array(records, 3, (r) => [r.key, r.value, r.version]);
+      p.value('sessions');
+      p.value(sessions);
+      p.value('tasks');
+      await packTaskSnapshot(p, tasks);
+      return p.bytes();
+    };
   }
 
   /** Replaces the whole state with a snapshot's. Throws STORAGE_CORRUPT (and changes nothing) if it is malformed. */

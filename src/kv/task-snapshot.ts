@@ -2,6 +2,7 @@
 // equal bytes), and a decoder that checks every field, since a restored store must be exactly a store we wrote.
 import { MinkubeError } from '../lib/errors.js';
 import type { DesiredState, TaskError, TaskRecord, TaskSpec, TaskState, TaskTransition, WorkerState, WorkerStats } from './task-model.js';
+import type { SlicedPacker } from './sliced-pack.js';
 import type { StoredWorker } from './task-store.js';
 
 export type TaskSnapshot = unknown[];
@@ -15,6 +16,15 @@ export interface TaskSnapshotContent {
 
 export function encodeTaskSnapshot(c: TaskSnapshotContent): TaskSnapshot {
   return [c.tasks.map(taskRow), c.workers.map(workerRow), c.cursor, c.idempotency];
+}
+
+/** The same section as encodeTaskSnapshot, packed a slice at a time (see SlicedPacker). */
+export async function packTaskSnapshot(p: SlicedPacker, c: TaskSnapshotContent): Promise<void> {
+  p.arrayHeader(4);
+  await p.array(c.tasks, 1, (t) => [taskRow(t)]);
+  p.value(c.workers.map(workerRow));
+  p.value(c.cursor);
+  await p.array(c.idempotency, 1, (pair) => [pair]);
 }
 
 function taskRow(t: TaskRecord): unknown[] {

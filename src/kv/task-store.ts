@@ -11,7 +11,7 @@ import type {
 import { canTransition, finalTaskStates, type TaskRecord, type TaskState, type WorkerRecord, type WorkerState, type WorkerStats } from './task-model.js';
 import { isActiveState, lostOutcome, reportOutcome, type ReportOutcome } from './task-rules.js';
 import { normaliseSpec } from './task-spec.js';
-import { decodeTaskSnapshot, encodeTaskSnapshot, type TaskSnapshot } from './task-snapshot.js';
+import { decodeTaskSnapshot, encodeTaskSnapshot, type TaskSnapshot, type TaskSnapshotContent } from './task-snapshot.js';
 
 export type TaskApplyErrorCode = 'TASK_NOT_FOUND' | 'WORKER_NOT_FOUND' | 'TASK_ALREADY_FINAL' | 'QUEUE_FULL';
 
@@ -387,12 +387,17 @@ export class TaskStore {
   // ---- snapshots ----
 
   snapshot(): TaskSnapshot {
-    return encodeTaskSnapshot({
+    return encodeTaskSnapshot(this.snapshotContent());
+  }
+
+  /** The store as of now, cheaply: records are never changed in place, so holding them keeps this view intact. */
+  snapshotContent(): TaskSnapshotContent {
+    return {
       tasks: this.ids.toArray().map((id) => this.tasks.get(id)!),
       workers: this.allWorkers(),
       cursor: this.cursorValue,
       idempotency: [...this.idempotency],
-    });
+    };
   }
 
   /** Replaces everything with a snapshot's content; throws STORAGE_CORRUPT (changing nothing) if it is malformed. */

@@ -86,8 +86,9 @@ export class MemberDirectory {
 const SNAPSHOT_ENVELOPE_VERSION = 1;
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
-export function encodeSnapshot(directory: MemberDirectory, state: Uint8Array): Uint8Array {
-  const members = directory.entries().map(([id, a]) => [id, a.raftAddress, a.apiAddress]);
+export function encodeSnapshot(directory: MemberDirectory | readonly [NodeId, MemberAddresses][], state: Uint8Array): Uint8Array {
+  const entries = directory instanceof MemberDirectory ? directory.entries() : directory;
+  const members = entries.map(([id, a]) => [id, a.raftAddress, a.apiAddress]);
   return packr.pack({ v: SNAPSHOT_ENVELOPE_VERSION, members, state });
 }
 

@@ -25,7 +25,8 @@ export type { Member };
  */
 export interface CommandStateMachine<R> {
   apply(index: number, data: Uint8Array): { clientId: string; seq: number; reqId?: string | undefined; result: R } | null;
-  snapshot(): Uint8Array;
+  /** The state as of now; the returned function encodes it later, yielding to the event loop as it goes. */
+  captureSnapshot(): () => Promise<Uint8Array>;
   restore(bytes: Uint8Array): void;
 }
 
@@ -458,7 +459,11 @@ export class RaftNodeDriver<R> {
     this.reads.onApplied(this.appliedIndex);
   }
 
-  /** Takes a snapshot when the stored log or the bytes applied since the last one pass their thresholds. */
+  /**
+   * Takes a snapshot when the stored log or the bytes applied since the last one pass their thresholds. The state is
+   * captured now (cheap: a view of immutable records) and encoded and written while the loop goes on, so a large
+   * state never holds up heartbeats.
+   */
   private maybeSnapshot(): void {
     if (this.snapshotting || this.stopped) return;
     const entries = this.appliedIndex - this.compactedThrough;
@@ -466,20 +471,30 @@ export class RaftNodeDriver<R> {
     const meta = this.core.snapshotMeta(this.appliedIndex as LogIndex);
     if (meta === null || meta.index <= (this.o.storage.snapshotInfo()?.meta.index ?? 0)) return;
     const started = performance.now();
-    const data = encodeSnapshot(this.directory, this.o.stateMachine.snapshot());
+    const encode = this.o.stateMachine.captureSnapshot();
+    const members = this.directory.entries();
+    const captureMs = performance.now() - started;
     const retain = Math.min(limits.snapshotRetainEntriesMax, Math.floor(this.o.snapshotThresholdEntries / 4));
     const compactThrough = Math.max(this.compactedThrough, meta.index - retain) as LogIndex;
     this.snapshotting = true;
     this.appliedBytesSinceSnapshot = 0;
-    const encodedMs = performance.now() - started;
-    this.o.storage.saveSnapshot(meta, data, compactThrough).then(
-      () => {
+    void (async () => {
+      const data = encodeSnapshot(members, await encode());
+      const encodedMs = performance.now() - started;
+      // The storage closes when the node stops; a snapshot encoded by then is simply not written.
+      if (this.stopped) return null;
+      await this.o.storage.saveSnapshot(meta, data, compactThrough);
+      return { data, encodedMs };
+    })().then(
+      (done) => {
         this.snapshotting = false;
+        if (done === null || this.stopped) return;
+        const { data, encodedMs } = done;
         this.compactedThrough = Math.max(this.compactedThrough, compactThrough);
         this.pendingCompact = { meta, retain: meta.index - compactThrough };
         this.sourceCache = { meta, data, crc32: crc32(data) };
         const ms = Math.round(performance.now() - started);
-        this.o.logger.info({ index: meta.index, sizeBytes: data.length, compactThrough, encodeMs: Math.round(encodedMs), ms }, 'snapshot taken');
+        this.o.logger.info({ index: meta.index, sizeBytes: data.length, compactThrough, captureMs: Math.round(captureMs), encodeMs: Math.round(encodedMs), ms }, 'snapshot taken');
         this.scheduleReady();
       },
       (err: unknown) => this.fail(err),

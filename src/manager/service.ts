@@ -21,7 +21,7 @@ export class ManagerServiceImpl implements ManagerService {
   readonly kv = new KvStateMachine();
   readonly stateMachine: CommandStateMachine<ApplyResult> = {
     apply: (index, data) => this.kv.applyEntry(index, data),
-    snapshot: () => this.kv.snapshot(),
+    captureSnapshot: () => this.kv.captureSnapshot(),
     restore: (bytes) => this.kv.restore(bytes),
   };
   private driverRef: RaftNodeDriver<ApplyResult> | null = null;
