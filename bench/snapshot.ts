@@ -322,9 +322,9 @@ function tableRows(r: SnapshotBenchResult): Record<string, string | number>[] {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const quick = flag('quick');
   const sizes: Sizes = {
-    keys: Number(arg('keys', quick ? '10000' : '100000')),
-    tasks: Number(arg('tasks', quick ? '10000' : '100000')),
-    thresholdEntries: Number(arg('threshold', quick ? '5000' : '20000')),
+    keys: Number(arg('keys', quick ? '3000' : '100000')),
+    tasks: Number(arg('tasks', quick ? '3000' : '100000')),
+    thresholdEntries: Number(arg('threshold', quick ? '1000' : '20000')),
     clients: Number(arg('clients', '128')),
   };
   const r = await benchSnapshot(sizes);
