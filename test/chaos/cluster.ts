@@ -49,12 +49,23 @@ export class ChaosCluster {
   readonly nodes = new Map<string, ChaosNode>();
   readonly network = new ChaosNetwork();
   readonly unexpectedExits: UnexpectedExit[] = [];
-  private readonly proxies: FaultProxy[] = [];
 
   private constructor(private readonly o: ChaosClusterOptions) {}
 
   static async create(o: ChaosClusterOptions): Promise<ChaosCluster> {
     const c = new ChaosCluster(o);
+    try {
+      await c.layout();
+    } catch (err) {
+      await c.network.close();
+      throw err;
+    }
+    return c;
+  }
+
+  /** Picks the ports, starts the proxies and writes every node's config file. */
+  private async layout(): Promise<void> {
+    const o = this.o;
     mkdirSync(join(o.dir, 'data'), { recursive: true });
     const taken = new Set<number>();
     const managers: { id: string; raft: number; api: number }[] = [];
@@ -72,24 +83,22 @@ export class ChaosCluster {
           continue;
         }
         // What self dials for `other`: the proxies of the link self -> other.
-        const raft = await c.proxy(self.id, other.id, other.raft);
-        const api = await c.proxy(self.id, other.id, other.api);
+        const raft = await this.proxy(self.id, other.id, other.raft);
+        const api = await this.proxy(self.id, other.id, other.api);
         list.push({ ...real(other), raftAddress: `${host}:${raft}`, apiAddress: `${host}:${api}` });
       }
       const configPath = join(o.dir, `${self.id}.json`);
       writeFileSync(configPath, JSON.stringify({ managers: list, workers, ...o.extra }, null, 2));
-      c.addNode(self.id, 'manager', `${host}:${self.api}`, configPath);
+      this.addNode(self.id, 'manager', `${host}:${self.api}`, configPath);
     }
     // Workers (and the runner's clients) see the managers' real addresses.
     const workerConfig = join(o.dir, 'cluster.json');
     writeFileSync(workerConfig, JSON.stringify({ managers: managers.map(real), workers, ...o.extra }, null, 2));
-    for (const w of workers) c.addNode(w.id, 'worker', w.apiAddress, workerConfig);
-    return c;
+    for (const w of workers) this.addNode(w.id, 'worker', w.apiAddress, workerConfig);
   }
 
   private async proxy(from: string, to: string, targetPort: number): Promise<number> {
     const p = await FaultProxy.start({ target: { host, port: targetPort } });
-    this.proxies.push(p);
     this.network.add(from, to, p);
     return p.port;
   }

@@ -102,6 +102,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   } catch (err) {
     run.failures.push(`the run itself failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   } finally {
+    await run.abort();
     await cluster.close();
     killLeftoverRuns(runFile);
     process.removeListener('exit', guard);
@@ -154,6 +155,12 @@ class Run {
     await this.finalPhase(workload, deadline);
   }
 
+  /** Stops the clients and the nemesis if a failure left them running (no-ops after a normal end). */
+  async abort(): Promise<void> {
+    this.nemesis?.stop();
+    await this.workload?.stop();
+  }
+
   /** Managers, a leader, then workers registered and ready. */
   private async startUp(): Promise<boolean> {
     const deadline = performance.now() + startUpMsMax;
@@ -163,9 +170,9 @@ class Run {
       return false;
     }
     for (const id of this.cluster.workerIds) this.cluster.start(id);
-    const leader = this.cluster.managerIds[0]!;
+    const first = this.cluster.managerIds[0]!;
     while (performance.now() < deadline) {
-      const o = await send(this.cluster.node(leader).apiAddress, 'GET', '/v1/workers', { timeoutMs: 2000 });
+      const o = await send(this.cluster.node(first).apiAddress, 'GET', '/v1/workers', { timeoutMs: 2000 });
       const items = o.kind === 'answer' && o.status === 200 && Array.isArray(o.body.items) ? (o.body.items as { state?: string }[]) : [];
       if (items.filter((w) => w.state === 'ready').length === this.cluster.workerIds.length) return true;
       await sleep(200);
