@@ -49,10 +49,11 @@ const clusterExtra = {
   tasks: { workerTtlMs: 10_000, lostGraceMs: 5000, backoffBaseMs: 500, backoffCapMs: 4000, reconcileIntervalMs: 1000 },
 };
 const requestTimeoutMs = 3000;
-/** Start-up (a leader, then every worker ready) and the phase after the heal are bounded; together with the
- * duration they fit in duration + 120 s, the CI test's timeout. */
+/** Start-up (a leader, then every worker ready) is bounded, and so is everything after the fault phase; the whole
+ * run also ends within the duration plus runSlackMs, inside the CI test's timeout of duration + 120 s. */
 const startUpMsMax = 45_000;
 const afterDurationMsMax = 110_000;
+const runSlackMs = 115_000;
 
 /**
  * Half the seeds take snapshots often, so lagging followers get them streamed (over the link proxies) and restarts
@@ -121,6 +122,7 @@ class Run {
   private runs: TaskRun[] = [];
   private linearizability: LinearizabilitySummary | null = null;
   private readonly plan;
+  private readonly startedMs = performance.now();
 
   constructor(
     private readonly o: ChaosOptions,
@@ -146,7 +148,7 @@ class Run {
     workload.start();
     const faults = nemesis.run();
     await sleep(this.o.durationS * 1000);
-    const deadline = performance.now() + afterDurationMsMax;
+    const deadline = Math.min(performance.now() + afterDurationMsMax, this.startedMs + this.o.durationS * 1000 + runSlackMs);
     nemesis.stop();
     await faults;
     await workload.stop();
@@ -181,9 +183,9 @@ class Run {
     return false;
   }
 
-  /** Every wait is bounded by its own cap and by what is left before the deadline (checks need a few seconds). */
+  /** Every wait is bounded by its own cap and by what is left before the deadline, less 20 s for the checks. */
   private async finalPhase(workload: Workload, deadline: number): Promise<void> {
-    const left = (capMs: number): number => Math.max(1000, Math.min(capMs, deadline - 10_000 - performance.now()));
+    const left = (capMs: number): number => Math.max(1000, Math.min(capMs, deadline - 20_000 - performance.now()));
     const leader = await waitForAgreedLeader(this.cluster, left(45_000));
     if (leader === null) this.failures.push('the managers did not agree on a leader after the heal');
     await this.finalReads(workload, left(30_000));
@@ -216,7 +218,7 @@ class Run {
 
   /** Waits briefly for runs still going to end, then looks for overlaps. */
   private async checkRuns(): Promise<void> {
-    const deadline = performance.now() + 10_000;
+    const deadline = performance.now() + 5000;
     for (;;) {
       this.runs = parseRuns(readFileSync(this.runFile, 'utf8'));
       if (!this.runs.some((r) => r.endMs === null && alive(r.pid)) || performance.now() > deadline) break;
@@ -237,7 +239,7 @@ class Run {
   }
 
   private checkHistory(workload: Workload): void {
-    const lin = (this.linearizability = checkLinearizable(workload.kv, { stepsMax: 3_000_000, timeMs: 30_000 }));
+    const lin = (this.linearizability = checkLinearizable(workload.kv, { stepsMax: 3_000_000, timeMs: 10_000 }));
     this.failures.push(...lin.failures);
     this.warnings.push(...lin.warnings);
     this.failures.push(...checkLostWrites(workload.kv, this.keys));
