@@ -35,19 +35,29 @@ function decodeMemberContext(context: string | undefined): MemberAddresses | nul
 export class MemberDirectory {
   /** Never shrinks: a removed member's addresses cost nothing and a log truncation may bring it back. */
   private readonly addresses = new Map<NodeId, MemberAddresses>();
+  /**
+   * Ids whose addresses this node was given at start (its config file): they win over what the log and snapshots
+   * say, since another node may reach a peer at another address (NAT, proxies) than this one does.
+   */
+  private readonly pinned = new Set<NodeId>();
 
   constructor(
     readonly selfId: NodeId,
     initial: readonly Member[],
   ) {
-    for (const m of initial) this.addresses.set(m.id, { raftAddress: m.raftAddress, apiAddress: m.apiAddress });
+    for (const m of initial) {
+      this.addresses.set(m.id, { raftAddress: m.raftAddress, apiAddress: m.apiAddress });
+      this.pinned.add(m.id);
+    }
   }
 
   get(id: NodeId): MemberAddresses | undefined {
     return this.addresses.get(id);
   }
 
+  /** Learns a member's addresses, unless this node was given them at start. */
   set(id: NodeId, a: MemberAddresses): void {
+    if (this.pinned.has(id)) return;
     this.addresses.set(id, { raftAddress: a.raftAddress, apiAddress: a.apiAddress });
   }
 

@@ -58,6 +58,14 @@ describe('MemberDirectory', () => {
     expect([...peers.keys()].sort()).toEqual([m1, m2, m3]);
   });
 
+  it("the addresses this node was given at start win over what the log or a snapshot says (another node may reach a peer elsewhere)", () => {
+    const d = new MemberDirectory(m1, [member(m1), member(m2)]);
+    d.set(m2, { raftAddress: 'elsewhere:1', apiAddress: 'elsewhere:2' });
+    d.set(m3, { raftAddress: 'raft-m3', apiAddress: 'api-m3' });
+    expect(d.get(m2)).toEqual(member(m2));
+    expect(d.get(m3)).toEqual({ raftAddress: 'raft-m3', apiAddress: 'api-m3' });
+  });
+
   it('set copies the addresses (a caller may reuse its object)', () => {
     const d = new MemberDirectory(m1, []);
     const a = { raftAddress: 'r', apiAddress: 'a' };
