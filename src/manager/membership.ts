@@ -32,17 +32,7 @@ export class MembershipServiceImpl implements MembershipService {
   /** The configuration as this node sees it. */
   localView(): MembersView {
     const st = this.driver.status();
-    const view = (id: NodeId, voter: boolean): ClusterMemberView => {
-      const a = this.driver.directory.get(id);
-      return {
-        id,
-        raftAddress: a?.raftAddress ?? '',
-        apiAddress: a?.apiAddress ?? '',
-        voter,
-        reachable: id === this.driver.id || this.o.reachable(id),
-      };
-    };
-    return { leaderId: st.leaderId, members: [...st.voters.map((id) => view(id, true)), ...st.learners.map((id) => view(id, false))] };
+    return { leaderId: st.leaderId, members: memberViews(this.driver, st, this.o.reachable) };
   }
 
   async listMembers(ctx: RequestContext): Promise<MembersView> {
@@ -170,6 +160,15 @@ export class MembershipServiceImpl implements MembershipService {
       await sleep(POLL_MS);
     }
   }
+}
+
+/** Voters then learners, with their addresses and whether this node reaches them. */
+export function memberViews(driver: Pick<RaftNodeDriver<unknown>, 'id' | 'directory'>, st: RaftStatus, reachable: (id: NodeId) => boolean): ClusterMemberView[] {
+  const view = (id: NodeId, voter: boolean): ClusterMemberView => {
+    const a = driver.directory.get(id);
+    return { id, raftAddress: a?.raftAddress ?? '', apiAddress: a?.apiAddress ?? '', voter, reachable: id === driver.id || reachable(id) };
+  };
+  return [...st.voters.map((id) => view(id, true)), ...st.learners.map((id) => view(id, false))];
 }
 
 /** Why removing voter `id` would leave too few voters that this leader hears from, or null when it would not. */

@@ -7,12 +7,12 @@ import { KvStateMachine, type ApplyResult } from '../kv/state-machine.js';
 import { MinkubeError } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
 import type { Transport } from '../transport/types.js';
-import type { CommandStateMachine, Member, RaftNodeDriver } from './node.js';
+import { memberViews } from './membership.js';
+import type { CommandStateMachine, RaftNodeDriver } from './node.js';
 
 export interface ManagerServiceOptions {
   id: NodeId;
   clientId: string;
-  members: readonly Member[];
   transport: Pick<Transport, 'reachable'>;
   logger: Logger;
 }
@@ -46,21 +46,10 @@ export class ManagerServiceImpl implements ManagerService {
       leaderId: s.leaderId,
       commitIndex: s.commitIndex,
       appliedIndex: this.driver.applied,
-      members: [...s.voters.map((id) => this.memberView(id, true)), ...s.learners.map((id) => this.memberView(id, false))],
+      members: memberViews(this.driver, s, (id) => this.o.transport.reachable(id)),
       firstIndex: s.firstIndex,
       lastIndex: s.lastIndex,
       snapshotIndex: s.snapshot?.index ?? 0,
-    };
-  }
-
-  private memberView(id: NodeId, voter: boolean): ClusterView['members'][number] {
-    const a = this.driver.directory.get(id);
-    return {
-      id,
-      raftAddress: a?.raftAddress ?? '',
-      apiAddress: a?.apiAddress ?? '',
-      voter,
-      reachable: id === this.o.id || this.o.transport.reachable(id),
     };
   }
 

@@ -106,7 +106,7 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
     logger: logger.child({ component: 'transport' }),
   });
   const clientId = `${self.id}.${randomBytes(6).toString('hex')}`;
-  const service = new ManagerServiceImpl({ id: nodeId(self.id), clientId, members, logger, transport });
+  const service = new ManagerServiceImpl({ id: nodeId(self.id), clientId, logger, transport });
   const random = new SeededRandom(randomInt(0x7fffffff));
   const workers = tuning.workers ?? new HttpWorkerApi();
   const common = { store: service.kv.tasks, raft: service, tasks: config.tasks, workers, clock: systemClock, random: random.fork() };

@@ -115,7 +115,7 @@ export class DriverCluster {
     const clientId = `${id}.${++this.starts}`;
     const logger = this.logger.child({ node: id });
     const members = so.join === true ? [...this.members] : this.members.filter((m) => this.bootstrap.includes(m.id));
-    const service = new ManagerServiceImpl({ id: nodeId(id), clientId, members, transport, logger });
+    const service = new ManagerServiceImpl({ id: nodeId(id), clientId, transport, logger });
     const tickMs = this.o.tickMs ?? 10;
     const electionTicks = this.o.electionTicks ?? 10;
     const driver = await RaftNodeDriver.open({
