@@ -33,7 +33,7 @@ describe('parseClusterConfig', () => {
   it('fills in defaults and resolves data directories against the base directory', () => {
     const c = parseClusterConfig(valid(), '/etc/minkube');
     expect(c.managers[0]!.dataDir).toBe('/etc/minkube/data/m1');
-    expect(c.raft).toEqual({ heartbeatIntervalMs: 50, electionTimeoutMs: 300 });
+    expect(c.raft).toEqual({ heartbeatIntervalMs: 50, electionTimeoutMs: 300, snapshotThresholdEntries: 20_000, snapshotThresholdBytes: 64 * 1024 * 1024 });
     expect(c.api).toEqual({ bodyLimitBytes: 1024 * 1024, requestTimeoutMs: 2000 });
     expect(c.workers).toEqual([{ id: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'auto', dataDir: '/etc/minkube/data/w1' }]);
     expect(c.tasks.backoffBaseMs).toBe(1000);
@@ -112,6 +112,16 @@ describe('parseClusterConfig', () => {
     ]);
     expect(problemsOf({ ...valid(), raft: { heartbeatIntervalMs: 150 } })).toHaveLength(1);
     expect(parseClusterConfig({ ...valid(), raft: { electionTimeoutMs: 101 } }, '/').raft.heartbeatIntervalMs).toBe(50);
+  });
+
+  it('takes snapshot thresholds, and refuses ones too small to be useful', () => {
+    const c = parseClusterConfig({ ...valid(), raft: { snapshotThresholdEntries: 1000, snapshotThresholdBytes: 4096 } }, '/');
+    expect(c.raft.snapshotThresholdEntries).toBe(1000);
+    expect(c.raft.snapshotThresholdBytes).toBe(4096);
+    const problems = problemsOf({ ...valid(), raft: { snapshotThresholdEntries: 5, snapshotThresholdBytes: 10 } });
+    expect(problems).toHaveLength(2);
+    expect(problems.join('\n')).toMatch(/raft\.snapshotThresholdEntries/);
+    expect(problems.join('\n')).toMatch(/raft\.snapshotThresholdBytes/);
   });
 
   it('requires at least one manager', () => {
