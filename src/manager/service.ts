@@ -56,6 +56,9 @@ export class ManagerServiceImpl implements ManagerService {
   ready(): ReadyState {
     if (this.driverRef === null) return { ready: false, reason: 'starting' };
     const s = this.driver.status();
+    if (s.voters.length > 0 && !s.voters.includes(this.o.id) && !s.learners.includes(this.o.id)) {
+      return { ready: false, reason: 'this manager is not a member of the cluster (removed, or not added yet)' };
+    }
     if (s.leaderId === null) return { ready: false, reason: 'no leader is known' };
     if (this.driver.applied < s.commitIndex) return { ready: false, reason: `applied ${this.driver.applied} of ${s.commitIndex} committed entries` };
     return { ready: true };

@@ -165,6 +165,9 @@ describe('membership changes with real processes', () => {
     expect(next).not.toBe(leader);
     expect((await members(c, next)).map((m) => m.id).sort()).toEqual(rest.sort());
     expect((await c.http(rest[1]!, 'PUT', '/v1/kv/after', { value: '2' })).status).toBe(200);
+    const removed = await c.http(leader, 'GET', '/ready');
+    expect(removed.status).toBe(503);
+    expect((removed.body as { error: { message: string } }).error.message).toMatch(/not a member/);
     expect((await c.http(rest[0]!, 'GET', '/v1/kv/before')).body.value).toBe('1');
   }, 120_000);
 
