@@ -1,4 +1,5 @@
-// `minkube status`: asks one manager for the members, then every member for its own view; one row per member.
+// `minkube status`: asks one manager for the members, then every member for its own view; one row per member (a
+// learner shows as "learner").
 import { ApiClient } from '../api/client.js';
 import type { ClusterView } from '../api/service.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';
@@ -11,6 +12,8 @@ export interface MemberStatus {
   apiAddress: string;
   reachable: boolean;
   leader: boolean;
+  /** false for a learner (it receives the log, votes in nothing, and is promoted once caught up). */
+  voter: boolean;
   role: string | null;
   term: number | null;
   commitIndex: number | null;
@@ -39,7 +42,8 @@ export async function runStatus(apiUrl: string, out: Output): Promise<void> {
       apiAddress: m.apiAddress,
       reachable: view !== null,
       leader: m.id === leaderId,
-      role: view?.role ?? null,
+      voter: m.voter,
+      role: view === null ? null : !m.voter && view.role === 'follower' ? 'learner' : view.role,
       term: view?.term ?? null,
       commitIndex: view?.commitIndex ?? null,
       appliedIndex: view?.appliedIndex ?? null,

@@ -73,6 +73,21 @@ describe.concurrent('minkube status', () => {
   });
 });
 
+describe('minkube status with a learner', () => {
+  it('shows a learner as such', async () => {
+    const saved = m1.view;
+    const members = saved.members.map((m) => (m.id === 'm2' ? { ...m, voter: false } : m));
+    m1.view = { ...saved, members };
+    try {
+      const r = await cli(['--json', '--api', api, 'status']);
+      const out = JSON.parse(r.stdout) as { members: { id: string; voter: boolean; role: string | null }[] };
+      expect(out.members.find((m) => m.id === 'm2')).toMatchObject({ voter: false, role: 'learner' });
+    } finally {
+      m1.view = saved;
+    }
+  });
+});
+
 describe('minkube kv', () => {
   it('put, get (plain and --json, --stale), del with --if-version', async () => {
     const put = await cli(['--api', api, 'kv', 'put', 'config/greeting', 'hello world']);
