@@ -30,6 +30,24 @@ runRaftStorageConformance('classic-level', async () => {
   };
 });
 
+/** Opens `dir`, runs `use` (load() by default) and checks it failed with STORAGE_CORRUPT naming the directory and `words`. */
+async function expectCorruptIn(dir: string, words: readonly string[], use: (s: LevelRaftStorage) => Promise<unknown> = (s) => s.load()): Promise<void> {
+  const s = await LevelRaftStorage.open(dir);
+  let failure: unknown = null;
+  try {
+    await use(s);
+  } catch (err) {
+    failure = err;
+  } finally {
+    await s.close();
+  }
+  expect(failure, 'a damaged directory was read without an error').toBeInstanceOf(MinkubeError);
+  const err = failure as MinkubeError;
+  expect(err.code).toBe('STORAGE_CORRUPT');
+  expect(err.message).toContain(dir);
+  for (const w of words) expect(err.message).toContain(w);
+}
+
 describe('LevelRaftStorage on a damaged data directory', () => {
   let root: string;
   let dir: string;
@@ -53,25 +71,7 @@ describe('LevelRaftStorage on a damaged data directory', () => {
     await db.close();
   }
 
-  async function loadError(): Promise<MinkubeError> {
-    const s = await LevelRaftStorage.open(dir);
-    try {
-      await s.load();
-    } catch (err) {
-      return err as MinkubeError;
-    } finally {
-      await s.close();
-    }
-    throw new Error('load() succeeded on a damaged directory');
-  }
-
-  async function expectCorrupt(...words: string[]): Promise<void> {
-    const err = await loadError();
-    expect(err).toBeInstanceOf(MinkubeError);
-    expect(err.code).toBe('STORAGE_CORRUPT');
-    expect(err.message).toContain(dir);
-    for (const w of words) expect(err.message).toContain(w);
-  }
+  const expectCorrupt = (...words: string[]): Promise<void> => expectCorruptIn(dir, words);
 
   it('fails on a flipped byte in an entry', async () => {
     await tamper(async (db) => {
@@ -150,27 +150,13 @@ describe('LevelRaftStorage snapshot files', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  async function loadError(): Promise<MinkubeError> {
-    const s = await LevelRaftStorage.open(dir);
-    try {
-      const err = await s.readSnapshot().catch((e: unknown) => e as MinkubeError);
+  // The snapshot's own read fails too, before load() does.
+  const expectCorrupt = (...words: string[]): Promise<void> =>
+    expectCorruptIn(dir, words, async (s) => {
+      const err = await s.readSnapshot().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(MinkubeError);
       await s.load();
-    } catch (err) {
-      return err as MinkubeError;
-    } finally {
-      await s.close();
-    }
-    throw new Error('load() succeeded on a damaged directory');
-  }
-
-  async function expectCorrupt(...words: string[]): Promise<void> {
-    const err = await loadError();
-    expect(err).toBeInstanceOf(MinkubeError);
-    expect(err.code).toBe('STORAGE_CORRUPT');
-    expect(err.message).toContain(dir);
-    for (const w of words) expect(err.message).toContain(w);
-  }
+    });
 
   it('keeps the bytes in one file under snapshots/, named by term and index, and deletes the old file on a new snapshot', async () => {
     expect(await readdir(snapshotsDir)).toEqual([current]);
