@@ -96,10 +96,10 @@ export class MemberDirectory {
 const SNAPSHOT_ENVELOPE_VERSION = 1;
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
-export function encodeSnapshot(directory: MemberDirectory | readonly [NodeId, MemberAddresses][], state: Uint8Array): Uint8Array {
-  const entries = directory instanceof MemberDirectory ? directory.entries() : directory;
-  const members = entries.map(([id, a]) => [id, a.raftAddress, a.apiAddress]);
-  return packr.pack({ v: SNAPSHOT_ENVELOPE_VERSION, members, state });
+/** `members`: the address book as of the snapshot (MemberDirectory.entries(), taken with the state). */
+export function encodeSnapshot(members: readonly [NodeId, MemberAddresses][], state: Uint8Array): Uint8Array {
+  const rows = members.map(([id, a]) => [id, a.raftAddress, a.apiAddress]);
+  return packr.pack({ v: SNAPSHOT_ENVELOPE_VERSION, members: rows, state });
 }
 
 /** The parts of a snapshot; STORAGE_CORRUPT when the bytes are not one. */

@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import { ApiClient } from '../api/client.js';
 import type { ClusterMemberView, MemberRequest, MembersView, MembershipService, RequestContext } from '../api/service.js';
-import { errorFromBody, MinkubeError } from '../lib/errors.js';
+import { MinkubeError } from '../lib/errors.js';
 import { nodeId, type NodeId } from '../lib/ids.js';
 import type { ConfChangeRejection, RaftStatus } from '../raft/types.js';
 import { encodeMemberContext } from './members.js';
@@ -37,13 +37,13 @@ export class MembershipServiceImpl implements MembershipService {
 
   async listMembers(ctx: RequestContext): Promise<MembersView> {
     const leader = await this.leaderOrForward(ctx);
-    if (leader !== null) return leader.request<MembersView>('GET', '/v1/cluster/members', this.forwardOptions(ctx));
+    if (leader !== null) return leader.listMembers(this.forwardOptions(ctx));
     return this.localView();
   }
 
   async addMember(req: MemberRequest, ctx: RequestContext): Promise<{ created: boolean; member: ClusterMemberView }> {
     const leader = await this.leaderOrForward(ctx);
-    if (leader !== null) return this.forwardAdd(leader, req, ctx);
+    if (leader !== null) return leader.addMember({ id: req.id, raftAddress: req.raftAddress, apiAddress: req.apiAddress }, this.forwardOptions(ctx));
     const id = nodeId(req.id);
     const existing = this.localView().members.find((m) => m.id === id);
     if (existing !== undefined) {
@@ -61,7 +61,7 @@ export class MembershipServiceImpl implements MembershipService {
 
   async removeMember(idText: string, ctx: RequestContext): Promise<MembersView> {
     const leader = await this.leaderOrForward(ctx);
-    if (leader !== null) return leader.request<MembersView>('DELETE', `/v1/cluster/members/${encodeURIComponent(idText)}`, this.forwardOptions(ctx));
+    if (leader !== null) return leader.removeMember(idText, this.forwardOptions(ctx));
     const id = nodeId(idText);
     const st = this.driver.status();
     if (!st.voters.includes(id) && !st.learners.includes(id)) throw new MinkubeError('MEMBER_NOT_FOUND', `no member "${idText}"`);
@@ -74,7 +74,7 @@ export class MembershipServiceImpl implements MembershipService {
 
   async transferLeader(target: string | null, ctx: RequestContext): Promise<{ leaderId: string; term: number }> {
     const leader = await this.leaderOrForward(ctx);
-    if (leader !== null) return leader.request('POST', '/v1/cluster/leader', { ...this.forwardOptions(ctx), body: target === null ? {} : { id: target } });
+    if (leader !== null) return leader.transferLeader(target, this.forwardOptions(ctx));
     const st = this.driver.status();
     if (target !== null) {
       const id = nodeId(target);
@@ -114,20 +114,6 @@ export class MembershipServiceImpl implements MembershipService {
 
   private forwardOptions(ctx: RequestContext): { requestId: string; timeoutMs: number } {
     return { requestId: ctx.requestId, timeoutMs: Math.max(1, ctx.deadlineMs - Date.now()) };
-  }
-
-  private async forwardAdd(leader: ApiClient, req: MemberRequest, ctx: RequestContext): Promise<{ created: boolean; member: ClusterMemberView }> {
-    const res = await fetch(`${leader.baseUrl}/v1/cluster/members`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-request-id': ctx.requestId },
-      body: JSON.stringify({ id: req.id, raftAddress: req.raftAddress, apiAddress: req.apiAddress }),
-      signal: AbortSignal.timeout(Math.max(1, ctx.deadlineMs - Date.now())),
-    }).catch((err: unknown) => {
-      throw new MinkubeError(err instanceof Error && err.name === 'TimeoutError' ? 'TIMEOUT' : 'UNREACHABLE', `the leader at ${leader.baseUrl} did not answer`, { cause: err });
-    });
-    const body = (await res.json().catch(() => null)) as unknown;
-    if (!res.ok) throw errorFromBody(body, res.status);
-    return { created: res.status === 201, member: body as ClusterMemberView };
   }
 
   /** Proposes a change, retrying while another change is in progress, until the deadline. */

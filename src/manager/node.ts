@@ -1,6 +1,5 @@
 // Drives one Raft core: the tick timer and the ready loop (persist, then send, then apply, then advance), this
 // manager's own proposals and linearizable reads. It knows nothing of HTTP; the service layer sits on top.
-import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
 import { assert } from '../lib/assert.js';
 import type { Clock } from '../lib/clock.js';
@@ -95,7 +94,7 @@ export class RaftNodeDriver<R> {
   private syncedHardState: { term: number; vote: NodeId | null } = { term: 0, vote: null };
   readonly directory: MemberDirectory;
   private readonly sender: SnapshotSender;
-  readonly receiver: SnapshotReceiver;
+  private readonly receiver: SnapshotReceiver;
   private pendingInstalls: PendingInstall[] = [];
   /** A snapshot being written, and one written whose compaction the core has not been told of yet. */
   private snapshotting = false;
@@ -105,7 +104,6 @@ export class RaftNodeDriver<R> {
   private appliedBytesSinceSnapshot = 0;
   private sourceCache: SnapshotSource | null = null;
   private ticks = 0;
-  private conf: ConfState = { voters: [], learners: [] };
   /** Resolves when the node stops, with the error that stopped it, if any. */
   readonly stoppedPromise: Promise<Error | null>;
   private resolveStopped!: (e: Error | null) => void;
@@ -136,7 +134,6 @@ export class RaftNodeDriver<R> {
       ...(o.snapshotPoster === undefined ? {} : { post: o.snapshotPoster }),
     });
     this.receiver = new SnapshotReceiver({
-      selfId: o.id,
       logger: o.logger.child({ component: 'snapshots' }),
       nowMs: () => o.clock.nowMs(),
       onComplete: (h, data) => this.onSnapshotReceived(h, data),
@@ -185,8 +182,6 @@ export class RaftNodeDriver<R> {
   }
 
   start(): void {
-    const st = this.core.status();
-    this.conf = { voters: st.voters, learners: st.learners };
     this.updatePeers();
     this.o.transport.onMessage((m) => {
       if (this.stopped) return;
@@ -400,7 +395,6 @@ export class RaftNodeDriver<R> {
   }
 
   private onConfState(conf: ConfState): void {
-    this.conf = conf;
     this.updatePeers();
     this.o.logger.info({ voters: conf.voters, learners: conf.learners }, 'configuration changed');
   }
@@ -411,7 +405,8 @@ export class RaftNodeDriver<R> {
    * from its followers' answers.
    */
   private updatePeers(): void {
-    const peers = this.directory.peers(this.conf);
+    // The core's configuration is the latest in its log: the one this Ready's confState announces.
+    const peers = this.directory.peers(this.core.status());
     const leader = this.lastLeader;
     const address = leader === null || leader === this.o.id ? undefined : this.directory.get(leader)?.raftAddress;
     if (address !== undefined) peers.set(leader!, address);
@@ -492,7 +487,9 @@ export class RaftNodeDriver<R> {
         const { data, encodedMs } = done;
         this.compactedThrough = Math.max(this.compactedThrough, compactThrough);
         this.pendingCompact = { meta, retain: meta.index - compactThrough };
-        this.sourceCache = { meta, data, crc32: crc32(data) };
+        // The storage checksummed these bytes as it wrote them; a newer snapshot may have replaced them since.
+        const info = this.o.storage.snapshotInfo();
+        if (info?.meta.index === meta.index) this.sourceCache = { meta, data, crc32: info.crc32 };
         const ms = Math.round(performance.now() - started);
         this.o.logger.info({ index: meta.index, sizeBytes: data.length, compactThrough, captureMs: Math.round(captureMs), encodeMs: Math.round(encodedMs), ms }, 'snapshot taken');
         this.scheduleReady();

@@ -81,7 +81,6 @@ export class SnapshotReceiver {
 
   constructor(
     private readonly o: {
-      selfId: NodeId;
       logger: Logger;
       nowMs: () => number;
       /** The complete, verified bytes: step them into the core. */

@@ -38,7 +38,7 @@ function header(data: Uint8Array, offset: number, o: { index?: number; term?: nu
 
 function receiver(clock = { nowMs: 0 }) {
   const completed: { header: SnapshotChunkHeader; data: Uint8Array }[] = [];
-  const r = new SnapshotReceiver({ selfId: follower, logger, nowMs: () => clock.nowMs, onComplete: (h, data) => completed.push({ header: h, data: data.slice() }) });
+  const r = new SnapshotReceiver({ logger, nowMs: () => clock.nowMs, onComplete: (h, data) => completed.push({ header: h, data: data.slice() }) });
   return { r, completed, clock };
 }
 
