@@ -1,13 +1,22 @@
-// DockerRuntime against a real engine (image minkube-busybox:latest): the conformance suite, then what only Docker
-// does: pulling, resource limits, labels, network mode. Skipped without Docker, failed in CI (describeDocker).
+// DockerRuntime against a real engine (image minkube-busybox:latest): the conformance suite (without and with a
+// network sandbox), then what only Docker does: pulling, resource limits, labels, network mode, the network sandbox.
+// Skipped without Docker, failed in CI (describeDocker).
 import Docker from 'dockerode';
+import { pino, type Logger } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DockerRuntime, consumePullProgress, demuxDockerLogs } from '../../src/runtime/docker.js';
+import { DockerRuntime, consumePullProgress, demuxDockerLogs, sandboxLabel } from '../../src/runtime/docker.js';
+import { pauseImage } from '../../src/runtime/pause-image.js';
 import { describeDocker, removeLabelled, testImage, testLabels } from '../support/docker.js';
 import { expectFailure, runRuntimeConformance } from './conformance.js';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 
 const labels = testLabels();
+/** Sandboxes carry no test labels (only minkube.sandbox): each is removed by its name. */
+const sandboxName = (use: string): string => `minkube-sandbox-test-${labels['minkube.test.run']}-${use}`;
+
+async function removeSandbox(name: string): Promise<void> {
+  await new DockerRuntime().remove(name);
+}
 
 describeDocker('DockerRuntime', () => {
   afterAll(async () => {
@@ -23,6 +32,20 @@ describeDocker('DockerRuntime', () => {
       await removeLabelled(labels);
     },
   }));
+
+  const conformanceSandbox = sandboxName('conformance');
+  runRuntimeConformance('docker, network sandbox', async () => ({
+    runtime: new DockerRuntime({ networkSandbox: conformanceSandbox }),
+    fresh: async () => new DockerRuntime({ networkSandbox: conformanceSandbox }),
+    image: testImage,
+    labels,
+    cleanup: async () => {
+      await removeLabelled(labels);
+      await removeSandbox(conformanceSandbox);
+    },
+  }));
+
+  networkSandboxTests();
 
   describe('Docker specifics', () => {
     const rt = new DockerRuntime();
@@ -84,6 +107,105 @@ describeDocker('DockerRuntime', () => {
     });
   });
 });
+
+function capturingLogger(): { logger: Logger; messages: string[] } {
+  const messages: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      messages.push((JSON.parse(chunk.toString()) as { msg: string }).msg);
+      done();
+    },
+  });
+  return { logger: pino({ level: 'info' }, sink), messages };
+}
+
+function networkSandboxTests(): void {
+  describe('network sandbox', () => {
+    const docker = new Docker();
+    const sandbox = sandboxName('specifics');
+    const { logger, messages } = capturingLogger();
+    const rt = new DockerRuntime({ networkSandbox: sandbox, logger });
+    let n = 0;
+    // Prints the task's network namespace and its interfaces (loopback only).
+    const probe = async (runtime = rt): Promise<{ id: string; output: string }> => {
+      const name = `minkube-sandbox-task-${labels['minkube.test.run']}-${++n}`;
+      const { id } = await runtime.run({ name, image: testImage, command: ['sh', '-c', 'readlink /proc/self/ns/net; ls /sys/class/net'], labels });
+      expect(await runtime.wait(id)).toEqual({ exitCode: 0 });
+      return { id, output: await runtime.logs(id) };
+    };
+    const sandboxInfo = (): Promise<Docker.ContainerInspectInfo> => docker.getContainer(sandbox).inspect();
+    // Docker records the joined container by id.
+    const networkModeOf = async (id: string): Promise<string | undefined> => (await docker.getContainer(id).inspect()).HostConfig.NetworkMode;
+    const started = (): number => messages.filter((m) => m === 'network sandbox started').length;
+
+    afterAll(async () => {
+      await removeSandbox(sandbox);
+    });
+
+    it('tasks share one network namespace, loopback only, in a sandbox made once', async () => {
+      const [a, b] = await Promise.all([probe(), probe()]);
+      const alone = await probe(new DockerRuntime());
+      expect(a?.output).toMatch(/^net:\[\d+\]\nlo\n$/);
+      expect(b?.output).toBe(a?.output);
+      expect(alone.output).not.toBe(a?.output);
+      const info = await sandboxInfo();
+      expect([await networkModeOf(a?.id ?? ''), await networkModeOf(b?.id ?? '')]).toEqual([`container:${info.Id}`, `container:${info.Id}`]);
+      expect(await networkModeOf(alone.id)).toBe('none');
+      expect(started()).toBe(1);
+      expect(info.State.Running).toBe(true);
+      expect(info.Config.Image).toBe(pauseImage);
+      expect(info.Config.Labels).toEqual({ [sandboxLabel]: sandbox });
+      expect(info.HostConfig).toMatchObject({ NetworkMode: 'none', RestartPolicy: { Name: 'unless-stopped' } });
+    });
+
+    it('the runtime of a restarted worker reuses the running sandbox', async () => {
+      const before = (await sandboxInfo()).Id;
+      const fresh = new DockerRuntime({ networkSandbox: sandbox, logger });
+      const startedBefore = started();
+      await fresh.ensureSandbox();
+      await probe(fresh);
+      expect((await sandboxInfo()).Id).toBe(before);
+      expect(started()).toBe(startedBefore);
+      await fresh.close();
+      expect((await sandboxInfo()).State.Running).toBe(true);
+    });
+
+    // (Namespace inode numbers are reused once freed, so a new sandbox's may equal the old one's: not compared.)
+    it('a stopped sandbox is started again by the next run', async () => {
+      await probe();
+      const { Id } = await sandboxInfo();
+      await docker.getContainer(sandbox).stop({ t: 0 });
+      const after = await probe();
+      const info = await sandboxInfo();
+      expect({ id: info.Id, running: info.State.Running }).toEqual({ id: Id, running: true });
+      expect(await networkModeOf(after.id)).toBe(`container:${Id}`);
+      expect(messages).toContain('network sandbox restarted');
+    });
+
+    it('a removed sandbox is made again by the next run, once for concurrent runs', async () => {
+      await probe();
+      const { Id } = await sandboxInfo();
+      await docker.getContainer(sandbox).remove({ force: true });
+      const startedBefore = started();
+      const [a, b] = await Promise.all([probe(), probe()]);
+      const info = await sandboxInfo();
+      expect(info.Id).not.toBe(Id);
+      expect(info.State.Running).toBe(true);
+      expect(started()).toBe(startedBefore + 1);
+      expect([await networkModeOf(a.id), await networkModeOf(b.id)]).toEqual([`container:${info.Id}`, `container:${info.Id}`]);
+      expect(b.output).toBe(a.output);
+    });
+
+    it('a sandbox that cannot be made means a task with its own namespace, and a warning', async () => {
+      const warned = capturingLogger();
+      // Docker refuses the name at create.
+      const broken = new DockerRuntime({ networkSandbox: 'minkube sandbox!', logger: warned.logger });
+      const { id } = await probe(broken);
+      expect((await docker.getContainer(id).inspect()).HostConfig.NetworkMode).toBe('none');
+      expect(warned.messages).toContain('could not make the network sandbox; this task gets its own network namespace');
+    });
+  });
+}
 
 describe('DockerRuntime without a daemon', () => {
   it('ping fails as a transient daemon-unreachable naming the endpoint', async () => {
