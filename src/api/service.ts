@@ -84,6 +84,11 @@ export interface TaskListQuery {
 export interface TasksService {
   /** Creates a pending task (or answers the one an earlier call with the same idempotency key created). */
   submitTask(spec: TaskSpec, idempotencyKey: string | undefined, ctx: RequestContext): Promise<TaskRecord>;
+  /**
+   * Creates all the tasks in one Raft entry, or none (QUEUE_FULL), answering them in the order given. Task i of a
+   * batch with idempotency key K is known by `K` and i: a retried batch answers the tasks the first one created.
+   */
+  submitTasks(specs: readonly TaskSpec[], idempotencyKey: string | undefined, ctx: RequestContext): Promise<TaskRecord[]>;
   /** Throws TASK_NOT_FOUND. */
   getTask(id: string, consistency: ReadConsistency, ctx: RequestContext): Promise<TaskRecord>;
   listTasks(query: TaskListQuery, ctx: RequestContext): Promise<Page<TaskRecord>>;

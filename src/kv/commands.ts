@@ -54,6 +54,7 @@ function wireCommand(cmd: Command): Record<string, unknown> {
     case 'delete':
       return cmd.ifVersion === undefined ? { op: cmd.op, key: cmd.key } : { op: cmd.op, key: cmd.key, ifVersion: cmd.ifVersion };
     case 'task.submit':
+    case 'task.submitBatch':
     case 'task.place':
     case 'task.report':
     case 'task.stop':

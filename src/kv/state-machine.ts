@@ -133,6 +133,7 @@ export class KvStateMachine {
       case 'delete':
         return this.delete(index, cmd);
       case 'task.submit':
+      case 'task.submitBatch':
       case 'task.place':
       case 'task.report':
       case 'task.stop':

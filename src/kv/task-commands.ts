@@ -14,6 +14,23 @@ export interface TaskSubmitCommand {
   readonly idempotencyKey?: string;
 }
 
+/** One task of a batch submission. */
+export interface TaskSubmission {
+  readonly taskId: string;
+  readonly spec: TaskSpec;
+  readonly idempotencyKey?: string;
+}
+
+/**
+ * Many new tasks in one entry: all are created, or (the store full) none is. Each behaves as a task.submit of its
+ * own (a known idempotencyKey answers the task it created).
+ */
+export interface TaskSubmitBatchCommand {
+  readonly op: 'task.submitBatch';
+  readonly atMs: number;
+  readonly tasks: readonly TaskSubmission[];
+}
+
 export interface Placement {
   readonly taskId: string;
   /** The attempt the scheduler saw pending: a placement of any other attempt is skipped. */
@@ -97,6 +114,7 @@ export interface WorkerStateCommand {
 
 export type TaskCommand =
   | TaskSubmitCommand
+  | TaskSubmitBatchCommand
   | TaskPlaceCommand
   | TaskReportCommand
   | TaskStopCommand
@@ -105,7 +123,7 @@ export type TaskCommand =
   | WorkerStateCommand;
 export type TaskOp = TaskCommand['op'];
 
-const taskOps: ReadonlySet<string> = new Set<TaskOp>(['task.submit', 'task.place', 'task.report', 'task.stop', 'worker.register', 'worker.heartbeat', 'worker.state']);
+const taskOps: ReadonlySet<string> = new Set<TaskOp>(['task.submit', 'task.submitBatch', 'task.place', 'task.report', 'task.stop', 'worker.register', 'worker.heartbeat', 'worker.state']);
 
 export function isTaskOp(op: unknown): op is TaskOp {
   return typeof op === 'string' && taskOps.has(op);
@@ -115,11 +133,10 @@ export function isTaskOp(op: unknown): op is TaskOp {
 
 export function wireTaskCommand(cmd: TaskCommand): Record<string, unknown> {
   switch (cmd.op) {
-    case 'task.submit': {
-      const w: Record<string, unknown> = { op: cmd.op, taskId: cmd.taskId, spec: normaliseSpec(cmd.spec), atMs: cmd.atMs };
-      if (cmd.idempotencyKey !== undefined) w.idempotencyKey = cmd.idempotencyKey;
-      return w;
-    }
+    case 'task.submit':
+      return { op: cmd.op, ...wireSubmission(cmd), atMs: cmd.atMs };
+    case 'task.submitBatch':
+      return { op: cmd.op, atMs: cmd.atMs, tasks: cmd.tasks.map(wireSubmission) };
     case 'task.place':
       return {
         op: cmd.op, term: cmd.term, atMs: cmd.atMs, cursor: cmd.cursor,
@@ -139,6 +156,12 @@ export function wireTaskCommand(cmd: TaskCommand): Record<string, unknown> {
         lost: cmd.lost.map((l) => ({ taskId: l.taskId, attempt: l.attempt, retryAtMs: l.retryAtMs })),
       };
   }
+}
+
+function wireSubmission(t: TaskSubmission): Record<string, unknown> {
+  const w: Record<string, unknown> = { taskId: t.taskId, spec: normaliseSpec(t.spec) };
+  if (t.idempotencyKey !== undefined) w.idempotencyKey = t.idempotencyKey;
+  return w;
 }
 
 function wireReport(r: TaskReport): Record<string, unknown> {
@@ -180,9 +203,12 @@ const StatsSchema = Type.Object(
   strict,
 );
 
+const submission = { taskId: Id, spec: TaskSpecSchema, idempotencyKey: Type.Optional(Type.String({ minLength: 1 })) };
+
 const schemas = {
-  'task.submit': Type.Object(
-    { op: Type.Literal('task.submit'), taskId: Id, spec: TaskSpecSchema, atMs: Ms, idempotencyKey: Type.Optional(Type.String({ minLength: 1 })) },
+  'task.submit': Type.Object({ op: Type.Literal('task.submit'), ...submission, atMs: Ms }, strict),
+  'task.submitBatch': Type.Object(
+    { op: Type.Literal('task.submitBatch'), atMs: Ms, tasks: Type.Array(Type.Object(submission, strict), { minItems: 1 }) },
     strict,
   ),
   'task.place': Type.Object(

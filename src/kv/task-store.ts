@@ -5,7 +5,8 @@ import { assert } from '../lib/assert.js';
 import { limits } from '../lib/limits.js';
 import { SortedKeys } from './sorted-keys.js';
 import type {
-  TaskCommand, TaskPlaceCommand, TaskReport, TaskStopCommand, TaskSubmitCommand, WorkerHeartbeatCommand, WorkerRegisterCommand,
+  TaskCommand, TaskPlaceCommand, TaskReport, TaskStopCommand, TaskSubmitBatchCommand, TaskSubmitCommand, TaskSubmission,
+  WorkerHeartbeatCommand, WorkerRegisterCommand,
   WorkerStateCommand,
 } from './task-commands.js';
 import { canTransition, finalTaskStates, type TaskRecord, type TaskState, type WorkerRecord, type WorkerState, type WorkerStats } from './task-model.js';
@@ -173,6 +174,8 @@ export class TaskStore {
     switch (cmd.op) {
       case 'task.submit':
         return this.submit(cmd);
+      case 'task.submitBatch':
+        return this.submitBatch(cmd);
       case 'task.place':
         return this.place(cmd);
       case 'task.report':
@@ -189,27 +192,49 @@ export class TaskStore {
   }
 
   private submit(cmd: TaskSubmitCommand): TaskApplyResult {
-    const key = cmd.idempotencyKey;
-    const known = key === undefined ? undefined : this.idempotency.get(key);
-    if (known !== undefined && this.tasks.has(known)) return { ok: true, id: known, changed: 0 };
-    if (this.tasks.has(cmd.taskId)) return { ok: true, id: cmd.taskId, changed: 0 };
-    if (this.tasks.size >= this.tasksMax && !this.evictOldestFinal()) {
-      return { ok: false, code: 'QUEUE_FULL', message: `${this.tasks.size} tasks are kept and none has ended; stop some or wait` };
-    }
-    const at = new Date(cmd.atMs).toISOString();
+    const known = this.submitted(cmd);
+    if (known !== undefined) return { ok: true, id: known, changed: 0 };
+    if (!this.makeRoom(1)) return queueFull(this.tasks.size);
+    return { ok: true, id: this.create(cmd, cmd.atMs), changed: 1 };
+  }
+
+  /** All or none: room for every new task is made (or found missing) before the first is created. */
+  private submitBatch(cmd: TaskSubmitBatchCommand): TaskApplyResult {
+    const fresh = cmd.tasks.filter((t) => this.submitted(t) === undefined);
+    if (!this.makeRoom(fresh.length)) return queueFull(this.tasks.size);
+    for (const t of fresh) this.create(t, cmd.atMs);
+    return { ok: true, id: this.submitted(cmd.tasks[0]!) ?? '', changed: fresh.length };
+  }
+
+  /** The task a submission already created (through its idempotency key, or its id), if any. */
+  submitted(t: TaskSubmission): string | undefined {
+    const known = t.idempotencyKey === undefined ? undefined : this.idempotency.get(t.idempotencyKey);
+    if (known !== undefined && this.tasks.has(known)) return known;
+    return this.tasks.has(t.taskId) ? t.taskId : undefined;
+  }
+
+  /** Evicts the oldest final tasks until `count` more fit; false (some evicted perhaps) when they cannot. */
+  private makeRoom(count: number): boolean {
+    while (this.tasks.size + count > this.tasksMax) if (!this.evictOldestFinal()) return false;
+    return true;
+  }
+
+  private create(t: TaskSubmission, atMs: number): string {
+    const at = new Date(atMs).toISOString();
     const task: TaskRecord = {
-      id: cmd.taskId, spec: normaliseSpec(cmd.spec), state: 'pending', desiredState: 'run', workerId: null, attempt: 1, term: 0,
+      id: t.taskId, spec: normaliseSpec(t.spec), state: 'pending', desiredState: 'run', workerId: null, attempt: 1, term: 0,
       containerId: null, exitCode: null, error: null, notBeforeMs: 0, createdAt: at, updatedAt: at,
-      history: [{ state: 'pending', attempt: 1, atMs: cmd.atMs, workerId: null, reason: 'submitted' }],
+      history: [{ state: 'pending', attempt: 1, atMs, workerId: null, reason: 'submitted' }],
     };
     this.ids.insert(task.id);
     this.write(task, null);
+    const key = t.idempotencyKey;
     if (key !== undefined) {
       this.idempotency.delete(key);
       this.idempotency.set(key, task.id);
       if (this.idempotency.size > this.idempotencyKeysMax) this.idempotency.delete(this.idempotency.keys().next().value!);
     }
-    return { ok: true, id: task.id, changed: 1 };
+    return task.id;
   }
 
   private place(cmd: TaskPlaceCommand): TaskApplyResult {
@@ -422,6 +447,10 @@ export class TaskStore {
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 const emptySet: ReadonlySet<string> = new Set();
+
+function queueFull(kept: number): TaskApplyResult {
+  return { ok: false, code: 'QUEUE_FULL', message: `${kept} tasks are kept and none has ended; stop some or wait` };
+}
 
 function indexOf<K>(m: Map<K, SortedKeys>, k: K): SortedKeys {
   let s = m.get(k);

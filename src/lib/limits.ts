@@ -43,6 +43,8 @@ export const limits = {
   idempotencyKeyBytesMax: 256,
   /** Registered workers; a registration past it is refused with QUEUE_FULL. */
   workersMax: 1000,
+  /** Tasks in one batch submission (one Raft entry). */
+  taskBatchMax: 1000,
   /** Placements in one Raft command (one scheduling pass proposes at most this many). */
   placementBatchMax: 1000,
   /** Task reports (state changes seen by workers) in one Raft command. */

@@ -60,6 +60,13 @@ export class TaskServiceImpl implements TasksService {
     return this.taskOrThrow(id);
   }
 
+  async submitTasks(specs: readonly TaskSpec[], idempotencyKey: string | undefined, ctx: RequestContext): Promise<TaskRecord[]> {
+    // A space cannot occur in an Idempotency-Key header, so these never meet a single submission's key.
+    const tasks = specs.map((spec, i) => ({ taskId: this.ids.next(), spec, ...(idempotencyKey === undefined ? {} : { idempotencyKey: `${idempotencyKey} ${i}` }) }));
+    await this.proposeOk({ op: 'task.submitBatch', atMs: this.o.clock.nowMs(), tasks }, ctx);
+    return tasks.map((t) => this.taskOrThrow(this.o.store.submitted(t) ?? t.taskId));
+  }
+
   async getTask(id: string, consistency: ReadConsistency, ctx: RequestContext): Promise<TaskRecord> {
     await this.read(consistency, ctx);
     return this.taskOrThrow(id);

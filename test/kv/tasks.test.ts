@@ -250,6 +250,22 @@ describe('idempotency keys, indexes and bounds', () => {
     expect(d.store.listTasks({ limit: 10 }).items.map((t) => t.id)).toEqual(['t1', 't3']);
   });
 
+  it('a batch creates all its tasks or, without room for all, none; known ones are answered, not created again', () => {
+    const d = new Driver(new KvStateMachine({ tasks: { tasksMax: 3 } }));
+    const batch = (ids: string[], keyOf = (i: number) => `k ${i}`): ApplyResult =>
+      d.run({ op: 'task.submitBatch', atMs: 1000, tasks: ids.map((taskId, i) => ({ taskId, spec: { image: 'img' }, idempotencyKey: keyOf(i) })) });
+    expect(batch(['a', 'b'])).toMatchObject({ ok: true, key: 'a' });
+    expect(d.store.submitted({ taskId: 'x', spec: { image: 'img' }, idempotencyKey: 'k 1' })).toBe('b');
+    // The same keys again: nothing new, and room is not needed for them.
+    expect(batch(['c', 'd'])).toMatchObject({ ok: true, key: 'a' });
+    expect(batch(['e', 'f'], (i) => `other ${i}`)).toMatchObject({ ok: false, code: 'QUEUE_FULL' });
+    expect(d.store.listTasks({ limit: 10 }).items.map((t) => t.id)).toEqual(['a', 'b']);
+    d.run({ op: 'task.stop', taskId: 'a', atMs: 1 });
+    expect(batch(['e', 'f'], (i) => `other ${i}`)).toMatchObject({ ok: true, key: 'e' });
+    expect(d.store.listTasks({ limit: 10 }).items.map((t) => t.id)).toEqual(['b', 'e', 'f']);
+    expect(d.task('f')).toMatchObject({ state: 'pending', attempt: 1, spec: { image: 'img', restartPolicy: 'never' } });
+  });
+
   it('history is bounded, oldest dropped first', () => {
     const d = new Driver(new KvStateMachine({ tasks: { historyMax: 3 } }));
     d.register('w1');
@@ -265,6 +281,15 @@ describe('task commands on the wire', () => {
     const cmd: TaskCommand = { op: 'task.submit', taskId: 't', spec: { image: 'x', env: { B: '1', A: '2' } }, atMs: 5, idempotencyKey: 'k' };
     const decoded = decodeCommand(encodeCommand({ clientId: 'c', seq: 1, cmd })).cmd;
     expect(decoded).toEqual({ ...cmd, spec: { image: 'x', env: { A: '2', B: '1' }, restartPolicy: 'never', maxAttempts: 3 } });
+  });
+
+  it('a batch roundtrips; an empty one is malformed', () => {
+    const cmd: TaskCommand = { op: 'task.submitBatch', atMs: 5, tasks: [{ taskId: 't1', spec: { image: 'x' } }, { taskId: 't2', spec: { image: 'y' }, idempotencyKey: 'k 1' }] };
+    const decoded = decodeCommand(encodeCommand({ clientId: 'c', seq: 1, cmd })).cmd;
+    const normal = { restartPolicy: 'never', maxAttempts: 3 };
+    expect(decoded).toEqual({ ...cmd, tasks: [{ taskId: 't1', spec: { image: 'x', ...normal } }, { taskId: 't2', spec: { image: 'y', ...normal }, idempotencyKey: 'k 1' }] });
+    const empty = { op: 'task.submitBatch', atMs: 5, tasks: [] } as unknown as Command;
+    expect(() => decodeCommand(encodeCommand({ clientId: 'c', seq: 1, cmd: empty }))).toThrow(/malformed command: task.submitBatch: \/tasks/);
   });
 
   it('reject a malformed task command naming the field', () => {

@@ -111,6 +111,37 @@ describe('tasks on workers (in-process, memory runtime)', () => {
     await c.http('m1', 'DELETE', `/v1/tasks/${a}`);
   });
 
+  it('a batch creates its tasks in one entry, in order; a retried batch with its Idempotency-Key creates none', async () => {
+    const { followers } = await managers();
+    const specs = Array.from({ length: 10 }, (_, i) => ({ image: 'busybox', command: ['echo', `batch ${i}`] }));
+    const key = `batch-${Date.now()}`;
+    const post = async (m: string) => {
+      const res = await fetch(`${c.url(m)}/v1/tasks/batch`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': key }, body: JSON.stringify({ tasks: specs }) });
+      return { status: res.status, body: (await res.json()) as { items: { id: string; state: string }[] } };
+    };
+    const first = await post(followers[0]!);
+    expect(first.status).toBe(201);
+    expect(first.body.items).toHaveLength(10);
+    expect(new Set(first.body.items.map((t) => t.id)).size).toBe(10);
+    const again = await post(followers[1]!);
+    expect(again.body.items.map((t) => t.id)).toEqual(first.body.items.map((t) => t.id));
+    for (const [i, { id }] of first.body.items.entries()) {
+      const t = await waitState('m1', id, ['succeeded']);
+      expect(t.spec.command).toEqual(['echo', `batch ${i}`]);
+    }
+  });
+
+  it('a bad batch is 400 naming the task and field, and creates nothing', async () => {
+    const before = (await c.http<Page<TaskRecord>>('m1', 'GET', '/v1/tasks?limit=1000')).body.items.length;
+    const bad = await c.http<{ error: { code: string; message: string } }>('m1', 'POST', '/v1/tasks/batch', { tasks: [{ image: 'a' }, { command: ['x'] }] });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatchObject({ code: 'INVALID_TASK_SPEC', message: 'tasks[1].image: missing' });
+    expect((await c.http('m1', 'POST', '/v1/tasks/batch', { tasks: [] })).status).toBe(400);
+    expect((await c.http('m1', 'POST', '/v1/tasks/batch', { tasks: Array.from({ length: 1001 }, () => ({ image: 'a' })) })).status).toBe(400);
+    expect((await c.http('m1', 'POST', '/v1/tasks/batch', [{ image: 'a' }])).status).toBe(400);
+    expect((await c.http<Page<TaskRecord>>('m1', 'GET', '/v1/tasks?limit=1000')).body.items.length).toBe(before);
+  });
+
   it('stop: a running task stops through its worker; stopping again is 200; a task that ended is 409', async () => {
     const id = await submit('m1', { image: 'busybox', command: ['forever'] });
     await waitState('m1', id, ['running']);

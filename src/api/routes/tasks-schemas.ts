@@ -46,6 +46,7 @@ export const WorkerListQuery = Type.Object(
 export type WorkerListQuery = Static<typeof WorkerListQuery>;
 
 export const SubmitReply = Type.Object({ id: Type.String(), state: Type.String() });
+export const SubmitBatchReply = Type.Object({ items: Type.Array(SubmitReply) });
 
 // Worker -> manager bodies: unknown fields are accepted, so workers may add fields to the contract additively.
 export const RegisterBody = Type.Object({

@@ -3,6 +3,9 @@
 //
 //   POST   /v1/tasks            TaskSpec -> 201 { id, state }; 400 INVALID_TASK_SPEC naming the field. With the same
 //                               Idempotency-Key header (1..256 printable ASCII) a retry answers the task created first.
+//   POST   /v1/tasks/batch      { tasks: TaskSpec[] } (1..1000) -> 201 { items: [{ id, state }] } in the order given; all
+//                               are created in one Raft entry, or none (429 QUEUE_FULL). Idempotency-Key as above: a
+//                               retried batch answers the tasks the first one created.
 //   GET    /v1/tasks            ?state=&workerId=&limit=(1..1000, default 100)&cursor=&consistency= -> { items, nextCursor }
 //                               in creation (id) order; workerId lists the tasks whose latest attempt is on that worker.
 //   GET    /v1/tasks/:id        the record (spec, state, desiredState, workerId, attempt, term, containerId, exitCode,
@@ -12,6 +15,7 @@
 //                               stopped task is 200 again (idempotent); one that succeeded or failed is 409 TASK_ALREADY_FINAL.
 //   GET    /v1/tasks/:id/logs   ?tail=N -> text/plain from the worker of the latest attempt; 503 WORKER_UNAVAILABLE if it
 //                               does not answer, 404 TASK_NOT_FOUND if it no longer keeps the output.
+import { Type } from '@sinclair/typebox';
 import type { FastifyError, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TaskSpec, TaskState } from '../../kv/task-model.js';
 import { TaskSpecSchema, type TaskSpecBody } from '../../kv/task-spec.js';
@@ -21,12 +25,17 @@ import { sendError } from '../errors.js';
 import type { TasksService } from '../service.js';
 import { parseIntegerParam } from '../validation.js';
 import { requestContext } from './kv.js';
-import { ConsistencyQuery, SubmitReply, TaskIdParams, TaskListQuerySchema, TaskLogsQuery } from './tasks-schemas.js';
+import { ConsistencyQuery, SubmitBatchReply, SubmitReply, TaskIdParams, TaskListQuerySchema, TaskLogsQuery } from './tasks-schemas.js';
 
 export interface TaskRoutesOptions {
   tasks: TasksService;
   bodyLimitBytes: number;
 }
+
+const BatchBody = Type.Object(
+  { tasks: Type.Array(TaskSpecSchema, { minItems: 1, maxItems: limits.taskBatchMax }) },
+  { additionalProperties: false },
+);
 
 const idempotencyKeyPattern = /^[\x21-\x7e]+$/;
 const tailLinesMax = 100_000;
@@ -44,6 +53,20 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { t
     async (req, reply) => {
       const task = await tasks.submitTask(req.body as TaskSpec, idempotencyKeyOf(req), requestContext(req));
       return reply.code(201).send({ id: task.id, state: task.state });
+    },
+  );
+
+  app.post<{ Body: { tasks: TaskSpecBody[] } }>(
+    '/v1/tasks/batch',
+    {
+      schema: { body: BatchBody, response: { 201: SubmitBatchReply } },
+      errorHandler: (err, req, reply) => {
+        void sendError(asTaskSpecError(err, 'batch'), req, reply, bodyLimitBytes);
+      },
+    },
+    async (req, reply) => {
+      const created = await tasks.submitTasks(req.body.tasks as TaskSpec[], idempotencyKeyOf(req), requestContext(req));
+      return reply.code(201).send({ items: created.map((t) => ({ id: t.id, state: t.state })) });
     },
   );
 
@@ -98,10 +121,11 @@ function idempotencyKeyOf(req: FastifyRequest): string | undefined {
   return key;
 }
 
-function asTaskSpecError(err: FastifyError | Error): unknown {
+/** A schema failure of the body as INVALID_TASK_SPEC, its path starting at `root` ('spec.image', 'tasks[3].image'). */
+function asTaskSpecError(err: FastifyError | Error, root: 'spec' | 'batch' = 'spec'): unknown {
   const e = err as Partial<FastifyError> & { validationContext?: string };
   if (err instanceof MinkubeError && err.code === 'INVALID_BODY' && e.validationContext === 'body') {
-    return new MinkubeError('INVALID_TASK_SPEC', err.message.replace(/^body\b/, 'spec'));
+    return new MinkubeError('INVALID_TASK_SPEC', root === 'spec' ? err.message.replace(/^body\b/, 'spec') : err.message.replace(/^body\.?/, ''));
   }
   return err;
 }
