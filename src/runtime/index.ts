@@ -6,7 +6,7 @@ import { ProcessRuntime } from './process.js';
 import type { ContainerRuntime } from './types.js';
 
 export { classifyRuntimeError } from './classify.js';
-export { DockerRuntime, dockerEndpoint, type DockerRuntimeOptions } from './docker.js';
+export { DockerRuntime, dockerEndpoint, sandboxLabel, sandboxNameFor, type DockerRuntimeOptions } from './docker.js';
 export { MemoryHost, MemoryRuntime, type MemoryBehaviour, type MemoryRuntimeOptions } from './memory.js';
 export { ProcessRuntime, type ProcessRuntimeOptions } from './process.js';
 export * from './types.js';

@@ -6,7 +6,7 @@ import { pino, type Logger } from 'pino';
 import { buildWorkerApp } from '../api/worker-app.js';
 import { loadClusterConfig, type ClusterConfig } from '../config/cluster.js';
 import { MinkubeError } from '../lib/errors.js';
-import { createRuntime } from '../runtime/index.js';
+import { createRuntime, sandboxNameFor } from '../runtime/index.js';
 import { WorkerAgent, type WorkerAgentOptions } from './agent.js';
 import { WorkerLoops } from './loops.js';
 import { HttpManagerLink } from './managers.js';
@@ -45,7 +45,12 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
   const logger = parentLogger?.child({ worker: id }) ?? pino({ level: process.env.MINKUBE_LOG_LEVEL ?? 'info', base: { worker: id }, timestamp: pino.stdTimeFunctions.isoTime });
   const dataDir = self.dataDir ?? resolve('data', id);
   await mkdir(dataDir, { recursive: true });
-  const runtime = await createRuntime(self.runtime, { stateDir: dataDir, logger: logger.child({ component: 'runtime' }) });
+  // Docker tasks join one network sandbox per worker id, which outlives this process like the tasks do.
+  const runtime = await createRuntime(self.runtime, {
+    stateDir: dataDir,
+    logger: logger.child({ component: 'runtime' }),
+    docker: { networkSandbox: sandboxNameFor(id) },
+  });
   const agent = new WorkerAgent({
     ...tuning,
     workerId: id,
