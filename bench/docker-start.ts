@@ -1,5 +1,7 @@
 // Docker start-up: time to start N busybox `sleep 30` containers through DockerRuntime.run, one at a time and with
-// a few in flight; every container is removed afterwards. `npx tsx bench/docker-start.ts [--count 50] [--concurrency 8]`
+// a few in flight, each with its own network namespace and then joining one network sandbox (as a worker's tasks
+// do); every container, and the sandbox, is removed afterwards.
+// `npx tsx bench/docker-start.ts [--count 50] [--concurrency 8]`
 import { randomBytes } from 'node:crypto';
 import { DockerRuntime } from '../src/runtime/docker.js';
 import { arg, percentile, printResult, printTable, round } from './support.js';
@@ -17,7 +19,14 @@ export interface StartResult {
   removeAllMs: number;
 }
 
-async function startMany(rt: DockerRuntime, count: number, concurrency: number, labels: Record<string, string>): Promise<StartResult> {
+interface Subject {
+  rt: DockerRuntime;
+  /** '' or ', sandbox': the mode's suffix in the table. */
+  suffix: string;
+}
+
+async function startMany({ rt, suffix }: Subject, count: number, concurrency: number, labels: Record<string, string>): Promise<StartResult> {
+  const tag = suffix === '' ? 'own' : 'sbx';
   const latencies: number[] = [];
   const ids: string[] = [];
   let next = 0;
@@ -27,7 +36,7 @@ async function startMany(rt: DockerRuntime, count: number, concurrency: number, 
       while (next < count) {
         const i = next++;
         const t = performance.now();
-        const { id } = await rt.run({ name: `minkube-bench-${labels['minkube.bench.run']}-${concurrency}-${i}`, image, command: ['sleep', '30'], labels });
+        const { id } = await rt.run({ name: `minkube-bench-${labels['minkube.bench.run']}-${tag}-${concurrency}-${i}`, image, command: ['sleep', '30'], labels });
         latencies.push(performance.now() - t);
         ids.push(id);
       }
@@ -39,7 +48,7 @@ async function startMany(rt: DockerRuntime, count: number, concurrency: number, 
   const removeAllMs = performance.now() - r0;
   latencies.sort((a, b) => a - b);
   return {
-    mode: concurrency === 1 ? 'sequential' : `concurrency ${concurrency}`,
+    mode: (concurrency === 1 ? 'sequential' : `concurrency ${concurrency}`) + suffix,
     containers: count,
     totalMs: round(totalMs, 0),
     perSec: round((count * 1000) / totalMs, 1),
@@ -73,13 +82,23 @@ async function main(): Promise<void> {
     return;
   }
   const labels = { 'minkube.bench': 'docker-start', 'minkube.bench.run': randomBytes(4).toString('hex') };
+  const sandbox = `minkube-sandbox-bench-${labels['minkube.bench.run']}`;
+  const subjects: Subject[] = [
+    { rt, suffix: '' },
+    { rt: new DockerRuntime({ networkSandbox: sandbox }), suffix: ', sandbox' },
+  ];
   const rows: StartResult[] = [];
   try {
-    // One container first, so the image inspect and the daemon's caches are warm for both modes alike.
-    await removeAll(rt, [(await rt.run({ name: `minkube-bench-${labels['minkube.bench.run']}-warm`, image, command: ['true'], labels })).id], 1);
-    rows.push(await startMany(rt, count, 1, labels));
-    rows.push(await startMany(rt, count, concurrency, labels));
-    printTable(`DockerRuntime.run: ${count} x busybox sleep 30 (image ${image}, vfs storage driver)`, rows.map((r) => ({ ...r })));
+    for (const subject of subjects) {
+      // One container first, so the image inspect, the sandbox and the daemon's caches are warm for every mode alike.
+      const warm = await subject.rt.run({ name: `minkube-bench-${labels['minkube.bench.run']}-warm${subjects.indexOf(subject)}`, image, command: ['true'], labels });
+      await removeAll(rt, [warm.id], 1);
+    }
+    for (const subject of subjects) {
+      rows.push(await startMany(subject, count, 1, labels));
+      rows.push(await startMany(subject, count, concurrency, labels));
+    }
+    printTable(`DockerRuntime.run: ${count} x busybox sleep 30 (image ${image}, vfs storage driver; sandbox: tasks join one network namespace)`, rows.map((r) => ({ ...r })));
     const summary = rows.map((r) => ({
       metric: `DockerRuntime.run, ${r.containers} containers, ${r.mode}`,
       unit: 'ms',
@@ -89,8 +108,9 @@ async function main(): Promise<void> {
     }));
     printResult('docker-start', { image, rows }, summary);
   } finally {
-    // Whatever a failed run left behind.
+    // Whatever a failed run left behind, then the sandbox (it carries no bench labels).
     await removeAll(rt, (await rt.list(labels)).map((c) => c.id), concurrency);
+    await rt.remove(sandbox);
   }
 }
 
