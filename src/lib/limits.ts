@@ -51,6 +51,8 @@ export const limits = {
   reportBatchMax: 2000,
   /** Assignments and stops the leader has in flight to workers at once, and queued behind them. */
   assignConcurrencyMax: 64,
+  /** Assignments to one worker in one request (POST /v1/tasks/batch on the worker). */
+  assignBatchMax: 256,
   assignQueueMax: 100_000,
   /** A task spec's command, env and labels. */
   taskCommandArgsMax: 4096,

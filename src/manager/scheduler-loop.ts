@@ -3,6 +3,7 @@
 // turns the answers into task reports. Runs only between start(term) and stop(); stop() cancels everything in flight.
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
+import type { Assignment, WorkerTaskStatus } from '../api/worker-contract.js';
 import type { TaskReport } from '../kv/task-commands.js';
 import type { TaskRecord } from '../kv/task-model.js';
 import { isActiveState, reportOutcome } from '../kv/task-rules.js';
@@ -31,9 +32,19 @@ export interface SchedulerLoopOptions {
   concurrency?: number;
   queueMax?: number;
   batchMax?: number;
+  /** Assignments to one worker in one call. */
+  assignBatchMax?: number;
 }
 
 type Work = 'assign' | 'stop';
+
+/** One assignment or stop, ready to send. */
+interface Prepared {
+  readonly id: string;
+  readonly work: Work;
+  readonly worker: { readonly id: string; readonly apiAddress: string };
+  readonly a: Assignment;
+}
 
 interface Session {
   readonly term: number;
@@ -51,6 +62,8 @@ export class SchedulerLoop {
   private reconcileTimer: NodeJS.Timeout | null = null;
   private readonly queue = new Map<string, Work>();
   private readonly inflight = new Set<string>();
+  /** Calls to workers in flight (each carries one or more tasks of `inflight`). */
+  private calls = 0;
   private reports: TaskReport[] = [];
   private flushing = false;
   private pumpScheduled = false;
@@ -59,11 +72,13 @@ export class SchedulerLoop {
   private readonly concurrency: number;
   private readonly queueMax: number;
   private readonly batchMax: number;
+  private readonly assignBatchMax: number;
 
   constructor(private readonly o: SchedulerLoopOptions) {
     this.concurrency = o.concurrency ?? limits.assignConcurrencyMax;
     this.queueMax = o.queueMax ?? limits.assignQueueMax;
     this.batchMax = o.batchMax ?? limits.placementBatchMax;
+    this.assignBatchMax = o.assignBatchMax ?? limits.assignBatchMax;
   }
 
   get running(): boolean {
@@ -225,53 +240,99 @@ export class SchedulerLoop {
     }
   }
 
+  /**
+   * Sends queued work, at most `concurrency` calls at once. Assignments to one worker go together, up to
+   * assignBatchMax per call: at low load each leaves alone at once, under load what queued meanwhile shares a call.
+   */
   private pump(): void {
     const s = this.session;
     if (s === null) return;
+    const buckets = new Map<string, Prepared[]>();
     for (const [id, work] of this.queue) {
-      if (this.inflight.size >= this.concurrency) return;
+      if (this.calls + buckets.size >= this.concurrency) break;
       // One call per task at a time: a stop never overtakes the assignment it cancels.
       if (this.inflight.has(id)) continue;
       this.queue.delete(id);
+      const p = this.prepare(s, id, work);
+      if (p === null) continue;
       this.inflight.add(id);
-      void this.send(s, id, work).finally(() => {
-        this.inflight.delete(id);
-        this.pump();
-      });
+      if (work === 'stop') {
+        this.dispatch(s, [p]);
+        continue;
+      }
+      const bucket = buckets.get(p.worker.id) ?? [];
+      bucket.push(p);
+      buckets.set(p.worker.id, bucket);
+      if (bucket.length >= this.assignBatchMax) {
+        buckets.delete(p.worker.id);
+        this.dispatch(s, bucket);
+      }
     }
+    for (const bucket of buckets.values()) this.dispatch(s, bucket);
     if (this.queue.size === 0) this.dropped = 0;
   }
 
-  private async send(s: Session, id: string, work: Work): Promise<void> {
+  /** The assignment or stop to send for `id` now, or null when the task has moved on. */
+  private prepare(s: Session, id: string, work: Work): Prepared | null {
     const { store } = this.o;
     const t = store.task(id);
-    if (t === undefined || !isActiveState(t.state) || t.workerId === null) return;
-    if (work === 'assign' ? t.state !== 'scheduled' || t.desiredState !== 'run' : t.desiredState !== 'stop') return;
-    if (work === 'assign' && s.delivered.get(id) === tokenKey(t)) return;
+    if (t === undefined || !isActiveState(t.state) || t.workerId === null) return null;
+    if (work === 'assign' ? t.state !== 'scheduled' || t.desiredState !== 'run' : t.desiredState !== 'stop') return null;
+    if (work === 'assign' && s.delivered.get(id) === tokenKey(t)) return null;
     const worker = store.storedWorker(t.workerId);
-    if (worker === undefined) return;
-    const a = assignmentOf(t);
+    if (worker === undefined) return null;
+    return { id, work, worker: { id: worker.id, apiAddress: worker.apiAddress }, a: assignmentOf(t) };
+  }
+
+  private dispatch(s: Session, ps: readonly Prepared[]): void {
+    this.calls++;
+    void this.call(s, ps).finally(() => {
+      this.calls--;
+      for (const p of ps) this.inflight.delete(p.id);
+      this.pump();
+    });
+  }
+
+  private async call(s: Session, ps: readonly Prepared[]): Promise<void> {
+    const { worker, work } = ps[0]!;
     const timeoutMs = work === 'assign' ? this.o.tasks.assignTimeoutMs : this.o.tasks.stopTimeoutMs + 5000;
+    const opts = { timeoutMs, signal: s.abort.signal };
+    let answers: (WorkerTaskStatus | Error)[];
     try {
-      const status = await this.o.workers.assign(worker.apiAddress, a, { timeoutMs, signal: s.abort.signal });
-      if (this.session !== s || status.attempt !== a.attempt || status.term !== a.term) return;
-      const current = store.task(id);
-      if (current === undefined) return;
-      if (work === 'assign' && current.state === 'scheduled' && tokenKey(current) === tokenKey(a)) s.delivered.set(id, tokenKey(a));
-      const report = reportOf(worker.id, status, this.retryAt(a.attempt));
-      if (report !== null && reportOutcome(current, report).kind !== 'ignore') this.addReport(report);
+      answers = ps.length === 1
+        ? [await this.o.workers.assign(worker.apiAddress, ps[0]!.a, opts)]
+        : await this.o.workers.assignMany(worker.apiAddress, ps.map((p) => p.a), opts);
     } catch (err) {
-      if (this.session !== s) return;
-      const failure = classifyAssignError(err);
-      const message = err instanceof Error ? err.message : String(err);
-      this.o.logger.warn({ task: id, worker: worker.id, work, failure, reason: message }, `${work} failed`);
-      // A failed stop is sent again by the next reconcile pass; a failed assignment is retried elsewhere or fails.
-      if (failure === 'stale' || work === 'stop') return;
-      this.addReport({
-        taskId: id, workerId: worker.id, attempt: a.attempt, term: a.term, state: 'failed', containerId: null, exitCode: null,
-        error: { class: failure, message: `the assignment to worker ${worker.id} failed: ${message}` }, retryAtMs: this.retryAt(a.attempt),
-      });
+      answers = ps.map(() => (err instanceof Error ? err : new Error(String(err))));
     }
+    if (this.session !== s) return;
+    for (const [i, p] of ps.entries()) {
+      const answer = answers[i];
+      if (answer === undefined || answer instanceof Error) this.onFailure(p, answer ?? new Error('no answer'));
+      else this.onAnswer(s, p, answer);
+    }
+  }
+
+  private onAnswer(s: Session, p: Prepared, status: WorkerTaskStatus): void {
+    const { a, work, worker } = p;
+    if (status.attempt !== a.attempt || status.term !== a.term) return;
+    const current = this.o.store.task(p.id);
+    if (current === undefined) return;
+    if (work === 'assign' && current.state === 'scheduled' && tokenKey(current) === tokenKey(a)) s.delivered.set(p.id, tokenKey(a));
+    const report = reportOf(worker.id, status, this.retryAt(a.attempt));
+    if (report !== null && reportOutcome(current, report).kind !== 'ignore') this.addReport(report);
+  }
+
+  private onFailure(p: Prepared, err: Error): void {
+    const { a, work, worker } = p;
+    const failure = classifyAssignError(err);
+    this.o.logger.warn({ task: p.id, worker: worker.id, work, failure, reason: err.message }, `${work} failed`);
+    // A failed stop is sent again by the next reconcile pass; a failed assignment is retried elsewhere or fails.
+    if (failure === 'stale' || work === 'stop') return;
+    this.addReport({
+      taskId: p.id, workerId: worker.id, attempt: a.attempt, term: a.term, state: 'failed', containerId: null, exitCode: null,
+      error: { class: failure, message: `the assignment to worker ${worker.id} failed: ${err.message}` }, retryAtMs: this.retryAt(a.attempt),
+    });
   }
 
   private retryAt(attempt: number): number {

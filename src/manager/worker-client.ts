@@ -15,6 +15,11 @@ export interface WorkerCallOptions {
 export interface WorkerApi {
   /** POST /v1/tasks: a run or a stop (desiredState), answered with the worker's status of that attempt. */
   assign(apiAddress: string, a: Assignment, o: WorkerCallOptions): Promise<WorkerTaskStatus>;
+  /**
+   * POST /v1/tasks/batch: many at once, each answered alone (a status, or the MinkubeError it met). A failure of
+   * the whole call (unreachable, timeout) throws.
+   */
+  assignMany(apiAddress: string, as: readonly Assignment[], o: WorkerCallOptions): Promise<(WorkerTaskStatus | MinkubeError)[]>;
   logs(apiAddress: string, taskId: string, tailLines: number, o: WorkerCallOptions): Promise<string>;
 }
 
@@ -26,8 +31,41 @@ export class HttpWorkerApi implements WorkerApi {
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 });
 
   async assign(apiAddress: string, a: Assignment, o: WorkerCallOptions): Promise<WorkerTaskStatus> {
-    const body = JSON.stringify({ taskId: a.taskId, attempt: a.attempt, term: a.term, spec: a.spec, desiredState: a.desiredState });
-    return JSON.parse(await this.call(apiAddress, 'POST', '/v1/tasks', body, o)) as WorkerTaskStatus;
+    return JSON.parse(await this.call(apiAddress, 'POST', '/v1/tasks', assignmentJson(a), o)) as WorkerTaskStatus;
+  }
+
+  async assignMany(apiAddress: string, as: readonly Assignment[], o: WorkerCallOptions): Promise<(WorkerTaskStatus | MinkubeError)[]> {
+    // Requests under the worker's body limit however large the specs are (one spec fits in a manager's body limit).
+    const chunks: { as: Assignment[]; json: string[] }[] = [{ as: [], json: [] }];
+    let bytes = 0;
+    for (const a of as) {
+      const json = assignmentJson(a);
+      if (bytes + json.length > batchBodyBytesMax && chunks.at(-1)!.as.length > 0) {
+        chunks.push({ as: [], json: [] });
+        bytes = 0;
+      }
+      chunks.at(-1)!.as.push(a);
+      chunks.at(-1)!.json.push(json);
+      bytes += json.length + 1;
+    }
+    const answers = await Promise.all(chunks.map(async (chunk) => {
+      let text: string;
+      try {
+        text = await this.call(apiAddress, 'POST', '/v1/tasks/batch', `{"assignments":[${chunk.json.join(',')}]}`, o);
+      } catch (err) {
+        // A worker from before the batch route: one call each.
+        if (err instanceof MinkubeError && err.code === 'NOT_FOUND') return this.assignEach(apiAddress, chunk.as, o);
+        throw err;
+      }
+      const body = JSON.parse(text) as { items: ({ status: WorkerTaskStatus } | { error: { code: string; message: string } })[] };
+      if (body.items.length !== chunk.as.length) throw new MinkubeError('WORKER_UNAVAILABLE', `the worker answered ${body.items.length} of ${chunk.as.length} assignments`);
+      return body.items.map((item) => ('status' in item ? item.status : errorFromBody({ error: item.error }, 500)));
+    }));
+    return answers.flat();
+  }
+
+  private assignEach(apiAddress: string, as: readonly Assignment[], o: WorkerCallOptions): Promise<(WorkerTaskStatus | MinkubeError)[]> {
+    return Promise.all(as.map((a) => this.assign(apiAddress, a, o).catch((err: unknown) => (err instanceof MinkubeError ? err : new MinkubeError('WORKER_UNAVAILABLE', String(err))))));
   }
 
   logs(apiAddress: string, taskId: string, tailLines: number, o: WorkerCallOptions): Promise<string> {
@@ -81,6 +119,13 @@ export class HttpWorkerApi implements WorkerApi {
       req.end(body ?? undefined);
     });
   }
+}
+
+/** Below a worker's default body limit (1 MiB), with room for the envelope. */
+const batchBodyBytesMax = 512 * 1024;
+
+function assignmentJson(a: Assignment): string {
+  return JSON.stringify({ taskId: a.taskId, attempt: a.attempt, term: a.term, spec: a.spec, desiredState: a.desiredState });
 }
 
 function parseJson(text: string): unknown {

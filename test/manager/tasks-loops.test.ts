@@ -33,11 +33,17 @@ type Answer = (a: Assignment) => Promise<WorkerTaskStatus>;
 
 class FakeWorkers implements WorkerApi {
   readonly calls: { address: string; a: Assignment }[] = [];
+  /** Sizes of the batch calls. */
+  readonly batches: number[] = [];
   answer: Answer = async (a) => status(a, a.desiredState === 'stop' ? 'stopped' : 'running');
   async assign(address: string, a: Assignment, o: WorkerCallOptions): Promise<WorkerTaskStatus> {
     this.calls.push({ address, a });
     if (o.signal?.aborted === true) throw new MinkubeError('WORKER_UNAVAILABLE', 'aborted');
     return this.answer(a);
+  }
+  async assignMany(address: string, as: readonly Assignment[], o: WorkerCallOptions): Promise<(WorkerTaskStatus | MinkubeError)[]> {
+    this.batches.push(as.length);
+    return Promise.all(as.map((a) => this.assign(address, a, o).catch((err: unknown) => err as MinkubeError)));
   }
   async logs(): Promise<string> {
     return '';
@@ -90,6 +96,8 @@ describe('leader loops', () => {
     expect(raft.sm.tasks.cursor).toBe('w2');
     expect(workers.calls.map((c) => [c.a.taskId, c.address, c.a.term, c.a.attempt])).toContainEqual(['t0000', 'w1:1', 3, 1]);
     expect(workers.calls).toHaveLength(10);
+    // Placed together, so sent together: one call per worker.
+    expect(workers.batches).toEqual([5, 5]);
   });
 
   it('a permanent refusal fails the task; a transient one retries elsewhere; a stale token changes nothing', async () => {

@@ -79,6 +79,27 @@ describe('POST /v1/tasks', () => {
   });
 });
 
+describe('POST /v1/tasks/batch', () => {
+  it('answers each assignment alone, in order: a status, or the error that one met', async () => {
+    await call('POST', '/v1/tasks', assignment('batch-old', { attempt: 3, term: 2 }));
+    const res = await call('POST', '/v1/tasks/batch', {
+      assignments: [assignment('batch-a'), { taskId: 'batch-b', attempt: 1 }, assignment('batch-old', { attempt: 1, term: 1 }), assignment('batch-c')],
+    });
+    expect(res.status).toBe(200);
+    const items = (res.json() as { items: Record<string, { code?: string; message?: string; taskId?: string; state?: string }>[] }).items;
+    expect(items).toHaveLength(4);
+    expect(items[0]!.status).toMatchObject({ taskId: 'batch-a', state: 'running' });
+    expect(items[1]!.error).toMatchObject({ code: 'INVALID_TASK_SPEC', message: expect.stringMatching(/^assignments\[1\]/) as string });
+    expect(items[2]!.error).toMatchObject({ code: 'TASK_STALE_FENCING_TOKEN' });
+    expect(items[3]!.status).toMatchObject({ taskId: 'batch-c', state: 'running' });
+  });
+
+  it('refuses an empty batch and a body without assignments', async () => {
+    await expectError(call('POST', '/v1/tasks/batch', { assignments: [] }), 400, 'INVALID_BODY');
+    await expectError(call('POST', '/v1/tasks/batch', [assignment('x')]), 400, 'INVALID_BODY');
+  });
+});
+
 describe('DELETE /v1/tasks/:id', () => {
   it('stops with the task token, 409s an older one, 404s an unknown task', async () => {
     await call('POST', '/v1/tasks', assignment('s', { attempt: 2, term: 4 }));

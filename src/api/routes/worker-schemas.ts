@@ -1,6 +1,7 @@
 // JSON schemas (TypeBox) of the worker's HTTP API (src/api/worker-contract.ts): the assignment a leader sends, and
 // what 200 answers contain. Unknown fields are accepted, so the managers may add fields to the contract additively.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { limits } from '../../lib/limits.js';
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const Counter = (minimum: number) => Type.Integer({ minimum, maximum: Number.MAX_SAFE_INTEGER });
@@ -31,6 +32,13 @@ export const AssignmentBody = Type.Object({
 });
 export type AssignmentBody = Static<typeof AssignmentBody>;
 
+/** The items are checked one by one in the handler (against AssignmentBody), so that a bad one fails alone. */
+export const AssignmentBatchBody = Type.Object(
+  { assignments: Type.Array(Type.Unknown(), { minItems: 1, maxItems: limits.assignBatchMax }) },
+  { additionalProperties: false },
+);
+export type AssignmentBatchBody = Static<typeof AssignmentBatchBody>;
+
 export const TaskParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }) });
 export type TaskParams = Static<typeof TaskParams>;
 
@@ -51,6 +59,15 @@ export const WorkerTaskStatusReply = Type.Object({
   error: Nullable(Type.Object({ class: Type.String(), message: Type.String() })),
   startedAt: Nullable(Type.String()),
   finishedAt: Nullable(Type.String()),
+});
+
+export const AssignmentBatchReply = Type.Object({
+  items: Type.Array(
+    Type.Union([
+      Type.Object({ status: WorkerTaskStatusReply }),
+      Type.Object({ error: Type.Object({ code: Type.String(), message: Type.String() }) }),
+    ]),
+  ),
 });
 
 export const WorkerTaskListReply = Type.Object({ items: Type.Array(WorkerTaskStatusReply), nextCursor: Type.Null() });

@@ -1,4 +1,6 @@
-// The worker's task routes (src/api/worker-contract.ts): assign, stop, list, get, logs, and the host stats.
+// The worker's task routes (src/api/worker-contract.ts): assign (one, or a batch), stop, list, get, logs, and the host
+// stats.
+import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import { MinkubeError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
@@ -6,7 +8,7 @@ import type { WorkerAgent } from '../../worker/agent.js';
 import { sendError } from '../errors.js';
 import { parseIntegerParam } from '../validation.js';
 import {
-  AssignmentBody, LogsQuery, StopQuery, TaskParams, WorkerStatsReply, WorkerTaskListReply, WorkerTaskStatusReply,
+  AssignmentBatchBody, AssignmentBatchReply, AssignmentBody, LogsQuery, StopQuery, TaskParams, WorkerStatsReply, WorkerTaskListReply, WorkerTaskStatusReply,
 } from './worker-schemas.js';
 
 /** What the routes need of the agent (tests may pass a fake). */
@@ -16,6 +18,8 @@ export interface WorkerTaskRoutesOptions {
   agent: WorkerAgentApi;
   bodyLimitBytes: number;
 }
+
+const assignmentCheck = TypeCompiler.Compile(AssignmentBody);
 
 /** A request waits for the agent until shortly before its deadline, then answers the status as it is. */
 const answerMarginMs = 100;
@@ -32,6 +36,28 @@ export const workerTaskRoutes: FastifyPluginAsync<WorkerTaskRoutesOptions> = asy
       },
     },
     async (req) => agent.assign(req.body, { waitUntilMs: req.deadlineMs - answerMarginMs }),
+  );
+
+  // A batch of assignments from the leader: each is judged on its own (one bad item fails alone), all at once.
+  app.post<{ Body: AssignmentBatchBody }>(
+    '/v1/tasks/batch',
+    { schema: { body: AssignmentBatchBody, response: { 200: AssignmentBatchReply } } },
+    async (req) => {
+      const waitUntilMs = req.deadlineMs - answerMarginMs;
+      const items = await Promise.all(req.body.assignments.map(async (raw, i) => {
+        if (!assignmentCheck.Check(raw)) {
+          const first = assignmentCheck.Errors(raw).First();
+          return { error: { code: 'INVALID_TASK_SPEC', message: `assignments[${i}]${first?.path.replaceAll('/', '.') ?? ''}: ${first?.message ?? 'invalid'}` } };
+        }
+        try {
+          return { status: await agent.assign(raw, { waitUntilMs }) };
+        } catch (err) {
+          const e = err instanceof MinkubeError ? err : new MinkubeError('INTERNAL', err instanceof Error ? err.message : String(err));
+          return { error: { code: e.code, message: e.message } };
+        }
+      }));
+      return { items };
+    },
   );
 
   app.delete<{ Params: TaskParams; Querystring: StopQuery }>(

@@ -1,0 +1,65 @@
+// HttpWorkerApi against a real worker app on loopback: batches answered item by item, split under the body limit,
+// and a worker without the batch route served one call each.
+import Fastify from 'fastify';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Assignment } from '../../src/api/worker-contract.js';
+import { buildWorkerApp } from '../../src/api/worker-app.js';
+import { MinkubeError } from '../../src/lib/errors.js';
+import { HttpWorkerApi } from '../../src/manager/worker-client.js';
+import { MemoryRuntime } from '../../src/runtime/index.js';
+import { WorkerAgent } from '../../src/worker/agent.js';
+
+const agent = new WorkerAgent({ workerId: 'w1', runtime: new MemoryRuntime({ durationMsDefault: null }), logger: pino({ level: 'silent' }), stopTimeoutMs: 50 });
+const app = buildWorkerApp({ agent });
+const api = new HttpWorkerApi();
+let address = '';
+
+beforeAll(async () => {
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  address = `127.0.0.1:${(app.server.address() as { port: number }).port}`;
+});
+afterAll(async () => {
+  api.close();
+  await app.close();
+  await agent.close();
+});
+
+const a = (taskId: string, spec: Assignment['spec'] = { image: 'img' }, attempt = 1): Assignment => ({ taskId, attempt, term: 1, spec, desiredState: 'run' });
+
+describe('HttpWorkerApi.assignMany', () => {
+  it('answers every assignment in order, an error where that one failed', async () => {
+    await api.assign(address, a('old', { image: 'img' }, 2), { timeoutMs: 2000 });
+    const answers = await api.assignMany(address, [a('m1'), a('old'), a('m2')], { timeoutMs: 2000 });
+    expect(answers[0]).toMatchObject({ taskId: 'm1', state: 'running' });
+    expect(answers[1]).toBeInstanceOf(MinkubeError);
+    expect((answers[1] as MinkubeError).code).toBe('TASK_STALE_FENCING_TOKEN');
+    expect(answers[2]).toMatchObject({ taskId: 'm2', state: 'running' });
+  });
+
+  it('splits a batch whose specs would pass the worker body limit', async () => {
+    const big = { image: 'img', env: { PAD: 'x'.repeat(300 * 1024) } };
+    const answers = await api.assignMany(address, [a('big1', big), a('big2', big), a('big3', big)], { timeoutMs: 5000 });
+    expect(answers.map((s) => (s instanceof MinkubeError ? s.code : s.state))).toEqual(['running', 'running', 'running']);
+  });
+
+  it('falls back to one call each when the worker has no batch route', async () => {
+    const old = Fastify();
+    const seen: string[] = [];
+    old.post('/v1/tasks', async (req) => {
+      const body = req.body as Assignment;
+      seen.push(body.taskId);
+      return { taskId: body.taskId, attempt: body.attempt, term: body.term, state: 'running', containerId: 'c', exitCode: null, error: null, startedAt: null, finishedAt: null };
+    });
+    old.setNotFoundHandler(async (_req, reply) => reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'no such route' } }));
+    await old.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const oldAddress = `127.0.0.1:${(old.server.address() as { port: number }).port}`;
+      const answers = await api.assignMany(oldAddress, [a('o1'), a('o2')], { timeoutMs: 2000 });
+      expect(answers).toMatchObject([{ taskId: 'o1', state: 'running' }, { taskId: 'o2', state: 'running' }]);
+      expect(seen.sort()).toEqual(['o1', 'o2']);
+    } finally {
+      await old.close();
+    }
+  });
+});
