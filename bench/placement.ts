@@ -1,7 +1,9 @@
 // Tasks accepted and placed per second: 3 managers (processes, synced log) and 2 workers (processes, in-memory
 // runtime: each container exits 0 at once), N task submissions from C concurrent clients spread over the managers.
 // accepted/s: submissions answered 201; placed/s: until no task is pending; done/s: until every task succeeded.
-// `npx tsx bench/placement.ts [--tasks 10000] [--clients 64] [--scenario steady|backlog] [--quick] [--profile DIR]`
+// Submissions one task per request (POST /v1/tasks) and in batches (POST /v1/tasks/batch).
+// `npx tsx bench/placement.ts [--tasks 10000] [--clients 64] [--batch N] [--batch-clients 8] [--scenario steady|backlog]
+//  [--quick] [--profile DIR]`
 // (The workers run in child processes started from this file with --worker-child: a bench/test knob, not a runtime
 // choice of the cluster config.)
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -54,6 +56,8 @@ interface Result {
   scenario: string;
   tasks: number;
   clients: number;
+  /** Tasks per request: 1 is POST /v1/tasks, more is POST /v1/tasks/batch. */
+  batch: number;
   acceptedPerSec: number;
   placedPerSec: number;
   donePerSec: number;
@@ -81,7 +85,7 @@ type Scenario = 'steady' | 'backlog';
  * backlog: N submissions with no worker (accepted/s: the submission path alone), then both workers start; placed/s
  * and done/s from the first worker being ready (placement batches of up to limits.placementBatchMax).
  */
-async function benchPlacement(scenario: Scenario, tasks: number, clients: number): Promise<Result> {
+async function benchPlacement(scenario: Scenario, tasks: number, clients: number, batch: number): Promise<Result> {
   const cluster = await ProcCluster.create({ managers: 3, extra: { tasks: benchTasks }, nodeArgs: profileArgs() });
   const workers: ChildProcess[] = [];
   try {
@@ -97,7 +101,7 @@ async function benchPlacement(scenario: Scenario, tasks: number, clients: number
     }
     const urls = cluster.managerIds.map((id) => new URL('/v1/tasks', cluster.url(id)));
     const t0 = performance.now();
-    const submitted = await submitAll(urls, tasks, clients);
+    const submitted = await submitAll(urls, tasks, clients, batch);
     const acceptedMs = performance.now() - t0;
     let from = t0;
     if (scenario === 'backlog') {
@@ -111,7 +115,7 @@ async function benchPlacement(scenario: Scenario, tasks: number, clients: number
     const doneMs = performance.now() - from;
     const perSec = (ms: number): number => round((tasks / ms) * 1000, 0);
     return {
-      scenario, tasks, clients, acceptedPerSec: perSec(acceptedMs), placedPerSec: perSec(placedMs), donePerSec: perSec(doneMs),
+      scenario, tasks, clients, batch, acceptedPerSec: perSec(acceptedMs), placedPerSec: perSec(placedMs), donePerSec: perSec(doneMs),
       submitP50Ms: round(percentile(submitted.latencies, 50)), submitP99Ms: round(percentile(submitted.latencies, 99)), errors: submitted.errors,
     };
   } finally {
@@ -134,23 +138,28 @@ async function readyWorkers(leaderUrl: string, n: number): Promise<void> {
 }
 
 /** N submissions from `clients` concurrent keep-alive clients, round-robin over the managers; failures are retried. */
-async function submitAll(urls: readonly URL[], tasks: number, clients: number): Promise<{ latencies: number[]; errors: number }> {
+async function submitAll(urls: readonly URL[], tasks: number, clients: number, batch: number): Promise<{ latencies: number[]; errors: number }> {
   const client = new BenchClient(clients * 2);
-  const body = JSON.stringify({ image: 'bench', command: ['true'] });
+  const spec = { image: 'bench', command: ['true'] };
+  const body = JSON.stringify(spec);
   const latencies: number[] = [];
   let errors = 0;
   let next = 0;
   await Promise.all(
     Array.from({ length: clients }, async (_, c) => {
       while (next < tasks) {
-        const i = next++;
+        const i = next;
+        const n = Math.min(batch, tasks - i);
+        next += n;
+        const url = batch === 1 ? urls[(c + i) % urls.length]! : new URL('/v1/tasks/batch', urls[(c + i) % urls.length]!);
+        const payload = batch === 1 ? body : JSON.stringify({ tasks: Array.from({ length: n }, () => spec) });
         const start = performance.now();
-        const r = await client.send(urls[(c + i) % urls.length]!, 'POST', body).catch(() => ({ status: 0, body: '' }));
+        const r = await client.send(url, 'POST', payload).catch(() => ({ status: 0, body: '' }));
         if (r.status === 201) {
           latencies.push(performance.now() - start);
         } else {
           errors++;
-          next--; // that one again
+          next -= n; // those again
         }
       }
     }),
@@ -162,7 +171,8 @@ async function submitAll(urls: readonly URL[], tasks: number, clients: number): 
 
 function summaryOf(results: readonly Result[]): SummaryRow[] {
   return results.flatMap((r) => {
-    const size = `${r.scenario}, ${r.tasks.toLocaleString('en-US')} tasks, ${r.clients} clients`;
+    const per = r.batch === 1 ? 'one per request' : `batches of ${r.batch}`;
+    const size = `${r.scenario}, ${r.tasks.toLocaleString('en-US')} tasks, ${r.clients} clients, ${per}`;
     const note = r.errors > 0 ? { note: `${r.errors} submissions retried` } : {};
     return [
       { metric: `tasks accepted, ${size}`, unit: 'tasks/s', value: r.acceptedPerSec, better: 'higher', ...note },
@@ -177,11 +187,15 @@ if (process.argv.includes('--worker-child')) {
   const quick = flag('quick');
   const tasks = Number(arg('tasks', quick ? '1000' : '10000'));
   const clients = Number(arg('clients', '64'));
+  const batchClients = Number(arg('batch-clients', '8'));
   const only = arg('scenario', '');
+  // --batch N: only that submission size; by default one task per request (--clients) and batches of 100 (--batch-clients).
+  const batches = arg('batch', '') === '' ? [1, 100] : [Number(arg('batch', '1'))];
   const results: Result[] = [];
   for (const scenario of ['steady', 'backlog'] as const) {
-    if (only === '' || only === scenario) results.push(await benchPlacement(scenario, tasks, clients));
+    if (only !== '' && only !== scenario) continue;
+    for (const batch of batches) results.push(await benchPlacement(scenario, tasks, batch === 1 ? clients : batchClients, batch));
   }
-  printTable(`Tasks accepted and placed (3 managers, 2 in-memory workers, loopback, synced log, ${clients} clients)`, results.map((r) => ({ ...r })));
+  printTable(`Tasks accepted and placed (3 managers, 2 in-memory workers, loopback, synced log)`, results.map((r) => ({ ...r })));
   printResult('placement', { results }, summaryOf(results));
 }
