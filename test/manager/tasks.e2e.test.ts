@@ -118,7 +118,11 @@ for (const rt of cases) {
 
     afterAll(async () => {
       await c?.cleanup();
-      if (rt.name === 'docker') await removeLabelled(runLabel);
+      if (rt.name === 'docker') {
+        await removeLabelled(runLabel);
+        // The workers' network sandboxes (made on their first task) go too.
+        await Promise.all(['w1', 'w2'].map((w) => new Docker().getContainer(`minkube-sandbox-${w}`).remove({ force: true }).catch(() => undefined)));
+      }
     });
 
     it('20 tasks submitted through a follower alternate between the workers and all succeed', async () => {
