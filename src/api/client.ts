@@ -1,5 +1,7 @@
 // A small fetch-based client of the managers' HTTP API, for the CLI and for forwarding between managers.
 // Every failure comes back as a MinkubeError: the server's own error, TIMEOUT, or UNREACHABLE naming the URL.
+import { randomUUID } from 'node:crypto';
+import type { TaskSpec, TaskState } from '../kv/task-model.js';
 import { errorFromBody, MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { keyPath, keyProblem } from './keys.js';
@@ -23,6 +25,29 @@ export interface RequestOptions {
   timeoutMs?: number;
   headers?: Readonly<Record<string, string>>;
 }
+
+export interface SubmittedTask {
+  readonly id: string;
+  readonly state: TaskState;
+}
+
+export interface SubmitOptions extends RequestOptions {
+  /** Makes the retries safe: a retried submission answers the tasks the first one created. Default: a random UUID. */
+  idempotencyKey?: string;
+  /** Tries per request when the answer is "not now" (5xx, QUEUE_FULL); default 4, 1 for none. */
+  attempts?: number;
+}
+
+export interface SubmitTasksOptions extends SubmitOptions {
+  /** Tasks per request: default and at most limits.taskBatchMax. */
+  batchMax?: number;
+  /** A request's body stays under this (default limits.httpBodyBytesDefault, the managers' default body limit). */
+  bodyBytesMax?: number;
+  /** Told of each request's tasks once they are created, in order: to print ids or progress as they come. */
+  onCreated?: (items: readonly SubmittedTask[]) => void;
+}
+
+const submitAttemptsDefault = 4;
 
 export class ApiClient {
   readonly baseUrl: string;
@@ -85,6 +110,52 @@ export class ApiClient {
     return this.request('POST', '/v1/cluster/leader', { ...options, body: id === null ? {} : { id } });
   }
 
+  /** POST /v1/tasks under one Idempotency-Key, retried while the answer is "not now". */
+  submitTask(spec: TaskSpec, options: SubmitOptions = {}): Promise<SubmittedTask> {
+    return this.submit<SubmittedTask>('/v1/tasks', spec, options.idempotencyKey ?? randomUUID(), options);
+  }
+
+  /**
+   * POST /v1/tasks/batch: the specs in requests of at most batchMax (and under bodyBytesMax), one after another;
+   * answers every task created, in the order given. Each request is all or none, the whole call is not: request i
+   * carries the Idempotency-Key `${idempotencyKey}.${i}`, so calling again with the same key creates nothing twice,
+   * and a failure after the first request says how many tasks were created before it.
+   */
+  async submitTasks(specs: readonly TaskSpec[], options: SubmitTasksOptions = {}): Promise<SubmittedTask[]> {
+    const key = options.idempotencyKey ?? randomUUID();
+    const chunks = batchChunks(specs, options.batchMax ?? limits.taskBatchMax, options.bodyBytesMax ?? limits.httpBodyBytesDefault);
+    const created: SubmittedTask[] = [];
+    for (const [i, chunk] of chunks.entries()) {
+      let items: SubmittedTask[];
+      try {
+        ({ items } = await this.submit<{ items: SubmittedTask[] }>('/v1/tasks/batch', { tasks: chunk }, `${key}.${i}`, options));
+      } catch (err) {
+        if (created.length === 0 || !(err instanceof MinkubeError)) throw err;
+        const message = `${err.message} (request ${i + 1} of ${chunks.length}; ${created.length} of ${specs.length} tasks were created before it)`;
+        throw new MinkubeError(err.code, message, { cause: err });
+      }
+      if (items.length !== chunk.length) throw new MinkubeError('INTERNAL', `POST /v1/tasks/batch answered ${items.length} of ${chunk.length} tasks`);
+      created.push(...items);
+      options.onCreated?.(items);
+    }
+    return created;
+  }
+
+  /** A write made safe to repeat by its Idempotency-Key, so it is tried again on "not now" (5xx, QUEUE_FULL). */
+  private async submit<T>(path: string, body: unknown, key: string, options: SubmitOptions): Promise<T> {
+    const attempts = options.attempts ?? submitAttemptsDefault;
+    const request: RequestOptions = { ...options, body, headers: { ...options.headers, 'idempotency-key': key } };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.request<T>('POST', path, request);
+      } catch (err) {
+        const again = err instanceof MinkubeError && (err.status >= 500 || err.code === 'QUEUE_FULL');
+        if (!again || attempt >= attempts) throw err;
+        await new Promise((r) => setTimeout(r, 250 * attempt));
+      }
+    }
+  }
+
   /** One request; a 2xx answers its JSON body, anything else throws the MinkubeError the server described. */
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     const { text, url, status } = await this.send(method, path, options);
@@ -131,6 +202,29 @@ export class ApiClient {
     if (!res.ok) throw errorFromBody(parseJson(text), res.status);
     return { text, url, status: res.status };
   }
+}
+
+/** Consecutive runs of specs, each at most batchMax long and (unless one spec alone is larger) under bodyBytesMax. */
+function batchChunks(specs: readonly TaskSpec[], batchMax: number, bodyBytesMax: number): TaskSpec[][] {
+  if (!Number.isInteger(batchMax) || batchMax < 1 || batchMax > limits.taskBatchMax) {
+    throw new MinkubeError('INVALID_PARAM', `batchMax: expected 1..${limits.taskBatchMax}, got ${batchMax}`);
+  }
+  const envelopeBytes = '{"tasks":[]}'.length;
+  const chunks: TaskSpec[][] = [];
+  let current: TaskSpec[] = [];
+  let bytes = envelopeBytes;
+  for (const spec of specs) {
+    const specBytes = Buffer.byteLength(JSON.stringify(spec)) + 1;
+    if (current.length > 0 && (current.length === batchMax || bytes + specBytes > bodyBytesMax)) {
+      chunks.push(current);
+      current = [];
+      bytes = envelopeBytes;
+    }
+    current.push(spec);
+    bytes += specBytes;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
 }
 
 function kvPath(key: string): string {

@@ -1,12 +1,8 @@
 // The CLI's client of the task and worker routes: JSON calls, a text call for logs, and submissions that carry an
 // Idempotency-Key so that retrying them (after a timeout or a lost leader) still creates one task.
-import { randomUUID } from 'node:crypto';
-import { ApiClient } from '../api/client.js';
+import { ApiClient, type SubmittedTask } from '../api/client.js';
 import type { Page } from '../api/service.js';
 import type { TaskRecord, TaskSpec, WorkerRecord } from '../kv/task-model.js';
-import { MinkubeError } from '../lib/errors.js';
-
-const submitAttempts = 4;
 
 export class TaskApi {
   private readonly client: ApiClient;
@@ -20,17 +16,13 @@ export class TaskApi {
   }
 
   /** Retried on answers that say "not now" (no leader, timeout, unreachable); the key makes the retries safe. */
-  async submit(spec: TaskSpec): Promise<{ id: string; state: string }> {
-    const key = randomUUID();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return JSON.parse(await this.call('POST', '/v1/tasks', spec, { 'idempotency-key': key })) as { id: string; state: string };
-      } catch (err) {
-        const again = err instanceof MinkubeError && (err.status >= 500 || err.code === 'QUEUE_FULL');
-        if (!again || attempt >= submitAttempts) throw err;
-        await new Promise((r) => setTimeout(r, 250 * attempt));
-      }
-    }
+  submit(spec: TaskSpec): Promise<SubmittedTask> {
+    return this.client.submitTask(spec);
+  }
+
+  /** Through POST /v1/tasks/batch in requests of up to limits.taskBatchMax, each under its own key derived from one. */
+  submitMany(specs: readonly TaskSpec[], onCreated: (items: readonly SubmittedTask[]) => void): Promise<SubmittedTask[]> {
+    return this.client.submitTasks(specs, { onCreated });
   }
 
   async get(id: string): Promise<TaskRecord> {
