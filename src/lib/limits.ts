@@ -45,6 +45,8 @@ export const limits = {
   workersMax: 1000,
   /** Tasks in one batch submission (one Raft entry). */
   taskBatchMax: 1000,
+  /** Copies of a spec one `minkube task run --count` submits (in batches of taskBatchMax). */
+  taskRunCountMax: 100_000,
   /** Placements in one Raft command (one scheduling pass proposes at most this many). */
   placementBatchMax: 1000,
   /** Task reports (state changes seen by workers) in one Raft command. */
@@ -88,5 +90,6 @@ assert(limits.raftAppendBytesMax < limits.frameBytesMax, 'an append must fit in 
 assert(limits.httpBodyBytesDefault < limits.raftAppendBytesMax, 'one request body must fit in one append');
 assert(limits.kvSessionResultsMax >= limits.proposalQueueMax, 'a session remembers every in-flight proposal of a manager');
 assert(limits.listLimitDefault <= limits.listLimitMax, 'the default page fits under the maximum');
+assert(limits.taskRunCountMax <= limits.tasksRetainedMax, 'one `task run --count` fits in the tasks retained');
 assert(limits.assignQueueMax >= limits.placementBatchMax, 'one placement batch fits in the assignment queue');
 assert(limits.runtimePingTimeoutMsDefault < limits.runtimeCallTimeoutMsDefault, 'a start-up ping is quicker than any call');
