@@ -4,7 +4,9 @@ import { runKvDelete, runKvGet, runKvPut } from './kv.js';
 import { runLeaderTransfer, runMemberAdd, runMemberList, runMemberRemove } from './members.js';
 import { printError, type Output } from './output.js';
 import { runStatus } from './status.js';
+import { runTaskRunMany } from './task-many.js';
 import { CliExit, parseEnvPair, runTaskGet, runTaskList, runTaskLogs, runTaskRun, runTaskStop, runWorkerList } from './tasks.js';
+import { limits } from '../lib/limits.js';
 import type { TaskSpec } from '../kv/task-model.js';
 import type { ManagerFlags } from './daemons.js';
 
@@ -19,6 +21,12 @@ interface GlobalOptions {
 function parsePositive(text: string): number {
   if (!/^[1-9][0-9]{0,8}$/.test(text)) throw new InvalidArgumentError('expected an integer >= 1.');
   return Number(text);
+}
+
+function parseCount(text: string): number {
+  const n = /^[1-9][0-9]{0,8}$/.test(text) ? Number(text) : 0;
+  if (n < 1 || n > limits.taskRunCountMax) throw new InvalidArgumentError(`expected an integer from 1 to ${limits.taskRunCountMax}.`);
+  return n;
 }
 
 function parseEnv(text: string, previous: Record<string, string> | undefined): Record<string, string> {
@@ -45,6 +53,7 @@ interface TaskRunFlags {
   maxAttempts?: number;
   name?: string;
   wait?: boolean;
+  count?: number;
 }
 
 function specFrom(image: string, command: string[], f: TaskRunFlags): TaskSpec {
@@ -161,9 +170,12 @@ function addTaskCommands(program: Command, globals: (cmd: Command) => { api: str
     .option('--max-attempts <n>', 'attempts before the task fails (default 3)', parsePositive)
     .option('--name <name>', 'a name to show beside the id')
     .option('--wait', 'show progress until the task ends, then its exit code; exit 1 if it did not succeed')
+    .option('--count <n>', `submit n copies (1..${limits.taskRunCountMax}; --name gets -1..-n); --wait then waits until all have started and exits 1 if any failed`, parseCount)
     .action(async (image: string, command: string[], flags: TaskRunFlags, cmd: Command) => {
       const g = globals(cmd);
-      await runTaskRun(g.api, { spec: specFrom(image, command, flags), wait: flags.wait === true }, g.out);
+      const o = { spec: specFrom(image, command, flags), wait: flags.wait === true };
+      const count = flags.count ?? 1;
+      await (count === 1 ? runTaskRun(g.api, o, g.out) : runTaskRunMany(g.api, { ...o, count }, g.out));
     });
   task
     .command('ls')
