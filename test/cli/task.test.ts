@@ -1,5 +1,5 @@
 // `minkube task ...` and `minkube worker ls` as child processes against an in-process cluster (three managers, two
-// workers over the in-memory runtime): run and follow a task, list, inspect, stop, logs, and usage errors.
+// workers over the in-memory runtime): run and follow a task, list, inspect, stop, logs, and usage errors; run --count.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../support/cluster.js';
 import { runCli, type CliResult } from '../support/cli.js';
@@ -16,6 +16,7 @@ beforeAll(async () => {
   c = await TaskCluster.create({
     behave: (spec) => {
       if (spec.command?.[0] === 'fail') return { durationMs: 20, exitCode: 3 };
+      if (spec.command?.[0] === 'nosuch') return { runFailure: 'command-not-found' };
       if (spec.command?.[0] === 'forever') return { durationMs: null, logs: 'still here\n' };
       return { durationMs: 300, exitCode: 0, logs: `said: ${spec.command?.slice(1).join(' ') ?? ''}\n` };
     },
@@ -82,6 +83,45 @@ describe.concurrent('minkube task', () => {
     expect(r.stdout).toMatch(/^ID\s+STATE\s+API\s+RUNTIME\s+TASKS\s+CPU\s+MEM FREE\s+LAST HEARTBEAT$/m);
     expect(r.stdout).toMatch(/^w1\s+ready\s+127\.0\.0\.1:\d+\s+memory\s/m);
     expect(r.stdout).toMatch(/^w2\s+ready\s/m);
+  });
+
+  it('run --count 3 creates three copies of the spec (the name numbered) and prints their ids', async () => {
+    const r = await cli(['task', 'run', 'busybox', '--count', '3', '--name', 'copy', '--env', 'B=2', '--', 'forever']);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    const ids = r.stdout.trim().split('\n');
+    expect(ids).toHaveLength(3);
+    for (const id of ids) expect(id).toMatch(/^t[0-9a-z]{17}$/);
+    const specs = await Promise.all(ids.map(async (id) => (await c.http<{ spec: { name?: string } }>('m1', 'GET', `/v1/tasks/${id}`)).body.spec));
+    expect(specs.map((s) => s.name)).toEqual(['copy-1', 'copy-2', 'copy-3']);
+    for (const spec of specs) expect(spec).toMatchObject({ image: 'busybox', command: ['forever'], env: { B: '2' } });
+    await Promise.all(ids.map((id) => c.http('m1', 'DELETE', `/v1/tasks/${id}`)));
+  });
+
+  it('run --count 3 --wait shows the count until all have started, then the summary; --json answers { id, state }', async () => {
+    const r = await cli(['task', 'run', 'busybox', '--count', '3', '--wait', '--', 'echo', 'x']);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(r.stdout).toMatch(/^(t[0-9a-z]{17}\n){3}3 tasks: \d waiting, /);
+    expect(r.stdout).toMatch(/\n3 tasks: 0 waiting, \d running, \d succeeded, 0 failed, 0 stopped\n/);
+    expect(r.stdout).toMatch(/\n3 tasks: \d running, \d succeeded, 0 failed, 0 stopped\n$/);
+    const json = await cli(['--json', 'task', 'run', 'busybox', '--count', '2', '--', 'echo', 'y']);
+    expect(json.code).toBe(0);
+    const items = JSON.parse(json.stdout) as { id: string; state: string }[];
+    expect(items).toEqual([{ id: expect.stringMatching(/^t/) as string, state: 'pending' }, { id: expect.stringMatching(/^t/) as string, state: 'pending' }]);
+  });
+
+  it('run --count 2 --wait exits 1 when tasks fail, naming each and the count', async () => {
+    const r = await cli(['task', 'run', 'busybox', '--count', '2', '--wait', '--', 'nosuch']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/\n2 tasks: 0 running, 0 succeeded, 2 failed, 0 stopped\n$/);
+    expect(r.stderr).toMatch(/^error: task t[0-9a-z]{17} failed: permanent: .*command-not-found.*\nerror: task t[0-9a-z]{17} failed: .*\nerror: 2 of 2 tasks failed\n$/);
+  });
+
+  it('run --count must be an integer from 1 to 100000 (a usage error, exit 2)', async () => {
+    for (const bad of ['0', 'abc']) {
+      const r = await cli(['task', 'run', 'busybox', '--count', bad]);
+      expect(r).toMatchObject({ code: 2, stdout: '' });
+      expect(r.stderr).toContain(`error: option '--count <n>' argument '${bad}' is invalid. expected an integer from 1 to 100000.`);
+    }
   });
 
   it('errors: an unknown task is TASK_NOT_FOUND (exit 1); bad flags are usage errors (exit 2)', async () => {
