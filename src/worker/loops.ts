@@ -38,7 +38,7 @@ export class WorkerLoops {
   private running: Promise<unknown> | null = null;
   private registered = false;
   /** taskId -> the status a manager last accepted, and when. */
-  private readonly acceptedStatus = new Map<string, { json: string; atMs: number }>();
+  private readonly acceptedStatus = new Map<string, { status: WorkerTaskStatus; atMs: number }>();
   /** Logged on change only: a long outage must not write a line per heartbeat. */
   private managersReachable: boolean | null = null;
   heartbeatsSent = 0;
@@ -102,31 +102,31 @@ export class WorkerLoops {
    * limits.workerHeartbeatTasksMax, so a heartbeat stays small however many tasks the worker holds (the rest go
    * in the next beats). A status the managers accepted is not sent again until it changes.
    */
-  private changedStatuses(now: number): { tasks: WorkerTaskStatus[]; sent: [string, string][] } {
+  private changedStatuses(now: number): WorkerTaskStatus[] {
     const all = this.opts.agent.list();
-    const live = new Set(all.map((t) => t.taskId));
-    for (const id of this.acceptedStatus.keys()) if (!live.has(id)) this.acceptedStatus.delete(id);
+    if (this.acceptedStatus.size > all.length) {
+      const live = new Set(all.map((t) => t.taskId));
+      for (const id of this.acceptedStatus.keys()) if (!live.has(id)) this.acceptedStatus.delete(id);
+    }
     const tasks: WorkerTaskStatus[] = [];
-    const sent: [string, string][] = [];
     for (const t of all) {
       if (tasks.length >= limits.workerHeartbeatTasksMax) break;
-      const json = JSON.stringify(t);
       const accepted = this.acceptedStatus.get(t.taskId);
-      // Sent again now and then even unchanged: a manager that was behind may have ignored it as not yet placed.
-      if (accepted !== undefined && accepted.json === json && now - accepted.atMs < this.heartbeatIntervalMs * statusResendBeats) continue;
+      // The agent answers the same status object while it is unchanged. Sent again now and then even so: a manager
+      // that was behind may have ignored it as not yet placed.
+      if (accepted !== undefined && accepted.status === t && now - accepted.atMs < this.heartbeatIntervalMs * statusResendBeats) continue;
       tasks.push(t);
-      sent.push([t.taskId, json]);
     }
-    return { tasks, sent };
+    return tasks;
   }
 
   private async beat(): Promise<'ok' | 'not-registered' | 'failed'> {
     try {
       const stats = await this.opts.agent.stats();
       const now = Date.now();
-      const { tasks, sent } = this.changedStatuses(now);
+      const tasks = this.changedStatuses(now);
       const res = await this.opts.link.heartbeat(this.opts.agent.workerId, { stats, tasks });
-      for (const [id, json] of sent) this.acceptedStatus.set(id, { json, atMs: now });
+      for (const status of tasks) this.acceptedStatus.set(status.taskId, { status, atMs: now });
       this.heartbeatsSent++;
       this.reachable(true);
       const asked = res.heartbeatIntervalMs;

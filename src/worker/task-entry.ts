@@ -40,6 +40,8 @@ export interface TaskEntry {
   markFinished: () => void;
   /** The stop in progress, so that concurrent stops share it. */
   stopping: Promise<void> | null;
+  /** statusOf's last answer and the times it shows, given again while nothing it shows has changed. */
+  statusCache: { status: WorkerTaskStatus; startedAtMs: number | null; finishedAtMs: number | null } | null;
 }
 
 export function newEntry(token: FencingToken, spec: TaskSpec, nowMs: number): TaskEntry {
@@ -51,7 +53,7 @@ export function newEntry(token: FencingToken, spec: TaskSpec, nowMs: number): Ta
     taskId: token.taskId, attempt: token.attempt, term: token.term, spec,
     state: 'starting', containerId: null, exitCode: null, error: null, startedAtMs: null, finishedAtMs: null,
     createdAtMs: nowMs, stopRequested: false, logTail: null, cleanup: 'none', acknowledgedAtMs: null,
-    started: Promise.resolve(), finished, markFinished, stopping: null,
+    started: Promise.resolve(), finished, markFinished, stopping: null, statusCache: null,
   };
 }
 
@@ -132,8 +134,17 @@ export function exitOutcome(exitCode: number | null, stopRequested: boolean): { 
   return { state: 'failed', error: { class: 'permanent', message: `the container exited with code ${exitCode}` } };
 }
 
+/**
+ * The entry's status. The same object comes back while nothing it shows has changed, so that a heartbeat can tell
+ * "changed since the managers accepted it" by identity, without formatting every task's status on every beat.
+ */
 export function statusOf(e: TaskEntry): WorkerTaskStatus {
-  return {
+  const c = e.statusCache;
+  if (c !== null && c.startedAtMs === e.startedAtMs && c.finishedAtMs === e.finishedAtMs) {
+    const s = c.status;
+    if (s.state === e.state && s.containerId === e.containerId && s.exitCode === e.exitCode && s.error === e.error) return s;
+  }
+  const status: WorkerTaskStatus = {
     taskId: e.taskId,
     attempt: e.attempt,
     term: e.term,
@@ -144,6 +155,8 @@ export function statusOf(e: TaskEntry): WorkerTaskStatus {
     startedAt: e.startedAtMs === null ? null : new Date(e.startedAtMs).toISOString(),
     finishedAt: e.finishedAtMs === null ? null : new Date(e.finishedAtMs).toISOString(),
   };
+  e.statusCache = { status, startedAtMs: e.startedAtMs, finishedAtMs: e.finishedAtMs };
+  return status;
 }
 
 export function assignmentToken(a: Assignment): FencingToken {

@@ -117,6 +117,21 @@ describe('assign', () => {
   });
 });
 
+describe('statuses', () => {
+  it('the same status object while nothing it shows changes, a new one when it does (heartbeats compare by identity)', async () => {
+    const { agent } = setup();
+    await agent.assign(assignment('s1', 1, 1, { env: { DURATION_MS: '30' } }));
+    const running = agent.get('s1');
+    expect(agent.get('s1')).toBe(running);
+    expect(agent.list().find((t) => t.taskId === 's1')).toBe(running);
+    await sleep(80);
+    const done = agent.get('s1');
+    expect(done).not.toBe(running);
+    expect(done).toMatchObject({ state: 'succeeded', exitCode: 0, finishedAt: expect.any(String) as string });
+    expect(agent.get('s1')).toBe(done);
+  });
+});
+
 describe('stop', () => {
   it('stops with the same token, refuses an older one, 404s an unknown task', async () => {
     const { agent, runtime } = setup();
