@@ -71,7 +71,8 @@ export class SortedKeys {
     let hi = this.chunks.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.chunks[mid]!.at(-1)! < key) lo = mid + 1;
+      const chunk = this.chunks[mid]!;
+      if (chunk[chunk.length - 1]! < key) lo = mid + 1;
       else hi = mid;
     }
     return lo;
