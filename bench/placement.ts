@@ -21,7 +21,7 @@ import type { SummaryRow } from './summary.js';
 import { BenchClient, arg, flag, percentile, printResult, printTable, round } from './support.js';
 
 const benchTasks = {
-  workerHeartbeatIntervalMs: 250, workerTtlMs: 5000, lostGraceMs: 5000, reconcileIntervalMs: 200,
+  workerHeartbeatIntervalMs: 250, workerTtlMs: 5000, lostGraceMs: 5000, reconcileIntervalMs: 1000,
   backoffBaseMs: 200, backoffCapMs: 2000, assignTimeoutMs: 10_000, stopTimeoutMs: 2000,
 };
 

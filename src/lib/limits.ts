@@ -77,7 +77,7 @@ export const limits = {
   // worker agent
   /** Tasks in a worker's local map (running and finished); an assignment past it is refused with QUEUE_FULL. */
   /** Task statuses in one worker heartbeat; more changes go in the following beats. */
-  workerHeartbeatTasksMax: 256,
+  workerHeartbeatTasksMax: 1000,
   workerTasksMax: 1000,
   /** The log tail a worker keeps of a finished task after removing its container. */
   workerFinishedLogBytesMax: 64 * 1024,
