@@ -6,6 +6,8 @@
 //   GET  /v1/workers/:id/assignments      (linearizable)             -> 200 { items: Assignment[], nextCursor: null }
 // Leader -> worker:
 //   POST   /v1/tasks                      Assignment                 -> 200 WorkerTaskStatus | 409 TASK_STALE_FENCING_TOKEN | 4xx/5xx classified
+//   POST   /v1/tasks/batch                { assignments: Assignment[] } (1..limits.assignBatchMax)
+//                                          -> 200 { items: ({ status: WorkerTaskStatus } | { error: { code, message } })[] }, in order
 //   DELETE /v1/tasks/:id?attempt=&term=   (the stop's fencing token) -> 200 WorkerTaskStatus | 404 TASK_NOT_FOUND | 409 TASK_STALE_FENCING_TOKEN
 //   GET    /v1/tasks                                                 -> 200 { items: WorkerTaskStatus[], nextCursor: null }
 //   GET    /v1/tasks/:id                                             -> 200 WorkerTaskStatus
