@@ -28,18 +28,26 @@ export class SortedKeys {
       this.count = 1;
       return;
     }
-    const c = Math.min(this.chunkFor(key), this.chunks.length - 1);
+    // Task ids grow with time, so most keys go after the last one: no search then.
+    const lastChunk = this.chunks[this.chunks.length - 1]!;
+    const append = lastChunk[lastChunk.length - 1]! < key;
+    const c = append ? this.chunks.length - 1 : Math.min(this.chunkFor(key), this.chunks.length - 1);
     const chunk = this.chunks[c]!;
-    const i = lowerBound(chunk, key);
-    assert(chunk[i] !== key, `key "${key}" is already present`);
-    chunk.splice(i, 0, key);
+    if (append) {
+      chunk.push(key);
+    } else {
+      const i = lowerBound(chunk, key);
+      assert(chunk[i] !== key, `key "${key}" is already present`);
+      chunk.splice(i, 0, key);
+    }
     this.count++;
     if (chunk.length > chunkMax) this.chunks.splice(c + 1, 0, chunk.splice(chunkMax / 2));
   }
 
   /** Removes a key; answers whether it was present. */
   remove(key: string): boolean {
-    const c = this.chunkFor(key);
+    // ...and leave a state's index mostly from the front (the oldest task moves on first).
+    const c = this.chunks[0]?.[0] === key ? 0 : this.chunkFor(key);
     const chunk = this.chunks[c];
     if (chunk === undefined) return false;
     const i = lowerBound(chunk, key);
