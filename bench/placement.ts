@@ -2,7 +2,7 @@
 // runtime: each container exits 0 at once), N task submissions from C concurrent clients spread over the managers.
 // accepted/s: submissions answered 201; placed/s: until no task is pending; done/s: until every task succeeded.
 // Submissions one task per request (POST /v1/tasks) and in batches (POST /v1/tasks/batch).
-// `npx tsx bench/placement.ts [--tasks 10000] [--clients 64] [--batch N] [--batch-clients 8] [--scenario steady|backlog]
+// `npx tsx bench/placement.ts [--tasks 10000] [--clients 64] [--batch N] [--batch-clients 16] [--scenario steady|backlog]
 //  [--quick] [--profile DIR]`
 // (The workers run in child processes started from this file with --worker-child: a bench/test knob, not a runtime
 // choice of the cluster config.)
@@ -187,9 +187,9 @@ if (process.argv.includes('--worker-child')) {
   const quick = flag('quick');
   const tasks = Number(arg('tasks', quick ? '1000' : '10000'));
   const clients = Number(arg('clients', '64'));
-  const batchClients = Number(arg('batch-clients', '8'));
+  const batchClients = Number(arg('batch-clients', '16'));
   const only = arg('scenario', '');
-  // --batch N: only that submission size; by default one task per request (--clients) and batches of 100 (--batch-clients).
+  // --batch N: only that submission size; by default one task per request (--clients) and batches of 100 (--batch-clients, default 16).
   const batches = arg('batch', '') === '' ? [1, 100] : [Number(arg('batch', '1'))];
   const results: Result[] = [];
   for (const scenario of ['steady', 'backlog'] as const) {
