@@ -184,18 +184,19 @@ export class WorkerAgent {
       this.finish(entry, 'stopped', null, null);
       return;
     }
-    const log = this.logger.child({ task: entry.taskId, attempt: entry.attempt, term: entry.term });
+    // Bindings per line rather than a child logger: one child per task costs more than the lines it would write.
+    const task = { task: entry.taskId, attempt: entry.attempt, term: entry.term };
     try {
       const { id } = await this.runtime.run(runSpecFor(this.workerId, entry));
       entry.containerId = id;
       entry.state = 'running';
       entry.startedAtMs = this.clock.nowMs();
-      log.info({ containerId: id }, 'task started');
+      this.logger.info({ ...task, containerId: id }, 'task started');
       void this.watch(entry);
     } catch (err) {
       const failure = classifyRuntimeError(err);
       this.finish(entry, 'failed', null, { class: failure.failureClass, message: failure.message });
-      log.warn({ reason: failure.reason, failureClass: failure.failureClass, msg: failure.message }, 'task failed to start');
+      this.logger.warn({ ...task, reason: failure.reason, failureClass: failure.failureClass, msg: failure.message }, 'task failed to start');
     }
   }
 
