@@ -1,6 +1,8 @@
 // One client, one request at a time: where a single write's time goes. For 1 and 3 managers, the p50/p90 of a PUT
-// to the leader and of GET /health (the HTTP floor), so the cost of replication shows as the difference.
+// to the leader and of GET /health (the HTTP floor), so the cost of replication shows as the difference, and the CPU
+// each manager spent per request (from /proc: user + system time over the run).
 // `npx tsx bench/latency.ts [--ops 1500]`
+import { readFileSync } from 'node:fs';
 import { ProcCluster } from '../test/support/cluster.js';
 import { BenchClient, arg, percentile, printResult, printTable, round } from './support.js';
 import type { SummaryRow } from './summary.js';
@@ -11,6 +13,19 @@ interface LatencyRow {
   p50Ms: number;
   p90Ms: number;
   opsPerSec: number;
+  /** CPU per request: the leader's, and the busiest follower's (ms). */
+  leaderCpuMs: number;
+  followerCpuMs: number;
+}
+
+/** The process's user + system CPU time in ms (Linux /proc; NaN elsewhere). */
+function cpuMsOf(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
 }
 
 async function measure(managers: number, ops: number): Promise<LatencyRow[]> {
@@ -18,7 +33,9 @@ async function measure(managers: number, ops: number): Promise<LatencyRow[]> {
   const client = new BenchClient(1);
   try {
     cluster.startAll();
-    const base = new URL(cluster.url(await cluster.waitForLeader()));
+    const leader = await cluster.waitForLeader();
+    const base = new URL(cluster.url(leader));
+    const pids = cluster.managerIds.map((id) => ({ id, pid: cluster.nodes.get(id)?.proc?.pid }));
     const body = JSON.stringify({ value: 'x'.repeat(100) });
     const requests = {
       'PUT /v1/kv': (i: number) => client.send(new URL(`/v1/kv/k${i % 16}`, base), 'PUT', body),
@@ -28,6 +45,7 @@ async function measure(managers: number, ops: number): Promise<LatencyRow[]> {
     const rows: LatencyRow[] = [];
     for (const [request, send] of Object.entries(requests) as [LatencyRow['request'], (i: number) => Promise<unknown>][]) {
       const ms: number[] = [];
+      const cpuBefore = pids.map((p) => cpuMsOf(p.pid));
       for (let i = 0; i < ops; i++) {
         const t = performance.now();
         await send(i);
@@ -35,7 +53,12 @@ async function measure(managers: number, ops: number): Promise<LatencyRow[]> {
       }
       ms.sort((a, b) => a - b);
       const totalMs = ms.reduce((a, b) => a + b, 0);
-      rows.push({ managers, request, p50Ms: round(percentile(ms, 50)), p90Ms: round(percentile(ms, 90)), opsPerSec: Math.round((ops * 1000) / totalMs) });
+      const cpuPerOp = pids.map((p, i) => ({ id: p.id, ms: (cpuMsOf(p.pid) - cpuBefore[i]!) / ops }));
+      const followers = cpuPerOp.filter((c) => c.id !== leader).map((c) => c.ms);
+      rows.push({
+        managers, request, p50Ms: round(percentile(ms, 50)), p90Ms: round(percentile(ms, 90)), opsPerSec: Math.round((ops * 1000) / totalMs),
+        leaderCpuMs: round(cpuPerOp.find((c) => c.id === leader)!.ms), followerCpuMs: followers.length === 0 ? 0 : round(Math.max(...followers)),
+      });
     }
     return rows;
   } finally {
