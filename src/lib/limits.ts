@@ -79,6 +79,8 @@ export const limits = {
   /** Task statuses in one worker heartbeat; more changes go in the following beats. */
   workerHeartbeatTasksMax: 1000,
   workerTasksMax: 1000,
+  /** Containers a worker starts at once (Docker gains little past a few in parallel, and a batch must not flood it). */
+  workerStartConcurrencyMax: 8,
   /** The log tail a worker keeps of a finished task after removing its container. */
   workerFinishedLogBytesMax: 64 * 1024,
   /** A finished task stays in the worker's map at least this long after the managers stopped listing it. */

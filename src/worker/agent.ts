@@ -34,6 +34,8 @@ export interface WorkerAgentOptions {
   finishedRetentionMs?: number;
   /** Pause before waiting again on a container after the runtime failed (the daemon restarting). */
   waitRetryMs?: number;
+  /** Containers being started at once; more assignments wait their turn as 'starting'. */
+  startConcurrency?: number;
 }
 
 export interface ReconcileReport {
@@ -58,6 +60,7 @@ export class WorkerAgent {
   private readonly stopTimeoutMs: number;
   private readonly hostStats: HostStatsSource;
   private readonly assignWaitMs: number;
+  private readonly startSlots: Slots;
   private readonly tasksMax: number;
   private readonly finishedRetentionMs: number;
   private readonly waitRetryMs: number;
@@ -76,6 +79,7 @@ export class WorkerAgent {
     this.stopTimeoutMs = opts.stopTimeoutMs;
     this.hostStats = opts.hostStats ?? noHostStats;
     this.assignWaitMs = opts.assignWaitMs ?? 5000;
+    this.startSlots = new Slots(opts.startConcurrency ?? limits.workerStartConcurrencyMax);
     this.tasksMax = opts.tasksMax ?? limits.workerTasksMax;
     this.finishedRetentionMs = opts.finishedRetentionMs ?? limits.workerFinishedRetentionMsDefault;
     this.waitRetryMs = opts.waitRetryMs ?? 1000;
@@ -180,6 +184,16 @@ export class WorkerAgent {
 
   private async startEntry(entry: TaskEntry, previous: TaskEntry | undefined): Promise<void> {
     if (previous !== undefined) await this.retire(previous, entry);
+    // A batch of assignments must not become hundreds of container starts at once on one daemon.
+    await this.startSlots.acquire();
+    try {
+      await this.startNow(entry);
+    } finally {
+      this.startSlots.release();
+    }
+  }
+
+  private async startNow(entry: TaskEntry): Promise<void> {
     if (entry.stopRequested) {
       this.finish(entry, 'stopped', null, null);
       return;
@@ -489,4 +503,25 @@ function staleToken(t: FencingToken, current: TaskEntry): MinkubeError {
     `task ${t.taskId}: ${tokenText(t)} is older than ${tokenText(current)}, already seen by this worker`,
     { details: { taskId: t.taskId, current: { attempt: current.attempt, term: current.term } } },
   );
+}
+
+/** At most `count` holders at once; the others wait in arrival order. */
+class Slots {
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private free: number) {}
+
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next !== undefined) next();
+    else this.free++;
+  }
 }

@@ -110,6 +110,24 @@ describe('assign', () => {
     expect(stopped).toMatchObject({ state: 'stopped' });
   });
 
+  it('starts at most startConcurrency containers at once; the rest wait as starting, then run', async () => {
+    let now = 0;
+    let most = 0;
+    class CountingRuntime extends MemoryRuntime {
+      override async run(spec: RunSpec) {
+        most = Math.max(most, ++now);
+        await sleep(20);
+        now--;
+        return super.run(spec);
+      }
+    }
+    const { agent } = setup({ runtime: new CountingRuntime({ behave }), assignWaitMs: 5, startConcurrency: 3 });
+    const first = await Promise.all(Array.from({ length: 12 }, (_, i) => agent.assign(assignment(`c${i}`, 1, 1, { env: { DURATION_MS: '10000' } }))));
+    expect(first.filter((s) => s.state === 'starting').length).toBeGreaterThan(0);
+    await until(() => agent.list().every((t) => t.state === 'running'));
+    expect(most).toBe(3);
+  });
+
   it('an assignment with desired state stop records the task as stopped without starting anything', async () => {
     const { agent, runtime } = setup();
     expect(await agent.assign(assignment('t1', 1, 1, {}, 'stop'))).toMatchObject({ state: 'stopped', containerId: null });
