@@ -86,8 +86,6 @@ export class RaftNodeDriver<R> {
   private tickTimer: NodeJS.Timeout | null = null;
   private readyScheduled = false;
   private draining = false;
-  /** Messages held until the end of this event-loop turn (see sendEarly). */
-  private deferred: Message[] = [];
   private stopped = false;
   private appliedIndex = 0;
   private lastRole: Role = 'follower';
@@ -295,7 +293,7 @@ export class RaftNodeDriver<R> {
         const [early, late] = splitMessages(rd.messages);
         // A leader's appends and heartbeats go out while its own write is on disk (Raft thesis 10.2.1): what they
         // lead to (a commit) can only surface in a later Ready, which this loop takes after the write is durable.
-        if (early.length > 0) this.sendEarly(early, rd.committedEntries.length > 0);
+        if (early.length > 0) this.o.transport.send(early);
         await this.persist(rd, install);
         if (this.stopped) break;
         this.handleReady(rd, late, install);
@@ -385,32 +383,8 @@ export class RaftNodeDriver<R> {
     this.o.onRoleChange?.(role, leaderId, term);
   }
 
-  /**
-   * A leader's messages sent before its write. When this Ready also applies entries and the messages only carry the
-   * new commit index (appends without entries), they wait for the end of this event-loop turn: the clients waiting
-   * on those entries get their answers first, and followers learn the commit a moment later (nothing waits on that).
-   */
-  private sendEarly(messages: readonly Message[], applying: boolean): void {
-    if (applying && messages.every((m) => m.type === 'append' && m.entries.length === 0)) {
-      if (this.deferred.length === 0) setImmediate(() => this.flushDeferred());
-      this.deferred.push(...messages);
-      return;
-    }
-    this.flushDeferred();
-    this.o.transport.send(messages);
-  }
-
-  /** Deferred messages go before any later one, so a peer receives them in the order the core made them. */
-  private flushDeferred(): void {
-    if (this.deferred.length === 0) return;
-    const messages = this.deferred;
-    this.deferred = [];
-    if (!this.stopped) this.o.transport.send(messages);
-  }
-
   /** Raft messages to the transport; a 'snapshot' message starts a stream of the snapshot's bytes instead. */
   private send(messages: readonly Message[]): void {
-    this.flushDeferred();
     if (!messages.some((m) => m.type === 'snapshot')) return this.o.transport.send(messages);
     const raft: Message[] = [];
     for (const m of messages) {
