@@ -1,7 +1,7 @@
 // Real manager (and worker) processes on loopback for end-to-end tests and benchmarks: write a config, spawn
 // `bin/minkube.js manager`, SIGKILL / SIGSTOP / SIGCONT them, and talk to them over HTTP.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, createWriteStream, type WriteStream } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -41,6 +41,15 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
       srv.close(() => (typeof addr === 'object' && addr !== null ? resolvePort(addr.port) : reject(new Error('no port'))));
     });
   });
+}
+
+/** The last lines of a log file, or a note that there is none. */
+function logTail(path: string, lines = 15): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
 }
 
 export class ProcCluster {
@@ -172,7 +181,11 @@ export class ProcCluster {
       }
       await sleep(50);
     }
-    throw new Error(`no agreed leader among ${among.join(', ')} within ${opts.timeoutMs ?? 30_000} ms (logs in ${this.dir})`);
+    // A node that exited meanwhile (a port taken by another test between freePort and its start, say) is named,
+    // with the end of its log, so that such a failure says why.
+    const exited = among.filter((id) => this.node(id).proc === null);
+    const tails = exited.map((id) => `${id} exited; its log ends:\n${logTail(join(this.dir, `${id}.log`))}`).join('\n');
+    throw new Error(`no agreed leader among ${among.join(', ')} within ${opts.timeoutMs ?? 30_000} ms (logs in ${this.dir})${tails === '' ? '' : `\n${tails}`}`);
   }
 }
 
