@@ -18,7 +18,7 @@ interface LatencyRow {
   followerCpuMs: number;
 }
 
-/** The process's user + system CPU time in ms (Linux /proc; NaN elsewhere). */
+/** The process's user + system CPU time in ms (Linux /proc, in ticks of USER_HZ = 100; NaN elsewhere). */
 function cpuMsOf(pid: number | undefined): number {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');

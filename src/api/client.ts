@@ -2,6 +2,7 @@
 // Every failure comes back as a MinkubeError: the server's own error, TIMEOUT, or UNREACHABLE naming the URL.
 import { randomUUID } from 'node:crypto';
 import type { TaskSpec, TaskState } from '../kv/task-model.js';
+import { chunksUnder } from '../lib/chunks.js';
 import { errorFromBody, MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { keyPath, keyProblem } from './keys.js';
@@ -204,27 +205,14 @@ export class ApiClient {
   }
 }
 
-/** Consecutive runs of specs, each at most batchMax long and (unless one spec alone is larger) under bodyBytesMax. */
+/** Runs of specs, each at most batchMax long and (unless one spec alone is larger) a body under bodyBytesMax. */
 function batchChunks(specs: readonly TaskSpec[], batchMax: number, bodyBytesMax: number): TaskSpec[][] {
   if (!Number.isInteger(batchMax) || batchMax < 1 || batchMax > limits.taskBatchMax) {
     throw new MinkubeError('INVALID_PARAM', `batchMax: expected 1..${limits.taskBatchMax}, got ${batchMax}`);
   }
   const envelopeBytes = '{"tasks":[]}'.length;
-  const chunks: TaskSpec[][] = [];
-  let current: TaskSpec[] = [];
-  let bytes = envelopeBytes;
-  for (const spec of specs) {
-    const specBytes = Buffer.byteLength(JSON.stringify(spec)) + 1;
-    if (current.length > 0 && (current.length === batchMax || bytes + specBytes > bodyBytesMax)) {
-      chunks.push(current);
-      current = [];
-      bytes = envelopeBytes;
-    }
-    current.push(spec);
-    bytes += specBytes;
-  }
-  if (current.length > 0) chunks.push(current);
-  return chunks;
+  // Each spec costs its JSON and a comma.
+  return chunksUnder(specs, batchMax, bodyBytesMax - envelopeBytes, (spec) => Buffer.byteLength(JSON.stringify(spec)) + 1);
 }
 
 function kvPath(key: string): string {

@@ -2,10 +2,9 @@
 // progress line until every copy has left pending/scheduled, then how many run, succeeded, failed or were stopped.
 import type { SubmittedTask } from '../api/client.js';
 import type { TaskRecord, TaskSpec, TaskState } from '../kv/task-model.js';
-import { MinkubeError } from '../lib/errors.js';
 import { printJson, printLine, type Output } from './output.js';
 import { TaskApi } from './task-api.js';
-import { CliExit } from './tasks.js';
+import { CliExit, pollFailureTolerated } from './tasks.js';
 
 export interface RunManyOptions {
   spec: TaskSpec;
@@ -70,8 +69,7 @@ async function waitUntilStarted(api: TaskApi, seen: Map<string, Seen>, failures:
       await pollWaiting(api, seen, failures);
       pollFailures = 0;
     } catch (err) {
-      // As for one task: a slow or changing cluster is no reason to stop waiting; ten failures in a row are.
-      if (!(err instanceof MinkubeError) || err.status < 500 || ++pollFailures >= 10) throw err;
+      if (!pollFailureTolerated(err, ++pollFailures)) throw err;
     }
   }
   if (tty) process.stdout.write('\n');

@@ -20,6 +20,11 @@ export interface RunOptions {
 
 const finalStates = new Set(['succeeded', 'failed', 'stopped']);
 
+/** While following tasks, a slow or changing cluster (a 5xx) is no reason to stop; ten failures in a row are. */
+export function pollFailureTolerated(err: unknown, failuresInARow: number): boolean {
+  return err instanceof MinkubeError && err.status >= 500 && failuresInARow < 10;
+}
+
 export async function runTaskRun(apiUrl: string, o: RunOptions, out: Output): Promise<void> {
   const api = new TaskApi(apiUrl);
   const submitted = await api.submit(o.spec);
@@ -36,8 +41,7 @@ export async function runTaskRun(apiUrl: string, o: RunOptions, out: Output): Pr
       t = await api.get(submitted.id);
       failures = 0;
     } catch (err) {
-      // A slow or changing cluster is no reason to stop following the task; ten failures in a row are.
-      if (!(err instanceof MinkubeError) || err.status < 500 || ++failures >= 10) throw err;
+      if (!pollFailureTolerated(err, ++failures)) throw err;
       await new Promise((r) => setTimeout(r, o.pollMs ?? 250));
       continue;
     }

@@ -4,6 +4,7 @@ import { Agent, request } from 'node:http';
 import type { Assignment, WorkerTaskStatus } from '../api/worker-contract.js';
 import { normaliseBaseUrl } from '../api/client.js';
 import type { FailureClass } from '../kv/task-model.js';
+import { chunksUnder } from '../lib/chunks.js';
 import { errorFromBody, MinkubeError } from '../lib/errors.js';
 
 export interface WorkerCallOptions {
@@ -36,29 +37,19 @@ export class HttpWorkerApi implements WorkerApi {
 
   async assignMany(apiAddress: string, as: readonly Assignment[], o: WorkerCallOptions): Promise<(WorkerTaskStatus | MinkubeError)[]> {
     // Requests under the worker's body limit however large the specs are (one spec fits in a manager's body limit).
-    const chunks: { as: Assignment[]; json: string[] }[] = [{ as: [], json: [] }];
-    let bytes = 0;
-    for (const a of as) {
-      const json = assignmentJson(a);
-      if (bytes + json.length > batchBodyBytesMax && chunks.at(-1)!.as.length > 0) {
-        chunks.push({ as: [], json: [] });
-        bytes = 0;
-      }
-      chunks.at(-1)!.as.push(a);
-      chunks.at(-1)!.json.push(json);
-      bytes += json.length + 1;
-    }
+    const items = as.map((a) => ({ a, json: assignmentJson(a) }));
+    const chunks = chunksUnder(items, Infinity, batchBodyBytesMax, (x) => x.json.length + 1);
     const answers = await Promise.all(chunks.map(async (chunk) => {
       let text: string;
       try {
-        text = await this.call(apiAddress, 'POST', '/v1/tasks/batch', `{"assignments":[${chunk.json.join(',')}]}`, o);
+        text = await this.call(apiAddress, 'POST', '/v1/tasks/batch', `{"assignments":[${chunk.map((x) => x.json).join(',')}]}`, o);
       } catch (err) {
         // A worker from before the batch route: one call each.
-        if (err instanceof MinkubeError && err.code === 'NOT_FOUND') return this.assignEach(apiAddress, chunk.as, o);
+        if (err instanceof MinkubeError && err.code === 'NOT_FOUND') return this.assignEach(apiAddress, chunk.map((x) => x.a), o);
         throw err;
       }
       const body = JSON.parse(text) as { items: ({ status: WorkerTaskStatus } | { error: { code: string; message: string } })[] };
-      if (body.items.length !== chunk.as.length) throw new MinkubeError('WORKER_UNAVAILABLE', `the worker answered ${body.items.length} of ${chunk.as.length} assignments`);
+      if (body.items.length !== chunk.length) throw new MinkubeError('WORKER_UNAVAILABLE', `the worker answered ${body.items.length} of ${chunk.length} assignments`);
       return body.items.map((item) => ('status' in item ? item.status : errorFromBody({ error: item.error }, 500)));
     }));
     return answers.flat();

@@ -174,14 +174,6 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
-  /**
-   * Makes sure the network sandbox is running. Resolves at once without a sandbox. run() calls it; a worker may call
-   * it early to pay the cost up front.
-   */
-  async ensureSandbox(): Promise<void> {
-    if (this.networkSandbox !== undefined) await this.sandboxReady(this.networkSandbox);
-  }
-
   /** Waits for the one attempt concurrent callers share and gives its memo; a failed attempt is forgotten, so the
    * next caller tries again. */
   private async sandboxReady(sandbox: string): Promise<SandboxMemo> {
@@ -238,12 +230,7 @@ export class DockerRuntime implements ContainerRuntime {
 
   /** The pause image, imported from the bytes in pause-image.ts when the daemon lacks it: nothing is pulled. */
   private async ensurePauseImage(): Promise<void> {
-    try {
-      await this.call('image inspect', () => this.docker.getImage(pauseImage).inspect());
-      return;
-    } catch (err) {
-      if (classifyRuntimeError(err).reason !== 'image-not-found') throw err;
-    }
+    if (await this.hasImage(pauseImage)) return;
     this.logger?.info({ image: pauseImage }, 'importing the network sandbox image');
     await this.call('image import', async (signal) => {
       // docker-modem pipes a stream as the request body; the answer is a progress stream like a pull's.
@@ -256,13 +243,7 @@ export class DockerRuntime implements ContainerRuntime {
   /** Local image, else pull. A pull that fails for any reason but an unreachable daemon, a timeout or a full disk
    * means the image cannot be had: permanent. */
   private async ensureImage(image: string): Promise<void> {
-    try {
-      // Image inspect takes no signal; the call's deadline still bounds it.
-      await this.call('image inspect', () => this.docker.getImage(image).inspect());
-      return;
-    } catch (err) {
-      if (classifyRuntimeError(err).reason !== 'image-not-found') throw err;
-    }
+    if (await this.hasImage(image)) return;
     this.logger?.info({ image }, 'pulling image');
     try {
       await this.call('pull', (signal) => this.pull(image, signal), this.pullTimeoutMs);
@@ -274,6 +255,18 @@ export class DockerRuntime implements ContainerRuntime {
       throw new RuntimeFailure('image-not-found', `image ${image} is not present and could not be pulled: ${failure.message}`, {
         cause: err,
       });
+    }
+  }
+
+  /** Whether the daemon has the image; any failure but "not found" is thrown (classified). */
+  private async hasImage(image: string): Promise<boolean> {
+    try {
+      // Image inspect takes no signal; the call's deadline still bounds it.
+      await this.call('image inspect', () => this.docker.getImage(image).inspect());
+      return true;
+    } catch (err) {
+      if (classifyRuntimeError(err).reason !== 'image-not-found') throw err;
+      return false;
     }
   }
 

@@ -38,7 +38,8 @@ describe('HttpWorkerApi.assignMany', () => {
   });
 
   it('splits a batch whose specs would pass the worker body limit', async () => {
-    const big = { image: 'img', env: { PAD: 'x'.repeat(300 * 1024) } };
+    // Together over the worker's 1 MiB body limit (413 in one request), each well under it.
+    const big = { image: 'img', env: { PAD: 'x'.repeat(350 * 1024) } };
     const answers = await api.assignMany(address, [a('big1', big), a('big2', big), a('big3', big)], { timeoutMs: 5000 });
     expect(answers.map((s) => (s instanceof MinkubeError ? s.code : s.state))).toEqual(['running', 'running', 'running']);
   });

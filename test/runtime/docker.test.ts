@@ -162,7 +162,6 @@ function networkSandboxTests(): void {
       const before = (await sandboxInfo()).Id;
       const fresh = new DockerRuntime({ networkSandbox: sandbox, logger });
       const startedBefore = started();
-      await fresh.ensureSandbox();
       await probe(fresh);
       expect((await sandboxInfo()).Id).toBe(before);
       expect(started()).toBe(startedBefore);
