@@ -169,6 +169,7 @@ export class RaftNodeDriver<R> {
         random: o.random,
         preVote: true,
         checkQuorum: true,
+        lazyCommit: true,
         ...defaultRaftLimits,
       },
       initial,

@@ -62,6 +62,10 @@ export class Progress {
   pendingSnapshot = 0;
   /** Replicated to, never counted in a quorum. */
   learner: boolean;
+  /** The highest commit index sent to it (in an append or a heartbeat); a hint, as a message may be lost. */
+  commitSent = 0;
+  /** The follower forwarded proposals up to this index: it waits to learn their commit (0 when none). */
+  commitWanted = 0;
   readonly inflights: Inflights;
 
   constructor(next: number, inflightAppendsMax: number, learner = false) {

@@ -166,6 +166,8 @@ export class Raft implements RaftNode {
     };
     this.msgs.push(m);
     pr.sentEntries(entries.length, prevLogIndex + entries.length);
+    // The follower commits what the leader committed, up to the last entry this append leaves it with.
+    noteCommitSent(pr, Math.min(m.commit, prevLogIndex + entries.length));
     return true;
   }
 
@@ -195,6 +197,23 @@ export class Raft implements RaftNode {
     for (let i = 0; i < peers.length; i++) this.sendAppend(peers[i]!, progressList[i]!);
   }
 
+  /**
+   * The commit index moved. Eagerly, every follower gets an append now. With lazyCommit, only those that have
+   * entries to receive anyway, or wait on the commit of proposals they forwarded; the others learn it from their next
+   * append or heartbeat, which spares each of them a message, a disk write and an answer per commit.
+   */
+  private bcastCommit(): void {
+    if (this.cfg.lazyCommit !== true) return this.bcastAppend();
+    const last = this.log.lastIndex();
+    const committed = this.log.committed;
+    const { peers, progressList } = this.trk;
+    for (let i = 0; i < peers.length; i++) {
+      const pr = progressList[i]!;
+      const waiting = pr.commitWanted > pr.commitSent && committed > pr.commitSent;
+      if (pr.next <= last || waiting) this.sendAppend(peers[i]!, pr);
+    }
+  }
+
   private bcastHeartbeat(context: string): void {
     const committed = this.log.committed;
     const { peers, progressList } = this.trk;
@@ -210,6 +229,7 @@ export class Raft implements RaftNode {
         context,
       };
       this.msgs.push(m);
+      noteCommitSent(pr, m.commit);
     }
   }
 
@@ -463,9 +483,13 @@ export class Raft implements RaftNode {
 
   private stepTermless(m: TermlessMessage): void {
     switch (m.type) {
-      case 'propose':
-        if (this.role === 'leader' && this.leadTransferee === null) this.appendCommands(m.entries);
+      case 'propose': {
+        if (this.role !== 'leader' || this.leadTransferee !== null || !this.appendCommands(m.entries)) return;
+        // Its clients wait for it to apply these entries: it must hear of their commit at once (see bcastCommit).
+        const pr = this.trk.prs.get(m.from);
+        if (pr !== undefined) pr.commitWanted = this.log.lastIndex();
         return;
+      }
       case 'readIndex':
         if (this.role === 'leader') this.leaderRead({ context: m.context, from: m.from });
         return;
@@ -677,7 +701,7 @@ export class Raft implements RaftNode {
       pr.becomeProbe();
       pr.becomeReplicate();
     }
-    if (this.maybeCommit()) this.bcastAppend();
+    if (this.maybeCommit()) this.bcastCommit();
     else if (wasPaused) this.sendAppend(m.from, pr);
     while (this.maybeSendAppend(m.from, pr, false));
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
@@ -777,6 +801,9 @@ export class Raft implements RaftNode {
       this.readStates.push({ index, context: request.context });
       return;
     }
+    // The follower answers once it has applied `index`; make sure it knows that commit (ahead of this answer).
+    const pr = this.trk.prs.get(request.from);
+    if (pr !== undefined && pr.commitSent < index) this.sendAppend(request.from, pr);
     this.msgs.push({ type: 'readIndexResponse', from: this.id, to: request.from, term: 0 as Term, context: request.context, index });
   }
 
@@ -905,7 +932,7 @@ export class Raft implements RaftNode {
     }
     // The leader's own copy now counts (alone in its configuration, it is the whole quorum).
     if (this.role === 'leader' && this.log.stableIndex() > stableBefore && this.maybeCommit()) {
-      if (this.trk.peers.length > 0) this.bcastAppend();
+      if (this.trk.peers.length > 0) this.bcastCommit();
       this.maybeStepDownRemoved();
     }
     const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];
@@ -1061,4 +1088,10 @@ export class Raft implements RaftNode {
 
 export function createRaftNode(config: RaftConfig, initial: RaftInitialState): RaftNode {
   return new Raft(config, initial);
+}
+
+/** Records the commit index a message tells a follower; a wait on forwarded proposals ends once it covers them. */
+function noteCommitSent(pr: Progress, commit: number): void {
+  if (commit > pr.commitSent) pr.commitSent = commit;
+  if (pr.commitWanted !== 0 && pr.commitSent >= pr.commitWanted) pr.commitWanted = 0;
 }

@@ -220,6 +220,12 @@ export interface RaftConfig {
   readonly random: Random;
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
+  /**
+   * When the commit index moves, tell only the followers that wait on it (they forwarded a proposal, or have entries
+   * to receive anyway); the others learn it from their next append or heartbeat. Saves each follower a message and
+   * a write per commit. Default false: every follower gets an append at once, as etcd's raft does.
+   */
+  readonly lazyCommit?: boolean;
   readonly inflightAppendsMax: number;
   readonly entriesPerAppendMax: number;
   readonly appendBytesMax: number;

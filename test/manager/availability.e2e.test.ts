@@ -24,6 +24,11 @@ describe('availability as a client sees it', () => {
     const leader = await c.waitForLeader();
     expect((await c.http(leader, 'PUT', '/v1/kv/k', { value: 'v' })).status).toBe(200);
     const [survivor, ...others] = c.managerIds;
+    // A follower learns of a commit from the leader's next append or heartbeat; what it applied, it serves stale.
+    await eventually(async () => {
+      const r = await c.http(survivor!, 'GET', '/v1/kv/k?consistency=stale', undefined, 1000);
+      return r.status === 200 ? r : undefined;
+    }, 5000, 'the survivor to apply the write');
     for (const id of others) await c.signal(id, 'SIGKILL');
     // Once it knows it has no leader (a leader steps down by check-quorum), nothing it answers can be applied.
     await eventually(async () => {

@@ -454,6 +454,68 @@ describe('proposals', () => {
   });
 });
 
+describe('lazy commit', () => {
+  const lazy = { lazyCommit: true };
+  const commitOnlyAppendsSince = (net: Network, from: number): string[] =>
+    net.trace.slice(from).flatMap((m) => (m.type === 'append' && m.entries.length === 0 ? [m.to] : []));
+
+  it('lazy commit: followers that are up to date learn a new commit from the next heartbeat, not from an append of its own', () => {
+    const net = new Network(3, lazy);
+    net.elect('n1');
+    const before = net.trace.length;
+    net.propose('n1', 'x');
+    expect(net.raft('n1').status().commitIndex).toBe(2);
+    expect(commitOnlyAppendsSince(net, before)).toEqual([]);
+    expect(net.raft('n2').status().commitIndex).toBe(1);
+    net.tickAll(1);
+    for (const id of ['n2', 'n3']) expect(net.node(id).appliedCommands()).toEqual(['x']);
+  });
+
+  it('lazy commit: the next append carries the commit of the entries before it', () => {
+    const net = new Network(3, lazy);
+    net.elect('n1');
+    net.propose('n1', 'x');
+    net.propose('n1', 'y');
+    for (const id of ['n2', 'n3']) expect(net.node(id).appliedCommands()).toEqual(['x']);
+  });
+
+  it('lazy commit: a follower that forwarded a proposal hears of its commit at once, and only it', () => {
+    const net = new Network(3, lazy);
+    net.elect('n1');
+    const before = net.trace.length;
+    expect(net.raft('n2').propose([enc('a')]).ok).toBe(true);
+    net.stabilize();
+    expect(commitOnlyAppendsSince(net, before)).toEqual(['n2']);
+    expect(net.node('n2').appliedCommands()).toEqual(['a']);
+    expect(net.node('n3').appliedCommands()).toEqual([]);
+  });
+
+  it('lazy commit: a forwarded read is answered after an append that tells the follower the read index is committed', () => {
+    const net = new Network(3, lazy);
+    net.elect('n1');
+    // n2 stores entry 2, but its answer is lost: n1 commits with n3 and cannot tell n2's heartbeat that commit.
+    const release = net.drop((m) => m.type === 'appendResponse' && m.from === 'n2');
+    net.propose('n1', 'x');
+    release();
+    expect(net.raft('n2').status()).toMatchObject({ lastIndex: 2, commitIndex: 1 });
+    // n3's acknowledgement completes the read round; n2's own would have made n1 send it the missing commit.
+    net.drop((m) => m.type === 'heartbeatResponse' && m.from === 'n2');
+    net.raft('n2').readIndex('r');
+    net.stabilize();
+    expect(net.node('n2').readStates).toEqual([{ index: 2, context: 'r' }]);
+    expect(net.raft('n2').status().commitIndex).toBe(2);
+  });
+
+  it('eager commit (the default): every follower gets an append carrying a new commit at once', () => {
+    const net = new Network(3);
+    net.elect('n1');
+    const before = net.trace.length;
+    net.propose('n1', 'x');
+    expect(commitOnlyAppendsSince(net, before).sort()).toEqual(['n2', 'n3']);
+    for (const id of ['n2', 'n3']) expect(net.node(id).appliedCommands()).toEqual(['x']);
+  });
+});
+
 describe('flow control', () => {
   it('inflight window: a follower in replicate state has at most inflightAppendsMax unacknowledged appends', () => {
     const r = newNode('n1', { overrides: { inflightAppendsMax: 3, entriesPerAppendMax: 1 } });

@@ -40,6 +40,7 @@ export const defaultRaftParams: RaftParams = {
   heartbeatTicks: 1,
   preVote: true,
   checkQuorum: true,
+  lazyCommit: true,
   ...defaultRaftLimits,
 };
 
