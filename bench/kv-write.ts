@@ -1,7 +1,10 @@
 // KV write throughput and latency on a 3-manager loopback cluster over HTTP (100-byte values), 1/16/64/256 clients,
 // plus linearizable read throughput. With --peer etcd, the same write load also runs against a 3-member etcd
 // cluster (its HTTP JSON gateway) in the same run, and the ratios are printed.
-// `npx tsx bench/kv-write.ts [--seconds 5] [--target leader|follower] [--peer etcd] [--quick]`
+// Each level first runs its own load for --warmup seconds, unmeasured: a manager is JavaScript, and V8 compiles the
+// code of a load pattern only after seeing it for a few thousand requests, so the measured seconds show the steady
+// state (etcd gets the same warm-up). `--warmup 0` shows the cold numbers instead.
+// `npx tsx bench/kv-write.ts [--seconds 5] [--warmup 8] [--target leader|follower] [--peer etcd] [--quick]`
 import { ProcCluster } from '../test/support/cluster.js';
 import { EtcdCluster, etcdAvailable, etcdPutBody } from './etcd.js';
 import type { SummaryRow } from './summary.js';
@@ -52,7 +55,7 @@ function minkubeReads(urls: readonly URL[]): RequestOf {
   return (c, i) => ({ url: new URL(`/v1/kv/bench-${c}-${i % 64}?consistency=linearizable`, urls[(c + i) % urls.length]), method: 'GET', body: null });
 }
 
-export async function benchKv(opts: { seconds: number; target: string; levels: number[] }): Promise<{ writes: LoadResult[]; reads: LoadResult[] }> {
+export async function benchKv(opts: { seconds: number; warmupSeconds: number; target: string; levels: number[] }): Promise<{ writes: LoadResult[]; reads: LoadResult[] }> {
   const cluster = await ProcCluster.create({ managers: 3 });
   try {
     cluster.startAll();
@@ -60,9 +63,9 @@ export async function benchKv(opts: { seconds: number; target: string; levels: n
     const ids = opts.target === 'leader' ? [leader] : cluster.managerIds.filter((id) => id !== leader);
     const urls = ids.map((id) => new URL(cluster.url(id)));
     const client = new BenchClient(512);
-    await runLoad(client, 16, 1, minkubeWrites(urls)); // warm up: JIT, connections, the Raft pipeline
     const writes: LoadResult[] = [];
-    for (const n of opts.levels) writes.push(await runLoad(client, n, opts.seconds, minkubeWrites(urls)));
+    for (const n of opts.levels) writes.push(await warmThenRun(client, n, opts, minkubeWrites(urls)));
+    if (opts.warmupSeconds > 0) await runLoad(client, 64, opts.warmupSeconds, minkubeReads(urls), [200, 404]);
     const reads = [await runLoad(client, 64, opts.seconds, minkubeReads(urls), [200, 404])];
     client.close();
     return { writes, reads };
@@ -71,15 +74,20 @@ export async function benchKv(opts: { seconds: number; target: string; levels: n
   }
 }
 
-export async function benchEtcdWrites(opts: { seconds: number; levels: number[] }): Promise<LoadResult[]> {
+/** One level: its own load for the warm-up seconds (JIT, connections, the Raft pipeline), then the measured seconds. */
+async function warmThenRun(client: BenchClient, clients: number, opts: { seconds: number; warmupSeconds: number }, requestOf: RequestOf): Promise<LoadResult> {
+  if (opts.warmupSeconds > 0) await runLoad(client, clients, opts.warmupSeconds, requestOf);
+  return runLoad(client, clients, opts.seconds, requestOf);
+}
+
+export async function benchEtcdWrites(opts: { seconds: number; warmupSeconds: number; levels: number[] }): Promise<LoadResult[]> {
   const etcd = await EtcdCluster.start(3);
   try {
     const url = new URL('/v3/kv/put', (await etcd.leader()).clientUrl);
     const client = new BenchClient(512);
     const requestOf: RequestOf = (c, i) => ({ url, method: 'POST', body: etcdPutBody(`bench-${c}-${i % 64}`, value100) });
-    await runLoad(client, 16, 1, requestOf);
     const out: LoadResult[] = [];
-    for (const n of opts.levels) out.push(await runLoad(client, n, opts.seconds, requestOf));
+    for (const n of opts.levels) out.push(await warmThenRun(client, n, opts, requestOf));
     client.close();
     return out;
   } finally {
@@ -111,16 +119,17 @@ function summaryOf(writes: readonly LoadResult[], reads: readonly LoadResult[], 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const quick = flag('quick');
   const seconds = Number(arg('seconds', quick ? '1' : '5'));
+  const warmupSeconds = Number(arg('warmup', quick ? '1' : '8'));
   const target = arg('target', 'leader');
   const levels = [1, 16, 64, 256];
-  const result = await benchKv({ seconds, target, levels });
-  printTable(`KV writes through the ${target}, ${seconds} s per level (3 managers, loopback, synced log)`, result.writes.map((r) => ({ ...r })));
+  const result = await benchKv({ seconds, warmupSeconds, target, levels });
+  printTable(`KV writes through the ${target}, ${seconds} s per level after ${warmupSeconds} s of the same load (3 managers, loopback, synced log)`, result.writes.map((r) => ({ ...r })));
   printTable('Linearizable reads (ReadIndex), 64 clients', result.reads.map((r) => ({ ...r })));
   let etcd: LoadResult[] | null = null;
   if (arg('peer', '') === 'etcd') {
     if (!etcdAvailable()) console.log('\n--peer etcd: no etcd binary installed (Debian: apt-get install etcd-server); skipped');
     else {
-      etcd = await benchEtcdWrites({ seconds, levels });
+      etcd = await benchEtcdWrites({ seconds, warmupSeconds, levels });
       printTable('etcd (3 members, loopback, v3 JSON gateway), same load', etcd.map((r) => ({ ...r })));
       printTable(
         'Minkube / etcd',
@@ -128,5 +137,5 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       );
     }
   }
-  printResult('kv', { target, seconds, ...result, ...(etcd ? { etcd } : {}) }, summaryOf(result.writes, result.reads, etcd, seconds));
+  printResult('kv', { target, seconds, warmupSeconds, ...result, ...(etcd ? { etcd } : {}) }, summaryOf(result.writes, result.reads, etcd, seconds));
 }
