@@ -78,7 +78,12 @@ describe.concurrent('minkube task', () => {
   });
 
   it('worker ls shows both workers', async () => {
-    const r = await cli(['worker', 'ls']);
+    // A loaded machine can stall this process past the 600 ms worker TTL, and a worker then shows as unreachable
+    // until its next heartbeat: wait for a listing with both ready.
+    const r = await eventually(async () => {
+      const out = await cli(['worker', 'ls']);
+      return /^w1\s+ready\s/m.test(out.stdout) && /^w2\s+ready\s/m.test(out.stdout) ? out : undefined;
+    }, 10_000, 'both workers listed as ready');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^ID\s+STATE\s+API\s+RUNTIME\s+TASKS\s+CPU\s+MEM FREE\s+LAST HEARTBEAT$/m);
     expect(r.stdout).toMatch(/^w1\s+ready\s+127\.0\.0\.1:\d+\s+memory\s/m);
