@@ -65,8 +65,7 @@ export async function benchKv(opts: { seconds: number; warmupSeconds: number; ta
     const client = new BenchClient(512);
     const writes: LoadResult[] = [];
     for (const n of opts.levels) writes.push(await warmThenRun(client, n, opts, minkubeWrites(urls)));
-    if (opts.warmupSeconds > 0) await runLoad(client, 64, opts.warmupSeconds, minkubeReads(urls), [200, 404]);
-    const reads = [await runLoad(client, 64, opts.seconds, minkubeReads(urls), [200, 404])];
+    const reads = [await warmThenRun(client, 64, opts, minkubeReads(urls), [200, 404])];
     client.close();
     return { writes, reads };
   } finally {
@@ -75,9 +74,15 @@ export async function benchKv(opts: { seconds: number; warmupSeconds: number; ta
 }
 
 /** One level: its own load for the warm-up seconds (JIT, connections, the Raft pipeline), then the measured seconds. */
-async function warmThenRun(client: BenchClient, clients: number, opts: { seconds: number; warmupSeconds: number }, requestOf: RequestOf): Promise<LoadResult> {
-  if (opts.warmupSeconds > 0) await runLoad(client, clients, opts.warmupSeconds, requestOf);
-  return runLoad(client, clients, opts.seconds, requestOf);
+async function warmThenRun(
+  client: BenchClient,
+  clients: number,
+  opts: { seconds: number; warmupSeconds: number },
+  requestOf: RequestOf,
+  okStatuses?: number[],
+): Promise<LoadResult> {
+  if (opts.warmupSeconds > 0) await runLoad(client, clients, opts.warmupSeconds, requestOf, okStatuses);
+  return runLoad(client, clients, opts.seconds, requestOf, okStatuses);
 }
 
 export async function benchEtcdWrites(opts: { seconds: number; warmupSeconds: number; levels: number[] }): Promise<LoadResult[]> {

@@ -209,7 +209,8 @@ export class Raft implements RaftNode {
     const { peers, progressList } = this.trk;
     for (let i = 0; i < peers.length; i++) {
       const pr = progressList[i]!;
-      const waiting = pr.commitWanted > pr.commitSent && committed > pr.commitSent;
+      // commitWanted is cleared once a sent commit covers it (noteCommitSent), so non-zero means still waiting.
+      const waiting = pr.commitWanted !== 0 && committed > pr.commitSent;
       if (pr.next <= last || waiting) this.sendAppend(peers[i]!, pr);
     }
   }
