@@ -11,6 +11,9 @@ export const errorRegistry = {
   INVALID_MEMBER: { status: 400, message: 'the member is invalid' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'the content type is not supported' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'the request body is too large' },
+  // 401 / 403: who is calling, and what they may do
+  UNAUTHENTICATED: { status: 401, message: 'the request carries no valid credentials' },
+  FORBIDDEN: { status: 403, message: 'the caller is not permitted to do this' },
   // 404
   NOT_FOUND: { status: 404, message: 'no such route' },
   KV_KEY_NOT_FOUND: { status: 404, message: 'no such key' },
@@ -25,6 +28,7 @@ export const errorRegistry = {
   MEMBERSHIP_CHANGE_REFUSED: { status: 409, message: 'the membership change was refused' },
   LEADER_TRANSFER_FAILED: { status: 409, message: 'leadership could not be transferred' },
   // 429 / 503 / 504: try again
+  RATE_LIMITED: { status: 429, message: 'too many requests from this caller; retry later' },
   QUEUE_FULL: { status: 429, message: 'too many requests are in flight; retry later' },
   NO_LEADER: { status: 503, message: 'no leader is known; the cluster may have lost its quorum' },
   PROPOSAL_DROPPED: { status: 503, message: 'the proposal was dropped; retry' },

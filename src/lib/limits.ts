@@ -87,6 +87,16 @@ export const limits = {
   workerFinishedRetentionMsDefault: 300_000,
 } as const;
 
+  // security
+  caLifetimeDaysDefault: 3650,
+  nodeCertLifetimeDaysDefault: 90,
+  /** Certificates start this long before they are issued, so a peer whose clock is slightly behind accepts them. */
+  certBackdateMs: 5 * 60_000,
+  /** How long ensureLocalPki waits for another process's lock on the cluster directory. */
+  pkiLockWaitMsMax: 20_000,
+  /** A lock on the cluster directory older than this is taken to be left by a crashed process. */
+  pkiLockStaleMs: 60_000,
+  sessionTtlSDefault: 900,
 assert(limits.raftEntriesPerAppendMax >= 1, 'an append carries at least one entry');
 assert(limits.raftAppendBytesMax < limits.frameBytesMax, 'an append must fit in one frame');
 assert(limits.httpBodyBytesDefault < limits.raftAppendBytesMax, 'one request body must fit in one append');
@@ -94,4 +104,5 @@ assert(limits.kvSessionResultsMax >= limits.proposalQueueMax, 'a session remembe
 assert(limits.listLimitDefault <= limits.listLimitMax, 'the default page fits under the maximum');
 assert(limits.taskRunCountMax <= limits.tasksRetainedMax, 'one `task run --count` fits in the tasks retained');
 assert(limits.assignQueueMax >= limits.placementBatchMax, 'one placement batch fits in the assignment queue');
+assert(limits.pkiLockWaitMsMax < limits.pkiLockStaleMs, 'a live lock holder is never taken for a crashed one by a waiter');
 assert(limits.runtimePingTimeoutMsDefault < limits.runtimeCallTimeoutMsDefault, 'a start-up ping is quicker than any call');
