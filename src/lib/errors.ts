@@ -9,6 +9,12 @@ export const errorRegistry = {
   INVALID_PARAM: { status: 400, message: 'a query or path parameter is invalid' },
   INVALID_TASK_SPEC: { status: 400, message: 'the task spec is invalid' },
   INVALID_MEMBER: { status: 400, message: 'the member is invalid' },
+  /** A proposed command that does not decode, or (at apply) an entry a peer put in the log before proposals were checked. */
+  INVALID_COMMAND: { status: 400, message: 'the command is invalid; it was not applied' },
+  /** Node's HTTP parser refused the request (bad request line or headers). */
+  BAD_REQUEST: { status: 400, message: 'the request could not be parsed' },
+  REQUEST_TIMEOUT: { status: 408, message: 'the request was not received in time' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'the request headers are too large or too many' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'the content type is not supported' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'the request body is too large' },
   // 401 / 403: who is calling, and what they may do
@@ -27,6 +33,8 @@ export const errorRegistry = {
   TASK_ALREADY_FINAL: { status: 409, message: 'the task has already ended' },
   MEMBERSHIP_CHANGE_REFUSED: { status: 409, message: 'the membership change was refused' },
   LEADER_TRANSFER_FAILED: { status: 409, message: 'leadership could not be transferred' },
+  // 422: understood, but contradicts an earlier request
+  IDEMPOTENCY_KEY_REUSED: { status: 422, message: 'the Idempotency-Key was used for a different request' },
   // 429 / 503 / 504: try again
   RATE_LIMITED: { status: 429, message: 'too many requests from this caller; retry later' },
   QUEUE_FULL: { status: 429, message: 'too many requests are in flight; retry later' },
