@@ -61,6 +61,21 @@ export const limits = {
   taskMapEntriesMax: 1024,
   /** maxAttempts a spec may ask for. */
   taskAttemptsMax: 1000,
+  /** An environment variable's name ([A-Za-z_][A-Za-z0-9_]*). */
+  taskEnvNameCharsMax: 256,
+  // HTTP servers (managers and workers): a slow or hostile client must not hold a connection or the parser
+  /** The whole header block must arrive within this, and fit in this many bytes and headers (past them: 408 / 431). */
+  httpHeadersTimeoutMs: 10_000,
+  httpHeaderBytesMax: 16 * 1024,
+  httpHeadersCountMax: 100,
+  /** The whole request, body included, must arrive within this. */
+  httpRequestTimeoutMs: 30_000,
+  /** How often Node looks for connections past those two timeouts (its default, 30 s, would let them linger). */
+  httpTimeoutCheckIntervalMs: 1000,
+  /** An idle keep-alive connection is closed after this (longer than the client's pool keeps one idle). */
+  httpKeepAliveTimeoutMs: 10_000,
+  /** Open connections one server accepts; past it new ones are closed at once. */
+  httpConnectionsMax: 1024,
   // container runtimes
   /** One Docker API call (not wait, not pull): a hung daemon must not hang the worker. */
   runtimeCallTimeoutMsDefault: 15_000,
@@ -106,3 +121,4 @@ assert(limits.taskRunCountMax <= limits.tasksRetainedMax, 'one `task run --count
 assert(limits.assignQueueMax >= limits.placementBatchMax, 'one placement batch fits in the assignment queue');
 assert(limits.pkiLockWaitMsMax < limits.pkiLockStaleMs, 'a live lock holder is never taken for a crashed one by a waiter');
 assert(limits.runtimePingTimeoutMsDefault < limits.runtimeCallTimeoutMsDefault, 'a start-up ping is quicker than any call');
+assert(limits.httpHeadersTimeoutMs <= limits.httpRequestTimeoutMs, 'Node requires the header timeout to be at most the request timeout');
