@@ -1,16 +1,16 @@
 // `minkube member ls|add|remove` and `minkube leader transfer`: the cluster's managers as the leader sees them; --json
 // prints the answers as they came. Only `member ls` is retried (reads are safe to repeat; membership changes are not).
-import { ApiClient } from '../api/client.js';
+import { apiClientFor } from './connection.js';
 import type { MembersView } from '../api/service.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';
 
 export async function runMemberList(apiUrl: string, out: Output): Promise<void> {
-  const view = await new ApiClient(apiUrl, { readRetries: 2 }).listMembers();
+  const view = await apiClientFor(apiUrl, { readRetries: 2 }).listMembers();
   printMembers(view, out);
 }
 
 export async function runMemberAdd(apiUrl: string, member: { id: string; raftAddress: string; apiAddress: string }, out: Output): Promise<void> {
-  const { created, member: m } = await new ApiClient(apiUrl).addMember(member);
+  const { created, member: m } = await apiClientFor(apiUrl).addMember(member);
   if (out.json) {
     printJson(m);
     return;
@@ -22,13 +22,13 @@ export async function runMemberAdd(apiUrl: string, member: { id: string; raftAdd
 }
 
 export async function runMemberRemove(apiUrl: string, id: string, out: Output): Promise<void> {
-  const view = await new ApiClient(apiUrl).removeMember(id);
+  const view = await apiClientFor(apiUrl).removeMember(id);
   if (!out.json) printLine(`removed ${id}`);
   printMembers(view, out);
 }
 
 export async function runLeaderTransfer(apiUrl: string, id: string | null, out: Output): Promise<void> {
-  const r = await new ApiClient(apiUrl).transferLeader(id);
+  const r = await apiClientFor(apiUrl).transferLeader(id);
   if (out.json) printJson(r);
   else printLine(`leader is now ${r.leaderId} (term ${r.term})`);
 }

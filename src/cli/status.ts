@@ -1,6 +1,6 @@
 // `minkube status`: asks one manager for the members, then every member for its own view; one row per member (a
 // learner shows as "learner").
-import { ApiClient } from '../api/client.js';
+import { apiClientFor } from './connection.js';
 import type { ClusterView } from '../api/service.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';
 import { leaderOf } from './pretty.js';
@@ -22,12 +22,12 @@ export interface MemberStatus {
 }
 
 export async function runStatus(apiUrl: string, out: Output): Promise<void> {
-  const first = await new ApiClient(apiUrl, { readRetries: 2 }).cluster();
+  const first = await apiClientFor(apiUrl, { readRetries: 2 }).cluster();
   const views = await Promise.all(
     first.members.map(async (m): Promise<{ view: ClusterView | null; error?: string }> => {
       if (m.id === first.id) return { view: first };
       try {
-        return { view: await new ApiClient(m.apiAddress, { timeoutMs: memberTimeoutMs }).cluster() };
+        return { view: await apiClientFor(m.apiAddress, { timeoutMs: memberTimeoutMs }).cluster() };
       } catch (err) {
         return { view: null, error: (err as Error).message };
       }

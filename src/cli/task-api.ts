@@ -1,6 +1,7 @@
 // The CLI's client of the task and worker routes: JSON calls, a text call for logs, and submissions that carry an
 // Idempotency-Key so that retrying them (after a timeout or a lost leader) still creates one task.
-import { ApiClient, type SubmittedTask } from '../api/client.js';
+import type { ApiClient, SubmittedTask } from '../client/api-client.js';
+import { apiClientFor } from './connection.js';
 import type { Page } from '../api/service.js';
 import type { TaskRecord, TaskSpec, WorkerRecord } from '../kv/task-model.js';
 
@@ -8,7 +9,7 @@ export class TaskApi {
   private readonly client: ApiClient;
 
   constructor(baseUrl: string) {
-    this.client = new ApiClient(baseUrl, { readRetries: 2 });
+    this.client = apiClientFor(baseUrl, { readRetries: 2 });
   }
 
   get baseUrl(): string {

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { ApiClient } from '../api/client.js';
+import { apiClientFor } from './connection.js';
 import type { ClusterView } from '../api/service.js';
 import { loadClusterConfig, type ClusterConfig } from '../config/cluster.js';
 import { workerRuntimeExists } from './daemons.js';
@@ -128,7 +128,7 @@ async function stopAll(children: Child[]): Promise<void> {
 }
 
 async function watchLeader(config: ClusterConfig, polling: { active: boolean }): Promise<void> {
-  const clients = config.managers.map((m) => new ApiClient(m.apiAddress, { timeoutMs: pollTimeoutMs }));
+  const clients = config.managers.map((m) => apiClientFor(m.apiAddress, { timeoutMs: pollTimeoutMs }));
   const tracker = new LeaderTracker();
   while (polling.active) {
     const views = await Promise.all(clients.map((c) => c.cluster().catch((): ClusterView | null => null)));

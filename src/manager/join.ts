@@ -2,7 +2,7 @@
 // manager's API, starts as a node that knows no configuration, and asks the cluster to add it (as a learner; the
 // leader promotes it once it has caught up). The data directory remembers that it joined, for later restarts.
 import type { Logger } from 'pino';
-import { ApiClient } from '../api/client.js';
+import { ApiClient } from '../client/api-client.js';
 import type { ClusterConfig, ManagerConfig } from '../config/cluster.js';
 import { checkAddress } from '../config/cluster.js';
 import { MinkubeError } from '../lib/errors.js';

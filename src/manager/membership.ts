@@ -1,7 +1,7 @@
 // Membership changes and leadership transfer on behalf of the HTTP API. The leader does the work through its Raft
 // driver; a follower forwards the request to the leader's API and answers what the leader answered.
 import type { Logger } from 'pino';
-import { ApiClient } from '../api/client.js';
+import { ApiClient } from '../client/api-client.js';
 import type { ClusterMemberView, MemberRequest, MembersView, MembershipService, RequestContext } from '../api/service.js';
 import { MinkubeError } from '../lib/errors.js';
 import { nodeId, type NodeId } from '../lib/ids.js';

@@ -4,6 +4,8 @@
 // answers every chunk with the offset it expects next.
 import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
+import { defaultHttpClient } from '../client/default.js';
+import { parseJson, type HttpClient } from '../client/http.js';
 import { MinkubeError } from '../lib/errors.js';
 import { logIndex, nodeId, term as toTerm, type NodeId, type Term } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
@@ -120,19 +122,21 @@ export class SnapshotReceiver {
 /** How the sender reaches a follower: POST one chunk, answer the follower's reply. Injected so tests need no HTTP. */
 export type ChunkPoster = (apiAddress: string, header: SnapshotChunkHeader, chunk: Uint8Array, timeoutMs: number) => Promise<ChunkReply>;
 
-export const httpChunkPoster: ChunkPoster = async (apiAddress, header, chunk, timeoutMs) => {
-  const res = await fetch(`http://${apiAddress}${SNAPSHOT_CHUNK_PATH}?${headerToQuery(header)}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/octet-stream' },
-    body: chunk,
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  const body = (await res.json()) as Partial<ChunkReply> & { error?: { code?: string; message?: string } };
-  if (!res.ok || typeof body.offset !== 'number') {
-    throw new Error(`the follower answered ${res.status}: ${body.error?.code ?? '?'}: ${body.error?.message ?? ''}`);
-  }
-  return { offset: body.offset, done: body.done === true };
-};
+/**
+ * Posts chunks through `http` (its TLS material and token apply): a follower's 'host:port' is https when the client
+ * has TLS material. A refusal throws the MinkubeError the follower described.
+ */
+export function httpChunkPoster(http: HttpClient): ChunkPoster {
+  return async (apiAddress, header, chunk, timeoutMs) => {
+    const path = `${SNAPSHOT_CHUNK_PATH}?${headerToQuery(header)}`;
+    const res = await http.requestOk({ method: 'POST', url: http.baseUrlOf(apiAddress), path, headers: octetStream, body: chunk, timeoutMs });
+    const body = parseJson(res.text) as Partial<ChunkReply> | undefined;
+    if (typeof body?.offset !== 'number') throw new MinkubeError('INTERNAL', `POST ${res.url}: the follower answered ${res.status} without an offset`);
+    return { offset: body.offset, done: body.done === true };
+  };
+}
+
+const octetStream: Readonly<Record<string, string>> = { 'content-type': 'application/octet-stream' };
 
 export interface SnapshotSource {
   readonly meta: SnapshotMeta;
@@ -187,7 +191,7 @@ export class SnapshotSender {
       this.o.logger.warn({ peer: to, address, snapshot: source !== null }, 'cannot send a snapshot: no address or no snapshot');
       return false;
     }
-    const post = this.o.post ?? httpChunkPoster;
+    const post = this.o.post ?? httpChunkPoster(defaultHttpClient());
     const chunkBytes = this.o.chunkBytes ?? limits.snapshotChunkBytes;
     const { data } = source;
     const base = { from: this.o.selfId, term, meta: source.meta, sizeBytes: data.length, crc32: source.crc32 };

@@ -1,11 +1,11 @@
 // The leader's side of the leader -> worker contract (src/api/worker-contract.ts): send an assignment (run or stop,
 // both fenced by the token), fetch logs. Every failure is a MinkubeError, classified for the retry decision.
-import { Agent, request } from 'node:http';
 import type { Assignment, WorkerTaskStatus } from '../api/worker-contract.js';
-import { normaliseBaseUrl } from '../api/client.js';
+import { errorFromResponse, HttpClient, isOk, type HttpRequest, type HttpTextResponse } from '../client/http.js';
 import type { FailureClass } from '../kv/task-model.js';
 import { chunksUnder } from '../lib/chunks.js';
 import { errorFromBody, MinkubeError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
 
 export interface WorkerCallOptions {
   timeoutMs: number;
@@ -24,12 +24,25 @@ export interface WorkerApi {
   logs(apiAddress: string, taskId: string, tailLines: number, o: WorkerCallOptions): Promise<string>;
 }
 
+export interface HttpWorkerApiOptions {
+  /** The pool (and with it TLS material and token) workers are reached through; default one of this API's own. */
+  http?: HttpClient;
+}
+
 /**
- * Over node:http with one keep-alive agent: the leader sends thousands of assignments a second, and fetch costs
- * several times more CPU per request than a plain request on a reused socket.
+ * Over an HttpClient (undici's request on a pooled keep-alive Agent): the leader sends thousands of assignments a
+ * second, and fetch costs several times more CPU per request than a plain request on a reused socket.
  */
 export class HttpWorkerApi implements WorkerApi {
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 });
+  private readonly http: HttpClient;
+  private readonly ownsHttp: boolean;
+  /** apiAddress -> base URL, so that an address is parsed once, not per request (bounded: cleared when full). */
+  private readonly baseUrls = new Map<string, string>();
+
+  constructor(options: HttpWorkerApiOptions = {}) {
+    this.ownsHttp = options.http === undefined;
+    this.http = options.http ?? new HttpClient();
+  }
 
   async assign(apiAddress: string, a: Assignment, o: WorkerCallOptions): Promise<WorkerTaskStatus> {
     return JSON.parse(await this.call(apiAddress, 'POST', '/v1/tasks', assignmentJson(a), o)) as WorkerTaskStatus;
@@ -63,68 +76,51 @@ export class HttpWorkerApi implements WorkerApi {
     return this.call(apiAddress, 'GET', `/v1/tasks/${encodeURIComponent(taskId)}/logs?tail=${tailLines}`, null, o);
   }
 
+  /** Closes the pool when it is this API's own. */
   close(): void {
-    this.agent.destroy();
+    if (this.ownsHttp) void this.http.close();
   }
 
-  private call(apiAddress: string, method: string, path: string, body: string | null, o: WorkerCallOptions): Promise<string> {
-    const url = new URL(path, normaliseBaseUrl(apiAddress));
-    const what = `${method} ${url.origin}${url.pathname}`;
-    return new Promise<string>((resolve, reject) => {
-      let settled = false;
-      const fail = (err: MinkubeError): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        o.signal?.removeEventListener('abort', onAbort);
-        req.destroy();
-        reject(err);
-      };
-      const headers: Record<string, string | number> = { accept: 'application/json' };
-      if (body !== null) {
-        headers['content-type'] = 'application/json';
-        headers['content-length'] = Buffer.byteLength(body);
-      }
-      const req = request({ agent: this.agent, host: url.hostname, port: url.port, path: url.pathname + url.search, method, headers }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (err) => fail(new MinkubeError('WORKER_UNAVAILABLE', `${what}: the answer was cut off (${err.message})`, { cause: err })));
-        res.on('end', () => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          o.signal?.removeEventListener('abort', onAbort);
-          const text = Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) resolve(text);
-          else reject(errorFromBody(parseJson(text), status));
-        });
-      });
-      const timer = setTimeout(() => fail(new MinkubeError('TIMEOUT', `${what}: the worker did not answer within ${o.timeoutMs} ms`)), o.timeoutMs);
-      const onAbort = (): void => fail(new MinkubeError('WORKER_UNAVAILABLE', `${what}: abandoned (this manager stepped down)`));
-      if (o.signal?.aborted === true) return onAbort();
-      o.signal?.addEventListener('abort', onAbort, { once: true });
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        fail(new MinkubeError('WORKER_UNAVAILABLE', `cannot reach the worker: ${what} (${err.code ?? err.message})`, { cause: err }));
-      });
-      req.end(body ?? undefined);
-    });
+  private async call(apiAddress: string, method: string, path: string, body: string | null, o: WorkerCallOptions): Promise<string> {
+    const r: HttpRequest = { method, url: this.baseUrlOf(apiAddress), path, headers: body === null ? acceptJson : sendJson, timeoutMs: o.timeoutMs };
+    if (body !== null) r.body = body;
+    if (o.signal !== undefined) r.signal = o.signal;
+    let res: HttpTextResponse;
+    try {
+      res = await this.http.request(r);
+    } catch (err) {
+      throw failure(err, `${method} ${r.url}${path}`, o.signal);
+    }
+    if (!isOk(res.status)) throw errorFromResponse(res);
+    return res.text;
+  }
+
+  private baseUrlOf(apiAddress: string): string {
+    let url = this.baseUrls.get(apiAddress);
+    if (url === undefined) {
+      if (this.baseUrls.size >= limits.workersMax) this.baseUrls.clear();
+      url = this.http.baseUrlOf(apiAddress);
+      this.baseUrls.set(apiAddress, url);
+    }
+    return url;
   }
 }
+
+/** TIMEOUT stays TIMEOUT; anything else is WORKER_UNAVAILABLE (transient), with the transport's message. */
+function failure(err: unknown, what: string, signal: AbortSignal | undefined): MinkubeError {
+  if (signal?.aborted === true) return new MinkubeError('WORKER_UNAVAILABLE', `${what}: abandoned (this manager stepped down)`, { cause: err });
+  if (!(err instanceof MinkubeError)) return new MinkubeError('WORKER_UNAVAILABLE', `${what}: ${String(err)}`, { cause: err });
+  return err.code === 'TIMEOUT' ? err : new MinkubeError('WORKER_UNAVAILABLE', err.message, { cause: err });
+}
+
+const acceptJson: Readonly<Record<string, string>> = { accept: 'application/json' };
+const sendJson: Readonly<Record<string, string>> = { accept: 'application/json', 'content-type': 'application/json' };
 
 /** Below a worker's default body limit (1 MiB), with room for the envelope. */
 const batchBodyBytesMax = 512 * 1024;
 
 function assignmentJson(a: Assignment): string {
   return JSON.stringify({ taskId: a.taskId, attempt: a.attempt, term: a.term, spec: a.spec, desiredState: a.desiredState });
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

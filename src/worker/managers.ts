@@ -1,7 +1,8 @@
 // The worker's side of the worker -> manager contract: register, heartbeat, list assignments, trying every manager
 // of the config in turn (the last one that answered first). Followers forward, so any manager will do.
 import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from '../api/worker-contract.js';
-import { ApiClient } from '../api/client.js';
+import { ApiClient } from '../client/api-client.js';
+import type { HttpClient } from '../client/http.js';
 import type { WorkerRecord } from '../kv/task-model.js';
 import { MinkubeError } from '../lib/errors.js';
 
@@ -17,6 +18,8 @@ export interface HttpManagerLinkOptions {
   managers: readonly string[];
   /** Per request to one manager. */
   timeoutMs: number;
+  /** The pool (and with it TLS material and token) every manager is reached through; default the process's own. */
+  http?: HttpClient;
 }
 
 export class HttpManagerLink implements ManagerLink {
@@ -26,7 +29,7 @@ export class HttpManagerLink implements ManagerLink {
 
   constructor(opts: HttpManagerLinkOptions) {
     if (opts.managers.length === 0) throw new MinkubeError('CONFIG_INVALID', 'a worker needs at least one manager address');
-    this.clients = opts.managers.map((m) => new ApiClient(m, { timeoutMs: opts.timeoutMs }));
+    this.clients = opts.managers.map((m) => new ApiClient(m, opts.http === undefined ? { timeoutMs: opts.timeoutMs } : { timeoutMs: opts.timeoutMs, http: opts.http }));
     this.timeoutMs = opts.timeoutMs;
   }
 

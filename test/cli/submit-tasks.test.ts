@@ -3,7 +3,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ApiClient, type SubmittedTask } from '../../src/api/client.js';
+import { ApiClient, type SubmittedTask } from '../../src/client/api-client.js';
 import type { TaskSpec } from '../../src/kv/task-model.js';
 import { MinkubeError, type ErrorCode } from '../../src/lib/errors.js';
 import { limits } from '../../src/lib/limits.js';

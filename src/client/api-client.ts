@@ -1,12 +1,14 @@
-// A small fetch-based client of the managers' HTTP API, for the CLI and for forwarding between managers.
+// The client of the managers' HTTP API, for the CLI, the worker and forwarding between managers, over HttpClient.
 // Every failure comes back as a MinkubeError: the server's own error, TIMEOUT, or UNREACHABLE naming the URL.
 import { randomUUID } from 'node:crypto';
+import { keyPath, keyProblem } from '../api/keys.js';
+import type { ClusterMemberView, ClusterView, KvEntry, KvVersion, MemberRequest, MembersView, ReadConsistency } from '../api/service.js';
 import type { TaskSpec, TaskState } from '../kv/task-model.js';
 import { chunksUnder } from '../lib/chunks.js';
-import { errorFromBody, MinkubeError } from '../lib/errors.js';
+import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
-import { keyPath, keyProblem } from './keys.js';
-import type { ClusterMemberView, ClusterView, KvEntry, KvVersion, MemberRequest, MembersView, ReadConsistency } from './service.js';
+import { defaultHttpClient } from './default.js';
+import { HttpClient, parseJson, type TlsMaterial } from './http.js';
 
 export interface ApiClientOptions {
   /** Per request (default limits.requestTimeoutMsDefault plus a little, so the server's own TIMEOUT wins). */
@@ -16,6 +18,12 @@ export interface ApiClientOptions {
    * is tried again (default 0). Reads change nothing, so a retry is always safe; writes are never retried here.
    */
   readRetries?: number;
+  /** The pool to send through (shared, not closed by close()). Without it and without tls: the process's default. */
+  http?: HttpClient;
+  /** Without `http`: a pool of this client's own, over TLS (closed by close()). */
+  tls?: TlsMaterial;
+  /** Sent as `authorization: Bearer <token>` on every request (over `http`'s own token, if any). */
+  token?: string;
 }
 
 const passingFailures: ReadonlySet<string> = new Set(['TIMEOUT', 'UNREACHABLE', 'NO_LEADER', 'NOT_READY', 'QUEUE_FULL']);
@@ -53,14 +61,25 @@ const submitAttemptsDefault = 4;
 export class ApiClient {
   readonly baseUrl: string;
   private readonly timeoutMs: number;
-
-  /** baseUrl: 'http://host:port' or just 'host:port' (as in the cluster config). */
   private readonly readRetries: number;
+  private readonly http: HttpClient;
+  private readonly ownsHttp: boolean;
+  private readonly authorization: string | undefined;
 
+  /** baseUrl: 'http://host:port' or just 'host:port' (as in the cluster config; https when TLS is configured). */
   constructor(baseUrl: string, options: ApiClientOptions = {}) {
-    this.baseUrl = normaliseBaseUrl(baseUrl);
+    if (options.http !== undefined && options.tls !== undefined) throw new MinkubeError('INVALID_PARAM', 'ApiClient: pass either http or tls, not both');
+    this.ownsHttp = options.http === undefined && options.tls !== undefined;
+    this.http = options.http ?? (options.tls === undefined ? defaultHttpClient() : new HttpClient({ tls: options.tls }));
+    this.baseUrl = this.http.baseUrlOf(baseUrl);
     this.timeoutMs = options.timeoutMs ?? limits.requestTimeoutMsDefault + 500;
     this.readRetries = options.readRetries ?? 0;
+    this.authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
+  }
+
+  /** Closes the pool when it is this client's own; a shared one stays open for its other users. */
+  async close(): Promise<void> {
+    if (this.ownsHttp) await this.http.close();
   }
 
   cluster(options: RequestOptions = {}): Promise<ClusterView> {
@@ -183,25 +202,16 @@ export class ApiClient {
   }
 
   private async sendOnce(method: string, path: string, options: RequestOptions): Promise<{ text: string; url: string; status: number }> {
-    const url = `${this.baseUrl}${path}`;
-    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
+    if (this.authorization !== undefined) headers.authorization = this.authorization;
     if (options.requestId !== undefined) headers['x-request-id'] = options.requestId;
-    const init: RequestInit = { method, headers, signal: AbortSignal.timeout(timeoutMs) };
+    let body: string | undefined;
     if (options.body !== undefined) {
       headers['content-type'] = 'application/json';
-      init.body = JSON.stringify(options.body);
+      body = JSON.stringify(options.body);
     }
-    let res: Response;
-    let text: string;
-    try {
-      res = await fetch(url, init);
-      text = await res.text();
-    } catch (err) {
-      throw transportError(err, method, url, timeoutMs);
-    }
-    if (!res.ok) throw errorFromBody(parseJson(text), res.status);
-    return { text, url, status: res.status };
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    return this.http.requestOk({ method, url: this.baseUrl, path, headers, ...(body === undefined ? {} : { body }), timeoutMs });
   }
 }
 
@@ -220,38 +230,4 @@ function kvPath(key: string): string {
   const problem = keyProblem(key);
   if (problem !== null) throw new MinkubeError('INVALID_KEY', problem);
   return `/v1/kv/${keyPath(key)}`;
-}
-
-export function normaliseBaseUrl(base: string): string {
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(base) ? base : `http://${base}`;
-  let url: URL;
-  try {
-    url = new URL(withScheme);
-  } catch {
-    throw new MinkubeError('INVALID_PARAM', `not a URL: ${JSON.stringify(base)}`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new MinkubeError('INVALID_PARAM', `not an http(s) URL: ${base}`);
-  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
-}
-
-function transportError(err: unknown, method: string, url: string, timeoutMs: number): MinkubeError {
-  const e = err as Error & { cause?: { code?: string; message?: string } };
-  if (e.name === 'TimeoutError' || e.name === 'AbortError') {
-    return new MinkubeError('TIMEOUT', `${method} ${url}: no answer within ${timeoutMs} ms; the outcome is unknown`, { cause: err });
-  }
-  const code = e.cause?.code;
-  const reason = code ?? e.cause?.message ?? e.message;
-  // A refused or unresolvable connection sent nothing; a connection lost midway may have delivered a write.
-  const unsent = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || method === 'GET';
-  const outcome = unsent ? '' : '; the outcome is unknown';
-  return new MinkubeError('UNREACHABLE', `cannot reach ${url} (${reason})${outcome}`, { cause: err });
-}
-
-function parseJson(text: string): unknown {
-  if (text.length === 0) return undefined;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
 }

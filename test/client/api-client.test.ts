@@ -2,10 +2,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiClient, normaliseBaseUrl } from '../../src/api/client.js';
+import { ApiClient } from '../../src/client/api-client.js';
+import { normaliseBaseUrl } from '../../src/client/http.js';
 import { buildManagerApp } from '../../src/api/manager-app.js';
 import { MinkubeError } from '../../src/lib/errors.js';
-import { FakeManagerService } from './fake-service.js';
+import { FakeManagerService } from '../api/fake-service.js';
 
 const service = new FakeManagerService();
 const app = buildManagerApp({ service });

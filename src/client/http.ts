@@ -1,0 +1,229 @@
+// The one HTTP client every caller uses (CLI, worker -> manager, manager -> worker, snapshot chunks): one pooled
+// keep-alive undici Agent per HttpClient, optional TLS (a CA to trust, a client certificate) and a bearer token.
+// Every failure comes back as a MinkubeError: TIMEOUT, or UNREACHABLE naming the URL and the reason.
+import type { IncomingHttpHeaders } from 'node:http';
+import { Agent, type Dispatcher } from 'undici';
+import { errorFromBody, MinkubeError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
+
+/** PEM strings. */
+export interface TlsMaterial {
+  /** The server must present a certificate signed by this CA. */
+  ca: string;
+  /** Our client certificate and its key (mutual TLS): both or neither. */
+  cert?: string;
+  key?: string;
+}
+
+export interface HttpClientOptions {
+  /** When set, 'host:port' addresses mean https and the server is verified against tls.ca. */
+  tls?: TlsMaterial;
+  /** Sent as `authorization: Bearer <token>` on every request (a request's own authorization header wins). */
+  token?: string;
+  /** Per request unless the request says otherwise (default limits.requestTimeoutMsDefault plus a little). */
+  timeoutMs?: number;
+  connectionsPerOriginMax?: number;
+}
+
+export interface HttpRequest {
+  method: string;
+  /** A base URL ('http://host:port[/prefix]', as normaliseBaseUrl answers) or a whole URL. */
+  url: string;
+  /** Appended to url, query included: '/v1/tasks?limit=10'. */
+  path?: string;
+  headers?: Readonly<Record<string, string>>;
+  body?: string | Uint8Array;
+  timeoutMs?: number;
+  /** Aborting abandons the request: it rejects with signal.reason when that is a MinkubeError, else UNREACHABLE. */
+  signal?: AbortSignal;
+}
+
+export interface HttpResponse {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  /** The URL asked (origin and path), for messages. */
+  readonly url: string;
+}
+
+export interface HttpTextResponse extends HttpResponse {
+  readonly text: string;
+}
+
+export interface HttpBytesResponse extends HttpResponse {
+  readonly bytes: Uint8Array;
+}
+
+type BodyReader<B> = (body: Dispatcher.ResponseData['body']) => Promise<B>;
+const readText: BodyReader<string> = (body) => body.text();
+const readBytes: BodyReader<Uint8Array> = (body) => body.bytes();
+
+export class HttpClient {
+  readonly tls: TlsMaterial | undefined;
+  private readonly agent: Agent;
+  private readonly authorization: string | undefined;
+  /** The headers of a request that brings none of its own: built once, not per request. */
+  private readonly baseHeaders: Readonly<Record<string, string>>;
+  private readonly timeoutMs: number;
+
+  constructor(options: HttpClientOptions = {}) {
+    const { tls } = options;
+    if (tls !== undefined && (tls.cert === undefined) !== (tls.key === undefined)) {
+      throw new MinkubeError('CONFIG_INVALID', 'a client certificate needs its key, and a key its certificate');
+    }
+    this.tls = tls;
+    this.authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
+    this.baseHeaders = this.authorization === undefined ? {} : { authorization: this.authorization };
+    this.timeoutMs = options.timeoutMs ?? limits.requestTimeoutMsDefault + 500;
+    const connect = tls === undefined ? undefined : { ca: tls.ca, ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }) };
+    this.agent = new Agent({
+      connections: options.connectionsPerOriginMax ?? limits.httpClientConnectionsPerOriginMax,
+      ...(connect === undefined ? {} : { connect }),
+    });
+  }
+
+  /** An address as this client reaches it: 'host:port' is https when TLS material is configured. */
+  baseUrlOf(address: string): string {
+    return normaliseBaseUrl(address, { tls: this.tls });
+  }
+
+  /** One exchange; any status is an answer (see requestOk). Transport failures throw MinkubeErrors. */
+  request(r: HttpRequest): Promise<HttpTextResponse> {
+    return this.exchange(r, readText).then(([res, text]) => ({ ...res, text }));
+  }
+
+  requestBytes(r: HttpRequest): Promise<HttpBytesResponse> {
+    return this.exchange(r, readBytes).then(([res, bytes]) => ({ ...res, bytes }));
+  }
+
+  /** As request(), but anything other than a 2xx throws the MinkubeError its body describes. */
+  async requestOk(r: HttpRequest): Promise<HttpTextResponse> {
+    const res = await this.request(r);
+    if (!isOk(res.status)) throw errorFromResponse(res);
+    return res;
+  }
+
+  /** Closes every pooled connection; requests under way fail. */
+  close(): Promise<void> {
+    return this.agent.destroy();
+  }
+
+  private async exchange<B>(r: HttpRequest, read: BodyReader<B>): Promise<[HttpResponse, B]> {
+    const { origin, path } = splitUrl(r.url, r.path ?? '');
+    const url = origin + path;
+    const timeoutMs = r.timeoutMs ?? this.timeoutMs;
+    // One controller carries both the deadline and the caller's abort; its reason is the error to throw.
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(timeoutError(r.method, url, timeoutMs)), timeoutMs);
+    const caller = r.signal;
+    const onAbort = (): void => controller.abort(abandonedError(r.method, url, caller?.reason));
+    if (caller !== undefined) {
+      if (caller.aborted) onAbort();
+      else caller.addEventListener('abort', onAbort, { once: true });
+    }
+    try {
+      const res = await this.agent.request({ origin, path, method: r.method as Dispatcher.HttpMethod, headers: this.headersOf(r.headers), body: r.body ?? null, signal: controller.signal });
+      const body = await read(res.body);
+      return [{ status: res.statusCode, headers: res.headers, url }, body];
+    } catch (err) {
+      throw err instanceof MinkubeError ? err : transportError(err, r.method, url);
+    } finally {
+      clearTimeout(timer);
+      caller?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private headersOf(headers: Readonly<Record<string, string>> | undefined): Readonly<Record<string, string>> {
+    if (headers === undefined) return this.baseHeaders;
+    if (this.authorization === undefined || headers.authorization !== undefined) return headers;
+    return { authorization: this.authorization, ...headers };
+  }
+}
+
+export function isOk(status: number): boolean {
+  return status >= 200 && status < 300;
+}
+
+/** The MinkubeError a non-2xx answer describes ({ error: { code, message } }), or one naming its status. */
+export function errorFromResponse(res: HttpTextResponse): MinkubeError {
+  return errorFromBody(parseJson(res.text), res.status);
+}
+
+export function parseJson(text: string): unknown {
+  if (text.length === 0) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * 'host:port' becomes http://host:port, or https:// when TLS material is configured; an explicit scheme is kept.
+ * The answer has no trailing slash, so paths append to it.
+ */
+export function normaliseBaseUrl(base: string, o: { tls?: TlsMaterial | undefined } = {}): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(base) ? base : `${o.tls === undefined ? 'http' : 'https'}://${base}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new MinkubeError('INVALID_PARAM', `not a URL: ${JSON.stringify(base)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new MinkubeError('INVALID_PARAM', `not an http(s) URL: ${base}`);
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+/** Origin and path of base + path without parsing a URL on every request (the leader sends thousands a second). */
+function splitUrl(base: string, path: string): { origin: string; path: string } {
+  const schemeEnd = base.indexOf('://');
+  if (schemeEnd < 0) throw new MinkubeError('INVALID_PARAM', `not an http(s) URL: ${base}`);
+  const slash = base.indexOf('/', schemeEnd + 3);
+  if (slash < 0) return { origin: base, path: path === '' ? '/' : path };
+  return { origin: base.slice(0, slash), path: base.slice(slash) + path };
+}
+
+function timeoutError(method: string, url: string, timeoutMs: number): MinkubeError {
+  return new MinkubeError('TIMEOUT', `${method} ${url}: no answer within ${timeoutMs} ms; the outcome is unknown`);
+}
+
+function abandonedError(method: string, url: string, reason: unknown): MinkubeError {
+  if (reason instanceof MinkubeError) return reason;
+  const outcome = method === 'GET' ? '' : '; the outcome is unknown';
+  return new MinkubeError('UNREACHABLE', `${method} ${url}: abandoned${outcome}`, { cause: reason });
+}
+
+/** Connection errors that mean the request never left: nothing can have happened on the server. */
+const unsentCodes: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/** OpenSSL's verification failures, as node reports them (ERR_TLS_* and ERR_SSL_* are matched by prefix). */
+const tlsVerifyCodes: ReadonlySet<string> = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'INVALID_CA',
+]);
+
+function isTlsFailure(code: string | undefined): boolean {
+  return code !== undefined && (tlsVerifyCodes.has(code) || code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_'));
+}
+
+/**
+ * UNREACHABLE naming the URL and the reason. A refused connection or a failed TLS handshake sent nothing (no HTTP
+ * byte leaves before the handshake completes), and a GET changes nothing; anything else lost midway may have
+ * delivered a write, so its outcome is unknown.
+ */
+export function transportError(err: unknown, method: string, url: string): MinkubeError {
+  const e = err as (Error & { code?: string; cause?: { code?: string; message?: string } }) | undefined;
+  const code = e?.code ?? e?.cause?.code;
+  const tls = isTlsFailure(code);
+  const reason = tls ? `TLS: ${e?.message ?? code}` : (code ?? e?.cause?.message ?? e?.message ?? String(err));
+  const unsent = tls || (code !== undefined && unsentCodes.has(code)) || method === 'GET';
+  return new MinkubeError('UNREACHABLE', `cannot reach ${url} (${reason})${unsent ? '' : '; the outcome is unknown'}`, { cause: err });
+}
