@@ -1,0 +1,233 @@
+// The cluster CA and the nodes' certificates (ECDSA P-256, SHA-256): managers and workers prove who they are to each
+// other with these over mutual TLS. Everything comes out as PEM that node:tls takes as it is.
+import { createHash, randomBytes, webcrypto, X509Certificate as NodeX509Certificate } from 'node:crypto';
+import type { PeerCertificate } from 'node:tls';
+import './reflect-shim.js';
+import * as x509 from '@peculiar/x509';
+import { MinkubeError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
+
+// node's webcrypto is the standard interface; the DOM lib that would name its type is not in our tsconfig.
+x509.cryptoProvider.set(webcrypto as ReturnType<typeof x509.cryptoProvider.get>);
+
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
+
+export type NodeRole = 'manager' | 'worker';
+export interface NodeIdentity {
+  id: string;
+  role: NodeRole;
+  clusterId: string;
+}
+export interface CaMaterial {
+  certPem: string;
+  keyPem: string;
+}
+export interface SubjectAltNames {
+  ips: string[];
+  dns: string[];
+}
+
+const ecdsa = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+const signingAlgorithm = { name: 'ECDSA', hash: 'SHA-256' } as const;
+const dayMs = 24 * 60 * 60 * 1000;
+// Ids end up in certificate subjects and file names: a plain charset keeps them unambiguous in every DN printer.
+const namePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export function isNodeRole(s: unknown): s is NodeRole {
+  return s === 'manager' || s === 'worker';
+}
+
+function assertName(what: string, s: string): void {
+  if (!namePattern.test(s)) throw new MinkubeError('INVALID_PARAM', `${what} "${s}" must be 1-128 letters, digits, '.', '_' or '-'`);
+}
+
+function subjectOf(identity: NodeIdentity): x509.JsonName {
+  return [{ CN: [identity.id] }, { OU: [identity.role] }, { O: [identity.clusterId] }];
+}
+
+async function importPrivateKey(keyPem: string): Promise<CryptoKey> {
+  return webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(keyPem), ecdsa, true, ['sign']) as Promise<CryptoKey>;
+}
+
+async function exportPrivateKey(key: CryptoKey): Promise<string> {
+  return x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', key), 'PRIVATE KEY');
+}
+
+/** A positive 16-byte serial: the top bit is cleared (DER integers are signed) and the next one set (no leading zero). */
+function randomSerial(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0]! & 0x7f) | 0x40;
+  return bytes.toString('hex');
+}
+
+function validity(now: Date, lifetimeDays: number): { notBefore: Date; notAfter: Date } {
+  return { notBefore: new Date(now.getTime() - limits.certBackdateMs), notAfter: new Date(now.getTime() + lifetimeDays * dayMs) };
+}
+
+export async function createClusterCa(opts: { clusterId: string; lifetimeDays?: number; now?: Date }): Promise<CaMaterial> {
+  assertName('cluster id', opts.clusterId);
+  const keys = (await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomSerial(),
+    name: [{ CN: ['minkube-ca'] }, { O: [opts.clusterId] }],
+    ...validity(opts.now ?? new Date(), opts.lifetimeDays ?? limits.caLifetimeDaysDefault),
+    signingAlgorithm,
+    keys,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { certPem: cert.toString('pem'), keyPem: await exportPrivateKey(keys.privateKey) };
+}
+
+/** sha256 (hex) of the CA certificate's DER: a joining node pins the CA with it before trusting anything it is sent. */
+export function caDigest(caCertPem: string): string {
+  return createHash('sha256').update(new NodeX509Certificate(caCertPem).raw).digest('hex');
+}
+
+export async function generateNodeKey(): Promise<{ keyPem: string; publicKey: CryptoKey }> {
+  const keys = (await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify'])) as CryptoKeyPair;
+  return { keyPem: await exportPrivateKey(keys.privateKey), publicKey: keys.publicKey };
+}
+
+/** The public half of a PKCS#8 key, which webcrypto cannot derive itself: node:crypto can, as a JWK. */
+async function keyPairOf(keyPem: string): Promise<CryptoKeyPair> {
+  const privateKey = await importPrivateKey(keyPem);
+  const jwk = await webcrypto.subtle.exportKey('jwk', privateKey);
+  const publicJwk = { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y } as webcrypto.JsonWebKey;
+  const publicKey = (await webcrypto.subtle.importKey('jwk', publicJwk, ecdsa, true, ['verify'])) as CryptoKey;
+  return { privateKey, publicKey };
+}
+
+export async function createCsr(opts: { keyPem: string; id: string; role: NodeRole; clusterId: string }): Promise<string> {
+  const identity = { id: opts.id, role: opts.role, clusterId: opts.clusterId };
+  assertIdentity(identity);
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: subjectOf(identity), keys: await keyPairOf(opts.keyPem), signingAlgorithm });
+  return csr.toString('pem');
+}
+
+function assertIdentity(identity: NodeIdentity): void {
+  assertName('node id', identity.id);
+  assertName('cluster id', identity.clusterId);
+  if (!isNodeRole(identity.role)) throw new MinkubeError('INVALID_PARAM', `role "${String(identity.role)}" is neither manager nor worker`);
+}
+
+export interface IssueOptions extends NodeIdentity {
+  caCertPem: string;
+  caKeyPem: string;
+  csrPem: string;
+  sans: SubjectAltNames;
+  lifetimeDays?: number;
+  now?: Date;
+}
+
+/** Signs a node's CSR once its signature holds and its subject names exactly the identity being certified. */
+export async function issueNodeCertificate(opts: IssueOptions): Promise<string> {
+  const identity = { id: opts.id, role: opts.role, clusterId: opts.clusterId };
+  assertIdentity(identity);
+  const csr = await parseCsr(opts.csrPem);
+  if (!(await csr.verify())) throw new MinkubeError('INVALID_BODY', 'the certificate request is not signed by its own key');
+  const asked = identityFromName(csr.subjectName);
+  if (asked === null || asked.id !== identity.id || asked.role !== identity.role || asked.clusterId !== identity.clusterId) {
+    throw new MinkubeError('INVALID_BODY', `the certificate request names "${csr.subject}", not CN=${identity.id}, OU=${identity.role}, O=${identity.clusterId}`);
+  }
+  const caCert = new x509.X509Certificate(opts.caCertPem);
+  const publicKey = (await csr.publicKey.export()) as CryptoKey;
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    subject: subjectOf(identity),
+    issuer: caCert.subjectName,
+    ...validity(opts.now ?? new Date(), opts.lifetimeDays ?? limits.nodeCertLifetimeDaysDefault),
+    signingAlgorithm,
+    publicKey,
+    signingKey: await importPrivateKey(opts.caKeyPem),
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+      new x509.SubjectAlternativeNameExtension(sanEntries(opts.sans)),
+      await x509.SubjectKeyIdentifierExtension.create(publicKey),
+      await x509.AuthorityKeyIdentifierExtension.create(caCert),
+    ],
+  });
+  return cert.toString('pem');
+}
+
+async function parseCsr(csrPem: string): Promise<x509.Pkcs10CertificateRequest> {
+  try {
+    return new x509.Pkcs10CertificateRequest(csrPem);
+  } catch (cause) {
+    throw new MinkubeError('INVALID_BODY', 'the certificate request is not a PEM PKCS#10 request', { cause });
+  }
+}
+
+function sanEntries(sans: SubjectAltNames): x509.JsonGeneralNames {
+  const ips = [...new Set(sans.ips)].map((value) => ({ type: 'ip' as const, value }));
+  const dns = [...new Set(sans.dns)].map((value) => ({ type: 'dns' as const, value }));
+  return [...dns, ...ips];
+}
+
+/** Key, CSR and certificate in one call, for provisioning on the machine that holds the CA key. */
+export async function issueNodeKeyAndCert(
+  opts: Omit<IssueOptions, 'csrPem'>,
+): Promise<{ keyPem: string; certPem: string }> {
+  const { keyPem } = await generateNodeKey();
+  const csrPem = await createCsr({ keyPem, id: opts.id, role: opts.role, clusterId: opts.clusterId });
+  return { keyPem, certPem: await issueNodeCertificate({ ...opts, csrPem }) };
+}
+
+function identityFromName(name: x509.Name): NodeIdentity | null {
+  const [id, role, clusterId] = [name.getField('CN'), name.getField('OU'), name.getField('O')];
+  // More than one value of a field is something we never issue: refuse it rather than pick one.
+  if (id?.length !== 1 || role?.length !== 1 || clusterId?.length !== 1) return null;
+  if (!isNodeRole(role[0])) return null;
+  return { id: id[0]!, role: role[0], clusterId: clusterId[0]! };
+}
+
+/**
+ * Who a certificate names, read from its DER (a PEM, a node:crypto X509Certificate, or what
+ * tlsSocket.getPeerCertificate() returns); null for no certificate or one that names no node.
+ * It does not check the certificate: for a peer, tls did that (socket.authorized).
+ */
+export function identityFromCertificate(cert: PeerCertificate | NodeX509Certificate | string): NodeIdentity | null {
+  try {
+    const der = typeof cert === 'string' ? x509.PemConverter.decodeFirst(cert) : cert.raw;
+    // A peer that sent no certificate shows up as an empty object.
+    if (der === undefined || der.byteLength === 0) return null;
+    return identityFromName(new x509.X509Certificate(der).subjectName);
+  } catch {
+    return null;
+  }
+}
+
+export function certificateExpiry(certPem: string): Date {
+  return new x509.X509Certificate(certPem).notAfter;
+}
+
+/** True once `fraction` of the certificate's lifetime has passed (or it has expired). */
+export function needsRenewal(certPem: string, now: Date, fraction = 2 / 3): boolean {
+  const cert = new x509.X509Certificate(certPem);
+  const start = cert.notBefore.getTime();
+  return now.getTime() >= start + (cert.notAfter.getTime() - start) * fraction;
+}
+
+/** True when certPem is signed by caCertPem's key and is within its validity at `now`. */
+export async function isIssuedBy(certPem: string, caCertPem: string, now = new Date()): Promise<boolean> {
+  try {
+    const cert = new x509.X509Certificate(certPem);
+    const ca = new x509.X509Certificate(caCertPem);
+    return await cert.verify({ publicKey: ca.publicKey, date: now });
+  } catch {
+    return false;
+  }
+}
+
+/** The IP and DNS names a certificate carries. */
+export function subjectAltNames(certPem: string): SubjectAltNames {
+  const ext = new x509.X509Certificate(certPem).getExtension(x509.SubjectAlternativeNameExtension);
+  const names = ext?.names.toJSON() ?? [];
+  return { ips: names.filter((n) => n.type === 'ip').map((n) => n.value), dns: names.filter((n) => n.type === 'dns').map((n) => n.value) };
+}
