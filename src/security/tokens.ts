@@ -1,0 +1,49 @@
+// API tokens for clients (mk_<accessor>_<secret>) and join tokens for new nodes (MKTKN-1-<CA digest>-<secret>).
+// Only a hash of a secret is ever stored; the accessor names a token in lists, logs and revocations.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { caDigest } from './ca.js';
+
+const secretBytes = 32;
+const apiTokenPattern = /^mk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
+const joinTokenPattern = /^MKTKN-1-([0-9a-f]{64})-([A-Za-z0-9_-]{43})$/;
+const hashPattern = /^[0-9a-f]{64}$/;
+
+function newSecret(): string {
+  return randomBytes(secretBytes).toString('base64url');
+}
+
+/**
+ * sha256 hex of a secret. A fast hash is right here: the secret is 256 random bits, so there is nothing to guess
+ * and no dictionary to slow down (a password hash such as scrypt would only cost every request its time).
+ */
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+/** Compares in constant time, so the time a refusal takes says nothing about how much of the hash matched. */
+export function secretMatches(secret: string, hash: string): boolean {
+  if (!hashPattern.test(hash)) return false;
+  return timingSafeEqual(Buffer.from(hashSecret(secret), 'hex'), Buffer.from(hash, 'hex'));
+}
+
+export function newApiToken(): { token: string; accessor: string; secretHash: string } {
+  const accessor = randomBytes(8).toString('hex');
+  const secret = newSecret();
+  return { token: `mk_${accessor}_${secret}`, accessor, secretHash: hashSecret(secret) };
+}
+
+export function parseApiToken(s: string): { accessor: string; secret: string } | null {
+  const m = apiTokenPattern.exec(s);
+  return m === null ? null : { accessor: m[1]!, secret: m[2]! };
+}
+
+/** Like Swarm's SWMTKN-1-<digest>-<secret>: the digest lets a joining node pin the CA before it trusts the manager. */
+export function newJoinToken(caCertPem: string): { token: string; secretHash: string } {
+  const secret = newSecret();
+  return { token: `MKTKN-1-${caDigest(caCertPem)}-${secret}`, secretHash: hashSecret(secret) };
+}
+
+export function parseJoinToken(s: string): { caDigest: string; secret: string } | null {
+  const m = joinTokenPattern.exec(s);
+  return m === null ? null : { caDigest: m[1]!, secret: m[2]! };
+}
