@@ -3,8 +3,10 @@
 import { Packr } from 'msgpackr';
 import { MinkubeError } from '../lib/errors.js';
 import { decodeTaskCommand, isTaskOp, wireTaskCommand, type TaskCommand } from './task-commands.js';
+import { decodeAuthCommand, isAuthOp, wireAuthCommand, type AuthCommand } from './auth-commands.js';
 
 export type * from './task-commands.js';
+export type * from './auth-commands.js';
 
 export interface PutCommand {
   readonly op: 'put';
@@ -20,8 +22,8 @@ export interface DeleteCommand {
   readonly ifVersion?: number;
 }
 
-/** Keys and task/worker records (task-commands.ts). Every switch over `op` ends in assertNever. */
-export type Command = PutCommand | DeleteCommand | TaskCommand;
+/** Keys, task/worker records (task-commands.ts) and auth (auth-commands.ts). Every switch over `op` ends in assertNever. */
+export type Command = PutCommand | DeleteCommand | TaskCommand | AuthCommand;
 export type CommandOp = Command['op'];
 
 /** What one Raft entry carries: the command and the client session it belongs to. */
@@ -62,6 +64,12 @@ function wireCommand(cmd: Command): Record<string, unknown> {
     case 'worker.heartbeat':
     case 'worker.state':
       return wireTaskCommand(cmd);
+    case 'auth.bootstrap':
+    case 'auth.tokenCreate':
+    case 'auth.tokenRevoke':
+    case 'auth.joinTokenCreate':
+    case 'auth.joinTokenRevoke':
+      return wireAuthCommand(cmd);
     default:
       return assertNeverCommand(cmd);
   }
@@ -91,6 +99,11 @@ function decodeBody(cmd: unknown): Command {
   if (!isRecord(cmd)) throw malformed('cmd must be a map');
   if (isTaskOp(cmd.op)) {
     const decoded = decodeTaskCommand(cmd);
+    if (!decoded.ok) throw malformed(decoded.problem);
+    return decoded.cmd;
+  }
+  if (isAuthOp(cmd.op)) {
+    const decoded = decodeAuthCommand(cmd);
     if (!decoded.ok) throw malformed(decoded.problem);
     return decoded.cmd;
   }

@@ -9,6 +9,7 @@ import { SortedKeys } from './sorted-keys.js';
 import { TaskStore, type TaskApplyErrorCode, type TaskStoreOptions } from './task-store.js';
 import { SlicedPacker } from './sliced-pack.js';
 import { encodeTaskSnapshot, packTaskSnapshot } from './task-snapshot.js';
+import { AuthStore, decodeAuthSnapshot, emptyAuthSnapshot, encodeAuthSnapshot, type AuthApplyErrorCode, type AuthStoreOptions } from './auth-store.js';
 
 const emptyTaskSnapshot = encodeTaskSnapshot({ tasks: [], workers: [], cursor: null, idempotency: [] });
 
@@ -23,7 +24,7 @@ export interface KvRecord {
  * 'TIMEOUT' answers a retried command whose session no longer remembers it (see Session.floor): it is not applied
  * again, and whether it was applied once is unknown, which is exactly what TIMEOUT tells a client.
  */
-export type ApplyErrorCode = 'KV_VERSION_MISMATCH' | 'KV_KEY_NOT_FOUND' | 'TIMEOUT' | TaskApplyErrorCode;
+export type ApplyErrorCode = 'KV_VERSION_MISMATCH' | 'KV_KEY_NOT_FOUND' | 'TIMEOUT' | TaskApplyErrorCode | AuthApplyErrorCode;
 
 /** For task and worker commands, `key` is the id of the task or worker the command was about ('' for batches). */
 export type ApplyResult =
@@ -44,6 +45,7 @@ export interface KvStateMachineOptions {
   sessionsMax?: number;
   sessionResultsMax?: number;
   tasks?: TaskStoreOptions;
+  auth?: AuthStoreOptions;
 }
 
 /**
@@ -60,8 +62,8 @@ interface Session {
   readonly results: Map<number, ApplyResult>;
 }
 
-/** 1: keys and sessions; 2: and the task store. Both are restored. */
-const SNAPSHOT_FORMAT = 2;
+/** 1: keys and sessions; 2: and the task store; 3: and the auth store. All are restored (auth empty before 3). */
+const SNAPSHOT_FORMAT = 3;
 const snapshotPackr = new Packr({ useRecords: false, moreTypes: false });
 
 export class KvStateMachine {
@@ -75,9 +77,12 @@ export class KvStateMachine {
   private readonly sessionResultsMax: number;
   /** Tasks, workers, the scheduler's cursor and idempotency keys. */
   readonly tasks: TaskStore;
+  /** API tokens, join tokens and the session key. */
+  readonly auth: AuthStore;
 
   constructor(options: KvStateMachineOptions = {}) {
     this.tasks = new TaskStore(options.tasks);
+    this.auth = new AuthStore(options.auth);
     this.sessionsMax = options.sessionsMax ?? limits.kvSessionsMax;
     this.sessionResultsMax = options.sessionResultsMax ?? limits.kvSessionResultsMax;
     assert(this.sessionsMax >= 1 && this.sessionResultsMax >= 1, 'session bounds must be positive');
@@ -143,6 +148,14 @@ export class KvStateMachine {
         const r = this.tasks.apply(cmd);
         return r.ok ? { ok: true, key: r.id, version: index } : { ok: false, code: r.code, message: r.message, currentVersion: 0 };
       }
+      case 'auth.bootstrap':
+      case 'auth.tokenCreate':
+      case 'auth.tokenRevoke':
+      case 'auth.joinTokenCreate':
+      case 'auth.joinTokenRevoke': {
+        const r = this.auth.apply(cmd);
+        return r.ok ? { ok: true, key: r.id, version: index } : { ok: false, code: r.code, message: r.message, currentVersion: 0 };
+      }
       default:
         return assertNeverCommand(cmd);
     }
@@ -198,7 +211,7 @@ export class KvStateMachine {
     }
     const sessions: unknown[] = [];
     for (const [clientId, s] of this.sessions) sessions.push([clientId, s.lastIndex, s.floor, [...s.results]]);
-    return snapshotPackr.pack({ format: SNAPSHOT_FORMAT, appliedIndex: this.appliedIndexValue, kv, sessions, tasks: this.tasks.snapshot() });
+    return snapshotPackr.pack({ format: SNAPSHOT_FORMAT, appliedIndex: this.appliedIndexValue, kv, sessions, tasks: this.tasks.snapshot(), auth: encodeAuthSnapshot(this.auth.snapshotContent()) });
   }
 
   /**
@@ -211,10 +224,11 @@ export class KvStateMachine {
     const sessions: unknown[] = [];
     for (const [clientId, s] of this.sessions) sessions.push([clientId, s.lastIndex, s.floor, [...s.results]]);
     const tasks = this.tasks.snapshotContent();
+    const auth = encodeAuthSnapshot(this.auth.snapshotContent());
     const appliedIndex = this.appliedIndexValue;
     return async () => {
       const p = new SlicedPacker(snapshotPackr);
-      p.mapHeader(5);
+      p.mapHeader(6);
       p.value('format');
       p.value(SNAPSHOT_FORMAT);
       p.value('appliedIndex');
@@ -225,6 +239,8 @@ export class KvStateMachine {
       p.value(sessions);
       p.value('tasks');
       await packTaskSnapshot(p, tasks);
+      p.value('auth');
+      p.value(auth);
       return p.bytes();
     };
   }
@@ -232,8 +248,10 @@ export class KvStateMachine {
   /** Replaces the whole state with a snapshot's. Throws STORAGE_CORRUPT (and changes nothing) if it is malformed. */
   restore(bytes: Uint8Array): void {
     const decoded = decodeSnapshot(bytes);
+    const auth = decoded.auth === undefined ? emptyAuthSnapshot : decodeAuthSnapshot(decoded.auth);
     // The task store checks its whole section before it changes anything, and nothing below can fail.
     this.tasks.restore(decoded.tasks ?? emptyTaskSnapshot);
+    this.auth.load(auth);
     this.data.clear();
     this.sessions.clear();
     for (const r of decoded.records) this.data.set(r.key, r);
@@ -300,18 +318,21 @@ interface DecodedSnapshot {
   sessions: [string, Session][];
   /** Absent in format 1. */
   tasks: unknown;
+  /** Absent before format 3. */
+  auth: unknown;
 }
 
 function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
   const corrupt = (problem: string): MinkubeError => new MinkubeError('STORAGE_CORRUPT', `kv snapshot: ${problem}`);
-  let raw: { format?: unknown; appliedIndex?: unknown; kv?: unknown; sessions?: unknown; tasks?: unknown };
+  let raw: { format?: unknown; appliedIndex?: unknown; kv?: unknown; sessions?: unknown; tasks?: unknown; auth?: unknown };
   try {
     raw = snapshotPackr.unpack(bytes) as typeof raw;
   } catch (err) {
     throw corrupt(`not msgpack (${(err as Error).message})`);
   }
-  if (typeof raw !== 'object' || raw === null || (raw.format !== 1 && raw.format !== SNAPSHOT_FORMAT)) throw corrupt('unknown format');
-  if (raw.format === SNAPSHOT_FORMAT && raw.tasks === undefined) throw corrupt('no task section');
+  if (typeof raw !== 'object' || raw === null || (raw.format !== 1 && raw.format !== 2 && raw.format !== SNAPSHOT_FORMAT)) throw corrupt('unknown format');
+  if (raw.format !== 1 && raw.tasks === undefined) throw corrupt('no task section');
+  if (raw.format === SNAPSHOT_FORMAT && raw.auth === undefined) throw corrupt('no auth section');
   const { appliedIndex, kv, sessions } = raw;
   if (!isIndex(appliedIndex) || !Array.isArray(kv) || kv.length % 3 !== 0 || !Array.isArray(sessions)) throw corrupt('bad header');
   const records: KvRecord[] = [];
@@ -321,7 +342,7 @@ function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
     if (records.length > 0 && records.at(-1)!.key >= key) throw corrupt('keys out of order');
     records.push({ key, value, version });
   }
-  return { appliedIndex, records, sessions: sessions.map((s, i) => decodeSession(s, i, corrupt)), tasks: raw.tasks };
+  return { appliedIndex, records, sessions: sessions.map((s, i) => decodeSession(s, i, corrupt)), tasks: raw.tasks, auth: raw.auth };
 }
 
 function decodeSession(raw: unknown, i: number, corrupt: (p: string) => MinkubeError): [string, Session] {

@@ -26,6 +26,7 @@ export const errorRegistry = {
   TASK_NOT_FOUND: { status: 404, message: 'no such task' },
   WORKER_NOT_FOUND: { status: 404, message: 'no such worker' },
   MEMBER_NOT_FOUND: { status: 404, message: 'no such member' },
+  TOKEN_NOT_FOUND: { status: 404, message: 'no such token' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed' },
   // 409: conflicts with the current state
   KV_VERSION_MISMATCH: { status: 409, message: 'the key is not at the expected version' },
@@ -33,6 +34,8 @@ export const errorRegistry = {
   TASK_ALREADY_FINAL: { status: 409, message: 'the task has already ended' },
   MEMBERSHIP_CHANGE_REFUSED: { status: 409, message: 'the membership change was refused' },
   LEADER_TRANSFER_FAILED: { status: 409, message: 'leadership could not be transferred' },
+  TOKEN_EXISTS: { status: 409, message: 'a token with this name or accessor already exists' },
+  TOKEN_LIMIT_REACHED: { status: 409, message: 'the cluster holds as many tokens as it may; revoke some first' },
   // 422: understood, but contradicts an earlier request
   IDEMPOTENCY_KEY_REUSED: { status: 422, message: 'the Idempotency-Key was used for a different request' },
   // 429 / 503 / 504: try again

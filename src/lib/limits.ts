@@ -32,6 +32,14 @@ export const limits = {
   kvSessionsMax: 100_000,
   /** Cached results per client session: at least every proposal one manager can have in flight. */
   kvSessionResultsMax: 8192,
+  // auth
+  /** API tokens the state machine keeps (expired ones are dropped first); past it a new one is refused. */
+  apiTokensMax: 10_000,
+  /** Join tokens the state machine keeps (expired ones are dropped first); past it a new one is refused. */
+  joinTokensMax: 1000,
+  /** The longest life an API or join token may be given: ten years. */
+  tokenTtlSMax: 10 * 365 * 86_400,
+  joinTokenTtlSDefault: 86_400,
   // tasks
   taskHistoryMax: 20,
   listLimitDefault: 100,
@@ -116,6 +124,7 @@ assert(limits.raftEntriesPerAppendMax >= 1, 'an append carries at least one entr
 assert(limits.raftAppendBytesMax < limits.frameBytesMax, 'an append must fit in one frame');
 assert(limits.httpBodyBytesDefault < limits.raftAppendBytesMax, 'one request body must fit in one append');
 assert(limits.kvSessionResultsMax >= limits.proposalQueueMax, 'a session remembers every in-flight proposal of a manager');
+assert(limits.joinTokenTtlSDefault <= limits.tokenTtlSMax, 'the default join token life is allowed');
 assert(limits.listLimitDefault <= limits.listLimitMax, 'the default page fits under the maximum');
 assert(limits.taskRunCountMax <= limits.tasksRetainedMax, 'one `task run --count` fits in the tasks retained');
 assert(limits.assignQueueMax >= limits.placementBatchMax, 'one placement batch fits in the assignment queue');

@@ -1,0 +1,147 @@
+// The auth commands of the replicated state machine and their wire form: API tokens, join tokens and the key that
+// signs browser sessions. Only hashes of secrets ever enter the log, and every time comes in the command.
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+
+export type JoinRole = 'manager' | 'worker';
+
+/**
+ * The first admin token and the session key. Every manager given a bootstrap record may propose it; only the first
+ * one committed counts, the others apply as no-ops.
+ */
+export interface AuthBootstrapCommand {
+  readonly op: 'auth.bootstrap';
+  readonly accessor: string;
+  readonly secretHash: string;
+  /** 32 random bytes, base64. */
+  readonly sessionKey: string;
+  readonly atMs: number;
+}
+
+/**
+ * A new API token. The role is a policy role name (src/security/policy.ts): the API checks it before proposing, so
+ * the state machine only checks its shape and never needs to know the policy.
+ */
+export interface AuthTokenCreateCommand {
+  readonly op: 'auth.tokenCreate';
+  readonly accessor: string;
+  readonly secretHash: string;
+  readonly name: string;
+  readonly role: string;
+  /** Limits the token to keys under this prefix. */
+  readonly keyPrefix?: string;
+  readonly expiresAtMs: number | null;
+  readonly atMs: number;
+}
+
+export interface AuthTokenRevokeCommand {
+  readonly op: 'auth.tokenRevoke';
+  readonly accessor: string;
+}
+
+export interface AuthJoinTokenCreateCommand {
+  readonly op: 'auth.joinTokenCreate';
+  readonly secretHash: string;
+  readonly role: JoinRole;
+  readonly expiresAtMs: number;
+  readonly atMs: number;
+}
+
+export interface AuthJoinTokenRevokeCommand {
+  readonly op: 'auth.joinTokenRevoke';
+  readonly secretHash: string;
+}
+
+export type AuthCommand =
+  | AuthBootstrapCommand
+  | AuthTokenCreateCommand
+  | AuthTokenRevokeCommand
+  | AuthJoinTokenCreateCommand
+  | AuthJoinTokenRevokeCommand;
+export type AuthOp = AuthCommand['op'];
+
+const authOps: ReadonlySet<string> = new Set<AuthOp>(['auth.bootstrap', 'auth.tokenCreate', 'auth.tokenRevoke', 'auth.joinTokenCreate', 'auth.joinTokenRevoke']);
+
+export function isAuthOp(op: unknown): op is AuthOp {
+  return typeof op === 'string' && authOps.has(op);
+}
+
+// ---- wire form: known fields only, in one order, so equal commands give equal bytes ----
+
+export function wireAuthCommand(cmd: AuthCommand): Record<string, unknown> {
+  switch (cmd.op) {
+    case 'auth.bootstrap':
+      return { op: cmd.op, accessor: cmd.accessor, secretHash: cmd.secretHash, sessionKey: cmd.sessionKey, atMs: cmd.atMs };
+    case 'auth.tokenCreate': {
+      const w: Record<string, unknown> = { op: cmd.op, accessor: cmd.accessor, secretHash: cmd.secretHash, name: cmd.name, role: cmd.role };
+      if (cmd.keyPrefix !== undefined) w.keyPrefix = cmd.keyPrefix;
+      w.expiresAtMs = cmd.expiresAtMs;
+      w.atMs = cmd.atMs;
+      return w;
+    }
+    case 'auth.tokenRevoke':
+      return { op: cmd.op, accessor: cmd.accessor };
+    case 'auth.joinTokenCreate':
+      return { op: cmd.op, secretHash: cmd.secretHash, role: cmd.role, expiresAtMs: cmd.expiresAtMs, atMs: cmd.atMs };
+    case 'auth.joinTokenRevoke':
+      return { op: cmd.op, secretHash: cmd.secretHash };
+  }
+}
+
+// ---- decoding: every field checked by a compiled schema ----
+
+/** The shapes src/security/tokens.ts produces: a 16-hex accessor, a sha256 hex digest. */
+export const accessorPattern = '^[0-9a-f]{16}$';
+const Accessor = Type.String({ pattern: accessorPattern });
+const SecretHash = Type.String({ pattern: '^[0-9a-f]{64}$' });
+/** 32 bytes in standard base64 are 43 characters and one '='. */
+const SessionKey = Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$' });
+export const tokenNamePattern = '^[A-Za-z0-9][A-Za-z0-9._@-]*$';
+export const TokenName = Type.String({ minLength: 1, maxLength: 64, pattern: tokenNamePattern });
+const RoleName = Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$' });
+/** The characters of a KV key (src/api/keys.ts), so a prefix is something a key can start with. */
+export const KeyPrefix = Type.String({ minLength: 1, maxLength: 512, pattern: '^[A-Za-z0-9._~/-]+$' });
+const Ms = Type.Number({ minimum: 0, maximum: 8.64e15 });
+const strict = { additionalProperties: false } as const;
+
+const schemas = {
+  'auth.bootstrap': Type.Object(
+    { op: Type.Literal('auth.bootstrap'), accessor: Accessor, secretHash: SecretHash, sessionKey: SessionKey, atMs: Ms },
+    strict,
+  ),
+  'auth.tokenCreate': Type.Object(
+    {
+      op: Type.Literal('auth.tokenCreate'), accessor: Accessor, secretHash: SecretHash, name: TokenName, role: RoleName,
+      keyPrefix: Type.Optional(KeyPrefix), expiresAtMs: Type.Union([Ms, Type.Null()]), atMs: Ms,
+    },
+    strict,
+  ),
+  'auth.tokenRevoke': Type.Object({ op: Type.Literal('auth.tokenRevoke'), accessor: Accessor }, strict),
+  'auth.joinTokenCreate': Type.Object(
+    {
+      op: Type.Literal('auth.joinTokenCreate'), secretHash: SecretHash,
+      role: Type.Union([Type.Literal('manager'), Type.Literal('worker')]), expiresAtMs: Ms, atMs: Ms,
+    },
+    strict,
+  ),
+  'auth.joinTokenRevoke': Type.Object({ op: Type.Literal('auth.joinTokenRevoke'), secretHash: SecretHash }, strict),
+} satisfies Record<AuthOp, TSchema>;
+
+type Checkers = { [K in AuthOp]: ReturnType<typeof TypeCompiler.Compile<(typeof schemas)[K]>> };
+let checkers: Checkers | null = null;
+
+/** Compiled on first use, as the task commands' are. */
+function checkerFor<K extends AuthOp>(op: K): Checkers[K] {
+  checkers ??= Object.fromEntries(Object.entries(schemas).map(([k, s]) => [k, TypeCompiler.Compile(s)])) as unknown as Checkers;
+  return checkers[op];
+}
+
+export type DecodedAuthCommand = { readonly ok: true; readonly cmd: AuthCommand } | { readonly ok: false; readonly problem: string };
+
+export function decodeAuthCommand(raw: Record<string, unknown>): DecodedAuthCommand {
+  const op = raw.op as AuthOp;
+  const check = checkerFor(op);
+  if (check.Check(raw)) return { ok: true, cmd: raw as Static<(typeof schemas)[typeof op]> as AuthCommand };
+  const first = check.Errors(raw).First();
+  return { ok: false, problem: `${op}: ${first === undefined ? 'invalid' : `${first.path || '/'} ${first.message}`}` };
+}
