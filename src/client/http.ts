@@ -223,7 +223,18 @@ export function transportError(err: unknown, method: string, url: string): Minku
   const e = err as (Error & { code?: string; cause?: { code?: string; message?: string } }) | undefined;
   const code = e?.code ?? e?.cause?.code;
   const tls = isTlsFailure(code);
-  const reason = tls ? `TLS: ${e?.message ?? code}` : (code ?? e?.cause?.message ?? e?.message ?? String(err));
   const unsent = tls || (code !== undefined && unsentCodes.has(code)) || method === 'GET';
-  return new MinkubeError('UNREACHABLE', `cannot reach ${url} (${reason})${unsent ? '' : '; the outcome is unknown'}`, { cause: err });
+  return new MinkubeError('UNREACHABLE', `cannot reach ${url} (${reasonOf(err, code, tls, url)})${unsent ? '' : '; the outcome is unknown'}`, { cause: err });
+}
+
+/** A system error by its code (ECONNREFUSED); undici's and TLS's by their message, which says more than the code. */
+function reasonOf(err: unknown, code: string | undefined, tls: boolean, url: string): string {
+  const e = err as (Error & { cause?: { message?: string }; socket?: { bytesRead?: number } }) | undefined;
+  if (tls) return `TLS: ${e?.message ?? code}`;
+  if (code === 'UND_ERR_SOCKET' && url.startsWith('https:') && e?.socket?.bytesRead === 0) {
+    // A TLS 1.3 server checks our certificate after the handshake; its refusal arrives as a bare close.
+    return 'TLS: the server closed the connection without answering; it may have refused our client certificate';
+  }
+  if (code !== undefined && !code.startsWith('UND_ERR_')) return code;
+  return e?.message ?? e?.cause?.message ?? code ?? String(err);
 }

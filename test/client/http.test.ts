@@ -1,0 +1,281 @@
+// HttpClient against local servers: answers, error bodies, timeouts, refusals, lost connections, the bearer token;
+// and over mutual TLS with a throwaway CA made by openssl: a trusted server works and sees our certificate, an
+// untrusted or misnamed one is UNREACHABLE naming TLS.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiClient } from '../../src/client/api-client.js';
+import { HttpClient, normaliseBaseUrl, type TlsMaterial } from '../../src/client/http.js';
+import { MinkubeError } from '../../src/lib/errors.js';
+import { logIndex, nodeId, term } from '../../src/lib/ids.js';
+import { httpChunkPoster } from '../../src/manager/snapshot-transfer.js';
+
+async function rejection(p: Promise<unknown>): Promise<MinkubeError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(MinkubeError);
+  return e as MinkubeError;
+}
+
+async function listen(server: Server | HttpsServer): Promise<number> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return (server.address() as AddressInfo).port;
+}
+
+async function close(server: Server | HttpsServer): Promise<void> {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+}
+
+/** A port nothing listens on (bound, then released). */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  const port = await listen(s);
+  await close(s);
+  return port;
+}
+
+describe('HttpClient over plain HTTP', () => {
+  const seen: { method: string; url: string; authorization: string | undefined; body: string }[] = [];
+  // Routes by path: /json answers JSON, /missing an error body, /html a non-JSON error, /silent never, /drop cuts.
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      seen.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization, body });
+      const path = (req.url ?? '').replace(/^\/prefix/, '').replace(/\?.*$/, '');
+      if (path === '/json') res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, body }));
+      else if (path === '/missing') res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify(new MinkubeError('KV_KEY_NOT_FOUND', 'no key "k"').toBody()));
+      else if (path === '/html') res.writeHead(502).end('<html>bad gateway</html>');
+      else if (path === '/drop') req.socket.destroy();
+      else if (path === '/bytes') res.writeHead(200).end(Buffer.from([0, 1, 2, 255]));
+      // /silent: no answer.
+    });
+  });
+  let base = '';
+  const http = new HttpClient({ token: 'tok-1', timeoutMs: 2000 });
+
+  beforeAll(async () => {
+    base = `http://127.0.0.1:${await listen(server)}`;
+  });
+  afterAll(async () => {
+    await http.close();
+    await close(server);
+  });
+
+  it('answers status, headers and text; sends the body and the bearer token', async () => {
+    const res = await http.request({ method: 'POST', url: base, path: '/json', body: 'hello' });
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json');
+    expect(JSON.parse(res.text)).toEqual({ ok: true, body: 'hello' });
+    expect(seen.at(-1)).toMatchObject({ method: 'POST', url: '/json', authorization: 'Bearer tok-1' });
+  });
+
+  it("a request's own authorization header wins over the client's token", async () => {
+    await http.request({ method: 'GET', url: base, path: '/json', headers: { authorization: 'Bearer other' } });
+    expect(seen.at(-1)!.authorization).toBe('Bearer other');
+  });
+
+  it('appends the path to a base URL with a prefix, query included', async () => {
+    await http.request({ method: 'GET', url: normaliseBaseUrl(`${base}/prefix/`), path: '/json?x=1' });
+    expect(seen.at(-1)!.url).toBe('/prefix/json?x=1');
+  });
+
+  it('answers bytes as sent', async () => {
+    const res = await http.requestBytes({ method: 'GET', url: base, path: '/bytes' });
+    expect([...res.bytes]).toEqual([0, 1, 2, 255]);
+  });
+
+  it('requestOk turns an error body into its MinkubeError, and anything else into one naming the status', async () => {
+    expect(await rejection(http.requestOk({ method: 'GET', url: base, path: '/missing' }))).toMatchObject({ code: 'KV_KEY_NOT_FOUND', status: 404, message: 'no key "k"' });
+    expect(await rejection(http.requestOk({ method: 'GET', url: base, path: '/html' }))).toMatchObject({ code: 'INTERNAL', message: 'unexpected answer (HTTP 502)' });
+    // request() answers any status.
+    expect((await http.request({ method: 'GET', url: base, path: '/missing' })).status).toBe(404);
+  });
+
+  it('no answer in time is TIMEOUT naming the URL, its outcome unknown', async () => {
+    const e = await rejection(http.request({ method: 'PUT', url: base, path: '/silent', timeoutMs: 100 }));
+    expect(e.code).toBe('TIMEOUT');
+    expect(e.message).toBe(`PUT ${base}/silent: no answer within 100 ms; the outcome is unknown`);
+  });
+
+  it('a refused connection is UNREACHABLE, and a write refused so was surely not sent', async () => {
+    const url = `http://127.0.0.1:${await closedPort()}`;
+    const e = await rejection(http.request({ method: 'POST', url, path: '/json', body: 'x' }));
+    expect(e.code).toBe('UNREACHABLE');
+    expect(e.message).toBe(`cannot reach ${url}/json (ECONNREFUSED)`);
+  });
+
+  it('a connection lost midway is UNREACHABLE; for a write the outcome is unknown, for a GET it is not said', async () => {
+    const post = await rejection(http.request({ method: 'POST', url: base, path: '/drop', body: 'x' }));
+    expect(post.code).toBe('UNREACHABLE');
+    expect(post.message).toBe(`cannot reach ${base}/drop (other side closed); the outcome is unknown`);
+    const get = await rejection(http.request({ method: 'GET', url: base, path: '/drop' }));
+    expect(get.message).not.toContain('outcome');
+  });
+
+  it("the caller's abort rejects with its MinkubeError reason, else UNREACHABLE 'abandoned'", async () => {
+    const mine = new AbortController();
+    const p = http.request({ method: 'POST', url: base, path: '/silent', signal: mine.signal });
+    mine.abort(new MinkubeError('WORKER_UNAVAILABLE', 'stepped down'));
+    expect(await rejection(p)).toMatchObject({ code: 'WORKER_UNAVAILABLE', message: 'stepped down' });
+    const e = await rejection(http.request({ method: 'GET', url: base, path: '/silent', signal: AbortSignal.abort() }));
+    expect(e).toMatchObject({ code: 'UNREACHABLE', message: `GET ${base}/silent: abandoned` });
+  });
+
+  it('an ApiClient sharing the pool sends through it, its own token over the pool one', async () => {
+    await new ApiClient(base, { http }).request('GET', '/json');
+    expect(seen.at(-1)!.authorization).toBe('Bearer tok-1');
+    await new ApiClient(base, { http, token: 'api-tok' }).request('GET', '/json');
+    expect(seen.at(-1)!.authorization).toBe('Bearer api-tok');
+  });
+
+  it('the snapshot chunk poster posts the bytes and answers the reply; a refusal is its MinkubeError', async () => {
+    const header = { from: nodeId('m1'), term: term(2), meta: { index: logIndex(5), term: term(1), voters: [nodeId('m1')], learners: [] }, sizeBytes: 3, crc32: 7, offset: 0 };
+    const chunks = createServer((req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (c: Buffer) => parts.push(c));
+      req.on('end', () => {
+        const size = Buffer.concat(parts).length;
+        if (req.headers['content-type'] !== 'application/octet-stream') res.writeHead(415).end(JSON.stringify(new MinkubeError('UNSUPPORTED_MEDIA_TYPE').toBody()));
+        else if (size === 0) res.writeHead(400).end(JSON.stringify(new MinkubeError('INVALID_BODY', 'empty').toBody()));
+        else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ offset: size, done: true }));
+      });
+    });
+    const port = await listen(chunks);
+    try {
+      const post = httpChunkPoster(http);
+      expect(await post(`127.0.0.1:${port}`, header, new Uint8Array([1, 2, 3]), 1000)).toEqual({ offset: 3, done: true });
+      expect(await rejection(post(`127.0.0.1:${port}`, header, new Uint8Array(0), 1000))).toMatchObject({ code: 'INVALID_BODY', message: 'empty' });
+    } finally {
+      await close(chunks);
+    }
+  });
+
+  it("normalises base URLs: 'host:port' is https when TLS material is configured", () => {
+    expect(normaliseBaseUrl('127.0.0.1:8001')).toBe('http://127.0.0.1:8001');
+    expect(normaliseBaseUrl('127.0.0.1:8001', { tls: { ca: 'x' } })).toBe('https://127.0.0.1:8001');
+    expect(normaliseBaseUrl('http://127.0.0.1:8001', { tls: { ca: 'x' } })).toBe('http://127.0.0.1:8001');
+  });
+});
+
+/** A throwaway PKI: a CA, a server certificate for 127.0.0.1, one for another name, a client certificate; and a stranger CA. */
+interface Pki {
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  misnamedCert: string;
+  misnamedKey: string;
+  clientCert: string;
+  clientKey: string;
+  strangerCa: string;
+}
+
+function makePki(): Pki {
+  const dir = mkdtempSync(join(tmpdir(), 'minkube-pki-'));
+  const ssl = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const key = (name: string): void => ssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', `${name}.key`);
+  const ca = (name: string): void => {
+    key(name);
+    ssl('req', '-x509', '-new', '-key', `${name}.key`, '-subj', `/CN=${name}`, '-days', '1', '-out', `${name}.crt`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  };
+  const leaf = (name: string, extensions: string): void => {
+    key(name);
+    ssl('req', '-new', '-key', `${name}.key`, '-subj', `/CN=${name}`, '-out', `${name}.csr`);
+    writeFileSync(join(dir, `${name}.ext`), extensions);
+    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', `${name}.ext`, '-out', `${name}.crt`);
+  };
+  try {
+    ca('ca');
+    ca('stranger');
+    leaf('server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+    leaf('misnamed', 'subjectAltName=DNS:elsewhere.example\nextendedKeyUsage=serverAuth\n');
+    leaf('client-m1', 'extendedKeyUsage=clientAuth\n');
+    const read = (f: string): string => readFileSync(join(dir, f), 'utf8');
+    return {
+      ca: read('ca.crt'),
+      serverCert: read('server.crt'),
+      serverKey: read('server.key'),
+      misnamedCert: read('misnamed.crt'),
+      misnamedKey: read('misnamed.key'),
+      clientCert: read('client-m1.crt'),
+      clientKey: read('client-m1.key'),
+      strangerCa: read('stranger.crt'),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('HttpClient over mutual TLS', () => {
+  let pki: Pki;
+  let address = '';
+  let misnamedAddress = '';
+  const servers: HttpsServer[] = [];
+  const clients: HttpClient[] = [];
+  const client = (tls: TlsMaterial): HttpClient => {
+    const c = new HttpClient({ tls, timeoutMs: 3000 });
+    clients.push(c);
+    return c;
+  };
+
+  // Answers the common name of the client certificate it verified.
+  const httpsServer = (cert: string, key: string): HttpsServer =>
+    createHttpsServer({ cert, key, ca: pki.ca, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+      const peer = (req.socket as TLSSocket).getPeerCertificate();
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ client: peer.subject?.CN ?? null }));
+    });
+
+  beforeAll(async () => {
+    pki = makePki();
+    servers.push(httpsServer(pki.serverCert, pki.serverKey), httpsServer(pki.misnamedCert, pki.misnamedKey));
+    address = `127.0.0.1:${await listen(servers[0]!)}`;
+    misnamedAddress = `127.0.0.1:${await listen(servers[1]!)}`;
+  }, 30_000);
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await Promise.all(servers.map(close));
+  });
+
+  it("reaches a server its CA signed, over https for a bare 'host:port', and the server sees our certificate", async () => {
+    const http = client({ ca: pki.ca, cert: pki.clientCert, key: pki.clientKey });
+    const url = http.baseUrlOf(address);
+    expect(url).toBe(`https://${address}`);
+    const res = await http.requestOk({ method: 'GET', url, path: '/who' });
+    expect(JSON.parse(res.text)).toEqual({ client: 'client-m1' });
+  });
+
+  it('a server signed by a CA we do not trust is UNREACHABLE naming TLS, not a crash', async () => {
+    const http = client({ ca: pki.strangerCa, cert: pki.clientCert, key: pki.clientKey });
+    const e = await rejection(http.request({ method: 'POST', url: http.baseUrlOf(address), path: '/who', body: '{}' }));
+    expect(e.code).toBe('UNREACHABLE');
+    // Nothing was sent before the handshake failed, so even a write's outcome is known.
+    expect(e.message).toMatch(new RegExp(`^cannot reach https://${address}/who \\(TLS: [^)]+\\)$`));
+  });
+
+  it("a server whose certificate names another host is UNREACHABLE naming TLS and the name", async () => {
+    const http = client({ ca: pki.ca, cert: pki.clientCert, key: pki.clientKey });
+    const e = await rejection(http.request({ method: 'GET', url: http.baseUrlOf(misnamedAddress), path: '/who' }));
+    expect(e.code).toBe('UNREACHABLE');
+    expect(e.message).toMatch(/\(TLS: .*127\.0\.0\.1/);
+  });
+
+  it('without a client certificate the server refuses us: UNREACHABLE', async () => {
+    const http = client({ ca: pki.ca });
+    const e = await rejection(http.request({ method: 'GET', url: http.baseUrlOf(address), path: '/who' }));
+    expect(e.code).toBe('UNREACHABLE');
+    expect(e.message).toMatch(new RegExp(`^cannot reach https://${address}/who \\(TLS: .*client certificate\\)$`));
+  });
+
+  it('a certificate without its key is refused at construction', () => {
+    expect(() => new HttpClient({ tls: { ca: pki.ca, cert: pki.clientCert } })).toThrow(/needs its key/);
+  });
+});
