@@ -18,6 +18,8 @@ export const limits = {
   proposalQueueMax: 8192,
   requestTimeoutMsDefault: 2000,
   httpBodyBytesDefault: 1024 * 1024,
+  /** Open connections one HttpClient keeps to one origin (a leader's assignments to one worker share them). */
+  httpClientConnectionsPerOriginMax: 256,
   // snapshots
   /** A snapshot's bytes (a follower refuses a larger transfer). */
   snapshotBytesMax: 1024 * 1024 * 1024,
@@ -108,8 +110,6 @@ export const limits = {
   workerFinishedLogBytesMax: 64 * 1024,
   /** A finished task stays in the worker's map at least this long after the managers stopped listing it. */
   workerFinishedRetentionMsDefault: 300_000,
-} as const;
-
   // security
   caLifetimeDaysDefault: 3650,
   nodeCertLifetimeDaysDefault: 90,
@@ -120,14 +120,16 @@ export const limits = {
   /** A lock on the cluster directory older than this is taken to be left by a crashed process. */
   pkiLockStaleMs: 60_000,
   sessionTtlSDefault: 900,
+} as const;
+
 assert(limits.raftEntriesPerAppendMax >= 1, 'an append carries at least one entry');
 assert(limits.raftAppendBytesMax < limits.frameBytesMax, 'an append must fit in one frame');
 assert(limits.httpBodyBytesDefault < limits.raftAppendBytesMax, 'one request body must fit in one append');
 assert(limits.kvSessionResultsMax >= limits.proposalQueueMax, 'a session remembers every in-flight proposal of a manager');
 assert(limits.joinTokenTtlSDefault <= limits.tokenTtlSMax, 'the default join token life is allowed');
 assert(limits.listLimitDefault <= limits.listLimitMax, 'the default page fits under the maximum');
+assert(limits.pkiLockWaitMsMax < limits.pkiLockStaleMs, 'a live lock holder is never taken for a crashed one by a waiter');
 assert(limits.taskRunCountMax <= limits.tasksRetainedMax, 'one `task run --count` fits in the tasks retained');
 assert(limits.assignQueueMax >= limits.placementBatchMax, 'one placement batch fits in the assignment queue');
-assert(limits.pkiLockWaitMsMax < limits.pkiLockStaleMs, 'a live lock holder is never taken for a crashed one by a waiter');
 assert(limits.runtimePingTimeoutMsDefault < limits.runtimeCallTimeoutMsDefault, 'a start-up ping is quicker than any call');
 assert(limits.httpHeadersTimeoutMs <= limits.httpRequestTimeoutMs, 'Node requires the header timeout to be at most the request timeout');
