@@ -1,8 +1,11 @@
 // The commands carried in Raft entries and their wire format (msgpackr). Every manager decodes the same bytes the
-// same way, so decoding validates the shape strictly: a node that cannot understand an entry must stop, not guess.
+// same way, so decoding validates the shape strictly. The leader decodes every proposal before it enters the log
+// (validateCommand, through the driver), so an entry that does not decode is never committed by a manager that
+// checks; one already in an old log is applied as a no-op (see KvStateMachine.applyEntry).
 import { Packr } from 'msgpackr';
 import { MinkubeError } from '../lib/errors.js';
-import { decodeTaskCommand, isTaskOp, wireTaskCommand, type TaskCommand } from './task-commands.js';
+import { decodeTaskCommand, isTaskOp, submissionsOf, wireTaskCommand, type TaskCommand } from './task-commands.js';
+import { specRuleProblem } from './task-spec.js';
 import { decodeAuthCommand, isAuthOp, wireAuthCommand, type AuthCommand } from './auth-commands.js';
 
 export type * from './task-commands.js';
@@ -38,6 +41,13 @@ export interface CommandEnvelope {
   readonly cmd: Command;
 }
 
+/**
+ * The envelope version this manager writes, and the newest it understands. An envelope without `v` is version 1
+ * (written before the field existed). A newer command is refused when proposed, so it never reaches the log of a
+ * cluster whose leader cannot read it.
+ */
+export const commandVersion = 1;
+
 // useRecords: false keeps every message self-describing (no shared structures that a restarted node would lack).
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
@@ -46,6 +56,7 @@ export function encodeCommand(envelope: CommandEnvelope): Uint8Array {
   const wire: Record<string, unknown> = { clientId: envelope.clientId, seq: envelope.seq, cmd: wireCommand(envelope.cmd) };
   if (envelope.ackSeq !== undefined) wire.ackSeq = envelope.ackSeq;
   if (envelope.reqId !== undefined) wire.reqId = envelope.reqId;
+  wire.v = commandVersion;
   return packr.pack(wire);
 }
 
@@ -75,7 +86,38 @@ function wireCommand(cmd: Command): Record<string, unknown> {
   }
 }
 
-/** Decodes and validates one entry's data; throws MinkubeError('INTERNAL') naming what is wrong. */
+export type DecodedCommand =
+  | { readonly ok: true; readonly envelope: CommandEnvelope }
+  /** `newer`: a well-formed envelope of a version this manager does not understand (not garbage: upgrade). */
+  | { readonly ok: false; readonly problem: string; readonly newer: boolean };
+
+/** Decodes one entry's data without throwing. */
+export function tryDecodeCommand(data: Uint8Array): DecodedCommand {
+  try {
+    return { ok: true, envelope: decodeCommand(data) };
+  } catch (err) {
+    const e = err instanceof MinkubeError ? err : malformed(String(err));
+    return { ok: false, problem: e.message, newer: (e.details as { newerVersion?: number } | undefined)?.newerVersion !== undefined };
+  }
+}
+
+/**
+ * What the leader checks before a proposal enters the log (null: fine): it decodes, and a new task's spec follows
+ * the spec rules. The rules are checked here, not at apply: entries applied before a rule existed must apply the
+ * same way on every manager, old or new.
+ */
+export function validateCommand(data: Uint8Array): string | null {
+  const decoded = tryDecodeCommand(data);
+  if (!decoded.ok) return decoded.problem;
+  const cmd = decoded.envelope.cmd;
+  for (const [i, t] of submissionsOf(cmd).entries()) {
+    const problem = specRuleProblem(t.spec, cmd.op === 'task.submit' ? 'spec.' : `tasks[${i}].spec.`);
+    if (problem !== null) return problem;
+  }
+  return null;
+}
+
+/** Decodes and validates one entry's data; throws MinkubeError('INVALID_COMMAND') naming what is wrong. */
 export function decodeCommand(data: Uint8Array): CommandEnvelope {
   let raw: unknown;
   try {
@@ -84,7 +126,12 @@ export function decodeCommand(data: Uint8Array): CommandEnvelope {
     throw malformed(`not msgpack (${(err as Error).message})`);
   }
   if (!isRecord(raw)) throw malformed('not a map');
-  const { clientId, seq, ackSeq, reqId, cmd } = raw;
+  const { clientId, seq, ackSeq, reqId, cmd, v } = raw;
+  if (v !== undefined && !isSeq(v)) throw malformed('v must be a positive integer');
+  if (v !== undefined && v > commandVersion) {
+    const message = `command version ${v} is newer than this manager understands (${commandVersion})`;
+    throw new MinkubeError('INVALID_COMMAND', message, { details: { newerVersion: v } });
+  }
   if (typeof clientId !== 'string' || clientId.length === 0) throw malformed('clientId must be a non-empty string');
   if (!isSeq(seq)) throw malformed('seq must be a positive integer');
   if (ackSeq !== undefined && !isSeq(ackSeq)) throw malformed('ackSeq must be a positive integer');
@@ -127,7 +174,7 @@ export function assertNeverCommand(cmd: never): never {
 }
 
 function malformed(problem: string): MinkubeError {
-  return new MinkubeError('INTERNAL', `malformed command: ${problem}`);
+  return new MinkubeError('INVALID_COMMAND', `malformed command: ${problem}`);
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

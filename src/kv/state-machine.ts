@@ -4,7 +4,7 @@ import { Packr } from 'msgpackr';
 import { assert } from '../lib/assert.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
-import { assertNeverCommand, decodeCommand, type Command, type CommandEnvelope, type DeleteCommand, type PutCommand } from './commands.js';
+import { assertNeverCommand, tryDecodeCommand, type Command, type CommandEnvelope, type DeleteCommand, type PutCommand } from './commands.js';
 import { SortedKeys } from './sorted-keys.js';
 import { TaskStore, type TaskApplyErrorCode, type TaskStoreOptions } from './task-store.js';
 import { SlicedPacker } from './sliced-pack.js';
@@ -24,7 +24,7 @@ export interface KvRecord {
  * 'TIMEOUT' answers a retried command whose session no longer remembers it (see Session.floor): it is not applied
  * again, and whether it was applied once is unknown, which is exactly what TIMEOUT tells a client.
  */
-export type ApplyErrorCode = 'KV_VERSION_MISMATCH' | 'KV_KEY_NOT_FOUND' | 'TIMEOUT' | TaskApplyErrorCode | AuthApplyErrorCode;
+export type ApplyErrorCode = 'KV_VERSION_MISMATCH' | 'KV_KEY_NOT_FOUND' | 'TIMEOUT' | 'INVALID_COMMAND' | TaskApplyErrorCode | AuthApplyErrorCode;
 
 /** For task and worker commands, `key` is the id of the task or worker the command was about ('' for batches). */
 export type ApplyResult =
@@ -109,9 +109,27 @@ export class KvStateMachine {
     return this.applyEntry(index, data).result;
   }
 
-  /** Applies one committed entry's data; the caller matches (clientId, seq) to its waiting proposal. */
+  /**
+   * Applies one committed entry's data; the caller matches (clientId, seq) to its waiting proposal.
+   *
+   * An entry that does not decode (put in the log before leaders checked proposals, by a peer that did not check)
+   * is a no-op with an INVALID_COMMAND result, answering no one. That is safe because it is deterministic: the same
+   * bytes fail the same decoder on every manager, which all skip it alike, at every restart. An entry of a newer
+   * command version is different: a newer manager applies it, so skipping it here would diverge from them, and this
+   * manager stops instead (it must be upgraded to go on).
+   */
   applyEntry(index: number, data: Uint8Array): AppliedCommand {
-    return this.applyEnvelope(index, decodeCommand(data));
+    const decoded = tryDecodeCommand(data);
+    if (decoded.ok) return this.applyEnvelope(index, decoded.envelope);
+    if (decoded.newer) throw new MinkubeError('INVALID_COMMAND', `entry ${index}: ${decoded.problem}; upgrade this manager`);
+    return this.skipEntry(index, decoded.problem);
+  }
+
+  private skipEntry(index: number, problem: string): AppliedCommand {
+    assert(Number.isSafeInteger(index) && index > this.appliedIndexValue, `entry ${index} applied after ${this.appliedIndexValue}`);
+    this.appliedIndexValue = index;
+    const message = `entry ${index} is not a command (${problem}); it was skipped`;
+    return { clientId: '', seq: 0, result: { ok: false, code: 'INVALID_COMMAND', message, currentVersion: 0 }, fresh: true };
   }
 
   applyEnvelope(index: number, envelope: CommandEnvelope): AppliedCommand {

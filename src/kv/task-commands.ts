@@ -129,6 +129,13 @@ export function isTaskOp(op: unknown): op is TaskOp {
   return typeof op === 'string' && taskOps.has(op);
 }
 
+/** The new tasks a command submits (none for other commands). */
+export function submissionsOf(cmd: { readonly op: string }): readonly TaskSubmission[] {
+  if (cmd.op === 'task.submit') return [cmd as TaskSubmitCommand];
+  if (cmd.op === 'task.submitBatch') return (cmd as TaskSubmitBatchCommand).tasks;
+  return [];
+}
+
 // ---- wire form: known fields only, in one order, so equal commands give equal bytes ----
 
 export function wireTaskCommand(cmd: TaskCommand): Record<string, unknown> {
@@ -252,7 +259,21 @@ export type DecodedTaskCommand = { readonly ok: true; readonly cmd: TaskCommand 
 export function decodeTaskCommand(raw: Record<string, unknown>): DecodedTaskCommand {
   const op = raw.op as TaskOp;
   const check = checkerFor(op);
-  if (check.Check(raw)) return { ok: true, cmd: raw as Static<(typeof schemas)[typeof op]> as TaskCommand };
+  if (check.Check(raw)) {
+    const cmd = raw as Static<(typeof schemas)[typeof op]> as TaskCommand;
+    // Two tasks of one batch with one id would make the store index the id twice, which it asserts against.
+    const problem = cmd.op === 'task.submitBatch' ? duplicateTaskId(cmd) : null;
+    return problem === null ? { ok: true, cmd } : { ok: false, problem };
+  }
   const first = check.Errors(raw).First();
   return { ok: false, problem: `${op}: ${first === undefined ? 'invalid' : `${first.path || '/'} ${first.message}`}` };
+}
+
+function duplicateTaskId(cmd: TaskSubmitBatchCommand): string | null {
+  const seen = new Set<string>();
+  for (const [i, t] of cmd.tasks.entries()) {
+    if (seen.has(t.taskId)) return `task.submitBatch: /tasks/${i}/taskId ${JSON.stringify(t.taskId)} appears twice`;
+    seen.add(t.taskId);
+  }
+  return null;
 }

@@ -7,15 +7,26 @@ import type { StoredWorker } from './task-store.js';
 
 export type TaskSnapshot = unknown[];
 
+/** What one Idempotency-Key remembers; no fingerprint for keys restored from a snapshot written before them. */
+export interface IdempotencyRecord {
+  readonly taskId: string;
+  readonly fingerprint: string | null;
+}
+
 export interface TaskSnapshotContent {
   tasks: TaskRecord[];
   workers: StoredWorker[];
   cursor: string | null;
-  idempotency: [string, string][];
+  idempotency: [string, IdempotencyRecord][];
 }
 
 export function encodeTaskSnapshot(c: TaskSnapshotContent): TaskSnapshot {
-  return [c.tasks.map(taskRow), c.workers.map(workerRow), c.cursor, c.idempotency];
+  return [c.tasks.map(taskRow), c.workers.map(workerRow), c.cursor, c.idempotency.map(idempotencyRow)];
+}
+
+/** [key, taskId, fingerprint], or [key, taskId] as written before fingerprints (read back the same way). */
+function idempotencyRow([key, r]: [string, IdempotencyRecord]): unknown[] {
+  return r.fingerprint === null ? [key, r.taskId] : [key, r.taskId, r.fingerprint];
 }
 
 /** The same section as encodeTaskSnapshot, packed a slice at a time (see SlicedPacker). */
@@ -24,7 +35,7 @@ export async function packTaskSnapshot(p: SlicedPacker, c: TaskSnapshotContent):
   await p.array(c.tasks, 1, (t) => [taskRow(t)]);
   p.value(c.workers.map(workerRow));
   p.value(c.cursor);
-  await p.array(c.idempotency, 1, (pair) => [pair]);
+  await p.array(c.idempotency, 1, (pair) => [idempotencyRow(pair)]);
 }
 
 function taskRow(t: TaskRecord): unknown[] {
@@ -56,9 +67,13 @@ export function decodeTaskSnapshot(raw: unknown): TaskSnapshotContent {
   const out: TaskSnapshotContent = { tasks: tasks.map(decodeTask), workers: workers.map(decodeWorker), cursor, idempotency: [] };
   for (let i = 1; i < out.tasks.length; i++) if (out.tasks[i - 1]!.id >= out.tasks[i]!.id) throw corrupt('task ids out of order');
   for (let i = 1; i < out.workers.length; i++) if (out.workers[i - 1]!.id >= out.workers[i]!.id) throw corrupt('worker ids out of order');
-  for (const pair of idempotency as unknown[]) {
-    if (!Array.isArray(pair) || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') throw corrupt('bad idempotency key');
-    out.idempotency.push([pair[0], pair[1]]);
+  for (const row of idempotency as unknown[]) {
+    if (!Array.isArray(row) || (row.length !== 2 && row.length !== 3)) throw corrupt('bad idempotency key');
+    const [key, taskId, fingerprint = null] = row as unknown[];
+    if (typeof key !== 'string' || typeof taskId !== 'string' || (fingerprint !== null && typeof fingerprint !== 'string')) {
+      throw corrupt('bad idempotency key');
+    }
+    out.idempotency.push([key, { taskId, fingerprint }]);
   }
   return out;
 }

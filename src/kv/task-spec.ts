@@ -1,5 +1,6 @@
 // The task spec's schema (TypeBox), shared by POST /v1/tasks and the decoding of task commands, and its defaults.
 // Strict: unknown fields are refused, so a typo such as "restart_policy" is a 400, not a silently ignored field.
+import { createHash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { limits } from '../lib/limits.js';
 import type { RestartPolicy, TaskSpec } from './task-model.js';
@@ -31,6 +32,45 @@ export const TaskSpecSchema = Type.Object(
 );
 export type TaskSpecBody = Static<typeof TaskSpecSchema>;
 
+const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The parts of a spec the rules below look at (the managers' and the worker's schemas both give these). */
+export interface SpecRuleFields {
+  readonly name?: string | undefined;
+  readonly image: string;
+  readonly command?: readonly string[] | undefined;
+  readonly env?: Readonly<Record<string, string>> | undefined;
+  readonly labels?: Readonly<Record<string, string>> | undefined;
+}
+
+/**
+ * The rules a JSON schema says badly, checked after it by every route that takes a spec and by the leader before a
+ * submission enters the log: env names a shell and exec accept, and no NUL byte anywhere (exec and Docker cut a
+ * string there, so the task would run something other than what was stored). Answers `<prefix><field>: <problem>`
+ * for the first broken rule, or null.
+ */
+export function specRuleProblem(spec: SpecRuleFields, prefix = ''): string | null {
+  const nul = (field: string): string => `${prefix}${field}: contains a NUL byte`;
+  if (spec.name?.includes('\u0000') === true) return nul('name');
+  if (spec.image.includes('\u0000')) return nul('image');
+  const argument = spec.command?.findIndex((a) => a.includes('\u0000')) ?? -1;
+  if (argument >= 0) return nul(`command[${argument}]`);
+  for (const [k, v] of Object.entries(spec.env ?? {})) {
+    if (k.length > limits.taskEnvNameCharsMax || !envNamePattern.test(k)) return `${prefix}env.${printable(k)}: not a valid variable name`;
+    if (v.includes('\u0000')) return nul(`env.${k}`);
+  }
+  for (const [k, v] of Object.entries(spec.labels ?? {})) {
+    if (k.includes('\u0000') || v.includes('\u0000')) return nul(`labels.${printable(k)}`);
+  }
+  return null;
+}
+
+/** A key as it can be shown in a message: NUL and other control characters escaped, cut to the name limit. */
+function printable(key: string): string {
+  const cut = key.length > limits.taskEnvNameCharsMax ? `${key.slice(0, 32)}...` : key;
+  return JSON.stringify(cut).slice(1, -1);
+}
+
 export const taskSpecDefaults = { restartPolicy: 'never' as RestartPolicy, maxAttempts: 3 } as const;
 
 /**
@@ -52,6 +92,14 @@ export function normaliseSpec(spec: TaskSpec): TaskSpec {
   }
   if (spec.labels !== undefined) out.labels = sortedMap(spec.labels);
   return out;
+}
+
+/**
+ * What an Idempotency-Key remembers of the spec it submitted: a hash of the normalised spec (equal specs, defaults
+ * written or not, give equal fingerprints). Computed at apply from the entry alone, so every manager agrees.
+ */
+export function specFingerprint(normalised: TaskSpec): string {
+  return createHash('sha256').update(JSON.stringify(normalised)).digest('base64url').slice(0, 22);
 }
 
 function sortedMap(m: Readonly<Record<string, string>>): Record<string, string> {

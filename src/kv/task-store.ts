@@ -11,10 +11,10 @@ import type {
 } from './task-commands.js';
 import { canTransition, finalTaskStates, type TaskRecord, type TaskState, type WorkerRecord, type WorkerState, type WorkerStats } from './task-model.js';
 import { isActiveState, lostOutcome, reportOutcome, type ReportOutcome } from './task-rules.js';
-import { normaliseSpec } from './task-spec.js';
-import { decodeTaskSnapshot, encodeTaskSnapshot, type TaskSnapshot, type TaskSnapshotContent } from './task-snapshot.js';
+import { normaliseSpec, specFingerprint } from './task-spec.js';
+import { decodeTaskSnapshot, encodeTaskSnapshot, type IdempotencyRecord, type TaskSnapshot, type TaskSnapshotContent } from './task-snapshot.js';
 
-export type TaskApplyErrorCode = 'TASK_NOT_FOUND' | 'WORKER_NOT_FOUND' | 'TASK_ALREADY_FINAL' | 'QUEUE_FULL';
+export type TaskApplyErrorCode = 'TASK_NOT_FOUND' | 'WORKER_NOT_FOUND' | 'TASK_ALREADY_FINAL' | 'QUEUE_FULL' | 'IDEMPOTENCY_KEY_REUSED';
 
 /** `id` names the task or worker the command was about ('' for batches); `changed` counts the records it changed. */
 export type TaskApplyResult =
@@ -67,8 +67,8 @@ export class TaskStore {
   private workers = new Map<string, StoredWorker>();
   private workerIds = new SortedKeys();
   private cursorValue: string | null = null;
-  /** Idempotency-Key -> task id, oldest first. */
-  private idempotency = new Map<string, string>();
+  /** Idempotency-Key -> the task it created and its spec's fingerprint, oldest first. */
+  private idempotency = new Map<string, IdempotencyRecord>();
   listener: TaskStoreListener | null = null;
   private readonly tasksMax: number;
   private readonly idempotencyKeysMax: number;
@@ -193,13 +193,17 @@ export class TaskStore {
 
   private submit(cmd: TaskSubmitCommand): TaskApplyResult {
     const known = this.submitted(cmd);
-    if (known !== undefined) return { ok: true, id: known, changed: 0 };
+    if (known !== undefined) return this.keyReused(cmd, '') ?? { ok: true, id: known, changed: 0 };
     if (!this.makeRoom(1)) return queueFull(this.tasks.size);
     return { ok: true, id: this.create(cmd, cmd.atMs), changed: 1 };
   }
 
   /** All or none: room for every new task is made (or found missing) before the first is created. */
   private submitBatch(cmd: TaskSubmitBatchCommand): TaskApplyResult {
+    for (const [i, t] of cmd.tasks.entries()) {
+      const reused = this.submitted(t) === undefined ? null : this.keyReused(t, `tasks[${i}]: `);
+      if (reused !== null) return reused;
+    }
     const fresh = cmd.tasks.filter((t) => this.submitted(t) === undefined);
     if (!this.makeRoom(fresh.length)) return queueFull(this.tasks.size);
     for (const t of fresh) this.create(t, cmd.atMs);
@@ -208,9 +212,23 @@ export class TaskStore {
 
   /** The task a submission already created (through its idempotency key, or its id), if any. */
   submitted(t: TaskSubmission): string | undefined {
-    const known = t.idempotencyKey === undefined ? undefined : this.idempotency.get(t.idempotencyKey);
+    const known = t.idempotencyKey === undefined ? undefined : this.idempotency.get(t.idempotencyKey)?.taskId;
     if (known !== undefined && this.tasks.has(known)) return known;
     return this.tasks.has(t.taskId) ? t.taskId : undefined;
+  }
+
+  /**
+   * A submission whose key created a task from another spec is refused (422), not answered with that task. A key
+   * kept from a snapshot written before fingerprints has none: such a retry is accepted, as it was then.
+   */
+  private keyReused(t: TaskSubmission, where: string): TaskApplyResult | null {
+    const record = t.idempotencyKey === undefined ? undefined : this.idempotency.get(t.idempotencyKey);
+    if (record === undefined || record.fingerprint === null || !this.tasks.has(record.taskId)) return null;
+    if (record.fingerprint === specFingerprint(normaliseSpec(t.spec))) return null;
+    // A batch's keys are "<header key> <position>" (see TaskServiceImpl.submitTasks): name the header's key.
+    const key = where === '' ? t.idempotencyKey! : t.idempotencyKey!.slice(0, t.idempotencyKey!.lastIndexOf(' '));
+    const message = `${where}the Idempotency-Key ${JSON.stringify(key)} was used for a different request (another spec); use a new key for a new request`;
+    return { ok: false, code: 'IDEMPOTENCY_KEY_REUSED', message };
   }
 
   /** Evicts the oldest final tasks until `count` more fit; false (some evicted perhaps) when they cannot. */
@@ -231,7 +249,7 @@ export class TaskStore {
     const key = t.idempotencyKey;
     if (key !== undefined) {
       this.idempotency.delete(key);
-      this.idempotency.set(key, task.id);
+      this.idempotency.set(key, { taskId: task.id, fingerprint: specFingerprint(task.spec) });
       if (this.idempotency.size > this.idempotencyKeysMax) this.idempotency.delete(this.idempotency.keys().next().value!);
     }
     return task.id;

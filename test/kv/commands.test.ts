@@ -1,7 +1,7 @@
 // The command envelope's wire format: roundtrips, and rejects what a node must not guess about.
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { decodeCommand, encodeCommand, type CommandEnvelope } from '../../src/kv/commands.js';
+import { decodeCommand, encodeCommand, tryDecodeCommand, validateCommand, type CommandEnvelope } from '../../src/kv/commands.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 
 const raw = new Packr({ useRecords: false });
@@ -35,15 +35,55 @@ describe('encodeCommand / decodeCommand', () => {
     ['negative ifVersion', { clientId: 'c', seq: 1, cmd: { op: 'delete', key: 'a', ifVersion: -1 } }],
   ];
 
-  it.each(bad)('rejects %s with INTERNAL', (_name, value) => {
+  it.each(bad)('rejects %s with INVALID_COMMAND', (_name, value) => {
     const e = catchError(() => decodeCommand(raw.pack(value)));
     expect(e).toBeInstanceOf(MinkubeError);
-    expect((e as MinkubeError).code).toBe('INTERNAL');
+    expect((e as MinkubeError).code).toBe('INVALID_COMMAND');
     expect((e as MinkubeError).message).toMatch(/^malformed command/);
   });
 
   it('rejects bytes that are not msgpack', () => {
     expect(() => decodeCommand(new Uint8Array([0xc1]))).toThrow(/malformed command/);
+  });
+});
+
+describe('the envelope version', () => {
+  const envelope: CommandEnvelope = { clientId: 'c', seq: 4, ackSeq: 2, reqId: 'r', cmd: { op: 'put', key: 'k', value: 'v' } };
+
+  it('is written as v: 1, after the fields that were there before it', () => {
+    const wire = raw.unpack(encodeCommand(envelope)) as Record<string, unknown>;
+    expect(Object.keys(wire)).toEqual(['clientId', 'seq', 'cmd', 'ackSeq', 'reqId', 'v']);
+    expect(wire.v).toBe(1);
+  });
+
+  it('is 1 when missing, so entries and snapshots written before it still decode', () => {
+    const old = raw.pack({ clientId: 'c', seq: 4, cmd: { op: 'put', key: 'k', value: 'v' }, ackSeq: 2, reqId: 'r' });
+    expect(decodeCommand(old)).toEqual(envelope);
+  });
+
+  it('refuses a newer version by name, and says it is newer rather than garbage', () => {
+    const newer = raw.pack({ clientId: 'c', seq: 1, cmd: { op: 'put', key: 'k', value: 'v' }, v: 2 });
+    expect(() => decodeCommand(newer)).toThrow('command version 2 is newer than this manager understands (1)');
+    expect(tryDecodeCommand(newer)).toEqual({ ok: false, problem: 'command version 2 is newer than this manager understands (1)', newer: true });
+    expect(tryDecodeCommand(new Uint8Array([0xc1]))).toMatchObject({ ok: false, newer: false });
+    expect(() => decodeCommand(raw.pack({ clientId: 'c', seq: 1, cmd: { op: 'delete', key: 'k' }, v: 0 }))).toThrow(/v must be a positive integer/);
+  });
+});
+
+describe('validateCommand (what a leader checks before a proposal enters the log)', () => {
+  it('passes a good command, and names what is wrong with a bad one', () => {
+    expect(validateCommand(encodeCommand({ clientId: 'c', seq: 1, cmd: { op: 'put', key: 'k', value: 'v' } }))).toBeNull();
+    expect(validateCommand(new TextEncoder().encode('not a command'))).toMatch(/^malformed command/);
+  });
+
+  it('applies the spec rules to the tasks a command submits', () => {
+    const submit = encodeCommand({ clientId: 'c', seq: 1, cmd: { op: 'task.submit', taskId: 't', spec: { image: 'x', env: { '1BAD': 'v' } }, atMs: 1 } });
+    expect(validateCommand(submit)).toBe('spec.env.1BAD: not a valid variable name');
+    const batch = encodeCommand({
+      clientId: 'c', seq: 1,
+      cmd: { op: 'task.submitBatch', atMs: 1, tasks: [{ taskId: 'a', spec: { image: 'x' } }, { taskId: 'b', spec: { image: 'x', command: ['a', 'b\u0000c'] } }] },
+    });
+    expect(validateCommand(batch)).toBe('tasks[1].spec.command[1]: contains a NUL byte');
   });
 });
 

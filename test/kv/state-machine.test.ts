@@ -1,9 +1,9 @@
 // KvStateMachine: versions and compare-and-set, sessions (at-most-once), prefix listing, snapshots, determinism.
 import fc from 'fast-check';
+import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { encodeCommand, type Command, type CommandEnvelope } from '../../src/kv/commands.js';
 import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';
-import { MinkubeError } from '../../src/lib/errors.js';
 
 const put = (key: string, value: string, ifVersion?: number): Command =>
   ifVersion === undefined ? { op: 'put', key, value } : { op: 'put', key, value, ifVersion };
@@ -65,8 +65,26 @@ describe('KvStateMachine: keys and versions', () => {
     expect(() => d.sm.apply(1, encodeCommand({ clientId: 'x', seq: 1, cmd: put('b', '1') }))).toThrow(/applied after/);
   });
 
-  it('throws on a malformed entry rather than diverging', () => {
-    expect(() => new KvStateMachine().apply(1, new Uint8Array([0x93, 1, 2, 3]))).toThrow(MinkubeError);
+  it('skips an entry that is not a command, the same way on every manager, and goes on', () => {
+    // A log poisoned before leaders checked proposals: 13 bytes of garbage at index 2, between two puts.
+    const garbage = new Uint8Array([0x93, 1, 2, 3, 0xde, 0xad, 0xbe, 0xef, 0, 1, 2, 3, 4]);
+    const replicas = [new Driver(), new Driver()];
+    const answers = replicas.map((d) => {
+      d.run(put('a', '1'));
+      const skipped = d.sm.applyEntry(++d.index, garbage);
+      d.run(put('b', '2'));
+      return { skipped, snapshot: d.sm.snapshot() };
+    });
+    expect(answers[0]!.skipped).toMatchObject({ clientId: '', seq: 0, result: { ok: false, code: 'INVALID_COMMAND' } });
+    expect(answers[0]!.skipped.result).toMatchObject({ message: expect.stringMatching(/^entry 2 is not a command/) });
+    expect(answers[1]).toEqual(answers[0]);
+    expect(replicas[0]!.sm.appliedIndex).toBe(3);
+    expect(replicas[0]!.sm.get('b')).toEqual({ key: 'b', value: '2', version: 3 });
+  });
+
+  it('stops on an entry of a newer command version rather than skipping what newer managers apply', () => {
+    const newer = new Packr({ useRecords: false }).pack({ clientId: 'c', seq: 1, cmd: { op: 'put', key: 'a', value: 'x' }, v: 2 });
+    expect(() => new KvStateMachine().apply(1, newer)).toThrow(/command version 2 is newer than this manager understands \(1\); upgrade/);
   });
 });
 

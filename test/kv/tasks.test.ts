@@ -1,11 +1,13 @@
 // The state machine's task and worker commands: the transition table, fencing, retries and restart policies,
 // idempotency keys, indexes, bounds, snapshots, and (fast-check) determinism of apply.
 import fc from 'fast-check';
+import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { decodeCommand, encodeCommand, type Command, type TaskCommand, type TaskReport } from '../../src/kv/commands.js';
 import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';
 import { canTransition, type TaskRecord, type TaskSpec } from '../../src/kv/task-model.js';
 
+const packr = new Packr({ useRecords: false, moreTypes: false });
 const stats = { cpuUtilization: 0.5, memoryTotalBytes: 100, memoryAvailableBytes: 50, diskFreeBytes: 10, runningTasks: 0 };
 
 class Driver {
@@ -210,6 +212,38 @@ describe('idempotency keys, indexes and bounds', () => {
     expect(d.store.taskCount).toBe(1);
   });
 
+  it('a known Idempotency-Key with another spec is refused with IDEMPOTENCY_KEY_REUSED, and creates nothing', () => {
+    const d = new Driver();
+    expect(d.submit('t1', { command: ['echo', 'a'] }, 'k')).toMatchObject({ ok: true, key: 't1' });
+    expect(d.submit('t2', { command: ['echo', 'b'] }, 'k')).toEqual({
+      ok: false, code: 'IDEMPOTENCY_KEY_REUSED', currentVersion: 0,
+      message: 'the Idempotency-Key "k" was used for a different request (another spec); use a new key for a new request',
+    });
+    // Defaults spelt out make the same spec.
+    expect(d.submit('t3', { command: ['echo', 'a'], restartPolicy: 'never', maxAttempts: 3 }, 'k')).toMatchObject({ ok: true, key: 't1' });
+    expect(d.store.taskCount).toBe(1);
+  });
+
+  it('a batch compares key i with spec i; one reused key refuses the whole batch', () => {
+    const d = new Driver();
+    const batch = (images: string[], ids: string[]): ApplyResult =>
+      d.run({ op: 'task.submitBatch', atMs: 1000, tasks: images.map((image, i) => ({ taskId: ids[i]!, spec: { image }, idempotencyKey: `k ${i}` })) });
+    expect(batch(['a', 'b'], ['t1', 't2'])).toMatchObject({ ok: true });
+    expect(batch(['a', 'b'], ['t3', 't4'])).toMatchObject({ ok: true, key: 't1' });
+    expect(batch(['a', 'c', 'd'], ['t5', 't6', 't7'])).toMatchObject({
+      ok: false, code: 'IDEMPOTENCY_KEY_REUSED', message: expect.stringMatching(/^tasks\[1\]: the Idempotency-Key "k" was used/),
+    });
+    expect(d.store.taskCount).toBe(2);
+  });
+
+  it('a batch with one task id twice does not decode (the store would index it twice)', () => {
+    const cmd = { op: 'task.submitBatch', atMs: 1, tasks: [{ taskId: 't', spec: { image: 'x' } }, { taskId: 't', spec: { image: 'y' } }] } as Command;
+    expect(() => decodeCommand(encodeCommand({ clientId: 'c', seq: 1, cmd }))).toThrow(/\/tasks\/1\/taskId "t" appears twice/);
+    const d = new Driver();
+    expect(d.run(cmd)).toMatchObject({ ok: false, code: 'INVALID_COMMAND' });
+    expect(d.store.taskCount).toBe(0);
+  });
+
   it('the key map is bounded, oldest first', () => {
     const d = new Driver(new KvStateMachine({ tasks: { idempotencyKeysMax: 2 } }));
     d.submit('t1', {}, 'a');
@@ -316,7 +350,23 @@ describe('snapshots with tasks', () => {
     const again = new Driver(copy);
     again.index = d.index;
     again.seq = 100;
-    expect(again.submit('t9', {}, 'key')).toMatchObject({ key: 't1' });
+    // The key's fingerprint came through the snapshot: the same spec answers t1, another is refused.
+    expect(again.submit('t9', { env: { A: '1' } }, 'key')).toMatchObject({ key: 't1' });
+    expect(again.submit('t9', {}, 'key')).toMatchObject({ ok: false, code: 'IDEMPOTENCY_KEY_REUSED' });
+  });
+
+  it('loads a snapshot written before fingerprints; its keys answer their task whatever the spec', () => {
+    const d = new Driver();
+    d.submit('t1', { env: { A: '1' } }, 'key');
+    const snap = d.sm.snapshot();
+    const unpacked = packr.unpack(snap) as { tasks: unknown[] };
+    const keys = unpacked.tasks[3] as unknown[][];
+    expect(keys).toEqual([['key', 't1', expect.any(String)]]);
+    unpacked.tasks[3] = keys.map((row) => row.slice(0, 2));
+    const copy = new Driver(new KvStateMachine());
+    copy.sm.restore(packr.pack(unpacked));
+    copy.index = d.index;
+    expect(copy.submit('t9', { image: 'other' }, 'key')).toMatchObject({ ok: true, key: 't1' });
   });
 });
 
