@@ -72,6 +72,12 @@ export interface RaftNodeDriverOptions<R> {
   /** Called for every applied entry, after the state machine (leader-only loops watch the state through it). */
   onApplied?: (entry: Entry) => void;
   onRoleChange?: (role: Role, leaderId: NodeId | null, term: number) => void;
+  /**
+   * Checks a command's bytes before they reach the core (null: fine; else what is wrong): this node's own proposals,
+   * and those a follower forwards. An entry that reaches the log is applied by every manager, so what the state
+   * machine cannot understand must stop here (the core knows nothing of commands).
+   */
+  validate?: (data: Uint8Array) => string | null;
 }
 
 export interface EncodeProposal {
@@ -104,6 +110,7 @@ export class RaftNodeDriver<R> {
   private appliedBytesSinceSnapshot = 0;
   private sourceCache: SnapshotSource | null = null;
   private ticks = 0;
+  private refusedProposalsCount = 0;
   /** Resolves when the node stops, with the error that stopped it, if any. */
   readonly stoppedPromise: Promise<Error | null>;
   private resolveStopped!: (e: Error | null) => void;
@@ -186,7 +193,9 @@ export class RaftNodeDriver<R> {
     this.updatePeers();
     this.o.transport.onMessage((m) => {
       if (this.stopped) return;
-      this.core.step(m);
+      const checked = m.type === 'propose' ? this.checkForwarded(m) : m;
+      if (checked === null) return;
+      this.core.step(checked);
       this.scheduleReady();
     });
     this.tickTimer = setInterval(() => this.onTick(), this.o.tickMs);
@@ -212,12 +221,21 @@ export class RaftNodeDriver<R> {
     return this.appliedIndex;
   }
 
+  /** Proposals forwarded by peers that were refused because their commands did not validate. */
+  get refusedProposals(): number {
+    return this.refusedProposalsCount;
+  }
+
   /** Proposes a command and resolves with its result once this node applies it. */
   propose(encode: EncodeProposal, deadlineMs: number): Promise<R> {
     if (this.stopped) return Promise.reject(new MinkubeError('NOT_READY', 'the manager is shutting down'));
     const seq = this.proposals.allocateSeq();
     // ackSeq tells the state machine which of our results it may forget: everything below our oldest waiter.
     const data = encode(seq, Math.min(seq, this.proposals.lowestPendingSeq()));
+    // Checked here, before it is handed to the core, so a bad command fails its caller at once (a skipped seq is
+    // harmless: sessions allow gaps).
+    const problem = this.o.validate?.(data) ?? null;
+    if (problem !== null) return Promise.reject(new MinkubeError('INVALID_COMMAND', `the command was refused before it entered the log: ${problem}`));
     return new Promise<R>((resolve, reject) => {
       this.proposals.add({ seq, data, deadlineMs, accepted: false, lastProposedMs: 0, lastRejection: null, resolve, reject });
       this.scheduleReady();
@@ -252,6 +270,25 @@ export class RaftNodeDriver<R> {
   receiveSnapshotChunk(header: SnapshotChunkHeader, chunk: Uint8Array): { offset: number; done: boolean } {
     if (this.stopped) throw new MinkubeError('NOT_READY', 'the manager is shutting down');
     return this.receiver.receive(header, chunk);
+  }
+
+  /**
+   * A follower's forwarded proposals, without the entries that do not validate (null when none is left). The core
+   * has no way to answer a forward, so the follower's waiter times out; a follower that validates its own proposals
+   * (every manager of this version) never forwards one.
+   */
+  private checkForwarded(m: Extract<Message, { type: 'propose' }>): Message | null {
+    const validate = this.o.validate;
+    if (validate === undefined) return m;
+    const entries = m.entries.filter((data) => {
+      const problem = validate(data);
+      if (problem === null) return true;
+      this.refusedProposalsCount++;
+      this.o.logger.warn({ peer: m.from, problem, sizeBytes: data.length, refused: this.refusedProposalsCount }, 'refused a forwarded proposal that does not validate');
+      return false;
+    });
+    if (entries.length === m.entries.length) return m;
+    return entries.length === 0 ? null : { ...m, entries };
   }
 
   private onTick(): void {

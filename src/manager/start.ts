@@ -4,6 +4,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import { loadClusterConfig, parseClusterConfig, type ClusterConfig } from '../config/cluster.js';
 import { buildManagerApp } from '../api/manager-app.js';
+import { validateCommand } from '../kv/commands.js';
 import { systemClock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { nodeId, type NodeId } from '../lib/ids.js';
@@ -132,6 +133,7 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
     electionTicks,
     heartbeatTicks: 1,
     proposalQueueMax: limits.proposalQueueMax,
+    validate: validateCommand,
     onRoleChange: (role, _leader, term) => {
       view.role = role;
       view.term = term;

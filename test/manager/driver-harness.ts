@@ -2,6 +2,7 @@
 // over MemoryDisks that outlive a node (a restart reopens the same disk), the KV state machine of ManagerServiceImpl,
 // and a ChunkPoster that hands snapshot chunks straight to the target driver (no HTTP), honouring partitions.
 import { pino } from 'pino';
+import { validateCommand } from '../../src/kv/commands.js';
 import type { ApplyResult } from '../../src/kv/state-machine.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { MinkubeError } from '../../src/lib/errors.js';
@@ -32,6 +33,8 @@ export interface DriverClusterOptions {
   tickMs?: number;
   electionTicks?: number;
   seed?: number;
+  /** Drivers check proposals with validateCommand (default true; false builds a cluster as it was before). */
+  validate?: boolean;
 }
 
 export interface StartOptions {
@@ -132,6 +135,7 @@ export class DriverCluster {
       electionTicks,
       heartbeatTicks: 1,
       proposalQueueMax: limits.proposalQueueMax,
+      ...(this.o.validate === false ? {} : { validate: validateCommand }),
       snapshotThresholdEntries: this.o.snapshotThresholdEntries ?? 50,
       snapshotThresholdBytes: this.o.snapshotThresholdBytes ?? 1 << 30,
       join: so.join === true,
