@@ -19,6 +19,18 @@ export interface BaseAppOptions {
   logger?: FastifyBaseLogger | false;
   bodyLimitBytes?: number;
   requestTimeoutMs?: number;
+  /** Serve HTTPS with these (PEM key, certificate, the CA that client certificates must chain to). */
+  https?: HttpsOptions;
+}
+
+export interface HttpsOptions {
+  key: string;
+  cert: string;
+  ca: string;
+  requestCert: boolean;
+  /** true: a connection without a valid client certificate is refused during the handshake. */
+  rejectUnauthorized: boolean;
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
 }
 
 export const requestIdHeader = 'x-request-id';
@@ -42,7 +54,9 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
     routerOptions: { maxParamLength: limits.kvKeyBytesMax * 3 },
     frameworkErrors: frameworkErrorHandler(bodyLimitBytes),
   };
-  const app: FastifyInstance = opts.logger ? fastify({ ...common, loggerInstance: opts.logger }) : fastify({ ...common, logger: false });
+  const withTls = opts.https === undefined ? common : { ...common, https: opts.https };
+  // fastify types an HTTPS app as another instance type; every route and hook here is the same for both.
+  const app = (opts.logger ? fastify({ ...withTls, loggerInstance: opts.logger }) : fastify({ ...withTls, logger: false })) as unknown as FastifyInstance;
   // JSON only: any other content type is 415, rather than a text body failing validation with a 400.
   app.removeContentTypeParser('text/plain');
   app.setValidatorCompiler(typeboxValidatorCompiler);

@@ -1,16 +1,36 @@
 // Where every command gets its API client: one HTTP pool for the whole process, built in one place, so that TLS
 // material and a token (a credentials file, later) are read here and nowhere else.
 import { ApiClient, type ApiClientOptions } from '../client/api-client.js';
+import { readCredentialsSync, type Credentials } from '../client/credentials.js';
 import { HttpClient } from '../client/http.js';
 
 /** What a command may choose per client; how to connect (TLS, token, pool) is this module's business. */
 export type CliClientOptions = Pick<ApiClientOptions, 'timeoutMs' | 'readRetries'>;
 
 let http: HttpClient | undefined;
+let credentials: Credentials | null | undefined;
 
-/** The process's one pool: plain HTTP today; the credentials file's CA, client certificate and token go here. */
+/** The credentials file (MINKUBE_CONFIG, else ~/.minkube/config.json) that `minkube up` wrote, if there is one. */
+export function cliCredentials(): Credentials | null {
+  return (credentials ??= readCredentialsSync());
+}
+
+/**
+ * The process's one pool: it trusts the credentials file's CA and carries its token (MINKUBE_TOKEN, when set, is
+ * sent instead: a token of another role). Without a file: plain HTTP and no token, for `insecure` clusters.
+ */
 export function cliHttpClient(): HttpClient {
-  return (http ??= new HttpClient());
+  if (http !== undefined) return http;
+  const c = cliCredentials();
+  const envToken = process.env.MINKUBE_TOKEN;
+  const token = envToken !== undefined && envToken !== '' ? envToken : c?.token;
+  http = new HttpClient({ ...(c === null ? {} : { tls: { ca: c.ca } }), ...(token === undefined ? {} : { token }) });
+  return http;
+}
+
+/** The manager a command talks to unless --api or MINKUBE_API says: the first in the credentials file. */
+export function defaultApiUrl(fallback: string): string {
+  return cliCredentials()?.apis[0] ?? fallback;
 }
 
 /** A client of the manager at baseUrl ('host:port' or a URL, as --api / MINKUBE_API give it). */

@@ -1,9 +1,11 @@
 // The `minkube` command line. Exit codes: 0 success, 1 a failure (printed as "error: CODE: message"), 2 bad usage.
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { defaultApiUrl } from './connection.js';
 import { runKvDelete, runKvGet, runKvPut } from './kv.js';
 import { runLeaderTransfer, runMemberAdd, runMemberList, runMemberRemove } from './members.js';
 import { printError, type Output } from './output.js';
 import { runStatus } from './status.js';
+import { addTokenCommands } from './tokens.js';
 import { runTaskRunMany } from './task-many.js';
 import { CliExit, parseEnvPair, runTaskGet, runTaskList, runTaskLogs, runTaskRun, runTaskStop, runWorkerList } from './tasks.js';
 import { limits } from '../lib/limits.js';
@@ -14,7 +16,7 @@ const defaultApi = 'http://127.0.0.1:8001';
 // The long-running commands are imported when used: the config schema (TypeBox) alone takes a second to load.
 
 interface GlobalOptions {
-  api: string;
+  api?: string;
   json?: boolean;
 }
 
@@ -74,13 +76,15 @@ function parseVersion(text: string): number {
 export function buildProgram(runLong: (run: () => Promise<number>) => Promise<void>): Command {
   const program = new Command('minkube')
     .description('A small container orchestrator: Raft-replicated managers that schedule tasks onto workers.')
-    .option('--api <url>', 'the API of any manager (env MINKUBE_API)', process.env.MINKUBE_API ?? defaultApi)
+    .option('--api <url>', `the API of any manager (env MINKUBE_API; default: the first in the credentials file, else ${defaultApi})`)
     .option('--json', 'machine-readable output')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   const globals = (cmd: Command): { api: string; out: Output } => {
     const o = cmd.optsWithGlobals<GlobalOptions>();
-    return { api: o.api, out: { json: o.json === true } };
+    // Read lazily: `minkube manager` and `--help` must not trip over a bad credentials file.
+    const api = o.api ?? (process.env.MINKUBE_API !== undefined && process.env.MINKUBE_API !== '' ? process.env.MINKUBE_API : defaultApiUrl(defaultApi));
+    return { api, out: { json: o.json === true } };
   };
 
   program
@@ -117,6 +121,7 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
 
   addTaskCommands(program, globals);
   addMemberCommands(program, globals);
+  addTokenCommands(program, globals);
 
   program
     .command('manager')

@@ -40,6 +40,9 @@ const ApiSchema = Type.Object(
   {
     bodyLimitBytes: Type.Optional(Type.Integer({ minimum: 1, maximum: limits.httpBodyBytesDefault })),
     requestTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000 })),
+    /** The managers' HTTPS certificate and key (PEM files) when the operator supplies one; else one from the cluster CA. */
+    tlsCertFile: Type.Optional(Dir),
+    tlsKeyFile: Type.Optional(Dir),
   },
   { additionalProperties: false },
 );
@@ -63,6 +66,11 @@ const TasksSchema = Type.Object(
 
 export const ClusterConfigSchema = Type.Object(
   {
+    /**
+     * Plain HTTP and plaintext Raft, no client tokens: for local experiments and benchmarks only. Without it (the
+     * default) every connection between nodes is mutual TLS and every client needs a token.
+     */
+    insecure: Type.Optional(Type.Boolean()),
     managers: Type.Array(ManagerSchema, { minItems: 1 }),
     workers: Type.Optional(Type.Array(WorkerSchema)),
     raft: Type.Optional(RaftSchema),
@@ -79,6 +87,13 @@ export type WorkerConfig = Static<typeof WorkerSchema>;
 
 /** The config as used: defaults filled in, data directories absolute. */
 export interface ClusterConfig {
+  /** See the schema: true turns TLS and tokens off. */
+  readonly insecure: boolean;
+  /**
+   * Where a cluster started from this file keeps what it shares (the CA, its key, the admin token): `.minkube`
+   * beside the file. Nodes that joined with a token keep their own material in their data directory instead.
+   */
+  readonly clusterDir: string;
   readonly managers: readonly ManagerConfig[];
   readonly workers: readonly WorkerConfig[];
   readonly raft: {
@@ -87,7 +102,7 @@ export interface ClusterConfig {
     readonly snapshotThresholdEntries: number;
     readonly snapshotThresholdBytes: number;
   };
-  readonly api: { readonly bodyLimitBytes: number; readonly requestTimeoutMs: number };
+  readonly api: { readonly bodyLimitBytes: number; readonly requestTimeoutMs: number; readonly tlsCertFile?: string; readonly tlsKeyFile?: string };
   readonly tasks: TasksConfig;
 }
 
@@ -146,12 +161,17 @@ export function parseClusterConfig(json: unknown, baseDir: string, source = 'the
 }
 
 function withDefaults(file: ClusterConfigFile, baseDir: string): ClusterConfig {
+  const api = { ...clusterConfigDefaults.api, ...file.api };
+  if (api.tlsCertFile !== undefined) api.tlsCertFile = resolve(baseDir, api.tlsCertFile);
+  if (api.tlsKeyFile !== undefined) api.tlsKeyFile = resolve(baseDir, api.tlsKeyFile);
   return {
+    insecure: file.insecure === true,
+    clusterDir: resolve(baseDir, '.minkube'),
     managers: file.managers.map((m) => ({ ...m, dataDir: resolve(baseDir, m.dataDir) })),
     // A worker's data directory (process-runtime state and logs) defaults to ./data/<id> beside the file.
     workers: (file.workers ?? []).map((w) => ({ ...w, dataDir: resolve(baseDir, w.dataDir ?? `data/${w.id}`) })),
     raft: { ...clusterConfigDefaults.raft, ...file.raft },
-    api: { ...clusterConfigDefaults.api, ...file.api },
+    api,
     tasks: { ...clusterConfigDefaults.tasks, ...file.tasks },
   };
 }
@@ -207,6 +227,8 @@ function semanticProblems(json: unknown): string[] {
     address(w.apiAddress, `workers[${i}].apiAddress`);
   });
   problems.push(...timingProblems(json.raft));
+  const api = isRecord(json.api) ? json.api : {};
+  if ((api.tlsCertFile === undefined) !== (api.tlsKeyFile === undefined)) problems.push('api: tlsCertFile and tlsKeyFile go together');
   return problems;
 }
 

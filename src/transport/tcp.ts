@@ -1,7 +1,9 @@
 // Transport over TCP: one persistent connection per pair of managers (the smaller id dials and says hello, both
 // directions share the socket), length-prefixed msgpack frames (codec.ts), bounded per-peer send queues flushed once
 // per tick, reconnects with exponential backoff and full jitter. A bad frame closes only the connection it came on.
+// With `tls`, every connection is mutual TLS and the peer's certificate must name the id it claims (verifyPeer).
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect, createServer as createTlsServer, type PeerCertificate, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { MinkubeError } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
@@ -30,6 +32,21 @@ export interface TcpTransportOptions {
   readonly connectTimeoutMs?: number;
   /** How long an accepted connection may stay silent before its hello. */
   readonly helloTimeoutMs?: number;
+  /** Mutual TLS; without it, plaintext TCP (the config's `insecure: true`). */
+  readonly tls?: TransportTls;
+  /** A uniform draw in [0, 1) for the redial jitter (default Math.random); the simulator injects a seeded one. */
+  readonly random?: () => number;
+}
+
+export interface TransportTls {
+  readonly caCertPem: string;
+  readonly certPem: string;
+  readonly keyPem: string;
+  /**
+   * Whether the certificate a peer presented (already verified against the CA by TLS) may speak as `peerId`: null
+   * when it may, else the reason. Called for every accepted hello and every dialed connection.
+   */
+  readonly verifyPeer: (cert: PeerCertificate, peerId: NodeId) => string | null;
 }
 
 /** Accepted connections that have not said hello yet: a bound so that strangers cannot pile up sockets. */
@@ -127,9 +144,14 @@ export class TcpTransport implements Transport {
   static async start(opts: TcpTransportOptions): Promise<TcpTransport> {
     if (opts.peers.has(opts.id)) throw new MinkubeError('CONFIG_INVALID', `node ${opts.id} lists itself as a peer`);
     const { host, port } = parseAddress(opts.listen, `node ${opts.id}`);
-    const server = createServer({ noDelay: true });
+    const server = opts.tls === undefined ? createServer({ noDelay: true }) : createTlsServer({ ...tlsMaterial(opts.tls), requestCert: true, rejectUnauthorized: true, handshakeTimeout: opts.helloTimeoutMs ?? 5000 });
     const t = new TcpTransport(opts, server);
-    server.on('connection', (socket) => t.accept(socket));
+    if (opts.tls === undefined) server.on('connection', (socket: Socket) => t.accept(socket));
+    else {
+      server.on('secureConnection', (socket: TLSSocket) => t.accept(socket));
+      // A stranger without a certificate from our CA never gets to send a frame: counted, logged at debug.
+      server.on('tlsClientError', (err: Error, socket: TLSSocket) => t.refused(socket, `TLS: ${err.message}`));
+    }
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
         reject(new MinkubeError('INTERNAL', `cannot listen for peers on ${opts.listen}: ${err.code ?? err.message}`, { cause: err }));
@@ -230,12 +252,19 @@ export class TcpTransport implements Transport {
   private dial(link: PeerLink): void {
     link.redialTimer = null;
     if (this.closing) return;
-    const socket = connect({ host: link.host, port: link.port, noDelay: true, ...(this.o.localAddress === undefined ? {} : { localAddress: this.o.localAddress }) });
+    const where = { host: link.host, port: link.port, noDelay: true, ...(this.o.localAddress === undefined ? {} : { localAddress: this.o.localAddress }) };
+    const tls = this.o.tls;
+    // The peer's identity is checked below (verifyPeer), not by host name: a manager's certificate names its id.
+    const socket = tls === undefined ? connect(where) : tlsConnect({ ...where, ...tlsMaterial(tls), servername: undefined, checkServerIdentity: () => undefined });
     const conn = new Connection(socket, link.id, true, this.limits.frameBytesMax);
     conn.timer = setTimeout(() => socket.destroy(new Error(`connect timed out after ${this.connectTimeoutMs} ms`)), this.connectTimeoutMs);
     this.track(conn);
-    socket.once('connect', () => {
+    socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
       conn.clearTimer();
+      if (tls !== undefined) {
+        const problem = tls.verifyPeer((socket as TLSSocket).getPeerCertificate(), link.id);
+        if (problem !== null) return this.fail(conn, `peer ${link.id} at ${link.host}:${link.port}: ${problem}`);
+      }
       socket.write(encodeFrame({ v: WIRE_VERSION, kind: 'hello', from: this.o.id, to: link.id }));
       this.opened(link, conn);
     });
@@ -320,7 +349,7 @@ export class TcpTransport implements Transport {
     if (link.redialTimer !== null) return;
     const ceilingMs = Math.min(this.reconnectMaxMs, this.reconnectBaseMs * 2 ** link.redialAttempt);
     link.redialAttempt = Math.min(link.redialAttempt + 1, 30);
-    link.redialTimer = setTimeout(() => this.dial(link), Math.random() * ceilingMs);
+    link.redialTimer = setTimeout(() => this.dial(link), (this.o.random ?? Math.random)() * ceilingMs);
     link.redialTimer.unref();
   }
 
@@ -355,6 +384,10 @@ export class TcpTransport implements Transport {
     if (link === undefined) return `hello from unknown node ${frame.from}`;
     if (frame.to !== this.o.id) return `hello addressed to ${frame.to}, but this is ${this.o.id}`;
     if (link.dials) return `hello from ${frame.from}, but this node dials it (the smaller id dials)`;
+    if (this.o.tls !== undefined) {
+      const problem = this.o.tls.verifyPeer((conn.socket as TLSSocket).getPeerCertificate(), frame.from);
+      if (problem !== null) return `hello from ${frame.from}: ${problem}`;
+    }
     conn.clearTimer();
     conn.peer = frame.from;
     this.handshakes--;
@@ -372,6 +405,13 @@ export class TcpTransport implements Transport {
     if (handler === null || this.closing) return null;
     for (const m of frame.messages) handler(m);
     return null;
+  }
+
+  /** A connection refused before it became one of ours (a failed TLS handshake). */
+  refused(socket: Socket, reason: string): void {
+    this.counters.frameErrors++;
+    this.log.debug({ remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, reason }, 'refused a peer connection');
+    socket.destroy();
   }
 
   private fail(conn: Connection, reason: string): void {
@@ -458,6 +498,10 @@ export class TcpTransport implements Transport {
     link.dropped += count;
     this.counters.messagesDropped += count;
   }
+}
+
+function tlsMaterial(tls: TransportTls): { ca: string; cert: string; key: string; minVersion: 'TLSv1.3' } {
+  return { ca: tls.caCertPem, cert: tls.certPem, key: tls.keyPem, minVersion: 'TLSv1.3' };
 }
 
 function pickLimits(l: TransportLimits): TransportLimits {

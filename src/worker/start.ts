@@ -4,7 +4,9 @@ import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { buildWorkerApp } from '../api/worker-app.js';
+import { HttpClient } from '../client/http.js';
 import { loadClusterConfig, type ClusterConfig } from '../config/cluster.js';
+import { loadNodeSecurity } from '../daemon/security.js';
 import { MinkubeError } from '../lib/errors.js';
 import { createRuntime, sandboxNameFor } from '../runtime/index.js';
 import { WorkerAgent, type WorkerAgentOptions } from './agent.js';
@@ -45,6 +47,7 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
   const logger = parentLogger?.child({ worker: id }) ?? pino({ level: process.env.MINKUBE_LOG_LEVEL ?? 'info', base: { worker: id }, timestamp: pino.stdTimeFunctions.isoTime });
   const dataDir = self.dataDir ?? resolve('data', id);
   await mkdir(dataDir, { recursive: true });
+  const security = await loadNodeSecurity(config, { id, role: 'worker', dataDir, addresses: [self.apiAddress] }, true, logger);
   // Docker tasks join one network sandbox per worker id, which outlives this process like the tasks do.
   const runtime = await createRuntime(self.runtime, {
     stateDir: dataDir,
@@ -59,7 +62,21 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
     stopTimeoutMs: config.tasks.stopTimeoutMs,
     hostStats: createHostStatsSource({ diskPath: dataDir }),
   });
-  const app = buildWorkerApp({ agent, logger: logger.child({ component: 'api' }), bodyLimitBytes: config.api.bodyLimitBytes, requestTimeoutMs: config.api.requestTimeoutMs });
+  const app = buildWorkerApp({
+    agent,
+    logger: logger.child({ component: 'api' }),
+    bodyLimitBytes: config.api.bodyLimitBytes,
+    requestTimeoutMs: config.api.requestTimeoutMs,
+    ...(security === null
+      ? {}
+      : {
+          https: security.serverTls(),
+          admitCaller: (cert) => {
+            const caller = security.peerIdentity(cert);
+            return caller?.role === 'manager' ? null : caller === null ? 'the certificate is not one of this cluster' : `the certificate is a ${caller.role}'s`;
+          },
+        }),
+  });
   try {
     // Before serving: a leader asking about a task must get the re-adopted answer, never "no such task".
     await agent.adopt();
@@ -71,7 +88,9 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
     await runtime.close();
     throw err;
   }
-  const link = new HttpManagerLink({ managers: config.managers.map((m) => m.apiAddress), timeoutMs: config.api.requestTimeoutMs + 500 });
+  // The worker's one pool: its certificate is how the managers know it (no token).
+  const http = new HttpClient(security === null ? {} : { tls: security.clientTls() });
+  const link = new HttpManagerLink({ managers: config.managers.map((m) => m.apiAddress), timeoutMs: config.api.requestTimeoutMs + 500, http });
   const loops = new WorkerLoops({
     agent,
     link,
@@ -87,12 +106,13 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       await loops.stop();
+      await http.close();
       await app.close();
       await agent.close();
       await runtime.close();
       logger.info('worker stopped; its containers keep running');
     })());
-  return { id, apiUrl: `http://${self.apiAddress}`, agent, loops, stop };
+  return { id, apiUrl: `${security === null ? 'http' : 'https'}://${self.apiAddress}`, agent, loops, stop };
 }
 
 function splitHostPort(address: string): { host: string; port: number } {

@@ -88,12 +88,12 @@ export class ChaosCluster {
         list.push({ ...real(other), raftAddress: `${host}:${raft}`, apiAddress: `${host}:${api}` });
       }
       const configPath = join(o.dir, `${self.id}.json`);
-      writeFileSync(configPath, JSON.stringify({ managers: list, workers, ...o.extra }, null, 2));
+      writeFileSync(configPath, JSON.stringify({ insecure: true, managers: list, workers, ...o.extra }, null, 2));
       this.addNode(self.id, 'manager', `${host}:${self.api}`, configPath);
     }
     // Workers (and the runner's clients) see the managers' real addresses.
     const workerConfig = join(o.dir, 'cluster.json');
-    writeFileSync(workerConfig, JSON.stringify({ managers: managers.map(real), workers, ...o.extra }, null, 2));
+    writeFileSync(workerConfig, JSON.stringify({ insecure: true, managers: managers.map(real), workers, ...o.extra }, null, 2));
     for (const w of workers) this.addNode(w.id, 'worker', w.apiAddress, workerConfig);
   }
 

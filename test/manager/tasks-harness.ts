@@ -55,7 +55,7 @@ export class TaskCluster {
     const workers = [];
     for (let i = 1; i <= (o.workers ?? 2); i++) workers.push({ id: `w${i}`, apiAddress: `127.0.0.1:${await freePort()}`, runtime: 'process' as const });
     const tasks = { workerHeartbeatIntervalMs: 100, workerTtlMs: 600, lostGraceMs: 300, reconcileIntervalMs: 300, backoffBaseMs: 50, backoffCapMs: 400, ...o.tasks };
-    const config = parseClusterConfig({ managers, workers, tasks, raft: { heartbeatIntervalMs: 25, electionTimeoutMs: 200 } }, dir);
+    const config = parseClusterConfig({ insecure: true, managers, workers, tasks, raft: { heartbeatIntervalMs: 25, electionTimeoutMs: 200 } }, dir);
     const logger = pino({ level: o.logLevel ?? process.env.MINKUBE_TEST_LOG ?? 'silent' });
     return new TaskCluster(dir, config, logger, o);
   }

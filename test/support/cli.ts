@@ -1,6 +1,9 @@
 // Runs the `minkube` command as a child process, the way a user would, and collects its exit code and output.
 import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { minkubeBin, repoRoot } from './cluster.js';
+
+const noCredentialsPath = join(repoRoot, '.tmp', 'no-such-credentials.json');
 
 export interface CliResult {
   code: number;
@@ -8,11 +11,15 @@ export interface CliResult {
   stderr: string;
 }
 
-/** MINKUBE_API is cleared unless `env` sets it, so the caller's environment cannot pick the manager. */
+/**
+ * MINKUBE_API is cleared unless `env` sets it, so the caller's environment cannot pick the manager; likewise
+ * MINKUBE_CONFIG points at no file unless `env` names one, so a credentials file in the home directory is not used.
+ */
 export function runCli(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<CliResult> {
   return new Promise((done) => {
     const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
     if (env.MINKUBE_API === undefined) delete childEnv.MINKUBE_API;
+    if (env.MINKUBE_CONFIG === undefined) childEnv.MINKUBE_CONFIG = noCredentialsPath;
     execFile(process.execPath, [minkubeBin, ...args], { cwd: repoRoot, env: childEnv, timeout: 30_000 }, (err, stdout, stderr) => {
       done({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr });
     });

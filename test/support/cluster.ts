@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { join, resolve } from 'node:path';
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
@@ -29,6 +30,11 @@ export interface ClusterOptions {
   distinctHosts?: boolean;
   /** Extra node flags for every spawned node (e.g. --cpu-prof for a benchmark). */
   nodeArgs?: string[];
+  /**
+   * TLS and tokens on, as a cluster is by default. Off (`insecure: true` in the config) unless asked for: most
+   * tests are about something else, and the security tests turn it on.
+   */
+  secure?: boolean;
 }
 
 /** A free TCP port on host (bound and released; a tiny race is acceptable in tests). */
@@ -66,19 +72,20 @@ export class ProcCluster {
     const dir = mkdtempSync(join(tmpdir(), 'minkube-test-'));
     const managers = [];
     const nodes: ProcNode[] = [];
+    const scheme = options.secure === true ? 'https' : 'http';
     for (let i = 1; i <= (options.managers ?? 3); i++) {
       const host = options.distinctHosts === false ? '127.0.0.1' : `127.0.0.${i}`;
       const [raftPort, apiPort] = [await freePort(host), await freePort(host)];
       managers.push({ id: `m${i}`, raftAddress: `${host}:${raftPort}`, apiAddress: `${host}:${apiPort}`, dataDir: `m${i}` });
-      nodes.push({ id: `m${i}`, kind: 'manager', apiUrl: `http://${host}:${apiPort}`, host, proc: null, log: null });
+      nodes.push({ id: `m${i}`, kind: 'manager', apiUrl: `${scheme}://${host}:${apiPort}`, host, proc: null, log: null });
     }
     const workers = [];
     for (let i = 1; i <= (options.workers ?? 0); i++) {
       const port = await freePort();
       workers.push({ id: `w${i}`, apiAddress: `127.0.0.1:${port}`, runtime: options.workerRuntime ?? 'process', dataDir: `w${i}` });
-      nodes.push({ id: `w${i}`, kind: 'worker', apiUrl: `http://127.0.0.1:${port}`, host: '127.0.0.1', proc: null, log: null });
+      nodes.push({ id: `w${i}`, kind: 'worker', apiUrl: `${scheme}://127.0.0.1:${port}`, host: '127.0.0.1', proc: null, log: null });
     }
-    const config: Record<string, unknown> = { managers, workers, ...(options.raft ? { raft: options.raft } : {}), ...options.extra };
+    const config: Record<string, unknown> = { ...(options.secure === true ? {} : { insecure: true }), managers, workers, ...(options.raft ? { raft: options.raft } : {}), ...options.extra };
     const configPath = join(dir, 'cluster.json');
     writeFileSync(configPath, JSON.stringify(config, null, 2));
     const c = new ProcCluster(dir, configPath, config, options.nodeArgs);
@@ -107,7 +114,7 @@ export class ProcCluster {
   async addManagerNode(id: string, hostIndex: number): Promise<{ raftAddress: string; apiAddress: string; dataDir: string }> {
     const host = `127.0.0.${hostIndex}`;
     const [raftPort, apiPort] = [await freePort(host), await freePort(host)];
-    this.nodes.set(id, { id, kind: 'manager', apiUrl: `http://${host}:${apiPort}`, host, proc: null, log: null });
+    this.nodes.set(id, { id, kind: 'manager', apiUrl: `${this.secure ? 'https' : 'http'}://${host}:${apiPort}`, host, proc: null, log: null });
     return { raftAddress: `${host}:${raftPort}`, apiAddress: `${host}:${apiPort}`, dataDir: join(this.dir, id) };
   }
 
@@ -161,9 +168,29 @@ export class ProcCluster {
     if (process.env.MINKUBE_KEEP_TEST_DIRS !== '1') rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /** GET/PUT/DELETE json against a node; never throws for HTTP errors, only returns the status and body. */
-  async http(id: string, method: string, path: string, body?: unknown, timeoutMs = 5000): Promise<HttpReply> {
-    return httpJson(this.url(id), method, path, body, timeoutMs);
+  get secure(): boolean {
+    return this.config.insecure !== true;
+  }
+
+  /** The cluster's CA (PEM), made by the first manager that started: secure clusters only. */
+  caCertPem(): string {
+    return readFileSync(join(this.dir, '.minkube', 'ca.crt'), 'utf8');
+  }
+
+  /** The admin token the first manager made beside the config (secure clusters only). */
+  adminToken(): string {
+    return readFileSync(join(this.dir, '.minkube', 'admin.token'), 'utf8').trim();
+  }
+
+  /**
+   * GET/PUT/DELETE json against a node; never throws for HTTP errors, only returns the status and body. In a secure
+   * cluster it trusts the cluster CA and carries the admin token, unless `as` says otherwise (null: no token).
+   */
+  async http(id: string, method: string, path: string, body?: unknown, timeoutMs = 5000, as?: { token?: string | null; cert?: string; key?: string }): Promise<HttpReply> {
+    if (!this.secure) return httpJson(this.url(id), method, path, body, timeoutMs);
+    const token = as?.token === undefined ? this.adminToken() : as.token;
+    const tls = { ca: this.caCertPem(), ...(as?.cert === undefined ? {} : { cert: as.cert, key: as.key }) };
+    return httpJson(this.url(id), method, path, body, timeoutMs, { tls, ...(token === null ? {} : { token }) });
   }
 
   /** Waits until every listed manager that is up agrees on one leader; returns its id. */
@@ -196,21 +223,37 @@ export interface HttpReply {
   body: any;
 }
 
-export async function httpJson(baseUrl: string, method: string, path: string, body?: unknown, timeoutMs = 5000): Promise<HttpReply> {
-  const res = await fetch(baseUrl + path, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? null : JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  const text = await res.text();
+export interface HttpAs {
+  tls?: { ca: string; cert?: string; key?: string };
+  token?: string;
+}
+
+export async function httpJson(baseUrl: string, method: string, path: string, body?: unknown, timeoutMs = 5000, as: HttpAs = {}): Promise<HttpReply> {
+  const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
+  if (as.token !== undefined) headers.authorization = `Bearer ${as.token}`;
+  const dispatcher = as.tls === undefined ? undefined : new Agent({ connect: { ...as.tls } });
+  let status: number;
+  let text: string;
+  try {
+    const res = await undiciFetch(baseUrl + path, {
+      method,
+      headers,
+      body: body === undefined ? null : JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+      ...(dispatcher === undefined ? {} : { dispatcher }),
+    });
+    status = res.status;
+    text = await res.text();
+  } finally {
+    void dispatcher?.destroy();
+  }
   let parsed: unknown = text;
   try {
     parsed = text.length > 0 ? JSON.parse(text) : null;
   } catch {
     // not JSON: keep the text
   }
-  return { status: res.status, body: parsed };
+  return { status, body: parsed };
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -86,6 +86,7 @@ beforeAll(async () => {
   const deadManager = await freePort();
   configPath = join(dir, 'cluster.json');
   await writeFile(configPath, JSON.stringify({
+    insecure: true,
     // The first manager is down: the worker must go on to the next.
     managers: [
       { id: 'm0', raftAddress: `127.0.0.1:${await freePort()}`, apiAddress: `127.0.0.1:${deadManager}`, dataDir: 'm0' },

@@ -1,0 +1,72 @@
+// The CLI's credentials file, as kubectl's kubeconfig: the managers' API URLs, the cluster CA and a token.
+// `minkube up` writes it; every command finds it by itself: $MINKUBE_CONFIG, else ~/.minkube/config.json.
+import { readFileSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { MinkubeError } from '../lib/errors.js';
+
+export interface Credentials {
+  /** The cluster these credentials are for (its CA's cluster id). */
+  readonly clusterId: string;
+  /** Every manager's API, as https URLs; the CLI uses the first unless --api names another. */
+  readonly apis: readonly string[];
+  /** The cluster CA's certificate (PEM): the only CA the CLI trusts for these URLs. */
+  readonly ca: string;
+  /** An API token (mk_<accessor>_<secret>). */
+  readonly token: string;
+}
+
+export function credentialsPath(env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = env.MINKUBE_CONFIG;
+  return fromEnv !== undefined && fromEnv !== '' ? fromEnv : join(homedir(), '.minkube', 'config.json');
+}
+
+/** Null when there is no file; a file that is there but unreadable or malformed is an error naming it. */
+export async function readCredentials(path = credentialsPath()): Promise<Credentials | null> {
+  try {
+    return parseCredentials(await readFile(path, 'utf8'), path);
+  } catch (err) {
+    return noFileOrThrow(err, path);
+  }
+}
+
+/** As readCredentials, for the CLI's start-up (one small file, read once). */
+export function readCredentialsSync(path = credentialsPath()): Credentials | null {
+  try {
+    return parseCredentials(readFileSync(path, 'utf8'), path);
+  } catch (err) {
+    return noFileOrThrow(err, path);
+  }
+}
+
+function noFileOrThrow(err: unknown, path: string): null {
+  if (err instanceof MinkubeError) throw err;
+  if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+  throw new MinkubeError('CONFIG_INVALID', `cannot read the credentials file ${path}: ${(err as Error).message}`, { cause: err });
+}
+
+function parseCredentials(text: string, path: string): Credentials {
+  const problem = (what: string): MinkubeError => new MinkubeError('CONFIG_INVALID', `the credentials file ${path} is invalid: ${what}`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw problem('not JSON');
+  }
+  const c = raw as Partial<Record<keyof Credentials, unknown>>;
+  if (typeof c !== 'object' || c === null) throw problem('not an object');
+  if (typeof c.clusterId !== 'string') throw problem('clusterId must be a string');
+  if (!Array.isArray(c.apis) || c.apis.length === 0 || !c.apis.every((a) => typeof a === 'string')) throw problem('apis must be a non-empty list of URLs');
+  if (typeof c.ca !== 'string' || !c.ca.includes('BEGIN CERTIFICATE')) throw problem('ca must be a PEM certificate');
+  if (typeof c.token !== 'string' || c.token === '') throw problem('token must be a string');
+  return { clusterId: c.clusterId, apis: c.apis as string[], ca: c.ca, token: c.token };
+}
+
+/** Written whole (temp file and rename), readable by its owner only: it holds a token. */
+export async function writeCredentials(credentials: Credentials, path = credentialsPath()): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const temp = `${path}.${process.pid}.tmp`;
+  await writeFile(temp, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
+  await rename(temp, path);
+}

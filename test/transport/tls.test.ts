@@ -1,0 +1,99 @@
+// The Raft transport with mutual TLS: members talk; a stranger without a certificate, a worker's certificate,
+// another cluster's certificate, or a manager's certificate claiming another id never gets a message through.
+import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { peerProblem } from '../../src/daemon/security.js';
+import { nodeId, term, type NodeId } from '../../src/lib/ids.js';
+import type { Message } from '../../src/raft/types.js';
+import { createClusterCa, identityFromCertificate, issueNodeKeyAndCert, type NodeRole } from '../../src/security/ca.js';
+import { encodeFrame, WIRE_VERSION } from '../../src/transport/codec.js';
+import { TcpTransport, type TransportTls } from '../../src/transport/tcp.js';
+import { heartbeat, waitFor } from './conformance.js';
+import { freePorts, memoryLogger } from './tcp-cluster.js';
+
+interface Cert {
+  keyPem: string;
+  certPem: string;
+  caCertPem: string;
+}
+
+const sans = { ips: ['127.0.0.1'], dns: ['localhost'] };
+let ca: { certPem: string; keyPem: string };
+let other: { certPem: string; keyPem: string };
+
+async function certFor(id: string, role: NodeRole, authority = ca, clusterId = 'c1'): Promise<Cert> {
+  const { keyPem, certPem } = await issueNodeKeyAndCert({ id, role, clusterId, caCertPem: authority.certPem, caKeyPem: authority.keyPem, sans });
+  return { keyPem, certPem, caCertPem: authority.certPem };
+}
+
+function transportTls(c: Cert): TransportTls {
+  return { caCertPem: c.caCertPem, certPem: c.certPem, keyPem: c.keyPem, verifyPeer: (cert, peer) => peerProblem(identityFromCertificate(cert), 'c1', peer) };
+}
+
+const n1 = nodeId('n1');
+const n2 = nodeId('n2');
+let t1: TcpTransport;
+let t2: TcpTransport;
+const received: Message[] = [];
+let address2: string;
+
+beforeAll(async () => {
+  ca = await createClusterCa({ clusterId: 'c1' });
+  other = await createClusterCa({ clusterId: 'c2' });
+  const [p1, p2] = await freePorts(2);
+  const a1 = `127.0.0.1:${p1}`;
+  address2 = `127.0.0.1:${p2}`;
+  // n2 also knows n3, so that "a member claiming another member's id" is tested against a known id.
+  t2 = await TcpTransport.start({ id: n2, listen: address2, peers: new Map<NodeId, string>([[n1, a1], [nodeId('n3'), '127.0.0.1:1']]), logger: memoryLogger('n2').logger, tls: transportTls(await certFor('n2', 'manager')) });
+  t2.onMessage((m) => received.push(m));
+  t1 = await TcpTransport.start({ id: n1, listen: a1, peers: new Map([[n2, address2]]), logger: memoryLogger('n1').logger, tls: transportTls(await certFor('n1', 'manager')), reconnectMaxMs: 100 });
+}, 30_000);
+
+afterAll(async () => {
+  await t1?.close();
+  await t2?.close();
+});
+
+/** Sends a hello and a heartbeat with an absurd term as `claimed`, over the given socket; resolves when it closes. */
+function impersonate(socket: import('node:net').Socket, claimed: NodeId, connectEvent: string): Promise<void> {
+  return new Promise((done) => {
+    socket.once(connectEvent, () => {
+      socket.write(encodeFrame({ v: WIRE_VERSION, kind: 'hello', from: claimed, to: n2 }));
+      socket.write(encodeFrame({ v: WIRE_VERSION, kind: 'raft', messages: [{ ...heartbeat(claimed, n2, 'forged'), term: term(Number.MAX_SAFE_INTEGER) }] }));
+    });
+    socket.on('error', () => {});
+    socket.once('close', () => done());
+  });
+}
+
+describe('TcpTransport with mutual TLS', () => {
+  it('carries messages between members', async () => {
+    t1.send([heartbeat(n1, n2, 'hello over tls')]);
+    await waitFor('a heartbeat over TLS', () => received.some((m) => m.type === 'heartbeat' && m.context === 'hello over tls'), 10_000);
+    expect(t1.reachable(n2)).toBe(true);
+  });
+
+  const port = (): number => Number(address2.split(':')[1]);
+  const tlsTo = (c: Cert, trust = c.caCertPem): import('node:net').Socket =>
+    tlsConnect({ host: '127.0.0.1', port: port(), ca: trust, cert: c.certPem, key: c.keyPem, checkServerIdentity: () => undefined });
+
+  it.each([
+    ['plain TCP without TLS', async () => impersonate(netConnect({ host: '127.0.0.1', port: port() }), n1, 'connect')],
+    ['a worker certificate', async () => impersonate(tlsTo(await certFor('n1', 'worker')), n1, 'secureConnect')],
+    ['another cluster\'s certificate', async () => impersonate(tlsTo(await certFor('n1', 'manager', other, 'c2'), ca.certPem), n1, 'secureConnect')],
+    ['a member\'s certificate claiming another id', async () => impersonate(tlsTo(await certFor('n3', 'manager')), n1, 'secureConnect')],
+  ])('refuses %s: nothing reaches Raft', async (_name, attack) => {
+    const before = received.length;
+    await attack();
+    expect(received.slice(before).filter((m) => m.type === 'heartbeat' && m.context === 'forged')).toEqual([]);
+    expect(received.some((m) => m.term === Number.MAX_SAFE_INTEGER)).toBe(false);
+  });
+
+  it('a dialer checks the listener too: a listener whose certificate names another node is dropped', () => {
+    expect(peerProblem(identityFromCertificate(''), 'c1', 'n2')).toMatch(/names no Minkube node/);
+    expect(peerProblem({ id: 'n3', role: 'manager', clusterId: 'c1' }, 'c1', 'n2')).toBe('its certificate names n3, not n2');
+    expect(peerProblem({ id: 'n2', role: 'worker', clusterId: 'c1' }, 'c1', 'n2')).toMatch(/worker's, not a manager's/);
+    expect(peerProblem({ id: 'n2', role: 'manager', clusterId: 'c2' }, 'c1', 'n2')).toMatch(/cluster c2, not c1/);
+  });
+});
