@@ -1,0 +1,110 @@
+// Who may do what: the built-in roles and custom policies, as pure decisions over (resource, verb, key).
+// Deny wins over allow, and what no rule allows is denied.
+import { Type, type Static } from '@sinclair/typebox';
+
+export const resources = ['kv', 'tasks', 'workers', 'members', 'leader', 'tokens', 'audit', 'metrics', 'cluster', 'snapshot'] as const;
+export type Resource = (typeof resources)[number];
+export const verbs = ['read', 'write'] as const;
+export type Verb = (typeof verbs)[number];
+
+export const roleNames = ['admin', 'operator', 'developer', 'viewer'] as const;
+export type RoleName = (typeof roleNames)[number];
+
+const policyNamePattern = /^[a-z][a-z0-9-]{0,62}$/;
+
+export const PolicyRuleSchema = Type.Object(
+  {
+    effect: Type.Union([Type.Literal('allow'), Type.Literal('deny')]),
+    resource: Type.Union([...resources.map((r) => Type.Literal(r)), Type.Literal('*')]),
+    verbs: Type.Union([
+      Type.Array(Type.Union(verbs.map((v) => Type.Literal(v))), { minItems: 1, maxItems: verbs.length, uniqueItems: true }),
+      Type.Tuple([Type.Literal('*')]),
+    ]),
+    /** kv only: the rule covers keys that start with this. */
+    keyPrefix: Type.Optional(Type.String({ maxLength: 512 })),
+  },
+  { additionalProperties: false },
+);
+export type PolicyRule = Static<typeof PolicyRuleSchema>;
+
+export const PolicySchema = Type.Object(
+  {
+    name: Type.String({ pattern: policyNamePattern.source }),
+    rules: Type.Array(PolicyRuleSchema, { maxItems: 256 }),
+  },
+  { additionalProperties: false },
+);
+export type Policy = Static<typeof PolicySchema>;
+
+export interface Principal {
+  role: string;
+  /** The developer role's own part of the key space. */
+  keyPrefix?: string;
+  /** A custom policy: when present it decides instead of the role. */
+  policy?: Policy;
+}
+export interface Need {
+  resource: Resource;
+  verb: Verb;
+  /** kv: the key the request touches. */
+  key?: string;
+}
+export type Decision = { allowed: true } | { allowed: false; missing: string };
+
+/** A built-in role name (a custom policy's name is checked by isPolicyName). */
+export function isRoleName(s: unknown): s is RoleName {
+  return typeof s === 'string' && (roleNames as readonly string[]).includes(s);
+}
+
+/** Lower-case letters, digits and '-', starting with a letter: safe in URLs, logs and messages. */
+export function isPolicyName(s: unknown): s is string {
+  return typeof s === 'string' && policyNamePattern.test(s);
+}
+
+const rw: Verb[] = ['read', 'write'];
+const allow = (resource: Resource | '*', ruleVerbs: Verb[] | ['*'], keyPrefix?: string): PolicyRule =>
+  keyPrefix === undefined ? { effect: 'allow', resource, verbs: ruleVerbs } : { effect: 'allow', resource, verbs: ruleVerbs, keyPrefix };
+
+/** The rules of a built-in role; a developer without a key prefix gets no kv access at all. */
+export function builtinRules(role: RoleName, keyPrefix?: string): PolicyRule[] {
+  switch (role) {
+    case 'admin':
+      return [allow('*', ['*'])];
+    case 'operator':
+      return [
+        ...(['tasks', 'workers', 'members', 'leader'] as const).map((r) => allow(r, rw)),
+        ...(['kv', 'metrics', 'cluster', 'snapshot'] as const).map((r) => allow(r, ['read'])),
+      ];
+    case 'developer':
+      return [allow('tasks', rw), allow('cluster', ['read']), ...(keyPrefix === undefined ? [] : [allow('kv', rw, keyPrefix)])];
+    case 'viewer':
+      return (['kv', 'tasks', 'workers', 'members', 'cluster', 'metrics'] as const).map((r) => allow(r, ['read']));
+  }
+}
+
+/**
+ * A rule with a key prefix allows only a key under it, but denies whenever the key is not known: a deny rule must
+ * never be dodged by a request that names no key.
+ */
+function ruleMatches(rule: PolicyRule, need: Need): boolean {
+  if (rule.resource !== '*' && rule.resource !== need.resource) return false;
+  if (!(rule.verbs as string[]).includes('*') && !(rule.verbs as string[]).includes(need.verb)) return false;
+  if (rule.keyPrefix === undefined) return true;
+  if (need.key === undefined) return rule.effect === 'deny';
+  return need.key.startsWith(rule.keyPrefix);
+}
+
+function describeNeed(need: Need): string {
+  return need.key === undefined ? `${need.resource}:${need.verb}` : `${need.resource}:${need.verb} on key ${JSON.stringify(need.key)}`;
+}
+
+export function authorize(principal: Principal, need: Need): Decision {
+  const rules = principal.policy?.rules ?? (isRoleName(principal.role) ? builtinRules(principal.role, principal.keyPrefix) : []);
+  let allowed = false;
+  for (const rule of rules) {
+    if (!ruleMatches(rule, need)) continue;
+    if (rule.effect === 'deny') return { allowed: false, missing: describeNeed(need) };
+    allowed = true;
+  }
+  return allowed ? { allowed: true } : { allowed: false, missing: describeNeed(need) };
+}
