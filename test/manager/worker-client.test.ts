@@ -1,12 +1,15 @@
 // HttpWorkerApi against a real worker app on loopback: batches answered item by item, split under the body limit,
 // and a worker without the batch route served one call each.
 import Fastify from 'fastify';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Assignment } from '../../src/api/worker-contract.js';
 import { buildWorkerApp } from '../../src/api/worker-app.js';
+import { HttpClient } from '../../src/client/http.js';
 import { MinkubeError } from '../../src/lib/errors.js';
-import { HttpWorkerApi } from '../../src/manager/worker-client.js';
+import { classifyAssignError, HttpWorkerApi } from '../../src/manager/worker-client.js';
 import { MemoryRuntime } from '../../src/runtime/index.js';
 import { WorkerAgent } from '../../src/worker/agent.js';
 
@@ -61,6 +64,58 @@ describe('HttpWorkerApi.assignMany', () => {
       expect(seen.sort()).toEqual(['o1', 'o2']);
     } finally {
       await old.close();
+    }
+  });
+});
+
+describe('HttpWorkerApi failures', () => {
+  // Never answers; remembers the authorization header it was sent.
+  const seen: (string | undefined)[] = [];
+  const silent = createServer((req) => void seen.push(req.headers.authorization));
+  let silentAddress = '';
+  beforeAll(async () => {
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    silentAddress = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    silent.closeAllConnections();
+    await new Promise((r) => silent.close(r));
+  });
+
+  it('no answer in time is TIMEOUT, transient', async () => {
+    const e = await api.assign(silentAddress, a('slow'), { timeoutMs: 100 }).catch((err: unknown) => err);
+    expect(e).toMatchObject({ code: 'TIMEOUT' });
+    expect(classifyAssignError(e)).toBe('transient');
+  });
+
+  it('an abort (step-down) is WORKER_UNAVAILABLE, abandoned', async () => {
+    const controller = new AbortController();
+    const p = api.assign(silentAddress, a('gone'), { timeoutMs: 5000, signal: controller.signal }).catch((err: unknown) => err);
+    controller.abort();
+    const e = (await p) as MinkubeError;
+    expect(e).toMatchObject({ code: 'WORKER_UNAVAILABLE' });
+    expect(e.message).toContain('abandoned (this manager stepped down)');
+  });
+
+  it('an unreachable worker is WORKER_UNAVAILABLE naming its URL, transient', async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((r) => closed.close(r));
+    const e = (await api.assignMany(`127.0.0.1:${port}`, [a('x')], { timeoutMs: 1000 }).catch((err: unknown) => err)) as MinkubeError;
+    expect(e).toMatchObject({ code: 'WORKER_UNAVAILABLE', message: `cannot reach http://127.0.0.1:${port}/v1/tasks/batch (ECONNREFUSED)` });
+    expect(classifyAssignError(e)).toBe('transient');
+  });
+
+  it('sends through the HttpClient it is given (its token included)', async () => {
+    const http = new HttpClient({ token: 'leader-token' });
+    const withToken = new HttpWorkerApi({ http });
+    try {
+      await withToken.logs(silentAddress, 't1', 10, { timeoutMs: 500 }).catch(() => undefined);
+      expect(seen.at(-1)).toBe('Bearer leader-token');
+    } finally {
+      withToken.close();
+      await http.close();
     }
   });
 });
