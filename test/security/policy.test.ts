@@ -91,5 +91,4 @@ describe('names', () => {
     expect(isPolicyName('ci-bot')).toBe(true);
     for (const s of ['', 'CI', '1ci', 'a b', 'a/b', 'x'.repeat(64)]) expect(isPolicyName(s)).toBe(false);
   });
-
 });

@@ -1,0 +1,258 @@
+// Where TLS material lives on disk: a node's <dataDir>/tls/, and the cluster directory beside a config file that holds
+// the CA of a locally provisioned cluster. Files are written whole (temp file + rename); keys are readable by the owner only.
+import { createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
+import { link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { MinkubeError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
+import {
+  caDigest, createClusterCa, identityFromCertificate, isIssuedBy, issueNodeKeyAndCert, needsRenewal, subjectAltNames,
+  type NodeIdentity, type NodeRole, type SubjectAltNames,
+} from './ca.js';
+
+export interface NodeTls {
+  caCertPem: string;
+  certPem: string;
+  keyPem: string;
+  /** Managers only: they sign the CSRs of joining nodes and renewals. */
+  caKeyPem?: string;
+  identity: NodeIdentity;
+}
+
+export interface LocalNode {
+  id: string;
+  role: NodeRole;
+  dataDir: string;
+  /** 'host:port' addresses the node serves on: their hosts go into its certificate. */
+  addresses: string[];
+}
+
+const files = { caCert: 'ca.crt', caKey: 'ca.key', cert: 'node.crt', key: 'node.key', clusterId: 'cluster-id', lock: 'pki.lock' };
+
+export function nodeTlsDir(dataDir: string): string {
+  return join(dataDir, 'tls');
+}
+
+function isErrno(err: unknown, code: string): boolean {
+  return (err as NodeJS.ErrnoException | null)?.code === code;
+}
+
+async function readIfExists(path: string): Promise<string | null> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return null;
+    throw err;
+  }
+}
+
+/** Writes the whole file or nothing: a crash leaves the old contents (or none), never half a key. */
+export async function writeFileAtomic(path: string, data: string, mode: number): Promise<void> {
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  const fh = await open(tmp, 'wx', mode);
+  try {
+    await fh.writeFile(data, 'utf8');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function removeIfExists(path: string): Promise<void> {
+  await unlink(path).catch((err: unknown) => {
+    if (!isErrno(err, 'ENOENT')) throw err;
+  });
+}
+
+/** Why the material in a node's tls directory cannot be used, or the material; null when there is none. */
+async function loadNodeTls(dataDir: string): Promise<NodeTls | string | null> {
+  const dir = nodeTlsDir(dataDir);
+  const [caCertPem, certPem, keyPem, caKeyPem] = await Promise.all([
+    readIfExists(join(dir, files.caCert)), readIfExists(join(dir, files.cert)), readIfExists(join(dir, files.key)), readIfExists(join(dir, files.caKey)),
+  ]);
+  if (caCertPem === null || certPem === null || keyPem === null) return null;
+  const identity = identityFromCertificate(certPem);
+  if (identity === null) return `${join(dir, files.cert)} is not a Minkube node certificate`;
+  // The key and the certificate are two files: a crash between their writes must not pass for a usable pair.
+  if (!keyMatchesCert(keyPem, certPem)) return `${join(dir, files.key)} is not the key of ${join(dir, files.cert)}`;
+  const tls: NodeTls = { caCertPem, certPem, keyPem, identity };
+  if (caKeyPem !== null) tls.caKeyPem = caKeyPem;
+  return tls;
+}
+
+function keyMatchesCert(keyPem: string, certPem: string): boolean {
+  try {
+    const fromKey = createPublicKey(keyPem).export({ type: 'spki', format: 'der' });
+    const fromCert = new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' });
+    return fromKey.equals(fromCert);
+  } catch {
+    return false;
+  }
+}
+
+/** The node's material, or null when its tls directory holds none; a directory that holds unusable material throws. */
+export async function readNodeTls(dataDir: string): Promise<NodeTls | null> {
+  const loaded = await loadNodeTls(dataDir);
+  if (typeof loaded === 'string') throw new MinkubeError('STORAGE_CORRUPT', loaded);
+  return loaded;
+}
+
+/** Writes the certificate last: a reader that finds it finds the CA and the key it goes with. */
+export async function writeNodeTls(dataDir: string, tls: NodeTls): Promise<void> {
+  const dir = nodeTlsDir(dataDir);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await writeFileAtomic(join(dir, files.key), tls.keyPem, 0o600);
+  await writeFileAtomic(join(dir, files.caCert), tls.caCertPem, 0o644);
+  // A node that is no longer a manager must not keep the power to sign certificates.
+  if (tls.caKeyPem === undefined) await removeIfExists(join(dir, files.caKey));
+  else await writeFileAtomic(join(dir, files.caKey), tls.caKeyPem, 0o600);
+  await writeFileAtomic(join(dir, files.cert), tls.certPem, 0o644);
+}
+
+/** The SANs of a node serving on these 'host:port' addresses; localhost and 127.0.0.1 are always in. */
+export function sansForAddresses(addresses: string[]): SubjectAltNames {
+  const hosts = ['localhost', '127.0.0.1', ...addresses.map(hostOf)];
+  const unique = [...new Set(hosts.filter((h) => h !== ''))];
+  return { ips: unique.filter((h) => isIP(h) !== 0), dns: unique.filter((h) => isIP(h) === 0) };
+}
+
+function hostOf(address: string): string {
+  if (address.startsWith('[')) return address.slice(1, address.indexOf(']'));
+  if (isIP(address) !== 0) return address; // a bare address, IPv6 included, has no port
+  const colon = address.lastIndexOf(':');
+  return colon < 0 ? address : address.slice(0, colon);
+}
+
+interface ClusterCa {
+  clusterId: string;
+  certPem: string;
+  keyPem: string;
+}
+
+/**
+ * Makes sure the cluster directory holds one CA and every listed node holds a current certificate from it. Safe to
+ * call from several processes at once: they take turns under a lock file, and the first one creates the CA.
+ */
+export async function ensureLocalPki(opts: { clusterDir: string; nodes: LocalNode[] }): Promise<{ clusterId: string; caCertPem: string; created: boolean }> {
+  await mkdir(opts.clusterDir, { recursive: true, mode: 0o700 });
+  return withLock(join(opts.clusterDir, files.lock), async () => {
+    const { ca, created } = await loadOrCreateCa(opts.clusterDir);
+    for (const node of opts.nodes) await ensureNodeCert(node, ca);
+    return { clusterId: ca.clusterId, caCertPem: ca.certPem, created };
+  });
+}
+
+async function loadOrCreateCa(clusterDir: string): Promise<{ ca: ClusterCa; created: boolean }> {
+  const [certPem, keyPem, idText] = await Promise.all([
+    readIfExists(join(clusterDir, files.caCert)), readIfExists(join(clusterDir, files.caKey)), readIfExists(join(clusterDir, files.clusterId)),
+  ]);
+  if (certPem !== null) {
+    if (keyPem === null || idText === null) {
+      throw new MinkubeError('STORAGE_CORRUPT', `${clusterDir} holds ${files.caCert} without ${files.caKey} or ${files.clusterId}`);
+    }
+    return { ca: { clusterId: idText.trim(), certPem, keyPem }, created: false };
+  }
+  // A cluster id written by a process that crashed before its CA keeps naming the cluster.
+  const clusterId = idText?.trim() || `mk-${randomBytes(6).toString('hex')}`;
+  const fresh = await createClusterCa({ clusterId });
+  await writeFileAtomic(join(clusterDir, files.clusterId), `${clusterId}\n`, 0o644);
+  await writeFileAtomic(join(clusterDir, files.caKey), fresh.keyPem, 0o600);
+  // Written last: its presence says the CA is complete.
+  await writeFileAtomic(join(clusterDir, files.caCert), fresh.certPem, 0o644);
+  return { ca: { clusterId, ...fresh }, created: true };
+}
+
+async function ensureNodeCert(node: LocalNode, ca: ClusterCa): Promise<void> {
+  const sans = sansForAddresses(node.addresses);
+  const existing = await loadNodeTls(node.dataDir);
+  if (typeof existing !== 'string' && existing !== null && (await isCurrent(existing, node, ca, sans))) return;
+  const { keyPem, certPem } = await issueNodeKeyAndCert({
+    caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: node.id, role: node.role, clusterId: ca.clusterId, sans,
+  });
+  const tls: NodeTls = { caCertPem: ca.certPem, certPem, keyPem, identity: { id: node.id, role: node.role, clusterId: ca.clusterId } };
+  if (node.role === 'manager') tls.caKeyPem = ca.keyPem;
+  await writeNodeTls(node.dataDir, tls);
+}
+
+/** A node's certificate is kept when it is this CA's, names this node, is not due for renewal and covers its SANs. */
+async function isCurrent(tls: NodeTls, node: LocalNode, ca: ClusterCa, sans: SubjectAltNames): Promise<boolean> {
+  const now = new Date();
+  const { identity } = tls;
+  if (identity.id !== node.id || identity.role !== node.role || identity.clusterId !== ca.clusterId) return false;
+  if (caDigest(tls.caCertPem) !== caDigest(ca.certPem) || !(await isIssuedBy(tls.certPem, ca.certPem, now))) return false;
+  if (needsRenewal(tls.certPem, now)) return false;
+  if ((node.role === 'manager') !== (tls.caKeyPem?.trim() === ca.keyPem.trim())) return false;
+  const has = subjectAltNames(tls.certPem);
+  return sans.ips.every((ip) => has.ips.includes(ip)) && sans.dns.every((d) => has.dns.includes(d));
+}
+
+/** Runs fn while holding an exclusive lock file; waits at most limits.pkiLockWaitMsMax for another holder. */
+async function withLock<T>(lockPath: string, fn: () => Promise<T>): Promise<T> {
+  const content = `${process.pid} ${randomBytes(8).toString('hex')}\n`;
+  const deadlineMs = Date.now() + limits.pkiLockWaitMsMax;
+  while (!(await tryLock(lockPath, content))) {
+    if (await breakIfStale(lockPath)) continue;
+    if (Date.now() > deadlineMs) {
+      throw new MinkubeError('TIMEOUT', `gave up after ${limits.pkiLockWaitMsMax} ms waiting for ${lockPath}; if no minkube process is starting, remove it`);
+    }
+    await new Promise((r) => setTimeout(r, 10 + Math.floor(Math.random() * 40)));
+  }
+  try {
+    return await fn();
+  } finally {
+    if ((await readIfExists(lockPath)) === content) await removeIfExists(lockPath);
+  }
+}
+
+async function tryLock(lockPath: string, content: string): Promise<boolean> {
+  try {
+    const fh = await open(lockPath, 'wx', 0o600);
+    try {
+      await fh.writeFile(content, 'utf8');
+    } finally {
+      await fh.close();
+    }
+    return true;
+  } catch (err) {
+    if (isErrno(err, 'EEXIST')) return false;
+    throw err;
+  }
+}
+
+/** A lock is stale when its holder's process is gone, or it is older than any holder could take. */
+async function breakIfStale(lockPath: string): Promise<boolean> {
+  const [content, info] = await Promise.all([readIfExists(lockPath), stat(lockPath).catch(() => null)]);
+  if (content === null || info === null) return true; // released meanwhile: try again at once
+  const pid = Number.parseInt(content, 10);
+  const stale = Date.now() - info.mtimeMs > limits.pkiLockStaleMs || (Number.isInteger(pid) && pid > 0 && !processAlive(pid));
+  if (!stale) return false;
+  // Move it aside before removing it, and put it back if it turns out to be a new holder's (two waiters broke the
+  // same stale lock, and the other has taken the lock since).
+  const aside = `${lockPath}.${randomBytes(6).toString('hex')}.stale`;
+  try {
+    await rename(lockPath, aside);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return true;
+    throw err;
+  }
+  if ((await readIfExists(aside)) !== content) await link(aside, lockPath).catch(() => undefined);
+  await removeIfExists(aside);
+  return true;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else.
+    return isErrno(err, 'EPERM');
+  }
+}
