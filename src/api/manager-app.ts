@@ -9,7 +9,8 @@ import { kvRoutes } from './routes/kv.js';
 import { memberRoutes } from './routes/members.js';
 import { taskRoutes } from './routes/tasks.js';
 import { workerRoutes } from './routes/workers.js';
-import type { ManagerService, MembershipService, TasksService } from './service.js';
+import type { AuthService, ManagerService, MembershipService, TasksService } from './service.js';
+import { authRoutes } from './routes/auth.js';
 import { limits } from '../lib/limits.js';
 
 export interface ManagerAppOptions {
@@ -18,6 +19,8 @@ export interface ManagerAppOptions {
   tasks?: TasksService;
   /** The cluster membership routes (/v1/cluster/members, /v1/cluster/leader) are served when given. */
   membership?: MembershipService;
+  /** The token routes (/v1/auth/tokens) are served when given. */
+  auth?: AuthService;
   /** Manager-to-manager routes (snapshot chunks from the leader) are served when given. */
   raftPeer?: RaftPeerService;
   /** A pino logger, or false (the default) for none. */
@@ -43,6 +46,7 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
     void app.register(workerRoutes, { tasks: opts.tasks });
   }
   if (opts.raftPeer !== undefined) void app.register(raftInternalRoutes, { raftPeer: opts.raftPeer });
+  if (opts.auth !== undefined) void app.register(authRoutes, { auth: opts.auth });
   if (opts.membership !== undefined) {
     void app.register(memberRoutes, { membership: opts.membership, bodyLimitBytes: opts.bodyLimitBytes ?? limits.httpBodyBytesDefault });
   }

@@ -142,3 +142,64 @@ export interface MembershipService {
    */
   transferLeader(id: string | null, ctx: RequestContext): Promise<{ readonly leaderId: string; readonly term: number }>;
 }
+
+// ---- auth (the API tokens issue): served when the app is built with an AuthService ----
+
+/** An API token as listed: never its secret nor the secret's hash. Times are ISO 8601. */
+export interface ApiTokenView {
+  readonly accessor: string;
+  readonly name: string;
+  readonly role: string;
+  /** Present when the token is limited to keys under this prefix. */
+  readonly keyPrefix?: string;
+  readonly createdAt: string;
+  /** null: never expires. */
+  readonly expiresAt: string | null;
+}
+
+/** The answer to a create: the only time the whole token (with its secret) is shown. */
+export interface CreatedApiToken extends ApiTokenView {
+  readonly token: string;
+}
+
+export interface CreatedJoinToken {
+  readonly token: string;
+  readonly role: 'manager' | 'worker';
+  readonly expiresAt: string;
+}
+
+export interface TokenRequest {
+  /** Unique among the tokens; absent: `<role>-<accessor>`. */
+  readonly name?: string;
+  /** A policy role name (src/security/policy.ts). */
+  readonly role: string;
+  readonly keyPrefix?: string;
+  /** Seconds to live; absent: never expires. */
+  readonly ttlS?: number;
+}
+
+/** What a manager checks a presented token against, from its own applied state. */
+export interface TokenLookup {
+  readonly accessor: string;
+  /** sha256 hex of the secret (compare with security/tokens.ts secretMatches). */
+  readonly secretHash: string;
+  readonly name: string;
+  readonly role: string;
+  readonly keyPrefix: string | null;
+  readonly expiresAtMs: number | null;
+}
+
+export interface AuthService {
+  /** TOKEN_EXISTS (409) for a name in use; TOKEN_LIMIT_REACHED (409); INVALID_BODY for a role that is not one. */
+  createToken(req: TokenRequest, ctx: RequestContext): Promise<CreatedApiToken>;
+  /** Linearizable: every token not revoked (expired ones until the next create drops them), oldest first. */
+  listTokens(ctx: RequestContext): Promise<Page<ApiTokenView>>;
+  /** TOKEN_NOT_FOUND (404). */
+  revokeToken(accessor: string, ctx: RequestContext): Promise<{ readonly accessor: string; readonly revoked: true }>;
+  /** INVALID_BODY when the cluster is insecure (no CA, so no digest to put in the token). */
+  createJoinToken(role: 'manager' | 'worker', ttlS: number, ctx: RequestContext): Promise<CreatedJoinToken>;
+  /** Synchronous and local (this manager's applied state): undefined for unknown, revoked or expired tokens. */
+  lookupToken(accessor: string): TokenLookup | undefined;
+  /** The 32 bytes that sign browser sessions; null until the cluster is bootstrapped. */
+  sessionKey(): Uint8Array | null;
+}

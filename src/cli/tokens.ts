@@ -1,0 +1,93 @@
+// `minkube token create|ls|revoke`: API tokens (and join tokens, with --role manager|worker). `create` prints the
+// token alone, so that TOKEN=$(minkube token create ...) works; it is the only time the secret is shown. Only `ls`
+// is retried: creating twice would make two tokens.
+import { InvalidArgumentError, type Command } from 'commander';
+import type { ApiTokenView, CreatedApiToken, CreatedJoinToken, Page } from '../api/service.js';
+import { limits } from '../lib/limits.js';
+import { apiClientFor } from './connection.js';
+import { formatTable, printJson, printLine, type Output } from './output.js';
+
+export interface TokenCreateFlags {
+  role: string;
+  name?: string;
+  ttlS?: number;
+  keyPrefix?: string;
+}
+
+const tokensPath = '/v1/auth/tokens';
+const unitS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** '90m' -> 5400. A commander argument parser: a bad duration is a usage error (exit 2) saying what is expected. */
+export function parseDurationS(text: string): number {
+  const m = /^([1-9][0-9]{0,9})([smhd])$/.exec(text);
+  const seconds = m === null ? 0 : Number(m[1]) * unitS[m[2]!]!;
+  if (seconds < 1 || seconds > limits.tokenTtlSMax) {
+    throw new InvalidArgumentError(`expected a duration such as 3600s, 90m, 24h or 30d (at most ${limits.tokenTtlSMax / 86_400}d).`);
+  }
+  return seconds;
+}
+
+export async function runTokenCreate(apiUrl: string, flags: TokenCreateFlags, out: Output): Promise<void> {
+  const body: Record<string, unknown> = { role: flags.role };
+  if (flags.name !== undefined) body.name = flags.name;
+  if (flags.keyPrefix !== undefined) body.keyPrefix = flags.keyPrefix;
+  if (flags.ttlS !== undefined) body.ttlS = flags.ttlS;
+  const created = await apiClientFor(apiUrl).request<CreatedApiToken | CreatedJoinToken>('POST', tokensPath, { body });
+  if (out.json) printJson(created);
+  else printLine(created.token);
+}
+
+export async function runTokenList(apiUrl: string, out: Output): Promise<void> {
+  const page = await apiClientFor(apiUrl, { readRetries: 2 }).request<Page<ApiTokenView>>('GET', tokensPath);
+  if (out.json) {
+    printJson(page);
+    return;
+  }
+  const rows = [['ACCESSOR', 'NAME', 'ROLE', 'CREATED', 'EXPIRES']];
+  for (const t of page.items) {
+    const role = t.keyPrefix === undefined ? t.role : `${t.role} (${t.keyPrefix})`;
+    rows.push([t.accessor, t.name, role, t.createdAt, t.expiresAt ?? 'never']);
+  }
+  printLine(formatTable(rows));
+}
+
+export async function runTokenRevoke(apiUrl: string, accessor: string, out: Output): Promise<void> {
+  const r = await apiClientFor(apiUrl).request<{ accessor: string; revoked: true }>('DELETE', `${tokensPath}/${encodeURIComponent(accessor)}`);
+  if (out.json) printJson(r);
+  else printLine(`revoked ${r.accessor}`);
+}
+
+/** Registers `token create|ls|revoke` on the program (main.ts calls this, as it does for the other groups). */
+export function addTokenCommands(program: Command, globals: (cmd: Command) => { api: string; out: Output }): void {
+  const token = program.command('token').description('API tokens for clients, and join tokens for new managers and workers');
+  token
+    .command('create')
+    .description('create a token and print it (the only time its secret is shown); --role manager|worker makes a join token')
+    .requiredOption('--role <role>', 'admin | operator | developer | viewer, or manager | worker for a join token')
+    .option('--name <name>', 'a unique name (default: ROLE-ACCESSOR)')
+    .option('--ttl <duration>', 'how long it lives, e.g. 3600s, 90m, 24h, 30d (default: an API token never expires, a join token 24h)', parseDurationS)
+    .option('--key-prefix <prefix>', 'limit the token to keys under this prefix')
+    .action(async (flags: { role: string; name?: string; ttl?: number; keyPrefix?: string }, cmd: Command) => {
+      const g = globals(cmd);
+      const f: TokenCreateFlags = { role: flags.role };
+      if (flags.name !== undefined) f.name = flags.name;
+      if (flags.ttl !== undefined) f.ttlS = flags.ttl;
+      if (flags.keyPrefix !== undefined) f.keyPrefix = flags.keyPrefix;
+      await runTokenCreate(g.api, f, g.out);
+    });
+  token
+    .command('ls')
+    .alias('list')
+    .description('the API tokens, oldest first: accessor, name, role, created, expires (never their secrets)')
+    .action(async (_flags: object, cmd: Command) => {
+      const g = globals(cmd);
+      await runTokenList(g.api, g.out);
+    });
+  token
+    .command('revoke <accessor>')
+    .description('revoke an API token: every manager refuses it once the revocation is committed')
+    .action(async (accessor: string, _flags: object, cmd: Command) => {
+      const g = globals(cmd);
+      await runTokenRevoke(g.api, accessor, g.out);
+    });
+}

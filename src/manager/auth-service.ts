@@ -1,0 +1,147 @@
+// API tokens and join tokens for the managers' API: creations and revocations become proposals; checks read this
+// manager's applied auth state, so a token is checked without a round trip and a revocation holds on a manager as
+// soon as it has applied it. Also bootstraps the cluster's first admin token when this manager first leads.
+import type { Logger } from 'pino';
+import type {
+  ApiTokenView, AuthService, CreatedApiToken, CreatedJoinToken, Page, RequestContext, TokenLookup, TokenRequest,
+} from '../api/service.js';
+import type { AuthCommand, JoinRole } from '../kv/auth-commands.js';
+import type { ApiTokenRecord, AuthStore } from '../kv/auth-store.js';
+import type { Clock } from '../lib/clock.js';
+import { MinkubeError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
+import type { Role } from '../raft/types.js';
+import { isRoleName } from '../security/policy.js';
+import { newApiToken, newJoinToken } from '../security/tokens.js';
+import type { Proposer } from './task-service.js';
+
+/** The operator's first admin token (only the secret's hash) and the session key, from the manager's options. */
+export interface BootstrapRecord {
+  readonly accessor: string;
+  readonly secretHash: string;
+  /** 32 random bytes, base64. */
+  readonly sessionKey: string;
+}
+
+export interface AuthServiceOptions {
+  store: AuthStore;
+  raft: Proposer;
+  clock: Clock;
+  logger: Logger;
+  /** The cluster CA's certificate, whose digest a join token carries; null for an insecure cluster (no join tokens). */
+  caCertPem: string | null;
+  /** Proposed when this manager leads a cluster not yet bootstrapped; null or absent: never. */
+  bootstrap?: BootstrapRecord | null;
+  /** How long one bootstrap attempt may take (default limits.requestTimeoutMsDefault). */
+  proposalTimeoutMs?: number;
+}
+
+export class AuthServiceImpl implements AuthService {
+  /** The term of the last leadership that tried to bootstrap: one attempt per leadership. */
+  private bootstrapTerm: number | null = null;
+
+  constructor(private readonly o: AuthServiceOptions) {}
+
+  async createToken(req: TokenRequest, ctx: RequestContext): Promise<CreatedApiToken> {
+    if (!isRoleName(req.role)) throw new MinkubeError('INVALID_BODY', `body.role: "${req.role}" is not a role`);
+    if (req.ttlS !== undefined) checkTtl(req.ttlS);
+    const now = this.o.clock.nowMs();
+    const { token, accessor, secretHash } = newApiToken();
+    const expiresAtMs = req.ttlS === undefined ? null : now + req.ttlS * 1000;
+    // Unnamed, a token is named after its role and accessor: unique, and readable in `token ls`.
+    const name = req.name ?? `${req.role}-${accessor}`;
+    const cmd: AuthCommand = {
+      op: 'auth.tokenCreate', accessor, secretHash, name, role: req.role,
+      ...(req.keyPrefix === undefined ? {} : { keyPrefix: req.keyPrefix }), expiresAtMs, atMs: now,
+    };
+    await this.proposeOk(cmd, ctx);
+    const view = tokenView({ accessor, secretHash, name, role: req.role, keyPrefix: req.keyPrefix ?? null, createdAtMs: now, expiresAtMs });
+    return { token, ...view };
+  }
+
+  async listTokens(ctx: RequestContext): Promise<Page<ApiTokenView>> {
+    await this.o.raft.barrier(ctx.deadlineMs);
+    // At most limits.apiTokensMax: one page.
+    return { items: this.o.store.listTokens().map(tokenView), nextCursor: null };
+  }
+
+  async revokeToken(accessor: string, ctx: RequestContext): Promise<{ readonly accessor: string; readonly revoked: true }> {
+    await this.proposeOk({ op: 'auth.tokenRevoke', accessor }, ctx);
+    return { accessor, revoked: true };
+  }
+
+  async createJoinToken(role: JoinRole, ttlS: number, ctx: RequestContext): Promise<CreatedJoinToken> {
+    const pem = this.o.caCertPem;
+    if (pem === null) {
+      throw new MinkubeError('INVALID_BODY', `body.role: this cluster is insecure and has no CA, so it issues no ${role} join tokens`);
+    }
+    checkTtl(ttlS);
+    const now = this.o.clock.nowMs();
+    const { token, secretHash } = newJoinToken(pem);
+    const expiresAtMs = now + ttlS * 1000;
+    await this.proposeOk({ op: 'auth.joinTokenCreate', secretHash, role, expiresAtMs, atMs: now }, ctx);
+    return { token, role, expiresAt: new Date(expiresAtMs).toISOString() };
+  }
+
+  lookupToken(accessor: string): TokenLookup | undefined {
+    return this.o.store.tokenByAccessor(accessor, this.o.clock.nowMs());
+  }
+
+  sessionKey(): Uint8Array | null {
+    return this.o.store.sessionKey();
+  }
+
+  /** Wire to RaftNodeDriver's onRoleChange: a new leadership tries the bootstrap once if it is still needed. */
+  onRoleChange(role: Role, term: number): void {
+    if (role !== 'leader' || this.o.bootstrap == null || this.bootstrapTerm === term) return;
+    this.bootstrapTerm = term;
+    void this.maybeBootstrap(term);
+  }
+
+  /**
+   * Proposes auth.bootstrap unless the applied state is bootstrapped already, and answers whether it is now. Never
+   * throws: a failure is logged, and the next leadership tries again. Any manager may propose it; the state machine
+   * counts only the first, so two leaders of successive terms cannot both bootstrap.
+   */
+  async maybeBootstrap(term: number): Promise<boolean> {
+    const { bootstrap, store, raft, clock, logger } = this.o;
+    if (bootstrap == null) return store.bootstrapped();
+    const deadlineMs = clock.nowMs() + (this.o.proposalTimeoutMs ?? limits.requestTimeoutMsDefault);
+    try {
+      // Catch up first: a cluster bootstrapped by an earlier leader needs no entry.
+      await raft.barrier(deadlineMs);
+      if (store.bootstrapped()) return true;
+      const r = await raft.proposeCommand({ op: 'auth.bootstrap', ...pickBootstrap(bootstrap), atMs: clock.nowMs() }, deadlineMs, `auth-bootstrap-${term}`);
+      if (!r.ok) throw new MinkubeError(r.code, r.message);
+      logger.info({ term, accessor: store.bootstrapped() ? bootstrap.accessor : null }, 'cluster auth bootstrapped');
+      return store.bootstrapped();
+    } catch (err) {
+      logger.warn({ err, term }, 'auth bootstrap failed; the next leadership tries again');
+      return false;
+    }
+  }
+
+  /** Proposes and throws the state machine's refusal. */
+  private async proposeOk(cmd: AuthCommand, ctx: RequestContext): Promise<void> {
+    const r = await this.o.raft.proposeCommand(cmd, ctx.deadlineMs, ctx.requestId);
+    if (!r.ok) throw new MinkubeError(r.code, r.message);
+  }
+}
+
+function tokenView(t: ApiTokenRecord): ApiTokenView {
+  return {
+    accessor: t.accessor, name: t.name, role: t.role, ...(t.keyPrefix === null ? {} : { keyPrefix: t.keyPrefix }),
+    createdAt: new Date(t.createdAtMs).toISOString(), expiresAt: t.expiresAtMs === null ? null : new Date(t.expiresAtMs).toISOString(),
+  };
+}
+
+/** Only the three fields go on the wire, whatever else the caller's record carries. */
+function pickBootstrap(b: BootstrapRecord): BootstrapRecord {
+  return { accessor: b.accessor, secretHash: b.secretHash, sessionKey: b.sessionKey };
+}
+
+function checkTtl(ttlS: number): void {
+  if (!Number.isSafeInteger(ttlS) || ttlS < 1 || ttlS > limits.tokenTtlSMax) {
+    throw new MinkubeError('INVALID_BODY', `body.ttlS: expected whole seconds from 1 to ${limits.tokenTtlSMax}, got ${ttlS}`);
+  }
+}

@@ -1,0 +1,210 @@
+// The token routes through app.inject, over the real AuthServiceImpl and state machine behind a one-node "Raft"
+// that applies each proposal at once: what a client sees on create, list and revoke, what a manager then checks
+// tokens against, join tokens (and none from an insecure cluster), bad bodies naming the field, and bootstrap.
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { buildManagerApp } from '../../src/api/manager-app.js';
+import { encodeCommand, type Command } from '../../src/kv/commands.js';
+import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';
+import type { Clock } from '../../src/lib/clock.js';
+import { MinkubeError } from '../../src/lib/errors.js';
+import { AuthServiceImpl, type AuthServiceOptions } from '../../src/manager/auth-service.js';
+import { caDigest, createClusterCa } from '../../src/security/ca.js';
+import { hashSecret, parseApiToken, parseJoinToken, secretMatches } from '../../src/security/tokens.js';
+import { FakeManagerService } from './fake-service.js';
+
+/** Applies every proposal at once, through the encoded bytes, as a committed entry would be. */
+class InstantRaft {
+  private index = 0;
+  private seq = 0;
+  failNext: Error | null = null;
+  proposals: Command[] = [];
+
+  constructor(readonly sm = new KvStateMachine()) {}
+
+  async proposeCommand(cmd: Command): Promise<ApplyResult> {
+    const fail = this.failNext;
+    this.failNext = null;
+    if (fail !== null) throw fail;
+    this.proposals.push(cmd);
+    return this.sm.applyEntry(++this.index, encodeCommand({ clientId: 'm1', seq: ++this.seq, cmd })).result;
+  }
+
+  async barrier(): Promise<void> {}
+}
+
+const start = Date.parse('2030-01-01T00:00:00.000Z');
+const clock: Clock & { now: number } = { now: start, nowMs: () => clock.now, setTimeout: () => ({ cancel() {} }) };
+
+function service(raft: InstantRaft, o: Partial<AuthServiceOptions> = {}): AuthServiceImpl {
+  return new AuthServiceImpl({ store: raft.sm.auth, raft, clock, logger: pino({ level: 'silent' }), caCertPem: null, ...o });
+}
+
+let caCertPem: string;
+let raft: InstantRaft;
+let auth: AuthServiceImpl;
+let app: FastifyInstance;
+
+beforeAll(async () => {
+  caCertPem = (await createClusterCa({ clusterId: 'test' })).certPem;
+});
+beforeEach(async () => {
+  clock.now = start;
+  raft = new InstantRaft();
+  auth = service(raft, { caCertPem });
+  app = buildManagerApp({ service: new FakeManagerService(), auth });
+  await app.ready();
+});
+afterAll(() => app?.close());
+
+function post(payload: unknown) {
+  return app.inject({ method: 'POST', url: '/v1/auth/tokens', payload: payload as object });
+}
+
+describe('POST /v1/auth/tokens', () => {
+  it('answers 201 with the token once; the manager then knows it by accessor, with only the hash of its secret', async () => {
+    const res = await post({ name: 'ci', role: 'developer', keyPrefix: 'apps/ci/', ttlS: 3600 });
+    expect(res.statusCode).toBe(201);
+    const body = res.json<{ token: string; accessor: string }>();
+    expect(body).toEqual({
+      token: expect.stringMatching(/^mk_[0-9a-f]{16}_/) as string, accessor: expect.any(String) as string, name: 'ci', role: 'developer',
+      keyPrefix: 'apps/ci/', createdAt: '2030-01-01T00:00:00.000Z', expiresAt: '2030-01-01T01:00:00.000Z',
+    });
+    const parsed = parseApiToken(body.token)!;
+    expect(parsed.accessor).toBe(body.accessor);
+    const known = auth.lookupToken(body.accessor)!;
+    expect(secretMatches(parsed.secret, known.secretHash)).toBe(true);
+    expect(JSON.stringify(raft.proposals)).not.toContain(parsed.secret);
+    clock.now = start + 3600_000;
+    expect(auth.lookupToken(body.accessor)).toBeUndefined();
+  });
+
+  it('names an unnamed token after its role and accessor, and refuses a second token of the same name with 409', async () => {
+    const unnamed = (await post({ role: 'viewer' })).json();
+    expect(unnamed.name).toBe(`viewer-${unnamed.accessor}`);
+    expect(unnamed.expiresAt).toBeNull();
+    expect((await post({ name: 'ops', role: 'operator' })).statusCode).toBe(201);
+    const again = await post({ name: 'ops', role: 'admin' });
+    expect(again.statusCode).toBe(409);
+    expect(again.json().error.code).toBe('TOKEN_EXISTS');
+  });
+
+  it.each([
+    [{ name: 'x', role: 'root' }, 'body.role'],
+    [{ name: 'x' }, 'body.role'],
+    [{ name: 'a b', role: 'viewer' }, 'body.name'],
+    [{ name: 'x', role: 'viewer', ttlS: 0 }, 'body.ttlS'],
+    [{ name: 'x', role: 'viewer', ttlS: 1.5 }, 'body.ttlS'],
+    [{ name: 'x', role: 'viewer', keyPrefix: 'a b' }, 'body.keyPrefix'],
+    [{ name: 'x', role: 'viewer', secret: 'mine' }, 'body.secret'],
+    [{ role: 'worker', name: 'w' }, 'body.name'],
+    [{ role: 'manager', keyPrefix: 'apps/' }, 'body.keyPrefix'],
+  ])('refuses %j with 400 INVALID_BODY naming %s', async (payload, field) => {
+    const res = await post(payload);
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.code).toBe('INVALID_BODY');
+    expect(res.json().error.message).toMatch(new RegExp(`^${field.replace('.', '\\.')}\\b`));
+    expect(raft.proposals).toEqual([]);
+  });
+
+  it('role worker or manager gives a join token carrying the CA digest, valid for 24 h by default', async () => {
+    const res = await post({ role: 'worker' });
+    expect(res.statusCode).toBe(201);
+    const body = res.json<{ token: string }>();
+    expect(body).toEqual({ token: expect.stringMatching(/^MKTKN-1-/) as string, role: 'worker', expiresAt: '2030-01-02T00:00:00.000Z' });
+    const parsed = parseJoinToken(body.token)!;
+    expect(parsed.caDigest).toBe(caDigest(caCertPem));
+    expect(raft.sm.auth.joinToken(hashSecret(parsed.secret), start)).toMatchObject({ role: 'worker' });
+    const short = (await post({ role: 'manager', ttlS: 60 })).json();
+    expect(short.expiresAt).toBe('2030-01-01T00:01:00.000Z');
+  });
+
+  it('an insecure cluster (no CA) issues no join tokens, and says why', async () => {
+    const insecure = buildManagerApp({ service: new FakeManagerService(), auth: service(raft) });
+    const res = await insecure.inject({ method: 'POST', url: '/v1/auth/tokens', payload: { role: 'worker' } });
+    await insecure.close();
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toEqual({ code: 'INVALID_BODY', message: expect.stringMatching(/^body\.role: .*insecure.*no CA/) as string });
+  });
+
+  it('past the bound the answer is 409 TOKEN_LIMIT_REACHED', async () => {
+    const small = new InstantRaft(new KvStateMachine({ auth: { tokensMax: 1 } }));
+    const bounded = buildManagerApp({ service: new FakeManagerService(), auth: service(small) });
+    const first = await bounded.inject({ method: 'POST', url: '/v1/auth/tokens', payload: { role: 'viewer' } });
+    const second = await bounded.inject({ method: 'POST', url: '/v1/auth/tokens', payload: { role: 'viewer' } });
+    await bounded.close();
+    expect(first.statusCode).toBe(201);
+    expect(second.statusCode).toBe(409);
+    expect(second.json().error.code).toBe('TOKEN_LIMIT_REACHED');
+  });
+
+  it("passes the service's failures through (503 NO_LEADER)", async () => {
+    raft.failNext = new MinkubeError('NO_LEADER', 'no leader yet');
+    const res = await post({ role: 'viewer' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json().error.code).toBe('NO_LEADER');
+  });
+});
+
+describe('GET and DELETE /v1/auth/tokens', () => {
+  it('lists tokens oldest first without secrets or hashes; a revoked one is gone from the list and from checks', async () => {
+    const a = (await post({ name: 'a', role: 'admin' })).json<{ accessor: string; createdAt: string }>();
+    const b = (await post({ name: 'b', role: 'developer', keyPrefix: 'apps/' })).json();
+    const list = await app.inject({ method: 'GET', url: '/v1/auth/tokens' });
+    expect(list.statusCode).toBe(200);
+    expect(list.json()).toEqual({
+      items: [
+        { accessor: a.accessor, name: 'a', role: 'admin', createdAt: a.createdAt, expiresAt: null },
+        { accessor: b.accessor, name: 'b', role: 'developer', keyPrefix: 'apps/', createdAt: b.createdAt, expiresAt: null },
+      ],
+      nextCursor: null,
+    });
+    expect(list.body).not.toMatch(/[0-9a-f]{64}/);
+
+    const del = await app.inject({ method: 'DELETE', url: `/v1/auth/tokens/${a.accessor}` });
+    expect(del.statusCode).toBe(200);
+    expect(del.json()).toEqual({ accessor: a.accessor, revoked: true });
+    expect(auth.lookupToken(a.accessor)).toBeUndefined();
+    const left = (await app.inject({ method: 'GET', url: '/v1/auth/tokens' })).json<{ items: { name: string }[] }>();
+    expect(left.items.map((t) => t.name)).toEqual(['b']);
+
+    const again = await app.inject({ method: 'DELETE', url: `/v1/auth/tokens/${a.accessor}` });
+    expect(again.statusCode).toBe(404);
+    expect(again.json().error.code).toBe('TOKEN_NOT_FOUND');
+  });
+
+  it('a malformed accessor is 400 INVALID_PARAM naming it', async () => {
+    const res = await app.inject({ method: 'DELETE', url: '/v1/auth/tokens/not-an-accessor' });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toMatchObject({ code: 'INVALID_PARAM', message: expect.stringMatching(/^params\.accessor/) as string });
+  });
+});
+
+describe('bootstrap', () => {
+  const record = { accessor: '00000000000000b0', secretHash: 'c'.repeat(64), sessionKey: Buffer.alloc(32, 9).toString('base64') };
+
+  it('a new leadership proposes it once; a second manager leading later adds no entry; the first counts', async () => {
+    const first = service(raft, { bootstrap: record });
+    first.onRoleChange('follower', 1);
+    expect(raft.proposals).toEqual([]);
+    expect(await first.maybeBootstrap(2)).toBe(true);
+    const second = service(raft, { bootstrap: { ...record, accessor: '00000000000000b1' } });
+    expect(await second.maybeBootstrap(3)).toBe(true);
+    expect(raft.proposals.map((c) => c.op)).toEqual(['auth.bootstrap']);
+    expect(auth.lookupToken(record.accessor)).toMatchObject({ name: 'bootstrap', role: 'admin', secretHash: record.secretHash });
+    expect(auth.sessionKey()).toEqual(new Uint8Array(Buffer.alloc(32, 9)));
+  });
+
+  it('a failed attempt answers false and the next leadership tries again', async () => {
+    const s = service(raft, { bootstrap: record });
+    raft.failNext = new MinkubeError('NO_LEADER', 'lost it');
+    expect(await s.maybeBootstrap(2)).toBe(false);
+    expect(raft.sm.auth.bootstrapped()).toBe(false);
+    s.onRoleChange('leader', 3);
+    s.onRoleChange('leader', 3);
+    await new Promise((r) => setImmediate(r));
+    expect(raft.sm.auth.bootstrapped()).toBe(true);
+    expect(raft.proposals.map((c) => c.op)).toEqual(['auth.bootstrap']);
+  });
+});

@@ -1,0 +1,127 @@
+// `minkube token create|ls|revoke` as child processes against a manager app over a fake AuthService: the token alone
+// on stdout (for $(...)), --json, the table, join tokens, failures as "error: CODE: message" (exit 1), usage errors
+// (exit 2) for a bad duration or a missing role.
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { buildManagerApp } from '../../src/api/manager-app.js';
+import type {
+  ApiTokenView, AuthService, CreatedApiToken, CreatedJoinToken, Page, TokenLookup, TokenRequest,
+} from '../../src/api/service.js';
+import { MinkubeError } from '../../src/lib/errors.js';
+import { FakeManagerService } from '../api/fake-service.js';
+import { runCli, type CliResult } from '../support/cli.js';
+
+class FakeAuthService implements AuthService {
+  tokens: ApiTokenView[] = [];
+  calls: { method: string; args: unknown[] }[] = [];
+
+  async createToken(req: TokenRequest): Promise<CreatedApiToken> {
+    this.calls.push({ method: 'createToken', args: [req] });
+    const accessor = (this.tokens.length + 1).toString(16).padStart(16, '0');
+    const view: ApiTokenView = {
+      accessor, name: req.name ?? `${req.role}-${accessor}`, role: req.role, ...(req.keyPrefix === undefined ? {} : { keyPrefix: req.keyPrefix }),
+      createdAt: '2030-01-01T00:00:00.000Z', expiresAt: req.ttlS === undefined ? null : new Date(Date.parse('2030-01-01') + req.ttlS * 1000).toISOString(),
+    };
+    this.tokens.push(view);
+    return { token: `mk_${accessor}_${'s'.repeat(43)}`, ...view };
+  }
+
+  async listTokens(): Promise<Page<ApiTokenView>> {
+    return { items: this.tokens, nextCursor: null };
+  }
+
+  async revokeToken(accessor: string): Promise<{ accessor: string; revoked: true }> {
+    const before = this.tokens.length;
+    this.tokens = this.tokens.filter((t) => t.accessor !== accessor);
+    if (this.tokens.length === before) throw new MinkubeError('TOKEN_NOT_FOUND', `no token with accessor ${accessor}`);
+    return { accessor, revoked: true };
+  }
+
+  async createJoinToken(role: 'manager' | 'worker', ttlS: number): Promise<CreatedJoinToken> {
+    this.calls.push({ method: 'createJoinToken', args: [role, ttlS] });
+    return { token: `MKTKN-1-${'d'.repeat(64)}-${'s'.repeat(43)}`, role, expiresAt: '2030-01-02T00:00:00.000Z' };
+  }
+
+  lookupToken(): TokenLookup | undefined {
+    return undefined;
+  }
+
+  sessionKey(): Uint8Array | null {
+    return null;
+  }
+}
+
+const auth = new FakeAuthService();
+const app: FastifyInstance = buildManagerApp({ service: new FakeManagerService(), auth });
+let api: string;
+
+function cli(args: string[]): Promise<CliResult> {
+  return runCli(['--api', api, ...args]);
+}
+
+beforeAll(async () => {
+  api = await app.listen({ host: '127.0.0.1', port: 0 });
+});
+afterAll(() => app.close());
+beforeEach(() => {
+  auth.tokens = [];
+  auth.calls = [];
+});
+
+describe('minkube token create', () => {
+  it('prints the token alone; --json prints the whole answer; the flags reach the API', async () => {
+    const plain = await cli(['token', 'create', '--role', 'developer', '--name', 'ci', '--ttl', '90m', '--key-prefix', 'apps/ci/']);
+    expect(plain).toEqual({ code: 0, stdout: `mk_${'0'.repeat(15)}1_${'s'.repeat(43)}\n`, stderr: '' });
+    expect(auth.calls[0]!.args).toEqual([{ name: 'ci', role: 'developer', keyPrefix: 'apps/ci/', ttlS: 5400 }]);
+    const json = await cli(['--json', 'token', 'create', '--role', 'viewer']);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ accessor: '0000000000000002', name: 'viewer-0000000000000002', role: 'viewer', expiresAt: null });
+  });
+
+  it('--role worker prints a join token (24 h unless --ttl says otherwise)', async () => {
+    const [join, short] = await Promise.all([cli(['token', 'create', '--role', 'worker']), cli(['token', 'create', '--role', 'manager', '--ttl', '3600s'])]);
+    expect(join.stdout).toMatch(/^MKTKN-1-d{64}-s{43}\n$/);
+    expect(short.code).toBe(0);
+    expect(auth.calls.map((c) => c.args).sort()).toEqual([['manager', 3600], ['worker', 86_400]]);
+  });
+
+  it('a bad duration or a missing role is a usage error (exit 2) that says what is expected', async () => {
+    const [badTtl, noRole] = await Promise.all([
+      cli(['token', 'create', '--role', 'viewer', '--ttl', '5x']),
+      cli(['token', 'create', '--name', 'x']),
+    ]);
+    expect(badTtl.code).toBe(2);
+    expect(badTtl.stderr).toMatch(/--ttl.*expected a duration such as 3600s, 90m, 24h or 30d/);
+    expect(noRole.code).toBe(2);
+    expect(noRole.stderr).toContain("required option '--role <role>'");
+    expect(auth.calls).toEqual([]);
+  });
+
+  it("the server's refusal is printed as error: CODE: message (exit 1)", async () => {
+    const r = await cli(['token', 'create', '--role', 'root']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^error: INVALID_BODY: body\.role: /);
+  });
+});
+
+describe('minkube token ls and revoke', () => {
+  it('lists a table, --json the answer; revoke removes one and names it; an unknown accessor is TOKEN_NOT_FOUND', async () => {
+    await auth.createToken({ name: 'ci', role: 'developer', keyPrefix: 'apps/' });
+    await auth.createToken({ name: 'admin', role: 'admin', ttlS: 86_400 });
+    const [plain, json] = await Promise.all([cli(['token', 'ls']), cli(['--json', 'token', 'list'])]);
+    expect(plain.code).toBe(0);
+    const lines = plain.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^ACCESSOR\s+NAME\s+ROLE\s+CREATED\s+EXPIRES$/);
+    expect(lines[1]).toMatch(/^0000000000000001\s+ci\s+developer \(apps\/\)\s+2030-01-01T00:00:00\.000Z\s+never$/);
+    expect(lines[2]).toMatch(/^0000000000000002\s+admin\s+admin\s+2030-01-01T00:00:00\.000Z\s+2030-01-02T00:00:00\.000Z$/);
+    expect(JSON.parse(json.stdout)).toEqual({ items: auth.tokens, nextCursor: null });
+
+    const revoked = await cli(['token', 'revoke', '0000000000000001']);
+    expect(revoked).toEqual({ code: 0, stdout: 'revoked 0000000000000001\n', stderr: '' });
+    expect(auth.tokens.map((t) => t.name)).toEqual(['admin']);
+    const again = await cli(['token', 'revoke', '0000000000000001']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toBe('error: TOKEN_NOT_FOUND: no token with accessor 0000000000000001\n');
+  });
+});
