@@ -60,14 +60,14 @@ export interface LeaderInfo {
 }
 
 /** The leader by the views that answered: the one that says it leads, at the highest term. */
-export function leaderOf(views: readonly (ClusterView | null)[]): LeaderInfo | null {
+export function leaderOf(views: readonly (ClusterView | null)[], scheme: 'http' | 'https' = 'http'): LeaderInfo | null {
   let best: ClusterView | null = null;
   for (const v of views) {
     if (v !== null && v.role === 'leader' && (best === null || v.term > best.term)) best = v;
   }
   if (best === null) return null;
   const self = best.members.find((m) => m.id === best.id);
-  return { id: best.id, term: best.term, apiUrl: self ? `http://${self.apiAddress}` : '' };
+  return { id: best.id, term: best.term, apiUrl: self ? `${scheme}://${self.apiAddress}` : '' };
 }
 
 /**
@@ -78,10 +78,13 @@ export class LeaderTracker {
   private current: LeaderInfo | null = null;
   private missing = 0;
 
-  constructor(private readonly lostAfterPolls = 3) {}
+  constructor(
+    private readonly lostAfterPolls = 3,
+    private readonly scheme: 'http' | 'https' = 'http',
+  ) {}
 
   observe(views: readonly (ClusterView | null)[]): string | null {
-    const leader = leaderOf(views);
+    const leader = leaderOf(views, this.scheme);
     if (leader === null) {
       if (this.current === null || ++this.missing < this.lostAfterPolls) return null;
       const was = this.current;

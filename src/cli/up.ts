@@ -4,9 +4,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { apiClientFor } from './connection.js';
 import type { ClusterView } from '../api/service.js';
+import { ApiClient } from '../client/api-client.js';
+import { credentialsPath, writeCredentials } from '../client/credentials.js';
+import { HttpClient } from '../client/http.js';
 import { loadClusterConfig, type ClusterConfig } from '../config/cluster.js';
+import { ensureAdminToken } from '../daemon/security.js';
+import { ensureLocalPki } from '../security/pki-files.js';
 import { workerRuntimeExists } from './daemons.js';
 import { LeaderTracker, prettyLogLine } from './pretty.js';
 
@@ -35,23 +39,51 @@ export async function runUp(options: UpOptions): Promise<number> {
   const config = await loadClusterConfig(configPath);
   const colour = options.colour ?? (process.stdout.isTTY && process.env.NO_COLOR === undefined);
   const withWorkers = config.workers.length > 0 && workerRuntimeExists();
-  printEndpoints(config, configPath, withWorkers);
+  const access = await prepareAccess(config);
+  printEndpoints(config, configPath, withWorkers, access);
 
   const nodes = [...config.managers.map((m) => ({ id: m.id, kind: 'manager' as const })), ...(withWorkers ? config.workers.map((w) => ({ id: w.id, kind: 'worker' as const })) : [])];
   const width = Math.max(...nodes.map((n) => n.id.length));
   const children = nodes.map((n, i) => startChild(n.id, n.kind, configPath, prefixFor(n.id, width, colour ? prefixColours[i % prefixColours.length] : undefined), colour));
 
   const polling = { active: true };
-  void watchLeader(config, polling);
+  void watchLeader(config, polling, access);
   const code = await untilDone(children);
   polling.active = false;
   return code;
 }
 
-function printEndpoints(config: ClusterConfig, configPath: string, withWorkers: boolean): void {
+/** How up (and, through the credentials file, every later command) reaches the cluster. */
+interface Access {
+  scheme: 'http' | 'https';
+  http: HttpClient;
+  /** Where the credentials went, or null under insecure. */
+  credentialsPath: string | null;
+}
+
+/**
+ * A closed cluster needs a CA, a certificate per node and an admin token: made here before any node starts (the
+ * nodes would make them too, but one maker is simpler to watch), and handed to the CLI in the credentials file.
+ */
+async function prepareAccess(config: ClusterConfig): Promise<Access> {
+  if (config.insecure) return { scheme: 'http', http: new HttpClient(), credentialsPath: null };
+  const nodes = [
+    ...config.managers.map((m) => ({ id: m.id, role: 'manager' as const, dataDir: m.dataDir, addresses: [m.raftAddress, m.apiAddress] })),
+    ...config.workers.map((w) => ({ id: w.id, role: 'worker' as const, dataDir: w.dataDir ?? resolve('data', w.id), addresses: [w.apiAddress] })),
+  ];
+  const { clusterId, caCertPem } = await ensureLocalPki({ clusterDir: config.clusterDir, nodes });
+  const token = await ensureAdminToken(config.clusterDir);
+  const path = credentialsPath();
+  await writeCredentials({ clusterId, apis: config.managers.map((m) => `https://${m.apiAddress}`), ca: caCertPem, token }, path);
+  return { scheme: 'https', http: new HttpClient({ tls: { ca: caCertPem }, token }), credentialsPath: path };
+}
+
+function printEndpoints(config: ClusterConfig, configPath: string, withWorkers: boolean, access: Access): void {
   const lines = [`minkube up: ${config.managers.length} managers${withWorkers ? ` and ${config.workers.length} workers` : ''} from ${configPath}`];
-  for (const m of config.managers) lines.push(`  ${m.id}  api http://${m.apiAddress}  raft ${m.raftAddress}  data ${m.dataDir}`);
-  for (const w of config.workers) lines.push(`  ${w.id}  api http://${w.apiAddress}  runtime ${w.runtime}${withWorkers ? '' : '  (not started: no worker runtime in this checkout)'}`);
+  for (const m of config.managers) lines.push(`  ${m.id}  api ${access.scheme}://${m.apiAddress}  raft ${m.raftAddress}  data ${m.dataDir}`);
+  for (const w of config.workers) lines.push(`  ${w.id}  api ${access.scheme}://${w.apiAddress}  runtime ${w.runtime}${withWorkers ? '' : '  (not started: no worker runtime in this checkout)'}`);
+  if (access.credentialsPath === null) lines.push('INSECURE (insecure: true in the config): no TLS, no tokens; anyone who reaches these ports can run commands.');
+  else lines.push(`TLS on; the CA, the admin token and the API addresses are in ${access.credentialsPath}: minkube commands use it from any folder.`);
   lines.push('Ctrl-C stops them all.');
   process.stdout.write(`${lines.join('\n')}\n`);
 }
@@ -127,9 +159,9 @@ async function stopAll(children: Child[]): Promise<void> {
   process.stdout.write('stopped\n');
 }
 
-async function watchLeader(config: ClusterConfig, polling: { active: boolean }): Promise<void> {
-  const clients = config.managers.map((m) => apiClientFor(m.apiAddress, { timeoutMs: pollTimeoutMs }));
-  const tracker = new LeaderTracker();
+async function watchLeader(config: ClusterConfig, polling: { active: boolean }, access: Access): Promise<void> {
+  const clients = config.managers.map((m) => new ApiClient(`${access.scheme}://${m.apiAddress}`, { timeoutMs: pollTimeoutMs, http: access.http }));
+  const tracker = new LeaderTracker(3, access.scheme);
   while (polling.active) {
     const views = await Promise.all(clients.map((c) => c.cluster().catch((): ClusterView | null => null)));
     if (!polling.active) return;
