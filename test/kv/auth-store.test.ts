@@ -85,6 +85,14 @@ describe('bootstrap', () => {
     ]);
   });
 
+  it("the operator's bootstrap token displaces one created earlier under its name, so the configured admin works", () => {
+    const d = new Driver();
+    d.create(5, { name: 'bootstrap', role: 'viewer' });
+    d.apply({ op: 'auth.bootstrap', accessor: acc(1), secretHash: hash('c'), sessionKey: key(1), atMs: 10 });
+    expect(d.sm.auth.tokenByAccessor(acc(5))).toBeUndefined();
+    expect(d.sm.auth.tokenByAccessor(acc(1))).toMatchObject({ name: 'bootstrap', role: 'admin' });
+  });
+
   it('the session key handed out is a copy', () => {
     const d = new Driver();
     d.apply({ op: 'auth.bootstrap', accessor: acc(1), secretHash: hash('c'), sessionKey: key(1), atMs: 10 });
