@@ -34,6 +34,7 @@ export const errorRegistry = {
   TASK_ALREADY_FINAL: { status: 409, message: 'the task has already ended' },
   MEMBERSHIP_CHANGE_REFUSED: { status: 409, message: 'the membership change was refused' },
   LEADER_TRANSFER_FAILED: { status: 409, message: 'leadership could not be transferred' },
+  JOIN_REFUSED: { status: 409, message: 'the node may not join with that id' },
   TOKEN_EXISTS: { status: 409, message: 'a token with this name or accessor already exists' },
   TOKEN_LIMIT_REACHED: { status: 409, message: 'the cluster holds as many tokens as it may; revoke some first' },
   // 422: understood, but contradicts an earlier request

@@ -1,0 +1,80 @@
+// A new node's way into a closed cluster, as Swarm's: the join token carries the CA's digest, so the node first
+// fetches the CA from the manager it was pointed at, trusts it only if the digest matches, and from then on talks
+// to the cluster over TLS pinned to that CA: it sends a CSR with the token and keeps the certificate it gets.
+import { X509Certificate } from 'node:crypto';
+import { Agent, request } from 'undici';
+import { HttpClient, normaliseBaseUrl } from '../client/http.js';
+import { MinkubeError } from '../lib/errors.js';
+import { caDigest, createCsr, generateNodeKey, type NodeRole } from '../security/ca.js';
+import { writeNodeTls, type NodeTls } from '../security/pki-files.js';
+import { parseJoinToken } from '../security/tokens.js';
+import type { JoinReply } from '../api/service.js';
+
+export interface JoinWithTokenOptions {
+  /** Any manager's API ('host:port' or an https URL). */
+  url: string;
+  token: string;
+  id: string;
+  role: NodeRole;
+  dataDir: string;
+  /** 'host:port' addresses this node serves on. */
+  addresses: string[];
+  timeoutMs?: number;
+}
+
+/** Joins, writes the material into `<dataDir>/tls/`, and answers it with the cluster's managers. */
+export async function joinWithToken(o: JoinWithTokenOptions): Promise<{ material: NodeTls; reply: JoinReply }> {
+  const parsed = parseJoinToken(o.token);
+  if (parsed === null) throw new MinkubeError('INVALID_PARAM', '--token is not a join token (expected MKTKN-1-<digest>-<secret>; make one with `minkube token create --role worker|manager`)');
+  const base = normaliseBaseUrl(o.url, { tls: { ca: '' } });
+  const caCertPem = await fetchCa(base, o.timeoutMs ?? 5000);
+  const digest = caDigest(caCertPem);
+  if (digest !== parsed.caDigest) {
+    throw new MinkubeError('UNAUTHENTICATED', `the cluster at ${base} presents a CA with digest ${digest}, but the token expects ${parsed.caDigest}: refusing to trust it`);
+  }
+  const { keyPem } = await generateNodeKey();
+  const csr = await createCsr({ keyPem, id: o.id, role: o.role, clusterId: clusterIdOf(caCertPem) });
+  const http = new HttpClient({ tls: { ca: caCertPem }, timeoutMs: o.timeoutMs ?? 10_000 });
+  try {
+    const res = await http.requestOk({ method: 'POST', url: base, path: '/v1/join', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: o.token, id: o.id, csr, addresses: o.addresses }) });
+    const reply = JSON.parse(res.text) as JoinReply;
+    const material: NodeTls = { caCertPem, certPem: reply.certificate, keyPem, identity: { id: o.id, role: o.role, clusterId: clusterIdOf(caCertPem) } };
+    if (o.role === 'manager') {
+      if (reply.caKey === undefined) throw new MinkubeError('INTERNAL', 'the cluster sent a manager certificate without the CA key');
+      material.caKeyPem = reply.caKey;
+    }
+    await writeNodeTls(o.dataDir, material);
+    return { material, reply };
+  } finally {
+    await http.close();
+  }
+}
+
+/**
+ * The CA, fetched before we can verify anything: the one request made without checking the server's certificate.
+ * What it answers is trusted only once its digest matches the token's (trust on first use, pinned by the token).
+ */
+async function fetchCa(base: string, timeoutMs: number): Promise<string> {
+  const dispatcher = new Agent({ connect: { rejectUnauthorized: false } });
+  try {
+    const res = await request(`${base}/v1/join/ca`, { dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    const text = await res.body.text();
+    if (res.statusCode !== 200) throw new MinkubeError('UNREACHABLE', `${base}/v1/join/ca answered ${res.statusCode}: is it a secure Minkube manager?`);
+    const ca = (JSON.parse(text) as { ca?: unknown }).ca;
+    if (typeof ca !== 'string' || !ca.includes('BEGIN CERTIFICATE')) throw new MinkubeError('UNREACHABLE', `${base}/v1/join/ca did not answer a certificate`);
+    return ca;
+  } catch (err) {
+    if (err instanceof MinkubeError) throw err;
+    throw new MinkubeError('UNREACHABLE', `cannot fetch the cluster CA from ${base} (${(err as Error).message})`, { cause: err });
+  } finally {
+    await dispatcher.close();
+  }
+}
+
+/** The cluster id is the CA's organisation (O=<clusterId>). */
+function clusterIdOf(caCertPem: string): string {
+  const subject = new X509Certificate(caCertPem).subject;
+  const o = /^O=(.*)$/m.exec(subject)?.[1];
+  if (o === undefined) throw new MinkubeError('UNAUTHENTICATED', 'the cluster CA names no cluster (no O= in its subject)');
+  return o;
+}

@@ -1,0 +1,91 @@
+// A manager's side of joining and renewal: it checks a join token against the replicated state, then signs the
+// joiner's CSR with the cluster CA (every manager holds its key, as Swarm's managers do), for the role the token
+// was made for. Renewal signs a new key for the identity a node's current certificate already proves.
+import type { PeerCertificate } from 'node:tls';
+import type { JoinReply, JoinRequest, JoinService } from '../api/service.js';
+import type { JoinTokenRecord } from '../kv/auth-store.js';
+import type { Clock } from '../lib/clock.js';
+import { MinkubeError } from '../lib/errors.js';
+import { caDigest, identityFromCertificate, issueNodeCertificate, type NodeRole } from '../security/ca.js';
+import { sansForAddresses, type NodeTls } from '../security/pki-files.js';
+import { hashSecret, parseJoinToken } from '../security/tokens.js';
+
+export interface JoinServiceOptions {
+  /** This manager's material; caKeyPem must be there (a manager signs). */
+  material: NodeTls;
+  clock: Clock;
+  joinToken(secretHash: string, nowMs: number): JoinTokenRecord | undefined;
+  managers(): readonly { id: string; raftAddress: string; apiAddress: string }[];
+  /** Whether a worker with this id is known and not down: another node may not take its name. */
+  workerActive(id: string): boolean;
+}
+
+export class JoinServiceImpl implements JoinService {
+  private readonly caKeyPem: string;
+  private readonly digest: string;
+
+  constructor(private readonly o: JoinServiceOptions) {
+    if (o.material.caKeyPem === undefined) throw new MinkubeError('CONFIG_INVALID', `manager ${o.material.identity.id} has no CA key in its tls directory`);
+    this.caKeyPem = o.material.caKeyPem;
+    this.digest = caDigest(o.material.caCertPem);
+  }
+
+  caCertPem(): string {
+    return this.o.material.caCertPem;
+  }
+
+  async join(req: JoinRequest): Promise<JoinReply> {
+    const role = this.roleFor(req.token);
+    if (role === 'manager' && this.o.managers().some((m) => m.id === req.id)) {
+      throw new MinkubeError('JOIN_REFUSED', `${req.id} is already a member; remove it first (minkube member remove ${req.id}) to join again with that id`);
+    }
+    if (role === 'worker' && this.o.workerActive(req.id)) {
+      throw new MinkubeError('JOIN_REFUSED', `worker ${req.id} is registered and not down; a joining worker needs an id of its own`);
+    }
+    const certificate = await this.sign(req.id, role, req.csr, req.addresses);
+    const reply: JoinReply = { certificate, ca: this.o.material.caCertPem, managers: this.o.managers().map((m) => ({ id: m.id, raftAddress: m.raftAddress, apiAddress: m.apiAddress })) };
+    return role === 'manager' ? { ...reply, caKey: this.caKeyPem } : reply;
+  }
+
+  async renew(current: PeerCertificate, csrPem: string, addresses?: readonly string[]): Promise<{ certificate: string }> {
+    const who = identityFromCertificate(current);
+    if (who === null || who.clusterId !== this.o.material.identity.clusterId) {
+      throw new MinkubeError('UNAUTHENTICATED', 'the client certificate is not one of this cluster');
+    }
+    // Without new addresses the old certificate's names carry over.
+    const sans = addresses === undefined ? sanStrings(current) : [...addresses];
+    return { certificate: await this.sign(who.id, who.role, csrPem, sans) };
+  }
+
+  /** The role a join token was made for; UNAUTHENTICATED with the reason otherwise. */
+  private roleFor(token: string): NodeRole {
+    const parsed = parseJoinToken(token);
+    if (parsed === null) throw new MinkubeError('UNAUTHENTICATED', 'not a join token (expected MKTKN-1-<digest>-<secret>)');
+    if (parsed.caDigest !== this.digest) throw new MinkubeError('UNAUTHENTICATED', 'the join token is for another cluster (its CA digest does not match)');
+    const record = this.o.joinToken(hashSecret(parsed.secret), this.o.clock.nowMs());
+    if (record === undefined) throw new MinkubeError('UNAUTHENTICATED', 'unknown, revoked or expired join token');
+    return record.role;
+  }
+
+  private sign(id: string, role: NodeRole, csrPem: string, addresses: readonly string[]): Promise<string> {
+    const { material } = this.o;
+    return issueNodeCertificate({
+      id,
+      role,
+      clusterId: material.identity.clusterId,
+      caCertPem: material.caCertPem,
+      caKeyPem: this.caKeyPem,
+      csrPem,
+      sans: sansForAddresses([...addresses]),
+    });
+  }
+}
+
+/** The hosts a peer certificate names (for a renewal that keeps them). */
+function sanStrings(cert: PeerCertificate): string[] {
+  const raw = cert.subjectaltname ?? '';
+  return raw
+    .split(', ')
+    .map((entry) => entry.replace(/^(DNS|IP Address):/, ''))
+    .filter((host) => host !== '');
+}
