@@ -1,7 +1,8 @@
 // The one error path of every Minkube app: whatever fails answers { error: { code, message } } with the registry's
 // HTTP status. Expected failures are MinkubeErrors; fastify's own errors are translated; anything else is INTERNAL.
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { MinkubeError } from '../lib/errors.js';
+import { MinkubeError, type ErrorCode } from '../lib/errors.js';
 
 /** Translates any thrown value into the MinkubeError the client will see. */
 export function toMinkubeError(err: unknown, bodyLimitBytes: number): MinkubeError {
@@ -53,3 +54,31 @@ export function frameworkErrorHandler(bodyLimitBytes: number) {
     void sendError(err, req, reply, bodyLimitBytes);
   };
 }
+
+/** The code a client error of Node's HTTP server (parser or timeout) answers with. */
+function clientErrorCode(code: string | undefined): ErrorCode {
+  if (code === 'HPE_HEADER_OVERFLOW') return 'HEADERS_TOO_LARGE';
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'REQUEST_TIMEOUT';
+  return 'BAD_REQUEST';
+}
+
+/**
+ * For fastify's `clientErrorHandler`: a request Node's parser refused (bad request line or headers, headers too large)
+ * or that did not arrive in time answers { error: { code, message } } like every other failure, then the connection
+ * is closed (the parser cannot find the next request in what follows).
+ */
+export function clientErrorHandler(this: FastifyInstance, err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const error = new MinkubeError(clientErrorCode(err.code));
+  this.log.debug({ code: error.code, reason: err.code ?? err.message }, 'client error');
+  // A response already under way on this connection (keep-alive) cannot be followed by another.
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (socket.writable && inFlight?.headersSent !== true) {
+    const body = JSON.stringify(error.toBody());
+    const reason = httpStatusText[error.status] ?? 'Error';
+    socket.write(`HTTP/1.1 ${error.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy();
+}
+
+const httpStatusText: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };

@@ -3,6 +3,7 @@
 import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { FastifySchemaCompiler } from 'fastify';
+import { specRuleProblem, type SpecRuleFields } from '../kv/task-spec.js';
 import { MinkubeError } from '../lib/errors.js';
 
 const compiled = new WeakMap<object, TypeCheck<TSchema>>();
@@ -49,4 +50,13 @@ export function parseIntegerParam(name: string, text: string | undefined): numbe
   const n = /^(0|[1-9][0-9]{0,15})$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isSafeInteger(n)) throw new MinkubeError('INVALID_PARAM', `query.${name}: expected an integer >= 0, got ${JSON.stringify(text)}`);
   return n;
+}
+
+/**
+ * After the schema: the spec rules a schema says badly (env names, NUL bytes; see specRuleProblem), as a 400
+ * INVALID_TASK_SPEC naming the field under `prefix` ('spec.', 'tasks[3].').
+ */
+export function checkSpecRules(spec: SpecRuleFields, prefix: string): void {
+  const problem = specRuleProblem(spec, prefix);
+  if (problem !== null) throw new MinkubeError('INVALID_TASK_SPEC', problem);
 }

@@ -111,7 +111,7 @@ export function validateCommand(data: Uint8Array): string | null {
   if (!decoded.ok) return decoded.problem;
   const cmd = decoded.envelope.cmd;
   for (const [i, t] of submissionsOf(cmd).entries()) {
-    const problem = specRuleProblem(t.spec, cmd.op === 'task.submit' ? 'spec.' : `tasks[${i}].spec.`);
+    const problem = specRuleProblem(t.spec, cmd.op === 'task.submit' ? 'spec.' : `tasks[${i}].`);
     if (problem !== null) return problem;
   }
   return null;

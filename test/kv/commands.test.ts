@@ -83,7 +83,7 @@ describe('validateCommand (what a leader checks before a proposal enters the log
       clientId: 'c', seq: 1,
       cmd: { op: 'task.submitBatch', atMs: 1, tasks: [{ taskId: 'a', spec: { image: 'x' } }, { taskId: 'b', spec: { image: 'x', command: ['a', 'b\u0000c'] } }] },
     });
-    expect(validateCommand(batch)).toBe('tasks[1].spec.command[1]: contains a NUL byte');
+    expect(validateCommand(batch)).toBe('tasks[1].command[1]: contains a NUL byte');
   });
 });
 

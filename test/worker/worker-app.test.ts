@@ -51,7 +51,7 @@ describe('POST /v1/tasks', () => {
   });
 
   it('answers a start failure as a failed status with a classified error', async () => {
-    const res = await call('POST', '/v1/tasks', assignment('bad-env', { spec: { image: 'x', env: { 'A=B': 'c' } } }));
+    const res = await call('POST', '/v1/tasks', assignment('bad-command', { spec: { image: 'x', command: [''] } }));
     expect(res.status).toBe(200);
     expect(res.json()).toMatchObject({ state: 'failed', error: { class: 'permanent' } });
   });
@@ -67,6 +67,12 @@ describe('POST /v1/tasks', () => {
     [assignment('v', { spec: { image: 'x', command: ['ls', 3] } }), /body\.spec\.command\[1\]/],
     [assignment('v', { spec: { image: 'x', env: { A: 1 } } }), /body\.spec\.env\.A/],
     [assignment('v', { spec: { image: 'x', resources: { cpus: 0 } } }), /body\.spec\.resources\.cpus/],
+    [assignment('v', { spec: { image: 'x', env: { '1BAD': 'v' } } }), /^body\.spec\.env\.1BAD: not a valid variable name$/],
+    [assignment('v', { spec: { image: 'x', env: { 'A=B': 'v' } } }), /^body\.spec\.env\.A=B: not a valid variable name$/],
+    [assignment('v', { spec: { image: 'x', env: { A: 'a\u0000b' } } }), /^body\.spec\.env\.A: contains a NUL byte$/],
+    [assignment('v', { spec: { image: 'x', command: ['ls', '-l', 'a\u0000'] } }), /^body\.spec\.command\[2\]: contains a NUL byte$/],
+    [assignment('v', { spec: { image: 'x\u0000y' } }), /^body\.spec\.image: contains a NUL byte$/],
+    [assignment('v', { spec: { image: 'x', labels: { team: 'a\u0000' } } }), /^body\.spec\.labels\.team: contains a NUL byte$/],
   ])('refuses an invalid assignment with 400 INVALID_TASK_SPEC naming the field (%#)', async (body, message) => {
     await expectError(call('POST', '/v1/tasks', body), 400, 'INVALID_TASK_SPEC', message);
     expect(agent.list().some((s) => s.taskId === 'v')).toBe(false);
@@ -92,6 +98,16 @@ describe('POST /v1/tasks/batch', () => {
     expect(items[1]!.error).toMatchObject({ code: 'INVALID_TASK_SPEC', message: expect.stringMatching(/^assignments\[1\]/) as string });
     expect(items[2]!.error).toMatchObject({ code: 'TASK_STALE_FENCING_TOKEN' });
     expect(items[3]!.status).toMatchObject({ taskId: 'batch-c', state: 'running' });
+  });
+
+  it('judges each assignment by the spec rules too: a bad env name fails that item alone', async () => {
+    const res = await call('POST', '/v1/tasks/batch', {
+      assignments: [assignment('rules-a'), assignment('rules-b', { spec: { image: 'x', env: { '1BAD': 'v' } } })],
+    });
+    const items = (res.json() as { items: Record<string, { code?: string; message?: string; taskId?: string }>[] }).items;
+    expect(items[0]!.status).toMatchObject({ taskId: 'rules-a' });
+    expect(items[1]!.error).toEqual({ code: 'INVALID_TASK_SPEC', message: 'assignments[1].spec.env.1BAD: not a valid variable name' });
+    expect(agent.list().some((s) => s.taskId === 'rules-b')).toBe(false);
   });
 
   it('refuses an empty batch and a body without assignments', async () => {

@@ -2,7 +2,8 @@
 // Raft and reads linearizably like the kv routes; lists answer { items, nextCursor } where the cursor is the last id.
 //
 //   POST   /v1/tasks            TaskSpec -> 201 { id, state }; 400 INVALID_TASK_SPEC naming the field. With the same
-//                               Idempotency-Key header (1..256 printable ASCII) a retry answers the task created first.
+//                               Idempotency-Key header (1..256 printable ASCII) a retry answers the task created first;
+//                               the same key with another spec is 422 IDEMPOTENCY_KEY_REUSED.
 //   POST   /v1/tasks/batch      { tasks: TaskSpec[] } (1..1000) -> 201 { items: [{ id, state }] } in the order given; all
 //                               are created in one Raft entry, or none (429 QUEUE_FULL). Idempotency-Key as above: a
 //                               retried batch answers the tasks the first one created.
@@ -23,7 +24,7 @@ import { MinkubeError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 import { sendError } from '../errors.js';
 import type { TasksService } from '../service.js';
-import { parseIntegerParam } from '../validation.js';
+import { checkSpecRules, parseIntegerParam } from '../validation.js';
 import { requestContext } from './kv.js';
 import { ConsistencyQuery, SubmitBatchReply, SubmitReply, TaskIdParams, TaskListQuerySchema, TaskLogsQuery } from './tasks-schemas.js';
 
@@ -51,6 +52,7 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { t
       },
     },
     async (req, reply) => {
+      checkSpecRules(req.body, 'spec.');
       const task = await tasks.submitTask(req.body as TaskSpec, idempotencyKeyOf(req), requestContext(req));
       return reply.code(201).send({ id: task.id, state: task.state });
     },
@@ -65,6 +67,7 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { t
       },
     },
     async (req, reply) => {
+      for (const [i, spec] of req.body.tasks.entries()) checkSpecRules(spec, `tasks[${i}].`);
       const created = await tasks.submitTasks(req.body.tasks as TaskSpec[], idempotencyKeyOf(req), requestContext(req));
       return reply.code(201).send({ items: created.map((t) => ({ id: t.id, state: t.state })) });
     },

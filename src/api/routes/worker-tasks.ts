@@ -6,7 +6,7 @@ import { MinkubeError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 import type { WorkerAgent } from '../../worker/agent.js';
 import { sendError } from '../errors.js';
-import { parseIntegerParam } from '../validation.js';
+import { checkSpecRules, parseIntegerParam } from '../validation.js';
 import {
   AssignmentBatchBody, AssignmentBatchReply, AssignmentBody, LogsQuery, StopQuery, TaskParams, WorkerStatsReply, WorkerTaskListReply, WorkerTaskStatusReply,
 } from './worker-schemas.js';
@@ -35,7 +35,10 @@ export const workerTaskRoutes: FastifyPluginAsync<WorkerTaskRoutesOptions> = asy
         void sendError(asTaskSpecError(err), req, reply, bodyLimitBytes);
       },
     },
-    async (req) => agent.assign(req.body, { waitUntilMs: req.deadlineMs - answerMarginMs }),
+    async (req) => {
+      checkSpecRules(req.body.spec, 'body.spec.');
+      return agent.assign(req.body, { waitUntilMs: req.deadlineMs - answerMarginMs });
+    },
   );
 
   // A batch of assignments from the leader: each is judged on its own (one bad item fails alone), all at once.
@@ -50,6 +53,7 @@ export const workerTaskRoutes: FastifyPluginAsync<WorkerTaskRoutesOptions> = asy
           return { error: { code: 'INVALID_TASK_SPEC', message: `assignments[${i}]${first?.path.replaceAll('/', '.') ?? ''}: ${first?.message ?? 'invalid'}` } };
         }
         try {
+          checkSpecRules(raw.spec, `assignments[${i}].spec.`);
           return { status: await agent.assign(raw, { waitUntilMs }) };
         } catch (err) {
           const e = err instanceof MinkubeError ? err : new MinkubeError('INTERNAL', err instanceof Error ? err.message : String(err));

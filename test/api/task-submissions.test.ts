@@ -1,0 +1,102 @@
+// POST /v1/tasks and /v1/tasks/batch through app.inject over the real task service and state machine (proposals
+// validated and applied in process, as the driver would): the spec rules, and an Idempotency-Key reused for another
+// request.
+import { pino } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildManagerApp } from '../../src/api/manager-app.js';
+import { clusterConfigDefaults } from '../../src/config/cluster.js';
+import { encodeCommand, validateCommand, type Command } from '../../src/kv/commands.js';
+import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';
+import { systemClock } from '../../src/lib/clock.js';
+import { MinkubeError } from '../../src/lib/errors.js';
+import { SeededRandom } from '../../src/lib/random.js';
+import { TaskServiceImpl, type Proposer } from '../../src/manager/task-service.js';
+import type { WorkerApi } from '../../src/manager/worker-client.js';
+import { FakeManagerService } from './fake-service.js';
+
+const kv = new KvStateMachine();
+let index = 0;
+let seq = 0;
+const raft: Proposer = {
+  async proposeCommand(cmd: Command): Promise<ApplyResult> {
+    const data = encodeCommand({ clientId: 'm1', seq: ++seq, cmd });
+    const problem = validateCommand(data);
+    if (problem !== null) throw new MinkubeError('INVALID_COMMAND', problem);
+    return kv.apply(++index, data);
+  },
+  async barrier(): Promise<void> {},
+};
+const tasks = new TaskServiceImpl({
+  store: kv.tasks, raft, tasks: clusterConfigDefaults.tasks, workers: {} as WorkerApi, clock: systemClock,
+  random: new SeededRandom(1), logger: pino({ level: 'silent' }),
+});
+const app = buildManagerApp({ service: new FakeManagerService(), tasks });
+afterAll(() => app.close());
+
+async function post(url: string, payload: unknown, key?: string) {
+  const res = await app.inject({ method: 'POST', url, payload: payload as string, headers: key === undefined ? {} : { 'idempotency-key': key } });
+  return { status: res.statusCode, body: res.json<Record<string, unknown>>() };
+}
+
+const spec = (extra: Record<string, unknown> = {}) => ({ image: 'busybox', command: ['echo', 'hi'], ...extra });
+
+describe('task spec rules (400 INVALID_TASK_SPEC naming the field)', () => {
+  it.each([
+    [{ env: { '1BAD': 'v' } }, 'spec.env.1BAD: not a valid variable name'],
+    [{ env: { 'A-B': 'v' } }, 'spec.env.A-B: not a valid variable name'],
+    [{ env: { ['X'.repeat(257)]: 'v' } }, `spec.env.${'X'.repeat(32)}...: not a valid variable name`],
+    [{ env: { OK: 'a\u0000b' } }, 'spec.env.OK: contains a NUL byte'],
+    [{ command: ['sh', '-c', 'echo\u0000rm'] }, 'spec.command[2]: contains a NUL byte'],
+    [{ image: 'busy\u0000box' }, 'spec.image: contains a NUL byte'],
+    [{ name: 'n\u0000' }, 'spec.name: contains a NUL byte'],
+    [{ labels: { team: 'a\u0000' } }, 'spec.labels.team: contains a NUL byte'],
+    [{ labels: { 't\u0000': 'a' } }, 'spec.labels.t\\u0000: contains a NUL byte'],
+  ])('POST /v1/tasks refuses %j', async (extra, message) => {
+    const before = kv.tasks.taskCount;
+    expect(await post('/v1/tasks', spec(extra))).toEqual({ status: 400, body: { error: { code: 'INVALID_TASK_SPEC', message } } });
+    expect(kv.tasks.taskCount).toBe(before);
+  });
+
+  it('accepts good names and values', async () => {
+    const r = await post('/v1/tasks', spec({ env: { _A1: 'x y', PATH: '/bin' }, labels: { 'app.kubernetes/name': 'web' } }));
+    expect(r.status).toBe(201);
+  });
+
+  it('POST /v1/tasks/batch names the task with tasks[i]., and creates none', async () => {
+    const before = kv.tasks.taskCount;
+    const r = await post('/v1/tasks/batch', { tasks: [spec(), spec({ env: { '9LIVES': 'x' } })] });
+    expect(r).toEqual({ status: 400, body: { error: { code: 'INVALID_TASK_SPEC', message: 'tasks[1].env.9LIVES: not a valid variable name' } } });
+    const nul = await post('/v1/tasks/batch', { tasks: [spec({ command: ['a', 'b', '\u0000'] })] });
+    expect(nul.body).toEqual({ error: { code: 'INVALID_TASK_SPEC', message: 'tasks[0].command[2]: contains a NUL byte' } });
+    expect(kv.tasks.taskCount).toBe(before);
+  });
+});
+
+describe('Idempotency-Key reused with a different body', () => {
+  it('POST /v1/tasks: the same body answers the first task, another body is 422 IDEMPOTENCY_KEY_REUSED', async () => {
+    const first = await post('/v1/tasks', spec(), 'key-1');
+    expect(first.status).toBe(201);
+    expect(await post('/v1/tasks', spec(), 'key-1')).toEqual({ status: 201, body: first.body });
+    // Defaults written out are the same request.
+    expect((await post('/v1/tasks', spec({ restartPolicy: 'never', maxAttempts: 3 }), 'key-1')).body).toEqual(first.body);
+    const before = kv.tasks.taskCount;
+    const other = await post('/v1/tasks', spec({ command: ['echo', 'bye'] }), 'key-1');
+    expect(other).toEqual({
+      status: 422,
+      body: { error: { code: 'IDEMPOTENCY_KEY_REUSED', message: 'the Idempotency-Key "key-1" was used for a different request (another spec); use a new key for a new request' } },
+    });
+    expect(kv.tasks.taskCount).toBe(before);
+  });
+
+  it('POST /v1/tasks/batch compares key.i with spec i: the same batch answers the first, a changed one is 422', async () => {
+    const batch = { tasks: [spec({ name: 'a' }), spec({ name: 'b' })] };
+    const first = await post('/v1/tasks/batch', batch, 'batch-1');
+    expect(first.status).toBe(201);
+    expect(await post('/v1/tasks/batch', batch, 'batch-1')).toEqual({ status: 201, body: first.body });
+    const before = kv.tasks.taskCount;
+    const changed = await post('/v1/tasks/batch', { tasks: [spec({ name: 'a' }), spec({ name: 'c' })] }, 'batch-1');
+    expect(changed.status).toBe(422);
+    expect(changed.body).toEqual({ error: { code: 'IDEMPOTENCY_KEY_REUSED', message: expect.stringMatching(/^tasks\[1\]: the Idempotency-Key "batch-1" was used for a different request/) } });
+    expect(kv.tasks.taskCount).toBe(before);
+  });
+});
