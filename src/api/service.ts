@@ -178,14 +178,15 @@ export interface TokenRequest {
   readonly ttlS?: number;
 }
 
-/** What a manager checks a presented token against, from its own applied state. */
+/** What a manager checks a presented token against, from its own applied state (fits api/auth.ts's TokenRecord). */
 export interface TokenLookup {
   readonly accessor: string;
   /** sha256 hex of the secret (compare with security/tokens.ts secretMatches). */
   readonly secretHash: string;
   readonly name: string;
   readonly role: string;
-  readonly keyPrefix: string | null;
+  /** Present when the token is limited to keys under this prefix. */
+  readonly keyPrefix?: string;
   readonly expiresAtMs: number | null;
 }
 

@@ -1,6 +1,7 @@
 // API tokens and join tokens for the managers' API: creations and revocations become proposals; checks read this
 // manager's applied auth state, so a token is checked without a round trip and a revocation holds on a manager as
 // soon as it has applied it. Also bootstraps the cluster's first admin token when this manager first leads.
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type {
   ApiTokenView, AuthService, CreatedApiToken, CreatedJoinToken, Page, RequestContext, TokenLookup, TokenRequest,
@@ -19,8 +20,11 @@ import type { Proposer } from './task-service.js';
 export interface BootstrapRecord {
   readonly accessor: string;
   readonly secretHash: string;
-  /** 32 random bytes, base64. */
-  readonly sessionKey: string;
+  /**
+   * 32 random bytes, base64. Absent: this manager makes one when it proposes. Only the first bootstrap committed
+   * counts, so managers need not agree on it beforehand: every one reads the winner's from the replicated state.
+   */
+  readonly sessionKey?: string;
 }
 
 export interface AuthServiceOptions {
@@ -84,7 +88,10 @@ export class AuthServiceImpl implements AuthService {
   }
 
   lookupToken(accessor: string): TokenLookup | undefined {
-    return this.o.store.tokenByAccessor(accessor, this.o.clock.nowMs());
+    const t = this.o.store.tokenByAccessor(accessor, this.o.clock.nowMs());
+    if (t === undefined) return undefined;
+    const { name, role, secretHash, expiresAtMs } = t;
+    return t.keyPrefix === null ? { accessor, name, role, secretHash, expiresAtMs } : { accessor, name, role, secretHash, expiresAtMs, keyPrefix: t.keyPrefix };
   }
 
   sessionKey(): Uint8Array | null {
@@ -136,8 +143,8 @@ function tokenView(t: ApiTokenRecord): ApiTokenView {
 }
 
 /** Only the three fields go on the wire, whatever else the caller's record carries. */
-function pickBootstrap(b: BootstrapRecord): BootstrapRecord {
-  return { accessor: b.accessor, secretHash: b.secretHash, sessionKey: b.sessionKey };
+function pickBootstrap(b: BootstrapRecord): Required<BootstrapRecord> {
+  return { accessor: b.accessor, secretHash: b.secretHash, sessionKey: b.sessionKey ?? randomBytes(32).toString('base64') };
 }
 
 function checkTtl(ttlS: number): void {

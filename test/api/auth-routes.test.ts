@@ -74,6 +74,7 @@ describe('POST /v1/auth/tokens', () => {
     const parsed = parseApiToken(body.token)!;
     expect(parsed.accessor).toBe(body.accessor);
     const known = auth.lookupToken(body.accessor)!;
+    expect(known).toMatchObject({ role: 'developer', keyPrefix: 'apps/ci/', expiresAtMs: start + 3600_000 });
     expect(secretMatches(parsed.secret, known.secretHash)).toBe(true);
     expect(JSON.stringify(raft.proposals)).not.toContain(parsed.secret);
     clock.now = start + 3600_000;
@@ -194,6 +195,15 @@ describe('bootstrap', () => {
     expect(raft.proposals.map((c) => c.op)).toEqual(['auth.bootstrap']);
     expect(auth.lookupToken(record.accessor)).toMatchObject({ name: 'bootstrap', role: 'admin', secretHash: record.secretHash });
     expect(auth.sessionKey()).toEqual(new Uint8Array(Buffer.alloc(32, 9)));
+  });
+
+  it('a record without a session key gets a fresh one of 32 bytes', async () => {
+    const { sessionKey: _key, ...withoutKey } = record;
+    expect(await service(raft, { bootstrap: withoutKey }).maybeBootstrap(2)).toBe(true);
+    expect(auth.sessionKey()).toHaveLength(32);
+    expect(auth.lookupToken(record.accessor)).toEqual({
+      accessor: record.accessor, name: 'bootstrap', role: 'admin', secretHash: record.secretHash, expiresAtMs: null,
+    });
   });
 
   it('a failed attempt answers false and the next leadership tries again', async () => {
