@@ -119,6 +119,11 @@ export const limits = {
   pkiLockWaitMsMax: 20_000,
   /** A lock on the cluster directory older than this is taken to be left by a crashed process. */
   pkiLockStaleMs: 60_000,
+  /** How often a node asks whether its certificate is due for renewal (due at 2/3 of its lifetime). */
+  certRenewCheckIntervalMs: 3_600_000,
+  /** A failed renewal is retried after this, doubling up to the max (and never later than the next check). */
+  certRenewRetryMsMin: 5_000,
+  certRenewRetryMsMax: 60_000,
   sessionTtlSDefault: 900,
 } as const;
 
@@ -128,6 +133,8 @@ assert(limits.httpBodyBytesDefault < limits.raftAppendBytesMax, 'one request bod
 assert(limits.kvSessionResultsMax >= limits.proposalQueueMax, 'a session remembers every in-flight proposal of a manager');
 assert(limits.joinTokenTtlSDefault <= limits.tokenTtlSMax, 'the default join token life is allowed');
 assert(limits.listLimitDefault <= limits.listLimitMax, 'the default page fits under the maximum');
+assert(limits.certRenewRetryMsMin <= limits.certRenewRetryMsMax, 'the renewal backoff starts below its ceiling');
+assert(limits.certRenewCheckIntervalMs * 24 < (limits.nodeCertLifetimeDaysDefault * 86_400_000) / 3, 'a node checks many times within the last third of its certificate');
 assert(limits.pkiLockWaitMsMax < limits.pkiLockStaleMs, 'a live lock holder is never taken for a crashed one by a waiter');
 assert(limits.taskRunCountMax <= limits.tasksRetainedMax, 'one `task run --count` fits in the tasks retained');
 assert(limits.assignQueueMax >= limits.placementBatchMax, 'one placement batch fits in the assignment queue');
