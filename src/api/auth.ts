@@ -1,0 +1,207 @@
+// Who is calling, checked in onRequest before a body is read: cluster nodes by their verified client certificate,
+// clients by an API token (or a session made from one), then the route's permission against the token's role.
+import type { PeerCertificate, TLSSocket } from 'node:tls';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { MinkubeError } from '../lib/errors.js';
+import { identityFromCertificate, type NodeIdentity, type NodeRole } from '../security/ca.js';
+import { authorize, type Policy, type Resource, type Verb } from '../security/policy.js';
+import { verifySession } from '../security/sessions.js';
+import { parseApiToken, secretMatches } from '../security/tokens.js';
+
+export type Principal =
+  | { kind: 'node'; id: string; role: NodeRole; clusterId: string }
+  | { kind: 'token'; accessor: string; role: string; keyPrefix?: string; policy?: Policy; via: 'token' | 'session' };
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the auth plugin; null on open routes (and when the app runs without it). */
+    principal: Principal | null;
+  }
+}
+
+/** What a route needs: a permission, nothing ('open': it may check a credential itself), or a cluster node. */
+export type RoutePermission = { resource: Resource; verb: Verb } | 'open' | 'node';
+
+export interface TokenRecord {
+  role: string;
+  secretHash: string;
+  keyPrefix?: string;
+  policy?: Policy;
+  expiresAtMs?: number | null;
+}
+
+export interface AuthPluginOptions {
+  /** The live record of a token by its accessor; null when unknown or revoked. */
+  resolveToken(accessor: string): TokenRecord | null | Promise<TokenRecord | null>;
+  /** The key sessions are signed with; without it only API tokens are accepted. */
+  sessionKey?: () => Uint8Array | null;
+  /** Defaults to the manager's table (permissionFor below). */
+  permissionFor?: (method: string, routeUrl: string) => RoutePermission | undefined;
+  /** Who a verified client certificate names (e.g. only nodes of this cluster); defaults to identityFromCertificate. */
+  nodeAuth?: { peerIdentity: (cert: PeerCertificate) => NodeIdentity | null };
+  /** For tests; Date.now by default. */
+  nowMs?: () => number;
+}
+
+const rd = (resource: Resource): RoutePermission => ({ resource, verb: 'read' });
+const wr = (resource: Resource): RoutePermission => ({ resource, verb: 'write' });
+
+/** Every route of the managers' app, by 'METHOD url-pattern'. A route missing here is refused (see authPlugin). */
+export const routePermissions: Record<string, RoutePermission> = {
+  'GET /health': 'open',
+  'GET /ready': 'open',
+  'GET /v1/cluster': rd('cluster'),
+  'GET /v1/cluster/members': rd('members'),
+  'POST /v1/cluster/members': wr('members'),
+  'DELETE /v1/cluster/members/:id': wr('members'),
+  'POST /v1/cluster/leader': wr('leader'),
+  'PUT /v1/kv/*': wr('kv'),
+  'GET /v1/kv/*': rd('kv'),
+  'DELETE /v1/kv/*': wr('kv'),
+  'POST /v1/tasks': wr('tasks'),
+  'POST /v1/tasks/batch': wr('tasks'),
+  'GET /v1/tasks': rd('tasks'),
+  'GET /v1/tasks/:id': rd('tasks'),
+  'DELETE /v1/tasks/:id': wr('tasks'),
+  'GET /v1/tasks/:id/logs': rd('tasks'),
+  'GET /v1/workers': rd('workers'),
+  'GET /v1/workers/:id': rd('workers'),
+  // What workers themselves call: registration, heartbeats and their assignments.
+  'POST /v1/workers': 'node',
+  'POST /v1/workers/:id/heartbeat': 'node',
+  'GET /v1/workers/:id/assignments': 'node',
+  // Snapshot chunks from the leader (SNAPSHOT_CHUNK_PATH in manager/snapshot-transfer.ts).
+  'POST /internal/v1/raft/snapshot': 'node',
+  'POST /v1/auth/tokens': wr('tokens'),
+  'GET /v1/auth/tokens': rd('tokens'),
+  'DELETE /v1/auth/tokens/:accessor': wr('tokens'),
+  // These two check a credential in their body themselves (an API token; a join token).
+  'POST /v1/auth/login': 'open',
+  'POST /v1/join': 'open',
+  'GET /v1/audit': rd('audit'),
+  'GET /metrics': rd('metrics'),
+};
+
+/** Every route of a worker's app: only managers (the leader) call them. */
+export const workerRoutePermissions: Record<string, RoutePermission> = {
+  'GET /health': 'open',
+  'GET /ready': 'open',
+  'POST /v1/tasks': 'node',
+  'POST /v1/tasks/batch': 'node',
+  'DELETE /v1/tasks/:id': 'node',
+  'GET /v1/tasks': 'node',
+  'GET /v1/tasks/:id': 'node',
+  'GET /v1/tasks/:id/logs': 'node',
+  'GET /v1/stats': 'node',
+};
+
+/** HEAD is answered by the GET route (fastify adds it), so it needs what GET needs. */
+export function permissionIn(table: Record<string, RoutePermission>, method: string, routeUrl: string): RoutePermission | undefined {
+  const m = method === 'HEAD' ? 'GET' : method;
+  return Object.hasOwn(table, `${m} ${routeUrl}`) ? table[`${m} ${routeUrl}`] : undefined;
+}
+
+export function permissionFor(method: string, routeUrl: string): RoutePermission | undefined {
+  return permissionIn(routePermissions, method, routeUrl);
+}
+
+function unauthenticated(reply: FastifyReply, message: string): MinkubeError {
+  void reply.header('www-authenticate', 'Bearer realm="minkube"');
+  return new MinkubeError('UNAUTHENTICATED', message);
+}
+
+const authPluginImpl: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
+  const permissionOf = opts.permissionFor ?? permissionFor;
+  const nowMs = opts.nowMs ?? Date.now;
+  // A keep-alive connection presents its certificate once: read who it names once too.
+  const identities = new WeakMap<TLSSocket, NodeIdentity | null>();
+  const peerIdentity = opts.nodeAuth?.peerIdentity ?? identityFromCertificate;
+
+  app.decorateRequest('principal', null);
+  app.addHook('onRequest', async (req, reply) => {
+    const routeUrl = req.routeOptions.url;
+    if (routeUrl === undefined) return; // no such route: the 404 handler answers
+    const permission = permissionOf(req.method, routeUrl);
+    if (permission === undefined) {
+      // Fail closed: a route someone forgot to list is nobody's until it is listed.
+      throw new MinkubeError('FORBIDDEN', `no permission is defined for ${req.method} ${routeUrl}`);
+    }
+    if (permission === 'open') return;
+    if (permission === 'node') {
+      req.principal = nodePrincipal(req, reply, identities, peerIdentity);
+      return;
+    }
+    const principal = await tokenPrincipal(req, reply, opts, nowMs());
+    req.principal = principal;
+    const decision = authorize(principal, { ...permission, ...keyNeed(req, permission.resource) });
+    if (!decision.allowed) throw new MinkubeError('FORBIDDEN', `this token (role ${principal.role}) lacks ${decision.missing}`);
+  });
+};
+
+// Like fastify-plugin: the hook and the decoration apply to the whole app, not only inside this plugin.
+(authPluginImpl as unknown as Record<symbol, unknown>)[Symbol.for('skip-override')] = true;
+(authPluginImpl as unknown as Record<symbol, unknown>)[Symbol.for('fastify.display-name')] = 'minkube-auth';
+
+/** Register before the routes: `void app.register(authPlugin, { resolveToken, ... })`. */
+export const authPlugin: FastifyPluginAsync<AuthPluginOptions> = authPluginImpl;
+
+function keyNeed(req: FastifyRequest, resource: Resource): { key?: string } {
+  if (resource !== 'kv') return {};
+  const key = (req.params as Record<string, unknown> | undefined)?.['*'];
+  return typeof key === 'string' ? { key } : {};
+}
+
+function nodePrincipal(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  cache: WeakMap<TLSSocket, NodeIdentity | null>,
+  peerIdentity: (cert: PeerCertificate) => NodeIdentity | null,
+): Principal {
+  const socket = req.raw.socket as TLSSocket;
+  if (socket.encrypted !== true) throw unauthenticated(reply, 'this route is for cluster nodes: connect over TLS with a node certificate');
+  if (!socket.authorized) {
+    const why = socket.authorizationError === undefined || socket.authorizationError === null ? 'none was sent' : String(socket.authorizationError);
+    throw unauthenticated(reply, `this route is for cluster nodes: no verified client certificate (${why})`);
+  }
+  let identity = cache.get(socket);
+  if (identity === undefined) {
+    identity = peerIdentity(socket.getPeerCertificate());
+    cache.set(socket, identity);
+  }
+  if (identity === null) throw unauthenticated(reply, 'the client certificate names no node of this cluster');
+  return { kind: 'node', ...identity };
+}
+
+function bearerOf(req: FastifyRequest, reply: FastifyReply): string {
+  const header = req.headers.authorization;
+  if (header === undefined || header === '') throw unauthenticated(reply, 'no token: send Authorization: Bearer mk_...');
+  const m = /^Bearer +(\S+) *$/i.exec(header);
+  if (m === null) throw unauthenticated(reply, 'the Authorization header is not "Bearer <token>"');
+  return m[1]!;
+}
+
+async function tokenPrincipal(req: FastifyRequest, reply: FastifyReply, opts: AuthPluginOptions, nowMs: number): Promise<Principal & { kind: 'token' }> {
+  const credential = bearerOf(req, reply);
+  const parsed = parseApiToken(credential);
+  let accessor: string;
+  let via: 'token' | 'session';
+  if (parsed !== null) {
+    [accessor, via] = [parsed.accessor, 'token'];
+  } else {
+    const key = opts.sessionKey?.() ?? null;
+    const session = key === null || !credential.includes('.') ? null : await verifySession(credential, key, new Date(nowMs));
+    if (session === null) throw unauthenticated(reply, key !== null && credential.includes('.') ? 'invalid or expired session' : 'malformed token: expected mk_<accessor>_<secret>');
+    [accessor, via] = [session.accessor, 'session'];
+  }
+  const record = await opts.resolveToken(accessor);
+  if (record === null) throw unauthenticated(reply, 'unknown or revoked token');
+  if (parsed !== null && !secretMatches(parsed.secret, record.secretHash)) throw unauthenticated(reply, 'unknown or revoked token');
+  if (record.expiresAtMs != null && record.expiresAtMs <= nowMs) {
+    throw unauthenticated(reply, `the token expired at ${new Date(record.expiresAtMs).toISOString()}`);
+  }
+  // The role comes from the live record, not the session: a changed or revoked token takes effect at once.
+  const principal: Principal & { kind: 'token' } = { kind: 'token', accessor, role: record.role, via };
+  if (record.keyPrefix !== undefined) principal.keyPrefix = record.keyPrefix;
+  if (record.policy !== undefined) principal.policy = record.policy;
+  return principal;
+}

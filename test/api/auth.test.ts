@@ -1,0 +1,247 @@
+// The auth plugin: tokens and sessions for clients, verified certificates for nodes, permissions per route, all
+// decided before a body is read. Through app.inject, and through a real HTTPS server for client certificates.
+import { randomBytes } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { fastify, type FastifyInstance } from 'fastify';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { authPlugin, permissionFor, routePermissions, type TokenRecord } from '../../src/api/auth.js';
+import { installErrorHandling } from '../../src/api/errors.js';
+import { buildBaseApp } from '../../src/api/http.js';
+import { buildManagerApp } from '../../src/api/manager-app.js';
+import type { RaftPeerService } from '../../src/api/routes/raft-internal.js';
+import { clusterRoutes } from '../../src/api/routes/cluster.js';
+import { healthRoutes } from '../../src/api/routes/health.js';
+import { kvRoutes } from '../../src/api/routes/kv.js';
+import type { MembershipService, TasksService } from '../../src/api/service.js';
+import { createClusterCa, issueNodeKeyAndCert } from '../../src/security/ca.js';
+import { signSession } from '../../src/security/sessions.js';
+import { newApiToken } from '../../src/security/tokens.js';
+import { FakeManagerService } from './fake-service.js';
+
+const tokens = new Map<string, TokenRecord>();
+const sessionKey = randomBytes(32);
+let nowMs = Date.parse('2030-01-01T00:00:00Z');
+
+function mint(role: string, extra: Partial<TokenRecord> = {}): { token: string; accessor: string } {
+  const { token, accessor, secretHash } = newApiToken();
+  tokens.set(accessor, { role, secretHash, ...extra });
+  return { token, accessor };
+}
+
+/** The real health, cluster and kv routes, and stand-ins for the others the table names, behind the plugin. */
+function buildApp(): FastifyInstance {
+  const app = buildBaseApp({});
+  void app.register(authPlugin, { resolveToken: (a) => tokens.get(a) ?? null, sessionKey: () => sessionKey, nowMs: () => nowMs });
+  const service = new FakeManagerService();
+  void app.register(healthRoutes, { ready: () => service.ready() });
+  void app.register(clusterRoutes, { service });
+  void app.register(kvRoutes, { service });
+  app.post('/v1/tasks', async (req) => ({ principal: req.principal }));
+  app.get('/v1/tasks', async (req) => ({ principal: req.principal }));
+  app.post('/v1/workers/:id/heartbeat', async (req) => ({ principal: req.principal }));
+  app.get('/v1/unlisted', async () => ({ ok: true }));
+  return app;
+}
+
+const app = buildApp();
+afterAll(() => app.close());
+beforeEach(() => {
+  tokens.clear();
+  nowMs = Date.parse('2030-01-01T00:00:00Z');
+});
+
+async function call(method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'HEAD', url: string, token?: string, payload?: unknown) {
+  const headers: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
+  const res = await app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload: payload as string }) });
+  return { status: res.statusCode, body: res.body === '' ? null : res.json<Record<string, unknown>>(), headers: res.headers };
+}
+
+describe('unauthenticated requests', () => {
+  it('pass on open routes', async () => {
+    expect((await call('GET', '/health')).status).toBe(200);
+    expect((await call('GET', '/ready')).status).toBe(200);
+  });
+
+  it.each([
+    ['no token', undefined, /^no token/],
+    ['a malformed token', 'mk_nope', /^malformed token/],
+    ['an unknown token', newApiToken().token, /^unknown or revoked token$/],
+  ])('are 401 UNAUTHENTICATED with %s, and say so', async (_what, token, message) => {
+    const res = await call('GET', '/v1/cluster', token);
+    expect(res.status).toBe(401);
+    expect(res.body).toEqual({ error: { code: 'UNAUTHENTICATED', message: expect.stringMatching(message) } });
+    expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
+  });
+
+  it('are 401 with a known accessor but the wrong secret', async () => {
+    const { accessor } = mint('admin');
+    const forged = `mk_${accessor}_${'A'.repeat(43)}`;
+    expect((await call('GET', '/v1/cluster', forged)).status).toBe(401);
+  });
+
+  it('are 401 with another scheme than Bearer', async () => {
+    const { token } = mint('admin');
+    const res = await app.inject({ method: 'GET', url: '/v1/cluster', headers: { authorization: `Basic ${token}` } });
+    expect(res.statusCode).toBe(401);
+    expect(res.json()).toMatchObject({ error: { message: 'the Authorization header is not "Bearer <token>"' } });
+  });
+
+  it('are refused before the body is parsed', async () => {
+    const res = await app.inject({ method: 'POST', url: '/v1/tasks', headers: { 'content-type': 'application/json' }, payload: '{not json' });
+    expect(res.statusCode).toBe(401);
+  });
+
+  it('reach the 404 handler on a route that does not exist', async () => {
+    expect(await call('GET', '/v1/nothing-here')).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
+  });
+});
+
+describe('tokens', () => {
+  it('let an admin through, with who it is on the request', async () => {
+    const { token, accessor } = mint('admin');
+    expect((await call('GET', '/v1/cluster', token)).status).toBe(200);
+    expect(await call('POST', '/v1/tasks', token, {})).toMatchObject({ status: 200, body: { principal: { kind: 'token', accessor, role: 'admin', via: 'token' } } });
+  });
+
+  it('are 403 FORBIDDEN naming the permission a viewer lacks, and let it read', async () => {
+    const { token } = mint('viewer');
+    expect((await call('GET', '/v1/tasks', token)).status).toBe(200);
+    expect(await call('POST', '/v1/tasks', token, {})).toMatchObject({
+      status: 403,
+      body: { error: { code: 'FORBIDDEN', message: 'this token (role viewer) lacks tasks:write' } },
+    });
+  });
+
+  it('need what GET needs for HEAD', async () => {
+    expect((await call('HEAD', '/v1/cluster')).status).toBe(401);
+    expect((await call('HEAD', '/v1/cluster', mint('viewer').token)).status).toBe(200);
+  });
+
+  it('stop working once revoked', async () => {
+    const { token, accessor } = mint('admin');
+    expect((await call('GET', '/v1/cluster', token)).status).toBe(200);
+    tokens.delete(accessor);
+    expect(await call('GET', '/v1/cluster', token)).toMatchObject({ status: 401, body: { error: { message: 'unknown or revoked token' } } });
+  });
+
+  it('stop working once expired', async () => {
+    const { token } = mint('admin', { expiresAtMs: nowMs + 1000 });
+    expect((await call('GET', '/v1/cluster', token)).status).toBe(200);
+    nowMs += 1000;
+    expect(await call('GET', '/v1/cluster', token)).toMatchObject({ status: 401, body: { error: { message: /^the token expired at 2030-01-01T00:00:01/ } } });
+  });
+
+  it('keep a developer to its own kv prefix, checked on the routed key', async () => {
+    const { token } = mint('developer', { keyPrefix: 'team-a/' });
+    expect((await call('PUT', '/v1/kv/team-a/config', token, { value: 'x' })).status).toBe(200);
+    expect((await call('GET', '/v1/kv/team-a/config', token)).status).toBe(200);
+    expect(await call('PUT', '/v1/kv/team-b/config', token, { value: 'x' })).toMatchObject({
+      status: 403,
+      body: { error: { message: 'this token (role developer) lacks kv:write on key "team-b/config"' } },
+    });
+    // The prefix is checked on the decoded key, the one the route reads and writes.
+    expect((await call('GET', '/v1/kv/team-a%2Fconfig', token)).status).toBe(200);
+    expect((await call('GET', '/v1/kv/team-b%2Fconfig', token)).status).toBe(403);
+  });
+
+  it('follow a custom policy attached to the token', async () => {
+    const { token } = mint('ci', { policy: { name: 'ci', rules: [{ effect: 'allow', resource: 'tasks', verbs: ['*'] }] } });
+    expect((await call('POST', '/v1/tasks', token, {})).status).toBe(200);
+    expect(await call('GET', '/v1/cluster', token)).toMatchObject({ status: 403, body: { error: { message: 'this token (role ci) lacks cluster:read' } } });
+  });
+
+  it('refuse every caller on a route the table does not list', async () => {
+    expect(await call('GET', '/v1/unlisted', mint('admin').token)).toMatchObject({ status: 403, body: { error: { code: 'FORBIDDEN' } } });
+  });
+});
+
+describe('sessions', () => {
+  it('are accepted with the role of their token as it is now, and end when the token is revoked', async () => {
+    const { accessor } = mint('viewer');
+    const jwt = await signSession({ accessor, role: 'admin' }, sessionKey, 900, new Date(nowMs));
+    expect(await call('GET', '/v1/tasks', jwt)).toMatchObject({ status: 200, body: { principal: { accessor, role: 'viewer', via: 'session' } } });
+    expect((await call('POST', '/v1/tasks', jwt, {})).status).toBe(403);
+    tokens.delete(accessor);
+    expect((await call('GET', '/v1/tasks', jwt)).status).toBe(401);
+  });
+
+  it('are 401 when expired or signed with another key', async () => {
+    const { accessor } = mint('admin');
+    const expired = await signSession({ accessor, role: 'admin' }, sessionKey, 60, new Date(nowMs - 61_000));
+    expect(await call('GET', '/v1/cluster', expired)).toMatchObject({ status: 401, body: { error: { message: 'invalid or expired session' } } });
+    const forged = await signSession({ accessor, role: 'admin' }, randomBytes(32), 900, new Date(nowMs));
+    expect((await call('GET', '/v1/cluster', forged)).status).toBe(401);
+  });
+});
+
+describe('node routes', () => {
+  it('refuse a token, however powerful, without a client certificate', async () => {
+    expect(await call('POST', '/v1/workers/w1/heartbeat', mint('admin').token, {})).toMatchObject({
+      status: 401,
+      body: { error: { code: 'UNAUTHENTICATED', message: /cluster nodes/ } },
+    });
+  });
+
+  it('over HTTPS, accept a node certificate of the cluster CA and refuse another CA\'s or none', async () => {
+    const [ca, other] = await Promise.all([createClusterCa({ clusterId: 'c1' }), createClusterCa({ clusterId: 'c1' })]);
+    const sans = { ips: ['127.0.0.1'], dns: ['localhost'] };
+    const issue = (c: typeof ca, id: string, role: 'manager' | 'worker') =>
+      issueNodeKeyAndCert({ caCertPem: c.certPem, caKeyPem: c.keyPem, id, role, clusterId: 'c1', sans });
+    const [server, worker, stranger] = await Promise.all([issue(ca, 'm1', 'manager'), issue(ca, 'w1', 'worker'), issue(other, 'w1', 'worker')]);
+
+    const https = fastify({ https: { key: server.keyPem, cert: server.certPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: false } });
+    installErrorHandling(https as unknown as FastifyInstance, 1024);
+    void https.register(authPlugin, { resolveToken: () => null });
+    https.post('/v1/workers/:id/heartbeat', async (req) => ({ principal: req.principal }));
+    await https.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = https.server.address() as AddressInfo;
+    try {
+      const post = (client: { keyPem: string; certPem: string } | null) =>
+        new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+          const req = httpsRequest({ host: '127.0.0.1', port, method: 'POST', path: '/v1/workers/w1/heartbeat', ca: ca.certPem, ...(client ? { key: client.keyPem, cert: client.certPem } : {}) }, (res) => {
+            let data = '';
+            res.on('data', (d: Buffer) => (data += d.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(data) }));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      expect(await post(worker)).toEqual({ status: 200, body: { principal: { kind: 'node', id: 'w1', role: 'worker', clusterId: 'c1' } } });
+      expect(await post(stranger)).toMatchObject({ status: 401, body: { error: { code: 'UNAUTHENTICATED', message: /no verified client certificate/ } } });
+      expect(await post(null)).toMatchObject({ status: 401, body: { error: { code: 'UNAUTHENTICATED' } } });
+    } finally {
+      await https.close();
+    }
+  });
+});
+
+describe('the route table', () => {
+  it('lists every route the managers\' app registers', async () => {
+    const full = buildManagerApp({
+      service: new FakeManagerService(),
+      tasks: {} as TasksService,
+      membership: {} as MembershipService,
+      raftPeer: {} as RaftPeerService,
+    });
+    const routes: string[] = [];
+    full.addHook('onRoute', (r) => {
+      for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push(`${m} ${r.url}`);
+    });
+    await full.ready();
+    await full.close();
+    expect(routes.length).toBeGreaterThan(15);
+    expect(routes.filter((r) => routePermissions[r] === undefined)).toEqual([]);
+  });
+
+  it('marks the routes workers and managers call as node routes, and health open', () => {
+    expect(permissionFor('POST', '/v1/workers')).toBe('node');
+    expect(permissionFor('GET', '/v1/workers/:id/assignments')).toBe('node');
+    expect(permissionFor('POST', '/internal/v1/raft/snapshot')).toBe('node');
+    expect(permissionFor('GET', '/health')).toBe('open');
+    expect(permissionFor('POST', '/v1/join')).toBe('open');
+    expect(permissionFor('DELETE', '/v1/auth/tokens/:accessor')).toEqual({ resource: 'tokens', verb: 'write' });
+    expect(permissionFor('GET', '/v1/nope')).toBeUndefined();
+    expect(permissionFor('GET', 'constructor')).toBeUndefined();
+  });
+});
