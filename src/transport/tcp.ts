@@ -3,7 +3,7 @@
 // per tick, reconnects with exponential backoff and full jitter. A bad frame closes only the connection it came on.
 // With `tls`, every connection is mutual TLS and the peer's certificate must name the id it claims (verifyPeer).
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { connect as tlsConnect, createServer as createTlsServer, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, createServer as createTlsServer, type PeerCertificate, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { MinkubeError } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
@@ -123,6 +123,8 @@ export class TcpTransport implements Transport {
   private readonly reconnectMaxMs: number;
   private readonly connectTimeoutMs: number;
   private readonly helloTimeoutMs: number;
+  /** The material new connections use; replaced by setTls when the node's certificate is renewed. */
+  private tls: TransportTls | undefined;
 
   private constructor(
     private readonly o: TcpTransportOptions,
@@ -134,6 +136,7 @@ export class TcpTransport implements Transport {
     this.reconnectMaxMs = o.reconnectMaxMs ?? 2000;
     this.connectTimeoutMs = o.connectTimeoutMs ?? 2000;
     this.helloTimeoutMs = o.helloTimeoutMs ?? 5000;
+    this.tls = o.tls;
     for (const [id, address] of o.peers) {
       const { host, port } = parseAddress(address, `peer ${id}`);
       this.links.set(id, new PeerLink(id, host, port, o.id < id));
@@ -247,13 +250,23 @@ export class TcpTransport implements Transport {
     this.log.info('transport closed');
   }
 
+  /**
+   * New material (a renewed certificate) for connections made from now on, dialed and accepted. Connections already
+   * open stay up: their peers were authenticated at the handshake, and dropping them would cost the cluster its leader.
+   */
+  setTls(tls: TransportTls): void {
+    if (this.tls === undefined) throw new MinkubeError('CONFIG_INVALID', `the transport of ${this.o.id} was started without TLS; it cannot take certificates later`);
+    (this.server as TlsServer).setSecureContext(tlsMaterial(tls));
+    this.tls = tls;
+  }
+
   // --- connections ---
 
   private dial(link: PeerLink): void {
     link.redialTimer = null;
     if (this.closing) return;
     const where = { host: link.host, port: link.port, noDelay: true, ...(this.o.localAddress === undefined ? {} : { localAddress: this.o.localAddress }) };
-    const tls = this.o.tls;
+    const tls = this.tls;
     // The peer's identity is checked below (verifyPeer), not by host name: a manager's certificate names its id.
     const socket = tls === undefined ? connect(where) : tlsConnect({ ...where, ...tlsMaterial(tls), servername: undefined, checkServerIdentity: () => undefined });
     const conn = new Connection(socket, link.id, true, this.limits.frameBytesMax);
@@ -384,8 +397,8 @@ export class TcpTransport implements Transport {
     if (link === undefined) return `hello from unknown node ${frame.from}`;
     if (frame.to !== this.o.id) return `hello addressed to ${frame.to}, but this is ${this.o.id}`;
     if (link.dials) return `hello from ${frame.from}, but this node dials it (the smaller id dials)`;
-    if (this.o.tls !== undefined) {
-      const problem = this.o.tls.verifyPeer((conn.socket as TLSSocket).getPeerCertificate(), frame.from);
+    if (this.tls !== undefined) {
+      const problem = this.tls.verifyPeer((conn.socket as TLSSocket).getPeerCertificate(), frame.from);
       if (problem !== null) return `hello from ${frame.from}: ${problem}`;
     }
     conn.clearTimer();
