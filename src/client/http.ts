@@ -58,8 +58,11 @@ const readText: BodyReader<string> = (body) => body.text();
 const readBytes: BodyReader<Uint8Array> = (body) => body.bytes();
 
 export class HttpClient {
-  readonly tls: TlsMaterial | undefined;
-  private readonly agent: Agent;
+  private material: TlsMaterial | undefined;
+  private agent: Agent;
+  /** Agents replaced by setTls that still finish their requests; close() destroys them with the current one. */
+  private readonly retiring = new Set<Agent>();
+  private readonly connectionsPerOriginMax: number;
   private readonly authorization: string | undefined;
   /** The headers of a request that brings none of its own: built once, not per request. */
   private readonly baseHeaders: Readonly<Record<string, string>>;
@@ -67,18 +70,40 @@ export class HttpClient {
 
   constructor(options: HttpClientOptions = {}) {
     const { tls } = options;
-    if (tls !== undefined && (tls.cert === undefined) !== (tls.key === undefined)) {
-      throw new MinkubeError('CONFIG_INVALID', 'a client certificate needs its key, and a key its certificate');
-    }
-    this.tls = tls;
+    assertPaired(tls);
+    this.material = tls;
     this.authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
     this.baseHeaders = this.authorization === undefined ? {} : { authorization: this.authorization };
     this.timeoutMs = options.timeoutMs ?? limits.requestTimeoutMsDefault + 500;
+    this.connectionsPerOriginMax = options.connectionsPerOriginMax ?? limits.httpClientConnectionsPerOriginMax;
+    this.agent = this.agentFor(tls);
+  }
+
+  /** The material requests are made with now (setTls replaces it). */
+  get tls(): TlsMaterial | undefined {
+    return this.material;
+  }
+
+  /**
+   * Renewed material: requests from now on go through a new pool that presents it. The old pool is closed once its
+   * requests under way have their answers (they were authenticated with the old certificate, which is still valid).
+   */
+  setTls(tls: TlsMaterial): void {
+    if (this.material === undefined) {
+      // Base URLs already handed out say http://: switching this client to https would leave them wrong.
+      throw new MinkubeError('CONFIG_INVALID', 'this HTTP client was made without TLS; it cannot take certificates later');
+    }
+    assertPaired(tls);
+    const old = this.agent;
+    this.material = tls;
+    this.agent = this.agentFor(tls);
+    this.retiring.add(old);
+    void old.close().catch(() => undefined).finally(() => this.retiring.delete(old));
+  }
+
+  private agentFor(tls: TlsMaterial | undefined): Agent {
     const connect = tls === undefined ? undefined : { ca: tls.ca, ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }) };
-    this.agent = new Agent({
-      connections: options.connectionsPerOriginMax ?? limits.httpClientConnectionsPerOriginMax,
-      ...(connect === undefined ? {} : { connect }),
-    });
+    return new Agent({ connections: this.connectionsPerOriginMax, ...(connect === undefined ? {} : { connect }) });
   }
 
   /** An address as this client reaches it: 'host:port' is https when TLS material is configured. */
@@ -103,8 +128,8 @@ export class HttpClient {
   }
 
   /** Closes every pooled connection; requests under way fail. */
-  close(): Promise<void> {
-    return this.agent.destroy();
+  async close(): Promise<void> {
+    await Promise.all([this.agent, ...this.retiring].map((a) => a.destroy()));
   }
 
   private async exchange<B>(r: HttpRequest, read: BodyReader<B>): Promise<[HttpResponse, B]> {
@@ -136,6 +161,12 @@ export class HttpClient {
     if (headers === undefined) return this.baseHeaders;
     if (this.authorization === undefined || headers.authorization !== undefined) return headers;
     return { authorization: this.authorization, ...headers };
+  }
+}
+
+function assertPaired(tls: TlsMaterial | undefined): void {
+  if (tls !== undefined && (tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new MinkubeError('CONFIG_INVALID', 'a client certificate needs its key, and a key its certificate');
   }
 }
 

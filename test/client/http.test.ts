@@ -176,6 +176,9 @@ interface Pki {
   misnamedKey: string;
   clientCert: string;
   clientKey: string;
+  /** A second client certificate from the same CA: the first one renewed. */
+  renewedCert: string;
+  renewedKey: string;
   strangerCa: string;
 }
 
@@ -199,6 +202,7 @@ function makePki(): Pki {
     leaf('server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
     leaf('misnamed', 'subjectAltName=DNS:elsewhere.example\nextendedKeyUsage=serverAuth\n');
     leaf('client-m1', 'extendedKeyUsage=clientAuth\n');
+    leaf('client-m1-renewed', 'extendedKeyUsage=clientAuth\n');
     const read = (f: string): string => readFileSync(join(dir, f), 'utf8');
     return {
       ca: read('ca.crt'),
@@ -208,6 +212,8 @@ function makePki(): Pki {
       misnamedKey: read('misnamed.key'),
       clientCert: read('client-m1.crt'),
       clientKey: read('client-m1.key'),
+      renewedCert: read('client-m1-renewed.crt'),
+      renewedKey: read('client-m1-renewed.key'),
       strangerCa: read('stranger.crt'),
     };
   } finally {
@@ -227,11 +233,21 @@ describe('HttpClient over mutual TLS', () => {
     return c;
   };
 
+  // Answers /slow only once the test releases it, and says when one arrives.
+  let slowArrived: () => void = () => {};
+  let releaseSlow: () => void = () => {};
+  const slow = (): Promise<void> => {
+    slowArrived();
+    return new Promise((resolve) => (releaseSlow = resolve));
+  };
+
   // Answers the common name of the client certificate it verified.
   const httpsServer = (cert: string, key: string): HttpsServer =>
     createHttpsServer({ cert, key, ca: pki.ca, requestCert: true, rejectUnauthorized: true }, (req, res) => {
       const peer = (req.socket as TLSSocket).getPeerCertificate();
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ client: peer.subject?.CN ?? null }));
+      const answer = (): void => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ client: peer.subject?.CN ?? null }));
+      if (req.url === '/slow') void slow().then(answer);
+      else answer();
     });
 
   beforeAll(async () => {
@@ -277,5 +293,26 @@ describe('HttpClient over mutual TLS', () => {
 
   it('a certificate without its key is refused at construction', () => {
     expect(() => new HttpClient({ tls: { ca: pki.ca, cert: pki.clientCert } })).toThrow(/needs its key/);
+  });
+
+  it('after setTls the server sees the renewed certificate, and a request under way still gets its answer', async () => {
+    const http = client({ ca: pki.ca, cert: pki.clientCert, key: pki.clientKey });
+    const url = http.baseUrlOf(address);
+    const who = async (): Promise<unknown> => JSON.parse((await http.requestOk({ method: 'GET', url, path: '/who' })).text);
+    expect(await who()).toEqual({ client: 'client-m1' });
+    const arrived = new Promise<void>((resolve) => (slowArrived = resolve));
+    const underway = http.requestOk({ method: 'GET', url, path: '/slow' });
+    await arrived;
+
+    http.setTls({ ca: pki.ca, cert: pki.renewedCert, key: pki.renewedKey });
+    expect(await who()).toEqual({ client: 'client-m1-renewed' });
+    releaseSlow();
+    expect(JSON.parse((await underway).text)).toEqual({ client: 'client-m1' });
+    expect(http.tls?.cert).toBe(pki.renewedCert);
+  });
+
+  it('setTls refuses a client made without TLS, and a certificate without its key', () => {
+    expect(() => client({ ca: pki.ca }).setTls({ ca: pki.ca, cert: pki.renewedCert })).toThrow(/needs its key/);
+    expect(() => new HttpClient().setTls({ ca: pki.ca })).toThrow(/without TLS/);
   });
 });
