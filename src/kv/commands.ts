@@ -38,8 +38,18 @@ export interface CommandEnvelope {
   readonly ackSeq?: number;
   /** The HTTP request id, for logs only. */
   readonly reqId?: string;
+  /** Who asked (for the audit log only: applying never reads it). Absent for the cluster's own and insecure requests. */
+  readonly pr?: EntryPrincipal;
   readonly cmd: Command;
 }
+
+/**
+ * Who asked for a command, kept small since it rides in every entry: an API token's accessor (`a`) or a node's id
+ * (`n`), with the role. Never a secret. Managers older than this field ignore it, so adding it needed no new `v`.
+ */
+export type EntryPrincipal = { readonly a: string; readonly r: string } | { readonly n: string; readonly r: string };
+
+const principalCharsMax = 128;
 
 /**
  * The envelope version this manager writes, and the newest it understands. An envelope without `v` is version 1
@@ -56,6 +66,7 @@ export function encodeCommand(envelope: CommandEnvelope): Uint8Array {
   const wire: Record<string, unknown> = { clientId: envelope.clientId, seq: envelope.seq, cmd: wireCommand(envelope.cmd) };
   if (envelope.ackSeq !== undefined) wire.ackSeq = envelope.ackSeq;
   if (envelope.reqId !== undefined) wire.reqId = envelope.reqId;
+  if (envelope.pr !== undefined) wire.pr = 'a' in envelope.pr ? { a: envelope.pr.a, r: envelope.pr.r } : { n: envelope.pr.n, r: envelope.pr.r };
   wire.v = commandVersion;
   return packr.pack(wire);
 }
@@ -126,7 +137,7 @@ export function decodeCommand(data: Uint8Array): CommandEnvelope {
     throw malformed(`not msgpack (${(err as Error).message})`);
   }
   if (!isRecord(raw)) throw malformed('not a map');
-  const { clientId, seq, ackSeq, reqId, cmd, v } = raw;
+  const { clientId, seq, ackSeq, reqId, pr, cmd, v } = raw;
   if (v !== undefined && !isSeq(v)) throw malformed('v must be a positive integer');
   if (v !== undefined && v > commandVersion) {
     const message = `command version ${v} is newer than this manager understands (${commandVersion})`;
@@ -139,7 +150,21 @@ export function decodeCommand(data: Uint8Array): CommandEnvelope {
   const envelope: { -readonly [K in keyof CommandEnvelope]: CommandEnvelope[K] } = { clientId, seq, cmd: decodeBody(cmd) };
   if (ackSeq !== undefined) envelope.ackSeq = ackSeq;
   if (reqId !== undefined) envelope.reqId = reqId;
+  if (pr !== undefined) envelope.pr = decodePrincipal(pr);
   return envelope;
+}
+
+function decodePrincipal(pr: unknown): EntryPrincipal {
+  if (!isRecord(pr)) throw malformed('pr must be a map');
+  const keys = Object.keys(pr).sort().join(',');
+  if (keys !== 'a,r' && keys !== 'n,r') throw malformed('pr must hold exactly a (accessor) or n (node id), and r (role)');
+  const who = pr.a ?? pr.n;
+  if (!isPrincipalText(who) || !isPrincipalText(pr.r)) throw malformed(`pr fields must be strings of 1 to ${principalCharsMax} characters`);
+  return keys === 'a,r' ? { a: who, r: pr.r } : { n: who, r: pr.r };
+}
+
+function isPrincipalText(v: unknown): v is string {
+  return typeof v === 'string' && v.length >= 1 && v.length <= principalCharsMax;
 }
 
 function decodeBody(cmd: unknown): Command {

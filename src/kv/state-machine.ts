@@ -36,6 +36,8 @@ export interface AppliedCommand {
   readonly clientId: string;
   readonly seq: number;
   readonly reqId?: string | undefined;
+  /** The entry as decoded (absent for one that did not decode): the audit log reads its command and principal. */
+  readonly envelope?: CommandEnvelope;
   readonly result: ApplyResult;
   /** False when (clientId, seq) had been applied before and `result` is the remembered answer. */
   readonly fresh: boolean;
@@ -141,12 +143,12 @@ export class KvStateMachine {
     const ackSeq = envelope.ackSeq === undefined ? 0 : Math.min(envelope.ackSeq, seq);
     if (ackSeq > session.floor) raiseFloor(session, ackSeq);
     const remembered = session.results.get(seq);
-    if (remembered !== undefined) return { clientId, seq, reqId, result: remembered, fresh: false };
-    if (seq < session.floor) return { clientId, seq, reqId, result: forgotten(clientId, seq), fresh: false };
+    if (remembered !== undefined) return { clientId, seq, reqId, envelope, result: remembered, fresh: false };
+    if (seq < session.floor) return { clientId, seq, reqId, envelope, result: forgotten(clientId, seq), fresh: false };
     const result = this.applyCommand(index, envelope.cmd);
     session.results.set(seq, result);
     if (session.results.size > this.sessionResultsMax) evictOldestResult(session);
-    return { clientId, seq, reqId, result, fresh: true };
+    return { clientId, seq, reqId, envelope, result, fresh: true };
   }
 
   private applyCommand(index: number, cmd: Command): ApplyResult {

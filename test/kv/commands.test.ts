@@ -95,3 +95,38 @@ function catchError(fn: () => unknown): unknown {
   }
   return undefined;
 }
+
+describe('the principal in the envelope (for the audit log)', () => {
+  const byToken: CommandEnvelope = { clientId: 'c', seq: 1, reqId: 'r', pr: { a: '0123456789abcdef', r: 'admin' }, cmd: { op: 'put', key: 'k', value: 'v' } };
+  const byNode: CommandEnvelope = { clientId: 'c', seq: 2, pr: { n: 'w1', r: 'worker' }, cmd: { op: 'delete', key: 'k' } };
+
+  it.each([byToken, byNode])('roundtrips %j', (envelope) => {
+    expect(decodeCommand(encodeCommand(envelope))).toEqual(envelope);
+  });
+
+  it('is absent from entries written before it, and from requests without one', () => {
+    const old = raw.pack({ clientId: 'c', seq: 4, cmd: { op: 'put', key: 'k', value: 'v' }, reqId: 'r' });
+    expect(decodeCommand(old)).not.toHaveProperty('pr');
+    const wire = raw.unpack(encodeCommand({ clientId: 'c', seq: 1, cmd: { op: 'put', key: 'k', value: 'v' } })) as Record<string, unknown>;
+    expect(wire).not.toHaveProperty('pr');
+  });
+
+  it('carries only the accessor or node id and the role, whatever else the caller put in it', () => {
+    const extra = { ...byToken, pr: { a: '0123456789abcdef', r: 'admin', token: 'mk_secret' } } as unknown as CommandEnvelope;
+    expect((raw.unpack(encodeCommand(extra)) as Record<string, unknown>).pr).toEqual({ a: '0123456789abcdef', r: 'admin' });
+  });
+
+  const bad: [string, unknown][] = [
+    ['not a map', 'admin'],
+    ['no role', { a: 'x' }],
+    ['both accessor and node', { a: 'x', n: 'y', r: 'admin' }],
+    ['an extra field', { a: 'x', r: 'admin', secret: 's' }],
+    ['an empty accessor', { a: '', r: 'admin' }],
+    ['a numeric role', { n: 'm1', r: 1 }],
+    ['a long node id', { n: 'm'.repeat(129), r: 'manager' }],
+  ];
+
+  it.each(bad)('rejects a principal with %s', (_name, pr) => {
+    expect(() => decodeCommand(raw.pack({ clientId: 'c', seq: 1, pr, cmd: { op: 'delete', key: 'a' } }))).toThrow(/malformed command: pr/);
+  });
+});
