@@ -1,5 +1,6 @@
 // The contract between the managers' HTTP API and the manager runtime: the API validates and translates HTTP,
 // the service does the work. Failures are thrown as MinkubeError (NO_LEADER, KV_VERSION_MISMATCH, TIMEOUT, ...).
+import type { EntryPrincipal } from '../kv/commands.js';
 import type { TaskRecord, TaskSpec, TaskState, WorkerRecord } from '../kv/task-model.js';
 import type { Role } from '../raft/types.js';
 import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from './worker-contract.js';
@@ -9,6 +10,8 @@ export interface RequestContext {
   readonly requestId: string;
   /** Absolute, Date.now() based: past this the answer is no longer wanted. */
   readonly deadlineMs: number;
+  /** Who asked, as a proposal carries it to every manager's audit log; absent without authentication (insecure). */
+  readonly principal?: EntryPrincipal;
 }
 
 export interface ClusterMemberView {
@@ -203,4 +206,62 @@ export interface AuthService {
   lookupToken(accessor: string): TokenLookup | undefined;
   /** The 32 bytes that sign browser sessions; null until the cluster is bootstrapped. */
   sessionKey(): Uint8Array | null;
+}
+
+// ---- the audit trail (the closed-cluster issue): served when the app is built with an AuditService ----
+
+/** Who a line names: an API token by its accessor, or a cluster node by its id, with the role. Never a secret. */
+export type AuditPrincipal = { readonly token: string; readonly role: string } | { readonly node: string; readonly role: string };
+
+/** A committed change, written by every manager as it applies the entry. */
+export interface AuditCommittedLine {
+  /** This manager's line number: the cursor of GET /v1/audit (the same change has another seq on another manager). */
+  readonly seq: number;
+  /** ISO 8601: the command's own time when it carries one (every manager writes the same), else when it was applied here. */
+  readonly time: string;
+  readonly index: number;
+  /** null: proposed by the cluster itself (leader loops, bootstrap), a membership change, or an insecure cluster's request. */
+  readonly principal: AuditPrincipal | null;
+  /** The command's op ('put', 'task.submit', 'auth.tokenCreate', ...) or 'config.<change>' for a membership change. */
+  readonly op: string;
+  /** The key, task or worker id(s), token accessor or member id: never a value, secret or hash. */
+  readonly target: string | null;
+  /** 'ok', or the error code the state machine answered. */
+  readonly outcome: string;
+  readonly requestId: string | null;
+}
+
+export type AuditRefusal = 'UNAUTHENTICATED' | 'FORBIDDEN' | 'RATE_LIMITED' | 'QUEUE_FULL';
+
+/** A request refused (401, 403, 429), written only by the manager that refused it. */
+export interface AuditRefusedLine {
+  readonly seq: number;
+  readonly time: string;
+  /** null when no credential was accepted (401), or the cluster is insecure. */
+  readonly principal: AuditPrincipal | null;
+  /** 'POST /v1/tasks': the route's template, never the raw URL (which may carry a key). */
+  readonly route: string;
+  readonly outcome: AuditRefusal;
+  readonly requestId: string;
+}
+
+export type AuditLine = AuditCommittedLine | AuditRefusedLine;
+
+export interface AuditQuery {
+  /** Only lines at or after this time (ms since the epoch). */
+  readonly sinceMs?: number;
+  /** Only lines whose principal is this token accessor or node id. */
+  readonly principal?: string;
+  readonly limit: number;
+  /** Only lines after this seq (the nextCursor of the page before). */
+  readonly afterSeq?: number;
+}
+
+export interface AuditService {
+  refused(line: Omit<AuditRefusedLine, 'seq' | 'time'>): void;
+  /**
+   * This manager's lines, oldest first. With sinceMs or afterSeq: the first `limit` lines after that point, and a
+   * cursor when more follow; without either: the newest `limit` lines and no cursor.
+   */
+  query(q: AuditQuery): Promise<Page<AuditLine>>;
 }

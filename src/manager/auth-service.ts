@@ -130,7 +130,7 @@ export class AuthServiceImpl implements AuthService {
 
   /** Proposes and throws the state machine's refusal. */
   private async proposeOk(cmd: AuthCommand, ctx: RequestContext): Promise<void> {
-    const r = await this.o.raft.proposeCommand(cmd, ctx.deadlineMs, ctx.requestId);
+    const r = await this.o.raft.proposeCommand(cmd, ctx.deadlineMs, ctx.requestId, ctx.principal);
     if (!r.ok) throw new MinkubeError(r.code, r.message);
   }
 }

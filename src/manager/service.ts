@@ -2,7 +2,7 @@
 // Works the same on every manager: the core forwards a follower's proposals and reads to the leader.
 import type { Logger } from 'pino';
 import type { ClusterView, KvEntry, KvVersion, ManagerService, ReadConsistency, ReadyState, RequestContext } from '../api/service.js';
-import { encodeCommand, type Command } from '../kv/commands.js';
+import { encodeCommand, type Command, type EntryPrincipal } from '../kv/commands.js';
 import { KvStateMachine, type ApplyResult } from '../kv/state-machine.js';
 import { MinkubeError } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
@@ -82,13 +82,14 @@ export class ManagerServiceImpl implements ManagerService {
   }
 
   private propose(cmd: Command, ctx: RequestContext): Promise<ApplyResult> {
-    return this.proposeCommand(cmd, ctx.deadlineMs, ctx.requestId);
+    return this.proposeCommand(cmd, ctx.deadlineMs, ctx.requestId, ctx.principal);
   }
 
   /** Any command through this manager's client session (the task service and the leader loops use it). */
-  proposeCommand(cmd: Command, deadlineMs: number, requestId: string): Promise<ApplyResult> {
+  proposeCommand(cmd: Command, deadlineMs: number, requestId: string, principal?: EntryPrincipal): Promise<ApplyResult> {
     const { clientId } = this.o;
-    return this.driver.propose((seq, ackSeq) => encodeCommand({ clientId, seq, ackSeq, reqId: requestId, cmd }), deadlineMs);
+    const pr = principal === undefined ? {} : { pr: principal };
+    return this.driver.propose((seq, ackSeq) => encodeCommand({ clientId, seq, ackSeq, reqId: requestId, ...pr, cmd }), deadlineMs);
   }
 
   /** Resolves once this manager has applied everything committed before the call. */

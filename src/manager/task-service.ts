@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import type { Page, ReadConsistency, RequestContext, TaskListQuery, TasksService } from '../api/service.js';
 import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from '../api/worker-contract.js';
-import type { Command } from '../kv/commands.js';
+import type { Command, EntryPrincipal } from '../kv/commands.js';
 import type { ApplyResult } from '../kv/state-machine.js';
 import type { TaskCommand } from '../kv/task-commands.js';
 import type { TaskRecord, TaskSpec, WorkerRecord } from '../kv/task-model.js';
@@ -26,7 +26,8 @@ import { TaskIdGenerator } from './task-ids.js';
 import type { WorkerApi } from './worker-client.js';
 
 export interface Proposer {
-  proposeCommand(cmd: Command, deadlineMs: number, requestId: string): Promise<ApplyResult>;
+  /** principal: who asked (ctx.principal), carried in the entry for the audit log. */
+  proposeCommand(cmd: Command, deadlineMs: number, requestId: string, principal?: EntryPrincipal): Promise<ApplyResult>;
   /** Resolves once this manager has applied everything committed before the call. */
   barrier(deadlineMs: number): Promise<void>;
 }
@@ -164,7 +165,7 @@ export class TaskServiceImpl implements TasksService {
 
   /** Proposes and answers the id the command was about, or throws the state machine's refusal. */
   private async proposeOk(cmd: TaskCommand, ctx: RequestContext): Promise<string> {
-    const r = await this.o.raft.proposeCommand(cmd, ctx.deadlineMs, ctx.requestId);
+    const r = await this.o.raft.proposeCommand(cmd, ctx.deadlineMs, ctx.requestId, ctx.principal);
     if (!r.ok) throw new MinkubeError(r.code, r.message);
     return r.key;
   }

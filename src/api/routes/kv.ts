@@ -1,6 +1,7 @@
 // The kv routes: PUT, GET and DELETE /v1/kv/<key>, where the key is the rest of the path and may contain '/'.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { assertValidKey } from '../keys.js';
+import { entryPrincipal, principalOf } from '../principal.js';
 import { DeleteQuery, GetQuery, KeyParams, KvEntryReply, KvVersionReply, PutBody } from '../schemas.js';
 import type { ManagerService, RequestContext } from '../service.js';
 import { parseIntegerParam } from '../validation.js';
@@ -39,5 +40,6 @@ function keyOf(req: FastifyRequest<{ Params: KeyParams }>): string {
 }
 
 export function requestContext(req: FastifyRequest): RequestContext {
-  return { requestId: req.id, deadlineMs: req.deadlineMs };
+  const principal = entryPrincipal(principalOf(req));
+  return principal === undefined ? { requestId: req.id, deadlineMs: req.deadlineMs } : { requestId: req.id, deadlineMs: req.deadlineMs, principal };
 }
