@@ -125,6 +125,14 @@ export const limits = {
   certRenewRetryMsMin: 5_000,
   certRenewRetryMsMax: 60_000,
   sessionTtlSDefault: 900,
+  // audit trail
+  /** <dataDir>/audit.log is rotated past this size; audit.log.1 .. .auditLogFilesKept are kept, the oldest dropped. */
+  auditLogBytesMax: 16 * 1024 * 1024,
+  auditLogFilesKept: 3,
+  /** Lines waiting for the disk; past it a new line is dropped (counted and logged) rather than queued. */
+  auditQueueLinesMax: 10_000,
+  /** Ids one line's target names (a batch names the first ones and how many more). */
+  auditTargetIdsMax: 16,
 } as const;
 
 assert(limits.raftEntriesPerAppendMax >= 1, 'an append carries at least one entry');
@@ -133,6 +141,7 @@ assert(limits.httpBodyBytesDefault < limits.raftAppendBytesMax, 'one request bod
 assert(limits.kvSessionResultsMax >= limits.proposalQueueMax, 'a session remembers every in-flight proposal of a manager');
 assert(limits.joinTokenTtlSDefault <= limits.tokenTtlSMax, 'the default join token life is allowed');
 assert(limits.listLimitDefault <= limits.listLimitMax, 'the default page fits under the maximum');
+assert(limits.auditLogFilesKept >= 1 && limits.auditLogBytesMax >= 64 * 1024, 'a rotated audit log keeps at least one whole older file');
 assert(limits.certRenewRetryMsMin <= limits.certRenewRetryMsMax, 'the renewal backoff starts below its ceiling');
 assert(limits.certRenewCheckIntervalMs * 24 < (limits.nodeCertLifetimeDaysDefault * 86_400_000) / 3, 'a node checks many times within the last third of its certificate');
 assert(limits.pkiLockWaitMsMax < limits.pkiLockStaleMs, 'a live lock holder is never taken for a crashed one by a waiter');
