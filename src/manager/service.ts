@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import type { ClusterView, KvEntry, KvVersion, ManagerService, ReadConsistency, ReadyState, RequestContext } from '../api/service.js';
 import { encodeCommand, type Command, type EntryPrincipal } from '../kv/commands.js';
-import { KvStateMachine, type ApplyResult } from '../kv/state-machine.js';
+import { KvStateMachine, type AppliedCommand, type ApplyResult } from '../kv/state-machine.js';
 import { MinkubeError } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
 import type { Transport } from '../transport/types.js';
@@ -15,12 +15,18 @@ export interface ManagerServiceOptions {
   clientId: string;
   transport: Pick<Transport, 'reachable'>;
   logger: Logger;
+  /** Told of every command entry applied here, after the state machine (the audit log). Must not throw. */
+  onApplied?: (index: number, applied: AppliedCommand) => void;
 }
 
 export class ManagerServiceImpl implements ManagerService {
   readonly kv = new KvStateMachine();
   readonly stateMachine: CommandStateMachine<ApplyResult> = {
-    apply: (index, data) => this.kv.applyEntry(index, data),
+    apply: (index, data) => {
+      const applied = this.kv.applyEntry(index, data);
+      this.o.onApplied?.(index, applied);
+      return applied;
+    },
     captureSnapshot: () => this.kv.captureSnapshot(),
     restore: (bytes) => this.kv.restore(bytes),
   };
