@@ -78,6 +78,9 @@ export const routePermissions: Record<string, RoutePermission> = {
   // These two check a credential in their body themselves (an API token; a join token).
   'POST /v1/auth/login': 'open',
   'POST /v1/join': 'open',
+  'GET /v1/join/ca': 'open',
+  // A node renews its own certificate, presenting the current one.
+  'POST /v1/certs/renew': 'node',
   'GET /v1/audit': rd('audit'),
   'GET /metrics': rd('metrics'),
 };
@@ -131,6 +134,13 @@ const authPluginImpl: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) 
       req.principal = nodePrincipal(req, reply, identities, peerIdentity);
       return;
     }
+    // A manager's certificate reaches every route: managers hold the CA key and write the log anyway. This is how a
+    // follower forwards a membership change to the leader, and how a joining manager asks to be added.
+    const manager = managerPrincipal(req, identities, peerIdentity);
+    if (manager !== null) {
+      req.principal = manager;
+      return;
+    }
     const principal = await tokenPrincipal(req, reply, opts, nowMs());
     req.principal = principal;
     const decision = authorize(principal, { ...permission, ...keyNeed(req, permission.resource) });
@@ -170,6 +180,21 @@ function nodePrincipal(
   }
   if (identity === null) throw unauthenticated(reply, 'the client certificate names no node of this cluster');
   return { kind: 'node', ...identity };
+}
+
+function managerPrincipal(
+  req: FastifyRequest,
+  cache: WeakMap<TLSSocket, NodeIdentity | null>,
+  peerIdentity: (cert: PeerCertificate) => NodeIdentity | null,
+): Principal | null {
+  const socket = req.raw.socket as TLSSocket;
+  if (socket.encrypted !== true || !socket.authorized) return null;
+  let identity = cache.get(socket);
+  if (identity === undefined) {
+    identity = peerIdentity(socket.getPeerCertificate());
+    cache.set(socket, identity);
+  }
+  return identity?.role === 'manager' ? { kind: 'node', ...identity } : null;
 }
 
 function bearerOf(req: FastifyRequest, reply: FastifyReply): string {

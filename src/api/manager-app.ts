@@ -1,7 +1,11 @@
 // The managers' HTTP API as a fastify app: cluster view, kv, health and readiness, over a ManagerService; tasks and
 // workers over a TasksService; cluster membership over a MembershipService.
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import { buildBaseApp } from './http.js';
+import { authPlugin, type AuthPluginOptions } from './auth.js';
+import { buildBaseApp, type HttpsOptions } from './http.js';
+import { checkNodeCaller } from './node-callers.js';
+import { joinRoutes } from './routes/join.js';
+import { loginRoutes } from './routes/login.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { raftInternalRoutes, type RaftPeerService } from './routes/raft-internal.js';
 import { healthRoutes } from './routes/health.js';
@@ -9,8 +13,9 @@ import { kvRoutes } from './routes/kv.js';
 import { memberRoutes } from './routes/members.js';
 import { taskRoutes } from './routes/tasks.js';
 import { workerRoutes } from './routes/workers.js';
-import type { AuthService, ManagerService, MembershipService, TasksService } from './service.js';
+import type { AuditService, AuthService, JoinService, ManagerService, MembershipService, TasksService } from './service.js';
 import { authRoutes } from './routes/auth.js';
+import { auditRoutes, recordRefusals } from './routes/audit.js';
 import { limits } from '../lib/limits.js';
 
 export interface ManagerAppOptions {
@@ -28,6 +33,18 @@ export interface ManagerAppOptions {
   bodyLimitBytes?: number;
   /** Each request's deadline is its arrival plus this (default limits.requestTimeoutMsDefault). */
   requestTimeoutMs?: number;
+  /** Serve HTTPS with these (a secure cluster). */
+  https?: HttpsOptions;
+  /**
+   * Who may call what (a secure cluster): every route but /health, /ready and the two that check a credential in
+   * their body needs a token with the route's permission, or a node certificate. Without it every route is open
+   * (insecure: true).
+   */
+  security?: AuthPluginOptions;
+  /** Joining with a token and certificate renewal (a secure cluster). */
+  join?: JoinService;
+  /** The audit trail: GET /v1/audit is served, and every 401, 403 and 429 is recorded. */
+  audit?: AuditService;
 }
 
 /** Builds the app without listening: call app.listen() to serve, or app.inject() in tests. */
@@ -36,8 +53,18 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
   if (opts.logger !== undefined) base.logger = opts.logger;
   if (opts.bodyLimitBytes !== undefined) base.bodyLimitBytes = opts.bodyLimitBytes;
   if (opts.requestTimeoutMs !== undefined) base.requestTimeoutMs = opts.requestTimeoutMs;
+  if (opts.https !== undefined) base.https = opts.https;
   const app = buildBaseApp(base);
   const { service } = opts;
+  if (opts.security !== undefined) {
+    // Before any route: the hooks it adds must run for all of them.
+    void app.register(authPlugin, opts.security);
+    app.addHook('preHandler', async (req) => checkNodeCaller(req));
+    const security = opts.security;
+    void app.register(loginRoutes, { resolveToken: (accessor) => security.resolveToken(accessor), sessionKey: () => security.sessionKey?.() ?? null });
+  }
+  if (opts.audit !== undefined) recordRefusals(app, opts.audit);
+  if (opts.join !== undefined) void app.register(joinRoutes, { join: opts.join });
   void app.register(healthRoutes, { ready: () => service.ready() });
   void app.register(clusterRoutes, { service });
   void app.register(kvRoutes, { service });
@@ -47,6 +74,7 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
   }
   if (opts.raftPeer !== undefined) void app.register(raftInternalRoutes, { raftPeer: opts.raftPeer });
   if (opts.auth !== undefined) void app.register(authRoutes, { auth: opts.auth });
+  if (opts.audit !== undefined) void app.register(auditRoutes, { audit: opts.audit });
   if (opts.membership !== undefined) {
     void app.register(memberRoutes, { membership: opts.membership, bodyLimitBytes: opts.bodyLimitBytes ?? limits.httpBodyBytesDefault });
   }

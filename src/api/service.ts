@@ -208,6 +208,35 @@ export interface AuthService {
   sessionKey(): Uint8Array | null;
 }
 
+// ---- joining with a token, and certificate renewal: served by a secure cluster's managers ----
+
+export interface JoinRequest {
+  /** MKTKN-1-<CA digest>-<secret>. */
+  readonly token: string;
+  /** The id the node will have; its CSR must name it. */
+  readonly id: string;
+  readonly csr: string;
+  /** 'host:port' addresses the node serves on (their hosts go into its certificate). */
+  readonly addresses: readonly string[];
+}
+
+export interface JoinReply {
+  readonly certificate: string;
+  readonly ca: string;
+  /** Managers only: they sign the next joiners' and renewals' certificates. */
+  readonly caKey?: string;
+  /** The cluster's managers as this manager knows them: a joining worker's managers. */
+  readonly managers: readonly { readonly id: string; readonly raftAddress: string; readonly apiAddress: string }[];
+}
+
+export interface JoinService {
+  caCertPem(): string;
+  /** UNAUTHENTICATED for a token that is not one, another CA's, unknown, revoked or expired; JOIN_REFUSED for an id in use. */
+  join(req: JoinRequest): Promise<JoinReply>;
+  /** A new certificate for the node that presented `current` (verified by TLS), naming the same identity. */
+  renew(current: import('node:tls').PeerCertificate, csrPem: string, addresses?: readonly string[]): Promise<{ readonly certificate: string }>;
+}
+
 // ---- the audit trail (the closed-cluster issue): served when the app is built with an AuditService ----
 
 /** Who a line names: an API token by its accessor, or a cluster node by its id, with the role. Never a secret. */

@@ -12,7 +12,17 @@ export interface RunningNode {
 }
 
 interface WorkerModule {
-  startWorker(opts: { configPath: string; id: string }): Promise<RunningNode>;
+  startWorker(opts: { configPath?: string; id: string; join?: { url: string; token: string; apiAddress: string; dataDir: string; runtime?: string }; dataDir?: string }): Promise<RunningNode>;
+}
+
+export interface WorkerFlags {
+  config?: string;
+  id?: string;
+  join?: string;
+  token?: string;
+  apiAddress?: string;
+  dataDir?: string;
+  runtime?: string;
 }
 
 const stopTimeoutMs = 10_000;
@@ -23,6 +33,7 @@ export interface ManagerFlags {
   config?: string;
   id: string;
   join?: string;
+  token?: string;
   forceNewCluster?: boolean;
   raftAddress?: string;
   apiAddress?: string;
@@ -39,16 +50,22 @@ export async function runManager(f: ManagerFlags): Promise<number> {
       id: f.id,
       ...(f.config === undefined ? {} : { configPath: f.config }),
       ...(f.join === undefined ? {} : { join: f.join }),
+      ...(f.token === undefined ? {} : { joinToken: f.token }),
       ...(f.forceNewCluster === true ? { forceNewCluster: true } : {}),
       ...(selfFlags === 3 ? { self: { raftAddress: f.raftAddress!, apiAddress: f.apiAddress!, dataDir: f.dataDir! } } : {}),
     });
   });
 }
 
-export async function runWorker(configPath: string, id: string): Promise<number> {
+export async function runWorker(f: WorkerFlags & { id: string }): Promise<number> {
+  if (f.join !== undefined && (f.token === undefined || f.apiAddress === undefined || f.dataDir === undefined)) {
+    throw new MinkubeError('CONFIG_INVALID', 'a worker joining with --join needs --token, --api-address and --data-dir');
+  }
+  if (f.token !== undefined && f.join === undefined) throw new MinkubeError('CONFIG_INVALID', '--token goes with --join');
   return supervise(async () => {
     const mod = await loadRuntime('the worker runtime', () => import(workerModulePath) as Promise<WorkerModule>);
-    return mod.startWorker({ configPath, id });
+    const join = f.join === undefined ? undefined : { url: f.join, token: f.token!, apiAddress: f.apiAddress!, dataDir: f.dataDir!, ...(f.runtime === undefined ? {} : { runtime: f.runtime }) };
+    return mod.startWorker({ id: f.id, ...(f.config === undefined ? {} : { configPath: f.config }), ...(join === undefined ? {} : { join }), ...(f.dataDir === undefined ? {} : { dataDir: f.dataDir }) });
   });
 }
 

@@ -1,6 +1,7 @@
 // The `minkube` command line. Exit codes: 0 success, 1 a failure (printed as "error: CODE: message"), 2 bad usage.
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { defaultApiUrl } from './connection.js';
+import type { WorkerFlags } from './daemons.js';
 import { runKvDelete, runKvGet, runKvPut } from './kv.js';
 import { runLeaderTransfer, runMemberAdd, runMemberList, runMemberRemove } from './members.js';
 import { printError, type Output } from './output.js';
@@ -129,6 +130,7 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
     .option('--config <file>', 'the cluster config file (tuning; and the addresses of the managers it lists)')
     .requiredOption('--id <id>', 'which manager this is')
     .option('--join <url>', "join a running cluster through any manager's API (needs a new, empty data directory)")
+    .option('--token <token>', 'with --join, in a secure cluster: a join token (minkube token create --role manager)')
     .option('--raft-address <host:port>', 'this manager\'s Raft address, when the config does not list it')
     .option('--api-address <host:port>', 'this manager\'s API address, when the config does not list it')
     .option('--data-dir <dir>', 'this manager\'s data directory, when the config does not list it')
@@ -139,13 +141,17 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
   const worker = program
     .command('worker')
     .description('run one worker of the cluster config in this process (until SIGINT/SIGTERM); `worker ls` lists the workers')
-    .option('--config <file>', 'the cluster config file (required)')
-    .option('--id <id>', 'which worker of the config this is (required)')
-    .action((opts: { config?: string; id?: string }, cmd: Command) => {
-      if (opts.config === undefined) cmd.error("error: required option '--config <file>' not specified");
+    .option('--config <file>', 'the cluster config file (required unless --join or --data-dir holds a joined worker)')
+    .option('--id <id>', 'which worker this is (required)')
+    .option('--join <url>', "join a secure cluster through any manager's API, with --token, --api-address and --data-dir")
+    .option('--token <token>', 'with --join: a join token (minkube token create --role worker)')
+    .option('--api-address <host:port>', 'where this worker serves (with --join)')
+    .option('--data-dir <dir>', 'this worker\'s data directory (with --join; later starts need only --id and --data-dir)')
+    .option('--runtime <kind>', 'docker | process | auto (with --join; default auto)')
+    .action((opts: WorkerFlags, cmd: Command) => {
+      if (opts.config === undefined && opts.dataDir === undefined) cmd.error("error: required option '--config <file>' not specified (or --join URL --token T --api-address H:P --data-dir D)");
       if (opts.id === undefined) cmd.error("error: required option '--id <id>' not specified");
-      const { config, id } = opts as { config: string; id: string };
-      return runLong(async () => (await import('./daemons.js')).runWorker(config, id));
+      return runLong(async () => (await import('./daemons.js')).runWorker(opts as WorkerFlags & { id: string }));
     });
   worker
     .command('ls')

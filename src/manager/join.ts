@@ -3,6 +3,7 @@
 // leader promotes it once it has caught up). The data directory remembers that it joined, for later restarts.
 import type { Logger } from 'pino';
 import { ApiClient } from '../client/api-client.js';
+import type { HttpClient } from '../client/http.js';
 import type { ClusterConfig, ManagerConfig } from '../config/cluster.js';
 import { checkAddress } from '../config/cluster.js';
 import { MinkubeError } from '../lib/errors.js';
@@ -49,7 +50,7 @@ export function selfConfig(config: ClusterConfig, id: string, o: JoinOptions): M
  * null for a member of the config's bootstrap cluster; a plan for a node that joins now or joined before. A data
  * directory that already holds a member's state cannot join again (it would vote with a log the cluster forgot).
  */
-export async function prepareJoin(storage: LevelRaftStorage, self: ManagerConfig, o: JoinOptions, configMembers: readonly Member[], logger: Logger): Promise<JoinPlan | null> {
+export async function prepareJoin(storage: LevelRaftStorage, self: ManagerConfig, o: JoinOptions, configMembers: readonly Member[], logger: Logger, http?: HttpClient): Promise<JoinPlan | null> {
   const joinedBefore = (await storage.getMeta(JOINED_META_KEY)) !== undefined;
   if (o.join === undefined) return joinedBefore ? { members: configMembers } : null;
   const hs = await storage.hardState();
@@ -57,7 +58,7 @@ export async function prepareJoin(storage: LevelRaftStorage, self: ManagerConfig
   if (holdsState && !joinedBefore) {
     throw new MinkubeError('CONFIG_INVALID', `the data directory ${self.dataDir} holds a cluster member's state; --join needs a new, empty data directory (drop --join to restart this member)`);
   }
-  const client = new ApiClient(o.join, { readRetries: 5 });
+  const client = new ApiClient(o.join, http === undefined ? { readRetries: 5 } : { readRetries: 5, http });
   const view = await client.listMembers();
   if (holdsState && !view.members.some((m) => m.id === self.id)) {
     throw new MinkubeError('CONFIG_INVALID', `manager ${self.id} was removed from the cluster; its data must not be reused: empty ${self.dataDir} and join again`);
@@ -69,8 +70,8 @@ export async function prepareJoin(storage: LevelRaftStorage, self: ManagerConfig
 }
 
 /** Asks the cluster to add this manager, retrying passing failures for up to a minute. */
-export async function askToJoin(url: string, self: ManagerConfig, logger: Logger): Promise<void> {
-  const client = new ApiClient(url);
+export async function askToJoin(url: string, self: ManagerConfig, logger: Logger, http?: HttpClient): Promise<void> {
+  const client = new ApiClient(url, http === undefined ? {} : { http });
   const deadlineMs = Date.now() + JOIN_TIMEOUT_MS;
   const req = { id: self.id, raftAddress: self.raftAddress, apiAddress: self.apiAddress };
   for (;;) {

@@ -2,6 +2,7 @@
 // driver; a follower forwards the request to the leader's API and answers what the leader answered.
 import type { Logger } from 'pino';
 import { ApiClient } from '../client/api-client.js';
+import type { HttpClient } from '../client/http.js';
 import type { ClusterMemberView, MemberRequest, MembersView, MembershipService, RequestContext } from '../api/service.js';
 import { MinkubeError } from '../lib/errors.js';
 import { nodeId, type NodeId } from '../lib/ids.js';
@@ -18,6 +19,8 @@ export interface MembershipOptions {
   logger: Logger;
   /** How long a leadership transfer may take before LEADER_TRANSFER_FAILED. */
   electionTimeoutMs: number;
+  /** The manager's one pool (its certificate, in a secure cluster), for forwarding to the leader's API. */
+  http?: HttpClient;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -105,7 +108,8 @@ export class MembershipServiceImpl implements MembershipService {
       if (st.leaderId !== null) {
         const address = this.driver.directory.get(st.leaderId)?.apiAddress;
         if (address === undefined) throw new MinkubeError('NO_LEADER', `the leader ${st.leaderId} has no known API address`);
-        return new ApiClient(address, { timeoutMs: Math.max(1, ctx.deadlineMs - Date.now()) });
+        const timeoutMs = Math.max(1, ctx.deadlineMs - Date.now());
+        return new ApiClient(address, this.o.http === undefined ? { timeoutMs } : { timeoutMs, http: this.o.http });
       }
       if (Date.now() + POLL_MS >= ctx.deadlineMs) throw new MinkubeError('NO_LEADER', 'no leader is known; the cluster may have lost its quorum');
       await sleep(POLL_MS);

@@ -1,9 +1,15 @@
 // Starts one manager process from the cluster config: storage, transport, Raft driver, state machine, the task
 // service and the leader-only loops (started and stopped by role changes), HTTP API.
 import { randomBytes, randomInt } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { pino, type Logger } from 'pino';
 import { loadClusterConfig, parseClusterConfig, type ClusterConfig } from '../config/cluster.js';
 import { buildManagerApp } from '../api/manager-app.js';
+import { HttpClient } from '../client/http.js';
+import { joinWithToken } from '../daemon/join.js';
+import { bootstrapRecordFor, ensureAdminToken, loadNodeSecurity, type NodeSecurity, type ServerTls } from '../daemon/security.js';
+import { readNodeTls } from '../security/pki-files.js';
+import type { ManagerConfig } from '../config/cluster.js';
 import { validateCommand } from '../kv/commands.js';
 import { systemClock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
@@ -18,9 +24,12 @@ import { splitHostPort } from './address.js';
 import { LeaderLoops } from './leader-loops.js';
 import { TaskServiceImpl } from './task-service.js';
 import { HttpWorkerApi, type WorkerApi } from './worker-client.js';
-import { askToJoin, prepareJoin, selfConfig, type JoinPlan } from './join.js';
+import { askToJoin, prepareJoin, selfConfig } from './join.js';
 import { MembershipServiceImpl } from './membership.js';
-import type { ChunkPoster } from './snapshot-transfer.js';
+import { httpChunkPoster, type ChunkPoster } from './snapshot-transfer.js';
+import { AuthServiceImpl } from './auth-service.js';
+import { JoinServiceImpl } from './join-service.js';
+import { managerAppSecurity } from './app-security.js';
 
 export interface StartManagerOptions {
   /** Optional for a manager added at runtime (`self` then gives its addresses; tuning takes the defaults). */
@@ -29,6 +38,8 @@ export interface StartManagerOptions {
   logger?: Logger;
   /** Join a running cluster through the API of any of its managers (a new, empty data directory). */
   join?: string;
+  /** With join, in a secure cluster: a join token (minkube token create --role manager) that buys this manager's certificate. */
+  joinToken?: string;
   /** Disaster recovery: start as the only voter of a new cluster from this node's data. */
   forceNewCluster?: boolean;
   /** This manager's addresses when the config file does not list it (a manager added at runtime). */
@@ -53,6 +64,7 @@ export async function startManager(opts: StartManagerOptions): Promise<RunningMa
   const config = opts.configPath !== undefined ? await loadClusterConfig(opts.configPath) : configForSelf(opts);
   const tuning: ManagerTuning = {};
   if (opts.join !== undefined) tuning.join = opts.join;
+  if (opts.joinToken !== undefined) tuning.joinToken = opts.joinToken;
   if (opts.forceNewCluster === true) tuning.forceNewCluster = true;
   if (opts.self !== undefined) tuning.self = opts.self;
   return startManagerFromConfig(config, opts.id, opts.logger, tuning);
@@ -61,13 +73,16 @@ export async function startManager(opts: StartManagerOptions): Promise<RunningMa
 /** A manager without a config file: just itself, every knob at its default. */
 function configForSelf(opts: StartManagerOptions): ClusterConfig {
   if (opts.self === undefined) throw new MinkubeError('CONFIG_INVALID', 'without --config, a manager needs --raft-address, --api-address and --data-dir');
-  return parseClusterConfig({ managers: [{ id: opts.id, ...opts.self }] }, process.cwd(), 'the command line');
+  // Without a config file, a manager joining through a plain http:// URL joins an insecure cluster.
+  const insecure = opts.join !== undefined && opts.join.startsWith('http://');
+  return parseClusterConfig({ ...(insecure ? { insecure } : {}), managers: [{ id: opts.id, ...opts.self }] }, process.cwd(), 'the command line');
 }
 
 /** Knobs tests may turn, and the start-up modes of `minkube manager`; the config decides everything else. */
 export interface ManagerTuning {
   workers?: WorkerApi;
   join?: string;
+  joinToken?: string;
   forceNewCluster?: boolean;
   self?: SelfAddresses;
   snapshotPoster?: ChunkPoster;
@@ -85,35 +100,89 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
       mixin: () => ({ term: view.term, role: view.role }),
       timestamp: pino.stdTimeFunctions.isoTime,
     });
+  // What start-up opened, closed in reverse when a later step fails (and by stop()).
+  const opened = new Closers();
+  try {
+    return await startParts(config, self, logger, tuning, view, opened);
+  } catch (err) {
+    await opened.closeAll(logger);
+    throw err;
+  }
+}
+
+/** A stack of close functions: start-up pushes each part as it opens it; closing runs them newest first. */
+class Closers {
+  private readonly stack: { what: string; close: () => Promise<void> | void }[] = [];
+
+  push(what: string, close: () => Promise<void> | void): void {
+    this.stack.push({ what, close });
+  }
+
+  async closeAll(logger: Logger): Promise<void> {
+    for (let part = this.stack.pop(); part !== undefined; part = this.stack.pop()) {
+      try {
+        await part.close();
+      } catch (err) {
+        logger.warn({ err, part: part.what }, 'closing a part failed');
+      }
+    }
+  }
+}
+
+/** A closed cluster's parts of a manager: its material, who signs joiners, the first admin token. */
+async function securityFor(config: ClusterConfig, self: ManagerConfig, tuning: ManagerTuning, logger: Logger): Promise<{ security: NodeSecurity | null; adminToken: string | null }> {
+  const listed = config.managers.some((m) => m.id === self.id);
+  const addresses = [self.raftAddress, self.apiAddress];
+  if (!config.insecure && tuning.join !== undefined && tuning.joinToken !== undefined && (await readNodeTls(self.dataDir)) === null) {
+    await joinWithToken({ url: tuning.join, token: tuning.joinToken, id: self.id, role: 'manager', dataDir: self.dataDir, addresses });
+    logger.info({ via: tuning.join }, 'joined with a token: certificate issued by the cluster CA');
+  }
+  // A manager the config file lists gets its certificate from the CA beside the file, unless it joined with a token.
+  const security = await loadNodeSecurity(config, { id: self.id, role: 'manager', dataDir: self.dataDir, addresses }, listed && tuning.joinToken === undefined, logger);
+  const adminToken = security !== null && listed && tuning.joinToken === undefined ? await ensureAdminToken(config.clusterDir) : null;
+  return { security, adminToken };
+}
+
+async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Logger, tuning: ManagerTuning, view: { term: number; role: string }, opened: Closers): Promise<RunningManager> {
   const members: Member[] = config.managers.map((m) => ({ id: nodeId(m.id), raftAddress: m.raftAddress, apiAddress: m.apiAddress }));
   const tickMs = config.raft.heartbeatIntervalMs;
   const electionTicks = Math.max(2, Math.round(config.raft.electionTimeoutMs / tickMs));
+  const { security, adminToken } = await securityFor(config, self, tuning, logger);
+  // The manager's one HTTP pool: to workers, to other managers' APIs, snapshot chunks. Its certificate is its name.
+  const http = new HttpClient(security === null ? {} : { tls: security.clientTls() });
+  opened.push('http client', () => http.close());
 
   const storage = await LevelRaftStorage.open(self.dataDir);
-  let join: JoinPlan | null = null;
-  try {
-    join = await prepareJoin(storage, self, tuning, members, logger);
-  } catch (err) {
-    await storage.close();
-    throw err;
-  }
+  opened.push('storage', () => storage.close());
+  const join = await prepareJoin(storage, self, tuning, members, logger, http);
   const seed = join?.members ?? members;
-  const host = splitHostPort(self.raftAddress).host;
   const transport = await TcpTransport.start({
     id: nodeId(self.id),
     listen: self.raftAddress,
-    localAddress: host,
+    localAddress: splitHostPort(self.raftAddress).host,
     peers: new Map(seed.filter((m) => m.id !== self.id).map((m) => [m.id, m.raftAddress])),
     logger: logger.child({ component: 'transport' }),
+    ...(security === null ? {} : { tls: security.transportTls() }),
   });
+  opened.push('transport', () => transport.close());
   const clientId = `${self.id}.${randomBytes(6).toString('hex')}`;
   const service = new ManagerServiceImpl({ id: nodeId(self.id), clientId, logger, transport });
   const random = new SeededRandom(randomInt(0x7fffffff));
-  const workers = tuning.workers ?? new HttpWorkerApi();
+  const workers = tuning.workers ?? new HttpWorkerApi({ http });
   const common = { store: service.kv.tasks, raft: service, tasks: config.tasks, workers, clock: systemClock, random: random.fork() };
   const loops = new LeaderLoops({ ...common, logger: logger.child({ component: 'leader' }), proposalTimeoutMs: config.api.requestTimeoutMs });
+  opened.push('leader loops', () => loops.close());
   const tasks = new TaskServiceImpl({ ...common, logger: logger.child({ component: 'tasks' }), onHeartbeat: (w) => loops.workerSeen(w) });
   service.kv.tasks.listener = loops;
+  const auth = new AuthServiceImpl({
+    store: service.kv.auth,
+    raft: service,
+    clock: systemClock,
+    logger: logger.child({ component: 'auth' }),
+    caCertPem: security?.material.caCertPem ?? null,
+    bootstrap: adminToken === null ? null : bootstrapRecordFor(adminToken),
+    proposalTimeoutMs: config.api.requestTimeoutMs,
+  });
   const driver = await RaftNodeDriver.open({
     id: nodeId(self.id),
     members: seed,
@@ -121,7 +190,7 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
     forceNewCluster: tuning.forceNewCluster === true,
     snapshotThresholdEntries: config.raft.snapshotThresholdEntries,
     snapshotThresholdBytes: config.raft.snapshotThresholdBytes,
-    ...(tuning.snapshotPoster === undefined ? {} : { snapshotPoster: tuning.snapshotPoster }),
+    snapshotPoster: tuning.snapshotPoster ?? httpChunkPoster(http),
     storage,
     transport,
     stateMachine: service.stateMachine,
@@ -138,51 +207,74 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
       view.role = role;
       view.term = term;
       loops.onRoleChange(role, term);
+      auth.onRoleChange(role, term);
     },
   });
   service.attach(driver);
   driver.start();
+  opened.push('raft driver', () => driver.stop());
 
   const membership = new MembershipServiceImpl({
     driver: () => driver as RaftNodeDriver<unknown>,
     reachable: (peer) => transport.reachable(peer),
     logger: logger.child({ component: 'membership' }),
     electionTimeoutMs: config.raft.electionTimeoutMs,
+    http,
   });
+  const joinService =
+    security === null
+      ? undefined
+      : new JoinServiceImpl({
+          material: security.material,
+          clock: systemClock,
+          joinToken: (hash, nowMs) => service.kv.auth.joinToken(hash, nowMs),
+          managers: () => {
+            const st = driver.status();
+            return [...st.voters, ...st.learners].flatMap((m) => {
+              const a = driver.directory.get(m);
+              return a === undefined ? [] : [{ id: m as string, raftAddress: a.raftAddress, apiAddress: a.apiAddress }];
+            });
+          },
+          workerActive: (workerId) => {
+            const w = service.kv.tasks.worker(workerId);
+            return w !== undefined && w.state !== 'down';
+          },
+        });
   const app = buildManagerApp({
     service,
     tasks,
     membership,
     raftPeer: driver,
+    auth,
     logger: logger.child({ component: 'api' }),
     bodyLimitBytes: config.api.bodyLimitBytes,
     requestTimeoutMs: config.api.requestTimeoutMs,
+    ...(security === null ? {} : { https: await serverTlsFor(config, security), security: managerAppSecurity(security, auth) }),
+    ...(joinService === undefined ? {} : { join: joinService }),
   });
+  opened.push('api', () => app.close());
   const api = splitHostPort(self.apiAddress);
   await app.listen({ host: api.host, port: api.port });
-  logger.info({ api: self.apiAddress, raft: self.raftAddress, dataDir: self.dataDir }, 'manager started');
+  logger.info({ api: self.apiAddress, raft: self.raftAddress, dataDir: self.dataDir, tls: security !== null }, 'manager started');
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      loops.close();
-      await app.close();
-      await driver.stop();
-      await transport.close();
-      await storage.close();
+      await opened.closeAll(logger);
       logger.info('manager stopped');
     })());
   const stopped = driver.stoppedPromise.then(async (err) => {
     await stop();
     return err;
   });
-  if (join !== null && tuning.join !== undefined) {
-    try {
-      await askToJoin(tuning.join, self, logger);
-    } catch (err) {
-      await stop();
-      throw err;
-    }
-  }
-  return { id: nodeId(self.id), apiUrl: `http://${self.apiAddress}`, stop, stopped };
+  if (join !== null && tuning.join !== undefined) await askToJoin(tuning.join, self, logger, http);
+  return { id: nodeId(self.id), apiUrl: `${security === null ? 'http' : 'https'}://${self.apiAddress}`, stop, stopped };
+}
+
+/** The API's certificate: the operator's (api.tlsCertFile/tlsKeyFile) or the node's own from the cluster CA. */
+async function serverTlsFor(config: ClusterConfig, security: NodeSecurity): Promise<ServerTls> {
+  const own = security.serverTls();
+  if (config.api.tlsCertFile === undefined || config.api.tlsKeyFile === undefined) return own;
+  const [cert, key] = await Promise.all([readFile(config.api.tlsCertFile, 'utf8'), readFile(config.api.tlsKeyFile, 'utf8')]);
+  return { ...own, cert, key };
 }

@@ -1,12 +1,15 @@
 // Starts one worker process from the cluster config: container runtime, re-adoption of its containers, the HTTP API,
 // then registration, heartbeats and reconciliation in the background. `minkube worker --config F --id ID` calls this.
-import { mkdir } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { buildWorkerApp } from '../api/worker-app.js';
 import { HttpClient } from '../client/http.js';
 import { loadClusterConfig, type ClusterConfig } from '../config/cluster.js';
+import { joinWithToken } from '../daemon/join.js';
 import { loadNodeSecurity } from '../daemon/security.js';
+import { readNodeTls } from '../security/pki-files.js';
 import { MinkubeError } from '../lib/errors.js';
 import { createRuntime, sandboxNameFor } from '../runtime/index.js';
 import { WorkerAgent, type WorkerAgentOptions } from './agent.js';
@@ -15,10 +18,18 @@ import { HttpManagerLink } from './managers.js';
 import { createHostStatsSource } from './stats.js';
 
 export interface StartWorkerOptions {
-  configPath: string;
+  /** The cluster config that lists this worker; or, without it, a worker that joined with a token (join / dataDir). */
+  configPath?: string;
   id: string;
   logger?: Logger;
+  /** Join a secure cluster with a join token first; the worker's config is then kept in dataDir. */
+  join?: { url: string; token: string; apiAddress: string; dataDir: string; runtime?: string };
+  /** A worker that joined before: its config is `<dataDir>/cluster.json`. */
+  dataDir?: string;
 }
+
+/** Where a worker that joined with a token keeps the config it was given (the managers, and itself). */
+const joinedConfigFile = 'cluster.json';
 
 export interface RunningWorker {
   readonly id: string;
@@ -33,11 +44,31 @@ export interface RunningWorker {
 export type WorkerTuning = Pick<WorkerAgentOptions, 'assignWaitMs' | 'finishedRetentionMs' | 'tasksMax'>;
 
 export async function startWorker(opts: StartWorkerOptions): Promise<RunningWorker> {
-  const config = await loadClusterConfig(opts.configPath);
-  return startWorkerFromConfig(config, opts.id, opts.logger);
+  if (opts.configPath !== undefined) return startWorkerFromConfig(await loadClusterConfig(opts.configPath), opts.id, opts.logger);
+  if (opts.join !== undefined) await joinAsWorker(opts.id, opts.join);
+  const dataDir = opts.join?.dataDir ?? opts.dataDir;
+  if (dataDir === undefined) throw new MinkubeError('CONFIG_INVALID', 'a worker needs --config, or --join with --token, --api-address and --data-dir, or the --data-dir of a worker that joined');
+  const path = join(resolve(dataDir), joinedConfigFile);
+  if (!existsSync(path)) throw new MinkubeError('CONFIG_INVALID', `${path} does not exist: this data directory holds no joined worker (start it with --join URL --token T first)`);
+  return startWorkerFromConfig(await loadClusterConfig(path), opts.id, opts.logger, {}, { joined: true });
 }
 
-export async function startWorkerFromConfig(config: ClusterConfig, id: string, parentLogger?: Logger, tuning: WorkerTuning = {}): Promise<RunningWorker> {
+/** Gets a certificate with the token (unless the data directory already holds one) and writes the worker's config. */
+async function joinAsWorker(id: string, j: NonNullable<StartWorkerOptions['join']>): Promise<void> {
+  const dataDir = resolve(j.dataDir);
+  await mkdir(dataDir, { recursive: true });
+  if ((await readNodeTls(dataDir)) !== null && existsSync(join(dataDir, joinedConfigFile))) return;
+  const { reply } = await joinWithToken({ url: j.url, token: j.token, id, role: 'worker', dataDir, addresses: [j.apiAddress] });
+  const runtime = j.runtime ?? 'auto';
+  if (runtime !== 'docker' && runtime !== 'process' && runtime !== 'auto') throw new MinkubeError('CONFIG_INVALID', `--runtime must be docker, process or auto, not ${runtime}`);
+  const config = {
+    managers: reply.managers.map((m) => ({ id: m.id, raftAddress: m.raftAddress, apiAddress: m.apiAddress, dataDir: `unused-${m.id}` })),
+    workers: [{ id, apiAddress: j.apiAddress, runtime, dataDir }],
+  };
+  await writeFile(join(dataDir, joinedConfigFile), `${JSON.stringify(config, null, 2)}\n`);
+}
+
+export async function startWorkerFromConfig(config: ClusterConfig, id: string, parentLogger?: Logger, tuning: WorkerTuning = {}, how: { joined?: boolean } = {}): Promise<RunningWorker> {
   const self = config.workers.find((w) => w.id === id);
   if (self === undefined) {
     const known = config.workers.map((w) => w.id).join(', ') || 'none';
@@ -47,7 +78,8 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
   const logger = parentLogger?.child({ worker: id }) ?? pino({ level: process.env.MINKUBE_LOG_LEVEL ?? 'info', base: { worker: id }, timestamp: pino.stdTimeFunctions.isoTime });
   const dataDir = self.dataDir ?? resolve('data', id);
   await mkdir(dataDir, { recursive: true });
-  const security = await loadNodeSecurity(config, { id, role: 'worker', dataDir, addresses: [self.apiAddress] }, true, logger);
+  // A worker that joined with a token has its certificate already; one its config lists gets it from the CA beside the file.
+  const security = await loadNodeSecurity(config, { id, role: 'worker', dataDir, addresses: [self.apiAddress] }, how.joined !== true, logger);
   // Docker tasks join one network sandbox per worker id, which outlives this process like the tasks do.
   const runtime = await createRuntime(self.runtime, {
     stateDir: dataDir,

@@ -1,10 +1,12 @@
 // `minkube up` for real: three manager processes from a temporary config, the leader announced, SIGTERM stops all.
+// Closed by default: up makes the CA and an admin token and writes the credentials file that later commands use.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
+import { runCli } from '../support/cli.js';
 
 const repoRoot = resolve(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'minkube-up-'));
@@ -19,10 +21,14 @@ async function freePort(): Promise<number> {
 }
 
 async function refused(port: number): Promise<boolean> {
-  return fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(1000) }).then(
-    () => false,
-    () => true,
-  );
+  return new Promise((done) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      done(false);
+    });
+    socket.once('error', () => done(true));
+  });
 }
 
 it('starts every manager, prints prefixed readable logs and the leader, and stops them all on SIGTERM', async () => {
@@ -33,7 +39,10 @@ it('starts every manager, prints prefixed readable logs and the leader, and stop
   const configPath = join(dir, 'cluster.json');
   writeFileSync(configPath, JSON.stringify({ managers, raft: { heartbeatIntervalMs: 50, electionTimeoutMs: 400 } }));
 
-  const up = spawn(process.execPath, [join(repoRoot, 'bin', 'minkube.js'), 'up', '--config', configPath], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const credentials = join(dir, 'home', 'config.json');
+  const env: NodeJS.ProcessEnv = { ...process.env, MINKUBE_CONFIG: credentials };
+  delete env.MINKUBE_API;
+  const up = spawn(process.execPath, [join(repoRoot, 'bin', 'minkube.js'), 'up', '--config', configPath], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   up.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -41,11 +50,24 @@ it('starts every manager, prints prefixed readable logs and the leader, and stop
   const exited = new Promise<number | null>((r) => up.once('exit', (code) => r(code)));
   try {
     const deadline = Date.now() + 40_000;
-    while (!/^leader: m\d \(term \d+\) at http:\/\/127\.0\.0\.1:\d+$/m.test(stdout) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(stdout, stderr).toMatch(/^leader: m\d \(term \d+\) at http:\/\/127\.0\.0\.1:\d+$/m);
+    while (!/^leader: m\d \(term \d+\) at https:\/\/127\.0\.0\.1:\d+$/m.test(stdout) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(stdout, stderr).toMatch(/^leader: m\d \(term \d+\) at https:\/\/127\.0\.0\.1:\d+$/m);
     expect(stdout).toContain(`minkube up: 3 managers from ${configPath}`);
-    expect(stdout).toContain(`m2  api http://${managers[1]!.apiAddress}  raft ${managers[1]!.raftAddress}  data ${join(dir, 'data', 'm2')}`);
+    expect(stdout).toContain(`m2  api https://${managers[1]!.apiAddress}  raft ${managers[1]!.raftAddress}  data ${join(dir, 'data', 'm2')}`);
+    expect(stdout).toContain(`the CA, the admin token and the API addresses are in ${credentials}`);
     expect(stdout).toMatch(/^m1 \| \d\d:\d\d:\d\d\.\d{3} INFO {2}/m);
+    // From any folder, with no flags: the credentials file names the cluster, its CA and a token.
+    const written = JSON.parse(readFileSync(credentials, 'utf8')) as { apis: string[]; token: string; ca: string };
+    expect(written.apis).toEqual(managers.map((m) => `https://${m.apiAddress}`));
+    expect(written.token).toMatch(/^mk_[0-9a-f]{16}_/);
+    expect(statSync(credentials).mode & 0o077).toBe(0);
+    const put = await runCli(['kv', 'put', 'greeting', 'hello'], { MINKUBE_CONFIG: credentials }, tmpdir());
+    expect(put.code, put.stderr).toBe(0);
+    const get = await runCli(['kv', 'get', 'greeting'], { MINKUBE_CONFIG: credentials }, tmpdir());
+    expect(get.stdout).toBe('hello\n');
+    // Without the credentials: no token, no trust in the CA.
+    const anonymous = await runCli(['--api', written.apis[0]!, 'kv', 'get', 'greeting']);
+    expect(anonymous.code).toBe(1);
     up.kill('SIGTERM');
     expect(await exited).toBe(0);
   } finally {

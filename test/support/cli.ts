@@ -15,12 +15,12 @@ export interface CliResult {
  * MINKUBE_API is cleared unless `env` sets it, so the caller's environment cannot pick the manager; likewise
  * MINKUBE_CONFIG points at no file unless `env` names one, so a credentials file in the home directory is not used.
  */
-export function runCli(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<CliResult> {
+export function runCli(args: readonly string[], env: Readonly<Record<string, string>> = {}, cwd = repoRoot): Promise<CliResult> {
   return new Promise((done) => {
     const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
     if (env.MINKUBE_API === undefined) delete childEnv.MINKUBE_API;
     if (env.MINKUBE_CONFIG === undefined) childEnv.MINKUBE_CONFIG = noCredentialsPath;
-    execFile(process.execPath, [minkubeBin, ...args], { cwd: repoRoot, env: childEnv, timeout: 30_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [minkubeBin, ...args], { cwd, env: childEnv, timeout: 30_000 }, (err, stdout, stderr) => {
       done({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr });
     });
   });
