@@ -1,0 +1,95 @@
+// The audit trail's side of the managers' API: GET /v1/audit reads this manager's audit log, and every refused
+// request (401, 403, 429) is recorded by an onResponse hook, so no refusal path can forget to.
+//
+//   GET /v1/audit  ?since=ISO|ms&principal=ACCESSOR_OR_NODE&limit=(1..1000, default 100)&cursor=
+//                  -> { items: [line], nextCursor }, oldest first. Without since or cursor: the newest lines.
+//
+// A bad parameter is 400 INVALID_PARAM naming it. Permission ('audit', 'read'): admins, by the role table.
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { MinkubeError } from '../../lib/errors.js';
+import { auditPrincipal, principalOf } from '../principal.js';
+import type { AuditQuery, AuditRefusal, AuditService } from '../service.js';
+import { parseIntegerParam } from '../validation.js';
+import { listLimit } from './tasks.js';
+
+export interface AuditRoutesOptions {
+  audit: AuditService;
+}
+
+const AuditQuerySchema = Type.Object(
+  {
+    since: Type.Optional(Type.String()),
+    principal: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    limit: Type.Optional(Type.String()),
+    cursor: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+type AuditQuerySchema = Static<typeof AuditQuerySchema>;
+
+const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+const Principal = Type.Union([
+  Type.Object({ token: Type.String(), role: Type.String() }),
+  Type.Object({ node: Type.String(), role: Type.String() }),
+  Type.Null(),
+]);
+// The reply lists every field of a line, so nothing else in a file (edited by hand, say) leaves in an answer.
+const CommittedLine = Type.Object({
+  seq: Type.Integer(), time: Type.String(), index: Type.Integer(), principal: Principal, op: Type.String(),
+  target: Nullable(Type.String()), outcome: Type.String(), requestId: Nullable(Type.String()),
+});
+const RefusedLine = Type.Object({
+  seq: Type.Integer(), time: Type.String(), principal: Principal, route: Type.String(), outcome: Type.String(), requestId: Type.String(),
+});
+const AuditReply = Type.Object({ items: Type.Array(Type.Union([CommittedLine, RefusedLine])), nextCursor: Nullable(Type.String()) });
+
+export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (app, { audit }) => {
+  app.get<{ Querystring: AuditQuerySchema }>('/v1/audit', { schema: { querystring: AuditQuerySchema, response: { 200: AuditReply } } }, async (req) =>
+    audit.query(auditQuery(req.query)),
+  );
+};
+
+export function auditQuery(q: AuditQuerySchema): AuditQuery {
+  const out: { -readonly [K in keyof AuditQuery]: AuditQuery[K] } = { limit: listLimit(q.limit) };
+  if (q.since !== undefined) out.sinceMs = parseSince(q.since);
+  if (q.principal !== undefined) out.principal = q.principal;
+  const cursor = parseIntegerParam('cursor', q.cursor);
+  if (cursor !== undefined) out.afterSeq = cursor;
+  return out;
+}
+
+/** Milliseconds since the epoch, or an ISO 8601 time with a date and a time of day ('2030-01-01T12:00:00Z'). */
+function parseSince(text: string): number {
+  if (/^[0-9]{1,16}$/.test(text)) return Number(text);
+  const ms = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T/.test(text) ? Date.parse(text) : Number.NaN;
+  if (Number.isNaN(ms)) throw new MinkubeError('INVALID_PARAM', `query.since: expected an ISO 8601 time or milliseconds since the epoch, got ${JSON.stringify(text)}`);
+  return ms;
+}
+
+const refusalCodes: ReadonlySet<string> = new Set<AuditRefusal>(['UNAUTHENTICATED', 'FORBIDDEN', 'RATE_LIMITED', 'QUEUE_FULL']);
+const refusalByStatus: Readonly<Record<number, AuditRefusal>> = { 401: 'UNAUTHENTICATED', 403: 'FORBIDDEN', 429: 'RATE_LIMITED' };
+
+/**
+ * Records every 401, 403 and 429 this app answers, whichever hook or handler refused. Call it on the root app
+ * before the routes are registered (the hooks must cover them all).
+ */
+export function recordRefusals(app: FastifyInstance, audit: Pick<AuditService, 'refused'>): void {
+  const codes = new WeakMap<FastifyRequest, string>();
+  app.addHook('onError', async (req, _reply, err) => {
+    if (typeof (err as { code?: unknown }).code === 'string') codes.set(req, (err as { code: string }).code);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const outcome = refusalOf(reply.statusCode, codes.get(req));
+    if (outcome === null) return;
+    // The route's template, never the raw URL: a kv key or a query string may say more than the log should.
+    const route = `${req.method} ${req.routeOptions.url ?? '(no route)'}`;
+    audit.refused({ principal: auditPrincipal(principalOf(req)), route, outcome, requestId: req.id });
+  });
+}
+
+function refusalOf(status: number, code: string | undefined): AuditRefusal | null {
+  const byStatus = refusalByStatus[status];
+  if (byStatus === undefined) return null;
+  return code !== undefined && refusalCodes.has(code) ? (code as AuditRefusal) : byStatus;
+}
