@@ -2,11 +2,13 @@
 // service and the leader-only loops (started and stopped by role changes), HTTP API.
 import { randomBytes, randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import type { Server as HttpsServer } from 'node:https';
 import { pino, type Logger } from 'pino';
 import { loadClusterConfig, parseClusterConfig, type ClusterConfig } from '../config/cluster.js';
 import { buildManagerApp } from '../api/manager-app.js';
 import { HttpClient } from '../client/http.js';
 import { joinWithToken } from '../daemon/join.js';
+import { applyRenewedTls, localSigner, startCertRenewal } from '../daemon/renewal.js';
 import { bootstrapRecordFor, ensureAdminToken, loadNodeSecurity, type NodeSecurity, type ServerTls } from '../daemon/security.js';
 import { readNodeTls } from '../security/pki-files.js';
 import type { ManagerConfig } from '../config/cluster.js';
@@ -256,6 +258,23 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   const api = splitHostPort(self.apiAddress);
   await app.listen({ host: api.host, port: api.port });
   logger.info({ api: self.apiAddress, raft: self.raftAddress, dataDir: self.dataDir, tls: security !== null }, 'manager started');
+  if (security !== null) {
+    // A manager signs its own renewal with the CA key it holds; the operator's API certificate is the operator's.
+    let material = security.material;
+    const renewal = startCertRenewal({
+      dataDir: self.dataDir,
+      clock: systemClock,
+      logger: logger.child({ component: 'certs' }),
+      material: () => material,
+      sign: localSigner(security.material, [self.raftAddress, self.apiAddress]),
+      onRenewed: (m) => {
+        material = m;
+        const server = config.api.tlsCertFile === undefined ? { server: app.server as unknown as HttpsServer } : {};
+        applyRenewedTls({ transport, http: [http], ...server }, m);
+      },
+    });
+    opened.push('certificate renewal', () => renewal.stop());
+  }
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> =>

@@ -2,12 +2,15 @@
 // then registration, heartbeats and reconciliation in the background. `minkube worker --config F --id ID` calls this.
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
+import type { Server as HttpsServer } from 'node:https';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { buildWorkerApp } from '../api/worker-app.js';
 import { HttpClient } from '../client/http.js';
 import { loadClusterConfig, type ClusterConfig } from '../config/cluster.js';
 import { joinWithToken } from '../daemon/join.js';
+import { applyRenewedTls, remoteSigner, startCertRenewal } from '../daemon/renewal.js';
+import { systemClock } from '../lib/clock.js';
 import { loadNodeSecurity } from '../daemon/security.js';
 import { readNodeTls } from '../security/pki-files.js';
 import { MinkubeError } from '../lib/errors.js';
@@ -132,11 +135,28 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
     logger: logger.child({ component: 'loops' }),
   });
   loops.start();
+  // A worker's certificate is renewed by a manager, asked over mutual TLS with the certificate it replaces.
+  let material = security?.material;
+  const renewal =
+    security === null
+      ? null
+      : startCertRenewal({
+          dataDir,
+          clock: systemClock,
+          logger: logger.child({ component: 'certs' }),
+          material: () => material!,
+          sign: remoteSigner(http, config.managers.map((m) => m.apiAddress), [self.apiAddress]),
+          onRenewed: (m) => {
+            material = m;
+            applyRenewedTls({ server: app.server as unknown as HttpsServer, http: [http] }, m);
+          },
+        });
   logger.info({ api: self.apiAddress, runtime: runtime.kind, dataDir, managers: config.managers.length }, 'worker started');
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
+      renewal?.stop();
       await loops.stop();
       await http.close();
       await app.close();
