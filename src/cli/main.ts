@@ -7,6 +7,7 @@ import { runLeaderTransfer, runMemberAdd, runMemberList, runMemberRemove } from 
 import { printError, type Output } from './output.js';
 import { runStatus } from './status.js';
 import { addTokenCommands } from './tokens.js';
+import { addAuditCommand } from './audit.js';
 import { runTaskRunMany } from './task-many.js';
 import { CliExit, parseEnvPair, runTaskGet, runTaskList, runTaskLogs, runTaskRun, runTaskStop, runWorkerList } from './tasks.js';
 import { limits } from '../lib/limits.js';
@@ -123,6 +124,7 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
   addTaskCommands(program, globals);
   addMemberCommands(program, globals);
   addTokenCommands(program, globals);
+  addAuditCommand(program, globals);
 
   program
     .command('manager')
