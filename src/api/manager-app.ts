@@ -59,7 +59,8 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
   if (opts.security !== undefined) {
     // Before any route: the hooks it adds must run for all of them.
     void app.register(authPlugin, opts.security);
-    app.addHook('preHandler', async (req) => checkNodeCaller(req));
+    // preValidation: after the body is parsed (registration names its id there), before a schema error can answer.
+    app.addHook('preValidation', async (req) => checkNodeCaller(req));
     const security = opts.security;
     void app.register(loginRoutes, { resolveToken: (accessor) => security.resolveToken(accessor), sessionKey: () => security.sessionKey?.() ?? null });
   }

@@ -124,11 +124,13 @@ export class ProcCluster {
     rmSync(join(this.dir, id), { recursive: true, force: true });
   }
 
-  start(id: string, extraArgs: readonly string[] = []): void {
+  /** withConfig false: the node gets no --config (a node that joins with a token, say). */
+  start(id: string, extraArgs: readonly string[] = [], o: { withConfig?: boolean } = {}): void {
     const n = this.node(id);
     if (n.proc !== null) throw new Error(`${id} is already running`);
     n.log ??= createWriteStream(join(this.dir, `${id}.log`), { flags: 'a' });
-    const proc = spawn(process.execPath, [...this.nodeArgs, minkubeBin, n.kind, '--config', this.configPath, '--id', id, ...extraArgs], {
+    const config = o.withConfig === false ? [] : ['--config', this.configPath];
+    const proc = spawn(process.execPath, [...this.nodeArgs, minkubeBin, n.kind, ...config, '--id', id, ...extraArgs], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, MINKUBE_LOG_LEVEL: process.env.MINKUBE_LOG_LEVEL ?? 'info' },
     });

@@ -1,0 +1,169 @@
+// A closed cluster end to end, with real processes: every route refuses a caller without a token, with a bad or
+// revoked one, or with a role that lacks the permission; nodes are known by their certificates (a forged worker or
+// a worker's certificate on a worker's API is refused); nodes join with a join token, and not with a wrong or
+// expired one.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect, TLSSocket } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { logIndex, nodeId, term } from '../../src/lib/ids.js';
+import { encodeFrame, WIRE_VERSION } from '../../src/transport/codec.js';
+import { runCli } from '../support/cli.js';
+import { eventually, freePort, httpJson, ProcCluster } from '../support/cluster.js';
+
+let c: ProcCluster;
+let leader: string;
+let credentialsPath: string;
+
+/** The CLI as a user with this cluster's credentials file would run it. */
+function mk(args: string[], env: Record<string, string> = {}): ReturnType<typeof runCli> {
+  return runCli(args, { MINKUBE_CONFIG: credentialsPath, ...env });
+}
+
+beforeAll(async () => {
+  c = await ProcCluster.create({ managers: 3, workers: 1, workerRuntime: 'process', secure: true });
+  c.startAll();
+  leader = await c.waitForLeader({ timeoutMs: 60_000 });
+  // What `minkube up` would have written.
+  const dir = mkdtempSync(join(tmpdir(), 'minkube-creds-'));
+  credentialsPath = join(dir, 'config.json');
+  writeFileSync(credentialsPath, JSON.stringify({ clusterId: 'x', apis: c.managerIds.map((id) => c.url(id)), ca: c.caCertPem(), token: c.adminToken() }), { mode: 0o600 });
+  await eventually(async () => ((await c.http('w1', 'GET', '/health')).status === 200 ? true : undefined), 30_000, 'the worker');
+}, 120_000);
+
+afterAll(async () => {
+  await c?.cleanup();
+});
+
+const asAnonymous = { token: null };
+
+describe('a closed cluster (real processes, TLS and tokens on)', () => {
+  it('serves /health and /ready to anyone, and nothing else without a token', async () => {
+    for (const id of c.managerIds) {
+      expect((await c.http(id, 'GET', '/health', undefined, 5000, asAnonymous)).status).toBe(200);
+      const routes: [string, string, unknown?][] = [
+        ['GET', '/v1/cluster'], ['GET', '/v1/kv/a'], ['PUT', '/v1/kv/a', { value: 'x' }], ['DELETE', '/v1/kv/a'],
+        ['POST', '/v1/tasks', { image: 'x' }], ['GET', '/v1/tasks'], ['GET', '/v1/workers'], ['GET', '/v1/cluster/members'],
+        ['POST', '/v1/cluster/members', { id: 'm9', raftAddress: '127.0.0.1:1', apiAddress: '127.0.0.1:2' }], ['DELETE', '/v1/cluster/members/m2'],
+        ['POST', '/v1/cluster/leader', {}], ['GET', '/v1/auth/tokens'], ['POST', '/v1/auth/tokens', { role: 'admin' }],
+      ];
+      for (const [method, path, body] of routes) {
+        const r = await c.http(id, method, path, body, 5000, asAnonymous);
+        expect([r.status, r.body?.error?.code], `${method} ${path} on ${id}`).toEqual([401, 'UNAUTHENTICATED']);
+        const bad = await c.http(id, method, path, body, 5000, { token: 'mk_0123456789abcdef_not-the-secret' });
+        expect([bad.status, bad.body?.error?.code], `${method} ${path} with a bad token`).toEqual([401, 'UNAUTHENTICATED']);
+      }
+    }
+  });
+
+  it('checks the role: a viewer reads and may not write (403 naming the permission); the admin may', async () => {
+    const created = await c.http(leader, 'POST', '/v1/auth/tokens', { name: 'viewer-1', role: 'viewer' });
+    expect(created.status).toBe(201);
+    const viewer = { token: created.body.token as string };
+    expect((await c.http(leader, 'PUT', '/v1/kv/greeting', { value: 'hi' })).status).toBe(200);
+    for (const id of c.managerIds) {
+      await eventually(async () => ((await c.http(id, 'GET', '/v1/kv/greeting', undefined, 5000, viewer)).status === 200 ? true : undefined), 5000, `the viewer token on ${id}`);
+      const put = await c.http(id, 'PUT', '/v1/kv/greeting', { value: 'no' }, 5000, viewer);
+      expect(put.status).toBe(403);
+      expect(put.body.error).toMatchObject({ code: 'FORBIDDEN', message: expect.stringContaining('kv:write') as string });
+      const task = await c.http(id, 'POST', '/v1/tasks', { image: 'x' }, 5000, viewer);
+      expect(task.body.error.message).toContain('tasks:write');
+    }
+  });
+
+  it('a revoked token is refused on every manager within 1 s of the revoke answering', async () => {
+    const created = await c.http(leader, 'POST', '/v1/auth/tokens', { name: 'short-lived', role: 'operator' });
+    const token = { token: created.body.token as string };
+    for (const id of c.managerIds) {
+      await eventually(async () => ((await c.http(id, 'GET', '/v1/tasks', undefined, 5000, token)).status === 200 ? true : undefined), 5000, `the token on ${id}`);
+    }
+    const revoked = await c.http(c.managerIds.find((id) => id !== leader)!, 'DELETE', `/v1/auth/tokens/${created.body.accessor as string}`);
+    expect(revoked.status).toBe(200);
+    const answeredAt = Date.now();
+    for (const id of c.managerIds) {
+      await eventually(async () => ((await c.http(id, 'GET', '/v1/tasks', undefined, 1000, token)).status === 401 ? true : undefined), 1000, `the revoke on ${id}`);
+    }
+    expect(Date.now() - answeredAt).toBeLessThan(1000);
+  });
+
+  it('knows nodes by their certificates: no forged worker, no worker speaking for another, no stranger on a worker', async () => {
+    const w1 = c.node('w1');
+    const tlsDir = join(c.dir, 'w1', 'tls');
+    const workerCert = { cert: readFileSync(join(tlsDir, 'node.crt'), 'utf8'), key: readFileSync(join(tlsDir, 'node.key'), 'utf8') };
+    const fake = { id: 'w2', apiAddress: '127.0.0.1:1', runtime: 'process' };
+    // Registration and heartbeats need a worker certificate, and a worker speaks only for itself.
+    expect((await c.http(leader, 'POST', '/v1/workers', fake)).status).toBe(401);
+    expect((await c.http(leader, 'POST', '/v1/workers', fake, 5000, { token: null, ...workerCert })).status).toBe(403);
+    const beat = await c.http(leader, 'POST', '/v1/workers/w2/heartbeat', { tasks: [] }, 5000, { token: null, ...workerCert });
+    expect(beat.status).toBe(403);
+    // A worker's API serves managers only.
+    const anonymous = await httpJson(w1.apiUrl, 'POST', '/v1/tasks', { taskId: 't', attempt: 1, term: 9, spec: { image: 'x' }, desiredState: 'run' }, 5000, { tls: { ca: c.caCertPem() } });
+    expect(anonymous.status).toBe(401);
+    const asWorker = await httpJson(w1.apiUrl, 'GET', '/v1/tasks', undefined, 5000, { tls: { ca: c.caCertPem(), ...workerCert } });
+    expect(asWorker.status).toBe(403);
+    const workers = await c.http(leader, 'GET', '/v1/workers');
+    expect(workers.body.items.map((w: { id: string }) => w.id)).toEqual(['w1']);
+  });
+
+  it('refuses Raft peers without a manager certificate of this cluster naming their id: term and leader unchanged', async () => {
+    const before = (await c.http(leader, 'GET', '/v1/cluster')).body as { term: number; leaderId: string };
+    const target = c.managerIds.find((id) => id !== leader)!;
+    const raftAddress = (c.config.managers as { id: string; raftAddress: string }[]).find((m) => m.id === target)!.raftAddress;
+    const [host, port] = [raftAddress.split(':')[0]!, Number(raftAddress.split(':')[1])];
+    const tlsDir = (id: string): string => join(c.dir, id, 'tls');
+    const pem = (id: string, f: string): string => readFileSync(join(tlsDir(id), f), 'utf8');
+    // The lowest id dials, so a hello "from m1" is what m2 and m3 would believe from a peer.
+    const claimed = nodeId('m1');
+    const attempts: (() => Socket)[] = [
+      () => netConnect({ host, port }),
+      () => tlsConnect({ host, port, ca: c.caCertPem(), cert: pem('w1', 'node.crt'), key: pem('w1', 'node.key'), checkServerIdentity: () => undefined }),
+      () => tlsConnect({ host, port, ca: c.caCertPem(), cert: pem(target === 'm2' ? 'm3' : 'm2', 'node.crt'), key: pem(target === 'm2' ? 'm3' : 'm2', 'node.key'), checkServerIdentity: () => undefined }),
+    ];
+    for (const open of attempts) {
+      await new Promise<void>((done) => {
+        const socket = open();
+        const event = socket instanceof TLSSocket ? 'secureConnect' : 'connect';
+        socket.once(event, () => {
+          socket.write(encodeFrame({ v: WIRE_VERSION, kind: 'hello', from: claimed, to: nodeId(target) }));
+          socket.write(encodeFrame({ v: WIRE_VERSION, kind: 'raft', messages: [{ type: 'heartbeat', from: claimed, to: nodeId(target), term: term(Number.MAX_SAFE_INTEGER), commit: logIndex(0), context: '' }] }));
+        });
+        socket.on('error', () => {});
+        socket.once('close', () => done());
+        setTimeout(() => socket.destroy(), 3000).unref();
+      });
+    }
+    const after = (await c.http(target, 'GET', '/v1/cluster')).body as { term: number; leaderId: string };
+    expect(after.term).toBe(before.term);
+    expect(after.leaderId).toBe(before.leaderId);
+  });
+
+  it('runs a task end to end over mutual TLS (leader -> worker, worker -> managers)', async () => {
+    const r = await mk(['task', 'run', 'minkube-busybox:latest', '--wait', '--', 'echo', 'closed']);
+    expect(r.stdout + r.stderr).toMatch(/succeeded; exit code 0/);
+  });
+
+  it('joins a worker with a join token; refuses a wrong CA digest and an expired token', async () => {
+    const token = (await mk(['token', 'create', '--role', 'worker', '--ttl', '10m'])).stdout.trim();
+    expect(token).toMatch(/^MKTKN-1-[0-9a-f]{64}-/);
+    const port = await freePort();
+    const dataDir = join(c.dir, 'w-joined');
+    const wrongDigest = token.replace(/^MKTKN-1-[0-9a-f]{64}/, `MKTKN-1-${'0'.repeat(64)}`);
+    const refused = await runCli(['worker', '--id', 'wj', '--join', c.url(leader), '--token', wrongDigest, '--api-address', `127.0.0.1:${port}`, '--data-dir', dataDir]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/digest/);
+    const expired = (await mk(['token', 'create', '--role', 'worker', '--ttl', '1s'])).stdout.trim();
+    await new Promise((r) => setTimeout(r, 1500));
+    const late = await runCli(['worker', '--id', 'wj', '--join', c.url(leader), '--token', expired, '--api-address', `127.0.0.1:${port}`, '--data-dir', dataDir]);
+    expect(late.code).not.toBe(0);
+    expect(late.stderr).toMatch(/UNAUTHENTICATED: unknown, revoked or expired join token/);
+    // The right token: the worker joins and registers, with the id its certificate names.
+    c.nodes.set('wj', { id: 'wj', kind: 'worker', apiUrl: `https://127.0.0.1:${port}`, host: '127.0.0.1', proc: null, log: null });
+    c.start('wj', ['--join', c.url(leader), '--token', token, '--api-address', `127.0.0.1:${port}`, '--data-dir', dataDir, '--runtime', 'process'], { withConfig: false });
+    await eventually(async () => {
+      const ws = await c.http(leader, 'GET', '/v1/workers');
+      return ws.body.items?.some((w: { id: string; state: string }) => w.id === 'wj' && w.state === 'ready') === true ? true : undefined;
+    }, 30_000, 'the joined worker to be ready');
+  });
+});
