@@ -104,7 +104,7 @@ describe('a closed cluster (real processes, TLS and tokens on)', () => {
     const asWorker = await httpJson(w1.apiUrl, 'GET', '/v1/tasks', undefined, 5000, { tls: { ca: c.caCertPem(), ...workerCert } });
     expect(asWorker.status).toBe(403);
     const workers = await c.http(leader, 'GET', '/v1/workers');
-    expect(workers.body.items.map((w: { id: string }) => w.id)).toEqual(['w1']);
+    expect((workers.body as { items: { id: string }[] }).items.map((w) => w.id)).toEqual(['w1']);
   });
 
   it('refuses Raft peers without a manager certificate of this cluster naming their id: term and leader unchanged', async () => {
@@ -163,7 +163,8 @@ describe('a closed cluster (real processes, TLS and tokens on)', () => {
     c.start('wj', ['--join', c.url(leader), '--token', token, '--api-address', `127.0.0.1:${port}`, '--data-dir', dataDir, '--runtime', 'process'], { withConfig: false });
     await eventually(async () => {
       const ws = await c.http(leader, 'GET', '/v1/workers');
-      return ws.body.items?.some((w: { id: string; state: string }) => w.id === 'wj' && w.state === 'ready') === true ? true : undefined;
+      const items = (ws.body as { items?: { id: string; state: string }[] }).items ?? [];
+      return items.some((w) => w.id === 'wj' && w.state === 'ready') ? true : undefined;
     }, 30_000, 'the joined worker to be ready');
   });
 });
