@@ -11,7 +11,8 @@ import { limits } from '../../src/lib/limits.js';
 import { SeededRandom } from '../../src/lib/random.js';
 import { MembershipServiceImpl } from '../../src/manager/membership.js';
 import { RaftNodeDriver, type Member } from '../../src/manager/node.js';
-import { ManagerServiceImpl } from '../../src/manager/service.js';
+import { ManagerServiceImpl, type ManagerServiceOptions } from '../../src/manager/service.js';
+import type { Entry } from '../../src/raft/types.js';
 import type { ChunkPoster, SnapshotChunkHeader } from '../../src/manager/snapshot-transfer.js';
 import { emptyMemoryDisk, MemoryRaftStorage, type MemoryDisk } from '../../src/storage/memory.js';
 import { MemoryNetwork, type MemoryTransport } from '../../src/transport/memory.js';
@@ -35,6 +36,13 @@ export interface DriverClusterOptions {
   seed?: number;
   /** Drivers check proposals with validateCommand (default true; false builds a cluster as it was before). */
   validate?: boolean;
+  /** Listeners of what each node applies, as start.ts wires the audit log: asked for again at every (re)start. */
+  listeners?: (id: string) => NodeListeners;
+}
+
+export interface NodeListeners {
+  onApplied?: ManagerServiceOptions['onApplied'];
+  onEntryApplied?: (entry: Entry) => void;
 }
 
 export interface StartOptions {
@@ -118,7 +126,8 @@ export class DriverCluster {
     const clientId = `${id}.${++this.starts}`;
     const logger = this.logger.child({ node: id });
     const members = so.join === true ? [...this.members] : this.members.filter((m) => this.bootstrap.includes(m.id));
-    const service = new ManagerServiceImpl({ id: nodeId(id), clientId, transport, logger });
+    const listeners = this.o.listeners?.(id) ?? {};
+    const service = new ManagerServiceImpl({ id: nodeId(id), clientId, transport, logger, ...(listeners.onApplied === undefined ? {} : { onApplied: listeners.onApplied }) });
     const tickMs = this.o.tickMs ?? 10;
     const electionTicks = this.o.electionTicks ?? 10;
     const driver = await RaftNodeDriver.open({
@@ -141,6 +150,7 @@ export class DriverCluster {
       join: so.join === true,
       snapshotPoster: this.poster,
       onRestored: () => this.installs.set(id, (this.installs.get(id) ?? 0) + 1),
+      ...(listeners.onEntryApplied === undefined ? {} : { onApplied: listeners.onEntryApplied }),
     });
     service.attach(driver);
     const membership = new MembershipServiceImpl({
