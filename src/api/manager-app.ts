@@ -4,6 +4,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { authPlugin, type AuthPluginOptions } from './auth.js';
 import { buildBaseApp, type HttpsOptions } from './http.js';
 import { checkNodeCaller } from './node-callers.js';
+import { rateLimitPlugin, type RateLimitOptions } from './rate-limit.js';
 import { joinRoutes } from './routes/join.js';
 import { loginRoutes } from './routes/login.js';
 import { clusterRoutes } from './routes/cluster.js';
@@ -45,6 +46,11 @@ export interface ManagerAppOptions {
   join?: JoinService;
   /** The audit trail: GET /v1/audit is served, and every 401, 403 and 429 is recorded. */
   audit?: AuditService;
+  /**
+   * Token buckets per API token (by role) and per client address without a token; applied only with `security`
+   * (insecure: true limits nothing). Without it nothing is limited.
+   */
+  rateLimits?: RateLimitOptions;
 }
 
 /** Builds the app without listening: call app.listen() to serve, or app.inject() in tests. */
@@ -59,6 +65,8 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
   if (opts.security !== undefined) {
     // Before any route: the hooks it adds must run for all of them.
     void app.register(authPlugin, opts.security);
+    // After the auth plugin: its onRequest hook names the caller whose bucket this one's takes from.
+    if (opts.rateLimits !== undefined) void app.register(rateLimitPlugin, opts.rateLimits);
     // preValidation: after the body is parsed (registration names its id there), before a schema error can answer.
     app.addHook('preValidation', async (req) => checkNodeCaller(req));
     const security = opts.security;

@@ -133,6 +133,14 @@ export const limits = {
   auditQueueLinesMax: 10_000,
   /** Ids one line's target names (a batch names the first ones and how many more). */
   auditTargetIdsMax: 16,
+  // rate limits (the rates themselves are config: api.rateLimits, api.rateLimitAnonymous)
+  /** Token buckets kept for API tokens, one per accessor; past it the least recently used is forgotten. */
+  rateLimitTokenBucketsMax: 10_000,
+  /** Token buckets kept for client addresses (requests without a principal); past it the least recently used is forgotten. */
+  rateLimitAddressBucketsMax: 10_000,
+  /** The largest rate and burst the config accepts (a bucket's arithmetic stays exact well past them). */
+  rateLimitRequestsPerSMax: 1_000_000,
+  rateLimitBurstMax: 10_000_000,
 } as const;
 
 assert(limits.raftEntriesPerAppendMax >= 1, 'an append carries at least one entry');
@@ -149,3 +157,4 @@ assert(limits.taskRunCountMax <= limits.tasksRetainedMax, 'one `task run --count
 assert(limits.assignQueueMax >= limits.placementBatchMax, 'one placement batch fits in the assignment queue');
 assert(limits.runtimePingTimeoutMsDefault < limits.runtimeCallTimeoutMsDefault, 'a start-up ping is quicker than any call');
 assert(limits.httpHeadersTimeoutMs <= limits.httpRequestTimeoutMs, 'Node requires the header timeout to be at most the request timeout');
+assert(limits.rateLimitTokenBucketsMax >= limits.apiTokensMax, 'every token the cluster may hold fits in the buckets at once');
