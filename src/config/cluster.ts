@@ -36,6 +36,16 @@ const RaftSchema = Type.Object(
   { additionalProperties: false },
 );
 
+const RateLimitSchema = Type.Object(
+  {
+    requestsPerS: Type.Integer({ minimum: 1, maximum: limits.rateLimitRequestsPerSMax }),
+    burst: Type.Integer({ minimum: 1, maximum: limits.rateLimitBurstMax }),
+  },
+  { additionalProperties: false },
+);
+/** A role's name: built-in or a custom policy's (policy names follow the same pattern). */
+const RoleName = Type.String({ pattern: '^[a-z][a-z0-9-]{0,62}$' });
+
 const ApiSchema = Type.Object(
   {
     bodyLimitBytes: Type.Optional(Type.Integer({ minimum: 1, maximum: limits.httpBodyBytesDefault })),
@@ -43,6 +53,10 @@ const ApiSchema = Type.Object(
     /** The managers' HTTPS certificate and key (PEM files) when the operator supplies one; else one from the cluster CA. */
     tlsCertFile: Type.Optional(Dir),
     tlsKeyFile: Type.Optional(Dir),
+    /** Per API token, by its role; each role named replaces that role's default, the others keep theirs. */
+    rateLimits: Type.Optional(Type.Record(RoleName, RateLimitSchema, { additionalProperties: false })),
+    /** Per client address, for requests without a token (login, join). */
+    rateLimitAnonymous: Type.Optional(RateLimitSchema),
   },
   { additionalProperties: false },
 );
@@ -102,15 +116,36 @@ export interface ClusterConfig {
     readonly snapshotThresholdEntries: number;
     readonly snapshotThresholdBytes: number;
   };
-  readonly api: { readonly bodyLimitBytes: number; readonly requestTimeoutMs: number; readonly tlsCertFile?: string; readonly tlsKeyFile?: string };
+  readonly api: {
+    readonly bodyLimitBytes: number;
+    readonly requestTimeoutMs: number;
+    readonly tlsCertFile?: string;
+    readonly tlsKeyFile?: string;
+    /** Every built-in role's limit, and any custom policy's the file names. Only a secure cluster applies them. */
+    readonly rateLimits: Readonly<Record<string, RateLimitConfig>>;
+    readonly rateLimitAnonymous: RateLimitConfig;
+  };
   readonly tasks: TasksConfig;
 }
 
 export type TasksConfig = { readonly [K in keyof typeof clusterConfigDefaults.tasks]: number };
+export type RateLimitConfig = Static<typeof RateLimitSchema>;
 
 export const clusterConfigDefaults = {
   raft: { heartbeatIntervalMs: 50, electionTimeoutMs: 300, snapshotThresholdEntries: 20_000, snapshotThresholdBytes: 64 * 1024 * 1024 },
-  api: { bodyLimitBytes: limits.httpBodyBytesDefault, requestTimeoutMs: limits.requestTimeoutMsDefault },
+  api: {
+    bodyLimitBytes: limits.httpBodyBytesDefault,
+    requestTimeoutMs: limits.requestTimeoutMsDefault,
+    // Generous: a person or a script never meets them; a runaway loop or a leaked token does. The benchmarks drive 256
+    // clients through one admin token well under the admin's rate.
+    rateLimits: {
+      admin: { requestsPerS: 10_000, burst: 20_000 },
+      operator: { requestsPerS: 2000, burst: 4000 },
+      developer: { requestsPerS: 500, burst: 1000 },
+      viewer: { requestsPerS: 200, burst: 400 },
+    },
+    rateLimitAnonymous: { requestsPerS: 20, burst: 50 },
+  },
   tasks: {
     workerHeartbeatIntervalMs: 500,
     workerTtlMs: 2000,
@@ -161,7 +196,7 @@ export function parseClusterConfig(json: unknown, baseDir: string, source = 'the
 }
 
 function withDefaults(file: ClusterConfigFile, baseDir: string): ClusterConfig {
-  const api = { ...clusterConfigDefaults.api, ...file.api };
+  const api = { ...clusterConfigDefaults.api, ...file.api, rateLimits: { ...clusterConfigDefaults.api.rateLimits, ...file.api?.rateLimits } };
   if (api.tlsCertFile !== undefined) api.tlsCertFile = resolve(baseDir, api.tlsCertFile);
   if (api.tlsKeyFile !== undefined) api.tlsKeyFile = resolve(baseDir, api.tlsKeyFile);
   return {

@@ -34,7 +34,17 @@ describe('parseClusterConfig', () => {
     const c = parseClusterConfig(valid(), '/etc/minkube');
     expect(c.managers[0]!.dataDir).toBe('/etc/minkube/data/m1');
     expect(c.raft).toEqual({ heartbeatIntervalMs: 50, electionTimeoutMs: 300, snapshotThresholdEntries: 20_000, snapshotThresholdBytes: 64 * 1024 * 1024 });
-    expect(c.api).toEqual({ bodyLimitBytes: 1024 * 1024, requestTimeoutMs: 2000 });
+    expect(c.api).toEqual({
+      bodyLimitBytes: 1024 * 1024,
+      requestTimeoutMs: 2000,
+      rateLimits: {
+        admin: { requestsPerS: 10_000, burst: 20_000 },
+        operator: { requestsPerS: 2000, burst: 4000 },
+        developer: { requestsPerS: 500, burst: 1000 },
+        viewer: { requestsPerS: 200, burst: 400 },
+      },
+      rateLimitAnonymous: { requestsPerS: 20, burst: 50 },
+    });
     expect(c.workers).toEqual([{ id: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'auto', dataDir: '/etc/minkube/data/w1' }]);
     expect(c.tasks.backoffBaseMs).toBe(1000);
     expect(c.tasks.backoffCapMs).toBe(60_000);
@@ -66,6 +76,32 @@ describe('parseClusterConfig', () => {
     delete json.managers[2]!.raftAddress;
     expect(problemsOf(json)).toEqual(['managers[0].dataDir: missing', 'managers[2].raftAddress: missing']);
     expect(problemsOf({})).toEqual(['managers: missing']);
+  });
+
+  it('takes rate limits per role over the defaults, custom policies\' names too', () => {
+    const api = { rateLimits: { viewer: { requestsPerS: 5, burst: 10 }, auditors: { requestsPerS: 1, burst: 1 } }, rateLimitAnonymous: { requestsPerS: 2, burst: 3 } };
+    const c = parseClusterConfig({ ...valid(), api }, '/x');
+    expect(c.api.rateLimits).toMatchObject({ admin: { requestsPerS: 10_000, burst: 20_000 }, viewer: { requestsPerS: 5, burst: 10 }, auditors: { requestsPerS: 1, burst: 1 } });
+    expect(c.api.rateLimitAnonymous).toEqual({ requestsPerS: 2, burst: 3 });
+  });
+
+  it('refuses rate limits that are not positive integers, or name no role, naming the key', () => {
+    const api = {
+      rateLimits: { viewer: { requestsPerS: 0, burst: 10 }, admin: { requestsPerS: 10, burst: 1.5 }, Operator: { requestsPerS: 1, burst: 1 }, developer: { requestsPerS: 1 } },
+      rateLimitAnonymous: { requestsPerS: 20, burst: -1, window: 1 },
+    };
+    const problems = problemsOf({ ...valid(), api });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^api\.rateLimits\.viewer\.requestsPerS: expected integer to be greater or equal to 1/),
+        expect.stringMatching(/^api\.rateLimits\.admin\.burst: expected integer$/),
+        'api.rateLimits.Operator: unknown key',
+        'api.rateLimits.developer.burst: missing',
+        expect.stringMatching(/^api\.rateLimitAnonymous\.burst: expected integer to be greater or equal to 1/),
+        'api.rateLimitAnonymous.window: unknown key',
+      ]),
+    );
+    expect(problems).toHaveLength(6);
   });
 
   it('reports wrong types', () => {
