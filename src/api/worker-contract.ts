@@ -52,6 +52,7 @@ export interface HeartbeatResponse {
 
 /** A placement the leader committed, sent to the worker; also what GET assignments returns for reconciliation. */
 export interface Assignment extends FencingToken {
+  /** The spec as stored, secretEnv values included: only its worker (and GET assignments, nodes only) sees them. */
   readonly spec: TaskSpec;
   readonly desiredState: DesiredState;
 }

@@ -1,4 +1,5 @@
 // The `minkube` command line. Exit codes: 0 success, 1 a failure (printed as "error: CODE: message"), 2 bad usage.
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { defaultApiUrl } from './connection.js';
 import type { WorkerFlags } from './daemons.js';
@@ -9,7 +10,7 @@ import { runStatus } from './status.js';
 import { addTokenCommands } from './tokens.js';
 import { addAuditCommand } from './audit.js';
 import { runTaskRunMany } from './task-many.js';
-import { CliExit, parseEnvPair, runTaskGet, runTaskList, runTaskLogs, runTaskRun, runTaskStop, runWorkerList } from './tasks.js';
+import { CliExit, parseEnvPair, parseSecretEnvFile, parseSecretEnvPair, runTaskGet, runTaskList, runTaskLogs, runTaskRun, runTaskStop, runWorkerList } from './tasks.js';
 import { limits } from '../lib/limits.js';
 import type { TaskSpec } from '../kv/task-model.js';
 import type { ManagerFlags } from './daemons.js';
@@ -41,6 +42,28 @@ function parseEnv(text: string, previous: Record<string, string> | undefined): R
   }
 }
 
+function parseSecretEnv(text: string, previous: Record<string, string> | undefined): Record<string, string> {
+  try {
+    return parseSecretEnvPair(text, previous);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+function parseSecretEnvFileFlag(file: string, previous: Record<string, string> | undefined): Record<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    return parseSecretEnvFile(text, file, previous);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
 const restartPolicies = ['never', 'on-failure', 'always'];
 const taskStates = ['pending', 'scheduled', 'running', 'succeeded', 'failed', 'stopped', 'lost'];
 
@@ -53,6 +76,8 @@ function oneOf(values: string[]): (text: string) => string {
 
 interface TaskRunFlags {
   env?: Record<string, string>;
+  secretEnv?: Record<string, string>;
+  secretEnvFile?: Record<string, string>;
   restart?: string;
   maxAttempts?: number;
   name?: string;
@@ -65,6 +90,8 @@ function specFrom(image: string, command: string[], f: TaskRunFlags): TaskSpec {
   if (f.name !== undefined) spec.name = f.name;
   if (command.length > 0) spec.command = command;
   if (f.env !== undefined) spec.env = f.env;
+  // A --secret-env flag wins over the same name in a file.
+  if (f.secretEnv !== undefined || f.secretEnvFile !== undefined) spec.secretEnv = { ...f.secretEnvFile, ...f.secretEnv };
   if (f.restart !== undefined) spec.restartPolicy = f.restart as TaskSpec['restartPolicy'] & string;
   if (f.maxAttempts !== undefined) spec.maxAttempts = f.maxAttempts;
   return spec;
@@ -179,6 +206,12 @@ function addTaskCommands(program: Command, globals: (cmd: Command) => { api: str
     .command('run <image> [command...]')
     .description('submit a task (put the command after --); prints its id, or with --wait follows it to its end')
     .option('--env <KEY=VALUE>', 'an environment variable (repeatable)', parseEnv)
+    .option(
+      '--secret-env <NAME=VALUE>',
+      'a secret environment variable (repeatable): given to the task, shown by no answer; a value here is visible to ps and the shell history, so prefer --secret-env-file',
+      parseSecretEnv,
+    )
+    .option('--secret-env-file <file>', 'secret environment variables from a file, NAME=VALUE a line (# comments): the recommended form', parseSecretEnvFileFlag)
     .option('--restart <policy>', 'never | on-failure | always (default never)', oneOf(restartPolicies))
     .option('--max-attempts <n>', 'attempts before the task fails (default 3)', parsePositive)
     .option('--name <name>', 'a name to show beside the id')

@@ -109,6 +109,8 @@ export async function runTaskGet(apiUrl: string, id: string, out: Output): Promi
     ['name', spec.name ?? '-'],
     ['image', spec.image],
     ['command', spec.command === undefined ? '(image default)' : spec.command.map(quote).join(' ')],
+    // The answer holds the names only (values read "<redacted>").
+    ...(spec.secretEnv === undefined ? [] : [['secret env', Object.keys(spec.secretEnv).join(', ')] as [string, string]]),
     ['state', `${t.state} (desired: ${t.desiredState})`],
     ['worker', t.workerId ?? '-'],
     ['attempt', `${t.attempt} of ${spec.maxAttempts ?? 3} (restart: ${spec.restartPolicy ?? 'never'})`],
@@ -164,6 +166,29 @@ export function parseEnvPair(text: string, previous: Record<string, string> = {}
   const i = text.indexOf('=');
   if (i <= 0) throw new MinkubeError('INVALID_PARAM', `--env expects KEY=VALUE, got ${JSON.stringify(text)}`);
   return { ...previous, [text.slice(0, i)]: text.slice(i + 1) };
+}
+
+/** NAME=VALUE for --secret-env; repeated flags accumulate. A bad argument is not echoed: it may hold the secret. */
+export function parseSecretEnvPair(text: string, previous: Record<string, string> = {}): Record<string, string> {
+  const i = text.indexOf('=');
+  if (i <= 0) throw new MinkubeError('INVALID_PARAM', '--secret-env expects NAME=VALUE (the argument is not shown here)');
+  return { ...previous, [text.slice(0, i)]: text.slice(i + 1) };
+}
+
+/**
+ * The text of a --secret-env-file: NAME=VALUE a line, the value the rest of the line as written (a CR before the
+ * newline dropped); blank lines and lines starting with # are skipped. A bad line is named by number, never shown.
+ */
+export function parseSecretEnvFile(text: string, file: string, previous: Record<string, string> = {}): Record<string, string> {
+  let out = previous;
+  for (const [n, raw] of text.split('\n').entries()) {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (line.trim() === '' || line.trimStart().startsWith('#')) continue;
+    const i = line.indexOf('=');
+    if (i <= 0) throw new MinkubeError('INVALID_PARAM', `--secret-env-file ${file}: line ${n + 1} is not NAME=VALUE`);
+    out = { ...out, [line.slice(0, i)]: line.slice(i + 1) };
+  }
+  return out;
 }
 
 function quote(arg: string): string {

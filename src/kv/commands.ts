@@ -52,11 +52,17 @@ export type EntryPrincipal = { readonly a: string; readonly r: string } | { read
 const principalCharsMax = 128;
 
 /**
- * The envelope version this manager writes, and the newest it understands. An envelope without `v` is version 1
- * (written before the field existed). A newer command is refused when proposed, so it never reaches the log of a
- * cluster whose leader cannot read it.
+ * The newest envelope version this manager understands. An envelope without `v` is version 1 (written before the
+ * field existed). A newer command is refused when proposed, so it never reaches the log of a cluster whose leader
+ * cannot read it. Version 2: a task spec with secretEnv, which a version-1 manager's strict spec schema would skip
+ * while newer managers apply it (so it stops instead, see KvStateMachine.applyEntry). Every other command is still
+ * written as version 1, so older managers go on reading it during an upgrade.
  */
-export const commandVersion = 1;
+export const commandVersion = 2;
+
+function versionOf(cmd: Command): number {
+  return submissionsOf(cmd).some((t) => t.spec.secretEnv !== undefined) ? 2 : 1;
+}
 
 // useRecords: false keeps every message self-describing (no shared structures that a restarted node would lack).
 const packr = new Packr({ useRecords: false, moreTypes: false });
@@ -67,7 +73,7 @@ export function encodeCommand(envelope: CommandEnvelope): Uint8Array {
   if (envelope.ackSeq !== undefined) wire.ackSeq = envelope.ackSeq;
   if (envelope.reqId !== undefined) wire.reqId = envelope.reqId;
   if (envelope.pr !== undefined) wire.pr = 'a' in envelope.pr ? { a: envelope.pr.a, r: envelope.pr.r } : { n: envelope.pr.n, r: envelope.pr.r };
-  wire.v = commandVersion;
+  wire.v = versionOf(envelope.cmd);
   return packr.pack(wire);
 }
 

@@ -10,6 +10,12 @@ export interface TaskSpec {
   readonly image: string;
   readonly command?: readonly string[];
   readonly env?: Readonly<Record<string, string>>;
+  /**
+   * Environment values delivered to the worker only (in the assignment) and put in the container's environment
+   * beside env. Stored in the replicated state like the rest of the spec; every API answer shows them redacted
+   * (taskView in task-spec.ts).
+   */
+  readonly secretEnv?: Readonly<Record<string, string>>;
   readonly restartPolicy?: RestartPolicy;
   readonly maxAttempts?: number;
   readonly resources?: { readonly cpus?: number; readonly memoryMb?: number };

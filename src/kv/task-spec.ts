@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { limits } from '../lib/limits.js';
-import type { RestartPolicy, TaskSpec } from './task-model.js';
+import type { RestartPolicy, TaskRecord, TaskSpec } from './task-model.js';
 
 const StringMap = Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.String({ maxLength: 64 * 1024 }), {
   maxProperties: limits.taskMapEntriesMax,
@@ -15,6 +15,7 @@ export const TaskSpecSchema = Type.Object(
     image: Type.String({ minLength: 1, maxLength: 1024 }),
     command: Type.Optional(Type.Array(Type.String({ maxLength: 64 * 1024 }), { minItems: 1, maxItems: limits.taskCommandArgsMax })),
     env: Type.Optional(StringMap),
+    secretEnv: Type.Optional(StringMap),
     restartPolicy: Type.Optional(Type.Union([Type.Literal('never'), Type.Literal('on-failure'), Type.Literal('always')])),
     maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: limits.taskAttemptsMax })),
     resources: Type.Optional(
@@ -34,19 +35,24 @@ export type TaskSpecBody = Static<typeof TaskSpecSchema>;
 
 const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/** What every answer shows in place of a secretEnv value. */
+export const redactedValue = '<redacted>';
+
 /** The parts of a spec the rules below look at (the managers' and the worker's schemas both give these). */
 export interface SpecRuleFields {
   readonly name?: string | undefined;
   readonly image: string;
   readonly command?: readonly string[] | undefined;
   readonly env?: Readonly<Record<string, string>> | undefined;
+  readonly secretEnv?: Readonly<Record<string, string>> | undefined;
   readonly labels?: Readonly<Record<string, string>> | undefined;
 }
 
 /**
  * The rules a JSON schema says badly, checked after it by every route that takes a spec and by the leader before a
  * submission enters the log: env names a shell and exec accept, and no NUL byte anywhere (exec and Docker cut a
- * string there, so the task would run something other than what was stored). Answers `<prefix><field>: <problem>`
+ * string there, so the task would run something other than what was stored). secretEnv follows env's rules, and a
+ * name is in one of them only (which value would win is nobody's guess). Answers `<prefix><field>: <problem>`
  * for the first broken rule, or null.
  */
 export function specRuleProblem(spec: SpecRuleFields, prefix = ''): string | null {
@@ -58,6 +64,14 @@ export function specRuleProblem(spec: SpecRuleFields, prefix = ''): string | nul
   for (const [k, v] of Object.entries(spec.env ?? {})) {
     if (k.length > limits.taskEnvNameCharsMax || !envNamePattern.test(k)) return `${prefix}env.${printable(k)}: not a valid variable name`;
     if (v.includes('\u0000')) return nul(`env.${k}`);
+  }
+  for (const [k, v] of Object.entries(spec.secretEnv ?? {})) {
+    const field = `${prefix}secretEnv.${printable(k)}`;
+    if (k.length > limits.taskEnvNameCharsMax || !envNamePattern.test(k)) return `${field}: not a valid variable name`;
+    if (v.includes('\u0000')) return nul(`secretEnv.${k}`);
+    if (spec.env !== undefined && Object.hasOwn(spec.env, k)) return `${field}: also in env; a variable goes in env or in secretEnv, not both`;
+    // A spec copied from an answer carries the placeholder: running it would hand the task the placeholder.
+    if (v === redactedValue) return `${field}: ${JSON.stringify(redactedValue)} is how answers show a secret, not a value`;
   }
   for (const [k, v] of Object.entries(spec.labels ?? {})) {
     if (k.includes('\u0000') || v.includes('\u0000')) return nul(`labels.${printable(k)}`);
@@ -82,6 +96,7 @@ export function normaliseSpec(spec: TaskSpec): TaskSpec {
   if (spec.name !== undefined) out.name = spec.name;
   if (spec.command !== undefined) out.command = [...spec.command];
   if (spec.env !== undefined) out.env = sortedMap(spec.env);
+  if (spec.secretEnv !== undefined) out.secretEnv = sortedMap(spec.secretEnv);
   out.restartPolicy = spec.restartPolicy ?? taskSpecDefaults.restartPolicy;
   out.maxAttempts = spec.maxAttempts ?? taskSpecDefaults.maxAttempts;
   if (spec.resources !== undefined) {
@@ -95,8 +110,25 @@ export function normaliseSpec(spec: TaskSpec): TaskSpec {
 }
 
 /**
+ * The spec as any answer, CLI output or log line may show it: secretEnv keeps its names, each value replaced by
+ * "<redacted>". The one redaction every view goes through; a spec without secretEnv comes back as it is.
+ */
+export function specView(spec: TaskSpec): TaskSpec {
+  if (spec.secretEnv === undefined) return spec;
+  const secretEnv: Record<string, string> = {};
+  for (const k of Object.keys(spec.secretEnv)) Object.defineProperty(secretEnv, k, { value: redactedValue, enumerable: true, writable: true, configurable: true });
+  return { ...spec, secretEnv };
+}
+
+/** A task record as answers show it: its spec through specView. */
+export function taskView(t: TaskRecord): TaskRecord {
+  return t.spec.secretEnv === undefined ? t : { ...t, spec: specView(t.spec) };
+}
+
+/**
  * What an Idempotency-Key remembers of the spec it submitted: a hash of the normalised spec (equal specs, defaults
- * written or not, give equal fingerprints). Computed at apply from the entry alone, so every manager agrees.
+ * written or not, give equal fingerprints). Computed at apply from the entry alone, so every manager agrees. It covers
+ * secretEnv too (another secret is another request); the hash is never shown.
  */
 export function specFingerprint(normalised: TaskSpec): string {
   return createHash('sha256').update(JSON.stringify(normalised)).digest('base64url').slice(0, 22);

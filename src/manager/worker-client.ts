@@ -119,6 +119,7 @@ const sendJson: Readonly<Record<string, string>> = { accept: 'application/json',
 /** Below a worker's default body limit (1 MiB), with room for the envelope. */
 const batchBodyBytesMax = 512 * 1024;
 
+/** The spec with its secretEnv values: this call (mutual TLS in a secure cluster) is how they reach the worker. */
 function assignmentJson(a: Assignment): string {
   return JSON.stringify({ taskId: a.taskId, attempt: a.attempt, term: a.term, spec: a.spec, desiredState: a.desiredState });
 }

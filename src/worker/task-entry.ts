@@ -113,7 +113,7 @@ export function runSpecFor(workerId: string, a: FencingToken & { spec: TaskSpec 
     labels: { ...spec.labels, ...containerLabels(workerId, a) },
   };
   if (spec.command !== undefined) run.command = [...spec.command];
-  if (spec.env !== undefined) run.env = { ...spec.env };
+  if (spec.env !== undefined || spec.secretEnv !== undefined) run.env = { ...spec.env, ...spec.secretEnv };
   if (spec.resources !== undefined) {
     const resources: NonNullable<RunSpec['resources']> = {};
     if (spec.resources.cpus !== undefined) resources.cpus = spec.resources.cpus;

@@ -11,6 +11,7 @@
 //                               in creation (id) order; workerId lists the tasks whose latest attempt is on that worker.
 //   GET    /v1/tasks/:id        the record (spec, state, desiredState, workerId, attempt, term, containerId, exitCode,
 //                               error { class, message } | null, notBeforeMs, createdAt, updatedAt, history); 404 TASK_NOT_FOUND
+//                               Every record answered here goes through taskView: secretEnv values read "<redacted>".
 //   DELETE /v1/tasks/:id        desired state stop -> 200 with the record. A pending task is stopped at once; a placed one
 //                               when its worker confirms (the leader sends the stop, fenced like an assignment). Stopping a
 //                               stopped task is 200 again (idempotent); one that succeeded or failed is 409 TASK_ALREADY_FINAL.
@@ -19,7 +20,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyError, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TaskSpec, TaskState } from '../../kv/task-model.js';
-import { TaskSpecSchema, type TaskSpecBody } from '../../kv/task-spec.js';
+import { TaskSpecSchema, taskView, type TaskSpecBody } from '../../kv/task-spec.js';
 import { MinkubeError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 import { sendError } from '../errors.js';
@@ -82,17 +83,18 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { t
       ...(q.workerId === undefined ? {} : { workerId: q.workerId }),
       ...(q.cursor === undefined ? {} : { cursor: q.cursor }),
     };
-    return tasks.listTasks(query, requestContext(req));
+    const page = await tasks.listTasks(query, requestContext(req));
+    return { items: page.items.map(taskView), nextCursor: page.nextCursor };
   });
 
   app.get<{ Params: TaskIdParams; Querystring: ConsistencyQuery }>(
     '/v1/tasks/:id',
     { schema: { params: TaskIdParams, querystring: ConsistencyQuery } },
-    async (req) => tasks.getTask(req.params.id, req.query.consistency ?? 'linearizable', requestContext(req)),
+    async (req) => taskView(await tasks.getTask(req.params.id, req.query.consistency ?? 'linearizable', requestContext(req))),
   );
 
   app.delete<{ Params: TaskIdParams }>('/v1/tasks/:id', { schema: { params: TaskIdParams } }, async (req) =>
-    tasks.stopTask(req.params.id, requestContext(req)),
+    taskView(await tasks.stopTask(req.params.id, requestContext(req))),
   );
 
   app.get<{ Params: TaskIdParams; Querystring: TaskLogsQuery }>(

@@ -12,6 +12,8 @@ export const TaskSpecSchema = Type.Object({
   image: Type.String({ minLength: 1, maxLength: 1024 }),
   command: Type.Optional(Type.Array(Type.String(), { minItems: 1, maxItems: 4096 })),
   env: Type.Optional(StringMap),
+  // The values themselves: the leader sends them to the worker that runs the task, over mutual TLS.
+  secretEnv: Type.Optional(StringMap),
   restartPolicy: Type.Optional(Type.Union([Type.Literal('never'), Type.Literal('on-failure'), Type.Literal('always')])),
   maxAttempts: Type.Optional(Counter(1)),
   resources: Type.Optional(
