@@ -1,5 +1,6 @@
 // The fault test in CI: real managers and workers under a seeded nemesis for MINKUBE_CHAOS_DURATION_S seconds
-// (default 60), then every check must pass. The seed is printed first; a failure prints the command that replays it.
+// (default 60), then every check must pass, with TLS and tokens on (the cluster's default). The seed is printed first;
+// a failure prints the command that replays it.
 import { describe, expect, it } from 'vitest';
 import { randomSeed, replayCommand, runChaos, type ChaosOptions } from './run.js';
 

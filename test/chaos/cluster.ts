@@ -1,11 +1,14 @@
 // The fault test's cluster: real manager and worker processes, one config file per manager in which every other
 // manager's raft and api addresses are the proxies of that directed link, so any link can be cut, held or delayed.
+// Closed by default (TLS and tokens): every config file lies in one directory, so all nodes share its .minkube (the CA
+// the first manager makes, and the admin token); the proxies pass TLS through untouched.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Random } from '../../src/lib/random.js';
 import { minkubeBin } from '../support/cluster.js';
+import { send, type Access, type Outcome, type RequestOptions } from './http.js';
 import { ChaosNetwork, FaultProxy } from './proxy.js';
 
 export type NodeKind = 'manager' | 'worker';
@@ -41,6 +44,8 @@ export interface ChaosClusterOptions {
   /** Extra top-level config sections (raft, api, tasks). */
   readonly extra?: Record<string, unknown>;
   readonly nowMs: () => number;
+  /** `insecure: true` in every config: no TLS, no tokens (the old mode). Default false. */
+  readonly insecure?: boolean;
 }
 
 const host = '127.0.0.1';
@@ -49,6 +54,7 @@ export class ChaosCluster {
   readonly nodes = new Map<string, ChaosNode>();
   readonly network = new ChaosNetwork();
   readonly unexpectedExits: UnexpectedExit[] = [];
+  private credentials: Access | null = null;
 
   private constructor(private readonly o: ChaosClusterOptions) {}
 
@@ -88,13 +94,50 @@ export class ChaosCluster {
         list.push({ ...real(other), raftAddress: `${host}:${raft}`, apiAddress: `${host}:${api}` });
       }
       const configPath = join(o.dir, `${self.id}.json`);
-      writeFileSync(configPath, JSON.stringify({ insecure: true, managers: list, workers, ...o.extra }, null, 2));
+      writeFileSync(configPath, JSON.stringify({ ...this.openness(), managers: list, workers, ...o.extra }, null, 2));
       this.addNode(self.id, 'manager', `${host}:${self.api}`, configPath);
     }
     // Workers (and the runner's clients) see the managers' real addresses.
     const workerConfig = join(o.dir, 'cluster.json');
-    writeFileSync(workerConfig, JSON.stringify({ insecure: true, managers: managers.map(real), workers, ...o.extra }, null, 2));
+    writeFileSync(workerConfig, JSON.stringify({ ...this.openness(), managers: managers.map(real), workers, ...o.extra }, null, 2));
     for (const w of workers) this.addNode(w.id, 'worker', w.apiAddress, workerConfig);
+  }
+
+  private openness(): { insecure?: true } {
+    return this.insecure ? { insecure: true } : {};
+  }
+
+  get insecure(): boolean {
+    return this.o.insecure === true;
+  }
+
+  /** Where the first manager puts the CA and the admin token: .minkube beside the config files, shared by all. */
+  get clusterDir(): string {
+    return join(this.o.dir, '.minkube');
+  }
+
+  /**
+   * The CA to trust and the admin token, once the first manager has written them (null until then, and always in
+   * an insecure cluster). The token is good only after the first leader has committed its bootstrap: until then
+   * requests with it answer 401.
+   */
+  access(): Access | null {
+    if (this.insecure || this.credentials !== null) return this.credentials;
+    const [caPath, tokenPath] = [join(this.clusterDir, 'ca.crt'), join(this.clusterDir, 'admin.token')];
+    if (!existsSync(caPath) || !existsSync(tokenPath)) return null;
+    const caCertPem = readFileSync(caPath, 'utf8');
+    // The token file is written in one go but may be caught half-way: a whole token ends with a newline.
+    const text = readFileSync(tokenPath, 'utf8');
+    if (!caCertPem.includes('-----END CERTIFICATE-----') || !text.endsWith('\n')) return null;
+    this.credentials = { caCertPem, token: text.trim() };
+    return this.credentials;
+  }
+
+  /** One request to a node's real API address, with the cluster's credentials when it is closed. */
+  async send(id: string, method: string, path: string, o: Omit<RequestOptions, 'access'>): Promise<Outcome> {
+    const access = this.access();
+    if (!this.insecure && access === null) return { kind: 'refused', error: 'no CA and admin token yet' };
+    return send(this.node(id).apiAddress, method, path, { ...o, access });
   }
 
   private async proxy(from: string, to: string, targetPort: number): Promise<number> {

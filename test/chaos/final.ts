@@ -2,7 +2,6 @@
 // and do all managers reach one applied index with one state (keys and task records, read locally on each)?
 import type { ChaosCluster } from './cluster.js';
 import type { TaskSubmission } from './history.js';
-import { send } from './http.js';
 import { views } from './probe.js';
 import { sleep } from './workload.js';
 
@@ -33,7 +32,7 @@ export async function checkTasks(
     const still: TaskView[] = [];
     for (let i = 0; i < waiting.length; i += 8) {
       const batch = waiting.slice(i, i + 8);
-      const answers = await Promise.all(batch.map((v) => send(cluster.node(ids[turn++ % ids.length]!).apiAddress, 'GET', `/v1/tasks/${v.taskId}`, { timeoutMs: 3000 })));
+      const answers = await Promise.all(batch.map((v) => cluster.send(ids[turn++ % ids.length]!, 'GET', `/v1/tasks/${v.taskId}`, { timeoutMs: 3000 })));
       batch.forEach((v, k) => {
         const o = answers[k]!;
         if (o.kind === 'answer' && o.status === 404 && o.body.error?.code === 'TASK_NOT_FOUND') {
@@ -88,17 +87,16 @@ export async function convergence(cluster: ChaosCluster, keys: readonly string[]
 
 /** One manager's own state as text: every key (stale read) and every task record, or null if it did not answer. */
 async function localState(cluster: ChaosCluster, id: string, keys: readonly string[]): Promise<string | null> {
-  const address = cluster.node(id).apiAddress;
   const parts: unknown[] = [];
   for (const key of keys) {
-    const o = await send(address, 'GET', `/v1/kv/${key}?consistency=stale`, { timeoutMs: 2000 });
+    const o = await cluster.send(id, 'GET', `/v1/kv/${key}?consistency=stale`, { timeoutMs: 2000 });
     if (o.kind !== 'answer' || (o.status !== 200 && o.status !== 404)) return null;
     parts.push(o.status === 200 ? [key, o.body.value, o.body.version] : [key, null]);
   }
   let cursor: string | null = null;
   do {
     const query: string = `/v1/tasks?consistency=stale&limit=1000${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`;
-    const o = await send(address, 'GET', query, { timeoutMs: 5000 });
+    const o = await cluster.send(id, 'GET', query, { timeoutMs: 5000 });
     if (o.kind !== 'answer' || o.status !== 200 || !Array.isArray(o.body.items)) return null;
     parts.push(...(o.body.items as unknown[]));
     cursor = typeof o.body.nextCursor === 'string' ? o.body.nextCursor : null;

@@ -1,6 +1,7 @@
 // The fault test from the command line: `npm run chaos -- --duration S --seed N [--managers 3|5] [--workers N]
-// [--out DIR] [--clients N] [--keys N] [--faults KIND,...] [--stale-reads]`. Without --seed a random one is drawn
-// and printed; exit code 0 when every check passes, 1 otherwise.
+// [--out DIR] [--clients N] [--keys N] [--faults KIND,...] [--stale-reads] [--insecure]`. Without --seed a random one
+// is drawn and printed; the cluster runs with TLS and tokens unless --insecure; exit code 0 when every check passes,
+// 1 otherwise.
 import { parseArgs } from 'node:util';
 import { faultKinds, isFaultKind } from './nemesis.js';
 import { randomSeed, runChaos } from './run.js';
@@ -17,6 +18,7 @@ async function main(): Promise<number> {
       keys: { type: 'string' },
       faults: { type: 'string' },
       'stale-reads': { type: 'boolean', default: false },
+      insecure: { type: 'boolean', default: false },
     },
   });
   const durationS = Number(values.duration);
@@ -34,7 +36,7 @@ async function main(): Promise<number> {
   ].filter((p) => p !== false);
   if (problems.length > 0) {
     for (const p of problems) console.error(`error: ${p}`);
-    console.error('usage: npm run chaos -- [--duration S] [--seed N] [--managers 3|5] [--workers N] [--out DIR] [--clients N] [--keys N] [--faults K,...] [--stale-reads]');
+    console.error('usage: npm run chaos -- [--duration S] [--seed N] [--managers 3|5] [--workers N] [--out DIR] [--clients N] [--keys N] [--faults K,...] [--stale-reads] [--insecure]');
     return 2;
   }
   const result = await runChaos({
@@ -47,6 +49,7 @@ async function main(): Promise<number> {
     ...(values.keys === undefined ? {} : { keys: Number(values.keys) }),
     ...(kinds === undefined ? {} : { kinds: kinds.filter(isFaultKind) }),
     staleReads: values['stale-reads'],
+    insecure: values.insecure,
   });
   return result.ok ? 0 : 1;
 }

@@ -1,6 +1,5 @@
 // Questions the fault test asks the managers: each one's view of the cluster, who leads, whether a node answers.
 import type { ChaosCluster } from './cluster.js';
-import { send } from './http.js';
 import { sleep } from './workload.js';
 
 export interface ClusterView {
@@ -12,9 +11,9 @@ export interface ClusterView {
   readonly appliedIndex: number;
 }
 
-/** GET /v1/cluster from one manager, or null if it does not answer in time. */
+/** GET /v1/cluster from one manager, or null if it does not answer 200 in time (a 401 before the admin token is bootstrapped, too). */
 export async function viewOf(cluster: ChaosCluster, id: string, timeoutMs = 1000): Promise<ClusterView | null> {
-  const o = await send(cluster.node(id).apiAddress, 'GET', '/v1/cluster', { timeoutMs });
+  const o = await cluster.send(id, 'GET', '/v1/cluster', { timeoutMs });
   if (o.kind !== 'answer' || o.status !== 200) return null;
   const b = o.body;
   return {
@@ -59,7 +58,7 @@ export async function waitForHealth(cluster: ChaosCluster, id: string, timeoutMs
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
     if (!cluster.isUp(id)) return false;
-    const o = await send(cluster.node(id).apiAddress, 'GET', '/health', { timeoutMs: 1000 });
+    const o = await cluster.send(id, 'GET', '/health', { timeoutMs: 1000 });
     if (o.kind === 'answer' && o.status === 200) return true;
     await sleep(100);
   }

@@ -8,9 +8,8 @@ import { SeededRandom } from '../../src/lib/random.js';
 import { checkLinearizable, checkLostWrites, checkOverlaps, parseRuns, type LinearizabilitySummary, type TaskRun } from './checks.js';
 import { ChaosCluster } from './cluster.js';
 import { checkTasks, convergence, type TaskView } from './final.js';
-import { send } from './http.js';
 import { Nemesis, planFaults, type FaultKind } from './nemesis.js';
-import { waitForAgreedLeader } from './probe.js';
+import { views, waitForAgreedLeader } from './probe.js';
 import { sleep, Workload } from './workload.js';
 
 export interface ChaosOptions {
@@ -26,6 +25,8 @@ export interface ChaosOptions {
   readonly kinds?: readonly FaultKind[];
   /** Clients read with consistency=stale: a self-test of the checks, which must then fail. */
   readonly staleReads?: boolean;
+  /** `insecure: true` in the configs: no TLS, no tokens. By default the cluster is closed, as a real one is. */
+  readonly insecure?: boolean;
   readonly log?: (line: string) => void;
 }
 
@@ -74,6 +75,7 @@ export function replayCommand(o: ChaosOptions): string {
     o.keys === undefined ? '' : ` --keys ${o.keys}`,
     o.kinds === undefined ? '' : ` --faults ${o.kinds.join(',')}`,
     o.staleReads === true ? ' --stale-reads' : '',
+    o.insecure === true ? ' --insecure' : '',
   ].join('');
   return `npm run chaos -- --duration ${o.durationS} --seed ${o.seed}${extra}`;
 }
@@ -92,12 +94,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   writeFileSync(runFile, '');
   const snapshotEntries = snapshotThreshold(random);
   const extra = snapshotEntries === null ? clusterExtra : { ...clusterExtra, raft: { snapshotThresholdEntries: snapshotEntries } };
-  const cluster = await ChaosCluster.create({ dir, managers: o.managers, workers: o.workers, random: random.fork(), extra, nowMs });
+  const cluster = await ChaosCluster.create({ dir, managers: o.managers, workers: o.workers, random: random.fork(), extra, nowMs, insecure: o.insecure === true });
   const guard = (): void => cluster.killAllNow();
   process.once('exit', guard);
   const run = new Run(o, log, nowMs, cluster, runFile, random);
   const snapshots = snapshotEntries === null ? 'default snapshot threshold' : `a snapshot every ${snapshotEntries} entries`;
-  log(`chaos: seed ${o.seed}, ${o.managers} managers, ${o.workers} workers, ${o.durationS} s, ${snapshots}; run dir ${dir}`);
+  const security = o.insecure === true ? 'insecure (no TLS, no tokens)' : 'TLS and tokens on';
+  log(`chaos: seed ${o.seed}, ${o.managers} managers, ${o.workers} workers, ${o.durationS} s, ${snapshots}, ${security}; run dir ${dir}`);
   try {
     await run.execute();
   } catch (err) {
@@ -143,6 +146,7 @@ class Run {
     const workload = (this.workload = new Workload({
       managers, keys: this.keys, kvClients: this.o.clients ?? 6, random: this.random.fork(), timeoutMs: requestTimeoutMs,
       nowMs: this.nowMs, runFile: this.runFile, seed: this.o.seed, taskIntervalMs: 1500, staleReads: this.o.staleReads === true,
+      access: this.cluster.access(),
     }));
     const nemesis = (this.nemesis = new Nemesis(this.cluster, this.plan, this.nowMs, this.log));
     workload.start();
@@ -163,18 +167,30 @@ class Run {
     await this.workload?.stop();
   }
 
-  /** Managers, a leader, then workers registered and ready. */
+  /**
+   * Managers, a leader, then workers registered and ready. In a closed cluster "a leader" means an authenticated
+   * GET /v1/cluster answering 200 on every manager: the admin token works only once the first leader has
+   * committed its bootstrap, and the 401s before that mean "not ready yet".
+   */
   private async startUp(): Promise<boolean> {
     const deadline = performance.now() + startUpMsMax;
     for (const id of this.cluster.managerIds) this.cluster.start(id);
     if ((await waitForAgreedLeader(this.cluster, startUpMsMax)) === null) {
-      this.failures.push(`no leader was elected within ${startUpMsMax / 1000} s of the start`);
+      const why = !this.cluster.insecure && this.cluster.access() === null ? ` (no CA and admin token in ${this.cluster.clusterDir})` : '';
+      this.failures.push(`no leader was elected (or none answered an authenticated GET /v1/cluster) within ${startUpMsMax / 1000} s of the start${why}`);
       return false;
+    }
+    while ((await views(this.cluster)).some((v) => v === null)) {
+      if (performance.now() > deadline) {
+        this.failures.push(`not every manager answered GET /v1/cluster with 200 within ${startUpMsMax / 1000} s of the start`);
+        return false;
+      }
+      await sleep(100);
     }
     for (const id of this.cluster.workerIds) this.cluster.start(id);
     const first = this.cluster.managerIds[0]!;
     while (performance.now() < deadline) {
-      const o = await send(this.cluster.node(first).apiAddress, 'GET', '/v1/workers', { timeoutMs: 2000 });
+      const o = await this.cluster.send(first, 'GET', '/v1/workers', { timeoutMs: 2000 });
       const items = o.kind === 'answer' && o.status === 200 && Array.isArray(o.body.items) ? (o.body.items as { state?: string }[]) : [];
       if (items.filter((w) => w.state === 'ready').length === this.cluster.workerIds.length) return true;
       await sleep(200);

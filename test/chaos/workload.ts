@@ -2,7 +2,7 @@
 // they last saw, deletes) and a task submitter, each request to a random manager, every operation recorded.
 import type { Random, SeededRandom } from '../../src/lib/random.js';
 import { classifyKv, type KvKind, type KvOpRecord, type TaskSubmission } from './history.js';
-import { send } from './http.js';
+import { send, type Access, type RequestOptions } from './http.js';
 
 export interface WorkloadOptions {
   /** The managers' real API addresses, by id. */
@@ -21,6 +21,8 @@ export interface WorkloadOptions {
   readonly taskIntervalMs: number;
   /** The clients read with consistency=stale: a self-test, the checks must then find stale reads. */
   readonly staleReads?: boolean;
+  /** The CA and the admin token of a closed cluster; null when it is insecure. */
+  readonly access: Access | null;
 }
 
 /**
@@ -65,13 +67,13 @@ export class Workload {
     const callMs = this.o.nowMs();
     const record: KvOpRecord = { id: this.nextId++, client, node, key, kind, ...args, callMs, returnMs: null, status: 'unknown', output: null };
     this.kv.push(record);
-    const timeoutMs = this.o.timeoutMs;
+    const o: RequestOptions = { timeoutMs: this.o.timeoutMs, access: this.o.access };
     const outcome =
       kind === 'read'
-        ? await send(address, 'GET', this.o.staleReads === true && client !== 'final' ? `${path}?consistency=stale` : path, { timeoutMs })
+        ? await send(address, 'GET', this.o.staleReads === true && client !== 'final' ? `${path}?consistency=stale` : path, o)
         : kind === 'delete'
-          ? await send(address, 'DELETE', args.ifVersion === undefined ? path : `${path}?ifVersion=${args.ifVersion}`, { timeoutMs })
-          : await send(address, 'PUT', path, { timeoutMs, body: args.ifVersion === undefined ? { value: args.value } : { value: args.value, ifVersion: args.ifVersion } });
+          ? await send(address, 'DELETE', args.ifVersion === undefined ? path : `${path}?ifVersion=${args.ifVersion}`, o)
+          : await send(address, 'PUT', path, { ...o, body: args.ifVersion === undefined ? { value: args.value } : { value: args.value, ifVersion: args.ifVersion } });
     record.returnMs = this.o.nowMs();
     Object.assign(record, classifyKv(kind, outcome));
     return record;
@@ -125,7 +127,7 @@ export class Workload {
     while (sub.tries < 8 && (sub.tries === 0 || !this.stopping)) {
       sub.tries++;
       const node = this.managerIds[random.int(this.managerIds.length)]!;
-      const outcome = await send(this.o.managers.get(node)!, 'POST', '/v1/tasks', { body, headers: { 'idempotency-key': marker }, timeoutMs: this.o.timeoutMs });
+      const outcome = await send(this.o.managers.get(node)!, 'POST', '/v1/tasks', { body, headers: { 'idempotency-key': marker }, timeoutMs: this.o.timeoutMs, access: this.o.access });
       if (outcome.kind === 'answer' && outcome.status === 201 && typeof outcome.body.id === 'string') {
         sub.status = 'ok';
         sub.taskId = outcome.body.id;
@@ -133,8 +135,9 @@ export class Workload {
       }
       sub.lastError = outcome.kind === 'answer' ? `HTTP ${outcome.status} ${outcome.body.error?.code ?? ''}` : outcome.error;
       if (outcome.kind === 'unknown' || (outcome.kind === 'answer' && outcome.status >= 500 && outcome.status !== 503)) unknown = true;
-      // A 4xx other than 429 is about the request itself: retrying cannot help.
-      if (outcome.kind === 'answer' && outcome.status >= 400 && outcome.status < 500 && outcome.status !== 429) break;
+      // A 4xx other than 429 and 401 is about the request itself: retrying cannot help. A 401 comes from a manager
+      // that restarted and has not yet applied the entry that made the admin token (its state is behind): not ready.
+      if (outcome.kind === 'answer' && outcome.status >= 400 && outcome.status < 500 && outcome.status !== 429 && outcome.status !== 401) break;
       await sleep(200 + random.int(300));
     }
     sub.returnMs = this.o.nowMs();
