@@ -100,3 +100,43 @@ describe('Idempotency-Key reused with a different body', () => {
     expect(kv.tasks.taskCount).toBe(before);
   });
 });
+
+describe('secretEnv: accepted, never answered', () => {
+  const secret = { secretEnv: { DB_PASSWORD: 'hunter2' }, env: { HOST: 'db' } };
+
+  it('a bad secretEnv is 400 INVALID_TASK_SPEC naming the variable, never its value', async () => {
+    const both = await post('/v1/tasks', spec({ env: { DB_PASSWORD: 'a' }, secretEnv: { DB_PASSWORD: 'hunter2' } }));
+    expect(both).toEqual({ status: 400, body: { error: { code: 'INVALID_TASK_SPEC', message: 'spec.secretEnv.DB_PASSWORD: also in env; a variable goes in env or in secretEnv, not both' } } });
+    const batch = await post('/v1/tasks/batch', { tasks: [spec(), spec({ secretEnv: { 'BAD NAME': 'hunter2' } })] });
+    expect(batch.body).toEqual({ error: { code: 'INVALID_TASK_SPEC', message: 'tasks[1].secretEnv.BAD NAME: not a valid variable name' } });
+    const notText = await post('/v1/tasks', spec({ secretEnv: { A: 7 } }));
+    expect(notText).toMatchObject({ status: 400, body: { error: { code: 'INVALID_TASK_SPEC', message: expect.stringMatching(/^spec\.secretEnv\.A: expected string/) as string } } });
+  });
+
+  it('GET /v1/tasks/:id, GET /v1/tasks and DELETE answer the names with "<redacted>" values; the store keeps the values', async () => {
+    const created = await post('/v1/tasks', spec(secret));
+    expect(created.status).toBe(201);
+    expect(JSON.stringify(created.body)).not.toContain('hunter2');
+    const id = created.body.id as string;
+    const one = await app.inject({ method: 'GET', url: `/v1/tasks/${id}` });
+    expect(one.json<{ spec: unknown }>().spec).toEqual({
+      image: 'busybox', command: ['echo', 'hi'], env: { HOST: 'db' }, secretEnv: { DB_PASSWORD: '<redacted>' }, restartPolicy: 'never', maxAttempts: 3,
+    });
+    const list = await app.inject({ method: 'GET', url: '/v1/tasks?limit=1000' });
+    expect(list.json<{ items: { id: string; spec: { secretEnv?: unknown } }[] }>().items.find((t) => t.id === id)!.spec.secretEnv).toEqual({ DB_PASSWORD: '<redacted>' });
+    const stopped = await app.inject({ method: 'DELETE', url: `/v1/tasks/${id}` });
+    expect(stopped.statusCode).toBe(200);
+    for (const body of [one.body, list.body, stopped.body]) expect(body).not.toContain('hunter2');
+    expect(kv.tasks.task(id)!.spec.secretEnv).toEqual({ DB_PASSWORD: 'hunter2' });
+  });
+
+  it('the Idempotency-Key compares the secret too: the same answers the first task, another is 422', async () => {
+    const first = await post('/v1/tasks', spec(secret), 'secret-key');
+    expect(first.status).toBe(201);
+    expect(await post('/v1/tasks', spec(secret), 'secret-key')).toEqual({ status: 201, body: first.body });
+    const other = await post('/v1/tasks', spec({ ...secret, secretEnv: { DB_PASSWORD: 'hunter3' } }), 'secret-key');
+    expect(other.status).toBe(422);
+    expect(other.body).toMatchObject({ error: { code: 'IDEMPOTENCY_KEY_REUSED' } });
+    expect(JSON.stringify(other.body)).not.toContain('hunter');
+  });
+});
