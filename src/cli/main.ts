@@ -42,12 +42,20 @@ function parseEnv(text: string, previous: Record<string, string> | undefined): R
   }
 }
 
-function parseSecretEnv(text: string, previous: Record<string, string> | undefined): Record<string, string> {
+/** Kept as given: commander's message for a refused argument would print it, and it holds a secret. */
+function collectSecretEnv(text: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), text];
+}
+
+/** The file's variables, then the flags' (a flag wins over the same name in a file); a bad flag is a usage error. */
+function secretEnvOf(f: TaskRunFlags, cmd: Command): Record<string, string> {
+  let out = { ...f.secretEnvFile };
   try {
-    return parseSecretEnvPair(text, previous);
+    for (const pair of f.secretEnv ?? []) out = parseSecretEnvPair(pair, out);
   } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
+    cmd.error(`error: ${(err as Error).message}`);
   }
+  return out;
 }
 
 function parseSecretEnvFileFlag(file: string, previous: Record<string, string> | undefined): Record<string, string> {
@@ -76,7 +84,7 @@ function oneOf(values: string[]): (text: string) => string {
 
 interface TaskRunFlags {
   env?: Record<string, string>;
-  secretEnv?: Record<string, string>;
+  secretEnv?: string[];
   secretEnvFile?: Record<string, string>;
   restart?: string;
   maxAttempts?: number;
@@ -85,13 +93,12 @@ interface TaskRunFlags {
   count?: number;
 }
 
-function specFrom(image: string, command: string[], f: TaskRunFlags): TaskSpec {
+function specFrom(image: string, command: string[], f: TaskRunFlags, cmd: Command): TaskSpec {
   const spec: { -readonly [K in keyof TaskSpec]: TaskSpec[K] } = { image };
   if (f.name !== undefined) spec.name = f.name;
   if (command.length > 0) spec.command = command;
   if (f.env !== undefined) spec.env = f.env;
-  // A --secret-env flag wins over the same name in a file.
-  if (f.secretEnv !== undefined || f.secretEnvFile !== undefined) spec.secretEnv = { ...f.secretEnvFile, ...f.secretEnv };
+  if (f.secretEnv !== undefined || f.secretEnvFile !== undefined) spec.secretEnv = secretEnvOf(f, cmd);
   if (f.restart !== undefined) spec.restartPolicy = f.restart as TaskSpec['restartPolicy'] & string;
   if (f.maxAttempts !== undefined) spec.maxAttempts = f.maxAttempts;
   return spec;
@@ -209,7 +216,7 @@ function addTaskCommands(program: Command, globals: (cmd: Command) => { api: str
     .option(
       '--secret-env <NAME=VALUE>',
       'a secret environment variable (repeatable): given to the task, shown by no answer; a value here is visible to ps and the shell history, so prefer --secret-env-file',
-      parseSecretEnv,
+      collectSecretEnv,
     )
     .option('--secret-env-file <file>', 'secret environment variables from a file, NAME=VALUE a line (# comments): the recommended form', parseSecretEnvFileFlag)
     .option('--restart <policy>', 'never | on-failure | always (default never)', oneOf(restartPolicies))
@@ -219,7 +226,7 @@ function addTaskCommands(program: Command, globals: (cmd: Command) => { api: str
     .option('--count <n>', `submit n copies (1..${limits.taskRunCountMax}; --name gets -1..-n); --wait then waits until all have started and exits 1 if any failed`, parseCount)
     .action(async (image: string, command: string[], flags: TaskRunFlags, cmd: Command) => {
       const g = globals(cmd);
-      const o = { spec: specFrom(image, command, flags), wait: flags.wait === true };
+      const o = { spec: specFrom(image, command, flags, cmd), wait: flags.wait === true };
       const count = flags.count ?? 1;
       await (count === 1 ? runTaskRun(g.api, o, g.out) : runTaskRunMany(g.api, { ...o, count }, g.out));
     });

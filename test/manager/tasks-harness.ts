@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 import { buildWorkerApp } from '../../src/api/worker-app.js';
 import { parseClusterConfig, type ClusterConfig } from '../../src/config/cluster.js';
 import { startManagerFromConfig, type RunningManager } from '../../src/manager/start.js';
@@ -29,6 +29,8 @@ export interface TaskClusterOptions {
   /** What each container does (default: runs 50 ms and exits 0). */
   behave?: MemoryRuntimeOptions['behave'];
   logLevel?: string;
+  /** Where every node's log lines go (default: stdout). */
+  logStream?: DestinationStream;
   workerTasksMax?: number;
   finishedRetentionMs?: number;
 }
@@ -56,7 +58,8 @@ export class TaskCluster {
     for (let i = 1; i <= (o.workers ?? 2); i++) workers.push({ id: `w${i}`, apiAddress: `127.0.0.1:${await freePort()}`, runtime: 'process' as const });
     const tasks = { workerHeartbeatIntervalMs: 100, workerTtlMs: 600, lostGraceMs: 300, reconcileIntervalMs: 300, backoffBaseMs: 50, backoffCapMs: 400, ...o.tasks };
     const config = parseClusterConfig({ insecure: true, managers, workers, tasks, raft: { heartbeatIntervalMs: 25, electionTimeoutMs: 200 } }, dir);
-    const logger = pino({ level: o.logLevel ?? process.env.MINKUBE_TEST_LOG ?? 'silent' });
+    const level = o.logLevel ?? process.env.MINKUBE_TEST_LOG ?? 'silent';
+    const logger = o.logStream === undefined ? pino({ level }) : pino({ level }, o.logStream);
     return new TaskCluster(dir, config, logger, o);
   }
 

@@ -1,0 +1,139 @@
+// secretEnv end to end inside one process (three real managers, two workers over the in-memory runtime): the
+// container gets the values in its environment beside env, and no answer shows one: the managers' task routes, the
+// workers' own API, the CLI (`task run --secret-env-file`, `task get [--json]`, `task ls --json`) and every log line
+// at debug. A new leader that places the retry after a failover hands the values over too.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TaskRecord } from '../../src/kv/task-model.js';
+import type { RunSpec } from '../../src/runtime/types.js';
+import { runCli } from '../support/cli.js';
+import { eventually } from '../support/cluster.js';
+import { TaskCluster } from './tasks-harness.js';
+
+/** Every value below: none of them may appear in an answer or a log line. */
+const secrets = ['hunter2-s3cret', 'tok-from-file-9f8e', 'retry-secret-77'];
+
+let c: TaskCluster;
+let dir: string;
+const logLines: string[] = [];
+/** What the runtime was asked to run, per task id and attempt. */
+const runs: { taskId: string; attempt: string; env: Record<string, string> | undefined }[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'minkube-secret-'));
+  c = await TaskCluster.create({
+    logLevel: 'debug',
+    logStream: { write: (line: string) => void logLines.push(line) },
+    behave: (spec: RunSpec) => {
+      runs.push({ taskId: spec.labels['minkube.task']!, attempt: spec.labels['minkube.attempt']!, env: spec.env });
+      if (spec.command?.[0] === 'fail-first' && spec.labels['minkube.attempt'] === '1') return { durationMs: 1500, exitCode: 1 };
+      return { durationMs: 100, exitCode: 0, logs: 'done\n' };
+    },
+  });
+  await c.startAll();
+  await eventually(async () => {
+    const r = await c.http<{ items: { state: string }[] }>('m1', 'GET', '/v1/workers');
+    return r.body.items.filter((w) => w.state === 'ready').length === 2 ? true : undefined;
+  }, 10_000, 'two ready workers');
+});
+afterAll(async () => {
+  await c?.close();
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+});
+
+async function task(m: string, id: string): Promise<TaskRecord> {
+  return (await c.http<TaskRecord>(m, 'GET', `/v1/tasks/${id}`)).body;
+}
+
+function waitState(id: string, states: readonly string[], timeoutMs = 10_000): Promise<TaskRecord> {
+  const m = [...c.managers.keys()][0]!;
+  return eventually(async () => {
+    const t = await task(m, id);
+    return states.includes(t.state) ? t : undefined;
+  }, timeoutMs, `task ${id} to reach ${states.join('|')}`);
+}
+
+function expectNoSecret(text: string): void {
+  for (const s of secrets) expect(text).not.toContain(s);
+}
+
+describe('secretEnv through a cluster', () => {
+  it('the container gets the values beside env; no manager, worker or CLI answer shows one', async () => {
+    const submitted = await c.http<{ id: string }>('m2', 'POST', '/v1/tasks', {
+      image: 'db-client', command: ['migrate'], env: { HOST: 'db' }, secretEnv: { DB_PASSWORD: secrets[0] },
+    });
+    expect(submitted.status).toBe(201);
+    expectNoSecret(JSON.stringify(submitted.body));
+    const id = submitted.body.id;
+    const done = await waitState(id, ['succeeded']);
+    expect(runs.find((r) => r.taskId === id)?.env).toEqual({ HOST: 'db', DB_PASSWORD: secrets[0] });
+
+    for (const m of c.managers.keys()) {
+      const one = await c.http<TaskRecord>(m, 'GET', `/v1/tasks/${id}`);
+      expect(one.body.spec.secretEnv).toEqual({ DB_PASSWORD: '<redacted>' });
+      expect(one.body.spec.env).toEqual({ HOST: 'db' });
+      expectNoSecret(JSON.stringify(one.body));
+      expectNoSecret(JSON.stringify((await c.http(m, 'GET', '/v1/tasks?limit=1000')).body));
+    }
+    const worker = c.workers.get(done.workerId!)!;
+    for (const path of ['/v1/tasks', `/v1/tasks/${id}`]) {
+      const r = await c.http(worker.id, 'GET', path);
+      expect(r.status).toBe(200);
+      expectNoSecret(JSON.stringify(r.body));
+    }
+
+    const api = c.url('m1');
+    const json = await runCli(['--api', api, '--json', 'task', 'get', id]);
+    expect(json.code).toBe(0);
+    expect((JSON.parse(json.stdout) as TaskRecord).spec.secretEnv).toEqual({ DB_PASSWORD: '<redacted>' });
+    const text = await runCli(['--api', api, 'task', 'get', id]);
+    expect(text.stdout).toMatch(/^secret env: DB_PASSWORD$/m);
+    const list = await runCli(['--api', api, '--json', 'task', 'ls', '--limit', '1000']);
+    expect(list.code).toBe(0);
+    for (const out of [json, text, list]) expectNoSecret(out.stdout + out.stderr);
+  });
+
+  it('task run --secret-env-file and --secret-env deliver the values; the CLI prints none', async () => {
+    const file = join(dir, 'secrets.env');
+    writeFileSync(file, `# for the task\nAPI_TOKEN=${secrets[1]}\n\nDB_PASSWORD=from-file\n`, { mode: 0o600 });
+    const r = await runCli(['--api', c.url('m3'), 'task', 'run', 'db-client', '--secret-env-file', file, '--secret-env', 'DB_PASSWORD=flag-wins', '--wait', '--', 'migrate']);
+    expect(r.code).toBe(0);
+    expectNoSecret(r.stdout + r.stderr);
+    const id = /task (t[0-9a-z]{17}) submitted/.exec(r.stdout)![1]!;
+    expect(runs.find((x) => x.taskId === id)?.env).toEqual({ API_TOKEN: secrets[1], DB_PASSWORD: 'flag-wins' });
+    expect((await task('m1', id)).spec.secretEnv).toEqual({ API_TOKEN: '<redacted>', DB_PASSWORD: '<redacted>' });
+  });
+
+  it('a bad --secret-env is a usage error that does not echo the argument', async () => {
+    const r = await runCli(['--api', c.url('m1'), 'task', 'run', 'x', '--secret-env', secrets[0]!]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--secret-env expects NAME=VALUE/);
+    expectNoSecret(r.stderr);
+  });
+
+  it('after a failover, the new leader places the retry with the values', async () => {
+    const submitted = await c.http<{ id: string }>('m1', 'POST', '/v1/tasks', {
+      image: 'db-client', command: ['fail-first'], restartPolicy: 'on-failure', secretEnv: { RETRY_SECRET: secrets[2] },
+    });
+    expect(submitted.status).toBe(201);
+    const id = submitted.body.id;
+    const first = await waitState(id, ['running']);
+    const leader = await c.leader();
+    await c.stopManager(leader);
+    const done = await waitState(id, ['succeeded'], 20_000);
+    expect(done.attempt).toBe(2);
+    expect(done.term).toBeGreaterThan(first.term);
+    expect(runs.filter((x) => x.taskId === id).map((x) => [x.attempt, x.env])).toEqual([
+      ['1', { RETRY_SECRET: secrets[2] }],
+      ['2', { RETRY_SECRET: secrets[2] }],
+    ]);
+    await c.startManager(leader);
+  });
+
+  it('no log line of any node holds a value', () => {
+    expect(logLines.length).toBeGreaterThan(0);
+    expectNoSecret(logLines.join(''));
+  });
+});
