@@ -31,6 +31,7 @@ import { MembershipServiceImpl } from './membership.js';
 import { httpChunkPoster, type ChunkPoster } from './snapshot-transfer.js';
 import { AuthServiceImpl } from './auth-service.js';
 import { JoinServiceImpl } from './join-service.js';
+import { AuditLog } from './audit.js';
 import { managerAppSecurity } from './app-security.js';
 
 export interface StartManagerOptions {
@@ -168,7 +169,10 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   });
   opened.push('transport', () => transport.close());
   const clientId = `${self.id}.${randomBytes(6).toString('hex')}`;
-  const service = new ManagerServiceImpl({ id: nodeId(self.id), clientId, logger, transport });
+  // Closed after the driver and the API (the stack runs newest first), so their last lines are flushed.
+  const audit = await AuditLog.open({ dir: self.dataDir, clock: systemClock, logger: logger.child({ component: 'audit' }) });
+  opened.push('audit log', () => audit.close());
+  const service = new ManagerServiceImpl({ id: nodeId(self.id), clientId, logger, transport, onApplied: (index, applied) => audit.committed(index, applied) });
   const random = new SeededRandom(randomInt(0x7fffffff));
   const workers = tuning.workers ?? new HttpWorkerApi({ http });
   const common = { store: service.kv.tasks, raft: service, tasks: config.tasks, workers, clock: systemClock, random: random.fork() };
@@ -205,6 +209,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     heartbeatTicks: 1,
     proposalQueueMax: limits.proposalQueueMax,
     validate: validateCommand,
+    onApplied: (entry) => audit.entryApplied(entry),
     onRoleChange: (role, _leader, term) => {
       view.role = role;
       view.term = term;
@@ -248,10 +253,17 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     membership,
     raftPeer: driver,
     auth,
+    audit,
     logger: logger.child({ component: 'api' }),
     bodyLimitBytes: config.api.bodyLimitBytes,
     requestTimeoutMs: config.api.requestTimeoutMs,
-    ...(security === null ? {} : { https: await serverTlsFor(config, security), security: managerAppSecurity(security, auth) }),
+    ...(security === null
+      ? {}
+      : {
+          https: await serverTlsFor(config, security),
+          security: managerAppSecurity(security, auth),
+          rateLimits: { roles: config.api.rateLimits, anonymous: config.api.rateLimitAnonymous },
+        }),
     ...(joinService === undefined ? {} : { join: joinService }),
   });
   opened.push('api', () => app.close());
