@@ -139,6 +139,38 @@ describe('a closed cluster (real processes, TLS and tokens on)', () => {
     expect(after.leaderId).toBe(before.leaderId);
   });
 
+  it('audits: every manager records a committed change with its principal; the refusing manager records a refusal', async () => {
+    const admin = c.adminToken().split('_')[1]!;
+    const put = await c.http(leader, 'PUT', '/v1/kv/audited', { value: 'secret-value' });
+    expect(put.status).toBe(200);
+    const refusedOn = c.managerIds.find((id) => id !== leader)!;
+    expect((await c.http(refusedOn, 'GET', '/v1/kv/audited', undefined, 5000, { token: null })).status).toBe(401);
+    for (const id of c.managerIds) {
+      const line = await eventually(async () => {
+        const page = await c.http(id, 'GET', '/v1/audit?limit=1000');
+        const items = (page.body as { items?: { op?: string; target?: string; principal?: unknown; outcome?: string }[] }).items ?? [];
+        return items.find((l) => l.op === 'put' && l.target === 'audited');
+      }, 5000, `the put in ${id}'s audit log`);
+      expect(line).toMatchObject({ principal: { token: admin, role: 'admin' }, outcome: 'ok' });
+      expect(readFileSync(join(c.dir, id, 'audit.log'), 'utf8')).not.toContain('secret-value');
+    }
+    const refusals = await c.http(refusedOn, 'GET', '/v1/audit?limit=1000');
+    expect((refusals.body as { items: { route?: string; outcome?: string }[] }).items).toContainEqual(expect.objectContaining({ route: 'GET /v1/kv/*', outcome: 'UNAUTHENTICATED' }));
+  });
+
+  it('joins a manager with a join token: it becomes a voter and serves reads', async () => {
+    const token = (await mk(['token', 'create', '--role', 'manager', '--ttl', '10m'])).stdout.trim();
+    const self = await c.addManagerNode('m4', 4);
+    c.start('m4', ['--join', c.url(leader), '--token', token, '--raft-address', self.raftAddress, '--api-address', self.apiAddress, '--data-dir', self.dataDir], { withConfig: false });
+    await eventually(async () => {
+      const members = await c.http(leader, 'GET', '/v1/cluster/members');
+      const m4 = (members.body as { members?: { id: string; voter: boolean }[] }).members?.find((m) => m.id === 'm4');
+      return m4?.voter === true ? true : undefined;
+    }, 60_000, 'm4 to become a voter');
+    const read = await mk(['--api', c.url('m4'), 'kv', 'get', 'greeting']);
+    expect(read.stdout).toBe('hi\n');
+  });
+
   it('runs a task end to end over mutual TLS (leader -> worker, worker -> managers)', async () => {
     const r = await mk(['task', 'run', 'minkube-busybox:latest', '--wait', '--', 'echo', 'closed']);
     expect(r.stdout + r.stderr).toMatch(/succeeded; exit code 0/);
