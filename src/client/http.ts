@@ -2,6 +2,7 @@
 // keep-alive undici Agent per HttpClient, optional TLS (a CA to trust, a client certificate) and a bearer token.
 // Every failure comes back as a MinkubeError: TIMEOUT, or UNREACHABLE naming the URL and the reason.
 import type { IncomingHttpHeaders } from 'node:http';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import { errorFromBody, MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
@@ -13,6 +14,11 @@ export interface TlsMaterial {
   /** Our client certificate and its key (mutual TLS): both or neither. */
   cert?: string;
   key?: string;
+  /**
+   * A check of the server's certificate beyond the CA and the host name (who it names: a worker talks only to a
+   * certificate that says manager). Returns why not, or undefined to accept.
+   */
+  checkServer?: (cert: PeerCertificate) => string | undefined;
 }
 
 export interface HttpClientOptions {
@@ -102,7 +108,7 @@ export class HttpClient {
   }
 
   private agentFor(tls: TlsMaterial | undefined): Agent {
-    const connect = tls === undefined ? undefined : { ca: tls.ca, ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }) };
+    const connect = tls === undefined ? undefined : { ca: tls.ca, ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }), ...serverCheckOf(tls) };
     return new Agent({ connections: this.connectionsPerOriginMax, ...(connect === undefined ? {} : { connect }) });
   }
 
@@ -168,6 +174,20 @@ function assertPaired(tls: TlsMaterial | undefined): void {
   if (tls !== undefined && (tls.cert === undefined) !== (tls.key === undefined)) {
     throw new MinkubeError('CONFIG_INVALID', 'a client certificate needs its key, and a key its certificate');
   }
+}
+
+/** The host name check every TLS client makes, then the caller's own check of who the certificate names. */
+function serverCheckOf(tls: TlsMaterial): { checkServerIdentity?: (host: string, cert: PeerCertificate) => Error | undefined } {
+  const own = tls.checkServer;
+  if (own === undefined) return {};
+  return {
+    checkServerIdentity: (host, cert) => {
+      const hostProblem = checkServerIdentity(host, cert);
+      if (hostProblem !== undefined) return hostProblem;
+      const why = own(cert);
+      return why === undefined ? undefined : new Error(`the server's certificate is refused: ${why}`);
+    },
+  };
 }
 
 export function isOk(status: number): boolean {

@@ -105,8 +105,21 @@ export function nodeSecurityFrom(material: NodeTls): NodeSecurity {
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
     }),
-    clientTls: () => ({ ca: material.caCertPem, cert: material.certPem, key: material.keyPem }),
+    // Servers a node calls are this cluster's nodes: a worker calls managers only, a manager calls both.
+    clientTls: () => ({
+      ca: material.caCertPem,
+      cert: material.certPem,
+      key: material.keyPem,
+      checkServer: (cert) => serverProblem(peerIdentity(cert), material.identity.role),
+    }),
   };
+}
+
+/** Why a server's certificate is not one this node may talk to (undefined: it may). */
+export function serverProblem(server: NodeIdentity | null, callerRole: NodeRole): string | undefined {
+  if (server === null) return 'it names no node of this cluster';
+  if (callerRole === 'worker' && server.role !== 'manager') return `it is a ${server.role}'s, and a worker talks only to managers`;
+  return undefined;
 }
 
 /** Why a Raft peer's certificate may not speak as peerId, or null when it may. */
