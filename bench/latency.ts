@@ -2,9 +2,8 @@
 // to the leader and of GET /health (the HTTP floor), so the cost of replication shows as the difference, and the CPU
 // each manager spent per request (from /proc: user + system time over the run).
 // `npx tsx bench/latency.ts [--ops 1500]`
-import { readFileSync } from 'node:fs';
 import { ProcCluster } from '../test/support/cluster.js';
-import { BenchClient, arg, percentile, printResult, printTable, round } from './support.js';
+import { BenchClient, arg, cpuMsOf, percentile, printResult, printTable, round } from './support.js';
 import type { SummaryRow } from './summary.js';
 
 interface LatencyRow {
@@ -16,16 +15,6 @@ interface LatencyRow {
   /** CPU per request: the leader's, and the busiest follower's (ms). */
   leaderCpuMs: number;
   followerCpuMs: number;
-}
-
-/** The process's user + system CPU time in ms (Linux /proc, in ticks of USER_HZ = 100; NaN elsewhere). */
-function cpuMsOf(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-  } catch {
-    return NaN;
-  }
 }
 
 async function measure(managers: number, ops: number): Promise<LatencyRow[]> {
