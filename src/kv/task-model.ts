@@ -108,3 +108,16 @@ export interface WorkerRecord {
   readonly stats: WorkerStats | null;
   readonly taskCount: number;
 }
+
+/** A worker as stored: the public record without its task count (derived), with times in ms. */
+export interface StoredWorker {
+  readonly id: string;
+  readonly apiAddress: string;
+  readonly state: WorkerState;
+  readonly runtime: string;
+  readonly registeredAtMs: number;
+  readonly lastHeartbeatAtMs: number | null;
+  readonly stats: WorkerStats | null;
+  /** Registrations and heartbeats applied: a leader's verdict names the count it judged by (clock-free). */
+  readonly heartbeats: number;
+}

@@ -1,9 +1,8 @@
 // The task store's part of a state-machine snapshot: records as arrays in a fixed field order (equal stores give
 // equal bytes), and a decoder that checks every field, since a restored store must be exactly a store we wrote.
 import { MinkubeError } from '../lib/errors.js';
-import type { DesiredState, TaskError, TaskRecord, TaskSpec, TaskState, TaskTransition, WorkerState, WorkerStats } from './task-model.js';
+import type { DesiredState, StoredWorker, TaskError, TaskRecord, TaskSpec, TaskState, TaskTransition, WorkerState, WorkerStats } from './task-model.js';
 import type { SlicedPacker } from './sliced-pack.js';
-import type { StoredWorker } from './task-store.js';
 
 export type TaskSnapshot = unknown[];
 

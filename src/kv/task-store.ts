@@ -9,7 +9,9 @@ import type {
   WorkerHeartbeatCommand, WorkerRegisterCommand,
   WorkerStateCommand,
 } from './task-commands.js';
-import { canTransition, finalTaskStates, type TaskRecord, type TaskState, type WorkerRecord, type WorkerState, type WorkerStats } from './task-model.js';
+import { canTransition, finalTaskStates, type StoredWorker, type TaskRecord, type TaskState, type WorkerRecord } from './task-model.js';
+
+export type { StoredWorker } from './task-model.js';
 import { isActiveState, lostOutcome, reportOutcome, type ReportOutcome } from './task-rules.js';
 import { normaliseSpec, specFingerprint } from './task-spec.js';
 import { decodeTaskSnapshot, encodeTaskSnapshot, type IdempotencyRecord, type TaskSnapshot, type TaskSnapshotContent } from './task-snapshot.js';
@@ -20,19 +22,6 @@ export type TaskApplyErrorCode = 'TASK_NOT_FOUND' | 'WORKER_NOT_FOUND' | 'TASK_A
 export type TaskApplyResult =
   | { readonly ok: true; readonly id: string; readonly changed: number }
   | { readonly ok: false; readonly code: TaskApplyErrorCode; readonly message: string };
-
-/** A worker as stored: the public record without its task count (derived), with times in ms. */
-export interface StoredWorker {
-  readonly id: string;
-  readonly apiAddress: string;
-  readonly state: WorkerState;
-  readonly runtime: string;
-  readonly registeredAtMs: number;
-  readonly lastHeartbeatAtMs: number | null;
-  readonly stats: WorkerStats | null;
-  /** Registrations and heartbeats applied: a leader's verdict names the count it judged by (clock-free). */
-  readonly heartbeats: number;
-}
 
 /** Told of every change as it is applied (the leader's loops listen); must not throw or change the store. */
 export interface TaskStoreListener {
