@@ -42,7 +42,8 @@ it('starts every manager, prints prefixed readable logs and the leader, and stop
   const credentials = join(dir, 'home', 'config.json');
   const env: NodeJS.ProcessEnv = { ...process.env, MINKUBE_CONFIG: credentials };
   delete env.MINKUBE_API;
-  const up = spawn(process.execPath, [join(repoRoot, 'bin', 'minkube.js'), 'up', '--config', configPath], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // A process group of its own, so that a failed test can kill up and every node it started at once.
+  const up = spawn(process.execPath, [join(repoRoot, 'bin', 'minkube.js'), 'up', '--config', configPath], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let stdout = '';
   let stderr = '';
   up.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -71,7 +72,11 @@ it('starts every manager, prints prefixed readable logs and the leader, and stop
     up.kill('SIGTERM');
     expect(await exited).toBe(0);
   } finally {
-    up.kill('SIGKILL');
+    try {
+      process.kill(-up.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
   }
   expect(stdout).toMatch(/stopping 3 processes\.\.\.\n(.*\n)*stopped\n$/);
   for (const m of managers) expect(await refused(Number(m.apiAddress.split(':')[1]))).toBe(true);
