@@ -71,7 +71,7 @@ async function prepareAccess(config: ClusterConfig): Promise<Access> {
     ...config.managers.map((m) => ({ id: m.id, role: 'manager' as const, dataDir: m.dataDir, addresses: [m.raftAddress, m.apiAddress] })),
     ...config.workers.map((w) => ({ id: w.id, role: 'worker' as const, dataDir: w.dataDir ?? resolve('data', w.id), addresses: [w.apiAddress] })),
   ];
-  const { clusterId, caCertPem } = await ensureLocalPki({ clusterDir: config.clusterDir, nodes });
+  const { clusterId, caCertPem } = await ensureLocalPki({ clusterDir: config.clusterDir, nodes, certLifetimeS: config.tls.certLifetimeS });
   const token = await ensureAdminToken(config.clusterDir);
   const path = credentialsPath();
   await writeCredentials({ clusterId, apis: config.managers.map((m) => `https://${m.apiAddress}`), ca: caCertPem, token }, path);

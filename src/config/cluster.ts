@@ -61,6 +61,15 @@ const ApiSchema = Type.Object(
   { additionalProperties: false },
 );
 
+const TlsSchema = Type.Object(
+  {
+    /** How long a node certificate is valid from its issue (Swarm's --cert-expiry); it renews at two thirds of it. */
+    // At least a minute (renewal checks run every tenth of it); at most the CA's own ten years.
+    certLifetimeS: Type.Optional(Type.Integer({ minimum: 60, maximum: limits.caLifetimeDaysDefault * 86_400 })),
+  },
+  { additionalProperties: false },
+);
+
 const Ms = (maximum: number) => Type.Optional(Type.Integer({ minimum: 1, maximum }));
 const TasksSchema = Type.Object(
   {
@@ -90,6 +99,7 @@ export const ClusterConfigSchema = Type.Object(
     raft: Type.Optional(RaftSchema),
     api: Type.Optional(ApiSchema),
     tasks: Type.Optional(TasksSchema),
+    tls: Type.Optional(TlsSchema),
   },
   { additionalProperties: false },
 );
@@ -126,6 +136,8 @@ export interface ClusterConfig {
     readonly rateLimitAnonymous: RateLimitConfig;
   };
   readonly tasks: TasksConfig;
+  /** Every issuer uses it: local provisioning, joins and renewals (a worker's lifetime is its signing manager's). */
+  readonly tls: { readonly certLifetimeS: number };
 }
 
 export type TasksConfig = { readonly [K in keyof typeof clusterConfigDefaults.tasks]: number };
@@ -156,6 +168,7 @@ export const clusterConfigDefaults = {
     assignTimeoutMs: 10_000,
     stopTimeoutMs: 10_000,
   },
+  tls: { certLifetimeS: limits.nodeCertLifetimeDaysDefault * 86_400 },
 } as const;
 
 /** Reads, parses and validates a config file; relative data directories are resolved against its directory. */
@@ -208,6 +221,7 @@ function withDefaults(file: ClusterConfigFile, baseDir: string): ClusterConfig {
     raft: { ...clusterConfigDefaults.raft, ...file.raft },
     api,
     tasks: { ...clusterConfigDefaults.tasks, ...file.tasks },
+    tls: { ...clusterConfigDefaults.tls, ...file.tls },
   };
 }
 

@@ -10,7 +10,7 @@ import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import {
-  certificateExpiry, createCsr, generateNodeKey, identityFromCertificate, isIssuedBy, issueNodeCertificate, needsRenewal,
+  certificateExpiry, certificateLifetimeMs, createCsr, generateNodeKey, identityFromCertificate, isIssuedBy, issueNodeCertificate, needsRenewal,
 } from '../security/ca.js';
 import { sansForAddresses, writeNodeTls, type NodeTls } from '../security/pki-files.js';
 import type { TcpTransport, TransportTls } from '../transport/tcp.js';
@@ -21,7 +21,7 @@ export interface RenewalOptions {
   /** The current material: the loop renews what this answers, so onRenewed should make it answer the new one. */
   material: () => NodeTls;
   clock: Clock;
-  /** Default limits.certRenewCheckIntervalMs. */
+  /** Default limits.certRenewCheckIntervalMs; never more than a tenth of the current certificate's lifetime. */
   checkIntervalMs?: number;
   /** Signs a CSR for this node's identity: a manager signs locally with its CA key, a worker asks a manager. */
   sign(csrPem: string): Promise<string>;
@@ -39,7 +39,7 @@ export interface CertRenewal {
 
 /** Checks now and every checkIntervalMs; a failed renewal is retried sooner, with a backoff bounded by the interval. */
 export function startCertRenewal(o: RenewalOptions): CertRenewal {
-  const checkIntervalMs = o.checkIntervalMs ?? limits.certRenewCheckIntervalMs;
+  const checkIntervalMsMax = o.checkIntervalMs ?? limits.certRenewCheckIntervalMs;
   let timer: { cancel(): void } | null = null;
   let stopped = false;
   let failures = 0;
@@ -50,6 +50,8 @@ export function startCertRenewal(o: RenewalOptions): CertRenewal {
     if (stopped) return false;
     timer?.cancel();
     let renewed = false;
+    // Measured on the certificate each time: a renewal may bring another lifetime.
+    const checkIntervalMs = checkIntervalFor(o.material().certPem, checkIntervalMsMax);
     let nextCheckMs = checkIntervalMs;
     try {
       renewed = await renewIfDue(o, force, () => stopped);
@@ -77,6 +79,20 @@ export function startCertRenewal(o: RenewalOptions): CertRenewal {
     },
     renewNow: () => run(true),
   };
+}
+
+/**
+ * How long to wait between checks: at most a tenth of the certificate's lifetime, so that a short-lived one (a minute,
+ * say) is still looked at several times between its renewal point (two thirds) and its expiry. Never under a second.
+ */
+export function checkIntervalFor(certPem: string, checkIntervalMsMax: number): number {
+  let lifetimeMs: number;
+  try {
+    lifetimeMs = certificateLifetimeMs(certPem);
+  } catch {
+    return checkIntervalMsMax; // unreadable: renewIfDue says why
+  }
+  return Math.min(checkIntervalMsMax, Math.max(Math.floor(lifetimeMs / 10), 1000));
 }
 
 /** limits.certRenewRetryMsMin doubling per failure in a row, up to limits.certRenewRetryMsMax and never past the next check. */

@@ -64,7 +64,7 @@ export async function loadNodeSecurity(config: ClusterConfig, node: SecuredNode,
   let material = await readNodeTls(node.dataDir);
   if (listed) {
     // ensureLocalPki keeps a certificate of this CA and replaces one of another, so it runs every time.
-    await ensureLocalPki({ clusterDir: config.clusterDir, nodes: [node] });
+    await ensureLocalPki({ clusterDir: config.clusterDir, nodes: [node], certLifetimeS: config.tls.certLifetimeS });
     material = await readNodeTls(node.dataDir);
   }
   if (material === null) {

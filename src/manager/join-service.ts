@@ -18,6 +18,8 @@ export interface JoinServiceOptions {
   managers(): readonly { id: string; raftAddress: string; apiAddress: string }[];
   /** Whether a worker with this id is known and not down: another node may not take its name. */
   workerActive(id: string): boolean;
+  /** What joined and renewed certificates get (config tls.certLifetimeS); default limits.nodeCertLifetimeDaysDefault. */
+  certLifetimeS?: number;
 }
 
 export class JoinServiceImpl implements JoinService {
@@ -77,6 +79,8 @@ export class JoinServiceImpl implements JoinService {
       caKeyPem: this.caKeyPem,
       csrPem,
       sans: sansForAddresses([...addresses]),
+      now: new Date(this.o.clock.nowMs()),
+      ...(this.o.certLifetimeS === undefined ? {} : { lifetimeDays: this.o.certLifetimeS / 86_400 }),
     });
   }
 }

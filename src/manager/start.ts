@@ -234,6 +234,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
       : new JoinServiceImpl({
           material: security.material,
           clock: systemClock,
+          certLifetimeS: config.tls.certLifetimeS,
           joinToken: (hash, nowMs) => service.kv.auth.joinToken(hash, nowMs),
           managers: () => {
             const st = driver.status();
@@ -278,7 +279,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
       clock: systemClock,
       logger: logger.child({ component: 'certs' }),
       material: () => material,
-      sign: localSigner(security.material, [self.raftAddress, self.apiAddress]),
+      sign: localSigner(security.material, [self.raftAddress, self.apiAddress], { lifetimeDays: config.tls.certLifetimeS / 86_400, clock: systemClock }),
       onRenewed: (m) => {
         material = m;
         const server = config.api.tlsCertFile === undefined ? { server: app.server as unknown as HttpsServer } : {};

@@ -207,10 +207,27 @@ export function certificateExpiry(certPem: string): Date {
   return new x509.X509Certificate(certPem).notAfter;
 }
 
-/** True once `fraction` of the certificate's lifetime has passed (or it has expired). */
+/**
+ * When a certificate was issued. Ours start limits.certBackdateMs early (see validity), and that slack is no part of
+ * the lifetime: counted in, a 60 s certificate would be due for renewal from its first second, forever. A certificate
+ * too short to have been backdated is taken as it is.
+ */
+function issuedAtMs(cert: x509.X509Certificate): number {
+  const notBeforeMs = cert.notBefore.getTime();
+  const issuedMs = notBeforeMs + limits.certBackdateMs;
+  return issuedMs < cert.notAfter.getTime() ? issuedMs : notBeforeMs;
+}
+
+/** How long a certificate is valid from its issue (the backdating left out). */
+export function certificateLifetimeMs(certPem: string): number {
+  const cert = new x509.X509Certificate(certPem);
+  return cert.notAfter.getTime() - issuedAtMs(cert);
+}
+
+/** True once `fraction` of the certificate's lifetime, counted from its issue, has passed (or it has expired). */
 export function needsRenewal(certPem: string, now: Date, fraction = 2 / 3): boolean {
   const cert = new x509.X509Certificate(certPem);
-  const start = cert.notBefore.getTime();
+  const start = issuedAtMs(cert);
   return now.getTime() >= start + (cert.notAfter.getTime() - start) * fraction;
 }
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import {
-  caDigest, createClusterCa, identityFromCertificate, isIssuedBy, issueNodeKeyAndCert, needsRenewal, subjectAltNames,
+  caDigest, certificateLifetimeMs, createClusterCa, identityFromCertificate, isIssuedBy, issueNodeKeyAndCert, needsRenewal, subjectAltNames,
   type NodeIdentity, type NodeRole, type SubjectAltNames,
 } from './ca.js';
 
@@ -139,12 +139,14 @@ interface ClusterCa {
 /**
  * Makes sure the cluster directory holds one CA and every listed node holds a current certificate from it. Safe to
  * call from several processes at once: they take turns under a lock file, and the first one creates the CA.
+ * certLifetimeS (default limits.nodeCertLifetimeDaysDefault) is what new certificates get; a kept one is no longer.
  */
-export async function ensureLocalPki(opts: { clusterDir: string; nodes: LocalNode[] }): Promise<{ clusterId: string; caCertPem: string; created: boolean }> {
+export async function ensureLocalPki(opts: { clusterDir: string; nodes: LocalNode[]; certLifetimeS?: number }): Promise<{ clusterId: string; caCertPem: string; created: boolean }> {
   await mkdir(opts.clusterDir, { recursive: true, mode: 0o700 });
+  const lifetimeS = opts.certLifetimeS ?? limits.nodeCertLifetimeDaysDefault * 86_400;
   return withLock(join(opts.clusterDir, files.lock), async () => {
     const { ca, created } = await loadOrCreateCa(opts.clusterDir);
-    for (const node of opts.nodes) await ensureNodeCert(node, ca);
+    for (const node of opts.nodes) await ensureNodeCert(node, ca, lifetimeS);
     return { clusterId: ca.clusterId, caCertPem: ca.certPem, created };
   });
 }
@@ -169,25 +171,30 @@ async function loadOrCreateCa(clusterDir: string): Promise<{ ca: ClusterCa; crea
   return { ca: { clusterId, ...fresh }, created: true };
 }
 
-async function ensureNodeCert(node: LocalNode, ca: ClusterCa): Promise<void> {
+async function ensureNodeCert(node: LocalNode, ca: ClusterCa, lifetimeS: number): Promise<void> {
   const sans = sansForAddresses(node.addresses);
   const existing = await loadNodeTls(node.dataDir);
-  if (typeof existing !== 'string' && existing !== null && (await isCurrent(existing, node, ca, sans))) return;
+  if (typeof existing !== 'string' && existing !== null && (await isCurrent(existing, node, ca, sans, lifetimeS))) return;
   const { keyPem, certPem } = await issueNodeKeyAndCert({
-    caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: node.id, role: node.role, clusterId: ca.clusterId, sans,
+    caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: node.id, role: node.role, clusterId: ca.clusterId, sans, lifetimeDays: lifetimeS / 86_400,
   });
   const tls: NodeTls = { caCertPem: ca.certPem, certPem, keyPem, identity: { id: node.id, role: node.role, clusterId: ca.clusterId } };
   if (node.role === 'manager') tls.caKeyPem = ca.keyPem;
   await writeNodeTls(node.dataDir, tls);
 }
 
-/** A node's certificate is kept when it is this CA's, names this node, is not due for renewal and covers its SANs. */
-async function isCurrent(tls: NodeTls, node: LocalNode, ca: ClusterCa, sans: SubjectAltNames): Promise<boolean> {
+/**
+ * A node's certificate is kept when it is this CA's, names this node, is not due for renewal, is not longer-lived than
+ * the configured lifetime (a shortened one applies at the next start) and covers its SANs.
+ */
+async function isCurrent(tls: NodeTls, node: LocalNode, ca: ClusterCa, sans: SubjectAltNames, lifetimeS: number): Promise<boolean> {
   const now = new Date();
   const { identity } = tls;
   if (identity.id !== node.id || identity.role !== node.role || identity.clusterId !== ca.clusterId) return false;
   if (caDigest(tls.caCertPem) !== caDigest(ca.certPem) || !(await isIssuedBy(tls.certPem, ca.certPem, now))) return false;
   if (needsRenewal(tls.certPem, now)) return false;
+  // Certificates carry whole seconds: a second either way is rounding, not another lifetime.
+  if (certificateLifetimeMs(tls.certPem) > lifetimeS * 1000 + 2000) return false;
   if ((node.role === 'manager') !== (tls.caKeyPem?.trim() === ca.keyPem.trim())) return false;
   const has = subjectAltNames(tls.certPem);
   return sans.ips.every((ip) => has.ips.includes(ip)) && sans.dns.every((d) => has.dns.includes(d));

@@ -160,6 +160,16 @@ describe('parseClusterConfig', () => {
     expect(problems.join('\n')).toMatch(/raft\.snapshotThresholdBytes/);
   });
 
+  it('takes tls.certLifetimeS (default 90 days), a whole number of seconds from a minute to ten years', () => {
+    expect(parseClusterConfig(valid(), '/').tls).toEqual({ certLifetimeS: 90 * 86_400 });
+    expect(parseClusterConfig({ ...valid(), tls: { certLifetimeS: 60 } }, '/').tls.certLifetimeS).toBe(60);
+    expect(parseClusterConfig({ ...valid(), tls: { certLifetimeS: 3650 * 86_400 } }, '/').tls.certLifetimeS).toBe(3650 * 86_400);
+    expect(problemsOf({ ...valid(), tls: { certLifetimeS: 59 } })).toEqual([expect.stringMatching(/^tls\.certLifetimeS: expected integer to be greater or equal to 60/)]);
+    expect(problemsOf({ ...valid(), tls: { certLifetimeS: 3650 * 86_400 + 1 } })).toEqual([expect.stringMatching(/^tls\.certLifetimeS: expected integer to be less or equal to 315360000/)]);
+    expect(problemsOf({ ...valid(), tls: { certLifetimeS: 90.5 } })).toEqual(['tls.certLifetimeS: expected integer']);
+    expect(problemsOf({ ...valid(), tls: { certExpiry: '90d' } })).toEqual(['tls.certExpiry: unknown key']);
+  });
+
   it('requires at least one manager', () => {
     expect(problemsOf({ managers: [] })).toEqual(['managers: expected array length to be greater or equal to 1']);
   });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HttpClient } from '../../src/client/http.js';
-import { applyRenewedTls, localSigner, remoteSigner, renewedProblem, retryDelayMs, startCertRenewal, type CertRenewal } from '../../src/daemon/renewal.js';
+import { applyRenewedTls, checkIntervalFor, localSigner, remoteSigner, renewedProblem, retryDelayMs, startCertRenewal, type CertRenewal } from '../../src/daemon/renewal.js';
 import type { Clock } from '../../src/lib/clock.js';
 import { nodeId } from '../../src/lib/ids.js';
 import { limits } from '../../src/lib/limits.js';
@@ -111,8 +111,8 @@ describe('startCertRenewal', () => {
     const node = await nodeAt('m1', 'manager', new Date(start), 3);
     const clock = new ManualClock(start + dayMs);
     const { state } = loopFor(node, clock, localSigner(node.material, ['127.0.0.1:7000'], { clock, lifetimeDays: 3 }));
-    // Due two minutes before start + 2 days (two thirds of three days and the backdated five minutes); checks run
-    // hourly from start + 1 day, so the one at start + 2 days renews.
+    // Due at start + 2 days (two thirds of three days, counted from the issue: the backdated five minutes are not
+    // lifetime); checks run hourly from start + 1 day, so the one at start + 2 days renews.
     for (let i = 0; i < 48 && state.renewals.length === 0; i++) {
       expect(state.signed).toBe(0);
       await clock.fireNext();
@@ -195,6 +195,37 @@ describe('startCertRenewal', () => {
     expect(clock.nextDelayMs()).toBeNull();
     expect(await loop.renewNow()).toBe(false);
     expect(state.signed).toBe(1);
+  }, 30_000);
+
+  it('renews a 60 s certificate in time, again and again: checks every 6 s (a tenth of it), renews at the first one past 40 s', async () => {
+    const node = await nodeAt('m3', 'manager', new Date(start), 60 / 86_400);
+    const clock = new ManualClock(start);
+    const { state } = loopFor(node, clock, localSigner(node.material, ['127.0.0.1:7000'], { clock, lifetimeDays: 60 / 86_400 }));
+    const renewedAtS: number[] = [];
+    while (renewedAtS.length < 3) {
+      await waitFor('the check to finish', () => clock.nextDelayMs() !== null);
+      // checkIntervalMs is an hour, but that would be far too late for this certificate.
+      expect(clock.nextDelayMs()).toBe(6_000);
+      const before = state.renewals.length;
+      // It never runs on an expired certificate.
+      expect(await isIssuedBy(state.current.certPem, ca.certPem, new Date(clock.nowMs()))).toBe(true);
+      await clock.fireNext();
+      await waitFor('the check to finish', () => clock.nextDelayMs() !== null);
+      if (state.renewals.length > before) renewedAtS.push((clock.nowMs() - start) / 1000);
+    }
+    // Issued at 0 s: due at 40, checked at 36 and 42; the new one, issued at 42, is due at 82 and checked at 84; ...
+    expect(renewedAtS).toEqual([42, 84, 126]);
+    expect(Date.parse(new X509Certificate(state.current.certPem).validTo) - start).toBe(186_000);
+  }, 30_000);
+
+  it('checks at most every tenth of the certificate lifetime, at least every second', async () => {
+    const at = new Date(start);
+    const certFor = async (lifetimeDays: number): Promise<string> => (await nodeAt('w5', 'worker', at, lifetimeDays)).material.certPem;
+    expect(checkIntervalFor(await certFor(90), hourMs)).toBe(hourMs);
+    expect(checkIntervalFor(await certFor(60 / 86_400), hourMs)).toBe(6_000);
+    expect(checkIntervalFor(await certFor(3600 / 86_400), hourMs)).toBe(360_000);
+    expect(checkIntervalFor(await certFor(5 / 86_400), hourMs)).toBe(1_000);
+    expect(checkIntervalFor('not a certificate', hourMs)).toBe(hourMs);
   }, 30_000);
 
   it('backs off from 5 s doubling, bounded by a minute and by the check interval', () => {

@@ -1,5 +1,5 @@
 // The cluster CA and node certificates, checked the way the cluster uses them: through real node:tls connections.
-import { X509Certificate } from 'node:crypto';
+import { webcrypto, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
@@ -9,6 +9,7 @@ import * as x509 from '@peculiar/x509';
 import {
   caDigest,
   certificateExpiry,
+  certificateLifetimeMs,
   createClusterCa,
   createCsr,
   generateNodeKey,
@@ -171,5 +172,36 @@ describe('expiry and renewal', () => {
     expect(needsRenewal(certPem, new Date(t0.getTime() + 61 * day))).toBe(true);
     expect(needsRenewal(certPem, new Date(t0.getTime() + 10 * day), 0.1)).toBe(true);
     expect(await isIssuedBy(certPem, ca.certPem, new Date(t0.getTime() + 91 * day))).toBe(false);
+  });
+
+  it('counts a short lifetime from the issue, not from the backdated start: a 60 s certificate is due at 40 s, not at once', async () => {
+    const t0 = new Date('2030-01-01T00:00:00Z');
+    const ca = await createClusterCa({ clusterId: 'c1', now: t0 });
+    const { certPem } = await issueNodeKeyAndCert({
+      caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: 'm1', role: 'manager', clusterId: 'c1', sans, now: t0, lifetimeDays: 60 / 86_400,
+    });
+    const at = (s: number): Date => new Date(t0.getTime() + s * 1000);
+    // Valid from 5 minutes before its issue (a peer's clock may be behind), but that is no part of its lifetime.
+    expect(new X509Certificate(certPem).validFrom).toBe('Dec 31 23:55:00 2029 GMT');
+    expect(certificateLifetimeMs(certPem)).toBe(60_000);
+    expect(needsRenewal(certPem, t0)).toBe(false);
+    expect(needsRenewal(certPem, at(39))).toBe(false);
+    expect(needsRenewal(certPem, at(40))).toBe(true);
+    expect(await isIssuedBy(certPem, ca.certPem, at(59))).toBe(true);
+    expect(await isIssuedBy(certPem, ca.certPem, at(61))).toBe(false);
+  });
+
+  it('takes a certificate too short to have been backdated from its notBefore', async () => {
+    // Not one of ours: 2 minutes from notBefore, less than the backdating, so it starts where it says.
+    const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+    const t0 = new Date('2030-01-01T00:00:00Z');
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: '01', name: 'CN=other', notBefore: t0, notAfter: new Date(t0.getTime() + 120_000), keys,
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+    });
+    const certPem = cert.toString('pem');
+    expect(certificateLifetimeMs(certPem)).toBe(120_000);
+    expect(needsRenewal(certPem, new Date(t0.getTime() + 79_000))).toBe(false);
+    expect(needsRenewal(certPem, new Date(t0.getTime() + 80_000))).toBe(true);
   });
 });
