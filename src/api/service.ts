@@ -3,6 +3,7 @@
 import type { EntryPrincipal } from '../kv/commands.js';
 import type { TaskRecord, TaskSpec, TaskState, WorkerRecord } from '../kv/task-model.js';
 import type { Role } from '../raft/types.js';
+import type { Policy } from '../security/policy.js';
 import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from './worker-contract.js';
 
 export interface RequestContext {
@@ -155,6 +156,8 @@ export interface ApiTokenView {
   readonly role: string;
   /** Present when the token is limited to keys under this prefix. */
   readonly keyPrefix?: string;
+  /** Present for a custom policy (role is then its name): the rules are not secret. */
+  readonly policy?: Policy;
   readonly createdAt: string;
   /** null: never expires. */
   readonly expiresAt: string | null;
@@ -174,9 +177,11 @@ export interface CreatedJoinToken {
 export interface TokenRequest {
   /** Unique among the tokens; absent: `<role>-<accessor>`. */
   readonly name?: string;
-  /** A policy role name (src/security/policy.ts). */
+  /** A built-in role name (src/security/policy.ts); with a policy, the policy's name. */
   readonly role: string;
   readonly keyPrefix?: string;
+  /** A custom policy instead of a built-in role (then role === policy.name, and no keyPrefix). */
+  readonly policy?: Policy;
   /** Seconds to live; absent: never expires. */
   readonly ttlS?: number;
 }
@@ -190,6 +195,8 @@ export interface TokenLookup {
   readonly role: string;
   /** Present when the token is limited to keys under this prefix. */
   readonly keyPrefix?: string;
+  /** Present for a custom policy, which then decides instead of the role. */
+  readonly policy?: Policy;
   readonly expiresAtMs: number | null;
 }
 

@@ -3,8 +3,10 @@
 // on a manager as soon as it has applied it. Deterministic: every time comes from the command; maps keep apply order.
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
-import type {
-  AuthBootstrapCommand, AuthCommand, AuthJoinTokenCreateCommand, AuthTokenCreateCommand, JoinRole,
+import type { Policy } from '../security/policy.js';
+import {
+  decodeTokenPolicy, wirePolicy, type AuthBootstrapCommand, type AuthCommand, type AuthJoinTokenCreateCommand, type AuthTokenCreateCommand,
+  type JoinRole,
 } from './auth-commands.js';
 
 export type AuthApplyErrorCode = 'TOKEN_NOT_FOUND' | 'TOKEN_EXISTS' | 'TOKEN_LIMIT_REACHED';
@@ -21,6 +23,8 @@ export interface ApiTokenRecord {
   readonly name: string;
   readonly role: string;
   readonly keyPrefix: string | null;
+  /** A custom policy, which decides instead of the role (then the policy's name). */
+  readonly policy?: Policy;
   readonly createdAtMs: number;
   /** null: never expires. */
   readonly expiresAtMs: number | null;
@@ -140,7 +144,7 @@ export class AuthStore {
     }
     this.insert({
       accessor: cmd.accessor, secretHash: cmd.secretHash, name: cmd.name, role: cmd.role, keyPrefix: cmd.keyPrefix ?? null,
-      createdAtMs: cmd.atMs, expiresAtMs: cmd.expiresAtMs,
+      ...(cmd.policy === undefined ? {} : { policy: wirePolicy(cmd.policy) }), createdAtMs: cmd.atMs, expiresAtMs: cmd.expiresAtMs,
     });
     return { ok: true, id: cmd.accessor };
   }
@@ -204,10 +208,17 @@ export class AuthStore {
 
 export const emptyAuthSnapshot: AuthSnapshotContent = { tokens: [], joinTokens: [], sessionKey: null };
 
-/** Rows in a fixed field order, so equal stores give equal bytes. */
+/**
+ * Rows in a fixed field order, so equal stores give equal bytes. A token with a policy has an eighth field; one
+ * without keeps the seven of older snapshots, so a manager that knows no policies still reads a cluster that has none.
+ */
 export function encodeAuthSnapshot(c: AuthSnapshotContent): unknown[] {
   return [
-    c.tokens.map((t) => [t.accessor, t.secretHash, t.name, t.role, t.keyPrefix, t.createdAtMs, t.expiresAtMs]),
+    c.tokens.map((t) => {
+      const row: unknown[] = [t.accessor, t.secretHash, t.name, t.role, t.keyPrefix, t.createdAtMs, t.expiresAtMs];
+      if (t.policy !== undefined) row.push(wirePolicy(t.policy));
+      return row;
+    }),
     c.joinTokens.map((j) => [j.secretHash, j.role, j.createdAtMs, j.expiresAtMs]),
     c.sessionKey,
   ];
@@ -227,13 +238,19 @@ export function decodeAuthSnapshot(raw: unknown): AuthSnapshotContent {
 }
 
 function decodeToken(row: unknown, i: number): ApiTokenRecord {
-  if (!Array.isArray(row) || row.length !== 7) throw corrupt(`bad token ${i}`);
+  if (!Array.isArray(row) || (row.length !== 7 && row.length !== 8)) throw corrupt(`bad token ${i}`);
   const [accessor, secretHash, name, role, keyPrefix, createdAtMs, expiresAtMs] = row as unknown[];
   const ok =
     isString(accessor) && isString(secretHash) && isString(name) && isString(role) && (keyPrefix === null || isString(keyPrefix)) &&
     isMs(createdAtMs) && (expiresAtMs === null || isMs(expiresAtMs));
   if (!ok) throw corrupt(`bad token ${i}`);
-  return { accessor, secretHash, name, role, keyPrefix, createdAtMs, expiresAtMs };
+  const t = { accessor, secretHash, name, role, keyPrefix, createdAtMs, expiresAtMs };
+  if (row.length === 7) return t;
+  const decoded = decodeTokenPolicy(row[7]);
+  if (!decoded.ok) throw corrupt(`bad token ${i}: ${decoded.problem}`);
+  if (decoded.policy.name !== role) throw corrupt(`bad token ${i}: its role is not its policy's name`);
+  if (keyPrefix !== null) throw corrupt(`bad token ${i}: a key prefix beside a policy`);
+  return { ...t, policy: decoded.policy };
 }
 
 function decodeJoinToken(row: unknown, i: number): JoinTokenRecord {

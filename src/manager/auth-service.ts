@@ -6,13 +6,13 @@ import type { Logger } from 'pino';
 import type {
   ApiTokenView, AuthService, CreatedApiToken, CreatedJoinToken, Page, RequestContext, TokenLookup, TokenRequest,
 } from '../api/service.js';
-import type { AuthCommand, JoinRole } from '../kv/auth-commands.js';
+import { policyProblem, wirePolicy, type AuthCommand, type JoinRole } from '../kv/auth-commands.js';
 import type { ApiTokenRecord, AuthStore } from '../kv/auth-store.js';
 import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import type { Role } from '../raft/types.js';
-import { isRoleName } from '../security/policy.js';
+import { isPolicyName, isRoleName, type Policy } from '../security/policy.js';
 import { newApiToken, newJoinToken } from '../security/tokens.js';
 import type { Proposer } from './task-service.js';
 
@@ -47,7 +47,8 @@ export class AuthServiceImpl implements AuthService {
   constructor(private readonly o: AuthServiceOptions) {}
 
   async createToken(req: TokenRequest, ctx: RequestContext): Promise<CreatedApiToken> {
-    if (!isRoleName(req.role)) throw new MinkubeError('INVALID_BODY', `body.role: "${req.role}" is not a role`);
+    const policy = req.policy === undefined ? undefined : checkPolicy(req);
+    if (policy === undefined && !isRoleName(req.role)) throw new MinkubeError('INVALID_BODY', `body.role: "${req.role}" is not a role`);
     if (req.ttlS !== undefined) checkTtl(req.ttlS);
     const now = this.o.clock.nowMs();
     const { token, accessor, secretHash } = newApiToken();
@@ -56,10 +57,12 @@ export class AuthServiceImpl implements AuthService {
     const name = req.name ?? `${req.role}-${accessor}`;
     const cmd: AuthCommand = {
       op: 'auth.tokenCreate', accessor, secretHash, name, role: req.role,
-      ...(req.keyPrefix === undefined ? {} : { keyPrefix: req.keyPrefix }), expiresAtMs, atMs: now,
+      ...(req.keyPrefix === undefined ? {} : { keyPrefix: req.keyPrefix }), ...(policy === undefined ? {} : { policy }), expiresAtMs, atMs: now,
     };
     await this.proposeOk(cmd, ctx);
-    const view = tokenView({ accessor, secretHash, name, role: req.role, keyPrefix: req.keyPrefix ?? null, createdAtMs: now, expiresAtMs });
+    const view = tokenView({
+      accessor, secretHash, name, role: req.role, keyPrefix: req.keyPrefix ?? null, ...(policy === undefined ? {} : { policy }), createdAtMs: now, expiresAtMs,
+    });
     return { token, ...view };
   }
 
@@ -91,7 +94,10 @@ export class AuthServiceImpl implements AuthService {
     const t = this.o.store.tokenByAccessor(accessor, this.o.clock.nowMs());
     if (t === undefined) return undefined;
     const { name, role, secretHash, expiresAtMs } = t;
-    return t.keyPrefix === null ? { accessor, name, role, secretHash, expiresAtMs } : { accessor, name, role, secretHash, expiresAtMs, keyPrefix: t.keyPrefix };
+    return {
+      accessor, name, role, secretHash, expiresAtMs,
+      ...(t.keyPrefix === null ? {} : { keyPrefix: t.keyPrefix }), ...(t.policy === undefined ? {} : { policy: t.policy }),
+    };
   }
 
   sessionKey(): Uint8Array | null {
@@ -138,13 +144,30 @@ export class AuthServiceImpl implements AuthService {
 function tokenView(t: ApiTokenRecord): ApiTokenView {
   return {
     accessor: t.accessor, name: t.name, role: t.role, ...(t.keyPrefix === null ? {} : { keyPrefix: t.keyPrefix }),
-    createdAt: new Date(t.createdAtMs).toISOString(), expiresAt: t.expiresAtMs === null ? null : new Date(t.expiresAtMs).toISOString(),
+    ...(t.policy === undefined ? {} : { policy: t.policy }), createdAt: new Date(t.createdAtMs).toISOString(), expiresAt: t.expiresAtMs === null ? null : new Date(t.expiresAtMs).toISOString(),
   };
 }
 
 /** Only the three fields go on the wire, whatever else the caller's record carries. */
 function pickBootstrap(b: BootstrapRecord): Required<BootstrapRecord> {
   return { accessor: b.accessor, secretHash: b.secretHash, sessionKey: b.sessionKey ?? randomBytes(32).toString('base64') };
+}
+
+/**
+ * A custom policy: named per isPolicyName but never like a built-in role or a join token's role (its name is the
+ * token's role), the token's role is its name, no key prefix beside it, and within the bounds. The checked copy.
+ */
+function checkPolicy(req: TokenRequest): Policy {
+  const p = req.policy!;
+  if (!isPolicyName(p.name)) throw new MinkubeError('INVALID_BODY', `body.policy.name: expected lower-case letters, digits and '-', starting with a letter (at most 63), got ${JSON.stringify(p.name)}`);
+  if (isRoleName(p.name) || p.name === 'manager' || p.name === 'worker') {
+    throw new MinkubeError('INVALID_BODY', `body.policy.name: "${p.name}" is a built-in role; name the policy something else`);
+  }
+  if (req.role !== p.name) throw new MinkubeError('INVALID_BODY', `body.role: a token with a policy has the policy's name as its role`);
+  if (req.keyPrefix !== undefined) throw new MinkubeError('INVALID_BODY', 'body.keyPrefix: not taken with a policy; its kv rules name the keys');
+  const problem = policyProblem(p, 'body.policy');
+  if (problem !== null) throw new MinkubeError('INVALID_BODY', problem);
+  return wirePolicy(p);
 }
 
 function checkTtl(ttlS: number): void {

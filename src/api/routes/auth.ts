@@ -4,13 +4,17 @@
 //   POST   /v1/auth/tokens            { name?, role, keyPrefix?, ttlS? } -> 201 { token, accessor, name, role, keyPrefix?,
 //                                     createdAt, expiresAt | null }: the only time the secret is shown. Role manager or
 //                                     worker: a join token instead, 201 { token, role, expiresAt } (ttlS default 24 h).
-//   GET    /v1/auth/tokens            -> { items: [{ accessor, name, role, keyPrefix?, createdAt, expiresAt }], nextCursor: null }
+//                                     Or { name?, policy: { name, rules: [{ effect, resource, verbs, keyPrefix? }] },
+//                                     ttlS? }: a custom policy instead of a role; the answer's role is the policy's name
+//                                     and it shows the policy (rules are not secret).
+//   GET    /v1/auth/tokens            -> { items: [{ accessor, name, role, keyPrefix?, policy?, createdAt, expiresAt }], nextCursor: null }
 //   DELETE /v1/auth/tokens/:accessor  -> 200 { accessor, revoked: true }; 404 TOKEN_NOT_FOUND
 //
-// A bad role, name, key prefix or ttl is 400 INVALID_BODY naming the field; the service's errors pass through.
+// A bad role, policy, name, key prefix or ttl, or both or neither of role and policy, is 400 INVALID_BODY naming the
+// field; the service's errors pass through.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
-import { accessorPattern, KeyPrefix, TokenName } from '../../kv/auth-commands.js';
+import { accessorPattern, KeyPrefix, TokenName, TokenPolicy } from '../../kv/auth-commands.js';
 import { MinkubeError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 import { isRoleName, roleNames } from '../../security/policy.js';
@@ -26,7 +30,8 @@ const strict = { additionalProperties: false } as const;
 const TokenBody = Type.Object(
   {
     name: Type.Optional(TokenName),
-    role: Type.String({ minLength: 1, maxLength: 32 }),
+    role: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+    policy: Type.Optional(TokenPolicy),
     keyPrefix: Type.Optional(KeyPrefix),
     ttlS: Type.Optional(Type.Integer({ minimum: 1, maximum: limits.tokenTtlSMax })),
   },
@@ -38,8 +43,14 @@ const AccessorParams = Type.Object({ accessor: Type.String({ pattern: accessorPa
 type AccessorParams = Static<typeof AccessorParams>;
 
 const Time = Type.String();
+const PolicyView = Type.Object({
+  name: Type.String(),
+  rules: Type.Array(
+    Type.Object({ effect: Type.String(), resource: Type.String(), verbs: Type.Array(Type.String()), keyPrefix: Type.Optional(Type.String()) }),
+  ),
+});
 const TokenView = {
-  accessor: Type.String(), name: Type.String(), role: Type.String(), keyPrefix: Type.Optional(Type.String()),
+  accessor: Type.String(), name: Type.String(), role: Type.String(), keyPrefix: Type.Optional(Type.String()), policy: Type.Optional(PolicyView),
   createdAt: Time, expiresAt: Type.Union([Time, Type.Null()]),
 };
 // The replies list their fields, so nothing else a record might carry (a hash) can leave in a serialised answer.
@@ -54,9 +65,10 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, { a
   app.post<{ Body: TokenBody }>('/v1/auth/tokens', { schema: { body: TokenBody, response: { 201: CreatedReply } } }, async (req, reply) => {
     const { body } = req;
     const ctx = requestContext(req);
-    const created = isJoinRole(body.role)
-      ? await auth.createJoinToken(body.role, joinTtl(body), ctx)
-      : await auth.createToken(tokenRequest(body), ctx);
+    const role = roleOrPolicy(body);
+    const created = isJoinRole(role)
+      ? await auth.createJoinToken(role, joinTtl(body, role), ctx)
+      : await auth.createToken(tokenRequest(body, role), ctx);
     return reply.code(201).send(created);
   });
 
@@ -73,20 +85,38 @@ function isJoinRole(role: string): role is 'manager' | 'worker' {
   return role === 'manager' || role === 'worker';
 }
 
+/** Exactly one of role and policy: the token's role, which for a policy is its name (never a built-in one). */
+function roleOrPolicy(body: TokenBody): string {
+  if (body.role !== undefined && body.policy !== undefined) {
+    throw new MinkubeError('INVALID_BODY', 'body.role: give a role or a policy, not both');
+  }
+  if (body.role === undefined && body.policy === undefined) {
+    throw new MinkubeError('INVALID_BODY', `body.role: missing; give a role (${[...roleNames, 'manager', 'worker'].join(', ')}) or a policy`);
+  }
+  if (body.role !== undefined) return body.role;
+  const { name } = body.policy!;
+  // Checked before a join role could send it down the join token path.
+  if (isRoleName(name) || isJoinRole(name)) {
+    throw new MinkubeError('INVALID_BODY', `body.policy.name: "${name}" is a built-in role; name the policy something else`);
+  }
+  return name;
+}
+
 /** A join token names no one and reaches no keys: a name or key prefix is a mistake worth saying so. */
-function joinTtl(body: TokenBody): number {
+function joinTtl(body: TokenBody, role: string): number {
   for (const field of ['name', 'keyPrefix'] as const) {
-    if (body[field] !== undefined) throw new MinkubeError('INVALID_BODY', `body.${field}: a ${body.role} join token has no ${field}`);
+    if (body[field] !== undefined) throw new MinkubeError('INVALID_BODY', `body.${field}: a ${role} join token has no ${field}`);
   }
   return body.ttlS ?? limits.joinTokenTtlSDefault;
 }
 
-function tokenRequest(body: TokenBody): TokenRequest {
-  if (!isRoleName(body.role)) {
+function tokenRequest(body: TokenBody, role: string): TokenRequest {
+  if (body.policy === undefined && !isRoleName(role)) {
     const expected = [...roleNames, 'manager', 'worker'].join(', ');
-    throw new MinkubeError('INVALID_BODY', `body.role: expected one of ${expected} (manager and worker make join tokens), got "${body.role}"`);
+    throw new MinkubeError('INVALID_BODY', `body.role: expected one of ${expected} (manager and worker make join tokens), got "${role}"`);
   }
-  const req: { -readonly [K in keyof TokenRequest]: TokenRequest[K] } = { role: body.role };
+  const req: { -readonly [K in keyof TokenRequest]: TokenRequest[K] } = { role };
+  if (body.policy !== undefined) req.policy = body.policy;
   if (body.name !== undefined) req.name = body.name;
   if (body.keyPrefix !== undefined) req.keyPrefix = body.keyPrefix;
   if (body.ttlS !== undefined) req.ttlS = body.ttlS;
