@@ -24,6 +24,8 @@ export interface LoadResult {
   leaderCpuMs?: number;
   /** The same for the busiest follower. */
   followerCpuMs?: number;
+  /** The load generator's own CPU per acknowledged request (ms): it shares the machine's cores with the servers. */
+  clientCpuMs: number;
 }
 
 /** One request of client `c`, its `i`-th. */
@@ -32,6 +34,7 @@ export type RequestOf = (c: number, i: number) => { url: URL; method: string; bo
 export async function runLoad(client: BenchClient, clients: number, seconds: number, requestOf: RequestOf, okStatuses = [200]): Promise<LoadResult> {
   const latencies: number[] = [];
   let errors = 0;
+  const cpuBefore = process.cpuUsage();
   const endAt = performance.now() + seconds * 1000;
   await Promise.all(
     Array.from({ length: clients }, async (_, c) => {
@@ -48,8 +51,10 @@ export async function runLoad(client: BenchClient, clients: number, seconds: num
       }
     }),
   );
+  const cpu = process.cpuUsage(cpuBefore);
+  const clientCpuMs = round((cpu.user + cpu.system) / 1000 / Math.max(1, latencies.length), 3);
   latencies.sort((a, b) => a - b);
-  return { clients, opsPerSec: round(latencies.length / seconds, 0), p50Ms: round(percentile(latencies, 50)), p99Ms: round(percentile(latencies, 99)), errors };
+  return { clients, opsPerSec: round(latencies.length / seconds, 0), p50Ms: round(percentile(latencies, 50)), p99Ms: round(percentile(latencies, 99)), errors, clientCpuMs };
 }
 
 const value100 = 'x'.repeat(100);
