@@ -1,6 +1,7 @@
-// `minkube token create|ls|revoke`: API tokens (and join tokens, with --role manager|worker). `create` prints the
-// token alone, so that TOKEN=$(minkube token create ...) works; it is the only time the secret is shown. Only `ls`
-// is retried: creating twice would make two tokens.
+// `minkube token create|ls|revoke`: API tokens (and join tokens, with --role manager|worker), with a built-in role or
+// a custom policy from a JSON file. `create` prints the token alone, so that TOKEN=$(minkube token create ...) works;
+// it is the only time the secret is shown. Only `ls` is retried: creating twice would make two tokens.
+import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { ApiTokenView, CreatedApiToken, CreatedJoinToken, Page } from '../api/service.js';
 import { limits } from '../lib/limits.js';
@@ -8,7 +9,10 @@ import { apiClientFor } from './connection.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';
 
 export interface TokenCreateFlags {
-  role: string;
+  /** Exactly one of role and policy. */
+  role?: string;
+  /** A policy file's content, { name, rules }: the API checks its shape and names the field it refuses. */
+  policy?: Record<string, unknown>;
   name?: string;
   ttlS?: number;
   keyPrefix?: string;
@@ -27,8 +31,30 @@ export function parseDurationS(text: string): number {
   return seconds;
 }
 
+/** A commander argument parser for --policy: the file's JSON object; unreadable or not an object is a usage error. */
+export function parsePolicyFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new InvalidArgumentError(`${file} is not JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new InvalidArgumentError(`${file}: expected an object { "name": ..., "rules": [{ "effect", "resource", "verbs", "keyPrefix"? }] }`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
 export async function runTokenCreate(apiUrl: string, flags: TokenCreateFlags, out: Output): Promise<void> {
-  const body: Record<string, unknown> = { role: flags.role };
+  const body: Record<string, unknown> = {};
+  if (flags.role !== undefined) body.role = flags.role;
+  if (flags.policy !== undefined) body.policy = flags.policy;
   if (flags.name !== undefined) body.name = flags.name;
   if (flags.keyPrefix !== undefined) body.keyPrefix = flags.keyPrefix;
   if (flags.ttlS !== undefined) body.ttlS = flags.ttlS;
@@ -44,6 +70,7 @@ export async function runTokenList(apiUrl: string, out: Output): Promise<void> {
     return;
   }
   const rows = [['ACCESSOR', 'NAME', 'ROLE', 'CREATED', 'EXPIRES']];
+  // A custom policy's token shows its policy's name, which is never a built-in role's: no marker needed.
   for (const t of page.items) {
     const role = t.keyPrefix === undefined ? t.role : `${t.role} (${t.keyPrefix})`;
     rows.push([t.accessor, t.name, role, t.createdAt, t.expiresAt ?? 'never']);
@@ -63,13 +90,18 @@ export function addTokenCommands(program: Command, globals: (cmd: Command) => { 
   token
     .command('create')
     .description('create a token and print it (the only time its secret is shown); --role manager|worker makes a join token')
-    .requiredOption('--role <role>', 'admin | operator | developer | viewer, or manager | worker for a join token')
+    .option('--role <role>', 'admin | operator | developer | viewer, or manager | worker for a join token')
+    .option('--policy <file>', 'instead of --role: a custom policy, a JSON file { "name", "rules": [{ "effect", "resource", "verbs", "keyPrefix"? }] }', parsePolicyFile)
     .option('--name <name>', 'a unique name (default: ROLE-ACCESSOR)')
     .option('--ttl <duration>', 'how long it lives, e.g. 3600s, 90m, 24h, 30d (default: an API token never expires, a join token 24h)', parseDurationS)
-    .option('--key-prefix <prefix>', 'limit the token to keys under this prefix')
-    .action(async (flags: { role: string; name?: string; ttl?: number; keyPrefix?: string }, cmd: Command) => {
+    .option('--key-prefix <prefix>', 'limit the token to keys under this prefix (with --role; a policy names its keys)')
+    .action(async (flags: { role?: string; policy?: Record<string, unknown>; name?: string; ttl?: number; keyPrefix?: string }, cmd: Command) => {
+      if ((flags.role === undefined) === (flags.policy === undefined)) cmd.error('error: give exactly one of --role <role> and --policy <file>');
+      if (flags.policy !== undefined && flags.keyPrefix !== undefined) cmd.error('error: --key-prefix is not taken with --policy; its kv rules name the keys');
       const g = globals(cmd);
-      const f: TokenCreateFlags = { role: flags.role };
+      const f: TokenCreateFlags = {};
+      if (flags.role !== undefined) f.role = flags.role;
+      if (flags.policy !== undefined) f.policy = flags.policy;
       if (flags.name !== undefined) f.name = flags.name;
       if (flags.ttl !== undefined) f.ttlS = flags.ttl;
       if (flags.keyPrefix !== undefined) f.keyPrefix = flags.keyPrefix;

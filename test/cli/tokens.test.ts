@@ -1,6 +1,9 @@
 // `minkube token create|ls|revoke` as child processes against a manager app over a fake AuthService: the token alone
-// on stdout (for $(...)), --json, the table, join tokens, failures as "error: CODE: message" (exit 1), usage errors
-// (exit 2) for a bad duration or a missing role.
+// on stdout (for $(...)), --json, the table, join tokens, --policy FILE, failures as "error: CODE: message" (exit 1),
+// usage errors (exit 2) for a bad duration, neither or both of --role and --policy, or an unreadable policy file.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildManagerApp } from '../../src/api/manager-app.js';
@@ -20,7 +23,7 @@ class FakeAuthService implements AuthService {
     const accessor = (this.tokens.length + 1).toString(16).padStart(16, '0');
     const view: ApiTokenView = {
       accessor, name: req.name ?? `${req.role}-${accessor}`, role: req.role, ...(req.keyPrefix === undefined ? {} : { keyPrefix: req.keyPrefix }),
-      createdAt: '2030-01-01T00:00:00.000Z', expiresAt: req.ttlS === undefined ? null : new Date(Date.parse('2030-01-01') + req.ttlS * 1000).toISOString(),
+      ...(req.policy === undefined ? {} : { policy: req.policy }), createdAt: '2030-01-01T00:00:00.000Z', expiresAt: req.ttlS === undefined ? null : new Date(Date.parse('2030-01-01') + req.ttlS * 1000).toISOString(),
     };
     this.tokens.push(view);
     return { token: `mk_${accessor}_${'s'.repeat(43)}`, ...view };
@@ -63,6 +66,15 @@ beforeAll(async () => {
   api = await app.listen({ host: '127.0.0.1', port: 0 });
 });
 afterAll(() => app.close());
+const tempDirs: string[] = [];
+afterAll(() => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'minkube-policy-'));
+  tempDirs.push(d);
+  return d;
+}
 beforeEach(() => {
   auth.tokens = [];
   auth.calls = [];
@@ -93,7 +105,44 @@ describe('minkube token create', () => {
     expect(badTtl.code).toBe(2);
     expect(badTtl.stderr).toMatch(/--ttl.*expected a duration such as 3600s, 90m, 24h or 30d/);
     expect(noRole.code).toBe(2);
-    expect(noRole.stderr).toContain("required option '--role <role>'");
+    expect(noRole.stderr).toContain('give exactly one of --role <role> and --policy <file>');
+    expect(auth.calls).toEqual([]);
+  });
+
+  it('--policy FILE sends the policy instead of a role; ls shows its name in ROLE', async () => {
+    const dir = tempDir();
+    const policy = {
+      name: 'team-a',
+      rules: [
+        { effect: 'allow', resource: 'tasks', verbs: ['read', 'write'] },
+        { effect: 'deny', resource: 'kv', verbs: ['write'], keyPrefix: 'team-a/secret/' },
+      ],
+    };
+    const file = join(dir, 'team-a.json');
+    writeFileSync(file, JSON.stringify(policy));
+    const r = await cli(['token', 'create', '--policy', file, '--name', 'ci-a']);
+    expect(r).toEqual({ code: 0, stdout: `mk_${'0'.repeat(15)}1_${'s'.repeat(43)}\n`, stderr: '' });
+    expect(auth.calls[0]!.args).toEqual([{ name: 'ci-a', role: 'team-a', policy }]);
+    const ls = await cli(['token', 'ls']);
+    expect(ls.stdout.trimEnd().split('\n')[1]).toMatch(/^0000000000000001\s+ci-a\s+team-a\s+2030-01-01T00:00:00\.000Z\s+never$/);
+  });
+
+  it('both --role and --policy, --key-prefix with --policy, or a policy file that is missing or not JSON are usage errors', async () => {
+    const dir = tempDir();
+    const good = join(dir, 'p.json');
+    const notJson = join(dir, 'bad.json');
+    writeFileSync(good, JSON.stringify({ name: 'p', rules: [{ effect: 'allow', resource: 'tasks', verbs: ['read'] }] }));
+    writeFileSync(notJson, '{ name: p');
+    const [both, withPrefix, missing, bad] = await Promise.all([
+      cli(['token', 'create', '--role', 'viewer', '--policy', good]),
+      cli(['token', 'create', '--policy', good, '--key-prefix', 'apps/']),
+      cli(['token', 'create', '--policy', join(dir, 'nope.json')]),
+      cli(['token', 'create', '--policy', notJson]),
+    ]);
+    expect(both).toMatchObject({ code: 2, stderr: expect.stringContaining('exactly one of --role <role> and --policy <file>') as string });
+    expect(withPrefix).toMatchObject({ code: 2, stderr: expect.stringContaining('--key-prefix is not taken with --policy') as string });
+    expect(missing).toMatchObject({ code: 2, stderr: expect.stringContaining('cannot read') as string });
+    expect(bad).toMatchObject({ code: 2, stderr: expect.stringContaining('is not JSON') as string });
     expect(auth.calls).toEqual([]);
   });
 
