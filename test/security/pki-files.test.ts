@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createClusterCa, isIssuedBy, issueNodeKeyAndCert, subjectAltNames } from '../../src/security/ca.js';
+import { certificateLifetimeMs, createClusterCa, isIssuedBy, issueNodeKeyAndCert, subjectAltNames } from '../../src/security/ca.js';
 import { ensureLocalPki, readNodeTls, sansForAddresses, writeNodeTls, type LocalNode } from '../../src/security/pki-files.js';
 
 let dir: string;
@@ -96,6 +96,22 @@ describe('ensureLocalPki', () => {
 
     await ensureLocalPki({ clusterDir, nodes: [{ ...w1, role: 'manager', addresses: ['10.9.9.9:7000'] }] });
     expect(subjectAltNames((await readNodeTls(w1.dataDir))!.certPem).ips).toContain('10.9.9.9');
+  });
+
+  it('issues with certLifetimeS (default 90 days), keeps a certificate as long or shorter, replaces a longer one', async () => {
+    const clusterDir = join(dir, '.minkube');
+    const m1 = node('m1', 'manager');
+    const lifetimeOf = async (): Promise<number> => certificateLifetimeMs((await readNodeTls(m1.dataDir))!.certPem);
+    await ensureLocalPki({ clusterDir, nodes: [m1] });
+    expect(await lifetimeOf()).toBe(90 * 86_400_000);
+    // Lowered: the 90-day certificate is replaced at once, not in 60 days.
+    await ensureLocalPki({ clusterDir, nodes: [m1], certLifetimeS: 3600 });
+    expect(await lifetimeOf()).toBe(3_600_000);
+    const short = (await readNodeTls(m1.dataDir))!.certPem;
+    await ensureLocalPki({ clusterDir, nodes: [m1], certLifetimeS: 3600 });
+    // Raised: the shorter one is kept until it is due (renewal brings the new lifetime).
+    await ensureLocalPki({ clusterDir, nodes: [m1], certLifetimeS: 7200 });
+    expect((await readNodeTls(m1.dataDir))!.certPem).toBe(short);
   });
 
   it('creates exactly one CA when many callers race, and every node gets a certificate from it', async () => {
