@@ -1,13 +1,22 @@
 // The auth store through the state machine, as a manager sees it: tokens created, refused, revoked and expired;
-// bootstrap counted once; the bounds; snapshots (round trip, an older snapshot without auth, a corrupt section).
+// tokens with a custom policy; bootstrap counted once; the bounds; snapshots (round trip, an older snapshot without
+// auth or without policies, a corrupt section).
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { encodeCommand, type AuthCommand } from '../../src/kv/commands.js';
 import { KvStateMachine, type KvStateMachineOptions } from '../../src/kv/state-machine.js';
+import type { Policy } from '../../src/security/policy.js';
 
 const hash = (c: string): string => c.repeat(64);
 const acc = (n: number): string => n.toString(16).padStart(16, '0');
 const key = (b: number): string => Buffer.alloc(32, b).toString('base64');
+const policy: Policy = {
+  name: 'team-a',
+  rules: [
+    { effect: 'allow', resource: 'tasks', verbs: ['read', 'write'] },
+    { effect: 'deny', resource: 'kv', verbs: ['write'], keyPrefix: 'team-a/secret/' },
+  ],
+};
 
 class Driver {
   readonly sm: KvStateMachine;
@@ -22,10 +31,11 @@ class Driver {
     return this.sm.apply(++this.index, encodeCommand({ clientId: 'm1', seq: ++this.seq, cmd }));
   }
 
-  create(n: number, o: { name?: string; role?: string; expiresAtMs?: number | null; atMs?: number; keyPrefix?: string } = {}) {
+  create(n: number, o: { name?: string; role?: string; expiresAtMs?: number | null; atMs?: number; keyPrefix?: string; policy?: Policy } = {}) {
     const cmd: AuthCommand = {
-      op: 'auth.tokenCreate', accessor: acc(n), secretHash: hash('b'), name: o.name ?? `t${n}`, role: o.role ?? 'viewer',
+      op: 'auth.tokenCreate', accessor: acc(n), secretHash: hash('b'), name: o.name ?? `t${n}`, role: o.policy?.name ?? o.role ?? 'viewer',
       expiresAtMs: o.expiresAtMs ?? null, atMs: o.atMs ?? 1000, ...(o.keyPrefix === undefined ? {} : { keyPrefix: o.keyPrefix }),
+      ...(o.policy === undefined ? {} : { policy: o.policy }),
     };
     return this.apply(cmd);
   }
@@ -41,6 +51,14 @@ describe('API tokens', () => {
     expect(d.apply({ op: 'auth.tokenRevoke', accessor: acc(1) })).toMatchObject({ ok: true, key: acc(1) });
     expect(d.sm.auth.tokenByAccessor(acc(1))).toBeUndefined();
     expect(d.sm.auth.listTokens()).toEqual([]);
+  });
+
+  it('a token with a policy keeps it, named by it, through the encoded entry', () => {
+    const d = new Driver();
+    expect(d.create(1, { name: 'ci-a', policy })).toMatchObject({ ok: true, key: acc(1) });
+    const record = { accessor: acc(1), secretHash: hash('b'), name: 'ci-a', role: 'team-a', keyPrefix: null, policy, createdAtMs: 1000, expiresAtMs: null };
+    expect(d.sm.auth.tokenByAccessor(acc(1), 5000)).toEqual(record);
+    expect(d.sm.auth.listTokens()).toEqual([record]);
   });
 
   it('refuses a duplicate accessor or name with TOKEN_EXISTS, and revoking an unknown one with TOKEN_NOT_FOUND', () => {
@@ -123,8 +141,17 @@ describe('snapshots', () => {
     const d = new Driver();
     d.apply({ op: 'auth.bootstrap', accessor: acc(1), secretHash: hash('c'), sessionKey: key(3), atMs: 10 });
     d.create(2, { name: 'ci', role: 'developer', keyPrefix: 'apps/', expiresAtMs: 99_000 });
+    d.create(3, { name: 'ci-a', policy });
     d.apply({ op: 'auth.joinTokenCreate', secretHash: hash('e'), role: 'manager', expiresAtMs: 50_000, atMs: 20 });
     return d;
+  }
+
+  const packr = new Packr({ useRecords: false, moreTypes: false });
+  /** The snapshot's token rows, and a function that packs the snapshot again with other rows. */
+  function tokenRows(d: Driver): { rows: unknown[][]; withRows: (rows: unknown[][]) => Uint8Array } {
+    const current = packr.unpack(d.sm.snapshot()) as Record<string, unknown>;
+    const [rows, joinTokens, sessionKey] = current.auth as [unknown[][], unknown, unknown];
+    return { rows, withRows: (r) => packr.pack({ ...current, auth: [r, joinTokens, sessionKey] }) };
   }
 
   it('restore(snapshot()) and restore(captureSnapshot()) give the same auth state', async () => {
@@ -133,6 +160,7 @@ describe('snapshots', () => {
       const copy = new KvStateMachine();
       copy.restore(bytes);
       expect(copy.auth.listTokens()).toEqual(d.sm.auth.listTokens());
+      expect(copy.auth.tokenByAccessor(acc(3))?.policy).toEqual(policy);
       expect(copy.auth.joinToken(hash('e'), 30)).toEqual(d.sm.auth.joinToken(hash('e'), 30));
       expect(copy.auth.sessionKey()).toEqual(d.sm.auth.sessionKey());
       expect(copy.snapshot()).toEqual(d.sm.snapshot());
@@ -151,6 +179,29 @@ describe('snapshots', () => {
     expect(d.sm.auth.joinTokenCount).toBe(0);
   });
 
+  it('a token without a policy keeps the seven fields of older snapshots, so a snapshot written before policies loads', () => {
+    const d = populated();
+    const { rows, withRows } = tokenRows(d);
+    expect(rows.map((r) => r.length)).toEqual([7, 7, 8]);
+    const copy = new KvStateMachine();
+    copy.restore(withRows(rows.slice(0, 2)));
+    expect(copy.auth.listTokens()).toEqual(d.sm.auth.listTokens().slice(0, 2));
+    expect(copy.auth.listTokens().some((t) => 'policy' in t)).toBe(false);
+  });
+
+  it.each([
+    ['a policy that is not its role', (r: unknown[]) => [...r.slice(0, 3), 'team-b', ...r.slice(4)]],
+    ['a key prefix beside a policy', (r: unknown[]) => [...r.slice(0, 4), 'apps/', ...r.slice(5)]],
+    ['a rule of an unknown resource', (r: unknown[]) => [...r.slice(0, 7), { name: 'team-a', rules: [{ effect: 'allow', resource: 'x', verbs: ['read'] }] }]],
+    ['a policy without rules', (r: unknown[]) => [...r.slice(0, 7), { name: 'team-a', rules: [] }]],
+    ['a ninth field', (r: unknown[]) => [...r, null]],
+  ])('a token row with %s is STORAGE_CORRUPT', (_name, change) => {
+    const d = populated();
+    const { rows, withRows } = tokenRows(d);
+    expect(() => d.sm.restore(withRows([rows[0]!, rows[1]!, change(rows[2]!)]))).toThrow(expect.objectContaining({ code: 'STORAGE_CORRUPT' }) as Error);
+    expect(d.sm.auth.tokenByAccessor(acc(3))?.policy).toEqual(policy);
+  });
+
   it('a corrupt auth section is STORAGE_CORRUPT and leaves the state as it was', () => {
     const d = populated();
     const packr = new Packr({ useRecords: false, moreTypes: false });
@@ -160,7 +211,7 @@ describe('snapshots', () => {
     for (const bytes of [broken, missing]) {
       expect(() => d.sm.restore(bytes)).toThrow(expect.objectContaining({ code: 'STORAGE_CORRUPT' }) as Error);
     }
-    expect(d.sm.auth.tokenCount).toBe(2);
+    expect(d.sm.auth.tokenCount).toBe(3);
     expect(d.sm.auth.bootstrapped()).toBe(true);
   });
 });
