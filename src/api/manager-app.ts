@@ -14,7 +14,7 @@ import { kvRoutes } from './routes/kv.js';
 import { memberRoutes } from './routes/members.js';
 import { taskRoutes } from './routes/tasks.js';
 import { workerRoutes } from './routes/workers.js';
-import type { AuditService, AuthService, JoinService, ManagerService, MembershipService, TasksService } from './service.js';
+import type { AuditService, AuthService, JoinService, ManagerService, MembershipService, TasksService } from '../contracts/services.js';
 import { authRoutes } from './routes/auth.js';
 import { auditRoutes, recordRefusals } from './routes/audit.js';
 import { limits } from '../lib/limits.js';

@@ -3,7 +3,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { EntryPrincipal } from '../kv/commands.js';
 import type { Principal } from './auth.js';
-import type { AuditPrincipal } from './service.js';
+import type { AuditPrincipal } from '../contracts/services.js';
 
 /** Without the auth plugin (insecure: true) requests carry no principal; the decoration may not even exist. */
 export function principalOf(req: FastifyRequest): Principal | null {

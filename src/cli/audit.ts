@@ -1,7 +1,7 @@
 // `minkube audit`: the answering manager's audit trail (committed changes and refused requests) as a table, or the
 // page as JSON. Admin tokens only, as the route is.
 import { InvalidArgumentError, type Command } from 'commander';
-import type { AuditLine, AuditPrincipal, Page } from '../api/service.js';
+import type { AuditLine, AuditPrincipal, Page } from '../contracts/services.js';
 import { limits } from '../lib/limits.js';
 import { apiClientFor } from './connection.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';

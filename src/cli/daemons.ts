@@ -27,7 +27,7 @@ export interface WorkerFlags {
 
 const stopTimeoutMs = 10_000;
 // The worker runtime arrives with the tasks issue; a computed specifier keeps the type checker from requiring it.
-const workerModulePath = '../worker/start.js';
+const workerModulePath = '../daemon/worker.js';
 
 export interface ManagerFlags {
   config?: string;
@@ -45,7 +45,7 @@ export async function runManager(f: ManagerFlags): Promise<number> {
   if (selfFlags !== 0 && selfFlags !== 3) throw new MinkubeError('CONFIG_INVALID', '--raft-address, --api-address and --data-dir go together');
   if (f.config === undefined && selfFlags === 0) throw new MinkubeError('CONFIG_INVALID', 'a manager needs --config, or --raft-address, --api-address and --data-dir');
   return supervise(async () => {
-    const mod = await loadRuntime('the manager runtime', () => import('../manager/start.js'));
+    const mod = await loadRuntime('the manager runtime', () => import('../daemon/manager.js'));
     return mod.startManager({
       id: f.id,
       ...(f.config === undefined ? {} : { configPath: f.config }),

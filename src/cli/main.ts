@@ -12,7 +12,7 @@ import { addAuditCommand } from './audit.js';
 import { runTaskRunMany } from './task-many.js';
 import { CliExit, parseEnvPair, parseSecretEnvFile, parseSecretEnvPair, runTaskGet, runTaskList, runTaskLogs, runTaskRun, runTaskStop, runWorkerList } from './tasks.js';
 import { limits } from '../lib/limits.js';
-import type { TaskSpec } from '../kv/task-model.js';
+import type { TaskSpec } from '../contracts/task-model.js';
 import type { ManagerFlags } from './daemons.js';
 
 const defaultApi = 'http://127.0.0.1:8001';

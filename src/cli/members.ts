@@ -1,7 +1,7 @@
 // `minkube member ls|add|remove` and `minkube leader transfer`: the cluster's managers as the leader sees them; --json
 // prints the answers as they came. Only `member ls` is retried (reads are safe to repeat; membership changes are not).
 import { apiClientFor } from './connection.js';
-import type { MembersView } from '../api/service.js';
+import type { MembersView } from '../contracts/services.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';
 
 export async function runMemberList(apiUrl: string, out: Output): Promise<void> {

@@ -1,6 +1,6 @@
 // Readable log lines for `minkube up`: pino JSON becomes "HH:MM:SS.mmm INFO  [t3 leader] msg key=value", and the
 // leader tracker decides when to announce a new leader. Pure functions, so they are tested without processes.
-import type { ClusterView } from '../api/service.js';
+import type { ClusterView } from '../contracts/services.js';
 
 const levelNames: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
 const levelColours: Record<number, string> = { 10: '90', 20: '90', 30: '32', 40: '33', 50: '31', 60: '35' };

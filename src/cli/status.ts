@@ -1,7 +1,7 @@
 // `minkube status`: asks one manager for the members, then every member for its own view; one row per member (a
 // learner shows as "learner").
 import { apiClientFor } from './connection.js';
-import type { ClusterView } from '../api/service.js';
+import type { ClusterView } from '../contracts/services.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';
 import { leaderOf } from './pretty.js';
 

@@ -2,8 +2,8 @@
 // Idempotency-Key so that retrying them (after a timeout or a lost leader) still creates one task.
 import type { ApiClient, SubmittedTask } from '../client/api-client.js';
 import { apiClientFor } from './connection.js';
-import type { Page } from '../api/service.js';
-import type { TaskRecord, TaskSpec, WorkerRecord } from '../kv/task-model.js';
+import type { Page } from '../contracts/services.js';
+import type { TaskRecord, TaskSpec, WorkerRecord } from '../contracts/task-model.js';
 
 export class TaskApi {
   private readonly client: ApiClient;

@@ -1,7 +1,7 @@
 // `minkube task run --count N` for N > 1: N copies of one spec through POST /v1/tasks/batch, and with --wait one
 // progress line until every copy has left pending/scheduled, then how many run, succeeded, failed or were stopped.
 import type { SubmittedTask } from '../client/api-client.js';
-import type { TaskRecord, TaskSpec, TaskState } from '../kv/task-model.js';
+import type { TaskRecord, TaskSpec, TaskState } from '../contracts/task-model.js';
 import { printJson, printLine, type Output } from './output.js';
 import { TaskApi } from './task-api.js';
 import { CliExit, pollFailureTolerated } from './tasks.js';

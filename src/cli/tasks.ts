@@ -1,6 +1,6 @@
 // `minkube task run|ls|get|stop|logs` and `minkube worker ls`: tables and detail views over the task routes; --json
 // prints the answers as they came. `task run --wait` follows the task to its end and exits non-zero if it failed.
-import type { TaskRecord, TaskSpec, TaskTransition, WorkerRecord } from '../kv/task-model.js';
+import type { TaskRecord, TaskSpec, TaskTransition, WorkerRecord } from '../contracts/task-model.js';
 import { MinkubeError } from '../lib/errors.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';
 import { TaskApi } from './task-api.js';

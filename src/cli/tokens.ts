@@ -3,7 +3,7 @@
 // it is the only time the secret is shown. Only `ls` is retried: creating twice would make two tokens.
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
-import type { ApiTokenView, CreatedApiToken, CreatedJoinToken, Page } from '../api/service.js';
+import type { ApiTokenView, CreatedApiToken, CreatedJoinToken, Page } from '../contracts/services.js';
 import { limits } from '../lib/limits.js';
 import { apiClientFor } from './connection.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { ClusterView } from '../api/service.js';
+import type { ClusterView } from '../contracts/services.js';
 import { ApiClient } from '../client/api-client.js';
 import { credentialsPath, writeCredentials } from '../client/credentials.js';
 import { HttpClient } from '../client/http.js';

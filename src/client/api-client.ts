@@ -1,9 +1,9 @@
 // The client of the managers' HTTP API, for the CLI, the worker and forwarding between managers, over HttpClient.
 // Every failure comes back as a MinkubeError: the server's own error, TIMEOUT, or UNREACHABLE naming the URL.
 import { randomUUID } from 'node:crypto';
-import { keyPath, keyProblem } from '../api/keys.js';
-import type { ClusterMemberView, ClusterView, KvEntry, KvVersion, MemberRequest, MembersView, ReadConsistency } from '../api/service.js';
-import type { TaskSpec, TaskState } from '../kv/task-model.js';
+import { keyPath, keyProblem } from '../contracts/keys.js';
+import type { ClusterMemberView, ClusterView, KvEntry, KvVersion, MemberRequest, MembersView, ReadConsistency } from '../contracts/services.js';
+import type { TaskSpec, TaskState } from '../contracts/task-model.js';
 import { chunksUnder } from '../lib/chunks.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';

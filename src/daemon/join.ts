@@ -8,7 +8,7 @@ import { MinkubeError } from '../lib/errors.js';
 import { caDigest, createCsr, generateNodeKey, type NodeRole } from '../security/ca.js';
 import { writeNodeTls, type NodeTls } from '../security/pki-files.js';
 import { parseJoinToken } from '../security/tokens.js';
-import type { JoinReply } from '../api/service.js';
+import type { JoinReply } from '../contracts/services.js';
 
 export interface JoinWithTokenOptions {
   /** Any manager's API ('host:port' or an https URL). */

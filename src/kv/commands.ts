@@ -3,12 +3,14 @@
 // (validateCommand, through the driver), so an entry that does not decode is never committed by a manager that
 // checks; one already in an old log is applied as a no-op (see KvStateMachine.applyEntry).
 import { Packr } from 'msgpackr';
+import type { EntryPrincipal } from '../contracts/services.js';
 import { MinkubeError } from '../lib/errors.js';
 import { decodeTaskCommand, isTaskOp, submissionsOf, wireTaskCommand, type TaskCommand } from './task-commands.js';
 import { specRuleProblem } from './task-spec.js';
 import { decodeAuthCommand, isAuthOp, wireAuthCommand, type AuthCommand } from './auth-commands.js';
 
 export type * from './task-commands.js';
+export type { EntryPrincipal } from '../contracts/services.js';
 export type * from './auth-commands.js';
 
 export interface PutCommand {
@@ -43,11 +45,6 @@ export interface CommandEnvelope {
   readonly cmd: Command;
 }
 
-/**
- * Who asked for a command, kept small since it rides in every entry: an API token's accessor (`a`) or a node's id
- * (`n`), with the role. Never a secret. Managers older than this field ignore it, so adding it needed no new `v`.
- */
-export type EntryPrincipal = { readonly a: string; readonly r: string } | { readonly n: string; readonly r: string };
 
 const principalCharsMax = 128;
 

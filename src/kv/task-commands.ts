@@ -2,7 +2,7 @@
 // come in the command from the proposing manager, so applying one is deterministic on every node.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import type { TaskError, TaskSpec, WorkerStats } from './task-model.js';
+import type { TaskError, TaskSpec, WorkerStats } from '../contracts/task-model.js';
 import { normaliseSpec, TaskSpecSchema } from './task-spec.js';
 
 /** A new task (state pending, attempt 1). A known idempotencyKey answers the task it created instead. */

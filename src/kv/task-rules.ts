@@ -1,7 +1,7 @@
 // What a worker's report, or the loss of a worker, does to a task: pure decisions from the record and the report,
 // applied by the task store. Restart policies, failure classes and maxAttempts all meet here and nowhere else.
 import type { TaskReport } from './task-commands.js';
-import type { TaskError, TaskRecord, TaskState } from './task-model.js';
+import type { TaskError, TaskRecord, TaskState } from '../contracts/task-model.js';
 import { maxAttemptsOf, restartPolicyOf } from './task-spec.js';
 
 export type ReportOutcome =

@@ -1,7 +1,7 @@
 // The task store's part of a state-machine snapshot: records as arrays in a fixed field order (equal stores give
 // equal bytes), and a decoder that checks every field, since a restored store must be exactly a store we wrote.
 import { MinkubeError } from '../lib/errors.js';
-import type { DesiredState, StoredWorker, TaskError, TaskRecord, TaskSpec, TaskState, TaskTransition, WorkerState, WorkerStats } from './task-model.js';
+import type { DesiredState, StoredWorker, TaskError, TaskRecord, TaskSpec, TaskState, TaskTransition, WorkerState, WorkerStats } from '../contracts/task-model.js';
 import type { SlicedPacker } from './sliced-pack.js';
 
 export type TaskSnapshot = unknown[];

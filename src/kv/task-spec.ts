@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { limits } from '../lib/limits.js';
-import type { RestartPolicy, TaskRecord, TaskSpec } from './task-model.js';
+import type { RestartPolicy, TaskRecord, TaskSpec } from '../contracts/task-model.js';
 
 const StringMap = Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.String({ maxLength: 64 * 1024 }), {
   maxProperties: limits.taskMapEntriesMax,

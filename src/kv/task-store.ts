@@ -9,9 +9,9 @@ import type {
   WorkerHeartbeatCommand, WorkerRegisterCommand,
   WorkerStateCommand,
 } from './task-commands.js';
-import { canTransition, finalTaskStates, type StoredWorker, type TaskRecord, type TaskState, type WorkerRecord } from './task-model.js';
+import { canTransition, finalTaskStates, type StoredWorker, type TaskRecord, type TaskState, type WorkerRecord } from '../contracts/task-model.js';
 
-export type { StoredWorker } from './task-model.js';
+export type { StoredWorker } from '../contracts/task-model.js';
 import { isActiveState, lostOutcome, reportOutcome, type ReportOutcome } from './task-rules.js';
 import { normaliseSpec, specFingerprint } from './task-spec.js';
 import { decodeTaskSnapshot, encodeTaskSnapshot, type IdempotencyRecord, type TaskSnapshot, type TaskSnapshotContent } from './task-snapshot.js';

@@ -5,7 +5,7 @@
 import { open, rename, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { AuditCommittedLine, AuditLine, AuditPrincipal, AuditQuery, AuditRefusedLine, AuditService, Page } from '../api/service.js';
+import type { AuditCommittedLine, AuditLine, AuditPrincipal, AuditQuery, AuditRefusedLine, AuditService, Page } from '../contracts/services.js';
 import { assertNeverCommand, type Command, type EntryPrincipal } from '../kv/commands.js';
 import type { AppliedCommand } from '../kv/state-machine.js';
 import type { Clock } from '../lib/clock.js';

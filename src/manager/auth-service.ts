@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type {
   ApiTokenView, AuthService, CreatedApiToken, CreatedJoinToken, Page, RequestContext, TokenLookup, TokenRequest,
-} from '../api/service.js';
+} from '../contracts/services.js';
 import { policyProblem, wirePolicy, type AuthCommand, type JoinRole } from '../kv/auth-commands.js';
 import type { ApiTokenRecord, AuthStore } from '../kv/auth-store.js';
 import type { Clock } from '../lib/clock.js';

@@ -2,7 +2,7 @@
 // joiner's CSR with the cluster CA (every manager holds its key, as Swarm's managers do), for the role the token
 // was made for. Renewal signs a new key for the identity a node's current certificate already proves.
 import type { PeerCertificate } from 'node:tls';
-import type { JoinReply, JoinRequest, JoinService } from '../api/service.js';
+import type { JoinReply, JoinRequest, JoinService } from '../contracts/services.js';
 import type { JoinTokenRecord } from '../kv/auth-store.js';
 import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';

@@ -2,7 +2,7 @@
 // them the state machine's changes. A new leader first waits until it has applied everything committed before its
 // term (a ReadIndex barrier), so its full reconcile pass never acts on a stale view; stepping down cancels everything.
 import type { Logger } from 'pino';
-import type { TaskRecord } from '../kv/task-model.js';
+import type { TaskRecord } from '../contracts/task-model.js';
 import type { StoredWorker, TaskStore, TaskStoreListener } from '../kv/task-store.js';
 import type { TasksConfig } from '../config/cluster.js';
 import type { Clock } from '../lib/clock.js';

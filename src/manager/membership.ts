@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import { ApiClient } from '../client/api-client.js';
 import type { HttpClient } from '../client/http.js';
-import type { ClusterMemberView, MemberRequest, MembersView, MembershipService, RequestContext } from '../api/service.js';
+import type { ClusterMemberView, MemberRequest, MembersView, MembershipService, RequestContext } from '../contracts/services.js';
 import { MinkubeError } from '../lib/errors.js';
 import { nodeId, type NodeId } from '../lib/ids.js';
 import type { ConfChangeRejection, RaftStatus } from '../raft/types.js';

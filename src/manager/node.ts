@@ -14,7 +14,8 @@ import type { Transport } from '../transport/types.js';
 import { decodeSnapshot, encodeSnapshot, MemberDirectory, type Member } from './members.js';
 import { ProposalTracker } from './proposals.js';
 import { ReadBatcher } from './reads.js';
-import { SnapshotReceiver, SnapshotSender, type ChunkPoster, type SnapshotChunkHeader, type SnapshotSource } from './snapshot-transfer.js';
+import type { SnapshotChunkHeader } from '../contracts/snapshot-chunks.js';
+import { SnapshotReceiver, SnapshotSender, type ChunkPoster, type SnapshotSource } from './snapshot-transfer.js';
 
 export type { Member };
 

@@ -1,6 +1,6 @@
 // Turns what a worker says about its tasks (a heartbeat, an assignment's answer) into task reports, keeping only
 // those that would change a record: a heartbeat that changes nothing costs no Raft write.
-import type { WorkerTaskStatus } from '../api/worker-contract.js';
+import type { WorkerTaskStatus } from '../contracts/worker.js';
 import type { TaskReport } from '../kv/task-commands.js';
 import type { TaskStore } from '../kv/task-store.js';
 import { reportOutcome } from '../kv/task-rules.js';

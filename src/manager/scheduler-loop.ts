@@ -3,9 +3,9 @@
 // turns the answers into task reports. Runs only between start(term) and stop(); stop() cancels everything in flight.
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
-import type { Assignment, WorkerTaskStatus } from '../api/worker-contract.js';
+import type { Assignment, WorkerTaskStatus } from '../contracts/worker.js';
 import type { TaskReport } from '../kv/task-commands.js';
-import type { TaskRecord } from '../kv/task-model.js';
+import type { TaskRecord } from '../contracts/task-model.js';
 import { isActiveState, reportOutcome } from '../kv/task-rules.js';
 import type { TaskStore } from '../kv/task-store.js';
 import type { TasksConfig } from '../config/cluster.js';

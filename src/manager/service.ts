@@ -1,7 +1,7 @@
 // The manager's side of the HTTP API: turns requests into proposals and linearizable reads on the Raft driver.
 // Works the same on every manager: the core forwards a follower's proposals and reads to the leader.
 import type { Logger } from 'pino';
-import type { ClusterView, KvEntry, KvVersion, ManagerService, ReadConsistency, ReadyState, RequestContext } from '../api/service.js';
+import type { ClusterView, KvEntry, KvVersion, ManagerService, ReadConsistency, ReadyState, RequestContext } from '../contracts/services.js';
 import { encodeCommand, type Command, type EntryPrincipal } from '../kv/commands.js';
 import { KvStateMachine, type AppliedCommand, type ApplyResult } from '../kv/state-machine.js';
 import { MinkubeError } from '../lib/errors.js';

@@ -8,12 +8,12 @@
 // and at most livenessCommitMs behind the worker's latest beat. The leader judges silence by when it applied the
 // worker's last heartbeat (its own clock), well inside workerTtlMs.
 import type { Logger } from 'pino';
-import type { Page, ReadConsistency, RequestContext, TaskListQuery, TasksService } from '../api/service.js';
-import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from '../api/worker-contract.js';
+import type { Page, ReadConsistency, RequestContext, TaskListQuery, TasksService } from '../contracts/services.js';
+import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from '../contracts/worker.js';
 import type { Command, EntryPrincipal } from '../kv/commands.js';
 import type { ApplyResult } from '../kv/state-machine.js';
 import type { TaskCommand } from '../kv/task-commands.js';
-import type { TaskRecord, TaskSpec, WorkerRecord } from '../kv/task-model.js';
+import type { TaskRecord, TaskSpec, WorkerRecord } from '../contracts/task-model.js';
 import type { TaskStore } from '../kv/task-store.js';
 import type { TasksConfig } from '../config/cluster.js';
 import type { Clock } from '../lib/clock.js';

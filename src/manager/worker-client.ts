@@ -1,8 +1,8 @@
-// The leader's side of the leader -> worker contract (src/api/worker-contract.ts): send an assignment (run or stop,
+// The leader's side of the leader -> worker contract (src/contracts/worker.ts): send an assignment (run or stop,
 // both fenced by the token), fetch logs. Every failure is a MinkubeError, classified for the retry decision.
-import type { Assignment, WorkerTaskStatus } from '../api/worker-contract.js';
+import type { Assignment, WorkerTaskStatus } from '../contracts/worker.js';
 import { errorFromResponse, HttpClient, isOk, type HttpRequest, type HttpTextResponse } from '../client/http.js';
-import type { FailureClass } from '../kv/task-model.js';
+import type { FailureClass } from '../contracts/task-model.js';
 import { chunksUnder } from '../lib/chunks.js';
 import { errorFromBody, MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';

@@ -2,8 +2,8 @@
 // ContainerRuntime. It answers about its tasks without asking a manager and keeps them running while managers are down.
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
-import type { Assignment, WorkerTaskStatus } from '../api/worker-contract.js';
-import type { FencingToken, WorkerStats } from '../kv/task-model.js';
+import type { Assignment, WaitOptions, WorkerAgentApi, WorkerTaskStatus } from '../contracts/worker.js';
+import type { FencingToken, WorkerStats } from '../contracts/task-model.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
@@ -45,14 +45,11 @@ export interface ReconcileReport {
   readonly evicted: number;
 }
 
-export interface WaitOptions {
-  /** Epoch ms: answer with the current status by then even if the operation is still under way. */
-  waitUntilMs?: number;
-}
+export type { WaitOptions } from '../contracts/worker.js';
 
 const noHostStats: HostStatsSource = async () => ({ cpuUtilization: null, memoryTotalBytes: 0, memoryAvailableBytes: 0, diskFreeBytes: 0 });
 
-export class WorkerAgent {
+export class WorkerAgent implements WorkerAgentApi {
   readonly workerId: string;
   private readonly runtime: ContainerRuntime;
   private readonly logger: Logger;

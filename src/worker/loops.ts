@@ -2,7 +2,7 @@
 // stats and every task status, and periodic reconciliation. No manager answering never stops or crashes them.
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { RegisterRequest, WorkerTaskStatus } from '../api/worker-contract.js';
+import type { RegisterRequest, WorkerTaskStatus } from '../contracts/worker.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { SeededRandom, type Random } from '../lib/random.js';

@@ -1,9 +1,9 @@
 // The worker's side of the worker -> manager contract: register, heartbeat, list assignments, trying every manager
 // of the config in turn (the last one that answered first). Followers forward, so any manager will do.
-import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from '../api/worker-contract.js';
+import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from '../contracts/worker.js';
 import { ApiClient } from '../client/api-client.js';
 import type { HttpClient } from '../client/http.js';
-import type { WorkerRecord } from '../kv/task-model.js';
+import type { WorkerRecord } from '../contracts/task-model.js';
 import { MinkubeError } from '../lib/errors.js';
 
 /** What the worker needs from the managers; the loops and tests depend on this, not on HTTP. */

@@ -1,7 +1,7 @@
 // Reconciliation as a pure decision: from the managers' assignment list, the worker's task map and the containers the
 // runtime really has, the list of corrections to make. The agent performs them; tests check the decisions directly.
-import type { Assignment } from '../api/worker-contract.js';
-import type { FencingToken } from '../kv/task-model.js';
+import type { Assignment } from '../contracts/worker.js';
+import type { FencingToken } from '../contracts/task-model.js';
 import type { ContainerInfo } from '../runtime/types.js';
 import { compareTokens, isActive, isFinal, tokenOfContainer, tokenText, type TaskEntry } from './task-entry.js';
 

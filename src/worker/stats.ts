@@ -20,7 +20,7 @@ export interface DiskStats {
   diskTotalBytes: number;
 }
 
-/** The fields of WorkerStats (src/kv/task-model.ts) that come from the host. */
+/** The fields of WorkerStats (src/contracts/task-model.ts) that come from the host. */
 export interface HostStats {
   /** 0..1 since the previous reading; null on the first reading or without /proc/stat. */
   cpuUtilization: number | null;

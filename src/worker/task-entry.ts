@@ -1,7 +1,7 @@
 // One task in a worker's local map: its fencing token and spec, what the worker has seen of its container, and the
 // pure helpers around it (token order, container names and labels, the status the worker reports).
-import type { Assignment, WorkerTaskStatus } from '../api/worker-contract.js';
-import type { FencingToken, TaskError, TaskSpec } from '../kv/task-model.js';
+import type { Assignment, WorkerTaskStatus } from '../contracts/worker.js';
+import type { FencingToken, TaskError, TaskSpec } from '../contracts/task-model.js';
 import type { ContainerInfo, RunSpec } from '../runtime/types.js';
 
 export type LocalState = WorkerTaskStatus['state'];

@@ -7,7 +7,7 @@ import { buildBaseApp } from '../../src/api/http.js';
 import { buildManagerApp } from '../../src/api/manager-app.js';
 import { auditRoutes, recordRefusals } from '../../src/api/routes/audit.js';
 import { kvRoutes } from '../../src/api/routes/kv.js';
-import type { AuditLine, AuditQuery, AuditRefusedLine, AuditService, Page } from '../../src/api/service.js';
+import type { AuditLine, AuditQuery, AuditRefusedLine, AuditService, Page } from '../../src/contracts/services.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { newApiToken } from '../../src/security/tokens.js';
 import { FakeManagerService } from './fake-service.js';

@@ -13,7 +13,7 @@ import type { RaftPeerService } from '../../src/api/routes/raft-internal.js';
 import { clusterRoutes } from '../../src/api/routes/cluster.js';
 import { healthRoutes } from '../../src/api/routes/health.js';
 import { kvRoutes } from '../../src/api/routes/kv.js';
-import type { MembershipService, TasksService } from '../../src/api/service.js';
+import type { MembershipService, TasksService } from '../../src/contracts/services.js';
 import { createClusterCa, issueNodeKeyAndCert } from '../../src/security/ca.js';
 import { signSession } from '../../src/security/sessions.js';
 import { newApiToken } from '../../src/security/tokens.js';

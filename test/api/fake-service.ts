@@ -11,7 +11,7 @@ import type {
   ReadConsistency,
   ReadyState,
   RequestContext,
-} from '../../src/api/service.js';
+} from '../../src/contracts/services.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 
 export interface FakeCall {

@@ -1,7 +1,7 @@
 // The managers' HTTP API through app.inject with a fake service: every route, every error code, request ids.
 import { pino } from 'pino';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { keyProblem } from '../../src/api/keys.js';
+import { keyProblem } from '../../src/contracts/keys.js';
 import { buildManagerApp } from '../../src/api/manager-app.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { limits } from '../../src/lib/limits.js';

@@ -3,7 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildManagerApp } from '../../src/api/manager-app.js';
-import type { AuditLine, AuditQuery, AuditRefusedLine, AuditService, Page } from '../../src/api/service.js';
+import type { AuditLine, AuditQuery, AuditRefusedLine, AuditService, Page } from '../../src/contracts/services.js';
 import { parseSince } from '../../src/cli/audit.js';
 import { FakeManagerService } from '../api/fake-service.js';
 import { runCli, type CliResult } from '../support/cli.js';

@@ -1,6 +1,6 @@
 // Log lines made readable for `minkube up`, and when it announces a leader.
 import { describe, expect, it } from 'vitest';
-import type { ClusterView } from '../../src/api/service.js';
+import type { ClusterView } from '../../src/contracts/services.js';
 import { clockTime, LeaderTracker, leaderOf, prettyLogLine } from '../../src/cli/pretty.js';
 import { formatTable } from '../../src/cli/output.js';
 

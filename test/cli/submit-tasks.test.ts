@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ApiClient, type SubmittedTask } from '../../src/client/api-client.js';
-import type { TaskSpec } from '../../src/kv/task-model.js';
+import type { TaskSpec } from '../../src/contracts/task-model.js';
 import { MinkubeError, type ErrorCode } from '../../src/lib/errors.js';
 import { limits } from '../../src/lib/limits.js';
 import { copies } from '../../src/cli/task-many.js';

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildManagerApp } from '../../src/api/manager-app.js';
 import type {
   ApiTokenView, AuthService, CreatedApiToken, CreatedJoinToken, Page, TokenLookup, TokenRequest,
-} from '../../src/api/service.js';
+} from '../../src/contracts/services.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { FakeManagerService } from '../api/fake-service.js';
 import { runCli, type CliResult } from '../support/cli.js';

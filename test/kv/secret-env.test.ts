@@ -5,7 +5,7 @@ import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { encodeCommand, validateCommand, type Command } from '../../src/kv/commands.js';
 import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';
-import type { TaskSpec } from '../../src/kv/task-model.js';
+import type { TaskSpec } from '../../src/contracts/task-model.js';
 import { normaliseSpec, specFingerprint, specRuleProblem, specView, taskView } from '../../src/kv/task-spec.js';
 import { assignmentOf } from '../../src/manager/task-service.js';
 

@@ -5,7 +5,7 @@ import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { decodeCommand, encodeCommand, type Command, type TaskCommand, type TaskReport } from '../../src/kv/commands.js';
 import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';
-import { canTransition, type TaskRecord, type TaskSpec } from '../../src/kv/task-model.js';
+import { canTransition, type TaskRecord, type TaskSpec } from '../../src/contracts/task-model.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const stats = { cpuUtilization: 0.5, memoryTotalBytes: 100, memoryAvailableBytes: 50, diskFreeBytes: 10, runningTasks: 0 };

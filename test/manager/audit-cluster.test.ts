@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { AuditCommittedLine, AuditLine } from '../../src/api/service.js';
+import type { AuditCommittedLine, AuditLine } from '../../src/contracts/services.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { AuditLog } from '../../src/manager/audit.js';
 import { ctx, DriverCluster } from './driver-harness.js';

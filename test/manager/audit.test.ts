@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { AuditCommittedLine, AuditLine } from '../../src/api/service.js';
+import type { AuditCommittedLine, AuditLine } from '../../src/contracts/services.js';
 import { encodeCommand, type Command, type CommandEnvelope, type EntryPrincipal } from '../../src/kv/commands.js';
 import { KvStateMachine } from '../../src/kv/state-machine.js';
 import type { Clock } from '../../src/lib/clock.js';

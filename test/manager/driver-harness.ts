@@ -13,7 +13,8 @@ import { MembershipServiceImpl } from '../../src/manager/membership.js';
 import { RaftNodeDriver, type Member } from '../../src/manager/node.js';
 import { ManagerServiceImpl, type ManagerServiceOptions } from '../../src/manager/service.js';
 import type { Entry } from '../../src/raft/types.js';
-import type { ChunkPoster, SnapshotChunkHeader } from '../../src/manager/snapshot-transfer.js';
+import type { SnapshotChunkHeader } from '../../src/contracts/snapshot-chunks.js';
+import type { ChunkPoster } from '../../src/manager/snapshot-transfer.js';
 import { emptyMemoryDisk, MemoryRaftStorage, type MemoryDisk } from '../../src/storage/memory.js';
 import { MemoryNetwork, type MemoryTransport } from '../../src/transport/memory.js';
 
@@ -36,7 +37,7 @@ export interface DriverClusterOptions {
   seed?: number;
   /** Drivers check proposals with validateCommand (default true; false builds a cluster as it was before). */
   validate?: boolean;
-  /** Listeners of what each node applies, as start.ts wires the audit log: asked for again at every (re)start. */
+  /** Listeners of what each node applies, as daemon/manager.ts wires the audit log: asked for again at every (re)start. */
   listeners?: (id: string) => NodeListeners;
 }
 

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TaskRecord } from '../../src/kv/task-model.js';
+import type { TaskRecord } from '../../src/contracts/task-model.js';
 import type { RunSpec } from '../../src/runtime/types.js';
 import { runCli } from '../support/cli.js';
 import { eventually } from '../support/cluster.js';

@@ -6,16 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { logIndex, nodeId, term, type NodeId } from '../../src/lib/ids.js';
 import { limits } from '../../src/lib/limits.js';
-import {
-  headerFromQuery,
-  headerToQuery,
-  SnapshotReceiver,
-  SnapshotSender,
-  type ChunkPoster,
-  type ChunkReply,
-  type SnapshotChunkHeader,
-  type SnapshotSource,
-} from '../../src/manager/snapshot-transfer.js';
+import { headerFromQuery, headerToQuery, type ChunkReply, type SnapshotChunkHeader } from '../../src/contracts/snapshot-chunks.js';
+import { SnapshotReceiver, SnapshotSender, type ChunkPoster, type SnapshotSource } from '../../src/manager/snapshot-transfer.js';
 import type { SnapshotMeta } from '../../src/raft/types.js';
 
 const logger = pino({ level: 'silent' });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { buildWorkerApp } from '../../src/api/worker-app.js';
 import { parseClusterConfig, type ClusterConfig } from '../../src/config/cluster.js';
-import { startManagerFromConfig, type RunningManager } from '../../src/manager/start.js';
+import { startManagerFromConfig, type RunningManager } from '../../src/daemon/manager.js';
 import { MemoryHost, MemoryRuntime, type MemoryRuntimeOptions } from '../../src/runtime/memory.js';
 import { WorkerAgent } from '../../src/worker/agent.js';
 import { WorkerLoops } from '../../src/worker/loops.js';

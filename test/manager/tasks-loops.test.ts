@@ -2,7 +2,7 @@
 // worker API. Placement batching and the cursor, assignment failures by class, stops, worker health, step-down.
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Assignment, WorkerTaskStatus } from '../../src/api/worker-contract.js';
+import type { Assignment, WorkerTaskStatus } from '../../src/contracts/worker.js';
 import { clusterConfigDefaults } from '../../src/config/cluster.js';
 import { encodeCommand, type Command } from '../../src/kv/commands.js';
 import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';

@@ -4,8 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { WorkerTaskStatus } from '../../src/api/worker-contract.js';
-import type { TaskRecord, TaskSpec } from '../../src/kv/task-model.js';
+import type { WorkerTaskStatus } from '../../src/contracts/worker.js';
+import type { TaskRecord, TaskSpec } from '../../src/contracts/task-model.js';
 import { ProcCluster, eventually, httpJson, sleep } from '../support/cluster.js';
 import { describeDocker, removeLabelled, testImage } from '../support/docker.js';
 

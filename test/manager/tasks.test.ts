@@ -2,7 +2,7 @@
 // in-memory runtime, whose containers do what the image and command say. Disruptive cases (a worker or the leader
 // going away) come last; the cluster is shared.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TaskRecord, WorkerRecord } from '../../src/kv/task-model.js';
+import type { TaskRecord, WorkerRecord } from '../../src/contracts/task-model.js';
 import { eventually, sleep } from '../support/cluster.js';
 import { TaskCluster } from './tasks-harness.js';
 

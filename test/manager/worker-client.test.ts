@@ -5,7 +5,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Assignment } from '../../src/api/worker-contract.js';
+import type { Assignment } from '../../src/contracts/worker.js';
 import { buildWorkerApp } from '../../src/api/worker-app.js';
 import { HttpClient } from '../../src/client/http.js';
 import { MinkubeError } from '../../src/lib/errors.js';

@@ -1,8 +1,8 @@
 // The worker agent over the in-memory runtime: fencing, exits, failure classes, re-adoption, reconciliation, bounds.
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Assignment, WorkerTaskStatus } from '../../src/api/worker-contract.js';
-import type { TaskSpec } from '../../src/kv/task-model.js';
+import type { Assignment, WorkerTaskStatus } from '../../src/contracts/worker.js';
+import type { TaskSpec } from '../../src/contracts/task-model.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { MemoryHost, MemoryRuntime, type MemoryBehaviour, type RunSpec, type RuntimeFailureReason } from '../../src/runtime/index.js';
 import { WorkerAgent, type WorkerAgentOptions } from '../../src/worker/agent.js';

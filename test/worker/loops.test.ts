@@ -2,8 +2,8 @@
 // re-registration on WORKER_NOT_FOUND, heartbeats with the task statuses, reconciliation on its interval.
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from '../../src/api/worker-contract.js';
-import type { WorkerRecord } from '../../src/kv/task-model.js';
+import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from '../../src/contracts/worker.js';
+import type { WorkerRecord } from '../../src/contracts/task-model.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { SeededRandom } from '../../src/lib/random.js';
 import { MemoryRuntime } from '../../src/runtime/index.js';

@@ -1,6 +1,6 @@
 // The reconciliation planner as a pure function: which corrections follow from assignments, entries and containers.
 import { describe, expect, it } from 'vitest';
-import type { Assignment } from '../../src/api/worker-contract.js';
+import type { Assignment } from '../../src/contracts/worker.js';
 import type { ContainerInfo } from '../../src/runtime/types.js';
 import { planReconcile, type ReconcileInput } from '../../src/worker/reconcile.js';
 import { containerLabels, newEntry, type LocalState, type TaskEntry } from '../../src/worker/task-entry.js';

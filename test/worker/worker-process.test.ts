@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { fastify, type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Assignment, HeartbeatRequest, RegisterRequest, WorkerTaskStatus } from '../../src/api/worker-contract.js';
-import { startWorker, type RunningWorker } from '../../src/worker/start.js';
+import type { Assignment, HeartbeatRequest, RegisterRequest, WorkerTaskStatus } from '../../src/contracts/worker.js';
+import { startWorker, type RunningWorker } from '../../src/daemon/worker.js';
 
 /** The three manager routes a worker calls, over state the test controls. */
 class FakeManager {

@@ -9,7 +9,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { MinkubeError } from '../../lib/errors.js';
 import { auditPrincipal, principalOf } from '../principal.js';
-import type { AuditQuery, AuditRefusal, AuditService } from '../service.js';
+import type { AuditQuery, AuditRefusal, AuditService } from '../../contracts/services.js';
 import { parseIntegerParam } from '../validation.js';
 import { listLimit } from './tasks.js';
 

@@ -18,7 +18,7 @@ import { accessorPattern, KeyPrefix, TokenName, TokenPolicy } from '../../kv/aut
 import { MinkubeError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 import { isRoleName, roleNames } from '../../security/policy.js';
-import type { AuthService, TokenRequest } from '../service.js';
+import type { AuthService, TokenRequest } from '../../contracts/services.js';
 import { requestContext } from './kv.js';
 
 export interface AuthRoutesOptions {

@@ -11,7 +11,7 @@ import type { TLSSocket } from 'node:tls';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { MinkubeError } from '../../lib/errors.js';
-import type { JoinService } from '../service.js';
+import type { JoinService } from '../../contracts/services.js';
 
 const Pem = Type.String({ minLength: 1, maxLength: 16 * 1024 });
 const Addresses = Type.Array(Type.String({ minLength: 1, maxLength: 300 }), { maxItems: 8 });

@@ -1,9 +1,9 @@
 // The kv routes: PUT, GET and DELETE /v1/kv/<key>, where the key is the rest of the path and may contain '/'.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { assertValidKey } from '../keys.js';
+import { assertValidKey } from '../../contracts/keys.js';
 import { entryPrincipal, principalOf } from '../principal.js';
 import { DeleteQuery, GetQuery, KeyParams, KvEntryReply, KvVersionReply, PutBody } from '../schemas.js';
-import type { ManagerService, RequestContext } from '../service.js';
+import type { ManagerService, RequestContext } from '../../contracts/services.js';
 import { parseIntegerParam } from '../validation.js';
 
 export interface KvRoutesOptions {

@@ -13,7 +13,7 @@ import { checkAddress } from '../../config/cluster.js';
 import { MinkubeError } from '../../lib/errors.js';
 import { sendError } from '../errors.js';
 import { LeaderReply, LeaderTransferBody, MemberBody, MemberIdParams, MemberReply, MembersReply } from '../schemas.js';
-import type { MemberRequest, MembershipService } from '../service.js';
+import type { MemberRequest, MembershipService } from '../../contracts/services.js';
 import { requestContext } from './kv.js';
 
 export interface MemberRoutesOptions {

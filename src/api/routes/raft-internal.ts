@@ -3,7 +3,7 @@
 // manager expects next, so a transfer resumes after a broken connection. Only managers call it.
 import type { FastifyPluginAsync } from 'fastify';
 import { limits } from '../../lib/limits.js';
-import { headerFromQuery, SNAPSHOT_CHUNK_PATH, type ChunkReply, type SnapshotChunkHeader } from '../../manager/snapshot-transfer.js';
+import { headerFromQuery, SNAPSHOT_CHUNK_PATH, type ChunkReply, type SnapshotChunkHeader } from '../../contracts/snapshot-chunks.js';
 
 export interface RaftPeerService {
   receiveSnapshotChunk(header: SnapshotChunkHeader, chunk: Uint8Array): ChunkReply;

@@ -19,12 +19,12 @@
 //                               does not answer, 404 TASK_NOT_FOUND if it no longer keeps the output.
 import { Type } from '@sinclair/typebox';
 import type { FastifyError, FastifyPluginAsync, FastifyRequest } from 'fastify';
-import type { TaskSpec, TaskState } from '../../kv/task-model.js';
+import type { TaskSpec, TaskState } from '../../contracts/task-model.js';
 import { TaskSpecSchema, taskView, type TaskSpecBody } from '../../kv/task-spec.js';
 import { MinkubeError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 import { sendError } from '../errors.js';
-import type { TasksService } from '../service.js';
+import type { TasksService } from '../../contracts/services.js';
 import { checkSpecRules, parseIntegerParam } from '../validation.js';
 import { requestContext } from './kv.js';
 import { ConsistencyQuery, SubmitBatchReply, SubmitReply, TaskIdParams, TaskListQuerySchema, TaskLogsQuery } from './tasks-schemas.js';

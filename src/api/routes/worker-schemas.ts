@@ -1,4 +1,4 @@
-// JSON schemas (TypeBox) of the worker's HTTP API (src/api/worker-contract.ts): the assignment a leader sends, and
+// JSON schemas (TypeBox) of the worker's HTTP API (src/contracts/worker.ts): the assignment a leader sends, and
 // what 200 answers contain. Unknown fields are accepted, so the managers may add fields to the contract additively.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { limits } from '../../lib/limits.js';

@@ -1,18 +1,17 @@
-// The worker's task routes (src/api/worker-contract.ts): assign (one, or a batch), stop, list, get, logs, and the host
+// The worker's task routes (src/contracts/worker.ts): assign (one, or a batch), stop, list, get, logs, and the host
 // stats.
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import { MinkubeError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
-import type { WorkerAgent } from '../../worker/agent.js';
 import { sendError } from '../errors.js';
 import { checkSpecRules, parseIntegerParam } from '../validation.js';
 import {
   AssignmentBatchBody, AssignmentBatchReply, AssignmentBody, LogsQuery, StopQuery, TaskParams, WorkerStatsReply, WorkerTaskListReply, WorkerTaskStatusReply,
 } from './worker-schemas.js';
 
-/** What the routes need of the agent (tests may pass a fake). */
-export type WorkerAgentApi = Pick<WorkerAgent, 'assign' | 'stop' | 'get' | 'list' | 'logs' | 'stats' | 'readiness'>;
+export type { WorkerAgentApi } from '../../contracts/worker.js';
+import type { WorkerAgentApi } from '../../contracts/worker.js';
 
 export interface WorkerTaskRoutesOptions {
   agent: WorkerAgentApi;

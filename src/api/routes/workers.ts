@@ -1,8 +1,8 @@
 // The worker routes of every manager: registration, heartbeats and assignment lists (called by workers, see
-// worker-contract.ts), and GET /v1/workers for people and the CLI.
+// contracts/worker.ts), and GET /v1/workers for people and the CLI.
 import type { FastifyPluginAsync } from 'fastify';
-import type { HeartbeatRequest, RegisterRequest } from '../worker-contract.js';
-import type { TasksService } from '../service.js';
+import type { HeartbeatRequest, RegisterRequest } from '../../contracts/worker.js';
+import type { TasksService } from '../../contracts/services.js';
 import { requestContext } from './kv.js';
 import { listLimit } from './tasks.js';
 import { ConsistencyQuery, HeartbeatBody, RegisterBody, WorkerIdParams, WorkerListQuery } from './tasks-schemas.js';

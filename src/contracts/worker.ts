@@ -13,7 +13,7 @@
 //   GET    /v1/tasks/:id                                             -> 200 WorkerTaskStatus
 //   GET    /v1/tasks/:id/logs?tail=N                                 -> 200 text/plain
 //   GET    /v1/stats                                                 -> 200 WorkerStats
-import type { DesiredState, FencingToken, TaskError, TaskSpec, WorkerStats } from '../kv/task-model.js';
+import type { DesiredState, FencingToken, TaskError, TaskSpec, WorkerStats } from './task-model.js';
 
 export interface RegisterRequest {
   readonly id: string;
@@ -55,4 +55,20 @@ export interface Assignment extends FencingToken {
   /** The spec as stored, secretEnv values included: only its worker (and GET assignments, nodes only) sees them. */
   readonly spec: TaskSpec;
   readonly desiredState: DesiredState;
+}
+
+/** Epoch ms: answer with the current status by then even if the operation is still under way. */
+export interface WaitOptions {
+  waitUntilMs?: number;
+}
+
+/** What a worker's routes need of its agent (the agent implements it; tests may pass a fake). */
+export interface WorkerAgentApi {
+  assign(a: Assignment, opts?: WaitOptions): Promise<WorkerTaskStatus>;
+  stop(token: FencingToken, opts?: WaitOptions): Promise<WorkerTaskStatus>;
+  get(taskId: string): WorkerTaskStatus;
+  list(): WorkerTaskStatus[];
+  logs(taskId: string, tailLinesMax: number): Promise<string>;
+  stats(): Promise<WorkerStats>;
+  readiness(): { ready: boolean; reason?: string };
 }

@@ -8,17 +8,17 @@ import { pino, type Logger } from 'pino';
 import { buildWorkerApp } from '../api/worker-app.js';
 import { HttpClient } from '../client/http.js';
 import { loadClusterConfig, type ClusterConfig } from '../config/cluster.js';
-import { joinWithToken } from '../daemon/join.js';
-import { applyRenewedTls, remoteSigner, startCertRenewal } from '../daemon/renewal.js';
+import { joinWithToken } from './join.js';
+import { applyRenewedTls, remoteSigner, startCertRenewal } from './renewal.js';
 import { systemClock } from '../lib/clock.js';
-import { loadNodeSecurity } from '../daemon/security.js';
+import { loadNodeSecurity } from './security.js';
 import { readNodeTls } from '../security/pki-files.js';
 import { MinkubeError } from '../lib/errors.js';
 import { createRuntime, sandboxNameFor } from '../runtime/index.js';
-import { WorkerAgent, type WorkerAgentOptions } from './agent.js';
-import { WorkerLoops } from './loops.js';
-import { HttpManagerLink } from './managers.js';
-import { createHostStatsSource } from './stats.js';
+import { WorkerAgent, type WorkerAgentOptions } from '../worker/agent.js';
+import { WorkerLoops } from '../worker/loops.js';
+import { HttpManagerLink } from '../worker/managers.js';
+import { createHostStatsSource } from '../worker/stats.js';
 
 export interface StartWorkerOptions {
   /** The cluster config that lists this worker; or, without it, a worker that joined with a token (join / dataDir). */

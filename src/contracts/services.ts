@@ -1,10 +1,15 @@
 // The contract between the managers' HTTP API and the manager runtime: the API validates and translates HTTP,
 // the service does the work. Failures are thrown as MinkubeError (NO_LEADER, KV_VERSION_MISMATCH, TIMEOUT, ...).
-import type { EntryPrincipal } from '../kv/commands.js';
-import type { TaskRecord, TaskSpec, TaskState, WorkerRecord } from '../kv/task-model.js';
+import type { TaskRecord, TaskSpec, TaskState, WorkerRecord } from './task-model.js';
 import type { Role } from '../raft/types.js';
 import type { Policy } from '../security/policy.js';
-import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from './worker-contract.js';
+import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from './worker.js';
+
+/**
+ * Who asked for a command, kept small since it rides in every entry: an API token's accessor (`a`) or a node's id
+ * (`n`), with the role. Never a secret. Managers older than this field ignore it, so adding it needed no new `v`.
+ */
+export type EntryPrincipal = { readonly a: string; readonly r: string } | { readonly n: string; readonly r: string };
 
 export interface RequestContext {
   /** The x-request-id of the HTTP request (the client's, or generated). */

@@ -1,8 +1,8 @@
 // How a secure manager's API knows its callers: tokens checked against this manager's applied auth state, sessions
 // signed with the replicated session key, node certificates of this cluster only.
 import type { AuthPluginOptions } from '../api/auth.js';
-import type { AuthService } from '../api/service.js';
-import type { NodeSecurity } from '../daemon/security.js';
+import type { AuthService } from '../contracts/services.js';
+import type { NodeSecurity } from './security.js';
 
 export function managerAppSecurity(security: NodeSecurity, auth: AuthService): AuthPluginOptions {
   return {
