@@ -5,10 +5,10 @@ import type { Logger } from 'pino';
 import type { LostTask, WorkerStateCommand } from '../kv/task-commands.js';
 import type { StoredWorker, TaskStore } from '../kv/task-store.js';
 import type { TasksConfig } from '../config/cluster.js';
+import { retryAtMs } from '../lib/backoff.js';
 import type { Clock } from '../lib/clock.js';
 import { limits } from '../lib/limits.js';
 import type { Random } from '../lib/random.js';
-import { retryAtMs } from '../scheduler/backoff.js';
 import type { Proposer } from './task-service.js';
 
 export interface WorkerHealthOptions {

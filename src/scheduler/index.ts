@@ -1,9 +1,8 @@
-// Placement policies and retry backoff: pure functions the leader's scheduling loop calls.
+// Placement policies: pure functions the leader's scheduling loop calls.
 import { leastLoaded } from './least-loaded.js';
 import type { PlacementPolicy } from './policy.js';
 import { roundRobin } from './round-robin.js';
 
-export * from './backoff.js';
 export * from './policy.js';
 export { leastLoaded, roundRobin };
 

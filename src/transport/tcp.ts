@@ -5,6 +5,7 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer, type PeerCertificate, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import { fullJitterMs } from '../lib/backoff.js';
 import { MinkubeError } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
 import { limits as defaultLimits } from '../lib/limits.js';
@@ -360,9 +361,9 @@ export class TcpTransport implements Transport {
   /** Full jitter: a uniform delay in [0, min(max, base * 2^attempt)). */
   private scheduleRedial(link: PeerLink): void {
     if (link.redialTimer !== null) return;
-    const ceilingMs = Math.min(this.reconnectMaxMs, this.reconnectBaseMs * 2 ** link.redialAttempt);
+    const delayMs = fullJitterMs(link.redialAttempt + 1, { baseMs: this.reconnectBaseMs, capMs: this.reconnectMaxMs }, this.o.random ?? Math.random);
     link.redialAttempt = Math.min(link.redialAttempt + 1, 30);
-    link.redialTimer = setTimeout(() => this.dial(link), (this.o.random ?? Math.random)() * ceilingMs);
+    link.redialTimer = setTimeout(() => this.dial(link), delayMs);
     link.redialTimer.unref();
   }
 

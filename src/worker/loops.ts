@@ -3,6 +3,7 @@
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RegisterRequest, WorkerTaskStatus } from '../contracts/worker.js';
+import { fullJitterMs } from '../lib/backoff.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { SeededRandom, type Random } from '../lib/random.js';
@@ -174,7 +175,6 @@ export class WorkerLoops {
   private backoffMs(failures: number): number {
     const base = this.opts.registerBackoffBaseMs ?? Math.min(this.opts.heartbeatIntervalMs, 500);
     const cap = this.opts.registerBackoffCapMs ?? 10_000;
-    const ceiling = Math.min(cap, base * 2 ** Math.min(failures, 20));
-    return Math.max(1, this.random.next() * ceiling);
+    return Math.max(1, fullJitterMs(Math.min(failures, 20) + 1, { baseMs: base, capMs: cap }, () => this.random.next()));
   }
 }

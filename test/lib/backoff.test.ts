@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SeededRandom, type Random } from '../../src/lib/random.js';
-import { backoffCeilingMs, backoffDelayMs, retryAtMs } from '../../src/scheduler/backoff.js';
+import { backoffCeilingMs, backoffDelayMs, retryAtMs } from '../../src/lib/backoff.js';
 
 const o = { baseMs: 1000, capMs: 60_000 };
 const fixed = (x: number): Random => ({ next: () => x, int: (n) => Math.floor(x * n) });
