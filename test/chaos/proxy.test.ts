@@ -3,6 +3,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChaosNetwork, FaultProxy, passMode } from './proxy.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 /** An upper-casing echo server: what comes back proves the bytes went through both directions. */
 async function echoServer(): Promise<{ server: Server; port: number }> {
@@ -30,16 +31,6 @@ async function client(port: number): Promise<{ socket: Socket; received: () => s
   return { socket, received: () => data, closed: () => closed };
 }
 
-async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -59,7 +50,7 @@ describe('FaultProxy', () => {
     const c = await client(proxy.port);
     cleanups.push(() => void c.socket.destroy());
     c.socket.write('hello');
-    await until(() => c.received() === 'HELLO', 'the echo');
+    await waitFor('the echo', () => c.received() === 'HELLO');
     expect(proxy.counters.accepted).toBe(1);
   });
 
@@ -68,7 +59,7 @@ describe('FaultProxy', () => {
     proxy.setMode({ kind: 'drop', existing: 'destroy', incoming: 'refuse' });
     const c = await client(proxy.port);
     c.socket.write('x');
-    await until(() => c.closed(), 'the refusal');
+    await waitFor('the refusal', () => c.closed());
     expect(c.received()).toBe('');
     expect(proxy.counters.refused).toBe(1);
   });
@@ -77,9 +68,9 @@ describe('FaultProxy', () => {
     const proxy = await setup();
     const c = await client(proxy.port);
     c.socket.write('a');
-    await until(() => c.received() === 'A', 'the echo');
+    await waitFor('the echo', () => c.received() === 'A');
     proxy.setMode({ kind: 'drop', existing: 'destroy', incoming: 'refuse' });
-    await until(() => c.closed(), 'the reset');
+    await waitFor('the reset', () => c.closed());
     expect(proxy.connections).toBe(0);
   });
 
@@ -88,14 +79,14 @@ describe('FaultProxy', () => {
     const c = await client(proxy.port);
     cleanups.push(() => void c.socket.destroy());
     c.socket.write('a');
-    await until(() => c.received() === 'A', 'the echo');
+    await waitFor('the echo', () => c.received() === 'A');
     proxy.setMode({ kind: 'drop', existing: 'hold', incoming: 'hold' });
     for (const part of ['b', 'c', 'd']) c.socket.write(part);
     await sleep(150);
     expect(c.received()).toBe('A');
     expect(c.closed()).toBe(false);
     proxy.setMode(passMode);
-    await until(() => c.received() === 'ABCD', 'the held bytes');
+    await waitFor('the held bytes', () => c.received() === 'ABCD');
   });
 
   it('drop with hold: a new connection is accepted but silent until the heal', async () => {
@@ -108,7 +99,7 @@ describe('FaultProxy', () => {
     expect(c.received()).toBe('');
     expect(c.closed()).toBe(false);
     proxy.setMode(passMode);
-    await until(() => c.received() === 'EARLY', 'the held connection to open');
+    await waitFor('the held connection to open', () => c.received() === 'EARLY');
   });
 
   it('delay: bytes arrive late and in order', async () => {
@@ -118,7 +109,7 @@ describe('FaultProxy', () => {
     cleanups.push(() => void c.socket.destroy());
     const t0 = performance.now();
     for (const part of ['x', 'y', 'z']) c.socket.write(part);
-    await until(() => c.received() === 'XYZ', 'the delayed echo');
+    await waitFor('the delayed echo', () => c.received() === 'XYZ');
     // Both directions are delayed: at least two delays (timers may fire a millisecond early).
     expect(performance.now() - t0).toBeGreaterThanOrEqual(290);
   });
@@ -129,7 +120,7 @@ describe('FaultProxy', () => {
     const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port } });
     cleanups.push(() => proxy.close());
     const c = await client(proxy.port);
-    await until(() => c.closed(), 'the close');
+    await waitFor('the close', () => c.closed());
   });
 });
 
@@ -146,12 +137,12 @@ describe('ChaosNetwork', () => {
     expect(net.cutLinks()).toEqual(['a->b', 'a->c', 'b->a', 'c->a']);
     expect(proxies.get('b->c')!.mode.kind).toBe('pass');
     const refused = await client(proxies.get('c->a')!.port);
-    await until(() => refused.closed(), 'the refusal');
+    await waitFor('the refusal', () => refused.closed());
     net.heal();
     expect(net.cutLinks()).toEqual([]);
     const c = await client(proxies.get('c->a')!.port);
     cleanups.push(() => void c.socket.destroy());
     c.socket.write('ok');
-    await until(() => c.received() === 'OK', 'the healed link');
+    await waitFor('the healed link', () => c.received() === 'OK');
   });
 });

@@ -1,8 +1,11 @@
 // The fault test's clients: concurrent key-value clients (linearizable reads, puts, compare-and-sets on the version
 // they last saw, deletes) and a task submitter, each request to a random manager, every operation recorded.
 import type { Random, SeededRandom } from '../../src/lib/random.js';
+import { sleep } from '../support/wait.js';
 import { classifyKv, type KvKind, type KvOpRecord, type TaskSubmission } from './history.js';
 import { send, type Access, type RequestOptions } from './http.js';
+
+export { sleep };
 
 export interface WorkloadOptions {
   /** The managers' real API addresses, by id. */
@@ -145,6 +148,3 @@ export class Workload {
   }
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}

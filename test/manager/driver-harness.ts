@@ -17,6 +17,7 @@ import type { SnapshotChunkHeader } from '../../src/contracts/snapshot-chunks.js
 import type { ChunkPoster } from '../../src/manager/snapshot-transfer.js';
 import { emptyMemoryDisk, MemoryRaftStorage, type MemoryDisk } from '../../src/storage/memory.js';
 import { MemoryNetwork, type MemoryTransport } from '../../src/transport/memory.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 export interface DriverNode {
   readonly id: NodeId;
@@ -53,18 +54,7 @@ export interface StartOptions {
   wipe?: boolean;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` until it returns a value other than undefined/false, or fails naming `what`. */
-export async function waitFor<T>(what: string, check: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
+export { sleep, waitFor };
 
 export const memberOf = (id: string): Member => ({ id: nodeId(id), raftAddress: `raft-${id}`, apiAddress: `api-${id}` });
 

@@ -2,10 +2,12 @@
 // `bin/minkube.js manager`, SIGKILL / SIGSTOP / SIGCONT them, and talk to them over HTTP.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream, type WriteStream } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { join, resolve } from 'node:path';
+import { eventually, freePort, sleep } from './wait.js';
+
+export { eventually, freePort, sleep };
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
 export const minkubeBin = join(repoRoot, 'bin', 'minkube.js');
@@ -35,18 +37,6 @@ export interface ClusterOptions {
    * tests are about something else, and the security tests turn it on.
    */
   secure?: boolean;
-}
-
-/** A free TCP port on host (bound and released; a tiny race is acceptable in tests). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr !== null ? resolvePort(addr.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /** The last lines of a log file, or a note that there is none. */
@@ -258,23 +248,3 @@ export async function httpJson(baseUrl: string, method: string, path: string, bo
   return { status, body: parsed };
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls fn until it returns a non-undefined value, or throws after timeoutMs. */
-export async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown = null;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      lastError = err;
-    }
-    await sleep(50);
-  }
-  const why = lastError instanceof Error ? `: ${lastError.message}` : '';
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
-}

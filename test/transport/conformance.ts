@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { logIndex, nodeId, term, type NodeId } from '../../src/lib/ids.js';
 import type { HeartbeatMessage, Message } from '../../src/raft/types.js';
 import type { Transport } from '../../src/transport/types.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 export interface TransportCluster {
   readonly ids: readonly NodeId[];
@@ -14,15 +15,7 @@ export interface TransportCluster {
   close(): Promise<void>;
 }
 
-export async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { sleep, waitFor };
 
 /** One message of every type, with values that exercise each field. */
 export function sampleMessages(from: NodeId, to: NodeId): Message[] {

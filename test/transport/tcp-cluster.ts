@@ -1,23 +1,11 @@
 // Helpers for TCP transport tests and benchmarks: free loopback ports, a logger that keeps its lines, and a cluster
 // of TcpTransports that all know each other.
-import { createServer } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { nodeId, type NodeId } from '../../src/lib/ids.js';
 import { TcpTransport, type TcpTransportOptions } from '../../src/transport/tcp.js';
+import { freePorts } from '../support/wait.js';
 
-/** Ports free right now on `host` (the OS picks them; a tiny race with other processes remains). */
-export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-      const s = createServer();
-      s.once('error', reject);
-      s.listen({ host, port: 0 }, () => resolve(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
+export { freePorts };
 
 export interface LogLine {
   level: number;

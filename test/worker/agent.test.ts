@@ -6,6 +6,7 @@ import type { TaskSpec } from '../../src/contracts/task-model.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { MemoryHost, MemoryRuntime, type MemoryBehaviour, type RunSpec, type RuntimeFailureReason } from '../../src/runtime/index.js';
 import { WorkerAgent, type WorkerAgentOptions } from '../../src/worker/agent.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const logger = pino({ level: 'silent' });
 const agents: WorkerAgent[] = [];
@@ -32,16 +33,6 @@ function setup(opts: Partial<WorkerAgentOptions> & { host?: MemoryHost; runtime?
 
 function assignment(taskId: string, attempt = 1, term = 1, spec: Partial<TaskSpec> = {}, desiredState: 'run' | 'stop' = 'run'): Assignment {
   return { taskId, attempt, term, spec: { image: 'busybox', ...spec }, desiredState };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await sleep(5);
-  }
 }
 
 async function rejection(p: Promise<unknown>): Promise<MinkubeError> {
@@ -88,7 +79,7 @@ describe('assign', () => {
     const next = await agent.assign(assignment('t1', 2, 1));
     expect(next).toMatchObject({ attempt: 2, state: 'running' });
     expect(next.containerId).not.toBe(old.containerId);
-    await until(async () => (await runtime.inspect(old.containerId!)) === null);
+    await waitFor('the old container removed', async () => (await runtime.inspect(old.containerId!)) === null);
     const live = await runtime.list({ 'minkube.task': 't1' });
     expect(live.map((c) => [c.id, c.state])).toEqual([[next.containerId, 'running']]);
     expect(agent.list()).toHaveLength(1);
@@ -103,7 +94,7 @@ describe('assign', () => {
     }
     const { agent } = setup({ runtime: new SlowRuntime({ behave }), assignWaitMs: 10 });
     expect(await agent.assign(assignment('t1'))).toMatchObject({ state: 'starting', containerId: null });
-    await until(() => agent.get('t1').state === 'running');
+    await waitFor('t1 running', () => agent.get('t1').state === 'running');
     // A stop that arrives while starting stops the container once it has started.
     await agent.assign(assignment('t2'));
     const stopped = await agent.stop({ taskId: 't2', attempt: 1, term: 1 });
@@ -124,7 +115,7 @@ describe('assign', () => {
     const { agent } = setup({ runtime: new CountingRuntime({ behave }), assignWaitMs: 5, startConcurrency: 3 });
     const first = await Promise.all(Array.from({ length: 12 }, (_, i) => agent.assign(assignment(`c${i}`, 1, 1, { env: { DURATION_MS: '10000' } }))));
     expect(first.filter((s) => s.state === 'starting').length).toBeGreaterThan(0);
-    await until(() => agent.list().every((t) => t.state === 'running'));
+    await waitFor('every task running', () => agent.list().every((t) => t.state === 'running'));
     expect(most).toBe(3);
   });
 
@@ -162,7 +153,7 @@ describe('stop', () => {
     expect(runtime.calls.stop).toBe(1);
     // Again: answers the final status.
     expect(await agent.stop({ taskId: 't1', attempt: 3, term: 2 })).toEqual(status);
-    await until(async () => (await runtime.list({})).length === 0);
+    await waitFor('no container left', async () => (await runtime.list({})).length === 0);
   });
 
   it('a newer token stops the older attempt and fences a late assignment of the newer one', async () => {
@@ -182,10 +173,10 @@ describe('exits', () => {
     const { agent, runtime } = setup();
     await agent.assign(assignment('ok', 1, 1, { env: { DURATION_MS: '10', EXIT_CODE: '0', LOGS: 'hello\nworld\n' } }));
     await agent.assign(assignment('bad', 1, 1, { env: { DURATION_MS: '10', EXIT_CODE: '3', LOGS: 'oops\n' } }));
-    await until(() => agent.list().every((s) => s.state !== 'running'));
+    await waitFor('no task running', () => agent.list().every((s) => s.state !== 'running'));
     expect(agent.get('ok')).toMatchObject({ state: 'succeeded', exitCode: 0, error: null });
     expect(agent.get('bad')).toMatchObject({ state: 'failed', exitCode: 3, error: { class: 'permanent', message: 'the container exited with code 3' } });
-    await until(async () => (await runtime.list({})).length === 0);
+    await waitFor('no container left', async () => (await runtime.list({})).length === 0);
     expect(await agent.logs('ok', 1000)).toBe('hello\nworld\n');
     expect(await agent.logs('ok', 1)).toBe('world\n');
     expect(await agent.logs('bad', 10)).toBe('oops\n');
@@ -230,7 +221,7 @@ describe('re-adoption after a restart', () => {
     expect(await second.agent.assign(assignment('long', 4, 2))).toMatchObject({ containerId: running.containerId });
     expect(second.runtime.calls.run).toBe(0);
     await second.runtime.stop(running.containerId!, 0);
-    await until(() => second.agent.get('long').state === 'failed');
+    await waitFor('long failed', () => second.agent.get('long').state === 'failed');
     expect(second.agent.get('long').exitCode).toBe(143);
   });
 });
@@ -252,16 +243,16 @@ describe('reconcile', () => {
     const kinds = report.corrections.map((c) => `${c.kind}:${'assignment' in c ? c.assignment.taskId : 'token' in c ? c.token.taskId : 'container' in c ? c.container.id : c.taskId}`);
     expect(kinds.sort()).toEqual(['remove-orphan:' + orphan.id, 'start:new', 'start:old', 'stop:to-stop', 'stop:unwanted'].sort());
 
-    await until(() => agent.get('new').state === 'running' && agent.get('old').state === 'running');
+    await waitFor('new and old running', () => agent.get('new').state === 'running' && agent.get('old').state === 'running');
     expect(agent.get('old')).toMatchObject({ attempt: 2, term: 3 });
-    await until(() => agent.get('unwanted').state === 'stopped' && agent.get('to-stop').state === 'stopped');
+    await waitFor('unwanted and to-stop stopped', () => agent.get('unwanted').state === 'stopped' && agent.get('to-stop').state === 'stopped');
     expect(agent.get('keep').state).toBe('running');
     expect(await runtime.inspect(orphan.id)).toBeNull();
     expect((await runtime.inspect(foreign.id))?.state).toBe('running');
     expect(() => agent.get('never-seen')).toThrow(/no task never-seen/);
 
     // A second pass finds nothing to correct.
-    await until(async () => (await runtime.list({ 'minkube.worker': 'w1' })).length === 3);
+    await waitFor('three containers of w1', async () => (await runtime.list({ 'minkube.worker': 'w1' })).length === 3);
     expect((await agent.reconcile(async () => list)).corrections).toEqual([]);
   });
 
@@ -301,7 +292,7 @@ describe('bounds', () => {
     await agent.assign(assignment('b'));
     const full = await rejection(agent.assign(assignment('c')));
     expect(full).toMatchObject({ code: 'QUEUE_FULL', status: 429 });
-    await until(() => agent.get('a').state === 'succeeded');
+    await waitFor('a succeeded', () => agent.get('a').state === 'succeeded');
     await sleep(5);
     // Still listed: not acknowledged, so not evicted.
     expect((await agent.reconcile(async () => [assignment('a'), assignment('b')])).evicted).toBe(0);
@@ -315,7 +306,7 @@ describe('bounds', () => {
   it('keeps a finished task through its retention time', async () => {
     const { agent } = setup({ finishedRetentionMs: 60_000 });
     await agent.assign(assignment('a', 1, 1, { env: { DURATION_MS: '5' } }));
-    await until(() => agent.get('a').state === 'succeeded');
+    await waitFor('a succeeded', () => agent.get('a').state === 'succeeded');
     await sleep(5);
     expect((await agent.reconcile(async () => [])).evicted).toBe(0);
     expect(agent.get('a').state).toBe('succeeded');

@@ -10,6 +10,7 @@ import { MemoryRuntime } from '../../src/runtime/index.js';
 import { WorkerAgent } from '../../src/worker/agent.js';
 import { WorkerLoops } from '../../src/worker/loops.js';
 import type { ManagerLink } from '../../src/worker/managers.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const logger = pino({ level: 'silent' });
 const unreachable = () => new MinkubeError('UNREACHABLE', 'no manager answered');
@@ -43,15 +44,6 @@ class ScriptedLink implements ManagerLink {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(what: string, check: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not reached: ${what}`);
-    await sleep(5);
-  }
-}
-
 const running: Array<{ loops: WorkerLoops; agent: WorkerAgent }> = [];
 afterEach(async () => {
   for (const r of running.splice(0)) {
@@ -75,11 +67,11 @@ describe('WorkerLoops', () => {
     const link = new ScriptedLink();
     const { loops } = setup(link);
     loops.start();
-    await until('several failed registrations', () => link.registers >= 5);
+    await waitFor('several failed registrations', () => link.registers >= 5);
     expect(loops.isRegistered).toBe(false);
     expect(link.assignmentCalls).toBeGreaterThan(0); // reconciliation tried, and changed nothing
     link.up = true;
-    await until('registered and heartbeating', () => loops.isRegistered && link.heartbeats.length >= 2);
+    await waitFor('registered and heartbeating', () => loops.isRegistered && link.heartbeats.length >= 2);
     expect(link.heartbeats[0]!.stats).toMatchObject({ runningTasks: 0, cpuUtilization: null });
   });
 
@@ -89,13 +81,13 @@ describe('WorkerLoops', () => {
     const { loops, agent } = setup(link);
     link.assigned = [{ taskId: 't1', attempt: 1, term: 1, spec: { image: 'x' }, desiredState: 'run' }];
     loops.start();
-    await until('t1 reported running', () => link.heartbeats.at(-1)?.tasks.some((t) => t.taskId === 't1' && t.state === 'running') ?? false);
+    await waitFor('t1 reported running', () => link.heartbeats.at(-1)?.tasks.some((t) => t.taskId === 't1' && t.state === 'running') ?? false);
     expect(link.heartbeats.at(-1)!.stats.runningTasks).toBe(1);
     const registers = link.registers;
     link.knows = false; // the managers lost the worker record
-    await until('registered again', () => link.registers > registers && link.knows);
+    await waitFor('registered again', () => link.registers > registers && link.knows);
     const beats = link.heartbeats.length;
-    await until('heartbeats resume', () => link.heartbeats.length > beats);
+    await waitFor('heartbeats resume', () => link.heartbeats.length > beats);
     expect(agent.get('t1').state).toBe('running');
   });
 
@@ -108,9 +100,9 @@ describe('WorkerLoops', () => {
       { taskId: 't2', attempt: 1, term: 1, spec: { image: 'x' }, desiredState: 'run' },
     ];
     loops.start();
-    await until('both reported running', () => link.heartbeats.some((h) => h.tasks.filter((t) => t.state === 'running').length === 2));
+    await waitFor('both reported running', () => link.heartbeats.some((h) => h.tasks.filter((t) => t.state === 'running').length === 2));
     const after = link.heartbeats.length;
-    await until('three more heartbeats', () => link.heartbeats.length >= after + 3);
+    await waitFor('three more heartbeats', () => link.heartbeats.length >= after + 3);
     // Accepted and unchanged: the next beats carry no task statuses (only liveness and stats).
     expect(link.heartbeats.slice(after, after + 3).map((h) => h.tasks.length)).toEqual([0, 0, 0]);
     expect(link.heartbeats.at(-1)!.stats.runningTasks).toBe(2);

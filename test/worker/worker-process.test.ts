@@ -1,7 +1,6 @@
 // A real worker (startWorker, process runtime, temp-dir config) against a fake manager on 127.0.0.1: registration,
 // heartbeats with stats and statuses, reconciliation starting and stopping tasks, surviving a manager outage, restart.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fastify, type FastifyInstance } from 'fastify';
@@ -9,6 +8,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Assignment, HeartbeatRequest, RegisterRequest, WorkerTaskStatus } from '../../src/contracts/worker.js';
 import { startWorker, type RunningWorker } from '../../src/daemon/worker.js';
+import { freePort, sleep, waitFor } from '../support/wait.js';
 
 /** The three manager routes a worker calls, over state the test controls. */
 class FakeManager {
@@ -47,23 +47,6 @@ class FakeManager {
     const latest = new Map<string, WorkerTaskStatus>();
     for (const h of this.heartbeats) for (const t of h.tasks) latest.set(t.taskId, t);
     return [...latest.values()];
-  }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not reached in ${timeoutMs} ms: ${what}`);
-    await sleep(20);
   }
 }
 
@@ -116,16 +99,16 @@ describe('a worker process against a fake manager', () => {
   it('registers, heartbeats with stats, and runs what reconciliation finds assigned', async () => {
     worker = await startWorker({ configPath, id: 'w1', logger });
     expect(worker.apiUrl).toBe(`http://127.0.0.1:${workerPort}`);
-    await until('registered', () => fake.registrations.length > 0);
+    await waitFor('registered', () => fake.registrations.length > 0);
     expect(fake.registrations[0]).toEqual({ id: 'w1', apiAddress: `127.0.0.1:${workerPort}`, runtime: 'process' });
-    await until('two heartbeats', () => fake.heartbeats.length >= 2);
+    await waitFor('two heartbeats', () => fake.heartbeats.length >= 2);
     const { stats } = fake.heartbeats.at(-1)!;
     expect(stats.memoryTotalBytes).toBeGreaterThan(0);
     expect(stats.diskFreeBytes).toBeGreaterThan(0);
     expect(stats.runningTasks).toBe(0);
 
     fake.assignments = [sleeper('t1'), sleeper('t2')];
-    await until('both tasks running in a heartbeat', () => fake.lastTasks().filter((t) => t.state === 'running').length === 2);
+    await waitFor('both tasks running in a heartbeat', () => fake.lastTasks().filter((t) => t.state === 'running').length === 2);
     expect(fake.heartbeats.at(-1)!.stats.runningTasks).toBe(2);
     expect(await workerGet('/v1/tasks/t1')).toMatchObject({ taskId: 't1', state: 'running', attempt: 1, term: 1 });
   });
@@ -141,8 +124,8 @@ describe('a worker process against a fake manager', () => {
     fake.registrations = [];
     fake.assignments = [sleeper('t1')];
     await fake.listen(fake.port);
-    await until('registered again', () => fake.registrations.length > 0);
-    await until('t2 stopped', () => fake.lastTasks().find((t) => t.taskId === 't2')?.state === 'stopped');
+    await waitFor('registered again', () => fake.registrations.length > 0);
+    await waitFor('t2 stopped', () => fake.lastTasks().find((t) => t.taskId === 't2')?.state === 'stopped');
     expect(fake.lastTasks().find((t) => t.taskId === 't1')?.state).toBe('running');
     expect(lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('reconcile: stop: t2'))).toBe(true);
   });
