@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { nodeId } from '../../src/lib/ids.js';
 import type { Message } from '../../src/raft/types.js';
 import { MemoryNetwork } from '../../src/transport/memory.js';
-import { collect, heartbeat, runTransportConformance, sleep, waitFor } from './conformance.js';
+import { collect, heartbeat, runTransportConformance, waitFor } from './conformance.js';
 
 runTransportConformance('memory', async (n) => {
   const net = new MemoryNetwork();
@@ -15,22 +15,23 @@ runTransportConformance('memory', async (n) => {
 describe('MemoryNetwork partitions', () => {
   const [a, b, c] = [nodeId('a'), nodeId('b'), nodeId('c')];
 
-  function setup(): { net: MemoryNetwork; boxes: Message[][]; send: (from: number, to: number) => void } {
+  /** dropped(i): the messages node i sent that the network dropped (counted when they would have been delivered). */
+  function setup(): { net: MemoryNetwork; boxes: Message[][]; send: (from: number, to: number) => void; dropped: (i: number) => number } {
     const net = new MemoryNetwork();
     const ts = [a, b, c].map((id) => net.transport(id));
     const boxes = ts.map(collect);
     const ids = [a, b, c];
-    return { net, boxes, send: (from, to) => ts[from]!.send([heartbeat(ids[from]!, ids[to]!, `${from}${to}`)]) };
+    return { net, boxes, send: (from, to) => ts[from]!.send([heartbeat(ids[from]!, ids[to]!, `${from}${to}`)]), dropped: (i) => ts[i]!.counters.messagesDropped };
   }
 
   it('isolate drops everything to and from a node until heal', async () => {
-    const { net, boxes, send } = setup();
+    const { net, boxes, send, dropped } = setup();
     net.isolate(c);
     send(0, 2);
     send(2, 1);
     send(0, 1);
     await waitFor('a -> b', () => boxes[1]!.length === 1);
-    await sleep(10);
+    await waitFor('a -> c and c -> b dropped', () => dropped(0) === 1 && dropped(2) === 1);
     expect(boxes[2]).toEqual([]);
     expect(boxes[1]!.map((m) => m.from)).toEqual([a]);
     net.heal();
@@ -39,20 +40,20 @@ describe('MemoryNetwork partitions', () => {
   });
 
   it('cut is one-way', async () => {
-    const { net, boxes, send } = setup();
+    const { net, boxes, send, dropped } = setup();
     net.cut(a, b);
     send(0, 1);
     send(1, 0);
     await waitFor('b -> a', () => boxes[0]!.length === 1);
-    await sleep(10);
+    await waitFor('a -> b dropped', () => dropped(0) === 1);
     expect(boxes[1]).toEqual([]);
   });
 
   it('drops messages that are in flight when a partition starts', async () => {
-    const { net, boxes, send } = setup();
+    const { net, boxes, send, dropped } = setup();
     send(0, 1);
     net.isolate(b);
-    await sleep(10);
+    await waitFor('a -> b dropped', () => dropped(0) === 1);
     expect(boxes[1]).toEqual([]);
   });
 

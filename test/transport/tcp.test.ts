@@ -7,7 +7,7 @@ import { nodeId, type NodeId } from '../../src/lib/ids.js';
 import type { Message } from '../../src/raft/types.js';
 import { FrameDecoder, WIRE_VERSION, decodePayload, encodeFrame } from '../../src/transport/codec.js';
 import { TcpTransport } from '../../src/transport/tcp.js';
-import { collect, heartbeat, runTransportConformance, sleep, waitFor } from './conformance.js';
+import { collect, heartbeat, runTransportConformance, waitFor } from './conformance.js';
 import { freePorts, memoryLogger, startTcpCluster, type TcpCluster } from './tcp-cluster.js';
 
 runTransportConformance('tcp', (n) => startTcpCluster(n));
@@ -223,11 +223,12 @@ describe('TcpTransport connections', () => {
     const a1 = `127.0.0.1:${p1}`;
     const a2 = `127.0.0.1:${p2}`;
     const [n1, n2] = [nodeId('n1'), nodeId('n2')];
-    const t1 = await TcpTransport.start({ id: n1, listen: a1, peers: new Map([[n2, a2]]), logger: memoryLogger('n1').logger, reconnectMaxMs: 100, limits: { peerSendQueueMessagesMax: 5 } });
+    const log1 = memoryLogger('n1');
+    const t1 = await TcpTransport.start({ id: n1, listen: a1, peers: new Map([[n2, a2]]), logger: log1.logger, reconnectMaxMs: 100, limits: { peerSendQueueMessagesMax: 5 } });
     extra.push(t1);
     t1.send(Array.from({ length: 8 }, (_, i) => heartbeat(n1, n2, String(i))));
     expect(t1.counters.messagesDropped).toBe(3);
-    await sleep(150);
+    await waitFor('two failed dials', () => log1.lines.filter((l) => l.msg.startsWith('cannot reach peer')).length >= 2, 3000);
     expect(t1.reachable(n2)).toBe(false);
     const t2 = await TcpTransport.start({ id: n2, listen: a2, peers: new Map([[n1, a1]]), logger: memoryLogger('n2').logger });
     extra.push(t2);

@@ -133,7 +133,7 @@ describe('statuses', () => {
     const running = agent.get('s1');
     expect(agent.get('s1')).toBe(running);
     expect(agent.list().find((t) => t.taskId === 's1')).toBe(running);
-    await sleep(80);
+    await waitFor('s1 succeeded', () => agent.get('s1').state === 'succeeded');
     const done = agent.get('s1');
     expect(done).not.toBe(running);
     expect(done).toMatchObject({ state: 'succeeded', exitCode: 0, finishedAt: expect.any(String) as string });
@@ -209,7 +209,8 @@ describe('re-adoption after a restart', () => {
     const running = await first.agent.assign(assignment('long', 4, 2, { command: ['sleep', '99'] }));
     await first.agent.assign(assignment('short', 1, 1, { env: { DURATION_MS: '30', EXIT_CODE: '4', LOGS: 'bye\n' } }));
     await first.agent.close();
-    await sleep(60); // "short" exits while no agent watches
+    // "short" exits while no agent watches.
+    await waitFor('short exited', async () => (await first.runtime.list({ 'minkube.task': 'short' })).some((c) => c.state === 'exited'));
 
     const second = setup({ host });
     expect(await second.agent.adopt()).toBe(2);
