@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProcessRuntime, exitCodeForSignal, readProcStat } from '../../src/runtime/process.js';
+import { waitFor } from '../support/wait.js';
 import { expectFailure, runRuntimeConformance } from './conformance.js';
 
 const dirs: string[] = [];
@@ -81,11 +82,10 @@ describe('ProcessRuntime specifics', () => {
     const rt = new ProcessRuntime({ stateDir: await stateDir() });
     // The shell waits on a background sleep; SIGTERM to the shell alone would leave the sleep behind.
     const { id } = await rt.run({ name: 'group', image: 'host', command: ['sh', '-c', 'sleep 30 & echo $!; wait'], labels });
-    let grandchild = NaN;
-    for (let i = 0; i < 50 && Number.isNaN(grandchild); i++) {
-      grandchild = Number.parseInt(await rt.logs(id), 10);
-      if (Number.isNaN(grandchild)) await new Promise((r) => setTimeout(r, 20));
-    }
+    const grandchild = await waitFor('the background sleep\'s pid in the log', async () => {
+      const pid = Number.parseInt(await rt.logs(id), 10);
+      return Number.isNaN(pid) ? undefined : pid;
+    }, 1000, 20);
     expect(await readProcStat(grandchild)).not.toBeNull();
     await rt.stop(id, 1000);
     await new Promise((r) => setTimeout(r, 100));
@@ -102,9 +102,7 @@ describe('ProcessRuntime specifics', () => {
     const gate = (n: number): string => `while [ ! -e ${path.join(dir, `go${n}`)} ]; do sleep 0.01; done`;
     const script = `seq 1 300; ${gate(1)}; seq 301 600; ${gate(2)}; seq 601 900; sleep 30`;
     const { id } = await rt.run({ name: 'chatty', image: 'host', command: ['sh', '-c', script], labels });
-    const until = async (text: string): Promise<void> => {
-      for (let i = 0; i < 500 && !(await rt.logs(id)).includes(text); i++) await new Promise((r) => setTimeout(r, 10));
-    };
+    const until = (text: string): Promise<boolean> => waitFor(`${JSON.stringify(text)} in the log`, async () => (await rt.logs(id)).includes(text), 5000, 10);
     await until('\n300\n');
     await rt.rotateLogs();
     await fs.writeFile(path.join(dir, 'go1'), '');
