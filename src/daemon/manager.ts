@@ -2,10 +2,12 @@
 // service and the leader-only loops (started and stopped by role changes), HTTP API.
 import { randomBytes, randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Server as HttpsServer } from 'node:https';
 import { pino, type Logger } from 'pino';
 import { loadClusterConfig, parseClusterConfig, type ClusterConfig } from '../config/cluster.js';
 import { buildManagerApp } from '../api/manager-app.js';
+import { writeCredentials } from '../client/credentials.js';
 import { HttpClient } from '../client/http.js';
 import { joinWithToken } from './join.js';
 import { applyRenewedTls, localSigner, startCertRenewal } from './renewal.js';
@@ -143,6 +145,13 @@ async function securityFor(config: ClusterConfig, self: ManagerConfig, tuning: M
   // A manager the config file lists gets its certificate from the CA beside the file, unless it joined with a token.
   const security = await loadNodeSecurity(config, { id: self.id, role: 'manager', dataDir: self.dataDir, addresses }, listed && tuning.joinToken === undefined, logger);
   const adminToken = security !== null && listed && tuning.joinToken === undefined ? await ensureAdminToken(config.clusterDir) : null;
+  if (security !== null && adminToken !== null) {
+    // For a cluster started node by node rather than with `minkube up`: MINKUBE_CONFIG=<clusterDir>/credentials.json.
+    await writeCredentials(
+      { clusterId: security.clusterId, apis: config.managers.map((m) => `https://${m.apiAddress}`), ca: security.material.caCertPem, token: adminToken },
+      join(config.clusterDir, 'credentials.json'),
+    );
+  }
   return { security, adminToken };
 }
 

@@ -2,8 +2,7 @@
 // revoked one, or with a role that lacks the permission; nodes are known by their certificates (a forged worker or
 // a worker's certificate on a worker's API is refused); nodes join with a join token, and not with a wrong or
 // expired one.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, TLSSocket } from 'node:tls';
@@ -26,10 +25,10 @@ beforeAll(async () => {
   c = await ProcCluster.create({ managers: 3, workers: 1, workerRuntime: 'process', secure: true });
   c.startAll();
   leader = await c.waitForLeader({ timeoutMs: 60_000 });
-  // What `minkube up` would have written.
-  const dir = mkdtempSync(join(tmpdir(), 'minkube-creds-'));
-  credentialsPath = join(dir, 'config.json');
-  writeFileSync(credentialsPath, JSON.stringify({ clusterId: 'x', apis: c.managerIds.map((id) => c.url(id)), ca: c.caCertPem(), token: c.adminToken() }), { mode: 0o600 });
+  // Managers started node by node (not with `minkube up`) leave the credentials beside the config.
+  credentialsPath = join(c.dir, '.minkube', 'credentials.json');
+  const written = JSON.parse(readFileSync(credentialsPath, 'utf8')) as { apis: string[]; token: string; ca: string };
+  expect(written).toMatchObject({ apis: c.managerIds.map((id) => c.url(id)), token: c.adminToken(), ca: c.caCertPem() });
   await eventually(async () => ((await c.http('w1', 'GET', '/health')).status === 200 ? true : undefined), 30_000, 'the worker');
 }, 120_000);
 
