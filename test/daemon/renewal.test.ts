@@ -18,41 +18,13 @@ import { limits } from '../../src/lib/limits.js';
 import { createClusterCa, createCsr, generateNodeKey, identityFromCertificate, isIssuedBy, issueNodeCertificate, issueNodeKeyAndCert, needsRenewal, type NodeRole } from '../../src/security/ca.js';
 import { readNodeTls, writeNodeTls, type NodeTls } from '../../src/security/pki-files.js';
 import { TcpTransport } from '../../src/transport/tcp.js';
-import { waitFor } from '../transport/conformance.js';
+import { waitFor } from '../support/wait.js';
 import { freePorts, memoryLogger } from '../transport/tcp-cluster.js';
+import { ManualClock } from '../support/manual-clock.js';
 
 const hourMs = 3_600_000;
 const dayMs = 24 * hourMs;
 
-/** A clock that moves only when a test fires its next timer. */
-class ManualClock implements Clock {
-  private timers: { at: number; fn: () => void; cancelled: boolean }[] = [];
-  constructor(private now: number) {}
-  nowMs(): number {
-    return this.now;
-  }
-  setTimeout(fn: () => void, delayMs: number): { cancel(): void } {
-    const timer = { at: this.now + delayMs, fn, cancelled: false };
-    this.timers.push(timer);
-    return { cancel: () => (timer.cancelled = true) };
-  }
-  private live(): { at: number; fn: () => void; cancelled: boolean }[] {
-    return this.timers.filter((t) => !t.cancelled).sort((a, b) => a.at - b.at);
-  }
-  /** How long until the next timer fires; null when none is set. */
-  nextDelayMs(): number | null {
-    const next = this.live()[0];
-    return next === undefined ? null : next.at - this.now;
-  }
-  /** Waits until the loop has set its next timer (its check is done), then moves time to it and fires it. */
-  async fireNext(): Promise<void> {
-    await waitFor('the next timer', () => this.nextDelayMs() !== null);
-    const next = this.live()[0]!;
-    this.timers = this.timers.filter((t) => t !== next);
-    this.now = Math.max(this.now, next.at);
-    next.fn();
-  }
-}
 
 const clusterId = 'c1';
 const start = Date.UTC(2031, 0, 1);

@@ -1,10 +1,10 @@
 // MemoryRuntime: the conformance suite (through a tiny emulator of the suite's commands), simulated time, and
 // injected failures.
 import { describe, expect, it } from 'vitest';
-import type { Clock } from '../../src/lib/clock.js';
 import { MemoryHost, MemoryRuntime, type MemoryBehaviour } from '../../src/runtime/memory.js';
 import type { RunSpec } from '../../src/runtime/types.js';
 import { expectFailure, runRuntimeConformance } from './conformance.js';
+import { ManualClock } from '../support/manual-clock.js';
 
 /** Just enough of echo, true, false, sleep and `sh -c 'echo ...; exit N'` for the conformance suite. */
 function emulate(spec: RunSpec): Partial<MemoryBehaviour> {
@@ -49,25 +49,6 @@ runRuntimeConformance('memory', async () => {
   };
 });
 
-/** A clock that moves only when told to. */
-class ManualClock implements Clock {
-  private now = 0;
-  private timers: Array<{ at: number; fn: () => void; cancelled: boolean }> = [];
-  nowMs(): number {
-    return this.now;
-  }
-  setTimeout(fn: () => void, delayMs: number): { cancel(): void } {
-    const timer = { at: this.now + delayMs, fn, cancelled: false };
-    this.timers.push(timer);
-    return { cancel: () => (timer.cancelled = true) };
-  }
-  advance(ms: number): void {
-    this.now += ms;
-    const due = this.timers.filter((t) => t.at <= this.now && !t.cancelled).sort((a, b) => a.at - b.at);
-    this.timers = this.timers.filter((t) => t.at > this.now && !t.cancelled);
-    for (const t of due) t.fn();
-  }
-}
 
 describe('MemoryRuntime specifics', () => {
   const spec = (name: string): RunSpec => ({ name, image: 'i', command: ['x'], labels: { app: 'a' } });

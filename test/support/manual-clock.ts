@@ -1,0 +1,52 @@
+// A Clock that moves only when a test says so: advance(ms) fires what falls due, fireNext() jumps to the next timer.
+import type { Clock } from '../../src/lib/clock.js';
+import { waitFor } from './wait.js';
+
+interface Timer {
+  at: number;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+export class ManualClock implements Clock {
+  private timers: Timer[] = [];
+
+  constructor(private now = 0) {}
+
+  nowMs(): number {
+    return this.now;
+  }
+
+  setTimeout(fn: () => void, delayMs: number): { cancel(): void } {
+    const timer = { at: this.now + delayMs, fn, cancelled: false };
+    this.timers.push(timer);
+    return { cancel: () => (timer.cancelled = true) };
+  }
+
+  /** Moves time on by ms and fires every timer that falls due, earliest first. */
+  advance(ms: number): void {
+    this.now += ms;
+    const due = this.live().filter((t) => t.at <= this.now);
+    this.timers = this.timers.filter((t) => t.at > this.now && !t.cancelled);
+    for (const t of due) t.fn();
+  }
+
+  /** How long until the next timer fires; null when none is set. */
+  nextDelayMs(): number | null {
+    const next = this.live()[0];
+    return next === undefined ? null : next.at - this.now;
+  }
+
+  /** Waits until a timer is set (an async loop has finished its step), then moves time to it and fires it. */
+  async fireNext(): Promise<void> {
+    await waitFor('the next timer', () => this.nextDelayMs() !== null);
+    const next = this.live()[0]!;
+    this.timers = this.timers.filter((t) => t !== next);
+    this.now = Math.max(this.now, next.at);
+    next.fn();
+  }
+
+  private live(): Timer[] {
+    return this.timers.filter((t) => !t.cancelled).sort((a, b) => a.at - b.at);
+  }
+}
