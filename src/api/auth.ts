@@ -173,11 +173,7 @@ function nodePrincipal(
     const why = socket.authorizationError === undefined || socket.authorizationError === null ? 'none was sent' : String(socket.authorizationError);
     throw unauthenticated(reply, `this route is for cluster nodes: no verified client certificate (${why})`);
   }
-  let identity = cache.get(socket);
-  if (identity === undefined) {
-    identity = peerIdentity(socket.getPeerCertificate());
-    cache.set(socket, identity);
-  }
+  const identity = socketIdentity(socket, cache, peerIdentity);
   if (identity === null) throw unauthenticated(reply, 'the client certificate names no node of this cluster');
   return { kind: 'node', ...identity };
 }
@@ -189,12 +185,18 @@ function managerPrincipal(
 ): Principal | null {
   const socket = req.raw.socket as TLSSocket;
   if (socket.encrypted !== true || !socket.authorized) return null;
+  const identity = socketIdentity(socket, cache, peerIdentity);
+  return identity?.role === 'manager' ? { kind: 'node', ...identity } : null;
+}
+
+/** Who a verified connection's certificate names: read once per connection (keep-alive presents it once). */
+function socketIdentity(socket: TLSSocket, cache: WeakMap<TLSSocket, NodeIdentity | null>, peerIdentity: (cert: PeerCertificate) => NodeIdentity | null): NodeIdentity | null {
   let identity = cache.get(socket);
   if (identity === undefined) {
     identity = peerIdentity(socket.getPeerCertificate());
     cache.set(socket, identity);
   }
-  return identity?.role === 'manager' ? { kind: 'node', ...identity } : null;
+  return identity;
 }
 
 function bearerOf(req: FastifyRequest, reply: FastifyReply): string {

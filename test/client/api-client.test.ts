@@ -7,6 +7,7 @@ import { normaliseBaseUrl } from '../../src/client/http.js';
 import { buildManagerApp } from '../../src/api/manager-app.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { FakeManagerService } from '../api/fake-service.js';
+import { rejection } from '../support/errors.js';
 
 const service = new FakeManagerService();
 const app = buildManagerApp({ service });
@@ -27,15 +28,6 @@ afterAll(async () => {
   silent.closeAllConnections();
   await new Promise((r) => silent.close(r));
 });
-
-async function rejection(p: Promise<unknown>): Promise<MinkubeError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(MinkubeError);
-  return e as MinkubeError;
-}
 
 describe('ApiClient', () => {
   it('puts, gets and deletes keys, slashes included', async () => {

@@ -15,15 +15,7 @@ import { HttpClient, normaliseBaseUrl, type TlsMaterial } from '../../src/client
 import { MinkubeError } from '../../src/lib/errors.js';
 import { logIndex, nodeId, term } from '../../src/lib/ids.js';
 import { httpChunkPoster } from '../../src/manager/snapshot-transfer.js';
-
-async function rejection(p: Promise<unknown>): Promise<MinkubeError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(MinkubeError);
-  return e as MinkubeError;
-}
+import { rejection } from '../support/errors.js';
 
 async function listen(server: Server | HttpsServer): Promise<number> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

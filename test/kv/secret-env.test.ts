@@ -4,24 +4,14 @@
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { encodeCommand, validateCommand, type Command } from '../../src/kv/commands.js';
-import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';
+import { KvStateMachine } from '../../src/kv/state-machine.js';
 import type { TaskSpec } from '../../src/contracts/task-model.js';
 import { normaliseSpec, specFingerprint, specRuleProblem, specView, taskView } from '../../src/kv/task-spec.js';
 import { assignmentOf } from '../../src/manager/task-service.js';
+import { TaskDriver as Driver } from './task-driver.js';
 
 const raw = new Packr({ useRecords: false, moreTypes: false });
 
-class Driver {
-  index = 0;
-  seq = 0;
-  constructor(readonly sm = new KvStateMachine()) {}
-  run(cmd: Command): ApplyResult {
-    return this.sm.apply(++this.index, encodeCommand({ clientId: 'c', seq: ++this.seq, cmd }));
-  }
-  submit(id: string, spec: TaskSpec, idempotencyKey?: string): ApplyResult {
-    return this.run({ op: 'task.submit', taskId: id, spec, atMs: 1000, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) });
-  }
-}
 
 const spec: TaskSpec = { image: 'db-client', env: { HOST: 'db' }, secretEnv: { DB_PASSWORD: 'hunter2', API_KEY: 'k-1' } };
 

@@ -4,45 +4,13 @@ import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { decodeCommand, encodeCommand, type Command, type TaskCommand, type TaskReport } from '../../src/kv/commands.js';
+import { TaskDriver as Driver } from './task-driver.js';
 import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';
-import { canTransition, type TaskRecord, type TaskSpec } from '../../src/contracts/task-model.js';
+import { canTransition, type TaskSpec } from '../../src/contracts/task-model.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const stats = { cpuUtilization: 0.5, memoryTotalBytes: 100, memoryAvailableBytes: 50, diskFreeBytes: 10, runningTasks: 0 };
 
-class Driver {
-  index = 0;
-  seq = 0;
-  constructor(readonly sm = new KvStateMachine()) {}
-  run(cmd: Command): ApplyResult {
-    return this.sm.apply(++this.index, encodeCommand({ clientId: 'c', seq: ++this.seq, cmd }));
-  }
-  get store() {
-    return this.sm.tasks;
-  }
-  task(id: string): TaskRecord {
-    const t = this.store.task(id);
-    if (t === undefined) throw new Error(`no task ${id}`);
-    return t;
-  }
-  submit(id: string, spec: Partial<TaskSpec> = {}, idempotencyKey?: string): ApplyResult {
-    const cmd: TaskCommand = { op: 'task.submit', taskId: id, spec: { image: 'img', ...spec }, atMs: 1000, ...(idempotencyKey ? { idempotencyKey } : {}) };
-    return this.run(cmd);
-  }
-  register(workerId: string, atMs = 1000): ApplyResult {
-    return this.run({ op: 'worker.register', workerId, apiAddress: `127.0.0.1:${9000 + workerId.length}`, runtime: 'memory', atMs });
-  }
-  place(id: string, workerId: string, attempt = 1, term = 2, atMs = 2000): ApplyResult {
-    return this.run({ op: 'task.place', term, atMs, cursor: workerId, placements: [{ taskId: id, attempt, workerId }] });
-  }
-  report(r: Partial<TaskReport> & { taskId: string; state: TaskReport['state'] }, atMs = 3000): ApplyResult {
-    const t = this.store.task(r.taskId);
-    const full: TaskReport = {
-      workerId: t?.workerId ?? 'w1', attempt: t?.attempt ?? 1, term: t?.term ?? 2, containerId: 'c1', exitCode: null, error: null, retryAtMs: atMs + 100, ...r,
-    };
-    return this.run({ op: 'task.report', atMs, reports: [full] });
-  }
-}
 
 function running(d: Driver, id: string, spec: Partial<TaskSpec> = {}): void {
   d.submit(id, spec);

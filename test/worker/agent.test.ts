@@ -7,6 +7,7 @@ import { MinkubeError } from '../../src/lib/errors.js';
 import { MemoryHost, MemoryRuntime, type MemoryBehaviour, type RunSpec, type RuntimeFailureReason } from '../../src/runtime/index.js';
 import { WorkerAgent, type WorkerAgentOptions } from '../../src/worker/agent.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { rejection } from '../support/errors.js';
 
 const logger = pino({ level: 'silent' });
 const agents: WorkerAgent[] = [];
@@ -33,12 +34,6 @@ function setup(opts: Partial<WorkerAgentOptions> & { host?: MemoryHost; runtime?
 
 function assignment(taskId: string, attempt = 1, term = 1, spec: Partial<TaskSpec> = {}, desiredState: 'run' | 'stop' = 'run'): Assignment {
   return { taskId, attempt, term, spec: { image: 'busybox', ...spec }, desiredState };
-}
-
-async function rejection(p: Promise<unknown>): Promise<MinkubeError> {
-  const err = await p.then(() => null, (e: unknown) => e);
-  expect(err).toBeInstanceOf(MinkubeError);
-  return err as MinkubeError;
 }
 
 describe('assign', () => {
