@@ -192,6 +192,11 @@ describe('membership changes with real processes', () => {
   it('--force-new-cluster recovers a lost quorum from one survivor, and the others join back', async () => {
     const { c, leader } = await startCluster();
     for (let i = 0; i < 50; i++) expect((await c.http(leader, 'PUT', `/v1/kv/d${i}`, { value: `${i}` })).status).toBe(200);
+    // The survivor must hold every write, as an operator picks the most up-to-date one: a write is acknowledged once
+    // two of three have it, so without this wait the survivor may be the one that lacks the last.
+    for (const id of c.managerIds) {
+      await eventually(async () => ((await c.http(id, 'GET', '/v1/kv/d49?consistency=stale')).body?.value === '49' ? true : undefined), 10_000, `${id} to apply the last write`);
+    }
     for (const id of c.managerIds) await c.signal(id, 'SIGKILL');
     const [survivor, ...lost] = c.managerIds as [string, ...string[]];
     c.start(survivor, ['--force-new-cluster']);
