@@ -20,6 +20,47 @@ export interface TaskSpec {
   readonly maxAttempts?: number;
   readonly resources?: { readonly cpus?: number; readonly memoryMb?: number };
   readonly labels?: Readonly<Record<string, string>>;
+  /** Named ports; the worker allocates a host port for each and passes it as MINKUBE_PORT_<NAME> (and PORT for the first). */
+  readonly ports?: readonly PortSpec[];
+  readonly healthCheck?: HealthCheckSpec;
+  /** On worker labels: "zone==a", "disk!=hdd", "gpu" (present). */
+  readonly constraints?: readonly string[];
+  readonly priority?: TaskPriority;
+  readonly namespace?: string;
+}
+
+export type TaskPriority = 'high' | 'normal' | 'low';
+
+export interface PortSpec {
+  readonly name: string;
+}
+
+/** A port the worker allocated to a running attempt. */
+export interface AssignedPort {
+  readonly name: string;
+  readonly hostPort: number;
+  /** host:port where the task listens. */
+  readonly address: string;
+}
+
+export interface HealthCheckSpec {
+  readonly type: 'http' | 'tcp' | 'exec';
+  /** The name of a declared port (http, tcp). */
+  readonly port?: string;
+  readonly path?: string;
+  readonly command?: readonly string[];
+  readonly intervalS: number;
+  readonly timeoutS: number;
+  readonly retries: number;
+  readonly startPeriodS: number;
+}
+
+export type TaskHealth = 'starting' | 'healthy' | 'unhealthy';
+
+/** The service a task is a replica of, and the service version whose spec it runs. */
+export interface TaskServiceRef {
+  readonly name: string;
+  readonly version: number;
 }
 
 /** Observed states. pending -> scheduled -> running -> succeeded | failed | stopped, plus lost. */
@@ -85,6 +126,12 @@ export interface TaskRecord {
   readonly updatedAt: string;
   /** Bounded by limits.taskHistoryMax, oldest dropped first. */
   readonly history: readonly TaskTransition[];
+  /** Set on a service's replicas. */
+  readonly service?: TaskServiceRef;
+  /** The host ports of the current attempt, once its worker allocated them. */
+  readonly ports?: readonly AssignedPort[];
+  /** The worker's health-check verdict on the current attempt (only with spec.healthCheck). */
+  readonly health?: TaskHealth;
 }
 
 export type WorkerState = 'ready' | 'unreachable' | 'down';
@@ -107,6 +154,10 @@ export interface WorkerRecord {
   readonly lastHeartbeatAt: string | null;
   readonly stats: WorkerStats | null;
   readonly taskCount: number;
+  /** From the config or the join; matched by task constraints. */
+  readonly labels?: Readonly<Record<string, string>>;
+  /** What the worker offers for reservations (task resources). */
+  readonly capacity?: { readonly cpus: number; readonly memoryMb: number };
 }
 
 /** A worker as stored: the public record without its task count (derived), with times in ms. */
