@@ -28,6 +28,8 @@ export const errorRegistry = {
   MEMBER_NOT_FOUND: { status: 404, message: 'no such member' },
   TOKEN_NOT_FOUND: { status: 404, message: 'no such token' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed' },
+  /** The task's record or its container was removed by retention (tasks.retention, workers.containerRetentionS). */
+  TASK_LOGS_GONE: { status: 410, message: "the task's container was removed; its logs are gone" },
   // 409: conflicts with the current state
   KV_VERSION_MISMATCH: { status: 409, message: 'the key is not at the expected version' },
   TASK_STALE_FENCING_TOKEN: { status: 409, message: 'the assignment is older than one already seen for this task' },
@@ -51,6 +53,8 @@ export const errorRegistry = {
   TIMEOUT: { status: 504, message: 'the request timed out; its outcome is unknown' },
   // 500: our fault or the environment's
   STORAGE_CORRUPT: { status: 500, message: 'the data directory is corrupt' },
+  /** A backup file (minkube snapshot save) that is truncated, altered or not one: refused by inspect and restore. */
+  SNAPSHOT_INVALID: { status: 400, message: 'the snapshot file is invalid' },
   CONFIG_INVALID: { status: 400, message: 'the cluster config is invalid' },
   RUNTIME_ERROR: { status: 500, message: 'the container runtime failed' },
   INTERNAL: { status: 500, message: 'internal error' },
