@@ -73,6 +73,17 @@ export const limits = {
   taskAttemptsMax: 1000,
   /** An environment variable's name ([A-Za-z_][A-Za-z0-9_]*). */
   taskEnvNameCharsMax: 256,
+  // services
+  /** Named ports of one task spec. */
+  taskPortsMax: 16,
+  /** Services the state machine keeps; past it a new one is refused with QUEUE_FULL. */
+  servicesMax: 10_000,
+  /** Replicas of one service. */
+  serviceReplicasMax: 10_000,
+  /** Versions of a service kept for rollback (the current one included). */
+  serviceVersionsMax: 10,
+  /** Tasks one reconcile command of the leader creates or stops. */
+  serviceReconcileBatchMax: 500,
   // HTTP servers (managers and workers): a slow or hostile client must not hold a connection or the parser
   /** The whole header block must arrive within this, and fit in this many bytes and headers (past them: 408 / 431). */
   httpHeadersTimeoutMs: 10_000,
@@ -141,6 +152,19 @@ export const limits = {
   /** The largest rate and burst the config accepts (a bucket's arithmetic stays exact well past them). */
   rateLimitRequestsPerSMax: 1_000_000,
   rateLimitBurstMax: 10_000_000,
+  // DNS (src/manager/dns)
+  /** TCP connections one manager's DNS server holds at once; past it a new one is closed at once. */
+  dnsTcpConnectionsMax: 64,
+  /** A TCP connection without a query for this long is closed. */
+  dnsTcpIdleMs: 10_000,
+  /** A query larger than this (UDP datagram or TCP message) is dropped. */
+  dnsQueryBytesMax: 4096,
+  // placement and quotas
+  /** Labels per worker, constraints per task. */
+  workerLabelsMax: 64,
+  taskConstraintsMax: 32,
+  /** Namespaces with a quota. */
+  quotasMax: 10_000,
 } as const;
 
 assert(limits.raftEntriesPerAppendMax >= 1, 'an append carries at least one entry');
