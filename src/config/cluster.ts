@@ -12,7 +12,17 @@ const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Z
 const Address = Type.String({ minLength: 1 });
 const Dir = Type.String({ minLength: 1 });
 
-const ManagerSchema = Type.Object({ id: Id, raftAddress: Address, apiAddress: Address, dataDir: Dir }, { additionalProperties: false });
+const ManagerSchema = Type.Object(
+  {
+    id: Id,
+    raftAddress: Address,
+    apiAddress: Address,
+    dataDir: Dir,
+    /** host:port where this manager answers DNS (UDP and TCP) for the minkube. zone; none without it. */
+    dnsAddress: Type.Optional(Address),
+  },
+  { additionalProperties: false },
+);
 
 const WorkerSchema = Type.Object(
   {
@@ -20,6 +30,8 @@ const WorkerSchema = Type.Object(
     apiAddress: Address,
     runtime: Type.Union([Type.Literal('docker'), Type.Literal('process'), Type.Literal('auto')]),
     dataDir: Type.Optional(Dir),
+    /** A finished task's container is removed this long after it ended (sooner once its record is gone). */
+    containerRetentionS: Type.Optional(Type.Integer({ minimum: 1, maximum: 365 * 86_400 })),
   },
   { additionalProperties: false },
 );
@@ -83,6 +95,26 @@ const TasksSchema = Type.Object(
     backoffCapMs: Ms(3_600_000),
     assignTimeoutMs: Ms(600_000),
     stopTimeoutMs: Ms(600_000),
+    /** Finished task records (succeeded, failed, stopped) past either bound are removed, oldest first. */
+    retention: Type.Optional(
+      Type.Object(
+        {
+          finishedMax: Type.Optional(Type.Integer({ minimum: 0, maximum: limits.tasksRetainedMax })),
+          finishedAgeS: Type.Optional(Type.Integer({ minimum: 1, maximum: 10 * 365 * 86_400 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** Scheduled backups: the leader writes a snapshot file into `dir` every `intervalS` and keeps the newest `retain`. */
+const BackupSchema = Type.Object(
+  {
+    intervalS: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 86_400 })),
+    retain: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    dir: Dir,
   },
   { additionalProperties: false },
 );
@@ -100,6 +132,7 @@ export const ClusterConfigSchema = Type.Object(
     api: Type.Optional(ApiSchema),
     tasks: Type.Optional(TasksSchema),
     tls: Type.Optional(TlsSchema),
+    backup: Type.Optional(BackupSchema),
   },
   { additionalProperties: false },
 );
@@ -136,12 +169,25 @@ export interface ClusterConfig {
     readonly rateLimitAnonymous: RateLimitConfig;
   };
   readonly tasks: TasksConfig;
+  /** tasks.retention in the file. */
+  readonly taskRetention: TaskRetentionConfig;
+  /** null: no scheduled backups. `dir` is absolute. */
+  readonly backup: BackupConfig | null;
   /** Every issuer uses it: local provisioning, joins and renewals (a worker's lifetime is its signing manager's). */
   readonly tls: { readonly certLifetimeS: number };
 }
 
 export type TasksConfig = { readonly [K in keyof typeof clusterConfigDefaults.tasks]: number };
 export type RateLimitConfig = Static<typeof RateLimitSchema>;
+export interface TaskRetentionConfig {
+  readonly finishedMax: number;
+  readonly finishedAgeS: number;
+}
+export interface BackupConfig {
+  readonly intervalS: number;
+  readonly retain: number;
+  readonly dir: string;
+}
 
 export const clusterConfigDefaults = {
   raft: { heartbeatIntervalMs: 50, electionTimeoutMs: 300, snapshotThresholdEntries: 20_000, snapshotThresholdBytes: 64 * 1024 * 1024 },
@@ -169,6 +215,9 @@ export const clusterConfigDefaults = {
     stopTimeoutMs: 10_000,
   },
   tls: { certLifetimeS: limits.nodeCertLifetimeDaysDefault * 86_400 },
+  taskRetention: { finishedMax: 10_000, finishedAgeS: 86_400 },
+  backup: { intervalS: 3600, retain: 7 },
+  containerRetentionS: 3600,
 } as const;
 
 /** Reads, parses and validates a config file; relative data directories are resolved against its directory. */
@@ -212,15 +261,22 @@ function withDefaults(file: ClusterConfigFile, baseDir: string): ClusterConfig {
   const api = { ...clusterConfigDefaults.api, ...file.api, rateLimits: { ...clusterConfigDefaults.api.rateLimits, ...file.api?.rateLimits } };
   if (api.tlsCertFile !== undefined) api.tlsCertFile = resolve(baseDir, api.tlsCertFile);
   if (api.tlsKeyFile !== undefined) api.tlsKeyFile = resolve(baseDir, api.tlsKeyFile);
+  const { retention, ...tasks } = file.tasks ?? {};
   return {
     insecure: file.insecure === true,
     clusterDir: resolve(baseDir, '.minkube'),
     managers: file.managers.map((m) => ({ ...m, dataDir: resolve(baseDir, m.dataDir) })),
     // A worker's data directory (process-runtime state and logs) defaults to ./data/<id> beside the file.
-    workers: (file.workers ?? []).map((w) => ({ ...w, dataDir: resolve(baseDir, w.dataDir ?? `data/${w.id}`) })),
+    workers: (file.workers ?? []).map((w) => ({
+      ...w,
+      dataDir: resolve(baseDir, w.dataDir ?? `data/${w.id}`),
+      containerRetentionS: w.containerRetentionS ?? clusterConfigDefaults.containerRetentionS,
+    })),
     raft: { ...clusterConfigDefaults.raft, ...file.raft },
     api,
-    tasks: { ...clusterConfigDefaults.tasks, ...file.tasks },
+    tasks: { ...clusterConfigDefaults.tasks, ...tasks },
+    taskRetention: { ...clusterConfigDefaults.taskRetention, ...retention },
+    backup: file.backup === undefined ? null : { ...clusterConfigDefaults.backup, ...file.backup, dir: resolve(baseDir, file.backup.dir) },
     tls: { ...clusterConfigDefaults.tls, ...file.tls },
   };
 }
@@ -269,6 +325,7 @@ function semanticProblems(json: unknown): string[] {
     seen(ids, m.id, `managers[${i}].id`, 'id');
     address(m.raftAddress, `managers[${i}].raftAddress`);
     address(m.apiAddress, `managers[${i}].apiAddress`);
+    address(m.dnsAddress, `managers[${i}].dnsAddress`);
   });
   workers.forEach((w, i) => {
     if (!isRecord(w)) return;
