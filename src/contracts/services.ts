@@ -306,3 +306,71 @@ export interface AuditService {
    */
   query(q: AuditQuery): Promise<Page<AuditLine>>;
 }
+
+// ---- the dashboard's live feed (the dashboard issue): GET /v1/events, served when the app is built with an EventsService ----
+
+/** One member as the answering manager sees it, with what the member itself last said (null: it did not answer). */
+export interface MemberStatus {
+  readonly id: string;
+  readonly apiAddress: string;
+  readonly voter: boolean;
+  /** Raft's view from the answering manager (the transport's connection). */
+  readonly reachable: boolean;
+  /** Whether the member answered its own GET /v1/cluster at the last poll (the answering manager itself: true). */
+  readonly answered: boolean;
+  readonly role: Role | null;
+  readonly term: number | null;
+  readonly commitIndex: number | null;
+  readonly appliedIndex: number | null;
+  /** The leader's commit index (else the highest known) minus this member's applied index. */
+  readonly lag: number | null;
+}
+
+/** Rates over one sampling period (limits.eventRateSampleMs). */
+export interface RateSample {
+  readonly atMs: number;
+  /** Raft entries applied per second on the answering manager: every write (keys, tasks, heartbeats, tokens). */
+  readonly writesPerS: number;
+  /** Tasks that became `scheduled` per second (placements applied). */
+  readonly placementsPerS: number;
+}
+
+export interface DashboardSnapshot {
+  readonly atMs: number;
+  /** The answering manager. */
+  readonly servedBy: string;
+  readonly role: Role;
+  readonly term: number;
+  readonly leaderId: string | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly members: readonly MemberStatus[];
+  /** At most limits.eventWorkersMax, by id. */
+  readonly workers: readonly WorkerRecord[];
+  readonly tasks: Readonly<Record<TaskState, number>>;
+  readonly rate: RateSample | null;
+  /** Only in a stream's first snapshot: the samples of the last minutes, oldest first. */
+  readonly history?: readonly RateSample[];
+}
+
+/** A task record that changed on the answering manager (applied), without its spec or history. */
+export interface TaskChange {
+  readonly id: string;
+  readonly name: string | null;
+  readonly state: TaskState;
+  readonly desiredState: 'run' | 'stop';
+  readonly workerId: string | null;
+  readonly attempt: number;
+  readonly exitCode: number | null;
+  readonly updatedAt: string;
+}
+
+export type DashboardEvent =
+  | { readonly type: 'snapshot'; readonly data: DashboardSnapshot }
+  /** dropped: changes left out past limits.eventTaskChangesMax in one batch (reload what you show). */
+  | { readonly type: 'tasks'; readonly data: { readonly items: readonly TaskChange[]; readonly dropped: number } };
+
+export interface EventsService {
+  /** The first event sent is a snapshot with its history; then snapshots and task changes as they happen. */
+  subscribe(send: (event: DashboardEvent) => void): { close(): void };
+}

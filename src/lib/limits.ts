@@ -152,6 +152,24 @@ export const limits = {
   /** The largest rate and burst the config accepts (a bucket's arithmetic stays exact well past them). */
   rateLimitRequestsPerSMax: 1_000_000,
   rateLimitBurstMax: 10_000_000,
+  // the dashboard's live feed (GET /v1/events)
+  /** Event streams one manager serves at once; past it a new one is answered 429 QUEUE_FULL. */
+  eventStreamsMax: 64,
+  /** Bytes waiting to be written to one stream's socket; past it that stream is closed (its client reconnects). */
+  eventStreamQueueBytesMax: 4 * 1024 * 1024,
+  /** How often the feed looks for a change of leader, term or member (and flushes task changes). */
+  eventCheckIntervalMs: 200,
+  /** A full snapshot at least this often. */
+  eventSnapshotIntervalMs: 1000,
+  /** One rate sample per period; the history kept covers eventRateSamplesMax of them (5 minutes). */
+  eventRateSampleMs: 1000,
+  eventRateSamplesMax: 300,
+  /** Task changes in one `tasks` event (the newest per task); past it they are counted as dropped. */
+  eventTaskChangesMax: 256,
+  /** Workers in one snapshot (the first ones by id). */
+  eventWorkersMax: 1000,
+  /** A member's GET /v1/cluster, asked once per snapshot while a stream is open, must answer within this. */
+  eventPeerPollTimeoutMs: 800,
   // DNS (src/manager/dns)
   /** TCP connections one manager's DNS server holds at once; past it a new one is closed at once. */
   dnsTcpConnectionsMax: 64,
@@ -182,3 +200,5 @@ assert(limits.assignQueueMax >= limits.placementBatchMax, 'one placement batch f
 assert(limits.runtimePingTimeoutMsDefault < limits.runtimeCallTimeoutMsDefault, 'a start-up ping is quicker than any call');
 assert(limits.httpHeadersTimeoutMs <= limits.httpRequestTimeoutMs, 'Node requires the header timeout to be at most the request timeout');
 assert(limits.rateLimitTokenBucketsMax >= limits.apiTokensMax, 'every token the cluster may hold fits in the buckets at once');
+assert(limits.eventStreamsMax < limits.httpConnectionsMax, 'event streams leave connections for the API');
+assert(limits.eventCheckIntervalMs <= limits.eventSnapshotIntervalMs && limits.eventPeerPollTimeoutMs < limits.eventSnapshotIntervalMs, 'a change is seen before the next snapshot, and a poll ends before the next one');
