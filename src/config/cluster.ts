@@ -267,11 +267,8 @@ function withDefaults(file: ClusterConfigFile, baseDir: string): ClusterConfig {
     clusterDir: resolve(baseDir, '.minkube'),
     managers: file.managers.map((m) => ({ ...m, dataDir: resolve(baseDir, m.dataDir) })),
     // A worker's data directory (process-runtime state and logs) defaults to ./data/<id> beside the file.
-    workers: (file.workers ?? []).map((w) => ({
-      ...w,
-      dataDir: resolve(baseDir, w.dataDir ?? `data/${w.id}`),
-      containerRetentionS: w.containerRetentionS ?? clusterConfigDefaults.containerRetentionS,
-    })),
+    // containerRetentionS stays as written: the worker takes clusterConfigDefaults.containerRetentionS when absent.
+    workers: (file.workers ?? []).map((w) => ({ ...w, dataDir: resolve(baseDir, w.dataDir ?? `data/${w.id}`) })),
     raft: { ...clusterConfigDefaults.raft, ...file.raft },
     api,
     tasks: { ...clusterConfigDefaults.tasks, ...tasks },
