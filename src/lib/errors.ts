@@ -27,6 +27,7 @@ export const errorRegistry = {
   WORKER_NOT_FOUND: { status: 404, message: 'no such worker' },
   MEMBER_NOT_FOUND: { status: 404, message: 'no such member' },
   TOKEN_NOT_FOUND: { status: 404, message: 'no such token' },
+  SERVICE_NOT_FOUND: { status: 404, message: 'no such service' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed' },
   /** The task's record or its container was removed by retention (tasks.retention, workers.containerRetentionS). */
   TASK_LOGS_GONE: { status: 410, message: "the task's container was removed; its logs are gone" },
@@ -39,6 +40,9 @@ export const errorRegistry = {
   JOIN_REFUSED: { status: 409, message: 'the node may not join with that id' },
   TOKEN_EXISTS: { status: 409, message: 'a token with this name or accessor already exists' },
   TOKEN_LIMIT_REACHED: { status: 409, message: 'the cluster holds as many tokens as it may; revoke some first' },
+  SERVICE_EXISTS: { status: 409, message: 'a service with this name exists' },
+  /** No previous version is kept (a service never updated, or its previous version was dropped). */
+  SERVICE_ROLLBACK_REFUSED: { status: 409, message: 'the service has no previous version to roll back to' },
   // 422: understood, but contradicts an earlier request
   IDEMPOTENCY_KEY_REUSED: { status: 422, message: 'the Idempotency-Key was used for a different request' },
   // 429 / 503 / 504: try again
