@@ -42,6 +42,8 @@ export interface ClusterView {
   readonly firstIndex: number;
   readonly lastIndex: number;
   readonly snapshotIndex: number;
+  /** Scheduled backups as this manager knows them (null: none configured); filled in by the route. */
+  readonly backup?: BackupStatus | null;
 }
 
 export type ReadConsistency = 'linearizable' | 'stale';
@@ -373,4 +375,42 @@ export type DashboardEvent =
 export interface EventsService {
   /** The first event sent is a snapshot with its history; then snapshots and task changes as they happen. */
   subscribe(send: (event: DashboardEvent) => void): { close(): void };
+}
+
+// ---- backups and retention (issue 17): served when the app is built with a BackupService / RetentionService ----
+
+/** The scheduled backups: the newest file in backup.dir, and the last attempt's error (null once one succeeds). */
+export interface BackupStatus {
+  /** ISO 8601; null before the first. */
+  readonly lastSuccessAt: string | null;
+  readonly lastIndex: number | null;
+  readonly lastError: string | null;
+}
+
+/** A backup file (src/manager/backup-file.ts framing) of the applied state at one index. */
+export interface SnapshotFile {
+  readonly index: number;
+  readonly term: number;
+  /** Hex sha256 of the file's body (as its header says). */
+  readonly sha256: string;
+  readonly bytes: Uint8Array;
+}
+
+export interface BackupService {
+  /** After a linearizable barrier: the state as applied here, with everything acknowledged before the call. */
+  snapshot(ctx: RequestContext): Promise<SnapshotFile>;
+  /** null when the config has no backup section. */
+  status(): BackupStatus | null;
+}
+
+export interface GcResult {
+  /** Finished task records removed now. */
+  readonly removed: number;
+  /** Task records kept (any state). */
+  readonly tasks: number;
+}
+
+export interface RetentionService {
+  /** Removes, through Raft, every finished task record due under tasks.retention now (oldest first, in batches). */
+  gc(ctx: RequestContext): Promise<GcResult>;
 }

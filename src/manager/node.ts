@@ -252,6 +252,18 @@ export class RaftNodeDriver<R> {
     });
   }
 
+  /**
+   * The applied state as of now, for a backup: the snapshot metadata of the applied index and a function that encodes
+   * the same bytes a snapshot of this index would hold (captured now, encoded later without blocking the loop).
+   */
+  captureState(): { meta: SnapshotMeta; encode: () => Promise<Uint8Array> } {
+    const meta = this.core.snapshotMeta(this.appliedIndex as LogIndex);
+    if (meta === null) throw new MinkubeError('NOT_READY', 'nothing is applied yet, or a snapshot from the leader is being installed; retry');
+    const encodeState = this.o.stateMachine.captureSnapshot();
+    const members = this.directory.entries();
+    return { meta, encode: async () => encodeSnapshot(members, await encodeState()) };
+  }
+
   transferLeadership(target: NodeId | null): ReturnType<RaftNode['transferLeadership']> {
     const r = this.core.transferLeadership(target);
     this.scheduleReady();
