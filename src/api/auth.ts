@@ -82,6 +82,18 @@ export const routePermissions: Record<string, RoutePermission> = {
   // A node renews its own certificate, presenting the current one.
   'POST /v1/certs/renew': 'node',
   'GET /v1/audit': rd('audit'),
+  // The API's description and its explorer (src/api/openapi.ts): the same for everyone, no data of the cluster's.
+  'GET /openapi.json': 'open',
+  'GET /docs': 'open',
+  'GET /docs/': 'open',
+  'GET /docs/json': 'open',
+  'GET /docs/yaml': 'open',
+  'GET /docs/static/index.html': 'open',
+  'GET /docs/static/swagger-initializer.js': 'open',
+  'GET /docs/static/*': 'open',
+  // Re-reads this manager's config file and applies what can change live: admins only (no built-in role but admin
+  // writes the cluster resource).
+  'POST /v1/admin/reload': wr('cluster'),
   'GET /metrics': rd('metrics'),
 };
 

@@ -18,6 +18,7 @@ import type { AuditService, AuthService, JoinService, ManagerService, Membership
 import { authRoutes } from './routes/auth.js';
 import { auditRoutes, recordRefusals } from './routes/audit.js';
 import { limits } from '../lib/limits.js';
+import { openApiPlugin } from './openapi.js';
 
 export interface ManagerAppOptions {
   service: ManagerService;
@@ -61,6 +62,8 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
   if (opts.requestTimeoutMs !== undefined) base.requestTimeoutMs = opts.requestTimeoutMs;
   if (opts.https !== undefined) base.https = opts.https;
   const app = buildBaseApp(base);
+  // First: its onRoute hook documents every route registered after it (GET /openapi.json, /docs).
+  void app.register(openApiPlugin);
   const { service } = opts;
   if (opts.security !== undefined) {
     // Before any route: the hooks it adds must run for all of them.

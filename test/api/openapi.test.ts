@@ -1,0 +1,190 @@
+// The managers' OpenAPI document (GET /openapi.json) and explorer (/docs): every route the app registers is in it
+// with its error answers, the document holds together as OpenAPI 3 (required fields, unique operationIds, every $ref
+// resolves, every schema compiles), and neither needs a token, in a secure app or an insecure one.
+import Ajv from 'ajv';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TokenRecord } from '../../src/api/auth.js';
+import { buildManagerApp } from '../../src/api/manager-app.js';
+import { docsPrefix, errorStatusesOf, operationIdOf } from '../../src/api/openapi.js';
+import type { RaftPeerService } from '../../src/api/routes/raft-internal.js';
+import type { AuditService, AuthService, JoinService, MembershipService, TasksService } from '../../src/contracts/services.js';
+import { FakeManagerService } from './fake-service.js';
+
+type Doc = {
+  openapi: string;
+  info: { title: string; version: string };
+  paths: Record<string, Record<string, { operationId?: string; responses?: Record<string, unknown> }>>;
+  components?: Record<string, Record<string, unknown>>;
+};
+
+const methods = ['get', 'put', 'post', 'delete', 'patch', 'options', 'head', 'trace'];
+
+/** Every route the app registers, as 'METHOD /openapi/{path}', but HEAD (fastify's copy of GET) and the UI's assets. */
+function collectRoutes(app: FastifyInstance): string[] {
+  const routes: string[] = [];
+  app.addHook('onRoute', (r) => {
+    const hidden = (r.schema as { hide?: boolean } | undefined)?.hide === true;
+    for (const m of [r.method].flat()) {
+      if (m === 'HEAD') continue;
+      // Static assets (the explorer's, a web UI's directory) are hidden on purpose; any other hidden route is a
+      // route missing from the document.
+      if (hidden && (r.url.startsWith(docsPrefix) || r.url.endsWith('/*'))) continue;
+      routes.push(`${m.toLowerCase()} ${r.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}').replace(/\*$/, '{*}')}`);
+    }
+  });
+  return routes;
+}
+
+function everyApp(security: boolean): { app: FastifyInstance; routes: string[] } {
+  const tokens = new Map<string, TokenRecord>();
+  const app = buildManagerApp({
+    service: new FakeManagerService(),
+    tasks: {} as TasksService,
+    membership: {} as MembershipService,
+    raftPeer: {} as RaftPeerService,
+    auth: {} as AuthService,
+    audit: { record: () => undefined } as unknown as AuditService,
+    join: {} as JoinService,
+    ...(security ? { security: { resolveToken: (a: string) => tokens.get(a) ?? null }, rateLimits: { roles: {}, anonymous: { requestsPerS: 1000, burst: 1000 } } } : {}),
+  });
+  return { app, routes: collectRoutes(app) };
+}
+
+/** Every '$ref' in the document, with where it is. */
+function refsIn(value: unknown, path = '#'): { ref: string; at: string }[] {
+  if (typeof value !== 'object' || value === null) return [];
+  if (Array.isArray(value)) return value.flatMap((v, i) => refsIn(v, `${path}/${i}`));
+  return Object.entries(value).flatMap(([k, v]) => (k === '$ref' && typeof v === 'string' ? [{ ref: v, at: path }] : refsIn(v, `${path}/${k}`)));
+}
+
+function resolvePointer(doc: unknown, ref: string): unknown {
+  if (!ref.startsWith('#/')) return undefined;
+  let node: unknown = doc;
+  for (const raw of ref.slice(2).split('/')) {
+    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (typeof node !== 'object' || node === null || !Object.hasOwn(node, part)) return undefined;
+    node = (node as Record<string, unknown>)[part];
+  }
+  return node;
+}
+
+/** JSON pointers to every schema of every operation: parameters, request bodies, responses. */
+function schemaPointers(doc: Doc): string[] {
+  const esc = (s: string) => s.replace(/~/g, '~0').replace(/\//g, '~1');
+  const out: string[] = [];
+  for (const [path, item] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(item)) {
+      if (!methods.includes(method)) continue;
+      const base = `#/paths/${esc(path)}/${method}`;
+      const o = op as { parameters?: unknown[]; requestBody?: { content?: Record<string, unknown> }; responses?: Record<string, { content?: Record<string, unknown> }> };
+      (o.parameters ?? []).forEach((_p, i) => out.push(`${base}/parameters/${i}/schema`));
+      for (const type of Object.keys(o.requestBody?.content ?? {})) out.push(`${base}/requestBody/content/${esc(type)}/schema`);
+      for (const [status, r] of Object.entries(o.responses ?? {})) {
+        for (const type of Object.keys(r.content ?? {})) out.push(`${base}/responses/${status}/content/${esc(type)}/schema`);
+      }
+    }
+  }
+  return out;
+}
+
+describe('the OpenAPI document', () => {
+  const { app, routes } = everyApp(true);
+  let doc: Doc;
+
+  beforeAll(async () => {
+    const res = await app.inject({ method: 'GET', url: '/openapi.json' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    doc = res.json<Doc>();
+  });
+  afterAll(() => app.close());
+
+  it('documents every route the app registers, each with its error answers', () => {
+    expect(routes.length).toBeGreaterThan(25);
+    const documented = new Set(Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).filter((m) => methods.includes(m)).map((m) => `${m} ${path}`)));
+    expect(routes.filter((r) => !documented.has(r))).toEqual([]);
+    for (const route of routes) {
+      const [method, path] = route.split(' ') as [string, string];
+      const responses = doc.paths[path]![method]!.responses ?? {};
+      expect(Object.keys(responses), route).toEqual(expect.arrayContaining(['400', '500']));
+      for (const status of Object.keys(responses).filter((s) => Number(s) >= 400)) {
+        expect(responses[status], `${route} ${status}`).toMatchObject({ content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
+      }
+    }
+  });
+
+  it('gives each route the failures it can answer: a token route 401/403/429, a parameter 404, a write 409, a Raft one 503', () => {
+    const statuses = (path: string, method: string) => Object.keys(doc.paths[path]![method]!.responses ?? {}).filter((s) => Number(s) >= 400).map(Number);
+    expect(statuses('/v1/tasks/{id}', 'delete')).toEqual(expect.arrayContaining([400, 401, 403, 404, 409, 429, 500, 503]));
+    expect(statuses('/v1/kv/{*}', 'put')).toEqual(expect.arrayContaining([400, 401, 403, 404, 409, 413, 415, 429, 500, 503]));
+    expect(statuses('/health', 'get')).not.toContain(401);
+    expect(statuses('/health', 'get')).not.toContain(429);
+    expect(statuses('/v1/workers/{id}/heartbeat', 'post')).not.toContain(429);
+    expect(errorStatusesOf({ method: 'GET', url: '/v1/cluster', permission: { resource: 'cluster', verb: 'read' }, hasBody: false, hasParams: false })).toEqual([400, 401, 403, 429, 500, 503, 504]);
+  });
+
+  it('keeps the success schemas the routes declare', () => {
+    const ok = doc.paths['/v1/cluster']!.get!.responses!['200'] as { content?: Record<string, { schema?: { properties?: Record<string, unknown> } }> };
+    expect(Object.keys(ok.content!['application/json']!.schema!.properties!)).toEqual(expect.arrayContaining(['id', 'role', 'term', 'leaderId']));
+  });
+
+  it('validates as OpenAPI 3: required fields, unique operationIds, $refs that resolve, schemas that compile', () => {
+    expect(doc.openapi).toMatch(/^3\.\d+\.\d+$/);
+    expect(typeof doc.info.title).toBe('string');
+    expect(typeof doc.info.version).toBe('string');
+    const ids: string[] = [];
+    for (const [path, item] of Object.entries(doc.paths)) {
+      expect(path.startsWith('/'), path).toBe(true);
+      // Every templated segment is a declared path parameter.
+      for (const [method, op] of Object.entries(item).filter(([m]) => methods.includes(m))) {
+        expect(op.responses, `${method} ${path}`).toBeDefined();
+        expect(Object.keys(op.responses!).length).toBeGreaterThan(0);
+        for (const r of Object.values(op.responses!)) expect(typeof (r as { description?: unknown }).description, `${method} ${path}`).toBe('string');
+        expect(typeof op.operationId, `${method} ${path}`).toBe('string');
+        ids.push(op.operationId!);
+        const params = ((op as { parameters?: { in: string; name: string; required?: boolean }[] }).parameters ?? []).filter((p) => p.in === 'path');
+        for (const name of [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!)) {
+          expect(params.find((p) => p.name === name), `${method} ${path} declares {${name}}`).toMatchObject({ required: true });
+        }
+      }
+    }
+    expect(ids.length).toBeGreaterThan(25);
+    expect(new Set(ids).size).toBe(ids.length);
+    const refs = refsIn(doc);
+    expect(refs.length).toBeGreaterThan(0);
+    expect(refs.filter(({ ref }) => resolvePointer(doc, ref) === undefined)).toEqual([]);
+    const ajv = new Ajv({ schemaId: 'auto', unknownFormats: 'ignore' } as never);
+    ajv.addSchema(doc as object, 'doc');
+    const pointers = schemaPointers(doc);
+    expect(pointers.length).toBeGreaterThan(50);
+    for (const p of pointers) expect(() => ajv.compile({ $ref: `doc${p}` }), p).not.toThrow();
+  });
+
+  it('names operations after their method and path', () => {
+    expect(operationIdOf('GET', '/v1/tasks/:id/logs')).toBe('getV1TasksByIdLogs');
+    expect(operationIdOf('PUT', '/v1/kv/*')).toBe('putV1KvByKey');
+  });
+});
+
+describe('/openapi.json and /docs', () => {
+  for (const secure of [true, false]) {
+    it(`answer without a token ${secure ? 'in a secure app' : 'with insecure: true'}, while a data route still asks for one`, async () => {
+      const { app } = everyApp(secure);
+      try {
+        expect((await app.inject({ method: 'GET', url: '/openapi.json' })).statusCode).toBe(200);
+        const docs = await app.inject({ method: 'GET', url: '/docs' });
+        expect([200, 302]).toContain(docs.statusCode);
+        const page = docs.statusCode === 302 ? await app.inject({ method: 'GET', url: docs.headers.location as string }) : docs;
+        expect(page.statusCode).toBe(200);
+        expect(page.body).toMatch(/swagger/i);
+        const init = await app.inject({ method: 'GET', url: '/docs/static/swagger-initializer.js' });
+        expect(init.statusCode).toBe(200);
+        expect((await app.inject({ method: 'GET', url: '/docs/json' })).json()).toMatchObject({ openapi: expect.stringMatching(/^3\./) });
+        expect((await app.inject({ method: 'GET', url: '/v1/cluster' })).statusCode).toBe(secure ? 401 : 200);
+      } finally {
+        await app.close();
+      }
+    });
+  }
+});
