@@ -18,6 +18,8 @@ import type { AuditService, AuthService, JoinService, ManagerService, Membership
 import { authRoutes } from './routes/auth.js';
 import { auditRoutes, recordRefusals } from './routes/audit.js';
 import { limits } from '../lib/limits.js';
+import { metricsRoutes, observeRequests, type MetricsEndpoint } from './routes/metrics.js';
+import { statusRoutes, type StatusSource } from './routes/status.js';
 import { openApiPlugin } from './openapi.js';
 
 export interface ManagerAppOptions {
@@ -52,6 +54,10 @@ export interface ManagerAppOptions {
    * (insecure: true limits nothing). Without it nothing is limited.
    */
   rateLimits?: RateLimitOptions;
+  /** GET /metrics (and GET /v1/workers/:id/metrics with workerMetrics); observeRequest times every request. */
+  metrics?: { endpoint: MetricsEndpoint; observeRequest?: (route: string, method: string, code: number, seconds: number) => void; workerMetrics?: (workerId: string) => Promise<string> };
+  /** GET /status, open to anyone. */
+  status?: StatusSource;
 }
 
 /** Builds the app without listening: call app.listen() to serve, or app.inject() in tests. */
@@ -65,6 +71,7 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
   // First: its onRoute hook documents every route registered after it (GET /openapi.json, /docs).
   void app.register(openApiPlugin);
   const { service } = opts;
+  if (opts.metrics?.observeRequest !== undefined) observeRequests(app, opts.metrics.observeRequest);
   if (opts.security !== undefined) {
     // Before any route: the hooks it adds must run for all of them.
     void app.register(authPlugin, opts.security);
@@ -78,6 +85,11 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
   if (opts.audit !== undefined) recordRefusals(app, opts.audit);
   if (opts.join !== undefined) void app.register(joinRoutes, { join: opts.join });
   void app.register(healthRoutes, { ready: () => service.ready() });
+  if (opts.status !== undefined) void app.register(statusRoutes, { source: opts.status });
+  if (opts.metrics !== undefined) {
+    const { endpoint, workerMetrics } = opts.metrics;
+    void app.register(metricsRoutes, workerMetrics === undefined ? { metrics: endpoint } : { metrics: endpoint, workerMetrics });
+  }
   void app.register(clusterRoutes, { service });
   void app.register(kvRoutes, { service });
   if (opts.tasks !== undefined) {

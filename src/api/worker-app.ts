@@ -8,6 +8,7 @@ import { sendError } from './errors.js';
 import { buildBaseApp, type HttpsOptions } from './http.js';
 import { healthRoutes } from './routes/health.js';
 import { workerTaskRoutes, type WorkerAgentApi } from './routes/worker-tasks.js';
+import { metricsRoutes, observeRequests, type MetricsEndpoint } from './routes/metrics.js';
 
 export type { WorkerAgentApi };
 
@@ -25,6 +26,8 @@ export interface WorkerAppOptions {
    * may: the routes start and stop processes. Every route but /health and /ready asks it; without it, anyone may.
    */
   admitCaller?: (cert: PeerCertificate) => string | null;
+  /** GET /metrics (managers only, like every route here, in a secure cluster); observeRequest times every request. */
+  metrics?: { endpoint: MetricsEndpoint; observeRequest?: (route: string, method: string, code: number, seconds: number) => void };
 }
 
 const openPaths: ReadonlySet<string> = new Set(['/health', '/ready']);
@@ -47,7 +50,9 @@ export function buildWorkerApp(opts: WorkerAppOptions): FastifyInstance {
       if (why !== null) return sendError(new MinkubeError(cert === null ? 'UNAUTHENTICATED' : 'FORBIDDEN', `only the cluster's managers may call a worker: ${why}`), req, reply, bodyLimitBytes);
     });
   }
+  if (opts.metrics?.observeRequest !== undefined) observeRequests(app, opts.metrics.observeRequest);
   void app.register(healthRoutes, { ready: () => agent.readiness() });
+  if (opts.metrics !== undefined) void app.register(metricsRoutes, { metrics: opts.metrics.endpoint });
   void app.register(workerTaskRoutes, { agent, bodyLimitBytes });
   return app;
 }

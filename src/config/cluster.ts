@@ -119,6 +119,14 @@ const BackupSchema = Type.Object(
   { additionalProperties: false },
 );
 
+const MetricsSchema = Type.Object(
+  {
+    /** GET /metrics and the work of keeping them (default true); false: no route, nothing measured. */
+    enabled: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
 export const ClusterConfigSchema = Type.Object(
   {
     /**
@@ -133,6 +141,7 @@ export const ClusterConfigSchema = Type.Object(
     tasks: Type.Optional(TasksSchema),
     tls: Type.Optional(TlsSchema),
     backup: Type.Optional(BackupSchema),
+    metrics: Type.Optional(MetricsSchema),
   },
   { additionalProperties: false },
 );
@@ -175,6 +184,8 @@ export interface ClusterConfig {
   readonly backup: BackupConfig | null;
   /** Every issuer uses it: local provisioning, joins and renewals (a worker's lifetime is its signing manager's). */
   readonly tls: { readonly certLifetimeS: number };
+  /** Prometheus metrics on every node (GET /metrics). */
+  readonly metrics: { readonly enabled: boolean };
 }
 
 export type TasksConfig = { readonly [K in keyof typeof clusterConfigDefaults.tasks]: number };
@@ -218,6 +229,7 @@ export const clusterConfigDefaults = {
   taskRetention: { finishedMax: 10_000, finishedAgeS: 86_400 },
   backup: { intervalS: 3600, retain: 7 },
   containerRetentionS: 3600,
+  metrics: { enabled: true },
 } as const;
 
 /** Reads, parses and validates a config file; relative data directories are resolved against its directory. */
@@ -275,6 +287,7 @@ function withDefaults(file: ClusterConfigFile, baseDir: string): ClusterConfig {
     taskRetention: { ...clusterConfigDefaults.taskRetention, ...retention },
     backup: file.backup === undefined ? null : { ...clusterConfigDefaults.backup, ...file.backup, dir: resolve(baseDir, file.backup.dir) },
     tls: { ...clusterConfigDefaults.tls, ...file.tls },
+    metrics: { enabled: file.metrics?.enabled ?? clusterConfigDefaults.metrics.enabled },
   };
 }
 

@@ -16,6 +16,7 @@ import { ProposalTracker } from './proposals.js';
 import { ReadBatcher } from './reads.js';
 import type { SnapshotChunkHeader } from '../contracts/snapshot-chunks.js';
 import { SnapshotReceiver, SnapshotSender, type ChunkPoster, type SnapshotSource } from './snapshot-transfer.js';
+import type { DriverObserver } from './metrics.js';
 
 export type { Member };
 
@@ -79,6 +80,8 @@ export interface RaftNodeDriverOptions<R> {
    * machine cannot understand must stop here (the core knows nothing of commands).
    */
   validate?: (data: Uint8Array) => string | null;
+  /** Metrics (src/manager/metrics.ts): synced writes, snapshots, failed proposals, heartbeat round trips. */
+  observer?: DriverObserver;
 }
 
 export interface EncodeProposal {
@@ -194,6 +197,7 @@ export class RaftNodeDriver<R> {
     this.updatePeers();
     this.o.transport.onMessage((m) => {
       if (this.stopped) return;
+      if (m.type === 'heartbeatResponse') this.o.observer?.heartbeatAnswered(m.from);
       const checked = m.type === 'propose' ? this.checkForwarded(m) : m;
       if (checked === null) return;
       this.core.step(checked);
@@ -227,8 +231,29 @@ export class RaftNodeDriver<R> {
     return this.refusedProposalsCount;
   }
 
+  /** This node's own proposals waiting to be applied. */
+  get pendingProposals(): number {
+    return this.proposals.size;
+  }
+
   /** Proposes a command and resolves with its result once this node applies it. */
   propose(encode: EncodeProposal, deadlineMs: number): Promise<R> {
+    const observer = this.o.observer;
+    if (observer === undefined) return this.proposeNow(encode, deadlineMs);
+    const failed = (err: unknown): never => {
+      observer.proposalFailed(err instanceof MinkubeError ? err.code : 'INTERNAL');
+      throw err;
+    };
+    let proposed: Promise<R>;
+    try {
+      proposed = this.proposeNow(encode, deadlineMs);
+    } catch (err) {
+      return failed(err); // QUEUE_FULL is thrown, not rejected
+    }
+    return proposed.catch(failed);
+  }
+
+  private proposeNow(encode: EncodeProposal, deadlineMs: number): Promise<R> {
     if (this.stopped) return Promise.reject(new MinkubeError('NOT_READY', 'the manager is shutting down'));
     const seq = this.proposals.allocateSeq();
     // ackSeq tells the state machine which of our results it may forget: everything below our oldest waiter.
@@ -344,7 +369,10 @@ export class RaftNodeDriver<R> {
         const [early, late] = splitMessages(rd.messages);
         // A leader's appends and heartbeats go out while its own write is on disk (Raft thesis 10.2.1): what they
         // lead to (a commit) can only surface in a later Ready, which this loop takes after the write is durable.
-        if (early.length > 0) this.o.transport.send(early);
+        if (early.length > 0) {
+          if (this.o.observer !== undefined) this.noteHeartbeats(early, this.o.observer);
+          this.o.transport.send(early);
+        }
         await this.persist(rd, install);
         if (this.stopped) break;
         this.handleReady(rd, late, install);
@@ -371,9 +399,12 @@ export class RaftNodeDriver<R> {
     }
     if (rd.hardState === null && rd.entries.length === 0) return;
     const sync = this.mustSync(rd);
+    const timed = sync ? this.o.observer?.fsyncTimer() : undefined;
     const write = this.o.storage.save(rd.hardState, rd.entries, { sync });
-    if (sync) await write;
-    else write.catch((err: unknown) => this.fail(err));
+    if (sync) {
+      await write;
+      timed?.();
+    } else write.catch((err: unknown) => this.fail(err));
   }
 
   /** A write needs fsync only when it holds entries or a new term or vote; a commit index alone can be relearnt. */
@@ -432,6 +463,10 @@ export class RaftNodeDriver<R> {
       this.updatePeers();
     }
     this.o.onRoleChange?.(role, leaderId, term);
+  }
+
+  private noteHeartbeats(messages: readonly Message[], observer: DriverObserver): void {
+    for (const m of messages) if (m.type === 'heartbeat') observer.heartbeatSent(m.to);
   }
 
   /** Raft messages to the transport; a 'snapshot' message starts a stream of the snapshot's bytes instead. */
@@ -543,6 +578,7 @@ export class RaftNodeDriver<R> {
         if (info?.meta.index === meta.index) this.sourceCache = { meta, data, crc32: info.crc32 };
         const ms = Math.round(performance.now() - started);
         this.o.logger.info({ index: meta.index, sizeBytes: data.length, compactThrough, captureMs: Math.round(captureMs), encodeMs: Math.round(encodedMs), ms }, 'snapshot taken');
+        this.o.observer?.snapshotSaved(data.length, (performance.now() - started) / 1000);
         this.scheduleReady();
       },
       (err: unknown) => this.fail(err),

@@ -96,6 +96,8 @@ class PeerLink {
   /** Dials in a row that never connected: the first is logged at info, the rest at debug. */
   dialFailures = 0;
   dropped = 0;
+  /** Frame bytes written to this peer since the start (metrics: peer_sent_bytes_total). */
+  bytesSent = 0;
 
   constructor(
     readonly id: NodeId,
@@ -166,6 +168,11 @@ export class TcpTransport implements Transport {
     for (const link of t.links.values()) if (link.dials) t.dial(link);
     t.log.info({ listen: t.address, peers: Object.fromEntries(opts.peers) }, 'transport listening');
     return t;
+  }
+
+  /** Frame bytes written to each current peer since the start. */
+  peerBytesSent(): Map<NodeId, number> {
+    return new Map([...this.links.values()].map((l) => [l.id, l.bytesSent]));
   }
 
   /** The address actually listened on (host:port, with the real port when 0 was asked for). */
@@ -491,6 +498,7 @@ export class TcpTransport implements Transport {
         socket.write(frame);
         this.counters.framesSent++;
         this.counters.bytesSent += frame.length;
+        link.bytesSent += frame.length;
         this.counters.messagesSent += part.length;
       } else if (part.length === 1) {
         this.log.warn({ peer: link.id, type: part[0]!.type, bytes: frame.length }, 'dropping a message larger than a frame');

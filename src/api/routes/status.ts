@@ -1,0 +1,101 @@
+// GET /status, open to anyone (a status monitor, a public page): up, degraded or down with the reasons, from this
+// manager's view of the quorum, the leader and the workers. No task, key or token data. HTML for a browser,
+// JSON for `Accept: application/json` or `?format=json`.
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyPluginAsync } from 'fastify';
+
+/** What this manager sees, read from memory on each request. */
+export interface StatusFacts {
+  readonly leaderId: string | null;
+  /** Voters this manager can reach (itself included), and all voters. */
+  readonly votersReachable: number;
+  readonly voters: number;
+  readonly workersReady: number;
+  readonly workers: number;
+}
+
+export interface StatusSource {
+  facts(): StatusFacts;
+}
+
+export const StatusReply = Type.Object({
+  status: Type.Union([Type.Literal('up'), Type.Literal('degraded'), Type.Literal('down')]),
+  reasons: Type.Array(Type.String()),
+  quorum: Type.Boolean(),
+  leader: Type.Union([Type.String(), Type.Null()]),
+  managersReachable: Type.Integer(),
+  managers: Type.Integer(),
+  workersReady: Type.Integer(),
+  workers: Type.Integer(),
+});
+export type StatusReply = Static<typeof StatusReply>;
+
+/** down: no leader or no quorum; degraded: a manager unreachable, or a worker not ready (or none at all); else up. */
+export function judgeStatus(f: StatusFacts): StatusReply {
+  const quorum = f.votersReachable > f.voters / 2;
+  const reasons: string[] = [];
+  if (!quorum) reasons.push(`no quorum: ${f.votersReachable} of ${f.voters} managers reachable`);
+  if (f.leaderId === null) reasons.push('no leader');
+  const down = reasons.length > 0;
+  if (quorum && f.votersReachable < f.voters) reasons.push(`${f.voters - f.votersReachable} of ${f.voters} managers unreachable`);
+  if (f.workers === 0) reasons.push('no worker registered');
+  else if (f.workersReady < f.workers) reasons.push(`${f.workers - f.workersReady} of ${f.workers} workers not ready`);
+  return {
+    status: down ? 'down' : reasons.length > 0 ? 'degraded' : 'up',
+    reasons,
+    quorum,
+    leader: f.leaderId,
+    managersReachable: f.votersReachable,
+    managers: f.voters,
+    workersReady: f.workersReady,
+    workers: f.workers,
+  };
+}
+
+const StatusQuery = Type.Object({ format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('html')])) }, { additionalProperties: false });
+
+export const statusRoutes: FastifyPluginAsync<{ source: StatusSource }> = async (app, opts) => {
+  app.get('/status', { schema: { querystring: StatusQuery } }, async (req, reply) => {
+    const status = judgeStatus(opts.source.facts());
+    const { format } = req.query as Static<typeof StatusQuery>;
+    const wantsJson = format === 'json' || (format === undefined && !prefersHtml(req.headers.accept));
+    // Always 200: the answer is the page, whatever it says (GET /ready is the probe that answers 503).
+    void reply.header('cache-control', 'no-store');
+    if (wantsJson) return reply.type('application/json; charset=utf-8').send(JSON.stringify(status));
+    return reply.type('text/html; charset=utf-8').send(statusPage(status));
+  });
+};
+
+/** A browser asks for text/html before anything JSON; curl and monitors send no Accept or * / *. */
+function prefersHtml(accept: string | undefined): boolean {
+  if (accept === undefined) return false;
+  const html = accept.indexOf('text/html');
+  if (html < 0) return false;
+  const json = accept.indexOf('application/json');
+  return json < 0 || html < json;
+}
+
+const colours = { up: '#1a7f37', degraded: '#9a6700', down: '#cf222e' } as const;
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function statusPage(s: StatusReply): string {
+  const reasons = s.reasons.length === 0 ? '<p>Everything is working.</p>' : `<ul>${s.reasons.map((r) => `<li>${escapeHtml(r)}</li>`).join('')}</ul>`;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<meta http-equiv="refresh" content="10"><title>Minkube: ${s.status}</title>
+<style>body{font:16px system-ui,sans-serif;max-width:40em;margin:3em auto;padding:0 1em}h1 span{color:${colours[s.status]}}td{padding:.2em 1em .2em 0}</style>
+</head><body>
+<h1>Minkube is <span>${s.status}</span></h1>
+${reasons}
+<table>
+<tr><td>Leader</td><td>${s.leader === null ? 'none' : escapeHtml(s.leader)}</td></tr>
+<tr><td>Managers reachable</td><td>${s.managersReachable} of ${s.managers}${s.quorum ? ' (quorum)' : ' (no quorum)'}</td></tr>
+<tr><td>Workers ready</td><td>${s.workersReady} of ${s.workers}</td></tr>
+</table>
+<p><a href="/status?format=json">JSON</a></p>
+</body></html>
+`;
+}
