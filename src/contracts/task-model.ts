@@ -127,11 +127,11 @@ export interface TaskRecord {
   /** Bounded by limits.taskHistoryMax, oldest dropped first. */
   readonly history: readonly TaskTransition[];
   /** Set on a service's replicas. */
-  readonly service?: TaskServiceRef;
+  readonly service?: TaskServiceRef | undefined;
   /** The host ports of the current attempt, once its worker allocated them. */
-  readonly ports?: readonly AssignedPort[];
+  readonly ports?: readonly AssignedPort[] | undefined;
   /** The worker's health-check verdict on the current attempt (only with spec.healthCheck). */
-  readonly health?: TaskHealth;
+  readonly health?: TaskHealth | undefined;
 }
 
 export type WorkerState = 'ready' | 'unreachable' | 'down';

@@ -8,10 +8,12 @@ import { MinkubeError } from '../lib/errors.js';
 import { decodeTaskCommand, isTaskOp, submissionsOf, wireTaskCommand, type TaskCommand } from './task-commands.js';
 import { specRuleProblem } from './task-spec.js';
 import { decodeAuthCommand, isAuthOp, wireAuthCommand, type AuthCommand } from './auth-commands.js';
+import { decodeServiceCommand, isServiceOp, serviceSpecsOf, wireServiceCommand, type ServiceCommand } from './service-commands.js';
 
 export type * from './task-commands.js';
 export type { EntryPrincipal } from '../contracts/services.js';
 export type * from './auth-commands.js';
+export type * from './service-commands.js';
 
 export interface PutCommand {
   readonly op: 'put';
@@ -28,7 +30,7 @@ export interface DeleteCommand {
 }
 
 /** Keys, task/worker records (task-commands.ts) and auth (auth-commands.ts). Every switch over `op` ends in assertNever. */
-export type Command = PutCommand | DeleteCommand | TaskCommand | AuthCommand;
+export type Command = PutCommand | DeleteCommand | TaskCommand | AuthCommand | ServiceCommand;
 export type CommandOp = Command['op'];
 
 /** What one Raft entry carries: the command and the client session it belongs to. */
@@ -55,9 +57,13 @@ const principalCharsMax = 128;
  * while newer managers apply it (so it stops instead, see KvStateMachine.applyEntry). Every other command is still
  * written as version 1, so older managers go on reading it during an upgrade.
  */
-export const commandVersion = 2;
+export const commandVersion = 3;
 
 function versionOf(cmd: Command): number {
+  // Version 3: services, and specs or reports with ports and health checks (a version-2 schema refuses them).
+  if (isServiceOp(cmd.op)) return 3;
+  if (submissionsOf(cmd).some((t) => t.spec.ports !== undefined || t.spec.healthCheck !== undefined)) return 3;
+  if ((cmd.op === 'task.report' || cmd.op === 'worker.heartbeat') && cmd.reports.some((r) => r.health !== undefined || r.ports !== undefined)) return 3;
   return submissionsOf(cmd).some((t) => t.spec.secretEnv !== undefined) ? 2 : 1;
 }
 
@@ -95,6 +101,12 @@ function wireCommand(cmd: Command): Record<string, unknown> {
     case 'auth.joinTokenCreate':
     case 'auth.joinTokenRevoke':
       return wireAuthCommand(cmd);
+    case 'service.create':
+    case 'service.update':
+    case 'service.rollback':
+    case 'service.delete':
+    case 'service.reconcile':
+      return wireServiceCommand(cmd);
     default:
       return assertNeverCommand(cmd);
   }
@@ -126,6 +138,10 @@ export function validateCommand(data: Uint8Array): string | null {
   const cmd = decoded.envelope.cmd;
   for (const [i, t] of submissionsOf(cmd).entries()) {
     const problem = specRuleProblem(t.spec, cmd.op === 'task.submit' ? 'spec.' : `tasks[${i}].`);
+    if (problem !== null) return problem;
+  }
+  for (const spec of serviceSpecsOf(cmd)) {
+    const problem = specRuleProblem(spec, 'task.');
     if (problem !== null) return problem;
   }
   return null;
@@ -179,6 +195,11 @@ function decodeBody(cmd: unknown): Command {
   }
   if (isAuthOp(cmd.op)) {
     const decoded = decodeAuthCommand(cmd);
+    if (!decoded.ok) throw malformed(decoded.problem);
+    return decoded.cmd;
+  }
+  if (isServiceOp(cmd.op)) {
+    const decoded = decodeServiceCommand(cmd);
     if (!decoded.ok) throw malformed(decoded.problem);
     return decoded.cmd;
   }

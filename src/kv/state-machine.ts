@@ -9,6 +9,7 @@ import { SortedKeys } from './sorted-keys.js';
 import { TaskStore, type TaskApplyErrorCode, type TaskStoreOptions } from './task-store.js';
 import { SlicedPacker } from './sliced-pack.js';
 import { encodeTaskSnapshot, packTaskSnapshot } from './task-snapshot.js';
+import { decodeServiceSnapshot, encodeServiceSnapshot, ServiceStore, type ServiceApplyErrorCode, type ServiceStoreOptions } from './service-store.js';
 import { AuthStore, decodeAuthSnapshot, emptyAuthSnapshot, encodeAuthSnapshot, type AuthApplyErrorCode, type AuthStoreOptions } from './auth-store.js';
 
 const emptyTaskSnapshot = encodeTaskSnapshot({ tasks: [], workers: [], cursor: null, idempotency: [] });
@@ -24,7 +25,7 @@ export interface KvRecord {
  * 'TIMEOUT' answers a retried command whose session no longer remembers it (see Session.floor): it is not applied
  * again, and whether it was applied once is unknown, which is exactly what TIMEOUT tells a client.
  */
-export type ApplyErrorCode = 'KV_VERSION_MISMATCH' | 'KV_KEY_NOT_FOUND' | 'TIMEOUT' | 'INVALID_COMMAND' | TaskApplyErrorCode | AuthApplyErrorCode;
+export type ApplyErrorCode = 'KV_VERSION_MISMATCH' | 'KV_KEY_NOT_FOUND' | 'TIMEOUT' | 'INVALID_COMMAND' | TaskApplyErrorCode | AuthApplyErrorCode | ServiceApplyErrorCode;
 
 /** For task and worker commands, `key` is the id of the task or worker the command was about ('' for batches). */
 export type ApplyResult =
@@ -48,6 +49,7 @@ export interface KvStateMachineOptions {
   sessionResultsMax?: number;
   tasks?: TaskStoreOptions;
   auth?: AuthStoreOptions;
+  services?: ServiceStoreOptions;
 }
 
 /**
@@ -64,8 +66,8 @@ interface Session {
   readonly results: Map<number, ApplyResult>;
 }
 
-/** 1: keys and sessions; 2: and the task store; 3: and the auth store. All are restored (auth empty before 3). */
-const SNAPSHOT_FORMAT = 3;
+/** 1: keys and sessions; 2: and the task store; 3: and the auth store; 4: and the services. All are restored (auth empty before 3, services before 4). */
+const SNAPSHOT_FORMAT = 4;
 const snapshotPackr = new Packr({ useRecords: false, moreTypes: false });
 
 export class KvStateMachine {
@@ -81,9 +83,12 @@ export class KvStateMachine {
   readonly tasks: TaskStore;
   /** API tokens, join tokens and the session key. */
   readonly auth: AuthStore;
+  /** Services (their replicas are task records in `tasks`). */
+  readonly services: ServiceStore;
 
   constructor(options: KvStateMachineOptions = {}) {
     this.tasks = new TaskStore(options.tasks);
+    this.services = new ServiceStore(options.services);
     this.auth = new AuthStore(options.auth);
     this.sessionsMax = options.sessionsMax ?? limits.kvSessionsMax;
     this.sessionResultsMax = options.sessionResultsMax ?? limits.kvSessionResultsMax;
@@ -176,6 +181,14 @@ export class KvStateMachine {
         const r = this.auth.apply(cmd);
         return r.ok ? { ok: true, key: r.id, version: index } : { ok: false, code: r.code, message: r.message, currentVersion: 0 };
       }
+      case 'service.create':
+      case 'service.update':
+      case 'service.rollback':
+      case 'service.delete':
+      case 'service.reconcile': {
+        const r = this.services.apply(cmd, this.tasks);
+        return r.ok ? { ok: true, key: r.id, version: index } : { ok: false, code: r.code, message: r.message, currentVersion: 0 };
+      }
       default:
         return assertNeverCommand(cmd);
     }
@@ -231,7 +244,10 @@ export class KvStateMachine {
     }
     const sessions: unknown[] = [];
     for (const [clientId, s] of this.sessions) sessions.push([clientId, s.lastIndex, s.floor, [...s.results]]);
-    return snapshotPackr.pack({ format: SNAPSHOT_FORMAT, appliedIndex: this.appliedIndexValue, kv, sessions, tasks: this.tasks.snapshot(), auth: encodeAuthSnapshot(this.auth.snapshotContent()) });
+    return snapshotPackr.pack({
+      format: SNAPSHOT_FORMAT, appliedIndex: this.appliedIndexValue, kv, sessions, tasks: this.tasks.snapshot(), auth: encodeAuthSnapshot(this.auth.snapshotContent()),
+      services: encodeServiceSnapshot(this.services.snapshotContent()),
+    });
   }
 
   /**
@@ -245,10 +261,11 @@ export class KvStateMachine {
     for (const [clientId, s] of this.sessions) sessions.push([clientId, s.lastIndex, s.floor, [...s.results]]);
     const tasks = this.tasks.snapshotContent();
     const auth = encodeAuthSnapshot(this.auth.snapshotContent());
+    const services = encodeServiceSnapshot(this.services.snapshotContent());
     const appliedIndex = this.appliedIndexValue;
     return async () => {
       const p = new SlicedPacker(snapshotPackr);
-      p.mapHeader(6);
+      p.mapHeader(7);
       p.value('format');
       p.value(SNAPSHOT_FORMAT);
       p.value('appliedIndex');
@@ -261,6 +278,8 @@ export class KvStateMachine {
       await packTaskSnapshot(p, tasks);
       p.value('auth');
       p.value(auth);
+      p.value('services');
+      p.value(services);
       return p.bytes();
     };
   }
@@ -269,9 +288,11 @@ export class KvStateMachine {
   restore(bytes: Uint8Array): void {
     const decoded = decodeSnapshot(bytes);
     const auth = decoded.auth === undefined ? emptyAuthSnapshot : decodeAuthSnapshot(decoded.auth);
+    const services = decoded.services === undefined ? [] : decodeServiceSnapshot(decoded.services);
     // The task store checks its whole section before it changes anything, and nothing below can fail.
     this.tasks.restore(decoded.tasks ?? emptyTaskSnapshot);
     this.auth.load(auth);
+    this.services.load(services);
     this.data.clear();
     this.sessions.clear();
     for (const r of decoded.records) this.data.set(r.key, r);
@@ -340,19 +361,22 @@ interface DecodedSnapshot {
   tasks: unknown;
   /** Absent before format 3. */
   auth: unknown;
+  /** Absent before format 4. */
+  services: unknown;
 }
 
 function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
   const corrupt = (problem: string): MinkubeError => new MinkubeError('STORAGE_CORRUPT', `kv snapshot: ${problem}`);
-  let raw: { format?: unknown; appliedIndex?: unknown; kv?: unknown; sessions?: unknown; tasks?: unknown; auth?: unknown };
+  let raw: { format?: unknown; appliedIndex?: unknown; kv?: unknown; sessions?: unknown; tasks?: unknown; auth?: unknown; services?: unknown };
   try {
     raw = snapshotPackr.unpack(bytes) as typeof raw;
   } catch (err) {
     throw corrupt(`not msgpack (${(err as Error).message})`);
   }
-  if (typeof raw !== 'object' || raw === null || (raw.format !== 1 && raw.format !== 2 && raw.format !== SNAPSHOT_FORMAT)) throw corrupt('unknown format');
+  if (typeof raw !== 'object' || raw === null || (raw.format !== 1 && raw.format !== 2 && raw.format !== 3 && raw.format !== SNAPSHOT_FORMAT)) throw corrupt('unknown format');
   if (raw.format !== 1 && raw.tasks === undefined) throw corrupt('no task section');
-  if (raw.format === SNAPSHOT_FORMAT && raw.auth === undefined) throw corrupt('no auth section');
+  if ((raw.format === 3 || raw.format === SNAPSHOT_FORMAT) && raw.auth === undefined) throw corrupt('no auth section');
+  if (raw.format === SNAPSHOT_FORMAT && raw.services === undefined) throw corrupt('no services section');
   const { appliedIndex, kv, sessions } = raw;
   if (!isIndex(appliedIndex) || !Array.isArray(kv) || kv.length % 3 !== 0 || !Array.isArray(sessions)) throw corrupt('bad header');
   const records: KvRecord[] = [];
@@ -362,7 +386,7 @@ function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
     if (records.length > 0 && records.at(-1)!.key >= key) throw corrupt('keys out of order');
     records.push({ key, value, version });
   }
-  return { appliedIndex, records, sessions: sessions.map((s, i) => decodeSession(s, i, corrupt)), tasks: raw.tasks, auth: raw.auth };
+  return { appliedIndex, records, sessions: sessions.map((s, i) => decodeSession(s, i, corrupt)), tasks: raw.tasks, auth: raw.auth, services: raw.services };
 }
 
 function decodeSession(raw: unknown, i: number, corrupt: (p: string) => MinkubeError): [string, Session] {

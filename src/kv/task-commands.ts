@@ -2,7 +2,7 @@
 // come in the command from the proposing manager, so applying one is deterministic on every node.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import type { TaskError, TaskSpec, WorkerStats } from '../contracts/task-model.js';
+import type { AssignedPort, TaskError, TaskHealth, TaskSpec, WorkerStats } from '../contracts/task-model.js';
 import { normaliseSpec, TaskSpecSchema } from './task-spec.js';
 
 /** A new task (state pending, attempt 1). A known idempotencyKey answers the task it created instead. */
@@ -63,6 +63,10 @@ export interface TaskReport {
   readonly exitCode: number | null;
   readonly error: TaskError | null;
   readonly retryAtMs: number;
+  /** The worker's health-check verdict (a running task with a healthCheck). */
+  readonly health?: TaskHealth;
+  /** The host ports the worker allocated to this attempt. */
+  readonly ports?: readonly AssignedPort[];
 }
 
 export interface TaskReportCommand {
@@ -172,10 +176,13 @@ function wireSubmission(t: TaskSubmission): Record<string, unknown> {
 }
 
 function wireReport(r: TaskReport): Record<string, unknown> {
-  return {
+  const w: Record<string, unknown> = {
     taskId: r.taskId, workerId: r.workerId, attempt: r.attempt, term: r.term, state: r.state, containerId: r.containerId,
     exitCode: r.exitCode, error: r.error === null ? null : { class: r.error.class, message: r.error.message }, retryAtMs: r.retryAtMs,
   };
+  if (r.health !== undefined) w.health = r.health;
+  if (r.ports !== undefined) w.ports = r.ports.map((p) => ({ name: p.name, hostPort: p.hostPort, address: p.address }));
+  return w;
 }
 
 function wireStats(s: WorkerStats): Record<string, unknown> {
@@ -194,11 +201,17 @@ const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const strict = { additionalProperties: false } as const;
 
 const ErrorSchema = Type.Object({ class: Type.Union([Type.Literal('transient'), Type.Literal('permanent')]), message: Type.String() }, strict);
+export const AssignedPortSchema = Type.Object(
+  { name: Type.String({ minLength: 1, maxLength: 64 }), hostPort: Type.Integer({ minimum: 1, maximum: 65535 }), address: Type.String({ minLength: 1, maxLength: 300 }) },
+  strict,
+);
 const ReportSchema = Type.Object(
   {
     taskId: Id, workerId: Id, attempt: Counter(1), term: Counter(0),
     state: Type.Union([Type.Literal('running'), Type.Literal('succeeded'), Type.Literal('failed'), Type.Literal('stopped')]),
     containerId: Nullable(Type.String()), exitCode: Nullable(Type.Integer()), error: Nullable(ErrorSchema), retryAtMs: Ms,
+    health: Type.Optional(Type.Union([Type.Literal('starting'), Type.Literal('healthy'), Type.Literal('unhealthy')])),
+    ports: Type.Optional(Type.Array(AssignedPortSchema, { maxItems: 64 })),
   },
   strict,
 );

@@ -1,13 +1,13 @@
 // What a worker's report, or the loss of a worker, does to a task: pure decisions from the record and the report,
 // applied by the task store. Restart policies, failure classes and maxAttempts all meet here and nowhere else.
 import type { TaskReport } from './task-commands.js';
-import type { TaskError, TaskRecord, TaskState } from '../contracts/task-model.js';
+import type { AssignedPort, TaskError, TaskHealth, TaskRecord, TaskState } from '../contracts/task-model.js';
 import { maxAttemptsOf, restartPolicyOf } from './task-spec.js';
 
 export type ReportOutcome =
   | { readonly kind: 'ignore' }
   /** The container runs (state scheduled -> running, or a container id learnt while running). */
-  | { readonly kind: 'running'; readonly containerId: string | null }
+  | { readonly kind: 'running'; readonly containerId: string | null; readonly health?: TaskHealth; readonly ports?: readonly AssignedPort[] }
   | { readonly kind: 'final'; readonly state: 'succeeded' | 'failed' | 'stopped'; readonly error: TaskError | null; readonly reason: string }
   /** Back to pending with the attempt raised, not placed before the report's retryAtMs. */
   | { readonly kind: 'retry'; readonly error: TaskError | null; readonly reason: string };
@@ -24,8 +24,11 @@ export function reportMatches(task: TaskRecord, r: Pick<TaskReport, 'workerId' |
 export function reportOutcome(task: TaskRecord, r: TaskReport): ReportOutcome {
   if (!reportMatches(task, r)) return { kind: 'ignore' };
   if (r.state === 'running') {
-    if (task.state === 'scheduled' || (r.containerId !== null && r.containerId !== task.containerId)) return { kind: 'running', containerId: r.containerId };
-    return { kind: 'ignore' };
+    const news = task.state === 'scheduled' || (r.containerId !== null && r.containerId !== task.containerId);
+    const health = r.health !== undefined && r.health !== task.health;
+    const ports = r.ports !== undefined && !samePorts(r.ports, task.ports);
+    if (!news && !health && !ports) return { kind: 'ignore' };
+    return { kind: 'running', containerId: r.containerId ?? task.containerId, ...(r.health === undefined ? {} : { health: r.health }), ...(r.ports === undefined ? {} : { ports: r.ports }) };
   }
   if (task.desiredState === 'stop') {
     return r.state === 'succeeded'
@@ -51,12 +54,15 @@ function failedOutcome(task: TaskRecord, r: TaskReport): ReportOutcome {
     return retryOrFail(task, error, `exited with code ${r.exitCode}`);
   }
   const error: TaskError = r.error ?? { class: 'transient', message: 'the worker reported a failure without a reason' };
-  if (error.class === 'permanent') return { kind: 'final', state: 'failed', error, reason: error.message };
+  // A service's replica is replaced whatever the failure: its service wants it running.
+  if (error.class === 'permanent' && task.service === undefined) return { kind: 'final', state: 'failed', error, reason: error.message };
   return retryOrFail(task, error, error.message);
 }
 
 /** A retry while attempts are left; else the final state, with the attempts named in the error. */
 export function retryOrFail(task: TaskRecord, error: TaskError | null, reason: string, exhausted: 'succeeded' | 'failed' = 'failed'): ReportOutcome {
+  // A service's replicas are restarted without bound (with backoff): the service keeps its replicas running.
+  if (task.service !== undefined) return { kind: 'retry', error, reason: `${reason}; restarting (attempt ${task.attempt + 1})` };
   const max = maxAttemptsOf(task.spec);
   if (task.attempt < max) return { kind: 'retry', error, reason: `${reason}; retrying (attempt ${task.attempt + 1} of ${max})` };
   if (exhausted === 'succeeded') return { kind: 'final', state: 'succeeded', error: null, reason: `${reason}; no attempts left (${max})` };
@@ -68,4 +74,9 @@ export function retryOrFail(task: TaskRecord, error: TaskError | null, reason: s
 export function lostOutcome(task: TaskRecord, workerId: string): ReportOutcome {
   if (task.desiredState === 'stop') return { kind: 'final', state: 'stopped', error: null, reason: `its worker ${workerId} was lost while stopping it` };
   return retryOrFail(task, { class: 'transient', message: `worker ${workerId} was lost` }, `worker ${workerId} lost`);
+}
+
+function samePorts(a: readonly AssignedPort[], b: readonly AssignedPort[] | undefined): boolean {
+  if (b === undefined || a.length !== b.length) return false;
+  return a.every((p, i) => p.name === b[i]!.name && p.hostPort === b[i]!.hostPort && p.address === b[i]!.address);
 }

@@ -1,7 +1,7 @@
 // The task store's part of a state-machine snapshot: records as arrays in a fixed field order (equal stores give
 // equal bytes), and a decoder that checks every field, since a restored store must be exactly a store we wrote.
 import { MinkubeError } from '../lib/errors.js';
-import type { DesiredState, StoredWorker, TaskError, TaskRecord, TaskSpec, TaskState, TaskTransition, WorkerState, WorkerStats } from '../contracts/task-model.js';
+import type { DesiredState, StoredWorker, TaskError, TaskHealth, TaskRecord, TaskSpec, TaskState, TaskTransition, WorkerState, WorkerStats } from '../contracts/task-model.js';
 import type { SlicedPacker } from './sliced-pack.js';
 
 export type TaskSnapshot = unknown[];
@@ -38,11 +38,31 @@ export async function packTaskSnapshot(p: SlicedPacker, c: TaskSnapshotContent):
 }
 
 function taskRow(t: TaskRecord): unknown[] {
-  return [
+  const row: unknown[] = [
     t.id, t.spec, t.state, t.desiredState, t.workerId, t.attempt, t.term, t.containerId, t.exitCode,
     t.error === null ? null : [t.error.class, t.error.message], t.notBeforeMs, t.createdAt, t.updatedAt,
     t.history.map((h) => [h.state, h.attempt, h.atMs, h.workerId, h.reason ?? null]),
   ];
+  // A 15th field only for a service's replica or a placed attempt's ports and health: other rows keep the old shape.
+  if (t.service !== undefined || t.ports !== undefined || t.health !== undefined) {
+    row.push([t.service === undefined ? null : [t.service.name, t.service.version], t.ports?.map((p) => [p.name, p.hostPort, p.address]) ?? null, t.health ?? null]);
+  }
+  return row;
+}
+
+function decodeExtras(raw: unknown, i: number): Pick<TaskRecord, 'service' | 'ports' | 'health'> {
+  if (raw === undefined) return { service: undefined, ports: undefined, health: undefined };
+  if (!Array.isArray(raw) || raw.length !== 3) throw corrupt(`bad service fields of task ${i}`);
+  const [service, ports, health] = raw as unknown[];
+  const okService = service === null || (Array.isArray(service) && typeof service[0] === 'string' && isCount(service[1]));
+  const okPorts = ports === null || (Array.isArray(ports) && ports.every((p) => Array.isArray(p) && typeof p[0] === 'string' && isCount(p[1]) && typeof p[2] === 'string'));
+  const okHealth = health === null || health === 'starting' || health === 'healthy' || health === 'unhealthy';
+  if (!okService || !okPorts || !okHealth) throw corrupt(`bad service fields of task ${i}`);
+  return {
+    service: service === null ? undefined : { name: (service as [string, number])[0], version: (service as [string, number])[1] },
+    ports: ports === null ? undefined : (ports as [string, number, string][]).map(([name, hostPort, address]) => ({ name, hostPort, address })),
+    health: health === null ? undefined : (health as TaskHealth),
+  };
 }
 
 function workerRow(w: StoredWorker): unknown[] {
@@ -78,8 +98,8 @@ export function decodeTaskSnapshot(raw: unknown): TaskSnapshotContent {
 }
 
 function decodeTask(row: unknown, i: number): TaskRecord {
-  if (!Array.isArray(row) || row.length !== 14) throw corrupt(`bad task ${i}`);
-  const [id, spec, state, desiredState, workerId, attempt, term, containerId, exitCode, error, notBeforeMs, createdAt, updatedAt, history] = row as unknown[];
+  if (!Array.isArray(row) || (row.length !== 14 && row.length !== 15)) throw corrupt(`bad task ${i}`);
+  const [id, spec, state, desiredState, workerId, attempt, term, containerId, exitCode, error, notBeforeMs, createdAt, updatedAt, history, extras] = row as unknown[];
   const ok =
     typeof id === 'string' && isObject(spec) && typeof (spec as { image?: unknown }).image === 'string' && isTaskState(state) &&
     (desiredState === 'run' || desiredState === 'stop') && isNullableString(workerId) && isCount(attempt) && isCount(term) &&
@@ -90,6 +110,7 @@ function decodeTask(row: unknown, i: number): TaskRecord {
     id, spec: spec as TaskSpec, state, desiredState: desiredState as DesiredState, workerId, attempt, term, containerId,
     exitCode: exitCode as number | null, error: decodeError(error, i), notBeforeMs, createdAt, updatedAt,
     history: (history as unknown[]).map((h) => decodeTransition(h, i)),
+    ...decodeExtras(extras, i),
   };
 }
 

@@ -3,11 +3,28 @@
 import { createHash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { limits } from '../lib/limits.js';
-import type { RestartPolicy, TaskRecord, TaskSpec } from '../contracts/task-model.js';
+import type { HealthCheckSpec, RestartPolicy, TaskRecord, TaskSpec } from '../contracts/task-model.js';
 
 const StringMap = Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.String({ maxLength: 64 * 1024 }), {
   maxProperties: limits.taskMapEntriesMax,
 });
+
+/** Port names: lower case, digits and '-', as SRV records and env names (MINKUBE_PORT_<NAME>, '-' as '_') take them. */
+export const portNamePattern = '^[a-z][a-z0-9-]{0,14}$';
+const PortSchema = Type.Object({ name: Type.String({ pattern: portNamePattern }) }, { additionalProperties: false });
+export const HealthCheckSchema = Type.Object(
+  {
+    type: Type.Union([Type.Literal('http'), Type.Literal('tcp'), Type.Literal('exec')]),
+    port: Type.Optional(Type.String({ pattern: portNamePattern })),
+    path: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, pattern: '^/[\\x21-\\x7e]*$' })),
+    command: Type.Optional(Type.Array(Type.String({ maxLength: 64 * 1024 }), { minItems: 1, maxItems: limits.taskCommandArgsMax })),
+    intervalS: Type.Number({ minimum: 0.1, maximum: 3600 }),
+    timeoutS: Type.Number({ minimum: 0.1, maximum: 3600 }),
+    retries: Type.Integer({ minimum: 1, maximum: 100 }),
+    startPeriodS: Type.Number({ minimum: 0, maximum: 3600 }),
+  },
+  { additionalProperties: false },
+);
 
 export const TaskSpecSchema = Type.Object(
   {
@@ -28,6 +45,8 @@ export const TaskSpecSchema = Type.Object(
       ),
     ),
     labels: Type.Optional(StringMap),
+    ports: Type.Optional(Type.Array(PortSchema, { minItems: 1, maxItems: limits.taskPortsMax })),
+    healthCheck: Type.Optional(HealthCheckSchema),
   },
   { additionalProperties: false },
 );
@@ -46,6 +65,8 @@ export interface SpecRuleFields {
   readonly env?: Readonly<Record<string, string>> | undefined;
   readonly secretEnv?: Readonly<Record<string, string>> | undefined;
   readonly labels?: Readonly<Record<string, string>> | undefined;
+  readonly ports?: readonly { readonly name: string }[] | undefined;
+  readonly healthCheck?: { readonly type: string; readonly port?: string | undefined; readonly command?: readonly string[] | undefined } | undefined;
 }
 
 /**
@@ -76,6 +97,25 @@ export function specRuleProblem(spec: SpecRuleFields, prefix = ''): string | nul
   for (const [k, v] of Object.entries(spec.labels ?? {})) {
     if (k.includes('\u0000') || v.includes('\u0000')) return nul(`labels.${printable(k)}`);
   }
+  return portsProblem(spec, prefix);
+}
+
+/** Port names are unique; a health check's port names a declared port; http and tcp need one, exec a command. */
+function portsProblem(spec: SpecRuleFields, prefix: string): string | null {
+  const names = new Set<string>();
+  for (const [i, p] of (spec.ports ?? []).entries()) {
+    if (names.has(p.name)) return `${prefix}ports[${i}].name: ${JSON.stringify(p.name)} is declared twice`;
+    names.add(p.name);
+  }
+  const h = spec.healthCheck;
+  if (h === undefined) return null;
+  if (h.type === 'exec') {
+    if (h.command === undefined) return `${prefix}healthCheck.command: missing (an exec check runs it)`;
+    if (h.command.some((a) => a.includes('\u0000'))) return `${prefix}healthCheck.command: contains a NUL byte`;
+    return null;
+  }
+  if (h.port === undefined) return `${prefix}healthCheck.port: missing (an ${h.type} check needs a declared port's name)`;
+  if (!names.has(h.port)) return `${prefix}healthCheck.port: ${JSON.stringify(h.port)} is not a declared port`;
   return null;
 }
 
@@ -106,6 +146,16 @@ export function normaliseSpec(spec: TaskSpec): TaskSpec {
     out.resources = r;
   }
   if (spec.labels !== undefined) out.labels = sortedMap(spec.labels);
+  if (spec.ports !== undefined) out.ports = spec.ports.map((p) => ({ name: p.name }));
+  if (spec.healthCheck !== undefined) out.healthCheck = normaliseHealthCheck(spec.healthCheck);
+  return out;
+}
+
+function normaliseHealthCheck(h: HealthCheckSpec): HealthCheckSpec {
+  const out: { -readonly [K in keyof HealthCheckSpec]: HealthCheckSpec[K] } = { type: h.type, intervalS: h.intervalS, timeoutS: h.timeoutS, retries: h.retries, startPeriodS: h.startPeriodS };
+  if (h.port !== undefined) out.port = h.port;
+  if (h.path !== undefined) out.path = h.path;
+  if (h.command !== undefined) out.command = [...h.command];
   return out;
 }
 

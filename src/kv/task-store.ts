@@ -9,7 +9,9 @@ import type {
   WorkerHeartbeatCommand, WorkerRegisterCommand,
   WorkerStateCommand,
 } from './task-commands.js';
-import { canTransition, finalTaskStates, type StoredWorker, type TaskRecord, type TaskState, type WorkerRecord } from '../contracts/task-model.js';
+import {
+  canTransition, finalTaskStates, type StoredWorker, type TaskRecord, type TaskServiceRef, type TaskSpec, type TaskState, type WorkerRecord,
+} from '../contracts/task-model.js';
 
 export type { StoredWorker } from '../contracts/task-model.js';
 import { isActiveState, lostOutcome, reportOutcome, type ReportOutcome } from './task-rules.js';
@@ -51,6 +53,8 @@ export class TaskStore {
   private ids = new SortedKeys();
   private byState = new Map<TaskState, SortedKeys>();
   private byWorker = new Map<string, SortedKeys>();
+  /** Service name -> the ids of its replicas the store keeps (any state). */
+  private byService = new Map<string, Set<string>>();
   /** Scheduled and running tasks per worker: what GET assignments answers and what the worker's taskCount counts. */
   private active = new Map<string, Set<string>>();
   private workers = new Map<string, StoredWorker>();
@@ -119,6 +123,11 @@ export class TaskStore {
       items.push(t);
     }
     return { items, more: false };
+  }
+
+  /** The ids of a service's replicas the store keeps, in no particular order. Do not apply while iterating. */
+  idsOfService(name: string): ReadonlySet<string> {
+    return this.byService.get(name) ?? emptySet;
   }
 
   storedWorker(id: string): StoredWorker | undefined {
@@ -226,12 +235,34 @@ export class TaskStore {
     return true;
   }
 
-  private create(t: TaskSubmission, atMs: number): string {
+  /**
+   * A service's new replicas (from the leader's reconcile command), all or none: false when the store cannot make
+   * room for them. Their ids are fresh (the command was checked against the service's revision).
+   */
+  createReplicas(subs: readonly { taskId: string; spec: TaskSpec; service: TaskServiceRef; reason: string }[], atMs: number): boolean {
+    const fresh = subs.filter((t) => !this.tasks.has(t.taskId));
+    if (!this.makeRoom(fresh.length)) return false;
+    for (const t of fresh) this.create(t, atMs, t.service, t.reason);
+    return true;
+  }
+
+  /** Desired state stop for each task (as task.stop); answers how many changed. */
+  stopMany(ids: readonly string[], atMs: number): number {
+    let changed = 0;
+    for (const taskId of ids) {
+      const r = this.stop({ op: 'task.stop', taskId, atMs });
+      if (r.ok) changed += r.changed;
+    }
+    return changed;
+  }
+
+  private create(t: TaskSubmission, atMs: number, service?: TaskServiceRef, reason = 'submitted'): string {
     const at = isoAt(atMs);
     const task: TaskRecord = {
       id: t.taskId, spec: normaliseSpec(t.spec), state: 'pending', desiredState: 'run', workerId: null, attempt: 1, term: 0,
       containerId: null, exitCode: null, error: null, notBeforeMs: 0, createdAt: at, updatedAt: at,
-      history: [{ state: 'pending', attempt: 1, atMs, workerId: null, reason: 'submitted' }],
+      history: [{ state: 'pending', attempt: 1, atMs, workerId: null, reason }],
+      service, ports: undefined, health: undefined,
     };
     this.ids.insert(task.id);
     this.write(task, null);
@@ -349,12 +380,18 @@ export class TaskStore {
     switch (o.kind) {
       case 'ignore':
         return false;
-      case 'running':
+      case 'running': {
+        const seen: Partial<Mutable<TaskRecord>> = { containerId: o.containerId };
+        if (o.health !== undefined) seen.health = o.health;
+        if (o.ports !== undefined) seen.ports = o.ports;
         if (t.state === 'running') {
-          this.write(taskRecord(t, { containerId: o.containerId, updatedAt: isoAt(atMs) }), t);
+          // A health verdict that turns a replica unhealthy is worth a line in its history; others are not.
+          if (o.health === 'unhealthy' && t.health !== 'unhealthy') seen.history = [...t.history.slice(-(this.historyMax - 1)), { state: 'running', attempt: t.attempt, atMs, workerId: t.workerId, reason: 'health check failing' }];
+          this.write(taskRecord(t, { ...seen, updatedAt: isoAt(atMs) }), t);
           return true;
         }
-        return this.moved(t, 'running', atMs, { containerId: o.containerId }, `running on ${t.workerId ?? '?'}`) !== null;
+        return this.moved(t, 'running', atMs, seen, `running on ${t.workerId ?? '?'}`) !== null;
+      }
       case 'final':
         return this.moved(t, o.state, atMs, { exitCode, error: o.error, containerId: r?.containerId ?? t.containerId }, o.reason) !== null;
       case 'retry':
@@ -383,6 +420,7 @@ export class TaskStore {
       if (prev !== null) this.byState.get(prev.state)?.remove(prev.id);
       indexOf(this.byState, next.state).insert(next.id);
     }
+    if (prev === null && next.service !== undefined) setOf(this.byService, next.service.name).add(next.id);
     if (prev === null || prev.workerId !== next.workerId) {
       if (prev?.workerId != null) removeFrom(this.byWorker, prev.workerId, prev.id);
       if (next.workerId !== null) indexOf(this.byWorker, next.workerId).insert(next.id);
@@ -413,6 +451,11 @@ export class TaskStore {
     this.ids.remove(oldest);
     this.byState.get(t.state)?.remove(oldest);
     if (t.workerId !== null) removeFrom(this.byWorker, t.workerId, oldest);
+    if (t.service !== undefined) {
+      const ids = this.byService.get(t.service.name);
+      ids?.delete(oldest);
+      if (ids?.size === 0) this.byService.delete(t.service.name);
+    }
     return true;
   }
 
@@ -439,6 +482,7 @@ export class TaskStore {
     this.ids = SortedKeys.fromSorted(s.tasks.map((t) => t.id));
     this.byState = new Map();
     this.byWorker = new Map();
+    this.byService = new Map();
     this.active = new Map();
     const listener = this.listener;
     this.listener = null;
@@ -479,6 +523,10 @@ function taskRecord(
     createdAt: t.createdAt,
     updatedAt,
     history,
+    service: t.service,
+    // Ports and health belong to a placed attempt: a retry or an end forgets them.
+    ports: isActiveState(state) ? (c.ports ?? t.ports) : undefined,
+    health: isActiveState(state) ? (c.health ?? t.health) : undefined,
   };
 }
 

@@ -259,6 +259,12 @@ function targetOf(cmd: Command): string | null {
       return cmd.role;
     case 'auth.joinTokenRevoke':
       return null;
+    case 'service.create':
+    case 'service.update':
+    case 'service.rollback':
+    case 'service.delete':
+    case 'service.reconcile':
+      return cmd.name;
     default:
       return assertNeverCommand(cmd);
   }

@@ -1,0 +1,103 @@
+// The service records replicated in the state machine (kv/service-store.ts) and the views the API answers: a service
+// keeps `replicas` healthy copies of its current version's task spec running; its last versions are kept for rollback.
+import type { TaskSpec } from './task-model.js';
+
+export type FailureAction = 'rollback' | 'pause';
+export type UpdateOrder = 'stop-first' | 'start-first';
+
+export interface UpdateConfig {
+  /** Replicas replaced at once (and the copies allowed above `replicas`). */
+  readonly parallelism: number;
+  /** Seconds between batches, after a batch's monitoring. */
+  readonly delayS: number;
+  /** Seconds a batch must stay healthy before the next one starts. */
+  readonly monitorS: number;
+  readonly failureAction: FailureAction;
+  readonly order: UpdateOrder;
+}
+
+export const updateDefaults: UpdateConfig = { parallelism: 1, delayS: 0, monitorS: 10, failureAction: 'rollback', order: 'stop-first' };
+
+export interface ServiceVersion {
+  readonly version: number;
+  /** The replicas' task spec: the service's task with its ports, healthCheck, constraints, priority and namespace. */
+  readonly spec: TaskSpec;
+  readonly createdAtMs: number;
+}
+
+/**
+ * stable: every replica runs the current version (or no rollout was asked for); updating / rolling-back: a rollout
+ * in progress towards `version`; paused: a rollout stopped by its failure action (pause), until the next change;
+ * rolled-back: the last update failed and the previous version is back (stable otherwise).
+ */
+export type RolloutState = 'stable' | 'updating' | 'rolling-back' | 'paused' | 'rolled-back';
+
+export interface Rollout {
+  readonly state: RolloutState;
+  /** The version the rollout started from (null for none). */
+  readonly fromVersion: number | null;
+  readonly startedAtMs: number;
+  /** The current batch is monitored until then (null: no batch under watch). */
+  readonly monitorUntilMs: number | null;
+  /** Why it paused or rolled back, or null. */
+  readonly message: string | null;
+}
+
+export interface ServiceRecord {
+  readonly name: string;
+  readonly replicas: number;
+  /** The version replicas should run. */
+  readonly version: number;
+  readonly previousVersion: number | null;
+  /** The last versions (at most limits.serviceVersionsMax), oldest first; the current one is among them. */
+  readonly versions: readonly ServiceVersion[];
+  readonly update: UpdateConfig;
+  readonly rollout: Rollout;
+  /** Raised by every change: a reconcile decision made on an older revision is dropped. */
+  readonly revision: number;
+  readonly createdAtMs: number;
+  readonly updatedAtMs: number;
+}
+
+/** One replica as GET /v1/services/:name shows it. */
+export interface ReplicaView {
+  readonly taskId: string;
+  readonly version: number;
+  readonly state: string;
+  readonly desiredState: string;
+  readonly health: string | null;
+  readonly workerId: string | null;
+  readonly ports: readonly { readonly name: string; readonly hostPort: number; readonly address: string }[];
+}
+
+export interface ServiceView {
+  readonly name: string;
+  readonly replicas: { readonly desired: number; readonly running: number; readonly healthy: number };
+  readonly version: number;
+  readonly previousVersion: number | null;
+  readonly versions: readonly number[];
+  /** The current version's task spec (secretEnv values redacted). */
+  readonly spec: TaskSpec;
+  readonly update: UpdateConfig;
+  readonly rollout: { readonly state: RolloutState; readonly fromVersion: number | null; readonly message: string | null };
+  /** Every replica not yet ended (stopping ones included), by task id. */
+  readonly tasks: readonly ReplicaView[];
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** POST /v1/services. */
+export interface ServiceCreateRequest {
+  readonly name: string;
+  readonly task: TaskSpec;
+  readonly replicas: number;
+  readonly ports?: TaskSpec['ports'];
+  readonly healthCheck?: TaskSpec['healthCheck'];
+  readonly update?: Partial<UpdateConfig>;
+  readonly constraints?: TaskSpec['constraints'];
+  readonly priority?: TaskSpec['priority'];
+  readonly namespace?: string;
+}
+
+/** PATCH /v1/services/:name: replicas alone scales; anything else makes a new version and rolls it out. */
+export type ServicePatchRequest = Partial<Omit<ServiceCreateRequest, 'name'>>;
