@@ -82,6 +82,14 @@ export const routePermissions: Record<string, RoutePermission> = {
   // A node renews its own certificate, presenting the current one.
   'POST /v1/certs/renew': 'node',
   'GET /v1/audit': rd('audit'),
+  // The dashboard: its static files (public, no data) and its live feed.
+  'GET /ui': 'open',
+  'GET /ui/*': 'open',
+  'GET /ui/vendor/preact/*': 'open',
+  'GET /ui/vendor/preact-hooks/*': 'open',
+  'GET /ui/vendor/htm/*': 'open',
+  'GET /ui/vendor/uplot/*': 'open',
+  'GET /v1/events': rd('cluster'),
   // The API's description and its explorer (src/api/openapi.ts): the same for everyone, no data of the cluster's.
   'GET /openapi.json': 'open',
   'GET /docs': 'open',
@@ -95,10 +103,6 @@ export const routePermissions: Record<string, RoutePermission> = {
   // writes the cluster resource).
   'POST /v1/admin/reload': wr('cluster'),
   'GET /metrics': rd('metrics'),
-  // A worker's metrics through a manager: a worker's own API answers only managers' certificates.
-  'GET /v1/workers/:id/metrics': rd('metrics'),
-  // A public status page (up, degraded, down): no task, key or token data.
-  'GET /status': 'open',
 };
 
 /** Every route of a worker's app: only managers (the leader) call them. */
@@ -112,7 +116,6 @@ export const workerRoutePermissions: Record<string, RoutePermission> = {
   'GET /v1/tasks/:id': 'node',
   'GET /v1/tasks/:id/logs': 'node',
   'GET /v1/stats': 'node',
-  'GET /metrics': 'node',
 };
 
 /** HEAD is answered by the GET route (fastify adds it), so it needs what GET needs. */

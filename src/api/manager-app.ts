@@ -16,10 +16,12 @@ import { taskRoutes } from './routes/tasks.js';
 import { workerRoutes } from './routes/workers.js';
 import type { AuditService, AuthService, JoinService, ManagerService, MembershipService, TasksService } from '../contracts/services.js';
 import { authRoutes } from './routes/auth.js';
+import { corsPlugin, memberOrigins } from './cors.js';
+import { eventRoutes } from './routes/events.js';
+import { uiRoutes } from './routes/ui.js';
+import type { EventsService } from '../contracts/services.js';
 import { auditRoutes, recordRefusals } from './routes/audit.js';
 import { limits } from '../lib/limits.js';
-import { metricsRoutes, observeRequests, type MetricsEndpoint } from './routes/metrics.js';
-import { statusRoutes, type StatusSource } from './routes/status.js';
 import { openApiPlugin } from './openapi.js';
 
 export interface ManagerAppOptions {
@@ -54,10 +56,10 @@ export interface ManagerAppOptions {
    * (insecure: true limits nothing). Without it nothing is limited.
    */
   rateLimits?: RateLimitOptions;
-  /** GET /metrics (and GET /v1/workers/:id/metrics with workerMetrics); observeRequest times every request. */
-  metrics?: { endpoint: MetricsEndpoint; observeRequest?: (route: string, method: string, code: number, seconds: number) => void; workerMetrics?: (workerId: string) => Promise<string> };
-  /** GET /status, open to anyone. */
-  status?: StatusSource;
+  /** GET /v1/events, the dashboard's live feed, is served when given. */
+  events?: EventsService;
+  /** The dashboard at /ui (default true). */
+  ui?: boolean;
 }
 
 /** Builds the app without listening: call app.listen() to serve, or app.inject() in tests. */
@@ -71,7 +73,9 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
   // First: its onRoute hook documents every route registered after it (GET /openapi.json, /docs).
   void app.register(openApiPlugin);
   const { service } = opts;
-  if (opts.metrics?.observeRequest !== undefined) observeRequests(app, opts.metrics.observeRequest);
+  // Before the auth plugin: a preflight carries no credential. Only the members' own origins (the dashboard falling over).
+  const scheme = opts.https === undefined ? 'http' : 'https';
+  void app.register(corsPlugin, { origins: () => memberOrigins(scheme, memberApiAddresses(service)) });
   if (opts.security !== undefined) {
     // Before any route: the hooks it adds must run for all of them.
     void app.register(authPlugin, opts.security);
@@ -85,13 +89,10 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
   if (opts.audit !== undefined) recordRefusals(app, opts.audit);
   if (opts.join !== undefined) void app.register(joinRoutes, { join: opts.join });
   void app.register(healthRoutes, { ready: () => service.ready() });
-  if (opts.status !== undefined) void app.register(statusRoutes, { source: opts.status });
-  if (opts.metrics !== undefined) {
-    const { endpoint, workerMetrics } = opts.metrics;
-    void app.register(metricsRoutes, workerMetrics === undefined ? { metrics: endpoint } : { metrics: endpoint, workerMetrics });
-  }
   void app.register(clusterRoutes, { service });
   void app.register(kvRoutes, { service });
+  if (opts.events !== undefined) void app.register(eventRoutes, { events: opts.events });
+  if (opts.ui !== false) void app.register(uiRoutes);
   if (opts.tasks !== undefined) {
     void app.register(taskRoutes, { tasks: opts.tasks, bodyLimitBytes: opts.bodyLimitBytes ?? limits.httpBodyBytesDefault });
     void app.register(workerRoutes, { tasks: opts.tasks });
@@ -103,4 +104,12 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
     void app.register(memberRoutes, { membership: opts.membership, bodyLimitBytes: opts.bodyLimitBytes ?? limits.httpBodyBytesDefault });
   }
   return app;
+}
+
+function memberApiAddresses(service: ManagerService): string[] {
+  try {
+    return service.cluster().members.map((m) => m.apiAddress);
+  } catch {
+    return []; // still starting
+  }
 }

@@ -35,6 +35,7 @@ import { AuthServiceImpl } from '../manager/auth-service.js';
 import { JoinServiceImpl } from '../manager/join-service.js';
 import { AuditLog } from '../manager/audit.js';
 import { managerAppSecurity } from './manager-security.js';
+import { DashboardFeed, httpPeerView, teeTaskListener } from '../manager/events.js';
 
 export interface StartManagerOptions {
   /** Optional for a manager added at runtime (`self` then gives its addresses; tuning takes the defaults). */
@@ -188,7 +189,9 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   const loops = new LeaderLoops({ ...common, logger: logger.child({ component: 'leader' }), proposalTimeoutMs: config.api.requestTimeoutMs });
   opened.push('leader loops', () => loops.close());
   const tasks = new TaskServiceImpl({ ...common, logger: logger.child({ component: 'tasks' }), onHeartbeat: (w) => loops.workerSeen(w) });
-  service.kv.tasks.listener = loops;
+  // The dashboard's feed (GET /v1/events) hears of task changes after the leader loops.
+  const feed = new DashboardFeed({ cluster: () => service.cluster(), tasks: service.kv.tasks, peerView: httpPeerView(http), clock: systemClock, logger: logger.child({ component: 'events' }) });
+  service.kv.tasks.listener = teeTaskListener(loops, feed);
   const auth = new AuthServiceImpl({
     store: service.kv.auth,
     raft: service,
@@ -229,6 +232,8 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   service.attach(driver);
   driver.start();
   opened.push('raft driver', () => driver.stop());
+  feed.start();
+  opened.push('event feed', () => feed.close());
 
   const membership = new MembershipServiceImpl({
     driver: () => driver as RaftNodeDriver<unknown>,
@@ -264,6 +269,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     raftPeer: driver,
     auth,
     audit,
+    events: feed,
     logger: logger.child({ component: 'api' }),
     bodyLimitBytes: config.api.bodyLimitBytes,
     requestTimeoutMs: config.api.requestTimeoutMs,

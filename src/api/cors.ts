@@ -1,0 +1,45 @@
+// Cross-origin requests from the cluster's own managers only: the dashboard served by one manager falls over to
+// another when its manager goes down, and that one is another origin (scheme, host and port). Any other origin
+// gets no CORS headers, so a browser keeps its pages from reading the API. Preflights are answered here, before
+// authentication and rate limits (they carry no credential).
+import type { FastifyPluginAsync } from 'fastify';
+
+export interface CorsOptions {
+  /** The origins allowed now (`https://host:port` of every member's API address). */
+  origins(): ReadonlySet<string>;
+}
+
+const allowMethods = 'GET, POST, PUT, DELETE';
+const allowHeaders = 'authorization, content-type, idempotency-key, x-request-id';
+const exposeHeaders = 'x-request-id, retry-after, www-authenticate';
+
+const corsPluginImpl: FastifyPluginAsync<CorsOptions> = async (app, opts) => {
+  app.addHook('onRequest', async (req, reply) => {
+    const origin = req.headers.origin;
+    if (origin === undefined) return;
+    void reply.header('vary', 'origin');
+    if (!opts.origins().has(origin)) return;
+    void reply.header('access-control-allow-origin', origin);
+    void reply.header('access-control-expose-headers', exposeHeaders);
+    if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
+      void reply
+        .code(204)
+        .header('access-control-allow-methods', allowMethods)
+        .header('access-control-allow-headers', allowHeaders)
+        .header('access-control-max-age', '600')
+        .send();
+      return reply;
+    }
+  });
+};
+
+// Like fastify-plugin: the hook applies to the whole app, 404s (unrouted preflights) included.
+(corsPluginImpl as unknown as Record<symbol, unknown>)[Symbol.for('skip-override')] = true;
+(corsPluginImpl as unknown as Record<symbol, unknown>)[Symbol.for('fastify.display-name')] = 'minkube-cors';
+
+export const corsPlugin: FastifyPluginAsync<CorsOptions> = corsPluginImpl;
+
+/** `scheme://apiAddress` of every member. */
+export function memberOrigins(scheme: 'http' | 'https', apiAddresses: readonly string[]): Set<string> {
+  return new Set(apiAddresses.filter((a) => a !== '').map((a) => `${scheme}://${a}`));
+}
