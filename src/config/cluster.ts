@@ -73,6 +73,14 @@ const ApiSchema = Type.Object(
   { additionalProperties: false },
 );
 
+const LogSchema = Type.Object(
+  {
+    /** pino's levels; MINKUBE_LOG_LEVEL applies when the file names none (then info). Live: SIGHUP or POST /v1/admin/reload. */
+    level: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
+  },
+  { additionalProperties: false },
+);
+
 const TlsSchema = Type.Object(
   {
     /** How long a node certificate is valid from its issue (Swarm's --cert-expiry); it renews at two thirds of it. */
@@ -140,6 +148,7 @@ export const ClusterConfigSchema = Type.Object(
     api: Type.Optional(ApiSchema),
     tasks: Type.Optional(TasksSchema),
     tls: Type.Optional(TlsSchema),
+    log: Type.Optional(LogSchema),
     backup: Type.Optional(BackupSchema),
     metrics: Type.Optional(MetricsSchema),
   },
@@ -184,6 +193,8 @@ export interface ClusterConfig {
   readonly backup: BackupConfig | null;
   /** Every issuer uses it: local provisioning, joins and renewals (a worker's lifetime is its signing manager's). */
   readonly tls: { readonly certLifetimeS: number };
+  /** level: as written (absent: MINKUBE_LOG_LEVEL, else info; see daemon/reload.ts logLevelOf). */
+  readonly log: { readonly level?: string };
   /** Prometheus metrics on every node (GET /metrics). */
   readonly metrics: { readonly enabled: boolean };
 }
@@ -287,6 +298,7 @@ function withDefaults(file: ClusterConfigFile, baseDir: string): ClusterConfig {
     taskRetention: { ...clusterConfigDefaults.taskRetention, ...retention },
     backup: file.backup === undefined ? null : { ...clusterConfigDefaults.backup, ...file.backup, dir: resolve(baseDir, file.backup.dir) },
     tls: { ...clusterConfigDefaults.tls, ...file.tls },
+    log: file.log?.level === undefined ? {} : { level: file.log.level },
     metrics: { enabled: file.metrics?.enabled ?? clusterConfigDefaults.metrics.enabled },
   };
 }

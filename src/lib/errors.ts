@@ -40,6 +40,8 @@ export const errorRegistry = {
   JOIN_REFUSED: { status: 409, message: 'the node may not join with that id' },
   TOKEN_EXISTS: { status: 409, message: 'a token with this name or accessor already exists' },
   TOKEN_LIMIT_REACHED: { status: 409, message: 'the cluster holds as many tokens as it may; revoke some first' },
+  /** A reload with nothing to re-read (a node started without a config file). */
+  RELOAD_REFUSED: { status: 409, message: 'the configuration cannot be reloaded' },
   SERVICE_EXISTS: { status: 409, message: 'a service with this name exists' },
   /** No previous version is kept (a service never updated, or its previous version was dropped). */
   SERVICE_ROLLBACK_REFUSED: { status: 409, message: 'the service has no previous version to roll back to' },
