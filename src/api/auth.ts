@@ -103,6 +103,10 @@ export const routePermissions: Record<string, RoutePermission> = {
   // writes the cluster resource).
   'POST /v1/admin/reload': wr('cluster'),
   'GET /metrics': rd('metrics'),
+  // A worker's metrics through a manager: a worker's own API answers only managers' certificates.
+  'GET /v1/workers/:id/metrics': rd('metrics'),
+  // A public status page (up, degraded, down): no task, key or token data.
+  'GET /status': 'open',
 };
 
 /** Every route of a worker's app: only managers (the leader) call them. */
@@ -116,6 +120,7 @@ export const workerRoutePermissions: Record<string, RoutePermission> = {
   'GET /v1/tasks/:id': 'node',
   'GET /v1/tasks/:id/logs': 'node',
   'GET /v1/stats': 'node',
+  'GET /metrics': 'node',
 };
 
 /** HEAD is answered by the GET route (fastify adds it), so it needs what GET needs. */

@@ -22,6 +22,8 @@ import { uiRoutes } from './routes/ui.js';
 import type { EventsService } from '../contracts/services.js';
 import { auditRoutes, recordRefusals } from './routes/audit.js';
 import { limits } from '../lib/limits.js';
+import { metricsRoutes, observeRequests, type MetricsEndpoint } from './routes/metrics.js';
+import { statusRoutes, type StatusSource } from './routes/status.js';
 import { openApiPlugin } from './openapi.js';
 
 export interface ManagerAppOptions {
@@ -60,6 +62,10 @@ export interface ManagerAppOptions {
   events?: EventsService;
   /** The dashboard at /ui (default true). */
   ui?: boolean;
+  /** GET /metrics (and GET /v1/workers/:id/metrics with workerMetrics); observeRequest times every request. */
+  metrics?: { endpoint: MetricsEndpoint; observeRequest?: (route: string, method: string, code: number, seconds: number) => void; workerMetrics?: (workerId: string) => Promise<string> };
+  /** GET /status, open to anyone. */
+  status?: StatusSource;
 }
 
 /** Builds the app without listening: call app.listen() to serve, or app.inject() in tests. */
@@ -76,6 +82,7 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
   // Before the auth plugin: a preflight carries no credential. Only the members' own origins (the dashboard falling over).
   const scheme = opts.https === undefined ? 'http' : 'https';
   void app.register(corsPlugin, { origins: () => memberOrigins(scheme, memberApiAddresses(service)) });
+  if (opts.metrics?.observeRequest !== undefined) observeRequests(app, opts.metrics.observeRequest);
   if (opts.security !== undefined) {
     // Before any route: the hooks it adds must run for all of them.
     void app.register(authPlugin, opts.security);
@@ -89,6 +96,11 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
   if (opts.audit !== undefined) recordRefusals(app, opts.audit);
   if (opts.join !== undefined) void app.register(joinRoutes, { join: opts.join });
   void app.register(healthRoutes, { ready: () => service.ready() });
+  if (opts.status !== undefined) void app.register(statusRoutes, { source: opts.status });
+  if (opts.metrics !== undefined) {
+    const { endpoint, workerMetrics } = opts.metrics;
+    void app.register(metricsRoutes, workerMetrics === undefined ? { metrics: endpoint } : { metrics: endpoint, workerMetrics });
+  }
   void app.register(clusterRoutes, { service });
   void app.register(kvRoutes, { service });
   if (opts.events !== undefined) void app.register(eventRoutes, { events: opts.events });
