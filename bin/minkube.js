@@ -1,6 +1,36 @@
 #!/usr/bin/env node
-// The `minkube` command runs straight from the TypeScript sources, so a checkout works right after `npm install`.
-import { register } from 'tsx/esm/api';
+// The `minkube` command. It runs the JavaScript that `npm install` built into dist/ (scripts/build.mjs), and falls
+// back to the TypeScript sources through tsx (a development dependency) when dist/ is missing or older than a
+// source file, so a checkout being edited always runs what it holds. MINKUBE_FROM_SOURCE=1 always runs the sources,
+// =0 always runs dist/ (benchmarks compare the two).
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 
-register();
-await import('../src/cli/main.ts');
+const root = join(import.meta.dirname, '..');
+
+/** True when dist/ was built from src/ as it is: as many files, none newer than the newest at the build. */
+function distIsFresh() {
+  let stamp;
+  try {
+    stamp = JSON.parse(readFileSync(join(root, 'dist', '.stamp.json'), 'utf8'));
+  } catch {
+    return false;
+  }
+  const src = join(root, 'src');
+  let count = 0;
+  for (const e of readdirSync(src, { recursive: true, withFileTypes: true })) {
+    if (!e.isFile()) continue;
+    count++;
+    if (statSync(join(e.parentPath ?? e.path, e.name)).mtimeMs > stamp.newestSourceMtimeMs) return false;
+  }
+  return count === stamp.files;
+}
+
+const fromSource = process.env.MINKUBE_FROM_SOURCE;
+if (fromSource === '0' || (fromSource !== '1' && distIsFresh())) {
+  await import('../dist/cli/main.js');
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../src/cli/main.ts');
+}

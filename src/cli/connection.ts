@@ -37,3 +37,10 @@ export function defaultApiUrl(fallback: string): string {
 export function apiClientFor(baseUrl: string, opts: CliClientOptions = {}): ApiClient {
   return new ApiClient(baseUrl, { ...opts, http: cliHttpClient() });
 }
+
+/** Closes the process's pool, so a one-shot command ends as soon as it is done rather than when idle sockets time out. */
+export async function closeCliConnections(): Promise<void> {
+  const h = http;
+  http = undefined;
+  await h?.close();
+}

@@ -1,7 +1,7 @@
 // The `minkube` command line. Exit codes: 0 success, 1 a failure (printed as "error: CODE: message"), 2 bad usage.
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { defaultApiUrl } from './connection.js';
+import { closeCliConnections, defaultApiUrl } from './connection.js';
 import type { WorkerFlags } from './daemons.js';
 import { runKvDelete, runKvGet, runKvPut } from './kv.js';
 import { runLeaderTransfer, runMemberAdd, runMemberList, runMemberRemove } from './members.js';
@@ -319,14 +319,20 @@ export async function main(argv: readonly string[]): Promise<{ code: number; exi
     await program.parseAsync([...argv]);
     return result;
   } catch (err) {
-    if (err instanceof CliExit) return { code: err.exitCode, exitNow: result.exitNow };
-    if (err instanceof CommanderError) {
-      // Commander has printed the usage error (or the help, or the version) already.
-      return { code: err.exitCode === 0 ? 0 : 2, exitNow: result.exitNow };
-    }
-    printError(err);
-    return { code: 1, exitNow: result.exitNow };
+    return failure(err, result.exitNow);
+  } finally {
+    if (!result.exitNow) await closeCliConnections().catch(() => undefined);
   }
+}
+
+function failure(err: unknown, exitNow: boolean): { code: number; exitNow: boolean } {
+  if (err instanceof CliExit) return { code: err.exitCode, exitNow };
+  if (err instanceof CommanderError) {
+    // Commander has printed the usage error (or the help, or the version) already.
+    return { code: err.exitCode === 0 ? 0 : 2, exitNow };
+  }
+  printError(err);
+  return { code: 1, exitNow };
 }
 
 const { code, exitNow } = await main(process.argv);

@@ -1,9 +1,11 @@
 // The one HTTP client every caller uses (CLI, worker -> manager, manager -> worker, snapshot chunks): one pooled
 // keep-alive undici Agent per HttpClient, optional TLS (a CA to trust, a client certificate) and a bearer token.
 // Every failure comes back as a MinkubeError: TIMEOUT, or UNREACHABLE naming the URL and the reason.
+// undici is loaded with the first request, not with this module: it costs a CLI command that sends nothing (help, a
+// usage error) more than all the rest of its start-up.
 import type { IncomingHttpHeaders } from 'node:http';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
-import { Agent, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { errorFromBody, MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 
@@ -65,7 +67,8 @@ const readBytes: BodyReader<Uint8Array> = (body) => body.bytes();
 
 export class HttpClient {
   private material: TlsMaterial | undefined;
-  private agent: Agent;
+  /** Made with the first request (see agentNow). */
+  private agent: Agent | undefined;
   /** Agents replaced by setTls that still finish their requests; close() destroys them with the current one. */
   private readonly retiring = new Set<Agent>();
   private readonly connectionsPerOriginMax: number;
@@ -82,7 +85,6 @@ export class HttpClient {
     this.baseHeaders = this.authorization === undefined ? {} : { authorization: this.authorization };
     this.timeoutMs = options.timeoutMs ?? limits.requestTimeoutMsDefault + 500;
     this.connectionsPerOriginMax = options.connectionsPerOriginMax ?? limits.httpClientConnectionsPerOriginMax;
-    this.agent = this.agentFor(tls);
   }
 
   /** The material requests are made with now (setTls replaces it). */
@@ -102,14 +104,22 @@ export class HttpClient {
     assertPaired(tls);
     const old = this.agent;
     this.material = tls;
-    this.agent = this.agentFor(tls);
+    this.agent = undefined;
+    if (old === undefined) return;
     this.retiring.add(old);
     void old.close().catch(() => undefined).finally(() => this.retiring.delete(old));
   }
 
-  private agentFor(tls: TlsMaterial | undefined): Agent {
+  /** The pool for the current material, made (and undici loaded) on first use. */
+  private async agentNow(): Promise<Agent> {
+    if (this.agent !== undefined) return this.agent;
+    const { Agent } = await loadUndici();
+    // Another request may have made it while this one waited for the module.
+    if (this.agent !== undefined) return this.agent;
+    const tls = this.material;
     const connect = tls === undefined ? undefined : { ca: tls.ca, ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }), ...serverCheckOf(tls) };
-    return new Agent({ connections: this.connectionsPerOriginMax, ...(connect === undefined ? {} : { connect }) });
+    this.agent = new Agent({ connections: this.connectionsPerOriginMax, ...(connect === undefined ? {} : { connect }) });
+    return this.agent;
   }
 
   /** An address as this client reaches it: 'host:port' is https when TLS material is configured. */
@@ -135,7 +145,10 @@ export class HttpClient {
 
   /** Closes every pooled connection; requests under way fail. */
   async close(): Promise<void> {
-    await Promise.all([this.agent, ...this.retiring].map((a) => a.destroy()));
+    // The destroyed pool stays: a request after close() fails, as it did before any was sent.
+    if (this.agent === undefined) this.agent = await this.agentNow();
+    const agents = [this.agent, ...this.retiring];
+    await Promise.all(agents.map((a) => a.destroy()));
   }
 
   private async exchange<B>(r: HttpRequest, read: BodyReader<B>): Promise<[HttpResponse, B]> {
@@ -152,7 +165,8 @@ export class HttpClient {
       else caller.addEventListener('abort', onAbort, { once: true });
     }
     try {
-      const res = await this.agent.request({ origin, path, method: r.method as Dispatcher.HttpMethod, headers: this.headersOf(r.headers), body: r.body ?? null, signal: controller.signal });
+      const agent = this.agent ?? (await this.agentNow());
+      const res = await agent.request({ origin, path, method: r.method as Dispatcher.HttpMethod, headers: this.headersOf(r.headers), body: r.body ?? null, signal: controller.signal });
       const body = await read(res.body);
       return [{ status: res.statusCode, headers: res.headers, url }, body];
     } catch (err) {
@@ -168,6 +182,12 @@ export class HttpClient {
     if (this.authorization === undefined || headers.authorization !== undefined) return headers;
     return { authorization: this.authorization, ...headers };
   }
+}
+
+let undiciModule: Promise<typeof import('undici')> | undefined;
+
+function loadUndici(): Promise<typeof import('undici')> {
+  return (undiciModule ??= import('undici'));
 }
 
 function assertPaired(tls: TlsMaterial | undefined): void {

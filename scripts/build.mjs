@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+// Builds src/ to dist/ (plain JavaScript, one file per source file, with source maps; any other file under src/, such
+// as static assets, copied as it is) so `minkube` runs without a TypeScript loader. Run by `npm install` (the prepare script) and `npm run build`. esbuild strips the types file by
+// file, which is exact here because the sources use verbatimModuleSyntax and isolatedModules; `npm run typecheck`
+// is what checks the types. The stamp records the sources it was built from, so bin/minkube.js can tell a stale
+// dist/ (a source changed since) and run the sources instead.
+// `--if-possible` (npm install's prepare): a failed build leaves no dist/, says so, and lets the install go on
+// (bin/minkube.js then runs the sources); `npm run build` fails instead.
+import { cpSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const src = join(root, 'src');
+const out = join(root, 'dist');
+const ifPossible = process.argv.includes('--if-possible');
+
+/** Every file under src/. */
+function sources() {
+  return readdirSync(src, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath ?? e.path, e.name));
+}
+
+const isCode = (f) => f.endsWith('.ts') && !f.endsWith('.d.ts');
+const files = sources();
+const t0 = performance.now();
+rmSync(out, { recursive: true, force: true });
+try {
+  await build({
+    entryPoints: files.filter(isCode),
+    outdir: out,
+    outbase: src,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    sourcemap: 'linked',
+    logLevel: 'silent',
+  });
+  for (const f of files.filter((f) => !isCode(f))) cpSync(f, join(out, relative(src, f)));
+} catch (err) {
+  rmSync(out, { recursive: true, force: true });
+  console.error(`build failed: ${String(err.message).split('\n').slice(0, 3).join(' ')}`);
+  if (!ifPossible) process.exit(1);
+  console.error('minkube will run from the TypeScript sources (slower to start); `npm run build` tries again');
+  process.exit(0);
+}
+const newestSourceMtimeMs = Math.max(...files.map((f) => statSync(f).mtimeMs));
+writeFileSync(join(out, '.stamp.json'), JSON.stringify({ files: files.length, newestSourceMtimeMs }) + '\n');
+console.log(`built ${files.length} files into ${relative(root, out)}/ in ${Math.round(performance.now() - t0)} ms`);
