@@ -35,6 +35,8 @@ import { AuthServiceImpl } from '../manager/auth-service.js';
 import { JoinServiceImpl } from '../manager/join-service.js';
 import { AuditLog } from '../manager/audit.js';
 import { managerAppSecurity } from './manager-security.js';
+import { attachManagerMetrics, managerObservability } from './metrics.js';
+import { ManagerMetrics, withTaskMetrics } from '../manager/metrics.js';
 import { DashboardFeed, httpPeerView, teeTaskListener } from '../manager/events.js';
 
 export interface StartManagerOptions {
@@ -192,6 +194,9 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   // The dashboard's feed (GET /v1/events) hears of task changes after the leader loops.
   const feed = new DashboardFeed({ cluster: () => service.cluster(), tasks: service.kv.tasks, peerView: httpPeerView(http), clock: systemClock, logger: logger.child({ component: 'events' }) });
   service.kv.tasks.listener = teeTaskListener(loops, feed);
+  // Metrics (metrics.enabled): the task store's changes feed scheduling delays and failures after the leader loops.
+  const metrics = config.metrics.enabled ? new ManagerMetrics() : null;
+  if (metrics !== null && service.kv.tasks.listener !== null) service.kv.tasks.listener = withTaskMetrics(service.kv.tasks.listener, metrics);
   const auth = new AuthServiceImpl({
     store: service.kv.auth,
     raft: service,
@@ -221,8 +226,10 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     heartbeatTicks: 1,
     proposalQueueMax: limits.proposalQueueMax,
     validate: validateCommand,
+    ...(metrics === null ? {} : { observer: metrics }),
     onApplied: (entry) => audit.entryApplied(entry),
-    onRoleChange: (role, _leader, term) => {
+    onRoleChange: (role, leader, term) => {
+      metrics?.roleChanged(leader);
       view.role = role;
       view.term = term;
       loops.onRoleChange(role, term);
@@ -230,6 +237,8 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     },
   });
   service.attach(driver);
+  const observed = { driver: driver as RaftNodeDriver<unknown>, store: service.kv.tasks, transport, http, tls: security?.clientTls() };
+  if (metrics !== null) attachManagerMetrics(metrics, observed);
   driver.start();
   opened.push('raft driver', () => driver.stop());
   feed.start();
@@ -273,6 +282,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     logger: logger.child({ component: 'api' }),
     bodyLimitBytes: config.api.bodyLimitBytes,
     requestTimeoutMs: config.api.requestTimeoutMs,
+    ...managerObservability(metrics, observed),
     ...(security === null
       ? {}
       : {

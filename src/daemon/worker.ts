@@ -19,6 +19,7 @@ import { WorkerAgent, type WorkerAgentOptions } from '../worker/agent.js';
 import { WorkerLoops } from '../worker/loops.js';
 import { HttpManagerLink } from '../worker/managers.js';
 import { createHostStatsSource } from '../worker/stats.js';
+import { workerObservability } from './metrics.js';
 
 export interface StartWorkerOptions {
   /** The cluster config that lists this worker; or, without it, a worker that joined with a token (join / dataDir). */
@@ -89,16 +90,27 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
     logger: logger.child({ component: 'runtime' }),
     docker: { networkSandbox: sandboxNameFor(id) },
   });
+  // Metrics (metrics.enabled): host figures as each heartbeat reads them, starts, containers read at scrape time.
+  const observability = workerObservability(config.metrics.enabled);
+  const workerMetrics = observability.metrics;
+  const hostStats = createHostStatsSource({ diskPath: dataDir });
   const agent = new WorkerAgent({
     ...tuning,
+    ...(workerMetrics === null ? {} : { observer: workerMetrics }),
     workerId: id,
     runtime,
     logger: logger.child({ component: 'agent' }),
     stopTimeoutMs: config.tasks.stopTimeoutMs,
-    hostStats: createHostStatsSource({ diskPath: dataDir }),
+    hostStats: workerMetrics === null ? hostStats : async () => {
+      const figures = await hostStats();
+      workerMetrics.hostStats(figures);
+      return figures;
+    },
   });
+  workerMetrics?.attach(() => agent.list());
   const app = buildWorkerApp({
     agent,
+    ...observability.app,
     logger: logger.child({ component: 'api' }),
     bodyLimitBytes: config.api.bodyLimitBytes,
     requestTimeoutMs: config.api.requestTimeoutMs,
@@ -133,6 +145,7 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
     heartbeatIntervalMs: config.tasks.workerHeartbeatIntervalMs,
     reconcileIntervalMs: config.tasks.reconcileIntervalMs,
     logger: logger.child({ component: 'loops' }),
+    ...(workerMetrics === null ? {} : { observer: workerMetrics }),
   });
   loops.start();
   // A worker's certificate is renewed by a manager, asked over mutual TLS with the certificate it replaces.

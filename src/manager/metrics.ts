@@ -3,7 +3,7 @@
 // the driver, the API and the state machine's listener call the small observers below on their paths.
 import type { Counter, Gauge, Histogram } from 'prom-client';
 import type { TaskRecord, TaskState, WorkerState } from '../contracts/task-model.js';
-import type { StoredWorker } from '../kv/task-store.js';
+import type { StoredWorker, TaskStoreListener } from '../kv/task-store.js';
 import { fsyncBucketsS, latencyBucketsS, MetricsRegistry, roundTripBucketsS, setCounter, slowBucketsS, type MetricsRegistryOptions } from '../lib/metrics.js';
 
 const taskStates: readonly TaskState[] = ['pending', 'scheduled', 'running', 'succeeded', 'failed', 'stopped', 'lost'];
@@ -148,4 +148,16 @@ export class ManagerMetrics implements DriverObserver {
       return;
     }
   }
+}
+
+/** The task store's one listener, followed by the metrics' (scheduling delays, failures). */
+export function withTaskMetrics(listener: TaskStoreListener, metrics: ManagerMetrics): TaskStoreListener {
+  return {
+    taskChanged: (task, previous) => {
+      listener.taskChanged(task, previous);
+      metrics.taskChanged(task, previous);
+    },
+    workerSeen: (id) => listener.workerSeen(id),
+    workerChanged: (w) => listener.workerChanged(w),
+  };
 }

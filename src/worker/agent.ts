@@ -12,6 +12,7 @@ import { tailBytes, tailLines } from '../runtime/spec.js';
 import type { ContainerInfo, ContainerRuntime } from '../runtime/types.js';
 import { planReconcile, type Correction } from './reconcile.js';
 import { sleep } from './sleep.js';
+import type { AgentObserver } from './metrics.js';
 import {
   assignmentToken, compareTokens, exitOutcome, isActive, isFinal, labelWorker, newEntry, runSpecFor, statusOf, tokenOfContainer,
   tokenText, type LocalState, type TaskEntry,
@@ -36,6 +37,8 @@ export interface WorkerAgentOptions {
   waitRetryMs?: number;
   /** Containers being started at once; more assignments wait their turn as 'starting'. */
   startConcurrency?: number;
+  /** Metrics (src/worker/metrics.ts): container starts. */
+  observer?: AgentObserver;
 }
 
 export interface ReconcileReport {
@@ -65,6 +68,7 @@ export class WorkerAgent implements WorkerAgentApi {
   /** Replaced entries whose containers are being stopped: their containers are not orphans. */
   private readonly retiring = new Set<TaskEntry>();
   private readonly closing = new AbortController();
+  private readonly observer: AgentObserver | undefined;
 
   constructor(opts: WorkerAgentOptions) {
     // Every watched container (at most tasksMax, plus retiring ones) listens on this one signal.
@@ -80,6 +84,7 @@ export class WorkerAgent implements WorkerAgentApi {
     this.tasksMax = opts.tasksMax ?? limits.workerTasksMax;
     this.finishedRetentionMs = opts.finishedRetentionMs ?? limits.workerFinishedRetentionMsDefault;
     this.waitRetryMs = opts.waitRetryMs ?? 1000;
+    this.observer = opts.observer;
   }
 
   // ---- queries: answered from the map alone ----
@@ -197,14 +202,17 @@ export class WorkerAgent implements WorkerAgentApi {
     }
     // Bindings per line rather than a child logger: one child per task costs more than the lines it would write.
     const task = { task: entry.taskId, attempt: entry.attempt, term: entry.term };
+    const timed = this.observer?.taskStartTimer();
     try {
       const { id } = await this.runtime.run(runSpecFor(this.workerId, entry));
+      timed?.('started');
       entry.containerId = id;
       entry.state = 'running';
       entry.startedAtMs = this.clock.nowMs();
       this.logger.info({ ...task, containerId: id }, 'task started');
       void this.watch(entry);
     } catch (err) {
+      timed?.('failed');
       const failure = classifyRuntimeError(err);
       this.finish(entry, 'failed', null, { class: failure.failureClass, message: failure.message });
       this.logger.warn({ ...task, reason: failure.reason, failureClass: failure.failureClass, msg: failure.message }, 'task failed to start');

@@ -10,6 +10,7 @@ import { SeededRandom, type Random } from '../lib/random.js';
 import type { WorkerAgent } from './agent.js';
 import type { ManagerLink } from './managers.js';
 import { sleep } from './sleep.js';
+import type { LoopsObserver } from './metrics.js';
 
 export interface WorkerLoopsOptions {
   agent: WorkerAgent;
@@ -22,6 +23,8 @@ export interface WorkerLoopsOptions {
   /** Registration retries wait a random time in [0, min(cap, base * 2^failures)). */
   registerBackoffBaseMs?: number;
   registerBackoffCapMs?: number;
+  /** Metrics (src/worker/metrics.ts): each heartbeat's round trip. */
+  observer?: LoopsObserver;
 }
 
 /** Heartbeat intervals a manager may ask for; anything else keeps the configured one. */
@@ -126,7 +129,12 @@ export class WorkerLoops {
       const stats = await this.opts.agent.stats();
       const now = Date.now();
       const tasks = this.changedStatuses(now);
-      const res = await this.opts.link.heartbeat(this.opts.agent.workerId, { stats, tasks });
+      const timed = this.opts.observer?.heartbeatTimer();
+      const res = await this.opts.link.heartbeat(this.opts.agent.workerId, { stats, tasks }).catch((err: unknown) => {
+        timed?.('failed');
+        throw err;
+      });
+      timed?.('ok');
       for (const status of tasks) this.acceptedStatus.set(status.taskId, { status, atMs: now });
       this.heartbeatsSent++;
       this.reachable(true);

@@ -1,0 +1,86 @@
+// Wires a node's metrics and status page to its parts: what ManagerMetrics and WorkerMetrics read at scrape time,
+// the app options that serve /metrics and /status, and a worker's metrics fetched by a manager.
+import { errorFromResponse, isOk, normaliseBaseUrl, type HttpClient, type TlsMaterial } from '../client/http.js';
+import type { ManagerAppOptions } from '../api/manager-app.js';
+import type { WorkerAppOptions } from '../api/worker-app.js';
+import type { StatusSource } from '../api/routes/status.js';
+import type { TaskStore } from '../kv/task-store.js';
+import { MinkubeError } from '../lib/errors.js';
+import type { NodeId } from '../lib/ids.js';
+import { ManagerMetrics } from '../manager/metrics.js';
+import type { RaftNodeDriver } from '../manager/node.js';
+import type { TcpTransport } from '../transport/tcp.js';
+import { WorkerMetrics } from '../worker/metrics.js';
+
+export interface ManagerParts {
+  driver: RaftNodeDriver<unknown>;
+  store: TaskStore;
+  transport: TcpTransport;
+  http: HttpClient;
+  /** The manager's client TLS (a secure cluster): how it reaches a worker's /metrics. */
+  tls?: TlsMaterial | undefined;
+}
+
+/** Scrape-time sources for a manager's metrics. */
+export function attachManagerMetrics(metrics: ManagerMetrics, p: ManagerParts): void {
+  metrics.attach({
+    raft: () => p.driver.status(),
+    appliedIndex: () => p.driver.applied,
+    pendingProposals: () => p.driver.pendingProposals,
+    countTasksIn: (state) => p.store.countIn(state),
+    workers: () => p.store.allWorkers(),
+    peerBytesSent: () => p.transport.peerBytesSent(),
+  });
+}
+
+/** The manager app's metrics and status options (metrics null: metrics.enabled is false, no /metrics route). */
+export function managerObservability(metrics: ManagerMetrics | null, p: ManagerParts): Pick<ManagerAppOptions, 'metrics' | 'status'> {
+  const status = managerStatus(p);
+  if (metrics === null) return { status };
+  return {
+    status,
+    metrics: {
+      endpoint: metrics.registry,
+      observeRequest: (route, method, code, seconds) => metrics.httpRequest(route, method, code, seconds),
+      workerMetrics: (id) => fetchWorkerMetrics(p, id),
+    },
+  };
+}
+
+function managerStatus(p: ManagerParts): StatusSource {
+  return {
+    facts: () => {
+      const st = p.driver.status();
+      const votersReachable = st.voters.filter((v) => v === p.driver.id || p.transport.reachable(v as NodeId)).length;
+      const workers = p.store.allWorkers();
+      return {
+        leaderId: st.leaderId,
+        votersReachable,
+        voters: st.voters.length,
+        workersReady: workers.filter((w) => w.state === 'ready').length,
+        workers: workers.length,
+      };
+    },
+  };
+}
+
+/** A worker's own /metrics, asked with this manager's certificate (the only caller a worker's API admits). */
+async function fetchWorkerMetrics(p: ManagerParts, id: string): Promise<string> {
+  const worker = p.store.storedWorker(id);
+  if (worker === undefined) throw new MinkubeError('WORKER_NOT_FOUND', `no worker ${id}`);
+  const res = await p.http.request({ method: 'GET', url: normaliseBaseUrl(worker.apiAddress, { tls: p.tls }), path: '/metrics', headers: { accept: 'text/plain' } });
+  if (!isOk(res.status)) throw errorFromResponse(res);
+  return res.text;
+}
+
+/** A worker's metrics (null when metrics.enabled is false) and its app options. */
+export function workerObservability(enabled: boolean): { metrics: WorkerMetrics | null; app: Pick<WorkerAppOptions, 'metrics'> } {
+  if (!enabled) return { metrics: null, app: {} };
+  const metrics = new WorkerMetrics();
+  return {
+    metrics,
+    app: { metrics: { endpoint: metrics.registry } },
+  };
+}
+
+export { ManagerMetrics, WorkerMetrics };
