@@ -35,6 +35,8 @@ import { AuthServiceImpl } from '../manager/auth-service.js';
 import { JoinServiceImpl } from '../manager/join-service.js';
 import { AuditLog } from '../manager/audit.js';
 import { managerAppSecurity } from './manager-security.js';
+import { DnsServer } from '../manager/dns/server.js';
+import { StateDnsView } from '../manager/dns/state-view.js';
 import { attachManagerMetrics, managerObservability } from './metrics.js';
 import { ManagerMetrics, withTaskMetrics } from '../manager/metrics.js';
 import { DashboardFeed, httpPeerView, teeTaskListener } from '../manager/events.js';
@@ -295,6 +297,25 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   opened.push('api', () => app.close());
   const api = splitHostPort(self.apiAddress);
   await app.listen({ host: api.host, port: api.port });
+  if (self.dnsAddress !== undefined) {
+    const view = new StateDnsView({
+      store: service.kv.tasks,
+      services: () => service.kv.services.services(),
+      clock: systemClock,
+      appliedIndex: () => service.kv.appliedIndex,
+      leaderId: () => driver.status().leaderId,
+      members: () => {
+        const st = driver.status();
+        return [...st.voters, ...st.learners].flatMap((m) => {
+          const a = driver.directory.get(m);
+          return a === undefined ? [] : [{ id: m as string, apiAddress: a.apiAddress }];
+        });
+      },
+    });
+    const dnsAt = splitHostPort(self.dnsAddress);
+    const dns = await DnsServer.start({ host: dnsAt.host, port: dnsAt.port, view, logger: logger.child({ component: 'dns' }) });
+    opened.push('dns', () => dns.close());
+  }
   logger.info({ api: self.apiAddress, raft: self.raftAddress, dataDir: self.dataDir, tls: security !== null }, 'manager started');
   if (security !== null) {
     // A manager signs its own renewal with the CA key it holds; the operator's API certificate is the operator's.
