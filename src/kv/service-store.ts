@@ -115,7 +115,8 @@ export class ServiceStore {
     const versions = [...s.versions, { version, spec, createdAtMs: atMs }];
     // The oldest go first, but never the one being replaced (a rollback's target).
     while (versions.length > this.versionsMax) versions.splice(versions.findIndex((v) => v.version !== s.version), 1);
-    const rollout: Rollout = { state: 'updating', fromVersion: s.version, startedAtMs: atMs, monitorUntilMs: null, message: null };
+    // monitorUntilMs 0: no batch to watch yet, the first one may start at once.
+    const rollout: Rollout = { state: 'updating', fromVersion: s.version, startedAtMs: atMs, monitorUntilMs: 0, message: null };
     return { ...s, version, previousVersion: s.version, versions, rollout };
   }
 
@@ -181,7 +182,7 @@ export function specOf(s: ServiceRecord, version: number): TaskSpec {
 
 /** The service back on its previous version, rolling back from the current one. */
 function reverted(s: ServiceRecord, atMs: number, message: string | null): ServiceRecord {
-  const rollout: Rollout = { state: 'rolling-back', fromVersion: s.version, startedAtMs: atMs, monitorUntilMs: null, message };
+  const rollout: Rollout = { state: 'rolling-back', fromVersion: s.version, startedAtMs: atMs, monitorUntilMs: 0, message };
   return { ...s, version: s.previousVersion!, previousVersion: s.version, rollout, revision: s.revision + 1, updatedAtMs: atMs };
 }
 

@@ -1,0 +1,165 @@
+// The service reconciler's decision: a pure function from one service and its replicas to the replicas to start
+// and stop and the rollout's next state. No clock, no I/O: the leader's loop (service-loop.ts) feeds it the applied
+// state and proposes what it answers; test/services/decide.property.test.ts runs it against a simulated cluster.
+//
+// Invariants it keeps: it never has more than `replicas + parallelism` copies (replicas not yet ended, stopping ones
+// included) after its own decision; during a rollout it stops a healthy replica only while at least
+// `replicas - parallelism` would stay healthy; a batch of the new version must stay healthy for monitorS (plus
+// delayS) before the next one starts; a replica of the rollout that fails or turns unhealthy triggers the failure
+// action (rollback: back to the previous version; pause).
+import type { Rollout, ServiceRecord } from '../contracts/service-model.js';
+import type { DesiredState, TaskRecord, TaskState } from '../contracts/task-model.js';
+import { finalTaskStates } from '../contracts/task-model.js';
+
+export interface ReplicaState {
+  readonly id: string;
+  readonly version: number;
+  readonly state: TaskState;
+  readonly desiredState: DesiredState;
+  /** Running, and its health check passed (or it has none). */
+  readonly healthy: boolean;
+  readonly unhealthy: boolean;
+  /** It failed at least once by itself (restarted for a crash, an exit or a failing health check). */
+  readonly failed: boolean;
+  /** Why it last failed, for the rollout's message. */
+  readonly reason: string | null;
+  readonly createdAtMs: number;
+}
+
+export interface Decision {
+  /** New replicas of the current version. */
+  readonly create: number;
+  readonly stop: readonly string[];
+  readonly rollout?: Rollout;
+  /** Back to the previous version (the rollout says why). */
+  readonly revert?: boolean;
+  /** Decide again at this time even if nothing changes (a monitoring window ends), or null. */
+  readonly wakeAtMs: number | null;
+}
+
+const nothing: Decision = { create: 0, stop: [], wakeAtMs: null };
+
+export function isAlive(r: Pick<ReplicaState, 'state' | 'desiredState'>): boolean {
+  return r.desiredState === 'run' && !finalTaskStates.has(r.state);
+}
+
+/** A replica as the decision reads it, from its task record. */
+export function replicaState(t: TaskRecord): ReplicaState {
+  const hasCheck = t.spec.healthCheck !== undefined;
+  const lostOnly = t.error?.message.startsWith('worker ') === true && t.error.message.endsWith(' was lost');
+  return {
+    id: t.id, version: t.service?.version ?? 0, state: t.state, desiredState: t.desiredState,
+    healthy: t.state === 'running' && (!hasCheck || t.health === 'healthy'),
+    unhealthy: t.health === 'unhealthy',
+    failed: t.attempt > 1 && !lostOnly,
+    reason: t.error?.message ?? null,
+    createdAtMs: Date.parse(t.createdAt),
+  };
+}
+
+export function decide(s: ServiceRecord, replicas: readonly ReplicaState[], nowMs: number): Decision {
+  const R = s.replicas;
+  const P = s.update.parallelism;
+  const alive = replicas.filter(isAlive);
+  const copies = replicas.filter((r) => !finalTaskStates.has(r.state)).length;
+  const cur = alive.filter((r) => r.version === s.version);
+  const old = alive.filter((r) => r.version !== s.version);
+  const rolling = s.rollout.state === 'updating' || s.rollout.state === 'rolling-back';
+
+  // A rollback goes back to a version that ran: a replica failing on the way is replaced, not a reason to stop.
+  if (s.rollout.state === 'updating') {
+    const failure = cur.find((r) => r.createdAtMs >= s.rollout.startedAtMs && (r.failed || r.unhealthy));
+    if (failure !== undefined) return onFailure(s, failure, nowMs);
+  }
+  if (s.rollout.state === 'paused') return keepCount(R, R + P, cur, old, copies);
+
+  const stop: string[] = [];
+  let create = 0;
+  // Too many of the current version (a scale down): the least useful go first.
+  if (cur.length > R) stop.push(...byUselessness(cur).slice(0, cur.length - R).map((r) => r.id));
+  const curKept = Math.min(cur.length, R);
+  const startFirst = s.update.order === 'start-first';
+  // Old replicas beyond what is needed: with start-first, each healthy new one retires an old one.
+  const healthyCur = cur.filter((r) => r.healthy).length;
+  const oldSurplus = startFirst ? Math.min(old.length, Math.max(0, Math.min(healthyCur, R) + old.length - R)) : Math.max(0, curKept + old.length - R);
+  const oldOrder = byUselessness(old);
+  stop.push(...oldOrder.slice(0, oldSurplus).map((r) => r.id));
+  let oldLeft = oldOrder.slice(oldSurplus);
+  // Replicas missing (ended, or never started): replaced at once, batches or not.
+  const deficit = R - curKept - oldLeft.length;
+  if (deficit > 0) create += deficit;
+
+  let rollout: Rollout | undefined;
+  let wakeAtMs: number | null = null;
+  if (oldLeft.length > 0 || rolling) {
+    const allHealthy = cur.every((r) => r.healthy);
+    // null: the batch under way is not healthy yet; with no replica of the version at all there is nothing to watch.
+    const monitor = s.rollout.monitorUntilMs ?? (cur.length === 0 ? 0 : null);
+    if (allHealthy && monitor === null && cur.length > 0) {
+      // The batch is healthy: watch it for monitorS before the next one (or the end).
+      rollout = { ...s.rollout, monitorUntilMs: nowMs + s.update.monitorS * 1000 };
+      wakeAtMs = rollout.monitorUntilMs;
+    } else if (allHealthy && monitor !== null && oldLeft.length > 0) {
+      const nextAtMs = monitor + s.update.delayS * 1000;
+      if (nowMs < nextAtMs) {
+        wakeAtMs = nextAtMs;
+      } else {
+        const batch = nextBatch(s, oldLeft, alive, stop, copies + create);
+        stop.push(...batch.stop);
+        oldLeft = oldLeft.filter((r) => !batch.stop.includes(r.id));
+        create += batch.create;
+        if (batch.create > 0 || batch.stop.length > 0) rollout = { ...s.rollout, monitorUntilMs: null };
+      }
+    } else if (allHealthy && monitor !== null && oldLeft.length === 0 && cur.length >= R && rolling) {
+      if (nowMs >= monitor) rollout = { ...s.rollout, state: s.rollout.state === 'rolling-back' && s.rollout.message !== null ? 'rolled-back' : 'stable', monitorUntilMs: null };
+      else wakeAtMs = monitor;
+    }
+  }
+  create = Math.max(0, Math.min(create, R + P - copies));
+  if (create === 0 && stop.length === 0 && rollout === undefined) return wakeAtMs === null ? nothing : { ...nothing, wakeAtMs };
+  return { create, stop, wakeAtMs, ...(rollout === undefined ? {} : { rollout }) };
+}
+
+/** The next batch: up to `parallelism` old replicas replaced, keeping `replicas - parallelism` healthy. */
+function nextBatch(s: ServiceRecord, oldLeft: readonly ReplicaState[], alive: readonly ReplicaState[], stopping: readonly string[], copies: number): { create: number; stop: string[] } {
+  const R = s.replicas;
+  const P = s.update.parallelism;
+  const room = Math.max(0, R + P - copies);
+  const n = Math.min(P, oldLeft.length, room);
+  if (n === 0) return { create: 0, stop: [] };
+  if (s.update.order === 'start-first') return { create: n, stop: [] };
+  const healthyNow = alive.filter((r) => r.healthy && !stopping.includes(r.id)).length;
+  let healthyStoppable = Math.max(0, healthyNow - (R - P));
+  const stop: string[] = [];
+  for (const r of byUselessness(oldLeft)) {
+    if (stop.length === n) break;
+    if (r.healthy) {
+      if (healthyStoppable === 0) continue;
+      healthyStoppable--;
+    }
+    stop.push(r.id);
+  }
+  return { create: stop.length, stop };
+}
+
+function onFailure(s: ServiceRecord, r: ReplicaState, nowMs: number): Decision {
+  const why = `replica ${r.id} of version ${r.version} ${r.unhealthy ? 'turned unhealthy' : 'failed'}${r.reason === null ? '' : `: ${r.reason}`}`;
+  if (s.rollout.state === 'updating' && s.update.failureAction === 'rollback' && s.previousVersion !== null) {
+    return { create: 0, stop: [], revert: true, wakeAtMs: null, rollout: { ...s.rollout, message: `rolled back: ${why}` } };
+  }
+  return { create: 0, stop: [], wakeAtMs: null, rollout: { ...s.rollout, state: 'paused', monitorUntilMs: null, message: `paused: ${why}`, startedAtMs: nowMs } };
+}
+
+/** A paused rollout: no batches; only the count of replicas is kept (new ones of the current version). */
+function keepCount(R: number, copiesMax: number, cur: readonly ReplicaState[], old: readonly ReplicaState[], copies: number): Decision {
+  const all = [...old, ...cur];
+  if (all.length > R) return { create: 0, stop: byUselessness(all).slice(0, all.length - R).map((r) => r.id), wakeAtMs: null };
+  const create = Math.max(0, Math.min(R - all.length, copiesMax - copies));
+  return create === 0 ? nothing : { create, stop: [], wakeAtMs: null };
+}
+
+/** Replicas in the order they are best stopped: not yet running, then unhealthy, then starting, then the newest. */
+function byUselessness(rs: readonly ReplicaState[]): ReplicaState[] {
+  const rank = (r: ReplicaState): number => (r.state !== 'running' ? 0 : r.unhealthy ? 1 : !r.healthy ? 2 : 3);
+  return [...rs].sort((a, b) => rank(a) - rank(b) || b.createdAtMs - a.createdAtMs || (a.id < b.id ? 1 : -1));
+}

@@ -1,0 +1,204 @@
+// The service reconciler's decision function against a simulated cluster: the real state machine (service and task
+// commands) with simulated workers that place, start, health-check, kill and lose replicas, and leader changes that
+// delay decisions or apply them late. Properties, in words:
+//  - a decision never leaves a service with more than replicas + parallelism copies (replicas not yet ended);
+//  - once the faults stop, the service converges to `replicas` healthy replicas of its current version, no other
+//    copies, and a finished rollout (stable or rolled-back).
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { encodeCommand, type Command } from '../../src/kv/commands.js';
+import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';
+import type { ServiceRecord } from '../../src/contracts/service-model.js';
+import type { TaskRecord, TaskSpec } from '../../src/contracts/task-model.js';
+import { finalTaskStates } from '../../src/contracts/task-model.js';
+import { SeededRandom, type Random } from '../../src/lib/random.js';
+import { decide, replicaState, type Decision } from '../../src/manager/service-decide.js';
+
+const tickMs = 100;
+
+class Sim {
+  index = 0;
+  seq = 0;
+  now = 1_000_000;
+  ids = 0;
+  readonly sm = new KvStateMachine();
+  readonly workers = ['w1', 'w2', 'w3'];
+  readonly down = new Set<string>();
+  /** Versions whose health check always fails. */
+  readonly bad = new Set<number>();
+  held: { d: Decision; revision: number } | null = null;
+  skip = 0;
+  violations: string[] = [];
+
+  constructor(readonly rnd: Random, readonly name = 'web') {
+    for (const w of this.workers) this.run({ op: 'worker.register', workerId: w, apiAddress: `127.0.0.1:${9000 + w.length}`, runtime: 'memory', atMs: this.now });
+  }
+
+  run(cmd: Command): ApplyResult {
+    return this.sm.apply(++this.index, encodeCommand({ clientId: 'sim', seq: ++this.seq, cmd }));
+  }
+
+  get service(): ServiceRecord {
+    return this.sm.services.service(this.name)!;
+  }
+
+  replicas(): TaskRecord[] {
+    return [...this.sm.tasks.idsOfService(this.name)].sort().map((id) => this.sm.tasks.task(id)!);
+  }
+
+  copies(): number {
+    return this.replicas().filter((t) => !finalTaskStates.has(t.state)).length;
+  }
+
+  spec(env: string): TaskSpec {
+    return {
+      image: 'img', env: { V: env }, ports: [{ name: 'http' }],
+      healthCheck: { type: 'http', port: 'http', path: '/', intervalS: 0.1, timeoutS: 0.1, retries: 1, startPeriodS: 0 },
+    };
+  }
+
+  /** Workers place, start, check and stop replicas: one step of each per tick. */
+  world(): void {
+    const ready = this.workers.filter((w) => !this.down.has(w));
+    for (const t of this.replicas()) {
+      const rep = { taskId: t.id, workerId: t.workerId ?? '', attempt: t.attempt, term: t.term, containerId: `c-${t.id}-${t.attempt}`, exitCode: null, error: null, retryAtMs: this.now + this.rnd.int(400) };
+      if (t.state === 'pending' && t.desiredState === 'run' && t.notBeforeMs <= this.now && ready.length > 0) {
+        const w = ready[this.rnd.int(ready.length)]!;
+        this.run({ op: 'task.place', term: 1, atMs: this.now, cursor: w, placements: [{ taskId: t.id, attempt: t.attempt, workerId: w }] });
+      } else if (t.state === 'scheduled' && t.desiredState === 'run') {
+        this.run({ op: 'task.report', atMs: this.now, reports: [{ ...rep, state: 'running', health: 'starting' }] });
+      } else if (t.state === 'running' && t.desiredState === 'run' && t.health === 'starting') {
+        if (this.bad.has(t.service!.version)) {
+          this.run({ op: 'task.report', atMs: this.now, reports: [{ ...rep, state: 'failed', error: { class: 'transient', message: 'unhealthy: http 503 from /' } }] });
+        } else {
+          this.run({ op: 'task.report', atMs: this.now, reports: [{ ...rep, state: 'running', health: 'healthy' }] });
+        }
+      } else if ((t.state === 'running' || t.state === 'scheduled') && t.desiredState === 'stop' && this.rnd.next() < 0.5) {
+        this.run({ op: 'task.report', atMs: this.now, reports: [{ ...rep, state: 'stopped' }] });
+      }
+    }
+  }
+
+  faults(): void {
+    const running = this.replicas().filter((t) => t.state === 'running');
+    if (running.length > 0 && this.rnd.next() < 0.08) {
+      const t = running[this.rnd.int(running.length)]!;
+      this.run({ op: 'task.report', atMs: this.now, reports: [{ taskId: t.id, workerId: t.workerId!, attempt: t.attempt, term: t.term, state: 'failed', containerId: null, exitCode: 137, error: null, retryAtMs: this.now + this.rnd.int(500) }] });
+    }
+    if (this.rnd.next() < 0.02) {
+      const w = this.workers[this.rnd.int(this.workers.length)]!;
+      const stored = this.sm.tasks.storedWorker(w)!;
+      const lost = this.sm.tasks.activeOn(w).map((t) => ({ taskId: t.id, attempt: t.attempt, retryAtMs: this.now + this.rnd.int(500) }));
+      this.run({ op: 'worker.state', workerId: w, state: 'down', atMs: this.now, ifHeartbeats: stored.heartbeats, lost });
+      this.down.add(w);
+    }
+    if (this.down.size > 0 && this.rnd.next() < 0.05) this.revive();
+    if (this.rnd.next() < 0.03) this.skip = 1 + this.rnd.int(10); // a leader change: no decisions for a while
+  }
+
+  revive(): void {
+    for (const w of this.down) this.run({ op: 'worker.register', workerId: w, apiAddress: `127.0.0.1:${9000 + w.length}`, runtime: 'memory', atMs: this.now });
+    this.down.clear();
+  }
+
+  /** Users scale and update, but only a settled service gets a broken version (so its previous one works). */
+  user(version: { n: number }): void {
+    const s = this.service;
+    const settled = s.rollout.state === 'stable' || s.rollout.state === 'rolled-back';
+    const r = this.rnd.next();
+    if (r < 0.02) this.run({ op: 'service.update', name: this.name, atMs: this.now, replicas: 1 + this.rnd.int(6) });
+    else if (r < 0.03 && settled) {
+      const v = this.nextVersion(version);
+      if (this.rnd.next() < 0.4) this.bad.add(v);
+      this.run({ op: 'service.update', name: this.name, atMs: this.now, spec: this.spec(`v${version.n}`) });
+    }
+  }
+
+  private nextVersion(version: { n: number }): number {
+    version.n++;
+    return Math.max(...this.service.versions.map((v) => v.version)) + 1;
+  }
+
+  /** One leader pass: decide on the applied state; a leader change may hold the decision and apply it late. */
+  leader(): void {
+    if (this.held !== null) {
+      this.apply(this.held.d, this.held.revision);
+      this.held = null;
+    }
+    if (this.skip > 0) {
+      this.skip--;
+      return;
+    }
+    const s = this.service;
+    const d = decide(s, this.replicas().map(replicaState), this.now);
+    if (d.create === 0 && d.stop.length === 0 && d.rollout === undefined && d.revert !== true) return;
+    if (this.rnd.next() < 0.05) this.held = { d, revision: s.revision };
+    else this.apply(d, s.revision);
+  }
+
+  apply(d: Decision, revision: number): void {
+    const create = Array.from({ length: d.create }, () => `t${String(++this.ids).padStart(8, '0')}`);
+    const cmd: Command = { op: 'service.reconcile', name: this.name, atMs: this.now, ifRevision: revision, create, stop: [...d.stop] };
+    const full = { ...cmd, ...(d.rollout === undefined ? {} : { rollout: d.rollout }), ...(d.revert === true ? { revert: true as const } : {}) };
+    const r = this.run(full);
+    expect(r.ok).toBe(true);
+    const s = this.service;
+    if (d.create > 0 && this.copies() > s.replicas + s.update.parallelism) {
+      this.violations.push(`at ${this.now}: ${this.copies()} copies > ${s.replicas} + ${s.update.parallelism}`);
+    }
+  }
+
+  converged(): boolean {
+    const s = this.service;
+    const live = this.replicas().filter((t) => !finalTaskStates.has(t.state));
+    const healthy = live.filter((t) => t.desiredState === 'run' && t.state === 'running' && t.health === 'healthy' && t.service!.version === s.version);
+    return healthy.length === s.replicas && live.length === s.replicas && (s.rollout.state === 'stable' || s.rollout.state === 'rolled-back');
+  }
+}
+
+function simulate(seed: number, replicas: number, parallelism: number, order: 'stop-first' | 'start-first'): { sim: Sim; healedInTicks: number } {
+  const sim = new Sim(new SeededRandom(seed));
+  sim.run({
+    op: 'service.create', name: 'web', atMs: sim.now, replicas, spec: sim.spec('v0'),
+    update: { parallelism, delayS: 0, monitorS: 0.3, failureAction: 'rollback', order },
+  });
+  const version = { n: 0 };
+  for (let i = 0; i < 600; i++) {
+    sim.now += tickMs;
+    sim.faults();
+    sim.user(version);
+    sim.world();
+    sim.leader();
+  }
+  // Heal: every worker back, no more faults or changes.
+  sim.revive();
+  sim.skip = 0;
+  for (let i = 1; i <= 3000; i++) {
+    sim.now += tickMs;
+    sim.world();
+    sim.leader();
+    if (sim.converged()) return { sim, healedInTicks: i };
+  }
+  return { sim, healedInTicks: -1 };
+}
+
+describe('service reconciler decision (property)', () => {
+  it('never exceeds replicas + parallelism copies, and converges to replicas healthy of the current version after faults', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 0x7fffffff }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.constantFrom<'stop-first' | 'start-first'>('stop-first', 'start-first'),
+        (seed, replicas, parallelism, order) => {
+          const { sim, healedInTicks } = simulate(seed, replicas, parallelism, order);
+          const s = sim.service;
+          const context = `seed ${seed}, replicas ${replicas}, parallelism ${parallelism}, ${order}; service ${JSON.stringify({ replicas: s.replicas, version: s.version, rollout: s.rollout })}`;
+          expect(sim.violations, context).toEqual([]);
+          expect(healedInTicks, `did not converge: ${context}; replicas ${JSON.stringify(sim.replicas().filter((t) => !finalTaskStates.has(t.state)).map((t) => [t.id, t.service, t.state, t.desiredState, t.health]))}`).toBeGreaterThan(0);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});
