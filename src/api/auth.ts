@@ -66,6 +66,11 @@ export const routePermissions: Record<string, RoutePermission> = {
   'GET /v1/tasks/:id/logs': rd('tasks'),
   'GET /v1/workers': rd('workers'),
   'GET /v1/workers/:id': rd('workers'),
+  // A backup holds every secret the cluster keeps (token hashes, the session key, secretEnv values): admins only, who
+  // alone write the snapshot resource (operators read it).
+  'GET /v1/snapshot': wr('snapshot'),
+  // Removes finished task records due under tasks.retention now: admins and operators.
+  'POST /v1/gc': wr('gc'),
   // What workers themselves call: registration, heartbeats and their assignments.
   'POST /v1/workers': 'node',
   'POST /v1/workers/:id/heartbeat': 'node',

@@ -16,6 +16,9 @@ import { taskRoutes } from './routes/tasks.js';
 import { workerRoutes } from './routes/workers.js';
 import type { AuditService, AuthService, JoinService, ManagerService, MembershipService, TasksService } from '../contracts/services.js';
 import { authRoutes } from './routes/auth.js';
+import { snapshotRoutes } from './routes/snapshot.js';
+import { gcRoutes } from './routes/gc.js';
+import type { BackupService, RetentionService } from '../contracts/services.js';
 import { corsPlugin, memberOrigins } from './cors.js';
 import { eventRoutes } from './routes/events.js';
 import { uiRoutes } from './routes/ui.js';
@@ -58,6 +61,10 @@ export interface ManagerAppOptions {
    * (insecure: true limits nothing). Without it nothing is limited.
    */
   rateLimits?: RateLimitOptions;
+  /** GET /v1/snapshot (a backup file), and GET /v1/cluster's `backup` status, when given. */
+  backup?: BackupService;
+  /** POST /v1/gc (finished task records due under tasks.retention) when given. */
+  retention?: RetentionService;
   /** GET /v1/events, the dashboard's live feed, is served when given. */
   events?: EventsService;
   /** The dashboard at /ui (default true). */
@@ -101,7 +108,9 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
     const { endpoint, workerMetrics } = opts.metrics;
     void app.register(metricsRoutes, workerMetrics === undefined ? { metrics: endpoint } : { metrics: endpoint, workerMetrics });
   }
-  void app.register(clusterRoutes, { service });
+  void app.register(clusterRoutes, opts.backup === undefined ? { service } : { service, backup: opts.backup });
+  if (opts.backup !== undefined) void app.register(snapshotRoutes, { backup: opts.backup });
+  if (opts.retention !== undefined) void app.register(gcRoutes, { retention: opts.retention });
   void app.register(kvRoutes, { service });
   if (opts.events !== undefined) void app.register(eventRoutes, { events: opts.events });
   if (opts.ui !== false) void app.register(uiRoutes);

@@ -42,6 +42,15 @@ export const ClusterReply = Type.Object({
   firstIndex: Type.Integer(),
   lastIndex: Type.Integer(),
   snapshotIndex: Type.Integer(),
+  /** Scheduled backups (null: none configured). */
+  backup: Type.Union([
+    Type.Object({
+      lastSuccessAt: Type.Union([Type.String(), Type.Null()]),
+      lastIndex: Type.Union([Type.Integer(), Type.Null()]),
+      lastError: Type.Union([Type.String(), Type.Null()]),
+    }),
+    Type.Null(),
+  ]),
 });
 
 export const HealthReply = Type.Object({ status: Type.Literal('ok') });

@@ -9,6 +9,8 @@ import { printError, type Output } from './output.js';
 import { runStatus } from './status.js';
 import { addTokenCommands } from './tokens.js';
 import { addAuditCommand } from './audit.js';
+import { addSnapshotCommands } from './snapshot.js';
+import { addGcCommand } from './gc.js';
 import { runTaskRunMany } from './task-many.js';
 import { CliExit, parseEnvPair, parseSecretEnvFile, parseSecretEnvPair, runTaskGet, runTaskList, runTaskLogs, runTaskRun, runTaskStop, runWorkerList } from './tasks.js';
 import { limits } from '../lib/limits.js';
@@ -159,6 +161,8 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
   addMemberCommands(program, globals);
   addTokenCommands(program, globals);
   addAuditCommand(program, globals);
+  addSnapshotCommands(program, globals);
+  addGcCommand(program, globals);
 
   program
     .command('manager')

@@ -34,6 +34,7 @@ import { httpChunkPoster, type ChunkPoster } from '../manager/snapshot-transfer.
 import { AuthServiceImpl } from '../manager/auth-service.js';
 import { JoinServiceImpl } from '../manager/join-service.js';
 import { AuditLog } from '../manager/audit.js';
+import { startBackups } from '../manager/backup-loop.js';
 import { managerAppSecurity } from './manager-security.js';
 import { DnsServer } from '../manager/dns/server.js';
 import { StateDnsView } from '../manager/dns/state-view.js';
@@ -253,6 +254,9 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     electionTimeoutMs: config.raft.electionTimeoutMs,
     http,
   });
+  // GET /v1/snapshot, and the scheduled backups (config backup) that the leader writes.
+  const backups = startBackups({ config: config.backup, driver, clock: systemClock, logger: logger.child({ component: 'backup' }) });
+  opened.push('backups', () => backups.close());
   const joinService =
     security === null
       ? undefined
@@ -276,6 +280,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   const app = buildManagerApp({
     service,
     tasks,
+    backup: backups.service,
     membership,
     raftPeer: driver,
     auth,

@@ -1,0 +1,20 @@
+// GET /v1/snapshot: a backup file of the applied state at one index (after a linearizable barrier), as bytes. The
+// file verifies itself (src/manager/backup-file.ts); the headers repeat its index, term and checksum for scripts.
+// Permission ('snapshot', 'write'): admins only, since the file holds every secret the cluster keeps (token hashes,
+// the session key, tasks' secretEnv values); operators' snapshot:read does not reach it.
+import type { FastifyPluginAsync } from 'fastify';
+import type { BackupService } from '../../contracts/services.js';
+import { requestContext } from './kv.js';
+
+export const snapshotRoutes: FastifyPluginAsync<{ backup: BackupService }> = async (app, { backup }) => {
+  app.get('/v1/snapshot', async (req, reply) => {
+    const file = await backup.snapshot(requestContext(req));
+    void reply
+      .header('content-type', 'application/octet-stream')
+      .header('content-disposition', `attachment; filename="minkube-${file.index}.mksnap"`)
+      .header('x-minkube-checksum', `sha256:${file.sha256}`)
+      .header('x-minkube-index', String(file.index))
+      .header('x-minkube-term', String(file.term));
+    return Buffer.from(file.bytes.buffer, file.bytes.byteOffset, file.bytes.length);
+  });
+};

@@ -1,0 +1,111 @@
+// `minkube snapshot save|inspect|restore`: a backup of the cluster's applied state (GET /v1/snapshot, admin tokens
+// only), its verification and counts, and a new one-voter cluster's data directory made from it.
+import { rename, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { errorFromResponse, isOk } from '../client/http.js';
+import { MinkubeError } from '../lib/errors.js';
+import { cliHttpClient } from './connection.js';
+import { formatTable, printJson, printLine, type Output } from './output.js';
+
+/** A large state takes a while to encode; the barrier before it is bounded by the server's own timeout. */
+const SAVE_TIMEOUT_MS = 300_000;
+
+const loadRestore = (): Promise<typeof import('../daemon/restore.js')> => import('../daemon/restore.js');
+
+export async function runSnapshotSave(apiUrl: string, file: string, out: Output): Promise<void> {
+  const http = cliHttpClient();
+  const res = await http.requestBytes({ method: 'GET', url: http.baseUrlOf(apiUrl), path: '/v1/snapshot', timeoutMs: SAVE_TIMEOUT_MS });
+  if (!isOk(res.status)) throw errorFromResponse({ ...res, text: Buffer.from(res.bytes).toString('utf8') });
+  const { parseBackup } = await loadRestore();
+  // Verified before it is written: a file on disk under its name is whole.
+  const { header } = parseBackup(res.bytes);
+  const said = res.headers['x-minkube-checksum'];
+  if (typeof said === 'string' && said !== `sha256:${header.sha256}`) {
+    throw new MinkubeError('SNAPSHOT_INVALID', `the answer says ${said} but its file is sha256:${header.sha256}; not saved`);
+  }
+  const temp = `${file}.partial`;
+  await writeFile(temp, res.bytes);
+  await rename(temp, file);
+  const summary = { file, index: header.index, term: header.term, sizeBytes: res.bytes.length, checksum: `sha256:${header.sha256}` };
+  if (out.json) printJson(summary);
+  else printLine(`saved the snapshot at index ${header.index} (term ${header.term}) to ${file}: ${res.bytes.length} bytes, sha256:${header.sha256}`);
+}
+
+export async function runSnapshotInspect(file: string, out: Output): Promise<void> {
+  const { inspectBackup } = await loadRestore();
+  const s = inspectBackup(readFileOrFail(file));
+  if (out.json) {
+    printJson(s);
+    return;
+  }
+  const rows = [
+    ['INDEX', 'TERM', 'SIZE', 'CHECKSUM', 'KEYS', 'TASKS', 'WORKERS', 'MEMBERS', 'CREATED'],
+    [String(s.index), String(s.term), String(s.sizeBytes), s.checksum, String(s.keys), String(s.tasks), String(s.workers), String(s.members), s.createdAt],
+  ];
+  printLine(formatTable(rows));
+}
+
+function readFileOrFail(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new MinkubeError('SNAPSHOT_INVALID', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export interface RestoreFlags {
+  id: string;
+  dataDir: string;
+  raftAddress?: string;
+  apiAddress?: string;
+  config?: string;
+}
+
+export async function runSnapshotRestore(file: string, f: RestoreFlags, out: Output): Promise<void> {
+  const { restoreBackup } = await loadRestore();
+  const r = await restoreBackup({
+    file, id: f.id, dataDir: f.dataDir,
+    ...(f.raftAddress === undefined ? {} : { raftAddress: f.raftAddress }),
+    ...(f.apiAddress === undefined ? {} : { apiAddress: f.apiAddress }),
+    ...(f.config === undefined ? {} : { configPath: f.config }),
+  });
+  if (out.json) {
+    printJson(r);
+    return;
+  }
+  printLine(`restored the snapshot at index ${r.index} into ${r.dataDir}: ${r.keys} keys, ${r.tasks} tasks, ${r.workers} workers`);
+  printLine(`${r.id} is the only member of a new cluster (term ${r.term}), at raft ${r.raftAddress} and api ${r.apiAddress}. Start it:`);
+  const how = f.config === undefined ? `--raft-address ${r.raftAddress} --api-address ${r.apiAddress} --data-dir ${r.dataDir}` : `--config ${f.config}`;
+  printLine(`  minkube manager --id ${r.id} ${how}`);
+  printLine('then start every other manager with an empty data directory and --join <its API URL>.');
+}
+
+/** Registers `snapshot` on the program (main.ts calls this, as it does for the other groups). */
+export function addSnapshotCommands(program: Command, globals: (cmd: Command) => { api: string; out: Output }): void {
+  const snapshot = program.command('snapshot').description('backups: save the cluster state to a file, check a file, restore a new cluster from one');
+  snapshot
+    .command('save <file>')
+    .description("write a consistent snapshot of the cluster's state (admin token) to FILE, verified before it is written")
+    .action(async (file: string, _flags: object, cmd: Command) => {
+      const g = globals(cmd);
+      await runSnapshotSave(g.api, file, g.out);
+    });
+  snapshot
+    .command('inspect <file>')
+    .description("verify a snapshot file's checksum and print its index, term, size and counts of keys, tasks, workers and members")
+    .action(async (file: string, _flags: object, cmd: Command) => {
+      await runSnapshotInspect(file, globals(cmd).out);
+    });
+  snapshot
+    .command('restore <file>')
+    .description('make the data directory of a new one-voter cluster holding the snapshot; the other managers then --join')
+    .requiredOption('--id <id>', "the new cluster's first manager")
+    .requiredOption('--data-dir <dir>', 'its data directory (must be empty or missing)')
+    .option('--raft-address <host:port>', 'its Raft address (default: from --config)')
+    .option('--api-address <host:port>', 'its API address (default: from --config)')
+    .option('--config <file>', 'a cluster config that lists the manager')
+    .action(async (file: string, flags: RestoreFlags, cmd: Command) => {
+      await runSnapshotRestore(file, flags, globals(cmd).out);
+    });
+}

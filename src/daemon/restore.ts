@@ -1,0 +1,100 @@
+// `minkube snapshot restore`: turns a backup file into the data directory of a new one-voter cluster holding its
+// state, as --force-new-cluster turns a survivor's: the snapshot is stored with this manager as its only member, and
+// forceNewCluster appends the config entry of a new term that no other node ever used. The others then --join.
+import { readdir, readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { checkAddress, loadClusterConfig } from '../config/cluster.js';
+import { MinkubeError } from '../lib/errors.js';
+import { logIndex, nodeId, type NodeId } from '../lib/ids.js';
+import { forceNewCluster } from '../raft/index.js';
+import type { SnapshotMeta } from '../raft/types.js';
+import { LevelRaftStorage } from '../storage/level.js';
+import { loadBackup, parseBackup } from '../manager/backup-file.js';
+import { encodeSnapshot } from '../manager/members.js';
+
+export { inspectBackup, parseBackup, type BackupSummary } from '../manager/backup-file.js';
+
+export interface RestoreOptions {
+  file: string;
+  id: string;
+  dataDir: string;
+  raftAddress?: string;
+  apiAddress?: string;
+  /** A cluster config that lists `id`: its addresses unless the flags give them. */
+  configPath?: string;
+}
+
+export interface RestoreResult {
+  readonly id: string;
+  readonly dataDir: string;
+  readonly raftAddress: string;
+  readonly apiAddress: string;
+  readonly index: number;
+  /** The new cluster's first term (the backup's term plus one). */
+  readonly term: number;
+  readonly keys: number;
+  readonly tasks: number;
+  readonly workers: number;
+}
+
+export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
+  const self = await addressesOf(o);
+  const dataDir = resolve(o.dataDir);
+  await refuseNonEmpty(dataDir);
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(o.file);
+  } catch (err) {
+    throw new MinkubeError('SNAPSHOT_INVALID', `cannot read ${o.file}: ${(err as Error).message}`, { cause: err });
+  }
+  const parsed = parseBackup(bytes);
+  const { state, kv } = loadBackup(parsed);
+  const id = nodeId(o.id);
+  // This manager alone: the old members' addresses and ids mean nothing to the new cluster.
+  const meta: SnapshotMeta = { index: logIndex(parsed.header.index), term: parsed.meta.term, voters: [id], learners: [] };
+  const body = encodeSnapshot([[id, { raftAddress: self.raftAddress, apiAddress: self.apiAddress }]], state);
+  const forced = forceNewCluster({ hardState: { term: meta.term, vote: null, commit: meta.index }, entries: [], applied: meta.index, snapshot: meta }, id as NodeId);
+  const storage = await LevelRaftStorage.open(dataDir);
+  try {
+    await storage.save(forced.hardState, forced.entries, { sync: true, snapshot: { meta, data: body } });
+  } finally {
+    await storage.close();
+  }
+  return {
+    id: o.id, dataDir, ...self, index: meta.index, term: forced.hardState.term,
+    keys: kv.size, tasks: kv.tasks.taskCount, workers: kv.tasks.allWorkers().length,
+  };
+}
+
+async function addressesOf(o: RestoreOptions): Promise<{ raftAddress: string; apiAddress: string }> {
+  let raftAddress = o.raftAddress;
+  let apiAddress = o.apiAddress;
+  if (o.configPath !== undefined) {
+    const listed = (await loadClusterConfig(o.configPath)).managers.find((m) => m.id === o.id);
+    raftAddress ??= listed?.raftAddress;
+    apiAddress ??= listed?.apiAddress;
+  }
+  if (raftAddress === undefined || apiAddress === undefined) {
+    throw new MinkubeError('CONFIG_INVALID', `manager ${o.id}'s addresses are unknown: give --raft-address and --api-address, or a --config that lists ${o.id}`);
+  }
+  const problems = [
+    ['--raft-address', checkAddress(raftAddress)],
+    ['--api-address', checkAddress(apiAddress)],
+  ].flatMap(([flag, p]) => (p === null ? [] : [`${flag}: ${p}`]));
+  if (problems.length > 0) throw new MinkubeError('CONFIG_INVALID', problems.join('; '));
+  return { raftAddress, apiAddress };
+}
+
+async function refuseNonEmpty(dir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new MinkubeError('CONFIG_INVALID', `cannot read the data directory ${dir}: ${(err as Error).message}`, { cause: err });
+  }
+  if (names.length > 0) {
+    throw new MinkubeError('CONFIG_INVALID', `the data directory ${dir} is not empty (${names.length} entries); restore needs a new, empty one`);
+  }
+}
+

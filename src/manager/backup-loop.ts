@@ -1,0 +1,122 @@
+// Scheduled backups (config `backup { intervalS, retain, dir }`): the leader writes a backup file into backup.dir once
+// the newest there is intervalS old, and keeps the newest `retain`. Every manager looks at the directory on the same
+// beat, so GET /v1/cluster's `backup` says the same wherever the directory is shared, and a new leader carries on the
+// old one's schedule instead of writing at once.
+import type { Logger } from 'pino';
+import type { BackupConfig } from '../config/cluster.js';
+import type { BackupService, BackupStatus } from '../contracts/services.js';
+import type { Clock } from '../lib/clock.js';
+import { BackupServiceImpl, newestBackup, takeBackup, writeBackupFile, type BackupSource } from './backup.js';
+
+/** A check at least this often, so a new leader or a failed write does not wait a whole long interval. */
+const CHECK_INTERVAL_MS_MAX = 10_000;
+
+export interface BackupLoopOptions {
+  config: BackupConfig;
+  source: () => BackupSource;
+  isLeader: () => boolean;
+  clock: Clock;
+  logger: Logger;
+  /** Told of each backup written (metrics). */
+  onSuccess?: (status: BackupStatus) => void;
+}
+
+export class BackupLoop {
+  private state: BackupStatus = { lastSuccessAt: null, lastIndex: null, lastError: null };
+  private timer: { cancel(): void } | null = null;
+  private busy = false;
+  private closed = false;
+
+  constructor(private readonly o: BackupLoopOptions) {}
+
+  get status(): BackupStatus {
+    return this.state;
+  }
+
+  get checkIntervalMs(): number {
+    return Math.min(this.o.config.intervalS * 1000, CHECK_INTERVAL_MS_MAX);
+  }
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.timer?.cancel();
+    this.timer = null;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.closed) return;
+    this.timer = this.o.clock.setTimeout(() => void this.check().finally(() => this.schedule(this.checkIntervalMs)), delayMs);
+  }
+
+  /** One look: the directory's newest file, then (leader only) a new backup when that one is an interval old. */
+  async check(): Promise<void> {
+    if (this.busy || this.closed) return;
+    this.busy = true;
+    try {
+      await this.refresh();
+      if (!this.o.isLeader() || !this.due()) return;
+      await this.write();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private due(): boolean {
+    if (this.state.lastSuccessAt === null) return true;
+    return this.o.clock.nowMs() - Date.parse(this.state.lastSuccessAt) >= this.o.config.intervalS * 1000;
+  }
+
+  private async refresh(): Promise<void> {
+    try {
+      const newest = await newestBackup(this.o.config.dir);
+      if (newest !== null && (this.state.lastSuccessAt === null || newest.createdAt > this.state.lastSuccessAt)) {
+        this.state = { ...this.state, lastSuccessAt: newest.createdAt, lastIndex: newest.index };
+      }
+    } catch (err) {
+      this.o.logger.debug({ err }, 'the backup directory could not be read');
+    }
+  }
+
+  private async write(): Promise<void> {
+    const { dir, retain } = this.o.config;
+    try {
+      const file = await takeBackup(this.o.source(), this.o.clock.nowMs());
+      const name = await writeBackupFile(dir, file, retain);
+      this.state = { lastSuccessAt: file.createdAt, lastIndex: file.index, lastError: null };
+      this.o.logger.info({ file: name, index: file.index, sizeBytes: file.bytes.length }, 'backup written');
+      this.o.onSuccess?.(this.state);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.state = { ...this.state, lastError: message };
+      this.o.logger.warn({ err, dir }, 'backup failed');
+    }
+  }
+}
+
+/** The backup service of GET /v1/snapshot and, with a backup config, the scheduled backups' loop (started here). */
+export function startBackups(o: {
+  config: BackupConfig | null;
+  driver: BackupSource & { status(): { role: string } };
+  clock: Clock;
+  logger: Logger;
+  onSuccess?: (status: BackupStatus) => void;
+}): { service: BackupService; close(): void } {
+  const loop =
+    o.config === null
+      ? null
+      : new BackupLoop({
+          config: o.config,
+          source: () => o.driver,
+          isLeader: () => o.driver.status().role === 'leader',
+          clock: o.clock,
+          logger: o.logger,
+          ...(o.onSuccess === undefined ? {} : { onSuccess: o.onSuccess }),
+        });
+  loop?.start();
+  const service = new BackupServiceImpl({ source: () => o.driver, clock: o.clock, status: () => loop?.status ?? null });
+  return { service, close: () => loop?.close() };
+}

@@ -1,0 +1,101 @@
+// Backups: GET /v1/snapshot's service (a backup file of the applied state at one index, after a linearizable barrier
+// so it holds everything acknowledged before the request) and the scheduled backups' files in backup.dir.
+import { open, readdir, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BackupService, BackupStatus, RequestContext, SnapshotFile } from '../contracts/services.js';
+import type { Clock } from '../lib/clock.js';
+import type { SnapshotMeta } from '../raft/types.js';
+import { writeFileDurably } from '../storage/snapshot-files.js';
+import { encodeBackup, parseBackupHeader } from './backup-file.js';
+
+/** What a backup needs of the Raft driver. */
+export interface BackupSource {
+  linearizableBarrier(deadlineMs: number): Promise<void>;
+  captureState(): { meta: SnapshotMeta; encode: () => Promise<Uint8Array> };
+}
+
+/** The backup file of the state applied now: captured synchronously (one index), encoded without blocking the loop. */
+export async function takeBackup(source: BackupSource, nowMs: number): Promise<SnapshotFile & { createdAt: string }> {
+  const { meta, encode } = source.captureState();
+  const createdAt = new Date(nowMs).toISOString();
+  const bytes = encodeBackup(meta, await encode(), createdAt);
+  const { header } = parseBackupHeader(bytes);
+  return { index: meta.index, term: meta.term, sha256: header.sha256, bytes, createdAt };
+}
+
+export interface BackupServiceOptions {
+  source: () => BackupSource;
+  clock: Clock;
+  /** The scheduled backups' status (null: none configured). */
+  status?: () => BackupStatus | null;
+}
+
+export class BackupServiceImpl implements BackupService {
+  constructor(private readonly o: BackupServiceOptions) {}
+
+  async snapshot(ctx: RequestContext): Promise<SnapshotFile> {
+    const source = this.o.source();
+    await source.linearizableBarrier(ctx.deadlineMs);
+    return takeBackup(source, this.o.clock.nowMs());
+  }
+
+  status(): BackupStatus | null {
+    return this.o.status?.() ?? null;
+  }
+}
+
+// ---- the files of scheduled backups ----
+
+const PREFIX = 'minkube-snapshot-';
+const SUFFIX = '.mksnap';
+
+/** snapshot-<UTC time, sortable>-<index>.mksnap: names sort oldest first. */
+export function backupFileName(createdAt: string, index: number): string {
+  const stamp = createdAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${PREFIX}${stamp}-${String(index).padStart(12, '0')}${SUFFIX}`;
+}
+
+export function isBackupFileName(name: string): boolean {
+  return name.startsWith(PREFIX) && name.endsWith(SUFFIX);
+}
+
+/** Backup files in `dir`, oldest first ([] when the directory does not exist). */
+export async function listBackupFiles(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).filter(isBackupFileName).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+/** Writes a backup durably under its name (temp file, fsync, rename) and deletes all but the newest `retain`. */
+export async function writeBackupFile(dir: string, file: { bytes: Uint8Array; createdAt: string; index: number }, retain: number): Promise<string> {
+  const name = backupFileName(file.createdAt, file.index);
+  await writeFileDurably(dir, `${name}.partial`, file.bytes);
+  await rename(join(dir, `${name}.partial`), join(dir, name));
+  const names = await listBackupFiles(dir);
+  for (const old of names.slice(0, Math.max(0, names.length - retain))) await unlink(join(dir, old)).catch(() => undefined);
+  return name;
+}
+
+/** The newest backup's time and index as its header says (null when there is none or it cannot be read). */
+export async function newestBackup(dir: string): Promise<{ name: string; createdAt: string; index: number } | null> {
+  const names = await listBackupFiles(dir);
+  for (const name of names.reverse()) {
+    try {
+      const handle = await open(join(dir, name), 'r');
+      try {
+        const buf = Buffer.alloc(64 * 1024);
+        const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+        const { header } = parseBackupHeader(buf.subarray(0, bytesRead));
+        return { name, createdAt: header.createdAt, index: header.index };
+      } finally {
+        await handle.close();
+      }
+    } catch {
+      continue;
+    }
+  }
+  return null;
+}
