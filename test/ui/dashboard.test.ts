@@ -1,0 +1,194 @@
+// The dashboard in a real headless Chromium (playwright-core, Debian's /usr/bin/chromium) against a closed 3-manager
+// cluster with a process worker: log in with the admin token, submit a task and see it succeed with its output, stop
+// a running one, every control labelled, every page at 1280x800 and 390x844 (screenshots in .tmp/ui/), and, with the
+// page served by the leader, SIGKILL the leader and see the overview name the new leader without a reload.
+// Without Chromium the tests are skipped, except under CI, where they fail saying why.
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { eventually, ProcCluster, repoRoot } from '../support/cluster.js';
+
+const chromiumPath = process.env.MINKUBE_CHROMIUM ?? '/usr/bin/chromium';
+const shots = join(repoRoot, '.tmp', 'ui');
+const viewports = { desktop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } } as const;
+
+function describeChromium(name: string, fn: () => void): void {
+  if (existsSync(chromiumPath)) describe(name, fn);
+  else if (process.env.CI !== undefined && process.env.CI !== '') {
+    describe(name, () => {
+      beforeEach(() => {
+        throw new Error(`CI is set but there is no Chromium at ${chromiumPath} (apt-get install chromium)`);
+      });
+      fn();
+    });
+  } else describe.skip(name, fn);
+}
+
+let c: ProcCluster;
+let leader: string;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+const pageErrors: string[] = [];
+
+async function text(testId: string): Promise<string> {
+  return (await page.getByTestId(testId).first().textContent({ timeout: 30_000 }))?.trim() ?? '';
+}
+
+/** Waits until the element's text satisfies `ok` (the page updates itself from the live feed). */
+async function waitText(testId: string, ok: (t: string) => boolean, timeoutMs = 60_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    last = (await page.getByTestId(testId).first().textContent({ timeout: 1000 }).catch(() => null))?.trim() ?? '';
+    if (ok(last)) return last;
+    await page.waitForTimeout(50);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for [data-testid=${testId}]; last text ${JSON.stringify(last)}`);
+}
+
+async function go(hash: string): Promise<void> {
+  await page.evaluate((h) => (location.hash = h), hash);
+}
+
+/** Every form control and button has an accessible name (a label, aria-label or its text). */
+async function unlabelledControls(): Promise<string[]> {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('input, select, textarea, button')].flatMap((el) => {
+      const labelled = (el as HTMLInputElement).labels?.length ?? 0;
+      const name = el.getAttribute('aria-label') ?? el.getAttribute('aria-labelledby') ?? (el.tagName === 'BUTTON' ? el.textContent?.trim() : '');
+      return labelled > 0 || (name !== null && name !== '') ? [] : [el.outerHTML.slice(0, 80)];
+    }),
+  );
+}
+
+async function shoot(name: string): Promise<void> {
+  for (const [size, vp] of Object.entries(viewports)) {
+    await page.setViewportSize(vp);
+    await page.waitForTimeout(150); // the chart follows its box's new width
+    // Nothing wider than the screen: wide tables scroll inside their own box.
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow, `${name} at ${size}: the page is ${overflow}px wider than the screen`).toBeLessThanOrEqual(0);
+    await page.screenshot({ path: join(shots, `${name}-${size}.png`), fullPage: true });
+  }
+  await page.setViewportSize(viewports.desktop);
+}
+
+async function submitFromTheForm(command: string, name: string): Promise<string> {
+  await go('#/tasks');
+  await page.getByLabel('Image').fill('minkube-busybox:latest');
+  await page.getByLabel('Command').fill(command);
+  await page.getByLabel('Name (optional)').fill(name);
+  await page.getByLabel('Restart policy').selectOption('never');
+  await page.getByRole('button', { name: 'Submit' }).click();
+  await page.waitForFunction(() => /^#\/tasks\/.+/.test(location.hash), undefined, { timeout: 30_000 });
+  return decodeURIComponent(await page.evaluate(() => location.hash.replace('#/tasks/', '')));
+}
+
+describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and tokens on)', () => {
+  beforeAll(async () => {
+    mkdirSync(shots, { recursive: true });
+    c = await ProcCluster.create({ managers: 3, workers: 1, workerRuntime: 'process', secure: true });
+    c.startAll();
+    leader = await c.waitForLeader({ timeoutMs: 60_000 });
+    await eventually(async () => {
+      const r = await c.http(leader, 'GET', '/v1/workers');
+      return r.status === 200 && r.body.items.some((w: { id: string; state: string }) => w.id === 'w1' && w.state === 'ready') ? true : undefined;
+    }, 60_000, 'worker w1 ready');
+    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] });
+    // The cluster's own CA signed the managers' certificates: the browser is told to accept them.
+    context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: viewports.desktop });
+    page = await context.newPage();
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+  }, 180_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await c?.cleanup();
+  });
+
+  it('asks for a token, logs in with the admin token, and shows the leader, members, worker and tasks', async () => {
+    await page.goto(`${c.url(leader)}/ui`);
+    await page.getByLabel('API token').fill('mk_0000000000000000_wrong');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent(), { timeout: 30_000 }).toContain('UNAUTHENTICATED');
+    await shoot('login');
+    await page.getByLabel('API token').fill(c.adminToken());
+    await page.getByRole('button', { name: 'Log in' }).click();
+    expect(await waitText('leader', (t) => t === leader)).toBe(leader);
+    await waitText('worker-w1', (t) => t.includes('ready'));
+    for (const id of c.managerIds) await waitText(`member-${id}`, (t) => /leader|follower/.test(t));
+    expect(await text('connection')).toContain('live via');
+    expect(await unlabelledControls()).toEqual([]);
+  });
+
+  it('submits a task from the form and follows it to succeeded, with its output', async () => {
+    const id = await submitFromTheForm('sh -c "echo hello-from-the-dashboard"', 'ui-hello');
+    await waitText('task-state', (t) => t === 'succeeded');
+    await waitText('task-logs', (t) => t.includes('hello-from-the-dashboard'));
+    expect(await page.locator('.timeline li').count()).toBeGreaterThanOrEqual(3);
+    await shoot('task');
+    // The list shows it, found by name.
+    await go('#/tasks');
+    await page.getByLabel('Name contains').fill('ui-hello');
+    await waitText(`task-row-${id}`, (t) => t.includes('succeeded'));
+    expect(await unlabelledControls()).toEqual([]);
+    await shoot('tasks');
+  });
+
+  it('stops a running task', async () => {
+    const id = await submitFromTheForm('sleep 600', 'ui-sleeper');
+    await waitText('task-state', (t) => t === 'running');
+    await page.getByRole('button', { name: 'Stop task' }).click();
+    await waitText('task-state', (t) => t === 'stopped');
+    const r = await c.http(leader, 'GET', `/v1/tasks/${id}`);
+    expect([r.body.state, r.body.desiredState]).toEqual(['stopped', 'stop']);
+  });
+
+  it('shows workers and members; each page works by keyboard and at phone width', async () => {
+    await go('#/workers');
+    await waitText('worker-row-w1', (t) => t.includes('ready') && / s/.test(t));
+    expect(await unlabelledControls()).toEqual([]);
+    await shoot('workers');
+    await go('#/members');
+    for (const id of c.managerIds) await waitText(`members-row-${id}`, (t) => t.includes('voter'));
+    // Removing asks first; Escape (or Cancel) leaves the member in place.
+    await page.getByRole('button', { name: `Remove ${c.managerIds.find((id) => id !== leader)}` }).click();
+    await expect.poll(() => page.locator('dialog[open]').count()).toBe(1);
+    await shoot('members-confirm');
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.locator('dialog[open]').count()).toBe(0);
+    expect(await unlabelledControls()).toEqual([]);
+    await shoot('members');
+    // Keyboard: the nav links are reachable with Tab and follow with Enter.
+    await page.keyboard.press('Home');
+    let reached = false;
+    for (let i = 0; i < 10 && !reached; i++) {
+      await page.keyboard.press('Tab');
+      reached = await page.evaluate(() => document.activeElement?.textContent === 'Overview');
+    }
+    expect(reached, 'Tab reaches the Overview link').toBe(true);
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.evaluate(() => location.hash)).toBe('#/overview');
+    await waitText('leader', (t) => t === leader);
+    await shoot('overview');
+  });
+
+  it('shows the new leader without a reload when the leader, which serves the page, is killed', async () => {
+    expect(new URL(page.url()).port).toBe(new URL(c.url(leader)).port);
+    const others = c.managerIds.filter((id) => id !== leader);
+    await c.signal(leader, 'SIGKILL');
+    const newLeader = await c.waitForLeader({ among: others, excluding: leader, timeoutMs: 30_000 });
+    const electedAt = Date.now();
+    await waitText('leader', (t) => t === newLeader, 30_000);
+    const shownAfterMs = Math.max(0, Date.now() - electedAt);
+    console.log(`dashboard: new leader ${newLeader} shown ${shownAfterMs} ms after /v1/cluster named it`);
+    expect(shownAfterMs).toBeLessThan(2000);
+    expect(await text('connection')).toContain('live via');
+    // The API calls follow the feed to the live manager (another origin: CORS for the members' own origins).
+    await go('#/tasks');
+    await waitText(`task-row-${(await c.http(newLeader, 'GET', '/v1/tasks')).body.items[0].id}`, (t) => t.length > 0);
+    expect(pageErrors).toEqual([]);
+  });
+});

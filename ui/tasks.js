@@ -1,0 +1,281 @@
+// Tasks: a filtered list in cursor pages, a form to submit one, and one task's page (its history as a timeline, its
+// log tail followed while it runs, stop).
+/* global location, sessionStorage, setTimeout, clearTimeout */
+import { h } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import htm from 'htm';
+import { bus, fmtTime, parseEnv, splitCommand } from './lib.js';
+import { Badge } from './overview.js';
+
+const html = htm.bind(h);
+const states = ['pending', 'scheduled', 'running', 'succeeded', 'failed', 'stopped', 'lost'];
+const finalStates = new Set(['succeeded', 'failed', 'stopped']);
+const pageSize = 25;
+/** A name filter scans pages of the API's list (it filters by state and worker only), at most this many per view. */
+const nameScanPagesMax = 10;
+
+function query(params) {
+  const q = Object.entries(params).filter(([, v]) => v !== '' && v !== null && v !== undefined);
+  return q.length === 0 ? '' : `?${q.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&')}`;
+}
+
+/** One page of tasks matching the filter, from `cursor`: the API filters state and worker, the name is matched here. */
+async function loadPage(api, f, cursor) {
+  if (f.name === '') return api.request('GET', `/v1/tasks${query({ state: f.state, workerId: f.worker, limit: pageSize, cursor })}`);
+  const items = [];
+  let next = cursor;
+  for (let i = 0; i < nameScanPagesMax && items.length < pageSize; i++) {
+    const page = await api.request('GET', `/v1/tasks${query({ state: f.state, workerId: f.worker, limit: 1000, cursor: next })}`);
+    for (const t of page.items) {
+      if (items.length === pageSize) break;
+      if ((t.spec.name ?? '').includes(f.name)) {
+        items.push(t);
+        next = t.id;
+      }
+    }
+    if (items.length < pageSize) next = page.nextCursor;
+    if (next === null) break;
+  }
+  return { items, nextCursor: next };
+}
+
+function SubmitForm({ api }) {
+  const [f, setF] = useState({ image: '', command: '', env: '', restartPolicy: 'never', name: '' });
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const set = (k) => (e) => setF({ ...f, [k]: e.target.value });
+  const submit = async (e) => {
+    e.preventDefault();
+    setError(null);
+    setBusy(true);
+    try {
+      const spec = { image: f.image.trim(), restartPolicy: f.restartPolicy };
+      const command = splitCommand(f.command);
+      if (command.length > 0) spec.command = command;
+      const env = parseEnv(f.env);
+      if (Object.keys(env).length > 0) spec.env = env;
+      if (f.name.trim() !== '') spec.name = f.name.trim();
+      const created = await api.request('POST', '/v1/tasks', spec, { headers: { 'idempotency-key': api.idempotencyKey() } });
+      location.hash = `#/tasks/${encodeURIComponent(created.id)}`;
+    } catch (err) {
+      setError(err.message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return html`<form class="submit" onSubmit=${submit} aria-labelledby="submit-h">
+    <h2 id="submit-h">Submit a task</h2>
+    <div class="grid">
+      <label for="s-image">Image</label><input id="s-image" required value=${f.image} onInput=${set('image')} placeholder="minkube-busybox:latest" />
+      <label for="s-command">Command</label><input id="s-command" value=${f.command} onInput=${set('command')} placeholder='sh -c "echo hi"' aria-describedby="s-command-help" />
+      <span id="s-command-help" class="help">Arguments split at spaces; quote one that holds spaces.</span>
+      <label for="s-env">Environment</label><textarea id="s-env" rows="2" value=${f.env} onInput=${set('env')} placeholder="NAME=value, one a line"></textarea>
+      <label for="s-restart">Restart policy</label>
+      <select id="s-restart" value=${f.restartPolicy} onChange=${set('restartPolicy')}>
+        <option value="never">never</option><option value="on-failure">on-failure</option><option value="always">always</option>
+      </select>
+      <label for="s-name">Name (optional)</label><input id="s-name" value=${f.name} onInput=${set('name')} />
+    </div>
+    <button type="submit" disabled=${busy}>${busy ? 'Submitting…' : 'Submit'}</button>
+    ${error && html`<p class="error" role="alert">${error}</p>`}
+  </form>`;
+}
+
+export function TasksPage({ api, snap }) {
+  const [filter, setFilter] = useState(() => {
+    const state = sessionStorage.getItem('minkube.filter.state') ?? '';
+    sessionStorage.removeItem('minkube.filter.state');
+    return { state, worker: '', name: '' };
+  });
+  const [cursors, setCursors] = useState([null]);
+  const [page, setPage] = useState(null);
+  const [error, setError] = useState(null);
+  const [reloads, setReloads] = useState(0);
+  const cursor = cursors.at(-1);
+
+  useEffect(() => {
+    let gone = false;
+    const t = setTimeout(async () => {
+      try {
+        const p = await loadPage(api, filter, cursor);
+        if (!gone) {
+          setPage(p);
+          setError(null);
+        }
+      } catch (err) {
+        if (!gone) setError(err.message);
+      }
+    }, filter.name === '' ? 0 : 250);
+    return () => {
+      gone = true;
+      clearTimeout(t);
+    };
+  }, [filter, cursor, reloads]);
+
+  // Live: a change to a listed task updates its row; anything else (a new task, a dropped batch) reloads the page, at most twice a second.
+  const pending = useRef(null);
+  useEffect(() => {
+    const onTasks = (e) => {
+      const { items, dropped } = e.detail;
+      let reload = dropped > 0;
+      setPage((p) => {
+        if (p === null) return p;
+        const byId = new Map(items.map((c) => [c.id, c]));
+        const rows = p.items.map((t) => (byId.has(t.id) ? { ...t, ...byId.get(t.id), spec: t.spec } : t));
+        if (items.some((c) => !p.items.some((t) => t.id === c.id))) reload = true;
+        return { ...p, items: rows };
+      });
+      if (reload && pending.current === null) pending.current = setTimeout(() => { pending.current = null; setReloads((n) => n + 1); }, 500);
+    };
+    bus.addEventListener('tasks', onTasks);
+    return () => {
+      bus.removeEventListener('tasks', onTasks);
+      clearTimeout(pending.current);
+      pending.current = null;
+    };
+  }, []);
+
+  const change = (k) => (e) => {
+    setFilter({ ...filter, [k]: e.target.value });
+    setCursors([null]);
+  };
+  const workers = snap?.workers ?? [];
+  return html`
+    <h1>Tasks</h1>
+    <form class="filters" role="search" aria-label="Filter tasks" onSubmit=${(e) => e.preventDefault()}>
+      <label for="f-state">State</label>
+      <select id="f-state" value=${filter.state} onChange=${change('state')}>
+        <option value="">any</option>${states.map((s) => html`<option value=${s}>${s}</option>`)}
+      </select>
+      <label for="f-worker">Worker</label>
+      <select id="f-worker" value=${filter.worker} onChange=${change('worker')}>
+        <option value="">any</option>${workers.map((w) => html`<option value=${w.id}>${w.id}</option>`)}
+      </select>
+      <label for="f-name">Name contains</label>
+      <input id="f-name" type="search" value=${filter.name} onInput=${change('name')} />
+    </form>
+    ${error && html`<p class="error" role="alert">${error}</p>`}
+    <div class="table-wrap"><table aria-label="Tasks">
+      <thead><tr><th scope="col">ID</th><th scope="col">Name</th><th scope="col">State</th><th scope="col">Worker</th><th scope="col">Attempt</th><th scope="col">Updated</th></tr></thead>
+      <tbody>${page === null
+        ? html`<tr><td colspan="6">Loading…</td></tr>`
+        : page.items.length === 0
+          ? html`<tr><td colspan="6" class="muted">No task matches.</td></tr>`
+          : page.items.map((t) => html`<tr data-testid=${`task-row-${t.id}`}>
+              <th scope="row"><a href=${`#/tasks/${encodeURIComponent(t.id)}`}>${t.id}</a></th>
+              <td>${t.spec.name ?? ''}</td><td><${Badge} value=${t.state} /></td><td>${t.workerId ?? '–'}</td><td>${t.attempt}</td><td>${fmtTime(t.updatedAt)}</td>
+            </tr>`)}
+      </tbody>
+    </table></div>
+    <nav class="pager" aria-label="Pages of tasks">
+      <button type="button" disabled=${cursors.length === 1} onClick=${() => setCursors(cursors.slice(0, -1))}>Previous page</button>
+      <span>page ${cursors.length}</span>
+      <button type="button" disabled=${page?.nextCursor == null} onClick=${() => setCursors([...cursors, page.nextCursor])}>Next page</button>
+    </nav>
+    <${SubmitForm} api=${api} />`;
+}
+
+function Timeline({ history }) {
+  return html`<ol class="timeline" aria-label="History">
+    ${history.map((t) => html`<li>
+      <time>${fmtTime(t.atMs)}</time> <${Badge} value=${t.state} /> attempt ${t.attempt}${t.workerId ? ` on ${t.workerId}` : ''}${t.reason ? html` <span class="muted">— ${t.reason}</span>` : ''}
+    </li>`)}
+  </ol>`;
+}
+
+export function TaskPage({ api, id }) {
+  const [task, setTask] = useState(null);
+  const [logs, setLogs] = useState('');
+  const [error, setError] = useState(null);
+  const [notice, setNotice] = useState(null);
+  const logBox = useRef(null);
+  const state = useRef({ running: false, lastLogsMs: 0, fetching: false });
+
+  const loadTask = async () => {
+    try {
+      const t = await api.request('GET', `/v1/tasks/${encodeURIComponent(id)}`);
+      setTask(t);
+      setError(null);
+      state.current.running = !finalStates.has(t.state);
+      return t;
+    } catch (err) {
+      setError(err.message);
+      return null;
+    }
+  };
+  const loadLogs = async () => {
+    if (state.current.fetching) return;
+    state.current.fetching = true;
+    state.current.lastLogsMs = Date.now();
+    try {
+      setLogs(await api.request('GET', `/v1/tasks/${encodeURIComponent(id)}/logs?tail=200`, undefined, { text: true }));
+    } catch (err) {
+      if (err.code !== 'TASK_NOT_FOUND') setLogs((l) => (l === '' ? `(${err.message})` : l));
+    } finally {
+      state.current.fetching = false;
+    }
+  };
+
+  useEffect(() => {
+    setTask(null);
+    setLogs('');
+    void loadTask().then((t) => t !== null && t.workerId !== null && loadLogs());
+    // Follow: a change of this task reloads it and its logs; while it runs, each snapshot (about 1/s) reloads the logs.
+    const onTasks = (e) => {
+      if (!e.detail.items.some((c) => c.id === id) && e.detail.dropped === 0) return;
+      void loadTask().then((t) => t !== null && t.workerId !== null && loadLogs());
+    };
+    const onSnapshot = () => {
+      if (state.current.running && Date.now() - state.current.lastLogsMs >= 900) void loadLogs();
+    };
+    bus.addEventListener('tasks', onTasks);
+    bus.addEventListener('snapshot', onSnapshot);
+    return () => {
+      bus.removeEventListener('tasks', onTasks);
+      bus.removeEventListener('snapshot', onSnapshot);
+    };
+  }, [id]);
+
+  useEffect(() => {
+    const el = logBox.current;
+    if (el !== null) el.scrollTop = el.scrollHeight;
+  }, [logs]);
+
+  const stop = async () => {
+    setNotice(null);
+    try {
+      setTask(await api.request('DELETE', `/v1/tasks/${encodeURIComponent(id)}`));
+      setNotice('Stop requested.');
+    } catch (err) {
+      setNotice(err.message);
+    }
+  };
+
+  if (error !== null && task === null) return html`<h1>Task ${id}</h1><p class="error" role="alert">${error}</p><p><a href="#/tasks">All tasks</a></p>`;
+  if (task === null) return html`<h1>Task ${id}</h1><p>Loading…</p>`;
+  const running = !finalStates.has(task.state);
+  return html`
+    <p><a href="#/tasks">← All tasks</a></p>
+    <h1>Task <code>${task.id}</code></h1>
+    <div class="actions">
+      <span>State: <span data-testid="task-state"><${Badge} value=${task.state} /></span></span>
+      <button type="button" onClick=${stop} disabled=${!running || task.desiredState === 'stop'}>Stop task</button>
+      <span role="status" aria-live="polite">${notice}</span>
+    </div>
+    <dl class="details">
+      <dt>Name</dt><dd>${task.spec.name ?? '–'}</dd>
+      <dt>Image</dt><dd><code>${task.spec.image}</code></dd>
+      <dt>Command</dt><dd><code>${(task.spec.command ?? []).join(' ') || '–'}</code></dd>
+      <dt>Restart policy</dt><dd>${task.spec.restartPolicy ?? 'never'}</dd>
+      <dt>Desired</dt><dd>${task.desiredState}</dd>
+      <dt>Worker</dt><dd>${task.workerId ?? '–'}</dd>
+      <dt>Attempt</dt><dd>${task.attempt}</dd>
+      <dt>Exit code</dt><dd>${task.exitCode ?? '–'}</dd>
+      ${task.error && html`<dt>Error</dt><dd>${task.error.class}: ${task.error.message}</dd>`}
+    </dl>
+    <section aria-labelledby="hist-h"><h2 id="hist-h">History</h2><${Timeline} history=${task.history} /></section>
+    <section aria-labelledby="logs-h">
+      <h2 id="logs-h">Log tail ${running ? html`<span class="muted">(following)</span>` : ''}</h2>
+      <pre class="logs" ref=${logBox} tabindex="0" aria-label="Log tail" data-testid="task-logs">${logs === '' ? '(no output yet)' : logs}</pre>
+    </section>`;
+}
