@@ -1,8 +1,13 @@
-// The one clock interface outside the Raft core: system time in production, simulated time in tests.
+// The one clock interface outside the Raft core: system time in production, simulated time in tests (test/sim runs
+// the manager's driver on a clock whose timers are events of its one event queue).
+
+export interface Timer {
+  cancel(): void;
+}
 
 export interface Clock {
   nowMs(): number;
-  setTimeout(fn: () => void, delayMs: number): { cancel(): void };
+  setTimeout(fn: () => void, delayMs: number): Timer;
 }
 
 export const systemClock: Clock = {
@@ -12,3 +17,34 @@ export const systemClock: Clock = {
     return { cancel: () => clearTimeout(t) };
   },
 };
+
+/**
+ * Calls fn every intervalMs on `clock` until cancelled (setInterval on any Clock). Each call is due one interval
+ * after the last one was due, not after it ran, so a slightly late timer does not make the ticks drift; calls missed
+ * altogether (a stalled event loop, a clock jump) are skipped, not made up in a burst, as setInterval does.
+ */
+export function setIntervalOn(clock: Clock, fn: () => void, intervalMs: number): Timer {
+  let dueMs = clock.nowMs() + intervalMs;
+  let cancelled = false;
+  let current: Timer;
+  const fire = (): void => {
+    if (cancelled) return;
+    const now = clock.nowMs();
+    dueMs += intervalMs;
+    if (dueMs <= now) dueMs = now + intervalMs;
+    current = clock.setTimeout(fire, dueMs - now);
+    fn();
+  };
+  current = clock.setTimeout(fire, intervalMs);
+  return {
+    cancel: () => {
+      cancelled = true;
+      current.cancel();
+    },
+  };
+}
+
+/** Resolves after delayMs on `clock`. */
+export function sleepOn(clock: Clock, delayMs: number): Promise<void> {
+  return new Promise((resolve) => clock.setTimeout(resolve, delayMs));
+}

@@ -7,6 +7,12 @@ export interface Random {
   int(maxExclusive: number): number;
 }
 
+/** Unseeded randomness for production parts that need no replay (a transport's redial jitter). */
+export const systemRandom: Random = {
+  next: () => Math.random(),
+  int: (maxExclusive) => Math.floor(Math.random() * maxExclusive),
+};
+
 /** sfc32 seeded through splitmix32: fast, small state, good enough for jitter and fault schedules. */
 export class SeededRandom implements Random {
   private a: number;

@@ -4,13 +4,17 @@ import type { Logger } from 'pino';
 import { ApiClient } from '../client/api-client.js';
 import type { HttpClient } from '../client/http.js';
 import type { ClusterMemberView, MemberRequest, MembersView, MembershipService, RequestContext } from '../contracts/services.js';
+import { systemClock, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { nodeId, type NodeId } from '../lib/ids.js';
 import type { ConfChangeRejection, RaftStatus } from '../raft/types.js';
 import { encodeMemberContext } from './members.js';
 import type { RaftNodeDriver } from './node.js';
 
-/** How often a waiting request looks at the driver again (a change commits within a few heartbeats). */
+/**
+ * A waiting request looks at the driver again after every Ready it handles (a leader, a commit, a configuration may
+ * have changed), and at least this often (the core's view of which peers are active changes without a Ready).
+ */
 const POLL_MS = 20;
 
 export interface MembershipOptions {
@@ -21,12 +25,25 @@ export interface MembershipOptions {
   electionTimeoutMs: number;
   /** The manager's one pool (its certificate, in a secure cluster), for forwarding to the leader's API. */
   http?: HttpClient;
+  /** Default the system's. */
+  clock?: Clock;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 export class MembershipServiceImpl implements MembershipService {
-  constructor(private readonly o: MembershipOptions) {}
+  private readonly clock: Clock;
+
+  constructor(private readonly o: MembershipOptions) {
+    this.clock = o.clock ?? systemClock;
+  }
+
+  private nowMs(): number {
+    return this.clock.nowMs();
+  }
+
+  /** Until the driver's next Ready, or POLL_MS. */
+  private nextChange(): Promise<void> {
+    return this.driver.whenChanged(POLL_MS);
+  }
 
   private get driver(): RaftNodeDriver<unknown> {
     return this.o.driver();
@@ -88,11 +105,11 @@ export class MembershipServiceImpl implements MembershipService {
     const r = this.driver.transferLeadership(target === null ? null : nodeId(target));
     if (!r.ok) throw new MinkubeError('LEADER_TRANSFER_FAILED', r.reason);
     // The transfer either completes within an election timeout or is abandoned by the core.
-    const deadlineMs = Math.min(ctx.deadlineMs, Date.now() + 3 * this.o.electionTimeoutMs + 500);
-    while (Date.now() < deadlineMs) {
+    const deadlineMs = Math.min(ctx.deadlineMs, this.nowMs() + 3 * this.o.electionTimeoutMs + 500);
+    while (this.nowMs() < deadlineMs) {
       const now = this.driver.status();
       if (now.leaderId !== null && now.leaderId !== this.driver.id) return { leaderId: now.leaderId, term: now.term };
-      await sleep(POLL_MS);
+      await this.nextChange();
     }
     const now = this.driver.status();
     throw new MinkubeError('LEADER_TRANSFER_FAILED', `leadership did not move to ${r.target} in time (leader: ${now.leaderId ?? 'none'})`);
@@ -108,16 +125,16 @@ export class MembershipServiceImpl implements MembershipService {
       if (st.leaderId !== null) {
         const address = this.driver.directory.get(st.leaderId)?.apiAddress;
         if (address === undefined) throw new MinkubeError('NO_LEADER', `the leader ${st.leaderId} has no known API address`);
-        const timeoutMs = Math.max(1, ctx.deadlineMs - Date.now());
+        const timeoutMs = Math.max(1, ctx.deadlineMs - this.nowMs());
         return new ApiClient(address, this.o.http === undefined ? { timeoutMs } : { timeoutMs, http: this.o.http });
       }
-      if (Date.now() + POLL_MS >= ctx.deadlineMs) throw new MinkubeError('NO_LEADER', 'no leader is known; the cluster may have lost its quorum');
-      await sleep(POLL_MS);
+      if (this.nowMs() + POLL_MS >= ctx.deadlineMs) throw new MinkubeError('NO_LEADER', 'no leader is known; the cluster may have lost its quorum');
+      await this.nextChange();
     }
   }
 
   private forwardOptions(ctx: RequestContext): { requestId: string; timeoutMs: number } {
-    return { requestId: ctx.requestId, timeoutMs: Math.max(1, ctx.deadlineMs - Date.now()) };
+    return { requestId: ctx.requestId, timeoutMs: Math.max(1, ctx.deadlineMs - this.nowMs()) };
   }
 
   /** Proposes a change, retrying while another change is in progress, until the deadline. */
@@ -125,8 +142,8 @@ export class MembershipServiceImpl implements MembershipService {
     for (;;) {
       const r = this.driver.proposeConfChange(change());
       if (r.ok) return r.index;
-      if (!retryable(r.reason) || Date.now() + POLL_MS >= ctx.deadlineMs) throw rejection(r.reason);
-      await sleep(POLL_MS);
+      if (!retryable(r.reason) || this.nowMs() + POLL_MS >= ctx.deadlineMs) throw rejection(r.reason);
+      await this.nextChange();
     }
   }
 
@@ -135,19 +152,19 @@ export class MembershipServiceImpl implements MembershipService {
    * a refusal stands only when the check fails for a whole election timeout.
    */
   private async waitQuorumAfterRemoval(id: NodeId, ctx: RequestContext): Promise<void> {
-    const untilMs = Math.min(ctx.deadlineMs - POLL_MS, Date.now() + this.o.electionTimeoutMs + 2 * POLL_MS);
+    const untilMs = Math.min(ctx.deadlineMs - POLL_MS, this.nowMs() + this.o.electionTimeoutMs + 2 * POLL_MS);
     for (;;) {
       const problem = quorumProblemAfterRemoval(this.driver.status(), id);
       if (problem === null) return;
-      if (Date.now() >= untilMs) throw refused(problem);
-      await sleep(POLL_MS);
+      if (this.nowMs() >= untilMs) throw refused(problem);
+      await this.nextChange();
     }
   }
 
   private async waitCommitted(index: number, ctx: RequestContext): Promise<void> {
     while (this.driver.status().commitIndex < index) {
-      if (Date.now() >= ctx.deadlineMs) throw new MinkubeError('TIMEOUT', `the membership change at index ${index} is not committed yet; its outcome is unknown`);
-      await sleep(POLL_MS);
+      if (this.nowMs() >= ctx.deadlineMs) throw new MinkubeError('TIMEOUT', `the membership change at index ${index} is not committed yet; its outcome is unknown`);
+      await this.nextChange();
     }
   }
 }

@@ -2,13 +2,13 @@
 // manager's own proposals and linearizable reads. It knows nothing of HTTP; the service layer sits on top.
 import type { Logger } from 'pino';
 import { assert } from '../lib/assert.js';
-import type { Clock } from '../lib/clock.js';
+import { setIntervalOn, sleepOn, type Clock, type Timer } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import type { LogIndex, NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import type { Random } from '../lib/random.js';
 import { createRaftNode, defaultRaftLimits, forceNewCluster } from '../raft/index.js';
-import type { ConfChange, ConfChangeResult, ConfState, Entry, Message, RaftInitialState, RaftNode, RaftStatus, Ready, Role, SnapshotMeta } from '../raft/types.js';
+import type { ConfChange, ConfChangeResult, ConfState, Entry, Message, RaftConfig, RaftInitialState, RaftNode, RaftStatus, Ready, Role, SnapshotMeta } from '../raft/types.js';
 import type { LoadedState, RaftStorage } from '../storage/types.js';
 import type { Transport } from '../transport/types.js';
 import { decodeSnapshot, encodeSnapshot, MemberDirectory, type Member } from './members.js';
@@ -69,6 +69,8 @@ export interface RaftNodeDriverOptions<R> {
   forceNewCluster?: boolean;
   /** How snapshot chunks reach followers (tests inject one; default HTTP). */
   snapshotPoster?: ChunkPoster;
+  /** Builds the core (default createRaftNode); the simulator wraps it to watch it, or to break it on purpose. */
+  createCore?: (config: RaftConfig, initial: RaftInitialState) => RaftNode;
   /** Called after the state machine was replaced by a snapshot from the leader. */
   onRestored?: () => void;
   /** Called for every applied entry, after the state machine (leader-only loops watch the state through it). */
@@ -93,7 +95,7 @@ export class RaftNodeDriver<R> {
   private readonly core: RaftNode;
   private readonly proposals: ProposalTracker<R>;
   private readonly reads: ReadBatcher;
-  private tickTimer: NodeJS.Timeout | null = null;
+  private tickTimer: Timer | null = null;
   private readyScheduled = false;
   private draining = false;
   private stopped = false;
@@ -101,7 +103,6 @@ export class RaftNodeDriver<R> {
   private lastRole: Role = 'follower';
   private lastLeader: NodeId | null = null;
   private fatalError: Error | null = null;
-  private syncedHardState: { term: number; vote: NodeId | null } = { term: 0, vote: null };
   readonly directory: MemberDirectory;
   private readonly sender: SnapshotSender;
   private readonly receiver: SnapshotReceiver;
@@ -115,6 +116,7 @@ export class RaftNodeDriver<R> {
   private sourceCache: SnapshotSource | null = null;
   private ticks = 0;
   private refusedProposalsCount = 0;
+  private readonly changeWaiters = new Set<() => void>();
   /** Resolves when the node stops, with the error that stopped it, if any. */
   readonly stoppedPromise: Promise<Error | null>;
   private resolveStopped!: (e: Error | null) => void;
@@ -128,8 +130,6 @@ export class RaftNodeDriver<R> {
     this.id = o.id;
     this.core = core;
     this.directory = directory;
-    const hs = core.status();
-    this.syncedHardState = { term: hs.term, vote: hs.vote };
     this.appliedIndex = initial.snapshot?.index ?? 0;
     this.compactedThrough = Math.max(initial.snapshot?.index ?? 0, (initial.entries[0]?.index ?? 1) - 1);
     this.sender = new SnapshotSender({
@@ -143,6 +143,7 @@ export class RaftNodeDriver<R> {
         this.scheduleReady();
       },
       ...(o.snapshotPoster === undefined ? {} : { post: o.snapshotPoster }),
+      nowMs: () => o.clock.nowMs(),
     });
     this.receiver = new SnapshotReceiver({
       logger: o.logger.child({ component: 'snapshots' }),
@@ -170,7 +171,7 @@ export class RaftNodeDriver<R> {
     }
     directory.learnFromEntries(loaded.entries);
     const initial = await prepareInitial(o, loaded);
-    const core = createRaftNode(
+    const core = (o.createCore ?? createRaftNode)(
       {
         id: o.id,
         voters: o.join === true ? [] : o.members.map((m) => m.id),
@@ -203,18 +204,18 @@ export class RaftNodeDriver<R> {
       this.core.step(checked);
       this.scheduleReady();
     });
-    this.tickTimer = setInterval(() => this.onTick(), this.o.tickMs);
+    this.tickTimer = setIntervalOn(this.o.clock, () => this.onTick(), this.o.tickMs);
     this.scheduleReady();
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.tickTimer?.cancel();
     const err = new MinkubeError('NOT_READY', 'the manager is shutting down');
     this.proposals.rejectAll(err);
     this.reads.rejectAll(err);
-    while (this.draining) await new Promise((r) => setTimeout(r, 5));
+    while (this.draining) await sleepOn(this.o.clock, 5);
     this.resolveStopped(this.fatalError);
   }
 
@@ -287,6 +288,34 @@ export class RaftNodeDriver<R> {
     const encodeState = this.o.stateMachine.captureSnapshot();
     const members = this.directory.entries();
     return { meta, encode: async () => encodeSnapshot(members, await encodeState()) };
+  }
+
+  /**
+   * Resolves after the next Ready this node handles (a role, leader, commit or configuration may have changed), or
+   * after timeoutMs: what a caller that waits for a change of status() awaits instead of polling.
+   */
+  whenChanged(timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = this.o.clock.setTimeout(() => {
+        this.changeWaiters.delete(done);
+        resolve();
+      }, timeoutMs);
+      const done = (): void => {
+        timer.cancel();
+        resolve();
+      };
+      this.changeWaiters.add(done);
+    });
+  }
+
+  /**
+   * Runs fn on the core, then takes the Ready it leads to. For the simulator's scenario tests, which drive the core
+   * as a Raft lab's tests do (start an election now, propose past the tracker); the service never calls it.
+   */
+  withCore<T>(fn: (core: RaftNode) => T): T {
+    const result = fn(this.core);
+    this.scheduleReady();
+    return result;
   }
 
   transferLeadership(target: NodeId | null): ReturnType<RaftNode['transferLeadership']> {
@@ -366,16 +395,17 @@ export class RaftNodeDriver<R> {
         // New members' addresses arrive in the config entries (or the snapshot) of this very Ready.
         if (rd.entries.length > 0) this.directory.learnFromEntries(rd.entries);
         if (rd.confState !== null) this.onConfState(rd.confState);
-        const [early, late] = splitMessages(rd.messages);
-        // A leader's appends and heartbeats go out while its own write is on disk (Raft thesis 10.2.1): what they
-        // lead to (a commit) can only surface in a later Ready, which this loop takes after the write is durable.
+        // The core says what may leave before the write (a leader's appends and heartbeats, Raft thesis 10.2.1:
+        // what they lead to, a commit, can only surface in a later Ready, taken after this write is durable) and
+        // what waits for it (append and vote answers, vote requests).
+        const early = rd.messagesBeforeSync;
         if (early.length > 0) {
           if (this.o.observer !== undefined) this.noteHeartbeats(early, this.o.observer);
-          this.o.transport.send(early);
+          this.send(early);
         }
         await this.persist(rd, install);
         if (this.stopped) break;
-        this.handleReady(rd, late, install);
+        this.handleReady(rd, rd.messagesAfterSync, install);
         this.maybeSnapshot();
       }
     } catch (err) {
@@ -386,33 +416,25 @@ export class RaftNodeDriver<R> {
   }
 
   /**
-   * Writes a Ready. Entries and a new term or vote are synced before anything that depends on them leaves. A Ready
-   * whose only change is the commit index is written without fsync and without waiting (the storage keeps writes
-   * in order): a commit index lost in a crash is learnt again from the leader, and the entries it covers are synced.
+   * Writes a Ready, synced and awaited when the core says it must be (entries, a new term or vote, a snapshot). A
+   * Ready whose only change is the commit index is written without fsync and without waiting (the storage keeps
+   * writes in order): a commit index lost in a crash is learnt again from the leader, and the entries it covers are
+   * synced.
    */
   private async persist(rd: Ready, install: PendingInstall | null): Promise<void> {
     if (install !== null) {
       await this.o.storage.save(rd.hardState, rd.entries, { sync: true, snapshot: { meta: install.meta, data: install.data } });
-      if (rd.hardState !== null) this.syncedHardState = { term: rd.hardState.term, vote: rd.hardState.vote };
       this.compactedThrough = install.meta.index;
       return;
     }
     if (rd.hardState === null && rd.entries.length === 0) return;
-    const sync = this.mustSync(rd);
+    const sync = rd.mustSync;
     const timed = sync ? this.o.observer?.fsyncTimer() : undefined;
     const write = this.o.storage.save(rd.hardState, rd.entries, { sync });
     if (sync) {
       await write;
       timed?.();
     } else write.catch((err: unknown) => this.fail(err));
-  }
-
-  /** A write needs fsync only when it holds entries or a new term or vote; a commit index alone can be relearnt. */
-  private mustSync(rd: Ready): boolean {
-    const hs = rd.hardState;
-    const synced = rd.entries.length > 0 || (hs !== null && (hs.term !== this.syncedHardState.term || hs.vote !== this.syncedHardState.vote));
-    if (hs !== null) this.syncedHardState = { term: hs.term, vote: hs.vote };
-    return synced;
   }
 
   private handleReady(rd: Ready, messages: readonly Message[], install: PendingInstall | null): void {
@@ -423,6 +445,11 @@ export class RaftNodeDriver<R> {
     for (const rs of rd.readStates) this.reads.onReadState(rs.context, rs.index, this.appliedIndex, now);
     if (rd.softState !== null) this.onSoftState(rd.softState.role, rd.softState.leaderId);
     this.core.advance(rd);
+    if (this.changeWaiters.size > 0) {
+      const waiters = [...this.changeWaiters];
+      this.changeWaiters.clear();
+      for (const w of waiters) w();
+    }
   }
 
   private applyEntries(entries: readonly Entry[]): void {
@@ -551,17 +578,18 @@ export class RaftNodeDriver<R> {
     if (entries < this.o.snapshotThresholdEntries && this.appliedBytesSinceSnapshot < this.o.snapshotThresholdBytes) return;
     const meta = this.core.snapshotMeta(this.appliedIndex as LogIndex);
     if (meta === null || meta.index <= (this.o.storage.snapshotInfo()?.meta.index ?? 0)) return;
-    const started = performance.now();
+    const clock = this.o.clock;
+    const started = clock.nowMs();
     const encode = this.o.stateMachine.captureSnapshot();
     const members = this.directory.entries();
-    const captureMs = performance.now() - started;
+    const captureMs = clock.nowMs() - started;
     const retain = Math.min(limits.snapshotRetainEntriesMax, Math.floor(this.o.snapshotThresholdEntries / 4));
     const compactThrough = Math.max(this.compactedThrough, meta.index - retain) as LogIndex;
     this.snapshotting = true;
     this.appliedBytesSinceSnapshot = 0;
     void (async () => {
       const data = encodeSnapshot(members, await encode());
-      const encodedMs = performance.now() - started;
+      const encodedMs = clock.nowMs() - started;
       // The storage closes when the node stops; a snapshot encoded by then is simply not written.
       if (this.stopped) return null;
       await this.o.storage.saveSnapshot(meta, data, compactThrough);
@@ -576,9 +604,9 @@ export class RaftNodeDriver<R> {
         // The storage checksummed these bytes as it wrote them; a newer snapshot may have replaced them since.
         const info = this.o.storage.snapshotInfo();
         if (info?.meta.index === meta.index) this.sourceCache = { meta, data, crc32: info.crc32 };
-        const ms = Math.round(performance.now() - started);
+        const ms = Math.round(clock.nowMs() - started);
         this.o.logger.info({ index: meta.index, sizeBytes: data.length, compactThrough, captureMs: Math.round(captureMs), encodeMs: Math.round(encodedMs), ms }, 'snapshot taken');
-        this.o.observer?.snapshotSaved(data.length, (performance.now() - started) / 1000);
+        this.o.observer?.snapshotSaved(data.length, (clock.nowMs() - started) / 1000);
         this.scheduleReady();
       },
       (err: unknown) => this.fail(err),
@@ -642,20 +670,6 @@ async function prepareInitial(o: RaftNodeDriverOptions<unknown>, loaded: LoadedS
   await o.storage.save(forced.hardState, [conf]);
   o.logger.warn({ index: conf.index, term: conf.term }, 'forced a new one-member cluster from this data directory');
   return forced;
-}
-
-/** Splits a Ready's messages into those that may leave before its write is durable and those that must wait. */
-function splitMessages(messages: readonly Message[]): [Message[], readonly Message[]] {
-  if (!messages.some(isEarly)) return [[], messages];
-  const early: Message[] = [];
-  const late: Message[] = [];
-  for (const m of messages) (isEarly(m) ? early : late).push(m);
-  return [early, late];
-}
-
-/** Only a leader sends these, and they promise nothing about the sender's disk. */
-function isEarly(m: Message): boolean {
-  return m.type === 'append' || m.type === 'heartbeat';
 }
 
 export type { LogIndex };

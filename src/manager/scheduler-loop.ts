@@ -10,7 +10,7 @@ import { isActiveState, reportOutcome } from '../kv/task-rules.js';
 import type { TaskStore } from '../kv/task-store.js';
 import type { TasksConfig } from '../config/cluster.js';
 import { retryAtMs } from '../lib/backoff.js';
-import type { Clock } from '../lib/clock.js';
+import { setIntervalOn, type Clock, type Timer } from '../lib/clock.js';
 import { limits } from '../lib/limits.js';
 import type { Random } from '../lib/random.js';
 import type { PlacementPolicy, PlacementTask } from '../scheduler/policy.js';
@@ -59,7 +59,7 @@ export class SchedulerLoop {
   private placeAgain = false;
   private placeScheduled = false;
   private placeTimer: { cancel(): void; atMs: number } | null = null;
-  private reconcileTimer: NodeJS.Timeout | null = null;
+  private reconcileTimer: Timer | null = null;
   private readonly queue = new Map<string, Work>();
   private readonly inflight = new Set<string>();
   /** Calls to workers in flight (each carries one or more tasks of `inflight`). */
@@ -92,7 +92,7 @@ export class SchedulerLoop {
     // Every call in flight listens on the session's signal.
     setMaxListeners(this.concurrency + 16, this.session.abort.signal);
     this.reconcile();
-    this.reconcileTimer = setInterval(() => this.reconcile(), this.o.tasks.reconcileIntervalMs);
+    this.reconcileTimer = setIntervalOn(this.o.clock, () => this.reconcile(), this.o.tasks.reconcileIntervalMs);
   }
 
   stop(): void {
@@ -100,7 +100,7 @@ export class SchedulerLoop {
     if (s === null) return;
     this.session = null;
     s.abort.abort();
-    if (this.reconcileTimer !== null) clearInterval(this.reconcileTimer);
+    this.reconcileTimer?.cancel();
     this.reconcileTimer = null;
     this.placeTimer?.cancel();
     this.placeTimer = null;

@@ -103,6 +103,8 @@ export class SnapshotSender {
       apiAddressOf: (id: NodeId) => string | undefined;
       report: (peer: NodeId, status: 'finish' | 'failure') => void;
       post?: ChunkPoster;
+      /** The manager's clock, for the stream's duration in the log (default the system's). */
+      nowMs?: () => number;
       chunkBytes?: number;
       chunkTimeoutMs?: number;
     },
@@ -141,7 +143,8 @@ export class SnapshotSender {
     const chunkBytes = this.o.chunkBytes ?? limits.snapshotChunkBytes;
     const { data } = source;
     const base = { from: this.o.selfId, term, meta: source.meta, sizeBytes: data.length, crc32: source.crc32 };
-    const started = performance.now();
+    const nowMs = this.o.nowMs ?? Date.now;
+    const started = nowMs();
     this.o.logger.info({ peer: to, index: source.meta.index, sizeBytes: data.length }, 'sending a snapshot');
     let offset = 0;
     // Each round trip either moves forward or learns the receiver's offset; twice the chunks (+ slack) bounds it.
@@ -150,7 +153,7 @@ export class SnapshotSender {
       const chunk = data.subarray(offset, Math.min(data.length, offset + chunkBytes));
       const reply = await post(address, { ...base, offset }, chunk, this.o.chunkTimeoutMs ?? limits.snapshotChunkTimeoutMs);
       if (reply.done) {
-        this.o.logger.info({ peer: to, index: source.meta.index, sizeBytes: data.length, ms: Math.round(performance.now() - started) }, 'snapshot sent');
+        this.o.logger.info({ peer: to, index: source.meta.index, sizeBytes: data.length, ms: Math.round(nowMs() - started) }, 'snapshot sent');
         return true;
       }
       if (reply.offset < 0 || reply.offset > data.length) return false;

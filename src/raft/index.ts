@@ -2,5 +2,5 @@
 // membership helpers (decodeConfEntry for a 'config' entry's data, forceNewCluster for disaster recovery).
 export { defaultRaftLimits, validateRaftConfig } from './config.js';
 export { decodeConfEntry, forceNewCluster } from './membership.js';
-export { createRaftNode } from './raft.js';
+export { createRaftNode, waitsForSync } from './raft.js';
 export type * from './types.js';

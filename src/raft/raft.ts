@@ -896,11 +896,18 @@ export class Raft implements RaftNode {
 
   /** Messages and read states are handed out once; entries, committed entries and states until advance(). */
   ready(): Ready {
+    const hardState = this.hardStateChanged() ? { term: this.term, vote: this.vote, commit: this.log.committed } : null;
+    const entries = this.log.hasUnstable() ? this.log.unstableEntries() : NO_ENTRIES;
+    const messages = this.msgs.length > 0 ? this.msgs : NO_MESSAGES;
+    const [messagesBeforeSync, messagesAfterSync] = splitBySync(messages);
     const rd: Ready = {
       snapshot: this.pendingSnapshot,
-      hardState: this.hardStateChanged() ? { term: this.term, vote: this.vote, commit: this.log.committed } : null,
-      entries: this.log.hasUnstable() ? this.log.unstableEntries() : NO_ENTRIES,
-      messages: this.msgs.length > 0 ? this.msgs : NO_MESSAGES,
+      hardState,
+      entries,
+      mustSync: this.pendingSnapshot !== null || entries.length > 0 || (hardState !== null && (hardState.term !== this.prevHard.term || hardState.vote !== this.prevHard.vote)),
+      messages,
+      messagesBeforeSync,
+      messagesAfterSync,
       committedEntries: this.log.hasNextCommitted()
         ? this.log.nextCommitted(limits.raftCommittedEntriesPerReadyMax, Number.POSITIVE_INFINITY)
         : NO_ENTRIES,
@@ -1095,4 +1102,27 @@ export function createRaftNode(config: RaftConfig, initial: RaftInitialState): R
 function noteCommitSent(pr: Progress, commit: number): void {
   if (commit > pr.commitSent) pr.commitSent = commit;
   if (pr.commitWanted !== 0 && pr.commitSent >= pr.commitWanted) pr.commitWanted = 0;
+}
+
+/**
+ * Whether a message may leave only once its Ready's write is durable: it promises something about this node's disk.
+ * A follower's append answer (the entries it acknowledges), a granted or refused vote (the vote and term it records),
+ * and a candidate's vote request (it counts its own vote at once, so that vote must be on disk before others can
+ * make it leader). Everything else (a leader's appends, heartbeats and snapshots, Raft thesis 10.2.1; pre-votes,
+ * which change nothing; forwards) may leave before or while the write is made.
+ */
+export function waitsForSync(m: Message): boolean {
+  return m.type === 'appendResponse' || m.type === 'voteResponse' || (m.type === 'vote' && !m.preVote);
+}
+
+/** Splits a Ready's messages (in their order) into those that may leave before its write and those that wait for it. */
+function splitBySync(messages: readonly Message[]): [readonly Message[], readonly Message[]] {
+  let late = 0;
+  for (const m of messages) if (waitsForSync(m)) late++;
+  if (late === 0) return [messages, NO_MESSAGES];
+  if (late === messages.length) return [NO_MESSAGES, messages];
+  const before: Message[] = [];
+  const after: Message[] = [];
+  for (const m of messages) (waitsForSync(m) ? after : before).push(m);
+  return [before, after];
 }

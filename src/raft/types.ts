@@ -1,6 +1,9 @@
 // The contract of the Raft core: its config, its messages, and the Ready it hands to the caller.
-// The core is pure: the caller persists Ready.snapshot + Ready.hardState + Ready.entries (synced), then sends
-// Ready.messages, then installs Ready.snapshot and applies Ready.committedEntries, then calls advance(ready).
+// The core is pure; for each Ready the caller: sends Ready.messagesBeforeSync (at once, or while it writes), writes
+// Ready.snapshot + Ready.hardState + Ready.entries as one write (fsynced when Ready.mustSync, else it may be left to
+// the OS), then, once that write is durable, sends Ready.messagesAfterSync, installs Ready.snapshot, applies
+// Ready.committedEntries, and calls advance(ready). The core decides what must be durable before which message
+// leaves (etcd's MustSync): see "Sync, and what may leave before it" at the end of this file.
 //
 // Snapshots, after etcd-io/raft: the snapshot BYTES never pass through the core. The caller snapshots its state
 // machine, tells the core (compact), streams the bytes to a lagging follower when the core asks (a 'snapshot'
@@ -181,12 +184,30 @@ export interface Ready {
    * after it). Install it into the state machine before applying committedEntries.
    */
   readonly snapshot: SnapshotMeta | null;
-  /** Set when term, vote or commit changed: persist it with `entries` in one synced write. */
+  /** Set when term, vote or commit changed: persist it with `entries` in one write. */
   readonly hardState: HardState | null;
   /** Entries to persist. Any stored entry at an index >= entries[0].index must be replaced. */
   readonly entries: readonly Entry[];
-  /** Send only after hardState and entries are on disk. */
+  /**
+   * The write (snapshot, hardState, entries) must be fsynced before messagesAfterSync leave and before
+   * committedEntries are applied: it holds entries, a new term or vote, or a snapshot. False when only the commit
+   * index changed: such a write may be left unsynced (a commit index lost in a crash is learnt again from the leader;
+   * the entries it covers were synced when they were written). The storage must keep writes in order.
+   */
+  readonly mustSync: boolean;
+  /** Every message of this Ready, in the order the core made them: messagesBeforeSync and messagesAfterSync together. */
   readonly messages: readonly Message[];
+  /**
+   * Messages that promise nothing about this node's disk: a leader's appends, heartbeats and snapshots (Raft thesis
+   * 10.2.1: a leader may replicate before its own write is done; it counts its own entries towards a commit only
+   * once advance() says they are written), pre-votes, forwards, read answers. Send them at once.
+   */
+  readonly messagesBeforeSync: readonly Message[];
+  /**
+   * Messages that may leave only once this Ready's write is durable (synced when mustSync): a follower's append
+   * answers, vote answers, and a candidate's vote requests (see waitsForSync in raft.ts).
+   */
+  readonly messagesAfterSync: readonly Message[];
   /** Committed entries to apply, in order, contiguous from the last applied index + 1. */
   readonly committedEntries: readonly Entry[];
   readonly readStates: readonly ReadState[];
@@ -405,8 +426,15 @@ export interface RaftNode {
 // included, for the caller's own member list. Disaster recovery: forceNewCluster(initial, id) rewrites one
 // survivor's state into a one-voter cluster.
 //
-// ---- Commit and the leader's own disk ----
+// ---- Sync, and what may leave before it ----
 //
 // A leader counts its own new entries toward a quorum only once advance() reports them written (thesis 10.2.1), so a
-// commit index never covers an entry a crash could still take back, even in a one-voter configuration. A caller that
-// sends appends and heartbeats before its own write completes (as the manager does) stays correct.
+// commit index never covers an entry a crash could still take back, even in a one-voter configuration. That is why
+// its appends and heartbeats may leave before its own write (messagesBeforeSync). What promises something about this
+// node's disk waits for the write to be durable (messagesAfterSync): an append answer acknowledges entries the leader
+// will count towards a commit; a vote answer records a vote that must survive a crash (one vote per term); a vote
+// request stands for the candidate's own vote. Nothing may be applied before its Ready's write is durable.
+// mustSync is false only for a write whose sole change is the commit index: it may be written without fsync and
+// without waiting, provided the storage keeps writes in order, so a later synced write makes it durable too. A
+// crash may lose it (and any other unsynced write since the last sync); the node then restarts with an older commit
+// index, re-applies from its snapshot, and learns the commit index again from the leader.

@@ -9,6 +9,7 @@ import { fullJitterMs } from '../lib/backoff.js';
 import { MinkubeError } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
 import { limits as defaultLimits } from '../lib/limits.js';
+import { systemRandom, type Random } from '../lib/random.js';
 import type { Message } from '../raft/types.js';
 import { FrameDecoder, decodePayload, encodeFrame, estimateMessageBytes, payloadBytes, WIRE_VERSION, type Frame } from './codec.js';
 import { newTransportCounters, type Transport, type TransportCounters } from './types.js';
@@ -35,8 +36,8 @@ export interface TcpTransportOptions {
   readonly helloTimeoutMs?: number;
   /** Mutual TLS; without it, plaintext TCP (the config's `insecure: true`). */
   readonly tls?: TransportTls;
-  /** A uniform draw in [0, 1) for the redial jitter (default Math.random); the simulator injects a seeded one. */
-  readonly random?: () => number;
+  /** The redial jitter's source (default systemRandom); tests inject a seeded one. */
+  readonly random?: Random;
 }
 
 export interface TransportTls {
@@ -368,7 +369,7 @@ export class TcpTransport implements Transport {
   /** Full jitter: a uniform delay in [0, min(max, base * 2^attempt)). */
   private scheduleRedial(link: PeerLink): void {
     if (link.redialTimer !== null) return;
-    const delayMs = fullJitterMs(link.redialAttempt + 1, { baseMs: this.reconnectBaseMs, capMs: this.reconnectMaxMs }, this.o.random ?? Math.random);
+    const delayMs = fullJitterMs(link.redialAttempt + 1, { baseMs: this.reconnectBaseMs, capMs: this.reconnectMaxMs }, () => (this.o.random ?? systemRandom).next());
     link.redialAttempt = Math.min(link.redialAttempt + 1, 30);
     link.redialTimer = setTimeout(() => this.dial(link), delayMs);
     link.redialTimer.unref();

@@ -1,0 +1,89 @@
+// What a Ready says must be durable before which message leaves (etcd's MustSync; Raft thesis 10.2.1): a leader's
+// appends leave before its own write, votes and append answers only after it, and a commit index alone needs no sync.
+import { describe, expect, it } from 'vitest';
+import { logIndex, nodeId, term } from '../../src/lib/ids.js';
+import { createRaftNode, waitsForSync } from '../../src/raft/index.js';
+import type { Message, RaftNode, Ready } from '../../src/raft/index.js';
+import { emptyHardState, enc, makeConfig } from './harness.js';
+
+const voters = ['a', 'b', 'c'];
+
+function fresh(id: string): RaftNode {
+  return createRaftNode(makeConfig(id, voters, 7), { hardState: emptyHardState, entries: [], applied: logIndex(0) });
+}
+
+/** Takes and advances every Ready, returning them. */
+function drain(n: RaftNode): Ready[] {
+  const out: Ready[] = [];
+  while (n.hasReady()) {
+    const rd = n.ready();
+    out.push(rd);
+    n.advance(rd);
+  }
+  return out;
+}
+
+function checkSplit(rd: Ready): void {
+  expect([...rd.messagesBeforeSync, ...rd.messagesAfterSync].length).toBe(rd.messages.length);
+  for (const m of rd.messagesBeforeSync) expect(waitsForSync(m)).toBe(false);
+  for (const m of rd.messagesAfterSync) expect(waitsForSync(m)).toBe(true);
+}
+
+describe('Ready.mustSync and the messages before and after the sync', () => {
+  it('a candidate syncs its term and vote before its vote requests leave; the voter syncs its vote before answering', () => {
+    const a = fresh('a');
+    a.campaign();
+    const rd = a.ready();
+    checkSplit(rd);
+    expect(rd.mustSync).toBe(true);
+    expect(rd.messagesBeforeSync).toEqual([]);
+    expect(rd.messagesAfterSync.map((m) => m.type)).toEqual(['vote', 'vote']);
+    a.advance(rd);
+    const b = fresh('b');
+    b.step(rd.messagesAfterSync.find((m) => m.to === 'b')!);
+    const answer = b.ready();
+    checkSplit(answer);
+    expect(answer.mustSync).toBe(true);
+    expect(answer.hardState?.vote).toBe('a');
+    expect(answer.messagesAfterSync).toMatchObject([{ type: 'voteResponse', granted: true }]);
+  });
+
+  it("a leader's appends leave before its own write; a follower's answer waits for its write; a commit alone needs no sync", () => {
+    const nodes = new Map(voters.map((id) => [id, fresh(id)]));
+    const deliver = (ms: readonly Message[]): void => {
+      for (const m of ms) nodes.get(m.to)!.step(m);
+    };
+    const a = nodes.get('a')!;
+    a.campaign();
+    // Elect a, then let the cluster settle (every Ready advanced, every message delivered).
+    for (let round = 0; round < 20; round++) for (const n of nodes.values()) for (const rd of drain(n)) deliver(rd.messages);
+    expect(a.status().role).toBe('leader');
+    expect(a.propose([enc('x')]).ok).toBe(true);
+    const leaderRd = a.ready();
+    checkSplit(leaderRd);
+    expect(leaderRd.mustSync).toBe(true);
+    expect(leaderRd.entries).toHaveLength(1);
+    expect(leaderRd.messagesBeforeSync.map((m) => m.type)).toEqual(['append', 'append']);
+    a.advance(leaderRd);
+    const b = nodes.get('b')!;
+    b.step(leaderRd.messagesBeforeSync.find((m) => m.to === 'b')!);
+    const followerRd = b.ready();
+    checkSplit(followerRd);
+    expect(followerRd.mustSync).toBe(true);
+    expect(followerRd.messagesAfterSync).toMatchObject([{ type: 'appendResponse', success: true }]);
+    b.advance(followerRd);
+    a.step(followerRd.messagesAfterSync[0]!);
+    const commitRd = a.ready();
+    expect(commitRd.hardState?.commit).toBeGreaterThan(leaderRd.hardState?.commit ?? 0);
+    expect(commitRd.entries).toHaveLength(0);
+    expect(commitRd.mustSync).toBe(false);
+  });
+
+  it('waitsForSync: answers and real vote requests wait, pre-votes and leader traffic do not', () => {
+    const env = { from: nodeId('a'), to: nodeId('b'), term: term(2) };
+    expect(waitsForSync({ ...env, type: 'vote', preVote: false, lastLogIndex: logIndex(0), lastLogTerm: term(0), transfer: false })).toBe(true);
+    expect(waitsForSync({ ...env, type: 'vote', preVote: true, lastLogIndex: logIndex(0), lastLogTerm: term(0), transfer: false })).toBe(false);
+    expect(waitsForSync({ ...env, type: 'heartbeat', commit: logIndex(0), context: '' })).toBe(false);
+    expect(waitsForSync({ ...env, type: 'appendResponse', success: false, index: logIndex(3), conflictTerm: term(0), conflictIndex: logIndex(1) })).toBe(true);
+  });
+});
