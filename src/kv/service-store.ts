@@ -33,6 +33,8 @@ export class ServiceStore {
   private names = new SortedKeys();
   private readonly servicesMax: number;
   private readonly versionsMax: number;
+  /** Told of every service a command changed (the leader's service loop listens); must not throw or change the store. */
+  listener: ((name: string) => void) | null = null;
 
   constructor(o: ServiceStoreOptions = {}) {
     this.servicesMax = o.servicesMax ?? limits.servicesMax;
@@ -67,6 +69,12 @@ export class ServiceStore {
   // ---- apply ----
 
   apply(cmd: ServiceCommand, tasks: TaskStore): ServiceApplyResult {
+    const r = this.applyOne(cmd, tasks);
+    if (r.ok && r.changed > 0) this.listener?.(cmd.name);
+    return r;
+  }
+
+  private applyOne(cmd: ServiceCommand, tasks: TaskStore): ServiceApplyResult {
     switch (cmd.op) {
       case 'service.create':
         return this.create(cmd);

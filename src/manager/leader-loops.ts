@@ -14,6 +14,8 @@ import { SchedulerLoop } from './scheduler-loop.js';
 import type { Proposer } from './task-service.js';
 import type { WorkerApi } from './worker-client.js';
 import { WorkerHealth } from './worker-health.js';
+import type { ServiceStore } from '../kv/service-store.js';
+import { ServiceLoop } from './service-loop.js';
 
 export interface LeaderLoopsOptions {
   store: TaskStore;
@@ -25,11 +27,14 @@ export interface LeaderLoopsOptions {
   logger: Logger;
   proposalTimeoutMs: number;
   policy?: PlacementPolicy;
+  /** The services the service loop reconciles (none without it). */
+  services?: ServiceStore;
 }
 
 export class LeaderLoops implements TaskStoreListener {
   readonly scheduler: SchedulerLoop;
   readonly health: WorkerHealth;
+  readonly services: ServiceLoop | null;
   /** Raised by every role change: a barrier that resolves for an older leadership starts nothing. */
   private generation = 0;
   private leaderTerm: number | null = null;
@@ -39,6 +44,12 @@ export class LeaderLoops implements TaskStoreListener {
     const common = { store: o.store, raft: o.raft, tasks: o.tasks, clock: o.clock, random: o.random, proposalTimeoutMs: o.proposalTimeoutMs };
     this.scheduler = new SchedulerLoop({ ...common, workers: o.workers, policy: o.policy ?? roundRobin, logger: o.logger.child({ component: 'scheduler' }) });
     this.health = new WorkerHealth({ ...common, logger: o.logger.child({ component: 'health' }) });
+    const services = o.services;
+    this.services = services === undefined ? null : new ServiceLoop({
+      services, tasks: o.store, raft: o.raft, clock: o.clock, logger: o.logger.child({ component: 'services' }),
+      proposalTimeoutMs: o.proposalTimeoutMs, reconcileIntervalMs: o.tasks.reconcileIntervalMs,
+    });
+    if (services !== undefined) services.listener = (name) => this.services?.touch(name);
   }
 
   get active(): boolean {
@@ -76,12 +87,14 @@ export class LeaderLoops implements TaskStoreListener {
     if (generation !== this.generation || this.closed) return;
     this.health.start(term);
     this.scheduler.start(term);
+    this.services?.start(term);
     this.o.logger.info({ term, tasks: this.o.store.taskCount, pending: this.o.store.countIn('pending') }, 'leader loops started');
   }
 
   private halt(): void {
     this.scheduler.stop();
     this.health.stop();
+    this.services?.stop();
   }
 
   close(): void {
@@ -94,6 +107,7 @@ export class LeaderLoops implements TaskStoreListener {
 
   taskChanged(task: TaskRecord, previous: TaskRecord | null): void {
     this.scheduler.onTaskChanged(task, previous);
+    if (task.service !== undefined) this.services?.touch(task.service.name);
   }
 
   workerSeen(workerId: string): void {

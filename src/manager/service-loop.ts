@@ -1,0 +1,190 @@
+// The leader's service reconciler: a thin loop around decide() (service-decide.ts). Between start(term) and stop()
+// it decides for every service whose service record or replicas changed (all of them at start: a full reconcile on
+// becoming leader, and again every reconcileIntervalMs), and proposes each decision as one service.reconcile command
+// made on the service's revision, so a decision taken on an older view is dropped when applied.
+import type { Logger } from 'pino';
+import { finalTaskStates } from '../contracts/task-model.js';
+import type { ServiceStore } from '../kv/service-store.js';
+import type { TaskStore } from '../kv/task-store.js';
+import type { Clock, Timer } from '../lib/clock.js';
+import { limits } from '../lib/limits.js';
+import { decide, replicaState, type Decision } from './service-decide.js';
+import { TaskIdGenerator } from './task-ids.js';
+import type { Proposer } from './task-service.js';
+
+export interface ServiceLoopOptions {
+  services: ServiceStore;
+  tasks: TaskStore;
+  raft: Proposer;
+  clock: Clock;
+  logger: Logger;
+  proposalTimeoutMs: number;
+  /** A full pass over every service this often. */
+  reconcileIntervalMs: number;
+  /** Services decided at once (one proposal each). */
+  concurrency?: number;
+}
+
+interface Session {
+  readonly term: number;
+  stopped: boolean;
+}
+
+export class ServiceLoop {
+  private session: Session | null = null;
+  private readonly dirty = new Set<string>();
+  private readonly inflight = new Set<string>();
+  private scheduled = false;
+  private running = false;
+  private seq = 0;
+  private periodic: Timer | null = null;
+  private wake: { timer: Timer; atMs: number } | null = null;
+  private readonly ids: TaskIdGenerator;
+  private readonly concurrency: number;
+  /** Decisions proposed and decide() calls, for the benchmark. */
+  readonly counters = { passes: 0, decisions: 0, proposals: 0, created: 0, stopped: 0 };
+
+  constructor(private readonly o: ServiceLoopOptions) {
+    this.ids = new TaskIdGenerator(o.clock);
+    this.concurrency = o.concurrency ?? 32;
+  }
+
+  get active(): boolean {
+    return this.session !== null;
+  }
+
+  start(term: number): void {
+    this.stop();
+    this.session = { term, stopped: false };
+    this.markAll();
+    this.armPeriodic();
+  }
+
+  stop(): void {
+    if (this.session !== null) this.session.stopped = true;
+    this.session = null;
+    this.dirty.clear();
+    this.periodic?.cancel();
+    this.periodic = null;
+    this.wake?.timer.cancel();
+    this.wake = null;
+  }
+
+  /** A service's record or one of its replicas changed (called as entries apply, on every manager). */
+  touch(name: string): void {
+    if (this.session === null) return;
+    this.dirty.add(name);
+    this.kick();
+  }
+
+  private markAll(): void {
+    for (const s of this.o.services.services()) this.dirty.add(s.name);
+    this.kick();
+  }
+
+  private armPeriodic(): void {
+    this.periodic = this.o.clock.setTimeout(() => {
+      if (this.session === null) return;
+      this.markAll();
+      this.armPeriodic();
+    }, this.o.reconcileIntervalMs);
+  }
+
+  private kick(): void {
+    if (this.scheduled || this.running) return;
+    this.scheduled = true;
+    // Not now: touch() runs inside the Raft ready loop; a burst of changes becomes one pass.
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.pass();
+    });
+  }
+
+  /** Decides for every dirty service, `concurrency` proposals at a time, until none is left. */
+  private async pass(): Promise<void> {
+    const s = this.session;
+    if (s === null || this.running) return;
+    this.running = true;
+    try {
+      while (this.session === s && this.dirty.size > 0) {
+        const batch: string[] = [];
+        for (const name of this.dirty) {
+          if (batch.length >= this.concurrency) break;
+          this.dirty.delete(name);
+          if (!this.inflight.has(name)) batch.push(name);
+        }
+        if (batch.length === 0) break;
+        this.counters.passes++;
+        await Promise.all(batch.map((name) => this.reconcileOne(s, name)));
+      }
+    } finally {
+      this.running = false;
+    }
+    // Changes that arrived for services in flight.
+    if (this.session === s && this.dirty.size > 0) this.kick();
+  }
+
+  /** Decides for one service on the applied state; answers the decision (for tests and the benchmark). */
+  decideNow(name: string): Decision | null {
+    const service = this.o.services.service(name);
+    if (service === undefined) return null;
+    const replicas = [];
+    for (const id of this.o.tasks.idsOfService(name)) {
+      const t = this.o.tasks.task(id);
+      if (t !== undefined && !finalTaskStates.has(t.state)) replicas.push(replicaState(t));
+    }
+    this.counters.decisions++;
+    return decide(service, replicas, this.o.clock.nowMs());
+  }
+
+  private async reconcileOne(s: Session, name: string): Promise<void> {
+    const service = this.o.services.service(name);
+    if (service === undefined) return;
+    const d = this.decideNow(name);
+    if (d === null) return;
+    if (d.wakeAtMs !== null) this.armWake(name, d.wakeAtMs);
+    if (d.create === 0 && d.stop.length === 0 && d.rollout === undefined && d.revert !== true) return;
+    const create = Array.from({ length: Math.min(d.create, limits.serviceReconcileBatchMax) }, () => this.ids.next());
+    const stop = d.stop.slice(0, limits.serviceReconcileBatchMax);
+    const now = this.o.clock.nowMs();
+    const cmd = {
+      op: 'service.reconcile' as const, name, atMs: now, ifRevision: service.revision, create, stop,
+      ...(d.rollout === undefined ? {} : { rollout: d.rollout }), ...(d.revert === true ? { revert: true as const } : {}),
+    };
+    this.inflight.add(name);
+    try {
+      const r = await this.o.raft.proposeCommand(cmd, now + this.o.proposalTimeoutMs, `leader-${s.term}-service-${++this.seq}`);
+      this.counters.proposals++;
+      if (!r.ok) this.o.logger.warn({ service: name, code: r.code, reason: r.message }, 'service reconcile refused');
+      else {
+        this.counters.created += create.length;
+        this.counters.stopped += stop.length;
+        if (d.revert === true || d.rollout?.state === 'paused') this.o.logger.warn({ service: name, reason: d.rollout?.message }, 'service rollout failed');
+      }
+    } catch (err) {
+      this.o.logger.warn({ service: name, err }, 'service reconcile not committed; retrying at the next pass');
+    } finally {
+      this.inflight.delete(name);
+    }
+    // What was cut by the batch bound, or changed while in flight, goes again.
+    if (this.session === s && (create.length < d.create || stop.length < d.stop.length)) this.dirty.add(name);
+  }
+
+  private armWake(name: string, atMs: number): void {
+    if (this.wake !== null && this.wake.atMs <= atMs) {
+      this.pendingWake.add(name);
+      return;
+    }
+    this.wake?.timer.cancel();
+    this.pendingWake.add(name);
+    const timer = this.o.clock.setTimeout(() => {
+      this.wake = null;
+      for (const n of this.pendingWake) this.dirty.add(n);
+      this.pendingWake.clear();
+      this.kick();
+    }, Math.max(0, atMs - this.o.clock.nowMs()) + 1);
+    this.wake = { timer, atMs };
+  }
+
+  private readonly pendingWake = new Set<string>();
+}
