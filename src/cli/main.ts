@@ -9,6 +9,7 @@ import { printError, type Output } from './output.js';
 import { runStatus } from './status.js';
 import { addTokenCommands } from './tokens.js';
 import { addAuditCommand } from './audit.js';
+import { addPrometheusConfigCommand } from './prometheus-config.js';
 import { addSnapshotCommands } from './snapshot.js';
 import { addGcCommand } from './gc.js';
 import { runTaskRunMany } from './task-many.js';
@@ -161,6 +162,7 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
   addMemberCommands(program, globals);
   addTokenCommands(program, globals);
   addAuditCommand(program, globals);
+  addPrometheusConfigCommand(program);
   addSnapshotCommands(program, globals);
   addGcCommand(program, globals);
 
