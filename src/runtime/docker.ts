@@ -1,10 +1,12 @@
 // DockerRuntime: tasks as Docker containers through dockerode. Every call has a deadline (a hung daemon must not hang
 // the worker) and every failure leaves here as a classified RuntimeFailure.
+import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { limits } from '../lib/limits.js';
 import { classifyRuntimeError } from './classify.js';
+import { busyboxCandidates, demoImage, demoImageChanges, demoImageRepo, demoImageTag, demoImageTar, findStaticBusybox } from './demo-image.js';
 import { pauseCommand, pauseImage, pauseImageRepo, pauseImageSupported, pauseImageTag, pauseImageTar } from './pause-image.js';
 import { validateRunSpec, tailBytes } from './spec.js';
 import { RuntimeFailure, type ContainerInfo, type ContainerRuntime, type ContainerState, type RunSpec } from './types.js';
@@ -67,6 +69,7 @@ export class DockerRuntime implements ContainerRuntime {
   private readonly networkSandbox: string | undefined;
   /** The one attempt to make the sandbox that concurrent runs share; null after a failure or a lost sandbox. */
   private sandboxMemo: SandboxMemo | null = null;
+  private demoImport: Promise<void> | null = null;
 
   constructor(opts: DockerRuntimeOptions = {}) {
     this.docker = opts.docker ?? new Docker(opts.socketPath === undefined ? undefined : { socketPath: opts.socketPath });
@@ -240,10 +243,45 @@ export class DockerRuntime implements ContainerRuntime {
     });
   }
 
+  /**
+   * minkube-busybox:latest, made from this host's static busybox (see demo-image.ts): one worker's import at a time
+   * per process; a second task waiting for it finds the image there.
+   */
+  private async importDemoImage(): Promise<void> {
+    this.demoImport ??= this.importDemoImageOnce().finally(() => {
+      this.demoImport = null;
+    });
+    return this.demoImport;
+  }
+
+  private async importDemoImageOnce(): Promise<void> {
+    if (await this.hasImage(demoImage)) return;
+    await this.makeDemoImage(demoImageTag);
+  }
+
+  /** Imports the demo image as minkube-busybox:<tag> (tests use a tag of their own). */
+  async makeDemoImage(tag: string): Promise<void> {
+    const busybox = await findStaticBusybox();
+    if (busybox === null) {
+      throw new RuntimeFailure(
+        'image-not-found',
+        `image ${demoImage} is not present, and this host has no statically linked busybox to make it from (${busyboxCandidates.join(', ')}): apt-get install busybox-static, or run scripts/docker-setup.sh`,
+      );
+    }
+    this.logger?.info({ image: `${demoImageRepo}:${tag}`, from: busybox }, 'making the demo image from the host busybox');
+    const tar = demoImageTar(await readFile(busybox));
+    await this.call('image import', async (signal) => {
+      const options = { repo: demoImageRepo, tag, changes: [...demoImageChanges], abortSignal: signal };
+      const progress = await this.docker.importImage(Readable.from([tar]), options);
+      await consumePullProgress(progress);
+    }, this.pullTimeoutMs);
+  }
+
   /** Local image, else pull. A pull that fails for any reason but an unreachable daemon, a timeout or a full disk
    * means the image cannot be had: permanent. */
   private async ensureImage(image: string): Promise<void> {
     if (await this.hasImage(image)) return;
+    if (image === demoImage) return this.importDemoImage();
     this.logger?.info({ image }, 'pulling image');
     try {
       await this.call('pull', (signal) => this.pull(image, signal), this.pullTimeoutMs);

@@ -65,9 +65,16 @@ export function pauseImageTar(): Buffer {
   return Buffer.concat([header, padded, Buffer.alloc(2 * tarBlockBytes)]);
 }
 
-/** One regular file's 512-byte ustar header (POSIX.1-1988); numbers are zero-padded octal with a NUL. */
-export function ustarHeader(name: string, sizeBytes: number, mode: number): Buffer {
+/** Regular file, symbolic link, directory: the ustar type flags the images need. */
+export type TarEntryType = '0' | '2' | '5';
+
+/**
+ * One entry's 512-byte ustar header (POSIX.1-1988); numbers are zero-padded octal with a NUL. A symbolic link ('2')
+ * names its target in linkName.
+ */
+export function ustarHeader(name: string, sizeBytes: number, mode: number, type: TarEntryType = '0', linkName = ''): Buffer {
   if (Buffer.byteLength(name) > 100) throw new RangeError(`tar entry name longer than 100 bytes: ${name}`);
+  if (Buffer.byteLength(linkName) > 100) throw new RangeError(`tar link target longer than 100 bytes: ${linkName}`);
   const h = Buffer.alloc(tarBlockBytes);
   const octal = (value: number, offset: number, width: number): void => {
     h.write(value.toString(8).padStart(width - 1, '0') + '\0', offset, width, 'ascii');
@@ -78,7 +85,8 @@ export function ustarHeader(name: string, sizeBytes: number, mode: number): Buff
   octal(0, 116, 8); // gid
   octal(sizeBytes, 124, 12);
   octal(0, 136, 12); // mtime
-  h.write('0', 156, 1, 'ascii'); // typeflag: regular file
+  h.write(type, 156, 1, 'ascii'); // typeflag
+  h.write(linkName, 157, 100, 'utf8');
   h.write('ustar\0', 257, 6, 'ascii');
   h.write('00', 263, 2, 'ascii');
   h.write('root', 265, 32, 'ascii'); // uname
