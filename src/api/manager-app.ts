@@ -28,6 +28,7 @@ import { limits } from '../lib/limits.js';
 import { metricsRoutes, observeRequests, type MetricsEndpoint } from './routes/metrics.js';
 import { statusRoutes, type StatusSource } from './routes/status.js';
 import { openApiPlugin } from './openapi.js';
+import { adminRoutes, type AdminService } from './routes/admin.js';
 
 export interface ManagerAppOptions {
   service: ManagerService;
@@ -61,6 +62,8 @@ export interface ManagerAppOptions {
    * (insecure: true limits nothing). Without it nothing is limited.
    */
   rateLimits?: RateLimitOptions;
+  /** POST /v1/admin/reload (this manager's config file, as SIGHUP). */
+  admin?: AdminService;
   /** GET /v1/snapshot (a backup file), and GET /v1/cluster's `backup` status, when given. */
   backup?: BackupService;
   /** POST /v1/gc (finished task records due under tasks.retention) when given. */
@@ -121,6 +124,7 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
   if (opts.raftPeer !== undefined) void app.register(raftInternalRoutes, { raftPeer: opts.raftPeer });
   if (opts.auth !== undefined) void app.register(authRoutes, { auth: opts.auth });
   if (opts.audit !== undefined) void app.register(auditRoutes, { audit: opts.audit });
+  if (opts.admin !== undefined) void app.register(adminRoutes, { admin: opts.admin });
   if (opts.membership !== undefined) {
     void app.register(memberRoutes, { membership: opts.membership, bodyLimitBytes: opts.bodyLimitBytes ?? limits.httpBodyBytesDefault });
   }

@@ -9,6 +9,8 @@ export interface RunningNode {
   stop(): Promise<void>;
   /** Resolves when the node stops by itself, with the error that stopped it (if the runtime offers it). */
   readonly stopped?: Promise<Error | null>;
+  /** SIGHUP: re-read the config file and apply what can change live (the node logs what it did). */
+  reload?(): Promise<unknown>;
 }
 
 interface WorkerModule {
@@ -103,7 +105,13 @@ async function supervise(start: () => Promise<RunningNode>): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Without a handler SIGHUP ends the process; before the node is up there is nothing to reload yet.
+  let started: RunningNode | null = null;
+  process.on('SIGHUP', () => {
+    started?.reload?.().catch((err: unknown) => printError(err));
+  });
   const node = await start();
+  started = node;
   return new Promise<number>((resolve) => {
     requestStop = () => {
       setTimeout(() => {

@@ -36,6 +36,8 @@ import { JoinServiceImpl } from '../manager/join-service.js';
 import { AuditLog } from '../manager/audit.js';
 import { startBackups } from '../manager/backup-loop.js';
 import { managerAppSecurity } from './manager-security.js';
+import { liveRateLimits, logLevelOf, Reloader } from './reload.js';
+import type { ReloadReport } from '../api/routes/admin.js';
 import { DnsServer } from '../manager/dns/server.js';
 import { StateDnsView } from '../manager/dns/state-view.js';
 import { attachManagerMetrics, managerObservability } from './metrics.js';
@@ -69,6 +71,8 @@ export interface RunningManager {
   stop(): Promise<void>;
   /** Resolves when the manager stops by itself (a fatal storage error), with that error. */
   readonly stopped: Promise<Error | null>;
+  /** Re-reads the config file and applies what can change live (SIGHUP, POST /v1/admin/reload). */
+  reload(): Promise<ReloadReport>;
 }
 
 export async function startManager(opts: StartManagerOptions): Promise<RunningManager> {
@@ -78,6 +82,7 @@ export async function startManager(opts: StartManagerOptions): Promise<RunningMa
   if (opts.joinToken !== undefined) tuning.joinToken = opts.joinToken;
   if (opts.forceNewCluster === true) tuning.forceNewCluster = true;
   if (opts.self !== undefined) tuning.self = opts.self;
+  if (opts.configPath !== undefined) tuning.configPath = opts.configPath;
   return startManagerFromConfig(config, opts.id, opts.logger, tuning);
 }
 
@@ -97,6 +102,8 @@ export interface ManagerTuning {
   forceNewCluster?: boolean;
   self?: SelfAddresses;
   snapshotPoster?: ChunkPoster;
+  /** The file `config` came from: what a reload re-reads (none: a reload is refused). */
+  configPath?: string;
 }
 
 export async function startManagerFromConfig(config: ClusterConfig, id: string, parentLogger?: Logger, tuning: ManagerTuning = {}): Promise<RunningManager> {
@@ -106,7 +113,7 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
   const logger =
     parentLogger?.child({ node: id }) ??
     pino({
-      level: process.env.MINKUBE_LOG_LEVEL ?? 'info',
+      level: logLevelOf(config),
       base: { node: id },
       mixin: () => ({ term: view.term, role: view.role }),
       timestamp: pino.stdTimeFunctions.isoTime,
@@ -277,6 +284,12 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
             return w !== undefined && w.state !== 'down';
           },
         });
+  // The API's certificate and what a reload does to it are wired once the server exists (below).
+  const tlsHooks = { apply: (_cert: string, _key: string): void => undefined, restore: (): void => undefined };
+  const reloader = new Reloader({
+    node: 'manager', id: self.id, configPath: tuning.configPath ?? null, running: config, logger: logger.child({ component: 'reload' }), loggers: [logger],
+    applyApiTls: (cert, key) => tlsHooks.apply(cert, key), restoreOwnTls: () => tlsHooks.restore(),
+  });
   const app = buildManagerApp({
     service,
     tasks,
@@ -289,13 +302,14 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     logger: logger.child({ component: 'api' }),
     bodyLimitBytes: config.api.bodyLimitBytes,
     requestTimeoutMs: config.api.requestTimeoutMs,
+    admin: reloader,
     ...managerObservability(metrics, observed),
     ...(security === null
       ? {}
       : {
-          https: await serverTlsFor(config, security),
+          https: await serverTlsFor(config, security, reloader),
           security: managerAppSecurity(security, auth),
-          rateLimits: { roles: config.api.rateLimits, anonymous: config.api.rateLimitAnonymous },
+          rateLimits: liveRateLimits(config),
         }),
     ...(joinService === undefined ? {} : { join: joinService }),
   });
@@ -325,6 +339,9 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   if (security !== null) {
     // A manager signs its own renewal with the CA key it holds; the operator's API certificate is the operator's.
     let material = security.material;
+    const apiServer = app.server as unknown as HttpsServer;
+    tlsHooks.apply = (cert, key) => apiServer.setSecureContext({ ...security.serverTls(), ca: material.caCertPem, cert, key });
+    tlsHooks.restore = () => applyRenewedTls({ server: apiServer }, material);
     const renewal = startCertRenewal({
       dataDir: self.dataDir,
       clock: systemClock,
@@ -351,13 +368,14 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     return err;
   });
   if (join !== null && tuning.join !== undefined) await askToJoin(tuning.join, self, logger, http);
-  return { id: nodeId(self.id), apiUrl: `${security === null ? 'http' : 'https'}://${self.apiAddress}`, stop, stopped };
+  return { id: nodeId(self.id), apiUrl: `${security === null ? 'http' : 'https'}://${self.apiAddress}`, stop, stopped, reload: () => reloader.reload() };
 }
 
 /** The API's certificate: the operator's (api.tlsCertFile/tlsKeyFile) or the node's own from the cluster CA. */
-async function serverTlsFor(config: ClusterConfig, security: NodeSecurity): Promise<ServerTls> {
+async function serverTlsFor(config: ClusterConfig, security: NodeSecurity, reloader: Reloader): Promise<ServerTls> {
   const own = security.serverTls();
   if (config.api.tlsCertFile === undefined || config.api.tlsKeyFile === undefined) return own;
   const [cert, key] = await Promise.all([readFile(config.api.tlsCertFile, 'utf8'), readFile(config.api.tlsKeyFile, 'utf8')]);
+  reloader.noteCertificate(cert);
   return { ...own, cert, key };
 }

@@ -19,6 +19,8 @@ import { WorkerAgent, type WorkerAgentOptions } from '../worker/agent.js';
 import { WorkerLoops } from '../worker/loops.js';
 import { HttpManagerLink } from '../worker/managers.js';
 import { createHostStatsSource } from '../worker/stats.js';
+import { logLevelOf, Reloader } from './reload.js';
+import type { ReloadReport } from '../api/routes/admin.js';
 import { workerObservability } from './metrics.js';
 
 export interface StartWorkerOptions {
@@ -42,19 +44,21 @@ export interface RunningWorker {
   readonly loops: WorkerLoops;
   /** Stops the loops and the API; leaves the containers running for the next worker process to re-adopt. */
   stop(): Promise<void>;
+  /** Re-reads the config file and applies what can change live (SIGHUP): the log level. */
+  reload(): Promise<ReloadReport>;
 }
 
 /** Knobs tests may turn; the config decides everything else. */
 export type WorkerTuning = Pick<WorkerAgentOptions, 'assignWaitMs' | 'finishedRetentionMs' | 'tasksMax'>;
 
 export async function startWorker(opts: StartWorkerOptions): Promise<RunningWorker> {
-  if (opts.configPath !== undefined) return startWorkerFromConfig(await loadClusterConfig(opts.configPath), opts.id, opts.logger);
+  if (opts.configPath !== undefined) return startWorkerFromConfig(await loadClusterConfig(opts.configPath), opts.id, opts.logger, {}, { configPath: opts.configPath });
   if (opts.join !== undefined) await joinAsWorker(opts.id, opts.join);
   const dataDir = opts.join?.dataDir ?? opts.dataDir;
   if (dataDir === undefined) throw new MinkubeError('CONFIG_INVALID', 'a worker needs --config, or --join with --token, --api-address and --data-dir, or the --data-dir of a worker that joined');
   const path = join(resolve(dataDir), joinedConfigFile);
   if (!existsSync(path)) throw new MinkubeError('CONFIG_INVALID', `${path} does not exist: this data directory holds no joined worker (start it with --join URL --token T first)`);
-  return startWorkerFromConfig(await loadClusterConfig(path), opts.id, opts.logger, {}, { joined: true });
+  return startWorkerFromConfig(await loadClusterConfig(path), opts.id, opts.logger, {}, { joined: true, configPath: path });
 }
 
 /** Gets a certificate with the token (unless the data directory already holds one) and writes the worker's config. */
@@ -72,14 +76,14 @@ async function joinAsWorker(id: string, j: NonNullable<StartWorkerOptions['join'
   await writeFile(join(dataDir, joinedConfigFile), `${JSON.stringify(config, null, 2)}\n`);
 }
 
-export async function startWorkerFromConfig(config: ClusterConfig, id: string, parentLogger?: Logger, tuning: WorkerTuning = {}, how: { joined?: boolean } = {}): Promise<RunningWorker> {
+export async function startWorkerFromConfig(config: ClusterConfig, id: string, parentLogger?: Logger, tuning: WorkerTuning = {}, how: { joined?: boolean; configPath?: string } = {}): Promise<RunningWorker> {
   const self = config.workers.find((w) => w.id === id);
   if (self === undefined) {
     const known = config.workers.map((w) => w.id).join(', ') || 'none';
     throw new MinkubeError('CONFIG_INVALID', `no worker with id "${id}" in the config (workers: ${known})`);
   }
   // Every line carries the worker id.
-  const logger = parentLogger?.child({ worker: id }) ?? pino({ level: process.env.MINKUBE_LOG_LEVEL ?? 'info', base: { worker: id }, timestamp: pino.stdTimeFunctions.isoTime });
+  const logger = parentLogger?.child({ worker: id }) ?? pino({ level: logLevelOf(config), base: { worker: id }, timestamp: pino.stdTimeFunctions.isoTime });
   const dataDir = self.dataDir ?? resolve('data', id);
   await mkdir(dataDir, { recursive: true });
   // A worker that joined with a token has its certificate already; one its config lists gets it from the CA beside the file.
@@ -177,7 +181,8 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
       await runtime.close();
       logger.info('worker stopped; its containers keep running');
     })());
-  return { id, apiUrl: `${security === null ? 'http' : 'https'}://${self.apiAddress}`, agent, loops, stop };
+  const reloader = new Reloader({ node: 'worker', id, configPath: how.configPath ?? null, running: config, logger: logger.child({ component: 'reload' }), loggers: [logger] });
+  return { id, apiUrl: `${security === null ? 'http' : 'https'}://${self.apiAddress}`, agent, loops, stop, reload: () => reloader.reload() };
 }
 
 function splitHostPort(address: string): { host: string; port: number } {

@@ -1,0 +1,27 @@
+// POST /v1/admin/reload: the answering manager re-reads its config file and applies what can change live (as
+// SIGHUP does); the answer names what was applied, what needs a restart, and what this node does not use.
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyPluginAsync } from 'fastify';
+
+export const ReloadReply = Type.Object(
+  {
+    /** The node that reloaded. */
+    node: Type.String(),
+    /** Changed and in effect now; `from`/`to` are the values (a certificate's sha256 fingerprint for api.tlsCertFile). */
+    applied: Type.Array(Type.Object({ key: Type.String(), from: Type.Unknown(), to: Type.Unknown() })),
+    /** Changed in the file but not applied: each needs a restart of this node, for the reason given. */
+    refused: Type.Array(Type.Object({ key: Type.String(), reason: Type.String() })),
+    /** Changed in the file, but this kind of node does not read them. */
+    ignored: Type.Array(Type.String()),
+  },
+  { additionalProperties: false },
+);
+export type ReloadReport = Static<typeof ReloadReply>;
+
+export interface AdminService {
+  reload(): Promise<ReloadReport>;
+}
+
+export const adminRoutes: FastifyPluginAsync<{ admin: AdminService }> = async (app, { admin }) => {
+  app.post('/v1/admin/reload', { schema: { summary: "re-read this manager's config file and apply what can change live", response: { 200: ReloadReply } } }, async () => admin.reload());
+};

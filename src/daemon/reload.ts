@@ -1,0 +1,217 @@
+// Hot reload (SIGHUP, POST /v1/admin/reload): re-reads the node's config file, applies the keys that can change while
+// it runs, and names every other changed key as refused (it needs a restart) or ignored (this kind of node does not
+// use it). Live keys are changed in place in the config object the node's parts were given, so every part that reads
+// them per use (the rate limiter, the leader's loops) sees the new value at its next use; side effects (log level,
+// TLS certificate) go through appliers.
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { RateLimitOptions } from '../api/rate-limit.js';
+import type { ReloadReport } from '../api/routes/admin.js';
+import { loadClusterConfig, type ClusterConfig } from '../config/cluster.js';
+import { MinkubeError } from '../lib/errors.js';
+
+export type NodeKind = 'manager' | 'worker';
+
+/** Why each key that cannot change live needs a restart, by its first path segment(s); the first match wins. */
+const restartReasons: readonly [string, string][] = [
+  ['insecure', 'TLS and tokens are chosen when a node starts: restart every node'],
+  ['managers', "the cluster's members change with `minkube member add|remove`; a node's own addresses and data directory need a restart"],
+  ['workers', "a worker's address, runtime and data directory are read when it starts: restart it"],
+  ['raft', 'Raft timings and snapshot thresholds are read when a manager starts: restart it'],
+  ['api.bodyLimitBytes', "the HTTP server's limits are set when it starts: restart the node"],
+  ['api.requestTimeoutMs', "the HTTP server's limits are set when it starts: restart the node"],
+  ['tasks.workerHeartbeatIntervalMs', 'the heartbeat timers are set when a node starts: restart it'],
+  ['tasks.reconcileIntervalMs', 'the reconcile timers are set when a node starts: restart it'],
+  ['tls', 'read when a node starts: restart it'],
+  ['backup', 'the backup schedule is set when a manager starts: restart it'],
+  ['metrics', 'the metrics routes are set up when a node starts: restart it'],
+];
+
+/** Keys each kind of node applies live (a key matches a prefix when it is the prefix or below it). */
+const liveKeys: Readonly<Record<NodeKind, readonly string[]>> = {
+  manager: [
+    'log.level', 'api.rateLimits', 'api.rateLimitAnonymous', 'api.tlsCertFile', 'api.tlsKeyFile',
+    'tasks.workerTtlMs', 'tasks.lostGraceMs', 'tasks.backoffBaseMs', 'tasks.backoffCapMs', 'tasks.assignTimeoutMs', 'tasks.stopTimeoutMs',
+    'taskRetention',
+  ],
+  worker: ['log.level'],
+};
+
+/** Keys a kind of node does not read at all: a change is neither applied nor refused there. */
+const unusedKeys: Readonly<Record<NodeKind, readonly string[]>> = {
+  manager: ['workers'],
+  worker: [
+    'raft', 'api.rateLimits', 'api.rateLimitAnonymous', 'api.tlsCertFile', 'api.tlsKeyFile', 'tasks.workerTtlMs', 'tasks.lostGraceMs',
+    'tasks.backoffBaseMs', 'tasks.backoffCapMs', 'tasks.assignTimeoutMs', 'taskRetention', 'backup', 'tls',
+  ],
+};
+
+const under = (key: string, prefix: string): boolean => key === prefix || key.startsWith(`${prefix}.`);
+
+export type KeyClass = { kind: 'live' } | { kind: 'ignored' } | { kind: 'restart'; reason: string };
+
+/** What a changed key (a dotted path, as diffConfigs gives it) is to this kind of node. */
+export function classifyKey(node: NodeKind, key: string): KeyClass {
+  if (liveKeys[node].some((p) => under(key, p))) return { kind: 'live' };
+  if (unusedKeys[node].some((p) => under(key, p))) return { kind: 'ignored' };
+  const reason = restartReasons.find(([p]) => under(key, p))?.[1] ?? 'read only when the node starts: restart it';
+  return { kind: 'restart', reason };
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Compared and replaced whole: a rate limit (a role's, the anonymous one), so that a default's object, which several
+ * configs share, is never changed in place.
+ */
+const wholeKeys = (path: string): boolean => path === 'api.rateLimitAnonymous' || /^api\.rateLimits\.[^.]+$/.test(path);
+
+/** The dotted paths of every leaf that differs (arrays compare whole: `managers`, `workers`). */
+export function diffConfigs(a: unknown, b: unknown, path = ''): string[] {
+  if (isPlainObject(a) && isPlainObject(b) && !wholeKeys(path)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+    return keys.flatMap((k) => diffConfigs(a[k], b[k], path === '' ? k : `${path}.${k}`));
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [path];
+}
+
+function getIn(o: unknown, key: string): unknown {
+  let node = o;
+  for (const part of key.split('.')) node = isPlainObject(node) ? node[part] : undefined;
+  return node;
+}
+
+/** Sets (or, for undefined, deletes) a dotted path in place, making the objects on the way. */
+function setIn(o: Record<string, unknown>, key: string, value: unknown): void {
+  const parts = key.split('.');
+  let node = o;
+  for (const part of parts.slice(0, -1)) {
+    if (!isPlainObject(node[part])) node[part] = {};
+    node = node[part] as Record<string, unknown>;
+  }
+  const last = parts.at(-1)!;
+  if (value === undefined) delete node[last];
+  else node[last] = typeof value === 'object' && value !== null ? structuredClone(value) : value;
+}
+
+export interface ReloaderOptions {
+  node: NodeKind;
+  id: string;
+  /** null: started without a config file (a manager added with flags only): nothing to re-read. */
+  configPath: string | null;
+  /** The config object the node's parts were given: live keys are changed in it, in place. */
+  running: ClusterConfig;
+  logger: Logger;
+  /** The loggers whose level log.level sets (their children without a level of their own follow). */
+  loggers: readonly Logger[];
+  /** The managers' operator certificate (api.tlsCertFile/tlsKeyFile), put in the server's secure context. */
+  applyApiTls?: (cert: string, key: string) => void;
+  /** Back to the node's own certificate when the operator's is removed from the file. */
+  restoreOwnTls?: () => void;
+}
+
+/**
+ * The rate limiter's options over the running config: read at every request, so a reload's new limits (replaced in
+ * the config object) apply to the next request. Buckets keep their tokens; a lowered burst caps them at once.
+ */
+export function liveRateLimits(config: ClusterConfig): RateLimitOptions {
+  return {
+    get roles() {
+      return config.api.rateLimits;
+    },
+    get anonymous() {
+      return config.api.rateLimitAnonymous;
+    },
+  };
+}
+
+/** The level a node logs at: the file's log.level, else MINKUBE_LOG_LEVEL, else info. */
+export function logLevelOf(config: ClusterConfig): string {
+  return config.log.level ?? process.env.MINKUBE_LOG_LEVEL ?? 'info';
+}
+
+export class Reloader {
+  private certFingerprint: string | null = null;
+  private running: Promise<ReloadReport> | null = null;
+
+  constructor(private readonly o: ReloaderOptions) {}
+
+  /** The operator certificate as first loaded, so that the first reload can tell whether it changed. */
+  noteCertificate(certPem: string): void {
+    this.certFingerprint = fingerprintOf(certPem);
+  }
+
+  /** One reload at a time: a second signal during one shares its answer. A file that does not load changes nothing. */
+  reload(): Promise<ReloadReport> {
+    this.running ??= this.reloadOnce()
+      .catch((err: unknown) => {
+        this.o.logger.warn({ err }, `config reload failed; nothing was changed: ${(err as Error).message}`);
+        throw err;
+      })
+      .finally(() => {
+        this.running = null;
+      });
+    return this.running;
+  }
+
+  private async reloadOnce(): Promise<ReloadReport> {
+    const { node, id, configPath, logger } = this.o;
+    if (configPath === null) throw new MinkubeError('RELOAD_REFUSED', `${node} ${id} was started without a config file: there is nothing to re-read`);
+    const next = await loadClusterConfig(configPath);
+    const report: ReloadReport = { node: id, applied: [], refused: [], ignored: [] };
+    const running = this.o.running as unknown as Record<string, unknown>;
+    for (const key of diffConfigs(running, next)) {
+      const c = classifyKey(node, key);
+      const from = getIn(running, key);
+      const to = getIn(next, key);
+      if (c.kind === 'ignored') report.ignored.push(key);
+      else if (c.kind === 'restart') report.refused.push({ key, reason: c.reason });
+      else if (key === 'api.tlsCertFile' || key === 'api.tlsKeyFile') setIn(running, key, to); // applied below, with the files
+      else {
+        setIn(running, key, to);
+        if (key === 'log.level') for (const l of this.o.loggers) l.level = logLevelOf(this.o.running);
+        report.applied.push({ key, from: from ?? null, to: to ?? null });
+      }
+    }
+    if (node === 'manager') await this.reloadTls(report);
+    if (report.refused.length > 0) {
+      logger.warn({ refused: report.refused, applied: report.applied, ignored: report.ignored }, `config reload: ${report.refused.length} change(s) need a restart: ${report.refused.map((r) => r.key).join(', ')}`);
+    } else {
+      logger.info({ applied: report.applied, ignored: report.ignored }, `config reload: ${report.applied.length} change(s) applied`);
+    }
+    return report;
+  }
+
+  /** Re-reads the operator certificate (changed paths, or the same files rotated in place) into the server. */
+  private async reloadTls(report: ReloadReport): Promise<void> {
+    const { tlsCertFile, tlsKeyFile } = this.o.running.api;
+    if (tlsCertFile === undefined || tlsKeyFile === undefined) {
+      if (this.certFingerprint !== null) {
+        this.o.restoreOwnTls?.();
+        report.applied.push({ key: 'api.tlsCertFile', from: this.certFingerprint, to: null });
+        this.certFingerprint = null;
+      }
+      return;
+    }
+    let cert: string;
+    let key: string;
+    try {
+      [cert, key] = await Promise.all([readFile(tlsCertFile, 'utf8'), readFile(tlsKeyFile, 'utf8')]);
+      const fingerprint = fingerprintOf(cert);
+      if (fingerprint === this.certFingerprint) return;
+      this.o.applyApiTls?.(cert, key);
+      report.applied.push({ key: 'api.tlsCertFile', from: this.certFingerprint, to: fingerprint });
+      this.certFingerprint = fingerprint;
+    } catch (err) {
+      report.refused.push({ key: 'api.tlsCertFile', reason: `the certificate or key cannot be used (${(err as Error).message}); the server keeps the current one` });
+    }
+  }
+}
+
+/** 'sha256:AB:CD:...' of a PEM certificate. */
+function fingerprintOf(certPem: string): string {
+  return `sha256:${new X509Certificate(certPem).fingerprint256}`;
+}
