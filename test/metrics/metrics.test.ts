@@ -1,0 +1,274 @@
+// The metrics as a scraper sees them: every name the README lists with its type, labels from closed sets (route
+// templates, never keys), values read at scrape time; GET /metrics behind the auth plugin (viewer yes, developer no);
+// GET /status's verdicts and its two formats.
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { TokenRecord } from '../../src/api/auth.js';
+import { buildManagerApp } from '../../src/api/manager-app.js';
+import { judgeStatus, type StatusFacts } from '../../src/api/routes/status.js';
+import type { TaskRecord, TaskState } from '../../src/contracts/task-model.js';
+import { ManagerMetrics, type ManagerMetricsSources } from '../../src/manager/metrics.js';
+import { MetricsRegistry } from '../../src/lib/metrics.js';
+import { newApiToken } from '../../src/security/tokens.js';
+import { WorkerMetrics } from '../../src/worker/metrics.js';
+import { FakeManagerService } from '../api/fake-service.js';
+
+/** name -> type, from the # TYPE lines. */
+function types(text: string): Map<string, string> {
+  return new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+}
+
+/** Every sample: its name and labels. */
+function samples(text: string): { name: string; labels: Record<string, string>; value: number }[] {
+  return text
+    .split('\n')
+    .filter((l) => l !== '' && !l.startsWith('#'))
+    .map((l) => {
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(l);
+      if (m === null) throw new Error(`not a sample line: ${l}`);
+      const labels = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1]!, x[2]!]));
+      return { name: m[1]!, labels, value: Number(m[3]) };
+    });
+}
+
+function sampleValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  return samples(text).find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+}
+
+const managerTypes: Record<string, string> = {
+  minkube_has_leader: 'gauge',
+  minkube_is_leader: 'gauge',
+  minkube_leader_changes_seen_total: 'counter',
+  minkube_raft_term: 'gauge',
+  minkube_raft_commit_index: 'gauge',
+  minkube_raft_applied_index: 'gauge',
+  minkube_proposals_committed_total: 'counter',
+  minkube_proposals_applied_total: 'counter',
+  minkube_proposals_pending: 'gauge',
+  minkube_proposals_failed_total: 'counter',
+  minkube_disk_fsync_duration_seconds: 'histogram',
+  minkube_snapshot_save_duration_seconds: 'histogram',
+  minkube_snapshot_size_bytes: 'gauge',
+  minkube_peer_round_trip_time_seconds: 'histogram',
+  minkube_peer_sent_bytes_total: 'counter',
+  minkube_http_request_duration_seconds: 'histogram',
+  minkube_tasks: 'gauge',
+  minkube_workers: 'gauge',
+  minkube_scheduling_delay_seconds: 'histogram',
+  minkube_task_failures_total: 'counter',
+};
+
+const workerTypes: Record<string, string> = {
+  minkube_host_cpu_utilization: 'gauge',
+  minkube_host_memory_total_bytes: 'gauge',
+  minkube_host_memory_available_bytes: 'gauge',
+  minkube_host_disk_free_bytes: 'gauge',
+  minkube_containers: 'gauge',
+  minkube_task_starts_total: 'counter',
+  minkube_task_start_duration_seconds: 'histogram',
+  minkube_health_check_failures_total: 'counter',
+  minkube_heartbeat_duration_seconds: 'histogram',
+};
+
+function fakeSources(over: Partial<ManagerMetricsSources> = {}): ManagerMetricsSources {
+  const counts: Partial<Record<TaskState, number>> = { pending: 4, running: 2 };
+  return {
+    raft: () => ({ term: 7, commitIndex: 120, role: 'leader', leaderId: 'm1' }),
+    appliedIndex: () => 118,
+    pendingProposals: () => 3,
+    countTasksIn: (s) => counts[s] ?? 0,
+    workers: () => [{ state: 'ready' }, { state: 'ready' }, { state: 'unreachable' }],
+    peerBytesSent: () => new Map([['m2', 1000], ['m3', 2000]]),
+    ...over,
+  };
+}
+
+function task(state: TaskState, history: [TaskState, number][], error: TaskRecord['error'] = null): TaskRecord {
+  return {
+    id: 't1', spec: { image: 'x' }, state, desiredState: 'run', workerId: 'w1', attempt: 1, term: 1, containerId: null, exitCode: null, error,
+    notBeforeMs: 0, createdAt: '', updatedAt: '', history: history.map(([s, atMs]) => ({ state: s, attempt: 1, atMs, workerId: null })),
+  };
+}
+
+describe('a manager\'s metrics', () => {
+  it('has every listed name with its type, plus the process defaults, and no job or instance label', async () => {
+    const m = new ManagerMetrics();
+    m.attach(fakeSources());
+    const text = await m.registry.render();
+    const t = types(text);
+    for (const [name, type] of Object.entries(managerTypes)) expect(t.get(name), name).toBe(type);
+    expect(t.get('process_cpu_seconds_total')).toBe('counter');
+    expect(t.get('process_resident_memory_bytes')).toBe('gauge');
+    for (const s of samples(text)) {
+      expect(s.labels).not.toHaveProperty('job');
+      expect(s.labels).not.toHaveProperty('instance');
+    }
+  });
+
+  it('reads Raft, tasks, workers and peers when scraped', async () => {
+    let term = 7;
+    const m = new ManagerMetrics({ processDefaults: false });
+    m.attach(fakeSources({ raft: () => ({ term, commitIndex: 120, role: 'follower', leaderId: null }) }));
+    let text = await m.registry.render();
+    expect(sampleValue(text, 'minkube_raft_term')).toBe(7);
+    expect(sampleValue(text, 'minkube_has_leader')).toBe(0);
+    expect(sampleValue(text, 'minkube_is_leader')).toBe(0);
+    expect(sampleValue(text, 'minkube_raft_commit_index')).toBe(120);
+    expect(sampleValue(text, 'minkube_raft_applied_index')).toBe(118);
+    expect(sampleValue(text, 'minkube_proposals_committed_total')).toBe(120);
+    expect(sampleValue(text, 'minkube_proposals_applied_total')).toBe(118);
+    expect(sampleValue(text, 'minkube_proposals_pending')).toBe(3);
+    expect(sampleValue(text, 'minkube_tasks', { state: 'pending' })).toBe(4);
+    expect(sampleValue(text, 'minkube_tasks', { state: 'lost' })).toBe(0);
+    expect(sampleValue(text, 'minkube_workers', { state: 'ready' })).toBe(2);
+    expect(sampleValue(text, 'minkube_workers', { state: 'unreachable' })).toBe(1);
+    expect(sampleValue(text, 'minkube_peer_sent_bytes_total', { peer: 'm3' })).toBe(2000);
+    term = 8;
+    text = await m.registry.render();
+    expect(sampleValue(text, 'minkube_raft_term')).toBe(8);
+  });
+
+  it('counts leader changes, failed proposals by code, syncs, snapshots, round trips, delays and failures', async () => {
+    const m = new ManagerMetrics({ processDefaults: false });
+    m.attach(fakeSources());
+    m.roleChanged('m1');
+    m.roleChanged(null);
+    m.roleChanged('m1');
+    m.roleChanged('m2');
+    m.proposalFailed('NO_LEADER');
+    m.proposalFailed('NO_LEADER');
+    m.proposalFailed('TIMEOUT');
+    m.fsyncTimer()();
+    m.snapshotSaved(4096, 0.2);
+    m.heartbeatSent('m2');
+    m.heartbeatAnswered('m2');
+    m.heartbeatAnswered('m2'); // no heartbeat in flight: not timed
+    m.taskChanged(task('scheduled', [['pending', 1000], ['scheduled', 1500]]), task('pending', [['pending', 1000]]));
+    m.taskChanged(task('running', [['pending', 1000], ['scheduled', 1500], ['running', 3500]]), task('scheduled', [['pending', 1000], ['scheduled', 1500]]));
+    m.taskChanged(task('failed', [['running', 1], ['failed', 2]], { class: 'permanent', message: 'exit 1' }), task('running', [['running', 1]]));
+    const text = await m.registry.render();
+    expect(sampleValue(text, 'minkube_leader_changes_seen_total')).toBe(2);
+    expect(sampleValue(text, 'minkube_proposals_failed_total', { reason: 'NO_LEADER' })).toBe(2);
+    expect(sampleValue(text, 'minkube_proposals_failed_total', { reason: 'TIMEOUT' })).toBe(1);
+    expect(sampleValue(text, 'minkube_disk_fsync_duration_seconds_count')).toBe(1);
+    expect(sampleValue(text, 'minkube_snapshot_save_duration_seconds_count')).toBe(1);
+    expect(sampleValue(text, 'minkube_snapshot_size_bytes')).toBe(4096);
+    expect(sampleValue(text, 'minkube_peer_round_trip_time_seconds_count', { peer: 'm2' })).toBe(1);
+    expect(sampleValue(text, 'minkube_scheduling_delay_seconds_sum', { phase: 'placed' })).toBeCloseTo(0.5);
+    expect(sampleValue(text, 'minkube_scheduling_delay_seconds_sum', { phase: 'running' })).toBeCloseTo(2);
+    expect(sampleValue(text, 'minkube_task_failures_total', { class: 'permanent' })).toBe(1);
+  });
+
+  it('lets only the leader observe task changes, so a sum over managers counts each once', async () => {
+    const m = new ManagerMetrics({ processDefaults: false });
+    m.attach(fakeSources({ raft: () => ({ term: 1, commitIndex: 1, role: 'follower', leaderId: 'm2' }) }));
+    m.taskChanged(task('scheduled', [['pending', 1000], ['scheduled', 1500]]), task('pending', [['pending', 1000]]));
+    expect(sampleValue(await m.registry.render(), 'minkube_scheduling_delay_seconds_count', { phase: 'placed' })).toBeUndefined();
+  });
+
+  it('refuses a label named job or instance, and names outside the prefix rule', () => {
+    const r = new MetricsRegistry({ processDefaults: false });
+    expect(() => r.counter('x_total', 'h', ['instance'])).toThrow(/reserved/);
+    expect(() => r.gauge('y', 'h', ['job'])).toThrow(/reserved/);
+    expect(() => r.gauge('minkube_z', 'h')).toThrow(/prefix/);
+  });
+});
+
+describe("a worker's metrics", () => {
+  it('has every listed name with its type', async () => {
+    const w = new WorkerMetrics({ processDefaults: false });
+    w.attach(() => [{ state: 'running' }, { state: 'running' }, { state: 'failed' }]);
+    w.hostStats({ cpuUtilization: 0.25, memoryTotalBytes: 1000, memoryAvailableBytes: 400, diskFreeBytes: 5000 });
+    w.taskStartTimer()('started');
+    w.taskStartTimer()('failed');
+    w.heartbeatTimer()('ok');
+    w.healthCheckFailed();
+    const text = await w.registry.render();
+    const t = types(text);
+    for (const [name, type] of Object.entries(workerTypes)) expect(t.get(name), name).toBe(type);
+    expect(sampleValue(text, 'minkube_containers', { state: 'running' })).toBe(2);
+    expect(sampleValue(text, 'minkube_containers', { state: 'starting' })).toBe(0);
+    expect(sampleValue(text, 'minkube_host_cpu_utilization')).toBe(0.25);
+    expect(sampleValue(text, 'minkube_task_starts_total', { outcome: 'failed' })).toBe(1);
+    expect(sampleValue(text, 'minkube_task_start_duration_seconds_count')).toBe(1);
+    expect(sampleValue(text, 'minkube_heartbeat_duration_seconds_count', { outcome: 'ok' })).toBe(1);
+    expect(sampleValue(text, 'minkube_health_check_failures_total')).toBe(1);
+  });
+});
+
+describe('GET /metrics on a manager app', () => {
+  const tokens = new Map<string, TokenRecord>();
+  const mint = (role: string): string => {
+    const { token, accessor, secretHash } = newApiToken();
+    tokens.set(accessor, { role, secretHash });
+    return token;
+  };
+  const metrics = new ManagerMetrics({ processDefaults: false });
+  metrics.attach(fakeSources());
+  const build = (secure: boolean): FastifyInstance =>
+    buildManagerApp({
+      service: new FakeManagerService(),
+      metrics: { endpoint: metrics.registry, observeRequest: (r, m, c, s) => metrics.httpRequest(r, m, c, s), workerMetrics: async (id) => `# worker ${id}\n` },
+      status: { facts: () => ({ leaderId: 'm1', votersReachable: 3, voters: 3, workersReady: 1, workers: 1 }) },
+      ...(secure ? { security: { resolveToken: (a: string) => tokens.get(a) ?? null, sessionKey: () => randomBytes(32) } } : {}),
+    });
+  const secure = build(true);
+  const open = build(false);
+  afterAll(async () => {
+    await secure.close();
+    await open.close();
+  });
+
+  it('times requests by route template: fifty keys make one route label', async () => {
+    for (let i = 0; i < 50; i++) await open.inject({ method: 'PUT', url: `/v1/kv/key-${i}-${randomBytes(4).toString('hex')}`, payload: { value: 'v' } });
+    await open.inject({ method: 'GET', url: '/no/such/route' });
+    const res = await open.inject({ method: 'GET', url: '/metrics' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    const http = samples(res.body).filter((s) => s.name === 'minkube_http_request_duration_seconds_count');
+    expect(http.find((s) => s.labels.route === '/v1/kv/*' && s.labels.method === 'PUT' && s.labels.code === '200')?.value).toBe(50);
+    expect(http.find((s) => s.labels.route === 'unmatched')?.labels.code).toBe('404');
+    for (const s of http) expect(s.labels.route).not.toMatch(/key-/);
+  });
+
+  it('in a secure cluster: a viewer token reads it, no token is 401, a developer is 403 naming metrics:read', async () => {
+    expect((await secure.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${mint('viewer')}` } })).statusCode).toBe(200);
+    expect((await secure.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${mint('operator')}` } })).statusCode).toBe(200);
+    expect((await secure.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(401);
+    const dev = await secure.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${mint('developer')}` } });
+    expect(dev.statusCode).toBe(403);
+    expect(dev.json().error.message).toContain('metrics:read');
+    const worker = await secure.inject({ method: 'GET', url: '/v1/workers/w1/metrics', headers: { authorization: `Bearer ${mint('viewer')}` } });
+    expect(worker.statusCode).toBe(200);
+    expect(worker.body).toBe('# worker w1\n');
+  });
+
+  it('GET /status needs no token and answers JSON or HTML', async () => {
+    const json = await secure.inject({ method: 'GET', url: '/status?format=json' });
+    expect(json.statusCode).toBe(200);
+    expect(json.json()).toEqual({ status: 'up', reasons: [], quorum: true, leader: 'm1', managersReachable: 3, managers: 3, workersReady: 1, workers: 1 });
+    const accept = await secure.inject({ method: 'GET', url: '/status', headers: { accept: 'application/json' } });
+    expect(accept.json().status).toBe('up');
+    const html = await secure.inject({ method: 'GET', url: '/status', headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } });
+    expect(html.headers['content-type']).toMatch(/^text\/html/);
+    expect(html.body).toContain('Minkube is <span>up</span>');
+    const bad = await secure.inject({ method: 'GET', url: '/status?format=xml' });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.code).toBeTypeOf('string');
+  });
+});
+
+describe('the status verdict', () => {
+  const facts = (f: Partial<StatusFacts>): StatusFacts => ({ leaderId: 'm1', votersReachable: 3, voters: 3, workersReady: 2, workers: 2, ...f });
+  it('is up when everything answers', () => expect(judgeStatus(facts({}))).toMatchObject({ status: 'up', reasons: [], quorum: true }));
+  it('is degraded with a manager unreachable or a worker not ready', () => {
+    expect(judgeStatus(facts({ votersReachable: 2 }))).toMatchObject({ status: 'degraded', reasons: ['1 of 3 managers unreachable'] });
+    expect(judgeStatus(facts({ workersReady: 1 }))).toMatchObject({ status: 'degraded', reasons: ['1 of 2 workers not ready'] });
+    expect(judgeStatus(facts({ workersReady: 0, workers: 0 })).status).toBe('degraded');
+  });
+  it('is down without a leader or a quorum', () => {
+    expect(judgeStatus(facts({ leaderId: null }))).toMatchObject({ status: 'down', reasons: ['no leader'] });
+    expect(judgeStatus(facts({ votersReachable: 1, leaderId: null }))).toMatchObject({ status: 'down', quorum: false });
+  });
+});
