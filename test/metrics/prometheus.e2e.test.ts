@@ -1,0 +1,93 @@
+// A real Prometheus (Debian's package) scrapes a secure 3-manager cluster with a worker, from the prometheus.yml that
+// `minkube prometheus-config` writes and a viewer token: every target is up, exactly one manager is leader, and a
+// manager cut off from the others (SIGSTOP of both; it stays up and scrapable) reports has_leader 0.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { ProcCluster, eventually, freePort } from '../support/cluster.js';
+import { runCli } from '../support/cli.js';
+import { describeWith, prometheusBin } from './binaries.js';
+
+interface Sample {
+  metric: Record<string, string>;
+  value: [number, string];
+}
+
+describeWith(prometheusBin, 'a real Prometheus scraping a secure cluster', () => {
+  let cluster: ProcCluster;
+  let prometheus: ChildProcess | null = null;
+  let promUrl = '';
+
+  /** An instant PromQL query through Prometheus's HTTP API. */
+  async function query(promql: string): Promise<Sample[]> {
+    const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(promql)}`, { signal: AbortSignal.timeout(5000) });
+    const body = (await res.json()) as { status: string; data: { result: Sample[] }; error?: string };
+    if (body.status !== 'success') throw new Error(`${promql}: ${body.error ?? res.status}`);
+    return body.data.result;
+  }
+
+  /** The one value of a query answering one series, or undefined while there is none. */
+  async function scalar(promql: string): Promise<number | undefined> {
+    const r = await query(promql).catch(() => []);
+    return r.length === 1 ? Number(r[0]!.value[1]) : undefined;
+  }
+
+  beforeAll(async () => {
+    cluster = await ProcCluster.create({ managers: 3, workers: 1, secure: true, workerRuntime: 'process' });
+    cluster.startAll();
+    const leader = await cluster.waitForLeader({ timeoutMs: 60_000 });
+    // The scrape token: a viewer's (metrics:read), as the README says.
+    const created = await cluster.http(leader, 'POST', '/v1/auth/tokens', { role: 'viewer', name: 'prometheus' });
+    expect(created.status).toBe(201);
+    const promDir = join(cluster.dir, 'prometheus');
+    mkdirSync(promDir);
+    const tokenFile = join(promDir, 'scrape.token');
+    writeFileSync(tokenFile, `${created.body.token as string}\n`);
+    const configFile = join(promDir, 'prometheus.yml');
+    const cli = await runCli(['prometheus-config', '--config', cluster.configPath, '--out', configFile, '--token-file', tokenFile, '--scrape-interval', '1s']);
+    expect(cli.code, cli.stderr).toBe(0);
+    const port = await freePort();
+    promUrl = `http://127.0.0.1:${port}`;
+    const log = createWriteStream(join(promDir, 'prometheus.log'));
+    prometheus = spawn(prometheusBin, [`--config.file=${configFile}`, `--storage.tsdb.path=${join(promDir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    prometheus.stdout!.pipe(log);
+    prometheus.stderr!.pipe(log);
+  }, 120_000);
+
+  afterAll(async () => {
+    if (prometheus !== null && prometheus.exitCode === null) {
+      const gone = new Promise((r) => prometheus!.once('exit', r));
+      prometheus.kill('SIGKILL');
+      await gone;
+    }
+    await cluster?.cleanup();
+  });
+
+  it('scrapes every manager and the worker, and sees exactly one leader', async () => {
+    // Four targets: three managers and the worker (through a manager's /v1/workers/w1/metrics).
+    await eventually(async () => ((await scalar('count(up{job=~"minkube-.*"} == 1)')) === 4 ? true : undefined), 90_000, 'every target up');
+    expect(await scalar('count(up{job=~"minkube-.*"} == 0)')).toBeUndefined();
+    await eventually(async () => ((await scalar('sum(minkube_is_leader)')) === 1 ? true : undefined), 30_000, 'sum(minkube_is_leader) == 1');
+    expect(await scalar('min(minkube_has_leader)')).toBe(1);
+    expect(await scalar('count(minkube_raft_term)')).toBe(3);
+    expect(await scalar('sum(minkube_workers{state="ready"}) / count(minkube_workers{state="ready"})')).toBe(1);
+    expect(await scalar('count(minkube_heartbeat_duration_seconds_count{node="w1",outcome="ok"})')).toBe(1);
+  }, 150_000);
+
+  it('sees has_leader drop to 0 on a manager cut off from the others', async () => {
+    const leader = await cluster.waitForLeader();
+    const isolated = cluster.managerIds.find((id) => id !== leader)!;
+    const others = cluster.managerIds.filter((id) => id !== isolated);
+    await eventually(async () => ((await scalar(`minkube_has_leader{node="${isolated}"}`)) === 1 ? true : undefined), 30_000, `${isolated} has a leader`);
+    for (const id of others) await cluster.signal(id, 'SIGSTOP');
+    try {
+      await eventually(async () => ((await scalar(`minkube_has_leader{node="${isolated}"}`)) === 0 ? true : undefined), 60_000, `has_leader 0 on ${isolated}`);
+      // Still scraped: the drop is a value, not a missing target.
+      expect(await scalar(`up{job="minkube-managers",node="${isolated}"}`)).toBe(1);
+    } finally {
+      for (const id of others) await cluster.signal(id, 'SIGCONT');
+    }
+    await eventually(async () => ((await scalar(`minkube_has_leader{node="${isolated}"}`)) === 1 ? true : undefined), 60_000, `${isolated} has a leader again`);
+  }, 150_000);
+});
