@@ -48,19 +48,22 @@ async function waitText(testId: string, ok: (t: string) => boolean, timeoutMs = 
   throw new Error(`timed out after ${timeoutMs} ms waiting for [data-testid=${testId}]; last text ${JSON.stringify(last)}`);
 }
 
+// Code that runs in the page is passed as text: this project's TypeScript has no DOM types.
 async function go(hash: string): Promise<void> {
-  await page.evaluate((h) => (location.hash = h), hash);
+  await page.evaluate(`location.hash = ${JSON.stringify(hash)}`);
+}
+
+async function inPage<T>(expression: string): Promise<T> {
+  return (await page.evaluate(expression)) as T;
 }
 
 /** Every form control and button has an accessible name (a label, aria-label or its text). */
 async function unlabelledControls(): Promise<string[]> {
-  return page.evaluate(() =>
-    [...document.querySelectorAll('input, select, textarea, button')].flatMap((el) => {
-      const labelled = (el as HTMLInputElement).labels?.length ?? 0;
-      const name = el.getAttribute('aria-label') ?? el.getAttribute('aria-labelledby') ?? (el.tagName === 'BUTTON' ? el.textContent?.trim() : '');
-      return labelled > 0 || (name !== null && name !== '') ? [] : [el.outerHTML.slice(0, 80)];
-    }),
-  );
+  return inPage<string[]>(`[...document.querySelectorAll('input, select, textarea, button')].flatMap((el) => {
+    const labelled = el.labels?.length ?? 0;
+    const name = el.getAttribute('aria-label') ?? el.getAttribute('aria-labelledby') ?? (el.tagName === 'BUTTON' ? el.textContent.trim() : '');
+    return labelled > 0 || name !== '' ? [] : [el.outerHTML.slice(0, 80)];
+  })`);
 }
 
 async function shoot(name: string): Promise<void> {
@@ -68,7 +71,7 @@ async function shoot(name: string): Promise<void> {
     await page.setViewportSize(vp);
     await page.waitForTimeout(150); // the chart follows its box's new width
     // Nothing wider than the screen: wide tables scroll inside their own box.
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    const overflow = await inPage<number>('document.documentElement.scrollWidth - window.innerWidth');
     expect(overflow, `${name} at ${size}: the page is ${overflow}px wider than the screen`).toBeLessThanOrEqual(0);
     await page.screenshot({ path: join(shots, `${name}-${size}.png`), fullPage: true });
   }
@@ -82,8 +85,9 @@ async function submitFromTheForm(command: string, name: string): Promise<string>
   await page.getByLabel('Name (optional)').fill(name);
   await page.getByLabel('Restart policy').selectOption('never');
   await page.getByRole('button', { name: 'Submit' }).click();
-  await page.waitForFunction(() => /^#\/tasks\/.+/.test(location.hash), undefined, { timeout: 30_000 });
-  return decodeURIComponent(await page.evaluate(() => location.hash.replace('#/tasks/', '')));
+  // (Not waitForFunction: it evaluates text in the page, which the dashboard's CSP forbids.)
+  await expect.poll(() => inPage<string>('location.hash'), { timeout: 30_000 }).toMatch(/^#\/tasks\/.+/);
+  return decodeURIComponent(await inPage<string>("location.hash.replace('#/tasks/', '')"));
 }
 
 describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and tokens on)', () => {
@@ -94,7 +98,7 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
     leader = await c.waitForLeader({ timeoutMs: 60_000 });
     await eventually(async () => {
       const r = await c.http(leader, 'GET', '/v1/workers');
-      return r.status === 200 && r.body.items.some((w: { id: string; state: string }) => w.id === 'w1' && w.state === 'ready') ? true : undefined;
+      return r.status === 200 && (r.body.items as { id: string; state: string }[]).some((w) => w.id === 'w1' && w.state === 'ready') ? true : undefined;
     }, 60_000, 'worker w1 ready');
     browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] });
     // The cluster's own CA signed the managers' certificates: the browser is told to accept them.
@@ -166,11 +170,11 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
     let reached = false;
     for (let i = 0; i < 10 && !reached; i++) {
       await page.keyboard.press('Tab');
-      reached = await page.evaluate(() => document.activeElement?.textContent === 'Overview');
+      reached = await inPage<boolean>("document.activeElement?.textContent === 'Overview'");
     }
     expect(reached, 'Tab reaches the Overview link').toBe(true);
     await page.keyboard.press('Enter');
-    await expect.poll(() => page.evaluate(() => location.hash)).toBe('#/overview');
+    await expect.poll(() => inPage<string>('location.hash')).toBe('#/overview');
     await waitText('leader', (t) => t === leader);
     await shoot('overview');
   });
