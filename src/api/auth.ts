@@ -65,6 +65,12 @@ export const routePermissions: Record<string, RoutePermission> = {
   'DELETE /v1/tasks/:id': wr('tasks'),
   'GET /v1/tasks/:id/logs': rd('tasks'),
   'GET /v1/workers': rd('workers'),
+  'POST /v1/services': wr('services'),
+  'GET /v1/services': rd('services'),
+  'GET /v1/services/:name': rd('services'),
+  'PATCH /v1/services/:name': wr('services'),
+  'POST /v1/services/:name/rollback': wr('services'),
+  'DELETE /v1/services/:name': wr('services'),
   'GET /v1/workers/:id': rd('workers'),
   // A backup holds every secret the cluster keeps (token hashes, the session key, secretEnv values): admins only, who
   // alone write the snapshot resource (operators read it).

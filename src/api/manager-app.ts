@@ -13,6 +13,8 @@ import { healthRoutes } from './routes/health.js';
 import { kvRoutes } from './routes/kv.js';
 import { memberRoutes } from './routes/members.js';
 import { taskRoutes } from './routes/tasks.js';
+import { serviceRoutes } from './routes/services.js';
+import type { ServicesService } from '../contracts/service-model.js';
 import { workerRoutes } from './routes/workers.js';
 import type { AuditService, AuthService, JoinService, ManagerService, MembershipService, TasksService } from '../contracts/services.js';
 import { authRoutes } from './routes/auth.js';
@@ -34,6 +36,8 @@ export interface ManagerAppOptions {
   service: ManagerService;
   /** The task and worker routes are served when given. */
   tasks?: TasksService;
+  /** The service routes (/v1/services) are served when given. */
+  services?: ServicesService;
   /** The cluster membership routes (/v1/cluster/members, /v1/cluster/leader) are served when given. */
   membership?: MembershipService;
   /** The token routes (/v1/auth/tokens) are served when given. */
@@ -121,6 +125,7 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
     void app.register(taskRoutes, { tasks: opts.tasks, bodyLimitBytes: opts.bodyLimitBytes ?? limits.httpBodyBytesDefault });
     void app.register(workerRoutes, { tasks: opts.tasks });
   }
+  if (opts.services !== undefined) void app.register(serviceRoutes, { services: opts.services });
   if (opts.raftPeer !== undefined) void app.register(raftInternalRoutes, { raftPeer: opts.raftPeer });
   if (opts.auth !== undefined) void app.register(authRoutes, { auth: opts.auth });
   if (opts.audit !== undefined) void app.register(auditRoutes, { audit: opts.audit });

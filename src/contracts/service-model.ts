@@ -1,5 +1,6 @@
 // The service records replicated in the state machine (kv/service-store.ts) and the views the API answers: a service
 // keeps `replicas` healthy copies of its current version's task spec running; its last versions are kept for rollback.
+import type { Page, ReadConsistency, RequestContext } from './services.js';
 import type { TaskSpec } from './task-model.js';
 
 export type FailureAction = 'rollback' | 'pause';
@@ -101,3 +102,18 @@ export interface ServiceCreateRequest {
 
 /** PATCH /v1/services/:name: replicas alone scales; anything else makes a new version and rolls it out. */
 export type ServicePatchRequest = Partial<Omit<ServiceCreateRequest, 'name'>>;
+
+/** What the managers' service routes need (manager/service-service.ts implements it). */
+export interface ServicesService {
+  /** SERVICE_EXISTS (409); QUEUE_FULL past limits.servicesMax. */
+  createService(req: ServiceCreateRequest, ctx: RequestContext): Promise<ServiceView>;
+  listServices(q: { readonly limit: number; readonly cursor?: string; readonly consistency: ReadConsistency }, ctx: RequestContext): Promise<Page<ServiceView>>;
+  /** SERVICE_NOT_FOUND (404). */
+  getService(name: string, consistency: ReadConsistency, ctx: RequestContext): Promise<ServiceView>;
+  /** Scales (replicas alone) or makes a new version and rolls it out. SERVICE_NOT_FOUND. */
+  updateService(name: string, patch: ServicePatchRequest, ctx: RequestContext): Promise<ServiceView>;
+  /** Back to the previous version. SERVICE_NOT_FOUND; SERVICE_ROLLBACK_REFUSED (409) without one. */
+  rollbackService(name: string, ctx: RequestContext): Promise<ServiceView>;
+  /** Forgets the service and stops every replica; answers how many replicas were asked to stop. SERVICE_NOT_FOUND. */
+  deleteService(name: string, ctx: RequestContext): Promise<{ readonly name: string; readonly deleted: true; readonly stopping: number }>;
+}

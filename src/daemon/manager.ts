@@ -27,6 +27,7 @@ import { RaftNodeDriver, type Member } from '../manager/node.js';
 import { splitHostPort } from '../manager/address.js';
 import { LeaderLoops } from '../manager/leader-loops.js';
 import { TaskServiceImpl } from '../manager/task-service.js';
+import { ServiceServiceImpl } from '../manager/service-service.js';
 import { HttpWorkerApi, type WorkerApi } from '../manager/worker-client.js';
 import { askToJoin, prepareJoin, selfConfig } from '../manager/join.js';
 import { MembershipServiceImpl } from '../manager/membership.js';
@@ -198,9 +199,10 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   const random = new SeededRandom(randomInt(0x7fffffff));
   const workers = tuning.workers ?? new HttpWorkerApi({ http });
   const common = { store: service.kv.tasks, raft: service, tasks: config.tasks, workers, clock: systemClock, random: random.fork() };
-  const loops = new LeaderLoops({ ...common, logger: logger.child({ component: 'leader' }), proposalTimeoutMs: config.api.requestTimeoutMs });
+  const loops = new LeaderLoops({ ...common, services: service.kv.services, logger: logger.child({ component: 'leader' }), proposalTimeoutMs: config.api.requestTimeoutMs });
   opened.push('leader loops', () => loops.close());
   const tasks = new TaskServiceImpl({ ...common, logger: logger.child({ component: 'tasks' }), onHeartbeat: (w) => loops.workerSeen(w) });
+  const services = new ServiceServiceImpl({ services: service.kv.services, tasks: service.kv.tasks, raft: service, clock: systemClock });
   // The dashboard's feed (GET /v1/events) hears of task changes after the leader loops.
   const feed = new DashboardFeed({ cluster: () => service.cluster(), tasks: service.kv.tasks, peerView: httpPeerView(http), clock: systemClock, logger: logger.child({ component: 'events' }) });
   service.kv.tasks.listener = teeTaskListener(loops, feed);
@@ -293,6 +295,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   const app = buildManagerApp({
     service,
     tasks,
+    services,
     backup: backups.service,
     membership,
     raftPeer: driver,

@@ -2,7 +2,7 @@
 // Deny wins over allow, and what no rule allows is denied.
 import { Type, type Static } from '@sinclair/typebox';
 
-export const resources = ['kv', 'tasks', 'workers', 'members', 'leader', 'tokens', 'audit', 'metrics', 'cluster', 'snapshot', 'gc'] as const;
+export const resources = ['kv', 'tasks', 'workers', 'members', 'leader', 'tokens', 'audit', 'metrics', 'cluster', 'snapshot', 'gc', 'services'] as const;
 export type Resource = (typeof resources)[number];
 export const verbs = ['read', 'write'] as const;
 export type Verb = (typeof verbs)[number];
@@ -72,13 +72,13 @@ export function builtinRules(role: RoleName, keyPrefix?: string): PolicyRule[] {
       return [allow('*', ['*'])];
     case 'operator':
       return [
-        ...(['tasks', 'workers', 'members', 'leader', 'gc'] as const).map((r) => allow(r, rw)),
+        ...(['tasks', 'services', 'workers', 'members', 'leader', 'gc'] as const).map((r) => allow(r, rw)),
         ...(['kv', 'metrics', 'cluster', 'snapshot'] as const).map((r) => allow(r, ['read'])),
       ];
     case 'developer':
-      return [allow('tasks', rw), allow('cluster', ['read']), ...(keyPrefix === undefined ? [] : [allow('kv', rw, keyPrefix)])];
+      return [allow('tasks', rw), allow('services', rw), allow('cluster', ['read']), ...(keyPrefix === undefined ? [] : [allow('kv', rw, keyPrefix)])];
     case 'viewer':
-      return (['kv', 'tasks', 'workers', 'members', 'cluster', 'metrics'] as const).map((r) => allow(r, ['read']));
+      return (['kv', 'tasks', 'services', 'workers', 'members', 'cluster', 'metrics'] as const).map((r) => allow(r, ['read']));
   }
 }
 

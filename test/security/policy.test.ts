@@ -5,10 +5,10 @@ import { authorize, isPolicyName, isRoleName, PolicySchema, resources, verbs, ty
 
 // The whole grid, written out: R = read only, RW = read and write, - = nothing.
 const grid: Record<RoleName, Record<Resource, 'RW' | 'R' | '-'>> = {
-  admin: { kv: 'RW', tasks: 'RW', workers: 'RW', members: 'RW', leader: 'RW', tokens: 'RW', audit: 'RW', metrics: 'RW', cluster: 'RW', snapshot: 'RW', gc: 'RW' },
-  operator: { kv: 'R', tasks: 'RW', workers: 'RW', members: 'RW', leader: 'RW', tokens: '-', audit: '-', metrics: 'R', cluster: 'R', snapshot: 'R', gc: 'RW' },
-  developer: { kv: '-', tasks: 'RW', workers: '-', members: '-', leader: '-', tokens: '-', audit: '-', metrics: '-', cluster: 'R', snapshot: '-', gc: '-' },
-  viewer: { kv: 'R', tasks: 'R', workers: 'R', members: 'R', leader: '-', tokens: '-', audit: '-', metrics: 'R', cluster: 'R', snapshot: '-', gc: '-' },
+  admin: { kv: 'RW', tasks: 'RW', workers: 'RW', members: 'RW', leader: 'RW', tokens: 'RW', audit: 'RW', metrics: 'RW', cluster: 'RW', snapshot: 'RW', gc: 'RW', services: 'RW' },
+  operator: { kv: 'R', tasks: 'RW', workers: 'RW', members: 'RW', leader: 'RW', tokens: '-', audit: '-', metrics: 'R', cluster: 'R', snapshot: 'R', gc: 'RW', services: 'RW' },
+  developer: { kv: '-', tasks: 'RW', workers: '-', members: '-', leader: '-', tokens: '-', audit: '-', metrics: '-', cluster: 'R', snapshot: '-', gc: '-', services: 'RW' },
+  viewer: { kv: 'R', tasks: 'R', workers: 'R', members: 'R', leader: '-', tokens: '-', audit: '-', metrics: 'R', cluster: 'R', snapshot: '-', gc: '-', services: 'R' },
 };
 
 const cases = (Object.keys(grid) as RoleName[]).flatMap((role) =>

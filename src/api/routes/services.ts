@@ -1,0 +1,81 @@
+// The service routes of every manager. A follower proposes through Raft and reads linearizably like the task routes.
+//
+//   POST   /v1/services                 { name, task, replicas, ports?, healthCheck?, update?, constraints?, priority?, namespace? }
+//                                       -> 201 the service; 400 INVALID_BODY naming the field; 409 SERVICE_EXISTS
+//   GET    /v1/services                 ?limit=&cursor=&consistency= -> { items, nextCursor } in name order
+//   GET    /v1/services/:name           the service (replicas desired/running/healthy, versions, rollout, per-replica tasks)
+//   PATCH  /v1/services/:name           { replicas?, task?, ports?, healthCheck?, update?, constraints?, priority?, namespace? }:
+//                                       replicas alone scales; a changed spec makes a new version and rolls it out
+//   POST   /v1/services/:name/rollback  back to the previous version; 409 SERVICE_ROLLBACK_REFUSED without one
+//   DELETE /v1/services/:name           forgets the service and stops every replica -> { name, deleted: true, stopping }
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import type { ServiceCreateRequest, ServicePatchRequest, ServicesService } from '../../contracts/service-model.js';
+import { serviceNamePattern, UpdateSchema } from '../../kv/service-commands.js';
+import { HealthCheckSchema, portNamePattern, TaskSpecSchema } from '../../kv/task-spec.js';
+import { limits } from '../../lib/limits.js';
+import { requestContext } from './kv.js';
+import { listLimit } from './tasks.js';
+
+const Name = Type.String({ pattern: serviceNamePattern });
+const specParts = {
+  ports: Type.Optional(Type.Array(Type.Object({ name: Type.String({ pattern: portNamePattern }) }, { additionalProperties: false }), { minItems: 1, maxItems: limits.taskPortsMax })),
+  healthCheck: Type.Optional(HealthCheckSchema),
+  update: Type.Optional(Type.Partial(UpdateSchema, { additionalProperties: false })),
+  constraints: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 64 })),
+  priority: Type.Optional(Type.Union([Type.Literal('high'), Type.Literal('normal'), Type.Literal('low')])),
+  namespace: Type.Optional(Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' })),
+};
+const Replicas = Type.Integer({ minimum: 0, maximum: limits.serviceReplicasMax });
+
+const CreateBody = Type.Object({ name: Name, task: TaskSpecSchema, replicas: Replicas, ...specParts }, { additionalProperties: false });
+const PatchBody = Type.Object({ replicas: Type.Optional(Replicas), task: Type.Optional(TaskSpecSchema), ...specParts }, { additionalProperties: false, minProperties: 1 });
+const NameParams = Type.Object({ name: Name });
+const ListQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.String()),
+    cursor: Type.Optional(Name),
+    consistency: Type.Optional(Type.Union([Type.Literal('linearizable'), Type.Literal('stale')])),
+  },
+  { additionalProperties: false },
+);
+const ConsistencyQuery = Type.Object({ consistency: Type.Optional(Type.Union([Type.Literal('linearizable'), Type.Literal('stale')])) }, { additionalProperties: false });
+
+export interface ServiceRoutesOptions {
+  services: ServicesService;
+}
+
+export const serviceRoutes: FastifyPluginAsync<ServiceRoutesOptions> = async (app, { services }) => {
+  app.post<{ Body: Static<typeof CreateBody> }>('/v1/services', { schema: { body: CreateBody } }, async (req, reply) => {
+    const view = await services.createService(req.body as ServiceCreateRequest, requestContext(req));
+    return reply.code(201).send(view);
+  });
+
+  app.get<{ Querystring: Static<typeof ListQuery> }>('/v1/services', { schema: { querystring: ListQuery } }, async (req) => {
+    const q = req.query;
+    return services.listServices(
+      { limit: listLimit(q.limit), consistency: q.consistency ?? 'linearizable', ...(q.cursor === undefined ? {} : { cursor: q.cursor }) },
+      requestContext(req),
+    );
+  });
+
+  app.get<{ Params: Static<typeof NameParams>; Querystring: Static<typeof ConsistencyQuery> }>(
+    '/v1/services/:name',
+    { schema: { params: NameParams, querystring: ConsistencyQuery } },
+    async (req) => services.getService(req.params.name, req.query.consistency ?? 'linearizable', requestContext(req)),
+  );
+
+  app.patch<{ Params: Static<typeof NameParams>; Body: Static<typeof PatchBody> }>(
+    '/v1/services/:name',
+    { schema: { params: NameParams, body: PatchBody } },
+    async (req) => services.updateService(req.params.name, req.body as ServicePatchRequest, requestContext(req)),
+  );
+
+  app.post<{ Params: Static<typeof NameParams> }>('/v1/services/:name/rollback', { schema: { params: NameParams } }, async (req) =>
+    services.rollbackService(req.params.name, requestContext(req)),
+  );
+
+  app.delete<{ Params: Static<typeof NameParams> }>('/v1/services/:name', { schema: { params: NameParams } }, async (req) =>
+    services.deleteService(req.params.name, requestContext(req)),
+  );
+};

@@ -1,0 +1,132 @@
+// The service half of the managers' API: requests become service commands (validated before the log like task
+// commands), reads wait for a linearizable barrier and answer views built from the service record and its replicas.
+import type { Page, ReadConsistency, RequestContext } from '../contracts/services.js';
+import {
+  updateDefaults, type ReplicaView, type ServiceCreateRequest, type ServicePatchRequest, type ServiceRecord, type ServicesService, type ServiceView,
+  type UpdateConfig,
+} from '../contracts/service-model.js';
+import { finalTaskStates, type TaskSpec } from '../contracts/task-model.js';
+import type { ServiceCommand } from '../kv/service-commands.js';
+import { specOf, type ServiceStore } from '../kv/service-store.js';
+import { specRuleProblem, specView } from '../kv/task-spec.js';
+import type { TaskStore } from '../kv/task-store.js';
+import type { Clock } from '../lib/clock.js';
+import { MinkubeError } from '../lib/errors.js';
+import { isAlive, replicaState } from './service-decide.js';
+import type { Proposer } from './task-service.js';
+
+export interface ServiceServiceOptions {
+  services: ServiceStore;
+  tasks: TaskStore;
+  raft: Proposer;
+  clock: Clock;
+}
+
+export class ServiceServiceImpl implements ServicesService {
+  constructor(private readonly o: ServiceServiceOptions) {}
+
+  async createService(req: ServiceCreateRequest, ctx: RequestContext): Promise<ServiceView> {
+    const spec = replicaSpecOf(req.task, req);
+    const update: UpdateConfig = { ...updateDefaults, ...req.update };
+    await this.proposeOk({ op: 'service.create', name: req.name, atMs: this.o.clock.nowMs(), replicas: req.replicas, spec, update }, ctx);
+    return this.viewOrThrow(req.name);
+  }
+
+  async listServices(q: { readonly limit: number; readonly cursor?: string; readonly consistency: ReadConsistency }, ctx: RequestContext): Promise<Page<ServiceView>> {
+    if (q.consistency === 'linearizable') await this.o.raft.barrier(ctx.deadlineMs);
+    const { items, more } = this.o.services.list(q.cursor === undefined ? { limit: q.limit } : { limit: q.limit, after: q.cursor });
+    return { items: items.map((s) => this.view(s)), nextCursor: more ? items.at(-1)!.name : null };
+  }
+
+  async getService(name: string, consistency: ReadConsistency, ctx: RequestContext): Promise<ServiceView> {
+    if (consistency === 'linearizable') await this.o.raft.barrier(ctx.deadlineMs);
+    return this.viewOrThrow(name);
+  }
+
+  async updateService(name: string, patch: ServicePatchRequest, ctx: RequestContext): Promise<ServiceView> {
+    // The new spec is built on the current version as this manager has applied it: read it linearizably first.
+    await this.o.raft.barrier(ctx.deadlineMs);
+    const s = this.recordOrThrow(name);
+    const specChanged = patch.task !== undefined || patch.ports !== undefined || patch.healthCheck !== undefined || patch.constraints !== undefined ||
+      patch.priority !== undefined || patch.namespace !== undefined;
+    const cmd: { op: 'service.update'; name: string; atMs: number; replicas?: number; spec?: TaskSpec; update?: UpdateConfig } = { op: 'service.update', name, atMs: this.o.clock.nowMs() };
+    if (patch.replicas !== undefined) cmd.replicas = patch.replicas;
+    if (patch.update !== undefined) cmd.update = { ...s.update, ...patch.update };
+    if (specChanged) cmd.spec = replicaSpecOf(patch.task ?? specOf(s, s.version), patch, specOf(s, s.version));
+    await this.proposeOk(cmd, ctx);
+    return this.viewOrThrow(name);
+  }
+
+  async rollbackService(name: string, ctx: RequestContext): Promise<ServiceView> {
+    await this.proposeOk({ op: 'service.rollback', name, atMs: this.o.clock.nowMs() }, ctx);
+    return this.viewOrThrow(name);
+  }
+
+  async deleteService(name: string, ctx: RequestContext): Promise<{ readonly name: string; readonly deleted: true; readonly stopping: number }> {
+    await this.proposeOk({ op: 'service.delete', name, atMs: this.o.clock.nowMs() }, ctx);
+    let stopping = 0;
+    for (const id of this.o.tasks.idsOfService(name)) {
+      const t = this.o.tasks.task(id);
+      if (t !== undefined && !finalTaskStates.has(t.state)) stopping++;
+    }
+    return { name, deleted: true, stopping };
+  }
+
+  /** The view of a service as the API answers it (also what DNS-free callers read). */
+  view(s: ServiceRecord): ServiceView {
+    const tasks: ReplicaView[] = [];
+    let running = 0;
+    let healthy = 0;
+    for (const id of [...this.o.tasks.idsOfService(s.name)].sort()) {
+      const t = this.o.tasks.task(id);
+      if (t === undefined || finalTaskStates.has(t.state)) continue;
+      const r = replicaState(t);
+      if (isAlive(r) && t.state === 'running') running++;
+      if (isAlive(r) && r.healthy) healthy++;
+      tasks.push({
+        taskId: t.id, version: r.version, state: t.state, desiredState: t.desiredState, health: t.health ?? null, workerId: t.workerId,
+        ports: t.ports ?? [],
+      });
+    }
+    return {
+      name: s.name, replicas: { desired: s.replicas, running, healthy }, version: s.version, previousVersion: s.previousVersion,
+      versions: s.versions.map((v) => v.version), spec: specView(specOf(s, s.version)), update: s.update,
+      rollout: { state: s.rollout.state, fromVersion: s.rollout.fromVersion, message: s.rollout.message }, tasks,
+      createdAt: new Date(s.createdAtMs).toISOString(), updatedAt: new Date(s.updatedAtMs).toISOString(),
+    };
+  }
+
+  private recordOrThrow(name: string): ServiceRecord {
+    const s = this.o.services.service(name);
+    if (s === undefined) throw new MinkubeError('SERVICE_NOT_FOUND', `no service ${JSON.stringify(name)}`);
+    return s;
+  }
+
+  private viewOrThrow(name: string): ServiceView {
+    return this.view(this.recordOrThrow(name));
+  }
+
+  private async proposeOk(cmd: ServiceCommand, ctx: RequestContext): Promise<void> {
+    const r = await this.o.raft.proposeCommand(cmd, ctx.deadlineMs, ctx.requestId, ctx.principal);
+    if (!r.ok) throw new MinkubeError(r.code, r.message);
+  }
+}
+
+type SpecParts = Pick<ServiceCreateRequest, 'ports' | 'healthCheck' | 'constraints' | 'priority' | 'namespace'>;
+
+/**
+ * The replicas' spec: the task with the service's ports, health check and placement fields (given ones win over the
+ * task's own, then `base`'s: a PATCH keeps what it does not name). Checked by the spec rules, naming the body's field.
+ */
+export function replicaSpecOf(task: TaskSpec, parts: SpecParts, base?: TaskSpec): TaskSpec {
+  const taskProblem = specRuleProblem(task, 'body.task.');
+  if (taskProblem !== null) throw new MinkubeError('INVALID_BODY', taskProblem);
+  const spec: Record<string, unknown> = { ...task };
+  for (const k of ['ports', 'healthCheck', 'constraints', 'priority', 'namespace'] as const) {
+    const v = parts[k] ?? task[k] ?? base?.[k];
+    if (v !== undefined) spec[k] = v;
+  }
+  const problem = specRuleProblem(spec as unknown as TaskSpec, 'body.');
+  if (problem !== null) throw new MinkubeError('INVALID_BODY', problem);
+  return spec as unknown as TaskSpec;
+}
