@@ -2,6 +2,7 @@
 // The runtimes are imported lazily, so every other command works in a checkout where they are missing or broken.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { labelsProblem } from '../lib/constraints.js';
 import { MinkubeError } from '../lib/errors.js';
 import { printError } from './output.js';
 
@@ -14,7 +15,7 @@ export interface RunningNode {
 }
 
 interface WorkerModule {
-  startWorker(opts: { configPath?: string; id: string; join?: { url: string; token: string; apiAddress: string; dataDir: string; runtime?: string }; dataDir?: string }): Promise<RunningNode>;
+  startWorker(opts: { configPath?: string; id: string; join?: { url: string; token: string; apiAddress: string; dataDir: string; runtime?: string; labels?: Record<string, string> }; dataDir?: string }): Promise<RunningNode>;
 }
 
 export interface WorkerFlags {
@@ -25,6 +26,8 @@ export interface WorkerFlags {
   apiAddress?: string;
   dataDir?: string;
   runtime?: string;
+  /** --label k=v, repeated (with --join). */
+  label?: string[];
 }
 
 const stopTimeoutMs = 10_000;
@@ -64,11 +67,29 @@ export async function runWorker(f: WorkerFlags & { id: string }): Promise<number
     throw new MinkubeError('CONFIG_INVALID', 'a worker joining with --join needs --token, --api-address and --data-dir');
   }
   if (f.token !== undefined && f.join === undefined) throw new MinkubeError('CONFIG_INVALID', '--token goes with --join');
+  if (f.label !== undefined && f.join === undefined) throw new MinkubeError('CONFIG_INVALID', '--label goes with --join (a worker of a config file takes its labels from the file)');
+  const labels = f.label === undefined ? undefined : parseLabels(f.label);
   return supervise(async () => {
     const mod = await loadRuntime('the worker runtime', () => import(workerModulePath) as Promise<WorkerModule>);
-    const join = f.join === undefined ? undefined : { url: f.join, token: f.token!, apiAddress: f.apiAddress!, dataDir: f.dataDir!, ...(f.runtime === undefined ? {} : { runtime: f.runtime }) };
+    const join =
+      f.join === undefined
+        ? undefined
+        : { url: f.join, token: f.token!, apiAddress: f.apiAddress!, dataDir: f.dataDir!, ...(f.runtime === undefined ? {} : { runtime: f.runtime }), ...(labels === undefined ? {} : { labels }) };
     return mod.startWorker({ id: f.id, ...(f.config === undefined ? {} : { configPath: f.config }), ...(join === undefined ? {} : { join }), ...(f.dataDir === undefined ? {} : { dataDir: f.dataDir }) });
   });
+}
+
+/** `--label k=v` flags as a labels map; a bad one is CONFIG_INVALID naming it. */
+function parseLabels(flags: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of flags) {
+    const i = f.indexOf('=');
+    const [k, v] = i < 0 ? [f, ''] : [f.slice(0, i), f.slice(i + 1)];
+    const problem = labelsProblem({ [k]: v });
+    if (problem !== null || k === '') throw new MinkubeError('CONFIG_INVALID', `--label ${JSON.stringify(f)}: ${problem ?? 'expected k=v'}`);
+    Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+  }
+  return out;
 }
 
 /** Whether the worker runtime is in this checkout (`up` starts workers only then). */

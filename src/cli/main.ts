@@ -190,6 +190,7 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
     .option('--api-address <host:port>', 'where this worker serves (with --join)')
     .option('--data-dir <dir>', 'this worker\'s data directory (with --join; later starts need only --id and --data-dir)')
     .option('--runtime <kind>', 'docker | process | auto (with --join; default auto)')
+    .option('--label <k=v>', 'with --join: a label for task constraints (repeatable)', (v: string, all: string[] = []) => [...all, v])
     .action((opts: WorkerFlags, cmd: Command) => {
       if (opts.config === undefined && opts.dataDir === undefined) cmd.error("error: required option '--config <file>' not specified (or --join URL --token T --api-address H:P --data-dir D)");
       if (opts.id === undefined) cmd.error("error: required option '--id <id>' not specified");

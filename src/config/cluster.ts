@@ -5,6 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { MinkubeError } from '../lib/errors.js';
+import { labelKeyPattern, labelValuePattern } from '../lib/constraints.js';
 import { limits } from '../lib/limits.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' });
@@ -32,6 +33,20 @@ const WorkerSchema = Type.Object(
     dataDir: Type.Optional(Dir),
     /** A finished task's container is removed this long after it ended (sooner once its record is gone). */
     containerRetentionS: Type.Optional(Type.Integer({ minimum: 1, maximum: 365 * 86_400 })),
+    /** Matched by task constraints ("zone==a", "disk!=hdd", "gpu"). */
+    labels: Type.Optional(Type.Record(Type.String({ pattern: labelKeyPattern }), Type.String({ pattern: labelValuePattern }), { maxProperties: limits.workerLabelsMax })),
+    /** What tasks' resources may reserve here; absent: the host's CPU cores and memory. */
+    capacity: Type.Optional(
+      Type.Object({ cpus: Type.Number({ minimum: 0, maximum: 1024 }), memoryMb: Type.Number({ minimum: 0, maximum: 16 * 1024 * 1024 }) }, { additionalProperties: false }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const SchedulerSchema = Type.Object(
+  {
+    /** A high-priority task with no room stops the fewest low-priority tasks that make room (they go back to pending). */
+    preemption: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -151,6 +166,7 @@ export const ClusterConfigSchema = Type.Object(
     log: Type.Optional(LogSchema),
     backup: Type.Optional(BackupSchema),
     metrics: Type.Optional(MetricsSchema),
+    scheduler: Type.Optional(SchedulerSchema),
   },
   { additionalProperties: false },
 );
@@ -197,6 +213,7 @@ export interface ClusterConfig {
   readonly log: { readonly level?: string };
   /** Prometheus metrics on every node (GET /metrics). */
   readonly metrics: { readonly enabled: boolean };
+  readonly scheduler: { readonly preemption: boolean };
 }
 
 export type TasksConfig = { readonly [K in keyof typeof clusterConfigDefaults.tasks]: number };
@@ -300,6 +317,7 @@ function withDefaults(file: ClusterConfigFile, baseDir: string): ClusterConfig {
     tls: { ...clusterConfigDefaults.tls, ...file.tls },
     log: file.log?.level === undefined ? {} : { level: file.log.level },
     metrics: { enabled: file.metrics?.enabled ?? clusterConfigDefaults.metrics.enabled },
+    scheduler: { preemption: file.scheduler?.preemption === true },
   };
 }
 

@@ -171,4 +171,13 @@ export interface StoredWorker {
   readonly stats: WorkerStats | null;
   /** Registrations and heartbeats applied: a leader's verdict names the count it judged by (clock-free). */
   readonly heartbeats: number;
+  /** As registered (absent for a worker that registered none). */
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly capacity?: WorkerCapacity;
+}
+
+/** What a worker offers for reservations: CPU cores and memory in MiB. */
+export interface WorkerCapacity {
+  readonly cpus: number;
+  readonly memoryMb: number;
 }

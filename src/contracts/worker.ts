@@ -13,12 +13,16 @@
 //   GET    /v1/tasks/:id                                             -> 200 WorkerTaskStatus
 //   GET    /v1/tasks/:id/logs?tail=N                                 -> 200 text/plain
 //   GET    /v1/stats                                                 -> 200 WorkerStats
-import type { DesiredState, FencingToken, TaskError, TaskSpec, WorkerStats } from './task-model.js';
+import type { DesiredState, FencingToken, TaskError, TaskSpec, WorkerCapacity, WorkerStats } from './task-model.js';
 
 export interface RegisterRequest {
   readonly id: string;
   readonly apiAddress: string;
   readonly runtime: 'docker' | 'process' | 'memory';
+  /** Matched by task constraints ("zone==a"). */
+  readonly labels?: Readonly<Record<string, string>>;
+  /** What tasks' resources may reserve on this worker. */
+  readonly capacity?: WorkerCapacity;
 }
 
 /** What a worker knows of one task: it answers from its local map without asking a manager. */

@@ -1,6 +1,7 @@
 // Starts one worker process from the cluster config: container runtime, re-adoption of its containers, the HTTP API,
 // then registration, heartbeats and reconciliation in the background. `minkube worker --config F --id ID` calls this.
 import { existsSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
 import { mkdir, writeFile } from 'node:fs/promises';
 import type { Server as HttpsServer } from 'node:https';
 import { join, resolve } from 'node:path';
@@ -29,7 +30,7 @@ export interface StartWorkerOptions {
   id: string;
   logger?: Logger;
   /** Join a secure cluster with a join token first; the worker's config is then kept in dataDir. */
-  join?: { url: string; token: string; apiAddress: string; dataDir: string; runtime?: string };
+  join?: { url: string; token: string; apiAddress: string; dataDir: string; runtime?: string; labels?: Record<string, string> };
   /** A worker that joined before: its config is `<dataDir>/cluster.json`. */
   dataDir?: string;
 }
@@ -71,7 +72,7 @@ async function joinAsWorker(id: string, j: NonNullable<StartWorkerOptions['join'
   if (runtime !== 'docker' && runtime !== 'process' && runtime !== 'auto') throw new MinkubeError('CONFIG_INVALID', `--runtime must be docker, process or auto, not ${runtime}`);
   const config = {
     managers: reply.managers.map((m) => ({ id: m.id, raftAddress: m.raftAddress, apiAddress: m.apiAddress, dataDir: `unused-${m.id}` })),
-    workers: [{ id, apiAddress: j.apiAddress, runtime, dataDir }],
+    workers: [{ id, apiAddress: j.apiAddress, runtime, dataDir, ...(j.labels === undefined ? {} : { labels: j.labels }) }],
   };
   await writeFile(join(dataDir, joinedConfigFile), `${JSON.stringify(config, null, 2)}\n`);
 }
@@ -145,7 +146,11 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
   const loops = new WorkerLoops({
     agent,
     link,
-    registration: { id, apiAddress: self.apiAddress, runtime: runtime.kind },
+    registration: {
+      id, apiAddress: self.apiAddress, runtime: runtime.kind, labels: self.labels ?? {},
+      // The host's cores and memory unless the config says what to offer.
+      capacity: self.capacity ?? { cpus: cpus().length, memoryMb: Math.floor(totalmem() / (1024 * 1024)) },
+    },
     heartbeatIntervalMs: config.tasks.workerHeartbeatIntervalMs,
     reconcileIntervalMs: config.tasks.reconcileIntervalMs,
     logger: logger.child({ component: 'loops' }),

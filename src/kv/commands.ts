@@ -63,6 +63,9 @@ function versionOf(cmd: Command): number {
   // Version 3: services, and specs or reports with ports and health checks (a version-2 schema refuses them).
   if (isServiceOp(cmd.op)) return 3;
   if (submissionsOf(cmd).some((t) => t.spec.ports !== undefined || t.spec.healthCheck !== undefined)) return 3;
+  // And placement: constraints, priority, namespace on specs, labels and capacity on workers.
+  if (submissionsOf(cmd).some((t) => t.spec.constraints !== undefined || t.spec.priority !== undefined || t.spec.namespace !== undefined)) return 3;
+  if (cmd.op === 'worker.register' && (cmd.labels !== undefined || cmd.capacity !== undefined)) return 3;
   if ((cmd.op === 'task.report' || cmd.op === 'worker.heartbeat') && cmd.reports.some((r) => r.health !== undefined || r.ports !== undefined)) return 3;
   return submissionsOf(cmd).some((t) => t.spec.secretEnv !== undefined) ? 2 : 1;
 }

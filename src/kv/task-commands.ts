@@ -2,7 +2,8 @@
 // come in the command from the proposing manager, so applying one is deterministic on every node.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import type { AssignedPort, TaskError, TaskHealth, TaskSpec, WorkerStats } from '../contracts/task-model.js';
+import type { AssignedPort, TaskError, TaskHealth, TaskSpec, WorkerCapacity, WorkerStats } from '../contracts/task-model.js';
+import { CapacitySchema, LabelsSchema } from './placement-schemas.js';
 import { normaliseSpec, TaskSpecSchema } from './task-spec.js';
 
 /** A new task (state pending, attempt 1). A known idempotencyKey answers the task it created instead. */
@@ -88,6 +89,9 @@ export interface WorkerRegisterCommand {
   readonly apiAddress: string;
   readonly runtime: string;
   readonly atMs: number;
+  /** Absent: the worker registered none (an older worker keeps what it had). */
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly capacity?: WorkerCapacity;
 }
 
 /** Liveness and stats (committed at a modest rate), plus the task state changes the heartbeat revealed. */
@@ -158,7 +162,11 @@ export function wireTaskCommand(cmd: TaskCommand): Record<string, unknown> {
     case 'task.stop':
       return { op: cmd.op, taskId: cmd.taskId, atMs: cmd.atMs };
     case 'worker.register':
-      return { op: cmd.op, workerId: cmd.workerId, apiAddress: cmd.apiAddress, runtime: cmd.runtime, atMs: cmd.atMs };
+      return {
+        op: cmd.op, workerId: cmd.workerId, apiAddress: cmd.apiAddress, runtime: cmd.runtime, atMs: cmd.atMs,
+        ...(cmd.labels === undefined ? {} : { labels: sortedLabels(cmd.labels) }),
+        ...(cmd.capacity === undefined ? {} : { capacity: { cpus: cmd.capacity.cpus, memoryMb: cmd.capacity.memoryMb } }),
+      };
     case 'worker.heartbeat':
       return { op: cmd.op, workerId: cmd.workerId, atMs: cmd.atMs, stats: wireStats(cmd.stats), reports: cmd.reports.map(wireReport) };
     case 'worker.state':
@@ -241,7 +249,10 @@ const schemas = {
   'task.report': Type.Object({ op: Type.Literal('task.report'), atMs: Ms, reports: Type.Array(ReportSchema) }, strict),
   'task.stop': Type.Object({ op: Type.Literal('task.stop'), taskId: Id, atMs: Ms }, strict),
   'worker.register': Type.Object(
-    { op: Type.Literal('worker.register'), workerId: Id, apiAddress: Type.String({ minLength: 1 }), runtime: Type.String(), atMs: Ms },
+    {
+      op: Type.Literal('worker.register'), workerId: Id, apiAddress: Type.String({ minLength: 1 }), runtime: Type.String(), atMs: Ms,
+      labels: Type.Optional(LabelsSchema), capacity: Type.Optional(CapacitySchema),
+    },
     strict,
   ),
   'worker.heartbeat': Type.Object(
@@ -280,6 +291,12 @@ export function decodeTaskCommand(raw: Record<string, unknown>): DecodedTaskComm
   }
   const first = check.Errors(raw).First();
   return { ok: false, problem: `${op}: ${first === undefined ? 'invalid' : `${first.path || '/'} ${first.message}`}` };
+}
+
+function sortedLabels(m: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(m).sort()) Object.defineProperty(out, k, { value: m[k], enumerable: true, writable: true, configurable: true });
+  return out;
 }
 
 function duplicateTaskId(cmd: TaskSubmitBatchCommand): string | null {

@@ -68,7 +68,10 @@ function decodeExtras(raw: unknown, i: number): Pick<TaskRecord, 'service' | 'po
 function workerRow(w: StoredWorker): unknown[] {
   const s = w.stats;
   const stats = s === null ? null : [s.cpuUtilization, s.memoryTotalBytes, s.memoryAvailableBytes, s.diskFreeBytes, s.runningTasks];
-  return [w.id, w.apiAddress, w.state, w.runtime, w.registeredAtMs, w.lastHeartbeatAtMs, stats, w.heartbeats];
+  const row: unknown[] = [w.id, w.apiAddress, w.state, w.runtime, w.registeredAtMs, w.lastHeartbeatAtMs, stats, w.heartbeats];
+  // A 9th field only for a worker with labels or capacity: other rows keep the old shape.
+  if (w.labels !== undefined || w.capacity !== undefined) row.push([w.labels ?? null, w.capacity === undefined ? null : [w.capacity.cpus, w.capacity.memoryMb]]);
+  return row;
 }
 
 const taskStates = new Set<string>(['pending', 'scheduled', 'running', 'succeeded', 'failed', 'stopped', 'lost']);
@@ -132,14 +135,27 @@ function decodeTransition(raw: unknown, i: number): TaskTransition {
 }
 
 function decodeWorker(row: unknown, i: number): StoredWorker {
-  if (!Array.isArray(row) || row.length !== 8) throw corrupt(`bad worker ${i}`);
-  const [id, apiAddress, state, runtime, registeredAtMs, lastHeartbeatAtMs, stats, heartbeats] = row as unknown[];
+  if (!Array.isArray(row) || (row.length !== 8 && row.length !== 9)) throw corrupt(`bad worker ${i}`);
+  const [id, apiAddress, state, runtime, registeredAtMs, lastHeartbeatAtMs, stats, heartbeats, placement] = row as unknown[];
   const ok =
     typeof id === 'string' && typeof apiAddress === 'string' && typeof state === 'string' && workerStates.has(state) &&
     typeof runtime === 'string' && typeof registeredAtMs === 'number' && (lastHeartbeatAtMs === null || typeof lastHeartbeatAtMs === 'number') &&
     isCount(heartbeats);
   if (!ok) throw corrupt(`bad worker ${i}`);
-  return { id, apiAddress, state: state as WorkerState, runtime, registeredAtMs, lastHeartbeatAtMs, stats: decodeStats(stats, i), heartbeats };
+  return { id, apiAddress, state: state as WorkerState, runtime, registeredAtMs, lastHeartbeatAtMs, stats: decodeStats(stats, i), heartbeats, ...decodePlacement(placement, i) };
+}
+
+function decodePlacement(raw: unknown, i: number): Pick<StoredWorker, 'labels' | 'capacity'> {
+  if (raw === undefined) return {};
+  if (!Array.isArray(raw) || raw.length !== 2) throw corrupt(`bad labels or capacity of worker ${i}`);
+  const [labels, capacity] = raw as unknown[];
+  const okLabels = labels === null || (isObject(labels) && Object.values(labels as Record<string, unknown>).every((v) => typeof v === 'string'));
+  const okCapacity = capacity === null || (Array.isArray(capacity) && capacity.length === 2 && capacity.every((n) => typeof n === 'number'));
+  if (!okLabels || !okCapacity) throw corrupt(`bad labels or capacity of worker ${i}`);
+  return {
+    ...(labels === null ? {} : { labels: labels as Record<string, string> }),
+    ...(capacity === null ? {} : { capacity: { cpus: (capacity as number[])[0]!, memoryMb: (capacity as number[])[1]! } }),
+  };
 }
 
 function decodeStats(raw: unknown, i: number): WorkerStats | null {

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { limits } from '../lib/limits.js';
 import type { HealthCheckSpec, RestartPolicy, TaskRecord, TaskSpec } from '../contracts/task-model.js';
+import { constraintsProblem, ConstraintsSchema, NamespaceSchema, PrioritySchema } from './placement-schemas.js';
 
 const StringMap = Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.String({ maxLength: 64 * 1024 }), {
   maxProperties: limits.taskMapEntriesMax,
@@ -47,6 +48,9 @@ export const TaskSpecSchema = Type.Object(
     labels: Type.Optional(StringMap),
     ports: Type.Optional(Type.Array(PortSchema, { minItems: 1, maxItems: limits.taskPortsMax })),
     healthCheck: Type.Optional(HealthCheckSchema),
+    constraints: Type.Optional(ConstraintsSchema),
+    priority: Type.Optional(PrioritySchema),
+    namespace: Type.Optional(NamespaceSchema),
   },
   { additionalProperties: false },
 );
@@ -67,6 +71,7 @@ export interface SpecRuleFields {
   readonly labels?: Readonly<Record<string, string>> | undefined;
   readonly ports?: readonly { readonly name: string }[] | undefined;
   readonly healthCheck?: { readonly type: string; readonly port?: string | undefined; readonly command?: readonly string[] | undefined } | undefined;
+  readonly constraints?: readonly string[] | undefined;
 }
 
 /**
@@ -97,7 +102,7 @@ export function specRuleProblem(spec: SpecRuleFields, prefix = ''): string | nul
   for (const [k, v] of Object.entries(spec.labels ?? {})) {
     if (k.includes('\u0000') || v.includes('\u0000')) return nul(`labels.${printable(k)}`);
   }
-  return portsProblem(spec, prefix);
+  return constraintsProblem(spec.constraints, prefix) ?? portsProblem(spec, prefix);
 }
 
 /** Port names are unique; a health check's port names a declared port; http and tcp need one, exec a command. */
@@ -148,6 +153,9 @@ export function normaliseSpec(spec: TaskSpec): TaskSpec {
   if (spec.labels !== undefined) out.labels = sortedMap(spec.labels);
   if (spec.ports !== undefined) out.ports = spec.ports.map((p) => ({ name: p.name }));
   if (spec.healthCheck !== undefined) out.healthCheck = normaliseHealthCheck(spec.healthCheck);
+  if (spec.constraints !== undefined) out.constraints = [...spec.constraints];
+  if (spec.priority !== undefined) out.priority = spec.priority;
+  if (spec.namespace !== undefined) out.namespace = spec.namespace;
   return out;
 }
 

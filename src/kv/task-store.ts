@@ -163,6 +163,8 @@ export class TaskStore {
       registeredAt: new Date(w.registeredAtMs).toISOString(),
       lastHeartbeatAt: w.lastHeartbeatAtMs === null ? null : new Date(w.lastHeartbeatAtMs).toISOString(),
       stats: w.stats, taskCount: this.activeCount(w.id),
+      ...(w.labels === undefined ? {} : { labels: w.labels }),
+      ...(w.capacity === undefined ? {} : { capacity: w.capacity }),
     };
   }
 
@@ -314,6 +316,7 @@ export class TaskStore {
       id: cmd.workerId, apiAddress: cmd.apiAddress, state: 'ready', runtime: cmd.runtime,
       registeredAtMs: current?.registeredAtMs ?? cmd.atMs, lastHeartbeatAtMs: cmd.atMs, stats: current?.stats ?? null,
       heartbeats: (current?.heartbeats ?? 0) + 1,
+      ...placementOf(cmd, current),
     };
     if (current === undefined) this.workerIds.insert(w.id);
     this.workers.set(w.id, w);
@@ -543,6 +546,13 @@ function isoAt(ms: number): string {
 }
 
 const emptySet: ReadonlySet<string> = new Set();
+
+/** A registration's labels and capacity; one that sends none keeps what the worker registered before. */
+function placementOf(cmd: WorkerRegisterCommand, current: StoredWorker | undefined): Pick<StoredWorker, 'labels' | 'capacity'> {
+  const labels = cmd.labels ?? current?.labels;
+  const capacity = cmd.capacity ?? current?.capacity;
+  return { ...(labels === undefined ? {} : { labels }), ...(capacity === undefined ? {} : { capacity }) };
+}
 
 function queueFull(kept: number): TaskApplyResult {
   return { ok: false, code: 'QUEUE_FULL', message: `${kept} tasks are kept and none has ended; stop some or wait` };

@@ -110,7 +110,10 @@ export class TaskServiceImpl implements TasksService {
   // ---- workers ----
 
   async registerWorker(req: RegisterRequest, ctx: RequestContext): Promise<WorkerRecord> {
-    const id = await this.proposeOk({ op: 'worker.register', workerId: req.id, apiAddress: req.apiAddress, runtime: req.runtime, atMs: this.o.clock.nowMs() }, ctx);
+    const id = await this.proposeOk({
+      op: 'worker.register', workerId: req.id, apiAddress: req.apiAddress, runtime: req.runtime, atMs: this.o.clock.nowMs(),
+      ...(req.labels === undefined ? {} : { labels: req.labels }), ...(req.capacity === undefined ? {} : { capacity: req.capacity }),
+    }, ctx);
     return this.workerOrThrow(id);
   }
 

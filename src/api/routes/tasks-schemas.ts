@@ -2,6 +2,7 @@
 // hand (no coercion), and unknown query parameters are refused.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { limits } from '../../lib/limits.js';
+import { CapacitySchema, LabelsSchema } from '../../kv/placement-schemas.js';
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const Consistency = Type.Optional(Type.Union([Type.Literal('linearizable'), Type.Literal('stale')]));
@@ -53,6 +54,8 @@ export const RegisterBody = Type.Object({
   id: Type.String({ minLength: 1, maxLength: 64, pattern: WorkerIdPattern }),
   apiAddress: Type.String({ minLength: 3, maxLength: 300, pattern: '^[^\\s/]+:[0-9]{1,5}$' }),
   runtime: Type.Union([Type.Literal('docker'), Type.Literal('process'), Type.Literal('memory')]),
+  labels: Type.Optional(LabelsSchema),
+  capacity: Type.Optional(CapacitySchema),
 });
 export type RegisterBody = Static<typeof RegisterBody>;
 

@@ -13,7 +13,11 @@ export interface WorkerRoutesOptions {
 
 export const workerRoutes: FastifyPluginAsync<WorkerRoutesOptions> = async (app, { tasks }) => {
   app.post<{ Body: RegisterBody }>('/v1/workers', { schema: { body: RegisterBody } }, async (req) => {
-    const body: RegisterRequest = { id: req.body.id, apiAddress: req.body.apiAddress, runtime: req.body.runtime };
+    const { labels, capacity } = req.body;
+    const body: RegisterRequest = {
+      id: req.body.id, apiAddress: req.body.apiAddress, runtime: req.body.runtime,
+      ...(labels === undefined ? {} : { labels }), ...(capacity === undefined ? {} : { capacity }),
+    };
     return { worker: await tasks.registerWorker(body, requestContext(req)) };
   });
 
