@@ -139,4 +139,6 @@ function App() {
 }
 
 if (location.hash === '') location.hash = '#/overview';
-render(html`<${App} />`, document.getElementById('app'));
+const root = document.getElementById('app');
+root.textContent = ''; // the placeholder shown while the modules load
+render(html`<${App} />`, root);

@@ -265,7 +265,7 @@ export function TaskPage({ api, id }) {
     <dl class="details">
       <dt>Name</dt><dd>${task.spec.name ?? '–'}</dd>
       <dt>Image</dt><dd><code>${task.spec.image}</code></dd>
-      <dt>Command</dt><dd><code>${(task.spec.command ?? []).join(' ') || '–'}</code></dd>
+      <dt>Command</dt><dd><code>${(task.spec.command ?? []).map((a) => (/[\s"']/.test(a) ? JSON.stringify(a) : a)).join(' ') || '–'}</code></dd>
       <dt>Restart policy</dt><dd>${task.spec.restartPolicy ?? 'never'}</dd>
       <dt>Desired</dt><dd>${task.desiredState}</dd>
       <dt>Worker</dt><dd>${task.workerId ?? '–'}</dd>
