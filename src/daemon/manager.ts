@@ -36,6 +36,7 @@ import { AuthServiceImpl } from '../manager/auth-service.js';
 import { JoinServiceImpl } from '../manager/join-service.js';
 import { AuditLog } from '../manager/audit.js';
 import { startBackups } from '../manager/backup-loop.js';
+import { Retention } from '../manager/retention.js';
 import { managerAppSecurity } from './manager-security.js';
 import { liveRateLimits, logLevelOf, Reloader } from './reload.js';
 import type { ReloadReport } from '../api/routes/admin.js';
@@ -201,6 +202,9 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   const common = { store: service.kv.tasks, raft: service, tasks: config.tasks, workers, clock: systemClock, random: random.fork() };
   const loops = new LeaderLoops({ ...common, services: service.kv.services, logger: logger.child({ component: 'leader' }), proposalTimeoutMs: config.api.requestTimeoutMs });
   opened.push('leader loops', () => loops.close());
+  // Finished task records past tasks.retention are removed by the leader; POST /v1/gc removes what is due at once.
+  const retention = new Retention({ store: service.kv.tasks, raft: service, policy: config.taskRetention, clock: systemClock, logger: logger.child({ component: 'retention' }), proposalTimeoutMs: config.api.requestTimeoutMs });
+  opened.push('retention', () => retention.close());
   const tasks = new TaskServiceImpl({ ...common, logger: logger.child({ component: 'tasks' }), onHeartbeat: (w) => loops.workerSeen(w) });
   const services = new ServiceServiceImpl({ services: service.kv.services, tasks: service.kv.tasks, raft: service, clock: systemClock });
   // The dashboard's feed (GET /v1/events) hears of task changes after the leader loops.
@@ -245,6 +249,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
       view.role = role;
       view.term = term;
       loops.onRoleChange(role, term);
+      retention.onRoleChange(role, term);
       auth.onRoleChange(role, term);
     },
   });
@@ -297,6 +302,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     tasks,
     services,
     backup: backups.service,
+    retention,
     membership,
     raftPeer: driver,
     auth,

@@ -94,6 +94,7 @@ function wireCommand(cmd: Command): Record<string, unknown> {
     case 'task.place':
     case 'task.report':
     case 'task.stop':
+    case 'task.remove':
     case 'worker.register':
     case 'worker.heartbeat':
     case 'worker.state':

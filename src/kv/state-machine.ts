@@ -167,6 +167,7 @@ export class KvStateMachine {
       case 'task.place':
       case 'task.report':
       case 'task.stop':
+      case 'task.remove':
       case 'worker.register':
       case 'worker.heartbeat':
       case 'worker.state': {

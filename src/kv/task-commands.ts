@@ -5,6 +5,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { AssignedPort, TaskError, TaskHealth, TaskSpec, WorkerCapacity, WorkerStats } from '../contracts/task-model.js';
 import { CapacitySchema, LabelsSchema } from './placement-schemas.js';
 import { normaliseSpec, TaskSpecSchema } from './task-spec.js';
+import { limits } from '../lib/limits.js';
 
 /** A new task (state pending, attempt 1). A known idempotencyKey answers the task it created instead. */
 export interface TaskSubmitCommand {
@@ -120,8 +121,19 @@ export interface WorkerStateCommand {
   readonly lost: readonly LostTask[];
 }
 
+/**
+ * Retention (tasks.retention, `minkube gc`): forgets these task records, oldest first as the proposer chose them.
+ * Applied only to records that are final when the entry applies; any other id is skipped.
+ */
+export interface TaskRemoveCommand {
+  readonly op: 'task.remove';
+  readonly atMs: number;
+  readonly taskIds: readonly string[];
+}
+
 export type TaskCommand =
   | TaskSubmitCommand
+  | TaskRemoveCommand
   | TaskSubmitBatchCommand
   | TaskPlaceCommand
   | TaskReportCommand
@@ -131,7 +143,7 @@ export type TaskCommand =
   | WorkerStateCommand;
 export type TaskOp = TaskCommand['op'];
 
-const taskOps: ReadonlySet<string> = new Set<TaskOp>(['task.submit', 'task.submitBatch', 'task.place', 'task.report', 'task.stop', 'worker.register', 'worker.heartbeat', 'worker.state']);
+const taskOps: ReadonlySet<string> = new Set<TaskOp>(['task.remove', 'task.submit', 'task.submitBatch', 'task.place', 'task.report', 'task.stop', 'worker.register', 'worker.heartbeat', 'worker.state']);
 
 export function isTaskOp(op: unknown): op is TaskOp {
   return typeof op === 'string' && taskOps.has(op);
@@ -169,6 +181,8 @@ export function wireTaskCommand(cmd: TaskCommand): Record<string, unknown> {
       };
     case 'worker.heartbeat':
       return { op: cmd.op, workerId: cmd.workerId, atMs: cmd.atMs, stats: wireStats(cmd.stats), reports: cmd.reports.map(wireReport) };
+    case 'task.remove':
+      return { op: cmd.op, atMs: cmd.atMs, taskIds: [...cmd.taskIds] };
     case 'worker.state':
       return {
         op: cmd.op, workerId: cmd.workerId, state: cmd.state, atMs: cmd.atMs, ifHeartbeats: cmd.ifHeartbeats,
@@ -265,6 +279,10 @@ const schemas = {
       ifHeartbeats: Counter(0),
       lost: Type.Array(Type.Object({ taskId: Id, attempt: Counter(1), retryAtMs: Ms }, strict)),
     },
+    strict,
+  ),
+  'task.remove': Type.Object(
+    { op: Type.Literal('task.remove'), atMs: Ms, taskIds: Type.Array(Id, { minItems: 1, maxItems: limits.retentionBatchMax, uniqueItems: true }) },
     strict,
   ),
 } satisfies Record<TaskOp, TSchema>;

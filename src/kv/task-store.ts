@@ -31,6 +31,8 @@ export interface TaskStoreListener {
   /** A register or heartbeat of this worker was applied. */
   workerSeen(workerId: string): void;
   workerChanged(worker: StoredWorker): void;
+  /** A final task's record was forgotten (retention, or room made for new tasks). */
+  taskRemoved?(task: TaskRecord): void;
 }
 
 export interface TaskStoreOptions {
@@ -182,6 +184,8 @@ export class TaskStore {
         return { ok: true, id: '', changed: this.applyReports(cmd.reports, cmd.atMs) };
       case 'task.stop':
         return this.stop(cmd);
+      case 'task.remove':
+        return { ok: true, id: '', changed: this.removeFinished(cmd.taskIds) };
       case 'worker.register':
         return this.register(cmd);
       case 'worker.heartbeat':
@@ -449,7 +453,25 @@ export class TaskStore {
       if (first !== undefined && first.done !== true && (oldest === undefined || first.value < oldest)) oldest = first.value;
     }
     if (oldest === undefined) return false;
-    const t = this.tasks.get(oldest)!;
+    this.forget(this.tasks.get(oldest)!);
+    return true;
+  }
+
+  /** Retention: forgets the listed tasks that are final (others are skipped); answers how many. */
+  private removeFinished(ids: readonly string[]): number {
+    let removed = 0;
+    for (const id of ids) {
+      const t = this.tasks.get(id);
+      if (t === undefined || !finalTaskStates.has(t.state)) continue;
+      this.forget(t);
+      removed++;
+    }
+    return removed;
+  }
+
+  /** Drops a final task's record from every index (a final task is in no active set). */
+  private forget(t: TaskRecord): void {
+    const oldest = t.id;
     this.tasks.delete(oldest);
     this.ids.remove(oldest);
     this.byState.get(t.state)?.remove(oldest);
@@ -459,7 +481,7 @@ export class TaskStore {
       ids?.delete(oldest);
       if (ids?.size === 0) this.byService.delete(t.service.name);
     }
-    return true;
+    this.listener?.taskRemoved?.(t);
   }
 
   // ---- snapshots ----

@@ -53,6 +53,8 @@ export const limits = {
   idempotencyKeyBytesMax: 256,
   /** Registered workers; a registration past it is refused with QUEUE_FULL. */
   workersMax: 1000,
+  /** Finished task records one retention command (task.remove, one Raft entry) removes. */
+  retentionBatchMax: 1000,
   /** Tasks in one batch submission (one Raft entry). */
   taskBatchMax: 1000,
   /** Copies of a spec one `minkube task run --count` submits (in batches of taskBatchMax). */

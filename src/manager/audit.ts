@@ -247,6 +247,8 @@ function targetOf(cmd: Command): string | null {
       return ids(cmd.placements.map((p) => p.taskId));
     case 'task.report':
       return ids(cmd.reports.map((r) => r.taskId));
+    case 'task.remove':
+      return ids(cmd.taskIds);
     case 'worker.register':
     case 'worker.heartbeat':
     case 'worker.state':
