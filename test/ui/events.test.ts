@@ -84,7 +84,7 @@ describe('the dashboard feed', () => {
     feed.taskChanged(task('a', 'succeeded'), task('a', 'running'));
     for (let i = 0; i < limits.eventTaskChangesMax + 5; i++) feed.taskChanged(task(`b${i}`, 'pending'), null);
     clock.advance(limits.eventCheckIntervalMs);
-    const batch = got.find((e) => e.type === 'tasks') as { data: { items: { id: string; state: string }[]; dropped: number } };
+    const batch = got.find((e) => e.type === 'tasks') as Extract<DashboardEvent, { type: 'tasks' }>;
     expect(batch.data.items.length).toBe(limits.eventTaskChangesMax);
     expect(batch.data.items.find((t) => t.id === 'a')?.state).toBe('succeeded');
     expect(batch.data.dropped).toBe(6);
