@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { buildWorkerApp } from '../api/worker-app.js';
 import { HttpClient } from '../client/http.js';
-import { loadClusterConfig, type ClusterConfig } from '../config/cluster.js';
+import { clusterConfigDefaults, loadClusterConfig, type ClusterConfig } from '../config/cluster.js';
 import { joinWithToken } from './join.js';
 import { applyRenewedTls, remoteSigner, startCertRenewal } from './renewal.js';
 import { systemClock } from '../lib/clock.js';
@@ -100,6 +100,8 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
   const workerMetrics = observability.metrics;
   const hostStats = createHostStatsSource({ diskPath: dataDir });
   const agent = new WorkerAgent({
+    // A finished task's output stays readable this long after the managers stopped listing it (then 410 TASK_LOGS_GONE).
+    finishedRetentionMs: (self.containerRetentionS ?? clusterConfigDefaults.containerRetentionS) * 1000,
     ...tuning,
     ...(workerMetrics === null ? {} : { observer: workerMetrics }),
     workerId: id,

@@ -65,6 +65,8 @@ export class TaskStore {
   /** Idempotency-Key -> the task it created and its spec's fingerprint, oldest first. */
   private idempotency = new Map<string, IdempotencyRecord>();
   listener: TaskStoreListener | null = null;
+  /** Ids of records removed here (retention, or room made), oldest first; not in snapshots (it only words an error). */
+  private removedIds = new Set<string>();
   private readonly tasksMax: number;
   private readonly idempotencyKeysMax: number;
   private readonly workersMax: number;
@@ -130,6 +132,11 @@ export class TaskStore {
   /** The ids of a service's replicas the store keeps, in no particular order. Do not apply while iterating. */
   idsOfService(name: string): ReadonlySet<string> {
     return this.byService.get(name) ?? emptySet;
+  }
+
+  /** Whether this store removed a record with this id (as far as it remembers: limits.removedTaskIdsMax). */
+  wasRemoved(id: string): boolean {
+    return this.removedIds.has(id);
   }
 
   storedWorker(id: string): StoredWorker | undefined {
@@ -481,6 +488,8 @@ export class TaskStore {
       ids?.delete(oldest);
       if (ids?.size === 0) this.byService.delete(t.service.name);
     }
+    this.removedIds.add(t.id);
+    if (this.removedIds.size > limits.removedTaskIdsMax) this.removedIds.delete(this.removedIds.values().next().value!);
     this.listener?.taskRemoved?.(t);
   }
 

@@ -53,6 +53,8 @@ export const limits = {
   idempotencyKeyBytesMax: 256,
   /** Registered workers; a registration past it is refused with QUEUE_FULL. */
   workersMax: 1000,
+  /** Ids of task records removed (retention) a manager remembers, so their logs answer 410 TASK_LOGS_GONE, not 404. */
+  removedTaskIdsMax: 50_000,
   /** Finished task records one retention command (task.remove, one Raft entry) removes. */
   retentionBatchMax: 1000,
   /** Tasks in one batch submission (one Raft entry). */

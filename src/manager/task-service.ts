@@ -90,6 +90,9 @@ export class TaskServiceImpl implements TasksService {
 
   async taskLogs(id: string, tailLines: number, ctx: RequestContext): Promise<string> {
     await this.read('linearizable', ctx);
+    if (this.o.store.task(id) === undefined && this.o.store.wasRemoved(id)) {
+      throw new MinkubeError('TASK_LOGS_GONE', `task ${id} ended and its record was removed (tasks.retention); its logs are gone`);
+    }
     const task = this.taskOrThrow(id);
     // A task waiting for its retry has no worker: its latest attempt's output is on the one it last ran on.
     const workerId = task.workerId ?? [...task.history].reverse().find((h) => h.workerId !== null)?.workerId ?? null;
@@ -100,7 +103,8 @@ export class TaskServiceImpl implements TasksService {
       return await this.o.workers.logs(worker.apiAddress, id, tailLines, { timeoutMs: Math.max(1, ctx.deadlineMs - this.o.clock.nowMs()) });
     } catch (err) {
       if (err instanceof MinkubeError && err.code === 'TASK_NOT_FOUND') {
-        throw new MinkubeError('TASK_NOT_FOUND', `worker ${workerId} no longer keeps the output of task ${id}`);
+        // The worker forgot the attempt (workers[].containerRetentionS after it ended, or a restart): gone, not unknown.
+        throw new MinkubeError('TASK_LOGS_GONE', `worker ${workerId} no longer keeps the output of task ${id} (workers[].containerRetentionS)`);
       }
       if (err instanceof MinkubeError && err.code === 'TIMEOUT') throw new MinkubeError('WORKER_UNAVAILABLE', err.message, { cause: err });
       throw err;
