@@ -187,6 +187,8 @@ export const limits = {
   taskConstraintsMax: 32,
   /** Namespaces with a quota. */
   quotasMax: 10_000,
+  /** Pending tasks one placement pass looks at (a task that fits nowhere is passed over, not waited on). */
+  placementScanMax: 20_000,
 } as const;
 
 assert(limits.raftEntriesPerAppendMax >= 1, 'an append carries at least one entry');

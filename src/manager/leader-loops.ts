@@ -27,6 +27,8 @@ export interface LeaderLoopsOptions {
   logger: Logger;
   proposalTimeoutMs: number;
   policy?: PlacementPolicy;
+  /** scheduler.preemption in the config. */
+  preemption?: boolean;
   /** The services the service loop reconciles (none without it). */
   services?: ServiceStore;
 }
@@ -42,7 +44,7 @@ export class LeaderLoops implements TaskStoreListener {
 
   constructor(private readonly o: LeaderLoopsOptions) {
     const common = { store: o.store, raft: o.raft, tasks: o.tasks, clock: o.clock, random: o.random, proposalTimeoutMs: o.proposalTimeoutMs };
-    this.scheduler = new SchedulerLoop({ ...common, workers: o.workers, policy: o.policy ?? roundRobin, logger: o.logger.child({ component: 'scheduler' }) });
+    this.scheduler = new SchedulerLoop({ ...common, workers: o.workers, policy: o.policy ?? roundRobin, preemption: o.preemption === true, logger: o.logger.child({ component: 'scheduler' }) });
     this.health = new WorkerHealth({ ...common, logger: o.logger.child({ component: 'health' }) });
     const services = o.services;
     this.services = services === undefined ? null : new ServiceLoop({

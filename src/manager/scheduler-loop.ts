@@ -13,7 +13,11 @@ import { retryAtMs } from '../lib/backoff.js';
 import { setIntervalOn, type Clock, type Timer } from '../lib/clock.js';
 import { limits } from '../lib/limits.js';
 import type { Random } from '../lib/random.js';
-import type { PlacementPolicy, PlacementTask } from '../scheduler/policy.js';
+import type { PlacementPolicy, PlacementTask, PlacementWorker } from '../scheduler/policy.js';
+import { reserve } from '../scheduler/eligibility.js';
+import { planPreemption } from '../scheduler/preemption.js';
+import { priorityOf } from '../scheduler/priority.js';
+import { placementTask, preemptibleOn, PriorityIndex, readyWorkers } from './placement-input.js';
 import { reportOf } from './observations.js';
 import { assignmentOf, type Proposer } from './task-service.js';
 import { classifyAssignError, type WorkerApi } from './worker-client.js';
@@ -34,6 +38,8 @@ export interface SchedulerLoopOptions {
   batchMax?: number;
   /** Assignments to one worker in one call. */
   assignBatchMax?: number;
+  /** scheduler.preemption: a high-priority task with no room stops low-priority ones to make room. */
+  preemption?: boolean;
 }
 
 type Work = 'assign' | 'stop';
@@ -73,6 +79,8 @@ export class SchedulerLoop {
   private readonly queueMax: number;
   private readonly batchMax: number;
   private readonly assignBatchMax: number;
+  /** Pending tasks of high and low priority: the queue is served by priority, then age. */
+  private readonly priorities = new PriorityIndex();
 
   constructor(private readonly o: SchedulerLoopOptions) {
     this.concurrency = o.concurrency ?? limits.assignConcurrencyMax;
@@ -91,6 +99,7 @@ export class SchedulerLoop {
     this.session = { term, abort: new AbortController(), delivered: new Map() };
     // Every call in flight listens on the session's signal.
     setMaxListeners(this.concurrency + 16, this.session.abort.signal);
+    this.priorities.rebuild(this.o.store);
     this.reconcile();
     this.reconcileTimer = setIntervalOn(this.o.clock, () => this.reconcile(), this.o.tasks.reconcileIntervalMs);
   }
@@ -112,6 +121,7 @@ export class SchedulerLoop {
   onTaskChanged(t: TaskRecord, prev: TaskRecord | null): void {
     const s = this.session;
     if (s === null) return;
+    this.priorities.note(t);
     // Only scheduled tasks are looked up in `delivered`: it stays as small as the number of tasks placed but not running.
     if (t.state !== 'scheduled') s.delivered.delete(t.id);
     if (t.state === 'pending') {
@@ -180,34 +190,86 @@ export class SchedulerLoop {
   private async placeOnce(s: Session): Promise<boolean> {
     const { store, clock } = this.o;
     const now = clock.nowMs();
-    const workers = store
-      .allWorkers()
-      .filter((w) => w.state === 'ready')
-      .map((w) => ({ id: w.id, activeTasks: store.activeCount(w.id), cpuUtilization: w.stats?.cpuUtilization ?? null }));
+    let workers = readyWorkers(store);
     if (workers.length === 0) return false;
-    const tasks: PlacementTask[] = [];
+    // The queue in order (priority, then age), a batch at a time; a task no worker can take now is passed over, so
+    // it never holds back the ones behind it. At most placementScanMax tasks are looked at per pass.
     let earliestMs = Infinity;
-    for (const id of store.idsIn('pending')) {
-      const t = store.task(id)!;
-      if (t.desiredState !== 'run') continue;
+    let cursor = store.cursor;
+    const placements: { taskId: string; attempt: number; workerId: string }[] = [];
+    const unplacedHigh: PlacementTask[] = [];
+    let chunk: PlacementTask[] = [];
+    let scanned = 0;
+    const placeChunk = (): void => {
+      const decision = this.o.policy.place({ tasks: chunk, workers, cursor });
+      const placed = new Map(decision.placements.map((p) => [p.taskId, p.workerId]));
+      const byId = new Map(workers.map((w, i) => [w.id, i]));
+      for (const t of chunk) {
+        const w = placed.get(t.id);
+        if (w === undefined) {
+          if (this.o.preemption === true && priorityOf(store.task(t.id)!.spec) === 'high') unplacedHigh.push(t);
+          continue;
+        }
+        const i = byId.get(w)!;
+        const free = reserve(workers[i]!.free, t);
+        workers[i] = { ...workers[i]!, activeTasks: workers[i]!.activeTasks + 1, ...(free === undefined ? {} : { free }) };
+      }
+      workers = [...workers];
+      placements.push(...decision.placements);
+      cursor = decision.cursor;
+      chunk = [];
+    };
+    for (const id of this.priorities.queue(store)) {
+      const t = store.task(id);
+      if (t === undefined || t.state !== 'pending' || t.desiredState !== 'run') continue;
       if (t.notBeforeMs > now) {
         earliestMs = Math.min(earliestMs, t.notBeforeMs);
         continue;
       }
-      tasks.push(placementTask(t));
-      if (tasks.length >= this.batchMax) break;
+      chunk.push(placementTask(t));
+      if (chunk.length >= this.batchMax) placeChunk();
+      if (placements.length >= this.batchMax || ++scanned >= limits.placementScanMax) break;
     }
+    if (chunk.length > 0) placeChunk();
     if (earliestMs !== Infinity) this.armPlacementTimer(earliestMs);
-    if (tasks.length === 0) return false;
-    const decision = this.o.policy.place({ tasks, workers, cursor: store.cursor });
-    if (decision.placements.length === 0) return false;
+    if (unplacedHigh.length > 0) await this.preempt(s, unplacedHigh, workers, now);
+    if (placements.length === 0) return false;
     const r = await this.o.raft.proposeCommand(
-      { op: 'task.place', term: s.term, atMs: now, cursor: decision.cursor, placements: decision.placements },
+      { op: 'task.place', term: s.term, atMs: now, cursor, placements },
       now + this.o.proposalTimeoutMs,
       `leader-${s.term}-place-${++this.seq}`,
     );
     if (!r.ok) this.o.logger.warn({ code: r.code, reason: r.message }, 'placement refused');
-    return tasks.length >= this.batchMax;
+    return placements.length >= this.batchMax;
+  }
+
+  /**
+   * Preemption: for each high-priority task that found no room, the fewest low-priority tasks on one worker whose
+   * room makes it fit are sent back to pending (a leader's report of a transient failure: they are retried as any
+   * such failure is, using one of their attempts). The freed room goes to the high task at the next pass.
+   */
+  private async preempt(s: Session, tasks: readonly PlacementTask[], workers: readonly PlacementWorker[], now: number): Promise<void> {
+    const { store } = this.o;
+    const taken = new Set<string>();
+    const reports: TaskReport[] = [];
+    for (const t of tasks) {
+      const plan = planPreemption(t, workers, (w) => preemptibleOn(store, w).filter((v) => !taken.has(v.id)));
+      if (plan === null) continue;
+      for (const id of plan.victims) {
+        taken.add(id);
+        const v = store.task(id)!;
+        reports.push({
+          taskId: id, workerId: v.workerId!, attempt: v.attempt, term: v.term, state: 'failed', containerId: v.containerId, exitCode: null,
+          error: { class: 'transient', message: `preempted by high-priority task ${t.id}` }, retryAtMs: now,
+        });
+      }
+      // The room is counted as taken by this task until the next pass sees the victims gone.
+      workers = workers.map((w) => (w.id === plan.workerId ? { ...w, free: { cpus: -Infinity, memoryMb: -Infinity } } : w));
+      this.o.logger.info({ task: t.id, worker: plan.workerId, victims: plan.victims }, 'preempting low-priority tasks');
+    }
+    if (reports.length === 0) return;
+    const r = await this.o.raft.proposeCommand({ op: 'task.report', atMs: now, reports }, now + this.o.proposalTimeoutMs, `leader-${s.term}-preempt-${++this.seq}`);
+    if (!r.ok) this.o.logger.warn({ code: r.code, reason: r.message }, 'preemption refused');
   }
 
   private armPlacementTimer(atMs: number): void {
@@ -367,24 +429,6 @@ export class SchedulerLoop {
       this.flushing = false;
     }
   }
-}
-
-function placementTask(t: TaskRecord): PlacementTask {
-  // The worker of the previous attempt (history's last entry with a worker) is avoided by a retry.
-  let avoid: string | null = null;
-  if (t.attempt > 1) {
-    for (let i = t.history.length - 1; i >= 0; i--) {
-      const h = t.history[i]!;
-      if (h.workerId !== null) {
-        avoid = h.workerId;
-        break;
-      }
-    }
-  }
-  const p: { -readonly [K in keyof PlacementTask]: PlacementTask[K] } = { id: t.id, attempt: t.attempt, avoidWorkerId: avoid };
-  if (t.spec.resources?.cpus !== undefined) p.cpus = t.spec.resources.cpus;
-  if (t.spec.resources?.memoryMb !== undefined) p.memoryMb = t.spec.resources.memoryMb;
-  return p;
 }
 
 function tokenKey(t: { attempt: number; term: number }): string {

@@ -1,5 +1,8 @@
 // The placement policy contract: a pure function of (tasks to place, healthy workers, cursor) -> decisions. The
 // leader's scheduling loop feeds it and commits what it answers; policies never see the network or the clock.
+// A policy places a task only on an eligible worker (eligibility.ts: its constraints hold on the worker's labels
+// and its resources fit in what is free there); a task no worker can take is left out of the decision.
+import type { Constraint } from '../lib/constraints.js';
 
 export interface PlacementTask {
   readonly id: string;
@@ -8,6 +11,14 @@ export interface PlacementTask {
   readonly avoidWorkerId: string | null;
   readonly cpus?: number;
   readonly memoryMb?: number;
+  /** Parsed constraints on worker labels (absent: none). */
+  readonly constraints?: readonly Constraint[];
+}
+
+/** Resources: CPU cores and MiB. */
+export interface Resources {
+  readonly cpus: number;
+  readonly memoryMb: number;
 }
 
 export interface PlacementWorker {
@@ -16,6 +27,9 @@ export interface PlacementWorker {
   readonly activeTasks: number;
   /** 0..1, null until the worker has reported two readings. */
   readonly cpuUtilization: number | null;
+  readonly labels?: Readonly<Record<string, string>>;
+  /** Capacity minus what its scheduled and running tasks reserve; absent: the worker reported no capacity (no limit). */
+  readonly free?: Resources;
 }
 
 export interface PlacementInput {

@@ -1,25 +1,42 @@
-// Round-robin placement: each task goes to the next ready worker after the cursor (the last worker chosen), in id
-// order, so a new leader reading the replicated cursor continues the rotation where the old one stopped.
-import type { PlacementDecision, PlacementInput, PlacementPolicy } from './policy.js';
+// Round-robin placement: each task goes to the next eligible ready worker after the cursor (the last worker chosen),
+// in id order, so a new leader reading the replicated cursor continues the rotation where the old one stopped. A
+// worker is eligible when the task's constraints hold there and its resources fit in what is still free (this
+// decision's own placements included); a task no worker can take is left pending.
+import { ineligibility, reserve } from './eligibility.js';
+import type { PlacementDecision, PlacementInput, PlacementPolicy, PlacementWorker } from './policy.js';
 
 export const roundRobin: PlacementPolicy = {
   name: 'round-robin',
   place(input: PlacementInput): PlacementDecision {
-    const { tasks, workers } = input;
+    const { tasks } = input;
+    const workers: PlacementWorker[] = [...input.workers];
     if (workers.length === 0 || tasks.length === 0) return { placements: [], cursor: input.cursor };
     let next = firstAfter(workers, input.cursor);
     const placements: { taskId: string; attempt: number; workerId: string }[] = [];
     for (const t of tasks) {
-      let chosen = workers[next]!;
-      // A retry skips the worker its last attempt ran on, and the rotation carries on from the one it took.
-      if (chosen.id === t.avoidWorkerId && workers.length > 1) {
-        next = (next + 1) % workers.length;
-        chosen = workers[next]!;
+      // The first eligible worker from the rotation's position; a retry skips the worker its last attempt ran on
+      // when another one is eligible, and the rotation carries on from the one it took.
+      let chosen = -1;
+      let avoided = -1;
+      for (let k = 0; k < workers.length; k++) {
+        const i = (next + k) % workers.length;
+        if (ineligibility(t, workers[i]!) !== null) continue;
+        if (workers[i]!.id === t.avoidWorkerId) {
+          avoided = i;
+          continue;
+        }
+        chosen = i;
+        break;
       }
-      placements.push({ taskId: t.id, attempt: t.attempt, workerId: chosen.id });
-      next = (next + 1) % workers.length;
+      if (chosen === -1) chosen = avoided;
+      if (chosen === -1) continue;
+      const w = workers[chosen]!;
+      const free = reserve(w.free, t);
+      workers[chosen] = { ...w, activeTasks: w.activeTasks + 1, ...(free === undefined ? {} : { free }) };
+      placements.push({ taskId: t.id, attempt: t.attempt, workerId: w.id });
+      next = (chosen + 1) % workers.length;
     }
-    return { placements, cursor: placements.at(-1)!.workerId };
+    return { placements, cursor: placements.at(-1)?.workerId ?? input.cursor };
   },
 };
 

@@ -1,0 +1,122 @@
+// What the leader feeds the placement policy, read from the task store: ready workers with their labels and free
+// room (capacity minus what their scheduled and running tasks reserve), pending tasks in queue order (priority,
+// then age), and the low-priority tasks preemption may stop. Also `task why`'s per-worker verdicts.
+import type { StoredWorker, TaskRecord } from '../contracts/task-model.js';
+import type { TaskStore } from '../kv/task-store.js';
+import { parseConstraint, type Constraint } from '../lib/constraints.js';
+import { explainPlacement, type ExplainWorker, type WorkerVerdict } from '../scheduler/explain.js';
+import type { PlacementTask, PlacementWorker, Resources } from '../scheduler/policy.js';
+import type { PreemptibleTask } from '../scheduler/preemption.js';
+import { priorityOf } from '../scheduler/priority.js';
+
+/** Every worker as placement sees it (ready or not), in id order. */
+export function explainWorkers(store: TaskStore): ExplainWorker[] {
+  return store.allWorkers().map((w) => ({ ...placementWorker(store, w), state: w.state }));
+}
+
+export function readyWorkers(store: TaskStore): PlacementWorker[] {
+  return store.allWorkers().filter((w) => w.state === 'ready').map((w) => placementWorker(store, w));
+}
+
+function placementWorker(store: TaskStore, w: StoredWorker): PlacementWorker {
+  const out: { -readonly [K in keyof PlacementWorker]: PlacementWorker[K] } = { id: w.id, activeTasks: store.activeCount(w.id), cpuUtilization: w.stats?.cpuUtilization ?? null };
+  if (w.labels !== undefined) out.labels = w.labels;
+  if (w.capacity !== undefined) out.free = freeOn(store, w.id, w.capacity);
+  return out;
+}
+
+/** Capacity minus the resources of the worker's scheduled and running tasks. */
+export function freeOn(store: TaskStore, workerId: string, capacity: Resources): Resources {
+  let cpus = capacity.cpus;
+  let memoryMb = capacity.memoryMb;
+  for (const id of store.activeIdsOn(workerId)) {
+    const r = store.task(id)?.spec.resources;
+    cpus -= r?.cpus ?? 0;
+    memoryMb -= r?.memoryMb ?? 0;
+  }
+  return { cpus, memoryMb };
+}
+
+/** The low-priority tasks on a worker that preemption may stop (placed, meant to run), with what they reserve. */
+export function preemptibleOn(store: TaskStore, workerId: string): PreemptibleTask[] {
+  const out: PreemptibleTask[] = [];
+  for (const id of store.activeIdsOn(workerId)) {
+    const t = store.task(id);
+    if (t === undefined || t.desiredState !== 'run' || priorityOf(t.spec) !== 'low') continue;
+    out.push({ id, cpus: t.spec.resources?.cpus ?? 0, memoryMb: t.spec.resources?.memoryMb ?? 0 });
+  }
+  return out;
+}
+
+export function placementTask(t: TaskRecord): PlacementTask {
+  // The worker of the previous attempt (history's last entry with a worker) is avoided by a retry.
+  let avoid: string | null = null;
+  if (t.attempt > 1) {
+    for (let i = t.history.length - 1; i >= 0; i--) {
+      const h = t.history[i]!;
+      if (h.workerId !== null) {
+        avoid = h.workerId;
+        break;
+      }
+    }
+  }
+  const p: { -readonly [K in keyof PlacementTask]: PlacementTask[K] } = { id: t.id, attempt: t.attempt, avoidWorkerId: avoid };
+  if (t.spec.resources?.cpus !== undefined) p.cpus = t.spec.resources.cpus;
+  if (t.spec.resources?.memoryMb !== undefined) p.memoryMb = t.spec.resources.memoryMb;
+  if (t.spec.constraints !== undefined && t.spec.constraints.length > 0) p.constraints = parsedConstraints(t.spec.constraints);
+  return p;
+}
+
+const parsedCache = new Map<string, Constraint>();
+
+/** Constraints were checked before the log; one that does not parse here (an older rule) is ignored. */
+function parsedConstraints(texts: readonly string[]): Constraint[] {
+  const out: Constraint[] = [];
+  for (const text of texts) {
+    let c = parsedCache.get(text);
+    if (c === undefined) {
+      const parsed = parseConstraint(text);
+      if (typeof parsed === 'string') continue;
+      if (parsedCache.size > 10_000) parsedCache.clear();
+      parsedCache.set(text, (c = parsed));
+    }
+    out.push(c);
+  }
+  return out;
+}
+
+/**
+ * The pending tasks that are not of normal priority, kept by the leader's loop as tasks change, so the queue is
+ * served high first, then normal (the store's pending index, in age order), then low, without sorting the whole
+ * queue on every pass.
+ */
+export class PriorityIndex {
+  private readonly high = new Set<string>();
+  private readonly low = new Set<string>();
+
+  rebuild(store: TaskStore): void {
+    this.high.clear();
+    this.low.clear();
+    for (const id of store.idsIn('pending')) this.note(store.task(id)!);
+  }
+
+  note(t: TaskRecord): void {
+    const p = priorityOf(t.spec);
+    if (p === 'normal') return;
+    const set = p === 'high' ? this.high : this.low;
+    if (t.state === 'pending') set.add(t.id);
+    else set.delete(t.id);
+  }
+
+  /** Pending ids in queue order: high, then normal, then low; each oldest first. Do not apply while iterating. */
+  *queue(store: TaskStore): Generator<string> {
+    yield* [...this.high].sort();
+    for (const id of store.idsIn('pending')) if (priorityOf(store.task(id)!.spec) === 'normal') yield id;
+    yield* [...this.low].sort();
+  }
+}
+
+/** `task why` for one task: its verdict per worker. */
+export function verdictsFor(store: TaskStore, t: TaskRecord): WorkerVerdict[] {
+  return explainPlacement(placementTask(t), explainWorkers(store));
+}
