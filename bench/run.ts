@@ -46,6 +46,7 @@ const registry: readonly Benchmark[] = [
   { name: 'manager-rss', file: 'manager-rss.ts', description: 'manager RSS holding 100,000 keys, and restart time', byDefault: true, args: (o) => ['--keys', o.quick ? '5000' : '100000'] },
   { name: 'snapshot', file: 'snapshot.ts', description: 'holding 100,000 keys + 100,000 tasks: RSS, restart, a new member joining by snapshot', byDefault: true, args: (o) => ifQuick(o, ['--keys', '2000', '--tasks', '2000', '--threshold', '1000'], ['--keys', '100000', '--tasks', '100000']) },
   { name: 'startup', file: 'startup.ts', description: 'minkube --help and status wall, a manager\'s CPU to ready: built JavaScript vs the sources', byDefault: true, args: (o) => ['--runs', o.quick ? '3' : '10'] },
+  { name: 'metrics-cost', file: 'metrics-cost.ts', description: 'KV writes at 64 clients with metrics on (scraped every 1 s) vs off, same run', byDefault: false, args: (o) => ifQuick(o, ['--quick']) },
   { name: 'latency', file: 'latency.ts', description: 'one client, one request at a time: PUT and GET /health p50/p90 with 1 and 3 managers', byDefault: false, args: (o) => ifQuick(o, ['--ops', '300']) },
   { name: 'storage', file: 'storage.ts', description: 'synced saves on classic-level', byDefault: false, args: (o) => ifQuick(o, ['--saves', '100', '--batches', '50']) },
   { name: 'transport', file: 'transport.ts', description: 'appends over loopback TCP', byDefault: false, args: (o) => ifQuick(o, ['--seconds', '1']) },
