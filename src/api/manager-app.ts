@@ -30,6 +30,7 @@ import { limits } from '../lib/limits.js';
 import { metricsRoutes, observeRequests, type MetricsEndpoint } from './routes/metrics.js';
 import { statusRoutes, type StatusSource } from './routes/status.js';
 import { openApiPlugin } from './openapi.js';
+import { tracingPlugin } from './tracing.js';
 import { adminRoutes, type AdminService } from './routes/admin.js';
 
 export interface ManagerAppOptions {
@@ -92,6 +93,8 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
   const app = buildBaseApp(base);
   // First: its onRoute hook documents every route registered after it (GET /openapi.json, /docs).
   void app.register(openApiPlugin);
+  // traceparent on every request (a span, and the context the proposals carry on).
+  void app.register(tracingPlugin);
   const { service } = opts;
   // Before the auth plugin: a preflight carries no credential. Only the members' own origins (the dashboard falling over).
   const scheme = opts.https === undefined ? 'http' : 'https';

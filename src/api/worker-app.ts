@@ -7,6 +7,7 @@ import { limits } from '../lib/limits.js';
 import { sendError } from './errors.js';
 import { buildBaseApp, type HttpsOptions } from './http.js';
 import { healthRoutes } from './routes/health.js';
+import { tracingPlugin } from './tracing.js';
 import { workerTaskRoutes, type WorkerAgentApi } from './routes/worker-tasks.js';
 import { metricsRoutes, observeRequests, type MetricsEndpoint } from './routes/metrics.js';
 
@@ -41,6 +42,8 @@ export function buildWorkerApp(opts: WorkerAppOptions): FastifyInstance {
   if (opts.https !== undefined) base.https = opts.https;
   const app = buildBaseApp(base);
   const { agent, admitCaller } = opts;
+  // traceparent on every request: an assignment's span goes on to its container's start.
+  void app.register(tracingPlugin);
   if (admitCaller !== undefined) {
     app.addHook('onRequest', async (req, reply) => {
       if (openPaths.has(req.routeOptions.url ?? '')) return;

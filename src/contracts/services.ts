@@ -18,6 +18,8 @@ export interface RequestContext {
   readonly deadlineMs: number;
   /** Who asked, as a proposal carries it to every manager's audit log; absent without authentication (insecure). */
   readonly principal?: EntryPrincipal;
+  /** The request's W3C trace context (src/api/tracing.ts), carried into its proposal; absent when untraced. */
+  readonly traceparent?: string;
 }
 
 export interface ClusterMemberView {

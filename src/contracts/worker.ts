@@ -59,6 +59,12 @@ export interface Assignment extends FencingToken {
   /** The spec as stored, secretEnv values included: only its worker (and GET assignments, nodes only) sees them. */
   readonly spec: TaskSpec;
   readonly desiredState: DesiredState;
+  /**
+   * The W3C traceparent of the leader's assignment span when the task's submission was traced: the worker's
+   * container start joins that trace (a label minkube.traceparent and TRACEPARENT in its environment). A worker that
+   * predates it ignores it (the body schema allows unknown fields).
+   */
+  readonly traceparent?: string;
 }
 
 /** Epoch ms: answer with the current status by then even if the operation is still under way. */

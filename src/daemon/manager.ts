@@ -29,6 +29,8 @@ import { LeaderLoops } from '../manager/leader-loops.js';
 import { TaskServiceImpl } from '../manager/task-service.js';
 import { ServiceServiceImpl } from '../manager/service-service.js';
 import { HttpWorkerApi, type WorkerApi } from '../manager/worker-client.js';
+import { TaskTraces, tracedWorkerApi } from '../manager/tracing.js';
+import { startTracing } from './otel.js';
 import { askToJoin, prepareJoin, selfConfig } from '../manager/join.js';
 import { MembershipServiceImpl } from '../manager/membership.js';
 import { httpChunkPoster, type ChunkPoster } from '../manager/snapshot-transfer.js';
@@ -178,6 +180,10 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   // The manager's one HTTP pool: to workers, to other managers' APIs, snapshot chunks. Its certificate is its name.
   const http = new HttpClient(security === null ? {} : { tls: security.clientTls() });
   opened.push('http client', () => http.close());
+  // OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set (else nothing is loaded); closed late, so the last spans leave.
+  const tracing = await startTracing('minkube-manager', self.id, logger);
+  opened.push('tracing', () => tracing.shutdown());
+  const traces = new TaskTraces({ node: self.id, logger: logger.child({ component: 'trace' }) });
 
   const storage = await LevelRaftStorage.open(self.dataDir);
   opened.push('storage', () => storage.close());
@@ -196,9 +202,15 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   // Closed after the driver and the API (the stack runs newest first), so their last lines are flushed.
   const audit = await AuditLog.open({ dir: self.dataDir, clock: systemClock, logger: logger.child({ component: 'audit' }) });
   opened.push('audit log', () => audit.close());
-  const service = new ManagerServiceImpl({ id: nodeId(self.id), clientId, logger, transport, onApplied: (index, applied) => audit.committed(index, applied) });
+  const service = new ManagerServiceImpl({
+    id: nodeId(self.id), clientId, logger, transport,
+    onApplied: (index, applied) => {
+      audit.committed(index, applied);
+      traces.applied(index, applied);
+    },
+  });
   const random = new SeededRandom(randomInt(0x7fffffff));
-  const workers = tuning.workers ?? new HttpWorkerApi({ http });
+  const workers = tracedWorkerApi(tuning.workers ?? new HttpWorkerApi({ http }), traces, self.id);
   const common = { store: service.kv.tasks, raft: service, tasks: config.tasks, workers, clock: systemClock, random: random.fork() };
   const loops = new LeaderLoops({ ...common, services: service.kv.services, preemption: config.scheduler.preemption, logger: logger.child({ component: 'leader' }), proposalTimeoutMs: config.api.requestTimeoutMs });
   opened.push('leader loops', () => loops.close());

@@ -21,6 +21,7 @@ import { WorkerLoops } from '../worker/loops.js';
 import { HttpManagerLink } from '../worker/managers.js';
 import { createHostStatsSource } from '../worker/stats.js';
 import { logLevelOf, Reloader } from './reload.js';
+import { startTracing } from './otel.js';
 import type { ReloadReport } from '../api/routes/admin.js';
 import { workerObservability } from './metrics.js';
 
@@ -85,6 +86,8 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
   }
   // Every line carries the worker id.
   const logger = parentLogger?.child({ worker: id }) ?? pino({ level: logLevelOf(config), base: { worker: id }, timestamp: pino.stdTimeFunctions.isoTime });
+  // OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set (else nothing is loaded).
+  const tracing = await startTracing('minkube-worker', id, logger);
   const dataDir = self.dataDir ?? resolve('data', id);
   await mkdir(dataDir, { recursive: true });
   // A worker that joined with a token has its certificate already; one its config lists gets it from the CA beside the file.
@@ -186,6 +189,7 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
       await app.close();
       await agent.close();
       await runtime.close();
+      await tracing.shutdown();
       logger.info('worker stopped; its containers keep running');
     })());
   const reloader = new Reloader({ node: 'worker', id, configPath: how.configPath ?? null, running: config, logger: logger.child({ component: 'reload' }), loggers: [logger] });

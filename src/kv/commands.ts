@@ -5,6 +5,7 @@
 import { Packr } from 'msgpackr';
 import type { EntryPrincipal } from '../contracts/services.js';
 import { MinkubeError } from '../lib/errors.js';
+import { isTraceparent } from '../lib/trace.js';
 import { decodeTaskCommand, isTaskOp, submissionsOf, wireTaskCommand, type TaskCommand } from './task-commands.js';
 import { specRuleProblem } from './task-spec.js';
 import { decodeAuthCommand, isAuthOp, wireAuthCommand, type AuthCommand } from './auth-commands.js';
@@ -44,6 +45,12 @@ export interface CommandEnvelope {
   readonly reqId?: string;
   /** Who asked (for the audit log only: applying never reads it). Absent for the cluster's own and insecure requests. */
   readonly pr?: EntryPrincipal;
+  /**
+   * The W3C traceparent of the request that proposed it, so that every manager's apply can join the trace. Optional
+   * and outside `v`: a manager that predates it ignores it (decodeCommand keeps only the fields it knows), and this
+   * one drops a malformed one rather than refuse the entry, so old and new managers apply every entry alike.
+   */
+  readonly tp?: string;
   readonly cmd: Command;
 }
 
@@ -79,6 +86,7 @@ export function encodeCommand(envelope: CommandEnvelope): Uint8Array {
   if (envelope.ackSeq !== undefined) wire.ackSeq = envelope.ackSeq;
   if (envelope.reqId !== undefined) wire.reqId = envelope.reqId;
   if (envelope.pr !== undefined) wire.pr = 'a' in envelope.pr ? { a: envelope.pr.a, r: envelope.pr.r } : { n: envelope.pr.n, r: envelope.pr.r };
+  if (envelope.tp !== undefined) wire.tp = envelope.tp;
   wire.v = versionOf(envelope.cmd);
   return packr.pack(wire);
 }
@@ -160,7 +168,7 @@ export function decodeCommand(data: Uint8Array): CommandEnvelope {
     throw malformed(`not msgpack (${(err as Error).message})`);
   }
   if (!isRecord(raw)) throw malformed('not a map');
-  const { clientId, seq, ackSeq, reqId, pr, cmd, v } = raw;
+  const { clientId, seq, ackSeq, reqId, pr, cmd, v, tp } = raw;
   if (v !== undefined && !isSeq(v)) throw malformed('v must be a positive integer');
   if (v !== undefined && v > commandVersion) {
     const message = `command version ${v} is newer than this manager understands (${commandVersion})`;
@@ -174,6 +182,7 @@ export function decodeCommand(data: Uint8Array): CommandEnvelope {
   if (ackSeq !== undefined) envelope.ackSeq = ackSeq;
   if (reqId !== undefined) envelope.reqId = reqId;
   if (pr !== undefined) envelope.pr = decodePrincipal(pr);
+  if (tp !== undefined && isTraceparent(tp)) envelope.tp = tp;
   return envelope;
 }
 

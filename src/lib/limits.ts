@@ -16,6 +16,8 @@ export const limits = {
   peerSendQueueBytesMax: 64 * 1024 * 1024,
   // manager
   proposalQueueMax: 8192,
+  /** Tasks whose submission trace a manager remembers for their assignment and start (the oldest is forgotten first). */
+  tracedTasksMax: 10_000,
   requestTimeoutMsDefault: 2000,
   httpBodyBytesDefault: 1024 * 1024,
   /** Open connections one HttpClient keeps to one origin (a leader's assignments to one worker share them). */

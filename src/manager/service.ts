@@ -88,14 +88,18 @@ export class ManagerServiceImpl implements ManagerService {
   }
 
   private propose(cmd: Command, ctx: RequestContext): Promise<ApplyResult> {
-    return this.proposeCommand(cmd, ctx.deadlineMs, ctx.requestId, ctx.principal);
+    return this.proposeCommand(cmd, ctx.deadlineMs, ctx.requestId, ctx.principal, ctx.traceparent);
   }
 
-  /** Any command through this manager's client session (the task service and the leader loops use it). */
-  proposeCommand(cmd: Command, deadlineMs: number, requestId: string, principal?: EntryPrincipal): Promise<ApplyResult> {
+  /**
+   * Any command through this manager's client session (the task service and the leader loops use it). traceparent:
+   * the request's trace context, carried in the entry so that every manager's apply joins the trace.
+   */
+  proposeCommand(cmd: Command, deadlineMs: number, requestId: string, principal?: EntryPrincipal, traceparent?: string): Promise<ApplyResult> {
     const { clientId } = this.o;
     const pr = principal === undefined ? {} : { pr: principal };
-    return this.driver.propose((seq, ackSeq) => encodeCommand({ clientId, seq, ackSeq, reqId: requestId, ...pr, cmd }), deadlineMs);
+    const tp = traceparent === undefined ? {} : { tp: traceparent };
+    return this.driver.propose((seq, ackSeq) => encodeCommand({ clientId, seq, ackSeq, reqId: requestId, ...pr, ...tp, cmd }), deadlineMs);
   }
 
   /** Resolves once this manager has applied everything committed before the call. */

@@ -27,7 +27,7 @@ import type { WorkerApi } from './worker-client.js';
 
 export interface Proposer {
   /** principal: who asked (ctx.principal), carried in the entry for the audit log. */
-  proposeCommand(cmd: Command, deadlineMs: number, requestId: string, principal?: EntryPrincipal): Promise<ApplyResult>;
+  proposeCommand(cmd: Command, deadlineMs: number, requestId: string, principal?: EntryPrincipal, traceparent?: string): Promise<ApplyResult>;
   /** Resolves once this manager has applied everything committed before the call. */
   barrier(deadlineMs: number): Promise<void>;
 }
@@ -172,7 +172,7 @@ export class TaskServiceImpl implements TasksService {
 
   /** Proposes and answers the id the command was about, or throws the state machine's refusal. */
   private async proposeOk(cmd: TaskCommand, ctx: RequestContext): Promise<string> {
-    const r = await this.o.raft.proposeCommand(cmd, ctx.deadlineMs, ctx.requestId, ctx.principal);
+    const r = await this.o.raft.proposeCommand(cmd, ctx.deadlineMs, ctx.requestId, ctx.principal, ctx.traceparent);
     if (!r.ok) throw new MinkubeError(r.code, r.message);
     return r.key;
   }

@@ -45,7 +45,7 @@ export class HttpWorkerApi implements WorkerApi {
   }
 
   async assign(apiAddress: string, a: Assignment, o: WorkerCallOptions): Promise<WorkerTaskStatus> {
-    return JSON.parse(await this.call(apiAddress, 'POST', '/v1/tasks', assignmentJson(a), o)) as WorkerTaskStatus;
+    return JSON.parse(await this.call(apiAddress, 'POST', '/v1/tasks', assignmentJson(a), o, a.traceparent)) as WorkerTaskStatus;
   }
 
   async assignMany(apiAddress: string, as: readonly Assignment[], o: WorkerCallOptions): Promise<(WorkerTaskStatus | MinkubeError)[]> {
@@ -81,8 +81,9 @@ export class HttpWorkerApi implements WorkerApi {
     if (this.ownsHttp) void this.http.close();
   }
 
-  private async call(apiAddress: string, method: string, path: string, body: string | null, o: WorkerCallOptions): Promise<string> {
-    const r: HttpRequest = { method, url: this.baseUrlOf(apiAddress), path, headers: body === null ? acceptJson : sendJson, timeoutMs: o.timeoutMs };
+  private async call(apiAddress: string, method: string, path: string, body: string | null, o: WorkerCallOptions, traceparent?: string): Promise<string> {
+    const headers = body === null ? acceptJson : sendJson;
+    const r: HttpRequest = { method, url: this.baseUrlOf(apiAddress), path, headers: traceparent === undefined ? headers : { ...headers, traceparent }, timeoutMs: o.timeoutMs };
     if (body !== null) r.body = body;
     if (o.signal !== undefined) r.signal = o.signal;
     let res: HttpTextResponse;
@@ -121,7 +122,8 @@ const batchBodyBytesMax = 512 * 1024;
 
 /** The spec with its secretEnv values: this call (mutual TLS in a secure cluster) is how they reach the worker. */
 function assignmentJson(a: Assignment): string {
-  return JSON.stringify({ taskId: a.taskId, attempt: a.attempt, term: a.term, spec: a.spec, desiredState: a.desiredState });
+  const json = { taskId: a.taskId, attempt: a.attempt, term: a.term, spec: a.spec, desiredState: a.desiredState };
+  return JSON.stringify(a.traceparent === undefined ? json : { ...json, traceparent: a.traceparent });
 }
 
 /**

@@ -7,6 +7,7 @@ import type { FencingToken, WorkerStats } from '../contracts/task-model.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
+import { endSpan, isTraceparent, startSpan } from '../lib/trace.js';
 import { classifyRuntimeError } from '../runtime/classify.js';
 import { tailBytes, tailLines } from '../runtime/spec.js';
 import type { ContainerInfo, ContainerRuntime } from '../runtime/types.js';
@@ -153,6 +154,7 @@ export class WorkerAgent implements WorkerAgentApi {
       this.makeRoom();
     }
     const entry = newEntry(assignmentToken(a), a.spec, this.clock.nowMs());
+    if (a.traceparent !== undefined && isTraceparent(a.traceparent)) entry.traceparent = a.traceparent;
     this.tasks.set(a.taskId, entry);
     if (a.desiredState === 'stop') {
       this.finish(entry, 'stopped', null, null);
@@ -202,20 +204,25 @@ export class WorkerAgent implements WorkerAgentApi {
     }
     // Bindings per line rather than a child logger: one child per task costs more than the lines it would write.
     const task = { task: entry.taskId, attempt: entry.attempt, term: entry.term };
+    const traced = entry.traceparent === undefined ? null : startSpan('container.start', entry.traceparent, { 'minkube.worker': this.workerId, 'minkube.task': entry.taskId, 'minkube.attempt': entry.attempt, 'container.image.name': entry.spec.image });
+    const trace = traced === null ? {} : { traceId: traced.traceId };
     const timed = this.observer?.taskStartTimer();
     try {
-      const { id } = await this.runtime.run(runSpecFor(this.workerId, entry));
+      const { id } = await this.runtime.run(runSpecFor(this.workerId, entry, traced?.traceparent));
       timed?.('started');
       entry.containerId = id;
       entry.state = 'running';
       entry.startedAtMs = this.clock.nowMs();
-      this.logger.info({ ...task, containerId: id }, 'task started');
+      traced?.span.setAttribute('container.id', id);
+      endSpan(traced);
+      this.logger.info({ ...task, ...trace, containerId: id }, 'task started');
       void this.watch(entry);
     } catch (err) {
       timed?.('failed');
       const failure = classifyRuntimeError(err);
+      endSpan(traced, failure.message);
       this.finish(entry, 'failed', null, { class: failure.failureClass, message: failure.message });
-      this.logger.warn({ ...task, reason: failure.reason, failureClass: failure.failureClass, msg: failure.message }, 'task failed to start');
+      this.logger.warn({ ...task, ...trace, reason: failure.reason, failureClass: failure.failureClass, msg: failure.message }, 'task failed to start');
     }
   }
 

@@ -10,6 +10,8 @@ export const labelTask = 'minkube.task';
 export const labelWorker = 'minkube.worker';
 export const labelAttempt = 'minkube.attempt';
 export const labelTerm = 'minkube.term';
+/** The container start's trace context (W3C traceparent), on traced tasks only. */
+export const labelTraceparent = 'minkube.traceparent';
 
 export interface TaskEntry {
   readonly taskId: string;
@@ -40,6 +42,8 @@ export interface TaskEntry {
   markFinished: () => void;
   /** The stop in progress, so that concurrent stops share it. */
   stopping: Promise<void> | null;
+  /** The assignment's W3C traceparent when its submission was traced: the container start joins the trace. */
+  traceparent?: string;
   /** statusOf's last answer and the times it shows, given again while nothing it shows has changed. */
   statusCache: { status: WorkerTaskStatus; startedAtMs: number | null; finishedAtMs: number | null } | null;
 }
@@ -104,8 +108,11 @@ function integerLabel(text: string | undefined): number | null {
   return Number.isSafeInteger(n) ? n : null;
 }
 
-/** The spec's own labels first: ours win, since re-adoption and fencing depend on them. */
-export function runSpecFor(workerId: string, a: FencingToken & { spec: TaskSpec }): RunSpec {
+/**
+ * The spec's own labels first: ours win, since re-adoption and fencing depend on them. A traced start carries its
+ * trace context as a label and as TRACEPARENT in the environment (OpenTelemetry's carrier for child processes).
+ */
+export function runSpecFor(workerId: string, a: FencingToken & { spec: TaskSpec }, traceparent?: string): RunSpec {
   const { spec } = a;
   const run: RunSpec = {
     name: containerName(a),
@@ -114,6 +121,10 @@ export function runSpecFor(workerId: string, a: FencingToken & { spec: TaskSpec 
   };
   if (spec.command !== undefined) run.command = [...spec.command];
   if (spec.env !== undefined || spec.secretEnv !== undefined) run.env = { ...spec.env, ...spec.secretEnv };
+  if (traceparent !== undefined) {
+    run.labels[labelTraceparent] = traceparent;
+    run.env = { ...run.env, TRACEPARENT: traceparent };
+  }
   if (spec.resources !== undefined) {
     const resources: NonNullable<RunSpec['resources']> = {};
     if (spec.resources.cpus !== undefined) resources.cpus = spec.resources.cpus;

@@ -41,5 +41,8 @@ function keyOf(req: FastifyRequest<{ Params: KeyParams }>): string {
 
 export function requestContext(req: FastifyRequest): RequestContext {
   const principal = entryPrincipal(principalOf(req));
-  return principal === undefined ? { requestId: req.id, deadlineMs: req.deadlineMs } : { requestId: req.id, deadlineMs: req.deadlineMs, principal };
+  const ctx: { -readonly [K in keyof RequestContext]: RequestContext[K] } = { requestId: req.id, deadlineMs: req.deadlineMs };
+  if (principal !== undefined) ctx.principal = principal;
+  if (req.traceparent !== undefined) ctx.traceparent = req.traceparent;
+  return ctx;
 }

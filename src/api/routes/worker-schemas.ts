@@ -31,6 +31,8 @@ export const AssignmentBody = Type.Object({
   term: Counter(0),
   spec: TaskSpecSchema,
   desiredState: Type.Union([Type.Literal('run'), Type.Literal('stop')]),
+  /** The leader's assignment span (W3C traceparent) when the task's submission was traced; a bad one is ignored. */
+  traceparent: Type.Optional(Type.String({ maxLength: 512 })),
 });
 export type AssignmentBody = Static<typeof AssignmentBody>;
 

@@ -36,7 +36,9 @@ export const workerTaskRoutes: FastifyPluginAsync<WorkerTaskRoutesOptions> = asy
     },
     async (req) => {
       checkSpecRules(req.body.spec, 'body.spec.');
-      return agent.assign(req.body, { waitUntilMs: req.deadlineMs - answerMarginMs });
+      // This request's span (under the header's context) is the container start's parent.
+      const a = req.traceparent === undefined ? req.body : { ...req.body, traceparent: req.traceparent };
+      return agent.assign(a, { waitUntilMs: req.deadlineMs - answerMarginMs });
     },
   );
 
