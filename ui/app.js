@@ -7,7 +7,7 @@ import htm from 'htm';
 import { Api, Live, bus, focusMain } from './lib.js';
 import { Overview } from './overview.js';
 import { TasksPage, TaskPage } from './tasks.js';
-import { WorkersPage, MembersPage } from './cluster.js';
+import { WorkersPage, MembersPage, ServicesPage } from './cluster.js';
 
 const html = htm.bind(h);
 const api = new Api();
@@ -17,6 +17,7 @@ const pages = [
   { path: 'tasks', label: 'Tasks' },
   { path: 'workers', label: 'Workers' },
   { path: 'members', label: 'Members' },
+  { path: 'services', label: 'Services' },
 ];
 
 function parseHash() {
@@ -98,6 +99,9 @@ function Shell({ onLogout }) {
       break;
     case 'members':
       page = html`<${MembersPage} api=${api} snap=${snap} />`;
+      break;
+    case 'services':
+      page = html`<${ServicesPage} api=${api} />`;
       break;
     default:
       page = html`<${Overview} snap=${snap} history=${history.current} />`;

@@ -1,9 +1,11 @@
 // Workers (heartbeat age, CPU, memory, running tasks) and members (voter or learner; transfer leadership; remove a
-// member after a confirmation), both from the live feed's snapshots.
+// member after a confirmation), both from the live feed's snapshots; services (replicas healthy, running and desired;
+// the rollout and its progress), reloaded when task changes arrive.
+/* global setTimeout, clearTimeout */
 import { h } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
-import { fmtBytes } from './lib.js';
+import { bus, fmtBytes } from './lib.js';
 import { Badge, yesNo } from './overview.js';
 
 const html = htm.bind(h);
@@ -92,4 +94,53 @@ export function MembersPage({ api, snap }) {
       </tr>`)}</tbody>
     </table></div>
     ${removing !== null && html`<${ConfirmRemove} member=${removing} onCancel=${() => setRemoving(null)} onConfirm=${() => remove(removing)} />`}`;
+}
+
+/** Replicas of the current version (the rollout's progress), of the desired count. */
+function progressOf(s) {
+  const current = s.tasks.filter((t) => t.version === s.version && t.desiredState !== 'stop').length;
+  return `${Math.min(current, s.replicas.desired)} / ${s.replicas.desired} on v${s.version}`;
+}
+
+export function ServicesPage({ api }) {
+  const [list, setList] = useState(null);
+  const [error, setError] = useState(null);
+  useEffect(() => {
+    let gone = false;
+    let timer = null;
+    const load = async () => {
+      try {
+        const page = await api.request('GET', '/v1/services?limit=100');
+        if (!gone) {
+          setList(page);
+          setError(null);
+        }
+      } catch (err) {
+        if (!gone) setError(err.code === 'NOT_FOUND' ? 'This manager serves no services API.' : err.message);
+      }
+    };
+    void load();
+    // Replicas are tasks: a batch of task changes reloads the list, at most twice a second.
+    const onTasks = () => {
+      if (timer === null) timer = setTimeout(() => { timer = null; void load(); }, 500);
+    };
+    bus.addEventListener('tasks', onTasks);
+    return () => {
+      gone = true;
+      clearTimeout(timer);
+      bus.removeEventListener('tasks', onTasks);
+    };
+  }, []);
+  return html`
+    <h1>Services</h1>
+    ${error && html`<p class="error" role="alert">${error}</p>`}
+    ${list !== null && list.items.length === 0 && html`<p class="muted">No service yet (<code>POST /v1/services</code>).</p>`}
+    ${list !== null && list.items.length > 0 && html`<div class="table-wrap"><table aria-label="Services">
+      <thead><tr><th scope="col">Name</th><th scope="col">Healthy</th><th scope="col">Running</th><th scope="col">Desired</th><th scope="col">Rollout</th><th scope="col">Progress</th><th scope="col">Image</th></tr></thead>
+      <tbody>${list.items.map((s) => html`<tr data-testid=${`service-row-${s.name}`}>
+        <th scope="row">${s.name}</th><td>${s.replicas.healthy}</td><td>${s.replicas.running}</td><td>${s.replicas.desired}</td>
+        <td><${Badge} value=${s.rollout.state} />${s.rollout.message ? html` <span class="muted">${s.rollout.message}</span>` : ''}</td>
+        <td>${progressOf(s)}</td><td><code>${s.spec.image}</code></td>
+      </tr>`)}</tbody>
+    </table></div>`}`;
 }

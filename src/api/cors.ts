@@ -3,6 +3,7 @@
 // gets no CORS headers, so a browser keeps its pages from reading the API. Preflights are answered here, before
 // authentication and rate limits (they carry no credential).
 import type { FastifyPluginAsync } from 'fastify';
+import { limits } from '../lib/limits.js';
 
 export interface CorsOptions {
   /** The origins allowed now (`https://host:port` of every member's API address). */
@@ -39,7 +40,21 @@ const corsPluginImpl: FastifyPluginAsync<CorsOptions> = async (app, opts) => {
 
 export const corsPlugin: FastifyPluginAsync<CorsOptions> = corsPluginImpl;
 
-/** `scheme://apiAddress` of every member. */
-export function memberOrigins(scheme: 'http' | 'https', apiAddresses: readonly string[]): Set<string> {
-  return new Set(apiAddresses.filter((a) => a !== '').map((a) => `${scheme}://${a}`));
+/**
+ * `scheme://apiAddress` of every member, now and since this process started: a page served by a member that was
+ * removed since (say, a dead one the operator removed from that very page) still reaches the others.
+ */
+export function memberOrigins(scheme: 'http' | 'https', apiAddresses: () => readonly string[]): () => ReadonlySet<string> {
+  const seen = new Set<string>();
+  return () => {
+    for (const a of apiAddresses()) {
+      if (a === '') continue;
+      const origin = `${scheme}://${a}`;
+      if (seen.has(origin)) continue;
+      // Oldest first out: a long-lived cluster that replaced many members keeps the newest.
+      if (seen.size >= limits.corsOriginsMax) seen.delete(seen.values().next().value as string);
+      seen.add(origin);
+    }
+    return seen;
+  };
 }

@@ -98,7 +98,7 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
   const { service } = opts;
   // Before the auth plugin: a preflight carries no credential. Only the members' own origins (the dashboard falling over).
   const scheme = opts.https === undefined ? 'http' : 'https';
-  void app.register(corsPlugin, { origins: () => memberOrigins(scheme, memberApiAddresses(service)) });
+  void app.register(corsPlugin, { origins: memberOrigins(scheme, () => memberApiAddresses(service)) });
   if (opts.metrics?.observeRequest !== undefined) observeRequests(app, opts.metrics.observeRequest);
   if (opts.security !== undefined) {
     // Before any route: the hooks it adds must run for all of them.

@@ -176,6 +176,8 @@ export const limits = {
   eventWorkersMax: 1000,
   /** A member's GET /v1/cluster, asked once per snapshot while a stream is open, must answer within this. */
   eventPeerPollTimeoutMs: 800,
+  /** Member origins (scheme://apiAddress) a manager answers CORS requests from: the members now and the latest before. */
+  corsOriginsMax: 256,
   // DNS (src/manager/dns)
   /** TCP connections one manager's DNS server holds at once; past it a new one is closed at once. */
   dnsTcpConnectionsMax: 64,

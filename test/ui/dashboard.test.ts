@@ -31,6 +31,9 @@ let browser: Browser;
 let context: BrowserContext;
 let page: Page;
 const pageErrors: string[] = [];
+afterAll(async () => {
+  await browser?.close();
+});
 
 async function text(testId: string): Promise<string> {
   return (await page.getByTestId(testId).first().textContent({ timeout: 30_000 }))?.trim() ?? '';
@@ -100,7 +103,7 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
       const r = await c.http(leader, 'GET', '/v1/workers');
       return r.status === 200 && (r.body.items as { id: string; state: string }[]).some((w) => w.id === 'w1' && w.state === 'ready') ? true : undefined;
     }, 60_000, 'worker w1 ready');
-    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] });
+    browser ??= await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] });
     // The cluster's own CA signed the managers' certificates: the browser is told to accept them.
     context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: viewports.desktop });
     page = await context.newPage();
@@ -108,7 +111,7 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
   }, 180_000);
 
   afterAll(async () => {
-    await browser?.close();
+    await context?.close();
     await c?.cleanup();
   });
 
@@ -179,8 +182,19 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
     await shoot('overview');
   });
 
+  it('lists services with their replicas and rollout', async () => {
+    const created = await c.http(leader, 'POST', '/v1/services', { name: 'ui-web', task: { image: 'minkube-busybox:latest', command: ['sleep', '600'] }, replicas: 2 });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    await go('#/services');
+    await waitText('service-row-ui-web', (t) => t.includes('2 / 2 on v1'));
+    expect(await unlabelledControls()).toEqual([]);
+    await shoot('services');
+  });
+
   it('shows the new leader without a reload when the leader, which serves the page, is killed', async () => {
     expect(new URL(page.url()).port).toBe(new URL(c.url(leader)).port);
+    await go('#/overview');
+    await waitText('leader', (t) => t === leader);
     const others = c.managerIds.filter((id) => id !== leader);
     await c.signal(leader, 'SIGKILL');
     const newLeader = await c.waitForLeader({ among: others, excluding: leader, timeoutMs: 30_000 });
@@ -194,5 +208,46 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
     await go('#/tasks');
     await waitText(`task-row-${(await c.http(newLeader, 'GET', '/v1/tasks')).body.items[0].id}`, (t) => t.length > 0);
     expect(pageErrors).toEqual([]);
+  });
+
+  it('removes the dead member after a confirmation, and hands leadership to the other', async () => {
+    const dead = c.managerIds.find((id) => c.node(id).proc === null)!;
+    const [current, other] = await (async () => {
+      const now = await c.waitForLeader({ among: c.managerIds.filter((id) => id !== dead) });
+      return [now, c.managerIds.find((id) => id !== dead && id !== now)!];
+    })();
+    await go('#/members');
+    await page.getByRole('button', { name: `Remove ${dead}` }).click();
+    await page.locator('dialog[open]').getByRole('button', { name: `Remove ${dead}` }).click();
+    await waitText('members-notice', (t) => t.startsWith(`Removed ${dead}`), 30_000);
+    await expect.poll(() => page.getByTestId(`members-row-${dead}`).count(), { timeout: 30_000 }).toBe(0);
+    await page.getByRole('button', { name: `Make ${other} the leader` }).click();
+    await waitText('members-notice', (t) => t.startsWith(`Leader is now ${other}`), 30_000);
+    expect(await c.waitForLeader({ among: [current, other] })).toBe(other);
+    expect(pageErrors).toEqual([]);
+  });
+});
+
+describeChromium('the dashboard of an insecure cluster', () => {
+  let ic: ProcCluster;
+  let ctx: BrowserContext;
+  beforeAll(async () => {
+    ic = await ProcCluster.create({ managers: 1, workers: 0 });
+    ic.startAll();
+    await ic.waitForLeader({ timeoutMs: 60_000 });
+    browser ??= await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] });
+    ctx = await browser.newContext({ viewport: viewports.desktop });
+  }, 120_000);
+  afterAll(async () => {
+    await ctx?.close();
+    await ic?.cleanup();
+  });
+
+  it('needs no log-in: plain HTTP, the overview at once', async () => {
+    const p = await ctx.newPage();
+    await p.goto(`${ic.url('m1')}/ui/`);
+    await expect.poll(() => p.getByTestId('leader').textContent(), { timeout: 30_000 }).toBe('m1');
+    expect(await p.getByLabel('API token').count()).toBe(0);
+    expect(await p.getByRole('button', { name: 'Log out' }).count()).toBe(0);
   });
 });
