@@ -2,10 +2,10 @@
 // `minkube prometheus-config` writes and a viewer token: every target is up, exactly one manager is leader, and a
 // manager cut off from the others (SIGSTOP of both; it stays up and scrapable) reports has_leader 0.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ProcCluster, eventually, freePort } from '../support/cluster.js';
+import { ProcCluster, eventually, freePort, repoRoot } from '../support/cluster.js';
 import { runCli } from '../support/cli.js';
 import { describeWith, prometheusBin } from './binaries.js';
 
@@ -74,6 +74,14 @@ describeWith(prometheusBin, 'a real Prometheus scraping a secure cluster', () =>
     expect(await scalar('sum(minkube_workers{state="ready"}) / count(minkube_workers{state="ready"})')).toBe(1);
     expect(await scalar('count(minkube_heartbeat_duration_seconds_count{node="w1",outcome="ok"})')).toBe(1);
   }, 150_000);
+
+  it("answers every query of the Grafana dashboard, and data for the managers' panels", async () => {
+    const dashboard = JSON.parse(readFileSync(join(repoRoot, 'deploy', 'grafana', 'minkube.json'), 'utf8')) as { panels: { title: string; targets?: { expr: string }[] }[] };
+    const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ title: p.title, expr: t.expr.replaceAll('$managers', 'minkube-managers').replaceAll('$workers', 'minkube-workers') })));
+    expect(exprs.length).toBeGreaterThan(30);
+    for (const { title, expr } of exprs) await expect(query(expr), `${title}: ${expr}`).resolves.toBeInstanceOf(Array);
+    expect((await query('minkube_raft_commit_index{job="minkube-managers"}')).length).toBe(3);
+  }, 60_000);
 
   it('sees has_leader drop to 0 on a manager cut off from the others', async () => {
     const leader = await cluster.waitForLeader();
