@@ -37,11 +37,16 @@ export const ClusterReply = Type.Object({
       apiAddress: Type.String(),
       voter: Type.Boolean(),
       reachable: Type.Boolean(),
+      storage: Type.Optional(Type.Union([Type.Literal('ok'), Type.Literal('recovering'), Type.Null()])),
     }),
   ),
   firstIndex: Type.Integer(),
   lastIndex: Type.Integer(),
   snapshotIndex: Type.Integer(),
+  storage: Type.Optional(Type.Union([Type.Literal('ok'), Type.Literal('recovering')])),
+  storageReason: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  storageTargetIndex: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+  noQuorumReason: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   /** Scheduled backups (null: none configured). */
   backup: Type.Union([
     Type.Object({

@@ -29,6 +29,11 @@ export interface ClusterMemberView {
   readonly voter: boolean;
   /** As seen from the answering manager. */
   readonly reachable: boolean;
+  /**
+   * The member's storage as its latest answer to the answering manager said (docs/storage-faults.md): "recovering"
+   * votes for no one and counts for no quorum until repaired; null when it has not said (not heard from yet).
+   */
+  readonly storage?: 'ok' | 'recovering' | null;
 }
 
 export interface ClusterView {
@@ -44,6 +49,18 @@ export interface ClusterView {
   readonly firstIndex: number;
   readonly lastIndex: number;
   readonly snapshotIndex: number;
+  /**
+   * This manager's storage: "recovering" after it found, at start-up, its log damaged or shorter than what it had
+   * acknowledged; it refuses stale reads, votes for no one and counts for no quorum until it has learnt again from
+   * the leader everything it had acknowledged (docs/storage-faults.md).
+   */
+  readonly storage?: 'ok' | 'recovering';
+  /** Why it is recovering (null when ok). */
+  readonly storageReason?: string | null;
+  /** Recovering: the index it must hold again (what it had acknowledged; null when not known); null when ok. */
+  readonly storageTargetIndex?: number | null;
+  /** Why no leader can be elected now, when too few voters have intact storage (null otherwise). */
+  readonly noQuorumReason?: string | null;
   /** Scheduled backups as this manager knows them (null: none configured); filled in by the route. */
   readonly backup?: BackupStatus | null;
 }

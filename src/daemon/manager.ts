@@ -21,6 +21,8 @@ import { nodeId, type NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import { SeededRandom } from '../lib/random.js';
 import { LevelRaftStorage } from '../storage/level.js';
+import { CheckedStorage } from '../storage/checked.js';
+import { FileMarker, markerPathFor } from '../storage/marker.js';
 import { TcpTransport } from '../transport/tcp.js';
 import { ManagerServiceImpl } from '../manager/service.js';
 import { RaftNodeDriver, type Member } from '../manager/node.js';
@@ -185,9 +187,12 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   opened.push('tracing', () => tracing.shutdown());
   const traces = new TaskTraces({ node: self.id, logger: logger.child({ component: 'trace' }) });
 
-  const storage = await LevelRaftStorage.open(self.dataDir);
+  // Salvaging: damage found at start makes the manager recover from the leader instead of stopping.
+  const storage = await LevelRaftStorage.open(self.dataDir, { salvage: true });
   opened.push('storage', () => storage.close());
   const join = await prepareJoin(storage, self, tuning, members, logger, http);
+  const checkedStorage = await checkedStorageFor(storage, self.dataDir, tuning.join !== undefined);
+  opened.push('storage marker', () => checkedStorage.markerStore.close());
   const seed = join?.members ?? members;
   const transport = await TcpTransport.start({
     id: nodeId(self.id),
@@ -242,7 +247,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     snapshotThresholdEntries: config.raft.snapshotThresholdEntries,
     snapshotThresholdBytes: config.raft.snapshotThresholdBytes,
     snapshotPoster: tuning.snapshotPoster ?? httpChunkPoster(http),
-    storage,
+    storage: checkedStorage,
     transport,
     stateMachine: service.stateMachine,
     logger,
@@ -390,6 +395,18 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   });
   if (join !== null && tuning.join !== undefined) await askToJoin(tuning.join, self, logger, http);
   return { id: nodeId(self.id), apiUrl: `${security === null ? 'http' : 'https'}://${self.apiAddress}`, stop, stopped, reload: () => reloader.reload() };
+}
+
+/**
+ * The storage the driver writes through: it keeps the acknowledged-state marker beside the data directory (outside
+ * it, so a data directory replaced by an older copy of itself is found out too). A manager joining now starts with
+ * an empty data directory: a marker left by an earlier member of that name says nothing about it.
+ */
+async function checkedStorageFor(storage: LevelRaftStorage, dataDir: string, joining: boolean): Promise<CheckedStorage> {
+  const marker = new FileMarker(markerPathFor(dataDir));
+  const empty = (await storage.lastIndex()) === 0 && storage.snapshotInfo() === null && (await storage.hardState()).term === 0;
+  if (joining && empty) await marker.reset();
+  return new CheckedStorage(storage, marker);
 }
 
 /** The API's certificate: the operator's (api.tlsCertFile/tlsKeyFile) or the node's own from the cluster CA. */

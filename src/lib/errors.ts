@@ -59,6 +59,7 @@ export const errorRegistry = {
   TIMEOUT: { status: 504, message: 'the request timed out; its outcome is unknown' },
   // 500: our fault or the environment's
   STORAGE_CORRUPT: { status: 500, message: 'the data directory is corrupt' },
+  STORAGE_RECOVERING: { status: 503, message: 'this manager is repairing its storage from the leader' },
   /** A backup file (minkube snapshot save) that is truncated, altered or not one: refused by inspect and restore. */
   SNAPSHOT_INVALID: { status: 400, message: 'the snapshot file is invalid' },
   CONFIG_INVALID: { status: 400, message: 'the cluster config is invalid' },

@@ -9,7 +9,8 @@ import { limits } from '../lib/limits.js';
 import type { Random } from '../lib/random.js';
 import { createRaftNode, defaultRaftLimits, forceNewCluster } from '../raft/index.js';
 import type { ConfChange, ConfChangeResult, ConfState, Entry, Message, RaftConfig, RaftInitialState, RaftNode, RaftStatus, Ready, Role, SnapshotMeta } from '../raft/types.js';
-import type { LoadedState, RaftStorage } from '../storage/types.js';
+import type { LoadedState, RaftStorage, StorageRecovery } from '../storage/types.js';
+import { StorageRecoveryWatch, type StorageView } from './storage-recovery.js';
 import type { Transport } from '../transport/types.js';
 import { decodeSnapshot, encodeSnapshot, MemberDirectory, type Member } from './members.js';
 import { ProposalTracker } from './proposals.js';
@@ -71,8 +72,8 @@ export interface RaftNodeDriverOptions<R> {
   snapshotPoster?: ChunkPoster;
   /** Builds the core (default createRaftNode); the simulator wraps it to watch it, or to break it on purpose. */
   createCore?: (config: RaftConfig, initial: RaftInitialState) => RaftNode;
-  /** Called after the state machine was replaced by a snapshot from the leader. */
-  onRestored?: () => void;
+  /** Called after the state machine was replaced by a snapshot from the leader (the snapshot's metadata). */
+  onRestored?: (meta: SnapshotMeta) => void;
   /** Called for every applied entry, after the state machine (leader-only loops watch the state through it). */
   onApplied?: (entry: Entry) => void;
   onRoleChange?: (role: Role, leaderId: NodeId | null, term: number) => void;
@@ -115,6 +116,8 @@ export class RaftNodeDriver<R> {
   private appliedBytesSinceSnapshot = 0;
   private sourceCache: SnapshotSource | null = null;
   private ticks = 0;
+  /** Set by open(): whether this manager recovers its storage, and what it says about it. */
+  private storageWatch!: StorageRecoveryWatch;
   private refusedProposalsCount = 0;
   private readonly changeWaiters = new Set<() => void>();
   /** Resolves when the node stops, with the error that stopped it, if any. */
@@ -162,7 +165,9 @@ export class RaftNodeDriver<R> {
   }
 
   static async open<R>(o: RaftNodeDriverOptions<R>): Promise<RaftNodeDriver<R>> {
-    const loaded = await o.storage.load();
+    const checked = o.storage.loadChecked !== undefined ? await o.storage.loadChecked() : { state: await o.storage.load(), recovery: null, notes: [] };
+    for (const note of checked.notes) o.logger.warn(note);
+    const loaded = checked.state;
     const directory = new MemberDirectory(o.id, o.members);
     if (loaded.snapshotData !== null) {
       const snap = decodeSnapshot(loaded.snapshotData);
@@ -170,7 +175,9 @@ export class RaftNodeDriver<R> {
       o.stateMachine.restore(snap.state);
     }
     directory.learnFromEntries(loaded.entries);
-    const initial = await prepareInitial(o, loaded);
+    const recovery = o.forceNewCluster === true ? null : checked.recovery;
+    if (o.forceNewCluster === true && checked.recovery !== null) o.logger.warn({ reason: checked.recovery.reason }, 'forcing a new cluster from damaged storage, as asked');
+    const initial = await prepareInitial(o, loaded, recovery?.target ?? null);
     const core = (o.createCore ?? createRaftNode)(
       {
         id: o.id,
@@ -182,6 +189,7 @@ export class RaftNodeDriver<R> {
         preVote: true,
         checkQuorum: true,
         lazyCommit: true,
+        incarnation: 1 + o.random.int(0x7fff_fffe),
         ...defaultRaftLimits,
       },
       initial,
@@ -191,7 +199,19 @@ export class RaftNodeDriver<R> {
       { snapshotIndex: initial.snapshot?.index ?? 0, lastIndex: st.lastIndex, commit: initial.hardState.commit, voters: st.voters, learners: st.learners },
       'raft state loaded',
     );
-    return new RaftNodeDriver(o, core, directory, initial);
+    const driver = new RaftNodeDriver(o, core, directory, initial);
+    driver.storageWatch = new StorageRecoveryWatch(recovery, o.logger, async () => o.storage.repaired?.());
+    return driver;
+  }
+
+  /** This manager's storage: ok, or recovering (and why). */
+  storage(): StorageView {
+    return this.storageWatch.view();
+  }
+
+  /** Why no leader can be elected now (too many voters recovering their storage), or null. */
+  noQuorumReason(): string | null {
+    return this.storageWatch.noQuorumReason(this.core.status());
   }
 
   start(): void {
@@ -367,6 +387,7 @@ export class RaftNodeDriver<R> {
     this.proposals.expire(now, leaderKnown);
     this.proposals.requeueStale(now);
     this.reads.tick(now, leaderKnown);
+    this.storageWatch.tick(this.core.status());
     this.scheduleReady();
   }
 
@@ -406,6 +427,7 @@ export class RaftNodeDriver<R> {
         await this.persist(rd, install);
         if (this.stopped) break;
         this.handleReady(rd, rd.messagesAfterSync, install);
+        if (this.storageWatch.recovering) await this.storageWatch.afterReady(this.core.status());
         this.maybeSnapshot();
       }
     } catch (err) {
@@ -563,7 +585,7 @@ export class RaftNodeDriver<R> {
     this.appliedIndex = install.meta.index;
     this.appliedBytesSinceSnapshot = 0;
     this.o.logger.info({ index: install.meta.index, term: install.meta.term, sizeBytes: install.data.length }, 'snapshot installed');
-    this.o.onRestored?.();
+    this.o.onRestored?.(install.meta);
     this.reads.onApplied(this.appliedIndex);
   }
 
@@ -657,12 +679,13 @@ export class RaftNodeDriver<R> {
  * The initial state for the core: the loaded one, or (disaster recovery) the loaded one rewritten into a one-voter
  * cluster, whose new config entry and hard state are persisted before the core sees them.
  */
-async function prepareInitial(o: RaftNodeDriverOptions<unknown>, loaded: LoadedState): Promise<RaftInitialState> {
+async function prepareInitial(o: RaftNodeDriverOptions<unknown>, loaded: LoadedState, recovering: StorageRecovery['target'] | null): Promise<RaftInitialState> {
   const base: RaftInitialState = {
     hardState: loaded.hardState,
     entries: loaded.entries,
     applied: loaded.snapshot?.index ?? (0 as LogIndex),
     ...(loaded.snapshot === undefined ? {} : { snapshot: loaded.snapshot }),
+    ...(recovering === null ? {} : { recovering }),
   };
   if (o.forceNewCluster !== true) return base;
   const forced = forceNewCluster(base, o.id);

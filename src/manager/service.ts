@@ -45,6 +45,7 @@ export class ManagerServiceImpl implements ManagerService {
 
   cluster(): ClusterView {
     const s = this.driver.status();
+    const storage = this.driver.storage();
     return {
       id: this.o.id,
       role: s.role,
@@ -52,10 +53,17 @@ export class ManagerServiceImpl implements ManagerService {
       leaderId: s.leaderId,
       commitIndex: s.commitIndex,
       appliedIndex: this.driver.applied,
-      members: memberViews(this.driver, s, (id) => this.o.transport.reachable(id)),
+      members: memberViews(this.driver, s, (id) => this.o.transport.reachable(id)).map((m) => ({
+        ...m,
+        storage: m.id === this.o.id ? storage.state : s.peersRecovering.includes(m.id as NodeId) ? 'recovering' : m.reachable ? 'ok' : null,
+      })),
       firstIndex: s.firstIndex,
       lastIndex: s.lastIndex,
       snapshotIndex: s.snapshot?.index ?? 0,
+      storage: storage.state,
+      storageReason: storage.reason,
+      storageTargetIndex: storage.targetIndex,
+      noQuorumReason: this.driver.noQuorumReason(),
     };
   }
 
@@ -65,6 +73,7 @@ export class ManagerServiceImpl implements ManagerService {
     if (s.voters.length > 0 && !s.voters.includes(this.o.id) && !s.learners.includes(this.o.id)) {
       return { ready: false, reason: 'this manager is not a member of the cluster (removed, or not added yet)' };
     }
+    if (this.driver.storage().state === 'recovering') return { ready: false, reason: 'repairing its storage from the leader' };
     if (s.leaderId === null) return { ready: false, reason: 'no leader is known' };
     if (this.driver.applied < s.commitIndex) return { ready: false, reason: `applied ${this.driver.applied} of ${s.commitIndex} committed entries` };
     return { ready: true };
@@ -82,6 +91,8 @@ export class ManagerServiceImpl implements ManagerService {
 
   async kvGet(key: string, consistency: ReadConsistency, ctx: RequestContext): Promise<KvEntry> {
     if (consistency === 'linearizable') await this.driver.linearizableBarrier(ctx.deadlineMs);
+    // A stale read serves this manager's own state: not while it may miss what it had acknowledged.
+    else if (this.driver.storage().state === 'recovering') throw new MinkubeError('STORAGE_RECOVERING', 'this manager is repairing its storage from the leader: read through another manager, or without ?consistency=stale');
     const rec = this.kv.get(key);
     if (rec === undefined) throw new MinkubeError('KV_KEY_NOT_FOUND', `no key "${key}"`);
     return { key: rec.key, value: rec.value, version: rec.version };

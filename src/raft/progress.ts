@@ -62,6 +62,10 @@ export class Progress {
   pendingSnapshot = 0;
   /** Replicated to, never counted in a quorum. */
   learner: boolean;
+  /** It said it is recovering its storage: replicated to, counted in no quorum. */
+  recovering = false;
+  /** The incarnation (one per start of the follower) that acknowledged `match`; 0 when none did yet. */
+  incarnation = 0;
   /** The highest commit index sent to it (in an append or a heartbeat); a hint, as a message may be lost. */
   commitSent = 0;
   /** The follower forwarded proposals up to this index: it waits to learn their commit (0 when none). */
@@ -107,6 +111,17 @@ export class Progress {
     this.inflights.reset();
   }
 
+  /**
+   * It said it is recovering (it restarted with lost or damaged storage): what it acknowledged before is gone, so
+   * forget its match and probe from the end of our log (its answer says where its log really ends).
+   */
+  startedRecovering(next: number): void {
+    this.recovering = true;
+    this.becomeProbe();
+    this.match = 0;
+    this.next = next;
+  }
+
   /** A successful answer up to `index`. Returns true when match moved. */
   maybeUpdate(index: number): boolean {
     let updated = false;
@@ -124,7 +139,16 @@ export class Progress {
    * A rejection of the append whose prevLogIndex was `rejected`; `hint` is where the leader would probe next.
    * Returns false for a stale rejection (already superseded); otherwise moves to probe state at the hint.
    */
-  maybeDecrTo(rejected: number, hint: number): boolean {
+  maybeDecrTo(rejected: number, hint: number, restarted = false): boolean {
+    if (restarted && hint <= this.match) {
+      // A new incarnation of the follower says its log ends before what an older one acknowledged: its disk lost
+      // entries. Forget the match and probe from where it says it is (a reordered old answer comes from the same
+      // incarnation and keeps the old rule below).
+      this.becomeProbe();
+      this.match = 0;
+      this.next = Math.max(1, hint);
+      return true;
+    }
     // While a snapshot is on its way, rejections of earlier appends say nothing new.
     if (this.state === 'snapshot') return false;
     if (this.state === 'replicate') {

@@ -75,6 +75,16 @@ export class Raft implements RaftNode {
   private snapshot: SnapshotMeta | null;
   /** A snapshot received from the leader, handed out in Ready until advanced. */
   private pendingSnapshot: SnapshotMeta | null = null;
+  /** Set while recovering lost or damaged storage: the last entry this node had acknowledged. */
+  private recovering: { readonly index: number; readonly term: number } | null;
+  /** Recovering: the log matches the current term's leader up to here (0 on a new term). */
+  private verifiedIndex = 0;
+  /** RaftConfig.incarnation as a message field: a leader tells a restarted follower's answers from an earlier run's. */
+  private get incarnationField(): { incarnation?: number } {
+    return this.cfg.incarnation === undefined ? {} : { incarnation: this.cfg.incarnation };
+  }
+  /** Peers whose latest answer said they recover their storage. */
+  private readonly peersRecovering = new Set<NodeId>();
 
   private term: Term;
   private vote: NodeId | null;
@@ -112,6 +122,7 @@ export class Raft implements RaftNode {
     this.readOnly = new ReadOnly(config.pendingReadsMax);
     this.term = initial.hardState.term;
     this.vote = initial.hardState.vote;
+    this.recovering = initial.recovering ?? null;
     this.prevHard = init.commit === initial.hardState.commit ? initial.hardState : { ...initial.hardState, commit: init.commit };
     if (snap !== null) this.baseConf = { voters: snap.voters, learners: snap.learners };
     else this.baseConf = config.join === true ? null : { voters: config.voters, learners: config.learners ?? [] };
@@ -133,12 +144,19 @@ export class Raft implements RaftNode {
       index: index as LogIndex,
       conflictTerm: conflictTerm as Term,
       conflictIndex: conflictIndex as LogIndex,
+      ...this.incarnationField,
+      ...this.recoveringFlag(),
     };
     this.msgs.push(m);
   }
 
+  /** What every answer of a node recovering its storage carries. */
+  private recoveringFlag(): { recovering?: true } {
+    return this.recovering === null ? {} : { recovering: true };
+  }
+
   private sendVoteResponse(to: NodeId, term: Term, preVote: boolean, granted: boolean): void {
-    const m: VoteResponseMessage = { type: 'voteResponse', from: this.id, to, term, preVote, granted };
+    const m: VoteResponseMessage = { type: 'voteResponse', from: this.id, to, term, preVote, granted, ...this.recoveringFlag() };
     this.msgs.push(m);
   }
 
@@ -261,7 +279,7 @@ export class Raft implements RaftNode {
    * Not while a received snapshot waits to be installed.
    */
   private promotable(): boolean {
-    if (this.pendingSnapshot !== null) return false;
+    if (this.pendingSnapshot !== null || this.recovering !== null) return false;
     return this.trk.selfVoter || (this.selfVoterBefore && this.confIndex > this.log.committed);
   }
 
@@ -292,6 +310,7 @@ export class Raft implements RaftNode {
     if (this.term !== term) {
       this.term = term;
       this.vote = null;
+      this.verifiedIndex = 0;
     }
     this.leaderId = null;
     this.electionElapsed = 0;
@@ -388,6 +407,11 @@ export class Raft implements RaftNode {
   }
 
   private handleVote(m: VoteMessage): void {
+    // Its log may lack entries it acknowledged: its vote could elect a leader without them (docs/storage-faults.md).
+    if (this.recovering !== null) {
+      this.sendVoteResponse(m.from, this.term, m.preVote, false);
+      return;
+    }
     const canVote =
       this.vote === m.from || (this.vote === null && this.leaderId === null) || (m.preVote && m.term > this.term);
     // Thesis 9.6: no pre-vote while a leader is alive, unless that leader is handing over.
@@ -587,6 +611,7 @@ export class Raft implements RaftNode {
   }
 
   private onVoteResponse(m: VoteResponseMessage): void {
+    this.notePeerStorage(m.from, m.recovering === true, undefined);
     if (m.preVote !== (this.role === 'precandidate') || !this.trk.isVoter(m.from)) return;
     if (!this.votes.has(m.from)) this.votes.set(m.from, m.granted);
     const outcome = this.tallyVotes();
@@ -629,6 +654,7 @@ export class Raft implements RaftNode {
     }
     const lastNew = this.log.maybeAppend(prevIndex, prevTerm, m.commit, entries);
     if (lastNew >= 0) {
+      if (this.recovering !== null) this.verified(lastNew);
       // A config entry takes effect when appended, and is undone when truncated away.
       if (this.log.configVersion !== this.confVersion) this.syncConf();
       this.sendAppendResponse(m.from, true, lastNew, 0, 0);
@@ -664,6 +690,7 @@ export class Raft implements RaftNode {
     }
     if (this.log.matchTerm(s.index, s.term)) {
       this.log.commitTo(s.index);
+      if (this.recovering !== null) this.verified(s.index);
       this.sendAppendResponse(m.from, true, this.log.committed, 0, 0);
       return;
     }
@@ -673,12 +700,47 @@ export class Raft implements RaftNode {
     this.pendingSnapshot = s;
     this.baseConf = { voters: s.voters, learners: s.learners };
     this.syncConf();
+    if (this.recovering !== null) this.verified(s.index);
     this.sendAppendResponse(m.from, true, s.index, 0, 0);
   }
 
+  // ---- recovering storage (docs/storage-faults.md) ----
+
+  /** An append or snapshot of this term showed our log matches the leader's up to `index`. */
+  private verified(index: number): void {
+    if (index > this.verifiedIndex) this.verifiedIndex = index;
+    this.maybeEndRecovery();
+  }
+
+  /**
+   * Done once the commit index (learnt from a leader) reaches the last entry we had acknowledged, or covers an entry
+   * of a later term: every entry we acknowledged is then either in our log again, or can never be committed.
+   */
+  private maybeEndRecovery(): void {
+    const r = this.recovering;
+    if (r === null) return;
+    const committed = this.log.committed;
+    if (committed >= r.index || (this.log.term(committed) ?? 0) > r.term) this.recovering = null;
+  }
+
+  /** A peer's answer says whether it recovers its storage; a leader stops counting it the moment it says so. */
+  private notePeerStorage(from: NodeId, recovering: boolean, pr: Progress | undefined): void {
+    if (!recovering) {
+      this.peersRecovering.delete(from);
+      if (pr !== undefined) pr.recovering = false;
+      return;
+    }
+    this.peersRecovering.add(from);
+    if (this.role === 'leader' && pr !== undefined && !pr.recovering) pr.startedRecovering(this.log.lastIndex() + 1);
+  }
+
   private handleHeartbeat(m: HeartbeatMessage): void {
-    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
-    const r: HeartbeatResponseMessage = { type: 'heartbeatResponse', from: this.id, to: m.from, term: this.term, context: m.context };
+    // A recovering node's log may hold entries the leader never wrote (an older copy's): a heartbeat's commit, sized
+    // by what the leader believes we hold, covers only what an append of this term matched.
+    const upTo = this.recovering === null ? this.log.lastIndex() : Math.min(this.verifiedIndex, this.log.lastIndex());
+    this.log.commitTo(Math.min(m.commit, upTo));
+    if (this.recovering !== null) this.maybeEndRecovery();
+    const r: HeartbeatResponseMessage = { type: 'heartbeatResponse', from: this.id, to: m.from, term: this.term, context: m.context, ...this.recoveringFlag() };
     this.msgs.push(r);
   }
 
@@ -686,14 +748,17 @@ export class Raft implements RaftNode {
 
   private onAppendResponse(m: AppendResponseMessage): void {
     const pr = this.trk.prs.get(m.from);
+    this.notePeerStorage(m.from, m.recovering === true, pr);
     if (pr === undefined) return;
     pr.recentActive = true;
     if (!m.success) {
-      if (pr.maybeDecrTo(m.index, this.rejectHint(m))) this.sendAppend(m.from, pr);
+      const restarted = m.incarnation !== undefined && pr.incarnation !== 0 && m.incarnation !== pr.incarnation;
+      if (pr.maybeDecrTo(m.index, this.rejectHint(m), restarted)) this.sendAppend(m.from, pr);
       return;
     }
     // Nobody can hold more of this term's log than its leader: such an answer is corrupt, not a reason to crash.
     if (m.index > this.log.lastIndex()) return;
+    if (m.incarnation !== undefined) pr.incarnation = m.incarnation;
     const wasPaused = pr.isPaused();
     if (!pr.maybeUpdate(m.index) && !(pr.state === 'probe' && pr.match === m.index)) return;
     if (pr.state === 'probe') pr.becomeReplicate();
@@ -720,6 +785,7 @@ export class Raft implements RaftNode {
 
   private onHeartbeatResponse(m: HeartbeatResponseMessage): void {
     const pr = this.trk.prs.get(m.from);
+    this.notePeerStorage(m.from, m.recovering === true, pr);
     if (pr === undefined) return;
     pr.recentActive = true;
     pr.probeSent = false;
@@ -961,6 +1027,7 @@ export class Raft implements RaftNode {
           state: pr.state,
           pendingSnapshot: pr.pendingSnapshot as LogIndex,
           learner: pr.learner,
+          recovering: pr.recovering,
         });
       }
     }
@@ -980,6 +1047,8 @@ export class Raft implements RaftNode {
       learners: this.trk.conf.learners,
       configIndex: this.confIndex as LogIndex,
       progress,
+      recovering: this.recovering,
+      peersRecovering: [...this.peersRecovering],
     };
   }
 

@@ -83,9 +83,10 @@ export class Tracker {
     if (this.selfVoter) matches[n++] = selfLast;
     for (let i = 0; i < this.progressList.length; i++) {
       const pr = this.progressList[i]!;
-      if (!pr.learner) matches[n++] = pr.match;
+      if (!pr.learner && !pr.recovering) matches[n++] = pr.match;
     }
-    if (n === 0) return 0;
+    // Fewer counted than a quorum (voters recovering their storage count for nothing): nothing is committed.
+    if (n < this.quorum) return 0;
     // Insertion sort, descending: clusters are small and this runs on every acknowledgement.
     for (let i = 1; i < n; i++) {
       const v = matches[i]!;
@@ -117,7 +118,7 @@ export class Tracker {
   quorumActive(): boolean {
     let active = this.selfVoter ? 1 : 0;
     for (const pr of this.progressList) {
-      if (pr.recentActive && !pr.learner) active++;
+      if (pr.recentActive && !pr.learner && !pr.recovering) active++;
       pr.recentActive = false;
     }
     return active >= this.quorum;
@@ -126,7 +127,7 @@ export class Tracker {
   /** Whether these acknowledgements (plus this node's own, when it votes) make a quorum of voters. */
   hasQuorum(acks: ReadonlySet<NodeId>): boolean {
     let n = this.selfVoter ? 1 : 0;
-    for (const id of acks) if (this.voterSet.has(id) && id !== this.self) n++;
+    for (const id of acks) if (this.voterSet.has(id) && id !== this.self && this.prs.get(id)?.recovering !== true) n++;
     return n >= this.quorum;
   }
 
@@ -136,7 +137,7 @@ export class Tracker {
     let bestMatch = -1;
     for (let i = 0; i < this.peers.length; i++) {
       const pr = this.progressList[i]!;
-      if (!pr.learner && pr.match > bestMatch) {
+      if (!pr.learner && !pr.recovering && pr.match > bestMatch) {
         best = this.peers[i]!;
         bestMatch = pr.match;
       }

@@ -98,6 +98,14 @@ export interface AppendResponseMessage extends Envelope {
   readonly conflictTerm: Term;
   /** On failure: the first index the follower holds of conflictTerm, or its last index + 1 if its log is too short. */
   readonly conflictIndex: LogIndex;
+  /**
+   * The follower's incarnation, drawn at each start: a rejection from another incarnation than the one that
+   * acknowledged the leader's match says the follower restarted with less than it had (a lying disk), not that the
+   * answer is old. Absent from older peers.
+   */
+  readonly incarnation?: number;
+  /** The sender is recovering its storage (docs/storage-faults.md): do not count it. Absent means false. */
+  readonly recovering?: boolean;
 }
 
 export interface HeartbeatMessage extends Envelope {
@@ -110,6 +118,8 @@ export interface HeartbeatMessage extends Envelope {
 export interface HeartbeatResponseMessage extends Envelope {
   readonly type: 'heartbeatResponse';
   readonly context: string;
+  /** As in AppendResponseMessage. */
+  readonly recovering?: boolean;
 }
 
 export interface VoteMessage extends Envelope {
@@ -126,6 +136,8 @@ export interface VoteResponseMessage extends Envelope {
   readonly type: 'voteResponse';
   readonly preVote: boolean;
   readonly granted: boolean;
+  /** Refused because the sender is recovering its storage and votes for no one. */
+  readonly recovering?: boolean;
 }
 
 export interface TimeoutNowMessage extends Envelope {
@@ -247,6 +259,12 @@ export interface RaftConfig {
    * a write per commit. Default false: every follower gets an append at once, as etcd's raft does.
    */
   readonly lazyCommit?: boolean;
+  /**
+   * A number drawn anew at each start of this node (1 or more), sent in its append answers: a leader that sees a
+   * rejection from another incarnation than the one that acknowledged its match knows the follower restarted with
+   * less than it had, and re-probes it (docs/storage-faults.md). Unset: not sent (tests of exact messages).
+   */
+  readonly incarnation?: number;
   readonly inflightAppendsMax: number;
   readonly entriesPerAppendMax: number;
   readonly appendBytesMax: number;
@@ -269,6 +287,14 @@ export interface RaftInitialState {
   readonly applied: LogIndex;
   /** The latest snapshot (the state machine is restored from its bytes before the core starts). */
   readonly snapshot?: SnapshotMeta;
+  /**
+   * The storage lost or damaged part of what this node had acknowledged (docs/storage-faults.md): it starts
+   * recovering. Until its commit index, learnt from a leader, reaches `index` or covers an entry of a term after
+   * `term` (the last entry it had acknowledged), it votes for no one, never campaigns, tells the leader in every
+   * answer (which then counts it neither for commit, nor for check-quorum, nor for ReadIndex), and commits from a
+   * heartbeat only what an append of this term verified.
+   */
+  readonly recovering?: { readonly index: number; readonly term: number };
 }
 
 export type ProposeRejection = 'NO_LEADER' | 'UNCOMMITTED_LIMIT' | 'PROPOSAL_DROPPED' | 'QUEUE_FULL';
@@ -313,6 +339,8 @@ export interface PeerProgress {
   readonly pendingSnapshot: LogIndex;
   /** A learner: replicated to, never counted in a quorum. Promote it once match is close to commitIndex. */
   readonly learner: boolean;
+  /** Its last answer said it is recovering its storage: not counted in any quorum until it says otherwise. */
+  readonly recovering: boolean;
 }
 
 /** A read of the node's state for status pages and checkers; never used to decide anything outside the core. */
@@ -337,6 +365,10 @@ export interface RaftStatus {
   readonly configIndex: LogIndex;
   /** Leader only: replication progress per peer (voters and learners). */
   readonly progress: ReadonlyMap<NodeId, PeerProgress>;
+  /** Set while this node recovers its storage: the last entry it had acknowledged (see RaftInitialState). */
+  readonly recovering: { readonly index: number; readonly term: number } | null;
+  /** Peers whose latest answer to this node said they are recovering their storage. */
+  readonly peersRecovering: readonly NodeId[];
 }
 
 /** The synchronous API of the core (see src/raft/raft.ts for the implementation). */

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { assert } from '../lib/assert.js';
 import { MinkubeError } from '../lib/errors.js';
-import { logIndex, type LogIndex } from '../lib/ids.js';
+import { logIndex, term, type LogIndex } from '../lib/ids.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import { checkRange, checkSave, checkSnapshot, compactedBounds, emptyHardState, snapshotDataProblem, snapshotInfoOf } from './common.js';
 import * as rec from './records.js';
@@ -32,6 +32,8 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
   private reclaimWaiting = false;
   /** The waiting compaction reaches the entry keys below this index. */
   private reclaimBelow = 0;
+  /** What a salvaging open found wrong (see salvage). */
+  private openProblems: string[] = [];
 
   private constructor(
     readonly dir: string,
@@ -45,23 +47,30 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
    * Opens (creating if missing) the database in `dir`, and deletes the snapshot files a crash or an earlier save
    * left behind (temp files, and every snapshot but the current one).
    */
-  static async open(dir: string): Promise<LevelRaftStorage> {
+  static async open(dir: string, options: { salvage?: boolean } = {}): Promise<LevelRaftStorage> {
     await mkdir(dir, { recursive: true });
-    const db: Db = new ClassicLevel<Buffer, Buffer>(dir, encodings);
-    try {
-      await db.open();
-    } catch (err) {
-      throw openError(dir, err);
-    }
+    const problems: string[] = [];
+    const db = await openDb(dir, options.salvage === true ? problems : null);
     try {
       await checkFormat(dir, db);
-      const snapshot = await readSnapshotRecord(dir, db);
-      const { first, last } = await logBounds(dir, db, snapshot?.meta.index ?? 0);
+      const snapshot = await readSnapshotRecord(dir, db).catch((err: unknown) => {
+        if (options.salvage !== true || !(err instanceof MinkubeError)) throw err;
+        problems.push(err.message);
+        return null;
+      });
+      const bounds = await logBounds(dir, db, snapshot?.meta.index ?? 0).catch((err: unknown) => {
+        if (options.salvage !== true) throw err;
+        problems.push(describe(err));
+        return { first: (snapshot?.meta.index ?? 0) + 1, last: snapshot?.meta.index ?? 0 };
+      });
+      const { first, last } = bounds;
       const keep = snapshot === null ? null : rec.snapshotFileName(snapshot);
       await removeStaleFiles(join(dir, SNAPSHOTS_DIR), keep).catch((err: unknown) => {
         throw new MinkubeError('INTERNAL', `cannot clean the snapshots of the data directory ${dir}: ${describe(err)}`, { cause: err });
       });
-      return new LevelRaftStorage(dir, db, first, last, snapshot);
+      const storage = new LevelRaftStorage(dir, db, first, last, snapshot);
+      storage.openProblems = problems;
+      return storage;
     } catch (err) {
       await db.close();
       throw err;
@@ -103,6 +112,113 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
       const state = { hardState, entries, applied: logIndex(0) };
       return snapshot === null ? { ...state, snapshotData: null } : { ...state, snapshot: snapshot.meta, snapshotData };
     });
+  }
+
+  /**
+   * Loads what can be trusted and rewrites the store to it, saying what it dropped (nothing when the store is
+   * intact): use it instead of load() after open({ salvage: true }). Kept: the hard state (an empty one when it is
+   * unreadable), the snapshot when its record and file are intact, and the log from its start up to the first entry
+   * that is missing, malformed, fails its checksum, goes back in term, or cannot be read (a snapshot that is dropped
+   * takes the log after it along: it has nothing to start from). Everything after is deleted, and the hard state's
+   * commit lowered to what is left, so the node learns the rest from the leader. See docs/storage-faults.md.
+   */
+  salvage(): Promise<{ state: LoadedState; problems: string[] }> {
+    return this.serial(async () => {
+      const problems = [...this.openProblems];
+      this.openProblems = [];
+      const hardState = await this.readHardState().catch((err: unknown) => {
+        problems.push(describe(err));
+        return emptyHardState;
+      });
+      let snapshot = this.snapshot;
+      let snapshotData: Uint8Array | null = null;
+      if (snapshot !== null) {
+        snapshotData = await this.readSnapshotData(snapshot).catch((err: unknown) => {
+          problems.push(describe(err));
+          return null;
+        });
+        if (snapshotData === null) snapshot = null;
+      }
+      const scan = await this.scanLog(snapshot?.meta ?? null);
+      if (scan.problem !== null) problems.push(scan.problem);
+      const snapshotIndex = snapshot?.meta.index ?? 0;
+      const last = scan.entries.at(-1)?.index ?? snapshotIndex;
+      const lastTerm = scan.entries.at(-1)?.term ?? snapshot?.meta.term ?? 0;
+      const kept: HardState =
+        lastTerm > hardState.term
+          ? { term: term(lastTerm), vote: null, commit: logIndex(Math.min(hardState.commit, last)) }
+          : { ...hardState, commit: logIndex(Math.min(hardState.commit, last)) };
+      if (problems.length > 0) await this.rewriteSalvaged(kept, snapshot, scan.entries[0]?.index ?? last + 1, last);
+      this.first = scan.entries[0]?.index ?? snapshotIndex + 1;
+      this.last = last;
+      const state = { hardState: kept, entries: scan.entries, applied: logIndex(0) };
+      const loaded: LoadedState = snapshot === null ? { ...state, snapshotData: null } : { ...state, snapshot: snapshot.meta, snapshotData };
+      return { state: loaded, problems: problems.map((p) => (p.includes(this.dir) ? p : `in the data directory ${this.dir}, ${p}`)) };
+    });
+  }
+
+  /**
+   * The log's trustworthy run: contiguous from its first entry, non-decreasing in term, reaching the snapshot (when
+   * there is one) and after it starting with its term; and why it stops early, if it does.
+   */
+  private async scanLog(snap: SnapshotMeta | null): Promise<{ entries: Entry[]; problem: string | null }> {
+    const entries: Entry[] = [];
+    const snapshotIndex = snap?.index ?? 0;
+    let problem: string | null = null;
+    const it = this.db.iterator({ gte: rec.entryKey(0), lt: rec.entryKeyEnd, highWaterMarkBytes: READ_CHUNK_BYTES });
+    try {
+      outer: for (;;) {
+        const items = await it.nextv(READ_CHUNK_ENTRIES);
+        if (items.length === 0) break;
+        for (const [key, value] of items) {
+          problem = this.entryProblem(key, value, entries, snapshotIndex);
+          if (problem !== null) break outer;
+          entries.push(rec.decodeEntry(rec.indexOfEntryKey(key), value) as Entry);
+        }
+      }
+    } catch (err) {
+      problem = `the log cannot be read past index ${entries.at(-1)?.index ?? 0}: ${describe(err)}`;
+    } finally {
+      await it.close().catch(() => undefined);
+    }
+    if (snap === null || entries.length === 0) return { entries, problem };
+    const first = entries[0]!.index;
+    const last = entries.at(-1)!.index;
+    if (first > snapshotIndex + 1) return { entries: [], problem: problem ?? `the log starts at index ${first}, after the snapshot at index ${snapshotIndex}` };
+    if (last < snapshotIndex) return { entries: [], problem: problem ?? `the log ends at index ${last}, before the snapshot at index ${snapshotIndex}` };
+    const at = entries.find((e) => e.index === snapshotIndex);
+    if (at !== undefined && at.term !== snap.term) return { entries: [], problem: `the entry at the snapshot's index ${snapshotIndex} has term ${at.term}, not ${snap.term}` };
+    return { entries, problem };
+  }
+
+  /** Why the entry under `key` cannot follow `before` (null when it can). */
+  private entryProblem(key: Buffer, value: Buffer, before: readonly Entry[], snapshotIndex: number): string | null {
+    const index = rec.indexOfEntryKey(key);
+    if (index < 0) return `an entry key is malformed (${key.toString('hex')})`;
+    const prev = before.at(-1);
+    if (prev === undefined && snapshotIndex === 0 && index !== 1) return `entry 1 is missing (the log starts at index ${index})`;
+    if (prev !== undefined && index !== prev.index + 1) return `entry ${prev.index + 1} is missing (found index ${index})`;
+    const entry = rec.decodeEntry(index, value);
+    if (typeof entry === 'string') return `the entry at index ${index} is corrupt: ${entry}`;
+    if (prev !== undefined && entry.term < prev.term) return `the entry at index ${index} has term ${entry.term}, below the term ${prev.term} before it`;
+    return null;
+  }
+
+  /** Deletes what salvage dropped and writes the hard state it kept, in one synced batch. */
+  private async rewriteSalvaged(hardState: HardState, snapshot: SnapshotInfo | null, first: number, last: number): Promise<void> {
+    const dropped = this.snapshot !== null && snapshot === null ? this.snapshot : null;
+    try {
+      await this.db.clear({ gte: rec.entryKey(0), lt: rec.entryKey(first) });
+      await this.db.clear({ gte: rec.entryKey(last + 1), lt: rec.entryKeyEnd });
+    } catch (err) {
+      throw this.corrupt(`the damaged entries after index ${last} cannot be deleted: ${describe(err)}`);
+    }
+    await this.write((batch) => {
+      batch.put(rec.hardStateKey, rec.encodeHardState(hardState));
+      if (dropped !== null) batch.del(rec.snapshotKey);
+    });
+    this.snapshot = snapshot;
+    if (dropped !== null) await removeFileIfExists(this.snapshotPath(dropped)).catch(() => undefined);
   }
 
   /**
@@ -326,6 +442,30 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
 
   private corrupt(what: string): MinkubeError {
     return new MinkubeError('STORAGE_CORRUPT', `the data directory ${this.dir} is corrupt: ${what}`);
+  }
+}
+
+/**
+ * Opens the database. When salvaging, one that LevelDB itself reports corrupt (a damaged manifest or table) is
+ * repaired with LevelDB's RepairDB, which keeps every record it can still read, and the repair is noted in `problems`.
+ */
+async function openDb(dir: string, problems: string[] | null): Promise<Db> {
+  let db: Db = new ClassicLevel<Buffer, Buffer>(dir, encodings);
+  try {
+    await db.open();
+    return db;
+  } catch (err) {
+    const error = openError(dir, err);
+    if (problems === null || error.code !== 'STORAGE_CORRUPT') throw error;
+    problems.push(`LevelDB reported it corrupt and repaired it: ${error.message}`);
+  }
+  try {
+    await ClassicLevel.repair(dir);
+    db = new ClassicLevel<Buffer, Buffer>(dir, encodings);
+    await db.open();
+    return db;
+  } catch (err) {
+    throw openError(dir, err);
   }
 }
 

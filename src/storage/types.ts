@@ -73,6 +73,28 @@ export interface RaftStorage extends LogStore, StableStore, SnapshotStore {
    */
   save(hardState: HardState | null, entries: readonly Entry[], options?: SaveOptions): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Storage that checks itself (CheckedStorage): load() that says whether what it holds is damaged or older than what
+   * this node had acknowledged (then the node starts recovering: docs/storage-faults.md). Without it, load().
+   */
+  loadChecked?(): Promise<CheckedLoad>;
+  /** The node holds again everything it had acknowledged (it left the recovering state). */
+  repaired?(): Promise<void>;
+}
+
+/** Why a node starts recovering, and what it must hold again before it votes: the log it had acknowledged. */
+export interface StorageRecovery {
+  readonly reason: string;
+  /** The last entry this node had acknowledged; index Number.MAX_SAFE_INTEGER when not known (the marker is lost). */
+  readonly target: { readonly index: number; readonly term: number };
+}
+
+export interface CheckedLoad {
+  readonly state: LoadedState;
+  /** null: intact. */
+  readonly recovery: StorageRecovery | null;
+  /** Things worth a log line that are not damage (a marker created for a data directory that had none). */
+  readonly notes: readonly string[];
 }
 
 /** A few small values kept beside the log (the cluster id, say). Each put is one synced write. */

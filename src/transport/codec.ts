@@ -198,6 +198,21 @@ class Fields {
     return false;
   }
 
+  /** An optional non-negative safe integer: `{ [field]: n }`, or `{}` when absent. */
+  optInt<K extends string>(field: K): { [P in K]?: number } {
+    if (this.o[field] === undefined) return {};
+    return { [field]: this.int(field) } as { [P in K]?: number };
+  }
+
+  /** An optional flag: `{ [field]: true }` when it is set, `{}` when absent or false (older peers never send it). */
+  flag<K extends string>(field: K): { [P in K]?: true } {
+    const v = this.o[field];
+    if (v === undefined || v === false) return {};
+    if (v === true) return { [field]: true } as { [P in K]?: true };
+    this.fail(field, 'a boolean');
+    return {};
+  }
+
   context(field: string): string {
     const v = this.o[field];
     if (typeof v === 'string' && v.length <= CONTEXT_CHARS_MAX) return v;
@@ -256,15 +271,15 @@ function buildMessage(type: string, f: Fields, base: Base): Message | null {
     case 'append':
       return { type, ...base, prevLogIndex: f.int('prevLogIndex'), prevLogTerm: f.int('prevLogTerm'), entries: f.entries('entries'), commit: f.int('commit') };
     case 'appendResponse':
-      return { type, ...base, success: f.bool('success'), index: f.int('index'), conflictTerm: f.int('conflictTerm'), conflictIndex: f.int('conflictIndex') };
+      return { type, ...base, success: f.bool('success'), index: f.int('index'), conflictTerm: f.int('conflictTerm'), conflictIndex: f.int('conflictIndex'), ...f.optInt('incarnation'), ...f.flag('recovering') };
     case 'heartbeat':
       return { type, ...base, commit: f.int('commit'), context: f.context('context') };
     case 'heartbeatResponse':
-      return { type, ...base, context: f.context('context') };
+      return { type, ...base, context: f.context('context'), ...f.flag('recovering') };
     case 'vote':
       return { type, ...base, preVote: f.bool('preVote'), lastLogIndex: f.int('lastLogIndex'), lastLogTerm: f.int('lastLogTerm'), transfer: f.bool('transfer') };
     case 'voteResponse':
-      return { type, ...base, preVote: f.bool('preVote'), granted: f.bool('granted') };
+      return { type, ...base, preVote: f.bool('preVote'), granted: f.bool('granted'), ...f.flag('recovering') };
     case 'timeoutNow':
       return { type, ...base };
     case 'propose':

@@ -1,0 +1,142 @@
+// Issue 19 end to end, with real processes: a manager whose data directory was damaged while it was down (a flipped
+// byte, a cut file, an older copy of the whole directory; a follower or the leader) says it is recovering, never
+// serves a wrong stale read, repairs itself from the leader with no operator step and is a voter again; a majority
+// damaged at once elects no leader and says why.
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ProcCluster } from '../support/cluster.js';
+import { eventually } from '../support/wait.js';
+import { clusterView, copyDir, cutTo, flipMiddleByte, logLines, newestStorageFile, waitAllApplied, watchStaleReads, writeKeys, wrongStaleReads } from './support.js';
+
+const KEYS = 2000;
+const MORE = 500;
+const TEST_TIMEOUT_MS = 300_000;
+
+let cluster: ProcCluster | null = null;
+
+afterEach(async () => {
+  await cluster?.cleanup();
+  cluster = null;
+});
+
+async function start(): Promise<{ c: ProcCluster; leader: string; all: string[] }> {
+  const c = await ProcCluster.create({ managers: 3 });
+  cluster = c;
+  c.startAll();
+  const leader = await c.waitForLeader({ timeoutMs: 60_000 });
+  return { c, leader, all: ['m1', 'm2', 'm3'] };
+}
+
+/** A follower to damage: m3 unless it leads. */
+const followerOf = (leader: string): string => (leader === 'm3' ? 'm2' : 'm3');
+
+interface Scenario {
+  victim: 'follower' | 'leader';
+  /** Damages the stopped victim's data directory. */
+  damage: (c: ProcCluster, victim: string, dataDir: string) => void;
+  /** Runs after half the keys are written (the stale-copy case takes its copy there). */
+  midway?: (c: ProcCluster, victim: string, leader: string) => Promise<void>;
+}
+
+async function damagedManagerRecovers(s: Scenario): Promise<void> {
+  const { c, leader, all } = await start();
+  const victim = s.victim === 'leader' ? leader : followerOf(leader);
+  await writeKeys(c, leader, 0, KEYS / 2);
+  await s.midway?.(c, victim, leader);
+  const writer = s.midway === undefined ? leader : await c.waitForLeader({ timeoutMs: 60_000 });
+  await writeKeys(c, writer, KEYS / 2, KEYS);
+  // Every manager holds and applied every acknowledged key: a stale read of any of them has one right answer.
+  await waitAllApplied(c, all, writer);
+  await c.signal(victim, 'SIGKILL');
+  s.damage(c, victim, join(c.dir, victim));
+  const survivors = all.filter((id) => id !== victim);
+  c.start(victim);
+  const watch = watchStaleReads(c, victim, KEYS);
+  const newLeader = await c.waitForLeader({ among: survivors, timeoutMs: 60_000 });
+  await writeKeys(c, newLeader, KEYS, KEYS + MORE);
+  const healed = await eventually(async () => {
+    const v = await clusterView(c, victim);
+    return v?.storage === 'ok' && v.leaderId !== null ? v : undefined;
+  }, 120_000, `${victim} to report storage ok`);
+  const seen = await watch.stop();
+  expect(seen.wrong, `wrong stale reads on ${victim} while it recovered`).toEqual([]);
+  // It found the damage, said so, and repaired itself (no operator step in this test).
+  const recovering = logLines(c, victim, 'storage recovering');
+  expect(recovering, `${victim} logged that it recovers`).toHaveLength(1);
+  expect(String(recovering[0]!.reason)).not.toBe('');
+  expect(logLines(c, victim, 'storage repaired')).toHaveLength(1);
+  expect(healed.storageReason).toBeNull();
+  // A voter again: the leader lists it as one, with intact storage.
+  const lead = await c.waitForLeader({ timeoutMs: 60_000 });
+  await eventually(async () => {
+    const v = await clusterView(c, lead);
+    const m = v?.members.find((x) => x.id === victim);
+    return m?.voter === true && m.storage === 'ok' ? true : undefined;
+  }, 60_000, `${lead} to count ${victim} as a voter with intact storage`);
+  await waitAllApplied(c, all, lead);
+  for (const id of all) expect(await wrongStaleReads(c, id, KEYS + MORE), `stale reads on ${id}`).toEqual([]);
+}
+
+describe('a manager whose synced data was lost or damaged repairs itself from its peers', () => {
+  it('(a) one byte flipped in the middle of its newest storage file', { timeout: TEST_TIMEOUT_MS }, async () => {
+    await damagedManagerRecovers({ victim: 'follower', damage: (_c, _v, dir) => flipMiddleByte(newestStorageFile(dir)) });
+  });
+
+  it('(b) its newest storage file cut to 60% of its length', { timeout: TEST_TIMEOUT_MS }, async () => {
+    await damagedManagerRecovers({ victim: 'follower', damage: (_c, _v, dir) => cutTo(newestStorageFile(dir), 0.6) });
+  });
+
+  it('(c) its whole data directory replaced by an older copy of itself', { timeout: TEST_TIMEOUT_MS }, async () => {
+    await damagedManagerRecovers({
+      victim: 'follower',
+      midway: async (c, victim) => {
+        await waitAllApplied(c, ['m1', 'm2', 'm3'], await c.waitForLeader());
+        await c.signal(victim, 'SIGKILL');
+        copyDir(join(c.dir, victim), join(c.dir, `${victim}-old`));
+        c.start(victim);
+      },
+      damage: (c, victim, dir) => copyDir(join(c.dir, `${victim}-old`), dir),
+    });
+  });
+
+  it('(d1) the leader: its newest storage file cut to 60%', { timeout: TEST_TIMEOUT_MS }, async () => {
+    await damagedManagerRecovers({ victim: 'leader', damage: (_c, _v, dir) => cutTo(newestStorageFile(dir), 0.6) });
+  });
+
+  it('(d2) the leader: one byte flipped in the middle of its newest storage file', { timeout: TEST_TIMEOUT_MS }, async () => {
+    await damagedManagerRecovers({ victim: 'leader', damage: (_c, _v, dir) => flipMiddleByte(newestStorageFile(dir)) });
+  });
+
+  it('(e) a majority damaged at once: no leader is elected, and every manager says why', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const { c, leader, all } = await start();
+    await writeKeys(c, leader, 0, KEYS);
+    await waitAllApplied(c, all, leader);
+    const damaged = all.filter((id) => id !== leader);
+    for (const id of damaged) await c.signal(id, 'SIGKILL');
+    for (const id of damaged) cutTo(newestStorageFile(join(c.dir, id)), 0.6);
+    for (const id of damaged) c.start(id);
+    // The intact manager learns from their answers that both recover, and says why it cannot be elected.
+    const reason = await eventually(async () => {
+      const v = await clusterView(c, leader);
+      return v?.leaderId === null && typeof v.noQuorumReason === 'string' ? v.noQuorumReason : undefined;
+    }, 120_000, `${leader} to say why no leader can be elected`);
+    for (const id of damaged) expect(reason).toContain(id);
+    expect(reason).toContain('intact storage');
+    for (const id of damaged) {
+      const v = await eventually(() => clusterView(c, id), 60_000, `${id}'s view`);
+      expect(v.storage).toBe('recovering');
+      expect(v.leaderId).toBeNull();
+      expect(String(v.storageReason)).toContain('acknowledged');
+      // A recovering manager refuses stale reads rather than serve what it may have lost.
+      const read = await c.http(id, 'GET', '/v1/kv/k1?consistency=stale');
+      expect(read.status).toBe(503);
+      expect(read.body.error.code).toBe('STORAGE_RECOVERING');
+    }
+    // Writes are refused, not acknowledged by a leader that may lack earlier ones.
+    const put = await c.http(leader, 'PUT', '/v1/kv/after', { value: 'x' }, 10_000);
+    expect(put.status).toBe(503);
+    expect(logLines(c, leader, 'no leader can be elected').length).toBeGreaterThan(0);
+    // Still no leader anywhere, now that all three have answered.
+    for (const id of all) expect((await clusterView(c, id))?.leaderId ?? null).toBeNull();
+  });
+});
