@@ -9,6 +9,8 @@ import { buildManagerApp } from '../../src/api/manager-app.js';
 import { judgeStatus, type StatusFacts } from '../../src/api/routes/status.js';
 import type { TaskRecord, TaskState } from '../../src/contracts/task-model.js';
 import { ManagerMetrics, type ManagerMetricsSources } from '../../src/manager/metrics.js';
+import { parseClusterConfig } from '../../src/config/cluster.js';
+import { managerObservability, workerObservability } from '../../src/daemon/metrics.js';
 import { MetricsRegistry } from '../../src/lib/metrics.js';
 import { newApiToken } from '../../src/security/tokens.js';
 import { WorkerMetrics } from '../../src/worker/metrics.js';
@@ -270,5 +272,30 @@ describe('the status verdict', () => {
   it('is down without a leader or a quorum', () => {
     expect(judgeStatus(facts({ leaderId: null }))).toMatchObject({ status: 'down', reasons: ['no leader'] });
     expect(judgeStatus(facts({ votersReachable: 1, leaderId: null }))).toMatchObject({ status: 'down', quorum: false });
+  });
+});
+
+describe('metrics.enabled', () => {
+  const managers = [{ id: 'm1', raftAddress: '127.0.0.1:7001', apiAddress: '127.0.0.1:8001', dataDir: 'm1' }];
+  it('defaults to true; false is kept; anything else is CONFIG_INVALID', () => {
+    expect(parseClusterConfig({ managers }, '/tmp').metrics.enabled).toBe(true);
+    expect(parseClusterConfig({ managers, metrics: { enabled: false } }, '/tmp').metrics.enabled).toBe(false);
+    expect(() => parseClusterConfig({ managers, metrics: { enabled: 'no' } }, '/tmp')).toThrow(/metrics/);
+    expect(() => parseClusterConfig({ managers, metrics: { scrape: true } }, '/tmp')).toThrow(/metrics/);
+  });
+
+  it('off: no /metrics route on either app (404), /status still served', async () => {
+    const parts = {} as Parameters<typeof managerObservability>[1];
+    const options = managerObservability(null, parts);
+    expect(options.metrics).toBeUndefined();
+    expect(workerObservability(false)).toEqual({ metrics: null, app: {} });
+    const app = buildManagerApp({ service: new FakeManagerService(), ...options });
+    try {
+      const res = await app.inject({ method: 'GET', url: '/metrics' });
+      expect(res.statusCode).toBe(404);
+      expect(res.json().error.code).toBe('NOT_FOUND');
+    } finally {
+      await app.close();
+    }
   });
 });
