@@ -35,6 +35,10 @@ const WorkerSchema = Type.Object(
     containerRetentionS: Type.Optional(Type.Integer({ minimum: 1, maximum: 365 * 86_400 })),
     /** Matched by task constraints ("zone==a", "disk!=hdd", "gpu"). */
     labels: Type.Optional(Type.Record(Type.String({ pattern: labelKeyPattern }), Type.String({ pattern: labelValuePattern }), { maxProperties: limits.workerLabelsMax })),
+    /** Host ports handed to tasks' named ports (default 20000-32000). */
+    portRange: Type.Optional(
+      Type.Object({ min: Type.Integer({ minimum: 1, maximum: 65535 }), max: Type.Integer({ minimum: 1, maximum: 65535 }) }, { additionalProperties: false }),
+    ),
     /** What tasks' resources may reserve here; absent: the host's CPU cores and memory. */
     capacity: Type.Optional(
       Type.Object({ cpus: Type.Number({ minimum: 0, maximum: 1024 }), memoryMb: Type.Number({ minimum: 0, maximum: 16 * 1024 * 1024 }) }, { additionalProperties: false }),
@@ -371,6 +375,8 @@ function semanticProblems(json: unknown): string[] {
     if (!isRecord(w)) return;
     seen(ids, w.id, `workers[${i}].id`, 'id');
     address(w.apiAddress, `workers[${i}].apiAddress`);
+    const range = isRecord(w.portRange) ? w.portRange : null;
+    if (range !== null && typeof range.min === 'number' && typeof range.max === 'number' && range.min > range.max) problems.push(`workers[${i}].portRange: min is above max`);
   });
   problems.push(...timingProblems(json.raft));
   const api = isRecord(json.api) ? json.api : {};

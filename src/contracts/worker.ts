@@ -13,7 +13,7 @@
 //   GET    /v1/tasks/:id                                             -> 200 WorkerTaskStatus
 //   GET    /v1/tasks/:id/logs?tail=N                                 -> 200 text/plain
 //   GET    /v1/stats                                                 -> 200 WorkerStats
-import type { DesiredState, FencingToken, TaskError, TaskSpec, WorkerCapacity, WorkerStats } from './task-model.js';
+import type { AssignedPort, DesiredState, FencingToken, TaskError, TaskHealth, TaskSpec, WorkerCapacity, WorkerStats } from './task-model.js';
 
 export interface RegisterRequest {
   readonly id: string;
@@ -37,6 +37,10 @@ export interface WorkerTaskStatus {
   readonly error: TaskError | null;
   readonly startedAt: string | null;
   readonly finishedAt: string | null;
+  /** The host ports allocated to this attempt's named ports. */
+  readonly ports?: readonly AssignedPort[];
+  /** The health check's verdict while it runs (tasks with a healthCheck). */
+  readonly health?: TaskHealth;
 }
 
 export interface HeartbeatRequest {

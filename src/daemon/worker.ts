@@ -20,6 +20,8 @@ import { WorkerAgent, type WorkerAgentOptions } from '../worker/agent.js';
 import { WorkerLoops } from '../worker/loops.js';
 import { HttpManagerLink } from '../worker/managers.js';
 import { createHostStatsSource } from '../worker/stats.js';
+import { defaultPortRange, PortAllocator } from '../worker/ports.js';
+import { systemRandom } from '../lib/random.js';
 import { logLevelOf, Reloader } from './reload.js';
 import { startTracing } from './otel.js';
 import type { ReloadReport } from '../api/routes/admin.js';
@@ -111,6 +113,8 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
     runtime,
     logger: logger.child({ component: 'agent' }),
     stopTimeoutMs: config.tasks.stopTimeoutMs,
+    // Tasks' named ports: addresses on the host the worker's API is reached at.
+    ports: new PortAllocator(self.portRange ?? defaultPortRange, self.apiAddress.slice(0, self.apiAddress.lastIndexOf(':')), systemRandom),
     hostStats: workerMetrics === null ? hostStats : async () => {
       const figures = await hostStats();
       workerMetrics.hostStats(figures);

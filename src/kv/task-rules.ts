@@ -7,7 +7,7 @@ import { maxAttemptsOf, restartPolicyOf } from './task-spec.js';
 export type ReportOutcome =
   | { readonly kind: 'ignore' }
   /** The container runs (state scheduled -> running, or a container id learnt while running). */
-  | { readonly kind: 'running'; readonly containerId: string | null; readonly health?: TaskHealth; readonly ports?: readonly AssignedPort[] }
+  | { readonly kind: 'running'; readonly containerId: string | null; readonly health?: TaskHealth; readonly ports?: readonly AssignedPort[]; readonly reason?: string }
   | { readonly kind: 'final'; readonly state: 'succeeded' | 'failed' | 'stopped'; readonly error: TaskError | null; readonly reason: string }
   /** Back to pending with the attempt raised, not placed before the report's retryAtMs. */
   | { readonly kind: 'retry'; readonly error: TaskError | null; readonly reason: string };
@@ -28,7 +28,10 @@ export function reportOutcome(task: TaskRecord, r: TaskReport): ReportOutcome {
     const health = r.health !== undefined && r.health !== task.health;
     const ports = r.ports !== undefined && !samePorts(r.ports, task.ports);
     if (!news && !health && !ports) return { kind: 'ignore' };
-    return { kind: 'running', containerId: r.containerId ?? task.containerId, ...(r.health === undefined ? {} : { health: r.health }), ...(r.ports === undefined ? {} : { ports: r.ports }) };
+    return {
+      kind: 'running', containerId: r.containerId ?? task.containerId, ...(r.health === undefined ? {} : { health: r.health }), ...(r.ports === undefined ? {} : { ports: r.ports }),
+      ...(r.health === 'unhealthy' && r.error !== null ? { reason: r.error.message } : {}),
+    };
   }
   if (task.desiredState === 'stop') {
     return r.state === 'succeeded'

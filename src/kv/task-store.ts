@@ -16,6 +16,7 @@ import {
 export type { StoredWorker } from '../contracts/task-model.js';
 import { isActiveState, lostOutcome, reportOutcome, type ReportOutcome } from './task-rules.js';
 import { normaliseSpec, specFingerprint } from './task-spec.js';
+import { UsageByNamespace } from './quota-usage.js';
 import { decodeTaskSnapshot, encodeTaskSnapshot, type IdempotencyRecord, type TaskSnapshot, type TaskSnapshotContent } from './task-snapshot.js';
 
 export type TaskApplyErrorCode = 'TASK_NOT_FOUND' | 'WORKER_NOT_FOUND' | 'TASK_ALREADY_FINAL' | 'QUEUE_FULL' | 'IDEMPOTENCY_KEY_REUSED';
@@ -65,6 +66,8 @@ export class TaskStore {
   /** Idempotency-Key -> the task it created and its spec's fingerprint, oldest first. */
   private idempotency = new Map<string, IdempotencyRecord>();
   listener: TaskStoreListener | null = null;
+  /** Live tasks and their resources per namespace (quotas are judged against it). */
+  readonly usage = new UsageByNamespace();
   /** Ids of records removed here (retention, or room made), oldest first; not in snapshots (it only words an error). */
   private removedIds = new Set<string>();
   private readonly tasksMax: number;
@@ -400,7 +403,7 @@ export class TaskStore {
         if (o.ports !== undefined) seen.ports = o.ports;
         if (t.state === 'running') {
           // A health verdict that turns a replica unhealthy is worth a line in its history; others are not.
-          if (o.health === 'unhealthy' && t.health !== 'unhealthy') seen.history = [...t.history.slice(-(this.historyMax - 1)), { state: 'running', attempt: t.attempt, atMs, workerId: t.workerId, reason: 'health check failing' }];
+          if (o.health === 'unhealthy' && t.health !== 'unhealthy') seen.history = [...t.history.slice(-(this.historyMax - 1)), { state: 'running', attempt: t.attempt, atMs, workerId: t.workerId, reason: o.reason ?? 'unhealthy: the health check failed' }];
           this.write(taskRecord(t, { ...seen, updatedAt: isoAt(atMs) }), t);
           return true;
         }
@@ -430,6 +433,7 @@ export class TaskStore {
   /** Stores a record and keeps every index in step with it. */
   private write(next: TaskRecord, prev: TaskRecord | null): void {
     this.tasks.set(next.id, next);
+    this.usage.changed(next, prev);
     if (prev === null || prev.state !== next.state) {
       if (prev !== null) this.byState.get(prev.state)?.remove(prev.id);
       indexOf(this.byState, next.state).insert(next.id);
@@ -512,6 +516,7 @@ export class TaskStore {
   /** Replaces everything with a snapshot's content; throws STORAGE_CORRUPT (changing nothing) if it is malformed. */
   restore(raw: unknown): void {
     const s = decodeTaskSnapshot(raw);
+    this.usage.clear();
     this.tasks = new Map();
     this.ids = SortedKeys.fromSorted(s.tasks.map((t) => t.id));
     this.byState = new Map();

@@ -13,6 +13,7 @@ export function reportOf(workerId: string, s: WorkerTaskStatus, retryAtMs: numbe
   return {
     taskId: s.taskId, workerId, attempt: s.attempt, term: s.term, state: s.state, containerId: s.containerId,
     exitCode: s.exitCode, error: s.error, retryAtMs,
+    ...(s.health === undefined ? {} : { health: s.health }), ...(s.ports === undefined ? {} : { ports: s.ports }),
   };
 }
 

@@ -105,6 +105,8 @@ export class DockerRuntime implements ContainerRuntime {
   async run(spec: RunSpec): Promise<{ id: string }> {
     validateRunSpec(spec, { commandRequired: false });
     await this.ensureImage(spec.image);
+    // A task with ports listens on its host port in the host's namespace: no bridge or port mapping needed.
+    if (spec.hostNetwork === true) return this.createAndStart(spec, 'host');
     if (this.networkSandbox === undefined) return this.createAndStart(spec, 'none');
     return this.runInSandbox(spec, this.networkSandbox);
   }
@@ -342,6 +344,22 @@ export class DockerRuntime implements ContainerRuntime {
       if (statusOf(err) === 404 || statusOf(err) === 409) return;
       throw err;
     }
+  }
+
+  /** docker exec, output discarded: the command's exit code (a health check of type exec). */
+  async exec(id: string, command: string[], timeoutMs: number): Promise<number> {
+    return this.call('exec', async () => {
+      const exec = await this.docker.getContainer(id).exec({ Cmd: command, AttachStdout: true, AttachStderr: true });
+      const stream = await exec.start({ hijack: true, stdin: false });
+      stream.resume();
+      await new Promise<void>((resolve) => {
+        stream.once('end', () => resolve());
+        stream.once('close', () => resolve());
+        stream.once('error', () => resolve());
+      });
+      const info = await exec.inspect();
+      return info.ExitCode ?? 1;
+    }, timeoutMs);
   }
 
   async inspect(id: string): Promise<ContainerInfo | null> {

@@ -16,6 +16,11 @@ export interface RunSpec {
   labels: Record<string, string>;
   /** Docker enforces them; the process runtime only records them. */
   resources?: { cpus?: number; memoryMb?: number };
+  /**
+   * Docker: the container shares the host's network namespace (a task with ports listens on its host port there;
+   * works on an engine started with --bridge=none). The process runtime's processes always do.
+   */
+  hostNetwork?: boolean;
 }
 
 export type ContainerState = 'created' | 'running' | 'exited';
@@ -57,6 +62,8 @@ export interface ContainerRuntime {
   list(labelFilter: Record<string, string>): Promise<ContainerInfo[]>;
   /** stdout and stderr interleaved, at most limits.runtimeLogBytesMax bytes (the newest). */
   logs(id: string, opts?: { tailLines?: number }): Promise<string>;
+  /** Runs a command inside a running container (health checks of type exec); its exit code. Absent: run on the host. */
+  exec?(id: string, command: string[], timeoutMs: number): Promise<number>;
   /** Releases timers and connections. Leaves containers running: a restarted worker re-adopts them. */
   close(): Promise<void>;
 }

@@ -10,8 +10,10 @@ import { limits } from '../lib/limits.js';
 import { endSpan, isTraceparent, startSpan } from '../lib/trace.js';
 import { classifyRuntimeError } from '../runtime/classify.js';
 import { tailBytes, tailLines } from '../runtime/spec.js';
-import type { ContainerInfo, ContainerRuntime } from '../runtime/types.js';
+import type { ContainerInfo, ContainerRuntime, RunSpec } from '../runtime/types.js';
 import { planReconcile, type Correction } from './reconcile.js';
+import { HealthMonitor, hostExec, type ExecProbe } from './health.js';
+import { labelPorts, portEnv, portsLabel, type PortAllocator } from './ports.js';
 import { sleep } from './sleep.js';
 import type { AgentObserver } from './metrics.js';
 import {
@@ -38,6 +40,10 @@ export interface WorkerAgentOptions {
   waitRetryMs?: number;
   /** Containers being started at once; more assignments wait their turn as 'starting'. */
   startConcurrency?: number;
+  /** Host ports for tasks' named ports (none: a task with ports fails to start). */
+  ports?: PortAllocator;
+  /** Where health checks connect to tasks' ports (default 127.0.0.1). */
+  healthHost?: string;
   /** Metrics (src/worker/metrics.ts): container starts. */
   observer?: AgentObserver;
 }
@@ -65,6 +71,8 @@ export class WorkerAgent implements WorkerAgentApi {
   private readonly tasksMax: number;
   private readonly finishedRetentionMs: number;
   private readonly waitRetryMs: number;
+  private readonly ports: PortAllocator | null;
+  private readonly healthHost: string;
   private readonly tasks = new Map<string, TaskEntry>();
   /** Replaced entries whose containers are being stopped: their containers are not orphans. */
   private readonly retiring = new Set<TaskEntry>();
@@ -85,6 +93,8 @@ export class WorkerAgent implements WorkerAgentApi {
     this.tasksMax = opts.tasksMax ?? limits.workerTasksMax;
     this.finishedRetentionMs = opts.finishedRetentionMs ?? limits.workerFinishedRetentionMsDefault;
     this.waitRetryMs = opts.waitRetryMs ?? 1000;
+    this.ports = opts.ports ?? null;
+    this.healthHost = opts.healthHost ?? '127.0.0.1';
     this.observer = opts.observer;
   }
 
@@ -208,7 +218,7 @@ export class WorkerAgent implements WorkerAgentApi {
     const trace = traced === null ? {} : { traceId: traced.traceId };
     const timed = this.observer?.taskStartTimer();
     try {
-      const { id } = await this.runtime.run(runSpecFor(this.workerId, entry, traced?.traceparent));
+      const { id } = await this.runtime.run(await this.withPorts(entry, runSpecFor(this.workerId, entry, traced?.traceparent)));
       timed?.('started');
       entry.containerId = id;
       entry.state = 'running';
@@ -217,6 +227,7 @@ export class WorkerAgent implements WorkerAgentApi {
       endSpan(traced);
       this.logger.info({ ...task, ...trace, containerId: id }, 'task started');
       void this.watch(entry);
+      this.watchHealth(entry);
     } catch (err) {
       timed?.('failed');
       const failure = classifyRuntimeError(err);
@@ -233,7 +244,10 @@ export class WorkerAgent implements WorkerAgentApi {
     while (!isFinal(entry.state)) {
       try {
         const { exitCode } = await this.runtime.wait(id, { signal: this.closing.signal });
-        const outcome = exitOutcome(exitCode, entry.stopRequested);
+        // A task its health check condemned failed, whatever its exit code (the worker stopped it).
+        const outcome = entry.unhealthy !== undefined && !entry.stopRequested
+          ? { state: 'failed' as const, error: { class: 'transient' as const, message: entry.unhealthy } }
+          : exitOutcome(exitCode, entry.stopRequested);
         this.finish(entry, outcome.state, exitCode, outcome.error);
         this.logger.info({ task: entry.taskId, attempt: entry.attempt, containerId: id, exitCode, state: outcome.state }, 'task exited');
       } catch (err) {
@@ -309,6 +323,44 @@ export class WorkerAgent implements WorkerAgentApi {
     entry.error = error;
     entry.finishedAtMs = this.clock.nowMs();
     entry.markFinished();
+    entry.monitor?.stop();
+    this.ports?.release(portKey(entry));
+  }
+
+  // ---- ports and health checks ----
+
+  /** Allocates the task's named ports and hands them to it (env MINKUBE_PORT_<NAME> and PORT; Docker: host network). */
+  private async withPorts(entry: TaskEntry, run: RunSpec): Promise<RunSpec> {
+    const specs = entry.spec.ports;
+    if (specs === undefined || specs.length === 0) return run;
+    if (this.ports === null) throw new MinkubeError('INVALID_TASK_SPEC', `worker ${this.workerId} hands out no ports`);
+    const ports = await this.ports.allocate(portKey(entry), specs);
+    entry.ports = ports;
+    return { ...run, env: { ...run.env, ...portEnv(ports) }, labels: { ...run.labels, [labelPorts]: portsLabel(ports) }, hostNetwork: true };
+  }
+
+  /** Starts the task's health check if it has one and runs; an unhealthy verdict stops the task as failed. */
+  private watchHealth(entry: TaskEntry): void {
+    const check = entry.spec.healthCheck;
+    if (check === undefined || entry.monitor !== undefined || entry.state !== 'running' || entry.containerId === null) return;
+    entry.health = 'starting';
+    const containerId = entry.containerId;
+    const env = { ...entry.spec.env, ...entry.spec.secretEnv, ...portEnv(entry.ports ?? []) };
+    const exec: ExecProbe = this.runtime.exec !== undefined
+      ? (command, timeoutMs) => this.runtime.exec!(containerId, [...command], timeoutMs)
+      : (command, timeoutMs) => hostExec(command, env, timeoutMs);
+    const monitor = new HealthMonitor({ check, ports: entry.ports ?? [], host: this.healthHost, exec }, this.clock, (s) => {
+      if (isFinal(entry.state)) return;
+      entry.health = s.health;
+      if (s.health !== 'unhealthy') return;
+      entry.unhealthy = `unhealthy: ${s.lastFailure ?? 'the health check failed'}`;
+      // Shown beside the verdict, so the task's history says why before the exit is seen.
+      entry.error = { class: 'transient', message: entry.unhealthy };
+      this.logger.warn({ task: entry.taskId, attempt: entry.attempt, reason: entry.unhealthy }, 'task unhealthy; restarting it');
+      void this.runtime.stop(containerId, this.stopTimeoutMs).catch((err: unknown) => this.logger.warn({ task: entry.taskId, err }, 'could not stop an unhealthy task'));
+    });
+    entry.monitor = monitor;
+    monitor.start();
   }
 
   // ---- restart: re-adoption ----
@@ -342,6 +394,7 @@ export class WorkerAgent implements WorkerAgentApi {
     const entry = newEntry(token, spec, this.clock.nowMs());
     entry.containerId = info.id;
     entry.startedAtMs = info.startedAt ?? null;
+    if (info.state === 'running' && this.ports !== null && info.labels[labelPorts] !== undefined) entry.ports = this.ports.adopt(portKey(entry), info.labels[labelPorts]);
     this.tasks.set(token.taskId, entry);
     if (info.state === 'running') {
       entry.state = 'running';
@@ -428,7 +481,11 @@ export class WorkerAgent implements WorkerAgentApi {
   private refreshSpecs(assignments: readonly Assignment[]): void {
     for (const a of assignments) {
       const e = this.tasks.get(a.taskId);
-      if (e !== undefined && compareTokens(a, e) === 0) e.spec = a.spec;
+      if (e !== undefined && compareTokens(a, e) === 0) {
+        e.spec = a.spec;
+        // An adopted task's health check starts once its spec is known again.
+        this.watchHealth(e);
+      }
     }
   }
 
@@ -507,6 +564,11 @@ export class WorkerAgent implements WorkerAgentApi {
       timer?.cancel();
     }
   }
+}
+
+/** One attempt's ports: a newer attempt of the task gets its own, and the older one's release never frees them. */
+function portKey(e: { taskId: string; attempt: number; term: number }): string {
+  return `${e.taskId}#${e.attempt}#${e.term}`;
 }
 
 function staleToken(t: FencingToken, current: TaskEntry): MinkubeError {

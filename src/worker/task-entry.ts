@@ -1,7 +1,7 @@
 // One task in a worker's local map: its fencing token and spec, what the worker has seen of its container, and the
 // pure helpers around it (token order, container names and labels, the status the worker reports).
 import type { Assignment, WorkerTaskStatus } from '../contracts/worker.js';
-import type { FencingToken, TaskError, TaskSpec } from '../contracts/task-model.js';
+import type { AssignedPort, FencingToken, TaskError, TaskHealth, TaskSpec } from '../contracts/task-model.js';
 import type { ContainerInfo, RunSpec } from '../runtime/types.js';
 
 export type LocalState = WorkerTaskStatus['state'];
@@ -44,6 +44,14 @@ export interface TaskEntry {
   stopping: Promise<void> | null;
   /** The assignment's W3C traceparent when its submission was traced: the container start joins the trace. */
   traceparent?: string;
+  /** The host ports of this attempt (tasks with named ports). */
+  ports?: readonly AssignedPort[];
+  /** The health check's verdict (tasks with a healthCheck, while it runs). */
+  health?: TaskHealth;
+  /** Set when the health check found the task unhealthy: its exit is then this failure. */
+  unhealthy?: string;
+  /** The health check in progress. */
+  monitor?: { stop(): void };
   /** statusOf's last answer and the times it shows, given again while nothing it shows has changed. */
   statusCache: { status: WorkerTaskStatus; startedAtMs: number | null; finishedAtMs: number | null } | null;
 }
@@ -153,7 +161,7 @@ export function statusOf(e: TaskEntry): WorkerTaskStatus {
   const c = e.statusCache;
   if (c !== null && c.startedAtMs === e.startedAtMs && c.finishedAtMs === e.finishedAtMs) {
     const s = c.status;
-    if (s.state === e.state && s.containerId === e.containerId && s.exitCode === e.exitCode && s.error === e.error) return s;
+    if (s.state === e.state && s.containerId === e.containerId && s.exitCode === e.exitCode && s.error === e.error && s.health === e.health && s.ports === e.ports) return s;
   }
   const status: WorkerTaskStatus = {
     taskId: e.taskId,
@@ -165,6 +173,8 @@ export function statusOf(e: TaskEntry): WorkerTaskStatus {
     error: e.error,
     startedAt: e.startedAtMs === null ? null : new Date(e.startedAtMs).toISOString(),
     finishedAt: e.finishedAtMs === null ? null : new Date(e.finishedAtMs).toISOString(),
+    ...(e.ports === undefined ? {} : { ports: e.ports }),
+    ...(e.health === undefined ? {} : { health: e.health }),
   };
   e.statusCache = { status, startedAtMs: e.startedAtMs, finishedAtMs: e.finishedAtMs };
   return status;

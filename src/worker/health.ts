@@ -1,0 +1,137 @@
+// A task's health check, run by its worker: http (a GET answered 2xx or 3xx), tcp (a connection accepted) or exec (a
+// command that exits 0), every intervalS, each bounded by timeoutS. Healthy after one success; unhealthy after
+// `retries` failures in a row (failures within startPeriodS do not count), and then the worker restarts the task.
+import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { request } from 'node:http';
+import type { AssignedPort, HealthCheckSpec, TaskHealth } from '../contracts/task-model.js';
+import type { Clock, Timer } from '../lib/clock.js';
+
+/** Runs a command for an exec check: the exit code (non-zero or a throw is a failure). */
+export type ExecProbe = (command: readonly string[], timeoutMs: number) => Promise<number>;
+
+export interface HealthTarget {
+  readonly check: HealthCheckSpec;
+  readonly ports: readonly AssignedPort[];
+  /** Where http and tcp checks connect (the host's loopback: the task listens on the host, or in host networking). */
+  readonly host: string;
+  readonly exec: ExecProbe;
+}
+
+/** One probe: null when it passed, else what failed ("http 503 from /healthz"). */
+export async function probeOnce(t: HealthTarget): Promise<string | null> {
+  const { check } = t;
+  const timeoutMs = Math.max(1, Math.round(check.timeoutS * 1000));
+  if (check.type === 'exec') {
+    try {
+      const code = await t.exec(check.command ?? [], timeoutMs);
+      return code === 0 ? null : `exec exited with code ${code}`;
+    } catch (err) {
+      return `exec failed: ${(err as Error).message}`;
+    }
+  }
+  const port = t.ports.find((p) => p.name === check.port)?.hostPort;
+  if (port === undefined) return `no port named ${check.port ?? '?'}`;
+  return check.type === 'http' ? httpProbe(t.host, port, check.path ?? '/', timeoutMs) : tcpProbe(t.host, port, timeoutMs);
+}
+
+function httpProbe(host: string, port: number, path: string, timeoutMs: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const req = request({ host, port, path, method: 'GET', timeout: timeoutMs, agent: false, headers: { 'user-agent': 'minkube-health' } }, (res) => {
+      res.resume();
+      const code = res.statusCode ?? 0;
+      resolve(code >= 200 && code < 400 ? null : `http ${code} from ${path}`);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', (err) => resolve(`http ${path}: ${err.message}`));
+    req.end();
+  });
+}
+
+function tcpProbe(host: string, port: number, timeoutMs: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: timeoutMs });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(null);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(`tcp ${port}: no connection within ${timeoutMs} ms`);
+    });
+    socket.once('error', (err) => resolve(`tcp ${port}: ${err.message}`));
+  });
+}
+
+/** The verdict so far: a pure fold of probe results, so the rule is testable without sockets. */
+export interface HealthState {
+  readonly health: TaskHealth;
+  readonly failuresInRow: number;
+  readonly lastFailure: string | null;
+}
+
+export const initialHealth: HealthState = { health: 'starting', failuresInRow: 0, lastFailure: null };
+
+export function nextHealth(s: HealthState, failure: string | null, inStartPeriod: boolean, retries: number): HealthState {
+  if (failure === null) return { health: 'healthy', failuresInRow: 0, lastFailure: null };
+  if (inStartPeriod && s.health === 'starting') return { ...s, lastFailure: failure };
+  const failuresInRow = s.failuresInRow + 1;
+  return { health: failuresInRow >= retries ? 'unhealthy' : s.health, failuresInRow, lastFailure: failure };
+}
+
+/** Probes one running task until stopped; tells `onChange` of every new verdict. */
+export class HealthMonitor {
+  private state: HealthState = initialHealth;
+  private timer: Timer | null = null;
+  private stopped = false;
+  private readonly startedAtMs: number;
+
+  constructor(
+    private readonly target: HealthTarget,
+    private readonly clock: Clock,
+    private readonly onChange: (s: HealthState) => void,
+  ) {
+    this.startedAtMs = clock.nowMs();
+  }
+
+  get current(): HealthState {
+    return this.state;
+  }
+
+  /** The first probe comes one interval after the start, as Docker's does. */
+  start(): void {
+    this.schedule(Math.max(10, Math.round(this.target.check.intervalS * 1000)));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.timer?.cancel();
+    this.timer = null;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = this.clock.setTimeout(() => void this.probe(), delayMs);
+  }
+
+  private async probe(): Promise<void> {
+    const { check } = this.target;
+    const failure = await probeOnce(this.target);
+    if (this.stopped) return;
+    const inStartPeriod = this.clock.nowMs() - this.startedAtMs < check.startPeriodS * 1000;
+    const next = nextHealth(this.state, failure, inStartPeriod, check.retries);
+    const changed = next.health !== this.state.health;
+    this.state = next;
+    if (changed) this.onChange(next);
+    if (next.health !== 'unhealthy') this.schedule(Math.max(10, Math.round(check.intervalS * 1000)));
+  }
+}
+
+/** An exec check on the worker's host (the process runtime's tasks run there) with the task's environment. */
+export function hostExec(command: readonly string[], env: Readonly<Record<string, string>>, timeoutMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command[0] ?? '', command.slice(1), { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: 'ignore', timeout: timeoutMs });
+    child.once('error', reject);
+    child.once('exit', (code, signal) => resolve(code ?? (signal === null ? 1 : 128)));
+  });
+}

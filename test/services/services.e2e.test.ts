@@ -1,0 +1,205 @@
+// Services end to end with real processes: 3 managers and 3 workers, a service of 3 replicas listening on their
+// allocated ports, with the process runtime (a Node one-liner) and with Docker (busybox httpd, host networking):
+// every replica answers on its address; a replica killed is replaced; a worker killed gets its replicas placed
+// elsewhere; a rolling update to a version whose health check fails rolls back by itself, and the service never has
+// fewer than replicas - parallelism healthy replicas meanwhile (sampled every 100 ms).
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProcCluster } from '../support/cluster.js';
+import { describeDocker, removeLabelled, testImage } from '../support/docker.js';
+import { eventually, sleep } from '../support/wait.js';
+
+const tasksTuning = {
+  tasks: {
+    workerHeartbeatIntervalMs: 200, workerTtlMs: 1500, lostGraceMs: 500, reconcileIntervalMs: 500, backoffBaseMs: 200, backoffCapMs: 2000,
+    assignTimeoutMs: 10_000, stopTimeoutMs: 2000,
+  },
+};
+
+interface Replica {
+  taskId: string;
+  version: number;
+  state: string;
+  desiredState: string;
+  health: string | null;
+  workerId: string | null;
+  ports: { name: string; hostPort: number; address: string }[];
+}
+
+interface ServiceBody {
+  replicas: { desired: number; running: number; healthy: number };
+  tasks: Replica[];
+  version: number;
+  rollout: { state: string; message: string | null };
+}
+
+interface Flavour {
+  runtime: 'process' | 'docker';
+  secure: boolean;
+  /** A task that serves HTTP on $PORT (200 on /, or 503 everywhere when broken). */
+  task(broken: boolean): Record<string, unknown>;
+  /** Kills one replica's process or container, behind the worker's back. */
+  kill(c: ProcCluster, replica: Replica): Promise<void>;
+}
+
+const nodeServer = (status: number): string =>
+  `require('http').createServer((q,s)=>{s.statusCode=${status};s.end(JSON.stringify({pid:process.pid}))}).listen(Number(process.env.PORT))`;
+
+const processFlavour: Flavour = {
+  runtime: 'process',
+  secure: true,
+  task: (broken) => ({ image: 'node', command: [process.execPath, '-e', nodeServer(broken ? 503 : 200)] }),
+  kill: async (_c, r) => {
+    const res = await fetch(`http://${r.ports[0]!.address}/`);
+    const { pid } = (await res.json()) as { pid: number };
+    process.kill(pid, 'SIGKILL');
+  },
+};
+
+const dockerFlavour: Flavour = {
+  runtime: 'docker',
+  secure: false,
+  task: (broken) => ({
+    image: testImage,
+    // busybox httpd serves /www: an index for the check, or none at all (404) for the broken version.
+    command: ['sh', '-c', `mkdir -p /www && ${broken ? 'true' : 'echo ok > /www/index.html'} && exec busybox httpd -f -p "$PORT" -h /www`],
+    labels: { 'minkube.test': 'services-e2e' },
+  }),
+  kill: async (c, r) => {
+    const t = await c.http('m1', 'GET', `/v1/tasks/${r.taskId}`);
+    execFileSync('docker', ['kill', t.body.containerId as string]);
+  },
+};
+
+function servicesSuite(f: Flavour): void {
+  let c: ProcCluster;
+  beforeAll(async () => {
+    c = await ProcCluster.create({ managers: 3, workers: 3, workerRuntime: f.runtime, secure: f.secure, extra: tasksTuning });
+    c.startAll();
+    // Generous: the machine is shared, and a loaded one starts six node processes slowly.
+    await c.waitForLeader({ timeoutMs: 150_000 });
+    await eventually(async () => {
+      const w = await c.http('m1', 'GET', '/v1/workers');
+      return w.status === 200 && (w.body.items as { state: string }[]).filter((x) => x.state === 'ready').length === 3 ? true : undefined;
+    }, 120_000, 'three ready workers');
+  }, 300_000);
+
+  afterAll(async () => {
+    if (c === undefined) return;
+    await c.http('m1', 'DELETE', '/v1/services/web').catch(() => undefined);
+    await sleep(0);
+    await c.cleanup();
+    if (f.runtime === 'docker') await removeLabelled({ 'minkube.test': 'services-e2e' });
+  }, 60_000);
+
+  const get = async (): Promise<ServiceBody> => {
+    const r = await c.http('m1', 'GET', '/v1/services/web?consistency=stale');
+    if (r.status !== 200) throw new Error(`GET /v1/services/web: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body as ServiceBody;
+  };
+  const healthyReplicas = (tasks: Replica[]): Replica[] => tasks.filter((t) => t.desiredState === 'run' && t.state === 'running' && t.health === 'healthy');
+  const settled = async (version: number): Promise<Replica[]> =>
+    eventually(async () => {
+      const s = await get();
+      const healthy = healthyReplicas(s.tasks).filter((t) => t.version === version);
+      return healthy.length === 3 && s.tasks.length === 3 ? healthy : undefined;
+    }, 90_000, `3 healthy replicas of version ${version}`);
+
+  it('runs 3 replicas that answer on their allocated ports, on more than one worker', async () => {
+    const created = await c.http('m1', 'POST', '/v1/services', {
+      name: 'web', task: f.task(false), replicas: 3, ports: [{ name: 'http' }],
+      healthCheck: { type: 'http', port: 'http', path: '/', intervalS: 0.3, timeoutS: 1, retries: 2, startPeriodS: 0 },
+      update: { parallelism: 1, monitorS: 1 },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect(created.body).toMatchObject({ name: 'web', version: 1, replicas: { desired: 3 } });
+    const again = await c.http('m2', 'POST', '/v1/services', { name: 'web', task: f.task(false), replicas: 1 });
+    expect(again).toMatchObject({ status: 409, body: { error: { code: 'SERVICE_EXISTS' } } });
+    const replicas = await settled(1);
+    const ports = new Set(replicas.map((r) => r.ports[0]!.hostPort));
+    expect(ports.size).toBe(3);
+    expect(new Set(replicas.map((r) => r.workerId)).size).toBeGreaterThan(1);
+    for (const r of replicas) {
+      expect(r.ports).toEqual([{ name: 'http', hostPort: expect.any(Number), address: expect.stringMatching(/^127\.0\.0\.1:\d+$/) }]);
+      const res = await fetch(`http://${r.ports[0]!.address}/`);
+      expect(res.status).toBe(200);
+      const task = await c.http('m2', 'GET', `/v1/tasks/${r.taskId}`);
+      expect(task.body).toMatchObject({ service: { name: 'web', version: 1 }, health: 'healthy', ports: r.ports });
+    }
+  }, 120_000);
+
+  it('replaces a replica whose process is killed', async () => {
+    const [victim] = await settled(1);
+    await f.kill(c, victim!);
+    await eventually(async () => {
+      const t = await c.http('m1', 'GET', `/v1/tasks/${victim!.taskId}`);
+      return (t.body.attempt as number) > 1 ? true : undefined;
+    }, 30_000, 'the killed replica to be restarted');
+    const after = await settled(1);
+    for (const r of after) expect((await fetch(`http://${r.ports[0]!.address}/`)).status).toBe(200);
+  }, 120_000);
+
+  it('places the replicas of a killed worker elsewhere', async () => {
+    const before = await settled(1);
+    const worker = before[0]!.workerId!;
+    await c.signal(worker, 'SIGKILL');
+    try {
+      const after = await eventually(async () => {
+        const s = await get();
+        const healthy = healthyReplicas(s.tasks);
+        return healthy.length === 3 && healthy.every((t) => t.workerId !== worker) ? healthy : undefined;
+      }, 90_000, `3 healthy replicas off ${worker}`);
+      for (const r of after) expect((await fetch(`http://${r.ports[0]!.address}/`)).status).toBe(200);
+    } finally {
+      c.start(worker);
+    }
+  }, 120_000);
+
+  it('rolls back by itself from a version whose health check fails, never below replicas - parallelism healthy', async () => {
+    await settled(1);
+    const samples: number[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const s = await get().catch(() => null);
+        if (s !== null) samples.push(healthyReplicas(s.tasks).length);
+        await sleep(100);
+      }
+    })();
+    try {
+      const patched = await c.http('m3', 'PATCH', '/v1/services/web', { task: f.task(true) });
+      expect(patched.status, JSON.stringify(patched.body)).toBe(200);
+      expect(patched.body).toMatchObject({ version: 2, previousVersion: 1, rollout: { state: 'updating' } });
+      const done = await eventually(async () => {
+        const s = await get();
+        return s.rollout.state === 'rolled-back' && s.version === 1 ? s : undefined;
+      }, 90_000, 'the rollout to roll back');
+      expect(done.rollout.message).toMatch(/^rolled back: replica \S+ of version 2 /);
+      await settled(1);
+    } finally {
+      sampling = false;
+      await sampler;
+    }
+    expect(samples.length).toBeGreaterThan(10);
+    expect(Math.min(...samples), `healthy samples: ${samples.join(',')}`).toBeGreaterThanOrEqual(2);
+    // The failed replica's history says why it was restarted.
+    const tasks = await c.http('m1', 'GET', '/v1/tasks?limit=1000');
+    const v2 = (tasks.body.items as { service?: { version: number }; history: { reason?: string }[] }[]).filter((t) => t.service?.version === 2);
+    expect(v2.length).toBeGreaterThan(0);
+    expect(v2.flatMap((t) => t.history.map((h) => h.reason ?? '')).some((r) => r.startsWith('unhealthy: '))).toBe(true);
+  }, 150_000);
+
+  it('stops every replica when the service is removed', async () => {
+    const before = await settled(1);
+    const del = await c.http('m2', 'DELETE', '/v1/services/web');
+    expect(del).toMatchObject({ status: 200, body: { name: 'web', deleted: true } });
+    expect(await c.http('m1', 'GET', '/v1/services/web')).toMatchObject({ status: 404, body: { error: { code: 'SERVICE_NOT_FOUND' } } });
+    await eventually(async () => {
+      const states = await Promise.all(before.map(async (r) => (await c.http('m1', 'GET', `/v1/tasks/${r.taskId}`)).body.state as string));
+      return states.every((s) => s === 'stopped') ? true : undefined;
+    }, 30_000, 'every replica stopped');
+  }, 60_000);
+}
+
+describe('services, process runtime (secure cluster)', () => servicesSuite(processFlavour));
+describeDocker('services, Docker runtime (insecure cluster, host networking)', () => servicesSuite(dockerFlavour));
