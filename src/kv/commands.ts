@@ -10,6 +10,7 @@ import { decodeTaskCommand, isTaskOp, submissionsOf, wireTaskCommand, type TaskC
 import { specRuleProblem } from './task-spec.js';
 import { decodeAuthCommand, isAuthOp, wireAuthCommand, type AuthCommand } from './auth-commands.js';
 import { decodeServiceCommand, isServiceOp, serviceSpecsOf, wireServiceCommand, type ServiceCommand } from './service-commands.js';
+import { decodeQuotaCommand, isQuotaOp, wireQuotaCommand, type QuotaCommand } from './quota-store.js';
 
 export type * from './task-commands.js';
 export type { EntryPrincipal } from '../contracts/services.js';
@@ -31,7 +32,7 @@ export interface DeleteCommand {
 }
 
 /** Keys, task/worker records (task-commands.ts) and auth (auth-commands.ts). Every switch over `op` ends in assertNever. */
-export type Command = PutCommand | DeleteCommand | TaskCommand | AuthCommand | ServiceCommand;
+export type Command = PutCommand | DeleteCommand | TaskCommand | AuthCommand | ServiceCommand | QuotaCommand;
 export type CommandOp = Command['op'];
 
 /** What one Raft entry carries: the command and the client session it belongs to. */
@@ -68,7 +69,7 @@ export const commandVersion = 3;
 
 function versionOf(cmd: Command): number {
   // Version 3: services, and specs or reports with ports and health checks (a version-2 schema refuses them).
-  if (isServiceOp(cmd.op)) return 3;
+  if (isServiceOp(cmd.op) || isQuotaOp(cmd.op)) return 3;
   if (submissionsOf(cmd).some((t) => t.spec.ports !== undefined || t.spec.healthCheck !== undefined)) return 3;
   // And placement: constraints, priority, namespace on specs, labels and capacity on workers.
   if (submissionsOf(cmd).some((t) => t.spec.constraints !== undefined || t.spec.priority !== undefined || t.spec.namespace !== undefined)) return 3;
@@ -119,6 +120,8 @@ function wireCommand(cmd: Command): Record<string, unknown> {
     case 'service.delete':
     case 'service.reconcile':
       return wireServiceCommand(cmd);
+    case 'quota.set':
+      return wireQuotaCommand(cmd);
     default:
       return assertNeverCommand(cmd);
   }
@@ -213,6 +216,11 @@ function decodeBody(cmd: unknown): Command {
   }
   if (isServiceOp(cmd.op)) {
     const decoded = decodeServiceCommand(cmd);
+    if (!decoded.ok) throw malformed(decoded.problem);
+    return decoded.cmd;
+  }
+  if (isQuotaOp(cmd.op)) {
+    const decoded = decodeQuotaCommand(cmd);
     if (!decoded.ok) throw malformed(decoded.problem);
     return decoded.cmd;
   }

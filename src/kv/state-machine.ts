@@ -5,11 +5,13 @@ import { assert } from '../lib/assert.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { assertNeverCommand, tryDecodeCommand, type Command, type CommandEnvelope, type DeleteCommand, type PutCommand } from './commands.js';
+import { submissionsOf } from './task-commands.js';
 import { SortedKeys } from './sorted-keys.js';
 import { TaskStore, type TaskApplyErrorCode, type TaskStoreOptions } from './task-store.js';
 import { SlicedPacker } from './sliced-pack.js';
 import { encodeTaskSnapshot, packTaskSnapshot } from './task-snapshot.js';
 import { decodeServiceSnapshot, encodeServiceSnapshot, ServiceStore, type ServiceApplyErrorCode, type ServiceStoreOptions } from './service-store.js';
+import { decodeQuotaSnapshot, QuotaStore } from './quota-store.js';
 import { AuthStore, decodeAuthSnapshot, emptyAuthSnapshot, encodeAuthSnapshot, type AuthApplyErrorCode, type AuthStoreOptions } from './auth-store.js';
 
 const emptyTaskSnapshot = encodeTaskSnapshot({ tasks: [], workers: [], cursor: null, idempotency: [] });
@@ -25,7 +27,7 @@ export interface KvRecord {
  * 'TIMEOUT' answers a retried command whose session no longer remembers it (see Session.floor): it is not applied
  * again, and whether it was applied once is unknown, which is exactly what TIMEOUT tells a client.
  */
-export type ApplyErrorCode = 'KV_VERSION_MISMATCH' | 'KV_KEY_NOT_FOUND' | 'TIMEOUT' | 'INVALID_COMMAND' | TaskApplyErrorCode | AuthApplyErrorCode | ServiceApplyErrorCode;
+export type ApplyErrorCode = 'KV_VERSION_MISMATCH' | 'KV_KEY_NOT_FOUND' | 'TIMEOUT' | 'INVALID_COMMAND' | TaskApplyErrorCode | AuthApplyErrorCode | ServiceApplyErrorCode | 'QUOTA_EXCEEDED';
 
 /** For task and worker commands, `key` is the id of the task or worker the command was about ('' for batches). */
 export type ApplyResult =
@@ -85,6 +87,8 @@ export class KvStateMachine {
   readonly auth: AuthStore;
   /** Services (their replicas are task records in `tasks`). */
   readonly services: ServiceStore;
+  /** Quotas per namespace, judged against the task store's usage when tasks are submitted. */
+  readonly quotas = new QuotaStore();
 
   constructor(options: KvStateMachineOptions = {}) {
     this.tasks = new TaskStore(options.tasks);
@@ -163,7 +167,14 @@ export class KvStateMachine {
       case 'delete':
         return this.delete(index, cmd);
       case 'task.submit':
-      case 'task.submitBatch':
+      case 'task.submitBatch': {
+        // Quotas: the fresh submissions (not retries answered with the task they made) must fit their namespaces.
+        const fresh = submissionsOf(cmd).filter((t) => this.tasks.submitted(t) === undefined).map((t) => t.spec);
+        const refused = this.quotas.refusal(fresh, (ns) => this.tasks.usage.of(ns));
+        if (refused !== null) return { ok: false, code: 'QUOTA_EXCEEDED', message: refused, currentVersion: 0 };
+        const r = this.tasks.apply(cmd);
+        return r.ok ? { ok: true, key: r.id, version: index } : { ok: false, code: r.code, message: r.message, currentVersion: 0 };
+      }
       case 'task.place':
       case 'task.report':
       case 'task.stop':
@@ -188,6 +199,10 @@ export class KvStateMachine {
       case 'service.delete':
       case 'service.reconcile': {
         const r = this.services.apply(cmd, this.tasks);
+        return r.ok ? { ok: true, key: r.id, version: index } : { ok: false, code: r.code, message: r.message, currentVersion: 0 };
+      }
+      case 'quota.set': {
+        const r = this.quotas.apply(cmd);
         return r.ok ? { ok: true, key: r.id, version: index } : { ok: false, code: r.code, message: r.message, currentVersion: 0 };
       }
       default:
@@ -248,6 +263,7 @@ export class KvStateMachine {
     return snapshotPackr.pack({
       format: SNAPSHOT_FORMAT, appliedIndex: this.appliedIndexValue, kv, sessions, tasks: this.tasks.snapshot(), auth: encodeAuthSnapshot(this.auth.snapshotContent()),
       services: encodeServiceSnapshot(this.services.snapshotContent()),
+      quotas: this.quotas.snapshotContent(),
     });
   }
 
@@ -263,10 +279,11 @@ export class KvStateMachine {
     const tasks = this.tasks.snapshotContent();
     const auth = encodeAuthSnapshot(this.auth.snapshotContent());
     const services = encodeServiceSnapshot(this.services.snapshotContent());
+    const quotas = this.quotas.snapshotContent();
     const appliedIndex = this.appliedIndexValue;
     return async () => {
       const p = new SlicedPacker(snapshotPackr);
-      p.mapHeader(7);
+      p.mapHeader(8);
       p.value('format');
       p.value(SNAPSHOT_FORMAT);
       p.value('appliedIndex');
@@ -281,6 +298,8 @@ export class KvStateMachine {
       p.value(auth);
       p.value('services');
       p.value(services);
+      p.value('quotas');
+      p.value(quotas);
       return p.bytes();
     };
   }
@@ -290,10 +309,12 @@ export class KvStateMachine {
     const decoded = decodeSnapshot(bytes);
     const auth = decoded.auth === undefined ? emptyAuthSnapshot : decodeAuthSnapshot(decoded.auth);
     const services = decoded.services === undefined ? [] : decodeServiceSnapshot(decoded.services);
+    const quotas = decodeQuotaSnapshot(decoded.quotas);
     // The task store checks its whole section before it changes anything, and nothing below can fail.
     this.tasks.restore(decoded.tasks ?? emptyTaskSnapshot);
     this.auth.load(auth);
     this.services.load(services);
+    this.quotas.load(quotas);
     this.data.clear();
     this.sessions.clear();
     for (const r of decoded.records) this.data.set(r.key, r);
@@ -364,11 +385,13 @@ interface DecodedSnapshot {
   auth: unknown;
   /** Absent before format 4. */
   services: unknown;
+  /** Absent in snapshots written before quotas (none then). */
+  quotas: unknown;
 }
 
 function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
   const corrupt = (problem: string): MinkubeError => new MinkubeError('STORAGE_CORRUPT', `kv snapshot: ${problem}`);
-  let raw: { format?: unknown; appliedIndex?: unknown; kv?: unknown; sessions?: unknown; tasks?: unknown; auth?: unknown; services?: unknown };
+  let raw: { format?: unknown; appliedIndex?: unknown; kv?: unknown; sessions?: unknown; tasks?: unknown; auth?: unknown; services?: unknown; quotas?: unknown };
   try {
     raw = snapshotPackr.unpack(bytes) as typeof raw;
   } catch (err) {
@@ -387,7 +410,7 @@ function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
     if (records.length > 0 && records.at(-1)!.key >= key) throw corrupt('keys out of order');
     records.push({ key, value, version });
   }
-  return { appliedIndex, records, sessions: sessions.map((s, i) => decodeSession(s, i, corrupt)), tasks: raw.tasks, auth: raw.auth, services: raw.services };
+  return { appliedIndex, records, sessions: sessions.map((s, i) => decodeSession(s, i, corrupt)), tasks: raw.tasks, auth: raw.auth, services: raw.services, quotas: raw.quotas };
 }
 
 function decodeSession(raw: unknown, i: number, corrupt: (p: string) => MinkubeError): [string, Session] {

@@ -20,6 +20,8 @@ export const errorRegistry = {
   // 401 / 403: who is calling, and what they may do
   UNAUTHENTICATED: { status: 401, message: 'the request carries no valid credentials' },
   FORBIDDEN: { status: 403, message: 'the caller is not permitted to do this' },
+  /** A submission past its namespace's quota (tasksMax, cpus or memoryMb); the message names the limit. */
+  QUOTA_EXCEEDED: { status: 403, message: 'the namespace quota would be exceeded' },
   // 404
   NOT_FOUND: { status: 404, message: 'no such route' },
   KV_KEY_NOT_FOUND: { status: 404, message: 'no such key' },

@@ -267,6 +267,8 @@ function targetOf(cmd: Command): string | null {
     case 'service.delete':
     case 'service.reconcile':
       return cmd.name;
+    case 'quota.set':
+      return cmd.namespace;
     default:
       return assertNeverCommand(cmd);
   }

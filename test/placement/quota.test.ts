@@ -1,0 +1,77 @@
+// Quotas in the state machine: quota.set round-trips through the wire form, submissions past a namespace's tasksMax,
+// cpus or memoryMb are refused with QUOTA_EXCEEDED naming the limit (at apply, in log order), ended tasks free their
+// share, a retried submission is still answered, and a snapshot keeps the quotas.
+import { describe, expect, it } from 'vitest';
+import { decodeCommand, encodeCommand, type Command } from '../../src/kv/commands.js';
+import { KvStateMachine } from '../../src/kv/state-machine.js';
+import type { TaskSpec } from '../../src/contracts/task-model.js';
+
+class Driver {
+  readonly sm = new KvStateMachine();
+  private index = 0;
+  private seq = 0;
+
+  apply(cmd: Command) {
+    // Through the wire form, as every entry goes.
+    const envelope = decodeCommand(encodeCommand({ clientId: 'c', seq: ++this.seq, cmd }));
+    return this.sm.applyEnvelope(++this.index, envelope).result;
+  }
+
+  submit(id: string, spec: Partial<TaskSpec> = {}, idempotencyKey?: string) {
+    return this.apply({ op: 'task.submit', taskId: id, spec: { image: 'i', ...spec }, atMs: 1, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) });
+  }
+}
+
+describe('quotas', () => {
+  it('tasksMax counts live tasks of the namespace; the refusal names the namespace and the limit', () => {
+    const d = new Driver();
+    expect(d.apply({ op: 'quota.set', namespace: 'team-a', tasksMax: 2 })).toMatchObject({ ok: true, key: 'team-a' });
+    expect(d.sm.quotas.list()).toEqual([{ namespace: 'team-a', tasksMax: 2 }]);
+    expect(d.submit('t1', { namespace: 'team-a' }, 'k1').ok).toBe(true);
+    expect(d.submit('t2', { namespace: 'team-a' }).ok).toBe(true);
+    const refused = d.submit('t3', { namespace: 'team-a' });
+    expect(refused).toMatchObject({ ok: false, code: 'QUOTA_EXCEEDED' });
+    expect(refused.ok ? '' : refused.message).toBe('namespace team-a: tasksMax 2 would be exceeded (2 live + 1 new)');
+    // Other namespaces, and the default one, are not limited.
+    expect(d.submit('t4', { namespace: 'team-b' }).ok).toBe(true);
+    expect(d.submit('t5').ok).toBe(true);
+    // A retry of an accepted submission is answered with its task, not refused.
+    expect(d.submit('t1-retry', { namespace: 'team-a' }, 'k1')).toMatchObject({ ok: true, key: 't1' });
+    // A stopped task frees its share.
+    expect(d.apply({ op: 'task.stop', taskId: 't2', atMs: 2 }).ok).toBe(true);
+    expect(d.submit('t6', { namespace: 'team-a' }).ok).toBe(true);
+  });
+
+  it('cpus and memoryMb sum the resources of live tasks; a batch is refused whole', () => {
+    const d = new Driver();
+    d.apply({ op: 'quota.set', namespace: 'ml', cpus: 4, memoryMb: 1000 });
+    expect(d.submit('a', { namespace: 'ml', resources: { cpus: 3 } }).ok).toBe(true);
+    const cpu = d.submit('b', { namespace: 'ml', resources: { cpus: 2 } });
+    expect(cpu.ok ? '' : cpu.message).toBe('namespace ml: cpus 4 would be exceeded (3 in use + 2 new)');
+    const mem = d.submit('c', { namespace: 'ml', resources: { memoryMb: 1001 } });
+    expect(mem.ok ? '' : mem.message).toMatch(/^namespace ml: memoryMb 1000 would be exceeded/);
+    const batch = d.apply({ op: 'task.submitBatch', atMs: 1, tasks: [{ taskId: 'd', spec: { image: 'i', namespace: 'ml', resources: { cpus: 1 } } }, { taskId: 'e', spec: { image: 'i', namespace: 'ml', resources: { cpus: 1 } } }] });
+    expect(batch).toMatchObject({ ok: false, code: 'QUOTA_EXCEEDED' });
+    expect(d.sm.tasks.task('d')).toBeUndefined();
+    expect(d.sm.tasks.usage.of('ml')).toEqual({ tasks: 1, cpus: 3, memoryMb: 0 });
+  });
+
+  it('a quota with no limit removes it; snapshots keep quotas and usage', () => {
+    const d = new Driver();
+    d.apply({ op: 'quota.set', namespace: 'x', tasksMax: 1 });
+    d.apply({ op: 'quota.set', namespace: 'y', memoryMb: 5 });
+    d.submit('t1', { namespace: 'x' });
+    const copy = new KvStateMachine();
+    copy.restore(d.sm.snapshot());
+    expect(copy.quotas.list()).toEqual([{ namespace: 'x', tasksMax: 1 }, { namespace: 'y', memoryMb: 5 }]);
+    expect(copy.tasks.usage.of('x').tasks).toBe(1);
+    d.apply({ op: 'quota.set', namespace: 'x' });
+    expect(d.sm.quotas.list()).toEqual([{ namespace: 'y', memoryMb: 5 }]);
+    expect(d.submit('t2', { namespace: 'x' }).ok).toBe(true);
+  });
+
+  it('a malformed quota command does not decode', () => {
+    expect(() => decodeCommand(encodeCommand({ clientId: 'c', seq: 1, cmd: { op: 'quota.set', namespace: 'Bad NS' } }))).toThrow(/quota.set/);
+    expect(() => decodeCommand(encodeCommand({ clientId: 'c', seq: 1, cmd: { op: 'quota.set', namespace: 'a', tasksMax: -1 } }))).toThrow(/quota.set/);
+  });
+});
