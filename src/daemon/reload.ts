@@ -47,6 +47,9 @@ const unusedKeys: Readonly<Record<NodeKind, readonly string[]>> = {
   ],
 };
 
+/** The key as the file spells it (the parsed config keeps tasks.retention as taskRetention). */
+const fileKeyOf = (key: string): string => (under(key, 'taskRetention') ? `tasks.retention${key.slice('taskRetention'.length)}` : key);
+
 const under = (key: string, prefix: string): boolean => key === prefix || key.startsWith(`${prefix}.`);
 
 export type KeyClass = { kind: 'live' } | { kind: 'ignored' } | { kind: 'restart'; reason: string };
@@ -167,13 +170,14 @@ export class Reloader {
       const c = classifyKey(node, key);
       const from = getIn(running, key);
       const to = getIn(next, key);
-      if (c.kind === 'ignored') report.ignored.push(key);
-      else if (c.kind === 'restart') report.refused.push({ key, reason: c.reason });
+      const named = fileKeyOf(key);
+      if (c.kind === 'ignored') report.ignored.push(named);
+      else if (c.kind === 'restart') report.refused.push({ key: named, reason: c.reason });
       else if (key === 'api.tlsCertFile' || key === 'api.tlsKeyFile') setIn(running, key, to); // applied below, with the files
       else {
         setIn(running, key, to);
         if (key === 'log.level') for (const l of this.o.loggers) l.level = logLevelOf(this.o.running);
-        report.applied.push({ key, from: from ?? null, to: to ?? null });
+        report.applied.push({ key: named, from: from ?? null, to: to ?? null });
       }
     }
     if (node === 'manager') await this.reloadTls(report);

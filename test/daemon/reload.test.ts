@@ -84,11 +84,12 @@ describe('hot reload (real processes)', () => {
       config.log = { level: 'warn' };
       config.api = { rateLimits: { viewer: { requestsPerS: 1, burst: 2 } } };
       config.raft = { electionTimeoutMs: 1000 };
-      config.tasks = { assignTimeoutMs: 7000 };
+      config.tasks = { assignTimeoutMs: 7000, retention: { finishedMax: 5 } };
     });
     const again = await c.http(leader, 'POST', '/v1/admin/reload');
     expect(again.body.applied).toEqual([
       { key: 'log.level', from: 'debug', to: 'warn' },
+      { key: 'tasks.retention.finishedMax', from: 10_000, to: 5 },
       { key: 'tasks.assignTimeoutMs', from: 10_000, to: 7000 },
     ]);
     const operator = await c.http(leader, 'POST', '/v1/auth/tokens', { name: 'op-1', role: 'operator' });
