@@ -174,6 +174,30 @@ describe('GET /v1/events', () => {
     await waitFor('the subscription closed with the connection', () => feed.sends.size === 0);
   });
 
+  it('leaves out what the token may not read: workers without workers:read, tasks without tasks:read', async () => {
+    const feed = new HandFeed();
+    const base = await serve(secureApp(feed));
+    const developer = await open(`${base}/v1/events`, mint('developer')); // tasks and cluster, not workers
+    const { token, accessor, secretHash } = newApiToken();
+    tokens.set(accessor, { role: 'cluster-only', secretHash, policy: { name: 'cluster-only', rules: [{ effect: 'allow', resource: 'cluster', verbs: ['read'] }] } });
+    const clusterOnly = await open(`${base}/v1/events`, token);
+    await waitFor('two subscriptions', () => feed.sends.size === 2);
+    const worker = { id: 'w1', apiAddress: '127.0.0.1:9001', state: 'ready', runtime: 'process', registeredAt: '', lastHeartbeatAt: null, stats: null, taskCount: 1 } as const;
+    const tasks = { pending: 1, scheduled: 0, running: 2, succeeded: 0, failed: 0, stopped: 0, lost: 0 };
+    const snapshot: DashboardSnapshot = { atMs: 1, servedBy: 'm1', role: 'leader', term: 1, leaderId: 'm1', commitIndex: 1, appliedIndex: 1, members: [], workers: [worker], tasks, rate: null };
+    feed.push({ type: 'snapshot', data: snapshot });
+    feed.push({ type: 'tasks', data: { items: [], dropped: 1 } });
+    feed.push({ type: 'snapshot', data: { ...snapshot, atMs: 2 } });
+    const events = (body: string): { type: string; data: Record<string, unknown> }[] =>
+      [...body.matchAll(/event: (\w+)\ndata: (.*)\n\n/g)].map((m) => ({ type: m[1]!, data: JSON.parse(m[2]!) as Record<string, unknown> }));
+    await waitFor('both snapshots on both streams', () => events(developer.body()).length === 3 && events(clusterOnly.body()).length === 2);
+    expect(events(developer.body()).map((e) => [e.type, e.data.workers, e.data.tasks])).toEqual([['snapshot', [], tasks], ['tasks', undefined, undefined], ['snapshot', [], tasks]]);
+    const zero = { pending: 0, scheduled: 0, running: 0, succeeded: 0, failed: 0, stopped: 0, lost: 0 };
+    expect(events(clusterOnly.body()).map((e) => [e.type, e.data.workers, e.data.tasks])).toEqual([['snapshot', [], zero], ['snapshot', [], zero]]);
+    developer.res.destroy();
+    clusterOnly.res.destroy();
+  });
+
   it('serves at most streamsMax streams (429 QUEUE_FULL past it), and app.close() ends the open ones', async () => {
     const app = buildBaseApp({});
     const feed = new HandFeed();

@@ -7,11 +7,29 @@ import type { ServerResponse } from 'node:http';
 import type { DashboardEvent, EventsService } from '../../contracts/services.js';
 import { MinkubeError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
+import { authorize, type Resource } from '../../security/policy.js';
+import { principalOf } from '../principal.js';
 
 export interface EventRoutesOptions {
   events: EventsService;
   /** For tests (default limits.eventStreamsMax). */
   streamsMax?: number;
+}
+
+/** What a stream may show beside the cluster view (cluster:read): each part needs its own read permission. */
+interface Visible {
+  readonly workers: boolean;
+  readonly tasks: boolean;
+}
+
+/** The event as a caller who may not read workers or tasks sees it (null: nothing to send). */
+export function visiblePart(event: DashboardEvent, v: Visible): DashboardEvent | null {
+  if (v.workers && v.tasks) return event;
+  if (event.type === 'tasks') return v.tasks ? event : null;
+  const data = { ...event.data };
+  if (!v.workers) data.workers = [];
+  if (!v.tasks) data.tasks = { pending: 0, scheduled: 0, running: 0, succeeded: 0, failed: 0, stopped: 0, lost: 0 };
+  return { type: 'snapshot', data };
 }
 
 /** One event in the wire format: `event: TYPE`, `data: JSON`, blank line. */
@@ -42,11 +60,20 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
     // The reconnection delay an EventSource would use, and a first byte so that proxies and fetch() start reading.
     res.write('retry: 1000\n: minkube events\n\n');
     streams.add(res);
+    const principal = principalOf(req);
+    const may = (resource: Resource): boolean => principal === null || principal.kind === 'node' || authorize(principal, { resource, verb: 'read' }).allowed;
+    const visible: Visible = { workers: may('workers'), tasks: may('tasks') };
+    const whole = visible.workers && visible.tasks;
     const subscription = opts.events.subscribe((event) => {
       if (res.writableEnded || res.destroyed) return;
       if (res.writableLength > limits.eventStreamQueueBytesMax) {
         req.log.warn({ queuedBytes: res.writableLength }, 'an event stream fell too far behind; closing it');
         res.destroy();
+        return;
+      }
+      if (!whole) {
+        const part = visiblePart(event, visible);
+        if (part !== null) res.write(formatEvent(part));
         return;
       }
       let text = texts.get(event);
