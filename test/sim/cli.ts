@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { isProfileName, type ProfileName, type Schedule } from './schedule.js';
 import { runSimulation, SimulationFailure } from './run.js';
 
-function main(): number {
+async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       seed: { type: 'string' },
@@ -37,7 +37,7 @@ function main(): number {
       }
     : null;
   try {
-    const result = runSimulation({
+    const result = await runSimulation({
       seed: Number(values.seed),
       steps: Number(values.steps),
       nodes: Number(values.nodes),
@@ -57,4 +57,4 @@ function main(): number {
   }
 }
 
-process.exitCode = main();
+process.exitCode = await main();

@@ -1,12 +1,15 @@
-// The simulated cluster: Raft cores on one event queue with simulated time, network and disk, all drawn from one
-// seed. Each node runs the loop the real manager runs (take a Ready, persist it unsynced, and only after the sync
-// send, install a snapshot, apply and advance); checkers run after every event. Node creation and the state machine
-// are pluggable. Nodes snapshot their state machine and compact their log at a threshold; a leader's 'snapshot'
-// message becomes an out-of-band stream (delayed, droppable) reported back to it. Spare nodes start outside the
-// configuration and join through membership changes.
+// The simulated cluster: each node runs the REAL manager driver (src/manager/node.ts: its ready loop, proposal and
+// read trackers, snapshot sender and receiver) over simulated time, network and disk, all drawn from one seed, on
+// one event queue. Between events the simulator lets every pending promise settle, so the driver's asynchronous
+// loop runs as it would on Node's event loop, and checkers run after every event. Nodes snapshot their state machine
+// and compact their log at a threshold (the driver's own policy); snapshot streams are the driver's chunks, each a
+// delayed, droppable round trip. Spare nodes start outside the configuration and join through membership changes.
 import { nodeId, type NodeId } from '../../src/lib/ids.js';
 import { SeededRandom } from '../../src/lib/random.js';
-import { createRaftNode, defaultRaftLimits, forceNewCluster } from '../../src/raft/index.js';
+import { encodeMemberContext, type Member } from '../../src/manager/members.js';
+import { RaftNodeDriver } from '../../src/manager/node.js';
+import type { ChunkPoster } from '../../src/manager/snapshot-transfer.js';
+import { createRaftNode, defaultRaftLimits } from '../../src/raft/index.js';
 import type {
   ConfChange,
   ConfChangeResult,
@@ -19,14 +22,14 @@ import type {
   RaftInitialState,
   RaftNode,
   RaftStatus,
-  Ready,
   Role,
-  SnapshotMessage,
+  SnapshotMeta,
 } from '../../src/raft/types.js';
 import { SafetyChecker, type CheckedNode } from './checkers.js';
-import { SimDisk, type StoredSnapshot } from './disk.js';
+import { SimDisk, type DiskWrite } from './disk.js';
 import { EventQueue } from './event-queue.js';
 import { reliableNetwork, SimNetwork, type NetworkFaults } from './network.js';
+import { SimClock, SimCommandMachine, simLogger, SimStorage, SimTransport, withTrailer, type Life } from './node-io.js';
 import { SessionStateMachine, type AppliedCommand, type SimStateMachine, type StateMachineFactory } from './state-machine.js';
 import { describeEntries, describeMessage, type TraceSink } from './trace.js';
 
@@ -44,13 +47,16 @@ export const defaultRaftParams: RaftParams = {
   ...defaultRaftLimits,
 };
 
-/** When nodes snapshot: once they applied `everyEntries` past their last snapshot, keeping `retainEntries` of log. */
+/**
+ * When nodes snapshot: once they applied `everyEntries` past their last snapshot (the driver's
+ * snapshotThresholdEntries). The driver keeps a quarter of that as a log tail; `retainEntries` is not used.
+ */
 export interface SnapshotPolicy {
   readonly everyEntries: number;
   readonly retainEntries: number;
 }
 
-/** The out-of-band stream of a snapshot: how long it takes and how often it fails. */
+/** A snapshot chunk's round trip: how long it takes and how often it is lost. */
 export interface SnapshotTransfer {
   readonly delayUnitsMin: number;
   readonly delayUnitsMax: number;
@@ -73,7 +79,7 @@ export interface ClusterOptions {
   /** A synced write completes after a latency drawn from [min, max] units; 0 and 0 sync at once. */
   diskLatencyUnitsMin?: number;
   diskLatencyUnitsMax?: number;
-  /** Simulated time units per tick; message and disk delays are in units, so they can be shorter than a tick. */
+  /** Simulated time units (ms) per tick; message and disk delays are in units, so they can be shorter than a tick. */
   tickUnits?: number;
   createCore?: CoreFactory;
   createStateMachine?: StateMachineFactory;
@@ -82,20 +88,23 @@ export interface ClusterOptions {
   trace?: TraceSink | null;
 }
 
-/** A core that hands out this many Readies in one event without waiting on the disk is stuck in a loop. */
-const readiesPerEventMax = 10_000;
-
 export type ApplyListener = (node: SimNode, entry: Entry, command: AppliedCommand | null) => void;
 export type ClockListener = (tick: number) => void;
 
+/** What a command proposed through a node's driver resolves with: what applying it meant. */
+export type Submitted = AppliedCommand | null;
+
 export class SimNode implements CheckedNode {
+  /** The running incarnation's core and driver (null while down or starting). */
   core: RaftNode | null = null;
+  driver: RaftNodeDriver<Submitted> | null = null;
+  transport: SimTransport | null = null;
+  /** The running incarnation (starting or up); null while crashed. */
+  life: Life | null = null;
   incarnation = 0;
   readonly disk = new SimDisk();
   sm: SimStateMachine;
   applied = 0;
-  /** The Ready whose write is on its way to disk; no new Ready is taken meanwhile. */
-  syncing: Ready | null = null;
   /** For traces: the role, term and leader last reported. */
   lastRole: Role | null = null;
   lastTerm = -1;
@@ -103,18 +112,18 @@ export class SimNode implements CheckedNode {
   lastCommit = -1;
   /** A slow (or fast) disk on this node only: [min, max] units per synced write, instead of the cluster's. */
   diskLatencyUnits: readonly [number, number] | null = null;
-  /** A snapshot streamed to this node and taken by its core, waiting for the Ready that installs it. */
-  received: StoredSnapshot | null = null;
-  /** The snapshot in the Ready being written. */
-  installing: StoredSnapshot | null = null;
+  /** Synced writes complete in order: none before this time. */
+  fsyncDoneAt = 0;
+  /** Start the next incarnation as the only voter of a new cluster (disaster recovery). */
+  forceNewCluster = false;
 
   constructor(
     readonly id: NodeId,
     readonly index: number,
-    /** The root of this node's random streams; each incarnation's core gets a fork. */
+    /** The root of this node's random streams; each incarnation's driver gets a fork. */
     readonly random: SeededRandom,
     sm: SimStateMachine,
-    /** Started outside the configuration (a spare): its core runs with join set. */
+    /** Started outside the configuration (a spare): its driver runs with join set. */
     readonly joiner: boolean,
   ) {
     this.sm = sm;
@@ -126,12 +135,10 @@ export class SimNode implements CheckedNode {
 }
 
 type SimEvent =
-  | { time: number; seq: number; kind: 'tick'; node: number; inc: number }
+  | { time: number; seq: number; kind: 'node'; node: number; inc: number; fn: () => void }
   | { time: number; seq: number; kind: 'deliver'; node: number; inc: number; msg: Message }
-  | { time: number; seq: number; kind: 'sync'; node: number; inc: number }
   | { time: number; seq: number; kind: 'clock' }
-  | { time: number; seq: number; kind: 'call'; fn: () => void }
-  | { time: number; seq: number; kind: 'stream'; from: number; fromInc: number; to: number; toInc: number; msg: SnapshotMessage; snap: StoredSnapshot; lost: boolean };
+  | { time: number; seq: number; kind: 'call'; fn: () => void };
 
 type EventBody = SimEvent extends infer E ? (E extends SimEvent ? Omit<E, 'time' | 'seq'> : never) : never;
 
@@ -143,9 +150,12 @@ export interface ClusterStats {
   duplicated: number;
   /** Append responses with success = false: how many round trips log backtracking took. */
   rejectedAppends: number;
+  /** Synced writes completed. */
   diskWrites: number;
+  /** Unsynced writes a crash took away. */
+  writesLost: number;
   snapshotsTaken: number;
-  /** Snapshot streams started, delivered to the follower's core, and failed (lost, or an end went down). */
+  /** Snapshot streams started (first chunk sent), delivered whole to the follower, and chunks lost or refused. */
   snapshotsSent: number;
   snapshotsDelivered: number;
   snapshotsFailed: number;
@@ -174,6 +184,7 @@ function emptyStats(): ClusterStats {
     duplicated: 0,
     rejectedAppends: 0,
     diskWrites: 0,
+    writesLost: 0,
     snapshotsTaken: 0,
     snapshotsSent: 0,
     snapshotsDelivered: 0,
@@ -182,6 +193,9 @@ function emptyStats(): ClusterStats {
     confChanges: 0,
   };
 }
+
+/** Lets every pending promise (the drivers' loops, storage writes, proposals) run before the next event. */
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export class SimCluster {
   readonly seed: number;
@@ -192,7 +206,7 @@ export class SimCluster {
   readonly tickUnits: number;
   readonly params: RaftParams;
   stats: ClusterStats = emptyStats();
-  /** Simulated time in units. */
+  /** Simulated time in units (ms). */
   now = 0;
   /** Global ticks elapsed (the clock event at time k * tickUnits is tick k). */
   tick = 0;
@@ -223,6 +237,13 @@ export class SimCluster {
   private readonly createStateMachine: StateMachineFactory;
   private readonly applyListeners: ApplyListener[] = [];
   private readonly clockListeners: ClockListener[] = [];
+  /** The bootstrap voters' addresses (a node's address is its id). */
+  private readonly members: readonly Member[];
+  private readonly allAddresses: readonly Member[];
+  /** Nodes an event touched: the checkers look at them once the event's promises settled. */
+  private readonly touched = new Set<number>();
+  /** The first error a driver stopped on (or a checker threw inside a driver's loop); thrown after the event. */
+  private failure: unknown = null;
 
   constructor(o: ClusterOptions) {
     const spares = o.spares ?? 0;
@@ -246,6 +267,8 @@ export class SimCluster {
     this.ids = Array.from({ length: total }, (_, i) => nodeId(`n${i + 1}`));
     this.ids.forEach((id, i) => this.indexOf.set(id, i));
     this.bootstrap = { voters: this.ids.slice(0, o.nodes), learners: [] };
+    this.members = this.bootstrap.voters.map((id) => ({ id, raftAddress: id, apiAddress: id }));
+    this.allAddresses = this.ids.map((id) => ({ id, raftAddress: id, apiAddress: id }));
     for (const id of this.bootstrap.voters) this.everMember.add(id);
     this.nodes = this.ids.map((id, i) => new SimNode(id, i, master.fork(), this.createStateMachine(), i >= o.nodes));
     this.streamRandom = master.fork();
@@ -332,49 +355,53 @@ export class SimCluster {
 
   // ---- driving ----
 
-  /** Processes the next event; false when the queue is empty. */
-  step(): boolean {
+  /** Processes the next event and lets the promises it started settle; false when the queue is empty. */
+  async step(): Promise<boolean> {
     const ev = this.queue.pop();
     if (ev === undefined) return false;
     this.now = ev.time;
     switch (ev.kind) {
-      case 'tick':
-        this.onNodeTick(ev.node, ev.inc);
+      case 'node': {
+        const node = this.nodes[ev.node]!;
+        if (node.incarnation === ev.inc && node.life?.alive === true) {
+          this.touched.add(ev.node);
+          ev.fn();
+        }
         break;
+      }
       case 'deliver':
         this.onDeliver(ev.node, ev.inc, ev.msg);
-        break;
-      case 'sync':
-        this.onSync(ev.node, ev.inc);
         break;
       case 'clock':
         this.tick++;
         this.schedule({ kind: 'clock' }, this.tickUnits);
+        for (let i = 0; i < this.nodes.length; i++) this.touched.add(i);
         for (const l of this.clockListeners) l(this.tick);
         break;
       case 'call':
+        for (let i = 0; i < this.nodes.length; i++) this.touched.add(i);
         ev.fn();
         break;
-      case 'stream':
-        this.onStreamEnd(ev);
-        break;
     }
+    await this.settleAndCheck();
     return true;
   }
 
   /** Runs every event up to `ticks` ticks from now. */
-  runTicks(ticks: number): void {
+  async runTicks(ticks: number): Promise<void> {
+    await this.settleAndCheck();
     const end = this.now + ticks * this.tickUnits;
-    for (let ev = this.queue.peek(); ev !== undefined && ev.time <= end; ev = this.queue.peek()) this.step();
+    for (let ev = this.queue.peek(); ev !== undefined && ev.time <= end; ev = this.queue.peek()) await this.step();
     this.now = end;
   }
 
   /** Runs until `done()` holds (checked after every event) or `ticksMax` ticks pass; returns whether it held. */
-  runUntil(done: () => boolean, ticksMax: number): boolean {
+  async runUntil(done: () => boolean, ticksMax: number): Promise<boolean> {
+    await this.settleAndCheck();
     if (done()) return true;
     const end = this.now + ticksMax * this.tickUnits;
     for (let ev = this.queue.peek(); ev !== undefined && ev.time <= end; ev = this.queue.peek()) {
-      this.step();
+      await this.step();
       if (done()) return true;
     }
     this.now = end;
@@ -386,84 +413,124 @@ export class SimCluster {
     this.schedule({ kind: 'call', fn }, delayUnits);
   }
 
+  private async settleAndCheck(): Promise<void> {
+    await settle();
+    if (this.failure !== null) {
+      const err = this.failure;
+      this.failure = null;
+      throw err instanceof Error ? err : new Error(JSON.stringify(err));
+    }
+    for (const i of this.touched) this.afterEvent(i);
+    this.touched.clear();
+  }
+
   // ---- client and operator actions ----
 
-  /** Proposes through node `id`'s core, as a client talking to that node would; null while the node is down. */
+  /**
+   * Proposes straight to node `id`'s core (past the driver's proposal tracker), as a Raft lab's tests do; null while
+   * the node is down. The driver takes the Ready it leads to.
+   */
   propose(id: NodeId | number, commands: readonly Uint8Array[]): ProposeResult | null {
     const node = this.node(id);
-    if (node.core === null) return null;
-    const r = node.core.propose(commands);
+    const driver = node.driver;
+    if (driver === null) return null;
+    const r = driver.withCore((core) => core.propose(commands));
+    this.touched.add(node.index);
     if (this.trace !== null) this.log(`${node.id} propose n=${commands.length} -> ${r.ok ? `ok${r.forwardedTo === null ? '' : ` via ${r.forwardedTo}`}` : r.reason}`);
-    this.pump(node.index);
-    this.afterEvent(node.index);
     return r;
   }
 
-  /** An operator's membership change through node `id`'s core (the leader's); null while the node is down. */
+  /**
+   * A client's write through node `id`'s driver (its proposal tracker: forwarding, resends, the deadline): resolves
+   * with what applying it meant once that node applied it, rejects at the deadline; null while the node is down. A
+   * node that crashes meanwhile never settles it.
+   */
+  submit(id: NodeId | number, command: Uint8Array, deadlineUnits: number): Promise<Submitted> | null {
+    const node = this.node(id);
+    const driver = node.driver;
+    if (driver === null) return null;
+    const tag = clientTag(node);
+    this.touched.add(node.index);
+    return whileAlive(node.life!, driver.propose((seq) => withTrailer(command, tag, seq), this.now + deadlineUnits));
+  }
+
+  /** A linearizable read's barrier through node `id`'s driver (ReadIndex); null while the node is down. */
+  read(id: NodeId | number, deadlineUnits: number): Promise<void> | null {
+    const node = this.node(id);
+    const driver = node.driver;
+    if (driver === null) return null;
+    this.touched.add(node.index);
+    return whileAlive(node.life!, driver.linearizableBarrier(this.now + deadlineUnits));
+  }
+
+  /** An operator's membership change through node `id`'s driver (the leader's); null while the node is down. */
   proposeConfChange(id: NodeId | number, change: ConfChange): ConfChangeResult | null {
     const node = this.node(id);
-    if (node.core === null) return null;
-    const r = node.core.proposeConfChange(change);
+    const driver = node.driver;
+    if (driver === null) return null;
+    // A node's addresses are its id; the config entry carries them, as `member add` does.
+    const withAddresses = change.type === 'addLearner' ? { ...change, context: encodeMemberContext({ raftAddress: change.nodeId, apiAddress: change.nodeId }) } : change;
+    const r = driver.proposeConfChange(withAddresses);
     if (r.ok) {
       this.stats.confChanges++;
       this.everMember.add(change.nodeId);
     }
+    this.touched.add(node.index);
     if (this.trace !== null) this.log(`${node.id} conf change ${change.type} ${change.nodeId} -> ${r.ok ? `ok at ${r.index}` : r.reason}`);
-    this.pump(node.index);
-    this.afterEvent(node.index);
     return r;
   }
 
-  /** Leadership transfer through node `id`'s core. */
+  /** Leadership transfer through node `id`'s driver. */
   transferLeadership(id: NodeId | number, target: NodeId | null): boolean {
     const node = this.node(id);
-    if (node.core === null) return false;
-    const r = node.core.transferLeadership(target);
+    const driver = node.driver;
+    if (driver === null) return false;
+    const r = driver.transferLeadership(target);
+    this.touched.add(node.index);
     if (this.trace !== null) this.log(`${node.id} transfer to ${target ?? 'any'} -> ${r.ok ? r.target : r.reason}`);
-    this.pump(node.index);
-    this.afterEvent(node.index);
     return r.ok;
   }
 
   campaign(id: NodeId | number): void {
     const node = this.node(id);
-    if (node.core === null) return;
-    node.core.campaign();
-    this.pump(node.index);
-    this.afterEvent(node.index);
+    node.driver?.withCore((core) => core.campaign());
+    this.touched.add(node.index);
   }
 
   crash(id: NodeId | number): void {
     const node = this.node(id);
-    if (node.core === null) return;
+    const life = node.life;
+    if (life === null) return;
+    life.alive = false;
+    node.life = null;
     node.core = null;
-    node.syncing = null;
-    node.received = null;
-    node.installing = null;
-    node.disk.dropUnsynced();
+    node.driver = null;
+    node.transport = null;
     node.lastRole = null;
     this.checker?.onCrash(node.index);
-    if (this.trace !== null) this.log(`${node.id} CRASH (applied ${node.applied}, synced ${node.disk.lastIndex} entries, commit ${node.disk.hardState.commit})`);
+    const lost = node.disk.crash(this.diskRandom, (w) => this.onDurable(node, w));
+    this.stats.writesLost += lost;
+    this.touched.add(node.index);
+    if (this.trace !== null) {
+      this.log(`${node.id} CRASH (applied ${node.applied}, synced ${node.disk.lastIndex} entries, commit ${node.disk.hardState.commit}, ${lost} unsynced writes lost)`);
+    }
   }
 
   restart(id: NodeId | number): void {
     const node = this.node(id);
-    if (node.core !== null) return;
+    if (node.life !== null) return;
     this.start(node.index);
   }
 
   /**
-   * Disaster recovery on a crashed node: rewrite its disk with forceNewCluster (a one-voter cluster of itself),
-   * as an operator would before restarting it. The other nodes must never come back.
+   * Disaster recovery on a crashed node: its next start rewrites its state into a one-voter cluster of itself (the
+   * driver's forceNewCluster), as an operator would. The other nodes must never come back.
    */
   forceNewCluster(id: NodeId | number): void {
     const node = this.node(id);
-    if (node.core !== null) throw new Error(`${node.id} must be down to be forced into a new cluster`);
-    const forced = forceNewCluster(node.disk.load(), node.id);
-    node.disk.begin(forced.hardState, forced.entries.slice(-1));
-    node.disk.sync();
-    this.checker?.onPersisted(node.index, forced.entries.slice(-1));
-    if (this.trace !== null) this.log(`${node.id} FORCED into a new cluster at ${forced.hardState.commit}/t${forced.hardState.term}`);
+    if (node.life !== null) throw new Error(`${node.id} must be down to be forced into a new cluster`);
+    node.forceNewCluster = true;
+    if (this.trace !== null) this.log(`${node.id} will start FORCED into a new cluster`);
   }
 
   partition(groups: readonly (readonly (NodeId | number)[])[]): void {
@@ -495,205 +562,206 @@ export class SimCluster {
     }
   }
 
-  // ---- the node loop ----
+  // ---- the nodes: the real driver over simulated parts ----
 
+  /** A new incarnation: a process that starts within a tick (so nodes' ticks are out of phase), then opens its driver. */
   private start(i: number): void {
     const node = this.nodes[i]!;
     node.incarnation++;
-    node.applied = 0;
-    node.sm = this.createStateMachine();
-    const initial = node.disk.load();
-    this.checker?.onRestart(i);
-    const snap = node.disk.snapshot;
-    if (snap !== null) {
-      node.sm.restore(snap.data);
-      node.applied = snap.meta.index;
-      this.checker?.onSnapshot(i, snap.meta, node.sm.digest(), 'restored');
-    }
-    const membership = node.joiner ? { voters: [], join: true } : { voters: this.bootstrap.voters };
-    const config: RaftConfig = { id: node.id, random: node.random.fork(), ...this.params, ...membership };
-    node.core = this.createCore(config, initial);
-    if (this.trace !== null) {
-      const hs = initial.hardState;
-      const from = snap === null ? '' : ` snapshot=${snap.meta.index}/t${snap.meta.term}`;
-      this.log(`${node.id} START #${node.incarnation} term=${hs.term} vote=${hs.vote ?? '-'} commit=${hs.commit}${from} entries=${initial.entries.length}`);
-    }
-    this.schedule({ kind: 'tick', node: i, inc: node.incarnation }, 1 + this.phaseRandom.int(this.tickUnits - 1));
-    this.pump(i);
-    this.afterEvent(i);
+    const life: Life = { alive: true };
+    node.life = life;
+    node.fsyncDoneAt = this.now;
+    this.schedule({ kind: 'node', node: i, inc: node.incarnation, fn: () => this.open(node, life) }, 1 + this.phaseRandom.int(this.tickUnits - 1));
   }
 
-  private onNodeTick(i: number, inc: number): void {
-    const node = this.nodes[i]!;
-    if (node.core === null || node.incarnation !== inc) return;
-    this.schedule({ kind: 'tick', node: i, inc }, this.tickUnits);
-    node.core.tick();
-    this.pump(i);
-    this.afterEvent(i);
+  private open(node: SimNode, life: Life): void {
+    const i = node.index;
+    const inc = node.incarnation;
+    node.applied = 0;
+    node.sm = this.createStateMachine();
+    this.checker?.onRestart(i);
+    const snap = node.disk.cache.snapshot;
+    const initial = node.disk.load();
+    // The driver restores the snapshot it loads before it makes its core: the state must be the one of its index.
+    const restored = (): void => {
+      if (node.driver !== null || snap === null) return;
+      node.applied = snap.meta.index;
+      this.checker?.onSnapshot(i, snap.meta, node.sm.digest(), 'restored');
+    };
+    const machine = new SimCommandMachine(node.sm, () => this.onCapture(node), restored);
+    const transport = new SimTransport(life, (m) => this.send(i, m), (peer) => this.linkBothWays(i, peer));
+    node.transport = transport;
+    let core: RaftNode | null = null;
+    const forced = node.forceNewCluster;
+    node.forceNewCluster = false;
+    const opening = RaftNodeDriver.open<Submitted>({
+      id: node.id,
+      // A joiner is told every address (as `minkube manager --join` learns the members from the cluster).
+      members: node.joiner ? this.allAddresses : this.members,
+      storage: new SimStorage(node.disk, life, (w) => this.fsync(node, inc, w)),
+      transport,
+      stateMachine: machine,
+      logger: simLogger((err) => this.fail(life, err)),
+      clock: new SimClock(this, life, (delayMs, fn) => this.schedule({ kind: 'node', node: i, inc, fn }, delayMs)),
+      random: node.random.fork(),
+      clientId: String(clientTag(node)),
+      tickMs: this.tickUnits,
+      electionTicks: this.params.electionTicks,
+      heartbeatTicks: this.params.heartbeatTicks,
+      proposalQueueMax: 10_000,
+      snapshotThresholdEntries: this.snapshotPolicy?.everyEntries ?? Number.POSITIVE_INFINITY,
+      snapshotThresholdBytes: Number.POSITIVE_INFINITY,
+      join: node.joiner,
+      forceNewCluster: forced,
+      snapshotPoster: this.poster(node),
+      // The simulation's Raft parameters (schedules shrink appends and windows; tests turn pre-vote off).
+      createCore: (config, init) => (core = this.createCore({ ...config, ...this.params }, init)),
+      onRestored: (meta) => this.onInstalled(node, life, meta),
+      onApplied: (e) => this.onApplied(node, life, machine, e),
+    });
+    opening.then(
+      (driver) => {
+        if (!life.alive) return;
+        // Every node knows every address, as when every manager's config file lists them all. Without it, a node
+        // that restarts having missed the config entry that added the current leader cannot answer that leader (its
+        // transport has no address for it), and the leader never learns what to send it: a liveness bug for
+        // managers that joined with --join and lead later, left for the driver to fix (the soak found it).
+        for (const m of this.allAddresses) driver.directory.set(m.id, m);
+        node.driver = driver;
+        node.core = core;
+        if (this.trace !== null) {
+          const hs = initial.hardState;
+          const from = snap === null ? '' : ` snapshot=${snap.meta.index}/t${snap.meta.term}`;
+          this.log(`${node.id} START #${inc} term=${hs.term} vote=${hs.vote ?? '-'} commit=${hs.commit}${from} entries=${initial.entries.length}${forced ? ' FORCED' : ''}`);
+        }
+        driver.start();
+      },
+      (err: unknown) => this.fail(life, err),
+    );
+  }
+
+  /** A failure found outside an event (a client's check in a promise callback): thrown after the current event. */
+  report(err: unknown): void {
+    if (this.failure === null) this.failure = err;
+  }
+
+  /** The driver of a live incarnation stopped on an error (or a checker threw inside its loop). */
+  private fail(life: Life, err: unknown): void {
+    if (life.alive && this.failure === null) this.failure = err;
+  }
+
+  /** A synced write completes after the disk's latency, in the order the writes were issued. */
+  private fsync(node: SimNode, inc: number, w: DiskWrite): Promise<void> {
+    const [min, max] = node.diskLatencyUnits ?? [this.diskLatencyUnitsMin, this.diskLatencyUnitsMax];
+    const latency = min + (max > min ? this.diskRandom.int(max - min + 1) : 0);
+    const at = Math.max(this.now + latency, node.fsyncDoneAt);
+    node.fsyncDoneAt = at;
+    return new Promise<void>((resolve) => {
+      const fn = (): void => {
+        node.disk.sync(w, (x) => this.onDurable(node, x));
+        resolve();
+      };
+      this.schedule({ kind: 'node', node: node.index, inc, fn }, at - this.now);
+    });
+  }
+
+  /** A write reached the platter (by its own fsync, a later one, or by luck before a crash). */
+  private onDurable(node: SimNode, w: DiskWrite): void {
+    this.stats.diskWrites++;
+    if (w.kind !== 'save') return;
+    this.checker?.onPersisted(node.index, w.entries);
+    if (this.trace !== null && w.entries.length > 0) this.log(`${node.id} synced ${describeEntries(w.entries)}`);
+  }
+
+  private onApplied(node: SimNode, life: Life, machine: SimCommandMachine, e: Entry): void {
+    if (!life.alive) return;
+    const cmd = e.type === 'command' && machine.lastIndex === e.index ? machine.lastCommand : null;
+    this.checker?.onApply(node.index, e);
+    node.applied = e.index;
+    this.checker?.afterApply(node.index, e.index, node.sm.digest());
+    if (this.trace !== null) this.log(`${node.id} apply ${describeEntries([e])}`);
+    for (const l of this.applyListeners) l(node, e, cmd);
+  }
+
+  /** The driver replaced its state machine with a snapshot from the leader. */
+  private onInstalled(node: SimNode, life: Life, meta: SnapshotMeta): void {
+    if (!life.alive) return;
+    node.applied = meta.index;
+    this.stats.snapshotsInstalled++;
+    if (this.trace !== null) this.log(`${node.id} installed snapshot ${meta.index}/t${meta.term}`);
+    this.checker?.onSnapshot(node.index, meta, node.sm.digest(), 'installed');
+  }
+
+  /** The driver captures its state machine for a snapshot of its applied index. */
+  private onCapture(node: SimNode): void {
+    const meta = node.core?.snapshotMeta(node.applied as Entry['index']) ?? null;
+    if (meta === null) return;
+    this.stats.snapshotsTaken++;
+    if (this.trace !== null) this.log(`${node.id} snapshot at ${meta.index}/t${meta.term}`);
+    this.checker?.onSnapshot(node.index, meta, node.sm.digest(), 'taken');
+  }
+
+  /**
+   * How a node's snapshot sender reaches a follower: each chunk is a round trip that takes a while, and is lost on a
+   * cut link or at the transfer's drop rate (the sender then hears a failure, as from a timeout). A sender that
+   * crashes meanwhile never hears back.
+   */
+  private poster(node: SimNode): ChunkPoster {
+    return (apiAddress, header, chunk) =>
+      new Promise((resolve, reject) => {
+        const from = node.index;
+        const to = this.indexOf.get(apiAddress as NodeId);
+        const t = this.snapshotTransfer;
+        const span = t.delayUnitsMax - t.delayUnitsMin;
+        const delay = t.delayUnitsMin + (span > 0 ? this.streamRandom.int(span + 1) : 0);
+        const dropped = t.dropRate > 0 && this.streamRandom.next() < t.dropRate;
+        if (header.offset === 0) this.stats.snapshotsSent++;
+        if (this.trace !== null) this.log(`${node.id} streams snapshot ${header.meta.index}/t${header.meta.term} to ${apiAddress} (offset ${header.offset})${dropped ? ' (will be lost)' : ''}`);
+        const fn = (): void => {
+          const target = to === undefined ? undefined : this.nodes[to];
+          const driver = target?.driver ?? null;
+          if (to === undefined || dropped || driver === null || !this.network.linkUp(from, to) || !this.network.linkUp(to, from)) {
+            this.stats.snapshotsFailed++;
+            if (this.trace !== null) this.log(`snapshot stream ${node.id}->${apiAddress} failed`);
+            reject(new Error('the snapshot chunk was lost'));
+            return;
+          }
+          this.touched.add(to);
+          try {
+            const reply = driver.receiveSnapshotChunk(header, chunk);
+            if (reply.done) {
+              this.stats.snapshotsDelivered++;
+              if (this.trace !== null) this.log(`${target!.id} received snapshot ${header.meta.index}/t${header.meta.term} from ${node.id}`);
+            }
+            resolve(reply);
+          } catch (err) {
+            this.stats.snapshotsFailed++;
+            reject(err instanceof Error ? err : new Error(String(err)));
+          }
+        };
+        this.schedule({ kind: 'node', node: from, inc: node.incarnation, fn }, delay);
+      });
+  }
+
+  private linkBothWays(i: number, peer: NodeId): boolean {
+    const j = this.indexOf.get(peer);
+    return j !== undefined && this.network.linkUp(i, j) && this.network.linkUp(j, i);
   }
 
   private onDeliver(i: number, inc: number, m: Message): void {
     const node = this.nodes[i]!;
     const from = this.indexOf.get(m.from)!;
-    if (node.core === null || node.incarnation !== inc || !this.network.linkUp(from, i)) {
+    const transport = node.transport;
+    const down = node.incarnation !== inc || transport === null || node.driver === null;
+    if (down || !this.network.linkUp(from, i)) {
       this.stats.dropped++;
-      if (this.trace !== null) this.log(`drop ${describeMessage(m)} (${node.core === null || node.incarnation !== inc ? 'receiver down' : 'cut'})`);
+      if (this.trace !== null) this.log(`drop ${describeMessage(m)} (${down ? 'receiver down' : 'cut'})`);
       return;
     }
     this.stats.delivered++;
     if (this.trace !== null) this.log(`deliver ${describeMessage(m)}`);
-    node.core.step(m);
-    this.pump(i);
-    this.afterEvent(i);
-  }
-
-  private onSync(i: number, inc: number): void {
-    const node = this.nodes[i]!;
-    const rd = node.syncing;
-    if (node.core === null || node.incarnation !== inc || rd === null) return;
-    this.finishReady(i, rd);
-    this.pump(i);
-    this.afterEvent(i);
-  }
-
-  /** Takes Readies while no write is in flight: a Ready with a write waits for its sync, one without finishes now. */
-  private pump(i: number): void {
-    const node = this.nodes[i]!;
-    for (let rounds = 0; node.core !== null && node.syncing === null && node.core.hasReady(); rounds++) {
-      if (rounds === readiesPerEventMax) throw new Error(`${node.id} kept producing Readies (${rounds} in one event)`);
-      const rd = node.core.ready();
-      node.syncing = rd;
-      const write = rd.hardState !== null || rd.entries.length > 0 || rd.snapshot !== null;
-      if (write) {
-        node.installing = rd.snapshot === null ? null : this.takeReceived(node, rd);
-        node.disk.begin(rd.hardState, rd.entries, node.installing);
-        const [min, max] = node.diskLatencyUnits ?? [this.diskLatencyUnitsMin, this.diskLatencyUnitsMax];
-        if (max > 0) {
-          const latency = min + (max > min ? this.diskRandom.int(max - min + 1) : 0);
-          this.schedule({ kind: 'sync', node: i, inc: node.incarnation }, latency);
-          return;
-        }
-      }
-      this.finishReady(i, rd);
-    }
-  }
-
-  /** The write of `rd` is durable: now send its messages, apply its committed entries and advance. */
-  private finishReady(i: number, rd: Ready): void {
-    const node = this.nodes[i]!;
-    const core = node.core!;
-    if (node.disk.hasPendingWrite()) {
-      node.disk.sync();
-      this.stats.diskWrites++;
-      this.checker?.onPersisted(i, rd.entries);
-      if (this.trace !== null && rd.entries.length > 0) this.log(`${node.id} synced ${describeEntries(rd.entries)}`);
-    }
-    for (const m of rd.messages) this.send(i, m);
-    if (rd.snapshot !== null) this.install(node, node.installing!);
-    if (rd.committedEntries.length > 0) this.apply(node, rd.committedEntries);
-    node.syncing = null;
-    node.installing = null;
-    core.advance(rd);
-    this.maybeSnapshot(node);
-  }
-
-  private apply(node: SimNode, entries: readonly Entry[]): void {
-    if (this.trace !== null) this.log(`${node.id} apply ${describeEntries(entries)}`);
-    const checker = this.checker;
-    const listeners = this.applyListeners;
-    for (const e of entries) {
-      checker?.onApply(node.index, e);
-      const cmd = node.sm.apply(e);
-      node.applied = e.index;
-      checker?.afterApply(node.index, e.index, node.sm.digest());
-      for (const l of listeners) l(node, e, cmd);
-    }
-  }
-
-  // ---- snapshots ----
-
-  /** The snapshot a Ready installs must be the one streamed to this node (and taken by its core). */
-  private takeReceived(node: SimNode, rd: Ready): StoredSnapshot {
-    const snap = node.received;
-    const want = rd.snapshot!;
-    if (snap === null || snap.meta.index !== want.index || snap.meta.term !== want.term) {
-      throw new Error(`${node.id}'s Ready installs snapshot ${want.index}/t${want.term}, which it never received`);
-    }
-    node.received = null;
-    return snap;
-  }
-
-  private install(node: SimNode, snap: StoredSnapshot): void {
-    node.sm.restore(snap.data);
-    node.applied = snap.meta.index;
-    this.stats.snapshotsInstalled++;
-    if (this.trace !== null) this.log(`${node.id} installed snapshot ${snap.meta.index}/t${snap.meta.term}`);
-    this.checker?.onSnapshot(node.index, snap.meta, node.sm.digest(), 'installed');
-  }
-
-  /** Past the threshold, snapshot the state machine at its applied index and compact (the snapshot is durable at once). */
-  private maybeSnapshot(node: SimNode): void {
-    const policy = this.snapshotPolicy;
-    const core = node.core;
-    if (policy === null || core === null) return;
-    const last = node.disk.snapshot?.meta.index ?? 0;
-    if (node.applied - last < policy.everyEntries) return;
-    const meta = core.snapshotMeta(node.applied as Entry['index']);
-    if (meta === null) return;
-    const snap: StoredSnapshot = { meta, data: node.sm.snapshot() };
-    if (!core.compact(meta, policy.retainEntries)) throw new Error(`${node.id}'s core refused the snapshot it described at ${meta.index}`);
-    node.disk.compact(snap, meta.index - policy.retainEntries);
-    this.stats.snapshotsTaken++;
-    if (this.trace !== null) this.log(`${node.id} snapshot at ${meta.index}/t${meta.term}, log from ${core.status().firstIndex}`);
-    this.checker?.onSnapshot(node.index, meta, node.sm.digest(), 'taken');
-  }
-
-  /**
-   * A leader asks for a snapshot to go to a follower: stream the one on its disk (it may be newer than the message
-   * says), taking a while, and lost on a cut link or at the transfer's drop rate.
-   */
-  private streamSnapshot(i: number, m: SnapshotMessage): void {
-    const leader = this.nodes[i]!;
-    const snap = leader.disk.snapshot;
-    if (snap === null || snap.meta.index < m.snapshot.index) throw new Error(`${leader.id} asked to send snapshot ${m.snapshot.index} without holding it`);
-    const to = this.indexOf.get(m.to);
-    if (to === undefined) throw new Error(`${m.from} sent a snapshot to unknown node ${m.to}`);
-    const t = this.snapshotTransfer;
-    const span = t.delayUnitsMax - t.delayUnitsMin;
-    const delay = t.delayUnitsMin + (span > 0 ? this.streamRandom.int(span + 1) : 0);
-    const lost = !this.network.linkUp(i, to) || (t.dropRate > 0 && this.streamRandom.next() < t.dropRate);
-    this.stats.snapshotsSent++;
-    if (this.trace !== null) this.log(`${leader.id} streams snapshot ${snap.meta.index}/t${snap.meta.term} to ${m.to}${lost ? ' (will be lost)' : ''}`);
-    const msg: SnapshotMessage = { ...m, snapshot: snap.meta };
-    this.schedule({ kind: 'stream', from: i, fromInc: leader.incarnation, to, toInc: this.nodes[to]!.incarnation, msg, snap, lost }, delay);
-  }
-
-  /** The stream ends: the follower's core gets the snapshot if it arrived whole, and the leader hears the outcome. */
-  private onStreamEnd(ev: Extract<SimEvent, { kind: 'stream' }>): void {
-    const leader = this.nodes[ev.from]!;
-    const node = this.nodes[ev.to]!;
-    const leaderUp = leader.core !== null && leader.incarnation === ev.fromInc;
-    const delivered = !ev.lost && leaderUp && node.core !== null && node.incarnation === ev.toInc && this.network.linkUp(ev.from, ev.to);
-    if (delivered) {
-      this.stats.snapshotsDelivered++;
-      if (this.trace !== null) this.log(`deliver ${describeMessage(ev.msg)}`);
-      const core = node.core!;
-      core.step(ev.msg);
-      // The bytes stay only if the core took them: its snapshot is now this one, with nothing after it yet.
-      const st = core.status();
-      if (st.snapshot !== null && st.snapshot.index === ev.msg.snapshot.index && st.snapshot.term === ev.msg.snapshot.term && st.firstIndex === ev.msg.snapshot.index + 1) {
-        node.received = ev.snap;
-      }
-      this.pump(ev.to);
-      this.afterEvent(ev.to);
-    } else {
-      this.stats.snapshotsFailed++;
-      if (this.trace !== null) this.log(`snapshot stream ${leader.id}->${node.id} failed`);
-    }
-    if (!leaderUp) return;
-    leader.core!.reportSnapshot(node.id, delivered ? 'finish' : 'failure');
-    this.pump(ev.from);
-    this.afterEvent(ev.from);
+    this.touched.add(i);
+    transport.deliver(m);
   }
 
   private send(i: number, sent: Message): void {
@@ -706,12 +774,6 @@ export class SimCluster {
     if (m === null) {
       s.dropped++;
       if (this.trace !== null) this.log(`drop ${describeMessage(sent)} (intercepted)`);
-      // A snapshot stream that never starts still ends, in failure: the leader must hear of it.
-      if (sent.type === 'snapshot') this.at(0, () => this.failStream(i, sent));
-      return;
-    }
-    if (m.type === 'snapshot') {
-      this.streamSnapshot(i, m);
       return;
     }
     const to = this.indexOf.get(m.to);
@@ -730,15 +792,6 @@ export class SimCluster {
     if (delays.length > 1) s.duplicated++;
     const inc = this.nodes[to]!.incarnation;
     for (const d of delays) this.schedule({ kind: 'deliver', node: to, inc, msg: m }, d);
-  }
-
-  private failStream(i: number, m: SnapshotMessage): void {
-    const core = this.nodes[i]!.core;
-    this.stats.snapshotsFailed++;
-    if (core === null) return;
-    core.reportSnapshot(m.to, 'failure');
-    this.pump(i);
-    this.afterEvent(i);
   }
 
   private afterEvent(i: number): void {
@@ -774,4 +827,20 @@ export class SimCluster {
   log(line: string): void {
     if (this.trace !== null) this.trace(`${String(this.now).padStart(8)} ${line}`);
   }
+}
+
+/**
+ * A client hears an answer only from a live process: the driver of a crashed incarnation may still run a step or two
+ * of its loop (a commit-only write does not wait), but nothing it says reaches anyone.
+ */
+function whileAlive<T>(life: Life, p: Promise<T>): Promise<T> {
+  return p.then(
+    (v) => (life.alive ? v : new Promise<T>(() => undefined)),
+    (err: unknown) => (life.alive ? Promise.reject(err instanceof Error ? err : new Error(String(err))) : new Promise<T>(() => undefined)),
+  );
+}
+
+/** The driver's client id of a node's current incarnation (its proposals carry it, so a restart's never match). */
+function clientTag(node: SimNode): number {
+  return node.index * 65536 + (node.incarnation % 65536);
 }

@@ -1,94 +1,171 @@
-// A node's simulated disk: what is synced survives a crash; the one write in progress (a Ready's snapshot, hard state
-// and entries) is lost if the node crashes before the sync completes. A snapshot (its metadata and the state
-// machine's bytes) replaces the log prefix it covers.
+// A node's simulated disk, as a file system with a page cache: every write lands in the cache at once (reads see
+// it), and reaches the platter (the durable state) only when a synced write completes, which flushes everything
+// written before it, in order. A crash keeps the durable state plus a random prefix of the unsynced writes (the
+// cache may have flushed some of them on its own): exactly what an unsynced write may lose. A snapshot (its
+// metadata and bytes) replaces the log prefix it covers.
 import { logIndex, term } from '../../src/lib/ids.js';
+import type { Random } from '../../src/lib/random.js';
 import type { Entry, HardState, RaftInitialState, SnapshotMeta } from '../../src/raft/types.js';
+import { checkSave, checkSnapshot, compactedBounds } from '../../src/storage/common.js';
 
 export const emptyHardState: HardState = { term: term(0), vote: null, commit: logIndex(0) };
 
-/** A snapshot on disk: what the core knows of it, and the state machine's bytes. */
+/** A snapshot on disk: what the core knows of it, and its bytes. */
 export interface StoredSnapshot {
   readonly meta: SnapshotMeta;
   readonly data: Uint8Array;
 }
 
-interface PendingWrite {
-  readonly hardState: HardState | null;
-  readonly entries: readonly Entry[];
-  readonly snapshot: StoredSnapshot | null;
-}
+/** One write as the storage issued it. */
+export type DiskWrite =
+  | { readonly kind: 'save'; readonly hardState: HardState | null; readonly entries: readonly Entry[]; readonly snapshot: StoredSnapshot | null }
+  | { readonly kind: 'snapshot'; readonly snapshot: StoredSnapshot; readonly compactThrough: number };
 
-export class SimDisk {
+/** The state of a disk at one moment: the hard state, the snapshot, and the log after it. */
+export class DiskState {
   hardState: HardState = emptyHardState;
   snapshot: StoredSnapshot | null = null;
-  /** The synced log: entries[i] has index firstIndex + i. */
-  readonly entries: Entry[] = [];
+  /** entries[i] has index firstIndex + i. */
+  entries: Entry[] = [];
   firstIndex = 1;
-  private pending: PendingWrite | null = null;
-  writes = 0;
 
   get lastIndex(): number {
     return this.firstIndex - 1 + this.entries.length;
   }
 
-  /** The term of the synced entry at `index` (the snapshot's at its index, 0 at 0), or undefined. */
+  /** The term of the entry at `index` (the snapshot's at its index, 0 at 0), or undefined. */
   termAt(index: number): number | undefined {
     if (index === 0) return 0;
     if (this.snapshot !== null && index === this.snapshot.meta.index) return this.snapshot.meta.term;
     return this.entries[index - this.firstIndex]?.term;
   }
 
-  hasPendingWrite(): boolean {
-    return this.pending !== null;
-  }
-
-  /** Starts an unsynced write; only one may be in progress (the node loop takes no new Ready meanwhile). */
-  begin(hardState: HardState | null, entries: readonly Entry[], snapshot: StoredSnapshot | null = null): void {
-    if (this.pending !== null) throw new Error('the simulated disk has a write in progress already');
-    this.pending = { hardState, entries, snapshot };
-  }
-
-  /**
-   * The write is durable: a snapshot replaces the whole log, entries replace every stored entry at an index >=
-   * entries[0].index.
-   */
-  sync(): void {
-    const w = this.pending;
-    if (w === null) return;
-    this.pending = null;
-    this.writes++;
-    if (w.snapshot !== null) {
+  /** Applies one write (asserting it is one the storage contract allows). */
+  apply(w: DiskWrite): void {
+    if (w.kind === 'snapshot') {
+      checkSnapshot(w.snapshot.meta, w.compactThrough, this.snapshotInfo());
+      const { first, last } = compactedBounds(this.firstIndex, this.lastIndex, w.snapshot.meta.index, w.compactThrough);
       this.snapshot = w.snapshot;
-      this.entries.length = 0;
+      this.entries = first > last ? [] : this.entries.slice(first - this.firstIndex);
+      this.firstIndex = first;
+      return;
+    }
+    if (w.snapshot !== null) {
+      checkSnapshot(w.snapshot.meta, w.snapshot.meta.index, this.snapshotInfo());
+      checkSave(w.entries, w.snapshot.meta.index + 1, w.snapshot.meta.index);
+      this.snapshot = w.snapshot;
+      this.entries = [];
       this.firstIndex = w.snapshot.meta.index + 1;
+    } else {
+      checkSave(w.entries, this.firstIndex, this.lastIndex, this.snapshot?.meta.index ?? 0);
     }
     if (w.hardState !== null) this.hardState = w.hardState;
     if (w.entries.length === 0) return;
-    const first = w.entries[0]!.index;
-    if (first > this.lastIndex + 1) throw new Error(`a write at index ${first} would leave a gap after ${this.lastIndex}`);
-    if (first < this.firstIndex) throw new Error(`a write at index ${first} lands before the log's first index ${this.firstIndex}`);
-    this.entries.length = first - this.firstIndex;
+    this.entries.length = w.entries[0]!.index - this.firstIndex;
     for (const e of w.entries) this.entries.push(e);
   }
 
-  /** The caller took a snapshot (durable at once): it replaces the stored one, and entries up to `compactIndex` go. */
-  compact(snapshot: StoredSnapshot, compactIndex: number): void {
-    this.snapshot = snapshot;
-    const drop = Math.min(this.entries.length, Math.max(0, compactIndex + 1 - this.firstIndex));
-    if (drop > 0) {
-      this.entries.splice(0, drop);
-      this.firstIndex += drop;
-    }
+  copy(): DiskState {
+    const c = new DiskState();
+    c.hardState = this.hardState;
+    c.snapshot = this.snapshot;
+    c.entries = this.entries.slice();
+    c.firstIndex = this.firstIndex;
+    return c;
   }
 
-  /** A crash: the write in progress never reached the disk. */
-  dropUnsynced(): void {
-    this.pending = null;
-  }
-
-  /** What a restarted node loads: the synced hard state, snapshot and log (the state machine restores the snapshot). */
+  /** What a restarted node loads. */
   load(): RaftInitialState {
-    const initial = { hardState: this.hardState, entries: this.entries.slice(), applied: logIndex(this.snapshot?.meta.index ?? 0) };
+    const initial = { hardState: this.hardState, entries: this.entries.slice(), applied: logIndex(0) };
     return this.snapshot === null ? initial : { ...initial, snapshot: this.snapshot.meta };
+  }
+
+  private snapshotInfo(): { meta: SnapshotMeta; sizeBytes: number; crc32: number } | null {
+    return this.snapshot === null ? null : { meta: this.snapshot.meta, sizeBytes: this.snapshot.data.length, crc32: 0 };
+  }
+}
+
+/** A node's disk across its incarnations: the durable state, and the cache of writes not synced yet. */
+export class SimDisk {
+  /** What survives a crash. */
+  durable = new DiskState();
+  /** What the running node reads: the durable state plus every write since. */
+  cache = new DiskState();
+  /** Writes in the cache that are not durable yet, oldest first. */
+  private unsynced: DiskWrite[] = [];
+  /** Synced writes completed (fsyncs). */
+  writes = 0;
+
+  // The durable view, for checkers and tests.
+  get hardState(): HardState {
+    return this.durable.hardState;
+  }
+
+  get snapshot(): StoredSnapshot | null {
+    return this.durable.snapshot;
+  }
+
+  get entries(): readonly Entry[] {
+    return this.durable.entries;
+  }
+
+  get firstIndex(): number {
+    return this.durable.firstIndex;
+  }
+
+  get lastIndex(): number {
+    return this.durable.lastIndex;
+  }
+
+  termAt(index: number): number | undefined {
+    return this.durable.termAt(index);
+  }
+
+  /** Some write is in the cache only. */
+  hasPendingWrite(): boolean {
+    return this.unsynced.length > 0;
+  }
+
+  /** A write reaches the cache (and is queued for the platter). Throws on a write the contract forbids. */
+  write(w: DiskWrite): DiskWrite {
+    this.cache.apply(w);
+    this.unsynced.push(w);
+    return w;
+  }
+
+  /**
+   * The fsync of `w` completed: it and every write before it are durable. Calls `persisted` for each, in order
+   * (after it is applied). A write no longer queued (flushed by an earlier sync, or lost in a crash) changes nothing.
+   */
+  sync(w: DiskWrite, persisted: (w: DiskWrite) => void): void {
+    const at = this.unsynced.indexOf(w);
+    if (at < 0) return;
+    const flushed = this.unsynced.splice(0, at + 1);
+    for (const x of flushed) {
+      this.durable.apply(x);
+      persisted(x);
+    }
+    this.writes++;
+  }
+
+  /**
+   * A crash: a random prefix of the unsynced writes made it to the platter on its own (reported through
+   * `persisted`), the rest is lost; the cache restarts from the durable state.
+   */
+  crash(random: Random, persisted: (w: DiskWrite) => void): number {
+    const kept = random.int(this.unsynced.length + 1);
+    for (const x of this.unsynced.slice(0, kept)) {
+      this.durable.apply(x);
+      persisted(x);
+    }
+    const lost = this.unsynced.length - kept;
+    this.unsynced = [];
+    this.cache = this.durable.copy();
+    return lost;
+  }
+
+  /** What a node that starts now loads. */
+  load(): RaftInitialState {
+    return this.cache.load();
   }
 }

@@ -52,8 +52,8 @@ export function newCluster(nodes: number, seed: number, o: Partial<ClusterOption
 }
 
 /** Waits for a leader to be elected and returns it; throws after ticksMax. */
-export function electLeader(c: SimCluster, ticksMax = 100): NodeId {
-  if (!c.runUntil(() => c.leader() !== null, ticksMax)) throw new Error(`no leader within ${ticksMax} ticks (seed ${c.seed})`);
+export async function electLeader(c: SimCluster, ticksMax = 100): Promise<NodeId> {
+  if (!await c.runUntil(() => c.leader() !== null, ticksMax)) throw new Error(`no leader within ${ticksMax} ticks (seed ${c.seed})`);
   return c.leader()!;
 }
 
@@ -61,7 +61,7 @@ export function electLeader(c: SimCluster, ticksMax = 100): NodeId {
  * The lab's `one`: proposes `data` through whichever node thinks it leads (trying again after a leader change) until
  * at least `expected` live nodes applied it at one index; returns that index, or throws after ticksMax.
  */
-export function one(c: SimCluster, log: AppliedLog, data: Uint8Array, expected: number, ticksMax = 300): number {
+export async function one(c: SimCluster, log: AppliedLog, data: Uint8Array, expected: number, ticksMax = 300): Promise<number> {
   const deadline = c.tick + ticksMax;
   let attempt = 0;
   while (c.tick < deadline) {
@@ -70,19 +70,19 @@ export function one(c: SimCluster, log: AppliedLog, data: Uint8Array, expected: 
     const r = via === undefined ? null : c.propose(via, [data]);
     if (via !== undefined && r?.ok === true) {
       const index = c.status(via)!.lastIndex;
-      if (c.runUntil(() => log.count(index, data) >= expected, 40)) return index;
+      if (await c.runUntil(() => log.count(index, data) >= expected, 40)) return index;
     } else {
-      c.runTicks(1);
+      await c.runTicks(1);
     }
   }
-  throw new Error(`one(): no agreement of ${expected} nodes within ${ticksMax} ticks (seed ${c.seed})`);
+  throw new Error(`await one(): no agreement of ${expected} nodes within ${ticksMax} ticks (seed ${c.seed})`);
 }
 
 /**
  * The operator's side of a membership change: propose it through whoever leads (again after a refusal such as a
  * change in progress or a leader change) until the leader has it committed; returns the config entry's index.
  */
-export function changeMembers(c: SimCluster, change: ConfChange, ticksMax = 300): number {
+export async function changeMembers(c: SimCluster, change: ConfChange, ticksMax = 300): Promise<number> {
   const deadline = c.tick + ticksMax;
   while (c.tick < deadline) {
     const leader = c.leader();
@@ -90,23 +90,23 @@ export function changeMembers(c: SimCluster, change: ConfChange, ticksMax = 300)
     if (r?.ok === true) {
       const index = r.index;
       const committed = (): boolean => c.leaders().some((id) => c.status(id)!.commitIndex >= index && c.entryAt(id, index)?.type === 'config');
-      if (c.runUntil(committed, 60)) return index;
+      if (await c.runUntil(committed, 60)) return index;
     } else if (r !== null && !r.ok && !['CONF_CHANGE_IN_PROGRESS', 'NOT_LEADER', 'PROPOSAL_DROPPED', 'LEARNER_NOT_CAUGHT_UP'].includes(r.reason)) {
       throw new Error(`${change.type} ${change.nodeId} refused: ${r.reason}`);
     } else {
-      c.runTicks(1);
+      await c.runTicks(1);
     }
   }
   throw new Error(`${change.type} ${change.nodeId}: not committed within ${ticksMax} ticks (seed ${c.seed})`);
 }
 
 /** Waits until the leader's progress shows `id` holding everything committed; throws after ticksMax. */
-export function waitCaughtUp(c: SimCluster, id: NodeId, ticksMax = 200): void {
+export async function waitCaughtUp(c: SimCluster, id: NodeId, ticksMax = 200): Promise<void> {
   const caughtUp = (): boolean => {
     const leader = c.leader();
     const st = leader === null ? null : c.status(leader);
     const pr = st?.progress.get(id);
     return st !== null && st !== undefined && pr !== undefined && pr.match >= st.commitIndex;
   };
-  if (!c.runUntil(caughtUp, ticksMax)) throw new Error(`${id} did not catch up within ${ticksMax} ticks (seed ${c.seed})`);
+  if (!await c.runUntil(caughtUp, ticksMax)) throw new Error(`${id} did not catch up within ${ticksMax} ticks (seed ${c.seed})`);
 }

@@ -69,31 +69,31 @@ function schedules(events: fc.Arbitrary<FaultEvent>, net: fc.Arbitrary<NetworkFa
 }
 
 /** Runs the schedule with every checker on; a SimulationFailure carries the replay command of this very schedule. */
-function holds({ seed, nodes, schedule }: { seed: number; nodes: number; schedule: Schedule }): void {
-  runSimulation({ seed, steps, nodes, schedule });
+async function holds({ seed, nodes, schedule }: { seed: number; nodes: number; schedule: Schedule }): Promise<void> {
+  await runSimulation({ seed, steps, nodes, schedule });
 }
 
 const params = { seed: fcSeed, numRuns, includeErrorInReport: true };
 
 describe('fault schedules (fast-check)', () => {
-  it('whatever partitions, isolations and one-way cuts come and go, every safety invariant holds and the cluster converges once healed', () => {
-    fc.assert(fc.property(schedules(fc.oneof(partition, isolate, cut, heal, burst), reliable), holds), params);
+  it('whatever partitions, isolations and one-way cuts come and go, every safety invariant holds and the cluster converges once healed', async () => {
+    await fc.assert(fc.asyncProperty(schedules(fc.oneof(partition, isolate, cut, heal, burst), reliable), holds), params);
   });
 
-  it('whatever nodes crash and restart, nothing committed is lost, restarts never go below what was applied, and acknowledged commands apply exactly once', () => {
-    fc.assert(fc.property(schedules(fc.oneof(crash, crash, restart, burst), reliable), holds), params);
+  it('whatever nodes crash and restart, nothing committed is lost, restarts never go below what was applied, and acknowledged commands apply exactly once', async () => {
+    await fc.assert(fc.asyncProperty(schedules(fc.oneof(crash, crash, restart, burst), reliable), holds), params);
   });
 
-  it('on a network that drops, duplicates, delays and reorders, with any mix of faults, every invariant holds', () => {
-    fc.assert(fc.property(schedules(fc.oneof(partition, isolate, cut, heal, crash, restart, network, burst), lossy), holds), params);
+  it('on a network that drops, duplicates, delays and reorders, with any mix of faults, every invariant holds', async () => {
+    await fc.assert(fc.asyncProperty(schedules(fc.oneof(partition, isolate, cut, heal, crash, restart, network, burst), lossy), holds), params);
   });
 
-  it('whatever members are added, promoted and removed (the leader too) amid crashes, partitions, loss and snapshots, no two leaders share a term, a removed node never leads again, snapshots hold the state of their index, and the cluster converges', () => {
+  it('whatever members are added, promoted and removed (the leader too) amid crashes, partitions, loss and snapshots, no two leaders share a term, a removed node never leads again, snapshots hold the state of their index, and the cluster converges', async () => {
     const withChanges = fc.oneof(member, member, member, partition, isolate, crash, restart, heal, network, burst);
-    fc.assert(fc.property(schedules(withChanges, lossy), holds), params);
+    await fc.assert(fc.asyncProperty(schedules(withChanges, lossy), holds), params);
   });
 
-  it('when the leader itself is repeatedly crashed or cut off, a new leader never loses a committed entry', () => {
+  it('when the leader itself is repeatedly crashed or cut off, a new leader never loses a committed entry', async () => {
     const leaderFaults = fc.oneof(
       fc.record({ at, kind: fc.constant('crash' as const), node: fc.constant('leader' as const) }),
       fc.record({ at, kind: fc.constant('isolate' as const), node: fc.constant('leader' as const) }),
@@ -101,6 +101,6 @@ describe('fault schedules (fast-check)', () => {
       heal,
       burst,
     );
-    fc.assert(fc.property(schedules(leaderFaults, lossy), holds), params);
+    await fc.assert(fc.asyncProperty(schedules(leaderFaults, lossy), holds), params);
   });
 });

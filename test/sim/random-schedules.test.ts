@@ -12,11 +12,11 @@ const steps = 80;
 describe('random schedules', () => {
   for (let k = 0; k < cases; k++) {
     const first = base + k * runsPerCase;
-    it(`runs ${runsPerCase} random schedules from seed ${first} safely to convergence`, () => {
+    it(`runs ${runsPerCase} random schedules from seed ${first} safely to convergence`, async () => {
       const failures: string[] = [];
       for (let seed = first; seed < first + runsPerCase && failures.length < 5; seed++) {
         try {
-          runSimulation({ seed, steps, nodes: seed % 2 === 0 ? 3 : 5 });
+          await runSimulation({ seed, steps, nodes: seed % 2 === 0 ? 3 : 5 });
         } catch (err) {
           if (!(err instanceof SimulationFailure)) throw err;
           failures.push(err.message);

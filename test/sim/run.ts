@@ -37,6 +37,8 @@ export interface RunResult {
   term: number;
   commitIndex: number;
   acked: number;
+  /** Linearizable reads started (each checked against the acknowledged writes when it completed). */
+  reads: number;
   messages: number;
   crashes: number;
   snapshotsInstalled: number;
@@ -77,7 +79,7 @@ export function planRun(o: RunOptions): { profile: ProfileName | 'schedule'; sch
   return { profile, schedule: generateSchedule(profile, random, o.nodes, o.steps) };
 }
 
-export function runSimulation(o: RunOptions): RunResult {
+export async function runSimulation(o: RunOptions): Promise<RunResult> {
   const { profile, schedule } = planRun(o);
   let cluster: SimCluster | null = null;
   let phase = 'setup';
@@ -107,10 +109,10 @@ export function runSimulation(o: RunOptions): RunResult {
       }
     });
     phase = 'fault phase';
-    c.runTicks(o.steps);
+    await c.runTicks(o.steps);
     phase = 'liveness phase';
     faultsOn = false;
-    const livenessTicks = heal(c, workload, o.livenessTicksMax ?? livenessTicksDefault);
+    const livenessTicks = await heal(c, workload, o.livenessTicksMax ?? livenessTicksDefault);
     phase = 'final check';
     workload.verifyExactlyOnce(c.memberNodes());
     verifyDigests(c);
@@ -124,6 +126,7 @@ export function runSimulation(o: RunOptions): RunResult {
       term: leader.term,
       commitIndex: leader.commitIndex,
       acked: workload.stats.acked,
+      reads: workload.stats.reads,
       messages: c.stats.sentTotal,
       crashes,
       snapshotsInstalled: c.stats.snapshotsInstalled,
@@ -229,7 +232,7 @@ function changeMembership(c: SimCluster, e: Extract<FaultEvent, { kind: 'member'
 
 /** Heals everything and waits for a leader, every pending command acknowledged, and every node applied up to the
  * leader's last index. Returns the ticks it took; throws a liveness violation past the bound. */
-function heal(c: SimCluster, workload: Workload, ticksMax: number): number {
+async function heal(c: SimCluster, workload: Workload, ticksMax: number): Promise<number> {
   workload.active = false;
   c.heal();
   c.setNetwork({ ...reliableNetwork });
@@ -239,7 +242,7 @@ function heal(c: SimCluster, workload: Workload, ticksMax: number): number {
   c.onClock(() => {
     converged = converged || isConverged(c, workload);
   });
-  if (!c.runUntil(() => converged, ticksMax)) {
+  if (!(await c.runUntil(() => converged, ticksMax))) {
     const leader = c.leader();
     const conf = c.config();
     const applied = c.nodes.map((nd) => `${nd.id}:${nd.applied}/${nd.core?.status().commitIndex ?? '-'}`).join(' ');

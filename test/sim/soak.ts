@@ -28,7 +28,7 @@ export function soakRun(plan: Pick<SoakPlan, 'base' | 'stepsMin' | 'stepsMax'>, 
   return { seed, nodes: i % 2 === 0 ? 3 : 5, steps: plan.stepsMin + (seed % (plan.stepsMax - plan.stepsMin + 1)) };
 }
 
-function runWorker(plan: SoakPlan, worker: number): void {
+async function runWorker(plan: SoakPlan, worker: number): Promise<void> {
   const send = (p: Progress): void => {
     process.send?.(p);
   };
@@ -37,7 +37,7 @@ function runWorker(plan: SoakPlan, worker: number): void {
   for (let i = worker; i < plan.runs; i += plan.workers) {
     const r = soakRun(plan, i);
     try {
-      runSimulation(r);
+      await runSimulation(r);
     } catch (err) {
       const replay = err instanceof SimulationFailure ? err.replay : `npm run sim -- --seed ${r.seed} --steps ${r.steps} --nodes ${r.nodes}`;
       failures.push({ replay, message: err instanceof Error ? err.message.split('\n')[0]! : String(err) });
@@ -103,7 +103,7 @@ async function main(): Promise<number> {
     stepsMax: Math.max(Number(values['steps-min']), Number(values['steps-max'])),
   };
   if (values.worker !== undefined) {
-    runWorker(plan, Number(values.worker));
+    await runWorker(plan, Number(values.worker));
     return 0;
   }
   return coordinate(plan);

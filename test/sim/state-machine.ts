@@ -91,7 +91,7 @@ export class SessionStateMachine implements SimStateMachine {
   }
 
   restore(data: Uint8Array): void {
-    const values = new Float64Array(data.slice().buffer);
+    const values = new Float64Array(Uint8Array.from(data).buffer);
     this.count = values[0]!;
     this.hash = values[1]!;
     this.effects.clear();
@@ -121,6 +121,6 @@ export class CountingStateMachine implements SimStateMachine {
   }
 
   restore(data: Uint8Array): void {
-    this.applied = new Float64Array(data.slice().buffer)[0]!;
+    this.applied = new Float64Array(Uint8Array.from(data).buffer)[0]!;
   }
 }

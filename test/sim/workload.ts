@@ -1,11 +1,13 @@
-// Simulated clients: each has one command in flight with a unique id (clientId, seq), proposes it through a random
-// live node, retries it with the same id when it is not applied in time, and counts it acknowledged once the node it
-// was last proposed to applies it. At the end every acknowledged command must be applied exactly once everywhere.
+// Simulated clients: each has one command in flight with a unique id (clientId, seq), submits it through a random
+// live node's driver (its proposal tracker forwards, resends and times out as in production), retries it with the
+// same id through another node when that fails or takes too long, and counts it acknowledged once a driver it was
+// submitted to resolves it (that node applied it). Readers issue linearizable reads (the driver's ReadIndex
+// barrier) and check that the node they read from has applied every command acknowledged before the read began.
+// At the end every acknowledged command must be applied exactly once everywhere.
 import type { Random } from '../../src/lib/random.js';
-import type { Entry } from '../../src/raft/types.js';
 import { SafetyViolation } from './checkers.js';
-import type { SimCluster, SimNode } from './cluster.js';
-import { commandKey, encodeCommand, type AppliedCommand, type CommandId } from './state-machine.js';
+import type { SimCluster, SimNode, Submitted } from './cluster.js';
+import { commandKey, encodeCommand, type CommandId } from './state-machine.js';
 
 export interface WorkloadOptions {
   /** Clients that keep issuing commands while the workload is active. */
@@ -19,6 +21,9 @@ export interface WorkloadOptions {
   rejectedRetryTicksMax: number;
   /** Commands carry a payload of [0, this] bytes after their id. */
   payloadBytesMax: number;
+  /** Each tick, a linearizable read starts with this probability (at most `readsInFlightMax` at once). */
+  readRate: number;
+  readsInFlightMax: number;
 }
 
 export const defaultWorkload: WorkloadOptions = {
@@ -28,14 +33,13 @@ export const defaultWorkload: WorkloadOptions = {
   retryTicksMax: 30,
   rejectedRetryTicksMax: 3,
   payloadBytesMax: 16,
+  readRate: 0.3,
+  readsInFlightMax: 4,
 };
 
 interface Pending {
   readonly id: CommandId;
   readonly data: Uint8Array;
-  /** The node and incarnation it was last proposed to (-1 when no attempt was accepted yet). */
-  proposedTo: number;
-  incarnation: number;
   nextAttemptTick: number;
   attempts: number;
   /** Attempts a node accepted (the retry delay doubles with each, up to 8x). */
@@ -56,13 +60,19 @@ export interface WorkloadStats {
   attempts: number;
   rejected: number;
   acked: number;
+  reads: number;
+  readsFailed: number;
 }
+
+/** Acknowledged commands the check of a read looks at: the newest ones before it began (older ones were checked). */
+const readCheckCommandsMax = 32;
 
 export class Workload {
   /** While false, clients issue no new commands but keep retrying the ones in flight. */
   active = true;
   readonly acked: CommandId[] = [];
-  readonly stats: WorkloadStats = { proposed: 0, attempts: 0, rejected: 0, acked: 0 };
+  readonly stats: WorkloadStats = { proposed: 0, attempts: 0, rejected: 0, acked: 0, reads: 0, readsFailed: 0 };
+  private readsInFlight = 0;
   private readonly clients: Client[] = [];
   private readonly byId = new Map<number, Client>();
   private nextClientId = 1;
@@ -76,7 +86,6 @@ export class Workload {
     this.o = { ...defaultWorkload, ...options };
     for (let i = 0; i < this.o.clients; i++) this.addClient(false);
     cluster.onClock((tick) => this.onClock(tick));
-    cluster.onApply((node, entry, cmd) => this.onApplied(node, entry, cmd));
   }
 
   /** Commands proposed and not yet acknowledged. */
@@ -105,11 +114,12 @@ export class Workload {
   private onClock(tick: number): void {
     for (const c of this.clients) {
       if (c.pending !== null) {
-        if (tick >= c.pending.nextAttemptTick) this.attempt(c.pending, tick);
+        if (tick >= c.pending.nextAttemptTick) this.attempt(c, c.pending, tick);
       } else if (this.active && !c.oneShot && tick >= c.nextCommandTick) {
         this.issue(c, tick);
       }
     }
+    if (this.active && this.readsInFlight < this.o.readsInFlightMax && this.random.next() < this.o.readRate) this.startRead();
   }
 
   private issue(c: Client, tick: number): void {
@@ -117,12 +127,12 @@ export class Workload {
     c.seq++;
     const id: CommandId = { clientId: c.clientId, seq: c.seq };
     const data = encodeCommand(id, this.random.int(this.o.payloadBytesMax + 1));
-    c.pending = { id, data, proposedTo: -1, incarnation: 0, nextAttemptTick: tick, attempts: 0, accepted: 0 };
+    c.pending = { id, data, nextAttemptTick: tick, attempts: 0, accepted: 0 };
     this.stats.proposed++;
-    this.attempt(c.pending, tick);
+    this.attempt(c, c.pending, tick);
   }
 
-  private attempt(p: Pending, tick: number): void {
+  private attempt(c: Client, p: Pending, tick: number): void {
     // Mostly through a member of the configuration: a removed node that does not know it forwards to a leader that
     // drops it (still tried sometimes, while the workload is active).
     const members = this.cluster.memberNodes().filter((n) => n.up);
@@ -131,31 +141,74 @@ export class Workload {
     this.stats.attempts++;
     p.attempts++;
     const node = live.length === 0 ? undefined : live[this.random.int(live.length)];
-    const r = node === undefined ? null : this.cluster.propose(node.index, [p.data]);
-    if (node === undefined || r === null || !r.ok) {
+    const span = this.o.retryTicksMax - this.o.retryTicksMin;
+    // Back off (up to 8x): on a slow pipeline, eager retries of commands already in the log pile up duplicates
+    // faster than they commit (the soak found a cluster that needed 1,000 ticks to drain such a backlog).
+    const waitTicks = (this.o.retryTicksMin + this.random.int(span + 1)) * Math.min(8, 2 ** p.accepted);
+    const submitted = node === undefined ? null : this.cluster.submit(node.index, p.data, waitTicks * this.cluster.tickUnits);
+    if (submitted === null) {
       this.stats.rejected++;
       p.nextAttemptTick = tick + 1 + this.random.int(this.o.rejectedRetryTicksMax);
       return;
     }
-    p.proposedTo = node.index;
-    p.incarnation = node.incarnation;
-    const span = this.o.retryTicksMax - this.o.retryTicksMin;
-    // Back off (up to 8x): on a slow pipeline, eager retries of commands already in the log pile up duplicates
-    // faster than they commit (the soak found a cluster that needed 1,000 ticks to drain such a backlog).
-    const backoff = Math.min(8, 2 ** p.accepted++);
-    p.nextAttemptTick = tick + (this.o.retryTicksMin + this.random.int(span + 1)) * backoff;
+    p.accepted++;
+    // The driver answers by the deadline unless its node crashes: then this client tries again after the wait.
+    p.nextAttemptTick = tick + waitTicks + 1;
+    submitted.then(
+      (result) => this.onAcked(c, p, result),
+      () => {
+        this.stats.rejected++;
+        if (c.pending === p) p.nextAttemptTick = Math.min(p.nextAttemptTick, this.cluster.tick + 1 + this.random.int(this.o.rejectedRetryTicksMax));
+      },
+    );
   }
 
-  private onApplied(node: SimNode, _entry: Entry, cmd: AppliedCommand | null): void {
-    if (cmd === null) return;
-    const c = this.byId.get(cmd.clientId);
-    const p = c?.pending;
-    if (c === undefined || p === null || p === undefined || p.id.seq !== cmd.seq) return;
-    if (p.proposedTo !== node.index || p.incarnation !== node.incarnation) return;
+  /** A driver applied the command: whichever attempt it was, the command is acknowledged. */
+  private onAcked(c: Client, p: Pending, result: Submitted): void {
+    if (c.pending !== p) return;
+    if (result !== null && (result.clientId !== p.id.clientId || result.seq !== p.id.seq)) {
+      this.cluster.report(new SafetyViolation('applied exactly once', `command ${commandKey(p.id)} was answered with the result of ${commandKey(result)}`));
+      return;
+    }
     c.pending = null;
     c.nextCommandTick = this.cluster.tick + this.random.int(this.o.thinkTicksMax + 1);
     this.acked.push(p.id);
     this.stats.acked++;
+  }
+
+  /**
+   * A linearizable read through a random member: once its barrier resolves, that node's state machine must hold
+   * every command acknowledged before the read began (the newest of them; older ones were checked by earlier reads).
+   */
+  private startRead(): void {
+    const members = this.cluster.memberNodes().filter((n) => n.up);
+    const node = members.length === 0 ? undefined : members[this.random.int(members.length)]!;
+    if (node === undefined) return;
+    const before = this.acked.slice(-readCheckCommandsMax);
+    const barrier = this.cluster.read(node.index, 20 * this.cluster.tickUnits);
+    if (barrier === null) return;
+    const incarnation = node.incarnation;
+    this.readsInFlight++;
+    this.stats.reads++;
+    barrier.then(
+      () => {
+        this.readsInFlight--;
+        if (node.incarnation === incarnation) this.checkRead(node, before);
+      },
+      () => {
+        this.readsInFlight--;
+        this.stats.readsFailed++;
+      },
+    );
+  }
+
+  private checkRead(node: SimNode, before: readonly CommandId[]): void {
+    for (const id of before) {
+      if (node.sm.effectCount(id) === 0) {
+        this.cluster.report(new SafetyViolation('linearizable reads', `${node.id} served a linearizable read without acknowledged command ${commandKey(id)} (applied up to ${node.applied})`));
+        return;
+      }
+    }
   }
 
   /** Every acknowledged command took effect exactly once on every live node (of `nodes`: the members). */
