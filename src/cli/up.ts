@@ -137,6 +137,8 @@ function untilDone(children: Child[]): Promise<number> {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // A closed terminal: stop as for Ctrl-C (each node takes SIGHUP as a reload, so it would outlive the terminal).
+    process.on('SIGHUP', onSignal);
     void Promise.all(children.map((c) => c.exited)).then(() => {
       if (stopping) return;
       process.stderr.write('error: INTERNAL: every process of the cluster has exited\n');
