@@ -64,6 +64,10 @@ export const routePermissions: Record<string, RoutePermission> = {
   'GET /v1/tasks/:id': rd('tasks'),
   'DELETE /v1/tasks/:id': wr('tasks'),
   'GET /v1/tasks/:id/logs': rd('tasks'),
+  'GET /v1/tasks/:id/placement': rd('tasks'),
+  // Quotas bound every namespace: setting one is the cluster's administration, reading them is a cluster read.
+  'PUT /v1/quotas/:namespace': wr('cluster'),
+  'GET /v1/quotas': rd('cluster'),
   'GET /v1/workers': rd('workers'),
   'POST /v1/services': wr('services'),
   'GET /v1/services': rd('services'),

@@ -29,6 +29,9 @@ import { auditRoutes, recordRefusals } from './routes/audit.js';
 import { limits } from '../lib/limits.js';
 import { metricsRoutes, observeRequests, type MetricsEndpoint } from './routes/metrics.js';
 import { statusRoutes, type StatusSource } from './routes/status.js';
+import { placementRoutes } from './routes/placement.js';
+import { quotaRoutes } from './routes/quotas.js';
+import type { PlacementService } from '../contracts/placement.js';
 import { openApiPlugin } from './openapi.js';
 import { tracingPlugin } from './tracing.js';
 import { adminRoutes, type AdminService } from './routes/admin.js';
@@ -39,6 +42,8 @@ export interface ManagerAppOptions {
   tasks?: TasksService;
   /** The service routes (/v1/services) are served when given. */
   services?: ServicesService;
+  /** GET /v1/tasks/:id/placement (task why) and the quota routes (/v1/quotas) are served when given. */
+  placement?: PlacementService;
   /** The cluster membership routes (/v1/cluster/members, /v1/cluster/leader) are served when given. */
   membership?: MembershipService;
   /** The token routes (/v1/auth/tokens) are served when given. */
@@ -129,6 +134,10 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
     void app.register(workerRoutes, { tasks: opts.tasks });
   }
   if (opts.services !== undefined) void app.register(serviceRoutes, { services: opts.services });
+  if (opts.placement !== undefined) {
+    void app.register(placementRoutes, { placement: opts.placement });
+    void app.register(quotaRoutes, { placement: opts.placement });
+  }
   if (opts.raftPeer !== undefined) void app.register(raftInternalRoutes, { raftPeer: opts.raftPeer });
   if (opts.auth !== undefined) void app.register(authRoutes, { auth: opts.auth });
   if (opts.audit !== undefined) void app.register(auditRoutes, { audit: opts.audit });

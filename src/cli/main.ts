@@ -13,6 +13,7 @@ import { addPrometheusConfigCommand } from './prometheus-config.js';
 import { addSnapshotCommands } from './snapshot.js';
 import { addGcCommand } from './gc.js';
 import { runTaskRunMany } from './task-many.js';
+import { addPlacementCommands } from './quota.js';
 import { CliExit, parseEnvPair, parseSecretEnvFile, parseSecretEnvPair, runTaskGet, runTaskList, runTaskLogs, runTaskRun, runTaskStop, runWorkerList } from './tasks.js';
 import { limits } from '../lib/limits.js';
 import type { TaskSpec } from '../contracts/task-model.js';
@@ -159,6 +160,7 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
     });
 
   addTaskCommands(program, globals);
+  addPlacementCommands(program, globals);
   addMemberCommands(program, globals);
   addTokenCommands(program, globals);
   addAuditCommand(program, globals);

@@ -46,6 +46,7 @@ import { liveRateLimits, logLevelOf, Reloader } from './reload.js';
 import type { ReloadReport } from '../api/routes/admin.js';
 import { DnsServer } from '../manager/dns/server.js';
 import { StateDnsView } from '../manager/dns/state-view.js';
+import { PlacementServiceImpl } from '../manager/placement-service.js';
 import { attachManagerMetrics, managerObservability } from './metrics.js';
 import { ManagerMetrics, withTaskMetrics } from '../manager/metrics.js';
 import { DashboardFeed, httpPeerView, teeTaskListener } from '../manager/events.js';
@@ -224,6 +225,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   opened.push('retention', () => retention.close());
   const tasks = new TaskServiceImpl({ ...common, logger: logger.child({ component: 'tasks' }), onHeartbeat: (w) => loops.workerSeen(w) });
   const services = new ServiceServiceImpl({ services: service.kv.services, tasks: service.kv.tasks, raft: service, clock: systemClock });
+  const placement = new PlacementServiceImpl({ store: service.kv.tasks, quotas: service.kv.quotas, raft: service, clock: systemClock });
   // The dashboard's feed (GET /v1/events) hears of task changes after the leader loops.
   const feed = new DashboardFeed({ cluster: () => service.cluster(), tasks: service.kv.tasks, peerView: httpPeerView(http), clock: systemClock, logger: logger.child({ component: 'events' }) });
   service.kv.tasks.listener = teeTaskListener(loops, feed);
@@ -318,6 +320,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     service,
     tasks,
     services,
+    placement,
     backup: backups.service,
     retention,
     membership,

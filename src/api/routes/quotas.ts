@@ -1,0 +1,27 @@
+// Quotas per namespace:
+//   PUT /v1/quotas/:namespace { tasksMax?, cpus?, memoryMb? } -> 200 QuotaView (the quota replaced; {} removes it)
+//   GET /v1/quotas                                          -> { items: QuotaView[], nextCursor: null }, by namespace
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import type { PlacementService } from '../../contracts/placement.js';
+import { namespacePattern } from '../../kv/placement-schemas.js';
+import { QuotaLimitsSchema } from '../../kv/quota-store.js';
+import { requestContext } from './kv.js';
+
+export interface QuotaRoutesOptions {
+  placement: PlacementService;
+}
+
+const NamespaceParams = Type.Object({ namespace: Type.String({ pattern: namespacePattern }) });
+type NamespaceParams = Static<typeof NamespaceParams>;
+type QuotaBody = Static<typeof QuotaLimitsSchema>;
+
+export const quotaRoutes: FastifyPluginAsync<QuotaRoutesOptions> = async (app, { placement }) => {
+  app.put<{ Params: NamespaceParams; Body: QuotaBody }>('/v1/quotas/:namespace', { schema: { params: NamespaceParams, body: QuotaLimitsSchema } }, async (req) => {
+    const b = req.body;
+    const limits = { ...(b.tasksMax === undefined ? {} : { tasksMax: b.tasksMax }), ...(b.cpus === undefined ? {} : { cpus: b.cpus }), ...(b.memoryMb === undefined ? {} : { memoryMb: b.memoryMb }) };
+    return placement.setQuota(req.params.namespace, limits, requestContext(req));
+  });
+
+  app.get('/v1/quotas', async (req) => placement.listQuotas(requestContext(req)));
+};
