@@ -1,7 +1,7 @@
 // Prometheus metrics for one node: a registry of its own (several nodes share a process in tests), every name under
 // `minkube_`, and label names checked when a metric is made so none is named job or instance. The manager's and the
 // worker's metrics (src/manager/metrics.ts, src/worker/metrics.ts) are made through this.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import { assert } from './assert.js';
 
 export const metricsPrefix = 'minkube_';
@@ -53,6 +53,14 @@ export class MetricsRegistry {
     return new Histogram<L>({ name: metricsPrefix + name, help, labelNames, buckets: [...buckets], registers: [this.registry] });
   }
 
+  /** A histogram for per-request paths (see FastHistogram): the caller builds the key of a label set. */
+  fastHistogram<L extends string>(name: string, help: string, buckets: readonly number[], labelNames: readonly L[]): FastHistogram<L> {
+    checkNames(name, labelNames);
+    const h = new FastHistogram<L>(metricsPrefix + name, help, buckets);
+    this.registry.registerMetric(h as unknown as Metric);
+    return h;
+  }
+
   get contentType(): string {
     return this.registry.contentType;
   }
@@ -77,5 +85,68 @@ export function setCounter<L extends string>(c: Counter<L>, value: number, label
   } else {
     c.remove(labels);
     c.inc(labels, Math.max(0, value));
+  }
+}
+
+/** Series one FastHistogram keeps at most; observations of more label sets are dropped (a bug upstream, not load). */
+const fastHistogramSeriesMax = 1000;
+
+interface FastSeries<L extends string> {
+  readonly labels: Readonly<Record<L, string>>;
+  /** counts[i]: observations in (buckets[i-1], buckets[i]]; the last slot is above every bucket. */
+  readonly counts: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/**
+ * A histogram for per-request paths: observing is one map lookup by a key the caller builds and a few array writes
+ * (prom-client's histogram hashes its label object on every call). Renders as prom-client's does. Make it with
+ * MetricsRegistry.fastHistogram.
+ */
+export class FastHistogram<L extends string> {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly series = new Map<string, FastSeries<L>>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly buckets: readonly number[],
+  ) {}
+
+  /** key: the label values joined (one key per label set); labels() is called for a key's first observation only. */
+  observe(key: string, labels: () => Record<L, string>, value: number): void {
+    let s = this.series.get(key);
+    if (s === undefined) {
+      if (this.series.size >= fastHistogramSeriesMax) return;
+      s = { labels: labels(), counts: new Float64Array(this.buckets.length + 1), sum: 0, count: 0 };
+      this.series.set(key, s);
+    }
+    const b = this.buckets;
+    let i = 0;
+    while (i < b.length && value > b[i]!) i++;
+    s.counts[i]!++;
+    s.sum += value;
+    s.count++;
+  }
+
+  /** What prom-client's Registry renders (its Metric.get()). */
+  get(): { name: string; help: string; type: string; aggregator: string; values: { labels: Record<string, string | number>; value: number; metricName: string }[] } {
+    const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+    for (const s of this.series.values()) {
+      let cumulative = 0;
+      for (let i = 0; i <= this.buckets.length; i++) {
+        cumulative += s.counts[i]!;
+        values.push({ labels: { le: i < this.buckets.length ? this.buckets[i]! : '+Inf', ...s.labels }, value: cumulative, metricName: `${this.name}_bucket` });
+      }
+      values.push({ labels: { ...s.labels }, value: s.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: { ...s.labels }, value: s.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+
+  reset(): void {
+    this.series.clear();
   }
 }
