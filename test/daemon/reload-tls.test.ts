@@ -1,0 +1,91 @@
+// A reload re-reads the operator's API certificate (api.tlsCertFile/tlsKeyFile) into a live HTTPS server: a
+// certificate renewed in place is served to new connections, a pair that does not load is refused and the old one
+// kept, and removing the keys goes back to the node's own.
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from 'node:tls';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadClusterConfig } from '../../src/config/cluster.js';
+import { Reloader } from '../../src/daemon/reload.js';
+import { createClusterCa, issueNodeKeyAndCert } from '../../src/security/ca.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'minkube-reload-tls-'));
+const configPath = join(dir, 'cluster.json');
+const base = { managers: [{ id: 'm1', raftAddress: '127.0.0.1:7001', apiAddress: '127.0.0.1:8001', dataDir: 'm1' }] };
+let ca: Awaited<ReturnType<typeof createClusterCa>>;
+let server: Server;
+let port: number;
+
+const issue = () => issueNodeKeyAndCert({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: 'api', role: 'manager', clusterId: 'c1', sans: { ips: ['127.0.0.1'], dns: ['localhost'] } });
+const fingerprint = (pem: string) => `sha256:${new X509Certificate(pem).fingerprint256}`;
+
+/** The certificate a new connection is shown. */
+function served(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+      const raw = socket.getPeerX509Certificate();
+      socket.end();
+      resolve(`sha256:${raw!.fingerprint256}`);
+    });
+    socket.on('error', reject);
+  });
+}
+
+beforeAll(async () => {
+  ca = await createClusterCa({ clusterId: 'c1' });
+});
+
+afterAll(() => {
+  server?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('reloading the API certificate', () => {
+  it('serves a certificate renewed in place, keeps the old one for a bad pair, and goes back to the own one', async () => {
+    const own = await issue();
+    const first = await issue();
+    writeFileSync(join(dir, 'api.crt'), first.certPem);
+    writeFileSync(join(dir, 'api.key'), first.keyPem);
+    writeFileSync(configPath, JSON.stringify({ ...base, api: { tlsCertFile: 'api.crt', tlsKeyFile: 'api.key' } }));
+    server = createServer({ cert: first.certPem, key: first.keyPem });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+    const reloader = new Reloader({
+      node: 'manager', id: 'm1', configPath, running: await loadClusterConfig(configPath), logger: pino({ level: 'silent' }), loggers: [],
+      applyApiTls: (cert, key) => server.setSecureContext({ cert, key }),
+      restoreOwnTls: () => server.setSecureContext({ cert: own.certPem, key: own.keyPem }),
+    });
+    reloader.noteCertificate(first.certPem);
+    expect(await served()).toBe(fingerprint(first.certPem));
+    // Nothing changed: nothing to report.
+    expect(await reloader.reload()).toEqual({ node: 'm1', applied: [], refused: [], ignored: [] });
+
+    const second = await issue();
+    writeFileSync(join(dir, 'api.crt'), second.certPem);
+    writeFileSync(join(dir, 'api.key'), second.keyPem);
+    expect((await reloader.reload()).applied).toEqual([{ key: 'api.tlsCertFile', from: fingerprint(first.certPem), to: fingerprint(second.certPem) }]);
+    expect(await served()).toBe(fingerprint(second.certPem));
+
+    // A certificate with another's key: refused, the server keeps the second.
+    const third = await issue();
+    writeFileSync(join(dir, 'api.crt'), third.certPem);
+    const refused = await reloader.reload();
+    expect(refused.refused).toEqual([{ key: 'api.tlsCertFile', reason: expect.stringContaining('keeps the current one') as string }]);
+    expect(await served()).toBe(fingerprint(second.certPem));
+
+    writeFileSync(configPath, JSON.stringify(base));
+    const back = await reloader.reload();
+    expect(back.applied).toEqual([{ key: 'api.tlsCertFile', from: fingerprint(second.certPem), to: null }]);
+    expect(await served()).toBe(fingerprint(own.certPem));
+  });
+
+  it('refuses a reload with no file to read (409 RELOAD_REFUSED)', async () => {
+    const reloader = new Reloader({ node: 'worker', id: 'w1', configPath: null, running: await loadClusterConfig(configPath), logger: pino({ level: 'silent' }), loggers: [] });
+    await expect(reloader.reload()).rejects.toMatchObject({ code: 'RELOAD_REFUSED', status: 409 });
+  });
+});
