@@ -290,6 +290,12 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   // GET /v1/snapshot, and the scheduled backups (config backup) that the leader writes.
   const backups = startBackups({ config: config.backup, driver, clock: systemClock, logger: logger.child({ component: 'backup' }) });
   opened.push('backups', () => backups.close());
+  if (metrics !== null && config.backup !== null) {
+    metrics.registry.gauge('backup_last_success_timestamp_seconds', 'When the newest scheduled backup in backup.dir was taken (0: none yet).', [], (g) => {
+      const at = backups.service.status()?.lastSuccessAt;
+      g.set(at == null ? 0 : Date.parse(at) / 1000);
+    });
+  }
   const joinService =
     security === null
       ? undefined

@@ -1,0 +1,200 @@
+// Retention (issue 17): N tasks submitted (batches of 1,000) and finished by 2 in-memory workers on 3 managers, with
+// tasks.retention at its defaults (finishedMax 10,000) and, for comparison, with retention effectively off. At every
+// tenth of the submissions and at the end: the task records the leader keeps, each manager's RSS and the size of its
+// newest snapshot file. With retention they level off at finishedMax; without, they grow with N.
+// `npx tsx bench/retention.ts [--tasks 200000] [--finished-max 10000] [--mode both|on|off] [--quick]`
+import { spawn, type ChildProcess } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { buildWorkerApp } from '../src/api/worker-app.js';
+import { parseClusterConfig } from '../src/config/cluster.js';
+import { MemoryRuntime } from '../src/runtime/memory.js';
+import { WorkerAgent } from '../src/worker/agent.js';
+import { WorkerLoops } from '../src/worker/loops.js';
+import { HttpManagerLink } from '../src/worker/managers.js';
+import { ProcCluster, freePort, httpJson, sleep } from '../test/support/cluster.js';
+import type { SummaryRow } from './summary.js';
+import { BenchClient, arg, flag, printResult, printTable, round } from './support.js';
+
+const benchTasks = {
+  workerHeartbeatIntervalMs: 250, workerTtlMs: 5000, lostGraceMs: 5000, reconcileIntervalMs: 1000,
+  backoffBaseMs: 200, backoffCapMs: 2000, assignTimeoutMs: 10_000, stopTimeoutMs: 2000,
+};
+const batch = 1000;
+
+/** One worker over the in-memory runtime (every container exits 0 at once), in a child process. */
+async function runWorkerChild(configPath: string, id: string, port: number): Promise<void> {
+  setMaxListeners(0);
+  const config = parseClusterConfig(readFileSync(configPath, 'utf8'), '/');
+  const logger = pino({ level: 'error', base: { worker: id } });
+  const runtime = new MemoryRuntime({ durationMsDefault: 0, exitCodeDefault: 0 });
+  const agent = new WorkerAgent({ workerId: id, runtime, logger, stopTimeoutMs: 1000, tasksMax: 100_000, finishedRetentionMs: 0 });
+  const app = buildWorkerApp({ agent, logger: false });
+  await app.listen({ host: '127.0.0.1', port });
+  const link = new HttpManagerLink({ managers: config.managers.map((m) => m.apiAddress), timeoutMs: 5000 });
+  const loops = new WorkerLoops({
+    agent, link, logger, registration: { id, apiAddress: `127.0.0.1:${port}`, runtime: 'memory' },
+    heartbeatIntervalMs: config.tasks.workerHeartbeatIntervalMs, reconcileIntervalMs: config.tasks.reconcileIntervalMs,
+  });
+  loops.start();
+  process.on('SIGTERM', () => void loops.stop().then(() => process.exit(0)));
+}
+
+interface Sample {
+  submitted: number;
+  /** Task records the leader keeps (any state). */
+  records: number;
+  /** Per manager, MiB. */
+  rssMiB: number[];
+  /** Per manager, the newest snapshot file, MiB (0: none yet). */
+  snapshotMiB: number[];
+}
+
+interface ModeResult {
+  mode: 'on' | 'off';
+  tasks: number;
+  finishedMax: number;
+  seconds: number;
+  samples: Sample[];
+  final: Sample;
+  /** Records removed by retention (submitted minus kept at the end). */
+  removed: number;
+  /** Batches whose answer was lost (a timeout): they may have been created too, and were sent again. */
+  unknownBatches: number;
+}
+
+function rssMiB(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? round(Number(m[1]) / 1024, 1) : NaN;
+}
+
+function newestSnapshotMiB(dir: string): number {
+  try {
+    const files = readdirSync(join(dir, 'snapshots')).filter((n) => n.endsWith('.snap'));
+    const sizes = files.map((n) => statSync(join(dir, 'snapshots', n))).sort((a, b) => b.mtimeMs - a.mtimeMs);
+    return sizes.length === 0 ? 0 : round(sizes[0]!.size / 1024 / 1024, 2);
+  } catch {
+    return 0;
+  }
+}
+
+/** Every record the leader lists, by pages of 1,000 (the count the API answers is a page at a time). */
+async function countRecords(url: string): Promise<number> {
+  let n = 0;
+  let cursor: string | null = null;
+  for (;;) {
+    const q: string = cursor === null ? '' : `&cursor=${cursor}`;
+    const r = await httpJson(url, 'GET', `/v1/tasks?limit=1000&consistency=stale${q}`, undefined, 30_000);
+    const body = r.body as { items: unknown[]; nextCursor: string | null };
+    n += body.items.length;
+    if (body.nextCursor === null) return n;
+    cursor = body.nextCursor;
+  }
+}
+
+async function activeCount(url: string): Promise<number> {
+  let n = 0;
+  for (const s of ['pending', 'scheduled', 'running']) {
+    const r = await httpJson(url, 'GET', `/v1/tasks?state=${s}&limit=1&consistency=stale`, undefined, 10_000);
+    n += (r.body as { items: unknown[] }).items.length;
+  }
+  return n;
+}
+
+async function sample(c: ProcCluster, leaderUrl: string, submitted: number): Promise<Sample> {
+  return {
+    submitted,
+    records: await countRecords(leaderUrl),
+    rssMiB: c.managerIds.map((id) => rssMiB(c.node(id).proc?.pid)),
+    snapshotMiB: c.managerIds.map((id) => newestSnapshotMiB(join(c.dir, id))),
+  };
+}
+
+async function runMode(mode: 'on' | 'off', tasks: number, finishedMax: number): Promise<ModeResult> {
+  const retention = mode === 'on' ? { finishedMax, finishedAgeS: 86_400 } : { finishedMax: 200_000, finishedAgeS: 10 * 365 * 86_400 };
+  // A snapshot every 2,000 entries, so the newest one follows the state; a long request timeout, so a slow batch under
+  // load is answered rather than timed out (a retried batch would be submitted twice: the count would be off).
+  const c = await ProcCluster.create({
+    managers: 3,
+    extra: { tasks: { ...benchTasks, retention }, api: { requestTimeoutMs: 60_000 }, raft: { snapshotThresholdEntries: 2000 } },
+  });
+  const workers: ChildProcess[] = [];
+  try {
+    c.startAll();
+    const leader = await c.waitForLeader({ timeoutMs: 120_000 });
+    const leaderUrl = c.url(leader);
+    for (const id of ['w1', 'w2']) {
+      const port = await freePort();
+      workers.push(spawn(process.execPath, ['--import', 'tsx', import.meta.filename, '--worker-child', id, '--config', c.configPath, '--port', String(port)], { stdio: ['ignore', 'ignore', 'inherit'] }));
+    }
+    const urls = c.managerIds.map((id) => new URL('/v1/tasks/batch', c.url(id)));
+    const client = new BenchClient(16);
+    const body = JSON.stringify({ tasks: Array.from({ length: batch }, () => ({ image: 'bench', command: ['true'] })) });
+    const samples: Sample[] = [];
+    let unknown = 0;
+    const every = Math.max(batch, Math.floor(tasks / 10 / batch) * batch);
+    const t0 = performance.now();
+    for (let submitted = 0; submitted < tasks; ) {
+      const r = await client.send(urls[(submitted / batch) % urls.length]!, 'POST', body, 120_000).catch(() => ({ status: 0, body: '' }));
+      if (r.status !== 201) {
+        if (r.status === 0 || r.status === 504) unknown++;
+        await sleep(50); // 429 QUEUE_FULL (the store full of unfinished tasks) or a passing failure: again
+        continue;
+      }
+      submitted += batch;
+      if (submitted % every === 0 || submitted >= tasks) samples.push(await sample(c, leaderUrl, submitted));
+    }
+    client.close();
+    while ((await activeCount(leaderUrl)) > 0) await sleep(100);
+    // Retention catches up with the last batches (a full batch is followed at once by the next).
+    if (mode === 'on') while ((await countRecords(leaderUrl)) > finishedMax) await sleep(200);
+    const seconds = round((performance.now() - t0) / 1000, 1);
+    const final = await sample(c, leaderUrl, tasks);
+    return { mode, tasks, finishedMax, seconds, samples, final, removed: tasks - final.records, unknownBatches: unknown };
+  } finally {
+    for (const w of workers) w.kill('SIGKILL');
+    await c.cleanup();
+  }
+}
+
+function rows(r: ModeResult): Record<string, string | number>[] {
+  return [...r.samples, r.final].map((s, i) => ({
+    retention: r.mode,
+    at: i === r.samples.length ? 'end' : String(s.submitted),
+    records: s.records,
+    'rss MiB (m1/m2/m3)': s.rssMiB.join(' / '),
+    'snapshot MiB (m1/m2/m3)': s.snapshotMiB.join(' / '),
+  }));
+}
+
+function summaryOf(results: readonly ModeResult[]): SummaryRow[] {
+  return results.flatMap((r) => {
+    const size = `${r.tasks.toLocaleString('en-US')} tasks finished, retention ${r.mode === 'on' ? `finishedMax ${r.finishedMax.toLocaleString('en-US')}` : 'off'}`;
+    return [
+      { metric: `task records kept, ${size}`, unit: 'records', value: r.final.records, better: 'lower' as const },
+      { metric: `largest manager RSS at the end, ${size}`, unit: 'MiB', value: Math.max(...r.final.rssMiB), better: 'lower' as const },
+      { metric: `largest snapshot file at the end, ${size}`, unit: 'MiB', value: Math.max(...r.final.snapshotMiB), better: 'lower' as const },
+    ];
+  });
+}
+
+if (process.argv.includes('--worker-child')) {
+  await runWorkerChild(arg('config', ''), arg('worker-child', 'w1'), Number(arg('port', '0')));
+} else if (import.meta.url === `file://${process.argv[1]}`) {
+  const quick = flag('quick');
+  const tasks = Number(arg('tasks', quick ? '5000' : '200000'));
+  const finishedMax = Number(arg('finished-max', quick ? '1000' : '10000'));
+  const mode = arg('mode', 'both');
+  const results: ModeResult[] = [];
+  for (const m of ['on', 'off'] as const) {
+    if (mode !== 'both' && mode !== m) continue;
+    const r = await runMode(m, tasks, finishedMax);
+    results.push(r);
+    console.error(`retention ${m}: ${r.final.records} records kept of ${r.tasks} after ${r.seconds} s`);
+  }
+  printTable(`Retention: ${tasks.toLocaleString('en-US')} tasks submitted and finished (3 managers, 2 in-memory workers)`, results.flatMap(rows));
+  printResult('retention', { results }, summaryOf(results));
+}
