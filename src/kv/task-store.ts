@@ -407,7 +407,7 @@ export class TaskStore {
           this.write(taskRecord(t, { ...seen, updatedAt: isoAt(atMs) }), t);
           return true;
         }
-        return this.moved(t, 'running', atMs, seen, `running on ${t.workerId ?? '?'}`) !== null;
+        return this.moved(t, 'running', atMs, seen, o.health === 'unhealthy' ? (o.reason ?? 'unhealthy') : `running on ${t.workerId ?? '?'}`) !== null;
       }
       case 'final':
         return this.moved(t, o.state, atMs, { exitCode, error: o.error, containerId: r?.containerId ?? t.containerId }, o.reason) !== null;

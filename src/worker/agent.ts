@@ -245,10 +245,10 @@ export class WorkerAgent implements WorkerAgentApi {
       try {
         const { exitCode } = await this.runtime.wait(id, { signal: this.closing.signal });
         // A task its health check condemned failed, whatever its exit code (the worker stopped it).
-        const outcome = entry.unhealthy !== undefined && !entry.stopRequested
-          ? { state: 'failed' as const, error: { class: 'transient' as const, message: entry.unhealthy } }
-          : exitOutcome(exitCode, entry.stopRequested);
-        this.finish(entry, outcome.state, exitCode, outcome.error);
+        const condemned = entry.unhealthy !== undefined && !entry.stopRequested;
+        const outcome = condemned ? { state: 'failed' as const, error: { class: 'transient' as const, message: entry.unhealthy! } } : exitOutcome(exitCode, entry.stopRequested);
+        // No exit code for a condemned task: the failure is the health check's, not the code its stop caused.
+        this.finish(entry, outcome.state, condemned ? null : exitCode, outcome.error);
         this.logger.info({ task: entry.taskId, attempt: entry.attempt, containerId: id, exitCode, state: outcome.state }, 'task exited');
       } catch (err) {
         if (this.closing.signal.aborted) return;

@@ -1,0 +1,256 @@
+// `minkube service create|ls|get|scale|update|rollback|rm` over the service routes; --json prints the answers as they
+// came. --wait follows the service until it is stable (every replica healthy and of the current version, no rollout
+// under way) with a line per change, and exits 1 if its rollout rolled back or paused.
+import { InvalidArgumentError, type Command } from 'commander';
+import type { ServiceView } from '../contracts/service-model.js';
+import type { Page } from '../contracts/services.js';
+import type { HealthCheckSpec, TaskSpec } from '../contracts/task-model.js';
+import { apiClientFor } from './connection.js';
+import { formatTable, printJson, printLine, type Output } from './output.js';
+import { CliExit, parseEnvPair, pollFailureTolerated } from './tasks.js';
+
+type Globals = (cmd: Command) => { api: string; out: Output };
+
+interface SpecFlags {
+  env?: Record<string, string>;
+  port?: string[];
+  healthHttp?: string;
+  healthTcp?: string;
+  healthExec?: string;
+  healthInterval?: number;
+  healthTimeout?: number;
+  healthRetries?: number;
+  healthStartPeriod?: number;
+  parallelism?: number;
+  updateDelay?: number;
+  monitor?: number;
+  failureAction?: string;
+  order?: string;
+  constraint?: string[];
+  priority?: string;
+  namespace?: string;
+  wait?: boolean;
+}
+
+const path = (name: string): string => `/v1/services/${encodeURIComponent(name)}`;
+
+/** The request's health check from the flags (at most one kind), or undefined. */
+function healthCheckOf(f: SpecFlags, cmd: Command): HealthCheckSpec | undefined {
+  const kinds = [f.healthHttp, f.healthTcp, f.healthExec].filter((k) => k !== undefined).length;
+  if (kinds === 0) return undefined;
+  if (kinds > 1) cmd.error('error: give at most one of --health-http, --health-tcp and --health-exec');
+  const timing = { intervalS: f.healthInterval ?? 5, timeoutS: f.healthTimeout ?? 2, retries: f.healthRetries ?? 3, startPeriodS: f.healthStartPeriod ?? 0 };
+  if (f.healthHttp !== undefined) {
+    const [port, ...rest] = f.healthHttp.split(':');
+    return { type: 'http', port: port ?? '', path: rest.length === 0 ? '/' : rest.join(':'), ...timing };
+  }
+  if (f.healthTcp !== undefined) return { type: 'tcp', port: f.healthTcp, ...timing };
+  return { type: 'exec', command: f.healthExec!.split(/\s+/).filter((a) => a !== ''), ...timing };
+}
+
+/** The service-level parts of a create or update body that the flags give. */
+function partsOf(f: SpecFlags, cmd: Command): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  if (f.port !== undefined) body.ports = f.port.map((name) => ({ name }));
+  const health = healthCheckOf(f, cmd);
+  if (health !== undefined) body.healthCheck = health;
+  const update: Record<string, unknown> = {};
+  if (f.parallelism !== undefined) update.parallelism = f.parallelism;
+  if (f.updateDelay !== undefined) update.delayS = f.updateDelay;
+  if (f.monitor !== undefined) update.monitorS = f.monitor;
+  if (f.failureAction !== undefined) update.failureAction = f.failureAction;
+  if (f.order !== undefined) update.order = f.order;
+  if (Object.keys(update).length > 0) body.update = update;
+  if (f.constraint !== undefined) body.constraints = f.constraint;
+  if (f.priority !== undefined) body.priority = f.priority;
+  if (f.namespace !== undefined) body.namespace = f.namespace;
+  return body;
+}
+
+function summary(s: ServiceView): string {
+  const r = s.replicas;
+  const rollout = s.rollout.state === 'stable' ? '' : `, rollout ${s.rollout.state}${s.rollout.message === null ? '' : ` (${s.rollout.message})`}`;
+  return `service ${s.name}: ${r.healthy}/${r.desired} healthy, ${r.running} running, version ${s.version}${rollout}`;
+}
+
+function isStable(s: ServiceView): boolean {
+  const settled = s.rollout.state === 'stable' || s.rollout.state === 'rolled-back' || s.rollout.state === 'paused';
+  const current = s.tasks.filter((t) => t.version === s.version && t.desiredState === 'run').length;
+  return settled && s.replicas.healthy === s.replicas.desired && current === s.replicas.desired && s.tasks.length === s.replicas.desired;
+}
+
+/** Follows the service until it is stable, a line per change; exits 1 if the rollout it follows rolled back or paused. */
+async function waitStable(apiUrl: string, name: string, out: Output, rollout: boolean, pollMs = 250): Promise<void> {
+  const client = apiClientFor(apiUrl, { readRetries: 2 });
+  let last = '';
+  let s: ServiceView;
+  for (let failures = 0; ; ) {
+    try {
+      s = await client.request<ServiceView>('GET', path(name));
+      failures = 0;
+    } catch (err) {
+      if (!pollFailureTolerated(err, ++failures)) throw err;
+      await new Promise((r) => setTimeout(r, pollMs));
+      continue;
+    }
+    const line = summary(s);
+    if (line !== last && !out.json) printLine(line);
+    last = line;
+    if (isStable(s)) break;
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+  if (out.json) printJson(s);
+  if (rollout && (s.rollout.state === 'rolled-back' || s.rollout.state === 'paused')) {
+    process.stderr.write(`error: service ${name} ${s.rollout.state}: ${s.rollout.message ?? 'no reason was recorded'}\n`);
+    throw new CliExit(1);
+  }
+}
+
+async function answer(apiUrl: string, s: ServiceView, wait: boolean | undefined, out: Output): Promise<void> {
+  // A rollout under way now is the one followed: its failure fails the command.
+  if (wait === true) return waitStable(apiUrl, s.name, out, s.rollout.state === 'updating');
+  if (out.json) printJson(s);
+  else printLine(summary(s));
+}
+
+function printService(s: ServiceView): void {
+  printLine(summary(s));
+  printLine(`versions: ${s.versions.join(', ')} (previous ${s.previousVersion ?? 'none'})`);
+  printLine(`image: ${s.spec.image}${s.spec.command === undefined ? '' : `  command: ${s.spec.command.join(' ')}`}`);
+  printLine(`update: parallelism ${s.update.parallelism}, delay ${s.update.delayS}s, monitor ${s.update.monitorS}s, ${s.update.order}, on failure ${s.update.failureAction}`);
+  const rows = s.tasks.map((t) => [t.taskId, String(t.version), t.state, t.desiredState, t.health ?? '-', t.workerId ?? '-', t.ports.map((p) => `${p.name}=${p.address}`).join(' ') || '-']);
+  printLine(formatTable([['TASK', 'VERSION', 'STATE', 'DESIRED', 'HEALTH', 'WORKER', 'PORTS'], ...rows]));
+}
+
+const collect = (v: string, all: string[] = []): string[] => [...all, v];
+const collectEnv = (v: string, all: Record<string, string> = {}): Record<string, string> => {
+  try {
+    return parseEnvPair(v, all);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+};
+const number = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`expected a number >= 0, got ${JSON.stringify(v)}`);
+  return n;
+};
+const count = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected an integer >= 0, got ${JSON.stringify(v)}`);
+  return n;
+};
+
+function specOptions(c: Command): Command {
+  return c
+    .option('--env <KEY=VALUE>', 'an environment variable (repeatable)', collectEnv)
+    .option('--port <name>', 'a named port (repeatable): the worker passes MINKUBE_PORT_<NAME> (and PORT for the first)', collect)
+    .option('--health-http <port[:path]>', 'health check: GET on that port (2xx or 3xx is healthy; path default /)')
+    .option('--health-tcp <port>', 'health check: a TCP connection to that port')
+    .option('--health-exec <command>', 'health check: a command that exits 0 (inside the container, or on the host for processes)')
+    .option('--health-interval <s>', 'seconds between checks (default 5)', number)
+    .option('--health-timeout <s>', 'seconds a check may take (default 2)', number)
+    .option('--health-retries <n>', 'failures in a row that make a replica unhealthy (default 3)', count)
+    .option('--health-start-period <s>', 'failures in the first seconds do not count (default 0)', number)
+    .option('--parallelism <n>', 'replicas replaced at once by a rollout (default 1)', count)
+    .option('--update-delay <s>', 'seconds between batches (default 0)', number)
+    .option('--monitor <s>', 'seconds a batch must stay healthy (default 10)', number)
+    .option('--failure-action <action>', 'rollback | pause (default rollback)')
+    .option('--order <order>', 'stop-first | start-first (default stop-first)')
+    .option('--constraint <expr>', 'a placement constraint on worker labels (repeatable)', collect)
+    .option('--priority <p>', 'high | normal | low')
+    .option('--namespace <ns>', 'the namespace its replicas count against')
+    .option('--wait', 'show progress until the service is stable; exit 1 if its rollout rolled back or paused');
+}
+
+export function addServiceCommands(program: Command, globals: Globals): void {
+  const service = program.command('service').description('replicated long-running tasks: create, scale, update, roll back, remove');
+  specOptions(service.command('create <name> <image> [command...]').description('create a service (put the command after --)'))
+    .requiredOption('--replicas <n>', 'replicas to keep running and healthy', count)
+    .action(async (name: string, image: string, command: string[], f: SpecFlags & { replicas: number }, cmd: Command) => {
+      const g = globals(cmd);
+      const task: Record<string, unknown> = { image };
+      if (command.length > 0) task.command = command;
+      if (f.env !== undefined) task.env = f.env;
+      const s = await apiClientFor(g.api).request<ServiceView>('POST', '/v1/services', { body: { name, task, replicas: f.replicas, ...partsOf(f, cmd) } });
+      await answer(g.api, s, f.wait, g.out);
+    });
+  service
+    .command('ls')
+    .alias('list')
+    .description('the services: replicas healthy/desired, version, rollout')
+    .action(async (_f: object, cmd: Command) => {
+      const g = globals(cmd);
+      const client = apiClientFor(g.api, { readRetries: 2 });
+      const items: ServiceView[] = [];
+      for (let cursor: string | null = null; ; ) {
+        const page: Page<ServiceView> = await client.request<Page<ServiceView>>('GET', `/v1/services?limit=1000${cursor === null ? '' : `&cursor=${cursor}`}`);
+        items.push(...page.items);
+        cursor = page.nextCursor;
+        if (cursor === null) break;
+      }
+      if (g.out.json) return printJson({ items, nextCursor: null });
+      const rows = items.map((s) => [s.name, `${s.replicas.healthy}/${s.replicas.desired}`, String(s.replicas.running), String(s.version), s.rollout.state, s.spec.image]);
+      printLine(formatTable([['NAME', 'HEALTHY', 'RUNNING', 'VERSION', 'ROLLOUT', 'IMAGE'], ...rows]));
+    });
+  service
+    .command('get <name>')
+    .description('one service: replicas, versions, rollout, and each replica (task, version, state, health, worker, ports)')
+    .action(async (name: string, _f: object, cmd: Command) => {
+      const g = globals(cmd);
+      const s = await apiClientFor(g.api, { readRetries: 2 }).request<ServiceView>('GET', path(name));
+      if (g.out.json) printJson(s);
+      else printService(s);
+    });
+  service
+    .command('scale <name> <replicas>')
+    .description('change the number of replicas')
+    .option('--wait', 'show progress until the service is stable')
+    .action(async (name: string, replicas: string, f: { wait?: boolean }, cmd: Command) => {
+      const g = globals(cmd);
+      const s = await apiClientFor(g.api).request<ServiceView>('PATCH', path(name), { body: { replicas: count(replicas) } });
+      await answer(g.api, s, f.wait, g.out);
+    });
+  specOptions(service.command('update <name> [command...]').description('a new version (rolled out) from the current one with these changes'))
+    .option('--image <image>', 'the new image')
+    .option('--replicas <n>', 'also change the number of replicas', count)
+    .action(async (name: string, command: string[], f: SpecFlags & { image?: string; replicas?: number }, cmd: Command) => {
+      const g = globals(cmd);
+      const client = apiClientFor(g.api);
+      const body: Record<string, unknown> = partsOf(f, cmd);
+      if (f.image !== undefined || f.env !== undefined || command.length > 0) {
+        const current = await client.request<ServiceView>('GET', path(name));
+        const task: Record<string, unknown> = { ...(current.spec as TaskSpec) };
+        // What the service adds to the task is kept by the PATCH itself; secret values are not known here.
+        for (const k of ['ports', 'healthCheck', 'constraints', 'priority', 'namespace', 'secretEnv']) delete task[k];
+        if (current.spec.secretEnv !== undefined) cmd.error('error: this service has secretEnv, whose values the CLI cannot read back; PATCH /v1/services/NAME with the whole task instead');
+        if (f.image !== undefined) task.image = f.image;
+        if (f.env !== undefined) task.env = { ...current.spec.env, ...f.env };
+        if (command.length > 0) task.command = command;
+        body.task = task;
+      }
+      if (f.replicas !== undefined) body.replicas = f.replicas;
+      if (Object.keys(body).length === 0) cmd.error('error: nothing to change: give --image, --env, a command, or another flag');
+      const s = await client.request<ServiceView>('PATCH', path(name), { body });
+      await answer(g.api, s, f.wait, g.out);
+    });
+  service
+    .command('rollback <name>')
+    .description('back to the previous version (rolled out like an update)')
+    .option('--wait', 'show progress until the service is stable')
+    .action(async (name: string, f: { wait?: boolean }, cmd: Command) => {
+      const g = globals(cmd);
+      const s = await apiClientFor(g.api).request<ServiceView>('POST', `${path(name)}/rollback`);
+      await answer(g.api, s, f.wait, g.out);
+    });
+  service
+    .command('rm <name>')
+    .alias('remove')
+    .description('remove the service and stop every replica')
+    .action(async (name: string, _f: object, cmd: Command) => {
+      const g = globals(cmd);
+      const r = await apiClientFor(g.api).request<{ name: string; stopping: number }>('DELETE', path(name));
+      if (g.out.json) printJson(r);
+      else printLine(`service ${r.name} removed; stopping ${r.stopping} replica${r.stopping === 1 ? '' : 's'}`);
+    });
+}
