@@ -1,0 +1,150 @@
+// The backup file's framing (a file alone verifies: truncated, altered, foreign) and the scheduled backups on a
+// manual clock: the leader writes once the newest file is intervalS old and keeps the newest `retain`; a follower
+// only reads the directory's newest file into its status; a failed write is reported in lastError.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { encodeCommand } from '../../src/kv/commands.js';
+import { KvStateMachine } from '../../src/kv/state-machine.js';
+import { logIndex, nodeId, term } from '../../src/lib/ids.js';
+import { encodeBackup, inspectBackup, parseBackup } from '../../src/manager/backup-file.js';
+import { BackupLoop } from '../../src/manager/backup-loop.js';
+import type { BackupSource } from '../../src/manager/backup.js';
+import { encodeSnapshot } from '../../src/manager/members.js';
+import type { SnapshotMeta } from '../../src/raft/types.js';
+import { ManualClock } from '../support/manual-clock.js';
+
+const logger = pino({ level: 'silent' });
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'minkube-backup-'));
+  dirs.push(d);
+  return d;
+}
+
+/** A state machine with `keys` keys and one worker, and a source that captures it as the driver would. */
+function sourceWith(keys: number): { sm: KvStateMachine; source: BackupSource; put: (k: string) => void } {
+  const sm = new KvStateMachine();
+  let index = 0;
+  const run = (cmd: Parameters<typeof encodeCommand>[0]['cmd']): void => void sm.apply(++index, encodeCommand({ clientId: 'c', seq: index, cmd }));
+  run({ op: 'worker.register', workerId: 'w1', apiAddress: '127.0.0.1:9', runtime: 'memory', atMs: 1 });
+  for (let i = 0; i < keys; i++) run({ op: 'put', key: `k${i}`, value: `v${i}` });
+  const source: BackupSource = {
+    linearizableBarrier: () => Promise.resolve(),
+    captureState: () => {
+      const meta: SnapshotMeta = { index: logIndex(sm.appliedIndex), term: term(3), voters: [nodeId('m1'), nodeId('m2')], learners: [nodeId('m3')] };
+      const encode = sm.captureSnapshot();
+      return { meta, encode: async () => encodeSnapshot([[nodeId('m1'), { raftAddress: '127.0.0.1:1', apiAddress: '127.0.0.1:2' }]], await encode()) };
+    },
+  };
+  return { sm, source, put: (k) => run({ op: 'put', key: k, value: 'x' }) };
+}
+
+async function fileOf(keys: number): Promise<Uint8Array> {
+  const { source } = sourceWith(keys);
+  const { meta, encode } = source.captureState();
+  return encodeBackup(meta, await encode(), '2030-01-01T00:00:00.000Z');
+}
+
+describe('the backup file', () => {
+  it('verifies itself and counts what it holds', async () => {
+    const s = inspectBackup(await fileOf(25));
+    expect(s).toMatchObject({ format: 1, index: 26, term: 3, keys: 25, tasks: 0, workers: 1, members: 3, voters: ['m1', 'm2'], learners: ['m3'], createdAt: '2030-01-01T00:00:00.000Z' });
+    expect(s.checksum).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+
+  it('refuses a truncated, extended, altered or foreign file with SNAPSHOT_INVALID naming the problem', async () => {
+    const whole = Buffer.from(await fileOf(10));
+    const cases: [Uint8Array, RegExp][] = [
+      [whole.subarray(0, whole.length - 1), /truncated/],
+      [whole.subarray(0, 20), /truncated/],
+      [Buffer.concat([whole, Buffer.from('x')]), /after its body/],
+      [Buffer.from('hello'), /not a Minkube snapshot file/],
+      [new Uint8Array(0), /not a Minkube snapshot file/],
+    ];
+    const flipped = Buffer.from(whole);
+    flipped[flipped.length - 3] = flipped[flipped.length - 3]! ^ 1;
+    cases.push([flipped, /checksum mismatch/]);
+    // The header's index changed by hand: the body's checksum still matches, the state says otherwise.
+    const text = whole.toString('latin1');
+    const forged = Buffer.from(text.replace('"index":11,', '"index":12,'), 'latin1');
+    cases.push([forged, /header says index 12 but the state was taken at 11/]);
+    for (const [bytes, problem] of cases) {
+      let caught: unknown;
+      try {
+        inspectBackup(bytes);
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught, String(problem)).toMatchObject({ code: 'SNAPSHOT_INVALID', message: expect.stringMatching(problem) as string });
+    }
+  });
+});
+
+describe('scheduled backups', () => {
+  const start = Date.parse('2030-01-01T00:00:00Z');
+
+  it('the leader writes once the newest file is intervalS old, keeping the newest `retain`', async () => {
+    const dir = tempDir();
+    const clock = new ManualClock(start);
+    const { source, put } = sourceWith(3);
+    const written: string[] = [];
+    const loop = new BackupLoop({ config: { intervalS: 60, retain: 2, dir }, source: () => source, isLeader: () => true, clock, logger, onSuccess: (s) => written.push(s.lastSuccessAt!) });
+    expect(loop.status).toEqual({ lastSuccessAt: null, lastIndex: null, lastError: null });
+    await loop.check();
+    expect(loop.status).toEqual({ lastSuccessAt: '2030-01-01T00:00:00.000Z', lastIndex: 4, lastError: null });
+    clock.advance(59_000);
+    await loop.check();
+    expect(written).toHaveLength(1);
+    for (let i = 0; i < 3; i++) {
+      put(`more${i}`);
+      clock.advance(60_000);
+      await loop.check();
+    }
+    expect(written).toHaveLength(4);
+    const files = readdirSync(dir).sort();
+    expect(files).toHaveLength(2);
+    expect(files.at(-1)).toBe('minkube-snapshot-20300101T000359Z-000000000007.mksnap');
+    expect(inspectBackup(readFileSync(join(dir, files.at(-1)!)))).toMatchObject({ index: 7, keys: 6 });
+    expect(loop.status).toMatchObject({ lastIndex: 7, lastError: null });
+  });
+
+  it('a follower writes nothing and reports the newest file in the directory; a new leader keeps the schedule', async () => {
+    const dir = tempDir();
+    const clock = new ManualClock(start);
+    const { source } = sourceWith(2);
+    let leading = true;
+    const first = new BackupLoop({ config: { intervalS: 600, retain: 5, dir }, source: () => source, isLeader: () => leading, clock, logger });
+    await first.check();
+    leading = false;
+    const follower = new BackupLoop({ config: { intervalS: 600, retain: 5, dir }, source: () => source, isLeader: () => false, clock, logger });
+    clock.advance(700_000);
+    await follower.check();
+    expect(follower.status).toEqual({ lastSuccessAt: '2030-01-01T00:00:00.000Z', lastIndex: 3, lastError: null });
+    expect(readdirSync(dir)).toHaveLength(1);
+    // A manager that becomes leader later reads the same file first: the next backup is due at once, not twice.
+    const next = new BackupLoop({ config: { intervalS: 600, retain: 5, dir }, source: () => source, isLeader: () => true, clock, logger });
+    await next.check();
+    expect(readdirSync(dir)).toHaveLength(2);
+  });
+
+  it('a failed write is reported in lastError and keeps the last success', async () => {
+    const dir = tempDir();
+    const clock = new ManualClock(start);
+    const { source } = sourceWith(1);
+    const loop = new BackupLoop({ config: { intervalS: 1, retain: 1, dir }, source: () => source, isLeader: () => true, clock, logger });
+    await loop.check();
+    const blocked = join(dir, 'file');
+    writeFileSync(blocked, 'not a directory');
+    const broken = new BackupLoop({ config: { intervalS: 1, retain: 1, dir: join(blocked, 'sub') }, source: () => source, isLeader: () => true, clock, logger });
+    await broken.check();
+    expect(broken.status.lastSuccessAt).toBeNull();
+    expect(broken.status.lastError).toMatch(/ENOTDIR|not a directory/);
+    expect(parseBackup(readFileSync(join(dir, readdirSync(dir).find((n) => n.endsWith('.mksnap'))!))).header.index).toBe(2);
+  });
+});
