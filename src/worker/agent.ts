@@ -358,7 +358,7 @@ export class WorkerAgent implements WorkerAgentApi {
       entry.error = { class: 'transient', message: entry.unhealthy };
       this.logger.warn({ task: entry.taskId, attempt: entry.attempt, reason: entry.unhealthy }, 'task unhealthy; restarting it');
       void this.runtime.stop(containerId, this.stopTimeoutMs).catch((err: unknown) => this.logger.warn({ task: entry.taskId, err }, 'could not stop an unhealthy task'));
-    });
+    }, this.observer === undefined ? undefined : () => this.observer!.healthCheckFailed());
     entry.monitor = monitor;
     monitor.start();
   }

@@ -90,6 +90,8 @@ export class HealthMonitor {
     private readonly target: HealthTarget,
     private readonly clock: Clock,
     private readonly onChange: (s: HealthState) => void,
+    /** Every failed probe (metrics: health_check_failures_total), in the start period too. */
+    private readonly onProbeFailed?: () => void,
   ) {
     this.startedAtMs = clock.nowMs();
   }
@@ -118,6 +120,7 @@ export class HealthMonitor {
     const { check } = this.target;
     const failure = await probeOnce(this.target);
     if (this.stopped) return;
+    if (failure !== null) this.onProbeFailed?.();
     const inStartPeriod = this.clock.nowMs() - this.startedAtMs < check.startPeriodS * 1000;
     const next = nextHealth(this.state, failure, inStartPeriod, check.retries);
     const changed = next.health !== this.state.health;

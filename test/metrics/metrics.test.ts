@@ -15,6 +15,9 @@ import { MetricsRegistry } from '../../src/lib/metrics.js';
 import { newApiToken } from '../../src/security/tokens.js';
 import { WorkerMetrics } from '../../src/worker/metrics.js';
 import { FakeManagerService } from '../api/fake-service.js';
+import { HealthMonitor } from '../../src/worker/health.js';
+import { ManualClock } from '../support/manual-clock.js';
+import { waitFor } from '../support/wait.js';
 
 /** name -> type, from the # TYPE lines. */
 function types(text: string): Map<string, string> {
@@ -313,5 +316,20 @@ describe('FastHistogram', () => {
     }
     const sorted = (text: string) => text.split('\n').sort();
     expect(sorted(await b.render())).toEqual(sorted(await a.render()));
+  });
+});
+
+describe('health_check_failures_total', () => {
+  it('counts every failed probe of a health check, until it is unhealthy', async () => {
+    const clock = new ManualClock(0);
+    let failures = 0;
+    const verdicts: string[] = [];
+    const check = { type: 'exec' as const, command: ['false'], intervalS: 1, timeoutS: 1, retries: 3, startPeriodS: 0 };
+    const monitor = new HealthMonitor({ check, ports: [], host: '127.0.0.1', exec: async () => 1 }, clock, (s) => verdicts.push(s.health), () => failures++);
+    monitor.start();
+    for (let i = 0; i < 3; i++) await clock.fireNext();
+    await waitFor('the unhealthy verdict', () => verdicts.includes('unhealthy'));
+    expect(failures).toBe(3);
+    monitor.stop();
   });
 });
