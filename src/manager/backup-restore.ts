@@ -9,10 +9,8 @@ import { logIndex, nodeId, type NodeId } from '../lib/ids.js';
 import { forceNewCluster } from '../raft/index.js';
 import type { SnapshotMeta } from '../raft/types.js';
 import { LevelRaftStorage } from '../storage/level.js';
-import { loadBackup, parseBackup } from '../manager/backup-file.js';
-import { encodeSnapshot } from '../manager/members.js';
-
-export { inspectBackup, parseBackup, type BackupSummary } from '../manager/backup-file.js';
+import { loadBackup, parseBackup } from './backup-file.js';
+import { encodeSnapshot } from './members.js';
 
 export interface RestoreOptions {
   file: string;
