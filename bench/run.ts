@@ -48,6 +48,7 @@ const registry: readonly Benchmark[] = [
   { name: 'retention', file: 'retention.ts', description: '200,000 tasks finished with tasks.retention on and off: records kept, RSS, snapshot size', byDefault: true, args: (o) => ifQuick(o, ['--tasks', '5000', '--finished-max', '1000']) },
   { name: 'startup', file: 'startup.ts', description: 'minkube --help and status wall, a manager\'s CPU to ready: built JavaScript vs the sources', byDefault: true, args: (o) => ['--runs', o.quick ? '3' : '10'] },
   { name: 'metrics-cost', file: 'metrics-cost.ts', description: 'KV writes at 64 clients with metrics on (scraped every 1 s) vs off, same run', byDefault: false, args: (o) => ifQuick(o, ['--quick']) },
+  { name: 'tracing-cost', file: 'tracing-cost.ts', description: 'KV writes at 64 clients untraced, with a traceparent on every request, and exported over OTLP, same run', byDefault: false, args: (o) => ifQuick(o, ['--quick']) },
   { name: 'latency', file: 'latency.ts', description: 'one client, one request at a time: PUT and GET /health p50/p90 with 1 and 3 managers', byDefault: false, args: (o) => ifQuick(o, ['--ops', '300']) },
   { name: 'storage', file: 'storage.ts', description: 'synced saves on classic-level', byDefault: false, args: (o) => ifQuick(o, ['--saves', '100', '--batches', '50']) },
   { name: 'transport', file: 'transport.ts', description: 'appends over loopback TCP', byDefault: false, args: (o) => ifQuick(o, ['--seconds', '1']) },

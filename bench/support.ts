@@ -47,19 +47,20 @@ export class BenchClient {
   /** Handshakes made and how many of them resumed a session: a keep-alive load makes one per connection. */
   readonly handshakes = { full: 0, resumed: 0 };
 
-  constructor(maxSockets: number, tls?: BenchTls) {
+  /** headers: sent on every request besides the token (a traceparent, say). */
+  constructor(maxSockets: number, tls?: BenchTls, headers: Readonly<Record<string, string>> = {}) {
     const common = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets };
     if (tls === undefined) {
       this.agent = new Agent(common);
       this.send1 = request;
-      this.authorization = {};
+      this.authorization = { ...headers };
       return;
     }
     const identity = tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key };
     const agent = new HttpsAgent({ ...common, ca: tls.ca, ...identity, maxCachedSessions: maxSockets });
     this.agent = agent;
     this.send1 = httpsRequest as unknown as typeof request;
-    this.authorization = tls.token === undefined ? {} : { authorization: `Bearer ${tls.token}` };
+    this.authorization = tls.token === undefined ? { ...headers } : { ...headers, authorization: `Bearer ${tls.token}` };
   }
 
   /** Counts handshakes on this connection (https only). */
