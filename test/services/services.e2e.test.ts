@@ -4,7 +4,9 @@
 // elsewhere; a rolling update to a version whose health check fails rolls back by itself, and the service never has
 // fewer than replicas - parallelism healthy replicas meanwhile (sampled every 100 ms).
 import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../support/cli.js';
 import { ProcCluster } from '../support/cluster.js';
 import { describeDocker, removeLabelled, testImage } from '../support/docker.js';
 import { eventually, sleep } from '../support/wait.js';
@@ -186,8 +188,32 @@ function servicesSuite(f: Flavour): void {
     const tasks = await c.http('m1', 'GET', '/v1/tasks?limit=1000');
     const v2 = (tasks.body.items as { service?: { version: number }; history: { reason?: string }[] }[]).filter((t) => t.service?.version === 2);
     expect(v2.length).toBeGreaterThan(0);
-    expect(v2.flatMap((t) => t.history.map((h) => h.reason ?? '')).some((r) => r.startsWith('unhealthy: '))).toBe(true);
+    const reasons = v2.flatMap((t) => t.history.map((h) => h.reason ?? ''));
+    expect(reasons.some((r) => r.startsWith('unhealthy: ')), JSON.stringify(reasons)).toBe(true);
   }, 150_000);
+
+  it('is driven by the CLI: service create --wait, ls, get, scale --wait, update, rm', async () => {
+    if (f.runtime !== 'process') return;
+    const env = { MINKUBE_CONFIG: join(c.dir, '.minkube', 'credentials.json'), MINKUBE_API: c.url('m2') };
+    const cmd = [process.execPath, '-e', nodeServer(200)];
+    const created = await runCli(['service', 'create', 'cli', 'node', '--replicas', '2', '--port', 'http', '--health-http', 'http:/', '--health-interval', '0.3', '--wait', '--', ...cmd], env);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toContain('service cli: 2/2 healthy, 2 running, version 1');
+    const ls = await runCli(['service', 'ls'], env);
+    expect(ls.stdout).toMatch(/cli\s+2\/2\s+2\s+1\s+stable\s+node/);
+    const get = await runCli(['service', 'get', 'cli', '--json'], env);
+    expect(JSON.parse(get.stdout)).toMatchObject({ name: 'cli', replicas: { desired: 2, healthy: 2 } });
+    const scaled = await runCli(['service', 'scale', 'cli', '1', '--wait'], env);
+    expect(scaled.code, scaled.stderr).toBe(0);
+    expect(scaled.stdout).toContain('service cli: 1/1 healthy, 1 running, version 1');
+    const updated = await runCli(['service', 'update', 'cli', '--env', 'V=2', '--monitor', '0', '--wait'], env);
+    expect(updated.code, updated.stderr).toBe(0);
+    expect(updated.stdout).toContain('service cli: 1/1 healthy, 1 running, version 2');
+    const missing = await runCli(['service', 'get', 'nope'], env);
+    expect(missing).toMatchObject({ code: 1, stderr: expect.stringContaining('error: SERVICE_NOT_FOUND') });
+    const rm = await runCli(['service', 'rm', 'cli'], env);
+    expect(rm.stdout).toContain('service cli removed; stopping 1 replica');
+  }, 120_000);
 
   it('stops every replica when the service is removed', async () => {
     const before = await settled(1);
