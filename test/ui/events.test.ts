@@ -4,6 +4,7 @@
 import { pino } from 'pino';
 import type { AddressInfo } from 'node:net';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { connect as netConnect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { buildManagerApp } from '../../src/api/manager-app.js';
@@ -196,6 +197,30 @@ describe('GET /v1/events', () => {
     expect(events(clusterOnly.body()).map((e) => [e.type, e.data.workers, e.data.tasks])).toEqual([['snapshot', [], zero], ['snapshot', [], zero]]);
     developer.res.destroy();
     clusterOnly.res.destroy();
+  });
+
+  it("a stream outlives the server's request timeouts (they bound receiving a request, not answering it)", async () => {
+    const app = buildBaseApp({ server: { headersTimeoutMs: 300, receiveTimeoutMs: 600, timeoutCheckIntervalMs: 100, keepAliveTimeoutMs: 300 } });
+    const feed = new HandFeed();
+    void app.register(eventRoutes, { events: feed });
+    const base = await serve(app);
+    const stream = await open(`${base}/v1/events`);
+    let closed = false;
+    void stream.ended.then(() => (closed = true));
+    await waitFor('the subscription', () => feed.sends.size === 1);
+    // A request opened after the stream whose body never ends: the server closes it past its receive timeout, by
+    // which time the older stream is past every bound too, and must still be open.
+    const { port } = new URL(base);
+    const slow = netConnect(Number(port), '127.0.0.1');
+    slow.write('POST /v1/nothing HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 10\r\n\r\n{');
+    const slowClosed = new Promise<void>((r) => slow.on('close', () => r()));
+    slow.on('error', () => undefined);
+    slow.resume(); // read its 408, or 'close' never comes
+    await slowClosed;
+    expect(closed).toBe(false);
+    feed.push({ type: 'tasks', data: { items: [], dropped: 0 } });
+    await waitFor('the event after the wait', () => stream.body().includes('event: tasks'));
+    stream.res.destroy();
   });
 
   it('serves at most streamsMax streams (429 QUEUE_FULL past it), and app.close() ends the open ones', async () => {
