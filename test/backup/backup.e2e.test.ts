@@ -2,7 +2,7 @@
 // snapshot save`, every manager stopped and wiped, `snapshot restore` into m1, m1 started alone and the others joined
 // with --join; every key, task and worker record is back. A truncated or altered file is refused by inspect and
 // restore with SNAPSHOT_INVALID and exit 1; an operator may not download a snapshot.
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
@@ -18,7 +18,7 @@ function mk(args: string[]): ReturnType<typeof runCli> {
 }
 
 beforeAll(async () => {
-  c = await ProcCluster.create({ managers: 3, workers: 1, workerRuntime: 'process', secure: true });
+  c = await ProcCluster.create({ managers: 3, workers: 1, workerRuntime: 'process', secure: true, extra: { backup: { intervalS: 1, retain: 2, dir: 'backups' } } });
   c.startAll();
   await c.waitForLeader({ timeoutMs: 60_000 });
   credentialsPath = join(c.dir, '.minkube', 'credentials.json');
@@ -44,6 +44,19 @@ describe('snapshot save, inspect and restore (real processes, secure cluster)', 
     for (const id of taskIds) {
       await eventually(async () => ((await c.http(leader, 'GET', `/v1/tasks/${id}`)).body?.state === 'succeeded' ? true : undefined), 60_000, `task ${id} to succeed`);
     }
+    // Scheduled backups (backup.intervalS 1, retain 2): the leader writes them, every manager reports the newest.
+    await eventually(
+      async () => {
+        const views = await Promise.all(c.managerIds.map((id) => c.http(id, 'GET', '/v1/cluster')));
+        return views.every((v) => typeof v.body?.backup?.lastIndex === 'number' && v.body.backup.lastIndex > 0 && v.body.backup.lastError === null) ? true : undefined;
+      },
+      30_000,
+      'every manager to report a scheduled backup',
+    );
+    await eventually(async () => (readdirSync(join(c.dir, 'backups')).filter((n) => n.endsWith('.mksnap')).length === 2 ? true : undefined), 30_000, 'two backups kept');
+    const metrics = await c.http(leader, 'GET', '/metrics');
+    expect(String(metrics.body)).toMatch(/minkube_backup_last_success_timestamp_seconds \d{10}/);
+    expect(readdirSync(join(c.dir, 'backups')).filter((n) => n.endsWith('.mksnap')).length).toBeLessThanOrEqual(2);
     const file = join(c.dir, 'backup.mksnap');
     // Through a follower: the snapshot still holds every acknowledged write (a linearizable barrier first).
     const follower = c.managerIds.find((id) => id !== leader)!;
