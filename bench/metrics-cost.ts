@@ -52,7 +52,8 @@ async function openOnce(side: Side): Promise<Target> {
   const cluster = await ProcCluster.create({ managers: 3, secure: true, ...(side === 'off' ? { extra: { metrics: { enabled: false } } } : {}) });
   try {
     cluster.startAll();
-    const leader = await cluster.waitForLeader();
+    // Generous: on a loaded machine three managers take a while to start (each loads the sources through tsx).
+    const leader = await cluster.waitForLeader({ timeoutMs: 120_000 });
     const client = new BenchClient(512, { ca: cluster.caCertPem(), token: cluster.adminToken() });
     return { side, cluster, client, leader, url: new URL(cluster.url(leader)) };
   } catch (err) {
