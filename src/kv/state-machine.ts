@@ -12,6 +12,8 @@ import { SlicedPacker } from './sliced-pack.js';
 import { encodeTaskSnapshot, packTaskSnapshot } from './task-snapshot.js';
 import { decodeServiceSnapshot, encodeServiceSnapshot, ServiceStore, type ServiceApplyErrorCode, type ServiceStoreOptions } from './service-store.js';
 import { decodeQuotaSnapshot, QuotaStore } from './quota-store.js';
+import type { ServiceCreateCommand, ServiceUpdateCommand } from './service-commands.js';
+import { finalTaskStates, type TaskSpec } from '../contracts/task-model.js';
 import { AuthStore, decodeAuthSnapshot, emptyAuthSnapshot, encodeAuthSnapshot, type AuthApplyErrorCode, type AuthStoreOptions } from './auth-store.js';
 
 const emptyTaskSnapshot = encodeTaskSnapshot({ tasks: [], workers: [], cursor: null, idempotency: [] });
@@ -198,6 +200,8 @@ export class KvStateMachine {
       case 'service.rollback':
       case 'service.delete':
       case 'service.reconcile': {
+        const refused = cmd.op === 'service.create' || cmd.op === 'service.update' ? this.serviceQuotaRefusal(cmd) : null;
+        if (refused !== null) return { ok: false, code: 'QUOTA_EXCEEDED', message: refused, currentVersion: 0 };
         const r = this.services.apply(cmd, this.tasks);
         return r.ok ? { ok: true, key: r.id, version: index } : { ok: false, code: r.code, message: r.message, currentVersion: 0 };
       }
@@ -208,6 +212,21 @@ export class KvStateMachine {
       default:
         return assertNeverCommand(cmd);
     }
+  }
+
+  /**
+   * A service created, or scaled up, past its namespace's quota: the replicas it wants beyond its live ones must fit
+   * beside what the namespace holds, as tasks would (replicas are created later, by the leader's reconciler).
+   */
+  private serviceQuotaRefusal(cmd: ServiceCreateCommand | ServiceUpdateCommand): string | null {
+    const current = this.services.service(cmd.name);
+    if (cmd.op === 'service.create' && current !== undefined) return null;
+    const spec = cmd.spec ?? (current === undefined ? undefined : current.versions.find((v) => v.version === current.version)?.spec);
+    let live = 0;
+    for (const id of this.tasks.idsOfService(cmd.name)) if (!finalTaskStates.has(this.tasks.task(id)!.state)) live++;
+    const adding = (cmd.replicas ?? current?.replicas ?? 0) - live;
+    if (spec === undefined || adding <= 0 || (cmd.op === 'service.update' && cmd.replicas === undefined && cmd.spec === undefined)) return null;
+    return this.quotas.refusal(new Array<TaskSpec>(adding).fill(spec), (ns) => this.tasks.usage.of(ns));
   }
 
   private put(index: number, cmd: PutCommand): ApplyResult {

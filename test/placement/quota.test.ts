@@ -70,6 +70,20 @@ describe('quotas', () => {
     expect(d.submit('t2', { namespace: 'x' }).ok).toBe(true);
   });
 
+  it('a service created or scaled past the quota is refused; its replicas count as tasks', () => {
+    const d = new Driver();
+    d.apply({ op: 'quota.set', namespace: 'web', tasksMax: 3 });
+    const update = { parallelism: 1, delayS: 0, monitorS: 1, failureAction: 'rollback', order: 'stop-first' } as const;
+    const spec: TaskSpec = { image: 'i', namespace: 'web', restartPolicy: 'always', maxAttempts: 3 };
+    const big = d.apply({ op: 'service.create', name: 'big', atMs: 1, replicas: 4, spec, update });
+    expect(big).toMatchObject({ ok: false, code: 'QUOTA_EXCEEDED' });
+    expect(big.ok ? '' : big.message).toBe('namespace web: tasksMax 3 would be exceeded (0 live + 4 new)');
+    expect(d.apply({ op: 'service.create', name: 'ok', atMs: 1, replicas: 2, spec, update }).ok).toBe(true);
+    d.submit('t1', { namespace: 'web' });
+    expect(d.apply({ op: 'service.update', name: 'ok', atMs: 2, replicas: 3 })).toMatchObject({ ok: false, code: 'QUOTA_EXCEEDED' });
+    expect(d.apply({ op: 'service.update', name: 'ok', atMs: 2, replicas: 1 }).ok).toBe(true);
+  });
+
   it('a malformed quota command does not decode', () => {
     expect(() => decodeCommand(encodeCommand({ clientId: 'c', seq: 1, cmd: { op: 'quota.set', namespace: 'Bad NS' } }))).toThrow(/quota.set/);
     expect(() => decodeCommand(encodeCommand({ clientId: 'c', seq: 1, cmd: { op: 'quota.set', namespace: 'a', tasksMax: -1 } }))).toThrow(/quota.set/);
