@@ -18,7 +18,18 @@ export interface MemberStatus {
   term: number | null;
   commitIndex: number | null;
   appliedIndex: number | null;
+  /** "ok", or "recovering" while it repairs lost or damaged storage from the leader (null: down, or an older manager). */
+  storage: 'ok' | 'recovering' | null;
+  /** While recovering: why, and the index it must hold again (null when not known). */
+  storageReason?: string;
+  storageTargetIndex?: number | null;
   error?: string;
+}
+
+/** "ok", or "recovering COMMIT/TARGET" (its progress towards what it had acknowledged), or "-". */
+function storageCell(m: MemberStatus): string {
+  if (m.storage !== 'recovering') return m.storage ?? '-';
+  return m.storageTargetIndex === null || m.storageTargetIndex === undefined ? 'recovering' : `recovering ${m.commitIndex ?? 0}/${m.storageTargetIndex}`;
 }
 
 export async function runStatus(apiUrl: string, out: Output): Promise<void> {
@@ -47,19 +58,27 @@ export async function runStatus(apiUrl: string, out: Output): Promise<void> {
       term: view?.term ?? null,
       commitIndex: view?.commitIndex ?? null,
       appliedIndex: view?.appliedIndex ?? null,
+      storage: view?.storage ?? null,
     };
+    if (view?.storage === 'recovering') {
+      row.storageReason = view.storageReason ?? '';
+      row.storageTargetIndex = view.storageTargetIndex ?? null;
+    }
     if (error !== undefined) row.error = error;
     return row;
   });
+  const noQuorumReason = views.map((v) => v.view?.noQuorumReason ?? null).find((r) => r !== null) ?? null;
   if (out.json) {
-    printJson({ leaderId, term: leader?.term ?? null, members });
+    printJson({ leaderId, term: leader?.term ?? null, members, noQuorumReason });
     return;
   }
   const dash = (v: string | number | null): string => (v === null ? '-' : String(v));
-  const rows = [['', 'ID', 'ROLE', 'TERM', 'COMMIT', 'APPLIED', 'REACHABLE', 'API']];
+  const rows = [['', 'ID', 'ROLE', 'TERM', 'COMMIT', 'APPLIED', 'STORAGE', 'REACHABLE', 'API']];
   for (const m of members) {
-    rows.push([m.leader ? '*' : '', m.id, m.reachable ? dash(m.role) : 'down', dash(m.term), dash(m.commitIndex), dash(m.appliedIndex), m.reachable ? 'yes' : 'no', m.apiAddress]);
+    rows.push([m.leader ? '*' : '', m.id, m.reachable ? dash(m.role) : 'down', dash(m.term), dash(m.commitIndex), dash(m.appliedIndex), storageCell(m), m.reachable ? 'yes' : 'no', m.apiAddress]);
   }
   printLine(formatTable(rows));
   printLine(leaderId === null ? 'leader: none known' : `leader: ${leaderId}${leader ? ` (term ${leader.term})` : ''}`);
+  for (const m of members) if (m.storage === 'recovering') printLine(`${m.id} is recovering its storage: ${m.storageReason ?? ''}`);
+  if (noQuorumReason !== null) printLine(`no leader: ${noQuorumReason}`);
 }

@@ -271,6 +271,8 @@ export class Raft implements RaftNode {
       this.electionElapsed = 0;
       this.hup(false);
     }
+    // A recovering node never campaigns; once its leader is silent for a timeout it no longer names one.
+    if (this.recovering !== null && this.leaderId !== null && this.electionElapsed >= this.randomizedElectionTimeout) this.leaderId = null;
   }
 
   /**

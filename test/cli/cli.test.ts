@@ -38,8 +38,8 @@ beforeAll(async () => {
     { id: 'm2', raftAddress: '127.0.0.1:7002', apiAddress: urls[1]!.replace('http://', ''), voter: true, reachable: true },
     { id: 'm3', raftAddress: '127.0.0.1:7003', apiAddress: `127.0.0.1:${downPort}`, voter: true, reachable: false },
   ];
-  m1.view = defaultView({ id: 'm1', role: 'leader', term: 4, leaderId: 'm1', commitIndex: 12, appliedIndex: 12, members });
-  m2.view = defaultView({ id: 'm2', role: 'follower', term: 4, leaderId: 'm1', commitIndex: 12, appliedIndex: 11, members });
+  m1.view = defaultView({ id: 'm1', role: 'leader', term: 4, leaderId: 'm1', commitIndex: 12, appliedIndex: 12, members, storage: 'ok' });
+  m2.view = defaultView({ id: 'm2', role: 'follower', term: 4, leaderId: 'm1', commitIndex: 12, appliedIndex: 11, members, storage: 'ok' });
   dir = mkdtempSync(join(tmpdir(), 'minkube-cli-'));
 });
 afterAll(async () => {
@@ -53,10 +53,10 @@ describe.concurrent('minkube status', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^\s+ID\s+ROLE\s+TERM\s+COMMIT\s+APPLIED\s+REACHABLE\s+API$/);
-    expect(lines[1]).toMatch(/^\*\s+m1\s+leader\s+4\s+12\s+12\s+yes\s+127\.0\.0\.1:\d+$/);
-    expect(lines[2]).toMatch(/^\s+m2\s+follower\s+4\s+12\s+11\s+yes\s/);
-    expect(lines[3]).toMatch(new RegExp(`^\\s+m3\\s+down\\s+-\\s+-\\s+-\\s+no\\s+127\\.0\\.0\\.1:${downPort}$`));
+    expect(lines[0]).toMatch(/^\s+ID\s+ROLE\s+TERM\s+COMMIT\s+APPLIED\s+STORAGE\s+REACHABLE\s+API$/);
+    expect(lines[1]).toMatch(/^\*\s+m1\s+leader\s+4\s+12\s+12\s+ok\s+yes\s+127\.0\.0\.1:\d+$/);
+    expect(lines[2]).toMatch(/^\s+m2\s+follower\s+4\s+12\s+11\s+ok\s+yes\s/);
+    expect(lines[3]).toMatch(new RegExp(`^\\s+m3\\s+down\\s+-\\s+-\\s+-\\s+-\\s+no\\s+127\\.0\\.0\\.1:${downPort}$`));
     expect(lines[4]).toBe('leader: m1 (term 4)');
   });
 
@@ -70,6 +70,23 @@ describe.concurrent('minkube status', () => {
       ['m2', true, 'follower'],
       ['m3', false, null],
     ]);
+  });
+});
+
+describe('minkube status with a manager recovering its storage', () => {
+  it('shows its progress towards what it had acknowledged, and why', async () => {
+    const saved = m2.view;
+    m2.view = { ...saved, commitIndex: 11, storage: 'recovering', storageReason: 'its log ends at index 7 (term 4), before index 20 (term 4) it had acknowledged', storageTargetIndex: 20 };
+    try {
+      const r = await cli(['--api', api, 'status']);
+      const lines = r.stdout.trimEnd().split('\n');
+      expect(lines[2]).toMatch(/^\s+m2\s+follower\s+4\s+11\s+11\s+recovering 11\/20\s+yes\s/);
+      expect(r.stdout).toContain('m2 is recovering its storage: its log ends at index 7 (term 4), before index 20 (term 4) it had acknowledged');
+      const json = JSON.parse((await cli(['--json', '--api', api, 'status'])).stdout) as { members: { id: string; storage: string; storageTargetIndex: number }[] };
+      expect(json.members.find((m) => m.id === 'm2')).toMatchObject({ storage: 'recovering', storageTargetIndex: 20 });
+    } finally {
+      m2.view = saved;
+    }
   });
 });
 
