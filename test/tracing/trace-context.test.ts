@@ -5,6 +5,7 @@
 import { Packr } from 'msgpackr';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { buildManagerApp } from '../../src/api/manager-app.js';
 import type { Assignment } from '../../src/contracts/worker.js';
 import { decodeCommand, encodeCommand, validateCommand, type CommandEnvelope } from '../../src/kv/commands.js';
 import type { AppliedCommand } from '../../src/kv/state-machine.js';
@@ -12,6 +13,7 @@ import { parseTraceparent, startSpan, traceIdOf, tracingExported } from '../../s
 import { TaskTraces, tracedWorkerApi } from '../../src/manager/tracing.js';
 import type { WorkerApi } from '../../src/manager/worker-client.js';
 import { runSpecFor } from '../../src/worker/task-entry.js';
+import { FakeManagerService } from '../api/fake-service.js';
 
 const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 
@@ -114,5 +116,21 @@ describe('a traced container', () => {
     const plain = runSpecFor('w1', { taskId: 't', attempt: 1, term: 1, spec });
     expect(plain.labels['minkube.traceparent']).toBeUndefined();
     expect(plain.env).toEqual({ A: '1' });
+  });
+});
+
+describe('a request\'s trace context (no SDK)', () => {
+  it('reaches the service as the caller sent it; none, or a malformed one, is no trace at all', async () => {
+    const service = new FakeManagerService();
+    const app = buildManagerApp({ service });
+    try {
+      for (const header of [tp, undefined, 'garbage']) {
+        const res = await app.inject({ method: 'PUT', url: '/v1/kv/a', payload: { value: 'x' }, headers: header === undefined ? {} : { traceparent: header } });
+        expect(res.statusCode).toBe(200);
+        expect(service.calls.at(-1)!.ctx.traceparent, String(header)).toBe(header === tp ? tp : undefined);
+      }
+    } finally {
+      await app.close();
+    }
   });
 });
