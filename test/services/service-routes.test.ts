@@ -1,0 +1,127 @@
+// The service routes through app.inject over the real service service and state machine (proposals validated and
+// applied in process, as the driver would): bodies checked naming the field, the errors of the registry, versions
+// kept and rolled back, scale without a new version, and the leader's reconcile decisions turning into replicas.
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildManagerApp } from '../../src/api/manager-app.js';
+import { encodeCommand, validateCommand, type Command } from '../../src/kv/commands.js';
+import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';
+import { systemClock } from '../../src/lib/clock.js';
+import { MinkubeError } from '../../src/lib/errors.js';
+import { ServiceServiceImpl } from '../../src/manager/service-service.js';
+import type { Proposer } from '../../src/manager/task-service.js';
+import { ServiceLoop } from '../../src/manager/service-loop.js';
+import { pino } from 'pino';
+import type { ServiceView } from '../../src/contracts/service-model.js';
+import { FakeManagerService } from '../api/fake-service.js';
+import { waitFor } from '../support/wait.js';
+
+const kv = new KvStateMachine();
+let index = 0;
+let seq = 0;
+const raft: Proposer = {
+  async proposeCommand(cmd: Command): Promise<ApplyResult> {
+    const data = encodeCommand({ clientId: 'm1', seq: ++seq, cmd });
+    const problem = validateCommand(data);
+    if (problem !== null) throw new MinkubeError('INVALID_COMMAND', problem);
+    return kv.apply(++index, data);
+  },
+  async barrier(): Promise<void> {},
+};
+const services = new ServiceServiceImpl({ services: kv.services, tasks: kv.tasks, raft, clock: systemClock });
+const app = buildManagerApp({ service: new FakeManagerService(), services });
+afterAll(() => app.close());
+
+const task = { image: 'img', command: ['serve'] };
+const health = { type: 'http', port: 'http', path: '/healthz', intervalS: 1, timeoutS: 1, retries: 3, startPeriodS: 0 };
+
+describe('service routes', () => {
+  it('creates a service, answers it, lists it, and refuses a second with its name (409 SERVICE_EXISTS)', async () => {
+    const r = await app.inject({ method: 'POST', url: '/v1/services', payload: { name: 'web', task, replicas: 3, ports: [{ name: 'http' }], healthCheck: health, update: { parallelism: 2 } } });
+    expect(r.statusCode, r.body).toBe(201);
+    expect(r.json()).toMatchObject({
+      name: 'web', replicas: { desired: 3, running: 0, healthy: 0 }, version: 1, previousVersion: null, versions: [1],
+      spec: { image: 'img', restartPolicy: 'always', ports: [{ name: 'http' }], healthCheck: health },
+      update: { parallelism: 2, delayS: 0, monitorS: 10, failureAction: 'rollback', order: 'stop-first' }, rollout: { state: 'stable' }, tasks: [],
+    });
+    const again = await app.inject({ method: 'POST', url: '/v1/services', payload: { name: 'web', task, replicas: 1 } });
+    expect(again.statusCode).toBe(409);
+    expect(again.json()).toMatchObject({ error: { code: 'SERVICE_EXISTS' } });
+    const list = await app.inject({ method: 'GET', url: '/v1/services' });
+    expect(list.json()).toMatchObject({ items: [{ name: 'web' }], nextCursor: null });
+  });
+
+  it('answers 400 INVALID_BODY naming the field', async () => {
+    const cases: [unknown, RegExp][] = [
+      [{ task, replicas: 1 }, /^body\.name: missing/],
+      [{ name: 'Web', task, replicas: 1 }, /^body\.name: /],
+      [{ name: 'a', task, replicas: -1 }, /^body\.replicas: /],
+      [{ name: 'a', task: { command: ['x'] }, replicas: 1 }, /^body\.task\.image: missing/],
+      [{ name: 'a', task, replicas: 1, ports: [{ name: 'HTTP' }] }, /^body\.ports\[0\]\.name: /],
+      [{ name: 'a', task, replicas: 1, ports: [{ name: 'http' }, { name: 'http' }] }, /^body\.ports\[1\]\.name: "http" is declared twice/],
+      [{ name: 'a', task, replicas: 1, healthCheck: health }, /^body\.healthCheck\.port: "http" is not a declared port/],
+      [{ name: 'a', task, replicas: 1, ports: [{ name: 'http' }], healthCheck: { ...health, type: 'exec' } }, /^body\.healthCheck\.command: missing/],
+      [{ name: 'a', task, replicas: 1, update: { order: 'sideways' } }, /^body\.update\.order: /],
+      [{ name: 'a', task: { ...task, env: { '1BAD': 'x' } }, replicas: 1 }, /^body\.task\.env\.1BAD: not a valid variable name/],
+    ];
+    for (const [payload, message] of cases) {
+      const r = await app.inject({ method: 'POST', url: '/v1/services', payload: payload as object });
+      expect(r.statusCode, JSON.stringify(payload)).toBe(400);
+      expect(r.json().error.code).toBe('INVALID_BODY');
+      expect(r.json().error.message).toMatch(message);
+    }
+  });
+
+  it('scales without a new version, updates into a new version with a rollout, and rolls back', async () => {
+    const scaled = await app.inject({ method: 'PATCH', url: '/v1/services/web', payload: { replicas: 5 } });
+    expect(scaled.json()).toMatchObject({ replicas: { desired: 5 }, version: 1, rollout: { state: 'stable' } });
+    const same = await app.inject({ method: 'PATCH', url: '/v1/services/web', payload: { task } });
+    expect(same.json()).toMatchObject({ version: 1 });
+    const updated = await app.inject({ method: 'PATCH', url: '/v1/services/web', payload: { task: { ...task, image: 'img:2' }, update: { monitorS: 1 } } });
+    expect(updated.json()).toMatchObject({
+      version: 2, previousVersion: 1, versions: [1, 2], rollout: { state: 'updating', fromVersion: 1 },
+      spec: { image: 'img:2', ports: [{ name: 'http' }], healthCheck: health }, update: { parallelism: 2, monitorS: 1 },
+    });
+    const back = await app.inject({ method: 'POST', url: '/v1/services/web/rollback' });
+    expect(back.json()).toMatchObject({ version: 1, previousVersion: 2, rollout: { state: 'rolling-back', fromVersion: 2 }, spec: { image: 'img' } });
+  });
+
+  it('answers 404 SERVICE_NOT_FOUND and 409 SERVICE_ROLLBACK_REFUSED', async () => {
+    for (const [method, url] of [['GET', '/v1/services/nope'], ['PATCH', '/v1/services/nope'], ['POST', '/v1/services/nope/rollback'], ['DELETE', '/v1/services/nope']] as const) {
+      const r = await app.inject({ method, url, ...(method === 'PATCH' ? { payload: { replicas: 1 } } : {}) });
+      expect(r.statusCode, `${method} ${url}`).toBe(404);
+      expect(r.json().error.code).toBe('SERVICE_NOT_FOUND');
+    }
+    await app.inject({ method: 'POST', url: '/v1/services', payload: { name: 'fresh', task, replicas: 1 } });
+    const r = await app.inject({ method: 'POST', url: '/v1/services/fresh/rollback' });
+    expect(r.statusCode).toBe(409);
+    expect(r.json().error.code).toBe('SERVICE_ROLLBACK_REFUSED');
+  });
+
+  it('starts the replicas the leader loop decides, and DELETE stops every one of them', async () => {
+    const loop = new ServiceLoop({ services: kv.services, tasks: kv.tasks, raft, clock: systemClock, logger: pino({ level: 'silent' }), proposalTimeoutMs: 1000, reconcileIntervalMs: 60_000 });
+    kv.services.listener = (name) => loop.touch(name);
+    loop.start(1);
+    try {
+      const view = await waitFor('the replicas of fresh', async () => {
+        const r = await app.inject({ method: 'GET', url: '/v1/services/fresh' });
+        const body = r.json<ServiceView>();
+        return body.tasks.length === 1 ? body : undefined;
+      });
+      expect(view.tasks[0]).toMatchObject({ version: 1, state: 'pending', desiredState: 'run', health: null, workerId: null, ports: [] });
+      const t = kv.tasks.task(view.tasks[0]!.taskId)!;
+      expect(t).toMatchObject({ service: { name: 'fresh', version: 1 }, spec: { restartPolicy: 'always' } });
+      const del = await app.inject({ method: 'DELETE', url: '/v1/services/fresh' });
+      expect(del.json()).toEqual({ name: 'fresh', deleted: true, stopping: 0 });
+      expect(kv.tasks.task(t.id)!.state).toBe('stopped');
+    } finally {
+      loop.stop();
+    }
+  });
+
+  it('survives a snapshot: services, versions and rollout restore as they were', () => {
+    const copy = new KvStateMachine();
+    copy.restore(kv.snapshot());
+    expect(copy.services.services()).toEqual(kv.services.services());
+    expect(copy.snapshot()).toEqual(kv.snapshot());
+  });
+});
