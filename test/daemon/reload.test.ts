@@ -38,9 +38,9 @@ beforeAll(async () => {
     extra: { log: { level: 'info' }, api: { rateLimits: { viewer: { requestsPerS: 1000, burst: 1000 } } } },
   });
   c.startAll();
-  leader = await c.waitForLeader({ timeoutMs: 60_000 });
+  leader = await c.waitForLeader({ timeoutMs: 150_000 });
   await eventually(async () => ((await c.http(leader, 'GET', '/v1/workers')).body?.items?.length === 1 ? true : undefined), 30_000, 'the worker registered');
-}, 120_000);
+}, 240_000);
 
 afterAll(async () => {
   await c?.cleanup();

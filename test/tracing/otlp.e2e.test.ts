@@ -103,9 +103,9 @@ beforeAll(async () => {
       else process.env[k] = v;
     }
   }
-  leader = await c.waitForLeader({ timeoutMs: 60_000 });
+  leader = await c.waitForLeader({ timeoutMs: 150_000 });
   await eventually(async () => ((await c.http(leader, 'GET', '/v1/workers')).body?.items?.[0]?.state === 'ready' ? true : undefined), 30_000, 'the worker ready');
-}, 120_000);
+}, 240_000);
 
 afterAll(async () => {
   await c?.cleanup();
