@@ -133,4 +133,18 @@ describe('a request\'s trace context (no SDK)', () => {
       await app.close();
     }
   });
+
+  it('puts the trace id on the request\'s log lines', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const app = buildManagerApp({ service: new FakeManagerService(), logger });
+    try {
+      await app.inject({ method: 'GET', url: '/v1/cluster', headers: { traceparent: tp } });
+      await app.inject({ method: 'GET', url: '/v1/cluster' });
+      const requests = lines.filter((l) => l.msg === 'request');
+      expect(requests.map((l) => l.traceId)).toEqual([traceIdOf(tp), undefined]);
+    } finally {
+      await app.close();
+    }
+  });
 });
