@@ -96,6 +96,11 @@ interface TaskRunFlags {
   name?: string;
   wait?: boolean;
   count?: number;
+  constraint?: string[];
+  priority?: string;
+  namespace?: string;
+  cpus?: number;
+  memoryMb?: number;
 }
 
 function specFrom(image: string, command: string[], f: TaskRunFlags, cmd: Command): TaskSpec {
@@ -106,7 +111,17 @@ function specFrom(image: string, command: string[], f: TaskRunFlags, cmd: Comman
   if (f.secretEnv !== undefined || f.secretEnvFile !== undefined) spec.secretEnv = secretEnvOf(f, cmd);
   if (f.restart !== undefined) spec.restartPolicy = f.restart as TaskSpec['restartPolicy'] & string;
   if (f.maxAttempts !== undefined) spec.maxAttempts = f.maxAttempts;
+  if (f.cpus !== undefined || f.memoryMb !== undefined) spec.resources = { ...(f.cpus === undefined ? {} : { cpus: f.cpus }), ...(f.memoryMb === undefined ? {} : { memoryMb: f.memoryMb }) };
+  if (f.constraint !== undefined) spec.constraints = f.constraint;
+  if (f.priority !== undefined) spec.priority = f.priority as TaskSpec['priority'] & string;
+  if (f.namespace !== undefined) spec.namespace = f.namespace;
   return spec;
+}
+
+function parseAmount(text: string): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a number > 0.');
+  return n;
 }
 
 function parseVersion(text: string): number {
@@ -232,6 +247,11 @@ function addTaskCommands(program: Command, globals: (cmd: Command) => { api: str
     .option('--secret-env-file <file>', 'secret environment variables from a file, NAME=VALUE a line (# comments): the recommended form', parseSecretEnvFileFlag)
     .option('--restart <policy>', 'never | on-failure | always (default never)', oneOf(restartPolicies))
     .option('--max-attempts <n>', 'attempts before the task fails (default 3)', parsePositive)
+    .option('--cpus <c>', 'CPU cores reserved on its worker while it runs', parseAmount)
+    .option('--memory-mb <m>', 'MiB reserved on its worker while it runs', parseAmount)
+    .option('--constraint <c>', 'on worker labels: zone==a, disk!=hdd, gpu (repeatable)', (v: string, all: string[] = []) => [...all, v])
+    .option('--priority <p>', 'high | normal | low (default normal)', oneOf(['high', 'normal', 'low']))
+    .option('--namespace <ns>', 'the namespace whose quota it counts against (default "default")')
     .option('--name <name>', 'a name to show beside the id')
     .option('--wait', 'show progress until the task ends, then its exit code; exit 1 if it did not succeed')
     .option('--count <n>', `submit n copies (1..${limits.taskRunCountMax}; --name gets -1..-n); --wait then waits until all have started and exits 1 if any failed`, parseCount)

@@ -130,8 +130,15 @@ describe('placement with real processes', () => {
     const refused = await c.http('m1', 'POST', '/v1/tasks', sleeper({ namespace: 'team-a' }));
     expect(refused.status).toBe(403);
     expect(refused.body.error).toEqual({ code: 'QUOTA_EXCEEDED', message: 'namespace team-a: tasksMax 1 would be exceeded (1 live + 1 new)' });
-    const viaCli = await runCli(['task', 'run', 'sleep', '--', 'sleep', '1'], { MINKUBE_API: c.url('m1') });
-    expect(viaCli.code, viaCli.stderr).toBe(0);
+    const viaCli = await runCli(['task', 'run', 'sleep', '--namespace', 'team-a', '--', 'sleep', '1'], { MINKUBE_API: c.url('m1') });
+    expect(viaCli.code).toBe(1);
+    expect(viaCli.stderr).toBe('error: QUOTA_EXCEEDED: namespace team-a: tasksMax 1 would be exceeded (1 live + 1 new)\n');
+    const flags = ['--constraint', 'zone==b', '--constraint', 'disk', '--priority', 'low', '--cpus', '0.5', '--memory-mb', '64', '--namespace', 'team-b'];
+    const withFlags = await runCli(['task', 'run', 'sleep', ...flags, '--', 'sleep', '1'], { MINKUBE_API: c.url('m1') });
+    expect(withFlags.code, withFlags.stderr).toBe(0);
+    const spec = (await c.http('m1', 'GET', `/v1/tasks/${withFlags.stdout.trim()}`)).body.spec as Record<string, unknown>;
+    expect(spec).toMatchObject({ constraints: ['zone==b', 'disk'], priority: 'low', resources: { cpus: 0.5, memoryMb: 64 }, namespace: 'team-b' });
+    expect((await runCli(['task', 'run', 'sleep', '--priority', 'urgent'], { MINKUBE_API: c.url('m1') })).code).toBe(2);
     const ls = await runCli(['quota', 'ls'], { MINKUBE_API: c.url('m1') });
     expect(ls.stdout).toMatch(/NAMESPACE\s+TASKS\s+CPUS\s+MEMORY_MB\nteam-a\s+1\/1\s+0\/4\s+0\/-/);
     const listed = await c.http('m1', 'GET', '/v1/quotas');
