@@ -34,7 +34,7 @@ const WorkerSchema = Type.Object(
     /** A finished task's container is removed this long after it ended (sooner once its record is gone). */
     containerRetentionS: Type.Optional(Type.Integer({ minimum: 1, maximum: 365 * 86_400 })),
     /** Matched by task constraints ("zone==a", "disk!=hdd", "gpu"). */
-    labels: Type.Optional(Type.Record(Type.String({ pattern: labelKeyPattern }), Type.String({ pattern: labelValuePattern }), { maxProperties: limits.workerLabelsMax })),
+    labels: Type.Optional(Type.Record(Type.String({ pattern: labelKeyPattern }), Type.String({ pattern: labelValuePattern }), { maxProperties: limits.workerLabelsMax, additionalProperties: false })),
     /** Host ports handed to tasks' named ports (default 20000-32000). */
     portRange: Type.Optional(
       Type.Object({ min: Type.Integer({ minimum: 1, maximum: 65535 }), max: Type.Integer({ minimum: 1, maximum: 65535 }) }, { additionalProperties: false }),

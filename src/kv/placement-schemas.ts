@@ -6,6 +6,8 @@ import { limits } from '../lib/limits.js';
 
 export const LabelsSchema = Type.Record(Type.String({ pattern: labelKeyPattern }), Type.String({ pattern: labelValuePattern }), {
   maxProperties: limits.workerLabelsMax,
+  // Without it a key that misses the pattern would pass unchecked.
+  additionalProperties: false,
 });
 
 export const CapacitySchema = Type.Object(
