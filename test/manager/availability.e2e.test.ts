@@ -1,6 +1,7 @@
 // What a client sees when the cluster cannot serve it: without a quorum every request answers 503 NO_LEADER in
-// bounded time (never a hang), and a manager whose log is corrupt refuses to start, naming its data directory.
-import { spawnSync } from 'node:child_process';
+// bounded time (never a hang), and a manager whose log is corrupt starts recovering instead of serving it, naming its
+// data directory (issue 19: it repairs from a leader; alone, it has none and waits).
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { logIndex, term } from '../../src/lib/ids.js';
 import { LevelRaftStorage } from '../../src/storage/level.js';
 import { entryKey } from '../../src/storage/records.js';
-import { ProcCluster, eventually, minkubeBin } from '../support/cluster.js';
+import { ProcCluster, eventually, freePort, httpJson, minkubeBin } from '../support/cluster.js';
 
 let cluster: ProcCluster | null = null;
 afterEach(async () => {
@@ -52,8 +53,9 @@ describe('availability as a client sees it', () => {
     expect((await c.http(survivor!, 'GET', '/ready')).status).toBe(503);
   });
 
-  it('a manager whose log holds a corrupt entry refuses to start, naming its data directory', async () => {
+  it('a manager whose log holds a corrupt entry starts recovering, naming its data directory and the damage, and serves none of it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'minkube-corrupt-'));
+    let proc: ReturnType<typeof spawn> | null = null;
     try {
       const dataDir = join(dir, 'm1');
       const storage = await LevelRaftStorage.open(dataDir);
@@ -65,13 +67,24 @@ describe('availability as a client sees it', () => {
       value[value.length - 1] = value[value.length - 1]! ^ 0xff;
       await db.put(entryKey(2), value);
       await db.close();
-      const config = { managers: [{ id: 'm1', raftAddress: '127.0.0.1:1', apiAddress: '127.0.0.1:2', dataDir: 'm1' }] };
+      const api = `127.0.0.1:${await freePort()}`;
+      const config = { insecure: true, managers: [{ id: 'm1', raftAddress: `127.0.0.1:${await freePort()}`, apiAddress: api, dataDir: 'm1' }] };
       writeFileSync(join(dir, 'cluster.json'), JSON.stringify(config));
-      const r = spawnSync(process.execPath, [minkubeBin, 'manager', '--config', join(dir, 'cluster.json'), '--id', 'm1'], { encoding: 'utf8', timeout: 30_000 });
-      expect(r.status).toBe(1);
-      expect(r.stderr).toContain('STORAGE_CORRUPT');
-      expect(r.stderr).toContain(dataDir);
+      proc = spawn(process.execPath, [minkubeBin, 'manager', '--config', join(dir, 'cluster.json'), '--id', 'm1'], { stdio: 'ignore' });
+      const view = await eventually(async () => {
+        const r = await httpJson(`http://${api}`, 'GET', '/v1/cluster', undefined, 1000);
+        return r.status === 200 ? (r.body as { storage: string; storageReason: string; leaderId: string | null; noQuorumReason: string }) : undefined;
+      }, 30_000, 'm1 to answer');
+      expect(view.storage).toBe('recovering');
+      expect(view.storageReason).toContain(dataDir);
+      expect(view.storageReason).toContain('index 2');
+      // Alone it has no leader to repair from: it waits, says why, and serves nothing it may have lost.
+      expect(view.leaderId).toBeNull();
+      expect(view.noQuorumReason).toContain('m1');
+      const read = await httpJson(`http://${api}`, 'GET', '/v1/kv/k?consistency=stale');
+      expect(read.status).toBe(503);
     } finally {
+      proc?.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
   });
