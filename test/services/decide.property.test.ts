@@ -202,3 +202,49 @@ describe('service reconciler decision (property)', () => {
     );
   });
 });
+
+describe('service reconciler decision (examples)', () => {
+  const base = (o: Partial<ServiceRecord> = {}): ServiceRecord => ({
+    name: 'web', replicas: 3, version: 2, previousVersion: 1,
+    versions: [{ version: 1, spec: { image: 'a' }, createdAtMs: 0 }, { version: 2, spec: { image: 'b' }, createdAtMs: 100 }],
+    update: { parallelism: 1, delayS: 0, monitorS: 5, failureAction: 'rollback', order: 'stop-first' },
+    rollout: { state: 'updating', fromVersion: 1, startedAtMs: 100, monitorUntilMs: 0, message: null },
+    revision: 3, createdAtMs: 0, updatedAtMs: 100, ...o,
+  });
+  const replica = (id: string, version: number, o: Partial<ReturnType<typeof replicaState>> = {}): ReturnType<typeof replicaState> => ({
+    id, version, state: 'running', desiredState: 'run', healthy: true, unhealthy: false, failed: false, reason: null, createdAtMs: version === 1 ? 10 : 200, ...o,
+  });
+  const old = [replica('a', 1), replica('b', 1), replica('c', 1)];
+
+  it('stop-first: one old replica stops as one new starts; the next batch waits for monitorS', () => {
+    expect(decide(base(), old, 1000)).toMatchObject({ create: 1, stop: ['c'], rollout: { monitorUntilMs: null } });
+    const s = base({ rollout: { state: 'updating', fromVersion: 1, startedAtMs: 100, monitorUntilMs: null, message: null } });
+    const mixed = [replica('a', 1), replica('b', 1), replica('d', 2)];
+    expect(decide(s, mixed, 2000)).toMatchObject({ create: 0, stop: [], rollout: { monitorUntilMs: 7000 }, wakeAtMs: 7000 });
+    expect(decide(base({ rollout: { ...s.rollout, monitorUntilMs: 7000 } }), mixed, 3000)).toEqual({ create: 0, stop: [], wakeAtMs: 7000 });
+  });
+
+  it('start-first: the new replica starts before any old one stops, and each healthy new one retires an old one', () => {
+    const s = base({ update: { ...base().update, order: 'start-first' } });
+    expect(decide(s, old, 1000)).toMatchObject({ create: 1, stop: [] });
+    const starting = [...old, replica('d', 2, { healthy: false })];
+    expect(decide({ ...s, rollout: { ...s.rollout, monitorUntilMs: null } }, starting, 1100)).toEqual({ create: 0, stop: [], wakeAtMs: null });
+    expect(decide({ ...s, rollout: { ...s.rollout, monitorUntilMs: null } }, [...old, replica('d', 2)], 1200)).toMatchObject({ stop: ['c'] });
+  });
+
+  it('a failing new replica rolls back, or pauses with failureAction pause', () => {
+    const failing = [replica('a', 1), replica('b', 1), replica('d', 2, { unhealthy: true, healthy: false, reason: 'unhealthy: http 503 from /' })];
+    expect(decide(base(), failing, 1000)).toMatchObject({ revert: true, rollout: { message: 'rolled back: replica d of version 2 turned unhealthy: unhealthy: http 503 from /' } });
+    const paused = decide(base({ update: { ...base().update, failureAction: 'pause' } }), failing, 1000);
+    expect(paused).toMatchObject({ create: 0, stop: [], rollout: { state: 'paused' } });
+    expect(paused.revert).toBeUndefined();
+  });
+
+  it('scales down the least useful first and never above replicas + parallelism', () => {
+    const s = base({ version: 1, previousVersion: null, rollout: { state: 'stable', fromVersion: null, startedAtMs: 0, monitorUntilMs: null, message: null }, replicas: 1 });
+    const d = decide(s, [replica('a', 1), replica('b', 1, { state: 'pending', healthy: false }), replica('c', 1, { healthy: false })], 1000);
+    expect(d).toMatchObject({ create: 0, stop: ['b', 'c'] });
+    const up = decide({ ...s, replicas: 5 }, [replica('a', 1), replica('x', 1, { desiredState: 'stop' }), replica('y', 1, { desiredState: 'stop' })], 1000);
+    expect(up.create).toBe(3); // 5 + 1 copies at most: 3 alive or stopping already
+  });
+});
