@@ -12,7 +12,8 @@ import { formatSummary, type SummaryRow, type TableRow } from './summary.js';
 const usage = `usage: npm run bench [-- [--quick] [--peer etcd] [--only a,b] [--all] [--list]]
   (no flags)    every default benchmark at full size (several minutes)
   --quick       the same set scaled down (fewer seconds, keys, trials, containers); under 2 minutes
-  --peer etcd   also run the KV write and failover workloads against a 3-member etcd, with ratios
+  --peer etcd   also run the KV write and failover workloads against a 3-member etcd, with ratios, and
+                kv-go: one Go load generator driving etcd through clientv3 (gRPC) and Minkube over HTTP
   --only a,b    just these benchmarks (see --list)
   --all         the default set plus the micro-benchmarks (storage, transport, docker-start)
   --list        name and description of every benchmark`;
@@ -49,6 +50,7 @@ const registry: readonly Benchmark[] = [
   { name: 'startup', file: 'startup.ts', description: 'minkube --help and status wall, a manager\'s CPU to ready: built JavaScript vs the sources', byDefault: true, args: (o) => ['--runs', o.quick ? '3' : '10'] },
   { name: 'metrics-cost', file: 'metrics-cost.ts', description: 'KV writes at 64 clients with metrics on (scraped every 1 s) vs off, same run', byDefault: false, args: (o) => ifQuick(o, ['--quick']) },
   { name: 'tracing-cost', file: 'tracing-cost.ts', description: 'KV writes at 64 clients untraced, with a traceparent on every request, and exported over OTLP, same run', byDefault: false, args: (o) => ifQuick(o, ['--quick']) },
+  { name: 'kv-go', file: 'kv-go.ts', description: 'KV writes (1/16/64/256 clients) and reads (64) from one Go load generator: etcd through clientv3 (gRPC) vs Minkube over HTTP, TLS off and on; runs with --peer etcd', byDefault: false, args: (o) => ifQuick(o, ['--seconds', '1', '--warmup', '1']) },
   { name: 'latency', file: 'latency.ts', description: 'one client, one request at a time: PUT and GET /health p50/p90 with 1 and 3 managers', byDefault: false, args: (o) => ifQuick(o, ['--ops', '300']) },
   { name: 'storage', file: 'storage.ts', description: 'synced saves on classic-level', byDefault: false, args: (o) => ifQuick(o, ['--saves', '100', '--batches', '50']) },
   { name: 'transport', file: 'transport.ts', description: 'appends over loopback TCP', byDefault: false, args: (o) => ifQuick(o, ['--seconds', '1']) },
@@ -182,7 +184,9 @@ function parse(argv: string[]): Parsed | number {
     console.error(`${why}\n${usage}`);
     return 2;
   }
-  const selected = registry.filter((b) => (wanted === null ? values.all || b.byDefault : wanted.includes(b.name)));
+  // --peer etcd brings the native-client comparison (kv-go) into the default run.
+  const byDefault = (b: Benchmark): boolean => b.byDefault || (b.name === 'kv-go' && values.peer === 'etcd');
+  const selected = registry.filter((b) => (wanted === null ? values.all || byDefault(b) : wanted.includes(b.name)));
   const options = { quick: values.quick, peer: values.peer === 'etcd' ? ('etcd' as const) : null };
   return { options, selected, list: values.list, flags: values };
 }

@@ -1,0 +1,149 @@
+// Minkube against etcd driven by its native client: one Go load generator (bench/go/src/minkube-loadgen) drives
+// etcd 3.4 through clientv3 (gRPC) and Minkube through keep-alive HTTP (PUT /v1/kv/KEY, GET /v1/kv/KEY), so both
+// sides face a client of the same cost. 3 members each on loopback, through the leader, 100-byte values, writes at
+// 1/16/64/256 clients and linearizable reads at 64, each level after a warm-up; plain and with TLS on both sides
+// (etcd: client certificates; Minkube: HTTPS + an admin token), all in one run. Needs `go` and Debian's
+// golang-etcd-server-dev (etcd's sources in /usr/share/gocode) and an etcd binary; says what is missing otherwise.
+// `npx tsx bench/kv-go.ts [--seconds 5] [--warmup 3] [--levels 1,16,64,256] [--security both|secure|insecure]`
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ProcCluster, repoRoot } from '../test/support/cluster.js';
+import { EtcdCluster, etcdAvailable } from './etcd.js';
+import type { SummaryRow } from './summary.js';
+import { arg, printResult, printTable, round } from './support.js';
+
+interface GoResult {
+  target: string;
+  op: string;
+  clients: number;
+  opsPerSec: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  firstError?: string;
+}
+
+const goDir = join(repoRoot, 'bench', 'go');
+const source = join(goDir, 'src', 'minkube-loadgen', 'main.go');
+const binary = join(repoRoot, '.tmp', 'minkube-loadgen');
+
+/** Builds the load generator when missing or older than its source; null (and why) when Go or etcd's sources are missing. */
+function buildLoadgen(): string | null {
+  if (existsSync(binary) && statSync(binary).mtimeMs >= statSync(source).mtimeMs) return null;
+  if (spawnSync('go', ['version'], { stdio: 'ignore' }).status !== 0) return 'no Go toolchain (apt-get install golang-go)';
+  if (!existsSync('/usr/share/gocode/src/go.etcd.io/etcd/clientv3')) return "no etcd client sources (apt-get install golang-etcd-server-dev)";
+  mkdirSync(join(repoRoot, '.tmp'), { recursive: true });
+  execFileSync('go', ['build', '-o', binary, 'minkube-loadgen'], {
+    env: { ...process.env, GO111MODULE: 'off', GOPATH: `${goDir}:/usr/share/gocode`, GOFLAGS: '-mod=mod' },
+    stdio: 'inherit',
+  });
+  return null;
+}
+
+function loadgen(args: string[]): GoResult {
+  const out = execFileSync(binary, args, { encoding: 'utf8', maxBuffer: 1 << 20 });
+  return JSON.parse(out.trim().split('\n').pop()!) as GoResult;
+}
+
+type Security = 'insecure' | 'secure';
+
+interface Side {
+  args: string[];
+  cleanup: () => Promise<void>;
+}
+
+async function etcdSide(security: Security, dir: string): Promise<Side> {
+  const etcd = await EtcdCluster.start(3, undefined, security === 'secure');
+  const leader = await etcd.leader();
+  const args = ['-target', 'etcd', '-endpoints', leader.clientUrl];
+  if (etcd.tls !== null) {
+    const file = (name: string, pem: string): string => (writeFileSync(join(dir, name), pem), join(dir, name));
+    args.push('-cacert', file('etcd-ca.crt', etcd.tls.caCertPem), '-cert', file('etcd-client.crt', etcd.tls.clientCertPem), '-key', file('etcd-client.key', etcd.tls.clientKeyPem));
+  }
+  return { args, cleanup: () => etcd.stop() };
+}
+
+async function minkubeSide(security: Security): Promise<Side> {
+  // The admin token's rate limit is lifted: the load generator is one principal sending far more than any operator.
+  const unlimited = { requestsPerS: 10_000_000, burst: 10_000_000 };
+  const cluster = await ProcCluster.create({ managers: 3, workers: 0, secure: security === 'secure', extra: { api: { rateLimits: { admin: unlimited } } } });
+  cluster.startAll();
+  const leader = await cluster.waitForLeader();
+  const args = ['-target', 'minkube', '-endpoints', cluster.url(leader)];
+  if (security === 'secure') args.push('-cacert', join(cluster.dir, '.minkube', 'ca.crt'), '-token', cluster.adminToken());
+  return { args, cleanup: () => cluster.cleanup() };
+}
+
+interface Row {
+  security: Security;
+  op: string;
+  clients: number;
+  etcd: GoResult;
+  minkube: GoResult;
+}
+
+async function main(): Promise<void> {
+  const seconds = arg('seconds', '5');
+  const warmup = arg('warmup', '3');
+  const levels = arg('levels', '1,16,64,256').split(',').map(Number);
+  const securities: Security[] = arg('security', 'both') === 'both' ? ['insecure', 'secure'] : [arg('security', 'both') as Security];
+  const missing = !etcdAvailable() ? 'no etcd binary (apt-get install etcd-server)' : buildLoadgen();
+  if (missing !== null) {
+    console.log(`kv-go skipped: ${missing}`);
+    printResult('kv-go', { skipped: missing }, [{ metric: 'KV writes vs etcd clientv3', unit: 'ops/s', value: null, better: 'higher', note: `skipped: ${missing}` }]);
+    return;
+  }
+  const rows: Row[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'minkube-kv-go-'));
+  try {
+    for (const security of securities) {
+      // Both clusters run side by side; each level measures etcd, then Minkube, with the same flags.
+      const etcd = await etcdSide(security, dir);
+      const minkube = await minkubeSide(security).catch(async (err: unknown) => {
+        await etcd.cleanup();
+        throw err;
+      });
+      try {
+        const run = (side: Side, op: string, clients: number): GoResult =>
+          loadgen([...side.args, '-op', op, '-clients', String(clients), '-seconds', seconds, '-warmup', warmup]);
+        for (const clients of levels) rows.push({ security, op: 'put', clients, etcd: run(etcd, 'put', clients), minkube: run(minkube, 'put', clients) });
+        rows.push({ security, op: 'get', clients: 64, etcd: run(etcd, 'get', 64), minkube: run(minkube, 'get', 64) });
+      } finally {
+        await minkube.cleanup();
+        await etcd.cleanup();
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  printTable(
+    `Minkube vs etcd 3.4 through its native client (one Go load generator; ${seconds} s per level after ${warmup} s warm-up; 3 members, loopback, through the leader)`,
+    rows.map((r) => ({
+      tls: r.security === 'secure' ? 'on' : 'off',
+      op: r.op === 'put' ? 'write' : 'read (linearizable)',
+      clients: r.clients,
+      'etcd ops/s': round(r.etcd.opsPerSec, 0),
+      'Minkube ops/s': round(r.minkube.opsPerSec, 0),
+      ratio: round(r.minkube.opsPerSec / r.etcd.opsPerSec, 2),
+      'etcd p50/p99/p99.9 ms': `${r.etcd.p50Ms} / ${r.etcd.p99Ms} / ${r.etcd.p999Ms}`,
+      'Minkube p50/p99/p99.9 ms': `${r.minkube.p50Ms} / ${r.minkube.p99Ms} / ${r.minkube.p999Ms}`,
+      errors: `${r.etcd.errors} / ${r.minkube.errors}`,
+    })),
+  );
+  for (const r of rows) {
+    for (const side of [r.etcd, r.minkube]) if (side.firstError !== undefined) console.log(`${side.target} ${r.op} ${r.clients} (${r.security}): first error: ${side.firstError}`);
+  }
+  const summary: SummaryRow[] = rows.flatMap((r) => {
+    const label = `${r.op === 'put' ? 'KV writes' : 'KV linearizable reads'}, Go client, ${r.clients} clients${r.security === 'secure' ? ', TLS' : ''}`;
+    return [
+      { metric: label, unit: 'ops/s', value: round(r.minkube.opsPerSec, 0), peer: round(r.etcd.opsPerSec, 0), better: 'higher' as const },
+      { metric: `${label}, p99`, unit: 'ms', value: r.minkube.p99Ms, peer: r.etcd.p99Ms, better: 'lower' as const },
+    ];
+  });
+  printResult('kv-go', { rows }, summary);
+}
+
+await main();
