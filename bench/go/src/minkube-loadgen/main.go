@@ -145,7 +145,7 @@ func percentile(sorted []time.Duration, p float64) float64 {
 	if len(sorted) == 0 {
 		return 0
 	}
-	i := int(p/100*float64(len(sorted)) + 0.999999) - 1
+	i := int(p/100*float64(len(sorted))+0.999999) - 1
 	if i < 0 {
 		i = 0
 	}
