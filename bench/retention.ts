@@ -145,7 +145,10 @@ async function runMode(mode: 'on' | 'off', tasks: number, finishedMax: number): 
         continue;
       }
       submitted += batch;
-      if (submitted % every === 0 || submitted >= tasks) samples.push(await sample(c, leaderUrl, submitted));
+      if (submitted % every === 0 || submitted >= tasks) {
+        samples.push(await sample(c, leaderUrl, submitted));
+        console.error(`retention ${mode}: ${JSON.stringify(samples.at(-1))}`); // progress, on stderr
+      }
     }
     client.close();
     while ((await activeCount(leaderUrl)) > 0) await sleep(100);
