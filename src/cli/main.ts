@@ -12,6 +12,7 @@ import { addAuditCommand } from './audit.js';
 import { addPrometheusConfigCommand } from './prometheus-config.js';
 import { addSnapshotCommands } from './snapshot.js';
 import { addGcCommand } from './gc.js';
+import { addReloadCommand } from './reload.js';
 import { addServiceCommands } from './services.js';
 import { runTaskRunMany } from './task-many.js';
 import { addPlacementCommands } from './quota.js';
@@ -183,6 +184,7 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
   addPrometheusConfigCommand(program);
   addSnapshotCommands(program, globals);
   addGcCommand(program, globals);
+  addReloadCommand(program, globals);
   addServiceCommands(program, globals);
 
   program

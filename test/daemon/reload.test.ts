@@ -5,6 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../support/cli.js';
 import { eventually, ProcCluster } from '../support/cluster.js';
 
 let c: ProcCluster;
@@ -92,6 +93,10 @@ describe('hot reload (real processes)', () => {
       { key: 'tasks.retention.finishedMax', from: 10_000, to: 5 },
       { key: 'tasks.assignTimeoutMs', from: 10_000, to: 7000 },
     ]);
+    // The CLI asks the same of the manager behind --api, with the credentials the cluster left beside its config.
+    const cli = await runCli(['--api', c.url(leader), 'reload'], { MINKUBE_CONFIG: join(c.dir, '.minkube', 'credentials.json') });
+    expect(cli.code).toBe(0);
+    expect(cli.stdout).toMatch(new RegExp(`${leader}: 0 applied, 1 refused[^\\n]*\\nKEY +RESULT +DETAIL\\nraft\\.electionTimeoutMs +refused +Raft timings`));
     const operator = await c.http(leader, 'POST', '/v1/auth/tokens', { name: 'op-1', role: 'operator' });
     const refused = await c.http(leader, 'POST', '/v1/admin/reload', undefined, 5000, { token: operator.body.token as string });
     expect([refused.status, refused.body.error.code]).toEqual([403, 'FORBIDDEN']);
