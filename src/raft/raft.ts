@@ -729,7 +729,10 @@ export class Raft implements RaftNode {
   private notePeerStorage(from: NodeId, recovering: boolean, pr: Progress | undefined): void {
     if (!recovering) {
       this.peersRecovering.delete(from);
-      if (pr !== undefined) pr.recovering = false;
+      if (pr === undefined || !pr.recovering) return;
+      // Repaired: its match counts again, and may complete a quorum at once.
+      pr.recovering = false;
+      if (this.role === 'leader' && this.maybeCommit()) this.bcastCommit();
       return;
     }
     this.peersRecovering.add(from);

@@ -1,0 +1,132 @@
+// The core's rules for a node recovering lost or damaged storage (issue 19, docs/storage-faults.md), and the leader's
+// side: flagged answers count for nothing, and a follower that restarted with less than it acknowledged is re-probed.
+import { describe, expect, it } from 'vitest';
+import { logIndex, nodeId, term } from '../../src/lib/ids.js';
+import { createRaftNode } from '../../src/raft/index.js';
+import type { RaftNode } from '../../src/raft/types.js';
+import {
+  append,
+  appendResponse,
+  becomeLeader,
+  commitNoop,
+  entriesWithTerms,
+  enc,
+  heartbeat,
+  heartbeatResponse,
+  makeConfig,
+  ofType,
+  readMessages,
+  vote,
+} from './harness.js';
+
+/** n2 of n1..n3, with a log of these terms, recovering towards (index, term). */
+function recoveringNode(terms: number[], target: { index: number; term: number }, hsTerm = terms.at(-1) ?? 0): RaftNode {
+  return createRaftNode(makeConfig('n2', ['n1', 'n2', 'n3'], 7, { preVote: true, checkQuorum: true }), {
+    hardState: { term: term(hsTerm), vote: null, commit: logIndex(0) },
+    entries: entriesWithTerms(terms),
+    applied: logIndex(0),
+    recovering: target,
+  });
+}
+
+describe('a recovering node', () => {
+  it('refuses every vote and pre-vote, says why, and never campaigns', () => {
+    const r = recoveringNode([1, 1], { index: 5, term: 1 });
+    r.step(vote('n1', 'n2', 2, 9, 1, { preVote: true }));
+    r.step(vote('n3', 'n2', 2, 9, 1, false));
+    const answers = ofType(readMessages(r), 'voteResponse');
+    expect(answers.map((m) => [m.granted, m.recovering])).toEqual([
+      [false, true],
+      [false, true],
+    ]);
+    for (let i = 0; i < 100; i++) r.tick();
+    expect(ofType(readMessages(r), 'vote')).toEqual([]);
+    expect(r.status().recovering).toEqual({ index: 5, term: 1 });
+  });
+
+  it('flags its answers, and commits from a heartbeat only what an append of this term matched', () => {
+    const r = recoveringNode([1, 1, 1], { index: 5, term: 1 });
+    // The leader believes it holds 3 and says commit 3: nothing was verified in term 2 yet.
+    r.step(heartbeat('n1', 'n2', 2, 3));
+    expect(r.status().commitIndex).toBe(0);
+    expect(ofType(readMessages(r), 'heartbeatResponse')[0]!.recovering).toBe(true);
+    r.step(append('n1', 'n2', 2, 1, 1, [], 0));
+    expect(ofType(readMessages(r), 'appendResponse')[0]).toMatchObject({ success: true, index: 1, recovering: true });
+    r.step(heartbeat('n1', 'n2', 2, 3));
+    expect(r.status().commitIndex).toBe(1);
+  });
+
+  it('is a voter again once its commit reaches what it had acknowledged', () => {
+    const r = recoveringNode([1, 1], { index: 4, term: 1 });
+    r.step(append('n1', 'n2', 1, 2, 1, entriesWithTerms([1, 1, 1, 1]).slice(2), 3));
+    expect(r.status().recovering).not.toBeNull();
+    r.step(heartbeat('n1', 'n2', 1, 4));
+    expect(r.status().recovering).toBeNull();
+    readMessages(r);
+    for (let i = 0; i < 40; i++) r.tick();
+    r.step(vote('n3', 'n2', 5, 4, 1, false));
+    expect(ofType(readMessages(r), 'voteResponse').at(-1)).toMatchObject({ granted: true });
+  });
+
+  it('is done when it commits an entry of a later term than the last it had acknowledged, wherever that ended', () => {
+    // It had acknowledged index 9 of term 1, which a later leader never had: commit 3 of term 2 settles it.
+    const r = recoveringNode([1, 1], { index: 9, term: 1 }, 2);
+    r.step(append('n1', 'n2', 2, 2, 1, [{ term: term(2), index: logIndex(3), type: 'noop', data: new Uint8Array() }], 3));
+    expect(r.status().commitIndex).toBe(3);
+    expect(r.status().recovering).toBeNull();
+  });
+});
+
+describe('the leader and a recovering follower', () => {
+  function leader(): RaftNode {
+    const r = createRaftNode(makeConfig('n1', ['n1', 'n2', 'n3'], 3), { hardState: { term: term(0), vote: null, commit: logIndex(0) }, entries: [], applied: logIndex(0) });
+    becomeLeader(r);
+    commitNoop(r);
+    return r;
+  }
+
+  it('counts its acknowledgements in no quorum, forgets its match, and counts it again once it says it is repaired', () => {
+    const r = leader();
+    const before = r.status().commitIndex;
+    r.propose([enc('a')]);
+    const last = r.status().lastIndex;
+    readMessages(r);
+    r.step({ ...appendResponse('n2', 'n1', r.status().term, true, last), recovering: true });
+    expect(r.status().commitIndex).toBe(before);
+    expect(r.status().progress.get(nodeId('n2'))).toMatchObject({ recovering: true, match: last });
+    r.step({ ...heartbeatResponse('n2', 'n1', r.status().term), recovering: true });
+    expect(r.status().commitIndex).toBe(before);
+    expect(r.status().peersRecovering).toEqual(['n2']);
+    r.step(appendResponse('n2', 'n1', r.status().term, true, last));
+    expect(r.status().commitIndex).toBe(last);
+    expect(r.status().progress.get(nodeId('n2'))!.recovering).toBe(false);
+  });
+
+  it('resets the progress of a follower that first says it is recovering, and probes it from the end of the log', () => {
+    const r = leader();
+    const t = r.status().term;
+    const last = r.status().lastIndex;
+    r.step(appendResponse('n3', 'n1', t, true, last));
+    r.step({ ...heartbeatResponse('n3', 'n1', t), recovering: true });
+    expect(r.status().progress.get(nodeId('n3'))).toMatchObject({ match: 0, next: last + 1, state: 'probe', recovering: true });
+  });
+
+  it('re-probes a follower whose new incarnation rejects below its match; a reordered answer of the same one keeps the old rule', () => {
+    const r = leader();
+    const t = r.status().term;
+    r.propose([enc('a'), enc('b'), enc('c')]);
+    readMessages(r);
+    const last = r.status().lastIndex;
+    r.step({ ...appendResponse('n2', 'n1', t, true, last), incarnation: 11 });
+    r.propose([enc('d')]);
+    readMessages(r);
+    // Same incarnation, pointing below its match: an old answer, ignored as before.
+    r.step({ ...appendResponse('n2', 'n1', t, false, last + 1, 0, 1), incarnation: 11 });
+    expect(r.status().progress.get(nodeId('n2'))!.match).toBe(last);
+    // Another incarnation: it restarted with an empty log.
+    r.step({ ...appendResponse('n2', 'n1', t, false, last + 1, 0, 1), incarnation: 12 });
+    expect(r.status().progress.get(nodeId('n2'))).toMatchObject({ match: 0, next: 1 });
+    const probe = ofType(readMessages(r), 'append').filter((m) => m.to === 'n2').at(-1);
+    expect(probe?.prevLogIndex).toBe(0);
+  });
+});
