@@ -6,8 +6,7 @@ import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ProcCluster, eventually, freePort, repoRoot } from '../support/cluster.js';
-import { runCli } from '../support/cli.js';
-import { describeWith, prometheusBin } from './binaries.js';
+import { describeWith, minkube, prometheusBin } from './binaries.js';
 
 interface Sample {
   metric: Record<string, string>;
@@ -36,7 +35,7 @@ describeWith(prometheusBin, 'a real Prometheus scraping a secure cluster', () =>
   beforeAll(async () => {
     cluster = await ProcCluster.create({ managers: 3, workers: 1, secure: true, workerRuntime: 'process' });
     cluster.startAll();
-    const leader = await cluster.waitForLeader({ timeoutMs: 60_000 });
+    const leader = await cluster.waitForLeader({ timeoutMs: 180_000 });
     // The scrape token: a viewer's (metrics:read), as the README says.
     const created = await cluster.http(leader, 'POST', '/v1/auth/tokens', { role: 'viewer', name: 'prometheus' });
     expect(created.status).toBe(201);
@@ -45,7 +44,7 @@ describeWith(prometheusBin, 'a real Prometheus scraping a secure cluster', () =>
     const tokenFile = join(promDir, 'scrape.token');
     writeFileSync(tokenFile, `${created.body.token as string}\n`);
     const configFile = join(promDir, 'prometheus.yml');
-    const cli = await runCli(['prometheus-config', '--config', cluster.configPath, '--out', configFile, '--token-file', tokenFile, '--scrape-interval', '1s']);
+    const cli = await minkube(['prometheus-config', '--config', cluster.configPath, '--out', configFile, '--token-file', tokenFile, '--scrape-interval', '1s']);
     expect(cli.code, cli.stderr).toBe(0);
     const port = await freePort();
     promUrl = `http://127.0.0.1:${port}`;
@@ -53,7 +52,7 @@ describeWith(prometheusBin, 'a real Prometheus scraping a secure cluster', () =>
     prometheus = spawn(prometheusBin, [`--config.file=${configFile}`, `--storage.tsdb.path=${join(promDir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
     prometheus.stdout!.pipe(log);
     prometheus.stderr!.pipe(log);
-  }, 120_000);
+  }, 400_000);
 
   afterAll(async () => {
     if (prometheus !== null && prometheus.exitCode === null) {
@@ -84,7 +83,7 @@ describeWith(prometheusBin, 'a real Prometheus scraping a secure cluster', () =>
   }, 60_000);
 
   it('sees has_leader drop to 0 on a manager cut off from the others', async () => {
-    const leader = await cluster.waitForLeader();
+    const leader = await cluster.waitForLeader({ timeoutMs: 60_000 });
     const isolated = cluster.managerIds.find((id) => id !== leader)!;
     const others = cluster.managerIds.filter((id) => id !== isolated);
     await eventually(async () => ((await scalar(`minkube_has_leader{node="${isolated}"}`)) === 1 ? true : undefined), 30_000, `${isolated} has a leader`);

@@ -5,8 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { repoRoot } from '../support/cluster.js';
-import { runCli } from '../support/cli.js';
-import { describeWith, promtoolBin, run } from './binaries.js';
+import { describeWith, minkube, promtoolBin, run } from './binaries.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'minkube-promtool-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -31,14 +30,14 @@ describeWith(promtoolBin, 'promtool', () => {
     const r = await run(promtoolBin, ['check', 'rules', alerts]);
     expect(r.stdout + r.stderr).toContain('SUCCESS: 8 rules found');
     expect(r.code).toBe(0);
-  });
+  }, 300_000);
 
   it("accepts the config written for a secure cluster (https, the CA, a token file, workers through managers)", async () => {
     const config = writeConfig('secure.json', false);
     const [ca, token, out] = [join(dir, 'ca.crt'), join(dir, 'scrape.token'), join(dir, 'secure.yml')];
     writeFileSync(ca, 'not checked by promtool\n');
     writeFileSync(token, 'mk_x_y\n');
-    const cli = await runCli(['prometheus-config', '--config', config, '--out', out, '--ca-file', ca, '--token-file', token, '--rules', alerts, '--scrape-interval', '1s']);
+    const cli = await minkube(['prometheus-config', '--config', config, '--out', out, '--ca-file', ca, '--token-file', token, '--rules', alerts, '--scrape-interval', '1s']);
     expect(cli.stderr).toBe('');
     expect(cli.code).toBe(0);
     const text = readFileSync(out, 'utf8');
@@ -48,11 +47,11 @@ describeWith(promtoolBin, 'promtool', () => {
     const r = await run(promtoolBin, ['check', 'config', out]);
     expect(r.stdout + r.stderr).toContain('SUCCESS');
     expect(r.code).toBe(0);
-  });
+  }, 300_000);
 
   it('accepts the config written for an insecure cluster (plain http, workers scraped directly)', async () => {
     const config = writeConfig('insecure.json', true);
-    const cli = await runCli(['prometheus-config', '--config', config]);
+    const cli = await minkube(['prometheus-config', '--config', config]);
     expect(cli.code).toBe(0);
     expect(cli.stdout).not.toContain('https');
     expect(cli.stdout).toContain('- targets: ["127.0.0.1:9002"]');
@@ -60,14 +59,14 @@ describeWith(promtoolBin, 'promtool', () => {
     writeFileSync(out, cli.stdout);
     const r = await run(promtoolBin, ['check', 'config', out]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
-  });
+  }, 300_000);
 
   it('names a missing token file and how to make one; a bad interval is a usage error', async () => {
     const config = writeConfig('notoken.json', false);
-    const cli = await runCli(['prometheus-config', '--config', config, '--out', join(dir, 'notoken.yml')]);
+    const cli = await minkube(['prometheus-config', '--config', config, '--out', join(dir, 'notoken.yml')]);
     expect(cli.code).toBe(0);
     expect(cli.stderr).toContain('minkube token create --role viewer --name prometheus >');
-    const bad = await runCli(['prometheus-config', '--config', config, '--scrape-interval', 'often']);
+    const bad = await minkube(['prometheus-config', '--config', config, '--scrape-interval', 'often']);
     expect(bad.code).toBe(2);
-  });
+  }, 300_000);
 });
