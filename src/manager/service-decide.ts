@@ -5,8 +5,9 @@
 // Invariants it keeps: it never has more than `replicas + parallelism` copies (replicas not yet ended, stopping ones
 // included) after its own decision; during a rollout it stops a healthy replica only while at least
 // `replicas - parallelism` would stay healthy; a batch of the new version must stay healthy for monitorS (plus
-// delayS) before the next one starts; a replica of the rollout that fails or turns unhealthy triggers the failure
-// action (rollback: back to the previous version; pause).
+// delayS) before the next one starts; a replica of an update that fails or turns unhealthy triggers the failure
+// action (rollback: back to the previous version; pause). A rollback goes on through failures: it returns to a
+// version that ran, and its failing replicas are restarted like any other.
 import type { Rollout, ServiceRecord } from '../contracts/service-model.js';
 import type { DesiredState, TaskRecord, TaskState } from '../contracts/task-model.js';
 import { finalTaskStates } from '../contracts/task-model.js';
