@@ -1,0 +1,71 @@
+// The DNS view of a manager's state: which task records make a service, its healthy replicas (running, and healthy
+// by their check when they have one), placed tasks' addresses, services the service store holds without replicas.
+import { describe, expect, it } from 'vitest';
+import type { HealthCheckSpec, StoredWorker, TaskRecord, TaskSpec } from '../../src/contracts/task-model.js';
+import type { ServiceRecord } from '../../src/contracts/service-model.js';
+import { TaskStore } from '../../src/kv/task-store.js';
+import { encodeTaskSnapshot } from '../../src/kv/task-snapshot.js';
+import { StateDnsView } from '../../src/manager/dns/state-view.js';
+import { ManualClock } from '../support/manual-clock.js';
+
+const check: HealthCheckSpec = { type: 'http', port: 'http', intervalS: 1, timeoutS: 1, retries: 1, startPeriodS: 0 };
+
+function record(id: string, o: Omit<Partial<TaskRecord>, 'spec'> & { spec?: Partial<TaskSpec>; noPorts?: boolean } = {}): TaskRecord {
+  const { spec, noPorts, ...rest } = o;
+  return {
+    id, spec: { image: 'i', ...(noPorts === true ? {} : { ports: [{ name: 'http' }] }), ...spec }, state: 'running', desiredState: 'run', workerId: 'w1', attempt: 1, term: 1,
+    containerId: null, exitCode: null, error: null, notBeforeMs: 0, createdAt: '', updatedAt: '', history: [], ...rest,
+  };
+}
+
+const worker = (id: string, apiAddress: string): StoredWorker => ({ id, apiAddress, state: 'ready', runtime: 'process', registeredAtMs: 0, lastHeartbeatAtMs: 0, stats: null, heartbeats: 1 });
+const svc = { name: 'web', version: 1 };
+const port = (hostPort: number, host = '127.0.0.1') => [{ name: 'http', hostPort, address: `${host}:${hostPort}` }];
+
+describe('dns state view', () => {
+  it('healthy replicas only; the service and its ports are known while any replica lives', () => {
+    const store = new TaskStore();
+    store.restore(encodeTaskSnapshot({
+      tasks: [
+        record('t1', { service: svc, ports: port(20001) }),
+        record('t2', { service: svc, ports: port(20002, '10.0.0.2'), spec: { healthCheck: check }, health: 'healthy' }),
+        record('t3', { service: svc, ports: port(20003), spec: { healthCheck: check }, health: 'starting' }),
+        record('t4', { service: svc, state: 'scheduled', workerId: 'w2' }),
+        record('t5', { service: { name: 'db', version: 1 }, state: 'pending', workerId: null }),
+        record('t6', { service: svc, state: 'failed', ports: port(20006) }),
+        record('t7', { workerId: 'w2', noPorts: true }),
+      ],
+      workers: [worker('w1', '127.0.0.1:9001'), worker('w2', '127.0.0.5:9002')],
+      cursor: null,
+      idempotency: [],
+    }));
+    const view = new StateDnsView({ store, clock: new ManualClock(0), appliedIndex: () => 1, leaderId: () => null, members: () => [] });
+    const web = view.service('web')!;
+    expect(web.healthy.map((t) => [t.id, t.address?.ip, t.ports.get('http')])).toEqual([['t1', '127.0.0.1', 20001], ['t2', '10.0.0.2', 20002]]);
+    expect([...web.portNames]).toEqual(['http']);
+    expect(view.service('db')!.healthy).toEqual([]);
+    expect(view.service('nope')).toBeUndefined();
+    // Placed tasks resolve (a scheduled one and one without ports by their worker's host); ended and pending ones do not.
+    expect(view.task('t4')!.address).toEqual({ family: 4, ip: '127.0.0.5' });
+    expect(view.task('t7')!.address).toEqual({ family: 4, ip: '127.0.0.5' });
+    expect(view.task('t6')).toBeUndefined();
+    expect(view.task('t5')).toBeUndefined();
+  });
+
+  it('services of the service store exist with their ports even without a replica; managers from their API addresses', () => {
+    const store = new TaskStore();
+    const spec: TaskSpec = { image: 'i', ports: [{ name: 'grpc' }] };
+    const service = { name: 'Api', version: 2, versions: [{ version: 2, spec, createdAtMs: 0 }] } as unknown as ServiceRecord;
+    const view = new StateDnsView({
+      store, clock: new ManualClock(0), appliedIndex: () => 7, leaderId: () => 'm2', services: () => [service],
+      members: () => [{ id: 'm1', apiAddress: '127.0.0.1:8001' }, { id: 'm2', apiAddress: 'localhost:8002' }, { id: 'm3', apiAddress: 'manager3.example:8003' }],
+    });
+    expect([...view.service('api')!.portNames]).toEqual(['grpc']);
+    expect(view.managers()).toEqual([
+      { id: 'm1', address: { family: 4, ip: '127.0.0.1' }, apiPort: 8001 },
+      { id: 'm2', address: { family: 4, ip: '127.0.0.1' }, apiPort: 8002 },
+      { id: 'm3', address: null, apiPort: 8003 },
+    ]);
+    expect(view.serial()).toBe(7);
+  });
+});
