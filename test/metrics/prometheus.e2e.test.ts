@@ -44,7 +44,7 @@ describeWith(prometheusBin, 'a real Prometheus scraping a secure cluster', () =>
     const tokenFile = join(promDir, 'scrape.token');
     writeFileSync(tokenFile, `${created.body.token as string}\n`);
     const configFile = join(promDir, 'prometheus.yml');
-    const cli = await minkube(['prometheus-config', '--config', cluster.configPath, '--out', configFile, '--token-file', tokenFile, '--scrape-interval', '1s']);
+    const cli = await minkube(['prometheus-config', '--config', cluster.configPath, '--out', configFile, '--token-file', tokenFile, '--scrape-interval', '1s', '--rules', join(repoRoot, 'deploy', 'prometheus', 'alerts.yml')]);
     expect(cli.code, cli.stderr).toBe(0);
     const port = await freePort();
     promUrl = `http://127.0.0.1:${port}`;
@@ -73,6 +73,18 @@ describeWith(prometheusBin, 'a real Prometheus scraping a secure cluster', () =>
     expect(await scalar('sum(minkube_workers{state="ready"}) / count(minkube_workers{state="ready"})')).toBe(1);
     expect(await scalar('count(minkube_heartbeat_duration_seconds_count{node="w1",outcome="ok"})')).toBe(1);
   }, 150_000);
+
+  it('loads the alert rules and evaluates each of them without an error', async () => {
+    const health = async (): Promise<string[] | undefined> => {
+      const res = await fetch(`${promUrl}/api/v1/rules`, { signal: AbortSignal.timeout(5000) }).catch(() => null);
+      if (res === null || !res.ok) return undefined;
+      const body = (await res.json()) as { data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] } };
+      const rules = body.data.groups.flatMap((g) => g.rules);
+      return rules.length === 8 && rules.every((r) => r.health === 'ok') ? rules.map((r) => r.name) : undefined;
+    };
+    const names = await eventually(health, 60_000, 'eight rules evaluated with health ok');
+    expect(names).toContain('MinkubeNoLeader');
+  }, 90_000);
 
   it("answers every query of the Grafana dashboard, and data for the managers' panels", async () => {
     const dashboard = JSON.parse(readFileSync(join(repoRoot, 'deploy', 'grafana', 'minkube.json'), 'utf8')) as { panels: { title: string; targets?: { expr: string }[] }[] };
