@@ -334,6 +334,14 @@ export class SafetyChecker {
     }
   }
 
+  /**
+   * A storage fault took synced data from node i (on purpose): what it applied before need not be on its disk any
+   * more; the other checks stay as they are (its marker must keep it from voting or acknowledging with what is left).
+   */
+  onDamage(i: number): void {
+    this.records[i]!.appliedBeforeCrash = 0;
+  }
+
   onCrash(i: number): void {
     const rec = this.records[i]!;
     rec.appliedBeforeCrash = Math.max(rec.appliedBeforeCrash, this.nodes[i]!.applied);

@@ -26,10 +26,13 @@ import type {
   SnapshotMeta,
 } from '../../src/raft/types.js';
 import { SafetyChecker, type CheckedNode } from './checkers.js';
-import { SimDisk, type DiskWrite } from './disk.js';
+import { SimDisk, type DiskState, type DiskWrite } from './disk.js';
 import { EventQueue } from './event-queue.js';
 import { reliableNetwork, SimNetwork, type NetworkFaults } from './network.js';
-import { SimClock, SimCommandMachine, simLogger, SimStorage, SimTransport, withTrailer, type Life } from './node-io.js';
+import { CheckedStorage } from '../../src/storage/checked.js';
+import { MemoryMarker } from '../../src/storage/marker.js';
+import { LiveMarker, SimClock, SimCommandMachine, simLogger, SimStorage, SimTransport, withTrailer, type Life } from './node-io.js';
+import type { StorageFault } from './schedule.js';
 import { SessionStateMachine, type AppliedCommand, type SimStateMachine, type StateMachineFactory } from './state-machine.js';
 import { describeEntries, describeMessage, type TraceSink } from './trace.js';
 
@@ -116,6 +119,12 @@ export class SimNode implements CheckedNode {
   fsyncDoneAt = 0;
   /** Start the next incarnation as the only voter of a new cluster (disaster recovery). */
   forceNewCluster = false;
+  /** The acknowledged-state marker beside the data directory: storage faults never touch it. */
+  readonly marker = new MemoryMarker();
+  /** Older copies of the data directory (taken at crashes), for a fault that restores one. */
+  readonly backups: DiskState[] = [];
+  /** A storage fault hit this node and it is not a voter with repaired storage again yet. */
+  damaged = false;
 
   constructor(
     readonly id: NodeId,
@@ -154,6 +163,9 @@ export interface ClusterStats {
   diskWrites: number;
   /** Unsynced writes a crash took away. */
   writesLost: number;
+  /** Storage faults applied to synced data, and the damaged nodes that came back as voters. */
+  storageFaults: number;
+  storageRepairs: number;
   snapshotsTaken: number;
   /** Snapshot streams started (first chunk sent), delivered whole to the follower, and chunks lost or refused. */
   snapshotsSent: number;
@@ -185,6 +197,8 @@ function emptyStats(): ClusterStats {
     rejectedAppends: 0,
     diskWrites: 0,
     writesLost: 0,
+    storageFaults: 0,
+    storageRepairs: 0,
     snapshotsTaken: 0,
     snapshotsSent: 0,
     snapshotsDelivered: 0,
@@ -510,10 +524,53 @@ export class SimCluster {
     this.checker?.onCrash(node.index);
     const lost = node.disk.crash(this.diskRandom, (w) => this.onDurable(node, w));
     this.stats.writesLost += lost;
+    node.backups.push(node.disk.durable.copy());
+    if (node.backups.length > 3) node.backups.shift();
     this.touched.add(node.index);
     if (this.trace !== null) {
       this.log(`${node.id} CRASH (applied ${node.applied}, synced ${node.disk.lastIndex} entries, commit ${node.disk.hardState.commit}, ${lost} unsynced writes lost)`);
     }
+  }
+
+  /**
+   * A storage fault on node `id`'s synced data: the node crashes (if up) and its disk comes back damaged. Refused
+   * (false) when it would leave a majority of the voters damaged at once: at most (voters - 1) / 2 nodes may be
+   * damaged and not yet repaired, so every acknowledged write stays on a majority of intact disks.
+   */
+  damage(id: NodeId | number, fault: StorageFault): boolean {
+    const node = this.node(id);
+    const voters = this.config()?.voters.length ?? this.bootstrap.voters.length;
+    const damagedNow = this.nodes.filter((n) => n.damaged && n !== node).length;
+    if (damagedNow + 1 > Math.floor((voters - 1) / 2)) return false;
+    this.crash(node.index);
+    const random = this.diskRandom;
+    let what: string;
+    switch (fault) {
+      case 'flip': {
+        const index = node.disk.flipBit(random);
+        what = index === null ? 'no entry to flip' : `a flipped bit in entry ${index}`;
+        break;
+      }
+      case 'tail':
+        what = `its last ${node.disk.loseTail(random)} entries lost`;
+        break;
+      case 'range': {
+        const from = node.disk.loseRange(random);
+        what = from === null ? 'no range to lose' : `entries from ${from} lost`;
+        break;
+      }
+      case 'stale': {
+        const older = node.backups.length === 0 ? undefined : node.backups[random.int(node.backups.length)];
+        if (older !== undefined) node.disk.restoreOlder(older);
+        what = older === undefined ? 'no older copy' : `the data directory replaced by an older copy (log up to ${older.lastIndex})`;
+        break;
+      }
+    }
+    node.damaged = true;
+    this.stats.storageFaults++;
+    this.checker?.onDamage(node.index);
+    if (this.trace !== null) this.log(`${node.id} STORAGE FAULT: ${what}`);
+    return true;
   }
 
   restart(id: NodeId | number): void {
@@ -598,7 +655,8 @@ export class SimCluster {
       id: node.id,
       // A joiner is told every address (as `minkube manager --join` learns the members from the cluster).
       members: node.joiner ? this.allAddresses : this.members,
-      storage: new SimStorage(node.disk, life, (w) => this.fsync(node, inc, w)),
+      // As in production: a storage that checks what it loads against the marker, and salvages a damaged log.
+      storage: new CheckedStorage(new SimStorage(node.disk, life, (w) => this.fsync(node, inc, w)), new LiveMarker(node.marker, life)),
       transport,
       stateMachine: machine,
       logger: simLogger((err) => this.fail(life, err)),
@@ -796,6 +854,12 @@ export class SimCluster {
 
   private afterEvent(i: number): void {
     this.checker?.afterEvent(i);
+    const node = this.nodes[i]!;
+    if (node.damaged && node.driver !== null && node.core?.status().recovering === null) {
+      node.damaged = false;
+      this.stats.storageRepairs++;
+      if (this.trace !== null) this.log(`${node.id} storage repaired: a voter again`);
+    }
     if (this.trace !== null) this.traceRole(i);
   }
 

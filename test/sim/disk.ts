@@ -28,6 +28,8 @@ export class DiskState {
   /** entries[i] has index firstIndex + i. */
   entries: Entry[] = [];
   firstIndex = 1;
+  /** Entries a storage fault damaged (a flipped bit) or lost (a range gone), by index: what a salvage finds. */
+  damaged = new Map<number, 'a flipped bit' | 'missing'>();
 
   get lastIndex(): number {
     return this.firstIndex - 1 + this.entries.length;
@@ -48,6 +50,7 @@ export class DiskState {
       this.snapshot = w.snapshot;
       this.entries = first > last ? [] : this.entries.slice(first - this.firstIndex);
       this.firstIndex = first;
+      if (this.damaged.size > 0) for (const i of [...this.damaged.keys()]) if (i < first || i > this.lastIndex) this.damaged.delete(i);
       return;
     }
     if (w.snapshot !== null) {
@@ -56,13 +59,17 @@ export class DiskState {
       this.snapshot = w.snapshot;
       this.entries = [];
       this.firstIndex = w.snapshot.meta.index + 1;
+      this.damaged.clear();
     } else {
       checkSave(w.entries, this.firstIndex, this.lastIndex, this.snapshot?.meta.index ?? 0);
     }
     if (w.hardState !== null) this.hardState = w.hardState;
     if (w.entries.length === 0) return;
-    this.entries.length = w.entries[0]!.index - this.firstIndex;
+    const start = w.entries[0]!.index;
+    this.entries.length = start - this.firstIndex;
     for (const e of w.entries) this.entries.push(e);
+    // The write replaced everything from its first index: no damage there or after it is left.
+    if (this.damaged.size > 0) for (const i of [...this.damaged.keys()]) if (i >= start) this.damaged.delete(i);
   }
 
   copy(): DiskState {
@@ -71,7 +78,31 @@ export class DiskState {
     c.snapshot = this.snapshot;
     c.entries = this.entries.slice();
     c.firstIndex = this.firstIndex;
+    c.damaged = new Map(this.damaged);
     return c;
+  }
+
+  /**
+   * What a salvaging storage loads: the log up to its first damaged or missing entry (the commit index lowered to
+   * what is left), and what it dropped.
+   */
+  salvage(): { state: DiskState; problems: string[] } {
+    const inLog = [...this.damaged.keys()].filter((i) => i >= this.firstIndex && i <= this.lastIndex);
+    if (inLog.length === 0) {
+      // A log cut short holds no damaged entry, but its commit index may pass its end: lowered, the marker says the rest.
+      const end = Math.max(this.lastIndex, this.snapshot?.meta.index ?? 0);
+      if (this.hardState.commit <= end) return { state: this, problems: [] };
+      const cut = this.copy();
+      cut.hardState = { ...cut.hardState, commit: end as HardState['commit'] };
+      return { state: cut, problems: [] };
+    }
+    const first = Math.min(...inLog);
+    const kept = this.copy();
+    kept.entries.length = Math.max(0, first - this.firstIndex);
+    kept.damaged.clear();
+    const end = Math.max(kept.lastIndex, kept.snapshot?.meta.index ?? 0);
+    if (kept.hardState.commit > end) kept.hardState = { ...kept.hardState, commit: end as HardState['commit'] };
+    return { state: kept, problems: [`entry ${first} is ${this.damaged.get(first)!}: the log is kept up to ${first - 1}`] };
   }
 
   /** What a restarted node loads. */
@@ -167,5 +198,44 @@ export class SimDisk {
   /** What a node that starts now loads. */
   load(): RaftInitialState {
     return this.cache.load();
+  }
+
+  // ---- storage faults on synced data (the node is down) ----
+
+  /** A flipped bit in one stored entry (null when the log holds none). */
+  flipBit(random: Random): number | null {
+    const d = this.durable;
+    if (d.entries.length === 0) return null;
+    const index = d.firstIndex + random.int(d.entries.length);
+    d.damaged.set(index, 'a flipped bit');
+    this.cache = d.copy();
+    return index;
+  }
+
+  /** The log's tail is gone (a file cut short): it ends `lost` entries earlier. */
+  loseTail(random: Random): number {
+    const d = this.durable;
+    const lost = d.entries.length === 0 ? 0 : 1 + random.int(d.entries.length);
+    d.entries.length -= lost;
+    for (const i of [...d.damaged.keys()]) if (i > d.lastIndex) d.damaged.delete(i);
+    this.cache = d.copy();
+    return lost;
+  }
+
+  /** A range of entries is gone from the middle of the log; returns its first index (null when too short). */
+  loseRange(random: Random): number | null {
+    const d = this.durable;
+    if (d.entries.length < 2) return null;
+    const from = d.firstIndex + random.int(d.entries.length - 1);
+    const count = 1 + random.int(Math.min(8, d.lastIndex - from));
+    for (let i = from; i < from + count; i++) d.damaged.set(i, 'missing');
+    this.cache = d.copy();
+    return from;
+  }
+
+  /** The whole data directory is replaced by an older copy of itself (a restored backup). */
+  restoreOlder(older: DiskState): void {
+    this.durable = older.copy();
+    this.cache = older.copy();
   }
 }

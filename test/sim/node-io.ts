@@ -9,6 +9,7 @@ import { logIndex, type LogIndex, type NodeId } from '../../src/lib/ids.js';
 import type { CommandStateMachine } from '../../src/manager/node.js';
 import type { Entry, HardState, Message } from '../../src/raft/types.js';
 import { checkRange, snapshotInfoOf } from '../../src/storage/common.js';
+import type { AckMarker, MarkerRead, MarkerStore, MemoryMarker } from '../../src/storage/marker.js';
 import type { LoadedState, RaftStorage, SaveOptions, SnapshotInfo } from '../../src/storage/types.js';
 import type { Transport } from '../../src/transport/types.js';
 import type { DiskWrite, SimDisk, StoredSnapshot } from './disk.js';
@@ -63,6 +64,13 @@ export class SimStorage implements RaftStorage {
     return { ...c.load(), snapshotData: c.snapshot?.data ?? null };
   }
 
+  /** What a salvaging store loads (LevelRaftStorage's salvage): the log up to its first damaged or missing entry. */
+  async salvage(): Promise<{ state: LoadedState; problems: string[] }> {
+    const { state, problems } = this.disk.cache.salvage();
+    if (state !== this.disk.cache) this.disk.cache = state.copy();
+    return { state: { ...state.load(), snapshotData: state.snapshot?.data ?? null }, problems };
+  }
+
   save(hardState: HardState | null, entries: readonly Entry[], options: SaveOptions = {}): Promise<void> {
     if (!this.life.alive) return never();
     const received = options.snapshot;
@@ -96,6 +104,30 @@ export class SimStorage implements RaftStorage {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     return this.fsync(w);
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** A node's acknowledged-state marker (beside its data directory), seen by one incarnation: a dead one writes nothing. */
+export class LiveMarker implements MarkerStore {
+  readonly where = 'the simulated marker';
+
+  constructor(
+    private readonly marker: MemoryMarker,
+    private readonly life: Life,
+  ) {}
+
+  read(): Promise<MarkerRead> {
+    return this.marker.read();
+  }
+
+  write(m: AckMarker): Promise<void> {
+    return this.life.alive ? this.marker.write(m) : never();
+  }
+
+  reset(): Promise<void> {
+    return this.life.alive ? this.marker.reset() : never();
   }
 
   async close(): Promise<void> {}

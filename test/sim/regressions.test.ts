@@ -15,6 +15,19 @@ const regressions: readonly (RunOptions & { what: string })[] = [
   { seed: 1354013680, steps: 144, nodes: 3, what: 'the same, with two removals' },
   { seed: 1443403307, steps: 247, nodes: 5, what: 'the same, with seven members' },
   { seed: 1047, steps: 150, nodes: 5, what: 'a voter restarted after missing the config entry that added the current leader could not answer it' },
+  // From the first 11,000 soak runs (base seed 20261203) on the real driver:
+  { seed: 1542454839, steps: 185, nodes: 3, what: 'a voter that never learnt the configuration could not answer the candidates outside it (the driver now answers callers)' },
+  { seed: 862971666, steps: 125, nodes: 3, what: 'the same' },
+  { seed: 1025051095, steps: 189, nodes: 3, what: 'the same' },
+  { seed: 618073546, steps: 204, nodes: 3, what: 'the same' },
+  { seed: 1792515761, steps: 223, nodes: 3, what: "the proposal tracker's eager resends outran a one-entry-per-append pipeline on a lossy network (now backed off)" },
+  { seed: 847540417, steps: 249, nodes: 3, what: 'the same' },
+  { seed: 1269685212, steps: 221, nodes: 3, what: 'the same' },
+  { seed: 907980795, steps: 128, nodes: 3, what: 'the same, with a membership change' },
+  // Storage faults (the 'storage' profile): every damaged node repairs from its peers and is a voter again.
+  { seed: 3, steps: 200, nodes: 5, profile: 'storage', what: "a log cut short kept a commit index past its end (the salvage lowers it; the marker says what was lost)" },
+  { seed: 6, steps: 200, nodes: 3, profile: 'storage', what: 'the same, on three nodes' },
+  { seed: 7, steps: 200, nodes: 5, profile: 'storage', what: 'three faults among five nodes' },
 ];
 
 describe('simulator regressions', () => {

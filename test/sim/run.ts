@@ -41,6 +41,8 @@ export interface RunResult {
   reads: number;
   messages: number;
   crashes: number;
+  /** Storage faults applied (damaged nodes all came back as voters). */
+  storageFaults: number;
   snapshotsInstalled: number;
   confChanges: number;
   /** The configuration the run ended with. */
@@ -129,6 +131,7 @@ export async function runSimulation(o: RunOptions): Promise<RunResult> {
       reads: workload.stats.reads,
       messages: c.stats.sentTotal,
       crashes,
+      storageFaults: c.stats.storageFaults,
       snapshotsInstalled: c.stats.snapshotsInstalled,
       confChanges: c.stats.confChanges,
       voters: leader.voters.length,
@@ -194,6 +197,10 @@ export function applyFault(c: SimCluster, workload: Workload, e: FaultEvent): bo
     case 'member':
       changeMembership(c, e);
       return false;
+    case 'damage': {
+      const i = resolve(c, e.node);
+      return i !== null && c.damage(i, e.fault);
+    }
   }
 }
 
@@ -247,9 +254,10 @@ async function heal(c: SimCluster, workload: Workload, ticksMax: number): Promis
     const conf = c.config();
     const applied = c.nodes.map((nd) => `${nd.id}:${nd.applied}/${nd.core?.status().commitIndex ?? '-'}`).join(' ');
     const members = conf === null ? '' : `, voters ${conf.voters.join(',')} learners ${conf.learners.join(',') || '-'}`;
+    const damaged = c.nodes.filter((nd) => nd.damaged).map((nd) => `${nd.id} (${nd.core?.status().recovering === null ? 'starting' : 'recovering'})`);
     throw new SafetyViolation(
       'liveness',
-      `no convergence ${ticksMax} ticks after healing: leader ${leader ?? 'none'}${members}, ${workload.pendingCount()} commands pending, applied/commit ${applied}`,
+      `no convergence ${ticksMax} ticks after healing: leader ${leader ?? 'none'}${members}, ${workload.pendingCount()} commands pending, applied/commit ${applied}${damaged.length > 0 ? `, storage not repaired on ${damaged.join(', ')}` : ''}`,
     );
   }
   return c.tick - start;
@@ -261,6 +269,8 @@ function isConverged(c: SimCluster, workload: Workload): boolean {
   if (id === null) return false;
   const st = c.status(id)!;
   if (st.commitIndex !== st.lastIndex) return false;
+  // Every node a storage fault hit is a voter again (its storage repaired from the others).
+  if (c.nodes.some((nd) => nd.damaged)) return false;
   // Nodes outside the configuration (removed, or spares never added) are not expected to follow.
   return c.nodes.every((nd) => (!st.voters.includes(nd.id) && !st.learners.includes(nd.id)) || (nd.up && nd.applied === st.commitIndex));
 }

@@ -22,9 +22,16 @@ export type FaultEvent =
    * An operator's membership change through the leader: 'grow' adds a node that was never a member as a learner,
    * 'promote' a learner, 'remove' a member (the leader when node is 'leader'); node picks among the candidates.
    */
-  | { readonly at: number; readonly kind: 'member'; readonly op: MemberOp; readonly node: NodeRef };
+  | { readonly at: number; readonly kind: 'member'; readonly op: MemberOp; readonly node: NodeRef }
+  /**
+   * A storage fault on synced data (TigerBeetle's VOPR): the node crashes and its disk comes back with one entry's bit
+   * flipped, its log's tail cut, a range of entries gone, or the whole data directory replaced by an older copy.
+   * Never on more voters at once than a minority (the cluster drops a fault that would pass that).
+   */
+  | { readonly at: number; readonly kind: 'damage'; readonly node: NodeRef; readonly fault: StorageFault };
 
 export type MemberOp = 'grow' | 'promote' | 'remove';
+export type StorageFault = 'flip' | 'tail' | 'range' | 'stale';
 
 /** The flow-control limits a schedule may shrink: small appends and windows split logs across many messages, which
  * is where commit-by-counting (Figure 8) and commit-past-the-verified-prefix bugs live. */
@@ -46,7 +53,8 @@ export interface Schedule {
   readonly snapshotTransfer?: Partial<SnapshotTransfer>;
 }
 
-export const profileNames = ['calm', 'lossy', 'partitions', 'crashes', 'figure8', 'chaos', 'membership'] as const;
+/** 'storage' is never drawn by a seed (it would change every seed's run); the soak asks for it by name. */
+export const profileNames = ['calm', 'lossy', 'partitions', 'crashes', 'figure8', 'chaos', 'membership', 'storage'] as const;
 export type ProfileName = (typeof profileNames)[number];
 
 export function isProfileName(s: string): s is ProfileName {
@@ -180,6 +188,16 @@ function profileSchedule(profile: ProfileName, random: Random, nodes: number, st
         return { at, kind: 'burst', count: pick(random, 1, 12) };
       });
       return { ...base, network: lossyNetwork(random), events };
+    }
+    case 'storage': {
+      // Crashes, restarts and storage faults on the nodes' synced data, on a network that may lose messages.
+      const faults: StorageFault[] = ['flip', 'tail', 'range', 'stale'];
+      const events = eventsEvery(random, steps, 4, 25, (at) => {
+        if (chance(random, 0.4)) return { at, kind: 'damage', node: chance(random, 0.3) ? 'leader' : random.int(nodes), fault: faults[random.int(faults.length)]! };
+        if (chance(random, 0.6)) return { at, kind: 'restart', node: random.int(nodes) };
+        return crashEvent(random, at, nodes, 0.3);
+      });
+      return { ...base, network: chance(random, 0.5) ? reliableNetwork : lossyNetwork(random), events: [...events, ...bursts(random, steps)] };
     }
     case 'membership': {
       // Changes come from the extras; faults come less often than in chaos, so that changes get to commit.

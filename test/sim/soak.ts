@@ -1,10 +1,12 @@
-// The soak: many random simulated runs (3 and 5 nodes mixed, every profile) on two child processes, one per core.
+// The soak: many random simulated runs (3 and 5 nodes mixed, every profile; every fourth run under storage faults)
+// on two child processes, one per core.
 // `npm run sim:soak [-- --runs 100000] [--seed BASE] [--workers 2] [--steps-max 250]`. Prints how many ran and
 // failed and the replay command of each failure; exits non-zero on any failure.
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { runSimulation, SimulationFailure } from './run.js';
+import { replayCommand, runSimulation, SimulationFailure } from './run.js';
+import type { ProfileName } from './schedule.js';
 
 interface SoakPlan {
   base: number;
@@ -20,12 +22,16 @@ interface Progress {
   done: boolean;
 }
 
-/** The seed, size and length of run i: a pure function of the base seed, so any run can be found again. */
-export function soakRun(plan: Pick<SoakPlan, 'base' | 'stepsMin' | 'stepsMax'>, i: number): { seed: number; nodes: number; steps: number } {
+/**
+ * The seed, size, length and profile of run i: a pure function of the base seed, so any run can be found again.
+ * Every fourth run is under storage faults (the 'storage' profile); the others let the seed pick a profile.
+ */
+export function soakRun(plan: Pick<SoakPlan, 'base' | 'stepsMin' | 'stepsMax'>, i: number): { seed: number; nodes: number; steps: number; profile: ProfileName | 'random' } {
   let h = Math.imul((plan.base ^ 0x9e3779b9) >>> 0, 0x85ebca6b) ^ Math.imul(i + 1, 0xc2b2ae35);
   h = Math.imul(h ^ (h >>> 15), 0x27d4eb2d) >>> 0;
   const seed = (h ^ (h >>> 13)) >>> 1;
-  return { seed, nodes: i % 2 === 0 ? 3 : 5, steps: plan.stepsMin + (seed % (plan.stepsMax - plan.stepsMin + 1)) };
+  const profile = i % 4 === 3 ? 'storage' : 'random';
+  return { seed, nodes: i % 2 === 0 ? 3 : 5, steps: plan.stepsMin + (seed % (plan.stepsMax - plan.stepsMin + 1)), profile };
 }
 
 async function runWorker(plan: SoakPlan, worker: number): Promise<void> {
@@ -39,7 +45,7 @@ async function runWorker(plan: SoakPlan, worker: number): Promise<void> {
     try {
       await runSimulation(r);
     } catch (err) {
-      const replay = err instanceof SimulationFailure ? err.replay : `npm run sim -- --seed ${r.seed} --steps ${r.steps} --nodes ${r.nodes}`;
+      const replay = err instanceof SimulationFailure ? err.replay : replayCommand(r);
       failures.push({ replay, message: err instanceof Error ? err.message.split('\n')[0]! : String(err) });
     }
     ran++;
