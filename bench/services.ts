@@ -8,7 +8,7 @@
 //  3. the reconciler alone, in process (the real state machine and decide(), no Raft or HTTP): 1,000 services of 10
 //     replicas on 20 in-memory workers placed round-robin, the placements/s from nothing to all running, and the
 //     leader's CPU per full reconcile pass over a converged cluster.
-// `npx tsx bench/services.ts [--replicas 50] [--update 20] [--services 1000] [--per 10] [--only swarm|reconciler]`
+// `npx tsx bench/services.ts [--replicas 50] [--update 20] [--interval 2] [--timeout 5] [--start-period 10] [--deadline-s 300] [--services 1000] [--per 10] [--only swarm|reconciler]`
 import { spawnSync } from 'node:child_process';
 import { ProcCluster, eventually, sleep } from '../test/support/cluster.js';
 import { encodeCommand, type Command } from '../src/kv/commands.js';
@@ -20,6 +20,16 @@ import type { SummaryRow } from './summary.js';
 import { arg, printResult, printTable, round } from './support.js';
 
 const image = 'minkube-busybox:latest';
+/**
+ * Both health checks forgive failures in the first seconds (same meaning in both: a success in them counts). Without
+ * it, on a loaded machine Swarm kills replicas that are slow to answer their first checks and never converges.
+ */
+const startPeriodS = Number(arg('start-period', '10'));
+/** Check every intervalS, each bounded by timeoutS (Swarm's checks are docker execs, slow on a loaded engine). */
+const intervalS = Number(arg('interval', '2'));
+const timeoutS = Number(arg('timeout', '5'));
+/** A side that has not converged by then is reported as not converging rather than waited on. */
+const convergeMsMax = Number(arg('deadline-s', '300')) * 1000;
 const image2 = 'minkube-busybox:services-bench-v2';
 const httpd = (port: string): string => `mkdir -p /www && echo ok > /www/index.html && exec busybox httpd -f -p ${port} -h /www`;
 
@@ -48,7 +58,7 @@ async function minkube(replicas: number, updateReplicas: number): Promise<{ crea
       const r = await cluster.http(m, 'GET', '/v1/workers');
       return ((r.body.items ?? []) as { state: string }[]).filter((w) => w.state === 'ready').length === 2 ? true : undefined;
     }, 120_000, 'both workers ready');
-    const healthCheck = { type: 'http', port: 'http', path: '/', intervalS: 1, timeoutS: 1, retries: 3, startPeriodS: 0 };
+    const healthCheck = { type: 'http', port: 'http', path: '/', intervalS, timeoutS, retries: 3, startPeriodS };
     const body = (name: string, n: number) => ({
       name, replicas: n, ports: [{ name: 'http' }], healthCheck, update: { parallelism: 2, monitorS: 1, delayS: 0 },
       task: { image, command: ['sh', '-c', httpd('"$PORT"')], labels: { 'minkube.bench': 'services' } },
@@ -61,13 +71,13 @@ async function minkube(replicas: number, updateReplicas: number): Promise<{ crea
     const t0 = performance.now();
     const created = await cluster.http(m, 'POST', '/v1/services', body('web', replicas), 10_000);
     if (created.status !== 201) throw new Error(`create: ${JSON.stringify(created.body)}`);
-    await eventually(async () => ((await healthyOf('web', 1)) === replicas ? true : undefined), 600_000, `${replicas} healthy replicas`);
+    await eventually(async () => ((await healthyOf('web', 1)) === replicas ? true : undefined), convergeMsMax, `${replicas} healthy replicas`);
     const createS = (performance.now() - t0) / 1000;
     await cluster.http(m, 'DELETE', '/v1/services/web');
 
     const u = await cluster.http(m, 'POST', '/v1/services', body('upd', updateReplicas), 10_000);
     if (u.status !== 201) throw new Error(`create upd: ${JSON.stringify(u.body)}`);
-    await eventually(async () => ((await healthyOf('upd', 1)) === updateReplicas ? true : undefined), 600_000, 'the update service healthy');
+    await eventually(async () => ((await healthyOf('upd', 1)) === updateReplicas ? true : undefined), convergeMsMax, 'the update service healthy');
     const t1 = performance.now();
     const patched = await cluster.http(m, 'PATCH', '/v1/services/upd', { task: { image: image2, command: ['sh', '-c', httpd('"$PORT"')], labels: { 'minkube.bench': 'services' } } }, 10_000);
     if (patched.status !== 200) throw new Error(`update: ${JSON.stringify(patched.body)}`);
@@ -75,7 +85,7 @@ async function minkube(replicas: number, updateReplicas: number): Promise<{ crea
       const r = await cluster.http(m, 'GET', '/v1/services/upd?consistency=stale', undefined, 10_000);
       const done = r.body.rollout?.state === 'stable' && r.body.version === 2 && (r.body.tasks as unknown[]).length === updateReplicas;
       return done && (await healthyOf('upd', 2)) === updateReplicas ? true : undefined;
-    }, 600_000, 'the rolling update');
+    }, convergeMsMax, 'the rolling update');
     const updateS = (performance.now() - t1) / 1000;
     await cluster.http(m, 'DELETE', '/v1/services/upd');
     await sleep(3000);
@@ -93,7 +103,7 @@ async function minkube(replicas: number, updateReplicas: number): Promise<{ crea
 async function swarm(replicas: number, updateReplicas: number): Promise<{ createS: number; updateS: number }> {
   const wasActive = docker(['info', '--format', '{{.Swarm.LocalNodeState}}']) === 'active';
   if (!wasActive) docker(['swarm', 'init', '--advertise-addr', '127.0.0.1']);
-  const health = ['--health-cmd', 'wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1', '--health-interval', '1s', '--health-timeout', '1s', '--health-retries', '3'];
+  const health = ['--health-cmd', 'wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1', '--health-interval', `${intervalS}s`, '--health-timeout', `${timeoutS}s`, '--health-retries', '3', '--health-start-period', `${startPeriodS}s`];
   const healthy = (name: string, img: string): number =>
     docker(['ps', '--filter', `label=com.docker.swarm.service.name=${name}`, '--filter', 'health=healthy', '--format', '{{.Image}}'], true)
       .split('\n')
@@ -101,17 +111,17 @@ async function swarm(replicas: number, updateReplicas: number): Promise<{ create
   try {
     const t0 = performance.now();
     docker(['service', 'create', '--detach', '--name', 'mkbench', '--replicas', String(replicas), ...health, image, 'sh', '-c', httpd('8080')]);
-    await eventually(async () => (healthy('mkbench', image) === replicas ? true : undefined), 600_000, `${replicas} healthy swarm tasks`);
+    await eventually(async () => (healthy('mkbench', image) === replicas ? true : undefined), convergeMsMax, `${replicas} healthy swarm tasks`);
     const createS = (performance.now() - t0) / 1000;
     docker(['service', 'rm', 'mkbench']);
     docker(['service', 'create', '--detach', '--name', 'mkupd', '--replicas', String(updateReplicas), ...health, '--update-monitor', '1s', image, 'sh', '-c', httpd('8080')]);
-    await eventually(async () => (healthy('mkupd', image) === updateReplicas ? true : undefined), 600_000, 'the swarm update service healthy');
+    await eventually(async () => (healthy('mkupd', image) === updateReplicas ? true : undefined), convergeMsMax, 'the swarm update service healthy');
     const t1 = performance.now();
     docker(['service', 'update', '--detach', '--image', image2, '--update-parallelism', '2', '--update-delay', '0s', '--update-monitor', '1s', 'mkupd']);
     await eventually(async () => {
       const state = docker(['service', 'inspect', '--format', '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}', 'mkupd'], true);
       return state === 'completed' && healthy('mkupd', image2) === updateReplicas ? true : undefined;
-    }, 600_000, 'the swarm rolling update');
+    }, convergeMsMax, 'the swarm rolling update');
     const updateS = (performance.now() - t1) / 1000;
     return { createS: round(createS), updateS: round(updateS) };
   } finally {
@@ -229,7 +239,12 @@ async function main(): Promise<void> {
       docker(['tag', image, image2]);
       try {
         const mk = await minkube(replicas, updateReplicas);
-        const sw = await swarm(replicas, updateReplicas);
+        console.log(`minkube: ${JSON.stringify(mk)}`);
+        const sw = await swarm(replicas, updateReplicas).catch((err: unknown) => {
+          console.log(`swarm did not converge: ${(err as Error).message}`);
+          return { createS: Number.NaN, updateS: Number.NaN };
+        });
+        console.log(`swarm: ${JSON.stringify(sw)}`);
         data.minkube = mk;
         data.swarm = sw;
         printTable('services vs Docker Swarm (same engine, same run)', [
