@@ -3,6 +3,7 @@
 // hand (member remove, empty data directory, --join) -> a voter holding every committed entry. 3 managers on
 // loopback, insecure; sizes in entries (one KV write each), with the log alone or with snapshots (every 20,000).
 // `npx tsx bench/storage-repair.ts [--sizes 10000,100000] [--quick]`
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ProcCluster, eventually } from '../test/support/cluster.js';
 import { clusterView, cutTo, newestStorageFile, waitAllApplied, writeKeys } from '../test/storage-faults/support.js';
@@ -21,12 +22,27 @@ interface CaseResult extends Case {
   readonly repairMs: number;
   /** member remove -> wiped -> started with --join -> a voter that applied everything committed. */
   readonly wipeRejoinMs: number;
+  /**
+   * The same two, counted from the restarted process's "raft state loaded" line (its storage checked and loaded):
+   * without the process's boot, which on a loaded machine is most of the total.
+   */
+  readonly repairAfterLoadMs: number | null;
+  readonly rejoinAfterLoadMs: number | null;
   readonly targetIndex: number;
   /** How the repair got there: the follower's log said "snapshot installed", or only entries came. */
   readonly repairBySnapshot: boolean;
 }
 
 const NO_SNAPSHOT = 10_000_000;
+
+/** When the manager's log last said "raft state loaded" (epoch ms), or null. */
+function lastLoadedAtMs(c: ProcCluster, id: string): number | null {
+  const lines = readFileSync(join(c.dir, `${id}.log`), 'utf8').split('\n').filter((l) => l.includes('"raft state loaded"'));
+  const line = lines.at(-1);
+  if (line === undefined) return null;
+  const { time } = JSON.parse(line) as { time?: string };
+  return time === undefined ? null : Date.parse(time);
+}
 
 async function voterWithAll(c: ProcCluster, id: string, leader: string, target: number, timeoutMs: number): Promise<void> {
   await eventually(async () => {
@@ -55,7 +71,8 @@ async function runCase(k: Case): Promise<CaseResult> {
     c.start(victim);
     await voterWithAll(c, victim, leader, target, timeoutMs);
     const repairMs = performance.now() - t0;
-    const { readFileSync } = await import('node:fs');
+    const repairedAt = Date.now();
+    const repairLoadedAt = lastLoadedAtMs(c, victim);
     const log = readFileSync(join(c.dir, `${victim}.log`), 'utf8');
     const repairBySnapshot = log.includes('snapshot installed');
 
@@ -69,7 +86,10 @@ async function runCase(k: Case): Promise<CaseResult> {
     const target2 = (await clusterView(c, leader))!.commitIndex;
     await voterWithAll(c, victim, leader, target2, timeoutMs);
     const wipeRejoinMs = performance.now() - t1;
-    return { ...k, label, repairMs: round(repairMs, 0), wipeRejoinMs: round(wipeRejoinMs, 0), targetIndex: target, repairBySnapshot };
+    const rejoinLoadedAt = lastLoadedAtMs(c, victim);
+    const rejoinAfterLoadMs = rejoinLoadedAt === null ? null : Date.now() - rejoinLoadedAt;
+    const repairAfterLoadMs = repairLoadedAt === null ? null : repairedAt - repairLoadedAt;
+    return { ...k, label, repairMs: round(repairMs, 0), wipeRejoinMs: round(wipeRejoinMs, 0), repairAfterLoadMs, rejoinAfterLoadMs, targetIndex: target, repairBySnapshot };
   } finally {
     await c.cleanup();
   }
@@ -95,6 +115,8 @@ async function main(): Promise<void> {
       'by snapshot': r.repairBySnapshot ? 'yes' : 'no',
       'wipe + rejoin, s': round(r.wipeRejoinMs / 1000, 2),
       'repair / rejoin': round(r.repairMs / r.wipeRejoinMs, 2),
+      'repair after load, s': r.repairAfterLoadMs === null ? '-' : round(r.repairAfterLoadMs / 1000, 2),
+      'rejoin after load, s': r.rejoinAfterLoadMs === null ? '-' : round(r.rejoinAfterLoadMs / 1000, 2),
     })),
   );
   const summary: SummaryRow[] = results.map((r) => ({
