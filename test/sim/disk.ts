@@ -87,6 +87,15 @@ export class DiskState {
    * what is left), and what it dropped.
    */
   salvage(): { state: DiskState; problems: string[] } {
+    const snapIndex = this.snapshot?.meta.index ?? 0;
+    if (snapIndex >= this.firstIndex && [...this.damaged.keys()].some((i) => i >= this.firstIndex && i <= snapIndex)) {
+      // Damage in the tail kept below the snapshot: the snapshot holds those entries; the log restarts after it.
+      const trimmed = this.copy();
+      trimmed.entries = trimmed.entries.slice(Math.min(trimmed.entries.length, snapIndex + 1 - trimmed.firstIndex));
+      trimmed.firstIndex = snapIndex + 1;
+      for (const i of [...trimmed.damaged.keys()]) if (i <= snapIndex) trimmed.damaged.delete(i);
+      return trimmed.salvage();
+    }
     const inLog = [...this.damaged.keys()].filter((i) => i >= this.firstIndex && i <= this.lastIndex);
     if (inLog.length === 0) {
       // A log cut short holds no damaged entry, but its commit index may pass its end: lowered, the marker says the rest.

@@ -28,6 +28,7 @@ const regressions: readonly (RunOptions & { what: string })[] = [
   { seed: 3, steps: 200, nodes: 5, profile: 'storage', what: "a log cut short kept a commit index past its end (the salvage lowers it; the marker says what was lost)" },
   { seed: 6, steps: 200, nodes: 3, profile: 'storage', what: 'the same, on three nodes' },
   { seed: 7, steps: 200, nodes: 5, profile: 'storage', what: 'three faults among five nodes' },
+  { seed: 1929, steps: 150, nodes: 5, profile: 'storage', what: 'a range lost in the log tail kept below the snapshot: the salvage restarts the log after the snapshot' },
 ];
 
 describe('simulator regressions', () => {
