@@ -55,6 +55,7 @@ const registry: readonly Benchmark[] = [
   { name: 'storage', file: 'storage.ts', description: 'synced saves on classic-level', byDefault: false, args: (o) => ifQuick(o, ['--saves', '100', '--batches', '50']) },
   { name: 'transport', file: 'transport.ts', description: 'appends over loopback TCP', byDefault: false, args: (o) => ifQuick(o, ['--seconds', '1']) },
   { name: 'services', file: 'services.ts', description: 'a 50-replica service until healthy and a rolling update of 20, vs Docker Swarm; reconciler cost at 1,000 services', byDefault: false, args: (o) => ifQuick(o, ['--replicas', '10', '--update', '6', '--services', '100']) },
+  { name: 'placement-dns', file: 'placement-dns.ts', description: 'round-robin placements/s with and without constraints and resources; DNS answers/s and UDP queries/s', byDefault: false, args: (o) => ifQuick(o, ['--tasks', '5000', '--queries', '1000']) },
   { name: 'docker-start', file: 'docker-start.ts', description: 'starting busybox containers through DockerRuntime', byDefault: false, args: (o) => ['--count', o.quick ? '10' : '50'] },
 ];
 
