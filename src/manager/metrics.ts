@@ -31,6 +31,8 @@ export interface DriverObserver {
   /** The leader sent a heartbeat to the peer / the peer answered one: their distance is the round trip. */
   heartbeatSent(peer: string): void;
   heartbeatAnswered(peer: string): void;
+  /** This manager finished repairing lost or damaged storage from the leader (docs/storage-faults.md). */
+  storageRepaired?(): void;
 }
 
 export class ManagerMetrics implements DriverObserver {
@@ -47,6 +49,7 @@ export class ManagerMetrics implements DriverObserver {
   private readonly http: FastHistogram<'route' | 'method' | 'code'>;
   private readonly schedulingDelay: Histogram<'phase'>;
   private readonly taskFailures: Counter<'class'>;
+  private readonly storageRepairs: Counter;
 
   constructor(o: MetricsRegistryOptions = {}) {
     const r = (this.registry = new MetricsRegistry(o));
@@ -54,6 +57,7 @@ export class ManagerMetrics implements DriverObserver {
     r.gauge('has_leader', 'Whether this manager knows a leader (1) or not (0).', [], (g) => g.set(src()?.raft().leaderId != null ? 1 : 0));
     r.gauge('is_leader', 'Whether this manager is the leader (1) or not (0).', [], (g) => g.set(src()?.raft().role === 'leader' ? 1 : 0));
     this.leaderChanges = r.counter('leader_changes_seen_total', 'Leader changes this manager has seen since it started.');
+    this.storageRepairs = r.counter('storage_repairs_total', 'Times this manager repaired lost or damaged storage from the leader and became a voter again, since it started.');
     r.gauge('raft_term', 'The current Raft term.', [], (g) => g.set(src()?.raft().term ?? 0));
     r.gauge('raft_commit_index', 'The highest log index known to be committed.', [], (g) => g.set(src()?.raft().commitIndex ?? 0));
     r.gauge('raft_applied_index', 'The highest log index applied to the state machine.', [], (g) => g.set(src()?.appliedIndex() ?? 0));
@@ -111,6 +115,10 @@ export class ManagerMetrics implements DriverObserver {
     const now = performance.now();
     const sentMs = this.heartbeatsInFlight.get(peer);
     if (sentMs === undefined || now - sentMs > heartbeatLostMs) this.heartbeatsInFlight.set(peer, now);
+  }
+
+  storageRepaired(): void {
+    this.storageRepairs.inc();
   }
 
   heartbeatAnswered(peer: string): void {

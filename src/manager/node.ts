@@ -203,7 +203,10 @@ export class RaftNodeDriver<R> {
       'raft state loaded',
     );
     const driver = new RaftNodeDriver(o, core, directory, initial);
-    driver.storageWatch = new StorageRecoveryWatch(recovery, o.logger, async () => o.storage.repaired?.());
+    driver.storageWatch = new StorageRecoveryWatch(recovery, o.logger, async () => {
+      await o.storage.repaired?.();
+      o.observer?.storageRepaired?.();
+    });
     return driver;
   }
 
