@@ -138,7 +138,7 @@ export function ServicesPage({ api }) {
     ${list !== null && list.items.length > 0 && html`<div class="table-wrap"><table aria-label="Services">
       <thead><tr><th scope="col">Name</th><th scope="col">Healthy</th><th scope="col">Running</th><th scope="col">Desired</th><th scope="col">Rollout</th><th scope="col">Progress</th><th scope="col">Image</th></tr></thead>
       <tbody>${list.items.map((s) => html`<tr data-testid=${`service-row-${s.name}`}>
-        <th scope="row">${s.name}</th><td>${s.replicas.healthy}</td><td>${s.replicas.running}</td><td>${s.replicas.desired}</td>
+        <th scope="row">${s.name}</th><td>${s.replicas.healthy}</td><td data-testid=${`service-running-${s.name}`}>${s.replicas.running}</td><td>${s.replicas.desired}</td>
         <td><${Badge} value=${s.rollout.state} />${s.rollout.message ? html` <span class="muted">${s.rollout.message}</span>` : ''}</td>
         <td>${progressOf(s)}</td><td><code>${s.spec.image}</code></td>
       </tr>`)}</tbody>

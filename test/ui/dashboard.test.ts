@@ -11,6 +11,8 @@ import { eventually, ProcCluster, repoRoot } from '../support/cluster.js';
 
 const chromiumPath = process.env.MINKUBE_CHROMIUM ?? '/usr/bin/chromium';
 const shots = join(repoRoot, '.tmp', 'ui');
+/** Each step waits on a live page and real processes: room for a loaded machine. */
+const testTimeoutMs = 240_000;
 const viewports = { desktop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } } as const;
 
 function describeChromium(name: string, fn: () => void): void {
@@ -26,6 +28,7 @@ function describeChromium(name: string, fn: () => void): void {
 }
 
 let c: ProcCluster;
+/** The manager whose /ui the page was loaded from (the leader then: leadership may move later on a loaded machine). */
 let leader: string;
 let browser: Browser;
 let context: BrowserContext;
@@ -36,7 +39,7 @@ afterAll(async () => {
 });
 
 async function text(testId: string): Promise<string> {
-  return (await page.getByTestId(testId).first().textContent({ timeout: 30_000 }))?.trim() ?? '';
+  return (await page.getByTestId(testId).first().textContent({ timeout: 60_000 }))?.trim() ?? '';
 }
 
 /** Waits until the element's text satisfies `ok` (the page updates itself from the live feed). */
@@ -52,6 +55,29 @@ async function waitText(testId: string, ok: (t: string) => boolean, timeoutMs = 
 }
 
 // Code that runs in the page is passed as text: this project's TypeScript has no DOM types.
+/** Waits until the overview names the leader the cluster names now (asked again each round: it may change). */
+async function waitLeaderShown(): Promise<string> {
+  let shown = '';
+  let now: string | null = null;
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    now = await c.waitForLeader({ timeoutMs: 60_000 });
+    shown = (await page.getByTestId('leader').first().textContent({ timeout: 1000 }).catch(() => null))?.trim() ?? '';
+    if (shown === now) return now;
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`the overview shows leader ${JSON.stringify(shown)}, the cluster ${JSON.stringify(now)}`);
+}
+
+/** Hands leadership to `id` (through the API) until the cluster agrees it leads. */
+async function makeLeader(id: string): Promise<void> {
+  await eventually(async () => {
+    if ((await c.waitForLeader({ timeoutMs: 60_000 })) === id) return true;
+    await c.http(id, 'POST', '/v1/cluster/leader', { id }, 20_000);
+    return (await c.waitForLeader({ timeoutMs: 60_000 })) === id ? true : undefined;
+  }, 120_000, `${id} leading`);
+}
+
 async function go(hash: string): Promise<void> {
   await page.evaluate(`location.hash = ${JSON.stringify(hash)}`);
 }
@@ -89,7 +115,7 @@ async function submitFromTheForm(command: string, name: string): Promise<string>
   await page.getByLabel('Restart policy').selectOption('never');
   await page.getByRole('button', { name: 'Submit' }).click();
   // (Not waitForFunction: it evaluates text in the page, which the dashboard's CSP forbids.)
-  await expect.poll(() => inPage<string>('location.hash'), { timeout: 30_000 }).toMatch(/^#\/tasks\/.+/);
+  await expect.poll(() => inPage<string>('location.hash'), { timeout: 60_000 }).toMatch(/^#\/tasks\/.+/);
   return decodeURIComponent(await inPage<string>("location.hash.replace('#/tasks/', '')"));
 }
 
@@ -98,17 +124,18 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
     mkdirSync(shots, { recursive: true });
     c = await ProcCluster.create({ managers: 3, workers: 1, workerRuntime: 'process', secure: true });
     c.startAll();
-    leader = await c.waitForLeader({ timeoutMs: 60_000 });
+    // Generous: on a shared, loaded machine the first start of three managers can take a minute or more.
+    leader = await c.waitForLeader({ timeoutMs: 150_000 });
     await eventually(async () => {
       const r = await c.http(leader, 'GET', '/v1/workers');
       return r.status === 200 && (r.body.items as { id: string; state: string }[]).some((w) => w.id === 'w1' && w.state === 'ready') ? true : undefined;
-    }, 60_000, 'worker w1 ready');
+    }, 120_000, 'worker w1 ready');
     browser ??= await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] });
     // The cluster's own CA signed the managers' certificates: the browser is told to accept them.
     context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: viewports.desktop });
     page = await context.newPage();
     page.on('pageerror', (err) => pageErrors.push(err.message));
-  }, 180_000);
+  }, 330_000);
 
   afterAll(async () => {
     await context?.close();
@@ -119,16 +146,16 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
     await page.goto(`${c.url(leader)}/ui`);
     await page.getByLabel('API token').fill('mk_0000000000000000_wrong');
     await page.getByRole('button', { name: 'Log in' }).click();
-    await expect.poll(() => page.getByRole('alert').textContent(), { timeout: 30_000 }).toContain('UNAUTHENTICATED');
+    await expect.poll(() => page.getByRole('alert').textContent(), { timeout: 60_000 }).toContain('UNAUTHENTICATED');
     await shoot('login');
     await page.getByLabel('API token').fill(c.adminToken());
     await page.getByRole('button', { name: 'Log in' }).click();
-    expect(await waitText('leader', (t) => t === leader)).toBe(leader);
+    await waitLeaderShown();
     await waitText('worker-w1', (t) => t.includes('ready'));
     for (const id of c.managerIds) await waitText(`member-${id}`, (t) => /leader|follower/.test(t));
     expect(await text('connection')).toContain('live via');
     expect(await unlabelledControls()).toEqual([]);
-  });
+  }, testTimeoutMs);
 
   it('submits a task from the form and follows it to succeeded, with its output', async () => {
     const id = await submitFromTheForm('sh -c "echo hello-from-the-dashboard"', 'ui-hello');
@@ -142,7 +169,7 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
     await waitText(`task-row-${id}`, (t) => t.includes('succeeded'));
     expect(await unlabelledControls()).toEqual([]);
     await shoot('tasks');
-  });
+  }, testTimeoutMs);
 
   it('stops a running task', async () => {
     const id = await submitFromTheForm('sleep 600', 'ui-sleeper');
@@ -151,7 +178,7 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
     await waitText('task-state', (t) => t === 'stopped');
     const r = await c.http(leader, 'GET', `/v1/tasks/${id}`);
     expect([r.body.state, r.body.desiredState]).toEqual(['stopped', 'stop']);
-  });
+  }, testTimeoutMs);
 
   it('shows workers and members; each page works by keyboard and at phone width', async () => {
     await go('#/workers');
@@ -162,10 +189,10 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
     for (const id of c.managerIds) await waitText(`members-row-${id}`, (t) => t.includes('voter'));
     // Removing asks first; Escape (or Cancel) leaves the member in place.
     await page.getByRole('button', { name: `Remove ${c.managerIds.find((id) => id !== leader)}` }).click();
-    await expect.poll(() => page.locator('dialog[open]').count()).toBe(1);
+    await expect.poll(() => page.locator('dialog[open]').count(), { timeout: 60_000 }).toBe(1);
     await shoot('members-confirm');
     await page.keyboard.press('Escape');
-    await expect.poll(() => page.locator('dialog[open]').count()).toBe(0);
+    await expect.poll(() => page.locator('dialog[open]').count(), { timeout: 60_000 }).toBe(0);
     expect(await unlabelledControls()).toEqual([]);
     await shoot('members');
     // Keyboard: the nav links are reachable with Tab and follow with Enter.
@@ -177,29 +204,32 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
     }
     expect(reached, 'Tab reaches the Overview link').toBe(true);
     await page.keyboard.press('Enter');
-    await expect.poll(() => inPage<string>('location.hash')).toBe('#/overview');
-    await waitText('leader', (t) => t === leader);
+    await expect.poll(() => inPage<string>('location.hash'), { timeout: 60_000 }).toBe('#/overview');
+    await waitLeaderShown();
     await shoot('overview');
-  });
+  }, testTimeoutMs);
 
   it('lists services with their replicas and rollout', async () => {
     const created = await c.http(leader, 'POST', '/v1/services', { name: 'ui-web', task: { image: 'minkube-busybox:latest', command: ['sleep', '600'] }, replicas: 2 });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     await go('#/services');
     await waitText('service-row-ui-web', (t) => t.includes('2 / 2 on v1'));
+    await waitText('service-running-ui-web', (t) => t === '2');
     expect(await unlabelledControls()).toEqual([]);
     await shoot('services');
-  });
+  }, testTimeoutMs);
 
   it('shows the new leader without a reload when the leader, which serves the page, is killed', async () => {
     expect(new URL(page.url()).port).toBe(new URL(c.url(leader)).port);
+    // The leader must be the manager serving the page (leadership may have moved on a loaded machine).
+    await makeLeader(leader);
     await go('#/overview');
-    await waitText('leader', (t) => t === leader);
+    await waitLeaderShown();
     const others = c.managerIds.filter((id) => id !== leader);
     await c.signal(leader, 'SIGKILL');
-    const newLeader = await c.waitForLeader({ among: others, excluding: leader, timeoutMs: 30_000 });
+    const newLeader = await c.waitForLeader({ among: others, excluding: leader, timeoutMs: 60_000 });
     const electedAt = Date.now();
-    await waitText('leader', (t) => t === newLeader, 30_000);
+    await waitText('leader', (t) => t === newLeader, 60_000);
     const shownAfterMs = Math.max(0, Date.now() - electedAt);
     console.log(`dashboard: new leader ${newLeader} shown ${shownAfterMs} ms after /v1/cluster named it`);
     expect(shownAfterMs).toBeLessThan(2000);
@@ -208,7 +238,7 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
     await go('#/tasks');
     await waitText(`task-row-${(await c.http(newLeader, 'GET', '/v1/tasks')).body.items[0].id}`, (t) => t.length > 0);
     expect(pageErrors).toEqual([]);
-  });
+  }, testTimeoutMs);
 
   it('removes the dead member after a confirmation, and hands leadership to the other', async () => {
     const dead = c.managerIds.find((id) => c.node(id).proc === null)!;
@@ -219,13 +249,13 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
     await go('#/members');
     await page.getByRole('button', { name: `Remove ${dead}` }).click();
     await page.locator('dialog[open]').getByRole('button', { name: `Remove ${dead}` }).click();
-    await waitText('members-notice', (t) => t.startsWith(`Removed ${dead}`), 30_000);
-    await expect.poll(() => page.getByTestId(`members-row-${dead}`).count(), { timeout: 30_000 }).toBe(0);
+    await waitText('members-notice', (t) => t.startsWith(`Removed ${dead}`), 60_000);
+    await expect.poll(() => page.getByTestId(`members-row-${dead}`).count(), { timeout: 60_000 }).toBe(0);
     await page.getByRole('button', { name: `Make ${other} the leader` }).click();
-    await waitText('members-notice', (t) => t.startsWith(`Leader is now ${other}`), 30_000);
+    await waitText('members-notice', (t) => t.startsWith(`Leader is now ${other}`), 60_000);
     expect(await c.waitForLeader({ among: [current, other] })).toBe(other);
     expect(pageErrors).toEqual([]);
-  });
+  }, testTimeoutMs);
 });
 
 describeChromium('the dashboard of an insecure cluster', () => {
@@ -234,10 +264,10 @@ describeChromium('the dashboard of an insecure cluster', () => {
   beforeAll(async () => {
     ic = await ProcCluster.create({ managers: 1, workers: 0 });
     ic.startAll();
-    await ic.waitForLeader({ timeoutMs: 60_000 });
+    await ic.waitForLeader({ timeoutMs: 150_000 });
     browser ??= await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox'] });
     ctx = await browser.newContext({ viewport: viewports.desktop });
-  }, 120_000);
+  }, 200_000);
   afterAll(async () => {
     await ctx?.close();
     await ic?.cleanup();
@@ -246,8 +276,8 @@ describeChromium('the dashboard of an insecure cluster', () => {
   it('needs no log-in: plain HTTP, the overview at once', async () => {
     const p = await ctx.newPage();
     await p.goto(`${ic.url('m1')}/ui/`);
-    await expect.poll(() => p.getByTestId('leader').textContent(), { timeout: 30_000 }).toBe('m1');
+    await expect.poll(() => p.getByTestId('leader').textContent(), { timeout: 60_000 }).toBe('m1');
     expect(await p.getByLabel('API token').count()).toBe(0);
     expect(await p.getByRole('button', { name: 'Log out' }).count()).toBe(0);
-  });
+  }, testTimeoutMs);
 });
