@@ -88,8 +88,10 @@ export class DiskState {
    */
   salvage(): { state: DiskState; problems: string[] } {
     const snapIndex = this.snapshot?.meta.index ?? 0;
-    if (snapIndex >= this.firstIndex && [...this.damaged.keys()].some((i) => i >= this.firstIndex && i <= snapIndex)) {
-      // Damage in the tail kept below the snapshot: the snapshot holds those entries; the log restarts after it.
+    const prefixDamaged = [...this.damaged.keys()].some((i) => i >= this.firstIndex && i <= snapIndex);
+    if (snapIndex >= this.firstIndex && (prefixDamaged || this.lastIndex < snapIndex)) {
+      // Damage in the tail kept below the snapshot, or a log cut below it: the snapshot holds those entries; the log
+      // restarts after it.
       const trimmed = this.copy();
       trimmed.entries = trimmed.entries.slice(Math.min(trimmed.entries.length, snapIndex + 1 - trimmed.firstIndex));
       trimmed.firstIndex = snapIndex + 1;
@@ -207,6 +209,12 @@ export class SimDisk {
   /** What a node that starts now loads. */
   load(): RaftInitialState {
     return this.cache.load();
+  }
+
+  /** A salvage at start-up rewrote the store to `state` (durably: it happens before anything else is written). */
+  salvaged(state: DiskState): void {
+    this.durable = state.copy();
+    this.cache = state.copy();
   }
 
   // ---- storage faults on synced data (the node is down) ----

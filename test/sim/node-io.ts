@@ -67,7 +67,8 @@ export class SimStorage implements RaftStorage {
   /** What a salvaging store loads (LevelRaftStorage's salvage): the log up to its first damaged or missing entry. */
   async salvage(): Promise<{ state: LoadedState; problems: string[] }> {
     const { state, problems } = this.disk.cache.salvage();
-    if (state !== this.disk.cache) this.disk.cache = state.copy();
+    // The salvage rewrites the store (as a LevelDB repair does, synced) before the node writes anything after it.
+    if (state !== this.disk.cache) this.disk.salvaged(state);
     return { state: { ...state.load(), snapshotData: state.snapshot?.data ?? null }, problems };
   }
 

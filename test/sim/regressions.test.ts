@@ -29,6 +29,10 @@ const regressions: readonly (RunOptions & { what: string })[] = [
   { seed: 6, steps: 200, nodes: 3, profile: 'storage', what: 'the same, on three nodes' },
   { seed: 7, steps: 200, nodes: 5, profile: 'storage', what: 'three faults among five nodes' },
   { seed: 1929, steps: 150, nodes: 5, profile: 'storage', what: 'a range lost in the log tail kept below the snapshot: the salvage restarts the log after the snapshot' },
+  // From the soak at base seed 20261204 (storage runs): the salvage's rewrite must be durable, or the next synced
+  // write lands on the unsalvaged disk.
+  { seed: 878508532, steps: 93, nodes: 5, profile: 'storage', what: 'a log cut below its snapshot: salvaged in the cache only, the next fsync found a gap' },
+  { seed: 340501758, steps: 170, nodes: 5, profile: 'storage', what: 'the same, in the fault phase' },
 ];
 
 describe('simulator regressions', () => {
