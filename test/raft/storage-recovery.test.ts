@@ -33,7 +33,7 @@ describe('a recovering node', () => {
   it('refuses every vote and pre-vote, says why, and never campaigns', () => {
     const r = recoveringNode([1, 1], { index: 5, term: 1 });
     r.step(vote('n1', 'n2', 2, 9, 1, { preVote: true }));
-    r.step(vote('n3', 'n2', 2, 9, 1, false));
+    r.step(vote('n3', 'n2', 2, 9, 1));
     const answers = ofType(readMessages(r), 'voteResponse');
     expect(answers.map((m) => [m.granted, m.recovering])).toEqual([
       [false, true],
@@ -64,7 +64,7 @@ describe('a recovering node', () => {
     expect(r.status().recovering).toBeNull();
     readMessages(r);
     for (let i = 0; i < 40; i++) r.tick();
-    r.step(vote('n3', 'n2', 5, 4, 1, false));
+    r.step(vote('n3', 'n2', 5, 4, 1));
     expect(ofType(readMessages(r), 'voteResponse').at(-1)).toMatchObject({ granted: true });
   });
 
