@@ -120,9 +120,6 @@ export class RaftNodeDriver<R> {
   private storageWatch!: StorageRecoveryWatch;
   private refusedProposalsCount = 0;
   private readonly changeWaiters = new Set<() => void>();
-  /** The transport's peers, and the nodes outside the configuration that spoke to this one (see answerCaller). */
-  private peerIds: ReadonlySet<NodeId> = new Set();
-  private readonly callers = new Set<NodeId>();
   /** Resolves when the node stops, with the error that stopped it, if any. */
   readonly stoppedPromise: Promise<Error | null>;
   private resolveStopped!: (e: Error | null) => void;
@@ -224,7 +221,6 @@ export class RaftNodeDriver<R> {
     this.updatePeers();
     this.o.transport.onMessage((m) => {
       if (this.stopped) return;
-      if (!this.peerIds.has(m.from)) this.answerCaller(m.from);
       if (m.type === 'heartbeatResponse') this.o.observer?.heartbeatAnswered(m.from);
       const checked = m.type === 'propose' ? this.checkForwarded(m) : m;
       if (checked === null) return;
@@ -537,7 +533,6 @@ export class RaftNodeDriver<R> {
   }
 
   private onConfState(conf: ConfState): void {
-    this.callers.clear();
     this.updatePeers();
     this.o.logger.info({ voters: conf.voters, learners: conf.learners }, 'configuration changed');
   }
@@ -553,25 +548,10 @@ export class RaftNodeDriver<R> {
     const leader = this.lastLeader;
     const address = leader === null || leader === this.o.id ? undefined : this.directory.get(leader)?.raftAddress;
     if (address !== undefined) peers.set(leader!, address);
-    for (const id of this.callers) {
-      const a = this.directory.get(id)?.raftAddress;
-      if (a !== undefined && id !== this.o.id) peers.set(id, a);
-    }
-    this.peerIds = new Set(peers.keys());
     this.o.transport.setPeers(peers);
   }
 
-  /**
-   * A node outside this node's configuration spoke to it (a candidate or leader of a configuration this node has not
-   * learnt yet: it was down, or its log is behind): answer it too, if its address is known, until the configuration
-   * changes. Otherwise a voter that missed the config entries adding the others could never answer them, and a
-   * cluster whose quorum needs that voter would never elect a leader (the simulator found it).
-   */
-  private answerCaller(id: NodeId): void {
-    if (id === this.o.id || this.callers.has(id) || this.directory.get(id) === undefined) return;
-    this.callers.add(id);
-    this.updatePeers();
-  }
+
 
   // ---- snapshots ----
 
