@@ -551,8 +551,6 @@ export class RaftNodeDriver<R> {
     this.o.transport.setPeers(peers);
   }
 
-
-
   // ---- snapshots ----
 
   private onSnapshotReceived(h: SnapshotChunkHeader, data: Uint8Array): void {
