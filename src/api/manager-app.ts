@@ -27,14 +27,14 @@ import { uiRoutes } from './routes/ui.js';
 import type { EventsService } from '../contracts/services.js';
 import { auditRoutes, recordRefusals } from './routes/audit.js';
 import { limits } from '../lib/limits.js';
+import { openApiPlugin } from './openapi.js';
+import { tracingPlugin } from './tracing.js';
+import { adminRoutes, type AdminService } from './routes/admin.js';
 import { metricsRoutes, observeRequests, type MetricsEndpoint } from './routes/metrics.js';
 import { statusRoutes, type StatusSource } from './routes/status.js';
 import { placementRoutes } from './routes/placement.js';
 import { quotaRoutes } from './routes/quotas.js';
 import type { PlacementService } from '../contracts/placement.js';
-import { openApiPlugin } from './openapi.js';
-import { tracingPlugin } from './tracing.js';
-import { adminRoutes, type AdminService } from './routes/admin.js';
 
 export interface ManagerAppOptions {
   service: ManagerService;

@@ -44,12 +44,12 @@ import { Retention } from '../manager/retention.js';
 import { managerAppSecurity } from './manager-security.js';
 import { liveRateLimits, logLevelOf, Reloader } from './reload.js';
 import type { ReloadReport } from '../api/routes/admin.js';
-import { DnsServer } from '../manager/dns/server.js';
-import { StateDnsView } from '../manager/dns/state-view.js';
-import { PlacementServiceImpl } from '../manager/placement-service.js';
 import { attachManagerMetrics, managerObservability } from './metrics.js';
 import { ManagerMetrics, withTaskMetrics } from '../manager/metrics.js';
 import { DashboardFeed, httpPeerView, teeTaskListener } from '../manager/events.js';
+import { DnsServer } from '../manager/dns/server.js';
+import { StateDnsView } from '../manager/dns/state-view.js';
+import { PlacementServiceImpl } from '../manager/placement-service.js';
 
 export interface StartManagerOptions {
   /** Optional for a manager added at runtime (`self` then gives its addresses; tuning takes the defaults). */
@@ -370,7 +370,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     const dns = await DnsServer.start({ host: dnsAt.host, port: dnsAt.port, view, logger: logger.child({ component: 'dns' }) });
     opened.push('dns', () => dns.close());
   }
-  logger.info({ api: self.apiAddress, raft: self.raftAddress, dataDir: self.dataDir, tls: security !== null }, 'manager started');
+  logger.info({ api: self.apiAddress, raft: self.raftAddress, dns: self.dnsAddress, dataDir: self.dataDir, tls: security !== null }, 'manager started');
   if (security !== null) {
     // A manager signs its own renewal with the CA key it holds; the operator's API certificate is the operator's.
     let material = security.material;
