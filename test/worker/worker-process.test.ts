@@ -100,7 +100,9 @@ describe('a worker process against a fake manager', () => {
     worker = await startWorker({ configPath, id: 'w1', logger });
     expect(worker.apiUrl).toBe(`http://127.0.0.1:${workerPort}`);
     await waitFor('registered', () => fake.registrations.length > 0);
-    expect(fake.registrations[0]).toEqual({ id: 'w1', apiAddress: `127.0.0.1:${workerPort}`, runtime: 'process' });
+    // Labels from the config (none here), capacity from the host when the config gives none.
+    expect(fake.registrations[0]).toEqual({ id: 'w1', apiAddress: `127.0.0.1:${workerPort}`, runtime: 'process', labels: {}, capacity: { cpus: expect.any(Number), memoryMb: expect.any(Number) } });
+    expect(fake.registrations[0]!.capacity!.cpus).toBeGreaterThan(0);
     await waitFor('two heartbeats', () => fake.heartbeats.length >= 2);
     const { stats } = fake.heartbeats.at(-1)!;
     expect(stats.memoryTotalBytes).toBeGreaterThan(0);
