@@ -42,17 +42,32 @@ export async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs 
 
 /** Ports free right now on `host`, all different (the OS picks them; a tiny race with other processes remains). */
 export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<Server>((resolve, reject) => {
-      const s = createServer();
-      s.once('error', reject);
-      s.listen({ host, port: 0 }, () => resolve(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  const ports: number[] = [];
+  // The kernel may hand the same ephemeral port out again once it is released, so a port this process has already
+  // handed out is never handed out twice (two sequential freePort() calls once gave a worker and a manager one port).
+  for (let round = 0; ports.length < n; round++) {
+    if (round > 20) throw new Error(`freePorts: could not find ${n} distinct free ports on ${host}`);
+    const servers = await Promise.all(
+      Array.from({ length: n - ports.length }, () => new Promise<Server>((resolve, reject) => {
+        const s = createServer();
+        s.once('error', reject);
+        s.listen({ host, port: 0 }, () => resolve(s));
+      })),
+    );
+    for (const s of servers) {
+      const port = (s.address() as { port: number }).port;
+      if (!handedOutPorts.has(port)) {
+        handedOutPorts.add(port);
+        ports.push(port);
+      }
+    }
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  }
   return ports;
 }
+
+/** Every port freePorts has returned in this process. */
+const handedOutPorts = new Set<number>();
 
 /** A free TCP port on host (bound and released; a tiny race is acceptable in tests). */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
