@@ -10,7 +10,7 @@ import { MemoryRuntime } from '../../src/runtime/index.js';
 import { WorkerAgent } from '../../src/worker/agent.js';
 import { WorkerLoops } from '../../src/worker/loops.js';
 import type { ManagerLink } from '../../src/worker/managers.js';
-import { sleep, waitFor } from '../support/wait.js';
+import { waitFor } from '../support/wait.js';
 
 const logger = pino({ level: 'silent' });
 const unreachable = () => new MinkubeError('UNREACHABLE', 'no manager answered');
@@ -22,6 +22,8 @@ class ScriptedLink implements ManagerLink {
   heartbeats: HeartbeatRequest[] = [];
   assigned: Assignment[] = [];
   assignmentCalls = 0;
+  /** The heartbeat interval the scripted managers ask for. */
+  askedIntervalMs = 20;
 
   async register(req: RegisterRequest): Promise<WorkerRecord> {
     this.registers++;
@@ -34,7 +36,7 @@ class ScriptedLink implements ManagerLink {
     if (!this.up) throw unreachable();
     if (!this.knows) throw new MinkubeError('WORKER_NOT_FOUND');
     this.heartbeats.push(req);
-    return { heartbeatIntervalMs: 20 };
+    return { heartbeatIntervalMs: this.askedIntervalMs };
   }
 
   async assignments(): Promise<Assignment[]> {
@@ -52,11 +54,11 @@ afterEach(async () => {
   }
 });
 
-function setup(link: ScriptedLink) {
+function setup(link: ScriptedLink, intervals: { heartbeatIntervalMs?: number; reconcileIntervalMs?: number } = {}) {
   const agent = new WorkerAgent({ workerId: 'w1', runtime: new MemoryRuntime(), logger, stopTimeoutMs: 10 });
   const loops = new WorkerLoops({
     agent, link, logger, registration: { id: 'w1', apiAddress: '127.0.0.1:1', runtime: 'memory' },
-    heartbeatIntervalMs: 20, reconcileIntervalMs: 30, random: new SeededRandom(1), registerBackoffBaseMs: 5, registerBackoffCapMs: 20,
+    heartbeatIntervalMs: 20, reconcileIntervalMs: 30, random: new SeededRandom(1), registerBackoffBaseMs: 5, registerBackoffCapMs: 20, ...intervals,
   });
   running.push({ loops, agent });
   return { agent, loops };
@@ -108,16 +110,31 @@ describe('WorkerLoops', () => {
     expect(link.heartbeats.at(-1)!.stats.runningTasks).toBe(2);
   });
 
-  it('stops promptly, with nothing left running in the background', async () => {
+  it('stops promptly: the wait for the next interval is cut short, not waited out', async () => {
     const link = new ScriptedLink();
-    const { loops } = setup(link);
+    link.up = true;
+    link.askedIntervalMs = 60_000;
+    const { loops } = setup(link, { heartbeatIntervalMs: 60_000, reconcileIntervalMs: 60_000 });
     loops.start();
-    await sleep(30);
-    const t0 = Date.now();
+    // Registered and one beat sent: both loops now wait a minute for their next turn.
+    await waitFor('the first heartbeat', () => loops.heartbeatsSent >= 1);
+    const t0 = performance.now();
     await loops.stop();
-    expect(Date.now() - t0).toBeLessThan(5000); // promptly: not after a heartbeat or reconcile interval of waiting
-    const calls = link.registers + link.assignmentCalls;
-    await sleep(60);
-    expect(link.registers + link.assignmentCalls).toBe(calls);
+    // Bounded by one interval, which is what a stop that waited for the next turn would take.
+    expect(performance.now() - t0).toBeLessThan(60_000);
+  });
+
+  it('leaves nothing running in the background once stopped', async () => {
+    const stopped = new ScriptedLink();
+    const { loops } = setup(stopped);
+    loops.start();
+    await waitFor('registration retried and a reconciliation tried', () => stopped.registers >= 2 && stopped.assignmentCalls >= 1);
+    await loops.stop();
+    const calls = stopped.registers + stopped.assignmentCalls;
+    // A twin with the same intervals, started now, shows how much a loop still running would have done meanwhile.
+    const twin = new ScriptedLink();
+    setup(twin).loops.start();
+    await waitFor('the twin retried registration 5 times and reconciled 3 times', () => twin.registers >= 5 && twin.assignmentCalls >= 3);
+    expect(stopped.registers + stopped.assignmentCalls).toBe(calls);
   });
 });
