@@ -8,6 +8,7 @@ import { MemoryHost, MemoryRuntime, type MemoryBehaviour, type RunSpec, type Run
 import { WorkerAgent, type WorkerAgentOptions } from '../../src/worker/agent.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { rejection } from '../support/errors.js';
+import { SteppedClock } from '../support/manual-clock.js';
 
 const logger = pino({ level: 'silent' });
 const agents: WorkerAgent[] = [];
@@ -81,14 +82,17 @@ describe('assign', () => {
   });
 
   it('answers starting when the container takes longer than the assign wait, running later', async () => {
+    let release = (): void => undefined;
+    const released = new Promise<void>((r) => (release = r));
     class SlowRuntime extends MemoryRuntime {
       override async run(spec: RunSpec) {
-        await sleep(80);
+        await released; // the container starts only after the assign has answered
         return super.run(spec);
       }
     }
     const { agent } = setup({ runtime: new SlowRuntime({ behave }), assignWaitMs: 10 });
     expect(await agent.assign(assignment('t1'))).toMatchObject({ state: 'starting', containerId: null });
+    release();
     await waitFor('t1 running', () => agent.get('t1').state === 'running');
     // A stop that arrives while starting stops the container once it has started.
     await agent.assign(assignment('t2'));
@@ -224,14 +228,15 @@ describe('re-adoption after a restart', () => {
 
 describe('reconcile', () => {
   it('starts what is missing, stops what is not assigned, removes orphans, and leaves other workers alone', async () => {
-    const { agent, runtime } = setup();
+    const clock = new SteppedClock();
+    const { agent, runtime } = setup({ clock });
     await agent.assign(assignment('keep'));
     await agent.assign(assignment('unwanted'));
     await agent.assign(assignment('old', 1, 1));
     await agent.assign(assignment('to-stop'));
     const orphan = await runtime.run({ name: 'ghost', image: 'x', labels: { 'minkube.worker': 'w1', 'minkube.task': 'ghost', 'minkube.attempt': '1', 'minkube.term': '1' } });
     const foreign = await runtime.run({ name: 'other', image: 'x', labels: { 'minkube.worker': 'w2' } });
-    await sleep(5);
+    clock.step(5); // everything above was there before the list was taken
 
     const list = [assignment('keep'), assignment('new'), assignment('old', 2, 3), assignment('to-stop', 1, 1, {}, 'stop'), assignment('never-seen', 1, 1, {}, 'stop')];
     const report = await agent.reconcile(async () => list);
@@ -253,11 +258,12 @@ describe('reconcile', () => {
   });
 
   it('changes nothing when no manager answers', async () => {
-    const { agent, runtime } = setup();
+    const clock = new SteppedClock();
+    const { agent, runtime } = setup({ clock });
     await agent.assign(assignment('t1'));
     await runtime.run({ name: 'ghost', image: 'x', labels: { 'minkube.worker': 'w1' } });
     const before = { statuses: agent.list(), calls: { ...runtime.calls } };
-    await sleep(5);
+    clock.step(5); // t1 and the ghost were there before the (failed) list, so an answer would have judged them
     const report = await agent.reconcile(async () => {
       throw new MinkubeError('UNREACHABLE', 'no manager answered');
     });
@@ -283,13 +289,14 @@ describe('reconcile', () => {
 
 describe('bounds', () => {
   it('refuses a task past tasksMax until finished ones are acknowledged and evicted', async () => {
-    const { agent } = setup({ tasksMax: 2, finishedRetentionMs: 0 });
+    const clock = new SteppedClock();
+    const { agent } = setup({ tasksMax: 2, finishedRetentionMs: 0, clock });
     await agent.assign(assignment('a', 1, 1, { env: { DURATION_MS: '5' } }));
     await agent.assign(assignment('b'));
     const full = await rejection(agent.assign(assignment('c')));
     expect(full).toMatchObject({ code: 'QUEUE_FULL', status: 429 });
     await waitFor('a succeeded', () => agent.get('a').state === 'succeeded');
-    await sleep(5);
+    clock.step(5); // a finished before the lists below were taken
     // Still listed: not acknowledged, so not evicted.
     expect((await agent.reconcile(async () => [assignment('a'), assignment('b')])).evicted).toBe(0);
     expect((await rejection(agent.assign(assignment('c')))).code).toBe('QUEUE_FULL');
@@ -300,10 +307,11 @@ describe('bounds', () => {
   });
 
   it('keeps a finished task through its retention time', async () => {
-    const { agent } = setup({ finishedRetentionMs: 60_000 });
+    const clock = new SteppedClock();
+    const { agent } = setup({ finishedRetentionMs: 60_000, clock });
     await agent.assign(assignment('a', 1, 1, { env: { DURATION_MS: '5' } }));
     await waitFor('a succeeded', () => agent.get('a').state === 'succeeded');
-    await sleep(5);
+    clock.step(5); // a finished before the list was taken: acknowledged, but within its retention
     expect((await agent.reconcile(async () => [])).evicted).toBe(0);
     expect(agent.get('a').state).toBe('succeeded');
   });
