@@ -6,6 +6,7 @@ import * as fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { waitFor } from '../support/wait.js';
 import { pauseImage, pauseImageSupported, pauseImageTar, pauseProgram, ustarHeader } from '../../src/runtime/pause-image.js';
 
 describe('pauseProgram', () => {
@@ -18,7 +19,7 @@ describe('pauseProgram', () => {
     expect([...elf.subarray(120)]).toEqual([0xb8, 0x22, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7]);
   });
 
-  it.runIf(pauseImageSupported())('runs natively and is still alive (blocked in pause) after 200 ms', async () => {
+  it.runIf(pauseImageSupported())('runs natively and blocks in pause(2), alive', async () => {
     const dir = await fs.mkdtemp(path.join(tmpdir(), 'minkube-pause-'));
     const file = path.join(dir, 'pause');
     try {
@@ -26,7 +27,11 @@ describe('pauseProgram', () => {
       await fs.chmod(file, 0o755);
       const child = spawn(file, [], { stdio: 'ignore' });
       const exited = once(child, 'exit');
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      // The kernel's view of the process: blocked in syscall 34 (pause on x86-64), not exited, not spinning.
+      await waitFor('the program blocked in pause(2)', async () => {
+        const syscall = await fs.readFile(`/proc/${child.pid}/syscall`, 'utf8').catch(() => '');
+        return syscall.split(' ')[0] === '34';
+      });
       expect(child.exitCode).toBeNull();
       expect(child.signalCode).toBeNull();
       expect(child.kill('SIGKILL')).toBe(true);

@@ -88,9 +88,10 @@ describe('ProcessRuntime specifics', () => {
     }, 1000, 20);
     expect(await readProcStat(grandchild)).not.toBeNull();
     await rt.stop(id, 1000);
-    await new Promise((r) => setTimeout(r, 100));
-    const stat = await readProcStat(grandchild);
-    expect(stat === null || stat.state === 'Z').toBe(true);
+    await waitFor('the background sleep gone (or a zombie)', async () => {
+      const stat = await readProcStat(grandchild);
+      return stat === null || stat.state === 'Z';
+    });
     await rt.remove(id);
     await rt.close();
   });
