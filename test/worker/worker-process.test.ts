@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Assignment, HeartbeatRequest, RegisterRequest, WorkerTaskStatus } from '../../src/contracts/worker.js';
 import { startWorker, type RunningWorker } from '../../src/daemon/worker.js';
-import { freePort, sleep, waitFor } from '../support/wait.js';
+import { freePort, waitFor } from '../support/wait.js';
 
 /** The three manager routes a worker calls, over state the test controls. */
 class FakeManager {
@@ -117,7 +117,10 @@ describe('a worker process against a fake manager', () => {
 
   it('keeps its tasks running while the manager is down, registers again when it has forgotten the worker', async () => {
     await fake.close();
-    await sleep(500); // several heartbeat and reconcile intervals without any manager
+    // Several reconcile passes and a failed heartbeat without any manager (counted by the worker, not timed).
+    const passes = worker!.loops.reconciliations;
+    await waitFor('three reconcile passes and a failed heartbeat without a manager', () =>
+      worker!.loops.reconciliations >= passes + 3 && lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('no manager answers')));
     const during = (await workerGet('/v1/tasks')) as { items: WorkerTaskStatus[] };
     expect(during.items.map((t) => [t.taskId, t.state]).sort()).toEqual([['t1', 'running'], ['t2', 'running']]);
 
