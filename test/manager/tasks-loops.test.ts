@@ -12,7 +12,7 @@ import { SeededRandom } from '../../src/lib/random.js';
 import { LeaderLoops } from '../../src/manager/leader-loops.js';
 import type { Proposer } from '../../src/manager/task-service.js';
 import type { WorkerApi, WorkerCallOptions } from '../../src/manager/worker-client.js';
-import { eventually, sleep } from '../support/cluster.js';
+import { eventually } from '../support/wait.js';
 
 const stats = { cpuUtilization: 0.1, memoryTotalBytes: 1, memoryAvailableBytes: 1, diskFreeBytes: 1, runningTasks: 0 };
 
@@ -54,17 +54,20 @@ function status(a: Assignment, state: WorkerTaskStatus['state'], extra: Partial<
   return { taskId: a.taskId, attempt: a.attempt, term: a.term, state, containerId: `c-${a.taskId}`, exitCode: null, error: null, startedAt: null, finishedAt: null, ...extra };
 }
 
-let loops: LeaderLoops | null = null;
-afterEach(() => loops?.close());
+const opened: LeaderLoops[] = [];
+afterEach(() => {
+  for (const l of opened.splice(0)) l.close();
+});
 
 function setup(tasks: Partial<typeof clusterConfigDefaults.tasks> = {}): { raft: DirectRaft; workers: FakeWorkers; loops: LeaderLoops } {
   const raft = new DirectRaft();
   const workers = new FakeWorkers();
-  loops = new LeaderLoops({
+  const loops = new LeaderLoops({
     store: raft.sm.tasks, raft, workers, clock: systemClock, random: new SeededRandom(1), logger: pino({ level: 'silent' }), proposalTimeoutMs: 1000,
     tasks: { ...clusterConfigDefaults.tasks, workerHeartbeatIntervalMs: 20, workerTtlMs: 150, lostGraceMs: 100, reconcileIntervalMs: 50, backoffBaseMs: 10, backoffCapMs: 40, ...tasks },
   });
   raft.sm.tasks.listener = loops;
+  opened.push(loops);
   return { raft, workers, loops };
 }
 
@@ -159,8 +162,13 @@ describe('leader loops', () => {
     loops.onRoleChange('leader', 1);
     loops.onRoleChange('follower', 2);
     expect(loops.active).toBe(false);
-    await submit(raft, 3);
-    await sleep(100);
+    // A twin that stays leader, given the same worker and tasks at the same moment, shows when a leader would have
+    // placed and assigned them: the stepped-down loops are checked once it has (an event, not a fixed sleep).
+    const twin = setup();
+    await register(twin.raft, 'w1');
+    twin.loops.onRoleChange('leader', 1);
+    await Promise.all([submit(raft, 3), submit(twin.raft, 3)]);
+    await eventually(async () => (twin.raft.sm.tasks.countIn('running') === 3 ? true : undefined), 3000, 'the twin leader placed and started them');
     expect(raft.sm.tasks.countIn('pending')).toBe(3);
     expect(workers.calls).toHaveLength(0);
     loops.onRoleChange('leader', 3);
@@ -176,11 +184,20 @@ describe('leader loops', () => {
       release = () => reject(new MinkubeError('WORKER_UNAVAILABLE', `gave up on ${a.taskId}`));
     });
     loops.onRoleChange('leader', 1);
-    await submit(raft, 1);
-    await eventually(async () => (workers.calls.length === 1 ? true : undefined), 3000, 'an assignment in flight');
+    // A twin that stays leader, with the same call failing at the same moment, shows when the failure would be recorded.
+    const twin = setup();
+    await register(twin.raft, 'w1');
+    let releaseTwin: () => void = () => {};
+    twin.workers.answer = (a) => new Promise((resolve, reject) => {
+      releaseTwin = () => reject(new MinkubeError('WORKER_UNAVAILABLE', `gave up on ${a.taskId}`));
+    });
+    twin.loops.onRoleChange('leader', 1);
+    await Promise.all([submit(raft, 1), submit(twin.raft, 1)]);
+    await eventually(async () => (workers.calls.length === 1 && twin.workers.calls.length === 1 ? true : undefined), 3000, 'an assignment in flight on both');
     loops.onRoleChange('follower', 2);
     release();
-    await sleep(50);
+    releaseTwin();
+    await eventually(async () => (twin.raft.proposed.some((c) => c.op === 'task.report') ? true : undefined), 3000, 'the twin leader recorded the failure');
     expect(raft.sm.tasks.task('t0000')).toMatchObject({ state: 'scheduled', attempt: 1 });
     expect(raft.proposed.filter((c) => c.op === 'task.report')).toHaveLength(0);
   });
