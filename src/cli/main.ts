@@ -269,12 +269,14 @@ function addTaskCommands(program: Command, globals: (cmd: Command) => { api: str
     .description('list tasks, oldest first')
     .option('--state <state>', taskStates.join(' | '), oneOf(taskStates))
     .option('--worker <id>', 'only tasks on this worker')
+    .option('--name <text>', 'only tasks whose name contains this')
     .option('--limit <n>', 'at most this many (default 100)', parsePositive)
-    .action(async (flags: { state?: string; worker?: string; limit?: number }, cmd: Command) => {
+    .action(async (flags: { state?: string; worker?: string; name?: string; limit?: number }, cmd: Command) => {
       const g = globals(cmd);
-      const q: { state?: string; workerId?: string; limit: number } = { limit: flags.limit ?? 100 };
+      const q: { state?: string; workerId?: string; name?: string; limit: number } = { limit: flags.limit ?? 100 };
       if (flags.state !== undefined) q.state = flags.state;
       if (flags.worker !== undefined) q.workerId = flags.worker;
+      if (flags.name !== undefined) q.name = flags.name;
       await runTaskList(g.api, q, g.out);
     });
   task

@@ -30,10 +30,11 @@ export class TaskApi {
     return JSON.parse(await this.call('GET', `/v1/tasks/${encodeURIComponent(id)}`)) as TaskRecord;
   }
 
-  async list(q: { state?: string; workerId?: string; limit: number; cursor?: string }): Promise<Page<TaskRecord>> {
+  async list(q: { state?: string; workerId?: string; name?: string; limit: number; cursor?: string }): Promise<Page<TaskRecord>> {
     const params = new URLSearchParams({ limit: String(q.limit) });
     if (q.state !== undefined) params.set('state', q.state);
     if (q.workerId !== undefined) params.set('workerId', q.workerId);
+    if (q.name !== undefined) params.set('name', q.name);
     if (q.cursor !== undefined) params.set('cursor', q.cursor);
     return JSON.parse(await this.call('GET', `/v1/tasks?${params.toString()}`)) as Page<TaskRecord>;
   }

@@ -72,7 +72,7 @@ function transitionLine(h: TaskTransition): string {
   return `${clock(h.atMs)}  ${h.state.padEnd(9)}  attempt ${h.attempt}${where}${h.reason === undefined ? '' : `: ${h.reason}`}`;
 }
 
-export async function runTaskList(apiUrl: string, q: { state?: string; workerId?: string; limit: number }, out: Output): Promise<void> {
+export async function runTaskList(apiUrl: string, q: { state?: string; workerId?: string; name?: string; limit: number }, out: Output): Promise<void> {
   const api = new TaskApi(apiUrl);
   const items: TaskRecord[] = [];
   let cursor: string | undefined;

@@ -105,6 +105,8 @@ export interface Page<T> {
 export interface TaskListQuery {
   readonly state?: TaskState;
   readonly workerId?: string;
+  /** Only tasks whose name contains this. */
+  readonly name?: string;
   readonly limit: number;
   /** The last id of the previous page. */
   readonly cursor?: string;

@@ -46,9 +46,13 @@ export interface TaskStoreOptions {
 export interface TaskListOptions {
   state?: TaskState;
   workerId?: string;
+  /** Only tasks whose spec's name contains this. */
+  nameContains?: string;
   /** Exclusive: the last id of the previous page. */
   after?: string;
   limit: number;
+  /** Records to look at before the page ends early (then `more` and `lastSeen` say where to go on); no bound without it. */
+  scanMax?: number;
 }
 
 export class TaskStore {
@@ -119,17 +123,27 @@ export class TaskStore {
     return [...ids].sort().map((id) => this.tasks.get(id)!);
   }
 
-  listTasks(o: TaskListOptions): { items: TaskRecord[]; more: boolean } {
+  /**
+   * A page of tasks in id order after `after`. `lastSeen` is the last id looked at: the cursor of the next page, which
+   * is past the last item when a filter skipped records (and the page may end early, even empty, at `scanMax`).
+   */
+  listTasks(o: TaskListOptions): { items: TaskRecord[]; more: boolean; lastSeen: string | null } {
     const source = o.workerId !== undefined ? this.byWorker.get(o.workerId) : o.state !== undefined ? this.byState.get(o.state) : this.ids;
     const items: TaskRecord[] = [];
-    if (source === undefined || o.limit <= 0) return { items, more: false };
+    let lastSeen: string | null = null;
+    if (source === undefined || o.limit <= 0) return { items, more: false, lastSeen };
+    let scanned = 0;
     for (const id of o.after === undefined ? source.from('') : source.from(o.after, true)) {
+      if (items.length === o.limit) return { items, more: true, lastSeen };
+      if (o.scanMax !== undefined && scanned === o.scanMax) return { items, more: true, lastSeen };
+      scanned++;
+      lastSeen = id;
       const t = this.tasks.get(id)!;
       if (o.state !== undefined && t.state !== o.state) continue;
-      if (items.length === o.limit) return { items, more: true };
+      if (o.nameContains !== undefined && !(t.spec.name ?? '').includes(o.nameContains)) continue;
       items.push(t);
     }
-    return { items, more: false };
+    return { items, more: false, lastSeen };
   }
 
   /** The ids of a service's replicas the store keeps, in no particular order. Do not apply while iterating. */

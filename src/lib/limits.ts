@@ -48,6 +48,8 @@ export const limits = {
   taskHistoryMax: 20,
   listLimitDefault: 100,
   listLimitMax: 1000,
+  /** Task records one list page looks at when a filter skips most of them (`?name=`, or `?state=` with `?workerId=`): past it the page ends early, with a cursor to go on from. */
+  taskListScanMax: 10_000,
   /** Task records the state machine keeps; past it the oldest final task is forgotten, and with none, QUEUE_FULL. */
   tasksRetainedMax: 200_000,
   /** Idempotency-Key -> task id entries kept (oldest forgotten first). */

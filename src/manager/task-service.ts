@@ -75,12 +75,13 @@ export class TaskServiceImpl implements TasksService {
 
   async listTasks(q: TaskListQuery, ctx: RequestContext): Promise<Page<TaskRecord>> {
     await this.read(q.consistency, ctx);
-    const opts: Parameters<TaskStore['listTasks']>[0] = { limit: q.limit };
+    const opts: Parameters<TaskStore['listTasks']>[0] = { limit: q.limit, scanMax: limits.taskListScanMax };
     if (q.state !== undefined) opts.state = q.state;
     if (q.workerId !== undefined) opts.workerId = q.workerId;
+    if (q.name !== undefined) opts.nameContains = q.name;
     if (q.cursor !== undefined) opts.after = q.cursor;
-    const { items, more } = this.o.store.listTasks(opts);
-    return { items, nextCursor: more ? items.at(-1)!.id : null };
+    const { items, more, lastSeen } = this.o.store.listTasks(opts);
+    return { items, nextCursor: more ? lastSeen : null };
   }
 
   async stopTask(id: string, ctx: RequestContext): Promise<TaskRecord> {

@@ -140,3 +140,22 @@ describe('secretEnv: accepted, never answered', () => {
     expect(JSON.stringify(other.body)).not.toContain('hunter');
   });
 });
+
+describe('GET /v1/tasks?name=', () => {
+  it('keeps tasks whose name contains it, in pages; a bad value is 400 naming the field', async () => {
+    for (const name of ['lister-a', 'other', 'lister-b']) expect((await post('/v1/tasks', spec({ name }))).status).toBe(201);
+    const list = async (q: string) => {
+      const res = await app.inject({ method: 'GET', url: `/v1/tasks?${q}` });
+      return { status: res.statusCode, body: res.json<{ items: { spec: { name?: string } }[]; nextCursor: string | null; error?: { code: string } }>() };
+    };
+    const all = await list('name=lister&limit=1000');
+    expect(all.body.items.map((t) => t.spec.name)).toEqual(['lister-a', 'lister-b']);
+    expect(all.body.nextCursor).toBeNull();
+    const first = await list('name=lister&limit=1');
+    expect(first.body.items.map((t) => t.spec.name)).toEqual(['lister-a']);
+    const second = await list(`name=lister&limit=1&cursor=${first.body.nextCursor!}`);
+    expect(second.body.items.map((t) => t.spec.name)).toEqual(['lister-b']);
+    expect((await list('name=')).body.error?.code).toBe('INVALID_PARAM');
+    expect((await list(`name=${'x'.repeat(257)}`)).status).toBe(400);
+  });
+});

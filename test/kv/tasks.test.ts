@@ -241,6 +241,27 @@ describe('idempotency keys, indexes and bounds', () => {
     expect(d.store.countIn('scheduled')).toBe(3);
   });
 
+  it('filters by name, and a page that looks at its bound of records ends early with a cursor past them', () => {
+    const d = new Driver();
+    d.register('w1');
+    for (const [id, name] of [['t1', 'web-1'], ['t2', 'batch'], ['t3', 'web-2'], ['t4', undefined], ['t5', 'api-web']] as const) {
+      d.submit(id, name === undefined ? {} : { name });
+    }
+    d.place('t3', 'w1');
+    const page = (o: Parameters<typeof d.store.listTasks>[0]) => {
+      const r = d.store.listTasks(o);
+      return [r.items.map((t) => t.id), r.more, r.lastSeen];
+    };
+    expect(page({ nameContains: 'web', limit: 10 })).toEqual([['t1', 't3', 't5'], false, 't5']);
+    expect(page({ nameContains: 'web', limit: 1 })).toEqual([['t1'], true, 't1']);
+    expect(page({ nameContains: 'web', state: 'pending', limit: 10 })).toEqual([['t1', 't5'], false, 't5']);
+    expect(page({ nameContains: 'nothing', limit: 10 })).toEqual([[], false, 't5']);
+    // At most two records looked at per page: the second page starts after t2 even though it skipped it.
+    expect(page({ nameContains: 'web', limit: 10, scanMax: 2 })).toEqual([['t1'], true, 't2']);
+    expect(page({ nameContains: 'web', limit: 10, scanMax: 2, after: 't2' })).toEqual([['t3'], true, 't4']);
+    expect(page({ nameContains: 'web', limit: 10, scanMax: 2, after: 't4' })).toEqual([['t5'], false, 't5']);
+  });
+
   it('past tasksMax the oldest final task is forgotten; with none final, QUEUE_FULL', () => {
     const d = new Driver(new KvStateMachine({ tasks: { tasksMax: 2 } }));
     d.submit('t1');

@@ -22,6 +22,7 @@ export const TaskListQuerySchema = Type.Object(
   {
     state: Type.Optional(TaskStateLiteral),
     workerId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: WorkerIdPattern })),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
     limit: Type.Optional(Type.String()),
     cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9._-]+$' })),
     consistency: Consistency,

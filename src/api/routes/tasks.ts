@@ -81,6 +81,7 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { t
       consistency: q.consistency ?? 'linearizable',
       ...(q.state === undefined ? {} : { state: q.state as TaskState }),
       ...(q.workerId === undefined ? {} : { workerId: q.workerId }),
+      ...(q.name === undefined ? {} : { name: q.name }),
       ...(q.cursor === undefined ? {} : { cursor: q.cursor }),
     };
     const page = await tasks.listTasks(query, requestContext(req));
