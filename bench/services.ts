@@ -8,8 +8,9 @@
 //  3. the reconciler alone, in process (the real state machine and decide(), no Raft or HTTP): 1,000 services of 10
 //     replicas on 20 in-memory workers placed round-robin, the placements/s from nothing to all running, and the
 //     leader's CPU per full reconcile pass over a converged cluster.
-// `npx tsx bench/services.ts [--replicas 50] [--update 20] [--interval 2] [--timeout 5] [--start-period 10] [--deadline-s 300] [--services 1000] [--per 10] [--only swarm|reconciler]`
+// `npx tsx bench/services.ts [--replicas 50] [--update 20] [--interval 2] [--timeout 5] [--start-period 10] [--deadline-s 300] [--services 1000] [--per 10] [--only swarm|reconciler] [--side minkube|swarm|both] [--trace]`
 import { spawnSync } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { ProcCluster, eventually, sleep } from '../test/support/cluster.js';
 import { encodeCommand, type Command } from '../src/kv/commands.js';
 import { KvStateMachine } from '../src/kv/state-machine.js';
@@ -17,7 +18,7 @@ import { finalTaskStates } from '../src/contracts/task-model.js';
 import { decide, replicaState } from '../src/manager/service-decide.js';
 import { roundRobin } from '../src/scheduler/round-robin.js';
 import type { SummaryRow } from './summary.js';
-import { arg, printResult, printTable, round } from './support.js';
+import { arg, percentile, printResult, printTable, round } from './support.js';
 
 const image = 'minkube-busybox:latest';
 /**
@@ -30,6 +31,8 @@ const intervalS = Number(arg('interval', '2'));
 const timeoutS = Number(arg('timeout', '5'));
 /** A side that has not converged by then is reported as not converging rather than waited on. */
 const convergeMsMax = Number(arg('deadline-s', '300')) * 1000;
+/** --trace: print where each Minkube replica's time went (see printTrace). */
+const trace = process.argv.includes('--trace');
 const image2 = 'minkube-busybox:services-bench-v2';
 const httpd = (port: string): string => `mkdir -p /www && echo ok > /www/index.html && exec busybox httpd -f -p ${port} -h /www`;
 
@@ -63,22 +66,29 @@ async function minkube(replicas: number, updateReplicas: number): Promise<{ crea
       name, replicas: n, ports: [{ name: 'http' }], healthCheck, update: { parallelism: 2, monitorS: 1, delayS: 0 },
       task: { image, command: ['sh', '-c', httpd('"$PORT"')], labels: { 'minkube.bench': 'services' } },
     });
+    /** taskId -> when the bench first saw it healthy (its clock: the same host's as the leader's history times). */
+    const healthySeenMs = new Map<string, number>();
     const healthyOf = async (name: string, version: number): Promise<number> => {
       const r = await cluster.http(m, 'GET', `/v1/services/${name}?consistency=stale`, undefined, 10_000);
-      const tasks = (r.body.tasks ?? []) as { version: number; state: string; health: string | null; desiredState: string }[];
-      return tasks.filter((t) => t.version === version && t.state === 'running' && t.health === 'healthy' && t.desiredState === 'run').length;
+      const tasks = (r.body.tasks ?? []) as { taskId: string; version: number; state: string; health: string | null; desiredState: string }[];
+      const healthy = tasks.filter((t) => t.version === version && t.state === 'running' && t.health === 'healthy' && t.desiredState === 'run');
+      for (const t of healthy) if (!healthySeenMs.has(t.taskId)) healthySeenMs.set(t.taskId, Date.now());
+      return healthy.length;
     };
     const t0 = performance.now();
+    const t0Ms = Date.now();
     const created = await cluster.http(m, 'POST', '/v1/services', body('web', replicas), 10_000);
     if (created.status !== 201) throw new Error(`create: ${JSON.stringify(created.body)}`);
     await eventually(async () => ((await healthyOf('web', 1)) === replicas ? true : undefined), convergeMsMax, `${replicas} healthy replicas`);
     const createS = (performance.now() - t0) / 1000;
+    if (trace) await printTrace(cluster, m, 'web', t0Ms, healthySeenMs);
     await cluster.http(m, 'DELETE', '/v1/services/web');
 
     const u = await cluster.http(m, 'POST', '/v1/services', body('upd', updateReplicas), 10_000);
     if (u.status !== 201) throw new Error(`create upd: ${JSON.stringify(u.body)}`);
     await eventually(async () => ((await healthyOf('upd', 1)) === updateReplicas ? true : undefined), convergeMsMax, 'the update service healthy');
     const t1 = performance.now();
+    const t1Ms = Date.now();
     const patched = await cluster.http(m, 'PATCH', '/v1/services/upd', { task: { image: image2, command: ['sh', '-c', httpd('"$PORT"')], labels: { 'minkube.bench': 'services' } } }, 10_000);
     if (patched.status !== 200) throw new Error(`update: ${JSON.stringify(patched.body)}`);
     await eventually(async () => {
@@ -87,6 +97,7 @@ async function minkube(replicas: number, updateReplicas: number): Promise<{ crea
       return done && (await healthyOf('upd', 2)) === updateReplicas ? true : undefined;
     }, convergeMsMax, 'the rolling update');
     const updateS = (performance.now() - t1) / 1000;
+    if (trace) await printTrace(cluster, m, 'upd', t1Ms, healthySeenMs);
     await cluster.http(m, 'DELETE', '/v1/services/upd');
     await sleep(3000);
     return { createS: round(createS), updateS: round(updateS) };
@@ -96,6 +107,33 @@ async function minkube(replicas: number, updateReplicas: number): Promise<{ crea
     if (ids.length > 0) docker(['rm', '-f', ...ids], true);
     docker(['rm', '-f', 'minkube-sandbox-w1', 'minkube-sandbox-w2'], true);
   }
+}
+
+/**
+ * --trace: where the time of each replica went, from the bench's start (ms; median / 90th / max over the replicas):
+ * the replica's record made (the service loop's decision committed), placed (scheduled), the leader learning it
+ * runs, and the bench first seeing it healthy.
+ */
+async function printTrace(cluster: ProcCluster, m: string, name: string, t0Ms: number, healthySeenMs: ReadonlyMap<string, number>): Promise<void> {
+  const r = await cluster.http(m, 'GET', `/v1/services/${name}`, undefined, 10_000);
+  const ids = ((r.body.tasks ?? []) as { taskId: string }[]).map((t) => t.taskId);
+  const phases: Record<string, number[]> = { created: [], scheduled: [], running: [], healthy: [] };
+  for (const id of ids) {
+    const t = await cluster.http(m, 'GET', `/v1/tasks/${id}`, undefined, 10_000);
+    const history = (t.body.history ?? []) as { state: string; atMs: number }[];
+    phases.created!.push(Date.parse(t.body.createdAt as string) - t0Ms);
+    const at = (state: string): number | undefined => history.findLast((h) => h.state === state)?.atMs;
+    const scheduled = at('scheduled');
+    const running = at('running');
+    if (scheduled !== undefined) phases.scheduled!.push(scheduled - t0Ms);
+    if (running !== undefined) phases.running!.push(running - t0Ms);
+    const healthy = healthySeenMs.get(id);
+    if (healthy !== undefined) phases.healthy!.push(healthy - t0Ms);
+  }
+  const p = (xs: number[], q: number): number => percentile([...xs].sort((a, b) => a - b), q);
+  printTable(`trace of ${name}: ms from the start`, Object.entries(phases).map(([phase, xs]) => ({
+    phase, replicas: xs.length, min: p(xs, 0), p50: p(xs, 50), p90: p(xs, 90), max: p(xs, 100),
+  })));
 }
 
 // ---- Docker Swarm ----
@@ -217,6 +255,8 @@ async function main(): Promise<void> {
   const services = Number(arg('services', '1000'));
   const per = Number(arg('per', '10'));
   const only = arg('only', '');
+  /** One side alone (profiling); ratios need both. */
+  const side = arg('side', 'both');
   const summary: SummaryRow[] = [];
   const data: Record<string, unknown> = {};
   if (only === '' || only === 'reconciler') {
@@ -238,13 +278,14 @@ async function main(): Promise<void> {
     } else {
       docker(['tag', image, image2]);
       try {
-        const mk = await minkube(replicas, updateReplicas);
-        console.log(`minkube: ${JSON.stringify(mk)}`);
-        const sw = await swarm(replicas, updateReplicas).catch((err: unknown) => {
+        const skipped = { createS: Number.NaN, updateS: Number.NaN };
+        const mk = side === 'swarm' ? skipped : await minkube(replicas, updateReplicas);
+        console.log(`minkube: ${JSON.stringify(mk)} (load ${loadavg()[0]!.toFixed(1)})`);
+        const sw = side === 'minkube' ? skipped : await swarm(replicas, updateReplicas).catch((err: unknown) => {
           console.log(`swarm did not converge: ${(err as Error).message}`);
-          return { createS: Number.NaN, updateS: Number.NaN };
+          return skipped;
         });
-        console.log(`swarm: ${JSON.stringify(sw)}`);
+        console.log(`swarm: ${JSON.stringify(sw)} (load ${loadavg()[0]!.toFixed(1)})`);
         data.minkube = mk;
         data.swarm = sw;
         printTable('services vs Docker Swarm (same engine, same run)', [

@@ -372,13 +372,16 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
-  async list(labelFilter: Record<string, string>): Promise<ContainerInfo[]> {
+  async list(labelFilter: Record<string, string>, opts: { brief?: boolean } = {}): Promise<ContainerInfo[]> {
     const label = Object.entries(labelFilter).map(([k, v]) => `${k}=${v}`);
     const found = await this.call('list', (signal) =>
       this.docker.listContainers({ all: true, filters: { label }, abortSignal: signal }),
     );
     // The list answer lacks exit codes and times: inspect each, a few at a time; one removed meanwhile is skipped.
-    const infos = await mapBounded(found, limits.runtimeInspectConcurrencyMax, (c) => this.inspect(c.Id));
+    // Brief: a running container's list entry says all the caller needs. Inspecting each of them on every
+    // reconciliation was most of what a busy worker asked of the daemon, and slowed its container starts.
+    const infos = await mapBounded(found, limits.runtimeInspectConcurrencyMax, async (c) =>
+      opts.brief === true && c.State === 'running' ? briefInfoFrom(c) : this.inspect(c.Id));
     return infos.filter((i): i is ContainerInfo => i !== null);
   }
 
@@ -469,6 +472,18 @@ function stateFrom(status: string): ContainerState {
     default: // exited, dead, removing
       return 'exited';
   }
+}
+
+/** A running container as `docker ps` shows it: no start time (the list answer has only the creation's second). */
+export function briefInfoFrom(c: Docker.ContainerInfo): ContainerInfo {
+  return {
+    id: c.Id,
+    name: (c.Names[0] ?? '').replace(/^\//, ''),
+    image: c.Image,
+    labels: { ...(c.Labels ?? {}) },
+    state: 'running',
+    exitCode: null,
+  };
 }
 
 export function containerInfoFrom(info: Docker.ContainerInspectInfo): ContainerInfo {

@@ -58,8 +58,12 @@ export interface ContainerRuntime {
   remove(id: string): Promise<void>;
   /** null for an unknown id. */
   inspect(id: string): Promise<ContainerInfo | null>;
-  /** Containers (running or not) carrying every given label; how a restarted worker re-adopts its tasks. */
-  list(labelFilter: Record<string, string>): Promise<ContainerInfo[]>;
+  /**
+   * Containers (running or not) carrying every given label; how a restarted worker re-adopts its tasks. `brief`: the
+   * caller needs no times of running containers (startedAt may be absent on them), so a runtime that must ask about
+   * each container separately (Docker) asks only about those not running: a worker reconciles every second.
+   */
+  list(labelFilter: Record<string, string>, opts?: { brief?: boolean }): Promise<ContainerInfo[]>;
   /** stdout and stderr interleaved, at most limits.runtimeLogBytesMax bytes (the newest). */
   logs(id: string, opts?: { tailLines?: number }): Promise<string>;
   /** Runs a command inside a running container (health checks of type exec); its exit code. Absent: run on the host. */

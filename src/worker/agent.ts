@@ -429,7 +429,8 @@ export class WorkerAgent implements WorkerAgentApi {
     }
     let containers: ContainerInfo[] | null = null;
     try {
-      containers = await this.runtime.list({ [labelWorker]: this.workerId });
+      // Brief: only states and labels are compared; an adopted container is inspected on its own (correct()).
+      containers = await this.runtime.list({ [labelWorker]: this.workerId }, { brief: true });
     } catch (err) {
       this.logger.warn({ err }, 'reconciliation: the runtime could not list containers; reconciling the task map only');
     }
@@ -447,9 +448,13 @@ export class WorkerAgent implements WorkerAgentApi {
         case 'start':
           await this.assign(c.assignment, { waitUntilMs: this.clock.nowMs() });
           return;
-        case 'adopt':
-          if (!this.tasks.has(c.assignment.taskId)) this.adoptContainer(c.container, assignmentToken(c.assignment), c.assignment.spec);
+        case 'adopt': {
+          if (this.tasks.has(c.assignment.taskId)) return;
+          // The brief list has no start time of a running container: ask for it (gone meanwhile: adopt what was seen).
+          const info = c.container.state === 'running' ? ((await this.runtime.inspect(c.container.id)) ?? c.container) : c.container;
+          if (!this.tasks.has(c.assignment.taskId)) this.adoptContainer(info, assignmentToken(c.assignment), c.assignment.spec);
           return;
+        }
         case 'stop':
           await this.stop(c.token, { waitUntilMs: this.clock.nowMs() });
           return;

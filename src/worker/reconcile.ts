@@ -38,7 +38,7 @@ export function planReconcile(input: ReconcileInput): Correction[] {
     if (c !== null) out.push(c);
   }
   for (const e of input.entries) {
-    if (!assigned.has(e.taskId) && isActive(e.state) && e.createdAtMs < input.listedAtMs) {
+    if (!assigned.has(e.taskId) && isActive(e.state) && e.stopping === null && e.createdAtMs < input.listedAtMs) {
       out.push({ kind: 'stop', token: tokenOf(e), reason: `${e.taskId} (${tokenText(e)}) is no longer assigned to this worker` });
     }
   }
@@ -51,6 +51,8 @@ function planAssigned(a: Assignment, e: TaskEntry | undefined, containers: Reado
   if (a.desiredState === 'stop') {
     // Nothing runs, or the list lags behind a newer attempt here: nothing to do.
     if (e === undefined || !isActive(e.state) || compareTokens(a, e) < 0) return null;
+    // Its stop is under way (a container's stop grace can span many reconciliations): asking again changes nothing.
+    if (e.stopping !== null && compareTokens(a, e) === 0) return null;
     return { kind: 'stop', token: tokenOf(a), reason: `${token} has desired state stop` };
   }
   if (e === undefined) {

@@ -98,6 +98,33 @@ describeDocker('DockerRuntime', () => {
       }
     });
 
+    it('a brief list asks only about containers not running: a running one comes without its start time, an exited one with its exit code', async () => {
+      const group = { ...labels, 'minkube.task': `brief-${labels['minkube.test.run']}` };
+      const running = await rt.run({ name: name(), image: testImage, command: ['sleep', '30'], labels: group });
+      const exited = await rt.run({ name: name(), image: testImage, command: ['sh', '-c', 'exit 3'], labels: group });
+      try {
+        await rt.wait(exited.id);
+        const inspected: string[] = [];
+        const counting = new DockerRuntime({ docker: new Proxy(docker, {
+          get: (target, key) => (key === 'getContainer' ? (id: string) => {
+            inspected.push(id);
+            return target.getContainer(id);
+          } : Reflect.get(target, key, target) as unknown),
+        }) });
+        const brief = await counting.list(group, { brief: true });
+        expect(inspected).toEqual([exited.id]);
+        expect(brief.find((c) => c.id === running.id)).toEqual({
+          id: running.id, name: expect.stringMatching(/^minkube-docker-test-/) as string, image: testImage, labels: expect.objectContaining(group) as Record<string, string>, state: 'running', exitCode: null,
+        });
+        expect(brief.find((c) => c.id === exited.id)).toMatchObject({ state: 'exited', exitCode: 3 });
+        const full = await counting.list(group);
+        expect(full.find((c) => c.id === running.id)?.startedAt).toEqual(expect.any(Number));
+      } finally {
+        await rt.remove(running.id);
+        await rt.remove(exited.id);
+      }
+    });
+
     it('a resource limit the daemon refuses is a permanent invalid-spec', async () => {
       await expectFailure(
         rt.run({ name: name(), image: testImage, command: ['true'], labels, resources: { cpus: 1000 } }),

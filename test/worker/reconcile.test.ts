@@ -50,6 +50,17 @@ describe('planReconcile', () => {
     expect(out).toEqual(['remove-orphan:container c-x has no valid minkube labels']);
   });
 
+  it('a task whose stop is under way is not asked to stop again (its grace may span many reconciliations)', () => {
+    const stopping = entry('s', 'running');
+    stopping.stopping = new Promise(() => {});
+    const unassigned = entry('u', 'running');
+    unassigned.stopping = new Promise(() => {});
+    const fresh = entry('f', 'running');
+    expect(plan({ assignments: [run('s', 1, 'stop'), run('f', 1, 'stop')], entries: [stopping, unassigned, fresh], containers: null })).toEqual([
+      'stop:f (attempt 1 term 1) has desired state stop',
+    ]);
+  });
+
   it('adopts an assigned container the map does not know, instead of starting a second one', () => {
     const out = plan({ assignments: [run('t', 2)], containers: [container('c-t', 't', 2), container('c-t1', 't', 1, 'exited')] });
     expect(out).toEqual([
