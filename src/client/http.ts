@@ -2,10 +2,11 @@
 // keep-alive undici Agent per HttpClient, optional TLS (a CA to trust, a client certificate) and a bearer token.
 // Every failure comes back as a MinkubeError: TIMEOUT, or UNREACHABLE naming the URL and the reason.
 // undici is loaded with the first request, not with this module: it costs a CLI command that sends nothing (help, a
-// usage error) more than all the rest of its start-up.
+// usage error) more than all the rest of its start-up. A short-lived process asks for pool 'node' (node-pool.ts).
 import type { IncomingHttpHeaders } from 'node:http';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
-import type { Agent, Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import type { NodePoolBody } from './node-pool.js';
 import { errorFromBody, MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 
@@ -31,6 +32,23 @@ export interface HttpClientOptions {
   /** Per request unless the request says otherwise (default limits.requestTimeoutMsDefault plus a little). */
   timeoutMs?: number;
   connectionsPerOriginMax?: number;
+  /**
+   * 'undici' (the default): undici's Agent, for the daemons. 'node': node's own http(s) Agent, for a process that
+   * sends a few requests and ends (the CLI): undici compiles its WebAssembly HTTP parser with its first connection,
+   * which costs such a process more CPU than all the rest of its work.
+   */
+  pool?: 'undici' | 'node';
+}
+
+/** What HttpClient asks of a pool: undici's Agent, or a NodePool. */
+interface Pool {
+  request(r: { origin: string; path: string; method: Dispatcher.HttpMethod; headers: Readonly<Record<string, string>>; body: string | Uint8Array | null; signal: AbortSignal }): Promise<{
+    statusCode: number;
+    headers: IncomingHttpHeaders;
+    body: NodePoolBody;
+  }>;
+  close(): Promise<void>;
+  destroy(): Promise<void>;
 }
 
 export interface HttpRequest {
@@ -61,17 +79,18 @@ export interface HttpBytesResponse extends HttpResponse {
   readonly bytes: Uint8Array;
 }
 
-type BodyReader<B> = (body: Dispatcher.ResponseData['body']) => Promise<B>;
+type BodyReader<B> = (body: NodePoolBody) => Promise<B>;
 const readText: BodyReader<string> = (body) => body.text();
 const readBytes: BodyReader<Uint8Array> = (body) => body.bytes();
 
 export class HttpClient {
   private material: TlsMaterial | undefined;
   /** Made with the first request (see agentNow). */
-  private agent: Agent | undefined;
+  private agent: Pool | undefined;
   /** Agents replaced by setTls that still finish their requests; close() destroys them with the current one. */
-  private readonly retiring = new Set<Agent>();
+  private readonly retiring = new Set<Pool>();
   private readonly connectionsPerOriginMax: number;
+  private readonly pool: 'undici' | 'node';
   private readonly authorization: string | undefined;
   /** The headers of a request that brings none of its own: built once, not per request. */
   private readonly baseHeaders: Readonly<Record<string, string>>;
@@ -85,6 +104,7 @@ export class HttpClient {
     this.baseHeaders = this.authorization === undefined ? {} : { authorization: this.authorization };
     this.timeoutMs = options.timeoutMs ?? limits.requestTimeoutMsDefault + 500;
     this.connectionsPerOriginMax = options.connectionsPerOriginMax ?? limits.httpClientConnectionsPerOriginMax;
+    this.pool = options.pool ?? 'undici';
   }
 
   /** The material requests are made with now (setTls replaces it). */
@@ -111,9 +131,9 @@ export class HttpClient {
   }
 
   /** The pool for the current material, made (and undici loaded) on first use. */
-  private async agentNow(): Promise<Agent> {
+  private async agentNow(): Promise<Pool> {
     if (this.agent !== undefined) return this.agent;
-    const { Agent } = await loadUndici();
+    const { Agent } = this.pool === 'node' ? await loadNodePool() : await loadUndici();
     // Another request may have made it while this one waited for the module.
     if (this.agent !== undefined) return this.agent;
     const tls = this.material;
@@ -188,6 +208,10 @@ let undiciModule: Promise<typeof import('undici')> | undefined;
 
 function loadUndici(): Promise<typeof import('undici')> {
   return (undiciModule ??= import('undici'));
+}
+
+async function loadNodePool(): Promise<{ Agent: typeof import('./node-pool.js').NodePool }> {
+  return { Agent: (await import('./node-pool.js')).NodePool };
 }
 
 function assertPaired(tls: TlsMaterial | undefined): void {
@@ -298,10 +322,18 @@ export function transportError(err: unknown, method: string, url: string): Minku
   return new MinkubeError('UNREACHABLE', `cannot reach ${url} (${reasonOf(err, code, tls, url)})${unsent ? '' : '; the outcome is unknown'}`, { cause: err });
 }
 
+/** OpenSSL's reason out of its long message ('<id>:error:<code>:SSL routines:<function>:<reason>:<file>:<line>...'). */
+function tlsReason(message: string | undefined, code: string | undefined): string {
+  // Node's own pool sees TLS 1.3's alert where undici sees a bare close (see reasonOf).
+  if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') return 'we sent none, and the server requires a client certificate';
+  if (message === undefined) return code ?? 'failed';
+  return /^[0-9A-F]+:error:[0-9A-F]+:[^:]*:[^:]*:([^:]+):/.exec(message)?.[1] ?? message;
+}
+
 /** A system error by its code (ECONNREFUSED); undici's and TLS's by their message, which says more than the code. */
 function reasonOf(err: unknown, code: string | undefined, tls: boolean, url: string): string {
   const e = err as (Error & { cause?: { message?: string }; socket?: { bytesRead?: number } }) | undefined;
-  if (tls) return `TLS: ${e?.message ?? code}`;
+  if (tls) return `TLS: ${tlsReason(e?.message, code)}`;
   if (code === 'UND_ERR_SOCKET' && url.startsWith('https:') && e?.socket?.bytesRead === 0) {
     // A TLS 1.3 server checks our certificate after the handshake; its refusal arrives as a bare close.
     return 'TLS: the server closed the connection without answering; it may have refused our client certificate';

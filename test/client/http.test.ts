@@ -35,7 +35,8 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-describe('HttpClient over plain HTTP', () => {
+// Both pools (undici's for the daemons, node's for the CLI) behave the same to callers.
+describe.each(['undici', 'node'] as const)('HttpClient (%s pool) over plain HTTP', (pool) => {
   const seen: { method: string; url: string; authorization: string | undefined; body: string }[] = [];
   // Routes by path: /json answers JSON, /missing an error body, /html a non-JSON error, /silent never, /drop cuts.
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -53,7 +54,7 @@ describe('HttpClient over plain HTTP', () => {
     });
   });
   let base = '';
-  const http = new HttpClient({ token: 'tok-1', timeoutMs: 2000 });
+  const http = new HttpClient({ token: 'tok-1', timeoutMs: 2000, pool });
 
   beforeAll(async () => {
     base = `http://127.0.0.1:${await listen(server)}`;
@@ -213,14 +214,14 @@ function makePki(): Pki {
   }
 }
 
-describe('HttpClient over mutual TLS', () => {
+describe.each(['undici', 'node'] as const)('HttpClient (%s pool) over mutual TLS', (pool) => {
   let pki: Pki;
   let address = '';
   let misnamedAddress = '';
   const servers: HttpsServer[] = [];
   const clients: HttpClient[] = [];
   const client = (tls: TlsMaterial): HttpClient => {
-    const c = new HttpClient({ tls, timeoutMs: 3000 });
+    const c = new HttpClient({ tls, timeoutMs: 3000, pool });
     clients.push(c);
     return c;
   };
