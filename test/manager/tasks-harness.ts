@@ -12,13 +12,16 @@ import { MemoryHost, MemoryRuntime, type MemoryRuntimeOptions } from '../../src/
 import { WorkerAgent } from '../../src/worker/agent.js';
 import { WorkerLoops } from '../../src/worker/loops.js';
 import { HttpManagerLink } from '../../src/worker/managers.js';
-import { freePort, httpJson, sleep } from '../support/cluster.js';
+import { httpJson } from '../support/cluster.js';
+import { freePort, waitFor } from '../support/wait.js';
 
 export interface MemoryWorker {
   readonly id: string;
   readonly apiUrl: string;
   readonly runtime: MemoryRuntime;
   readonly agent: WorkerAgent;
+  /** Its loops' counters (heartbeatsSent, reconciliations) tell a test how much the worker has done. */
+  readonly loops: WorkerLoops;
   stop(): Promise<void>;
 }
 
@@ -102,7 +105,7 @@ export class TaskCluster {
     });
     loops.start();
     const worker: MemoryWorker = {
-      id, apiUrl: `http://${self.apiAddress}`, runtime, agent,
+      id, apiUrl: `http://${self.apiAddress}`, runtime, agent, loops,
       stop: async () => {
         await loops.stop();
         await app.close();
@@ -126,15 +129,13 @@ export class TaskCluster {
   }
 
   async leader(timeoutMs = 10_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
+    return waitFor('a manager that says it leads', async () => {
       for (const id of this.managers.keys()) {
         const r = await this.http<{ role: string }>(id, 'GET', '/v1/cluster').catch(() => null);
         if (r?.status === 200 && r.body.role === 'leader') return id;
       }
-      await sleep(25);
-    }
-    throw new Error('no leader');
+      return undefined;
+    }, timeoutMs, 25);
   }
 
   async close(): Promise<void> {

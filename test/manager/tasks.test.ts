@@ -3,7 +3,7 @@
 // going away) come last; the cluster is shared.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskRecord, WorkerRecord } from '../../src/contracts/task-model.js';
-import { eventually, sleep } from '../support/cluster.js';
+import { eventually, waitFor } from '../support/wait.js';
 import { TaskCluster } from './tasks-harness.js';
 
 let c: TaskCluster;
@@ -240,8 +240,9 @@ describe('tasks on workers (in-process, memory runtime)', () => {
     const id = await submit('m1', { image: 'busybox', command: ['forever'] });
     const before = await waitState('m1', id, ['running']);
     await c.workers.get(before.workerId!)!.stop();
-    await c.startWorker(before.workerId!);
-    await sleep(500);
+    const back = await c.startWorker(before.workerId!);
+    // Long enough for a replacement to show: the restarted worker has reconciled twice and heartbeated three times.
+    await waitFor('two reconcile passes and three heartbeats of the restarted worker', () => back.loops.reconciliations >= 2 && back.loops.heartbeatsSent >= 3, 30_000);
     const after = await task('m1', id);
     expect(after).toMatchObject({ state: 'running', attempt: 1, workerId: before.workerId, containerId: before.containerId });
     await c.http('m1', 'DELETE', `/v1/tasks/${id}`);
