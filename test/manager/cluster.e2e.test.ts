@@ -1,7 +1,7 @@
 // Three managers as real processes on 127.0.0.1-3: replication through followers, leader crashes, full-cluster
 // restarts and a paused leader. Every acknowledged write must survive; nothing unacknowledged may be half-applied.
 import { afterEach, describe, expect, it } from 'vitest';
-import { ProcCluster, eventually, sleep, type HttpReply } from '../support/cluster.js';
+import { ProcCluster, eventually, type HttpReply } from '../support/cluster.js';
 
 let cluster: ProcCluster | null = null;
 
@@ -88,7 +88,12 @@ describe('a three-manager cluster of real processes', () => {
       const v = await c.http(leader, 'GET', '/v1/cluster', undefined, 1000);
       return v.body.role === 'follower' && v.body.leaderId === next ? v : undefined;
     }, 10_000, 'the old leader to step down');
-    await sleep(300);
+    // Every manager has applied all the leader had committed once every paused request was answered.
+    const committed = (await c.http(next, 'GET', '/v1/cluster')).body.commitIndex as number;
+    await eventually(async () => {
+      const views = await Promise.all(c.managerIds.map((id) => c.http(id, 'GET', '/v1/cluster', undefined, 1000)));
+      return views.every((v) => v.status === 200 && v.body.appliedIndex >= committed) ? true : undefined;
+    }, 10_000, `every manager to apply up to ${committed}`);
     for (const [i, r] of results.entries()) {
       const seen = await Promise.all(c.managerIds.map((id) => c.http(id, 'GET', `/v1/kv/paused-${i}?consistency=stale`)));
       const statuses = new Set(seen.map((s) => s.status));
