@@ -78,6 +78,8 @@ export class WorkerAgent implements WorkerAgentApi {
   private readonly retiring = new Set<TaskEntry>();
   private readonly closing = new AbortController();
   private readonly observer: AgentObserver | undefined;
+  /** Told when a task's status changes (it runs, ends, or its health verdict changes): the heartbeat goes early. */
+  private changeListener: (() => void) | null = null;
 
   constructor(opts: WorkerAgentOptions) {
     // Every watched container (at most tasksMax, plus retiring ones) listens on this one signal.
@@ -96,6 +98,15 @@ export class WorkerAgent implements WorkerAgentApi {
     this.ports = opts.ports ?? null;
     this.healthHost = opts.healthHost ?? '127.0.0.1';
     this.observer = opts.observer;
+  }
+
+  /** One listener (the worker's loops): called, synchronously and cheaply, whenever a task's status changes. */
+  onStatusChange(listener: () => void): void {
+    this.changeListener = listener;
+  }
+
+  private changed(): void {
+    this.changeListener?.();
   }
 
   // ---- queries: answered from the map alone ----
@@ -223,6 +234,7 @@ export class WorkerAgent implements WorkerAgentApi {
       entry.containerId = id;
       entry.state = 'running';
       entry.startedAtMs = this.clock.nowMs();
+      this.changed();
       traced?.span.setAttribute('container.id', id);
       endSpan(traced);
       this.logger.info({ ...task, ...trace, containerId: id }, 'task started');
@@ -325,6 +337,7 @@ export class WorkerAgent implements WorkerAgentApi {
     entry.markFinished();
     entry.monitor?.stop();
     this.ports?.release(portKey(entry));
+    this.changed();
   }
 
   // ---- ports and health checks ----
@@ -352,6 +365,8 @@ export class WorkerAgent implements WorkerAgentApi {
     const monitor = new HealthMonitor({ check, ports: entry.ports ?? [], host: this.healthHost, exec }, this.clock, (s) => {
       if (isFinal(entry.state)) return;
       entry.health = s.health;
+      // A replica turning healthy is what a rollout waits on: the leader hears it now, not at the next heartbeat.
+      this.changed();
       if (s.health !== 'unhealthy') return;
       entry.unhealthy = `unhealthy: ${s.lastFailure ?? 'the health check failed'}`;
       // Shown beside the verdict, so the task's history says why before the exit is seen.

@@ -33,6 +33,12 @@ const heartbeatIntervalMsRange = { min: 10, max: 60_000 } as const;
 /** An unchanged status is still sent once every this many heartbeats. */
 const statusResendBeats = 20;
 
+/**
+ * A task's status change sends the heartbeat early, but no sooner than this after the previous one started, so that a
+ * burst of changes (50 replicas turning healthy) rides in a few beats rather than one each.
+ */
+const earlyBeatGapMsMin = 50;
+
 export class WorkerLoops {
   private readonly opts: WorkerLoopsOptions;
   private readonly random: Random;
@@ -45,6 +51,10 @@ export class WorkerLoops {
   private readonly acceptedStatus = new Map<string, { status: WorkerTaskStatus; atMs: number }>();
   /** Logged on change only: a long outage must not write a line per heartbeat. */
   private managersReachable: boolean | null = null;
+  /** A status changed since the last heartbeat was built: the next one goes early. */
+  private changedSinceBeat = false;
+  /** Ends the heartbeat loop's wait early (a status changed). */
+  private wakeBeat: (() => void) | null = null;
   heartbeatsSent = 0;
   reconciliations = 0;
 
@@ -53,6 +63,13 @@ export class WorkerLoops {
     this.logger = opts.logger;
     this.random = opts.random ?? new SeededRandom(randomInt(0x7fffffff));
     this.heartbeatIntervalMs = opts.heartbeatIntervalMs;
+    opts.agent.onStatusChange(() => this.statusChanged());
+  }
+
+  /** A task's status changed: the managers hear it with an early heartbeat (see earlyBeatGapMsMin). */
+  private statusChanged(): void {
+    this.changedSinceBeat = true;
+    this.wakeBeat?.();
   }
 
   get isRegistered(): boolean {
@@ -84,8 +101,29 @@ export class WorkerLoops {
       notFoundStreak = outcome === 'not-registered' ? notFoundStreak + 1 : 0;
       // Register again at once, unless the managers keep forgetting us right after registering.
       if (outcome === 'not-registered' && notFoundStreak === 1) continue;
-      await sleep(outcome === 'not-registered' ? this.backoffMs(notFoundStreak) : this.heartbeatIntervalMs, signal);
+      if (outcome === 'ok') await this.untilNextBeat(signal);
+      else await sleep(outcome === 'not-registered' ? this.backoffMs(notFoundStreak) : this.heartbeatIntervalMs, signal);
     }
+  }
+
+  /** The heartbeat interval, cut short by a status change (but not below the gap). */
+  private async untilNextBeat(signal: AbortSignal): Promise<void> {
+    const beganMs = Date.now();
+    const gapMs = Math.min(earlyBeatGapMsMin, this.heartbeatIntervalMs);
+    const elapsedMs = (): number => Date.now() - beganMs;
+    if (!this.changedSinceBeat) {
+      const woken = new Promise<void>((resolve) => {
+        this.wakeBeat = resolve;
+      });
+      const abort = new AbortController();
+      const onAbort = (): void => abort.abort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      await Promise.race([sleep(Math.max(0, this.heartbeatIntervalMs - elapsedMs()), abort.signal), woken]);
+      abort.abort();
+      signal.removeEventListener('abort', onAbort);
+      this.wakeBeat = null;
+    }
+    if (elapsedMs() < gapMs) await sleep(gapMs - elapsedMs(), signal);
   }
 
   private async tryRegister(): Promise<boolean> {
@@ -128,6 +166,7 @@ export class WorkerLoops {
     try {
       const stats = await this.opts.agent.stats();
       const now = Date.now();
+      this.changedSinceBeat = false;
       const tasks = this.changedStatuses(now);
       const timed = this.opts.observer?.heartbeatTimer();
       const res = await this.opts.link.heartbeat(this.opts.agent.workerId, { stats, tasks }).catch((err: unknown) => {

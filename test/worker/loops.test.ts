@@ -124,6 +124,20 @@ describe('WorkerLoops', () => {
     expect(performance.now() - t0).toBeLessThan(60_000);
   });
 
+  it('a task status change goes to the managers at once, not at the next heartbeat a minute later', async () => {
+    const link = new ScriptedLink();
+    link.up = true;
+    link.askedIntervalMs = 60_000;
+    const { loops, agent } = setup(link, { heartbeatIntervalMs: 60_000, reconcileIntervalMs: 60_000 });
+    loops.start();
+    await waitFor('the first heartbeat', () => loops.heartbeatsSent >= 1);
+    await agent.assign({ taskId: 't1', attempt: 1, term: 1, spec: { image: 'x' }, desiredState: 'run' });
+    await waitFor('t1 reported running by an early heartbeat', () => link.heartbeats.some((h) => h.tasks.some((t) => t.taskId === 't1' && t.state === 'running')), 30_000);
+    await agent.stop({ taskId: 't1', attempt: 1, term: 1 });
+    await waitFor('t1 reported stopped by another', () => link.heartbeats.some((h) => h.tasks.some((t) => t.taskId === 't1' && t.state === 'stopped')), 30_000);
+    expect(loops.heartbeatsSent).toBeGreaterThanOrEqual(3);
+  });
+
   it('leaves nothing running in the background once stopped', async () => {
     const stopped = new ScriptedLink();
     const { loops } = setup(stopped);
