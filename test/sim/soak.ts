@@ -1,7 +1,8 @@
 // The soak: many random simulated runs (3 and 5 nodes mixed, every profile; every fourth run under storage faults)
 // on two child processes, one per core.
-// `npm run sim:soak [-- --runs 100000] [--seed BASE] [--workers 2] [--steps-max 250]`. Prints how many ran and
-// failed and the replay command of each failure; exits non-zero on any failure.
+// `npm run sim:soak [-- --runs 100000] [--seed BASE] [--workers 2] [--steps-max 250] [--profile mix|storage]`
+// (`storage`: every run under storage faults). Prints how many ran and failed and the replay command of each failure;
+// exits non-zero on any failure.
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -14,6 +15,8 @@ interface SoakPlan {
   workers: number;
   stepsMin: number;
   stepsMax: number;
+  /** 'mix': every fourth run under storage faults; 'storage': every run. */
+  profile: 'mix' | 'storage';
 }
 
 interface Progress {
@@ -26,11 +29,11 @@ interface Progress {
  * The seed, size, length and profile of run i: a pure function of the base seed, so any run can be found again.
  * Every fourth run is under storage faults (the 'storage' profile); the others let the seed pick a profile.
  */
-export function soakRun(plan: Pick<SoakPlan, 'base' | 'stepsMin' | 'stepsMax'>, i: number): { seed: number; nodes: number; steps: number; profile: ProfileName | 'random' } {
+export function soakRun(plan: Pick<SoakPlan, 'base' | 'stepsMin' | 'stepsMax' | 'profile'>, i: number): { seed: number; nodes: number; steps: number; profile: ProfileName | 'random' } {
   let h = Math.imul((plan.base ^ 0x9e3779b9) >>> 0, 0x85ebca6b) ^ Math.imul(i + 1, 0xc2b2ae35);
   h = Math.imul(h ^ (h >>> 15), 0x27d4eb2d) >>> 0;
   const seed = (h ^ (h >>> 13)) >>> 1;
-  const profile = i % 4 === 3 ? 'storage' : 'random';
+  const profile = plan.profile === 'storage' || i % 4 === 3 ? 'storage' : 'random';
   return { seed, nodes: i % 2 === 0 ? 3 : 5, steps: plan.stepsMin + (seed % (plan.stepsMax - plan.stepsMin + 1)), profile };
 }
 
@@ -59,7 +62,7 @@ async function runWorker(plan: SoakPlan, worker: number): Promise<void> {
 }
 
 async function coordinate(plan: SoakPlan): Promise<number> {
-  console.log(`soak: ${plan.runs} runs, base seed ${plan.base}, ${plan.workers} workers, ${plan.stepsMin}-${plan.stepsMax} steps`);
+  console.log(`soak: ${plan.runs} runs, base seed ${plan.base}, ${plan.workers} workers, ${plan.stepsMin}-${plan.stepsMax} steps, profile ${plan.profile}`);
   const started = performance.now();
   let ran = 0;
   const failures: Progress['failures'] = [];
@@ -68,7 +71,7 @@ async function coordinate(plan: SoakPlan): Promise<number> {
     console.log(`  ${ran} ran, ${failures.length} failed, ${Math.round((performance.now() - started) / 1000)} s`);
   }, 15_000);
   const args = ['--seed', String(plan.base), '--runs', String(plan.runs), '--workers', String(plan.workers)];
-  args.push('--steps-min', String(plan.stepsMin), '--steps-max', String(plan.stepsMax));
+  args.push('--steps-min', String(plan.stepsMin), '--steps-max', String(plan.stepsMax), '--profile', plan.profile);
   const exits = Array.from({ length: plan.workers }, (_, w) => {
     const child = fork(self, [...args, '--worker', String(w)], { execArgv: process.execArgv });
     child.on('message', (p: Progress) => {
@@ -98,8 +101,13 @@ async function main(): Promise<number> {
       'steps-min': { type: 'string', default: '50' },
       'steps-max': { type: 'string', default: '250' },
       worker: { type: 'string' },
+      profile: { type: 'string', default: 'mix' },
     },
   });
+  if (values.profile !== 'mix' && values.profile !== 'storage') {
+    console.error(`unknown soak profile ${values.profile} (mix or storage)`);
+    return 2;
+  }
   const plan: SoakPlan = {
     // Each soak explores new schedules unless --seed pins it; every failure prints its own replay command anyway.
     base: values.seed === undefined ? Math.floor(Math.random() * 0x7fffffff) : Number(values.seed),
@@ -107,6 +115,7 @@ async function main(): Promise<number> {
     workers: Math.max(1, Number(values.workers)),
     stepsMin: Number(values['steps-min']),
     stepsMax: Math.max(Number(values['steps-min']), Number(values['steps-max'])),
+    profile: values.profile,
   };
   if (values.worker !== undefined) {
     await runWorker(plan, Number(values.worker));
