@@ -3,7 +3,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChaosNetwork, FaultProxy, passMode } from './proxy.js';
-import { sleep, waitFor } from '../support/wait.js';
+import { waitFor } from '../support/wait.js';
 
 /** An upper-casing echo server: what comes back proves the bytes went through both directions. */
 async function echoServer(): Promise<{ server: Server; port: number }> {
@@ -44,6 +44,18 @@ async function setup(): Promise<FaultProxy> {
   return proxy;
 }
 
+/**
+ * Sends a byte through another proxy that passes, and waits for its echo: the time a held byte would have needed to
+ * come back, shown by an event rather than guessed with a fixed sleep.
+ */
+async function passedMeanwhile(): Promise<void> {
+  const witness = await setup();
+  const w = await client(witness.port);
+  cleanups.push(() => void w.socket.destroy());
+  w.socket.write('w');
+  await waitFor('the echo through a passing proxy', () => w.received() === 'W');
+}
+
 describe('FaultProxy', () => {
   it('passes bytes both ways', async () => {
     const proxy = await setup();
@@ -82,7 +94,7 @@ describe('FaultProxy', () => {
     await waitFor('the echo', () => c.received() === 'A');
     proxy.setMode({ kind: 'drop', existing: 'hold', incoming: 'hold' });
     for (const part of ['b', 'c', 'd']) c.socket.write(part);
-    await sleep(150);
+    await passedMeanwhile();
     expect(c.received()).toBe('A');
     expect(c.closed()).toBe(false);
     proxy.setMode(passMode);
@@ -95,7 +107,7 @@ describe('FaultProxy', () => {
     const c = await client(proxy.port);
     cleanups.push(() => void c.socket.destroy());
     c.socket.write('early');
-    await sleep(150);
+    await passedMeanwhile();
     expect(c.received()).toBe('');
     expect(c.closed()).toBe(false);
     proxy.setMode(passMode);
