@@ -104,7 +104,18 @@ export class DockerRuntime implements ContainerRuntime {
 
   async run(spec: RunSpec): Promise<{ id: string }> {
     validateRunSpec(spec, { commandRequired: false });
+    // As `docker run` does: the image is looked for (and pulled) only when the create says it is missing. Inspecting
+    // it before every start was one more daemon call per task, and the daemon is what a burst of starts waits on.
+    try {
+      return await this.runWithImage(spec);
+    } catch (err) {
+      if (classifyRuntimeError(err).reason !== 'image-not-found') throw err;
+    }
     await this.ensureImage(spec.image);
+    return this.runWithImage(spec);
+  }
+
+  private async runWithImage(spec: RunSpec): Promise<{ id: string }> {
     // A task with ports listens on its host port in the host's namespace: no bridge or port mapping needed.
     if (spec.hostNetwork === true) return this.createAndStart(spec, 'host');
     if (this.networkSandbox === undefined) return this.createAndStart(spec, 'none');
