@@ -56,6 +56,12 @@ export interface HeartbeatRequest {
 export interface HeartbeatResponse {
   /** The interval the managers expect heartbeats at. */
   readonly heartbeatIntervalMs: number;
+  /**
+   * Tasks of this heartbeat, in a final state, whose records retention has removed (tasks.retention): the worker
+   * forgets them now (their kept output with them) instead of keeping them for containerRetentionS.
+   * Absent when there are none.
+   */
+  readonly forget?: readonly string[];
 }
 
 /** A placement the leader committed, sent to the worker; also what GET assignments returns for reconciliation. */

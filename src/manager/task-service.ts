@@ -141,7 +141,8 @@ export class TaskServiceImpl implements TasksService {
       for (const batch of rest) proposals.push(this.proposeOk({ op: 'task.report', atMs: now, reports: batch }, ctx));
       await Promise.all(proposals);
     }
-    return { heartbeatIntervalMs: this.o.tasks.workerHeartbeatIntervalMs };
+    const forget = req.tasks.filter((t) => t.state !== 'starting' && t.state !== 'running' && store.task(t.taskId) === undefined && store.wasRemoved(t.taskId)).map((t) => t.taskId);
+    return { heartbeatIntervalMs: this.o.tasks.workerHeartbeatIntervalMs, ...(forget.length === 0 ? {} : { forget }) };
   }
 
   async workerAssignments(id: string, ctx: RequestContext): Promise<Assignment[]> {

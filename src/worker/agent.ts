@@ -511,6 +511,22 @@ export class WorkerAgent implements WorkerAgentApi {
 
   // ---- bounds ----
 
+  /**
+   * Forgets finished tasks whose records the managers removed (a heartbeat's `forget`): their entries go now, with
+   * the log tails kept since their containers were removed (a container not removed yet goes as an orphan at the next
+   * reconciliation). Active ones are kept.
+   */
+  forget(taskIds: readonly string[]): number {
+    let forgotten = 0;
+    for (const id of taskIds) {
+      const e = this.tasks.get(id);
+      if (e === undefined || !isFinal(e.state) || e.cleanup === 'pending') continue;
+      this.tasks.delete(id);
+      forgotten++;
+    }
+    return forgotten;
+  }
+
   /** Finished tasks the managers no longer list are acknowledged: they may be evicted after the retention time. */
   private acknowledge(assignments: readonly Assignment[], listedAtMs: number): void {
     const listed = new Set(assignments.map((a) => a.taskId));

@@ -177,6 +177,10 @@ export class WorkerLoops {
       for (const status of tasks) this.acceptedStatus.set(status.taskId, { status, atMs: now });
       this.heartbeatsSent++;
       this.reachable(true);
+      if (Array.isArray(res.forget) && res.forget.length > 0) {
+        const forgotten = this.opts.agent.forget(res.forget);
+        if (forgotten > 0) this.logger.info({ forgotten }, 'forgot finished tasks whose records the managers removed');
+      }
       const asked = res.heartbeatIntervalMs;
       if (Number.isInteger(asked) && asked >= heartbeatIntervalMsRange.min && asked <= heartbeatIntervalMsRange.max) this.heartbeatIntervalMs = asked;
       return 'ok';

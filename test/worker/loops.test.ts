@@ -24,6 +24,8 @@ class ScriptedLink implements ManagerLink {
   assignmentCalls = 0;
   /** The heartbeat interval the scripted managers ask for. */
   askedIntervalMs = 20;
+  /** Task ids whose records the scripted managers removed: answered in `forget` when a heartbeat reports them. */
+  removed = new Set<string>();
 
   async register(req: RegisterRequest): Promise<WorkerRecord> {
     this.registers++;
@@ -36,7 +38,8 @@ class ScriptedLink implements ManagerLink {
     if (!this.up) throw unreachable();
     if (!this.knows) throw new MinkubeError('WORKER_NOT_FOUND');
     this.heartbeats.push(req);
-    return { heartbeatIntervalMs: this.askedIntervalMs };
+    const forget = req.tasks.filter((t) => this.removed.has(t.taskId)).map((t) => t.taskId);
+    return { heartbeatIntervalMs: this.askedIntervalMs, ...(forget.length === 0 ? {} : { forget }) };
   }
 
   async assignments(): Promise<Assignment[]> {
@@ -150,5 +153,30 @@ describe('WorkerLoops', () => {
     setup(twin).loops.start();
     await waitFor('the twin retried registration 5 times and reconciled 3 times', () => twin.registers >= 5 && twin.assignmentCalls >= 3);
     expect(stopped.registers + stopped.assignmentCalls).toBe(calls);
+  });
+
+  it("forgets a finished task and its kept output when the managers answer that its record is gone", async () => {
+    const link = new ScriptedLink();
+    link.up = true;
+    const runtime = new MemoryRuntime({ durationMsDefault: 0 });
+    const agent = new WorkerAgent({ workerId: 'w1', runtime, logger, stopTimeoutMs: 10, finishedRetentionMs: 3_600_000 });
+    const loops = new WorkerLoops({
+      agent, link, logger, registration: { id: 'w1', apiAddress: '127.0.0.1:1', runtime: 'memory' },
+      heartbeatIntervalMs: 20, reconcileIntervalMs: 30, random: new SeededRandom(1), registerBackoffBaseMs: 5, registerBackoffCapMs: 20,
+    });
+    running.push({ loops, agent });
+    link.assigned = [
+      { taskId: 'done', attempt: 1, term: 1, spec: { image: 'x' }, desiredState: 'run' },
+      { taskId: 'kept', attempt: 1, term: 1, spec: { image: 'x' }, desiredState: 'run' },
+    ];
+    loops.start();
+    await waitFor('both reported succeeded', () => ['done', 'kept'].every((id) => link.heartbeats.some((h) => h.tasks.some((t) => t.taskId === id && t.state === 'succeeded'))));
+    link.assigned = [];
+    // Only 'done' was removed: a heartbeat that reports it again (statuses are repeated now and then) learns so.
+    link.removed.add('done');
+    await waitFor('done forgotten', () => agent.list().every((t) => t.taskId !== 'done'));
+    expect(agent.get('kept').state).toBe('succeeded');
+    await expect(agent.logs('done', 10)).rejects.toMatchObject({ code: 'TASK_NOT_FOUND' });
+    await expect(agent.logs('kept', 10)).resolves.toBeTypeOf('string');
   });
 });
