@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { logIndex, nodeId, term, type NodeId } from '../../src/lib/ids.js';
 import type { HeartbeatMessage, Message } from '../../src/raft/types.js';
 import type { Transport } from '../../src/transport/types.js';
-import { sleep, waitFor } from '../support/wait.js';
+import { waitFor } from '../support/wait.js';
 
 export interface TransportCluster {
   readonly ids: readonly NodeId[];
@@ -15,7 +15,6 @@ export interface TransportCluster {
   close(): Promise<void>;
 }
 
-export { sleep, waitFor };
 
 /** One message of every type, with values that exercise each field. */
 export function sampleMessages(from: NodeId, to: NodeId): Message[] {
@@ -135,9 +134,10 @@ export function runTransportConformance(name: string, makeCluster: (n: number) =
       await transports[2]!.close();
       expect(() => transports[0]!.send([heartbeat(ids[0]!, nodeId('stranger'), 'lost'), heartbeat(ids[0]!, ids[2]!, 'lost too')])).not.toThrow();
       transports[0]!.send([heartbeat(ids[0]!, ids[1]!, 'kept')]);
-      await waitFor('delivery to the live peer', () => inboxes[1]!.length === 1);
-      await sleep(50);
-      expect(contexts(inboxes[1]!)).toEqual(['kept']);
+      // A marker sent after on the same link arrives after anything sent before it: then nothing else came.
+      transports[0]!.send([heartbeat(ids[0]!, ids[1]!, 'marker')]);
+      await waitFor('delivery to the live peer, then the marker', () => inboxes[1]!.length >= 2);
+      expect(contexts(inboxes[1]!)).toEqual(['kept', 'marker']);
       expect(inboxes[2]).toEqual([]);
     });
 
@@ -152,14 +152,15 @@ export function runTransportConformance(name: string, makeCluster: (n: number) =
       expect(transports[0]!.reachable(ids[2]!)).toBe(false);
       transports[0]!.send([heartbeat(ids[0]!, ids[2]!, 'dropped'), heartbeat(ids[0]!, ids[1]!, 'kept')]);
       await waitFor('delivery to the remaining peer', () => inboxes[1]!.length === 1);
-      await sleep(50);
       expect(inboxes[2]).toEqual([]);
       transports[0]!.setPeers(peersOf(0, null));
       transports[2]!.setPeers(peersOf(2, null));
       await waitFor('the peer to be reachable again', () => transports[0]!.reachable(ids[2]!) && transports[2]!.reachable(ids[0]!));
       transports[0]!.send([heartbeat(ids[0]!, ids[2]!, 'back')]);
-      await waitFor('delivery after re-adding', () => inboxes[2]!.length === 1);
-      expect(contexts(inboxes[2]!)).toEqual(['back']);
+      transports[0]!.send([heartbeat(ids[0]!, ids[2]!, 'marker')]);
+      // Anything kept from before the removal would come on this link ahead of the marker.
+      await waitFor('delivery after re-adding, then the marker', () => inboxes[2]!.length >= 2);
+      expect(contexts(inboxes[2]!)).toEqual(['back', 'marker']);
     });
 
     it('stops delivering to and from a transport once it is closed', async () => {
@@ -173,7 +174,16 @@ export function runTransportConformance(name: string, makeCluster: (n: number) =
       expect(() => transports[1]!.send([heartbeat(b, a, 'from the closed one')])).not.toThrow();
       await waitFor('the peer to be unreachable', () => !transports[0]!.reachable(b));
       expect(transports[1]!.reachable(a)).toBe(false);
-      await sleep(100);
+      // A twin pair, connected and sent to after these sends, shows that a delivery had time to happen.
+      const twin = await makeCluster(2);
+      try {
+        const [twinInbox] = [collect(twin.transports[1]!), collect(twin.transports[0]!)];
+        await waitFor('the twin pair to connect', () => twin.transports[0]!.reachable(twin.ids[1]!));
+        twin.transports[0]!.send([heartbeat(twin.ids[0]!, twin.ids[1]!, 'witness')]);
+        await waitFor('the twin\'s delivery', () => twinInbox.length === 1);
+      } finally {
+        await twin.close();
+      }
       expect(inboxes[0]).toEqual([]);
       expect(inboxes[1]).toEqual([]);
     });

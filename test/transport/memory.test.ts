@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { nodeId } from '../../src/lib/ids.js';
 import type { Message } from '../../src/raft/types.js';
 import { MemoryNetwork } from '../../src/transport/memory.js';
-import { collect, heartbeat, runTransportConformance, waitFor } from './conformance.js';
+import { collect, heartbeat, runTransportConformance } from './conformance.js';
+import { waitFor } from '../support/wait.js';
 
 runTransportConformance('memory', async (n) => {
   const net = new MemoryNetwork();

@@ -7,7 +7,8 @@ import { nodeId, type NodeId } from '../../src/lib/ids.js';
 import type { Message } from '../../src/raft/types.js';
 import { FrameDecoder, WIRE_VERSION, decodePayload, encodeFrame } from '../../src/transport/codec.js';
 import { TcpTransport } from '../../src/transport/tcp.js';
-import { collect, heartbeat, runTransportConformance, waitFor } from './conformance.js';
+import { collect, heartbeat, runTransportConformance } from './conformance.js';
+import { waitFor } from '../support/wait.js';
 import { freePorts, memoryLogger, startTcpCluster, type TcpCluster } from './tcp-cluster.js';
 
 runTransportConformance('tcp', (n) => startTcpCluster(n));

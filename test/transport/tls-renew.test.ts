@@ -8,7 +8,8 @@ import { MinkubeError } from '../../src/lib/errors.js';
 import { nodeId, type NodeId } from '../../src/lib/ids.js';
 import { createClusterCa, identityFromCertificate, issueNodeKeyAndCert } from '../../src/security/ca.js';
 import { TcpTransport, type TransportTls } from '../../src/transport/tcp.js';
-import { collect, heartbeat, waitFor } from './conformance.js';
+import { collect, heartbeat } from './conformance.js';
+import { waitFor } from '../support/wait.js';
 import { freePorts, memoryLogger } from './tcp-cluster.js';
 
 const n1 = nodeId('n1');

@@ -9,7 +9,8 @@ import type { Message } from '../../src/raft/types.js';
 import { createClusterCa, identityFromCertificate, issueNodeKeyAndCert, type NodeRole } from '../../src/security/ca.js';
 import { encodeFrame, WIRE_VERSION } from '../../src/transport/codec.js';
 import { TcpTransport, type TransportTls } from '../../src/transport/tcp.js';
-import { heartbeat, waitFor } from './conformance.js';
+import { heartbeat } from './conformance.js';
+import { waitFor } from '../support/wait.js';
 import { freePorts, memoryLogger } from './tcp-cluster.js';
 
 interface Cert {
