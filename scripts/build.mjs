@@ -4,10 +4,13 @@
 // file, which is exact here because the sources use verbatimModuleSyntax and isolatedModules; `npm run typecheck`
 // is what checks the types. The stamp records the sources it was built from, so bin/minkube.js can tell a stale
 // dist/ (a source changed since) and run the sources instead.
+// Packages published as hundreds of small ES modules (TypeBox: 249 files, jose: 46) are bundled into dist/vendor/, one
+// file for each path the sources import (their shared code in chunks beside them): node's ES module loader pays per
+// file, and TypeBox alone cost a manager a tenth of a second to load. Everything else stays in node_modules.
 // `--if-possible` (npm install's prepare): a failed build leaves no dist/, says so, and lets the install go on
 // (bin/minkube.js then runs the sources); `npm run build` fails instead.
 import { cpSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
@@ -24,18 +27,56 @@ function sources() {
 }
 
 const isCode = (f) => f.endsWith('.ts') && !f.endsWith('.d.ts');
+const vendored = ['@sinclair/typebox', 'jose'];
+const vendorDir = join(out, 'vendor');
+
+/** '@sinclair/typebox/compiler' -> dist/vendor/@sinclair+typebox+compiler.js */
+const vendorFileOf = (specifier) => join(vendorDir, `${specifier.replaceAll('/', '+')}.js`);
+
+/**
+ * Every import stays an import of the same file (one output per source, as a plain transform), except the vendored
+ * packages', which point into dist/vendor/; the specifiers seen are collected for the vendor build.
+ */
+function rewriteImports(seen) {
+  return {
+    name: 'minkube-imports',
+    setup(b) {
+      b.onResolve({ filter: /.*/ }, (args) => {
+        if (args.kind === 'entry-point') return undefined;
+        const pkg = vendored.find((v) => args.path === v || args.path.startsWith(`${v}/`));
+        if (pkg === undefined) return { path: args.path, external: true };
+        seen.add(args.path);
+        const from = dirname(join(out, relative(src, args.importer)));
+        return { path: relative(from, vendorFileOf(args.path)).split(sep).join('/'), external: true };
+      });
+    },
+  };
+}
 const files = sources();
 const t0 = performance.now();
 rmSync(out, { recursive: true, force: true });
 try {
+  const seen = new Set();
   await build({
     entryPoints: files.filter(isCode),
     outdir: out,
     outbase: src,
+    bundle: true,
+    plugins: [rewriteImports(seen)],
     platform: 'node',
     format: 'esm',
     target: 'node20',
     sourcemap: 'linked',
+    logLevel: 'silent',
+  });
+  await build({
+    entryPoints: Object.fromEntries([...seen].map((s) => [relative(vendorDir, vendorFileOf(s)).replace(/\.js$/, ''), s])),
+    outdir: vendorDir,
+    bundle: true,
+    splitting: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
     logLevel: 'silent',
   });
   for (const f of files.filter((f) => !isCode(f))) cpSync(f, join(out, relative(src, f)));

@@ -6,6 +6,7 @@ import { fastify, LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { limits } from '../lib/limits.js';
 import { MinkubeError } from '../lib/errors.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandling } from './errors.js';
+import { schemaController } from './schema-compilers.js';
 import { typeboxValidatorCompiler } from './validation.js';
 
 declare module 'fastify' {
@@ -73,6 +74,8 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   const common = {
     bodyLimit: bodyLimitBytes,
     genReqId,
+    // Serializers compiled with a route's first answer, and no Ajv: start-up stays cheap (schema-compilers.ts).
+    schemaController,
     // One line per request at info would drown the Raft logs: requests are logged at debug (onResponse below).
     logController: new LogController({ disableRequestLogging: true }),
     // Percent-encoded keys are up to three times their byte length.

@@ -10,14 +10,11 @@ const compiled = new WeakMap<object, TypeCheck<TSchema>>();
 
 /** A fastify validator compiler: a failure is INVALID_BODY (body) or INVALID_PARAM (params, query, headers), naming the field. */
 export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
-  let check = compiled.get(schema);
-  if (check === undefined) {
-    check = TypeCompiler.Compile(schema);
-    compiled.set(schema, check);
-  }
-  const typeCheck = check;
   const part = httpPart === 'body' ? 'body' : httpPart === 'querystring' ? 'query' : (httpPart ?? 'request');
+  // Compiled with the route's first request, not at start-up (a manager has about a hundred schemas).
+  let typeCheck: TypeCheck<TSchema> | undefined;
   return (data: unknown) => {
+    typeCheck ??= checkOf(schema);
     if (typeCheck.Check(data)) return { value: data };
     const first = typeCheck.Errors(data).First();
     const where = first === undefined ? part : fieldName(part, first.path);
@@ -25,6 +22,15 @@ export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schem
     return { error: new MinkubeError(part === 'body' ? 'INVALID_BODY' : 'INVALID_PARAM', `${where}: ${problem}`) };
   };
 };
+
+function checkOf(schema: TSchema): TypeCheck<TSchema> {
+  let check = compiled.get(schema);
+  if (check === undefined) {
+    check = TypeCompiler.Compile(schema);
+    compiled.set(schema, check);
+  }
+  return check;
+}
 
 /** ('body', '/a/0/b') -> 'body.a[0].b' */
 function fieldName(part: string, pointer: string): string {

@@ -2,7 +2,6 @@
 // fetches the CA from the manager it was pointed at, trusts it only if the digest matches, and from then on talks
 // to the cluster over TLS pinned to that CA: it sends a CSR with the token and keeps the certificate it gets.
 import { X509Certificate } from 'node:crypto';
-import { Agent, request } from 'undici';
 import { HttpClient, normaliseBaseUrl } from '../client/http.js';
 import { MinkubeError } from '../lib/errors.js';
 import { caDigest, createCsr, generateNodeKey, type NodeRole } from '../security/ca.js';
@@ -55,6 +54,8 @@ export async function joinWithToken(o: JoinWithTokenOptions): Promise<{ material
  * What it answers is trusted only once its digest matches the token's (trust on first use, pinned by the token).
  */
 async function fetchCa(base: string, timeoutMs: number): Promise<string> {
+  // Loaded here, not with this module: every manager and worker imports it, and only a joining one needs undici now.
+  const { Agent, request } = await import('undici');
   const dispatcher = new Agent({ connect: { rejectUnauthorized: false } });
   try {
     const res = await request(`${base}/v1/join/ca`, { dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });

@@ -1,0 +1,44 @@
+// Fastify's schema compilers, made lazy: each route's serializer is compiled with its first answer, not while the
+// app is built. A manager has about a hundred response schemas, and compiling them all (fast-json-stringify, which
+// loads Ajv besides) was most of its start-up CPU; a route answers exactly as before, its first answer a little later.
+// Validation is TypeBox's (validation.ts), so fastify's own Ajv compiler is never loaded either.
+import { createRequire } from 'node:module';
+import type { FastifyServerOptions } from 'fastify';
+import { typeboxValidatorCompiler } from './validation.js';
+
+type SchemaControllerOptions = NonNullable<FastifyServerOptions['schemaController']>;
+type SerializerFactory = NonNullable<NonNullable<SchemaControllerOptions['compilersFactory']>['buildSerializer']>;
+
+const require = createRequire(import.meta.url);
+
+/** fastify's default serializer factory (fast-json-stringify), loaded with the first answer that has a schema. */
+let defaultFactory: SerializerFactory | undefined;
+
+function loadDefaultFactory(): SerializerFactory {
+  return (defaultFactory ??= (require('@fastify/fast-json-stringify-compiler') as { SerializerSelector: () => SerializerFactory }).SerializerSelector());
+}
+
+const lazySerializerFactory: SerializerFactory = (externalSchemas, serializerOptions) => {
+  let compiler: ReturnType<SerializerFactory> | undefined;
+  return (route) => {
+    let serialize: ((data: unknown) => string) | undefined;
+    return (data: unknown) => {
+      if (serialize === undefined) {
+        compiler ??= loadDefaultFactory()(externalSchemas, serializerOptions);
+        serialize = compiler(route);
+      }
+      return serialize(data);
+    };
+  };
+};
+
+type ValidatorFactory = NonNullable<NonNullable<SchemaControllerOptions['compilersFactory']>['buildValidator']>;
+
+/** The `schemaController` option of every Minkube app. */
+export const schemaController: SchemaControllerOptions = {
+  compilersFactory: {
+    // fastify types this factory by Ajv's validate function; it takes any compiler of FastifySchemaCompiler's shape.
+    buildValidator: (() => typeboxValidatorCompiler) as unknown as ValidatorFactory,
+    buildSerializer: lazySerializerFactory,
+  },
+};
