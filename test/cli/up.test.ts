@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
-import { freePort } from '../support/wait.js';
+import { freePort, waitFor } from '../support/wait.js';
 
 const repoRoot = resolve(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'minkube-up-'));
@@ -43,9 +43,10 @@ it('starts every manager, prints prefixed readable logs and the leader, and stop
   up.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const exited = new Promise<number | null>((r) => up.once('exit', (code) => r(code)));
   try {
-    const deadline = Date.now() + 40_000;
-    while (!/^leader: m\d \(term \d+\) at https:\/\/127\.0\.0\.1:\d+$/m.test(stdout) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(stdout, stderr).toMatch(/^leader: m\d \(term \d+\) at https:\/\/127\.0\.0\.1:\d+$/m);
+    const leaderLine = /^leader: m\d \(term \d+\) at https:\/\/127\.0\.0\.1:\d+$/m;
+    // On a timeout the expect below says what up printed instead.
+    await waitFor('up to name the leader', () => leaderLine.test(stdout), 120_000, 100).catch(() => undefined);
+    expect(stdout, stderr).toMatch(leaderLine);
     expect(stdout).toContain(`minkube up: 3 managers from ${configPath}`);
     expect(stdout).toContain(`m2  api https://${managers[1]!.apiAddress}  raft ${managers[1]!.raftAddress}  data ${join(dir, 'data', 'm2')}`);
     expect(stdout).toContain(`the CA, the admin token and the API addresses are in ${credentials}`);
@@ -73,4 +74,4 @@ it('starts every manager, prints prefixed readable logs and the leader, and stop
   }
   expect(stdout).toMatch(/stopping 3 processes\.\.\.\n(.*\n)*stopped\n$/);
   for (const m of managers) expect(await refused(Number(m.apiAddress.split(':')[1]))).toBe(true);
-});
+}, 240_000);
