@@ -93,7 +93,8 @@ export function decide(s: ServiceRecord, replicas: readonly ReplicaState[], nowM
   let rollout: Rollout | undefined;
   let wakeAtMs: number | null = null;
   if (oldLeft.length > 0 || rolling) {
-    const allHealthy = cur.every((r) => r.healthy);
+    // A replacement not yet made (waiting for room) is part of its batch: the batch is not healthy without it.
+    const allHealthy = deficit <= 0 && cur.every((r) => r.healthy);
     // null: the batch under way is not healthy yet; with no replica of the version at all there is nothing to watch.
     const monitor = s.rollout.monitorUntilMs ?? (cur.length === 0 ? 0 : null);
     if (allHealthy && monitor === null && cur.length > 0) {
@@ -121,14 +122,21 @@ export function decide(s: ServiceRecord, replicas: readonly ReplicaState[], nowM
   return { create, stop, wakeAtMs, ...(rollout === undefined ? {} : { rollout }) };
 }
 
-/** The next batch: up to `parallelism` old replicas replaced, keeping `replicas - parallelism` healthy. */
+/**
+ * The next batch: up to `parallelism` old replicas replaced, keeping `replicas - parallelism` healthy. Stop-first stops
+ * them even while the previous batch's old copies are still stopping (their stop grace can be long) and starts the
+ * replacements as room frees under `replicas + parallelism` copies, rather than waiting out every stop in turn.
+ */
 function nextBatch(s: ServiceRecord, oldLeft: readonly ReplicaState[], alive: readonly ReplicaState[], stopping: readonly string[], copies: number): { create: number; stop: string[] } {
   const R = s.replicas;
   const P = s.update.parallelism;
   const room = Math.max(0, R + P - copies);
-  const n = Math.min(P, oldLeft.length, room);
+  if (s.update.order === 'start-first') {
+    const n = Math.min(P, oldLeft.length, room);
+    return { create: n, stop: [] };
+  }
+  const n = Math.min(P, oldLeft.length);
   if (n === 0) return { create: 0, stop: [] };
-  if (s.update.order === 'start-first') return { create: n, stop: [] };
   const healthyNow = alive.filter((r) => r.healthy && !stopping.includes(r.id)).length;
   let healthyStoppable = Math.max(0, healthyNow - (R - P));
   const stop: string[] = [];
@@ -140,7 +148,7 @@ function nextBatch(s: ServiceRecord, oldLeft: readonly ReplicaState[], alive: re
     }
     stop.push(r.id);
   }
-  return { create: stop.length, stop };
+  return { create: Math.min(stop.length, room), stop };
 }
 
 function onFailure(s: ServiceRecord, r: ReplicaState, nowMs: number): Decision {

@@ -224,6 +224,20 @@ describe('service reconciler decision (examples)', () => {
     expect(decide(base({ rollout: { ...s.rollout, monitorUntilMs: 7000 } }), mixed, 3000)).toEqual({ create: 0, stop: [], wakeAtMs: 7000 });
   });
 
+  it('stop-first: the next batch stops its old replica while the last one still stops, and starts its replacement when that one ends', () => {
+    // c (version 1) still stops (a long stop grace); d replaced it and is healthy and watched long enough.
+    const s = base({ rollout: { state: 'updating', fromVersion: 1, startedAtMs: 100, monitorUntilMs: 7000, message: null } });
+    const draining = [replica('a', 1), replica('b', 1), replica('c', 1, { desiredState: 'stop' }), replica('d', 2)];
+    // 4 copies = replicas + parallelism: no room for b's replacement yet, but b stops now (2 healthy remain: a and d).
+    expect(decide(s, draining, 8000)).toMatchObject({ create: 0, stop: ['b'], rollout: { monitorUntilMs: null } });
+    const next = base({ rollout: { ...s.rollout, monitorUntilMs: null } });
+    const stillBoth = [replica('a', 1), replica('b', 1, { desiredState: 'stop' }), replica('c', 1, { desiredState: 'stop' }), replica('d', 2)];
+    // Both still stopping: no room, and the batch is not healthy without its replacement, so a stays.
+    expect(decide(next, stillBoth, 8500)).toEqual({ create: 0, stop: [], wakeAtMs: null });
+    // c ended: its room goes to b's replacement.
+    expect(decide(next, [replica('a', 1), replica('b', 1, { desiredState: 'stop' }), replica('d', 2)], 9000)).toEqual({ create: 1, stop: [], wakeAtMs: null });
+  });
+
   it('start-first: the new replica starts before any old one stops, and each healthy new one retires an old one', () => {
     const s = base({ update: { ...base().update, order: 'start-first' } });
     expect(decide(s, old, 1000)).toMatchObject({ create: 1, stop: [] });
