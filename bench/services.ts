@@ -8,7 +8,7 @@
 //  3. the reconciler alone, in process (the real state machine and decide(), no Raft or HTTP): 1,000 services of 10
 //     replicas on 20 in-memory workers placed round-robin, the placements/s from nothing to all running, and the
 //     leader's CPU per full reconcile pass over a converged cluster.
-// `npx tsx bench/services.ts [--replicas 50] [--update 20] [--interval 2] [--timeout 5] [--start-period 10] [--deadline-s 300] [--services 1000] [--per 10] [--only swarm|reconciler] [--side minkube|swarm|both] [--trace]`
+// `npx tsx bench/services.ts [--replicas 50] [--update 20] [--interval 2] [--timeout 5] [--start-period 10] [--deadline-s 300] [--services 1000] [--per 10] [--only swarm|reconciler] [--side minkube|swarm|both] [--trace] [--rounds 1] [--sigterm honoured|ignored]`
 import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { ProcCluster, eventually, sleep } from '../test/support/cluster.js';
@@ -34,7 +34,16 @@ const convergeMsMax = Number(arg('deadline-s', '300')) * 1000;
 /** --trace: print where each Minkube replica's time went (see printTrace). */
 const trace = process.argv.includes('--trace');
 const image2 = 'minkube-busybox:services-bench-v2';
-const httpd = (port: string): string => `mkdir -p /www && echo ok > /www/index.html && exec busybox httpd -f -p ${port} -h /www`;
+/**
+ * The same command on both sides, and the same stop grace (10 s: Swarm's default --stop-grace-period and Minkube's
+ * tasks.stopTimeoutMs). busybox httpd as PID 1 ignores SIGTERM, so every stop would wait out the grace on both sides
+ * and a rolling update would measure little but 10 s per batch; a server honours SIGTERM, so by default the shell
+ * traps it and exits (`--sigterm ignored`: the bare `exec httpd` that waits out the grace).
+ */
+const sigtermIgnored = arg('sigterm', 'honoured') === 'ignored';
+const httpd = (port: string): string => sigtermIgnored
+  ? `mkdir -p /www && echo ok > /www/index.html && exec busybox httpd -f -p ${port} -h /www`
+  : `mkdir -p /www && echo ok > /www/index.html; trap "exit 0" TERM; busybox httpd -f -p ${port} -h /www & wait`;
 
 function docker(args: string[], allowFail = false): string {
   const r = spawnSync('docker', args, { encoding: 'utf8' });
@@ -170,6 +179,11 @@ async function swarm(replicas: number, updateReplicas: number): Promise<{ create
   }
 }
 
+interface Sides {
+  readonly createS: number;
+  readonly updateS: number;
+}
+
 // ---- the reconciler alone ----
 
 function reconciler(services: number, per: number): { placementsPerS: number; passMs: number; decisionsPerS: number; convergeS: number } {
@@ -257,6 +271,7 @@ async function main(): Promise<void> {
   const only = arg('only', '');
   /** One side alone (profiling); ratios need both. */
   const side = arg('side', 'both');
+  const roundsN = Math.max(1, Number(arg('rounds', '1')));
   const summary: SummaryRow[] = [];
   const data: Record<string, unknown> = {};
   if (only === '' || only === 'reconciler') {
@@ -279,19 +294,52 @@ async function main(): Promise<void> {
       docker(['tag', image, image2]);
       try {
         const skipped = { createS: Number.NaN, updateS: Number.NaN };
-        const mk = side === 'swarm' ? skipped : await minkube(replicas, updateReplicas);
-        console.log(`minkube: ${JSON.stringify(mk)} (load ${loadavg()[0]!.toFixed(1)})`);
-        const sw = side === 'minkube' ? skipped : await swarm(replicas, updateReplicas).catch((err: unknown) => {
-          console.log(`swarm did not converge: ${(err as Error).message}`);
-          return skipped;
-        });
-        console.log(`swarm: ${JSON.stringify(sw)} (load ${loadavg()[0]!.toFixed(1)})`);
+        const runMinkube = async (): Promise<Sides> => {
+          const r = side === 'swarm' ? skipped : await minkube(replicas, updateReplicas);
+          console.log(`minkube: ${JSON.stringify(r)} (load ${loadavg()[0]!.toFixed(1)})`);
+          return r;
+        };
+        const runSwarm = async (): Promise<Sides> => {
+          const r = side === 'minkube' ? skipped : await swarm(replicas, updateReplicas).catch((err: unknown) => {
+            console.log(`swarm did not converge: ${(err as Error).message}`);
+            return skipped;
+          });
+          console.log(`swarm: ${JSON.stringify(r)} (load ${loadavg()[0]!.toFixed(1)})`);
+          return r;
+        };
+        // On a shared machine the load moves within minutes: each round swaps which side goes first, and the ratios
+        // are taken per round and their median reported.
+        const rounds: { minkube: Sides; swarm: Sides; load: number }[] = [];
+        for (let i = 0; i < roundsN; i++) {
+          const load = loadavg()[0]!;
+          if (i % 2 === 0) {
+            const mk1 = await runMinkube();
+            rounds.push({ minkube: mk1, swarm: await runSwarm(), load });
+          } else {
+            const sw1 = await runSwarm();
+            rounds.push({ swarm: sw1, minkube: await runMinkube(), load });
+          }
+        }
+        const median = (xs: number[]): number => {
+          const sorted = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+          const mid = (sorted.length - 1) / 2;
+          return sorted.length === 0 ? Number.NaN : (sorted[Math.floor(mid)]! + sorted[Math.ceil(mid)]!) / 2;
+        };
+        const mk = { createS: median(rounds.map((r) => r.minkube.createS)), updateS: median(rounds.map((r) => r.minkube.updateS)) };
+        const sw = { createS: median(rounds.map((r) => r.swarm.createS)), updateS: median(rounds.map((r) => r.swarm.updateS)) };
+        data.rounds = rounds;
         data.minkube = mk;
         data.swarm = sw;
-        printTable('services vs Docker Swarm (same engine, same run)', [
-          { metric: `${replicas} replicas until all healthy (s)`, minkube: mk.createS, swarm: sw.createS, ratio: round(mk.createS / sw.createS) },
-          { metric: `rolling update of ${updateReplicas}, parallelism 2 (s)`, minkube: mk.updateS, swarm: sw.updateS, ratio: round(mk.updateS / sw.updateS) },
-        ]);
+        const sigterm = sigtermIgnored ? 'ignored' : 'honoured';
+        data.sigterm = sigterm;
+        printTable(`services vs Docker Swarm (same engine; ${roundsN} round(s), each side first in turn; SIGTERM ${sigterm})`, rounds.flatMap((r, i) => [
+          { round: i + 1, load: round(r.load, 1), metric: `${replicas} replicas until all healthy (s)`, minkube: r.minkube.createS, swarm: r.swarm.createS, ratio: round(r.minkube.createS / r.swarm.createS) },
+          { round: i + 1, load: round(r.load, 1), metric: `rolling update of ${updateReplicas}, parallelism 2 (s)`, minkube: r.minkube.updateS, swarm: r.swarm.updateS, ratio: round(r.minkube.updateS / r.swarm.updateS) },
+        ]));
+        const createRatio = median(rounds.map((r) => r.minkube.createS / r.swarm.createS));
+        const updateRatio = median(rounds.map((r) => r.minkube.updateS / r.swarm.updateS));
+        data.ratios = { create: round(createRatio), update: round(updateRatio) };
+        console.log(`median ratios (Minkube / Swarm, per round): create ${round(createRatio)}, update ${round(updateRatio)}`);
         summary.push({ metric: `service of ${replicas} replicas until healthy`, unit: 's', value: mk.createS, peer: sw.createS, better: 'lower', note: 'peer: Docker Swarm' });
         summary.push({ metric: `rolling update of ${updateReplicas}, parallelism 2`, unit: 's', value: mk.updateS, peer: sw.updateS, better: 'lower', note: 'peer: Docker Swarm' });
       } finally {

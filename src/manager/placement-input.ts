@@ -64,7 +64,26 @@ export function placementTask(t: TaskRecord): PlacementTask {
   if (t.spec.resources?.cpus !== undefined) p.cpus = t.spec.resources.cpus;
   if (t.spec.resources?.memoryMb !== undefined) p.memoryMb = t.spec.resources.memoryMb;
   if (t.spec.constraints !== undefined && t.spec.constraints.length > 0) p.constraints = parsedConstraints(t.spec.constraints);
+  if (t.service !== undefined) p.spreadGroup = t.service.name;
   return p;
+}
+
+/**
+ * Adds to `into` (group -> worker -> copies) the placed replicas of the services the tasks belong to that it lacks:
+ * those scheduled or running and meant to run (a stopping copy is on its way out).
+ */
+export function addSpreadCounts(store: TaskStore, tasks: readonly PlacementTask[], into: Map<string, Map<string, number>>): void {
+  for (const t of tasks) {
+    const group = t.spreadGroup;
+    if (group === undefined || into.has(group)) continue;
+    const counts = new Map<string, number>();
+    for (const id of store.idsOfService(group)) {
+      const r = store.task(id);
+      if (r === undefined || r.workerId === null || r.desiredState !== 'run' || (r.state !== 'scheduled' && r.state !== 'running')) continue;
+      counts.set(r.workerId, (counts.get(r.workerId) ?? 0) + 1);
+    }
+    into.set(group, counts);
+  }
 }
 
 const parsedCache = new Map<string, Constraint>();

@@ -17,7 +17,7 @@ import type { PlacementPolicy, PlacementTask, PlacementWorker } from '../schedul
 import { reserve } from '../scheduler/eligibility.js';
 import { planPreemption } from '../scheduler/preemption.js';
 import { priorityOf } from '../scheduler/priority.js';
-import { placementTask, preemptibleOn, PriorityIndex, readyWorkers } from './placement-input.js';
+import { addSpreadCounts, placementTask, preemptibleOn, PriorityIndex, readyWorkers } from './placement-input.js';
 import { reportOf } from './observations.js';
 import { assignmentOf, type Proposer } from './task-service.js';
 import { classifyAssignError, type WorkerApi } from './worker-client.js';
@@ -200,8 +200,11 @@ export class SchedulerLoop {
     const unplacedHigh: PlacementTask[] = [];
     let chunk: PlacementTask[] = [];
     let scanned = 0;
+    // Service replicas per worker, for spreading: read once per service, then counted on as this pass places them.
+    const spread = new Map<string, Map<string, number>>();
     const placeChunk = (): void => {
-      const decision = this.o.policy.place({ tasks: chunk, workers, cursor });
+      addSpreadCounts(store, chunk, spread);
+      const decision = this.o.policy.place({ tasks: chunk, workers, cursor, spread });
       const placed = new Map(decision.placements.map((p) => [p.taskId, p.workerId]));
       const byId = new Map(workers.map((w, i) => [w.id, i]));
       for (const t of chunk) {
@@ -211,6 +214,10 @@ export class SchedulerLoop {
           continue;
         }
         const i = byId.get(w)!;
+        if (t.spreadGroup !== undefined) {
+          const counts = spread.get(t.spreadGroup)!;
+          counts.set(w, (counts.get(w) ?? 0) + 1);
+        }
         const free = reserve(workers[i]!.free, t);
         workers[i] = { ...workers[i]!, activeTasks: workers[i]!.activeTasks + 1, ...(free === undefined ? {} : { free }) };
       }

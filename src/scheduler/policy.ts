@@ -13,6 +13,8 @@ export interface PlacementTask {
   readonly memoryMb?: number;
   /** Parsed constraints on worker labels (absent: none). */
   readonly constraints?: readonly Constraint[];
+  /** Copies of one group (a service's replicas) are spread: see PlacementInput.spread. */
+  readonly spreadGroup?: string;
 }
 
 /** Resources: CPU cores and MiB. */
@@ -39,6 +41,11 @@ export interface PlacementInput {
   readonly workers: readonly PlacementWorker[];
   /** Replicated policy state: round-robin keeps the last worker it chose. */
   readonly cursor: string | null;
+  /**
+   * group -> worker id -> the group's copies already placed there (meant to run). A task with a spreadGroup goes to
+   * an eligible worker holding the fewest of its group (this decision's placements counted), the rotation breaking ties.
+   */
+  readonly spread?: ReadonlyMap<string, ReadonlyMap<string, number>>;
 }
 
 export interface PlacementDecision {

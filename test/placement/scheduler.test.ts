@@ -1,5 +1,5 @@
 // Placement's pure parts: constraints, capacity and reservations in round-robin, `task why` verdicts, preemption's
-// choice of victims and the queue order.
+// choice of victims, the queue order, and the counts that spread a service's replicas.
 import { describe, expect, it } from 'vitest';
 import { parseConstraint, satisfies, type Constraint } from '../../src/lib/constraints.js';
 import { constraintsProblem } from '../../src/kv/placement-schemas.js';
@@ -9,6 +9,9 @@ import type { PlacementTask, PlacementWorker } from '../../src/scheduler/policy.
 import { planPreemption } from '../../src/scheduler/preemption.js';
 import { queueOrder } from '../../src/scheduler/priority.js';
 import { roundRobin } from '../../src/scheduler/round-robin.js';
+import { encodeCommand, type Command } from '../../src/kv/commands.js';
+import { KvStateMachine } from '../../src/kv/state-machine.js';
+import { addSpreadCounts, placementTask } from '../../src/manager/placement-input.js';
 
 const c = (text: string): Constraint => parseConstraint(text) as Constraint;
 const task = (id: string, o: Partial<PlacementTask> = {}): PlacementTask => ({ id, attempt: 1, avoidWorkerId: null, ...o });
@@ -120,5 +123,28 @@ describe('queue order', () => {
     expect(queueOrder([
       { id: 't1', priority: 'normal' }, { id: 't2', priority: 'low' }, { id: 't3', priority: 'high' }, { id: 't0', priority: 'normal' }, { id: 't4', priority: 'high' },
     ])).toEqual(['t3', 't4', 't0', 't1', 't2']);
+  });
+});
+
+describe('spreading a service', () => {
+  it('counts, per worker, the replicas placed and meant to run of the services the pending tasks belong to', () => {
+    const sm = new KvStateMachine();
+    let index = 0;
+    const run = (cmd: Command): void => {
+      const r = sm.apply(++index, encodeCommand({ clientId: 'test', seq: index, cmd }));
+      if (!r.ok) throw new Error(`${cmd.op}: ${r.message}`);
+    };
+    for (const w of ['w1', 'w2']) run({ op: 'worker.register', workerId: w, apiAddress: '127.0.0.1:1', runtime: 'memory', atMs: 1 });
+    const update = { parallelism: 1, delayS: 0, monitorS: 1, failureAction: 'rollback' as const, order: 'stop-first' as const };
+    run({ op: 'service.create', name: 'web', atMs: 1, replicas: 4, spec: { image: 'img' }, update });
+    run({ op: 'service.reconcile', name: 'web', atMs: 2, ifRevision: sm.services.service('web')!.revision, create: ['t1', 't2', 't3', 't4'], stop: [] });
+    run({ op: 'task.place', term: 1, atMs: 3, cursor: 'w2', placements: [{ taskId: 't1', attempt: 1, workerId: 'w1' }, { taskId: 't2', attempt: 1, workerId: 'w1' }, { taskId: 't3', attempt: 1, workerId: 'w2' }] });
+    // t2 is being stopped (on its way out), t4 still pending: neither counts.
+    run({ op: 'service.reconcile', name: 'web', atMs: 4, ifRevision: sm.services.service('web')!.revision, create: [], stop: ['t2'] });
+    const pending = placementTask(sm.tasks.task('t4')!);
+    expect(pending.spreadGroup).toBe('web');
+    const spread = new Map<string, Map<string, number>>();
+    addSpreadCounts(sm.tasks, [pending, task('other')], spread);
+    expect(spread).toEqual(new Map([['web', new Map([['w1', 1], ['w2', 1]])]]));
   });
 });

@@ -33,6 +33,21 @@ describe('round-robin', () => {
     expect(roundRobin.place({ tasks: [task('a', 'w1', 2)], workers: [worker('w1')], cursor: null }).placements[0]!.workerId).toBe('w1');
   });
 
+  it('a service replica goes to the eligible worker holding the fewest of its service, the rotation breaking ties', () => {
+    const web = (id: string, avoid: string | null = null): PlacementTask => ({ ...task(id, avoid), spreadGroup: 'web' });
+    const spread = new Map([['web', new Map([['w1', 2], ['w2', 1], ['w3', 2]])]]);
+    // a fills w2; then all hold 2 and the rotation (after w2) gives w3, w1; a task of no service keeps to the rotation.
+    const d = roundRobin.place({ tasks: [web('a'), web('b'), web('c'), task('x')], workers, cursor: null, spread });
+    expect(d.placements.map((p) => p.workerId)).toEqual(['w2', 'w3', 'w1', 'w2']);
+    // A new service (no copies yet) spreads exactly as round-robin does.
+    const fresh = roundRobin.place({ tasks: ['a', 'b', 'c', 'd'].map((id) => ({ ...task(id), spreadGroup: 'api' })), workers, cursor: 'w1', spread });
+    expect(fresh.placements.map((p) => p.workerId)).toEqual(['w2', 'w3', 'w1', 'w2']);
+    // Not on an ineligible worker however few it holds, and a retry still avoids its last worker.
+    const full = [worker('w1'), { ...worker('w2'), free: { cpus: 0, memoryMb: 0 } }, worker('w3')];
+    expect(roundRobin.place({ tasks: [{ ...web('a'), cpus: 1 }], workers: full, cursor: null, spread }).placements[0]!.workerId).toBe('w1');
+    expect(roundRobin.place({ tasks: [web('a', 'w2')], workers, cursor: null, spread }).placements[0]!.workerId).toBe('w1');
+  });
+
   it('no workers or no tasks: no placements, cursor unchanged', () => {
     expect(roundRobin.place({ tasks: [task('a')], workers: [], cursor: 'w2' })).toEqual({ placements: [], cursor: 'w2' });
     expect(roundRobin.place({ tasks: [], workers, cursor: 'w2' })).toEqual({ placements: [], cursor: 'w2' });
