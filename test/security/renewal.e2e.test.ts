@@ -72,13 +72,14 @@ const issued = new Map<string, string>();
 beforeAll(async () => {
   c = await ProcCluster.create({ managers: 3, workers: 1, workerRuntime: 'process', secure: true, extra: { tls: { certLifetimeS: lifetimeS } } });
   c.startAll();
-  await c.waitForLeader({ timeoutMs: 30_000 });
+  // Generous: on a loaded machine four processes start slowly.
+  await c.waitForLeader({ timeoutMs: 150_000 });
   await eventually(async () => {
     const w = await c.http(c.managerIds[0]!, 'GET', '/v1/workers/w1');
     return w.body?.state === 'ready' ? true : undefined;
-  }, 30_000, 'w1 ready');
+  }, 60_000, 'w1 ready');
   for (const id of c.nodes.keys()) issued.set(id, certOf(id));
-}, 90_000);
+}, 240_000);
 
 afterAll(async () => {
   await writer.stop();
@@ -95,8 +96,9 @@ describe(`certificate renewal while the cluster serves writes (3 managers, 1 wor
       for (const id of c.nodes.keys()) if (!renewedAtS.has(id) && certOf(id) !== issued.get(id)) renewedAtS.set(id, (Date.now() - startedAt) / 1000);
       return renewedAtS.size === c.nodes.size ? true : undefined;
     }, lifetimeS * 1000, 'every node to renew its certificate');
-    // Let the last renewal settle, and some writes go through the new material.
-    await sleep(2000);
+    // Some writes go through the new material: twenty more acknowledged after the last renewal.
+    const okAtLastRenewal = writer.ok;
+    await eventually(async () => (writer.ok >= okAtLastRenewal + 20 ? true : undefined), 60_000, 'twenty writes after the last renewal');
     const { ok, failures } = writer;
     console.log(`renewed after (s since the writes started): ${JSON.stringify(Object.fromEntries(renewedAtS))}; writes ok ${ok}, failed ${failures.length}`, failures.slice(0, 10));
     expect(failures).toEqual([]);
