@@ -6,6 +6,7 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerTaskStatus } from '../../src/contracts/worker.js';
 import type { TaskRecord, TaskSpec } from '../../src/contracts/task-model.js';
+import { backoffCeilingMs } from '../../src/lib/backoff.js';
 import { ProcCluster, eventually, httpJson, sleep } from '../support/cluster.js';
 import { describeDocker, removeLabelled, testImage } from '../support/docker.js';
 
@@ -112,9 +113,10 @@ for (const rt of cases) {
     beforeAll(async () => {
       c = await ProcCluster.create({ managers: 3, workers: 2, workerRuntime: rt.name, extra: { tasks: tasksConfig } });
       c.startAll();
-      await c.waitForLeader();
-      await eventually(async () => ((await workerState('w1')) === 'ready' && (await workerState('w2')) === 'ready' ? true : undefined), 30_000, 'both workers ready');
-    });
+      // Generous: five processes start at once, and on a loaded machine each may take long to start.
+      await c.waitForLeader({ timeoutMs: 150_000 });
+      await eventually(async () => ((await workerState('w1')) === 'ready' && (await workerState('w2')) === 'ready' ? true : undefined), 60_000, 'both workers ready');
+    }, 240_000);
 
     afterAll(async () => {
       await c?.cleanup();
@@ -165,13 +167,14 @@ for (const rt of cases) {
       expect(t.error!.message).toMatch(/code 1.*attempt 3 of 3/);
       const h = t.history;
       expect(h.filter((x) => x.state === 'scheduled').map((x) => x.attempt)).toEqual([1, 2, 3]);
-      // Each retry waited its backoff: at most base * 2^(n-1) (full jitter), plus scheduling slack.
+      // Each retry waited its backoff: at most its ceiling (full jitter), plus scheduling slack.
       for (const attempt of [2, 3]) {
         const requeued = h.find((x) => x.state === 'pending' && x.attempt === attempt)!;
         const placed = h.find((x) => x.state === 'scheduled' && x.attempt === attempt)!;
         const delayMs = placed.atMs - requeued.atMs;
         expect(delayMs).toBeGreaterThanOrEqual(0);
-        expect(delayMs).toBeLessThan(tasksConfig.backoffBaseMs * 2 ** (attempt - 2) + 1500);
+        // Attempt n is retry number n - 1.
+        expect(delayMs).toBeLessThan(backoffCeilingMs(attempt - 1, { baseMs: tasksConfig.backoffBaseMs, capMs: tasksConfig.backoffCapMs }) + 1500);
       }
     });
 
@@ -201,7 +204,8 @@ for (const rt of cases) {
 
     it('a restarted worker re-adopts its running tasks', async () => {
       const ids: string[] = [];
-      for (let i = 0; i < 2; i++) ids.push((await submit(c.managerIds[1]!, spec(['sleep', '60'], 'readopt'))).id!);
+      // An hour, so that a slow restart on a loaded machine does not outlast the tasks.
+      for (let i = 0; i < 2; i++) ids.push((await submit(c.managerIds[1]!, spec(['sleep', '3600'], 'readopt'))).id!);
       const before = await Promise.all(ids.map((id) => until(id, (t) => t.state === 'running', 'running')));
       const w = before[0]!.workerId!;
       await c.signal(w, 'SIGKILL');
@@ -209,8 +213,16 @@ for (const rt of cases) {
       await eventually(async () => {
         const r = await httpJson(c.url(w), 'GET', '/v1/tasks', undefined, 1000).catch(() => null);
         return r?.status === 200 ? true : undefined;
-      }, 20_000, `${w} serving again`);
-      await sleep(1500);
+      }, 120_000, `${w} serving again`);
+      // Long enough for a replacement to show: the managers have recorded six heartbeats of the restarted worker
+      // (1.2 s of them at 200 ms, in which it reconciles twice at 500 ms), counted, not timed.
+      const beats = new Set<string>();
+      await eventually(async () => {
+        const r = await httpJson(c.url(c.managerIds.find((m) => c.node(m).proc !== null)!), 'GET', `/v1/workers/${w}`, undefined, 1000).catch(() => null);
+        const at = (r?.body as { lastHeartbeatAt?: string | null } | undefined)?.lastHeartbeatAt;
+        if (typeof at === 'string') beats.add(at);
+        return beats.size >= 7 ? true : undefined;
+      }, 30_000, `six heartbeats of ${w} after its restart`);
       for (const t of before) {
         const now = await get(t.id);
         expect(now).toMatchObject({ state: 'running', attempt: t.attempt, workerId: t.workerId, containerId: t.containerId });
@@ -220,7 +232,7 @@ for (const rt of cases) {
         expect(onWorker.items.find((s) => s.taskId === t.id)).toMatchObject({ state: 'running', attempt: t.attempt, containerId: t.containerId });
       }
       await stopAll(ids);
-    });
+    }, 240_000);
 
     it('SIGKILL of the leader while tasks are being submitted loses no acknowledged task and never runs two copies', async () => {
       const leader = await c.waitForLeader();
