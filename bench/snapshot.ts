@@ -7,6 +7,7 @@ import { createWriteStream, readFileSync, readdirSync, statSync } from 'node:fs'
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { ProcCluster, eventually, freePort, httpJson, minkubeBin, sleep } from '../test/support/cluster.js';
+import { breakdownOf, probeArgs, rssMiB, type MemoryBreakdown } from './mem-breakdown.js';
 import type { SummaryRow } from './summary.js';
 import { BenchClient, arg, flag, printResult, printTable, round } from './support.js';
 
@@ -26,6 +27,8 @@ export interface SnapshotBenchResult extends Sizes {
   /** The leader's latest snapshot: its index and the size of its file on disk. */
   snapshot: { index: number; fileBytes: number; takeMs: number | null };
   rssMiB: { leader: number; follower: number; followerAfterRestart: number; joiner: number };
+  /** Where the leader's and the follower's bytes are (after the load), and the restarted follower's. */
+  breakdown: { leader: MemoryBreakdown | null; follower: MemoryBreakdown | null; followerAfterRestart: MemoryBreakdown | null };
   /**
    * From the start (ms): the restarted log's "transport listening" (the process is up: Node and tsx booted), "raft
    * state loaded" (snapshot and log read), "manager started", then GET /ready 200, then caught up.
@@ -49,12 +52,6 @@ interface JoinTiming {
 }
 
 const retryable = new Set([0, 429, 503, 504]);
-
-function rssMiB(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? round(Number(m[1]) / 1024, 1) : NaN;
-}
 
 /** Runs `count` requests with `clients` in flight, retrying the ones that failed passingly; returns the retries. */
 async function fill(count: number, clients: number, send: (i: number) => Promise<number>): Promise<number> {
@@ -240,7 +237,7 @@ async function joinNewMember(cluster: ProcCluster, leader: string, joiner: { pro
 }
 
 export async function benchSnapshot(s: Sizes): Promise<SnapshotBenchResult> {
-  const cluster = await ProcCluster.create({ managers: 3, extra: { raft: { snapshotThresholdEntries: s.thresholdEntries } } });
+  const cluster = await ProcCluster.create({ managers: 3, nodeArgs: probeArgs, extra: { raft: { snapshotThresholdEntries: s.thresholdEntries } } });
   const joiner: { proc: ChildProcess | null; url: string } = { proc: null, url: '' };
   try {
     cluster.startAll();
@@ -252,6 +249,7 @@ export async function benchSnapshot(s: Sizes): Promise<SnapshotBenchResult> {
     const follower = cluster.managerIds.find((id) => id !== leader)!;
     const rssLeader = rssMiB(cluster.node(leader).proc?.pid);
     const rssFollower = rssMiB(cluster.node(follower).proc?.pid);
+    const [leaderBytes, followerBytes] = [await breakdownOf(cluster.node(leader).proc?.pid), await breakdownOf(cluster.node(follower).proc?.pid)];
     const leaderView = (await view(cluster.url(leader)))!;
     const leaderChanges = leaderView.term - termBefore;
     const taken = logLines(join(cluster.dir, `${leader}.log`), 'snapshot taken').at(-1);
@@ -260,6 +258,7 @@ export async function benchSnapshot(s: Sizes): Promise<SnapshotBenchResult> {
     const restart = await restartFollower(cluster, leader, follower);
     await sleep(1000);
     const rssAfterRestart = rssMiB(cluster.node(follower).proc?.pid);
+    const restartedBytes = await breakdownOf(cluster.node(follower).proc?.pid);
     console.log(`${follower} ready in ${restart.readyMs} ms, caught up in ${restart.caughtUpMs} ms; joining m4`);
     const joined = await joinNewMember(cluster, await cluster.waitForLeader(), joiner);
     await sleep(1000);
@@ -272,6 +271,7 @@ export async function benchSnapshot(s: Sizes): Promise<SnapshotBenchResult> {
       leaderChanges,
       snapshot,
       rssMiB: { leader: rssLeader, follower: rssFollower, followerAfterRestart: rssAfterRestart, joiner: rssJoiner },
+      breakdown: { leader: leaderBytes, follower: followerBytes, followerAfterRestart: restartedBytes },
       restart,
       join: joined,
     };
@@ -329,5 +329,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   };
   const r = await benchSnapshot(sizes);
   printTable(`Snapshots: 3 managers holding ${r.keys} keys and ${r.tasks} task records (leader ${r.leader}, snapshot every ${r.thresholdEntries} entries)`, tableRows(r));
+  const split = Object.entries(r.breakdown).flatMap(([who, b]) => (b === null ? [] : [{ manager: who, ...b }]));
+  printTable('Where the bytes are (MiB): smaps_rollup, process.memoryUsage(), V8 spaces committed; outside = rss - heapTotal - external', split);
   printResult('snapshot', { ...r }, summaryOf(r));
 }

@@ -26,6 +26,12 @@ export class UsageByNamespace {
     this.byNamespace.clear();
   }
 
+  /** Takes over another's counts (those of a store restored off to the side). */
+  adopt(other: UsageByNamespace): void {
+    this.byNamespace.clear();
+    for (const [ns, u] of other.byNamespace) this.byNamespace.set(ns, u);
+  }
+
   /** A record was written (prev null: created). */
   changed(next: TaskRecord, prev: TaskRecord | null): void {
     const was = prev !== null && !finalTaskStates.has(prev.state);

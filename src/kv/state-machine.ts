@@ -8,8 +8,9 @@ import { assertNeverCommand, tryDecodeCommand, type Command, type CommandEnvelop
 import { submissionsOf } from './task-commands.js';
 import { SortedKeys } from './sorted-keys.js';
 import { TaskStore, type TaskApplyErrorCode, type TaskStoreOptions } from './task-store.js';
-import { SlicedPacker } from './sliced-pack.js';
-import { encodeTaskSnapshot, packTaskSnapshot } from './task-snapshot.js';
+import { SlicedPacker, yieldToEventLoop, type YieldFn } from './sliced-pack.js';
+import { SlicedUnpacker } from './sliced-unpack.js';
+import { encodeTaskSnapshot, packTaskSnapshot, unpackTaskSnapshot, type TaskSnapshotContent } from './task-snapshot.js';
 import { decodeServiceSnapshot, encodeServiceSnapshot, ServiceStore, type ServiceApplyErrorCode, type ServiceStoreOptions } from './service-store.js';
 import { decodeQuotaSnapshot, QuotaStore } from './quota-store.js';
 import type { ServiceCreateCommand, ServiceUpdateCommand } from './service-commands.js';
@@ -75,7 +76,7 @@ const SNAPSHOT_FORMAT = 4;
 const snapshotPackr = new Packr({ useRecords: false, moreTypes: false });
 
 export class KvStateMachine {
-  private readonly data = new Map<string, KvRecord>();
+  private data = new Map<string, KvRecord>();
   /** Keys in code-unit order, for prefix listing (tasks/, workers/) without sorting on every read. */
   private sortedKeys = new SortedKeys();
   /** clientId -> session; Map order is least recently used first (re-inserted on every command). */
@@ -342,6 +343,36 @@ export class KvStateMachine {
     this.appliedIndexValue = decoded.appliedIndex;
   }
 
+  /**
+   * restore() without blocking the event loop (a follower installs the leader's snapshot while it answers
+   * heartbeats): the bytes are decoded and indexed a slice at a time off to the side, and the answer swaps the new
+   * state in at once. Rejects with STORAGE_CORRUPT, changing nothing, if they are malformed.
+   */
+  async prepareRestore(bytes: Uint8Array, yieldFn: YieldFn = yieldToEventLoop): Promise<() => void> {
+    const { decoded, tasks } = await unpackSnapshot(bytes, yieldFn);
+    const auth = decoded.auth === undefined ? emptyAuthSnapshot : decodeAuthSnapshot(decoded.auth);
+    const services = decoded.services === undefined ? [] : decodeServiceSnapshot(decoded.services);
+    const quotas = decodeQuotaSnapshot(decoded.quotas);
+    const swapTasks = await this.tasks.prepareRestore(tasks, yieldFn);
+    const data = new Map<string, KvRecord>();
+    for (let i = 0; i < decoded.records.length; i++) {
+      data.set(decoded.records[i]!.key, decoded.records[i]!);
+      if (i % 4096 === 4095) await yieldFn();
+    }
+    const sortedKeys = SortedKeys.fromSorted(decoded.records.map((r) => r.key));
+    return () => {
+      swapTasks();
+      this.auth.load(auth);
+      this.services.load(services);
+      this.quotas.load(quotas);
+      this.data = data;
+      this.sortedKeys = sortedKeys;
+      this.sessions.clear();
+      for (const [clientId, session] of decoded.sessions) this.sessions.set(clientId, session);
+      this.appliedIndexValue = decoded.appliedIndex;
+    };
+  }
+
   private touchSession(clientId: string, index: number): Session {
     let session = this.sessions.get(clientId);
     if (session === undefined) {
@@ -408,28 +439,83 @@ interface DecodedSnapshot {
   quotas: unknown;
 }
 
+type RawSnapshot = { format?: unknown; appliedIndex?: unknown; kv?: unknown; sessions?: unknown; tasks?: unknown; auth?: unknown; services?: unknown; quotas?: unknown };
+
+const snapshotCorrupt = (problem: string): MinkubeError => new MinkubeError('STORAGE_CORRUPT', `kv snapshot: ${problem}`);
+
 function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
-  const corrupt = (problem: string): MinkubeError => new MinkubeError('STORAGE_CORRUPT', `kv snapshot: ${problem}`);
-  let raw: { format?: unknown; appliedIndex?: unknown; kv?: unknown; sessions?: unknown; tasks?: unknown; auth?: unknown; services?: unknown; quotas?: unknown };
+  const corrupt = snapshotCorrupt;
+  let raw: RawSnapshot;
   try {
     raw = snapshotPackr.unpack(bytes) as typeof raw;
   } catch (err) {
     throw corrupt(`not msgpack (${(err as Error).message})`);
   }
+  const records: KvRecord[] = [];
+  if (Array.isArray(raw?.kv)) {
+    const kv = raw.kv as unknown[];
+    if (kv.length % 3 !== 0) throw corrupt('bad header');
+    for (let i = 0; i < kv.length; i++) addRecordPart(records, kv[i], i);
+  }
+  return checkSections(raw, records);
+}
+
+/** One element of the snapshot's flat kv array (key, value, version, key, ...): checked, and added to `records`. */
+function addRecordPart(records: KvRecord[], v: unknown, i: number): void {
+  const at = i % 3;
+  if (at === 0) {
+    if (typeof v !== 'string') throw snapshotCorrupt(`bad record ${(i - at) / 3}`);
+    if (records.length > 0 && records.at(-1)!.key >= v) throw snapshotCorrupt('keys out of order');
+    records.push({ key: v, value: '', version: 0 });
+  } else if ((at === 1 && typeof v !== 'string') || (at === 2 && !isIndex(v))) {
+    throw snapshotCorrupt(`bad record ${(i - at) / 3}`);
+  } else {
+    // Records are built in place and never handed out before the whole snapshot decoded.
+    (records.at(-1) as { value: string; version: number })[at === 1 ? 'value' : 'version'] = v as never;
+  }
+}
+
+/** The header's and sections' checks, once the kv array was read into records. */
+function checkSections(raw: RawSnapshot, records: KvRecord[]): DecodedSnapshot {
+  const corrupt = snapshotCorrupt;
   if (typeof raw !== 'object' || raw === null || (raw.format !== 1 && raw.format !== 2 && raw.format !== 3 && raw.format !== SNAPSHOT_FORMAT)) throw corrupt('unknown format');
   if (raw.format !== 1 && raw.tasks === undefined) throw corrupt('no task section');
   if ((raw.format === 3 || raw.format === SNAPSHOT_FORMAT) && raw.auth === undefined) throw corrupt('no auth section');
   if (raw.format === SNAPSHOT_FORMAT && raw.services === undefined) throw corrupt('no services section');
   const { appliedIndex, kv, sessions } = raw;
-  if (!isIndex(appliedIndex) || !Array.isArray(kv) || kv.length % 3 !== 0 || !Array.isArray(sessions)) throw corrupt('bad header');
-  const records: KvRecord[] = [];
-  for (let i = 0; i < kv.length; i += 3) {
-    const [key, value, version] = [kv[i] as unknown, kv[i + 1] as unknown, kv[i + 2] as unknown];
-    if (typeof key !== 'string' || typeof value !== 'string' || !isIndex(version)) throw corrupt(`bad record ${i / 3}`);
-    if (records.length > 0 && records.at(-1)!.key >= key) throw corrupt('keys out of order');
-    records.push({ key, value, version });
-  }
+  if (!isIndex(appliedIndex) || !Array.isArray(kv) || !Array.isArray(sessions)) throw corrupt('bad header');
   return { appliedIndex, records, sessions: sessions.map((s, i) => decodeSession(s, i, corrupt)), tasks: raw.tasks, auth: raw.auth, services: raw.services, quotas: raw.quotas };
+}
+
+/** decodeSnapshot a slice at a time (see SlicedUnpacker); the task section comes decoded. */
+async function unpackSnapshot(bytes: Uint8Array, yieldFn: YieldFn): Promise<{ decoded: DecodedSnapshot; tasks: TaskSnapshotContent }> {
+  const u = new SlicedUnpacker(bytes, snapshotPackr, yieldFn);
+  const raw: RawSnapshot & Record<string, unknown> = {};
+  const records: KvRecord[] = [];
+  let tasks: TaskSnapshotContent | undefined;
+  try {
+    const fields = u.mapHeader();
+    if (fields === null) throw snapshotCorrupt('unknown format');
+    for (let f = 0; f < fields; f++) {
+      const name = u.value();
+      if (name === 'kv') {
+        const length = u.arrayHeader();
+        if (length === null || length % 3 !== 0) throw snapshotCorrupt('bad header');
+        await u.elements(length, (v, i) => addRecordPart(records, v, i));
+        raw.kv = [];
+      } else if (name === 'tasks') {
+        tasks = await unpackTaskSnapshot(u);
+        raw.tasks = true;
+      } else {
+        raw[String(name)] = u.value();
+      }
+    }
+    if (!u.done) throw snapshotCorrupt('bytes after the end');
+  } catch (err) {
+    if (err instanceof MinkubeError) throw err;
+    throw snapshotCorrupt(`not msgpack (${(err as Error).message})`);
+  }
+  return { decoded: checkSections(raw, records), tasks: tasks ?? { tasks: [], workers: [], cursor: null, idempotency: [] } };
 }
 
 function decodeSession(raw: unknown, i: number, corrupt: (p: string) => MinkubeError): [string, Session] {

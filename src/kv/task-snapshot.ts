@@ -3,6 +3,7 @@
 import { MinkubeError } from '../lib/errors.js';
 import type { DesiredState, StoredWorker, TaskError, TaskHealth, TaskRecord, TaskSpec, TaskState, TaskTransition, WorkerState, WorkerStats } from '../contracts/task-model.js';
 import type { SlicedPacker } from './sliced-pack.js';
+import type { SlicedUnpacker } from './sliced-unpack.js';
 
 export type TaskSnapshot = unknown[];
 
@@ -86,18 +87,43 @@ export function decodeTaskSnapshot(raw: unknown): TaskSnapshotContent {
   const [tasks, workers, cursor, idempotency] = raw as unknown[];
   if (!Array.isArray(tasks) || !Array.isArray(workers) || !Array.isArray(idempotency)) throw corrupt('bad header');
   if (cursor !== null && typeof cursor !== 'string') throw corrupt('bad cursor');
-  const out: TaskSnapshotContent = { tasks: tasks.map(decodeTask), workers: workers.map(decodeWorker), cursor, idempotency: [] };
+  const out: TaskSnapshotContent = { tasks: tasks.map(decodeTask), workers: workers.map(decodeWorker), cursor, idempotency: (idempotency as unknown[]).map(decodeIdempotency) };
+  checkOrder(out);
+  return out;
+}
+
+/** The same section read a slice at a time from `u` (positioned at it), as packTaskSnapshot wrote it. */
+export async function unpackTaskSnapshot(u: SlicedUnpacker): Promise<TaskSnapshotContent> {
+  if (u.arrayHeader() !== 4) throw corrupt('bad header');
+  const taskCount = u.arrayHeader();
+  if (taskCount === null) throw corrupt('bad header');
+  const tasks: TaskRecord[] = [];
+  await u.elements(taskCount, (row, i) => tasks.push(decodeTask(row, i)));
+  const workers = u.value();
+  const cursor = u.value();
+  if (!Array.isArray(workers)) throw corrupt('bad header');
+  if (cursor !== null && typeof cursor !== 'string') throw corrupt('bad cursor');
+  const keyCount = u.arrayHeader();
+  if (keyCount === null) throw corrupt('bad header');
+  const idempotency: [string, IdempotencyRecord][] = [];
+  await u.elements(keyCount, (row) => idempotency.push(decodeIdempotency(row)));
+  const out: TaskSnapshotContent = { tasks, workers: workers.map(decodeWorker), cursor, idempotency };
+  checkOrder(out);
+  return out;
+}
+
+function checkOrder(out: TaskSnapshotContent): void {
   for (let i = 1; i < out.tasks.length; i++) if (out.tasks[i - 1]!.id >= out.tasks[i]!.id) throw corrupt('task ids out of order');
   for (let i = 1; i < out.workers.length; i++) if (out.workers[i - 1]!.id >= out.workers[i]!.id) throw corrupt('worker ids out of order');
-  for (const row of idempotency as unknown[]) {
-    if (!Array.isArray(row) || (row.length !== 2 && row.length !== 3)) throw corrupt('bad idempotency key');
-    const [key, taskId, fingerprint = null] = row as unknown[];
-    if (typeof key !== 'string' || typeof taskId !== 'string' || (fingerprint !== null && typeof fingerprint !== 'string')) {
-      throw corrupt('bad idempotency key');
-    }
-    out.idempotency.push([key, { taskId, fingerprint }]);
+}
+
+function decodeIdempotency(row: unknown): [string, IdempotencyRecord] {
+  if (!Array.isArray(row) || (row.length !== 2 && row.length !== 3)) throw corrupt('bad idempotency key');
+  const [key, taskId, fingerprint = null] = row as unknown[];
+  if (typeof key !== 'string' || typeof taskId !== 'string' || (fingerprint !== null && typeof fingerprint !== 'string')) {
+    throw corrupt('bad idempotency key');
   }
-  return out;
+  return [key, { taskId, fingerprint }];
 }
 
 function decodeTask(row: unknown, i: number): TaskRecord {

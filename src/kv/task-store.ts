@@ -18,6 +18,7 @@ import { isActiveState, lostOutcome, reportOutcome, type ReportOutcome } from '.
 import { normaliseSpec, specFingerprint } from './task-spec.js';
 import { UsageByNamespace } from './quota-usage.js';
 import { decodeTaskSnapshot, encodeTaskSnapshot, type IdempotencyRecord, type TaskSnapshot, type TaskSnapshotContent } from './task-snapshot.js';
+import type { YieldFn } from './sliced-pack.js';
 
 export type TaskApplyErrorCode = 'TASK_NOT_FOUND' | 'WORKER_NOT_FOUND' | 'TASK_ALREADY_FINAL' | 'QUEUE_FULL' | 'IDEMPOTENCY_KEY_REUSED';
 
@@ -546,7 +547,32 @@ export class TaskStore {
     this.cursorValue = s.cursor;
     this.idempotency = new Map(s.idempotency);
   }
+
+  /**
+   * restore() without blocking the event loop: the content is indexed into a store off to the side, yielding after
+   * every slice of records; the answer swaps it in at once. This store is untouched until then.
+   */
+  async prepareRestore(s: TaskSnapshotContent, yieldFn: YieldFn): Promise<() => void> {
+    const next = new TaskStore({ tasksMax: this.tasksMax, idempotencyKeysMax: this.idempotencyKeysMax, workersMax: this.workersMax, historyMax: this.historyMax });
+    next.ids = SortedKeys.fromSorted(s.tasks.map((t) => t.id));
+    for (let i = 0; i < s.tasks.length; i++) {
+      next.write(s.tasks[i]!, null);
+      if (i % restoreSliceRecords === restoreSliceRecords - 1) await yieldFn();
+    }
+    next.workers = new Map(s.workers.map((w) => [w.id, w]));
+    next.workerIds = SortedKeys.fromSorted(s.workers.map((w) => w.id));
+    next.cursorValue = s.cursor;
+    next.idempotency = new Map(s.idempotency);
+    return () => {
+      ({ tasks: this.tasks, ids: this.ids, byState: this.byState, byWorker: this.byWorker, byService: this.byService, active: this.active } = next);
+      ({ workers: this.workers, workerIds: this.workerIds, cursorValue: this.cursorValue, idempotency: this.idempotency } = next);
+      this.usage.adopt(next.usage);
+    };
+  }
 }
+
+/** Records indexed between two yields of prepareRestore. */
+const restoreSliceRecords = 2048;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 

@@ -1,0 +1,86 @@
+// The reading twin of SlicedPacker: MessagePack read a value at a time from a cursor, with long arrays decoded a
+// slice at a time and a yield to the event loop between slices, so installing a large snapshot never blocks
+// heartbeats for long. It reads exactly the bytes one unpack() of the whole would.
+import type { Unpackr } from 'msgpackr';
+import { yieldToEventLoop, type YieldFn } from './sliced-pack.js';
+
+/** Elements decoded between two yields. */
+const SLICE_ITEMS = 1024;
+
+export class SlicedUnpacker {
+  private pos = 0;
+
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly unpackr: Unpackr,
+    private readonly yieldFn: YieldFn = yieldToEventLoop,
+  ) {}
+
+  get done(): boolean {
+    return this.pos >= this.bytes.length;
+  }
+
+  /** The entry count of the map header here, or null (and nothing read) when there is no map header. */
+  mapHeader(): number | null {
+    const b = this.bytes[this.pos];
+    if (b === undefined) return null;
+    if ((b & 0xf0) === 0x80) return this.skip(1, b & 0x0f);
+    if (b === 0xde) return this.skip(3, this.uint(1, 2));
+    if (b === 0xdf) return this.skip(5, this.uint(1, 4));
+    return null;
+  }
+
+  /** The length of the array header here, or null (and nothing read) when there is no array header. */
+  arrayHeader(): number | null {
+    const b = this.bytes[this.pos];
+    if (b === undefined) return null;
+    if ((b & 0xf0) === 0x90) return this.skip(1, b & 0x0f);
+    if (b === 0xdc) return this.skip(3, this.uint(1, 2));
+    if (b === 0xdd) return this.skip(5, this.uint(1, 4));
+    return null;
+  }
+
+  /** One whole value. */
+  value(): unknown {
+    let out: unknown;
+    this.read(1, (v) => (out = v));
+    return out;
+  }
+
+  /** `count` consecutive values (an array's elements after its header), a slice at a time, with a yield after each. */
+  async elements(count: number, each: (value: unknown, i: number) => void): Promise<void> {
+    for (let start = 0; start < count; start += SLICE_ITEMS) {
+      const n = Math.min(SLICE_ITEMS, count - start);
+      let i = start;
+      this.read(n, (v) => each(v, i++));
+      await this.yieldFn();
+    }
+  }
+
+  /** Reads `n` values from the cursor on (unpackMultiple stops after the n-th). */
+  private read(n: number, each: (value: unknown) => void): void {
+    if (n === 0) return;
+    if (this.pos >= this.bytes.length) throw new Error('unexpected end of the buffer');
+    let left = n;
+    let end = 0;
+    this.unpackr.unpackMultiple(this.bytes.subarray(this.pos), (v: unknown, _start?: number, stop?: number) => {
+      each(v);
+      end = stop!;
+      return --left > 0;
+    });
+    if (left > 0) throw new Error('unexpected end of the buffer');
+    this.pos += end;
+  }
+
+  private uint(offset: number, width: 2 | 4): number {
+    if (this.pos + offset + width > this.bytes.length) throw new Error('unexpected end of the buffer');
+    let v = 0;
+    for (let k = 0; k < width; k++) v = v * 256 + this.bytes[this.pos + offset + k]!;
+    return v;
+  }
+
+  private skip(bytes: number, result: number): number {
+    this.pos += bytes;
+    return result;
+  }
+}
