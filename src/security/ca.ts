@@ -1,14 +1,25 @@
 // The cluster CA and the nodes' certificates (ECDSA P-256, SHA-256): managers and workers prove who they are to each
 // other with these over mutual TLS. Everything comes out as PEM that node:tls takes as it is.
+// Certificates are read with node:crypto; @peculiar/x509 (a quarter of a second to load) only makes them and reads
+// requests, and is loaded the first time one is made: a node that starts with its certificate never loads it.
 import { createHash, randomBytes, webcrypto, X509Certificate as NodeX509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
-import './reflect-shim.js';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 
-// node's webcrypto is the standard interface; the DOM lib that would name its type is not in our tsconfig.
-x509.cryptoProvider.set(webcrypto as ReturnType<typeof x509.cryptoProvider.get>);
+let x509Module: Promise<typeof X509> | undefined;
+
+function loadX509(): Promise<typeof X509> {
+  return (x509Module ??= (async () => {
+    // The shim first: @peculiar/x509 refuses to load without the Reflect metadata API.
+    await import('./reflect-shim.js');
+    const x509 = await import('@peculiar/x509');
+    // node's webcrypto is the standard interface; the DOM lib that would name its type is not in our tsconfig.
+    x509.cryptoProvider.set(webcrypto as ReturnType<typeof x509.cryptoProvider.get>);
+    return x509;
+  })());
+}
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
@@ -42,15 +53,17 @@ function assertName(what: string, s: string): void {
   if (!namePattern.test(s)) throw new MinkubeError('INVALID_PARAM', `${what} "${s}" must be 1-128 letters, digits, '.', '_' or '-'`);
 }
 
-function subjectOf(identity: NodeIdentity): x509.JsonName {
+function subjectOf(identity: NodeIdentity): X509.JsonName {
   return [{ CN: [identity.id] }, { OU: [identity.role] }, { O: [identity.clusterId] }];
 }
 
 async function importPrivateKey(keyPem: string): Promise<CryptoKey> {
+  const x509 = await loadX509();
   return webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(keyPem), ecdsa, true, ['sign']) as Promise<CryptoKey>;
 }
 
 async function exportPrivateKey(key: CryptoKey): Promise<string> {
+  const x509 = await loadX509();
   return x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', key), 'PRIVATE KEY');
 }
 
@@ -67,6 +80,7 @@ function validity(now: Date, lifetimeDays: number): { notBefore: Date; notAfter:
 
 export async function createClusterCa(opts: { clusterId: string; lifetimeDays?: number; now?: Date }): Promise<CaMaterial> {
   assertName('cluster id', opts.clusterId);
+  const x509 = await loadX509();
   const keys = (await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify'])) as CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(),
@@ -105,6 +119,7 @@ async function keyPairOf(keyPem: string): Promise<CryptoKeyPair> {
 export async function createCsr(opts: { keyPem: string; id: string; role: NodeRole; clusterId: string }): Promise<string> {
   const identity = { id: opts.id, role: opts.role, clusterId: opts.clusterId };
   assertIdentity(identity);
+  const x509 = await loadX509();
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: subjectOf(identity), keys: await keyPairOf(opts.keyPem), signingAlgorithm });
   return csr.toString('pem');
 }
@@ -134,6 +149,7 @@ export async function issueNodeCertificate(opts: IssueOptions): Promise<string> 
   if (asked === null || asked.id !== identity.id || asked.role !== identity.role || asked.clusterId !== identity.clusterId) {
     throw new MinkubeError('INVALID_BODY', `the certificate request names "${csr.subject}", not CN=${identity.id}, OU=${identity.role}, O=${identity.clusterId}`);
   }
+  const x509 = await loadX509();
   const caCert = new x509.X509Certificate(opts.caCertPem);
   const publicKey = (await csr.publicKey.export()) as CryptoKey;
   const cert = await x509.X509CertificateGenerator.create({
@@ -156,7 +172,8 @@ export async function issueNodeCertificate(opts: IssueOptions): Promise<string> 
   return cert.toString('pem');
 }
 
-async function parseCsr(csrPem: string): Promise<x509.Pkcs10CertificateRequest> {
+async function parseCsr(csrPem: string): Promise<X509.Pkcs10CertificateRequest> {
+  const x509 = await loadX509();
   try {
     return new x509.Pkcs10CertificateRequest(csrPem);
   } catch (cause) {
@@ -164,7 +181,7 @@ async function parseCsr(csrPem: string): Promise<x509.Pkcs10CertificateRequest> 
   }
 }
 
-function sanEntries(sans: SubjectAltNames): x509.JsonGeneralNames {
+function sanEntries(sans: SubjectAltNames): X509.JsonGeneralNames {
   const ips = [...new Set(sans.ips)].map((value) => ({ type: 'ip' as const, value }));
   const dns = [...new Set(sans.dns)].map((value) => ({ type: 'dns' as const, value }));
   return [...dns, ...ips];
@@ -179,12 +196,23 @@ export async function issueNodeKeyAndCert(
   return { keyPem, certPem: await issueNodeCertificate({ ...opts, csrPem }) };
 }
 
-function identityFromName(name: x509.Name): NodeIdentity | null {
+function identityFromName(name: X509.Name): NodeIdentity | null {
   const [id, role, clusterId] = [name.getField('CN'), name.getField('OU'), name.getField('O')];
   // More than one value of a field is something we never issue: refuse it rather than pick one.
   if (id?.length !== 1 || role?.length !== 1 || clusterId?.length !== 1) return null;
   if (!isNodeRole(role[0])) return null;
   return { id: id[0]!, role: role[0], clusterId: clusterId[0]! };
+}
+
+/**
+ * The same from node's reading of a subject (a certificate's legacy object): one string a field, an array where a
+ * field repeats, which is refused as above.
+ */
+function identityFromSubject(subject: Readonly<Record<string, string | string[] | undefined>> | undefined): NodeIdentity | null {
+  const [id, role, clusterId] = [subject?.CN, subject?.OU, subject?.O];
+  if (typeof id !== 'string' || typeof role !== 'string' || typeof clusterId !== 'string') return null;
+  if (!isNodeRole(role)) return null;
+  return { id, role, clusterId };
 }
 
 /**
@@ -194,17 +222,30 @@ function identityFromName(name: x509.Name): NodeIdentity | null {
  */
 export function identityFromCertificate(cert: PeerCertificate | NodeX509Certificate | string): NodeIdentity | null {
   try {
-    const der = typeof cert === 'string' ? x509.PemConverter.decodeFirst(cert) : cert.raw;
+    const source = typeof cert === 'string' ? cert : cert.raw;
     // A peer that sent no certificate shows up as an empty object.
-    if (der === undefined || der.byteLength === 0) return null;
-    return identityFromName(new x509.X509Certificate(der).subjectName);
+    if (source === undefined || source.length === 0) return null;
+    return identityFromSubject(new NodeX509Certificate(source).toLegacyObject().subject as unknown as Record<string, string | string[]>);
   } catch {
     return null;
   }
 }
 
+/** node:crypto's reading of a certificate, with its validity as Dates. */
+interface ReadCertificate {
+  cert: NodeX509Certificate;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+function readCertificate(certPem: string): ReadCertificate {
+  const cert = new NodeX509Certificate(certPem);
+  // 'Dec  3 13:00:00 2027 GMT': whole seconds, which is all a certificate holds.
+  return { cert, notBefore: new Date(cert.validFrom), notAfter: new Date(cert.validTo) };
+}
+
 export function certificateExpiry(certPem: string): Date {
-  return new x509.X509Certificate(certPem).notAfter;
+  return readCertificate(certPem).notAfter;
 }
 
 /**
@@ -212,7 +253,7 @@ export function certificateExpiry(certPem: string): Date {
  * the lifetime: counted in, a 60 s certificate would be due for renewal from its first second, forever. A certificate
  * too short to have been backdated is taken as it is.
  */
-function issuedAtMs(cert: x509.X509Certificate): number {
+function issuedAtMs(cert: ReadCertificate): number {
   const notBeforeMs = cert.notBefore.getTime();
   const issuedMs = notBeforeMs + limits.certBackdateMs;
   return issuedMs < cert.notAfter.getTime() ? issuedMs : notBeforeMs;
@@ -220,31 +261,39 @@ function issuedAtMs(cert: x509.X509Certificate): number {
 
 /** How long a certificate is valid from its issue (the backdating left out). */
 export function certificateLifetimeMs(certPem: string): number {
-  const cert = new x509.X509Certificate(certPem);
+  const cert = readCertificate(certPem);
   return cert.notAfter.getTime() - issuedAtMs(cert);
 }
 
 /** True once `fraction` of the certificate's lifetime, counted from its issue, has passed (or it has expired). */
 export function needsRenewal(certPem: string, now: Date, fraction = 2 / 3): boolean {
-  const cert = new x509.X509Certificate(certPem);
+  const cert = readCertificate(certPem);
   const start = issuedAtMs(cert);
   return now.getTime() >= start + (cert.notAfter.getTime() - start) * fraction;
 }
 
 /** True when certPem is signed by caCertPem's key and is within its validity at `now`. */
-export async function isIssuedBy(certPem: string, caCertPem: string, now = new Date()): Promise<boolean> {
+export function isIssuedBy(certPem: string, caCertPem: string, now = new Date()): Promise<boolean> {
   try {
-    const cert = new x509.X509Certificate(certPem);
-    const ca = new x509.X509Certificate(caCertPem);
-    return await cert.verify({ publicKey: ca.publicKey, date: now });
+    const cert = readCertificate(certPem);
+    const ca = new NodeX509Certificate(caCertPem);
+    const t = now.getTime();
+    return Promise.resolve(cert.cert.verify(ca.publicKey) && t >= cert.notBefore.getTime() && t <= cert.notAfter.getTime());
   } catch {
-    return false;
+    return Promise.resolve(false);
   }
 }
 
 /** The IP and DNS names a certificate carries. */
 export function subjectAltNames(certPem: string): SubjectAltNames {
-  const ext = new x509.X509Certificate(certPem).getExtension(x509.SubjectAlternativeNameExtension);
-  const names = ext?.names.toJSON() ?? [];
-  return { ips: names.filter((n) => n.type === 'ip').map((n) => n.value), dns: names.filter((n) => n.type === 'dns').map((n) => n.value) };
+  // node writes them as 'DNS:m1.example, IP Address:10.0.0.7, IP Address:0:0:0:0:0:0:0:1', a value with a
+  // separator in it as a JSON string.
+  const text = new NodeX509Certificate(certPem).subjectAltName ?? '';
+  const out: SubjectAltNames = { ips: [], dns: [] };
+  for (const m of text.matchAll(/(DNS|IP Address):("(?:[^"\\]|\\.)*"|[^,]*)(?:, |$)/g)) {
+    const value = m[2]!.startsWith('"') ? (JSON.parse(m[2]!) as string) : m[2]!;
+    if (m[1] === 'DNS') out.dns.push(value);
+    else out.ips.push(value.includes(':') ? new URL(`http://[${value}]/`).hostname.slice(1, -1) : value);
+  }
+  return out;
 }

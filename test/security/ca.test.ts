@@ -125,6 +125,17 @@ describe('node certificates over mutual TLS', () => {
     expect(peers[0]!.authorized).toBe(false);
     expect(identityFromCertificate(peers[0]!.peer)).toBeNull();
   });
+
+  it('sees no identity in a certificate that repeats a field of the subject, or names no role', async () => {
+    const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+    const made = async (name: x509.JsonName): Promise<string> =>
+      (await x509.X509CertificateGenerator.createSelfSigned({ serialNumber: '01', name, notBefore: new Date(), notAfter: new Date(Date.now() + 3600e3), signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' }, keys })).toString('pem');
+    expect(identityFromCertificate(await made([{ CN: ['m1'] }, { OU: ['manager'] }, { O: ['c1'] }]))).toEqual({ id: 'm1', role: 'manager', clusterId: 'c1' });
+    expect(identityFromCertificate(await made([{ CN: ['m1'] }, { CN: ['m2'] }, { OU: ['manager'] }, { O: ['c1'] }]))).toBeNull();
+    expect(identityFromCertificate(await made([{ CN: ['m1'] }, { OU: ['manager', 'worker'] }, { O: ['c1'] }]))).toBeNull();
+    expect(identityFromCertificate(await made([{ CN: ['m1'] }, { OU: ['admin'] }, { O: ['c1'] }]))).toBeNull();
+    expect(identityFromCertificate(await made([{ CN: ['m1'] }, { O: ['c1'] }]))).toBeNull();
+  });
 });
 
 describe('issueNodeCertificate', () => {
