@@ -17,6 +17,7 @@ import { KvStateMachine } from '../src/kv/state-machine.js';
 import { finalTaskStates } from '../src/contracts/task-model.js';
 import { decide, replicaState } from '../src/manager/service-decide.js';
 import { roundRobin } from '../src/scheduler/round-robin.js';
+import { addSpreadCounts, placementTask } from '../src/manager/placement-input.js';
 import type { SummaryRow } from './summary.js';
 import { arg, percentile, printResult, printTable, round } from './support.js';
 
@@ -228,10 +229,15 @@ function reconciler(services: number, per: number): { placementsPerS: number; pa
     for (;;) {
       const pending = [...sm.tasks.idsIn('pending')].slice(0, 1000);
       if (pending.length === 0) break;
+      // As the scheduler loop does: each replica spread by its service's copies per worker.
+      const tasks = pending.map((id) => placementTask(sm.tasks.task(id)!));
+      const spread = new Map<string, Map<string, number>>();
+      addSpreadCounts(sm.tasks, tasks, spread);
       const decision = roundRobin.place({
-        tasks: pending.map((id) => ({ id, attempt: sm.tasks.task(id)!.attempt, avoidWorkerId: null })),
+        tasks,
         workers: workers.map((id) => ({ id, activeTasks: sm.tasks.activeCount(id), cpuUtilization: null })),
         cursor: sm.tasks.cursor,
+        spread,
       });
       run({ op: 'task.place', term: 1, atMs: now, cursor: decision.cursor, placements: decision.placements });
       placed += decision.placements.length;
