@@ -130,6 +130,11 @@ export interface VoteMessage extends Envelope {
   readonly lastLogTerm: Term;
   /** Set when a leadership transfer asks for the vote: voters then ignore their leader lease. */
   readonly transfer: boolean;
+  /**
+   * The index of the candidate's configuration (its latest config entry, else its log's first index - 1): a voter
+   * that does not know the candidate answers only a configuration newer than its own. Absent from older peers.
+   */
+  readonly configIndex?: LogIndex;
 }
 
 export interface VoteResponseMessage extends Envelope {

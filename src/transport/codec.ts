@@ -2,7 +2,7 @@
 // ({ v: 1, kind: 'hello', from, to } first on a connection, then { v: 1, kind: 'raft', messages }). Everything read
 // from a peer is validated here, field by field, before it can reach the Raft core.
 import { Packr, RESERVE_START_SPACE, Unpackr } from 'msgpackr';
-import type { NodeId } from '../lib/ids.js';
+import type { LogIndex, NodeId } from '../lib/ids.js';
 import type { Entry, EntryType, Message } from '../raft/types.js';
 
 export const WIRE_VERSION = 1;
@@ -199,9 +199,9 @@ class Fields {
   }
 
   /** An optional non-negative safe integer: `{ [field]: n }`, or `{}` when absent. */
-  optInt<K extends string>(field: K): { [P in K]?: number } {
+  optInt<K extends string, T extends number = number>(field: K): { [P in K]?: T } {
     if (this.o[field] === undefined) return {};
-    return { [field]: this.int(field) } as { [P in K]?: number };
+    return { [field]: this.int<T>(field) } as { [P in K]?: T };
   }
 
   /** An optional flag: `{ [field]: true }` when it is set, `{}` when absent or false (older peers never send it). */
@@ -277,7 +277,7 @@ function buildMessage(type: string, f: Fields, base: Base): Message | null {
     case 'heartbeatResponse':
       return { type, ...base, context: f.context('context'), ...f.flag('recovering') };
     case 'vote':
-      return { type, ...base, preVote: f.bool('preVote'), lastLogIndex: f.int('lastLogIndex'), lastLogTerm: f.int('lastLogTerm'), transfer: f.bool('transfer') };
+      return { type, ...base, preVote: f.bool('preVote'), lastLogIndex: f.int('lastLogIndex'), lastLogTerm: f.int('lastLogTerm'), transfer: f.bool('transfer'), ...f.optInt<'configIndex', LogIndex>('configIndex') };
     case 'voteResponse':
       return { type, ...base, preVote: f.bool('preVote'), granted: f.bool('granted'), ...f.flag('recovering') };
     case 'timeoutNow':
