@@ -1,5 +1,6 @@
 // The one table `npm run bench` prints and writes to bench/results/latest.md: a row per headline number, and when a
 // peer (etcd) ran the same workload, its number and the Minkube / peer ratio. Pure, so test/bench can check it.
+import { formatTable } from '../src/cli/output.js';
 
 export type Better = 'higher' | 'lower';
 
@@ -38,8 +39,6 @@ export function ratioCell(row: SummaryRow): string {
   return `${(row.value / row.peer).toFixed(2)} (${row.better} is better)`;
 }
 
-const escape = (s: string): string => s.replaceAll('|', '\\|');
-
 /** A Markdown table, padded so that it also reads as plain text; the peer columns only when a peer ran. */
 export function formatSummary(rows: readonly TableRow[], peerName: string | null): string {
   const header = ['benchmark', 'metric', 'Minkube', ...(peerName === null ? [] : [peerName, `Minkube / ${peerName}`]), 'note'];
@@ -50,13 +49,9 @@ export function formatSummary(rows: readonly TableRow[], peerName: string | null
     ...(peerName === null ? [] : [cell(r.peer, r.unit), ratioCell(r)]),
     r.note ?? '',
   ]);
-  const cells = [header, ...body].map((line) => line.map(escape));
-  const widths = header.map((_, i) => Math.max(...cells.map((line) => line[i]!.length)));
-  const numeric = (i: number): boolean => i >= 2 && i < header.length - 1;
-  const render = (line: string[]): string => '| ' + line.map((s, i) => (numeric(i) ? s.padStart(widths[i]!) : s.padEnd(widths[i]!))).join(' | ') + ' |';
-  const rule = '|' + widths.map((w, i) => (numeric(i) ? '-'.repeat(w + 1) + ':' : '-'.repeat(w + 2))).join('|') + '|';
-  return [render(cells[0]!), rule, ...cells.slice(1).map(render)].join('\n');
+  return formatTable([header, ...body], { markdown: true, numeric: (i) => i >= 2 && i < header.length - 1 });
 }
+
 
 /** The median of the finite values; NaN when there are none. */
 export function median(values: readonly number[]): number {

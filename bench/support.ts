@@ -4,6 +4,7 @@ import { Agent, request } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { formatTable } from '../src/cli/output.js';
 import type { SummaryRow } from './summary.js';
 
 /** The process's user + system CPU time in ms (Linux /proc, in ticks of USER_HZ = 100; NaN elsewhere). */
@@ -105,15 +106,13 @@ export class BenchClient {
   }
 }
 
+/** A titled Markdown table of rows (the first row's keys are the columns), numbers right-aligned. */
 export function printTable(title: string, rows: readonly Record<string, string | number>[]): void {
   console.log(`\n${title}`);
   if (rows.length === 0) return;
   const cols = Object.keys(rows[0]!);
-  const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
-  const line = (cells: string[]): string => '| ' + cells.map((s, i) => s.padStart(width[i]!)).join(' | ') + ' |';
-  console.log(line(cols));
-  console.log('|' + width.map((w) => '-'.repeat(w + 2)).join('|') + '|');
-  for (const r of rows) console.log(line(cols.map((c) => String(r[c]))));
+  const numeric = (i: number): boolean => rows.every((r) => typeof r[cols[i]!] === 'number');
+  console.log(formatTable([cols, ...rows.map((r) => cols.map((c) => String(r[c])))], { markdown: true, numeric }));
 }
 
 export function round(n: number, digits = 2): number {

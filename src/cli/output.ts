@@ -13,11 +13,29 @@ export function printLine(line = ''): void {
   process.stdout.write(`${line}\n`);
 }
 
-/** Left-aligned columns separated by two spaces; the first row is the header. */
-export function formatTable(rows: readonly (readonly string[])[]): string {
+export interface TableStyle {
+  /** A Markdown table (the benchmarks' reports), padded so that it also reads as plain text. */
+  markdown?: boolean;
+  /** Right-aligned columns (marked so in a Markdown table's rule). */
+  numeric?: (column: number) => boolean;
+}
+
+/**
+ * The one table printer (the CLI's lists and the benchmarks' reports); the first row is the header. Plain: columns
+ * separated by two spaces, left-aligned unless numeric.
+ */
+export function formatTable(rows: readonly (readonly string[])[], style: TableStyle = {}): string {
+  const numeric = style.numeric ?? ((): boolean => false);
+  const cells = style.markdown === true ? rows.map((row) => row.map((cell) => cell.replaceAll('|', '\\|'))) : rows;
   const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ').trimEnd()).join('\n');
+  for (const row of cells) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  const pad = (cell: string, i: number): string => (numeric(i) ? cell.padStart(widths[i] ?? 0) : cell.padEnd(widths[i] ?? 0));
+  if (style.markdown !== true) {
+    return cells.map((row) => row.map((cell, i) => (i === row.length - 1 && !numeric(i) ? cell : pad(cell, i))).join('  ').trimEnd()).join('\n');
+  }
+  const render = (row: readonly string[]): string => `| ${widths.map((_, i) => pad(row[i] ?? '', i)).join(' | ')} |`;
+  const rule = `|${widths.map((w, i) => (numeric(i) ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`;
+  return [render(cells[0] ?? []), rule, ...cells.slice(1).map(render)].join('\n');
 }
 
 /** Any thrown value as the MinkubeError the user is told about. Unexpected errors keep their message, not their stack. */

@@ -74,4 +74,14 @@ describe('formatTable', () => {
   it('pads every column but the last', () => {
     expect(formatTable([['A', 'BB', 'C'], ['long', 'x', 'y']])).toBe('A     BB  C\nlong  x   y');
   });
+
+  it('right-aligns numeric columns', () => {
+    expect(formatTable([['NAME', 'N'], ['a', '7'], ['b', '123']], { numeric: (i) => i === 1 })).toBe('NAME    N\na       7\nb     123');
+  });
+
+  it('as Markdown (the benchmarks\' reports): pipes escaped, numeric columns marked right-aligned in the rule', () => {
+    expect(formatTable([['name', 'ms'], ['a|b', '1.5'], ['long name', '123']], { markdown: true, numeric: (i) => i === 1 })).toBe(
+      ['| name      |  ms |', '|-----------|----:|', '| a\\|b      | 1.5 |', '| long name | 123 |'].join('\n'),
+    );
+  });
 });
