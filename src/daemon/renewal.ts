@@ -6,6 +6,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { parseJson, type HttpClient } from '../client/http.js';
+import { backoffCeilingMs } from '../lib/backoff.js';
 import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
@@ -95,10 +96,13 @@ export function checkIntervalFor(certPem: string, checkIntervalMsMax: number): n
   return Math.min(checkIntervalMsMax, Math.max(Math.floor(lifetimeMs / 10), 1000));
 }
 
-/** limits.certRenewRetryMsMin doubling per failure in a row, up to limits.certRenewRetryMsMax and never past the next check. */
+/**
+ * limits.certRenewRetryMsMin doubling per failure in a row, up to limits.certRenewRetryMsMax and never past the next
+ * check: the one backoff's ceiling, without jitter (one node's renewals cannot stampede).
+ */
 export function retryDelayMs(failures: number, checkIntervalMs: number): number {
-  const backoffMs = limits.certRenewRetryMsMin * 2 ** Math.min(Math.max(failures - 1, 0), 20);
-  return Math.min(backoffMs, limits.certRenewRetryMsMax, checkIntervalMs);
+  const backoffMs = backoffCeilingMs(failures, { baseMs: limits.certRenewRetryMsMin, capMs: limits.certRenewRetryMsMax });
+  return Math.min(backoffMs, checkIntervalMs);
 }
 
 function logFailure(o: RenewalOptions, err: unknown, retryInMs: number): void {
