@@ -188,7 +188,11 @@ function sender(o: { post: ChunkPoster; source: SnapshotSource | null; address: 
 }
 
 const sourceOf = (data: Uint8Array, index = 10): SnapshotSource => ({ meta: metaAt(index), data, crc32: crc32(data) });
-const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 20));
+/**
+ * One turn of the event loop: every callback of a promise already settled has run. The senders here post through
+ * promises only (no timers, no I/O), so whatever a stream would still do has been done by then; no wall time is waited.
+ */
+const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 describe('SnapshotSender', () => {
   it('streams every chunk to the receiver and reports finish once', async () => {
