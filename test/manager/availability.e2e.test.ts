@@ -1,16 +1,13 @@
 // What a client sees when the cluster cannot serve it: without a quorum every request answers 503 NO_LEADER in
 // bounded time (never a hang), and a manager whose log is corrupt starts recovering instead of serving it, naming its
 // data directory (issue 19: it repairs from a leader; alone, it has none and waits).
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { afterEach, describe, expect, it } from 'vitest';
 import { logIndex, term } from '../../src/lib/ids.js';
 import { LevelRaftStorage } from '../../src/storage/level.js';
 import { entryKey } from '../../src/storage/records.js';
-import { ProcCluster, eventually, freePort, httpJson, minkubeBin } from '../support/cluster.js';
+import { ProcCluster, eventually } from '../support/cluster.js';
 
 let cluster: ProcCluster | null = null;
 afterEach(async () => {
@@ -54,38 +51,30 @@ describe('availability as a client sees it', () => {
   });
 
   it('a manager whose log holds a corrupt entry starts recovering, naming its data directory and the damage, and serves none of it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'minkube-corrupt-'));
-    let proc: ReturnType<typeof spawn> | null = null;
-    try {
-      const dataDir = join(dir, 'm1');
-      const storage = await LevelRaftStorage.open(dataDir);
-      const entries = [1, 2, 3].map((i) => ({ term: term(1), index: logIndex(i), type: 'noop' as const, data: new Uint8Array() }));
-      await storage.save({ term: term(1), vote: null, commit: logIndex(3) }, entries);
-      await storage.close();
-      const db = new ClassicLevel<Buffer, Buffer>(dataDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-      const value = (await db.get(entryKey(2)))!;
-      value[value.length - 1] = value[value.length - 1]! ^ 0xff;
-      await db.put(entryKey(2), value);
-      await db.close();
-      const api = `127.0.0.1:${await freePort()}`;
-      const config = { insecure: true, managers: [{ id: 'm1', raftAddress: `127.0.0.1:${await freePort()}`, apiAddress: api, dataDir: 'm1' }] };
-      writeFileSync(join(dir, 'cluster.json'), JSON.stringify(config));
-      proc = spawn(process.execPath, [minkubeBin, 'manager', '--config', join(dir, 'cluster.json'), '--id', 'm1'], { stdio: 'ignore' });
-      const view = await eventually(async () => {
-        const r = await httpJson(`http://${api}`, 'GET', '/v1/cluster', undefined, 1000);
-        return r.status === 200 ? (r.body as { storage: string; storageReason: string; leaderId: string | null; noQuorumReason: string }) : undefined;
-      }, 30_000, 'm1 to answer');
-      expect(view.storage).toBe('recovering');
-      expect(view.storageReason).toContain(dataDir);
-      expect(view.storageReason).toContain('index 2');
-      // Alone it has no leader to repair from: it waits, says why, and serves nothing it may have lost.
-      expect(view.leaderId).toBeNull();
-      expect(view.noQuorumReason).toContain('m1');
-      const read = await httpJson(`http://${api}`, 'GET', '/v1/kv/k?consistency=stale');
-      expect(read.status).toBe(503);
-    } finally {
-      proc?.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    // The one process harness: a one-manager cluster whose data directory is corrupted before the manager starts.
+    const c = (cluster = await ProcCluster.create({ managers: 1 }));
+    const dataDir = join(c.dir, 'm1');
+    const storage = await LevelRaftStorage.open(dataDir);
+    const entries = [1, 2, 3].map((i) => ({ term: term(1), index: logIndex(i), type: 'noop' as const, data: new Uint8Array() }));
+    await storage.save({ term: term(1), vote: null, commit: logIndex(3) }, entries);
+    await storage.close();
+    const db = new ClassicLevel<Buffer, Buffer>(dataDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    const value = (await db.get(entryKey(2)))!;
+    value[value.length - 1] = value[value.length - 1]! ^ 0xff;
+    await db.put(entryKey(2), value);
+    await db.close();
+    c.start('m1');
+    const view = await eventually(async () => {
+      const r = await c.http('m1', 'GET', '/v1/cluster', undefined, 1000);
+      return r.status === 200 ? (r.body as { storage: string; storageReason: string; leaderId: string | null; noQuorumReason: string }) : undefined;
+    }, 120_000, 'm1 to answer');
+    expect(view.storage).toBe('recovering');
+    expect(view.storageReason).toContain(dataDir);
+    expect(view.storageReason).toContain('index 2');
+    // Alone it has no leader to repair from: it waits, says why, and serves nothing it may have lost.
+    expect(view.leaderId).toBeNull();
+    expect(view.noQuorumReason).toContain('m1');
+    const read = await c.http('m1', 'GET', '/v1/kv/k?consistency=stale');
+    expect(read.status).toBe(503);
+  }, 180_000);
 });
