@@ -153,6 +153,12 @@ describe.each(['undici', 'node'] as const)('HttpClient (%s pool) over plain HTTP
     }
   });
 
+  it('a client closed before its first request refuses every request: UNREACHABLE', async () => {
+    const closed = new HttpClient({ pool });
+    await closed.close();
+    expect(await rejection(closed.request({ method: 'GET', url: base, path: '/json' }))).toMatchObject({ code: 'UNREACHABLE' });
+  });
+
   it("normalises base URLs: 'host:port' is https when TLS material is configured", () => {
     expect(normaliseBaseUrl('127.0.0.1:8001')).toBe('http://127.0.0.1:8001');
     expect(normaliseBaseUrl('127.0.0.1:8001', { tls: { ca: 'x' } })).toBe('https://127.0.0.1:8001');
