@@ -171,9 +171,12 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
         const items = await it.nextv(READ_CHUNK_ENTRIES);
         if (items.length === 0) break;
         for (const [key, value] of items) {
-          problem = this.entryProblem(key, value, entries, snapshotIndex);
-          if (problem !== null) break outer;
-          entries.push(rec.decodeEntry(rec.indexOfEntryKey(key), value) as Entry);
+          const next = this.nextEntry(key, value, entries.at(-1), snapshotIndex);
+          if (typeof next === 'string') {
+            problem = next;
+            break outer;
+          }
+          entries.push(next);
         }
       }
     } catch (err) {
@@ -191,17 +194,16 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
     return { entries, problem };
   }
 
-  /** Why the entry under `key` cannot follow `before` (null when it can). */
-  private entryProblem(key: Buffer, value: Buffer, before: readonly Entry[], snapshotIndex: number): string | null {
+  /** The entry under `key`, decoded once (its checksum checked), or why it cannot follow `prev`. */
+  private nextEntry(key: Buffer, value: Buffer, prev: Entry | undefined, snapshotIndex: number): Entry | string {
     const index = rec.indexOfEntryKey(key);
     if (index < 0) return `an entry key is malformed (${key.toString('hex')})`;
-    const prev = before.at(-1);
     if (prev === undefined && snapshotIndex === 0 && index !== 1) return `entry 1 is missing (the log starts at index ${index})`;
     if (prev !== undefined && index !== prev.index + 1) return `entry ${prev.index + 1} is missing (found index ${index})`;
     const entry = rec.decodeEntry(index, value);
     if (typeof entry === 'string') return `the entry at index ${index} is corrupt: ${entry}`;
     if (prev !== undefined && entry.term < prev.term) return `the entry at index ${index} has term ${entry.term}, below the term ${prev.term} before it`;
-    return null;
+    return entry;
   }
 
   /** Deletes what salvage dropped and writes the hard state it kept, in one synced batch. */
