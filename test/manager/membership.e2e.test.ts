@@ -17,7 +17,8 @@ async function startCluster(extra: Record<string, unknown> = {}): Promise<{ c: P
   const c = await ProcCluster.create({ managers: 3, extra });
   cluster = c;
   c.startAll();
-  return { c, leader: await c.waitForLeader() };
+  // Generous: on a loaded machine three processes start slowly.
+  return { c, leader: await c.waitForLeader({ timeoutMs: 90_000 }) };
 }
 
 async function view(c: ProcCluster, id: string): Promise<{ firstIndex: number; lastIndex: number; snapshotIndex: number; appliedIndex: number; commitIndex: number }> {
@@ -181,8 +182,16 @@ describe('membership changes with real processes', () => {
     expect((moved.body as { leaderId: string }).leaderId).toBe(f2);
     await c.waitForLeader();
     await c.signal(f1, 'SIGKILL');
-    // f2 leads, f1 is dead: removing `leader` (alive) would leave f2 and the dead f1, one live of two.
-    await sleep(1500);
+    // f2 leads, f1 is dead: removing `leader` (alive) would leave f2 and the dead f1, one live of two. f2 counts f1
+    // live until its next check-quorum round (every election timeout), which is not visible from outside; its
+    // heartbeats are, and run on the same ticks: 30 answered by the live follower (50 ms each) span two of the
+    // longest election timeouts (2 x 300 ms, randomized up to twice that), counted by f2, not timed by the test.
+    const answeredBy = async (peer: string): Promise<number> => {
+      const text = String((await c.http(f2, 'GET', '/metrics', undefined, 5000)).body);
+      return Number(new RegExp(`^minkube_peer_round_trip_time_seconds_count\\{peer="${peer}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+    };
+    const before = await answeredBy(leader);
+    await eventually(async () => ((await answeredBy(leader)) >= before + 30 ? true : undefined), 60_000, `30 heartbeats of f2 answered by ${leader}`);
     const r = await c.http(f2, 'DELETE', `/v1/cluster/members/${leader}`, undefined, 10_000);
     expect(r.status).toBe(409);
     expect(r.body.error.code).toBe('MEMBERSHIP_CHANGE_REFUSED');
