@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { clusterConfigDefaults } from '../src/config/cluster.js';
 import { createClusterCa, issueNodeKeyAndCert } from '../src/security/ca.js';
-import { freePort, sleep } from '../test/support/cluster.js';
+import { freePort, waitFor } from '../test/support/wait.js';
 
 export function etcdAvailable(): boolean {
   return spawnSync('etcd', ['--version'], { stdio: 'ignore' }).status === 0;
@@ -89,13 +89,10 @@ export class EtcdCluster {
   }
 
   async waitHealthy(timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
+    await waitFor('every etcd member healthy', async () => {
       const ok = await Promise.all(this.members.filter((m) => m.proc).map((m) => this.fetch(`${m.clientUrl}/health`).then((r) => r.ok).catch(() => false)));
-      if (ok.every(Boolean)) return;
-      await sleep(100);
-    }
-    throw new Error('etcd did not become healthy');
+      return ok.every(Boolean);
+    }, timeoutMs, 100);
   }
 
   /** The member that leads, by asking each for its status. */

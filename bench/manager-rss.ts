@@ -2,7 +2,7 @@
 // manager holding them: SIGKILL a follower, start it again, time until GET /ready answers 200 (a leader is known and
 // every committed entry is applied). `npx tsx bench/manager-rss.ts [--keys 100000]`
 import { readFileSync } from 'node:fs';
-import { ProcCluster, eventually } from '../test/support/cluster.js';
+import { ProcCluster, eventually, sleep } from '../test/support/cluster.js';
 import type { SummaryRow } from './summary.js';
 import { BenchClient, arg, printResult, printTable, round } from './support.js';
 
@@ -40,7 +40,7 @@ export async function benchManagerRss(keys: number): Promise<ManagerRssResult> {
       }),
     );
     const writeSeconds = round((performance.now() - t0) / 1000, 1);
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000); // RSS is read a second after the last write, as it was measured before
     const rss: Record<string, number> = {};
     for (const id of cluster.managerIds) rss[id] = rssMiB(cluster.node(id).proc?.pid);
     const follower = cluster.managerIds.find((id) => id !== leader)!;

@@ -7,6 +7,7 @@ import { logIndex, term, type NodeId } from '../src/lib/ids.js';
 import type { AppendMessage, Message } from '../src/raft/types.js';
 import { WIRE_VERSION, decodePayload, encodeFrame } from '../src/transport/codec.js';
 import { startTcpCluster } from '../test/transport/tcp-cluster.js';
+import { sleep, waitFor } from '../test/support/wait.js';
 import { arg, printResult, printTable, round } from './support.js';
 
 interface Shape {
@@ -52,10 +53,10 @@ async function streamAppends(shape: Shape, seconds: number, window: number): Pro
     if (!stop && m.type === 'appendResponse') sendNext(m.from);
   });
   const reachable = (): boolean => followerIds.every((id) => leader!.reachable(id)) && followers.every((t) => t.reachable(leaderId!));
-  while (!reachable()) await new Promise((r) => setTimeout(r, 5));
+  await waitFor('every follower and the leader reachable', reachable, 30_000);
   const t0 = performance.now();
   for (const id of followerIds) for (let i = 0; i < window; i++) sendNext(id);
-  await new Promise((r) => setTimeout(r, seconds * 1000));
+  await sleep(seconds * 1000); // the measured run
   stop = true;
   const elapsedS = (performance.now() - t0) / 1000;
   const counters = leader!.counters;
