@@ -4,6 +4,7 @@
 // submitted to resolves it (that node applied it). Readers issue linearizable reads (the driver's ReadIndex
 // barrier) and check that the node they read from has applied every command acknowledged before the read began.
 // At the end every acknowledged command must be applied exactly once everywhere.
+import { backoffCeilingMs } from '../../src/lib/backoff.js';
 import type { Random } from '../../src/lib/random.js';
 import { SafetyViolation } from './checkers.js';
 import type { SimCluster, SimNode, Submitted } from './cluster.js';
@@ -144,7 +145,8 @@ export class Workload {
     const span = this.o.retryTicksMax - this.o.retryTicksMin;
     // Back off (up to 8x): on a slow pipeline, eager retries of commands already in the log pile up duplicates
     // faster than they commit (the soak found a cluster that needed 1,000 ticks to drain such a backlog).
-    const waitTicks = (this.o.retryTicksMin + this.random.int(span + 1)) * Math.min(8, 2 ** p.accepted);
+    const firstWaitTicks = this.o.retryTicksMin + this.random.int(span + 1);
+    const waitTicks = backoffCeilingMs(p.accepted + 1, { baseMs: firstWaitTicks, capMs: 8 * firstWaitTicks }); // in ticks here
     const submitted = node === undefined ? null : this.cluster.submit(node.index, p.data, waitTicks * this.cluster.tickUnits);
     if (submitted === null) {
       this.stats.rejected++;
