@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { eventually, ProcCluster, repoRoot } from '../support/cluster.js';
+import { waitFor } from '../support/wait.js';
 
 const chromiumPath = process.env.MINKUBE_CHROMIUM ?? '/usr/bin/chromium';
 const shots = join(repoRoot, '.tmp', 'ui');
@@ -44,14 +45,13 @@ async function text(testId: string): Promise<string> {
 
 /** Waits until the element's text satisfies `ok` (the page updates itself from the live feed). */
 async function waitText(testId: string, ok: (t: string) => boolean, timeoutMs = 60_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
   let last = '';
-  while (Date.now() < deadline) {
+  return waitFor(`[data-testid=${testId}]`, async () => {
     last = (await page.getByTestId(testId).first().textContent({ timeout: 1000 }).catch(() => null))?.trim() ?? '';
-    if (ok(last)) return last;
-    await page.waitForTimeout(50);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for [data-testid=${testId}]; last text ${JSON.stringify(last)}`);
+    return ok(last) ? last : undefined;
+  }, timeoutMs, 50).catch((err: Error) => {
+    throw new Error(`${err.message}; last text ${JSON.stringify(last)}`);
+  });
 }
 
 // Code that runs in the page is passed as text: this project's TypeScript has no DOM types.
@@ -59,14 +59,13 @@ async function waitText(testId: string, ok: (t: string) => boolean, timeoutMs = 
 async function waitLeaderShown(): Promise<string> {
   let shown = '';
   let now: string | null = null;
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
+  return waitFor('the overview to show the leader', async () => {
     now = await c.waitForLeader({ timeoutMs: 60_000 });
     shown = (await page.getByTestId('leader').first().textContent({ timeout: 1000 }).catch(() => null))?.trim() ?? '';
-    if (shown === now) return now;
-    await page.waitForTimeout(100);
-  }
-  throw new Error(`the overview shows leader ${JSON.stringify(shown)}, the cluster ${JSON.stringify(now)}`);
+    return shown === now ? now : undefined;
+  }, 60_000, 100).catch(() => {
+    throw new Error(`the overview shows leader ${JSON.stringify(shown)}, the cluster ${JSON.stringify(now)}`);
+  });
 }
 
 /** Hands leadership to `id` (through the API) until the cluster agrees it leads. */
@@ -98,9 +97,11 @@ async function unlabelledControls(): Promise<string[]> {
 async function shoot(name: string): Promise<void> {
   for (const [size, vp] of Object.entries(viewports)) {
     await page.setViewportSize(vp);
-    await page.waitForTimeout(150); // the chart follows its box's new width
-    // Nothing wider than the screen: wide tables scroll inside their own box.
-    const overflow = await inPage<number>('document.documentElement.scrollWidth - window.innerWidth');
+    // Nothing wider than the screen: wide tables scroll inside their own box. The chart follows its box's new width
+    // after the resize, so the layout is given time to settle.
+    const overflowNow = (): Promise<number> => inPage<number>('document.documentElement.scrollWidth - window.innerWidth');
+    await waitFor(`${name} at ${size} to fit the screen`, async () => (await overflowNow()) <= 0, 10_000, 50).catch(() => undefined);
+    const overflow = await overflowNow();
     expect(overflow, `${name} at ${size}: the page is ${overflow}px wider than the screen`).toBeLessThanOrEqual(0);
     await page.screenshot({ path: join(shots, `${name}-${size}.png`), fullPage: true });
   }
