@@ -20,6 +20,7 @@ import { logIndex, nodeId, term } from '../src/lib/ids.js';
 import { encodeBackup } from '../src/manager/backup-file.js';
 import { restoreBackup } from '../src/manager/backup-restore.js';
 import { encodeSnapshot } from '../src/manager/members.js';
+import { nodeLaunchFlags } from '../src/daemon/launch.js';
 import { ProcCluster, eventually, sleep } from '../test/support/cluster.js';
 import { breakdownOf, probeArgs, rssMiB, type MemoryBreakdown } from './mem-breakdown.js';
 import type { SummaryRow } from './summary.js';
@@ -131,7 +132,7 @@ export async function benchMemory(keys: number, tasks: number, summary: boolean)
 
 /**
  * How the manager's node is launched: env and node flags. `plain` is how it was launched before issue 13's memory
- * work; the others add one setting each, and `tuned` is what `minkube up` and the test harness launch with now.
+ * work; the others add one setting each, and `tuned` is how they are launched now.
  */
 const glibcArenas = String(8 * cpus().length);
 const plainEnv = { MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'false', MALLOC_ARENA_MAX: glibcArenas };
@@ -141,9 +142,11 @@ const variants: Record<string, { env: Record<string, string>; nodeArgs: string[]
   plain: { env: plainEnv, nodeArgs: plainArgs },
   'msgpackr-js': { env: { ...plainEnv, MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true' }, nodeArgs: plainArgs },
   'arena-2': { env: { ...plainEnv, MALLOC_ARENA_MAX: '2' }, nodeArgs: plainArgs },
-  'semi-space-4': { env: plainEnv, nodeArgs: ['--max-semi-space-size=4'] },
-  tuned: { env: { MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true', MALLOC_ARENA_MAX: '2' }, nodeArgs: ['--max-semi-space-size=4'] },
+  'semi-space-8': { env: plainEnv, nodeArgs: [...nodeLaunchFlags] },
+  // As bin/minkube.js, `minkube up` and the test harness launch it now.
+  tuned: { env: { MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true' }, nodeArgs: [...nodeLaunchFlags] },
 };
+const defaultVariants = ['plain', 'msgpackr-js', 'semi-space-8', 'tuned'];
 
 export interface ProcessResult {
   variant: string;
@@ -231,7 +234,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const dir = await mkdtemp(join(tmpdir(), 'minkube-bench-memory-'));
     try {
       const backup = await writeBackup(sm, dir);
-      for (const v of arg('variants', Object.keys(variants).join(',')).split(',')) {
+      for (const v of arg('variants', defaultVariants.join(',')).split(',')) {
         if (variants[v] === undefined) throw new Error(`--variants: unknown ${v}; known: ${Object.keys(variants).join(', ')}`);
         procs.push(await runProcess(v, backup));
         console.error(`${v}: ${JSON.stringify(procs.at(-1))}`);

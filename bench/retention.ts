@@ -15,6 +15,7 @@ import { WorkerAgent } from '../src/worker/agent.js';
 import { WorkerLoops } from '../src/worker/loops.js';
 import { HttpManagerLink } from '../src/worker/managers.js';
 import { ProcCluster, freePort, httpJson, sleep } from '../test/support/cluster.js';
+import { breakdownOf, probeArgs } from './mem-breakdown.js';
 import type { SummaryRow } from './summary.js';
 import { BenchClient, arg, flag, printResult, printTable, round } from './support.js';
 
@@ -50,6 +51,8 @@ interface Sample {
   rssMiB: number[];
   /** Per manager, the newest snapshot file, MiB (0: none yet). */
   snapshotMiB: number[];
+  /** Per manager, where its RSS is (bench/mem-breakdown.ts): V8's heap used and committed, buffers outside it. */
+  memory: ({ heapUsed: number; heapTotal: number; external: number } | null)[];
 }
 
 interface ModeResult {
@@ -110,6 +113,10 @@ async function sample(c: ProcCluster, leaderUrl: string, submitted: number): Pro
     records: await countRecords(leaderUrl),
     rssMiB: c.managerIds.map((id) => rssMiB(c.node(id).proc?.pid)),
     snapshotMiB: c.managerIds.map((id) => newestSnapshotMiB(join(c.dir, id))),
+    memory: await Promise.all(c.managerIds.map(async (id) => {
+      const b = await breakdownOf(c.node(id).proc?.pid);
+      return b === null ? null : { heapUsed: b.heapUsed, heapTotal: b.heapTotal, external: b.external };
+    })),
   };
 }
 
@@ -119,6 +126,7 @@ async function runMode(mode: 'on' | 'off', tasks: number, finishedMax: number): 
   // load is answered rather than timed out (a retried batch would be submitted twice: the count would be off).
   const c = await ProcCluster.create({
     managers: 3,
+    nodeArgs: probeArgs,
     extra: { tasks: { ...benchTasks, retention }, api: { requestTimeoutMs: 60_000 }, raft: { snapshotThresholdEntries: 2000 } },
   });
   const workers: ChildProcess[] = [];
@@ -170,6 +178,7 @@ function rows(r: ModeResult): Record<string, string | number>[] {
     records: s.records,
     'rss MiB (m1/m2/m3)': s.rssMiB.join(' / '),
     'snapshot MiB (m1/m2/m3)': s.snapshotMiB.join(' / '),
+    'heap used / committed, external MiB': s.memory.map((m) => (m === null ? '?' : `${m.heapUsed}/${m.heapTotal}, ${m.external}`)).join(' | '),
   }));
 }
 

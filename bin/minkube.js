@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8
 // The `minkube` command. It runs the JavaScript that `npm install` built into dist/ (scripts/build.mjs), and falls
 // back to the TypeScript sources through tsx (a development dependency) when dist/ is missing or older than a
 // source file, so a checkout being edited always runs what it holds. MINKUBE_FROM_SOURCE=1 always runs the sources,
@@ -25,6 +25,10 @@ function distIsFresh() {
   }
   return count === stamp.files;
 }
+
+// msgpackr's native string reader answers slices of one long string, which keep all of it alive while any record
+// holds one of them: a fifth of a manager's heap. Its JavaScript reader copies each string. Set before msgpackr loads.
+process.env.MSGPACKR_NATIVE_ACCELERATION_DISABLED ??= 'true';
 
 const fromSource = process.env.MINKUBE_FROM_SOURCE;
 if (fromSource === '0' || (fromSource !== '1' && distIsFresh())) {

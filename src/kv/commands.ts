@@ -89,7 +89,9 @@ export function encodeCommand(envelope: CommandEnvelope): Uint8Array {
   if (envelope.pr !== undefined) wire.pr = 'a' in envelope.pr ? { a: envelope.pr.a, r: envelope.pr.r } : { n: envelope.pr.n, r: envelope.pr.r };
   if (envelope.tp !== undefined) wire.tp = envelope.tp;
   wire.v = versionOf(envelope.cmd);
-  return packr.pack(wire);
+  // pack() answers a view of a buffer it reuses for every command after (2.4 MB once a large batch was packed): an
+  // exact copy keeps only its own bytes alive while the entry waits in the log.
+  return Uint8Array.prototype.slice.call(packr.pack(wire));
 }
 
 function wireCommand(cmd: Command): Record<string, unknown> {

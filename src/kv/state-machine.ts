@@ -9,7 +9,7 @@ import { submissionsOf } from './task-commands.js';
 import { SortedKeys } from './sorted-keys.js';
 import { TaskStore, type TaskApplyErrorCode, type TaskStoreOptions } from './task-store.js';
 import { SlicedPacker, yieldToEventLoop, type YieldFn } from './sliced-pack.js';
-import { SlicedUnpacker } from './sliced-unpack.js';
+import { releaseUnpackSource, SlicedUnpacker } from './sliced-unpack.js';
 import { encodeTaskSnapshot, packTaskSnapshot, unpackTaskSnapshot, type TaskSnapshotContent } from './task-snapshot.js';
 import { decodeServiceSnapshot, encodeServiceSnapshot, ServiceStore, type ServiceApplyErrorCode, type ServiceStoreOptions } from './service-store.js';
 import { decodeQuotaSnapshot, QuotaStore } from './quota-store.js';
@@ -341,6 +341,7 @@ export class KvStateMachine {
     this.sortedKeys = SortedKeys.fromSorted(decoded.records.map((r) => r.key));
     for (const [clientId, s] of decoded.sessions) this.sessions.set(clientId, s);
     this.appliedIndexValue = decoded.appliedIndex;
+    releaseUnpackSource(snapshotPackr);
   }
 
   /**
@@ -360,6 +361,7 @@ export class KvStateMachine {
       if (i % 4096 === 4095) await yieldFn();
     }
     const sortedKeys = SortedKeys.fromSorted(decoded.records.map((r) => r.key));
+    releaseUnpackSource(snapshotPackr);
     return () => {
       swapTasks();
       this.auth.load(auth);

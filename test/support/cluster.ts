@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { join, resolve } from 'node:path';
 import { eventually, freePort, sleep } from './wait.js';
+import { nodeLaunchFlags } from '../../src/daemon/launch.js';
 
 export { eventually, freePort, sleep };
 
@@ -120,7 +121,7 @@ export class ProcCluster {
     if (n.proc !== null) throw new Error(`${id} is already running`);
     n.log ??= createWriteStream(join(this.dir, `${id}.log`), { flags: 'a' });
     const config = o.withConfig === false ? [] : ['--config', this.configPath];
-    const proc = spawn(process.execPath, [...this.nodeArgs, minkubeBin, n.kind, ...config, '--id', id, ...extraArgs], {
+    const proc = spawn(process.execPath, [...nodeLaunchFlags, ...this.nodeArgs, minkubeBin, n.kind, ...config, '--id', id, ...extraArgs], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, MINKUBE_LOG_LEVEL: process.env.MINKUBE_LOG_LEVEL ?? 'info' },
     });
