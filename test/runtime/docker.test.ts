@@ -125,23 +125,6 @@ describeDocker('DockerRuntime', () => {
       }
     });
 
-    it('starts a container of a present image without asking about the image first', async () => {
-      const asked: string[] = [];
-      const counting = new DockerRuntime({ docker: new Proxy(docker, {
-        get: (target, key) => (key === 'getImage' ? (image: string) => {
-          asked.push(image);
-          return target.getImage(image);
-        } : Reflect.get(target, key, target) as unknown),
-      }) });
-      const { id } = await counting.run({ name: name(), image: testImage, command: ['true'], labels });
-      try {
-        expect(await counting.wait(id)).toEqual({ exitCode: 0 });
-        expect(asked).toEqual([]);
-      } finally {
-        await rt.remove(id);
-      }
-    });
-
     it('a resource limit the daemon refuses is a permanent invalid-spec', async () => {
       await expectFailure(
         rt.run({ name: name(), image: testImage, command: ['true'], labels, resources: { cpus: 1000 } }),
