@@ -1,6 +1,6 @@
 // Questions the fault test asks the managers: each one's view of the cluster, who leads, whether a node answers.
 import type { ChaosCluster } from './cluster.js';
-import { sleep } from './workload.js';
+import { waitFor } from '../support/wait.js';
 
 export interface ClusterView {
   readonly id: string;
@@ -40,27 +40,30 @@ export async function findLeader(cluster: ChaosCluster): Promise<string | null> 
   return best?.id ?? null;
 }
 
+/** A waitFor that ran out of time answers `value`; any other error goes on. */
+function timedOutAs<T>(value: T): (err: unknown) => T {
+  return (err) => {
+    if (err instanceof Error && err.message.startsWith('timed out')) return value;
+    throw err;
+  };
+}
+
 /** Waits until every manager that is up names one leader that says it leads; returns it, or null after timeoutMs. */
 export async function waitForAgreedLeader(cluster: ChaosCluster, timeoutMs: number): Promise<string | null> {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
+  return waitFor('an agreed leader', async () => {
     const vs = (await views(cluster)).filter((v) => v !== null);
     const named = new Set(vs.map((v) => v.leaderId));
     const [only] = [...named];
-    if (vs.length > 0 && named.size === 1 && typeof only === 'string' && vs.some((v) => v.id === only && v.role === 'leader')) return only;
-    await sleep(100);
-  }
-  return null;
+    return vs.length > 0 && named.size === 1 && typeof only === 'string' && vs.some((v) => v.id === only && v.role === 'leader') ? only : undefined;
+  }, timeoutMs, 100).catch(timedOutAs(null));
 }
 
 /** Waits until GET /health answers on the node; false after timeoutMs. */
 export async function waitForHealth(cluster: ChaosCluster, id: string, timeoutMs: number): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
-    if (!cluster.isUp(id)) return false;
+  const answer = await waitFor(`${id} to answer GET /health`, async () => {
+    if (!cluster.isUp(id)) return 'down';
     const o = await cluster.send(id, 'GET', '/health', { timeoutMs: 1000 });
-    if (o.kind === 'answer' && o.status === 200) return true;
-    await sleep(100);
-  }
-  return false;
+    return o.kind === 'answer' && o.status === 200 ? 'healthy' : undefined;
+  }, timeoutMs, 100).catch(timedOutAs('timed out'));
+  return answer === 'healthy';
 }
