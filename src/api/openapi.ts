@@ -4,9 +4,10 @@
 // Both are built when first asked for, not at start-up (loading and running them was a tenth of a manager's start):
 // the app only notes each route as it is added; the first request for the document or the explorer replays the
 // routes into a small app of its own with the two plugins, and the explorer's requests are answered by it.
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HTTPMethods, RouteOptions } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, HTTPMethods, RouteOptions } from 'fastify';
 import { permissionFor, type RoutePermission } from './auth.js';
 import { buildBaseApp } from './http.js';
+import { madeOnFirstUse, relayTo } from './relay.js';
 
 export const openApiPath = '/openapi.json';
 export const docsPrefix = '/docs';
@@ -101,9 +102,6 @@ interface NotedRoute {
 /** The routes the explorer serves (as @fastify/swagger-ui registers them under docsPrefix), answered by the docs app. */
 const explorerPaths = ['', '/', '/json', '/yaml', '/static/index.html', '/static/swagger-initializer.js', '/static/*'].map((p) => docsPrefix + p);
 
-/** Headers of the docs app's answer that belong to its own connection or request, not to the one relayed. */
-const ownHeaders: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'transfer-encoding', 'date', 'content-length', 'x-request-id']);
-
 const never = async (): Promise<never> => {
   throw new Error('a documenting route is never called');
 };
@@ -142,24 +140,14 @@ async function buildDocsApp(routes: readonly NotedRoute[]): Promise<FastifyInsta
 
 const openApiPluginImpl: FastifyPluginAsync = async (app) => {
   const routes: NotedRoute[] = [];
-  let docsApp: Promise<FastifyInstance> | undefined;
-  const docs = (): Promise<FastifyInstance> => (docsApp ??= buildDocsApp(routes));
+  const docs = madeOnFirstUse(app, () => buildDocsApp(routes));
   app.addHook('onRoute', (r) => {
     // fastify's HEAD copy of a GET is made again by the docs app; the explorer's routes are its own.
     if (r.method === 'HEAD' || explorerPaths.includes(r.url)) return;
     routes.push({ method: r.method, url: r.url, schema: r.schema });
   });
-  app.addHook('onClose', async () => {
-    if (docsApp !== undefined) await (await docsApp).close();
-  });
   app.get(openApiPath, { schema: { summary: 'this document' } }, async (_req, reply) => reply.type('application/json').send((await docs()).swagger()));
-  const relay = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
-    const res = await (await docs()).inject({ method: req.method as HTTPMethods, url: req.url, headers: req.headers });
-    void reply.code(res.statusCode);
-    for (const [name, value] of Object.entries(res.headers)) if (value !== undefined && !ownHeaders.has(name)) void reply.header(name, value);
-    // An empty answer (a redirect) is sent as one: a Buffer, even an empty one, would be given a content type.
-    return res.rawPayload.length === 0 ? reply.send() : reply.send(res.rawPayload);
-  };
+  const relay = relayTo(docs);
   for (const url of explorerPaths) app.get(url, { schema: { hide: true } }, relay);
 };
 

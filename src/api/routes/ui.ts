@@ -6,8 +6,9 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import fastifyStatic from '@fastify/static';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import { buildBaseApp } from '../http.js';
+import { madeOnFirstUse, relayTo } from '../relay.js';
 
 export const uiRoot = fileURLToPath(new URL('../../../ui/', import.meta.url));
 
@@ -37,7 +38,9 @@ function contentSecurityPolicy(): string {
   return `default-src 'self'; script-src 'self' ${inline.join(' ')}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' http: https:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'`;
 }
 
-export const uiRoutes: FastifyPluginAsync = async (app) => {
+/** The files themselves, served by @fastify/static in the small app the dashboard's routes relay to. */
+const uiFiles: FastifyPluginAsync = async (app) => {
+  const { default: fastifyStatic } = await import('@fastify/static');
   const csp = contentSecurityPolicy();
   const setHeaders = (reply: FastifyReply): void => {
     void reply.header('content-security-policy', csp).header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer');
@@ -53,4 +56,17 @@ export const uiRoutes: FastifyPluginAsync = async (app) => {
       setHeaders,
     });
   }
+};
+
+/** The dashboard's routes: what they answer is made with the first request (relay.ts), not at every start. */
+export const uiRoutes: FastifyPluginAsync = async (app) => {
+  const files = madeOnFirstUse(app, async () => {
+    const inner = buildBaseApp({});
+    await inner.register(uiFiles);
+    await inner.ready();
+    return inner;
+  });
+  const relay = relayTo(files);
+  // The files are left out of the OpenAPI document, as @fastify/static leaves them out.
+  for (const url of uiRoutePaths) app.get(url, url.endsWith('/*') ? { schema: { hide: true } } : {}, relay);
 };
