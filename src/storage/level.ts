@@ -300,7 +300,11 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
       if (this.failure !== null) throw this.failure;
       return fn();
     });
-    this.tail = run.catch(() => undefined);
+    // Not the result: the tail would keep it alive until the next operation (a loaded snapshot's whole buffer).
+    this.tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
     return run;
   }
 
