@@ -21,7 +21,8 @@ export interface ManagerServiceOptions {
 
 export class ManagerServiceImpl implements ManagerService {
   readonly kv = new KvStateMachine();
-  readonly stateMachine: CommandStateMachine<ApplyResult> = {
+  /** prepareRestore: a snapshot from the leader is decoded in slices, so installing it never holds up heartbeats. */
+  readonly stateMachine: CommandStateMachine<ApplyResult> & { prepareRestore(bytes: Uint8Array): Promise<() => void> } = {
     apply: (index, data) => {
       const applied = this.kv.applyEntry(index, data);
       this.o.onApplied?.(index, applied);
@@ -29,6 +30,7 @@ export class ManagerServiceImpl implements ManagerService {
     },
     captureSnapshot: () => this.kv.captureSnapshot(),
     restore: (bytes) => this.kv.restore(bytes),
+    prepareRestore: (bytes) => this.kv.prepareRestore(bytes),
   };
   private driverRef: RaftNodeDriver<ApplyResult> | null = null;
 
