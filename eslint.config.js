@@ -10,7 +10,7 @@ export default tseslint.config(
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
-      parserOptions: { projectService: { allowDefaultProject: ['*.js', 'bin/*.js', 'scripts/*.mjs'] }, tsconfigRootDir: import.meta.dirname },
+      parserOptions: { projectService: { allowDefaultProject: ['*.js', 'bin/*.js', 'scripts/*.mjs', 'bench/*.mjs'] }, tsconfigRootDir: import.meta.dirname },
     },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
@@ -22,8 +22,8 @@ export default tseslint.config(
     },
   },
   {
-    // The launcher and the build script: plain Node JavaScript, outside the type-checked sources.
-    files: ['bin/*.js', 'scripts/*.mjs'],
+    // The launcher, the build script and the benchmarks' probes: plain Node JavaScript, outside the type-checked sources.
+    files: ['bin/*.js', 'scripts/*.mjs', 'bench/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: { globals: { process: 'readonly', console: 'readonly', performance: 'readonly' } },
   },
