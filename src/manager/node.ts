@@ -13,7 +13,7 @@ import type { LoadedState, RaftStorage, StorageRecovery } from '../storage/types
 import { StorageRecoveryWatch, type StorageView } from './storage-recovery.js';
 import type { Transport } from '../transport/types.js';
 import { decodeSnapshot, encodeSnapshot, MemberDirectory, type Member } from './members.js';
-import { ProposalTracker } from './proposals.js';
+import { ProposalTracker, UncommittedCommands } from './proposals.js';
 import { ReadBatcher } from './reads.js';
 import type { SnapshotChunkHeader } from '../contracts/snapshot-chunks.js';
 import { SnapshotReceiver, SnapshotSender, type ChunkPoster, type SnapshotSource } from './snapshot-transfer.js';
@@ -30,6 +30,11 @@ export interface CommandStateMachine<R> {
   /** The state as of now; the returned function encodes it later, yielding to the event loop as it goes. */
   captureSnapshot(): () => Promise<Uint8Array>;
   restore(bytes: Uint8Array): void;
+  /**
+   * restore() without blocking the event loop: decodes in slices off to the side; the answer swaps the state in.
+   * Used for a snapshot from the leader when present (installing it then never holds up heartbeats).
+   */
+  prepareRestore?(bytes: Uint8Array): Promise<() => void>;
 }
 
 /** A received snapshot waiting for the core to accept it (the Ready that installs it carries the same meta). */
@@ -38,6 +43,8 @@ interface PendingInstall {
   readonly data: Uint8Array;
   readonly members: readonly Member[];
   readonly state: Uint8Array;
+  /** The state prepared off to the side (prepareRestore): installing it is swapping it in. */
+  readonly swap?: () => void;
 }
 
 const PENDING_INSTALLS_MAX = 2;
@@ -95,6 +102,7 @@ export class RaftNodeDriver<R> {
   readonly id: NodeId;
   private readonly core: RaftNode;
   private readonly proposals: ProposalTracker<R>;
+  private readonly uncommitted = new UncommittedCommands();
   private readonly reads: ReadBatcher;
   private tickTimer: Timer | null = null;
   private readyScheduled = false;
@@ -114,12 +122,18 @@ export class RaftNodeDriver<R> {
   /** The stored log's entries end at or below this index (it holds entries after it). */
   private compactedThrough = 0;
   private appliedBytesSinceSnapshot = 0;
-  private sourceCache: SnapshotSource | null = null;
+  /** Weak: a snapshot's bytes stay in memory while a transfer holds them, not for the life of the process. */
+  private sourceCache: WeakRef<SnapshotSource> | null = null;
+  /** A received snapshot being decoded off to the side (at most one: another arriving meanwhile is dropped). */
+  private preparing = false;
   private ticks = 0;
   /** Set by open(): whether this manager recovers its storage, and what it says about it. */
   private storageWatch!: StorageRecoveryWatch;
   private refusedProposalsCount = 0;
   private readonly changeWaiters = new Set<() => void>();
+  /** The transport's peers, and the nodes outside the configuration that spoke to this one (see answerCaller). */
+  private peerIds: ReadonlySet<NodeId> = new Set();
+  private readonly callers = new Set<NodeId>();
   /** Resolves when the node stops, with the error that stopped it, if any. */
   readonly stoppedPromise: Promise<Error | null>;
   private resolveStopped!: (e: Error | null) => void;
@@ -172,7 +186,9 @@ export class RaftNodeDriver<R> {
     if (loaded.snapshotData !== null) {
       const snap = decodeSnapshot(loaded.snapshotData);
       for (const m of snap.members) directory.set(m.id, m);
-      o.stateMachine.restore(snap.state);
+      // In slices when it can: the decoded rows become garbage a slice at a time, so the heap grows less at start.
+      if (o.stateMachine.prepareRestore !== undefined) (await o.stateMachine.prepareRestore(snap.state))();
+      else o.stateMachine.restore(snap.state);
     }
     directory.learnFromEntries(loaded.entries);
     const recovery = o.forceNewCluster === true ? null : checked.recovery;
@@ -221,6 +237,7 @@ export class RaftNodeDriver<R> {
     this.updatePeers();
     this.o.transport.onMessage((m) => {
       if (this.stopped) return;
+      if (!this.peerIds.has(m.from)) this.answerCaller(m.from);
       if (m.type === 'heartbeatResponse') this.o.observer?.heartbeatAnswered(m.from);
       const checked = m.type === 'propose' ? this.checkForwarded(m) : m;
       if (checked === null) return;
@@ -365,12 +382,15 @@ export class RaftNodeDriver<R> {
   /**
    * A follower's forwarded proposals, without the entries that do not validate (null when none is left). The core
    * has no way to answer a forward, so the follower's waiter times out; a follower that validates its own proposals
-   * (every manager of this version) never forwards one.
+   * (every manager of this version) never forwards one. Also without the resends whose first copy still waits in
+   * this leader's log (UncommittedCommands).
    */
   private checkForwarded(m: Extract<Message, { type: 'propose' }>): Message | null {
     const validate = this.o.validate;
-    if (validate === undefined) return m;
+    const term = this.leaderTerm();
     const entries = m.entries.filter((data) => {
+      if (this.uncommitted.has(data, term)) return false;
+      if (validate === undefined) return true;
       const problem = validate(data);
       if (problem === null) return true;
       this.refusedProposalsCount++;
@@ -417,7 +437,7 @@ export class RaftNodeDriver<R> {
         const rd = this.core.ready();
         const install = this.takeInstall(rd);
         // New members' addresses arrive in the config entries (or the snapshot) of this very Ready.
-        if (rd.entries.length > 0) this.directory.learnFromEntries(rd.entries);
+        if (rd.entries.length > 0) this.onEntries(rd.entries);
         if (rd.confState !== null) this.onConfState(rd.confState);
         // The core says what may leave before the write (a leader's appends and heartbeats, Raft thesis 10.2.1:
         // what they lead to, a commit, can only surface in a later Ready, taken after this write is durable) and
@@ -491,12 +511,36 @@ export class RaftNodeDriver<R> {
       this.o.onApplied?.(e);
     }
     this.reads.onApplied(this.appliedIndex);
+    this.uncommitted.appliedThrough(this.appliedIndex);
+  }
+
+  /** Entries this Ready persists: new members' addresses, and (as leader) the proposals waiting in its log. */
+  private onEntries(entries: readonly Entry[]): void {
+    this.directory.learnFromEntries(entries);
+    const term = this.leaderTerm();
+    if (term >= 0) this.uncommitted.appended(entries, term);
+  }
+
+  /** The term this node leads, or -1. */
+  private leaderTerm(): number {
+    const st = this.core.status();
+    return st.role === 'leader' ? st.term : -1;
   }
 
   private flushProposals(): void {
-    const due = this.proposals.takeDue();
+    let due = this.proposals.takeDue();
     if (due.length === 0) return;
     const now = this.o.clock.nowMs();
+    // A resend whose first copy still waits in this leader's log is not appended again (UncommittedCommands).
+    const term = this.leaderTerm();
+    if (term >= 0) {
+      const waiting = due.filter((w) => this.uncommitted.has(w.data, term));
+      if (waiting.length > 0) {
+        this.proposals.markProposed(waiting, now);
+        due = due.filter((w) => !waiting.includes(w));
+        if (due.length === 0) return;
+      }
+    }
     const result = this.core.propose(due.map((w) => w.data));
     if (result.ok) this.proposals.markProposed(due, now);
     else this.proposals.markRejected(due, result.reason, now);
@@ -533,6 +577,7 @@ export class RaftNodeDriver<R> {
   }
 
   private onConfState(conf: ConfState): void {
+    this.callers.clear();
     this.updatePeers();
     this.o.logger.info({ voters: conf.voters, learners: conf.learners }, 'configuration changed');
   }
@@ -548,7 +593,25 @@ export class RaftNodeDriver<R> {
     const leader = this.lastLeader;
     const address = leader === null || leader === this.o.id ? undefined : this.directory.get(leader)?.raftAddress;
     if (address !== undefined) peers.set(leader!, address);
+    for (const id of this.callers) {
+      const a = this.directory.get(id)?.raftAddress;
+      if (a !== undefined && id !== this.o.id) peers.set(id, a);
+    }
+    this.peerIds = new Set(peers.keys());
     this.o.transport.setPeers(peers);
+  }
+
+  /**
+   * A node outside this node's configuration spoke to it (a candidate or leader of a configuration this node has not
+   * learnt yet: it was down, or its log is behind): answer it too, if its address is known, until the configuration
+   * changes. Otherwise a voter that missed the config entries adding the others could never answer them, and a
+   * cluster whose quorum needs that voter would never elect a leader. The core decides what it answers: a removed
+   * node's vote requests get nothing (acceptFromNonMember), so answering cannot elect it (seed 1392659304).
+   */
+  private answerCaller(id: NodeId): void {
+    if (id === this.o.id || this.callers.has(id) || this.directory.get(id) === undefined) return;
+    this.callers.add(id);
+    this.updatePeers();
   }
 
   // ---- snapshots ----
@@ -561,7 +624,29 @@ export class RaftNodeDriver<R> {
     } catch (err) {
       throw new MinkubeError('INVALID_BODY', `the snapshot cannot be decoded: ${(err as Error).message}`, { cause: err });
     }
-    this.pendingInstalls.push({ meta: h.meta, data, members: decoded.members, state: decoded.state });
+    const install = { meta: h.meta, data, members: decoded.members, state: decoded.state };
+    const sm = this.o.stateMachine;
+    if (sm.prepareRestore === undefined) return this.offerInstall(h, install);
+    if (this.preparing) {
+      this.o.logger.warn({ index: h.meta.index }, 'snapshot dropped: another is being prepared (the leader sends it again)');
+      return;
+    }
+    this.preparing = true;
+    sm.prepareRestore(decoded.state).then(
+      (swap) => {
+        this.preparing = false;
+        if (!this.stopped) this.offerInstall(h, { ...install, swap });
+      },
+      (err: unknown) => {
+        this.preparing = false;
+        this.o.logger.warn({ index: h.meta.index, err: (err as Error).message }, 'a received snapshot cannot be installed');
+      },
+    );
+  }
+
+  /** Hands a received snapshot to the core; the Ready that accepts it installs it. */
+  private offerInstall(h: SnapshotChunkHeader, install: PendingInstall): void {
+    this.pendingInstalls.push(install);
     if (this.pendingInstalls.length > PENDING_INSTALLS_MAX) this.pendingInstalls.shift();
     this.core.step({ type: 'snapshot', from: h.from, to: this.o.id, term: h.term, snapshot: h.meta });
     this.scheduleReady();
@@ -584,7 +669,8 @@ export class RaftNodeDriver<R> {
   }
 
   private installSnapshot(install: PendingInstall): void {
-    this.o.stateMachine.restore(install.state);
+    if (install.swap !== undefined) install.swap();
+    else this.o.stateMachine.restore(install.state);
     this.appliedIndex = install.meta.index;
     this.appliedBytesSinceSnapshot = 0;
     this.o.logger.info({ index: install.meta.index, term: install.meta.term, sizeBytes: install.data.length }, 'snapshot installed');
@@ -628,7 +714,7 @@ export class RaftNodeDriver<R> {
         this.pendingCompact = { meta, retain: meta.index - compactThrough };
         // The storage checksummed these bytes as it wrote them; a newer snapshot may have replaced them since.
         const info = this.o.storage.snapshotInfo();
-        if (info?.meta.index === meta.index) this.sourceCache = { meta, data, crc32: info.crc32 };
+        if (info?.meta.index === meta.index) this.sourceCache = new WeakRef({ meta, data, crc32: info.crc32 });
         const ms = Math.round(clock.nowMs() - started);
         this.o.logger.info({ index: meta.index, sizeBytes: data.length, compactThrough, captureMs: Math.round(captureMs), encodeMs: Math.round(encodedMs), ms }, 'snapshot taken');
         this.o.observer?.snapshotSaved(data.length, (clock.nowMs() - started) / 1000);
@@ -649,11 +735,13 @@ export class RaftNodeDriver<R> {
   private async snapshotSource(): Promise<SnapshotSource | null> {
     const info = this.o.storage.snapshotInfo();
     if (info === null) return null;
-    if (this.sourceCache?.meta.index === info.meta.index) return this.sourceCache;
+    const cached = this.sourceCache?.deref();
+    if (cached?.meta.index === info.meta.index) return cached;
     const read = await this.o.storage.readSnapshot();
     if (read === null) return null;
-    this.sourceCache = { meta: read.info.meta, data: read.data, crc32: read.info.crc32 };
-    return this.sourceCache;
+    const source = { meta: read.info.meta, data: read.data, crc32: read.info.crc32 };
+    this.sourceCache = new WeakRef(source);
+    return source;
   }
 
   // ---- membership ----

@@ -393,8 +393,9 @@ export class Raft implements RaftNode {
   private sendVoteRequests(term: Term, preVote: boolean, transfer: boolean): void {
     const lastLogIndex = this.log.lastIndex();
     const lastLogTerm = this.log.lastTerm();
+    const configIndex = this.confIndex as LogIndex;
     for (const to of this.trk.voterPeers) {
-      const m: VoteMessage = { type: 'vote', from: this.id, to, term, preVote, lastLogIndex, lastLogTerm, transfer };
+      const m: VoteMessage = { type: 'vote', from: this.id, to, term, preVote, lastLogIndex, lastLogTerm, transfer, configIndex };
       this.msgs.push(m);
     }
   }
@@ -463,14 +464,17 @@ export class Raft implements RaftNode {
 
   /**
    * What a node outside our configuration may send us: what only a leader sends; timeoutNow from our leader (one
-   * that removed itself hands over with it); and a (pre-)vote request from a log at least as up to date as ours.
-   * We may lag and not know a new voter yet, and refusing it could leave no quorum able to elect anyone; a removed
-   * node's log is behind (it misses its removal), so its requests are dropped before they can raise our term.
+   * that removed itself hands over with it); and a (pre-)vote request from a log at least as up to date as ours that
+   * holds a newer configuration than ours. We may lag and not know a new voter yet, and refusing it could leave no
+   * quorum able to elect anyone. A removed node is refused: if its log lacks its removal it is behind; if it holds
+   * it (and campaigns because it does not know that the removal committed: dissertation 4.2.2, seed 1392659304),
+   * its configuration is that removal, and a committed removal is held by a quorum of the new configuration, whose
+   * configuration is at least as new (no id is added back): every quorum it could win holds one voter that refuses.
    */
   private acceptFromNonMember(m: Message): boolean {
     if (fromLeaderRole(m)) return true;
     if (m.type === 'timeoutNow') return m.from === this.leaderId;
-    return m.type === 'vote' && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
+    return m.type === 'vote' && (m.configIndex ?? 0) > this.confIndex && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
   }
 
   /** A message from a later term. Returns false when it must be dropped. */
@@ -716,13 +720,20 @@ export class Raft implements RaftNode {
 
   /**
    * Done once the commit index (learnt from a leader) reaches the last entry we had acknowledged, or covers an entry
-   * of a later term: every entry we acknowledged is then either in our log again, or can never be committed.
+   * of a later term: every entry we acknowledged is then either in our log again, or can never be committed. Judged
+   * on the synced log only, once it is at least as up to date as that entry: a repair only in memory is undone by a
+   * crash (the node restarts recovering, one voter more than anyone counted on: seed 736085683 had three of five
+   * and no leader), while a synced one is what the marker check sees at the next start.
    */
   private maybeEndRecovery(): void {
     const r = this.recovering;
-    if (r === null) return;
-    const committed = this.log.committed;
-    if (committed >= r.index || (this.log.term(committed) ?? 0) > r.term) this.recovering = null;
+    if (r === null || this.pendingSnapshot !== null) return;
+    const stable = this.log.stableIndex();
+    const upTo = Math.min(this.log.committed, stable);
+    const stableTerm = this.log.term(stable) ?? 0;
+    const settled = upTo >= r.index || (this.log.term(upTo) ?? 0) > r.term;
+    const durable = stableTerm > r.term || (stableTerm === r.term && stable >= r.index);
+    if (settled && durable) this.recovering = null;
   }
 
   /** A peer's answer says whether it recovers its storage; a leader stops counting it the moment it says so. */
@@ -1016,6 +1027,8 @@ export class Raft implements RaftNode {
     }
     const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];
     if (lastApplied !== undefined) this.log.appliedTo(lastApplied.index);
+    // What a repair needs may have just reached the disk.
+    if (this.recovering !== null) this.maybeEndRecovery();
     assert(this.log.applied <= this.log.committed && this.log.committed <= this.log.lastIndex(), 'applied <= commit <= last index');
   }
 

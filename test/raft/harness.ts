@@ -362,7 +362,7 @@ export function vote(
   t: number,
   lastLogIndex = 0,
   lastLogTerm = 0,
-  o: { preVote?: boolean; transfer?: boolean } = {},
+  o: { preVote?: boolean; transfer?: boolean; configIndex?: number } = {},
 ): Msg<'vote'> {
   return {
     type: 'vote',
@@ -373,6 +373,7 @@ export function vote(
     lastLogIndex: logIndex(lastLogIndex),
     lastLogTerm: term(lastLogTerm),
     transfer: o.transfer ?? false,
+    ...(o.configIndex === undefined ? {} : { configIndex: logIndex(o.configIndex) }),
   };
 }
 

@@ -339,14 +339,17 @@ describe('nodes outside the configuration', () => {
     expect(net.raft('n2').status()).toMatchObject({ term: t, leaderId: 'n1' });
   });
 
-  it('messages from an unknown node are ignored, except those only a leader sends and votes for a log ahead of ours', () => {
+  it('messages from an unknown node are ignored, except those only a leader sends and votes for a log and configuration ahead of ours', () => {
     const r = newNode('n1', { terms: [1, 1], hardState: { term: 1 } });
-    r.step(vote('n9', 'n1', 5, 1, 1));
-    r.step(vote('n9', 'n1', 5, 1, 1, { preVote: true }));
+    r.step(vote('n9', 'n1', 5, 1, 1, { configIndex: 1 }));
+    r.step(vote('n9', 'n1', 5, 1, 1, { preVote: true, configIndex: 1 }));
+    // A log ahead of ours but no newer configuration: a removed node that holds its removal (seed 1392659304).
+    r.step(vote('n9', 'n1', 5, 3, 1));
+    r.step(vote('n9', 'n1', 5, 3, 1, { preVote: true, configIndex: 0 }));
     expect(readMessages(r)).toEqual([]);
     expect(r.status().term).toBe(1);
     // A node that lags may not know a new voter: it must still be able to vote for it.
-    r.step(vote('n9', 'n1', 5, 3, 1));
+    r.step(vote('n9', 'n1', 5, 3, 1, { configIndex: 3 }));
     expect(readMessages(r)).toEqual([voteResponse('n1', 'n9', 5, true)]);
     expect(r.status()).toMatchObject({ term: 5, vote: 'n9' });
     r.step(heartbeat('n8', 'n1', 6));
@@ -357,6 +360,24 @@ describe('nodes outside the configuration', () => {
     readMessages(leader);
     leader.step(appendResponse('n9', 'n1', 9, true, 1));
     expect(leader.status()).toMatchObject({ role: 'leader', term: 1 });
+  });
+
+  it('a removed node that holds its removal wins no vote from a voter that holds it too, even past its lease', () => {
+    // Seed 1392659304: the leader removed itself, committed it, crashed with the commit index unsynced, and campaigned
+    // again (it could not know the removal had committed); voters that answered any caller elected it.
+    const r = newNode('n2', { terms: [1], hardState: { term: 1, commit: 1 } });
+    r.step(append('n1', 'n2', 1, 1, 1, [confEntry(2, 1, ['n2', 'n3']), entry(3, 1)], 2));
+    readMessages(r);
+    for (let i = 0; i < 40; i++) r.tick();
+    readMessages(r);
+    const before = r.status().term;
+    r.step(vote('n1', 'n2', before + 1, 3, 1, { preVote: true, configIndex: 2 }));
+    r.step(vote('n1', 'n2', before + 1, 3, 1, { configIndex: 2 }));
+    expect(readMessages(r)).toEqual([]);
+    expect(r.status().term).toBe(before);
+    // A voter added after n2's configuration (n2 missed it) is answered.
+    r.step(vote('n4', 'n2', before + 1, 4, 1, { preVote: true, configIndex: 4 }));
+    expect(ofType(readMessages(r), 'voteResponse')).toMatchObject([{ to: 'n4', granted: true, preVote: true }]);
   });
 
   it('a joiner knows no configuration: it never campaigns, takes the leader log, and learns the configuration from it', () => {

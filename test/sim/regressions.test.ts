@@ -29,30 +29,32 @@ const regressions: readonly (RunOptions & { what: string })[] = [
   // write lands on the unsalvaged disk.
   { seed: 878508532, steps: 93, nodes: 5, profile: 'storage', what: 'a log cut below its snapshot: salvaged in the cache only, the next fsync found a gap' },
   { seed: 340501758, steps: 170, nodes: 5, profile: 'storage', what: 'the same, in the fault phase' },
-  { seed: 1392659304, steps: 101, nodes: 3, what: 'a removed node won votes and led again once voters answered any caller (that change was taken back)' },
-  // Not fixed yet: on a lossy network with one entry per append and frequent snapshots, the backlog of resent
-  // proposals takes 500 to 700 ticks to drain after healing, past the soak's bound of 400 (they do converge).
-  { seed: 762140133, steps: 242, nodes: 5, livenessTicksMax: 1000, what: 'a slow drain after a lossy phase (converges in about 500 ticks)' },
-  { seed: 2107352524, steps: 234, nodes: 3, livenessTicksMax: 1000, what: 'the same (about 670 ticks)' },
+  {
+    seed: 736085683,
+    steps: 216,
+    nodes: 5,
+    profile: 'storage',
+    what: 'a repair ended on a commit not yet synced: a crash brought the node back recovering, three of five voters recovered and none could lead (the exit now waits for the synced log)',
+  },
+  { seed: 1392659304, steps: 101, nodes: 3, what: 'a removed node that lost its commit index won votes and led again once voters answered any caller' },
+  // A voter that missed the configuration answers the callers it does not know, and votes for one only if the
+  // candidate's configuration is newer than its own (the vote request carries its index).
+  { seed: 1542454839, steps: 185, nodes: 3, what: 'a voter that missed the configuration could not answer the candidates it did not know' },
+  { seed: 862971666, steps: 125, nodes: 3, what: 'the same' },
+  { seed: 1025051095, steps: 189, nodes: 3, what: 'the same' },
+  { seed: 618073546, steps: 204, nodes: 3, what: 'the same' },
+  // A lossy network with one entry per append: resent proposals piled up in the leader's log faster than they
+  // committed, and the backlog took 500 to 700 ticks to drain after healing (a leader no longer appends a resend
+  // whose first copy still waits in its log: 14 and 85 ticks now).
+  { seed: 762140133, steps: 242, nodes: 5, what: 'a slow drain after a lossy phase: duplicate resends in the leader log' },
+  { seed: 2107352524, steps: 234, nodes: 3, what: 'the same' },
 ];
 
-/**
- * Open: a voter that never learnt the current configuration (down while it changed) cannot answer the members it does
- * not know, and a cluster whose quorum needs it elects no leader. Answering any caller fixed these runs but let a
- * removed node win votes and lead again (seed 1392659304, membership safety), so it was taken back; each run must
- * still fail only on liveness, never on safety.
- */
-const openLiveness: readonly RunOptions[] = [
-  { seed: 1542454839, steps: 185, nodes: 3 },
-  { seed: 862971666, steps: 125, nodes: 3 },
-  { seed: 1025051095, steps: 189, nodes: 3 },
-  { seed: 618073546, steps: 204, nodes: 3 },
-  // Two of five voters recovering damaged storage, the other three up, and no leader within 400 ticks (for the
-  // storage-recovery work to look at).
-  { seed: 736085683, steps: 216, nodes: 5, profile: 'storage' },
-];
+/** Open liveness gaps: each run must still fail only on liveness, never on safety. */
+const openLiveness: readonly RunOptions[] = [];
 
-describe('open liveness gaps (safety must hold)', () => {
+// vitest fails an empty suite: the block runs only while a gap is open.
+if (openLiveness.length > 0) describe('open liveness gaps (safety must hold)', () => {
   for (const r of openLiveness) {
     it(`seed ${r.seed}, ${r.steps} steps: fails on liveness only`, async () => {
       const err = await runSimulation(r).then(
