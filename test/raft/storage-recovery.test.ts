@@ -56,13 +56,15 @@ describe('a recovering node', () => {
     expect(r.status().commitIndex).toBe(1);
   });
 
-  it('is a voter again once its commit reaches what it had acknowledged', () => {
+  it('is a voter again once its commit reaches what it had acknowledged, and those entries are synced', () => {
     const r = recoveringNode([1, 1], { index: 4, term: 1 });
     r.step(append('n1', 'n2', 1, 2, 1, entriesWithTerms([1, 1, 1, 1]).slice(2), 3));
     expect(r.status().recovering).not.toBeNull();
     r.step(heartbeat('n1', 'n2', 1, 4));
-    expect(r.status().recovering).toBeNull();
+    // Committed in memory only: a crash now would bring back the log it had before.
+    expect(r.status().recovering).not.toBeNull();
     readMessages(r);
+    expect(r.status().recovering).toBeNull();
     for (let i = 0; i < 40; i++) r.tick();
     r.step(vote('n3', 'n2', 5, 4, 1));
     expect(ofType(readMessages(r), 'voteResponse').at(-1)).toMatchObject({ granted: true });
@@ -73,6 +75,22 @@ describe('a recovering node', () => {
     const r = recoveringNode([1, 1], { index: 9, term: 1 }, 2);
     r.step(append('n1', 'n2', 2, 2, 1, [{ term: term(2), index: logIndex(3), type: 'noop', data: new Uint8Array() }], 3));
     expect(r.status().commitIndex).toBe(3);
+    expect(r.status().recovering).not.toBeNull();
+    readMessages(r);
+    expect(r.status().recovering).toBeNull();
+  });
+
+  it('stays recovering while its synced log is less up to date than what it had acknowledged', () => {
+    // It had acknowledged 3 of term 2; the leader's log holds 3 of term 1 (that entry was never committed) and
+    // commits it: settled, but a crash now would restart with a log ending at 3/t1, below the marker's 3/t2.
+    const r = recoveringNode([1, 1], { index: 3, term: 2 }, 3);
+    r.step(append('n1', 'n2', 3, 2, 1, [{ term: term(1), index: logIndex(3), type: 'command', data: new Uint8Array() }], 3));
+    readMessages(r);
+    expect(r.status().commitIndex).toBe(3);
+    expect(r.status().recovering).not.toBeNull();
+    // The leader's entry of its own term, synced, covers it.
+    r.step(append('n1', 'n2', 3, 3, 1, [{ term: term(3), index: logIndex(4), type: 'noop', data: new Uint8Array() }], 4));
+    readMessages(r);
     expect(r.status().recovering).toBeNull();
   });
 });

@@ -25,7 +25,7 @@ import type {
   Role,
   SnapshotMeta,
 } from '../../src/raft/types.js';
-import { SafetyChecker, type CheckedNode } from './checkers.js';
+import { SafetyChecker, SafetyViolation, type CheckedNode } from './checkers.js';
 import { SimDisk, type DiskState, type DiskWrite } from './disk.js';
 import { EventQueue } from './event-queue.js';
 import { reliableNetwork, SimNetwork, type NetworkFaults } from './network.js';
@@ -687,10 +687,18 @@ export class SimCluster {
         for (const m of this.allAddresses) driver.directory.set(m.id, m);
         node.driver = driver;
         node.core = core;
+        const storage = driver.storage();
         if (this.trace !== null) {
           const hs = initial.hardState;
           const from = snap === null ? '' : ` snapshot=${snap.meta.index}/t${snap.meta.term}`;
-          this.log(`${node.id} START #${inc} term=${hs.term} vote=${hs.vote ?? '-'} commit=${hs.commit}${from} entries=${initial.entries.length}${forced ? ' FORCED' : ''}`);
+          const recovering = storage.state === 'ok' ? '' : ` RECOVERING (${storage.reason ?? ''})`;
+          this.log(`${node.id} START #${inc} term=${hs.term} vote=${hs.vote ?? '-'} commit=${hs.commit}${from} entries=${initial.entries.length}${forced ? ' FORCED' : ''}${recovering}`);
+        }
+        // A clean crash never looks like damage (docs/storage-faults.md): only a node a fault hit, and not yet
+        // repaired (the disk holds the repair), may start recovering. Otherwise the fault budget (a minority of the
+        // voters damaged at once) no longer holds, and the cluster may be left with no quorum of intact voters.
+        if (!node.damaged && storage.state === 'recovering') {
+          this.fail(life, new SafetyViolation('restart durability', `${node.id} restarted recovering though no storage fault hit it since it was last repaired: ${storage.reason ?? ''}`));
         }
         driver.start();
       },
