@@ -91,7 +91,10 @@ const saved = { endpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT, delay: proces
 beforeAll(async () => {
   receiver = new Receiver();
   const endpoint = await receiver.listen();
-  c = await ProcCluster.create({ managers: 3, workers: 1, workerRuntime: 'process' });
+  // Only an assignment the leader pushes carries its trace context (the replicated record does not): a worker that
+  // found the task by its own reconciliation first (CI once saw it, under load) would start it untraced. Reconciling
+  // once a minute lets the push, which follows the placement's commit at once, be what starts it.
+  c = await ProcCluster.create({ managers: 3, workers: 1, workerRuntime: 'process', extra: { tasks: { reconcileIntervalMs: 60_000 } } });
   // The nodes inherit the test's environment.
   process.env.OTEL_EXPORTER_OTLP_ENDPOINT = endpoint;
   process.env.OTEL_BSP_SCHEDULE_DELAY = '200';
@@ -135,12 +138,16 @@ describe('tracing across processes (OTLP/HTTP JSON)', () => {
     await eventually(async () => ((await c.http(leader, 'GET', `/v1/tasks/${task.id}`)).body?.state === 'running' ? true : undefined), 30_000, 'the task running');
 
     const want = ['POST /v1/tasks@minkube-manager', 'raft.apply task.submit@minkube-manager', 'task.assign@minkube-manager', 'POST /v1/tasks@minkube-worker', 'container.start@minkube-worker', 'task.running@minkube-manager'];
+    let seen = '';
     const spans = await eventually(async () => {
       const mine = receiver.spans.filter((s) => s.traceId === traceId);
       const names = new Set(mine.map((s) => `${s.name}@${s.service}`));
       const appliedOn = new Set(mine.filter((s) => s.name === 'raft.apply task.submit').map((s) => s.node));
+      seen = `missing [${want.filter((w) => !names.has(w)).join(', ')}], applied on [${[...appliedOn].join(', ')}]`;
       return want.every((w) => names.has(w)) && appliedOn.size === 3 ? mine : undefined;
-    }, 30_000, 'every span of the trace at the receiver');
+    }, 30_000, 'every span of the trace at the receiver').catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}: ${seen}`);
+    });
 
     // Every manager applied the proposal under the follower's request span; the leader assigned under it too.
     const request = spans.find((s) => s.name === 'POST /v1/tasks' && s.service === 'minkube-manager')!;
