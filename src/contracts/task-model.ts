@@ -27,7 +27,15 @@ export interface TaskSpec {
   readonly constraints?: readonly string[];
   readonly priority?: TaskPriority;
   readonly namespace?: string;
+  /** What a stop sends first (default SIGTERM); SIGKILL follows after stopTimeoutS if the task still runs. */
+  readonly stopSignal?: StopSignal;
+  /** Seconds from stopSignal to SIGKILL, 0..3600 (default: the worker's tasks.stopTimeoutMs, 10 s). */
+  readonly stopTimeoutS?: number;
 }
+
+/** The signals a task may name as its stop signal. */
+export const stopSignals = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGKILL'] as const;
+export type StopSignal = (typeof stopSignals)[number];
 
 export type TaskPriority = 'high' | 'normal' | 'low';
 

@@ -65,9 +65,12 @@ const principalCharsMax = 128;
  * while newer managers apply it (so it stops instead, see KvStateMachine.applyEntry). Every other command is still
  * written as version 1, so older managers go on reading it during an upgrade.
  */
-export const commandVersion = 3;
+export const commandVersion = 4;
 
 function versionOf(cmd: Command): number {
+  // Version 4: a task or service spec with stopSignal or stopTimeoutS (a version-3 schema refuses them).
+  const stopFields = (spec: { readonly stopSignal?: unknown; readonly stopTimeoutS?: unknown }): boolean => spec.stopSignal !== undefined || spec.stopTimeoutS !== undefined;
+  if (submissionsOf(cmd).some((t) => stopFields(t.spec)) || serviceSpecsOf(cmd).some(stopFields)) return 4;
   // Version 3: services, and specs or reports with ports and health checks (a version-2 schema refuses them).
   if (isServiceOp(cmd.op) || isQuotaOp(cmd.op)) return 3;
   if (submissionsOf(cmd).some((t) => t.spec.ports !== undefined || t.spec.healthCheck !== undefined)) return 3;

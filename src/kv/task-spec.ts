@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { limits } from '../lib/limits.js';
-import type { HealthCheckSpec, RestartPolicy, TaskRecord, TaskSpec } from '../contracts/task-model.js';
+import { stopSignals, type HealthCheckSpec, type RestartPolicy, type TaskRecord, type TaskSpec } from '../contracts/task-model.js';
 import { constraintsProblem, ConstraintsSchema, NamespaceSchema, PrioritySchema } from './placement-schemas.js';
 
 const StringMap = Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.String({ maxLength: 64 * 1024 }), {
@@ -51,6 +51,8 @@ export const TaskSpecSchema = Type.Object(
     constraints: Type.Optional(ConstraintsSchema),
     priority: Type.Optional(PrioritySchema),
     namespace: Type.Optional(NamespaceSchema),
+    stopSignal: Type.Optional(Type.Union(stopSignals.map((s) => Type.Literal(s)))),
+    stopTimeoutS: Type.Optional(Type.Integer({ minimum: 0, maximum: limits.taskStopTimeoutSMax })),
   },
   { additionalProperties: false },
 );
@@ -156,6 +158,8 @@ export function normaliseSpec(spec: TaskSpec): TaskSpec {
   if (spec.constraints !== undefined) out.constraints = [...spec.constraints];
   if (spec.priority !== undefined) out.priority = spec.priority;
   if (spec.namespace !== undefined) out.namespace = spec.namespace;
+  if (spec.stopSignal !== undefined) out.stopSignal = spec.stopSignal;
+  if (spec.stopTimeoutS !== undefined) out.stopTimeoutS = spec.stopTimeoutS;
   return out;
 }
 

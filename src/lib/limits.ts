@@ -81,6 +81,8 @@ export const limits = {
   taskAttemptsMax: 1000,
   /** An environment variable's name ([A-Za-z_][A-Za-z0-9_]*). */
   taskEnvNameCharsMax: 256,
+  /** A spec's stopTimeoutS: from its stop signal to SIGKILL. */
+  taskStopTimeoutSMax: 3600,
   // services
   /** Named ports of one task spec. */
   taskPortsMax: 16,

@@ -364,7 +364,9 @@ export class SchedulerLoop {
 
   private async call(s: Session, ps: readonly Prepared[]): Promise<void> {
     const { worker, work } = ps[0]!;
-    const timeoutMs = work === 'assign' ? this.o.tasks.assignTimeoutMs : this.o.tasks.stopTimeoutMs + 5000;
+    // A stop is answered once the task has ended: its own stopTimeoutS (else the config's) and some slack.
+    const stopS = ps[0]!.a.spec.stopTimeoutS;
+    const timeoutMs = work === 'assign' ? this.o.tasks.assignTimeoutMs : (stopS === undefined ? this.o.tasks.stopTimeoutMs : stopS * 1000) + 5000;
     const opts = { timeoutMs, signal: s.abort.signal };
     let answers: (WorkerTaskStatus | Error)[];
     try {

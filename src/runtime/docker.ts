@@ -150,6 +150,8 @@ export class DockerRuntime implements ContainerRuntime {
       HostConfig: hostConfig,
     };
     if (spec.command !== undefined) options.Cmd = [...spec.command];
+    // What `docker stop` (ours, or the daemon's own at its shutdown) sends first, for the container's whole life.
+    if (spec.stopSignal !== undefined) options.StopSignal = spec.stopSignal;
     return options;
   }
 
@@ -328,10 +330,13 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
-  async stop(id: string, timeoutMs: number): Promise<void> {
+  async stop(id: string, timeoutMs: number, stopSignal?: NodeJS.Signals): Promise<void> {
     const t = Math.max(0, Math.ceil(timeoutMs / 1000));
+    // The daemon sends the container's StopSignal (set by run), waits t seconds, then SIGKILL. An engine of API 1.42
+    // or later also takes the signal on the call; an older one ignores the parameter and uses the container's.
+    const opts = stopSignal === undefined ? { t } : { t, signal: stopSignal };
     try {
-      await this.call('stop', (signal) => this.docker.getContainer(id).stop({ t, abortSignal: signal }), t * 1000 + this.callTimeoutMs);
+      await this.call('stop', (signal) => this.docker.getContainer(id).stop({ ...opts, abortSignal: signal }), t * 1000 + this.callTimeoutMs);
     } catch (err) {
       // 304: already stopped; 404: already gone. Both are what the caller wanted.
       if (statusOf(err) === 304 || statusOf(err) === 404) return;

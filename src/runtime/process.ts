@@ -31,6 +31,8 @@ interface ProcessRecord {
   command: string[];
   labels: Record<string, string>;
   resources?: { cpus?: number; memoryMb?: number };
+  /** What stop() sends first (absent: SIGTERM; records written before it existed have none). */
+  stopSignal?: NodeJS.Signals;
   pid: number;
   /** /proc/<pid>/stat start time: tells our process from a later one that reused the pid. null off Linux. */
   pidStartTicks: string | null;
@@ -102,6 +104,7 @@ export class ProcessRuntime implements ContainerRuntime {
       state: 'running', exitCode: null, startedAt: Date.now(),
     };
     if (spec.resources !== undefined) record.resources = { ...spec.resources };
+    if (spec.stopSignal !== undefined) record.stopSignal = spec.stopSignal;
     const entry: Entry = { record, writes: Promise.resolve() };
     entry.exited = exit.then(({ code, signal }) => this.markExited(entry, code ?? exitCodeForSignal(signal)));
     this.entries.set(id, entry);
@@ -141,10 +144,10 @@ export class ProcessRuntime implements ContainerRuntime {
     return { exitCode: entry.record.exitCode };
   }
 
-  async stop(id: string, timeoutMs: number): Promise<void> {
+  async stop(id: string, timeoutMs: number, signal?: NodeJS.Signals): Promise<void> {
     const entry = await this.get(id);
     if (entry === undefined || entry.record.state === 'exited') return;
-    this.signal(entry, 'SIGTERM');
+    this.signal(entry, signal ?? entry.record.stopSignal ?? 'SIGTERM');
     if (await this.exitsWithin(entry, timeoutMs)) return;
     this.signal(entry, 'SIGKILL');
     if (!(await this.exitsWithin(entry, killWaitMs))) {

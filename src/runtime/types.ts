@@ -21,6 +21,11 @@ export interface RunSpec {
    * works on an engine started with --bridge=none). The process runtime's processes always do.
    */
   hostNetwork?: boolean;
+  /**
+   * What stop() sends first when it is given no signal (default SIGTERM). Docker: the container's StopSignal; the
+   * process runtime keeps it with its record, so a restarted worker stops an adopted task the same way.
+   */
+  stopSignal?: NodeJS.Signals;
 }
 
 export type ContainerState = 'created' | 'running' | 'exited';
@@ -52,8 +57,11 @@ export interface ContainerRuntime {
    * Throws RuntimeFailure('container-not-found', permanent) for an unknown id. The signal abandons the wait.
    */
   wait(id: string, opts?: { signal?: AbortSignal }): Promise<{ exitCode: number | null }>;
-  /** SIGTERM, then SIGKILL after timeoutMs (Docker rounds up to whole seconds). A no-op if exited or unknown. */
-  stop(id: string, timeoutMs: number): Promise<void>;
+  /**
+   * `signal` (else the run's stopSignal, else SIGTERM), then SIGKILL after timeoutMs (Docker rounds up to whole
+   * seconds). A no-op if exited or unknown.
+   */
+  stop(id: string, timeoutMs: number, signal?: NodeJS.Signals): Promise<void>;
   /** Forgets the container and its logs, killing it first if it still runs. A no-op if unknown. */
   remove(id: string): Promise<void>;
   /** null for an unknown id. */

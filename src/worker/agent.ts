@@ -198,10 +198,10 @@ export class WorkerAgent implements WorkerAgentApi {
       const entry = newEntry(token, current.spec, this.clock.nowMs());
       this.finish(entry, 'stopped', null, null);
       this.tasks.set(token.taskId, entry);
-      await this.settle(this.retire(current, entry), this.untilMs(opts, this.stopTimeoutMs + 2000));
+      await this.settle(this.retire(current, entry), this.untilMs(opts, this.stopTimeoutOf(current) + 2000));
       return statusOf(entry);
     }
-    if (!isFinal(current.state)) await this.settle(this.stopEntry(current), this.untilMs(opts, this.stopTimeoutMs + 2000));
+    if (!isFinal(current.state)) await this.settle(this.stopEntry(current), this.untilMs(opts, this.stopTimeoutOf(current) + 2000));
     return statusOf(current);
   }
 
@@ -304,7 +304,7 @@ export class WorkerAgent implements WorkerAgentApi {
       await entry.started;
       if (entry.state !== 'running' || entry.containerId === null) return;
       try {
-        await this.runtime.stop(entry.containerId, this.stopTimeoutMs);
+        await this.runtime.stop(entry.containerId, this.stopTimeoutOf(entry), entry.spec.stopSignal);
       } catch (err) {
         entry.stopping = null;
         this.logger.warn({ task: entry.taskId, containerId: entry.containerId, err }, 'stopping a container failed');
@@ -315,13 +315,18 @@ export class WorkerAgent implements WorkerAgentApi {
     return entry.stopping;
   }
 
+  /** From the stop signal to SIGKILL: the spec's stopTimeoutS, else the config's tasks.stopTimeoutMs. */
+  private stopTimeoutOf(entry: TaskEntry): number {
+    return entry.spec.stopTimeoutS === undefined ? this.stopTimeoutMs : entry.spec.stopTimeoutS * 1000;
+  }
+
   /** Stops a replaced attempt, bounded so a hung runtime cannot block the newer attempt forever. */
   private async retire(old: TaskEntry, by: TaskEntry): Promise<void> {
     if (isFinal(old.state) && (old.containerId === null || old.cleanup === 'done')) return;
     this.retiring.add(old);
     this.logger.info({ task: old.taskId, old: tokenText(old), new: tokenText(by), containerId: old.containerId }, 'replacing an older attempt');
     try {
-      await this.settle(this.stopEntry(old), this.clock.nowMs() + this.stopTimeoutMs + 5000);
+      await this.settle(this.stopEntry(old), this.clock.nowMs() + this.stopTimeoutOf(old) + 5000);
       await this.settle(old.finished.then(() => this.cleanUp(old)), this.clock.nowMs() + 5000);
     } finally {
       this.retiring.delete(old);
@@ -372,7 +377,7 @@ export class WorkerAgent implements WorkerAgentApi {
       // Shown beside the verdict, so the task's history says why before the exit is seen.
       entry.error = { class: 'transient', message: entry.unhealthy };
       this.logger.warn({ task: entry.taskId, attempt: entry.attempt, reason: entry.unhealthy }, 'task unhealthy; restarting it');
-      void this.runtime.stop(containerId, this.stopTimeoutMs).catch((err: unknown) => this.logger.warn({ task: entry.taskId, err }, 'could not stop an unhealthy task'));
+      void this.runtime.stop(containerId, this.stopTimeoutOf(entry), entry.spec.stopSignal).catch((err: unknown) => this.logger.warn({ task: entry.taskId, err }, 'could not stop an unhealthy task'));
     }, this.observer === undefined ? undefined : () => this.observer!.healthCheckFailed());
     entry.monitor = monitor;
     monitor.start();

@@ -128,6 +128,7 @@ export function runSpecFor(workerId: string, a: FencingToken & { spec: TaskSpec 
     labels: { ...spec.labels, ...containerLabels(workerId, a) },
   };
   if (spec.command !== undefined) run.command = [...spec.command];
+  if (spec.stopSignal !== undefined) run.stopSignal = spec.stopSignal;
   if (spec.env !== undefined || spec.secretEnv !== undefined) run.env = { ...spec.env, ...spec.secretEnv };
   if (traceparent !== undefined) {
     run.labels[labelTraceparent] = traceparent;

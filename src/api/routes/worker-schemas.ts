@@ -2,6 +2,7 @@
 // what 200 answers contain. Unknown fields are accepted, so the managers may add fields to the contract additively.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { limits } from '../../lib/limits.js';
+import { stopSignals } from '../../contracts/task-model.js';
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const Counter = (minimum: number) => Type.Integer({ minimum, maximum: Number.MAX_SAFE_INTEGER });
@@ -23,6 +24,8 @@ export const TaskSpecSchema = Type.Object({
     }),
   ),
   labels: Type.Optional(StringMap),
+  stopSignal: Type.Optional(Type.Union(stopSignals.map((s) => Type.Literal(s)))),
+  stopTimeoutS: Type.Optional(Type.Integer({ minimum: 0, maximum: limits.taskStopTimeoutSMax })),
 });
 
 export const AssignmentBody = Type.Object({

@@ -1,0 +1,125 @@
+// A task spec's stopSignal and stopTimeoutS, honoured by both real runtimes (processes, Docker) and by the worker
+// agent: a task that ignores SIGTERM but exits on SIGINT stops by SIGINT (its own exit code, not a kill's); one that
+// ignores every signal is killed once the spec's stopTimeoutS has passed, although the worker's own timeout is long.
+import * as fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { pino } from 'pino';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { Assignment } from '../../src/contracts/worker.js';
+import type { TaskSpec } from '../../src/contracts/task-model.js';
+import { DockerRuntime } from '../../src/runtime/docker.js';
+import { ProcessRuntime } from '../../src/runtime/process.js';
+import type { ContainerRuntime } from '../../src/runtime/types.js';
+import { WorkerAgent } from '../../src/worker/agent.js';
+import { describeDocker, removeLabelled, testImage, testLabels } from '../support/docker.js';
+import { waitFor } from '../support/wait.js';
+
+/** Ignores SIGTERM, exits 7 on SIGINT; says "ready" once its traps are set. */
+const trapsInt = ['sh', '-c', 'trap "" TERM; trap "exit 7" INT; echo ready; while :; do sleep 0.1; done'];
+/** Ignores every signal a stop may send but SIGKILL. */
+const ignoresAll = ['sh', '-c', 'trap "" TERM INT QUIT HUP USR1 USR2; echo ready; while :; do sleep 0.1; done'];
+/** Far longer than any test waits: a stop that finishes did not wait it out. */
+const workerStopTimeoutMs = 600_000;
+const killedExitCode = 137;
+
+const logger = pino({ level: 'silent' });
+const dirs: string[] = [];
+afterAll(async () => {
+  await Promise.all(dirs.splice(0).map((d) => fs.rm(d, { recursive: true, force: true })));
+});
+
+async function processRuntime(): Promise<{ runtime: ProcessRuntime; dir: string }> {
+  const dir = await fs.mkdtemp(path.join(tmpdir(), 'minkube-stop-signal-'));
+  dirs.push(dir);
+  return { runtime: new ProcessRuntime({ stateDir: dir }), dir };
+}
+
+async function ready(rt: ContainerRuntime, id: string): Promise<void> {
+  await waitFor('the task to set its traps', async () => (await rt.logs(id)).includes('ready'), 60_000, 50);
+}
+
+function stopSignalTests(make: () => Promise<{ runtime: ContainerRuntime; fresh: () => ContainerRuntime; image: string; labels: Record<string, string> }>): void {
+  let n = 0;
+  const name = (): string => `minkube-stop-signal-${process.pid}-${Date.now()}-${++n}`;
+
+  it('stop sends the run\'s stopSignal: SIGINT ends a task that ignores SIGTERM, with its own exit code', async () => {
+    const { runtime, image, labels } = await make();
+    const { id } = await runtime.run({ name: name(), image, command: trapsInt, labels, stopSignal: 'SIGINT' });
+    await ready(runtime, id);
+    await runtime.stop(id, workerStopTimeoutMs);
+    expect((await runtime.wait(id)).exitCode).toBe(7);
+    await runtime.remove(id);
+  }, 120_000);
+
+  it('a restarted worker\'s runtime stops an adopted task with the same signal', async () => {
+    const { runtime, fresh, image, labels } = await make();
+    const { id } = await runtime.run({ name: name(), image, command: trapsInt, labels, stopSignal: 'SIGINT' });
+    await ready(runtime, id);
+    const again = fresh();
+    try {
+      // Done within the test's timeout, far below the stop timeout: the signal ended it. A process runtime cannot read
+      // an adopted process's exit code (it is not its child): null there, Docker's 7.
+      await again.stop(id, workerStopTimeoutMs);
+      const info = await again.inspect(id);
+      expect(info?.state).toBe('exited');
+      expect([7, null]).toContain(info?.exitCode);
+      await again.remove(id);
+    } finally {
+      await again.close();
+    }
+  }, 120_000);
+
+  it('a task that ignores its stop signal is killed after the timeout', async () => {
+    const { runtime, image, labels } = await make();
+    const { id } = await runtime.run({ name: name(), image, command: ignoresAll, labels, stopSignal: 'SIGINT' });
+    await ready(runtime, id);
+    await runtime.stop(id, 1000);
+    expect((await runtime.wait(id)).exitCode).toBe(killedExitCode);
+    await runtime.remove(id);
+  }, 120_000);
+
+  describe('through the worker agent (spec.stopSignal, spec.stopTimeoutS)', () => {
+    const agents: WorkerAgent[] = [];
+    afterEach(async () => {
+      await Promise.all(agents.splice(0).map((a) => a.close()));
+    });
+    const assignment = (taskId: string, spec: Partial<TaskSpec>, image: string, labels: Record<string, string>): Assignment => ({
+      taskId, attempt: 1, term: 1, spec: { image, labels, ...spec }, desiredState: 'run',
+    });
+
+    it('SIGINT from the spec stops the task; stopTimeoutS kills one that ignores it, well before the worker\'s timeout', async () => {
+      const { runtime, image, labels } = await make();
+      const agent = new WorkerAgent({ workerId: `w-stop-${process.pid}`, runtime, logger, stopTimeoutMs: workerStopTimeoutMs });
+      agents.push(agent);
+      const suffix = `${Date.now()}`;
+      const within = (): { waitUntilMs: number } => ({ waitUntilMs: Date.now() + 60_000 });
+      const ids = [`polite-${suffix}`, `stubborn-${suffix}`];
+      await agent.assign(assignment(ids[0]!, { command: trapsInt, stopSignal: 'SIGINT' }, image, labels), within());
+      await agent.assign(assignment(ids[1]!, { command: ignoresAll, stopSignal: 'SIGINT', stopTimeoutS: 1 }, image, labels), within());
+      for (const id of ids) {
+        const running = await waitFor(`${id} running`, () => (agent.get(id)?.state === 'running' ? agent.get(id) : undefined), 60_000, 50);
+        await ready(runtime, running.containerId!);
+      }
+      await Promise.all(ids.map((taskId) => agent.stop({ taskId, attempt: 1, term: 1 }, within())));
+      const [a, b] = await Promise.all(ids.map((id) => waitFor(`${id} stopped`, () => (agent.get(id)?.state === 'stopped' ? agent.get(id) : undefined), 60_000, 50)));
+      expect(a).toMatchObject({ state: 'stopped', exitCode: 7 });
+      expect(b).toMatchObject({ state: 'stopped', exitCode: killedExitCode });
+    }, 120_000);
+  });
+}
+
+describe('stopSignal and stopTimeoutS: process runtime', () => {
+  stopSignalTests(async () => {
+    const { runtime, dir } = await processRuntime();
+    return { runtime, fresh: () => new ProcessRuntime({ stateDir: dir }), image: 'host', labels: { 'minkube.test': '1' } };
+  });
+});
+
+describeDocker('stopSignal and stopTimeoutS: Docker runtime', () => {
+  const labels = testLabels();
+  afterAll(async () => {
+    await removeLabelled(labels);
+  });
+  stopSignalTests(async () => ({ runtime: new DockerRuntime(), fresh: () => new DockerRuntime(), image: testImage, labels }));
+});
