@@ -8,11 +8,13 @@
 // file for each path the sources import (their shared code in chunks beside them): node's ES module loader pays per
 // file, and TypeBox alone cost a manager a tenth of a second to load. Everything else stays in node_modules.
 // The command's front (src/cli/main.ts and what it imports, not the daemons it loads when asked) is one more bundle,
-// dist/cli/main.js: `minkube status` loads one file instead of forty. lib/errors.js stays a module of its own, shared
-// with the files loaded later, so an error they throw is still a MinkubeError to the front.
+// dist/cli/main.js (commander inlined): `minkube status` loads one file instead of forty. The manager and the worker
+// (dist/daemon/manager.js, worker.js) are bundled the same way with fastify, pino and the other packages they load to
+// start: a manager read about 600 files before it answered. lib/errors.js stays a module of its own, shared with the
+// files loaded later, so an error they throw is still a MinkubeError to the front.
 // `--if-possible` (npm install's prepare): a failed build leaves no dist/, says so, and lets the install go on
 // (bin/minkube.js then runs the sources); `npm run build` fails instead.
-import { cpSync, existsSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -57,35 +59,79 @@ function rewriteImports(seen) {
     },
   };
 }
-/** Modules the CLI bundle leaves to dist/ (relative to src/): shared with what the front loads later. */
+/** Modules the bundles leave to dist/ (relative to src/): shared with what a bundle loads later. */
 const sharedWithLater = new Set(['lib/errors.ts']);
 
-/** The CLI front as one file: its static imports inlined, except packages, sharedWithLater and dynamic imports. */
-function cliFront(seen) {
-  const from = join(out, 'cli');
+/**
+ * One file for `entry` (relative to src/), written over its own file in dist/: its static imports inlined, and the
+ * packages of `inline` (CommonJS ones included) with them, except sharedWithLater, dynamic imports (each stays the
+ * dist/ file or package it names, so what is loaded later is loaded once) and other packages (TypeBox and jose
+ * point into dist/vendor/). A source that reads import.meta.url reads its own dist/ file's URL, as unbundled.
+ */
+function oneFile(seen, entry, inline = []) {
+  const from = dirname(join(out, entry));
   const rel = (file) => {
     const r = relative(from, file).split(sep).join('/');
     return r.startsWith('.') ? r : `./${r}`;
   };
+  const inlined = (path) => inline.some((p) => path === p || path.startsWith(`${p}/`));
   return {
-    name: 'minkube-cli-front',
+    name: 'minkube-one-file',
     setup(b) {
       b.onResolve({ filter: /.*/ }, (args) => {
         if (args.kind === 'entry-point') return undefined;
         if (!args.path.startsWith('.')) {
-          if (!vendored.some((v) => args.path === v || args.path.startsWith(`${v}/`))) return { path: args.path, external: true };
-          seen.add(args.path);
-          return { path: rel(vendorFileOf(args.path)), external: true };
+          // Inside an inlined package: its own files and dependencies are inlined too (node's built-ins are not).
+          const inPackage = args.importer.includes(`${sep}node_modules${sep}`);
+          if (args.path.startsWith('node:') || (!inlined(args.path) && !inPackage) || (inPackage && (args.kind === 'dynamic-import' || notInlined.some((p) => args.path === p || args.path.startsWith(`${p}/`))))) {
+            if (!vendored.some((v) => args.path === v || args.path.startsWith(`${v}/`))) return { path: args.path, external: true };
+            seen.add(args.path);
+            return { path: rel(vendorFileOf(args.path)), external: true };
+          }
+          return undefined;
         }
+        if (args.importer.includes(`${sep}node_modules${sep}`)) return undefined;
         const file = resolve(args.resolveDir, args.path).replace(/\.js$/, '.ts');
         if (args.kind === 'dynamic-import' || sharedWithLater.has(relative(src, file).split(sep).join('/'))) {
           return { path: rel(join(out, relative(src, file)).replace(/\.ts$/, '.js')), external: true };
         }
         return { path: file };
       });
+      b.onLoad({ filter: /\.ts$/ }, (args) => {
+        if (!args.path.startsWith(src + sep)) return undefined;
+        const text = readFileSync(args.path, 'utf8');
+        if (!text.includes('import.meta.url')) return undefined;
+        const own = rel(join(out, relative(src, args.path)).replace(/\.ts$/, '.js'));
+        return { contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(own)}, import.meta.url).href`), loader: 'ts' };
+      });
     },
   };
 }
+
+/** CommonJS inlined in an ES module: its require() of node's built-ins needs a require. */
+const requireBanner = "import { createRequire as __minkubeCreateRequire } from 'node:module'; const require = __minkubeCreateRequire(import.meta.url);";
+
+/**
+ * The packages a daemon loads to start, inlined into its bundle: hundreds of small CommonJS files (fastify and pino
+ * with their dependencies) that node would find, read and wrap one by one. Packages with native code (classic-level,
+ * msgpackr's extract, dockerode's ssh2), those that find their own files on disk (@fastify/static and swagger-ui)
+ * and those loaded only when used (undici, OpenTelemetry's SDK, @peculiar/x509) stay in node_modules.
+ */
+const daemonPackages = ['fastify', 'pino', '@fastify/rate-limit', 'prom-client', 'dns-packet'];
+
+/**
+ * What inlined packages require that stays in node_modules all the same: fastify's default compilers (Minkube
+ * gives its own: api/schema-compilers.ts loads the serializer's from node_modules with a route's first answer),
+ * its inject() (tests only) and OpenTelemetry's API (one copy for the sources and prom-client).
+ */
+const notInlined = ['@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request', '@opentelemetry/api'];
+
+/** The bundles: the command's front, and the daemons it loads (each with the packages that load at its start). */
+const bundles = [
+  { entry: 'cli/main.ts', inline: ['commander'] },
+  { entry: 'daemon/manager.ts', inline: daemonPackages },
+  { entry: 'daemon/worker.ts', inline: daemonPackages },
+];
 
 const files = sources();
 const t0 = performance.now();
@@ -104,18 +150,21 @@ try {
     sourcemap: 'linked',
     logLevel: 'silent',
   });
-  await build({
-    entryPoints: [join(src, 'cli', 'main.ts')],
-    outfile: join(out, 'cli', 'main.js'),
-    allowOverwrite: true,
-    bundle: true,
-    plugins: [cliFront(seen)],
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    sourcemap: 'linked',
-    logLevel: 'silent',
-  });
+  for (const { entry, inline } of bundles) {
+    await build({
+      entryPoints: [join(src, entry)],
+      outfile: join(out, entry.replace(/\.ts$/, '.js')),
+      allowOverwrite: true,
+      bundle: true,
+      plugins: [oneFile(seen, entry, inline)],
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      ...(inline.length > 0 ? { banner: { js: requireBanner } } : {}),
+      sourcemap: 'linked',
+      logLevel: 'silent',
+    });
+  }
   await build({
     entryPoints: Object.fromEntries([...seen].map((s) => [relative(vendorDir, vendorFileOf(s)).replace(/\.js$/, ''), s])),
     outdir: vendorDir,
