@@ -102,9 +102,11 @@ async function minkube(replicas: number, updateReplicas: number): Promise<{ crea
     const patched = await cluster.http(m, 'PATCH', '/v1/services/upd', { task: { image: image2, command: ['sh', '-c', httpd('"$PORT"')], labels: { 'minkube.bench': 'services' } } }, 10_000);
     if (patched.status !== 200) throw new Error(`update: ${JSON.stringify(patched.body)}`);
     await eventually(async () => {
+      // Asked every time, so the trace sees each replica turn healthy, not only the last ones.
+      const healthyNow = await healthyOf('upd', 2);
       const r = await cluster.http(m, 'GET', '/v1/services/upd?consistency=stale', undefined, 10_000);
       const done = r.body.rollout?.state === 'stable' && r.body.version === 2 && (r.body.tasks as unknown[]).length === updateReplicas;
-      return done && (await healthyOf('upd', 2)) === updateReplicas ? true : undefined;
+      return done && healthyNow === updateReplicas ? true : undefined;
     }, convergeMsMax, 'the rolling update');
     const updateS = (performance.now() - t1) / 1000;
     if (trace) await printTrace(cluster, m, 'upd', t1Ms, healthySeenMs);

@@ -1,10 +1,14 @@
 // A task's health check, run by its worker: http (a GET answered 2xx or 3xx), tcp (a connection accepted) or exec (a
-// command that exits 0), every intervalS, each bounded by timeoutS. Healthy after one success; unhealthy after
-// `retries` failures in a row (failures within startPeriodS do not count), and then the worker restarts the task.
+// command that exits 0), at the start and then every intervalS, each bounded by timeoutS. Healthy after one success;
+// unhealthy after `retries` failures in a row (failures within startPeriodS do not count), and then the worker
+// restarts the task. Until its first success, a check failed within startPeriodS is tried again sooner (0.1 s,
+// doubling up to intervalS): a replica's readiness is what a rollout waits on, and it rarely listens at its first
+// millisecond.
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { request } from 'node:http';
 import type { AssignedPort, HealthCheckSpec, TaskHealth } from '../contracts/task-model.js';
+import { backoffCeilingMs } from '../lib/backoff.js';
 import type { Clock, Timer } from '../lib/clock.js';
 
 /** Runs a command for an exec check: the exit code (non-zero or a throw is a failure). */
@@ -79,6 +83,9 @@ export function nextHealth(s: HealthState, failure: string | null, inStartPeriod
   return { health: failuresInRow >= retries ? 'unhealthy' : s.health, failuresInRow, lastFailure: failure };
 }
 
+/** The first retry of a check failed in its start period, before its first success. */
+const startRetryBaseMs = 100;
+
 /** Probes one running task until stopped; tells `onChange` of every new verdict. */
 export class HealthMonitor {
   private state: HealthState = initialHealth;
@@ -100,9 +107,12 @@ export class HealthMonitor {
     return this.state;
   }
 
-  /** The first probe comes one interval after the start, as Docker's does. */
+  /** Failed probes in the start period before the first success (each tried again sooner than intervalS). */
+  private startRetries = 0;
+
+  /** The first probe at once: a task that listens at its start is healthy then, not one interval later. */
   start(): void {
-    this.schedule(Math.max(10, Math.round(this.target.check.intervalS * 1000)));
+    this.schedule(0);
   }
 
   stop(): void {
@@ -126,7 +136,10 @@ export class HealthMonitor {
     const changed = next.health !== this.state.health;
     this.state = next;
     if (changed) this.onChange(next);
-    if (next.health !== 'unhealthy') this.schedule(Math.max(10, Math.round(check.intervalS * 1000)));
+    if (next.health === 'unhealthy') return;
+    const intervalMs = Math.max(10, Math.round(check.intervalS * 1000));
+    const early = failure !== null && inStartPeriod && next.health === 'starting';
+    this.schedule(early ? backoffCeilingMs(++this.startRetries, { baseMs: startRetryBaseMs, capMs: intervalMs }) : intervalMs);
   }
 }
 

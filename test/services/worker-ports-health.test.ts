@@ -4,7 +4,9 @@
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../src/lib/random.js';
-import { initialHealth, nextHealth, probeOnce, type HealthTarget } from '../../src/worker/health.js';
+import { HealthMonitor, initialHealth, nextHealth, probeOnce, type HealthTarget } from '../../src/worker/health.js';
+import { ManualClock } from '../support/manual-clock.js';
+import { waitFor } from '../support/wait.js';
 import { PortAllocator, portEnv, portsLabel } from '../../src/worker/ports.js';
 
 describe('PortAllocator', () => {
@@ -40,6 +42,42 @@ describe('health checks', () => {
     expect(s).toMatchObject({ health: 'healthy', failuresInRow: 0 });
     s = nextHealth(nextHealth(s, 'a', false, 2), 'http 503 from /healthz', false, 2);
     expect(s).toEqual({ health: 'unhealthy', failuresInRow: 2, lastFailure: 'http 503 from /healthz' });
+  });
+
+  it('probes at the start, then every intervalS; failures in the start period are tried again sooner until the first success', async () => {
+    const clock = new ManualClock(0);
+    const probedAtMs: number[] = [];
+    // Fails the first four probes (not listening yet), then passes; then fails for good.
+    const results = [1, 1, 1, 1, 0, 0, 1, 1, 1];
+    const check = { type: 'exec' as const, command: ['probe'], intervalS: 2, timeoutS: 1, retries: 3, startPeriodS: 1 };
+    const verdicts: string[] = [];
+    const monitor = new HealthMonitor({ check, ports: [], host: '127.0.0.1', exec: async () => {
+      probedAtMs.push(clock.nowMs());
+      return results.shift() ?? 1;
+    } }, clock, (s) => verdicts.push(s.health));
+    monitor.start();
+    for (let i = 0; i < 9; i++) await clock.fireNext();
+    await waitFor('the unhealthy verdict', () => verdicts.includes('unhealthy'));
+    // 0, then 100, 200, 400 ms after each start-period failure (until 1 s), healthy at 1500, then every 2 s.
+    expect(probedAtMs).toEqual([0, 100, 300, 700, 1500, 3500, 5500, 7500, 9500]);
+    expect(verdicts).toEqual(['healthy', 'unhealthy']);
+    monitor.stop();
+  });
+
+  it('after the start period a failure waits the whole interval', async () => {
+    const clock = new ManualClock(0);
+    const probedAtMs: number[] = [];
+    const check = { type: 'exec' as const, command: ['probe'], intervalS: 1, timeoutS: 1, retries: 2, startPeriodS: 0 };
+    const verdicts: string[] = [];
+    const monitor = new HealthMonitor({ check, ports: [], host: '127.0.0.1', exec: async () => {
+      probedAtMs.push(clock.nowMs());
+      return 1;
+    } }, clock, (s) => verdicts.push(s.health));
+    monitor.start();
+    for (let i = 0; i < 2; i++) await clock.fireNext();
+    await waitFor('the unhealthy verdict', () => verdicts.includes('unhealthy'));
+    expect(probedAtMs).toEqual([0, 1000]);
+    monitor.stop();
   });
 
   let server: Server;
