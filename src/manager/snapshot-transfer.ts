@@ -15,7 +15,12 @@ import { headerToQuery, SNAPSHOT_CHUNK_PATH, type ChunkReply, type SnapshotChunk
 interface PartialTransfer {
   readonly key: string;
   readonly header: SnapshotChunkHeader;
-  readonly chunks: Buffer[];
+  /**
+   * The announced size, allocated at the first chunk (untouched pages cost nothing) and filled as chunks arrive; the
+   * checksum runs along. Joining 40 MiB of chunks and checksumming them at the last one held the loop ~0.1-0.5 s.
+   */
+  readonly data: Buffer;
+  crc: number;
   offset: number;
   touchedMs: number;
 }
@@ -45,7 +50,7 @@ export class SnapshotReceiver {
     }
     if (p === null || p.key !== key) {
       if (h.offset !== 0) return { offset: 0, done: false };
-      p = { key, header: h, chunks: [], offset: 0, touchedMs: now };
+      p = { key, header: h, data: Buffer.allocUnsafeSlow(h.sizeBytes), crc: 0, offset: 0, touchedMs: now };
       this.partial = p;
       this.o.logger.info({ from: h.from, index: h.meta.index, sizeBytes: h.sizeBytes }, 'receiving a snapshot');
     }
@@ -53,12 +58,14 @@ export class SnapshotReceiver {
     if (h.offset !== p.offset) return { offset: p.offset, done: false };
     if (p.offset + chunk.length > h.sizeBytes) throw new MinkubeError('INVALID_BODY', `snapshot chunk: ${p.offset + chunk.length} bytes exceed the announced size ${h.sizeBytes}`);
     if (chunk.length === 0 && h.sizeBytes > 0) return { offset: p.offset, done: false };
-    p.chunks.push(Buffer.from(chunk));
+    p.data.set(chunk, p.offset);
+    // zlib.crc32 answers 0 for an empty view, so only non-empty chunks are added (an empty one never gets here).
+    p.crc = crc32(chunk, p.crc);
     p.offset += chunk.length;
     if (p.offset < h.sizeBytes) return { offset: p.offset, done: false };
     this.partial = null;
-    const data = Buffer.concat(p.chunks);
-    if (crc32(data) !== h.crc32) throw new MinkubeError('INVALID_BODY', 'snapshot: the received bytes do not match their checksum; the transfer starts over');
+    const data = p.data;
+    if (p.crc !== h.crc32) throw new MinkubeError('INVALID_BODY', 'snapshot: the received bytes do not match their checksum; the transfer starts over');
     this.o.logger.info({ from: h.from, index: h.meta.index, sizeBytes: h.sizeBytes }, 'snapshot received');
     this.o.onComplete(h, data);
     return { offset: h.sizeBytes, done: true };

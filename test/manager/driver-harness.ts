@@ -99,6 +99,7 @@ export class DriverCluster {
     if (this.postFault?.(target.id, header) === true) throw new Error(`${apiAddress}: connection reset`);
     this.posts.push([target.id, header.offset, chunk.length]);
     const reply = target.driver.receiveSnapshotChunk(header, chunk);
+    if (reply.done) await target.driver.snapshotOffered(header.meta);
     this.chunkBytesReceived.set(target.id, (this.chunkBytesReceived.get(target.id) ?? 0) + chunk.length);
     return reply;
   };

@@ -7,6 +7,8 @@ import { headerFromQuery, SNAPSHOT_CHUNK_PATH, type ChunkReply, type SnapshotChu
 
 export interface RaftPeerService {
   receiveSnapshotChunk(header: SnapshotChunkHeader, chunk: Uint8Array): ChunkReply;
+  /** Settles once the completed snapshot was handed to the core (it may be decoded off to the side first). */
+  snapshotOffered?(meta: SnapshotChunkHeader['meta']): Promise<void>;
 }
 
 export const raftInternalRoutes: FastifyPluginAsync<{ raftPeer: RaftPeerService }> = async (app, { raftPeer }) => {
@@ -14,6 +16,9 @@ export const raftInternalRoutes: FastifyPluginAsync<{ raftPeer: RaftPeerService 
   app.post(SNAPSHOT_CHUNK_PATH, { bodyLimit: limits.snapshotChunkBytes + 1024 }, async (req) => {
     const header = headerFromQuery(req.query as Record<string, string | undefined>);
     const chunk = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    return raftPeer.receiveSnapshotChunk(header, chunk);
+    const reply = raftPeer.receiveSnapshotChunk(header, chunk);
+    // The last chunk is answered once the follower holds the snapshot where its core sees it: the leader then moves on.
+    if (reply.done) await raftPeer.snapshotOffered?.(header.meta);
+    return reply;
   });
 };
