@@ -18,14 +18,43 @@ function loadDefaultFactory(): SerializerFactory {
   return (defaultFactory ??= (require('@fastify/fast-json-stringify-compiler') as { SerializerSelector: () => SerializerFactory }).SerializerSelector());
 }
 
+type RouteSchema = Parameters<ReturnType<SerializerFactory>>[0];
+type Serializer = (data: unknown) => string;
+
+/** What identifies a route's serializer: its route, status and content type, its schema and the options. */
+export function serializerKey(route: RouteSchema, externalSchemas: unknown, serializerOptions: unknown): string {
+  const r = route as RouteSchema & { method?: string; url?: string; httpStatus?: string; contentType?: string };
+  return JSON.stringify([r.method, r.url, r.httpStatus, r.contentType ?? null, r.schema, externalSchemas ?? null, serializerOptions ?? null]);
+}
+
+/**
+ * The serializers the build made (scripts/serializers.mjs: fast-json-stringify's standalone code for every route,
+ * made from the same schemas with the same package): none when run from the sources, or if the file is missing.
+ */
+let generated: Map<string, () => Serializer> | null | undefined;
+
+function buildTimeSerializer(key: string): Serializer | undefined {
+  if (generated === undefined) {
+    try {
+      generated = require('./serializers.generated.cjs') as Map<string, () => Serializer>;
+    } catch {
+      generated = null;
+    }
+  }
+  return generated?.get(key)?.();
+}
+
 const lazySerializerFactory: SerializerFactory = (externalSchemas, serializerOptions) => {
   let compiler: ReturnType<SerializerFactory> | undefined;
   return (route) => {
-    let serialize: ((data: unknown) => string) | undefined;
+    let serialize: Serializer | undefined;
     return (data: unknown) => {
       if (serialize === undefined) {
-        compiler ??= loadDefaultFactory()(externalSchemas, serializerOptions);
-        serialize = compiler(route);
+        serialize = buildTimeSerializer(serializerKey(route, externalSchemas, serializerOptions));
+        if (serialize === undefined) {
+          compiler ??= loadDefaultFactory()(externalSchemas, serializerOptions);
+          serialize = compiler(route);
+        }
       }
       return serialize(data);
     };
