@@ -13,7 +13,7 @@ import { addPrometheusConfigCommand } from './prometheus-config.js';
 import { addSnapshotCommands } from './snapshot.js';
 import { addGcCommand } from './gc.js';
 import { addReloadCommand } from './reload.js';
-import { addServiceCommands } from './services.js';
+import { addServiceCommands, parseStopSignal, parseStopTimeout, stopFieldsOf, stopSignalOption, stopTimeoutOption } from './services.js';
 import { runTaskRunMany } from './task-many.js';
 import { addPlacementCommands } from './quota.js';
 import { CliExit, parseEnvPair, parseSecretEnvFile, parseSecretEnvPair, runTaskGet, runTaskList, runTaskLogs, runTaskRun, runTaskStop, runWorkerList } from './tasks.js';
@@ -102,6 +102,8 @@ interface TaskRunFlags {
   namespace?: string;
   cpus?: number;
   memoryMb?: number;
+  stopSignal?: string;
+  stopTimeout?: number;
 }
 
 function specFrom(image: string, command: string[], f: TaskRunFlags, cmd: Command): TaskSpec {
@@ -116,7 +118,7 @@ function specFrom(image: string, command: string[], f: TaskRunFlags, cmd: Comman
   if (f.constraint !== undefined) spec.constraints = f.constraint;
   if (f.priority !== undefined) spec.priority = f.priority as TaskSpec['priority'] & string;
   if (f.namespace !== undefined) spec.namespace = f.namespace;
-  return spec;
+  return { ...spec, ...stopFieldsOf(f) };
 }
 
 function parseAmount(text: string): number {
@@ -254,6 +256,8 @@ function addTaskCommands(program: Command, globals: (cmd: Command) => { api: str
     .option('--constraint <c>', 'on worker labels: zone==a, disk!=hdd, gpu (repeatable)', (v: string, all: string[] = []) => [...all, v])
     .option('--priority <p>', 'high | normal | low (default normal)', oneOf(['high', 'normal', 'low']))
     .option('--namespace <ns>', 'the namespace whose quota it counts against (default "default")')
+    .option(...stopSignalOption, parseStopSignal)
+    .option(...stopTimeoutOption, parseStopTimeout)
     .option('--name <name>', 'a name to show beside the id')
     .option('--wait', 'show progress until the task ends, then its exit code; exit 1 if it did not succeed')
     .option('--count <n>', `submit n copies (1..${limits.taskRunCountMax}; --name gets -1..-n); --wait then waits until all have started and exits 1 if any failed`, parseCount)

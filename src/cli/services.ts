@@ -4,7 +4,8 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import type { ServiceView } from '../contracts/service-model.js';
 import type { Page } from '../contracts/services.js';
-import type { HealthCheckSpec, TaskSpec } from '../contracts/task-model.js';
+import { stopSignals, type HealthCheckSpec, type TaskSpec } from '../contracts/task-model.js';
+import { limits } from '../lib/limits.js';
 import { apiClientFor } from './connection.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';
 import { CliExit, parseEnvPair, pollFailureTolerated } from './tasks.js';
@@ -29,7 +30,32 @@ interface SpecFlags {
   constraint?: string[];
   priority?: string;
   namespace?: string;
+  stopSignal?: string;
+  stopTimeout?: number;
   wait?: boolean;
+}
+
+/** --stop-signal and --stop-timeout, shared with `task run`: the spec's stopSignal and stopTimeoutS. */
+export const stopSignalOption = ['--stop-signal <signal>', `what a stop sends first: ${stopSignals.join(' | ')} (default SIGTERM)`] as const;
+export const stopTimeoutOption = ['--stop-timeout <s>', `seconds from the stop signal to SIGKILL, 0..${limits.taskStopTimeoutSMax} (default: the worker's tasks.stopTimeoutMs)`] as const;
+
+export function parseStopSignal(v: string): string {
+  if (!(stopSignals as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected one of ${stopSignals.join(', ')}.`);
+  return v;
+}
+
+export function parseStopTimeout(v: string): number {
+  const n = Number(v);
+  if (!/^[0-9]+$/.test(v) || n > limits.taskStopTimeoutSMax) throw new InvalidArgumentError(`expected an integer from 0 to ${limits.taskStopTimeoutSMax}.`);
+  return n;
+}
+
+/** The flags' stop fields, to spread into a task spec. */
+export function stopFieldsOf(f: { stopSignal?: string; stopTimeout?: number }): Pick<TaskSpec, 'stopSignal' | 'stopTimeoutS'> {
+  return {
+    ...(f.stopSignal === undefined ? {} : { stopSignal: f.stopSignal as NonNullable<TaskSpec['stopSignal']> }),
+    ...(f.stopTimeout === undefined ? {} : { stopTimeoutS: f.stopTimeout }),
+  };
 }
 
 const path = (name: string): string => `/v1/services/${encodeURIComponent(name)}`;
@@ -160,6 +186,8 @@ function specOptions(c: Command): Command {
     .option('--constraint <expr>', 'a placement constraint on worker labels (repeatable)', collect)
     .option('--priority <p>', 'high | normal | low')
     .option('--namespace <ns>', 'the namespace its replicas count against')
+    .option(...stopSignalOption, parseStopSignal)
+    .option(...stopTimeoutOption, parseStopTimeout)
     .option('--wait', 'show progress until the service is stable; exit 1 if its rollout rolled back or paused');
 }
 
@@ -169,7 +197,7 @@ export function addServiceCommands(program: Command, globals: Globals): void {
     .requiredOption('--replicas <n>', 'replicas to keep running and healthy', count)
     .action(async (name: string, image: string, command: string[], f: SpecFlags & { replicas: number }, cmd: Command) => {
       const g = globals(cmd);
-      const task: Record<string, unknown> = { image };
+      const task: Record<string, unknown> = { image, ...stopFieldsOf(f) };
       if (command.length > 0) task.command = command;
       if (f.env !== undefined) task.env = f.env;
       const s = await apiClientFor(g.api).request<ServiceView>('POST', '/v1/services', { body: { name, task, replicas: f.replicas, ...partsOf(f, cmd) } });
@@ -218,7 +246,7 @@ export function addServiceCommands(program: Command, globals: Globals): void {
       const g = globals(cmd);
       const client = apiClientFor(g.api);
       const body: Record<string, unknown> = partsOf(f, cmd);
-      if (f.image !== undefined || f.env !== undefined || command.length > 0) {
+      if (f.image !== undefined || f.env !== undefined || command.length > 0 || f.stopSignal !== undefined || f.stopTimeout !== undefined) {
         const current = await client.request<ServiceView>('GET', path(name));
         const task: Record<string, unknown> = { ...(current.spec as TaskSpec) };
         // What the service adds to the task is kept by the PATCH itself; secret values are not known here.
@@ -227,6 +255,7 @@ export function addServiceCommands(program: Command, globals: Globals): void {
         if (f.image !== undefined) task.image = f.image;
         if (f.env !== undefined) task.env = { ...current.spec.env, ...f.env };
         if (command.length > 0) task.command = command;
+        Object.assign(task, stopFieldsOf(f));
         body.task = task;
       }
       if (f.replicas !== undefined) body.replicas = f.replicas;

@@ -1,0 +1,60 @@
+// `task run`, `service create` and `service update` with --stop-signal and --stop-timeout: the spec's stopSignal and
+// stopTimeoutS sent as given (to a stand-in API that records the bodies), and a bad value a usage error (exit 2).
+import { createServer, type Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../support/cli.js';
+
+const bodies: { method: string; url: string; body: Record<string, unknown> }[] = [];
+let server: Server;
+let api = '';
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    let text = '';
+    req.on('data', (c: Buffer) => (text += c.toString('utf8')));
+    req.on('end', () => {
+      bodies.push({ method: req.method ?? '', url: req.url ?? '', body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) });
+      res.setHeader('content-type', 'application/json');
+      if (req.url === '/v1/tasks') {
+        res.statusCode = 201;
+        res.end(JSON.stringify({ id: 't1', state: 'pending' }));
+        return;
+      }
+      const service = { name: 'web', replicas: { desired: 1, running: 0, healthy: 0 }, version: 1, spec: { image: 'img', command: ['serve'] }, rollout: { state: 'stable' }, tasks: [] };
+      res.statusCode = req.method === 'POST' ? 201 : 200;
+      res.end(JSON.stringify(service));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  api = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+});
+afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+describe('--stop-signal and --stop-timeout', () => {
+  it('task run sends them in the spec', async () => {
+    const r = await runCli(['--api', api, 'task', 'run', 'img', '--stop-signal', 'SIGINT', '--stop-timeout', '30', '--', 'serve']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(bodies.at(-1)).toMatchObject({ method: 'POST', url: '/v1/tasks', body: { image: 'img', command: ['serve'], stopSignal: 'SIGINT', stopTimeoutS: 30 } });
+  });
+
+  it('service create and update send them in the task', async () => {
+    const created = await runCli(['--api', api, 'service', 'create', 'web', 'img', '--replicas', '1', '--stop-signal', 'SIGQUIT', '--stop-timeout', '0', '--', 'serve']);
+    expect(created.code, created.stderr).toBe(0);
+    expect(bodies.at(-1)).toMatchObject({ method: 'POST', url: '/v1/services', body: { name: 'web', task: { image: 'img', stopSignal: 'SIGQUIT', stopTimeoutS: 0 } } });
+    const updated = await runCli(['--api', api, 'service', 'update', 'web', '--stop-timeout', '60']);
+    expect(updated.code, updated.stderr).toBe(0);
+    expect(bodies.at(-1)).toMatchObject({ method: 'PATCH', url: '/v1/services/web', body: { task: { image: 'img', command: ['serve'], stopTimeoutS: 60 } } });
+  });
+
+  it.each([
+    [['--stop-signal', 'SIGSTOP'], /--stop-signal.*expected one of SIGTERM/],
+    [['--stop-timeout', '3601'], /--stop-timeout.*expected an integer from 0 to 3600/],
+    [['--stop-timeout', '1.5'], /--stop-timeout.*expected an integer from 0 to 3600/],
+  ])('%j is a usage error', async (flags, message) => {
+    const before = bodies.length;
+    const r = await runCli(['--api', api, 'task', 'run', 'img', ...flags, '--', 'serve']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(bodies.length).toBe(before);
+  });
+});
