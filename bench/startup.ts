@@ -5,11 +5,16 @@
 // the floor. `npx tsx bench/startup.ts [--runs 10]`
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { ProcCluster, eventually, minkubeBin, repoRoot } from '../test/support/cluster.js';
 import { median } from './summary.js';
 import type { SummaryRow } from './summary.js';
 import { arg, cpuMsOf, printResult, printTable, round } from './support.js';
+
+/** Issue 13's aims: `minkube status` under 150 ms wall, a manager ready in under 0.5 s of CPU. */
+const aimStatusWallMs = 150;
+const aimManagerCpuMs = 500;
 
 type Mode = 'built' | 'source';
 const modes: readonly Mode[] = ['built', 'source'];
@@ -116,11 +121,25 @@ async function main(): Promise<void> {
     rows.push({ measure: what, 'built (dist/) ms': round(b, 0), 'sources (tsx) ms': round(s, 0), 'built / sources': round(b / s, 2) });
   }
   printTable(`Start-up, medians of ${runs} runs (node -e 0 alone: ${nodeMs} ms wall, ${nodeCpuMs} ms CPU)`, rows);
+  // Issue 13's aims, for what `npm install` builds: wall time is only meaningful on a quiet machine (the load
+  // average is printed beside it); CPU time is the steadier figure.
+  const load = loadavg().map((l) => l.toFixed(1)).join(' ');
+  const aims = [
+    { measure: 'minkube status, wall', key: 'statusWallMs', aimMs: aimStatusWallMs },
+    { measure: 'manager CPU to ready, restart', key: 'managerRestartCpuMs', aimMs: aimManagerCpuMs },
+    { measure: 'manager CPU to ready, first start', key: 'managerCpuMs', aimMs: aimManagerCpuMs },
+  ] as const;
+  printTable(
+    `Aims (built), load average ${load}`,
+    aims.map((a) => ({ measure: a.measure, 'median ms': round(result.built![a.key]!, 0), 'aim ms': `< ${a.aimMs}`, met: result.built![a.key]! < a.aimMs ? 'yes' : 'no' })),
+  );
+  const aimNote = (key: (typeof aims)[number]['key'], aimMs: number): string => `aim < ${aimMs} ms: ${result.built![key]! < aimMs ? 'met' : 'not met'}`;
   const summary: SummaryRow[] = [
-    { metric: 'minkube status, wall (built)', unit: 'ms', value: round(result.built!.statusWallMs!, 0), better: 'lower', note: `sources: ${round(result.source!.statusWallMs!, 0)} ms; node -e 0: ${nodeMs} ms` },
-    { metric: 'manager CPU to ready (built)', unit: 'ms', value: round(result.built!.managerCpuMs!, 0), better: 'lower', note: `restart: ${round(result.built!.managerRestartCpuMs!, 0)} ms; sources: ${round(result.source!.managerCpuMs!, 0)} ms` },
+    { metric: 'minkube status, wall (built)', unit: 'ms', value: round(result.built!.statusWallMs!, 0), better: 'lower', note: `${aimNote('statusWallMs', aimStatusWallMs)} (load ${load}); CPU ${round(result.built!.statusCpuMs!, 0)} ms; node -e 0: ${nodeMs} ms wall, ${nodeCpuMs} ms CPU` },
+    { metric: 'manager CPU to ready, restart (built)', unit: 'ms', value: round(result.built!.managerRestartCpuMs!, 0), better: 'lower', note: aimNote('managerRestartCpuMs', aimManagerCpuMs) },
+    { metric: 'manager CPU to ready, first start (built)', unit: 'ms', value: round(result.built!.managerCpuMs!, 0), better: 'lower', note: `${aimNote('managerCpuMs', aimManagerCpuMs)}; it makes the CA, its key and certificate; sources: ${round(result.source!.managerCpuMs!, 0)} ms` },
   ];
-  printResult('startup', { runs, nodeBaselineMs: nodeMs, nodeBaselineCpuMs: nodeCpuMs, ...result }, summary);
+  printResult('startup', { runs, loadAverage: loadavg(), nodeBaselineMs: nodeMs, nodeBaselineCpuMs: nodeCpuMs, aims: { statusWallMs: aimStatusWallMs, managerCpuMs: aimManagerCpuMs }, ...result }, summary);
 }
 
 await main();
