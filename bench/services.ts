@@ -61,7 +61,11 @@ function dockerUp(): boolean {
 async function minkube(replicas: number, updateReplicas: number): Promise<{ createS: number; updateS: number }> {
   const cluster = await ProcCluster.create({
     managers: 1, workers: 2, workerRuntime: 'docker',
-    extra: { tasks: { workerHeartbeatIntervalMs: 200, reconcileIntervalMs: 500, backoffBaseMs: 200, backoffCapMs: 5000 } },
+    // A worker is judged lost after the same silence on both sides: Swarm's dispatcher, heartbeats every 5 s and a node
+    // down after 3 of them missed (15 s); Minkube's default 2 s + 1 s is shorter than the 2-3 s a worker's event loop
+    // was seen to stall (nodejs_eventloop_lag_max_seconds, little CPU) on this loaded machine during the burst of
+    // starts, which moved its 25 replicas elsewhere (placed again at 7-13 s, not 0.4 s).
+    extra: { tasks: { workerHeartbeatIntervalMs: 200, workerTtlMs: 10_000, lostGraceMs: 5000, reconcileIntervalMs: 500, backoffBaseMs: 200, backoffCapMs: 5000 } },
   });
   const m = 'm1';
   try {
