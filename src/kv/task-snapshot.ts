@@ -1,8 +1,9 @@
 // The task store's part of a state-machine snapshot: records as arrays in a fixed field order (equal stores give
 // equal bytes), and a decoder that checks every field, since a restored store must be exactly a store we wrote.
 import { MinkubeError } from '../lib/errors.js';
-import type { DesiredState, StoredWorker, TaskError, TaskHealth, TaskRecord, TaskSpec, TaskState, TaskTransition, WorkerState, WorkerStats } from '../contracts/task-model.js';
+import type { StoredWorker, TaskError, TaskHealth, TaskRecord, TaskSpec, TaskState, TaskTransition, WorkerState, WorkerStats } from '../contracts/task-model.js';
 import type { SlicedPacker } from './sliced-pack.js';
+import { internSpec, StringPool } from './string-pool.js';
 import type { SlicedUnpacker } from './sliced-unpack.js';
 
 export type TaskSnapshot = unknown[];
@@ -76,6 +77,8 @@ function workerRow(w: StoredWorker): unknown[] {
 }
 
 const taskStates = new Set<string>(['pending', 'scheduled', 'running', 'succeeded', 'failed', 'stopped', 'lost']);
+/** A decoded state -> the same state as this module's literal (one copy, not one per record). */
+const canonicalState = new Map<string, TaskState>([...taskStates].map((s) => [s, s as TaskState]));
 const workerStates = new Set<string>(['ready', 'unreachable', 'down']);
 
 function corrupt(problem: string): MinkubeError {
@@ -87,7 +90,11 @@ export function decodeTaskSnapshot(raw: unknown): TaskSnapshotContent {
   const [tasks, workers, cursor, idempotency] = raw as unknown[];
   if (!Array.isArray(tasks) || !Array.isArray(workers) || !Array.isArray(idempotency)) throw corrupt('bad header');
   if (cursor !== null && typeof cursor !== 'string') throw corrupt('bad cursor');
-  const out: TaskSnapshotContent = { tasks: tasks.map(decodeTask), workers: workers.map(decodeWorker), cursor, idempotency: (idempotency as unknown[]).map(decodeIdempotency) };
+  const d = new Decoding();
+  const out: TaskSnapshotContent = {
+    tasks: tasks.map((row, i) => d.task(row, i)), workers: workers.map(decodeWorker), cursor,
+    idempotency: (idempotency as unknown[]).map((row) => d.idempotency(row)),
+  };
   checkOrder(out);
   return out;
 }
@@ -98,7 +105,8 @@ export async function unpackTaskSnapshot(u: SlicedUnpacker): Promise<TaskSnapsho
   const taskCount = u.arrayHeader();
   if (taskCount === null) throw corrupt('bad header');
   const tasks: TaskRecord[] = [];
-  await u.elements(taskCount, (row, i) => tasks.push(decodeTask(row, i)));
+  const d = new Decoding();
+  await u.elements(taskCount, (row, i) => tasks.push(d.task(row, i)));
   const workers = u.value();
   const cursor = u.value();
   if (!Array.isArray(workers)) throw corrupt('bad header');
@@ -106,7 +114,7 @@ export async function unpackTaskSnapshot(u: SlicedUnpacker): Promise<TaskSnapsho
   const keyCount = u.arrayHeader();
   if (keyCount === null) throw corrupt('bad header');
   const idempotency: [string, IdempotencyRecord][] = [];
-  await u.elements(keyCount, (row) => idempotency.push(decodeIdempotency(row)));
+  await u.elements(keyCount, (row) => idempotency.push(d.idempotency(row)));
   const out: TaskSnapshotContent = { tasks, workers: workers.map(decodeWorker), cursor, idempotency };
   checkOrder(out);
   return out;
@@ -115,6 +123,28 @@ export async function unpackTaskSnapshot(u: SlicedUnpacker): Promise<TaskSnapsho
 function checkOrder(out: TaskSnapshotContent): void {
   for (let i = 1; i < out.tasks.length; i++) if (out.tasks[i - 1]!.id >= out.tasks[i]!.id) throw corrupt('task ids out of order');
   for (let i = 1; i < out.workers.length; i++) if (out.workers[i - 1]!.id >= out.workers[i]!.id) throw corrupt('worker ids out of order');
+}
+
+/**
+ * One snapshot's decoding: strings many records hold alike come out as one copy (StringPool), and an idempotency
+ * key's task id is its record's own id string; a decoded snapshot otherwise holds a fresh copy of each.
+ */
+class Decoding {
+  private readonly pool = new StringPool();
+  /** Task id -> the record's id string (bounded by the records of one snapshot). */
+  private readonly ids = new Map<string, string>();
+
+  task(row: unknown, i: number): TaskRecord {
+    const t = decodeTask(row, i, this.pool);
+    this.ids.set(t.id, t.id);
+    return t;
+  }
+
+  idempotency(row: unknown): [string, IdempotencyRecord] {
+    const [key, r] = decodeIdempotency(row);
+    const taskId = this.ids.get(r.taskId);
+    return taskId === undefined ? [key, r] : [key, { taskId, fingerprint: r.fingerprint }];
+  }
 }
 
 function decodeIdempotency(row: unknown): [string, IdempotencyRecord] {
@@ -126,7 +156,7 @@ function decodeIdempotency(row: unknown): [string, IdempotencyRecord] {
   return [key, { taskId, fingerprint }];
 }
 
-function decodeTask(row: unknown, i: number): TaskRecord {
+function decodeTask(row: unknown, i: number, pool: StringPool): TaskRecord {
   if (!Array.isArray(row) || (row.length !== 14 && row.length !== 15)) throw corrupt(`bad task ${i}`);
   const [id, spec, state, desiredState, workerId, attempt, term, containerId, exitCode, error, notBeforeMs, createdAt, updatedAt, history, extras] = row as unknown[];
   const ok =
@@ -135,29 +165,33 @@ function decodeTask(row: unknown, i: number): TaskRecord {
     isNullableString(containerId) && (exitCode === null || Number.isInteger(exitCode)) && typeof notBeforeMs === 'number' &&
     typeof createdAt === 'string' && typeof updatedAt === 'string' && Array.isArray(history);
   if (!ok) throw corrupt(`bad task ${i}`);
+  const extra = decodeExtras(extras, i);
   return {
-    id, spec: spec as TaskSpec, state, desiredState: desiredState as DesiredState, workerId, attempt, term, containerId,
-    exitCode: exitCode as number | null, error: decodeError(error, i), notBeforeMs, createdAt, updatedAt,
-    history: (history as unknown[]).map((h) => decodeTransition(h, i)),
-    ...decodeExtras(extras, i),
+    id, spec: internSpec(spec as TaskSpec, pool), state: canonicalState.get(state)!, desiredState: desiredState === 'run' ? 'run' : 'stop',
+    workerId: pool.maybe(workerId), attempt, term, containerId, exitCode: exitCode as number | null, error: decodeError(error, i, pool),
+    notBeforeMs, createdAt: pool.get(createdAt), updatedAt: pool.get(updatedAt),
+    history: (history as unknown[]).map((h) => decodeTransition(h, i, pool)),
+    service: extra.service === undefined ? undefined : { name: pool.get(extra.service.name), version: extra.service.version },
+    ports: extra.ports, health: extra.health,
   };
 }
 
-function decodeError(raw: unknown, i: number): TaskError | null {
+function decodeError(raw: unknown, i: number, pool: StringPool): TaskError | null {
   if (raw === null) return null;
   if (!Array.isArray(raw)) throw corrupt(`bad error of task ${i}`);
   const [cls, message] = raw as unknown[];
   if ((cls !== 'transient' && cls !== 'permanent') || typeof message !== 'string') throw corrupt(`bad error of task ${i}`);
-  return { class: cls, message };
+  return { class: cls, message: pool.get(message) };
 }
 
-function decodeTransition(raw: unknown, i: number): TaskTransition {
+function decodeTransition(raw: unknown, i: number, pool: StringPool): TaskTransition {
   if (!Array.isArray(raw) || raw.length !== 5) throw corrupt(`bad history of task ${i}`);
   const [state, attempt, atMs, workerId, reason] = raw as unknown[];
   if (!isTaskState(state) || !isCount(attempt) || typeof atMs !== 'number' || !isNullableString(workerId) || !isNullableString(reason)) {
     throw corrupt(`bad history of task ${i}`);
   }
-  return reason === null ? { state, attempt, atMs, workerId } : { state, attempt, atMs, workerId, reason };
+  const [s, w] = [canonicalState.get(state)!, pool.maybe(workerId)];
+  return reason === null ? { state: s, attempt, atMs, workerId: w } : { state: s, attempt, atMs, workerId: w, reason: pool.get(reason) };
 }
 
 function decodeWorker(row: unknown, i: number): StoredWorker {

@@ -17,6 +17,7 @@ export type { StoredWorker } from '../contracts/task-model.js';
 import { isActiveState, lostOutcome, reportOutcome, type ReportOutcome } from './task-rules.js';
 import { normaliseSpec, specFingerprint } from './task-spec.js';
 import { UsageByNamespace } from './quota-usage.js';
+import { internSpec, StringPool } from './string-pool.js';
 import { decodeTaskSnapshot, encodeTaskSnapshot, type IdempotencyRecord, type TaskSnapshot, type TaskSnapshotContent } from './task-snapshot.js';
 import type { YieldFn } from './sliced-pack.js';
 
@@ -75,6 +76,8 @@ export class TaskStore {
   readonly usage = new UsageByNamespace();
   /** Ids of records removed here (retention, or room made), oldest first; not in snapshots (it only words an error). */
   private removedIds = new Set<string>();
+  /** One copy of the strings records hold alike (images, commands, worker ids, reasons): see StringPool. */
+  private readonly strings = new StringPool();
   private readonly tasksMax: number;
   private readonly idempotencyKeysMax: number;
   private readonly workersMax: number;
@@ -290,9 +293,9 @@ export class TaskStore {
   private create(t: TaskSubmission, atMs: number, service?: TaskServiceRef, reason = 'submitted'): string {
     const at = isoAt(atMs);
     const task: TaskRecord = {
-      id: t.taskId, spec: normaliseSpec(t.spec), state: 'pending', desiredState: 'run', workerId: null, attempt: 1, term: 0,
+      id: t.taskId, spec: internSpec(normaliseSpec(t.spec), this.strings), state: 'pending', desiredState: 'run', workerId: null, attempt: 1, term: 0,
       containerId: null, exitCode: null, error: null, notBeforeMs: 0, createdAt: at, updatedAt: at,
-      history: [{ state: 'pending', attempt: 1, atMs, workerId: null, reason }],
+      history: [{ state: 'pending', attempt: 1, atMs, workerId: null, reason: this.strings.get(reason) }],
       service, ports: undefined, health: undefined,
     };
     this.ids.insert(task.id);
@@ -438,8 +441,9 @@ export class TaskStore {
   private moved(t: TaskRecord, to: TaskState, atMs: number, changes: Partial<Mutable<TaskRecord>>, reason: string): TaskRecord | null {
     if (!canTransition(t.state, to)) return null;
     const history = t.history.length >= this.historyMax ? t.history.slice(t.history.length - this.historyMax + 1) : t.history.slice();
-    const workerId = changes.workerId !== undefined ? changes.workerId : t.workerId;
-    history.push({ state: to, attempt: changes.attempt ?? t.attempt, atMs, workerId, reason });
+    const workerId = this.strings.maybe(changes.workerId !== undefined ? changes.workerId : t.workerId);
+    if (changes.workerId !== undefined) changes.workerId = workerId;
+    history.push({ state: to, attempt: changes.attempt ?? t.attempt, atMs, workerId, reason: this.strings.get(reason) });
     const next = taskRecord(t, changes, to, isoAt(atMs), history);
     this.write(next, t);
     return next;

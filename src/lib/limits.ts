@@ -55,6 +55,8 @@ export const limits = {
   /** Idempotency-Key -> task id entries kept (oldest forgotten first). */
   idempotencyKeysMax: 100_000,
   idempotencyKeyBytesMax: 256,
+  /** Distinct strings a task store's StringPool shares between records (images, reasons, times...); past it, it starts over. */
+  internedStringsMax: 10_000,
   /** Registered workers; a registration past it is refused with QUEUE_FULL. */
   workersMax: 1000,
   /** Ids of task records removed (retention) a manager remembers, so their logs answer 410 TASK_LOGS_GONE, not 404. */
