@@ -6,7 +6,8 @@
 // dist/ (a source changed since) and run the sources instead.
 // Packages published as hundreds of small ES modules (TypeBox: 249 files, jose: 46) are bundled into dist/vendor/, one
 // file for each path the sources import (their shared code in chunks beside them): node's ES module loader pays per
-// file, and TypeBox alone cost a manager a tenth of a second to load. Everything else stays in node_modules.
+// file, and TypeBox alone cost a manager a tenth of a second to load. @peculiar/x509 (with asn1js, tslib, tsyringe:
+// about a hundred CommonJS files), which a node loads only to make a certificate, is bundled there too.
 // The command's front (src/cli/main.ts and what it imports, not the daemons it loads when asked) is one more bundle,
 // dist/cli/main.js (commander inlined): `minkube status` loads one file instead of forty. The manager and the worker
 // (dist/daemon/manager.js, worker.js) are bundled the same way with fastify, pino and the other packages they load to
@@ -35,7 +36,7 @@ function sources() {
 }
 
 const isCode = (f) => f.endsWith('.ts') && !f.endsWith('.d.ts');
-const vendored = ['@sinclair/typebox', 'jose'];
+const vendored = ['@sinclair/typebox', 'jose', '@peculiar/x509'];
 const vendorDir = join(out, 'vendor');
 
 /** '@sinclair/typebox/compiler' -> dist/vendor/@sinclair+typebox+compiler.js */
@@ -180,6 +181,8 @@ try {
     outdir: vendorDir,
     bundle: true,
     splitting: true,
+    // A package's ES module build where it names one (@peculiar/x509's "module"): its exports stay named.
+    mainFields: ['module', 'main'],
     platform: 'node',
     format: 'esm',
     target: 'node20',
