@@ -16,6 +16,13 @@ export interface HelloFrame {
   readonly kind: 'hello';
   readonly from: NodeId;
   readonly to: NodeId;
+  /** The sender's Raft address (host:port), so a node that does not know it can answer it (older peers omit it). */
+  readonly addr?: string;
+  /**
+   * A knock: "dial me". Sent by a node that waits to be dialed (its id is the larger) and has not been for a while:
+   * the receiver may not know it. The connection closes right after; older peers take it as a hello.
+   */
+  readonly knock?: boolean;
 }
 
 export interface RaftFrame {
@@ -122,7 +129,9 @@ export function decodePayload(payload: Buffer): Frame | string {
     case 'hello': {
       const f = new Fields(value, 'hello');
       const hello: HelloFrame = { v: WIRE_VERSION, kind: 'hello', from: f.id('from'), to: f.id('to') };
-      return f.error ?? hello;
+      if (value.addr !== undefined && !(typeof value.addr === 'string' && value.addr.length > 0 && value.addr.length <= ID_CHARS_MAX)) return 'hello.addr: expected a host:port string';
+      if (value.knock !== undefined && typeof value.knock !== 'boolean') return 'hello.knock: expected a boolean';
+      return f.error ?? { ...hello, ...(value.addr === undefined ? {} : { addr: value.addr as string }), ...(value.knock === true ? { knock: true } : {}) };
     }
     case 'raft': {
       if (!Array.isArray(value.messages)) return 'raft.messages: expected an array';

@@ -2,6 +2,12 @@
 // directions share the socket), length-prefixed msgpack frames (codec.ts), bounded per-peer send queues flushed once
 // per tick, reconnects with exponential backoff and full jitter. A bad frame closes only the connection it came on.
 // With `tls`, every connection is mutual TLS and the peer's certificate must name the id it claims (verifyPeer).
+// A node this one does not know (a member added while this one was down, whose config entry it has not received
+// yet) is answered all the same: its hello is accepted when its certificate proves it a manager of this cluster
+// naming that id (under `insecure`, where nothing is proved, on its word, as every id is), as a learned peer that
+// lives as long as its connection. The larger id waits to be dialed; one that waits in vain knocks (a hello with
+// `knock` and its address: "dial me"), so a node that does not know it dials it back. The Raft core decides what a
+// node outside its configuration gets.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer, type PeerCertificate, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
@@ -38,6 +44,10 @@ export interface TcpTransportOptions {
   readonly tls?: TransportTls;
   /** The redial jitter's source (default systemRandom); tests inject a seeded one. */
   readonly random?: Random;
+  /** The address peers reach this node at, sent in hellos (default the address listened on). */
+  readonly advertiseAddress?: string;
+  /** How long a peer that should dial this node may leave it unconnected before this node knocks (default 2 s). */
+  readonly knockAfterMs?: number;
 }
 
 export interface TransportTls {
@@ -53,6 +63,8 @@ export interface TransportTls {
 
 /** Accepted connections that have not said hello yet: a bound so that strangers cannot pile up sockets. */
 const HANDSHAKES_PENDING_MAX = 64;
+/** Peers learnt from their hellos (not in the configuration this node knows) at once. */
+const LEARNED_PEERS_MAX = 16;
 
 type ConnState = 'handshake' | 'open' | 'closed';
 
@@ -99,6 +111,11 @@ class PeerLink {
   dropped = 0;
   /** Frame bytes written to this peer since the start (metrics: peer_sent_bytes_total). */
   bytesSent = 0;
+  /** Learnt from its hello, not from setPeers: dropped with its connection (setPeers naming it adopts it). */
+  learned = false;
+  /** When this node does not dial the peer: the next knock, and how many were sent since it was last connected. */
+  knockTimer: NodeJS.Timeout | null = null;
+  knocks = 0;
 
   constructor(
     readonly id: NodeId,
@@ -127,6 +144,7 @@ export class TcpTransport implements Transport {
   private readonly reconnectMaxMs: number;
   private readonly connectTimeoutMs: number;
   private readonly helloTimeoutMs: number;
+  private readonly knockAfterMs: number;
   /** The material new connections use; replaced by setTls when the node's certificate is renewed. */
   private tls: TransportTls | undefined;
 
@@ -140,6 +158,7 @@ export class TcpTransport implements Transport {
     this.reconnectMaxMs = o.reconnectMaxMs ?? 2000;
     this.connectTimeoutMs = o.connectTimeoutMs ?? 2000;
     this.helloTimeoutMs = o.helloTimeoutMs ?? 5000;
+    this.knockAfterMs = o.knockAfterMs ?? 2000;
     this.tls = o.tls;
     for (const [id, address] of o.peers) {
       const { host, port } = parseAddress(address, `peer ${id}`);
@@ -166,7 +185,7 @@ export class TcpTransport implements Transport {
       server.listen({ host, port }, resolve);
     });
     server.on('error', (err) => t.log.error({ err }, 'peer listener failed'));
-    for (const link of t.links.values()) if (link.dials) t.dial(link);
+    for (const link of t.links.values()) t.connectLink(link);
     t.log.info({ listen: t.address, peers: Object.fromEntries(opts.peers) }, 'transport listening');
     return t;
   }
@@ -208,7 +227,10 @@ export class TcpTransport implements Transport {
     if (this.closing) return;
     for (const [id, link] of this.links) {
       const address = peers.get(id);
+      // A learned peer stays while its connection does, unless the configuration gives it another address.
+      if (address === undefined && link.learned) continue;
       if (address === undefined || address !== `${link.host}:${link.port}`) this.removeLink(link);
+      else link.learned = false;
     }
     for (const [id, address] of peers) {
       if (id === this.o.id || this.links.has(id)) continue;
@@ -216,7 +238,7 @@ export class TcpTransport implements Transport {
       const link = new PeerLink(id, host, port, this.o.id < id);
       this.links.set(id, link);
       this.log.info({ peer: id, address }, 'peer added');
-      if (link.dials) this.dial(link);
+      this.connectLink(link);
     }
   }
 
@@ -224,6 +246,8 @@ export class TcpTransport implements Transport {
     this.links.delete(link.id);
     if (link.redialTimer !== null) clearTimeout(link.redialTimer);
     link.redialTimer = null;
+    if (link.knockTimer !== null) clearTimeout(link.knockTimer);
+    link.knockTimer = null;
     this.drop(link, 0);
     link.conn?.socket.destroy();
     link.conn = null;
@@ -251,6 +275,8 @@ export class TcpTransport implements Transport {
     for (const link of this.links.values()) {
       if (link.redialTimer !== null) clearTimeout(link.redialTimer);
       link.redialTimer = null;
+      if (link.knockTimer !== null) clearTimeout(link.knockTimer);
+      link.knockTimer = null;
       this.drop(link, 0);
     }
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -271,6 +297,54 @@ export class TcpTransport implements Transport {
 
   // --- connections ---
 
+  /** Dials the peer when this node is the dialer; otherwise waits for it, knocking if it does not come. */
+  private connectLink(link: PeerLink): void {
+    if (link.dials) this.dial(link);
+    else this.scheduleKnock(link);
+  }
+
+  private get advertised(): string {
+    return this.o.advertiseAddress ?? this.address;
+  }
+
+  /** The next knock on a peer that should dial this node, unless it is connected or one is due already. */
+  private scheduleKnock(link: PeerLink): void {
+    if (link.dials || link.learned || link.knockTimer !== null || this.closing) return;
+    // knockAfterMs, then up to twice that with jitter, growing to 8 times while nobody answers.
+    const base = this.knockAfterMs * Math.min(8, 2 ** Math.min(link.knocks, 3));
+    const delayMs = base + fullJitterMs(1, { baseMs: base, capMs: base }, () => (this.o.random ?? systemRandom).next());
+    link.knockTimer = setTimeout(() => this.knock(link), delayMs);
+    link.knockTimer.unref();
+  }
+
+  /** Connects to the peer, says "dial me" (a hello with knock and our address) and hangs up. */
+  private knock(link: PeerLink): void {
+    link.knockTimer = null;
+    if (this.closing || this.links.get(link.id) !== link) return;
+    if (link.connected) {
+      link.knocks = 0;
+      return;
+    }
+    link.knocks++;
+    const where = { host: link.host, port: link.port, noDelay: true, ...(this.o.localAddress === undefined ? {} : { localAddress: this.o.localAddress }) };
+    const tls = this.tls;
+    const socket = tls === undefined ? connect(where) : tlsConnect({ ...where, ...tlsMaterial(tls), servername: undefined, checkServerIdentity: () => undefined });
+    const timer = setTimeout(() => socket.destroy(), this.connectTimeoutMs);
+    socket.on('error', () => {});
+    socket.once('close', () => clearTimeout(timer));
+    socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
+      clearTimeout(timer);
+      // Our address goes only to a node whose certificate names the peer we meant.
+      if (tls !== undefined && tls.verifyPeer((socket as TLSSocket).getPeerCertificate(), link.id) !== null) {
+        socket.destroy();
+        return;
+      }
+      socket.end(encodeFrame({ v: WIRE_VERSION, kind: 'hello', from: this.o.id, to: link.id, addr: this.advertised, knock: true }));
+      this.log.debug({ peer: link.id, knocks: link.knocks }, 'knocked: the peer should dial this node');
+    });
+    this.scheduleKnock(link);
+  }
+
   private dial(link: PeerLink): void {
     link.redialTimer = null;
     if (this.closing) return;
@@ -287,7 +361,7 @@ export class TcpTransport implements Transport {
         const problem = tls.verifyPeer((socket as TLSSocket).getPeerCertificate(), link.id);
         if (problem !== null) return this.fail(conn, `peer ${link.id} at ${link.host}:${link.port}: ${problem}`);
       }
-      socket.write(encodeFrame({ v: WIRE_VERSION, kind: 'hello', from: this.o.id, to: link.id }));
+      socket.write(encodeFrame({ v: WIRE_VERSION, kind: 'hello', from: this.o.id, to: link.id, addr: this.advertised }));
       this.opened(link, conn);
     });
   }
@@ -326,6 +400,7 @@ export class TcpTransport implements Transport {
     conn.state = 'open';
     conn.openedAtMs = performance.now();
     link.dialFailures = 0;
+    link.knocks = 0;
     link.conn = conn;
     this.counters.connectionsOpened++;
     if (old !== null && old !== conn) {
@@ -353,7 +428,16 @@ export class TcpTransport implements Transport {
       link.conn = null;
       if (wasOpen && !this.closing) this.log.info({ peer: link.id }, 'peer disconnected');
     }
-    if (!link.dials || this.closing || link.conn !== null) return;
+    if (link.learned && link.conn === null && !this.closing) {
+      // It knocks or dials again if it still needs this node; until then this node knows no address for it.
+      this.removeLink(link);
+      return;
+    }
+    if (!link.dials) {
+      if (link.conn === null) this.scheduleKnock(link);
+      return;
+    }
+    if (this.closing || link.conn !== null) return;
     // A connection that carried frames or lived a while was healthy: start the backoff over.
     if (wasOpen && (conn.framesReceived > 0 || performance.now() - conn.openedAtMs >= this.reconnectMaxMs)) link.redialAttempt = 0;
     this.scheduleRedial(link);
@@ -394,7 +478,7 @@ export class TcpTransport implements Transport {
       this.counters.framesReceived++;
       const problem = conn.state === 'handshake' ? this.onHello(conn, frame) : this.onRaftFrame(conn, frame);
       if (problem !== null) return this.fail(conn, problem);
-      if (this.closing) return;
+      if (this.closing || conn.socket.destroyed) return;
     }
   }
 
@@ -402,19 +486,79 @@ export class TcpTransport implements Transport {
   private onHello(conn: Connection, frame: Frame): string | null {
     if (conn.dialed) return 'a frame arrived before our hello was sent';
     if (frame.kind !== 'hello') return `expected a hello first, got a ${frame.kind} frame`;
-    const link = this.links.get(frame.from);
-    if (link === undefined) return `hello from unknown node ${frame.from}`;
     if (frame.to !== this.o.id) return `hello addressed to ${frame.to}, but this is ${this.o.id}`;
-    if (link.dials) return `hello from ${frame.from}, but this node dials it (the smaller id dials)`;
+    if (frame.from === this.o.id) return `hello from ${frame.from}, which is this node`;
     if (this.tls !== undefined) {
       const problem = this.tls.verifyPeer((conn.socket as TLSSocket).getPeerCertificate(), frame.from);
       if (problem !== null) return `hello from ${frame.from}: ${problem}`;
     }
+    if (frame.knock === true) return this.onKnock(conn, frame);
+    let link = this.links.get(frame.from);
+    if (link === undefined) {
+      const learned = this.learn(conn, frame, false);
+      if (typeof learned === 'string') return learned;
+      link = learned;
+    }
+    if (link.dials) return `hello from ${frame.from}, but this node dials it (the smaller id dials)`;
     conn.clearTimer();
     conn.peer = frame.from;
     this.handshakes--;
     this.opened(link, conn);
     return null;
+  }
+
+  /**
+   * A peer that waits for this node to dial it. One this node knows is dialed now (not at the end of its backoff);
+   * one it does not know is learnt from the knock's address and dialed. The knocking connection closes either way.
+   */
+  private onKnock(conn: Connection, frame: Extract<Frame, { kind: 'hello' }>): string | null {
+    conn.clearTimer();
+    let link = this.links.get(frame.from);
+    // Learnt before the socket is destroyed: a destroyed socket no longer says where it came from.
+    const learned = link === undefined ? this.learn(conn, frame, true) : link;
+    conn.socket.destroy();
+    if (typeof learned === 'string') {
+      this.log.warn({ peer: frame.from, remote: conn.remote, reason: learned }, 'ignored a knock');
+      return null;
+    }
+    link = learned;
+    if (!link.dials || link.connected || (link.conn !== null && link.conn.state === 'handshake')) return null;
+    if (link.redialTimer !== null) clearTimeout(link.redialTimer);
+    link.redialTimer = null;
+    link.redialAttempt = 0;
+    this.dial(link);
+    return null;
+  }
+
+  /**
+   * A link for a node outside this node's peers, from its hello (its identity already checked, when there is TLS):
+   * at its `addr` when it gave one, else where it connected from (only for telling addresses apart: this node
+   * never dials such a link). Under `insecure`, nothing vouches for an address, so a knock's `addr` must be on the
+   * host the knock came from: a stranger cannot point this node's dials at a third host.
+   */
+  private learn(conn: Connection, frame: Extract<Frame, { kind: 'hello' }>, knock: boolean): PeerLink | string {
+    if (this.closing) return 'closing';
+    const learnt = [...this.links.values()].filter((l) => l.learned).length;
+    if (learnt >= LEARNED_PEERS_MAX) return `hello from unknown node ${frame.from}: already ${learnt} peers outside the configuration`;
+    const dials = this.o.id < frame.from;
+    if (dials !== knock) return `hello from ${frame.from}: ${dials ? 'this node dials it' : 'it dials this node'} (the smaller id dials)`;
+    let host = conn.socket.remoteAddress ?? '';
+    let port = 0;
+    if (frame.addr !== undefined) {
+      try {
+        ({ host, port } = parseAddress(frame.addr, `peer ${frame.from}`));
+      } catch {
+        return `hello from ${frame.from}: bad address ${JSON.stringify(frame.addr)}`;
+      }
+    } else if (knock) return `knock from ${frame.from} without an address`;
+    if (knock && this.tls === undefined && !sameHost(host, conn.socket.remoteAddress)) {
+      return `knock from ${frame.from}: its address ${frame.addr} is not on the host it came from (${conn.socket.remoteAddress ?? '?'})`;
+    }
+    const link = new PeerLink(frame.from, host, port, dials);
+    link.learned = true;
+    this.links.set(frame.from, link);
+    this.log.info({ peer: frame.from, address: frame.addr ?? null, knock }, 'peer learnt from its hello (not in this node\'s configuration)');
+    return link;
   }
 
   private onRaftFrame(conn: Connection, frame: Frame): string | null {
@@ -521,6 +665,12 @@ export class TcpTransport implements Transport {
     link.dropped += count;
     this.counters.messagesDropped += count;
   }
+}
+
+/** Whether two host strings name one host (an IPv4 address may come back IPv6-mapped). */
+function sameHost(a: string, b: string | undefined): boolean {
+  const plain = (h: string): string => h.replace(/^::ffff:/, '').toLowerCase();
+  return b !== undefined && plain(a) === plain(b);
 }
 
 function tlsMaterial(tls: TransportTls): { ca: string; cert: string; key: string; minVersion: 'TLSv1.3' } {

@@ -89,12 +89,37 @@ describe('TcpTransport against a bad peer', () => {
     await expectOnlyThatConnectionClosed(/expected a hello first/);
   });
 
-  it('closes a connection whose hello comes from an unknown node or is meant for another', async () => {
+  it('closes a connection whose hello is meant for another, or comes from an unknown node that should wait to be dialed', async () => {
     await setup();
-    await rawExchange(c.addresses[2]!, [hello(nodeId('intruder'), c.ids[2]!)]);
+    // 'zz' sorts after n3, so n3 would dial it: an unknown larger id must knock (ask to be dialed), not say hello.
+    await rawExchange(c.addresses[2]!, [hello(nodeId('zz'), c.ids[2]!)]);
     await rawExchange(c.addresses[2]!, [hello(phantom, c.ids[1]!)]);
     await expectOnlyThatConnectionClosed(/addressed to n2/);
-    expect(c.logs[2]!.some((l) => /unknown node intruder/.test(String(l.reason)))).toBe(true);
+    expect(c.logs[2]!.some((l) => /hello from zz: this node dials it/.test(String(l.reason)))).toBe(true);
+  });
+
+  it('answers a node it does not know over the connection that node opened, and forgets it when it closes', async () => {
+    await setup();
+    const box = collect(c.transports[2]!);
+    const stranger = nodeId('a-new-member');
+    const [host, port] = c.addresses[2]!.split(':') as [string, string];
+    const socket = connect({ host, port: Number(port) });
+    const decoder = new FrameDecoder(1 << 20);
+    const frames: unknown[] = [];
+    socket.on('data', (chunk: Buffer) => frames.push(...decoder.push(chunk).map(decodePayload)));
+    socket.on('error', () => undefined);
+    await new Promise((r) => socket.once('connect', r));
+    socket.write(hello(stranger, c.ids[2]!));
+    socket.write(raft([heartbeat(stranger, c.ids[2]!, 'from outside the configuration')]));
+    await waitFor('the stranger heard', () => box.some((m) => m.from === stranger));
+    c.transports[2]!.send([heartbeat(c.ids[2]!, stranger, 'the answer')]);
+    await waitFor('the answer', () => frames.some((f) => JSON.stringify(f).includes('the answer')));
+    expect(c.transports[2]!.reachable(stranger)).toBe(true);
+    // setPeers (the driver's configuration) does not drop it while its connection lives; the close does.
+    c.transports[2]!.setPeers(new Map([[c.ids[0]!, c.addresses[0]!], [c.ids[1]!, c.addresses[1]!]]));
+    expect(c.transports[2]!.reachable(stranger)).toBe(true);
+    socket.destroy();
+    await waitFor('the stranger forgotten', () => !c.transports[2]!.peerStats().some((p) => p.id === stranger));
   });
 
   it.each([
@@ -180,7 +205,7 @@ describe('TcpTransport connections', () => {
     const payloads: Buffer[] = [];
     accepted[0]!.on('data', (chunk: Buffer) => payloads.push(...decoder.push(chunk)));
     await waitFor('the hello', () => payloads.length === 1);
-    expect(decodePayload(payloads[0]!)).toEqual({ v: 1, kind: 'hello', from: 'n1', to: 'n2' });
+    expect(decodePayload(payloads[0]!)).toEqual({ v: 1, kind: 'hello', from: 'n1', to: 'n2', addr: t.address });
   });
 
   it('fails to start with the address in the message when the port is taken', async () => {
