@@ -82,6 +82,13 @@ describe('stopSignal and stopTimeoutS on a task spec', () => {
     expect(plainGot.body.spec).not.toHaveProperty('stopSignal');
     expect(plainGot.body.spec).not.toHaveProperty('stopTimeoutS');
   });
+
+  it('survives a snapshot round trip', async () => {
+    const created = await call('POST', '/v1/tasks', spec({ stopSignal: 'SIGHUP', stopTimeoutS: 5 }));
+    const restored = new KvStateMachine();
+    restored.restore(kv.snapshot());
+    expect(restored.tasks.task(created.body.id as string)?.spec).toMatchObject({ stopSignal: 'SIGHUP', stopTimeoutS: 5 });
+  });
 });
 
 describe('stopSignal and stopTimeoutS on a service\'s task', () => {
