@@ -82,6 +82,9 @@ function oneFile(seen, entry, inline = []) {
     setup(b) {
       b.onResolve({ filter: /.*/ }, (args) => {
         if (args.kind === 'entry-point') return undefined;
+        // node:assert costs a daemon about 30 ms of CPU to load (with its error printer), and the packages inlined
+        // (fastify, find-my-way, sonic-boom) only check arguments with it: they get an assert that loads it to fail.
+        if (/^(node:)?assert$/.test(args.path) && args.importer.includes(`${sep}node_modules${sep}`)) return { path: 'assert', namespace: 'minkube-lazy-assert' };
         if (!args.path.startsWith('.')) {
           // Inside an inlined package: its own files and dependencies are inlined too (node's built-ins are not).
           const inPackage = args.importer.includes(`${sep}node_modules${sep}`);
@@ -99,6 +102,7 @@ function oneFile(seen, entry, inline = []) {
         }
         return { path: file };
       });
+      b.onLoad({ filter: /.*/, namespace: 'minkube-lazy-assert' }, () => ({ contents: lazyAssert, loader: 'js' }));
       b.onLoad({ filter: /[\\/]fastify[\\/]lib[\\/]server\.js$/ }, (args) => {
         // fastify requires node:http2 to start any server, and uses it only for an http2 one (never here): loading
         // it cost a manager about 25 ms of CPU. Required when first used instead (the file as it is if it changed).
@@ -118,6 +122,13 @@ function oneFile(seen, entry, inline = []) {
     },
   };
 }
+
+/** node:assert for inlined packages: a passing assert(value, message) or assert.ok loads nothing; the rest is node's. */
+const lazyAssert = `
+const real = () => require('node:assert');
+function assert(value, message) { if (!value) real()(value, message); }
+module.exports = new Proxy(assert, { get: (t, k) => (k === 'ok' ? assert : k in t ? t[k] : real()[k]) });
+`;
 
 /** CommonJS inlined in an ES module: its require() of node's built-ins needs a require. */
 const requireBanner = "import { createRequire as __minkubeCreateRequire } from 'node:module'; const require = __minkubeCreateRequire(import.meta.url);";
