@@ -8,7 +8,7 @@ import { limits } from '../lib/limits.js';
 export class StringPool {
   private readonly strings = new Map<string, string>();
 
-  constructor(private readonly max = limits.internedStringsMax) {}
+  constructor(private readonly max: number = limits.internedStringsMax) {}
 
   /** The pool's copy of `s` (`s` itself the first time). Past `max` distinct strings the pool starts over. */
   get(s: string): string {
