@@ -97,6 +97,12 @@ export async function runTaskList(apiUrl: string, q: { state?: string; workerId?
   if (nextCursor !== null) printLine(`(more: raise --limit)`);
 }
 
+/** The spec's stop settings as `task get` shows them: "SIGINT, then SIGKILL after 30 s". */
+function stopLine(spec: TaskSpec): string {
+  const after = spec.stopTimeoutS === undefined ? "the worker's tasks.stopTimeoutMs" : `${spec.stopTimeoutS} s`;
+  return `${spec.stopSignal ?? 'SIGTERM'}, then SIGKILL after ${after}`;
+}
+
 export async function runTaskGet(apiUrl: string, id: string, out: Output): Promise<void> {
   const t = await new TaskApi(apiUrl).get(id);
   if (out.json) {
@@ -111,6 +117,7 @@ export async function runTaskGet(apiUrl: string, id: string, out: Output): Promi
     ['command', spec.command === undefined ? '(image default)' : spec.command.map(quote).join(' ')],
     // The answer holds the names only (values read "<redacted>").
     ...(spec.secretEnv === undefined ? [] : [['secret env', Object.keys(spec.secretEnv).join(', ')] as [string, string]]),
+    ...(spec.stopSignal === undefined && spec.stopTimeoutS === undefined ? [] : [['stop', stopLine(spec)] as [string, string]]),
     ['state', `${t.state} (desired: ${t.desiredState})`],
     ['worker', t.workerId ?? '-'],
     ['attempt', `${t.attempt} of ${spec.maxAttempts ?? 3} (restart: ${spec.restartPolicy ?? 'never'})`],

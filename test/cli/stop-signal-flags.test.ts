@@ -1,5 +1,6 @@
 // `task run`, `service create` and `service update` with --stop-signal and --stop-timeout: the spec's stopSignal and
-// stopTimeoutS sent as given (to a stand-in API that records the bodies), and a bad value a usage error (exit 2).
+// stopTimeoutS sent as given (to a stand-in API that records the bodies), shown by `task get`, and a bad value a usage
+// error (exit 2).
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
@@ -15,6 +16,12 @@ beforeAll(async () => {
     req.on('end', () => {
       bodies.push({ method: req.method ?? '', url: req.url ?? '', body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) });
       res.setHeader('content-type', 'application/json');
+      if (req.url === '/v1/tasks/t1') {
+        const spec = { image: 'img', command: ['serve'], stopSignal: 'SIGINT', stopTimeoutS: 30, restartPolicy: 'never', maxAttempts: 3 };
+        const t = { id: 't1', spec, state: 'running', desiredState: 'run', workerId: 'w1', attempt: 1, term: 1, containerId: 'c1', exitCode: null, error: null, createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z', history: [] };
+        res.end(JSON.stringify(t));
+        return;
+      }
       if (req.url === '/v1/tasks') {
         res.statusCode = 201;
         res.end(JSON.stringify({ id: 't1', state: 'pending' }));
@@ -35,6 +42,12 @@ describe('--stop-signal and --stop-timeout', () => {
     const r = await runCli(['--api', api, 'task', 'run', 'img', '--stop-signal', 'SIGINT', '--stop-timeout', '30', '--', 'serve']);
     expect(r.code, r.stderr).toBe(0);
     expect(bodies.at(-1)).toMatchObject({ method: 'POST', url: '/v1/tasks', body: { image: 'img', command: ['serve'], stopSignal: 'SIGINT', stopTimeoutS: 30 } });
+  });
+
+  it('task get shows them', async () => {
+    const r = await runCli(['--api', api, 'task', 'get', 't1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^stop: {7}SIGINT, then SIGKILL after 30 s$/m);
   });
 
   it('service create and update send them in the task', async () => {
