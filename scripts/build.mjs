@@ -61,6 +61,9 @@ function rewriteImports(seen) {
     },
   };
 }
+/** Loaded with import() yet inlined (evaluated when first imported): the CLI's HTTP pool, which every command loads. */
+const inlinedWhenLoaded = new Set(['client/node-pool.ts']);
+
 /** Modules the bundles leave to dist/ (relative to src/): shared with what a bundle loads later. */
 const sharedWithLater = new Set(['lib/errors.ts']);
 
@@ -97,7 +100,8 @@ function oneFile(seen, entry, inline = []) {
         }
         if (args.importer.includes(`${sep}node_modules${sep}`)) return undefined;
         const file = resolve(args.resolveDir, args.path).replace(/\.js$/, '.ts');
-        if (args.kind === 'dynamic-import' || sharedWithLater.has(relative(src, file).split(sep).join('/'))) {
+        const relFile = relative(src, file).split(sep).join('/');
+        if ((args.kind === 'dynamic-import' && !inlinedWhenLoaded.has(relFile)) || sharedWithLater.has(relFile)) {
           return { path: rel(join(out, relative(src, file)).replace(/\.ts$/, '.js')), external: true };
         }
         return { path: file };
