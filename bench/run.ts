@@ -57,6 +57,7 @@ const registry: readonly Benchmark[] = [
   { name: 'transport', file: 'transport.ts', description: 'appends over loopback TCP', byDefault: false, args: (o) => ifQuick(o, ['--seconds', '1']) },
   { name: 'services', file: 'services.ts', description: 'a 50-replica service until healthy and a rolling update of 20, vs Docker Swarm; reconciler cost at 1,000 services', byDefault: false, args: (o) => ifQuick(o, ['--replicas', '10', '--update', '6', '--services', '100']) },
   { name: 'placement-dns', file: 'placement-dns.ts', description: 'round-robin placements/s with and without constraints and resources; DNS answers/s and UDP queries/s', byDefault: false, args: (o) => ifQuick(o, ['--tasks', '5000', '--queries', '1000']) },
+  { name: 'restart', file: 'restart.ts', description: "a follower's restart with 100,000 keys + 100,000 tasks in phases (read, decode, restore, replay, driver open), each in a fresh process", byDefault: false, args: (o) => ifQuick(o, ['--quick']) },
   { name: 'storage-repair', file: 'storage-repair.ts', description: 'a follower with its newest LevelDB file cut to 60%: restart -> voter with all data, vs member remove + wipe + --join (10,000 and 100,000 entries, and with snapshots)', byDefault: false, args: (o) => ifQuick(o, ['--sizes', '2000']) },
   { name: 'docker-start', file: 'docker-start.ts', description: 'starting busybox containers through DockerRuntime', byDefault: false, args: (o) => ['--count', o.quick ? '10' : '50'] },
 ];
