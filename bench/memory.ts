@@ -20,7 +20,7 @@ import { logIndex, nodeId, term } from '../src/lib/ids.js';
 import { encodeBackup } from '../src/manager/backup-file.js';
 import { restoreBackup } from '../src/manager/backup-restore.js';
 import { encodeSnapshot } from '../src/manager/members.js';
-import { nodeLaunchFlags } from '../src/daemon/launch.js';
+import { nodeLaunchEnv, nodeLaunchFlags } from '../src/daemon/launch.js';
 import { ProcCluster, eventually, sleep } from '../test/support/cluster.js';
 import { breakdownOf, probeArgs, rssMiB, type MemoryBreakdown } from './mem-breakdown.js';
 import type { SummaryRow } from './summary.js';
@@ -143,10 +143,12 @@ const variants: Record<string, { env: Record<string, string>; nodeArgs: string[]
   'msgpackr-js': { env: { ...plainEnv, MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true' }, nodeArgs: plainArgs },
   'arena-2': { env: { ...plainEnv, MALLOC_ARENA_MAX: '2' }, nodeArgs: plainArgs },
   'semi-space-8': { env: plainEnv, nodeArgs: [...nodeLaunchFlags] },
+  // tuned but glibc's mmap threshold left to move (as before nodeLaunchEnv).
+  'mmap-threshold-default': { env: { MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true' }, nodeArgs: [...nodeLaunchFlags] },
   // As bin/minkube.js, `minkube up` and the test harness launch it now.
-  tuned: { env: { MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true' }, nodeArgs: [...nodeLaunchFlags] },
+  tuned: { env: { MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true', ...nodeLaunchEnv }, nodeArgs: [...nodeLaunchFlags] },
 };
-const defaultVariants = ['plain', 'msgpackr-js', 'semi-space-8', 'tuned'];
+const defaultVariants = ['plain', 'msgpackr-js', 'semi-space-8', 'mmap-threshold-default', 'tuned'];
 
 export interface ProcessResult {
   variant: string;
@@ -177,7 +179,7 @@ async function runProcess(variant: string, backup: string): Promise<ProcessResul
   const v = variants[variant]!;
   const saved = { ...process.env };
   Object.assign(process.env, v.env);
-  const cluster = await ProcCluster.create({ managers: 1, nodeArgs: [...probeArgs, ...v.nodeArgs] });
+  const cluster = await ProcCluster.create({ managers: 1, nodeArgs: [...probeArgs, ...v.nodeArgs], launchEnv: {} });
   try {
     await restoreBackup({ file: backup, id: 'm1', dataDir: join(cluster.dir, 'm1'), configPath: cluster.configPath });
     const start = await timedStart(cluster);

@@ -13,7 +13,7 @@ import { ensureAdminToken } from '../daemon/security.js';
 import { ensureLocalPki } from '../security/pki-files.js';
 import { workerRuntimeExists } from './daemons.js';
 import { LeaderTracker, prettyLogLine } from './pretty.js';
-import { nodeLaunchFlags } from '../daemon/launch.js';
+import { nodeLaunchEnv, nodeLaunchFlags } from '../daemon/launch.js';
 
 const minkubeBin = fileURLToPath(new URL('../../bin/minkube.js', import.meta.url));
 const pollIntervalMs = 250;
@@ -95,7 +95,7 @@ function prefixFor(id: string, width: number, colourCode: string | undefined): s
 }
 
 function startChild(id: string, kind: 'manager' | 'worker', configPath: string, prefix: string, colour: boolean): Child {
-  const proc = spawn(process.execPath, [...nodeLaunchFlags, minkubeBin, kind, '--config', configPath, '--id', id], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...nodeLaunchFlags, minkubeBin, kind, '--config', configPath, '--id', id], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...nodeLaunchEnv, ...process.env } });
   const pipe = (stream: NodeJS.ReadableStream, sink: NodeJS.WriteStream): void => {
     createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => sink.write(`${prefix} ${prettyLogLine(line, { colour })}\n`));
   };

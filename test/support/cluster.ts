@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { join, resolve } from 'node:path';
 import { eventually, freePort, sleep } from './wait.js';
-import { nodeLaunchFlags } from '../../src/daemon/launch.js';
+import { nodeLaunchEnv, nodeLaunchFlags } from '../../src/daemon/launch.js';
 
 export { eventually, freePort, sleep };
 
@@ -33,6 +33,8 @@ export interface ClusterOptions {
   distinctHosts?: boolean;
   /** Extra node flags for every spawned node (e.g. --cpu-prof for a benchmark). */
   nodeArgs?: string[];
+  /** The environment the launch adds unless already set (default nodeLaunchEnv; {}: none, as before it). */
+  launchEnv?: Readonly<Record<string, string>>;
   /**
    * TLS and tokens on, as a cluster is by default. Off (`insecure: true` in the config) unless asked for: most
    * tests are about something else, and the security tests turn it on.
@@ -57,6 +59,7 @@ export class ProcCluster {
     readonly configPath: string,
     readonly config: Record<string, unknown>,
     private readonly nodeArgs: readonly string[] = [],
+    private readonly launchEnv: Readonly<Record<string, string>> = nodeLaunchEnv,
   ) {}
 
   static async create(options: ClusterOptions = {}): Promise<ProcCluster> {
@@ -79,7 +82,7 @@ export class ProcCluster {
     const config: Record<string, unknown> = { ...(options.secure === true ? {} : { insecure: true }), managers, workers, ...(options.raft ? { raft: options.raft } : {}), ...options.extra };
     const configPath = join(dir, 'cluster.json');
     writeFileSync(configPath, JSON.stringify(config, null, 2));
-    const c = new ProcCluster(dir, configPath, config, options.nodeArgs);
+    const c = new ProcCluster(dir, configPath, config, options.nodeArgs, options.launchEnv);
     for (const n of nodes) c.nodes.set(n.id, n);
     return c;
   }
@@ -123,7 +126,7 @@ export class ProcCluster {
     const config = o.withConfig === false ? [] : ['--config', this.configPath];
     const proc = spawn(process.execPath, [...nodeLaunchFlags, ...this.nodeArgs, minkubeBin, n.kind, ...config, '--id', id, ...extraArgs], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, MINKUBE_LOG_LEVEL: process.env.MINKUBE_LOG_LEVEL ?? 'info' },
+      env: { ...this.launchEnv, ...process.env, MINKUBE_LOG_LEVEL: process.env.MINKUBE_LOG_LEVEL ?? 'info' },
     });
     proc.stdout.pipe(n.log, { end: false });
     proc.stderr.pipe(n.log, { end: false });
