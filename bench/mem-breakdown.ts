@@ -23,6 +23,11 @@ export interface MemoryBreakdown {
   largeObjectSpace: number;
   /** RSS outside V8's heap and its array buffers: malloc arenas (LevelDB's caches, libuv, OpenSSL), stacks, the binary. */
   outside: number;
+  /**
+   * RSS of glibc's main malloc arena (the `[heap]` mapping): what the main thread mallocs, array buffers included.
+   * Freed chunks inside it stay resident until the top of the heap is free (fragmentation shows here).
+   */
+  mallocHeap: number;
 }
 
 const probeDir = mkdtempSync(join(tmpdir(), 'minkube-bench-mem-'));
@@ -47,7 +52,17 @@ export async function breakdownOf(pid: number | undefined): Promise<MemoryBreakd
     heapTotal: mib(u.heapTotal), heapUsed: mib(u.heapUsed), external: mib(u.external), arrayBuffers: mib(u.arrayBuffers),
     newSpace: space('new_space'), oldSpace: space('old_space'), codeSpace: space('code_space'), largeObjectSpace: space('large_object_space'),
     outside: mib(kb('Rss') - (u.heapTotal ?? 0) - (u.external ?? 0)),
+    mallocHeap: mib(mallocHeapBytes(pid)),
   };
+}
+
+/** The resident bytes of the process's `[heap]` mapping (glibc's main arena), from /proc/<pid>/smaps. */
+export function mallocHeapBytes(pid: number): number {
+  const smaps = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  const at = smaps.search(/^\S+ \S+ \S+ \S+ \S+\s+\[heap\]$/m);
+  if (at < 0) return 0;
+  const rss = /^Rss:\s+(\d+) kB/m.exec(smaps.slice(at));
+  return rss === null ? 0 : Number(rss[1]) * 1024;
 }
 
 export function rssMiB(pid: number | undefined): number {

@@ -1,7 +1,8 @@
 // Retention (issue 17): N tasks submitted (batches of 1,000) and finished by 2 in-memory workers on 3 managers, with
 // tasks.retention at its defaults (finishedMax 10,000) and, for comparison, with retention effectively off. At every
-// tenth of the submissions and at the end: the task records the leader keeps, each manager's RSS and the size of its
-// newest snapshot file. With retention they level off at finishedMax; without, they grow with N.
+// twentieth of the submissions and at the end: the task records the leader keeps, each manager's RSS and the size of its
+// newest snapshot file; then a verdict line: RSS bounded when no manager's grows faster than 10 MiB per
+// 100,000 tasks over the second half (least squares). With retention they level off at finishedMax; without, they grow.
 // `npx tsx bench/retention.ts [--tasks 200000] [--finished-max 10000] [--mode both|on|off] [--quick]`
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
@@ -52,7 +53,7 @@ interface Sample {
   /** Per manager, the newest snapshot file, MiB (0: none yet). */
   snapshotMiB: number[];
   /** Per manager, where its RSS is (bench/mem-breakdown.ts): V8's heap used and committed, buffers outside it. */
-  memory: ({ heapUsed: number; heapTotal: number; external: number } | null)[];
+  memory: ({ heapUsed: number; heapTotal: number; external: number; mallocHeap: number } | null)[];
 }
 
 interface ModeResult {
@@ -66,6 +67,35 @@ interface ModeResult {
   removed: number;
   /** Batches whose answer was lost (a timeout): they may have been created too, and were sent again. */
   unknownBatches: number;
+  /** Per manager, RSS's least-squares slope over the samples of the second half, MiB per 100,000 tasks. */
+  rssSlope: number[];
+}
+
+/** RSS counts as bounded when no manager's grows faster than this over the second half (samples swing +-30 MiB with GCs). */
+const rssSlopeMaxMiBPer100k = 10;
+
+/** Per manager, the least-squares slope of RSS over the samples taken in the second half, MiB per 100,000 tasks. */
+function rssSlopes(samples: readonly Sample[], tasks: number): number[] {
+  const half = samples.filter((s) => s.submitted >= tasks / 2);
+  const managers = samples[0]?.rssMiB.length ?? 0;
+  return Array.from({ length: managers }, (_, m) => {
+    if (half.length < 2) return NaN;
+    const xs = half.map((s) => s.submitted / 100_000);
+    const ys = half.map((s) => s.rssMiB[m]!);
+    const [mx, my] = [xs.reduce((a, b) => a + b) / xs.length, ys.reduce((a, b) => a + b) / ys.length];
+    const sxy = xs.reduce((a, x, i) => a + (x - mx) * (ys[i]! - my), 0);
+    const sxx = xs.reduce((a, x) => a + (x - mx) ** 2, 0);
+    return round(sxy / sxx, 1);
+  });
+}
+
+/** One line: records, snapshot and RSS bounded or not, with the numbers that decide it. */
+function verdict(r: ModeResult): string {
+  const half = r.samples.find((s) => s.submitted >= r.tasks / 2);
+  const bounded = r.rssSlope.every((s) => s < rssSlopeMaxMiBPer100k);
+  return `verdict (retention ${r.mode}, ${r.tasks.toLocaleString('en-US')} tasks): records ${r.final.records}; snapshot ${Math.max(...r.final.snapshotMiB)} MiB; ` +
+    `RSS at ${half?.submitted.toLocaleString('en-US') ?? '?'} ${half?.rssMiB.join('/') ?? '?'} MiB, at the end ${r.final.rssMiB.join('/')} MiB, ` +
+    `second-half slope ${r.rssSlope.join('/')} MiB per 100,000 tasks: RSS ${bounded ? 'BOUNDED' : 'GROWING'} (every slope under ${rssSlopeMaxMiBPer100k}: ${bounded ? 'yes' : 'no'})`;
 }
 
 function rssMiB(pid: number | undefined): number {
@@ -115,7 +145,7 @@ async function sample(c: ProcCluster, leaderUrl: string, submitted: number): Pro
     snapshotMiB: c.managerIds.map((id) => newestSnapshotMiB(join(c.dir, id))),
     memory: await Promise.all(c.managerIds.map(async (id) => {
       const b = await breakdownOf(c.node(id).proc?.pid);
-      return b === null ? null : { heapUsed: b.heapUsed, heapTotal: b.heapTotal, external: b.external };
+      return b === null ? null : { heapUsed: b.heapUsed, heapTotal: b.heapTotal, external: b.external, mallocHeap: b.mallocHeap };
     })),
   };
 }
@@ -143,7 +173,7 @@ async function runMode(mode: 'on' | 'off', tasks: number, finishedMax: number): 
     const body = JSON.stringify({ tasks: Array.from({ length: batch }, () => ({ image: 'bench', command: ['true'] })) });
     const samples: Sample[] = [];
     let unknown = 0;
-    const every = Math.max(batch, Math.floor(tasks / 10 / batch) * batch);
+    const every = Math.max(batch, Math.floor(tasks / 20 / batch) * batch);
     const t0 = performance.now();
     for (let submitted = 0; submitted < tasks; ) {
       const r = await client.send(urls[(submitted / batch) % urls.length]!, 'POST', body, 120_000).catch(() => ({ status: 0, body: '' }));
@@ -164,7 +194,7 @@ async function runMode(mode: 'on' | 'off', tasks: number, finishedMax: number): 
     if (mode === 'on') while ((await countRecords(leaderUrl)) > finishedMax) await sleep(200);
     const seconds = round((performance.now() - t0) / 1000, 1);
     const final = await sample(c, leaderUrl, tasks);
-    return { mode, tasks, finishedMax, seconds, samples, final, removed: tasks - final.records, unknownBatches: unknown };
+    return { mode, tasks, finishedMax, seconds, samples, final, removed: tasks - final.records, unknownBatches: unknown, rssSlope: rssSlopes(samples, tasks) };
   } finally {
     for (const w of workers) w.kill('SIGKILL');
     await c.cleanup();
@@ -178,7 +208,7 @@ function rows(r: ModeResult): Record<string, string | number>[] {
     records: s.records,
     'rss MiB (m1/m2/m3)': s.rssMiB.join(' / '),
     'snapshot MiB (m1/m2/m3)': s.snapshotMiB.join(' / '),
-    'heap used / committed, external MiB': s.memory.map((m) => (m === null ? '?' : `${m.heapUsed}/${m.heapTotal}, ${m.external}`)).join(' | '),
+    'heap used / committed, external, malloc heap MiB': s.memory.map((m) => (m === null ? '?' : `${m.heapUsed}/${m.heapTotal}, ${m.external}, ${m.mallocHeap}`)).join(' | '),
   }));
 }
 
@@ -189,6 +219,7 @@ function summaryOf(results: readonly ModeResult[]): SummaryRow[] {
       { metric: `task records kept, ${size}`, unit: 'records', value: r.final.records, better: 'lower' as const },
       { metric: `largest manager RSS at the end, ${size}`, unit: 'MiB', value: Math.max(...r.final.rssMiB), better: 'lower' as const },
       { metric: `largest snapshot file at the end, ${size}`, unit: 'MiB', value: Math.max(...r.final.snapshotMiB), better: 'lower' as const },
+      { metric: `steepest manager RSS slope over the second half, ${size}`, unit: 'MiB/100k tasks', value: Math.max(...r.rssSlope), better: 'lower' as const },
     ];
   });
 }
@@ -208,5 +239,6 @@ if (process.argv.includes('--worker-child')) {
     console.error(`retention ${m}: ${r.final.records} records kept of ${r.tasks} after ${r.seconds} s`);
   }
   printTable(`Retention: ${tasks.toLocaleString('en-US')} tasks submitted and finished (3 managers, 2 in-memory workers)`, results.flatMap(rows));
+  for (const r of results) console.log(verdict(r));
   printResult('retention', { results }, summaryOf(results));
 }
