@@ -106,7 +106,7 @@ describe('snapshots with real processes', () => {
       const r = await c.http(victim, 'GET', `/v1/kv/${key}?consistency=stale`);
       expect(r.body.value, key).toBe(value);
     }
-  }, 240_000);
+  }, 480_000);
 
   it('a restarted manager loads its snapshot and replays the log after it', async () => {
     const { c, leader } = await startCluster({ raft: { snapshotThresholdEntries: 200 } });
