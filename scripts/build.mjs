@@ -143,14 +143,15 @@ const requireBanner = "import { createRequire as __minkubeCreateRequire } from '
  * msgpackr's extract, dockerode's ssh2), those that find their own files on disk (@fastify/static and swagger-ui)
  * and those loaded only when used (undici, OpenTelemetry's SDK, @peculiar/x509) stay in node_modules.
  */
-const daemonPackages = ['fastify', 'pino', '@fastify/rate-limit', 'prom-client', 'dns-packet'];
+const daemonPackages = ['fastify', 'pino', '@fastify/rate-limit', 'prom-client', 'dns-packet', '@opentelemetry/api'];
 
 /**
  * What inlined packages require that stays in node_modules all the same: fastify's default compilers (Minkube
- * gives its own: api/schema-compilers.ts loads the serializer's from node_modules with a route's first answer),
- * its inject() (tests only) and OpenTelemetry's API (one copy for the sources and prom-client).
+ * gives its own: api/schema-compilers.ts loads the serializer's from node_modules for a route the build made none for),
+ * and its inject() (tests only). OpenTelemetry's API is inlined (65 CommonJS files): the SDK, loaded from
+ * node_modules when tracing is on, finds what the bundle's copy registered, as the API keeps it on globalThis.
  */
-const notInlined = ['@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request', '@opentelemetry/api'];
+const notInlined = ['@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request'];
 
 /** The bundles: the command's front, and the daemons it loads (each with the packages that load at its start). */
 const bundles = [
