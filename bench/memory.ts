@@ -7,7 +7,7 @@
 // the state is written as a backup and restored (`minkube snapshot restore`'s code) into the data directory of a
 // one-manager cluster; the manager starts from it (to "raft state loaded", to GET /ready), its RSS and where the
 // bytes are, and a restart (SIGKILL, start) timed the same way.
-// `npx tsx bench/memory.ts [--keys 100000] [--tasks 100000] [--heap-summary] [--variants a,b] [--in-process-only]`
+// `npx tsx bench/memory.ts [--keys 100000] [--tasks 100000] [--heap-summary] [--variants a,b] [--in-process-only] [--settle-s 2]`
 import { createReadStream, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -174,6 +174,9 @@ async function timedStart(cluster: ProcCluster): Promise<{ stateLoadedMs: number
   return { stateLoadedMs: Number.isNaN(at) || at < wall0 ? null : at - wall0, readyMs };
 }
 
+/** How long a started manager is left idle before its memory is read (`--settle-s`, default 2). */
+const settleMs = Number(arg('settle-s', '2')) * 1000;
+
 /** One manager holding `backup`'s state, launched as `variant` says. */
 async function runProcess(variant: string, backup: string): Promise<ProcessResult> {
   const v = variants[variant]!;
@@ -183,12 +186,12 @@ async function runProcess(variant: string, backup: string): Promise<ProcessResul
   try {
     await restoreBackup({ file: backup, id: 'm1', dataDir: join(cluster.dir, 'm1'), configPath: cluster.configPath });
     const start = await timedStart(cluster);
-    await sleep(2000);
+    await sleep(settleMs);
     const memory = await breakdownOf(cluster.node('m1').proc?.pid);
     const rss = rssMiB(cluster.node('m1').proc?.pid);
     await cluster.signal('m1', 'SIGKILL');
     const restart = await timedStart(cluster);
-    await sleep(2000);
+    await sleep(settleMs);
     const memoryAfterRestart = await breakdownOf(cluster.node('m1').proc?.pid);
     return { variant, start, restart, memory, memoryAfterRestart, rssMiB: rss };
   } finally {
