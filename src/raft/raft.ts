@@ -394,8 +394,9 @@ export class Raft implements RaftNode {
     const lastLogIndex = this.log.lastIndex();
     const lastLogTerm = this.log.lastTerm();
     const configIndex = this.confIndex as LogIndex;
+    const configTerm = this.confTerm();
     for (const to of this.trk.voterPeers) {
-      const m: VoteMessage = { type: 'vote', from: this.id, to, term, preVote, lastLogIndex, lastLogTerm, transfer, configIndex };
+      const m: VoteMessage = { type: 'vote', from: this.id, to, term, preVote, lastLogIndex, lastLogTerm, transfer, configIndex, configTerm };
       this.msgs.push(m);
     }
   }
@@ -470,11 +471,26 @@ export class Raft implements RaftNode {
    * it (and campaigns because it does not know that the removal committed: dissertation 4.2.2, seed 1392659304),
    * its configuration is that removal, and a committed removal is held by a quorum of the new configuration, whose
    * configuration is at least as new (no id is added back): every quorum it could win holds one voter that refuses.
+   * Configurations compare as logs do, by (term, index) of their entries: the entries after a removal in a log that
+   * holds it are of its term or later. Seed 2968476: three nodes held three configurations, two of them at index 5
+   * (one of term 1, uncommitted, that the other overwrites), and by index alone no node answered another.
    */
   private acceptFromNonMember(m: Message): boolean {
     if (fromLeaderRole(m)) return true;
     if (m.type === 'timeoutNow') return m.from === this.leaderId;
-    return m.type === 'vote' && (m.configIndex ?? 0) > this.confIndex && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
+    return m.type === 'vote' && this.newerConfig(m.configTerm, m.configIndex ?? 0) && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
+  }
+
+  /** Whether a candidate's configuration, set by the entry (term, index), is newer than ours. */
+  private newerConfig(term: number | undefined, index: number): boolean {
+    if (term === undefined) return index > this.confIndex;
+    const ours = this.confTerm();
+    return term > ours || (term === ours && index > this.confIndex);
+  }
+
+  /** The term of the entry that set our configuration (of the snapshot when it came with it; 0 for none). */
+  private confTerm(): Term {
+    return (this.log.term(this.confIndex) ?? 0) as Term;
   }
 
   /** A message from a later term. Returns false when it must be dropped. */

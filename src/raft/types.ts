@@ -135,6 +135,12 @@ export interface VoteMessage extends Envelope {
    * that does not know the candidate answers only a configuration newer than its own. Absent from older peers.
    */
   readonly configIndex?: LogIndex;
+  /**
+   * The term of that entry (of the snapshot when the configuration came with it). Newer means a later term, or the
+   * same term and a later index: two configurations at one index from different terms (one will be overwritten) are
+   * told apart as two logs are. Absent from older peers (then the index alone decides).
+   */
+  readonly configTerm?: Term;
 }
 
 export interface VoteResponseMessage extends Envelope {

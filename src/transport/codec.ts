@@ -2,7 +2,7 @@
 // ({ v: 1, kind: 'hello', from, to } first on a connection, then { v: 1, kind: 'raft', messages }). Everything read
 // from a peer is validated here, field by field, before it can reach the Raft core.
 import { Packr, RESERVE_START_SPACE, Unpackr } from 'msgpackr';
-import type { LogIndex, NodeId } from '../lib/ids.js';
+import type { LogIndex, NodeId, Term } from '../lib/ids.js';
 import type { Entry, EntryType, Message } from '../raft/types.js';
 
 export const WIRE_VERSION = 1;
@@ -286,7 +286,7 @@ function buildMessage(type: string, f: Fields, base: Base): Message | null {
     case 'heartbeatResponse':
       return { type, ...base, context: f.context('context'), ...f.flag('recovering') };
     case 'vote':
-      return { type, ...base, preVote: f.bool('preVote'), lastLogIndex: f.int('lastLogIndex'), lastLogTerm: f.int('lastLogTerm'), transfer: f.bool('transfer'), ...f.optInt<'configIndex', LogIndex>('configIndex') };
+      return { type, ...base, preVote: f.bool('preVote'), lastLogIndex: f.int('lastLogIndex'), lastLogTerm: f.int('lastLogTerm'), transfer: f.bool('transfer'), ...f.optInt<'configIndex', LogIndex>('configIndex'), ...f.optInt<'configTerm', Term>('configTerm') };
     case 'voteResponse':
       return { type, ...base, preVote: f.bool('preVote'), granted: f.bool('granted'), ...f.flag('recovering') };
     case 'timeoutNow':

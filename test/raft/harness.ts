@@ -362,7 +362,7 @@ export function vote(
   t: number,
   lastLogIndex = 0,
   lastLogTerm = 0,
-  o: { preVote?: boolean; transfer?: boolean; configIndex?: number } = {},
+  o: { preVote?: boolean; transfer?: boolean; configIndex?: number; configTerm?: number } = {},
 ): Msg<'vote'> {
   return {
     type: 'vote',
@@ -374,6 +374,7 @@ export function vote(
     lastLogTerm: term(lastLogTerm),
     transfer: o.transfer ?? false,
     ...(o.configIndex === undefined ? {} : { configIndex: logIndex(o.configIndex) }),
+    ...(o.configTerm === undefined ? {} : { configTerm: term(o.configTerm) }),
   };
 }
 

@@ -339,6 +339,15 @@ describe('nodes outside the configuration', () => {
     expect(net.raft('n2').status()).toMatchObject({ term: t, leaderId: 'n1' });
   });
 
+  it('configurations compare by the (term, index) of their entries: the same index from a later term is newer (seed 2968476)', () => {
+    const same = newNode('n1', { terms: [1, 1], hardState: { term: 1 } });
+    same.step(vote('n9', 'n1', 5, 3, 1, { configIndex: 0, configTerm: 0 }));
+    expect(readMessages(same)).toEqual([]);
+    const later = newNode('n1', { terms: [1, 1], hardState: { term: 1 } });
+    later.step(vote('n9', 'n1', 5, 3, 1, { configIndex: 0, configTerm: 1 }));
+    expect(readMessages(later)).toEqual([voteResponse('n1', 'n9', 5, true)]);
+  });
+
   it('messages from an unknown node are ignored, except those only a leader sends and votes for a log and configuration ahead of ours', () => {
     const r = newNode('n1', { terms: [1, 1], hardState: { term: 1 } });
     r.step(vote('n9', 'n1', 5, 1, 1, { configIndex: 1 }));

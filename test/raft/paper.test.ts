@@ -86,7 +86,7 @@ describe('5.2 leader election', () => {
       for (let i = 0; i < 20; i++) r.tick();
       expect(r.status()).toMatchObject({ role: 'candidate', term: before + 1, vote: 'n1' });
       const msgs = readMessages(r).sort(byTo);
-      expect(msgs).toEqual([vote('n1', 'n2', before + 1, 0, 0, { configIndex: 0 }), vote('n1', 'n3', before + 1, 0, 0, { configIndex: 0 })]);
+      expect(msgs).toEqual([vote('n1', 'n2', before + 1, 0, 0, { configIndex: 0, configTerm: 0 }), vote('n1', 'n3', before + 1, 0, 0, { configIndex: 0, configTerm: 0 })]);
     },
   );
 

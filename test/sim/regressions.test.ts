@@ -43,6 +43,8 @@ const regressions: readonly (RunOptions & { what: string })[] = [
   { seed: 862971666, steps: 125, nodes: 3, what: 'the same' },
   { seed: 1025051095, steps: 189, nodes: 3, what: 'the same' },
   { seed: 618073546, steps: 204, nodes: 3, what: 'the same' },
+  // From the soak at base seed 20261204 (this session's): configurations compare by (term, index), not index alone.
+  { seed: 2968476, steps: 158, nodes: 3, what: 'three configurations, two at one index from different terms: by index alone no node answered another' },
   // A lossy network with one entry per append: resent proposals piled up in the leader's log faster than they
   // committed, and the backlog took 500 to 700 ticks to drain after healing (a leader no longer appends a resend
   // whose first copy still waits in its log: 14 and 85 ticks now).
