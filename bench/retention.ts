@@ -73,6 +73,8 @@ interface ModeResult {
 
 /** RSS counts as bounded when no manager's grows faster than this over the second half (samples swing +-30 MiB with GCs). */
 const rssSlopeMaxMiBPer100k = 10;
+/** The verdict is given for runs of at least this many times finishedMax tasks (200,000 for the default 10,000). */
+const judgedTasksPerFinishedMax = 20;
 
 /** Per manager, the least-squares slope of RSS over the samples taken in the second half, MiB per 100,000 tasks. */
 function rssSlopes(samples: readonly Sample[], tasks: number): number[] {
@@ -93,9 +95,12 @@ function rssSlopes(samples: readonly Sample[], tasks: number): number[] {
 function verdict(r: ModeResult): string {
   const half = r.samples.find((s) => s.submitted >= r.tasks / 2);
   const bounded = r.rssSlope.every((s) => s < rssSlopeMaxMiBPer100k);
+  // A short run is still warming up (the first finishedMax records are kept whole): its slope says nothing.
+  const judged = r.tasks >= judgedTasksPerFinishedMax * Math.max(1, r.finishedMax);
+  const outcome = !judged ? `not judged (under ${judgedTasksPerFinishedMax} x finishedMax tasks)` : `${bounded ? 'BOUNDED' : 'GROWING'} (every slope under ${rssSlopeMaxMiBPer100k}: ${bounded ? 'yes' : 'no'})`;
   return `verdict (retention ${r.mode}, ${r.tasks.toLocaleString('en-US')} tasks): records ${r.final.records}; snapshot ${Math.max(...r.final.snapshotMiB)} MiB; ` +
     `RSS at ${half?.submitted.toLocaleString('en-US') ?? '?'} ${half?.rssMiB.join('/') ?? '?'} MiB, at the end ${r.final.rssMiB.join('/')} MiB, ` +
-    `second-half slope ${r.rssSlope.join('/')} MiB per 100,000 tasks: RSS ${bounded ? 'BOUNDED' : 'GROWING'} (every slope under ${rssSlopeMaxMiBPer100k}: ${bounded ? 'yes' : 'no'})`;
+    `second-half slope ${r.rssSlope.join('/')} MiB per 100,000 tasks: RSS ${outcome}`;
 }
 
 function rssMiB(pid: number | undefined): number {
