@@ -2,36 +2,18 @@
 // in task-submissions.test.ts): refused with 400 naming the field when out of range, kept in the task record when
 // given, and written as command version 4 (a version-3 manager's strict schema would refuse them).
 import { Packr } from 'msgpackr';
-import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildManagerApp } from '../../src/api/manager-app.js';
-import { clusterConfigDefaults } from '../../src/config/cluster.js';
-import { commandVersion, decodeCommand, encodeCommand, validateCommand, type Command } from '../../src/kv/commands.js';
-import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';
+import { commandVersion, decodeCommand, encodeCommand, type Command } from '../../src/kv/commands.js';
+import { KvStateMachine } from '../../src/kv/state-machine.js';
 import { systemClock } from '../../src/lib/clock.js';
-import { MinkubeError } from '../../src/lib/errors.js';
-import { SeededRandom } from '../../src/lib/random.js';
 import { ServiceServiceImpl } from '../../src/manager/service-service.js';
-import { TaskServiceImpl, type Proposer } from '../../src/manager/task-service.js';
-import type { WorkerApi } from '../../src/manager/worker-client.js';
+import { inProcessRaft, inProcessTasks } from '../support/in-process.js';
 import { FakeManagerService } from './fake-service.js';
 
-const kv = new KvStateMachine();
-let index = 0;
-let seq = 0;
-const raft: Proposer = {
-  async proposeCommand(cmd: Command): Promise<ApplyResult> {
-    const data = encodeCommand({ clientId: 'm1', seq: ++seq, cmd });
-    const problem = validateCommand(data);
-    if (problem !== null) throw new MinkubeError('INVALID_COMMAND', problem);
-    return kv.apply(++index, data);
-  },
-  async barrier(): Promise<void> {},
-};
-const tasks = new TaskServiceImpl({
-  store: kv.tasks, raft, tasks: clusterConfigDefaults.tasks, workers: {} as WorkerApi, clock: systemClock,
-  random: new SeededRandom(1), logger: pino({ level: 'silent' }),
-});
+const inProcess = inProcessRaft();
+const { kv, raft } = inProcess;
+const tasks = inProcessTasks(inProcess);
 const services = new ServiceServiceImpl({ services: kv.services, tasks: kv.tasks, raft, clock: systemClock });
 const app = buildManagerApp({ service: new FakeManagerService(), tasks, services });
 afterAll(() => app.close());

@@ -1,35 +1,14 @@
 // POST /v1/tasks and /v1/tasks/batch through app.inject over the real task service and state machine (proposals
 // validated and applied in process, as the driver would): the spec rules, and an Idempotency-Key reused for another
 // request.
-import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildManagerApp } from '../../src/api/manager-app.js';
-import { clusterConfigDefaults } from '../../src/config/cluster.js';
-import { encodeCommand, validateCommand, type Command } from '../../src/kv/commands.js';
-import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';
-import { systemClock } from '../../src/lib/clock.js';
-import { MinkubeError } from '../../src/lib/errors.js';
-import { SeededRandom } from '../../src/lib/random.js';
-import { TaskServiceImpl, type Proposer } from '../../src/manager/task-service.js';
-import type { WorkerApi } from '../../src/manager/worker-client.js';
 import { FakeManagerService } from './fake-service.js';
+import { inProcessRaft, inProcessTasks } from '../support/in-process.js';
 
-const kv = new KvStateMachine();
-let index = 0;
-let seq = 0;
-const raft: Proposer = {
-  async proposeCommand(cmd: Command): Promise<ApplyResult> {
-    const data = encodeCommand({ clientId: 'm1', seq: ++seq, cmd });
-    const problem = validateCommand(data);
-    if (problem !== null) throw new MinkubeError('INVALID_COMMAND', problem);
-    return kv.apply(++index, data);
-  },
-  async barrier(): Promise<void> {},
-};
-const tasks = new TaskServiceImpl({
-  store: kv.tasks, raft, tasks: clusterConfigDefaults.tasks, workers: {} as WorkerApi, clock: systemClock,
-  random: new SeededRandom(1), logger: pino({ level: 'silent' }),
-});
+const inProcess = inProcessRaft();
+const { kv } = inProcess;
+const tasks = inProcessTasks(inProcess);
 const app = buildManagerApp({ service: new FakeManagerService(), tasks });
 afterAll(() => app.close());
 

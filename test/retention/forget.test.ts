@@ -1,25 +1,13 @@
 // A heartbeat that reports a finished task whose record retention removed is answered with `forget`, so the worker
 // drops the task's kept output now instead of after workers[].containerRetentionS (the worker's side is in
 // test/worker/loops.test.ts). Over the real task service and state machine, proposals applied in process.
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { clusterConfigDefaults } from '../../src/config/cluster.js';
 import type { WorkerTaskStatus } from '../../src/contracts/worker.js';
-import { encodeCommand, type Command } from '../../src/kv/commands.js';
-import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';
-import { systemClock } from '../../src/lib/clock.js';
-import { SeededRandom } from '../../src/lib/random.js';
-import { TaskServiceImpl, type Proposer } from '../../src/manager/task-service.js';
-import type { WorkerApi } from '../../src/manager/worker-client.js';
+import { inProcessRaft, inProcessTasks } from '../support/in-process.js';
 
-const kv = new KvStateMachine();
-let index = 0;
-const apply = (cmd: Command): ApplyResult => kv.apply(++index, encodeCommand({ clientId: 'm1', seq: index, cmd }));
-const raft: Proposer = { proposeCommand: async (cmd) => apply(cmd), barrier: async () => {} };
-const tasks = new TaskServiceImpl({
-  store: kv.tasks, raft, tasks: clusterConfigDefaults.tasks, workers: {} as WorkerApi, clock: systemClock,
-  random: new SeededRandom(1), logger: pino({ level: 'silent' }),
-});
+const inProcess = inProcessRaft();
+const { kv, apply } = inProcess;
+const tasks = inProcessTasks(inProcess);
 const ctx = { deadlineMs: Date.now() + 60_000 } as Parameters<typeof tasks.workerHeartbeat>[2];
 const stats = { cpuUtilization: null, memoryTotalBytes: 1, memoryAvailableBytes: 1, diskFreeBytes: 1, runningTasks: 0 };
 

@@ -3,30 +3,17 @@
 // kept and rolled back, scale without a new version, and the leader's reconcile decisions turning into replicas.
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildManagerApp } from '../../src/api/manager-app.js';
-import { encodeCommand, validateCommand, type Command } from '../../src/kv/commands.js';
-import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';
+import { KvStateMachine } from '../../src/kv/state-machine.js';
 import { systemClock } from '../../src/lib/clock.js';
-import { MinkubeError } from '../../src/lib/errors.js';
 import { ServiceServiceImpl } from '../../src/manager/service-service.js';
-import type { Proposer } from '../../src/manager/task-service.js';
 import { ServiceLoop } from '../../src/manager/service-loop.js';
 import { pino } from 'pino';
 import type { ServiceView } from '../../src/contracts/service-model.js';
 import { FakeManagerService } from '../api/fake-service.js';
+import { inProcessRaft } from '../support/in-process.js';
 import { waitFor } from '../support/wait.js';
 
-const kv = new KvStateMachine();
-let index = 0;
-let seq = 0;
-const raft: Proposer = {
-  async proposeCommand(cmd: Command): Promise<ApplyResult> {
-    const data = encodeCommand({ clientId: 'm1', seq: ++seq, cmd });
-    const problem = validateCommand(data);
-    if (problem !== null) throw new MinkubeError('INVALID_COMMAND', problem);
-    return kv.apply(++index, data);
-  },
-  async barrier(): Promise<void> {},
-};
+const { kv, raft } = inProcessRaft();
 const services = new ServiceServiceImpl({ services: kv.services, tasks: kv.tasks, raft, clock: systemClock });
 const app = buildManagerApp({ service: new FakeManagerService(), services });
 afterAll(() => app.close());
