@@ -140,10 +140,13 @@ class Sim {
     const create = Array.from({ length: d.create }, () => `t${String(++this.ids).padStart(8, '0')}`);
     const cmd: Command = { op: 'service.reconcile', name: this.name, atMs: this.now, ifRevision: revision, create, stop: [...d.stop] };
     const full = { ...cmd, ...(d.rollout === undefined ? {} : { rollout: d.rollout }), ...(d.revert === true ? { revert: true as const } : {}) };
+    // A decision made on an older revision (held across a user's change) is dropped at apply: it created nothing, and
+    // the copies a scale-down leaves above the new bound are the next decision's to stop.
+    const applied = this.service.revision === revision;
     const r = this.run(full);
     expect(r.ok).toBe(true);
     const s = this.service;
-    if (d.create > 0 && this.copies() > s.replicas + s.update.parallelism) {
+    if (applied && d.create > 0 && this.copies() > s.replicas + s.update.parallelism) {
       this.violations.push(`at ${this.now}: ${this.copies()} copies > ${s.replicas} + ${s.update.parallelism}`);
     }
   }
@@ -198,7 +201,8 @@ describe('service reconciler decision (property)', () => {
           expect(healedInTicks, `did not converge: ${context}; replicas ${JSON.stringify(sim.replicas().filter((t) => !finalTaskStates.has(t.state)).map((t) => [t.id, t.service, t.state, t.desiredState, t.health]))}`).toBeGreaterThan(0);
         },
       ),
-      { numRuns: 60 },
+      // CI's counterexample: a held decision dropped at apply after a scale from 6 to 4 was counted as a create.
+      { numRuns: 60, examples: [[7, 5, 1, 'stop-first']] },
     );
   });
 });
