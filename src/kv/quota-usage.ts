@@ -37,13 +37,20 @@ export class UsageByNamespace {
     const was = prev !== null && !finalTaskStates.has(prev.state);
     const is = !finalTaskStates.has(next.state);
     if (was === is) return;
-    const ns = namespaceOf(next.spec);
+    this.count(namespaceOf(next.spec), is ? 1 : -1, next.spec.resources?.cpus ?? 0, next.spec.resources?.memoryMb ?? 0);
+  }
+
+  /** A live task created in `namespace` asking for these resources (a lazily restored record: see TaskStore). */
+  added(namespace: string, cpus: number, memoryMb: number): void {
+    this.count(namespace, 1, cpus, memoryMb);
+  }
+
+  private count(ns: string, sign: 1 | -1, cpus: number, memoryMb: number): void {
     let u = this.byNamespace.get(ns);
     if (u === undefined) this.byNamespace.set(ns, (u = { tasks: 0, cpus: 0, memoryMb: 0 }));
-    const sign = is ? 1 : -1;
     u.tasks += sign;
-    u.cpus += sign * (next.spec.resources?.cpus ?? 0);
-    u.memoryMb += sign * (next.spec.resources?.memoryMb ?? 0);
+    u.cpus += sign * cpus;
+    u.memoryMb += sign * memoryMb;
     if (u.tasks === 0) this.byNamespace.delete(ns);
   }
 }

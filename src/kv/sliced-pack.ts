@@ -52,6 +52,35 @@ export class SlicedPacker {
     }
   }
 
+  /**
+   * An array of `items.length * width` elements: each item's `width` elements packed from `row(item)`, or, when
+   * `raw(item)` answers bytes, those bytes as they are (the item's elements packed, as `row` would have packed them).
+   * A slice at a time, with a yield after each.
+   */
+  async arrayOf<T>(items: readonly T[], width: number, raw: (item: T) => Uint8Array | null, row: (item: T) => unknown[]): Promise<void> {
+    this.arrayHeader(items.length * width);
+    let run: unknown[] = [];
+    const flush = (): void => {
+      if (run.length === 0) return;
+      const packed = this.packr.pack(run);
+      this.parts.push(Uint8Array.prototype.slice.call(packed, arrayHeaderBytes(packed[0]!)));
+      run = [];
+    };
+    for (let start = 0; start < items.length; start += SLICE_ITEMS) {
+      for (let i = start; i < Math.min(items.length, start + SLICE_ITEMS); i++) {
+        const bytes = raw(items[i]!);
+        if (bytes === null) {
+          for (const e of row(items[i]!)) run.push(e);
+        } else {
+          flush();
+          this.parts.push(bytes);
+        }
+      }
+      flush();
+      await this.yieldFn();
+    }
+  }
+
   bytes(): Uint8Array {
     return Buffer.concat(this.parts);
   }

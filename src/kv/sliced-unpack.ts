@@ -2,6 +2,7 @@
 // slice at a time and a yield to the event loop between slices, so installing a large snapshot never blocks
 // heartbeats for long. It reads exactly the bytes one unpack() of the whole would.
 import type { Unpackr } from 'msgpackr';
+import { MsgpackCursor } from './msgpack-scan.js';
 import { yieldToEventLoop, type YieldFn } from './sliced-pack.js';
 
 /**
@@ -66,6 +67,27 @@ export class SlicedUnpacker {
       this.read(n, (v) => each(v, i++));
       await this.yieldFn();
     }
+  }
+
+  /**
+   * `count` consecutive values walked through a MsgpackCursor, not decoded: `each` must move the cursor past exactly
+   * one value (reading what it needs of it). A slice at a time, with a yield after each. Answers where they started.
+   */
+  async scan(count: number, each: (c: MsgpackCursor, i: number) => void): Promise<number> {
+    const start = this.pos;
+    const c = new MsgpackCursor(this.bytes, this.pos);
+    for (let first = 0; first < count; first += SLICE_ITEMS) {
+      const last = Math.min(count, first + SLICE_ITEMS);
+      for (let i = first; i < last; i++) each(c, i);
+      this.pos = c.pos;
+      await this.yieldFn();
+    }
+    return start;
+  }
+
+  /** A copy of the bytes from `start` to the cursor. */
+  copyFrom(start: number): Uint8Array {
+    return Uint8Array.prototype.slice.call(this.bytes, start, this.pos);
   }
 
   /** Reads `n` values from the cursor on (unpackMultiple stops after the n-th). */

@@ -10,7 +10,8 @@ import { SortedKeys } from './sorted-keys.js';
 import { TaskStore, type TaskApplyErrorCode, type TaskStoreOptions } from './task-store.js';
 import { SlicedPacker, yieldToEventLoop, type YieldFn } from './sliced-pack.js';
 import { releaseUnpackSource, SlicedUnpacker } from './sliced-unpack.js';
-import { encodeTaskSnapshot, packTaskSnapshot, unpackTaskSnapshot, type TaskSnapshotContent } from './task-snapshot.js';
+import { MsgpackCursor } from './msgpack-scan.js';
+import { encodeTaskSnapshot, packTaskSnapshot, scanTaskSnapshot, type LazyTaskSnapshot } from './task-snapshot.js';
 import { decodeServiceSnapshot, encodeServiceSnapshot, ServiceStore, type ServiceApplyErrorCode, type ServiceStoreOptions } from './service-store.js';
 import { decodeQuotaSnapshot, QuotaStore } from './quota-store.js';
 import type { ServiceCreateCommand, ServiceUpdateCommand } from './service-commands.js';
@@ -76,7 +77,14 @@ const SNAPSHOT_FORMAT = 4;
 const snapshotPackr = new Packr({ useRecords: false, moreTypes: false });
 
 export class KvStateMachine {
-  private data = new Map<string, KvRecord>();
+  /**
+   * Key -> record; or, for a record restored lazily (prepareRestore) and not read since, where its key starts in
+   * `lazyKv` (the snapshot's key, value, version): decoded the first time anything reads it (record()).
+   */
+  private data = new Map<string, KvRecord | number>();
+  /** The records restored lazily (a copy of the snapshot's kv array); null once none is left. */
+  private lazyKv: Uint8Array | null = null;
+  private lazyKvLeft = 0;
   /** Keys in code-unit order, for prefix listing (tasks/, workers/) without sorting on every read. */
   private sortedKeys = new SortedKeys();
   /** clientId -> session; Map order is least recently used first (re-inserted on every command). */
@@ -114,8 +122,20 @@ export class KvStateMachine {
     return this.sessions.size;
   }
 
+  /** The record of a key, decoding it first if it was restored lazily and not read since. */
+  private record(key: string): KvRecord | undefined {
+    const v = this.data.get(key);
+    if (typeof v !== 'number') return v;
+    const c = new MsgpackCursor(this.lazyKv!, v);
+    c.skip();
+    const r: KvRecord = { key, value: c.str()!, version: c.num()! };
+    this.data.set(key, r);
+    if (--this.lazyKvLeft === 0) this.lazyKv = null;
+    return r;
+  }
+
   get(key: string): KvRecord | undefined {
-    return this.data.get(key);
+    return this.record(key);
   }
 
   /** Applies one committed entry's data and returns its result. */
@@ -231,7 +251,7 @@ export class KvStateMachine {
   }
 
   private put(index: number, cmd: PutCommand): ApplyResult {
-    const current = this.data.get(cmd.key);
+    const current = this.record(cmd.key);
     if (cmd.ifVersion !== undefined && cmd.ifVersion !== (current?.version ?? 0)) return mismatch(cmd.key, cmd.ifVersion, current);
     if (current === undefined) this.sortedKeys.insert(cmd.key);
     this.data.set(cmd.key, { key: cmd.key, value: cmd.value, version: index });
@@ -239,7 +259,7 @@ export class KvStateMachine {
   }
 
   private delete(index: number, cmd: DeleteCommand): ApplyResult {
-    const current = this.data.get(cmd.key);
+    const current = this.record(cmd.key);
     if (cmd.ifVersion !== undefined && cmd.ifVersion !== (current?.version ?? 0)) return mismatch(cmd.key, cmd.ifVersion, current);
     if (current === undefined) {
       return { ok: false, code: 'KV_KEY_NOT_FOUND', message: `no key "${cmd.key}"`, currentVersion: 0 };
@@ -267,7 +287,7 @@ export class KvStateMachine {
     const keys = after !== undefined && after >= prefix ? this.sortedKeys.from(after, true) : this.sortedKeys.from(prefix);
     for (const key of keys) {
       if (!key.startsWith(prefix)) return;
-      yield this.data.get(key)!;
+      yield this.record(key)!;
     }
   }
 
@@ -275,7 +295,7 @@ export class KvStateMachine {
   snapshot(): Uint8Array {
     const kv: (string | number)[] = [];
     for (const key of this.sortedKeys.toArray()) {
-      const r = this.data.get(key)!;
+      const r = this.record(key)!;
       kv.push(r.key, r.value, r.version);
     }
     const sessions: unknown[] = [];
@@ -293,7 +313,16 @@ export class KvStateMachine {
    * milliseconds per 100,000 records; the encoding yields to the event loop between slices.
    */
   captureSnapshot(): () => Promise<Uint8Array> {
-    const records = this.sortedKeys.toArray().map((key) => this.data.get(key)!);
+    // A record not read since a lazy restore stays bytes (its key, value and version, written out as they came in).
+    const records = this.sortedKeys.toArray().map((key): KvRecord | Uint8Array => {
+      const v = this.data.get(key)!;
+      if (typeof v !== 'number') return v;
+      const c = new MsgpackCursor(this.lazyKv!, v);
+      c.skip();
+      c.skip();
+      c.skip();
+      return this.lazyKv!.subarray(v, c.pos);
+    });
     const sessions: unknown[] = [];
     for (const [clientId, s] of this.sessions) sessions.push([clientId, s.lastIndex, s.floor, [...s.results]]);
     const tasks = this.tasks.snapshotContent();
@@ -309,7 +338,7 @@ export class KvStateMachine {
       p.value('appliedIndex');
       p.value(appliedIndex);
       p.value('kv');
-      await p.array(records, 3, (r) => [r.key, r.value, r.version]);
+      await p.arrayOf(records, 3, (r) => (r instanceof Uint8Array ? r : null), (r) => [(r as KvRecord).key, (r as KvRecord).value, (r as KvRecord).version]);
       p.value('sessions');
       p.value(sessions);
       p.value('tasks');
@@ -336,6 +365,8 @@ export class KvStateMachine {
     this.services.load(services);
     this.quotas.load(quotas);
     this.data.clear();
+    this.lazyKv = null;
+    this.lazyKvLeft = 0;
     this.sessions.clear();
     for (const r of decoded.records) this.data.set(r.key, r);
     this.sortedKeys = SortedKeys.fromSorted(decoded.records.map((r) => r.key));
@@ -350,17 +381,17 @@ export class KvStateMachine {
    * state in at once. Rejects with STORAGE_CORRUPT, changing nothing, if they are malformed.
    */
   async prepareRestore(bytes: Uint8Array, yieldFn: YieldFn = yieldToEventLoop): Promise<() => void> {
-    const { decoded, tasks } = await unpackSnapshot(bytes, yieldFn);
+    const { decoded, tasks, kv } = await unpackSnapshot(bytes, yieldFn);
     const auth = decoded.auth === undefined ? emptyAuthSnapshot : decodeAuthSnapshot(decoded.auth);
     const services = decoded.services === undefined ? [] : decodeServiceSnapshot(decoded.services);
     const quotas = decodeQuotaSnapshot(decoded.quotas);
     const swapTasks = await this.tasks.prepareRestore(tasks, yieldFn);
-    const data = new Map<string, KvRecord>();
-    for (let i = 0; i < decoded.records.length; i++) {
-      data.set(decoded.records[i]!.key, decoded.records[i]!);
+    const data = new Map<string, KvRecord | number>();
+    for (let i = 0; i < kv.keys.length; i++) {
+      data.set(kv.keys[i]![0], kv.keys[i]![1]);
       if (i % 4096 === 4095) await yieldFn();
     }
-    const sortedKeys = SortedKeys.fromSorted(decoded.records.map((r) => r.key));
+    const sortedKeys = SortedKeys.fromSorted(kv.keys.map(([key]) => key));
     releaseUnpackSource(snapshotPackr);
     return () => {
       swapTasks();
@@ -368,6 +399,8 @@ export class KvStateMachine {
       this.services.load(services);
       this.quotas.load(quotas);
       this.data = data;
+      this.lazyKv = kv.keys.length === 0 ? null : kv.rows;
+      this.lazyKvLeft = kv.keys.length;
       this.sortedKeys = sortedKeys;
       this.sessions.clear();
       for (const [clientId, session] of decoded.sessions) this.sessions.set(clientId, session);
@@ -489,12 +522,13 @@ function checkSections(raw: RawSnapshot, records: KvRecord[]): DecodedSnapshot {
   return { appliedIndex, records, sessions: sessions.map((s, i) => decodeSession(s, i, corrupt)), tasks: raw.tasks, auth: raw.auth, services: raw.services, quotas: raw.quotas };
 }
 
-/** decodeSnapshot a slice at a time (see SlicedUnpacker); the task section comes decoded. */
-async function unpackSnapshot(bytes: Uint8Array, yieldFn: YieldFn): Promise<{ decoded: DecodedSnapshot; tasks: TaskSnapshotContent }> {
+/** decodeSnapshot a slice at a time (see SlicedUnpacker); the task section comes scanned, its rows kept as bytes. */
+async function unpackSnapshot(bytes: Uint8Array, yieldFn: YieldFn): Promise<{ decoded: DecodedSnapshot; tasks: LazyTaskSnapshot; kv: LazyKv }> {
   const u = new SlicedUnpacker(bytes, snapshotPackr, yieldFn);
   const raw: RawSnapshot & Record<string, unknown> = {};
   const records: KvRecord[] = [];
-  let tasks: TaskSnapshotContent | undefined;
+  const kv: LazyKv = { rows: new Uint8Array(0), keys: [] };
+  let tasks: LazyTaskSnapshot | undefined;
   try {
     const fields = u.mapHeader();
     if (fields === null) throw snapshotCorrupt('unknown format');
@@ -503,10 +537,22 @@ async function unpackSnapshot(bytes: Uint8Array, yieldFn: YieldFn): Promise<{ de
       if (name === 'kv') {
         const length = u.arrayHeader();
         if (length === null || length % 3 !== 0) throw snapshotCorrupt('bad header');
-        await u.elements(length, (v, i) => addRecordPart(records, v, i));
+        // Scanned, not decoded: each key read, its value and version checked and kept as bytes (see `data`).
+        let previous: string | null = null;
+        const start = await u.scan(length / 3, (c, i) => {
+          const at = c.pos;
+          const key = c.str();
+          const version = key !== null && c.skipStr() ? c.num() : null;
+          if (key === null || !isIndex(version)) throw snapshotCorrupt(`bad record ${i}`);
+          if (previous !== null && previous >= key) throw snapshotCorrupt('keys out of order');
+          previous = key;
+          kv.keys.push([key, at]);
+        });
+        kv.rows = u.copyFrom(start);
+        for (const k of kv.keys) k[1] -= start;
         raw.kv = [];
       } else if (name === 'tasks') {
-        tasks = await unpackTaskSnapshot(u);
+        tasks = await scanTaskSnapshot(u);
         raw.tasks = true;
       } else {
         raw[String(name)] = u.value();
@@ -517,7 +563,13 @@ async function unpackSnapshot(bytes: Uint8Array, yieldFn: YieldFn): Promise<{ de
     if (err instanceof MinkubeError) throw err;
     throw snapshotCorrupt(`not msgpack (${(err as Error).message})`);
   }
-  return { decoded: checkSections(raw, records), tasks: tasks ?? { tasks: [], workers: [], cursor: null, idempotency: [] } };
+  return { decoded: checkSections(raw, records), kv, tasks: tasks ?? { rows: new Uint8Array(0), tasks: [], workers: [], cursor: null, keyRows: new Uint8Array(0), keys: [] } };
+}
+
+/** The kv array read lazily: a copy of its bytes, and each key with where its record starts in them. */
+interface LazyKv {
+  rows: Uint8Array;
+  keys: [string, number][];
 }
 
 function decodeSession(raw: unknown, i: number, corrupt: (p: string) => MinkubeError): [string, Session] {

@@ -1,7 +1,9 @@
 // The task store's part of a state-machine snapshot: records as arrays in a fixed field order (equal stores give
 // equal bytes), and a decoder that checks every field, since a restored store must be exactly a store we wrote.
+import { Unpackr } from 'msgpackr';
 import { MinkubeError } from '../lib/errors.js';
-import type { StoredWorker, TaskError, TaskHealth, TaskRecord, TaskSpec, TaskState, TaskTransition, WorkerState, WorkerStats } from '../contracts/task-model.js';
+import { finalTaskStates, type StoredWorker, type TaskError, type TaskHealth, type TaskRecord, type TaskSpec, type TaskState, type TaskTransition, type WorkerState, type WorkerStats } from '../contracts/task-model.js';
+import type { MsgpackCursor } from './msgpack-scan.js';
 import type { SlicedPacker } from './sliced-pack.js';
 import { internSpec, StringPool } from './string-pool.js';
 import type { SlicedUnpacker } from './sliced-unpack.js';
@@ -21,9 +23,29 @@ export interface TaskSnapshotContent {
   idempotency: [string, IdempotencyRecord][];
 }
 
-export function encodeTaskSnapshot(c: TaskSnapshotContent): TaskSnapshot {
-  return [c.tasks.map(taskRow), c.workers.map(workerRow), c.cursor, c.idempotency.map(idempotencyRow)];
+/** A record as a store holds it: decoded, or (restored lazily and not read since) the bytes of its snapshot row. */
+export type StoredTaskRow = TaskRecord | Uint8Array;
+
+/** What a snapshot is written from: the store's content, with records not read since a restore still as bytes. */
+export interface TaskSnapshotSource extends Omit<TaskSnapshotContent, 'tasks' | 'idempotency'> {
+  tasks: readonly StoredTaskRow[];
+  /** Each key's record, or (restored lazily and not read since) the bytes of its row. */
+  idempotency: readonly [string, IdempotencyRecord | Uint8Array][];
 }
+
+/** Reads single rows (a lazily restored record, when first read); the options the snapshot was packed with. */
+const rowUnpackr = new Unpackr({ useRecords: false, moreTypes: false });
+
+const rawRow = (t: StoredTaskRow): Uint8Array | null => (t instanceof Uint8Array ? t : null);
+
+export function encodeTaskSnapshot(c: TaskSnapshotSource): TaskSnapshot {
+  return [
+    c.tasks.map((t) => (t instanceof Uint8Array ? (rowUnpackr.unpack(t) as unknown) : taskRow(t))), c.workers.map(workerRow), c.cursor,
+    c.idempotency.map(([key, r]) => (r instanceof Uint8Array ? (rowUnpackr.unpack(r) as unknown) : idempotencyRow([key, r]))),
+  ];
+}
+
+const rawKeyRow = ([, r]: readonly [string, IdempotencyRecord | Uint8Array]): Uint8Array | null => (r instanceof Uint8Array ? r : null);
 
 /** [key, taskId, fingerprint], or [key, taskId] as written before fingerprints (read back the same way). */
 function idempotencyRow([key, r]: [string, IdempotencyRecord]): unknown[] {
@@ -31,12 +53,13 @@ function idempotencyRow([key, r]: [string, IdempotencyRecord]): unknown[] {
 }
 
 /** The same section as encodeTaskSnapshot, packed a slice at a time (see SlicedPacker). */
-export async function packTaskSnapshot(p: SlicedPacker, c: TaskSnapshotContent): Promise<void> {
+export async function packTaskSnapshot(p: SlicedPacker, c: TaskSnapshotSource): Promise<void> {
   p.arrayHeader(4);
-  await p.array(c.tasks, 1, (t) => [taskRow(t)]);
+  // A row not read since a restore goes out as the bytes it came in as (what taskRow would pack again).
+  await p.arrayOf(c.tasks, 1, rawRow, (t) => [taskRow(t as TaskRecord)]);
   p.value(c.workers.map(workerRow));
   p.value(c.cursor);
-  await p.array(c.idempotency, 1, (pair) => [idempotencyRow(pair)]);
+  await p.arrayOf(c.idempotency, 1, rawKeyRow, (pair) => [idempotencyRow(pair as [string, IdempotencyRecord])]);
 }
 
 function taskRow(t: TaskRecord): unknown[] {
@@ -99,25 +122,170 @@ export function decodeTaskSnapshot(raw: unknown): TaskSnapshotContent {
   return out;
 }
 
-/** The same section read a slice at a time from `u` (positioned at it), as packTaskSnapshot wrote it. */
-export async function unpackTaskSnapshot(u: SlicedUnpacker): Promise<TaskSnapshotContent> {
+/**
+ * A task row as a lazy restore indexes it: the fields the store's indexes and usage need, read from the bytes, and
+ * where the row is; the record itself is decoded (and checked) when something first reads it.
+ */
+export interface ScannedTask {
+  readonly id: string;
+  readonly state: TaskState;
+  readonly workerId: string | null;
+  /** The service whose replica it is, or null. */
+  readonly service: string | null;
+  /** For a live task (usage counts it): its spec's namespace and resources; 'default' and 0 for a final one. */
+  readonly namespace: string;
+  readonly cpus: number;
+  readonly memoryMb: number;
+  /** Where its row starts in LazyTaskSnapshot.rows. */
+  readonly at: number;
+}
+
+/** The task section read lazily: rows scanned (see ScannedTask) and kept as bytes; everything else decoded. */
+export interface LazyTaskSnapshot {
+  /** A copy of the snapshot's task rows, and nothing else of it. */
+  rows: Uint8Array;
+  tasks: ScannedTask[];
+  workers: StoredWorker[];
+  cursor: string | null;
+  /** A copy of the snapshot's idempotency rows, and nothing else of it. */
+  keyRows: Uint8Array;
+  /** Each Idempotency-Key and where its row starts in `keyRows` (decoded when first read). */
+  keys: [string, number][];
+}
+
+/**
+ * The task section read from `u` (positioned at it) a slice at a time, its task rows scanned rather than decoded:
+ * a restart builds a few strings per record instead of its whole object graph, and the rows stay as compact bytes
+ * until read. Checked here: the framing of every row, its id (in order), state, worker and service; the rest of a
+ * row is checked when it is decoded.
+ */
+export async function scanTaskSnapshot(u: SlicedUnpacker): Promise<LazyTaskSnapshot> {
   if (u.arrayHeader() !== 4) throw corrupt('bad header');
   const taskCount = u.arrayHeader();
   if (taskCount === null) throw corrupt('bad header');
-  const tasks: TaskRecord[] = [];
-  const d = new Decoding();
-  await u.elements(taskCount, (row, i) => tasks.push(d.task(row, i)));
+  const pool = new StringPool();
+  const tasks: ScannedTask[] = [];
+  let previous = '';
+  const start = await u.scan(taskCount, (c, i) => {
+    const t = scanTask(c, i, pool);
+    if (i > 0 && previous >= t.id) throw corrupt('task ids out of order');
+    previous = t.id;
+    tasks.push(t);
+  });
+  const rows = u.copyFrom(start);
+  // Offsets are relative to the copy.
+  for (const t of tasks) (t as { at: number }).at -= start;
   const workers = u.value();
   const cursor = u.value();
   if (!Array.isArray(workers)) throw corrupt('bad header');
   if (cursor !== null && typeof cursor !== 'string') throw corrupt('bad cursor');
   const keyCount = u.arrayHeader();
   if (keyCount === null) throw corrupt('bad header');
-  const idempotency: [string, IdempotencyRecord][] = [];
-  await u.elements(keyCount, (row) => idempotency.push(d.idempotency(row)));
-  const out: TaskSnapshotContent = { tasks, workers: workers.map(decodeWorker), cursor, idempotency };
-  checkOrder(out);
-  return out;
+  const keys: [string, number][] = [];
+  const keysStart = await u.scan(keyCount, (c) => {
+    const at = c.pos;
+    const fields = c.arrayHeader();
+    const key = fields === 2 || fields === 3 ? c.str() : null;
+    if (key === null || !c.skipStr() || (fields === 3 && !c.nil() && !c.skipStr())) throw corrupt('bad idempotency key');
+    keys.push([key, at]);
+  });
+  const keyRows = u.copyFrom(keysStart);
+  for (const k of keys) k[1] -= keysStart;
+  const decodedWorkers = workers.map(decodeWorker);
+  for (let i = 1; i < decodedWorkers.length; i++) if (decodedWorkers[i - 1]!.id >= decodedWorkers[i]!.id) throw corrupt('worker ids out of order');
+  return { rows, tasks, workers: decodedWorkers, cursor, keyRows, keys };
+}
+
+/** The record of an idempotency row a lazy restore kept as bytes, decoded and checked now. */
+export function decodeIdempotencyRow(row: Uint8Array): IdempotencyRecord {
+  let raw: unknown;
+  try {
+    raw = rowUnpackr.unpack(row);
+  } catch (err) {
+    throw corrupt(`an idempotency row is not msgpack (${(err as Error).message})`);
+  }
+  return decodeIdempotency(raw)[1];
+}
+
+/** One row read by a cursor: moved past it whole; what the indexes need taken from it (see ScannedTask). */
+function scanTask(c: MsgpackCursor, i: number, pool: StringPool): ScannedTask {
+  const at = c.pos;
+  const fields = c.arrayHeader();
+  if (fields !== 14 && fields !== 15) throw corrupt(`bad task ${i}`);
+  const id = c.str();
+  const specAt = c.pos;
+  if (id === null || c.mapHeader() === null) throw corrupt(`bad task ${i}`);
+  c.pos = specAt;
+  c.skip();
+  const state = canonicalState.get(c.str() ?? '');
+  if (state === undefined) throw corrupt(`bad task ${i}`);
+  c.skip();
+  let workerId: string | null = null;
+  if (!c.nil() && (workerId = c.str()) === null) throw corrupt(`bad task ${i}`);
+  for (let k = 5; k < 14; k++) c.skip();
+  let service: string | null = null;
+  if (fields === 15) {
+    if (c.arrayHeader() !== 3) throw corrupt(`bad service fields of task ${i}`);
+    if (!c.nil()) {
+      if (c.arrayHeader() !== 2 || (service = c.str()) === null) throw corrupt(`bad service fields of task ${i}`);
+      c.skip();
+    }
+    c.skip();
+    c.skip();
+  }
+  const end = c.pos;
+  let namespace = 'default';
+  let cpus = 0;
+  let memoryMb = 0;
+  if (!finalTaskStates.has(state)) {
+    // Usage counts a live task's namespace and resources: read from its spec, as namespaceOf and usage do.
+    c.pos = specAt;
+    const entries = c.mapHeader()!;
+    for (let e = 0; e < entries; e++) {
+      const key = c.pos;
+      if (c.strEquals('namespace') === true) {
+        if (!c.nil()) {
+          const v = c.str();
+          if (v === null) c.skip();
+          else namespace = v;
+        }
+      } else if (((c.pos = key), c.strEquals('resources') === true)) {
+        const n = c.nil() ? 0 : c.mapHeader();
+        if (n === null) c.skip();
+        for (let r = 0; r < (n ?? 0); r++) {
+          const rkey = c.pos;
+          const which = c.strEquals('cpus') === true ? 'cpus' : ((c.pos = rkey), c.strEquals('memoryMb') === true ? 'memoryMb' : null);
+          if (which === null) {
+            c.pos = rkey;
+            c.skip();
+            c.skip();
+            continue;
+          }
+          const v = c.nil() ? 0 : c.num();
+          if (v === null) c.skip();
+          else if (which === 'cpus') cpus = v;
+          else memoryMb = v;
+        }
+      } else {
+        c.pos = key;
+        c.skip();
+        c.skip();
+      }
+    }
+    c.pos = end;
+  }
+  return { id, state, workerId: pool.maybe(workerId), service: service === null ? null : pool.get(service), namespace: pool.get(namespace), cpus, memoryMb, at };
+}
+
+/** The record of a row a lazy restore kept as bytes (see scanTaskSnapshot), decoded and checked now. */
+export function decodeTaskRow(row: Uint8Array, pool: StringPool): TaskRecord {
+  let raw: unknown;
+  try {
+    raw = rowUnpackr.unpack(row);
+  } catch (err) {
+    throw corrupt(`a task row is not msgpack (${(err as Error).message})`);
+  }
+  return decodeTask(raw, 0, pool);
 }
 
 function checkOrder(out: TaskSnapshotContent): void {

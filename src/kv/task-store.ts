@@ -18,7 +18,11 @@ import { isActiveState, lostOutcome, reportOutcome, type ReportOutcome } from '.
 import { normaliseSpec, specFingerprint } from './task-spec.js';
 import { UsageByNamespace } from './quota-usage.js';
 import { internSpec, StringPool } from './string-pool.js';
-import { decodeTaskSnapshot, encodeTaskSnapshot, type IdempotencyRecord, type TaskSnapshot, type TaskSnapshotContent } from './task-snapshot.js';
+import { MsgpackCursor } from './msgpack-scan.js';
+import {
+  decodeIdempotencyRow, decodeTaskRow, decodeTaskSnapshot, encodeTaskSnapshot, type IdempotencyRecord, type LazyTaskSnapshot, type ScannedTask, type StoredTaskRow, type TaskSnapshot,
+  type TaskSnapshotSource,
+} from './task-snapshot.js';
 import type { YieldFn } from './sliced-pack.js';
 
 export type TaskApplyErrorCode = 'TASK_NOT_FOUND' | 'WORKER_NOT_FOUND' | 'TASK_ALREADY_FINAL' | 'QUEUE_FULL' | 'IDEMPOTENCY_KEY_REUSED';
@@ -58,7 +62,15 @@ export interface TaskListOptions {
 }
 
 export class TaskStore {
-  private tasks = new Map<string, TaskRecord>();
+  /**
+   * Id -> record; or, for a record restored lazily (prepareRestore) and not read since, where its row starts in
+   * `lazyRows`: it is decoded the first time anything reads it (record()), and replaces its number here.
+   */
+  private tasks = new Map<string, TaskRecord | number>();
+  /** The rows of the records restored lazily (a copy of the snapshot's task rows); null once none is left. */
+  private lazyRows: Uint8Array | null = null;
+  /** How many of `tasks` are still rows in `lazyRows`. */
+  private lazyLeft = 0;
   private ids = new SortedKeys();
   private byState = new Map<TaskState, SortedKeys>();
   private byWorker = new Map<string, SortedKeys>();
@@ -70,7 +82,10 @@ export class TaskStore {
   private workerIds = new SortedKeys();
   private cursorValue: string | null = null;
   /** Idempotency-Key -> the task it created and its spec's fingerprint, oldest first. */
-  private idempotency = new Map<string, IdempotencyRecord>();
+  private idempotency = new Map<string, IdempotencyRecord | number>();
+  /** The rows of the idempotency records restored lazily (numbers in `idempotency`, as for `tasks`). */
+  private lazyKeyRows: Uint8Array | null = null;
+  private lazyKeysLeft = 0;
   listener: TaskStoreListener | null = null;
   /** Live tasks and their resources per namespace (quotas are judged against it). */
   readonly usage = new UsageByNamespace();
@@ -97,12 +112,48 @@ export class TaskStore {
     return this.tasks.size;
   }
 
+  /** The record of a task, decoding it first if it was restored lazily and not read since. */
+  private record(id: string): TaskRecord | undefined {
+    const v = this.tasks.get(id);
+    if (typeof v !== 'number') return v;
+    const t = decodeTaskRow(this.rowAt(v), this.strings);
+    this.tasks.set(id, t);
+    if (--this.lazyLeft === 0) this.lazyRows = null;
+    return t;
+  }
+
+  /** The record of an Idempotency-Key, decoding it first if it was restored lazily and not read since. */
+  private keyRecord(key: string): IdempotencyRecord | undefined {
+    const v = this.idempotency.get(key);
+    if (typeof v !== 'number') return v;
+    const r = decodeIdempotencyRow(rowOf(this.lazyKeyRows!, v));
+    this.idempotency.set(key, r);
+    this.lazyKeyGone();
+    return r;
+  }
+
+  /** One lazily restored idempotency row less (decoded, or its key forgotten). */
+  private lazyKeyGone(): void {
+    if (--this.lazyKeysLeft === 0) this.lazyKeyRows = null;
+  }
+
+  /** Forgets an Idempotency-Key. */
+  private dropKey(key: string): void {
+    if (typeof this.idempotency.get(key) === 'number') this.lazyKeyGone();
+    this.idempotency.delete(key);
+  }
+
+  /** The bytes of a lazily restored row (see `tasks`). */
+  private rowAt(at: number): Uint8Array {
+    return rowOf(this.lazyRows!, at);
+  }
+
   get cursor(): string | null {
     return this.cursorValue;
   }
 
   task(id: string): TaskRecord | undefined {
-    return this.tasks.get(id);
+    return this.record(id);
   }
 
   countIn(state: TaskState): number {
@@ -124,7 +175,7 @@ export class TaskStore {
   activeOn(workerId: string): TaskRecord[] {
     const ids = this.active.get(workerId);
     if (ids === undefined) return [];
-    return [...ids].sort().map((id) => this.tasks.get(id)!);
+    return [...ids].sort().map((id) => this.record(id)!);
   }
 
   /**
@@ -142,7 +193,7 @@ export class TaskStore {
       if (o.scanMax !== undefined && scanned === o.scanMax) return { items, more: true, lastSeen };
       scanned++;
       lastSeen = id;
-      const t = this.tasks.get(id)!;
+      const t = this.record(id)!;
       if (o.state !== undefined && t.state !== o.state) continue;
       if (o.nameContains !== undefined && !(t.spec.name ?? '').includes(o.nameContains)) continue;
       items.push(t);
@@ -244,7 +295,7 @@ export class TaskStore {
 
   /** The task a submission already created (through its idempotency key, or its id), if any. */
   submitted(t: TaskSubmission): string | undefined {
-    const known = t.idempotencyKey === undefined ? undefined : this.idempotency.get(t.idempotencyKey)?.taskId;
+    const known = t.idempotencyKey === undefined ? undefined : this.keyRecord(t.idempotencyKey)?.taskId;
     if (known !== undefined && this.tasks.has(known)) return known;
     return this.tasks.has(t.taskId) ? t.taskId : undefined;
   }
@@ -254,7 +305,7 @@ export class TaskStore {
    * kept from a snapshot written before fingerprints has none: such a retry is accepted, as it was then.
    */
   private keyReused(t: TaskSubmission, where: string): TaskApplyResult | null {
-    const record = t.idempotencyKey === undefined ? undefined : this.idempotency.get(t.idempotencyKey);
+    const record = t.idempotencyKey === undefined ? undefined : this.keyRecord(t.idempotencyKey);
     if (record === undefined || record.fingerprint === null || !this.tasks.has(record.taskId)) return null;
     if (record.fingerprint === specFingerprint(normaliseSpec(t.spec))) return null;
     // A batch's keys are "<header key> <position>" (see TaskServiceImpl.submitTasks): name the header's key.
@@ -302,9 +353,9 @@ export class TaskStore {
     this.write(task, null);
     const key = t.idempotencyKey;
     if (key !== undefined) {
-      this.idempotency.delete(key);
+      this.dropKey(key);
       this.idempotency.set(key, { taskId: task.id, fingerprint: specFingerprint(task.spec) });
-      if (this.idempotency.size > this.idempotencyKeysMax) this.idempotency.delete(this.idempotency.keys().next().value!);
+      if (this.idempotency.size > this.idempotencyKeysMax) this.dropKey(this.idempotency.keys().next().value!);
     }
     return task.id;
   }
@@ -312,7 +363,7 @@ export class TaskStore {
   private place(cmd: TaskPlaceCommand): TaskApplyResult {
     let changed = 0;
     for (const p of cmd.placements) {
-      const t = this.tasks.get(p.taskId);
+      const t = this.record(p.taskId);
       const w = this.workers.get(p.workerId);
       if (t === undefined || w === undefined || w.state !== 'ready') continue;
       if (t.state !== 'pending' || t.desiredState !== 'run' || t.attempt !== p.attempt || t.notBeforeMs > cmd.atMs) continue;
@@ -325,7 +376,7 @@ export class TaskStore {
   }
 
   private stop(cmd: TaskStopCommand): TaskApplyResult {
-    const t = this.tasks.get(cmd.taskId);
+    const t = this.record(cmd.taskId);
     if (t === undefined) return { ok: false, code: 'TASK_NOT_FOUND', message: `no task ${cmd.taskId}` };
     if (t.state === 'stopped') return { ok: true, id: t.id, changed: 0 };
     if (finalTaskStates.has(t.state)) return { ok: false, code: 'TASK_ALREADY_FINAL', message: `task ${t.id} has already ${t.state}` };
@@ -386,7 +437,7 @@ export class TaskStore {
     }
     if (cmd.state === 'down') {
       for (const l of cmd.lost) {
-        const t = this.tasks.get(l.taskId);
+        const t = this.record(l.taskId);
         if (t === undefined || !isActiveState(t.state) || t.workerId !== cmd.workerId || t.attempt !== l.attempt) continue;
         const lost = this.moved(t, 'lost', cmd.atMs, {}, `worker ${cmd.workerId} lost`);
         if (lost === null) continue;
@@ -400,7 +451,7 @@ export class TaskStore {
   private applyReports(reports: readonly TaskReport[], atMs: number): number {
     let changed = 0;
     for (const r of reports) {
-      const t = this.tasks.get(r.taskId);
+      const t = this.record(r.taskId);
       if (t === undefined) continue;
       const outcome = reportOutcome(t, r);
       if (outcome.kind === 'ignore') continue;
@@ -449,6 +500,16 @@ export class TaskStore {
     return next;
   }
 
+  /** A lazily restored record, stored as where its row is, indexed as write(record, null) would index it. */
+  private index(t: ScannedTask): void {
+    this.tasks.set(t.id, t.at);
+    indexOf(this.byState, t.state).insert(t.id);
+    if (t.service !== null) setOf(this.byService, t.service).add(t.id);
+    if (t.workerId !== null) indexOf(this.byWorker, t.workerId).insert(t.id);
+    if (isActiveState(t.state) && t.workerId !== null) setOf(this.active, t.workerId).add(t.id);
+    if (!finalTaskStates.has(t.state)) this.usage.added(t.namespace, t.cpus, t.memoryMb);
+  }
+
   /** Stores a record and keeps every index in step with it. */
   private write(next: TaskRecord, prev: TaskRecord | null): void {
     this.tasks.set(next.id, next);
@@ -483,7 +544,7 @@ export class TaskStore {
       if (first !== undefined && first.done !== true && (oldest === undefined || first.value < oldest)) oldest = first.value;
     }
     if (oldest === undefined) return false;
-    this.forget(this.tasks.get(oldest)!);
+    this.forget(this.record(oldest)!);
     return true;
   }
 
@@ -491,7 +552,7 @@ export class TaskStore {
   private removeFinished(ids: readonly string[]): number {
     let removed = 0;
     for (const id of ids) {
-      const t = this.tasks.get(id);
+      const t = this.record(id);
       if (t === undefined || !finalTaskStates.has(t.state)) continue;
       this.forget(t);
       removed++;
@@ -523,12 +584,16 @@ export class TaskStore {
   }
 
   /** The store as of now, cheaply: records are never changed in place, so holding them keeps this view intact. */
-  snapshotContent(): TaskSnapshotContent {
+  snapshotContent(): TaskSnapshotSource {
     return {
-      tasks: this.ids.toArray().map((id) => this.tasks.get(id)!),
+      // A record not read since a lazy restore stays bytes (written out as they came in); the rows are never changed.
+      tasks: this.ids.toArray().map((id): StoredTaskRow => {
+        const v = this.tasks.get(id)!;
+        return typeof v === 'number' ? this.rowAt(v) : v;
+      }),
       workers: this.allWorkers(),
       cursor: this.cursorValue,
-      idempotency: [...this.idempotency],
+      idempotency: [...this.idempotency].map(([key, r]): [string, IdempotencyRecord | Uint8Array] => [key, typeof r === 'number' ? rowOf(this.lazyKeyRows!, r) : r]),
     };
   }
 
@@ -537,6 +602,8 @@ export class TaskStore {
     const s = decodeTaskSnapshot(raw);
     this.usage.clear();
     this.tasks = new Map();
+    this.lazyRows = null;
+    this.lazyLeft = 0;
     this.ids = SortedKeys.fromSorted(s.tasks.map((t) => t.id));
     this.byState = new Map();
     this.byWorker = new Map();
@@ -550,29 +617,43 @@ export class TaskStore {
     this.workerIds = SortedKeys.fromSorted(s.workers.map((w) => w.id));
     this.cursorValue = s.cursor;
     this.idempotency = new Map(s.idempotency);
+    this.lazyKeyRows = null;
+    this.lazyKeysLeft = 0;
   }
 
   /**
    * restore() without blocking the event loop: the content is indexed into a store off to the side, yielding after
    * every slice of records; the answer swaps it in at once. This store is untouched until then.
    */
-  async prepareRestore(s: TaskSnapshotContent, yieldFn: YieldFn): Promise<() => void> {
+  async prepareRestore(s: LazyTaskSnapshot, yieldFn: YieldFn): Promise<() => void> {
     const next = new TaskStore({ tasksMax: this.tasksMax, idempotencyKeysMax: this.idempotencyKeysMax, workersMax: this.workersMax, historyMax: this.historyMax });
     next.ids = SortedKeys.fromSorted(s.tasks.map((t) => t.id));
     for (let i = 0; i < s.tasks.length; i++) {
-      next.write(s.tasks[i]!, null);
+      next.index(s.tasks[i]!);
       if (i % restoreSliceRecords === restoreSliceRecords - 1) await yieldFn();
     }
+    next.lazyRows = s.tasks.length === 0 ? null : s.rows;
+    next.lazyLeft = s.tasks.length;
     next.workers = new Map(s.workers.map((w) => [w.id, w]));
     next.workerIds = SortedKeys.fromSorted(s.workers.map((w) => w.id));
     next.cursorValue = s.cursor;
-    next.idempotency = new Map(s.idempotency);
+    next.idempotency = new Map(s.keys);
+    next.lazyKeyRows = s.keys.length === 0 ? null : s.keyRows;
+    next.lazyKeysLeft = s.keys.length;
     return () => {
       ({ tasks: this.tasks, ids: this.ids, byState: this.byState, byWorker: this.byWorker, byService: this.byService, active: this.active } = next);
       ({ workers: this.workers, workerIds: this.workerIds, cursorValue: this.cursorValue, idempotency: this.idempotency } = next);
+      ({ lazyRows: this.lazyRows, lazyLeft: this.lazyLeft, lazyKeyRows: this.lazyKeyRows, lazyKeysLeft: this.lazyKeysLeft } = next);
       this.usage.adopt(next.usage);
     };
   }
+}
+
+/** The bytes of the one packed value at `at` in `rows`. */
+function rowOf(rows: Uint8Array, at: number): Uint8Array {
+  const c = new MsgpackCursor(rows, at);
+  c.skip();
+  return rows.subarray(at, c.pos);
 }
 
 /** Records indexed between two yields of prepareRestore. */
