@@ -6,7 +6,7 @@ import { finalTaskStates, type StoredWorker, type TaskError, type TaskHealth, ty
 import type { MsgpackCursor } from './msgpack-scan.js';
 import type { SlicedPacker } from './sliced-pack.js';
 import { internSpec, StringPool } from './string-pool.js';
-import type { SlicedUnpacker } from './sliced-unpack.js';
+import { releaseUnpackSource, type SlicedUnpacker } from './sliced-unpack.js';
 
 export type TaskSnapshot = unknown[];
 
@@ -203,6 +203,8 @@ export function decodeIdempotencyRow(row: Uint8Array): IdempotencyRecord {
     raw = rowUnpackr.unpack(row);
   } catch (err) {
     throw corrupt(`an idempotency row is not msgpack (${(err as Error).message})`);
+  } finally {
+    releaseUnpackSource(rowUnpackr);
   }
   return decodeIdempotency(raw)[1];
 }
@@ -284,6 +286,9 @@ export function decodeTaskRow(row: Uint8Array, pool: StringPool): TaskRecord {
     raw = rowUnpackr.unpack(row);
   } catch (err) {
     throw corrupt(`a task row is not msgpack (${(err as Error).message})`);
+  } finally {
+    // Else msgpackr holds the row's buffer (every row's) after the store let it go.
+    releaseUnpackSource(rowUnpackr);
   }
   return decodeTask(raw, 0, pool);
 }
