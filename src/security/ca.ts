@@ -1,12 +1,14 @@
 // The cluster CA and the nodes' certificates (ECDSA P-256, SHA-256): managers and workers prove who they are to each
 // other with these over mutual TLS. Everything comes out as PEM that node:tls takes as it is.
-// Certificates are read with node:crypto; @peculiar/x509 (a quarter of a second to load) only makes them and reads
-// requests, and is loaded the first time one is made: a node that starts with its certificate never loads it.
-import { createHash, randomBytes, webcrypto, X509Certificate as NodeX509Certificate } from 'node:crypto';
+// Certificates are read with node:crypto and made with it too (keys by generateKeyPairSync, the DER by cert-der.ts);
+// @peculiar/x509 (a tenth of a second to load) only makes and reads certificate requests, and is loaded the first
+// time one is: a manager that makes its cluster's CA and its own certificate never loads it.
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, webcrypto, X509Certificate as NodeX509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import type * as X509 from '@peculiar/x509';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
+import { certificatePem, nameDer } from './cert-der.js';
 
 let x509Module: Promise<typeof X509> | undefined;
 
@@ -62,9 +64,10 @@ async function importPrivateKey(keyPem: string): Promise<CryptoKey> {
   return webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(keyPem), ecdsa, true, ['sign']) as Promise<CryptoKey>;
 }
 
-async function exportPrivateKey(key: CryptoKey): Promise<string> {
-  const x509 = await loadX509();
-  return x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', key), 'PRIVATE KEY');
+/** A new P-256 key pair; the private half as PKCS#8 PEM (no line break after its last line, as x509's PEM had). */
+function newKeyPair(): { keyPem: string; spki: Buffer } {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return { keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString().trimEnd(), spki: publicKey.export({ type: 'spki', format: 'der' }) };
 }
 
 /** A positive 16-byte serial: the top bit is cleared (DER integers are signed) and the next one set (no leading zero). */
@@ -78,23 +81,23 @@ function validity(now: Date, lifetimeDays: number): { notBefore: Date; notAfter:
   return { notBefore: new Date(now.getTime() - limits.certBackdateMs), notAfter: new Date(now.getTime() + lifetimeDays * dayMs) };
 }
 
-export async function createClusterCa(opts: { clusterId: string; lifetimeDays?: number; now?: Date }): Promise<CaMaterial> {
-  assertName('cluster id', opts.clusterId);
-  const x509 = await loadX509();
-  const keys = (await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomSerial(),
-    name: [{ CN: ['minkube-ca'] }, { O: [opts.clusterId] }],
-    ...validity(opts.now ?? new Date(), opts.lifetimeDays ?? limits.caLifetimeDaysDefault),
-    signingAlgorithm,
-    keys,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
-  });
-  return { certPem: cert.toString('pem'), keyPem: await exportPrivateKey(keys.privateKey) };
+export function createClusterCa(opts: { clusterId: string; lifetimeDays?: number; now?: Date }): Promise<CaMaterial> {
+  try {
+    assertName('cluster id', opts.clusterId);
+    const { keyPem, spki } = newKeyPair();
+    // Basic constraints cA (critical), key usage keyCertSign and cRLSign (critical), a subject key identifier.
+    const certPem = certificatePem({
+      serialHex: randomSerial(),
+      subject: nameDer([['CN', 'minkube-ca'], ['O', opts.clusterId]]),
+      ...validity(opts.now ?? new Date(), opts.lifetimeDays ?? limits.caLifetimeDaysDefault),
+      spki,
+      signingKey: createPrivateKey(keyPem),
+      kind: { ca: true },
+    });
+    return Promise.resolve({ certPem, keyPem });
+  } catch (err) {
+    return Promise.reject(err as Error);
+  }
 }
 
 /** sha256 (hex) of the CA certificate's DER: a joining node pins the CA with it before trusting anything it is sent. */
@@ -102,9 +105,8 @@ export function caDigest(caCertPem: string): string {
   return createHash('sha256').update(new NodeX509Certificate(caCertPem).raw).digest('hex');
 }
 
-export async function generateNodeKey(): Promise<{ keyPem: string; publicKey: CryptoKey }> {
-  const keys = (await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify'])) as CryptoKeyPair;
-  return { keyPem: await exportPrivateKey(keys.privateKey), publicKey: keys.publicKey };
+export function generateNodeKey(): Promise<{ keyPem: string }> {
+  return Promise.resolve({ keyPem: newKeyPair().keyPem });
 }
 
 /** The public half of a PKCS#8 key, which webcrypto cannot derive itself: node:crypto can, as a JWK. */
@@ -149,27 +151,32 @@ export async function issueNodeCertificate(opts: IssueOptions): Promise<string> 
   if (asked === null || asked.id !== identity.id || asked.role !== identity.role || asked.clusterId !== identity.clusterId) {
     throw new MinkubeError('INVALID_BODY', `the certificate request names "${csr.subject}", not CN=${identity.id}, OU=${identity.role}, O=${identity.clusterId}`);
   }
-  const x509 = await loadX509();
-  const caCert = new x509.X509Certificate(opts.caCertPem);
-  const publicKey = (await csr.publicKey.export()) as CryptoKey;
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: randomSerial(),
-    subject: subjectOf(identity),
-    issuer: caCert.subjectName,
+  let spki: Buffer;
+  try {
+    // Through node's key parser: the request's key is one node:crypto (and so node:tls) can use.
+    spki = createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: 'der', type: 'spki' }).export({ type: 'spki', format: 'der' });
+  } catch (cause) {
+    throw new MinkubeError('INVALID_BODY', 'the certificate request carries a public key that cannot be read', { cause });
+  }
+  return signNodeCertificate(opts, identity, spki);
+}
+
+/**
+ * A node certificate for this public key (SubjectPublicKeyInfo DER): basic constraints not a CA (critical), key usage
+ * digitalSignature and keyAgreement (critical), extended key usage serverAuth and clientAuth, the SANs (DNS names
+ * first), subject and authority key identifiers.
+ */
+function signNodeCertificate(opts: Omit<IssueOptions, 'csrPem'>, identity: NodeIdentity, spki: Buffer): string {
+  const sans = sanEntries(opts.sans);
+  return certificatePem({
+    serialHex: randomSerial(),
+    subject: nameDer([['CN', identity.id], ['OU', identity.role], ['O', identity.clusterId]]),
+    issuerCert: new NodeX509Certificate(opts.caCertPem),
     ...validity(opts.now ?? new Date(), opts.lifetimeDays ?? limits.nodeCertLifetimeDaysDefault),
-    signingAlgorithm,
-    publicKey,
-    signingKey: await importPrivateKey(opts.caKeyPem),
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-      new x509.SubjectAlternativeNameExtension(sanEntries(opts.sans)),
-      await x509.SubjectKeyIdentifierExtension.create(publicKey),
-      await x509.AuthorityKeyIdentifierExtension.create(caCert),
-    ],
+    spki,
+    signingKey: createPrivateKey(opts.caKeyPem),
+    kind: { ca: false, dns: sans.dns, ips: sans.ips },
   });
-  return cert.toString('pem');
 }
 
 async function parseCsr(csrPem: string): Promise<X509.Pkcs10CertificateRequest> {
@@ -181,19 +188,24 @@ async function parseCsr(csrPem: string): Promise<X509.Pkcs10CertificateRequest> 
   }
 }
 
-function sanEntries(sans: SubjectAltNames): X509.JsonGeneralNames {
-  const ips = [...new Set(sans.ips)].map((value) => ({ type: 'ip' as const, value }));
-  const dns = [...new Set(sans.dns)].map((value) => ({ type: 'dns' as const, value }));
-  return [...dns, ...ips];
+/** Each name once, in the order given. */
+function sanEntries(sans: SubjectAltNames): SubjectAltNames {
+  return { ips: [...new Set(sans.ips)], dns: [...new Set(sans.dns)] };
 }
 
-/** Key, CSR and certificate in one call, for provisioning on the machine that holds the CA key. */
-export async function issueNodeKeyAndCert(
-  opts: Omit<IssueOptions, 'csrPem'>,
-): Promise<{ keyPem: string; certPem: string }> {
-  const { keyPem } = await generateNodeKey();
-  const csrPem = await createCsr({ keyPem, id: opts.id, role: opts.role, clusterId: opts.clusterId });
-  return { keyPem, certPem: await issueNodeCertificate({ ...opts, csrPem }) };
+/**
+ * Key and certificate in one call, for provisioning on the machine that holds the CA key: the same certificate as
+ * issueNodeCertificate's, without the request (it proves possession of a key made here, two lines above).
+ */
+export function issueNodeKeyAndCert(opts: Omit<IssueOptions, 'csrPem'>): Promise<{ keyPem: string; certPem: string }> {
+  const identity = { id: opts.id, role: opts.role, clusterId: opts.clusterId };
+  try {
+    assertIdentity(identity);
+    const { keyPem, spki } = newKeyPair();
+    return Promise.resolve({ keyPem, certPem: signNodeCertificate(opts, identity, spki) });
+  } catch (err) {
+    return Promise.reject(err as Error);
+  }
 }
 
 function identityFromName(name: X509.Name): NodeIdentity | null {
