@@ -225,17 +225,11 @@ export class MsgpackCursor {
   }
 }
 
-/** UTF-8 to a string: ASCII (ids, names, states) without a native call, anything else through TextDecoder. */
+/** Node's latin1 decoder, which reads any Uint8Array: for ASCII, the same string as UTF-8, with no view made. */
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (this: Uint8Array, start: number, end: number) => string }).latin1Slice;
+
+/** UTF-8 to a string: ASCII (ids, keys, names, states) through the latin1 decoder, anything else through TextDecoder. */
 function decodeUtf8(b: Uint8Array, start: number, end: number): string {
-  if (end - start <= 64) {
-    let ascii = true;
-    for (let i = start; i < end; i++) {
-      if (b[i]! >= 0x80) {
-        ascii = false;
-        break;
-      }
-    }
-    if (ascii) return String.fromCharCode.apply(null, b.subarray(start, end) as unknown as number[]);
-  }
-  return decoder.decode(b.subarray(start, end));
+  for (let i = start; i < end; i++) if (b[i]! >= 0x80) return decoder.decode(b.subarray(start, end));
+  return latin1Slice.call(b, start, end);
 }

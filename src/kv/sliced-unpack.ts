@@ -85,7 +85,10 @@ export class SlicedUnpacker {
     return start;
   }
 
-  /** A copy of the bytes from `start` to the cursor. */
+  /**
+   * A copy of the bytes from `start` to the cursor: each section a lazy restore keeps is let go on its own once its
+   * records were all read or replaced (a leader reads every pending task; a view would keep the whole snapshot).
+   */
   copyFrom(start: number): Uint8Array {
     return Uint8Array.prototype.slice.call(this.bytes, start, this.pos);
   }
