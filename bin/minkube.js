@@ -5,8 +5,9 @@
 // =0 always runs dist/ (benchmarks compare the two).
 // The first line launches node as src/daemon/launch.ts does for `minkube up`: 8 MiB semi-spaces, and glibc's mmap
 // threshold fixed at 32 KiB (nodeLaunchEnv says why; env sets it even when the caller's environment has another value).
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+// node's built-ins without import: its loader would build an ES module facade of each (every command pays for it).
+const { readdirSync, readFileSync, statSync } = process.getBuiltinModule('node:fs');
+const { join } = process.getBuiltinModule('node:path');
 
 const root = join(import.meta.dirname, '..');
 

@@ -19,6 +19,7 @@ import { cpSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, stat
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -27,6 +28,7 @@ const src = join(root, 'src');
 const final = join(root, 'dist');
 const out = join(root, `dist.building-${process.pid}`);
 const ifPossible = process.argv.includes('--if-possible');
+const nodeRequire = createRequire(import.meta.url);
 
 /** Every file under src/. */
 function sources() {
@@ -73,7 +75,7 @@ const sharedWithLater = new Set(['lib/errors.ts']);
  * dist/ file or package it names, so what is loaded later is loaded once) and other packages (TypeBox and jose
  * point into dist/vendor/). A source that reads import.meta.url reads its own dist/ file's URL, as unbundled.
  */
-function oneFile(seen, entry, inline = []) {
+function oneFile(seen, entry, inline = [], builtinsDirect = false) {
   const from = dirname(join(out, entry));
   const rel = (file) => {
     const r = relative(from, file).split(sep).join('/');
@@ -85,6 +87,8 @@ function oneFile(seen, entry, inline = []) {
     setup(b) {
       b.onResolve({ filter: /.*/ }, (args) => {
         if (args.kind === 'entry-point') return undefined;
+        if (builtinsDirect && args.path.startsWith('node:') && args.kind === 'import-statement') return { path: args.path, namespace: 'minkube-builtin' };
+        if (builtinsDirect && lazyBuiltins.includes(args.path) && args.kind === 'require-call') return { path: args.path, namespace: 'minkube-lazy-builtin' };
         // node:assert costs a daemon about 30 ms of CPU to load (with its error printer), and the packages inlined
         // (fastify, find-my-way, sonic-boom) only check arguments with it: they get an assert that loads it to fail.
         if (/^(node:)?assert$/.test(args.path) && args.importer.includes(`${sep}node_modules${sep}`)) return { path: 'assert', namespace: 'minkube-lazy-assert' };
@@ -107,6 +111,8 @@ function oneFile(seen, entry, inline = []) {
         return { path: file };
       });
       b.onLoad({ filter: /.*/, namespace: 'minkube-lazy-assert' }, () => ({ contents: lazyAssert, loader: 'js' }));
+      b.onLoad({ filter: /.*/, namespace: 'minkube-builtin' }, (args) => ({ contents: builtinModule(args.path), loader: 'js' }));
+      b.onLoad({ filter: /.*/, namespace: 'minkube-lazy-builtin' }, (args) => ({ contents: lazyBuiltin(args.path), loader: 'js' }));
       b.onLoad({ filter: /[\\/]fastify[\\/]lib[\\/]server\.js$/ }, (args) => {
         // fastify requires node:http2 to start any server, and uses it only for an http2 one (never here): loading
         // it cost a manager about 25 ms of CPU. Required when first used instead (the file as it is if it changed).
@@ -136,6 +142,26 @@ module.exports = new Proxy(assert, { get: (t, k) => (k === 'ok' ? assert : k in 
 
 /** CommonJS inlined in an ES module: its require() of node's built-ins needs a require. */
 const requireBanner = "import { createRequire as __minkubeCreateRequire } from 'node:module'; const require = __minkubeCreateRequire(import.meta.url);";
+/** The same without an import (see builtinModule). */
+const requireBannerDirect = "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);";
+
+/**
+ * A built-in imported by the sources, as an ES module inside the bundle: process.getBuiltinModule, and each export a
+ * const (the unused ones dropped). Node's loader would make an ES module facade of every built-in imported, copying
+ * all of its exports: a few milliseconds of a command's start. Evaluated where the importing module is (a module
+ * loaded with import() and inlined, such as the HTTP pool, loads its built-ins only then).
+ */
+function builtinModule(specifier) {
+  const names = Object.keys(nodeRequire(specifier)).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== 'default');
+  return [`const m = process.getBuiltinModule(${JSON.stringify(specifier)});`, 'export default m;', ...names.map((k) => `export const ${k} = /* @__PURE__ */ (() => m.${k})();`)].join('\n');
+}
+
+/**
+ * Built-ins that inlined packages require at load and seldom use: loaded on first use. commander requires
+ * node:child_process (3 ms) for executable subcommands, which Minkube has none of.
+ */
+const lazyBuiltins = ['node:child_process'];
+const lazyBuiltin = (specifier) => `const real = () => process.getBuiltinModule(${JSON.stringify(specifier)});\nmodule.exports = new Proxy({}, { get: (_, k) => real()[k], has: (_, k) => k in real() });`;
 
 /**
  * The packages a daemon loads to start, inlined into its bundle: hundreds of small CommonJS files (fastify and pino
@@ -155,7 +181,8 @@ const notInlined = ['@fastify/ajv-compiler', '@fastify/fast-json-stringify-compi
 
 /** The bundles: the command's front, and the daemons it loads (each with the packages that load at its start). */
 const bundles = [
-  { entry: 'cli/main.ts', inline: ['commander'] },
+  // The command's front reaches node's built-ins without import (builtinModule): every command pays for its start.
+  { entry: 'cli/main.ts', inline: ['commander'], builtinsDirect: true },
   { entry: 'daemon/manager.ts', inline: daemonPackages },
   { entry: 'daemon/worker.ts', inline: daemonPackages },
 ];
@@ -177,17 +204,17 @@ try {
     sourcemap: 'linked',
     logLevel: 'silent',
   });
-  for (const { entry, inline } of bundles) {
+  for (const { entry, inline, builtinsDirect = false } of bundles) {
     await build({
       entryPoints: [join(src, entry)],
       outfile: join(out, entry.replace(/\.ts$/, '.js')),
       allowOverwrite: true,
       bundle: true,
-      plugins: [oneFile(seen, entry, inline)],
+      plugins: [oneFile(seen, entry, inline, builtinsDirect)],
       platform: 'node',
       format: 'esm',
       target: 'node20',
-      ...(inline.length > 0 ? { banner: { js: requireBanner } } : {}),
+      ...(inline.length > 0 ? { banner: { js: builtinsDirect ? requireBannerDirect : requireBanner } } : {}),
       sourcemap: 'linked',
       logLevel: 'silent',
     });

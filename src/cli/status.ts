@@ -1,6 +1,7 @@
 // `minkube status`: asks one manager for the members, then every member for its own view; one row per member (a
 // learner shows as "learner").
-import { apiClientFor } from './connection.js';
+import type { ApiClient } from '../client/api-client.js';
+import { apiClientFor, cliCredentials } from './connection.js';
 import type { ClusterView } from '../contracts/services.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';
 import { leaderOf } from './pretty.js';
@@ -32,18 +33,57 @@ function storageCell(m: MemberStatus): string {
   return m.storageTargetIndex === null || m.storageTargetIndex === undefined ? 'recovering' : `recovering ${m.commitIndex ?? 0}/${m.storageTargetIndex}`;
 }
 
-export async function runStatus(apiUrl: string, out: Output): Promise<void> {
-  const first = await apiClientFor(apiUrl, { readRetries: 2 }).cluster();
-  const views = await Promise.all(
-    first.members.map(async (m): Promise<{ view: ClusterView | null; error?: string }> => {
-      if (m.id === first.id) return { view: first };
-      try {
-        return { view: await apiClientFor(m.apiAddress, { timeoutMs: memberTimeoutMs }).cluster() };
-      } catch (err) {
-        return { view: null, error: (err as Error).message };
-      }
-    }),
+type MemberView = { view: ClusterView | null; error?: string };
+
+function viewOf(client: ApiClient, signal?: AbortSignal): Promise<MemberView> {
+  return client.cluster(signal === undefined ? {} : { signal }).then(
+    (view) => ({ view }),
+    (err: unknown) => ({ view: null, error: (err as Error).message }),
   );
+}
+
+/**
+ * Asks every manager the credentials file names (but the first one asked) at once, beside the first: a member's own
+ * view is what its row needs, and asking now rather than after the first answer saves a round trip. What the member
+ * list then does not name is abandoned.
+ */
+function askEarly(firstBaseUrl: string): { take(baseUrl: string): Promise<MemberView> | undefined; abandon(): void } {
+  const asked = new Map<string, Promise<MemberView>>();
+  const abandoned = new AbortController();
+  for (const api of cliCredentials()?.apis ?? []) {
+    const client = apiClientFor(api, { timeoutMs: memberTimeoutMs });
+    if (client.baseUrl !== firstBaseUrl && !asked.has(client.baseUrl)) asked.set(client.baseUrl, viewOf(client, abandoned.signal));
+  }
+  return {
+    take: (baseUrl) => {
+      const view = asked.get(baseUrl);
+      asked.delete(baseUrl);
+      return view;
+    },
+    abandon: () => {
+      if (asked.size > 0) abandoned.abort();
+    },
+  };
+}
+
+export async function runStatus(apiUrl: string, out: Output): Promise<void> {
+  const firstClient = apiClientFor(apiUrl, { readRetries: 2 });
+  const answer = firstClient.cluster();
+  const early = askEarly(firstClient.baseUrl);
+  let first: ClusterView;
+  try {
+    first = await answer;
+  } catch (err) {
+    early.abandon();
+    throw err;
+  }
+  const views = await Promise.all(
+    first.members.map(async (m): Promise<MemberView> => {
+      if (m.id === first.id) return { view: first };
+      const client = apiClientFor(m.apiAddress, { timeoutMs: memberTimeoutMs });
+      return early.take(client.baseUrl) ?? viewOf(client);
+    }),
+  ).finally(() => early.abandon());
   const leader = leaderOf(views.map((v) => v.view));
   const leaderId = leader?.id ?? first.leaderId;
   const members: MemberStatus[] = first.members.map((m, i) => {

@@ -33,6 +33,8 @@ export interface RequestOptions {
   requestId?: string;
   timeoutMs?: number;
   headers?: Readonly<Record<string, string>>;
+  /** Aborting abandons the request (it rejects with UNREACHABLE, or the signal's reason when that is a MinkubeError). */
+  signal?: AbortSignal;
 }
 
 export interface SubmittedTask {
@@ -194,7 +196,7 @@ export class ApiClient {
       try {
         return await this.sendOnce(method, path, options);
       } catch (err) {
-        const again = method === 'GET' && attempt < this.readRetries && err instanceof MinkubeError && passingFailures.has(err.code);
+        const again = method === 'GET' && attempt < this.readRetries && err instanceof MinkubeError && passingFailures.has(err.code) && options.signal?.aborted !== true;
         if (!again) throw err;
         await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
       }
@@ -211,7 +213,7 @@ export class ApiClient {
       body = JSON.stringify(options.body);
     }
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    return this.http.requestOk({ method, url: this.baseUrl, path, headers, ...(body === undefined ? {} : { body }), timeoutMs });
+    return this.http.requestOk({ method, url: this.baseUrl, path, headers, ...(body === undefined ? {} : { body }), timeoutMs, ...(options.signal === undefined ? {} : { signal: options.signal }) });
   }
 }
 

@@ -5,7 +5,7 @@
 import type { Agent as HttpAgent, ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Agent as PlainAgent, request as plainRequest } from 'node:http';
-import type { PeerCertificate } from 'node:tls';
+import { createSecureContext, type PeerCertificate } from 'node:tls';
 
 export interface NodePoolOptions {
   connections: number;
@@ -56,7 +56,10 @@ export class NodePool {
   constructor(o: NodePoolOptions) {
     const common = { keepAlive: true, maxSockets: o.connections };
     this.http = new PlainAgent(common);
-    this.https = new HttpsAgent({ ...common, ...o.connect });
+    // One TLS context for every connection (the CA parsed once): node would make one per connection otherwise.
+    const c = o.connect;
+    const tls = c === undefined ? {} : { secureContext: createSecureContext({ ca: c.ca, ...(c.cert === undefined ? {} : { cert: c.cert, key: c.key }) }), ...(c.checkServerIdentity === undefined ? {} : { checkServerIdentity: c.checkServerIdentity }) };
+    this.https = new HttpsAgent({ ...common, ...tls });
   }
 
   async request(r: NodePoolRequest): Promise<NodePoolResponse> {
