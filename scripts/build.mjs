@@ -9,7 +9,8 @@
 // file, and TypeBox alone cost a manager a tenth of a second to load. @peculiar/x509 (with asn1js, tslib, tsyringe:
 // about a hundred CommonJS files), which a node loads only to make a certificate, is bundled there too.
 // The command's front (src/cli/main.ts and what it imports, not the daemons it loads when asked) is one more bundle,
-// dist/cli/main.js (commander inlined): `minkube status` loads one file instead of forty. The manager and the worker
+// dist/cli/main.js (commander inlined): `minkube status` loads one file instead of forty; the same again as CommonJS,
+// dist/cli/main.cjs, is what bin/minkube.js runs, with V8's code cache (see commonJsText). The manager and the worker
 // (dist/daemon/manager.js, worker.js) are bundled the same way with fastify, pino and the other packages they load to
 // start: a manager read about 600 files before it answered. lib/errors.js stays a module of its own, shared with the
 // files loaded later, so an error they throw is still a MinkubeError to the front.
@@ -75,7 +76,7 @@ const sharedWithLater = new Set(['lib/errors.ts']);
  * dist/ file or package it names, so what is loaded later is loaded once) and other packages (TypeBox and jose
  * point into dist/vendor/). A source that reads import.meta.url reads its own dist/ file's URL, as unbundled.
  */
-function oneFile(seen, entry, inline = [], builtinsDirect = false) {
+function oneFile(seen, entry, inline = [], builtinsDirect = false, commonJs = false) {
   const from = dirname(join(out, entry));
   const rel = (file) => {
     const r = relative(from, file).split(sep).join('/');
@@ -86,6 +87,11 @@ function oneFile(seen, entry, inline = [], builtinsDirect = false) {
     name: 'minkube-one-file',
     setup(b) {
       b.onResolve({ filter: /.*/ }, (args) => {
+        const r = resolveOne(args);
+        // CommonJS run by bin/minkube.js: its import() is the loader's (see commonJsText).
+        return commonJs && args.kind === 'dynamic-import' && r?.external === true ? { ...r, path: `${dynamicImportMarker}${r.path}` } : r;
+      });
+      const resolveOne = (args) => {
         if (args.kind === 'entry-point') return undefined;
         if (builtinsDirect && args.path.startsWith('node:') && args.kind === 'import-statement') return { path: args.path, namespace: 'minkube-builtin' };
         if (builtinsDirect && lazyBuiltins.includes(args.path) && args.kind === 'require-call') return { path: args.path, namespace: 'minkube-lazy-builtin' };
@@ -109,7 +115,7 @@ function oneFile(seen, entry, inline = [], builtinsDirect = false) {
           return { path: rel(join(out, relative(src, file)).replace(/\.ts$/, '.js')), external: true };
         }
         return { path: file };
-      });
+      };
       b.onLoad({ filter: /.*/, namespace: 'minkube-lazy-assert' }, () => ({ contents: lazyAssert, loader: 'js' }));
       b.onLoad({ filter: /.*/, namespace: 'minkube-builtin' }, (args) => ({ contents: builtinModule(args.path), loader: 'js' }));
       b.onLoad({ filter: /.*/, namespace: 'minkube-lazy-builtin' }, (args) => ({ contents: lazyBuiltin(args.path), loader: 'js' }));
@@ -142,6 +148,19 @@ module.exports = new Proxy(assert, { get: (t, k) => (k === 'ok' ? assert : k in 
 
 /** CommonJS inlined in an ES module: its require() of node's built-ins needs a require. */
 const requireBanner = "import { createRequire as __minkubeCreateRequire } from 'node:module'; const require = __minkubeCreateRequire(import.meta.url);";
+/**
+ * The command's front is built a second time as CommonJS (dist/cli/main.cjs), which bin/minkube.js compiles with V8's
+ * code cache (node 20 has none for ES modules): about a tenth of the command's CPU goes to compiling it. Its dynamic
+ * imports are marked, then made calls of the loader's __minkubeImport (an import() compiled in a vm.Script needs an
+ * experimental flag).
+ */
+const dynamicImportMarker = 'minkube-dynamic-import:';
+function commonJsText(text) {
+  const marked = `import("${dynamicImportMarker}`;
+  if (!text.includes(marked)) throw new Error('the CommonJS command has no marked import(): the build changed, see commonJsText');
+  return text.replaceAll(marked, '__minkubeImport("');
+}
+
 /** The same without an import (see builtinModule). */
 const requireBannerDirect = "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);";
 
@@ -182,7 +201,7 @@ const notInlined = ['@fastify/ajv-compiler', '@fastify/fast-json-stringify-compi
 /** The bundles: the command's front, and the daemons it loads (each with the packages that load at its start). */
 const bundles = [
   // The command's front reaches node's built-ins without import (builtinModule): every command pays for its start.
-  { entry: 'cli/main.ts', inline: ['commander'], builtinsDirect: true },
+  { entry: 'cli/main.ts', inline: ['commander'], builtinsDirect: true, commonJs: true },
   { entry: 'daemon/manager.ts', inline: daemonPackages },
   { entry: 'daemon/worker.ts', inline: daemonPackages },
 ];
@@ -204,7 +223,7 @@ try {
     sourcemap: 'linked',
     logLevel: 'silent',
   });
-  for (const { entry, inline, builtinsDirect = false } of bundles) {
+  for (const { entry, inline, builtinsDirect = false, commonJs = false } of bundles) {
     await build({
       entryPoints: [join(src, entry)],
       outfile: join(out, entry.replace(/\.ts$/, '.js')),
@@ -218,6 +237,19 @@ try {
       sourcemap: 'linked',
       logLevel: 'silent',
     });
+    if (!commonJs) continue;
+    const made = await build({
+      entryPoints: [join(src, entry)],
+      outfile: join(out, entry.replace(/\.ts$/, '.cjs')),
+      bundle: true,
+      write: false,
+      plugins: [oneFile(seen, entry, inline, builtinsDirect, true)],
+      platform: 'node',
+      format: 'cjs',
+      target: 'node20',
+      logLevel: 'silent',
+    });
+    for (const f of made.outputFiles) writeFileSync(f.path, commonJsText(f.text));
   }
   await build({
     entryPoints: Object.fromEntries([...seen].map((s) => [relative(vendorDir, vendorFileOf(s)).replace(/\.js$/, ''), s])),

@@ -374,6 +374,8 @@ function failure(err: unknown, exitNow: boolean): { code: number; exitNow: boole
   return { code: 1, exitNow };
 }
 
-const { code, exitNow } = await main(process.argv);
-process.exitCode = code;
-if (exitNow) process.exit();
+// No top-level await: the built command is CommonJS, which bin/minkube.js compiles with V8's code cache.
+void main(process.argv).then(({ code, exitNow }) => {
+  process.exitCode = code;
+  if (exitNow) process.exit();
+});
