@@ -55,13 +55,19 @@ function fnv(text) {
  * tenth of a command's CPU is compiling it, and node 20 keeps no cache itself. The cache is made by the first run of
  * this build under these node flags (V8 refuses one made under others), written beside it whole (temp file, rename)
  * when the command ends; it is named after the file's inode, mtime and size, so a rebuilt file never meets the cache
- * of an old one. A cache that cannot be written (a read-only install) is only not kept.
+ * of an old one. A cache that cannot be written (a read-only install) is only not kept. False when the build has no
+ * main.cjs (made by an older build script).
  */
 function runBuilt() {
   const vm = process.getBuiltinModule('node:vm');
   const { createRequire } = process.getBuiltinModule('node:module');
   const file = join(root, 'dist', 'cli', 'main.cjs');
-  const fd = openSync(file, 'r');
+  let fd;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return false;
+  }
   let source;
   let cacheFile;
   try {
@@ -93,11 +99,12 @@ function runBuilt() {
   const module = { exports: {} };
   const load = (specifier) => import(specifier.startsWith('.') ? new URL(specifier, base).href : specifier);
   script.runInThisContext()(module.exports, createRequire(file), module, file, join(root, 'dist', 'cli'), load);
+  return true;
 }
 
 const fromSource = process.env.MINKUBE_FROM_SOURCE;
 if (fromSource === '0' || (fromSource !== '1' && distIsFresh())) {
-  runBuilt();
+  if (!runBuilt()) await import('../dist/cli/main.js');
 } else {
   const { register } = await import('tsx/esm/api');
   register();
