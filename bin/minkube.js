@@ -53,9 +53,9 @@ function fnv(text) {
 /**
  * Runs dist/cli/main.cjs (the command's front as CommonJS, scripts/build.mjs) compiled with V8's code cache: about a
  * tenth of a command's CPU is compiling it, and node 20 keeps no cache itself. The cache is made by the first run of
- * this build under these node flags (V8 refuses one made under others), written beside it whole (temp file, rename)
- * when the command ends; it is named after the file's inode, mtime and size, so a rebuilt file never meets the cache
- * of an old one. A cache that cannot be written (a read-only install) is only not kept. False when the build has no
+ * this build under these node flags (its own or NODE_OPTIONS': V8 refuses a cache made under others), written beside
+ * it whole (temp file, rename) when the command ends; it is named after the file's inode, mtime and size, so a rebuilt
+ * file never meets the cache of an old one. A cache that cannot be written (a read-only install) is only not kept. False when the build has no
  * main.cjs (made by an older build script).
  */
 function runBuilt() {
@@ -73,7 +73,7 @@ function runBuilt() {
   try {
     const st = fstatSync(fd);
     source = readFileSync(fd, 'utf8');
-    cacheFile = `${file}.${st.ino}-${st.mtimeMs}-${st.size}-${fnv(`${process.version} ${process.execArgv.join(' ')}`)}.v8cache`;
+    cacheFile = `${file}.${st.ino}-${st.mtimeMs}-${st.size}-${fnv(`${process.version} ${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS ?? ''}`)}.v8cache`;
   } finally {
     closeSync(fd);
   }
