@@ -5,7 +5,8 @@
 //   read     LevelRaftStorage.open + salvage() (what a manager runs at start): the snapshot file, its checksum, the log
 //   file     just reading the snapshot file; crc32 just the checksum over it (both parts of `read`)
 //   unpack   msgpack decode of the state alone (one unpack(), no checks, no indexes)
-//   restore  KvStateMachine.restore (decode, checks, every index); prepare: prepareRestore + swap (what open() runs)
+//   restore  KvStateMachine.restore (decode, checks, every index); prepare: prepareRestore + swap (what open() runs: it
+//            scans the records and keeps them as their bytes until read, see src/kv/msgpack-scan.ts)
 //   replay   restore, then applying the log tail (timed: the tail alone)
 //   open     RaftNodeDriver.open over the data directory: everything the driver does before it starts
 // `npx tsx bench/restart.ts [--keys 100000] [--tasks 100000] [--tail 1000] [--runs 3] [--quick] [--write DIR]`
@@ -193,7 +194,7 @@ async function main(): Promise<void> {
       crc32: 'the snapshot checksum alone',
       unpack: 'msgpack decode of the state alone',
       restore: 'KvStateMachine.restore: decode, checks, indexes',
-      prepare: "prepareRestore + swap (the driver's open uses it)",
+      prepare: "prepareRestore + swap (the driver's open: records scanned, kept as bytes until read)",
       replay: `applying the ${tail} entries of the log tail`,
       open: 'RaftNodeDriver.open: all of the above the driver does',
     };
