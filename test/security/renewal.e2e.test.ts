@@ -48,11 +48,15 @@ class Writer {
   start(): void {
     this.done = (async () => {
       for (let i = 0; !this.stopped; i++) {
-        const up = c.managerIds.filter((id) => !this.down.has(id));
-        const via = up[i % up.length]!;
+        const pick = (): string => {
+          const up = c.managerIds.filter((id) => !this.down.has(id));
+          return up[i % up.length]!;
+        };
+        let via = pick();
         // Every request is a new TLS connection (httpJson's agent per call). One that fails before an answer is
         // tried again once, as a client does with an idempotent PUT, and counted; a second failure, or any error
-        // answer, is a failed write.
+        // answer, is a failed write. A request to a manager the test took down meanwhile (it was picked just before
+        // the kill: CI saw "ECONNREFUSED" twice from it) goes again to one that is up, as a client fails over.
         for (let attempt = 1; ; attempt++) {
           try {
             const r = await c.http(via, 'PUT', `/v1/kv/k-${i}`, { value: `v-${i}` }, 5000);
@@ -62,9 +66,10 @@ class Writer {
           } catch (err) {
             const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
             const why = `k-${i} via ${via}: ${(err as Error).message}${cause === undefined ? '' : ` (${cause.code ?? ''} ${cause.message ?? ''})`}`;
-            if (attempt === 1) {
+            if (attempt === 1 || this.down.has(via)) {
               this.connectionRetries.push(why);
-              continue;
+              if (this.down.has(via)) via = pick();
+              if (attempt < 5) continue;
             }
             this.failures.push(why);
             break;
