@@ -28,6 +28,11 @@ export class SlicedUnpacker {
     private readonly yieldFn: YieldFn = yieldToEventLoop,
   ) {}
 
+  /** Where the cursor is. */
+  get position(): number {
+    return this.pos;
+  }
+
   get done(): boolean {
     return this.pos >= this.bytes.length;
   }

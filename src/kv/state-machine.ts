@@ -11,7 +11,7 @@ import { TaskStore, type TaskApplyErrorCode, type TaskStoreOptions } from './tas
 import { SlicedPacker, yieldToEventLoop, type YieldFn } from './sliced-pack.js';
 import { releaseUnpackSource, SlicedUnpacker } from './sliced-unpack.js';
 import { MsgpackCursor } from './msgpack-scan.js';
-import { encodeTaskSnapshot, packTaskSnapshot, scanTaskSnapshot, type LazyTaskSnapshot } from './task-snapshot.js';
+import { encodeTaskSnapshot, packTaskSnapshot } from './task-snapshot.js';
 import { decodeServiceSnapshot, encodeServiceSnapshot, ServiceStore, type ServiceApplyErrorCode, type ServiceStoreOptions } from './service-store.js';
 import { decodeQuotaSnapshot, QuotaStore } from './quota-store.js';
 import type { ServiceCreateCommand, ServiceUpdateCommand } from './service-commands.js';
@@ -381,17 +381,12 @@ export class KvStateMachine {
    * state in at once. Rejects with STORAGE_CORRUPT, changing nothing, if they are malformed.
    */
   async prepareRestore(bytes: Uint8Array, yieldFn: YieldFn = yieldToEventLoop): Promise<() => void> {
-    const { decoded, tasks, kv } = await unpackSnapshot(bytes, yieldFn);
+    const { decoded, swapTasks, kv } = await unpackSnapshot(bytes, yieldFn, this.tasks);
     const auth = decoded.auth === undefined ? emptyAuthSnapshot : decodeAuthSnapshot(decoded.auth);
     const services = decoded.services === undefined ? [] : decodeServiceSnapshot(decoded.services);
     const quotas = decodeQuotaSnapshot(decoded.quotas);
-    const swapTasks = await this.tasks.prepareRestore(tasks, yieldFn);
-    const data = new Map<string, KvRecord | number>();
-    for (let i = 0; i < kv.keys.length; i++) {
-      data.set(kv.keys[i]![0], kv.keys[i]![1]);
-      if (i % 4096 === 4095) await yieldFn();
-    }
-    const sortedKeys = SortedKeys.fromSorted(kv.keys.map(([key]) => key));
+    const data = kv.records;
+    const sortedKeys = SortedKeys.fromSorted(kv.keys);
     releaseUnpackSource(snapshotPackr);
     return () => {
       swapTasks();
@@ -523,12 +518,12 @@ function checkSections(raw: RawSnapshot, records: KvRecord[]): DecodedSnapshot {
 }
 
 /** decodeSnapshot a slice at a time (see SlicedUnpacker); the task section comes scanned, its rows kept as bytes. */
-async function unpackSnapshot(bytes: Uint8Array, yieldFn: YieldFn): Promise<{ decoded: DecodedSnapshot; tasks: LazyTaskSnapshot; kv: LazyKv }> {
+async function unpackSnapshot(bytes: Uint8Array, yieldFn: YieldFn, taskStore: TaskStore): Promise<{ decoded: DecodedSnapshot; swapTasks: () => void; kv: LazyKv }> {
   const u = new SlicedUnpacker(bytes, snapshotPackr, yieldFn);
   const raw: RawSnapshot & Record<string, unknown> = {};
   const records: KvRecord[] = [];
-  const kv: LazyKv = { rows: new Uint8Array(0), keys: [] };
-  let tasks: LazyTaskSnapshot | undefined;
+  const kv: LazyKv = { rows: new Uint8Array(0), keys: [], records: new Map() };
+  let swapTasks: (() => void) | undefined;
   try {
     const fields = u.mapHeader();
     if (fields === null) throw snapshotCorrupt('unknown format');
@@ -539,20 +534,21 @@ async function unpackSnapshot(bytes: Uint8Array, yieldFn: YieldFn): Promise<{ de
         if (length === null || length % 3 !== 0) throw snapshotCorrupt('bad header');
         // Scanned, not decoded: each key read, its value and version checked and kept as bytes (see `data`).
         let previous: string | null = null;
+        const base = u.position;
         const start = await u.scan(length / 3, (c, i) => {
-          const at = c.pos;
+          const at = c.pos - base;
           const key = c.str();
           const version = key !== null && c.skipStr() ? c.num() : null;
           if (key === null || !isIndex(version)) throw snapshotCorrupt(`bad record ${i}`);
           if (previous !== null && previous >= key) throw snapshotCorrupt('keys out of order');
           previous = key;
-          kv.keys.push([key, at]);
+          kv.keys.push(key);
+          kv.records.set(key, at);
         });
         kv.rows = u.copyFrom(start);
-        for (const k of kv.keys) k[1] -= start;
         raw.kv = [];
       } else if (name === 'tasks') {
-        tasks = await scanTaskSnapshot(u);
+        swapTasks = await taskStore.prepareRestore(u);
         raw.tasks = true;
       } else {
         raw[String(name)] = u.value();
@@ -563,13 +559,14 @@ async function unpackSnapshot(bytes: Uint8Array, yieldFn: YieldFn): Promise<{ de
     if (err instanceof MinkubeError) throw err;
     throw snapshotCorrupt(`not msgpack (${(err as Error).message})`);
   }
-  return { decoded: checkSections(raw, records), kv, tasks: tasks ?? { rows: new Uint8Array(0), tasks: [], workers: [], cursor: null, keyRows: new Uint8Array(0), keys: [] } };
+  return { decoded: checkSections(raw, records), kv, swapTasks: swapTasks ?? (() => taskStore.restore(emptyTaskSnapshot)) };
 }
 
-/** The kv array read lazily: a copy of its bytes, and each key with where its record starts in them. */
+/** The kv array read lazily: a copy of its bytes, its keys in order, and each key -> where its record starts in them. */
 interface LazyKv {
   rows: Uint8Array;
-  keys: [string, number][];
+  keys: string[];
+  records: Map<string, KvRecord | number>;
 }
 
 function decodeSession(raw: unknown, i: number, corrupt: (p: string) => MinkubeError): [string, Session] {

@@ -140,17 +140,18 @@ export interface ScannedTask {
   readonly at: number;
 }
 
-/** The task section read lazily: rows scanned (see ScannedTask) and kept as bytes; everything else decoded. */
+/** The task section read lazily: rows scanned (each handed to the caller as a ScannedTask) and kept as bytes. */
 export interface LazyTaskSnapshot {
   /** A copy of the snapshot's task rows, and nothing else of it. */
   rows: Uint8Array;
-  tasks: ScannedTask[];
+  /** The tasks' ids, in order. */
+  ids: string[];
   workers: StoredWorker[];
   cursor: string | null;
   /** A copy of the snapshot's idempotency rows, and nothing else of it. */
   keyRows: Uint8Array;
-  /** Each Idempotency-Key and where its row starts in `keyRows` (decoded when first read). */
-  keys: [string, number][];
+  /** Each Idempotency-Key -> where its row starts in `keyRows` (decoded when first read), oldest first. */
+  keys: Map<string, number>;
 }
 
 /**
@@ -159,41 +160,43 @@ export interface LazyTaskSnapshot {
  * until read. Checked here: the framing of every row, its id (in order), state, worker and service; the rest of a
  * row is checked when it is decoded.
  */
-export async function scanTaskSnapshot(u: SlicedUnpacker): Promise<LazyTaskSnapshot> {
+export async function scanTaskSnapshot(u: SlicedUnpacker, each: (t: ScannedTask) => void): Promise<LazyTaskSnapshot> {
   if (u.arrayHeader() !== 4) throw corrupt('bad header');
   const taskCount = u.arrayHeader();
   if (taskCount === null) throw corrupt('bad header');
   const pool = new StringPool();
-  const tasks: ScannedTask[] = [];
+  const ids: string[] = [];
   let previous = '';
+  // Offsets are relative to the copy of the rows made below. Each row is handed over as it is read (the caller
+  // indexes it), so nothing of it outlives the scan but the strings the indexes keep.
+  const base = u.position;
   const start = await u.scan(taskCount, (c, i) => {
-    const t = scanTask(c, i, pool);
+    const t = scanTask(c, i, pool, base);
     if (i > 0 && previous >= t.id) throw corrupt('task ids out of order');
     previous = t.id;
-    tasks.push(t);
+    ids.push(t.id);
+    each(t);
   });
   const rows = u.copyFrom(start);
-  // Offsets are relative to the copy.
-  for (const t of tasks) (t as { at: number }).at -= start;
   const workers = u.value();
   const cursor = u.value();
   if (!Array.isArray(workers)) throw corrupt('bad header');
   if (cursor !== null && typeof cursor !== 'string') throw corrupt('bad cursor');
   const keyCount = u.arrayHeader();
   if (keyCount === null) throw corrupt('bad header');
-  const keys: [string, number][] = [];
+  const keys = new Map<string, number>();
+  const keysBase = u.position;
   const keysStart = await u.scan(keyCount, (c) => {
-    const at = c.pos;
+    const at = c.pos - keysBase;
     const fields = c.arrayHeader();
     const key = fields === 2 || fields === 3 ? c.str() : null;
     if (key === null || !c.skipStr() || (fields === 3 && !c.nil() && !c.skipStr())) throw corrupt('bad idempotency key');
-    keys.push([key, at]);
+    keys.set(key, at);
   });
   const keyRows = u.copyFrom(keysStart);
-  for (const k of keys) k[1] -= keysStart;
   const decodedWorkers = workers.map(decodeWorker);
   for (let i = 1; i < decodedWorkers.length; i++) if (decodedWorkers[i - 1]!.id >= decodedWorkers[i]!.id) throw corrupt('worker ids out of order');
-  return { rows, tasks, workers: decodedWorkers, cursor, keyRows, keys };
+  return { rows, ids, workers: decodedWorkers, cursor, keyRows, keys };
 }
 
 /** The record of an idempotency row a lazy restore kept as bytes, decoded and checked now. */
@@ -210,8 +213,8 @@ export function decodeIdempotencyRow(row: Uint8Array): IdempotencyRecord {
 }
 
 /** One row read by a cursor: moved past it whole; what the indexes need taken from it (see ScannedTask). */
-function scanTask(c: MsgpackCursor, i: number, pool: StringPool): ScannedTask {
-  const at = c.pos;
+function scanTask(c: MsgpackCursor, i: number, pool: StringPool, base: number): ScannedTask {
+  const at = c.pos - base;
   const fields = c.arrayHeader();
   if (fields !== 14 && fields !== 15) throw corrupt(`bad task ${i}`);
   const id = c.str();

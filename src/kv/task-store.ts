@@ -20,10 +20,10 @@ import { UsageByNamespace } from './quota-usage.js';
 import { internSpec, StringPool } from './string-pool.js';
 import { MsgpackCursor } from './msgpack-scan.js';
 import {
-  decodeIdempotencyRow, decodeTaskRow, decodeTaskSnapshot, encodeTaskSnapshot, type IdempotencyRecord, type LazyTaskSnapshot, type ScannedTask, type StoredTaskRow, type TaskSnapshot,
+  decodeIdempotencyRow, decodeTaskRow, decodeTaskSnapshot, encodeTaskSnapshot, scanTaskSnapshot, type IdempotencyRecord, type ScannedTask, type StoredTaskRow, type TaskSnapshot,
   type TaskSnapshotSource,
 } from './task-snapshot.js';
-import type { YieldFn } from './sliced-pack.js';
+import type { SlicedUnpacker } from './sliced-unpack.js';
 
 export type TaskApplyErrorCode = 'TASK_NOT_FOUND' | 'WORKER_NOT_FOUND' | 'TASK_ALREADY_FINAL' | 'QUEUE_FULL' | 'IDEMPOTENCY_KEY_REUSED';
 
@@ -625,21 +625,19 @@ export class TaskStore {
    * restore() without blocking the event loop: the content is indexed into a store off to the side, yielding after
    * every slice of records; the answer swaps it in at once. This store is untouched until then.
    */
-  async prepareRestore(s: LazyTaskSnapshot, yieldFn: YieldFn): Promise<() => void> {
+  async prepareRestore(u: SlicedUnpacker): Promise<() => void> {
     const next = new TaskStore({ tasksMax: this.tasksMax, idempotencyKeysMax: this.idempotencyKeysMax, workersMax: this.workersMax, historyMax: this.historyMax });
-    next.ids = SortedKeys.fromSorted(s.tasks.map((t) => t.id));
-    for (let i = 0; i < s.tasks.length; i++) {
-      next.index(s.tasks[i]!);
-      if (i % restoreSliceRecords === restoreSliceRecords - 1) await yieldFn();
-    }
-    next.lazyRows = s.tasks.length === 0 ? null : s.rows;
-    next.lazyLeft = s.tasks.length;
+    // Each row is indexed as the scan reads it (the scan yields to the event loop between slices).
+    const s = await scanTaskSnapshot(u, (t) => next.index(t));
+    next.ids = SortedKeys.fromSorted(s.ids);
+    next.lazyRows = s.ids.length === 0 ? null : s.rows;
+    next.lazyLeft = s.ids.length;
     next.workers = new Map(s.workers.map((w) => [w.id, w]));
     next.workerIds = SortedKeys.fromSorted(s.workers.map((w) => w.id));
     next.cursorValue = s.cursor;
-    next.idempotency = new Map(s.keys);
-    next.lazyKeyRows = s.keys.length === 0 ? null : s.keyRows;
-    next.lazyKeysLeft = s.keys.length;
+    next.idempotency = s.keys;
+    next.lazyKeyRows = s.keys.size === 0 ? null : s.keyRows;
+    next.lazyKeysLeft = s.keys.size;
     return () => {
       ({ tasks: this.tasks, ids: this.ids, byState: this.byState, byWorker: this.byWorker, byService: this.byService, active: this.active } = next);
       ({ workers: this.workers, workerIds: this.workerIds, cursorValue: this.cursorValue, idempotency: this.idempotency } = next);
@@ -656,8 +654,6 @@ function rowOf(rows: Uint8Array, at: number): Uint8Array {
   return rows.subarray(at, c.pos);
 }
 
-/** Records indexed between two yields of prepareRestore. */
-const restoreSliceRecords = 2048;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 

@@ -109,8 +109,8 @@ describe('KvStateMachine.prepareRestore (a snapshot installed in slices)', () =>
       await new Promise<void>((resolve) => setTimeout(resolve, 0));
     });
     expect(timerRanBeforeSwap).toBe(true);
-    // 6,000 kv records, 6,000 task rows and 6,000 idempotency keys scanned in slices of 1,024, then indexed in larger ones.
-    expect(yields).toBeGreaterThanOrEqual(Math.ceil(6000 / 1024) * 3 + 2);
+    // 6,000 kv records, 6,000 task rows and 6,000 idempotency keys scanned (and indexed as they are) in slices of 1,024.
+    expect(yields).toBeGreaterThanOrEqual(Math.ceil(6000 / 1024) * 3);
     swap();
     expect(target.tasks.taskCount).toBe(6000);
   });
