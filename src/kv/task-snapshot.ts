@@ -201,15 +201,19 @@ export async function scanTaskSnapshot(u: SlicedUnpacker, each: (t: ScannedTask)
 
 /** The record of an idempotency row a lazy restore kept as bytes, decoded and checked now. */
 export function decodeIdempotencyRow(row: Uint8Array): IdempotencyRecord {
-  let raw: unknown;
+  return decodeIdempotency(unpackRow(row, 'an idempotency row'))[1];
+}
+
+/** One row a lazy restore kept as bytes, unpacked. */
+function unpackRow(row: Uint8Array, what: string): unknown {
   try {
-    raw = rowUnpackr.unpack(row);
+    return rowUnpackr.unpack(row);
   } catch (err) {
-    throw corrupt(`an idempotency row is not msgpack (${(err as Error).message})`);
+    throw corrupt(`${what} is not msgpack (${(err as Error).message})`);
   } finally {
+    // Else msgpackr holds the row's buffer (every row's) after the store let it go.
     releaseUnpackSource(rowUnpackr);
   }
-  return decodeIdempotency(raw)[1];
 }
 
 /** One row read by a cursor: moved past it whole; what the indexes need taken from it (see ScannedTask). */
@@ -284,16 +288,7 @@ function scanTask(c: MsgpackCursor, i: number, pool: StringPool, base: number): 
 
 /** The record of a row a lazy restore kept as bytes (see scanTaskSnapshot), decoded and checked now. */
 export function decodeTaskRow(row: Uint8Array, pool: StringPool): TaskRecord {
-  let raw: unknown;
-  try {
-    raw = rowUnpackr.unpack(row);
-  } catch (err) {
-    throw corrupt(`a task row is not msgpack (${(err as Error).message})`);
-  } finally {
-    // Else msgpackr holds the row's buffer (every row's) after the store let it go.
-    releaseUnpackSource(rowUnpackr);
-  }
-  return decodeTask(raw, 0, pool);
+  return decodeTask(unpackRow(row, 'a task row'), 0, pool);
 }
 
 function checkOrder(out: TaskSnapshotContent): void {
