@@ -143,8 +143,12 @@ describe('tracing across processes (OTLP/HTTP JSON)', () => {
       const mine = receiver.spans.filter((s) => s.traceId === traceId);
       const names = new Set(mine.map((s) => `${s.name}@${s.service}`));
       const appliedOn = new Set(mine.filter((s) => s.name === 'raft.apply task.submit').map((s) => s.node));
-      seen = `missing [${want.filter((w) => !names.has(w)).join(', ')}], applied on [${[...appliedOn].join(', ')}]`;
-      return want.every((w) => names.has(w)) && appliedOn.size === 3 ? mine : undefined;
+      // A parent span ends (and is exported) after its children: wait for the parents of the worker's spans too,
+      // or a second push's request can be here while the first one's, which started the container, is not yet.
+      const ids = new Set(mine.map((s) => s.spanId));
+      const orphans = mine.filter((s) => (s.name === 'container.start' || (s.name === 'POST /v1/tasks' && s.service === 'minkube-worker')) && !ids.has(s.parentSpanId));
+      seen = `missing [${want.filter((w) => !names.has(w)).join(', ')}], applied on [${[...appliedOn].join(', ')}], ${orphans.length} worker span(s) without their parent`;
+      return want.every((w) => names.has(w)) && appliedOn.size === 3 && orphans.length === 0 ? mine : undefined;
     }, 30_000, 'every span of the trace at the receiver').catch((err: unknown) => {
       throw new Error(`${(err as Error).message}: ${seen}`);
     });
