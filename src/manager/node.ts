@@ -480,10 +480,11 @@ export class RaftNodeDriver<R> {
   }
 
   /**
-   * Writes a Ready, synced and awaited when the core says it must be (entries, a new term or vote, a snapshot). A
-   * Ready whose only change is the commit index is written without fsync and without waiting (the storage keeps
-   * writes in order): a commit index lost in a crash is learnt again from the leader, and the entries it covers are
-   * synced.
+   * Writes a Ready, synced and awaited, when the core says it must be (entries, a new term or vote, a snapshot). A
+   * Ready whose only change is the commit index is not written at all: the commit index is volatile state in Raft (a
+   * restarted node learns it again from the leader, and the entries it covers were synced when they were written),
+   * and the next write of entries, a term or a vote carries it. Writing it cost every node a LevelDB batch and a
+   * thread-pool round trip per commit, which at one client is one per write.
    */
   private async persist(rd: Ready, install: PendingInstall | null): Promise<void> {
     if (install !== null) {
@@ -491,7 +492,7 @@ export class RaftNodeDriver<R> {
       this.compactedThrough = install.meta.index;
       return;
     }
-    if (rd.hardState === null && rd.entries.length === 0) return;
+    if (rd.entries.length === 0 && (rd.hardState === null || !rd.mustSync)) return;
     const sync = rd.mustSync;
     const timed = sync ? this.o.observer?.fsyncTimer() : undefined;
     const write = this.o.storage.save(rd.hardState, rd.entries, { sync });

@@ -480,4 +480,5 @@ export interface RaftNode {
 // mustSync is false only for a write whose sole change is the commit index: it may be written without fsync and
 // without waiting, provided the storage keeps writes in order, so a later synced write makes it durable too. A
 // crash may lose it (and any other unsynced write since the last sync); the node then restarts with an older commit
-// index, re-applies from its snapshot, and learns the commit index again from the leader.
+// index, re-applies from its snapshot, and learns the commit index again from the leader. (The manager's driver
+// goes further and does not write it at all: the next Ready with entries, a term or a vote carries it.)

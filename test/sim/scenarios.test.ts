@@ -315,7 +315,9 @@ describe('figure 8', () => {
     await c.runTicks(20);
     expect(c.status(s1)!.role).toBe('leader');
     expect(c.status(s1)!.progress.get(s3)?.match).toBe(base + 1);
-    expect(c.status(s1)!.commitIndex).toBe(base);
+    // Not x (its commit index may be below base too: a restarted node writes no commit index alone, and learns it
+    // again from a leader, which here is s1 itself, stuck behind x).
+    expect(c.status(s1)!.commitIndex).toBeLessThanOrEqual(base);
     // (d) s1 crashes; s5 (its last term is newer than x's) wins with s2, s3 and s4 and overwrites x everywhere.
     // Had s1 committed x, the checkers would fail here: a leader without a committed entry.
     c.crash(s1);
