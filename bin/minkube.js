@@ -9,6 +9,7 @@
 const { closeSync, fstatSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } = process.getBuiltinModule('node:fs');
 const { join } = process.getBuiltinModule('node:path');
 const { URL } = process.getBuiltinModule('node:url');
+const { setTimeout } = process.getBuiltinModule('node:timers');
 
 const root = join(import.meta.dirname, '..');
 
@@ -51,22 +52,25 @@ function fnv(text) {
 }
 
 /**
- * Runs dist/cli/main.cjs (the command's front as CommonJS, scripts/build.mjs) compiled with V8's code cache: about a
- * tenth of a command's CPU is compiling it, and node 20 keeps no cache itself. The cache is made by the first run of
- * this build under these node flags (its own or NODE_OPTIONS': V8 refuses a cache made under others), written beside
- * it whole (temp file, rename) when the command ends; it is named after the file's inode, mtime and size, so a rebuilt
- * file never meets the cache of an old one. A cache that cannot be written (a read-only install) is only not kept. False when the build has no
- * main.cjs (made by an older build script).
+ * Runs a CommonJS bundle of dist/ (scripts/build.mjs: the command's front, dist/cli/main.cjs, and the daemons it
+ * loads, dist/daemon/manager.cjs and worker.cjs) compiled with V8's code cache, and answers its exports, or null when
+ * the build has no such file (made by an older build script). About a tenth of a command's CPU, and of a daemon's
+ * start, is compiling its bundle, and node 20 keeps no cache itself. The cache is made by the first run of this build
+ * under these node flags (its own or NODE_OPTIONS': V8 refuses a cache made under others), written beside it whole
+ * (temp file, rename) when the process ends; it is named after the file's inode, mtime and size, so a rebuilt file
+ * never meets the cache of an old one. A cache that cannot be written (a read-only install) is only not kept. The
+ * bundle's import() and import.meta.url are the loader's (`__minkubeImport`, `__minkubeUrl`: the URL its ES module
+ * twin, the .js beside it, would have).
  */
-function runBuilt() {
+function runCached(file) {
   const vm = process.getBuiltinModule('node:vm');
   const { createRequire } = process.getBuiltinModule('node:module');
-  const file = join(root, 'dist', 'cli', 'main.cjs');
+  const { pathToFileURL } = process.getBuiltinModule('node:url');
   let fd;
   try {
     fd = openSync(file, 'r');
   } catch {
-    return false;
+    return null;
   }
   let source;
   let cacheFile;
@@ -83,9 +87,12 @@ function runBuilt() {
   } catch {
     cachedData = undefined;
   }
-  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname, __minkubeImport) {${source}\n})`, { filename: file, cachedData });
+  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname, __minkubeImport, __minkubeUrl) {${source}\n})`, { filename: file, cachedData });
   if (cachedData === undefined || script.cachedDataRejected === true) {
-    process.once('exit', () => {
+    let kept = false;
+    const keep = () => {
+      if (kept) return;
+      kept = true;
       try {
         const tmp = `${cacheFile}.${process.pid}.tmp`;
         writeFileSync(tmp, script.createCachedData());
@@ -93,18 +100,25 @@ function runBuilt() {
       } catch {
         // not kept: the next run compiles again
       }
-    });
+    };
+    // A command when it ends; a daemon (seldom ending by itself) a few seconds after its start, which by then
+    // compiled what starting needs.
+    process.once('exit', keep);
+    setTimeout(keep, 3000).unref();
   }
-  const base = new URL('../dist/cli/', import.meta.url);
+  const url = pathToFileURL(file.replace(/\.cjs$/, '.js'));
   const module = { exports: {} };
-  const load = (specifier) => import(specifier.startsWith('.') ? new URL(specifier, base).href : specifier);
-  script.runInThisContext()(module.exports, createRequire(file), module, file, join(root, 'dist', 'cli'), load);
-  return true;
+  const load = (specifier) => import(specifier.startsWith('.') ? new URL(specifier, url).href : specifier);
+  script.runInThisContext()(module.exports, createRequire(file), module, file, join(file, '..'), load, url.href);
+  return module.exports;
 }
+
+/** A daemon's bundle for src/cli/daemons.ts (by name: manager, worker), cached the same way; null without one. */
+globalThis[Symbol.for('minkube.loadDaemon')] = (name) => runCached(join(root, 'dist', 'daemon', `${name}.cjs`));
 
 const fromSource = process.env.MINKUBE_FROM_SOURCE;
 if (fromSource === '0' || (fromSource !== '1' && distIsFresh())) {
-  if (!runBuilt()) await import('../dist/cli/main.js');
+  if (runCached(join(root, 'dist', 'cli', 'main.cjs')) === null) await import('../dist/cli/main.js');
 } else {
   const { register } = await import('tsx/esm/api');
   register();

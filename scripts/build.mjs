@@ -202,8 +202,8 @@ const notInlined = ['@fastify/ajv-compiler', '@fastify/fast-json-stringify-compi
 const bundles = [
   // The command's front reaches node's built-ins without import (builtinModule): every command pays for its start.
   { entry: 'cli/main.ts', inline: ['commander'], builtinsDirect: true, commonJs: true },
-  { entry: 'daemon/manager.ts', inline: daemonPackages },
-  { entry: 'daemon/worker.ts', inline: daemonPackages },
+  { entry: 'daemon/manager.ts', inline: daemonPackages, commonJs: true },
+  { entry: 'daemon/worker.ts', inline: daemonPackages, commonJs: true },
 ];
 
 const files = sources();
@@ -247,6 +247,8 @@ try {
       platform: 'node',
       format: 'cjs',
       target: 'node20',
+      // The loader gives the URL of the ES module twin (bin/minkube.js runCached): relative URLs resolve alike.
+      define: { 'import.meta.url': '__minkubeUrl' },
       logLevel: 'silent',
     });
     for (const f of made.outputFiles) writeFileSync(f.path, commonJsText(f.text));

@@ -50,7 +50,7 @@ export async function runManager(f: ManagerFlags): Promise<number> {
   if (selfFlags !== 0 && selfFlags !== 3) throw new MinkubeError('CONFIG_INVALID', '--raft-address, --api-address and --data-dir go together');
   if (f.config === undefined && selfFlags === 0) throw new MinkubeError('CONFIG_INVALID', 'a manager needs --config, or --raft-address, --api-address and --data-dir');
   return supervise(async () => {
-    const mod = await loadRuntime('the manager runtime', () => import('../daemon/manager.js'));
+    const mod = await loadRuntime('the manager runtime', () => import('../daemon/manager.js'), 'manager');
     return mod.startManager({
       id: f.id,
       ...(f.config === undefined ? {} : { configPath: f.config }),
@@ -70,7 +70,7 @@ export async function runWorker(f: WorkerFlags & { id: string }): Promise<number
   if (f.label !== undefined && f.join === undefined) throw new MinkubeError('CONFIG_INVALID', '--label goes with --join (a worker of a config file takes its labels from the file)');
   const labels = f.label === undefined ? undefined : parseLabels(f.label);
   return supervise(async () => {
-    const mod = await loadRuntime('the worker runtime', () => import(workerModulePath) as Promise<WorkerModule>);
+    const mod = await loadRuntime('the worker runtime', () => import(workerModulePath) as Promise<WorkerModule>, 'worker');
     const join =
       f.join === undefined
         ? undefined
@@ -98,9 +98,18 @@ export function workerRuntimeExists(): boolean {
   return existsSync(fileURLToPath(base).replace(/\.js$/, '.ts')) || existsSync(fileURLToPath(base));
 }
 
-async function loadRuntime<T>(what: string, load: () => Promise<T>): Promise<T> {
+/**
+ * A daemon's module as bin/minkube.js offers it (its CommonJS bundle, compiled with V8's code cache: see runCached
+ * there), or null when something else runs this file (the sources through tsx, a test).
+ */
+function bundled<T>(name: 'manager' | 'worker'): T | null {
+  const load = (globalThis as Record<symbol, unknown>)[Symbol.for('minkube.loadDaemon')] as ((name: string) => T | null) | undefined;
+  return load?.(name) ?? null;
+}
+
+async function loadRuntime<T>(what: string, load: () => Promise<T>, name?: 'manager' | 'worker'): Promise<T> {
   try {
-    return await load();
+    return (name === undefined ? null : bundled<T>(name)) ?? (await load());
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ERR_MODULE_NOT_FOUND') throw new MinkubeError('INTERNAL', `${what} cannot be loaded: ${(err as Error).message}`, { cause: err });
