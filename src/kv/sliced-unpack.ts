@@ -39,22 +39,21 @@ export class SlicedUnpacker {
 
   /** The entry count of the map header here, or null (and nothing read) when there is no map header. */
   mapHeader(): number | null {
-    const b = this.bytes[this.pos];
-    if (b === undefined) return null;
-    if ((b & 0xf0) === 0x80) return this.skip(1, b & 0x0f);
-    if (b === 0xde) return this.skip(3, this.uint(1, 2));
-    if (b === 0xdf) return this.skip(5, this.uint(1, 4));
-    return null;
+    return this.header((c) => c.mapHeader());
   }
 
   /** The length of the array header here, or null (and nothing read) when there is no array header. */
   arrayHeader(): number | null {
-    const b = this.bytes[this.pos];
-    if (b === undefined) return null;
-    if ((b & 0xf0) === 0x90) return this.skip(1, b & 0x0f);
-    if (b === 0xdc) return this.skip(3, this.uint(1, 2));
-    if (b === 0xdd) return this.skip(5, this.uint(1, 4));
-    return null;
+    return this.header((c) => c.arrayHeader());
+  }
+
+  /** A header read by a MsgpackCursor at the cursor (null at the end of the bytes). */
+  private header(read: (c: MsgpackCursor) => number | null): number | null {
+    if (this.pos >= this.bytes.length) return null;
+    const c = new MsgpackCursor(this.bytes, this.pos);
+    const n = read(c);
+    this.pos = c.pos;
+    return n;
   }
 
   /** One whole value. */
@@ -111,17 +110,5 @@ export class SlicedUnpacker {
     });
     if (left > 0) throw new Error('unexpected end of the buffer');
     this.pos += end;
-  }
-
-  private uint(offset: number, width: 2 | 4): number {
-    if (this.pos + offset + width > this.bytes.length) throw new Error('unexpected end of the buffer');
-    let v = 0;
-    for (let k = 0; k < width; k++) v = v * 256 + this.bytes[this.pos + offset + k]!;
-    return v;
-  }
-
-  private skip(bytes: number, result: number): number {
-    this.pos += bytes;
-    return result;
   }
 }
