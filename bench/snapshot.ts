@@ -1,7 +1,7 @@
 // Snapshots (issue 5): 3 managers holding N keys (~100-byte values) and N pending task records (no workers), with
 // snapshots taken every `--threshold` entries. Measures RSS, a follower's restart (SIGKILL -> ready and caught up,
 // from its snapshot plus the log after it), and a new member joining by snapshot (start -> caught up -> voter).
-// `npx tsx bench/snapshot.ts [--keys 100000] [--tasks 100000] [--threshold 20000] [--clients 128] [--quick]`
+// `npx tsx bench/snapshot.ts [--keys 100000] [--tasks 100000] [--threshold 20000] [--clients 128] [--restarts 1] [--restart-vs DIR] [--quick]`
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync, readdirSync, statSync } from 'node:fs';
 import { Agent, request } from 'node:http';
@@ -16,6 +16,10 @@ interface Sizes {
   tasks: number;
   thresholdEntries: number;
   clients: number;
+  /** How many times the follower is restarted (--restarts, default 1); the median run is reported. */
+  restarts: number;
+  /** Another checkout (--restart-vs DIR) whose build restarts the follower too, alternating with this one. */
+  restartVs: string | null;
 }
 
 export interface SnapshotBenchResult extends Sizes {
@@ -33,7 +37,7 @@ export interface SnapshotBenchResult extends Sizes {
    * From the start (ms): the restarted log's "transport listening" (the process is up: Node and tsx booted), "raft
    * state loaded" (snapshot and log read), "manager started", then GET /ready 200, then caught up.
    */
-  restart: { bootMs: number | null; stateLoadedMs: number | null; startedMs: number | null; readyMs: number; caughtUpMs: number; targetIndex: number };
+  restart: { bootMs: number | null; stateLoadedMs: number | null; startedMs: number | null; readyMs: number; caughtUpMs: number; targetIndex: number; readyRunsMs?: number[] };
   join: JoinTiming;
 }
 
@@ -52,6 +56,8 @@ interface JoinTiming {
 }
 
 const retryable = new Set([0, 429, 503, 504]);
+
+const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? NaN;
 
 /** Runs `count` requests with `clients` in flight, retrying the ones that failed passingly; returns the retries. */
 async function fill(count: number, clients: number, send: (i: number) => Promise<number>): Promise<number> {
@@ -174,12 +180,17 @@ async function settle(cluster: ProcCluster): Promise<string> {
 }
 
 /** SIGKILL a follower and start it again: ms until GET /ready is 200, and until it applied the leader's commit. */
-async function restartFollower(cluster: ProcCluster, leader: string, follower: string): Promise<SnapshotBenchResult['restart']> {
+async function restartFollower(cluster: ProcCluster, leader: string, follower: string, bin?: string): Promise<SnapshotBenchResult['restart']> {
   await cluster.signal(follower, 'SIGKILL');
   const targetIndex = (await view(cluster.url(leader)))!.commitIndex;
   const [t0, wall0] = [performance.now(), Date.now()];
-  cluster.start(follower);
-  await eventually(async () => ((await cluster.http(follower, 'GET', '/ready', undefined, 1000).catch(() => null))?.status === 200 ? true : undefined), 600_000, `${follower} to be ready`);
+  cluster.start(follower, [], bin === undefined ? {} : { bin });
+  // Polled every 5 ms (eventually() waits 50 ms between tries, which would round the time up by up to that).
+  for (;;) {
+    if ((await cluster.http(follower, 'GET', '/ready', undefined, 1000).catch(() => null))?.status === 200) break;
+    if (performance.now() - t0 > 600_000) throw new Error(`timed out waiting for ${follower} to be ready`);
+    await sleep(5);
+  }
   const readyMs = round(performance.now() - t0, 0);
   const caughtUpMs = await caughtUp(cluster.url(follower), targetIndex, t0, `${follower} to catch up`);
   await sleep(200); // the log lines are flushed through pipes
@@ -255,8 +266,21 @@ export async function benchSnapshot(s: Sizes): Promise<SnapshotBenchResult> {
     const taken = logLines(join(cluster.dir, `${leader}.log`), 'snapshot taken').at(-1);
     const snapshot = { index: leaderView.snapshotIndex, fileBytes: snapshotFileBytes(join(cluster.dir, leader)), takeMs: num(taken?.ms) };
     console.log(`leader ${leader} (${leaderChanges} election(s) since ${first} led at the start); snapshot at index ${snapshot.index} (commit ${leaderView.commitIndex}), ${round(snapshot.fileBytes / 2 ** 20, 1)} MiB on disk; restarting ${follower}`);
-    const restart = await restartFollower(cluster, leader, follower);
-    await sleep(1000);
+    // --restarts N: the follower is restarted N times (each after it caught up); the run with the median ready time is
+    // reported, and every run's ready time with it.
+    // --restart-vs DIR: restarts alternate with another checkout's build (DIR/bin/minkube.js), on the same data.
+    const restarts: SnapshotBenchResult['restart'][] = [];
+    const others: number[] = [];
+    for (let i = 0; i < s.restarts; i++) {
+      if (s.restartVs !== null) {
+        others.push((await restartFollower(cluster, leader, follower, join(s.restartVs, 'bin', 'minkube.js'))).readyMs);
+        await sleep(1000);
+      }
+      restarts.push(await restartFollower(cluster, leader, follower));
+      await sleep(1000);
+    }
+    if (s.restartVs !== null) console.log(`restart to ready, alternating: this checkout ${restarts.map((r) => r.readyMs).join(', ')} ms; ${s.restartVs} ${others.join(', ')} ms (medians ${median(restarts.map((r) => r.readyMs))} vs ${median(others)})`);
+    const restart = { ...[...restarts].sort((a, b) => a.readyMs - b.readyMs)[Math.floor((restarts.length - 1) / 2)]!, readyRunsMs: restarts.map((r) => r.readyMs) };
     const rssAfterRestart = rssMiB(cluster.node(follower).proc?.pid);
     const restartedBytes = await breakdownOf(cluster.node(follower).proc?.pid);
     console.log(`${follower} ready in ${restart.readyMs} ms, caught up in ${restart.caughtUpMs} ms; joining m4`);
@@ -307,7 +331,7 @@ function tableRows(r: SnapshotBenchResult): Record<string, string | number>[] {
     { measure: 'restart: to "transport listening"', value: `${r.restart.bootMs ?? '-'} ms`, detail: 'its log: process up (node, tsx)' },
     { measure: 'restart: to "raft state loaded"', value: `${r.restart.stateLoadedMs ?? '-'} ms`, detail: 'its log: snapshot and log read' },
     { measure: 'restart: to "manager started"', value: `${r.restart.startedMs ?? '-'} ms`, detail: 'its log: listening' },
-    { measure: 'restart: to GET /ready 200', value: `${r.restart.readyMs} ms`, detail: `${r.follower}, SIGKILL then start` },
+    { measure: 'restart: to GET /ready 200', value: `${r.restart.readyMs} ms`, detail: `${r.follower}, SIGKILL then start${(r.restart.readyRunsMs?.length ?? 1) > 1 ? `; median of ${r.restart.readyRunsMs!.join(', ')} ms` : ''}` },
     { measure: 'restart: to caught up', value: `${r.restart.caughtUpMs} ms`, detail: `applied >= ${r.restart.targetIndex}` },
     { measure: 'RSS follower after restart', value: `${r.rssMiB.followerAfterRestart} MiB`, detail: r.follower },
     { measure: 'join: to caught up', value: `${r.join.caughtUpMs} ms`, detail: `m4 --join, applied >= ${r.join.targetIndex}` },
@@ -326,6 +350,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     tasks: Number(arg('tasks', quick ? '3000' : '100000')),
     thresholdEntries: Number(arg('threshold', quick ? '1000' : '20000')),
     clients: Number(arg('clients', '128')),
+    restarts: Math.max(1, Number(arg('restarts', '1'))),
+    restartVs: arg('restart-vs', '') === '' ? null : arg('restart-vs', ''),
   };
   const r = await benchSnapshot(sizes);
   printTable(`Snapshots: 3 managers holding ${r.keys} keys and ${r.tasks} task records (leader ${r.leader}, snapshot every ${r.thresholdEntries} entries)`, tableRows(r));

@@ -84,6 +84,11 @@ export class SlicedPacker {
   bytes(): Uint8Array {
     return Buffer.concat(this.parts);
   }
+
+  /** The bytes as the parts they were packed in, in order (bytes() joins them). */
+  packedParts(): readonly Uint8Array[] {
+    return this.parts;
+  }
 }
 
 function arrayHeaderBytes(first: number): number {

@@ -82,7 +82,7 @@ export class KvStateMachine {
    * `lazyKv` (the snapshot's key, value, version): decoded the first time anything reads it (record()).
    */
   private data = new Map<string, KvRecord | number>();
-  /** The records restored lazily (a copy of the snapshot's kv array); null once none is left. */
+  /** The records restored lazily (a view of the snapshot's kv array); null once none is left. */
   private lazyKv: Uint8Array | null = null;
   private lazyKvLeft = 0;
   /** Keys in code-unit order, for prefix listing (tasks/, workers/) without sorting on every read. */
@@ -313,6 +313,15 @@ export class KvStateMachine {
    * milliseconds per 100,000 records; the encoding yields to the event loop between slices.
    */
   captureSnapshot(): () => Promise<Uint8Array> {
+    const encode = this.captureSnapshotParts();
+    return async () => Buffer.concat(await encode());
+  }
+
+  /**
+   * captureSnapshot(), its bytes left as the parts they were packed in: the manager writes them to the snapshot's
+   * file one after the other instead of joining tens of MiB in memory first.
+   */
+  captureSnapshotParts(): () => Promise<readonly Uint8Array[]> {
     // A record not read since a lazy restore stays bytes (its key, value and version, written out as they came in).
     const records = this.sortedKeys.toArray().map((key): KvRecord | Uint8Array => {
       const v = this.data.get(key)!;
@@ -349,7 +358,7 @@ export class KvStateMachine {
       p.value(services);
       p.value('quotas');
       p.value(quotas);
-      return p.bytes();
+      return p.packedParts();
     };
   }
 
@@ -545,7 +554,7 @@ async function unpackSnapshot(bytes: Uint8Array, yieldFn: YieldFn, taskStore: Ta
           kv.keys.push(key);
           kv.records.set(key, at);
         });
-        kv.rows = u.copyFrom(start);
+        kv.rows = u.viewFrom(start);
         raw.kv = [];
       } else if (name === 'tasks') {
         swapTasks = await taskStore.prepareRestore(u);
@@ -562,7 +571,7 @@ async function unpackSnapshot(bytes: Uint8Array, yieldFn: YieldFn, taskStore: Ta
   return { decoded: checkSections(raw, records), kv, swapTasks: swapTasks ?? (() => taskStore.restore(emptyTaskSnapshot)) };
 }
 
-/** The kv array read lazily: a copy of its bytes, its keys in order, and each key -> where its record starts in them. */
+/** The kv array read lazily: a view of its bytes, its keys in order, and each key -> where its record starts in them. */
 interface LazyKv {
   rows: Uint8Array;
   keys: string[];

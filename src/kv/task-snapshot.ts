@@ -167,7 +167,7 @@ export async function scanTaskSnapshot(u: SlicedUnpacker, each: (t: ScannedTask)
   const pool = new StringPool();
   const ids: string[] = [];
   let previous = '';
-  // Offsets are relative to the copy of the rows made below. Each row is handed over as it is read (the caller
+  // Offsets are relative to the view of the rows taken below. Each row is handed over as it is read (the caller
   // indexes it), so nothing of it outlives the scan but the strings the indexes keep.
   const base = u.position;
   const start = await u.scan(taskCount, (c, i) => {
@@ -177,7 +177,7 @@ export async function scanTaskSnapshot(u: SlicedUnpacker, each: (t: ScannedTask)
     ids.push(t.id);
     each(t);
   });
-  const rows = u.copyFrom(start);
+  const rows = u.viewFrom(start);
   const workers = u.value();
   const cursor = u.value();
   if (!Array.isArray(workers)) throw corrupt('bad header');
@@ -193,7 +193,7 @@ export async function scanTaskSnapshot(u: SlicedUnpacker, each: (t: ScannedTask)
     if (key === null || !c.skipStr() || (fields === 3 && !c.nil() && !c.skipStr())) throw corrupt('bad idempotency key');
     keys.set(key, at);
   });
-  const keyRows = u.copyFrom(keysStart);
+  const keyRows = u.viewFrom(keysStart);
   const decodedWorkers = workers.map(decodeWorker);
   for (let i = 1; i < decodedWorkers.length; i++) if (decodedWorkers[i - 1]!.id >= decodedWorkers[i]!.id) throw corrupt('worker ids out of order');
   return { rows, ids, workers: decodedWorkers, cursor, keyRows, keys };

@@ -1,6 +1,6 @@
 // The task spec's schema (TypeBox), shared by POST /v1/tasks and the decoding of task commands, and its defaults.
 // Strict: unknown fields are refused, so a typo such as "restart_policy" is a 400, not a silently ignored field.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { limits } from '../lib/limits.js';
 import { stopSignals, type HealthCheckSpec, type RestartPolicy, type TaskRecord, type TaskSpec } from '../contracts/task-model.js';
@@ -193,7 +193,8 @@ export function taskView(t: TaskRecord): TaskRecord {
  * secretEnv too (another secret is another request); the hash is never shown.
  */
 export function specFingerprint(normalised: TaskSpec): string {
-  return createHash('sha256').update(JSON.stringify(normalised)).digest('base64url').slice(0, 22);
+  // crypto.hash: the one-shot form of createHash().update().digest(), the same bytes without a Hash object.
+  return hash('sha256', JSON.stringify(normalised), 'base64url').slice(0, 22);
 }
 
 function sortedMap(m: Readonly<Record<string, string>>): Record<string, string> {

@@ -67,7 +67,7 @@ export class TaskStore {
    * `lazyRows`: it is decoded the first time anything reads it (record()), and replaces its number here.
    */
   private tasks = new Map<string, TaskRecord | number>();
-  /** The rows of the records restored lazily (a copy of the snapshot's task rows); null once none is left. */
+  /** The rows of the records restored lazily (a view of the snapshot's task rows); null once none is left. */
   private lazyRows: Uint8Array | null = null;
   /** How many of `tasks` are still rows in `lazyRows`. */
   private lazyLeft = 0;

@@ -98,17 +98,25 @@ const packr = new Packr({ useRecords: false, moreTypes: false });
 
 /** `members`: the address book as of the snapshot (MemberDirectory.entries(), taken with the state). */
 export function encodeSnapshot(members: readonly [NodeId, MemberAddresses][], state: Uint8Array): Uint8Array {
+  return Buffer.concat(encodeSnapshotParts(members, [state]));
+}
+
+/**
+ * encodeSnapshot's bytes as parts, the state's parts (in order) among them, none copied: the manager writes them to
+ * the snapshot's file one after the other.
+ */
+export function encodeSnapshotParts(members: readonly [NodeId, MemberAddresses][], state: readonly Uint8Array[]): Uint8Array[] {
   const rows = members.map(([id, a]) => [id, a.raftAddress, a.apiAddress]);
   // The bytes packr.pack({ v, members, state }) gives, built without it: msgpackr packs into a buffer it keeps and
   // grows by doubling, and answers a view of it, so packing a 38 MiB state kept 76 MiB alive for good.
-  const head = packr.pack({ v: SNAPSHOT_ENVELOPE_VERSION, members: rows });
-  const n = state.length;
+  const head = Uint8Array.prototype.slice.call(packr.pack({ v: SNAPSHOT_ENVELOPE_VERSION, members: rows }));
+  let n = 0;
+  for (const part of state) n += part.length;
   const bin = n < 0x100 ? [0xc4, n] : n < 0x1_0000 ? [0xc5, n >> 8, n & 0xff] : [0xc6, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
-  const out = Buffer.concat([head, stateKey, Uint8Array.from(bin), state]);
   // { v, members } is a map of 2 (msgpackr writes an object's header as map16): one more entry follows.
-  if (out[0] !== 0xde || out[1] !== 0 || out[2] !== 2) throw new Error(`encodeSnapshot: unexpected map header 0x${out.subarray(0, 3).toString('hex')}`);
-  out[2] = 3;
-  return out;
+  if (head[0] !== 0xde || head[1] !== 0 || head[2] !== 2) throw new Error(`encodeSnapshot: unexpected map header 0x${Buffer.from(head.subarray(0, 3)).toString('hex')}`);
+  head[2] = 3;
+  return [head, stateKey, Uint8Array.from(bin), ...state];
 }
 
 /** The key "state" as msgpack (a fixstr). */

@@ -12,7 +12,7 @@ import type { ConfChange, ConfChangeResult, ConfState, Entry, Message, RaftConfi
 import type { LoadedState, RaftStorage, StorageRecovery } from '../storage/types.js';
 import { StorageRecoveryWatch, type StorageView } from './storage-recovery.js';
 import type { Transport } from '../transport/types.js';
-import { decodeSnapshot, encodeSnapshot, MemberDirectory, type Member } from './members.js';
+import { decodeSnapshot, encodeSnapshot, encodeSnapshotParts, MemberDirectory, type Member } from './members.js';
 import { ProposalTracker, UncommittedCommands } from './proposals.js';
 import { ReadBatcher } from './reads.js';
 import type { SnapshotChunkHeader } from '../contracts/snapshot-chunks.js';
@@ -29,6 +29,8 @@ export interface CommandStateMachine<R> {
   apply(index: number, data: Uint8Array): { clientId: string; seq: number; reqId?: string | undefined; result: R } | null;
   /** The state as of now; the returned function encodes it later, yielding to the event loop as it goes. */
   captureSnapshot(): () => Promise<Uint8Array>;
+  /** captureSnapshot() with the bytes left in parts, when the state machine packs in parts (written out unjoined). */
+  captureSnapshotParts?(): () => Promise<readonly Uint8Array[]>;
   restore(bytes: Uint8Array): void;
   /**
    * restore() without blocking the event loop: decodes in slices off to the side; the answer swaps the state in.
@@ -728,7 +730,8 @@ export class RaftNodeDriver<R> {
     if (meta === null || meta.index <= (this.o.storage.snapshotInfo()?.meta.index ?? 0)) return;
     const clock = this.o.clock;
     const started = clock.nowMs();
-    const encode = this.o.stateMachine.captureSnapshot();
+    const sm = this.o.stateMachine;
+    const encode = sm.captureSnapshotParts?.() ?? ((whole) => async () => [await whole()])(sm.captureSnapshot());
     const members = this.directory.entries();
     const captureMs = clock.nowMs() - started;
     const retain = Math.min(limits.snapshotRetainEntriesMax, Math.floor(this.o.snapshotThresholdEntries / 4));
@@ -736,25 +739,23 @@ export class RaftNodeDriver<R> {
     this.snapshotting = true;
     this.appliedBytesSinceSnapshot = 0;
     void (async () => {
-      const data = encodeSnapshot(members, await encode());
+      // Written as the parts it was packed in: never joined in memory (a follower that needs it gets it read back).
+      const parts = encodeSnapshotParts(members, await encode());
       const encodedMs = clock.nowMs() - started;
       // The storage closes when the node stops; a snapshot encoded by then is simply not written.
       if (this.stopped) return null;
-      await this.o.storage.saveSnapshot(meta, data, compactThrough);
-      return { data, encodedMs };
+      await this.o.storage.saveSnapshot(meta, parts, compactThrough);
+      return { sizeBytes: parts.reduce((n, p) => n + p.length, 0), encodedMs };
     })().then(
       (done) => {
         this.snapshotting = false;
         if (done === null || this.stopped) return;
-        const { data, encodedMs } = done;
+        const { sizeBytes, encodedMs } = done;
         this.compactedThrough = Math.max(this.compactedThrough, compactThrough);
         this.pendingCompact = { meta, retain: meta.index - compactThrough };
-        // The storage checksummed these bytes as it wrote them; a newer snapshot may have replaced them since.
-        const info = this.o.storage.snapshotInfo();
-        if (info?.meta.index === meta.index) this.sourceCache = new WeakRef({ meta, data, crc32: info.crc32 });
         const ms = Math.round(clock.nowMs() - started);
-        this.o.logger.info({ index: meta.index, sizeBytes: data.length, compactThrough, captureMs: Math.round(captureMs), encodeMs: Math.round(encodedMs), ms }, 'snapshot taken');
-        this.o.observer?.snapshotSaved(data.length, (clock.nowMs() - started) / 1000);
+        this.o.logger.info({ index: meta.index, sizeBytes, compactThrough, captureMs: Math.round(captureMs), encodeMs: Math.round(encodedMs), ms }, 'snapshot taken');
+        this.o.observer?.snapshotSaved(sizeBytes, (clock.nowMs() - started) / 1000);
         this.scheduleReady();
       },
       (err: unknown) => this.fail(err),

@@ -29,6 +29,7 @@ export class ManagerServiceImpl implements ManagerService {
       return applied;
     },
     captureSnapshot: () => this.kv.captureSnapshot(),
+    captureSnapshotParts: () => this.kv.captureSnapshotParts(),
     restore: (bytes) => this.kv.restore(bytes),
     prepareRestore: (bytes) => this.kv.prepareRestore(bytes),
   };

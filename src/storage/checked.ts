@@ -4,7 +4,7 @@
 import type { LogIndex } from '../lib/ids.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import { covers, type AckMarker, type MarkerStore } from './marker.js';
-import type { CheckedLoad, LoadedState, RaftStorage, SaveOptions, SnapshotInfo, StorageRecovery } from './types.js';
+import type { CheckedLoad, LoadedState, RaftStorage, SaveOptions, SnapshotBytes, SnapshotInfo, StorageRecovery } from './types.js';
 
 /** A storage that can load what it can trust and say what it dropped (LevelRaftStorage opened with salvage). */
 export interface SalvagingStorage extends RaftStorage {
@@ -125,7 +125,7 @@ export class CheckedStorage implements RaftStorage {
   }
 
   /** A snapshot this node took covers entries it holds: the log's end does not move, nor does the marker. */
-  saveSnapshot(meta: SnapshotMeta, data: Uint8Array, compactThrough: LogIndex): Promise<void> {
+  saveSnapshot(meta: SnapshotMeta, data: SnapshotBytes, compactThrough: LogIndex): Promise<void> {
     return this.inner.saveSnapshot(meta, data, compactThrough);
   }
 

@@ -4,7 +4,7 @@ import { crc32 } from 'node:zlib';
 import { assert } from '../lib/assert.js';
 import { logIndex, term } from '../lib/ids.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
-import type { SnapshotInfo } from './types.js';
+import type { SnapshotBytes, SnapshotInfo } from './types.js';
 
 export const emptyHardState: HardState = { term: term(0), vote: null, commit: logIndex(0) };
 
@@ -57,9 +57,22 @@ export function compactedBounds(first: number, last: number, snapshotIndex: numb
 }
 
 /** The stored description of a snapshot: a copy of its meta (callers may reuse theirs), its size and crc32. */
-export function snapshotInfoOf(meta: SnapshotMeta, data: Uint8Array): SnapshotInfo {
+export function snapshotInfoOf(meta: SnapshotMeta, data: SnapshotBytes): SnapshotInfo {
   const copy: SnapshotMeta = { index: meta.index, term: meta.term, voters: [...meta.voters], learners: [...meta.learners] };
-  return { meta: copy, sizeBytes: data.length, crc32: crc32(data) };
+  if (data instanceof Uint8Array) return { meta: copy, sizeBytes: data.length, crc32: crc32(data) };
+  // The checksum of the parts joined, without joining them (zlib's crc32 takes the running value).
+  let sizeBytes = 0;
+  let sum = 0;
+  for (const part of data) {
+    sizeBytes += part.length;
+    if (part.length > 0) sum = crc32(part, sum);
+  }
+  return { meta: copy, sizeBytes, crc32: sum };
+}
+
+/** The snapshot's bytes as one buffer (joined when it came in parts). */
+export function joinedSnapshot(data: SnapshotBytes): Uint8Array {
+  return data instanceof Uint8Array ? data : Buffer.concat(data);
 }
 
 /** Why `data` is not the snapshot `info` describes, or null when it is. */

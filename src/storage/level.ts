@@ -11,7 +11,7 @@ import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import { checkRange, checkSave, checkSnapshot, compactedBounds, emptyHardState, snapshotDataProblem, snapshotInfoOf } from './common.js';
 import * as rec from './records.js';
 import { readFileIfExists, removeFileIfExists, removeStaleFiles, writeFileDurably } from './snapshot-files.js';
-import type { LoadedState, MetaStore, RaftStorage, SaveOptions, SnapshotInfo } from './types.js';
+import type { LoadedState, MetaStore, RaftStorage, SaveOptions, SnapshotBytes, SnapshotInfo } from './types.js';
 
 type Db = ClassicLevel<Buffer, Buffer>;
 type Batch = ReturnType<Db['batch']>;
@@ -103,8 +103,14 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
     return this.serial(async () => {
       const hardState = await this.readHardState();
       const snapshot = this.snapshot;
-      const snapshotData = snapshot === null ? null : await this.readSnapshotData(snapshot);
-      const entries = await this.readEntries(rec.entryKey(0), rec.entryKeyEnd, null);
+      // Both read at once; both are awaited before either's failure is thrown, so no read outlives the call.
+      const [dataRead, entriesRead] = await Promise.allSettled([
+        snapshot === null ? null : this.readSnapshotData(snapshot),
+        this.readEntries(rec.entryKey(0), rec.entryKeyEnd, null),
+      ]);
+      if (dataRead.status === 'rejected') throw dataRead.reason;
+      if (entriesRead.status === 'rejected') throw entriesRead.reason;
+      const [snapshotData, entries] = [dataRead.value, entriesRead.value];
       const snapshotIndex = snapshot?.meta.index ?? 0;
       this.checkLoaded(hardState, entries, snapshotIndex);
       this.first = entries[0]?.index ?? snapshotIndex + 1;
@@ -131,15 +137,21 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
         return emptyHardState;
       });
       let snapshot = this.snapshot;
+      // The snapshot file and the log are read at once (a file read and LevelDB's iterator both run in libuv's pool).
+      const [read, scanned] = await Promise.all([
+        snapshot === null ? null : this.readSnapshotData(snapshot).then((data) => ({ data }), (err: unknown) => ({ problem: describe(err) })),
+        this.scanLog(snapshot?.meta ?? null),
+      ]);
       let snapshotData: Uint8Array | null = null;
-      if (snapshot !== null) {
-        snapshotData = await this.readSnapshotData(snapshot).catch((err: unknown) => {
-          problems.push(describe(err));
-          return null;
-        });
-        if (snapshotData === null) snapshot = null;
+      let scan = scanned;
+      if (read !== null && 'problem' in read) {
+        problems.push(read.problem);
+        // A dropped snapshot takes the log after it along: the log is judged again without it.
+        snapshot = null;
+        scan = await this.scanLog(null);
+      } else if (read !== null) {
+        snapshotData = read.data;
       }
-      const scan = await this.scanLog(snapshot?.meta ?? null);
       if (scan.problem !== null) problems.push(scan.problem);
       const snapshotIndex = snapshot?.meta.index ?? 0;
       const last = scan.entries.at(-1)?.index ?? snapshotIndex;
@@ -259,7 +271,7 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
   }
 
   /** The bytes go to their file first; then one synced batch makes them current and deletes the compacted entries. */
-  saveSnapshot(meta: SnapshotMeta, data: Uint8Array, compactThrough: LogIndex): Promise<void> {
+  saveSnapshot(meta: SnapshotMeta, data: SnapshotBytes, compactThrough: LogIndex): Promise<void> {
     return this.serial(async () => {
       checkSnapshot(meta, compactThrough, this.snapshot);
       const bounds = compactedBounds(this.first, this.last, meta.index, compactThrough);
@@ -363,7 +375,7 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
    * is on disk the old snapshot stays current (a crash leaves only a stray file, deleted on open); after it, the
    * old snapshot's file goes.
    */
-  private async replaceSnapshot(info: SnapshotInfo, data: Uint8Array, fill: (batch: Batch) => void): Promise<void> {
+  private async replaceSnapshot(info: SnapshotInfo, data: SnapshotBytes, fill: (batch: Batch) => void): Promise<void> {
     try {
       await writeFileDurably(this.snapshotsDir(), rec.snapshotFileName(info), data);
     } catch (err) {

@@ -4,8 +4,8 @@ import { assert } from '../lib/assert.js';
 import { MinkubeError } from '../lib/errors.js';
 import { logIndex, type LogIndex } from '../lib/ids.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
-import { checkRange, checkSave, checkSnapshot, compactedBounds, emptyHardState, snapshotDataProblem, snapshotInfoOf } from './common.js';
-import type { LoadedState, MetaStore, RaftStorage, SaveOptions, SnapshotInfo } from './types.js';
+import { checkRange, checkSave, checkSnapshot, compactedBounds, emptyHardState, joinedSnapshot, snapshotDataProblem, snapshotInfoOf } from './common.js';
+import type { LoadedState, MetaStore, RaftStorage, SaveOptions, SnapshotBytes, SnapshotInfo } from './types.js';
 
 export interface MemoryDisk {
   hardState: HardState;
@@ -98,11 +98,11 @@ export class MemoryRaftStorage implements RaftStorage, MetaStore {
     return { info: snapshot.info, data: snapshot.data.slice() };
   }
 
-  async saveSnapshot(meta: SnapshotMeta, data: Uint8Array, compactThrough: LogIndex): Promise<void> {
+  async saveSnapshot(meta: SnapshotMeta, data: SnapshotBytes, compactThrough: LogIndex): Promise<void> {
     this.checkOpen();
     checkSnapshot(meta, compactThrough, this.disk.snapshot?.info ?? null);
     const { first, last } = compactedBounds(this.disk.firstIndex, this.last(), meta.index, compactThrough);
-    this.disk.snapshot = { info: snapshotInfoOf(meta, data), data: data.slice() };
+    this.disk.snapshot = { info: snapshotInfoOf(meta, data), data: Uint8Array.prototype.slice.call(joinedSnapshot(data)) };
     this.disk.entries = first > last ? [] : this.disk.entries.slice(first - this.disk.firstIndex);
     this.disk.firstIndex = first;
   }

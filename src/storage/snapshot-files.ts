@@ -6,15 +6,16 @@ import { dirname, join } from 'node:path';
 const TEMP_SUFFIX = '.tmp';
 const SNAPSHOT_SUFFIX = '.snap';
 
-/** Writes `data` durably as `dir/name`, replacing any file of that name. */
-export async function writeFileDurably(dir: string, name: string, data: Uint8Array): Promise<void> {
+/** Writes `data` (one buffer, or parts written one after the other) durably as `dir/name`, replacing any file of that name. */
+export async function writeFileDurably(dir: string, name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
   // mkdir answers the first directory it created: that one's entry lives in its parent, which must be synced too.
   const created = await mkdir(dir, { recursive: true });
   if (created !== undefined) await syncDir(dirname(created));
   const temp = join(dir, name + TEMP_SUFFIX);
   const file = await open(temp, 'w');
   try {
-    await file.writeFile(data);
+    if (data instanceof Uint8Array) await file.writeFile(data);
+    else for (const part of data) for (let done = 0; done < part.length; ) done += (await file.write(part, done, part.length - done)).bytesWritten;
     await file.sync();
   } finally {
     await file.close();

@@ -55,8 +55,14 @@ export interface SnapshotStore {
    * <= compactThrough are deleted (compactThrough <= meta.index; a tail of entries may stay for lagging followers).
    * A meta whose index is not above the current snapshot's is a programmer error (AssertionError).
    */
-  saveSnapshot(meta: SnapshotMeta, data: Uint8Array, compactThrough: LogIndex): Promise<void>;
+  saveSnapshot(meta: SnapshotMeta, data: SnapshotBytes, compactThrough: LogIndex): Promise<void>;
 }
+
+/**
+ * A snapshot's bytes: one buffer, or the parts it is made of, in order (written out as they are, never joined in
+ * memory: a snapshot of tens of MiB joined was one more copy of it, garbage until a full collection).
+ */
+export type SnapshotBytes = Uint8Array | readonly Uint8Array[];
 
 export interface RaftStorage extends LogStore, StableStore, SnapshotStore {
   /**

@@ -4,7 +4,7 @@ import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { logIndex, nodeId, term, type NodeId } from '../../src/lib/ids.js';
-import { decodeSnapshot, encodeMemberContext, encodeSnapshot, MemberDirectory, type Member } from '../../src/manager/members.js';
+import { decodeSnapshot, encodeMemberContext, encodeSnapshot, encodeSnapshotParts, MemberDirectory, type Member } from '../../src/manager/members.js';
 import { encodeConfEntry } from '../../src/raft/membership.js';
 import type { ConfChange, Entry } from '../../src/raft/types.js';
 
@@ -99,6 +99,15 @@ describe('the snapshot envelope', () => {
     expect(Buffer.from(bytes).equals(Buffer.from(new Packr({ useRecords: false, moreTypes: false }).pack({ v: 1, members: rows, state })))).toBe(true);
     // Not a view of a larger buffer a packer keeps (that kept twice a big snapshot's size alive).
     expect(bytes.buffer.byteLength).toBeLessThan(bytes.length + 8192);
+  });
+
+  it.each([0, 255, 65_536])('encodeSnapshotParts gives the parts of encodeSnapshot, the state parts as they are (a %i-byte state)', (n) => {
+    const d = new MemberDirectory(m1, [member(m1), member(m2)]);
+    const state = Uint8Array.from({ length: n }, (_, i) => (i * 7) & 0xff);
+    const stateParts = [state.subarray(0, n >> 1), new Uint8Array(0), state.subarray(n >> 1)];
+    const parts = encodeSnapshotParts(d.entries(), stateParts);
+    expect(Buffer.concat(parts).equals(Buffer.from(encodeSnapshot(d.entries(), state)))).toBe(true);
+    expect(parts.slice(-3).every((p, i) => p === stateParts[i])).toBe(true);
   });
 
   const packr = new Packr({ useRecords: false, moreTypes: false });

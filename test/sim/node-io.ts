@@ -8,9 +8,9 @@ import type { Clock, Timer } from '../../src/lib/clock.js';
 import { logIndex, type LogIndex, type NodeId } from '../../src/lib/ids.js';
 import type { CommandStateMachine } from '../../src/manager/node.js';
 import type { Entry, HardState, Message } from '../../src/raft/types.js';
-import { checkRange, snapshotInfoOf } from '../../src/storage/common.js';
+import { checkRange, joinedSnapshot, snapshotInfoOf } from '../../src/storage/common.js';
 import type { AckMarker, MarkerRead, MarkerStore, MemoryMarker } from '../../src/storage/marker.js';
-import type { LoadedState, RaftStorage, SaveOptions, SnapshotInfo } from '../../src/storage/types.js';
+import type { LoadedState, RaftStorage, SaveOptions, SnapshotBytes, SnapshotInfo } from '../../src/storage/types.js';
 import type { Transport } from '../../src/transport/types.js';
 import type { DiskWrite, SimDisk, StoredSnapshot } from './disk.js';
 import type { AppliedCommand, SimStateMachine } from './state-machine.js';
@@ -96,11 +96,11 @@ export class SimStorage implements RaftStorage {
     return s === null ? null : { info: infoOf(s), data: s.data };
   }
 
-  saveSnapshot(meta: StoredSnapshot['meta'], data: Uint8Array, compactThrough: LogIndex): Promise<void> {
+  saveSnapshot(meta: StoredSnapshot['meta'], data: SnapshotBytes, compactThrough: LogIndex): Promise<void> {
     if (!this.life.alive) return never();
     let w: DiskWrite;
     try {
-      w = this.disk.write({ kind: 'snapshot', snapshot: { meta: { ...meta }, data: data.slice() }, compactThrough });
+      w = this.disk.write({ kind: 'snapshot', snapshot: { meta: { ...meta }, data: Uint8Array.prototype.slice.call(joinedSnapshot(data)) }, compactThrough });
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }

@@ -256,6 +256,17 @@ export function runRaftStorageConformance(name: string, open: () => Promise<Stor
         await expectState(s, { snapshot: { meta: snapMeta(7, 1), data }, entries: [], hardState: hs(0, null, 0), first: 8, last: 7 });
       });
 
+      it('takes a snapshot given in parts as the bytes they make joined (empty parts too), and reads it back whole', async () => {
+        await s.save(hs(1, null, 6), makeEntries(1, 6, 1));
+        const data = snapData(5000);
+        const parts = [data.subarray(0, 1), new Uint8Array(0), data.subarray(1, 4096), data.subarray(4096), new Uint8Array(0)];
+        await s.saveSnapshot(snapMeta(6, 1), parts, idx(6));
+        await expectState(s, { snapshot: { meta: snapMeta(6, 1), data }, entries: [], hardState: hs(1, null, 6), first: 7, last: 6 });
+        expect(s.snapshotInfo()).toMatchObject({ sizeBytes: 5000, crc32: crc32(data) });
+        s = await fx.reopen();
+        await expectState(s, { snapshot: { meta: snapMeta(6, 1), data }, entries: [], hardState: hs(1, null, 6), first: 7, last: 6 });
+      });
+
       it('keeps an empty snapshot', async () => {
         await s.save(null, makeEntries(1, 2, 1));
         await s.saveSnapshot(snapMeta(2, 1), new Uint8Array(0), idx(1));

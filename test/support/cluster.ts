@@ -118,13 +118,16 @@ export class ProcCluster {
     rmSync(join(this.dir, id), { recursive: true, force: true });
   }
 
-  /** withConfig false: the node gets no --config (a node that joins with a token, say). */
-  start(id: string, extraArgs: readonly string[] = [], o: { withConfig?: boolean } = {}): void {
+  /**
+   * withConfig false: the node gets no --config (a node that joins with a token, say). bin: another checkout's
+   * bin/minkube.js (a benchmark comparing two builds on one cluster).
+   */
+  start(id: string, extraArgs: readonly string[] = [], o: { withConfig?: boolean; bin?: string } = {}): void {
     const n = this.node(id);
     if (n.proc !== null) throw new Error(`${id} is already running`);
     n.log ??= createWriteStream(join(this.dir, `${id}.log`), { flags: 'a' });
     const config = o.withConfig === false ? [] : ['--config', this.configPath];
-    const proc = spawn(process.execPath, [...nodeLaunchFlags, ...this.nodeArgs, minkubeBin, n.kind, ...config, '--id', id, ...extraArgs], {
+    const proc = spawn(process.execPath, [...nodeLaunchFlags, ...this.nodeArgs, o.bin ?? minkubeBin, n.kind, ...config, '--id', id, ...extraArgs], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...this.launchEnv, ...process.env, MINKUBE_LOG_LEVEL: process.env.MINKUBE_LOG_LEVEL ?? 'info' },
     });
