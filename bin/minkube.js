@@ -115,6 +115,8 @@ function runCached(file) {
 
 /** A daemon's bundle for src/cli/daemons.ts (by name: manager, worker), cached the same way; null without one. */
 globalThis[Symbol.for('minkube.loadDaemon')] = (name) => runCached(join(root, 'dist', 'daemon', `${name}.cjs`));
+/** Any other CommonJS file of dist/ (the route serializers, api/schema-compilers.ts), cached the same way. */
+globalThis[Symbol.for('minkube.requireCached')] = (file) => runCached(file);
 
 const fromSource = process.env.MINKUBE_FROM_SOURCE;
 if (fromSource === '0' || (fromSource !== '1' && distIsFresh())) {

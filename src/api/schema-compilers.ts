@@ -3,6 +3,7 @@
 // loads Ajv besides) was most of its start-up CPU; a route answers exactly as before, its first answer a little later.
 // Validation is TypeBox's (validation.ts), so fastify's own Ajv compiler is never loaded either.
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import type { FastifyServerOptions } from 'fastify';
 import { typeboxValidatorCompiler } from './validation.js';
 
@@ -36,7 +37,10 @@ let generated: Map<string, () => Serializer> | null | undefined;
 function buildTimeSerializer(key: string): Serializer | undefined {
   if (generated === undefined) {
     try {
-      generated = require('./serializers.generated.cjs') as Map<string, () => Serializer>;
+      // Through bin/minkube.js's loader when a node runs from it (V8's code cache: the file inlines Ajv), else require.
+      const requireCached = (globalThis as Record<symbol, unknown>)[Symbol.for('minkube.requireCached')] as ((file: string) => unknown) | undefined;
+      const cached = requireCached?.(fileURLToPath(new URL('./serializers.generated.cjs', import.meta.url)));
+      generated = (cached ?? require('./serializers.generated.cjs')) as Map<string, () => Serializer>;
     } catch {
       generated = null;
     }
