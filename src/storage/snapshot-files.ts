@@ -1,6 +1,6 @@
 // Snapshot bytes on disk for LevelRaftStorage: one file per snapshot in <dir>/snapshots, written to a temp file,
 // fsynced, renamed and the directory fsynced, so a file under its final name is whole and survives a power failure.
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 const TEMP_SUFFIX = '.tmp';
@@ -24,13 +24,31 @@ export async function writeFileDurably(dir: string, name: string, data: Uint8Arr
   await syncDir(dir);
 }
 
-/** The file's bytes, or null when it does not exist. */
+/**
+ * The file's bytes, in a buffer of their own, or null when it does not exist. Read with as few reads as the kernel
+ * allows (readFile reads 512 KiB at a time, each a trip to the thread pool: 76 for a 38 MiB snapshot).
+ */
 export async function readFileIfExists(path: string): Promise<Buffer | null> {
+  let file: FileHandle;
   try {
-    return await readFile(path);
+    file = await open(path, 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
+  }
+  try {
+    const { size } = await file.stat();
+    const bytes = Buffer.allocUnsafeSlow(size);
+    let done = 0;
+    while (done < size) {
+      const { bytesRead } = await file.read(bytes, done, size - done, done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    // A file that grew since stat() is read as it was; one that shrank answers what it holds.
+    return done === size ? bytes : bytes.subarray(0, done);
+  } finally {
+    await file.close();
   }
 }
 
