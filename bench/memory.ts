@@ -8,6 +8,8 @@
 // one-manager cluster; the manager starts from it (to "raft state loaded", to GET /ready), its RSS and where the
 // bytes are, and a restart (SIGKILL, start) timed the same way.
 // `npx tsx bench/memory.ts [--keys 100000] [--tasks 100000] [--heap-summary] [--variants a,b] [--in-process-only] [--settle-s 2]`
+// First: the in-process measures decode with msgpackr's JavaScript string reader, as a manager does.
+import './msgpackr-js.js';
 import { createReadStream, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
