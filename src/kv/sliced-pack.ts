@@ -73,11 +73,24 @@ export class SlicedPacker {
           for (const e of row(items[i]!)) run.push(e);
         } else {
           flush();
-          this.parts.push(bytes);
+          this.pushView(bytes);
         }
       }
       flush();
       await this.yieldFn();
+    }
+  }
+
+  /**
+   * Bytes kept as they are: a view that starts where the last part (a view of the same buffer) ends extends it, so
+   * the unread rows of a lazy restore, consecutive in their section, become one part instead of one per row.
+   */
+  private pushView(bytes: Uint8Array): void {
+    const last = this.parts.at(-1);
+    if (last !== undefined && last.buffer === bytes.buffer && last.byteOffset + last.byteLength === bytes.byteOffset) {
+      this.parts[this.parts.length - 1] = new Uint8Array(bytes.buffer, last.byteOffset, last.byteLength + bytes.byteLength);
+    } else {
+      this.parts.push(bytes);
     }
   }
 

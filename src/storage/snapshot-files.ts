@@ -14,14 +14,39 @@ export async function writeFileDurably(dir: string, name: string, data: Uint8Arr
   const temp = join(dir, name + TEMP_SUFFIX);
   const file = await open(temp, 'w');
   try {
-    if (data instanceof Uint8Array) await file.writeFile(data);
-    else for (const part of data) for (let done = 0; done < part.length; ) done += (await file.write(part, done, part.length - done)).bytesWritten;
+    for (const chunk of data instanceof Uint8Array ? [data] : coalesced(data)) {
+      for (let done = 0; done < chunk.length; ) done += (await file.write(chunk, done, chunk.length - done)).bytesWritten;
+    }
     await file.sync();
   } finally {
     await file.close();
   }
   await rename(temp, join(dir, name));
   await syncDir(dir);
+}
+
+/** Bytes of at least this size are written as they are; smaller parts in a row are joined up to it first. */
+const WRITE_CHUNK_BYTES = 1 << 20;
+
+/** `parts` as few writes: each run of small parts joined (up to WRITE_CHUNK_BYTES), large ones as they are. */
+function* coalesced(parts: readonly Uint8Array[]): Generator<Uint8Array> {
+  let run: Uint8Array[] = [];
+  let runBytes = 0;
+  for (const part of parts) {
+    if (part.length >= WRITE_CHUNK_BYTES) {
+      if (run.length > 0) yield Buffer.concat(run);
+      [run, runBytes] = [[], 0];
+      yield part;
+      continue;
+    }
+    run.push(part);
+    runBytes += part.length;
+    if (runBytes >= WRITE_CHUNK_BYTES) {
+      yield Buffer.concat(run);
+      [run, runBytes] = [[], 0];
+    }
+  }
+  if (run.length > 0) yield Buffer.concat(run);
 }
 
 /**
