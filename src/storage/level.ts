@@ -27,6 +27,8 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
   /** Set when a write failed: what is on disk is then unknown, so nothing more may be written or trusted. */
   private failure: Error | null = null;
   private closed = false;
+  /** saveSnapshot calls under way (their files are written outside the queue): close() waits for them. */
+  private readonly savingSnapshots = new Set<Promise<unknown>>();
   /** The LevelDB compactions started after snapshots (see reclaim): at most one running and one waiting. */
   private reclaiming: Promise<void> = Promise.resolve();
   private reclaimWaiting = false;
@@ -270,18 +272,34 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
     });
   }
 
-  /** The bytes go to their file first; then one synced batch makes them current and deletes the compacted entries. */
-  saveSnapshot(meta: SnapshotMeta, data: SnapshotBytes, compactThrough: LogIndex): Promise<void> {
-    return this.serial(async () => {
-      checkSnapshot(meta, compactThrough, this.snapshot);
-      const bounds = compactedBounds(this.first, this.last, meta.index, compactThrough);
-      await this.replaceSnapshot(snapshotInfoOf(meta, data), data, (batch) => {
-        for (let i = this.first; i < bounds.first && i <= this.last; i++) batch.del(rec.entryKey(i));
-      });
-      this.first = bounds.first;
-      this.last = bounds.last;
-      this.reclaim(bounds.first);
-    });
+  /**
+   * The bytes go to their file first, outside the queue the log's writes take turns in: writing and syncing tens of
+   * MiB took half a second, and every append waited behind it, so a follower stopped answering its leader (with
+   * every member taking its snapshot at about the same index, the leader lost its quorum's answers and stepped
+   * down). Then one synced batch, in the queue, makes them current and deletes the compacted entries.
+   */
+  async saveSnapshot(meta: SnapshotMeta, data: SnapshotBytes, compactThrough: LogIndex): Promise<void> {
+    assert(!this.closed, `the storage in ${this.dir} is closed`);
+    checkSnapshot(meta, compactThrough, this.snapshot);
+    const info = snapshotInfoOf(meta, data);
+    const saving = this.writeSnapshotFile(info, data).then(() =>
+      this.serial(async () => {
+        // Checked again: a snapshot from the leader may have been installed while the file was written.
+        checkSnapshot(meta, compactThrough, this.snapshot);
+        const bounds = compactedBounds(this.first, this.last, meta.index, compactThrough);
+        await this.makeSnapshotCurrent(info, (batch) => {
+          for (let i = this.first; i < bounds.first && i <= this.last; i++) batch.del(rec.entryKey(i));
+        });
+        this.first = bounds.first;
+        this.last = bounds.last;
+        this.reclaim(bounds.first);
+      }),
+    );
+    // close() lets a save begun before it finish, as it lets what the queue holds finish.
+    const tracked = saving.catch(() => undefined);
+    this.savingSnapshots.add(tracked);
+    void tracked.then(() => this.savingSnapshots.delete(tracked));
+    await saving;
   }
 
   getMeta(key: string): Promise<Uint8Array | undefined> {
@@ -299,6 +317,8 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all(this.savingSnapshots);
     if (this.closed) return;
     this.closed = true;
     await this.tail;
@@ -376,11 +396,21 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
    * old snapshot's file goes.
    */
   private async replaceSnapshot(info: SnapshotInfo, data: SnapshotBytes, fill: (batch: Batch) => void): Promise<void> {
+    await this.writeSnapshotFile(info, data);
+    await this.makeSnapshotCurrent(info, fill);
+  }
+
+  /** The snapshot's file, written durably under its final name (not current until makeSnapshotCurrent). */
+  private async writeSnapshotFile(info: SnapshotInfo, data: SnapshotBytes): Promise<void> {
     try {
       await writeFileDurably(this.snapshotsDir(), rec.snapshotFileName(info), data);
     } catch (err) {
       throw new MinkubeError('INTERNAL', `writing a snapshot to the data directory ${this.dir} failed: ${describe(err)}`, { cause: err });
     }
+  }
+
+  /** One synced batch: the snapshot's record and whatever `fill` adds; then the old snapshot's file goes. */
+  private async makeSnapshotCurrent(info: SnapshotInfo, fill: (batch: Batch) => void): Promise<void> {
     await this.write((batch) => {
       batch.put(rec.snapshotKey, rec.encodeSnapshot(info));
       fill(batch);

@@ -359,13 +359,12 @@ export function runRaftStorageConformance(name: string, open: () => Promise<Stor
         expect(plain((await s.load()).entries)).toEqual(plain([...makeEntries(7, 4, 2), ...makeEntries(11, 1, 3), ...makeEntries(12, 1, 4)]));
       });
 
-      it('applies snapshots and saves in call order', async () => {
+      it('takes a snapshot and saves called together to the same end state, the appends after it kept', async () => {
         const a = s.save(hs(1, 'n1', 10), makeEntries(1, 10, 1));
         const b = s.saveSnapshot(snapMeta(10, 1), snapData(30), idx(10));
         const c = s.save(null, makeEntries(11, 2, 2));
-        const first = s.firstIndex();
         await Promise.all([a, b, c]);
-        expect(await first).toBe(11);
+        expect(await s.firstIndex()).toBe(11);
         await expectState(s, { snapshot: { meta: snapMeta(10, 1), data: snapData(30) }, entries: makeEntries(11, 2, 2), hardState: hs(1, 'n1', 10), first: 11, last: 12 });
       });
 
