@@ -8,7 +8,7 @@ import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { ProcCluster, eventually, freePort, httpJson, minkubeBin, sleep } from '../test/support/cluster.js';
 import { breakdownOf, probeArgs, rssMiB, type MemoryBreakdown } from './mem-breakdown.js';
-import type { SummaryRow } from './summary.js';
+import { median, type SummaryRow } from './summary.js';
 import { BenchClient, arg, flag, printResult, printTable, round } from './support.js';
 
 interface Sizes {
@@ -56,8 +56,6 @@ interface JoinTiming {
 }
 
 const retryable = new Set([0, 429, 503, 504]);
-
-const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? NaN;
 
 /** Runs `count` requests with `clients` in flight, retrying the ones that failed passingly; returns the retries. */
 async function fill(count: number, clients: number, send: (i: number) => Promise<number>): Promise<number> {
