@@ -214,8 +214,9 @@ export class DriverCluster {
   }
 
   /**
-   * Waits until every running node applied the same index, at least the leader's commit, and checks in that same
-   * instant that their state machines hold the same bytes. Resolves with the applied index.
+   * Waits until every running node applied the same index, at least the leader's commit, the leader (if one is among
+   * them) committed all its log, and checks in that same instant that their state machines hold the same bytes.
+   * Resolves with the applied index.
    */
   async converged(timeoutMs = 10_000, nodes: readonly string[] = [...this.running.keys()]): Promise<number> {
     let lastProblem = '';
@@ -228,6 +229,15 @@ export class DriverCluster {
           const commit = Math.max(...ns.map((n) => n.driver.status().commitIndex));
           if (applied.some((a) => a !== applied[0]) || applied[0]! < commit) {
             lastProblem = `applied ${applied.join(',')}, commit ${commit}`;
+            return undefined;
+          }
+          // A leader's log may hold more than it has committed yet: a new leader's first entry, and with it the
+          // previous terms' tail that every node still has uncommitted (after a whole-cluster restart), or a write
+          // still in flight. Until it commits them, the nodes agree on a state that is not the last one.
+          const leader = ns.filter((n) => n.driver.status().role === 'leader').sort((a, b) => b.driver.status().term - a.driver.status().term)[0];
+          const leaderSt = leader?.driver.status();
+          if (leaderSt !== undefined && leaderSt.commitIndex < leaderSt.lastIndex) {
+            lastProblem = `the leader ${leader!.id} committed ${leaderSt.commitIndex} of ${leaderSt.lastIndex}`;
             return undefined;
           }
           const states = ns.map((n) => Buffer.from(n.service.kv.snapshot()));
