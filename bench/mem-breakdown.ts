@@ -1,6 +1,6 @@
 // A manager's memory, split: /proc/<pid>/smaps_rollup from outside, and V8's numbers from inside through
 // bench/mem-probe.mjs (start the node with `probeArgs`; SIGUSR2 makes it write them).
-import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,13 +34,20 @@ const probeDir = mkdtempSync(join(tmpdir(), 'minkube-bench-mem-'));
 process.env.MINKUBE_MEM_PROBE_DIR = probeDir;
 export const probeArgs = ['--import', join(dirname(fileURLToPath(import.meta.url)), 'mem-probe.mjs')];
 
-/** Asks the manager (SIGUSR2, see bench/mem-probe.mjs) for its V8 numbers and reads its smaps_rollup. */
-export async function breakdownOf(pid: number | undefined): Promise<MemoryBreakdown | null> {
+/**
+ * Asks the manager (SIGUSR2, see bench/mem-probe.mjs) for its V8 numbers and reads its smaps_rollup. With `afterGc`,
+ * the manager runs a full garbage collection first: the numbers are then what it holds live (its RSS as it would be
+ * once V8 got round to collecting), not what garbage it has not collected yet.
+ */
+export async function breakdownOf(pid: number | undefined, o: { afterGc?: boolean } = {}): Promise<MemoryBreakdown | null> {
   if (pid === undefined) return null;
   const file = join(probeDir, `${pid}.json`);
+  const gcFlag = join(probeDir, `${pid}.gc`);
+  if (o.afterGc === true) writeFileSync(gcFlag, '');
   const before = existsSync(file) ? statSync(file).mtimeMs : 0;
   process.kill(pid, 'SIGUSR2');
   const written = await eventually(async () => (existsSync(file) && statSync(file).mtimeMs !== before ? true : undefined), 10_000, 'the memory probe').catch(() => false);
+  rmSync(gcFlag, { force: true });
   if (written !== true) return null;
   const u = JSON.parse(readFileSync(file, 'utf8')) as Record<string, number> & { spaces: Record<string, { size: number }> };
   const smaps = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');

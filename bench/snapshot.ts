@@ -1,7 +1,7 @@
 // Snapshots (issue 5): 3 managers holding N keys (~100-byte values) and N pending task records (no workers), with
 // snapshots taken every `--threshold` entries. Measures RSS, a follower's restart (SIGKILL -> ready and caught up,
 // from its snapshot plus the log after it), and a new member joining by snapshot (start -> caught up -> voter).
-// `npx tsx bench/snapshot.ts [--keys 100000] [--tasks 100000] [--threshold 20000] [--clients 128] [--restarts 1] [--restart-vs DIR] [--quick]`
+// `npx tsx bench/snapshot.ts [--keys 100000] [--tasks 100000] [--threshold 20000] [--clients 128] [--restarts 1] [--restart-vs DIR] [--quiet-s 30] [--quick]`
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync, readdirSync, statSync } from 'node:fs';
 import { Agent, request } from 'node:http';
@@ -20,6 +20,8 @@ interface Sizes {
   restarts: number;
   /** Another checkout (--restart-vs DIR) whose build restarts the follower too, alternating with this one. */
   restartVs: string | null;
+  /** Seconds the cluster is left quiet after the load before RSS is read again (--quiet-s, default 30). */
+  quietS: number;
 }
 
 export interface SnapshotBenchResult extends Sizes {
@@ -30,9 +32,26 @@ export interface SnapshotBenchResult extends Sizes {
   leaderChanges: number;
   /** The leader's latest snapshot: its index and the size of its file on disk. */
   snapshot: { index: number; fileBytes: number; takeMs: number | null };
-  rssMiB: { leader: number; follower: number; followerAfterRestart: number; joiner: number };
+  /** RSS as found, and after a full garbage collection (what each holds live; see breakdownOf's afterGc). */
+  rssMiB: {
+    leader: number;
+    follower: number;
+    /** After `quietS` seconds with no requests: what V8 gave back once the load stopped. */
+    leaderQuiet: number;
+    followerQuiet: number;
+    leaderAfterGc: number;
+    followerAfterGc: number;
+    followerAfterRestart: number;
+    joiner: number;
+  };
   /** Where the leader's and the follower's bytes are (after the load), and the restarted follower's. */
-  breakdown: { leader: MemoryBreakdown | null; follower: MemoryBreakdown | null; followerAfterRestart: MemoryBreakdown | null };
+  breakdown: {
+    leader: MemoryBreakdown | null;
+    follower: MemoryBreakdown | null;
+    leaderAfterGc: MemoryBreakdown | null;
+    followerAfterGc: MemoryBreakdown | null;
+    followerAfterRestart: MemoryBreakdown | null;
+  };
   /**
    * From the start (ms): the restarted log's "transport listening" (the process is up: Node and tsx booted), "raft
    * state loaded" (snapshot and log read), "manager started", then GET /ready 200, then caught up.
@@ -259,6 +278,11 @@ export async function benchSnapshot(s: Sizes): Promise<SnapshotBenchResult> {
     const rssLeader = rssMiB(cluster.node(leader).proc?.pid);
     const rssFollower = rssMiB(cluster.node(follower).proc?.pid);
     const [leaderBytes, followerBytes] = [await breakdownOf(cluster.node(leader).proc?.pid), await breakdownOf(cluster.node(follower).proc?.pid)];
+    await sleep(s.quietS * 1000);
+    const rssLeaderQuiet = rssMiB(cluster.node(leader).proc?.pid);
+    const rssFollowerQuiet = rssMiB(cluster.node(follower).proc?.pid);
+    const leaderLive = await breakdownOf(cluster.node(leader).proc?.pid, { afterGc: true });
+    const followerLive = await breakdownOf(cluster.node(follower).proc?.pid, { afterGc: true });
     const leaderView = (await view(cluster.url(leader)))!;
     const leaderChanges = leaderView.term - termBefore;
     const taken = logLines(join(cluster.dir, `${leader}.log`), 'snapshot taken').at(-1);
@@ -292,8 +316,8 @@ export async function benchSnapshot(s: Sizes): Promise<SnapshotBenchResult> {
       load: loaded,
       leaderChanges,
       snapshot,
-      rssMiB: { leader: rssLeader, follower: rssFollower, followerAfterRestart: rssAfterRestart, joiner: rssJoiner },
-      breakdown: { leader: leaderBytes, follower: followerBytes, followerAfterRestart: restartedBytes },
+      rssMiB: { leader: rssLeader, follower: rssFollower, leaderQuiet: rssLeaderQuiet, followerQuiet: rssFollowerQuiet, leaderAfterGc: leaderLive?.rss ?? NaN, followerAfterGc: followerLive?.rss ?? NaN, followerAfterRestart: rssAfterRestart, joiner: rssJoiner },
+      breakdown: { leader: leaderBytes, follower: followerBytes, leaderAfterGc: leaderLive, followerAfterGc: followerLive, followerAfterRestart: restartedBytes },
       restart,
       join: joined,
     };
@@ -310,7 +334,7 @@ export async function benchSnapshot(s: Sizes): Promise<SnapshotBenchResult> {
 function summaryOf(r: SnapshotBenchResult): SummaryRow[] {
   const held = `${r.keys.toLocaleString('en-US')} keys + ${r.tasks.toLocaleString('en-US')} tasks`;
   return [
-    { metric: `manager RSS, leader, ${held}`, unit: 'MiB', value: r.rssMiB.leader, better: 'lower', note: `follower ${r.rssMiB.follower} MiB` },
+    { metric: `manager RSS, leader, ${held}`, unit: 'MiB', value: r.rssMiB.leader, better: 'lower', note: `follower ${r.rssMiB.follower} MiB; after ${r.quietS} s quiet ${r.rssMiB.leaderQuiet} / ${r.rssMiB.followerQuiet} MiB; after a full GC ${r.rssMiB.leaderAfterGc} / ${r.rssMiB.followerAfterGc} MiB` },
     { metric: `restart to caught up, follower, ${held}`, unit: 'ms', value: r.restart.caughtUpMs, better: 'lower', note: `SIGKILL, start; ready at ${r.restart.readyMs} ms; RSS after ${r.rssMiB.followerAfterRestart} MiB` },
     { metric: `snapshot size on disk, ${held}`, unit: 'MiB', value: round(r.snapshot.fileBytes / 2 ** 20, 1), better: 'lower', note: `taken in ${r.snapshot.takeMs ?? '?'} ms; ${r.leaderChanges} election(s) during the load` },
     { metric: `new member by snapshot to caught up, ${held}`, unit: 'ms', value: r.join.caughtUpMs, better: 'lower', note: `voter at ${r.join.voterMs} ms; leader sent it in ${r.join.sentMs ?? '?'} ms` },
@@ -326,6 +350,10 @@ function tableRows(r: SnapshotBenchResult): Record<string, string | number>[] {
     { measure: 'snapshot file (leader)', value: mib(r.snapshot.fileBytes), detail: `index ${r.snapshot.index}, taken in ${r.snapshot.takeMs ?? '?'} ms` },
     { measure: 'RSS leader', value: `${r.rssMiB.leader} MiB`, detail: r.leader },
     { measure: 'RSS follower', value: `${r.rssMiB.follower} MiB`, detail: r.follower },
+    { measure: `RSS leader after ${r.quietS} s quiet`, value: `${r.rssMiB.leaderQuiet} MiB`, detail: 'no requests since the load' },
+    { measure: `RSS follower after ${r.quietS} s quiet`, value: `${r.rssMiB.followerQuiet} MiB`, detail: 'no requests since the load' },
+    { measure: 'RSS leader after a full GC', value: `${r.rssMiB.leaderAfterGc} MiB`, detail: 'what it holds live' },
+    { measure: 'RSS follower after a full GC', value: `${r.rssMiB.followerAfterGc} MiB`, detail: 'what it holds live' },
     { measure: 'restart: to "transport listening"', value: `${r.restart.bootMs ?? '-'} ms`, detail: 'its log: process up (node, tsx)' },
     { measure: 'restart: to "raft state loaded"', value: `${r.restart.stateLoadedMs ?? '-'} ms`, detail: 'its log: snapshot and log read' },
     { measure: 'restart: to "manager started"', value: `${r.restart.startedMs ?? '-'} ms`, detail: 'its log: listening' },
@@ -350,6 +378,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     clients: Number(arg('clients', '128')),
     restarts: Math.max(1, Number(arg('restarts', '1'))),
     restartVs: arg('restart-vs', '') === '' ? null : arg('restart-vs', ''),
+    quietS: Number(arg('quiet-s', quick ? '2' : '30')),
   };
   const r = await benchSnapshot(sizes);
   printTable(`Snapshots: 3 managers holding ${r.keys} keys and ${r.tasks} task records (leader ${r.leader}, snapshot every ${r.thresholdEntries} entries)`, tableRows(r));

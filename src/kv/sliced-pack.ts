@@ -1,6 +1,7 @@
 // MessagePack encoding of a large document in slices, yielding to the event loop between them, so that snapshotting
 // a big state machine never blocks heartbeats for long. The bytes decode exactly as one pack() of the whole would.
 import type { Packr } from 'msgpackr';
+import { MsgpackCursor } from './msgpack-scan.js';
 
 /** Items packed between two yields. */
 const SLICE_ITEMS = 1024;
@@ -9,29 +10,39 @@ export type YieldFn = () => Promise<void>;
 
 export const yieldToEventLoop: YieldFn = () => new Promise((resolve) => setImmediate(resolve));
 
+/**
+ * Packs into one buffer that grows as it fills (start it at about the size expected, say the last snapshot's): the
+ * whole is one allocation, with no part per slice left behind as garbage, and a state machine keeps it as the bytes
+ * its compacted records live in (KvStateMachine.captureSnapshotParts).
+ */
 export class SlicedPacker {
-  private readonly parts: Uint8Array[] = [];
+  private out: Buffer;
+  /** The bytes packed so far: where the next value starts in the whole. */
+  private packedBytes = 0;
 
   constructor(
     private readonly packr: Packr,
     private readonly yieldFn: YieldFn = yieldToEventLoop,
-  ) {}
+    expectedBytes = 64 * 1024,
+  ) {
+    this.out = Buffer.allocUnsafeSlow(Math.max(1024, Math.ceil(expectedBytes)));
+  }
 
   /** One whole value (small ones: headers, keys, scalars). */
   value(v: unknown): void {
-    // pack() may answer a view of a buffer it reuses: keep a copy.
-    this.parts.push(Uint8Array.prototype.slice.call(this.packr.pack(v)));
+    // pack() answers a view of a buffer it reuses: copied in at once.
+    this.push(this.packr.pack(v));
   }
 
   /** A map of string keys, with the header msgpackr writes for an object (map16), so the bytes match pack(object). */
   mapHeader(entries: number): void {
-    this.parts.push(Uint8Array.of(0xde, entries >> 8, entries & 0xff));
+    this.push(Uint8Array.of(0xde, entries >> 8, entries & 0xff));
   }
 
   arrayHeader(length: number): void {
-    if (length < 16) this.parts.push(Uint8Array.of(0x90 | length));
-    else if (length < 0x1_0000) this.parts.push(Uint8Array.of(0xdc, length >> 8, length & 0xff));
-    else this.parts.push(Uint8Array.of(0xdd, (length >>> 24) & 0xff, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff));
+    if (length < 16) this.push(Uint8Array.of(0x90 | length));
+    else if (length < 0x1_0000) this.push(Uint8Array.of(0xdc, length >> 8, length & 0xff));
+    else this.push(Uint8Array.of(0xdd, (length >>> 24) & 0xff, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff));
   }
 
   /**
@@ -47,7 +58,7 @@ export class SlicedPacker {
         for (const e of r) slice.push(e);
       }
       const packed = this.packr.pack(slice);
-      this.parts.push(Uint8Array.prototype.slice.call(packed, arrayHeaderBytes(packed[0]!)));
+      this.push(packed.subarray(arrayHeaderBytes(packed[0]!)));
       await this.yieldFn();
     }
   }
@@ -55,15 +66,25 @@ export class SlicedPacker {
   /**
    * An array of `items.length * width` elements: each item's `width` elements packed from `row(item)`, or, when
    * `raw(item)` answers bytes, those bytes as they are (the item's elements packed, as `row` would have packed them).
-   * A slice at a time, with a yield after each.
+   * A slice at a time, with a yield after each. With `starts`, each item's offset in the whole (where its first
+   * element begins) is pushed onto it, in order.
    */
-  async arrayOf<T>(items: readonly T[], width: number, raw: (item: T) => Uint8Array | null, row: (item: T) => unknown[]): Promise<void> {
+  async arrayOf<T>(items: readonly T[], width: number, raw: (item: T) => Uint8Array | null, row: (item: T) => unknown[], starts?: number[]): Promise<void> {
     this.arrayHeader(items.length * width);
     let run: unknown[] = [];
     const flush = (): void => {
       if (run.length === 0) return;
       const packed = this.packr.pack(run);
-      this.parts.push(Uint8Array.prototype.slice.call(packed, arrayHeaderBytes(packed[0]!)));
+      const at = this.packedBytes;
+      this.push(packed.subarray(arrayHeaderBytes(packed[0]!)));
+      if (starts !== undefined) {
+        // The run's items begin where their first element does: found by skipping over what was just packed.
+        const c = new MsgpackCursor(this.out, at);
+        for (let n = run.length / width; n > 0; n--) {
+          starts.push(c.pos);
+          for (let e = 0; e < width; e++) c.skip();
+        }
+      }
       run = [];
     };
     for (let start = 0; start < items.length; start += SLICE_ITEMS) {
@@ -73,7 +94,8 @@ export class SlicedPacker {
           for (const e of row(items[i]!)) run.push(e);
         } else {
           flush();
-          this.pushView(bytes);
+          starts?.push(this.packedBytes);
+          this.push(bytes);
         }
       }
       flush();
@@ -81,26 +103,34 @@ export class SlicedPacker {
     }
   }
 
-  /**
-   * Bytes kept as they are: a view that starts where the last part (a view of the same buffer) ends extends it, so
-   * the unread rows of a lazy restore, consecutive in their section, become one part instead of one per row.
-   */
-  private pushView(bytes: Uint8Array): void {
-    const last = this.parts.at(-1);
-    if (last !== undefined && last.buffer === bytes.buffer && last.byteOffset + last.byteLength === bytes.byteOffset) {
-      this.parts[this.parts.length - 1] = new Uint8Array(bytes.buffer, last.byteOffset, last.byteLength + bytes.byteLength);
-    } else {
-      this.parts.push(bytes);
+  private push(bytes: Uint8Array): void {
+    const end = this.packedBytes + bytes.byteLength;
+    if (end > this.out.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(end, this.out.length * 2));
+      this.out.copy(grown, 0, 0, this.packedBytes);
+      this.out = grown;
     }
+    this.out.set(bytes, this.packedBytes);
+    this.packedBytes = end;
   }
 
+  /** How many bytes were packed so far. */
+  get length(): number {
+    return this.packedBytes;
+  }
+
+  /**
+   * The whole, packed so far. A view of the packer's buffer when that is nearly full (a copy of the exact size
+   * otherwise, so that the buffer's spare room is not kept alive with it); pack nothing more after.
+   */
   bytes(): Uint8Array {
-    return Buffer.concat(this.parts);
+    if (this.out.length - this.packedBytes <= this.out.length / 16) return this.out.subarray(0, this.packedBytes);
+    return Uint8Array.prototype.slice.call(this.out, 0, this.packedBytes);
   }
 
-  /** The bytes as the parts they were packed in, in order (bytes() joins them). */
+  /** bytes(), as parts (one). */
   packedParts(): readonly Uint8Array[] {
-    return this.parts;
+    return [this.bytes()];
   }
 }
 

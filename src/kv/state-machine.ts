@@ -53,6 +53,8 @@ export interface AppliedCommand {
 export interface KvStateMachineOptions {
   sessionsMax?: number;
   sessionResultsMax?: number;
+  /** Whether a snapshot's capture compacts the records it packed back into its bytes (captureSnapshotParts); on by default. */
+  compactOnSnapshot?: boolean;
   tasks?: TaskStoreOptions;
   auth?: AuthStoreOptions;
   services?: ServiceStoreOptions;
@@ -85,6 +87,11 @@ export class KvStateMachine {
   /** The records restored lazily (a view of the snapshot's kv array); null once none is left. */
   private lazyKv: Uint8Array | null = null;
   private lazyKvLeft = 0;
+  /** Bumped by every restore and compaction: lazy numbers of one generation mean nothing in another. */
+  private generation = 0;
+  private readonly compactOnSnapshot: boolean;
+  /** The size of the last snapshot this machine packed (captureSnapshotParts), to size the next one's buffer. */
+  private lastSnapshotBytes = 0;
   /** Keys in code-unit order, for prefix listing (tasks/, workers/) without sorting on every read. */
   private sortedKeys = new SortedKeys();
   /** clientId -> session; Map order is least recently used first (re-inserted on every command). */
@@ -107,6 +114,7 @@ export class KvStateMachine {
     this.auth = new AuthStore(options.auth);
     this.sessionsMax = options.sessionsMax ?? limits.kvSessionsMax;
     this.sessionResultsMax = options.sessionResultsMax ?? limits.kvSessionResultsMax;
+    this.compactOnSnapshot = options.compactOnSnapshot ?? true;
     assert(this.sessionsMax >= 1 && this.sessionResultsMax >= 1, 'session bounds must be positive');
   }
 
@@ -318,13 +326,18 @@ export class KvStateMachine {
   }
 
   /**
-   * captureSnapshot(), its bytes left as the parts they were packed in: the manager writes them to the snapshot's
-   * file one after the other instead of joining tens of MiB in memory first.
+   * captureSnapshot(), its bytes as parts (one: the whole, packed into one buffer). Once packed, the records not
+   * replaced since the capture are compacted: each becomes its offset in those bytes again, as after a lazy
+   * restore, and is decoded the next time something reads it. A manager then holds its state as the snapshot's
+   * bytes plus the indexes (a number per record), not as an object graph several times that size; the records
+   * written since are objects until the next snapshot.
    */
   captureSnapshotParts(): () => Promise<readonly Uint8Array[]> {
+    const generation = this.generation;
+    const keys = this.sortedKeys.toArray();
+    const held = keys.map((key) => this.data.get(key)!);
     // A record not read since a lazy restore stays bytes (its key, value and version, written out as they came in).
-    const records = this.sortedKeys.toArray().map((key): KvRecord | Uint8Array => {
-      const v = this.data.get(key)!;
+    const records = held.map((v): KvRecord | Uint8Array => {
       if (typeof v !== 'number') return v;
       const c = new MsgpackCursor(this.lazyKv!, v);
       c.skip();
@@ -334,32 +347,57 @@ export class KvStateMachine {
     });
     const sessions: unknown[] = [];
     for (const [clientId, s] of this.sessions) sessions.push([clientId, s.lastIndex, s.floor, [...s.results]]);
-    const tasks = this.tasks.snapshotContent();
+    const tasks = this.tasks.captureContent();
     const auth = encodeAuthSnapshot(this.auth.snapshotContent());
     const services = encodeServiceSnapshot(this.services.snapshotContent());
     const quotas = this.quotas.snapshotContent();
     const appliedIndex = this.appliedIndexValue;
+    const compacting = this.compactOnSnapshot;
     return async () => {
-      const p = new SlicedPacker(snapshotPackr);
+      // About the last snapshot's size, so the buffer rarely grows (or has much room left to give back).
+      const p = new SlicedPacker(snapshotPackr, yieldToEventLoop, this.lastSnapshotBytes * 1.03 + 64 * 1024);
+      const kvStarts: number[] | undefined = compacting ? [] : undefined;
+      const taskStarts = compacting ? { tasks: [] as number[], keys: [] as number[] } : undefined;
       p.mapHeader(8);
       p.value('format');
       p.value(SNAPSHOT_FORMAT);
       p.value('appliedIndex');
       p.value(appliedIndex);
       p.value('kv');
-      await p.arrayOf(records, 3, (r) => (r instanceof Uint8Array ? r : null), (r) => [(r as KvRecord).key, (r as KvRecord).value, (r as KvRecord).version]);
+      await p.arrayOf(records, 3, (r) => (r instanceof Uint8Array ? r : null), (r) => [(r as KvRecord).key, (r as KvRecord).value, (r as KvRecord).version], kvStarts);
       p.value('sessions');
       p.value(sessions);
       p.value('tasks');
-      await packTaskSnapshot(p, tasks);
+      await packTaskSnapshot(p, tasks.content, taskStarts);
       p.value('auth');
       p.value(auth);
       p.value('services');
       p.value(services);
       p.value('quotas');
       p.value(quotas);
-      return p.packedParts();
+      const whole = p.bytes();
+      this.lastSnapshotBytes = whole.byteLength;
+      if (kvStarts === undefined || taskStarts === undefined) return [whole];
+      tasks.compact(whole, taskStarts.tasks, taskStarts.keys);
+      if (this.generation === generation) this.compactKv(whole, keys, held, kvStarts);
+      return [whole];
     };
+  }
+
+  /** captureSnapshotParts' compaction of the kv records (see TaskStore.captureContent for the task store's). */
+  private compactKv(whole: Uint8Array, keys: readonly string[], held: readonly (KvRecord | number)[], starts: readonly number[]): void {
+    assert(starts.length === keys.length, 'a compaction needs every captured record');
+    this.generation++;
+    // Within one generation a number stays the row it was (it is only ever replaced by a record): the same value as
+    // at the capture means the same record, read or not.
+    let left = 0;
+    for (let i = 0; i < keys.length; i++) {
+      if (this.data.get(keys[i]!) !== held[i]) continue;
+      this.data.set(keys[i]!, starts[i]!);
+      left++;
+    }
+    this.lazyKv = left === 0 ? null : whole;
+    this.lazyKvLeft = left;
   }
 
   /** Replaces the whole state with a snapshot's. Throws STORAGE_CORRUPT (and changes nothing) if it is malformed. */
@@ -374,6 +412,8 @@ export class KvStateMachine {
     this.services.load(services);
     this.quotas.load(quotas);
     this.data.clear();
+    this.generation++;
+    this.lastSnapshotBytes = bytes.byteLength;
     this.lazyKv = null;
     this.lazyKvLeft = 0;
     this.sessions.clear();
@@ -403,6 +443,8 @@ export class KvStateMachine {
       this.services.load(services);
       this.quotas.load(quotas);
       this.data = data;
+      this.generation++;
+      this.lastSnapshotBytes = bytes.byteLength;
       this.lazyKv = kv.keys.length === 0 ? null : kv.rows;
       this.lazyKvLeft = kv.keys.length;
       this.sortedKeys = sortedKeys;

@@ -52,14 +52,17 @@ function idempotencyRow([key, r]: [string, IdempotencyRecord]): unknown[] {
   return r.fingerprint === null ? [key, r.taskId] : [key, r.taskId, r.fingerprint];
 }
 
-/** The same section as encodeTaskSnapshot, packed a slice at a time (see SlicedPacker). */
-export async function packTaskSnapshot(p: SlicedPacker, c: TaskSnapshotSource): Promise<void> {
+/**
+ * The same section as encodeTaskSnapshot, packed a slice at a time (see SlicedPacker). With `starts`, where each
+ * task row and each idempotency row begins in the packer's whole (TaskStore.captureContent's compaction).
+ */
+export async function packTaskSnapshot(p: SlicedPacker, c: TaskSnapshotSource, starts?: { tasks: number[]; keys: number[] }): Promise<void> {
   p.arrayHeader(4);
   // A row not read since a restore goes out as the bytes it came in as (what taskRow would pack again).
-  await p.arrayOf(c.tasks, 1, rawRow, (t) => [taskRow(t as TaskRecord)]);
+  await p.arrayOf(c.tasks, 1, rawRow, (t) => [taskRow(t as TaskRecord)], starts?.tasks);
   p.value(c.workers.map(workerRow));
   p.value(c.cursor);
-  await p.arrayOf(c.idempotency, 1, rawKeyRow, (pair) => [idempotencyRow(pair as [string, IdempotencyRecord])]);
+  await p.arrayOf(c.idempotency, 1, rawKeyRow, (pair) => [idempotencyRow(pair as [string, IdempotencyRecord])], starts?.keys);
 }
 
 function taskRow(t: TaskRecord): unknown[] {

@@ -86,6 +86,8 @@ export class TaskStore {
   /** The rows of the idempotency records restored lazily (numbers in `idempotency`, as for `tasks`). */
   private lazyKeyRows: Uint8Array | null = null;
   private lazyKeysLeft = 0;
+  /** Bumped by every restore and compaction: lazy numbers of one generation mean nothing in another. */
+  private generation = 0;
   listener: TaskStoreListener | null = null;
   /** Live tasks and their resources per namespace (quotas are judged against it). */
   readonly usage = new UsageByNamespace();
@@ -585,21 +587,59 @@ export class TaskStore {
 
   /** The store as of now, cheaply: records are never changed in place, so holding them keeps this view intact. */
   snapshotContent(): TaskSnapshotSource {
-    return {
+    return this.captureContent().content;
+  }
+
+  /**
+   * snapshotContent(), and `compact`, to call once that content is packed into `whole` (the task rows' and the
+   * idempotency rows' offsets in it, in the content's order): every record not replaced since becomes its row in
+   * `whole` again, as after a lazy restore, and is decoded the next time something reads it. A manager's state
+   * then costs a number per record instead of an object graph (and the buffer). Does nothing if the store was
+   * restored or compacted since the capture.
+   */
+  captureContent(): { content: TaskSnapshotSource; compact: (whole: Uint8Array, taskStarts: readonly number[], keyStarts: readonly number[]) => void } {
+    const generation = this.generation;
+    const ids = this.ids.toArray();
+    const held = ids.map((id) => this.tasks.get(id)!);
+    const keys = [...this.idempotency];
+    const content: TaskSnapshotSource = {
       // A record not read since a lazy restore stays bytes (written out as they came in); the rows are never changed.
-      tasks: this.ids.toArray().map((id): StoredTaskRow => {
-        const v = this.tasks.get(id)!;
-        return typeof v === 'number' ? this.rowAt(v) : v;
-      }),
+      tasks: held.map((v): StoredTaskRow => (typeof v === 'number' ? this.rowAt(v) : v)),
       workers: this.allWorkers(),
       cursor: this.cursorValue,
-      idempotency: [...this.idempotency].map(([key, r]): [string, IdempotencyRecord | Uint8Array] => [key, typeof r === 'number' ? rowOf(this.lazyKeyRows!, r) : r]),
+      idempotency: keys.map(([key, r]): [string, IdempotencyRecord | Uint8Array] => [key, typeof r === 'number' ? rowOf(this.lazyKeyRows!, r) : r]),
     };
+    const compact = (whole: Uint8Array, taskStarts: readonly number[], keyStarts: readonly number[]): void => {
+      if (this.generation !== generation) return;
+      assert(taskStarts.length === ids.length && keyStarts.length === keys.length, 'a compaction needs every captured row');
+      this.generation++;
+      // Within one generation a number stays the row it was (it is only ever replaced by a record): the same value
+      // as at the capture means the same record, read or not.
+      let left = 0;
+      for (let i = 0; i < ids.length; i++) {
+        if (this.tasks.get(ids[i]!) !== held[i]) continue;
+        this.tasks.set(ids[i]!, taskStarts[i]!);
+        left++;
+      }
+      this.lazyRows = left === 0 ? null : whole;
+      this.lazyLeft = left;
+      let keysLeft = 0;
+      for (let i = 0; i < keys.length; i++) {
+        const [key, r] = keys[i]!;
+        if (this.idempotency.get(key) !== r) continue;
+        this.idempotency.set(key, keyStarts[i]!);
+        keysLeft++;
+      }
+      this.lazyKeyRows = keysLeft === 0 ? null : whole;
+      this.lazyKeysLeft = keysLeft;
+    };
+    return { content, compact };
   }
 
   /** Replaces everything with a snapshot's content; throws STORAGE_CORRUPT (changing nothing) if it is malformed. */
   restore(raw: unknown): void {
     const s = decodeTaskSnapshot(raw);
+    this.generation++;
     this.usage.clear();
     this.tasks = new Map();
     this.lazyRows = null;
@@ -639,6 +679,7 @@ export class TaskStore {
     next.lazyKeyRows = s.keys.size === 0 ? null : s.keyRows;
     next.lazyKeysLeft = s.keys.size;
     return () => {
+      this.generation++;
       ({ tasks: this.tasks, ids: this.ids, byState: this.byState, byWorker: this.byWorker, byService: this.byService, active: this.active } = next);
       ({ workers: this.workers, workerIds: this.workerIds, cursorValue: this.cursorValue, idempotency: this.idempotency } = next);
       ({ lazyRows: this.lazyRows, lazyLeft: this.lazyLeft, lazyKeyRows: this.lazyKeyRows, lazyKeysLeft: this.lazyKeysLeft } = next);
