@@ -1,9 +1,9 @@
-#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=32768 node --max-semi-space-size=8
+#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=32768 node --max-semi-space-size=8 --expose-gc
 // The `minkube` command. It runs the JavaScript that `npm install` built into dist/ (scripts/build.mjs), and falls
 // back to the TypeScript sources through tsx (a development dependency) when dist/ is missing or older than a
 // source file, so a checkout being edited always runs what it holds. MINKUBE_FROM_SOURCE=1 always runs the sources,
 // =0 always runs dist/ (benchmarks compare the two).
-// The first line launches node as src/daemon/launch.ts does for `minkube up`: 8 MiB semi-spaces, and glibc's mmap
+// The first line launches node as src/daemon/launch.ts does for `minkube up`: 8 MiB semi-spaces, gc exposed, glibc's mmap
 // threshold fixed at 32 KiB (nodeLaunchEnv says why; env sets it even when the caller's environment has another value).
 // node's built-ins without import: its loader would build an ES module facade of each (every command pays for it).
 const { closeSync, fstatSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } = process.getBuiltinModule('node:fs');

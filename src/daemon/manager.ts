@@ -50,6 +50,7 @@ import { DashboardFeed, httpPeerView, teeTaskListener } from '../manager/events.
 import { DnsServer } from '../manager/dns/server.js';
 import { StateDnsView } from '../manager/dns/state-view.js';
 import { PlacementServiceImpl } from '../manager/placement-service.js';
+import { collectGarbageSoon, startIdleCollector } from './gc.js';
 
 export interface StartManagerOptions {
   /** Optional for a manager added at runtime (`self` then gives its addresses; tuning takes the defaults). */
@@ -263,6 +264,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     validate: validateCommand,
     ...(metrics === null ? {} : { observer: metrics }),
     onApplied: (entry) => audit.entryApplied(entry),
+    onSnapshotSaved: collectGarbageSoon,
     onRoleChange: (role, leader, term) => {
       metrics?.roleChanged(leader);
       view.role = role;
@@ -277,6 +279,8 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   if (metrics !== null) attachManagerMetrics(metrics, observed);
   driver.start();
   opened.push('raft driver', () => driver.stop());
+  const idleCollector = startIdleCollector({ clock: systemClock, progress: () => driver.applied });
+  opened.push('idle collector', () => idleCollector.cancel());
   feed.start();
   opened.push('event feed', () => feed.close());
 
