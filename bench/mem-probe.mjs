@@ -4,6 +4,7 @@
 // a pause between, as array buffers' memory is given back by a sweeper after the collection that found them dead.
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
@@ -11,7 +12,7 @@ const dir = process.env.MINKUBE_MEM_PROBE_DIR;
 if (dir !== undefined) {
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc');
-  const pause = () => new Promise((resolve) => setTimeout(resolve, 100));
+  const pause = () => sleep(100);
   process.on('SIGUSR2', async () => {
     if (existsSync(join(dir, `${process.pid}.gc`))) {
       gc();
