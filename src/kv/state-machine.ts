@@ -8,6 +8,7 @@ import { assertNeverCommand, tryDecodeCommand, type Command, type CommandEnvelop
 import { submissionsOf } from './task-commands.js';
 import { SortedKeys } from './sorted-keys.js';
 import { TaskStore, type TaskApplyErrorCode, type TaskStoreOptions } from './task-store.js';
+import { compactInto } from './compact.js';
 import { SlicedPacker, yieldToEventLoop, type YieldFn } from './sliced-pack.js';
 import { releaseUnpackSource, SlicedUnpacker } from './sliced-unpack.js';
 import { MsgpackCursor } from './msgpack-scan.js';
@@ -386,19 +387,12 @@ export class KvStateMachine {
 
   /** captureSnapshotParts' compaction of the kv records (see TaskStore.captureContent for the task store's). */
   private compactKv(whole: Uint8Array, keys: readonly string[], held: readonly (KvRecord | number)[], starts: readonly number[]): void {
-    assert(starts.length === keys.length, 'a compaction needs every captured record');
     this.generation++;
-    // Within one generation a number stays the row it was (it is only ever replaced by a record): the same value as
-    // at the capture means the same record, read or not.
-    let left = 0;
-    for (let i = 0; i < keys.length; i++) {
-      if (this.data.get(keys[i]!) !== held[i]) continue;
-      this.data.set(keys[i]!, starts[i]!);
-      left++;
-    }
+    const left = compactInto(this.data, keys, held, starts);
     this.lazyKv = left === 0 ? null : whole;
     this.lazyKvLeft = left;
   }
+
 
   /** Replaces the whole state with a snapshot's. Throws STORAGE_CORRUPT (and changes nothing) if it is malformed. */
   restore(bytes: Uint8Array): void {

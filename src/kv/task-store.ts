@@ -18,6 +18,7 @@ import { isActiveState, lostOutcome, reportOutcome, type ReportOutcome } from '.
 import { normaliseSpec, specFingerprint } from './task-spec.js';
 import { UsageByNamespace } from './quota-usage.js';
 import { internSpec, StringPool } from './string-pool.js';
+import { compactInto } from './compact.js';
 import { MsgpackCursor } from './msgpack-scan.js';
 import {
   decodeIdempotencyRow, decodeTaskRow, decodeTaskSnapshot, encodeTaskSnapshot, scanTaskSnapshot, type IdempotencyRecord, type ScannedTask, type StoredTaskRow, type TaskSnapshot,
@@ -611,25 +612,11 @@ export class TaskStore {
     };
     const compact = (whole: Uint8Array, taskStarts: readonly number[], keyStarts: readonly number[]): void => {
       if (this.generation !== generation) return;
-      assert(taskStarts.length === ids.length && keyStarts.length === keys.length, 'a compaction needs every captured row');
       this.generation++;
-      // Within one generation a number stays the row it was (it is only ever replaced by a record): the same value
-      // as at the capture means the same record, read or not.
-      let left = 0;
-      for (let i = 0; i < ids.length; i++) {
-        if (this.tasks.get(ids[i]!) !== held[i]) continue;
-        this.tasks.set(ids[i]!, taskStarts[i]!);
-        left++;
-      }
+      const left = compactInto(this.tasks, ids, held, taskStarts);
       this.lazyRows = left === 0 ? null : whole;
       this.lazyLeft = left;
-      let keysLeft = 0;
-      for (let i = 0; i < keys.length; i++) {
-        const [key, r] = keys[i]!;
-        if (this.idempotency.get(key) !== r) continue;
-        this.idempotency.set(key, keyStarts[i]!);
-        keysLeft++;
-      }
+      const keysLeft = compactInto(this.idempotency, keys.map(([key]) => key), keys.map(([, r]) => r), keyStarts);
       this.lazyKeyRows = keysLeft === 0 ? null : whole;
       this.lazyKeysLeft = keysLeft;
     };
