@@ -29,7 +29,7 @@ export interface CommandStateMachine<R> {
   apply(index: number, data: Uint8Array): { clientId: string; seq: number; reqId?: string | undefined; result: R } | null;
   /** The state as of now; the returned function encodes it later, yielding to the event loop as it goes. */
   captureSnapshot(): () => Promise<Uint8Array>;
-  /** captureSnapshot() with the bytes left in parts, when the state machine packs in parts (written out unjoined). */
+  /** captureSnapshot() with the bytes as the parts the state machine has them in (written out as they are). */
   captureSnapshotParts?(): () => Promise<readonly Uint8Array[]>;
   restore(bytes: Uint8Array): void;
   /**
@@ -741,7 +741,8 @@ export class RaftNodeDriver<R> {
     this.snapshotting = true;
     this.appliedBytesSinceSnapshot = 0;
     void (async () => {
-      // Written as the parts it was packed in: never joined in memory (a follower that needs it gets it read back).
+      // Written as its parts (the envelope, then the state machine's bytes), never joined into one more copy in memory
+      // (a follower that needs it gets it read back).
       const parts = encodeSnapshotParts(members, await encode());
       const encodedMs = clock.nowMs() - started;
       // The storage closes when the node stops; a snapshot encoded by then is simply not written.
