@@ -114,11 +114,6 @@ export class SlicedPacker {
     this.packedBytes = end;
   }
 
-  /** How many bytes were packed so far. */
-  get length(): number {
-    return this.packedBytes;
-  }
-
   /**
    * The whole, packed so far. A view of the packer's buffer when that is nearly full (a copy of the exact size
    * otherwise, so that the buffer's spare room is not kept alive with it); pack nothing more after.
@@ -126,11 +121,6 @@ export class SlicedPacker {
   bytes(): Uint8Array {
     if (this.out.length - this.packedBytes <= this.out.length / 16) return this.out.subarray(0, this.packedBytes);
     return Uint8Array.prototype.slice.call(this.out, 0, this.packedBytes);
-  }
-
-  /** bytes(), as parts (one). */
-  packedParts(): readonly Uint8Array[] {
-    return [this.bytes()];
   }
 }
 
