@@ -150,13 +150,34 @@ describe('AuditLog on disk', () => {
   it('drops lines past queueLinesMax while the disk is busy, counts them and says so once', async () => {
     const log = await openLog({ queueLinesMax: 5 });
     const a = new Applier(log);
-    // All in one turn of the event loop: the first line is being written, five wait, the rest find the queue full.
+    // All in one turn of the event loop: five wait for the delayed write, the rest find the queue full.
     for (let i = 0; i < 20; i++) a.apply({ op: 'put', key: `k${i}`, value: 'v' });
     await log.close();
-    expect(log.droppedLines).toBe(14);
-    expect(fileLines().map((l) => (l as AuditCommittedLine).target)).toEqual(['k0', 'k1', 'k2', 'k3', 'k4', 'k5']);
+    expect(log.droppedLines).toBe(15);
+    expect(fileLines().map((l) => (l as AuditCommittedLine).target)).toEqual(['k0', 'k1', 'k2', 'k3', 'k4']);
     expect(logger.warn).toHaveBeenCalledTimes(1);
-    expect(logger.warn.mock.calls[0]![0]).toMatchObject({ dropped: 14 });
+    expect(logger.warn.mock.calls[0]![0]).toMatchObject({ dropped: 15 });
+  });
+
+  it('writes lines together after flushDelayMs, or at once when a query asks', async () => {
+    const timers: { fn: () => void; delayMs: number }[] = [];
+    const timed: Clock = { nowMs: () => nowMs, setTimeout: (fn, delayMs) => (timers.push({ fn, delayMs }), { cancel: () => timers.splice(timers.findIndex((t) => t.fn === fn), 1) }) };
+    const log = await openLog({ clock: timed, flushDelayMs: 20 });
+    const a = new Applier(log);
+    for (let i = 0; i < 3; i++) a.apply({ op: 'put', key: `k${i}`, value: 'v' });
+    // One timer for the three lines, and nothing written before it fires.
+    expect(timers.map((t) => t.delayMs)).toEqual([20]);
+    expect(statSync(join(dir, 'audit.log')).size).toBe(0);
+    timers[0]!.fn();
+    await log.flushed();
+    expect(fileLines().map((l) => (l as AuditCommittedLine).target)).toEqual(['k0', 'k1', 'k2']);
+    // A query does not wait for the timer: it writes what waits, then reads.
+    a.apply({ op: 'put', key: 'k3', value: 'v' });
+    expect(timers).toHaveLength(1);
+    const page = await log.query({ limit: 10 });
+    expect(page.items.map((l) => (l as AuditCommittedLine).target)).toContain('k3');
+    expect(timers).toHaveLength(0);
+    await log.close();
   });
 });
 
