@@ -1,43 +1,69 @@
-// The manager's idle collection (src/daemon/gc.ts): once after its applied index stops moving, never while it moves,
-// not again while it stays quiet, and again after the next burst.
+// The manager's idle collection (src/daemon/gc.ts): once after a burst of applied entries ends (a cluster at rest
+// still applies heartbeats), never during one, not again while it stays quiet, at most once per minGapMs.
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { compactHeapNow, startIdleCollector } from '../../src/daemon/gc.js';
 import { ManualClock } from '../support/manual-clock.js';
 
 describe('startIdleCollector', () => {
-  it('collects once each time progress stops, one to two checks after it did', () => {
+  const setup = (o: { minGapMs?: number } = {}) => {
     const clock = new ManualClock();
-    let applied = 0;
-    let collections = 0;
-    const timer = startIdleCollector({ clock, progress: () => applied, collect: () => collections++, checkEveryMs: 1000 });
-    const check = (): void => clock.advance(1000);
+    const state = { applied: 0, collections: 0 };
+    const timer = startIdleCollector({ clock, progress: () => state.applied, collect: () => state.collections++, checkEveryMs: 1000, quietEntriesMax: 50, ...o });
+    return { state, timer, check: (moved = 0): void => ((state.applied += moved), clock.advance(1000)) };
+  };
+
+  it('collects once each time a burst ends, at the first quiet check after it', () => {
+    const { state, timer, check } = setup({ minGapMs: 0 });
     // Quiet from the start: nothing moved, nothing to collect.
     check();
     check();
-    expect(collections).toBe(0);
-    // Busy: every check sees progress.
-    for (let i = 0; i < 5; i++) {
-      applied += 100;
+    expect(state.collections).toBe(0);
+    // Busy: every check sees more than quietEntriesMax applied.
+    for (let i = 0; i < 5; i++) check(500);
+    expect(state.collections).toBe(0);
+    // Quiet: the first check that sees the burst over collects, the next ones do not.
+    check();
+    expect(state.collections).toBe(1);
+    check();
+    check();
+    expect(state.collections).toBe(1);
+    // Another burst, another collection after it.
+    check(51);
+    check();
+    expect(state.collections).toBe(2);
+    timer.cancel();
+    check(1000);
+    check();
+    expect(state.collections).toBe(2);
+  });
+
+  it('takes the trickle of a cluster at rest (heartbeats, placements) for quiet', () => {
+    const { state, check } = setup({ minGapMs: 0 });
+    for (let i = 0; i < 10; i++) check(40);
+    expect(state.collections).toBe(0);
+    // A burst over that trickle still ends in one collection, though the applied index never stands still.
+    check(5000);
+    check(40);
+    check(40);
+    expect(state.collections).toBe(1);
+  });
+
+  it('lets minGapMs pass between two collections: a burst that ends sooner is collected once the gap is over', () => {
+    const { state, check } = setup({ minGapMs: 10_000 });
+    check(500);
+    check();
+    expect(state.collections).toBe(1);
+    // Bursts of a second, every other second: no collection until 10 s after the first.
+    for (let i = 0; i < 4; i++) {
+      check(500);
       check();
     }
-    expect(collections).toBe(0);
-    // Quiet: the first check that sees none collects, the next ones do not.
-    check();
-    expect(collections).toBe(1);
+    expect(state.collections).toBe(1);
+    check(500);
     check();
     check();
-    expect(collections).toBe(1);
-    // Another burst, another collection after it.
-    applied += 1;
-    check();
-    check();
-    expect(collections).toBe(2);
-    timer.cancel();
-    applied += 1;
-    check();
-    check();
-    expect(collections).toBe(2);
+    expect(state.collections).toBe(2);
   });
 });
 
