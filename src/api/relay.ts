@@ -11,7 +11,9 @@ export function relayTo(inner: () => Promise<FastifyInstance>): RouteHandlerMeth
   return async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     // A HEAD is asked as the GET it copies: fastify's HEAD route then counts the body it leaves out.
     const method = req.method === 'HEAD' ? 'GET' : (req.method as HTTPMethods);
-    const res = await (await inner()).inject({ method, url: req.url, headers: req.headers });
+    // HTTP/2's pseudo-headers (:method, :path ...) are the request line, which inject is given on its own.
+    const headers = Object.fromEntries(Object.entries(req.headers).filter(([name]) => !name.startsWith(':')));
+    const res = await (await inner()).inject({ method, url: req.url, headers });
     void reply.code(res.statusCode);
     for (const [name, value] of Object.entries(res.headers)) if (value !== undefined && !ownHeaders.has(name)) void reply.header(name, value);
     // An empty answer (a redirect) is sent as one: a Buffer, even an empty one, would be given a content type.

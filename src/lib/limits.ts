@@ -109,6 +109,10 @@ export const limits = {
   httpKeepAliveTimeoutMs: 10_000,
   /** Open connections one server accepts; past it new ones are closed at once. */
   httpConnectionsMax: 1024,
+  /** Requests one HTTP/2 connection may have in flight at once (its SETTINGS_MAX_CONCURRENT_STREAMS). */
+  http2StreamsPerConnectionMax: 256,
+  /** Memory one HTTP/2 connection's frames and headers may hold before it is refused more streams, in MiB. */
+  http2SessionMemoryMiBMax: 16,
   // container runtimes
   /** One Docker API call (not wait, not pull): a hung daemon must not hang the worker. */
   runtimeCallTimeoutMsDefault: 15_000,

@@ -1,0 +1,136 @@
+// Every Minkube port speaks HTTP/1.1 and HTTP/2 (src/api/http.ts): in cleartext, a connection that opens with
+// HTTP/2's preface is served as h2c and any other as HTTP/1.1; over TLS, ALPN decides. The same routes, answers and
+// headers either way, the client certificate seen through an HTTP/2 request too, a silent connection cut off, and
+// app.close() ending HTTP/2 sessions instead of waiting on them.
+import { request as httpRequest } from 'node:http';
+import { connect as h2Connect, type ClientHttp2Session, type SecureClientSessionOptions } from 'node:http2';
+import { request as httpsRequest } from 'node:https';
+import { connect, type AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { FastifyInstance } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildBaseApp, type HttpsOptions } from '../../src/api/http.js';
+import { createClusterCa, issueNodeKeyAndCert } from '../../src/security/ca.js';
+
+interface Answer {
+  status: number;
+  body: unknown;
+  requestId: string | undefined;
+}
+
+let app: FastifyInstance | null = null;
+afterEach(async () => {
+  await app?.close();
+  app = null;
+});
+
+async function listening(https?: HttpsOptions): Promise<string> {
+  app = buildBaseApp({ ...(https ? { https } : {}), server: { headersTimeoutMs: 300, receiveTimeoutMs: 600, timeoutCheckIntervalMs: 100 } });
+  app.get('/ping', async (req) => {
+    const socket = req.raw.socket as Partial<TLSSocket>;
+    const cert = socket.authorized === true ? socket.getPeerCertificate?.() : undefined;
+    return { pong: true, version: req.raw.httpVersion, peer: cert?.subject?.CN ?? null };
+  });
+  app.put('/echo', async (req) => ({ got: req.body }));
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return `${https ? 'https' : 'http'}://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+}
+
+function h2(session: ClientHttp2Session, method: string, path: string, body?: unknown): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const headers = { ':method': method, ':path': path, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) };
+    const stream = session.request(headers);
+    let status = 0;
+    let requestId: string | undefined;
+    let data = '';
+    stream.on('response', (h) => {
+      status = Number(h[':status']);
+      requestId = h['x-request-id'] as string | undefined;
+    });
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => (data += d));
+    stream.on('end', () => resolve({ status, body: JSON.parse(data), requestId }));
+    stream.on('error', reject);
+    stream.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+function h1(url: string, method: string, path: string, tls?: { ca: string; key: string; cert: string }, body?: unknown): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const options = { method, path, headers: body !== undefined ? { 'content-type': 'application/json' } : {}, ...(tls ?? {}) };
+    const req = (tls ? httpsRequest : httpRequest)(url, options, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (data += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(data), requestId: res.headers['x-request-id'] as string | undefined }));
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+describe('HTTP/2 beside HTTP/1.1 on one port', () => {
+  it('cleartext: h2c with prior knowledge and HTTP/1.1 get the same answers', async () => {
+    const url = await listening();
+    const session = h2Connect(url);
+    try {
+      const [a, b] = await Promise.all([h2(session, 'GET', '/ping'), h2(session, 'PUT', '/echo', { x: 1 })]);
+      expect(a).toMatchObject({ status: 200, body: { pong: true, version: '2.0', peer: null } });
+      expect(a.requestId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(b).toMatchObject({ status: 200, body: { got: { x: 1 } } });
+      // Errors keep their shape over HTTP/2: an unknown route, a body that is not JSON.
+      expect(await h2(session, 'GET', '/nowhere')).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
+    } finally {
+      session.close();
+    }
+    expect(await h1(url, 'GET', '/ping')).toMatchObject({ status: 200, body: { pong: true, version: '1.1' } });
+    expect(await h1(url, 'PUT', '/echo', undefined, { y: 2 })).toMatchObject({ status: 200, body: { got: { y: 2 } } });
+  });
+
+  it('cleartext: a connection that sends nothing is closed after the header timeout', async () => {
+    const url = new URL(await listening());
+    const started = Date.now();
+    const closedAfterMs = await new Promise<number>((resolve) => {
+      const socket = connect(Number(url.port), url.hostname);
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(Date.now() - started));
+    });
+    expect(closedAfterMs).toBeGreaterThanOrEqual(250);
+    expect(closedAfterMs).toBeLessThan(3000);
+  });
+
+  it('TLS: ALPN picks h2 or HTTP/1.1, and the client certificate is seen either way', async () => {
+    const ca = await createClusterCa({ clusterId: 'c1' });
+    const issue = (id: string, role: 'manager' | 'worker') =>
+      issueNodeKeyAndCert({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, id, role, clusterId: 'c1', sans: { ips: ['127.0.0.1'], dns: ['localhost'] } });
+    const [server, client] = await Promise.all([issue('m1', 'manager'), issue('w1', 'worker')]);
+    const url = await listening({ key: server.keyPem, cert: server.certPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: false });
+    const tls = { ca: ca.certPem, key: client.keyPem, cert: client.certPem };
+    const session = h2Connect(url, tls as SecureClientSessionOptions);
+    try {
+      expect(await h2(session, 'GET', '/ping')).toMatchObject({ status: 200, body: { pong: true, version: '2.0', peer: expect.stringContaining('w1') } });
+      const anonymous = h2Connect(url, { ca: ca.certPem });
+      try {
+        expect(await h2(anonymous, 'GET', '/ping')).toMatchObject({ status: 200, body: { version: '2.0', peer: null } });
+      } finally {
+        anonymous.close();
+      }
+    } finally {
+      session.close();
+    }
+    expect(await h1(url, 'GET', '/ping', tls)).toMatchObject({ status: 200, body: { pong: true, version: '1.1', peer: expect.stringContaining('w1') } });
+  });
+
+  it('close ends open HTTP/2 sessions rather than waiting for their clients', async () => {
+    const url = await listening();
+    const session = h2Connect(url);
+    session.on('error', () => undefined);
+    expect(await h2(session, 'GET', '/ping')).toMatchObject({ status: 200 });
+    const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));
+    const started = Date.now();
+    await app!.close();
+    app = null;
+    await closed;
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+});
