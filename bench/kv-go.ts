@@ -1,6 +1,7 @@
 // Minkube against etcd driven by its native client: one Go load generator (bench/go/src/minkube-loadgen) drives
 // etcd 3.4 through clientv3 (gRPC) and Minkube through keep-alive HTTP (PUT /v1/kv/KEY, GET /v1/kv/KEY), so both
-// sides face a client of the same cost. 3 members each on loopback, through the leader, 100-byte values, writes at
+// sides face a client of the same cost. Minkube is driven twice per level: over HTTP/2 with a connection per 16
+// clients, as etcd's clients share theirs (the ratio is this row's), and over HTTP/1.1 with one per client. 3 members each on loopback, through the leader, 100-byte values, writes at
 // 1/16/64/256 clients and linearizable reads at 64, each level after a warm-up; plain and with TLS on both sides
 // (etcd: client certificates; Minkube: HTTPS + an admin token), all in one run. Needs `go` and Debian's
 // golang-etcd-server-dev (etcd's sources in /usr/share/gocode) and an etcd binary; says what is missing otherwise.
@@ -82,7 +83,10 @@ interface Row {
   op: string;
   clients: number;
   etcd: GoResult;
+  /** Over HTTP/2 (-h2): a connection per 16 clients. */
   minkube: GoResult;
+  /** Over HTTP/1.1: a keep-alive connection per client. */
+  minkubeH1: GoResult;
 }
 
 async function main(): Promise<void> {
@@ -107,10 +111,14 @@ async function main(): Promise<void> {
         throw err;
       });
       try {
-        const run = (side: Side, op: string, clients: number): GoResult =>
-          loadgen([...side.args, '-op', op, '-clients', String(clients), '-seconds', seconds, '-warmup', warmup]);
-        for (const clients of levels) rows.push({ security, op: 'put', clients, etcd: run(etcd, 'put', clients), minkube: run(minkube, 'put', clients) });
-        rows.push({ security, op: 'get', clients: 64, etcd: run(etcd, 'get', 64), minkube: run(minkube, 'get', 64) });
+        const run = (side: Side, op: string, clients: number, extra: string[] = []): GoResult =>
+          loadgen([...side.args, ...extra, '-op', op, '-clients', String(clients), '-seconds', seconds, '-warmup', warmup]);
+        const level = (op: string, clients: number): Row => {
+          const e = run(etcd, op, clients);
+          return { security, op, clients, etcd: e, minkube: run(minkube, op, clients, ['-h2']), minkubeH1: run(minkube, op, clients) };
+        };
+        for (const clients of levels) rows.push(level('put', clients));
+        rows.push(level('get', 64));
       } finally {
         await minkube.cleanup();
         await etcd.cleanup();
@@ -126,21 +134,25 @@ async function main(): Promise<void> {
       op: r.op === 'put' ? 'write' : 'read (linearizable)',
       clients: r.clients,
       'etcd ops/s': round(r.etcd.opsPerSec, 0),
-      'Minkube ops/s': round(r.minkube.opsPerSec, 0),
+      'Minkube h2 ops/s': round(r.minkube.opsPerSec, 0),
       ratio: round(r.minkube.opsPerSec / r.etcd.opsPerSec, 2),
       'etcd p50/p99/p99.9 ms': `${r.etcd.p50Ms} / ${r.etcd.p99Ms} / ${r.etcd.p999Ms}`,
-      'Minkube p50/p99/p99.9 ms': `${r.minkube.p50Ms} / ${r.minkube.p99Ms} / ${r.minkube.p999Ms}`,
-      errors: `${r.etcd.errors} / ${r.minkube.errors}`,
+      'Minkube h2 p50/p99/p99.9 ms': `${r.minkube.p50Ms} / ${r.minkube.p99Ms} / ${r.minkube.p999Ms}`,
+      'Minkube HTTP/1.1 ops/s (ratio)': `${round(r.minkubeH1.opsPerSec, 0)} (${round(r.minkubeH1.opsPerSec / r.etcd.opsPerSec, 2)})`,
+      'HTTP/1.1 p50/p99/p99.9 ms': `${r.minkubeH1.p50Ms} / ${r.minkubeH1.p99Ms} / ${r.minkubeH1.p999Ms}`,
+      errors: `${r.etcd.errors} / ${r.minkube.errors} / ${r.minkubeH1.errors}`,
     })),
   );
   for (const r of rows) {
-    for (const side of [r.etcd, r.minkube]) if (side.firstError !== undefined) console.log(`${side.target} ${r.op} ${r.clients} (${r.security}): first error: ${side.firstError}`);
+    for (const side of [r.etcd, r.minkube, r.minkubeH1]) if (side.firstError !== undefined) console.log(`${side.target} ${r.op} ${r.clients} (${r.security}): first error: ${side.firstError}`);
   }
   const summary: SummaryRow[] = rows.flatMap((r) => {
     const label = `${r.op === 'put' ? 'KV writes' : 'KV linearizable reads'}, Go client, ${r.clients} clients${r.security === 'secure' ? ', TLS' : ''}`;
     return [
-      { metric: label, unit: 'ops/s', value: round(r.minkube.opsPerSec, 0), peer: round(r.etcd.opsPerSec, 0), better: 'higher' as const },
-      { metric: `${label}, p99`, unit: 'ms', value: r.minkube.p99Ms, peer: r.etcd.p99Ms, better: 'lower' as const },
+      { metric: `${label} (HTTP/2)`, unit: 'ops/s', value: round(r.minkube.opsPerSec, 0), peer: round(r.etcd.opsPerSec, 0), better: 'higher' as const },
+      { metric: `${label} (HTTP/2), p99`, unit: 'ms', value: r.minkube.p99Ms, peer: r.etcd.p99Ms, better: 'lower' as const },
+      { metric: `${label} (HTTP/1.1)`, unit: 'ops/s', value: round(r.minkubeH1.opsPerSec, 0), peer: round(r.etcd.opsPerSec, 0), better: 'higher' as const },
+      { metric: `${label} (HTTP/1.1), p99`, unit: 'ms', value: r.minkubeH1.p99Ms, peer: r.etcd.p99Ms, better: 'lower' as const },
     ];
   });
   printResult('kv-go', { rows }, summary);

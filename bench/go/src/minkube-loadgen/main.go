@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"io/ioutil"
+	"net"
 	"net/http"
 	"os"
 	"sort"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/clientv3"
+	"golang.org/x/net/http2"
 )
 
 type result struct {
@@ -98,11 +100,37 @@ func etcdSender(endpoints []string, op string, clients int, value string, cfg *t
 	}, closeAll, nil
 }
 
-func minkubeSender(base string, op string, clients int, value, token string, cfg *tls.Config) (sender, func(), error) {
-	tr := &http.Transport{MaxIdleConns: clients * 2, MaxIdleConnsPerHost: clients * 2, MaxConnsPerHost: clients * 2, IdleConnTimeout: 90 * time.Second, TLSClientConfig: cfg}
-	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+// minkubeSender: with h2, HTTP/2 (over TLS by ALPN, or cleartext with prior knowledge), one client and so one
+// connection per 16 goroutines as etcdSender does; else HTTP/1.1 with a keep-alive connection per goroutine.
+func minkubeSender(base string, op string, clients int, value, token string, cfg *tls.Config, h2 bool) (sender, func(), error) {
+	n := 1
+	if h2 {
+		n = (clients + 15) / 16
+	}
+	hcs := make([]*http.Client, n)
+	closers := make([]func(), n)
+	for i := range hcs {
+		var rt http.RoundTripper
+		switch {
+		case h2 && cfg != nil:
+			t := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 1, IdleConnTimeout: 90 * time.Second}
+			rt, closers[i] = t, t.CloseIdleConnections
+		case h2:
+			t := &http2.Transport{AllowHTTP: true, DialTLS: func(network, addr string, _ *tls.Config) (net.Conn, error) { return net.Dial(network, addr) }}
+			rt, closers[i] = t, t.CloseIdleConnections
+		default:
+			t := &http.Transport{MaxIdleConns: clients * 2, MaxIdleConnsPerHost: clients * 2, MaxConnsPerHost: clients * 2, IdleConnTimeout: 90 * time.Second, TLSClientConfig: cfg}
+			rt, closers[i] = t, t.CloseIdleConnections
+		}
+		hcs[i] = &http.Client{Transport: rt, Timeout: 10 * time.Second}
+	}
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
 	body, _ := json.Marshal(map[string]string{"value": value})
-	do := func(ctx context.Context, method, url string, payload []byte) error {
+	do := func(ctx context.Context, hc *http.Client, method, url string, payload []byte) error {
 		var rd io.Reader
 		if payload != nil {
 			rd = bytes.NewReader(payload)
@@ -129,16 +157,17 @@ func minkubeSender(base string, op string, clients int, value, token string, cfg
 		return nil
 	}
 	if op == "get" {
-		if err := do(context.Background(), "PUT", base+"/v1/kv/bench-read", body); err != nil {
+		if err := do(context.Background(), hcs[0], "PUT", base+"/v1/kv/bench-read", body); err != nil {
 			return nil, nil, err
 		}
 	}
 	return func(ctx context.Context, client, i int) error {
+		hc := hcs[client%n]
 		if op == "get" {
-			return do(ctx, "GET", base+"/v1/kv/bench-read", nil)
+			return do(ctx, hc, "GET", base+"/v1/kv/bench-read", nil)
 		}
-		return do(ctx, "PUT", fmt.Sprintf("%s/v1/kv/bench-%d-%d", base, client, i%64), body)
-	}, tr.CloseIdleConnections, nil
+		return do(ctx, hc, "PUT", fmt.Sprintf("%s/v1/kv/bench-%d-%d", base, client, i%64), body)
+	}, closeAll, nil
 }
 
 func percentile(sorted []time.Duration, p float64) float64 {
@@ -167,6 +196,7 @@ func main() {
 	certFile := flag.String("cert", "", "TLS: a client certificate")
 	keyFile := flag.String("key", "", "TLS: its key")
 	token := flag.String("token", "", "Minkube: a bearer token")
+	h2 := flag.Bool("h2", false, "Minkube: HTTP/2 (ALPN over TLS, prior knowledge in cleartext), a connection per 16 clients")
 	flag.Parse()
 
 	cfg, err := tlsConfig(*caFile, *certFile, *keyFile)
@@ -180,7 +210,7 @@ func main() {
 	if *target == "etcd" {
 		send, closeFn, err = etcdSender(strings.Split(*endpoints, ","), *op, *clients, value, cfg)
 	} else {
-		send, closeFn, err = minkubeSender(strings.TrimRight(*endpoints, "/"), *op, *clients, value, *token, cfg)
+		send, closeFn, err = minkubeSender(strings.TrimRight(*endpoints, "/"), *op, *clients, value, *token, cfg, *h2)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "connect:", err)
