@@ -28,7 +28,9 @@ beforeAll(async () => {
     logStream: { write: (line: string) => void logLines.push(line) },
     behave: (spec: RunSpec) => {
       runs.push({ taskId: spec.labels['minkube.task']!, attempt: spec.labels['minkube.attempt']!, env: spec.env });
-      if (spec.command?.[0] === 'fail-first' && spec.labels['minkube.attempt'] === '1') return { durationMs: 1500, exitCode: 1 };
+      // Long enough for the test to see it running and stop the leader before it fails, even on a loaded machine
+      // (at 1.5 s a CI run once saw the old leader place the retry itself, in the same term).
+      if (spec.command?.[0] === 'fail-first' && spec.labels['minkube.attempt'] === '1') return { durationMs: 4000, exitCode: 1 };
       return { durationMs: 100, exitCode: 0, logs: 'done\n' };
     },
   });
