@@ -20,6 +20,22 @@ describe('API tokens', () => {
     expect(secretMatches(parseApiToken(tokens[0]!.token)!.secret, tokens[1]!.secretHash)).toBe(false);
   });
 
+  it('a secret that matched once still matches only its own hash (the cache of matched secrets is keyed by both)', () => {
+    const [a, b] = [newApiToken(), newApiToken()];
+    const secretA = parseApiToken(a.token)!.secret;
+    expect(secretMatches(secretA, a.secretHash)).toBe(true);
+    expect(secretMatches(secretA, a.secretHash)).toBe(true);
+    expect(secretMatches(secretA, b.secretHash)).toBe(false);
+    expect(secretMatches(secretA, 'not a hash')).toBe(false);
+    // Past the cache's bound it starts again, and still answers the same.
+    for (let i = 0; i < 1100; i++) {
+      const t = newApiToken();
+      expect(secretMatches(parseApiToken(t.token)!.secret, t.secretHash)).toBe(true);
+    }
+    expect(secretMatches(secretA, a.secretHash)).toBe(true);
+    expect(secretMatches(parseApiToken(b.token)!.secret, a.secretHash)).toBe(false);
+  });
+
   it('parse a secret that contains _ or - (base64url) at any place', () => {
     const token = `mk_0123456789abcdef_${'_-'.repeat(21)}A`;
     expect(parseApiToken(token)).toEqual({ accessor: '0123456789abcdef', secret: `${'_-'.repeat(21)}A` });
