@@ -15,22 +15,25 @@ const allowHeaders = 'authorization, content-type, idempotency-key, x-request-id
 const exposeHeaders = 'x-request-id, retry-after, www-authenticate';
 
 const corsPluginImpl: FastifyPluginAsync<CorsOptions> = async (app, opts) => {
-  app.addHook('onRequest', async (req, reply) => {
+  // A callback hook, not an async one: every request passes it, and most carry no Origin.
+  app.addHook('onRequest', (req, reply, done) => {
     const origin = req.headers.origin;
-    if (origin === undefined) return;
+    if (origin === undefined) return done();
     void reply.header('vary', 'origin');
-    if (!opts.origins().has(origin)) return;
+    if (!opts.origins().has(origin)) return done();
     void reply.header('access-control-allow-origin', origin);
     void reply.header('access-control-expose-headers', exposeHeaders);
     if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
+      // Answered here: fastify runs no further hook or handler for a reply sent in a hook.
       void reply
         .code(204)
         .header('access-control-allow-methods', allowMethods)
         .header('access-control-allow-headers', allowHeaders)
         .header('access-control-max-age', '600')
         .send();
-      return reply;
+      return;
     }
+    done();
   });
 };
 

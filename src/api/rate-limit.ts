@@ -98,15 +98,16 @@ const rateLimitPluginImpl: FastifyPluginAsync<RateLimitOptions> = async (app, op
   checkLimit(opts.anonymous, 'anonymous');
   const nowMs = opts.nowMs ?? Date.now;
   const tables = { tokens: new TokenBuckets(limits.rateLimitTokenBucketsMax), addresses: new TokenBuckets(limits.rateLimitAddressBucketsMax) };
-  app.addHook('onRequest', async (req, reply) => {
+  // A callback hook, not an async one: every request passes it.
+  app.addHook('onRequest', (req, reply, done) => {
     const bucket = bucketOf(req, opts);
-    if (bucket === null) return;
+    if (bucket === null) return done();
     const decision = tables[bucket.table].take(bucket.key, bucket.limit, nowMs());
-    if (decision.allowed) return;
+    if (decision.allowed) return done();
     const retryAfterS = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
     void reply.header('retry-after', String(retryAfterS));
     const { requestsPerS, burst } = bucket.limit;
-    throw new MinkubeError('RATE_LIMITED', `too many requests from ${bucket.who}: at most ${requestsPerS}/s, ${burst} at once; retry in ${retryAfterS} s`);
+    done(new MinkubeError('RATE_LIMITED', `too many requests from ${bucket.who}: at most ${requestsPerS}/s, ${burst} at once; retry in ${retryAfterS} s`));
   });
 };
 

@@ -76,15 +76,19 @@ const refusalByStatus: Readonly<Record<number, AuditRefusal>> = { 401: 'UNAUTHEN
  */
 export function recordRefusals(app: FastifyInstance, audit: Pick<AuditService, 'refused'>): void {
   const codes = new WeakMap<FastifyRequest, string>();
-  app.addHook('onError', async (req, _reply, err) => {
+  // Callback hooks, not async ones: every request passes them, and a promise each is measurable on a busy leader.
+  app.addHook('onError', (req, _reply, err, done) => {
     if (typeof (err as { code?: unknown }).code === 'string') codes.set(req, (err as { code: string }).code);
+    done();
   });
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onResponse', (req, reply, done) => {
     const outcome = refusalOf(reply.statusCode, codes.get(req));
-    if (outcome === null) return;
-    // The route's template, never the raw URL: a kv key or a query string may say more than the log should.
-    const route = `${req.method} ${req.routeOptions.url ?? '(no route)'}`;
-    audit.refused({ principal: auditPrincipal(principalOf(req)), route, outcome, requestId: req.id });
+    if (outcome !== null) {
+      // The route's template, never the raw URL: a kv key or a query string may say more than the log should.
+      const route = `${req.method} ${req.routeOptions.url ?? '(no route)'}`;
+      audit.refused({ principal: auditPrincipal(principalOf(req)), route, outcome, requestId: req.id });
+    }
+    done();
   });
 }
 
