@@ -4,7 +4,7 @@
 // only when the heap grows again, and a manager that went quiet after a load kept it all resident
 // (bench/snapshot.ts). The heap left is small (the records are bytes outside it), so a major collection costs tens
 // of milliseconds: one after each snapshot, as a task of its own (execution 'async'), and one when a burst of
-// applied entries ends (a second or two after; the heartbeats of a cluster at rest are no burst). That one also
+// applied entries ends (within a second after; the heartbeats of a cluster at rest are no burst). That one also
 // compacts: V8 otherwise keeps the pages it freed half-used and committed (in process, 100,000 keys + 100,000
 // tasks: heap committed 161 MiB for 67 used; compacted, 85), and a manager that just went quiet has the 50-70 ms
 // it takes; bursts that come and go do not pay it more than once per minGapMs.
@@ -57,7 +57,7 @@ export interface IdleCollectorOptions {
  */
 export function startIdleCollector(o: IdleCollectorOptions): Timer {
   const collect = o.collect ?? compactHeapNow;
-  const quietEntriesMax = o.quietEntriesMax ?? 200;
+  const quietEntriesMax = o.quietEntriesMax ?? 100;
   const minGapMs = o.minGapMs ?? 10_000;
   let seen = o.progress();
   let busy = false;
@@ -75,6 +75,6 @@ export function startIdleCollector(o: IdleCollectorOptions): Timer {
         collect();
       }
     },
-    o.checkEveryMs ?? 1000,
+    o.checkEveryMs ?? 500,
   );
 }
