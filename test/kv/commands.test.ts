@@ -85,6 +85,22 @@ describe('validateCommand (what a leader checks before a proposal enters the log
     });
     expect(validateCommand(batch)).toBe('tasks[1].command[1]: contains a NUL byte');
   });
+
+  it('hands the envelope it decoded to the next decode of the same bytes, once; equal bytes elsewhere decode afresh', () => {
+    const envelope: CommandEnvelope = { clientId: 'c', seq: 3, reqId: 'r', cmd: { op: 'put', key: 'k', value: 'v' } };
+    const bytes = encodeCommand(envelope);
+    expect(validateCommand(bytes)).toBeNull();
+    const first = tryDecodeCommand(bytes);
+    const second = tryDecodeCommand(bytes);
+    const copy = tryDecodeCommand(Uint8Array.from(bytes));
+    for (const d of [first, second, copy]) expect(d).toEqual({ ok: true, envelope });
+    // Not one object handed out twice: the second decode is a decode.
+    expect(first.ok && second.ok && first.envelope !== second.envelope).toBe(true);
+    // A refused command is not kept.
+    const bad = encodeCommand({ clientId: 'c', seq: 1, cmd: { op: 'task.submit', taskId: 't', spec: { image: 'x', env: { '1BAD': 'v' } }, atMs: 1 } });
+    expect(validateCommand(bad)).not.toBeNull();
+    expect(tryDecodeCommand(bad).ok).toBe(true);
+  });
 });
 
 function catchError(fn: () => unknown): unknown {
