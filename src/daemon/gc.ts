@@ -8,13 +8,16 @@
 // compacts: V8 otherwise keeps the pages it freed half-used and committed (in process, 100,000 keys + 100,000
 // tasks: heap committed 161 MiB for 67 used; compacted, 85), and a manager that just went quiet has the 50-70 ms
 // it takes; bursts that come and go do not pay it more than once per minGapMs.
-import { setFlagsFromString } from 'node:v8';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { setIntervalOn, type Clock, type Timer } from '../lib/clock.js';
 
 type CollectGarbage = (options?: { type: 'major' | 'minor'; execution: 'sync' | 'async' }) => void;
 
 /** V8's collector when node was launched with --expose-gc (src/daemon/launch.ts, bin/minkube.js); else undefined. */
 const gc = (globalThis as { gc?: CollectGarbage }).gc;
+
+/** Whether this node can ask V8 for collections (launched with --expose-gc). */
+export const collectionsExposed: boolean = gc !== undefined;
 
 export function collectGarbageSoon(): void {
   gc?.({ type: 'major', execution: 'async' });
@@ -48,20 +51,56 @@ export interface IdleCollectorOptions {
   quietEntriesMax?: number;
   /** The least time between two collections: a burst that ends sooner waits for it (while still quiet). */
   minGapMs?: number;
+  /**
+   * The longest pause a collection may be expected to take: none is started that would take longer. A compacting
+   * collection stops the process for about 1.6 ms per MiB of live heap (100 MiB: 160 ms; 190 MiB: 310 ms), and a
+   * leader silent for an election timeout is replaced.
+   */
+  pauseMsMax?: number;
+  /** Bytes of live heap now (default: V8's used heap). */
+  heapUsedBytes?: () => number;
+  /** Told of each collection done or passed over (for a log line). */
+  onCollect?: (c: { done: boolean; heapUsedMiB: number; expectedMs: number; tookMs: number | null }) => void;
 }
+
+/** What a compacting collection was first expected to cost per MiB of live heap; each one done corrects it. */
+const pauseMsPerMiBInitial = 2;
 
 /**
  * Compacts once each time a burst of work ends: the first check that finds the manager quiet (at most
  * quietEntriesMax entries applied since the check before) after one that found it busy, and at least minGapMs after
- * the last collection. Not again while it stays quiet.
+ * the last collection. Not again while it stays quiet, and never when its pause would pass pauseMsMax.
  */
 export function startIdleCollector(o: IdleCollectorOptions): Timer {
   const collect = o.collect ?? compactHeapNow;
   const quietEntriesMax = o.quietEntriesMax ?? 100;
   const minGapMs = o.minGapMs ?? 10_000;
+  const pauseMsMax = o.pauseMsMax ?? Infinity;
+  const heapUsedBytes = o.heapUsedBytes ?? (() => getHeapStatistics().used_heap_size);
+  let pauseMsPerMiB = pauseMsPerMiBInitial;
   let seen = o.progress();
   let busy = false;
   let lastMs = -Infinity;
+  let passedOver = false;
+  /** Whether it collected: a heap too large now may be smaller at a later check (V8 collects its garbage too). */
+  const collectIfShort = (): boolean => {
+    const heapUsedMiB = heapUsedBytes() / 2 ** 20;
+    const expectedMs = heapUsedMiB * pauseMsPerMiB;
+    if (expectedMs > pauseMsMax) {
+      // Told once until one is done, not at every check that passes it over again.
+      if (!passedOver) o.onCollect?.({ done: false, heapUsedMiB, expectedMs, tookMs: null });
+      passedOver = true;
+      return false;
+    }
+    const startedMs = o.clock.nowMs();
+    collect();
+    const tookMs = o.clock.nowMs() - startedMs;
+    // Halfway to what this one took per MiB (a heap of few MiB says little: not below 1 ms per MiB).
+    if (heapUsedMiB >= 16) pauseMsPerMiB = Math.max(1, (pauseMsPerMiB + tookMs / heapUsedMiB) / 2);
+    o.onCollect?.({ done: true, heapUsedMiB, expectedMs, tookMs });
+    passedOver = false;
+    return true;
+  };
   return setIntervalOn(
     o.clock,
     () => {
@@ -69,10 +108,10 @@ export function startIdleCollector(o: IdleCollectorOptions): Timer {
       const moved = now - seen;
       seen = now;
       if (moved > quietEntriesMax) busy = true;
-      else if (busy && o.clock.nowMs() - lastMs >= minGapMs) {
+      // A collection passed over is tried again at each quiet check, until it is done or work starts again.
+      else if (busy && o.clock.nowMs() - lastMs >= minGapMs && collectIfShort()) {
         busy = false;
         lastMs = o.clock.nowMs();
-        collect();
       }
     },
     o.checkEveryMs ?? 500,

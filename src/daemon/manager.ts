@@ -50,7 +50,7 @@ import { DashboardFeed, httpPeerView, teeTaskListener } from '../manager/events.
 import { DnsServer } from '../manager/dns/server.js';
 import { StateDnsView } from '../manager/dns/state-view.js';
 import { PlacementServiceImpl } from '../manager/placement-service.js';
-import { collectGarbageSoon, startIdleCollector } from './gc.js';
+import { collectGarbageSoon, collectionsExposed, startIdleCollector } from './gc.js';
 
 export interface StartManagerOptions {
   /** Optional for a manager added at runtime (`self` then gives its addresses; tuning takes the defaults). */
@@ -279,8 +279,17 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   if (metrics !== null) attachManagerMetrics(metrics, observed);
   driver.start();
   opened.push('raft driver', () => driver.stop());
-  const idleCollector = startIdleCollector({ clock: systemClock, progress: () => driver.applied });
-  opened.push('idle collector', () => idleCollector.cancel());
+  const gcLog = logger.child({ component: 'gc' });
+  // A node started without --expose-gc (by hand, say) cannot compact: it does not pretend to.
+  const idleCollector = !collectionsExposed ? null : startIdleCollector({
+    clock: systemClock,
+    progress: () => driver.applied,
+    // Followers hear nothing from a paused leader and campaign one election timeout after its last heartbeat: a pause
+    // must end a heartbeat interval before that (defaults: 300 - 2 x 50 = 200 ms), and never take more than a third.
+    pauseMsMax: Math.max(config.raft.electionTimeoutMs / 3, config.raft.electionTimeoutMs - 2 * config.raft.heartbeatIntervalMs),
+    onCollect: (c) => gcLog.info({ ...c, heapUsedMiB: Math.round(c.heapUsedMiB), expectedMs: Math.round(c.expectedMs) }, c.done ? 'compacted the heap (quiet after a burst)' : 'left the heap as it is: compacting it would pause too long'),
+  });
+  opened.push('idle collector', () => idleCollector?.cancel());
   feed.start();
   opened.push('event feed', () => feed.close());
 

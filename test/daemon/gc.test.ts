@@ -67,6 +67,40 @@ describe('startIdleCollector', () => {
   });
 });
 
+describe('startIdleCollector, pause budget', () => {
+  it('passes over a collection expected to pause longer than pauseMsMax, and learns the pause per MiB from those it does', () => {
+    const clock = new ManualClock();
+    let applied = 0;
+    let heapMiB = 40;
+    const seen: { done: boolean; expectedMs: number }[] = [];
+    // Each collection takes 1 ms per MiB of live heap, half the first guess of 2.
+    const collect = (): void => clock.advance(heapMiB);
+    startIdleCollector({
+      clock, progress: () => applied, collect, checkEveryMs: 1000, quietEntriesMax: 50, minGapMs: 0, pauseMsMax: 100,
+      heapUsedBytes: () => heapMiB * 2 ** 20, onCollect: (c) => seen.push({ done: c.done, expectedMs: c.expectedMs }),
+    });
+    const burstThenQuiet = (): void => {
+      applied += 1000;
+      clock.advance(1000);
+      clock.advance(1000);
+    };
+    burstThenQuiet(); // 40 MiB at 2 ms/MiB: 80 ms expected, done (40 ms taken)
+    heapMiB = 60;
+    burstThenQuiet(); // 60 MiB at 1.5 ms/MiB: 90 ms, done
+    heapMiB = 120;
+    burstThenQuiet(); // 120 MiB at 1.25 ms/MiB: 150 ms, passed over
+    expect(seen).toEqual([{ done: true, expectedMs: 80 }, { done: true, expectedMs: 90 }, { done: false, expectedMs: 150 }]);
+    // Passed over, it is tried at each quiet check (quietly) until the heap has shrunk enough: no new burst needed.
+    clock.advance(1000);
+    expect(seen).toHaveLength(3);
+    heapMiB = 70;
+    clock.advance(1000);
+    expect(seen.at(-1)).toEqual({ done: true, expectedMs: 87.5 });
+    clock.advance(1000);
+    expect(seen).toHaveLength(4);
+  });
+});
+
 describe('compactHeapNow', () => {
   it('compacts in a node launched with --expose-gc, and changes nothing in one without', () => {
     // In children launched as a manager is: the heap committed after a compacting collection is well under what a
