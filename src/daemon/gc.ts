@@ -42,7 +42,7 @@ export interface IdleCollectorOptions {
   /** Something that moves while the manager works: its applied index. */
   progress: () => number;
   collect?: () => void;
-  /** How often progress is looked at: a collection comes one to two of these after a burst ended. */
+  /** How often progress is looked at: a collection comes quietChecksMin to one more of these after a burst ended. */
   checkEveryMs?: number;
   /**
    * Entries applied between two checks that still count as quiet: a cluster at rest applies its workers' heartbeats
@@ -51,6 +51,11 @@ export interface IdleCollectorOptions {
   quietEntriesMax?: number;
   /** The least time between two collections: a burst that ends sooner waits for it (while still quiet). */
   minGapMs?: number;
+  /**
+   * Quiet checks in a row before a collection: one quiet half-second in the middle of a load (a stall, a pause
+   * between two phases of it) is no end of a burst, and a pause added to a stall is what costs a leader its term.
+   */
+  quietChecksMin?: number;
   /**
    * The longest pause a collection may be expected to take: none is started that would take longer. A compacting
    * collection stops the process for about 1.6 ms per MiB of live heap (100 MiB: 160 ms; 190 MiB: 310 ms), and a
@@ -67,9 +72,9 @@ export interface IdleCollectorOptions {
 const pauseMsPerMiBInitial = 2;
 
 /**
- * Compacts once each time a burst of work ends: the first check that finds the manager quiet (at most
- * quietEntriesMax entries applied since the check before) after one that found it busy, and at least minGapMs after
- * the last collection. Not again while it stays quiet, and never when its pause would pass pauseMsMax.
+ * Compacts once each time a burst of work ends: at the quietChecksMin-th check in a row that finds the manager quiet
+ * (at most quietEntriesMax entries applied since the check before) after one that found it busy, and at least
+ * minGapMs after the last collection. Not again while it stays quiet, and never when its pause would pass pauseMsMax.
  */
 export function startIdleCollector(o: IdleCollectorOptions): Timer {
   const collect = o.collect ?? compactHeapNow;
@@ -78,8 +83,10 @@ export function startIdleCollector(o: IdleCollectorOptions): Timer {
   const pauseMsMax = o.pauseMsMax ?? Infinity;
   const heapUsedBytes = o.heapUsedBytes ?? (() => getHeapStatistics().used_heap_size);
   let pauseMsPerMiB = pauseMsPerMiBInitial;
+  const quietChecksMin = o.quietChecksMin ?? 2;
   let seen = o.progress();
   let busy = false;
+  let quietChecks = 0;
   let lastMs = -Infinity;
   let passedOver = false;
   /** Whether it collected: a heap too large now may be smaller at a later check (V8 collects its garbage too). */
@@ -107,9 +114,14 @@ export function startIdleCollector(o: IdleCollectorOptions): Timer {
       const now = o.progress();
       const moved = now - seen;
       seen = now;
-      if (moved > quietEntriesMax) busy = true;
-      // A collection passed over is tried again at each quiet check, until it is done or work starts again.
-      else if (busy && o.clock.nowMs() - lastMs >= minGapMs && collectIfShort()) {
+      if (moved > quietEntriesMax) {
+        busy = true;
+        quietChecks = 0;
+        return;
+      }
+      quietChecks++;
+      // A collection passed over is tried again at each quiet check, until it is done.
+      if (busy && quietChecks >= quietChecksMin && o.clock.nowMs() - lastMs >= minGapMs && collectIfShort()) {
         busy = false;
         lastMs = o.clock.nowMs();
       }

@@ -6,10 +6,10 @@ import { compactHeapNow, startIdleCollector } from '../../src/daemon/gc.js';
 import { ManualClock } from '../support/manual-clock.js';
 
 describe('startIdleCollector', () => {
-  const setup = (o: { minGapMs?: number } = {}) => {
+  const setup = (o: { minGapMs?: number; quietChecksMin?: number } = {}) => {
     const clock = new ManualClock();
     const state = { applied: 0, collections: 0 };
-    const timer = startIdleCollector({ clock, progress: () => state.applied, collect: () => state.collections++, checkEveryMs: 1000, quietEntriesMax: 50, ...o });
+    const timer = startIdleCollector({ clock, progress: () => state.applied, collect: () => state.collections++, checkEveryMs: 1000, quietEntriesMax: 50, quietChecksMin: 1, ...o });
     return { state, timer, check: (moved = 0): void => ((state.applied += moved), clock.advance(1000)) };
   };
 
@@ -49,6 +49,20 @@ describe('startIdleCollector', () => {
     expect(state.collections).toBe(1);
   });
 
+  it('waits for quietChecksMin quiet checks in a row: one quiet check inside a load is no end of it', () => {
+    const { state, check } = setup({ minGapMs: 0, quietChecksMin: 2 });
+    check(500);
+    check();
+    expect(state.collections).toBe(0);
+    check(500);
+    check();
+    check(500);
+    expect(state.collections).toBe(0);
+    check();
+    check();
+    expect(state.collections).toBe(1);
+  });
+
   it('lets minGapMs pass between two collections: a burst that ends sooner is collected once the gap is over', () => {
     const { state, check } = setup({ minGapMs: 10_000 });
     check(500);
@@ -76,7 +90,7 @@ describe('startIdleCollector, pause budget', () => {
     // Each collection takes 1 ms per MiB of live heap, half the first guess of 2.
     const collect = (): void => clock.advance(heapMiB);
     startIdleCollector({
-      clock, progress: () => applied, collect, checkEveryMs: 1000, quietEntriesMax: 50, minGapMs: 0, pauseMsMax: 100,
+      clock, progress: () => applied, collect, checkEveryMs: 1000, quietEntriesMax: 50, minGapMs: 0, pauseMsMax: 100, quietChecksMin: 1,
       heapUsedBytes: () => heapMiB * 2 ** 20, onCollect: (c) => seen.push({ done: c.done, expectedMs: c.expectedMs }),
     });
     const burstThenQuiet = (): void => {
