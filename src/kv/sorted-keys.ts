@@ -69,8 +69,11 @@ export class SortedKeys {
     }
   }
 
+  /** Every key, ascending. A plain loop: Array.prototype.flat took ~10 ms for 100,000 keys, on a snapshot's capture. */
   toArray(): string[] {
-    return this.chunks.flat();
+    const out: string[] = [];
+    for (const chunk of this.chunks) for (let i = 0; i < chunk.length; i++) out.push(chunk[i]!);
+    return out;
   }
 
   /** The first chunk whose last key is >= key (chunks.length if there is none). */

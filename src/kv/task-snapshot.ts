@@ -3,7 +3,7 @@
 import { Unpackr } from 'msgpackr';
 import { MinkubeError } from '../lib/errors.js';
 import { finalTaskStates, type StoredWorker, type TaskError, type TaskHealth, type TaskRecord, type TaskSpec, type TaskState, type TaskTransition, type WorkerState, type WorkerStats } from '../contracts/task-model.js';
-import type { MsgpackCursor } from './msgpack-scan.js';
+import { MsgpackCursor } from './msgpack-scan.js';
 import type { SlicedPacker } from './sliced-pack.js';
 import { internSpec, StringPool } from './string-pool.js';
 import { releaseUnpackSource, type SlicedUnpacker } from './sliced-unpack.js';
@@ -26,26 +26,51 @@ export interface TaskSnapshotContent {
 /** A record as a store holds it: decoded, or (restored lazily and not read since) the bytes of its snapshot row. */
 export type StoredTaskRow = TaskRecord | Uint8Array;
 
-/** What a snapshot is written from: the store's content, with records not read since a restore still as bytes. */
+/**
+ * What a snapshot is written from: the store's content, with records not read since a restore still as bytes, or as
+ * the offset of their row in `rows` (a capture finds the bytes only while it is packed, a slice at a time).
+ */
 export interface TaskSnapshotSource extends Omit<TaskSnapshotContent, 'tasks' | 'idempotency'> {
-  tasks: readonly StoredTaskRow[];
-  /** Each key's record, or (restored lazily and not read since) the bytes of its row. */
-  idempotency: readonly [string, IdempotencyRecord | Uint8Array][];
+  tasks: readonly (StoredTaskRow | number)[];
+  /** Each key's record, or (restored lazily and not read since) the bytes of its row, or its offset in `rows`. */
+  idempotency: readonly [string, IdempotencyRecord | Uint8Array | number][];
+  /** The buffers the offsets above point into (never written again). */
+  rows?: { readonly tasks: Uint8Array | null; readonly keys: Uint8Array | null };
+}
+
+/** The msgpack value that starts at `at` in `rows`. */
+export function rowOf(rows: Uint8Array, at: number): Uint8Array {
+  const c = new MsgpackCursor(rows, at);
+  c.skip();
+  return rows.subarray(at, c.pos);
 }
 
 /** Reads single rows (a lazily restored record, when first read); the options the snapshot was packed with. */
 const rowUnpackr = new Unpackr({ useRecords: false, moreTypes: false });
 
-const rawRow = (t: StoredTaskRow): Uint8Array | null => (t instanceof Uint8Array ? t : null);
-
-export function encodeTaskSnapshot(c: TaskSnapshotSource): TaskSnapshot {
-  return [
-    c.tasks.map((t) => (t instanceof Uint8Array ? (rowUnpackr.unpack(t) as unknown) : taskRow(t))), c.workers.map(workerRow), c.cursor,
-    c.idempotency.map(([key, r]) => (r instanceof Uint8Array ? (rowUnpackr.unpack(r) as unknown) : idempotencyRow([key, r]))),
-  ];
+/** A task's row as bytes when the source holds it so (or its offset), else null (a record, packed as taskRow). */
+function rawRowOf(c: TaskSnapshotSource): (t: StoredTaskRow | number) => Uint8Array | null {
+  return (t) => (typeof t === 'number' ? rowOf(c.rows!.tasks!, t) : t instanceof Uint8Array ? t : null);
 }
 
-const rawKeyRow = ([, r]: readonly [string, IdempotencyRecord | Uint8Array]): Uint8Array | null => (r instanceof Uint8Array ? r : null);
+function rawKeyRowOf(c: TaskSnapshotSource): (pair: readonly [string, IdempotencyRecord | Uint8Array | number]) => Uint8Array | null {
+  return ([, r]) => (typeof r === 'number' ? rowOf(c.rows!.keys!, r) : r instanceof Uint8Array ? r : null);
+}
+
+export function encodeTaskSnapshot(c: TaskSnapshotSource): TaskSnapshot {
+  const [rawRow, rawKeyRow] = [rawRowOf(c), rawKeyRowOf(c)];
+  return [
+    c.tasks.map((t) => {
+      const raw = rawRow(t);
+      return raw !== null ? (rowUnpackr.unpack(raw) as unknown) : taskRow(t as TaskRecord);
+    }),
+    c.workers.map(workerRow), c.cursor,
+    c.idempotency.map((pair) => {
+      const raw = rawKeyRow(pair);
+      return raw !== null ? (rowUnpackr.unpack(raw) as unknown) : idempotencyRow(pair as [string, IdempotencyRecord]);
+    }),
+  ];
+}
 
 /** [key, taskId, fingerprint], or [key, taskId] as written before fingerprints (read back the same way). */
 function idempotencyRow([key, r]: [string, IdempotencyRecord]): unknown[] {
@@ -59,10 +84,10 @@ function idempotencyRow([key, r]: [string, IdempotencyRecord]): unknown[] {
 export async function packTaskSnapshot(p: SlicedPacker, c: TaskSnapshotSource, starts?: { tasks: number[]; keys: number[] }): Promise<void> {
   p.arrayHeader(4);
   // A row not read since a restore goes out as the bytes it came in as (what taskRow would pack again).
-  await p.arrayOf(c.tasks, 1, rawRow, (t) => [taskRow(t as TaskRecord)], starts?.tasks);
+  await p.arrayOf(c.tasks, 1, rawRowOf(c), (t) => [taskRow(t as TaskRecord)], starts?.tasks);
   p.value(c.workers.map(workerRow));
   p.value(c.cursor);
-  await p.arrayOf(c.idempotency, 1, rawKeyRow, (pair) => [idempotencyRow(pair as [string, IdempotencyRecord])], starts?.keys);
+  await p.arrayOf(c.idempotency, 1, rawKeyRowOf(c), (pair) => [idempotencyRow(pair as [string, IdempotencyRecord])], starts?.keys);
 }
 
 function taskRow(t: TaskRecord): unknown[] {

@@ -19,9 +19,8 @@ import { normaliseSpec, specFingerprint } from './task-spec.js';
 import { UsageByNamespace } from './quota-usage.js';
 import { internSpec, StringPool } from './string-pool.js';
 import { compactInto } from './compact.js';
-import { MsgpackCursor } from './msgpack-scan.js';
 import {
-  decodeIdempotencyRow, decodeTaskRow, decodeTaskSnapshot, encodeTaskSnapshot, scanTaskSnapshot, type IdempotencyRecord, type ScannedTask, type StoredTaskRow, type TaskSnapshot,
+  decodeIdempotencyRow, decodeTaskRow, decodeTaskSnapshot, encodeTaskSnapshot, rowOf, scanTaskSnapshot, type IdempotencyRecord, type ScannedTask, type TaskSnapshot,
   type TaskSnapshotSource,
 } from './task-snapshot.js';
 import type { SlicedUnpacker } from './sliced-unpack.js';
@@ -604,11 +603,13 @@ export class TaskStore {
     const held = ids.map((id) => this.tasks.get(id)!);
     const keys = [...this.idempotency];
     const content: TaskSnapshotSource = {
-      // A record not read since a lazy restore stays bytes (written out as they came in); the rows are never changed.
-      tasks: held.map((v): StoredTaskRow => (typeof v === 'number' ? this.rowAt(v) : v)),
+      // A record not read since a lazy restore stays bytes (written out as they came in): its offset in rows, whose
+      // bytes are never changed, looked up while the content is packed a slice at a time (not in this capture).
+      tasks: held,
       workers: this.allWorkers(),
       cursor: this.cursorValue,
-      idempotency: keys.map(([key, r]): [string, IdempotencyRecord | Uint8Array] => [key, typeof r === 'number' ? rowOf(this.lazyKeyRows!, r) : r]),
+      idempotency: keys,
+      rows: { tasks: this.lazyRows, keys: this.lazyKeyRows },
     };
     const compact = (whole: Uint8Array, taskStarts: readonly number[], keyStarts: readonly number[]): void => {
       if (this.generation !== generation) return;
@@ -676,11 +677,6 @@ export class TaskStore {
 }
 
 /** The bytes of the one packed value at `at` in `rows`. */
-function rowOf(rows: Uint8Array, at: number): Uint8Array {
-  const c = new MsgpackCursor(rows, at);
-  c.skip();
-  return rows.subarray(at, c.pos);
-}
 
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
