@@ -318,8 +318,9 @@ export class KvStateMachine {
 
   /**
    * The same bytes as snapshot() would give now, encoded later a slice at a time (the state may change meanwhile:
-   * records are replaced, never changed in place, so the captured view stays as it was). The capture costs a few
-   * milliseconds per 100,000 records; the encoding yields to the event loop between slices.
+   * records are replaced, never changed in place, so the captured view stays as it was). The capture copies the
+   * key lists and the records' references: 28-44 ms for 100,000 keys + 100,000 tasks in process, on the loop in one
+   * go; the encoding yields to the event loop between slices.
    */
   captureSnapshot(): () => Promise<Uint8Array> {
     const encode = this.captureSnapshotParts();
