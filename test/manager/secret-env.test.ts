@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskRecord } from '../../src/contracts/task-model.js';
+import { MemoryRuntime } from '../../src/runtime/memory.js';
 import type { RunSpec } from '../../src/runtime/types.js';
 import { runCli } from '../support/cli.js';
 import { eventually } from '../support/cluster.js';
@@ -28,9 +29,9 @@ beforeAll(async () => {
     logStream: { write: (line: string) => void logLines.push(line) },
     behave: (spec: RunSpec) => {
       runs.push({ taskId: spec.labels['minkube.task']!, attempt: spec.labels['minkube.attempt']!, env: spec.env });
-      // Long enough for the test to see it running and stop the leader before it fails, even on a loaded machine
-      // (at 1.5 s a CI run once saw the old leader place the retry itself, in the same term).
-      if (spec.command?.[0] === 'fail-first' && spec.labels['minkube.attempt'] === '1') return { durationMs: 4000, exitCode: 1 };
+      // Runs until the test ends it, once the leader that placed it is stopped: a fixed duration (1.5 s, then 4 s)
+      // ended before a loaded CI run had stopped that leader, which then placed the retry itself, in its own term.
+      if (spec.command?.[0] === 'fail-first' && spec.labels['minkube.attempt'] === '1') return { durationMs: null };
       return { durationMs: 100, exitCode: 0, logs: 'done\n' };
     },
   });
@@ -124,6 +125,10 @@ describe('secretEnv through a cluster', () => {
     const first = await waitState(id, ['running']);
     const leader = await c.leader();
     await c.stopManager(leader);
+    await c.leader(20_000);
+    // The first attempt fails now (stopped from outside the worker: 143), and the new leader places the retry.
+    const [host, containerId] = [...c.hosts.values()].flatMap((h) => [...h.containers].filter(([, ct]) => ct.info.labels['minkube.task'] === id).map(([cid]) => [h, cid] as const))[0]!;
+    await new MemoryRuntime({ host }).stop(containerId, 0);
     const done = await waitState(id, ['succeeded'], 20_000);
     expect(done.attempt).toBe(2);
     expect(done.term).toBeGreaterThan(first.term);
