@@ -84,9 +84,13 @@ describe('snapshots with real processes', () => {
     await sampler;
     expect(acked.size).toBe(2000);
     for (const id of c.managerIds) {
-      const v = await view(c, id);
+      // A snapshot begun as the last writes came may still be on its way to disk (a CI run found 1,005 entries):
+      // once it is written, the log is compacted below the threshold.
+      const v = await eventually(async () => {
+        const w = await view(c, id);
+        return w.lastIndex - w.firstIndex + 1 <= threshold ? w : undefined;
+      }, 10_000, `${id}'s log to be compacted below ${threshold} entries`);
       expect(v.snapshotIndex).toBeGreaterThan(25_000);
-      expect(v.lastIndex - v.firstIndex + 1).toBeLessThanOrEqual(threshold);
       // Sampled while writing: the log passes the threshold only by what arrives while a snapshot is written.
       expect(maxLog.get(id)).toBeLessThan(threshold * 1.5);
       expect(dirBytes(join(c.dir, id))).toBeLessThan(8 * 1024 * 1024);
