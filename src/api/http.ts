@@ -95,7 +95,7 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   // HTTP/2 lets a client keep many requests in flight on one connection (etcd's gRPC clients do): fewer connections
   // and far fewer writes per request under load (bench/kv-go.ts, -h2).
   const h2 = { settings: http2Settings(server), maxSessionMemory: limits.http2SessionMemoryMiBMax, http2SessionTimeout: server.keepAliveTimeoutMs };
-  const withTls: Record<string, unknown> =
+  const serverOptions: Record<string, unknown> =
     opts.https === undefined
       ? { ...common, forceCloseConnections: 'idle' as const, serverFactory: h1AndH2cServer(server, h2) }
       : {
@@ -106,7 +106,7 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
         https: { ...opts.https, ...nodeServerOptions(server), allowHTTP1: true, settings: h2.settings, maxSessionMemory: h2.maxSessionMemory },
       };
   // fastify types an HTTPS or HTTP/2 app as another instance type; every route and hook here is the same for all.
-  const options = (opts.logger ? { ...withTls, loggerInstance: opts.logger } : { ...withTls, logger: false }) as FastifyHttpOptions<Server>;
+  const options = (opts.logger ? { ...serverOptions, loggerInstance: opts.logger } : { ...serverOptions, logger: false }) as FastifyHttpOptions<Server>;
   const app = fastify(options) as unknown as FastifyInstance;
   // JSON only: any other content type is 415, rather than a text body failing validation with a 400.
   app.removeContentTypeParser('text/plain');
