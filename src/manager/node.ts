@@ -440,8 +440,27 @@ export class RaftNodeDriver<R> {
     // load batching still happens, because whatever arrives while a write is on disk goes into the next Ready.
     queueMicrotask(() => {
       this.readyScheduled = false;
-      void this.drain();
+      if (this.draining) this.handleWhileWriting();
+      else void this.drain();
     });
+  }
+
+  /**
+   * While the ready loop waits for a write, what needs no write leaves now: heartbeats and their answers, read-index
+   * forwards, and read states. Without this a follower whose write waits on a slow disk fell silent towards its
+   * leader, and the leader stepped down by check-quorum while both followers saved a snapshot.
+   */
+  private handleWhileWriting(): void {
+    if (this.stopped) return;
+    const now = this.core.takeWhileWriting();
+    if (now.messages.length > 0) {
+      if (this.o.observer !== undefined) this.noteHeartbeats(now.messages, this.o.observer);
+      this.send(now.messages);
+    }
+    if (now.readStates.length > 0) {
+      const nowMs = this.o.clock.nowMs();
+      for (const rs of now.readStates) this.reads.onReadState(rs.context, rs.index, this.appliedIndex, nowMs);
+    }
   }
 
   /** The ready loop. One Ready at a time; what arrives while a write is on disk goes into the next one. */

@@ -36,12 +36,14 @@ import type {
   SoftState,
   VoteMessage,
   VoteResponseMessage,
+  WhileWriting,
 } from './types.js';
 
 const EMPTY_DATA = new Uint8Array(0);
 const NO_ENTRIES: readonly Entry[] = Object.freeze([]);
 const NO_MESSAGES: readonly Message[] = Object.freeze([]);
 const NO_READ_STATES: readonly ReadState[] = Object.freeze([]);
+const NOTHING_WHILE_WRITING: WhileWriting = Object.freeze({ messages: NO_MESSAGES, readStates: NO_READ_STATES });
 const OK_LOCAL: ProposeResult = Object.freeze({ ok: true, forwardedTo: null });
 
 type TermlessMessage = Extract<Message, { type: 'propose' | 'readIndex' | 'readIndexResponse' }>;
@@ -1018,6 +1020,26 @@ export class Raft implements RaftNode {
     return rd;
   }
 
+  takeWhileWriting(): WhileWriting {
+    let n = 0;
+    for (const m of this.msgs) if (leavesWhileWriting(m)) n++;
+    if (n === 0 && this.readStates.length === 0) return NOTHING_WHILE_WRITING;
+    let messages: readonly Message[] = NO_MESSAGES;
+    if (n === this.msgs.length) {
+      messages = this.msgs;
+      this.msgs = [];
+    } else if (n > 0) {
+      const now: Message[] = [];
+      const later: Message[] = [];
+      for (const m of this.msgs) (leavesWhileWriting(m) ? now : later).push(m);
+      messages = now;
+      this.msgs = later;
+    }
+    const readStates = this.readStates.length > 0 ? this.readStates : NO_READ_STATES;
+    if (this.readStates.length > 0) this.readStates = [];
+    return { messages, readStates };
+  }
+
   advance(rd: Ready): void {
     if (rd.hardState !== null) this.prevHard = rd.hardState;
     if (rd.softState !== null) this.prevSoft = rd.softState;
@@ -1216,6 +1238,15 @@ function noteCommitSent(pr: Progress, commit: number): void {
  */
 export function waitsForSync(m: Message): boolean {
   return m.type === 'appendResponse' || m.type === 'voteResponse' || (m.type === 'vote' && !m.preVote);
+}
+
+/**
+ * Whether a message may be taken out of the next Ready while the current one's write is on disk: heartbeats, their
+ * answers and read-index forwards. None waits for a write (waitsForSync), and they are what keeps a leader known and
+ * reads confirmed; appends stay for the next Ready, so a batch leaves as one.
+ */
+function leavesWhileWriting(m: Message): boolean {
+  return m.type === 'heartbeat' || m.type === 'heartbeatResponse' || m.type === 'readIndex' || m.type === 'readIndexResponse';
 }
 
 /** Splits a Ready's messages (in their order) into those that may leave before its write and those that wait for it. */

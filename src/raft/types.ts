@@ -200,6 +200,12 @@ export type Message =
 
 export type MessageType = Message['type'];
 
+/** What RaftNode.takeWhileWriting hands out: handle it at once, like a Ready's messagesBeforeSync and readStates. */
+export interface WhileWriting {
+  readonly messages: readonly Message[];
+  readonly readStates: readonly ReadState[];
+}
+
 export interface Ready {
   /**
    * Set when this node installed a snapshot received from the leader. Persist it with hardState and entries in the
@@ -396,6 +402,14 @@ export interface RaftNode {
   hasReady(): boolean;
   ready(): Ready;
   advance(ready: Ready): void;
+  /**
+   * Takes out of the next Ready what may be handled while the current Ready's write is on disk: heartbeats and their
+   * answers, read-index requests and answers, and read states. A node whose write waits on a slow disk (a snapshot
+   * being flushed, LevelDB stalling behind a compaction) still answers its leader, and a leader still sends its
+   * heartbeats and confirms reads (etcd sends all but append and vote answers early with asynchronous storage writes).
+   */
+  takeWhileWriting(): WhileWriting;
+
   status(): RaftStatus;
   /** The entry at an index, if this node holds it (checkers and tests). */
   entryAt(index: LogIndex): Entry | undefined;

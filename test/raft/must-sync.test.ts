@@ -79,6 +79,45 @@ describe('Ready.mustSync and the messages before and after the sync', () => {
     expect(commitRd.mustSync).toBe(false);
   });
 
+  it('while a write is on disk, heartbeats and their answers are taken at once; append answers stay for the next Ready', () => {
+    const nodes = new Map(voters.map((id) => [id, fresh(id)]));
+    const deliver = (ms: readonly Message[]): void => {
+      for (const m of ms) nodes.get(m.to)!.step(m);
+    };
+    const a = nodes.get('a')!;
+    a.campaign();
+    for (let round = 0; round < 20; round++) for (const n of nodes.values()) for (const rd of drain(n)) deliver(rd.messages);
+    expect(a.status().role).toBe('leader');
+    expect(a.takeWhileWriting()).toEqual({ messages: [], readStates: [] });
+    // a's write of x is on disk when its heartbeat round comes; b's write of x is on disk when the heartbeat reaches it.
+    a.propose([enc('x')]);
+    const writing = a.ready();
+    const b = nodes.get('b')!;
+    b.step(writing.messagesBeforeSync.find((m) => m.to === 'b' && m.type === 'append')!);
+    const bWriting = b.ready();
+    expect(bWriting.messagesAfterSync).toMatchObject([{ type: 'appendResponse', success: true }]);
+    for (let t = 0; t < 2; t++) a.tick();
+    a.readIndex('r1');
+    const heartbeats = a.takeWhileWriting();
+    expect(heartbeats.messages.length).toBeGreaterThan(0);
+    expect(new Set(heartbeats.messages.map((m) => m.type))).toEqual(new Set(['heartbeat']));
+    const confirm = heartbeats.messages.find((m) => m.to === 'b' && m.type === 'heartbeat' && m.context !== '')!;
+    b.step(confirm);
+    b.propose([enc('y')]); // forwarded: stays for b's next Ready
+    const answers = b.takeWhileWriting();
+
+    expect(answers.messages).toMatchObject([{ type: 'heartbeatResponse', to: 'a', context: confirm.type === 'heartbeat' ? confirm.context : '' }]);
+    // The read is confirmed by a quorum (a and b) while both writes are still on disk.
+    a.step(answers.messages[0]!);
+    const reads = a.takeWhileWriting();
+    expect(reads.readStates).toEqual([{ context: 'r1', index: a.status().commitIndex }]);
+    // What waits for a write, or leaves with the next Ready, is still there.
+    b.advance(bWriting);
+    expect(b.ready().messages.map((m) => m.type)).toEqual(['propose']);
+    a.advance(writing);
+    expect(a.hasReady()).toBe(true);
+  });
+
   it('waitsForSync: answers and real vote requests wait, pre-votes and leader traffic do not', () => {
     const env = { from: nodeId('a'), to: nodeId('b'), term: term(2) };
     expect(waitsForSync({ ...env, type: 'vote', preVote: false, lastLogIndex: logIndex(0), lastLogTerm: term(0), transfer: false })).toBe(true);

@@ -265,6 +265,29 @@ describe('durability', () => {
   });
 });
 
+describe('slow disks', () => {
+  it('followers whose writes take longer than an election timeout still answer heartbeats: no election', async () => {
+    // Found by bench/snapshot.ts: both followers saved a snapshot, their log writes waited behind it, and the leader,
+    // hearing from no quorum within an election timeout, stepped down by check-quorum.
+    const { c, log } = newCluster(3, 811);
+    const leader = await electLeader(c);
+    const term = termOf(c, leader);
+    await one(c, log, cmd(), 3);
+    for (const id of others(c, leader)) c.node(id).diskLatencyUnits = [2500, 2500]; // 2.5 election timeouts
+    for (let i = 0; i < 60; i++) {
+      c.propose(leader, [cmd()]);
+      await c.runTicks(1);
+      expect(c.leaders()).toEqual([leader]);
+    }
+    for (const id of c.ids) expect(termOf(c, id)).toBe(term);
+    // Writes went on committing all the while, a write's latency at a time.
+    expect(c.status(leader)!.commitIndex).toBeGreaterThan(c.status(leader)!.lastIndex - 60);
+    for (const id of others(c, leader)) c.node(id).diskLatencyUnits = null;
+    await one(c, log, cmd(), 3);
+    expect(c.leaders()).toEqual([leader]);
+  });
+});
+
 describe('figure 8', () => {
   it('the Figure 8 scenario: an entry from an old term is never committed by counting replicas', async () => {
     // One entry per append, so a follower can hold an old-term entry without the new leader's no-op after it.

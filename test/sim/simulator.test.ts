@@ -28,6 +28,7 @@ function wrap(core: RaftNode, over: Partial<RaftNode>): RaftNode {
     hasReady: () => core.hasReady(),
     ready: () => core.ready(),
     advance: (rd) => core.advance(rd),
+    takeWhileWriting: () => core.takeWhileWriting(),
     status: () => core.status(),
     entryAt: (i) => core.entryAt(i),
     snapshotMeta: (i) => core.snapshotMeta(i),
