@@ -50,7 +50,7 @@ import { DashboardFeed, httpPeerView, teeTaskListener } from '../manager/events.
 import { DnsServer } from '../manager/dns/server.js';
 import { StateDnsView } from '../manager/dns/state-view.js';
 import { PlacementServiceImpl } from '../manager/placement-service.js';
-import { collectGarbageSoon, collectionsExposed, startIdleCollector } from './gc.js';
+import { collectAfterSnapshot, collectionsExposed, startIdleCollector } from './gc.js';
 
 export interface StartManagerOptions {
   /** Optional for a manager added at runtime (`self` then gives its addresses; tuning takes the defaults). */
@@ -264,7 +264,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     validate: validateCommand,
     ...(metrics === null ? {} : { observer: metrics }),
     onApplied: (entry) => audit.entryApplied(entry),
-    onSnapshotSaved: collectGarbageSoon,
+    onSnapshotSaved: collectAfterSnapshot,
     onRoleChange: (role, leader, term) => {
       metrics?.roleChanged(leader);
       view.role = role;

@@ -31,6 +31,11 @@ export const limits = {
   snapshotTransferIdleMsMax: 60_000,
   /** Entries kept after a compaction (at most a quarter of the threshold), so a follower slightly behind gets entries. */
   snapshotRetainEntriesMax: 1000,
+  /**
+   * A snapshot at least this large is followed by a forced major collection (src/daemon/gc.ts): below it, what the
+   * snapshot let go of is left to V8's own collections.
+   */
+  snapshotCollectBytesMin: 16 * 1024 * 1024,
   // kv
   kvKeyBytesMax: 512,
   kvSessionsMax: 100_000,

@@ -87,7 +87,7 @@ export interface RaftNodeDriverOptions<R> {
   onApplied?: (entry: Entry) => void;
   onRoleChange?: (role: Role, leaderId: NodeId | null, term: number) => void;
   /** Called once a snapshot this node took is durable (the state machine let go of what it packed into it then). */
-  onSnapshotSaved?: () => void;
+  onSnapshotSaved?: (sizeBytes: number) => void;
   /**
    * Checks a command's bytes before they reach the core (null: fine; else what is wrong): this node's own proposals,
    * and those a follower forwards. An entry that reaches the log is applied by every manager, so what the state
@@ -778,7 +778,7 @@ export class RaftNodeDriver<R> {
         const ms = Math.round(clock.nowMs() - started);
         this.o.logger.info({ index: meta.index, sizeBytes, compactThrough, captureMs: Math.round(captureMs), encodeMs: Math.round(encodedMs), ms }, 'snapshot taken');
         this.o.observer?.snapshotSaved(sizeBytes, (clock.nowMs() - started) / 1000);
-        this.o.onSnapshotSaved?.();
+        this.o.onSnapshotSaved?.(sizeBytes);
         this.scheduleReady();
       },
       (err: unknown) => this.fail(err),

@@ -2,7 +2,8 @@
 // still applies heartbeats), never during one, not again while it stays quiet, at most once per minGapMs.
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { compactHeapNow, startIdleCollector } from '../../src/daemon/gc.js';
+import { collectAfterSnapshot, compactHeapNow, startIdleCollector } from '../../src/daemon/gc.js';
+import { limits } from '../../src/lib/limits.js';
 import { ManualClock } from '../support/manual-clock.js';
 
 describe('startIdleCollector', () => {
@@ -112,6 +113,19 @@ describe('startIdleCollector, pause budget', () => {
     expect(seen.at(-1)).toEqual({ done: true, expectedMs: 87.5 });
     clock.advance(1000);
     expect(seen).toHaveLength(4);
+  });
+});
+
+describe('collectAfterSnapshot', () => {
+  it('collects after a large snapshot only: a small one is left to V8, without a pause on every manager', () => {
+    let collections = 0;
+    const collect = (): void => void collections++;
+    collectAfterSnapshot(2 * 1024 * 1024, collect);
+    collectAfterSnapshot(limits.snapshotCollectBytesMin - 1, collect);
+    expect(collections).toBe(0);
+    collectAfterSnapshot(limits.snapshotCollectBytesMin, collect);
+    collectAfterSnapshot(40 * 1024 * 1024, collect);
+    expect(collections).toBe(2);
   });
 });
 
