@@ -43,9 +43,10 @@ export class StorageRecoveryWatch {
   async afterReady(status: RaftStatus): Promise<void> {
     if (this.recovery === null || status.recovering !== null) return;
     const was = this.recovery;
+    // The marker first: until it follows the log again, this manager still says it recovers (GET /v1/cluster).
+    await this.onRepaired();
     this.recovery = null;
     this.repairsCount++;
-    await this.onRepaired();
     this.logger.info({ storage: 'ok', commitIndex: status.commitIndex, lastIndex: status.lastIndex, reason: was.reason }, 'storage repaired from the leader: this manager is a voter again');
   }
 

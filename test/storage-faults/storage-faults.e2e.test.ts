@@ -64,6 +64,8 @@ async function damagedManagerRecovers(s: Scenario): Promise<void> {
   const recovering = logLines(c, victim, 'storage recovering');
   expect(recovering, `${victim} logged that it recovers`).toHaveLength(1);
   expect(String(recovering[0]!.reason)).not.toBe('');
+  // Its log reaches the file through a pipe: the line may come a moment after the answer that says it is ok.
+  await eventually(async () => (logLines(c, victim, 'storage repaired').length > 0 ? true : undefined), 10_000, `${victim} to log that its storage is repaired`);
   expect(logLines(c, victim, 'storage repaired')).toHaveLength(1);
   expect(healed.storageReason).toBeNull();
   // A voter again: the leader lists it as one, with intact storage.
