@@ -23,6 +23,19 @@ function drain(n: RaftNode): Ready[] {
   return out;
 }
 
+/** a, b and c with a elected and the cluster settled (every Ready advanced, every message delivered). */
+function electedA(): { nodes: Map<string, RaftNode>; a: RaftNode } {
+  const nodes = new Map(voters.map((id) => [id, fresh(id)]));
+  const deliver = (ms: readonly Message[]): void => {
+    for (const m of ms) nodes.get(m.to)!.step(m);
+  };
+  const a = nodes.get('a')!;
+  a.campaign();
+  for (let round = 0; round < 20; round++) for (const n of nodes.values()) for (const rd of drain(n)) deliver(rd.messages);
+  expect(a.status().role).toBe('leader');
+  return { nodes, a };
+}
+
 function checkSplit(rd: Ready): void {
   expect([...rd.messagesBeforeSync, ...rd.messagesAfterSync].length).toBe(rd.messages.length);
   for (const m of rd.messagesBeforeSync) expect(waitsForSync(m)).toBe(false);
@@ -49,15 +62,7 @@ describe('Ready.mustSync and the messages before and after the sync', () => {
   });
 
   it("a leader's appends leave before its own write; a follower's answer waits for its write; a commit alone needs no sync", () => {
-    const nodes = new Map(voters.map((id) => [id, fresh(id)]));
-    const deliver = (ms: readonly Message[]): void => {
-      for (const m of ms) nodes.get(m.to)!.step(m);
-    };
-    const a = nodes.get('a')!;
-    a.campaign();
-    // Elect a, then let the cluster settle (every Ready advanced, every message delivered).
-    for (let round = 0; round < 20; round++) for (const n of nodes.values()) for (const rd of drain(n)) deliver(rd.messages);
-    expect(a.status().role).toBe('leader');
+    const { nodes, a } = electedA();
     expect(a.propose([enc('x')]).ok).toBe(true);
     const leaderRd = a.ready();
     checkSplit(leaderRd);
@@ -80,14 +85,7 @@ describe('Ready.mustSync and the messages before and after the sync', () => {
   });
 
   it('while a write is on disk, heartbeats and their answers are taken at once; append answers stay for the next Ready', () => {
-    const nodes = new Map(voters.map((id) => [id, fresh(id)]));
-    const deliver = (ms: readonly Message[]): void => {
-      for (const m of ms) nodes.get(m.to)!.step(m);
-    };
-    const a = nodes.get('a')!;
-    a.campaign();
-    for (let round = 0; round < 20; round++) for (const n of nodes.values()) for (const rd of drain(n)) deliver(rd.messages);
-    expect(a.status().role).toBe('leader');
+    const { nodes, a } = electedA();
     expect(a.takeWhileWriting()).toEqual({ messages: [], readStates: [] });
     // a's write of x is on disk when its heartbeat round comes; b's write of x is on disk when the heartbeat reaches it.
     a.propose([enc('x')]);
