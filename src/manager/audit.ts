@@ -119,8 +119,9 @@ export class AuditLog implements AuditService {
       this.droppedUnreported++;
       return;
     }
-    // seq first, so a line names its place before anything else.
-    this.queue.push(`${JSON.stringify({ seq: ++this.seq, ...line })}\n`);
+    // seq first, so a line names its place before anything else (the same text as stringifying { seq, ...line },
+    // without the copy: every manager writes a line per applied command).
+    this.queue.push(`{"seq":${++this.seq},${JSON.stringify(line).slice(1)}\n`);
     if (this.draining !== null) return;
     if (this.queue.length >= WRITE_LINES_MAX || this.o.flushDelayMs === 0) this.startDrain();
     else this.flushTimer ??= this.o.clock.setTimeout(() => this.startDrain(), this.o.flushDelayMs);
@@ -138,9 +139,10 @@ export class AuditLog implements AuditService {
       const text = this.queue.slice(0, n).join('');
       this.queue.splice(0, n);
       try {
-        if (this.size > 0 && this.size + Buffer.byteLength(text) > this.o.bytesMax) await this.rotate();
+        const bytes = Buffer.byteLength(text);
+        if (this.size > 0 && this.size + bytes > this.o.bytesMax) await this.rotate();
         await this.fh.write(text);
-        this.size += Buffer.byteLength(text);
+        this.size += bytes;
       } catch (err) {
         this.droppedLinesValue += n;
         this.o.logger.error({ err, lines: n }, 'audit: writing audit.log failed; these lines are lost');
@@ -228,7 +230,7 @@ export function committedLine(index: number, applied: AppliedCommand, nowMs: num
   const envelope = applied.envelope!;
   const { cmd } = envelope;
   return {
-    time: new Date('atMs' in cmd ? cmd.atMs : nowMs).toISOString(),
+    time: isoTime('atMs' in cmd ? cmd.atMs : nowMs),
     index,
     principal: auditPrincipal(envelope.pr),
     op: cmd.op,
@@ -236,6 +238,18 @@ export function committedLine(index: number, applied: AppliedCommand, nowMs: num
     outcome: applied.result.ok ? 'ok' : applied.result.code,
     requestId: envelope.reqId ?? null,
   };
+}
+
+let lastIsoMs = Number.NaN;
+let lastIso = '';
+
+/** A time as ISO 8601; the entries applied in one millisecond share the string. */
+function isoTime(ms: number): string {
+  if (ms !== lastIsoMs) {
+    lastIso = new Date(ms).toISOString();
+    lastIsoMs = ms;
+  }
+  return lastIso;
 }
 
 function configLine(entry: Entry, nowMs: number): Unnumbered<AuditCommittedLine> {
