@@ -2,6 +2,7 @@
 // (by state, by worker, active per worker), the scheduler's cursor and the idempotency keys. Deterministic: every
 // time, id and retry time comes from the command; every eviction follows id or insertion order.
 import { assert } from '../lib/assert.js';
+import { isoAt } from '../lib/clock.js';
 import { limits } from '../lib/limits.js';
 import { SortedKeys } from './sorted-keys.js';
 import type {
@@ -712,18 +713,6 @@ function taskRecord(
     ports: isActiveState(state) ? (c.ports ?? t.ports) : undefined,
     health: isActiveState(state) ? (c.health ?? t.health) : undefined,
   };
-}
-
-let lastIsoMs = NaN;
-let lastIso = '';
-
-/** Date#toISOString, remembered for the last time given: a command's changes all carry its one atMs. */
-function isoAt(ms: number): string {
-  if (ms !== lastIsoMs) {
-    lastIso = new Date(ms).toISOString();
-    lastIsoMs = ms;
-  }
-  return lastIso;
 }
 
 const emptySet: ReadonlySet<string> = new Set();

@@ -48,3 +48,18 @@ export function setIntervalOn(clock: Clock, fn: () => void, intervalMs: number):
 export function sleepOn(clock: Clock, delayMs: number): Promise<void> {
   return new Promise((resolve) => clock.setTimeout(resolve, delayMs));
 }
+
+let lastIsoMs = Number.NaN;
+let lastIso = '';
+
+/**
+ * Date#toISOString, remembered for the last time given: a command's changes all carry its one atMs, and the entries
+ * applied in one millisecond share their audit lines' time.
+ */
+export function isoAt(ms: number): string {
+  if (ms !== lastIsoMs) {
+    lastIso = new Date(ms).toISOString();
+    lastIsoMs = ms;
+  }
+  return lastIso;
+}

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { AuditCommittedLine, AuditLine, AuditPrincipal, AuditQuery, AuditRefusedLine, AuditService, Page } from '../contracts/services.js';
 import { assertNeverCommand, type Command, type EntryPrincipal } from '../kv/commands.js';
 import type { AppliedCommand } from '../kv/state-machine.js';
-import type { Clock, Timer } from '../lib/clock.js';
+import { isoAt, type Clock, type Timer } from '../lib/clock.js';
 import { limits } from '../lib/limits.js';
 import { decodeConfEntry, type Entry } from '../raft/index.js';
 import { linesBackward, linesForward } from './audit-files.js';
@@ -230,7 +230,7 @@ export function committedLine(index: number, applied: AppliedCommand, nowMs: num
   const envelope = applied.envelope!;
   const { cmd } = envelope;
   return {
-    time: isoTime('atMs' in cmd ? cmd.atMs : nowMs),
+    time: isoAt('atMs' in cmd ? cmd.atMs : nowMs),
     index,
     principal: auditPrincipal(envelope.pr),
     op: cmd.op,
@@ -238,18 +238,6 @@ export function committedLine(index: number, applied: AppliedCommand, nowMs: num
     outcome: applied.result.ok ? 'ok' : applied.result.code,
     requestId: envelope.reqId ?? null,
   };
-}
-
-let lastIsoMs = Number.NaN;
-let lastIso = '';
-
-/** A time as ISO 8601; the entries applied in one millisecond share the string. */
-function isoTime(ms: number): string {
-  if (ms !== lastIsoMs) {
-    lastIso = new Date(ms).toISOString();
-    lastIsoMs = ms;
-  }
-  return lastIso;
 }
 
 function configLine(entry: Entry, nowMs: number): Unnumbered<AuditCommittedLine> {
