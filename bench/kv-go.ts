@@ -6,48 +6,14 @@
 // (etcd: client certificates; Minkube: HTTPS + an admin token), all in one run. Needs `go` and Debian's
 // golang-etcd-server-dev (etcd's sources in /usr/share/gocode) and an etcd binary; says what is missing otherwise.
 // `npx tsx bench/kv-go.ts [--seconds 5] [--warmup 3] [--levels 1,16,64,256] [--security both|secure|insecure]`
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ProcCluster, repoRoot } from '../test/support/cluster.js';
+import { ProcCluster } from '../test/support/cluster.js';
 import { EtcdCluster, etcdAvailable } from './etcd.js';
+import { buildLoadgen, loadgen, type GoResult } from './go-loadgen.js';
 import type { SummaryRow } from './summary.js';
 import { arg, printResult, printTable, round } from './support.js';
-
-interface GoResult {
-  target: string;
-  op: string;
-  clients: number;
-  opsPerSec: number;
-  errors: number;
-  p50Ms: number;
-  p99Ms: number;
-  p999Ms: number;
-  firstError?: string;
-}
-
-const goDir = join(repoRoot, 'bench', 'go');
-const source = join(goDir, 'src', 'minkube-loadgen', 'main.go');
-const binary = join(repoRoot, '.tmp', 'minkube-loadgen');
-
-/** Builds the load generator when missing or older than its source; null (and why) when Go or etcd's sources are missing. */
-function buildLoadgen(): string | null {
-  if (existsSync(binary) && statSync(binary).mtimeMs >= statSync(source).mtimeMs) return null;
-  if (spawnSync('go', ['version'], { stdio: 'ignore' }).status !== 0) return 'no Go toolchain (apt-get install golang-go)';
-  if (!existsSync('/usr/share/gocode/src/go.etcd.io/etcd/clientv3')) return "no etcd client sources (apt-get install golang-etcd-server-dev)";
-  mkdirSync(join(repoRoot, '.tmp'), { recursive: true });
-  execFileSync('go', ['build', '-o', binary, 'minkube-loadgen'], {
-    env: { ...process.env, GO111MODULE: 'off', GOPATH: `${goDir}:/usr/share/gocode`, GOFLAGS: '-mod=mod' },
-    stdio: 'inherit',
-  });
-  return null;
-}
-
-function loadgen(args: string[]): GoResult {
-  const out = execFileSync(binary, args, { encoding: 'utf8', maxBuffer: 1 << 20 });
-  return JSON.parse(out.trim().split('\n').pop()!) as GoResult;
-}
 
 type Security = 'insecure' | 'secure';
 

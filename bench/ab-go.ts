@@ -1,0 +1,115 @@
+// A/B of two builds of Minkube with the Go load generator (bench/go-loadgen.ts): the before/after pair a change's
+// claim needs, from one run. Each round starts a fresh 3-manager cluster per side (which side goes first alternates
+// between rounds), runs KV writes at every level through its leader and reads each manager's CPU from /proc; the
+// table gives per-level medians: writes/s, B/A, p99, and the CPU per write of the leader and of a follower (mean of
+// the two), in ms.
+// Side A is another checkout's build (`--vs DIR`: DIR/bin/minkube.js; `--vs .` this one), side B this checkout's;
+// both need `npm run build` first. Flags per side: `--args-a/--args-b "node flags"`, `--extra-a/--extra-b JSON`
+// (merged into the cluster config, e.g. '{"raft":{"snapshotThresholdEntries":100000}}'), `--env-b "K=V ..."`.
+// `npx tsx bench/ab-go.ts --vs DIR [--rounds 3] [--levels 1,16,64,256] [--seconds 5] [--warmup 2] [--secure] [--h2]`
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ProcCluster, repoRoot } from '../test/support/cluster.js';
+import { buildLoadgen, loadgen } from './go-loadgen.js';
+import { median } from './summary.js';
+import { arg, flag, printTable, round } from './support.js';
+
+interface Side {
+  name: 'A' | 'B';
+  bin: string;
+  nodeArgs: string[];
+  extra: Record<string, unknown>;
+  env: [string, string][];
+}
+
+interface Sample {
+  opsPerSec: number;
+  p99Ms: number;
+  leaderCpuMs: number;
+  followerCpuMs: number;
+}
+
+const words = (s: string): string[] => s.split(' ').filter(Boolean);
+
+/** User + system CPU of a process so far, in ms (clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+async function runSide(side: Side, levels: number[], o: { seconds: string; warmup: string; secure: boolean; h2: boolean }): Promise<Map<number, Sample>> {
+  const saved = new Map(side.env.map(([k]) => [k, process.env[k]]));
+  for (const [k, v] of side.env) process.env[k] = v;
+  const unlimited = { requestsPerS: 1_000_000, burst: 1_000_000 };
+  const cluster = await ProcCluster.create({ managers: 3, workers: 0, secure: o.secure, nodeArgs: side.nodeArgs, extra: { api: { rateLimits: { admin: unlimited } }, ...side.extra } });
+  try {
+    for (const id of cluster.managerIds) cluster.start(id, [], { bin: side.bin });
+    const leader = await cluster.waitForLeader({ timeoutMs: 60_000 });
+    const args = ['-target', 'minkube', '-endpoints', cluster.url(leader), ...(o.h2 ? ['-h2'] : [])];
+    if (o.secure) args.push('-cacert', join(cluster.dir, '.minkube', 'ca.crt'), '-token', cluster.adminToken());
+    const pids = cluster.managerIds.map((id) => cluster.node(id).proc!.pid!);
+    const li = cluster.managerIds.indexOf(leader);
+    const out = new Map<number, Sample>();
+    for (const clients of levels) {
+      const before = pids.map(cpuMs);
+      const r = loadgen([...args, '-op', 'put', '-clients', String(clients), '-seconds', o.seconds, '-warmup', o.warmup]);
+      const spent = pids.map((pid, i) => cpuMs(pid) - before[i]!);
+      // The CPU read covers the warm-up too: divide by the writes of both.
+      const writes = r.opsPerSec * (Number(o.seconds) + Number(o.warmup));
+      const followers = spent.filter((_, i) => i !== li);
+      const s: Sample = { opsPerSec: r.opsPerSec, p99Ms: r.p99Ms, leaderCpuMs: spent[li]! / writes, followerCpuMs: (followers[0]! + followers[1]!) / 2 / writes };
+      console.log(`${side.name} ${clients} clients: ${Math.round(s.opsPerSec)}/s p99 ${s.p99Ms} ms, CPU per write leader ${s.leaderCpuMs.toFixed(3)} follower ${s.followerCpuMs.toFixed(3)} ms`);
+      out.set(clients, s);
+    }
+    return out;
+  } finally {
+    await cluster.cleanup();
+    for (const [k, v] of saved) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  process.env.MINKUBE_FROM_SOURCE = '0';
+  const vs = arg('vs', '');
+  if (vs === '') throw new Error('--vs DIR: the checkout whose build is side A (its bin/minkube.js and dist/)');
+  const missing = buildLoadgen();
+  if (missing !== null) throw new Error(`ab-go needs the Go load generator: ${missing}`);
+  const levels = arg('levels', '1,16,64,256').split(',').map(Number);
+  const rounds = Number(arg('rounds', '3'));
+  const o = { seconds: arg('seconds', '5'), warmup: arg('warmup', '2'), secure: flag('secure'), h2: flag('h2') };
+  const sides: Side[] = [
+    { name: 'A', bin: join(resolve(vs), 'bin', 'minkube.js'), nodeArgs: words(arg('args-a', '')), extra: JSON.parse(arg('extra-a', '{}')) as Record<string, unknown>, env: [] },
+    {
+      name: 'B',
+      bin: join(repoRoot, 'bin', 'minkube.js'),
+      nodeArgs: words(arg('args-b', '')),
+      extra: JSON.parse(arg('extra-b', '{}')) as Record<string, unknown>,
+      env: words(arg('env-b', '')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+    },
+  ];
+  const samples = { A: new Map<number, Sample[]>(), B: new Map<number, Sample[]>() };
+  for (let r = 0; r < rounds; r++) {
+    for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {
+      for (const [clients, s] of await runSide(side, levels, o)) samples[side.name].set(clients, [...(samples[side.name].get(clients) ?? []), s]);
+    }
+  }
+  const med = (name: 'A' | 'B', clients: number, key: keyof Sample): number => median(samples[name].get(clients)!.map((s) => s[key]));
+  printTable(
+    `A/B, ${rounds} rounds, writes/s medians (A: ${vs}, B: this checkout; TLS ${o.secure ? 'on' : 'off'}, HTTP/${o.h2 ? '2' : '1.1'})`,
+    levels.map((clients) => ({
+      clients,
+      'A w/s': round(med('A', clients, 'opsPerSec'), 0),
+      'B w/s': round(med('B', clients, 'opsPerSec'), 0),
+      'B/A': round(med('B', clients, 'opsPerSec') / med('A', clients, 'opsPerSec'), 2),
+      'A p99 ms': round(med('A', clients, 'p99Ms'), 1),
+      'B p99 ms': round(med('B', clients, 'p99Ms'), 1),
+      'A CPU leader/follower ms': `${med('A', clients, 'leaderCpuMs').toFixed(3)} / ${med('A', clients, 'followerCpuMs').toFixed(3)}`,
+      'B CPU leader/follower ms': `${med('B', clients, 'leaderCpuMs').toFixed(3)} / ${med('B', clients, 'followerCpuMs').toFixed(3)}`,
+    })),
+  );
+}
+
+await main();
