@@ -1,10 +1,12 @@
 // The Go load generator (bench/go/src/minkube-loadgen): built in GOPATH mode against Debian's golang-etcd-server-dev
 // (Go modules cannot be fetched here), run with flags, its last line read as JSON. bench/kv-go.ts drives etcd and
-// Minkube with it; bench/ab-go.ts drives two builds of Minkube.
+// Minkube with it (etcdSide, minkubeSide: a 3-member cluster of each, and the flags that reach its leader);
+// bench/ab-go.ts drives two builds of Minkube; bench/cpu-split.ts measures where the CPU goes on each side.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { repoRoot } from '../test/support/cluster.js';
+import { ProcCluster, repoRoot } from '../test/support/cluster.js';
+import { EtcdCluster } from './etcd.js';
 
 export interface GoResult {
   target: string;
@@ -20,15 +22,16 @@ export interface GoResult {
 
 const goDir = join(repoRoot, 'bench', 'go');
 const source = join(goDir, 'src', 'minkube-loadgen', 'main.go');
-const binary = join(repoRoot, '.tmp', 'minkube-loadgen');
+/** Where the built load generator is (buildLoadgen makes it). */
+export const loadgenBinary = join(repoRoot, '.tmp', 'minkube-loadgen');
 
 /** Builds the load generator when missing or older than its source; null (and why) when Go or etcd's sources are missing. */
 export function buildLoadgen(): string | null {
-  if (existsSync(binary) && statSync(binary).mtimeMs >= statSync(source).mtimeMs) return null;
+  if (existsSync(loadgenBinary) && statSync(loadgenBinary).mtimeMs >= statSync(source).mtimeMs) return null;
   if (spawnSync('go', ['version'], { stdio: 'ignore' }).status !== 0) return 'no Go toolchain (apt-get install golang-go)';
   if (!existsSync('/usr/share/gocode/src/go.etcd.io/etcd/clientv3')) return "no etcd client sources (apt-get install golang-etcd-server-dev)";
   mkdirSync(join(repoRoot, '.tmp'), { recursive: true });
-  execFileSync('go', ['build', '-o', binary, 'minkube-loadgen'], {
+  execFileSync('go', ['build', '-o', loadgenBinary, 'minkube-loadgen'], {
     env: { ...process.env, GO111MODULE: 'off', GOPATH: `${goDir}:/usr/share/gocode`, GOFLAGS: '-mod=mod' },
     stdio: 'inherit',
   });
@@ -36,6 +39,38 @@ export function buildLoadgen(): string | null {
 }
 
 export function loadgen(args: string[]): GoResult {
-  const out = execFileSync(binary, args, { encoding: 'utf8', maxBuffer: 1 << 20 });
+  const out = execFileSync(loadgenBinary, args, { encoding: 'utf8', maxBuffer: 1 << 20 });
   return JSON.parse(out.trim().split('\n').pop()!) as GoResult;
+}
+
+export type Security = 'insecure' | 'secure';
+
+export interface Side {
+  /** The load generator's flags that reach the leader (and authenticate). */
+  args: string[];
+  /** The servers' process ids. */
+  pids: () => number[];
+  cleanup: () => Promise<void>;
+}
+
+export async function etcdSide(security: Security, dir: string): Promise<Side> {
+  const etcd = await EtcdCluster.start(3, undefined, security === 'secure');
+  const leader = await etcd.leader();
+  const args = ['-target', 'etcd', '-endpoints', leader.clientUrl];
+  if (etcd.tls !== null) {
+    const file = (name: string, pem: string): string => (writeFileSync(join(dir, name), pem), join(dir, name));
+    args.push('-cacert', file('etcd-ca.crt', etcd.tls.caCertPem), '-cert', file('etcd-client.crt', etcd.tls.clientCertPem), '-key', file('etcd-client.key', etcd.tls.clientKeyPem));
+  }
+  return { args, pids: () => etcd.members.flatMap((m) => (m.proc?.pid === undefined ? [] : [m.proc.pid])), cleanup: () => etcd.stop() };
+}
+
+export async function minkubeSide(security: Security): Promise<Side> {
+  // The admin token's rate limit is lifted: the load generator is one principal sending far more than any operator.
+  const unlimited = { requestsPerS: 1_000_000, burst: 1_000_000 };
+  const cluster = await ProcCluster.create({ managers: 3, workers: 0, secure: security === 'secure', extra: { api: { rateLimits: { admin: unlimited } } } });
+  cluster.startAll();
+  const leader = await cluster.waitForLeader();
+  const args = ['-target', 'minkube', '-endpoints', cluster.url(leader)];
+  if (security === 'secure') args.push('-cacert', join(cluster.dir, '.minkube', 'ca.crt'), '-token', cluster.adminToken());
+  return { args, pids: () => cluster.managerIds.flatMap((id) => { const pid = cluster.node(id).proc?.pid; return pid === undefined ? [] : [pid]; }), cleanup: () => cluster.cleanup() };
 }

@@ -6,43 +6,13 @@
 // (etcd: client certificates; Minkube: HTTPS + an admin token), all in one run. Needs `go` and Debian's
 // golang-etcd-server-dev (etcd's sources in /usr/share/gocode) and an etcd binary; says what is missing otherwise.
 // `npx tsx bench/kv-go.ts [--seconds 5] [--warmup 3] [--levels 1,16,64,256] [--security both|secure|insecure]`
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ProcCluster } from '../test/support/cluster.js';
-import { EtcdCluster, etcdAvailable } from './etcd.js';
-import { buildLoadgen, loadgen, type GoResult } from './go-loadgen.js';
+import { etcdAvailable } from './etcd.js';
+import { buildLoadgen, etcdSide, loadgen, minkubeSide, type GoResult, type Security, type Side } from './go-loadgen.js';
 import type { SummaryRow } from './summary.js';
 import { arg, printResult, printTable, round } from './support.js';
-
-type Security = 'insecure' | 'secure';
-
-interface Side {
-  args: string[];
-  cleanup: () => Promise<void>;
-}
-
-async function etcdSide(security: Security, dir: string): Promise<Side> {
-  const etcd = await EtcdCluster.start(3, undefined, security === 'secure');
-  const leader = await etcd.leader();
-  const args = ['-target', 'etcd', '-endpoints', leader.clientUrl];
-  if (etcd.tls !== null) {
-    const file = (name: string, pem: string): string => (writeFileSync(join(dir, name), pem), join(dir, name));
-    args.push('-cacert', file('etcd-ca.crt', etcd.tls.caCertPem), '-cert', file('etcd-client.crt', etcd.tls.clientCertPem), '-key', file('etcd-client.key', etcd.tls.clientKeyPem));
-  }
-  return { args, cleanup: () => etcd.stop() };
-}
-
-async function minkubeSide(security: Security): Promise<Side> {
-  // The admin token's rate limit is lifted: the load generator is one principal sending far more than any operator.
-  const unlimited = { requestsPerS: 1_000_000, burst: 1_000_000 };
-  const cluster = await ProcCluster.create({ managers: 3, workers: 0, secure: security === 'secure', extra: { api: { rateLimits: { admin: unlimited } } } });
-  cluster.startAll();
-  const leader = await cluster.waitForLeader();
-  const args = ['-target', 'minkube', '-endpoints', cluster.url(leader)];
-  if (security === 'secure') args.push('-cacert', join(cluster.dir, '.minkube', 'ca.crt'), '-token', cluster.adminToken());
-  return { args, cleanup: () => cluster.cleanup() };
-}
 
 interface Row {
   security: Security;
