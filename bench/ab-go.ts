@@ -7,14 +7,14 @@
 // both need `npm run build` first. Flags per side: `--args-a/--args-b "node flags"`, `--extra-a/--extra-b JSON`
 // (merged into the cluster config, e.g. '{"raft":{"snapshotThresholdEntries":100000}}'), `--env-b "K=V ..."`.
 // `npx tsx bench/ab-go.ts --vs DIR [--rounds 3] [--levels 1,16,64,256] [--seconds 5] [--warmup 2] [--secure] [--h2]`
-import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ProcCluster, repoRoot } from '../test/support/cluster.js';
-import { buildLoadgen, loadgen } from './go-loadgen.js';
+import { repoRoot } from '../test/support/cluster.js';
+import { buildLoadgen, loadgen, minkubeSide } from './go-loadgen.js';
 import { median } from './summary.js';
-import { arg, flag, printTable, round } from './support.js';
+import { arg, cpuMsOf, flag, printTable, round } from './support.js';
 
-interface Side {
+/** One side of the A/B: a build and how its nodes are launched. */
+interface Build {
   name: 'A' | 'B';
   bin: string;
   nodeArgs: string[];
@@ -31,44 +31,40 @@ interface Sample {
 
 const words = (s: string): string[] => s.split(' ').filter(Boolean);
 
-/** User + system CPU of a process so far, in ms (clock ticks of 10 ms). */
-function cpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
-}
-
-async function runSide(side: Side, levels: number[], o: { seconds: string; warmup: string; secure: boolean; h2: boolean }): Promise<Map<number, Sample>> {
+async function runSide(side: Build, levels: number[], o: { seconds: string; warmup: string; secure: boolean; h2: boolean }): Promise<Map<number, Sample>> {
   const saved = new Map(side.env.map(([k]) => [k, process.env[k]]));
   for (const [k, v] of side.env) process.env[k] = v;
-  const unlimited = { requestsPerS: 1_000_000, burst: 1_000_000 };
-  const cluster = await ProcCluster.create({ managers: 3, workers: 0, secure: o.secure, nodeArgs: side.nodeArgs, extra: { api: { rateLimits: { admin: unlimited } }, ...side.extra } });
   try {
-    for (const id of cluster.managerIds) cluster.start(id, [], { bin: side.bin });
-    const leader = await cluster.waitForLeader({ timeoutMs: 60_000 });
-    const args = ['-target', 'minkube', '-endpoints', cluster.url(leader), ...(o.h2 ? ['-h2'] : [])];
-    if (o.secure) args.push('-cacert', join(cluster.dir, '.minkube', 'ca.crt'), '-token', cluster.adminToken());
-    const pids = cluster.managerIds.map((id) => cluster.node(id).proc!.pid!);
-    const li = cluster.managerIds.indexOf(leader);
-    const out = new Map<number, Sample>();
-    for (const clients of levels) {
-      const before = pids.map(cpuMs);
-      const r = loadgen([...args, '-op', 'put', '-clients', String(clients), '-seconds', o.seconds, '-warmup', o.warmup]);
-      const spent = pids.map((pid, i) => cpuMs(pid) - before[i]!);
-      // The CPU read covers the warm-up too: divide by the writes of both.
-      const writes = r.opsPerSec * (Number(o.seconds) + Number(o.warmup));
-      const followers = spent.filter((_, i) => i !== li);
-      const s: Sample = { opsPerSec: r.opsPerSec, p99Ms: r.p99Ms, leaderCpuMs: spent[li]! / writes, followerCpuMs: (followers[0]! + followers[1]!) / 2 / writes };
-      console.log(`${side.name} ${clients} clients: ${Math.round(s.opsPerSec)}/s p99 ${s.p99Ms} ms, CPU per write leader ${s.leaderCpuMs.toFixed(3)} follower ${s.followerCpuMs.toFixed(3)} ms`);
-      out.set(clients, s);
+    const cluster = await minkubeSide(o.secure ? 'secure' : 'insecure', { bin: side.bin, nodeArgs: side.nodeArgs, extra: side.extra });
+    try {
+      return measure(cluster.args, cluster.pids(), cluster.leaderPid, side.name, levels, o);
+    } finally {
+      await cluster.cleanup();
     }
-    return out;
   } finally {
-    await cluster.cleanup();
     for (const [k, v] of saved) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }
   }
+}
+
+function measure(clusterArgs: string[], pids: number[], leaderPid: number, name: Build['name'], levels: number[], o: { seconds: string; warmup: string; h2: boolean }): Map<number, Sample> {
+  const args = [...clusterArgs, ...(o.h2 ? ['-h2'] : [])];
+  const li = pids.indexOf(leaderPid);
+  const out = new Map<number, Sample>();
+  for (const clients of levels) {
+    const before = pids.map(cpuMsOf);
+    const r = loadgen([...args, '-op', 'put', '-clients', String(clients), '-seconds', o.seconds, '-warmup', o.warmup]);
+    const spent = pids.map((pid, i) => cpuMsOf(pid) - before[i]!);
+    // The CPU read covers the warm-up too: divide by the writes of both.
+    const writes = r.opsPerSec * (Number(o.seconds) + Number(o.warmup));
+    const followers = spent.filter((_, i) => i !== li);
+    const s: Sample = { opsPerSec: r.opsPerSec, p99Ms: r.p99Ms, leaderCpuMs: spent[li]! / writes, followerCpuMs: (followers[0]! + followers[1]!) / 2 / writes };
+    console.log(`${name} ${clients} clients: ${Math.round(s.opsPerSec)}/s p99 ${s.p99Ms} ms, CPU per write leader ${s.leaderCpuMs.toFixed(3)} follower ${s.followerCpuMs.toFixed(3)} ms`);
+    out.set(clients, s);
+  }
+  return out;
 }
 
 async function main(): Promise<void> {
@@ -80,7 +76,7 @@ async function main(): Promise<void> {
   const levels = arg('levels', '1,16,64,256').split(',').map(Number);
   const rounds = Number(arg('rounds', '3'));
   const o = { seconds: arg('seconds', '5'), warmup: arg('warmup', '2'), secure: flag('secure'), h2: flag('h2') };
-  const sides: Side[] = [
+  const sides: Build[] = [
     { name: 'A', bin: join(resolve(vs), 'bin', 'minkube.js'), nodeArgs: words(arg('args-a', '')), extra: JSON.parse(arg('extra-a', '{}')) as Record<string, unknown>, env: [] },
     {
       name: 'B',

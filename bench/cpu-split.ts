@@ -4,7 +4,9 @@
 // is CPU time over writes: on a machine the load saturates, the servers' CPU per write is what sets writes/s, so the
 // ratio of the two sides' server columns says how far a change moves the throughput ratio. Needs perf
 // (apt-get install linux-perf), go, Debian's golang-etcd-server-dev and etcd; says what is missing otherwise.
-// `npx tsx bench/cpu-split.ts [--levels 1,16,64,256] [--security insecure|secure] [--seconds 3] [--h2]`
+// `--parts`: Minkube's managers run with --perf-basic-prof, and the leader's samples are also split by what runs:
+// garbage collection, the kernel, JIT-compiled JavaScript, V8's builtins, libc, and the rest of node's C++.
+// `npx tsx bench/cpu-split.ts [--levels 1,16,64,256] [--security insecure|secure] [--seconds 3] [--h2] [--parts]`
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -28,6 +30,32 @@ interface Row {
   clients: number;
   result: GoResult;
   split: Split;
+  /** With --parts, for Minkube: the leader's samples by what ran, in percent of its own. */
+  leaderParts?: Record<string, number>;
+}
+
+/** What a sample of the leader ran, by its DSO and symbol in `perf report --sort dso,sym`. */
+function partOf(dso: string, sym: string): string {
+  if (/Scaveng|Marking|Sweep|MarkCompact|Heap::|Evacuat|ArrayBufferSweeper|RecordWrite|ConcurrentMarking/.test(sym)) return 'gc';
+  if (dso === '[kernel.kallsyms]') return 'kernel';
+  if (sym.startsWith('JS:') || dso.startsWith('[JIT]') || dso.startsWith('perf-')) return 'js';
+  if (sym.startsWith('Builtins_')) return 'builtins';
+  if (dso.startsWith('libc')) return 'libc';
+  return 'node c++';
+}
+
+function leaderParts(data: string, pid: number): Record<string, number> {
+  const report = execFileSync('perf', ['report', '-i', data, '--pid', String(pid), '--sort', 'dso,sym', '-g', 'none', '--stdio'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 << 20 });
+  const parts: Record<string, number> = {};
+  let total = 0;
+  for (const line of report.split('\n')) {
+    const m = /^\s+([\d.]+)%\s+(\[JIT\] tid \d+|\S+)\s+\[[.k]\]\s+(.*)$/.exec(line);
+    if (m === null) continue;
+    const part = partOf(m[2]!, m[3]!.trim());
+    parts[part] = (parts[part] ?? 0) + Number(m[1]);
+    total += Number(m[1]);
+  }
+  return Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, round((100 * v) / total, 1)]));
 }
 
 /** The thread ids of a process now (a thread that starts later is counted under "other"). */
@@ -39,7 +67,7 @@ function threadsOf(pid: number): number[] {
   }
 }
 
-async function measure(side: Side, label: Row['side'], clients: number, seconds: number, extra: string[], dir: string): Promise<Row> {
+async function measure(side: Side, label: Row['side'], clients: number, seconds: number, extra: string[], dir: string, parts: boolean): Promise<Row> {
   const args = [...side.args, ...extra, '-op', 'put', '-clients', String(clients)];
   loadgen([...args, '-seconds', '2', '-warmup', '1']);
   // The load runs a second and a half before the samples start and a second and a half after they end.
@@ -69,7 +97,7 @@ async function measure(side: Side, label: Row['side'], clients: number, seconds:
   // A percent of the samples is that share of every CPU for the window; per write at the load's rate.
   const cpus = availableParallelism();
   const split = Object.fromEntries(Object.entries(percents).map(([k, v]) => [k, round(((v / 100) * cpus * 1e6) / result.opsPerSec, 1)])) as unknown as Split;
-  return { side: label, clients, result, split };
+  return { side: label, clients, result, split, ...(parts && label === 'minkube' ? { leaderParts: leaderParts(data, side.leaderPid) } : {}) };
 }
 
 async function main(): Promise<void> {
@@ -77,6 +105,7 @@ async function main(): Promise<void> {
   const security = arg('security', 'insecure') as Security;
   const seconds = Number(arg('seconds', '3'));
   const h2 = flag('h2') ? ['-h2'] : [];
+  const parts = flag('parts');
   const missing =
     spawnSync('perf', ['--version'], { stdio: 'ignore' }).status !== 0 ? 'no perf (apt-get install linux-perf)' : !etcdAvailable() ? 'no etcd binary (apt-get install etcd-server)' : buildLoadgen();
   if (missing !== null) {
@@ -90,15 +119,18 @@ async function main(): Promise<void> {
     // One side at a time, so the other's idle cluster takes no samples.
     const etcd = await etcdSide(security, dir);
     try {
-      for (const clients of levels) rows.push(await measure(etcd, 'etcd', clients, seconds, [], dir));
+      for (const clients of levels) rows.push(await measure(etcd, 'etcd', clients, seconds, [], dir, false));
     } finally {
       await etcd.cleanup();
     }
-    const minkube = await minkubeSide(security);
+    const minkube = await minkubeSide(security, parts ? { nodeArgs: ['--perf-basic-prof'] } : {});
+    const pids = minkube.pids();
     try {
-      for (const clients of levels) rows.push(await measure(minkube, 'minkube', clients, seconds, h2, dir));
+      for (const clients of levels) rows.push(await measure(minkube, 'minkube', clients, seconds, h2, dir, parts));
     } finally {
       await minkube.cleanup();
+      // --perf-basic-prof's symbol maps.
+      for (const pid of pids) rmSync(`/tmp/perf-${pid}.map`, { force: true });
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -122,6 +154,13 @@ async function main(): Promise<void> {
       };
     }),
   );
+  if (parts) {
+    const names = ['gc', 'kernel', 'js', 'builtins', 'libc', 'node c++'];
+    printTable(
+      "The Minkube leader's own samples by what ran (%)",
+      rows.filter((r) => r.leaderParts !== undefined).map((r) => ({ clients: r.clients, ...Object.fromEntries(names.map((n) => [n, r.leaderParts![n] ?? 0])) })),
+    );
+  }
   printResult('cpu-split', { rows }, []);
 }
 

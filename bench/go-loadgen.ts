@@ -48,8 +48,9 @@ export type Security = 'insecure' | 'secure';
 export interface Side {
   /** The load generator's flags that reach the leader (and authenticate). */
   args: string[];
-  /** The servers' process ids. */
+  /** The servers' process ids, and the leader's (when the cluster started). */
   pids: () => number[];
+  leaderPid: number;
   cleanup: () => Promise<void>;
 }
 
@@ -61,16 +62,27 @@ export async function etcdSide(security: Security, dir: string): Promise<Side> {
     const file = (name: string, pem: string): string => (writeFileSync(join(dir, name), pem), join(dir, name));
     args.push('-cacert', file('etcd-ca.crt', etcd.tls.caCertPem), '-cert', file('etcd-client.crt', etcd.tls.clientCertPem), '-key', file('etcd-client.key', etcd.tls.clientKeyPem));
   }
-  return { args, pids: () => etcd.members.flatMap((m) => (m.proc?.pid === undefined ? [] : [m.proc.pid])), cleanup: () => etcd.stop() };
+  return { args, pids: () => etcd.members.flatMap((m) => (m.proc?.pid === undefined ? [] : [m.proc.pid])), leaderPid: leader.proc!.pid!, cleanup: () => etcd.stop() };
 }
 
-export async function minkubeSide(security: Security): Promise<Side> {
+/**
+ * A 3-manager cluster and the load generator's flags for its leader. bin: another checkout's bin/minkube.js (an A/B
+ * of two builds); nodeArgs: node flags; extra: merged into the cluster config.
+ */
+export async function minkubeSide(security: Security, o: { bin?: string; nodeArgs?: string[]; extra?: Record<string, unknown> } = {}): Promise<Side> {
   // The admin token's rate limit is lifted: the load generator is one principal sending far more than any operator.
   const unlimited = { requestsPerS: 1_000_000, burst: 1_000_000 };
-  const cluster = await ProcCluster.create({ managers: 3, workers: 0, secure: security === 'secure', extra: { api: { rateLimits: { admin: unlimited } } } });
-  cluster.startAll();
-  const leader = await cluster.waitForLeader();
-  const args = ['-target', 'minkube', '-endpoints', cluster.url(leader)];
-  if (security === 'secure') args.push('-cacert', join(cluster.dir, '.minkube', 'ca.crt'), '-token', cluster.adminToken());
-  return { args, pids: () => cluster.managerIds.flatMap((id) => { const pid = cluster.node(id).proc?.pid; return pid === undefined ? [] : [pid]; }), cleanup: () => cluster.cleanup() };
+  const extra = { api: { rateLimits: { admin: unlimited } }, ...o.extra };
+  const cluster = await ProcCluster.create({ managers: 3, workers: 0, secure: security === 'secure', extra, ...(o.nodeArgs === undefined ? {} : { nodeArgs: o.nodeArgs }) });
+  try {
+    for (const id of cluster.managerIds) cluster.start(id, [], o.bin === undefined ? {} : { bin: o.bin });
+    const leader = await cluster.waitForLeader({ timeoutMs: 60_000 });
+    const args = ['-target', 'minkube', '-endpoints', cluster.url(leader)];
+    if (security === 'secure') args.push('-cacert', join(cluster.dir, '.minkube', 'ca.crt'), '-token', cluster.adminToken());
+    const pids = (): number[] => cluster.managerIds.flatMap((id) => { const pid = cluster.node(id).proc?.pid; return pid === undefined ? [] : [pid]; });
+    return { args, pids, leaderPid: cluster.node(leader).proc!.pid!, cleanup: () => cluster.cleanup() };
+  } catch (err) {
+    await cluster.cleanup();
+    throw err;
+  }
 }
