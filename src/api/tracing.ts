@@ -20,20 +20,34 @@ const tracingPluginImpl: FastifyPluginAsync = async (app) => {
   app.decorateRequest('traceparent', undefined);
   app.decorateRequest('traceSpan', null);
   // Callback hooks, not async ones: no promise per request for the untraced majority.
-  app.addHook('onRequest', (req, _reply, done) => {
+  app.addHook('onRequest', (req, reply, done) => {
     const header = req.headers.traceparent;
-    if (header !== undefined || tracingExported()) startRequestSpan(req, header);
+    if (header !== undefined || tracingExported()) {
+      startRequestSpan(req, header);
+      // A caller that gave up (a push that timed out, to be sent again) closes the connection, and then no
+      // onResponse comes: end the span here, or it is never exported and what ran under it (a container start) is
+      // left without its parent.
+      if (req.traceSpan !== null) reply.raw.once('close', () => endAbandoned(req));
+    }
     done();
   });
   app.addHook('onResponse', (req, reply, done) => {
     const s = req.traceSpan;
     if (s !== null) {
+      req.traceSpan = null;
       s.span.setAttribute('http.response.status_code', reply.statusCode);
       endSpan(s, reply.statusCode >= 500 ? `status ${reply.statusCode}` : undefined);
     }
     done();
   });
 };
+
+function endAbandoned(req: FastifyRequest): void {
+  const s = req.traceSpan;
+  if (s === null) return;
+  req.traceSpan = null;
+  endSpan(s, 'the caller closed the connection before the answer');
+}
 
 function startRequestSpan(req: FastifyRequest, header: string | string[] | undefined): void {
   const parent = typeof header === 'string' ? parseTraceparent(header) : null;
