@@ -147,7 +147,7 @@ describe('tracing across processes (OTLP/HTTP JSON)', () => {
       // or a second push's request can be here while the first one's, which started the container, is not yet.
       const ids = new Set(mine.map((s) => s.spanId));
       const orphans = mine.filter((s) => (s.name === 'container.start' || (s.name === 'POST /v1/tasks' && s.service === 'minkube-worker')) && !ids.has(s.parentSpanId));
-      seen = `missing [${want.filter((w) => !names.has(w)).join(', ')}], applied on [${[...appliedOn].join(', ')}], ${orphans.length} worker span(s) without their parent`;
+      seen = `missing [${want.filter((w) => !names.has(w)).join(', ')}], applied on [${[...appliedOn].join(', ')}], ${orphans.length} worker span(s) without their parent [${orphans.map((o) => `${o.name}@${o.node} ${o.spanId} under ${o.parentSpanId}`).join(', ')}], spans: ${mine.map((m) => `${m.name}@${m.node} ${m.spanId}<${m.parentSpanId}`).join('; ')}`;
       return want.every((w) => names.has(w)) && appliedOn.size === 3 && orphans.length === 0 ? mine : undefined;
     }, 30_000, 'every span of the trace at the receiver').catch((err: unknown) => {
       throw new Error(`${(err as Error).message}: ${seen}`);
