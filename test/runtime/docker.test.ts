@@ -23,24 +23,29 @@ describeDocker('DockerRuntime', () => {
     await removeLabelled(labels);
   });
 
+  // Each conformance suite labels its containers on its own: the two suites run at the same time (describe.concurrent
+  // siblings), and one's clean-up by label must not remove the other's containers mid-test (CI once saw a container
+  // gone between list and stop).
+  const plainLabels = { ...labels, 'minkube.test.suite': 'docker' };
   runRuntimeConformance('docker', async () => ({
     runtime: new DockerRuntime(),
     fresh: async () => new DockerRuntime(),
     image: testImage,
-    labels,
+    labels: plainLabels,
     cleanup: async () => {
-      await removeLabelled(labels);
+      await removeLabelled(plainLabels);
     },
   }));
 
   const conformanceSandbox = sandboxName('conformance');
+  const sandboxedLabels = { ...labels, 'minkube.test.suite': 'docker-sandbox' };
   runRuntimeConformance('docker, network sandbox', async () => ({
     runtime: new DockerRuntime({ networkSandbox: conformanceSandbox }),
     fresh: async () => new DockerRuntime({ networkSandbox: conformanceSandbox }),
     image: testImage,
-    labels,
+    labels: sandboxedLabels,
     cleanup: async () => {
-      await removeLabelled(labels);
+      await removeLabelled(sandboxedLabels);
       await removeSandbox(conformanceSandbox);
     },
   }));
