@@ -1,4 +1,4 @@
-// Compaction of a map's records into a snapshot's bytes (KvStateMachine.captureSnapshotParts, TaskStore.captureContent).
+// Compaction of a map's records into a snapshot's bytes in one pass (TaskStore.captureContent; the kv records compact a slice at a time: KvTable).
 import { assert } from '../lib/assert.js';
 
 /**

@@ -8,10 +8,9 @@ import { assertNeverCommand, tryDecodeCommand, type Command, type CommandEnvelop
 import { submissionsOf } from './task-commands.js';
 import { SortedKeys } from './sorted-keys.js';
 import { TaskStore, type TaskApplyErrorCode, type TaskStoreOptions } from './task-store.js';
-import { compactInto } from './compact.js';
 import { SlicedPacker, yieldToEventLoop, type YieldFn } from './sliced-pack.js';
 import { releaseUnpackSource, SlicedUnpacker } from './sliced-unpack.js';
-import { MsgpackCursor } from './msgpack-scan.js';
+import { KvTable, compactSliceKeysDefault, type KvRecord } from './kv-table.js';
 import { encodeTaskSnapshot, packTaskSnapshot } from './task-snapshot.js';
 import { decodeServiceSnapshot, encodeServiceSnapshot, ServiceStore, type ServiceApplyErrorCode, type ServiceStoreOptions } from './service-store.js';
 import { decodeQuotaSnapshot, QuotaStore } from './quota-store.js';
@@ -21,12 +20,7 @@ import { AuthStore, decodeAuthSnapshot, emptyAuthSnapshot, encodeAuthSnapshot, t
 
 const emptyTaskSnapshot = encodeTaskSnapshot({ tasks: [], workers: [], cursor: null, idempotency: [] });
 
-export interface KvRecord {
-  readonly key: string;
-  readonly value: string;
-  /** The log index of the key's last write. */
-  readonly version: number;
-}
+export type { KvRecord } from './kv-table.js';
 
 /**
  * 'TIMEOUT' answers a retried command whose session no longer remembers it (see Session.floor): it is not applied
@@ -56,6 +50,10 @@ export interface KvStateMachineOptions {
   sessionResultsMax?: number;
   /** Whether a snapshot's capture compacts the records it packed back into its bytes (captureSnapshotParts); on by default. */
   compactOnSnapshot?: boolean;
+  /** How a snapshot's encoding and compaction give the loop back between slices (tests step it by hand). */
+  snapshotYield?: YieldFn;
+  /** Records a compaction turns into rows between two yields. */
+  compactSliceKeys?: number;
   tasks?: TaskStoreOptions;
   auth?: AuthStoreOptions;
   services?: ServiceStoreOptions;
@@ -80,17 +78,11 @@ const SNAPSHOT_FORMAT = 4;
 const snapshotPackr = new Packr({ useRecords: false, moreTypes: false });
 
 export class KvStateMachine {
-  /**
-   * Key -> record; or, for a record restored lazily (prepareRestore) and not read since, where its key starts in
-   * `lazyKv` (the snapshot's key, value, version): decoded the first time anything reads it (record()).
-   */
-  private data = new Map<string, KvRecord | number>();
-  /** The records restored lazily (a view of the snapshot's kv array); null once none is left. */
-  private lazyKv: Uint8Array | null = null;
-  private lazyKvLeft = 0;
-  /** Bumped by every restore and compaction: lazy numbers of one generation mean nothing in another. */
-  private generation = 0;
+  /** Key -> record, or its row in a snapshot's bytes (restored lazily, or compacted), decoded when first read. */
+  private table = new KvTable();
   private readonly compactOnSnapshot: boolean;
+  private readonly snapshotYield: YieldFn;
+  private readonly compactSliceKeys: number;
   /** The size of the last snapshot this machine packed (captureSnapshotParts), to size the next one's buffer. */
   private lastSnapshotBytes = 0;
   /** Keys in code-unit order, for prefix listing (tasks/, workers/) without sorting on every read. */
@@ -116,6 +108,8 @@ export class KvStateMachine {
     this.sessionsMax = options.sessionsMax ?? limits.kvSessionsMax;
     this.sessionResultsMax = options.sessionResultsMax ?? limits.kvSessionResultsMax;
     this.compactOnSnapshot = options.compactOnSnapshot ?? true;
+    this.snapshotYield = options.snapshotYield ?? yieldToEventLoop;
+    this.compactSliceKeys = options.compactSliceKeys ?? compactSliceKeysDefault;
     assert(this.sessionsMax >= 1 && this.sessionResultsMax >= 1, 'session bounds must be positive');
   }
 
@@ -124,23 +118,16 @@ export class KvStateMachine {
   }
 
   get size(): number {
-    return this.data.size;
+    return this.table.size;
   }
 
   get sessionCount(): number {
     return this.sessions.size;
   }
 
-  /** The record of a key, decoding it first if it was restored lazily and not read since. */
+  /** The record of a key, decoding it first if it is a row not read since. */
   private record(key: string): KvRecord | undefined {
-    const v = this.data.get(key);
-    if (typeof v !== 'number') return v;
-    const c = new MsgpackCursor(this.lazyKv!, v);
-    c.skip();
-    const r: KvRecord = { key, value: c.str()!, version: c.num()! };
-    this.data.set(key, r);
-    if (--this.lazyKvLeft === 0) this.lazyKv = null;
-    return r;
+    return this.table.get(key);
   }
 
   get(key: string): KvRecord | undefined {
@@ -263,7 +250,7 @@ export class KvStateMachine {
     const current = this.record(cmd.key);
     if (cmd.ifVersion !== undefined && cmd.ifVersion !== (current?.version ?? 0)) return mismatch(cmd.key, cmd.ifVersion, current);
     if (current === undefined) this.sortedKeys.insert(cmd.key);
-    this.data.set(cmd.key, { key: cmd.key, value: cmd.value, version: index });
+    this.table.set(cmd.key, { key: cmd.key, value: cmd.value, version: index });
     return { ok: true, key: cmd.key, version: index };
   }
 
@@ -273,7 +260,7 @@ export class KvStateMachine {
     if (current === undefined) {
       return { ok: false, code: 'KV_KEY_NOT_FOUND', message: `no key "${cmd.key}"`, currentVersion: 0 };
     }
-    this.data.delete(cmd.key);
+    this.table.delete(cmd.key);
     const removed = this.sortedKeys.remove(cmd.key);
     assert(removed, `sorted key index lost "${cmd.key}"`);
     return { ok: true, key: cmd.key, version: index };
@@ -317,10 +304,10 @@ export class KvStateMachine {
   }
 
   /**
-   * The same bytes as snapshot() would give now, encoded later a slice at a time (the state may change meanwhile:
-   * records are replaced, never changed in place, so the captured view stays as it was). The capture copies the
-   * key lists and the records' references: 28-44 ms for 100,000 keys + 100,000 tasks in process, on the loop in one
-   * go; the encoding yields to the event loop between slices.
+   * The same bytes as snapshot() would give now, encoded a slice at a time from now on, yielding to the event loop
+   * between slices (the state may change meanwhile: the kv records through a copy-on-write capture of their table,
+   * the task store's records are replaced, never changed in place). The capture copies the key lists and the task
+   * records' references on the loop in one go: 28-44 ms for 100,000 keys + 100,000 tasks in process.
    */
   captureSnapshot(): () => Promise<Uint8Array> {
     const encode = this.captureSnapshotParts();
@@ -332,25 +319,13 @@ export class KvStateMachine {
    * replaced since the capture are compacted: each becomes its offset in those bytes again, as after a lazy
    * restore, and is decoded the next time something reads it. A manager then holds its state as the snapshot's
    * bytes plus the indexes (a number per record), not as an object graph several times that size; the records
-   * written since are objects until the next snapshot.
+   * written since are objects until the next snapshot. The encoding starts at once, so the capture is always
+   * released, whether or not anyone waits for the bytes.
    */
   captureSnapshotParts(): () => Promise<readonly Uint8Array[]> {
-    const generation = this.generation;
+    const table = this.table;
     const keys = this.sortedKeys.toArray();
-    const held = keys.map((key) => this.data.get(key)!);
-    // A record not read since a lazy restore or a compaction stays bytes (its key, value and version, written out as
-    // they came in), found in the slices of the encoding, not here: the capture runs on the loop in one go, and a view
-    // per record made it 60-90 ms for 100,000 keys + 100,000 tasks in process (bench/snapshot.ts logged captureMs up
-    // to 580 under load: past an election timeout on a leader). The buffer the offsets point into is never written.
-    const lazy = this.lazyKv;
-    const rawKv = (v: KvRecord | number): Uint8Array | null => {
-      if (typeof v !== 'number') return null;
-      const c = new MsgpackCursor(lazy!, v);
-      c.skip();
-      c.skip();
-      c.skip();
-      return lazy!.subarray(v, c.pos);
-    };
+    const capture = table.capture();
     const sessions: unknown[] = [];
     for (const [clientId, s] of this.sessions) sessions.push([clientId, s.lastIndex, s.floor, [...s.results]]);
     const tasks = this.tasks.captureContent();
@@ -359,9 +334,18 @@ export class KvStateMachine {
     const quotas = this.quotas.snapshotContent();
     const appliedIndex = this.appliedIndexValue;
     const compacting = this.compactOnSnapshot;
-    return async () => {
+    // A record that is a row (not read since a lazy restore or a compaction) is copied as its bytes, as they came in.
+    const rawKv = (key: string): Uint8Array | null => {
+      const v = capture.valueOf(key)!;
+      return typeof v === 'number' ? capture.rowOf(v) : null;
+    };
+    const rowKv = (key: string): unknown[] => {
+      const r = capture.valueOf(key) as KvRecord;
+      return [r.key, r.value, r.version];
+    };
+    const encode = async (): Promise<readonly Uint8Array[]> => {
       // About the last snapshot's size, so the buffer rarely grows (or has much room left to give back).
-      const p = new SlicedPacker(snapshotPackr, yieldToEventLoop, this.lastSnapshotBytes * 1.03 + 64 * 1024);
+      const p = new SlicedPacker(snapshotPackr, this.snapshotYield, this.lastSnapshotBytes * 1.03 + 64 * 1024);
       const kvStarts: number[] | undefined = compacting ? [] : undefined;
       const taskStarts = compacting ? { tasks: [] as number[], keys: [] as number[] } : undefined;
       p.mapHeader(8);
@@ -370,7 +354,7 @@ export class KvStateMachine {
       p.value('appliedIndex');
       p.value(appliedIndex);
       p.value('kv');
-      await p.arrayOf(held, 3, rawKv, (r) => [(r as KvRecord).key, (r as KvRecord).value, (r as KvRecord).version], kvStarts);
+      await p.arrayOf(keys, 3, rawKv, rowKv, kvStarts);
       p.value('sessions');
       p.value(sessions);
       p.value('tasks');
@@ -385,19 +369,14 @@ export class KvStateMachine {
       this.lastSnapshotBytes = whole.byteLength;
       if (kvStarts === undefined || taskStarts === undefined) return [whole];
       tasks.compact(whole, taskStarts.tasks, taskStarts.keys);
-      if (this.generation === generation) this.compactKv(whole, keys, held, kvStarts);
+      await table.compact(capture, keys, whole, kvStarts, this.snapshotYield, this.compactSliceKeys);
       return [whole];
     };
+    const encoding = encode().finally(() => capture.release());
+    // Whoever calls the answer gets the failure; nobody calling it is no unhandled rejection.
+    encoding.catch(() => undefined);
+    return () => encoding;
   }
-
-  /** captureSnapshotParts' compaction of the kv records (see TaskStore.captureContent for the task store's). */
-  private compactKv(whole: Uint8Array, keys: readonly string[], held: readonly (KvRecord | number)[], starts: readonly number[]): void {
-    this.generation++;
-    const left = compactInto(this.data, keys, held, starts);
-    this.lazyKv = left === 0 ? null : whole;
-    this.lazyKvLeft = left;
-  }
-
 
   /** Replaces the whole state with a snapshot's. Throws STORAGE_CORRUPT (and changes nothing) if it is malformed. */
   restore(bytes: Uint8Array): void {
@@ -410,17 +389,21 @@ export class KvStateMachine {
     this.auth.load(auth);
     this.services.load(services);
     this.quotas.load(quotas);
-    this.data.clear();
-    this.generation++;
+    const data = new Map<string, KvRecord | number>();
+    for (const r of decoded.records) data.set(r.key, r);
+    this.replaceTable(new KvTable(data));
     this.lastSnapshotBytes = bytes.byteLength;
-    this.lazyKv = null;
-    this.lazyKvLeft = 0;
     this.sessions.clear();
-    for (const r of decoded.records) this.data.set(r.key, r);
     this.sortedKeys = SortedKeys.fromSorted(decoded.records.map((r) => r.key));
     for (const [clientId, s] of decoded.sessions) this.sessions.set(clientId, s);
     this.appliedIndexValue = decoded.appliedIndex;
     releaseUnpackSource(snapshotPackr);
+  }
+
+  /** A restore's new table; captures of the old one go on reading it as it was. */
+  private replaceTable(table: KvTable): void {
+    this.table.retire();
+    this.table = table;
   }
 
   /**
@@ -433,7 +416,7 @@ export class KvStateMachine {
     const auth = decoded.auth === undefined ? emptyAuthSnapshot : decodeAuthSnapshot(decoded.auth);
     const services = decoded.services === undefined ? [] : decodeServiceSnapshot(decoded.services);
     const quotas = decodeQuotaSnapshot(decoded.quotas);
-    const data = kv.records;
+    const table = new KvTable(kv.records, kv.rows, kv.keys.length);
     const sortedKeys = SortedKeys.fromSorted(kv.keys);
     releaseUnpackSource(snapshotPackr);
     return () => {
@@ -441,11 +424,8 @@ export class KvStateMachine {
       this.auth.load(auth);
       this.services.load(services);
       this.quotas.load(quotas);
-      this.data = data;
-      this.generation++;
+      this.replaceTable(table);
       this.lastSnapshotBytes = bytes.byteLength;
-      this.lazyKv = kv.keys.length === 0 ? null : kv.rows;
-      this.lazyKvLeft = kv.keys.length;
       this.sortedKeys = sortedKeys;
       this.sessions.clear();
       for (const [clientId, session] of decoded.sessions) this.sessions.set(clientId, session);
@@ -582,7 +562,7 @@ async function unpackSnapshot(bytes: Uint8Array, yieldFn: YieldFn, taskStore: Ta
       if (name === 'kv') {
         const length = u.arrayHeader();
         if (length === null || length % 3 !== 0) throw snapshotCorrupt('bad header');
-        // Scanned, not decoded: each key read, its value and version checked and kept as bytes (see `data`).
+        // Scanned, not decoded: each key read, its value and version checked and kept as bytes (rows of a KvTable).
         let previous: string | null = null;
         const base = u.position;
         const start = await u.scan(length / 3, (c, i) => {

@@ -2,7 +2,8 @@
 // as one restored whole (restore()): for any commands and reads after the restore, in any order, the same answers,
 // and the same snapshot bytes at any point, whichever records were read or changed first. So does one that never
 // restored: both compact their records into each snapshot they take (captureSnapshotParts), also when commands
-// are applied between a capture and the end of its encoding; the reference never compacts.
+// are applied, records read, other snapshots taken or the state restored between a capture's slices (of its encoding
+// and of its compaction, stepped by hand); the reference never compacts.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeCommand, type Command } from '../../src/kv/commands.js';
@@ -16,9 +17,26 @@ const spec = (i: number, ns?: string): { name: string; image: string; command: s
   name: `job-${i}`, image: 'busybox', command: ['true'], ...(ns === undefined ? {} : { namespace: ns, resources: { cpus: 0.25 } }),
 });
 
+/** Yields that return only when the test steps them (tick), so commands land between a snapshot's slices. */
+const pendingYields: (() => void)[] = [];
+const steppedYield = (): Promise<void> => new Promise<void>((resolve) => pendingYields.push(resolve));
+/** Lets every snapshot waiting at a yield go on to its next one. */
+async function tick(): Promise<void> {
+  for (const resume of pendingYields.splice(0)) resume();
+  await new Promise((resolve) => setImmediate(resolve));
+}
+async function settled<T>(p: Promise<T>): Promise<T> {
+  let done = false;
+  p.then(() => (done = true), () => (done = true));
+  while (!done) await tick();
+  return p;
+}
+/** Slices of three records: a compaction of the 40 keys spans many yields. */
+const stepped = { snapshotYield: steppedYield, compactSliceKeys: 3 };
+
 /** A machine holding keys, tasks in several states (some in a namespace with resources), two workers and idempotency keys. */
 function seeded(): KvStateMachine {
-  const sm = new KvStateMachine();
+  const sm = new KvStateMachine(stepped);
   let index = 0;
   const run = (cmd: Command): void => {
     index++;
@@ -47,6 +65,9 @@ type Step =
   | { kind: 'list' }
   | { kind: 'capture' }
   | { kind: 'begin' }
+  | { kind: 'tick'; n: number }
+  | { kind: 'readAll' }
+  | { kind: 'restore' }
   | { kind: 'finish' };
 
 const step: fc.Arbitrary<Step> = fc.oneof(
@@ -61,6 +82,9 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   fc.constant({ kind: 'list' as const }),
   fc.constant({ kind: 'capture' as const }),
   fc.constant({ kind: 'begin' as const }),
+  fc.record({ kind: fc.constant('tick' as const), n: fc.integer({ min: 1, max: 8 }) }),
+  fc.constant({ kind: 'readAll' as const }),
+  fc.constant({ kind: 'restore' as const }),
   fc.constant({ kind: 'finish' as const }),
 );
 
@@ -83,6 +107,9 @@ function commandOf(s: Step, at: number): Command | null {
     case 'list':
     case 'capture':
     case 'begin':
+    case 'tick':
+    case 'readAll':
+    case 'restore':
     case 'finish':
       return null;
   }
@@ -94,10 +121,11 @@ describe('a lazily restored state machine', () => {
     const equalBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b));
     await fc.assert(
       fc.asyncProperty(fc.array(step, { maxLength: 40 }), async (steps) => {
-        const lazy = new KvStateMachine();
+        pendingYields.length = 0;
+        const lazy = new KvStateMachine(stepped);
         (await lazy.prepareRestore(bytes, async () => {}))();
         const live = seeded();
-        const whole = new KvStateMachine({ compactOnSnapshot: false });
+        const whole = new KvStateMachine({ ...stepped, compactOnSnapshot: false });
         whole.restore(bytes);
         const tried = [lazy, live];
         let index = whole.appliedIndex;
@@ -121,31 +149,41 @@ describe('a lazily restored state machine', () => {
             }
           } else if (s.kind === 'begin') {
             begun ??= { whole: whole.captureSnapshot(), tried: tried.map((sm) => sm.captureSnapshot()) };
+          } else if (s.kind === 'tick') {
+            for (let n = 0; n < s.n; n++) await tick();
+          } else if (s.kind === 'readAll') {
+            for (let k = 0; k < KEYS + 5; k++) for (const sm of tried) expect(sm.get(key(k))).toEqual(whole.get(key(k)));
+          } else if (s.kind === 'restore') {
+            // A restore while a capture is open: the capture still encodes (and compacts nothing of) the old state.
+            whole.restore(bytes);
+            for (const sm of tried) (await sm.prepareRestore(bytes, async () => {}))();
+            index = whole.appliedIndex;
           } else if (s.kind === 'finish') {
             if (begun === null) continue;
-            const expected = await begun.whole();
-            for (const encode of begun.tried) expect(equalBytes(await encode(), expected)).toBe(true);
+            const expected = await settled(begun.whole());
+            for (const encode of begun.tried) expect(equalBytes(await settled(encode()), expected)).toBe(true);
             begun = null;
           } else {
-            const expected = await whole.captureSnapshot()();
-            for (const sm of tried) expect(equalBytes(await sm.captureSnapshot()(), expected)).toBe(true);
+            const expected = await settled(whole.captureSnapshot()());
+            for (const sm of tried) expect(equalBytes(await settled(sm.captureSnapshot()()), expected)).toBe(true);
           }
           for (const sm of tried) for (const ns of ['team-a', 'default']) expect(sm.tasks.usage.of(ns)).toEqual(whole.tasks.usage.of(ns));
         }
+        if (begun !== null) await settled(Promise.all([begun.whole(), ...begun.tried.map((encode) => encode())]));
         for (const sm of tried) {
           expect(sm.tasks.taskCount).toBe(whole.tasks.taskCount);
           expect(sm.tasks.countIn('pending')).toBe(whole.tasks.countIn('pending'));
           expect(sm.tasks.activeCount('w1')).toBe(whole.tasks.activeCount('w1'));
-          expect(equalBytes(await sm.captureSnapshot()(), await whole.captureSnapshot()())).toBe(true);
+          expect(equalBytes(await settled(sm.captureSnapshot()()), await settled(whole.captureSnapshot()()))).toBe(true);
           expect(equalBytes(sm.snapshot(), whole.snapshot())).toBe(true);
           // Everything read back after a last compaction: every record decodes from its row to what the reference holds.
-          await sm.captureSnapshot()();
+          await settled(sm.captureSnapshot()());
           for (let k = 0; k < KEYS + 5; k++) expect(sm.get(key(k))).toEqual(whole.get(key(k)));
           for (let t = 0; t < TASKS + 5; t++) expect(sm.tasks.task(taskId(t))).toEqual(whole.tasks.task(taskId(t)));
           expect(equalBytes(sm.snapshot(), whole.snapshot())).toBe(true);
         }
       }),
-      { numRuns: 150 },
+      { numRuns: 300 },
     );
   });
 });
