@@ -242,6 +242,10 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     bootstrap: adminToken === null ? null : bootstrapRecordFor(adminToken),
     proposalTimeoutMs: config.api.requestTimeoutMs,
   });
+  // Followers hear nothing from a paused leader and campaign one election timeout after its last heartbeat: a forced
+  // collection's pause must end a heartbeat interval before that (defaults: 300 - 2 x 50 = 200 ms), and never take
+  // more than a third.
+  const gcPauseMsMax = Math.max(config.raft.electionTimeoutMs / 3, config.raft.electionTimeoutMs - 2 * config.raft.heartbeatIntervalMs);
   const driver = await RaftNodeDriver.open({
     id: nodeId(self.id),
     members: seed,
@@ -264,7 +268,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     validate: validateCommand,
     ...(metrics === null ? {} : { observer: metrics }),
     onApplied: (entry) => audit.entryApplied(entry),
-    onSnapshotSaved: collectAfterSnapshot,
+    onSnapshotSaved: (sizeBytes) => void collectAfterSnapshot(sizeBytes, { pauseMsMax: gcPauseMsMax }),
     onRoleChange: (role, leader, term) => {
       metrics?.roleChanged(leader);
       view.role = role;
@@ -284,9 +288,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   const idleCollector = !collectionsExposed ? null : startIdleCollector({
     clock: systemClock,
     progress: () => driver.applied,
-    // Followers hear nothing from a paused leader and campaign one election timeout after its last heartbeat: a pause
-    // must end a heartbeat interval before that (defaults: 300 - 2 x 50 = 200 ms), and never take more than a third.
-    pauseMsMax: Math.max(config.raft.electionTimeoutMs / 3, config.raft.electionTimeoutMs - 2 * config.raft.heartbeatIntervalMs),
+    pauseMsMax: gcPauseMsMax,
     onCollect: (c) => gcLog.info({ ...c, heapUsedMiB: Math.round(c.heapUsedMiB), expectedMs: Math.round(c.expectedMs) }, c.done ? 'compacted the heap (quiet after a burst)' : 'left the heap as it is: compacting it would pause too long'),
   });
   opened.push('idle collector', () => idleCollector?.cancel());
