@@ -30,6 +30,8 @@ export interface SnapshotBenchResult extends Sizes {
   load: { keysSeconds: number; tasksSeconds: number; retries: number };
   /** Elections won while loading and settling (the leader's term after minus before). */
   leaderChanges: number;
+  /** The longest each manager's event loop was held during the load (prom-client's nodejs_eventloop_lag_max_seconds, in ms). */
+  loopLagMaxMs: Record<string, number | null>;
   /** The leader's latest snapshot: its index and the size of its file on disk. */
   snapshot: { index: number; fileBytes: number; takeMs: number | null };
   /** RSS as found, and after a full garbage collection (what each holds live; see breakdownOf's afterGc). */
@@ -113,6 +115,17 @@ function post(agent: Agent, url: URL, body: string, headers: Record<string, stri
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/** Each manager's nodejs_eventloop_lag_max_seconds in ms: the longest stall since the last read (prom-client resets it). */
+async function loopLagMaxMs(cluster: ProcCluster): Promise<Record<string, number | null>> {
+  const out: Record<string, number | null> = {};
+  for (const id of cluster.managerIds) {
+    const text = await fetch(new URL('/metrics', cluster.url(id))).then((r) => r.text()).catch(() => '');
+    const m = /^nodejs_eventloop_lag_max_seconds(?:\{[^}]*\})? (\S+)$/m.exec(text);
+    out[id] = m === null ? null : round(Number(m[1]) * 1000, 0);
+  }
+  return out;
 }
 
 async function load(cluster: ProcCluster, leader: string, s: Sizes): Promise<SnapshotBenchResult['load']> {
@@ -271,7 +284,10 @@ export async function benchSnapshot(s: Sizes): Promise<SnapshotBenchResult> {
     cluster.startAll();
     const first = await cluster.waitForLeader();
     const termBefore = (await view(cluster.url(first)))!.term;
+    await loopLagMaxMs(cluster);
     const loaded = await load(cluster, first, s);
+    const loopLag = await loopLagMaxMs(cluster);
+    console.log(`longest event-loop stall during the load (ms): ${JSON.stringify(loopLag)}`);
     const leader = await settle(cluster);
     await sleep(1000);
     const follower = cluster.managerIds.find((id) => id !== leader)!;
@@ -315,6 +331,7 @@ export async function benchSnapshot(s: Sizes): Promise<SnapshotBenchResult> {
       follower,
       load: loaded,
       leaderChanges,
+      loopLagMaxMs: loopLag,
       snapshot,
       rssMiB: { leader: rssLeader, follower: rssFollower, leaderQuiet: rssLeaderQuiet, followerQuiet: rssFollowerQuiet, leaderAfterGc: leaderLive?.rss ?? NaN, followerAfterGc: followerLive?.rss ?? NaN, followerAfterRestart: rssAfterRestart, joiner: rssJoiner },
       breakdown: { leader: leaderBytes, follower: followerBytes, leaderAfterGc: leaderLive, followerAfterGc: followerLive, followerAfterRestart: restartedBytes },
@@ -348,6 +365,7 @@ function tableRows(r: SnapshotBenchResult): Record<string, string | number>[] {
     { measure: 'load: keys (~100 B values)', value: `${r.load.keysSeconds} s`, detail: `${r.keys} keys, ${r.clients} in flight` },
     { measure: 'load: tasks (pending)', value: `${r.load.tasksSeconds} s`, detail: `${r.tasks} tasks, ${r.load.retries} retries in all` },
     { measure: 'elections during the load', value: r.leaderChanges, detail: `${r.leader} leads after it` },
+    { measure: 'longest event-loop stall during the load', value: `${Math.max(...Object.values(r.loopLagMaxMs).map((v) => v ?? 0))} ms`, detail: Object.entries(r.loopLagMaxMs).map(([id, v]) => `${id} ${v ?? '?'}`).join(', ') },
     { measure: 'snapshot file (leader)', value: mib(r.snapshot.fileBytes), detail: `index ${r.snapshot.index}, taken in ${r.snapshot.takeMs ?? '?'} ms` },
     { measure: 'RSS leader', value: `${r.rssMiB.leader} MiB`, detail: r.leader },
     { measure: 'RSS follower', value: `${r.rssMiB.follower} MiB`, detail: r.follower },
