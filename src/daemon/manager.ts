@@ -288,6 +288,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   const idleCollector = !collectionsExposed ? null : startIdleCollector({
     clock: systemClock,
     progress: () => driver.applied,
+    waiting: () => driver.status().lastIndex > driver.applied,
     pauseMsMax: gcPauseMsMax,
     onCollect: (c) => gcLog.info({ ...c, heapUsedMiB: Math.round(c.heapUsedMiB), expectedMs: Math.round(c.expectedMs) }, c.done ? 'compacted the heap (quiet after a burst)' : 'left the heap as it is: compacting it would pause too long'),
   });

@@ -64,6 +64,26 @@ describe('startIdleCollector', () => {
     expect(state.collections).toBe(1);
   });
 
+  it('takes a stall with work waiting (entries not applied yet) for no end of a burst, however long it lasts', () => {
+    const clock = new ManualClock();
+    const state = { applied: 0, waiting: false, collections: 0 };
+    startIdleCollector({ clock, progress: () => state.applied, waiting: () => state.waiting, collect: () => state.collections++, checkEveryMs: 1000, quietEntriesMax: 50, quietChecksMin: 2, minGapMs: 0 });
+    const check = (moved = 0): void => ((state.applied += moved), clock.advance(1000));
+    check(500);
+    // A slow disk: nothing applied for several checks, with proposals waiting behind it.
+    state.waiting = true;
+    for (let i = 0; i < 5; i++) check();
+    expect(state.collections).toBe(0);
+    // The disk catches up and the load goes on: still no collection.
+    state.waiting = false;
+    check(500);
+    expect(state.collections).toBe(0);
+    // The load ends: quietChecksMin quiet checks with nothing waiting.
+    check();
+    check();
+    expect(state.collections).toBe(1);
+  });
+
   it('lets minGapMs pass between two collections: a burst that ends sooner is collected once the gap is over', () => {
     const { state, check } = setup({ minGapMs: 10_000 });
     check(500);
