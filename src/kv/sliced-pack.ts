@@ -5,6 +5,8 @@ import { MsgpackCursor } from './msgpack-scan.js';
 
 /** Items packed between two yields. */
 const SLICE_ITEMS = 1024;
+/** Bytes copied between two yields when the whole is copied out (bytes()). */
+const COPY_SLICE_BYTES = 8 * 1024 * 1024;
 
 export type YieldFn = () => Promise<void>;
 
@@ -116,11 +118,18 @@ export class SlicedPacker {
 
   /**
    * The whole, packed so far. A view of the packer's buffer when that is nearly full (a copy of the exact size
-   * otherwise, so that the buffer's spare room is not kept alive with it); pack nothing more after.
+   * otherwise, so that the buffer's spare room is not kept alive with it), copied a slice at a time with a yield
+   * between (a snapshot of a million keys is 100 MiB: one copy held the loop for 180 ms under load); pack nothing
+   * more after.
    */
-  bytes(): Uint8Array {
+  async bytes(): Promise<Uint8Array> {
     if (this.out.length - this.packedBytes <= this.out.length / 16) return this.out.subarray(0, this.packedBytes);
-    return Uint8Array.prototype.slice.call(this.out, 0, this.packedBytes);
+    const whole = Buffer.allocUnsafeSlow(this.packedBytes);
+    for (let at = 0; at < this.packedBytes; at += COPY_SLICE_BYTES) {
+      if (at > 0) await this.yieldFn();
+      this.out.copy(whole, at, at, Math.min(this.packedBytes, at + COPY_SLICE_BYTES));
+    }
+    return whole;
   }
 }
 

@@ -365,7 +365,7 @@ export class KvStateMachine {
       p.value(services);
       p.value('quotas');
       p.value(quotas);
-      const whole = p.bytes();
+      const whole = await p.bytes();
       this.lastSnapshotBytes = whole.byteLength;
       if (kvStarts === undefined || taskStarts === undefined) return [whole];
       tasks.compact(whole, taskStarts.tasks, taskStarts.keys);

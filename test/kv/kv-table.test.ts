@@ -27,7 +27,7 @@ async function packed(capture: ReturnType<KvTable['capture']>, keys: string[]): 
     },
     starts,
   );
-  return { whole: p.bytes(), starts };
+  return { whole: await p.bytes(), starts };
 }
 
 describe('KvTable', () => {
