@@ -17,47 +17,28 @@ type CollectGarbage = (options?: { type: 'major' | 'minor'; execution: 'sync' | 
 /** V8's collector when node was launched with --expose-gc (src/daemon/launch.ts, bin/minkube.js); else undefined. */
 const gc = (globalThis as { gc?: CollectGarbage }).gc;
 
-/**
- * What a major collection is first expected to cost per MiB of live heap (a compacting one: each one the idle
- * collector does corrects its estimate; a plain one after a snapshot took 1-2 under load).
- */
-const pauseMsPerMiBInitial = 2;
-
 /** Whether this node can ask V8 for collections (launched with --expose-gc). */
 export const collectionsExposed: boolean = gc !== undefined;
 
-export interface SnapshotCollectionOptions {
-  /** Default: a major collection, as a task of its own (none in a node launched without --expose-gc). */
-  collect?: (() => void) | undefined;
-  /** Bytes of live heap now (default: V8's used heap). */
-  heapUsedBytes?: () => number;
-  /** The longest pause it may be expected to take (see IdleCollectorOptions.pauseMsMax): none is started that would take longer. */
-  pauseMsMax?: number;
-}
-
 /**
  * After this node saved a snapshot of `sizeBytes`: a major collection, as a task of its own, when the snapshot is
- * large enough that what it let go of matters (limits.snapshotCollectBytesMin), and the heap small enough that the
- * pause stays under pauseMsMax. The collection is not incremental: it stops the process for 1-2 ms per MiB of live
- * heap under load, on every manager at about the same moment (they snapshot at about the same index). For a small
- * state V8's own collections take the garbage soon enough and without that pause; forcing one after each snapshot
- * of 16,384 keys (1.9 MiB) cost bench/kv-go.ts a fifth of its writes at 256 clients, and their p99 was half as high
- * again (72 against 105 ms). For a large one the pause is too long: with a million keys (a heap of 130-150 MiB) it
- * took 114-264 ms where V8's own incremental marking paused for at most 91 (--trace-gc on the managers of
- * `npx tsx bench/snapshot.ts --keys 1000000 --tasks 1000`); V8 collects that garbage as the heap grows, and the idle
- * collector once the load ends.
+ * large enough that what it let go of matters (limits.snapshotCollectBytesMin). The collection is not incremental: it
+ * stops the process for about 1.6 ms per MiB of live heap, on every manager at about the same moment (they snapshot
+ * at about the same index). For a small state V8's own collections take the garbage soon enough and without that
+ * pause; forcing one after each snapshot of 16,384 keys (1.9 MiB) cost bench/kv-go.ts a fifth of its writes at 256
+ * clients, and their p99 was half as high again (72 against 105 ms).
+ *
+ * It is started whatever the heap's size. With a million keys (a heap of 130-150 MiB) these pauses took 114-264 ms
+ * under load (--trace-gc on the managers of `npx tsx bench/snapshot.ts --keys 1000000 --tasks 1000 --quiet-s 2`).
+ * Passing over those past 100 MiB left the managers about 200 MiB larger 2 s after the load (leader 536 and 546
+ * MiB in two runs, against 321 with them), and the longest stall of their loops during it was no shorter (235-410
+ * and 219-279 ms, against 288-382).
  */
-export function collectAfterSnapshot(sizeBytes: number, o: SnapshotCollectionOptions = {}): boolean {
-  const collect = 'collect' in o ? o.collect : collectSoon;
-  if (sizeBytes < limits.snapshotCollectBytesMin || collect === undefined) return false;
-  const heapUsedMiB = (o.heapUsedBytes ?? heapUsedNow)() / 2 ** 20;
-  if (heapUsedMiB * pauseMsPerMiBInitial > (o.pauseMsMax ?? Infinity)) return false;
-  collect();
-  return true;
+export function collectAfterSnapshot(sizeBytes: number, collect: (() => void) | undefined = collectSoon): void {
+  if (sizeBytes >= limits.snapshotCollectBytesMin) collect?.();
 }
 
 const collectSoon = gc === undefined ? undefined : (): void => gc({ type: 'major', execution: 'async' });
-const heapUsedNow = (): number => getHeapStatistics().used_heap_size;
 
 /**
  * A major collection now that moves what lives onto as few pages as it can, so that the rest go back to the system.
@@ -111,6 +92,8 @@ export interface IdleCollectorOptions {
   onCollect?: (c: { done: boolean; heapUsedMiB: number; expectedMs: number; tookMs: number | null }) => void;
 }
 
+/** What a compacting collection was first expected to cost per MiB of live heap; each one done corrects it. */
+const pauseMsPerMiBInitial = 2;
 
 /**
  * Compacts once each time a burst of work ends: at the quietChecksMin-th check in a row that finds the manager quiet
@@ -122,7 +105,7 @@ export function startIdleCollector(o: IdleCollectorOptions): Timer {
   const quietEntriesMax = o.quietEntriesMax ?? 100;
   const minGapMs = o.minGapMs ?? 10_000;
   const pauseMsMax = o.pauseMsMax ?? Infinity;
-  const heapUsedBytes = o.heapUsedBytes ?? heapUsedNow;
+  const heapUsedBytes = o.heapUsedBytes ?? (() => getHeapStatistics().used_heap_size);
   let pauseMsPerMiB = pauseMsPerMiBInitial;
   const quietChecksMin = o.quietChecksMin ?? 2;
   let seen = o.progress();

@@ -242,10 +242,6 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     bootstrap: adminToken === null ? null : bootstrapRecordFor(adminToken),
     proposalTimeoutMs: config.api.requestTimeoutMs,
   });
-  // Followers hear nothing from a paused leader and campaign one election timeout after its last heartbeat: a forced
-  // collection's pause must end a heartbeat interval before that (defaults: 300 - 2 x 50 = 200 ms), and never take
-  // more than a third.
-  const gcPauseMsMax = Math.max(config.raft.electionTimeoutMs / 3, config.raft.electionTimeoutMs - 2 * config.raft.heartbeatIntervalMs);
   const driver = await RaftNodeDriver.open({
     id: nodeId(self.id),
     members: seed,
@@ -268,7 +264,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     validate: validateCommand,
     ...(metrics === null ? {} : { observer: metrics }),
     onApplied: (entry) => audit.entryApplied(entry),
-    onSnapshotSaved: (sizeBytes) => void collectAfterSnapshot(sizeBytes, { pauseMsMax: gcPauseMsMax }),
+    onSnapshotSaved: collectAfterSnapshot,
     onRoleChange: (role, leader, term) => {
       metrics?.roleChanged(leader);
       view.role = role;
@@ -289,7 +285,9 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     clock: systemClock,
     progress: () => driver.applied,
     waiting: () => driver.status().lastIndex > driver.applied,
-    pauseMsMax: gcPauseMsMax,
+    // Followers hear nothing from a paused leader and campaign one election timeout after its last heartbeat: a pause
+    // must end a heartbeat interval before that (defaults: 300 - 2 x 50 = 200 ms), and never take more than a third.
+    pauseMsMax: Math.max(config.raft.electionTimeoutMs / 3, config.raft.electionTimeoutMs - 2 * config.raft.heartbeatIntervalMs),
     onCollect: (c) => gcLog.info({ ...c, heapUsedMiB: Math.round(c.heapUsedMiB), expectedMs: Math.round(c.expectedMs) }, c.done ? 'compacted the heap (quiet after a burst)' : 'left the heap as it is: compacting it would pause too long'),
   });
   opened.push('idle collector', () => idleCollector?.cancel());
