@@ -32,8 +32,8 @@ const rowNumber = (side: 0 | 1, offset: number): number => (side === 0 ? offset 
 /** A view of a table as it was when the capture began; release it (or compact with it) when done. */
 export interface KvCapture {
   /**
-   * The key's record when the capture began: a record, or a number for a row (its bytes: rowOf, read before the next
-   * yield). Undefined for a key the table did not hold then.
+   * The record of a key the table held when the capture began, as it was then: a record, or a number for a row (its
+   * bytes: rowOf, read before the next yield). For another key, what the table holds now.
    */
   valueOf(key: string): KvRecord | number | undefined;
   /** The bytes of a row valueOf answered (key, value, version, packed). */
@@ -43,8 +43,8 @@ export interface KvCapture {
 }
 
 class OpenCapture implements KvCapture {
-  /** The record each key held at the capture, for the keys written since (undefined: it held none). */
-  readonly replaced = new Map<string, KvRecord | undefined>();
+  /** The record each key held at the capture, for the keys it held and that were written since. */
+  readonly replaced = new Map<string, KvRecord>();
 
   constructor(private readonly table: KvTable) {}
 
@@ -194,10 +194,15 @@ export class KvTable {
     return turned;
   }
 
-  /** Before a key's write: open captures keep what it held (decoded, so never a row whose bytes may go). */
+  /**
+   * Before a key's write: open captures keep what it held (decoded, so never a row whose bytes may go). A key it does
+   * not hold and no capture kept was not there at any capture (a key gone since one was kept), and no capture
+   * reads it: nothing to keep (a load of new keys adds no entries).
+   */
   private replacing(key: string): void {
     if (this.captures.size > 0) {
       const before = this.get(key);
+      if (before === undefined) return;
       for (const c of this.captures) if (!c.replaced.has(key)) c.replaced.set(key, before);
       return;
     }

@@ -335,12 +335,14 @@ export class KvStateMachine {
     const appliedIndex = this.appliedIndexValue;
     const compacting = this.compactOnSnapshot;
     // A record that is a row (not read since a lazy restore or a compaction) is copied as its bytes, as they came in.
+    // The packer asks for a record's row right after its raw bytes (none): the record rawKv found is used again.
+    let found: KvRecord | number | undefined;
     const rawKv = (key: string): Uint8Array | null => {
-      const v = capture.valueOf(key)!;
-      return typeof v === 'number' ? capture.rowOf(v) : null;
+      found = capture.valueOf(key)!;
+      return typeof found === 'number' ? capture.rowOf(found) : null;
     };
     const rowKv = (key: string): unknown[] => {
-      const r = capture.valueOf(key) as KvRecord;
+      const r = (typeof found === 'object' && found.key === key ? found : capture.valueOf(key)) as KvRecord;
       return [r.key, r.value, r.version];
     };
     const encode = async (): Promise<readonly Uint8Array[]> => {
