@@ -195,9 +195,9 @@ export class KvTable {
   }
 
   /**
-   * Before a key's write: open captures keep what it held (decoded, so never a row whose bytes may go). A key it does
-   * not hold and no capture kept was not there at any capture (a key gone since one was kept), and no capture
-   * reads it: nothing to keep (a load of new keys adds no entries).
+   * Before a key's write: open captures keep what it held (decoded, so never a row whose bytes may go). A key the
+   * table does not hold now is either one no open capture held, or one deleted since, which every capture holding it
+   * kept at that delete: nothing to keep (so a load of new keys adds no entries).
    */
   private replacing(key: string): void {
     if (this.captures.size > 0) {
