@@ -73,12 +73,15 @@ export function clientErrorHandler(this: FastifyInstance, err: Error & { code?: 
   this.log.debug({ code: error.code, reason: err.code ?? err.message }, 'client error');
   // A response already under way on this connection (keep-alive) cannot be followed by another.
   const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-  if (socket.writable && inFlight?.headersSent !== true) {
-    const body = JSON.stringify(error.toBody());
-    const reason = httpStatusText[error.status] ?? 'Error';
-    socket.write(`HTTP/1.1 ${error.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-  }
+  if (socket.writable && inFlight?.headersSent !== true) socket.write(rawErrorResponse(error));
   socket.destroy();
+}
+
+/** A whole HTTP/1.1 answer carrying the error in our JSON shape, for a connection no server has parsed; it closes it. */
+export function rawErrorResponse(error: MinkubeError): string {
+  const body = JSON.stringify(error.toBody());
+  const reason = httpStatusText[error.status] ?? 'Error';
+  return `HTTP/1.1 ${error.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }
 
 const httpStatusText: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };

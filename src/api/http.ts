@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { fastify, LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify';
 import { limits } from '../lib/limits.js';
 import { MinkubeError } from '../lib/errors.js';
-import { clientErrorHandler, frameworkErrorHandler, installErrorHandling } from './errors.js';
+import { clientErrorHandler, frameworkErrorHandler, installErrorHandling, rawErrorResponse } from './errors.js';
 import { schemaController } from './schema-compilers.js';
 import { typeboxValidatorCompiler } from './validation.js';
 
@@ -108,6 +108,7 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   // fastify types an HTTPS or HTTP/2 app as another instance type; every route and hook here is the same for all.
   const options = (opts.logger ? { ...serverOptions, loggerInstance: opts.logger } : { ...serverOptions, logger: false }) as FastifyHttpOptions<Server>;
   const app = fastify(options) as unknown as FastifyInstance;
+  if (opts.https !== undefined) answerPlainHttp(app.server, server);
   // JSON only: any other content type is 415, rather than a text body failing validation with a 400.
   app.removeContentTypeParser('text/plain');
   app.setValidatorCompiler(typeboxValidatorCompiler);
@@ -146,6 +147,58 @@ function http2Settings(server: ServerLimits): { maxConcurrentStreams: number; ma
   return { maxConcurrentStreams: limits.http2StreamsPerConnectionMax, maxHeaderListSize: server.headerBytesMax };
 }
 
+/** The first byte of every TLS connection: a handshake record (a client hello). */
+const tlsHandshakeRecord = 0x16;
+
+/**
+ * A secure port's TLS server, with a look at each connection's first bytes: a TLS record goes on to the TLS server
+ * (it reads the bytes put back), anything else (curl http://..., a client with the wrong scheme) is answered
+ * `400 HTTPS_REQUIRED` in plain HTTP, as Go's servers do, and closed; clients would otherwise show an empty reply.
+ * A connection that sends nothing is closed after the header timeout.
+ */
+function answerPlainHttp(tlsServer: Server, limitsOf: ServerLimits): void {
+  const tlsListeners = tlsServer.listeners('connection') as ((socket: Socket) => void)[];
+  tlsServer.removeAllListeners('connection');
+  tlsServer.on('connection', (socket: Socket) => {
+    firstBytes(socket, limitsOf.headersTimeoutMs, (chunk) => {
+      if (chunk[0] === tlsHandshakeRecord) {
+        for (const listener of tlsListeners) listener.call(tlsServer, socket);
+        return;
+      }
+      const target = plainRequestTarget(chunk);
+      const message = `this port speaks HTTPS only (the cluster is secure)${target === null ? '' : `: use https://${target}`}`;
+      // Destroyed once written: the socket is paused, so it would never read the client's end of the connection.
+      socket.end(rawErrorResponse(new MinkubeError('HTTPS_REQUIRED', message)), () => socket.destroy());
+    });
+  });
+}
+
+/** `host/path` of a plain HTTP request's first bytes, when both are plain enough to repeat; else null. */
+function plainRequestTarget(chunk: Buffer): string | null {
+  const head = chunk.subarray(0, 2048).toString('latin1');
+  const path = /^[A-Z]{3,7} (\/[\x21-\x7e]{0,200}) HTTP\/1\.[01]\r\n/.exec(head)?.[1];
+  const host = /\r\nhost: *([A-Za-z0-9.:[\]-]{1,255})\r\n/i.exec(head)?.[1];
+  return path === undefined || host === undefined ? null : `${host}${path}`;
+}
+
+/**
+ * Hands a new connection's first chunk to `then`, put back on the paused socket so that whoever takes the socket
+ * next reads it first. Until then the socket is closed on error, or when nothing comes within timeoutMs.
+ */
+function firstBytes(socket: Socket, timeoutMs: number, then: (chunk: Buffer) => void): void {
+  const fail = (): void => void socket.destroy();
+  socket.setTimeout(timeoutMs, fail);
+  socket.on('error', fail);
+  socket.once('data', (chunk: Buffer) => {
+    socket.pause();
+    socket.unshift(chunk);
+    socket.setTimeout(0);
+    socket.removeListener('timeout', fail);
+    socket.removeListener('error', fail);
+    then(chunk);
+  });
+}
+
 /** HTTP/2's connection preface: no HTTP/1.1 request starts with it (there is no method PRI). */
 const h2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
@@ -170,15 +223,7 @@ function h1AndH2cServer(limitsOf: ServerLimits, h2: { settings: ReturnType<typeo
     const h1Listeners = h1.listeners('connection') as ((socket: Socket) => void)[];
     h1.removeAllListeners('connection');
     h1.on('connection', (socket: Socket) => {
-      const fail = (): void => void socket.destroy();
-      socket.setTimeout(limitsOf.headersTimeoutMs, fail);
-      socket.on('error', fail);
-      socket.once('data', (chunk: Buffer) => {
-        socket.pause();
-        socket.unshift(chunk);
-        socket.setTimeout(0);
-        socket.removeListener('timeout', fail);
-        socket.removeListener('error', fail);
+      firstBytes(socket, limitsOf.headersTimeoutMs, (chunk) => {
         const n = Math.min(chunk.length, h2Preface.length);
         if (n >= 3 && chunk.subarray(0, n).equals(h2Preface.subarray(0, n))) {
           // The h2c session reads what was put back itself (on its next tick).

@@ -13,6 +13,8 @@ export const errorRegistry = {
   INVALID_COMMAND: { status: 400, message: 'the command is invalid; it was not applied' },
   /** Node's HTTP parser refused the request (bad request line or headers). */
   BAD_REQUEST: { status: 400, message: 'the request could not be parsed' },
+  /** Plain HTTP sent to a port that speaks HTTPS only (a secure cluster's): the connection is closed after it. */
+  HTTPS_REQUIRED: { status: 400, message: 'this port speaks HTTPS only' },
   REQUEST_TIMEOUT: { status: 408, message: 'the request was not received in time' },
   HEADERS_TOO_LARGE: { status: 431, message: 'the request headers are too large or too many' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'the content type is not supported' },

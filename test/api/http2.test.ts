@@ -121,6 +121,51 @@ describe('HTTP/2 beside HTTP/1.1 on one port', () => {
     expect(await h1(url, 'GET', '/ping', tls)).toMatchObject({ status: 200, body: { pong: true, version: '1.1', peer: expect.stringContaining('w1') } });
   });
 
+  it('TLS: a plain HTTP request is answered 400 HTTPS_REQUIRED naming the https URL; TLS clients are served as before', async () => {
+    const ca = await createClusterCa({ clusterId: 'c1' });
+    const server = await issueNodeKeyAndCert({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: 'm1', role: 'manager', clusterId: 'c1', sans: { ips: ['127.0.0.1'], dns: ['localhost'] } });
+    const url = new URL(await listening({ key: server.keyPem, cert: server.certPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: false }));
+    const plain = `http://127.0.0.1:${url.port}`;
+    expect(await h1(plain, 'GET', '/ping?x=1')).toEqual({
+      status: 400,
+      body: { error: { code: 'HTTPS_REQUIRED', message: `this port speaks HTTPS only (the cluster is secure): use https://127.0.0.1:${url.port}/ping?x=1` } },
+      requestId: undefined,
+    });
+    // Not HTTP at all: the same code, without a URL, and the connection closed.
+    const raw = await new Promise<string>((resolve) => {
+      const socket = connect(Number(url.port), url.hostname);
+      let data = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (d: string) => (data += d));
+      socket.on('close', () => resolve(data));
+      socket.write('hello\r\n');
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4))).toEqual({ error: { code: 'HTTPS_REQUIRED', message: 'this port speaks HTTPS only (the cluster is secure)' } });
+    // TLS, both protocols, after the look at the first bytes.
+    const session = h2Connect(url.origin, { ca: ca.certPem });
+    try {
+      expect(await h2(session, 'GET', '/ping')).toMatchObject({ status: 200, body: { pong: true, version: '2.0' } });
+    } finally {
+      session.close();
+    }
+    expect(await h1(url.origin, 'PUT', '/echo', { ca: ca.certPem, key: server.keyPem, cert: server.certPem }, { z: 3 })).toMatchObject({ status: 200, body: { got: { z: 3 } } });
+  });
+
+  it('TLS: a connection that sends nothing is closed after the header timeout', async () => {
+    const ca = await createClusterCa({ clusterId: 'c1' });
+    const server = await issueNodeKeyAndCert({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: 'm1', role: 'manager', clusterId: 'c1', sans: { ips: ['127.0.0.1'], dns: ['localhost'] } });
+    const url = new URL(await listening({ key: server.keyPem, cert: server.certPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: false }));
+    const started = Date.now();
+    const closedAfterMs = await new Promise<number>((resolve) => {
+      const socket = connect(Number(url.port), url.hostname);
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(Date.now() - started));
+    });
+    expect(closedAfterMs).toBeGreaterThanOrEqual(250);
+    expect(closedAfterMs).toBeLessThan(3000);
+  });
+
   it('close ends open HTTP/2 sessions rather than waiting for their clients', async () => {
     const url = await listening();
     const session = h2Connect(url);
