@@ -325,7 +325,8 @@ function isTlsFailure(code: string | undefined): boolean {
 export function transportError(err: unknown, method: string, url: string): MinkubeError {
   const e = err as (Error & { code?: string; cause?: { code?: string; message?: string } }) | undefined;
   const code = e?.code ?? e?.cause?.code;
-  const tls = isTlsFailure(code);
+  // EPROTO: OpenSSL failed the handshake (node gives no ERR_SSL_ code when it happens on the first write).
+  const tls = isTlsFailure(code) || (code === 'EPROTO' && url.startsWith('https:'));
   const unsent = tls || (code !== undefined && unsentCodes.has(code)) || method === 'GET';
   return new MinkubeError('UNREACHABLE', `cannot reach ${url} (${reasonOf(err, code, tls, url)})${unsent ? '' : '; the outcome is unknown'}`, { cause: err });
 }
@@ -341,7 +342,12 @@ function tlsReason(message: string | undefined, code: string | undefined): strin
 /** A system error by its code (ECONNREFUSED); undici's and TLS's by their message, which says more than the code. */
 function reasonOf(err: unknown, code: string | undefined, tls: boolean, url: string): string {
   const e = err as (Error & { cause?: { message?: string }; socket?: { bytesRead?: number } }) | undefined;
-  if (tls) return `TLS: ${tlsReason(e?.message, code)}`;
+  if (tls) {
+    const reason = tlsReason(e?.message, code);
+    // OpenSSL read a plain HTTP answer where the server's first TLS record should be.
+    if (/wrong version number|packet length too long/i.test(reason)) return `TLS: the server does not speak TLS; if its cluster is insecure, use ${url.replace(/^https:/, 'http:')}`;
+    return `TLS: ${reason}`;
+  }
   if (code === 'UND_ERR_SOCKET' && url.startsWith('https:') && e?.socket?.bytesRead === 0) {
     // A TLS 1.3 server checks our certificate after the handshake; its refusal arrives as a bare close.
     return 'TLS: the server closed the connection without answering; it may have refused our client certificate';

@@ -224,7 +224,7 @@ describe.each(['undici', 'node'] as const)('HttpClient (%s pool) over mutual TLS
   let pki: Pki;
   let address = '';
   let misnamedAddress = '';
-  const servers: HttpsServer[] = [];
+  const servers: (HttpsServer | Server)[] = [];
   const clients: HttpClient[] = [];
   const client = (tls: TlsMaterial): HttpClient => {
     const c = new HttpClient({ tls, timeoutMs: 3000, pool });
@@ -288,6 +288,17 @@ describe.each(['undici', 'node'] as const)('HttpClient (%s pool) over mutual TLS
     const e = await rejection(http.request({ method: 'GET', url: http.baseUrlOf(address), path: '/who' }));
     expect(e.code).toBe('UNREACHABLE');
     expect(e.message).toMatch(new RegExp(`^cannot reach https://${address}/who \\(TLS: .*client certificate\\)$`));
+  });
+
+  it('a server that answers in plain HTTP (an insecure cluster) is UNREACHABLE saying so and naming the http URL', async () => {
+    const plain = createServer((_req, res) => void res.end('{}'));
+    servers.push(plain);
+    const plainAddress = `127.0.0.1:${await listen(plain)}`;
+    const http = client({ ca: pki.ca, cert: pki.clientCert, key: pki.clientKey });
+    const e = await rejection(http.request({ method: 'POST', url: http.baseUrlOf(plainAddress), path: '/who', body: '{}' }));
+    expect(e.code).toBe('UNREACHABLE');
+    // The handshake failed before anything was sent: a write's outcome is known.
+    expect(e.message).toBe(`cannot reach https://${plainAddress}/who (TLS: the server does not speak TLS; if its cluster is insecure, use http://${plainAddress}/who)`);
   });
 
   it('a certificate without its key is refused at construction', () => {
