@@ -1,5 +1,5 @@
 // How the CLI writes: results to stdout (plain or --json), failures to stderr as "error: CODE: message".
-import { MinkubeError } from '../lib/errors.js';
+import { isErrorCode, MinkubeError } from '../lib/errors.js';
 
 export interface Output {
   json: boolean;
@@ -41,6 +41,9 @@ export function formatTable(rows: readonly (readonly string[])[], style: TableSt
 /** Any thrown value as the MinkubeError the user is told about. Unexpected errors keep their message, not their stack. */
 export function asMinkubeError(err: unknown): MinkubeError {
   if (err instanceof MinkubeError) return err;
+  // One from another copy of the errors module (the daemons' bundles, or the sources run through tsx) is as good.
+  const e = err as { name?: unknown; code?: unknown; message?: unknown; details?: unknown } | null;
+  if (err instanceof Error && e?.name === 'MinkubeError' && isErrorCode(e.code)) return new MinkubeError(e.code, err.message, { cause: err, details: e.details });
   const message = err instanceof Error ? err.message : String(err);
   return new MinkubeError('INTERNAL', message, { cause: err });
 }

@@ -16,7 +16,7 @@ import { readNodeTls } from '../security/pki-files.js';
 import type { ManagerConfig } from '../config/cluster.js';
 import { validateCommand } from '../kv/commands.js';
 import { systemClock } from '../lib/clock.js';
-import { MinkubeError } from '../lib/errors.js';
+import { listenFailed, MinkubeError } from '../lib/errors.js';
 import { nodeId, type NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import { SeededRandom } from '../lib/random.js';
@@ -364,7 +364,9 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   });
   opened.push('api', () => app.close());
   const api = splitHostPort(self.apiAddress);
-  await app.listen({ host: api.host, port: api.port });
+  await app.listen({ host: api.host, port: api.port }).catch((err: unknown) => {
+    throw listenFailed(err, self.apiAddress, 'apiAddress');
+  });
   if (self.dnsAddress !== undefined) {
     const view = new StateDnsView({
       store: service.kv.tasks,
@@ -381,7 +383,10 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
       },
     });
     const dnsAt = splitHostPort(self.dnsAddress);
-    const dns = await DnsServer.start({ host: dnsAt.host, port: dnsAt.port, view, logger: logger.child({ component: 'dns' }) });
+    const dnsAddress = self.dnsAddress;
+    const dns = await DnsServer.start({ host: dnsAt.host, port: dnsAt.port, view, logger: logger.child({ component: 'dns' }) }).catch((err: unknown) => {
+      throw listenFailed(err, dnsAddress, 'dnsAddress');
+    });
     opened.push('dns', () => dns.close());
   }
   logger.info({ api: self.apiAddress, raft: self.raftAddress, dns: self.dnsAddress, dataDir: self.dataDir, tls: security !== null }, 'manager started');

@@ -14,7 +14,7 @@ import { applyRenewedTls, remoteSigner, startCertRenewal } from './renewal.js';
 import { systemClock } from '../lib/clock.js';
 import { loadNodeSecurity } from './security.js';
 import { readNodeTls } from '../security/pki-files.js';
-import { MinkubeError } from '../lib/errors.js';
+import { listenFailed, MinkubeError } from '../lib/errors.js';
 import { createRuntime, sandboxNameFor } from '../runtime/index.js';
 import { WorkerAgent, type WorkerAgentOptions } from '../worker/agent.js';
 import { WorkerLoops } from '../worker/loops.js';
@@ -142,7 +142,9 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
     // Before serving: a leader asking about a task must get the re-adopted answer, never "no such task".
     await agent.adopt();
     const { host, port } = splitHostPort(self.apiAddress);
-    await app.listen({ host, port });
+    await app.listen({ host, port }).catch((err: unknown) => {
+      throw listenFailed(err, self.apiAddress, 'apiAddress');
+    });
   } catch (err) {
     await app.close();
     await agent.close();

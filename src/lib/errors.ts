@@ -68,6 +68,10 @@ export const errorRegistry = {
   SNAPSHOT_INVALID: { status: 400, message: 'the snapshot file is invalid' },
   CONFIG_INVALID: { status: 400, message: 'the cluster config is invalid' },
   RUNTIME_ERROR: { status: 500, message: 'the container runtime failed' },
+  /** A node could not bind one of its addresses (raftAddress, apiAddress, dnsAddress): in use, not this host's, or privileged. */
+  LISTEN_FAILED: { status: 500, message: 'cannot listen on the address' },
+  /** A node started on a data directory that another running node holds open. */
+  DATA_DIR_IN_USE: { status: 500, message: 'the data directory is in use by another process' },
   INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
@@ -108,4 +112,18 @@ export function errorFromBody(body: unknown, fallbackStatus: number): MinkubeErr
     return new MinkubeError(e.code, typeof e.message === 'string' ? e.message : undefined, { details: e.details });
   }
   return new MinkubeError(fallbackStatus >= 500 ? 'INTERNAL' : 'INVALID_BODY', `unexpected answer (HTTP ${fallbackStatus})`);
+}
+
+/** Why binding an address failed, in words, by the system's code. */
+const listenReasons: Record<string, string> = {
+  EADDRINUSE: 'the address is in use (by another process, or another node of the same config)',
+  EADDRNOTAVAIL: 'no network interface of this host has that address',
+  EACCES: 'permission denied (a port below 1024 needs privileges)',
+};
+
+/** LISTEN_FAILED naming the address, the config key it came from and why, for a bind or listen that failed. */
+export function listenFailed(err: unknown, address: string, key: string): MinkubeError {
+  const e = err as NodeJS.ErrnoException | undefined;
+  const reason = (e?.code !== undefined ? listenReasons[e.code] : undefined) ?? e?.code ?? e?.message ?? String(err);
+  return new MinkubeError('LISTEN_FAILED', `cannot listen on ${address} (${key}): ${reason}`, { cause: err });
 }

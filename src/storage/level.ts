@@ -557,7 +557,7 @@ function openError(dir: string, err: unknown): MinkubeError {
   const cause = (err as { cause?: { code?: unknown } } | null)?.cause;
   switch (cause?.code) {
     case 'LEVEL_LOCKED':
-      return new MinkubeError('INTERNAL', `the data directory ${dir} is in use by another process`, { cause: err });
+      return new MinkubeError('DATA_DIR_IN_USE', `the data directory ${dir} is in use by another process (a node of the same id still running?)`, { cause: err });
     case 'LEVEL_CORRUPTION':
       return new MinkubeError('STORAGE_CORRUPT', `the data directory ${dir} is corrupt: ${describe(cause)}`, { cause: err });
     default:

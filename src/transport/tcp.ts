@@ -12,7 +12,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer, type PeerCertificate, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { fullJitterMs } from '../lib/backoff.js';
-import { MinkubeError } from '../lib/errors.js';
+import { listenFailed, MinkubeError } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
 import { limits as defaultLimits } from '../lib/limits.js';
 import { systemRandom, type Random } from '../lib/random.js';
@@ -180,7 +180,7 @@ export class TcpTransport implements Transport {
     }
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
-        reject(new MinkubeError('INTERNAL', `cannot listen for peers on ${opts.listen}: ${err.code ?? err.message}`, { cause: err }));
+        reject(listenFailed(err, opts.listen, 'raftAddress'));
       });
       server.listen({ host, port }, resolve);
     });

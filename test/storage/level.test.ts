@@ -127,6 +127,7 @@ describe('LevelRaftStorage on a damaged data directory', () => {
     const err = await LevelRaftStorage.open(dir).catch((e: unknown) => e as MinkubeError);
     await s.close();
     expect(err).toBeInstanceOf(MinkubeError);
+    expect(err).toMatchObject({ code: 'DATA_DIR_IN_USE' });
     expect((err as MinkubeError).message).toContain(dir);
   });
 });

@@ -1,0 +1,49 @@
+// A node that cannot start says why and exits 1, as every command does: here, an address of its config that another
+// process holds (LISTEN_FAILED names the address and the config key), for the manager's API and Raft addresses.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from '../support/cli.js';
+import { freePort } from '../support/wait.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'minkube-start-errors-'));
+const holders: Server[] = [];
+afterAll(async () => {
+  await Promise.all(holders.map((s) => new Promise((r) => s.close(r))));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Another process's listener on a free port of 127.0.0.1. */
+async function taken(): Promise<string> {
+  const port = await freePort();
+  const server = createServer();
+  holders.push(server);
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return `127.0.0.1:${port}`;
+}
+
+async function config(name: string, addresses: { raftAddress: string; apiAddress: string }): Promise<string> {
+  const path = join(dir, `${name}.json`);
+  writeFileSync(path, JSON.stringify({ insecure: true, managers: [{ id: 'm1', ...addresses, dataDir: `./data-${name}` }] }));
+  return path;
+}
+
+describe('a manager whose address is taken', () => {
+  it('apiAddress: exits 1 with LISTEN_FAILED naming the address and the key', async () => {
+    const apiAddress = await taken();
+    const path = await config('api', { raftAddress: `127.0.0.1:${await freePort()}`, apiAddress });
+    const r = await runCli(['manager', '--config', path, '--id', 'm1'], { MINKUBE_LOG_LEVEL: 'silent' });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`error: LISTEN_FAILED: cannot listen on ${apiAddress} (apiAddress): the address is in use`);
+  });
+
+  it('raftAddress: the same, naming raftAddress', async () => {
+    const raftAddress = await taken();
+    const path = await config('raft', { raftAddress, apiAddress: `127.0.0.1:${await freePort()}` });
+    const r = await runCli(['manager', '--config', path, '--id', 'm1'], { MINKUBE_LOG_LEVEL: 'silent' });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`error: LISTEN_FAILED: cannot listen on ${raftAddress} (raftAddress): the address is in use`);
+  });
+});
