@@ -113,13 +113,13 @@ function runCached(file) {
   return module.exports;
 }
 
-/** A daemon's bundle for src/cli/daemons.ts (by name: manager, worker), cached the same way; null without one. */
-globalThis[Symbol.for('minkube.loadDaemon')] = (name) => runCached(join(root, 'dist', 'daemon', `${name}.cjs`));
-/** Any other CommonJS file of dist/ (the route serializers, api/schema-compilers.ts), cached the same way. */
-globalThis[Symbol.for('minkube.requireCached')] = (file) => runCached(file);
-
 const fromSource = process.env.MINKUBE_FROM_SOURCE;
 if (fromSource === '0' || (fromSource !== '1' && distIsFresh())) {
+  // Offered only when dist/ runs: from the sources, a daemon must run the sources too, not an older build of it.
+  /** A daemon's bundle for src/cli/daemons.ts (by name: manager, worker), cached the same way; null without one. */
+  globalThis[Symbol.for('minkube.loadDaemon')] = (name) => runCached(join(root, 'dist', 'daemon', `${name}.cjs`));
+  /** Any other CommonJS file of dist/ (the route serializers, api/schema-compilers.ts), cached the same way. */
+  globalThis[Symbol.for('minkube.requireCached')] = (file) => runCached(file);
   if (runCached(join(root, 'dist', 'cli', 'main.cjs')) === null) await import('../dist/cli/main.js');
 } else {
   const { register } = await import('tsx/esm/api');
