@@ -16,6 +16,7 @@ import { readNodeTls } from '../security/pki-files.js';
 import type { ManagerConfig } from '../config/cluster.js';
 import { validateCommand } from '../kv/commands.js';
 import { systemClock } from '../lib/clock.js';
+import { ensureDataDir } from '../lib/data-dir.js';
 import { listenFailed, MinkubeError } from '../lib/errors.js';
 import { nodeId, type NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
@@ -180,6 +181,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   const members: Member[] = config.managers.map((m) => ({ id: nodeId(m.id), raftAddress: m.raftAddress, apiAddress: m.apiAddress }));
   const tickMs = config.raft.heartbeatIntervalMs;
   const electionTicks = Math.max(2, Math.round(config.raft.electionTimeoutMs / tickMs));
+  await ensureDataDir(self.dataDir);
   const { security, adminToken } = await securityFor(config, self, tuning, logger);
   // The manager's one HTTP pool: to workers, to other managers' APIs, snapshot chunks. Its certificate is its name.
   const http = new HttpClient(security === null ? {} : { tls: security.clientTls() });

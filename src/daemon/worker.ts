@@ -2,7 +2,7 @@
 // then registration, heartbeats and reconciliation in the background. `minkube worker --config F --id ID` calls this.
 import { existsSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import type { Server as HttpsServer } from 'node:https';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -14,6 +14,7 @@ import { applyRenewedTls, remoteSigner, startCertRenewal } from './renewal.js';
 import { systemClock } from '../lib/clock.js';
 import { loadNodeSecurity } from './security.js';
 import { readNodeTls } from '../security/pki-files.js';
+import { ensureDataDir } from '../lib/data-dir.js';
 import { listenFailed, MinkubeError } from '../lib/errors.js';
 import { createRuntime, sandboxNameFor } from '../runtime/index.js';
 import { WorkerAgent, type WorkerAgentOptions } from '../worker/agent.js';
@@ -68,7 +69,7 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
 /** Gets a certificate with the token (unless the data directory already holds one) and writes the worker's config. */
 async function joinAsWorker(id: string, j: NonNullable<StartWorkerOptions['join']>): Promise<void> {
   const dataDir = resolve(j.dataDir);
-  await mkdir(dataDir, { recursive: true });
+  await ensureDataDir(dataDir, '--data-dir');
   if ((await readNodeTls(dataDir)) !== null && existsSync(join(dataDir, joinedConfigFile))) return;
   const { reply } = await joinWithToken({ url: j.url, token: j.token, id, role: 'worker', dataDir, addresses: [j.apiAddress] });
   const runtime = j.runtime ?? 'auto';
@@ -91,7 +92,7 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
   // OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set (else nothing is loaded).
   const tracing = await startTracing('minkube-worker', id, logger);
   const dataDir = self.dataDir ?? resolve('data', id);
-  await mkdir(dataDir, { recursive: true });
+  await ensureDataDir(dataDir);
   // A worker that joined with a token has its certificate already; one its config lists gets it from the CA beside the file.
   const security = await loadNodeSecurity(config, { id, role: 'worker', dataDir, addresses: [self.apiAddress] }, how.joined !== true, logger);
   // Docker tasks join one network sandbox per worker id, which outlives this process like the tasks do.

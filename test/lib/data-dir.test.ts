@@ -1,0 +1,26 @@
+// A node's data directory is made when missing; a path that cannot be one is CONFIG_INVALID saying why.
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { ensureDataDir } from '../../src/lib/data-dir.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'minkube-data-dir-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+it('makes a missing directory and its parents, and leaves an existing one be', async () => {
+  const path = join(dir, 'a', 'b');
+  await ensureDataDir(path);
+  await ensureDataDir(path);
+  expect(statSync(path).isDirectory()).toBe(true);
+});
+
+it('a file in the way, or among the parents, is CONFIG_INVALID naming the path, the key and why', async () => {
+  const file = join(dir, 'file');
+  writeFileSync(file, '');
+  await expect(ensureDataDir(file)).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: `dataDir ${file} cannot be used as a directory: a file of that name is in the way` });
+  await expect(ensureDataDir(join(file, 'sub'), '--data-dir')).rejects.toMatchObject({
+    code: 'CONFIG_INVALID',
+    message: `--data-dir ${join(file, 'sub')} cannot be used as a directory: a file stands where one of its parent directories should be`,
+  });
+});
