@@ -11,7 +11,10 @@ import { HttpClient } from '../client/http.js';
 import { loadClusterConfig, type ClusterConfig } from '../config/cluster.js';
 import { ensureAdminToken } from '../daemon/security.js';
 import { ensureLocalPki } from '../security/pki-files.js';
+import { listenFailed, MinkubeError } from '../lib/errors.js';
+import { tryListen } from '../lib/address.js';
 import { workerRuntimeExists } from './daemons.js';
+import { printError } from './output.js';
 import { LeaderTracker, prettyLogLine } from './pretty.js';
 import { nodeLaunchEnv, nodeLaunchFlags } from '../daemon/launch.js';
 
@@ -40,6 +43,11 @@ export async function runUp(options: UpOptions): Promise<number> {
   const config = await loadClusterConfig(configPath);
   const colour = options.colour ?? (process.stdout.isTTY && process.env.NO_COLOR === undefined);
   const withWorkers = config.workers.length > 0 && workerRuntimeExists();
+  const unusable = await unusableAddresses(config, withWorkers);
+  if (unusable.length > 0) {
+    // Nothing started: most often this very cluster is running already (another `minkube up`).
+    throw new MinkubeError('LISTEN_FAILED', `cannot start the cluster of ${configPath}; is it running already? (minkube status)\n${unusable.map((p) => `  - ${p}`).join('\n')}`);
+  }
   const access = await prepareAccess(config);
   printEndpoints(config, configPath, withWorkers, access);
 
@@ -52,6 +60,24 @@ export async function runUp(options: UpOptions): Promise<number> {
   const code = await untilDone(children);
   polling.active = false;
   return code;
+}
+
+/** Every address of the nodes up would start that this host does not let a node listen on now, said as LISTEN_FAILED says it. */
+async function unusableAddresses(config: ClusterConfig, withWorkers: boolean): Promise<string[]> {
+  const wanted = [
+    ...config.managers.flatMap((m) => [
+      { id: m.id, key: 'raftAddress', address: m.raftAddress },
+      { id: m.id, key: 'apiAddress', address: m.apiAddress },
+      ...(m.dnsAddress === undefined ? [] : [{ id: m.id, key: 'dnsAddress', address: m.dnsAddress }]),
+    ]),
+    ...(withWorkers ? config.workers.map((w) => ({ id: w.id, key: 'apiAddress', address: w.apiAddress })) : []),
+  ];
+  const problems: string[] = [];
+  for (const w of wanted) {
+    const err = await tryListen(w.address);
+    if (err !== null) problems.push(listenFailed(err, w.address, `${w.id}'s ${w.key}`).message);
+  }
+  return problems;
 }
 
 /** How up (and, through the credentials file, every later command) reaches the cluster. */
@@ -142,7 +168,7 @@ function untilDone(children: Child[]): Promise<number> {
     process.on('SIGHUP', onSignal);
     void Promise.all(children.map((c) => c.exited)).then(() => {
       if (stopping) return;
-      process.stderr.write('error: INTERNAL: every process of the cluster has exited\n');
+      printError(new MinkubeError('CLUSTER_EXITED', 'every node of the cluster has exited: see their errors above'));
       done(1);
     });
   });

@@ -27,7 +27,7 @@ import { FileMarker, markerPathFor } from '../storage/marker.js';
 import { TcpTransport } from '../transport/tcp.js';
 import { ManagerServiceImpl } from '../manager/service.js';
 import { RaftNodeDriver, type Member } from '../manager/node.js';
-import { splitHostPort } from '../manager/address.js';
+import { splitHostPort } from '../lib/address.js';
 import { LeaderLoops } from '../manager/leader-loops.js';
 import { TaskServiceImpl } from '../manager/task-service.js';
 import { ServiceServiceImpl } from '../manager/service-service.js';

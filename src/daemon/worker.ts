@@ -14,6 +14,7 @@ import { applyRenewedTls, remoteSigner, startCertRenewal } from './renewal.js';
 import { systemClock } from '../lib/clock.js';
 import { loadNodeSecurity } from './security.js';
 import { readNodeTls } from '../security/pki-files.js';
+import { splitHostPort } from '../lib/address.js';
 import { ensureDataDir } from '../lib/data-dir.js';
 import { listenFailed, MinkubeError } from '../lib/errors.js';
 import { createRuntime, sandboxNameFor } from '../runtime/index.js';
@@ -201,9 +202,4 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
     })());
   const reloader = new Reloader({ node: 'worker', id, configPath: how.configPath ?? null, running: config, logger: logger.child({ component: 'reload' }), loggers: [logger] });
   return { id, apiUrl: `${security === null ? 'http' : 'https'}://${self.apiAddress}`, agent, loops, stop, reload: () => reloader.reload() };
-}
-
-function splitHostPort(address: string): { host: string; port: number } {
-  const i = address.lastIndexOf(':');
-  return { host: address.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(address.slice(i + 1)) };
 }

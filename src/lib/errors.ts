@@ -70,6 +70,8 @@ export const errorRegistry = {
   RUNTIME_ERROR: { status: 500, message: 'the container runtime failed' },
   /** A node could not bind one of its addresses (raftAddress, apiAddress, dnsAddress): in use, not this host's, or privileged. */
   LISTEN_FAILED: { status: 500, message: 'cannot listen on the address' },
+  /** `minkube up`: every node it started has exited by itself (each said why before). */
+  CLUSTER_EXITED: { status: 500, message: 'every node of the cluster has exited' },
   /** A node started on a data directory that another running node holds open. */
   DATA_DIR_IN_USE: { status: 500, message: 'the data directory is in use by another process' },
   INTERNAL: { status: 500, message: 'internal error' },

@@ -1,6 +1,7 @@
 // A node that cannot start says why and exits 1, as every command does: here, an address of its config that another
-// process holds (LISTEN_FAILED names the address and the config key), for the manager's API and Raft addresses.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// process holds (LISTEN_FAILED names the address and the config key), for the manager's API and Raft addresses; and
+// `minkube up`, which looks at every address first and starts nothing when one is taken.
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,5 +46,26 @@ describe('a manager whose address is taken', () => {
     const r = await runCli(['manager', '--config', path, '--id', 'm1'], { MINKUBE_LOG_LEVEL: 'silent' });
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toContain(`error: LISTEN_FAILED: cannot listen on ${raftAddress} (raftAddress): the address is in use`);
+  });
+});
+
+describe('minkube up with an address of its config taken', () => {
+  it('starts nothing, writes no credentials, and lists every taken address with its node and key', async () => {
+    const apiAddress = await taken();
+    const path = join(dir, 'up.json');
+    const managers = [
+      { id: 'm1', raftAddress: `127.0.0.1:${await freePort()}`, apiAddress, dataDir: './data-up/m1' },
+      { id: 'm2', raftAddress: `127.0.0.1:${await freePort()}`, apiAddress: `127.0.0.1:${await freePort()}`, dataDir: './data-up/m2' },
+    ];
+    writeFileSync(path, JSON.stringify({ managers }));
+    const credentials = join(dir, 'credentials.json');
+    const r = await runCli(['up', '--config', path], { MINKUBE_CONFIG: credentials });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toBe(
+      `error: LISTEN_FAILED: cannot start the cluster of ${path}; is it running already? (minkube status)\n` +
+        `  - cannot listen on ${apiAddress} (m1's apiAddress): the address is in use (by another process, or another node of the same config)\n`,
+    );
+    expect(existsSync(credentials)).toBe(false);
+    expect(existsSync(join(dir, 'data-up'))).toBe(false);
   });
 });
