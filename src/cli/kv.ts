@@ -1,4 +1,6 @@
 // `minkube kv get|put|del`: one request each through the API client; --json prints the answer as it came.
+import { MinkubeError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
 import { apiClientFor } from './connection.js';
 import { printJson, printLine, type Output } from './output.js';
 
@@ -19,4 +21,20 @@ export async function runKvDelete(apiUrl: string, key: string, ifVersion: number
   const r = await apiClientFor(apiUrl).kvDelete(key, ifVersion);
   if (out.json) printJson(r);
   else printLine(`${r.key}: deleted at version ${r.version}`);
+}
+
+/**
+ * `kv put KEY < FILE`: standard input as UTF-8 text, as it is (a final newline kept). No request may carry more than
+ * the API's largest body, so reading stops past it.
+ */
+export async function readStdinText(stdin: NodeJS.ReadableStream = process.stdin): Promise<string> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of stdin) {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    bytes += b.length;
+    if (bytes > limits.httpBodyBytesDefault) throw new MinkubeError('PAYLOAD_TOO_LARGE', `the value on standard input is over ${limits.httpBodyBytesDefault} bytes, more than a request may carry`);
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }

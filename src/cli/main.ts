@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { closeCliConnections, defaultApiUrl } from './connection.js';
 import type { WorkerFlags } from './daemons.js';
-import { runKvDelete, runKvGet, runKvPut } from './kv.js';
+import { readStdinText, runKvDelete, runKvGet, runKvPut } from './kv.js';
 import { runLeaderTransfer, runMemberAdd, runMemberList, runMemberRemove } from './members.js';
 import { printError, type Output } from './output.js';
 import { runStatus } from './status.js';
@@ -162,12 +162,13 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
       const g = globals(cmd);
       await runKvGet(g.api, key, opts.stale === true, g.out);
     });
-  kv.command('put <key> <value>')
-    .description('write a key; with --if-version, only if it is at that version (0: only if it does not exist)')
+  kv.command('put <key> [value]')
+    .description('write a key (without VALUE: the text on standard input, as it is); with --if-version, only if it is at that version (0: only if it does not exist)')
     .option('--if-version <n>', 'the version the key must be at', parseVersion)
-    .action(async (key: string, value: string, opts: { ifVersion?: number }, cmd: Command) => {
+    .action(async (key: string, value: string | undefined, opts: { ifVersion?: number }, cmd: Command) => {
       const g = globals(cmd);
-      await runKvPut(g.api, key, value, opts.ifVersion, g.out);
+      if (value === undefined && process.stdin.isTTY) cmd.error('error: give the VALUE, or pipe it on standard input (minkube kv put KEY < FILE)');
+      await runKvPut(g.api, key, value ?? (await readStdinText()), opts.ifVersion, g.out);
     });
   kv.command('del <key>')
     .alias('delete')

@@ -121,6 +121,16 @@ describe('minkube kv', () => {
     expect(m1.calls.at(-1)!.args).toEqual(['config/greeting', 1]);
   });
 
+  it('put without a VALUE takes standard input as it is; past the largest body, PAYLOAD_TOO_LARGE before any request', async () => {
+    const put = await runCli(['--api', api, 'kv', 'put', 'config/file'], {}, undefined, 'line 1\nline 2\n');
+    expect(put).toMatchObject({ code: 0, stdout: expect.stringMatching(/^config\/file: version \d+\n$/), stderr: '' });
+    expect(m1.data.get('config/file')?.value).toBe('line 1\nline 2\n');
+    const calls = m1.calls.length;
+    const big = await runCli(['--api', api, 'kv', 'put', 'config/big'], {}, undefined, 'x'.repeat(1024 * 1024 + 1));
+    expectCleanError(big, 'PAYLOAD_TOO_LARGE', /the value on standard input is over 1048576 bytes/);
+    expect(m1.calls.length).toBe(calls);
+  });
+
   it('reads MINKUBE_API when there is no --api', async () => {
     m2.data.set('k', { value: 'from m2', version: 7 });
     const r = await cli(['kv', 'get', 'k'], { MINKUBE_API: apps[1]!.listeningOrigin });

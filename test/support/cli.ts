@@ -15,13 +15,15 @@ export interface CliResult {
  * MINKUBE_API is cleared unless `env` sets it, so the caller's environment cannot pick the manager; likewise
  * MINKUBE_CONFIG points at no file unless `env` names one, so a credentials file in the home directory is not used.
  */
-export function runCli(args: readonly string[], env: Readonly<Record<string, string>> = {}, cwd = repoRoot): Promise<CliResult> {
+export function runCli(args: readonly string[], env: Readonly<Record<string, string>> = {}, cwd = repoRoot, input = ''): Promise<CliResult> {
   return new Promise((done) => {
     const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
     if (env.MINKUBE_API === undefined) delete childEnv.MINKUBE_API;
     if (env.MINKUBE_CONFIG === undefined) childEnv.MINKUBE_CONFIG = noCredentialsPath;
-    execFile(process.execPath, [minkubeBin, ...args], { cwd, env: childEnv, timeout: 30_000 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [minkubeBin, ...args], { cwd, env: childEnv, timeout: 30_000 }, (err, stdout, stderr) => {
       done({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr });
     });
+    // Standard input is a pipe: what the command reads there (`kv put KEY < FILE`), then its end.
+    child.stdin?.end(input);
   });
 }
