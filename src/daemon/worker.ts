@@ -18,6 +18,7 @@ import { splitHostPort } from '../lib/address.js';
 import { ensureDataDir } from '../lib/data-dir.js';
 import { listenFailed, MinkubeError } from '../lib/errors.js';
 import { createRuntime, sandboxNameFor } from '../runtime/index.js';
+import { workerInstance } from '../worker/instance.js';
 import { WorkerAgent, type WorkerAgentOptions } from '../worker/agent.js';
 import { WorkerLoops } from '../worker/loops.js';
 import { HttpManagerLink } from '../worker/managers.js';
@@ -96,11 +97,13 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
   await ensureDataDir(dataDir);
   // A worker that joined with a token has its certificate already; one its config lists gets it from the CA beside the file.
   const security = await loadNodeSecurity(config, { id, role: 'worker', dataDir, addresses: [self.apiAddress] }, how.joined !== true, logger);
-  // Docker tasks join one network sandbox per worker id, which outlives this process like the tasks do.
+  // Which of the containers labelled with this worker's id are its own (two clusters may share a Docker engine).
+  const instance = await workerInstance(dataDir);
+  // Docker tasks join one network sandbox per worker instance, which outlives this process like the tasks do.
   const runtime = await createRuntime(self.runtime, {
     stateDir: dataDir,
     logger: logger.child({ component: 'runtime' }),
-    docker: { networkSandbox: sandboxNameFor(id) },
+    docker: { networkSandbox: sandboxNameFor(id, instance) },
   });
   // Metrics (metrics.enabled): host figures as each heartbeat reads them, starts, containers read at scrape time.
   const observability = workerObservability(config.metrics.enabled);
@@ -112,6 +115,7 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
     ...tuning,
     ...(workerMetrics === null ? {} : { observer: workerMetrics }),
     workerId: id,
+    instance,
     runtime,
     logger: logger.child({ component: 'agent' }),
     stopTimeoutMs: config.tasks.stopTimeoutMs,

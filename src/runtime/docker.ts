@@ -41,9 +41,12 @@ export const sandboxLabel = 'minkube.sandbox';
 /** The pause program needs almost nothing; Docker refuses limits under 6 MiB. */
 const sandboxMemoryBytes = 8 * 2 ** 20;
 
-/** The network sandbox of worker workerId: one per worker id, so a restarted worker reuses its predecessor's. */
-export function sandboxNameFor(workerId: string): string {
-  return `minkube-sandbox-${workerId}`;
+/**
+ * The network sandbox of a worker instance (its id and the instance id its data directory keeps): a restarted worker
+ * reuses its predecessor's, and another cluster's worker of the same name on this engine has its own.
+ */
+export function sandboxNameFor(workerId: string, instance: string): string {
+  return `minkube-sandbox-${workerId}-${instance}`;
 }
 
 /** One attempt to make the network sandbox; its identity tells a caller whether the attempt it saw is still current. */

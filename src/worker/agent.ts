@@ -17,7 +17,7 @@ import { labelPorts, portEnv, portsLabel, type PortAllocator } from './ports.js'
 import { sleep } from './sleep.js';
 import type { AgentObserver } from './metrics.js';
 import {
-  assignmentToken, compareTokens, exitOutcome, isActive, isFinal, labelWorker, newEntry, runSpecFor, statusOf, tokenOfContainer,
+  assignmentToken, compareTokens, exitOutcome, isActive, isFinal, labelWorker, newEntry, ownedByInstance, runSpecFor, statusOf, tokenOfContainer,
   tokenText, type LocalState, type TaskEntry,
 } from './task-entry.js';
 
@@ -26,6 +26,12 @@ export type HostStatsSource = () => Promise<Omit<WorkerStats, 'runningTasks'>>;
 
 export interface WorkerAgentOptions {
   workerId: string;
+  /**
+   * This worker's instance (an id kept in its data directory, labelInstance): its containers carry it, and containers
+   * of its worker id made by another instance (another cluster's worker of that name, on the same engine) are never
+   * adopted at start nor removed as orphans. Absent: every container labelled with the worker id is its own.
+   */
+  instance?: string;
   runtime: ContainerRuntime;
   logger: Logger;
   /** SIGTERM to SIGKILL (the config's tasks.stopTimeoutMs). */
@@ -61,6 +67,7 @@ const noHostStats: HostStatsSource = async () => ({ cpuUtilization: null, memory
 
 export class WorkerAgent implements WorkerAgentApi {
   readonly workerId: string;
+  private readonly instance: string | undefined;
   private readonly runtime: ContainerRuntime;
   private readonly logger: Logger;
   private readonly clock: Clock;
@@ -85,6 +92,7 @@ export class WorkerAgent implements WorkerAgentApi {
     // Every watched container (at most tasksMax, plus retiring ones) listens on this one signal.
     setMaxListeners(2 * (opts.tasksMax ?? limits.workerTasksMax) + 16, this.closing.signal);
     this.workerId = opts.workerId;
+    this.instance = opts.instance;
     this.runtime = opts.runtime;
     this.logger = opts.logger;
     this.clock = opts.clock ?? systemClock;
@@ -229,7 +237,7 @@ export class WorkerAgent implements WorkerAgentApi {
     const trace = traced === null ? {} : { traceId: traced.traceId };
     const timed = this.observer?.taskStartTimer();
     try {
-      const { id } = await this.runtime.run(await this.withPorts(entry, runSpecFor(this.workerId, entry, traced?.traceparent)));
+      const { id } = await this.runtime.run(await this.withPorts(entry, runSpecFor(this.workerId, entry, traced?.traceparent, this.instance)));
       timed?.('started');
       entry.containerId = id;
       entry.state = 'running';
@@ -391,7 +399,7 @@ export class WorkerAgent implements WorkerAgentApi {
    * are left to reconciliation, which removes them as orphans. Call before serving the API.
    */
   async adopt(): Promise<number> {
-    const containers = await this.runtime.list({ [labelWorker]: this.workerId });
+    const containers = (await this.runtime.list({ [labelWorker]: this.workerId })).filter((c) => ownedByInstance(c, this.instance));
     const newest = new Map<string, { info: ContainerInfo; token: FencingToken }>();
     for (const info of containers) {
       const token = tokenOfContainer(info);
@@ -455,7 +463,7 @@ export class WorkerAgent implements WorkerAgentApi {
       this.logger.warn({ err }, 'reconciliation: the runtime could not list containers; reconciling the task map only');
     }
     this.refreshSpecs(assignments);
-    const corrections = planReconcile({ assignments, entries: [...this.tasks.values()], retiring: [...this.retiring], containers, listedAtMs });
+    const corrections = planReconcile({ assignments, entries: [...this.tasks.values()], retiring: [...this.retiring], containers, listedAtMs, ...(this.instance === undefined ? {} : { instance: this.instance }) });
     await Promise.all(corrections.map((c) => this.correct(c)));
     this.acknowledge(assignments, listedAtMs);
     return { reached: true, corrections, evicted: this.evictExpired() };

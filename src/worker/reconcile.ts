@@ -3,7 +3,7 @@
 import type { Assignment } from '../contracts/worker.js';
 import type { FencingToken } from '../contracts/task-model.js';
 import type { ContainerInfo } from '../runtime/types.js';
-import { compareTokens, isActive, isFinal, tokenOfContainer, tokenText, type TaskEntry } from './task-entry.js';
+import { compareTokens, isActive, isFinal, ownedByInstance, tokenOfContainer, tokenText, type TaskEntry } from './task-entry.js';
 
 export type Correction =
   | { readonly kind: 'start'; readonly assignment: Assignment; readonly reason: string }
@@ -22,6 +22,11 @@ export interface ReconcileInput {
   readonly containers: readonly ContainerInfo[] | null;
   /** When the assignment list was requested: entries that appeared later are not judged by it. */
   readonly listedAtMs: number;
+  /**
+   * This worker's instance: a container another instance made (labelInstance) is never an orphan here, though one
+   * that carries an assignment's token is adopted (this worker's own, made before its data directory was emptied).
+   */
+  readonly instance?: string;
 }
 
 export function planReconcile(input: ReconcileInput): Correction[] {
@@ -76,7 +81,7 @@ function planContainers(input: ReconcileInput, containers: readonly ContainerInf
   }
   for (const c of planned) if (c.kind === 'adopt') explained.add(c.container.id);
   for (const c of containers) {
-    if (explained.has(c.id)) continue;
+    if (explained.has(c.id) || !ownedByInstance(c, input.instance)) continue;
     const t = tokenOfContainer(c);
     // Its run() is still in flight: the entry learns the id when it returns.
     if (t !== null && starting.has(tokenKey(t))) continue;

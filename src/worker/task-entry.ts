@@ -12,6 +12,18 @@ export const labelAttempt = 'minkube.attempt';
 export const labelTerm = 'minkube.term';
 /** The container start's trace context (W3C traceparent), on traced tasks only. */
 export const labelTraceparent = 'minkube.traceparent';
+/**
+ * The worker instance that made a container: an id the worker keeps in its data directory. Two clusters may each
+ * have a worker of one name on the same Docker engine; a worker takes (at start) and removes (as an orphan) only the
+ * containers of its own instance, or made before instances were labelled.
+ */
+export const labelInstance = 'minkube.instance';
+
+/** Whether a container of this worker's id is this instance's to adopt at start and to remove as an orphan. */
+export function ownedByInstance(info: Pick<ContainerInfo, 'labels'>, instance: string | undefined): boolean {
+  const made = info.labels[labelInstance];
+  return instance === undefined || made === undefined || made === instance;
+}
 
 export interface TaskEntry {
   readonly taskId: string;
@@ -92,12 +104,13 @@ export function containerName(token: FencingToken): string {
   return `minkube-${safe}-${token.attempt}-${token.term}`;
 }
 
-export function containerLabels(workerId: string, token: FencingToken): Record<string, string> {
+export function containerLabels(workerId: string, token: FencingToken, instance?: string): Record<string, string> {
   return {
     [labelTask]: token.taskId,
     [labelWorker]: workerId,
     [labelAttempt]: String(token.attempt),
     [labelTerm]: String(token.term),
+    ...(instance === undefined ? {} : { [labelInstance]: instance }),
   };
 }
 
@@ -120,12 +133,12 @@ function integerLabel(text: string | undefined): number | null {
  * The spec's own labels first: ours win, since re-adoption and fencing depend on them. A traced start carries its
  * trace context as a label and as TRACEPARENT in the environment (OpenTelemetry's carrier for child processes).
  */
-export function runSpecFor(workerId: string, a: FencingToken & { spec: TaskSpec }, traceparent?: string): RunSpec {
+export function runSpecFor(workerId: string, a: FencingToken & { spec: TaskSpec }, traceparent?: string, instance?: string): RunSpec {
   const { spec } = a;
   const run: RunSpec = {
     name: containerName(a),
     image: spec.image,
-    labels: { ...spec.labels, ...containerLabels(workerId, a) },
+    labels: { ...spec.labels, ...containerLabels(workerId, a, instance) },
   };
   if (spec.command !== undefined) run.command = [...spec.command];
   if (spec.stopSignal !== undefined) run.stopSignal = spec.stopSignal;

@@ -8,7 +8,7 @@ import type { WorkerTaskStatus } from '../../src/contracts/worker.js';
 import type { TaskRecord, TaskSpec } from '../../src/contracts/task-model.js';
 import { backoffCeilingMs } from '../../src/lib/backoff.js';
 import { ProcCluster, eventually, httpJson, sleep } from '../support/cluster.js';
-import { describeDocker, removeLabelled, testImage } from '../support/docker.js';
+import { describeDocker, removeContainersNamed, removeLabelled, testImage, workerSandboxes } from '../support/docker.js';
 
 interface RuntimeCase {
   name: 'process' | 'docker';
@@ -119,11 +119,12 @@ for (const rt of cases) {
     }, 240_000);
 
     afterAll(async () => {
+      // The workers' network sandboxes (made on their first task) go too: named after each worker's instance.
+      const sandboxes = c === undefined || rt.name !== 'docker' ? [] : workerSandboxes(c.dir, ['w1', 'w2']);
       await c?.cleanup();
       if (rt.name === 'docker') {
         await removeLabelled(runLabel);
-        // The workers' network sandboxes (made on their first task) go too.
-        await Promise.all(['w1', 'w2'].map((w) => new Docker().getContainer(`minkube-sandbox-${w}`).remove({ force: true }).catch(() => undefined)));
+        await removeContainersNamed(sandboxes);
       }
     });
 

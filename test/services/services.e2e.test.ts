@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
 import { ProcCluster } from '../support/cluster.js';
-import { describeDocker, removeLabelled, testImage } from '../support/docker.js';
+import { describeDocker, removeContainersNamed, removeLabelled, testImage, workerSandboxes } from '../support/docker.js';
 import { eventually, sleep } from '../support/wait.js';
 
 const tasksTuning = {
@@ -90,8 +90,12 @@ function servicesSuite(f: Flavour): void {
     if (c === undefined) return;
     await c.http('m1', 'DELETE', '/v1/services/web').catch(() => undefined);
     await sleep(0);
+    const sandboxes = f.runtime === 'docker' ? workerSandboxes(c.dir, ['w1', 'w2', 'w3']) : [];
     await c.cleanup();
-    if (f.runtime === 'docker') await removeLabelled({ 'minkube.test': 'services-e2e' });
+    if (f.runtime === 'docker') {
+      await removeLabelled({ 'minkube.test': 'services-e2e' });
+      await removeContainersNamed(sandboxes);
+    }
   }, 60_000);
 
   const get = async (): Promise<ServiceBody> => {

@@ -1,9 +1,12 @@
 // Docker for tests: whether it is reachable (with the test image), and describeDocker, which skips its tests when
 // it is not, except under MINKUBE_REQUIRE_DOCKER=1 (CI), where they fail with the reason.
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { beforeEach, describe } from 'vitest';
 import Docker from 'dockerode';
-import { DockerRuntime } from '../../src/runtime/docker.js';
+import { workerInstanceFile } from '../../src/worker/instance.js';
+import { DockerRuntime, sandboxNameFor } from '../../src/runtime/docker.js';
 
 export const testImage = process.env.MINKUBE_TEST_IMAGE ?? 'minkube-busybox:latest';
 
@@ -70,4 +73,24 @@ export async function removeLabelled(labels: Record<string, string>): Promise<nu
   const found = await runtime.list(labels);
   await Promise.all(found.map((c) => runtime.remove(c.id)));
   return found.length;
+}
+
+/**
+ * The network sandboxes of a test cluster's Docker workers (one per worker instance, named after the instance id in
+ * its data directory `<dir>/<id>`): read before the cluster's directory is removed, removed after its workers.
+ */
+export function workerSandboxes(dir: string, workerIds: readonly string[]): string[] {
+  return workerIds.flatMap((id) => {
+    try {
+      return [sandboxNameFor(id, readFileSync(join(dir, id, workerInstanceFile), 'utf8').trim())];
+    } catch {
+      return [];
+    }
+  });
+}
+
+export async function removeContainersNamed(names: readonly string[]): Promise<void> {
+  if (!current.up) return;
+  const runtime = new DockerRuntime();
+  await Promise.all(names.map((name) => runtime.remove(name).catch(() => undefined)));
 }

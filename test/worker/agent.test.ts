@@ -224,6 +224,20 @@ describe('re-adoption after a restart', () => {
     await waitFor('long failed', () => second.agent.get('long').state === 'failed');
     expect(second.agent.get('long').exitCode).toBe(143);
   });
+
+  it("two clusters' workers of one id on one engine (two instances) neither adopt nor remove each other's containers", async () => {
+    const host = new MemoryHost();
+    const a = setup({ host, instance: 'aaaaaaaaaaaa' });
+    const theirs = await a.agent.assign(assignment('a-task', 1, 1, { command: ['sleep', '99'] }));
+    expect((await a.runtime.inspect(theirs.containerId!))?.labels['minkube.instance']).toBe('aaaaaaaaaaaa');
+    const b = setup({ host, instance: 'bbbbbbbbbbbb' });
+    expect(await b.agent.adopt()).toBe(0);
+    expect(b.agent.list()).toEqual([]);
+    // B's managers assign it nothing: A's container is no orphan of B's.
+    expect(await b.agent.reconcile(async () => [])).toMatchObject({ reached: true, corrections: [] });
+    expect(await b.runtime.inspect(theirs.containerId!)).toMatchObject({ state: 'running' });
+    expect(a.agent.get('a-task')).toMatchObject({ state: 'running' });
+  });
 });
 
 describe('reconcile', () => {

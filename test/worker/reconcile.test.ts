@@ -30,6 +30,19 @@ function plan(input: Partial<ReconcileInput>) {
 }
 
 describe('planReconcile', () => {
+  it("another instance's containers of this worker id are never orphans; ours and unlabelled ones (made before instances) are", () => {
+    const ofInstance = (id: string, taskId: string, instance: string): ContainerInfo => ({ ...container(id, taskId), labels: containerLabels('w1', { taskId, attempt: 1, term: 1 }, instance) });
+    const out = plan({
+      instance: 'aaaaaaaaaaaa',
+      containers: [ofInstance('c-foreign', 'f', 'bbbbbbbbbbbb'), ofInstance('c-ours', 'o', 'aaaaaaaaaaaa'), container('c-legacy', 'l')],
+    });
+    expect(out).toEqual(['remove-orphan:container c-ours (o, attempt 1 term 1) belongs to no task of this worker', 'remove-orphan:container c-legacy (l, attempt 1 term 1) belongs to no task of this worker']);
+    // One that carries an assignment's token is this worker's own (made before its data directory was emptied): adopted.
+    expect(plan({ instance: 'aaaaaaaaaaaa', assignments: [run('f')], containers: [ofInstance('c-foreign', 'f', 'bbbbbbbbbbbb')] })).toEqual([
+      'adopt:f (attempt 1 term 1) is assigned and its container c-foreign exists',
+    ]);
+  });
+
   it('a running task whose container is gone is lost; one started after the list is not judged', () => {
     const gone = entry('gone', 'running');
     const fresh = entry('fresh', 'running', { startedAtMs: 1500, createdAtMs: 1400 });
