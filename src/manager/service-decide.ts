@@ -67,8 +67,11 @@ export function decide(s: ServiceRecord, replicas: readonly ReplicaState[], nowM
   const old = alive.filter((r) => r.version !== s.version);
   const rolling = s.rollout.state === 'updating' || s.rollout.state === 'rolling-back';
 
-  // A rollback goes back to a version that ran: a replica failing on the way is replaced, not a reason to stop.
-  if (s.rollout.state === 'updating') {
+  // An automatic rollback (it carries the failed update's message) goes back to the version that ran before that
+  // update: a replica failing on the way is replaced, not a reason to stop. A rollback asked for goes to the previous
+  // version, whatever it is (after an automatic rollback, the one that failed): it fails as an update does, and pauses,
+  // since a rollback is never reverted (onFailure).
+  if (s.rollout.state === 'updating' || (s.rollout.state === 'rolling-back' && s.rollout.message === null)) {
     const failure = cur.find((r) => r.createdAtMs >= s.rollout.startedAtMs && (r.failed || r.unhealthy));
     if (failure !== undefined) return onFailure(s, failure, nowMs);
   }

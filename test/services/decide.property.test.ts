@@ -258,6 +258,17 @@ describe('service reconciler decision (examples)', () => {
     expect(paused.revert).toBeUndefined();
   });
 
+  it('a rollback asked for pauses when a replica of the version it goes to fails; an automatic one replaces the replica', () => {
+    // After an automatic rollback from 2 to 1, the previous version is 2, the one that failed: `service rollback` goes there.
+    const asked = base({ rollout: { state: 'rolling-back', fromVersion: 1, startedAtMs: 100, monitorUntilMs: null, message: null } });
+    const failing = [replica('a', 1), replica('d', 2, { failed: true, healthy: false, state: 'pending', reason: 'image b is not present' })];
+    const paused = decide(asked, failing, 1000);
+    expect(paused).toMatchObject({ create: 0, stop: [], rollout: { state: 'paused', message: 'paused: replica d of version 2 failed: image b is not present' } });
+    expect(paused.revert).toBeUndefined();
+    const automatic = base({ rollout: { ...asked.rollout, message: 'rolled back: replica x of version 3 failed' } });
+    expect(decide(automatic, failing, 1000).rollout?.state).not.toBe('paused');
+  });
+
   it('scales down the least useful first and never above replicas + parallelism', () => {
     const s = base({ version: 1, previousVersion: null, rollout: { state: 'stable', fromVersion: null, startedAtMs: 0, monitorUntilMs: null, message: null }, replicas: 1 });
     const d = decide(s, [replica('a', 1), replica('b', 1, { state: 'pending', healthy: false }), replica('c', 1, { healthy: false })], 1000);
