@@ -120,7 +120,8 @@ export async function runTaskGet(apiUrl: string, id: string, out: Output): Promi
     ...(spec.stopSignal === undefined && spec.stopTimeoutS === undefined ? [] : [['stop', stopLine(spec)] as [string, string]]),
     ['state', `${t.state} (desired: ${t.desiredState})`],
     ['worker', t.workerId ?? '-'],
-    ['attempt', `${t.attempt} of ${spec.maxAttempts ?? 3} (restart: ${spec.restartPolicy ?? 'never'})`],
+    // A service's replica is restarted without bound (task-rules.ts): its maxAttempts does not apply.
+    ['attempt', t.service === undefined ? `${t.attempt} of ${spec.maxAttempts ?? 3} (restart: ${spec.restartPolicy ?? 'never'})` : `${t.attempt} (replica of service ${t.service.name} version ${t.service.version}: restarted without bound)`],
     ['container', t.containerId ?? '-'],
     ['exit code', t.exitCode === null ? '-' : String(t.exitCode)],
     ['error', t.error === null ? '-' : `${t.error.class}: ${t.error.message}`],

@@ -213,6 +213,10 @@ function servicesSuite(f: Flavour): void {
     const updated = await runCli(['service', 'update', 'cli', '--env', 'V=2', '--monitor', '0', '--wait'], env);
     expect(updated.code, updated.stderr).toBe(0);
     expect(updated.stdout).toContain('service cli: 1/1 healthy, 1 running, version 2');
+    // A replica's attempts are not bounded by maxAttempts: task get says so rather than "1 of 3".
+    const replica = (JSON.parse((await runCli(['service', 'get', 'cli', '--json'], env)).stdout) as { tasks: { taskId: string; version: number }[] }).tasks.find((t) => t.version === 2)!;
+    const task = await runCli(['task', 'get', replica.taskId], env);
+    expect(task.stdout).toMatch(/^attempt:\s+\d+ \(replica of service cli version 2: restarted without bound\)$/m);
     const missing = await runCli(['service', 'get', 'nope'], env);
     expect(missing).toMatchObject({ code: 1, stderr: expect.stringContaining('error: SERVICE_NOT_FOUND') });
     const rm = await runCli(['service', 'rm', 'cli'], env);
