@@ -77,10 +77,13 @@ export async function runStatus(apiUrl: string, out: Output): Promise<void> {
     early.abandon();
     throw err;
   }
+  // A member is reached with the scheme of the manager that named it: a credentials file of another (secure)
+  // cluster must not turn this one's bare addresses into https.
+  const scheme = new URL(firstClient.baseUrl).protocol;
   const views = await Promise.all(
     first.members.map(async (m): Promise<MemberView> => {
       if (m.id === first.id) return { view: first };
-      const client = apiClientFor(m.apiAddress, { timeoutMs: memberTimeoutMs });
+      const client = apiClientFor(`${scheme}//${m.apiAddress}`, { timeoutMs: memberTimeoutMs });
       return early.take(client.baseUrl) ?? viewOf(client);
     }),
   ).finally(() => early.abandon());

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildManagerApp } from '../../src/api/manager-app.js';
+import { writeCredentials } from '../../src/client/credentials.js';
+import { createClusterCa } from '../../src/security/ca.js';
 import { defaultView, FakeManagerService } from '../api/fake-service.js';
 import { freePort } from '../support/cluster.js';
 import { runCli, type CliResult } from '../support/cli.js';
@@ -48,6 +50,17 @@ afterAll(async () => {
 });
 
 describe.concurrent('minkube status', () => {
+  it("asks the members with the scheme of --api, whatever another cluster's credentials file says", async () => {
+    // A secure cluster's credentials (CA, token) in MINKUBE_CONFIG; --api names this insecure one over http.
+    const ca = await createClusterCa({ clusterId: 'other' });
+    const credentials = join(dir, 'other-credentials.json');
+    await writeCredentials({ clusterId: 'other', apis: ['https://127.0.0.1:1'], ca: ca.certPem, token: 'mk_0123456789abcdef_secret' }, credentials);
+    const r = await cli(['--api', api, '--json', 'status'], { MINKUBE_CONFIG: credentials });
+    expect(r.stderr).toBe('');
+    const members = (JSON.parse(r.stdout) as { members: { id: string; reachable: boolean }[] }).members;
+    expect(members.map((m) => [m.id, m.reachable])).toEqual([['m1', true], ['m2', true], ['m3', false]]);
+  });
+
   it('prints a row per member, the leader marked, an unanswering member as down', async () => {
     const r = await cli(['--api', api, 'status']);
     expect(r.stderr).toBe('');
