@@ -48,9 +48,14 @@ export function asMinkubeError(err: unknown): MinkubeError {
   return new MinkubeError('INTERNAL', message, { cause: err });
 }
 
+/** What a user can do about a certificate the CLI could not verify: trust the cluster's CA. */
+const untrustedCaHint =
+  "the cluster's CA is not trusted here: point MINKUBE_CONFIG at the cluster's credentials file (minkube up writes ~/.minkube/config.json; a cluster started from a config keeps .minkube/credentials.json beside it)";
+
 export function printError(err: unknown): void {
   const e = asMinkubeError(err);
-  process.stderr.write(`error: ${e.code}: ${e.message}\n`);
+  const untrusted = e.code === 'UNREACHABLE' && /\(TLS: (self-signed certificate|unable to verify the first certificate|unable to get local issuer certificate)/.test(e.message);
+  process.stderr.write(`error: ${e.code}: ${e.message}${untrusted ? `\n  ${untrustedCaHint}` : ''}\n`);
   // A stack helps only for our own bugs, and only when asked for.
   if (e.code === 'INTERNAL' && process.env.MINKUBE_DEBUG === '1') {
     const cause = e.cause instanceof Error ? e.cause : e;
