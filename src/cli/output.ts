@@ -1,4 +1,5 @@
 // How the CLI writes: results to stdout (plain or --json), failures to stderr as "error: CODE: message".
+import { writeFile } from 'node:fs/promises';
 import { isErrorCode, MinkubeError } from '../lib/errors.js';
 
 export interface Output {
@@ -61,4 +62,28 @@ export function printError(err: unknown): void {
     const cause = e.cause instanceof Error ? e.cause : e;
     process.stderr.write(`${cause.stack ?? ''}\n`);
   }
+}
+
+const writeReasons: Record<string, string> = {
+  ENOENT: 'its folder does not exist',
+  ENOTDIR: 'a file stands where one of its folders should be',
+  EISDIR: 'it is a folder',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'no space left on the device',
+};
+
+/** INVALID_PARAM for a file a command was asked to write and could not, saying why in words. */
+export function cannotWrite(path: string, err: unknown): MinkubeError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const reason = (code !== undefined ? writeReasons[code] : undefined) ?? code ?? (err as Error).message;
+  return new MinkubeError('INVALID_PARAM', `cannot write ${path}: ${reason}`, { cause: err });
+}
+
+/** Writes a file a command was asked to write (cannotWrite when it cannot). */
+export async function writeFileOrFail(path: string, data: string | Uint8Array): Promise<void> {
+  await writeFile(path, data).catch((err: unknown) => {
+    throw cannotWrite(path, err);
+  });
 }

@@ -1,12 +1,12 @@
 // `minkube prometheus-config`: a prometheus.yml that scrapes every manager and worker of a cluster config. In a
 // secure cluster over HTTPS with the cluster CA and a bearer token file (a viewer token: metrics:read); a worker's
 // API answers only managers' certificates, so a worker is scraped through a manager (GET /v1/workers/:id/metrics).
-import { writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import type { ClusterConfig } from '../config/cluster.js';
+import { writeFileOrFail } from './output.js';
 
 export interface PrometheusConfigOptions {
   /** The cluster CA Prometheus trusts (secure clusters); default `.minkube/ca.crt` beside the config. */
@@ -95,7 +95,7 @@ export function addPrometheusConfigCommand(program: Command): void {
         ruleFiles: (f.rules ?? []).map((r) => resolve(r)),
       });
       if (f.out === undefined) process.stdout.write(text);
-      else await writeFile(f.out, text);
+      else await writeFileOrFail(f.out, text);
       if (!config.insecure && !existsSync(tokenFile)) {
         process.stderr.write(`note: ${tokenFile} does not exist yet; make a scrape token with:\n  minkube token create --role viewer --name prometheus > ${tokenFile}\n`);
       }

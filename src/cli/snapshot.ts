@@ -1,12 +1,12 @@
 // `minkube snapshot save|inspect|restore`: a backup of the cluster's applied state (GET /v1/snapshot, admin tokens
 // only), its verification and counts, and a new one-voter cluster's data directory made from it.
-import { rename, writeFile } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { errorFromResponse, isOk } from '../client/http.js';
 import { MinkubeError } from '../lib/errors.js';
 import { cliHttpClient } from './connection.js';
-import { formatTable, printJson, printLine, type Output } from './output.js';
+import { cannotWrite, formatTable, printJson, printLine, writeFileOrFail, type Output } from './output.js';
 
 /** A large state takes a while to encode; the barrier before it is bounded by the server's own timeout. */
 const SAVE_TIMEOUT_MS = 300_000;
@@ -14,6 +14,18 @@ const SAVE_TIMEOUT_MS = 300_000;
 const loadRestore = (): Promise<typeof import('../daemon/restore.js')> => import('../daemon/restore.js');
 
 export async function runSnapshotSave(apiUrl: string, file: string, out: Output): Promise<void> {
+  // Tried before the snapshot is fetched: a path that cannot be written fails at once, not after the whole download.
+  const temp = `${file}.partial`;
+  if ((await stat(file).catch(() => null))?.isDirectory() === true) throw cannotWrite(file, Object.assign(new Error('a folder'), { code: 'EISDIR' }));
+  await writeFileOrFail(temp, '');
+  try {
+    await saveSnapshotTo(apiUrl, file, temp, out);
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
+
+async function saveSnapshotTo(apiUrl: string, file: string, temp: string, out: Output): Promise<void> {
   const http = cliHttpClient();
   const res = await http.requestBytes({ method: 'GET', url: http.baseUrlOf(apiUrl), path: '/v1/snapshot', timeoutMs: SAVE_TIMEOUT_MS });
   if (!isOk(res.status)) throw errorFromResponse({ ...res, text: Buffer.from(res.bytes).toString('utf8') });
@@ -24,9 +36,10 @@ export async function runSnapshotSave(apiUrl: string, file: string, out: Output)
   if (typeof said === 'string' && said !== `sha256:${header.sha256}`) {
     throw new MinkubeError('SNAPSHOT_INVALID', `the answer says ${said} but its file is sha256:${header.sha256}; not saved`);
   }
-  const temp = `${file}.partial`;
-  await writeFile(temp, res.bytes);
-  await rename(temp, file);
+  await writeFileOrFail(temp, res.bytes);
+  await rename(temp, file).catch((err: unknown) => {
+    throw cannotWrite(file, err);
+  });
   const summary = { file, index: header.index, term: header.term, sizeBytes: res.bytes.length, checksum: `sha256:${header.sha256}` };
   if (out.json) printJson(summary);
   else printLine(`saved the snapshot at index ${header.index} (term ${header.term}) to ${file}: ${res.bytes.length} bytes, sha256:${header.sha256}`);

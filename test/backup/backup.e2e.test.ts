@@ -2,7 +2,7 @@
 // snapshot save`, every manager stopped and wiped, `snapshot restore` into m1, m1 started alone and the others joined
 // with --join; every key, task and worker record is back. A truncated or altered file is refused by inspect and
 // restore with SNAPSHOT_INVALID and exit 1; an operator may not download a snapshot.
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
@@ -132,6 +132,11 @@ describe('snapshot save, inspect and restore (real processes, secure cluster)', 
       expect(restored.stderr).toMatch(/^error: SNAPSHOT_INVALID: /);
       expect(restored.stderr).toMatch(problem);
     }
+    // A path save cannot write is refused before the snapshot is fetched, in words, and leaves nothing behind.
+    const missing = join(c.dir, 'no-such-folder', 'x.mksnap');
+    expect(await mk(['snapshot', 'save', missing])).toMatchObject({ code: 1, stderr: `error: INVALID_PARAM: cannot write ${missing}.partial: its folder does not exist\n` });
+    expect(await mk(['snapshot', 'save', c.dir])).toMatchObject({ code: 1, stderr: `error: INVALID_PARAM: cannot write ${c.dir}: it is a folder\n` });
+    expect(existsSync(`${c.dir}.partial`)).toBe(false);
   });
 
   it('answers GET /v1/snapshot to admins only', async () => {
