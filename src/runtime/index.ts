@@ -30,8 +30,12 @@ export async function createRuntime(kind: RuntimeChoice, opts: CreateRuntimeOpti
   const docker = (): DockerRuntime => new DockerRuntime({ ...opts.docker, logger: opts.logger });
   const processes = (): ProcessRuntime => new ProcessRuntime({ stateDir: opts.stateDir, logger: opts.logger });
   switch (kind) {
-    case 'docker':
-      return docker();
+    case 'docker': {
+      // Asked for by name: a Docker that does not answer stops the start, said as such (auto falls back instead).
+      const chosen = docker();
+      await chosen.ping();
+      return chosen;
+    }
     case 'process':
       return processes();
     case 'auto': {
