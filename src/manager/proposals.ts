@@ -125,8 +125,13 @@ export class ProposalTracker<R> {
     return n;
   }
 
+  /**
+   * Answers every waiter at once (the manager stops): one no leader can have taken answers `error`; one that some
+   * leader may hold in its log answers TIMEOUT, since it may yet be committed and applied (a 503 says "not applied").
+   */
   rejectAll(error: MinkubeError): void {
-    for (const w of this.waiters.values()) w.reject(error);
+    const unknown = new MinkubeError('TIMEOUT', `${error.message} before the write was confirmed; it may or may not have been applied`);
+    for (const w of this.waiters.values()) w.reject(w.accepted ? unknown : error);
     this.waiters.clear();
     this.due = [];
   }
