@@ -284,8 +284,14 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
     const info = snapshotInfoOf(meta, data);
     const saving = this.writeSnapshotFile(info, data).then(() =>
       this.serial(async () => {
-        // Checked again: a snapshot from the leader may have been installed while the file was written.
-        checkSnapshot(meta, compactThrough, this.snapshot);
+        // A snapshot from the leader may have been installed while the file was written: this one is then older
+        // than the current one, and is dropped (its file with it; never the current one's, were they one name).
+        const current = this.snapshot;
+        if (current !== null && meta.index <= current.meta.index) {
+          if (this.snapshotPath(info) !== this.snapshotPath(current)) await removeFileIfExists(this.snapshotPath(info)).catch(() => undefined);
+          return;
+        }
+        checkSnapshot(meta, compactThrough, current);
         const bounds = compactedBounds(this.first, this.last, meta.index, compactThrough);
         await this.makeSnapshotCurrent(info, (batch) => {
           for (let i = this.first; i < bounds.first && i <= this.last; i++) batch.del(rec.entryKey(i));

@@ -53,7 +53,9 @@ export interface SnapshotStore {
   /**
    * A snapshot this node took: its bytes become the current snapshot, and the stored entries with an index
    * <= compactThrough are deleted (compactThrough <= meta.index; a tail of entries may stay for lagging followers).
-   * A meta whose index is not above the current snapshot's is a programmer error (AssertionError). The bytes may
+   * A meta whose index is not above the current snapshot's is a programmer error (AssertionError), but one overtaken
+   * while its bytes were written (a snapshot from the leader installed meanwhile, newer) is dropped: nothing changes,
+   * and its file goes. The bytes may
    * be written before the writes queued ahead of it and after the ones called later (a file of tens of MiB does not
    * hold up the log's appends): only what it does to the log is ordered, once its file is durable.
    */

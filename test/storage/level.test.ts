@@ -168,6 +168,21 @@ describe('LevelRaftStorage snapshot files', () => {
     await s.close();
   });
 
+  it("drops a snapshot of its own overtaken while its file was written by the leader's newer one, and keeps the newer", async () => {
+    // The chaos test once saw a follower stop here: it installed the leader's snapshot at 779 while its own at 712
+    // was being written, and the second check of the older one asserted.
+    const s = await LevelRaftStorage.open(dir);
+    const own = s.saveSnapshot(snapMeta(10, 2), snapData(3000), logIndex(10));
+    await s.save({ term: term(3), vote: nodeId('n1'), commit: logIndex(12) }, [], { snapshot: { meta: snapMeta(12, 3), data: snapData(4000, 3) } });
+    await own;
+    expect(s.snapshotInfo()?.meta.index).toBe(12);
+    expect(await readdir(snapshotsDir)).toEqual(['0000000000000003-0000000000000012.snap']);
+    await s.close();
+    const reopened = await LevelRaftStorage.open(dir);
+    expect((await reopened.load()).snapshotData?.length).toBe(snapData(4000, 3).length);
+    await reopened.close();
+  });
+
   it('fails on a flipped byte in the snapshot file', async () => {
     const path = join(snapshotsDir, current);
     const bytes = await readFile(path);
