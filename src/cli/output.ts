@@ -1,6 +1,7 @@
 // How the CLI writes: results to stdout (plain or --json), failures to stderr as "error: CODE: message".
 import { writeFile } from 'node:fs/promises';
 import { isErrorCode, MinkubeError } from '../lib/errors.js';
+import { errnoReason } from '../lib/errno.js';
 
 export interface Output {
   json: boolean;
@@ -64,20 +65,9 @@ export function printError(err: unknown): void {
   }
 }
 
-const writeReasons: Record<string, string> = {
-  ENOENT: 'its folder does not exist',
-  ENOTDIR: 'a file stands where one of its folders should be',
-  EISDIR: 'it is a folder',
-  EACCES: 'permission denied',
-  EPERM: 'permission denied',
-  EROFS: 'the file system is read-only',
-  ENOSPC: 'no space left on the device',
-};
-
 /** INVALID_PARAM for a file a command was asked to write and could not, saying why in words. */
 export function cannotWrite(path: string, err: unknown): MinkubeError {
-  const code = (err as NodeJS.ErrnoException).code;
-  const reason = (code !== undefined ? writeReasons[code] : undefined) ?? code ?? (err as Error).message;
+  const reason = errnoReason(err, { ENOENT: 'its folder does not exist', EISDIR: 'it is a folder' });
   return new MinkubeError('INVALID_PARAM', `cannot write ${path}: ${reason}`, { cause: err });
 }
 

@@ -16,7 +16,7 @@ const loadRestore = (): Promise<typeof import('../daemon/restore.js')> => import
 export async function runSnapshotSave(apiUrl: string, file: string, out: Output): Promise<void> {
   // Tried before the snapshot is fetched: a path that cannot be written fails at once, not after the whole download.
   const temp = `${file}.partial`;
-  if ((await stat(file).catch(() => null))?.isDirectory() === true) throw cannotWrite(file, Object.assign(new Error('a folder'), { code: 'EISDIR' }));
+  if ((await stat(file).catch(() => null))?.isDirectory() === true) throw cannotWrite(file, { code: 'EISDIR' });
   await writeFileOrFail(temp, '');
   try {
     await saveSnapshotTo(apiUrl, file, temp, out);

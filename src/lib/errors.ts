@@ -1,5 +1,6 @@
 // The one error registry: every failure Minkube reports has a stable code, an HTTP status and a default message.
 // The API answers { "error": { "code", "message" } } for every failure; the CLI prints the same and exits non-zero.
+import { errnoReason } from './errno.js';
 
 export const errorRegistry = {
   // 400: the request itself is wrong
@@ -125,7 +126,5 @@ const listenReasons: Record<string, string> = {
 
 /** LISTEN_FAILED naming the address, the config key it came from and why, for a bind or listen that failed. */
 export function listenFailed(err: unknown, address: string, key: string): MinkubeError {
-  const e = err as NodeJS.ErrnoException | undefined;
-  const reason = (e?.code !== undefined ? listenReasons[e.code] : undefined) ?? e?.code ?? e?.message ?? String(err);
-  return new MinkubeError('LISTEN_FAILED', `cannot listen on ${address} (${key}): ${reason}`, { cause: err });
+  return new MinkubeError('LISTEN_FAILED', `cannot listen on ${address} (${key}): ${errnoReason(err, listenReasons)}`, { cause: err });
 }
