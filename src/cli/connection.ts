@@ -3,6 +3,7 @@
 import { ApiClient, type ApiClientOptions } from '../client/api-client.js';
 import { readCredentialsSync, type Credentials } from '../client/credentials.js';
 import { HttpClient } from '../client/http.js';
+import { MinkubeError } from '../lib/errors.js';
 
 /** What a command may choose per client; how to connect (TLS, token, pool) is this module's business. */
 export type CliClientOptions = Pick<ApiClientOptions, 'timeoutMs' | 'readRetries'>;
@@ -29,14 +30,32 @@ export function cliHttpClient(): HttpClient {
   return http;
 }
 
-/** The manager a command talks to unless --api or MINKUBE_API says: the first in the credentials file. */
+/**
+ * The managers a command talks to unless --api or MINKUBE_API says: every one the credentials file names, the first
+ * first (a list, as --api takes one), so that a command still works while that manager is down.
+ */
 export function defaultApiUrl(fallback: string): string {
-  return cliCredentials()?.apis[0] ?? fallback;
+  return cliCredentials()?.apis.join(',') ?? fallback;
 }
 
-/** A client of the manager at baseUrl ('host:port' or a URL, as --api / MINKUBE_API give it). */
-export function apiClientFor(baseUrl: string, opts: CliClientOptions = {}): ApiClient {
-  return new ApiClient(baseUrl, { ...opts, http: cliHttpClient() });
+/**
+ * A client of the manager at `api` ('host:port' or a URL, as --api / MINKUBE_API give it), or of the first of a
+ * comma-separated list of them, which moves on to the next when that one cannot serve a request (ApiClientOptions'
+ * alternateUrls: a request that never reached it, a read that failed for a passing reason).
+ */
+export function apiClientFor(api: string, opts: CliClientOptions = {}): ApiClient {
+  const [first, ...alternateUrls] = apiUrlsOf(api);
+  return new ApiClient(first!, { ...opts, http: cliHttpClient(), alternateUrls });
+}
+
+/** The URLs of a comma-separated list (blanks around them and empty entries ignored); at least one. */
+export function apiUrlsOf(api: string): string[] {
+  const urls = api
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '');
+  if (urls.length === 0) throw new MinkubeError('INVALID_PARAM', `--api: no manager URL in ${JSON.stringify(api)}`);
+  return urls;
 }
 
 /** Closes the process's pool, so a one-shot command ends as soon as it is done rather than when idle sockets time out. */

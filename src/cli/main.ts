@@ -135,7 +135,7 @@ function parseVersion(text: string): number {
 export function buildProgram(runLong: (run: () => Promise<number>) => Promise<void>): Command {
   const program = new Command('minkube')
     .description('A small container orchestrator: Raft-replicated managers that schedule tasks onto workers.')
-    .option('--api <url>', `the API of any manager (env MINKUBE_API; default: the first in the credentials file, else ${defaultApi})`)
+    .option('--api <url>', `the API of any manager, or a comma-separated list of them tried in turn when one cannot serve (env MINKUBE_API; default: every manager of the credentials file, else ${defaultApi})`)
     .option('--json', 'machine-readable output')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();

@@ -3,9 +3,8 @@
 import { rename, rm, stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { errorFromResponse, isOk } from '../client/http.js';
 import { MinkubeError } from '../lib/errors.js';
-import { cliHttpClient } from './connection.js';
+import { apiClientFor } from './connection.js';
 import { cannotWrite, formatTable, printJson, printLine, writeFileOrFail, type Output } from './output.js';
 
 /** A large state takes a while to encode; the barrier before it is bounded by the server's own timeout. */
@@ -26,9 +25,7 @@ export async function runSnapshotSave(apiUrl: string, file: string, out: Output)
 }
 
 async function saveSnapshotTo(apiUrl: string, file: string, temp: string, out: Output): Promise<void> {
-  const http = cliHttpClient();
-  const res = await http.requestBytes({ method: 'GET', url: http.baseUrlOf(apiUrl), path: '/v1/snapshot', timeoutMs: SAVE_TIMEOUT_MS });
-  if (!isOk(res.status)) throw errorFromResponse({ ...res, text: Buffer.from(res.bytes).toString('utf8') });
+  const res = await apiClientFor(apiUrl, { timeoutMs: SAVE_TIMEOUT_MS }).requestBytes('GET', '/v1/snapshot');
   const { parseBackup } = await loadRestore();
   // Verified before it is written: a file on disk under its name is whole.
   const { header } = parseBackup(res.bytes);

@@ -8,7 +8,7 @@ import { chunksUnder } from '../lib/chunks.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { defaultHttpClient } from './default.js';
-import { HttpClient, parseJson, type TlsMaterial } from './http.js';
+import { errorFromResponse, HttpClient, isOk, neverSent, parseJson, type HttpBytesResponse, type HttpRequest, type TlsMaterial } from './http.js';
 
 export interface ApiClientOptions {
   /** Per request (default limits.requestTimeoutMsDefault plus a little, so the server's own TIMEOUT wins). */
@@ -24,6 +24,13 @@ export interface ApiClientOptions {
   tls?: TlsMaterial;
   /** Sent as `authorization: Bearer <token>` on every request (over `http`'s own token, if any). */
   token?: string;
+  /**
+   * Other managers of the same cluster, tried in turn when the current one cannot serve a request: any request that
+   * never reached it (a refused connection), and a read that failed for a passing reason (as for readRetries). A
+   * write that may have reached it is not sent elsewhere (its outcome is unknown). The manager that answered is
+   * used from then on.
+   */
+  alternateUrls?: readonly string[];
 }
 
 const passingFailures: ReadonlySet<string> = new Set(['TIMEOUT', 'UNREACHABLE', 'NO_LEADER', 'NOT_READY', 'QUEUE_FULL']);
@@ -35,6 +42,8 @@ export interface RequestOptions {
   headers?: Readonly<Record<string, string>>;
   /** Aborting abandons the request (it rejects with UNREACHABLE, or the signal's reason when that is a MinkubeError). */
   signal?: AbortSignal;
+  /** A write that is safe to repeat (an Idempotency-Key): it may go to another manager as a read may (alternateUrls). */
+  idempotent?: boolean;
 }
 
 export interface SubmittedTask {
@@ -61,7 +70,9 @@ export interface SubmitTasksOptions extends SubmitOptions {
 const submitAttemptsDefault = 4;
 
 export class ApiClient {
-  readonly baseUrl: string;
+  /** The managers this client may use, the one given first; `current` indexes the one in use. */
+  private readonly urls: readonly string[];
+  private current = 0;
   private readonly timeoutMs: number;
   private readonly readRetries: number;
   private readonly http: HttpClient;
@@ -73,10 +84,17 @@ export class ApiClient {
     if (options.http !== undefined && options.tls !== undefined) throw new MinkubeError('INVALID_PARAM', 'ApiClient: pass either http or tls, not both');
     this.ownsHttp = options.http === undefined && options.tls !== undefined;
     this.http = options.http ?? (options.tls === undefined ? defaultHttpClient() : new HttpClient({ tls: options.tls }));
-    this.baseUrl = this.http.baseUrlOf(baseUrl);
+    const first = this.http.baseUrlOf(baseUrl);
+    const others = (options.alternateUrls ?? []).map((u) => this.http.baseUrlOf(u)).filter((u) => u !== first);
+    this.urls = [first, ...new Set(others)];
     this.timeoutMs = options.timeoutMs ?? limits.requestTimeoutMsDefault + 500;
     this.readRetries = options.readRetries ?? 0;
     this.authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
+  }
+
+  /** The manager in use: the one given, until a failover (alternateUrls) moved to another that answered. */
+  get baseUrl(): string {
+    return this.urls[this.current]!;
   }
 
   /** Closes the pool when it is this client's own; a shared one stays open for its other users. */
@@ -166,7 +184,7 @@ export class ApiClient {
   /** A write made safe to repeat by its Idempotency-Key, so it is tried again on "not now" (5xx, QUEUE_FULL). */
   private async submit<T>(path: string, body: unknown, key: string, options: SubmitOptions): Promise<T> {
     const attempts = options.attempts ?? submitAttemptsDefault;
-    const request: RequestOptions = { ...options, body, headers: { ...options.headers, 'idempotency-key': key } };
+    const request: RequestOptions = { ...options, body, idempotent: true, headers: { ...options.headers, 'idempotency-key': key } };
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.request<T>('POST', path, request);
@@ -191,19 +209,55 @@ export class ApiClient {
     return (await this.send(method, path, options)).text;
   }
 
-  private async send(method: string, path: string, options: RequestOptions): Promise<{ text: string; url: string; status: number }> {
-    for (let attempt = 0; ; attempt++) {
+  /** One request whose 2xx answer is bytes (a snapshot), with its headers; failures as for request(). */
+  async requestBytes(method: string, path: string, options: RequestOptions = {}): Promise<HttpBytesResponse> {
+    return this.withFailover(method, options, async (url) => {
+      const res = await this.http.requestBytes(this.httpRequest(url, method, path, options));
+      if (!isOk(res.status)) throw errorFromResponse({ ...res, text: Buffer.from(res.bytes).toString('utf8') });
+      return res;
+    });
+  }
+
+  private send(method: string, path: string, options: RequestOptions): Promise<{ text: string; url: string; status: number }> {
+    return this.withFailover(method, options, (url) => this.http.requestOk(this.httpRequest(url, method, path, options)));
+  }
+
+  /**
+   * `once` against the manager in use, again on the next one (alternateUrls) when it cannot serve the request, and
+   * again after a pause while a read fails for a passing reason (readRetries).
+   */
+  private async withFailover<T>(method: string, options: RequestOptions, once: (url: string) => Promise<T>): Promise<T> {
+    // The managers tried since the last pause (each at most once per round), and whether every one of them timed
+    // out: a round that only timed out is not repeated (each of its tries cost a whole timeout).
+    const failed: string[] = [];
+    const reasons: string[] = [];
+    let onlyTimeouts = true;
+    for (let attempt = 0; ; ) {
+      const url = this.baseUrl;
       try {
-        return await this.sendOnce(method, path, options);
+        return await once(url);
       } catch (err) {
-        const again = method === 'GET' && attempt < this.readRetries && err instanceof MinkubeError && passingFailures.has(err.code) && options.signal?.aborted !== true;
-        if (!again) throw err;
-        await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+        if (!(err instanceof MinkubeError) || options.signal?.aborted === true) throw err;
+        const passing = (method === 'GET' || options.idempotent === true) && passingFailures.has(err.code);
+        if (this.urls.length > 1 && (passing || neverSent(err))) {
+          failed.push(url);
+          reasons.push(`${url}: ${err.code}`);
+          onlyTimeouts &&= err.code === 'TIMEOUT';
+          this.current = (this.current + 1) % this.urls.length;
+          if (failed.length < this.urls.length) continue;
+          if (onlyTimeouts) throw triedAll(err, reasons);
+        }
+        if (!passing || method !== 'GET' || attempt >= this.readRetries) throw failed.length > 1 ? triedAll(err, reasons) : err;
+        attempt++;
+        failed.length = 0;
+        reasons.length = 0;
+        onlyTimeouts = true;
+        await new Promise((r) => setTimeout(r, 200 * attempt));
       }
     }
   }
 
-  private async sendOnce(method: string, path: string, options: RequestOptions): Promise<{ text: string; url: string; status: number }> {
+  private httpRequest(url: string, method: string, path: string, options: RequestOptions): HttpRequest {
     const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
     if (this.authorization !== undefined) headers.authorization = this.authorization;
     if (options.requestId !== undefined) headers['x-request-id'] = options.requestId;
@@ -213,8 +267,13 @@ export class ApiClient {
       body = JSON.stringify(options.body);
     }
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    return this.http.requestOk({ method, url: this.baseUrl, path, headers, ...(body === undefined ? {} : { body }), timeoutMs, ...(options.signal === undefined ? {} : { signal: options.signal }) });
+    return { method, url, path, headers, ...(body === undefined ? {} : { body }), timeoutMs, ...(options.signal === undefined ? {} : { signal: options.signal }) };
   }
+}
+
+/** The last manager's failure, naming the others tried before it and how each failed. */
+function triedAll(err: MinkubeError, reasons: readonly string[]): MinkubeError {
+  return new MinkubeError(err.code, `${err.message} (also tried ${reasons.slice(0, -1).join('; ')})`, { cause: err, details: err.details });
 }
 
 /** Runs of specs, each at most batchMax long and (unless one spec alone is larger) a body under bodyBytesMax. */

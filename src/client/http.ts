@@ -286,13 +286,26 @@ function splitUrl(base: string, path: string): { origin: string; path: string } 
 }
 
 function timeoutError(method: string, url: string, timeoutMs: number): MinkubeError {
-  return new MinkubeError('TIMEOUT', `${method} ${url}: no answer within ${timeoutMs} ms; the outcome is unknown`);
+  // A read changes nothing: only a write's outcome can be unknown.
+  const outcome = method === 'GET' ? '' : '; the outcome is unknown';
+  return new MinkubeError('TIMEOUT', `${method} ${url}: no answer within ${timeoutMs} ms${outcome}`);
 }
 
 function abandonedError(method: string, url: string, reason: unknown): MinkubeError {
   if (reason instanceof MinkubeError) return reason;
   const outcome = method === 'GET' ? '' : '; the outcome is unknown';
   return new MinkubeError('UNREACHABLE', `${method} ${url}: abandoned${outcome}`, { cause: reason });
+}
+
+/**
+ * Whether a transport failure proves the request never reached the server: its connection was refused or could not
+ * be made (not a TLS failure: another manager of the cluster would refuse the same certificate).
+ */
+export function neverSent(err: MinkubeError): boolean {
+  if (err.code !== 'UNREACHABLE') return false;
+  const cause = err.cause as { code?: string; cause?: { code?: string } } | undefined;
+  const code = cause?.code ?? cause?.cause?.code;
+  return code !== undefined && unsentCodes.has(code);
 }
 
 /** Connection errors that mean the request never left: nothing can have happened on the server. */

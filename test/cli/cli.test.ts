@@ -151,6 +151,24 @@ describe('minkube kv', () => {
   });
 });
 
+describe('minkube with several managers to choose from', () => {
+  it("moves on from a manager that is down: the credentials file's others, or a list in --api", async () => {
+    m2.data.set('k2', { value: 'via m2', version: 8 });
+    const ca = await createClusterCa({ clusterId: 'mine' });
+    const credentials = join(dir, 'first-down-credentials.json');
+    const down = `http://127.0.0.1:${downPort}`;
+    await writeCredentials({ clusterId: 'mine', apis: [down, apps[1]!.listeningOrigin], ca: ca.certPem, token: 'mk_0123456789abcdef_secret' }, credentials);
+    expect(await cli(['kv', 'get', 'k2'], { MINKUBE_CONFIG: credentials })).toEqual({ code: 0, stdout: 'via m2\n', stderr: '' });
+    const status = await cli(['--json', 'status'], { MINKUBE_CONFIG: credentials });
+    expect(status.stderr).toBe('');
+    expect((JSON.parse(status.stdout) as { leaderId: string }).leaderId).toBe('m1');
+    expect(await cli(['--api', `${down}, ${apps[1]!.listeningOrigin}`, 'kv', 'get', 'k2'])).toEqual({ code: 0, stdout: 'via m2\n', stderr: '' });
+    // One manager named alone is that manager: no other is tried.
+    expectCleanError(await cli(['--api', down, 'kv', 'get', 'k2'], { MINKUBE_CONFIG: credentials }), 'UNREACHABLE', /ECONNREFUSED\)$/m);
+    expectCleanError(await cli(['--api', ' , ', 'kv', 'get', 'k2']), 'INVALID_PARAM', /--api: no manager URL/);
+  });
+});
+
 describe.concurrent('minkube errors', () => {
   it('an unreachable --api: UNREACHABLE naming the URL, exit 1', async () => {
     const r = await cli(['--api', `http://127.0.0.1:${downPort}`, 'kv', 'get', 'a']);

@@ -1,7 +1,8 @@
 // `minkube status` against a secure cluster through its credentials file, with real processes. The command asks the
 // managers the file names at once, beside the first (src/cli/status.ts askEarly): every member still gets its own
 // row, an address the file names that is no member shows nowhere (one that never answers is abandoned once the
-// member list is known), and a first manager that cannot be reached fails the command as it did.
+// member list is known), and a manager named alone by --api that cannot be reached fails the command. Without --api
+// the file's managers are a list: with the first one killed, commands go to the next.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -81,5 +82,23 @@ describe('minkube status with a credentials file', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/^error: UNREACHABLE: /);
+  });
+});
+
+describe('minkube with the first manager of the credentials file down', () => {
+  it('status, kv put and kv get go to the next manager; the first shows as down', async () => {
+    const first = c.managerIds[0]!;
+    expect(credentials.apis[0]).toBe(c.url(first));
+    await c.signal(first, 'SIGKILL');
+    await c.waitForLeader({ timeoutMs: 30_000, among: c.managerIds.filter((id) => id !== first) });
+    const env = { MINKUBE_CONFIG: credentialsPath };
+    const put = await runCli(['kv', 'put', 'after/first-down', 'yes'], env);
+    expect(put.stderr).toBe('');
+    expect(put.stdout).toMatch(/^after\/first-down: version \d+$/m);
+    expect(await runCli(['kv', 'get', 'after/first-down'], env)).toEqual({ code: 0, stdout: 'yes\n', stderr: '' });
+    const status = await runCli(['status'], env);
+    expect(status.stderr).toBe('');
+    expect(status.code).toBe(0);
+    expect(rowsOf(status.stdout).map((row) => [row[1], row[2], row[3]])).toContainEqual([first, 'down', 'no']);
   });
 });

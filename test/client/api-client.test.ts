@@ -6,7 +6,7 @@ import { ApiClient } from '../../src/client/api-client.js';
 import { normaliseBaseUrl } from '../../src/client/http.js';
 import { buildManagerApp } from '../../src/api/manager-app.js';
 import { MinkubeError } from '../../src/lib/errors.js';
-import { FakeManagerService } from '../api/fake-service.js';
+import { defaultView, FakeManagerService } from '../api/fake-service.js';
 import { rejection } from '../support/errors.js';
 
 const service = new FakeManagerService();
@@ -14,6 +14,8 @@ const app = buildManagerApp({ service });
 let client: ApiClient;
 let silent: Server;
 let silentUrl: string;
+let silent2: Server;
+let silentUrl2: string;
 
 beforeAll(async () => {
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -22,11 +24,16 @@ beforeAll(async () => {
   silent = createServer(() => undefined);
   await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
   silentUrl = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  silent2 = createServer(() => undefined);
+  await new Promise<void>((r) => silent2.listen(0, '127.0.0.1', r));
+  silentUrl2 = `127.0.0.1:${(silent2.address() as AddressInfo).port}`;
 });
 afterAll(async () => {
   await app.close();
-  silent.closeAllConnections();
-  await new Promise((r) => silent.close(r));
+  for (const s of [silent, silent2]) {
+    s.closeAllConnections();
+    await new Promise((r) => s.close(r));
+  }
 });
 
 describe('ApiClient', () => {
@@ -84,12 +91,82 @@ describe('ApiClient', () => {
     expect(e.message).toContain(`PUT http://${silentUrl}/v1/kv/a: no answer within 100 ms`);
   });
 
+  it('a GET that times out does not say its outcome is unknown; a write does', async () => {
+    const get = await rejection(new ApiClient(silentUrl, { timeoutMs: 100 }).kvGet('a'));
+    expect(get.message).toBe(`GET http://${silentUrl}/v1/kv/a: no answer within 100 ms`);
+    const put = await rejection(new ApiClient(silentUrl, { timeoutMs: 100 }).kvPut('a', 'b'));
+    expect(put.message).toMatch(/; the outcome is unknown$/);
+  });
+
   it('normalises base URLs', () => {
     expect(normaliseBaseUrl('127.0.0.1:8001')).toBe('http://127.0.0.1:8001');
     expect(normaliseBaseUrl('http://h:1/')).toBe('http://h:1');
     expect(normaliseBaseUrl('https://h/prefix/')).toBe('https://h/prefix');
     expect(() => normaliseBaseUrl('ftp://h')).toThrow(/not an http/);
     expect(() => normaliseBaseUrl('http://')).toThrow(/not a URL/);
+  });
+});
+
+describe('ApiClient with alternate managers', () => {
+  const other = new FakeManagerService(defaultView({ id: 'm2' }));
+  const otherApp = buildManagerApp({ service: other });
+  let otherUrl: string;
+  let refusedUrl: string;
+  beforeAll(async () => {
+    otherUrl = await otherApp.listen({ host: '127.0.0.1', port: 0 });
+    refusedUrl = `http://127.0.0.1:${await closedPort()}`;
+  });
+  afterAll(() => otherApp.close());
+
+  it('sends a request that never reached the first manager to the next, and keeps using the one that answered', async () => {
+    const c = new ApiClient(refusedUrl, { alternateUrls: [otherUrl] });
+    expect(c.baseUrl).toBe(refusedUrl);
+    // A write too: a refused connection delivered nothing.
+    expect(await c.kvPut('fo/a', 'x')).toMatchObject({ key: 'fo/a' });
+    expect(c.baseUrl).toBe(otherUrl);
+    expect((await c.cluster()).id).toBe('m2');
+    expect(other.calls.map((x) => x.method)).toEqual(['kvPut']);
+  });
+
+  it('moves a read on after a passing failure, never a write whose outcome is unknown', async () => {
+    const read = new ApiClient(silentUrl, { timeoutMs: 150, alternateUrls: [otherUrl] });
+    await other.kvPut('fo/b', 'y', undefined, {} as never);
+    expect(await read.kvGet('fo/b')).toMatchObject({ value: 'y' });
+    expect(read.baseUrl).toBe(otherUrl);
+    const write = new ApiClient(silentUrl, { timeoutMs: 150, alternateUrls: [otherUrl] });
+    const e = await rejection(write.kvPut('fo/b', 'z'));
+    expect(e.code).toBe('TIMEOUT');
+    expect(e.message).toContain('the outcome is unknown');
+    expect(write.baseUrl).toBe(`http://${silentUrl}`);
+    expect(other.data.get('fo/b')?.value).toBe('y');
+    // A server's own passing answer (NO_LEADER) moves a read on too.
+    service.failNext = new MinkubeError('NO_LEADER');
+    const viaFirst = new ApiClient(client.baseUrl, { alternateUrls: [otherUrl] });
+    expect(await viaFirst.kvGet('fo/b')).toMatchObject({ value: 'y' });
+  });
+
+  it('sends a write with an Idempotency-Key on after a timeout', async () => {
+    const created = await rejection(new ApiClient(silentUrl, { timeoutMs: 150, alternateUrls: [otherUrl] }).submitTask({ image: 'busybox', command: ['true'] } as never, { attempts: 1 }));
+    // The fake service has no task routes: its 404, not the silent one's TIMEOUT, shows the submission reached it.
+    expect(created.message).not.toContain(silentUrl);
+    expect(created.code).toBe('NOT_FOUND');
+  });
+
+  it('names every manager tried when none can serve', async () => {
+    const second = `http://127.0.0.1:${await closedPort()}`;
+    const e = await rejection(new ApiClient(refusedUrl, { alternateUrls: [second] }).kvPut('a', 'b'));
+    expect(e.code).toBe('UNREACHABLE');
+    expect(e.message).toBe(`cannot reach ${second}/v1/kv/a (ECONNREFUSED) (also tried ${refusedUrl}: UNREACHABLE)`);
+  });
+
+  it('does not repeat a round in which every manager timed out', async () => {
+    const c = new ApiClient(silentUrl, { timeoutMs: 100, readRetries: 2, alternateUrls: [`http://${silentUrl}/`, silentUrl2] });
+    const started = Date.now();
+    const e = await rejection(c.kvGet('a'));
+    expect(e.code).toBe('TIMEOUT');
+    expect(e.message).toContain(`(also tried http://${silentUrl}: TIMEOUT)`);
+    // Two managers (the duplicate is dropped), one try each: not three rounds.
+    expect(Date.now() - started).toBeLessThan(1000);
   });
 });
 
