@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { assert } from '../lib/assert.js';
 import { setIntervalOn, sleepOn, type Clock, type Timer } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
-import type { LogIndex, NodeId } from '../lib/ids.js';
+import { logIndex, type LogIndex, type NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import type { Random } from '../lib/random.js';
 import { createRaftNode, defaultRaftLimits, forceNewCluster } from '../raft/index.js';
@@ -440,8 +440,13 @@ export class RaftNodeDriver<R> {
     // load batching still happens, because whatever arrives while a write is on disk goes into the next Ready.
     queueMicrotask(() => {
       this.readyScheduled = false;
-      if (this.draining) this.handleWhileWriting();
-      else void this.drain();
+      if (!this.draining) return void this.drain();
+      // It applies entries: a failure there stops the manager as one in the ready loop does, never as an exception.
+      try {
+        this.handleWhileWriting();
+      } catch (err) {
+        this.fail(err);
+      }
     });
   }
 
@@ -452,7 +457,9 @@ export class RaftNodeDriver<R> {
    */
   private handleWhileWriting(): void {
     if (this.stopped) return;
-    const now = this.core.takeWhileWriting();
+    const now = this.core.takeWhileWriting(logIndex(this.appliedIndex));
+    // A leader's entries a quorum of followers holds apply now, even while its own copy is still on its way to disk.
+    this.applyEntries(now.committedEntries);
     if (now.messages.length > 0) {
       if (this.o.observer !== undefined) this.noteHeartbeats(now.messages, this.o.observer);
       this.send(now.messages);
@@ -561,6 +568,8 @@ export class RaftNodeDriver<R> {
     if (entries.length === 0) return;
     const debug = this.o.logger.isLevelEnabled('debug');
     for (const e of entries) {
+      // Applied while the write was on disk (handleWhileWriting) by a node that then became leader mid-write.
+      if (e.index <= this.appliedIndex) continue;
       if (e.type === 'command') {
         const applied = this.o.stateMachine.apply(e.index, e.data);
         if (applied !== null && applied.clientId === this.o.clientId) this.proposals.settle(applied.seq, applied.result);

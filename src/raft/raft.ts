@@ -43,7 +43,7 @@ const EMPTY_DATA = new Uint8Array(0);
 const NO_ENTRIES: readonly Entry[] = Object.freeze([]);
 const NO_MESSAGES: readonly Message[] = Object.freeze([]);
 const NO_READ_STATES: readonly ReadState[] = Object.freeze([]);
-const NOTHING_WHILE_WRITING: WhileWriting = Object.freeze({ messages: NO_MESSAGES, readStates: NO_READ_STATES });
+const NOTHING_WHILE_WRITING: WhileWriting = Object.freeze({ messages: NO_MESSAGES, readStates: NO_READ_STATES, committedEntries: NO_ENTRIES });
 const OK_LOCAL: ProposeResult = Object.freeze({ ok: true, forwardedTo: null });
 
 type TermlessMessage = Extract<Message, { type: 'propose' | 'readIndex' | 'readIndexResponse' }>;
@@ -1020,10 +1020,14 @@ export class Raft implements RaftNode {
     return rd;
   }
 
-  takeWhileWriting(): WhileWriting {
+  takeWhileWriting(appliedIndex: LogIndex): WhileWriting {
     let n = 0;
     for (const m of this.msgs) if (leavesWhileWriting(m)) n++;
-    if (n === 0 && this.readStates.length === 0) return NOTHING_WHILE_WRITING;
+    // A leader applies what a quorum holds without waiting for its own write (only a leader: a follower's state
+    // machine shows nothing its own disk does not hold, so a stale read there never goes back across a crash).
+    if (this.role === 'leader') this.log.appliedTo(Math.min(appliedIndex, this.log.committed));
+    const applyNow = this.role === 'leader' && this.log.hasNextCommitted();
+    if (n === 0 && this.readStates.length === 0 && !applyNow) return NOTHING_WHILE_WRITING;
     let messages: readonly Message[] = NO_MESSAGES;
     if (n === this.msgs.length) {
       messages = this.msgs;
@@ -1037,7 +1041,12 @@ export class Raft implements RaftNode {
     }
     const readStates = this.readStates.length > 0 ? this.readStates : NO_READ_STATES;
     if (this.readStates.length > 0) this.readStates = [];
-    return { messages, readStates };
+    let committedEntries: readonly Entry[] = NO_ENTRIES;
+    if (applyNow) {
+      committedEntries = this.log.nextCommitted(limits.raftCommittedEntriesPerReadyMax, Number.POSITIVE_INFINITY);
+      this.log.appliedTo(committedEntries[committedEntries.length - 1]!.index);
+    }
+    return { messages, readStates, committedEntries };
   }
 
   advance(rd: Ready): void {

@@ -204,6 +204,12 @@ export type MessageType = Message['type'];
 export interface WhileWriting {
   readonly messages: readonly Message[];
   readonly readStates: readonly ReadState[];
+  /**
+   * A leader's committed entries, to apply now (before the read states), in order: they may include entries the
+   * write in progress is making durable here, since a quorum of followers holds them already (thesis 10.2.1). Handed
+   * out once: they count as applied from here on, and no Ready hands them out again.
+   */
+  readonly committedEntries: readonly Entry[];
 }
 
 export interface Ready {
@@ -407,8 +413,11 @@ export interface RaftNode {
    * answers, read-index requests and answers, and read states. A node whose write waits on a slow disk (a snapshot
    * being flushed, LevelDB stalling behind a compaction) still answers its leader, and a leader still sends its
    * heartbeats and confirms reads (etcd sends all but append and vote answers early with asynchronous storage writes).
+   * A leader also takes the entries committed meanwhile, to apply at once (WhileWriting.committedEntries).
+   * appliedIndex: what the caller has applied so far (it may have applied a Ready's committed entries before its
+   * write); entries up to it are not handed out.
    */
-  takeWhileWriting(): WhileWriting;
+  takeWhileWriting(appliedIndex: LogIndex): WhileWriting;
 
   status(): RaftStatus;
   /** The entry at an index, if this node holds it (checkers and tests). */

@@ -86,7 +86,7 @@ describe('Ready.mustSync and the messages before and after the sync', () => {
 
   it('while a write is on disk, heartbeats and their answers are taken at once; append answers stay for the next Ready', () => {
     const { nodes, a } = electedA();
-    expect(a.takeWhileWriting()).toEqual({ messages: [], readStates: [] });
+    expect(a.takeWhileWriting(a.status().appliedIndex)).toEqual({ messages: [], readStates: [], committedEntries: [] });
     // a's write of x is on disk when its heartbeat round comes; b's write of x is on disk when the heartbeat reaches it.
     a.propose([enc('x')]);
     const writing = a.ready();
@@ -96,24 +96,67 @@ describe('Ready.mustSync and the messages before and after the sync', () => {
     expect(bWriting.messagesAfterSync).toMatchObject([{ type: 'appendResponse', success: true }]);
     for (let t = 0; t < 2; t++) a.tick();
     a.readIndex('r1');
-    const heartbeats = a.takeWhileWriting();
+    const heartbeats = a.takeWhileWriting(a.status().appliedIndex);
     expect(heartbeats.messages.length).toBeGreaterThan(0);
     expect(new Set(heartbeats.messages.map((m) => m.type))).toEqual(new Set(['heartbeat']));
     const confirm = heartbeats.messages.find((m) => m.to === 'b' && m.type === 'heartbeat' && m.context !== '')!;
     b.step(confirm);
     b.propose([enc('y')]); // forwarded: stays for b's next Ready
-    const answers = b.takeWhileWriting();
+    const answers = b.takeWhileWriting(b.status().appliedIndex);
 
     expect(answers.messages).toMatchObject([{ type: 'heartbeatResponse', to: 'a', context: confirm.type === 'heartbeat' ? confirm.context : '' }]);
     // The read is confirmed by a quorum (a and b) while both writes are still on disk.
     a.step(answers.messages[0]!);
-    const reads = a.takeWhileWriting();
+    const reads = a.takeWhileWriting(a.status().appliedIndex);
     expect(reads.readStates).toEqual([{ context: 'r1', index: a.status().commitIndex }]);
     // What waits for a write, or leaves with the next Ready, is still there.
     b.advance(bWriting);
     expect(b.ready().messages.map((m) => m.type)).toEqual(['propose']);
     a.advance(writing);
     expect(a.hasReady()).toBe(true);
+  });
+
+  it("a leader takes, while its own write is on disk, the entries its followers' answers committed, once", () => {
+    const { nodes, a } = electedA();
+    a.propose([enc('x'), enc('y')]);
+    const writing = a.ready();
+    // applied: what the leader applied of this Ready before its write (its committed entries, all on its disk).
+    const appliedBefore = writing.committedEntries.at(-1)?.index ?? a.status().appliedIndex;
+    const [x, y] = writing.entries;
+    expect(a.takeWhileWriting(appliedBefore).committedEntries).toEqual([]);
+    // Both followers write x and y and answer while a's own write is still on disk.
+    for (const id of ['b', 'c']) {
+      const f = nodes.get(id)!;
+      f.step(writing.messagesBeforeSync.find((m) => m.to === id && m.type === 'append')!);
+      const rd = f.ready();
+      f.advance(rd);
+      // A follower's committed entries wait for its Ready: it takes none while writing.
+      expect(f.takeWhileWriting(f.status().appliedIndex).committedEntries).toEqual([]);
+      a.step(rd.messagesAfterSync.find((m) => m.type === 'appendResponse')!);
+    }
+    expect(a.status().commitIndex).toBe(y!.index);
+    expect(a.takeWhileWriting(appliedBefore).committedEntries).toEqual([x, y]);
+    // Handed out once: neither the next take nor the next Ready hands them out again.
+    expect(a.takeWhileWriting(logIndex(y!.index)).committedEntries).toEqual([]);
+    a.advance(writing);
+    const after = a.ready();
+    expect(after.committedEntries).toEqual([]);
+    a.advance(after);
+    expect(a.status().appliedIndex).toBe(y!.index);
+  });
+
+  it('a leader that has one follower answering takes nothing early: its own copy completes the quorum', () => {
+    const { nodes, a } = electedA();
+    a.propose([enc('x')]);
+    const writing = a.ready();
+    const b = nodes.get('b')!;
+    b.step(writing.messagesBeforeSync.find((m) => m.to === 'b' && m.type === 'append')!);
+    const rd = b.ready();
+    b.advance(rd);
+    a.step(rd.messagesAfterSync[0]!);
+    expect(a.takeWhileWriting(a.status().appliedIndex).committedEntries).toEqual([]);
+    a.advance(writing);
+    expect(a.ready().committedEntries).toEqual(writing.entries);
   });
 
   it('waitsForSync: answers and real vote requests wait, pre-votes and leader traffic do not', () => {

@@ -342,11 +342,34 @@ export class SafetyChecker {
     this.records[i]!.appliedBeforeCrash = 0;
   }
 
+  /**
+   * Node i crashes (called before its unsynced writes are lost). What it applied must be on its own disk, except what
+   * a leader applied while its own copy was on its way there: that must be on the disks of a quorum of the others
+   * (Raft thesis 10.2.1), and its restart is then not asked to hold it.
+   */
   onCrash(i: number): void {
+    const node = this.nodes[i]!;
     const rec = this.records[i]!;
-    rec.appliedBeforeCrash = Math.max(rec.appliedBeforeCrash, this.nodes[i]!.applied);
+    const own = Math.max(node.disk.lastIndex, node.disk.snapshot?.meta.index ?? 0);
+    const voters = rec.status?.voters ?? this.committedConf.voters;
+    let othersHold = true;
+    for (let idx = own + 1; idx <= node.applied && othersHold; idx++) othersHold = this.heldByQuorumOfOthers(i, idx, voters);
+    // Not held by a quorum of the others: its restart must hold it, as for anything else it applied.
+    rec.appliedBeforeCrash = Math.max(rec.appliedBeforeCrash, othersHold ? Math.min(node.applied, own) : node.applied);
     rec.status = null;
     rec.leaderTerm = 0;
+  }
+
+  /** Whether a quorum of `voters` other than node i holds the applied entry at idx durably (in its log or snapshot). */
+  private heldByQuorumOfOthers(i: number, idx: number, voters: readonly NodeId[]): boolean {
+    const want = this.appliedAt[idx];
+    if (want === undefined) return false;
+    let holders = 0;
+    for (const [j, n] of this.nodes.entries()) {
+      if (j === i || !voters.includes(n.id)) continue;
+      if ((n.disk.snapshot?.meta.index ?? 0) >= idx || n.disk.termAt(idx) === want.term) holders++;
+    }
+    return holders >= Math.floor(voters.length / 2) + 1;
   }
 
   /**

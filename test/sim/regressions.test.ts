@@ -50,6 +50,9 @@ const regressions: readonly (RunOptions & { what: string })[] = [
   // whose first copy still waits in its log: 14 and 85 ticks now).
   { seed: 762140133, steps: 242, nodes: 5, what: 'a slow drain after a lossy phase: duplicate resends in the leader log' },
   { seed: 2107352524, steps: 234, nodes: 3, what: 'the same' },
+  // A leader applies what a quorum of followers holds while its own write is on disk (thesis 10.2.1): restart
+  // durability asks the others to hold what it applied beyond its own disk when it crashed.
+  { seed: 419658122, steps: 121, nodes: 5, what: 'a leader crashed having applied an entry its own disk did not hold yet (its followers did)' },
 ];
 
 /** Open liveness gaps: each run must still fail only on liveness, never on safety. */

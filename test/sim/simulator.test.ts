@@ -2,8 +2,8 @@
 // invariant (a checker that cannot fail is worthless).
 import { describe, expect, it } from 'vitest';
 import { createRaftNode } from '../../src/raft/index.js';
-import type { Message, RaftConfig, RaftInitialState, RaftNode, RaftStatus, Ready } from '../../src/raft/types.js';
-import { nodeId } from '../../src/lib/ids.js';
+import type { Entry, Message, RaftConfig, RaftInitialState, RaftNode, RaftStatus, Ready } from '../../src/raft/types.js';
+import { logIndex, nodeId } from '../../src/lib/ids.js';
 import { SafetyViolation } from './checkers.js';
 import type { CoreFactory } from './cluster.js';
 import { cmd, electLeader, newCluster, one } from './helpers.js';
@@ -28,7 +28,7 @@ function wrap(core: RaftNode, over: Partial<RaftNode>): RaftNode {
     hasReady: () => core.hasReady(),
     ready: () => core.ready(),
     advance: (rd) => core.advance(rd),
-    takeWhileWriting: () => core.takeWhileWriting(),
+    takeWhileWriting: (applied) => core.takeWhileWriting(applied),
     status: () => core.status(),
     entryAt: (i) => core.entryAt(i),
     snapshotMeta: (i) => core.snapshotMeta(i),
@@ -245,6 +245,27 @@ describe('the checkers catch a broken node', () => {
       cluster: { createCore: breakNode(null, (core) => ({ ready: (): Ready => ({ ...core.ready(), mustSync: false }) })) },
     }, 10);
     expect(f.invariant).toBe('restart durability');
+  });
+
+  it('a leader that applies, while its write is on disk, entries no quorum holds yet is caught', async () => {
+    // Its own log's newest entries, handed out as committed: a crash or a new leader takes them back.
+    const f = await failureOf({
+      ...run,
+      profile: 'crashes',
+      cluster: {
+        createCore: breakNode(null, (core) => ({
+          takeWhileWriting: (applied) => {
+            const w = core.takeWhileWriting(applied);
+            const st = core.status();
+            if (st.role !== 'leader' || st.lastIndex <= applied) return w;
+            const early: Entry[] = [];
+            for (let i = applied + 1; i <= st.lastIndex; i++) early.push(core.entryAt(logIndex(i))!);
+            return { ...w, committedEntries: early };
+          },
+        })),
+      },
+    }, 30);
+    expect(['restart durability', 'state machine safety', 'applied exactly once', 'linearizable reads', 'committed entries are final']).toContain(f.invariant);
   });
 
   it('one vote per term: a voter that answers before its vote is durable votes twice in a term after a crash', async () => {
