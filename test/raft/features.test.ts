@@ -548,6 +548,32 @@ describe('flow control', () => {
     expect(resent.map((m) => m.prevLogIndex)).toEqual([3]);
   });
 
+  it('probe: old or duplicated answers that confirm the match send one probe each, never a whole window', () => {
+    const r = newNode('n1', { overrides: { inflightAppendsMax: 8, entriesPerAppendMax: 1 } });
+    becomeLeader(r);
+    commitNoop(r);
+    r.propose(['a', 'b', 'c', 'd', 'e'].map(enc));
+    const window = ofType(readMessages(r), 'append').filter((m) => m.to === 'n2');
+    expect(window).toHaveLength(5);
+    const match = r.status().progress.get(nodeId('n2'))!.match;
+    // n2 rejects the second append (the first was lost): probe from where it is.
+    r.step(appendResponse('n2', 'n1', r.status().term, false, window[1]!.prevLogIndex, 0, match + 1));
+    expect(r.status().progress.get(nodeId('n2'))).toMatchObject({ state: 'probe' });
+    readMessages(r);
+    // Ten old answers for the match arrive (duplicated, reordered): each brings at most one probe, with entries.
+    for (let i = 0; i < 10; i++) {
+      r.step(appendResponse('n2', 'n1', r.status().term, true, match));
+      const sent = ofType(readMessages(r), 'append').filter((m) => m.to === 'n2');
+      expect(sent.length).toBeLessThanOrEqual(1);
+      for (const m of sent) expect(m.entries.length).toBe(1);
+      expect(r.status().progress.get(nodeId('n2'))).toMatchObject({ state: 'probe', match });
+    }
+    // The probe's own answer moves the match, and replication goes on from there.
+    r.step(appendResponse('n2', 'n1', r.status().term, true, match + 1));
+    expect(r.status().progress.get(nodeId('n2'))).toMatchObject({ state: 'replicate', match: match + 1 });
+    expect(ofType(readMessages(r), 'append').filter((m) => m.to === 'n2').map((m) => m.entries[0]!.index)).toEqual([match + 2, match + 3, match + 4, match + 5]);
+  });
+
   it('batching: an append carries at most entriesPerAppendMax entries and about appendBytesMax bytes', () => {
     const r = newNode('n1', { overrides: { entriesPerAppendMax: 4, appendBytesMax: 250 } });
     becomeLeader(r);

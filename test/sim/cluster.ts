@@ -28,6 +28,9 @@ import type {
 import { SafetyChecker, SafetyViolation, type CheckedNode } from './checkers.js';
 import { SimDisk, type DiskState, type DiskWrite } from './disk.js';
 import { EventQueue } from './event-queue.js';
+
+/** Events in one tick past which a run fails (liveness): sane runs stay under a few thousand. */
+const EVENTS_PER_TICK_MAX = 100_000;
 import { reliableNetwork, SimNetwork, type NetworkFaults } from './network.js';
 import { CheckedStorage } from '../../src/storage/checked.js';
 import { MemoryMarker } from '../../src/storage/marker.js';
@@ -224,6 +227,7 @@ export class SimCluster {
   now = 0;
   /** Global ticks elapsed (the clock event at time k * tickUnits is tick k). */
   tick = 0;
+  private eventsThisTick = 0;
   trace: TraceSink | null;
   /**
    * Sees every message as it is sent: return it (or a changed copy) to send it, null to lose it. Scenario tests use
@@ -374,6 +378,10 @@ export class SimCluster {
     const ev = this.queue.pop();
     if (ev === undefined) return false;
     this.now = ev.time;
+    // A storm of messages that feeds itself never lets the clock move: fail the run rather than spin for good.
+    if (++this.eventsThisTick > EVENTS_PER_TICK_MAX) {
+      throw new SafetyViolation('liveness', `over ${EVENTS_PER_TICK_MAX} events in tick ${this.tick}: a message storm`);
+    }
     switch (ev.kind) {
       case 'node': {
         const node = this.nodes[ev.node]!;
@@ -388,6 +396,7 @@ export class SimCluster {
         break;
       case 'clock':
         this.tick++;
+        this.eventsThisTick = 0;
         this.schedule({ kind: 'clock' }, this.tickUnits);
         for (let i = 0; i < this.nodes.length; i++) this.touched.add(i);
         for (const l of this.clockListeners) l(this.tick);

@@ -53,6 +53,9 @@ const regressions: readonly (RunOptions & { what: string })[] = [
   // A leader applies what a quorum of followers holds while its own write is on disk (thesis 10.2.1): restart
   // durability asks the others to hold what it applied beyond its own disk when it crashed.
   { seed: 419658122, steps: 121, nodes: 5, what: 'a leader crashed having applied an entry its own disk did not hold yet (its followers did)' },
+  // From the soak at base seed 5500: old answers confirming a follower's match, duplicated and reordered, each opened
+  // a whole window of one-entry appends, whose answers did the same: the run never got past one tick.
+  { seed: 193550658, steps: 170, nodes: 5, profile: 'storage', what: 'a storm of appends to a follower back from repair' },
 ];
 
 /** Open liveness gaps: each run must still fail only on liveness, never on safety. */
