@@ -35,7 +35,10 @@ export async function runAudit(apiUrl: string, flags: AuditFlags, out: Output): 
   const query = new URLSearchParams();
   for (const [name, value] of Object.entries(flags)) if (value !== undefined) query.set(name, String(value));
   const path = query.size === 0 ? '/v1/audit' : `/v1/audit?${query.toString()}`;
-  const page = await apiClientFor(apiUrl, { readRetries: 2 }).request<Page<AuditLine>>('GET', path);
+  const client = apiClientFor(apiUrl, { readRetries: 2 });
+  const page = await client.request<Page<AuditLine>>('GET', path);
+  // Each manager keeps its own trail (and its own cursors): say whose this is when it is not the first one's.
+  if (client.movedOn) process.stderr.write(`the audit trail of ${client.baseUrl} (the first manager named did not answer)\n`);
   if (out.json) {
     printJson(page);
     return;

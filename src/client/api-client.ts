@@ -97,6 +97,11 @@ export class ApiClient {
     return this.urls[this.current]!;
   }
 
+  /** Whether a failover moved this client off the manager it was given. */
+  get movedOn(): boolean {
+    return this.current !== 0;
+  }
+
   /** Closes the pool when it is this client's own; a shared one stays open for its other users. */
   async close(): Promise<void> {
     if (this.ownsHttp) await this.http.close();

@@ -38,6 +38,14 @@ beforeEach(() => {
 });
 
 describe('minkube audit', () => {
+  it('names the manager whose trail it shows when the first of a list did not answer', async () => {
+    const down = 'http://127.0.0.1:1';
+    const r = await runCli(['--api', `${down},${api}`, 'audit']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(`the audit trail of ${api} (the first manager named did not answer)\n`);
+    expect((await runCli(['--api', `${api},${down}`, 'audit'])).stderr).toBe('');
+  });
+
   it('prints committed changes and refusals as one table; --json prints the page', async () => {
     audit.page = {
       items: [

@@ -121,9 +121,11 @@ describe('ApiClient with alternate managers', () => {
   it('sends a request that never reached the first manager to the next, and keeps using the one that answered', async () => {
     const c = new ApiClient(refusedUrl, { alternateUrls: [otherUrl] });
     expect(c.baseUrl).toBe(refusedUrl);
+    expect(c.movedOn).toBe(false);
     // A write too: a refused connection delivered nothing.
     expect(await c.kvPut('fo/a', 'x')).toMatchObject({ key: 'fo/a' });
     expect(c.baseUrl).toBe(otherUrl);
+    expect(c.movedOn).toBe(true);
     expect((await c.cluster()).id).toBe('m2');
     expect(other.calls.map((x) => x.method)).toEqual(['kvPut']);
   });
