@@ -232,9 +232,8 @@ export class ApiClient {
    * again after a pause while a read fails for a passing reason (readRetries).
    */
   private async withFailover<T>(method: string, options: RequestOptions, once: (url: string) => Promise<T>): Promise<T> {
-    // The managers tried since the last pause (each at most once per round), and whether every one of them timed
-    // out: a round that only timed out is not repeated (each of its tries cost a whole timeout).
-    const failed: string[] = [];
+    // The managers tried since the last pause ("url: CODE", each at most once per round), and whether every one of
+    // them timed out: a round that only timed out is not repeated (each of its tries cost a whole timeout).
     const reasons: string[] = [];
     let onlyTimeouts = true;
     for (let attempt = 0; ; ) {
@@ -245,16 +244,14 @@ export class ApiClient {
         if (!(err instanceof MinkubeError) || options.signal?.aborted === true) throw err;
         const passing = (method === 'GET' || options.idempotent === true) && passingFailures.has(err.code);
         if (this.urls.length > 1 && (passing || neverSent(err))) {
-          failed.push(url);
           reasons.push(`${url}: ${err.code}`);
           onlyTimeouts &&= err.code === 'TIMEOUT';
           this.current = (this.current + 1) % this.urls.length;
-          if (failed.length < this.urls.length) continue;
+          if (reasons.length < this.urls.length) continue;
           if (onlyTimeouts) throw triedAll(err, reasons);
         }
-        if (!passing || method !== 'GET' || attempt >= this.readRetries) throw failed.length > 1 ? triedAll(err, reasons) : err;
+        if (!passing || method !== 'GET' || attempt >= this.readRetries) throw reasons.length > 1 ? triedAll(err, reasons) : err;
         attempt++;
-        failed.length = 0;
         reasons.length = 0;
         onlyTimeouts = true;
         await new Promise((r) => setTimeout(r, 200 * attempt));
