@@ -72,8 +72,9 @@ export function cannotWrite(path: string, err: unknown): MinkubeError {
 }
 
 /** Writes a file a command was asked to write (cannotWrite when it cannot). */
-export async function writeFileOrFail(path: string, data: string | Uint8Array): Promise<void> {
-  await writeFile(path, data).catch((err: unknown) => {
+/** mode: for a new file (a backup is the owner's alone, 0o600); an existing file keeps its own. */
+export async function writeFileOrFail(path: string, data: string | Uint8Array, mode?: number): Promise<void> {
+  await writeFile(path, data, mode === undefined ? {} : { mode }).catch((err: unknown) => {
     throw cannotWrite(path, err);
   });
 }

@@ -9,6 +9,7 @@ import { cannotWrite, formatTable, printJson, printLine, writeFileOrFail, type O
 
 /** A large state takes a while to encode; the barrier before it is bounded by the server's own timeout. */
 const SAVE_TIMEOUT_MS = 300_000;
+const BACKUP_FILE_MODE = 0o600;
 
 const loadRestore = (): Promise<typeof import('../daemon/restore.js')> => import('../daemon/restore.js');
 
@@ -16,7 +17,10 @@ export async function runSnapshotSave(apiUrl: string, file: string, out: Output)
   // Tried before the snapshot is fetched: a path that cannot be written fails at once, not after the whole download.
   const temp = `${file}.partial`;
   if ((await stat(file).catch(() => null))?.isDirectory() === true) throw cannotWrite(file, { code: 'EISDIR' });
-  await writeFileOrFail(temp, '');
+  // The file holds secrets (token hashes, the session key, secretEnv values): made the owner's alone, as the data
+  // directories are. A stale temp file is removed first (writeFile keeps an existing file's mode).
+  await rm(temp, { force: true }).catch(() => undefined);
+  await writeFileOrFail(temp, '', BACKUP_FILE_MODE);
   try {
     await saveSnapshotTo(apiUrl, file, temp, out);
   } finally {
@@ -33,7 +37,7 @@ async function saveSnapshotTo(apiUrl: string, file: string, temp: string, out: O
   if (typeof said === 'string' && said !== `sha256:${header.sha256}`) {
     throw new MinkubeError('SNAPSHOT_INVALID', `the answer says ${said} but its file is sha256:${header.sha256}; not saved`);
   }
-  await writeFileOrFail(temp, res.bytes);
+  await writeFileOrFail(temp, res.bytes, BACKUP_FILE_MODE);
   await rename(temp, file).catch((err: unknown) => {
     throw cannotWrite(file, err);
   });

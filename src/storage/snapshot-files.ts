@@ -6,13 +6,19 @@ import { dirname, join } from 'node:path';
 const TEMP_SUFFIX = '.tmp';
 const SNAPSHOT_SUFFIX = '.snap';
 
-/** Writes `data` (one buffer, or parts written one after the other) durably as `dir/name`, replacing any file of that name. */
+/**
+ * Writes `data` (one buffer, or parts written one after the other) durably as `dir/name`, replacing any file of that
+ * name. The file is the owner's alone (0600), and so is a directory made for it (0700): snapshots and backups hold
+ * token hashes, the session key and secret environment values.
+ */
 export async function writeFileDurably(dir: string, name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
   // mkdir answers the first directory it created: that one's entry lives in its parent, which must be synced too.
-  const created = await mkdir(dir, { recursive: true });
+  const created = await mkdir(dir, { recursive: true, mode: 0o700 });
   if (created !== undefined) await syncDir(dirname(created));
   const temp = join(dir, name + TEMP_SUFFIX);
-  const file = await open(temp, 'w');
+  // An old temp file (a crash mid-write) keeps its mode through open(): removed first, so the new one is made 0600.
+  await unlink(temp).catch(() => undefined);
+  const file = await open(temp, 'w', 0o600);
   try {
     for (const chunk of data instanceof Uint8Array ? [data] : coalesced(data)) {
       for (let done = 0; done < chunk.length; ) done += (await file.write(chunk, done, chunk.length - done)).bytesWritten;

@@ -1,7 +1,7 @@
 // The backup file's framing (a file alone verifies: truncated, altered, foreign) and the scheduled backups on a
 // manual clock: the leader writes once the newest file is intervalS old and keeps the newest `retain`; a follower
 // only reads the directory's newest file into its status; a failed write is reported in lastError.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -112,6 +112,17 @@ describe('scheduled backups', () => {
     expect(files.at(-1)).toBe('minkube-snapshot-20300101T000359Z-000000000007.mksnap');
     expect(inspectBackup(readFileSync(join(dir, files.at(-1)!)))).toMatchObject({ index: 7, keys: 6 });
     expect(loop.status).toMatchObject({ lastIndex: 7, lastError: null });
+  });
+
+  it('keeps its files the owner\'s alone (0600), in a directory it makes 0700: they hold secrets', async () => {
+    const dir = join(tempDir(), 'made', 'backups');
+    const { source } = sourceWith(2);
+    const loop = new BackupLoop({ config: { intervalS: 60, retain: 2, dir }, source: () => source, isLeader: () => true, clock: new ManualClock(start), logger });
+    await loop.check();
+    const [name] = readdirSync(dir);
+    expect(statSync(join(dir, name!)).mode & 0o777).toBe(0o600);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(statSync(join(dir, '..')).mode & 0o777).toBe(0o700);
   });
 
   it('a follower writes nothing and reports the newest file in the directory; a new leader keeps the schedule', async () => {

@@ -2,7 +2,7 @@
 // snapshot save`, every manager stopped and wiped, `snapshot restore` into m1, m1 started alone and the others joined
 // with --join; every key, task and worker record is back. A truncated or altered file is refused by inspect and
 // restore with SNAPSHOT_INVALID and exit 1; an operator may not download a snapshot.
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
@@ -64,6 +64,9 @@ describe('snapshot save, inspect and restore (real processes, secure cluster)', 
     expect(saved.stderr).toBe('');
     expect(saved.code).toBe(0);
     expect(saved.stdout).toMatch(/saved the snapshot at index \d+ \(term \d+\)/);
+    // It holds secrets: the owner's alone, whatever the umask (the harness's is the usual 022), as are the scheduled ones.
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    for (const n of readdirSync(join(c.dir, 'backups'))) expect(statSync(join(c.dir, 'backups', n)).mode & 0o777).toBe(0o600);
 
     const inspected = await mk(['--json', 'snapshot', 'inspect', file]);
     expect(inspected.code).toBe(0);
