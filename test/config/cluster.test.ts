@@ -222,5 +222,7 @@ describe('loadClusterConfig', () => {
     const c = await loadClusterConfig('cluster.example.json');
     expect(c.managers.map((m) => m.apiAddress)).toEqual(['127.0.0.1:8001', '127.0.0.2:8002', '127.0.0.3:8003']);
     expect(c.workers.map((w) => w.id)).toEqual(['w1', 'w2']);
+    // README's dig lines ask 127.0.0.1:8053 after `npm start`.
+    expect(c.managers.map((m) => m.dnsAddress)).toEqual(['127.0.0.1:8053', '127.0.0.2:8053', '127.0.0.3:8053']);
   });
 });
