@@ -35,6 +35,18 @@ export interface ApiClientOptions {
 
 const passingFailures: ReadonlySet<string> = new Set(['TIMEOUT', 'UNREACHABLE', 'NO_LEADER', 'NOT_READY', 'QUEUE_FULL']);
 
+/**
+ * What a manager answers when it cannot serve a request that another manager may (no leader known to it, not ready,
+ * removed from the cluster, repairing its storage). A 503 means the request was not applied (README, Errors), so
+ * even a write moves on to the next manager after one.
+ */
+const refusedHere: ReadonlySet<string> = new Set(['NO_LEADER', 'NOT_READY', 'STORAGE_RECOVERING']);
+
+/** An error the manager answered (not one the client met on its way: those carry their cause). */
+function answered(err: MinkubeError): boolean {
+  return err.cause === undefined;
+}
+
 export interface RequestOptions {
   body?: unknown;
   requestId?: string;
@@ -243,7 +255,7 @@ export class ApiClient {
       } catch (err) {
         if (!(err instanceof MinkubeError) || options.signal?.aborted === true) throw err;
         const passing = (method === 'GET' || options.idempotent === true) && passingFailures.has(err.code);
-        if (this.urls.length > 1 && (passing || neverSent(err))) {
+        if (this.urls.length > 1 && (passing || neverSent(err) || (refusedHere.has(err.code) && answered(err)))) {
           reasons.push(`${url}: ${err.code}`);
           onlyTimeouts &&= err.code === 'TIMEOUT';
           this.current = (this.current + 1) % this.urls.length;

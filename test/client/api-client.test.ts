@@ -147,6 +147,22 @@ describe('ApiClient with alternate managers', () => {
     expect(await viaFirst.kvGet('fo/b')).toMatchObject({ value: 'y' });
   });
 
+  it('moves a write on after a 503 the manager answered (NO_LEADER, NOT_READY, STORAGE_RECOVERING: not applied), never after other refusals', async () => {
+    for (const code of ['NO_LEADER', 'NOT_READY', 'STORAGE_RECOVERING'] as const) {
+      service.failNext = new MinkubeError(code);
+      const c = new ApiClient(client.baseUrl, { alternateUrls: [otherUrl] });
+      expect(await c.kvPut(`fo/${code}`, 'w')).toMatchObject({ key: `fo/${code}` });
+      expect(c.baseUrl).toBe(otherUrl);
+      expect(other.data.get(`fo/${code}`)?.value).toBe('w');
+    }
+    // A refusal any manager would give (a version mismatch) is the answer.
+    service.failNext = new MinkubeError('KV_VERSION_MISMATCH');
+    const c = new ApiClient(client.baseUrl, { alternateUrls: [otherUrl] });
+    expect((await rejection(c.kvPut('fo/conflict', 'w'))).code).toBe('KV_VERSION_MISMATCH');
+    expect(c.baseUrl).toBe(client.baseUrl);
+    expect(other.data.has('fo/conflict')).toBe(false);
+  });
+
   it('sends a write with an Idempotency-Key on after a timeout', async () => {
     const created = await rejection(new ApiClient(silentUrl, { timeoutMs: 150, alternateUrls: [otherUrl] }).submitTask({ image: 'busybox', command: ['true'] } as never, { attempts: 1 }));
     // The fake service has no task routes: its 404, not the silent one's TIMEOUT, shows the submission reached it.
