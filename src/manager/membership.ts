@@ -128,6 +128,8 @@ export class MembershipServiceImpl implements MembershipService {
         const timeoutMs = Math.max(1, ctx.deadlineMs - this.nowMs());
         return new ApiClient(address, this.o.http === undefined ? { timeoutMs } : { timeoutMs, http: this.o.http });
       }
+      const notMember = this.driver.notMemberError();
+      if (notMember !== null) throw notMember;
       if (this.nowMs() + POLL_MS >= ctx.deadlineMs) throw new MinkubeError('NO_LEADER', 'no leader is known; the cluster may have lost its quorum');
       await this.nextChange();
     }

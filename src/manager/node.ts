@@ -240,6 +240,17 @@ export class RaftNodeDriver<R> {
     return this.storageWatch.noQuorumReason(this.core.status());
   }
 
+  /**
+   * NOT_READY when this node is not in the configuration it knows (removed, or a joiner's first configuration
+   * without it): it never learns of a leader again, so what would wait for one is refused at once. null otherwise,
+   * and while it knows no configuration yet (a joiner before its first entries).
+   */
+  notMemberError(): MinkubeError | null {
+    const s = this.core.status();
+    if (s.voters.length === 0 || s.voters.includes(this.o.id) || s.learners.includes(this.o.id)) return null;
+    return new MinkubeError('NOT_READY', 'this manager is not a member of the cluster (removed, or not added yet): send the request to another manager');
+  }
+
   start(): void {
     this.updatePeers();
     this.o.transport.onMessage((m) => {
@@ -303,6 +314,8 @@ export class RaftNodeDriver<R> {
 
   private proposeNow(encode: EncodeProposal, deadlineMs: number): Promise<R> {
     if (this.stopped) return Promise.reject(new MinkubeError('NOT_READY', 'the manager is shutting down'));
+    const notMember = this.notMemberError();
+    if (notMember !== null) return Promise.reject(notMember);
     const seq = this.proposals.allocateSeq();
     // ackSeq tells the state machine which of our results it may forget: everything below our oldest waiter.
     const data = encode(seq, Math.min(seq, this.proposals.lowestPendingSeq()));
@@ -319,6 +332,8 @@ export class RaftNodeDriver<R> {
   /** Resolves once this node has applied everything committed before the call, as confirmed by a quorum. */
   linearizableBarrier(deadlineMs: number): Promise<void> {
     if (this.stopped) return Promise.reject(new MinkubeError('NOT_READY', 'the manager is shutting down'));
+    const notMember = this.notMemberError();
+    if (notMember !== null) return Promise.reject(notMember);
     return new Promise<void>((resolve, reject) => {
       this.reads.add({ deadlineMs, resolve, reject }, this.o.clock.nowMs());
       this.scheduleReady();

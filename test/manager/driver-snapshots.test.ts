@@ -231,6 +231,13 @@ describe('RaftNodeDriver membership', () => {
     await l3.membership.removeMember(l3.id, ctx());
     const l4 = await c.leader(10_000, [l3.id]);
     expect(l4.id).not.toBe(l3.id);
+    // The removed manager (it applied its own removal) refuses at once what would wait for a leader it will never
+    // know again: NOT_READY, which a client takes as "ask another manager", not NO_LEADER after the whole deadline.
+    expect(l3.driver.status().voters).not.toContain(nodeId(l3.id));
+    const farDeadline = Date.now() + 60_000;
+    const e = await refusal(l3.driver.linearizableBarrier(farDeadline));
+    expect(e.code).toBe('NOT_READY');
+    expect(e.message).toContain('not a member of the cluster');
     await c.stop(l3.id);
     await c.put(40, 'three');
     await c.converged();
