@@ -19,6 +19,7 @@ import { ensureDataDir } from '../lib/data-dir.js';
 import { listenFailed, MinkubeError } from '../lib/errors.js';
 import { createRuntime, sandboxNameFor } from '../runtime/index.js';
 import { workerInstance } from '../worker/instance.js';
+import { FileKeptLogs } from '../worker/kept-logs.js';
 import { WorkerAgent, type WorkerAgentOptions } from '../worker/agent.js';
 import { WorkerLoops } from '../worker/loops.js';
 import { HttpManagerLink } from '../worker/managers.js';
@@ -119,6 +120,8 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
     runtime,
     logger: logger.child({ component: 'agent' }),
     stopTimeoutMs: config.tasks.stopTimeoutMs,
+    // The output of tasks whose containers were removed stays readable across restarts.
+    keptLogs: new FileKeptLogs(join(dataDir, 'logs')),
     // Tasks' named ports: addresses on the host the worker's API is reached at.
     ports: new PortAllocator(self.portRange ?? defaultPortRange, self.apiAddress.slice(0, self.apiAddress.lastIndexOf(':')), systemRandom),
     hostStats: workerMetrics === null ? hostStats : async () => {
@@ -147,6 +150,7 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
   try {
     // Before serving: a leader asking about a task must get the re-adopted answer, never "no such task".
     await agent.adopt();
+    await agent.restoreKeptLogs();
     const { host, port } = splitHostPort(self.apiAddress);
     await app.listen({ host, port }).catch((err: unknown) => {
       throw listenFailed(err, self.apiAddress, 'apiAddress');

@@ -10,6 +10,7 @@ import { limits } from '../lib/limits.js';
 import { endSpan, isTraceparent, startSpan } from '../lib/trace.js';
 import { classifyRuntimeError } from '../runtime/classify.js';
 import { tailBytes, tailLines } from '../runtime/spec.js';
+import type { KeptLog, KeptLogStore } from './kept-logs.js';
 import type { ContainerInfo, ContainerRuntime, RunSpec } from '../runtime/types.js';
 import { planReconcile, type Correction } from './reconcile.js';
 import { HealthMonitor, hostExec, type ExecProbe } from './health.js';
@@ -52,6 +53,8 @@ export interface WorkerAgentOptions {
   healthHost?: string;
   /** Metrics (src/worker/metrics.ts): container starts. */
   observer?: AgentObserver;
+  /** Where the output tails of removed containers are kept across restarts (none: in memory only). */
+  keptLogs?: KeptLogStore;
 }
 
 export interface ReconcileReport {
@@ -85,6 +88,12 @@ export class WorkerAgent implements WorkerAgentApi {
   private readonly retiring = new Set<TaskEntry>();
   private readonly closing = new AbortController();
   private readonly observer: AgentObserver | undefined;
+  private readonly keptLogs: KeptLogStore | null;
+  /**
+   * Output tails an earlier run of this worker kept (restoreKeptLogs): what `logs` answers for a finished task this
+   * run has no entry of, until its retention (from its end) runs out or the managers say to forget it.
+   */
+  private readonly restoredLogs = new Map<string, KeptLog>();
   /** Told when a task's status changes (it runs, ends, or its health verdict changes): the heartbeat goes early. */
   private changeListener: (() => void) | null = null;
 
@@ -106,6 +115,7 @@ export class WorkerAgent implements WorkerAgentApi {
     this.ports = opts.ports ?? null;
     this.healthHost = opts.healthHost ?? '127.0.0.1';
     this.observer = opts.observer;
+    this.keptLogs = opts.keptLogs ?? null;
   }
 
   /** One listener (the worker's loops): called, synchronously and cheaply, whenever a task's status changes. */
@@ -150,7 +160,11 @@ export class WorkerAgent implements WorkerAgentApi {
   /** The newest tailLines lines: from the container while it exists, else from the tail kept when it was removed. */
   async logs(taskId: string, tailLinesMax: number): Promise<string> {
     const e = this.tasks.get(taskId);
-    if (e === undefined) throw new MinkubeError('TASK_NOT_FOUND', `no task ${taskId} on worker ${this.workerId}`);
+    if (e === undefined) {
+      const kept = this.restoredLogs.get(taskId);
+      if (kept !== undefined) return tailLines(kept.text, tailLinesMax);
+      throw new MinkubeError('TASK_NOT_FOUND', `no task ${taskId} on worker ${this.workerId}`);
+    }
     if (e.containerId !== null && e.cleanup !== 'done') {
       try {
         return await this.runtime.logs(e.containerId, { tailLines: tailLinesMax });
@@ -295,6 +309,11 @@ export class WorkerAgent implements WorkerAgentApi {
       entry.logTail = tailBytes(Buffer.from(text, 'utf8'), limits.workerFinishedLogBytesMax);
     } catch (err) {
       this.logger.warn({ task: entry.taskId, containerId: id, err }, 'could not keep the logs of an exited container');
+    }
+    // On disk before the container goes, so a restart right after still has the output.
+    if (entry.logTail !== null && this.keptLogs !== null) {
+      const log = { taskId: entry.taskId, attempt: entry.attempt, finishedAtMs: entry.finishedAtMs ?? this.clock.nowMs(), text: entry.logTail };
+      await this.keptLogs.save(log).catch((err: unknown) => this.logger.warn({ task: entry.taskId, err }, 'could not keep the logs of an exited container on disk'));
     }
     try {
       await this.runtime.remove(id);
@@ -532,12 +551,49 @@ export class WorkerAgent implements WorkerAgentApi {
   forget(taskIds: readonly string[]): number {
     let forgotten = 0;
     for (const id of taskIds) {
+      if (this.restoredLogs.delete(id)) this.dropKeptLog(id);
       const e = this.tasks.get(id);
       if (e === undefined || !isFinal(e.state) || e.cleanup === 'pending') continue;
-      this.tasks.delete(id);
+      this.deleteEntry(id);
       forgotten++;
     }
     return forgotten;
+  }
+
+  /**
+   * At start, before serving: the output tails an earlier run kept, for `logs` of tasks this run has no entry of.
+   * Those past their retention (from their end) are deleted, and at most tasksMax of the newest are kept.
+   */
+  async restoreKeptLogs(): Promise<number> {
+    if (this.keptLogs === null) return 0;
+    let logs: KeptLog[];
+    try {
+      logs = await this.keptLogs.load();
+    } catch (err) {
+      this.logger.warn({ err }, 'could not read the output kept by the previous run');
+      return 0;
+    }
+    const now = this.clock.nowMs();
+    logs.sort((a, b) => b.finishedAtMs - a.finishedAtMs);
+    for (const log of logs) {
+      const live = this.tasks.get(log.taskId);
+      if (now - log.finishedAtMs >= this.finishedRetentionMs || this.restoredLogs.size >= this.tasksMax || (live !== undefined && live.attempt >= log.attempt)) {
+        if (live === undefined) this.dropKeptLog(log.taskId);
+        continue;
+      }
+      this.restoredLogs.set(log.taskId, log);
+    }
+    return this.restoredLogs.size;
+  }
+
+  /** Deletes a task's entry and the output tail kept on disk for it. */
+  private deleteEntry(taskId: string): void {
+    this.tasks.delete(taskId);
+    this.dropKeptLog(taskId);
+  }
+
+  private dropKeptLog(taskId: string): void {
+    this.keptLogs?.remove(taskId).catch((err: unknown) => this.logger.warn({ task: taskId, err }, 'could not delete kept output'));
   }
 
   /** Finished tasks the managers no longer list are acknowledged: they may be evicted after the retention time. */
@@ -555,9 +611,14 @@ export class WorkerAgent implements WorkerAgentApi {
     let evicted = 0;
     for (const [id, e] of this.tasks) {
       if (e.acknowledgedAtMs !== null && now - e.acknowledgedAtMs >= this.finishedRetentionMs && e.cleanup !== 'pending') {
-        this.tasks.delete(id);
+        this.deleteEntry(id);
         evicted++;
       }
+    }
+    for (const [id, log] of this.restoredLogs) {
+      if (now - log.finishedAtMs < this.finishedRetentionMs) continue;
+      this.restoredLogs.delete(id);
+      if (!this.tasks.has(id)) this.dropKeptLog(id);
     }
     return evicted;
   }
@@ -574,7 +635,7 @@ export class WorkerAgent implements WorkerAgentApi {
     if (oldest === undefined) {
       throw new MinkubeError('QUEUE_FULL', `worker ${this.workerId} holds ${this.tasks.size} tasks (the limit); none can be evicted yet`);
     }
-    this.tasks.delete(oldest.taskId);
+    this.deleteEntry(oldest.taskId);
   }
 
   // ---- lifecycle ----

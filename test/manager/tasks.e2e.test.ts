@@ -1,6 +1,8 @@
 // Tasks end to end with real processes: three managers and two workers (bin/minkube.js), run once with the process
 // runtime and once with Docker (describeDocker: skipped without Docker, failed under MINKUBE_REQUIRE_DOCKER=1).
 // Scenarios share one cluster per runtime and run in order; each tags its tasks with a label to find them again.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -209,6 +211,16 @@ for (const rt of cases) {
       for (let i = 0; i < 2; i++) ids.push((await submit(c.managerIds[1]!, spec(['sleep', '3600'], 'readopt'))).id!);
       const before = await Promise.all(ids.map((id) => until(id, (t) => t.state === 'running', 'running')));
       const w = before[0]!.workerId!;
+      // Two tasks that print and end (placements alternate: one on each worker): their containers are removed, and
+      // the output of the one on w must outlive w's restart.
+      const ended: TaskRecord[] = [];
+      for (let i = 0; i < 2; i++) {
+        const r = await submit(c.managerIds[1]!, spec(['sh', '-c', `echo kept ${i}; exit 3`], 'readopt-logs'));
+        ended.push(await until(r.id!, (t) => final.has(t.state), 'ended'));
+      }
+      const endedOnW = ended.find((t) => t.workerId === w)!;
+      expect(endedOnW).toBeDefined();
+      await eventually(async () => (existsSync(join(c.dir, w, 'logs', `${endedOnW.id}.json`)) ? true : undefined), 10_000, 'the output kept on disk');
       await c.signal(w, 'SIGKILL');
       c.start(w);
       await eventually(async () => {
@@ -228,6 +240,9 @@ for (const rt of cases) {
         const now = await get(t.id);
         expect(now).toMatchObject({ state: 'running', attempt: t.attempt, workerId: t.workerId, containerId: t.containerId });
       }
+      const logs = await fetch(`${c.url(c.managerIds.find((m) => c.node(m).proc !== null)!)}/v1/tasks/${endedOnW.id}/logs`);
+      expect(logs.status).toBe(200);
+      expect(await logs.text()).toBe(`kept ${ended.indexOf(endedOnW)}\n`);
       const onWorker = (await httpJson(c.url(w), 'GET', '/v1/tasks')).body as { items: WorkerTaskStatus[] };
       for (const t of before.filter((x) => x.workerId === w)) {
         expect(onWorker.items.find((s) => s.taskId === t.id)).toMatchObject({ state: 'running', attempt: t.attempt, containerId: t.containerId });

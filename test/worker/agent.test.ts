@@ -6,6 +6,7 @@ import type { TaskSpec } from '../../src/contracts/task-model.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { MemoryHost, MemoryRuntime, type MemoryBehaviour, type RunSpec, type RuntimeFailureReason } from '../../src/runtime/index.js';
 import { WorkerAgent, type WorkerAgentOptions } from '../../src/worker/agent.js';
+import { MemoryKeptLogs } from '../../src/worker/kept-logs.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { rejection } from '../support/errors.js';
 import { SteppedClock } from '../support/manual-clock.js';
@@ -223,6 +224,39 @@ describe('re-adoption after a restart', () => {
     await second.runtime.stop(running.containerId!, 0);
     await waitFor('long failed', () => second.agent.get('long').state === 'failed');
     expect(second.agent.get('long').exitCode).toBe(143);
+  });
+
+  it('a restarted worker still answers the output of tasks whose containers the previous run removed, until their retention or a forget', async () => {
+    const host = new MemoryHost();
+    const kept = new MemoryKeptLogs();
+    const clock = new SteppedClock();
+    const first = setup({ host, keptLogs: kept, clock, finishedRetentionMs: 60_000 });
+    await first.agent.assign(assignment('done', 2, 1, { env: { DURATION_MS: '5', EXIT_CODE: '3', LOGS: 'why it failed\n' } }));
+    await first.agent.assign(assignment('other', 1, 1, { env: { DURATION_MS: '5', LOGS: 'fine\n' } }));
+    await waitFor('both containers removed', async () => (await first.runtime.list({})).length === 0 && kept.logs.size === 2);
+    await first.agent.close();
+
+    // The restart: no container, no entry; the kept tails answer.
+    const second = setup({ host, keptLogs: kept, clock, finishedRetentionMs: 60_000 });
+    await second.agent.adopt();
+    expect(await second.agent.restoreKeptLogs()).toBe(2);
+    expect(second.agent.list()).toEqual([]);
+    expect(await second.agent.logs('done', 10)).toBe('why it failed\n');
+    // The managers removed one record: forgotten here and on disk.
+    second.agent.forget(['other']);
+    expect((await rejection(second.agent.logs('other', 10))).code).toBe('TASK_NOT_FOUND');
+    await waitFor('the forgotten tail deleted', () => !kept.logs.has('other'));
+    // Past its retention (counted from its end) the last one goes too, at the next reconciliation.
+    clock.step(60_000);
+    await second.agent.reconcile(async () => []);
+    expect((await rejection(second.agent.logs('done', 10))).code).toBe('TASK_NOT_FOUND');
+    await waitFor('the expired tail deleted', () => kept.logs.size === 0);
+
+    // A third start finds nothing left, and one past its retention already is deleted at once.
+    await kept.save({ taskId: 'old', attempt: 1, finishedAtMs: clock.nowMs() - 61_000, text: 'x' });
+    const third = setup({ host, keptLogs: kept, clock, finishedRetentionMs: 60_000 });
+    expect(await third.agent.restoreKeptLogs()).toBe(0);
+    await waitFor('the stale tail deleted', () => kept.logs.size === 0);
   });
 
   it("two clusters' workers of one id on one engine (two instances) neither adopt nor remove each other's containers", async () => {
