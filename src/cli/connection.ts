@@ -18,15 +18,15 @@ export function cliCredentials(): Credentials | null {
 
 /**
  * The process's one pool: it trusts the credentials file's CA and carries its token (MINKUBE_TOKEN, when set, is
- * sent instead: a token of another role). Without a file: plain HTTP and no token, for `insecure` clusters.
+ * sent instead: a token of another role). Without a file, or with an insecure cluster's: plain HTTP and no token.
  */
 export function cliHttpClient(): HttpClient {
   if (http !== undefined) return http;
   const c = cliCredentials();
   const envToken = process.env.MINKUBE_TOKEN;
-  const token = envToken !== undefined && envToken !== '' ? envToken : c?.token;
+  const token = envToken !== undefined && envToken !== '' ? envToken : (c?.token ?? undefined);
   // Node's own pool: undici's would compile its HTTP parser first, which costs a command more than all the rest.
-  http = new HttpClient({ pool: 'node', ...(c === null ? {} : { tls: { ca: c.ca } }), ...(token === undefined ? {} : { token }) });
+  http = new HttpClient({ pool: 'node', ...(c === null || c.ca === null ? {} : { tls: { ca: c.ca } }), ...(token === undefined ? {} : { token }) });
   return http;
 }
 

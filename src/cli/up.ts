@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ClusterView } from '../contracts/services.js';
 import { ApiClient } from '../client/api-client.js';
-import { credentialsPath, writeCredentials } from '../client/credentials.js';
+import { credentialsPath, insecureCredentials, writeCredentials } from '../client/credentials.js';
 import { HttpClient } from '../client/http.js';
 import { loadClusterConfig, type ClusterConfig } from '../config/cluster.js';
 import { ensureAdminToken } from '../daemon/security.js';
@@ -84,8 +84,9 @@ async function unusableAddresses(config: ClusterConfig, withWorkers: boolean): P
 interface Access {
   scheme: 'http' | 'https';
   http: HttpClient;
-  /** Where the credentials went, or null under insecure. */
-  credentialsPath: string | null;
+  /** Where the credentials went (an insecure cluster's name only its managers). */
+  credentialsPath: string;
+  insecure: boolean;
 }
 
 /**
@@ -93,7 +94,13 @@ interface Access {
  * nodes would make them too, but one maker is simpler to watch), and handed to the CLI in the credentials file.
  */
 async function prepareAccess(config: ClusterConfig): Promise<Access> {
-  if (config.insecure) return { scheme: 'http', http: new HttpClient(), credentialsPath: null };
+  if (config.insecure) {
+    // The file still names the managers (http, no CA, no token), so later commands reach this cluster with no flags,
+    // never the one a file from an earlier secure cluster names.
+    const path = credentialsPath();
+    await writeCredentials(insecureCredentials(config.managers.map((m) => `http://${m.apiAddress}`)), path);
+    return { scheme: 'http', http: new HttpClient(), credentialsPath: path, insecure: true };
+  }
   const nodes = [
     ...config.managers.map((m) => ({ id: m.id, role: 'manager' as const, dataDir: m.dataDir, addresses: [m.raftAddress, m.apiAddress] })),
     ...config.workers.map((w) => ({ id: w.id, role: 'worker' as const, dataDir: w.dataDir ?? resolve('data', w.id), addresses: [w.apiAddress] })),
@@ -102,14 +109,17 @@ async function prepareAccess(config: ClusterConfig): Promise<Access> {
   const token = await ensureAdminToken(config.clusterDir);
   const path = credentialsPath();
   await writeCredentials({ clusterId, apis: config.managers.map((m) => `https://${m.apiAddress}`), ca: caCertPem, token }, path);
-  return { scheme: 'https', http: new HttpClient({ tls: { ca: caCertPem }, token }), credentialsPath: path };
+  return { scheme: 'https', http: new HttpClient({ tls: { ca: caCertPem }, token }), credentialsPath: path, insecure: false };
 }
 
 function printEndpoints(config: ClusterConfig, configPath: string, withWorkers: boolean, access: Access): void {
   const lines = [`minkube up: ${config.managers.length} managers${withWorkers ? ` and ${config.workers.length} workers` : ''} from ${configPath}`];
   for (const m of config.managers) lines.push(`  ${m.id}  api ${access.scheme}://${m.apiAddress}  raft ${m.raftAddress}  data ${m.dataDir}`);
   for (const w of config.workers) lines.push(`  ${w.id}  api ${access.scheme}://${w.apiAddress}  runtime ${w.runtime}${withWorkers ? '' : '  (not started: no worker runtime in this checkout)'}`);
-  if (access.credentialsPath === null) lines.push('INSECURE (insecure: true in the config): no TLS, no tokens; anyone who reaches these ports can run commands.');
+  if (access.insecure) {
+    lines.push('INSECURE (insecure: true in the config): no TLS, no tokens; anyone who reaches these ports can run commands.');
+    lines.push(`The API addresses are in ${access.credentialsPath}: minkube commands use it from any folder.`);
+  }
   else lines.push(`TLS on; the CA, the admin token and the API addresses are in ${access.credentialsPath}: minkube commands use it from any folder.`);
   lines.push('Ctrl-C stops them all.');
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -7,14 +7,19 @@ import { dirname, join } from 'node:path';
 import { MinkubeError } from '../lib/errors.js';
 
 export interface Credentials {
-  /** The cluster these credentials are for (its CA's cluster id). */
+  /** The cluster these credentials are for (its CA's cluster id; "insecure" for an insecure cluster). */
   readonly clusterId: string;
-  /** Every manager's API, as https URLs; the CLI uses the first unless --api names another. */
+  /** Every manager's API, as https URLs (http for an insecure cluster); the CLI uses the first unless --api names another. */
   readonly apis: readonly string[];
-  /** The cluster CA's certificate (PEM): the only CA the CLI trusts for these URLs. */
-  readonly ca: string;
-  /** An API token (mk_<accessor>_<secret>). */
-  readonly token: string;
+  /** The cluster CA's certificate (PEM): the only CA the CLI trusts for these URLs. null: an insecure cluster. */
+  readonly ca: string | null;
+  /** An API token (mk_<accessor>_<secret>). null: an insecure cluster, which takes none. */
+  readonly token: string | null;
+}
+
+/** An insecure cluster's file: `{ clusterId, apis, insecure: true }`, http URLs, no CA and no token. */
+export function insecureCredentials(apis: readonly string[]): Credentials {
+  return { clusterId: 'insecure', apis, ca: null, token: null };
 }
 
 export function credentialsPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -58,6 +63,10 @@ function parseCredentials(text: string, path: string): Credentials {
   if (typeof c !== 'object' || c === null) throw problem('not an object');
   if (typeof c.clusterId !== 'string') throw problem('clusterId must be a string');
   if (!Array.isArray(c.apis) || c.apis.length === 0 || !c.apis.every((a) => typeof a === 'string')) throw problem('apis must be a non-empty list of URLs');
+  if ((raw as { insecure?: unknown }).insecure === true) {
+    if (!c.apis.every((a) => (a as string).startsWith('http://'))) throw problem('an insecure cluster\'s apis must be http:// URLs');
+    return insecureCredentials(c.apis as string[]);
+  }
   if (typeof c.ca !== 'string' || !c.ca.includes('BEGIN CERTIFICATE')) throw problem('ca must be a PEM certificate');
   if (typeof c.token !== 'string' || c.token === '') throw problem('token must be a string');
   return { clusterId: c.clusterId, apis: c.apis as string[], ca: c.ca, token: c.token };
@@ -67,6 +76,8 @@ function parseCredentials(text: string, path: string): Credentials {
 export async function writeCredentials(credentials: Credentials, path = credentialsPath()): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const temp = `${path}.${process.pid}.tmp`;
-  await writeFile(temp, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
+  const c = credentials;
+  const file = c.ca === null || c.token === null ? { clusterId: c.clusterId, apis: c.apis, insecure: true } : c;
+  await writeFile(temp, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
   await rename(temp, path);
 }

@@ -1,7 +1,7 @@
 // `minkube up` for real: three manager processes from a temporary config, the leader announced, SIGTERM stops all.
 // Closed by default: up makes the CA and an admin token and writes the credentials file that later commands use.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -74,4 +74,39 @@ it('starts every manager, prints prefixed readable logs and the leader, and stop
   }
   expect(stdout).toMatch(/stopping 3 processes\.\.\.\n(.*\n)*stopped\n$/);
   for (const m of managers) expect(await refused(Number(m.apiAddress.split(':')[1]))).toBe(true);
+}, 240_000);
+
+it('an insecure cluster: up names its managers (http) in the credentials file, over a secure cluster\'s file, and commands reach it with no flags', async () => {
+  const managers = [{ id: 'm1', raftAddress: `127.0.0.1:${await freePort()}`, apiAddress: `127.0.0.1:${await freePort()}`, dataDir: './data-insecure/m1' }];
+  const configPath = join(dir, 'insecure.json');
+  writeFileSync(configPath, JSON.stringify({ insecure: true, managers, raft: { heartbeatIntervalMs: 50, electionTimeoutMs: 400 } }));
+  // What an earlier secure cluster left: its managers are not this one.
+  const credentials = join(dir, 'home-insecure', 'config.json');
+  mkdirSync(join(dir, 'home-insecure'));
+  writeFileSync(credentials, JSON.stringify({ clusterId: 'old', apis: ['https://127.0.0.1:1'], ca: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', token: 'mk_0123456789abcdef_s' }));
+  const env: NodeJS.ProcessEnv = { ...process.env, MINKUBE_CONFIG: credentials };
+  delete env.MINKUBE_API;
+  const up = spawn(process.execPath, [join(repoRoot, 'bin', 'minkube.js'), 'up', '--config', configPath], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let stdout = '';
+  up.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  const exited = new Promise<number | null>((r) => up.once('exit', (code) => r(code)));
+  try {
+    const leaderLine = /^leader: m1 \(term \d+\) at http:\/\/127\.0\.0\.1:\d+$/m;
+    await waitFor('up to name the leader', () => leaderLine.test(stdout), 120_000, 100).catch(() => undefined);
+    expect(stdout).toMatch(leaderLine);
+    expect(stdout).toContain(`The API addresses are in ${credentials}`);
+    expect(JSON.parse(readFileSync(credentials, 'utf8'))).toEqual({ clusterId: 'insecure', apis: [`http://${managers[0]!.apiAddress}`], insecure: true });
+    expect(statSync(credentials).mode & 0o077).toBe(0);
+    const put = await runCli(['kv', 'put', 'greeting', 'plain'], { MINKUBE_CONFIG: credentials }, tmpdir());
+    expect(put.code, put.stderr).toBe(0);
+    expect((await runCli(['kv', 'get', 'greeting'], { MINKUBE_CONFIG: credentials }, tmpdir())).stdout).toBe('plain\n');
+    up.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  } finally {
+    try {
+      process.kill(-up.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
 }, 240_000);
