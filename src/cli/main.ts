@@ -367,6 +367,12 @@ export async function main(argv: readonly string[]): Promise<{ code: number; exi
 
 function failure(err: unknown, exitNow: boolean): { code: number; exitNow: boolean } {
   if (err instanceof CliExit) return { code: err.exitCode, exitNow };
+  if (err instanceof InvalidArgumentError) {
+    // A command's own check of an argument (commander prints, then throws a plain CommanderError, only for what its
+    // parsers refuse): a usage error all the same.
+    process.stderr.write(`error: ${err.message}\n(run with --help for usage)\n`);
+    return { code: 2, exitNow };
+  }
   if (err instanceof CommanderError) {
     // Commander has printed the usage error (or the help, or the version) already.
     return { code: err.exitCode === 0 ? 0 : 2, exitNow };

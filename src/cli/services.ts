@@ -167,6 +167,15 @@ const count = (v: string): number => {
   return n;
 };
 
+/** A count given as an argument (not an option): the error names it. */
+function countArgument(name: string, v: string): number {
+  try {
+    return count(v);
+  } catch (err) {
+    throw new InvalidArgumentError(`<${name}>: ${(err as Error).message}`);
+  }
+}
+
 function specOptions(c: Command): Command {
   return c
     .option('--env <KEY=VALUE>', 'an environment variable (repeatable)', collectEnv)
@@ -236,7 +245,7 @@ export function addServiceCommands(program: Command, globals: Globals): void {
     .option('--wait', 'show progress until the service is stable')
     .action(async (name: string, replicas: string, f: { wait?: boolean }, cmd: Command) => {
       const g = globals(cmd);
-      const s = await apiClientFor(g.api).request<ServiceView>('PATCH', path(name), { body: { replicas: count(replicas) } });
+      const s = await apiClientFor(g.api).request<ServiceView>('PATCH', path(name), { body: { replicas: countArgument('replicas', replicas) } });
       await answer(g.api, s, f.wait, g.out);
     });
   specOptions(service.command('update <name> [command...]').description('a new version (rolled out) from the current one with these changes'))

@@ -200,6 +200,9 @@ describe.concurrent('minkube errors', () => {
     expect(badVersion.stderr).toMatch(/--if-version/);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
+    // An argument a command checks itself (not commander's parsers) is said too, not a silent exit 2.
+    const badReplicas = await cli(['--api', api, 'service', 'scale', 'web', 'abc']);
+    expect(badReplicas).toEqual({ code: 2, stdout: '', stderr: 'error: <replicas>: expected an integer >= 0, got "abc"\n(run with --help for usage)\n' });
   });
 
   it('up with an invalid config prints every problem and exits 1', async () => {
