@@ -255,14 +255,17 @@ export class ApiClient {
       } catch (err) {
         if (!(err instanceof MinkubeError) || options.signal?.aborted === true) throw err;
         const passing = (method === 'GET' || options.idempotent === true) && passingFailures.has(err.code);
-        if (this.urls.length > 1 && (passing || neverSent(err) || (refusedHere.has(err.code) && answered(err)))) {
+        const movingOn = this.urls.length > 1 && (passing || neverSent(err) || (refusedHere.has(err.code) && answered(err)));
+        if (movingOn) {
           reasons.push(`${url}: ${err.code}`);
           onlyTimeouts &&= err.code === 'TIMEOUT';
           this.current = (this.current + 1) % this.urls.length;
           if (reasons.length < this.urls.length) continue;
-          if (onlyTimeouts) throw triedAll(err, reasons);
+          if (onlyTimeouts) throw triedAll(err, reasons.slice(0, -1));
         }
-        if (!passing || method !== 'GET' || attempt >= this.readRetries) throw reasons.length > 1 ? triedAll(err, reasons) : err;
+        // The managers tried before this one (this one's failure is err itself).
+        const others = movingOn ? reasons.slice(0, -1) : reasons;
+        if (!passing || method !== 'GET' || attempt >= this.readRetries) throw others.length > 0 ? triedAll(err, others) : err;
         attempt++;
         reasons.length = 0;
         onlyTimeouts = true;
@@ -286,8 +289,8 @@ export class ApiClient {
 }
 
 /** The last manager's failure, naming the others tried before it and how each failed. */
-function triedAll(err: MinkubeError, reasons: readonly string[]): MinkubeError {
-  return new MinkubeError(err.code, `${err.message} (also tried ${reasons.slice(0, -1).join('; ')})`, { cause: err, details: err.details });
+function triedAll(err: MinkubeError, others: readonly string[]): MinkubeError {
+  return new MinkubeError(err.code, `${err.message} (also tried ${others.join('; ')})`, { cause: err, details: err.details });
 }
 
 /** Runs of specs, each at most batchMax long and (unless one spec alone is larger) a body under bodyBytesMax. */
