@@ -586,9 +586,10 @@ export class WorkerAgent implements WorkerAgentApi {
     return this.restoredLogs.size;
   }
 
-  /** Deletes a task's entry and the output tail kept on disk for it. */
+  /** Deletes a task's entry and the output tails kept for it (on disk, and any an earlier run left). */
   private deleteEntry(taskId: string): void {
     this.tasks.delete(taskId);
+    this.restoredLogs.delete(taskId);
     this.dropKeptLog(taskId);
   }
 
