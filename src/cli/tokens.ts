@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { ApiTokenView, CreatedApiToken, CreatedJoinToken, Page } from '../contracts/services.js';
 import { limits } from '../lib/limits.js';
+import { MinkubeError } from '../lib/errors.js';
+import type { ApiClient } from '../client/api-client.js';
 import { apiClientFor } from './connection.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';
 
@@ -78,8 +80,24 @@ export async function runTokenList(apiUrl: string, out: Output): Promise<void> {
   printLine(formatTable(rows));
 }
 
-export async function runTokenRevoke(apiUrl: string, accessor: string, out: Output): Promise<void> {
-  const r = await apiClientFor(apiUrl).request<{ accessor: string; revoked: true }>('DELETE', `${tokensPath}/${encodeURIComponent(accessor)}`);
+/**
+ * The accessor a `token revoke` argument names: an accessor (16 hex digits), a whole token (`mk_<accessor>_<secret>`,
+ * whose secret is never sent), or a token's name, looked up in the list (names are unique).
+ */
+async function accessorOf(client: ApiClient, ref: string): Promise<string> {
+  if (/^[0-9a-f]{16}$/.test(ref)) return ref;
+  const whole = /^mk_([0-9a-f]{16})_/.exec(ref);
+  if (whole !== null) return whole[1]!;
+  const page = await client.request<Page<ApiTokenView>>('GET', tokensPath);
+  const named = page.items.find((t) => t.name === ref);
+  if (named === undefined) throw new MinkubeError('TOKEN_NOT_FOUND', `no token named "${ref}" (give its name or accessor: minkube token ls shows both)`);
+  return named.accessor;
+}
+
+export async function runTokenRevoke(apiUrl: string, ref: string, out: Output): Promise<void> {
+  const client = apiClientFor(apiUrl);
+  const accessor = await accessorOf(client, ref);
+  const r = await client.request<{ accessor: string; revoked: true }>('DELETE', `${tokensPath}/${encodeURIComponent(accessor)}`);
   if (out.json) printJson(r);
   else printLine(`revoked ${r.accessor}`);
 }
@@ -116,10 +134,10 @@ export function addTokenCommands(program: Command, globals: (cmd: Command) => { 
       await runTokenList(g.api, g.out);
     });
   token
-    .command('revoke <accessor>')
-    .description('revoke an API token: every manager refuses it once the revocation is committed')
-    .action(async (accessor: string, _flags: object, cmd: Command) => {
+    .command('revoke <token>')
+    .description('revoke an API token, named by its accessor, its name, or the token itself: every manager refuses it once the revocation is committed')
+    .action(async (ref: string, _flags: object, cmd: Command) => {
       const g = globals(cmd);
-      await runTokenRevoke(g.api, accessor, g.out);
+      await runTokenRevoke(g.api, ref, g.out);
     });
 }

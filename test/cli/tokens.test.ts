@@ -173,4 +173,15 @@ describe('minkube token ls and revoke', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toBe('error: TOKEN_NOT_FOUND: no token with accessor 0000000000000001\n');
   });
+
+  it('revoke also takes a token\'s name, or the whole token (whose secret is not sent); an unknown name is TOKEN_NOT_FOUND', async () => {
+    const byName = await auth.createToken({ name: 'ci-deploy', role: 'developer' });
+    const whole = await auth.createToken({ role: 'viewer' });
+    expect(await cli(['token', 'revoke', 'ci-deploy'])).toEqual({ code: 0, stdout: `revoked ${byName.accessor}\n`, stderr: '' });
+    expect(await cli(['token', 'revoke', whole.token])).toEqual({ code: 0, stdout: `revoked ${whole.accessor}\n`, stderr: '' });
+    expect(auth.tokens.map((t) => t.accessor)).not.toContain(byName.accessor);
+    expect(auth.tokens.map((t) => t.accessor)).not.toContain(whole.accessor);
+    const unknown = await cli(['token', 'revoke', 'no-such-name']);
+    expect(unknown).toEqual({ code: 1, stdout: '', stderr: 'error: TOKEN_NOT_FOUND: no token named "no-such-name" (give its name or accessor: minkube token ls shows both)\n' });
+  });
 });
