@@ -7,12 +7,29 @@ export interface Output {
   json: boolean;
 }
 
+let stdoutGuarded = false;
+
+/**
+ * A command's output to stdout. A reader that goes away (`minkube task ls | head`) ends the command quietly, exit 0,
+ * as ls and git do, instead of an unhandled EPIPE with a stack trace. (The daemons' logs do not come through here.)
+ */
+export function writeOut(text: string): void {
+  if (!stdoutGuarded) {
+    stdoutGuarded = true;
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(0);
+      throw err;
+    });
+  }
+  process.stdout.write(text);
+}
+
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  writeOut(`${JSON.stringify(value, null, 2)}\n`);
 }
 
 export function printLine(line = ''): void {
-  process.stdout.write(`${line}\n`);
+  writeOut(`${line}\n`);
 }
 
 export interface TableStyle {

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import type { ClusterConfig } from '../config/cluster.js';
-import { writeFileOrFail } from './output.js';
+import { writeFileOrFail, writeOut } from './output.js';
 
 export interface PrometheusConfigOptions {
   /** The cluster CA Prometheus trusts (secure clusters); default `.minkube/ca.crt` beside the config. */
@@ -94,7 +94,7 @@ export function addPrometheusConfigCommand(program: Command): void {
         scrapeInterval: f.scrapeInterval,
         ruleFiles: (f.rules ?? []).map((r) => resolve(r)),
       });
-      if (f.out === undefined) process.stdout.write(text);
+      if (f.out === undefined) writeOut(text);
       else await writeFileOrFail(f.out, text);
       if (!config.insecure && !existsSync(tokenFile)) {
         process.stderr.write(`note: ${tokenFile} does not exist yet; make a scrape token with:\n  minkube token create --role viewer --name prometheus > ${tokenFile}\n`);

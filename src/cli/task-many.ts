@@ -2,7 +2,7 @@
 // progress line until every copy has left pending/scheduled, then how many run, succeeded, failed or were stopped.
 import type { SubmittedTask } from '../client/api-client.js';
 import type { TaskRecord, TaskSpec, TaskState } from '../contracts/task-model.js';
-import { printJson, printLine, type Output } from './output.js';
+import { printJson, printLine, writeOut, type Output } from './output.js';
 import { TaskApi } from './task-api.js';
 import { CliExit, pollFailureTolerated } from './tasks.js';
 
@@ -61,7 +61,7 @@ async function waitUntilStarted(api: TaskApi, seen: Map<string, Seen>, failures:
   let shown = '';
   for (let pollFailures = 0; ; ) {
     const line = countsLine(seen, true);
-    if (!out.json && line !== shown) process.stdout.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
+    if (!out.json && line !== shown) writeOut(tty ? `\r${line}\x1b[K` : `${line}\n`);
     shown = line;
     if (![...seen.values()].some((s) => waitingStates.has(s))) break;
     await new Promise((r) => setTimeout(r, pollMs));
@@ -72,7 +72,7 @@ async function waitUntilStarted(api: TaskApi, seen: Map<string, Seen>, failures:
       if (!pollFailureTolerated(err, ++pollFailures)) throw err;
     }
   }
-  if (tty) process.stdout.write('\n');
+  if (tty) writeOut('\n');
 }
 
 /**

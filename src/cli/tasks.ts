@@ -2,7 +2,7 @@
 // prints the answers as they came. `task run --wait` follows the task to its end and exits non-zero if it failed.
 import type { TaskRecord, TaskSpec, TaskTransition, WorkerRecord } from '../contracts/task-model.js';
 import { MinkubeError } from '../lib/errors.js';
-import { formatTable, printJson, printLine, type Output } from './output.js';
+import { formatTable, printJson, printLine, writeOut, type Output } from './output.js';
 import { TaskApi } from './task-api.js';
 
 /** Thrown to end the CLI with an exit code after the reason has been printed. */
@@ -141,7 +141,7 @@ export async function runTaskStop(apiUrl: string, id: string, out: Output): Prom
 
 export async function runTaskLogs(apiUrl: string, id: string, tailLines: number): Promise<void> {
   const text = await new TaskApi(apiUrl).logs(id, tailLines);
-  process.stdout.write(text);
+  writeOut(text);
 }
 
 export async function runWorkerList(apiUrl: string, out: Output): Promise<void> {

@@ -1,4 +1,5 @@
 // The `minkube` command run as a child process against fake managers (manager apps over a fake service).
+import { spawn } from 'node:child_process';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +9,7 @@ import { buildManagerApp } from '../../src/api/manager-app.js';
 import { writeCredentials } from '../../src/client/credentials.js';
 import { createClusterCa } from '../../src/security/ca.js';
 import { defaultView, FakeManagerService } from '../api/fake-service.js';
-import { freePort } from '../support/cluster.js';
+import { freePort, minkubeBin } from '../support/cluster.js';
 import { runCli, type CliResult } from '../support/cli.js';
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
@@ -186,6 +187,17 @@ describe.concurrent('minkube errors', () => {
 
   it('an invalid key: INVALID_KEY, exit 1', async () => {
     expectCleanError(await cli(['--api', api, 'kv', 'put', 'a b', 'v']), 'INVALID_KEY', /outside/);
+  });
+
+  it('ends quietly, exit 0, when the reader of its output has gone (| head), not with an EPIPE stack trace', async () => {
+    const child = spawn(process.execPath, [minkubeBin, '--api', api, 'status'], { env: { ...process.env, MINKUBE_CONFIG: join(dir, 'none.json') }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Closed before the command writes anything: its first write fails with EPIPE.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
   });
 
   it('usage errors exit 2', async () => {
