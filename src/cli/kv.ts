@@ -1,4 +1,5 @@
 // `minkube kv get|put|del`: one request each through the API client; --json prints the answer as it came.
+import { isUtf8 } from 'node:buffer';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { apiClientFor } from './connection.js';
@@ -36,5 +37,8 @@ export async function readStdinText(stdin: NodeJS.ReadableStream = process.stdin
     if (bytes > limits.httpBodyBytesDefault) throw new MinkubeError('PAYLOAD_TOO_LARGE', `the value on standard input is over ${limits.httpBodyBytesDefault} bytes, more than a request may carry`);
     chunks.push(b);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  const value = Buffer.concat(chunks);
+  // Values are text: bytes that are not UTF-8 would be stored as U+FFFD, silently and for good.
+  if (!isUtf8(value)) throw new MinkubeError('INVALID_PARAM', 'the value on standard input is not UTF-8 text (values are strings: encode binary data first, e.g. with base64)');
+  return value.toString('utf8');
 }

@@ -142,6 +142,9 @@ describe('minkube kv', () => {
     const calls = m1.calls.length;
     const big = await runCli(['--api', api, 'kv', 'put', 'config/big'], {}, undefined, 'x'.repeat(1024 * 1024 + 1));
     expectCleanError(big, 'PAYLOAD_TOO_LARGE', /the value on standard input is over 1048576 bytes/);
+    // Bytes that are not UTF-8 would be stored as U+FFFD: refused, nothing sent.
+    const binary = await runCli(['--api', api, 'kv', 'put', 'config/bin'], {}, undefined, Buffer.from([0xff, 0xfe, 0x41]));
+    expectCleanError(binary, 'INVALID_PARAM', /the value on standard input is not UTF-8 text/);
     expect(m1.calls.length).toBe(calls);
   });
 

@@ -15,7 +15,7 @@ export interface CliResult {
  * MINKUBE_API is cleared unless `env` sets it, so the caller's environment cannot pick the manager; likewise
  * MINKUBE_CONFIG points at no file unless `env` names one, so a credentials file in the home directory is not used.
  */
-export function runCli(args: readonly string[], env: Readonly<Record<string, string>> = {}, cwd = repoRoot, input = ''): Promise<CliResult> {
+export function runCli(args: readonly string[], env: Readonly<Record<string, string>> = {}, cwd = repoRoot, input: string | Uint8Array = ''): Promise<CliResult> {
   return new Promise((done) => {
     const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
     if (env.MINKUBE_API === undefined) delete childEnv.MINKUBE_API;
