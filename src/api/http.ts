@@ -1,6 +1,7 @@
 // The base of every Minkube HTTP app: JSON only, request ids, deadlines, TypeBox validation, one error handler.
 // Apps add their routes as plugins on top; nothing here listens (tests use app.inject). Every port speaks HTTP/1.1
 // and HTTP/2 (h2 by ALPN over TLS; cleartext h2c with prior knowledge, told apart by its first bytes).
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions } from 'node:http';
 import { createServer as createH2cServer, type Http2Session, type ServerHttp2Session } from 'node:http2';
@@ -111,6 +112,20 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   if (opts.https !== undefined) answerPlainHttp(app.server, server);
   // JSON only: any other content type is 415, rather than a text body failing validation with a 400.
   app.removeContentTypeParser('text/plain');
+  // JSON read as bytes: a body that is not UTF-8, or that escapes a lone surrogate, would have its strings kept with
+  // U+FFFD in place of what was sent (a value stored other than as written). Both are refused instead.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
+    if (!isUtf8(body)) return done(new MinkubeError('INVALID_JSON', 'the body is not UTF-8 text'), undefined);
+    const text = body.toString('utf8');
+    void parseJson(req, text, (err: Error | null, value: unknown) => {
+      if (err === null && surrogateEscape.test(text) && hasLoneSurrogate(value)) {
+        return done(new MinkubeError('INVALID_JSON', 'the body escapes a lone surrogate (\\ud800-\\udfff without its pair), which is not text'), undefined);
+      }
+      done(err, value);
+    });
+  });
   app.setValidatorCompiler(typeboxValidatorCompiler);
   app.decorateRequest('deadlineMs', 0);
   // Past it, new connections are closed at once: a flood of idle clients cannot take every file descriptor.
@@ -131,6 +146,20 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   });
   installErrorHandling(app, bodyLimitBytes);
   return app;
+}
+
+/** A JSON escape of a UTF-16 surrogate: only a body holding one can decode to a string with a lone surrogate. */
+const surrogateEscape = /\\u[dD][89a-fA-F][0-9a-fA-F]{2}/;
+const loneSurrogate = /\p{Cs}/u;
+
+/** Whether any string in a parsed JSON value (keys included) holds a surrogate without its pair. */
+function hasLoneSurrogate(value: unknown): boolean {
+  if (typeof value === 'string') return loneSurrogate.test(value);
+  if (Array.isArray(value)) return value.some(hasLoneSurrogate);
+  if (typeof value === 'object' && value !== null) {
+    for (const [k, v] of Object.entries(value)) if (loneSurrogate.test(k) || hasLoneSurrogate(v)) return true;
+  }
+  return false;
 }
 
 /** Node's own bounds: how long the header block and the whole request may take, and how large the headers may be. */

@@ -141,6 +141,17 @@ describe('errors', () => {
     await expectError(call('PUT', '/v1/kv/a', '', { 'content-type': 'application/json' }), 400, 'INVALID_JSON');
   });
 
+  it('a body that is not UTF-8, or escapes a lone surrogate, is 400 INVALID_JSON: its value would be kept as U+FFFD', async () => {
+    const json = { 'content-type': 'application/json; charset=utf-8' };
+    await expectError(call('PUT', '/v1/kv/a', Buffer.from([...Buffer.from('{"value":"a'), 0xff, ...Buffer.from('b"}')]) as never, json), 400, 'INVALID_JSON', /not UTF-8/);
+    await expectError(call('PUT', '/v1/kv/a', '{"value":"a\\ud800b"}', json), 400, 'INVALID_JSON', /lone surrogate/);
+    await expectError(call('PUT', '/v1/kv/a', '{"value":"x","\\udfffkey":1}', json), 400, 'INVALID_JSON', /lone surrogate/);
+    expect(service.calls).toHaveLength(0);
+    // A pair, escaped or not, is text: kept as sent.
+    expect((await call('PUT', '/v1/kv/a', '{"value":"\\ud83d\\ude00 \u{1F600}"}', json)).status).toBe(200);
+    expect(service.data.get('a')?.value).toBe('\u{1F600} \u{1F600}');
+  });
+
   it('a body over the limit is 413 PAYLOAD_TOO_LARGE', async () => {
     await expectError(call('PUT', '/v1/kv/a', { value: 'x'.repeat(2000) }), 413, 'PAYLOAD_TOO_LARGE', /1024 bytes/);
     expect(service.calls).toHaveLength(0);
