@@ -1,5 +1,6 @@
 // The `minkube` command line. Exit codes: 0 success, 1 a failure (printed as "error: CODE: message"), 2 bad usage.
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { closeCliConnections, defaultApiUrl } from './connection.js';
 import type { WorkerFlags } from './daemons.js';
@@ -132,11 +133,22 @@ function parseVersion(text: string): number {
   return Number(text);
 }
 
+/** The package's version, from the package.json two folders up (src/cli/ or dist/cli/ alike). */
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
 export function buildProgram(runLong: (run: () => Promise<number>) => Promise<void>): Command {
   const program = new Command('minkube')
     .description('A small container orchestrator: Raft-replicated managers that schedule tasks onto workers.')
     .option('--api <url>', `the API of any manager, or a comma-separated list of them tried in turn when one cannot serve (env MINKUBE_API; default: every manager of the credentials file, else ${defaultApi})`)
     .option('--json', 'machine-readable output')
+    .version(packageVersion(), '-V, --version', 'print the version of minkube')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   const globals = (cmd: Command): { api: string; out: Output } => {

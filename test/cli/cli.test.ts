@@ -1,6 +1,6 @@
 // The `minkube` command run as a child process against fake managers (manager apps over a fake service).
 import { spawn } from 'node:child_process';
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -201,6 +201,11 @@ describe.concurrent('minkube errors', () => {
     const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
     expect(stderr).toBe('');
     expect(code).toBe(0);
+  });
+
+  it('--version prints the package version, exit 0', async () => {
+    const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+    expect(await cli(['--version'])).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
   });
 
   it('usage errors exit 2', async () => {
