@@ -1,6 +1,6 @@
 // `minkube up` for real: three manager processes from a temporary config, the leader announced, SIGTERM stops all.
 // Closed by default: up makes the CA and an admin token and writes the credentials file that later commands use.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -24,8 +24,41 @@ async function refused(port: number): Promise<boolean> {
   });
 }
 
+/** What a test sees of a running `minkube up`: its output so far, and its exit code once it ends. */
+interface RunningUp {
+  readonly up: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  readonly exited: Promise<number | null>;
+}
+
+/**
+ * Runs `minkube up --config configPath` with the credentials file at `credentials`, hands it to `body`, and then
+ * kills its process group whatever happened (up and every node it started), so a failed test leaves nothing behind.
+ */
+async function withUp(configPath: string, credentials: string, body: (u: RunningUp) => Promise<void>): Promise<void> {
+  const env: NodeJS.ProcessEnv = { ...process.env, MINKUBE_CONFIG: credentials };
+  delete env.MINKUBE_API;
+  // A process group of its own, so that a failed test can kill up and every node it started at once.
+  const up = spawn(process.execPath, [join(repoRoot, 'bin', 'minkube.js'), 'up', '--config', configPath], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let stdout = '';
+  let stderr = '';
+  up.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
+  up.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+  const exited = new Promise<number | null>((r) => up.once('exit', (code) => r(code)));
+  try {
+    await body({ up, stdout: () => stdout, stderr: () => stderr, exited });
+  } finally {
+    try {
+      process.kill(-up.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
 it('starts every manager, prints prefixed readable logs and the leader, and stops them all on SIGTERM', async () => {
-  const managers = [];
+  const managers: { id: string; raftAddress: string; apiAddress: string; dataDir: string }[] = [];
   for (const id of ['m1', 'm2', 'm3']) {
     managers.push({ id, raftAddress: `127.0.0.1:${await freePort()}`, apiAddress: `127.0.0.1:${await freePort()}`, dataDir: `./data/${id}` });
   }
@@ -33,20 +66,13 @@ it('starts every manager, prints prefixed readable logs and the leader, and stop
   writeFileSync(configPath, JSON.stringify({ managers, raft: { heartbeatIntervalMs: 50, electionTimeoutMs: 400 } }));
 
   const credentials = join(dir, 'home', 'config.json');
-  const env: NodeJS.ProcessEnv = { ...process.env, MINKUBE_CONFIG: credentials };
-  delete env.MINKUBE_API;
-  // A process group of its own, so that a failed test can kill up and every node it started at once.
-  const up = spawn(process.execPath, [join(repoRoot, 'bin', 'minkube.js'), 'up', '--config', configPath], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let stdout = '';
-  let stderr = '';
-  up.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-  up.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-  const exited = new Promise<number | null>((r) => up.once('exit', (code) => r(code)));
-  try {
+  await withUp(configPath, credentials, async (u) => {
     const leaderLine = /^leader: m\d \(term \d+\) at https:\/\/127\.0\.0\.1:\d+$/m;
     // On a timeout the expect below says what up printed instead.
-    await waitFor('up to name the leader', () => leaderLine.test(stdout), 120_000, 100).catch(() => undefined);
-    expect(stdout, stderr).toMatch(leaderLine);
+    await waitFor('up to name the leader', () => leaderLine.test(u.stdout()), 120_000, 100).catch(() => undefined);
+    stdout = u.stdout();
+    expect(stdout, u.stderr()).toMatch(leaderLine);
     expect(stdout).toContain(`minkube up: 3 managers from ${configPath}`);
     expect(stdout).toContain(`m2  api https://${managers[1]!.apiAddress}  raft ${managers[1]!.raftAddress}  data ${join(dir, 'data', 'm2')}`);
     expect(stdout).toContain(`the CA, the admin token and the API addresses are in ${credentials}`);
@@ -63,15 +89,10 @@ it('starts every manager, prints prefixed readable logs and the leader, and stop
     // Without the credentials: no token, no trust in the CA.
     const anonymous = await runCli(['--api', written.apis[0]!, 'kv', 'get', 'greeting']);
     expect(anonymous.code).toBe(1);
-    up.kill('SIGTERM');
-    expect(await exited).toBe(0);
-  } finally {
-    try {
-      process.kill(-up.pid!, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+    u.up.kill('SIGTERM');
+    expect(await u.exited).toBe(0);
+    stdout = u.stdout();
+  });
   expect(stdout).toMatch(/stopping 3 processes\.\.\.\n(.*\n)*stopped\n$/);
   for (const m of managers) expect(await refused(Number(m.apiAddress.split(':')[1]))).toBe(true);
 }, 240_000);
@@ -84,29 +105,17 @@ it('an insecure cluster: up names its managers (http) in the credentials file, o
   const credentials = join(dir, 'home-insecure', 'config.json');
   mkdirSync(join(dir, 'home-insecure'));
   writeFileSync(credentials, JSON.stringify({ clusterId: 'old', apis: ['https://127.0.0.1:1'], ca: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', token: 'mk_0123456789abcdef_s' }));
-  const env: NodeJS.ProcessEnv = { ...process.env, MINKUBE_CONFIG: credentials };
-  delete env.MINKUBE_API;
-  const up = spawn(process.execPath, [join(repoRoot, 'bin', 'minkube.js'), 'up', '--config', configPath], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  let stdout = '';
-  up.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-  const exited = new Promise<number | null>((r) => up.once('exit', (code) => r(code)));
-  try {
+  await withUp(configPath, credentials, async (u) => {
     const leaderLine = /^leader: m1 \(term \d+\) at http:\/\/127\.0\.0\.1:\d+$/m;
-    await waitFor('up to name the leader', () => leaderLine.test(stdout), 120_000, 100).catch(() => undefined);
-    expect(stdout).toMatch(leaderLine);
-    expect(stdout).toContain(`The API addresses are in ${credentials}`);
+    await waitFor('up to name the leader', () => leaderLine.test(u.stdout()), 120_000, 100).catch(() => undefined);
+    expect(u.stdout(), u.stderr()).toMatch(leaderLine);
+    expect(u.stdout()).toContain(`The API addresses are in ${credentials}`);
     expect(JSON.parse(readFileSync(credentials, 'utf8'))).toEqual({ clusterId: 'insecure', apis: [`http://${managers[0]!.apiAddress}`], insecure: true });
     expect(statSync(credentials).mode & 0o077).toBe(0);
     const put = await runCli(['kv', 'put', 'greeting', 'plain'], { MINKUBE_CONFIG: credentials }, tmpdir());
     expect(put.code, put.stderr).toBe(0);
     expect((await runCli(['kv', 'get', 'greeting'], { MINKUBE_CONFIG: credentials }, tmpdir())).stdout).toBe('plain\n');
-    up.kill('SIGTERM');
-    expect(await exited).toBe(0);
-  } finally {
-    try {
-      process.kill(-up.pid!, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+    u.up.kill('SIGTERM');
+    expect(await u.exited).toBe(0);
+  });
 }, 240_000);
