@@ -246,8 +246,9 @@ export class RaftNodeDriver<R> {
    * and while it knows no configuration yet (a joiner before its first entries).
    */
   notMemberError(): MinkubeError | null {
-    const s = this.core.status();
-    if (s.voters.length === 0 || s.voters.includes(this.o.id) || s.learners.includes(this.o.id)) return null;
+    // On every proposal and read: the configuration alone, not the whole status (a Map of the peers' progress).
+    const c = this.core.conf();
+    if (c.voters.length === 0 || c.voters.includes(this.o.id) || c.learners.includes(this.o.id)) return null;
     return new MinkubeError('NOT_READY', 'this manager is not a member of the cluster (removed, or not added yet): send the request to another manager');
   }
 

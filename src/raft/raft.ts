@@ -1090,6 +1090,11 @@ export class Raft implements RaftNode {
     assert(this.log.applied <= this.log.committed && this.log.committed <= this.log.lastIndex(), 'applied <= commit <= last index');
   }
 
+  /** The configuration in force (the latest in the log), as status() reports it, without building the rest. */
+  conf(): ConfState {
+    return this.trk.conf;
+  }
+
   status(): RaftStatus {
     const progress = new Map<NodeId, PeerProgress>();
     if (this.role === 'leader') {

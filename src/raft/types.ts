@@ -419,6 +419,8 @@ export interface RaftNode {
    */
   takeWhileWriting(appliedIndex: LogIndex): WhileWriting;
 
+  /** The configuration in force (the latest in the log): status()'s voters and learners, without the rest. */
+  conf(): ConfState;
   status(): RaftStatus;
   /** The entry at an index, if this node holds it (checkers and tests). */
   entryAt(index: LogIndex): Entry | undefined;

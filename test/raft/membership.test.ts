@@ -173,6 +173,8 @@ describe('promote and remove', () => {
     const r = net.raft('n1').proposeConfChange(remove('n4'));
     expect(r).toEqual({ ok: true, index: x + 1 });
     expect(net.raft('n1').status().voters).toEqual(['n1', 'n2', 'n3']);
+    // conf() is the same configuration, without the rest of status().
+    expect(net.raft('n1').conf()).toEqual({ voters: ['n1', 'n2', 'n3'], learners: [] });
     net.stabilize();
     expect(net.raft('n1').status().commitIndex).toBe(x + 1);
     expect(net.raft('n2').status().voters).toEqual(['n1', 'n2', 'n3']);

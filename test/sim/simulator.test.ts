@@ -29,6 +29,7 @@ function wrap(core: RaftNode, over: Partial<RaftNode>): RaftNode {
     ready: () => core.ready(),
     advance: (rd) => core.advance(rd),
     takeWhileWriting: (applied) => core.takeWhileWriting(applied),
+    conf: () => core.conf(),
     status: () => core.status(),
     entryAt: (i) => core.entryAt(i),
     snapshotMeta: (i) => core.snapshotMeta(i),
