@@ -154,6 +154,32 @@ describe('dns answer', () => {
     expect(udpSizeLimit(query('x.minkube', 'A', { udpSize: 65_000 }))).toBe(4096);
   });
 
+  it('EDNS (RFC 6891): a query with an OPT record gets one back, kept when the answer is truncated; two OPTs are FORMERR, a later version BADVERS', () => {
+    const optOf = (p: Decoded): Record<string, unknown>[] => (p.additionals as unknown as Record<string, unknown>[]).filter((a) => a.type === 'OPT');
+    // Without EDNS, none.
+    expect(optOf(ask('leader.minkube', 'A'))).toEqual([]);
+    const withEdns = decoded(dnsPacket.encode(answer(query('leader.minkube', 'A', { udpSize: 1232 }), sampleView())));
+    expect(rcode(withEdns)).toBe('NOERROR');
+    expect(withEdns.answers).toHaveLength(1);
+    expect(optOf(withEdns)).toEqual([expect.objectContaining({ name: '.', udpPayloadSize: 4096, extendedRcode: 0, ednsVersion: 0, flag_do: false })]);
+    // Truncated to 512 bytes: no answers, TC, and still the OPT.
+    const many = Array.from({ length: 40 }, (_, i) => task(`t${String(i).padStart(3, '0')}abcdefghijkl`, `10.0.0.${i}`, { http: 20000 + i }));
+    const v = new FakeView({ services: { big: { ports: ['http'], healthy: many } }, tasks: many });
+    const q = query('_http._tcp.big.service.minkube', 'SRV', { udpSize: 512 });
+    const udp = decoded(encodeResponse(answer(q, v), udpSizeLimit(q)));
+    expect(udp.flag_tc).toBe(true);
+    expect(optOf(udp)).toHaveLength(1);
+    // Two OPT records, or EDNS version 1.
+    const base = query('leader.minkube', 'A', { udpSize: 1232 });
+    const twoOpts = { ...base, additionals: [...base.additionals!, ...base.additionals!] };
+    expect(rcode(decoded(dnsPacket.encode(answer(twoOpts, sampleView()))))).toBe('FORMERR');
+    const v1 = { ...base, additionals: [{ ...base.additionals![0]!, ednsVersion: 1 } as never] };
+    const badvers = decoded(dnsPacket.encode(answer(v1, sampleView())));
+    expect(rcode(badvers)).toBe('NOERROR');
+    expect(badvers.answers).toEqual([]);
+    expect(optOf(badvers)).toEqual([expect.objectContaining({ extendedRcode: 1, ednsVersion: 0 })]);
+  });
+
   it('a query of another opcode is NOTIMP; two questions FORMERR; garbage with an id gets FORMERR', () => {
     const q = query('web.service.minkube', 'A');
     const notify = dnsPacket.decode(dnsPacket.encode({ ...q, flags: (4 << 11) }));

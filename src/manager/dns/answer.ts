@@ -23,12 +23,19 @@ export const dnsUdpSizeMax = 4096;
 export const dnsUdpSizeDefault = 512;
 
 const rcodeOf = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
+/** BADVERS (16) >> 4: what an OPT record's extended-RCODE byte holds for it. */
+const badversUpperBits = 1;
 type Rcode = keyof typeof rcodeOf;
 
 type Records = { readonly answers: Answer[]; readonly additionals: Answer[] } | 'nxdomain';
 
 /** The response to one decoded query. Pure: the same query and view give the same packet. */
 export function answer(query: DecodedPacket, view: DnsView): Packet {
+  // RFC 6891: a query with EDNS gets an OPT record back (this server's UDP size, version 0, no DNSSEC), kept even in a
+  // truncated answer; one with more than one OPT is malformed, and one of a later EDNS version is told BADVERS.
+  const opts = (query.additionals ?? []).filter((a) => a.type === 'OPT');
+  const optOut = (extendedRcode = 0): Answer[] =>
+    opts.length === 0 ? [] : [{ type: 'OPT', name: '.', udpPayloadSize: dnsUdpSizeMax, extendedRcode, ednsVersion: 0, flags: 0, flag_do: false, options: [] }];
   const base = (rcode: Rcode, extra: Partial<Packet> = {}): Packet => ({
     type: 'response',
     id: query.id ?? 0,
@@ -37,10 +44,15 @@ export function answer(query: DecodedPacket, view: DnsView): Packet {
     questions: query.questions ?? [],
     answers: [],
     authorities: [],
-    additionals: [],
     ...extra,
+    additionals: [...(extra.additionals ?? []), ...optOut()],
   });
   if (query.type !== 'query') return base('FORMERR');
+  if (opts.length > 1) return base('FORMERR');
+  if (opts.length === 1 && (opts[0] as { ednsVersion?: number }).ednsVersion !== 0) {
+    // BADVERS is extended RCODE 16: the header's 4 bits are 0, the OPT's upper 8 bits are 1.
+    return { ...base('NOERROR'), additionals: optOut(badversUpperBits) };
+  }
   if (opcodeBits(query) !== 0) return base('NOTIMP');
   const questions = query.questions ?? [];
   if (questions.length !== 1) return base('FORMERR');
@@ -173,9 +185,11 @@ export function udpSizeLimit(query: DecodedPacket): number {
 export function encodeResponse(p: Packet, sizeMax: number): Buffer {
   const full = dnsPacket.encode(p);
   if (full.length <= sizeMax) return full;
-  const lean = dnsPacket.encode({ ...p, additionals: [] });
+  // The OPT record stays: it is how a client knows the server speaks EDNS (RFC 6891 7).
+  const opt = (p.additionals ?? []).filter((a) => a.type === 'OPT');
+  const lean = dnsPacket.encode({ ...p, additionals: opt });
   if (lean.length <= sizeMax) return lean;
-  return dnsPacket.encode({ ...p, flags: (p.flags ?? 0) | dnsPacket.TRUNCATED_RESPONSE, answers: [], authorities: [], additionals: [] });
+  return dnsPacket.encode({ ...p, flags: (p.flags ?? 0) | dnsPacket.TRUNCATED_RESPONSE, answers: [], authorities: [], additionals: opt });
 }
 
 /** A FORMERR for bytes that do not decode, when at least their id can be read; else null (dropped). */
