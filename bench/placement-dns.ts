@@ -45,7 +45,6 @@ const view: DnsView = {
   managers: (): DnsManager[] => [{ id: 'm1', address: { family: 4, ip: '127.0.0.1' }, apiPort: 8001 }],
   leaderId: () => 'm1',
   serial: () => 1,
-  nameServer: () => ({ family: 4, ip: '127.0.0.1' }),
 };
 
 function answersPerS(): number {

@@ -371,7 +371,6 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   });
   if (self.dnsAddress !== undefined) {
     const view = new StateDnsView({
-      dnsAddress: self.dnsAddress,
       store: service.kv.tasks,
       services: () => service.kv.services.services(),
       clock: systemClock,

@@ -111,17 +111,6 @@ describe('dns answer', () => {
     expect(srv.answers).toEqual([]);
   });
 
-  it('ns.minkube, the zone\'s name server, is the answering manager\'s own DNS host; without one it is NODATA, not NXDOMAIN', () => {
-    const v = sampleView();
-    v.data.nameServer = { family: 4, ip: '127.0.0.2' };
-    const r = ask('ns.minkube', 'A', v);
-    expect(rcode(r)).toBe('NOERROR');
-    expect(r.answers).toEqual([expect.objectContaining({ type: 'A', name: 'ns.minkube', data: '127.0.0.2' })]);
-    const none = ask('ns.minkube', 'A');
-    expect(rcode(none)).toBe('NOERROR');
-    expect(none.answers).toEqual([]);
-  });
-
   it('the zone apex answers SOA and NS', () => {
     expect(ask('minkube', 'SOA').answers!.map((a) => a.type)).toEqual(['SOA']);
     expect(ask('minkube', 'NS').answers!.map((a) => a.data)).toEqual(['ns.minkube']);

@@ -1,5 +1,5 @@
 // A DnsView built from plain data, for the answer function's and the socket server's tests.
-import type { DnsAddress, DnsManager, DnsService, DnsTask, DnsView } from '../../src/manager/dns/view.js';
+import type { DnsManager, DnsService, DnsTask, DnsView } from '../../src/manager/dns/view.js';
 
 export interface FakeViewData {
   services?: Record<string, { ports?: string[]; healthy?: DnsTask[] }>;
@@ -7,7 +7,6 @@ export interface FakeViewData {
   managers?: DnsManager[];
   leaderId?: string | null;
   serial?: number;
-  nameServer?: DnsAddress;
 }
 
 export function task(id: string, ip: string | null, ports: Record<string, number> = {}): DnsTask {
@@ -36,10 +35,6 @@ export class FakeView implements DnsView {
 
   serial(): number {
     return this.data.serial ?? 1;
-  }
-
-  nameServer(): DnsAddress | null {
-    return this.data.nameServer ?? null;
   }
 }
 

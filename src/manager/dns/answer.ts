@@ -81,10 +81,6 @@ function lookup(labels: readonly string[], q: Question, view: DnsView): Records 
   }
   // Empty non-terminals: names that exist only because names below them do.
   if (labels.length === 1 && (first === 'service' || first === 'task' || first === 'manager' || first === '_tcp')) return none;
-  if (labels.length === 1 && first === 'ns') {
-    const ns = view.nameServer();
-    return { answers: addressRecords(name, ns === null ? [] : [ns], q), additionals: [] };
-  }
   if (labels.length === 1 && first === 'leader') {
     const leader = view.managers().find((m) => m.id.toLowerCase() === view.leaderId()?.toLowerCase());
     return leader === undefined ? none : { answers: addressRecords(name, leader.address === null ? [] : [leader.address], q), additionals: [] };

@@ -19,8 +19,6 @@ export interface StateViewOptions {
   /** The services the service store holds: they exist (and their ports) even with no replica left. */
   services?: () => Iterable<ServiceRecord>;
   rebuildIntervalMs?: number;
-  /** This manager's own dnsAddress (host:port): ns.minkube resolves to its host. */
-  dnsAddress?: string;
 }
 
 interface Built {
@@ -55,10 +53,6 @@ export class StateDnsView implements DnsView {
 
   serial(): number {
     return this.o.appliedIndex();
-  }
-
-  nameServer(): DnsAddress | null {
-    return this.o.dnsAddress === undefined ? null : addressOfHostPort(this.o.dnsAddress);
   }
 
   private current(): Built {

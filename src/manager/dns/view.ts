@@ -34,8 +34,6 @@ export interface DnsView {
   leaderId(): string | null;
   /** The SOA serial: this manager's applied index (mod 2^32). */
   serial(): number;
-  /** The zone's NS and SOA name server, ns.minkube: this manager's own DNS host (null when it is no IP literal). */
-  nameServer(): DnsAddress | null;
 }
 
 const ipv4Pattern = /^(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}$/;
