@@ -1,6 +1,7 @@
-// `dig` for the DNS tests: run it against a server, and whether it is installed. Without it the dig tests are
-// skipped locally but fail under CI (CI installs bind9-dnsutils).
+// `dig` (and unbound, a real resolver) for the DNS tests: run dig against a server, and whether they are installed.
+// Without them the tests are skipped locally but fail under CI (CI installs bind9-dnsutils and unbound).
 import { execFile, execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { it } from 'vitest';
 
 function installed(): boolean {
@@ -14,11 +15,24 @@ function installed(): boolean {
 
 export const digInstalled = installed();
 
+/** Where unbound is (Debian puts it in /usr/sbin, which a user's PATH may lack), or null. */
+export const unboundBinary = ['/usr/sbin/unbound', '/usr/bin/unbound'].find((p) => existsSync(p)) ?? null;
+
+/** it() when the tools are there; else skipped, or failing under CI. */
+function itWith(missing: string | null, name: string, fn: () => Promise<void>, timeoutMs: number): void {
+  if (missing === null) it(name, fn, timeoutMs);
+  else if (process.env.CI !== undefined && process.env.CI !== '') it(name, () => { throw new Error(`CI is set but ${missing} is not installed`); });
+  else it.skip(`${name} (${missing} is not installed)`, fn);
+}
+
 /** it() when dig is there; else skipped, or failing under CI. */
 export function itDig(name: string, fn: () => Promise<void>, timeoutMs = 60_000): void {
-  if (digInstalled) it(name, fn, timeoutMs);
-  else if (process.env.CI !== undefined && process.env.CI !== '') it(name, () => { throw new Error('CI is set but dig is not installed (Debian: bind9-dnsutils)'); });
-  else it.skip(`${name} (dig is not installed)`, fn);
+  itWith(digInstalled ? null : 'dig (Debian: bind9-dnsutils)', name, fn, timeoutMs);
+}
+
+/** it() when dig and unbound are there; else skipped, or failing under CI. */
+export function itDigUnbound(name: string, fn: () => Promise<void>, timeoutMs = 60_000): void {
+  itWith(!digInstalled ? 'dig (Debian: bind9-dnsutils)' : unboundBinary === null ? 'unbound (Debian: unbound)' : null, name, fn, timeoutMs);
 }
 
 /** Runs `dig @host -p port ARGS +time=2 +tries=2` and answers its stdout. */

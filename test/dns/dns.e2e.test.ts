@@ -3,11 +3,14 @@
 // manager: SRV lists exactly the healthy replicas, each target resolves and answers HTTP, a killed replica leaves the
 // answer (and its restarted attempt joins it), leader.minkube and _api._tcp.minkube follow the cluster.
 import { Resolver } from 'node:dns/promises';
-import { writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProcCluster } from '../support/cluster.js';
 import { eventually, freePort } from '../support/wait.js';
-import { dig, digStatus, itDig, lines } from './dig.js';
+import { dig, digStatus, itDig, itDigUnbound, lines, unboundBinary } from './dig.js';
 
 const tuning = {
   tasks: { workerHeartbeatIntervalMs: 200, workerTtlMs: 1500, lostGraceMs: 500, reconcileIntervalMs: 300, backoffBaseMs: 100, backoffCapMs: 1000 },
@@ -117,6 +120,36 @@ describe('dns on a running cluster', () => {
       expect(api, m).toEqual(apiPorts);
     }
   }, 60_000);
+
+  itDigUnbound('through a real resolver, unbound with a stub zone (0x20 case, EDNS): SRV, A, NXDOMAIN', async () => {
+    const rs = await agreed();
+    const dir = mkdtempSync(join(tmpdir(), 'minkube-unbound-'));
+    const port = await freePort('127.0.0.1');
+    // What README suggests: a stub zone for minkube. at every manager's DNS address, not primed (an NS record has no port).
+    const conf = [
+      'server:', `  interface: 127.0.0.1@${port}`, '  do-daemonize: no', '  username: ""', '  chroot: ""', `  directory: "${dir}"`,
+      `  pidfile: "${join(dir, 'unbound.pid')}"`, '  use-syslog: no', '  logfile: ""', '  do-not-query-localhost: no', '  domain-insecure: "minkube"',
+      '  use-caps-for-id: yes', '  module-config: "iterator"', '  access-control: 127.0.0.0/8 allow',
+      'stub-zone:', '  name: "minkube"', ...[...dns.values()].map((d) => `  stub-addr: ${d.host}@${d.port}`), '  stub-prime: no',
+    ].join('\n');
+    writeFileSync(join(dir, 'unbound.conf'), `${conf}\n`);
+    const unbound = spawn(unboundBinary!, ['-c', join(dir, 'unbound.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    unbound.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    try {
+      const srv = await eventually(async () => {
+        // Until unbound listens, dig's own complaints come on stdout too: only SRV lines count.
+        const out = lines(await dig('127.0.0.1', port, ['+short', '_http._tcp.web.service.minkube', 'SRV']).catch(() => '')).filter((l) => /^\d+ \d+ \d+ \S+$/.test(l));
+        return out.length === 3 ? out : undefined;
+      }, 30_000, `unbound to answer (its stderr: ${stderr})`);
+      expect(srv.map((l) => l.split(' ').slice(2).join(' '))).toEqual(expected(rs));
+      expect(lines(await dig('127.0.0.1', port, ['+short', `${rs[0]!.taskId}.task.minkube`]))).toEqual(['127.0.0.1']);
+      expect(digStatus(await dig('127.0.0.1', port, ['nope.service.minkube']))).toBe('NXDOMAIN');
+    } finally {
+      unbound.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it("node's dns.promises.Resolver over every manager: SRV, A of each target, ENOTFOUND", async () => {
     const rs = await agreed();
