@@ -86,7 +86,6 @@ interface Access {
   http: HttpClient;
   /** Where the credentials went (an insecure cluster's name only its managers). */
   credentialsPath: string;
-  insecure: boolean;
 }
 
 /**
@@ -99,7 +98,7 @@ async function prepareAccess(config: ClusterConfig): Promise<Access> {
     // never the one a file from an earlier secure cluster names.
     const path = credentialsPath();
     await writeCredentials(insecureCredentials(config.managers.map((m) => `http://${m.apiAddress}`)), path);
-    return { scheme: 'http', http: new HttpClient(), credentialsPath: path, insecure: true };
+    return { scheme: 'http', http: new HttpClient(), credentialsPath: path };
   }
   const nodes = [
     ...config.managers.map((m) => ({ id: m.id, role: 'manager' as const, dataDir: m.dataDir, addresses: [m.raftAddress, m.apiAddress] })),
@@ -109,14 +108,14 @@ async function prepareAccess(config: ClusterConfig): Promise<Access> {
   const token = await ensureAdminToken(config.clusterDir);
   const path = credentialsPath();
   await writeCredentials({ clusterId, apis: config.managers.map((m) => `https://${m.apiAddress}`), ca: caCertPem, token }, path);
-  return { scheme: 'https', http: new HttpClient({ tls: { ca: caCertPem }, token }), credentialsPath: path, insecure: false };
+  return { scheme: 'https', http: new HttpClient({ tls: { ca: caCertPem }, token }), credentialsPath: path };
 }
 
 function printEndpoints(config: ClusterConfig, configPath: string, withWorkers: boolean, access: Access): void {
   const lines = [`minkube up: ${config.managers.length} managers${withWorkers ? ` and ${config.workers.length} workers` : ''} from ${configPath}`];
   for (const m of config.managers) lines.push(`  ${m.id}  api ${access.scheme}://${m.apiAddress}  raft ${m.raftAddress}  data ${m.dataDir}`);
   for (const w of config.workers) lines.push(`  ${w.id}  api ${access.scheme}://${w.apiAddress}  runtime ${w.runtime}${withWorkers ? '' : '  (not started: no worker runtime in this checkout)'}`);
-  if (access.insecure) {
+  if (access.scheme === 'http') {
     lines.push('INSECURE (insecure: true in the config): no TLS, no tokens; anyone who reaches these ports can run commands.');
     lines.push(`The API addresses are in ${access.credentialsPath}: minkube commands use it from any folder.`);
   }

@@ -76,8 +76,7 @@ function parseCredentials(text: string, path: string): Credentials {
 export async function writeCredentials(credentials: Credentials, path = credentialsPath()): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const temp = `${path}.${process.pid}.tmp`;
-  const c = credentials;
-  const file = c.ca === null || c.token === null ? { clusterId: c.clusterId, apis: c.apis, insecure: true } : c;
+  const file = credentials.ca === null || credentials.token === null ? { clusterId: credentials.clusterId, apis: credentials.apis, insecure: true } : credentials;
   await writeFile(temp, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
   await rename(temp, path);
 }

@@ -73,9 +73,8 @@ export class ManagerServiceImpl implements ManagerService {
   ready(): ReadyState {
     if (this.driverRef === null) return { ready: false, reason: 'starting' };
     const s = this.driver.status();
-    if (s.voters.length > 0 && !s.voters.includes(this.o.id) && !s.learners.includes(this.o.id)) {
-      return { ready: false, reason: 'this manager is not a member of the cluster (removed, or not added yet)' };
-    }
+    // The driver's one rule for "not a member", which also refuses writes and reads at once.
+    if (this.driver.notMemberError() !== null) return { ready: false, reason: 'this manager is not a member of the cluster (removed, or not added yet)' };
     if (this.driver.storage().state === 'recovering') return { ready: false, reason: 'repairing its storage from the leader' };
     if (s.leaderId === null) return { ready: false, reason: 'no leader is known' };
     if (this.driver.applied < s.commitIndex) return { ready: false, reason: `applied ${this.driver.applied} of ${s.commitIndex} committed entries` };
