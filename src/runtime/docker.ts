@@ -404,6 +404,17 @@ export class DockerRuntime implements ContainerRuntime {
     return tailBytes(demuxDockerLogs(toBuffer(raw)), limits.runtimeLogBytesMax);
   }
 
+  async followLogs(id: string, opts: { tailLines?: number; signal: AbortSignal }): Promise<AsyncIterable<Uint8Array>> {
+    const tail = Math.max(0, Math.floor(opts.tailLines ?? limits.runtimeLogTailLinesDefault));
+    const { signal } = opts;
+    // The request's own deadline covers only the answer's headers; the stream then lasts until the container's end.
+    const stream = await this.call('logs', (callSignal) => {
+      const both = AbortSignal.any([callSignal, signal]);
+      return this.docker.getContainer(id).logs({ stdout: true, stderr: true, follow: true, tail, abortSignal: both });
+    });
+    return demuxDockerStream(stream as AsyncIterable<Buffer>, signal);
+  }
+
   async close(): Promise<void> {
     // dockerode holds no pooled connections of its own; in-flight waits end with their signals.
   }
@@ -536,6 +547,45 @@ export function demuxDockerLogs(buf: Buffer): Buffer {
     pos += 8 + length;
   }
   return Buffer.concat(parts);
+}
+
+/**
+ * demuxDockerLogs over a stream, a frame at a time as they arrive (a frame's header or payload may span chunks). A
+ * stream that does not start with a valid header passes through as it is. Ends quietly when the signal aborts.
+ */
+export async function* demuxDockerStream(stream: AsyncIterable<Buffer>, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  let pending: Buffer = Buffer.alloc(0);
+  let raw = false;
+  try {
+    for await (const chunk of stream) {
+      if (raw) {
+        yield chunk;
+        continue;
+      }
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      const out: Buffer[] = [];
+      let pos = 0;
+      while (pos + 8 <= pending.length) {
+        const type = pending[pos];
+        if (!((type === 0 || type === 1 || type === 2) && pending[pos + 1] === 0 && pending[pos + 2] === 0 && pending[pos + 3] === 0)) {
+          raw = true;
+          break;
+        }
+        const end = pos + 8 + pending.readUInt32BE(pos + 4);
+        if (end > pending.length) break;
+        out.push(pending.subarray(pos + 8, end));
+        pos = end;
+      }
+      if (raw) out.push(pending.subarray(pos));
+      pending = raw ? Buffer.alloc(0) : pending.subarray(pos);
+      if (out.length > 0) yield Buffer.concat(out);
+    }
+    // A stream that ended inside a frame, or shorter than a header.
+    if (pending.length > 0) yield demuxDockerLogs(pending);
+  } catch (err) {
+    if (signal?.aborted === true) return;
+    throw classifyRuntimeError(err);
+  }
 }
 
 function toBuffer(raw: unknown): Buffer {

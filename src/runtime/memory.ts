@@ -11,17 +11,23 @@ export interface MemoryBehaviour {
   durationMs: number | null;
   exitCode: number;
   logs: string;
+  /** Written after the container started, each afterMs from its start (on the runtime's clock). */
+  laterOutput?: ReadonlyArray<{ afterMs: number; text: string }>;
   /** run() fails with this instead of starting anything. */
   runFailure?: RuntimeFailureReason;
 }
 
-export type MemoryOp = 'ping' | 'run' | 'wait' | 'stop' | 'remove' | 'inspect' | 'list' | 'logs';
+export type MemoryOp = 'ping' | 'run' | 'wait' | 'stop' | 'remove' | 'inspect' | 'list' | 'logs' | 'followLogs';
 
 interface MemoryContainer {
   info: ContainerInfo;
   logs: string;
   timer?: { cancel(): void };
+  /** Timers of laterOutput not yet written. */
+  outputTimers: Array<{ cancel(): void }>;
   waiters: Array<() => void>;
+  /** Woken on every write and at the exit (followLogs). */
+  readers: Set<() => void>;
 }
 
 /** The "machine" the containers live on: runtimes built on the same host see the same containers (re-adoption). */
@@ -47,7 +53,7 @@ export class MemoryRuntime implements ContainerRuntime {
   readonly kind = 'memory' as const;
   readonly host: MemoryHost;
   /** How many times each operation was called: for tests that assert what the worker asked for. */
-  readonly calls: Record<MemoryOp, number> = { ping: 0, run: 0, wait: 0, stop: 0, remove: 0, inspect: 0, list: 0, logs: 0 };
+  readonly calls: Record<MemoryOp, number> = { ping: 0, run: 0, wait: 0, stop: 0, remove: 0, inspect: 0, list: 0, logs: 0, followLogs: 0 };
   private readonly clock: Clock;
   private readonly behave: (spec: RunSpec) => MemoryBehaviour;
   private readonly stopExitCode: number;
@@ -91,8 +97,13 @@ export class MemoryRuntime implements ContainerRuntime {
         startedAt: this.clock.nowMs(),
       },
       logs: behaviour.logs,
+      outputTimers: [],
       waiters: [],
+      readers: new Set(),
     };
+    for (const out of behaviour.laterOutput ?? []) {
+      c.outputTimers.push(this.clock.setTimeout(() => this.write(c, out.text), out.afterMs));
+    }
     this.host.containers.set(id, c);
     this.host.names.set(spec.name, id);
     if (behaviour.durationMs !== null) {
@@ -144,7 +155,56 @@ export class MemoryRuntime implements ContainerRuntime {
     return opts.tailLines === undefined ? c.logs : tailLines(c.logs, opts.tailLines);
   }
 
+  async followLogs(id: string, opts: { tailLines?: number; signal: AbortSignal }): Promise<AsyncIterable<Uint8Array>> {
+    this.enter('followLogs');
+    const c = this.host.containers.get(id);
+    if (c === undefined) throw new RuntimeFailure('container-not-found', `no such container: ${id}`);
+    const first = opts.tailLines === undefined ? c.logs : tailLines(c.logs, opts.tailLines);
+    let offset = c.logs.length;
+    const { signal } = opts;
+    const host = this.host;
+    async function* follow(): AsyncGenerator<Uint8Array> {
+      if (first !== '') yield Buffer.from(first);
+      for (;;) {
+        if (signal.aborted) return;
+        if (c !== undefined && c.logs.length > offset) {
+          const text = c.logs.slice(offset);
+          offset = c.logs.length;
+          yield Buffer.from(text);
+          continue;
+        }
+        if (c === undefined || c.info.state === 'exited' || host.containers.get(id) !== c) return;
+        await new Promise<void>((resolve) => {
+          const wake = (): void => {
+            c.readers.delete(wake);
+            signal.removeEventListener('abort', wake);
+            resolve();
+          };
+          c.readers.add(wake);
+          signal.addEventListener('abort', wake, { once: true });
+        });
+      }
+    }
+    return follow();
+  }
+
+  /** Appends output to a running container, as its process would write it. */
+  writeOutput(id: string, text: string): void {
+    const c = this.host.containers.get(id);
+    if (c === undefined || c.info.state === 'exited') throw new RuntimeFailure('container-not-found', `no running container ${id}`);
+    this.write(c, text);
+  }
+
   async close(): Promise<void> {}
+
+  private write(c: MemoryContainer, text: string): void {
+    c.logs += text;
+    this.wakeReaders(c);
+  }
+
+  private wakeReaders(c: MemoryContainer): void {
+    for (const wake of [...c.readers]) wake();
+  }
 
   private enter(op: MemoryOp): void {
     this.calls[op]++;
@@ -157,8 +217,10 @@ export class MemoryRuntime implements ContainerRuntime {
 
   private finish(c: MemoryContainer, exitCode: number): void {
     c.timer?.cancel();
+    for (const t of c.outputTimers.splice(0)) t.cancel();
     c.info = { ...c.info, state: 'exited', exitCode, finishedAt: this.clock.nowMs() };
     for (const wake of c.waiters.splice(0)) wake();
+    this.wakeReaders(c);
   }
 
   private untilExited(c: MemoryContainer, signal?: AbortSignal): Promise<void> {

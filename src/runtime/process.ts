@@ -60,6 +60,8 @@ interface Spawned {
 }
 
 const pollMs = 100;
+/** The most a follower reads of a log file at once. */
+const followChunkBytes = 64 * 1024;
 const killWaitMs = 5000;
 
 export class ProcessRuntime implements ContainerRuntime {
@@ -184,6 +186,49 @@ export class ProcessRuntime implements ContainerRuntime {
     const older = current.length < bytesMax ? await readTail(`${this.logPath(id)}.1`, bytesMax - current.length) : Buffer.alloc(0);
     const text = tailBytes(Buffer.concat([older, current]), bytesMax);
     return tailLines(text, opts.tailLines ?? limits.runtimeLogTailLinesDefault);
+  }
+
+  async followLogs(id: string, opts: { tailLines?: number; signal: AbortSignal }): Promise<AsyncIterable<Uint8Array>> {
+    const entry = await this.get(id);
+    if (entry === undefined) throw new RuntimeFailure('container-not-found', `no such process: ${id}`);
+    const file = this.logPath(id);
+    const bytesMax = limits.runtimeLogBytesMax;
+    const { bytes: current, size } = await readTailSized(file, bytesMax);
+    const older = current.length < bytesMax ? await readTail(`${file}.1`, bytesMax - current.length) : Buffer.alloc(0);
+    const first = tailLines(tailBytes(Buffer.concat([older, current]), bytesMax), opts.tailLines ?? limits.runtimeLogTailLinesDefault);
+    const { signal } = opts;
+    // Read from where the tail ended: each pass reads what the file gained (a chunk at a time), finds a rotation
+    // (the file shorter than what was read: rotateLogs copied it to .1 and emptied it) and ends once the process had
+    // exited before a pass that found nothing more, or its file is gone (removed).
+    const follow = async function* (this: ProcessRuntime): AsyncGenerator<Uint8Array> {
+      let offset = size;
+      if (first !== '') yield Buffer.from(first);
+      while (!signal.aborted) {
+        await this.refresh(entry);
+        const exited = entry.record.state === 'exited' || !this.entries.has(id);
+        const now = await sizeOf(file);
+        if (now === null) return;
+        if (now < offset) {
+          const rest = await readRange(`${file}.1`, offset, followChunkBytes);
+          if (rest.length > 0) yield rest;
+          if (rest.length === followChunkBytes) {
+            offset += rest.length;
+            continue;
+          }
+          offset = 0;
+          continue;
+        }
+        if (now > offset) {
+          const chunk = await readRange(file, offset, Math.min(now - offset, followChunkBytes));
+          offset += chunk.length;
+          if (chunk.length > 0) yield chunk;
+          continue;
+        }
+        if (exited) return;
+        await sleepUnless(pollMs, signal);
+      }
+    }.call(this);
+    return follow;
   }
 
   async close(): Promise<void> {
@@ -367,6 +412,30 @@ async function readRecord(file: string): Promise<ProcessRecord | null> {
 
 /** The last bytesMax bytes of a file, without reading the rest; empty if it does not exist. */
 async function readTail(file: string, bytesMax: number): Promise<Buffer> {
+  return (await readTailSized(file, bytesMax)).bytes;
+}
+
+/** readTail, and the size of the file it read from (0 if it does not exist). */
+async function readTailSized(file: string, bytesMax: number): Promise<{ bytes: Buffer; size: number }> {
+  let handle: fs.FileHandle;
+  try {
+    handle = await fs.open(file, 'r');
+  } catch {
+    return { bytes: Buffer.alloc(0), size: 0 };
+  }
+  try {
+    const size = (await handle.stat()).size;
+    const length = Math.min(size, bytesMax);
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buf, 0, length, size - length);
+    return { bytes: buf.subarray(0, bytesRead), size: size - length + bytesRead };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Up to lengthMax bytes of a file from position; empty past its end or if it does not exist. */
+async function readRange(file: string, position: number, lengthMax: number): Promise<Buffer> {
   let handle: fs.FileHandle;
   try {
     handle = await fs.open(file, 'r');
@@ -374,14 +443,34 @@ async function readTail(file: string, bytesMax: number): Promise<Buffer> {
     return Buffer.alloc(0);
   }
   try {
-    const size = (await handle.stat()).size;
-    const length = Math.min(size, bytesMax);
-    const buf = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(buf, 0, length, size - length);
+    const buf = Buffer.alloc(lengthMax);
+    const { bytesRead } = await handle.read(buf, 0, lengthMax, position);
     return buf.subarray(0, bytesRead);
   } finally {
     await handle.close();
   }
+}
+
+/** A file's size, or null if it does not exist. */
+async function sizeOf(file: string): Promise<number | null> {
+  try {
+    return (await fs.stat(file)).size;
+  } catch {
+    return null;
+  }
+}
+
+/** Sleeps ms, or less if the signal aborts first. */
+function sleepUnless(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 async function removeQuietly(file: string): Promise<void> {

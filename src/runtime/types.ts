@@ -74,6 +74,12 @@ export interface ContainerRuntime {
   list(labelFilter: Record<string, string>, opts?: { brief?: boolean }): Promise<ContainerInfo[]>;
   /** stdout and stderr interleaved, at most limits.runtimeLogBytesMax bytes (the newest). */
   logs(id: string, opts?: { tailLines?: number }): Promise<string>;
+  /**
+   * The newest tailLines lines, then the output as it is written, until the container has exited and its output is
+   * read (or it is removed). Aborting `signal` ends the iteration early, without an error. The promise rejects as
+   * logs() does (container-not-found for an unknown id); the caller reads the iterable to its end or aborts.
+   */
+  followLogs(id: string, opts: { tailLines?: number; signal: AbortSignal }): Promise<AsyncIterable<Uint8Array>>;
   /** Runs a command inside a running container (health checks of type exec); its exit code. Absent: run on the host. */
   exec?(id: string, command: string[], timeoutMs: number): Promise<number>;
   /** Releases timers and connections. Leaves containers running: a restarted worker re-adopts them. */

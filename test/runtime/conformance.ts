@@ -2,6 +2,7 @@
 // the worker agent can rely on one behaviour. Commands are ones busybox and a Linux host both have.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/wait.js';
 import { RuntimeFailure, type ContainerRuntime, type FailureClass, type RunSpec, type RuntimeFailureReason } from '../../src/runtime/types.js';
 
 export interface ConformanceSubject {
@@ -72,8 +73,51 @@ export function runRuntimeConformance(name: string, factory: () => Promise<Confo
       await h.cleanup();
     });
     outputTests(h);
+    followTests(h);
     lifecycleTests(h);
     failureTests(h);
+  });
+}
+
+async function readAll(chunks: AsyncIterable<Uint8Array>): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const c of chunks) parts.push(Buffer.from(c));
+  return Buffer.concat(parts).toString('utf8');
+}
+
+/** followLogs: the tail, then output as it comes, to the container's end; an abort ends it early. */
+function followTests(h: Harness): void {
+  const never = new AbortController().signal;
+
+  it('followLogs gives the tail, then the output as it is written, and ends once the container has exited', async () => {
+    const id = await h.start(['sh', '-c', 'echo 1; echo 2; sleep 1; echo 3; sleep 1; echo 4']);
+    await waitFor('the first two lines', async () => (await h.rt.logs(id)).includes('2\n'));
+    const text = await readAll(await h.rt.followLogs(id, { tailLines: 1, signal: never }));
+    expect(text).toBe('2\n3\n4\n');
+    expect((await h.rt.inspect(id))?.state).toBe('exited');
+  });
+
+  it('followLogs of an exited container gives its tail and ends', async () => {
+    const id = await h.start(['sh', '-c', 'echo a; echo b; echo c']);
+    await h.rt.wait(id);
+    expect(await readAll(await h.rt.followLogs(id, { tailLines: 2, signal: never }))).toBe('b\nc\n');
+  });
+
+  it('followLogs ends quietly when its signal aborts', async () => {
+    const id = await h.start(['sh', '-c', 'echo ready; sleep 30']);
+    await waitFor('ready', async () => (await h.rt.logs(id)).includes('ready'));
+    const ac = new AbortController();
+    const it = (await h.rt.followLogs(id, { signal: ac.signal }))[Symbol.asyncIterator]();
+    const first = await it.next();
+    expect(first.done === true ? '' : Buffer.from(first.value).toString()).toBe('ready\n');
+    const next = it.next();
+    ac.abort();
+    expect((await next).done).toBe(true);
+    await h.rt.stop(id, 0);
+  });
+
+  it('followLogs of an unknown id fails permanently', async () => {
+    await expectFailure(h.rt.followLogs(`nope-${h.suite}`, { signal: never }), 'container-not-found', 'permanent');
   });
 }
 

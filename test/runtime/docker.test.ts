@@ -4,7 +4,7 @@
 import Docker from 'dockerode';
 import { pino, type Logger } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DockerRuntime, consumePullProgress, demuxDockerLogs, sandboxLabel } from '../../src/runtime/docker.js';
+import { DockerRuntime, consumePullProgress, demuxDockerLogs, demuxDockerStream, sandboxLabel } from '../../src/runtime/docker.js';
 import { pauseImage } from '../../src/runtime/pause-image.js';
 import { describeDocker, removeLabelled, testImage, testLabels } from '../support/docker.js';
 import { expectFailure, runRuntimeConformance } from './conformance.js';
@@ -269,6 +269,35 @@ describe('demuxDockerLogs', () => {
     const whole = frame(1, 'abcdef');
     expect(demuxDockerLogs(whole.subarray(0, 11)).toString()).toBe('abc');
     expect(demuxDockerLogs(Buffer.alloc(0)).toString()).toBe('');
+  });
+
+  it('demuxDockerStream: frames whose headers and payloads span chunks, cut at every byte', async () => {
+    const all = Buffer.concat([frame(1, 'out 1\n'), frame(2, 'err 1\n'), frame(1, 'out 2\n')]);
+    for (let cut = 1; cut < all.length; cut++) {
+      async function* chunks(): AsyncGenerator<Buffer> {
+        yield all.subarray(0, cut);
+        yield all.subarray(cut);
+      }
+      const parts: Buffer[] = [];
+      for await (const c of demuxDockerStream(chunks())) parts.push(Buffer.from(c));
+      expect(Buffer.concat(parts).toString(), `cut at ${cut}`).toBe('out 1\nerr 1\nout 2\n');
+    }
+  });
+
+  it('demuxDockerStream passes a stream without frame headers through', async () => {
+    async function* chunks(): AsyncGenerator<Buffer> {
+      yield Buffer.from('plain ');
+      yield Buffer.from('text\n');
+    }
+    const parts: Buffer[] = [];
+    for await (const c of demuxDockerStream(chunks())) parts.push(Buffer.from(c));
+    expect(Buffer.concat(parts).toString()).toBe('plain text\n');
+    async function* short(): AsyncGenerator<Buffer> {
+      yield Buffer.from('hi\n');
+    }
+    const shortParts: Buffer[] = [];
+    for await (const c of demuxDockerStream(short())) shortParts.push(Buffer.from(c));
+    expect(Buffer.concat(shortParts).toString()).toBe('hi\n');
   });
 });
 

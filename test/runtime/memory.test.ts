@@ -28,14 +28,25 @@ function emulate(spec: RunSpec): Partial<MemoryBehaviour> {
 
 function script(text: string, env: Record<string, string>): Partial<MemoryBehaviour> {
   let logs = '';
+  let atMs = 0;
+  const laterOutput: { afterMs: number; text: string }[] = [];
+  const write = (line: string): void => {
+    if (atMs === 0) logs += line;
+    else laterOutput.push({ afterMs: atMs, text: line });
+  };
   for (const statement of text.split(';').map((s) => s.trim())) {
     const exit = /^exit (\d+)$/.exec(statement);
-    if (exit) return { durationMs: 0, logs, exitCode: Number(exit[1]) };
+    if (exit) return { durationMs: atMs, logs, laterOutput, exitCode: Number(exit[1]) };
+    const sleep = /^sleep (\d+(?:\.\d+)?)$/.exec(statement);
+    if (sleep) {
+      atMs += Number(sleep[1]) * 1000;
+      continue;
+    }
     const echo = /^echo "?([^">]*)"?( >&2)?$/.exec(statement);
     if (!echo) return { runFailure: 'invalid-spec' };
-    logs += `${(echo[1] ?? '').replace(/\$(\w+)/g, (_, name: string) => env[name] ?? '')}\n`;
+    write(`${(echo[1] ?? '').replace(/\$(\w+)/g, (_, name: string) => env[name] ?? '')}\n`);
   }
-  return { durationMs: 0, logs };
+  return { durationMs: atMs, logs, laterOutput };
 }
 
 runRuntimeConformance('memory', async () => {
