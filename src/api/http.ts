@@ -12,6 +12,7 @@ import { MinkubeError } from '../lib/errors.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandling, rawErrorResponse } from './errors.js';
 import { schemaController } from './schema-compilers.js';
 import { typeboxValidatorCompiler } from './validation.js';
+import { carriesLongAnswer } from './text-stream.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -102,14 +103,18 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
       : {
         ...common,
         http2: true as const,
-        http2SessionTimeout: h2.http2SessionTimeout,
+        // Ours instead (closeIdleSession, below): fastify's would close a session a followed log keeps quiet.
+        http2SessionTimeout: 0,
         forceCloseConnections: true,
         https: { ...opts.https, ...nodeServerOptions(server), allowHTTP1: true, settings: h2.settings, maxSessionMemory: h2.maxSessionMemory },
       };
   // fastify types an HTTPS or HTTP/2 app as another instance type; every route and hook here is the same for all.
   const options = (opts.logger ? { ...serverOptions, loggerInstance: opts.logger } : { ...serverOptions, logger: false }) as FastifyHttpOptions<Server>;
   const app = fastify(options) as unknown as FastifyInstance;
-  if (opts.https !== undefined) answerPlainHttp(app.server, server);
+  if (opts.https !== undefined) {
+    answerPlainHttp(app.server, server);
+    app.server.on('session', (session: Http2Session) => closeWhenIdle(session, h2.http2SessionTimeout));
+  }
   // JSON only: any other content type is 415, rather than a text body failing validation with a 400.
   app.removeContentTypeParser('text/plain');
   // JSON read as bytes: a body that is not UTF-8, or that escapes a lone surrogate, would have its strings kept with
@@ -237,6 +242,16 @@ const h2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
  * other to the HTTP/1.1 parser, the bytes read put back either way. A connection that sends nothing is closed after
  * the header timeout, as HTTP/1.1's would be; closeHttp2Sessions (which fastify calls on close) ends the h2c ones.
  */
+/**
+ * An HTTP/2 session idle for idleMs is closed (GOAWAY), unless it carries a long answer (a followed log) that is
+ * only quiet: some clients (curl) end every stream at a GOAWAY.
+ */
+function closeWhenIdle(session: Http2Session, idleMs: number): void {
+  session.setTimeout(idleMs, () => {
+    if (!carriesLongAnswer(session)) session.close();
+  });
+}
+
 function h1AndH2cServer(limitsOf: ServerLimits, h2: { settings: ReturnType<typeof http2Settings>; maxSessionMemory: number; http2SessionTimeout: number }) {
   return (handler: RequestListener): Server => {
     const h1 = createServer(nodeServerOptions(limitsOf), handler);
@@ -247,7 +262,7 @@ function h1AndH2cServer(limitsOf: ServerLimits, h2: { settings: ReturnType<typeo
     h2c.on('session', (session: ServerHttp2Session) => {
       sessions.add(session);
       session.once('close', () => sessions.delete(session));
-      session.setTimeout(h2.http2SessionTimeout, () => session.close());
+      closeWhenIdle(session, h2.http2SessionTimeout);
     });
     const h1Listeners = h1.listeners('connection') as ((socket: Socket) => void)[];
     h1.removeAllListeners('connection');

@@ -314,8 +314,9 @@ function addTaskCommands(program: Command, globals: (cmd: Command) => { api: str
     .command('logs <id>')
     .description("the task's output, from the worker that ran its latest attempt")
     .option('--tail <n>', 'the last n lines (default 1000)', parsePositive)
-    .action(async (id: string, flags: { tail?: number }, cmd: Command) => {
-      await runTaskLogs(globals(cmd).api, id, flags.tail ?? 1000);
+    .option('-f, --follow', "then the output as it is written, until the task's container has exited")
+    .action(async (id: string, flags: { tail?: number; follow?: boolean }, cmd: Command) => {
+      await runTaskLogs(globals(cmd).api, id, flags.tail ?? 1000, flags.follow === true);
     });
 }
 

@@ -13,7 +13,12 @@ let stdoutGuarded = false;
  * A command's output to stdout. A reader that goes away (`minkube task ls | head`) ends the command quietly, exit 0,
  * as ls and git do, instead of an unhandled EPIPE with a stack trace. (The daemons' logs do not come through here.)
  */
-export function writeOut(text: string): void {
+/** writeOut, then waits for stdout to drain when it is full: for output written as it comes (a followed log). */
+export async function writeOutDrained(chunk: Uint8Array): Promise<void> {
+  if (!writeOut(chunk)) await new Promise((resolve) => process.stdout.once('drain', resolve));
+}
+
+export function writeOut(text: string | Uint8Array): boolean {
   if (!stdoutGuarded) {
     stdoutGuarded = true;
     process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -21,7 +26,7 @@ export function writeOut(text: string): void {
       throw err;
     });
   }
-  process.stdout.write(text);
+  return process.stdout.write(text);
 }
 
 export function printJson(value: unknown): void {

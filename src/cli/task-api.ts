@@ -47,6 +47,11 @@ export class TaskApi {
     return this.call('GET', `/v1/tasks/${encodeURIComponent(id)}/logs?tail=${tailLines}`);
   }
 
+  /** The tail, then the output as it is written, until the task's container has exited. */
+  async followLogs(id: string, tailLines: number): Promise<AsyncIterable<Uint8Array>> {
+    return (await this.client.requestStream('GET', `/v1/tasks/${encodeURIComponent(id)}/logs?tail=${tailLines}&follow=true`)).body;
+  }
+
   async workers(q: { limit: number; cursor?: string }): Promise<Page<WorkerRecord>> {
     const params = new URLSearchParams({ limit: String(q.limit) });
     if (q.cursor !== undefined) params.set('cursor', q.cursor);

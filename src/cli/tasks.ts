@@ -2,7 +2,7 @@
 // prints the answers as they came. `task run --wait` follows the task to its end and exits non-zero if it failed.
 import type { TaskRecord, TaskSpec, TaskTransition, WorkerRecord } from '../contracts/task-model.js';
 import { MinkubeError } from '../lib/errors.js';
-import { formatTable, printJson, printLine, writeOut, type Output } from './output.js';
+import { formatTable, printJson, printLine, writeOut, writeOutDrained, type Output } from './output.js';
 import { TaskApi } from './task-api.js';
 
 /** Thrown to end the CLI with an exit code after the reason has been printed. */
@@ -139,9 +139,13 @@ export async function runTaskStop(apiUrl: string, id: string, out: Output): Prom
   else printLine(t.state === 'stopped' ? `${t.id}: stopped` : `${t.id}: stopping (${t.state} on ${t.workerId ?? '?'})`);
 }
 
-export async function runTaskLogs(apiUrl: string, id: string, tailLines: number): Promise<void> {
-  const text = await new TaskApi(apiUrl).logs(id, tailLines);
-  writeOut(text);
+export async function runTaskLogs(apiUrl: string, id: string, tailLines: number, follow = false): Promise<void> {
+  const api = new TaskApi(apiUrl);
+  if (!follow) {
+    writeOut(await api.logs(id, tailLines));
+    return;
+  }
+  for await (const chunk of await api.followLogs(id, tailLines)) await writeOutDrained(chunk);
 }
 
 export async function runWorkerList(apiUrl: string, out: Output): Promise<void> {

@@ -8,7 +8,7 @@ import { chunksUnder } from '../lib/chunks.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { defaultHttpClient } from './default.js';
-import { errorFromResponse, HttpClient, isOk, neverSent, parseJson, type HttpBytesResponse, type HttpRequest, type TlsMaterial } from './http.js';
+import { errorFromResponse, HttpClient, isOk, neverSent, parseJson, type HttpBytesResponse, type HttpRequest, type HttpStreamResponse, type TlsMaterial } from './http.js';
 
 export interface ApiClientOptions {
   /** Per request (default limits.requestTimeoutMsDefault plus a little, so the server's own TIMEOUT wins). */
@@ -233,6 +233,14 @@ export class ApiClient {
       if (!isOk(res.status)) throw errorFromResponse({ ...res, text: Buffer.from(res.bytes).toString('utf8') });
       return res;
     });
+  }
+
+  /**
+   * One request whose 2xx answer is read as it comes (a followed log). Until an answer's headers arrive, failures
+   * move on to another manager as for request(); the body is then that manager's to its end (a cut is UNREACHABLE).
+   */
+  requestStream(method: string, path: string, options: RequestOptions = {}): Promise<HttpStreamResponse> {
+    return this.withFailover(method, options, (url) => this.http.stream(this.httpRequest(url, method, path, options)));
   }
 
   private send(method: string, path: string, options: RequestOptions): Promise<{ text: string; url: string; status: number }> {

@@ -79,6 +79,11 @@ export interface HttpBytesResponse extends HttpResponse {
   readonly bytes: Uint8Array;
 }
 
+export interface HttpStreamResponse extends HttpResponse {
+  /** The body as it arrives. Read it to its end, or abort the request's signal. */
+  readonly body: AsyncIterable<Uint8Array>;
+}
+
 type BodyReader<B> = (body: NodePoolBody) => Promise<B>;
 const readText: BodyReader<string> = (body) => body.text();
 const readBytes: BodyReader<Uint8Array> = (body) => body.bytes();
@@ -161,6 +166,62 @@ export class HttpClient {
     const res = await this.request(r);
     if (!isOk(res.status)) throw errorFromResponse(res);
     return res;
+  }
+
+  /**
+   * An answer read as it comes (a followed log): the deadline covers only its headers, and the body lasts until the
+   * server ends it or the caller aborts r.signal (then the iteration throws the abort's error). A status other than
+   * 2xx throws the MinkubeError its body describes; a connection cut part-way throws UNREACHABLE from the iteration.
+   */
+  async stream(r: HttpRequest): Promise<HttpStreamResponse> {
+    const { origin, path } = splitUrl(r.url, r.path ?? '');
+    const url = origin + path;
+    const timeoutMs = r.timeoutMs ?? this.timeoutMs;
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(timeoutError(r.method, url, timeoutMs)), timeoutMs);
+    const caller = r.signal;
+    const onAbort = (): void => controller.abort(abandonedError(r.method, url, caller?.reason));
+    if (caller !== undefined) {
+      if (caller.aborted) onAbort();
+      else caller.addEventListener('abort', onAbort, { once: true });
+    }
+    const release = (): void => {
+      clearTimeout(timer);
+      caller?.removeEventListener('abort', onAbort);
+    };
+    const mapped = (err: unknown): MinkubeError => (err instanceof MinkubeError ? err : transportError(err, r.method, url));
+    let res: Awaited<ReturnType<Pool['request']>>;
+    try {
+      const agent = this.agent ?? (await this.agentNow());
+      res = await agent.request({ origin, path, method: r.method as Dispatcher.HttpMethod, headers: this.headersOf(r.headers), body: r.body ?? null, signal: controller.signal });
+    } catch (err) {
+      release();
+      throw mapped(err);
+    }
+    if (!isOk(res.statusCode)) {
+      try {
+        throw errorFromResponse({ status: res.statusCode, headers: res.headers, url, text: await res.body.text() });
+      } catch (err) {
+        throw mapped(err);
+      } finally {
+        release();
+      }
+    }
+    clearTimeout(timer);
+    const source = res.body;
+    async function* body(): AsyncGenerator<Uint8Array> {
+      try {
+        for await (const chunk of source) yield chunk;
+      } catch (err) {
+        if (controller.signal.aborted && controller.signal.reason instanceof MinkubeError) throw controller.signal.reason;
+        if (err instanceof MinkubeError) throw err;
+        const reason = err instanceof Error ? err.message : String(err);
+        throw new MinkubeError('UNREACHABLE', `the answer of ${r.method} ${url} was cut off part-way (${reason})`, { cause: err });
+      } finally {
+        release();
+      }
+    }
+    return { status: res.statusCode, headers: res.headers, url, body: body() };
   }
 
   /** Closes every pooled connection; requests under way fail. */

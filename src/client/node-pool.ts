@@ -26,8 +26,8 @@ export interface NodePoolRequest {
   signal: AbortSignal;
 }
 
-/** The answer's body, read once, as undici's body mixin reads it. */
-export interface NodePoolBody {
+/** The answer's body, read once, as undici's body mixin reads it: whole, or as it comes. */
+export interface NodePoolBody extends AsyncIterable<Uint8Array> {
   text(): Promise<string>;
   bytes(): Promise<Uint8Array>;
 }
@@ -64,11 +64,16 @@ export class NodePool {
 
   async request(r: NodePoolRequest): Promise<NodePoolResponse> {
     if (this.destroyed) throw new Error('the pool is closed');
+    // Under way until its answer's body is read (or the connection is gone): close() waits for that.
     this.underway++;
-    try {
-      return await this.exchange(r);
-    } finally {
+    const done = (): void => {
       if (--this.underway === 0) this.idle?.();
+    };
+    try {
+      return await this.exchange(r, done);
+    } catch (err) {
+      done();
+      throw err;
     }
   }
 
@@ -85,8 +90,8 @@ export class NodePool {
     return Promise.resolve();
   }
 
-  /** Sends, and reads the whole answer (a caller reads every body it asks for). */
-  private exchange(r: NodePoolRequest): Promise<NodePoolResponse> {
+  /** Sends; resolves with the headers. The caller reads every body it asks for (whole, or to its end). */
+  private exchange(r: NodePoolRequest, bodyDone: () => void): Promise<NodePoolResponse> {
     const https = r.origin.startsWith('https:');
     const send = https ? httpsRequest : plainRequest;
     const headers: Record<string, string | number> = { ...r.headers };
@@ -94,27 +99,50 @@ export class NodePool {
     return new Promise((resolve, reject) => {
       let req: ClientRequest | undefined;
       // Aborted: the signal's reason, as undici rejects (HttpClient's deadline and the caller's abort set it).
-      const fail = (err: Error): void => reject(r.signal.aborted ? (r.signal.reason as Error) : err);
+      const reason = (err: Error): Error => (r.signal.aborted ? (r.signal.reason as Error) : err);
       try {
         req = send(r.origin + r.path, { method: r.method, headers, agent: https ? this.https : this.http, signal: r.signal });
       } catch (err) {
-        fail(err as Error);
+        reject(reason(err as Error));
         return;
       }
       req.once('error', (err: Error & { code?: string }) => {
-        fail(err.code === 'ECONNRESET' && err.message === 'socket hang up' ? new SocketError({ bytesRead: req?.socket?.bytesRead ?? 0 }) : err);
+        reject(reason(err.code === 'ECONNRESET' && err.message === 'socket hang up' ? new SocketError({ bytesRead: req?.socket?.bytesRead ?? 0 }) : err));
       });
       req.once('response', (res: IncomingMessage) => {
-        const parts: Buffer[] = [];
-        res.on('data', (c: Buffer) => parts.push(c));
-        res.once('error', fail);
-        res.once('aborted', () => fail(new SocketError({ bytesRead: res.socket?.bytesRead ?? 0 })));
-        res.once('end', () => {
-          const all = Buffer.concat(parts);
-          resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: { text: () => Promise.resolve(all.toString('utf8')), bytes: () => Promise.resolve(new Uint8Array(all.buffer, all.byteOffset, all.byteLength)) } });
-        });
+        res.once('close', bodyDone);
+        resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: new ResponseBody(res, reason) });
       });
       req.end(r.body ?? undefined);
     });
+  }
+}
+
+/** An IncomingMessage read whole (text, bytes) or as it comes; a connection cut before its end is a SocketError. */
+class ResponseBody implements NodePoolBody {
+  constructor(
+    private readonly res: IncomingMessage,
+    private readonly reason: (err: Error) => Error,
+  ) {}
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    const { res } = this;
+    try {
+      for await (const chunk of res) yield chunk as Buffer;
+    } catch (err) {
+      throw this.reason(res.complete ? (err as Error) : new SocketError({ bytesRead: res.socket?.bytesRead ?? 0 }));
+    }
+    if (!res.complete) throw this.reason(new SocketError({ bytesRead: res.socket?.bytesRead ?? 0 }));
+  }
+
+  async bytes(): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    for await (const chunk of this) parts.push(chunk);
+    const all = Buffer.concat(parts);
+    return new Uint8Array(all.buffer, all.byteOffset, all.byteLength);
+  }
+
+  async text(): Promise<string> {
+    return Buffer.from(await this.bytes()).toString('utf8');
   }
 }

@@ -128,6 +128,11 @@ export interface TasksService {
   stopTask(id: string, ctx: RequestContext): Promise<TaskRecord>;
   /** The newest lines of the task's output, from the worker that ran its latest attempt. */
   taskLogs(id: string, tailLines: number, ctx: RequestContext): Promise<string>;
+  /**
+   * taskLogs, then the output as the worker writes it, until that attempt's container has exited (or, if the worker
+   * stops answering, until the record shows the attempt over). `signal` ends it early.
+   */
+  followTaskLogs(id: string, tailLines: number, ctx: RequestContext, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>>;
   registerWorker(req: RegisterRequest, ctx: RequestContext): Promise<WorkerRecord>;
   workerHeartbeat(id: string, req: HeartbeatRequest, ctx: RequestContext): Promise<HeartbeatResponse>;
   /** Linearizable: the worker's scheduled and running tasks with their fencing tokens and desired states. */

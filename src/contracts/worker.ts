@@ -11,7 +11,8 @@
 //   DELETE /v1/tasks/:id?attempt=&term=   (the stop's fencing token) -> 200 WorkerTaskStatus | 404 TASK_NOT_FOUND | 409 TASK_STALE_FENCING_TOKEN
 //   GET    /v1/tasks                                                 -> 200 { items: WorkerTaskStatus[], nextCursor: null }
 //   GET    /v1/tasks/:id                                             -> 200 WorkerTaskStatus
-//   GET    /v1/tasks/:id/logs?tail=N                                 -> 200 text/plain
+//   GET    /v1/tasks/:id/logs?tail=N[&follow=true]                   -> 200 text/plain (follow: written as it comes,
+//                                                                        ended once the container has exited)
 //   GET    /v1/stats                                                 -> 200 WorkerStats
 import type { AssignedPort, DesiredState, FencingToken, TaskError, TaskHealth, TaskSpec, WorkerCapacity, WorkerStats } from './task-model.js';
 
@@ -89,6 +90,8 @@ export interface WorkerAgentApi {
   get(taskId: string): WorkerTaskStatus;
   list(): WorkerTaskStatus[];
   logs(taskId: string, tailLinesMax: number): Promise<string>;
+  /** The tail, then the output as it is written until the container has exited; the signal ends it early. */
+  followLogs(taskId: string, tailLinesMax: number, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>>;
   stats(): Promise<WorkerStats>;
   readiness(): { ready: boolean; reason?: string };
 }

@@ -173,6 +173,13 @@ export const limits = {
   /** The largest rate and burst the config accepts (a bucket's arithmetic stays exact well past them). */
   rateLimitRequestsPerSMax: 1_000_000,
   rateLimitBurstMax: 10_000_000,
+  // followed task output (GET /v1/tasks/:id/logs?follow=true)
+  /** Followed logs one manager relays at once, and one worker serves at once; past it a new one is 429 QUEUE_FULL. */
+  logFollowsMax: 64,
+  /** A relayed follow whose attempt is over (lost, ended, replaced) is ended this long after, if the worker has not. */
+  logFollowDrainMs: 3000,
+  /** How often a relaying manager looks at the followed task's record. */
+  logFollowCheckIntervalMs: 1000,
   // the dashboard's live feed (GET /v1/events)
   /** Event streams one manager serves at once; past it a new one is answered 429 QUEUE_FULL. */
   eventStreamsMax: 64,
@@ -226,4 +233,5 @@ assert(limits.runtimePingTimeoutMsDefault < limits.runtimeCallTimeoutMsDefault, 
 assert(limits.httpHeadersTimeoutMs <= limits.httpRequestTimeoutMs, 'Node requires the header timeout to be at most the request timeout');
 assert(limits.rateLimitTokenBucketsMax >= limits.apiTokensMax, 'every token the cluster may hold fits in the buckets at once');
 assert(limits.eventStreamsMax < limits.httpConnectionsMax, 'event streams leave connections for the API');
+assert(limits.eventStreamsMax + limits.logFollowsMax < limits.httpConnectionsMax, 'followed logs and event streams leave connections for the API');
 assert(limits.eventCheckIntervalMs <= limits.eventSnapshotIntervalMs && limits.eventPeerPollTimeoutMs < limits.eventSnapshotIntervalMs, 'a change is seen before the next snapshot, and a poll ends before the next one');

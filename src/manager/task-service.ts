@@ -17,7 +17,7 @@ import type { TaskRecord, TaskSpec, WorkerRecord } from '../contracts/task-model
 import type { TaskStore } from '../kv/task-store.js';
 import type { TasksConfig } from '../config/cluster.js';
 import { retryAtMs } from '../lib/backoff.js';
-import type { Clock } from '../lib/clock.js';
+import { setIntervalOn, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import type { Random } from '../lib/random.js';
@@ -90,6 +90,64 @@ export class TaskServiceImpl implements TasksService {
   }
 
   async taskLogs(id: string, tailLines: number, ctx: RequestContext): Promise<string> {
+    const target = await this.logsTarget(id, ctx);
+    if (target === null) return '';
+    try {
+      return await this.o.workers.logs(target.apiAddress, id, tailLines, { timeoutMs: Math.max(1, ctx.deadlineMs - this.o.clock.nowMs()) });
+    } catch (err) {
+      throw logsError(err, id, target.workerId);
+    }
+  }
+
+  async followTaskLogs(id: string, tailLines: number, ctx: RequestContext, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+    const target = await this.logsTarget(id, ctx);
+    if (target === null) return noChunks();
+    const upstream = new AbortController();
+    const onAbort = (): void => upstream.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    let body: AsyncIterable<Uint8Array>;
+    try {
+      body = await this.o.workers.followLogs(target.apiAddress, id, tailLines, { timeoutMs: Math.max(1, ctx.deadlineMs - this.o.clock.nowMs()), signal: upstream.signal });
+    } catch (err) {
+      signal.removeEventListener('abort', onAbort);
+      throw logsError(err, id, target.workerId);
+    }
+    return this.relayWhileRunning(id, target.attempt, body, upstream, () => signal.removeEventListener('abort', onAbort));
+  }
+
+  /**
+   * The worker's stream as it comes. It ends by itself when the container has exited; should it not (a worker cut off
+   * from this manager keeps the connection open), it is ended once the record has shown for logFollowDrainMs that the
+   * attempt followed is no longer placed or running (lost, ended, or replaced by a later attempt).
+   */
+  private async *relayWhileRunning(id: string, attempt: number, body: AsyncIterable<Uint8Array>, upstream: AbortController, done: () => void): AsyncGenerator<Uint8Array> {
+    const { store, clock } = this.o;
+    let overSinceMs: number | null = null;
+    const watch = setIntervalOn(clock, () => {
+      const t = store.task(id);
+      const over = t === undefined || t.attempt !== attempt || (t.state !== 'scheduled' && t.state !== 'running');
+      if (!over) {
+        overSinceMs = null;
+        return;
+      }
+      overSinceMs ??= clock.nowMs();
+      if (clock.nowMs() - overSinceMs >= limits.logFollowDrainMs) upstream.abort();
+    }, limits.logFollowCheckIntervalMs);
+    try {
+      for await (const chunk of body) yield chunk;
+    } catch (err) {
+      // Ended by the watch above (not by the caller): the attempt is over, so is its output.
+      if (upstream.signal.aborted && overSinceMs !== null) return;
+      throw err;
+    } finally {
+      watch.cancel();
+      upstream.abort();
+      done();
+    }
+  }
+
+  /** The worker that holds the output of the task's latest attempt (null: it never ran), or why it cannot be asked. */
+  private async logsTarget(id: string, ctx: RequestContext): Promise<{ workerId: string; apiAddress: string; attempt: number } | null> {
     await this.read('linearizable', ctx);
     if (this.o.store.task(id) === undefined && this.o.store.wasRemoved(id)) {
       throw new MinkubeError('TASK_LOGS_GONE', `task ${id} ended and its record was removed (tasks.retention); its logs are gone`);
@@ -97,19 +155,10 @@ export class TaskServiceImpl implements TasksService {
     const task = this.taskOrThrow(id);
     // A task waiting for its retry has no worker: its latest attempt's output is on the one it last ran on.
     const workerId = task.workerId ?? [...task.history].reverse().find((h) => h.workerId !== null)?.workerId ?? null;
-    if (workerId === null) return '';
+    if (workerId === null) return null;
     const worker = this.o.store.storedWorker(workerId);
     if (worker === undefined) throw new MinkubeError('WORKER_NOT_FOUND', `the worker ${workerId} of task ${id} is no longer registered`);
-    try {
-      return await this.o.workers.logs(worker.apiAddress, id, tailLines, { timeoutMs: Math.max(1, ctx.deadlineMs - this.o.clock.nowMs()) });
-    } catch (err) {
-      if (err instanceof MinkubeError && err.code === 'TASK_NOT_FOUND') {
-        // The worker forgot the attempt (workers[].containerRetentionS after it ended, or a restart): gone, not unknown.
-        throw new MinkubeError('TASK_LOGS_GONE', `worker ${workerId} no longer keeps the output of task ${id} (workers[].containerRetentionS)`);
-      }
-      if (err instanceof MinkubeError && err.code === 'TIMEOUT') throw new MinkubeError('WORKER_UNAVAILABLE', err.message, { cause: err });
-      throw err;
-    }
+    return { workerId, apiAddress: worker.apiAddress, attempt: task.attempt };
   }
 
   // ---- workers ----
@@ -202,3 +251,14 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
   return out;
 }
 
+/** A worker's failure to answer logs, as the caller should see it. */
+function logsError(err: unknown, id: string, workerId: string): unknown {
+  if (err instanceof MinkubeError && err.code === 'TASK_NOT_FOUND') {
+    // The worker forgot the attempt (workers[].containerRetentionS after it ended, or a restart): gone, not unknown.
+    return new MinkubeError('TASK_LOGS_GONE', `worker ${workerId} no longer keeps the output of task ${id} (workers[].containerRetentionS)`);
+  }
+  if (err instanceof MinkubeError && err.code === 'TIMEOUT') return new MinkubeError('WORKER_UNAVAILABLE', err.message, { cause: err });
+  return err;
+}
+
+async function* noChunks(): AsyncGenerator<Uint8Array> {}

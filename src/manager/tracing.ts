@@ -122,5 +122,6 @@ export function tracedWorkerApi(inner: WorkerApi, traces: TaskTraces, node: stri
       }
     },
     logs: (apiAddress, taskId, tailLines, o) => inner.logs(apiAddress, taskId, tailLines, o),
+    followLogs: (apiAddress, taskId, tailLines, o) => inner.followLogs(apiAddress, taskId, tailLines, o),
   };
 }

@@ -22,6 +22,11 @@ export interface WorkerApi {
    */
   assignMany(apiAddress: string, as: readonly Assignment[], o: WorkerCallOptions): Promise<(WorkerTaskStatus | MinkubeError)[]>;
   logs(apiAddress: string, taskId: string, tailLines: number, o: WorkerCallOptions): Promise<string>;
+  /**
+   * GET /v1/tasks/:id/logs?follow=true: the tail, then the output as the worker relays it, until the container has
+   * exited. o.timeoutMs bounds the wait for the answer's headers only; o.signal ends the stream.
+   */
+  followLogs(apiAddress: string, taskId: string, tailLines: number, o: WorkerCallOptions & { signal: AbortSignal }): Promise<AsyncIterable<Uint8Array>>;
 }
 
 export interface HttpWorkerApiOptions {
@@ -74,6 +79,19 @@ export class HttpWorkerApi implements WorkerApi {
 
   logs(apiAddress: string, taskId: string, tailLines: number, o: WorkerCallOptions): Promise<string> {
     return this.call(apiAddress, 'GET', `/v1/tasks/${encodeURIComponent(taskId)}/logs?tail=${tailLines}`, null, o);
+  }
+
+  async followLogs(apiAddress: string, taskId: string, tailLines: number, o: WorkerCallOptions & { signal: AbortSignal }): Promise<AsyncIterable<Uint8Array>> {
+    const url = this.baseUrlOf(apiAddress);
+    const path = `/v1/tasks/${encodeURIComponent(taskId)}/logs?tail=${tailLines}&follow=true`;
+    try {
+      const res = await this.http.stream({ method: 'GET', url, path, timeoutMs: o.timeoutMs, signal: o.signal });
+      return res.body;
+    } catch (err) {
+      // The worker's own refusals (TASK_NOT_FOUND, QUEUE_FULL) as it gave them; not reaching it is WORKER_UNAVAILABLE.
+      if (err instanceof MinkubeError && err.code !== 'UNREACHABLE') throw err;
+      throw failure(err, `GET ${url}${path}`, o.signal);
+    }
   }
 
   /** Closes the pool when it is this API's own. */

@@ -192,40 +192,46 @@ export class ProcessRuntime implements ContainerRuntime {
     const entry = await this.get(id);
     if (entry === undefined) throw new RuntimeFailure('container-not-found', `no such process: ${id}`);
     const file = this.logPath(id);
-    const bytesMax = limits.runtimeLogBytesMax;
-    const { bytes: current, size } = await readTailSized(file, bytesMax);
-    const older = current.length < bytesMax ? await readTail(`${file}.1`, bytesMax - current.length) : Buffer.alloc(0);
-    const first = tailLines(tailBytes(Buffer.concat([older, current]), bytesMax), opts.tailLines ?? limits.runtimeLogTailLinesDefault);
     const { signal } = opts;
-    // Read from where the tail ended: each pass reads what the file gained (a chunk at a time), finds a rotation
-    // (the file shorter than what was read: rotateLogs copied it to .1 and emptied it) and ends once the process had
-    // exited before a pass that found nothing more, or its file is gone (removed).
+    // Reads through one open handle, from where the tail ended: the file stays readable after remove() unlinks it
+    // (a worker removes a process as soon as it has exited), and a rotation (rotateLogs copies the file to .1 and
+    // empties it, same inode) shows as a size below what was read. Each pass reads what the file gained, a chunk at
+    // a time; the iteration ends after a pass that found nothing more once the process had exited or was removed.
     const follow = async function* (this: ProcessRuntime): AsyncGenerator<Uint8Array> {
-      let offset = size;
-      if (first !== '') yield Buffer.from(first);
-      while (!signal.aborted) {
-        await this.refresh(entry);
-        const exited = entry.record.state === 'exited' || !this.entries.has(id);
-        const now = await sizeOf(file);
-        if (now === null) return;
-        if (now < offset) {
-          const rest = await readRange(`${file}.1`, offset, followChunkBytes);
-          if (rest.length > 0) yield rest;
-          if (rest.length === followChunkBytes) {
-            offset += rest.length;
+      let handle: fs.FileHandle;
+      try {
+        handle = await fs.open(file, 'r');
+      } catch {
+        return;
+      }
+      try {
+        const bytesMax = limits.runtimeLogBytesMax;
+        let offset = (await handle.stat()).size;
+        const current = await readAt(handle, Math.max(0, offset - bytesMax), Math.min(offset, bytesMax));
+        const older = current.length < bytesMax ? await readTail(`${file}.1`, bytesMax - current.length) : Buffer.alloc(0);
+        const first = tailLines(tailBytes(Buffer.concat([older, current]), bytesMax), opts.tailLines ?? limits.runtimeLogTailLinesDefault);
+        if (first !== '') yield Buffer.from(first);
+        while (!signal.aborted) {
+          if (this.entries.has(id)) await this.refresh(entry);
+          const over = entry.record.state === 'exited' || !this.entries.has(id);
+          const size = (await handle.stat()).size;
+          if (size < offset) {
+            const rest = await readRange(`${file}.1`, offset, followChunkBytes);
+            if (rest.length > 0) yield rest;
+            offset = rest.length === followChunkBytes ? offset + rest.length : 0;
             continue;
           }
-          offset = 0;
-          continue;
+          if (size > offset) {
+            const chunk = await readAt(handle, offset, Math.min(size - offset, followChunkBytes));
+            offset += chunk.length;
+            if (chunk.length > 0) yield chunk;
+            continue;
+          }
+          if (over) return;
+          await sleepUnless(pollMs, signal);
         }
-        if (now > offset) {
-          const chunk = await readRange(file, offset, Math.min(now - offset, followChunkBytes));
-          offset += chunk.length;
-          if (chunk.length > 0) yield chunk;
-          continue;
-        }
-        if (exited) return;
-        await sleepUnless(pollMs, signal);
+      } finally {
+        await handle.close();
       }
     }.call(this);
     return follow;
@@ -412,26 +418,25 @@ async function readRecord(file: string): Promise<ProcessRecord | null> {
 
 /** The last bytesMax bytes of a file, without reading the rest; empty if it does not exist. */
 async function readTail(file: string, bytesMax: number): Promise<Buffer> {
-  return (await readTailSized(file, bytesMax)).bytes;
-}
-
-/** readTail, and the size of the file it read from (0 if it does not exist). */
-async function readTailSized(file: string, bytesMax: number): Promise<{ bytes: Buffer; size: number }> {
   let handle: fs.FileHandle;
   try {
     handle = await fs.open(file, 'r');
   } catch {
-    return { bytes: Buffer.alloc(0), size: 0 };
+    return Buffer.alloc(0);
   }
   try {
     const size = (await handle.stat()).size;
-    const length = Math.min(size, bytesMax);
-    const buf = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(buf, 0, length, size - length);
-    return { bytes: buf.subarray(0, bytesRead), size: size - length + bytesRead };
+    return await readAt(handle, Math.max(0, size - bytesMax), Math.min(size, bytesMax));
   } finally {
     await handle.close();
   }
+}
+
+/** Up to lengthMax bytes of an open file from position. */
+async function readAt(handle: fs.FileHandle, position: number, lengthMax: number): Promise<Buffer> {
+  const buf = Buffer.alloc(lengthMax);
+  const { bytesRead } = await handle.read(buf, 0, lengthMax, position);
+  return buf.subarray(0, bytesRead);
 }
 
 /** Up to lengthMax bytes of a file from position; empty past its end or if it does not exist. */
@@ -443,20 +448,9 @@ async function readRange(file: string, position: number, lengthMax: number): Pro
     return Buffer.alloc(0);
   }
   try {
-    const buf = Buffer.alloc(lengthMax);
-    const { bytesRead } = await handle.read(buf, 0, lengthMax, position);
-    return buf.subarray(0, bytesRead);
+    return await readAt(handle, position, lengthMax);
   } finally {
     await handle.close();
-  }
-}
-
-/** A file's size, or null if it does not exist. */
-async function sizeOf(file: string): Promise<number | null> {
-  try {
-    return (await fs.stat(file)).size;
-  } catch {
-    return null;
   }
 }
 

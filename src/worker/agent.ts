@@ -176,6 +176,20 @@ export class WorkerAgent implements WorkerAgentApi {
     return tailLines(e.logTail ?? '', tailLinesMax);
   }
 
+  /** logs(), then what the container writes until it has exited; a task without a container answers its kept tail. */
+  async followLogs(taskId: string, tailLinesMax: number, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+    const e = this.tasks.get(taskId);
+    if (e !== undefined && e.containerId !== null && e.cleanup !== 'done') {
+      try {
+        return await this.runtime.followLogs(e.containerId, { tailLines: tailLinesMax, signal });
+      } catch (err) {
+        // Removed between the check and the call: the kept tail answers below.
+        if (e.logTail === null) throw classifyRuntimeError(err);
+      }
+    }
+    return once(Buffer.from(await this.logs(taskId, tailLinesMax)));
+  }
+
   // ---- commands from the leader ----
 
   /**
@@ -709,4 +723,9 @@ class Slots {
     if (next !== undefined) next();
     else this.free++;
   }
+}
+
+/** One chunk as an iterable (nothing for an empty one). */
+async function* once(chunk: Uint8Array): AsyncGenerator<Uint8Array> {
+  if (chunk.length > 0) yield chunk;
 }

@@ -48,6 +48,9 @@ class FakeWorkers implements WorkerApi {
   async logs(): Promise<string> {
     return '';
   }
+  async followLogs(): Promise<AsyncIterable<Uint8Array>> {
+    throw new Error('not used here');
+  }
 }
 
 function status(a: Assignment, state: WorkerTaskStatus['state'], extra: Partial<WorkerTaskStatus> = {}): WorkerTaskStatus {

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerTaskStatus } from '../../src/contracts/worker.js';
 import type { TaskRecord, TaskSpec } from '../../src/contracts/task-model.js';
 import { backoffCeilingMs } from '../../src/lib/backoff.js';
+import { runCli } from '../support/cli.js';
 import { ProcCluster, eventually, httpJson, sleep } from '../support/cluster.js';
 import { describeDocker, removeContainersNamed, removeLabelled, testImage, workerSandboxes } from '../support/docker.js';
 
@@ -145,6 +146,34 @@ for (const rt of cases) {
       for (let i = 1; i < done.length; i++) expect(done[i]!.workerId).not.toBe(done[i - 1]!.workerId);
       const logs = await fetch(`${c.url(follower)}/v1/tasks/${ids[3]}/logs`);
       expect(await logs.text()).toBe('task 3\n');
+    });
+
+    it('logs followed through a follower: the tail, each line as it is written, the end with the container (HTTP and the CLI)', async () => {
+      const leader = await c.waitForLeader();
+      const follower = c.managerIds.find((id) => id !== leader)!;
+      const r = await submit(follower, spec(['sh', '-c', 'echo one; echo two; sleep 2; echo three; sleep 2; echo four'], 'follow'));
+      await until(r.id!, (t) => t.state === 'running', 'running');
+      const logsUrl = `${c.url(follower)}/v1/tasks/${r.id!}/logs`;
+      await eventually(async () => ((await (await fetch(logsUrl)).text()).includes('two') ? true : undefined), 10_000, 'the first lines');
+      const cli = runCli(['--api', c.url(follower), 'task', 'logs', '--follow', '--tail', '1', r.id!]);
+      const res = await fetch(`${logsUrl}?follow=true&tail=1`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('text/plain; charset=utf-8');
+      // When each line arrived: 'three' about two seconds after 'two', not all of them at the end.
+      const arrivedAt = new Map<string, number>();
+      let text = '';
+      const reader = res.body!.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        text += Buffer.from(value).toString('utf8');
+        for (const word of ['two', 'three', 'four']) if (text.includes(word) && !arrivedAt.has(word)) arrivedAt.set(word, performance.now());
+      }
+      expect(text).toBe('two\nthree\nfour\n');
+      expect(arrivedAt.get('three')! - arrivedAt.get('two')!).toBeGreaterThan(1000);
+      expect(arrivedAt.get('four')! - arrivedAt.get('three')!).toBeGreaterThan(1000);
+      expect(await cli).toMatchObject({ code: 0, stdout: 'two\nthree\nfour\n' });
+      expect((await get(r.id!))?.state).toBe('succeeded');
     });
 
     it('a command that does not exist fails permanently after one attempt, with the reason', async () => {

@@ -97,6 +97,14 @@ function followTests(h: Harness): void {
     expect((await h.rt.inspect(id))?.state).toBe('exited');
   });
 
+  it('followLogs keeps the last output of a container removed as soon as it exits (as a worker does)', async () => {
+    const { id } = await h.rt.run(h.spec(['sh', '-c', 'echo a; sleep 1; echo b']));
+    const following = readAll(await h.rt.followLogs(id, { signal: never }));
+    await h.rt.wait(id);
+    await h.rt.remove(id);
+    expect(await following).toBe('a\nb\n');
+  });
+
   it('followLogs of an exited container gives its tail and ends', async () => {
     const id = await h.start(['sh', '-c', 'echo a; echo b; echo c']);
     await h.rt.wait(id);

@@ -83,6 +83,7 @@ describe('TaskTraces and the traced worker API', () => {
         return [];
       },
       logs: async () => '',
+      followLogs: () => Promise.reject(new Error('not used here')),
     };
     const api = tracedWorkerApi(inner, traces, 'm1');
     await api.assign('w', assignment('t2'), { timeoutMs: 1 });
@@ -101,7 +102,7 @@ describe('TaskTraces and the traced worker API', () => {
     expect(traces.size).toBe(0);
     const a = assignment('t9');
     let seen: Assignment | null = null;
-    const api = tracedWorkerApi({ assign: async (_w, x) => ((seen = x), {} as never), assignMany: async () => [], logs: async () => '' }, traces, 'm1');
+    const api = tracedWorkerApi({ assign: async (_w, x) => ((seen = x), {} as never), assignMany: async () => [], logs: async () => '', followLogs: () => Promise.reject(new Error('not used here')) }, traces, 'm1');
     await api.assign('w', a, { timeoutMs: 1 });
     expect(seen).toBe(a);
   });

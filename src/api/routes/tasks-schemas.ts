@@ -3,6 +3,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { limits } from '../../lib/limits.js';
 import { CapacitySchema, LabelsSchema } from '../../kv/placement-schemas.js';
+import { FollowParam } from './worker-schemas.js';
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const Consistency = Type.Optional(Type.Union([Type.Literal('linearizable'), Type.Literal('stale')]));
@@ -34,7 +35,7 @@ export type TaskListQuerySchema = Static<typeof TaskListQuerySchema>;
 export const ConsistencyQuery = Type.Object({ consistency: Consistency }, { additionalProperties: false });
 export type ConsistencyQuery = Static<typeof ConsistencyQuery>;
 
-export const TaskLogsQuery = Type.Object({ tail: Type.Optional(Type.String()) }, { additionalProperties: false });
+export const TaskLogsQuery = Type.Object({ tail: Type.Optional(Type.String()), follow: FollowParam }, { additionalProperties: false });
 export type TaskLogsQuery = Static<typeof TaskLogsQuery>;
 
 export const WorkerListQuery = Type.Object(

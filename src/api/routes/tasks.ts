@@ -16,7 +16,8 @@
 //                               when its worker confirms (the leader sends the stop, fenced like an assignment). Stopping a
 //                               stopped task is 200 again (idempotent); one that succeeded or failed is 409 TASK_ALREADY_FINAL.
 //   GET    /v1/tasks/:id/logs   ?tail=N -> text/plain from the worker of the latest attempt; 503 WORKER_UNAVAILABLE if it
-//                               does not answer, 404 TASK_NOT_FOUND if it no longer keeps the output.
+//                               does not answer, 410 TASK_LOGS_GONE if it no longer keeps the output. &follow=true: then
+//                               the output as it is written (chunked), ended once that attempt's container has exited.
 import { Type } from '@sinclair/typebox';
 import type { FastifyError, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TaskSpec, TaskState } from '../../contracts/task-model.js';
@@ -24,6 +25,7 @@ import { TaskSpecSchema, taskView, type TaskSpecBody } from '../../kv/task-spec.
 import { MinkubeError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 import { sendError } from '../errors.js';
+import { TextStreams } from '../text-stream.js';
 import type { TasksService } from '../../contracts/services.js';
 import { checkSpecRules, parseIntegerParam } from '../validation.js';
 import { requestContext } from './kv.js';
@@ -43,6 +45,7 @@ const idempotencyKeyPattern = /^[\x21-\x7e]+$/;
 const tailLinesMax = 100_000;
 
 export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { tasks, bodyLimitBytes }) => {
+  const follows = new TextStreams(app, limits.logFollowsMax, 'followed logs');
   app.post<{ Body: TaskSpecBody }>(
     '/v1/tasks',
     {
@@ -104,6 +107,16 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { t
     async (req, reply) => {
       const tail = parseIntegerParam('tail', req.query.tail) ?? limits.runtimeLogTailLinesDefault;
       if (tail > tailLinesMax) throw new MinkubeError('INVALID_PARAM', `query.tail: at most ${tailLinesMax} lines`);
+      if (req.query.follow === 'true') {
+        const c = follows.begin(reply);
+        try {
+          await follows.send(reply, c, await tasks.followTaskLogs(req.params.id, tail, requestContext(req), c.signal));
+        } catch (err) {
+          c.abort();
+          throw err;
+        }
+        return reply;
+      }
       const text = await tasks.taskLogs(req.params.id, tail, requestContext(req));
       return reply.type('text/plain; charset=utf-8').send(text);
     },

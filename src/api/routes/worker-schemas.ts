@@ -53,7 +53,10 @@ export type TaskParams = Static<typeof TaskParams>;
 export const StopQuery = Type.Object({ attempt: Type.String(), term: Type.String() }, { additionalProperties: false });
 export type StopQuery = Static<typeof StopQuery>;
 
-export const LogsQuery = Type.Object({ tail: Type.Optional(Type.String()) }, { additionalProperties: false });
+/** ?follow=true: the output as it is written, until the container has exited. */
+export const FollowParam = Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')]));
+
+export const LogsQuery = Type.Object({ tail: Type.Optional(Type.String()), follow: FollowParam }, { additionalProperties: false });
 export type LogsQuery = Static<typeof LogsQuery>;
 
 export const WorkerTaskStatusReply = Type.Object({

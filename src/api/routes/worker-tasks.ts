@@ -5,6 +5,7 @@ import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import { MinkubeError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 import { sendError } from '../errors.js';
+import { TextStreams } from '../text-stream.js';
 import { checkSpecRules, parseIntegerParam } from '../validation.js';
 import {
   AssignmentBatchBody, AssignmentBatchReply, AssignmentBody, LogsQuery, StopQuery, TaskParams, WorkerStatsReply, WorkerTaskListReply, WorkerTaskStatusReply,
@@ -25,6 +26,7 @@ const answerMarginMs = 100;
 const tailLinesMax = 100_000;
 
 export const workerTaskRoutes: FastifyPluginAsync<WorkerTaskRoutesOptions> = async (app, { agent, bodyLimitBytes }) => {
+  const follows = new TextStreams(app, limits.logFollowsMax, 'followed logs');
   app.post<{ Body: AssignmentBody }>(
     '/v1/tasks',
     {
@@ -88,6 +90,16 @@ export const workerTaskRoutes: FastifyPluginAsync<WorkerTaskRoutesOptions> = asy
     async (req, reply) => {
       const tail = parseIntegerParam('tail', req.query.tail) ?? limits.runtimeLogTailLinesDefault;
       if (tail > tailLinesMax) throw new MinkubeError('INVALID_PARAM', `query.tail: at most ${tailLinesMax} lines`);
+      if (req.query.follow === 'true') {
+        const c = follows.begin(reply);
+        try {
+          await follows.send(reply, c, await agent.followLogs(req.params.id, tail, c.signal));
+        } catch (err) {
+          c.abort();
+          throw err;
+        }
+        return reply;
+      }
       const text = await agent.logs(req.params.id, tail);
       return reply.type('text/plain; charset=utf-8').send(text);
     },

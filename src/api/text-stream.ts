@@ -1,0 +1,96 @@
+// Long answers written as they come: a followed task's output (GET /v1/tasks/:id/logs?follow=true) on the worker and
+// on the manager that relays it. Bounded (at most `max` at once, past it 429 QUEUE_FULL), with the socket's
+// backpressure (a slow reader slows its source; nothing queues without bound), and ended by app.close() like the
+// event streams (a follow may never end by itself).
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { MinkubeError } from '../lib/errors.js';
+
+/** HTTP/2 sessions and how many long answers each carries now (their idle timeout leaves them open meanwhile). */
+const longAnswers = new WeakMap<object, number>();
+
+/** Whether a long answer is under way on this HTTP/2 session. */
+export function carriesLongAnswer(session: object): boolean {
+  return (longAnswers.get(session) ?? 0) > 0;
+}
+
+function holdSession(reply: FastifyReply): () => void {
+  const session = (reply.raw as { stream?: { session?: object } }).stream?.session;
+  if (session === undefined) return () => undefined;
+  longAnswers.set(session, (longAnswers.get(session) ?? 0) + 1);
+  return () => {
+    const n = (longAnswers.get(session) ?? 1) - 1;
+    if (n > 0) longAnswers.set(session, n);
+    else longAnswers.delete(session);
+  };
+}
+
+export class TextStreams {
+  private readonly open = new Set<AbortController>();
+
+  constructor(app: FastifyInstance, private readonly max: number, private readonly what: string) {
+    app.addHook('preClose', async () => {
+      for (const c of this.open) c.abort();
+    });
+  }
+
+  /** A signal that aborts when the client goes away or the app closes; throws QUEUE_FULL when `max` are open. */
+  begin(reply: FastifyReply): AbortController {
+    if (this.open.size >= this.max) throw new MinkubeError('QUEUE_FULL', `this node already serves ${this.max} ${this.what}; retry later`);
+    const c = new AbortController();
+    this.open.add(c);
+    const release = holdSession(reply);
+    reply.raw.once('close', () => c.abort());
+    c.signal.addEventListener('abort', () => {
+      this.open.delete(c);
+      release();
+    }, { once: true });
+    return c;
+  }
+
+  /**
+   * Writes chunks as a 200 text/plain answer of no set length, waiting for the socket to drain when it is full. Ends
+   * the answer when they end; a source that fails part-way cuts the connection, so the client sees an incomplete
+   * answer rather than a complete one that is short.
+   */
+  async send(reply: FastifyReply, c: AbortController, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    void reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      ...(reply.getHeaders() as Record<string, string>),
+      'content-type': 'text/plain; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-accel-buffering': 'no',
+    });
+    // The headers now, not with the first chunk: a quiet task's follower knows at once that it is following.
+    res.flushHeaders();
+    try {
+      for await (const chunk of chunks) {
+        if (c.signal.aborted) break;
+        if (!res.write(chunk)) await drainedOrAborted(res, c.signal);
+      }
+      if (!res.destroyed) res.end();
+    } catch (err) {
+      reply.log.info({ err }, `a stream of ${this.what} was cut`);
+      res.destroy();
+    } finally {
+      c.abort();
+    }
+  }
+}
+
+/** Resolves when the response drains, closes or fails, or the signal aborts; leaves no listener behind. */
+function drainedOrAborted(res: FastifyReply['raw'], signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      res.off('error', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+    res.on('error', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
