@@ -237,12 +237,6 @@ function firstBytes(socket: Socket, timeoutMs: number, then: (chunk: Buffer) => 
 const h2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 /**
- * fastify's serverFactory for cleartext: an HTTP/1.1 server (the one fastify listens on and closes) whose connections
- * are looked at first: one whose first bytes are HTTP/2's preface goes to an h2c server with the same handler, any
- * other to the HTTP/1.1 parser, the bytes read put back either way. A connection that sends nothing is closed after
- * the header timeout, as HTTP/1.1's would be; closeHttp2Sessions (which fastify calls on close) ends the h2c ones.
- */
-/**
  * An HTTP/2 session idle for idleMs is closed (GOAWAY), unless it carries a long answer (a followed log) that is
  * only quiet: some clients (curl) end every stream at a GOAWAY.
  */
@@ -252,6 +246,15 @@ function closeWhenIdle(session: Http2Session, idleMs: number): void {
   });
 }
 
+/**
+ * fastify's serverFactory for cleartext: an HTTP/1.1 server (the one fastify listens on and closes) whose connections
+ * are looked at first: one whose first bytes are HTTP/2's preface goes to an h2c server with the same handler, any
+ * other to the HTTP/1.1 parser, the bytes read put back either way. A connection that sends nothing is closed after
+ * the header timeout, as HTTP/1.1's would be, and at once by closeIdleConnections (fastify's close): node's parser
+ * has not seen it, so its own idle close would miss it and the close would wait out the header timeout (an undici
+ * pool opens such a connection after a request it was reading is aborted). closeHttp2Sessions (which fastify calls
+ * on close) ends the h2c ones.
+ */
 function h1AndH2cServer(limitsOf: ServerLimits, h2: { settings: ReturnType<typeof http2Settings>; maxSessionMemory: number; http2SessionTimeout: number }) {
   return (handler: RequestListener): Server => {
     const h1 = createServer(nodeServerOptions(limitsOf), handler);
@@ -266,8 +269,17 @@ function h1AndH2cServer(limitsOf: ServerLimits, h2: { settings: ReturnType<typeo
     });
     const h1Listeners = h1.listeners('connection') as ((socket: Socket) => void)[];
     h1.removeAllListeners('connection');
+    const silent = new Set<Socket>();
+    const closeIdle = h1.closeIdleConnections.bind(h1);
+    h1.closeIdleConnections = () => {
+      for (const socket of silent) socket.destroy();
+      closeIdle();
+    };
     h1.on('connection', (socket: Socket) => {
+      silent.add(socket);
+      socket.once('close', () => silent.delete(socket));
       firstBytes(socket, limitsOf.headersTimeoutMs, (chunk) => {
+        silent.delete(socket);
         const n = Math.min(chunk.length, h2Preface.length);
         if (n >= 3 && chunk.subarray(0, n).equals(h2Preface.subarray(0, n))) {
           // The h2c session reads what was put back itself (on its next tick).

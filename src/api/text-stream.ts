@@ -5,6 +5,9 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { MinkubeError } from '../lib/errors.js';
 
+/** The abort reason of the streams a closing node ends. */
+const closing = new Error('this node is closing');
+
 /** HTTP/2 sessions and how many long answers each carries now (their idle timeout leaves them open meanwhile). */
 const longAnswers = new WeakMap<object, number>();
 
@@ -29,7 +32,7 @@ export class TextStreams {
 
   constructor(app: FastifyInstance, private readonly max: number, private readonly what: string) {
     app.addHook('preClose', async () => {
-      for (const c of this.open) c.abort();
+      for (const c of this.open) c.abort(closing);
     });
   }
 
@@ -68,7 +71,9 @@ export class TextStreams {
         if (c.signal.aborted) break;
         if (!res.write(chunk)) await drainedOrAborted(res, c.signal);
       }
-      if (!res.destroyed) res.end();
+      // Cut, not ended, when this node closes: the source had not ended, and a complete answer would say it had.
+      if (c.signal.reason === closing) res.destroy();
+      else if (!res.destroyed) res.end();
     } catch (err) {
       reply.log.info({ err }, `a stream of ${this.what} was cut`);
       res.destroy();

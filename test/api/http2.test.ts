@@ -10,6 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildBaseApp, type HttpsOptions } from '../../src/api/http.js';
+import { TextStreams } from '../../src/api/text-stream.js';
 import { createClusterCa, issueNodeKeyAndCert } from '../../src/security/ca.js';
 
 interface Answer {
@@ -156,6 +157,52 @@ describe('HTTP/2 beside HTTP/1.1 on one port', () => {
       session.close();
     }
     expect(await h1(url.origin, 'PUT', '/echo', { ca: https.ca, key: https.key, cert: https.cert }, { z: 3 })).toMatchObject({ status: 200, body: { got: { z: 3 } } });
+  });
+
+  it('close does not wait out the header timeout for a connection that has sent nothing yet', async () => {
+    app = buildBaseApp({ server: { headersTimeoutMs: 10_000, receiveTimeoutMs: 10_000, timeoutCheckIntervalMs: 100 } });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const socket = connect((app.server.address() as AddressInfo).port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    const started = Date.now();
+    await app.close();
+    app = null;
+    await closed;
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('an HTTP/2 session that carries a long answer is not closed as idle while the answer is quiet', async () => {
+    app = buildBaseApp({ server: { headersTimeoutMs: 300, receiveTimeoutMs: 600, timeoutCheckIntervalMs: 100, keepAliveTimeoutMs: 300 } });
+    const streams = new TextStreams(app, 4, 'test streams');
+    app.get('/slow', async (_req, reply) => {
+      const c = streams.begin(reply);
+      async function* chunks(): AsyncGenerator<Uint8Array> {
+        yield Buffer.from('a\n');
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        yield Buffer.from('b\n');
+      }
+      await streams.send(reply, c, chunks());
+      return reply;
+    });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const session = h2Connect(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
+    session.on('error', () => undefined);
+    let goaway = false;
+    session.on('goaway', () => (goaway = true));
+    const text = await new Promise<string>((resolve, reject) => {
+      const stream = session.request({ ':method': 'GET', ':path': '/slow' });
+      let data = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (d: string) => (data += d));
+      stream.on('end', () => resolve(data));
+      stream.on('error', reject);
+    });
+    expect(text).toBe('a\nb\n');
+    expect(goaway).toBe(false);
+    session.close();
   });
 
   it('close ends open HTTP/2 sessions rather than waiting for their clients', async () => {

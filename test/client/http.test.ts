@@ -50,6 +50,27 @@ describe.each(['undici', 'node'] as const)('HttpClient (%s pool) over plain HTTP
       else if (path === '/html') res.writeHead(502).end('<html>bad gateway</html>');
       else if (path === '/drop') req.socket.destroy();
       else if (path === '/bytes') res.writeHead(200).end(Buffer.from([0, 1, 2, 255]));
+      else if (path === '/slow-stream') {
+        // Headers at once, then a chunk every 700 ms, three of them: longer than the client's 2 s deadline.
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.flushHeaders();
+        let n = 0;
+        const t = setInterval(() => {
+          res.write(`chunk ${++n}\n`);
+          if (n === 3) {
+            clearInterval(t);
+            res.end();
+          }
+        }, 700);
+        res.once('close', () => clearInterval(t));
+      } else if (path === '/cut-stream') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('first\n');
+        setTimeout(() => req.socket.destroy(), 100);
+      } else if (path === '/endless-stream') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('start\n');
+      }
       // /silent: no answer.
     });
   });
@@ -122,6 +143,39 @@ describe.each(['undici', 'node'] as const)('HttpClient (%s pool) over plain HTTP
     expect(await rejection(p)).toMatchObject({ code: 'WORKER_UNAVAILABLE', message: 'stepped down' });
     const e = await rejection(http.request({ method: 'GET', url: base, path: '/silent', signal: AbortSignal.abort() }));
     expect(e).toMatchObject({ code: 'UNREACHABLE', message: `GET ${base}/silent: abandoned` });
+  });
+
+  it('stream: the deadline covers the headers only; the body comes as it is written', async () => {
+    const started = performance.now();
+    const res = await http.stream({ method: 'GET', url: base, path: '/slow-stream' });
+    expect(res.status).toBe(200);
+    const parts: string[] = [];
+    for await (const chunk of res.body) parts.push(Buffer.from(chunk).toString());
+    expect(parts.join('')).toBe('chunk 1\nchunk 2\nchunk 3\n');
+    expect(parts.length).toBeGreaterThanOrEqual(2);
+    expect(performance.now() - started).toBeGreaterThan(2000);
+  });
+
+  it('stream: an error answer throws its MinkubeError; a body cut part-way is UNREACHABLE saying so', async () => {
+    expect(await rejection(http.stream({ method: 'GET', url: base, path: '/missing' }))).toMatchObject({ code: 'KV_KEY_NOT_FOUND' });
+    const res = await http.stream({ method: 'GET', url: base, path: '/cut-stream' });
+    let text = '';
+    const err = await rejection((async () => {
+      for await (const chunk of res.body) text += Buffer.from(chunk).toString();
+    })());
+    expect(text).toBe('first\n');
+    expect(err).toMatchObject({ code: 'UNREACHABLE' });
+    expect((err as MinkubeError).message).toContain('cut off part-way');
+  });
+
+  it("stream: the caller's abort ends a body that never ends, with the abort's error", async () => {
+    const ac = new AbortController();
+    const res = await http.stream({ method: 'GET', url: base, path: '/endless-stream', signal: ac.signal });
+    const it = res.body[Symbol.asyncIterator]();
+    expect(Buffer.from((await it.next()).value as Uint8Array).toString()).toBe('start\n');
+    const next = it.next();
+    ac.abort(new MinkubeError('TIMEOUT', 'enough'));
+    expect(await rejection(next)).toMatchObject({ code: 'TIMEOUT', message: 'enough' });
   });
 
   it('an ApiClient sharing the pool sends through it, its own token over the pool one', async () => {

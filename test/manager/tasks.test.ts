@@ -14,6 +14,8 @@ beforeAll(async () => {
       if (spec.image === 'missing') return { runFailure: 'image-not-found' };
       if (spec.command?.[0] === 'fail') return { durationMs: 20, exitCode: 1, logs: 'about to fail\n' };
       if (spec.command?.[0] === 'forever') return { durationMs: null };
+      if (spec.command?.[0] === 'forever-talking') return { durationMs: null, logs: 'still here\n' };
+      if (spec.command?.[0] === 'talk') return { durationMs: 1500, logs: 'one\n', laterOutput: [{ afterMs: 700, text: 'two\n' }, { afterMs: 1400, text: 'three\n' }] };
       return { durationMs: 300, exitCode: 0, logs: `hello from ${spec.command?.join(' ') ?? spec.image}\n` };
     },
   });
@@ -167,6 +169,23 @@ describe('tasks on workers (in-process, memory runtime)', () => {
     expect(await res.text()).toBe('hello from echo logs\n');
   });
 
+  it('logs followed through another manager: each line as it is written, then the end with the container', async () => {
+    const id = await submit('m3', { image: 'busybox', command: ['talk'] });
+    await waitState('m3', id, ['running']);
+    const res = await fetch(`${c.url('m2')}/v1/tasks/${id}/logs?follow=true`);
+    expect(res.status).toBe(200);
+    const chunks: string[] = [];
+    for await (const chunk of res.body!) chunks.push(Buffer.from(chunk as Uint8Array).toString());
+    expect(chunks.join('')).toBe('one\ntwo\nthree\n');
+    expect(chunks.length).toBeGreaterThanOrEqual(3);
+    expect((await waitState('m2', id, final)).state).toBe('succeeded');
+    // An unknown task, and a bad follow value, are refused before anything streams.
+    expect((await fetch(`${c.url('m1')}/v1/tasks/t00000000000000000/logs?follow=true`)).status).toBe(404);
+    const bad = await fetch(`${c.url('m1')}/v1/tasks/${id}/logs?follow=yes`);
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('INVALID_PARAM');
+  });
+
   it('lists page by id with { items, nextCursor } and filter by state and worker', async () => {
     const all: TaskRecord[] = [];
     let cursor: string | null = null;
@@ -234,6 +253,24 @@ describe('tasks on workers (in-process, memory runtime)', () => {
     }, 5000, 'the stale copy to stop');
     expect((await task('m1', fromVictim.id)).state).toBe('running');
     for (const id of ids) await c.http('m1', 'DELETE', `/v1/tasks/${id}`);
+  });
+
+  it('a followed log whose worker goes silent (connection open, no heartbeats) ends once the task is lost', async () => {
+    const id = await submit('m1', { image: 'busybox', command: ['forever-talking'] });
+    const t = await waitState('m1', id, ['running']);
+    const res = await fetch(`${c.url('m2')}/v1/tasks/${id}/logs?follow=true`);
+    expect(res.status).toBe(200);
+    const silent = c.workers.get(t.workerId!)!;
+    await silent.loops.stop();
+    const startedMs = performance.now();
+    expect(await res.text()).toBe('still here\n');
+    // Lost after workerTtlMs + lostGraceMs, then limits.logFollowDrainMs more.
+    expect(performance.now() - startedMs).toBeLessThan(15_000);
+    expect((await task('m2', id)).history.map((h) => h.state)).toContain('lost');
+    await silent.stop();
+    await c.startWorker(silent.id);
+    await eventually(async () => ((await listWorkers()).filter((w) => w.state === 'ready').length === 2 ? true : undefined), 10_000, 'two ready workers');
+    await c.http('m1', 'DELETE', `/v1/tasks/${id}`);
   });
 
   it('a restarted worker re-adopts its running tasks (same attempt, same container)', async () => {

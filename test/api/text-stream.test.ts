@@ -1,0 +1,108 @@
+// TextStreams: long text answers (followed logs) are bounded in number, cut rather than ended when their source fails
+// or the node closes (a client must not take a cut answer for a complete one), and freed when the client goes away.
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildBaseApp } from '../../src/api/http.js';
+import { TextStreams } from '../../src/api/text-stream.js';
+
+let app: FastifyInstance | null = null;
+afterEach(async () => {
+  await app?.close();
+  app = null;
+});
+
+/** An app whose /stream writes 'start', then what `rest` yields; at most one stream at once. */
+async function listening(rest: (signal: AbortSignal) => AsyncGenerator<Uint8Array>): Promise<string> {
+  app = buildBaseApp({});
+  const streams = new TextStreams(app, 1, 'test streams');
+  app.get('/stream', async (_req, reply) => {
+    const c = streams.begin(reply);
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      yield Buffer.from('start\n');
+      yield* rest(c.signal);
+    }
+    await streams.send(reply, c, chunks());
+    return reply;
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+}
+
+async function* forever(signal: AbortSignal): AsyncGenerator<Uint8Array> {
+  await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+  yield Buffer.from('never read\n');
+}
+
+async function readFirst(res: Response): Promise<{ first: string; rest: Promise<string> }> {
+  const reader = res.body!.getReader();
+  const first = Buffer.from((await reader.read()).value!).toString();
+  const rest = (async () => {
+    let text = '';
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return text;
+      text += Buffer.from(value).toString();
+    }
+  })();
+  return { first, rest };
+}
+
+describe('TextStreams', () => {
+  it('a stream past the limit is 429 QUEUE_FULL; once the first client goes away, a new one is served', async () => {
+    const url = await listening(forever);
+    const ac = new AbortController();
+    const first = await fetch(`${url}/stream`, { signal: ac.signal });
+    expect(first.status).toBe(200);
+    const { first: text, rest } = await readFirst(first);
+    expect(text).toBe('start\n');
+    const ended = failureOf(rest);
+    const second = await fetch(`${url}/stream`);
+    expect(second.status).toBe(429);
+    expect(((await second.json()) as { error: { code: string } }).error.code).toBe('QUEUE_FULL');
+    ac.abort();
+    expect(await ended).toBeInstanceOf(Error);
+    // The server sees the close and frees the slot.
+    let third: Response | undefined;
+    for (let i = 0; i < 50 && third?.status !== 200; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      third = await fetch(`${url}/stream`);
+      if (third.status !== 200) await third.arrayBuffer();
+    }
+    expect(third?.status).toBe(200);
+    void third?.body?.cancel();
+  });
+
+  it('a source that fails part-way cuts the answer: the client sees an error, not a short complete answer', async () => {
+    const url = await listening(async function* () {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      if (Date.now() > 0) throw new Error('the worker went away');
+      yield Buffer.from('never\n');
+    });
+    const { first, rest } = await readFirst(await fetch(`${url}/stream`));
+    expect(first).toBe('start\n');
+    expect(await failureOf(rest)).toBeInstanceOf(Error);
+  });
+
+  it("the node's close cuts an open stream at once", async () => {
+    const url = await listening(forever);
+    const { rest } = await readFirst(await fetch(`${url}/stream`));
+    const started = Date.now();
+    await app!.close();
+    app = null;
+    expect(await failureOf(rest)).toBeInstanceOf(Error);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('a source that ends ends the answer', async () => {
+    const url = await listening(async function* () {
+      yield Buffer.from('end\n');
+    });
+    expect(await (await fetch(`${url}/stream`)).text()).toBe('start\nend\n');
+  });
+});
+
+/** What the promise rejects with; null if it resolves. */
+function failureOf(p: Promise<unknown>): Promise<unknown> {
+  return p.then(() => null, (err: unknown) => err);
+}
