@@ -13,7 +13,7 @@ import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest }
 import type { Command, EntryPrincipal } from '../kv/commands.js';
 import type { ApplyResult } from '../kv/state-machine.js';
 import type { TaskCommand } from '../kv/task-commands.js';
-import type { TaskRecord, TaskSpec, WorkerRecord } from '../contracts/task-model.js';
+import { finalTaskStates, type TaskRecord, type TaskSpec, type WorkerRecord } from '../contracts/task-model.js';
 import type { TaskStore } from '../kv/task-store.js';
 import type { TasksConfig } from '../config/cluster.js';
 import { retryAtMs } from '../lib/backoff.js';
@@ -90,7 +90,8 @@ export class TaskServiceImpl implements TasksService {
   }
 
   async taskLogs(id: string, tailLines: number, ctx: RequestContext): Promise<string> {
-    const target = await this.logsTarget(id, ctx);
+    await this.read('linearizable', ctx);
+    const target = this.logsTargetOf(this.taskForLogs(id));
     if (target === null) return '';
     try {
       return await this.o.workers.logs(target.apiAddress, id, tailLines, { timeoutMs: Math.max(1, ctx.deadlineMs - this.o.clock.nowMs()) });
@@ -100,14 +101,44 @@ export class TaskServiceImpl implements TasksService {
   }
 
   async followTaskLogs(id: string, tailLines: number, ctx: RequestContext, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
-    const target = await this.logsTarget(id, ctx);
+    await this.read('linearizable', ctx);
+    const task = this.taskForLogs(id);
+    if (task.state === 'running' || finalTaskStates.has(task.state)) return this.openFollow(id, tailLines, signal, ctx.deadlineMs);
+    // Not running yet (pending, placed, lost and waiting for its retry): the answer starts now, its output once it runs.
+    return this.followOnceRunning(id, tailLines, signal);
+  }
+
+  private async *followOnceRunning(id: string, tailLines: number, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+    const { store, clock } = this.o;
+    while (!signal.aborted) {
+      const t = store.task(id);
+      if (t === undefined) return;
+      if (t.state === 'running' || finalTaskStates.has(t.state)) {
+        yield* await this.openFollow(id, tailLines, signal, clock.nowMs() + limits.requestTimeoutMsDefault);
+        return;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = clock.setTimeout(done, followStartPollMs);
+        function done(): void {
+          timer.cancel();
+          signal.removeEventListener('abort', done);
+          resolve();
+        }
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+
+  /** The worker's follow of the task's latest attempt, relayed; errors before its first byte are thrown. */
+  private async openFollow(id: string, tailLines: number, signal: AbortSignal, deadlineMs: number): Promise<AsyncIterable<Uint8Array>> {
+    const target = this.logsTargetOf(this.taskForLogs(id));
     if (target === null) return noChunks();
     const upstream = new AbortController();
     const onAbort = (): void => upstream.abort();
     signal.addEventListener('abort', onAbort, { once: true });
     let body: AsyncIterable<Uint8Array>;
     try {
-      body = await this.o.workers.followLogs(target.apiAddress, id, tailLines, { timeoutMs: Math.max(1, ctx.deadlineMs - this.o.clock.nowMs()), signal: upstream.signal });
+      body = await this.o.workers.followLogs(target.apiAddress, id, tailLines, { timeoutMs: Math.max(1, deadlineMs - this.o.clock.nowMs()), signal: upstream.signal });
     } catch (err) {
       signal.removeEventListener('abort', onAbort);
       throw logsError(err, id, target.workerId);
@@ -146,18 +177,21 @@ export class TaskServiceImpl implements TasksService {
     }
   }
 
-  /** The worker that holds the output of the task's latest attempt (null: it never ran), or why it cannot be asked. */
-  private async logsTarget(id: string, ctx: RequestContext): Promise<{ workerId: string; apiAddress: string; attempt: number } | null> {
-    await this.read('linearizable', ctx);
+  /** The task, or why its logs cannot be asked for: removed by retention (TASK_LOGS_GONE), unknown (TASK_NOT_FOUND). */
+  private taskForLogs(id: string): TaskRecord {
     if (this.o.store.task(id) === undefined && this.o.store.wasRemoved(id)) {
       throw new MinkubeError('TASK_LOGS_GONE', `task ${id} ended and its record was removed (tasks.retention); its logs are gone`);
     }
-    const task = this.taskOrThrow(id);
+    return this.taskOrThrow(id);
+  }
+
+  /** The worker that holds the output of the task's latest attempt (null: it never ran), or why it cannot be asked. */
+  private logsTargetOf(task: TaskRecord): { workerId: string; apiAddress: string; attempt: number } | null {
     // A task waiting for its retry has no worker: its latest attempt's output is on the one it last ran on.
     const workerId = task.workerId ?? [...task.history].reverse().find((h) => h.workerId !== null)?.workerId ?? null;
     if (workerId === null) return null;
     const worker = this.o.store.storedWorker(workerId);
-    if (worker === undefined) throw new MinkubeError('WORKER_NOT_FOUND', `the worker ${workerId} of task ${id} is no longer registered`);
+    if (worker === undefined) throw new MinkubeError('WORKER_NOT_FOUND', `the worker ${workerId} of task ${task.id} is no longer registered`);
     return { workerId, apiAddress: worker.apiAddress, attempt: task.attempt };
   }
 
@@ -262,3 +296,6 @@ function logsError(err: unknown, id: string, workerId: string): unknown {
 }
 
 async function* noChunks(): AsyncGenerator<Uint8Array> {}
+
+/** How often a follow of a task not running yet looks at its record. */
+const followStartPollMs = 200;

@@ -179,6 +179,10 @@ describe('tasks on workers (in-process, memory runtime)', () => {
     expect(chunks.join('')).toBe('one\ntwo\nthree\n');
     expect(chunks.length).toBeGreaterThanOrEqual(3);
     expect((await waitState('m2', id, final)).state).toBe('succeeded');
+    // Followed at once after its submission, before it runs: the answer waits for it, then follows it.
+    const early = await submit('m1', { image: 'busybox', command: ['talk'] });
+    expect((await task('m1', early)).state).not.toBe('running');
+    expect(await (await fetch(`${c.url('m3')}/v1/tasks/${early}/logs?follow=true`)).text()).toBe('one\ntwo\nthree\n');
     // An unknown task, and a bad follow value, are refused before anything streams.
     expect((await fetch(`${c.url('m1')}/v1/tasks/t00000000000000000/logs?follow=true`)).status).toBe(404);
     const bad = await fetch(`${c.url('m1')}/v1/tasks/${id}/logs?follow=yes`);
