@@ -89,7 +89,7 @@ export const routePermissions: Record<string, RoutePermission> = {
   'POST /internal/v1/raft/snapshot': 'node',
   'POST /v1/auth/tokens': wr('tokens'),
   'GET /v1/auth/tokens': rd('tokens'),
-  'DELETE /v1/auth/tokens/:accessor': wr('tokens'),
+  'DELETE /v1/auth/tokens/:ref': wr('tokens'),
   // These two check a credential in their body themselves (an API token; a join token).
   'POST /v1/auth/login': 'open',
   'POST /v1/join': 'open',

@@ -238,8 +238,8 @@ export interface AuthService {
   createToken(req: TokenRequest, ctx: RequestContext): Promise<CreatedApiToken>;
   /** Linearizable: every token not revoked (expired ones until the next create drops them), oldest first. */
   listTokens(ctx: RequestContext): Promise<Page<ApiTokenView>>;
-  /** TOKEN_NOT_FOUND (404). */
-  revokeToken(accessor: string, ctx: RequestContext): Promise<{ readonly accessor: string; readonly revoked: true }>;
+  /** ref: the accessor, or the token's name (looked up linearizably); TOKEN_NOT_FOUND (404) for neither. */
+  revokeToken(ref: string, ctx: RequestContext): Promise<{ readonly accessor: string; readonly revoked: true }>;
   /** INVALID_BODY when the cluster is insecure (no CA, so no digest to put in the token). */
   createJoinToken(role: 'manager' | 'worker', ttlS: number, ctx: RequestContext): Promise<CreatedJoinToken>;
   /** Synchronous and local (this manager's applied state): undefined for unknown, revoked or expired tokens. */

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type {
   ApiTokenView, AuthService, CreatedApiToken, CreatedJoinToken, Page, RequestContext, TokenLookup, TokenRequest,
 } from '../contracts/services.js';
-import { policyProblem, wirePolicy, type AuthCommand, type JoinRole } from '../kv/auth-commands.js';
+import { accessorPattern, policyProblem, wirePolicy, type AuthCommand, type JoinRole } from '../kv/auth-commands.js';
 import type { ApiTokenRecord, AuthStore } from '../kv/auth-store.js';
 import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
@@ -40,6 +40,8 @@ export interface AuthServiceOptions {
   proposalTimeoutMs?: number;
 }
 
+const accessorRegex = new RegExp(accessorPattern);
+
 export class AuthServiceImpl implements AuthService {
   /** The term of the last leadership that tried to bootstrap: one attempt per leadership. */
   private bootstrapTerm: number | null = null;
@@ -72,9 +74,18 @@ export class AuthServiceImpl implements AuthService {
     return { items: this.o.store.listTokens().map(tokenView), nextCursor: null };
   }
 
-  async revokeToken(accessor: string, ctx: RequestContext): Promise<{ readonly accessor: string; readonly revoked: true }> {
+  async revokeToken(ref: string, ctx: RequestContext): Promise<{ readonly accessor: string; readonly revoked: true }> {
+    const accessor = accessorRegex.test(ref) ? ref : await this.accessorNamed(ref, ctx);
     await this.proposeOk({ op: 'auth.tokenRevoke', accessor }, ctx);
     return { accessor, revoked: true };
+  }
+
+  /** The accessor of the token with this name (names are unique), read linearizably. */
+  private async accessorNamed(name: string, ctx: RequestContext): Promise<string> {
+    await this.o.raft.barrier(ctx.deadlineMs);
+    const named = this.o.store.listTokens().find((t) => t.name === name);
+    if (named === undefined) throw new MinkubeError('TOKEN_NOT_FOUND', `no token named "${name}" (GET /v1/auth/tokens lists names and accessors)`);
+    return named.accessor;
   }
 
   async createJoinToken(role: JoinRole, ttlS: number, ctx: RequestContext): Promise<CreatedJoinToken> {

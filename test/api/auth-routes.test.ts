@@ -175,10 +175,21 @@ describe('GET and DELETE /v1/auth/tokens', () => {
     expect(again.json().error.code).toBe('TOKEN_NOT_FOUND');
   });
 
-  it('a malformed accessor is 400 INVALID_PARAM naming it', async () => {
-    const res = await app.inject({ method: 'DELETE', url: '/v1/auth/tokens/not-an-accessor' });
+  it("revokes a token by its name too; an unknown name is 404 saying where names are listed", async () => {
+    const c = (await post({ name: 'ci-bot', role: 'developer' })).json<{ accessor: string }>();
+    const del = await app.inject({ method: 'DELETE', url: '/v1/auth/tokens/ci-bot' });
+    expect(del.statusCode).toBe(200);
+    expect(del.json()).toEqual({ accessor: c.accessor, revoked: true });
+    expect(auth.lookupToken(c.accessor)).toBeUndefined();
+    const again = await app.inject({ method: 'DELETE', url: '/v1/auth/tokens/ci-bot' });
+    expect(again.statusCode).toBe(404);
+    expect(again.json().error).toMatchObject({ code: 'TOKEN_NOT_FOUND', message: expect.stringContaining('GET /v1/auth/tokens') as string });
+  });
+
+  it('a ref that is neither an accessor nor a token name is 400 INVALID_PARAM naming it', async () => {
+    const res = await app.inject({ method: 'DELETE', url: '/v1/auth/tokens/-not%20a%20name' });
     expect(res.statusCode).toBe(400);
-    expect(res.json().error).toMatchObject({ code: 'INVALID_PARAM', message: expect.stringMatching(/^params\.accessor/) as string });
+    expect(res.json().error).toMatchObject({ code: 'INVALID_PARAM', message: expect.stringMatching(/^params\.ref/) as string });
   });
 });
 

@@ -240,7 +240,7 @@ describe('the route table', () => {
     expect(permissionFor('POST', '/internal/v1/raft/snapshot')).toBe('node');
     expect(permissionFor('GET', '/health')).toBe('open');
     expect(permissionFor('POST', '/v1/join')).toBe('open');
-    expect(permissionFor('DELETE', '/v1/auth/tokens/:accessor')).toEqual({ resource: 'tokens', verb: 'write' });
+    expect(permissionFor('DELETE', '/v1/auth/tokens/:ref')).toEqual({ resource: 'tokens', verb: 'write' });
     expect(permissionFor('GET', '/v1/nope')).toBeUndefined();
     expect(permissionFor('GET', 'constructor')).toBeUndefined();
   });

@@ -8,7 +8,7 @@
 //                                     ttlS? }: a custom policy instead of a role; the answer's role is the policy's name
 //                                     and it shows the policy (rules are not secret).
 //   GET    /v1/auth/tokens            -> { items: [{ accessor, name, role, keyPrefix?, policy?, createdAt, expiresAt }], nextCursor: null }
-//   DELETE /v1/auth/tokens/:accessor  -> 200 { accessor, revoked: true }; 404 TOKEN_NOT_FOUND
+//   DELETE /v1/auth/tokens/:ref       (an accessor, or the token's name) -> 200 { accessor, revoked: true }; 404 TOKEN_NOT_FOUND
 //
 // A bad role, policy, name, key prefix or ttl, or both or neither of role and policy, is 400 INVALID_BODY naming the
 // field; the service's errors pass through.
@@ -39,8 +39,9 @@ const TokenBody = Type.Object(
 );
 type TokenBody = Static<typeof TokenBody>;
 
-const AccessorParams = Type.Object({ accessor: Type.String({ pattern: accessorPattern }) });
-type AccessorParams = Static<typeof AccessorParams>;
+/** A token by its accessor (16 hex digits) or its name. */
+const TokenRefParams = Type.Object({ ref: Type.Union([Type.String({ pattern: accessorPattern }), TokenName]) });
+type TokenRefParams = Static<typeof TokenRefParams>;
 
 const Time = Type.String();
 const PolicyView = Type.Object({
@@ -74,10 +75,10 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, { a
 
   app.get('/v1/auth/tokens', { schema: { response: { 200: ListReply } } }, async (req) => auth.listTokens(requestContext(req)));
 
-  app.delete<{ Params: AccessorParams }>(
-    '/v1/auth/tokens/:accessor',
-    { schema: { params: AccessorParams, response: { 200: RevokeReply } } },
-    async (req) => auth.revokeToken(req.params.accessor, requestContext(req)),
+  app.delete<{ Params: TokenRefParams }>(
+    '/v1/auth/tokens/:ref',
+    { schema: { params: TokenRefParams, response: { 200: RevokeReply } } },
+    async (req) => auth.revokeToken(req.params.ref, requestContext(req)),
   );
 };
 
