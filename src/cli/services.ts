@@ -1,4 +1,4 @@
-// `minkube service create|ls|get|scale|update|rollback|rm` over the service routes; --json prints the answers as they
+// `minkube service create|ls|get|scale|update|rollback|logs|rm` over the service routes; --json prints the answers as they
 // came. --wait follows the service until it is stable (every replica healthy and of the current version, no rollout
 // under way) with a line per change, and exits 1 if its rollout rolled back or paused.
 import { InvalidArgumentError, type Command } from 'commander';
@@ -8,6 +8,7 @@ import { stopSignals, type HealthCheckSpec, type TaskSpec } from '../contracts/t
 import { limits } from '../lib/limits.js';
 import { apiClientFor } from './connection.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';
+import { runServiceLogs } from './service-logs.js';
 import { CliExit, parseEnvPair, pollFailureTolerated } from './tasks.js';
 
 type Globals = (cmd: Command) => { api: string; out: Output };
@@ -280,6 +281,14 @@ export function addServiceCommands(program: Command, globals: Globals): void {
       const g = globals(cmd);
       const s = await apiClientFor(g.api).request<ServiceView>('POST', `${path(name)}/rollback`);
       await answer(g.api, s, f.wait, g.out);
+    });
+  service
+    .command('logs <name>')
+    .description("every replica's output, each line prefixed with its task id and worker")
+    .option('--tail <n>', 'the last n lines of each replica (default 1000)', count)
+    .option('-f, --follow', 'then the output as it is written, from every replica, new ones included, until the service is removed')
+    .action(async (name: string, f: { tail?: number; follow?: boolean }, cmd: Command) => {
+      await runServiceLogs(globals(cmd).api, name, f.tail ?? 1000, f.follow === true);
     });
   service
     .command('rm <name>')

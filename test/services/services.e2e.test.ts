@@ -223,6 +223,31 @@ function servicesSuite(f: Flavour): void {
     expect(rm.stdout).toContain('service cli removed; stopping 1 replica');
   }, 120_000);
 
+  it('service logs: every replica prefixed; --follow takes in a new replica and ends when the service is removed', async () => {
+    if (f.runtime !== 'process') return;
+    const env = { MINKUBE_CONFIG: join(c.dir, '.minkube', 'credentials.json'), MINKUBE_API: c.url('m3') };
+    const talker = "let i=0; setInterval(()=>console.log('tick '+(++i)), 200)";
+    const created = await runCli(['service', 'create', 'talk', 'node', '--replicas', '2', '--wait', '--', process.execPath, '-e', talker], env);
+    expect(created.code, created.stderr).toBe(0);
+    const replicas = (JSON.parse((await runCli(['service', 'get', 'talk', '--json'], env)).stdout) as { tasks: Replica[] }).tasks;
+    await sleep(600);
+    const tail = await runCli(['service', 'logs', 'talk', '--tail', '1'], env);
+    expect(tail.code, tail.stderr).toBe(0);
+    const lines = tail.stdout.trimEnd().split('\n');
+    expect(lines.map((l) => l.replace(/ \| tick \d+$/, '')).sort()).toEqual(replicas.map((r) => `${r.taskId}@${r.workerId}`).sort());
+
+    const following = runCli(['service', 'logs', 'talk', '--follow', '--tail', '0'], env);
+    await sleep(2000);
+    expect((await runCli(['service', 'scale', 'talk', '3', '--wait'], env)).code).toBe(0);
+    await sleep(4000);
+    expect((await runCli(['service', 'rm', 'talk'], env)).code).toBe(0);
+    const followed = await following;
+    expect(followed.code, followed.stderr).toBe(0);
+    const prefixes = new Set(followed.stdout.trimEnd().split('\n').map((l) => l.split(' | ')[0]));
+    expect(prefixes.size).toBe(3);
+    expect(followed.stdout.trimEnd().split('\n').every((l) => /^t[0-9a-z]{17}@w\d \| tick \d+$/.test(l))).toBe(true);
+  }, 120_000);
+
   it('stops every replica when the service is removed', async () => {
     const before = await settled(1);
     const del = await c.http('m2', 'DELETE', '/v1/services/web');
