@@ -97,6 +97,7 @@ interface TaskRunFlags {
   maxAttempts?: number;
   name?: string;
   wait?: boolean;
+  follow?: boolean;
   count?: number;
   constraint?: string[];
   priority?: string;
@@ -254,7 +255,7 @@ function addTaskCommands(program: Command, globals: (cmd: Command) => { api: str
   const task = program.command('task').description('run, list, inspect and stop tasks');
   task
     .command('run <image> [command...]')
-    .description('submit a task (put the command after --); prints its id, or with --wait follows it to its end')
+    .description('submit a task (put the command after --); prints its id, or with --wait follows it to its end, or with --follow prints its output')
     .option('--env <KEY=VALUE>', 'an environment variable (repeatable)', parseEnv)
     .option(
       '--secret-env <NAME=VALUE>',
@@ -273,10 +274,12 @@ function addTaskCommands(program: Command, globals: (cmd: Command) => { api: str
     .option(...stopTimeoutOption, parseStopTimeout)
     .option('--name <name>', 'a name to show beside the id')
     .option('--wait', 'show progress until the task ends, then its exit code; exit 1 if it did not succeed')
+    .option('-f, --follow', "print the task's output as it runs (each attempt's in turn; the id and the end go to stderr), then exit with its exit code (0 if it succeeded, 1 if it ended without one)")
     .option('--count <n>', `submit n copies (1..${limits.taskRunCountMax}; --name gets -1..-n); --wait then waits until all have started and exits 1 if any failed`, parseCount)
     .action(async (image: string, command: string[], flags: TaskRunFlags, cmd: Command) => {
       const g = globals(cmd);
-      const o = { spec: specFrom(image, command, flags, cmd), wait: flags.wait === true };
+      if (flags.follow === true && (flags.wait === true || (flags.count ?? 1) > 1)) cmd.error('error: --follow follows one task: give it without --wait and --count');
+      const o = { spec: specFrom(image, command, flags, cmd), wait: flags.wait === true, follow: flags.follow === true };
       const count = flags.count ?? 1;
       await (count === 1 ? runTaskRun(g.api, o, g.out) : runTaskRunMany(g.api, { ...o, count }, g.out));
     });

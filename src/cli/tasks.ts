@@ -15,6 +15,8 @@ export class CliExit extends Error {
 export interface RunOptions {
   spec: TaskSpec;
   wait: boolean;
+  /** Print its output as it runs, then exit with its exit code. */
+  follow?: boolean;
   pollMs?: number;
 }
 
@@ -28,6 +30,7 @@ export function pollFailureTolerated(err: unknown, failuresInARow: number): bool
 export async function runTaskRun(apiUrl: string, o: RunOptions, out: Output): Promise<void> {
   const api = new TaskApi(apiUrl);
   const submitted = await api.submit(o.spec);
+  if (o.follow === true) return followRun(api, submitted.id, o.pollMs ?? 100);
   if (!o.wait) {
     if (out.json) printJson(submitted);
     else printLine(submitted.id);
@@ -52,10 +55,51 @@ export async function runTaskRun(apiUrl: string, o: RunOptions, out: Output): Pr
   if (out.json) printJson(t);
   else printLine(`task ${t.id} ${t.state}${t.exitCode === null ? '' : `; exit code ${t.exitCode}`}`);
   if (t.state === 'succeeded') return;
+  throw endedBadly(t, 1);
+}
+
+/** Says on stderr how a task that did not succeed ended; the exit to end with. */
+function endedBadly(t: TaskRecord, exitCode: number): CliExit {
   const why = t.state === 'stopped' ? 'it was stopped' : t.error === null ? 'no reason was recorded' : `${t.error.class}: ${t.error.message}`;
   process.stderr.write(`error: task ${t.id} ${t.state}: ${why}\n`);
-  throw new CliExit(1);
+  return new CliExit(exitCode);
 }
+
+/**
+ * `task run --follow`: the output of each attempt as it runs (stdout holds nothing else), then the exit code of the
+ * task's last attempt (0 when it succeeded, 1 when it ended without one: stopped, lost, never started).
+ */
+async function followRun(api: TaskApi, id: string, pollMs: number): Promise<void> {
+  process.stderr.write(`task ${id} submitted\n`);
+  let followed = 0;
+  let t: TaskRecord;
+  for (let failures = 0; ; ) {
+    try {
+      t = await api.get(id);
+      failures = 0;
+    } catch (err) {
+      if (!pollFailureTolerated(err, ++failures)) throw err;
+      await new Promise((r) => setTimeout(r, pollMs));
+      continue;
+    }
+    // The first at once (the manager waits for the task to run); later attempts once they run. An attempt that
+    // starts and ends between two looks is not shown: the worker keeps only the latest attempt's output.
+    if (followed === 0 || (t.attempt > followed && (t.state === 'running' || finalStates.has(t.state)))) {
+      if (followed > 0) process.stderr.write(`task ${id}: attempt ${t.attempt}${t.workerId === null ? '' : ` on ${t.workerId}`}\n`);
+      followed = Math.max(1, t.attempt);
+      // Everything the runtime keeps of this attempt's output (bounded in bytes), then what it writes.
+      for await (const chunk of await api.followLogs(id, followTailLines)) await writeOutDrained(chunk);
+      continue;
+    }
+    if (finalStates.has(t.state)) break;
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+  if (t.state === 'succeeded') return;
+  throw endedBadly(t, t.state === 'failed' && t.exitCode !== null && t.exitCode > 0 && t.exitCode < 256 ? t.exitCode : 1);
+}
+
+/** The most lines the logs route gives: a follow from a container's start keeps all the runtime has. */
+const followTailLines = 100_000;
 
 /** Prints the history entries not printed yet (history is bounded, so entries are known by time, state and attempt). */
 function printNewHistory(t: TaskRecord, printed: Set<string>, out: Output): void {

@@ -176,6 +176,18 @@ for (const rt of cases) {
       expect((await get(r.id!))?.state).toBe('succeeded');
     });
 
+    it('task run --follow prints each attempt\'s output and exits with the task\'s exit code', async () => {
+      const api = ['--api', c.url(c.managerIds[2]!)];
+      const ok = await runCli([...api, 'task', 'run', '--follow', rt.image, '--', 'sh', '-c', 'echo hello; sleep 0.5; echo world']);
+      expect(ok, ok.stderr).toMatchObject({ code: 0, stdout: 'hello\nworld\n' });
+      expect(ok.stderr).toMatch(/^task t[0-9a-z]{17} submitted\n$/);
+      const failing = await runCli([...api, 'task', 'run', '-f', '--restart', 'on-failure', '--max-attempts', '2', rt.image, '--', 'sh', '-c', 'echo try; exit 7']);
+      expect(failing.code, failing.stderr).toBe(7);
+      expect(failing.stdout).toBe('try\ntry\n');
+      expect(failing.stderr).toMatch(/attempt 2 on w\d/);
+      expect(failing.stderr).toMatch(/error: task t[0-9a-z]{17} failed: .*code 7/);
+    });
+
     it('a command that does not exist fails permanently after one attempt, with the reason', async () => {
       const r = await submit(c.managerIds[0]!, spec(['/nonexistent/minkube-no-such-command'], 'nocmd', { maxAttempts: 3, restartPolicy: 'on-failure' }));
       const t = await until(r.id!, (x) => final.has(x.state), 'ended');
