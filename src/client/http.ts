@@ -174,21 +174,7 @@ export class HttpClient {
    * 2xx throws the MinkubeError its body describes; a connection cut part-way throws UNREACHABLE from the iteration.
    */
   async stream(r: HttpRequest): Promise<HttpStreamResponse> {
-    const { origin, path } = splitUrl(r.url, r.path ?? '');
-    const url = origin + path;
-    const timeoutMs = r.timeoutMs ?? this.timeoutMs;
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(timeoutError(r.method, url, timeoutMs)), timeoutMs);
-    const caller = r.signal;
-    const onAbort = (): void => controller.abort(abandonedError(r.method, url, caller?.reason));
-    if (caller !== undefined) {
-      if (caller.aborted) onAbort();
-      else caller.addEventListener('abort', onAbort, { once: true });
-    }
-    const release = (): void => {
-      clearTimeout(timer);
-      caller?.removeEventListener('abort', onAbort);
-    };
+    const { origin, path, url, controller, stopDeadline, release } = this.begin(r);
     const mapped = (err: unknown): MinkubeError => (err instanceof MinkubeError ? err : transportError(err, r.method, url));
     let res: Awaited<ReturnType<Pool['request']>>;
     try {
@@ -207,7 +193,7 @@ export class HttpClient {
         release();
       }
     }
-    clearTimeout(timer);
+    stopDeadline();
     const source = res.body;
     async function* body(): AsyncGenerator<Uint8Array> {
       try {
@@ -233,11 +219,14 @@ export class HttpClient {
     await Promise.all(agents.map((a) => a.destroy()));
   }
 
-  private async exchange<B>(r: HttpRequest, read: BodyReader<B>): Promise<[HttpResponse, B]> {
+  /**
+   * A request's URL and the one controller that carries both its deadline and the caller's abort (its reason is the
+   * error to throw); release() lets go of both.
+   */
+  private begin(r: HttpRequest): { origin: string; path: string; url: string; controller: AbortController; stopDeadline: () => void; release: () => void } {
     const { origin, path } = splitUrl(r.url, r.path ?? '');
     const url = origin + path;
     const timeoutMs = r.timeoutMs ?? this.timeoutMs;
-    // One controller carries both the deadline and the caller's abort; its reason is the error to throw.
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(timeoutError(r.method, url, timeoutMs)), timeoutMs);
     const caller = r.signal;
@@ -246,6 +235,15 @@ export class HttpClient {
       if (caller.aborted) onAbort();
       else caller.addEventListener('abort', onAbort, { once: true });
     }
+    const stopDeadline = (): void => clearTimeout(timer);
+    return { origin, path, url, controller, stopDeadline, release: () => {
+      stopDeadline();
+      caller?.removeEventListener('abort', onAbort);
+    } };
+  }
+
+  private async exchange<B>(r: HttpRequest, read: BodyReader<B>): Promise<[HttpResponse, B]> {
+    const { origin, path, url, controller, release } = this.begin(r);
     try {
       const agent = this.agent ?? (await this.agentNow());
       const res = await agent.request({ origin, path, method: r.method as Dispatcher.HttpMethod, headers: this.headersOf(r.headers), body: r.body ?? null, signal: controller.signal });
@@ -254,8 +252,7 @@ export class HttpClient {
     } catch (err) {
       throw err instanceof MinkubeError ? err : transportError(err, r.method, url);
     } finally {
-      clearTimeout(timer);
-      caller?.removeEventListener('abort', onAbort);
+      release();
     }
   }
 

@@ -416,8 +416,8 @@ async function readRecord(file: string): Promise<ProcessRecord | null> {
   }
 }
 
-/** The last bytesMax bytes of a file, without reading the rest; empty if it does not exist. */
-async function readTail(file: string, bytesMax: number): Promise<Buffer> {
+/** fn over the file opened for reading, then closed; empty if it does not exist. */
+async function readingFile(file: string, fn: (handle: fs.FileHandle) => Promise<Buffer>): Promise<Buffer> {
   let handle: fs.FileHandle;
   try {
     handle = await fs.open(file, 'r');
@@ -425,11 +425,18 @@ async function readTail(file: string, bytesMax: number): Promise<Buffer> {
     return Buffer.alloc(0);
   }
   try {
-    const size = (await handle.stat()).size;
-    return await readAt(handle, Math.max(0, size - bytesMax), Math.min(size, bytesMax));
+    return await fn(handle);
   } finally {
     await handle.close();
   }
+}
+
+/** The last bytesMax bytes of a file, without reading the rest; empty if it does not exist. */
+function readTail(file: string, bytesMax: number): Promise<Buffer> {
+  return readingFile(file, async (handle) => {
+    const size = (await handle.stat()).size;
+    return readAt(handle, Math.max(0, size - bytesMax), Math.min(size, bytesMax));
+  });
 }
 
 /** Up to lengthMax bytes of an open file from position. */
@@ -440,18 +447,8 @@ async function readAt(handle: fs.FileHandle, position: number, lengthMax: number
 }
 
 /** Up to lengthMax bytes of a file from position; empty past its end or if it does not exist. */
-async function readRange(file: string, position: number, lengthMax: number): Promise<Buffer> {
-  let handle: fs.FileHandle;
-  try {
-    handle = await fs.open(file, 'r');
-  } catch {
-    return Buffer.alloc(0);
-  }
-  try {
-    return await readAt(handle, position, lengthMax);
-  } finally {
-    await handle.close();
-  }
+function readRange(file: string, position: number, lengthMax: number): Promise<Buffer> {
+  return readingFile(file, (handle) => readAt(handle, position, lengthMax));
 }
 
 /** Sleeps ms, or less if the signal aborts first. */
