@@ -64,7 +64,7 @@ describe('TextStreams', () => {
     expect(await ended).toBeInstanceOf(Error);
     // The server sees the close and frees the slot.
     let third: Response | undefined;
-    for (let i = 0; i < 50 && third?.status !== 200; i++) {
+    for (let i = 0; i < 250 && third?.status !== 200; i++) {
       await new Promise((resolve) => setTimeout(resolve, 20));
       third = await fetch(`${url}/stream`);
       if (third.status !== 200) await third.arrayBuffer();

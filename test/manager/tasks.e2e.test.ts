@@ -151,7 +151,7 @@ for (const rt of cases) {
     it('logs followed through a follower: the tail, each line as it is written, the end with the container (HTTP and the CLI)', async () => {
       const leader = await c.waitForLeader();
       const follower = c.managerIds.find((id) => id !== leader)!;
-      const r = await submit(follower, spec(['sh', '-c', 'echo one; echo two; sleep 2; echo three; sleep 2; echo four'], 'follow'));
+      const r = await submit(follower, spec(['sh', '-c', 'echo one; echo two; sleep 3; echo three; sleep 3; echo four'], 'follow'));
       await until(r.id!, (t) => t.state === 'running', 'running');
       const logsUrl = `${c.url(follower)}/v1/tasks/${r.id!}/logs`;
       await eventually(async () => ((await (await fetch(logsUrl)).text()).includes('two') ? true : undefined), 10_000, 'the first lines');
@@ -159,7 +159,7 @@ for (const rt of cases) {
       const res = await fetch(`${logsUrl}?follow=true&tail=1`);
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toBe('text/plain; charset=utf-8');
-      // When each line arrived: 'three' about two seconds after 'two', not all of them at the end.
+      // When each line arrived: 'three' about three seconds after 'two', not all of them at the end.
       const arrivedAt = new Map<string, number>();
       let text = '';
       const reader = res.body!.getReader();
