@@ -173,7 +173,8 @@ for (const rt of cases) {
       expect(arrivedAt.get('three')! - arrivedAt.get('two')!).toBeGreaterThan(1000);
       expect(arrivedAt.get('four')! - arrivedAt.get('three')!).toBeGreaterThan(1000);
       expect(await cli).toMatchObject({ code: 0, stdout: 'two\nthree\nfour\n' });
-      expect((await get(r.id!))?.state).toBe('succeeded');
+      // The stream ends with the container; the record follows at the worker's next report.
+      await until(r.id!, (t) => t.state === 'succeeded', 'succeeded');
     });
 
     it('task run --follow prints each attempt\'s output and exits with the task\'s exit code', async () => {

@@ -230,10 +230,13 @@ function servicesSuite(f: Flavour): void {
     const created = await runCli(['service', 'create', 'talk', 'node', '--replicas', '2', '--wait', '--', process.execPath, '-e', talker], env);
     expect(created.code, created.stderr).toBe(0);
     const replicas = (JSON.parse((await runCli(['service', 'get', 'talk', '--json'], env)).stdout) as { tasks: Replica[] }).tasks;
-    await sleep(600);
-    const tail = await runCli(['service', 'logs', 'talk', '--tail', '1'], env);
-    expect(tail.code, tail.stderr).toBe(0);
-    const lines = tail.stdout.trimEnd().split('\n');
+    // Each replica's last line, once both have printed one.
+    const lines = await eventually(async () => {
+      const tail = await runCli(['service', 'logs', 'talk', '--tail', '1'], env);
+      expect(tail.code, tail.stderr).toBe(0);
+      const got = tail.stdout.trimEnd().split('\n').filter(Boolean);
+      return got.length === 2 ? got : undefined;
+    }, 20_000, 'a line from each replica');
     expect(lines.map((l) => l.replace(/ \| tick \d+$/, '')).sort()).toEqual(replicas.map((r) => `${r.taskId}@${r.workerId}`).sort());
 
     const following = runCli(['service', 'logs', 'talk', '--follow', '--tail', '0'], env);
