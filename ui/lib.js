@@ -1,7 +1,7 @@
 // The dashboard's link to the cluster: the API client (a session as Bearer, falling over to another manager when
 // the current one does not answer) and the live feed (GET /v1/events read with fetch(), so it can carry the
 // Authorization header that EventSource cannot).
-/* global window, document, location, sessionStorage, fetch, AbortController, AbortSignal, TextDecoderStream, setTimeout, clearTimeout, crypto, EventTarget */
+/* global window, document, location, sessionStorage, fetch, AbortController, AbortSignal, TextDecoder, TextDecoderStream, setTimeout, clearTimeout, crypto, EventTarget */
 
 const SESSION_KEY = 'minkube.session';
 
@@ -78,6 +78,42 @@ export class Api {
       throw new ApiError(error?.code ?? `HTTP_${res.status}`, error?.message ?? payload, res.status);
     }
     throw new ApiError('UNREACHABLE', `no manager answered (${lastErr?.message ?? 'no address'})`);
+  }
+
+  /**
+   * A followed answer (a task's logs): onText gets each piece as it arrives, until the server ends the answer (the
+   * promise resolves) or `signal` aborts (it resolves too). An error answer, or a stream cut part-way, throws ApiError.
+   */
+  async stream(path, onText, signal) {
+    let res;
+    try {
+      res = await fetch(this.base + path, { headers: this.headers({}), signal });
+    } catch (err) {
+      if (signal.aborted) return;
+      throw new ApiError('UNREACHABLE', err.message);
+    }
+    if (!res.ok) {
+      let error = null;
+      try {
+        error = (await res.json()).error;
+      } catch {
+        error = null;
+      }
+      if (res.status === 401) this.lost();
+      throw new ApiError(error?.code ?? `HTTP_${res.status}`, error?.message ?? res.statusText, res.status);
+    }
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        onText(decoder.decode(value, { stream: true }));
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+      throw new ApiError('UNREACHABLE', `the stream was cut (${err.message})`);
+    }
   }
 
   /** Is a log-in needed? (An insecure cluster answers without a token.) */

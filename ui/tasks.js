@@ -1,6 +1,6 @@
 // Tasks: a filtered list in cursor pages, a form to submit one, and one task's page (its history as a timeline, its
 // log tail followed while it runs, stop).
-/* global location, sessionStorage, setTimeout, clearTimeout */
+/* global location, sessionStorage, setTimeout, clearTimeout, AbortController */
 import { h } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
@@ -166,13 +166,27 @@ function Timeline({ history }) {
   </ol>`;
 }
 
+/** The lines the task page shows: the last ones. */
+const logLinesMax = 200;
+
+/** The last n lines of text (a trailing newline does not count as a line). */
+function lastLines(text, n) {
+  let pos = text.endsWith('\n') ? text.length - 1 : text.length;
+  for (let i = 0; i < n; i++) {
+    pos = text.lastIndexOf('\n', pos - 1);
+    if (pos === -1) return text;
+  }
+  return text.slice(pos + 1);
+}
+
 export function TaskPage({ api, id }) {
   const [task, setTask] = useState(null);
   const [logs, setLogs] = useState('');
   const [error, setError] = useState(null);
   const [notice, setNotice] = useState(null);
   const logBox = useRef(null);
-  const state = useRef({ running: false, lastLogsMs: 0, fetching: false });
+  // stream: the AbortController of the follow under way (null: none, and the log tail is polled instead).
+  const state = useRef({ running: false, lastLogsMs: 0, fetching: false, stream: null });
 
   const loadTask = async () => {
     try {
@@ -191,7 +205,7 @@ export function TaskPage({ api, id }) {
     state.current.fetching = true;
     state.current.lastLogsMs = Date.now();
     try {
-      setLogs(await api.request('GET', `/v1/tasks/${encodeURIComponent(id)}/logs?tail=200`, undefined, { text: true }));
+      setLogs(await api.request('GET', `/v1/tasks/${encodeURIComponent(id)}/logs?tail=${logLinesMax}`, undefined, { text: true }));
     } catch (err) {
       if (err.code !== 'TASK_NOT_FOUND') setLogs((l) => (l === '' ? `(${err.message})` : l));
     } finally {
@@ -199,23 +213,51 @@ export function TaskPage({ api, id }) {
     }
   };
 
+  // While the task runs, its output is read as it is written (GET .../logs?follow=true). Once the stream has ended
+  // (the attempt is over, or it failed), each snapshot (about 1/s) reloads the tail until the record says how the task
+  // went on: a change of this task (the 'tasks' event) follows its next attempt, or loads the last tail once it ended.
+  const follow = () => {
+    if (state.current.stream !== null || !state.current.running) return;
+    const ctrl = new AbortController();
+    state.current.stream = ctrl;
+    let text = null;
+    const onText = (piece) => {
+      text = lastLines((text ?? '') + piece, logLinesMax);
+      setLogs(text);
+    };
+    void api
+      .stream(`/v1/tasks/${encodeURIComponent(id)}/logs?follow=true&tail=${logLinesMax}`, onText, ctrl.signal)
+      .catch(() => undefined)
+      .finally(() => {
+        if (state.current.stream === ctrl) state.current.stream = null;
+      });
+  };
+  const refresh = () =>
+    loadTask().then((t) => {
+      if (t === null) return;
+      if (state.current.running) follow();
+      else if (t.workerId !== null || t.history.some((h) => h.workerId !== null)) void loadLogs();
+    });
+
   useEffect(() => {
     setTask(null);
     setLogs('');
-    void loadTask().then((t) => t !== null && t.workerId !== null && loadLogs());
-    // Follow: a change of this task reloads it and its logs; while it runs, each snapshot (about 1/s) reloads the logs.
+    void refresh();
+    // A change of this task reloads it (and, once it has ended, its logs).
     const onTasks = (e) => {
       if (!e.detail.items.some((c) => c.id === id) && e.detail.dropped === 0) return;
-      void loadTask().then((t) => t !== null && t.workerId !== null && loadLogs());
+      void refresh();
     };
     const onSnapshot = () => {
-      if (state.current.running && Date.now() - state.current.lastLogsMs >= 900) void loadLogs();
+      if (state.current.running && state.current.stream === null && Date.now() - state.current.lastLogsMs >= 900) void loadLogs();
     };
     bus.addEventListener('tasks', onTasks);
     bus.addEventListener('snapshot', onSnapshot);
     return () => {
       bus.removeEventListener('tasks', onTasks);
       bus.removeEventListener('snapshot', onSnapshot);
+      state.current.stream?.abort();
+      state.current.stream = null;
     };
   }, [id]);
 

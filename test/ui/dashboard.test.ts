@@ -5,7 +5,7 @@
 // Without Chromium the tests are skipped, except under CI, where they fail saying why.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page, type Request } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { eventually, ProcCluster, repoRoot } from '../support/cluster.js';
 import { waitFor } from '../support/wait.js';
@@ -156,6 +156,26 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
     for (const id of c.managerIds) await waitText(`member-${id}`, (t) => /leader|follower/.test(t));
     expect(await text('connection')).toContain('live via');
     expect(await unlabelledControls()).toEqual([]);
+  }, testTimeoutMs);
+
+  it("a running task's page shows its output as it is written, from the logs' follow stream", async () => {
+    const follows: string[] = [];
+    const onRequest = (r: Request): void => {
+      if (r.url().includes('/logs?follow=true')) follows.push(r.url());
+    };
+    page.on('request', onRequest);
+    try {
+      const id = await submitFromTheForm('sh -c "echo first-line; sleep 2; echo second-line; sleep 120"', 'ui-follow');
+      await waitText('task-logs', (t) => t.includes('first-line'));
+      await waitText('task-logs', (t) => t.includes('second-line'));
+      expect(await text('task-state')).toBe('running');
+      expect(follows.some((u) => u.includes(`/v1/tasks/${encodeURIComponent(id)}/logs?follow=true`)), follows.join(', ')).toBe(true);
+      await page.getByRole('button', { name: 'Stop task' }).click();
+      await waitText('task-state', (t) => t === 'stopped');
+      expect(await text('task-logs')).toContain('second-line');
+    } finally {
+      page.off('request', onRequest);
+    }
   }, testTimeoutMs);
 
   it('submits a task from the form and follows it to succeeded, with its output', async () => {
