@@ -35,6 +35,11 @@ function parsePositive(text: string): number {
   return Number(text);
 }
 
+function parseNonNegative(text: string): number {
+  if (!/^(0|[1-9][0-9]{0,8})$/.test(text)) throw new InvalidArgumentError('expected an integer >= 0.');
+  return Number(text);
+}
+
 function parseCount(text: string): number {
   const n = /^[1-9][0-9]{0,8}$/.test(text) ? Number(text) : 0;
   if (n < 1 || n > limits.taskRunCountMax) throw new InvalidArgumentError(`expected an integer from 1 to ${limits.taskRunCountMax}.`);
@@ -316,7 +321,7 @@ function addTaskCommands(program: Command, globals: (cmd: Command) => { api: str
   task
     .command('logs <id>')
     .description("the task's output, from the worker that ran its latest attempt")
-    .option('--tail <n>', 'the last n lines (default 1000)', parsePositive)
+    .option('--tail <n>', 'the last n lines (default 1000; 0 with --follow: only what comes next)', parseNonNegative)
     .option('-f, --follow', "then the output as it is written, until the task's container has exited")
     .action(async (id: string, flags: { tail?: number; follow?: boolean }, cmd: Command) => {
       await runTaskLogs(globals(cmd).api, id, flags.tail ?? 1000, flags.follow === true);

@@ -223,6 +223,12 @@ describe.concurrent('minkube errors', () => {
     // An argument a command checks itself (not commander's parsers) is said too, not a silent exit 2.
     const badReplicas = await cli(['--api', api, 'service', 'scale', 'web', 'abc']);
     expect(badReplicas).toEqual({ code: 2, stdout: '', stderr: 'error: <replicas>: expected an integer >= 0, got "abc"\n(run with --help for usage)\n' });
+    // --tail 0 is allowed (with --follow: only what comes next); a negative one is not; --follow goes without --wait.
+    const badTail = await cli(['--api', api, 'task', 'logs', 't1', '--tail', '-1']);
+    expect(badTail.code).toBe(2);
+    expect(badTail.stderr).toContain("option '--tail <n>' argument '-1' is invalid. expected an integer >= 0.");
+    const followWait = await cli(['--api', api, 'task', 'run', 'img', '--follow', '--wait', '--', 'true']);
+    expect(followWait).toMatchObject({ code: 2, stderr: expect.stringContaining('--follow follows one task') as string });
   });
 
   it('up with an invalid config prints every problem and exits 1', async () => {

@@ -105,6 +105,12 @@ function followTests(h: Harness): void {
     expect(await following).toBe('a\nb\n');
   });
 
+  it('followLogs with tailLines 0 gives only what is written after', async () => {
+    const id = await h.start(['sh', '-c', 'echo before; sleep 1; echo after']);
+    await waitFor('the first line', async () => (await h.rt.logs(id)).includes('before'));
+    expect(await readAll(await h.rt.followLogs(id, { tailLines: 0, signal: never }))).toBe('after\n');
+  });
+
   it('followLogs of an exited container gives its tail and ends', async () => {
     const id = await h.start(['sh', '-c', 'echo a; echo b; echo c']);
     await h.rt.wait(id);
