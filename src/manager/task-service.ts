@@ -167,8 +167,8 @@ export class TaskServiceImpl implements TasksService {
     try {
       for await (const chunk of body) yield chunk;
     } catch (err) {
-      // Ended by the watch above (not by the caller): the attempt is over, so is its output.
-      if (upstream.signal.aborted && overSinceMs !== null) return;
+      // Ended on purpose: by the watch above (the attempt is over, so is its output) or by the caller (gone).
+      if (upstream.signal.aborted) return;
       throw err;
     } finally {
       watch.cancel();
