@@ -51,6 +51,23 @@ export class TextStreams {
   }
 
   /**
+   * begin(), then send() what open() answers. open()'s own failure (an unknown task, a worker that does not answer)
+   * frees the slot and is thrown before anything is written, so the caller's error handler answers it.
+   */
+  async serve(reply: FastifyReply, open: (signal: AbortSignal) => Promise<AsyncIterable<Uint8Array>>): Promise<FastifyReply> {
+    const c = this.begin(reply);
+    let chunks: AsyncIterable<Uint8Array>;
+    try {
+      chunks = await open(c.signal);
+    } catch (err) {
+      c.abort();
+      throw err;
+    }
+    await this.send(reply, c, chunks);
+    return reply;
+  }
+
+  /**
    * Writes chunks as a 200 text/plain answer of no set length, waiting for the socket to drain when it is full. Ends
    * the answer when they end; a source that fails part-way cuts the connection, so the client sees an incomplete
    * answer rather than a complete one that is short.

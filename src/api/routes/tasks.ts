@@ -107,16 +107,7 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { t
     async (req, reply) => {
       const tail = parseIntegerParam('tail', req.query.tail) ?? limits.runtimeLogTailLinesDefault;
       if (tail > tailLinesMax) throw new MinkubeError('INVALID_PARAM', `query.tail: at most ${tailLinesMax} lines`);
-      if (req.query.follow === 'true') {
-        const c = follows.begin(reply);
-        try {
-          await follows.send(reply, c, await tasks.followTaskLogs(req.params.id, tail, requestContext(req), c.signal));
-        } catch (err) {
-          c.abort();
-          throw err;
-        }
-        return reply;
-      }
+      if (req.query.follow === 'true') return follows.serve(reply, (signal) => tasks.followTaskLogs(req.params.id, tail, requestContext(req), signal));
       const text = await tasks.taskLogs(req.params.id, tail, requestContext(req));
       return reply.type('text/plain; charset=utf-8').send(text);
     },

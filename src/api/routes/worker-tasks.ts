@@ -90,16 +90,7 @@ export const workerTaskRoutes: FastifyPluginAsync<WorkerTaskRoutesOptions> = asy
     async (req, reply) => {
       const tail = parseIntegerParam('tail', req.query.tail) ?? limits.runtimeLogTailLinesDefault;
       if (tail > tailLinesMax) throw new MinkubeError('INVALID_PARAM', `query.tail: at most ${tailLinesMax} lines`);
-      if (req.query.follow === 'true') {
-        const c = follows.begin(reply);
-        try {
-          await follows.send(reply, c, await agent.followLogs(req.params.id, tail, c.signal));
-        } catch (err) {
-          c.abort();
-          throw err;
-        }
-        return reply;
-      }
+      if (req.query.follow === 'true') return follows.serve(reply, (signal) => agent.followLogs(req.params.id, tail, signal));
       const text = await agent.logs(req.params.id, tail);
       return reply.type('text/plain; charset=utf-8').send(text);
     },
