@@ -6,7 +6,7 @@
 import type { ApiClient } from '../client/api-client.js';
 import type { ReplicaView, ServiceView } from '../contracts/service-model.js';
 import { MinkubeError } from '../lib/errors.js';
-import { apiClientFor } from './connection.js';
+import { apiClientFor, apiUrlsOf } from './connection.js';
 import { writeOut, writeOutDrained } from './output.js';
 import { CliExit } from './tasks.js';
 
@@ -71,10 +71,14 @@ export async function runServiceLogs(apiUrl: string, name: string, tailLines: nu
     if (failed > 0) throw new CliExit(1);
     return;
   }
-  await followService(client, name, service, tailLines);
+  // The replicas' streams spread over the managers (each relays at most limits.logFollowsMax at once): replica i
+  // starts at manager i of the list, and any of them falls over to the next as a read does.
+  const urls = apiUrlsOf(apiUrl);
+  const relays = urls.map((_, k) => apiClientFor([...urls.slice(k), ...urls.slice(0, k)].join(','), { readRetries: 2 }));
+  await followService(client, relays, name, service, tailLines);
 }
 
-async function followService(client: ApiClient, name: string, first: ServiceView, tailLines: number): Promise<void> {
+async function followService(client: ApiClient, relays: readonly ApiClient[], name: string, first: ServiceView, tailLines: number): Promise<void> {
   const followed = new Set<string>();
   const streams: Promise<void>[] = [];
   // One writer at a time: a line is written whole, and stdout's backpressure holds every stream.
@@ -86,11 +90,12 @@ async function followService(client: ApiClient, name: string, first: ServiceView
   };
   const follow = (r: ReplicaView): void => {
     if (followed.has(r.taskId)) return;
+    const relay = relays[followed.size % relays.length] ?? client;
     followed.add(r.taskId);
     const p = new LinePrefixer(prefixOf(r));
     streams.push((async () => {
       try {
-        const res = await client.requestStream('GET', logsPath(r.taskId, tailLines, true));
+        const res = await relay.requestStream('GET', logsPath(r.taskId, tailLines, true));
         for await (const chunk of res.body) await write(p.push(chunk));
         await write(p.flush());
       } catch (err) {
