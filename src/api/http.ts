@@ -193,8 +193,9 @@ const tlsHandshakeRecord = 0x16;
 function answerPlainHttp(tlsServer: Server, limitsOf: ServerLimits): void {
   const tlsListeners = tlsServer.listeners('connection') as ((socket: Socket) => void)[];
   tlsServer.removeAllListeners('connection');
+  const silent = silentUntilClose(tlsServer);
   tlsServer.on('connection', (socket: Socket) => {
-    firstBytes(socket, limitsOf.headersTimeoutMs, (chunk) => {
+    firstBytes(socket, limitsOf.headersTimeoutMs, silent, (chunk) => {
       if (chunk[0] === tlsHandshakeRecord) {
         for (const listener of tlsListeners) listener.call(tlsServer, socket);
         return;
@@ -216,14 +217,40 @@ function plainRequestTarget(chunk: Buffer): string | null {
 }
 
 /**
- * Hands a new connection's first chunk to `then`, put back on the paused socket so that whoever takes the socket
- * next reads it first. Until then the socket is closed on error, or when nothing comes within timeoutMs.
+ * The connections of `server` that have not sent their first bytes yet (firstBytes keeps the set). Node's parser has
+ * not seen them, so its own idle close misses them, and a close would wait out the header timeout for each (an undici
+ * pool opens one after a streaming request it was reading is aborted): closing the server destroys them first.
  */
-function firstBytes(socket: Socket, timeoutMs: number, then: (chunk: Buffer) => void): void {
+function silentUntilClose(server: Server): Set<Socket> {
+  const silent = new Set<Socket>();
+  const close = server.close.bind(server);
+  server.close = ((callback?: (err?: Error) => void) => {
+    for (const socket of silent) socket.destroy();
+    return close(callback);
+  }) as Server['close'];
+  const closeIdle = server.closeIdleConnections?.bind(server);
+  if (closeIdle !== undefined) {
+    server.closeIdleConnections = () => {
+      for (const socket of silent) socket.destroy();
+      closeIdle();
+    };
+  }
+  return silent;
+}
+
+/**
+ * Hands a new connection's first chunk to `then`, put back on the paused socket so that whoever takes the socket
+ * next reads it first. Until then the socket is in `silent`, and closed on error, or when nothing comes within
+ * timeoutMs.
+ */
+function firstBytes(socket: Socket, timeoutMs: number, silent: Set<Socket>, then: (chunk: Buffer) => void): void {
   const fail = (): void => void socket.destroy();
+  silent.add(socket);
+  socket.once('close', () => silent.delete(socket));
   socket.setTimeout(timeoutMs, fail);
   socket.on('error', fail);
   socket.once('data', (chunk: Buffer) => {
+    silent.delete(socket);
     socket.pause();
     socket.unshift(chunk);
     socket.setTimeout(0);
@@ -250,10 +277,8 @@ function closeWhenIdle(session: Http2Session, idleMs: number): void {
  * fastify's serverFactory for cleartext: an HTTP/1.1 server (the one fastify listens on and closes) whose connections
  * are looked at first: one whose first bytes are HTTP/2's preface goes to an h2c server with the same handler, any
  * other to the HTTP/1.1 parser, the bytes read put back either way. A connection that sends nothing is closed after
- * the header timeout, as HTTP/1.1's would be, and at once by closeIdleConnections (fastify's close): node's parser
- * has not seen it, so its own idle close would miss it and the close would wait out the header timeout (an undici
- * pool opens such a connection after a request it was reading is aborted). closeHttp2Sessions (which fastify calls
- * on close) ends the h2c ones.
+ * the header timeout, as HTTP/1.1's would be, and at once when the server closes (silentUntilClose);
+ * closeHttp2Sessions (which fastify calls on close) ends the h2c ones.
  */
 function h1AndH2cServer(limitsOf: ServerLimits, h2: { settings: ReturnType<typeof http2Settings>; maxSessionMemory: number; http2SessionTimeout: number }) {
   return (handler: RequestListener): Server => {
@@ -269,17 +294,9 @@ function h1AndH2cServer(limitsOf: ServerLimits, h2: { settings: ReturnType<typeo
     });
     const h1Listeners = h1.listeners('connection') as ((socket: Socket) => void)[];
     h1.removeAllListeners('connection');
-    const silent = new Set<Socket>();
-    const closeIdle = h1.closeIdleConnections.bind(h1);
-    h1.closeIdleConnections = () => {
-      for (const socket of silent) socket.destroy();
-      closeIdle();
-    };
+    const silent = silentUntilClose(h1);
     h1.on('connection', (socket: Socket) => {
-      silent.add(socket);
-      socket.once('close', () => silent.delete(socket));
-      firstBytes(socket, limitsOf.headersTimeoutMs, (chunk) => {
-        silent.delete(socket);
+      firstBytes(socket, limitsOf.headersTimeoutMs, silent, (chunk) => {
         const n = Math.min(chunk.length, h2Preface.length);
         if (n >= 3 && chunk.subarray(0, n).equals(h2Preface.subarray(0, n))) {
           // The h2c session reads what was put back itself (on its next tick).
