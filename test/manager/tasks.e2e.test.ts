@@ -341,6 +341,6 @@ for (const rt of cases) {
       expect(seen.filter(([task]) => ours.has(task)).map(([task, n]) => `${task} x${n}`)).toEqual([]);
       c.start(leader);
       await c.waitForLeader();
-    });
+    }, 120_000);
   });
 }
