@@ -44,9 +44,18 @@ export function setIntervalOn(clock: Clock, fn: () => void, intervalMs: number):
   };
 }
 
-/** Resolves after delayMs on `clock`. */
-export function sleepOn(clock: Clock, delayMs: number): Promise<void> {
-  return new Promise((resolve) => clock.setTimeout(resolve, delayMs));
+/** Resolves after delayMs on `clock`, or as soon as `signal` aborts. */
+export function sleepOn(clock: Clock, delayMs: number, signal?: AbortSignal): Promise<void> {
+  if (signal === undefined) return new Promise((resolve) => clock.setTimeout(resolve, delayMs));
+  return new Promise((resolve) => {
+    const done = (): void => {
+      timer.cancel();
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = clock.setTimeout(done, delayMs);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 let lastIsoMs = Number.NaN;

@@ -17,7 +17,7 @@ import { finalTaskStates, type TaskRecord, type TaskSpec, type WorkerRecord } fr
 import type { TaskStore } from '../kv/task-store.js';
 import type { TasksConfig } from '../config/cluster.js';
 import { retryAtMs } from '../lib/backoff.js';
-import { setIntervalOn, type Clock } from '../lib/clock.js';
+import { setIntervalOn, sleepOn, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import type { Random } from '../lib/random.js';
@@ -117,15 +117,7 @@ export class TaskServiceImpl implements TasksService {
         yield* await this.openFollow(id, tailLines, signal, clock.nowMs() + limits.requestTimeoutMsDefault);
         return;
       }
-      await new Promise<void>((resolve) => {
-        const timer = clock.setTimeout(done, followStartPollMs);
-        function done(): void {
-          timer.cancel();
-          signal.removeEventListener('abort', done);
-          resolve();
-        }
-        signal.addEventListener('abort', done, { once: true });
-      });
+      await sleepOn(clock, followStartPollMs, signal);
     }
   }
 

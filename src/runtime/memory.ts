@@ -163,17 +163,17 @@ export class MemoryRuntime implements ContainerRuntime {
     let offset = c.logs.length;
     const { signal } = opts;
     const host = this.host;
-    async function* follow(): AsyncGenerator<Uint8Array> {
+    async function* follow(c: MemoryContainer): AsyncGenerator<Uint8Array> {
       if (first !== '') yield Buffer.from(first);
       for (;;) {
         if (signal.aborted) return;
-        if (c !== undefined && c.logs.length > offset) {
+        if (c.logs.length > offset) {
           const text = c.logs.slice(offset);
           offset = c.logs.length;
           yield Buffer.from(text);
           continue;
         }
-        if (c === undefined || c.info.state === 'exited' || host.containers.get(id) !== c) return;
+        if (c.info.state === 'exited' || host.containers.get(id) !== c) return;
         await new Promise<void>((resolve) => {
           const wake = (): void => {
             c.readers.delete(wake);
@@ -185,7 +185,7 @@ export class MemoryRuntime implements ContainerRuntime {
         });
       }
     }
-    return follow();
+    return follow(c);
   }
 
   /** Appends output to a running container, as its process would write it. */
