@@ -1,0 +1,87 @@
+// How far storage work could take the writes of the etcd comparison: etcd 3.4 (clientv3, fsync on) against this
+// checkout's build and against a copy of it whose disk writes are never synced (LevelDB batches written without
+// sync, the acknowledged-state marker not written at all), one Go load generator, all three clusters side by side in
+// one run. The unsynced copy is the ceiling of any storage design: what is left of a write's cost is HTTP, Raft,
+// the state machine and the processes' wake-ups. It is built in a temporary git worktree of HEAD with two edits
+// made there (checked to apply, so the ceiling is never measured on an unchanged copy); nothing in src/ can turn
+// syncing off. Needs git, go, etcd's sources (golang-etcd-server-dev) and an etcd binary.
+// `npx tsx bench/sync-ceiling.ts [--levels 1,16,64,256] [--seconds 5] [--warmup 3]` (`npm run build` first)
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from '../test/support/cluster.js';
+import { etcdAvailable } from './etcd.js';
+import { buildLoadgen, etcdSide, loadgen, minkubeSide, type GoResult, type Side } from './go-loadgen.js';
+import { arg, printTable, round } from './support.js';
+
+/** The edits that make the copy never sync: each must match exactly once. */
+const unsyncedEdits: readonly { file: string; from: string; to: string }[] = [
+  { file: 'src/storage/level.ts', from: 'await batch.write({ sync });', to: 'await batch.write({ sync: false });' },
+  { file: 'src/storage/marker.ts', from: 'const seq = this.seq + 1;\n', to: 'if (marker !== null) return;\n    const seq = this.seq + 1;\n' },
+];
+
+/** A worktree of HEAD with the edits made and built; its bin, and how to remove it. */
+function buildUnsyncedCopy(): { bin: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'minkube-unsynced-'));
+  const git = (...args: string[]): string => execFileSync('git', ['-C', repoRoot, ...args], { encoding: 'utf8' });
+  git('worktree', 'add', '--detach', '--force', dir, 'HEAD');
+  const remove = (): void => {
+    git('worktree', 'remove', '--force', dir);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    symlinkSync(join(repoRoot, 'node_modules'), join(dir, 'node_modules'));
+    for (const e of unsyncedEdits) {
+      const path = join(dir, e.file);
+      const text = readFileSync(path, 'utf8');
+      if (text.split(e.from).length !== 2) throw new Error(`sync-ceiling: ${e.file} no longer holds exactly one "${e.from.trim()}": update the edit`);
+      writeFileSync(path, text.replace(e.from, e.to));
+    }
+    execFileSync('npm', ['run', 'build'], { cwd: dir, stdio: 'ignore' });
+    return { bin: join(dir, 'bin', 'minkube.js'), remove };
+  } catch (err) {
+    remove();
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  const levels = arg('levels', '1,16,64,256').split(',').map(Number);
+  const seconds = arg('seconds', '5');
+  const warmup = arg('warmup', '3');
+  const missing = !etcdAvailable() ? 'no etcd binary (apt-get install etcd-server)' : buildLoadgen();
+  if (missing !== null) {
+    console.log(`sync-ceiling skipped: ${missing}`);
+    return;
+  }
+  const copy = buildUnsyncedCopy();
+  const dir = mkdtempSync(join(tmpdir(), 'minkube-sync-ceiling-'));
+  const sides: Side[] = [];
+  try {
+    const etcd = await etcdSide('insecure', dir);
+    sides.push(etcd);
+    const synced = await minkubeSide('insecure');
+    sides.push(synced);
+    const unsynced = await minkubeSide('insecure', { bin: copy.bin });
+    sides.push(unsynced);
+    const run = (side: Side, clients: number): GoResult => loadgen([...side.args, '-op', 'put', '-clients', String(clients), '-seconds', seconds, '-warmup', warmup]);
+    const rows = levels.map((clients) => {
+      const [e, s, u] = [run(etcd, clients), run(synced, clients), run(unsynced, clients)];
+      return {
+        clients,
+        'etcd w/s': round(e.opsPerSec, 0),
+        'Minkube w/s (ratio)': `${round(s.opsPerSec, 0)} (${round(s.opsPerSec / e.opsPerSec, 2)})`,
+        'Minkube unsynced w/s (ratio)': `${round(u.opsPerSec, 0)} (${round(u.opsPerSec / e.opsPerSec, 2)})`,
+        'p99 ms etcd / Minkube / unsynced': `${e.p99Ms} / ${s.p99Ms} / ${u.p99Ms}`,
+      };
+    });
+    printTable(`Writes with and without syncing, against etcd (fsync on), TLS off, HTTP/1.1, ${seconds} s per level after ${warmup} s`, rows);
+  } finally {
+    await Promise.all(sides.map((s) => s.cleanup()));
+    rmSync(dir, { recursive: true, force: true });
+    copy.remove();
+  }
+}
+
+await main();
