@@ -5,15 +5,16 @@
 // the state machine and the processes' wake-ups. It is built in a temporary git worktree of HEAD with two edits
 // made there (checked to apply, so the ceiling is never measured on an unchanged copy); nothing in src/ can turn
 // syncing off. Needs git, go, etcd's sources (golang-etcd-server-dev) and an etcd binary.
-// `npx tsx bench/sync-ceiling.ts [--levels 1,16,64,256] [--seconds 5] [--warmup 3]` (`npm run build` first)
+// `npx tsx bench/sync-ceiling.ts [--levels 1,16,64,256] [--seconds 5] [--warmup 3] [--secure]` (`npm run build` first;
+// --secure: TLS on both sides, etcd with client certificates, Minkube HTTPS with the admin token)
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../test/support/cluster.js';
 import { etcdAvailable } from './etcd.js';
-import { buildLoadgen, etcdSide, loadgen, minkubeSide, type GoResult, type Side } from './go-loadgen.js';
-import { arg, printTable, round } from './support.js';
+import { buildLoadgen, etcdSide, loadgen, minkubeSide, type GoResult, type Security, type Side } from './go-loadgen.js';
+import { arg, flag, printTable, round } from './support.js';
 
 /** The edits that make the copy never sync: each must match exactly once. */
 const unsyncedEdits: readonly { file: string; from: string; to: string }[] = [
@@ -50,6 +51,7 @@ async function main(): Promise<void> {
   const levels = arg('levels', '1,16,64,256').split(',').map(Number);
   const seconds = arg('seconds', '5');
   const warmup = arg('warmup', '3');
+  const security: Security = flag('secure') ? 'secure' : 'insecure';
   const missing = !etcdAvailable() ? 'no etcd binary (apt-get install etcd-server)' : buildLoadgen();
   if (missing !== null) {
     console.log(`sync-ceiling skipped: ${missing}`);
@@ -59,11 +61,11 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'minkube-sync-ceiling-'));
   const sides: Side[] = [];
   try {
-    const etcd = await etcdSide('insecure', dir);
+    const etcd = await etcdSide(security, dir);
     sides.push(etcd);
-    const synced = await minkubeSide('insecure');
+    const synced = await minkubeSide(security);
     sides.push(synced);
-    const unsynced = await minkubeSide('insecure', { bin: copy.bin });
+    const unsynced = await minkubeSide(security, { bin: copy.bin });
     sides.push(unsynced);
     const run = (side: Side, clients: number): GoResult => loadgen([...side.args, '-op', 'put', '-clients', String(clients), '-seconds', seconds, '-warmup', warmup]);
     const rows = levels.map((clients) => {
@@ -76,7 +78,7 @@ async function main(): Promise<void> {
         'p99 ms etcd / Minkube / unsynced': `${e.p99Ms} / ${s.p99Ms} / ${u.p99Ms}`,
       };
     });
-    printTable(`Writes with and without syncing, against etcd (fsync on), TLS off, HTTP/1.1, ${seconds} s per level after ${warmup} s`, rows);
+    printTable(`Writes with and without syncing, against etcd (fsync on), TLS ${security === 'secure' ? 'on' : 'off'}, HTTP/1.1, ${seconds} s per level after ${warmup} s`, rows);
   } finally {
     await Promise.all(sides.map((s) => s.cleanup()));
     rmSync(dir, { recursive: true, force: true });
