@@ -1,10 +1,11 @@
 // How far storage work could take the writes of the etcd comparison: etcd 3.4 (clientv3, fsync on) against this
-// checkout's build and against a copy of it whose disk writes are never synced (LevelDB batches written without
-// sync, the acknowledged-state marker not written at all), one Go load generator, all three clusters side by side in
-// one run. The unsynced copy is the ceiling of any storage design: what is left of a write's cost is HTTP, Raft,
-// the state machine and the processes' wake-ups. It is built in a temporary git worktree of HEAD with two edits
-// made there (checked to apply, so the ceiling is never measured on an unchanged copy); nothing in src/ can turn
-// syncing off. Needs git, go, etcd's sources (golang-etcd-server-dev) and an etcd binary.
+// checkout's build and two copies of it, all side by side in one run with one Go load generator: one whose
+// acknowledged-state marker (storage/marker.ts, the second synced write of every save) is never written, and one that
+// never syncs at all (LevelDB batches written without sync, and no marker). The unsynced copy is the ceiling of any
+// storage design: what is left of a write's cost is HTTP, Raft, the state machine and the processes' wake-ups. The
+// copies are built in temporary git worktrees of HEAD with their edits made there (checked to apply, so a copy is
+// never measured unchanged); nothing in src/ can turn syncing off. Needs git, go, etcd's sources
+// (golang-etcd-server-dev) and an etcd binary.
 // `npx tsx bench/sync-ceiling.ts [--levels 1,16,64,256] [--seconds 5] [--warmup 3] [--secure]` (`npm run build` first;
 // --secure: TLS on both sides, etcd with client certificates, Minkube HTTPS with the admin token)
 import { execFileSync } from 'node:child_process';
@@ -16,15 +17,20 @@ import { etcdAvailable } from './etcd.js';
 import { buildLoadgen, etcdSide, loadgen, minkubeSide, type GoResult, type Security, type Side } from './go-loadgen.js';
 import { arg, flag, printTable, round } from './support.js';
 
-/** The edits that make the copy never sync: each must match exactly once. */
-const unsyncedEdits: readonly { file: string; from: string; to: string }[] = [
-  { file: 'src/storage/level.ts', from: 'await batch.write({ sync });', to: 'await batch.write({ sync: false });' },
-  { file: 'src/storage/marker.ts', from: 'const seq = this.seq + 1;\n', to: 'if (marker !== null) return;\n    const seq = this.seq + 1;\n' },
-];
+interface Edit {
+  readonly file: string;
+  readonly from: string;
+  readonly to: string;
+}
 
-/** A worktree of HEAD with the edits made and built; its bin, and how to remove it. */
-function buildUnsyncedCopy(): { bin: string; remove: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), 'minkube-unsynced-'));
+/** The marker is never written: FileMarker.write returns at once. */
+const noMarker: Edit = { file: 'src/storage/marker.ts', from: 'const seq = this.seq + 1;\n', to: 'if (marker !== null) return;\n    const seq = this.seq + 1;\n' };
+/** LevelDB's batches are written without sync. */
+const noSync: Edit = { file: 'src/storage/level.ts', from: 'await batch.write({ sync });', to: 'await batch.write({ sync: false });' };
+
+/** A worktree of HEAD with `edits` made (each must match exactly once) and built; its bin, and how to remove it. */
+function buildCopy(edits: readonly Edit[]): { bin: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'minkube-sync-copy-'));
   const git = (...args: string[]): string => execFileSync('git', ['-C', repoRoot, ...args], { encoding: 'utf8' });
   git('worktree', 'add', '--detach', '--force', dir, 'HEAD');
   const remove = (): void => {
@@ -33,7 +39,7 @@ function buildUnsyncedCopy(): { bin: string; remove: () => void } {
   };
   try {
     symlinkSync(join(repoRoot, 'node_modules'), join(dir, 'node_modules'));
-    for (const e of unsyncedEdits) {
+    for (const e of edits) {
       const path = join(dir, e.file);
       const text = readFileSync(path, 'utf8');
       if (text.split(e.from).length !== 2) throw new Error(`sync-ceiling: ${e.file} no longer holds exactly one "${e.from.trim()}": update the edit`);
@@ -57,32 +63,40 @@ async function main(): Promise<void> {
     console.log(`sync-ceiling skipped: ${missing}`);
     return;
   }
-  const copy = buildUnsyncedCopy();
+  const copies: { remove: () => void }[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'minkube-sync-ceiling-'));
   const sides: Side[] = [];
   try {
+    const markerless = buildCopy([noMarker]);
+    copies.push(markerless);
+    const unsyncedCopy = buildCopy([noMarker, noSync]);
+    copies.push(unsyncedCopy);
     const etcd = await etcdSide(security, dir);
     sides.push(etcd);
     const synced = await minkubeSide(security);
     sides.push(synced);
-    const unsynced = await minkubeSide(security, { bin: copy.bin });
+    const withoutMarker = await minkubeSide(security, { bin: markerless.bin });
+    sides.push(withoutMarker);
+    const unsynced = await minkubeSide(security, { bin: unsyncedCopy.bin });
     sides.push(unsynced);
     const run = (side: Side, clients: number): GoResult => loadgen([...side.args, '-op', 'put', '-clients', String(clients), '-seconds', seconds, '-warmup', warmup]);
     const rows = levels.map((clients) => {
-      const [e, s, u] = [run(etcd, clients), run(synced, clients), run(unsynced, clients)];
+      const [e, s, m, u] = [run(etcd, clients), run(synced, clients), run(withoutMarker, clients), run(unsynced, clients)];
+      const cell = (r: GoResult): string => `${round(r.opsPerSec, 0)} (${round(r.opsPerSec / e.opsPerSec, 2)})`;
       return {
         clients,
         'etcd w/s': round(e.opsPerSec, 0),
-        'Minkube w/s (ratio)': `${round(s.opsPerSec, 0)} (${round(s.opsPerSec / e.opsPerSec, 2)})`,
-        'Minkube unsynced w/s (ratio)': `${round(u.opsPerSec, 0)} (${round(u.opsPerSec / e.opsPerSec, 2)})`,
-        'p99 ms etcd / Minkube / unsynced': `${e.p99Ms} / ${s.p99Ms} / ${u.p99Ms}`,
+        'Minkube w/s (ratio)': cell(s),
+        'no marker w/s (ratio)': cell(m),
+        'unsynced w/s (ratio)': cell(u),
+        'p99 ms etcd / Minkube / no marker / unsynced': `${e.p99Ms} / ${s.p99Ms} / ${m.p99Ms} / ${u.p99Ms}`,
       };
     });
     printTable(`Writes with and without syncing, against etcd (fsync on), TLS ${security === 'secure' ? 'on' : 'off'}, HTTP/1.1, ${seconds} s per level after ${warmup} s`, rows);
   } finally {
     await Promise.all(sides.map((s) => s.cleanup()));
     rmSync(dir, { recursive: true, force: true });
-    copy.remove();
+    for (const c of copies) c.remove();
   }
 }
 
