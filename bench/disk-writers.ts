@@ -16,7 +16,7 @@ import { logIndex, term } from '../src/lib/ids.js';
 import { CheckedStorage } from '../src/storage/checked.js';
 import { LevelRaftStorage } from '../src/storage/level.js';
 import { FileMarker } from '../src/storage/marker.js';
-import { arg, percentile, printTable, round } from './support.js';
+import { arg, percentile, printResult, printTable, round } from './support.js';
 
 const ways = ['checked', 'wal+marker', 'wal'] as const;
 type Way = (typeof ways)[number];
@@ -74,6 +74,8 @@ async function main(): Promise<void> {
       rows.push({ way, writers, 'writes each': writes, 'mean us': round(meanMs * 1000, 0), 'p50 us': round(percentile(all, 50) * 1000, 0), 'p99 us': round(percentile(all, 99) * 1000, 0) });
     }
     printTable(`Synced one-entry writes, ${writers} processes writing at once (${entryBytes}-byte entries)`, rows);
+    const summary = rows.map((r) => ({ metric: `synced one-entry write, ${r.way}, ${writers} writers at once`, unit: 'us', value: r['mean us'], better: 'lower' as const, note: `p99 ${r['p99 us']} us` }));
+    printResult('disk-writers', { writers, writes, rows }, summary);
   } finally {
     await rm(root, { recursive: true, force: true });
   }

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { repoRoot } from '../test/support/cluster.js';
 import { etcdAvailable } from './etcd.js';
 import { buildLoadgen, etcdSide, loadgen, minkubeSide, type GoResult, type Security, type Side } from './go-loadgen.js';
-import { arg, flag, printTable, round } from './support.js';
+import { arg, flag, printResult, printTable, round } from './support.js';
 
 interface Edit {
   readonly file: string;
@@ -61,6 +61,7 @@ async function main(): Promise<void> {
   const missing = !etcdAvailable() ? 'no etcd binary (apt-get install etcd-server)' : buildLoadgen();
   if (missing !== null) {
     console.log(`sync-ceiling skipped: ${missing}`);
+    printResult('sync-ceiling', { skipped: missing }, [{ metric: 'KV writes without syncing vs etcd', unit: 'ops/s', value: null, better: 'higher', note: `skipped: ${missing}` }]);
     return;
   }
   const copies: { remove: () => void }[] = [];
@@ -80,8 +81,8 @@ async function main(): Promise<void> {
     const unsynced = await minkubeSide(security, { bin: unsyncedCopy.bin });
     sides.push(unsynced);
     const run = (side: Side, clients: number): GoResult => loadgen([...side.args, '-op', 'put', '-clients', String(clients), '-seconds', seconds, '-warmup', warmup]);
-    const rows = levels.map((clients) => {
-      const [e, s, m, u] = [run(etcd, clients), run(synced, clients), run(withoutMarker, clients), run(unsynced, clients)];
+    const results = levels.map((clients) => ({ clients, etcd: run(etcd, clients), synced: run(synced, clients), withoutMarker: run(withoutMarker, clients), unsynced: run(unsynced, clients) }));
+    const rows = results.map(({ clients, etcd: e, synced: s, withoutMarker: m, unsynced: u }) => {
       const cell = (r: GoResult): string => `${round(r.opsPerSec, 0)} (${round(r.opsPerSec / e.opsPerSec, 2)})`;
       return {
         clients,
@@ -92,7 +93,19 @@ async function main(): Promise<void> {
         'p99 ms etcd / Minkube / no marker / unsynced': `${e.p99Ms} / ${s.p99Ms} / ${m.p99Ms} / ${u.p99Ms}`,
       };
     });
-    printTable(`Writes with and without syncing, against etcd (fsync on), TLS ${security === 'secure' ? 'on' : 'off'}, HTTP/1.1, ${seconds} s per level after ${warmup} s`, rows);
+    const tls = security === 'secure' ? 'on' : 'off';
+    printTable(`Writes with and without syncing, against etcd (fsync on), TLS ${tls}, HTTP/1.1, ${seconds} s per level after ${warmup} s`, rows);
+    const summary = results.flatMap(({ clients, etcd: e, synced: s, withoutMarker: m, unsynced: u }) =>
+      ([['', s], [', no marker', m], [', unsynced copy', u]] as const).map(([what, r]) => ({
+        metric: `KV writes, Go client, ${clients} clients, TLS ${tls}${what}`,
+        unit: 'ops/s',
+        value: round(r.opsPerSec, 0),
+        peer: round(e.opsPerSec, 0),
+        better: 'higher' as const,
+        note: `${round(r.opsPerSec / e.opsPerSec, 2)}x etcd's ${round(e.opsPerSec, 0)} ops/s; p99 ${r.p99Ms} ms (etcd ${e.p99Ms})`,
+      })),
+    );
+    printResult('sync-ceiling', { security, results }, summary);
   } finally {
     await Promise.all(sides.map((s) => s.cleanup()));
     rmSync(dir, { recursive: true, force: true });
