@@ -12,6 +12,7 @@ import { MinkubeError } from '../lib/errors.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandling, rawErrorResponse } from './errors.js';
 import { schemaController } from './schema-compilers.js';
 import { typeboxValidatorCompiler } from './validation.js';
+import { OneWriteResponse } from './h2-response.js';
 import { carriesLongAnswer } from './text-stream.js';
 
 declare module 'fastify' {
@@ -106,7 +107,7 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
         // Ours instead (closeIdleSession, below): fastify's would close a session a followed log keeps quiet.
         http2SessionTimeout: 0,
         forceCloseConnections: true,
-        https: { ...opts.https, ...nodeServerOptions(server), allowHTTP1: true, settings: h2.settings, maxSessionMemory: h2.maxSessionMemory },
+        https: { ...opts.https, ...nodeServerOptions(server), allowHTTP1: true, settings: h2.settings, maxSessionMemory: h2.maxSessionMemory, Http2ServerResponse: OneWriteResponse },
       };
   // fastify types an HTTPS or HTTP/2 app as another instance type; every route and hook here is the same for all.
   const options = (opts.logger ? { ...serverOptions, loggerInstance: opts.logger } : { ...serverOptions, logger: false }) as FastifyHttpOptions<Server>;
@@ -285,7 +286,7 @@ function h1AndH2cServer(limitsOf: ServerLimits, h2: { settings: ReturnType<typeo
     const h1 = createServer(nodeServerOptions(limitsOf), handler);
     h1.keepAliveTimeout = limitsOf.keepAliveTimeoutMs;
     h1.requestTimeout = limitsOf.receiveTimeoutMs;
-    const h2c = createH2cServer({ settings: h2.settings, maxSessionMemory: h2.maxSessionMemory }, handler as unknown as Parameters<typeof createH2cServer>[1]);
+    const h2c = createH2cServer({ settings: h2.settings, maxSessionMemory: h2.maxSessionMemory, Http2ServerResponse: OneWriteResponse }, handler as unknown as Parameters<typeof createH2cServer>[1]);
     const sessions = new Set<Http2Session>();
     h2c.on('session', (session: ServerHttp2Session) => {
       sessions.add(session);

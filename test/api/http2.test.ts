@@ -9,6 +9,7 @@ import { connect, type AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
+import { OneWriteResponse, oneWriteResponses } from '../../src/api/h2-response.js';
 import { buildBaseApp, type HttpsOptions } from '../../src/api/http.js';
 import { TextStreams } from '../../src/api/text-stream.js';
 import { createClusterCa, issueNodeKeyAndCert } from '../../src/security/ca.js';
@@ -63,7 +64,7 @@ function h2(session: ClientHttp2Session, method: string, path: string, body?: un
   });
 }
 
-function h1(url: string, method: string, path: string, tls?: { ca: string; key: string; cert: string }, body?: unknown): Promise<Answer> {
+function h1(url: string, method: string, path: string, tls?: { ca: string; key?: string; cert?: string }, body?: unknown): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const options = { method, path, headers: body !== undefined ? { 'content-type': 'application/json' } : {}, ...(tls ?? {}) };
     const req = (tls ? httpsRequest : httpRequest)(url, options, (res) => {
@@ -204,6 +205,41 @@ describe('HTTP/2 beside HTTP/1.1 on one port', () => {
     expect(text).toBe('a\nb\n');
     expect(goaway).toBe(false);
     session.close();
+  });
+
+  it.each(['cleartext', 'TLS'] as const)('%s: an HTTP/2 answer ends with its last DATA frame (no wait for trailers); declared trailers still arrive', async (kind) => {
+    expect(oneWriteResponses).toBe(true);
+    const tls = kind === 'TLS' ? await tlsServerOptions() : undefined;
+    app = buildBaseApp(tls === undefined ? {} : { https: tls });
+    let askedForTrailers = 0;
+    app.get('/plain', async (req, reply) => {
+      const raw: unknown = reply.raw;
+      if (raw instanceof OneWriteResponse) raw.stream.on('wantTrailers', () => askedForTrailers++);
+      return { oneWrite: reply.raw instanceof OneWriteResponse, version: req.raw.httpVersion };
+    });
+    app.get('/trailed', async (_req, reply) => {
+      reply.trailer('x-total', async () => '3');
+      return { trailed: true };
+    });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const url = `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    const session = h2Connect(url, tls === undefined ? {} : { ca: tls.ca as string });
+    try {
+      for (let i = 0; i < 3; i++) expect(await h2(session, 'GET', '/plain')).toMatchObject({ status: 200, body: { oneWrite: true, version: '2.0' } });
+      expect(askedForTrailers).toBe(0);
+      const trailers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+        const stream = session.request({ ':method': 'GET', ':path': '/trailed' });
+        stream.on('trailers', (headers: Record<string, unknown>) => resolve({ ...headers }));
+        stream.on('error', reject);
+        stream.on('end', () => setTimeout(() => reject(new Error('ended without trailers')), 100));
+        stream.resume();
+      });
+      expect(trailers).toMatchObject({ 'x-total': '3' });
+    } finally {
+      session.close();
+    }
+    // HTTP/1.1 answers are node's own objects, untouched.
+    expect(await h1(url, 'GET', '/plain', tls === undefined ? undefined : { ca: tls.ca as string })).toMatchObject({ status: 200, body: { oneWrite: false, version: '1.1' } });
   });
 
   it('close ends open HTTP/2 sessions rather than waiting for their clients', async () => {
