@@ -6,7 +6,8 @@
 // Side A is another checkout's build (`--vs DIR`: DIR/bin/minkube.js; `--vs .` this one), side B this checkout's;
 // both need `npm run build` first. Flags per side: `--args-a/--args-b "node flags"`, `--extra-a/--extra-b JSON`
 // (merged into the cluster config, e.g. '{"raft":{"snapshotThresholdEntries":100000}}'), `--env-b "K=V ..."`.
-// `npx tsx bench/ab-go.ts --vs DIR [--rounds 3] [--levels 1,16,64,256] [--seconds 5] [--warmup 2] [--secure] [--h2]`
+// `--op get`: linearizable reads of one key instead of writes (the CPU columns are then per read).
+// `npx tsx bench/ab-go.ts --vs DIR [--rounds 3] [--levels 1,16,64,256] [--seconds 5] [--warmup 2] [--secure] [--h2] [--op put|get]`
 import { join, resolve } from 'node:path';
 import { repoRoot } from '../test/support/cluster.js';
 import { buildLoadgen, loadgen, minkubeSide } from './go-loadgen.js';
@@ -31,7 +32,7 @@ interface Sample {
 
 const words = (s: string): string[] => s.split(' ').filter(Boolean);
 
-async function runSide(side: Build, levels: number[], o: { seconds: string; warmup: string; secure: boolean; h2: boolean }): Promise<Map<number, Sample>> {
+async function runSide(side: Build, levels: number[], o: { seconds: string; warmup: string; secure: boolean; h2: boolean; op: string }): Promise<Map<number, Sample>> {
   const saved = new Map(side.env.map(([k]) => [k, process.env[k]]));
   for (const [k, v] of side.env) process.env[k] = v;
   try {
@@ -49,13 +50,13 @@ async function runSide(side: Build, levels: number[], o: { seconds: string; warm
   }
 }
 
-function measure(clusterArgs: string[], pids: number[], leaderPid: number, name: Build['name'], levels: number[], o: { seconds: string; warmup: string; h2: boolean }): Map<number, Sample> {
+function measure(clusterArgs: string[], pids: number[], leaderPid: number, name: Build['name'], levels: number[], o: { seconds: string; warmup: string; h2: boolean; op: string }): Map<number, Sample> {
   const args = [...clusterArgs, ...(o.h2 ? ['-h2'] : [])];
   const li = pids.indexOf(leaderPid);
   const out = new Map<number, Sample>();
   for (const clients of levels) {
     const before = pids.map(cpuMsOf);
-    const r = loadgen([...args, '-op', 'put', '-clients', String(clients), '-seconds', o.seconds, '-warmup', o.warmup]);
+    const r = loadgen([...args, '-op', o.op, '-clients', String(clients), '-seconds', o.seconds, '-warmup', o.warmup]);
     const spent = pids.map((pid, i) => cpuMsOf(pid) - before[i]!);
     // The CPU read covers the warm-up too: divide by the writes of both.
     const writes = r.opsPerSec * (Number(o.seconds) + Number(o.warmup));
@@ -75,7 +76,8 @@ async function main(): Promise<void> {
   if (missing !== null) throw new Error(`ab-go needs the Go load generator: ${missing}`);
   const levels = arg('levels', '1,16,64,256').split(',').map(Number);
   const rounds = Number(arg('rounds', '3'));
-  const o = { seconds: arg('seconds', '5'), warmup: arg('warmup', '2'), secure: flag('secure'), h2: flag('h2') };
+  const o = { seconds: arg('seconds', '5'), warmup: arg('warmup', '2'), secure: flag('secure'), h2: flag('h2'), op: arg('op', 'put') };
+  if (o.op !== 'put' && o.op !== 'get') throw new Error(`--op: put or get, not ${o.op}`);
   const sides: Build[] = [
     { name: 'A', bin: join(resolve(vs), 'bin', 'minkube.js'), nodeArgs: words(arg('args-a', '')), extra: JSON.parse(arg('extra-a', '{}')) as Record<string, unknown>, env: [] },
     {
@@ -92,13 +94,14 @@ async function main(): Promise<void> {
       for (const [clients, s] of await runSide(side, levels, o)) samples[side.name].set(clients, [...(samples[side.name].get(clients) ?? []), s]);
     }
   }
+  const unit = o.op === 'put' ? 'w/s' : 'r/s';
   const med = (name: 'A' | 'B', clients: number, key: keyof Sample): number => median(samples[name].get(clients)!.map((s) => s[key]));
   printTable(
-    `A/B, ${rounds} rounds, writes/s medians (A: ${vs}, B: this checkout; TLS ${o.secure ? 'on' : 'off'}, HTTP/${o.h2 ? '2' : '1.1'})`,
+    `A/B, ${rounds} rounds, ${o.op === 'put' ? 'writes' : 'reads'}/s medians (A: ${vs}, B: this checkout; TLS ${o.secure ? 'on' : 'off'}, HTTP/${o.h2 ? '2' : '1.1'})`,
     levels.map((clients) => ({
       clients,
-      'A w/s': round(med('A', clients, 'opsPerSec'), 0),
-      'B w/s': round(med('B', clients, 'opsPerSec'), 0),
+      [`A ${unit}`]: round(med('A', clients, 'opsPerSec'), 0),
+      [`B ${unit}`]: round(med('B', clients, 'opsPerSec'), 0),
       'B/A': round(med('B', clients, 'opsPerSec') / med('A', clients, 'opsPerSec'), 2),
       'A p99 ms': round(med('A', clients, 'p99Ms'), 1),
       'B p99 ms': round(med('B', clients, 'p99Ms'), 1),
