@@ -20,7 +20,7 @@ if (beginSend !== undefined) {
   Object.defineProperty(OneWriteResponse.prototype, beginSend, {
     value: function beginSendWithoutTrailers(this: OneWriteResponse): void {
       if (this.hasHeader('trailer')) return sendHeaders.call(this);
-      const stream = this.stream as ServerHttp2Stream & { respond: ServerHttp2Stream['respond'] };
+      const stream = this.stream;
       const proto = Object.getPrototypeOf(stream) as Pick<ServerHttp2Stream, 'respond'>;
       // Only for this call: the step builds the headers and options itself, then calls respond.
       stream.respond = (headers, options) => proto.respond.call(stream, headers, { ...options, waitForTrailers: false });
