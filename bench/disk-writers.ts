@@ -8,7 +8,7 @@
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { constants } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,7 +83,6 @@ async function main(): Promise<void> {
 
 if (process.argv[2] === '--child') {
   const [way, dir, writes] = process.argv.slice(3) as [Way, string, string];
-  const { mkdir } = await import('node:fs/promises');
   await mkdir(dir, { recursive: true });
   process.send?.(await writer(way, dir, Number(writes)));
   process.disconnect?.();
