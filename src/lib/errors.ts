@@ -64,6 +64,8 @@ export const errorRegistry = {
   TIMEOUT: { status: 504, message: 'the request timed out; its outcome is unknown' },
   // 500: our fault or the environment's
   STORAGE_CORRUPT: { status: 500, message: 'the data directory is corrupt' },
+  /** The data directory could not be opened or written (the disk is full, read-only or failing): the manager stops. */
+  STORAGE_FAILED: { status: 500, message: 'the data directory could not be written' },
   STORAGE_RECOVERING: { status: 503, message: 'this manager is repairing its storage from the leader' },
   /** A backup file (minkube snapshot save) that is truncated, altered or not one: refused by inspect and restore. */
   SNAPSHOT_INVALID: { status: 400, message: 'the snapshot file is invalid' },

@@ -3,6 +3,7 @@
 // each rule is in docs/storage-faults.md.
 import type { LogIndex } from '../lib/ids.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
+import { storageFailed } from './common.js';
 import { covers, type AckMarker, type MarkerStore } from './marker.js';
 import type { CheckedLoad, LoadedState, RaftStorage, SaveOptions, SnapshotBytes, SnapshotInfo, StorageRecovery } from './types.js';
 
@@ -148,7 +149,9 @@ export class CheckedStorage implements RaftStorage {
   private async writeMarker(m: AckMarker): Promise<void> {
     const cur = this.marker;
     if (cur.ackedIndex === m.ackedIndex && cur.ackedTerm === m.ackedTerm && cur.term === m.term && cur.vote === m.vote && this.written) return;
-    await this.markerStore.write(m);
+    await this.markerStore.write(m).catch((err: unknown) => {
+      throw storageFailed(`writing the marker ${this.markerStore.where} failed`, err);
+    });
     this.marker = m;
     this.written = true;
   }

@@ -2,6 +2,8 @@
 // what a snapshot does to the log's bounds.
 import { crc32 } from 'node:zlib';
 import { assert } from '../lib/assert.js';
+import { errnoReason } from '../lib/errno.js';
+import { MinkubeError } from '../lib/errors.js';
 import { logIndex, term } from '../lib/ids.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import type { SnapshotBytes, SnapshotInfo } from './types.js';
@@ -79,4 +81,24 @@ export function joinedSnapshot(data: SnapshotBytes): Uint8Array {
 export function snapshotDataProblem(info: SnapshotInfo, data: Uint8Array): string | null {
   if (data.length !== info.sizeBytes) return `the snapshot holds ${data.length} bytes, not ${info.sizeBytes}`;
   return crc32(data) === info.crc32 ? null : 'the snapshot fails its checksum';
+}
+
+/** What LevelDB says (it has no errno code, only its message) when the system refused a write, in words. */
+const levelReasons: readonly (readonly [RegExp, string])[] = [
+  [/no space left on device/i, 'no space left on the device'],
+  [/disk quota exceeded/i, 'the disk quota is exceeded'],
+  [/read-only file system/i, 'the file system is read-only'],
+  [/permission denied/i, 'permission denied'],
+];
+
+/**
+ * STORAGE_FAILED for a data directory the system would not let us open or write (a full disk, a read-only or failing
+ * one): `what` failed, and why in words, not INTERNAL, which is for Minkube's own faults.
+ */
+export function storageFailed(what: string, err: unknown): MinkubeError {
+  const message = err instanceof Error ? err.message : String(err);
+  const known = (err as { code?: unknown } | null)?.code;
+  const reason = typeof known === 'string' && /^E[A-Z]+$/.test(known) ? errnoReason(err) : (levelReasons.find(([re]) => re.test(message))?.[1] ?? message);
+  const hint = /no space|quota/.test(reason) ? ' (free some space, then start this manager again)' : '';
+  return new MinkubeError('STORAGE_FAILED', `${what}: ${reason}${hint}`, { cause: err });
 }

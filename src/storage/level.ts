@@ -8,7 +8,7 @@ import { assert } from '../lib/assert.js';
 import { MinkubeError } from '../lib/errors.js';
 import { logIndex, term, type LogIndex } from '../lib/ids.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
-import { checkRange, checkSave, checkSnapshot, compactedBounds, emptyHardState, snapshotDataProblem, snapshotInfoOf } from './common.js';
+import { checkRange, checkSave, checkSnapshot, compactedBounds, emptyHardState, snapshotDataProblem, snapshotInfoOf, storageFailed } from './common.js';
 import * as rec from './records.js';
 import { readFileIfExists, removeFileIfExists, removeStaleFiles, writeFileDurably } from './snapshot-files.js';
 import type { LoadedState, MetaStore, RaftStorage, SaveOptions, SnapshotBytes, SnapshotInfo } from './types.js';
@@ -354,7 +354,7 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
       await batch.write({ sync });
     } catch (err) {
       await batch.close().catch(() => undefined);
-      this.failure = new MinkubeError('INTERNAL', `writing to the data directory ${this.dir} failed: ${describe(err)}`, { cause: err });
+      this.failure = storageFailed(`writing to the data directory ${this.dir} failed`, err);
       throw this.failure;
     }
   }
@@ -411,7 +411,7 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
     try {
       await writeFileDurably(this.snapshotsDir(), rec.snapshotFileName(info), data);
     } catch (err) {
-      throw new MinkubeError('INTERNAL', `writing a snapshot to the data directory ${this.dir} failed: ${describe(err)}`, { cause: err });
+      throw storageFailed(`writing a snapshot to the data directory ${this.dir} failed`, err);
     }
   }
 
@@ -567,7 +567,7 @@ function openError(dir: string, err: unknown): MinkubeError {
     case 'LEVEL_CORRUPTION':
       return new MinkubeError('STORAGE_CORRUPT', `the data directory ${dir} is corrupt: ${describe(cause)}`, { cause: err });
     default:
-      return new MinkubeError('INTERNAL', `cannot open the data directory ${dir}: ${describe(cause ?? err)}`, { cause: err });
+      return storageFailed(`cannot open the data directory ${dir}`, cause ?? err);
   }
 }
 

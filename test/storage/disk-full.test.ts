@@ -1,0 +1,90 @@
+// A data directory the system will not let a manager write (a full disk, a read-only one) is STORAGE_FAILED saying
+// why, never INTERNAL (which is for Minkube's own faults). The real-disk cases fill a 1 MiB tmpfs, so they need root
+// to mount it: CI runs as root, and fails rather than skips them otherwise.
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { storageFailed } from '../../src/storage/common.js';
+import { CheckedStorage } from '../../src/storage/checked.js';
+import { LevelRaftStorage } from '../../src/storage/level.js';
+import { FileMarker } from '../../src/storage/marker.js';
+import { MemoryRaftStorage } from '../../src/storage/memory.js';
+import { logIndex, term } from '../../src/lib/ids.js';
+import type { Entry } from '../../src/raft/types.js';
+import { rejection } from '../support/errors.js';
+
+const errno = (code: string, message: string): NodeJS.ErrnoException => Object.assign(new Error(message), { code });
+
+describe('storageFailed', () => {
+  it.each([
+    ['LevelDB out of space', new Error('IO error: /d/000005.log: No space left on device'), 'no space left on the device (free some space, then start this manager again)'],
+    ['LevelDB read-only', new Error('IO error: /d/LOCK: Read-only file system'), 'the file system is read-only'],
+    ['an errno ENOSPC', errno('ENOSPC', 'ENOSPC: no space left on device, write'), 'no space left on the device (free some space'],
+    ['an errno EROFS', errno('EROFS', 'EROFS: read-only file system, open'), 'the file system is read-only'],
+    ['anything else keeps its message', new Error('IO error: something odd'), 'IO error: something odd'],
+  ])('%s', (_, err, words) => {
+    const e = storageFailed('writing to the data directory /d failed', err);
+    expect(e.code).toBe('STORAGE_FAILED');
+    expect(e.status).toBe(500);
+    expect(e.message.startsWith('writing to the data directory /d failed: ')).toBe(true);
+    expect(e.message).toContain(words);
+    expect(e.cause).toBe(err);
+  });
+});
+
+const canMount = typeof process.getuid === 'function' && process.getuid() === 0;
+const inCi = process.env.CI !== undefined && process.env.CI !== '';
+const onTmpfs = canMount ? describe : inCi ? describe : describe.skip;
+
+function entriesOf(from: number, count: number, bytes: number): Entry[] {
+  return Array.from({ length: count }, (_, i) => ({ term: term(1), index: logIndex(from + i), type: 'command', data: new Uint8Array(bytes).fill(i % 251) }));
+}
+
+onTmpfs('on a full disk (a 1 MiB tmpfs)', () => {
+  let dir = '';
+  beforeEach(async () => {
+    if (!canMount) throw new Error('CI is set but these tests do not run as root: they mount a tmpfs');
+    dir = await mkdtemp(join(tmpdir(), 'minkube-full-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir]);
+  });
+  afterEach(async () => {
+    if (dir === '') return;
+    execFileSync('umount', ['-l', dir]);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a LevelDB write that finds no space is STORAGE_FAILED, and so is every write after it', async () => {
+    const storage = await LevelRaftStorage.open(join(dir, 'data'));
+    try {
+      let index = 1;
+      let failure: Error | null = null;
+      for (let i = 0; i < 100 && failure === null; i++) {
+        await storage.save({ term: term(1), vote: null, commit: logIndex(0) }, entriesOf(index, 4, 64 * 1024)).then(
+          () => (index += 4),
+          (err: unknown) => (failure = err as Error),
+        );
+      }
+      expect(failure).not.toBeNull();
+      const first = await rejection(Promise.reject(failure!));
+      expect(first.code).toBe('STORAGE_FAILED');
+      expect(first.message).toMatch(/^writing to the data directory .*minkube-full-.* failed: no space left on the device \(free some space/);
+      const next = await rejection(storage.save(null, entriesOf(index, 1, 10)));
+      expect(next).toBe(first);
+    } finally {
+      await storage.close().catch(() => undefined);
+    }
+  });
+
+  it('a marker write that finds no space is STORAGE_FAILED naming the marker', async () => {
+    // Fill the disk first: the marker's first write creates its file.
+    await writeFile(join(dir, 'filler'), new Uint8Array(1024 * 1024)).catch(() => undefined);
+    const marker = new FileMarker(join(dir, 'data.marker'));
+    const storage = new CheckedStorage(new MemoryRaftStorage(), marker);
+    const err = await rejection(storage.save({ term: term(1), vote: null, commit: logIndex(0) }, entriesOf(1, 1, 10)));
+    expect(err.code).toBe('STORAGE_FAILED');
+    expect(err.message).toContain(`writing the marker ${join(dir, 'data.marker')} failed: no space left on the device`);
+    await marker.close().catch(() => undefined);
+  });
+});
