@@ -22,7 +22,16 @@ export function prettyLogLine(line: string, options: PrettyOptions = { colour: f
     return line;
   }
   if (typeof rec !== 'object' || rec === null || typeof rec.level !== 'number' || rec.msg === undefined) return line;
-  const level = rec.level;
+  try {
+    return prettyRecord(rec, options);
+  } catch {
+    // A line this printer cannot make sense of is shown as it came: `minkube up` must outlive any log line.
+    return line;
+  }
+}
+
+function prettyRecord(rec: Record<string, unknown>, options: PrettyOptions): string {
+  const level = rec.level as number;
   const paint = (code: string | undefined, s: string): string => (options.colour && code !== undefined ? `\x1b[${code}m${s}\x1b[0m` : s);
   const parts = [clockTime(rec.time), paint(levelColours[level], (levelNames[level] ?? String(level)).padEnd(5))];
   const raft = [typeof rec.term === 'number' ? `t${rec.term}` : '', typeof rec.role === 'string' ? rec.role : ''].filter((s) => s !== '');
@@ -39,8 +48,9 @@ function extraFields(rec: Record<string, unknown>): string {
     if (hiddenFields.has(k) || v === undefined) continue;
     out.push(`${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
   }
-  const err = rec.err as { message?: unknown } | undefined;
-  if (err !== undefined && typeof err.message === 'string') out.push(`err=${JSON.stringify(err.message)}`);
+  const err = rec.err;
+  if (typeof err === 'string') out.push(`err=${JSON.stringify(err)}`);
+  else if (typeof err === 'object' && err !== null && typeof (err as { message?: unknown }).message === 'string') out.push(`err=${JSON.stringify((err as { message: string }).message)}`);
   const s = out.join(' ');
   return s.length > extrasCharsMax ? `${s.slice(0, extrasCharsMax - 1)}…` : s;
 }

@@ -445,7 +445,7 @@ export class TcpTransport implements Transport {
 
   private dialFailed(link: PeerLink, conn: Connection): void {
     link.dialFailures++;
-    const fields = { peer: link.id, address: `${link.host}:${link.port}`, err: conn.lastError, failures: link.dialFailures };
+    const fields = { peer: link.id, address: `${link.host}:${link.port}`, failures: link.dialFailures, ...(conn.lastError === null ? {} : { err: conn.lastError }) };
     if (link.dialFailures === 1) this.log.info(fields, 'cannot reach peer; retrying with backoff');
     else this.log.debug(fields, 'cannot reach peer');
   }

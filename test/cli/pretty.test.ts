@@ -17,6 +17,12 @@ describe('prettyLogLine', () => {
     expect(prettyLogLine(line)).toBe('03:04:05.067 ERROR request failed err="disk on fire"');
   });
 
+  it('shows an error given as a string, and never throws on an odd one (null, a number, an array)', () => {
+    const line = (err: unknown): string => JSON.stringify({ level: 30, time: at.getTime(), msg: 'cannot reach peer', err });
+    expect(prettyLogLine(line('ECONNREFUSED'))).toBe('03:04:05.067 INFO  cannot reach peer err="ECONNREFUSED"');
+    for (const err of [null, 7, [1], { message: 3 }]) expect(prettyLogLine(line(err))).toBe('03:04:05.067 INFO  cannot reach peer');
+  });
+
   it('colours when asked', () => {
     const line = JSON.stringify({ level: 40, time: at.getTime(), msg: 'slow', term: 1 });
     expect(prettyLogLine(line, { colour: true })).toBe('03:04:05.067 \x1b[33mWARN \x1b[0m \x1b[36m[t1]\x1b[0m slow');
