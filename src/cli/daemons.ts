@@ -49,6 +49,11 @@ export async function runManager(f: ManagerFlags): Promise<number> {
   const selfFlags = [f.raftAddress, f.apiAddress, f.dataDir].filter((x) => x !== undefined).length;
   if (selfFlags !== 0 && selfFlags !== 3) throw new MinkubeError('CONFIG_INVALID', '--raft-address, --api-address and --data-dir go together');
   if (f.config === undefined && selfFlags === 0) throw new MinkubeError('CONFIG_INVALID', 'a manager needs --config, or --raft-address, --api-address and --data-dir');
+  if (f.token !== undefined && f.join === undefined) throw new MinkubeError('CONFIG_INVALID', '--token goes with --join');
+  if (f.join !== undefined && f.token === undefined && f.config === undefined && !f.join.startsWith('http://')) {
+    // Without a config file there is no CA beside one to sign this manager's certificate: only a join token can.
+    throw new MinkubeError('CONFIG_INVALID', `a manager joining a secure cluster (${f.join}) without --config needs --token (minkube token create --role manager)`);
+  }
   return supervise(async () => {
     const mod = await loadRuntime('the manager runtime', () => import('../daemon/manager.js'), 'manager');
     return mod.startManager({

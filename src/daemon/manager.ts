@@ -1,8 +1,9 @@
 // Starts one manager process from the cluster config: storage, transport, Raft driver, state machine, the task
 // service and the leader-only loops (started and stopped by role changes), HTTP API.
 import { randomBytes, randomInt } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Server as HttpsServer } from 'node:https';
 import { pino, type Logger } from 'pino';
 import { loadClusterConfig, parseClusterConfig, type ClusterConfig } from '../config/cluster.js';
@@ -12,7 +13,7 @@ import { HttpClient } from '../client/http.js';
 import { joinWithToken } from './join.js';
 import { applyRenewedTls, localSigner, startCertRenewal } from './renewal.js';
 import { bootstrapRecordFor, ensureAdminToken, loadNodeSecurity, type NodeSecurity, type ServerTls } from './security.js';
-import { readNodeTls } from '../security/pki-files.js';
+import { nodeTlsDir, readNodeTls } from '../security/pki-files.js';
 import type { ManagerConfig } from '../config/cluster.js';
 import { validateCommand } from '../kv/commands.js';
 import { systemClock } from '../lib/clock.js';
@@ -92,15 +93,25 @@ export async function startManager(opts: StartManagerOptions): Promise<RunningMa
   if (opts.forceNewCluster === true) tuning.forceNewCluster = true;
   if (opts.self !== undefined) tuning.self = opts.self;
   if (opts.configPath !== undefined) tuning.configPath = opts.configPath;
+  else tuning.withoutConfigFile = true;
   return startManagerFromConfig(config, opts.id, opts.logger, tuning);
 }
 
-/** A manager without a config file: just itself, every knob at its default. */
-function configForSelf(opts: StartManagerOptions): ClusterConfig {
-  if (opts.self === undefined) throw new MinkubeError('CONFIG_INVALID', 'without --config, a manager needs --raft-address, --api-address and --data-dir');
-  // Without a config file, a manager joining through a plain http:// URL joins an insecure cluster.
-  const insecure = opts.join !== undefined && opts.join.startsWith('http://');
-  return parseClusterConfig({ ...(insecure ? { insecure } : {}), managers: [{ id: opts.id, ...opts.self }] }, process.cwd(), 'the command line');
+/**
+ * A manager without a config file: just itself, every knob at its default. It joins a cluster, or (restarted without
+ * --join) is a member of one already: insecure exactly when it joins through a plain http:// URL, or, restarted, when
+ * its data directory holds a log and no certificate (it joined an insecure cluster).
+ */
+export function configForSelf(opts: StartManagerOptions): ClusterConfig {
+  const self = opts.self;
+  if (self === undefined) throw new MinkubeError('CONFIG_INVALID', 'without --config, a manager needs --raft-address, --api-address and --data-dir');
+  const dataDir = resolve(self.dataDir);
+  const member = existsSync(join(dataDir, 'CURRENT'));
+  if (opts.join === undefined && !member) {
+    throw new MinkubeError('CONFIG_INVALID', `without --config, a manager joins a running cluster (--join URL, with --token for a secure one); ${dataDir} holds no earlier membership`);
+  }
+  const insecure = opts.join !== undefined ? opts.join.startsWith('http://') : !existsSync(nodeTlsDir(dataDir));
+  return parseClusterConfig({ ...(insecure ? { insecure } : {}), managers: [{ id: opts.id, ...self }] }, process.cwd(), 'the command line');
 }
 
 /** Knobs tests may turn, and the start-up modes of `minkube manager`; the config decides everything else. */
@@ -113,6 +124,12 @@ export interface ManagerTuning {
   snapshotPoster?: ChunkPoster;
   /** The file `config` came from: what a reload re-reads (none: a reload is refused). */
   configPath?: string;
+  /**
+   * Started from flags alone (no config file): the config lists this manager, but no CA stands beside a file, so its
+   * certificate comes from a join token (or from its data directory, after that), never from a CA made in the
+   * working directory.
+   */
+  withoutConfigFile?: boolean;
 }
 
 export async function startManagerFromConfig(config: ClusterConfig, id: string, parentLogger?: Logger, tuning: ManagerTuning = {}): Promise<RunningManager> {
@@ -158,7 +175,7 @@ class Closers {
 
 /** A closed cluster's parts of a manager: its material, who signs joiners, the first admin token. */
 async function securityFor(config: ClusterConfig, self: ManagerConfig, tuning: ManagerTuning, logger: Logger): Promise<{ security: NodeSecurity | null; adminToken: string | null }> {
-  const listed = config.managers.some((m) => m.id === self.id);
+  const listed = tuning.withoutConfigFile !== true && config.managers.some((m) => m.id === self.id);
   const addresses = [self.raftAddress, self.apiAddress];
   if (!config.insecure && tuning.join !== undefined && tuning.joinToken !== undefined && (await readNodeTls(self.dataDir)) === null) {
     await joinWithToken({ url: tuning.join, token: tuning.joinToken, id: self.id, role: 'manager', dataDir: self.dataDir, addresses });

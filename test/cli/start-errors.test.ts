@@ -69,3 +69,30 @@ describe('minkube up with an address of its config taken', () => {
     expect(existsSync(join(dir, 'data-up'))).toBe(false);
   });
 });
+
+describe('a manager started from flags alone (no config file)', () => {
+  const flagsFor = async (dataDir: string): Promise<string[]> => ['--raft-address', `127.0.0.1:${await freePort()}`, '--api-address', `127.0.0.1:${await freePort()}`, '--data-dir', dataDir];
+
+  it('joining a secure cluster without --token: CONFIG_INVALID, and no CA or credentials made where it runs', async () => {
+    const cwd = mkdtempSync(join(dir, 'joiner-'));
+    const r = await runCli(['manager', '--id', 'm6', '--join', 'https://127.0.0.1:1', ...(await flagsFor('./m6'))], { MINKUBE_LOG_LEVEL: 'silent' }, cwd);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain('error: CONFIG_INVALID: a manager joining a secure cluster (https://127.0.0.1:1) without --config needs --token (minkube token create --role manager)');
+    expect(existsSync(join(cwd, '.minkube'))).toBe(false);
+    expect(existsSync(join(cwd, 'm6'))).toBe(false);
+  });
+
+  it('neither joining nor a member already: CONFIG_INVALID naming --join, and no CA made', async () => {
+    const cwd = mkdtempSync(join(dir, 'restart-'));
+    const r = await runCli(['manager', '--id', 'm6', ...(await flagsFor('./m6'))], { MINKUBE_LOG_LEVEL: 'silent' }, cwd);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/error: CONFIG_INVALID: without --config, a manager joins a running cluster \(--join URL, with --token for a secure one\); .*m6 holds no earlier membership/);
+    expect(existsSync(join(cwd, '.minkube'))).toBe(false);
+  });
+
+  it('--token without --join: CONFIG_INVALID', async () => {
+    const r = await runCli(['manager', '--id', 'm6', '--token', 'MKTKN-1-x', ...(await flagsFor(join(dir, 'never')))], { MINKUBE_LOG_LEVEL: 'silent' });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain('error: CONFIG_INVALID: --token goes with --join');
+  });
+});

@@ -2,7 +2,7 @@
 // revoked one, or with a role that lacks the permission; nodes are known by their certificates (a forged worker or
 // a worker's certificate on a worker's API is refused); nodes join with a join token, and not with a wrong or
 // expired one.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, TLSSocket } from 'node:tls';
@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logIndex, nodeId, term } from '../../src/lib/ids.js';
 import { encodeFrame, WIRE_VERSION } from '../../src/transport/codec.js';
 import { runCli } from '../support/cli.js';
-import { eventually, freePort, httpJson, ProcCluster } from '../support/cluster.js';
+import { eventually, freePort, httpJson, ProcCluster, repoRoot } from '../support/cluster.js';
 
 let c: ProcCluster;
 let leader: string;
@@ -171,6 +171,15 @@ describe('a closed cluster (real processes, TLS and tokens on)', () => {
     }, 60_000, 'm4 to become a voter');
     const read = await mk(['--api', c.url('m4'), 'kv', 'get', 'greeting']);
     expect(read.stdout).toBe('hi\n');
+    // Restarted from its flags alone, it keeps the certificate the cluster issued: no CA is made where it runs.
+    await c.signal('m4', 'SIGTERM');
+    c.start('m4', ['--raft-address', self.raftAddress, '--api-address', self.apiAddress, '--data-dir', self.dataDir], { withConfig: false });
+    const again = await eventually(async () => {
+      const r = await mk(['--api', c.url('m4'), 'kv', 'get', 'greeting']);
+      return r.code === 0 ? r : undefined;
+    }, 30_000, 'm4 to serve reads after its restart');
+    expect(again.stdout).toBe('hi\n');
+    expect(existsSync(join(repoRoot, '.minkube'))).toBe(false);
   });
 
   it('runs a task end to end over mutual TLS (leader -> worker, worker -> managers)', async () => {
