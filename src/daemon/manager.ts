@@ -16,7 +16,7 @@ import { bootstrapRecordFor, ensureAdminToken, loadNodeSecurity, type NodeSecuri
 import { nodeTlsDir, readNodeTls } from '../security/pki-files.js';
 import type { ManagerConfig } from '../config/cluster.js';
 import { validateCommand } from '../kv/commands.js';
-import { systemClock } from '../lib/clock.js';
+import { setIntervalOn, systemClock } from '../lib/clock.js';
 import { ensureDataDir } from '../lib/data-dir.js';
 import { listenFailed, MinkubeError } from '../lib/errors.js';
 import { nodeId, type NodeId } from '../lib/ids.js';
@@ -27,6 +27,7 @@ import { CheckedStorage } from '../storage/checked.js';
 import { FileMarker, markerPathFor } from '../storage/marker.js';
 import { TcpTransport } from '../transport/tcp.js';
 import { ManagerServiceImpl } from '../manager/service.js';
+import { httpClusterView, RemovalWatch } from '../manager/removal-watch.js';
 import { RaftNodeDriver, type Member } from '../manager/node.js';
 import { splitHostPort } from '../lib/address.js';
 import { LeaderLoops } from '../manager/leader-loops.js';
@@ -298,6 +299,19 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   if (metrics !== null) attachManagerMetrics(metrics, observed);
   driver.start();
   opened.push('raft driver', () => driver.stop());
+  // A manager removed while it could not hear of it finds out from the others (see removal-watch.ts).
+  const askView = httpClusterView(http, config.api.requestTimeoutMs);
+  const removal = new RemovalWatch({
+    self: nodeId(self.id),
+    clock: systemClock,
+    status: () => ({ term: driver.status().term, leaderId: driver.status().leaderId, listsSelf: driver.listsSelf() }),
+    peers: () => driver.directory.entries().filter(([id]) => id !== self.id).map(([id, a]) => ({ id, apiAddress: a.apiAddress })),
+    askView,
+    onChange: (reason) => driver.markRemoved(reason),
+    quietMs: Math.max(2000, 10 * config.raft.electionTimeoutMs),
+  });
+  const removalTimer = setIntervalOn(systemClock, () => removal.tick(), 1000);
+  opened.push('removal watch', () => removalTimer.cancel());
   const gcLog = logger.child({ component: 'gc' });
   // A node started without --expose-gc (by hand, say) cannot compact: it does not pretend to.
   const idleCollector = !collectionsExposed ? null : startIdleCollector({

@@ -110,6 +110,8 @@ export class RaftNodeDriver<R> {
   private readonly reads: ReadBatcher;
   private tickTimer: Timer | null = null;
   private readyScheduled = false;
+  /** Why this node holds it was removed from the cluster (markRemoved), or null. */
+  private removedReason: string | null = null;
   private draining = false;
   private stopped = false;
   private appliedIndex = 0;
@@ -246,10 +248,30 @@ export class RaftNodeDriver<R> {
    * and while it knows no configuration yet (a joiner before its first entries).
    */
   notMemberError(): MinkubeError | null {
+    if (this.removedReason !== null) {
+      return new MinkubeError('NOT_READY', `this manager was removed from the cluster (${this.removedReason}): send the request to another manager`);
+    }
     // On every proposal and read: the configuration alone, not the whole status (a Map of the peers' progress).
     const c = this.core.conf();
     if (c.voters.length === 0 || c.voters.includes(this.o.id) || c.learners.includes(this.o.id)) return null;
     return new MinkubeError('NOT_READY', 'this manager is not a member of the cluster (removed, or not added yet): send the request to another manager');
+  }
+
+  /** Whether this node's own configuration lists it (as a voter or a learner). */
+  listsSelf(): boolean {
+    const c = this.core.conf();
+    return c.voters.includes(this.o.id) || c.learners.includes(this.o.id);
+  }
+
+  /**
+   * The cluster's leader was seen to leave this node out (RemovalWatch: it was removed while it could not learn
+   * so), or null: a leader speaks to it again. While set, proposals and reads are refused at once (notMemberError).
+   */
+  markRemoved(reason: string | null): void {
+    if (reason === this.removedReason) return;
+    this.removedReason = reason;
+    if (reason !== null) this.o.logger.warn({ reason }, 'this manager was removed from the cluster: it serves nothing; stop it (to add it back, empty its data directory and start it with --join)');
+    else this.o.logger.info('a leader speaks to this manager again: it is a member');
   }
 
   start(): void {

@@ -172,22 +172,25 @@ describe('membership changes with real processes', () => {
     expect(next).not.toBe(leader);
     expect((await members(c, next)).map((m) => m.id).sort()).toEqual(rest.sort());
     expect((await c.http(rest[1]!, 'PUT', '/v1/kv/after', { value: '2' })).status).toBe(200);
-    // The removed manager stops being ready: at once when it appended its removal itself (it led); when leadership
-    // moved first (CI under load), the new leader replicates nothing more to it, and it loses its leader instead.
-    const removed = await eventually(async () => {
-      const r = await c.http(leader, 'GET', '/ready');
-      return r.status === 503 ? r : undefined;
-    }, 30_000, `${leader} to stop being ready`);
-    const reason = (removed.body as { error: { message: string } }).error.message;
-    expect(reason).toMatch(/not a member|no leader is known/);
-    if (/not a member/.test(reason)) {
-      // It knows it was removed: a write through it is refused at once as NOT_READY (clients move on to another
-      // manager), not NO_LEADER after the request timeout.
-      const w = await c.http(leader, 'PUT', '/v1/kv/through-removed', { value: '3' });
-      expect(w.status).toBe(503);
-      expect((w.body as { error: { code: string } }).error.code).toBe('NOT_READY');
-    }
+    // The removed manager learns it was removed: at once when it appended its removal itself (it led); when
+    // leadership moved first (CI under load), the new leader replicates nothing more to it, and it finds out from the
+    // others once it has gone without a leader for a while (removal-watch.ts).
+    await expectKnowsRemoved(c, leader);
     expect((await c.http(rest[0]!, 'GET', '/v1/kv/before')).body.value).toBe('1');
+  }, 120_000);
+
+  it('a follower removed while it was frozen finds out once it runs again, and refuses requests at once', async () => {
+    const { c, leader } = await startCluster();
+    const victim = c.managerIds.find((id) => id !== leader)!;
+    await c.signal(victim, 'SIGSTOP');
+    try {
+      const r = await c.http(leader, 'DELETE', `/v1/cluster/members/${victim}`, undefined, 10_000);
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect((await c.http(leader, 'PUT', '/v1/kv/after-removal', { value: '1' })).status).toBe(200);
+    } finally {
+      await c.signal(victim, 'SIGCONT');
+    }
+    await expectKnowsRemoved(c, victim);
   }, 120_000);
 
   it('refuses a removal that would leave too few live voters, and transfers leadership on request', async () => {
@@ -239,3 +242,17 @@ describe('membership changes with real processes', () => {
     expect((await c.http(other, 'GET', '/v1/kv/after')).body.value).toBe('x');
   }, 120_000);
 });
+
+/** `id` answers /ready 503 "not a member" and refuses a write at once with NOT_READY (clients move on). */
+async function expectKnowsRemoved(c: ProcCluster, id: string): Promise<void> {
+  const removed = await eventually(async () => {
+    const r = await c.http(id, 'GET', '/ready');
+    return r.status === 503 && /not a member/.test((r.body as { error: { message: string } }).error.message) ? r : undefined;
+  }, 30_000, `${id} to know it was removed`);
+  expect(removed.status).toBe(503);
+  const started = performance.now();
+  const w = await c.http(id, 'PUT', '/v1/kv/through-removed', { value: '3' });
+  expect(w.status).toBe(503);
+  expect((w.body as { error: { code: string; message: string } }).error).toMatchObject({ code: 'NOT_READY', message: expect.stringMatching(/removed from the cluster|not a member/) as unknown });
+  expect(performance.now() - started).toBeLessThan(1000);
+}
