@@ -63,6 +63,12 @@ export interface HeartbeatResponse {
    * Absent when there are none.
    */
   readonly forget?: readonly string[];
+  /**
+   * The API addresses (host:port) of the cluster's managers now, voters and learners, as the answering manager knows
+   * them: the worker asks these from then on (and keeps them), so it follows managers that join after it started.
+   * Absent from managers that predate it.
+   */
+  readonly managers?: readonly string[];
 }
 
 /** A placement the leader committed, sent to the worker; also what GET assignments returns for reconciliation. */

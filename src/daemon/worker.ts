@@ -2,7 +2,7 @@
 // then registration, heartbeats and reconciliation in the background. `minkube worker --config F --id ID` calls this.
 import { existsSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { Server as HttpsServer } from 'node:https';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -163,7 +163,20 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
   }
   // The worker's one pool: its certificate is how the managers know it (no token).
   const http = new HttpClient(security === null ? {} : { tls: security.clientTls() });
-  const link = new HttpManagerLink({ managers: config.managers.map((m) => m.apiAddress), timeoutMs: config.api.requestTimeoutMs + 500, http });
+  // The managers learnt from heartbeats' answers (managers that joined later) are kept for the next start.
+  const learntPath = join(dataDir, learntManagersFile);
+  let keeping: Promise<void> = Promise.resolve(); // one write at a time, in order
+  const link = new HttpManagerLink({
+    managers: config.managers.map((m) => m.apiAddress),
+    timeoutMs: config.api.requestTimeoutMs + 500,
+    http,
+    onLearned: (managers) => {
+      logger.info({ managers }, 'the managers changed: asking these from now on');
+      keeping = keeping.then(() => writeLearntManagers(learntPath, managers)).catch((err: unknown) => logger.warn({ err, path: learntPath }, 'cannot keep the managers learnt'));
+    },
+  });
+  const learnt = await readLearntManagers(learntPath, logger);
+  if (learnt.length > 0) link.learnManagers(learnt);
   const loops = new WorkerLoops({
     agent,
     link,
@@ -188,7 +201,7 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
           clock: systemClock,
           logger: logger.child({ component: 'certs' }),
           material: () => material!,
-          sign: remoteSigner(http, config.managers.map((m) => m.apiAddress), [self.apiAddress]),
+          sign: remoteSigner(http, () => link.managers(), [self.apiAddress]),
           onRenewed: (m) => {
             material = m;
             applyRenewedTls({ server: app.server as unknown as HttpsServer, http: [http] }, m);
@@ -210,4 +223,24 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
     })());
   const reloader = new Reloader({ node: 'worker', id, configPath: how.configPath ?? null, running: config, logger: logger.child({ component: 'reload' }), loggers: [logger] });
   return { id, apiUrl: `${security === null ? 'http' : 'https'}://${self.apiAddress}`, agent, loops, stop, reload: () => reloader.reload() };
+}
+
+/** `<dataDir>/managers.json`: the managers' API addresses as the cluster last told this worker. */
+const learntManagersFile = 'managers.json';
+
+async function readLearntManagers(path: string, logger: Logger): Promise<string[]> {
+  try {
+    const parsed = JSON.parse(await readFile(path, 'utf8')) as { managers?: unknown };
+    if (Array.isArray(parsed.managers) && parsed.managers.every((m) => typeof m === 'string')) return parsed.managers as string[];
+    logger.warn({ path }, 'ignoring a malformed list of managers learnt earlier');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') logger.warn({ err, path }, 'ignoring an unreadable list of managers learnt earlier');
+  }
+  return [];
+}
+
+async function writeLearntManagers(path: string, managers: readonly string[]): Promise<void> {
+  const temp = `${path}.tmp`;
+  await writeFile(temp, `${JSON.stringify({ managers }, null, 2)}\n`);
+  await rename(temp, path);
 }

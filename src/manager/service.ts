@@ -46,6 +46,16 @@ export class ManagerServiceImpl implements ManagerService {
     return this.driverRef;
   }
 
+  /** The API addresses of the managers in this node's configuration (voters, then learners): what workers are told. */
+  managerApiAddresses(): string[] {
+    if (this.driverRef === null) return [];
+    const s = this.driverRef.status();
+    return [...s.voters, ...s.learners].flatMap((id) => {
+      const a = this.driverRef?.directory.get(id)?.apiAddress;
+      return a === undefined || a === '' ? [] : [a];
+    });
+  }
+
   cluster(): ClusterView {
     const s = this.driver.status();
     const storage = this.driver.storage();

@@ -42,6 +42,8 @@ export interface TaskServiceOptions {
   logger: Logger;
   /** Told of every heartbeat this manager answers (the leader's health loop counts it as a sign of life). */
   onHeartbeat?: (workerId: string) => void;
+  /** The managers' API addresses, told to workers in each heartbeat's answer (HeartbeatResponse.managers). */
+  managers?: () => readonly string[];
 }
 
 export class TaskServiceImpl implements TasksService {
@@ -217,7 +219,8 @@ export class TaskServiceImpl implements TasksService {
       await Promise.all(proposals);
     }
     const forget = req.tasks.filter((t) => t.state !== 'starting' && t.state !== 'running' && store.task(t.taskId) === undefined && store.wasRemoved(t.taskId)).map((t) => t.taskId);
-    return { heartbeatIntervalMs: this.o.tasks.workerHeartbeatIntervalMs, ...(forget.length === 0 ? {} : { forget }) };
+    const managers = this.o.managers?.() ?? [];
+    return { heartbeatIntervalMs: this.o.tasks.workerHeartbeatIntervalMs, ...(forget.length === 0 ? {} : { forget }), ...(managers.length === 0 ? {} : { managers }) };
   }
 
   async workerAssignments(id: string, ctx: RequestContext): Promise<Assignment[]> {

@@ -181,6 +181,7 @@ export class WorkerLoops {
         const forgotten = this.opts.agent.forget(res.forget);
         if (forgotten > 0) this.logger.info({ forgotten }, 'forgot finished tasks whose records the managers removed');
       }
+      if (Array.isArray(res.managers)) this.opts.link.learnManagers?.(res.managers);
       const asked = res.heartbeatIntervalMs;
       if (Number.isInteger(asked) && asked >= heartbeatIntervalMsRange.min && asked <= heartbeatIntervalMsRange.max) this.heartbeatIntervalMs = asked;
       return 'ok';

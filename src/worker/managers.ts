@@ -11,6 +11,8 @@ export interface ManagerLink {
   register(req: RegisterRequest): Promise<WorkerRecord>;
   heartbeat(workerId: string, req: HeartbeatRequest): Promise<HeartbeatResponse>;
   assignments(workerId: string): Promise<Assignment[]>;
+  /** The managers the cluster has now (a heartbeat's `managers`): asked from now on. */
+  learnManagers?(addresses: readonly string[]): void;
 }
 
 export interface HttpManagerLinkOptions {
@@ -20,17 +22,55 @@ export interface HttpManagerLinkOptions {
   timeoutMs: number;
   /** The pool (and with it TLS material and token) every manager is reached through; default the process's own. */
   http?: HttpClient;
+  /** Called with the whole list when the managers learnt change it (the daemon keeps it on disk). */
+  onLearned?: (addresses: readonly string[]) => void;
 }
 
+/** At most this many learnt managers are kept (a cluster has a handful; a bad answer must not grow the list). */
+const LEARNT_MANAGERS_MAX = 16;
+
 export class HttpManagerLink implements ManagerLink {
-  private readonly clients: ApiClient[];
+  /** The managers to try, in order: those learnt from the cluster first, then the configured ones they leave out. */
+  private addresses: string[];
+  private clients: ApiClient[];
+  private readonly configured: readonly string[];
+  private learnt: readonly string[] = [];
   private readonly timeoutMs: number;
   private preferred = 0;
 
-  constructor(opts: HttpManagerLinkOptions) {
+  constructor(private readonly opts: HttpManagerLinkOptions) {
     if (opts.managers.length === 0) throw new MinkubeError('CONFIG_INVALID', 'a worker needs at least one manager address');
-    this.clients = opts.managers.map((m) => new ApiClient(m, opts.http === undefined ? { timeoutMs: opts.timeoutMs } : { timeoutMs: opts.timeoutMs, http: opts.http }));
+    this.configured = [...new Set(opts.managers)];
+    this.addresses = [...this.configured];
+    this.clients = this.addresses.map((m) => this.clientFor(m));
     this.timeoutMs = opts.timeoutMs;
+  }
+
+  /** The managers it asks, in order (learnt ones first). */
+  managers(): readonly string[] {
+    return this.addresses;
+  }
+
+  /**
+   * The managers the cluster has now (a heartbeat's answer, or the list kept from an earlier run): asked first from
+   * now on, in that order, then the configured ones they leave out, so a worker follows managers that joined after
+   * it started and still reaches the cluster once every manager of its config is gone.
+   */
+  learnManagers(addresses: readonly string[]): void {
+    const learnt = [...new Set(addresses.filter((a) => typeof a === 'string' && a !== ''))].slice(0, LEARNT_MANAGERS_MAX);
+    if (learnt.length === 0 || (learnt.length === this.learnt.length && learnt.every((a, i) => a === this.learnt[i]))) return;
+    const current = this.addresses[this.preferred];
+    const byAddress = new Map(this.addresses.map((a, i) => [a, this.clients[i]!]));
+    this.learnt = learnt;
+    this.addresses = [...learnt, ...this.configured.filter((a) => !learnt.includes(a))];
+    this.clients = this.addresses.map((a) => byAddress.get(a) ?? this.clientFor(a));
+    this.preferred = Math.max(0, current === undefined ? 0 : this.addresses.indexOf(current));
+    this.opts.onLearned?.(learnt);
+  }
+
+  private clientFor(address: string): ApiClient {
+    const { http, timeoutMs } = this.opts;
+    return new ApiClient(address, http === undefined ? { timeoutMs } : { timeoutMs, http });
   }
 
   async register(req: RegisterRequest): Promise<WorkerRecord> {

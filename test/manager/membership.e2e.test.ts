@@ -1,7 +1,7 @@
 // Snapshots and membership changes with real manager processes: a log kept below its snapshot threshold under
 // 30,000 writes, a wiped follower that catches up by snapshot, growing 3 -> 5 -> 3 under writes, removing the leader,
 // a removal refused for quorum, and disaster recovery with --force-new-cluster.
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProcCluster, eventually, sleep, type HttpReply } from '../support/cluster.js';
@@ -256,3 +256,40 @@ async function expectKnowsRemoved(c: ProcCluster, id: string): Promise<void> {
   expect((w.body as { error: { code: string; message: string } }).error).toMatchObject({ code: 'NOT_READY', message: expect.stringMatching(/removed from the cluster|not a member/) as unknown });
   expect(performance.now() - started).toBeLessThan(1000);
 }
+
+describe('replacing every manager of the config', () => {
+  it('workers follow the managers that joined (told in heartbeats, kept across a restart) and run tasks through them', async () => {
+    const c = await ProcCluster.create({ managers: 3, workers: 1 });
+    cluster = c;
+    c.startAll();
+    await c.waitForLeader({ timeoutMs: 90_000 });
+    const a = await c.addManagerNode('m4', 4);
+    c.start('m4', ['--join', c.url('m1'), '--raft-address', a.raftAddress, '--api-address', a.apiAddress, '--data-dir', a.dataDir]);
+    await eventually(async () => ((await members(c, 'm4')).find((m) => m.id === 'm4')?.voter === true ? true : undefined), 60_000, 'm4 to become a voter');
+    // The worker hears of m4 in its heartbeats' answers and keeps the list beside its data.
+    await eventually(async () => (readFileSync(join(c.dir, 'w1', 'managers.json'), 'utf8').includes(a.apiAddress) ? true : undefined), 30_000, 'w1 to learn m4').catch(async (err: unknown) => {
+      throw new Error(`${String(err)}; w1 log: ${readFileSync(join(c.dir, 'w1.log'), 'utf8').slice(-2000)}`);
+    });
+    for (const id of ['m1', 'm2', 'm3']) {
+      const r = await eventually(async () => {
+        const res = await c.http('m4', 'DELETE', `/v1/cluster/members/${id}`, undefined, 10_000).catch(() => null);
+        return res?.status === 200 ? res : undefined;
+      }, 60_000, `${id} removed`);
+      expect(r.status).toBe(200);
+      await c.signal(id, 'SIGKILL');
+    }
+    expect((await members(c, 'm4')).map((m) => m.id)).toEqual(['m4']);
+    // Restarted, the worker reaches m4 from the kept list alone (its config names only m1-m3).
+    await c.signal('w1', 'SIGTERM');
+    c.start('w1');
+    const submitted = await eventually(async () => {
+      const r = await c.http('m4', 'POST', '/v1/tasks', { image: 'local', command: ['sh', '-c', 'echo followed'] }, 10_000).catch(() => null);
+      return r?.status === 201 ? r : undefined;
+    }, 30_000, 'a task submitted to m4');
+    const id = (submitted.body as { id: string }).id;
+    await eventually(async () => {
+      const r = await c.http('m4', 'GET', `/v1/tasks/${id}`);
+      return (r.body as { state?: string }).state === 'succeeded' ? true : undefined;
+    }, 60_000, `task ${id} to succeed on w1 through m4`);
+  }, 240_000);
+});

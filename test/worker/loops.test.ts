@@ -26,6 +26,13 @@ class ScriptedLink implements ManagerLink {
   askedIntervalMs = 20;
   /** Task ids whose records the scripted managers removed: answered in `forget` when a heartbeat reports them. */
   removed = new Set<string>();
+  /** The managers the scripted answers name (none: the field is left out), and what the loops passed on. */
+  managers: string[] | null = null;
+  learnt: (readonly string[])[] = [];
+
+  learnManagers(addresses: readonly string[]): void {
+    this.learnt.push(addresses);
+  }
 
   async register(req: RegisterRequest): Promise<WorkerRecord> {
     this.registers++;
@@ -39,7 +46,7 @@ class ScriptedLink implements ManagerLink {
     if (!this.knows) throw new MinkubeError('WORKER_NOT_FOUND');
     this.heartbeats.push(req);
     const forget = req.tasks.filter((t) => this.removed.has(t.taskId)).map((t) => t.taskId);
-    return { heartbeatIntervalMs: this.askedIntervalMs, ...(forget.length === 0 ? {} : { forget }) };
+    return { heartbeatIntervalMs: this.askedIntervalMs, ...(forget.length === 0 ? {} : { forget }), ...(this.managers === null ? {} : { managers: this.managers }) };
   }
 
   async assignments(): Promise<Assignment[]> {
@@ -111,6 +118,18 @@ describe('WorkerLoops', () => {
     // Accepted and unchanged: the next beats carry no task statuses (only liveness and stats).
     expect(link.heartbeats.slice(after, after + 3).map((h) => h.tasks.length)).toEqual([0, 0, 0]);
     expect(link.heartbeats.at(-1)!.stats.runningTasks).toBe(2);
+  });
+
+  it("passes on the managers a heartbeat's answer names, and nothing when it names none", async () => {
+    const link = new ScriptedLink();
+    link.up = true;
+    const { loops } = setup(link);
+    loops.start();
+    await waitFor('two heartbeats', () => loops.heartbeatsSent >= 2);
+    expect(link.learnt).toEqual([]);
+    link.managers = ['127.0.0.4:8004', '127.0.0.1:8001'];
+    await waitFor('the managers passed on', () => link.learnt.length > 0);
+    expect(link.learnt.at(-1)).toEqual(['127.0.0.4:8004', '127.0.0.1:8001']);
   });
 
   it('stops promptly: the wait for the next interval is cut short, not waited out', async () => {
