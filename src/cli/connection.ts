@@ -1,7 +1,7 @@
 // Where every command gets its API client: one HTTP pool for the whole process, built in one place, so that TLS
 // material and a token (a credentials file, later) are read here and nowhere else.
 import { ApiClient, type ApiClientOptions } from '../client/api-client.js';
-import { readCredentialsSync, type Credentials } from '../client/credentials.js';
+import { credentialsPath, readCredentialsSync, writeCredentials, type Credentials } from '../client/credentials.js';
 import { HttpClient } from '../client/http.js';
 import { MinkubeError } from '../lib/errors.js';
 
@@ -63,4 +63,27 @@ export async function closeCliConnections(): Promise<void> {
   const h = http;
   http = undefined;
   await h?.close();
+}
+
+/**
+ * Brings the credentials file's list of managers up to date with the cluster's members as a leader told them
+ * (`minkube status`, `member ls|add|remove`), when the command used that list (no --api or MINKUBE_API): managers
+ * that joined are added, removed ones dropped, the rest keep their order; says so on stderr. A file that cannot be
+ * written is left as it is: the command's own answer is what matters.
+ */
+export async function keepCredentialApis(apiUrl: string, memberApiAddresses: readonly string[]): Promise<void> {
+  const c = cliCredentials();
+  if (c === null || apiUrl !== c.apis.join(',') || memberApiAddresses.length === 0) return;
+  const scheme = new URL(c.apis[0]!).protocol;
+  const now = memberApiAddresses.filter((a) => a !== '').map((a) => `${scheme}//${a}`);
+  const apis = [...c.apis.filter((u) => now.includes(u)), ...now.filter((u) => !c.apis.includes(u))];
+  if (apis.length === 0 || (apis.length === c.apis.length && apis.every((u, i) => u === c.apis[i]))) return;
+  const path = credentialsPath();
+  try {
+    await writeCredentials({ ...c, apis }, path);
+    credentials = { ...c, apis };
+    process.stderr.write(`the credentials file ${path} now names the managers ${apis.join(', ')}\n`);
+  } catch {
+    // Read-only, say: the list stays as it was.
+  }
 }

@@ -1,12 +1,13 @@
 // `minkube member ls|add|remove` and `minkube leader transfer`: the cluster's managers as the leader sees them; --json
 // prints the answers as they came. Only `member ls` is retried (reads are safe to repeat; membership changes are not).
-import { apiClientFor } from './connection.js';
+import { apiClientFor, keepCredentialApis } from './connection.js';
 import type { MembersView } from '../contracts/services.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';
 
 export async function runMemberList(apiUrl: string, out: Output): Promise<void> {
   const view = await apiClientFor(apiUrl, { readRetries: 2 }).listMembers();
   printMembers(view, out);
+  if (view.leaderId !== null) await keepCredentialApis(apiUrl, view.members.map((m) => m.apiAddress));
 }
 
 export async function runMemberAdd(apiUrl: string, member: { id: string; raftAddress: string; apiAddress: string }, out: Output): Promise<void> {
@@ -25,6 +26,7 @@ export async function runMemberRemove(apiUrl: string, id: string, out: Output): 
   const view = await apiClientFor(apiUrl).removeMember(id);
   if (!out.json) printLine(`removed ${id}`);
   printMembers(view, out);
+  await keepCredentialApis(apiUrl, view.members.map((m) => m.apiAddress));
 }
 
 export async function runLeaderTransfer(apiUrl: string, id: string | null, out: Output): Promise<void> {

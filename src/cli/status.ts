@@ -1,7 +1,7 @@
 // `minkube status`: asks one manager for the members, then every member for its own view; one row per member (a
 // learner shows as "learner").
 import type { ApiClient } from '../client/api-client.js';
-import { apiClientFor, cliCredentials } from './connection.js';
+import { apiClientFor, cliCredentials, keepCredentialApis } from './connection.js';
 import type { ClusterView } from '../contracts/services.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';
 import { leaderOf } from './pretty.js';
@@ -111,6 +111,8 @@ export async function runStatus(apiUrl: string, out: Output): Promise<void> {
     return row;
   });
   const noQuorumReason = views.map((v) => v.view?.noQuorumReason ?? null).find((r) => r !== null) ?? null;
+  const leaderView = views.find((v) => v.view !== null && v.view.id === leader?.id && v.view.role === 'leader')?.view;
+  if (leaderView != null) await keepCredentialApis(apiUrl, leaderView.members.map((m) => m.apiAddress));
   if (out.json) {
     printJson({ leaderId, term: leader?.term ?? null, members, noQuorumReason });
     return;
