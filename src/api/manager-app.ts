@@ -5,8 +5,8 @@ import { authPlugin, type AuthPluginOptions } from './auth.js';
 import { buildBaseApp, type HttpsOptions } from './http.js';
 import { checkNodeCaller } from './node-callers.js';
 import { rateLimitPlugin, type RateLimitOptions } from './rate-limit.js';
-import { joinRoutes } from './routes/join.js';
-import { loginRoutes } from './routes/login.js';
+import { insecureJoinRoutes, joinRoutes } from './routes/join.js';
+import { insecureLoginRoutes, loginRoutes } from './routes/login.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { raftInternalRoutes, type RaftPeerService } from './routes/raft-internal.js';
 import { healthRoutes } from './routes/health.js';
@@ -63,7 +63,7 @@ export interface ManagerAppOptions {
    * (insecure: true).
    */
   security?: AuthPluginOptions;
-  /** Joining with a token and certificate renewal (a secure cluster). */
+  /** Joining with a token and certificate renewal (a secure cluster). Without it or `security`, those routes answer 400: no CA. */
   join?: JoinService;
   /** The audit trail: GET /v1/audit is served, and every 401, 403 and 429 is recorded. */
   audit?: AuditService;
@@ -114,9 +114,13 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
     app.addHook('preValidation', async (req) => checkNodeCaller(req));
     const security = opts.security;
     void app.register(loginRoutes, { resolveToken: (accessor) => security.resolveToken(accessor), sessionKey: () => security.sessionKey?.() ?? null });
+  } else {
+    // insecure: the same routes, each saying why there is nothing to do rather than 404 "no route".
+    void app.register(insecureLoginRoutes);
   }
   if (opts.audit !== undefined) recordRefusals(app, opts.audit);
   if (opts.join !== undefined) void app.register(joinRoutes, { join: opts.join });
+  else if (opts.security === undefined) void app.register(insecureJoinRoutes);
   void app.register(healthRoutes, { ready: () => service.ready() });
   if (opts.status !== undefined) void app.register(statusRoutes, { source: opts.status });
   if (opts.metrics !== undefined) {

@@ -3,7 +3,7 @@
 // to the cluster over TLS pinned to that CA: it sends a CSR with the token and keeps the certificate it gets.
 import { X509Certificate } from 'node:crypto';
 import { HttpClient, normaliseBaseUrl } from '../client/http.js';
-import { MinkubeError } from '../lib/errors.js';
+import { errorFromBody, isErrorCode, MinkubeError } from '../lib/errors.js';
 import { caDigest, createCsr, generateNodeKey, type NodeRole } from '../security/ca.js';
 import { writeNodeTls, type NodeTls } from '../security/pki-files.js';
 import { parseJoinToken } from '../security/tokens.js';
@@ -60,7 +60,7 @@ async function fetchCa(base: string, timeoutMs: number): Promise<string> {
   try {
     const res = await request(`${base}/v1/join/ca`, { dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
     const text = await res.body.text();
-    if (res.statusCode !== 200) throw new MinkubeError('UNREACHABLE', `${base}/v1/join/ca answered ${res.statusCode}: is it a secure Minkube manager?`);
+    if (res.statusCode !== 200) throw caRefused(base, res.statusCode, text);
     const ca = (JSON.parse(text) as { ca?: unknown }).ca;
     if (typeof ca !== 'string' || !ca.includes('BEGIN CERTIFICATE')) throw new MinkubeError('UNREACHABLE', `${base}/v1/join/ca did not answer a certificate`);
     return ca;
@@ -70,6 +70,19 @@ async function fetchCa(base: string, timeoutMs: number): Promise<string> {
   } finally {
     await dispatcher.close();
   }
+}
+
+/** A Minkube manager's own answer when it gave one (an insecure cluster says it has no CA), else UNREACHABLE. */
+function caRefused(base: string, status: number, text: string): MinkubeError {
+  let body: unknown = null;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = null;
+  }
+  const code = (body as { error?: { code?: unknown } } | null)?.error?.code;
+  if (isErrorCode(code) && code !== 'NOT_FOUND') return errorFromBody(body, status);
+  return new MinkubeError('UNREACHABLE', `${base}/v1/join/ca answered ${status}: is it a secure Minkube manager?`);
 }
 
 /** The cluster id is the CA's organisation (O=<clusterId>). */

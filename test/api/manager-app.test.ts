@@ -194,6 +194,16 @@ describe('errors', () => {
   });
 });
 
+describe('an insecure cluster (no security, no join service)', () => {
+  it('keeps the join, renewal and log-in routes, each answering 400 INVALID_BODY that it has no CA or tokens', async () => {
+    await expectError(call('GET', '/v1/join/ca'), 400, 'INVALID_BODY', /^this cluster is insecure and has no CA, so there is no CA certificate to fetch/);
+    await expectError(call('POST', '/v1/join', { token: 'MKTKN-1-x-y', id: 'w1', csr: 'x', addresses: [] }), 400, 'INVALID_BODY', /insecure and has no CA.*http:\/\/ --join URL and no --token/);
+    await expectError(call('POST', '/v1/join'), 400, 'INVALID_BODY', /insecure and has no CA/);
+    await expectError(call('POST', '/v1/certs/renew', { csr: 'x' }), 400, 'INVALID_BODY', /insecure and has no CA, so it has no certificates to renew/);
+    await expectError(call('POST', '/v1/auth/login', { token: 'mk_a_b' }), 400, 'INVALID_BODY', /^this cluster is insecure and has no tokens, so there is nothing to log in with/);
+  });
+});
+
 describe('logging', () => {
   it('logs an INTERNAL failure with its request id and the real error, through the given pino logger', async () => {
     const lines: Record<string, unknown>[] = [];

@@ -1,4 +1,5 @@
-// Joining and renewal (served only by a secure cluster's managers):
+// Joining and renewal (a secure cluster's managers; an insecure cluster's answer each with 400 INVALID_BODY saying it
+// has no CA, as join-token creation there does):
 //
 //   GET  /v1/join/ca         -> 200 { ca }: the cluster CA's certificate; a joiner checks it against the digest in
 //                               its join token before it trusts anything else this server says
@@ -44,5 +45,19 @@ export const joinRoutes: FastifyPluginAsync<JoinRoutesOptions> = async (app, { j
     const cert = socket.authorized === true && socket.getPeerCertificate !== undefined ? socket.getPeerCertificate() : null;
     if (cert === null) throw new MinkubeError('UNAUTHENTICATED', 'renewing a certificate takes the current one as the client certificate');
     return join.renew(cert, req.body.csr, req.body.addresses);
+  });
+};
+
+/** What an insecure cluster (no CA) answers on the same routes: it has no certificate to give, sign or renew. */
+export const insecureJoinRoutes: FastifyPluginAsync = async (app) => {
+  const noCa = (what: string): MinkubeError => new MinkubeError('INVALID_BODY', `this cluster is insecure and has no CA, so ${what}`);
+  app.get('/v1/join/ca', async () => {
+    throw noCa('there is no CA certificate to fetch and no join token to check it against');
+  });
+  app.post('/v1/join', async () => {
+    throw noCa('it takes no join tokens and issues no certificates: a manager joins it with an http:// --join URL and no --token');
+  });
+  app.post('/v1/certs/renew', async () => {
+    throw noCa('it has no certificates to renew');
   });
 };

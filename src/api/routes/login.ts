@@ -1,6 +1,7 @@
 // POST /v1/auth/login { token } -> 200 { session, expiresAt }: a short-lived session (a JWT signed with the key in the
 // replicated state) for a browser, made from an API token or from a session that has not expired yet (refresh). The
 // session carries only the token's accessor: every request re-reads the token's role, so a revocation ends it.
+// An insecure cluster has no tokens and answers 400 INVALID_BODY saying so.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { MinkubeError } from '../../lib/errors.js';
@@ -32,6 +33,13 @@ export const loginRoutes: FastifyPluginAsync<LoginRoutesOptions> = async (app, o
     const ttlS = limits.sessionTtlSDefault;
     const session = await signSession({ accessor, role: record.role }, key, ttlS, new Date(now));
     return { session, expiresAt: new Date(now + ttlS * 1000).toISOString(), role: record.role };
+  });
+};
+
+/** What an insecure cluster answers instead: it has no tokens to log in with, and needs none. */
+export const insecureLoginRoutes: FastifyPluginAsync = async (app) => {
+  app.post('/v1/auth/login', async () => {
+    throw new MinkubeError('INVALID_BODY', 'this cluster is insecure and has no tokens, so there is nothing to log in with: every route answers without one');
   });
 };
 

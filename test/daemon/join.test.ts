@@ -1,0 +1,35 @@
+// A node joining with a token, against what a manager answers: an insecure cluster's manager says it has no CA,
+// and the joiner passes that on instead of guessing that the address is no Minkube manager.
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildManagerApp } from '../../src/api/manager-app.js';
+import { joinWithToken } from '../../src/daemon/join.js';
+import { createClusterCa } from '../../src/security/ca.js';
+import { newJoinToken } from '../../src/security/tokens.js';
+import { FakeManagerService } from '../api/fake-service.js';
+
+const insecure = buildManagerApp({ service: new FakeManagerService() });
+let url: string;
+let dir: string;
+
+beforeAll(async () => {
+  await insecure.listen({ host: '127.0.0.1', port: 0 });
+  url = `http://127.0.0.1:${(insecure.server.address() as AddressInfo).port}`;
+  dir = await mkdtemp(join(tmpdir(), 'minkube-join-'));
+});
+afterAll(async () => {
+  await insecure.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('joinWithToken', () => {
+  it("an insecure cluster's answer (no CA) is passed on as it is, and nothing is written", async () => {
+    const { token } = newJoinToken((await createClusterCa({ clusterId: 'c1' })).certPem);
+    const joining = joinWithToken({ url, token, id: 'w1', role: 'worker', dataDir: dir, addresses: ['127.0.0.1:9300'] });
+    await expect(joining).rejects.toMatchObject({ code: 'INVALID_BODY', message: expect.stringMatching(/^this cluster is insecure and has no CA/) as string });
+    expect(await readdir(dir)).toEqual([]);
+  });
+});
