@@ -1,6 +1,6 @@
 // `minkube task run|ls|get|stop|logs` and `minkube worker ls`: tables and detail views over the task routes; --json
 // prints the answers as they came. `task run --wait` follows the task to its end and exits non-zero if it failed.
-import type { TaskRecord, TaskSpec, TaskTransition, WorkerRecord } from '../contracts/task-model.js';
+import { envNameRule, isEnvName, type TaskRecord, type TaskSpec, type TaskTransition, type WorkerRecord } from '../contracts/task-model.js';
 import { MinkubeError } from '../lib/errors.js';
 import { formatTable, printJson, printLine, writeOut, writeOutDrained, type Output } from './output.js';
 import { TaskApi } from './task-api.js';
@@ -224,11 +224,16 @@ export function parseEnvPair(text: string, previous: Record<string, string> = {}
   return { ...previous, [text.slice(0, i)]: text.slice(i + 1) };
 }
 
-/** NAME=VALUE for --secret-env; repeated flags accumulate. A bad argument is not echoed: it may hold the secret. */
+/**
+ * NAME=VALUE for --secret-env; repeated flags accumulate. A bad argument is not echoed: it may hold the secret. A
+ * name the managers would refuse is named (names are shown by every answer), its value never.
+ */
 export function parseSecretEnvPair(text: string, previous: Record<string, string> = {}): Record<string, string> {
   const i = text.indexOf('=');
   if (i <= 0) throw new MinkubeError('INVALID_PARAM', '--secret-env expects NAME=VALUE (the argument is not shown here)');
-  return { ...previous, [text.slice(0, i)]: text.slice(i + 1) };
+  const name = text.slice(0, i);
+  if (!isEnvName(name)) throw new MinkubeError('INVALID_PARAM', `--secret-env ${shownName(name)}: not a valid variable name (${envNameRule}; the value is not shown here)`);
+  return { ...previous, [name]: text.slice(i + 1) };
 }
 
 /**
@@ -242,9 +247,16 @@ export function parseSecretEnvFile(text: string, file: string, previous: Record<
     if (line.trim() === '' || line.trimStart().startsWith('#')) continue;
     const i = line.indexOf('=');
     if (i <= 0) throw new MinkubeError('INVALID_PARAM', `--secret-env-file ${file}: line ${n + 1} is not NAME=VALUE`);
-    out = { ...out, [line.slice(0, i)]: line.slice(i + 1) };
+    const name = line.slice(0, i);
+    if (!isEnvName(name)) throw new MinkubeError('INVALID_PARAM', `--secret-env-file ${file}: line ${n + 1}: ${shownName(name)} is not a valid variable name (${envNameRule})`);
+    out = { ...out, [name]: line.slice(i + 1) };
   }
   return out;
+}
+
+/** A refused variable name as a message shows it: quoted, control characters escaped, a long one cut. */
+function shownName(name: string): string {
+  return JSON.stringify(name.length > 64 ? `${name.slice(0, 32)}...` : name);
 }
 
 function quote(arg: string): string {

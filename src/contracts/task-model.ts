@@ -1,5 +1,6 @@
 // The task and worker records replicated in the state machine, and the one table of allowed task transitions.
 import type { FailureClass } from '../lib/failure.js';
+import { limits } from '../lib/limits.js';
 
 export type { FailureClass };
 
@@ -32,6 +33,16 @@ export interface TaskSpec {
   /** Seconds from stopSignal to SIGKILL, 0..3600 (default: the worker's tasks.stopTimeoutMs, 10 s). */
   readonly stopTimeoutS?: number;
 }
+
+const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** A name env and secretEnv may hold (one a shell and exec accept): the rule the managers check and the CLI checks first. */
+export function isEnvName(name: string): boolean {
+  return name.length <= limits.taskEnvNameCharsMax && envNamePattern.test(name);
+}
+
+/** How isEnvName's rule reads in a message. */
+export const envNameRule = 'letters, digits and _, not starting with a digit';
 
 /** The signals a task may name as its stop signal. */
 export const stopSignals = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGKILL'] as const;

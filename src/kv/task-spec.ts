@@ -3,7 +3,7 @@
 import { hash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { limits } from '../lib/limits.js';
-import { stopSignals, type HealthCheckSpec, type RestartPolicy, type TaskRecord, type TaskSpec } from '../contracts/task-model.js';
+import { isEnvName, stopSignals, type HealthCheckSpec, type RestartPolicy, type TaskRecord, type TaskSpec } from '../contracts/task-model.js';
 import { constraintsProblem, ConstraintsSchema, NamespaceSchema, PrioritySchema } from './placement-schemas.js';
 
 const StringMap = Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.String({ maxLength: 64 * 1024 }), {
@@ -58,8 +58,6 @@ export const TaskSpecSchema = Type.Object(
 );
 export type TaskSpecBody = Static<typeof TaskSpecSchema>;
 
-const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
 /** What every answer shows in place of a secretEnv value. */
 export const redactedValue = '<redacted>';
 
@@ -90,12 +88,12 @@ export function specRuleProblem(spec: SpecRuleFields, prefix = ''): string | nul
   const argument = spec.command?.findIndex((a) => a.includes('\u0000')) ?? -1;
   if (argument >= 0) return nul(`command[${argument}]`);
   for (const [k, v] of Object.entries(spec.env ?? {})) {
-    if (k.length > limits.taskEnvNameCharsMax || !envNamePattern.test(k)) return `${prefix}env.${printable(k)}: not a valid variable name`;
+    if (!isEnvName(k)) return `${prefix}env.${printable(k)}: not a valid variable name`;
     if (v.includes('\u0000')) return nul(`env.${k}`);
   }
   for (const [k, v] of Object.entries(spec.secretEnv ?? {})) {
     const field = `${prefix}secretEnv.${printable(k)}`;
-    if (k.length > limits.taskEnvNameCharsMax || !envNamePattern.test(k)) return `${field}: not a valid variable name`;
+    if (!isEnvName(k)) return `${field}: not a valid variable name`;
     if (v.includes('\u0000')) return nul(`secretEnv.${k}`);
     if (spec.env !== undefined && Object.hasOwn(spec.env, k)) return `${field}: also in env; a variable goes in env or in secretEnv, not both`;
     // A spec copied from an answer carries the placeholder: running it would hand the task the placeholder.
