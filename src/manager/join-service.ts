@@ -6,7 +6,7 @@ import type { JoinReply, JoinRequest, JoinService } from '../contracts/services.
 import type { JoinTokenRecord } from '../kv/auth-store.js';
 import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
-import { caDigest, identityFromCertificate, issueNodeCertificate, type NodeRole } from '../security/ca.js';
+import { caDigest, identityFromCertificate, issueNodeCertificate, requestedIdentity, type NodeRole } from '../security/ca.js';
 import { sansForAddresses, type NodeTls } from '../security/pki-files.js';
 import { hashSecret, parseJoinToken } from '../security/tokens.js';
 
@@ -38,6 +38,7 @@ export class JoinServiceImpl implements JoinService {
 
   async join(req: JoinRequest): Promise<JoinReply> {
     const role = this.roleFor(req.token);
+    await refuseOtherRole(req.csr, role);
     if (role === 'manager' && this.o.managers().some((m) => m.id === req.id)) {
       throw new MinkubeError('JOIN_REFUSED', `${req.id} is already a member; remove it first (minkube member remove ${req.id}) to join again with that id`);
     }
@@ -83,6 +84,13 @@ export class JoinServiceImpl implements JoinService {
       ...(this.o.certLifetimeS === undefined ? {} : { lifetimeDays: this.o.certLifetimeS / 86_400 }),
     });
   }
+}
+
+/** A request for the other role's certificate: the node was given the wrong kind of join token, and is told so. */
+async function refuseOtherRole(csrPem: string, role: NodeRole): Promise<void> {
+  const asked = await requestedIdentity(csrPem);
+  if (asked === null || asked.role === role) return;
+  throw new MinkubeError('INVALID_BODY', `this is a ${role} join token; a ${asked.role} needs one made with minkube token create --role ${asked.role}`);
 }
 
 /** The hosts a peer certificate names (for a renewal that keeps them). */

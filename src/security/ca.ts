@@ -179,6 +179,11 @@ function signNodeCertificate(opts: Omit<IssueOptions, 'csrPem'>, identity: NodeI
   });
 }
 
+/** The identity a CSR's subject names, before anything about it is checked (issueNodeCertificate checks it all); null for none. */
+export async function requestedIdentity(csrPem: string): Promise<NodeIdentity | null> {
+  return identityFromName((await parseCsr(csrPem)).subjectName);
+}
+
 async function parseCsr(csrPem: string): Promise<X509.Pkcs10CertificateRequest> {
   const x509 = await loadX509();
   try {

@@ -1,11 +1,14 @@
 // A manager's signing for joiners and renewals: a renewed certificate gets the configured lifetime
-// (tls.certLifetimeS), counted from the manager's clock, and keeps the identity and names the old one proved.
+// (tls.certLifetimeS), counted from the manager's clock, and keeps the identity and names the old one proved; a
+// joiner with the other role's join token is told which token it holds and which it needs.
 import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/lib/clock.js';
 import { JoinServiceImpl } from '../../src/manager/join-service.js';
-import { certificateLifetimeMs, createClusterCa, createCsr, generateNodeKey, identityFromCertificate, issueNodeKeyAndCert, needsRenewal } from '../../src/security/ca.js';
+import { MinkubeError } from '../../src/lib/errors.js';
+import { certificateLifetimeMs, createClusterCa, createCsr, generateNodeKey, identityFromCertificate, issueNodeKeyAndCert, needsRenewal, type NodeRole } from '../../src/security/ca.js';
+import { newJoinToken } from '../../src/security/tokens.js';
 
 const clusterId = 'c1';
 
@@ -38,5 +41,38 @@ describe('JoinServiceImpl.renew', () => {
     expect(certificateLifetimeMs(certificate)).toBe(120_000);
     expect(Date.parse(new X509Certificate(certificate).validTo)).toBe(nowMs + 120_000);
     expect(new X509Certificate(certificate).subjectAltName).toBe(new X509Certificate(worker.certPem).subjectAltName);
+  });
+});
+
+describe('JoinServiceImpl.join', () => {
+  it('a join token of the other role is refused saying which it is and which the joiner needs', async () => {
+    const nowMs = Date.UTC(2031, 0, 1);
+    const clock: Clock = { nowMs: () => nowMs, setTimeout: () => ({ cancel: () => undefined }) };
+    const ca = await createClusterCa({ clusterId, now: new Date(nowMs - 86_400_000) });
+    const manager = await issueNodeKeyAndCert({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: 'm1', role: 'manager', clusterId, sans: { ips: ['127.0.0.1'], dns: [] }, now: new Date(nowMs) });
+    const tokens = { manager: newJoinToken(ca.certPem), worker: newJoinToken(ca.certPem) };
+    const roleOf = new Map([[tokens.manager.secretHash, 'manager'], [tokens.worker.secretHash, 'worker']] as const);
+    const service = new JoinServiceImpl({
+      material: { caCertPem: ca.certPem, caKeyPem: ca.keyPem, ...manager, identity: { id: 'm1', role: 'manager', clusterId } },
+      clock,
+      joinToken: (secretHash) => {
+        const role = roleOf.get(secretHash);
+        return role === undefined ? undefined : { secretHash, role, createdAtMs: nowMs, expiresAtMs: nowMs + 60_000 };
+      },
+      managers: () => [{ id: 'm1', raftAddress: '127.0.0.1:9100', apiAddress: '127.0.0.1:9101' }],
+      workerActive: () => false,
+    });
+    const { keyPem } = await generateNodeKey();
+    const csrOf = (id: string, role: NodeRole): Promise<string> => createCsr({ keyPem, id, role, clusterId });
+    const join = async (token: string, id: string, role: NodeRole) => service.join({ token, id, csr: await csrOf(id, role), addresses: ['127.0.0.1:9300'] });
+
+    const workerWithManagerToken = await join(tokens.manager.token, 'w3', 'worker').catch((e: unknown) => e);
+    expect(workerWithManagerToken).toBeInstanceOf(MinkubeError);
+    expect(workerWithManagerToken).toMatchObject({ code: 'INVALID_BODY', status: 400, message: 'this is a manager join token; a worker needs one made with minkube token create --role worker' });
+    await expect(join(tokens.worker.token, 'm2', 'manager')).rejects.toMatchObject({ code: 'INVALID_BODY', message: 'this is a worker join token; a manager needs one made with minkube token create --role manager' });
+    // The right kind still joins.
+    expect(identityFromCertificate((await join(tokens.worker.token, 'w3', 'worker')).certificate)).toEqual({ id: 'w3', role: 'worker', clusterId });
+    // Another id in the request than in the body is still the CSR's problem, as before.
+    await expect(service.join({ token: tokens.worker.token, id: 'w4', csr: await csrOf('w5', 'worker'), addresses: [] })).rejects.toMatchObject({ code: 'INVALID_BODY', message: expect.stringMatching(/^the certificate request names/) as string });
   });
 });

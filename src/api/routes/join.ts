@@ -7,7 +7,8 @@
 //                               token (MKTKN-1-...) buys one certificate for the role the token was made for
 //   POST /v1/certs/renew     { csr, addresses? } -> 200 { certificate }: a node (client certificate) renews its own
 //
-// Token problems are 401 UNAUTHENTICATED; a request for an id in use is 409 JOIN_REFUSED; a bad CSR is 400.
+// Token problems are 401 UNAUTHENTICATED; a request for an id in use is 409 JOIN_REFUSED; a bad CSR, or one for the
+// other role than the token's (a worker with a manager join token), is 400.
 import type { TLSSocket } from 'node:tls';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
