@@ -19,9 +19,11 @@ export interface JoinWithTokenOptions {
   /** 'host:port' addresses this node serves on. */
   addresses: string[];
   timeoutMs?: number;
+  /** Throws to refuse the cluster's reply (the config it makes is invalid): nothing is written then. */
+  checkReply?: (reply: JoinReply) => void;
 }
 
-/** Joins, writes the material into `<dataDir>/tls/`, and answers it with the cluster's managers. */
+/** Joins, writes the material into `<dataDir>/tls/` (once checkReply accepts the reply), and answers it with the cluster's managers. */
 export async function joinWithToken(o: JoinWithTokenOptions): Promise<{ material: NodeTls; reply: JoinReply }> {
   const parsed = parseJoinToken(o.token);
   if (parsed === null) throw new MinkubeError('INVALID_PARAM', '--token is not a join token (expected MKTKN-1-<digest>-<secret>; make one with `minkube token create --role worker|manager`)');
@@ -37,6 +39,7 @@ export async function joinWithToken(o: JoinWithTokenOptions): Promise<{ material
   try {
     const res = await http.requestOk({ method: 'POST', url: base, path: '/v1/join', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: o.token, id: o.id, csr, addresses: o.addresses }) });
     const reply = JSON.parse(res.text) as JoinReply;
+    o.checkReply?.(reply);
     const material: NodeTls = { caCertPem, certPem: reply.certificate, keyPem, identity: { id: o.id, role: o.role, clusterId: clusterIdOf(caCertPem) } };
     if (o.role === 'manager') {
       if (reply.caKey === undefined) throw new MinkubeError('INTERNAL', 'the cluster sent a manager certificate without the CA key');

@@ -7,8 +7,8 @@ import type { Server as HttpsServer } from 'node:https';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { buildWorkerApp } from '../api/worker-app.js';
-import { HttpClient } from '../client/http.js';
-import { clusterConfigDefaults, loadClusterConfig, type ClusterConfig } from '../config/cluster.js';
+import { HttpClient, normaliseBaseUrl } from '../client/http.js';
+import { checkAddress, clusterConfigDefaults, loadClusterConfig, parseClusterConfig, type ClusterConfig } from '../config/cluster.js';
 import { joinWithToken } from './join.js';
 import { applyRenewedTls, remoteSigner, startCertRenewal } from './renewal.js';
 import { systemClock } from '../lib/clock.js';
@@ -29,6 +29,7 @@ import { systemRandom } from '../lib/random.js';
 import { logLevelOf, Reloader } from './reload.js';
 import { startTracing } from './otel.js';
 import type { ReloadReport } from '../api/routes/admin.js';
+import type { JoinReply } from '../contracts/services.js';
 import { workerObservability } from './metrics.js';
 
 export interface StartWorkerOptions {
@@ -69,19 +70,72 @@ export async function startWorker(opts: StartWorkerOptions): Promise<RunningWork
   return startWorkerFromConfig(await loadClusterConfig(path), opts.id, opts.logger, {}, { joined: true, configPath: path });
 }
 
-/** Gets a certificate with the token (unless the data directory already holds one) and writes the worker's config. */
-async function joinAsWorker(id: string, j: NonNullable<StartWorkerOptions['join']>): Promise<void> {
+type JoinFlags = NonNullable<StartWorkerOptions['join']>;
+/** The worker's entry in the config it keeps after joining: what its flags say. */
+type JoinedWorker = { id: string; apiAddress: string; runtime: 'docker' | 'process' | 'auto'; dataDir: string; labels?: Record<string, string> };
+
+/**
+ * Gets a certificate with the token and writes the worker's config, once the config made of the flags and the
+ * cluster's managers is valid: nothing is written otherwise. A data directory holding a worker joined with these same
+ * flags is a restart (nothing is asked); one joined with other flags (an attempt that failed, since corrected) joins
+ * again with these.
+ */
+export async function joinAsWorker(id: string, j: JoinFlags): Promise<void> {
   const dataDir = resolve(j.dataDir);
   await ensureDataDir(dataDir, '--data-dir');
-  if ((await readNodeTls(dataDir)) !== null && existsSync(join(dataDir, joinedConfigFile))) return;
-  const { reply } = await joinWithToken({ url: j.url, token: j.token, id, role: 'worker', dataDir, addresses: [j.apiAddress] });
+  const self = joinedWorker(id, j, dataDir);
+  const saved = await savedWorker(dataDir);
+  if (saved !== null && sameWorker(saved, self) && (await readNodeTls(dataDir)) !== null) return;
+  const configOf = (managers: JoinReply['managers']): { managers: object[]; workers: JoinedWorker[] } => ({
+    managers: managers.map((m) => ({ id: m.id, raftAddress: m.raftAddress, apiAddress: m.apiAddress, dataDir: `unused-${m.id}` })),
+    workers: [self],
+  });
+  const source = `the config worker ${id} would keep (workers[0] from its flags, managers from the cluster; nothing was written to ${dataDir})`;
+  let config: ReturnType<typeof configOf> | undefined;
+  try {
+    await joinWithToken({
+      url: j.url, token: j.token, id, role: 'worker', dataDir, addresses: [j.apiAddress],
+      checkReply: (reply) => {
+        config = configOf(reply.managers);
+        parseClusterConfig(config, dataDir, source);
+      },
+    });
+  } catch (err) {
+    if (saved === null || !(err instanceof MinkubeError)) throw err;
+    const kept = `${join(dataDir, joinedConfigFile)} is kept as it was (--api-address ${saved.apiAddress}): to start that one, minkube worker --id ${id} --data-dir ${j.dataDir}`;
+    throw new MinkubeError(err.code, `${err.message}; ${kept}`, { cause: err });
+  }
+  await writeFile(join(dataDir, joinedConfigFile), `${JSON.stringify(config, null, 2)}\n`);
+}
+
+/** The flags as the worker's config entry; what can be checked before asking the cluster is checked here. */
+function joinedWorker(id: string, j: JoinFlags, dataDir: string): JoinedWorker {
   const runtime = j.runtime ?? 'auto';
   if (runtime !== 'docker' && runtime !== 'process' && runtime !== 'auto') throw new MinkubeError('CONFIG_INVALID', `--runtime must be docker, process or auto, not ${runtime}`);
-  const config = {
-    managers: reply.managers.map((m) => ({ id: m.id, raftAddress: m.raftAddress, apiAddress: m.apiAddress, dataDir: `unused-${m.id}` })),
-    workers: [{ id, apiAddress: j.apiAddress, runtime, dataDir, ...(j.labels === undefined ? {} : { labels: j.labels }) }],
-  };
-  await writeFile(join(dataDir, joinedConfigFile), `${JSON.stringify(config, null, 2)}\n`);
+  const problem = checkAddress(j.apiAddress);
+  if (problem !== null) throw new MinkubeError('CONFIG_INVALID', `--api-address: ${problem}`);
+  const manager = new URL(normaliseBaseUrl(j.url, { tls: { ca: '' } }));
+  const managerAddress = `${manager.hostname}:${manager.port === '' ? (manager.protocol === 'https:' ? '443' : '80') : manager.port}`;
+  if (managerAddress.toLowerCase() === j.apiAddress.toLowerCase()) {
+    throw new MinkubeError('CONFIG_INVALID', `--api-address ${j.apiAddress} is the address of the manager --join names: a worker needs an address of its own`);
+  }
+  return { id, apiAddress: j.apiAddress, runtime, dataDir, ...(j.labels === undefined ? {} : { labels: j.labels }) };
+}
+
+/** The worker entry of `<dataDir>/cluster.json` as written, unchecked (it may be from an attempt that failed); null when there is none. */
+async function savedWorker(dataDir: string): Promise<JoinedWorker | null> {
+  try {
+    const file = JSON.parse(await readFile(join(dataDir, joinedConfigFile), 'utf8')) as { workers?: unknown };
+    const first: unknown = Array.isArray(file.workers) ? file.workers[0] : undefined;
+    return typeof first === 'object' && first !== null ? (first as JoinedWorker) : null;
+  } catch {
+    return null;
+  }
+}
+
+function sameWorker(a: JoinedWorker, b: JoinedWorker): boolean {
+  const labels = (w: JoinedWorker): string => JSON.stringify(Object.entries(w.labels ?? {}).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
+  return a.id === b.id && a.apiAddress === b.apiAddress && a.runtime === b.runtime && labels(a) === labels(b);
 }
 
 export async function startWorkerFromConfig(config: ClusterConfig, id: string, parentLogger?: Logger, tuning: WorkerTuning = {}, how: { joined?: boolean; configPath?: string } = {}): Promise<RunningWorker> {
