@@ -3,9 +3,10 @@
 // it is the only time the secret is shown. Only `ls` is retried: creating twice would make two tokens.
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
-import type { ApiTokenView, CreatedApiToken, CreatedJoinToken, Page } from '../contracts/services.js';
+import type { CreatedApiToken, CreatedJoinToken, TokenList } from '../contracts/services.js';
 import { limits } from '../lib/limits.js';
 import { MinkubeError } from '../lib/errors.js';
+import { hashSecret, joinTokenAccessor, joinTokenAccessorPattern, parseJoinToken } from '../security/tokens.js';
 import type { ApiClient } from '../client/api-client.js';
 import { apiClientFor } from './connection.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';
@@ -66,7 +67,7 @@ export async function runTokenCreate(apiUrl: string, flags: TokenCreateFlags, ou
 }
 
 export async function runTokenList(apiUrl: string, out: Output): Promise<void> {
-  const page = await apiClientFor(apiUrl, { readRetries: 2 }).request<Page<ApiTokenView>>('GET', tokensPath);
+  const page = await apiClientFor(apiUrl, { readRetries: 2 }).request<TokenList>('GET', tokensPath);
   if (out.json) {
     printJson(page);
     return;
@@ -77,18 +78,23 @@ export async function runTokenList(apiUrl: string, out: Output): Promise<void> {
     const role = t.keyPrefix === undefined ? t.role : `${t.role} (${t.keyPrefix})`;
     rows.push([t.accessor, t.name, role, t.createdAt, t.expiresAt ?? 'never']);
   }
+  // Join tokens have no name; their accessor (join-...) and role (manager, worker: never a policy's name) say what they are.
+  for (const j of page.joinTokens ?? []) rows.push([j.accessor, '-', j.role, j.createdAt, j.expiresAt]);
   printLine(formatTable(rows));
 }
 
 /**
- * The accessor a `token revoke` argument names: an accessor (16 hex digits), a whole token (`mk_<accessor>_<secret>`,
- * whose secret is never sent), or a token's name, looked up in the list (names are unique).
+ * The accessor a `token revoke` argument names: an accessor (16 hex digits, or join-<16 hex> for a join token), a
+ * whole token (`mk_<accessor>_<secret>`, or a join token `MKTKN-1-...` whose accessor is derived from it here: the
+ * secret is never sent), or a token's name, looked up in the list (names are unique).
  */
 async function accessorOf(client: ApiClient, ref: string): Promise<string> {
-  if (/^[0-9a-f]{16}$/.test(ref)) return ref;
+  if (/^[0-9a-f]{16}$/.test(ref) || new RegExp(joinTokenAccessorPattern).test(ref)) return ref;
   const whole = /^mk_([0-9a-f]{16})_/.exec(ref);
   if (whole !== null) return whole[1]!;
-  const page = await client.request<Page<ApiTokenView>>('GET', tokensPath);
+  const join = parseJoinToken(ref);
+  if (join !== null) return joinTokenAccessor(hashSecret(join.secret));
+  const page = await client.request<TokenList>('GET', tokensPath);
   const named = page.items.find((t) => t.name === ref);
   if (named === undefined) throw new MinkubeError('TOKEN_NOT_FOUND', `no token named "${ref}" (give its name or accessor: minkube token ls shows both)`);
   return named.accessor;
@@ -128,14 +134,14 @@ export function addTokenCommands(program: Command, globals: (cmd: Command) => { 
   token
     .command('ls')
     .alias('list')
-    .description('the API tokens, oldest first: accessor, name, role, created, expires (never their secrets)')
+    .description('the API tokens, oldest first, then the join tokens: accessor, name, role, created, expires (never their secrets)')
     .action(async (_flags: object, cmd: Command) => {
       const g = globals(cmd);
       await runTokenList(g.api, g.out);
     });
   token
     .command('revoke <token>')
-    .description('revoke an API token, named by its accessor, its name, or the token itself: every manager refuses it once the revocation is committed')
+    .description('revoke an API token (by its accessor, its name, or the token itself) or a join token (by its join-... accessor or the token itself): every manager refuses it once the revocation is committed')
     .action(async (ref: string, _flags: object, cmd: Command) => {
       const g = globals(cmd);
       await runTokenRevoke(g.api, ref, g.out);

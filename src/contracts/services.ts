@@ -203,8 +203,23 @@ export interface CreatedApiToken extends ApiTokenView {
 
 export interface CreatedJoinToken {
   readonly token: string;
+  /** join-<16 hex>: names the token in lists and revocations (derived from its secret's hash, so it tells nothing of it). */
+  readonly accessor: string;
   readonly role: 'manager' | 'worker';
   readonly expiresAt: string;
+}
+
+/** A join token as listed: its accessor, never its secret nor the secret's hash. Times are ISO 8601. */
+export interface JoinTokenView {
+  readonly accessor: string;
+  readonly role: 'manager' | 'worker';
+  readonly createdAt: string;
+  readonly expiresAt: string;
+}
+
+/** GET /v1/auth/tokens: the API tokens as a page (one: they are bounded), and the join tokens beside them. */
+export interface TokenList extends Page<ApiTokenView> {
+  readonly joinTokens: readonly JoinTokenView[];
 }
 
 export interface TokenRequest {
@@ -233,14 +248,24 @@ export interface TokenLookup {
   readonly expiresAtMs: number | null;
 }
 
+/**
+ * No escalation: the caller is ctx.principal, whose live token record says what it may do (a manager's certificate
+ * may do everything; without a principal, an insecure cluster, nothing is checked). A token may create or revoke
+ * only a token whose every permission it holds itself, and only a caller with every permission (an admin's) may
+ * create or revoke a join token: a manager gets the CA key, a worker its tasks' secretEnv values. FORBIDDEN (403)
+ * otherwise, naming the first permission the caller lacks.
+ */
 export interface AuthService {
-  /** TOKEN_EXISTS (409) for a name in use; TOKEN_LIMIT_REACHED (409); INVALID_BODY for a role that is not one. */
+  /** TOKEN_EXISTS (409) for a name in use; TOKEN_LIMIT_REACHED (409); INVALID_BODY for a role that is not one; FORBIDDEN. */
   createToken(req: TokenRequest, ctx: RequestContext): Promise<CreatedApiToken>;
   /** Linearizable: every token not revoked (expired ones until the next create drops them), oldest first. */
-  listTokens(ctx: RequestContext): Promise<Page<ApiTokenView>>;
-  /** ref: the accessor, or the token's name (looked up linearizably); TOKEN_NOT_FOUND (404) for neither. */
+  listTokens(ctx: RequestContext): Promise<TokenList>;
+  /**
+   * ref: an API token's accessor or name, or a join token's accessor (join-<16 hex>), looked up linearizably;
+   * TOKEN_NOT_FOUND (404) for none of them; FORBIDDEN.
+   */
   revokeToken(ref: string, ctx: RequestContext): Promise<{ readonly accessor: string; readonly revoked: true }>;
-  /** INVALID_BODY when the cluster is insecure (no CA, so no digest to put in the token). */
+  /** INVALID_BODY when the cluster is insecure (no CA, so no digest to put in the token); FORBIDDEN. */
   createJoinToken(role: 'manager' | 'worker', ttlS: number, ctx: RequestContext): Promise<CreatedJoinToken>;
   /** Synchronous and local (this manager's applied state): undefined for unknown, revoked or expired tokens. */
   lookupToken(accessor: string): TokenLookup | undefined;

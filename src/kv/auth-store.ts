@@ -119,6 +119,11 @@ export class AuthStore {
     return [...this.tokens.values()];
   }
 
+  /** Every stored join token (expired ones too, until a later join token create drops them), oldest first. */
+  listJoinTokens(): JoinTokenRecord[] {
+    return [...this.joinTokens.values()];
+  }
+
   // ---- commands ----
 
   private bootstrap(cmd: AuthBootstrapCommand): AuthApplyResult {

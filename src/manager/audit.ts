@@ -13,6 +13,7 @@ import type { AppliedCommand } from '../kv/state-machine.js';
 import { isoAt, type Clock, type Timer } from '../lib/clock.js';
 import { limits } from '../lib/limits.js';
 import { decodeConfEntry, type Entry } from '../raft/index.js';
+import { joinTokenAccessor } from '../security/tokens.js';
 import { linesBackward, linesForward } from './audit-files.js';
 
 export const auditFileName = 'audit.log';
@@ -280,7 +281,7 @@ function targetOf(cmd: Command): string | null {
     case 'auth.joinTokenCreate':
       return cmd.role;
     case 'auth.joinTokenRevoke':
-      return null;
+      return joinTokenAccessor(cmd.secretHash);
     case 'service.create':
     case 'service.update':
     case 'service.rollback':

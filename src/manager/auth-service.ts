@@ -1,19 +1,20 @@
 // API tokens and join tokens for the managers' API: creations and revocations become proposals; checks read this
 // manager's applied auth state, so a token is checked without a round trip and a revocation holds on a manager as
 // soon as it has applied it. Also bootstraps the cluster's first admin token when this manager first leads.
+// No escalation (see AuthService): a caller creates or revokes only tokens whose permissions it holds itself.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type {
-  ApiTokenView, AuthService, CreatedApiToken, CreatedJoinToken, Page, RequestContext, TokenLookup, TokenRequest,
+  ApiTokenView, AuthService, CreatedApiToken, CreatedJoinToken, JoinTokenView, RequestContext, TokenList, TokenLookup, TokenRequest,
 } from '../contracts/services.js';
 import { accessorPattern, policyProblem, wirePolicy, type AuthCommand, type JoinRole } from '../kv/auth-commands.js';
-import type { ApiTokenRecord, AuthStore } from '../kv/auth-store.js';
+import type { ApiTokenRecord, AuthStore, JoinTokenRecord } from '../kv/auth-store.js';
 import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import type { Role } from '../raft/types.js';
-import { isPolicyName, isRoleName, type Policy } from '../security/policy.js';
-import { newApiToken, newJoinToken } from '../security/tokens.js';
+import { escalation, isPolicyName, isRoleName, type Policy, type Principal } from '../security/policy.js';
+import { joinTokenAccessor, joinTokenAccessorPattern, newApiToken, newJoinToken } from '../security/tokens.js';
 import type { Proposer } from './task-service.js';
 
 /** The operator's first admin token (only the secret's hash) and the session key, from the manager's options. */
@@ -41,6 +42,11 @@ export interface AuthServiceOptions {
 }
 
 const accessorRegex = new RegExp(accessorPattern);
+const joinAccessorRegex = new RegExp(joinTokenAccessorPattern);
+
+/** What a join token grants, compared as a role: a manager gets the CA key, a worker its tasks' secretEnv values. */
+const joinTokenGrant: Principal = { role: 'admin' };
+const joinTokenGives: Readonly<Record<JoinRole, string>> = { manager: 'the CA key', worker: "its tasks' secretEnv values" };
 
 export class AuthServiceImpl implements AuthService {
   /** The term of the last leadership that tried to bootstrap: one attempt per leadership. */
@@ -52,6 +58,8 @@ export class AuthServiceImpl implements AuthService {
     const policy = req.policy === undefined ? undefined : checkPolicy(req);
     if (policy === undefined && !isRoleName(req.role)) throw new MinkubeError('INVALID_BODY', `body.role: "${req.role}" is not a role`);
     if (req.ttlS !== undefined) checkTtl(req.ttlS);
+    const granted = permissionsOf({ role: req.role, keyPrefix: req.keyPrefix ?? null, ...(policy === undefined ? {} : { policy }) });
+    this.refuseEscalation(ctx, granted, `the new token (role ${req.role}) would have: a token may grant only permissions it holds`);
     const now = this.o.clock.nowMs();
     const { token, accessor, secretHash } = newApiToken();
     const expiresAtMs = req.ttlS === undefined ? null : now + req.ttlS * 1000;
@@ -68,24 +76,32 @@ export class AuthServiceImpl implements AuthService {
     return { token, ...view };
   }
 
-  async listTokens(ctx: RequestContext): Promise<Page<ApiTokenView>> {
+  async listTokens(ctx: RequestContext): Promise<TokenList> {
     await this.o.raft.barrier(ctx.deadlineMs);
-    // At most limits.apiTokensMax: one page.
-    return { items: this.o.store.listTokens().map(tokenView), nextCursor: null };
+    // At most limits.apiTokensMax: one page; at most limits.joinTokensMax join tokens beside it.
+    return { items: this.o.store.listTokens().map(tokenView), joinTokens: this.o.store.listJoinTokens().map(joinTokenView), nextCursor: null };
   }
 
+  /** Read linearizably: the target's permissions decide whether this caller may revoke it. */
   async revokeToken(ref: string, ctx: RequestContext): Promise<{ readonly accessor: string; readonly revoked: true }> {
-    const accessor = accessorRegex.test(ref) ? ref : await this.accessorNamed(ref, ctx);
-    await this.proposeOk({ op: 'auth.tokenRevoke', accessor }, ctx);
-    return { accessor, revoked: true };
+    await this.o.raft.barrier(ctx.deadlineMs);
+    if (joinAccessorRegex.test(ref)) return this.revokeJoinToken(ref, ctx);
+    const target = accessorRegex.test(ref) ? this.o.store.tokenByAccessor(ref) : this.o.store.listTokens().find((t) => t.name === ref);
+    if (target === undefined) {
+      const which = accessorRegex.test(ref) ? `with accessor ${ref}` : `named "${ref}"`;
+      throw new MinkubeError('TOKEN_NOT_FOUND', `no token ${which} (GET /v1/auth/tokens lists names and accessors)`);
+    }
+    this.refuseEscalation(ctx, permissionsOf(target), `token "${target.name}" (role ${target.role}) has: a token may revoke only tokens whose permissions it holds`);
+    await this.proposeOk({ op: 'auth.tokenRevoke', accessor: target.accessor }, ctx);
+    return { accessor: target.accessor, revoked: true };
   }
 
-  /** The accessor of the token with this name (names are unique), read linearizably. */
-  private async accessorNamed(name: string, ctx: RequestContext): Promise<string> {
-    await this.o.raft.barrier(ctx.deadlineMs);
-    const named = this.o.store.listTokens().find((t) => t.name === name);
-    if (named === undefined) throw new MinkubeError('TOKEN_NOT_FOUND', `no token named "${name}" (GET /v1/auth/tokens lists names and accessors)`);
-    return named.accessor;
+  private async revokeJoinToken(accessor: string, ctx: RequestContext): Promise<{ readonly accessor: string; readonly revoked: true }> {
+    const target = this.o.store.listJoinTokens().find((j) => joinTokenAccessor(j.secretHash) === accessor);
+    if (target === undefined) throw new MinkubeError('TOKEN_NOT_FOUND', `no join token with accessor ${accessor} (GET /v1/auth/tokens lists them)`);
+    this.refuseJoinEscalation(target.role, ctx);
+    await this.proposeOk({ op: 'auth.joinTokenRevoke', secretHash: target.secretHash }, ctx);
+    return { accessor, revoked: true };
   }
 
   async createJoinToken(role: JoinRole, ttlS: number, ctx: RequestContext): Promise<CreatedJoinToken> {
@@ -94,11 +110,12 @@ export class AuthServiceImpl implements AuthService {
       throw new MinkubeError('INVALID_BODY', `body.role: this cluster is insecure and has no CA, so it issues no ${role} join tokens`);
     }
     checkTtl(ttlS);
+    this.refuseJoinEscalation(role, ctx);
     const now = this.o.clock.nowMs();
     const { token, secretHash } = newJoinToken(pem);
     const expiresAtMs = now + ttlS * 1000;
     await this.proposeOk({ op: 'auth.joinTokenCreate', secretHash, role, expiresAtMs, atMs: now }, ctx);
-    return { token, role, expiresAt: new Date(expiresAtMs).toISOString() };
+    return { token, accessor: joinTokenAccessor(secretHash), role, expiresAt: new Date(expiresAtMs).toISOString() };
   }
 
   lookupToken(accessor: string): TokenLookup | undefined {
@@ -145,6 +162,31 @@ export class AuthServiceImpl implements AuthService {
     }
   }
 
+  /**
+   * What the caller may do, from the live record of the token it came with (the auth plugin has just checked it);
+   * null when it may do everything: a manager's certificate (managers hold the CA key), or no principal at all (an
+   * insecure cluster, where there are no tokens to escalate to).
+   */
+  private callerOf(ctx: RequestContext): Principal | null {
+    const p = ctx.principal;
+    if (p === undefined) return null;
+    if (!('a' in p)) return p.r === 'manager' ? null : { role: p.r };
+    const t = this.o.store.tokenByAccessor(p.a, this.o.clock.nowMs());
+    if (t === undefined) throw new MinkubeError('UNAUTHENTICATED', 'unknown or revoked token');
+    return permissionsOf(t);
+  }
+
+  /** FORBIDDEN naming the first permission `granted` has that the caller lacks; `which` ends the sentence. */
+  private refuseEscalation(ctx: RequestContext, granted: Principal, which: string): void {
+    const caller = this.callerOf(ctx);
+    const missing = caller === null ? null : escalation(caller, granted);
+    if (missing !== null) throw new MinkubeError('FORBIDDEN', `this token (role ${caller!.role}) lacks ${missing}, which ${which}`);
+  }
+
+  private refuseJoinEscalation(role: JoinRole, ctx: RequestContext): void {
+    this.refuseEscalation(ctx, joinTokenGrant, `a ${role} join token grants (a ${role} gets ${joinTokenGives[role]}): only a token with every permission may make or revoke one`);
+  }
+
   /** Proposes and throws the state machine's refusal. */
   private async proposeOk(cmd: AuthCommand, ctx: RequestContext): Promise<void> {
     const r = await this.o.raft.proposeCommand(cmd, ctx.deadlineMs, ctx.requestId, ctx.principal);
@@ -157,6 +199,15 @@ function tokenView(t: ApiTokenRecord): ApiTokenView {
     accessor: t.accessor, name: t.name, role: t.role, ...(t.keyPrefix === null ? {} : { keyPrefix: t.keyPrefix }),
     ...(t.policy === undefined ? {} : { policy: t.policy }), createdAt: new Date(t.createdAtMs).toISOString(), expiresAt: t.expiresAtMs === null ? null : new Date(t.expiresAtMs).toISOString(),
   };
+}
+
+/** What a token (stored or about to be) may do, in the form authorize and escalation take. */
+function permissionsOf(t: Pick<ApiTokenRecord, 'role' | 'keyPrefix' | 'policy'>): Principal {
+  return { role: t.role, ...(t.keyPrefix === null ? {} : { keyPrefix: t.keyPrefix }), ...(t.policy === undefined ? {} : { policy: t.policy }) };
+}
+
+function joinTokenView(j: JoinTokenRecord): JoinTokenView {
+  return { accessor: joinTokenAccessor(j.secretHash), role: j.role, createdAt: new Date(j.createdAtMs).toISOString(), expiresAt: new Date(j.expiresAtMs).toISOString() };
 }
 
 /** Only the three fields go on the wire, whatever else the caller's record carries. */

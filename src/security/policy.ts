@@ -98,8 +98,12 @@ function describeNeed(need: Need): string {
   return need.key === undefined ? `${need.resource}:${need.verb}` : `${need.resource}:${need.verb} on key ${JSON.stringify(need.key)}`;
 }
 
+function rulesOf(principal: Principal): PolicyRule[] {
+  return principal.policy?.rules ?? (isRoleName(principal.role) ? builtinRules(principal.role, principal.keyPrefix) : []);
+}
+
 export function authorize(principal: Principal, need: Need): Decision {
-  const rules = principal.policy?.rules ?? (isRoleName(principal.role) ? builtinRules(principal.role, principal.keyPrefix) : []);
+  const rules = rulesOf(principal);
   let allowed = false;
   for (const rule of rules) {
     if (!ruleMatches(rule, need)) continue;
@@ -107,4 +111,30 @@ export function authorize(principal: Principal, need: Need): Decision {
     allowed = true;
   }
   return allowed ? { allowed: true } : { allowed: false, missing: describeNeed(need) };
+}
+
+/**
+ * The first permission `granted` has that `holder` lacks, worded as authorize's `missing` (`kv:write on keys under
+ * "team-a/"`); null when holder has every one of granted's. This is the no-escalation check of token creation and
+ * revocation (Kubernetes RBAC's): a token may give or take away only what it holds itself.
+ *
+ * Every resource and verb is compared. For kv, a decision depends only on which of the rules' key prefixes a key
+ * starts with; those form a chain, and the key equal to the longest of them starts with exactly the same ones. So the
+ * prefixes themselves, '' (under none of them) and no key at all stand for every key there is.
+ */
+export function escalation(holder: Principal, granted: Principal): string | null {
+  const prefixes = [...rulesOf(holder), ...rulesOf(granted)].flatMap((r) => (r.keyPrefix === undefined ? [] : [r.keyPrefix]));
+  // Prefixes first: a refusal names the keys when it can.
+  const keys = [...[...new Set(prefixes)].sort(), '', undefined];
+  for (const resource of resources) {
+    for (const verb of verbs) {
+      for (const key of resource === 'kv' ? keys : [undefined]) {
+        const need: Need = key === undefined ? { resource, verb } : { resource, verb, key };
+        if (authorize(granted, need).allowed && !authorize(holder, need).allowed) {
+          return key === undefined || key === '' ? `${resource}:${verb}` : `${resource}:${verb} on keys under ${JSON.stringify(key)}`;
+        }
+      }
+    }
+  }
+  return null;
 }

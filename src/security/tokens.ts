@@ -1,5 +1,6 @@
 // API tokens for clients (mk_<accessor>_<secret>) and join tokens for new nodes (MKTKN-1-<CA digest>-<secret>).
-// Only a hash of a secret is ever stored; the accessor names a token in lists, logs and revocations.
+// Only a hash of a secret is ever stored; the accessor names a token in lists, logs and revocations (a join token's
+// is derived from its secret's hash: join-<16 hex>).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { caDigest } from './ca.js';
 
@@ -60,4 +61,14 @@ export function newJoinToken(caCertPem: string): { token: string; secretHash: st
 export function parseJoinToken(s: string): { caDigest: string; secret: string } | null {
   const m = joinTokenPattern.exec(s);
   return m === null ? null : { caDigest: m[1]!, secret: m[2]! };
+}
+
+export const joinTokenAccessorPattern = '^join-[0-9a-f]{16}$';
+
+/**
+ * What names a join token in lists, revocations and the audit trail: a hash of its secret's hash, so it tells nothing
+ * of the secret or of the stored hash, and is the same on every manager (and for a client holding the whole token).
+ */
+export function joinTokenAccessor(secretHash: string): string {
+  return `join-${createHash('sha256').update(`minkube join token accessor:${secretHash}`, 'utf8').digest('hex').slice(0, 16)}`;
 }

@@ -1,10 +1,11 @@
 // API tokens with a custom policy, through app.inject over the real auth and task services and one state machine
 // that applies each proposal at once: the bad bodies (400 naming the field), the policy shown on create and list,
 // and, behind the auth plugin, a token whose rules decide what it may do (deny wins), on this manager and on one
-// restored from a snapshot.
+// restored from a snapshot; and no escalation: a token with tokens:write creates and revokes only tokens (and join
+// tokens) whose every permission it holds.
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildManagerApp } from '../../src/api/manager-app.js';
 import { clusterConfigDefaults } from '../../src/config/cluster.js';
 import { encodeCommand, type Command } from '../../src/kv/commands.js';
@@ -14,8 +15,9 @@ import { SeededRandom } from '../../src/lib/random.js';
 import { AuthServiceImpl } from '../../src/manager/auth-service.js';
 import { TaskServiceImpl } from '../../src/manager/task-service.js';
 import type { WorkerApi } from '../../src/manager/worker-client.js';
+import { createClusterCa } from '../../src/security/ca.js';
 import type { Policy } from '../../src/security/policy.js';
-import { newApiToken } from '../../src/security/tokens.js';
+import { joinTokenAccessor, newApiToken } from '../../src/security/tokens.js';
 import { FakeManagerService } from './fake-service.js';
 
 /** Applies every proposal at once, through the encoded bytes, as a committed entry would be; one client id per manager. */
@@ -62,9 +64,9 @@ afterEach(async () => {
 });
 
 /** A manager's app over `sm`; secure: behind the auth plugin, resolving tokens from this manager's applied state. */
-function manager(sm = new KvStateMachine(), secure = true): Manager {
+function manager(sm = new KvStateMachine(), secure = true, caCertPem: string | null = null): Manager {
   const raft = new InstantRaft(sm);
-  const auth = new AuthServiceImpl({ store: sm.auth, raft, clock: systemClock, logger, caCertPem: null });
+  const auth = new AuthServiceImpl({ store: sm.auth, raft, clock: systemClock, logger, caCertPem });
   const tasks = new TaskServiceImpl({
     store: sm.tasks, raft, tasks: clusterConfigDefaults.tasks, workers: {} as WorkerApi, clock: systemClock, random: new SeededRandom(1), logger,
   });
@@ -184,5 +186,104 @@ describe('a token with a policy, behind the auth plugin', () => {
 
     expect((await call(m, 'DELETE', `/v1/auth/tokens/${accessor}`, admin)).status).toBe(200);
     expect(await call(m, 'GET', '/v1/kv/team-a/x', team)).toMatchObject({ status: 401, body: { error: { code: 'UNAUTHENTICATED' } } });
+  });
+});
+
+describe('no escalation through tokens:write', () => {
+  const clerk: Policy = {
+    name: 'token-clerk',
+    rules: [{ effect: 'allow', resource: 'tokens', verbs: ['read', 'write'] }, { effect: 'deny', resource: 'kv', verbs: ['*'] }],
+  };
+  let caCertPem: string;
+  beforeAll(async () => {
+    caCertPem = (await createClusterCa({ clusterId: 'test' })).certPem;
+  });
+
+  /** A secure manager with a CA, its bootstrap admin, and a token made by the admin with `policy`. */
+  async function withToken(policy: Policy): Promise<{ m: Manager; admin: ReturnType<typeof newApiToken>; token: string }> {
+    const m = manager(undefined, true, caCertPem);
+    const admin = newApiToken();
+    const boot = new AuthServiceImpl({ store: m.raft.sm.auth, raft: m.raft, clock: systemClock, logger, caCertPem, bootstrap: admin });
+    expect(await boot.maybeBootstrap(1)).toBe(true);
+    const created = await call(m, 'POST', '/v1/auth/tokens', admin.token, { name: policy.name, policy });
+    expect(created.status).toBe(201);
+    return { m, admin, token: created.body.token as string };
+  }
+
+  const forbidden = (message: string) => ({ status: 403, body: { error: { code: 'FORBIDDEN', message } } });
+  const clerkLacks = 'this token (role token-clerk) lacks kv:read, which';
+
+  it('a token-clerk (tokens:write, kv denied) may not create an admin or viewer token, nor a manager or worker join token', async () => {
+    const { m, token } = await withToken(clerk);
+    const before = m.raft.proposals.length;
+    expect(await call(m, 'POST', '/v1/auth/tokens', token, { role: 'admin' })).toEqual(
+      forbidden(`${clerkLacks} the new token (role admin) would have: a token may grant only permissions it holds`),
+    );
+    expect(await call(m, 'POST', '/v1/auth/tokens', token, { role: 'viewer' })).toEqual(
+      forbidden(`${clerkLacks} the new token (role viewer) would have: a token may grant only permissions it holds`),
+    );
+    expect(await call(m, 'POST', '/v1/auth/tokens', token, { role: 'manager' })).toEqual(
+      forbidden(`${clerkLacks} a manager join token grants (a manager gets the CA key): only a token with every permission may make or revoke one`),
+    );
+    expect(await call(m, 'POST', '/v1/auth/tokens', token, { role: 'worker', ttlS: 60 })).toEqual(
+      forbidden(`${clerkLacks} a worker join token grants (a worker gets its tasks' secretEnv values): only a token with every permission may make or revoke one`),
+    );
+    expect(m.raft.proposals.length).toBe(before);
+  });
+
+  it('a token-clerk may create a token with its own permissions or fewer', async () => {
+    const { m, token } = await withToken(clerk);
+    expect((await call(m, 'POST', '/v1/auth/tokens', token, { name: 'clerk-2', policy: clerk })).status).toBe(201);
+    const reader: Policy = { name: 'token-reader', rules: [{ effect: 'allow', resource: 'tokens', verbs: ['read'] }] };
+    expect((await call(m, 'POST', '/v1/auth/tokens', token, { policy: reader })).status).toBe(201);
+  });
+
+  it('may not revoke the bootstrap admin token (which keeps working) nor a join token; may revoke a token within its own permissions', async () => {
+    const { m, admin, token } = await withToken(clerk);
+    const join = await call(m, 'POST', '/v1/auth/tokens', admin.token, { role: 'worker' });
+    expect(join.status).toBe(201);
+    for (const ref of ['bootstrap', admin.accessor]) {
+      expect(await call(m, 'DELETE', `/v1/auth/tokens/${ref}`, token)).toEqual(
+        forbidden(`${clerkLacks} token "bootstrap" (role admin) has: a token may revoke only tokens whose permissions it holds`),
+      );
+    }
+    expect(await call(m, 'DELETE', `/v1/auth/tokens/${join.body.accessor as string}`, token)).toEqual(
+      forbidden(`${clerkLacks} a worker join token grants (a worker gets its tasks' secretEnv values): only a token with every permission may make or revoke one`),
+    );
+    expect((await call(m, 'GET', '/v1/auth/tokens', admin.token)).body.joinTokens).toHaveLength(1);
+    expect((await call(m, 'GET', '/v1/cluster', admin.token)).status).toBe(200);
+
+    const reader = await call(m, 'POST', '/v1/auth/tokens', admin.token, { policy: { name: 'token-reader', rules: [{ effect: 'allow', resource: 'tokens', verbs: ['read'] }] } });
+    expect(await call(m, 'DELETE', `/v1/auth/tokens/${reader.body.accessor as string}`, token)).toEqual({ status: 200, body: { accessor: reader.body.accessor, revoked: true } });
+  });
+
+  it('kv key prefixes count: a token over team-a/ may grant keys under team-a/sub/, not team-b/ nor every key', async () => {
+    const teamClerk: Policy = {
+      name: 'team-clerk',
+      rules: [{ effect: 'allow', resource: 'tokens', verbs: ['write'] }, { effect: 'allow', resource: 'kv', verbs: ['read', 'write'], keyPrefix: 'team-a/' }],
+    };
+    const { m, token } = await withToken(teamClerk);
+    const kvPolicy = (name: string, keyPrefix?: string): Policy => ({
+      name, rules: [{ effect: 'allow', resource: 'kv', verbs: ['read'], ...(keyPrefix === undefined ? {} : { keyPrefix }) }],
+    });
+    expect((await call(m, 'POST', '/v1/auth/tokens', token, { policy: kvPolicy('sub', 'team-a/sub/') })).status).toBe(201);
+    expect(await call(m, 'POST', '/v1/auth/tokens', token, { policy: kvPolicy('other', 'team-b/') })).toEqual(
+      forbidden('this token (role team-clerk) lacks kv:read on keys under "team-b/", which the new token (role other) would have: a token may grant only permissions it holds'),
+    );
+    expect(await call(m, 'POST', '/v1/auth/tokens', token, { policy: kvPolicy('all') })).toEqual(
+      forbidden('this token (role team-clerk) lacks kv:read, which the new token (role all) would have: a token may grant only permissions it holds'),
+    );
+    // A developer also submits tasks, which this token may not.
+    expect((await call(m, 'POST', '/v1/auth/tokens', token, { role: 'developer', keyPrefix: 'team-a/' })).body.error.message).toMatch(/^this token \(role team-clerk\) lacks tasks:read, /);
+  });
+
+  it('an admin may create and revoke join tokens, and revoke any token', async () => {
+    const { m, admin } = await withToken(clerk);
+    const join = await call(m, 'POST', '/v1/auth/tokens', admin.token, { role: 'manager', ttlS: 600 });
+    expect(join.status).toBe(201);
+    const accessor = join.body.accessor as string;
+    expect(accessor).toBe(joinTokenAccessor(m.raft.proposals.flatMap((c) => (c.op === 'auth.joinTokenCreate' ? [c.secretHash] : []))[0]!));
+    expect(await call(m, 'DELETE', `/v1/auth/tokens/${accessor}`, admin.token)).toEqual({ status: 200, body: { accessor, revoked: true } });
+    expect((await call(m, 'DELETE', '/v1/auth/tokens/token-clerk', admin.token)).status).toBe(200);
   });
 });

@@ -1,6 +1,7 @@
 // The token routes through app.inject, over the real AuthServiceImpl and state machine behind a one-node "Raft"
 // that applies each proposal at once: what a client sees on create, list and revoke, what a manager then checks
-// tokens against, join tokens (and none from an insecure cluster), bad bodies naming the field, and bootstrap.
+// tokens against, join tokens (listed by accessor, revoked, then refused by POST /v1/join; none from an insecure
+// cluster), bad bodies naming the field, and bootstrap.
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -10,8 +11,9 @@ import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js'
 import type { Clock } from '../../src/lib/clock.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { AuthServiceImpl, type AuthServiceOptions } from '../../src/manager/auth-service.js';
-import { caDigest, createClusterCa } from '../../src/security/ca.js';
-import { hashSecret, parseApiToken, parseJoinToken, secretMatches } from '../../src/security/tokens.js';
+import { JoinServiceImpl } from '../../src/manager/join-service.js';
+import { caDigest, createClusterCa, createCsr, generateNodeKey, issueNodeKeyAndCert } from '../../src/security/ca.js';
+import { hashSecret, joinTokenAccessor, parseApiToken, parseJoinToken, secretMatches } from '../../src/security/tokens.js';
 import { FakeManagerService } from './fake-service.js';
 
 /** Applies every proposal at once, through the encoded bytes, as a committed entry would be. */
@@ -41,13 +43,15 @@ function service(raft: InstantRaft, o: Partial<AuthServiceOptions> = {}): AuthSe
   return new AuthServiceImpl({ store: raft.sm.auth, raft, clock, logger: pino({ level: 'silent' }), caCertPem: null, ...o });
 }
 
+let ca: { certPem: string; keyPem: string };
 let caCertPem: string;
 let raft: InstantRaft;
 let auth: AuthServiceImpl;
 let app: FastifyInstance;
 
 beforeAll(async () => {
-  caCertPem = (await createClusterCa({ clusterId: 'test' })).certPem;
+  ca = await createClusterCa({ clusterId: 'test' });
+  caCertPem = ca.certPem;
 });
 beforeEach(async () => {
   clock.now = start;
@@ -113,8 +117,10 @@ describe('POST /v1/auth/tokens', () => {
     const res = await post({ role: 'worker' });
     expect(res.statusCode).toBe(201);
     const body = res.json<{ token: string }>();
-    expect(body).toEqual({ token: expect.stringMatching(/^MKTKN-1-/) as string, role: 'worker', expiresAt: '2030-01-02T00:00:00.000Z' });
     const parsed = parseJoinToken(body.token)!;
+    expect(body).toEqual({
+      token: expect.stringMatching(/^MKTKN-1-/) as string, accessor: joinTokenAccessor(hashSecret(parsed.secret)), role: 'worker', expiresAt: '2030-01-02T00:00:00.000Z',
+    });
     expect(parsed.caDigest).toBe(caDigest(caCertPem));
     expect(raft.sm.auth.joinToken(hashSecret(parsed.secret), start)).toMatchObject({ role: 'worker' });
     const short = (await post({ role: 'manager', ttlS: 60 })).json();
@@ -159,6 +165,7 @@ describe('GET and DELETE /v1/auth/tokens', () => {
         { accessor: a.accessor, name: 'a', role: 'admin', createdAt: a.createdAt, expiresAt: null },
         { accessor: b.accessor, name: 'b', role: 'developer', keyPrefix: 'apps/', createdAt: b.createdAt, expiresAt: null },
       ],
+      joinTokens: [],
       nextCursor: null,
     });
     expect(list.body).not.toMatch(/[0-9a-f]{64}/);
@@ -190,6 +197,71 @@ describe('GET and DELETE /v1/auth/tokens', () => {
     const res = await app.inject({ method: 'DELETE', url: '/v1/auth/tokens/-not%20a%20name' });
     expect(res.statusCode).toBe(400);
     expect(res.json().error).toMatchObject({ code: 'INVALID_PARAM', message: expect.stringMatching(/^params\.ref/) as string });
+  });
+});
+
+describe('join tokens in GET and DELETE /v1/auth/tokens', () => {
+  /** A manager app that also serves POST /v1/join, checking join tokens against the same applied state. */
+  async function withJoin(): Promise<FastifyInstance> {
+    const m1 = await issueNodeKeyAndCert({ caCertPem, caKeyPem: ca.keyPem, id: 'm1', role: 'manager', clusterId: 'test', sans: { ips: ['127.0.0.1'], dns: [] } });
+    const join = new JoinServiceImpl({
+      material: { caCertPem, caKeyPem: ca.keyPem, ...m1, identity: { id: 'm1', role: 'manager', clusterId: 'test' } },
+      clock, joinToken: (h, nowMs) => raft.sm.auth.joinToken(h, nowMs), managers: () => [], workerActive: () => false,
+    });
+    const joinApp = buildManagerApp({ service: new FakeManagerService(), auth, join });
+    await joinApp.ready();
+    return joinApp;
+  }
+
+  async function joinWith(joinApp: FastifyInstance, token: string, id: string) {
+    const { keyPem } = await generateNodeKey();
+    const csr = await createCsr({ keyPem, id, role: 'worker', clusterId: 'test' });
+    return joinApp.inject({ method: 'POST', url: '/v1/join', payload: { token, id, csr, addresses: ['127.0.0.1:7001'] } });
+  }
+
+  it('are listed by their accessor and role, never a secret or hash; DELETE by accessor revokes one, and POST /v1/join then answers 401', async () => {
+    const joinApp = await withJoin();
+    try {
+      const worker = (await post({ role: 'worker', ttlS: 600 })).json<{ token: string; accessor: string }>();
+      const manager = (await post({ role: 'manager' })).json<{ accessor: string }>();
+      expect(worker.accessor).toMatch(/^join-[0-9a-f]{16}$/);
+      const list = await app.inject({ method: 'GET', url: '/v1/auth/tokens' });
+      expect(list.json().joinTokens).toEqual([
+        { accessor: worker.accessor, role: 'worker', createdAt: '2030-01-01T00:00:00.000Z', expiresAt: '2030-01-01T00:10:00.000Z' },
+        { accessor: manager.accessor, role: 'manager', createdAt: '2030-01-01T00:00:00.000Z', expiresAt: '2030-01-02T00:00:00.000Z' },
+      ]);
+      expect(list.body).not.toMatch(/[0-9a-f]{64}/);
+      expect(list.body).not.toContain(parseJoinToken(worker.token)!.secret);
+      expect((await joinWith(joinApp, worker.token, 'w1')).statusCode).toBe(200);
+
+      const del = await app.inject({ method: 'DELETE', url: `/v1/auth/tokens/${worker.accessor}` });
+      expect(del.statusCode).toBe(200);
+      expect(del.json()).toEqual({ accessor: worker.accessor, revoked: true });
+      expect(raft.proposals.at(-1)).toEqual({ op: 'auth.joinTokenRevoke', secretHash: hashSecret(parseJoinToken(worker.token)!.secret) });
+      const refused = await joinWith(joinApp, worker.token, 'w2');
+      expect(refused.statusCode).toBe(401);
+      expect(refused.json().error).toEqual({ code: 'UNAUTHENTICATED', message: 'unknown, revoked or expired join token' });
+      const left = (await app.inject({ method: 'GET', url: '/v1/auth/tokens' })).json<{ joinTokens: { accessor: string }[] }>();
+      expect(left.joinTokens.map((j) => j.accessor)).toEqual([manager.accessor]);
+
+      const again = await app.inject({ method: 'DELETE', url: `/v1/auth/tokens/${worker.accessor}` });
+      expect(again.statusCode).toBe(404);
+      expect(again.json().error).toEqual({ code: 'TOKEN_NOT_FOUND', message: `no join token with accessor ${worker.accessor} (GET /v1/auth/tokens lists them)` });
+    } finally {
+      await joinApp.close();
+    }
+  });
+
+  it('a whole token is refused as :ref (400, nothing revoked), as an API token is: URLs end up in logs', async () => {
+    const join = (await post({ role: 'worker' })).json<{ token: string }>();
+    const api = (await post({ role: 'viewer' })).json<{ token: string }>();
+    for (const whole of [api.token, join.token]) {
+      const res = await app.inject({ method: 'DELETE', url: `/v1/auth/tokens/${encodeURIComponent(whole)}` });
+      expect(res.statusCode, whole.slice(0, 8)).toBe(400);
+      expect(res.json().error).toEqual({ code: 'INVALID_PARAM', message: expect.stringMatching(/^params\.ref: a whole token, secret included, is never taken here/) as string });
+      expect(res.body).not.toContain(whole.slice(-43));
+    }
+    expect(raft.proposals.map((c) => c.op)).toEqual(['auth.joinTokenCreate', 'auth.tokenCreate']);
   });
 });
 

@@ -8,14 +8,16 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildManagerApp } from '../../src/api/manager-app.js';
 import type {
-  ApiTokenView, AuthService, CreatedApiToken, CreatedJoinToken, Page, TokenLookup, TokenRequest,
+  ApiTokenView, AuthService, CreatedApiToken, CreatedJoinToken, JoinTokenView, TokenList, TokenLookup, TokenRequest,
 } from '../../src/contracts/services.js';
 import { MinkubeError } from '../../src/lib/errors.js';
+import { hashSecret, joinTokenAccessor } from '../../src/security/tokens.js';
 import { FakeManagerService } from '../api/fake-service.js';
 import { runCli, type CliResult } from '../support/cli.js';
 
 class FakeAuthService implements AuthService {
   tokens: ApiTokenView[] = [];
+  joinTokens: JoinTokenView[] = [];
   calls: { method: string; args: unknown[] }[] = [];
 
   async createToken(req: TokenRequest): Promise<CreatedApiToken> {
@@ -29,20 +31,22 @@ class FakeAuthService implements AuthService {
     return { token: `mk_${accessor}_${'s'.repeat(43)}`, ...view };
   }
 
-  async listTokens(): Promise<Page<ApiTokenView>> {
-    return { items: this.tokens, nextCursor: null };
+  async listTokens(): Promise<TokenList> {
+    return { items: this.tokens, joinTokens: this.joinTokens, nextCursor: null };
   }
 
   async revokeToken(accessor: string): Promise<{ accessor: string; revoked: true }> {
-    const before = this.tokens.length;
+    this.calls.push({ method: 'revokeToken', args: [accessor] });
+    const before = this.tokens.length + this.joinTokens.length;
     this.tokens = this.tokens.filter((t) => t.accessor !== accessor);
-    if (this.tokens.length === before) throw new MinkubeError('TOKEN_NOT_FOUND', `no token with accessor ${accessor}`);
+    this.joinTokens = this.joinTokens.filter((j) => j.accessor !== accessor);
+    if (this.tokens.length + this.joinTokens.length === before) throw new MinkubeError('TOKEN_NOT_FOUND', `no token with accessor ${accessor}`);
     return { accessor, revoked: true };
   }
 
   async createJoinToken(role: 'manager' | 'worker', ttlS: number): Promise<CreatedJoinToken> {
     this.calls.push({ method: 'createJoinToken', args: [role, ttlS] });
-    return { token: `MKTKN-1-${'d'.repeat(64)}-${'s'.repeat(43)}`, role, expiresAt: '2030-01-02T00:00:00.000Z' };
+    return { token: `MKTKN-1-${'d'.repeat(64)}-${'s'.repeat(43)}`, accessor: joinTokenAccessor(hashSecret('s'.repeat(43))), role, expiresAt: '2030-01-02T00:00:00.000Z' };
   }
 
   lookupToken(): TokenLookup | undefined {
@@ -77,6 +81,7 @@ function tempDir(): string {
 }
 beforeEach(() => {
   auth.tokens = [];
+  auth.joinTokens = [];
   auth.calls = [];
 });
 
@@ -164,7 +169,7 @@ describe('minkube token ls and revoke', () => {
     expect(lines[0]).toMatch(/^ACCESSOR\s+NAME\s+ROLE\s+CREATED\s+EXPIRES$/);
     expect(lines[1]).toMatch(/^0000000000000001\s+ci\s+developer \(apps\/\)\s+2030-01-01T00:00:00\.000Z\s+never$/);
     expect(lines[2]).toMatch(/^0000000000000002\s+admin\s+admin\s+2030-01-01T00:00:00\.000Z\s+2030-01-02T00:00:00\.000Z$/);
-    expect(JSON.parse(json.stdout)).toEqual({ items: auth.tokens, nextCursor: null });
+    expect(JSON.parse(json.stdout)).toEqual({ items: auth.tokens, joinTokens: [], nextCursor: null });
 
     const revoked = await cli(['token', 'revoke', '0000000000000001']);
     expect(revoked).toEqual({ code: 0, stdout: 'revoked 0000000000000001\n', stderr: '' });
@@ -183,5 +188,27 @@ describe('minkube token ls and revoke', () => {
     expect(auth.tokens.map((t) => t.accessor)).not.toContain(whole.accessor);
     const unknown = await cli(['token', 'revoke', 'no-such-name']);
     expect(unknown).toEqual({ code: 1, stdout: '', stderr: 'error: TOKEN_NOT_FOUND: no token named "no-such-name" (give its name or accessor: minkube token ls shows both)\n' });
+  });
+
+  it('ls lists join tokens after the API tokens (no name, role manager or worker); revoke takes a join accessor or the whole join token, sending only the accessor', async () => {
+    const secret = 'j'.repeat(43);
+    const accessor = joinTokenAccessor(hashSecret(secret));
+    await auth.createToken({ name: 'ci', role: 'viewer' });
+    auth.joinTokens = [
+      { accessor, role: 'manager', createdAt: '2030-01-01T00:00:00.000Z', expiresAt: '2030-01-01T00:10:00.000Z' },
+      { accessor: 'join-00000000000000aa', role: 'worker', createdAt: '2030-01-01T00:00:00.000Z', expiresAt: '2030-01-02T00:00:00.000Z' },
+    ];
+    const lines = (await cli(['token', 'ls'])).stdout.trimEnd().split('\n');
+    expect(lines.slice(1)).toEqual([
+      expect.stringMatching(/^0000000000000001\s+ci\s+viewer\s/),
+      expect.stringMatching(new RegExp(`^${accessor}\\s+-\\s+manager\\s+2030-01-01T00:00:00\\.000Z\\s+2030-01-01T00:10:00\\.000Z$`)),
+      expect.stringMatching(/^join-00000000000000aa\s+-\s+worker\s/),
+    ]);
+    expect(lines.join('\n')).not.toContain(secret);
+
+    expect(await cli(['token', 'revoke', `MKTKN-1-${'d'.repeat(64)}-${secret}`])).toEqual({ code: 0, stdout: `revoked ${accessor}\n`, stderr: '' });
+    expect(await cli(['token', 'revoke', 'join-00000000000000aa'])).toEqual({ code: 0, stdout: 'revoked join-00000000000000aa\n', stderr: '' });
+    expect(auth.calls.filter((c) => c.method === 'revokeToken').map((c) => c.args)).toEqual([[accessor], ['join-00000000000000aa']]);
+    expect(auth.joinTokens).toEqual([]);
   });
 });

@@ -134,6 +134,17 @@ describe('join tokens', () => {
     expect(d.sm.auth.joinToken(hash('2'), 6000)).toBeUndefined();
     expect(d.apply({ op: 'auth.joinTokenRevoke', secretHash: hash('2') })).toMatchObject({ ok: false, code: 'TOKEN_NOT_FOUND' });
   });
+
+  it('are listed oldest first, expired ones too until a later create drops them; a revoked one is gone', () => {
+    const d = new Driver();
+    d.apply({ op: 'auth.joinTokenCreate', secretHash: hash('1'), role: 'worker', expiresAtMs: 5000, atMs: 1000 });
+    d.apply({ op: 'auth.joinTokenCreate', secretHash: hash('2'), role: 'manager', expiresAtMs: 9000, atMs: 2000 });
+    d.apply({ op: 'auth.joinTokenCreate', secretHash: hash('3'), role: 'worker', expiresAtMs: 9000, atMs: 3000 });
+    expect(d.sm.auth.listJoinTokens().map((j) => [j.secretHash, j.role])).toEqual([[hash('1'), 'worker'], [hash('2'), 'manager'], [hash('3'), 'worker']]);
+    d.apply({ op: 'auth.joinTokenRevoke', secretHash: hash('2') });
+    d.apply({ op: 'auth.joinTokenCreate', secretHash: hash('4'), role: 'worker', expiresAtMs: 9000, atMs: 6000 });
+    expect(d.sm.auth.listJoinTokens().map((j) => j.secretHash)).toEqual([hash('3'), hash('4')]);
+  });
 });
 
 describe('snapshots', () => {

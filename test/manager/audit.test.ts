@@ -13,6 +13,7 @@ import type { Clock } from '../../src/lib/clock.js';
 import type { LogIndex, NodeId, Term } from '../../src/lib/ids.js';
 import { AuditLog, type AuditLogOptions } from '../../src/manager/audit.js';
 import { encodeConfEntry } from '../../src/raft/membership.js';
+import { joinTokenAccessor } from '../../src/security/tokens.js';
 import type { Entry } from '../../src/raft/types.js';
 
 const t0 = Date.parse('2030-01-01T00:00:00.000Z');
@@ -65,6 +66,7 @@ describe('AuditLog lines', () => {
     a.apply({ op: 'task.submit', taskId: 't-1', spec: { image: 'busybox', env: { SECRET: 'shh' } }, atMs: t0 + 1234 }, { reqId: 'r3' });
     const secretHash = 'ab'.repeat(32);
     a.apply({ op: 'auth.tokenCreate', accessor: 'fedcba9876543210', secretHash, name: 'ci', role: 'developer', expiresAtMs: null, atMs: t0 }, { pr: admin });
+    a.apply({ op: 'auth.joinTokenRevoke', secretHash }, { pr: admin });
     await log.close();
 
     expect(fileLines()).toEqual([
@@ -73,6 +75,8 @@ describe('AuditLog lines', () => {
       // A command that carries its time is recorded at that time, the same on every manager.
       { seq: 3, time: '2030-01-01T00:00:01.234Z', index: 3, principal: null, op: 'task.submit', target: 't-1', outcome: 'ok', requestId: 'r3' },
       { seq: 4, time: '2030-01-01T00:00:00.000Z', index: 4, principal: { token: admin.a, role: 'admin' }, op: 'auth.tokenCreate', target: 'fedcba9876543210', outcome: 'ok', requestId: null },
+      // A join token by its accessor, never its secret's hash.
+      { seq: 5, time: '2030-01-01T00:00:05.000Z', index: 5, principal: { token: admin.a, role: 'admin' }, op: 'auth.joinTokenRevoke', target: joinTokenAccessor(secretHash), outcome: 'TOKEN_NOT_FOUND', requestId: null },
     ]);
     const text = readFileSync(join(dir, 'audit.log'), 'utf8');
     for (const secret of ['hunter2', 'shh', secretHash]) expect(text).not.toContain(secret);

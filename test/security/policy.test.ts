@@ -1,7 +1,8 @@
-// Who may do what: every built-in role against every resource and verb, custom policies, and kv key prefixes.
+// Who may do what: every built-in role against every resource and verb, custom policies, kv key prefixes, and the
+// no-escalation comparison of two principals.
 import { Value } from '@sinclair/typebox/value';
 import { describe, expect, it } from 'vitest';
-import { authorize, isPolicyName, isRoleName, PolicySchema, resources, verbs, type Policy, type Resource, type RoleName } from '../../src/security/policy.js';
+import { authorize, escalation, isPolicyName, isRoleName, PolicySchema, resources, verbs, type Policy, type Resource, type RoleName } from '../../src/security/policy.js';
 
 // The whole grid, written out: R = read only, RW = read and write, - = nothing.
 const grid: Record<RoleName, Record<Resource, 'RW' | 'R' | '-'>> = {
@@ -90,5 +91,56 @@ describe('names', () => {
     expect(isRoleName('manager')).toBe(false);
     expect(isPolicyName('ci-bot')).toBe(true);
     for (const s of ['', 'CI', '1ci', 'a b', 'a/b', 'x'.repeat(64)]) expect(isPolicyName(s)).toBe(false);
+  });
+});
+
+describe('escalation (what a granted principal may do that its holder may not)', () => {
+  const roles = Object.keys(grid) as RoleName[];
+  const clerk: Policy = {
+    name: 'token-clerk',
+    rules: [{ effect: 'allow', resource: 'tokens', verbs: ['read', 'write'] }, { effect: 'deny', resource: 'kv', verbs: ['*'] }],
+  };
+
+  it('agrees with the grid: a built-in role escalates to another exactly when the grid gives the other a permission it lacks', () => {
+    for (const holder of roles) {
+      for (const granted of roles) {
+        const beyond = resources.flatMap((r) => verbs.filter((v) => grid[granted][r].includes(v === 'read' ? 'R' : 'W') && !grid[holder][r].includes(v === 'read' ? 'R' : 'W')).map((v) => `${r}:${v}`));
+        expect(escalation({ role: holder }, { role: granted }), `${holder} -> ${granted}`).toBe(beyond[0] ?? null);
+      }
+    }
+  });
+
+  it('names what a token-clerk (tokens:write, kv denied) lacks of an admin, and nothing of itself or less', () => {
+    const p = { role: 'token-clerk', policy: clerk };
+    expect(escalation(p, { role: 'admin' })).toBe('kv:read');
+    expect(escalation(p, { role: 'viewer' })).toBe('kv:read');
+    expect(escalation(p, p)).toBeNull();
+    expect(escalation(p, { role: 'reader', policy: { name: 'reader', rules: [{ effect: 'allow', resource: 'tokens', verbs: ['read'] }] } })).toBeNull();
+    // An unknown role may do nothing, so it grants nothing and holds nothing.
+    expect(escalation(p, { role: 'root' })).toBeNull();
+    expect(escalation({ role: 'root' }, { role: 'viewer' })).toBe('kv:read');
+  });
+
+  it('compares kv over key prefixes: a narrower prefix is within a wider one, a sibling or no prefix is not', () => {
+    const dev = (keyPrefix: string) => ({ role: 'developer', keyPrefix });
+    expect(escalation(dev('team-a/'), dev('team-a/sub/'))).toBeNull();
+    expect(escalation(dev('team-a/sub/'), dev('team-a/'))).toBe('kv:read on keys under "team-a/"');
+    expect(escalation(dev('team-a/'), dev('team-b/'))).toBe('kv:read on keys under "team-b/"');
+    expect(escalation(dev('team-a/'), { role: 'developer' })).toBeNull();
+    const allKv = { role: 'kv-all', policy: { name: 'kv-all', rules: [{ effect: 'allow' as const, resource: 'kv' as const, verbs: ['read' as const] }] } };
+    expect(escalation(dev('team-a/'), allKv)).toBe('kv:read');
+  });
+
+  it('counts deny rules on both sides: a holder denied a prefix may not grant it; a grant denied more is within its holder', () => {
+    const holder = {
+      role: 'most',
+      policy: { name: 'most', rules: [{ effect: 'allow', resource: '*', verbs: ['*'] }, { effect: 'deny', resource: 'kv', verbs: ['write'], keyPrefix: 'secret/' }] } as Policy,
+    };
+    expect(escalation(holder, { role: 'admin' })).toBe('kv:write on keys under "secret/"');
+    expect(escalation(holder, { role: 'operator' })).toBeNull();
+    const narrower = { role: 'n', policy: { name: 'n', rules: [...holder.policy.rules, { effect: 'deny', resource: 'kv', verbs: ['*'], keyPrefix: 'secret/' }] } as Policy };
+    expect(escalation(holder, narrower)).toBeNull();
+    const wider: Policy = { name: 'w', rules: [{ effect: 'allow', resource: 'kv', verbs: ['write'], keyPrefix: 'secret/x/' }] };
+    expect(escalation(holder, { role: 'w', policy: wider })).toBe('kv:write on keys under "secret/x/"');
   });
 });

@@ -1,7 +1,9 @@
 // Token formats, and that only the secret a token was made with matches its stored hash.
 import { describe, expect, it } from 'vitest';
 import { caDigest, createClusterCa } from '../../src/security/ca.js';
-import { hashSecret, newApiToken, newJoinToken, parseApiToken, parseJoinToken, secretMatches } from '../../src/security/tokens.js';
+import {
+  hashSecret, joinTokenAccessor, joinTokenAccessorPattern, newApiToken, newJoinToken, parseApiToken, parseJoinToken, secretMatches,
+} from '../../src/security/tokens.js';
 
 describe('API tokens', () => {
   it('look like mk_<16 hex>_<43 base64url> and parse back to their accessor and a secret matching their hash', () => {
@@ -70,5 +72,16 @@ describe('join tokens', () => {
     expect(secretMatches(parsed.secret, secretHash)).toBe(true);
     expect(parseJoinToken(token.replace('MKTKN-1', 'MKTKN-2'))).toBeNull();
     expect(parseJoinToken(newApiToken().token)).toBeNull();
+  });
+});
+
+describe('join token accessors', () => {
+  it('are join-<16 hex>, the same for the same hash, different for different ones, and hold no part of the hash', () => {
+    const hashes = Array.from({ length: 200 }, (_, i) => hashSecret(`secret-${i}`));
+    const accessors = hashes.map(joinTokenAccessor);
+    for (const a of accessors) expect(a).toMatch(new RegExp(joinTokenAccessorPattern));
+    expect(new Set(accessors).size).toBe(200);
+    expect(joinTokenAccessor(hashes[0]!)).toBe(accessors[0]);
+    accessors.forEach((a, i) => expect(hashes[i]).not.toContain(a.slice('join-'.length)));
   });
 });

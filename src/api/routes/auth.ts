@@ -3,21 +3,26 @@
 //
 //   POST   /v1/auth/tokens            { name?, role, keyPrefix?, ttlS? } -> 201 { token, accessor, name, role, keyPrefix?,
 //                                     createdAt, expiresAt | null }: the only time the secret is shown. Role manager or
-//                                     worker: a join token instead, 201 { token, role, expiresAt } (ttlS default 24 h).
+//                                     worker: a join token instead, 201 { token, accessor, role, expiresAt } (ttlS
+//                                     default 24 h; accessor: join-<16 hex>).
 //                                     Or { name?, policy: { name, rules: [{ effect, resource, verbs, keyPrefix? }] },
 //                                     ttlS? }: a custom policy instead of a role; the answer's role is the policy's name
 //                                     and it shows the policy (rules are not secret).
-//   GET    /v1/auth/tokens            -> { items: [{ accessor, name, role, keyPrefix?, policy?, createdAt, expiresAt }], nextCursor: null }
-//   DELETE /v1/auth/tokens/:ref       (an accessor, or the token's name) -> 200 { accessor, revoked: true }; 404 TOKEN_NOT_FOUND
+//   GET    /v1/auth/tokens            -> { items: [{ accessor, name, role, keyPrefix?, policy?, createdAt, expiresAt }],
+//                                     joinTokens: [{ accessor, role, createdAt, expiresAt }], nextCursor: null }
+//   DELETE /v1/auth/tokens/:ref       (an accessor, the token's name, or a join token's accessor; never a whole token, as
+//                                     URLs end up in logs) -> 200 { accessor, revoked: true }; 404 TOKEN_NOT_FOUND
 //
+// The service refuses with 403 FORBIDDEN a creation or revocation that would reach past the caller's own permissions.
 // A bad role, policy, name, key prefix or ttl, or both or neither of role and policy, is 400 INVALID_BODY naming the
 // field; the service's errors pass through.
 import { Type, type Static } from '@sinclair/typebox';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { accessorPattern, KeyPrefix, TokenName, TokenPolicy } from '../../kv/auth-commands.js';
 import { MinkubeError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 import { isRoleName, roleNames } from '../../security/policy.js';
+import { joinTokenAccessorPattern, parseApiToken, parseJoinToken } from '../../security/tokens.js';
 import type { AuthService, TokenRequest } from '../../contracts/services.js';
 import { requestContext } from './kv.js';
 
@@ -39,8 +44,8 @@ const TokenBody = Type.Object(
 );
 type TokenBody = Static<typeof TokenBody>;
 
-/** A token by its accessor (16 hex digits) or its name. */
-const TokenRefParams = Type.Object({ ref: Type.Union([Type.String({ pattern: accessorPattern }), TokenName]) });
+/** A token by its accessor (16 hex digits), its name, or a join token's accessor (join-<16 hex>). */
+const TokenRefParams = Type.Object({ ref: Type.Union([Type.String({ pattern: accessorPattern }), Type.String({ pattern: joinTokenAccessorPattern }), TokenName]) });
 type TokenRefParams = Static<typeof TokenRefParams>;
 
 const Time = Type.String();
@@ -57,9 +62,10 @@ const TokenView = {
 // The replies list their fields, so nothing else a record might carry (a hash) can leave in a serialised answer.
 const CreatedReply = Type.Union([
   Type.Object({ token: Type.String(), ...TokenView }),
-  Type.Object({ token: Type.String(), role: Type.String(), expiresAt: Time }),
+  Type.Object({ token: Type.String(), accessor: Type.String(), role: Type.String(), expiresAt: Time }),
 ]);
-const ListReply = Type.Object({ items: Type.Array(Type.Object(TokenView)), nextCursor: Type.Null() });
+const JoinTokenView = Type.Object({ accessor: Type.String(), role: Type.String(), createdAt: Time, expiresAt: Time });
+const ListReply = Type.Object({ items: Type.Array(Type.Object(TokenView)), joinTokens: Type.Array(JoinTokenView), nextCursor: Type.Null() });
 const RevokeReply = Type.Object({ accessor: Type.String(), revoked: Type.Literal(true) });
 
 export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, { auth }) => {
@@ -77,10 +83,18 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, { a
 
   app.delete<{ Params: TokenRefParams }>(
     '/v1/auth/tokens/:ref',
-    { schema: { params: TokenRefParams, response: { 200: RevokeReply } } },
+    { schema: { params: TokenRefParams, response: { 200: RevokeReply } }, preValidation: refuseWholeToken },
     async (req) => auth.revokeToken(req.params.ref, requestContext(req)),
   );
 };
+
+/** Before the schema, which would only say "expected union value" (or take an API token for a name): never echo it. */
+async function refuseWholeToken(req: FastifyRequest): Promise<void> {
+  const { ref } = req.params as { ref?: unknown };
+  if (typeof ref === 'string' && (parseApiToken(ref) !== null || parseJoinToken(ref) !== null)) {
+    throw new MinkubeError('INVALID_PARAM', 'params.ref: a whole token, secret included, is never taken here (URLs end up in logs); give its accessor, or let minkube token revoke TOKEN derive it');
+  }
+}
 
 function isJoinRole(role: string): role is 'manager' | 'worker' {
   return role === 'manager' || role === 'worker';
