@@ -132,7 +132,7 @@ async function child(phase: Phase, dir: string): Promise<Measured> {
       const id = nodeId('m2');
       const transport = network.transport(id);
       const logger = pino({ level: 'silent' });
-      const service = new ManagerServiceImpl({ id, clientId: 'm2.bench', transport, logger });
+      const service = new ManagerServiceImpl({ id, clientId: 'm2.bench', logger });
       const storage = await LevelRaftStorage.open(dir, { salvage: true });
       const driver = await RaftNodeDriver.open({
         id, members: voters.map(member), storage, transport, stateMachine: service.stateMachine, logger, clock: systemClock,

@@ -230,7 +230,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   const audit = await AuditLog.open({ dir: self.dataDir, clock: systemClock, logger: logger.child({ component: 'audit' }) });
   opened.push('audit log', () => audit.close());
   const service = new ManagerServiceImpl({
-    id: nodeId(self.id), clientId, logger, transport,
+    id: nodeId(self.id), clientId, logger,
     onApplied: (index, applied) => {
       audit.committed(index, applied);
       traces.applied(index, applied);
@@ -329,7 +329,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
 
   const membership = new MembershipServiceImpl({
     driver: () => driver as RaftNodeDriver<unknown>,
-    reachable: (peer) => transport.reachable(peer),
+    reachable: (peer) => driver.reachable(peer),
     logger: logger.child({ component: 'membership' }),
     electionTimeoutMs: config.raft.electionTimeoutMs,
     http,

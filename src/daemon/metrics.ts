@@ -51,7 +51,7 @@ function managerStatus(p: ManagerParts): StatusSource {
   return {
     facts: () => {
       const st = p.driver.status();
-      const votersReachable = st.voters.filter((v) => v === p.driver.id || p.transport.reachable(v as NodeId)).length;
+      const votersReachable = st.voters.filter((v) => v === p.driver.id || p.driver.reachable(v as NodeId)).length;
       const workers = p.store.allWorkers();
       return {
         leaderId: st.leaderId,

@@ -110,6 +110,8 @@ export class RaftNodeDriver<R> {
   private readonly reads: ReadBatcher;
   private tickTimer: Timer | null = null;
   private readyScheduled = false;
+  /** When each peer's last message arrived (clock ms): a frozen process keeps its connection open, not its voice. */
+  private readonly lastHeardMs = new Map<NodeId, number>();
   /** Why this node holds it was removed from the cluster (markRemoved), or null. */
   private removedReason: string | null = null;
   private draining = false;
@@ -257,6 +259,20 @@ export class RaftNodeDriver<R> {
     return new MinkubeError('NOT_READY', 'this manager is not a member of the cluster (removed, or not added yet): send the request to another manager');
   }
 
+  /**
+   * Whether this node reaches the peer: a connection is open and, between a leader and its followers (which speak to
+   * each other every heartbeat), the peer spoke within two election timeouts. A process that is frozen or stuck keeps
+   * its connection open (its kernel answers), so the connection alone would call it reachable. Two followers say
+   * nothing to each other: between them the connection is all there is to go on.
+   */
+  reachable(peer: NodeId): boolean {
+    if (!this.o.transport.reachable(peer)) return false;
+    const st = this.core.status();
+    if (st.role !== 'leader' && st.leaderId !== peer) return true;
+    const heard = this.lastHeardMs.get(peer);
+    return heard !== undefined && this.o.clock.nowMs() - heard <= 2 * this.o.tickMs * this.o.electionTicks;
+  }
+
   /** Whether this node's own configuration lists it (as a voter or a learner). */
   listsSelf(): boolean {
     const c = this.core.conf();
@@ -278,6 +294,7 @@ export class RaftNodeDriver<R> {
     this.updatePeers();
     this.o.transport.onMessage((m) => {
       if (this.stopped) return;
+      this.lastHeardMs.set(m.from, this.o.clock.nowMs());
       if (!this.peerIds.has(m.from)) this.answerCaller(m.from);
       if (m.type === 'heartbeatResponse') this.o.observer?.heartbeatAnswered(m.from);
       const checked = m.type === 'propose' ? this.checkForwarded(m) : m;

@@ -6,14 +6,12 @@ import { encodeCommand, type Command, type EntryPrincipal } from '../kv/commands
 import { KvStateMachine, type AppliedCommand, type ApplyResult } from '../kv/state-machine.js';
 import { MinkubeError } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
-import type { Transport } from '../transport/types.js';
 import { memberViews } from './membership.js';
 import type { CommandStateMachine, RaftNodeDriver } from './node.js';
 
 export interface ManagerServiceOptions {
   id: NodeId;
   clientId: string;
-  transport: Pick<Transport, 'reachable'>;
   logger: Logger;
   /** Told of every command entry applied here, after the state machine (the audit log). Must not throw. */
   onApplied?: (index: number, applied: AppliedCommand) => void;
@@ -66,7 +64,7 @@ export class ManagerServiceImpl implements ManagerService {
       leaderId: s.leaderId,
       commitIndex: s.commitIndex,
       appliedIndex: this.driver.applied,
-      members: memberViews(this.driver, s, (id) => this.o.transport.reachable(id)).map((m) => ({
+      members: memberViews(this.driver, s, (id) => this.driver.reachable(id)).map((m) => ({
         ...m,
         storage: m.id === this.o.id ? storage.state : s.peersRecovering.includes(m.id as NodeId) ? 'recovering' : m.reachable ? 'ok' : null,
       })),

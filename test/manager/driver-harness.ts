@@ -119,7 +119,7 @@ export class DriverCluster {
     const logger = this.logger.child({ node: id });
     const members = so.join === true ? [...this.members] : this.members.filter((m) => this.bootstrap.includes(m.id));
     const listeners = this.o.listeners?.(id) ?? {};
-    const service = new ManagerServiceImpl({ id: nodeId(id), clientId, transport, logger, ...(listeners.onApplied === undefined ? {} : { onApplied: listeners.onApplied }) });
+    const service = new ManagerServiceImpl({ id: nodeId(id), clientId, logger, ...(listeners.onApplied === undefined ? {} : { onApplied: listeners.onApplied }) });
     const tickMs = this.o.tickMs ?? 10;
     const electionTicks = this.o.electionTicks ?? 10;
     const driver = await RaftNodeDriver.open({

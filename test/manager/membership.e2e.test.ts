@@ -179,6 +179,23 @@ describe('membership changes with real processes', () => {
     expect((await c.http(rest[0]!, 'GET', '/v1/kv/before')).body.value).toBe('1');
   }, 120_000);
 
+  it("a frozen follower is unreachable in the leader's views (members, /status) although its connection stays open", async () => {
+    const { c, leader } = await startCluster();
+    const victim = c.managerIds.find((id) => id !== leader)!;
+    const reachableOf = async (): Promise<boolean | undefined> => ((await c.http(leader, 'GET', '/v1/cluster')).body as { members: { id: string; reachable: boolean }[] }).members.find((m) => m.id === victim)?.reachable;
+    expect(await reachableOf()).toBe(true);
+    await c.signal(victim, 'SIGSTOP');
+    try {
+      await eventually(async () => ((await reachableOf()) === false ? true : undefined), 10_000, `${victim} unreachable while frozen`);
+      const status = await c.http(leader, 'GET', '/status');
+      expect(status.body).toMatchObject({ status: 'degraded', managersReachable: 2 });
+      expect((status.body as { reasons: string[] }).reasons).toContain('1 of 3 managers unreachable');
+    } finally {
+      await c.signal(victim, 'SIGCONT');
+    }
+    await eventually(async () => ((await reachableOf()) === true ? true : undefined), 10_000, `${victim} reachable again`);
+  }, 120_000);
+
   it('a follower removed while it was frozen finds out once it runs again, and refuses requests at once', async () => {
     const { c, leader } = await startCluster();
     const victim = c.managerIds.find((id) => id !== leader)!;
