@@ -7,8 +7,11 @@ import { checkAddress, loadClusterConfig } from '../config/cluster.js';
 import { MinkubeError } from '../lib/errors.js';
 import { logIndex, nodeId, type NodeId } from '../lib/ids.js';
 import { forceNewCluster } from '../raft/index.js';
-import type { SnapshotMeta } from '../raft/types.js';
+import type { RaftInitialState, SnapshotMeta } from '../raft/types.js';
+import { CheckedStorage } from '../storage/checked.js';
+import { storageFailed } from '../storage/common.js';
 import { LevelRaftStorage } from '../storage/level.js';
+import { FileMarker, markerPathFor } from '../storage/marker.js';
 import { loadBackup, parseBackup } from './backup-file.js';
 import { encodeSnapshot } from './members.js';
 
@@ -52,16 +55,33 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
   const meta: SnapshotMeta = { index: logIndex(parsed.header.index), term: parsed.meta.term, voters: [id], learners: [] };
   const body = encodeSnapshot([[id, { raftAddress: self.raftAddress, apiAddress: self.apiAddress }]], state);
   const forced = forceNewCluster({ hardState: { term: meta.term, vote: null, commit: meta.index }, entries: [], applied: meta.index, snapshot: meta }, id as NodeId);
-  const storage = await LevelRaftStorage.open(dataDir);
-  try {
-    await storage.save(forced.hardState, forced.entries, { sync: true, snapshot: { meta, data: body } });
-  } finally {
-    await storage.close();
-  }
+  await storeRestored(dataDir, forced, { meta, data: body });
   return {
     id: o.id, dataDir, ...self, index: meta.index, term: forced.hardState.term,
     keys: kv.size, tasks: kv.tasks.taskCount, workers: kv.tasks.allWorkers().length,
   };
+}
+
+/**
+ * Writes the new cluster's snapshot and first entry, and the marker beside DIR for them. An old marker there is
+ * forgotten first: `rm -rf DIR` keeps it, and it says what another log acknowledged, often in a later term than this
+ * one (the file is older than the cluster it was taken from), so the restored manager would start recovering and, the
+ * only voter, never elect itself. CheckedStorage then writes the new one (durably, before restore answers) as a
+ * manager does: empty first, the restored log's last entry once that log is on disk, so a crash between leaves a
+ * marker the log covers.
+ */
+async function storeRestored(dataDir: string, forced: RaftInitialState, snapshot: { meta: SnapshotMeta; data: Uint8Array }): Promise<void> {
+  const marker = new FileMarker(markerPathFor(dataDir));
+  await marker.reset().catch((err: unknown) => {
+    throw storageFailed(`cannot remove the old marker ${marker.where}`, err);
+  });
+  const storage = new CheckedStorage(await LevelRaftStorage.open(dataDir), marker);
+  try {
+    await storage.loadChecked();
+    await storage.save(forced.hardState, forced.entries, { sync: true, snapshot });
+  } finally {
+    await storage.close();
+  }
 }
 
 async function addressesOf(o: RestoreOptions): Promise<{ raftAddress: string; apiAddress: string }> {

@@ -1,10 +1,12 @@
 // Backups end to end with real processes in a closed cluster: keys and tasks (process runtime) written, `minkube
-// snapshot save`, every manager stopped and wiped, `snapshot restore` into m1, m1 started alone and the others joined
-// with --join; every key, task and worker record is back. A truncated or altered file is refused by inspect and
-// restore with SNAPSHOT_INVALID and exit 1; an operator may not download a snapshot.
+// snapshot save`, every manager stopped and wiped, `snapshot restore` into m1 (beside a stale marker), m1 started
+// alone and the others joined with --join; every key, task and worker record is back. A truncated or altered file is
+// refused by inspect and restore with SNAPSHOT_INVALID and exit 1; an operator may not download a snapshot.
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeId } from '../../src/lib/ids.js';
+import { FileMarker, markerPathFor } from '../../src/storage/marker.js';
 import { runCli } from '../support/cli.js';
 import { eventually, ProcCluster } from '../support/cluster.js';
 
@@ -77,6 +79,12 @@ describe('snapshot save, inspect and restore (real processes, secure cluster)', 
 
     for (const id of c.managerIds) await c.signal(id, 'SIGKILL');
     for (const id of c.managerIds) c.wipe(id);
+    // The wipe (rm -rf) keeps m1's marker beside its data directory; make it say a later term than the file's, as
+    // after elections since the backup: restore must replace it, or m1 starts recovering and never leads.
+    const stale = new FileMarker(markerPathFor(join(c.dir, 'm1')));
+    expect((await stale.read()).kind).toBe('ok');
+    await stale.write({ ackedIndex: 1_000_000, ackedTerm: 1000, term: 1000, vote: nodeId('m2') });
+    await stale.close();
 
     const restored = await mk(['snapshot', 'restore', file, '--id', 'm1', '--data-dir', join(c.dir, 'm1'), '--config', c.configPath]);
     expect(restored.stderr).toBe('');

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { logIndex, term } from '../../src/lib/ids.js';
+import { logIndex, nodeId, term } from '../../src/lib/ids.js';
+import { forceNewCluster } from '../../src/raft/index.js';
 import type { Entry } from '../../src/raft/types.js';
 import { CheckedStorage } from '../../src/storage/checked.js';
 import { LevelRaftStorage } from '../../src/storage/level.js';
@@ -96,6 +97,28 @@ describe('CheckedStorage', () => {
     const plain = await LevelRaftStorage.open(join(dir, 'm1'));
     expect((await plain.load()).entries).toHaveLength(4);
     await plain.close();
+  });
+
+  it('--force-new-cluster from a store behind its marker: the forced entry covers the marker, so the next start is not recovering', async () => {
+    const marker = new MemoryMarker();
+    let s = await open(marker);
+    await s.loadChecked();
+    await s.save(hs(2, 8), entries(1, 10, 2));
+    await s.close();
+    // The data directory is an older copy: the node had gone on to acknowledge index 40 in term 5.
+    marker.value = { ackedIndex: 40, ackedTerm: 5, term: 5, vote: null };
+    s = await open(marker);
+    const loaded = await s.loadChecked();
+    expect(loaded.recovery?.target).toEqual({ index: 40, term: 5 });
+    // What the driver does with --force-new-cluster (prepareInitial): one entry in a term above every term known,
+    // the marker's included, so the new end covers what the marker said and the marker follows it.
+    const forced = forceNewCluster({ hardState: loaded.state.hardState, entries: loaded.state.entries, applied: logIndex(0) }, nodeId('m1'));
+    await s.save(forced.hardState, forced.entries.slice(-1));
+    expect(marker.value).toMatchObject({ ackedIndex: 11, ackedTerm: 6, term: 6 });
+    await s.close();
+    s = await open(marker);
+    expect((await s.loadChecked()).recovery).toBeNull();
+    await s.close();
   });
 
   it('entries replaced by a less up-to-date log lower the marker before the write', async () => {
