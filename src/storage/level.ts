@@ -1,7 +1,7 @@
 // RaftStorage on classic-level (LevelDB): one database per data directory holds the hard state, the log and the
 // current snapshot's record; the snapshot's bytes are a file in <dir>/snapshots. Each Ready is one synced batch;
 // every entry, and every snapshot, carries a checksum that is verified whenever it is read.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { assert } from '../lib/assert.js';
@@ -36,6 +36,8 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
   private reclaimBelow = 0;
   /** What a salvaging open found wrong (see salvage). */
   private openProblems: string[] = [];
+  /** What a salvaging open's salvage found, for the first salvage() call. */
+  private salvaged: { state: LoadedState; problems: string[] } | null = null;
 
   private constructor(
     readonly dir: string,
@@ -47,21 +49,50 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
 
   /**
    * Opens (creating if missing) the database in `dir`, and deletes the snapshot files a crash or an earlier save
-   * left behind (temp files, and every snapshot but the current one).
+   * left behind (temp files, and every snapshot but the current one). With `salvage`, it also salvages what it holds
+   * at once (salvage() then answers what was found), repairing LevelDB itself when it must (see openSalvaging).
    */
   static async open(dir: string, options: { salvage?: boolean } = {}): Promise<LevelRaftStorage> {
     await mkdir(dir, { recursive: true });
+    return options.salvage === true ? LevelRaftStorage.openSalvaging(dir) : LevelRaftStorage.openOnce(dir, null);
+  }
+
+  /**
+   * Damage LevelDB itself reports, at open or while the salvage reads the log or deletes its damaged end (a table
+   * block that fails LevelDB's check shows only when it is read), is repaired with RepairDB, which keeps every record
+   * it can still read, and the open and salvage are tried again. A database still damaged after that is set aside in
+   * the data directory and the node starts from an empty log: salvage() says so, the marker beside the directory still
+   * says what it had acknowledged, so it recovers and learns everything again from the leader.
+   */
+  private static async openSalvaging(dir: string): Promise<LevelRaftStorage> {
     const problems: string[] = [];
-    const db = await openDb(dir, options.salvage === true ? problems : null);
+    for (let attempt = 1; ; attempt++) {
+      let storage: LevelRaftStorage | null = null;
+      try {
+        storage = await LevelRaftStorage.openOnce(dir, [...problems]);
+        storage.salvaged = await storage.salvage();
+        return storage;
+      } catch (err) {
+        await storage?.close().catch(() => undefined);
+        const damage = attempt > 2 ? null : await levelDamage(dir, err);
+        if (damage === null) throw err;
+        problems.push(attempt === 1 ? await repairDb(dir, damage) : await setAside(dir, damage));
+      }
+    }
+  }
+
+  /** One open: strict (`problems` null), or noting in `problems` what salvage must drop. */
+  private static async openOnce(dir: string, problems: string[] | null): Promise<LevelRaftStorage> {
+    const db = await openDb(dir);
     try {
       await checkFormat(dir, db);
       const snapshot = await readSnapshotRecord(dir, db).catch((err: unknown) => {
-        if (options.salvage !== true || !(err instanceof MinkubeError)) throw err;
+        if (problems === null || !(err instanceof MinkubeError)) throw err;
         problems.push(err.message);
         return null;
       });
       const bounds = await logBounds(dir, db, snapshot?.meta.index ?? 0).catch((err: unknown) => {
-        if (options.salvage !== true) throw err;
+        if (problems === null || isLevelCorruption(err)) throw err;
         problems.push(describe(err));
         return { first: (snapshot?.meta.index ?? 0) + 1, last: snapshot?.meta.index ?? 0 };
       });
@@ -71,7 +102,7 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
         throw new MinkubeError('INTERNAL', `cannot clean the snapshots of the data directory ${dir}: ${describe(err)}`, { cause: err });
       });
       const storage = new LevelRaftStorage(dir, db, first, last, snapshot);
-      storage.openProblems = problems;
+      storage.openProblems = problems ?? [];
       return storage;
     } catch (err) {
       await db.close();
@@ -131,10 +162,17 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
    * commit lowered to what is left, so the node learns the rest from the leader. See docs/storage-faults.md.
    */
   salvage(): Promise<{ state: LoadedState; problems: string[] }> {
+    const done = this.salvaged;
+    if (done !== null) {
+      this.salvaged = null;
+      return this.serial(async () => done);
+    }
     return this.serial(async () => {
       const problems = [...this.openProblems];
       this.openProblems = [];
       const hardState = await this.readHardState().catch((err: unknown) => {
+        // LevelDB's own damage is for openSalvaging to repair, not a hard state to drop.
+        if (isLevelCorruption(err)) throw err;
         problems.push(describe(err));
         return emptyHardState;
       });
@@ -195,6 +233,9 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
       }
     } catch (err) {
       problem = `the log cannot be read past index ${entries.at(-1)?.index ?? 0}: ${describe(err)}`;
+      // A damaged LevelDB table: RepairDB may still read the entries after it (openSalvaging), and the damaged block
+      // would fail the deletion of the log's end anyway.
+      if (isLevelCorruption(err)) throw this.corrupt(problem, err);
     } finally {
       await it.close().catch(() => undefined);
     }
@@ -227,7 +268,7 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
       await this.db.clear({ gte: rec.entryKey(0), lt: rec.entryKey(first) });
       await this.db.clear({ gte: rec.entryKey(last + 1), lt: rec.entryKeyEnd });
     } catch (err) {
-      throw this.corrupt(`the damaged entries after index ${last} cannot be deleted: ${describe(err)}`);
+      throw this.corrupt(`the damaged entries after index ${last} cannot be deleted: ${describe(err)}`, err);
     }
     await this.write((batch) => {
       batch.put(rec.hardStateKey, rec.encodeHardState(hardState));
@@ -494,33 +535,110 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
     return entries;
   }
 
-  private corrupt(what: string): MinkubeError {
-    return new MinkubeError('STORAGE_CORRUPT', `the data directory ${this.dir} is corrupt: ${what}`);
+  private corrupt(what: string, cause?: unknown): MinkubeError {
+    return new MinkubeError('STORAGE_CORRUPT', `the data directory ${this.dir} is corrupt: ${what}`, cause === undefined ? {} : { cause });
   }
 }
 
-/**
- * Opens the database. When salvaging, one that LevelDB itself reports corrupt (a damaged manifest or table) is
- * repaired with LevelDB's RepairDB, which keeps every record it can still read, and the repair is noted in `problems`.
- */
-async function openDb(dir: string, problems: string[] | null): Promise<Db> {
-  let db: Db = new ClassicLevel<Buffer, Buffer>(dir, encodings);
+async function openDb(dir: string): Promise<Db> {
+  const db: Db = new ClassicLevel<Buffer, Buffer>(dir, encodings);
   try {
     await db.open();
     return db;
   } catch (err) {
-    const error = openError(dir, err);
-    if (problems === null || error.code !== 'STORAGE_CORRUPT') throw error;
-    problems.push(`LevelDB reported it corrupt and repaired it: ${error.message}`);
+    throw await openError(dir, err);
   }
+}
+
+/** RepairDB on `dir`, and what to say of it. */
+async function repairDb(dir: string, damage: string): Promise<string> {
   try {
     await ClassicLevel.repair(dir);
-    db = new ClassicLevel<Buffer, Buffer>(dir, encodings);
-    await db.open();
-    return db;
   } catch (err) {
-    throw openError(dir, err);
+    return `LevelDB reported it damaged (${damage}), and RepairDB failed: ${describe(err)}`;
   }
+  return `LevelDB reported it damaged and RepairDB repaired it, keeping every record it could read: ${damage}`;
+}
+
+/** LevelDB's files (its tables, write-ahead logs, manifests, RepairDB's lost/) and the snapshots: what setAside moves. */
+const DATABASE_FILE = /^(\d+\.(ldb|sst|log)|MANIFEST-\d+|CURRENT|LOG|LOG\.old|lost|snapshots)$/;
+
+/**
+ * Moves the damaged database (and its snapshots, whose record it held) into `<dir>/damaged-<time>`, for the operator
+ * to look at or delete: nothing is deleted, and the next open finds an empty database. What `dir` holds besides (the
+ * node's certificates, its audit log) stays. Its meta values (a manager that joined remembers it there) are carried
+ * over when the damaged database still yields them.
+ */
+async function setAside(dir: string, damage: string): Promise<string> {
+  const meta = await readMeta(dir).catch(() => []);
+  const aside = join(dir, `damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  try {
+    await mkdir(aside);
+    for (const name of await readdir(dir)) {
+      if (DATABASE_FILE.test(name)) await rename(join(dir, name), join(aside, name));
+    }
+  } catch (err) {
+    throw storageFailed(`cannot set the damaged database of ${dir} aside in ${aside}`, err);
+  }
+  if (meta.length > 0) {
+    const db = await openDb(dir);
+    try {
+      const batch = db.batch();
+      for (const [key, value] of meta) batch.put(key, value);
+      await batch.write({ sync: true });
+    } finally {
+      await db.close();
+    }
+  }
+  return `LevelDB still reported it damaged after RepairDB (${damage}): the database was set aside in ${aside}, its snapshots with it, and the log starts empty`;
+}
+
+async function readMeta(dir: string): Promise<[Buffer, Buffer][]> {
+  const db = await openDb(dir);
+  try {
+    return await db.iterator({ gte: rec.metaKey(''), lt: rec.metaKeyEnd }).all();
+  } finally {
+    await db.close();
+  }
+}
+
+/** Whether LevelDB reported `err` (or an error that caused it) as corruption. */
+function isLevelCorruption(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    if ((e as { code?: unknown }).code === 'LEVEL_CORRUPTION') return true;
+  }
+  return false;
+}
+
+/**
+ * What says that LevelDB's own files are damaged, given what failed: corruption LevelDB reported, or a CURRENT that
+ * does not name a manifest that exists (garbled, or its manifest deleted), which LevelDB reports as an I/O error. null
+ * for anything else: a database another process holds (DATA_DIR_IN_USE), a disk that fails or refuses a write.
+ */
+async function levelDamage(dir: string, err: unknown): Promise<string | null> {
+  if (err instanceof MinkubeError && err.code === 'DATA_DIR_IN_USE') return null;
+  if (isLevelCorruption(err)) return describe(err);
+  const manifest = await manifestProblem(dir);
+  if (manifest === null) return null;
+  return describe(err).includes(manifest) ? describe(err) : `${manifest} (${describe(err)})`;
+}
+
+/** What is wrong with the CURRENT file of `dir`, when it is readable and does not name a manifest that exists. */
+async function manifestProblem(dir: string): Promise<string | null> {
+  let current: string;
+  try {
+    current = await readFile(join(dir, 'CURRENT'), 'latin1');
+  } catch {
+    return null;
+  }
+  const name = /^(MANIFEST-\d+)\n$/.exec(current)?.[1];
+  if (name === undefined) return `its CURRENT file does not name a manifest (${JSON.stringify(current.slice(0, 40))})`;
+  try {
+    await stat(join(dir, name));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return `its CURRENT file names ${name}, which is missing`;
+  }
+  return null;
 }
 
 async function checkFormat(dir: string, db: Db): Promise<void> {
@@ -559,15 +677,19 @@ async function logBounds(dir: string, db: Db, snapshotIndex: number): Promise<{ 
   return { first, last };
 }
 
-function openError(dir: string, err: unknown): MinkubeError {
+async function openError(dir: string, err: unknown): Promise<MinkubeError> {
   const cause = (err as { cause?: { code?: unknown } } | null)?.cause;
   switch (cause?.code) {
     case 'LEVEL_LOCKED':
       return new MinkubeError('DATA_DIR_IN_USE', `the data directory ${dir} is in use by another process (a node of the same id still running?)`, { cause: err });
     case 'LEVEL_CORRUPTION':
       return new MinkubeError('STORAGE_CORRUPT', `the data directory ${dir} is corrupt: ${describe(cause)}`, { cause: err });
-    default:
+    default: {
+      // LevelDB says "IO error" for a garbled CURRENT or a deleted manifest: damage, not a disk refusing a write.
+      const manifest = await manifestProblem(dir);
+      if (manifest !== null) return new MinkubeError('STORAGE_CORRUPT', `the data directory ${dir} is corrupt: ${manifest} (${describe(cause ?? err)})`, { cause: err });
       return storageFailed(`cannot open the data directory ${dir}`, cause ?? err);
+    }
   }
 }
 

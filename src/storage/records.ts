@@ -57,6 +57,9 @@ export function indexOfEntryKey(key: Buffer): number {
   return readU64(key, 1);
 }
 
+/** The end of the meta key range (metaKey('') is its start). */
+export const metaKeyEnd = Buffer.from([PREFIX_META + 1]);
+
 export function metaKey(name: string): Buffer {
   return Buffer.concat([Buffer.from([PREFIX_META]), Buffer.from(name, 'utf8')]);
 }

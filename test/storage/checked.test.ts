@@ -1,10 +1,10 @@
 // CheckedStorage and the marker (issue 19): a store that lost or damaged what it had acknowledged is found out at
 // start and salvaged to what can be trusted; the marker follows every synced write and survives a torn write.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { logIndex, nodeId, term } from '../../src/lib/ids.js';
 import { forceNewCluster } from '../../src/raft/index.js';
 import type { Entry } from '../../src/raft/types.js';
@@ -143,6 +143,110 @@ describe('CheckedStorage', () => {
     expect(order.slice(-2)).toEqual(['marker 3/2', 'log']);
     await s.close();
   });
+});
+
+describe("CheckedStorage on damage inside LevelDB's own files", () => {
+  const data = (): string => join(dir, 'm1');
+  /** 1,000 entries of term 2 acknowledged (the marker says 1000/2), all in one LevelDB table (the reopen writes it). */
+  async function acknowledged(marker: MemoryMarker): Promise<void> {
+    const s = await open(marker);
+    await s.loadChecked();
+    const big = entries(1, 1000, 2).map((e) => ({ ...e, data: new Uint8Array(1000).map((_, j) => (j * 7 + e.index) & 0xff) }));
+    await s.save(hs(2, 1000), big);
+    await s.close();
+    await (await LevelRaftStorage.open(data())).close();
+    expect(marker.value).toMatchObject({ ackedIndex: 1000, ackedTerm: 2 });
+  }
+  const onlyTable = (): string => join(data(), readdirSync(data()).filter((n) => n.endsWith('.ldb'))[0]!);
+  /** 16 bytes over a block in the middle of the table: LevelDB opens it and fails only when that block is read. */
+  function garbleTable(): void {
+    const path = onlyTable();
+    const fd = openSync(path, 'r+');
+    writeSync(fd, Buffer.from('XXXXXXXXXXXXXXXX'), 0, 16, Math.floor(statSync(path).size / 3));
+    closeSync(fd);
+  }
+
+  /** Opened as a manager opens it: recovering towards 1000/2, and it takes the leader's entries after what it kept. */
+  async function expectRecovering(marker: MemoryMarker, words: readonly string[]): Promise<number> {
+    let s = await open(marker);
+    const { recovery, state } = await s.loadChecked();
+    expect(recovery?.target).toEqual({ index: 1000, term: 2 });
+    for (const w of words) expect(recovery?.reason).toContain(w);
+    const kept = state.entries.at(-1)?.index ?? 0;
+    expect(state.entries.map((e) => e.index)).toEqual(Array.from({ length: kept }, (_, i) => i + 1));
+    // The leader's entries, of a later term: they cover the target, so the marker follows them.
+    await s.save(hs(3, kept), entries(kept + 1, 1005, 3));
+    expect(marker.value).toMatchObject({ ackedIndex: 1005, ackedTerm: 3 });
+    await s.close();
+    s = await open(marker);
+    const again = await s.loadChecked();
+    expect(again.recovery).toBeNull();
+    expect(again.state.entries.at(-1)?.index).toBe(1005);
+    await s.close();
+    return kept;
+  }
+
+  it('a damaged table block, found only when read: RepairDB, then the log up to the damage is kept', async () => {
+    const marker = new MemoryMarker();
+    await acknowledged(marker);
+    garbleTable();
+    const kept = await expectRecovering(marker, ['RepairDB repaired it']);
+    expect(kept).toBeGreaterThan(0);
+    expect(kept).toBeLessThan(1000);
+  });
+
+  it('a garbled CURRENT: RepairDB, and nothing is lost', async () => {
+    const marker = new MemoryMarker();
+    await acknowledged(marker);
+    writeFileSync(join(data(), 'CURRENT'), 'garbage\n');
+    // Damage, not a disk that refused a write, also to the strict open tools use.
+    await expect(LevelRaftStorage.open(data())).rejects.toMatchObject({ code: 'STORAGE_CORRUPT', message: expect.stringContaining('CURRENT') as string });
+    expect(await expectRecovering(marker, ['RepairDB repaired it', 'CURRENT'])).toBe(1000);
+  });
+
+  it('a deleted MANIFEST: RepairDB, and nothing is lost', async () => {
+    const marker = new MemoryMarker();
+    await acknowledged(marker);
+    for (const n of readdirSync(data())) if (n.startsWith('MANIFEST-')) rmSync(join(data(), n));
+    expect(await expectRecovering(marker, ['RepairDB repaired it', 'MANIFEST-'])).toBe(1000);
+  });
+
+  it('a database RepairDB cannot mend is set aside, and the log starts empty', async () => {
+    const marker = new MemoryMarker();
+    await acknowledged(marker);
+    const plain = await LevelRaftStorage.open(data());
+    await plain.putMeta('joined', new Uint8Array([1]));
+    await plain.close();
+    garbleTable();
+    const repair = vi.spyOn(ClassicLevel, 'repair').mockResolvedValue(undefined);
+    try {
+      expect(await expectRecovering(marker, ['set aside in', 'damaged-'])).toBe(0);
+    } finally {
+      repair.mockRestore();
+    }
+    const aside = readdirSync(data()).filter((n) => n.startsWith('damaged-'));
+    expect(aside).toHaveLength(1);
+    expect(readdirSync(join(data(), aside[0]!))).toEqual(expect.arrayContaining(['CURRENT', onlyTableName(aside[0]!)]));
+    // What the database remembered besides the log (that this manager joined) is carried over.
+    const fresh = await LevelRaftStorage.open(data());
+    expect(await fresh.getMeta('joined')).toEqual(new Uint8Array([1]));
+    await fresh.close();
+  });
+
+  it('an intact store is not repaired, and a store another process holds is still DATA_DIR_IN_USE', async () => {
+    const marker = new MemoryMarker();
+    await acknowledged(marker);
+    const s = await open(marker);
+    const { recovery } = await s.loadChecked();
+    expect(recovery).toBeNull();
+    await expect(LevelRaftStorage.open(data(), { salvage: true })).rejects.toMatchObject({ code: 'DATA_DIR_IN_USE' });
+    await s.close();
+    expect(readdirSync(data()).filter((n) => n === 'lost' || n.startsWith('damaged-'))).toEqual([]);
+  });
+
+  function onlyTableName(aside: string): string {
+    return readdirSync(join(data(), aside)).find((n) => n.endsWith('.ldb'))!;
+  }
 });
 
 describe('FileMarker', () => {
