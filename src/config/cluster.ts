@@ -292,13 +292,16 @@ export function parseClusterConfig(json: unknown, baseDir: string, source = 'the
       throw new MinkubeError('CONFIG_INVALID', `${source} is not valid JSON: ${(err as Error).message}`, { cause: err });
     }
   }
-  const problems = [...schemaProblems(json), ...semanticProblems(json)];
-  if (problems.length > 0) {
-    const list = problems.map((p) => `  - ${p}`).join('\n');
-    const noun = problems.length === 1 ? 'problem' : 'problems';
-    throw new MinkubeError('CONFIG_INVALID', `${source} is invalid (${problems.length} ${noun}):\n${list}`, { details: { problems } });
-  }
+  const problems = [...schemaProblems(json), ...semanticProblems(json, baseDir)];
+  if (problems.length > 0) throw configInvalid(source, problems);
   return withDefaults(json as ClusterConfigFile, baseDir);
+}
+
+/** The one CONFIG_INVALID for a list of problems, each on its own line and in details.problems. */
+export function configInvalid(source: string, problems: readonly string[]): MinkubeError {
+  const list = problems.map((p) => `  - ${p}`).join('\n');
+  const noun = problems.length === 1 ? 'problem' : 'problems';
+  return new MinkubeError('CONFIG_INVALID', `${source} is invalid (${problems.length} ${noun}):\n${list}`, { details: { problems } });
 }
 
 function withDefaults(file: ClusterConfigFile, baseDir: string): ClusterConfig {
@@ -345,18 +348,22 @@ function describeSchemaError(message: string, schema: unknown): string {
 }
 
 /** What a schema cannot say: address syntax, uniqueness, timing relationships. Checks only well-typed parts. */
-function semanticProblems(json: unknown): string[] {
+function semanticProblems(json: unknown, baseDir: string): string[] {
   if (!isRecord(json)) return [];
   const problems: string[] = [];
   const managers = Array.isArray(json.managers) ? (json.managers as unknown[]) : [];
   const workers = Array.isArray(json.workers) ? (json.workers as unknown[]) : [];
   const ids = new Map<string, string>();
   const addresses = new Map<string, string>();
-  const seen = (table: Map<string, string>, value: unknown, path: string, what: string, normalise = (s: string) => s): void => {
-    if (typeof value !== 'string') return;
+  /** Resolved path -> 'manager m1': two nodes on one directory would fight over its lock (DATA_DIR_IN_USE). */
+  const dataDirs = new Map<string, string>();
+  /** False for a duplicate (reported here) or a value that is not a string. */
+  const seen = (table: Map<string, string>, value: unknown, path: string, what: string, normalise = (s: string) => s): boolean => {
+    if (typeof value !== 'string') return false;
     const first = table.get(normalise(value));
     if (first === undefined) table.set(normalise(value), path);
     else problems.push(`${path}: duplicate ${what} "${value}" (also ${first})`);
+    return first === undefined;
   };
   const address = (value: unknown, path: string): void => {
     if (typeof value !== 'string') return;
@@ -364,33 +371,63 @@ function semanticProblems(json: unknown): string[] {
     if (problem !== null) problems.push(`${path}: ${problem}`);
     else seen(addresses, value, path, 'address', (s) => s.toLowerCase());
   };
+  const dataDir = (node: string, dir: string, path: string): void => {
+    const absolute = resolve(baseDir, dir);
+    const first = dataDirs.get(absolute);
+    if (first === undefined) dataDirs.set(absolute, node);
+    else problems.push(`${path}: ${node} and ${first} have the same data directory ${absolute} (each node needs its own)`);
+  };
   managers.forEach((m, i) => {
     if (!isRecord(m)) return;
-    seen(ids, m.id, `managers[${i}].id`, 'id');
+    const unique = seen(ids, m.id, `managers[${i}].id`, 'id');
     address(m.raftAddress, `managers[${i}].raftAddress`);
     address(m.apiAddress, `managers[${i}].apiAddress`);
     address(m.dnsAddress, `managers[${i}].dnsAddress`);
+    // A duplicate id is problem enough: its data directory is usually the same too.
+    if (unique && typeof m.dataDir === 'string' && m.dataDir !== '') dataDir(`manager ${m.id as string}`, m.dataDir, `managers[${i}].dataDir`);
   });
   workers.forEach((w, i) => {
     if (!isRecord(w)) return;
-    seen(ids, w.id, `workers[${i}].id`, 'id');
+    const unique = seen(ids, w.id, `workers[${i}].id`, 'id');
     address(w.apiAddress, `workers[${i}].apiAddress`);
+    // Absent, it is data/<id> (withDefaults), which a manager's dataDir may name too.
+    const dir = w.dataDir ?? `data/${w.id as string}`;
+    if (unique && typeof dir === 'string' && dir !== '') dataDir(`worker ${w.id as string}`, dir, `workers[${i}].dataDir`);
     const range = isRecord(w.portRange) ? w.portRange : null;
     if (range !== null && typeof range.min === 'number' && typeof range.max === 'number' && range.min > range.max) problems.push(`workers[${i}].portRange: min is above max`);
   });
-  problems.push(...timingProblems(json.raft));
+  problems.push(...timingProblems({ raft: numbersOr(json.raft, clusterConfigDefaults.raft), tasks: numbersOr(json.tasks, clusterConfigDefaults.tasks) }));
   const api = isRecord(json.api) ? json.api : {};
   if ((api.tlsCertFile === undefined) !== (api.tlsKeyFile === undefined)) problems.push('api: tlsCertFile and tlsKeyFile go together');
   return problems;
 }
 
-function timingProblems(raft: unknown): string[] {
-  if (!isRecord(raft)) return [];
-  const heartbeat = typeof raft.heartbeatIntervalMs === 'number' ? raft.heartbeatIntervalMs : clusterConfigDefaults.raft.heartbeatIntervalMs;
-  const election = typeof raft.electionTimeoutMs === 'number' ? raft.electionTimeoutMs : clusterConfigDefaults.raft.electionTimeoutMs;
-  if (election > 2 * heartbeat) return [];
+/** Heartbeat intervals a workerTtlMs spans at least: room for two missed beats (a lost packet, a pause, a slow manager). */
+const workerTtlHeartbeatsMin = 3;
+
+/**
+ * Rules between timing keys, over the values a node runs with (defaults filled in). A reload checks them too, over the
+ * file's live keys and the running values of the keys that change only on restart.
+ */
+export function timingProblems(c: { raft: { heartbeatIntervalMs: number; electionTimeoutMs: number }; tasks: TasksConfig }): string[] {
+  const problems: string[] = [];
+  const { heartbeatIntervalMs: heartbeat, electionTimeoutMs: election } = c.raft;
   // A follower must hear at least two heartbeats per election timeout, or one lost packet starts an election.
-  return [`raft.electionTimeoutMs: must be more than 2 × heartbeatIntervalMs (${election} ms is not more than 2 × ${heartbeat} ms)`];
+  if (election <= 2 * heartbeat) problems.push(`raft.electionTimeoutMs: must be more than 2 × heartbeatIntervalMs (${election} ms is not more than 2 × ${heartbeat} ms)`);
+  const { workerHeartbeatIntervalMs: beat, workerTtlMs: ttl, backoffBaseMs: base, backoffCapMs: cap } = c.tasks;
+  if (ttl < workerTtlHeartbeatsMin * beat) {
+    const room = `so that a worker may miss ${workerTtlHeartbeatsMin - 1} heartbeats before it is unreachable`;
+    problems.push(`tasks.workerTtlMs: must be at least ${workerTtlHeartbeatsMin} × workerHeartbeatIntervalMs, ${room} (${ttl} ms is less than ${workerTtlHeartbeatsMin} × ${beat} ms)`);
+  }
+  if (base > cap) problems.push(`tasks.backoffBaseMs: must not be above backoffCapMs (${base} ms is above ${cap} ms)`);
+  return problems;
+}
+
+/** The defaults with each key the file gives a number for (a wrong type is already a problem of its own). */
+function numbersOr<T extends Readonly<Record<string, number>>>(section: unknown, defaults: T): { [K in keyof T]: number } {
+  const out: Record<string, number> = { ...defaults };
+  if (isRecord(section)) for (const key of Object.keys(defaults)) if (typeof section[key] === 'number') out[key] = section[key];
+  return out as { [K in keyof T]: number };
 }
 
 const hostnamePattern = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { RateLimitOptions } from '../api/rate-limit.js';
 import type { ReloadReport } from '../api/routes/admin.js';
-import { loadClusterConfig, type ClusterConfig } from '../config/cluster.js';
+import { configInvalid, loadClusterConfig, timingProblems, type ClusterConfig } from '../config/cluster.js';
 import { MinkubeError } from '../lib/errors.js';
 
 export type NodeKind = 'manager' | 'worker';
@@ -164,9 +164,11 @@ export class Reloader {
     const { node, id, configPath, logger } = this.o;
     if (configPath === null) throw new MinkubeError('RELOAD_REFUSED', `${node} ${id} was started without a config file: there is nothing to re-read`);
     const next = await loadClusterConfig(configPath);
-    const report: ReloadReport = { node: id, applied: [], refused: [], ignored: [] };
     const running = this.o.running as unknown as Record<string, unknown>;
-    for (const key of diffConfigs(running, next)) {
+    const changed = diffConfigs(running, next);
+    refuseUnsafeMix(node, configPath, this.o.running, next, changed);
+    const report: ReloadReport = { node: id, applied: [], refused: [], ignored: [] };
+    for (const key of changed) {
       const c = classifyKey(node, key);
       const from = getIn(running, key);
       const to = getIn(next, key);
@@ -213,6 +215,18 @@ export class Reloader {
       report.refused.push({ key: 'api.tlsCertFile', reason: `the certificate or key cannot be used (${(err as Error).message}); the server keeps the current one` });
     }
   }
+}
+
+/**
+ * The file passed its own checks, but a node applies only its live keys: the timing rules must also hold between them
+ * and the running values of the keys that wait for a restart (a new workerTtlMs against the old heartbeat interval).
+ */
+function refuseUnsafeMix(node: NodeKind, configPath: string, running: ClusterConfig, next: ClusterConfig, changed: readonly string[]): void {
+  const mixed = structuredClone(running) as unknown as Record<string, unknown>;
+  for (const key of changed) if (classifyKey(node, key).kind === 'live') setIn(mixed, key, getIn(next, key));
+  const problems = timingProblems(mixed as unknown as ClusterConfig);
+  if (problems.length === 0) return;
+  throw configInvalid(`${configPath}, applied live to this ${node} (keys that need a restart keep their running values),`, problems);
 }
 
 /** 'sha256:AB:CD:...' of a PEM certificate. */

@@ -150,6 +150,36 @@ describe('parseClusterConfig', () => {
     expect(parseClusterConfig({ ...valid(), raft: { electionTimeoutMs: 101 } }, '/').raft.heartbeatIntervalMs).toBe(50);
   });
 
+  it('requires workerTtlMs >= 3 * workerHeartbeatIntervalMs, defaults included', () => {
+    const ttl = 'tasks.workerTtlMs: must be at least 3 × workerHeartbeatIntervalMs, so that a worker may miss 2 heartbeats before it is unreachable';
+    // The tester's reload: a TTL under the default 500 ms heartbeat.
+    expect(problemsOf({ ...valid(), tasks: { workerTtlMs: 100, lostGraceMs: 100 } })).toEqual([`${ttl} (100 ms is less than 3 × 500 ms)`]);
+    // Barely above the heartbeat is not enough either.
+    expect(problemsOf({ ...valid(), tasks: { workerHeartbeatIntervalMs: 1000, workerTtlMs: 1100 } })).toEqual([`${ttl} (1100 ms is less than 3 × 1000 ms)`]);
+    // A slower heartbeat against the default 2000 ms TTL.
+    expect(problemsOf({ ...valid(), tasks: { workerHeartbeatIntervalMs: 700 } })).toEqual([`${ttl} (2000 ms is less than 3 × 700 ms)`]);
+    expect(parseClusterConfig({ ...valid(), tasks: { workerHeartbeatIntervalMs: 100, workerTtlMs: 300, lostGraceMs: 1 } }, '/').tasks.workerTtlMs).toBe(300);
+  });
+
+  it('requires backoffBaseMs <= backoffCapMs, defaults included', () => {
+    expect(problemsOf({ ...valid(), tasks: { backoffBaseMs: 5000, backoffCapMs: 4000 } })).toEqual(['tasks.backoffBaseMs: must not be above backoffCapMs (5000 ms is above 4000 ms)']);
+    expect(problemsOf({ ...valid(), tasks: { backoffCapMs: 500 } })).toEqual(['tasks.backoffBaseMs: must not be above backoffCapMs (1000 ms is above 500 ms)']);
+    expect(parseClusterConfig({ ...valid(), tasks: { backoffBaseMs: 4000, backoffCapMs: 4000 } }, '/').tasks.backoffCapMs).toBe(4000);
+  });
+
+  it('refuses two nodes with one data directory, comparing resolved paths and naming both nodes', () => {
+    const json = valid();
+    json.managers[1] = manager('m2', 2, { dataDir: '/etc/minkube/data/m1/' });
+    json.workers.push({ id: 'w2', apiAddress: '127.0.0.1:9002', runtime: 'process', dataDir: 'data/./m3' } as (typeof json.workers)[number]);
+    json.managers.push(manager('m4', 4, { dataDir: 'data/w1' }));
+    expect(problemsOf(json)).toEqual([
+      'managers[1].dataDir: manager m2 and manager m1 have the same data directory /etc/minkube/data/m1 (each node needs its own)',
+      // w1 has no dataDir: its default, data/w1, is m4's.
+      'workers[0].dataDir: worker w1 and manager m4 have the same data directory /etc/minkube/data/w1 (each node needs its own)',
+      'workers[1].dataDir: worker w2 and manager m3 have the same data directory /etc/minkube/data/m3 (each node needs its own)',
+    ]);
+  });
+
   it('takes snapshot thresholds, and refuses ones too small to be useful', () => {
     const c = parseClusterConfig({ ...valid(), raft: { snapshotThresholdEntries: 1000, snapshotThresholdBytes: 4096 } }, '/');
     expect(c.raft.snapshotThresholdEntries).toBe(1000);
