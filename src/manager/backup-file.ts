@@ -47,6 +47,7 @@ export interface BackupSummary {
   readonly term: number;
   /** The whole file's size. */
   readonly sizeBytes: number;
+  /** 'sha256:<hex>' of the whole file, as `sha256sum` says and GET /v1/snapshot's X-Minkube-Checksum (verified: the body's own). */
   readonly checksum: string;
   readonly createdAt: string;
   readonly keys: number;
@@ -157,7 +158,7 @@ export function inspectBackup(bytes: Uint8Array): BackupSummary {
   const { kv } = loadBackup(parsed);
   const h = parsed.header;
   return {
-    format: h.format, index: h.index, term: h.term, sizeBytes: bytes.length, checksum: `sha256:${h.sha256}`, createdAt: h.createdAt,
+    format: h.format, index: h.index, term: h.term, sizeBytes: bytes.length, checksum: `sha256:${sha256Hex(bytes)}`, createdAt: h.createdAt,
     keys: kv.size, tasks: kv.tasks.taskCount, workers: kv.tasks.allWorkers().length, members: h.voters.length + h.learners.length,
     voters: h.voters, learners: h.learners,
   };

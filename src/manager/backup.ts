@@ -6,7 +6,7 @@ import type { BackupService, BackupStatus, RequestContext, SnapshotFile } from '
 import type { Clock } from '../lib/clock.js';
 import type { SnapshotMeta } from '../raft/types.js';
 import { writeFileDurably } from '../storage/snapshot-files.js';
-import { encodeBackup, parseBackupHeader } from './backup-file.js';
+import { encodeBackup, parseBackupHeader, sha256Hex } from './backup-file.js';
 
 /** What a backup needs of the Raft driver. */
 export interface BackupSource {
@@ -19,8 +19,7 @@ export async function takeBackup(source: BackupSource, nowMs: number): Promise<S
   const { meta, encode } = source.captureState();
   const createdAt = new Date(nowMs).toISOString();
   const bytes = encodeBackup(meta, await encode(), createdAt);
-  const { header } = parseBackupHeader(bytes);
-  return { index: meta.index, term: meta.term, sha256: header.sha256, bytes, createdAt };
+  return { index: meta.index, term: meta.term, sha256: sha256Hex(bytes), bytes, createdAt };
 }
 
 export interface BackupServiceOptions {

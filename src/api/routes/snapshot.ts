@@ -1,5 +1,6 @@
 // GET /v1/snapshot: a backup file of the applied state at one index (after a linearizable barrier), as bytes. The
-// file verifies itself (src/manager/backup-file.ts); the headers repeat its index, term and checksum for scripts.
+// file verifies itself (src/manager/backup-file.ts); the headers repeat its index and term for scripts, and give the
+// sha256 of the bytes sent, so that `sha256sum` of the saved file can check the download.
 // Permission ('snapshot', 'write'): admins only, since the file holds every secret the cluster keeps (token hashes,
 // the session key, tasks' secretEnv values); operators' snapshot:read does not reach it.
 import type { FastifyPluginAsync } from 'fastify';

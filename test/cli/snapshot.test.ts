@@ -1,0 +1,88 @@
+// `minkube snapshot save|inspect` against a manager app serving GET /v1/snapshot over a real state machine: the
+// X-Minkube-Checksum header, the saved file's `sha256sum` and what save and inspect print are one checksum, and a
+// download whose header disagrees with the bytes is not saved.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildManagerApp } from '../../src/api/manager-app.js';
+import type { BackupService, SnapshotFile } from '../../src/contracts/services.js';
+import { encodeCommand } from '../../src/kv/commands.js';
+import { KvStateMachine } from '../../src/kv/state-machine.js';
+import { logIndex, nodeId, term } from '../../src/lib/ids.js';
+import { parseBackup } from '../../src/manager/backup-file.js';
+import { takeBackup, type BackupSource } from '../../src/manager/backup.js';
+import { encodeSnapshot } from '../../src/manager/members.js';
+import { FakeManagerService } from '../api/fake-service.js';
+import { runCli } from '../support/cli.js';
+
+/** A source over a state machine holding `keys` keys, captured as the driver would. */
+function sourceWith(keys: number): BackupSource {
+  const sm = new KvStateMachine();
+  for (let i = 1; i <= keys; i++) sm.apply(i, encodeCommand({ clientId: 'c', seq: i, cmd: { op: 'put', key: `k${i}`, value: `v${i}` } }));
+  return {
+    linearizableBarrier: () => Promise.resolve(),
+    captureState: () => {
+      const encode = sm.captureSnapshot();
+      const meta = { index: logIndex(sm.appliedIndex), term: term(2), voters: [nodeId('m1')], learners: [] };
+      return { meta, encode: async () => encodeSnapshot([[nodeId('m1'), { raftAddress: '127.0.0.1:1', apiAddress: '127.0.0.1:2' }]], await encode()) };
+    },
+  };
+}
+
+const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+const source = sourceWith(20);
+const honest: BackupService = { snapshot: () => takeBackup(source, Date.now()), status: () => null };
+/** Says the framing's inner checksum, as the header did before: not the bytes sent. */
+const inner: BackupService = {
+  snapshot: async (): Promise<SnapshotFile> => {
+    const file = await takeBackup(source, Date.now());
+    return { ...file, sha256: parseBackup(file.bytes).header.sha256 };
+  },
+  status: () => null,
+};
+const apps: FastifyInstance[] = [buildManagerApp({ service: new FakeManagerService(), backup: honest }), buildManagerApp({ service: new FakeManagerService(), backup: inner })];
+let urls: string[];
+let dir: string;
+
+beforeAll(async () => {
+  urls = await Promise.all(apps.map((a) => a.listen({ host: '127.0.0.1', port: 0 })));
+  dir = mkdtempSync(join(tmpdir(), 'minkube-cli-snapshot-'));
+});
+afterAll(async () => {
+  await Promise.all(apps.map((a) => a.close()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('snapshot checksums', () => {
+  it('X-Minkube-Checksum is the sha256 of the body, as sha256sum of the saved file', async () => {
+    const res = await fetch(`${urls[0]!}/v1/snapshot`);
+    const body = new Uint8Array(await res.arrayBuffer());
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-minkube-checksum')).toBe(sha256(body));
+    // The framing's own checksum still verifies (it covers the inner body only).
+    expect(parseBackup(body).header.index).toBe(20);
+  });
+
+  it('save and inspect print the checksum of the file itself', async () => {
+    const file = join(dir, 'ok.mksnap');
+    const saved = await runCli(['--api', urls[0]!, '--json', 'snapshot', 'save', file]);
+    expect(saved.stderr).toBe('');
+    const summary = JSON.parse(saved.stdout) as { checksum: string; index: number };
+    expect(summary).toMatchObject({ index: 20, checksum: sha256(readFileSync(file)) });
+    const inspected = await runCli(['--json', 'snapshot', 'inspect', file]);
+    expect(inspected.stderr).toBe('');
+    expect(JSON.parse(inspected.stdout)).toMatchObject({ index: 20, keys: 20, checksum: summary.checksum });
+  });
+
+  it('a header that is not the sha256 of the bytes received: SNAPSHOT_INVALID, nothing saved', async () => {
+    const file = join(dir, 'mismatch.mksnap');
+    const r = await runCli(['--api', urls[1]!, 'snapshot', 'save', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: SNAPSHOT_INVALID: the answer says sha256:[0-9a-f]{64} but its file is sha256:[0-9a-f]{64}; not saved/);
+    expect(existsSync(file)).toBe(false);
+    expect(existsSync(`${file}.partial`)).toBe(false);
+  });
+});
