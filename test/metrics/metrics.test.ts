@@ -2,6 +2,7 @@
 // templates, never keys), values read at scrape time; GET /metrics behind the auth plugin (viewer yes, developer no);
 // GET /status's verdicts and its two formats.
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { TokenRecord } from '../../src/api/auth.js';
@@ -39,6 +40,17 @@ function samples(text: string): { name: string; labels: Record<string, string>; 
 
 function sampleValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
   return samples(text).find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+}
+
+/** The rows of README's metrics table headed `heading`: the names in the first cell, the type in the second. */
+function readmeTable(heading: string): { names: string[]; type: string }[] {
+  const lines = readFileSync(new URL('../../README.md', import.meta.url), 'utf8').split('\n');
+  const start = lines.findIndex((l) => l.startsWith(`| ${heading} |`));
+  const end = lines.findIndex((l, i) => i > start && !l.startsWith('|'));
+  return lines.slice(start + 2, end).map((l) => {
+    const [names, type] = l.split(' | ');
+    return { names: [...names!.matchAll(/`(minkube_\w+)`/g)].map((x) => x[1]!), type: type! };
+  });
 }
 
 const managerTypes: Record<string, string> = {
@@ -109,6 +121,18 @@ describe('a manager\'s metrics', () => {
       expect(s.labels).not.toHaveProperty('job');
       expect(s.labels).not.toHaveProperty('instance');
     }
+  });
+
+  it("README's table lists each of its names once, with the type it has", async () => {
+    const m = new ManagerMetrics();
+    m.attach(fakeSources());
+    const t = types(await m.registry.render());
+    const rows = readmeTable('manager metric');
+    const names = rows.flatMap((r) => r.names);
+    expect(names.filter((n, i) => names.indexOf(n) !== i)).toEqual([]);
+    // Registered by the daemon, and only with a backup section (src/daemon/manager.ts).
+    const elsewhere = new Set(['minkube_backup_last_success_timestamp_seconds']);
+    for (const r of rows) for (const n of r.names.filter((x) => !elsewhere.has(x))) expect(t.get(n), n).toBe(r.type);
   });
 
   it('reads Raft, tasks, workers and peers when scraped', async () => {
