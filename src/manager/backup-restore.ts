@@ -91,6 +91,10 @@ async function addressesOf(o: RestoreOptions): Promise<{ raftAddress: string; ap
     const listed = (await loadClusterConfig(o.configPath)).managers.find((m) => m.id === o.id);
     raftAddress ??= listed?.raftAddress;
     apiAddress ??= listed?.apiAddress;
+    // `minkube manager --config` would start from the config's directory and never read the restored one.
+    if (listed !== undefined && resolve(o.dataDir) !== listed.dataDir) {
+      throw new MinkubeError('CONFIG_INVALID', `--data-dir ${resolve(o.dataDir)} is not ${o.id}'s dataDir in ${o.configPath} (${listed.dataDir}): restore into that one, or change the config`);
+    }
   }
   if (raftAddress === undefined || apiAddress === undefined) {
     throw new MinkubeError('CONFIG_INVALID', `manager ${o.id}'s addresses are unknown: give --raft-address and --api-address, or a --config that lists ${o.id}`);

@@ -1,8 +1,9 @@
-// `minkube snapshot save|inspect` against a manager app serving GET /v1/snapshot over a real state machine: the
-// X-Minkube-Checksum header, the saved file's `sha256sum` and what save and inspect print are one checksum, and a
-// download whose header disagrees with the bytes is not saved.
+// `minkube snapshot save|inspect|restore` against a manager app serving GET /v1/snapshot over a real state machine:
+// the X-Minkube-Checksum header, the saved file's `sha256sum` and what save and inspect print are one checksum, a
+// download whose header disagrees with the bytes is not saved, and restore refuses a --data-dir that is not the one
+// its --config gives the manager.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -84,5 +85,27 @@ describe('snapshot checksums', () => {
     expect(r.stderr).toMatch(/^error: SNAPSHOT_INVALID: the answer says sha256:[0-9a-f]{64} but its file is sha256:[0-9a-f]{64}; not saved/);
     expect(existsSync(file)).toBe(false);
     expect(existsSync(`${file}.partial`)).toBe(false);
+  });
+});
+
+describe('snapshot restore with --config', () => {
+  it("refuses a --data-dir other than the config's dataDir for the id, naming both, before writing anything", async () => {
+    const file = join(dir, 'for-restore.mksnap');
+    writeFileSync(file, new Uint8Array(await (await fetch(`${urls[0]!}/v1/snapshot`)).arrayBuffer()));
+    const config = join(dir, 'sec2.json');
+    writeFileSync(config, JSON.stringify({ insecure: true, managers: [{ id: 'm1', raftAddress: '127.0.0.1:7001', apiAddress: '127.0.0.1:8001', dataDir: './sec2/m1' }] }));
+    const other = join(dir, 'otherdir');
+    const refused = await runCli(['snapshot', 'restore', file, '--id', 'm1', '--data-dir', other, '--config', config]);
+    expect(refused).toMatchObject({ code: 1, stdout: '' });
+    expect(refused.stderr).toBe(`error: CONFIG_INVALID: --data-dir ${other} is not m1's dataDir in ${config} (${join(dir, 'sec2', 'm1')}): restore into that one, or change the config\n`);
+    expect(existsSync(other)).toBe(false);
+    expect(existsSync(join(dir, 'sec2'))).toBe(false);
+
+    // The same directory spelled another way is the config's.
+    const restored = await runCli(['snapshot', 'restore', file, '--id', 'm1', '--data-dir', join(dir, 'sec2', '.', 'm1/'), '--config', config]);
+    expect(restored.stderr).toBe('');
+    expect(restored.code).toBe(0);
+    expect(restored.stdout).toContain(`restored the snapshot at index 20 into ${join(dir, 'sec2', 'm1')}: 20 keys`);
+    expect(restored.stdout).toContain(`minkube manager --id m1 --config ${config}`);
   });
 });
