@@ -137,8 +137,7 @@ export class ApiClient {
   }
 
   async kvPut(key: string, value: string, ifVersion?: number, options: RequestOptions = {}): Promise<KvVersion> {
-    const body = ifVersion === undefined ? { value } : { value, ifVersion };
-    return this.request('PUT', kvPath(key), { ...options, body });
+    return this.request('PUT', kvPath(key), { ...options, body: kvPutBody(value, ifVersion) });
   }
 
   async kvDelete(key: string, ifVersion?: number, options: RequestOptions = {}): Promise<KvVersion> {
@@ -294,6 +293,11 @@ export class ApiClient {
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     return { method, url, path, headers, ...(body === undefined ? {} : { body }), timeoutMs, ...(options.signal === undefined ? {} : { signal: options.signal }) };
   }
+}
+
+/** PUT /v1/kv/:key's body, as kvPut sends it (JSON.stringify'd): callers measure it against the body limit. */
+export function kvPutBody(value: string, ifVersion?: number): { value: string; ifVersion?: number } {
+  return ifVersion === undefined ? { value } : { value, ifVersion };
 }
 
 /** The last manager's failure, naming the others tried before it and how each failed. */

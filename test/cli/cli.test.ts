@@ -141,11 +141,41 @@ describe('minkube kv', () => {
     expect(m1.data.get('config/file')?.value).toBe('line 1\nline 2\n');
     const calls = m1.calls.length;
     const big = await runCli(['--api', api, 'kv', 'put', 'config/big'], {}, undefined, 'x'.repeat(1024 * 1024 + 1));
-    expectCleanError(big, 'PAYLOAD_TOO_LARGE', /the value on standard input is over 1048576 bytes/);
+    expectCleanError(big, 'PAYLOAD_TOO_LARGE', /the value on standard input is over 1048576 bytes, more than a request body may carry .*; nothing was sent/);
     // Bytes that are not UTF-8 would be stored as U+FFFD: refused, nothing sent.
     const binary = await runCli(['--api', api, 'kv', 'put', 'config/bin'], {}, undefined, Buffer.from([0xff, 0xfe, 0x41]));
     expectCleanError(binary, 'INVALID_PARAM', /the value on standard input is not UTF-8 text/);
     expect(m1.calls.length).toBe(calls);
+  });
+
+  it('measures the request body as sent: the JSON envelope and escapes count, a body of exactly 1 MiB is sent', async () => {
+    const limit = 1024 * 1024;
+    const envelope = '{"value":""}'.length;
+    const fits = await runCli(['--api', api, 'kv', 'put', 'config/fits'], {}, undefined, 'x'.repeat(limit - envelope));
+    expect(fits).toMatchObject({ code: 0, stderr: '' });
+    expect(m1.data.get('config/fits')?.value).toHaveLength(limit - envelope);
+    const calls = m1.calls.length;
+    // The tester's case: 1,048,576 bytes pass the read, but their request does not fit.
+    const exact = await runCli(['--api', api, 'kv', 'put', 'config/exact'], {}, undefined, 'x'.repeat(limit));
+    expectCleanError(exact, 'PAYLOAD_TOO_LARGE', new RegExp(`the request body for this value would be ${limit + envelope} bytes of JSON \\(escapes included\\), over ${limit}.*; nothing was sent`));
+    // A quote is two bytes once escaped: half a MiB of them is over.
+    const quotes = await runCli(['--api', api, 'kv', 'put', 'config/quotes'], {}, undefined, '"'.repeat(limit / 2));
+    expectCleanError(quotes, 'PAYLOAD_TOO_LARGE', new RegExp(`would be ${limit + envelope} bytes`));
+    // --if-version is in the body too.
+    const versioned = await runCli(['--api', api, 'kv', 'put', 'config/fits', '--if-version', '1'], {}, undefined, 'x'.repeat(limit - envelope));
+    expectCleanError(versioned, 'PAYLOAD_TOO_LARGE', new RegExp(`would be ${limit + '{"value":"","ifVersion":1}'.length - envelope} bytes`));
+    expect(m1.calls.length).toBe(calls);
+  });
+
+  it("a cluster with a lower api.bodyLimitBytes answers 413 itself, said as the cluster's limit", async () => {
+    const small = buildManagerApp({ service: new FakeManagerService(), bodyLimitBytes: 1024 });
+    try {
+      const url = await small.listen({ host: '127.0.0.1', port: 0 });
+      const r = await runCli(['--api', url, 'kv', 'put', 'config/big'], {}, undefined, 'x'.repeat(600_000));
+      expectCleanError(r, 'PAYLOAD_TOO_LARGE', /the cluster refused the value: the request body is larger than 1024 bytes, its api\.bodyLimitBytes \(this request body was 600012 bytes of JSON\)/);
+    } finally {
+      await small.close();
+    }
   });
 
   it('reads MINKUBE_API when there is no --api', async () => {
