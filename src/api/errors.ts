@@ -2,6 +2,7 @@
 // HTTP status. Expected failures are MinkubeErrors; fastify's own errors are translated; anything else is INTERNAL.
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import Router, { type HTTPMethod } from 'find-my-way';
 import { MinkubeError, type ErrorCode } from '../lib/errors.js';
 
 /** Translates any thrown value into the MinkubeError the client will see. */
@@ -42,11 +43,38 @@ export function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply
   return reply.header('x-request-id', req.id).code(error.status).type('application/json').send(error.toBody());
 }
 
-/** Installs the error handler, the 404 handler and the handler for malformed URLs on an app. */
+/**
+ * Installs the error handler and the 404 handler on an app (before its routes: it watches them being added). A path
+ * that a route serves with another method is `405 METHOD_NOT_ALLOWED` with an `Allow` header, not 404.
+ */
 export function installErrorHandling(app: FastifyInstance, bodyLimitBytes: number): void {
   app.setErrorHandler((err, req, reply) => sendError(err, req, reply, bodyLimitBytes));
-  app.setNotFoundHandler((req, reply) => sendError(new MinkubeError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`), req, reply, bodyLimitBytes));
+  // The routes' paths by method, matched as fastify's own router matches them.
+  const paths = Router({ ignoreTrailingSlash: false });
+  const methods = new Set<HTTPMethod>();
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      if (method === 'HEAD' || method === 'OPTIONS') continue;
+      try {
+        paths.on(method as HTTPMethod, route.url, noop);
+        methods.add(method as HTTPMethod);
+      } catch {
+        // Registered already (another constraint of the same route): one entry is enough to say it exists.
+      }
+    }
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0] ?? '/';
+    const allowed = [...methods].filter((m) => m !== req.method && paths.find(m, path) !== null).sort();
+    if (allowed.length > 0) {
+      void reply.header('allow', allowed.join(', '));
+      return sendError(new MinkubeError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}; it takes ${allowed.join(', ')}`), req, reply, bodyLimitBytes);
+    }
+    return sendError(new MinkubeError('NOT_FOUND', `no route ${req.method} ${path}`), req, reply, bodyLimitBytes);
+  });
 }
+
+function noop(): void {}
 
 /** For fastify's `frameworkErrors` option: errors raised before routing (a malformed percent-encoding). */
 export function frameworkErrorHandler(bodyLimitBytes: number) {

@@ -141,6 +141,12 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
     // Node bounds the header bytes, not their number; many tiny headers cost as much to log and to forward.
     const headers = req.raw.rawHeaders.length / 2;
     if (headers > server.headersCountMax) return done(new MinkubeError('HEADERS_TOO_LARGE', `${headers} headers; at most ${server.headersCountMax}`));
+    // HTTP/1.1's parser bounds the header bytes (maxHeaderSize); node's HTTP/2 server only announces the bound.
+    if (req.raw.httpVersionMajor === 2) {
+      let bytes = 0;
+      for (const part of req.raw.rawHeaders) bytes += part.length;
+      if (bytes > server.headerBytesMax) return done(new MinkubeError('HEADERS_TOO_LARGE', `${bytes} bytes of headers; at most ${server.headerBytesMax}`));
+    }
     req.deadlineMs = Date.now() + requestTimeoutMs;
     void reply.header(requestIdHeader, req.id);
     done();

@@ -45,9 +45,9 @@ async function tlsServerOptions(): Promise<HttpsOptions> {
   return { key: server.keyPem, cert: server.certPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: false };
 }
 
-function h2(session: ClientHttp2Session, method: string, path: string, body?: unknown): Promise<Answer> {
+function h2(session: ClientHttp2Session, method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const headers = { ':method': method, ':path': path, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) };
+    const headers = { ':method': method, ':path': path, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...extra };
     const stream = session.request(headers);
     let status = 0;
     let requestId: string | undefined;
@@ -94,6 +94,19 @@ describe('HTTP/2 beside HTTP/1.1 on one port', () => {
     }
     expect(await h1(url, 'GET', '/ping')).toMatchObject({ status: 200, body: { pong: true, version: '1.1' } });
     expect(await h1(url, 'PUT', '/echo', undefined, { y: 2 })).toMatchObject({ status: 200, body: { got: { y: 2 } } });
+  });
+
+  it('headers over 16 KiB are 431 HEADERS_TOO_LARGE over HTTP/2 as over HTTP/1.1, and a wrong method is 405 either way', async () => {
+    const url = await listening();
+    const session = h2Connect(url, { maxHeaderListPairs: 200, peerMaxConcurrentStreams: 10 });
+    try {
+      expect(await h2(session, 'GET', '/ping', undefined, { 'x-big': 'a'.repeat(20_000) })).toMatchObject({ status: 431, body: { error: { code: 'HEADERS_TOO_LARGE' } } });
+      expect(await h2(session, 'GET', '/ping', undefined, { 'x-small': 'a'.repeat(1000) })).toMatchObject({ status: 200 });
+      expect(await h2(session, 'DELETE', '/ping')).toMatchObject({ status: 405, body: { error: { code: 'METHOD_NOT_ALLOWED', message: 'DELETE is not allowed on /ping; it takes GET' } } });
+    } finally {
+      session.close();
+    }
+    expect(await h1(url, 'DELETE', '/echo')).toMatchObject({ status: 405, body: { error: { code: 'METHOD_NOT_ALLOWED' } } });
   });
 
   it.each(['cleartext', 'TLS'])('%s: a connection that sends nothing is closed after the header timeout', async (kind) => {

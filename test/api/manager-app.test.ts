@@ -185,8 +185,16 @@ describe('errors', () => {
 
   it('an unknown route is 404 NOT_FOUND', async () => {
     await expectError(call('GET', '/v1/nothing?x=1'), 404, 'NOT_FOUND', /^no route GET \/v1\/nothing$/);
-    await expectError(call('POST', '/v1/kv/a', { value: 'x' }), 404, 'NOT_FOUND');
     await expectError(call('GET', '/v1/kv'), 404, 'NOT_FOUND');
+  });
+
+  it('a known path with a method it does not take is 405 METHOD_NOT_ALLOWED, with Allow', async () => {
+    const r = await call('POST', '/v1/kv/a?x=1', { value: 'x' });
+    expect(r.status).toBe(405);
+    expect(r.headers.allow).toBe('DELETE, GET, PUT');
+    expect(r.body).toEqual({ error: { code: 'METHOD_NOT_ALLOWED', message: 'POST is not allowed on /v1/kv/a; it takes DELETE, GET, PUT' } });
+    await expectError(call('DELETE', '/v1/cluster'), 405, 'METHOD_NOT_ALLOWED', /^DELETE is not allowed on \/v1\/cluster; it takes GET$/);
+    expect(service.calls).toHaveLength(0);
   });
 
   it('a malformed percent-encoding is 400 INVALID_PARAM', async () => {
