@@ -35,6 +35,11 @@ export interface AuthPluginOptions {
   resolveToken(accessor: string): TokenRecord | null | Promise<TokenRecord | null>;
   /** The key sessions are signed with; without it only API tokens are accepted. */
   sessionKey?: () => Uint8Array | null;
+  /**
+   * Whether this manager has applied the cluster's first admin token (its auth bootstrap). Before it, a token it does
+   * not know may be that very token: the answer is 503 NOT_READY (retry, or ask another manager), not 401.
+   */
+  authReady?: () => boolean;
   /** Defaults to the manager's table (permissionFor below). */
   permissionFor?: (method: string, routeUrl: string) => RoutePermission | undefined;
   /** Who a verified client certificate names (e.g. only nodes of this cluster); defaults to identityFromCertificate. */
@@ -261,6 +266,9 @@ async function tokenPrincipal(req: FastifyRequest, reply: FastifyReply, opts: Au
     [accessor, via] = [session.accessor, 'session'];
   }
   const record = await opts.resolveToken(accessor);
+  if (record === null && opts.authReady?.() === false) {
+    throw new MinkubeError('NOT_READY', "this manager has not applied the cluster's first admin token yet (the cluster is starting, or this manager is catching up): retry, or ask another manager");
+  }
   if (record === null) throw unauthenticated(reply, 'unknown or revoked token');
   if (parsed !== null && !secretMatches(parsed.secret, record.secretHash)) throw unauthenticated(reply, 'unknown or revoked token');
   if (record.expiresAtMs != null && record.expiresAtMs <= nowMs) {

@@ -8,6 +8,8 @@ export function managerAppSecurity(security: NodeSecurity, auth: AuthService): A
   return {
     resolveToken: (accessor) => auth.lookupToken(accessor) ?? null,
     sessionKey: () => auth.sessionKey(),
+    // The session key is made by the auth bootstrap, with the first admin token.
+    authReady: () => auth.sessionKey() !== null,
     nodeAuth: { peerIdentity: (cert) => security.peerIdentity(cert) },
   };
 }

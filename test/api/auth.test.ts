@@ -21,6 +21,8 @@ import { FakeManagerService } from './fake-service.js';
 
 const tokens = new Map<string, TokenRecord>();
 const sessionKey = randomBytes(32);
+/** Whether the stand-in manager has applied the cluster's auth bootstrap. */
+let authReady = true;
 let nowMs = Date.parse('2030-01-01T00:00:00Z');
 
 function mint(role: string, extra: Partial<TokenRecord> = {}): { token: string; accessor: string } {
@@ -32,7 +34,7 @@ function mint(role: string, extra: Partial<TokenRecord> = {}): { token: string; 
 /** The real health, cluster and kv routes, and stand-ins for the others the table names, behind the plugin. */
 function buildApp(): FastifyInstance {
   const app = buildBaseApp({});
-  void app.register(authPlugin, { resolveToken: (a) => tokens.get(a) ?? null, sessionKey: () => sessionKey, nowMs: () => nowMs });
+  void app.register(authPlugin, { resolveToken: (a) => tokens.get(a) ?? null, sessionKey: () => sessionKey, authReady: () => authReady, nowMs: () => nowMs });
   const service = new FakeManagerService();
   void app.register(healthRoutes, { ready: () => service.ready() });
   void app.register(clusterRoutes, { service });
@@ -72,6 +74,21 @@ describe('unauthenticated requests', () => {
     expect(res.status).toBe(401);
     expect(res.body).toEqual({ error: { code: 'UNAUTHENTICATED', message: expect.stringMatching(message) } });
     expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
+  });
+
+  it('are 503 NOT_READY, not 401, with a token this manager does not know before it has applied the auth bootstrap', async () => {
+    authReady = false;
+    try {
+      const unknown = await call('GET', '/v1/cluster', newApiToken().token);
+      expect(unknown.status).toBe(503);
+      expect(unknown.body).toEqual({ error: { code: 'NOT_READY', message: expect.stringMatching(/^this manager has not applied the cluster's first admin token yet/) as unknown } });
+      // A token it knows is served as ever; no token at all is still 401.
+      const { token } = mint('admin');
+      expect((await call('GET', '/v1/cluster', token)).status).toBe(200);
+      expect((await call('GET', '/v1/cluster')).status).toBe(401);
+    } finally {
+      authReady = true;
+    }
   });
 
   it('are 401 with a known accessor but the wrong secret', async () => {
