@@ -1,6 +1,6 @@
 // `minkube service create|ls|get|scale|update|rollback|logs|rm` over the service routes; --json prints the answers as they
 // came. --wait follows the service until it is stable (every replica healthy and of the current version, no rollout
-// under way) with a line per change, and exits 1 if its rollout rolled back or paused.
+// under way) with a line per change, and exits 1 as soon as its rollout rolled back or paused.
 import { InvalidArgumentError, type Command } from 'commander';
 import type { ServiceView } from '../contracts/service-model.js';
 import type { Page } from '../contracts/services.js';
@@ -100,10 +100,20 @@ function summary(s: ServiceView): string {
   return `service ${s.name}: ${r.healthy}/${r.desired} healthy, ${r.running} running, version ${s.version}${rollout}`;
 }
 
-function isStable(s: ServiceView): boolean {
-  const settled = s.rollout.state === 'stable' || s.rollout.state === 'rolled-back' || s.rollout.state === 'paused';
+/**
+ * What --wait makes of one reading of the service. A rollout it follows (`rollout`) that paused or rolled back ends
+ * the wait at once, failed: a paused one keeps replicas of both versions and may never have them all healthy. Otherwise
+ * it is done once every replica is healthy and of the current version with no rollout under way; a service paused by
+ * an earlier rollout (a scale) is done once it has the count of replicas, whatever their version.
+ */
+export function waitVerdict(s: ServiceView, rollout: boolean): 'wait' | 'done' | 'failed' {
+  const state = s.rollout.state;
+  if (rollout && (state === 'paused' || state === 'rolled-back')) return 'failed';
+  if (state === 'updating' || state === 'rolling-back') return 'wait';
+  if (s.tasks.length !== s.replicas.desired) return 'wait';
+  if (state === 'paused') return s.tasks.every((t) => t.desiredState === 'run') ? 'done' : 'wait';
   const current = s.tasks.filter((t) => t.version === s.version && t.desiredState === 'run').length;
-  return settled && s.replicas.healthy === s.replicas.desired && current === s.replicas.desired && s.tasks.length === s.replicas.desired;
+  return s.replicas.healthy === s.replicas.desired && current === s.replicas.desired ? 'done' : 'wait';
 }
 
 /** Follows the service until it is stable, a line per change; exits 1 if the rollout it follows rolled back or paused. */
@@ -111,6 +121,7 @@ async function waitStable(apiUrl: string, name: string, out: Output, rollout: bo
   const client = apiClientFor(apiUrl, { readRetries: 2 });
   let last = '';
   let s: ServiceView;
+  let verdict: 'wait' | 'done' | 'failed';
   for (let failures = 0; ; ) {
     try {
       s = await client.request<ServiceView>('GET', path(name));
@@ -123,19 +134,20 @@ async function waitStable(apiUrl: string, name: string, out: Output, rollout: bo
     const line = summary(s);
     if (line !== last && !out.json) printLine(line);
     last = line;
-    if (isStable(s)) break;
+    verdict = waitVerdict(s, rollout);
+    if (verdict !== 'wait') break;
     await new Promise((r) => setTimeout(r, pollMs));
   }
   if (out.json) printJson(s);
-  if (rollout && (s.rollout.state === 'rolled-back' || s.rollout.state === 'paused')) {
+  if (verdict === 'failed') {
     process.stderr.write(`error: service ${name} ${s.rollout.state}: ${s.rollout.message ?? 'no reason was recorded'}\n`);
     throw new CliExit(1);
   }
 }
 
 async function answer(apiUrl: string, s: ServiceView, wait: boolean | undefined, out: Output): Promise<void> {
-  // A rollout under way now is the one followed: its failure fails the command.
-  if (wait === true) return waitStable(apiUrl, s.name, out, s.rollout.state === 'updating');
+  // A rollout under way now (an update's, or a rollback asked for) is the one followed: its failure fails the command.
+  if (wait === true) return waitStable(apiUrl, s.name, out, s.rollout.state === 'updating' || s.rollout.state === 'rolling-back');
   if (out.json) printJson(s);
   else printLine(summary(s));
 }

@@ -223,6 +223,26 @@ function servicesSuite(f: Flavour): void {
     expect(rm.stdout).toContain('service cli removed; stopping 1 replica');
   }, 120_000);
 
+  it('service update --wait and service rollback --wait exit 1 with the reason as soon as the rollout pauses', async () => {
+    if (f.runtime !== 'process') return;
+    const env = { MINKUBE_CONFIG: join(c.dir, '.minkube', 'credentials.json'), MINKUBE_API: c.url('m1') };
+    const created = await runCli(['service', 'create', 'pz', 'node', '--replicas', '2', '--monitor', '0', '--wait', '--', process.execPath, '-e', 'setInterval(() => {}, 1000)'], env);
+    expect(created.code, created.stderr).toBe(0);
+    // Version 2 exits at once: its first replica fails, and the rollout pauses with one replica of each version.
+    const failing = ['--', process.execPath, '-e', 'process.exit(3)'];
+    const paused = await runCli(['service', 'update', 'pz', '--failure-action', 'pause', '--wait', ...failing], env);
+    expect(paused.code, paused.stdout).toBe(1);
+    expect(paused.stderr).toMatch(/^error: service pz paused: paused: replica t\S+ of version 2 failed/);
+    // Back to version 1 (it runs: exit 0), then rollback again goes to version 2, which pauses as an update does.
+    const back = await runCli(['service', 'rollback', 'pz', '--wait'], env);
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.stdout).toContain('service pz: 2/2 healthy, 2 running, version 1');
+    const again = await runCli(['service', 'rollback', 'pz', '--wait'], env);
+    expect(again.code, again.stdout).toBe(1);
+    expect(again.stderr).toMatch(/^error: service pz paused: paused: replica t\S+ of version 2 failed/);
+    expect((await runCli(['service', 'rm', 'pz'], env)).code).toBe(0);
+  }, 120_000);
+
   it('service logs: every replica prefixed; --follow takes in a new replica and ends when the service is removed', async () => {
     if (f.runtime !== 'process') return;
     const env = { MINKUBE_CONFIG: join(c.dir, '.minkube', 'credentials.json'), MINKUBE_API: c.url('m3') };
