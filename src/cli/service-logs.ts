@@ -1,14 +1,15 @@
 // `minkube service logs NAME [--tail N] [-f]`: the output of every replica of a service, each line prefixed with the
 // replica's task id and worker (`t0mx…@w1 | line`), as `docker service logs` does. Without --follow, each replica's
 // tail in turn. With it, every replica's stream at once, lines interleaved as they arrive (a line is printed whole,
-// never two replicas' halves), and replicas that appear later (a scale-up, a rolling update) are followed as the
-// service shows them, until the service is removed or the command is interrupted.
+// never two replicas' halves), replicas that appear later (a scale-up, a rolling update) and each new attempt of a
+// replica (restarted, here or on another worker) followed as the service shows them, until the service is removed or
+// the command is interrupted.
 import type { ApiClient } from '../client/api-client.js';
 import type { ReplicaView, ServiceView } from '../contracts/service-model.js';
 import { MinkubeError } from '../lib/errors.js';
 import { apiClientFor, apiUrlsOf } from './connection.js';
 import { writeOut, writeOutDrained } from './output.js';
-import { CliExit } from './tasks.js';
+import { CliExit, followTailLines } from './tasks.js';
 
 /** How often a follow looks for replicas it does not follow yet. */
 const replicaCheckMs = 2000;
@@ -78,9 +79,28 @@ export async function runServiceLogs(apiUrl: string, name: string, tailLines: nu
   await followService(client, relays, name, service, tailLines);
 }
 
+/** What the follow knows of a replica: the last attempt it opened a stream of (0: none yet), and whether it is open. */
+export interface ReplicaFollow {
+  readonly attempt: number;
+  readonly streaming: boolean;
+}
+
+/**
+ * The stream to open for a replica now, or null: its attempt not followed yet, once it runs on a worker (a replica
+ * restarted, here or elsewhere, is followed again for each attempt), never two at once. The prefix names that
+ * attempt's worker. Output written before the command first saw the replica is bounded by --tail; an attempt that
+ * started running since is shown whole (it is what came next).
+ */
+export function nextFollow(r: ReplicaView, known: ReplicaFollow | undefined, tailLines: number): { attempt: number; prefix: string; tailLines: number } | null {
+  if (known?.streaming === true || r.state !== 'running' || r.workerId === null || r.attempt <= (known?.attempt ?? 0)) return null;
+  return { attempt: r.attempt, prefix: prefixOf(r), tailLines: known === undefined ? tailLines : followTailLines };
+}
+
 async function followService(client: ApiClient, relays: readonly ApiClient[], name: string, first: ServiceView, tailLines: number): Promise<void> {
-  const followed = new Set<string>();
-  const streams: Promise<void>[] = [];
+  // Only the replicas the service shows, or whose stream is still open: bounded by the service's copies.
+  const known = new Map<string, ReplicaFollow & { relay: ApiClient }>();
+  const streams = new Set<Promise<void>>();
+  let spread = 0;
   // One writer at a time: a line is written whole, and stdout's backpressure holds every stream.
   let writing: Promise<void> = Promise.resolve();
   const write = (text: string): Promise<void> => {
@@ -88,23 +108,29 @@ async function followService(client: ApiClient, relays: readonly ApiClient[], na
     writing = writing.then(() => writeOutDrained(Buffer.from(text)));
     return writing;
   };
-  const follow = (r: ReplicaView): void => {
-    if (followed.has(r.taskId)) return;
-    const relay = relays[followed.size % relays.length] ?? client;
-    followed.add(r.taskId);
-    const p = new LinePrefixer(prefixOf(r));
-    streams.push((async () => {
-      try {
-        const res = await relay.requestStream('GET', logsPath(r.taskId, tailLines, true));
-        for await (const chunk of res.body) await write(p.push(chunk));
-        await write(p.flush());
-      } catch (err) {
-        await write(p.flush());
-        process.stderr.write(`${r.taskId}: ${err instanceof MinkubeError ? `${err.code}: ${err.message}` : String(err)}\n`);
+  const look = (tasks: readonly ReplicaView[]): void => {
+    const shown = new Set(tasks.map((r) => r.taskId));
+    for (const [id, k] of known) if (!shown.has(id) && !k.streaming) known.delete(id);
+    for (const r of tasks) {
+      const k = known.get(r.taskId);
+      const next = nextFollow(r, k, tailLines);
+      // A replica keeps its manager (the list spread over replicas, as each relays at most logFollowsMax at once).
+      const relay = k?.relay ?? relays[spread++ % relays.length] ?? client;
+      if (next === null) {
+        // A replica first seen before it runs: its first attempt, once it runs, is shown whole.
+        if (k === undefined) known.set(r.taskId, { attempt: 0, streaming: false, relay });
+        continue;
       }
-    })());
+      known.set(r.taskId, { attempt: next.attempt, streaming: true, relay });
+      const stream = followAttempt(relay, r.taskId, next.prefix, next.tailLines, write).finally(() => {
+        const now = known.get(r.taskId);
+        if (now !== undefined) known.set(r.taskId, { ...now, streaming: false });
+        streams.delete(stream);
+      });
+      streams.add(stream);
+    }
   };
-  first.tasks.forEach(follow);
+  look(first.tasks);
   for (;;) {
     await new Promise((resolve) => setTimeout(resolve, replicaCheckMs));
     let now: ServiceView;
@@ -115,8 +141,21 @@ async function followService(client: ApiClient, relays: readonly ApiClient[], na
       // A passing failure (a leader change): look again at the next check.
       continue;
     }
-    now.tasks.forEach(follow);
+    look(now.tasks);
   }
   // Removed: its replicas' streams end as their containers stop.
   await Promise.all(streams);
+}
+
+/** One attempt's output, each line prefixed, until its container exits; a failure is named on stderr. */
+async function followAttempt(relay: ApiClient, taskId: string, prefix: string, tailLines: number, write: (text: string) => Promise<void>): Promise<void> {
+  const p = new LinePrefixer(prefix);
+  try {
+    const res = await relay.requestStream('GET', logsPath(taskId, tailLines, true));
+    for await (const chunk of res.body) await write(p.push(chunk));
+    await write(p.flush());
+  } catch (err) {
+    await write(p.flush());
+    process.stderr.write(`${taskId}: ${err instanceof MinkubeError ? `${err.code}: ${err.message}` : String(err)}\n`);
+  }
 }

@@ -99,7 +99,7 @@ async function followRun(api: TaskApi, id: string, pollMs: number): Promise<void
 }
 
 /** The most lines the logs route gives: a follow from a container's start keeps all the runtime has. */
-const followTailLines = 100_000;
+export const followTailLines = 100_000;
 
 /** Prints the history entries not printed yet (history is bounded, so entries are known by time, state and attempt). */
 function printNewHistory(t: TaskRecord, printed: Set<string>, out: Output): void {

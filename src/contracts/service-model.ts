@@ -68,6 +68,8 @@ export interface ReplicaView {
   readonly desiredState: string;
   readonly health: string | null;
   readonly workerId: string | null;
+  /** The attempt the state and worker are of (from 1): a follower of its output knows a new one by it. */
+  readonly attempt: number;
   readonly ports: readonly { readonly name: string; readonly hostPort: number; readonly address: string }[];
 }
 

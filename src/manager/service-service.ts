@@ -85,7 +85,7 @@ export class ServiceServiceImpl implements ServicesService {
       if (isAlive(r) && r.healthy) healthy++;
       tasks.push({
         taskId: t.id, version: r.version, state: t.state, desiredState: t.desiredState, health: t.health ?? null, workerId: t.workerId,
-        ports: t.ports ?? [],
+        attempt: t.attempt, ports: t.ports ?? [],
       });
     }
     return {

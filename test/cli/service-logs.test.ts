@@ -1,7 +1,10 @@
 // LinePrefixer: `service logs` prints whole lines, each with its replica's prefix, however the bytes were cut.
+// nextFollow: `service logs -f` follows each attempt of a replica once it runs, prefixed with that attempt's worker.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { LinePrefixer } from '../../src/cli/service-logs.js';
+import { LinePrefixer, nextFollow, type ReplicaFollow } from '../../src/cli/service-logs.js';
+import { followTailLines } from '../../src/cli/tasks.js';
+import type { ReplicaView } from '../../src/contracts/service-model.js';
 
 describe('LinePrefixer', () => {
   it('prefixes each whole line and keeps a partial one for the next chunk', () => {
@@ -27,6 +30,57 @@ describe('LinePrefixer', () => {
       out += p.push(bytes.subarray(at)) + p.flush();
       expect(out).toBe(expected);
       expect(out.split('\n').filter((l) => l !== '').every((l) => l.startsWith('> '))).toBe(true);
+    }));
+  });
+});
+
+describe('nextFollow', () => {
+  const replica = (o: Partial<ReplicaView>): ReplicaView => ({
+    taskId: 't1', version: 1, state: 'running', desiredState: 'run', health: null, workerId: 'w1', attempt: 1, ports: [], ...o,
+  });
+
+  it('picks a crash-looping replica up again for each attempt, on the worker of that attempt, whole', () => {
+    // A replica running when first seen: its past bounded by --tail.
+    expect(nextFollow(replica({}), undefined, 0)).toEqual({ attempt: 1, prefix: 't1@w1 | ', tailLines: 0 });
+    let known: ReplicaFollow = { attempt: 1, streaming: true };
+    expect(nextFollow(replica({}), known, 0)).toBeNull();
+    // Its stream ended (the container exited) before the record says so: the same attempt is not followed twice.
+    known = { attempt: 1, streaming: false };
+    expect(nextFollow(replica({}), known, 0)).toBeNull();
+    expect(nextFollow(replica({ state: 'pending', workerId: null, attempt: 2 }), known, 0)).toBeNull();
+    expect(nextFollow(replica({ state: 'scheduled', workerId: 'w2', attempt: 2 }), known, 0)).toBeNull();
+    // Its next attempt runs, on another worker: followed from its start, prefixed with that worker.
+    expect(nextFollow(replica({ workerId: 'w2', attempt: 2 }), known, 0)).toEqual({ attempt: 2, prefix: 't1@w2 | ', tailLines: followTailLines });
+    // An attempt missed between two looks (it started and ended): the latest one is followed.
+    expect(nextFollow(replica({ workerId: 'w3', attempt: 4 }), { attempt: 2, streaming: false }, 0)).toMatchObject({ attempt: 4, prefix: 't1@w3 | ' });
+  });
+
+  it('a replica seen pending is followed once it runs, prefixed with its worker (not "-")', () => {
+    const pending = replica({ state: 'pending', workerId: null });
+    expect(nextFollow(pending, undefined, 10)).toBeNull();
+    // The follower remembers it as seen, nothing followed yet.
+    expect(nextFollow(replica({ workerId: 'w2' }), { attempt: 0, streaming: false }, 10)).toEqual({ attempt: 1, prefix: 't1@w2 | ', tailLines: followTailLines });
+  });
+
+  it('whatever the views, never two streams of a replica at once, and each attempt at most once', () => {
+    const view = fc.record({ attempt: fc.integer({ min: 1, max: 6 }), state: fc.constantFrom('pending', 'scheduled', 'running', 'lost'), workerId: fc.constantFrom(null, 'w1', 'w2') });
+    fc.assert(fc.property(fc.array(fc.tuple(view, fc.boolean()), { maxLength: 30 }), (looks) => {
+      let known: ReplicaFollow | undefined;
+      const opened: number[] = [];
+      for (const [v, ended] of looks) {
+        // A look after the open stream may have ended.
+        if (known !== undefined && ended) known = { ...known, streaming: false };
+        const next = nextFollow(replica(v), known, 5);
+        if (next === null) {
+          known ??= { attempt: 0, streaming: false };
+          continue;
+        }
+        expect(known?.streaming ?? false).toBe(false);
+        expect(next.prefix).toBe(`t1@${v.workerId} | `);
+        opened.push(next.attempt);
+        known = { attempt: next.attempt, streaming: true };
+      }
+      expect(opened).toEqual([...new Set(opened)].sort((a, b) => a - b));
     }));
   });
 });

@@ -4,7 +4,7 @@ import { waitVerdict } from '../../src/cli/services.js';
 import type { ReplicaView, RolloutState, ServiceView } from '../../src/contracts/service-model.js';
 
 const replica = (taskId: string, version: number, health: string | null = 'healthy'): ReplicaView => ({
-  taskId, version, state: 'running', desiredState: 'run', health, workerId: 'w1', ports: [],
+  taskId, version, state: 'running', desiredState: 'run', health, workerId: 'w1', attempt: 1, ports: [],
 });
 
 function view(state: RolloutState, version: number, tasks: ReplicaView[], desired = 3): ServiceView {

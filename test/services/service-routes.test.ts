@@ -94,7 +94,7 @@ describe('service routes', () => {
         const body = r.json<ServiceView>();
         return body.tasks.length === 1 ? body : undefined;
       });
-      expect(view.tasks[0]).toMatchObject({ version: 1, state: 'pending', desiredState: 'run', health: null, workerId: null, ports: [] });
+      expect(view.tasks[0]).toMatchObject({ version: 1, state: 'pending', desiredState: 'run', health: null, workerId: null, attempt: 1, ports: [] });
       const t = kv.tasks.task(view.tasks[0]!.taskId)!;
       expect(t).toMatchObject({ service: { name: 'fresh', version: 1 }, spec: { restartPolicy: 'always' } });
       const del = await app.inject({ method: 'DELETE', url: '/v1/services/fresh' });

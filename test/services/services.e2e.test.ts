@@ -271,6 +271,37 @@ function servicesSuite(f: Flavour): void {
     expect(followed.stdout.trimEnd().split('\n').every((l) => /^t[0-9a-z]{17}@w\d \| tick \d+$/.test(l))).toBe(true);
   }, 120_000);
 
+  it('service logs --follow follows a crash-looping replica through each attempt, prefixed with its worker', async () => {
+    if (f.runtime !== 'process') return;
+    const env = { MINKUBE_CONFIG: join(c.dir, '.minkube', 'credentials.json'), MINKUBE_API: c.url('m2') };
+    // Five lines over 2.5 s, then exit 1: each attempt runs longer than the follower's 2 s look.
+    const crasher = "let i=0; const t=setInterval(()=>{console.log('pid='+process.pid+' i='+(++i)); if(i===5){clearInterval(t); process.exitCode=1}}, 500)";
+    const created = await runCli(['service', 'create', 'crash', 'node', '--replicas', '1', '--', process.execPath, '-e', crasher], env);
+    expect(created.code, created.stderr).toBe(0);
+    // Started while the replica is still pending: its first attempt is taken in once it runs.
+    const following = runCli(['service', 'logs', 'crash', '--follow'], env);
+    const attempts = await eventually(async () => {
+      const r = await c.http('m2', 'GET', '/v1/services/crash?consistency=stale');
+      const t = (r.body as ServiceBody).tasks[0] as (Replica & { attempt: number }) | undefined;
+      return t !== undefined && t.attempt >= 4 && t.state === 'running' ? t.attempt : undefined;
+    }, 40_000, 'a fourth attempt');
+    await sleep(1000);
+    expect((await runCli(['service', 'rm', 'crash'], env)).code).toBe(0);
+    const followed = await following;
+    expect(followed.code, followed.stderr).toBe(0);
+    const lines = followed.stdout.trimEnd().split('\n');
+    expect(lines.every((l) => /^t[0-9a-z]{17}@w\d \| pid=\d+ i=[1-5]$/.test(l)), followed.stdout).toBe(true);
+    const byPid = new Map<string, string[]>();
+    for (const l of lines) {
+      const pid = /pid=(\d+)/.exec(l)![1]!;
+      byPid.set(pid, [...(byPid.get(pid) ?? []), l.replace(/^.* i=/, '')]);
+    }
+    // Each attempt followed, from its first line (the one removed may be cut short).
+    expect(byPid.size, followed.stdout).toBeGreaterThanOrEqual(Math.min(attempts, 4) - 1);
+    const ended = [...byPid.values()].slice(0, -1);
+    for (const is of ended) expect(is).toEqual(['1', '2', '3', '4', '5']);
+  }, 90_000);
+
   it('stops every replica when the service is removed', async () => {
     const before = await settled(1);
     const del = await c.http('m2', 'DELETE', '/v1/services/web');
