@@ -101,6 +101,8 @@ export const limits = {
   serviceVersionsMax: 10,
   /** Tasks one reconcile command of the leader creates or stops. */
   serviceReconcileBatchMax: 500,
+  /** A replica's failure reason as a rollout's message quotes it (a health check's or runtime's text is unbounded). */
+  rolloutReasonCharsMax: 200,
   // HTTP servers (managers and workers): a slow or hostile client must not hold a connection or the parser
   /** The whole header block must arrive within this, and fit in this many bytes and headers (past them: 408 / 431). */
   httpHeadersTimeoutMs: 10_000,

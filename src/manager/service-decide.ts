@@ -11,6 +11,7 @@
 import type { Rollout, ServiceRecord } from '../contracts/service-model.js';
 import type { DesiredState, TaskRecord, TaskState } from '../contracts/task-model.js';
 import { finalTaskStates } from '../contracts/task-model.js';
+import { limits } from '../lib/limits.js';
 
 export interface ReplicaState {
   readonly id: string;
@@ -53,9 +54,23 @@ export function replicaState(t: TaskRecord): ReplicaState {
     healthy: t.state === 'running' && (!hasCheck || t.health === 'healthy'),
     unhealthy: t.health === 'unhealthy',
     failed: t.attempt > 1 && !lostOnly,
-    reason: t.error?.message ?? null,
+    reason: failureReason(t),
     createdAtMs: Date.parse(t.createdAt),
   };
+}
+
+/**
+ * Why a replica last failed. While it runs, the record keeps no error for its current attempt: an unhealthy verdict's
+ * reason (`unhealthy: http 503 from /`) is in that attempt's history. Otherwise the error of its last attempt.
+ */
+function failureReason(t: TaskRecord): string | null {
+  if (t.health === 'unhealthy') {
+    for (let i = t.history.length - 1; i >= 0 && t.history[i]!.attempt === t.attempt; i--) {
+      const reason = t.history[i]!.reason;
+      if (reason?.startsWith('unhealthy') === true) return reason;
+    }
+  }
+  return t.error?.message ?? null;
 }
 
 export function decide(s: ServiceRecord, replicas: readonly ReplicaState[], nowMs: number): Decision {
@@ -155,7 +170,10 @@ function nextBatch(s: ServiceRecord, oldLeft: readonly ReplicaState[], alive: re
 }
 
 function onFailure(s: ServiceRecord, r: ReplicaState, nowMs: number): Decision {
-  const why = `replica ${r.id} of version ${r.version} ${r.unhealthy ? 'turned unhealthy' : 'failed'}${r.reason === null ? '' : `: ${r.reason}`}`;
+  // As README shows it: `replica t... of version 2 failed: unhealthy: http 503 from /`, the reason bounded.
+  const max = limits.rolloutReasonCharsMax;
+  const reason = r.reason === null ? null : r.reason.length > max ? `${[...r.reason].slice(0, max - 1).join('')}…` : r.reason;
+  const why = `replica ${r.id} of version ${r.version} ${reason !== null ? `failed: ${reason}` : r.unhealthy ? 'turned unhealthy' : 'failed'}`;
   if (s.rollout.state === 'updating' && s.update.failureAction === 'rollback' && s.previousVersion !== null) {
     return { create: 0, stop: [], revert: true, wakeAtMs: null, rollout: { ...s.rollout, message: `rolled back: ${why}` } };
   }

@@ -252,10 +252,36 @@ describe('service reconciler decision (examples)', () => {
 
   it('a failing new replica rolls back, or pauses with failureAction pause', () => {
     const failing = [replica('a', 1), replica('b', 1), replica('d', 2, { unhealthy: true, healthy: false, reason: 'unhealthy: http 503 from /' })];
-    expect(decide(base(), failing, 1000)).toMatchObject({ revert: true, rollout: { message: 'rolled back: replica d of version 2 turned unhealthy: unhealthy: http 503 from /' } });
+    expect(decide(base(), failing, 1000)).toMatchObject({ revert: true, rollout: { message: 'rolled back: replica d of version 2 failed: unhealthy: http 503 from /' } });
     const paused = decide(base({ update: { ...base().update, failureAction: 'pause' } }), failing, 1000);
-    expect(paused).toMatchObject({ create: 0, stop: [], rollout: { state: 'paused' } });
+    expect(paused).toMatchObject({ create: 0, stop: [], rollout: { state: 'paused', message: 'paused: replica d of version 2 failed: unhealthy: http 503 from /' } });
     expect(paused.revert).toBeUndefined();
+    // No reason known: what happened, still.
+    const bare = [replica('a', 1), replica('b', 1), replica('d', 2, { unhealthy: true, healthy: false })];
+    expect(decide(base(), bare, 1000).rollout?.message).toBe('rolled back: replica d of version 2 turned unhealthy');
+  });
+
+  it("the message carries the health check's reason of a replica still running unhealthy, from its history, bounded", () => {
+    // As the store keeps it: the verdict on attempt 1 is in its history only (no error while it runs).
+    const record = (reason: string, o: Partial<TaskRecord> = {}): TaskRecord => ({
+      id: 'd', spec: { image: 'b', healthCheck: { type: 'http', port: 'http', intervalS: 1, timeoutS: 1, retries: 1, startPeriodS: 0 } }, state: 'running', desiredState: 'run',
+      workerId: 'w1', attempt: 1, term: 1, containerId: 'c', exitCode: null, error: null, notBeforeMs: 0, createdAt: new Date(200).toISOString(), updatedAt: new Date(300).toISOString(),
+      history: [
+        { state: 'pending', attempt: 1, atMs: 200, workerId: null },
+        { state: 'running', attempt: 1, atMs: 250, workerId: 'w1', reason: 'running on w1' },
+        { state: 'running', attempt: 1, atMs: 300, workerId: 'w1', reason },
+      ],
+      service: { name: 'web', version: 2 }, health: 'unhealthy', ...o,
+    });
+    const d = replicaState(record('unhealthy: http 404 from /nope'));
+    expect(d).toMatchObject({ unhealthy: true, reason: 'unhealthy: http 404 from /nope' });
+    expect(decide(base(), [replica('a', 1), replica('b', 1), d], 1000).rollout?.message).toBe('rolled back: replica d of version 2 failed: unhealthy: http 404 from /nope');
+    // An earlier attempt's verdict is not this one's: its error (how it ended) is the reason then.
+    const later = record('unhealthy: old', { attempt: 2, error: { class: 'transient', message: 'exited with code 1' } });
+    expect(replicaState(later).reason).toBe('exited with code 1');
+    const long = decide(base(), [replica('a', 1), replica('b', 1), replicaState(record(`unhealthy: ${'x'.repeat(5000)}`))], 1000).rollout!.message!;
+    expect(long.length).toBeLessThan(300);
+    expect(long).toMatch(/^rolled back: replica d of version 2 failed: unhealthy: x+…$/);
   });
 
   it('a rollback asked for pauses when a replica of the version it goes to fails; an automatic one replaces the replica', () => {

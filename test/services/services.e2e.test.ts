@@ -180,7 +180,8 @@ function servicesSuite(f: Flavour): void {
         const s = await get();
         return s.rollout.state === 'rolled-back' && s.version === 1 ? s : undefined;
       }, 90_000, 'the rollout to roll back');
-      expect(done.rollout.message).toMatch(/^rolled back: replica \S+ of version 2 /);
+      // With the health check's reason, not only that it turned unhealthy (503 from node, 404 from busybox httpd).
+      expect(done.rollout.message).toMatch(/^rolled back: replica \S+ of version 2 failed: unhealthy: http (503|404) from \/$/);
       await settled(1);
     } finally {
       sampling = false;
