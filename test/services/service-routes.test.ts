@@ -68,6 +68,10 @@ describe('service routes', () => {
       version: 2, previousVersion: 1, versions: [1, 2], rollout: { state: 'updating', fromVersion: 1 },
       spec: { image: 'img:2', ports: [{ name: 'http' }], healthCheck: health }, update: { parallelism: 2, monitorS: 1 },
     });
+    // `task` is a whole spec that replaces the current one (ports and healthCheck above were kept beside it): not a part.
+    const partial = await app.inject({ method: 'PATCH', url: '/v1/services/web', payload: { task: { command: ['other'] } } });
+    expect(partial.statusCode).toBe(400);
+    expect(partial.json().error).toEqual({ code: 'INVALID_BODY', message: 'body.task.image: missing' });
     const back = await app.inject({ method: 'POST', url: '/v1/services/web/rollback' });
     expect(back.json()).toMatchObject({ version: 1, previousVersion: 2, rollout: { state: 'rolling-back', fromVersion: 2 }, spec: { image: 'img' } });
   });
