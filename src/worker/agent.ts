@@ -319,8 +319,7 @@ export class WorkerAgent implements WorkerAgentApi {
     if (id === null || entry.cleanup === 'pending' || entry.cleanup === 'done') return;
     entry.cleanup = 'pending';
     try {
-      const text = await this.runtime.logs(id, { tailLines: limits.runtimeLogTailLinesDefault });
-      entry.logTail = tailBytes(Buffer.from(text, 'utf8'), limits.workerFinishedLogBytesMax);
+      entry.logTail = await lastOutputBytes(this.runtime, id, limits.workerFinishedLogBytesMax);
     } catch (err) {
       this.logger.warn({ task: entry.taskId, containerId: id, err }, 'could not keep the logs of an exited container');
     }
@@ -726,6 +725,25 @@ class Slots {
 }
 
 /** One chunk as an iterable (nothing for an empty one). */
+/**
+ * The last bytesMax bytes of a container's output, however many lines they hold. Runtimes answer in lines (Docker
+ * has no byte tail), so this asks for more lines until the bytes are filled or the whole output was read; past
+ * bytesMax lines it stops, since that many lines (each at least its newline) fill bytesMax.
+ */
+async function lastOutputBytes(runtime: ContainerRuntime, id: string, bytesMax: number): Promise<string> {
+  for (let lines: number = limits.runtimeLogTailLinesDefault; ; lines = Math.min(lines * 16, bytesMax)) {
+    const text = Buffer.from(await runtime.logs(id, { tailLines: lines }), 'utf8');
+    if (text.length >= bytesMax || lines >= bytesMax || lineCount(text) < lines) return tailBytes(text, bytesMax);
+  }
+}
+
+function lineCount(buf: Buffer): number {
+  let n = 0;
+  for (let i = buf.indexOf(0x0a); i !== -1; i = buf.indexOf(0x0a, i + 1)) n++;
+  // An unfinished last line counts too.
+  return buf.length > 0 && buf[buf.length - 1] !== 0x0a ? n + 1 : n;
+}
+
 async function* once(chunk: Uint8Array): AsyncGenerator<Uint8Array> {
   if (chunk.length > 0) yield chunk;
 }

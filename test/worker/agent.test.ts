@@ -182,6 +182,17 @@ describe('exits', () => {
     expect(await agent.logs('bad', 10)).toBe('oops\n');
   });
 
+  it('keeps the last 64 KiB of a finished task\'s output however many lines they hold', async () => {
+    const { agent, runtime } = setup();
+    const lines = Array.from({ length: 20_000 }, (_, i) => `line-${String(i).padStart(5, '0')}\n`);
+    await agent.assign(assignment('chatty', 1, 1, { env: { DURATION_MS: '300', LOGS: lines.join('') } }));
+    expect((await agent.logs('chatty', 100_000)).split('\n').length - 1).toBe(20_000);
+    await waitFor('its container removed', async () => (await runtime.list({})).length === 0);
+    const kept = await agent.logs('chatty', 100_000);
+    expect(kept).toBe(lines.slice(-Math.floor((64 * 1024) / 11)).join(''));
+    expect(Buffer.byteLength(kept)).toBeGreaterThan(64 * 1024 - 11);
+  });
+
   it('reads the logs of a running container from the runtime', async () => {
     const { agent } = setup();
     await agent.assign(assignment('t1', 1, 1, { env: { LOGS: 'a\nb\nc\n' } }));
