@@ -49,8 +49,6 @@ export interface WorkerAgentOptions {
   startConcurrency?: number;
   /** Host ports for tasks' named ports (none: a task with ports fails to start). */
   ports?: PortAllocator;
-  /** Where health checks connect to tasks' ports (default 127.0.0.1). */
-  healthHost?: string;
   /** Metrics (src/worker/metrics.ts): container starts. */
   observer?: AgentObserver;
   /** Where the output tails of removed containers are kept across restarts (none: in memory only). */
@@ -82,7 +80,6 @@ export class WorkerAgent implements WorkerAgentApi {
   private readonly finishedRetentionMs: number;
   private readonly waitRetryMs: number;
   private readonly ports: PortAllocator | null;
-  private readonly healthHost: string;
   private readonly tasks = new Map<string, TaskEntry>();
   /** Replaced entries whose containers are being stopped: their containers are not orphans. */
   private readonly retiring = new Set<TaskEntry>();
@@ -113,7 +110,6 @@ export class WorkerAgent implements WorkerAgentApi {
     this.finishedRetentionMs = opts.finishedRetentionMs ?? limits.workerFinishedRetentionMsDefault;
     this.waitRetryMs = opts.waitRetryMs ?? 1000;
     this.ports = opts.ports ?? null;
-    this.healthHost = opts.healthHost ?? '127.0.0.1';
     this.observer = opts.observer;
     this.keptLogs = opts.keptLogs ?? null;
   }
@@ -407,7 +403,7 @@ export class WorkerAgent implements WorkerAgentApi {
     const exec: ExecProbe = this.runtime.exec !== undefined
       ? (command, timeoutMs) => this.runtime.exec!(containerId, [...command], timeoutMs)
       : (command, timeoutMs) => hostExec(command, env, timeoutMs);
-    const monitor = new HealthMonitor({ check, ports: entry.ports ?? [], host: this.healthHost, exec }, this.clock, (s) => {
+    const monitor = new HealthMonitor({ check, ports: entry.ports ?? [], exec }, this.clock, (s) => {
       if (isFinal(entry.state)) return;
       entry.health = s.health;
       // A replica turning healthy is what a rollout waits on: the leader hears it now, not at the next heartbeat.

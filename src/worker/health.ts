@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { request } from 'node:http';
 import type { AssignedPort, HealthCheckSpec, TaskHealth } from '../contracts/task-model.js';
+import { splitHostPort } from '../lib/address.js';
 import { backoffCeilingMs } from '../lib/backoff.js';
 import type { Clock, Timer } from '../lib/clock.js';
 
@@ -16,9 +17,11 @@ export type ExecProbe = (command: readonly string[], timeoutMs: number) => Promi
 
 export interface HealthTarget {
   readonly check: HealthCheckSpec;
+  /**
+   * http and tcp checks connect to the named port's advertised address (the worker's API host): what the task record
+   * and DNS give clients is what is checked. A process, and a Docker task with ports (host networking), listens there.
+   */
   readonly ports: readonly AssignedPort[];
-  /** Where http and tcp checks connect (the host's loopback: the task listens on the host, or in host networking). */
-  readonly host: string;
   readonly exec: ExecProbe;
 }
 
@@ -34,9 +37,11 @@ export async function probeOnce(t: HealthTarget): Promise<string | null> {
       return `exec failed: ${(err as Error).message}`;
     }
   }
-  const port = t.ports.find((p) => p.name === check.port)?.hostPort;
-  if (port === undefined) return `no port named ${check.port ?? '?'}`;
-  return check.type === 'http' ? httpProbe(t.host, port, check.path ?? '/', timeoutMs) : tcpProbe(t.host, port, timeoutMs);
+  const target = t.ports.find((p) => p.name === check.port);
+  if (target === undefined) return `no port named ${check.port ?? '?'}`;
+  const { host } = splitHostPort(target.address);
+  const port = target.hostPort;
+  return check.type === 'http' ? httpProbe(host, port, check.path ?? '/', timeoutMs) : tcpProbe(host, port, timeoutMs);
 }
 
 function httpProbe(host: string, port: number, path: string, timeoutMs: number): Promise<string | null> {

@@ -349,7 +349,7 @@ describe('health_check_failures_total', () => {
     let failures = 0;
     const verdicts: string[] = [];
     const check = { type: 'exec' as const, command: ['false'], intervalS: 1, timeoutS: 1, retries: 3, startPeriodS: 0 };
-    const monitor = new HealthMonitor({ check, ports: [], host: '127.0.0.1', exec: async () => 1 }, clock, (s) => verdicts.push(s.health), () => failures++);
+    const monitor = new HealthMonitor({ check, ports: [], exec: async () => 1 }, clock, (s) => verdicts.push(s.health), () => failures++);
     monitor.start();
     for (let i = 0; i < 3; i++) await clock.fireNext();
     await waitFor('the unhealthy verdict', () => verdicts.includes('unhealthy'));

@@ -51,7 +51,7 @@ describe('health checks', () => {
     const results = [1, 1, 1, 1, 0, 0, 1, 1, 1];
     const check = { type: 'exec' as const, command: ['probe'], intervalS: 2, timeoutS: 1, retries: 3, startPeriodS: 1 };
     const verdicts: string[] = [];
-    const monitor = new HealthMonitor({ check, ports: [], host: '127.0.0.1', exec: async () => {
+    const monitor = new HealthMonitor({ check, ports: [], exec: async () => {
       probedAtMs.push(clock.nowMs());
       return results.shift() ?? 1;
     } }, clock, (s) => verdicts.push(s.health));
@@ -69,7 +69,7 @@ describe('health checks', () => {
     const probedAtMs: number[] = [];
     const check = { type: 'exec' as const, command: ['probe'], intervalS: 1, timeoutS: 1, retries: 2, startPeriodS: 0 };
     const verdicts: string[] = [];
-    const monitor = new HealthMonitor({ check, ports: [], host: '127.0.0.1', exec: async () => {
+    const monitor = new HealthMonitor({ check, ports: [], exec: async () => {
       probedAtMs.push(clock.nowMs());
       return 1;
     } }, clock, (s) => verdicts.push(s.health));
@@ -95,7 +95,7 @@ describe('health checks', () => {
   it('probes http, tcp and exec and names what failed', async () => {
     const target = (check: Partial<HealthTarget['check']>): HealthTarget => ({
       check: { type: 'http', port: 'http', intervalS: 1, timeoutS: 1, retries: 1, startPeriodS: 0, ...check },
-      ports: [{ name: 'http', hostPort: port, address: `127.0.0.1:${port}` }], host: '127.0.0.1',
+      ports: [{ name: 'http', hostPort: port, address: `127.0.0.1:${port}` }],
       exec: async (command) => (command[0] === 'true' ? 0 : 3),
     });
     expect(await probeOnce(target({ path: '/ok' }))).toBeNull();
@@ -104,5 +104,26 @@ describe('health checks', () => {
     expect(await probeOnce({ ...target({ type: 'tcp' }), ports: [{ name: 'http', hostPort: 1, address: '127.0.0.1:1' }] })).toMatch(/^tcp 1: /);
     expect(await probeOnce(target({ type: 'exec', command: ['true'] }))).toBeNull();
     expect(await probeOnce(target({ type: 'exec', command: ['false'] }))).toBe('exec exited with code 3');
+  });
+
+  it('connects to the host a port is advertised on (the worker\'s API host), not to 127.0.0.1', async () => {
+    // A task that binds its port on the worker's API host alone, as the record and DNS advertise it.
+    const own = createServer((_req, res) => res.end());
+    await new Promise<void>((r) => own.listen(0, '127.0.0.3', () => r()));
+    const ownPort = (own.address() as { port: number }).port;
+    try {
+      const at = (host: string, type: 'http' | 'tcp'): HealthTarget => ({
+        check: { type, port: 'http', intervalS: 1, timeoutS: 1, retries: 1, startPeriodS: 0 },
+        ports: [{ name: 'http', hostPort: ownPort, address: `${host}:${ownPort}` }],
+        exec: async () => 0,
+      });
+      expect(await probeOnce(at('127.0.0.3', 'http'))).toBeNull();
+      expect(await probeOnce(at('127.0.0.3', 'tcp'))).toBeNull();
+      expect(await probeOnce(at('127.0.0.1', 'tcp'))).toMatch(/ECONNREFUSED 127\.0\.0\.1:/);
+      // An IPv6 API host is advertised in brackets; the check connects to the address inside them.
+      expect(await probeOnce({ ...at('127.0.0.3', 'tcp'), ports: [{ name: 'http', hostPort: 1, address: '[::1]:1' }] })).toMatch(/^tcp 1: .*::1/);
+    } finally {
+      await new Promise<void>((r) => own.close(() => r()));
+    }
   });
 });

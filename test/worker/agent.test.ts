@@ -1,12 +1,15 @@
 // The worker agent over the in-memory runtime: fencing, exits, failure classes, re-adoption, reconciliation, bounds.
+import { createServer, type AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Assignment, WorkerTaskStatus } from '../../src/contracts/worker.js';
 import type { TaskSpec } from '../../src/contracts/task-model.js';
 import { MinkubeError } from '../../src/lib/errors.js';
+import { SeededRandom } from '../../src/lib/random.js';
 import { MemoryHost, MemoryRuntime, type MemoryBehaviour, type RunSpec, type RuntimeFailureReason } from '../../src/runtime/index.js';
 import { WorkerAgent, type WorkerAgentOptions } from '../../src/worker/agent.js';
 import { MemoryKeptLogs } from '../../src/worker/kept-logs.js';
+import { PortAllocator } from '../../src/worker/ports.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { rejection } from '../support/errors.js';
 import { SteppedClock } from '../support/manual-clock.js';
@@ -210,6 +213,25 @@ describe('exits', () => {
     const status = await agent.assign(assignment('t1', 1, 1, { env: { RUN_FAILURE: reason } }));
     expect(status).toMatchObject({ state: 'failed', containerId: null, exitCode: null, error: { class: failureClass } });
     expect(status.error?.message).toContain(reason);
+  });
+});
+
+describe('health checks', () => {
+  it('a tcp check connects to the host the task\'s port is advertised on (the worker\'s API host)', async () => {
+    // The task binds its port on the API host alone (127.0.0.3), not on 127.0.0.1.
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.3', () => r()));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const ports = new PortAllocator({ min: port, max: port }, '127.0.0.3', new SeededRandom(1), async () => true);
+      const { agent } = setup({ ports });
+      const healthCheck = { type: 'tcp' as const, port: 'http', intervalS: 1, timeoutS: 1, retries: 1, startPeriodS: 0 };
+      const status = await agent.assign(assignment('web', 1, 1, { command: ['sleep', '9'], ports: [{ name: 'http' }], healthCheck }));
+      expect(status.ports).toEqual([{ name: 'http', hostPort: port, address: `127.0.0.3:${port}` }]);
+      await waitFor('the replica healthy', () => agent.get('web').health === 'healthy');
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });
 
