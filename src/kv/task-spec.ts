@@ -2,6 +2,7 @@
 // Strict: unknown fields are refused, so a typo such as "restart_policy" is a 400, not a silently ignored field.
 import { hash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
+import { imageReferenceProblem } from '../lib/image-reference.js';
 import { limits } from '../lib/limits.js';
 import { isEnvName, stopSignals, type HealthCheckSpec, type RestartPolicy, type TaskRecord, type TaskSpec } from '../contracts/task-model.js';
 import { constraintsProblem, ConstraintsSchema, NamespaceSchema, PrioritySchema } from './placement-schemas.js';
@@ -77,7 +78,8 @@ export interface SpecRuleFields {
 /**
  * The rules a JSON schema says badly, checked after it by every route that takes a spec and by the leader before a
  * submission enters the log: env names a shell and exec accept, and no NUL byte anywhere (exec and Docker cut a
- * string there, so the task would run something other than what was stored). secretEnv follows env's rules, and a
+ * string there, so the task would run something other than what was stored); an image is a reference Docker accepts
+ * (process workers ignore it, but a spec must run the same on any worker). secretEnv follows env's rules, and a
  * name is in one of them only (which value would win is nobody's guess). Answers `<prefix><field>: <problem>`
  * for the first broken rule, or null.
  */
@@ -85,6 +87,8 @@ export function specRuleProblem(spec: SpecRuleFields, prefix = ''): string | nul
   const nul = (field: string): string => `${prefix}${field}: contains a NUL byte`;
   if (spec.name?.includes('\u0000') === true) return nul('name');
   if (spec.image.includes('\u0000')) return nul('image');
+  const imageProblem = imageReferenceProblem(spec.image);
+  if (imageProblem !== null) return `${prefix}image: ${JSON.stringify(shortened(spec.image))} is ${imageProblem}`;
   const argument = spec.command?.findIndex((a) => a.includes('\u0000')) ?? -1;
   if (argument >= 0) return nul(`command[${argument}]`);
   for (const [k, v] of Object.entries(spec.env ?? {})) {
@@ -126,8 +130,11 @@ function portsProblem(spec: SpecRuleFields, prefix: string): string | null {
 
 /** A key as it can be shown in a message: NUL and other control characters escaped, cut to the name limit. */
 function printable(key: string): string {
-  const cut = key.length > limits.taskEnvNameCharsMax ? `${key.slice(0, 32)}...` : key;
-  return JSON.stringify(cut).slice(1, -1);
+  return JSON.stringify(shortened(key)).slice(1, -1);
+}
+
+function shortened(text: string): string {
+  return text.length > limits.taskEnvNameCharsMax ? `${text.slice(0, 32)}...` : text;
 }
 
 export const taskSpecDefaults = { restartPolicy: 'never' as RestartPolicy, maxAttempts: 3 } as const;

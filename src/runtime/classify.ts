@@ -36,6 +36,8 @@ function reasonFor(e: ErrorShape, message: string): RuntimeFailureReason {
   const code = typeof e.code === 'string' ? e.code : undefined;
   const syscall = typeof e.syscall === 'string' ? e.syscall : '';
   if (code === 'ENOSPC' || noSpace.test(message)) return 'out-of-space';
+  // Node refused to send the request: a name from the spec (an image with a space) cannot go in its path.
+  if (code === 'ERR_UNESCAPED_CHARACTERS') return 'invalid-spec';
   if (syscall.startsWith('spawn') && (code === 'ENOENT' || code === 'EACCES' || code === 'ENOEXEC')) {
     return 'command-not-found';
   }

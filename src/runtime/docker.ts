@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
+import { imageReferenceProblem } from '../lib/image-reference.js';
 import { limits } from '../lib/limits.js';
 import { classifyRuntimeError } from './classify.js';
 import { busyboxCandidates, demoImage, demoImageChanges, demoImageRepo, demoImageTag, demoImageTar, findStaticBusybox } from './demo-image.js';
@@ -107,6 +108,9 @@ export class DockerRuntime implements ContainerRuntime {
 
   async run(spec: RunSpec): Promise<{ id: string }> {
     validateRunSpec(spec, { commandRequired: false });
+    // Before any call: a reference with a space cannot even go in a request path, and dockerode would fail unclassified.
+    const imageProblem = imageReferenceProblem(spec.image);
+    if (imageProblem !== null) throw new RuntimeFailure('invalid-spec', `invalid run spec: image ${JSON.stringify(spec.image)} is ${imageProblem}`);
     // Looked for before every create, although `docker run` only asks after a create fails: measured, creating at
     // once made a burst of 50 starts hit a loaded daemon together, and the workers' heartbeats lapsed for seconds
     // (bench/services.ts --trace: placed at 7 s instead of 0.7 s, both workers marked down).

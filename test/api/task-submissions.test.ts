@@ -27,6 +27,8 @@ describe('task spec rules (400 INVALID_TASK_SPEC naming the field)', () => {
     [{ env: { OK: 'a\u0000b' } }, 'spec.env.OK: contains a NUL byte'],
     [{ command: ['sh', '-c', 'echo\u0000rm'] }, 'spec.command[2]: contains a NUL byte'],
     [{ image: 'busy\u0000box' }, 'spec.image: contains a NUL byte'],
+    [{ image: 'minkube-busybox:latest; rm -rf /' }, expect.stringMatching(/^spec\.image: "minkube-busybox:latest; rm -rf \/" is not an image reference/)],
+    [{ image: ' ' }, expect.stringMatching(/^spec\.image: " " is not an image reference/)],
     [{ name: 'n\u0000' }, 'spec.name: contains a NUL byte'],
     [{ labels: { team: 'a\u0000' } }, 'spec.labels.team: contains a NUL byte'],
     [{ labels: { 't\u0000': 'a' } }, 'spec.labels.t\\u0000: contains a NUL byte'],

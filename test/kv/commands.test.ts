@@ -86,6 +86,17 @@ describe('validateCommand (what a leader checks before a proposal enters the log
     expect(validateCommand(batch)).toBe('tasks[1].command[1]: contains a NUL byte');
   });
 
+  it('refuses an image that is no reference Docker accepts, and passes the names process workers are given', () => {
+    const submit = (image: string) => validateCommand(encodeCommand({ clientId: 'c', seq: 1, cmd: { op: 'task.submit', taskId: 't', spec: { image }, atMs: 1 } }));
+    for (const image of ['minkube-busybox:latest; rm -rf /', ' ', 'UPPER/Case:tag', 'a@sha256:zz', 'a;b', 'tab\there', 'bell\u0007', 'a:', '/a', '-a', 'a..b', `${'a'.repeat(256)}`]) {
+      expect(submit(image)).toMatch(/^spec\.image: ".*" is (not an image reference|a reference whose name is longer than 255 characters)/);
+    }
+    expect(submit('a b')).toBe('spec.image: "a b" is not an image reference ([host[:port]/]name[:tag][@digest], the name in lower case: letters, digits and . _ - separators)');
+    const good = ['local', 'none', 'host', 'busybox', 'minkube-busybox:latest', 'localhost:5000/team/app:1.2', 'Registry.Example.com/app', '[::1]:5000/app',
+      `busybox@sha256:${'a'.repeat(64)}`, `registry.io/app:v1@sha256:${'b'.repeat(64)}`, 'a'.repeat(64), 'my_app__x---y.z'];
+    for (const image of good) expect(submit(image)).toBeNull();
+  });
+
   it('hands the envelope it decoded to the next decode of the same bytes, once; equal bytes elsewhere decode afresh', () => {
     const envelope: CommandEnvelope = { clientId: 'c', seq: 3, reqId: 'r', cmd: { op: 'put', key: 'k', value: 'v' } };
     const bytes = encodeCommand(envelope);

@@ -47,6 +47,7 @@ const cases: Array<[string, unknown, string, 'transient' | 'permanent']> = [
   ['ETIMEDOUT', systemError('ETIMEDOUT', 'connect'), 'timeout', 'transient'],
   ['spawn ENOENT', systemError('ENOENT', 'spawn nope', { path: 'nope' }), 'command-not-found', 'permanent'],
   ['spawn EACCES', systemError('EACCES', 'spawn /etc/passwd', { path: '/etc/passwd' }), 'command-not-found', 'permanent'],
+  ['a request path Node will not send (an image with a space)', Object.assign(new TypeError('Request path contains unescaped characters'), { code: 'ERR_UNESCAPED_CHARACTERS' }), 'invalid-spec', 'permanent'],
   ['something else', new Error('the moon is in the wrong phase'), 'unknown', 'transient'],
   ['a thrown string', 'boom', 'unknown', 'transient'],
 ];

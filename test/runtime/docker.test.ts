@@ -67,6 +67,11 @@ describeDocker('DockerRuntime', () => {
       expect(failure.message).toContain('minkube-no-such-image:never');
     });
 
+    it.each(['minkube-busybox:latest; rm -rf /', ' ', 'UPPER/Case:tag', 'a@sha256:zz'])('image %j is a permanent invalid-spec, asked of nobody', async (image) => {
+      const failure = await expectFailure(rt.run({ name: name(), image, command: ['true'], labels }), 'invalid-spec', 'permanent');
+      expect(failure.message).toContain('not an image reference');
+    });
+
     it('applies cpu and memory limits, network mode none, and the task labels', async () => {
       const taskLabels = { ...labels, 'minkube.task': 't-42', 'minkube.worker': 'w-1', 'minkube.attempt': '3' };
       const { id } = await rt.run({
