@@ -279,7 +279,7 @@ function addTaskCommands(program: Command, globals: (cmd: Command) => { api: str
     .option(...stopTimeoutOption, parseStopTimeout)
     .option('--name <name>', 'a name to show beside the id')
     .option('--wait', 'show progress until the task ends, then its exit code; exit 1 if it did not succeed')
-    .option('-f, --follow', "print the task's output as it runs (each attempt's in turn; the id and the end go to stderr), then exit with its exit code (0 if it succeeded, 1 if it ended without one)")
+    .option('-f, --follow', "print the task's output as it runs (each attempt's in turn; the id and the end go to stderr), then exit with its exit code (0 if it succeeded, the last attempt's code if it failed or was stopped, 1 if it ended without one)")
     .option('--count <n>', `submit n copies (1..${limits.taskRunCountMax}; --name gets -1..-n); --wait then waits until all have started and exits 1 if any failed`, parseCount)
     .action(async (image: string, command: string[], flags: TaskRunFlags, cmd: Command) => {
       const g = globals(cmd);

@@ -67,7 +67,9 @@ function endedBadly(t: TaskRecord, exitCode: number): CliExit {
 
 /**
  * `task run --follow`: the output of each attempt as it runs (stdout holds nothing else), then the exit code of the
- * task's last attempt (0 when it succeeded, 1 when it ended without one: stopped, lost, never started).
+ * task's last attempt (0 when it succeeded; a failed or stopped one's non-zero code, 137 when it was killed, as
+ * `docker run` does; else 1: no exit code, as when it never started). A stream cut part-way (its worker died) is said
+ * on stderr, and the task followed on: its next attempt, or its end.
  */
 async function followRun(api: TaskApi, id: string, pollMs: number): Promise<void> {
   process.stderr.write(`task ${id} submitted\n`);
@@ -87,15 +89,28 @@ async function followRun(api: TaskApi, id: string, pollMs: number): Promise<void
     if (followed === 0 || (t.attempt > followed && (t.state === 'running' || finalStates.has(t.state)))) {
       if (followed > 0) process.stderr.write(`task ${id}: attempt ${t.attempt}${t.workerId === null ? '' : ` on ${t.workerId}`}\n`);
       followed = Math.max(1, t.attempt);
-      // Everything the runtime keeps of this attempt's output (bounded in bytes), then what it writes.
-      for await (const chunk of await api.followLogs(id, followTailLines)) await writeOutDrained(chunk);
+      await followAttempt(api, id, followed);
       continue;
     }
     if (finalStates.has(t.state)) break;
     await new Promise((r) => setTimeout(r, pollMs));
   }
   if (t.state === 'succeeded') return;
-  throw endedBadly(t, t.state === 'failed' && t.exitCode !== null && t.exitCode > 0 && t.exitCode < 256 ? t.exitCode : 1);
+  throw endedBadly(t, t.exitCode !== null && t.exitCode > 0 && t.exitCode < 256 ? t.exitCode : 1);
+}
+
+/**
+ * Everything the runtime keeps of an attempt's output (bounded in bytes), then what it writes. A stream that cannot be
+ * opened or is cut part-way (the attempt's worker stopped answering) ends the attempt's output with a line on stderr;
+ * the caller then waits for the task's next attempt or its end, as between attempts.
+ */
+async function followAttempt(api: TaskApi, id: string, attempt: number): Promise<void> {
+  try {
+    for await (const chunk of await api.followLogs(id, followTailLines)) await writeOutDrained(chunk);
+  } catch (err) {
+    if (!(err instanceof MinkubeError) || !(err.code === 'UNREACHABLE' || err.status >= 500)) throw err;
+    process.stderr.write(`task ${id}: the output of attempt ${attempt} ended early (${err.message}); following the task\n`);
+  }
 }
 
 /** The most lines the logs route gives: a follow from a container's start keeps all the runtime has. */
