@@ -70,8 +70,12 @@ export class MembershipServiceImpl implements MembershipService {
       if (existing.raftAddress === req.raftAddress && existing.apiAddress === req.apiAddress) return { created: false, member: existing };
       throw refused(`member ${id} exists with other addresses (raft ${existing.raftAddress}, api ${existing.apiAddress}); remove it first`);
     }
-    const clash = this.localView().members.find((m) => m.raftAddress === req.raftAddress || m.apiAddress === req.apiAddress);
-    if (clash !== undefined) throw refused(`member ${clash.id} already uses that address`);
+    if (endpointKey(req.raftAddress) === endpointKey(req.apiAddress)) throw refused(`the raft and API addresses are the same (${req.raftAddress})`);
+    const wanted = [req.raftAddress, req.apiAddress].map(endpointKey);
+    for (const m of this.localView().members) {
+      const used = [m.raftAddress, m.apiAddress].find((a) => a !== '' && wanted.includes(endpointKey(a)));
+      if (used !== undefined) throw refused(`member ${m.id} already uses the address ${used}`);
+    }
     const index = await this.propose(() => ({ type: 'addLearner', nodeId: id, context: encodeMemberContext(req) }), ctx);
     this.driver.directory.set(id, req);
     await this.waitCommitted(index, ctx);
@@ -220,4 +224,17 @@ function rejection(reason: ConfChangeRejection): MinkubeError {
 
 function refused(message: string): MinkubeError {
   return new MinkubeError('MEMBERSHIP_CHANGE_REFUSED', message);
+}
+
+/**
+ * An address as a key that two spellings of one endpoint share: the host in lower case, `localhost` as 127.0.0.1
+ * and `[::1]`/`::1` alike; a raft address of one member and the API address of another may not meet either.
+ */
+export function endpointKey(address: string): string {
+  const at = address.lastIndexOf(':');
+  let host = (at < 0 ? address : address.slice(0, at)).toLowerCase();
+  const port = at < 0 ? '' : address.slice(at + 1);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  if (host === 'localhost') host = '127.0.0.1';
+  return `${host}:${port}`;
 }

@@ -208,6 +208,10 @@ describe('RaftNodeDriver membership', () => {
     expect(m4.storage.snapshotInfo()).not.toBeNull();
     const again = await (await c.leader()).membership.addMember(memberOf('m4'), ctx());
     expect(again.created).toBe(false);
+    // Another member's address, whichever kind, is refused; so is one address for both.
+    const refusedAdd = (req: { id: string; raftAddress: string; apiAddress: string }) => c.leader().then((l) => l.membership.addMember(req, ctx())).then(() => null, (err: unknown) => err as { code: string; message: string });
+    expect(await refusedAdd({ id: 'm5', raftAddress: 'api-m1', apiAddress: 'api-m5' })).toMatchObject({ code: 'MEMBERSHIP_CHANGE_REFUSED', message: expect.stringContaining('member m1 already uses the address api-m1') as unknown });
+    expect(await refusedAdd({ id: 'm5', raftAddress: 'raft-m5', apiAddress: 'raft-m5' })).toMatchObject({ code: 'MEMBERSHIP_CHANGE_REFUSED', message: expect.stringContaining('the raft and API addresses are the same') as unknown });
     // A joined node restarts as one (join: true again) from what it holds, and stays a voter.
     await c.stop('m4');
     const m4b = await c.start('m4', { join: true });
