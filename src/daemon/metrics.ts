@@ -51,12 +51,15 @@ function managerStatus(p: ManagerParts): StatusSource {
   return {
     facts: () => {
       const st = p.driver.status();
-      const votersReachable = st.voters.filter((v) => v === p.driver.id || p.driver.reachable(v as NodeId)).length;
+      const reachable = st.voters.filter((v) => v === p.driver.id || p.driver.reachable(v as NodeId));
+      const votersReachable = reachable.length;
+      const votersRecovering = reachable.filter((v) => (v === p.driver.id ? p.driver.storage().state === 'recovering' : st.peersRecovering.includes(v))).length;
       const workers = p.store.allWorkers();
       return {
         leaderId: st.leaderId,
         votersReachable,
         voters: st.voters.length,
+        votersRecovering,
         workersReady: workers.filter((w) => w.state === 'ready').length,
         workers: workers.length,
       };

@@ -296,6 +296,10 @@ describe('the status verdict', () => {
     expect(judgeStatus(facts({ workersReady: 1 }))).toMatchObject({ status: 'degraded', reasons: ['1 of 2 workers not ready'] });
     expect(judgeStatus(facts({ workersReady: 0, workers: 0 })).status).toBe('degraded');
   });
+  it('counts no recovering manager towards the quorum', () => {
+    expect(judgeStatus(facts({ votersRecovering: 1 }))).toMatchObject({ status: 'degraded', quorum: true, reasons: ['1 of 3 managers recovering their storage'] });
+    expect(judgeStatus(facts({ votersRecovering: 2 }))).toMatchObject({ status: 'down', quorum: false, reasons: ['no quorum: 3 of 3 managers reachable, 2 of them recovering their storage'] });
+  });
   it('is down without a leader or a quorum', () => {
     expect(judgeStatus(facts({ leaderId: null }))).toMatchObject({ status: 'down', reasons: ['no leader'] });
     expect(judgeStatus(facts({ votersReachable: 1, leaderId: null }))).toMatchObject({ status: 'down', quorum: false });

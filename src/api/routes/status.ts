@@ -10,6 +10,8 @@ export interface StatusFacts {
   /** Voters this manager can reach (itself included), and all voters. */
   readonly votersReachable: number;
   readonly voters: number;
+  /** Reachable voters (itself included) that are recovering their storage: they count towards no quorum. */
+  readonly votersRecovering?: number;
   readonly workersReady: number;
   readonly workers: number;
 }
@@ -32,12 +34,14 @@ export type StatusReply = Static<typeof StatusReply>;
 
 /** down: no leader or no quorum; degraded: a manager unreachable, or a worker not ready (or none at all); else up. */
 export function judgeStatus(f: StatusFacts): StatusReply {
-  const quorum = f.votersReachable > f.voters / 2;
+  const recovering = f.votersRecovering ?? 0;
+  const quorum = f.votersReachable - recovering > f.voters / 2;
   const reasons: string[] = [];
-  if (!quorum) reasons.push(`no quorum: ${f.votersReachable} of ${f.voters} managers reachable`);
+  if (!quorum) reasons.push(`no quorum: ${f.votersReachable} of ${f.voters} managers reachable${recovering > 0 ? `, ${recovering} of them recovering their storage` : ''}`);
   if (f.leaderId === null) reasons.push('no leader');
   const down = reasons.length > 0;
   if (quorum && f.votersReachable < f.voters) reasons.push(`${f.voters - f.votersReachable} of ${f.voters} managers unreachable`);
+  if (quorum && recovering > 0) reasons.push(`${recovering} of ${f.voters} managers recovering their storage`);
   if (f.workers === 0) reasons.push('no worker registered');
   else if (f.workersReady < f.workers) reasons.push(`${f.workers - f.workersReady} of ${f.workers} workers not ready`);
   return {
