@@ -154,7 +154,7 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
 
 function memberApiAddresses(service: ManagerService): string[] {
   try {
-    return service.cluster().members.map((m) => m.apiAddress);
+    return service.knownApiAddresses?.() ?? service.cluster().members.map((m) => m.apiAddress);
   } catch {
     return []; // still starting
   }

@@ -85,6 +85,8 @@ export interface ReadyState {
 
 export interface ManagerService {
   cluster(): ClusterView;
+  /** The API addresses of every manager this one has known, removed ones included (CORS origins); default: cluster()'s. */
+  knownApiAddresses?(): string[];
   /** ifVersion: 0 means "must not exist", N means "must be at version N", undefined means unconditional. */
   kvPut(key: string, value: string, ifVersion: number | undefined, ctx: RequestContext): Promise<KvVersion>;
   /** Throws KV_KEY_NOT_FOUND for a missing key. */

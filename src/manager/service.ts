@@ -54,6 +54,10 @@ export class ManagerServiceImpl implements ManagerService {
     });
   }
 
+  knownApiAddresses(): string[] {
+    return this.driverRef === null ? [] : this.driverRef.directory.entries().map(([, a]) => a.apiAddress);
+  }
+
   cluster(): ClusterView {
     const s = this.driver.status();
     const storage = this.driver.storage();

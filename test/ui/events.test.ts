@@ -269,6 +269,14 @@ describe('/ui and CORS', () => {
     }
   });
 
+  it("answers a removed member's origin too, when the service knows it though no request came from it while it was one", async () => {
+    const service = Object.assign(new FakeManagerService(), { knownApiAddresses: () => ['127.0.0.1:8001', '127.0.0.9:8009'] });
+    const base = await serve(buildManagerApp({ service, events: new HandFeed(), security: { resolveToken: (a) => tokens.get(a) ?? null } }));
+    const removed = 'http://127.0.0.9:8009';
+    const preflight = await fetch(`${base}/v1/tasks`, { method: 'OPTIONS', headers: { origin: removed, 'access-control-request-method': 'POST' } });
+    expect([preflight.status, preflight.headers.get('access-control-allow-origin')]).toEqual([204, removed]);
+  });
+
   it('answers the members own origins (preflight and request), and no other origin', async () => {
     const base = await serve(secureApp(new HandFeed()));
     const member = 'http://127.0.0.2:8002'; // m2 in the fake service's view
