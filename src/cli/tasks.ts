@@ -80,6 +80,10 @@ async function followRun(api: TaskApi, id: string, pollMs: number): Promise<void
       t = await api.get(id);
       failures = 0;
     } catch (err) {
+      if (followed > 0 && err instanceof MinkubeError && err.code === 'TASK_NOT_FOUND') {
+        // Retention removed the record of the task as soon as it ended (tasks.retention.finishedMax 0, say).
+        throw new MinkubeError('TASK_NOT_FOUND', `task ${id} ended and tasks.retention removed its record before its outcome could be read: its exit code is unknown`);
+      }
       if (!pollFailureTolerated(err, ++failures)) throw err;
       await new Promise((r) => setTimeout(r, pollMs));
       continue;
@@ -108,6 +112,7 @@ async function followAttempt(api: TaskApi, id: string, attempt: number): Promise
   try {
     for await (const chunk of await api.followLogs(id, followTailLines)) await writeOutDrained(chunk);
   } catch (err) {
+    if (err instanceof MinkubeError && (err.code === 'TASK_LOGS_GONE' || err.code === 'TASK_NOT_FOUND')) return; // removed as it ended: followRun says so
     if (!(err instanceof MinkubeError) || !(err.code === 'UNREACHABLE' || err.status >= 500)) throw err;
     process.stderr.write(`task ${id}: the output of attempt ${attempt} ended early (${err.message}); following the task\n`);
   }

@@ -7,7 +7,7 @@ import { runCli } from '../support/cli.js';
 
 interface Script {
   /** The task record's changing part, given how many log follows were asked and records read since. */
-  record(follows: number, readsSinceFollow: number): { state: string; attempt: number; workerId: string | null; exitCode: number | null };
+  record(follows: number, readsSinceFollow: number): { state: string; attempt: number; workerId: string | null; exitCode: number | null } | null;
   /** Answers the nth follow (from 1). */
   follow(n: number, res: ServerResponse): void;
 }
@@ -33,6 +33,7 @@ async function manager(script: Script): Promise<string> {
     }
     if (req.method === 'GET' && req.url === '/v1/tasks/t1') {
       const r = script.record(follows, ++reads);
+      if (r === null) return json(404, { error: { code: 'TASK_NOT_FOUND', message: 'no task t1' } });
       return json(200, { id: 't1', spec: { image: 'x' }, desiredState: 'run', containerId: null, error: null, history: [], createdAt: 0, updatedAt: 0, ...r });
     }
     json(404, { error: { code: 'NOT_FOUND', message: 'no route' } });
@@ -69,6 +70,16 @@ describe('task run -f', () => {
     expect(r.stdout).toBe('one\ntwo\n');
     expect(r.stderr).toMatch(/^task t1 submitted\ntask t1: the output of attempt 1 ended early \(.*cut off part-way.*\); following the task\ntask t1: attempt 2 on w2\n$/);
     expect(r.code).toBe(0);
+  });
+
+  it('a task whose record retention removed as it ended says so, not a bare TASK_NOT_FOUND', async () => {
+    const api = await manager({
+      record: (follows) => (follows === 0 ? { state: 'running', attempt: 1, workerId: 'w1', exitCode: null } : null),
+      follow: (_n, res) => res.end('hi\n'),
+    });
+    const r = await runCli(['--api', api, 'task', 'run', '-f', 'x', '--', 'true']);
+    expect(r).toMatchObject({ code: 1, stdout: 'hi\n' });
+    expect(r.stderr).toContain('error: TASK_NOT_FOUND: task t1 ended and tasks.retention removed its record before its outcome could be read: its exit code is unknown');
   });
 
   it('a stopped task exits with its exit code (137: killed), as docker run does; one without a code exits 1', async () => {
