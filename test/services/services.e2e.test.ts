@@ -227,9 +227,10 @@ function servicesSuite(f: Flavour): void {
   it('service update --wait and service rollback --wait exit 1 with the reason as soon as the rollout pauses', async () => {
     if (f.runtime !== 'process') return;
     const env = { MINKUBE_CONFIG: join(c.dir, '.minkube', 'credentials.json'), MINKUBE_API: c.url('m1') };
-    const created = await runCli(['service', 'create', 'pz', 'node', '--replicas', '2', '--monitor', '0', '--wait', '--', process.execPath, '-e', 'setInterval(() => {}, 1000)'], env);
+    const created = await runCli(['service', 'create', 'pz', 'node', '--replicas', '2', '--monitor', '2', '--wait', '--', process.execPath, '-e', 'setInterval(() => {}, 1000)'], env);
     expect(created.code, created.stderr).toBe(0);
-    // Version 2 exits at once: its first replica fails, and the rollout pauses with one replica of each version.
+    // Version 2 exits at once: its first replica fails within its 2 s of watching (it never stays up that long, however
+    // loaded the machine), and the rollout pauses with one replica of each version.
     const failing = ['--', process.execPath, '-e', 'process.exit(3)'];
     const paused = await runCli(['service', 'update', 'pz', '--failure-action', 'pause', '--wait', ...failing], env);
     expect(paused.code, paused.stdout).toBe(1);
