@@ -93,8 +93,10 @@ export async function runSnapshotRestore(file: string, f: RestoreFlags, out: Out
   }
   printLine(`restored the snapshot at index ${r.index} into ${r.dataDir}: ${r.keys} keys, ${r.tasks} tasks, ${r.workers} workers`);
   printLine(`${r.id} is the only member of a new cluster (term ${r.term}), at raft ${r.raftAddress} and api ${r.apiAddress}. Start it:`);
-  const how = f.config === undefined ? `--raft-address ${r.raftAddress} --api-address ${r.apiAddress} --data-dir ${r.dataDir}` : `--config ${f.config}`;
-  printLine(`  minkube manager --id ${r.id} ${how}`);
+  if (f.config === undefined) {
+    // From flags alone it would have no certificate: a config that lists it is where its CA (or insecure: true) comes from.
+    printLine(`  minkube manager --id ${r.id} --config FILE   (a config that lists ${r.id} at these addresses with dataDir ${r.dataDir})`);
+  } else printLine(`  minkube manager --id ${r.id} --config ${f.config}`);
   printLine('then start every other manager with an empty data directory and --join <its API URL>.');
 }
 

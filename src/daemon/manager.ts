@@ -2,7 +2,7 @@
 // service and the leader-only loops (started and stopped by role changes), HTTP API.
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Server as HttpsServer } from 'node:https';
 import { pino, type Logger } from 'pino';
@@ -14,6 +14,7 @@ import { joinWithToken } from './join.js';
 import { applyRenewedTls, localSigner, startCertRenewal } from './renewal.js';
 import { bootstrapRecordFor, ensureAdminToken, loadNodeSecurity, type NodeSecurity, type ServerTls } from './security.js';
 import { nodeTlsDir, readNodeTls } from '../security/pki-files.js';
+import { storageFailed } from '../storage/common.js';
 import type { ManagerConfig } from '../config/cluster.js';
 import { validateCommand } from '../kv/commands.js';
 import { setIntervalOn, systemClock } from '../lib/clock.js';
@@ -95,6 +96,10 @@ export async function startManager(opts: StartManagerOptions): Promise<RunningMa
   if (opts.self !== undefined) tuning.self = opts.self;
   if (opts.configPath !== undefined) tuning.configPath = opts.configPath;
   else tuning.withoutConfigFile = true;
+  if (opts.configPath === undefined && opts.join !== undefined && config.insecure && opts.self !== undefined) {
+    await ensureDataDir(opts.self.dataDir);
+    await writeFile(join(opts.self.dataDir, insecureMemberFile), `joined the insecure cluster behind ${opts.join}: started from flags alone, this manager runs without TLS\n`);
+  }
   return startManagerFromConfig(config, opts.id, opts.logger, tuning);
 }
 
@@ -111,9 +116,19 @@ export function configForSelf(opts: StartManagerOptions): ClusterConfig {
   if (opts.join === undefined && !member) {
     throw new MinkubeError('CONFIG_INVALID', `without --config, a manager joins a running cluster (--join URL, with --token for a secure one); ${dataDir} holds no earlier membership`);
   }
+  if (opts.join === undefined && !existsSync(nodeTlsDir(dataDir)) && !existsSync(join(dataDir, insecureMemberFile))) {
+    // A log, but neither a certificate nor a join through http://: a restored snapshot, say. Never insecure by omission.
+    throw new MinkubeError('CONFIG_INVALID', `${dataDir} holds no certificate, and this manager never joined an insecure cluster: start it with --config FILE (a config that lists ${opts.id}; the CA beside it signs its certificate, or insecure: true in it)`);
+  }
   const insecure = opts.join !== undefined ? opts.join.startsWith('http://') : !existsSync(nodeTlsDir(dataDir));
   return parseClusterConfig({ ...(insecure ? { insecure } : {}), managers: [{ id: opts.id, ...self }] }, process.cwd(), 'the command line');
 }
+
+/**
+ * `<dataDir>/insecure-member`: written when a manager from flags alone joins through an http:// URL, so that started
+ * again from its flags it is insecure by that record, never because it lacks a certificate.
+ */
+const insecureMemberFile = 'insecure-member';
 
 /** Knobs tests may turn, and the start-up modes of `minkube manager`; the config decides everything else. */
 export interface ManagerTuning {
@@ -151,8 +166,15 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
     return await startParts(config, self, logger, tuning, view, opened);
   } catch (err) {
     await opened.closeAll(logger);
-    throw err;
+    throw diskRefused(err, self.dataDir);
   }
+}
+
+/** The file system's refusals during start-up (its TLS files, its audit log, ...) said as STORAGE_FAILED, not INTERNAL. */
+function diskRefused(err: unknown, dataDir: string): unknown {
+  const e = err as Partial<NodeJS.ErrnoException> | null;
+  if (err instanceof MinkubeError || !['ENOSPC', 'EDQUOT', 'EROFS', 'EIO'].includes(e?.code ?? '')) return err;
+  return storageFailed(`starting on the data directory ${dataDir} failed (writing ${e?.path ?? 'a file'})`, err);
 }
 
 /** A stack of close functions: start-up pushes each part as it opens it; closing runs them newest first. */

@@ -11,11 +11,12 @@ import { MinkubeError } from '../../src/lib/errors.js';
 const dir = mkdtempSync(join(tmpdir(), 'minkube-self-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function dataDir(name: string, holds: { log?: boolean; tls?: boolean } = {}): string {
+function dataDir(name: string, holds: { log?: boolean; tls?: boolean; joinedInsecure?: boolean } = {}): string {
   const d = join(dir, name);
   mkdirSync(d, { recursive: true });
   if (holds.log === true) writeFileSync(join(d, 'CURRENT'), 'MANIFEST-000002\n');
   if (holds.tls === true) mkdirSync(join(d, 'tls'));
+  if (holds.joinedInsecure === true) writeFileSync(join(d, 'insecure-member'), 'joined\n');
   return d;
 }
 
@@ -27,9 +28,14 @@ describe('configForSelf', () => {
     expect(configForSelf({ id: 'm4', join: 'https://127.0.0.1:8001', joinToken: 't', self: self(dataDir('b')) }).insecure).toBe(false);
   });
 
-  it('restarted without --join: secure when its data directory holds a certificate, insecure when only a log', () => {
+  it('restarted without --join: secure when its data directory holds a certificate, insecure when it joined an insecure cluster', () => {
     expect(configForSelf({ id: 'm4', self: self(dataDir('c', { log: true, tls: true })) }).insecure).toBe(false);
-    expect(configForSelf({ id: 'm4', self: self(dataDir('d', { log: true })) }).insecure).toBe(true);
+    expect(configForSelf({ id: 'm4', self: self(dataDir('d', { log: true, joinedInsecure: true })) }).insecure).toBe(true);
+  });
+
+  it('a log with neither a certificate nor an insecure join (a restored snapshot) is refused, never insecure by omission', () => {
+    const d = dataDir('f', { log: true });
+    expect(() => configForSelf({ id: 'r1', self: self(d) })).toThrow(`${d} holds no certificate, and this manager never joined an insecure cluster: start it with --config FILE`);
   });
 
   it('neither joining nor holding a log: CONFIG_INVALID naming --join', () => {

@@ -13,7 +13,9 @@ import { FileMarker } from '../../src/storage/marker.js';
 import { MemoryRaftStorage } from '../../src/storage/memory.js';
 import { logIndex, term } from '../../src/lib/ids.js';
 import type { Entry } from '../../src/raft/types.js';
+import { runCli } from '../support/cli.js';
 import { rejection } from '../support/errors.js';
+import { freePort } from '../support/wait.js';
 
 const errno = (code: string, message: string): NodeJS.ErrnoException => Object.assign(new Error(message), { code });
 
@@ -74,6 +76,20 @@ onTmpfs('on a full disk (a 1 MiB tmpfs)', () => {
       expect(next).toBe(first);
     } finally {
       await storage.close().catch(() => undefined);
+    }
+  });
+
+  it('a manager whose first start finds its disk full says STORAGE_FAILED, not INTERNAL', async () => {
+    const configDir = await mkdtemp(join(tmpdir(), 'minkube-full-config-'));
+    try {
+      await writeFile(join(dir, 'filler'), new Uint8Array(1024 * 1024)).catch(() => undefined);
+      const config = join(configDir, 'cluster.json');
+      await writeFile(config, JSON.stringify({ managers: [{ id: 'm1', raftAddress: `127.0.0.1:${await freePort()}`, apiAddress: `127.0.0.1:${await freePort()}`, dataDir: join(dir, 'm1') }] }));
+      const r = await runCli(['manager', '--config', config, '--id', 'm1'], { MINKUBE_LOG_LEVEL: 'silent' });
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/^error: STORAGE_FAILED: starting on the data directory \S+m1 failed \(writing .*\): no space left on the device \(free some space, then start this manager again\)$/m);
+    } finally {
+      await rm(configDir, { recursive: true, force: true });
     }
   });
 
