@@ -38,6 +38,9 @@ export function toMinkubeError(err: unknown, bodyLimitBytes: number): MinkubeErr
 export function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply, bodyLimitBytes: number): FastifyReply {
   const error = toMinkubeError(err, bodyLimitBytes);
   if (error.code === 'INTERNAL') req.log.error({ err }, 'request failed');
+  // A node that is starting, catching up or left the cluster says so to every caller: the node's own lines tell
+  // the story once; a warn per request would bury it (a fresh cluster's workers knock before the first leader).
+  else if (error.code === 'NOT_READY') req.log.debug({ code: error.code, reason: error.message }, 'request failed');
   else if (error.status >= 500) req.log.warn({ code: error.code, reason: error.message }, 'request failed');
   else req.log.debug({ code: error.code, reason: error.message }, 'request rejected');
   return reply.header('x-request-id', req.id).code(error.status).type('application/json').send(error.toBody());

@@ -13,8 +13,11 @@ declare module 'fastify' {
   }
 }
 
-/** Polled routes and documents: never the root of a new trace (a caller's traceparent is still followed). */
-const quietRoutes: ReadonlySet<string> = new Set(['/health', '/ready', '/metrics', '/status', '/openapi.json']);
+/**
+ * Polled routes and documents: never the root of a new trace (a caller's traceparent is still followed). GET
+ * /v1/cluster is polled several times a second (minkube up's leader watch, the managers' dashboard feeds, status).
+ */
+const quietRoutes: ReadonlySet<string> = new Set(['/health', '/ready', '/metrics', '/status', '/openapi.json', '/v1/cluster']);
 
 const tracingPluginImpl: FastifyPluginAsync = async (app) => {
   app.decorateRequest('traceparent', undefined);

@@ -120,7 +120,7 @@ function printEndpoints(config: ClusterConfig, configPath: string, withWorkers: 
     lines.push(`The API addresses are in ${access.credentialsPath}: minkube commands use it from any folder.`);
   }
   else lines.push(`TLS on; the CA, the admin token and the API addresses are in ${access.credentialsPath}: minkube commands use it from any folder.`);
-  lines.push('Ctrl-C stops them all.');
+  lines.push('Ctrl-C stops them all (tasks keep running until stopped: a worker re-adopts its tasks when it starts again).');
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 

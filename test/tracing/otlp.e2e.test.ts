@@ -194,5 +194,8 @@ describe('tracing across processes (OTLP/HTTP JSON)', () => {
     const r = await c.http(leader, 'PUT', '/v1/kv/untraced', { value: 'x' });
     expect(r.status).toBe(200);
     await eventually(async () => (receiver.spans.some((s) => s.name === 'PUT /v1/kv/*' && s.parentSpanId === '') ? true : undefined), 15_000, 'a root span for the put');
+    // GET /v1/cluster, polled several times a second (the harness's own leader wait did), starts none.
+    expect((await c.http(leader, 'GET', '/v1/cluster')).status).toBe(200);
+    expect(receiver.spans.filter((s) => s.name === 'GET /v1/cluster' && s.parentSpanId === '')).toEqual([]);
   });
 });
