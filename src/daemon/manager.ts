@@ -319,6 +319,8 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   service.attach(driver);
   const observed = { driver: driver as RaftNodeDriver<unknown>, store: service.kv.tasks, transport, http, tls: security?.clientTls() };
   if (metrics !== null) attachManagerMetrics(metrics, observed);
+  // A manager that joined, restarted: the addresses of the members it was told of then, for ids nothing else names.
+  for (const m of join?.learnt ?? []) if (driver.directory.get(m.id) === undefined) driver.directory.set(m.id, m);
   driver.start();
   opened.push('raft driver', () => driver.stop());
   // A manager removed while it could not hear of it finds out from the others (see removal-watch.ts).

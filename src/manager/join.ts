@@ -19,6 +19,12 @@ const JOIN_RETRY_MS = 500;
 export interface JoinPlan {
   /** The addresses to start with: the members the cluster named (or the config's, on a restart). */
   readonly members: readonly Member[];
+  /**
+   * On a restart: the members the cluster named when this manager joined, kept in its data directory. The original
+   * members of a config's cluster appear in no config entry, so without these a manager started from flags alone
+   * would not know their addresses. Taken only for ids the log and snapshot say nothing of.
+   */
+  readonly learnt?: readonly Member[];
 }
 
 export interface JoinOptions {
@@ -51,8 +57,9 @@ export function selfConfig(config: ClusterConfig, id: string, o: JoinOptions): M
  * directory that already holds a member's state cannot join again (it would vote with a log the cluster forgot).
  */
 export async function prepareJoin(storage: LevelRaftStorage, self: ManagerConfig, o: JoinOptions, configMembers: readonly Member[], logger: Logger, http?: HttpClient): Promise<JoinPlan | null> {
-  const joinedBefore = (await storage.getMeta(JOINED_META_KEY)) !== undefined;
-  if (o.join === undefined) return joinedBefore ? { members: configMembers } : null;
+  const joined = await storage.getMeta(JOINED_META_KEY);
+  const joinedBefore = joined !== undefined;
+  if (o.join === undefined) return joinedBefore ? { members: configMembers, learnt: membersKept(joined) } : null;
   const hs = await storage.hardState();
   const holdsState = hs.term > 0 || (await storage.lastIndex()) > 0 || storage.snapshotInfo() !== null;
   if (holdsState && !joinedBefore) {
@@ -63,9 +70,9 @@ export async function prepareJoin(storage: LevelRaftStorage, self: ManagerConfig
   if (holdsState && !view.members.some((m) => m.id === self.id)) {
     throw new MinkubeError('CONFIG_INVALID', `manager ${self.id} was removed from the cluster; its data must not be reused: empty ${self.dataDir} and join again`);
   }
-  if (!joinedBefore) await storage.putMeta(JOINED_META_KEY, new Uint8Array([1]));
-  logger.info({ via: client.baseUrl, members: view.members.map((m) => m.id), leaderId: view.leaderId }, 'joining the cluster');
   const members = view.members.filter((m) => m.id !== self.id).map((m) => ({ id: nodeId(m.id), raftAddress: m.raftAddress, apiAddress: m.apiAddress }));
+  await storage.putMeta(JOINED_META_KEY, new TextEncoder().encode(JSON.stringify({ members })));
+  logger.info({ via: client.baseUrl, members: view.members.map((m) => m.id), leaderId: view.leaderId }, 'joining the cluster');
   return { members: [...members, { id: nodeId(self.id), raftAddress: self.raftAddress, apiAddress: self.apiAddress }] };
 }
 
@@ -90,4 +97,17 @@ export async function askToJoin(url: string, self: ManagerConfig, logger: Logger
 function passing(err: MinkubeError): boolean {
   if (err.code === 'MEMBERSHIP_CHANGE_REFUSED') return (err.details as { retryable?: unknown } | undefined)?.retryable === true;
   return ['NO_LEADER', 'TIMEOUT', 'UNREACHABLE', 'NOT_READY', 'PROPOSAL_DROPPED'].includes(err.code);
+}
+
+/** The members kept when this manager joined (an older data directory kept only the byte 1: none). */
+function membersKept(value: Uint8Array): Member[] {
+  try {
+    const parsed = JSON.parse(new TextDecoder().decode(value)) as { members?: unknown };
+    if (!Array.isArray(parsed.members)) return [];
+    return parsed.members.flatMap((m: { id?: unknown; raftAddress?: unknown; apiAddress?: unknown }) =>
+      typeof m.id === 'string' && typeof m.raftAddress === 'string' && typeof m.apiAddress === 'string' ? [{ id: nodeId(m.id), raftAddress: m.raftAddress, apiAddress: m.apiAddress }] : [],
+    );
+  } catch {
+    return [];
+  }
 }

@@ -180,6 +180,10 @@ describe('a closed cluster (real processes, TLS and tokens on)', () => {
     }, 30_000, 'm4 to serve reads after its restart');
     expect(again.stdout).toBe('hi\n');
     expect(existsSync(join(repoRoot, '.minkube'))).toBe(false);
+    // It still knows where the config's members are (no config entry names them): kept when it joined.
+    const view = await c.http('m4', 'GET', '/v1/cluster');
+    const members = (view.body as { members: { id: string; apiAddress: string }[] }).members;
+    for (const id of ['m1', 'm2', 'm3']) expect(members.find((m) => m.id === id)?.apiAddress, id).toBe(new URL(c.url(id)).host);
   });
 
   it('runs a task end to end over mutual TLS (leader -> worker, worker -> managers)', async () => {
