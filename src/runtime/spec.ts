@@ -42,7 +42,9 @@ export function tailBytes(buf: Buffer, bytesMax: number): string {
   if (buf.length <= bytesMax) return buf.toString('utf8');
   let start = buf.length - bytesMax;
   const newline = buf.indexOf(0x0a, start);
-  if (newline !== -1 && newline + 1 < buf.length) start = newline + 1;
+  // Cut at a line start when that drops little; a line longer than a quarter of the budget keeps its end instead
+  // (a task whose last line is 200 KiB keeps 64 KiB of it, not nothing).
+  if (newline !== -1 && newline + 1 < buf.length && newline - start <= bytesMax / 4) start = newline + 1;
   // Without a newline, step past UTF-8 continuation bytes (10xxxxxx) to the next character boundary.
   else while (start < buf.length && ((buf[start] ?? 0) & 0xc0) === 0x80) start++;
   return buf.subarray(start).toString('utf8');

@@ -109,6 +109,10 @@ describe('log bounding', () => {
     expect(tailBytes(Buffer.from('one\ntwo\nthree\n'), 9)).toBe('three\n');
   });
 
+  it('tailBytes keeps the end of a line longer than a quarter of its budget rather than dropping it whole', () => {
+    expect(tailBytes(Buffer.from(`${'x'.repeat(100)}\nend\n`), 20)).toBe(`${'x'.repeat(15)}\nend\n`);
+  });
+
   it('tailBytes never splits a character when there is no line to cut at', () => {
     expect(tailBytes(Buffer.from('ééé'), 3)).toBe('é');
   });
