@@ -45,6 +45,13 @@ export class JoinServiceImpl implements JoinService {
     if (role === 'worker' && this.o.workerActive(req.id)) {
       throw new MinkubeError('JOIN_REFUSED', `worker ${req.id} is registered and not down; a joining worker needs an id of its own`);
     }
+    // One name, one node: a worker named as a manager (or the reverse) would make logs, DNS and audit lines ambiguous.
+    if (role === 'worker' && this.o.managers().some((m) => m.id === req.id)) {
+      throw new MinkubeError('JOIN_REFUSED', `${req.id} is a manager of this cluster; a joining worker needs an id of its own`);
+    }
+    if (role === 'manager' && this.o.workerActive(req.id)) {
+      throw new MinkubeError('JOIN_REFUSED', `${req.id} is a worker of this cluster, registered and not down; a joining manager needs an id of its own`);
+    }
     const certificate = await this.sign(req.id, role, req.csr, req.addresses);
     const reply: JoinReply = { certificate, ca: this.o.material.caCertPem, managers: this.o.managers().map((m) => ({ id: m.id, raftAddress: m.raftAddress, apiAddress: m.apiAddress })) };
     return role === 'manager' ? { ...reply, caKey: this.caKeyPem } : reply;

@@ -60,7 +60,7 @@ describe('JoinServiceImpl.join', () => {
         return role === undefined ? undefined : { secretHash, role, createdAtMs: nowMs, expiresAtMs: nowMs + 60_000 };
       },
       managers: () => [{ id: 'm1', raftAddress: '127.0.0.1:9100', apiAddress: '127.0.0.1:9101' }],
-      workerActive: () => false,
+      workerActive: (id) => id === 'w1',
     });
     const { keyPem } = await generateNodeKey();
     const csrOf = (id: string, role: NodeRole): Promise<string> => createCsr({ keyPem, id, role, clusterId });
@@ -72,6 +72,9 @@ describe('JoinServiceImpl.join', () => {
     await expect(join(tokens.worker.token, 'm2', 'manager')).rejects.toMatchObject({ code: 'INVALID_BODY', message: 'this is a worker join token; a manager needs one made with minkube token create --role manager' });
     // The right kind still joins.
     expect(identityFromCertificate((await join(tokens.worker.token, 'w3', 'worker')).certificate)).toEqual({ id: 'w3', role: 'worker', clusterId });
+    // One name, one node: a worker may not take a manager's id, nor a manager a live worker's.
+    await expect(join(tokens.worker.token, 'm1', 'worker')).rejects.toMatchObject({ code: 'JOIN_REFUSED', message: 'm1 is a manager of this cluster; a joining worker needs an id of its own' });
+    await expect(join(tokens.manager.token, 'w1', 'manager')).rejects.toMatchObject({ code: 'JOIN_REFUSED', message: expect.stringMatching(/^w1 is a worker of this cluster/) as string });
     // Another id in the request than in the body is still the CSR's problem, as before.
     await expect(service.join({ token: tokens.worker.token, id: 'w4', csr: await csrOf('w5', 'worker'), addresses: [] })).rejects.toMatchObject({ code: 'INVALID_BODY', message: expect.stringMatching(/^the certificate request names/) as string });
   });
