@@ -129,6 +129,10 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
       if (err === null && surrogateEscape.test(text) && hasLoneSurrogate(value)) {
         return done(new MinkubeError('INVALID_JSON', 'the body escapes a lone surrogate (\\ud800-\\udfff without its pair), which is not text'), undefined);
       }
+      // Valid JSON that the parser refuses all the same: say why rather than "not valid JSON".
+      if (err !== null && prototypeKey.test(text) && isJson(text)) {
+        return done(new MinkubeError('INVALID_JSON', 'the body has a "__proto__" or "constructor": { "prototype" } key, which is refused (it could change the objects it is read into)'), undefined);
+      }
       done(err, value);
     });
   });
@@ -160,6 +164,17 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   return app;
 }
 
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A key fastify's JSON parser refuses (prototype poisoning), as it may be written in a body. */
+const prototypeKey = /"(__proto__|constructor)"\s*:/;
 /** A JSON escape of a UTF-16 surrogate: only a body holding one can decode to a string with a lone surrogate. */
 const surrogateEscape = /\\u[dD][89a-fA-F][0-9a-fA-F]{2}/;
 const loneSurrogate = /\p{Cs}/u;

@@ -152,6 +152,15 @@ describe('errors', () => {
     expect(service.data.get('a')?.value).toBe('\u{1F600} \u{1F600}');
   });
 
+  it('a body with a "__proto__" or "constructor.prototype" key is 400 INVALID_JSON saying so, not "not valid JSON"', async () => {
+    const json = { 'content-type': 'application/json' };
+    await expectError(call('PUT', '/v1/kv/a', '{"value":"x","__proto__":{"admin":true}}', json), 400, 'INVALID_JSON', /has a "__proto__" or "constructor": \{ "prototype" \} key, which is refused/);
+    await expectError(call('PUT', '/v1/kv/a', '{"value":"x","constructor":{"prototype":{"admin":true}}}', json), 400, 'INVALID_JSON', /"__proto__" or "constructor"/);
+    // A malformed body is still "not valid JSON", and a value that only mentions the word is a value.
+    await expectError(call('PUT', '/v1/kv/a', '{"value": ', json), 400, 'INVALID_JSON', /^the request body is not valid JSON$/);
+    expect((await call('PUT', '/v1/kv/a', '{"value":"__proto__"}', json)).status).toBe(200);
+  });
+
   it('a body over the limit is 413 PAYLOAD_TOO_LARGE', async () => {
     await expectError(call('PUT', '/v1/kv/a', { value: 'x'.repeat(2000) }), 413, 'PAYLOAD_TOO_LARGE', /1024 bytes/);
     expect(service.calls).toHaveLength(0);
