@@ -328,7 +328,10 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
   const removal = new RemovalWatch({
     self: nodeId(self.id),
     clock: systemClock,
-    status: () => ({ term: driver.status().term, leaderId: driver.status().leaderId, listsSelf: driver.listsSelf() }),
+    status: () => {
+      const { term, leaderId } = driver.status();
+      return { term, leaderId, listsSelf: driver.listsSelf() };
+    },
     peers: () => driver.directory.entries().filter(([id]) => id !== self.id).map(([id, a]) => ({ id, apiAddress: a.apiAddress })),
     askView,
     onChange: (reason) => driver.markRemoved(reason),

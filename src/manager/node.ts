@@ -273,6 +273,11 @@ export class RaftNodeDriver<R> {
     return heard !== undefined && this.o.clock.nowMs() - heard <= 2 * this.o.tickMs * this.o.electionTicks;
   }
 
+  /** The configuration in effect (voters and learners), without the rest of the status (a Map of the peers' progress). */
+  conf(): ConfState {
+    return this.core.conf();
+  }
+
   /** Whether this node's own configuration lists it (as a voter or a learner). */
   listsSelf(): boolean {
     const c = this.core.conf();

@@ -47,8 +47,9 @@ export class ManagerServiceImpl implements ManagerService {
   /** The API addresses of the managers in this node's configuration (voters, then learners): what workers are told. */
   managerApiAddresses(): string[] {
     if (this.driverRef === null) return [];
-    const s = this.driverRef.status();
-    return [...s.voters, ...s.learners].flatMap((id) => {
+    // On every heartbeat a worker sends: the configuration alone, not the whole status.
+    const c = this.driverRef.conf();
+    return [...c.voters, ...c.learners].flatMap((id) => {
       const a = this.driverRef?.directory.get(id)?.apiAddress;
       return a === undefined || a === '' ? [] : [a];
     });
