@@ -17,7 +17,7 @@ import { addReloadCommand } from './reload.js';
 import { addServiceCommands, parseStopSignal, parseStopTimeout, stopFieldsOf, stopSignalOption, stopTimeoutOption } from './services.js';
 import { runTaskRunMany } from './task-many.js';
 import { addPlacementCommands } from './quota.js';
-import { CliExit, parseEnvPair, parseSecretEnvFile, parseSecretEnvPair, runTaskGet, runTaskList, runTaskLogs, runTaskRun, runTaskStop, runWorkerList } from './tasks.js';
+import { CliExit, parseEnvPair, runTaskGet, runTaskList, runTaskLogs, runTaskRun, runTaskStop, runWorkerList, secretEnvOf, secretEnvOptions } from './tasks.js';
 import { limits } from '../lib/limits.js';
 import type { TaskSpec } from '../contracts/task-model.js';
 import type { ManagerFlags } from './daemons.js';
@@ -49,36 +49,6 @@ function parseCount(text: string): number {
 function parseEnv(text: string, previous: Record<string, string> | undefined): Record<string, string> {
   try {
     return parseEnvPair(text, previous);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
-}
-
-/** Kept as given: commander's message for a refused argument would print it, and it holds a secret. */
-function collectSecretEnv(text: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), text];
-}
-
-/** The file's variables, then the flags' (a flag wins over the same name in a file); a bad flag is a usage error. */
-function secretEnvOf(f: TaskRunFlags, cmd: Command): Record<string, string> {
-  let out = { ...f.secretEnvFile };
-  try {
-    for (const pair of f.secretEnv ?? []) out = parseSecretEnvPair(pair, out);
-  } catch (err) {
-    cmd.error(`error: ${(err as Error).message}`);
-  }
-  return out;
-}
-
-function parseSecretEnvFileFlag(file: string, previous: Record<string, string> | undefined): Record<string, string> {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new InvalidArgumentError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  try {
-    return parseSecretEnvFile(text, file, previous);
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
@@ -258,16 +228,12 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
 
 function addTaskCommands(program: Command, globals: (cmd: Command) => { api: string; out: Output }): void {
   const task = program.command('task').description('run, list, inspect and stop tasks');
-  task
-    .command('run <image> [command...]')
-    .description('submit a task (put the command after --); prints its id, or with --wait follows it to its end, or with --follow prints its output')
-    .option('--env <KEY=VALUE>', 'an environment variable (repeatable)', parseEnv)
-    .option(
-      '--secret-env <NAME=VALUE>',
-      'a secret environment variable (repeatable): given to the task, shown by no answer; a value here is visible to ps and the shell history, so prefer --secret-env-file',
-      collectSecretEnv,
-    )
-    .option('--secret-env-file <file>', 'secret environment variables from a file, NAME=VALUE a line (# comments): the recommended form', parseSecretEnvFileFlag)
+  secretEnvOptions(
+    task
+      .command('run <image> [command...]')
+      .description('submit a task (put the command after --); prints its id, or with --wait follows it to its end, or with --follow prints its output')
+      .option('--env <KEY=VALUE>', 'an environment variable (repeatable)', parseEnv),
+  )
     .option('--restart <policy>', 'never | on-failure | always (default never)', oneOf(restartPolicies))
     .option('--max-attempts <n>', 'attempts before the task fails (default 3)', parsePositive)
     .option('--cpus <c>', 'CPU cores reserved on its worker while it runs', parseAmount)

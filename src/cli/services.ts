@@ -9,11 +9,11 @@ import { limits } from '../lib/limits.js';
 import { apiClientFor } from './connection.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';
 import { runServiceLogs } from './service-logs.js';
-import { CliExit, parseEnvPair, pollFailureTolerated } from './tasks.js';
+import { CliExit, parseEnvPair, pollFailureTolerated, secretEnvOf, secretEnvOptions, type SecretEnvFlags } from './tasks.js';
 
 type Globals = (cmd: Command) => { api: string; out: Output };
 
-interface SpecFlags {
+interface SpecFlags extends SecretEnvFlags {
   env?: Record<string, string>;
   port?: string[];
   healthHttp?: string;
@@ -190,8 +190,7 @@ function countArgument(name: string, v: string): number {
 }
 
 function specOptions(c: Command): Command {
-  return c
-    .option('--env <KEY=VALUE>', 'an environment variable (repeatable)', collectEnv)
+  return secretEnvOptions(c.option('--env <KEY=VALUE>', 'an environment variable (repeatable)', collectEnv))
     .option('--port <name>', 'a named port (repeatable): the worker passes MINKUBE_PORT_<NAME> (and PORT for the first)', collect)
     .option('--health-http <port[:path]>', 'health check: GET on that port (2xx or 3xx is healthy; path default /)')
     .option('--health-tcp <port>', 'health check: a TCP connection to that port')
@@ -222,6 +221,7 @@ export function addServiceCommands(program: Command, globals: Globals): void {
       const task: Record<string, unknown> = { image, ...stopFieldsOf(f) };
       if (command.length > 0) task.command = command;
       if (f.env !== undefined) task.env = f.env;
+      if (f.secretEnv !== undefined || f.secretEnvFile !== undefined) task.secretEnv = secretEnvOf(f, cmd);
       const s = await apiClientFor(g.api).request<ServiceView>('POST', '/v1/services', { body: { name, task, replicas: f.replicas, ...partsOf(f, cmd) } });
       await answer(g.api, s, f.wait, g.out);
     });
@@ -268,14 +268,20 @@ export function addServiceCommands(program: Command, globals: Globals): void {
       const g = globals(cmd);
       const client = apiClientFor(g.api);
       const body: Record<string, unknown> = partsOf(f, cmd);
-      if (f.image !== undefined || f.env !== undefined || command.length > 0 || f.stopSignal !== undefined || f.stopTimeout !== undefined) {
+      const secrets = f.secretEnv !== undefined || f.secretEnvFile !== undefined ? secretEnvOf(f, cmd) : undefined;
+      if (f.image !== undefined || f.env !== undefined || secrets !== undefined || command.length > 0 || f.stopSignal !== undefined || f.stopTimeout !== undefined) {
         const current = await client.request<ServiceView>('GET', path(name));
         const task: Record<string, unknown> = { ...(current.spec as TaskSpec) };
-        // What the service adds to the task is kept by the PATCH itself; secret values are not known here.
-        for (const k of ['ports', 'healthCheck', 'constraints', 'priority', 'namespace', 'secretEnv']) delete task[k];
-        if (current.spec.secretEnv !== undefined) cmd.error('error: this service has secretEnv, whose values the CLI cannot read back; PATCH /v1/services/NAME with the whole task instead');
+        // What the service adds to the task is kept by the PATCH itself. The current secret values come back as
+        // "<redacted>", which a service PATCH takes to mean "keep this variable's value".
+        for (const k of ['ports', 'healthCheck', 'constraints', 'priority', 'namespace']) delete task[k];
         if (f.image !== undefined) task.image = f.image;
         if (f.env !== undefined) task.env = { ...current.spec.env, ...f.env };
+        if (secrets !== undefined) task.secretEnv = { ...current.spec.secretEnv, ...secrets };
+        const moved = Object.keys(f.env ?? {}).filter((k) => current.spec.secretEnv?.[k] !== undefined && secrets?.[k] === undefined);
+        if (moved.length > 0) cmd.error(`error: ${moved.join(', ')} ${moved.length === 1 ? 'is a secret variable' : 'are secret variables'} of this service: give ${moved.length === 1 ? 'it' : 'them'} with --secret-env, not --env`);
+        const exposed = Object.keys(secrets ?? {}).filter((k) => current.spec.env?.[k] !== undefined && f.env?.[k] === undefined);
+        for (const k of exposed) delete (task.env as Record<string, string>)[k];
         if (command.length > 0) task.command = command;
         Object.assign(task, stopFieldsOf(f));
         body.task = task;

@@ -1,5 +1,7 @@
 // `minkube task run|ls|get|stop|logs` and `minkube worker ls`: tables and detail views over the task routes; --json
 // prints the answers as they came. `task run --wait` follows the task to its end and exits non-zero if it failed.
+import { readFileSync } from 'node:fs';
+import { InvalidArgumentError, type Command } from 'commander';
 import { envNameRule, isEnvName, type TaskRecord, type TaskSpec, type TaskTransition, type WorkerRecord } from '../contracts/task-model.js';
 import { MinkubeError } from '../lib/errors.js';
 import { formatTable, printJson, printLine, writeOut, writeOutDrained, type Output } from './output.js';
@@ -272,6 +274,54 @@ export function parseSecretEnvFile(text: string, file: string, previous: Record<
     out = { ...out, [name]: line.slice(i + 1) };
   }
   return out;
+}
+
+/** Kept as given: commander's message for a refused argument would print it, and it holds a secret. */
+export function collectSecretEnv(text: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), text];
+}
+
+/** --secret-env and --secret-env-file as `task run`, `service create` and `service update` take them. */
+export interface SecretEnvFlags {
+  secretEnv?: string[];
+  secretEnvFile?: Record<string, string>;
+}
+
+/** The file's variables, then the flags' (a flag wins over the same name in a file); a bad flag is a usage error. */
+export function secretEnvOf(f: SecretEnvFlags, cmd: Command): Record<string, string> {
+  let out = { ...f.secretEnvFile };
+  try {
+    for (const pair of f.secretEnv ?? []) out = parseSecretEnvPair(pair, out);
+  } catch (err) {
+    cmd.error(`error: ${(err as Error).message}`);
+  }
+  return out;
+}
+
+/** A --secret-env-file's variables added to the earlier ones; an unreadable file or a bad line is a usage error. */
+export function parseSecretEnvFileFlag(file: string, previous: Record<string, string> | undefined): Record<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    return parseSecretEnvFile(text, file, previous);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+/** The two flags' definitions, the same for every command that takes them. */
+export function secretEnvOptions(c: Command): Command {
+  return c
+    .option(
+      '--secret-env <NAME=VALUE>',
+      'a secret environment variable (repeatable): given to the task, shown by no answer; a value here is visible to ps and the shell history, so prefer --secret-env-file',
+      collectSecretEnv,
+    )
+    .option('--secret-env-file <file>', 'secret environment variables from a file, NAME=VALUE a line (# comments): the recommended form', parseSecretEnvFileFlag);
 }
 
 /** A refused variable name as a message shows it: quoted, control characters escaped, a long one cut. */

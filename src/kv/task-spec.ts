@@ -129,7 +129,7 @@ function portsProblem(spec: SpecRuleFields, prefix: string): string | null {
 }
 
 /** A key as it can be shown in a message: NUL and other control characters escaped, cut to the name limit. */
-function printable(key: string): string {
+export function printable(key: string): string {
   return JSON.stringify(shortened(key)).slice(1, -1);
 }
 

@@ -8,7 +8,7 @@ import {
 import { finalTaskStates, type TaskSpec } from '../contracts/task-model.js';
 import type { ServiceCommand } from '../kv/service-commands.js';
 import { specOf, type ServiceStore } from '../kv/service-store.js';
-import { specRuleProblem, specView } from '../kv/task-spec.js';
+import { printable, redactedValue, specRuleProblem, specView } from '../kv/task-spec.js';
 import type { TaskStore } from '../kv/task-store.js';
 import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
@@ -52,7 +52,8 @@ export class ServiceServiceImpl implements ServicesService {
     const cmd: { op: 'service.update'; name: string; atMs: number; replicas?: number; spec?: TaskSpec; update?: UpdateConfig } = { op: 'service.update', name, atMs: this.o.clock.nowMs() };
     if (patch.replicas !== undefined) cmd.replicas = patch.replicas;
     if (patch.update !== undefined) cmd.update = { ...s.update, ...patch.update };
-    if (specChanged) cmd.spec = replicaSpecOf(patch.task ?? specOf(s, s.version), patch, specOf(s, s.version));
+    const current = specOf(s, s.version);
+    if (specChanged) cmd.spec = replicaSpecOf(patch.task === undefined ? current : withKeptSecrets(patch.task, current), patch, current);
     await this.proposeOk(cmd, ctx);
     return this.viewOrThrow(name);
   }
@@ -110,6 +111,26 @@ export class ServiceServiceImpl implements ServicesService {
     const r = await this.o.raft.proposeCommand(cmd, ctx.deadlineMs, ctx.requestId, ctx.principal);
     if (!r.ok) throw new MinkubeError(r.code, r.message);
   }
+}
+
+/**
+ * A PATCH's task with each secretEnv value given as "<redacted>" (how answers show one) replaced by the current
+ * version's value of that variable: the CLI, which cannot read secrets back, sends the spec it read with new values
+ * beside the kept ones. A placeholder for a variable the current version lacks is refused.
+ */
+export function withKeptSecrets(task: TaskSpec, current: TaskSpec): TaskSpec {
+  if (task.secretEnv === undefined) return task;
+  let secretEnv: Record<string, string> | null = null;
+  for (const [k, v] of Object.entries(task.secretEnv)) {
+    if (v !== redactedValue) continue;
+    const kept = current.secretEnv !== undefined && Object.hasOwn(current.secretEnv, k) ? current.secretEnv[k] : undefined;
+    if (kept === undefined) {
+      throw new MinkubeError('INVALID_BODY', `body.task.secretEnv.${printable(k)}: ${JSON.stringify(redactedValue)} keeps the current value, and the service's current version has no secret ${printable(k)}`);
+    }
+    secretEnv ??= { ...task.secretEnv };
+    secretEnv[k] = kept;
+  }
+  return secretEnv === null ? task : { ...task, secretEnv };
 }
 
 type SpecParts = Pick<ServiceCreateRequest, 'ports' | 'healthCheck' | 'constraints' | 'priority' | 'namespace'>;

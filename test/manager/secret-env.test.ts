@@ -14,7 +14,7 @@ import { eventually } from '../support/cluster.js';
 import { TaskCluster } from './tasks-harness.js';
 
 /** Every value below: none of them may appear in an answer or a log line. */
-const secrets = ['hunter2-s3cret', 'tok-from-file-9f8e', 'retry-secret-77'];
+const secrets = ['hunter2-s3cret', 'tok-from-file-9f8e', 'retry-secret-77', 'svc-file-secret-31', 'svc-flag-secret-42'];
 
 let c: TaskCluster;
 let dir: string;
@@ -32,6 +32,7 @@ beforeAll(async () => {
       // Runs until the test ends it, once the leader that placed it is stopped: a fixed duration (1.5 s, then 4 s)
       // ended before a loaded CI run had stopped that leader, which then placed the retry itself, in its own term.
       if (spec.command?.[0] === 'fail-first' && spec.labels['minkube.attempt'] === '1') return { durationMs: null };
+      if (spec.command?.[0] === 'serve') return { durationMs: null };
       return { durationMs: 100, exitCode: 0, logs: 'done\n' };
     },
   });
@@ -114,6 +115,39 @@ describe('secretEnv through a cluster', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--secret-env expects NAME=VALUE/);
     expectNoSecret(r.stderr);
+  });
+
+  it('service create and update take --secret-env(-file); an update keeps the values it does not name', async () => {
+    const file = join(dir, 'service.env');
+    writeFileSync(file, `SVC_A=${secrets[3]}\n`, { mode: 0o600 });
+    const api = c.url('m2');
+    const created = await runCli(['--api', api, 'service', 'create', 'vault-client', 'db-client', '--replicas', '1', '--env', 'HOST=db', '--secret-env-file', file, '--', 'serve']);
+    expect(created.code, created.stderr).toBe(0);
+    const envOf = (needle: string): Promise<Record<string, string>> =>
+      eventually(async () => runs.find((r) => r.env?.[needle] !== undefined)?.env, 10_000, `a replica with ${needle}`);
+    expect(await envOf('SVC_A')).toEqual({ HOST: 'db', SVC_A: secrets[3] });
+
+    const updated = await runCli(['--api', api, 'service', 'update', 'vault-client', '--secret-env', `SVC_B=${secrets[4]}`, '--env', 'MODE=x']);
+    expect(updated.code, updated.stderr).toBe(0);
+    expect(await envOf('SVC_B')).toEqual({ HOST: 'db', MODE: 'x', SVC_A: secrets[3], SVC_B: secrets[4] });
+    const view = await c.http<{ version: number; spec: { secretEnv?: Record<string, string> } }>('m1', 'GET', '/v1/services/vault-client');
+    expect(view.body.version).toBe(2);
+    expect(view.body.spec.secretEnv).toEqual({ SVC_A: '<redacted>', SVC_B: '<redacted>' });
+
+    // "<redacted>" keeps a value the current version has, and only such a value.
+    const task = { image: 'db-client', command: ['serve'], secretEnv: { SVC_A: '<redacted>', SVC_C: '<redacted>' } };
+    const refused = await c.http<{ error: { code: string; message: string } }>('m1', 'PATCH', '/v1/services/vault-client', { task });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.code).toBe('INVALID_BODY');
+    expect(refused.body.error.message).toBe(`body.task.secretEnv.SVC_C: "<redacted>" keeps the current value, and the service's current version has no secret SVC_C`);
+    // A secret variable given as a plain one is refused before any request.
+    const moved = await runCli(['--api', api, 'service', 'update', 'vault-client', '--env', 'SVC_A=plain']);
+    expect(moved.code).not.toBe(0);
+    expect(moved.stderr).toMatch(/SVC_A is a secret variable of this service: give it with --secret-env, not --env/);
+
+    for (const out of [created, updated, moved]) expectNoSecret(out.stdout + out.stderr);
+    expectNoSecret(JSON.stringify((await c.http('m3', 'GET', '/v1/services/vault-client')).body));
+    expect((await c.http('m1', 'DELETE', '/v1/services/vault-client')).status).toBe(200);
   });
 
   it('after a failover, the new leader places the retry with the values', async () => {
