@@ -5,6 +5,7 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { FastifySchemaCompiler } from 'fastify';
 import { specRuleProblem, type SpecRuleFields } from '../kv/task-spec.js';
 import { MinkubeError } from '../lib/errors.js';
+import { describeSchemaProblem } from '../lib/schema-problems.js';
 
 const compiled = new WeakMap<object, TypeCheck<TSchema>>();
 
@@ -18,7 +19,7 @@ export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schem
     if (typeCheck.Check(data)) return { value: data };
     const first = typeCheck.Errors(data).First();
     const where = first === undefined ? part : fieldName(part, first.path);
-    const problem = first === undefined ? 'invalid' : describeProblem(first.message, first.schema);
+    const problem = first === undefined ? 'invalid' : describeSchemaProblem(first.message, first.schema, 'unknown field');
     return { error: new MinkubeError(part === 'body' ? 'INVALID_BODY' : 'INVALID_PARAM', `${where}: ${problem}`) };
   };
 };
@@ -40,14 +41,6 @@ function fieldName(part: string, pointer: string): string {
     out += /^[0-9]+$/.test(seg) ? `[${seg}]` : `.${seg}`;
   }
   return out;
-}
-
-function describeProblem(message: string, schema: unknown): string {
-  if (message === 'Expected required property') return 'missing';
-  if (message === 'Unexpected property') return 'unknown field';
-  const anyOf = (schema as { anyOf?: { const?: unknown }[] }).anyOf;
-  if (anyOf?.every((s) => s.const !== undefined)) return `expected one of ${anyOf.map((s) => JSON.stringify(s.const)).join(', ')}`;
-  return message.replace(/^Expected/, 'expected');
 }
 
 /** Parses a non-negative integer query parameter (query strings carry text); absent gives undefined. */

@@ -6,6 +6,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { MinkubeError } from '../lib/errors.js';
 import { labelKeyPattern, labelValuePattern } from '../lib/constraints.js';
+import { describeSchemaProblem } from '../lib/schema-problems.js';
 import { limits } from '../lib/limits.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' });
@@ -334,17 +335,9 @@ function schemaProblems(json: unknown): string[] {
   for (const e of Value.Errors(ClusterConfigSchema, json)) {
     const path = displayPath(e.path);
     if (byPath.has(path)) continue;
-    byPath.set(path, describeSchemaError(e.message, e.schema));
+    byPath.set(path, describeSchemaProblem(e.message, e.schema, 'unknown key'));
   }
   return [...byPath].map(([path, problem]) => `${path}: ${problem}`);
-}
-
-function describeSchemaError(message: string, schema: unknown): string {
-  if (message === 'Expected required property') return 'missing';
-  if (message === 'Unexpected property') return 'unknown key';
-  const anyOf = (schema as { anyOf?: { const?: unknown }[] }).anyOf;
-  if (anyOf?.every((s) => s.const !== undefined)) return `expected one of ${anyOf.map((s) => JSON.stringify(s.const)).join(', ')}`;
-  return message.replace(/^Expected/, 'expected');
 }
 
 /** What a schema cannot say: address syntax, uniqueness, timing relationships. Checks only well-typed parts. */

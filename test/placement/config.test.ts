@@ -29,8 +29,8 @@ describe('placement and dns config', () => {
   it('refuses a bad or duplicate dnsAddress, bad labels and capacity, unknown scheduler keys', () => {
     expect(problems({ ...base, managers: [{ ...base.managers[0], dnsAddress: 'nope' }] })).toMatch(/managers\[0\]\.dnsAddress: expected host:port/);
     expect(problems({ ...base, managers: [{ ...base.managers[0], dnsAddress: '127.0.0.1:8001' }] })).toMatch(/managers\[0\]\.dnsAddress: duplicate address/);
-    expect(problems({ ...base, workers: [{ ...base.workers[0], labels: { 'bad key': 'x' } }] })).toMatch(/workers\[0\]\.labels/);
-    expect(problems({ ...base, workers: [{ ...base.workers[0], labels: { zone: 'a b' } }] })).toMatch(/workers\[0\]\.labels\.zone/);
+    expect(problems({ ...base, workers: [{ ...base.workers[0], labels: { 'bad key': 'x' } }] })).toMatch(/workers\[0\]\.labels\.bad key: not a valid label key \(a letter or digit/);
+    expect(problems({ ...base, workers: [{ ...base.workers[0], labels: { zone: 'a b' } }] })).toMatch(/workers\[0\]\.labels\.zone: not a valid label value \(letters, digits/);
     expect(problems({ ...base, workers: [{ ...base.workers[0], capacity: { cpus: -1, memoryMb: 1 } }] })).toMatch(/workers\[0\]\.capacity\.cpus/);
     expect(problems({ ...base, scheduler: { preempt: true } })).toMatch(/scheduler\.preempt: unknown key/);
   });

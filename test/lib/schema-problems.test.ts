@@ -1,0 +1,28 @@
+// One wording for schema errors, in 400s and config errors: label keys and values said by their rule, not a regex.
+import { Type } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { describe, expect, it } from 'vitest';
+import { LabelsSchema } from '../../src/kv/placement-schemas.js';
+import { describeSchemaProblem } from '../../src/lib/schema-problems.js';
+
+function problemOf(schema: Parameters<typeof TypeCompiler.Compile>[0], value: unknown): string {
+  const e = TypeCompiler.Compile(schema).Errors(value).First()!;
+  return `${e.path}: ${describeSchemaProblem(e.message, e.schema, 'unknown field')}`;
+}
+
+describe('describeSchemaProblem', () => {
+  it('names a bad label key and value by their rule', () => {
+    expect(problemOf(LabelsSchema, { 'bad key': 'x' })).toBe("/bad key: not a valid label key (a letter or digit, then letters, digits, '.', '_', '/' or '-'; at most 63 characters)");
+    expect(problemOf(LabelsSchema, { zone: 'a b' })).toBe("/zone: not a valid label value (letters, digits, '.', '_' or '-'; at most 63 characters)");
+  });
+
+  it('keeps the plain wording elsewhere', () => {
+    const o = Type.Object({ a: Type.String({ pattern: '^x+$' }), b: Type.Union([Type.Literal('p'), Type.Literal('q')]) }, { additionalProperties: false });
+    expect(problemOf(o, { a: 'x', b: 'p', c: 1 })).toBe('/c: unknown field');
+    expect(problemOf(o, { b: 'p' })).toBe('/a: missing');
+    expect(problemOf(o, { a: 'y', b: 'p' })).toBe("/a: expected string to match '^x+$'");
+    expect(problemOf(o, { a: 'x', b: 'r' })).toBe('/b: expected one of "p", "q"');
+    const r = Type.Record(Type.String({ pattern: '^[a-z]+$' }), Type.String(), { additionalProperties: false });
+    expect(problemOf(r, { A: 'x' })).toBe("/A: not a valid key (expected one to match '^[a-z]+$')");
+  });
+});
