@@ -168,6 +168,7 @@ export class Reloader {
     const changed = diffConfigs(running, next);
     refuseUnsafeMix(node, configPath, this.o.running, next, changed);
     const report: ReloadReport = { node: id, applied: [], refused: [], ignored: [] };
+    const keyFileFrom = this.o.running.api.tlsKeyFile;
     for (const key of changed) {
       const c = classifyKey(node, key);
       const from = getIn(running, key);
@@ -182,7 +183,7 @@ export class Reloader {
         report.applied.push({ key: named, from: from ?? null, to: to ?? null });
       }
     }
-    if (node === 'manager') await this.reloadTls(report);
+    if (node === 'manager') await this.reloadTls(report, changed.includes('api.tlsKeyFile') ? { from: keyFileFrom ?? null, to: this.o.running.api.tlsKeyFile ?? null } : null);
     if (report.refused.length > 0) {
       logger.warn({ refused: report.refused, applied: report.applied, ignored: report.ignored }, `config reload: ${report.refused.length} change(s) need a restart: ${report.refused.map((r) => r.key).join(', ')}`);
     } else {
@@ -191,13 +192,17 @@ export class Reloader {
     return report;
   }
 
-  /** Re-reads the operator certificate (changed paths, or the same files rotated in place) into the server. */
-  private async reloadTls(report: ReloadReport): Promise<void> {
+  /**
+   * Re-reads the operator certificate (changed paths, or the same files rotated in place) into the server. The
+   * certificate's entry shows fingerprints; a changed key path (`keyPath`) has an entry of its own, with the paths.
+   */
+  private async reloadTls(report: ReloadReport, keyPath: { from: string | null; to: string | null } | null): Promise<void> {
     const { tlsCertFile, tlsKeyFile } = this.o.running.api;
+    const keyEntry = keyPath === null ? [] : [{ key: 'api.tlsKeyFile', ...keyPath }];
     if (tlsCertFile === undefined || tlsKeyFile === undefined) {
       if (this.certFingerprint !== null) {
         this.o.restoreOwnTls?.();
-        report.applied.push({ key: 'api.tlsCertFile', from: this.certFingerprint, to: null });
+        report.applied.push({ key: 'api.tlsCertFile', from: this.certFingerprint, to: null }, ...keyEntry);
         this.certFingerprint = null;
       }
       return;
@@ -207,12 +212,14 @@ export class Reloader {
     try {
       [cert, key] = await Promise.all([readFile(tlsCertFile, 'utf8'), readFile(tlsKeyFile, 'utf8')]);
       const fingerprint = fingerprintOf(cert);
-      if (fingerprint === this.certFingerprint) return;
+      if (fingerprint === this.certFingerprint && keyPath === null) return;
       this.o.applyApiTls?.(cert, key);
-      report.applied.push({ key: 'api.tlsCertFile', from: this.certFingerprint, to: fingerprint });
+      if (fingerprint !== this.certFingerprint) report.applied.push({ key: 'api.tlsCertFile', from: this.certFingerprint, to: fingerprint });
+      report.applied.push(...keyEntry);
       this.certFingerprint = fingerprint;
     } catch (err) {
-      report.refused.push({ key: 'api.tlsCertFile', reason: `the certificate or key cannot be used (${(err as Error).message}); the server keeps the current one` });
+      const reason = `the certificate or key cannot be used (${(err as Error).message}); the server keeps the current one`;
+      report.refused.push({ key: 'api.tlsCertFile', reason }, ...keyEntry.map((e) => ({ key: e.key, reason })));
     }
   }
 }

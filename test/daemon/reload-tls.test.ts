@@ -71,6 +71,22 @@ describe('reloading the API certificate', () => {
     expect((await reloader.reload()).applied).toEqual([{ key: 'api.tlsCertFile', from: fingerprint(first.certPem), to: fingerprint(second.certPem) }]);
     expect(await served()).toBe(fingerprint(second.certPem));
 
+    // Both paths changed: the certificate's entry with fingerprints, the key's with the paths.
+    const renamed = await issue();
+    writeFileSync(join(dir, 'api2.crt'), renamed.certPem);
+    writeFileSync(join(dir, 'api2.key'), renamed.keyPem);
+    writeFileSync(configPath, JSON.stringify({ ...base, api: { tlsCertFile: 'api2.crt', tlsKeyFile: 'api2.key' } }));
+    expect((await reloader.reload()).applied).toEqual([
+      { key: 'api.tlsCertFile', from: fingerprint(second.certPem), to: fingerprint(renamed.certPem) },
+      { key: 'api.tlsKeyFile', from: join(dir, 'api.key'), to: join(dir, 'api2.key') },
+    ]);
+    expect(await served()).toBe(fingerprint(renamed.certPem));
+    writeFileSync(configPath, JSON.stringify({ ...base, api: { tlsCertFile: 'api.crt', tlsKeyFile: 'api.key' } }));
+    expect((await reloader.reload()).applied).toEqual([
+      { key: 'api.tlsCertFile', from: fingerprint(renamed.certPem), to: fingerprint(second.certPem) },
+      { key: 'api.tlsKeyFile', from: join(dir, 'api2.key'), to: join(dir, 'api.key') },
+    ]);
+
     // A certificate with another's key: refused, the server keeps the second.
     const third = await issue();
     writeFileSync(join(dir, 'api.crt'), third.certPem);
@@ -80,7 +96,7 @@ describe('reloading the API certificate', () => {
 
     writeFileSync(configPath, JSON.stringify(base));
     const back = await reloader.reload();
-    expect(back.applied).toEqual([{ key: 'api.tlsCertFile', from: fingerprint(second.certPem), to: null }]);
+    expect(back.applied).toEqual([{ key: 'api.tlsCertFile', from: fingerprint(second.certPem), to: null }, { key: 'api.tlsKeyFile', from: join(dir, 'api.key'), to: null }]);
     expect(await served()).toBe(fingerprint(own.certPem));
   });
 
