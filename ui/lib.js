@@ -116,8 +116,12 @@ export class Api {
     }
   }
 
-  /** Is a log-in needed? (An insecure cluster answers without a token.) */
+  /**
+   * Is a log-in needed? A secure cluster serves this page only over HTTPS, so without a session the answer needs no
+   * request (one would be a 401 in the browser's console); over HTTP the cluster is insecure if it answers untokened.
+   */
   async probe() {
+    if (this.session === null && location.protocol === 'https:') return false;
     try {
       await this.request('GET', '/v1/cluster');
       if (this.session === null) this.insecure = true;

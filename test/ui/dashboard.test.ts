@@ -5,7 +5,7 @@
 // Without Chromium the tests are skipped, except under CI, where they fail saying why.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page, type Request } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page, type Request, type Response } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { eventually, ProcCluster, repoRoot } from '../support/cluster.js';
 import { waitFor } from '../support/wait.js';
@@ -144,7 +144,16 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
   });
 
   it('asks for a token, logs in with the admin token, and shows the leader, members, worker and tasks', async () => {
+    // Before any log-in, the page asks nothing it would be refused (a 401 shows in the browser's console).
+    const refused: string[] = [];
+    const onResponse = (r: Response): void => {
+      if (r.status() === 401) refused.push(r.url());
+    };
+    page.on('response', onResponse);
     await page.goto(`${c.url(leader)}/ui`);
+    await page.getByLabel('API token').waitFor();
+    page.off('response', onResponse);
+    expect(refused).toEqual([]);
     await page.getByLabel('API token').fill('mk_0000000000000000_wrong');
     await page.getByRole('button', { name: 'Log in' }).click();
     await expect.poll(() => page.getByRole('alert').textContent(), { timeout: 60_000 }).toContain('UNAUTHENTICATED');
