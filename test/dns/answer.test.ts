@@ -2,6 +2,7 @@
 import dnsPacket, { type DecodedPacket, type RecordType } from 'dns-packet';
 import { describe, expect, it } from 'vitest';
 import { answer, dnsAnswersMax, dnsTtlS, encodeResponse, formatError, udpSizeLimit } from '../../src/manager/dns/answer.js';
+import { compressNames } from '../../src/manager/dns/compress.js';
 import { FakeView, sampleView, task } from './fake-view.js';
 
 function query(name: string, type: string, o: { id?: number; klass?: string; udpSize?: number } = {}): DecodedPacket {
@@ -152,6 +153,36 @@ describe('dns answer', () => {
     expect(udpSizeLimit(q2)).toBe(4096);
     expect(decoded(encodeResponse(answer(q2, v), udpSizeLimit(q2))).answers).toHaveLength(40);
     expect(udpSizeLimit(query('x.minkube', 'A', { udpSize: 65_000 }))).toBe(4096);
+  });
+
+  it('names are compressed: six SRV replicas with their addresses fit in 512 bytes, and every answer reads back the same', () => {
+    const six = Array.from({ length: 6 }, (_, i) => task(`t${String(i).padStart(3, '0')}abcdefghijklmn`, `10.0.0.${i}`, { http: 20000 + i }));
+    const v = new FakeView({ services: { web: { ports: ['http'], healthy: six } }, tasks: six });
+    const q = query('_http._tcp.web.service.minkube', 'SRV');
+    const plain = dnsPacket.encode(answer(q, v));
+    const packed = encodeResponse(answer(q, v), udpSizeLimit(q));
+    expect(plain.length).toBeGreaterThan(512);
+    expect(packed.length).toBeLessThanOrEqual(512);
+    const read = decoded(packed);
+    expect(read.flag_tc).toBe(false);
+    expect(read.answers).toHaveLength(6);
+    expect(read).toEqual(decoded(plain));
+    // Every kind of answer, EDNS included: the same packet once decoded, and never longer.
+    for (const [name, type] of [['web.service.minkube', 'A'], ['minkube', 'SOA'], ['minkube', 'NS'], ['nothing.minkube', 'A'], ['leader.minkube', 'AAAA'], ['_api._tcp.minkube', 'SRV'], ['LEADER.Minkube', 'A']] as const) {
+      for (const withEdns of [false, true]) {
+        const qq = query(name, type, withEdns ? { udpSize: 1232 } : {});
+        const full = dnsPacket.encode(answer(qq, withEdns ? v : sampleView()));
+        const small = encodeResponse(answer(qq, withEdns ? v : sampleView()), 65_535);
+        expect(small.length, `${name} ${type}`).toBeLessThanOrEqual(full.length);
+        expect(decoded(small), `${name} ${type}`).toEqual(decoded(full));
+      }
+    }
+  });
+
+  it('compressNames answers a message it cannot read unchanged', () => {
+    const cut = dnsPacket.encode(answer(query('leader.minkube', 'A'), sampleView())).subarray(0, 30);
+    expect(compressNames(cut)).toBe(cut);
+    expect(compressNames(Buffer.alloc(5))).toHaveLength(5);
   });
 
   it('EDNS (RFC 6891): a query with an OPT record gets one back, kept when the answer is truncated; two OPTs are FORMERR, a later version BADVERS', () => {

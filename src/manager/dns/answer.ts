@@ -11,6 +11,7 @@
 // minkube. itself answers SOA and NS. An unknown name is NXDOMAIN and a known name without the asked type NODATA
 // (NOERROR, no answer), both with the SOA in the authority section; a name outside minkube. is REFUSED.
 import dnsPacket, { type Answer, type DecodedPacket, type Packet, type Question } from 'dns-packet';
+import { compressNames } from './compress.js';
 import type { DnsAddress, DnsTask, DnsView } from './view.js';
 
 export const dnsZone = 'minkube';
@@ -179,17 +180,17 @@ export function udpSizeLimit(query: DecodedPacket): number {
 }
 
 /**
- * Encodes a response within `sizeMax` bytes. One that does not fit goes without its additional records, then as the
+ * Encodes a response within `sizeMax` bytes, names compressed. One that does not fit goes without its additional records, then as the
  * header and question with the TC bit set, telling the client to ask again over TCP (RFC 2181 9).
  */
 export function encodeResponse(p: Packet, sizeMax: number): Buffer {
-  const full = dnsPacket.encode(p);
+  const full = compressNames(dnsPacket.encode(p));
   if (full.length <= sizeMax) return full;
   // The OPT record stays: it is how a client knows the server speaks EDNS (RFC 6891 7).
   const opt = (p.additionals ?? []).filter((a) => a.type === 'OPT');
-  const lean = dnsPacket.encode({ ...p, additionals: opt });
+  const lean = compressNames(dnsPacket.encode({ ...p, additionals: opt }));
   if (lean.length <= sizeMax) return lean;
-  return dnsPacket.encode({ ...p, flags: (p.flags ?? 0) | dnsPacket.TRUNCATED_RESPONSE, answers: [], authorities: [], additionals: opt });
+  return compressNames(dnsPacket.encode({ ...p, flags: (p.flags ?? 0) | dnsPacket.TRUNCATED_RESPONSE, answers: [], authorities: [], additionals: opt }));
 }
 
 /** A FORMERR for bytes that do not decode, when at least their id can be read; else null (dropped). */
