@@ -20,10 +20,27 @@ export interface HttpManagerLinkOptions {
   managers: readonly string[];
   /** Per request to one manager. */
   timeoutMs: number;
+  /**
+   * Per heartbeat to one manager, before the next is asked (default timeoutMs): a manager that is frozen or cut off
+   * while its kernel still accepts connections must not keep a heartbeat waiting past the worker's TTL.
+   */
+  heartbeatTimeoutMs?: number;
   /** The pool (and with it TLS material and token) every manager is reached through; default the process's own. */
   http?: HttpClient;
   /** Called with the whole list when the managers learnt change it (the daemon keeps it on disk). */
   onLearned?: (addresses: readonly string[]) => void;
+}
+
+/** A heartbeat attempt is given at least this long, however short the TTL. */
+const HEARTBEAT_ATTEMPT_MS_MIN = 250;
+
+/**
+ * How long one manager has to answer a heartbeat before the next is asked: a quarter of workerTtlMs, the silence after
+ * which the leader calls the worker unreachable (with the default 2 s, a frozen manager costs a beat 500 ms, and the
+ * next manager's answer still comes well inside the TTL), but at least HEARTBEAT_ATTEMPT_MS_MIN.
+ */
+export function heartbeatAttemptMs(tasks: { readonly workerTtlMs: number }): number {
+  return Math.max(HEARTBEAT_ATTEMPT_MS_MIN, Math.floor(tasks.workerTtlMs / 4));
 }
 
 /** At most this many learnt managers are kept (a cluster has a handful; a bad answer must not grow the list). */
@@ -79,7 +96,7 @@ export class HttpManagerLink implements ManagerLink {
   }
 
   heartbeat(workerId: string, req: HeartbeatRequest): Promise<HeartbeatResponse> {
-    return this.call('POST', `/v1/workers/${encodeURIComponent(workerId)}/heartbeat`, req);
+    return this.call('POST', `/v1/workers/${encodeURIComponent(workerId)}/heartbeat`, req, this.opts.heartbeatTimeoutMs);
   }
 
   async assignments(workerId: string): Promise<Assignment[]> {
@@ -92,14 +109,15 @@ export class HttpManagerLink implements ManagerLink {
    * One request, to each manager in turn until one gives an answer that is not about itself (unreachable, busy,
    * leaderless, or without the route). An answer about the request (WORKER_NOT_FOUND, INVALID_BODY) is final.
    */
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private async call<T>(method: string, path: string, body?: unknown, attemptTimeoutMs?: number): Promise<T> {
     let last: unknown;
+    const timeoutMs = Math.min(this.timeoutMs, attemptTimeoutMs ?? this.timeoutMs);
     for (let i = 0; i < this.clients.length; i++) {
       const k = (this.preferred + i) % this.clients.length;
       const client = this.clients[k];
       if (client === undefined) continue;
       try {
-        const res = await client.request<T>(method, path, body === undefined ? { timeoutMs: this.timeoutMs } : { body, timeoutMs: this.timeoutMs });
+        const res = await client.request<T>(method, path, body === undefined ? { timeoutMs } : { body, timeoutMs });
         this.preferred = k;
         return res;
       } catch (err) {

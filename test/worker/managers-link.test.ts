@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpClient } from '../../src/client/http.js';
-import { HttpManagerLink } from '../../src/worker/managers.js';
+import { heartbeatAttemptMs, HttpManagerLink } from '../../src/worker/managers.js';
 
 const servers: Server[] = [];
 const http = new HttpClient();
@@ -59,5 +59,29 @@ describe('HttpManagerLink', () => {
     const before = joined.asked();
     await beat(link);
     expect(joined.asked()).toBe(before + 1);
+  });
+});
+
+describe('a frozen manager', () => {
+  it('costs a heartbeat heartbeatAttemptMs, not the request timeout, before the next manager is asked', async () => {
+    // Accepts the connection and reads the request, but never answers: a manager stopped with SIGSTOP looks so.
+    const frozen = createServer(() => undefined);
+    servers.push(frozen);
+    await new Promise<void>((r) => frozen.listen(0, '127.0.0.1', r));
+    const live = await manager(() => undefined);
+    const attemptMs = heartbeatAttemptMs({ workerTtlMs: 2000 });
+    expect(attemptMs).toBe(500);
+    expect(heartbeatAttemptMs({ workerTtlMs: 300 })).toBe(250);
+    const link = new HttpManagerLink({ managers: [`127.0.0.1:${(frozen.address() as AddressInfo).port}`, live.address], timeoutMs: 10_000, heartbeatTimeoutMs: attemptMs, http });
+    const start = performance.now();
+    await beat(link);
+    const tookMs = performance.now() - start;
+    expect(live.asked()).toBe(1);
+    expect(tookMs).toBeGreaterThanOrEqual(attemptMs - 50);
+    expect(tookMs).toBeLessThan(5_000);
+    // The manager that answered is asked first from then on.
+    await beat(link);
+    expect(live.asked()).toBe(2);
+    frozen.closeAllConnections();
   });
 });
