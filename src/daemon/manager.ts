@@ -5,8 +5,9 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Server as HttpsServer } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import { pino, type Logger } from 'pino';
-import { loadClusterConfig, parseClusterConfig, type ClusterConfig } from '../config/cluster.js';
+import { configInvalid, loadClusterConfig, parseClusterConfig, type ClusterConfig } from '../config/cluster.js';
 import { buildManagerApp } from '../api/manager-app.js';
 import { writeCredentials } from '../client/credentials.js';
 import { HttpClient } from '../client/http.js';
@@ -416,7 +417,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     ...(security === null
       ? {}
       : {
-          https: await serverTlsFor(config, security, reloader),
+          https: await serverTlsFor(config, security, reloader, tuning.configPath ?? 'the config'),
           security: managerAppSecurity(security, auth),
           rateLimits: liveRateLimits(config),
         }),
@@ -498,10 +499,24 @@ async function checkedStorageFor(storage: LevelRaftStorage, dataDir: string, joi
 }
 
 /** The API's certificate: the operator's (api.tlsCertFile/tlsKeyFile) or the node's own from the cluster CA. */
-async function serverTlsFor(config: ClusterConfig, security: NodeSecurity, reloader: Reloader): Promise<ServerTls> {
+async function serverTlsFor(config: ClusterConfig, security: NodeSecurity, reloader: Reloader, source: string): Promise<ServerTls> {
   const own = security.serverTls();
-  if (config.api.tlsCertFile === undefined || config.api.tlsKeyFile === undefined) return own;
-  const [cert, key] = await Promise.all([readFile(config.api.tlsCertFile, 'utf8'), readFile(config.api.tlsKeyFile, 'utf8')]);
-  reloader.noteCertificate(cert);
+  const { tlsCertFile, tlsKeyFile } = config.api;
+  if (tlsCertFile === undefined || tlsKeyFile === undefined) return own;
+  // A file that cannot be read or a pair that cannot be used is the config's fault: CONFIG_INVALID naming the key.
+  const problems: string[] = [];
+  const read = (name: string, file: string): Promise<string> =>
+    readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      problems.push(`api.${name}: cannot read ${file} (${err.code ?? err.message})`);
+      return '';
+    });
+  const [cert, key] = await Promise.all([read('tlsCertFile', tlsCertFile), read('tlsKeyFile', tlsKeyFile)]);
+  if (problems.length > 0) throw configInvalid(source, problems);
+  try {
+    createSecureContext({ cert, key });
+    reloader.noteCertificate(cert);
+  } catch (err) {
+    throw configInvalid(source, [`api.tlsCertFile, api.tlsKeyFile: ${tlsCertFile} and ${tlsKeyFile} are not a certificate and its key (${(err as Error).message})`]);
+  }
   return { ...own, cert, key };
 }

@@ -96,3 +96,30 @@ describe('a manager started from flags alone (no config file)', () => {
     expect(r.stderr).toContain('error: CONFIG_INVALID: --token goes with --join');
   });
 });
+
+describe('a manager whose operator certificate cannot be used', () => {
+  async function secureConfig(name: string, api: object): Promise<string> {
+    const path = join(dir, `${name}.json`);
+    const managers = [{ id: 'm1', raftAddress: `127.0.0.1:${await freePort()}`, apiAddress: `127.0.0.1:${await freePort()}`, dataDir: `./data-${name}` }];
+    writeFileSync(path, JSON.stringify({ managers, api }));
+    return path;
+  }
+
+  it('a missing file: CONFIG_INVALID naming each key, not INTERNAL', async () => {
+    const path = await secureConfig('tls-missing', { tlsCertFile: 'nope.crt', tlsKeyFile: 'nope.key' });
+    const r = await runCli(['manager', '--config', path, '--id', 'm1'], { MINKUBE_LOG_LEVEL: 'silent' });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`api.tlsCertFile: cannot read ${join(dir, 'nope.crt')} (ENOENT)`);
+    expect(r.stderr).toContain(`api.tlsKeyFile: cannot read ${join(dir, 'nope.key')} (ENOENT)`);
+    expect(r.stderr).toMatch(/^error: CONFIG_INVALID: /m);
+  });
+
+  it('files that are not a certificate and its key: CONFIG_INVALID naming the pair', async () => {
+    writeFileSync(join(dir, 'junk.crt'), 'not a certificate\n');
+    writeFileSync(join(dir, 'junk.key'), 'not a key\n');
+    const path = await secureConfig('tls-junk', { tlsCertFile: 'junk.crt', tlsKeyFile: 'junk.key' });
+    const r = await runCli(['manager', '--config', path, '--id', 'm1'], { MINKUBE_LOG_LEVEL: 'silent' });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^error: CONFIG_INVALID: .*\n {2}- api\.tlsCertFile, api\.tlsKeyFile: .*junk\.crt and .*junk\.key are not a certificate and its key/m);
+  });
+});
