@@ -2,7 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { closeCliConnections, defaultApiUrl } from './connection.js';
+import { apiUrlsOf, closeCliConnections, defaultApiUrl } from './connection.js';
+import { normaliseBaseUrl } from '../client/index.js';
 import type { WorkerFlags } from './daemons.js';
 import { readStdinText, runKvDelete, runKvGet, runKvPut } from './kv.js';
 import { runLeaderTransfer, runMemberAdd, runMemberList, runMemberRemove } from './members.js';
@@ -119,10 +120,20 @@ function packageVersion(): string {
   }
 }
 
+/** --api: every entry of the list an http(s) URL or a host:port; anything else is a usage error (exit 2). */
+function parseApiFlag(text: string): string {
+  try {
+    for (const url of apiUrlsOf(text)) normaliseBaseUrl(url);
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message}.`);
+  }
+  return text;
+}
+
 export function buildProgram(runLong: (run: () => Promise<number>) => Promise<void>): Command {
   const program = new Command('minkube')
     .description('A small container orchestrator: Raft-replicated managers that schedule tasks onto workers.')
-    .option('--api <url>', `the API of any manager, or a comma-separated list of them tried in turn when one cannot serve (env MINKUBE_API; default: every manager of the credentials file, else ${defaultApi})`)
+    .option('--api <url>', `the API of any manager, or a comma-separated list of them tried in turn when one cannot serve (env MINKUBE_API; default: every manager of the credentials file, else ${defaultApi})`, parseApiFlag)
     .option('--json', 'machine-readable output')
     .version(packageVersion(), '-V, --version', 'print the version of minkube')
     .showHelpAfterError('(run with --help for usage)')

@@ -21,16 +21,16 @@ export interface MemberStatus {
   appliedIndex: number | null;
   /** "ok", or "recovering" while it repairs lost or damaged storage from the leader (null: down, or an older manager). */
   storage: 'ok' | 'recovering' | null;
-  /** While recovering: why, and the index it must hold again (null when not known). */
-  storageReason?: string;
-  storageTargetIndex?: number | null;
+  /** While recovering: why, and the index it must hold again (null when not known); else both null. */
+  storageReason: string | null;
+  storageTargetIndex: number | null;
   error?: string;
 }
 
 /** "ok", or "recovering COMMIT/TARGET" (its progress towards what it had acknowledged), or "-". */
 function storageCell(m: MemberStatus): string {
   if (m.storage !== 'recovering') return m.storage ?? '-';
-  return m.storageTargetIndex === null || m.storageTargetIndex === undefined ? 'recovering' : `recovering ${m.commitIndex ?? 0}/${m.storageTargetIndex}`;
+  return m.storageTargetIndex === null ? 'recovering' : `recovering ${m.commitIndex ?? 0}/${m.storageTargetIndex}`;
 }
 
 type MemberView = { view: ClusterView | null; error?: string };
@@ -102,11 +102,9 @@ export async function runStatus(apiUrl: string, out: Output): Promise<void> {
       commitIndex: view?.commitIndex ?? null,
       appliedIndex: view?.appliedIndex ?? null,
       storage: view?.storage ?? null,
+      storageReason: view?.storage === 'recovering' ? (view.storageReason ?? '') : null,
+      storageTargetIndex: view?.storage === 'recovering' ? (view.storageTargetIndex ?? null) : null,
     };
-    if (view?.storage === 'recovering') {
-      row.storageReason = view.storageReason ?? '';
-      row.storageTargetIndex = view.storageTargetIndex ?? null;
-    }
     if (error !== undefined) row.error = error;
     return row;
   });

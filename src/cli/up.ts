@@ -112,7 +112,8 @@ async function prepareAccess(config: ClusterConfig): Promise<Access> {
 }
 
 function printEndpoints(config: ClusterConfig, configPath: string, withWorkers: boolean, access: Access): void {
-  const lines = [`minkube up: ${config.managers.length} managers${withWorkers ? ` and ${config.workers.length} workers` : ''} from ${configPath}`];
+  const count = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;
+  const lines = [`minkube up: ${count(config.managers.length, 'manager')}${withWorkers ? ` and ${count(config.workers.length, 'worker')}` : ''} from ${configPath}`];
   for (const m of config.managers) lines.push(`  ${m.id}  api ${access.scheme}://${m.apiAddress}  raft ${m.raftAddress}  data ${m.dataDir}`);
   for (const w of config.workers) lines.push(`  ${w.id}  api ${access.scheme}://${w.apiAddress}  runtime ${w.runtime}${withWorkers ? '' : '  (not started: no worker runtime in this checkout)'}`);
   if (access.scheme === 'http') {

@@ -98,6 +98,8 @@ describe('minkube status with a manager recovering its storage', () => {
       expect(r.stdout).toContain('m2 is recovering its storage: its log ends at index 7 (term 4), before index 20 (term 4) it had acknowledged');
       const json = JSON.parse((await cli(['--json', '--api', api, 'status'])).stdout) as { members: { id: string; storage: string; storageTargetIndex: number }[] };
       expect(json.members.find((m) => m.id === 'm2')).toMatchObject({ storage: 'recovering', storageTargetIndex: 20 });
+      // The keys are there for every member, null unless it is recovering.
+      expect(json.members.find((m) => m.id !== 'm2' && m.storage === 'ok')).toMatchObject({ storageReason: null, storageTargetIndex: null });
     } finally {
       m2.view = saved;
     }
@@ -200,7 +202,9 @@ describe('minkube with several managers to choose from', () => {
     expect(await cli(['--api', `${down}, ${apps[1]!.listeningOrigin}`, 'kv', 'get', 'k2'])).toEqual({ code: 0, stdout: 'via m2\n', stderr: '' });
     // One manager named alone is that manager: no other is tried.
     expectCleanError(await cli(['--api', down, 'kv', 'get', 'k2'], { MINKUBE_CONFIG: credentials }), 'UNREACHABLE', /ECONNREFUSED\)$/m);
-    expectCleanError(await cli(['--api', ' , ', 'kv', 'get', 'k2']), 'INVALID_PARAM', /--api: no manager URL/);
+    const empty = await cli(['--api', ' , ', 'kv', 'get', 'k2']);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toMatch(/--api: no manager URL/);
   });
 });
 
@@ -251,6 +255,12 @@ describe.concurrent('minkube errors', () => {
     expect(badVersion.stderr).toMatch(/--if-version/);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
+    // --api that is not an http(s) URL or host:port, in any entry of its list.
+    for (const bad of ['ftp://x', ',', `${api},gopher://y`]) {
+      const r = await cli(['--api', bad, 'kv', 'get', 'k']);
+      expect(r.code, bad).toBe(2);
+      expect(r.stderr).toMatch(/^error: option '--api <url>' argument '.*' is invalid\. (not an http\(s\) URL|--api: no manager URL)/);
+    }
     // An argument a command checks itself (not commander's parsers) is said too, not a silent exit 2.
     const badReplicas = await cli(['--api', api, 'service', 'scale', 'web', 'abc']);
     expect(badReplicas).toEqual({ code: 2, stdout: '', stderr: 'error: <replicas>: expected an integer >= 0, got "abc"\n(run with --help for usage)\n' });
