@@ -7,6 +7,7 @@ import { Value } from '@sinclair/typebox/value';
 import { MinkubeError } from '../lib/errors.js';
 import { labelKeyPattern, labelValuePattern } from '../lib/constraints.js';
 import { describeSchemaProblem } from '../lib/schema-problems.js';
+import { endpointKey } from '../lib/address.js';
 import { limits } from '../lib/limits.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' });
@@ -362,7 +363,8 @@ function semanticProblems(json: unknown, baseDir: string): string[] {
     if (typeof value !== 'string') return;
     const problem = checkAddress(value);
     if (problem !== null) problems.push(`${path}: ${problem}`);
-    else seen(addresses, value, path, 'address', (s) => s.toLowerCase());
+    // Two spellings of one endpoint (localhost and 127.0.0.1, [::1] and ::1) are one address.
+    else seen(addresses, value, path, 'address', endpointKey);
   };
   const dataDir = (node: string, dir: string, path: string): void => {
     const absolute = resolve(baseDir, dir);

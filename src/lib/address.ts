@@ -16,3 +16,16 @@ export function tryListen(address: string): Promise<NodeJS.ErrnoException | null
     server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(null)));
   });
 }
+
+/**
+ * An address as a key that two spellings of one endpoint share: the host in lower case, `localhost` as 127.0.0.1
+ * and `[::1]`/`::1` alike.
+ */
+export function endpointKey(address: string): string {
+  const at = address.lastIndexOf(':');
+  let host = (at < 0 ? address : address.slice(0, at)).toLowerCase();
+  const port = at < 0 ? '' : address.slice(at + 1);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  if (host === 'localhost') host = '127.0.0.1';
+  return `${host}:${port}`;
+}

@@ -1,5 +1,6 @@
 // Membership changes and leadership transfer on behalf of the HTTP API. The leader does the work through its Raft
 // driver; a follower forwards the request to the leader's API and answers what the leader answered.
+import { endpointKey } from '../lib/address.js';
 import type { Logger } from 'pino';
 import { ApiClient } from '../client/api-client.js';
 import type { HttpClient } from '../client/http.js';
@@ -224,17 +225,4 @@ function rejection(reason: ConfChangeRejection): MinkubeError {
 
 function refused(message: string): MinkubeError {
   return new MinkubeError('MEMBERSHIP_CHANGE_REFUSED', message);
-}
-
-/**
- * An address as a key that two spellings of one endpoint share: the host in lower case, `localhost` as 127.0.0.1
- * and `[::1]`/`::1` alike; a raft address of one member and the API address of another may not meet either.
- */
-export function endpointKey(address: string): string {
-  const at = address.lastIndexOf(':');
-  let host = (at < 0 ? address : address.slice(0, at)).toLowerCase();
-  const port = at < 0 ? '' : address.slice(at + 1);
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  if (host === 'localhost') host = '127.0.0.1';
-  return `${host}:${port}`;
 }

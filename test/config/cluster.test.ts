@@ -140,6 +140,10 @@ describe('parseClusterConfig', () => {
       'workers[1].id: duplicate id "m2" (also managers[1].id)',
       'workers[1].apiAddress: duplicate address "127.0.0.1:8001" (also managers[0].apiAddress)',
     ]);
+    // localhost is 127.0.0.1, and a host's case does not matter.
+    const spelled = valid();
+    spelled.workers.push({ id: 'w9', apiAddress: 'LOCALHOST:8001', runtime: 'process' });
+    expect(problemsOf(spelled)).toEqual(['workers[1].apiAddress: duplicate address "LOCALHOST:8001" (also managers[0].apiAddress)']);
   });
 
   it('requires electionTimeoutMs > 2 * heartbeatIntervalMs, defaults included', () => {

@@ -1,6 +1,6 @@
 // Two spellings of one endpoint share a key, so a member cannot be added at an address another member uses.
 import { describe, expect, it } from 'vitest';
-import { endpointKey } from '../../src/manager/membership.js';
+import { endpointKey } from '../../src/lib/address.js';
 
 describe('endpointKey', () => {
   it('treats localhost as 127.0.0.1, ignores case and IPv6 brackets, and keeps ports apart', () => {
