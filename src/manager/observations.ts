@@ -3,7 +3,8 @@
 import type { WorkerTaskStatus } from '../contracts/worker.js';
 import type { TaskReport } from '../kv/task-commands.js';
 import type { TaskStore } from '../kv/task-store.js';
-import { reportOutcome } from '../kv/task-rules.js';
+import { reportMatches, reportOutcome } from '../kv/task-rules.js';
+import { finalTaskStates } from '../contracts/task-model.js';
 
 /** The time a task whose attempt `attempt` just ended may be placed again (the proposer draws the jitter). */
 export type RetryClock = (attempt: number) => number;
@@ -28,4 +29,20 @@ export function changedReports(store: TaskStore, workerId: string, statuses: rea
     out.push({ ...report, retryAtMs: retryAt(s.attempt) });
   }
   return out;
+}
+
+/**
+ * Whether a status names a placement this manager has not applied yet: a task it does not know (and did not remove),
+ * or whose record is of an earlier term or attempt, or still waits to be placed. A follower that is behind judges
+ * such a report "changes nothing"; the worker, told its heartbeat was accepted, would not send it again for
+ * statusResendBeats heartbeats (10 s by default), so the heartbeat waits for the leader's commit index first.
+ */
+export function namesUnappliedPlacement(store: TaskStore, workerId: string, statuses: readonly WorkerTaskStatus[]): boolean {
+  return statuses.some((s) => {
+    if (s.state === 'starting') return false;
+    const task = store.task(s.taskId);
+    if (task === undefined) return !store.wasRemoved(s.taskId);
+    if (finalTaskStates.has(task.state) || reportMatches(task, { workerId, attempt: s.attempt, term: s.term })) return false;
+    return task.term < s.term || (task.term === s.term && task.attempt <= s.attempt);
+  });
 }

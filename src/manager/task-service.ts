@@ -21,7 +21,7 @@ import { setIntervalOn, sleepOn, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import type { Random } from '../lib/random.js';
-import { changedReports } from './observations.js';
+import { changedReports, namesUnappliedPlacement } from './observations.js';
 import { TaskIdGenerator } from './task-ids.js';
 import type { WorkerApi } from './worker-client.js';
 
@@ -209,7 +209,11 @@ export class TaskServiceImpl implements TasksService {
       if (worker === undefined) throw new MinkubeError('WORKER_NOT_FOUND', `no worker ${id}; register first`);
     }
     const now = clock.nowMs();
-    const reports = changedReports(store, id, req.tasks, (attempt) => this.retryAt(now, attempt));
+    let reports = changedReports(store, id, req.tasks, (attempt) => this.retryAt(now, attempt));
+    if (namesUnappliedPlacement(store, id, req.tasks)) {
+      await this.o.raft.barrier(ctx.deadlineMs);
+      reports = changedReports(store, id, req.tasks, (attempt) => this.retryAt(now, attempt));
+    }
     const livenessDue = worker.state !== 'ready' || worker.lastHeartbeatAtMs === null || now - worker.lastHeartbeatAtMs >= this.livenessCommitMs;
     this.o.onHeartbeat?.(id);
     if (reports.length > 0 || livenessDue) {
