@@ -63,6 +63,8 @@ export interface ManagerAppOptions {
    * (insecure: true).
    */
   security?: AuthPluginOptions;
+  /** An insecure cluster (insecure: true): POST /v1/auth/tokens makes no API tokens, which nothing would ask for. */
+  insecure?: boolean;
   /** Joining with a token and certificate renewal (a secure cluster). Without it or `security`, those routes answer 400: no CA. */
   join?: JoinService;
   /** The audit trail: GET /v1/audit is served, and every 401, 403 and 429 is recorded. */
@@ -143,7 +145,7 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
     void app.register(quotaRoutes, { placement: opts.placement });
   }
   if (opts.raftPeer !== undefined) void app.register(raftInternalRoutes, { raftPeer: opts.raftPeer });
-  if (opts.auth !== undefined) void app.register(authRoutes, { auth: opts.auth });
+  if (opts.auth !== undefined) void app.register(authRoutes, { auth: opts.auth, insecure: opts.insecure === true });
   if (opts.audit !== undefined) void app.register(auditRoutes, { audit: opts.audit });
   if (opts.admin !== undefined) void app.register(adminRoutes, { admin: opts.admin });
   if (opts.membership !== undefined) {

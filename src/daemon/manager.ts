@@ -415,7 +415,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     admin: reloader,
     ...managerObservability(metrics, observed),
     ...(security === null
-      ? {}
+      ? { insecure: true }
       : {
           https: await serverTlsFor(config, security, reloader, tuning.configPath ?? 'the config'),
           security: managerAppSecurity(security, auth),

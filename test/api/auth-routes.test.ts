@@ -135,6 +135,16 @@ describe('POST /v1/auth/tokens', () => {
     expect(res.json().error).toEqual({ code: 'INVALID_BODY', message: expect.stringMatching(/^body\.role: .*insecure.*no CA/) as string });
   });
 
+  it('an insecure cluster makes no API tokens either (no route would ask for one), and lists none', async () => {
+    const insecure = buildManagerApp({ service: new FakeManagerService(), auth: service(raft), insecure: true });
+    const res = await insecure.inject({ method: 'POST', url: '/v1/auth/tokens', payload: { role: 'viewer' } });
+    const list = await insecure.inject({ method: 'GET', url: '/v1/auth/tokens' });
+    await insecure.close();
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toEqual({ code: 'INVALID_BODY', message: 'this cluster is insecure and has no tokens: every route answers without one' });
+    expect(list.json()).toEqual({ items: [], joinTokens: [], nextCursor: null });
+  });
+
   it('past the bound the answer is 409 TOKEN_LIMIT_REACHED', async () => {
     const small = new InstantRaft(new KvStateMachine({ auth: { tokensMax: 1 } }));
     const bounded = buildManagerApp({ service: new FakeManagerService(), auth: service(small) });

@@ -28,6 +28,8 @@ import { requestContext } from './kv.js';
 
 export interface AuthRoutesOptions {
   auth: AuthService;
+  /** An insecure cluster: no route asks for a token, so it makes none (a join token needs a CA it lacks too). */
+  insecure?: boolean;
 }
 
 const strict = { additionalProperties: false } as const;
@@ -68,11 +70,12 @@ const JoinTokenView = Type.Object({ accessor: Type.String(), role: Type.String()
 const ListReply = Type.Object({ items: Type.Array(Type.Object(TokenView)), joinTokens: Type.Array(JoinTokenView), nextCursor: Type.Null() });
 const RevokeReply = Type.Object({ accessor: Type.String(), revoked: Type.Literal(true) });
 
-export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, { auth }) => {
+export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, { auth, insecure = false }) => {
   app.post<{ Body: TokenBody }>('/v1/auth/tokens', { schema: { body: TokenBody, response: { 201: CreatedReply } } }, async (req, reply) => {
     const { body } = req;
     const ctx = requestContext(req);
     const role = roleOrPolicy(body);
+    if (insecure && !isJoinRole(role)) throw new MinkubeError('INVALID_BODY', 'this cluster is insecure and has no tokens: every route answers without one');
     const created = isJoinRole(role)
       ? await auth.createJoinToken(role, joinTtl(body, role), ctx)
       : await auth.createToken(tokenRequest(body, role), ctx);
