@@ -3,6 +3,8 @@ import { Type, type Static } from '@sinclair/typebox';
 
 /** Keys may contain '/', so kv routes end in a wildcard and the key is the rest of the path (see keys.ts). */
 export const KeyParams = Type.Object({ '*': Type.String() });
+/** A route that takes no query parameters: one given is 400 INVALID_PARAM (unknown field), never silently ignored. */
+export const NoQuery = Type.Object({}, { additionalProperties: false });
 export type KeyParams = Static<typeof KeyParams>;
 
 const Version = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });

@@ -2,6 +2,7 @@
 // SIGHUP does); the answer names what was applied, what needs a restart, and what this node does not use.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import { takesNoBody } from '../validation.js';
 
 export const ReloadReply = Type.Object(
   {
@@ -23,5 +24,5 @@ export interface AdminService {
 }
 
 export const adminRoutes: FastifyPluginAsync<{ admin: AdminService }> = async (app, { admin }) => {
-  app.post('/v1/admin/reload', { schema: { summary: "re-read this manager's config file and apply what can change live", response: { 200: ReloadReply } } }, async () => admin.reload());
+  app.post('/v1/admin/reload', { schema: { summary: "re-read this manager's config file and apply what can change live", response: { 200: ReloadReply } }, preValidation: takesNoBody }, async () => admin.reload());
 };

@@ -20,6 +20,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { accessorPattern, KeyPrefix, TokenName, TokenPolicy } from '../../kv/auth-commands.js';
 import { MinkubeError } from '../../lib/errors.js';
+import { NoQuery } from '../schemas.js';
 import { limits } from '../../lib/limits.js';
 import { isRoleName, roleNames } from '../../security/policy.js';
 import { joinTokenAccessorPattern, parseApiToken, parseJoinToken } from '../../security/tokens.js';
@@ -82,7 +83,7 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, { a
     return reply.code(201).send(created);
   });
 
-  app.get('/v1/auth/tokens', { schema: { response: { 200: ListReply } } }, async (req) => auth.listTokens(requestContext(req)));
+  app.get('/v1/auth/tokens', { schema: { querystring: NoQuery, response: { 200: ListReply } } }, async (req) => auth.listTokens(requestContext(req)));
 
   app.delete<{ Params: TokenRefParams }>(
     '/v1/auth/tokens/:ref',

@@ -4,9 +4,10 @@ import type { FastifyPluginAsync } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { RetentionService } from '../../contracts/services.js';
 import { requestContext } from './kv.js';
+import { takesNoBody } from '../validation.js';
 
 const GcReply = Type.Object({ removed: Type.Integer(), tasks: Type.Integer() });
 
 export const gcRoutes: FastifyPluginAsync<{ retention: RetentionService }> = async (app, { retention }) => {
-  app.post('/v1/gc', { schema: { response: { 200: GcReply } } }, async (req) => retention.gc(requestContext(req)));
+  app.post('/v1/gc', { schema: { response: { 200: GcReply } }, preValidation: takesNoBody }, async (req) => retention.gc(requestContext(req)));
 };

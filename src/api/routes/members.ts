@@ -12,7 +12,7 @@ import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import { checkAddress } from '../../config/cluster.js';
 import { MinkubeError } from '../../lib/errors.js';
 import { sendError } from '../errors.js';
-import { LeaderReply, LeaderTransferBody, MemberBody, MemberIdParams, MemberReply, MembersReply } from '../schemas.js';
+import { LeaderReply, LeaderTransferBody, MemberBody, MemberIdParams, MemberReply, MembersReply, NoQuery } from '../schemas.js';
 import type { MemberRequest, MembershipService } from '../../contracts/services.js';
 import { requestContext } from './kv.js';
 
@@ -25,7 +25,7 @@ export const memberRoutes: FastifyPluginAsync<MemberRoutesOptions> = async (app,
   // Encapsulated by this plugin: a request that fails its schema here is a bad member, named as such.
   app.setErrorHandler((err, req, reply) => sendError(asMemberError(err), req, reply, bodyLimitBytes));
 
-  app.get('/v1/cluster/members', { schema: { response: { 200: MembersReply } } }, async (req) => membership.listMembers(requestContext(req)));
+  app.get('/v1/cluster/members', { schema: { querystring: NoQuery, response: { 200: MembersReply } } }, async (req) => membership.listMembers(requestContext(req)));
 
   app.post<{ Body: MemberBody }>(
     '/v1/cluster/members',

@@ -2,7 +2,7 @@
 // worker's metrics fetched by the manager (a worker's API answers only managers' certificates, a Prometheus server
 // has a bearer token). observeRequests times every request by its route template.
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
-import { Type } from '@sinclair/typebox';
+import { WorkerIdParams } from './tasks-schemas.js';
 
 export interface MetricsEndpoint {
   readonly contentType: string;
@@ -15,7 +15,6 @@ export interface MetricsRoutesOptions {
   workerMetrics?: (workerId: string) => Promise<string>;
 }
 
-const WorkerParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
 
 export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (app, opts) => {
   const { metrics, workerMetrics } = opts;
@@ -24,7 +23,7 @@ export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (ap
     return reply.type(metrics.contentType).send(text);
   });
   if (workerMetrics !== undefined) {
-    app.get('/v1/workers/:id/metrics', { schema: { params: WorkerParams } }, async (req, reply) => {
+    app.get('/v1/workers/:id/metrics', { schema: { params: WorkerIdParams } }, async (req, reply) => {
       const { id } = req.params as { id: string };
       const text = await workerMetrics(id);
       return reply.type(metrics.contentType).send(text);

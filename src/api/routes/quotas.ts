@@ -3,6 +3,7 @@
 //   GET /v1/quotas                                          -> { items: QuotaView[], nextCursor: null }, by namespace
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import { NoQuery } from '../schemas.js';
 import type { PlacementService } from '../../contracts/placement.js';
 import { namespacePattern } from '../../kv/placement-schemas.js';
 import { QuotaLimitsSchema } from '../../kv/quota-store.js';
@@ -23,5 +24,5 @@ export const quotaRoutes: FastifyPluginAsync<QuotaRoutesOptions> = async (app, {
     return placement.setQuota(req.params.namespace, limits, requestContext(req));
   });
 
-  app.get('/v1/quotas', async (req) => placement.listQuotas(requestContext(req)));
+  app.get('/v1/quotas', { schema: { querystring: NoQuery } }, async (req) => placement.listQuotas(requestContext(req)));
 };

@@ -10,6 +10,7 @@
 //   DELETE /v1/services/:name           forgets the service and stops every replica -> { name, deleted: true, stopping }
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import { takesNoBody } from '../validation.js';
 import type { ServiceCreateRequest, ServicePatchRequest, ServicesService } from '../../contracts/service-model.js';
 import { serviceNamePattern, UpdateSchema } from '../../kv/service-commands.js';
 import { HealthCheckSchema, portNamePattern, TaskSpecSchema } from '../../kv/task-spec.js';
@@ -71,7 +72,7 @@ export const serviceRoutes: FastifyPluginAsync<ServiceRoutesOptions> = async (ap
     async (req) => services.updateService(req.params.name, req.body as ServicePatchRequest, requestContext(req)),
   );
 
-  app.post<{ Params: Static<typeof NameParams> }>('/v1/services/:name/rollback', { schema: { params: NameParams } }, async (req) =>
+  app.post<{ Params: Static<typeof NameParams> }>('/v1/services/:name/rollback', { schema: { params: NameParams }, preValidation: takesNoBody }, async (req) =>
     services.rollbackService(req.params.name, requestContext(req)),
   );
 

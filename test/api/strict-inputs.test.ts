@@ -1,0 +1,39 @@
+// Input a route would silently ignore is refused instead (a black-box tester's finding): a body sent to a POST that
+// takes none, and query parameters on GETs that take none, as every other route already refused them.
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildManagerApp } from '../../src/api/manager-app.js';
+import type { AdminService } from '../../src/api/routes/admin.js';
+import type { RetentionService } from '../../src/contracts/services.js';
+import { FakeManagerService } from './fake-service.js';
+
+const calls: string[] = [];
+const retention = { gc: async () => (calls.push('gc'), { removed: 0, tasks: 0 }) } as unknown as RetentionService;
+const admin: AdminService = { reload: async () => (calls.push('reload'), { node: 'm1', applied: [], refused: [], ignored: [] }) };
+const app = buildManagerApp({ service: new FakeManagerService(), retention, admin });
+afterAll(() => app.close());
+
+async function call(method: 'GET' | 'POST', url: string, payload?: string) {
+  return app.inject({ method, url, ...(payload === undefined ? {} : { payload, headers: { 'content-type': 'application/json' } }) });
+}
+
+describe('routes that take no body or no query', () => {
+  it('POST /v1/gc and /v1/admin/reload: none, null or {} is fine; anything else is 400 INVALID_BODY, and nothing is done', async () => {
+    for (const url of ['/v1/gc', '/v1/admin/reload']) {
+      for (const ok of [undefined, '{}', 'null']) expect((await call('POST', url, ok)).statusCode, `${url} ${ok}`).toBe(200);
+      const before = calls.length;
+      for (const bad of ['[1,2]', '"x"', '{"bogusField":1}', '7']) {
+        const r = await call('POST', url, bad);
+        expect(r.statusCode, `${url} ${bad}`).toBe(400);
+        expect(r.json()).toEqual({ error: { code: 'INVALID_BODY', message: 'body: this route takes no body (send none, or {})' } });
+      }
+      expect(calls.length).toBe(before);
+    }
+  });
+
+  it('GET /v1/cluster with a query parameter: 400 INVALID_PARAM naming it', async () => {
+    expect((await call('GET', '/v1/cluster')).statusCode).toBe(200);
+    const r = await call('GET', '/v1/cluster?limit=-1');
+    expect(r.statusCode).toBe(400);
+    expect(r.json()).toEqual({ error: { code: 'INVALID_PARAM', message: 'query.limit: unknown field' } });
+  });
+});
