@@ -22,7 +22,7 @@ import { workerInstance } from '../worker/instance.js';
 import { FileKeptLogs } from '../worker/kept-logs.js';
 import { WorkerAgent, type WorkerAgentOptions } from '../worker/agent.js';
 import { WorkerLoops } from '../worker/loops.js';
-import { heartbeatAttemptMs, HttpManagerLink } from '../worker/managers.js';
+import { heartbeatHedgeMs, HttpManagerLink } from '../worker/managers.js';
 import { createHostStatsSource } from '../worker/stats.js';
 import { defaultPortRange, PortAllocator } from '../worker/ports.js';
 import { systemRandom } from '../lib/random.js';
@@ -223,7 +223,7 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
   const link = new HttpManagerLink({
     managers: config.managers.map((m) => m.apiAddress),
     timeoutMs: config.api.requestTimeoutMs + 500,
-    heartbeatTimeoutMs: heartbeatAttemptMs(config.tasks),
+    heartbeatHedgeMs: heartbeatHedgeMs(config.tasks),
     http,
     onLearned: (managers) => {
       logger.info({ managers }, 'the managers changed: asking these from now on');

@@ -21,26 +21,27 @@ export interface HttpManagerLinkOptions {
   /** Per request to one manager. */
   timeoutMs: number;
   /**
-   * Per heartbeat to one manager, before the next is asked (default timeoutMs): a manager that is frozen or cut off
-   * while its kernel still accepts connections must not keep a heartbeat waiting past the worker's TTL.
+   * A heartbeat not answered within this long is also sent to the next manager, and the first answer counts (default:
+   * the managers are asked in turn only when one fails). A manager frozen or cut off while its kernel still accepts
+   * connections must not keep a heartbeat waiting past the worker's TTL, and a slow but live one must not be given up.
    */
-  heartbeatTimeoutMs?: number;
+  heartbeatHedgeMs?: number;
   /** The pool (and with it TLS material and token) every manager is reached through; default the process's own. */
   http?: HttpClient;
   /** Called with the whole list when the managers learnt change it (the daemon keeps it on disk). */
   onLearned?: (addresses: readonly string[]) => void;
 }
 
-/** A heartbeat attempt is given at least this long, however short the TTL. */
-const HEARTBEAT_ATTEMPT_MS_MIN = 250;
+/** A heartbeat waits at least this long for one manager before asking the next as well, however short the TTL. */
+const HEARTBEAT_HEDGE_MS_MIN = 250;
 
 /**
- * How long one manager has to answer a heartbeat before the next is asked: a quarter of workerTtlMs, the silence after
- * which the leader calls the worker unreachable (with the default 2 s, a frozen manager costs a beat 500 ms, and the
- * next manager's answer still comes well inside the TTL), but at least HEARTBEAT_ATTEMPT_MS_MIN.
+ * How long a heartbeat waits for one manager before asking the next as well: a quarter of workerTtlMs, the silence
+ * after which the leader calls the worker unreachable (with the default 2 s, a frozen manager delays a beat 500 ms, and
+ * the next manager's answer still comes well inside the TTL), but at least HEARTBEAT_HEDGE_MS_MIN.
  */
-export function heartbeatAttemptMs(tasks: { readonly workerTtlMs: number }): number {
-  return Math.max(HEARTBEAT_ATTEMPT_MS_MIN, Math.floor(tasks.workerTtlMs / 4));
+export function heartbeatHedgeMs(tasks: { readonly workerTtlMs: number }): number {
+  return Math.max(HEARTBEAT_HEDGE_MS_MIN, Math.floor(tasks.workerTtlMs / 4));
 }
 
 /** At most this many learnt managers are kept (a cluster has a handful; a bad answer must not grow the list). */
@@ -96,7 +97,9 @@ export class HttpManagerLink implements ManagerLink {
   }
 
   heartbeat(workerId: string, req: HeartbeatRequest): Promise<HeartbeatResponse> {
-    return this.call('POST', `/v1/workers/${encodeURIComponent(workerId)}/heartbeat`, req, this.opts.heartbeatTimeoutMs);
+    const path = `/v1/workers/${encodeURIComponent(workerId)}/heartbeat`;
+    const hedgeMs = this.opts.heartbeatHedgeMs;
+    return hedgeMs === undefined ? this.call('POST', path, req) : this.hedgedCall('POST', path, req, hedgeMs);
   }
 
   async assignments(workerId: string): Promise<Assignment[]> {
@@ -109,9 +112,9 @@ export class HttpManagerLink implements ManagerLink {
    * One request, to each manager in turn until one gives an answer that is not about itself (unreachable, busy,
    * leaderless, or without the route). An answer about the request (WORKER_NOT_FOUND, INVALID_BODY) is final.
    */
-  private async call<T>(method: string, path: string, body?: unknown, attemptTimeoutMs?: number): Promise<T> {
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     let last: unknown;
-    const timeoutMs = Math.min(this.timeoutMs, attemptTimeoutMs ?? this.timeoutMs);
+    const { timeoutMs } = this;
     for (let i = 0; i < this.clients.length; i++) {
       const k = (this.preferred + i) % this.clients.length;
       const client = this.clients[k];
@@ -127,6 +130,61 @@ export class HttpManagerLink implements ManagerLink {
     }
     const reason = last instanceof Error ? last.message : String(last);
     throw new MinkubeError('UNREACHABLE', `no manager answered ${method} ${path} (last: ${reason})`, { cause: last });
+  }
+
+  /**
+   * call() with hedging: the managers in the same order, the next one asked as well once `hedgeMs` pass without an
+   * answer, or at once when one fails in a way another may not; the first answer wins. The slower requests end by
+   * themselves: a heartbeat's statuses go through the managers' transition checks, so a late copy changes nothing.
+   * At most one request per manager is in flight.
+   */
+  private hedgedCall<T>(method: string, path: string, body: unknown, hedgeMs: number): Promise<T> {
+    const clients = this.clients;
+    const first = this.preferred;
+    return new Promise<T>((resolve, reject) => {
+      let started = 0;
+      let failed = 0;
+      let settled = false;
+      let last: unknown;
+      let timer: NodeJS.Timeout | undefined;
+      const settle = (): boolean => {
+        if (settled) return false;
+        settled = true;
+        clearTimeout(timer);
+        return true;
+      };
+      const next = (): void => {
+        clearTimeout(timer);
+        if (settled || started >= clients.length) return;
+        const k = (first + started) % clients.length;
+        started++;
+        clients[k]!.request<T>(method, path, { body, timeoutMs: this.timeoutMs }).then(
+          (res) => {
+            if (!settle()) return;
+            if (this.clients === clients) this.preferred = k;
+            resolve(res);
+          },
+          (err: unknown) => {
+            if (settled) return;
+            if (!tryAnother(err)) {
+              settle();
+              reject(err instanceof Error ? err : new Error(String(err)));
+              return;
+            }
+            last = err;
+            if (++failed === clients.length) {
+              settle();
+              const reason = last instanceof Error ? last.message : String(last);
+              reject(new MinkubeError('UNREACHABLE', `no manager answered ${method} ${path} (last: ${reason})`, { cause: last }));
+              return;
+            }
+            next();
+          },
+        );
+        if (started < clients.length) timer = setTimeout(next, hedgeMs);
+      };
+      next();
+    });
   }
 }
 

@@ -1,5 +1,5 @@
 // A worker whose manager freezes (SIGSTOP: its kernel still accepts connections, nothing answers) must not lose its
-// liveness, nor its running task: its heartbeat moves to another manager within heartbeatAttemptMs, well inside the
+// liveness, nor its running task: its heartbeat goes to another manager as well after heartbeatHedgeMs, well inside the
 // worker TTL (2 s), so the leader never calls it unreachable. Before, a heartbeat waited the request timeout (10.5 s)
 // and a follower frozen for 6 s cost the worker its task (a black-box tester's finding).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

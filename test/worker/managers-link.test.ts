@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpClient } from '../../src/client/http.js';
-import { heartbeatAttemptMs, HttpManagerLink } from '../../src/worker/managers.js';
+import { heartbeatHedgeMs, HttpManagerLink } from '../../src/worker/managers.js';
 
 const servers: Server[] = [];
 const http = new HttpClient();
@@ -63,25 +63,49 @@ describe('HttpManagerLink', () => {
 });
 
 describe('a frozen manager', () => {
-  it('costs a heartbeat heartbeatAttemptMs, not the request timeout, before the next manager is asked', async () => {
-    // Accepts the connection and reads the request, but never answers: a manager stopped with SIGSTOP looks so.
-    const frozen = createServer(() => undefined);
-    servers.push(frozen);
-    await new Promise<void>((r) => frozen.listen(0, '127.0.0.1', r));
+  /** Accepts the connection and reads the request, but never answers: a manager stopped with SIGSTOP looks so. */
+  async function frozen(): Promise<{ address: string; server: Server }> {
+    const server = createServer(() => undefined);
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { address: `127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+  }
+
+  it('delays a heartbeat heartbeatHedgeMs, not the request timeout: the next manager is asked as well', async () => {
+    const stuck = await frozen();
     const live = await manager(() => undefined);
-    const attemptMs = heartbeatAttemptMs({ workerTtlMs: 2000 });
-    expect(attemptMs).toBe(500);
-    expect(heartbeatAttemptMs({ workerTtlMs: 300 })).toBe(250);
-    const link = new HttpManagerLink({ managers: [`127.0.0.1:${(frozen.address() as AddressInfo).port}`, live.address], timeoutMs: 10_000, heartbeatTimeoutMs: attemptMs, http });
+    const hedgeMs = heartbeatHedgeMs({ workerTtlMs: 2000 });
+    expect(hedgeMs).toBe(500);
+    expect(heartbeatHedgeMs({ workerTtlMs: 300 })).toBe(250);
+    const link = new HttpManagerLink({ managers: [stuck.address, live.address], timeoutMs: 10_000, heartbeatHedgeMs: hedgeMs, http });
     const start = performance.now();
     await beat(link);
     const tookMs = performance.now() - start;
     expect(live.asked()).toBe(1);
-    expect(tookMs).toBeGreaterThanOrEqual(attemptMs - 50);
+    expect(tookMs).toBeGreaterThanOrEqual(hedgeMs - 50);
     expect(tookMs).toBeLessThan(5_000);
     // The manager that answered is asked first from then on.
     await beat(link);
     expect(live.asked()).toBe(2);
-    frozen.closeAllConnections();
+    stuck.server.closeAllConnections();
+  });
+
+  it('a slow manager is not given up: its answer counts when the others fail', async () => {
+    let asked = 0;
+    const slow = createServer((req, res) => {
+      asked++;
+      req.resume();
+      setTimeout(() => res.end(JSON.stringify({ heartbeatIntervalMs: 1000 })), 700).unref();
+    });
+    servers.push(slow);
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    const link = new HttpManagerLink({ managers: [`127.0.0.1:${(slow.address() as AddressInfo).port}`, '127.0.0.1:1'], timeoutMs: 10_000, heartbeatHedgeMs: 100, http });
+    expect(await beat(link)).toEqual({ heartbeatIntervalMs: 1000 });
+    expect(asked).toBe(1);
+  });
+
+  it('every manager failing is UNREACHABLE naming the last reason', async () => {
+    const link = new HttpManagerLink({ managers: ['127.0.0.1:1', '127.0.0.1:2'], timeoutMs: 1000, heartbeatHedgeMs: 100, http });
+    await expect(beat(link)).rejects.toMatchObject({ code: 'UNREACHABLE', message: expect.stringMatching(/^no manager answered POST \/v1\/workers\/w1\/heartbeat/) as string });
   });
 });
