@@ -366,6 +366,18 @@ export function neverSent(err: MinkubeError): boolean {
   return code !== undefined && unsentCodes.has(code);
 }
 
+/**
+ * Whether a write that failed so may still have reached the server and been carried out there: no answer in time, or
+ * a connection lost after the request may have left. Not a refused connection, a failed lookup or TLS handshake.
+ */
+export function mayHaveArrived(err: MinkubeError): boolean {
+  if (err.code === 'TIMEOUT') return true;
+  if (err.code !== 'UNREACHABLE') return false;
+  const cause = err.cause as { code?: string; cause?: { code?: string } } | undefined;
+  const code = cause?.code ?? cause?.cause?.code;
+  return !(code !== undefined && (unsentCodes.has(code) || isTlsFailure(code) || code === 'EPROTO'));
+}
+
 /** Connection errors that mean the request never left: nothing can have happened on the server. */
 const unsentCodes: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
 

@@ -379,7 +379,7 @@ export class SchedulerLoop {
     if (this.session !== s) return;
     for (const [i, p] of ps.entries()) {
       const answer = answers[i];
-      if (answer === undefined || answer instanceof Error) this.onFailure(p, answer ?? new Error('no answer'));
+      if (answer === undefined || answer instanceof Error) this.onFailure(s, p, answer ?? new Error('no answer'));
       else this.onAnswer(s, p, answer);
     }
   }
@@ -394,12 +394,19 @@ export class SchedulerLoop {
     if (report !== null && reportOutcome(current, report).kind !== 'ignore') this.addReport(report);
   }
 
-  private onFailure(p: Prepared, err: Error): void {
+  private onFailure(s: Session, p: Prepared, err: Error): void {
     const { a, work, worker } = p;
     const failure = classifyAssignError(err);
     this.o.logger.warn({ task: p.id, worker: worker.id, work, failure, reason: err.message }, `${work} failed`);
     // A failed stop is sent again by the next reconcile pass; a failed assignment is retried elsewhere or fails.
     if (failure === 'stale' || work === 'stop') return;
+    if (failure === 'unknown') {
+      // It may be running there: taken as delivered, so it is neither sent again nor placed elsewhere. The worker
+      // reports it in a heartbeat, or starts it when its reconcile pass asks for its assignments; a worker that is
+      // gone is found down after workerTtlMs + lostGraceMs, and its tasks are retried then.
+      s.delivered.set(p.id, tokenKey(a));
+      return;
+    }
     this.addReport({
       taskId: p.id, workerId: worker.id, attempt: a.attempt, term: a.term, state: 'failed', containerId: null, exitCode: null,
       error: { class: failure, message: `the assignment to worker ${worker.id} failed: ${err.message}` }, retryAtMs: this.retryAt(a.attempt),

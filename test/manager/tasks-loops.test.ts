@@ -127,6 +127,26 @@ describe('leader loops', () => {
     expect(raft.sm.tasks.task('t0002')).toMatchObject({ state: 'scheduled', attempt: 1 });
   });
 
+  it('an assignment whose outcome is unknown (timeout, connection lost midway) is neither sent again nor placed elsewhere', async () => {
+    // Long TTLs: the worker stays ready, so only the assignment's failure could move the task.
+    const { raft, workers, loops } = setup({ workerTtlMs: 60_000, lostGraceMs: 60_000 } as unknown as Parameters<typeof setup>[0]);
+    await register(raft, 'w1');
+    workers.answer = async (a) => {
+      if (a.taskId === 't0000') throw new MinkubeError('TIMEOUT', 'POST http://w1:1/v1/tasks: no answer within 100 ms; the outcome is unknown');
+      const lost = new MinkubeError('UNREACHABLE', 'cannot reach http://w1:1/v1/tasks (other side closed); the outcome is unknown', { cause: { code: 'UND_ERR_SOCKET' } });
+      throw new MinkubeError('WORKER_UNAVAILABLE', lost.message, { cause: lost });
+    };
+    loops.onRoleChange('leader', 1);
+    await submit(raft, 2);
+    await eventually(async () => (workers.calls.length >= 2 ? true : undefined), 3000, 'both assignments sent');
+    // Several reconcile passes (50 ms each) later: still scheduled on w1, attempt 1, each sent once.
+    await new Promise((r) => setTimeout(r, 400));
+    for (const id of ['t0000', 't0001']) {
+      expect(raft.sm.tasks.task(id)).toMatchObject({ state: 'scheduled', attempt: 1, workerId: 'w1' });
+      expect(workers.calls.filter((c) => c.a.taskId === id)).toHaveLength(1);
+    }
+  });
+
   it('a stop is sent to the worker, fenced with the current token, and the answer ends the task', async () => {
     const { raft, workers, loops } = setup();
     await register(raft, 'w1');

@@ -82,10 +82,10 @@ describe('HttpWorkerApi failures', () => {
     await new Promise((r) => silent.close(r));
   });
 
-  it('no answer in time is TIMEOUT, transient', async () => {
+  it('no answer in time is TIMEOUT, its outcome unknown (the worker may be running it)', async () => {
     const e = await api.assign(silentAddress, a('slow'), { timeoutMs: 100 }).catch((err: unknown) => err);
     expect(e).toMatchObject({ code: 'TIMEOUT' });
-    expect(classifyAssignError(e)).toBe('transient');
+    expect(classifyAssignError(e)).toBe('unknown');
   });
 
   it('an abort (step-down) is WORKER_UNAVAILABLE, abandoned', async () => {
