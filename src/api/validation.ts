@@ -43,11 +43,18 @@ function fieldName(part: string, pointer: string): string {
   return out;
 }
 
-/** Parses a non-negative integer query parameter (query strings carry text); absent gives undefined. */
-export function parseIntegerParam(name: string, text: string | undefined): number | undefined {
+/**
+ * Parses a non-negative integer query parameter (query strings carry text), within `range` when given; absent gives
+ * undefined. The message says the range and shows at most 32 characters of what came.
+ */
+export function parseIntegerParam(name: string, text: string | undefined, range?: { readonly min: number; readonly max: number }): number | undefined {
   if (text === undefined) return undefined;
-  const n = /^(0|[1-9][0-9]{0,15})$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(n)) throw new MinkubeError('INVALID_PARAM', `query.${name}: expected an integer >= 0, got ${JSON.stringify(text)}`);
+  const digits = /^(0|[1-9][0-9]*)$/.test(text);
+  const n = digits ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(n) || (range !== undefined && (n < range.min || n > range.max))) {
+    const expected = range === undefined ? 'an integer >= 0' : `an integer from ${range.min} to ${range.max}`;
+    throw new MinkubeError('INVALID_PARAM', `query.${name}: expected ${expected}, got ${JSON.stringify(text.length > 32 ? `${text.slice(0, 32)}...` : text)}`);
+  }
   return n;
 }
 

@@ -186,6 +186,8 @@ describe('errors', () => {
   it('bad query parameters are 400 INVALID_PARAM naming the parameter', async () => {
     await expectError(call('GET', '/v1/kv/a?consistency=eventual'), 400, 'INVALID_PARAM', /^query\.consistency: expected one of "linearizable", "stale"$/);
     await expectError(call('DELETE', '/v1/kv/a?ifVersion=abc'), 400, 'INVALID_PARAM', /query\.ifVersion: expected an integer >= 0, got "abc"/);
+    // A number past the largest safe integer is out of range too; what came is shown cut to 32 characters.
+    await expectError(call('DELETE', `/v1/kv/a?ifVersion=${'9'.repeat(40)}`), 400, 'INVALID_PARAM', /^query\.ifVersion: expected an integer >= 0, got "9{32}\.\.\."$/);
     await expectError(call('DELETE', '/v1/kv/a?ifVersion=-1'), 400, 'INVALID_PARAM', /query\.ifVersion/);
     await expectError(call('DELETE', '/v1/kv/a?ifVersion=1&ifVersion=2'), 400, 'INVALID_PARAM', /query\.ifVersion/);
     await expectError(call('DELETE', '/v1/kv/a?ifversion=1'), 400, 'INVALID_PARAM', /^query\.ifversion: unknown field$/);

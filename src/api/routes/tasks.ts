@@ -105,8 +105,7 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { t
     '/v1/tasks/:id/logs',
     { schema: { params: TaskIdParams, querystring: TaskLogsQuery } },
     async (req, reply) => {
-      const tail = parseIntegerParam('tail', req.query.tail) ?? limits.runtimeLogTailLinesDefault;
-      if (tail > tailLinesMax) throw new MinkubeError('INVALID_PARAM', `query.tail: at most ${tailLinesMax} lines`);
+      const tail = parseIntegerParam('tail', req.query.tail, { min: 0, max: tailLinesMax }) ?? limits.runtimeLogTailLinesDefault;
       if (req.query.follow === 'true') return follows.serve(reply, (signal) => tasks.followTaskLogs(req.params.id, tail, requestContext(req), signal));
       const text = await tasks.taskLogs(req.params.id, tail, requestContext(req));
       return reply.type('text/plain; charset=utf-8').send(text);
@@ -116,9 +115,7 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { t
 
 /** ?limit=: 1..listLimitMax, default listLimitDefault. */
 export function listLimit(text: string | undefined): number {
-  const n = parseIntegerParam('limit', text) ?? limits.listLimitDefault;
-  if (n < 1 || n > limits.listLimitMax) throw new MinkubeError('INVALID_PARAM', `query.limit: expected 1..${limits.listLimitMax}, got ${n}`);
-  return n;
+  return parseIntegerParam('limit', text, { min: 1, max: limits.listLimitMax }) ?? limits.listLimitDefault;
 }
 
 function idempotencyKeyOf(req: FastifyRequest): string | undefined {

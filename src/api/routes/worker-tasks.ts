@@ -88,8 +88,7 @@ export const workerTaskRoutes: FastifyPluginAsync<WorkerTaskRoutesOptions> = asy
     '/v1/tasks/:id/logs',
     { schema: { params: TaskParams, querystring: LogsQuery } },
     async (req, reply) => {
-      const tail = parseIntegerParam('tail', req.query.tail) ?? limits.runtimeLogTailLinesDefault;
-      if (tail > tailLinesMax) throw new MinkubeError('INVALID_PARAM', `query.tail: at most ${tailLinesMax} lines`);
+      const tail = parseIntegerParam('tail', req.query.tail, { min: 0, max: tailLinesMax }) ?? limits.runtimeLogTailLinesDefault;
       if (req.query.follow === 'true') return follows.serve(reply, (signal) => agent.followLogs(req.params.id, tail, signal));
       const text = await agent.logs(req.params.id, tail);
       return reply.type('text/plain; charset=utf-8').send(text);
