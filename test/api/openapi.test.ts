@@ -7,8 +7,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TokenRecord } from '../../src/api/auth.js';
 import { buildManagerApp } from '../../src/api/manager-app.js';
 import { docsPrefix, errorStatusesOf, operationIdOf } from '../../src/api/openapi.js';
+import type { AdminService } from '../../src/api/routes/admin.js';
+import type { MetricsEndpoint } from '../../src/api/routes/metrics.js';
 import type { RaftPeerService } from '../../src/api/routes/raft-internal.js';
-import type { AuditService, AuthService, JoinService, MembershipService, TasksService } from '../../src/contracts/services.js';
+import type { StatusSource } from '../../src/api/routes/status.js';
+import type { PlacementService } from '../../src/contracts/placement.js';
+import type { ServicesService } from '../../src/contracts/service-model.js';
+import type {
+  AuditService, AuthService, BackupService, EventsService, JoinService, MembershipService, RetentionService, TasksService,
+} from '../../src/contracts/services.js';
 import { FakeManagerService } from './fake-service.js';
 
 type Doc = {
@@ -36,17 +43,28 @@ function collectRoutes(app: FastifyInstance): string[] {
   return routes;
 }
 
+/** A manager app with every route group (services nobody calls: only the document is asked for), secure or insecure as the daemon builds them. */
 function everyApp(security: boolean): { app: FastifyInstance; routes: string[] } {
   const tokens = new Map<string, TokenRecord>();
   const app = buildManagerApp({
     service: new FakeManagerService(),
     tasks: {} as TasksService,
+    services: {} as ServicesService,
+    placement: {} as PlacementService,
     membership: {} as MembershipService,
     raftPeer: {} as RaftPeerService,
     auth: {} as AuthService,
     audit: { record: () => undefined } as unknown as AuditService,
-    join: {} as JoinService,
-    ...(security ? { security: { resolveToken: (a: string) => tokens.get(a) ?? null }, rateLimits: { roles: {}, anonymous: { requestsPerS: 1000, burst: 1000 } } } : {}),
+    admin: {} as AdminService,
+    backup: { status: () => null } as unknown as BackupService,
+    retention: {} as RetentionService,
+    events: {} as EventsService,
+    status: {} as StatusSource,
+    metrics: { endpoint: {} as MetricsEndpoint, workerMetrics: async () => '' },
+    // An insecure cluster has no CA: its join routes say so (insecureJoinRoutes).
+    ...(security
+      ? { join: {} as JoinService, security: { resolveToken: (a: string) => tokens.get(a) ?? null }, rateLimits: { roles: {}, anonymous: { requestsPerS: 1000, burst: 1000 } } }
+      : {}),
   });
   return { app, routes: collectRoutes(app) };
 }
@@ -122,6 +140,23 @@ describe('the OpenAPI document', () => {
     expect(statuses('/health', 'get')).not.toContain(429);
     expect(statuses('/v1/workers/{id}/heartbeat', 'post')).not.toContain(429);
     expect(errorStatusesOf({ method: 'GET', url: '/v1/cluster', permission: { resource: 'cluster', verb: 'read' }, hasBody: false, hasParams: false })).toEqual([400, 401, 403, 429, 500, 503, 504]);
+  });
+
+  it('gives every operation its success answer (the dashboard its redirect), each in the media type it is sent in', () => {
+    const media = (path: string, method: string, status: string) => Object.keys((doc.paths[path]![method]!.responses![status] as { content?: object }).content ?? {});
+    for (const route of routes) {
+      const [method, path] = route.split(' ') as [string, string];
+      const successes = Object.keys(doc.paths[path]![method]!.responses ?? {}).filter((s) => Number(s) >= 200 && Number(s) < 400);
+      expect(successes, route).not.toEqual([]);
+    }
+    expect(media('/ui', 'get', '302')).toEqual([]);
+    expect(media('/metrics', 'get', '200')).toEqual(['text/plain']);
+    expect(media('/v1/workers/{id}/metrics', 'get', '200')).toEqual(['text/plain']);
+    expect(media('/v1/tasks/{id}/logs', 'get', '200')).toEqual(['text/plain']);
+    expect(media('/v1/snapshot', 'get', '200')).toEqual(['application/octet-stream']);
+    expect(media('/v1/events', 'get', '200')).toEqual(['text/event-stream']);
+    expect(media('/status', 'get', '200')).toEqual(['application/json', 'text/html']);
+    expect(media('/v1/services', 'post', '201')).toEqual(['application/json']);
   });
 
   it('keeps the success schemas the routes declare', () => {

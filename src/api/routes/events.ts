@@ -8,6 +8,7 @@ import type { DashboardEvent, EventsService } from '../../contracts/services.js'
 import { MinkubeError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 import { authorize, type Resource } from '../../security/policy.js';
+import { bodyAnswer, textSchema } from '../documented-answers.js';
 import { principalOf } from '../principal.js';
 
 export interface EventRoutesOptions {
@@ -37,6 +38,8 @@ export function formatEvent(event: DashboardEvent): string {
   return `event: ${event.type}\ndata: ${JSON.stringify(event.data)}\n\n`;
 }
 
+const eventsAnswer = bodyAnswer('server-sent events, `snapshot` and `tasks`, until the client leaves', { 'text/event-stream': textSchema });
+
 export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, opts) => {
   const streamsMax = opts.streamsMax ?? limits.eventStreamsMax;
   const streams = new Set<ServerResponse>();
@@ -47,7 +50,7 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
     for (const res of streams) res.end();
   });
 
-  app.get('/v1/events', async (req, reply) => {
+  app.get('/v1/events', { schema: { documentedResponse: { 200: eventsAnswer } } }, async (req, reply) => {
     if (streams.size >= streamsMax) throw new MinkubeError('QUEUE_FULL', `this manager already serves ${streamsMax} event streams; try another manager`);
     void reply.hijack();
     const res = reply.raw;

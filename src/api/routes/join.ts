@@ -32,16 +32,29 @@ export type JoinBody = Static<typeof JoinBody>;
 export const RenewBody = Type.Object({ csr: Pem, addresses: Type.Optional(Addresses) }, { additionalProperties: false });
 export type RenewBody = Static<typeof RenewBody>;
 
+// What the routes answer, for the OpenAPI document (documentedResponse).
+const CaReply = Type.Object({ ca: Type.String({ description: "the cluster CA's certificate (PEM)" }) }, { description: "the CA's certificate: check its digest against the join token's" });
+const JoinReply = Type.Object(
+  {
+    certificate: Type.String({ description: "the node's certificate (PEM)" }),
+    ca: Type.String(),
+    caKey: Type.Optional(Type.String({ description: 'managers only: the CA key' })),
+    managers: Type.Array(Type.Object({ id: Type.String(), raftAddress: Type.String(), apiAddress: Type.String() })),
+  },
+  { description: 'a certificate for the role the join token was made for' },
+);
+const RenewReply = Type.Object({ certificate: Type.String() }, { description: 'the renewed certificate (PEM)' });
+
 export interface JoinRoutesOptions {
   join: JoinService;
 }
 
 export const joinRoutes: FastifyPluginAsync<JoinRoutesOptions> = async (app, { join }) => {
-  app.get('/v1/join/ca', async () => ({ ca: join.caCertPem() }));
+  app.get('/v1/join/ca', { schema: { documentedResponse: { 200: CaReply } } }, async () => ({ ca: join.caCertPem() }));
 
-  app.post<{ Body: JoinBody }>('/v1/join', { schema: { body: JoinBody } }, async (req) => join.join(req.body));
+  app.post<{ Body: JoinBody }>('/v1/join', { schema: { body: JoinBody, documentedResponse: { 200: JoinReply } } }, async (req) => join.join(req.body));
 
-  app.post<{ Body: RenewBody }>('/v1/certs/renew', { schema: { body: RenewBody } }, async (req) => {
+  app.post<{ Body: RenewBody }>('/v1/certs/renew', { schema: { body: RenewBody, documentedResponse: { 200: RenewReply } } }, async (req) => {
     const socket = req.raw.socket as Partial<TLSSocket>;
     const cert = socket.authorized === true && socket.getPeerCertificate !== undefined ? socket.getPeerCertificate() : null;
     if (cert === null) throw new MinkubeError('UNAUTHENTICATED', 'renewing a certificate takes the current one as the client certificate');

@@ -12,6 +12,8 @@ import type { TokenRecord } from '../auth.js';
 
 const LoginBody = Type.Object({ token: Type.String({ minLength: 1, maxLength: 4096 }) }, { additionalProperties: false });
 type LoginBody = Static<typeof LoginBody>;
+/** For the OpenAPI document (documentedResponse). */
+const LoginReply = Type.Object({ session: Type.String(), expiresAt: Type.String({ description: 'ISO 8601' }), role: Type.String() }, { description: 'a session for Authorization: Bearer' });
 
 export interface LoginRoutesOptions {
   resolveToken(accessor: string): TokenRecord | null | Promise<TokenRecord | null>;
@@ -21,7 +23,7 @@ export interface LoginRoutesOptions {
 
 export const loginRoutes: FastifyPluginAsync<LoginRoutesOptions> = async (app, o) => {
   const nowMs = o.nowMs ?? Date.now;
-  app.post<{ Body: LoginBody }>('/v1/auth/login', { schema: { body: LoginBody } }, async (req) => {
+  app.post<{ Body: LoginBody }>('/v1/auth/login', { schema: { body: LoginBody, documentedResponse: { 200: LoginReply } } }, async (req) => {
     const key = o.sessionKey();
     if (key === null) throw new MinkubeError('NOT_READY', 'the cluster has no session key yet (no leader has bootstrapped it)');
     const now = nowMs();

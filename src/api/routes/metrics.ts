@@ -3,6 +3,7 @@
 // has a bearer token). observeRequests times every request by its route template.
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { WorkerIdParams } from './tasks-schemas.js';
+import { bodyAnswer, textSchema } from '../documented-answers.js';
 
 export interface MetricsEndpoint {
   readonly contentType: string;
@@ -15,15 +16,16 @@ export interface MetricsRoutesOptions {
   workerMetrics?: (workerId: string) => Promise<string>;
 }
 
+const metricsAnswer = (whose: string) => bodyAnswer(`${whose} metrics in the Prometheus text format`, { 'text/plain': textSchema });
 
 export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (app, opts) => {
   const { metrics, workerMetrics } = opts;
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', { schema: { documentedResponse: { 200: metricsAnswer("this node's") } } }, async (_req, reply) => {
     const text = await metrics.render();
     return reply.type(metrics.contentType).send(text);
   });
   if (workerMetrics !== undefined) {
-    app.get('/v1/workers/:id/metrics', { schema: { params: WorkerIdParams } }, async (req, reply) => {
+    app.get('/v1/workers/:id/metrics', { schema: { params: WorkerIdParams, documentedResponse: { 200: metricsAnswer("the worker's own") } } }, async (req, reply) => {
       const { id } = req.params as { id: string };
       const text = await workerMetrics(id);
       return reply.type(metrics.contentType).send(text);

@@ -8,7 +8,7 @@
 //                                       replicas alone scales; a changed spec makes a new version and rolls it out
 //   POST   /v1/services/:name/rollback  back to the previous version; 409 SERVICE_ROLLBACK_REFUSED without one
 //   DELETE /v1/services/:name           forgets the service and stops every replica -> { name, deleted: true, stopping }
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { takesNoBody } from '../validation.js';
 import type { ServiceCreateRequest, ServicePatchRequest, ServicesService } from '../../contracts/service-model.js';
@@ -42,17 +42,52 @@ const ListQuery = Type.Object(
 );
 const ConsistencyQuery = Type.Object({ consistency: Type.Optional(Type.Union([Type.Literal('linearizable'), Type.Literal('stale')])) }, { additionalProperties: false });
 
+// What the routes answer (ServiceView), for the OpenAPI document (documentedResponse).
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+const ReplicaReply = Type.Object({
+  taskId: Type.String(),
+  version: Type.Integer(),
+  state: Type.String(),
+  desiredState: Type.String(),
+  health: Nullable(Type.String()),
+  workerId: Nullable(Type.String()),
+  attempt: Type.Integer({ minimum: 1 }),
+  ports: Type.Array(Type.Object({ name: Type.String(), hostPort: Type.Integer(), address: Type.String() })),
+});
+const ServiceReply = Type.Object(
+  {
+    name: Type.String(),
+    replicas: Type.Object({ desired: Type.Integer(), running: Type.Integer(), healthy: Type.Integer() }),
+    version: Type.Integer(),
+    previousVersion: Nullable(Type.Integer()),
+    versions: Type.Array(Type.Integer()),
+    spec: TaskSpecSchema,
+    update: UpdateSchema,
+    rollout: Type.Object({
+      state: Type.Union(['stable', 'updating', 'rolling-back', 'paused', 'rolled-back'].map((s) => Type.Literal(s))),
+      fromVersion: Nullable(Type.Integer()),
+      message: Nullable(Type.String()),
+    }),
+    tasks: Type.Array(ReplicaReply, { description: 'every replica not yet ended, by task id' }),
+    createdAt: Type.String(),
+    updatedAt: Type.String(),
+  },
+  { description: 'the service' },
+);
+const ServiceListReply = Type.Object({ items: Type.Array(ServiceReply), nextCursor: Nullable(Type.String()) }, { description: 'a page of services, in name order' });
+const ServiceDeletedReply = Type.Object({ name: Type.String(), deleted: Type.Literal(true), stopping: Type.Integer({ description: 'replicas asked to stop' }) }, { description: 'the service is forgotten' });
+
 export interface ServiceRoutesOptions {
   services: ServicesService;
 }
 
 export const serviceRoutes: FastifyPluginAsync<ServiceRoutesOptions> = async (app, { services }) => {
-  app.post<{ Body: Static<typeof CreateBody> }>('/v1/services', { schema: { body: CreateBody } }, async (req, reply) => {
+  app.post<{ Body: Static<typeof CreateBody> }>('/v1/services', { schema: { body: CreateBody, documentedResponse: { 201: ServiceReply } } }, async (req, reply) => {
     const view = await services.createService(req.body as ServiceCreateRequest, requestContext(req));
     return reply.code(201).send(view);
   });
 
-  app.get<{ Querystring: Static<typeof ListQuery> }>('/v1/services', { schema: { querystring: ListQuery } }, async (req) => {
+  app.get<{ Querystring: Static<typeof ListQuery> }>('/v1/services', { schema: { querystring: ListQuery, documentedResponse: { 200: ServiceListReply } } }, async (req) => {
     const q = req.query;
     return services.listServices(
       { limit: listLimit(q.limit), consistency: q.consistency ?? 'linearizable', ...(q.cursor === undefined ? {} : { cursor: q.cursor }) },
@@ -62,21 +97,21 @@ export const serviceRoutes: FastifyPluginAsync<ServiceRoutesOptions> = async (ap
 
   app.get<{ Params: Static<typeof NameParams>; Querystring: Static<typeof ConsistencyQuery> }>(
     '/v1/services/:name',
-    { schema: { params: NameParams, querystring: ConsistencyQuery } },
+    { schema: { params: NameParams, querystring: ConsistencyQuery, documentedResponse: { 200: ServiceReply } } },
     async (req) => services.getService(req.params.name, req.query.consistency ?? 'linearizable', requestContext(req)),
   );
 
   app.patch<{ Params: Static<typeof NameParams>; Body: Static<typeof PatchBody> }>(
     '/v1/services/:name',
-    { schema: { params: NameParams, body: PatchBody } },
+    { schema: { params: NameParams, body: PatchBody, documentedResponse: { 200: ServiceReply } } },
     async (req) => services.updateService(req.params.name, req.body as ServicePatchRequest, requestContext(req)),
   );
 
-  app.post<{ Params: Static<typeof NameParams> }>('/v1/services/:name/rollback', { schema: { params: NameParams }, preValidation: takesNoBody }, async (req) =>
+  app.post<{ Params: Static<typeof NameParams> }>('/v1/services/:name/rollback', { schema: { params: NameParams, documentedResponse: { 200: ServiceReply } }, preValidation: takesNoBody }, async (req) =>
     services.rollbackService(req.params.name, requestContext(req)),
   );
 
-  app.delete<{ Params: Static<typeof NameParams> }>('/v1/services/:name', { schema: { params: NameParams } }, async (req) =>
+  app.delete<{ Params: Static<typeof NameParams> }>('/v1/services/:name', { schema: { params: NameParams, documentedResponse: { 200: ServiceDeletedReply } } }, async (req) =>
     services.deleteService(req.params.name, requestContext(req)),
   );
 };

@@ -5,10 +5,18 @@
 // the session key, tasks' secretEnv values); operators' snapshot:read does not reach it.
 import type { FastifyPluginAsync } from 'fastify';
 import type { BackupService } from '../../contracts/services.js';
+import { bodyAnswer, bytesSchema } from '../documented-answers.js';
 import { requestContext } from './kv.js';
 
+const snapshotAnswer = bodyAnswer('a backup file of the applied state at one index', { 'application/octet-stream': bytesSchema }, {
+  'content-disposition': { type: 'string', description: 'attachment; filename="minkube-INDEX.mksnap"' },
+  'x-minkube-checksum': { type: 'string', description: 'sha256:<hex> of the whole body' },
+  'x-minkube-index': { type: 'string', description: 'the log index the file holds the state at' },
+  'x-minkube-term': { type: 'string', description: "that index's term" },
+});
+
 export const snapshotRoutes: FastifyPluginAsync<{ backup: BackupService }> = async (app, { backup }) => {
-  app.get('/v1/snapshot', async (req, reply) => {
+  app.get('/v1/snapshot', { schema: { documentedResponse: { 200: snapshotAnswer } } }, async (req, reply) => {
     const file = await backup.snapshot(requestContext(req));
     void reply
       .header('content-type', 'application/octet-stream')

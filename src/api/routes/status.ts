@@ -3,6 +3,7 @@
 // JSON for `Accept: application/json` or `?format=json`.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import { bodyAnswer, textSchema } from '../documented-answers.js';
 
 /** What this manager sees, read from memory on each request. */
 export interface StatusFacts {
@@ -58,8 +59,10 @@ export function judgeStatus(f: StatusFacts): StatusReply {
 
 const StatusQuery = Type.Object({ format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('html')])) }, { additionalProperties: false });
 
+const statusAnswer = bodyAnswer('always 200: the status, as JSON (Accept: application/json, ?format=json or no Accept) or an HTML page', { 'application/json': StatusReply, 'text/html': textSchema });
+
 export const statusRoutes: FastifyPluginAsync<{ source: StatusSource }> = async (app, opts) => {
-  app.get('/status', { schema: { querystring: StatusQuery } }, async (req, reply) => {
+  app.get('/status', { schema: { querystring: StatusQuery, documentedResponse: { 200: statusAnswer } } }, async (req, reply) => {
     const status = judgeStatus(opts.source.facts());
     const { format } = req.query as Static<typeof StatusQuery>;
     const wantsJson = format === 'json' || (format === undefined && !prefersHtml(req.headers.accept));

@@ -1,8 +1,9 @@
-// JSON schemas (TypeBox) of the managers' task and worker routes. Query strings carry text: integers are parsed by
-// hand (no coercion), and unknown query parameters are refused.
+// JSON schemas (TypeBox) of the managers' task and worker routes: requests, and what the answers contain. Query strings
+// carry text: integers are parsed by hand (no coercion), and unknown query parameters are refused.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { limits } from '../../lib/limits.js';
 import { CapacitySchema, LabelsSchema } from '../../kv/placement-schemas.js';
+import { TaskSpecSchema } from '../../kv/task-spec.js';
 import { FollowParam } from './worker-schemas.js';
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
@@ -88,3 +89,80 @@ export const HeartbeatBody = Type.Object({
   tasks: Type.Array(WorkerTaskStatusSchema, { maxItems: limits.workerTasksMax * 100 }),
 });
 export type HeartbeatBody = Static<typeof HeartbeatBody>;
+
+// ---- what the routes without a response schema answer (documentedResponse: the OpenAPI document only) ----
+
+const Time = Type.String({ description: 'ISO 8601' });
+const AssignedPortsSchema = Type.Array(Type.Object({ name: Type.String(), hostPort: Type.Integer(), address: Type.String({ description: 'host:port' }) }));
+
+/** A task record as every answer shows it (taskView: secretEnv values read "<redacted>"). */
+export const TaskRecordReply = Type.Object(
+  {
+    id: Type.String(),
+    spec: TaskSpecSchema,
+    state: TaskStateLiteral,
+    desiredState: Type.Union([Type.Literal('run'), Type.Literal('stop')]),
+    workerId: Nullable(Type.String()),
+    attempt: Type.Integer({ minimum: 1 }),
+    term: Type.Integer({ minimum: 0 }),
+    containerId: Nullable(Type.String()),
+    exitCode: Nullable(Type.Integer()),
+    error: Nullable(Type.Object({ class: Type.Union([Type.Literal('transient'), Type.Literal('permanent')]), message: Type.String() })),
+    notBeforeMs: Type.Integer({ description: 'a pending retry is not placed before this time (ms since the epoch)' }),
+    createdAt: Time,
+    updatedAt: Time,
+    history: Type.Array(
+      Type.Object({ state: TaskStateLiteral, attempt: Type.Integer(), atMs: Type.Integer(), workerId: Nullable(Type.String()), reason: Type.Optional(Type.String()) }),
+    ),
+    service: Type.Optional(Type.Object({ name: Type.String(), version: Type.Integer() })),
+    ports: Type.Optional(AssignedPortsSchema),
+    health: Type.Optional(Type.Union([Type.Literal('starting'), Type.Literal('healthy'), Type.Literal('unhealthy')])),
+  },
+  { description: 'the task record' },
+);
+export const TaskListReply = Type.Object({ items: Type.Array(TaskRecordReply), nextCursor: Nullable(Type.String()) }, { description: 'a page of task records, in creation order' });
+
+export const WorkerRecordReply = Type.Object(
+  {
+    id: Type.String(),
+    apiAddress: Type.String(),
+    state: Type.Union([Type.Literal('ready'), Type.Literal('unreachable'), Type.Literal('down')]),
+    runtime: Type.String(),
+    registeredAt: Time,
+    lastHeartbeatAt: Nullable(Time),
+    stats: Nullable(WorkerStatsSchema),
+    taskCount: Type.Integer({ minimum: 0 }),
+    labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+    capacity: Type.Optional(Type.Object({ cpus: Type.Number(), memoryMb: Type.Number() })),
+  },
+  { description: 'the worker' },
+);
+export const WorkerListReply = Type.Object({ items: Type.Array(WorkerRecordReply), nextCursor: Nullable(Type.String()) }, { description: 'a page of workers, by id' });
+export const RegisterReply = Type.Object({ worker: WorkerRecordReply }, { description: 'the worker as registered' });
+
+export const HeartbeatReply = Type.Object(
+  {
+    heartbeatIntervalMs: Type.Integer({ minimum: 1 }),
+    forget: Type.Optional(Type.Array(Type.String(), { description: 'tasks of this heartbeat whose records retention removed' })),
+    managers: Type.Optional(Type.Array(Type.String(), { description: "the managers' API addresses (host:port)" })),
+  },
+  { description: 'the heartbeat was taken' },
+);
+
+/** The spec as stored, secretEnv values included: only the worker's own certificate reaches this route. */
+export const AssignmentListReply = Type.Object(
+  {
+    items: Type.Array(
+      Type.Object({
+        taskId: Type.String(),
+        attempt: Type.Integer({ minimum: 1 }),
+        term: Type.Integer({ minimum: 0 }),
+        spec: TaskSpecSchema,
+        desiredState: Type.Union([Type.Literal('run'), Type.Literal('stop')]),
+        traceparent: Type.Optional(Type.String()),
+      }),
+    ),
+    nextCursor: Type.Null(),
+  },
+  { description: "the worker's scheduled and running tasks, with their fencing tokens" },
+);

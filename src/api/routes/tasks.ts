@@ -29,7 +29,8 @@ import { TextStreams } from '../text-stream.js';
 import type { TasksService } from '../../contracts/services.js';
 import { checkSpecRules, parseIntegerParam } from '../validation.js';
 import { requestContext } from './kv.js';
-import { ConsistencyQuery, SubmitBatchReply, SubmitReply, TaskIdParams, TaskListQuerySchema, TaskLogsQuery } from './tasks-schemas.js';
+import { bodyAnswer, textSchema } from '../documented-answers.js';
+import { ConsistencyQuery, SubmitBatchReply, SubmitReply, TaskIdParams, TaskListQuerySchema, TaskListReply, TaskLogsQuery, TaskRecordReply } from './tasks-schemas.js';
 
 export interface TaskRoutesOptions {
   tasks: TasksService;
@@ -43,6 +44,7 @@ const BatchBody = Type.Object(
 
 const idempotencyKeyPattern = /^[\x21-\x7e]+$/;
 const tailLinesMax = 100_000;
+const logsAnswer = bodyAnswer("the container's output, from the worker of the latest attempt (follow=true: chunked, as it is written)", { 'text/plain': textSchema });
 
 export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { tasks, bodyLimitBytes }) => {
   const follows = new TextStreams(app, limits.logFollowsMax, 'followed logs');
@@ -77,7 +79,7 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { t
     },
   );
 
-  app.get<{ Querystring: TaskListQuerySchema }>('/v1/tasks', { schema: { querystring: TaskListQuerySchema } }, async (req) => {
+  app.get<{ Querystring: TaskListQuerySchema }>('/v1/tasks', { schema: { querystring: TaskListQuerySchema, documentedResponse: { 200: TaskListReply } } }, async (req) => {
     const q = req.query;
     const query: Parameters<TasksService['listTasks']>[0] = {
       limit: listLimit(q.limit),
@@ -93,17 +95,17 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { t
 
   app.get<{ Params: TaskIdParams; Querystring: ConsistencyQuery }>(
     '/v1/tasks/:id',
-    { schema: { params: TaskIdParams, querystring: ConsistencyQuery } },
+    { schema: { params: TaskIdParams, querystring: ConsistencyQuery, documentedResponse: { 200: TaskRecordReply } } },
     async (req) => taskView(await tasks.getTask(req.params.id, req.query.consistency ?? 'linearizable', requestContext(req))),
   );
 
-  app.delete<{ Params: TaskIdParams }>('/v1/tasks/:id', { schema: { params: TaskIdParams } }, async (req) =>
+  app.delete<{ Params: TaskIdParams }>('/v1/tasks/:id', { schema: { params: TaskIdParams, documentedResponse: { 200: TaskRecordReply } } }, async (req) =>
     taskView(await tasks.stopTask(req.params.id, requestContext(req))),
   );
 
   app.get<{ Params: TaskIdParams; Querystring: TaskLogsQuery }>(
     '/v1/tasks/:id/logs',
-    { schema: { params: TaskIdParams, querystring: TaskLogsQuery } },
+    { schema: { params: TaskIdParams, querystring: TaskLogsQuery, documentedResponse: { 200: logsAnswer } } },
     async (req, reply) => {
       const tail = parseIntegerParam('tail', req.query.tail, { min: 0, max: tailLinesMax }) ?? limits.runtimeLogTailLinesDefault;
       if (req.query.follow === 'true') return follows.serve(reply, (signal) => tasks.followTaskLogs(req.params.id, tail, requestContext(req), signal));

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import { redirectAnswer } from '../documented-answers.js';
 import { buildBaseApp } from '../http.js';
 import { madeOnFirstUse, relayTo } from '../relay.js';
 
@@ -67,6 +68,7 @@ export const uiRoutes: FastifyPluginAsync = async (app) => {
     return inner;
   });
   const relay = relayTo(files);
-  // The files are left out of the OpenAPI document, as @fastify/static leaves them out.
-  for (const url of uiRoutePaths) app.get(url, url.endsWith('/*') ? { schema: { hide: true } } : {}, relay);
+  // The files are left out of the OpenAPI document, as @fastify/static leaves them out; /ui sends the browser to them.
+  const dashboard = { schema: { documentedResponse: { 302: redirectAnswer('to the dashboard, /ui/') } } };
+  for (const url of uiRoutePaths) app.get(url, url.endsWith('/*') ? { schema: { hide: true } } : dashboard, relay);
 };

@@ -5,14 +5,16 @@ import type { HeartbeatRequest, RegisterRequest } from '../../contracts/worker.j
 import type { TasksService } from '../../contracts/services.js';
 import { requestContext } from './kv.js';
 import { listLimit } from './tasks.js';
-import { ConsistencyQuery, HeartbeatBody, RegisterBody, WorkerIdParams, WorkerListQuery } from './tasks-schemas.js';
+import {
+  AssignmentListReply, ConsistencyQuery, HeartbeatBody, HeartbeatReply, RegisterBody, RegisterReply, WorkerIdParams, WorkerListQuery, WorkerListReply, WorkerRecordReply,
+} from './tasks-schemas.js';
 
 export interface WorkerRoutesOptions {
   tasks: TasksService;
 }
 
 export const workerRoutes: FastifyPluginAsync<WorkerRoutesOptions> = async (app, { tasks }) => {
-  app.post<{ Body: RegisterBody }>('/v1/workers', { schema: { body: RegisterBody } }, async (req) => {
+  app.post<{ Body: RegisterBody }>('/v1/workers', { schema: { body: RegisterBody, documentedResponse: { 200: RegisterReply } } }, async (req) => {
     const { labels, capacity } = req.body;
     const body: RegisterRequest = {
       id: req.body.id, apiAddress: req.body.apiAddress, runtime: req.body.runtime,
@@ -23,16 +25,16 @@ export const workerRoutes: FastifyPluginAsync<WorkerRoutesOptions> = async (app,
 
   app.post<{ Params: WorkerIdParams; Body: HeartbeatBody }>(
     '/v1/workers/:id/heartbeat',
-    { schema: { params: WorkerIdParams, body: HeartbeatBody } },
+    { schema: { params: WorkerIdParams, body: HeartbeatBody, documentedResponse: { 200: HeartbeatReply } } },
     async (req) => tasks.workerHeartbeat(req.params.id, req.body as HeartbeatRequest, requestContext(req)),
   );
 
-  app.get<{ Params: WorkerIdParams }>('/v1/workers/:id/assignments', { schema: { params: WorkerIdParams } }, async (req) => ({
+  app.get<{ Params: WorkerIdParams }>('/v1/workers/:id/assignments', { schema: { params: WorkerIdParams, documentedResponse: { 200: AssignmentListReply } } }, async (req) => ({
     items: await tasks.workerAssignments(req.params.id, requestContext(req)),
     nextCursor: null,
   }));
 
-  app.get<{ Querystring: WorkerListQuery }>('/v1/workers', { schema: { querystring: WorkerListQuery } }, async (req) => {
+  app.get<{ Querystring: WorkerListQuery }>('/v1/workers', { schema: { querystring: WorkerListQuery, documentedResponse: { 200: WorkerListReply } } }, async (req) => {
     const q = req.query;
     const query = { limit: listLimit(q.limit), consistency: q.consistency ?? 'linearizable', ...(q.cursor === undefined ? {} : { cursor: q.cursor }) } as const;
     return tasks.listWorkers(query, requestContext(req));
@@ -40,7 +42,7 @@ export const workerRoutes: FastifyPluginAsync<WorkerRoutesOptions> = async (app,
 
   app.get<{ Params: WorkerIdParams; Querystring: ConsistencyQuery }>(
     '/v1/workers/:id',
-    { schema: { params: WorkerIdParams, querystring: ConsistencyQuery } },
+    { schema: { params: WorkerIdParams, querystring: ConsistencyQuery, documentedResponse: { 200: WorkerRecordReply } } },
     async (req) => tasks.getWorker(req.params.id, req.query.consistency ?? 'linearizable', requestContext(req)),
   );
 };
