@@ -7,6 +7,7 @@
 // routes into a small app of its own with the two plugins, and the explorer's requests are answered by it.
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyPluginAsync, FastifySchema, HTTPMethods, RouteOptions } from 'fastify';
+import { errorRegistry, type ErrorCode } from '../lib/errors.js';
 import { permissionFor, type RoutePermission } from './auth.js';
 import { buildBaseApp } from './http.js';
 import { madeOnFirstUse, relayTo } from './relay.js';
@@ -51,6 +52,8 @@ export interface RouteFacts {
   permission: RoutePermission | undefined;
   hasBody: boolean;
   hasParams: boolean;
+  /** The codes the route names in schema.errorCodes, beyond what every route shares: their statuses are added. */
+  errorCodes?: readonly ErrorCode[];
 }
 
 /**
@@ -58,7 +61,7 @@ export interface RouteFacts {
  * malformed (400), come without a credential or the permission (401/403, unless open), be limited (429, unless a
  * probe or a node's), or meet a fault (500); a route with a path parameter can name something missing (404); a
  * write can conflict (409) and carry a body (413/415); everything but /health and the documents may need the Raft
- * driver (503) and its deadline (504).
+ * driver (503) and its deadline (504). Then the statuses of the codes the route names itself.
  */
 export function errorStatusesOf(r: RouteFacts): number[] {
   const statuses = new Set<number>([400, 500]);
@@ -71,13 +74,17 @@ export function errorStatusesOf(r: RouteFacts): number[] {
   if (write) statuses.add(409);
   if (r.hasBody) statuses.add(413).add(415);
   if (!probe) statuses.add(503).add(504);
+  for (const code of r.errorCodes ?? []) statuses.add(errorRegistry[code].status);
   return [...statuses].sort((a, b) => a - b);
 }
 
 function errorResponsesOf(r: RouteFacts): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const status of errorStatusesOf(r)) {
-    out[String(status)] = { description: errorDescriptions[status] ?? 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+    // What any route means by the status, then what this route names for it ('MEMBER_NOT_FOUND: no such member').
+    const named = (r.errorCodes ?? []).filter((code) => errorRegistry[code].status === status).map((code) => `${code}: ${errorRegistry[code].message}`);
+    const description = [errorDescriptions[status] ?? [], named].flat().join('; ');
+    out[String(status)] = { description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
   }
   return out;
 }
@@ -93,6 +100,17 @@ export function operationIdOf(method: string, url: string): string {
     .map((w) => w[0]!.toUpperCase() + w.slice(1));
   return method.toLowerCase() + (words.join('') || 'Root');
 }
+
+/**
+ * The failures no operation can list, since they answer a request before (or instead of) any route: another method
+ * on a path (405, not 404), and a request Node's parser refuses or does not get in time (408, 431).
+ */
+const documentDescription = [
+  'Every failure answers { "error": { "code", "message" } } with the status of its code.',
+  'Besides the answers each operation lists: a path served with other methods than the one asked answers 405 METHOD_NOT_ALLOWED',
+  '(its Allow header names them), a path no route serves 404 NOT_FOUND, a request not received in time 408 REQUEST_TIMEOUT,',
+  'and headers over 16 KiB or 100 fields 431 HEADERS_TOO_LARGE.',
+].join(' ');
 
 /** What the document needs of a route: replayed, with a handler that is never called, into the documenting app. */
 interface NotedRoute {
@@ -115,7 +133,7 @@ async function buildDocsApp(routes: readonly NotedRoute[]): Promise<FastifyInsta
   await docs.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'Minkube manager API', version: '1', description: 'Every failure answers { "error": { "code", "message" } } with the status of its code.' },
+      info: { title: 'Minkube manager API', version: '1', description: documentDescription },
       components: {
         schemas: { Error: ErrorResponseSchema as unknown as Record<string, unknown> },
         securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'an API token mk_... or a session from POST /v1/auth/login' } },
@@ -124,9 +142,10 @@ async function buildDocsApp(routes: readonly NotedRoute[]): Promise<FastifyInsta
     // Documentation only: the route's own schema (and so its serialization) stays as it was written.
     transform: ({ schema, url, route }) => {
       const method = [route.method].flat()[0] ?? 'GET';
-      const { documentedResponse, ...s }: FastifySchema & Record<string, unknown> = { ...(schema as FastifySchema | undefined) };
+      const { documentedResponse, errorCodes, ...s }: FastifySchema & Record<string, unknown> = { ...(schema as FastifySchema | undefined) };
       const permission = permissionFor(method, url);
-      const facts: RouteFacts = { method, url, permission, hasBody: s.body !== undefined || method === 'POST' || method === 'PUT', hasParams: url.includes(':') };
+      const hasBody = s.body !== undefined || method === 'POST' || method === 'PUT';
+      const facts: RouteFacts = { method, url, permission, hasBody, hasParams: url.includes(':'), ...(errorCodes === undefined ? {} : { errorCodes }) };
       s.response = { ...errorResponsesOf(facts), ...documentedResponse, ...(s.response as Record<string, unknown> | undefined) };
       s.operationId ??= operationIdOf(method, url);
       if (permission !== 'open' && permission !== undefined) s.security = [{ bearerAuth: [] }];

@@ -20,7 +20,7 @@ import { FakeManagerService } from './fake-service.js';
 
 type Doc = {
   openapi: string;
-  info: { title: string; version: string };
+  info: { title: string; version: string; description?: string };
   paths: Record<string, Record<string, { operationId?: string; responses?: Record<string, unknown> }>>;
   components?: Record<string, Record<string, unknown>>;
 };
@@ -157,6 +157,24 @@ describe('the OpenAPI document', () => {
     expect(media('/v1/events', 'get', '200')).toEqual(['text/event-stream']);
     expect(media('/status', 'get', '200')).toEqual(['application/json', 'text/html']);
     expect(media('/v1/services', 'post', '201')).toEqual(['application/json']);
+  });
+
+  it('adds the failures a route names itself, each described by its codes', () => {
+    const responses = (path: string, method: string) => doc.paths[path]![method]!.responses as Record<string, { description: string }>;
+    const statuses = (path: string, method: string) => Object.keys(responses(path, method)).map(Number);
+    expect(statuses('/v1/tasks', 'post')).toEqual(expect.arrayContaining([403, 422]));
+    expect(responses('/v1/tasks', 'post')['422']!.description).toMatch(/IDEMPOTENCY_KEY_REUSED/);
+    expect(responses('/v1/tasks', 'post')['403']!.description).toMatch(/QUOTA_EXCEEDED/);
+    expect(statuses('/v1/tasks/batch', 'post')).toContain(422);
+    expect(statuses('/v1/tasks/{id}/logs', 'get')).toContain(410);
+    expect(responses('/v1/tasks/{id}/logs', 'get')['410']!.description).toMatch(/TASK_LOGS_GONE/);
+    expect(statuses('/v1/auth/login', 'post')).toContain(401);
+    expect(statuses('/v1/join', 'post')).toContain(401);
+    expect(statuses('/v1/cluster/leader', 'post')).toContain(404);
+    expect(responses('/v1/cluster/leader', 'post')['404']!.description).toMatch(/MEMBER_NOT_FOUND/);
+    expect(statuses('/ready', 'get')).toContain(503);
+    // A 405 answers a method no operation has: the document says so once, for every path.
+    expect(doc.info.description).toMatch(/405 METHOD_NOT_ALLOWED/);
   });
 
   it('keeps the success schemas the routes declare', () => {

@@ -9,7 +9,7 @@ export interface HealthRoutesOptions {
 
 export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app, opts) => {
   app.get('/health', { schema: { response: { 200: HealthReply } } }, async () => ({ status: 'ok' as const }));
-  app.get('/ready', { schema: { response: { 200: ReadyReply } } }, async () => {
+  app.get('/ready', { schema: { response: { 200: ReadyReply }, errorCodes: ['NOT_READY'] } }, async () => {
     const state = opts.ready();
     if (!state.ready) throw new MinkubeError('NOT_READY', state.reason);
     return { ready: true };

@@ -23,7 +23,7 @@ export interface LoginRoutesOptions {
 
 export const loginRoutes: FastifyPluginAsync<LoginRoutesOptions> = async (app, o) => {
   const nowMs = o.nowMs ?? Date.now;
-  app.post<{ Body: LoginBody }>('/v1/auth/login', { schema: { body: LoginBody, documentedResponse: { 200: LoginReply } } }, async (req) => {
+  app.post<{ Body: LoginBody }>('/v1/auth/login', { schema: { body: LoginBody, documentedResponse: { 200: LoginReply }, errorCodes: ['UNAUTHENTICATED', 'NOT_READY'] } }, async (req) => {
     const key = o.sessionKey();
     if (key === null) throw new MinkubeError('NOT_READY', 'the cluster has no session key yet (no leader has bootstrapped it)');
     const now = nowMs();

@@ -82,7 +82,7 @@ export interface ServiceRoutesOptions {
 }
 
 export const serviceRoutes: FastifyPluginAsync<ServiceRoutesOptions> = async (app, { services }) => {
-  app.post<{ Body: Static<typeof CreateBody> }>('/v1/services', { schema: { body: CreateBody, documentedResponse: { 201: ServiceReply } } }, async (req, reply) => {
+  app.post<{ Body: Static<typeof CreateBody> }>('/v1/services', { schema: { body: CreateBody, documentedResponse: { 201: ServiceReply }, errorCodes: ['QUOTA_EXCEEDED', 'SERVICE_EXISTS'] } }, async (req, reply) => {
     const view = await services.createService(req.body as ServiceCreateRequest, requestContext(req));
     return reply.code(201).send(view);
   });
@@ -103,11 +103,11 @@ export const serviceRoutes: FastifyPluginAsync<ServiceRoutesOptions> = async (ap
 
   app.patch<{ Params: Static<typeof NameParams>; Body: Static<typeof PatchBody> }>(
     '/v1/services/:name',
-    { schema: { params: NameParams, body: PatchBody, documentedResponse: { 200: ServiceReply } } },
+    { schema: { params: NameParams, body: PatchBody, documentedResponse: { 200: ServiceReply }, errorCodes: ['QUOTA_EXCEEDED'] } },
     async (req) => services.updateService(req.params.name, req.body as ServicePatchRequest, requestContext(req)),
   );
 
-  app.post<{ Params: Static<typeof NameParams> }>('/v1/services/:name/rollback', { schema: { params: NameParams, documentedResponse: { 200: ServiceReply } }, preValidation: takesNoBody }, async (req) =>
+  app.post<{ Params: Static<typeof NameParams> }>('/v1/services/:name/rollback', { schema: { params: NameParams, documentedResponse: { 200: ServiceReply }, errorCodes: ['SERVICE_ROLLBACK_REFUSED'] }, preValidation: takesNoBody }, async (req) =>
     services.rollbackService(req.params.name, requestContext(req)),
   );
 

@@ -44,6 +44,8 @@ const BatchBody = Type.Object(
 
 const idempotencyKeyPattern = /^[\x21-\x7e]+$/;
 const tailLinesMax = 100_000;
+/** A submission past its namespace's quota (in insecure clusters too), or a retry with another spec. */
+const submissionErrors = ['QUOTA_EXCEEDED', 'IDEMPOTENCY_KEY_REUSED'] as const;
 const logsAnswer = bodyAnswer("the container's output, from the worker of the latest attempt (follow=true: chunked, as it is written)", { 'text/plain': textSchema });
 
 export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { tasks, bodyLimitBytes }) => {
@@ -51,7 +53,7 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { t
   app.post<{ Body: TaskSpecBody }>(
     '/v1/tasks',
     {
-      schema: { body: TaskSpecSchema, response: { 201: SubmitReply } },
+      schema: { body: TaskSpecSchema, response: { 201: SubmitReply }, errorCodes: submissionErrors },
       // A body that fails the schema is a bad task spec, named as such (the message names the field).
       errorHandler: (err, req, reply) => {
         void sendError(asTaskSpecError(err), req, reply, bodyLimitBytes);
@@ -67,7 +69,7 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { t
   app.post<{ Body: { tasks: TaskSpecBody[] } }>(
     '/v1/tasks/batch',
     {
-      schema: { body: BatchBody, response: { 201: SubmitBatchReply } },
+      schema: { body: BatchBody, response: { 201: SubmitBatchReply }, errorCodes: submissionErrors },
       errorHandler: (err, req, reply) => {
         void sendError(asTaskSpecError(err, 'batch'), req, reply, bodyLimitBytes);
       },
@@ -105,7 +107,7 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { t
 
   app.get<{ Params: TaskIdParams; Querystring: TaskLogsQuery }>(
     '/v1/tasks/:id/logs',
-    { schema: { params: TaskIdParams, querystring: TaskLogsQuery, documentedResponse: { 200: logsAnswer } } },
+    { schema: { params: TaskIdParams, querystring: TaskLogsQuery, documentedResponse: { 200: logsAnswer }, errorCodes: ['TASK_LOGS_GONE', 'WORKER_UNAVAILABLE'] } },
     async (req, reply) => {
       const tail = parseIntegerParam('tail', req.query.tail, { min: 0, max: tailLinesMax }) ?? limits.runtimeLogTailLinesDefault;
       if (req.query.follow === 'true') return follows.serve(reply, (signal) => tasks.followTaskLogs(req.params.id, tail, requestContext(req), signal));
