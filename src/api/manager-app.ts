@@ -99,7 +99,7 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
   if (opts.https !== undefined) base.https = opts.https;
   const app = buildBaseApp(base);
   // First: its onRoute hook documents every route registered after it (GET /openapi.json, /docs).
-  void app.register(openApiPlugin);
+  void app.register(openApiPlugin, { secure: opts.security !== undefined });
   // traceparent on every request (a span, and the context the proposals carry on).
   void app.register(tracingPlugin);
   const { service } = opts;

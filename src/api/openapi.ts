@@ -52,21 +52,23 @@ export interface RouteFacts {
   permission: RoutePermission | undefined;
   hasBody: boolean;
   hasParams: boolean;
+  /** A secure cluster's app: tokens and node certificates are asked for (insecure: true asks for nothing). */
+  secure: boolean;
   /** The codes the route names in schema.errorCodes, beyond what every route shares: their statuses are added. */
   errorCodes?: readonly ErrorCode[];
 }
 
 /**
- * The failure statuses a route can answer, from what every route shares and what this one is: any request may be
- * malformed (400), come without a credential or the permission (401/403, unless open), be limited (429, unless a
- * probe or a node's), or meet a fault (500); a route with a path parameter can name something missing (404); a
- * write can conflict (409) and carry a body (413/415); everything but /health and the documents may need the Raft
- * driver (503) and its deadline (504). Then the statuses of the codes the route names itself.
+ * The failure statuses every route of its kind can answer: any request may be malformed (400), come without a
+ * credential or the permission (401/403, in a secure cluster, unless open), be limited (429, unless a probe or a
+ * node's), or meet a fault (500); a route with a path parameter can name something missing (404); a write can
+ * conflict (409) and carry a body (413/415); everything but /health and the documents may need the Raft driver (503)
+ * and its deadline (504).
  */
-export function errorStatusesOf(r: RouteFacts): number[] {
+function sharedErrorStatusesOf(r: RouteFacts): Set<number> {
   const statuses = new Set<number>([400, 500]);
   const open = r.permission === 'open';
-  if (!open) statuses.add(401).add(403);
+  if (r.secure && !open) statuses.add(401).add(403);
   const probe = r.url === '/health' || r.url === '/ready' || r.url === openApiPath || r.url.startsWith(docsPrefix);
   if (r.permission !== 'node' && !probe) statuses.add(429);
   if (r.hasParams || r.url.includes('*')) statuses.add(404);
@@ -74,16 +76,24 @@ export function errorStatusesOf(r: RouteFacts): number[] {
   if (write) statuses.add(409);
   if (r.hasBody) statuses.add(413).add(415);
   if (!probe) statuses.add(503).add(504);
+  return statuses;
+}
+
+/** The failure statuses a route can answer: those its kind shares, and those of the codes it names itself. */
+export function errorStatusesOf(r: RouteFacts): number[] {
+  const statuses = sharedErrorStatusesOf(r);
   for (const code of r.errorCodes ?? []) statuses.add(errorRegistry[code].status);
   return [...statuses].sort((a, b) => a - b);
 }
 
 function errorResponsesOf(r: RouteFacts): Record<string, unknown> {
+  const shared = sharedErrorStatusesOf(r);
   const out: Record<string, unknown> = {};
   for (const status of errorStatusesOf(r)) {
-    // What any route means by the status, then what this route names for it ('MEMBER_NOT_FOUND: no such member').
+    // What any route of its kind means by the status, then what this route names for it ('MEMBER_NOT_FOUND: no
+    // such member'); an insecure cluster's 403 is only a quota's, never a missing permission.
     const named = (r.errorCodes ?? []).filter((code) => errorRegistry[code].status === status).map((code) => `${code}: ${errorRegistry[code].message}`);
-    const description = [errorDescriptions[status] ?? [], named].flat().join('; ');
+    const description = [shared.has(status) ? (errorDescriptions[status] ?? []) : [], named].flat().join('; ');
     out[String(status)] = { description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
   }
   return out;
@@ -112,6 +122,14 @@ const documentDescription = [
   'and headers over 16 KiB or 100 fields 431 HEADERS_TOO_LARGE.',
 ].join(' ');
 
+const insecureDescription = 'This cluster is insecure (insecure: true): every route answers without a token or certificate.';
+
+/** How a secure cluster's routes know their caller (auth.ts): a token for clients, a certificate for cluster nodes. */
+const securitySchemes = {
+  bearerAuth: { type: 'http', scheme: 'bearer', description: 'an API token mk_... or a session from POST /v1/auth/login' },
+  nodeCertificate: { type: 'mutualTLS', description: "a cluster node's certificate (the routes workers and managers call)" },
+} as const;
+
 /** What the document needs of a route: replayed, with a handler that is never called, into the documenting app. */
 interface NotedRoute {
   method: HTTPMethods | HTTPMethods[];
@@ -127,16 +145,17 @@ const never = async (): Promise<never> => {
 };
 
 /** An app that serves the document and the explorer for `routes` (as the app noted them). */
-async function buildDocsApp(routes: readonly NotedRoute[]): Promise<FastifyInstance> {
+async function buildDocsApp(routes: readonly NotedRoute[], secure: boolean): Promise<FastifyInstance> {
   const [{ default: swagger }, { default: swaggerUi }] = await Promise.all([import('@fastify/swagger'), import('@fastify/swagger-ui')]);
   const docs = buildBaseApp({});
   await docs.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'Minkube manager API', version: '1', description: documentDescription },
+      info: { title: 'Minkube manager API', version: '1', description: secure ? documentDescription : `${documentDescription} ${insecureDescription}` },
       components: {
         schemas: { Error: ErrorResponseSchema as unknown as Record<string, unknown> },
-        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'an API token mk_... or a session from POST /v1/auth/login' } },
+        // As never: @fastify/swagger's types (openapi-types) lack OpenAPI 3.1's mutualTLS.
+        ...(secure ? { securitySchemes: securitySchemes as never } : {}),
       },
     },
     // Documentation only: the route's own schema (and so its serialization) stays as it was written.
@@ -145,10 +164,10 @@ async function buildDocsApp(routes: readonly NotedRoute[]): Promise<FastifyInsta
       const { documentedResponse, errorCodes, ...s }: FastifySchema & Record<string, unknown> = { ...(schema as FastifySchema | undefined) };
       const permission = permissionFor(method, url);
       const hasBody = s.body !== undefined || method === 'POST' || method === 'PUT';
-      const facts: RouteFacts = { method, url, permission, hasBody, hasParams: url.includes(':'), ...(errorCodes === undefined ? {} : { errorCodes }) };
+      const facts: RouteFacts = { method, url, permission, hasBody, hasParams: url.includes(':'), secure, ...(errorCodes === undefined ? {} : { errorCodes }) };
       s.response = { ...errorResponsesOf(facts), ...documentedResponse, ...(s.response as Record<string, unknown> | undefined) };
       s.operationId ??= operationIdOf(method, url);
-      if (permission !== 'open' && permission !== undefined) s.security = [{ bearerAuth: [] }];
+      if (secure && permission !== 'open') s.security = [permission === 'node' ? { nodeCertificate: [] } : { bearerAuth: [] }];
       return { schema: s as never, url };
     },
   });
@@ -159,9 +178,14 @@ async function buildDocsApp(routes: readonly NotedRoute[]): Promise<FastifyInsta
   return docs;
 }
 
-const openApiPluginImpl: FastifyPluginAsync = async (app) => {
+export interface OpenApiOptions {
+  /** The app asks for tokens and node certificates (ManagerAppOptions.security): the document says which route wants which. */
+  secure: boolean;
+}
+
+const openApiPluginImpl: FastifyPluginAsync<OpenApiOptions> = async (app, { secure }) => {
   const routes: NotedRoute[] = [];
-  const docs = madeOnFirstUse(app, () => buildDocsApp(routes));
+  const docs = madeOnFirstUse(app, () => buildDocsApp(routes, secure));
   app.addHook('onRoute', (r) => {
     // fastify's HEAD copy of a GET is made again by the docs app; the explorer's routes are its own.
     if (r.method === 'HEAD' || explorerPaths.includes(r.url)) return;
@@ -177,8 +201,8 @@ const openApiPluginImpl: FastifyPluginAsync = async (app) => {
 (openApiPluginImpl as unknown as Record<symbol, unknown>)[Symbol.for('skip-override')] = true;
 (openApiPluginImpl as unknown as Record<symbol, unknown>)[Symbol.for('fastify.display-name')] = 'minkube-openapi';
 
-/** Register before any route: `void app.register(openApiPlugin)`. */
-export const openApiPlugin: FastifyPluginAsync = openApiPluginImpl;
+/** Register before any route: `void app.register(openApiPlugin, { secure })`. */
+export const openApiPlugin: FastifyPluginAsync<OpenApiOptions> = openApiPluginImpl;
 
 /** The document as served (for tests and tools). */
 export async function openApiDocument(app: FastifyInstance): Promise<Record<string, unknown>> {

@@ -1,6 +1,7 @@
 // The managers' OpenAPI document (GET /openapi.json) and explorer (/docs): every route the app registers is in it
-// with its error answers, the document holds together as OpenAPI 3 (required fields, unique operationIds, every $ref
-// resolves, every schema compiles), and neither needs a token, in a secure app or an insecure one.
+// with its success and error answers, the document holds together as OpenAPI 3 (required fields, unique operationIds,
+// every $ref resolves, every schema compiles), an insecure cluster's asks for no credential, and neither needs a token,
+// in a secure app or an insecure one. openapi-answers.test.ts checks live answers against it.
 import Ajv from 'ajv';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -139,7 +140,7 @@ describe('the OpenAPI document', () => {
     expect(statuses('/health', 'get')).not.toContain(401);
     expect(statuses('/health', 'get')).not.toContain(429);
     expect(statuses('/v1/workers/{id}/heartbeat', 'post')).not.toContain(429);
-    expect(errorStatusesOf({ method: 'GET', url: '/v1/cluster', permission: { resource: 'cluster', verb: 'read' }, hasBody: false, hasParams: false })).toEqual([400, 401, 403, 429, 500, 503, 504]);
+    expect(errorStatusesOf({ method: 'GET', url: '/v1/cluster', permission: { resource: 'cluster', verb: 'read' }, hasBody: false, hasParams: false, secure: true })).toEqual([400, 401, 403, 429, 500, 503, 504]);
   });
 
   it('gives every operation its success answer (the dashboard its redirect), each in the media type it is sent in', () => {
@@ -175,6 +176,14 @@ describe('the OpenAPI document', () => {
     expect(statuses('/ready', 'get')).toContain(503);
     // A 405 answers a method no operation has: the document says so once, for every path.
     expect(doc.info.description).toMatch(/405 METHOD_NOT_ALLOWED/);
+  });
+
+  it('asks a client route for a token and a route of the cluster nodes for a node certificate', () => {
+    const security = (path: string, method: string) => (doc.paths[path]![method] as { security?: unknown }).security;
+    expect(Object.keys(doc.components!.securitySchemes!)).toEqual(['bearerAuth', 'nodeCertificate']);
+    expect(security('/v1/cluster', 'get')).toEqual([{ bearerAuth: [] }]);
+    expect(security('/v1/workers/{id}/heartbeat', 'post')).toEqual([{ nodeCertificate: [] }]);
+    expect(security('/health', 'get')).toBeUndefined();
   });
 
   it('keeps the success schemas the routes declare', () => {
@@ -217,6 +226,38 @@ describe('the OpenAPI document', () => {
   it('names operations after their method and path', () => {
     expect(operationIdOf('GET', '/v1/tasks/:id/logs')).toBe('getV1TasksByIdLogs');
     expect(operationIdOf('PUT', '/v1/kv/*')).toBe('putV1KvByKey');
+  });
+});
+
+describe('the OpenAPI document of an insecure cluster (insecure: true)', () => {
+  const { app, routes } = everyApp(false);
+  let doc: Doc;
+  type Operation = { security?: unknown; responses: Record<string, { description: string }> };
+  const operations = () => Object.entries(doc.paths).flatMap(([path, item]) => Object.entries(item).filter(([m]) => methods.includes(m)).map(([m, op]) => [`${m} ${path}`, op as Operation] as const));
+
+  beforeAll(async () => {
+    doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json<Doc>();
+  });
+  afterAll(() => app.close());
+
+  it('asks for no token or certificate: no security scheme, no 401, and a 403 only for a quota', () => {
+    expect(doc.components?.securitySchemes).toBeUndefined();
+    expect(operations().length).toBe(routes.length);
+    for (const [route, op] of operations()) {
+      expect(op.security, route).toBeUndefined();
+      expect(Object.keys(op.responses), route).not.toContain('401');
+      if (op.responses['403'] !== undefined) expect(op.responses['403'].description, route).toMatch(/^QUOTA_EXCEEDED: /);
+    }
+    expect(Object.keys(doc.paths['/v1/tasks']!.post!.responses!)).toContain('403');
+  });
+
+  it('gives every route its success answer, but the four an insecure cluster always refuses (no CA, no tokens)', () => {
+    const refused = ['get /v1/join/ca', 'post /v1/join', 'post /v1/certs/renew', 'post /v1/auth/login'];
+    for (const [route, op] of operations()) {
+      const successes = Object.keys(op.responses).filter((s) => Number(s) < 400);
+      if (refused.includes(route)) expect(successes, route).toEqual([]);
+      else expect(successes, route).not.toEqual([]);
+    }
   });
 });
 

@@ -65,13 +65,15 @@ export const joinRoutes: FastifyPluginAsync<JoinRoutesOptions> = async (app, { j
 /** What an insecure cluster (no CA) answers on the same routes: it has no certificate to give, sign or renew. */
 export const insecureJoinRoutes: FastifyPluginAsync = async (app) => {
   const noCa = (what: string): MinkubeError => new MinkubeError('INVALID_BODY', `this cluster is insecure and has no CA, so ${what}`);
-  app.get('/v1/join/ca', async () => {
+  // The document lists no success for them: there is none.
+  const schema = { summary: 'always 400 INVALID_BODY: an insecure cluster has no CA' };
+  app.get('/v1/join/ca', { schema }, async () => {
     throw noCa('there is no CA certificate to fetch and no join token to check it against');
   });
-  app.post('/v1/join', async () => {
+  app.post('/v1/join', { schema }, async () => {
     throw noCa('it takes no join tokens and issues no certificates: a manager joins it with an http:// --join URL and no --token');
   });
-  app.post('/v1/certs/renew', async () => {
+  app.post('/v1/certs/renew', { schema }, async () => {
     throw noCa('it has no certificates to renew');
   });
 };

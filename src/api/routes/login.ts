@@ -40,7 +40,8 @@ export const loginRoutes: FastifyPluginAsync<LoginRoutesOptions> = async (app, o
 
 /** What an insecure cluster answers instead: it has no tokens to log in with, and needs none. */
 export const insecureLoginRoutes: FastifyPluginAsync = async (app) => {
-  app.post('/v1/auth/login', async () => {
+  // The document lists no success for it: there is none.
+  app.post('/v1/auth/login', { schema: { summary: 'always 400 INVALID_BODY: an insecure cluster has no tokens' } }, async () => {
     throw new MinkubeError('INVALID_BODY', 'this cluster is insecure and has no tokens, so there is nothing to log in with: every route answers without one');
   });
 };
