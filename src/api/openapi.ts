@@ -99,6 +99,21 @@ function errorResponsesOf(r: RouteFacts): Record<string, unknown> {
   return out;
 }
 
+/**
+ * The name a route's wildcard (its rest of the path) has in the document: OpenAPI has no such parameter, and no tool
+ * takes one named '*'. The wildcard routes documented are /v1/kv/*, whose rest of the path is the key.
+ */
+const wildcardName = 'key';
+
+/** '/v1/kv/*' -> '/v1/kv/:key', its params schema's '*' renamed with it; any other route as it is. */
+function namedWildcard(url: string, params: unknown): { url: string; params: unknown } {
+  if (!url.endsWith('*')) return { url, params };
+  const schema = params as { properties?: Record<string, unknown>; required?: string[] } | undefined;
+  const { '*': rest = { type: 'string' }, ...others } = schema?.properties ?? {};
+  const required = [...(schema?.required ?? []).filter((name) => name !== '*'), wildcardName];
+  return { url: `${url.slice(0, -1)}:${wildcardName}`, params: { type: 'object', ...schema, properties: { ...others, [wildcardName]: rest }, required } };
+}
+
 /** 'GET /v1/tasks/:id/logs' -> 'getV1TasksByIdLogs': unique because method and url are. */
 export function operationIdOf(method: string, url: string): string {
   const words = url
@@ -168,7 +183,9 @@ async function buildDocsApp(routes: readonly NotedRoute[], secure: boolean): Pro
       s.response = { ...errorResponsesOf(facts), ...documentedResponse, ...(s.response as Record<string, unknown> | undefined) };
       s.operationId ??= operationIdOf(method, url);
       if (secure && permission !== 'open') s.security = [permission === 'node' ? { nodeCertificate: [] } : { bearerAuth: [] }];
-      return { schema: s as never, url };
+      const named = namedWildcard(url, s.params);
+      if (named.params !== undefined) s.params = named.params;
+      return { schema: s as never, url: named.url };
     },
   });
   // The explorer reads the same document from /docs/json.

@@ -2,7 +2,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 
 /** Keys may contain '/', so kv routes end in a wildcard and the key is the rest of the path (see keys.ts). */
-export const KeyParams = Type.Object({ '*': Type.String() });
+export const KeyParams = Type.Object({ '*': Type.String({ description: "the key: the rest of the path, '/' sent as is or as %2F" }) });
 /** A route that takes no query parameters: one given is 400 INVALID_PARAM (unknown field), never silently ignored. */
 export const NoQuery = Type.Object({}, { additionalProperties: false });
 export type KeyParams = Static<typeof KeyParams>;

@@ -38,7 +38,8 @@ function collectRoutes(app: FastifyInstance): string[] {
       // Static assets (the explorer's, a web UI's directory) are hidden on purpose; any other hidden route is a
       // route missing from the document.
       if (hidden && (r.url.startsWith(docsPrefix) || r.url.endsWith('/*'))) continue;
-      routes.push(`${m.toLowerCase()} ${r.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}').replace(/\*$/, '{*}')}`);
+      // The kv routes' wildcard (the rest of the path) is the document's {key}.
+      routes.push(`${m.toLowerCase()} ${r.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}').replace(/\*$/, '{key}')}`);
     }
   });
   return routes;
@@ -136,7 +137,7 @@ describe('the OpenAPI document', () => {
   it('gives each route the failures it can answer: a token route 401/403/429, a parameter 404, a write 409, a Raft one 503', () => {
     const statuses = (path: string, method: string) => Object.keys(doc.paths[path]![method]!.responses ?? {}).filter((s) => Number(s) >= 400).map(Number);
     expect(statuses('/v1/tasks/{id}', 'delete')).toEqual(expect.arrayContaining([400, 401, 403, 404, 409, 429, 500, 503]));
-    expect(statuses('/v1/kv/{*}', 'put')).toEqual(expect.arrayContaining([400, 401, 403, 404, 409, 413, 415, 429, 500, 503]));
+    expect(statuses('/v1/kv/{key}', 'put')).toEqual(expect.arrayContaining([400, 401, 403, 404, 409, 413, 415, 429, 500, 503]));
     expect(statuses('/health', 'get')).not.toContain(401);
     expect(statuses('/health', 'get')).not.toContain(429);
     expect(statuses('/v1/workers/{id}/heartbeat', 'post')).not.toContain(429);
@@ -221,6 +222,14 @@ describe('the OpenAPI document', () => {
     const pointers = schemaPointers(doc);
     expect(pointers.length).toBeGreaterThan(50);
     for (const p of pointers) expect(() => ajv.compile({ $ref: `doc${p}` }), p).not.toThrow();
+  });
+
+  it('names every path parameter, the kv routes\' wildcard as {key}', () => {
+    expect(Object.keys(doc.paths).filter((path) => path.includes('*'))).toEqual([]);
+    for (const method of ['get', 'put', 'delete']) {
+      const params = (doc.paths['/v1/kv/{key}']![method] as { parameters: { in: string; name: string; required?: boolean }[] }).parameters.filter((p) => p.in === 'path');
+      expect(params, method).toEqual([expect.objectContaining({ name: 'key', required: true })]);
+    }
   });
 
   it('names operations after their method and path', () => {
