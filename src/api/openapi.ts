@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifySchema, HTTPMethods, R
 import { errorRegistry, type ErrorCode } from '../lib/errors.js';
 import { permissionFor, type RoutePermission } from './auth.js';
 import { buildBaseApp } from './http.js';
+import { probeRoutes } from './rate-limit.js';
 import { madeOnFirstUse, relayTo } from './relay.js';
 
 export const openApiPath = '/openapi.json';
@@ -58,24 +59,31 @@ export interface RouteFacts {
   errorCodes?: readonly ErrorCode[];
 }
 
+/** Routes answered from this node's memory: they never wait on the Raft driver, nor queue for it. */
+const answeredLocally: ReadonlySet<string> = new Set(['/health', '/ready', '/status', '/metrics', '/ui', '/v1/join/ca', '/v1/cluster', openApiPath]);
+
 /**
- * The failure statuses every route of its kind can answer: any request may be malformed (400), come without a
- * credential or the permission (401/403, in a secure cluster, unless open), be limited (429, unless a probe or a
- * node's), or meet a fault (500); a route with a path parameter can name something missing (404); a write can
- * conflict (409) and carry a body (413/415); everything but /health and the documents may need the Raft driver (503)
- * and its deadline (504).
+ * The failure statuses every route of its kind can answer: any request may be malformed (400) or meet a fault (500);
+ * in a secure cluster a route that is not open may lack its credential or permission (401/403), and a token route
+ * may meet a manager that cannot check tokens yet (503 NOT_READY); a caller may be over its rate limit (429: secure
+ * clusters, never for nodes or what probes poll, see rate-limit.ts); a route with a path parameter can name something
+ * missing (404); a write can conflict (409) and carry a body (413/415); a route that waits on the Raft driver can
+ * find its queue full (429), no leader (503) or its deadline passed (504).
  */
 function sharedErrorStatusesOf(r: RouteFacts): Set<number> {
   const statuses = new Set<number>([400, 500]);
   const open = r.permission === 'open';
+  const node = r.permission === 'node';
+  const driver = !answeredLocally.has(r.url) && !r.url.startsWith(docsPrefix);
   if (r.secure && !open) statuses.add(401).add(403);
-  const probe = r.url === '/health' || r.url === '/ready' || r.url === openApiPath || r.url.startsWith(docsPrefix);
-  if (r.permission !== 'node' && !probe) statuses.add(429);
+  const rateLimited = r.secure && !node && !probeRoutes.has(`${r.method} ${r.url}`);
+  if (rateLimited || driver) statuses.add(429);
   if (r.hasParams || r.url.includes('*')) statuses.add(404);
   const write = r.method === 'POST' || r.method === 'PUT' || r.method === 'DELETE';
   if (write) statuses.add(409);
   if (r.hasBody) statuses.add(413).add(415);
-  if (!probe) statuses.add(503).add(504);
+  if (driver || (r.secure && !open && !node)) statuses.add(503);
+  if (driver) statuses.add(504);
   return statuses;
 }
 

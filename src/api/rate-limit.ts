@@ -81,7 +81,7 @@ function bucketOf(req: FastifyRequest, opts: RateLimitOptions): { table: 'tokens
  * Health and readiness answer from memory and are what load balancers and probes poll, often many behind one address:
  * limiting them would report a healthy manager as down, and would save nothing (refusing costs what answering does).
  */
-const probeRoutes: ReadonlySet<string> = new Set(['GET /health', 'HEAD /health', 'GET /ready', 'HEAD /ready', 'GET /status', 'HEAD /status']);
+export const probeRoutes: ReadonlySet<string> = new Set(['GET /health', 'HEAD /health', 'GET /ready', 'HEAD /ready', 'GET /status', 'HEAD /status']);
 
 function roleLimit(opts: RateLimitOptions, role: string): RateLimit {
   if (Object.hasOwn(opts.roles, role)) return opts.roles[role]!;

@@ -138,10 +138,18 @@ describe('the OpenAPI document', () => {
     const statuses = (path: string, method: string) => Object.keys(doc.paths[path]![method]!.responses ?? {}).filter((s) => Number(s) >= 400).map(Number);
     expect(statuses('/v1/tasks/{id}', 'delete')).toEqual(expect.arrayContaining([400, 401, 403, 404, 409, 429, 500, 503]));
     expect(statuses('/v1/kv/{key}', 'put')).toEqual(expect.arrayContaining([400, 401, 403, 404, 409, 413, 415, 429, 500, 503]));
-    expect(statuses('/health', 'get')).not.toContain(401);
-    expect(statuses('/health', 'get')).not.toContain(429);
-    expect(statuses('/v1/workers/{id}/heartbeat', 'post')).not.toContain(429);
-    expect(errorStatusesOf({ method: 'GET', url: '/v1/cluster', permission: { resource: 'cluster', verb: 'read' }, hasBody: false, hasParams: false, secure: true })).toEqual([400, 401, 403, 429, 500, 503, 504]);
+    // Probes: open, never rate limited, answered from memory (but /ready's own 503 NOT_READY).
+    expect(statuses('/health', 'get')).toEqual([400, 500]);
+    expect(statuses('/status', 'get')).toEqual([400, 500]);
+    // Open, but rate limited by address in a secure cluster.
+    expect(statuses('/openapi.json', 'get')).toEqual([400, 429, 500]);
+    // A node's request is never rate limited, but waits on the driver like any write (429 QUEUE_FULL, 503, 504).
+    expect(statuses('/v1/workers/{id}/heartbeat', 'post')).toEqual(expect.arrayContaining([401, 403, 404, 429, 503, 504]));
+    const cluster = { method: 'GET', url: '/v1/cluster', permission: { resource: 'cluster', verb: 'read' }, hasBody: false, hasParams: false } as const;
+    // Answered from memory: a secure cluster's 503 is a token it cannot check yet; an insecure one has no such answer.
+    expect(errorStatusesOf({ ...cluster, secure: true })).toEqual([400, 401, 403, 429, 500, 503]);
+    expect(errorStatusesOf({ ...cluster, secure: false })).toEqual([400, 500]);
+    expect(errorStatusesOf({ ...cluster, url: '/v1/tasks', secure: false })).toEqual([400, 429, 500, 503, 504]);
   });
 
   it('gives every operation its success answer (the dashboard its redirect), each in the media type it is sent in', () => {
