@@ -1,7 +1,8 @@
 // Where TLS material lives on disk: a node's <dataDir>/tls/, and the cluster directory beside a config file that holds
-// the CA of a locally provisioned cluster. Files are written whole (temp file + rename); keys are readable by the owner only.
+// the CA of a locally provisioned cluster and the admin token made with it. Files are written whole (temp file +
+// rename); keys and tokens are readable by the owner only.
 import { createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
-import { link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { MinkubeError } from '../lib/errors.js';
@@ -10,6 +11,7 @@ import {
   caDigest, certificateLifetimeMs, createClusterCa, identityFromCertificate, isIssuedBy, issueNodeKeyAndCert, needsRenewal, subjectAltNames,
   type NodeIdentity, type NodeRole, type SubjectAltNames,
 } from './ca.js';
+import { newApiToken, parseApiToken } from './tokens.js';
 
 export interface NodeTls {
   caCertPem: string;
@@ -28,7 +30,10 @@ export interface LocalNode {
   addresses: string[];
 }
 
-const files = { caCert: 'ca.crt', caKey: 'ca.key', cert: 'node.crt', key: 'node.key', clusterId: 'cluster-id', lock: 'pki.lock' };
+const files = {
+  caCert: 'ca.crt', caKey: 'ca.key', cert: 'node.crt', key: 'node.key', clusterId: 'cluster-id', lock: 'pki.lock',
+  adminToken: 'admin.token', adminTokenPending: 'admin.token.pending',
+};
 
 export function nodeTlsDir(dataDir: string): string {
   return join(dataDir, 'tls');
@@ -164,11 +169,47 @@ async function loadOrCreateCa(clusterDir: string): Promise<{ ca: ClusterCa; crea
   // A cluster id written by a process that crashed before its CA keeps naming the cluster.
   const clusterId = idText?.trim() || `mk-${randomBytes(6).toString('hex')}`;
   const fresh = await createClusterCa({ clusterId });
+  // Before the CA: a crash between them leaves no CA, and the next start makes one for this token.
+  await makeAdminTokenWithCa(clusterDir);
   await writeFileAtomic(join(clusterDir, files.clusterId), `${clusterId}\n`, 0o644);
   await writeFileAtomic(join(clusterDir, files.caKey), fresh.keyPem, 0o600);
   // Written last: its presence says the CA is complete.
   await writeFileAtomic(join(clusterDir, files.caCert), fresh.certPem, 0o644);
   return { ca: { clusterId, ...fresh }, created: true };
+}
+
+/**
+ * A new CA comes with a new admin token, unless the folder holds one already (only the CA was moved aside: that token
+ * is not the CA's). The token is marked pending (admin.token.pending names its accessor) until a manager sees it in
+ * the replicated state: a rotation keeps a state that knows only the old tokens, so a leader adds a pending token
+ * there (see AuthServiceImpl) and removes the mark, and a token once seen is never added again, even when revoked.
+ * The mark is written first (a token without one is never added); the token never replaces one another process made.
+ */
+async function makeAdminTokenWithCa(clusterDir: string): Promise<void> {
+  const path = join(clusterDir, files.adminToken);
+  if ((await readIfExists(path)) !== null) return;
+  const { token, accessor } = newApiToken();
+  await writeFileAtomic(join(clusterDir, files.adminTokenPending), `${accessor}\n`, 0o600);
+  try {
+    await writeFile(path, `${token}\n`, { flag: 'wx', mode: 0o600 });
+  } catch (err) {
+    if (!isErrno(err, 'EEXIST')) throw err;
+    await clearAdminTokenPending(clusterDir);
+  }
+}
+
+/**
+ * Whether the cluster directory marks this admin token pending: made with a new CA (ensureLocalPki) and not yet seen
+ * in the replicated state. A mark that names another token (one replaced since) is not this token's.
+ */
+export async function adminTokenPending(clusterDir: string, token: string): Promise<boolean> {
+  const named = (await readIfExists(join(clusterDir, files.adminTokenPending)))?.trim();
+  return named !== undefined && named === parseApiToken(token)?.accessor;
+}
+
+/** Removes the pending mark: the replicated state has held the token, so it must never be added again. */
+export async function clearAdminTokenPending(clusterDir: string): Promise<void> {
+  await removeIfExists(join(clusterDir, files.adminTokenPending));
 }
 
 async function ensureNodeCert(node: LocalNode, ca: ClusterCa, lifetimeS: number): Promise<void> {

@@ -2,13 +2,16 @@
 // including several processes provisioning the same cluster at the same moment.
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { certificateLifetimeMs, createClusterCa, isIssuedBy, issueNodeKeyAndCert, subjectAltNames } from '../../src/security/ca.js';
-import { ensureLocalPki, readNodeTls, sansForAddresses, writeNodeTls, type LocalNode } from '../../src/security/pki-files.js';
+import {
+  adminTokenPending, clearAdminTokenPending, ensureLocalPki, readNodeTls, sansForAddresses, writeNodeTls, type LocalNode,
+} from '../../src/security/pki-files.js';
+import { newApiToken, parseApiToken } from '../../src/security/tokens.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -114,6 +117,29 @@ describe('ensureLocalPki', () => {
     expect((await readNodeTls(m1.dataDir))!.certPem).toBe(short);
   });
 
+  it('makes an admin token with a new CA, marked pending until cleared; a CA made beside a kept token marks nothing', async () => {
+    const clusterDir = join(dir, '.minkube');
+    await ensureLocalPki({ clusterDir, nodes: [] });
+    const token = (await readFile(join(clusterDir, 'admin.token'), 'utf8')).trim();
+    expect(parseApiToken(token)).not.toBeNull();
+    expect(await modeOf(join(clusterDir, 'admin.token'))).toBe(0o600);
+    expect(await adminTokenPending(clusterDir, token)).toBe(true);
+    expect(await adminTokenPending(clusterDir, newApiToken().token)).toBe(false);
+    // Another start keeps the token and its mark.
+    await ensureLocalPki({ clusterDir, nodes: [] });
+    expect((await readFile(join(clusterDir, 'admin.token'), 'utf8')).trim()).toBe(token);
+    expect(await adminTokenPending(clusterDir, token)).toBe(true);
+    await clearAdminTokenPending(clusterDir);
+    expect(await adminTokenPending(clusterDir, token)).toBe(false);
+    await clearAdminTokenPending(clusterDir);
+
+    // Only the CA moved aside: the new CA keeps the folder's token, which is not the new CA's, so it stays unmarked.
+    for (const f of ['ca.crt', 'ca.key']) await rename(join(clusterDir, f), join(dir, f));
+    expect((await ensureLocalPki({ clusterDir, nodes: [] })).created).toBe(true);
+    expect((await readFile(join(clusterDir, 'admin.token'), 'utf8')).trim()).toBe(token);
+    expect(await adminTokenPending(clusterDir, token)).toBe(false);
+  });
+
   it('creates exactly one CA when many callers race, and every node gets a certificate from it', async () => {
     const clusterDir = join(dir, '.minkube');
     const nodes = Array.from({ length: 12 }, (_, i) => node(`m${i}`, 'manager'));
@@ -138,6 +164,8 @@ describe('ensureLocalPki', () => {
     expect(results.filter((r) => r.created)).toHaveLength(1);
     expect(new Set(results.map((r) => r.caCertPem)).size).toBe(1);
     for (const id of ['m1', 'm2', 'm3']) expect((await readNodeTls(join(dir, id)))!.caCertPem).toBe(results[0]!.caCertPem);
+    // One admin token, made with the CA and marked pending.
+    expect(await adminTokenPending(clusterDir, (await readFile(join(clusterDir, 'admin.token'), 'utf8')).trim())).toBe(true);
   }, 60_000);
 
   it('takes over a lock left by a process that has exited', async () => {
