@@ -13,7 +13,7 @@ import { writeCredentials } from '../client/credentials.js';
 import { HttpClient } from '../client/http.js';
 import { joinWithToken } from './join.js';
 import { applyRenewedTls, localSigner, startCertRenewal } from './renewal.js';
-import { bootstrapRecordFor, ensureAdminToken, loadNodeSecurity, type NodeSecurity, type ServerTls } from './security.js';
+import { adminTokenMarkFor, bootstrapRecordFor, ensureAdminToken, loadNodeSecurity, type NodeSecurity, type ServerTls } from './security.js';
 import { nodeTlsDir, readNodeTls } from '../security/pki-files.js';
 import { storageFailed } from '../storage/common.js';
 import type { ManagerConfig } from '../config/cluster.js';
@@ -283,6 +283,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     logger: logger.child({ component: 'auth' }),
     caCertPem: security?.material.caCertPem ?? null,
     bootstrap: adminToken === null ? null : bootstrapRecordFor(adminToken),
+    adminTokenMark: adminToken === null ? null : adminTokenMarkFor(config.clusterDir, adminToken),
     proposalTimeoutMs: config.api.requestTimeoutMs,
   });
   const driver = await RaftNodeDriver.open({

@@ -8,8 +8,9 @@ import type { Logger } from 'pino';
 import type { TlsMaterial } from '../client/http.js';
 import type { ClusterConfig } from '../config/cluster.js';
 import { MinkubeError } from '../lib/errors.js';
+import type { AdminTokenMark } from '../manager/auth-service.js';
 import { identityFromCertificate, type NodeIdentity, type NodeRole } from '../security/ca.js';
-import { ensureLocalPki, readNodeTls, type NodeTls } from '../security/pki-files.js';
+import { adminTokenPending, clearAdminTokenPending, ensureLocalPki, readNodeTls, type NodeTls } from '../security/pki-files.js';
 import { hashSecret, newApiToken, parseApiToken } from '../security/tokens.js';
 import type { TransportTls } from '../transport/tcp.js';
 
@@ -132,9 +133,10 @@ export function peerProblem(identity: NodeIdentity | null, clusterId: string, pe
 }
 
 /**
- * The cluster's first admin token, made once beside the config file (`<clusterDir>/admin.token`, mode 0600) by
- * whichever process gets there first: `minkube up` hands it to the CLI, and the first leader writes its hash into
- * the replicated state (auth.bootstrap), where it can be revoked like any other token.
+ * The cluster folder's admin token (`<clusterDir>/admin.token`, mode 0600): made with the CA (ensureLocalPki), or
+ * here by whichever process gets there first when the file is missing. `minkube up` hands it to the CLI; the first
+ * leader writes its hash into the replicated state (auth.bootstrap), where it can be revoked like any other token,
+ * and after a CA rotation a leader adds the new CA's token there once (AuthServiceImpl, adminTokenPending).
  */
 export async function ensureAdminToken(clusterDir: string): Promise<string> {
   const path = join(clusterDir, 'admin.token');
@@ -160,4 +162,9 @@ export function bootstrapRecordFor(adminToken: string): { accessor: string; secr
   const parsed = parseApiToken(adminToken);
   if (parsed === null) throw new MinkubeError('CONFIG_INVALID', 'the admin token is not a Minkube API token');
   return { accessor: parsed.accessor, secretHash: hashSecret(parsed.secret) };
+}
+
+/** The cluster folder's pending mark on its admin token, for the auth service (see adminTokenPending). */
+export function adminTokenMarkFor(clusterDir: string, adminToken: string): AdminTokenMark {
+  return { pending: () => adminTokenPending(clusterDir, adminToken), clear: () => clearAdminTokenPending(clusterDir) };
 }

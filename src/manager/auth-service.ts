@@ -1,6 +1,7 @@
 // API tokens and join tokens for the managers' API: creations and revocations become proposals; checks read this
 // manager's applied auth state, so a token is checked without a round trip and a revocation holds on a manager as
-// soon as it has applied it. Also bootstraps the cluster's first admin token when this manager first leads.
+// soon as it has applied it. Also bootstraps the cluster's first admin token when this manager first leads, and
+// adds the admin token made with a new CA (a CA rotation keeps the replicated state) when it leads after one.
 // No escalation (see AuthService): a caller creates or revokes only tokens whose permissions it holds itself.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -8,7 +9,7 @@ import type {
   ApiTokenView, AuthService, CreatedApiToken, CreatedJoinToken, JoinTokenView, RequestContext, TokenList, TokenLookup, TokenRequest,
 } from '../contracts/services.js';
 import { accessorPattern, policyProblem, wirePolicy, type AuthCommand, type JoinRole } from '../kv/auth-commands.js';
-import type { ApiTokenRecord, AuthStore, JoinTokenRecord } from '../kv/auth-store.js';
+import { bootstrapTokenName, type ApiTokenRecord, type AuthStore, type JoinTokenRecord } from '../kv/auth-store.js';
 import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
@@ -28,6 +29,18 @@ export interface BootstrapRecord {
   readonly sessionKey?: string;
 }
 
+/**
+ * The cluster folder's mark on its admin token (the bootstrap record's): pending while the token, made with a new CA,
+ * has not been seen in the replicated state. Only a manager started from the cluster folder has one: the token comes
+ * from the folder that holds the CA key, never from a request.
+ */
+export interface AdminTokenMark {
+  /** Read afresh each time: another manager may have cleared it. */
+  pending(): Promise<boolean>;
+  /** The replicated state has held the token: it is never added again, even once revoked. */
+  clear(): Promise<void>;
+}
+
 export interface AuthServiceOptions {
   store: AuthStore;
   raft: Proposer;
@@ -37,6 +50,8 @@ export interface AuthServiceOptions {
   caCertPem: string | null;
   /** Proposed when this manager leads a cluster not yet bootstrapped; null or absent: never. */
   bootstrap?: BootstrapRecord | null;
+  /** With bootstrap: when pending, a leader of a bootstrapped cluster adds the bootstrap record's token as an admin. */
+  adminTokenMark?: AdminTokenMark | null;
   /** How long one bootstrap attempt may take (default limits.requestTimeoutMsDefault). */
   proposalTimeoutMs?: number;
 }
@@ -140,9 +155,10 @@ export class AuthServiceImpl implements AuthService {
   }
 
   /**
-   * Proposes auth.bootstrap unless the applied state is bootstrapped already, and answers whether it is now. Never
-   * throws: a failure is logged, and the next leadership tries again. Any manager may propose it; the state machine
-   * counts only the first, so two leaders of successive terms cannot both bootstrap.
+   * Proposes auth.bootstrap unless the applied state is bootstrapped already, then adds the folder's admin token if
+   * it is still marked pending (addPendingAdminToken), and answers whether the state is bootstrapped. Never throws: a
+   * failure is logged, and the next leadership tries again. Any manager may propose it; the state machine counts only
+   * the first, so two leaders of successive terms cannot both bootstrap.
    */
   async maybeBootstrap(term: number): Promise<boolean> {
     const { bootstrap, store, raft, clock, logger } = this.o;
@@ -151,15 +167,43 @@ export class AuthServiceImpl implements AuthService {
     try {
       // Catch up first: a cluster bootstrapped by an earlier leader needs no entry.
       await raft.barrier(deadlineMs);
-      if (store.bootstrapped()) return true;
-      const r = await raft.proposeCommand({ op: 'auth.bootstrap', ...pickBootstrap(bootstrap), atMs: clock.nowMs() }, deadlineMs, `auth-bootstrap-${term}`);
-      if (!r.ok) throw new MinkubeError(r.code, r.message);
-      logger.info({ term, accessor: store.bootstrapped() ? bootstrap.accessor : null }, 'cluster auth bootstrapped');
+      if (!store.bootstrapped()) {
+        const r = await raft.proposeCommand({ op: 'auth.bootstrap', ...pickBootstrap(bootstrap), atMs: clock.nowMs() }, deadlineMs, `auth-bootstrap-${term}`);
+        if (!r.ok) throw new MinkubeError(r.code, r.message);
+        logger.info({ term, accessor: store.bootstrapped() ? bootstrap.accessor : null }, 'cluster auth bootstrapped');
+      }
+      const added = store.bootstrapped() && (await this.addPendingAdminToken(bootstrap, term, deadlineMs));
+      logger.info({ term, accessor: bootstrap.accessor, added }, "the cluster folder's admin token checked");
       return store.bootstrapped();
     } catch (err) {
       logger.warn({ err, term }, 'auth bootstrap failed; the next leadership tries again');
       return false;
     }
+  }
+
+  /**
+   * After a CA rotation the state is bootstrapped, but knows only the old tokens: the folder's new admin token,
+   * marked pending since it was made with the new CA, is added as an admin token (only its hash), and the mark
+   * cleared. Run by a leader after a barrier, so it sees what earlier leaders added; a token the state holds (the
+   * bootstrap token of a new cluster, or one added before) only clears the mark. Answers whether it proposed.
+   */
+  private async addPendingAdminToken(b: BootstrapRecord, term: number, deadlineMs: number): Promise<boolean> {
+    const { adminTokenMark: mark, store, raft, clock } = this.o;
+    if (mark == null || !(await mark.pending())) return false;
+    const held = (): boolean => store.tokenByAccessor(b.accessor)?.secretHash === b.secretHash;
+    let proposed = false;
+    if (!held()) {
+      const cmd: AuthCommand = {
+        op: 'auth.tokenCreate', accessor: b.accessor, secretHash: b.secretHash, name: `${bootstrapTokenName}-${b.accessor}`, role: 'admin',
+        expiresAtMs: null, atMs: clock.nowMs(),
+      };
+      const r = await raft.proposeCommand(cmd, deadlineMs, `auth-admin-token-${term}`);
+      // Added now, or by another leader just before: either way the state has held it.
+      if (!r.ok && !held()) throw new MinkubeError(r.code, r.message);
+      proposed = r.ok;
+    }
+    await mark.clear();
+    return proposed;
   }
 
   /**

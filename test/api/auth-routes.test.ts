@@ -1,7 +1,7 @@
 // The token routes through app.inject, over the real AuthServiceImpl and state machine behind a one-node "Raft"
 // that applies each proposal at once: what a client sees on create, list and revoke, what a manager then checks
 // tokens against, join tokens (listed by accessor, revoked, then refused by POST /v1/join; none from an insecure
-// cluster), bad bodies naming the field, and bootstrap.
+// cluster), bad bodies naming the field, bootstrap, and the admin token of a rotated CA.
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -10,7 +10,7 @@ import { encodeCommand, type Command } from '../../src/kv/commands.js';
 import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';
 import type { Clock } from '../../src/lib/clock.js';
 import { MinkubeError } from '../../src/lib/errors.js';
-import { AuthServiceImpl, type AuthServiceOptions } from '../../src/manager/auth-service.js';
+import { AuthServiceImpl, type AdminTokenMark, type AuthServiceOptions } from '../../src/manager/auth-service.js';
 import { JoinServiceImpl } from '../../src/manager/join-service.js';
 import { caDigest, createClusterCa, createCsr, generateNodeKey, issueNodeKeyAndCert } from '../../src/security/ca.js';
 import { hashSecret, joinTokenAccessor, parseApiToken, parseJoinToken, secretMatches } from '../../src/security/tokens.js';
@@ -309,5 +309,61 @@ describe('bootstrap', () => {
     await new Promise((r) => setImmediate(r));
     expect(raft.sm.auth.bootstrapped()).toBe(true);
     expect(raft.proposals.map((c) => c.op)).toEqual(['auth.bootstrap']);
+  });
+});
+
+describe('the admin token made with a new CA (a rotation keeps the bootstrapped state)', () => {
+  const old = { accessor: '00000000000000b0', secretHash: 'c'.repeat(64) };
+  const rotated = { accessor: '00000000000000c0', secretHash: 'd'.repeat(64) };
+  /** The cluster folder's mark, shared by every manager started from the folder. */
+  const folderMark = (): AdminTokenMark & { marked: boolean } => {
+    const m = { marked: true, pending: async () => m.marked, clear: async () => void (m.marked = false) };
+    return m;
+  };
+
+  it('a leader adds a pending token once, as an admin token, and clears the mark; later leaders add nothing', async () => {
+    expect(await service(raft, { bootstrap: old }).maybeBootstrap(1)).toBe(true);
+    const mark = folderMark();
+    expect(await service(raft, { bootstrap: rotated, adminTokenMark: mark }).maybeBootstrap(2)).toBe(true);
+    expect(auth.lookupToken(rotated.accessor)).toEqual({
+      accessor: rotated.accessor, name: `bootstrap-${rotated.accessor}`, role: 'admin', secretHash: rotated.secretHash, expiresAtMs: null,
+    });
+    expect(auth.lookupToken(old.accessor)).toMatchObject({ name: 'bootstrap', role: 'admin' });
+    expect(mark.marked).toBe(false);
+    expect(await service(raft, { bootstrap: rotated, adminTokenMark: mark }).maybeBootstrap(3)).toBe(true);
+    expect(raft.proposals.map((c) => c.op)).toEqual(['auth.bootstrap', 'auth.tokenCreate']);
+  });
+
+  it('a revoked token stays revoked: its mark was cleared when it was added, and an unmarked token is never added', async () => {
+    const mark = folderMark();
+    await service(raft, { bootstrap: old }).maybeBootstrap(1);
+    await service(raft, { bootstrap: rotated, adminTokenMark: mark }).maybeBootstrap(2);
+    await raft.proposeCommand({ op: 'auth.tokenRevoke', accessor: rotated.accessor });
+    await raft.proposeCommand({ op: 'auth.tokenRevoke', accessor: old.accessor });
+    await service(raft, { bootstrap: rotated, adminTokenMark: mark }).maybeBootstrap(3);
+    await service(raft, { bootstrap: old, adminTokenMark: { ...folderMark(), pending: async () => false } }).maybeBootstrap(4);
+    expect(raft.proposals.map((c) => c.op)).toEqual(['auth.bootstrap', 'auth.tokenCreate', 'auth.tokenRevoke', 'auth.tokenRevoke']);
+    expect(auth.lookupToken(rotated.accessor)).toBeUndefined();
+    expect(auth.lookupToken(old.accessor)).toBeUndefined();
+  });
+
+  it("a new cluster's bootstrap token only clears the mark", async () => {
+    const mark = folderMark();
+    expect(await service(raft, { bootstrap: old, adminTokenMark: mark }).maybeBootstrap(1)).toBe(true);
+    expect(raft.proposals.map((c) => c.op)).toEqual(['auth.bootstrap']);
+    expect(mark.marked).toBe(false);
+  });
+
+  it('a failed attempt keeps the mark, and the next leadership adds the token', async () => {
+    await service(raft, { bootstrap: old }).maybeBootstrap(1);
+    const mark = folderMark();
+    const s = service(raft, { bootstrap: rotated, adminTokenMark: mark });
+    raft.failNext = new MinkubeError('NO_LEADER', 'lost it');
+    expect(await s.maybeBootstrap(2)).toBe(false);
+    expect(mark.marked).toBe(true);
+    expect(auth.lookupToken(rotated.accessor)).toBeUndefined();
+    await s.maybeBootstrap(3);
+    expect(auth.lookupToken(rotated.accessor)).toMatchObject({ role: 'admin' });
+    expect(mark.marked).toBe(false);
   });
 });
