@@ -11,6 +11,8 @@ import { ManagerMetrics } from '../manager/metrics.js';
 import type { RaftNodeDriver } from '../manager/node.js';
 import type { TcpTransport } from '../transport/tcp.js';
 import { WorkerMetrics } from '../worker/metrics.js';
+import { FollowerProbe } from '../manager/follower-probe.js';
+import { systemClock } from '../lib/clock.js';
 
 export interface ManagerParts {
   driver: RaftNodeDriver<unknown>;
@@ -47,13 +49,41 @@ export function managerObservability(metrics: ManagerMetrics | null, p: ManagerP
   };
 }
 
+/** A follower's probe of another follower: GET /health answered within this long (a verdict kept a second). */
+const followerProbeTimeoutMs = 500;
+const followerProbeMaxAgeMs = 1000;
+
 function managerStatus(p: ManagerParts): StatusSource {
+  const probe = new FollowerProbe({
+    clock: systemClock,
+    maxAgeMs: followerProbeMaxAgeMs,
+    ask: async (apiAddress) => {
+      try {
+        const res = await p.http.request({ method: 'GET', url: normaliseBaseUrl(apiAddress, { tls: p.tls }), path: '/health', timeoutMs: followerProbeTimeoutMs });
+        return isOk(res.status);
+      } catch {
+        return false;
+      }
+    },
+  });
   return {
-    facts: () => {
+    facts: async () => {
       const st = p.driver.status();
-      const reachable = st.voters.filter((v) => v === p.driver.id || p.driver.reachable(v as NodeId));
+      const self = p.driver.id;
+      // A follower hears from its leader alone: another follower's open connection says nothing (follower-probe.ts).
+      const answered = await Promise.all(
+        st.voters.map(async (v) => {
+          if (v === self) return true;
+          if (!p.driver.reachable(v as NodeId)) return false;
+          if (st.role === 'leader' || v === st.leaderId) return true;
+          const apiAddress = p.driver.directory.get(v)?.apiAddress;
+          return apiAddress === undefined || apiAddress === '' ? true : probe.answers(apiAddress);
+        }),
+      );
+      probe.keepOnly(new Set(st.voters.map((v) => p.driver.directory.get(v)?.apiAddress ?? '')));
+      const reachable = st.voters.filter((_, i) => answered[i]);
       const votersReachable = reachable.length;
-      const votersRecovering = reachable.filter((v) => (v === p.driver.id ? p.driver.storage().state === 'recovering' : st.peersRecovering.includes(v))).length;
+      const votersRecovering = reachable.filter((v) => (v === self ? p.driver.storage().state === 'recovering' : st.peersRecovering.includes(v))).length;
       const workers = p.store.allWorkers();
       return {
         leaderId: st.leaderId,

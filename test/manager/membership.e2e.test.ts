@@ -190,6 +190,10 @@ describe('membership changes with real processes', () => {
       const status = await c.http(leader, 'GET', '/status');
       expect(status.body).toMatchObject({ status: 'degraded', managersReachable: 2 });
       expect((status.body as { reasons: string[] }).reasons).toContain('1 of 3 managers unreachable');
+      // The other follower says so too: it asks a fellow follower's /health, Raft giving it nothing to go on.
+      const other = c.managerIds.find((id) => id !== leader && id !== victim)!;
+      const seen = await c.http(other, 'GET', '/status');
+      expect(seen.body).toMatchObject({ status: 'degraded', managersReachable: 2, leader });
     } finally {
       await c.signal(victim, 'SIGCONT');
     }

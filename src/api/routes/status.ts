@@ -18,7 +18,7 @@ export interface StatusFacts {
 }
 
 export interface StatusSource {
-  facts(): StatusFacts;
+  facts(): StatusFacts | Promise<StatusFacts>;
 }
 
 export const StatusReply = Type.Object({
@@ -63,7 +63,7 @@ const statusAnswer = bodyAnswer('always 200: the status, as JSON (Accept: applic
 
 export const statusRoutes: FastifyPluginAsync<{ source: StatusSource }> = async (app, opts) => {
   app.get('/status', { schema: { querystring: StatusQuery, documentedResponse: { 200: statusAnswer } } }, async (req, reply) => {
-    const status = judgeStatus(opts.source.facts());
+    const status = judgeStatus(await opts.source.facts());
     const { format } = req.query as Static<typeof StatusQuery>;
     const wantsJson = format === 'json' || (format === undefined && !prefersHtml(req.headers.accept));
     // Always 200: the answer is the page, whatever it says (GET /ready is the probe that answers 503).
