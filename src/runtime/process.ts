@@ -1,10 +1,11 @@
-// ProcessRuntime: tasks as plain child processes (no shell), for hosts without Docker. Each process gets a JSON record
-// and a log file under the state dir, and runs detached with its output going straight to that file, so it outlives
-// a worker restart and the next worker re-adopts it with list().
+// ProcessRuntime: tasks as plain processes, for hosts without Docker. Each process gets a JSON record, a log file and
+// (once it ends) an exit file under the state dir, and runs detached with its output going straight to that file, so
+// it outlives a worker restart and the next worker re-adopts it with list().
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import * as fs from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
@@ -33,6 +34,7 @@ interface ProcessRecord {
   resources?: { cpus?: number; memoryMb?: number };
   /** What stop() sends first (absent: SIGTERM; records written before it existed have none). */
   stopSignal?: NodeJS.Signals;
+  /** The wrapper shell's (see wrapperScript), which leads the process group; the command is its only child. */
   pid: number;
   /** /proc/<pid>/stat start time: tells our process from a later one that reused the pid. null off Linux. */
   pidStartTicks: string | null;
@@ -47,6 +49,8 @@ interface Entry {
   /** Only for processes this instance started; adopted ones are watched through /proc. */
   exited?: Promise<void>;
   writes: Promise<void>;
+  /** stop() sent SIGKILL, which kills the wrapper before it can write the exit file. */
+  killed?: boolean;
 }
 
 interface ExitStatus {
@@ -58,6 +62,32 @@ interface Spawned {
   child: ChildProcess;
   exit: Promise<ExitStatus>;
 }
+
+/**
+ * Runs the command as the only child of a shell that outlives the worker, and writes the command's exit status to the
+ * exit file ($0) when it ends: a restarted worker has no other way to learn the exit code of a process that is not
+ * its child. The command is exec'd in a subshell (never a shell builtin or function of the same name) with the env,
+ * cwd, fds and signal dispositions it would get without the shell: the names a shell sets or changes by itself are
+ * unset and given back as the task had them (the NAME=value arguments before --); the shell's own stderr (its
+ * "Terminated" notes) goes to /dev/null, the command's to the log. A stop signals the whole group: the shell only
+ * notes the signals a stop may send (trap), so it lives to record that the command died of one (128 + N, as
+ * exitCodeForSignal); SIGKILL kills it too, and then there is no file. No variables: any name could be the task's.
+ * No rename: the file is read only once the shell is gone, and a half-written one (no newline) reads as no code.
+ */
+const wrapperScript = [
+  'trap : HUP INT QUIT TERM USR1 USR2',
+  'unset PWD OLDPWD SHLVL IFS PS1 PS2 PS4',
+  'while [ "$1" != -- ]; do export "$1"; shift; done; shift',
+  'exec 3>&2 2>/dev/null',
+  '( exec "$@" 2>&3 3>&- )',
+  'set -- "$?"',
+  'printf \'%s\\n\' "$1" > "$0"',
+  'exit "$1"',
+].join('\n');
+/** Variables dash, bash or busybox sh export or change at start (OPTIND too, but dash cannot unset it). */
+const shellVars = ['PWD', 'OLDPWD', 'SHLVL', 'IFS', 'PS1', 'PS2', 'PS4'];
+/** The PATH a command is looked up in when its environment has none: the default of a Debian /bin/sh. */
+const defaultPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 const pollMs = 100;
 /** The most a follower reads of a log file at once. */
@@ -79,7 +109,7 @@ export class ProcessRuntime implements ContainerRuntime {
     this.logger = opts.logger;
     this.logFileBytesMax = opts.logFileBytesMax ?? limits.processLogFileBytesMax;
     this.baseEnv = opts.baseEnv ?? {
-      PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      PATH: process.env.PATH ?? defaultPath,
       HOME: process.env.HOME ?? '/',
     };
     this.rotateTimer = setInterval(() => void this.rotateLogs(), opts.rotateCheckMs ?? 2000);
@@ -115,12 +145,22 @@ export class ProcessRuntime implements ContainerRuntime {
   }
 
   private async spawnChild(id: string, command: string[], env: Record<string, string>): Promise<Spawned> {
+    const childEnv = { ...this.baseEnv, ...env };
+    const file = command[0] ?? '';
+    try {
+      // The shell would run a missing command too (exit 127): find it first, so that run() fails as a spawn would.
+      await findExecutable(file, childEnv.PATH ?? defaultPath);
+    } catch (err) {
+      const failure = classifyRuntimeError(err);
+      throw new RuntimeFailure(failure.reason, `cannot run ${JSON.stringify(file)}: ${failure.message}`, { cause: err });
+    }
     await fs.mkdir(this.dir, { recursive: true });
     const log = await fs.open(this.logPath(id), 'a');
     try {
+      const given = shellVars.filter((name) => childEnv[name] !== undefined).map((name) => `${name}=${childEnv[name]}`);
       // detached: its own process group (stop signals the whole group) that does not die with the worker.
-      const child = spawn(command[0] ?? '', command.slice(1), {
-        env: { ...this.baseEnv, ...env }, stdio: ['ignore', log.fd, log.fd], detached: true,
+      const child = spawn('/bin/sh', ['-c', wrapperScript, this.exitPath(id), ...given, '--', ...command], {
+        env: childEnv, stdio: ['ignore', log.fd, log.fd], detached: true,
       });
       child.on('error', (err) => this.logger?.warn({ err, id }, 'process error'));
       // Listen before the first await: a quick command can exit before run() gets back here.
@@ -130,7 +170,7 @@ export class ProcessRuntime implements ContainerRuntime {
       } catch (err) {
         await removeQuietly(this.logPath(id));
         const failure = classifyRuntimeError(err);
-        throw new RuntimeFailure(failure.reason, `cannot run ${JSON.stringify(command[0])}: ${failure.message}`, { cause: err });
+        throw new RuntimeFailure(failure.reason, `cannot run ${JSON.stringify(file)}: ${failure.message}`, { cause: err });
       }
       child.unref();
       return { child, exit };
@@ -151,6 +191,7 @@ export class ProcessRuntime implements ContainerRuntime {
     if (entry === undefined || entry.record.state === 'exited') return;
     this.signal(entry, signal ?? entry.record.stopSignal ?? 'SIGTERM');
     if (await this.exitsWithin(entry, timeoutMs)) return;
+    entry.killed = true;
     this.signal(entry, 'SIGKILL');
     if (!(await this.exitsWithin(entry, killWaitMs))) {
       throw new RuntimeFailure('timeout', `process ${id} (pid ${entry.record.pid}) survived SIGKILL for ${killWaitMs} ms`);
@@ -163,7 +204,7 @@ export class ProcessRuntime implements ContainerRuntime {
     if (entry.record.state === 'running') await this.stop(id, 0);
     this.entries.delete(id);
     await entry.writes;
-    await Promise.all([this.recordPath(id), this.logPath(id), `${this.logPath(id)}.1`].map(removeQuietly));
+    await Promise.all([this.recordPath(id), this.logPath(id), `${this.logPath(id)}.1`, this.exitPath(id)].map(removeQuietly));
   }
 
   async inspect(id: string): Promise<ContainerInfo | null> {
@@ -250,6 +291,11 @@ export class ProcessRuntime implements ContainerRuntime {
     return path.join(this.dir, `${id}.log`);
   }
 
+  /** Written by the wrapper shell when the command ends: its exit status, a newline. */
+  private exitPath(id: string): string {
+    return path.join(this.dir, `${id}.exit`);
+  }
+
   /** The entry with its liveness checked, or undefined. */
   private async get(id: string): Promise<Entry | undefined> {
     await this.load();
@@ -279,7 +325,10 @@ export class ProcessRuntime implements ContainerRuntime {
     }
   }
 
-  /** For an adopted process: notices that it is gone. Its exit code is known only if its parent recorded it. */
+  /**
+   * For an adopted process: notices that it is gone, and takes its exit code from the exit file. No file (the wrapper
+   * was killed, the host restarted, a process started before the wrapper existed): unknown, unless stop() killed it.
+   */
   private async refresh(entry: Entry): Promise<void> {
     if (entry.record.state === 'exited' || entry.exited !== undefined) return;
     if (await isAlive(entry.record)) return;
@@ -288,7 +337,8 @@ export class ProcessRuntime implements ContainerRuntime {
       entry.record = onDisk;
       return;
     }
-    this.markExited(entry, null);
+    const exitCode = await readExitCode(this.exitPath(entry.record.id));
+    this.markExited(entry, exitCode ?? (entry.killed === true ? exitCodeForSignal('SIGKILL') : null));
   }
 
   private markExited(entry: Entry, exitCode: number | null): void {
@@ -404,6 +454,48 @@ async function isAlive(r: ProcessRecord): Promise<boolean> {
   const stat = await readProcStat(r.pid);
   // Z: exited, not yet reaped by its parent. X: dead.
   return stat !== null && stat.startTicks === r.pidStartTicks && stat.state !== 'Z' && stat.state !== 'X';
+}
+
+/** The code in an exit file; null if it is missing or not whole. */
+async function readExitCode(file: string): Promise<number | null> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch {
+    return null;
+  }
+  const m = /^(\d{1,3})\n$/.exec(text);
+  return m?.[1] === undefined ? null : Number(m[1]);
+}
+
+/**
+ * Throws what spawn would for a command it cannot execute (ENOENT, EACCES: a code and syscall classifyRuntimeError
+ * reads), looking a name without a slash up in pathList as execvp does.
+ */
+async function findExecutable(file: string, pathList: string): Promise<void> {
+  const spawnError = (code: string): Error => Object.assign(new Error(`spawn ${file} ${code}`), { code, syscall: `spawn ${file}`, path: file });
+  if (file.includes('/')) {
+    const problem = await executableProblem(file);
+    if (problem !== null) throw spawnError(problem);
+    return;
+  }
+  let denied = false;
+  for (const dir of pathList.split(':')) {
+    const problem = await executableProblem(path.join(dir === '' ? '.' : dir, file));
+    if (problem === null) return;
+    if (problem === 'EACCES') denied = true;
+  }
+  throw spawnError(denied ? 'EACCES' : 'ENOENT');
+}
+
+/** null if file is one execve would run, else the error code it would give. */
+async function executableProblem(file: string): Promise<string | null> {
+  try {
+    await fs.access(file, fsConstants.X_OK);
+    return (await fs.stat(file)).isFile() ? null : 'EACCES';
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? 'ENOENT';
+  }
 }
 
 async function readRecord(file: string): Promise<ProcessRecord | null> {

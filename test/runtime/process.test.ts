@@ -1,9 +1,12 @@
 // ProcessRuntime with real host commands: the conformance suite, then records and logs under the state dir.
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProcessRuntime, exitCodeForSignal, readProcStat } from '../../src/runtime/process.js';
+import type { RunSpec } from '../../src/runtime/types.js';
 import { waitFor } from '../support/wait.js';
 import { expectFailure, runRuntimeConformance } from './conformance.js';
 
@@ -17,6 +20,17 @@ async function stateDir(): Promise<string> {
 afterAll(async () => {
   await Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true })));
 });
+
+/** Starts spec from another node process that then exits, as a worker stopped (or killed) after the start. */
+function startFromGoneWorker(dir: string, spec: RunSpec): Promise<string> {
+  const fixture = fileURLToPath(new URL('./fixtures/start-process.ts', import.meta.url));
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', fixture, dir, JSON.stringify(spec)], { timeout: 30_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${err.message}\n${stderr}`));
+      else resolve(stdout);
+    });
+  });
+}
 
 runRuntimeConformance('process', async () => {
   const dir = await stateDir();
@@ -39,7 +53,8 @@ describe('ProcessRuntime specifics', () => {
     const { id } = await rt.run({ name: 'rec', image: 'img:1', command: ['echo', 'kept'], labels, resources: { cpus: 1 } });
     await rt.wait(id);
     const files = (await fs.readdir(path.join(dir, 'processes'))).sort();
-    expect(files).toEqual([`${id}.json`, `${id}.log`]);
+    expect(files).toEqual([`${id}.exit`, `${id}.json`, `${id}.log`]);
+    expect(await fs.readFile(path.join(dir, 'processes', `${id}.exit`), 'utf8')).toBe('0\n');
     const fresh = new ProcessRuntime({ stateDir: dir });
     expect(await fresh.inspect(id)).toMatchObject({ id, name: 'rec', image: 'img:1', state: 'exited', exitCode: 0 });
     expect(await fresh.logs(id)).toBe('kept\n');
@@ -75,6 +90,24 @@ describe('ProcessRuntime specifics', () => {
     const vars = (await rt.logs(id)).trim().split('\n').map((l) => l.split('=')[0]).sort();
     expect(vars).toEqual(['A', 'HOME', 'PATH']);
     delete process.env.MINKUBE_SECRET_OF_THE_WORKER;
+    await rt.close();
+  });
+
+  it('the shell that records the exit code is invisible to the command: env as given, its own fds, no builtins', async () => {
+    const rt = new ProcessRuntime({ stateDir: await stateDir(), baseEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+    // Names a shell sets or changes by itself reach the command as the task gave them (PWD not even the cwd).
+    const env = { PWD: '/nowhere', SHLVL: '7', IFS: ',', PS4: 'x', A: 'a b' };
+    const printEnv = await rt.run({ name: 'env', image: 'host', command: ['env'], env, labels });
+    const fds = await rt.run({ name: 'fds', image: 'host', command: ['ls', '-l', '/proc/self/fd'], labels });
+    // The shell's builtin echo would turn \n into a newline; /bin/echo does not.
+    const echo = await rt.run({ name: 'echo', image: 'host', command: ['echo', 'a\\nb'], labels });
+    await Promise.all([printEnv, fds, echo].map(({ id }) => rt.wait(id)));
+    const lines = (await rt.logs(printEnv.id)).trim().split('\n').sort();
+    expect(lines).toEqual(['A=a b', 'IFS=,', `PATH=${process.env.PATH ?? '/usr/bin:/bin'}`, 'PS4=x', 'PWD=/nowhere', 'SHLVL=7']);
+    // Only stdout and stderr are the log: the shell's copy of stderr (fd 3) was not left open.
+    const onLog = [...(await rt.logs(fds.id)).matchAll(/ (\d+) -> (.*)$/gm)].filter((m) => m[2]!.endsWith(`${fds.id}.log`)).map((m) => m[1]);
+    expect(onLog).toEqual(['1', '2']);
+    expect(await rt.logs(echo.id)).toBe('a\\nb\n');
     await rt.close();
   });
 
@@ -118,16 +151,68 @@ describe('ProcessRuntime specifics', () => {
     await rt.close();
   });
 
-  it('a process that ended while no runtime watched it reads as exited with an unknown exit code', async () => {
+  it('a restarted worker\'s runtime reports the real exit code of an adopted process that ends after the restart', async () => {
+    const dir = await stateDir();
+    const go = path.join(dir, 'go');
+    const gated = (end: string): RunSpec => ({
+      name: `gated-${end}`, image: 'host', labels,
+      command: ['sh', '-c', `echo ready; while [ ! -e ${go} ]; do sleep 0.01; done; ${end}`],
+    });
+    const three = await startFromGoneWorker(dir, gated('exit 3'));
+    const killed = await startFromGoneWorker(dir, gated('kill -KILL $$'));
+    const fresh = new ProcessRuntime({ stateDir: dir });
+    const found = await fresh.list(labels);
+    expect(found.map((c) => [c.id, c.state]).sort()).toEqual([[three, 'running'], [killed, 'running']].sort());
+    const waits = Promise.all([three, killed].map((id) => fresh.wait(id)));
+    await fs.writeFile(go, '');
+    expect(await waits).toEqual([{ exitCode: 3 }, { exitCode: exitCodeForSignal('SIGKILL') }]);
+    expect(await fresh.inspect(three)).toMatchObject({ state: 'exited', exitCode: 3 });
+    // The same from yet another instance, which reads the record the first one wrote.
+    const third = new ProcessRuntime({ stateDir: dir });
+    expect(await third.inspect(three)).toMatchObject({ state: 'exited', exitCode: 3 });
+    await fresh.remove(three);
+    expect((await fs.readdir(path.join(dir, 'processes'))).filter((f) => f.startsWith(three))).toEqual([]);
+    await Promise.all([fresh.close(), third.close()]);
+  });
+
+  it('an adopted process stopped by the restarted worker reads as killed by its signal', async () => {
+    const dir = await stateDir();
+    const sleeper = await startFromGoneWorker(dir, { name: 'sleeper', image: 'host', labels, command: ['sh', '-c', 'echo ready; exec sleep 30'] });
+    const stubborn = await startFromGoneWorker(dir, {
+      name: 'stubborn', image: 'host', labels, command: ['sh', '-c', 'trap "" TERM; echo ready; while :; do sleep 0.1; done'],
+    });
+    const fresh = new ProcessRuntime({ stateDir: dir });
+    for (const id of [sleeper, stubborn]) await waitFor(`${id} ready`, async () => (await fresh.logs(id)).includes('ready'), 10_000, 20);
+    await Promise.all([fresh.stop(sleeper, 5000), fresh.stop(stubborn, 300)]);
+    expect(await fresh.inspect(sleeper)).toMatchObject({ state: 'exited', exitCode: exitCodeForSignal('SIGTERM') });
+    expect(await fresh.inspect(stubborn)).toMatchObject({ state: 'exited', exitCode: exitCodeForSignal('SIGKILL') });
+    await fresh.close();
+  });
+
+  it('a process that ended while no worker ran reads as exited with its real exit code', async () => {
+    const dir = await stateDir();
+    const three = await startFromGoneWorker(dir, { name: 'three', image: 'host', labels, command: ['sh', '-c', 'exit 3'] });
+    const termed = await startFromGoneWorker(dir, { name: 'termed', image: 'host', labels, command: ['sh', '-c', 'kill -TERM $$; sleep 30'] });
+    const exitFiles = [three, termed].map((id) => path.join(dir, 'processes', `${id}.exit`));
+    await waitFor('both exit files', async () => (await Promise.all(exitFiles.map((f) => fs.stat(f).then(() => true, () => false)))).every(Boolean));
+    const fresh = new ProcessRuntime({ stateDir: dir });
+    expect(await fresh.inspect(three)).toMatchObject({ state: 'exited', exitCode: 3 });
+    expect(await fresh.wait(termed)).toEqual({ exitCode: exitCodeForSignal('SIGTERM') });
+    await fresh.close();
+  });
+
+  it('a process that ended while no runtime watched it, and left no exit file, reads as exited with an unknown exit code', async () => {
     const dir = await stateDir();
     const rt = new ProcessRuntime({ stateDir: dir });
     const { id } = await rt.run({ name: 'orphan', image: 'host', command: ['sleep', '30'], labels });
-    // What a dead worker leaves behind: a "running" record for a process that is gone.
+    // What a dead worker leaves behind on a host that restarted: a "running" record for a process that is gone, and
+    // no exit file (the process died with the host, or its wrapper was killed).
     const recordFile = path.join(dir, 'processes', `${id}.json`);
     const record = JSON.parse(await fs.readFile(recordFile, 'utf8')) as { pid: number };
     await rt.stop(id, 1000);
     await rt.close();
     await fs.writeFile(recordFile, JSON.stringify({ ...record, state: 'running', exitCode: null }));
+    await fs.rm(path.join(dir, 'processes', `${id}.exit`), { force: true });
     const fresh = new ProcessRuntime({ stateDir: dir });
     expect(await fresh.inspect(id)).toMatchObject({ state: 'exited', exitCode: null });
     expect(await fresh.wait(id)).toEqual({ exitCode: null });
