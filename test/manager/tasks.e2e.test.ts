@@ -1,7 +1,7 @@
 // Tasks end to end with real processes: three managers and two workers (bin/minkube.js), run once with the process
 // runtime and once with Docker (describeDocker: skipped without Docker, failed under MINKUBE_REQUIRE_DOCKER=1).
 // Scenarios share one cluster per runtime and run in order; each tags its tasks with a label to find them again.
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
@@ -262,6 +262,18 @@ for (const rt of cases) {
       }
       const endedOnW = ended.find((t) => t.workerId === w)!;
       expect(endedOnW).toBeDefined();
+      // Processes only (a container cannot see the gate; Docker keeps exit codes anyway): two tasks that end with 3 once
+      // the test says so, one on each worker. The one on w ends after w's restart, while no process of w is its parent:
+      // its real exit code, and no second attempt under restart policy never.
+      const gate = join(c.dir, `gate-${runLabel['minkube.test.run']}`);
+      const gated: TaskRecord[] = [];
+      if (rt.name === 'process') {
+        for (let i = 0; i < 2; i++) {
+          const r = await submit(c.managerIds[1]!, spec(['sh', '-c', `while [ ! -e ${gate} ]; do sleep 0.1; done; exit 3`], 'readopt-exit', { restartPolicy: 'never' }));
+          gated.push(await until(r.id!, (t) => t.state === 'running', 'running'));
+        }
+        expect(gated.map((t) => t.workerId).sort()).toEqual(['w1', 'w2']);
+      }
       await eventually(async () => (existsSync(join(c.dir, w, 'logs', `${endedOnW.id}.json`)) ? true : undefined), 10_000, 'the output kept on disk');
       await c.signal(w, 'SIGKILL');
       c.start(w);
@@ -288,6 +300,14 @@ for (const rt of cases) {
       const onWorker = (await httpJson(c.url(w), 'GET', '/v1/tasks')).body as { items: WorkerTaskStatus[] };
       for (const t of before.filter((x) => x.workerId === w)) {
         expect(onWorker.items.find((s) => s.taskId === t.id)).toMatchObject({ state: 'running', attempt: t.attempt, containerId: t.containerId });
+      }
+      if (rt.name === 'process') {
+        writeFileSync(gate, '');
+        for (const t of gated) {
+          const done = await until(t.id, (x) => final.has(x.state), 'ended');
+          expect(done, t.workerId!).toMatchObject({ state: 'failed', attempt: 1, workerId: t.workerId, containerId: t.containerId, exitCode: 3 });
+          expect(done.history.filter((h) => h.attempt !== 1)).toEqual([]);
+        }
       }
       await stopAll(ids);
     }, 240_000);
