@@ -52,8 +52,8 @@ export interface ContainerRuntime {
   /** Ensures the image (local, else pulled), creates the container with its labels and limits, and starts it. */
   run(spec: RunSpec): Promise<{ id: string }>;
   /**
-   * Resolves when the container has exited (at once if it already has). exitCode is null only when the exit
-   * happened while nobody could observe it (a process that ended while the worker was down).
+   * Resolves when the container has exited (at once if it already has). exitCode is null only when nothing
+   * recorded the exit (a process runtime's task whose exit file is missing: the host restarted, say).
    * Throws RuntimeFailure('container-not-found', permanent) for an unknown id. The signal abandons the wait.
    */
   wait(id: string, opts?: { signal?: AbortSignal }): Promise<{ exitCode: number | null }>;
