@@ -9,7 +9,7 @@ import type { TlsMaterial } from '../client/http.js';
 import type { ClusterConfig } from '../config/cluster.js';
 import { MinkubeError } from '../lib/errors.js';
 import type { AdminTokenMark } from '../manager/auth-service.js';
-import { identityFromCertificate, type NodeIdentity, type NodeRole } from '../security/ca.js';
+import { certificateExpiry, identityFromCertificate, type NodeIdentity, type NodeRole } from '../security/ca.js';
 import { adminTokenPending, clearAdminTokenPending, ensureLocalPki, readNodeTls, type NodeTls } from '../security/pki-files.js';
 import { hashSecret, newApiToken, parseApiToken } from '../security/tokens.js';
 import type { TransportTls } from '../transport/tcp.js';
@@ -76,6 +76,15 @@ export async function loadNodeSecurity(config: ClusterConfig, node: SecuredNode,
   }
   if (material.identity.id !== node.id || material.identity.role !== node.role) {
     throw new MinkubeError('CONFIG_INVALID', `the certificate in ${node.dataDir}/tls names ${material.identity.role} ${material.identity.id}, not ${node.role} ${node.id}`);
+  }
+  // A listed node got a new one above; a joined node's expired certificate opens no connection, renewal included:
+  // retrying for ever would only look like a node that is down.
+  const expiresAt = certificateExpiry(material.certPem);
+  if (expiresAt.getTime() <= Date.now()) {
+    throw new MinkubeError(
+      'CONFIG_INVALID',
+      `the certificate in ${node.dataDir}/tls expired at ${expiresAt.toISOString()}, and an expired certificate cannot be renewed: move ${node.dataDir}/tls aside and join again (${node.role} --id ${node.id} --join URL --token TOKEN, a token from minkube token create --role ${node.role})`,
+    );
   }
   return nodeSecurityFrom(material);
 }
