@@ -384,7 +384,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
             const st = driver.status();
             return [...st.voters, ...st.learners].flatMap((m) => {
               const a = driver.directory.get(m);
-              return a === undefined ? [] : [{ id: m as string, raftAddress: a.raftAddress, apiAddress: a.apiAddress }];
+              return a === undefined ? [] : [{ id: m as string, raftAddress: a.raftAddress, apiAddress: a.apiAddress, learner: st.learners.includes(m) }];
             });
           },
           workerActive: (workerId) => {

@@ -6,6 +6,7 @@ import type { JoinReply, JoinRequest, JoinService } from '../contracts/services.
 import type { JoinTokenRecord } from '../kv/auth-store.js';
 import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
+import { endpointKey } from '../lib/address.js';
 import { caDigest, identityFromCertificate, issueNodeCertificate, requestedIdentity, type NodeRole } from '../security/ca.js';
 import { sansForAddresses, type NodeTls } from '../security/pki-files.js';
 import { hashSecret, parseJoinToken } from '../security/tokens.js';
@@ -15,7 +16,8 @@ export interface JoinServiceOptions {
   material: NodeTls;
   clock: Clock;
   joinToken(secretHash: string, nowMs: number): JoinTokenRecord | undefined;
-  managers(): readonly { id: string; raftAddress: string; apiAddress: string }[];
+  /** The members; `learner` for one added (member add) but not yet a voter. */
+  managers(): readonly { id: string; raftAddress: string; apiAddress: string; learner?: boolean }[];
   /** Whether a worker with this id is known and not down: another node may not take its name. */
   workerActive(id: string): boolean;
   /** What joined and renewed certificates get (config tls.certLifetimeS); default limits.nodeCertLifetimeDaysDefault. */
@@ -39,8 +41,13 @@ export class JoinServiceImpl implements JoinService {
   async join(req: JoinRequest): Promise<JoinReply> {
     const role = this.roleFor(req.token);
     await refuseOtherRole(req.csr, role);
-    if (role === 'manager' && this.o.managers().some((m) => m.id === req.id)) {
-      throw new MinkubeError('JOIN_REFUSED', `${req.id} is already a member; remove it first (minkube member remove ${req.id}) to join again with that id`);
+    const member = this.o.managers().find((m) => m.id === req.id);
+    // A learner that `member add` made at exactly these addresses is the slot this manager comes to fill: it gets its
+    // certificate (its own member add is then answered "exists"). A voter's id is never given out again: a voter that
+    // lost its data must not come back as a fresh member (docs/storage-faults.md).
+    if (role === 'manager' && member !== undefined && !(member.learner === true && sameAddresses(member, req.addresses))) {
+      const why = member.learner === true ? ` at other addresses (${member.raftAddress}, ${member.apiAddress})` : '';
+      throw new MinkubeError('JOIN_REFUSED', `${req.id} is already a member${why}; remove it first (minkube member remove ${req.id}) to join again with that id`);
     }
     if (role === 'worker' && this.o.workerActive(req.id)) {
       throw new MinkubeError('JOIN_REFUSED', `worker ${req.id} is registered and not down; a joining worker needs an id of its own`);
@@ -98,6 +105,12 @@ async function refuseOtherRole(csrPem: string, role: NodeRole): Promise<void> {
   const asked = await requestedIdentity(csrPem);
   if (asked === null || asked.role === role) return;
   throw new MinkubeError('INVALID_BODY', `this is a ${role} join token; a ${asked.role} needs one made with minkube token create --role ${asked.role}`);
+}
+
+/** Whether a joining manager's addresses are the member's raft and API addresses (localhost as 127.0.0.1). */
+function sameAddresses(member: { raftAddress: string; apiAddress: string }, addresses: readonly string[]): boolean {
+  const asked = new Set(addresses.map(endpointKey));
+  return asked.has(endpointKey(member.raftAddress)) && asked.has(endpointKey(member.apiAddress));
 }
 
 /** The hosts a peer certificate names (for a renewal that keeps them). */

@@ -59,7 +59,10 @@ describe('JoinServiceImpl.join', () => {
         const role = roleOf.get(secretHash);
         return role === undefined ? undefined : { secretHash, role, createdAtMs: nowMs, expiresAtMs: nowMs + 60_000 };
       },
-      managers: () => [{ id: 'm1', raftAddress: '127.0.0.1:9100', apiAddress: '127.0.0.1:9101' }],
+      managers: () => [
+        { id: 'm1', raftAddress: '127.0.0.1:9100', apiAddress: '127.0.0.1:9101' },
+        { id: 'm5', raftAddress: '127.0.0.1:9500', apiAddress: '127.0.0.1:9501', learner: true },
+      ],
       workerActive: (id) => id === 'w1',
     });
     const { keyPem } = await generateNodeKey();
@@ -75,6 +78,11 @@ describe('JoinServiceImpl.join', () => {
     // One name, one node: a worker may not take a manager's id, nor a manager a live worker's.
     await expect(join(tokens.worker.token, 'm1', 'worker')).rejects.toMatchObject({ code: 'JOIN_REFUSED', message: 'm1 is a manager of this cluster; a joining worker needs an id of its own' });
     await expect(join(tokens.manager.token, 'w1', 'manager')).rejects.toMatchObject({ code: 'JOIN_REFUSED', message: expect.stringMatching(/^w1 is a worker of this cluster/) as string });
+    // A learner made by `member add` is the slot a manager joining at its addresses comes to fill; a voter never is.
+    const asManager = async (id: string, addresses: string[]) => service.join({ token: tokens.manager.token, id, csr: await csrOf(id, 'manager'), addresses });
+    expect(identityFromCertificate((await asManager('m5', ['localhost:9500', '127.0.0.1:9501'])).certificate)).toEqual({ id: 'm5', role: 'manager', clusterId });
+    await expect(asManager('m5', ['127.0.0.1:9600', '127.0.0.1:9601'])).rejects.toMatchObject({ code: 'JOIN_REFUSED', message: 'm5 is already a member at other addresses (127.0.0.1:9500, 127.0.0.1:9501); remove it first (minkube member remove m5) to join again with that id' });
+    await expect(asManager('m1', ['127.0.0.1:9100', '127.0.0.1:9101'])).rejects.toMatchObject({ code: 'JOIN_REFUSED', message: 'm1 is already a member; remove it first (minkube member remove m1) to join again with that id' });
     // Another id in the request than in the body is still the CSR's problem, as before.
     await expect(service.join({ token: tokens.worker.token, id: 'w4', csr: await csrOf('w5', 'worker'), addresses: [] })).rejects.toMatchObject({ code: 'INVALID_BODY', message: expect.stringMatching(/^the certificate request names/) as string });
   });
