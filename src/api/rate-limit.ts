@@ -74,7 +74,10 @@ function bucketOf(req: FastifyRequest, opts: RateLimitOptions): { table: 'tokens
   const route = `${req.method} ${req.routeOptions.url ?? ''}`;
   if (probeRoutes.has(route)) return null;
   // req.ip is the connection's address: a forwarded-for header is the client's to write, so it is not believed.
-  return { table: 'addresses', key: req.ip, limit: opts.anonymous, who: `${req.ip} without a token` };
+  // A path or method that does not exist is not authenticated (no route, no permission): say so rather than
+  // "without a token" to a caller who sent one.
+  const who = req.routeOptions.url === undefined ? `${req.ip} for paths or methods that do not exist (no token is checked there)` : `${req.ip} without a token`;
+  return { table: 'addresses', key: req.ip, limit: opts.anonymous, who };
 }
 
 /**

@@ -106,6 +106,13 @@ describe('requests without a token', () => {
     expect((await login('10.0.0.1')).statusCode).not.toBe(429);
   });
 
+  it('to a path or method that does not exist are limited per address too, and the answer says so, token or not', async () => {
+    const wrong = () => app.inject({ method: 'DELETE', url: '/v1/cluster', remoteAddress: '10.0.0.9', headers: { authorization: 'Bearer mk_0123456789abcdef_secret' } });
+    const answers = [await wrong(), await wrong(), await wrong()];
+    expect(answers.slice(0, 2).map((r) => r.statusCode)).toEqual([405, 405]);
+    expect(answers[2]!.json()).toEqual({ error: { code: 'RATE_LIMITED', message: 'too many requests from 10.0.0.9 for paths or methods that do not exist (no token is checked there): at most 1/s, 2 at once; retry in 1 s' } });
+  });
+
   it('are not limited on /health and /ready, which probes poll', async () => {
     const probe = (url: string) => app.inject({ method: 'GET', url, remoteAddress: '10.0.0.3' }).then((r) => ({ status: r.statusCode }));
     expect(await statuses(5, () => probe('/health'))).toEqual(Array(5).fill(200));
