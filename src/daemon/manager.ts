@@ -161,6 +161,12 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
       mixin: () => ({ term: view.term, role: view.role }),
       timestamp: pino.stdTimeFunctions.isoTime,
     });
+  if (tuning.withoutConfigFile === true) {
+    // The leader applies these from its own config: nothing replicates them, so say what leading costs here.
+    logger.warn(
+      'started without a config file: while this manager leads, the cluster runs on the defaults of tasks.retention, tasks timings, backup (none) and tls.certLifetimeS, whatever the config of the others says; start it with --config to keep them',
+    );
+  }
   // What start-up opened, closed in reverse when a later step fails (and by stop()).
   const opened = new Closers();
   try {
