@@ -343,9 +343,11 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     peers: () => driver.directory.entries().filter(([id]) => id !== self.id).map(([id, a]) => ({ id, apiAddress: a.apiAddress })),
     askView,
     onChange: (reason) => driver.markRemoved(reason),
-    quietMs: Math.max(2000, 10 * config.raft.electionTimeoutMs),
+    // Long enough that an ordinary election is over (a few election timeouts), short enough that a follower removed
+    // while running, whose removal's commit the leader never sends it, stops answering NO_LEADER within about a second.
+    quietMs: Math.max(1000, 3 * config.raft.electionTimeoutMs),
   });
-  const removalTimer = setIntervalOn(systemClock, () => removal.tick(), 1000);
+  const removalTimer = setIntervalOn(systemClock, () => removal.tick(), 250);
   opened.push('removal watch', () => removalTimer.cancel());
   const gcLog = logger.child({ component: 'gc' });
   // A node started without --expose-gc (by hand, say) cannot compact: it does not pretend to.

@@ -200,6 +200,18 @@ describe('membership changes with real processes', () => {
     await eventually(async () => ((await reachableOf()) === true ? true : undefined), 10_000, `${victim} reachable again`);
   }, 120_000);
 
+  it('a running follower that is removed soon refuses requests at once (NOT_READY), not NO_LEADER after the timeout', async () => {
+    const { c, leader } = await startCluster();
+    const victim = c.managerIds.find((id) => id !== leader)!;
+    const r = await c.http(leader, 'DELETE', `/v1/cluster/members/${victim}`, undefined, 10_000);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    const removedAt = performance.now();
+    await expectKnowsRemoved(c, victim);
+    // Three election timeouts without a leader (at least 1 s), then the peers' answer: a few seconds at most, even
+    // under load (it took about 3.5 s with ten election timeouts and a check a second).
+    expect(performance.now() - removedAt).toBeLessThan(8_000);
+  }, 120_000);
+
   it('a follower removed while it was frozen finds out once it runs again, and refuses requests at once', async () => {
     const { c, leader } = await startCluster();
     const victim = c.managerIds.find((id) => id !== leader)!;
