@@ -160,9 +160,13 @@ describe('a closed cluster (real processes, TLS and tokens on)', () => {
     expect((refusals.body as { items: { route?: string; outcome?: string }[] }).items).toContainEqual(expect.objectContaining({ route: 'GET /v1/kv/*', outcome: 'UNAUTHENTICATED' }));
   });
 
-  it('joins a manager with a join token: it becomes a voter and serves reads', async () => {
+  it('joins a manager with a join token into the slot member add made: it becomes a voter and serves reads', async () => {
     const token = (await mk(['token', 'create', '--role', 'manager', '--ttl', '10m'])).stdout.trim();
     const self = await c.addManagerNode('m4', 4);
+    // The operator adds it first (a learner at these addresses); the join then fills that slot (it was refused as
+    // "already a member" before).
+    const added = await mk(['member', 'add', 'm4', '--raft-address', self.raftAddress, '--api-address', self.apiAddress]);
+    expect(added.code, added.stderr).toBe(0);
     c.start('m4', ['--join', c.url(leader), '--token', token, '--raft-address', self.raftAddress, '--api-address', self.apiAddress, '--data-dir', self.dataDir], { withConfig: false });
     await eventually(async () => {
       const members = await c.http(leader, 'GET', '/v1/cluster/members');
