@@ -38,7 +38,7 @@ export class TextStreams {
 
   /** A signal that aborts when the client goes away or the app closes; throws QUEUE_FULL when `max` are open. */
   begin(reply: FastifyReply): AbortController {
-    if (this.open.size >= this.max) throw new MinkubeError('QUEUE_FULL', `this node already serves ${this.max} ${this.what}; retry later`);
+    this.refuseWhenFull();
     const c = new AbortController();
     this.open.add(c);
     const release = holdSession(reply);
@@ -50,11 +50,27 @@ export class TextStreams {
     return c;
   }
 
+  private refuseWhenFull(): void {
+    if (this.open.size >= this.max) throw new MinkubeError('QUEUE_FULL', `this node already serves ${this.max} ${this.what}; retry later`);
+  }
+
   /**
    * begin(), then send() what open() answers. open()'s own failure (an unknown task, a worker that does not answer)
-   * frees the slot and is thrown before anything is written, so the caller's error handler answers it.
+   * frees the slot and is thrown before anything is written, so the caller's error handler answers it. A HEAD takes
+   * no slot: it answers what the GET would (open() is called, and its failure thrown, as for a GET), then the headers
+   * alone, and the source is closed unread.
    */
   async serve(reply: FastifyReply, open: (signal: AbortSignal) => Promise<AsyncIterable<Uint8Array>>): Promise<FastifyReply> {
+    if (reply.request.method === 'HEAD') {
+      this.refuseWhenFull();
+      const unread = new AbortController();
+      try {
+        await open(unread.signal);
+      } finally {
+        unread.abort();
+      }
+      return answerHead(reply, longAnswerHeaders(reply, textContentType));
+    }
     const c = this.begin(reply);
     let chunks: AsyncIterable<Uint8Array>;
     try {
@@ -75,12 +91,7 @@ export class TextStreams {
   async send(reply: FastifyReply, c: AbortController, chunks: AsyncIterable<Uint8Array>): Promise<void> {
     void reply.hijack();
     const res = reply.raw;
-    res.writeHead(200, {
-      ...(reply.getHeaders() as Record<string, string>),
-      'content-type': 'text/plain; charset=utf-8',
-      'cache-control': 'no-store',
-      'x-accel-buffering': 'no',
-    });
+    res.writeHead(200, longAnswerHeaders(reply, textContentType));
     // The headers now, not with the first chunk: a quiet task's follower knows at once that it is following.
     res.flushHeaders();
     try {
@@ -98,6 +109,25 @@ export class TextStreams {
       c.abort();
     }
   }
+}
+
+const textContentType = 'text/plain; charset=utf-8';
+
+/** The headers of a long answer: the reply's own (x-request-id, CORS), its type, and no caching or buffering on the way. */
+export function longAnswerHeaders(reply: FastifyReply, contentType: string): Record<string, string> {
+  return { ...(reply.getHeaders() as Record<string, string>), 'content-type': contentType, 'cache-control': 'no-store', 'x-accel-buffering': 'no' };
+}
+
+/**
+ * A HEAD of a long answer: 200 with its headers, ended at once. By hand, as the GET is (hijacked): over HTTP/1.1 node
+ * holds a response's headers back until its first body byte, which a HEAD never gets, so a HEAD that went the GET's
+ * way never answered and held its slot for good.
+ */
+export function answerHead(reply: FastifyReply, headers: Record<string, string>): FastifyReply {
+  void reply.hijack();
+  reply.raw.writeHead(200, headers);
+  reply.raw.end();
+  return reply;
 }
 
 /** Resolves when the response drains, closes or fails, or the signal aborts; leaves no listener behind. */

@@ -1,10 +1,13 @@
 // TextStreams: long text answers (followed logs) are bounded in number, cut rather than ended when their source fails
-// or the node closes (a client must not take a cut answer for a complete one), and freed when the client goes away.
+// or the node closes (a client must not take a cut answer for a complete one), and freed when the client goes away;
+// a HEAD answers at once and takes no slot.
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildBaseApp } from '../../src/api/http.js';
 import { TextStreams } from '../../src/api/text-stream.js';
+import { MinkubeError } from '../../src/lib/errors.js';
+import { head } from '../support/head.js';
 
 let app: FastifyInstance | null = null;
 afterEach(async () => {
@@ -92,6 +95,36 @@ describe('TextStreams', () => {
     app = null;
     expect(await failureOf(rest)).toBeInstanceOf(Error);
     expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it.each(['HTTP/1.1', 'HTTP/2'])('%s: a HEAD answers the headers at once and takes no slot; an unknown source answers its error as for a GET', async (version) => {
+    app = buildBaseApp({});
+    const streams = new TextStreams(app, 1, 'test streams');
+    const sources = { opened: 0, closed: 0 };
+    app.get<{ Querystring: { missing?: string } }>('/served', async (req, reply) =>
+      streams.serve(reply, async (signal) => {
+        if (req.query.missing !== undefined) throw new MinkubeError('TASK_NOT_FOUND');
+        sources.opened++;
+        signal.addEventListener('abort', () => sources.closed++, { once: true });
+        return forever(signal);
+      }));
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    const http2 = version === 'HTTP/2';
+    // More HEADs than slots: each answers at once (head() fails after 2 s), and none holds one.
+    for (let i = 0; i < 3; i++) {
+      const answer = await head(url, '/served', { http2 });
+      expect(answer).toMatchObject({ status: 200, bodyBytes: 0, headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' } });
+      expect(answer.headers['content-length']).toBeUndefined();
+    }
+    expect(sources).toEqual({ opened: 3, closed: 3 });
+    expect(await head(url, '/served?missing=1', { http2 })).toMatchObject({ status: 404 });
+    const ac = new AbortController();
+    const get = await fetch(`${url}/served`, { signal: ac.signal });
+    expect(get.status).toBe(200);
+    // Full now: a HEAD answers what a GET would.
+    expect(await head(url, '/served', { http2 })).toMatchObject({ status: 429 });
+    ac.abort();
   });
 
   it('a source that ends ends the answer', async () => {

@@ -3,6 +3,7 @@
 // going away) come last; the cluster is shared.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskRecord, WorkerRecord } from '../../src/contracts/task-model.js';
+import { head } from '../support/head.js';
 import { eventually, waitFor } from '../support/wait.js';
 import { TaskCluster } from './tasks-harness.js';
 
@@ -185,6 +186,13 @@ describe('tasks on workers (in-process, memory runtime)', () => {
     expect(await (await fetch(`${c.url('m3')}/v1/tasks/${early}/logs?follow=true`)).text()).toBe('one\ntwo\nthree\n');
     // An unknown task, and a bad follow value, are refused before anything streams.
     expect((await fetch(`${c.url('m1')}/v1/tasks/t00000000000000000/logs?follow=true`)).status).toBe(404);
+    // A HEAD of a follow answers at once, as the GET would, without following (head() fails after 2 s).
+    const running = await submit('m1', { image: 'busybox', command: ['forever'] });
+    await waitState('m1', running, ['running']);
+    expect(await head(c.url('m2'), `/v1/tasks/${running}/logs?follow=true`)).toMatchObject({ status: 200, bodyBytes: 0, headers: { 'content-type': 'text/plain; charset=utf-8' } });
+    expect(await head(c.url('m2'), '/v1/tasks/t00000000000000000/logs?follow=true')).toMatchObject({ status: 404 });
+    await c.http('m1', 'DELETE', `/v1/tasks/${running}`);
+    await waitState('m1', running, final);
     const bad = await fetch(`${c.url('m1')}/v1/tasks/${id}/logs?follow=yes`);
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('INVALID_PARAM');

@@ -18,6 +18,7 @@ import { limits } from '../../src/lib/limits.js';
 import { newApiToken } from '../../src/security/tokens.js';
 import { defaultView, FakeManagerService } from '../api/fake-service.js';
 import { ManualClock } from '../support/manual-clock.js';
+import { head } from '../support/head.js';
 import { waitFor } from '../support/wait.js';
 
 const silent = pino({ level: 'silent' });
@@ -231,6 +232,29 @@ describe('GET /v1/events', () => {
     feed.push({ type: 'tasks', data: { items: [], dropped: 0 } });
     await waitFor('the event after the wait', () => stream.body().includes('event: tasks'));
     stream.res.destroy();
+  });
+
+  it.each(['HTTP/1.1', 'HTTP/2'])('%s: a HEAD answers the headers at once and takes no stream (more HEADs than streams leave GETs served)', async (version) => {
+    const app = buildBaseApp({});
+    const feed = new HandFeed();
+    void app.register(eventRoutes, { events: feed, streamsMax: 2 });
+    const base = await serve(app);
+    for (let i = 0; i < 4; i++) {
+      const answer = await head(base, '/v1/events', { http2: version === 'HTTP/2' });
+      expect(answer).toMatchObject({ status: 200, bodyBytes: 0, headers: { 'content-type': 'text/event-stream; charset=utf-8' } });
+    }
+    expect(feed.sends.size).toBe(0);
+    const a = await open(`${base}/v1/events`);
+    const b = await open(`${base}/v1/events`);
+    expect([a.res.statusCode, b.res.statusCode]).toEqual([200, 200]);
+    a.res.destroy();
+    b.res.destroy();
+  });
+
+  it('a HEAD on a secure manager needs the same token as the GET', async () => {
+    const base = await serve(secureApp(new HandFeed()));
+    expect(await head(base, '/v1/events')).toMatchObject({ status: 401 });
+    expect(await head(base, '/v1/events', { headers: { authorization: `Bearer ${mint('viewer')}` } })).toMatchObject({ status: 200, bodyBytes: 0 });
   });
 
   it('serves at most streamsMax streams (429 QUEUE_FULL past it), and app.close() ends the open ones', async () => {

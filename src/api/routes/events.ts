@@ -10,6 +10,7 @@ import { limits } from '../../lib/limits.js';
 import { authorize, type Resource } from '../../security/policy.js';
 import { bodyAnswer, textSchema } from '../documented-answers.js';
 import { principalOf } from '../principal.js';
+import { answerHead, longAnswerHeaders } from '../text-stream.js';
 
 export interface EventRoutesOptions {
   events: EventsService;
@@ -52,14 +53,12 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
 
   app.get('/v1/events', { schema: { documentedResponse: { 200: eventsAnswer } } }, async (req, reply) => {
     if (streams.size >= streamsMax) throw new MinkubeError('QUEUE_FULL', `this manager already serves ${streamsMax} event streams; try another manager`);
+    const headers = longAnswerHeaders(reply, 'text/event-stream; charset=utf-8');
+    // The GET's answer without its body, and no slot: a HEAD that held one would never give it back.
+    if (req.method === 'HEAD') return answerHead(reply, headers);
     void reply.hijack();
     const res = reply.raw;
-    res.writeHead(200, {
-      ...(reply.getHeaders() as Record<string, string>),
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-store',
-      'x-accel-buffering': 'no',
-    });
+    res.writeHead(200, headers);
     // The reconnection delay an EventSource would use, and a first byte so that proxies and fetch() start reading.
     res.write('retry: 1000\n: minkube events\n\n');
     streams.add(res);
