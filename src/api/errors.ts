@@ -47,43 +47,118 @@ export function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply
 }
 
 /**
- * Installs the error handler and the 404 handler on an app (before its routes: it watches them being added). A path
- * that a route serves with another method is `405 METHOD_NOT_ALLOWED` with an `Allow` header, not 404.
+ * The routes' paths by method, matched as fastify's router matches them but with no bound on a parameter's length:
+ * which methods serve a path (405), and which route and parameter a router error is about.
  */
-export function installErrorHandling(app: FastifyInstance, bodyLimitBytes: number): void {
-  app.setErrorHandler((err, req, reply) => sendError(err, req, reply, bodyLimitBytes));
-  // The routes' paths by method, matched as fastify's own router matches them.
-  const paths = Router({ ignoreTrailingSlash: false });
-  const methods = new Set<HTTPMethod>();
-  app.addHook('onRoute', (route) => {
-    for (const method of [route.method].flat()) {
-      if (method === 'HEAD' || method === 'OPTIONS') continue;
-      try {
-        paths.on(method as HTTPMethod, route.url, noop);
-        methods.add(method as HTTPMethod);
-      } catch {
-        // Registered already (another constraint of the same route): one entry is enough to say it exists.
-      }
+export class RoutePaths {
+  private readonly router = Router({ ignoreTrailingSlash: false, maxParamLength: Number.MAX_SAFE_INTEGER });
+  private readonly methods = new Set<HTTPMethod>();
+
+  add(method: string, url: string): void {
+    if (method === 'HEAD' || method === 'OPTIONS') return;
+    try {
+      this.router.on(method as HTTPMethod, url, noop, { url });
+      this.methods.add(method as HTTPMethod);
+    } catch {
+      // Registered already (another constraint of the same route): one entry is enough to say it exists.
     }
+  }
+
+  /** The methods other than `method` that serve `path`, sorted. */
+  otherMethods(method: string, path: string): HTTPMethod[] {
+    return [...this.methods].filter((m) => m !== method && this.router.find(m, path) !== null).sort();
+  }
+
+  /** The route (its url, `/v1/tasks/:id`) and parameters `path` matches for `method`, or for any method; else null. */
+  match(method: string, path: string): { url: string; params: Record<string, string | undefined> } | null {
+    for (const m of [method === 'HEAD' ? 'GET' : method, ...this.methods]) {
+      const found = this.router.find(m as HTTPMethod, path);
+      if (found !== null && found.store !== null) return { url: (found.store as { url: string }).url, params: found.params };
+    }
+    return null;
+  }
+}
+
+/**
+ * Installs the error handler and the 404 handler on an app (before its routes: it watches them being added into
+ * `routes`). A path that a route serves with another method is `405 METHOD_NOT_ALLOWED` with an `Allow` header, not 404.
+ */
+export function installErrorHandling(app: FastifyInstance, bodyLimitBytes: number, routes = new RoutePaths()): void {
+  app.setErrorHandler((err, req, reply) => sendError(err, req, reply, bodyLimitBytes));
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.add(method, route.url);
   });
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0] ?? '/';
-    const allowed = [...methods].filter((m) => m !== req.method && paths.find(m, path) !== null).sort();
+    const allowed = routes.otherMethods(req.method, path);
     if (allowed.length > 0) {
       void reply.header('allow', allowed.join(', '));
-      return sendError(new MinkubeError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}; it takes ${allowed.join(', ')}`), req, reply, bodyLimitBytes);
+      return sendError(new MinkubeError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${excerpt(path)}; it takes ${allowed.join(', ')}`), req, reply, bodyLimitBytes);
     }
-    return sendError(new MinkubeError('NOT_FOUND', `no route ${req.method} ${path}`), req, reply, bodyLimitBytes);
+    return sendError(new MinkubeError('NOT_FOUND', `no route ${req.method} ${excerpt(path)}`), req, reply, bodyLimitBytes);
   });
 }
 
 function noop(): void {}
 
-/** For fastify's `frameworkErrors` option: errors raised before routing (a malformed percent-encoding). */
-export function frameworkErrorHandler(bodyLimitBytes: number) {
+export interface FrameworkErrorOptions {
+  bodyLimitBytes: number;
+  /** Filled by installErrorHandling. */
+  routes: RoutePaths;
+  /** The router's bound on a path parameter (its maxParamLength), in characters. */
+  paramCharsMax: number;
+  /** A refusal that comes before any router error (HTTP/2 headers too large: the path is one of them). */
+  refusal?: (req: FastifyRequest) => MinkubeError | null;
+}
+
+/** For fastify's `frameworkErrors` option: errors raised before routing (a malformed percent-encoding, an over-long parameter). */
+export function frameworkErrorHandler(opts: FrameworkErrorOptions) {
   return (err: FastifyError, req: FastifyRequest, reply: FastifyReply): void => {
-    void sendError(err, req, reply, bodyLimitBytes);
+    const error = opts.refusal?.(req) ?? routerError(err, req.method, req.url, opts.routes, opts.paramCharsMax);
+    void sendError(error ?? err, req, reply, opts.bodyLimitBytes);
   };
+}
+
+/**
+ * A router error as INVALID_PARAM naming the parameter and the rule (fastify's own messages quote the whole path,
+ * however long); null for any other error.
+ */
+export function routerError(err: Partial<FastifyError>, method: string, url: string, routes: RoutePaths, paramCharsMax: number): MinkubeError | null {
+  const path = url.split('?')[0] ?? '/';
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    const params = Object.entries(routes.match(method, path)?.params ?? {});
+    const [name, value] = params.find(([, v]) => v !== undefined && v.length > paramCharsMax) ?? [];
+    const which = name === undefined ? 'a path parameter' : `params.${name}`;
+    const got = value === undefined ? '' : ` (got ${value.length})`;
+    return new MinkubeError('INVALID_PARAM', `${which}: at most ${paramCharsMax} characters${got}`);
+  }
+  if (err.code === 'FST_ERR_BAD_URL') {
+    const segments = path.split('/');
+    const i = segments.findIndex((s) => !decodes(s));
+    if (i < 0) return new MinkubeError('INVALID_PARAM', `the path is not valid percent-encoding (${percentRule})`);
+    // The route it would take with that segment readable names the parameter there.
+    const route = routes.match(method, [...segments.slice(0, i), 'x', ...segments.slice(i + 1)].join('/'));
+    const part = route?.url.split('/')[i];
+    const which = part?.startsWith(':') === true ? `params.${part.slice(1)}` : 'the path';
+    return new MinkubeError('INVALID_PARAM', `${which}: ${JSON.stringify(excerpt(segments[i] ?? ''))} is not valid percent-encoding (${percentRule})`);
+  }
+  return null;
+}
+
+const percentRule = 'a % starts an escape %XX of UTF-8 bytes; send a % itself as %25';
+
+function decodes(segment: string): boolean {
+  try {
+    decodeURIComponent(segment);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Input quoted in a message: at most `max` characters of it, and how long it was when longer. */
+export function excerpt(text: string, max = 64): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`;
 }
 
 /** The code a client error of Node's HTTP server (parser or timeout) answers with. */

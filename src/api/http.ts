@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import { fastify, LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify';
 import { limits } from '../lib/limits.js';
 import { MinkubeError } from '../lib/errors.js';
-import { clientErrorHandler, frameworkErrorHandler, installErrorHandling, rawErrorResponse } from './errors.js';
+import { clientErrorHandler, frameworkErrorHandler, installErrorHandling, rawErrorResponse, RoutePaths } from './errors.js';
 import { schemaController } from './schema-compilers.js';
 import { typeboxValidatorCompiler } from './validation.js';
 import { OneWriteResponse } from './h2-response.js';
@@ -77,6 +77,9 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   const bodyLimitBytes = opts.bodyLimitBytes ?? limits.httpBodyBytesDefault;
   const requestTimeoutMs = opts.requestTimeoutMs ?? limits.requestTimeoutMsDefault;
   const server: ServerLimits = { ...defaultServerLimits, ...opts.server };
+  // Percent-encoded keys are up to three times their byte length.
+  const paramCharsMax = limits.kvKeyBytesMax * 3;
+  const routes = new RoutePaths();
   const common = {
     bodyLimit: bodyLimitBytes,
     genReqId,
@@ -84,9 +87,9 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
     schemaController,
     // One line per request at info would drown the Raft logs: requests are logged at debug (onResponse below).
     logController: new LogController({ disableRequestLogging: true }),
-    // Percent-encoded keys are up to three times their byte length.
-    routerOptions: { maxParamLength: limits.kvKeyBytesMax * 3 },
-    frameworkErrors: frameworkErrorHandler(bodyLimitBytes),
+    routerOptions: { maxParamLength: paramCharsMax },
+    // The router's errors come before any hook: an HTTP/2 path too large is refused here as in onRequest below.
+    frameworkErrors: frameworkErrorHandler({ bodyLimitBytes, routes, paramCharsMax, refusal: (req) => headersRefusal(req.raw, server) }),
     // Errors of Node's HTTP parser and its timeouts, before fastify sees a request: answered in our JSON shape.
     clientErrorHandler,
     keepAliveTimeout: server.keepAliveTimeoutMs,
@@ -142,15 +145,8 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   app.server.maxConnections = server.connectionsMax;
   // Callback hooks, not async ones: every request passes them, and a promise each is measurable on a busy leader.
   app.addHook('onRequest', (req, reply, done) => {
-    // Node bounds the header bytes, not their number; many tiny headers cost as much to log and to forward.
-    const headers = req.raw.rawHeaders.length / 2;
-    if (headers > server.headersCountMax) return done(new MinkubeError('HEADERS_TOO_LARGE', `${headers} headers; at most ${server.headersCountMax}`));
-    // HTTP/1.1's parser bounds the header bytes (maxHeaderSize); node's HTTP/2 server only announces the bound.
-    if (req.raw.httpVersionMajor === 2) {
-      let bytes = 0;
-      for (const part of req.raw.rawHeaders) bytes += part.length;
-      if (bytes > server.headerBytesMax) return done(new MinkubeError('HEADERS_TOO_LARGE', `${bytes} bytes of headers; at most ${server.headerBytesMax}`));
-    }
+    const refusal = headersRefusal(req.raw, server);
+    if (refusal !== null) return done(refusal);
     req.deadlineMs = Date.now() + requestTimeoutMs;
     void reply.header(requestIdHeader, req.id);
     done();
@@ -160,8 +156,25 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
     if (req.log.level === 'debug' || req.log.level === 'trace') req.log.debug({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
     done();
   });
-  installErrorHandling(app, bodyLimitBytes);
+  installErrorHandling(app, bodyLimitBytes, routes);
   return app;
+}
+
+/**
+ * HEADERS_TOO_LARGE for too many headers, or, over HTTP/2, too many bytes of them (the pseudo-headers, :path with
+ * them, count as HTTP/1.1's request line does); else null.
+ */
+function headersRefusal(raw: IncomingMessage, server: ServerLimits): MinkubeError | null {
+  // Node bounds the header bytes, not their number; many tiny headers cost as much to log and to forward.
+  const headers = raw.rawHeaders.length / 2;
+  if (headers > server.headersCountMax) return new MinkubeError('HEADERS_TOO_LARGE', `${headers} headers; at most ${server.headersCountMax}`);
+  // HTTP/1.1's parser bounds the header bytes (maxHeaderSize); node's HTTP/2 server only announces the bound.
+  if (raw.httpVersionMajor === 2) {
+    let bytes = 0;
+    for (const part of raw.rawHeaders) bytes += part.length;
+    if (bytes > server.headerBytesMax) return new MinkubeError('HEADERS_TOO_LARGE', `${bytes} bytes of headers; at most ${server.headerBytesMax}`);
+  }
+  return null;
 }
 
 function isJson(text: string): boolean {

@@ -6,6 +6,7 @@ import { buildManagerApp } from '../../src/api/manager-app.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { limits } from '../../src/lib/limits.js';
 import { FakeManagerService } from './fake-service.js';
+import { inProcessRaft, inProcessTasks } from '../support/in-process.js';
 
 const service = new FakeManagerService();
 const app = buildManagerApp({ service, bodyLimitBytes: 1024, requestTimeoutMs: 1500 });
@@ -209,7 +210,35 @@ describe('errors', () => {
   });
 
   it('a malformed percent-encoding is 400 INVALID_PARAM', async () => {
-    await expectError(call('GET', '/v1/kv/%zz'), 400, 'INVALID_PARAM');
+    await expectError(call('GET', '/v1/kv/%zz'), 400, 'INVALID_PARAM', /^the path: "%zz" is not valid percent-encoding \(a % starts an escape %XX of UTF-8 bytes; send a % itself as %25\)$/);
+  });
+
+  it('a long unknown path is quoted in part only', async () => {
+    const res = await expectError(call('GET', `/v1/${'a'.repeat(10_000)}`), 404, 'NOT_FOUND', /^no route GET \/v1\/a+… \(10004 characters\)$/);
+    expect((res.body.error as { message: string }).message.length).toBeLessThan(120);
+  });
+});
+
+describe("the router's errors name the parameter and the rule, and quote at most a few characters", () => {
+  const tasksApp = buildManagerApp({ service: new FakeManagerService(), tasks: inProcessTasks(inProcessRaft()) });
+  afterAll(() => tasksApp.close());
+  const get = async (url: string, method: Method = 'GET') => {
+    const res = await tasksApp.inject({ method, url });
+    return { status: res.statusCode, body: res.json<Record<string, unknown>>() };
+  };
+  const paramCharsMax = limits.kvKeyBytesMax * 3;
+
+  it.each([
+    ['a 10 KiB task id', 'GET', `/v1/tasks/${'a'.repeat(10_240)}`, `params.id: at most ${paramCharsMax} characters (got 10240)`],
+    ['a long id to DELETE', 'DELETE', `/v1/tasks/${'a'.repeat(2000)}`, `params.id: at most ${paramCharsMax} characters (got 2000)`],
+    ['a long id before /logs', 'GET', `/v1/tasks/${'a'.repeat(2000)}/logs?tail=1`, `params.id: at most ${paramCharsMax} characters (got 2000)`],
+    ['%zz', 'GET', '/v1/tasks/%zz', 'params.id: "%zz" is not valid percent-encoding (a % starts an escape %XX of UTF-8 bytes; send a % itself as %25)'],
+    ['an escape that is not UTF-8', 'GET', '/v1/tasks/t1%ff/logs', 'params.id: "t1%ff" is not valid percent-encoding (a % starts an escape %XX of UTF-8 bytes; send a % itself as %25)'],
+    ['a long id with a bad escape', 'GET', `/v1/tasks/%zz${'b'.repeat(5000)}`, expect.stringMatching(/^params\.id: "%zzb+… \(5003 characters\)" is not valid percent-encoding/)],
+  ] as const)('%s', async (_what, method, url, message) => {
+    const res = await get(url, method);
+    expect(res).toEqual({ status: 400, body: { error: { code: 'INVALID_PARAM', message } } });
+    expect((res.body.error as { message: string }).message.length).toBeLessThan(200);
   });
 });
 
