@@ -168,7 +168,7 @@ function headersRefusal(raw: IncomingMessage, server: ServerLimits): MinkubeErro
   // Node bounds the header bytes, not their number; many tiny headers cost as much to log and to forward.
   const headers = raw.rawHeaders.length / 2;
   if (headers > server.headersCountMax) return new MinkubeError('HEADERS_TOO_LARGE', `${headers} headers; at most ${server.headersCountMax}`);
-  // HTTP/1.1's parser bounds the header bytes (maxHeaderSize); node's HTTP/2 server only announces the bound.
+  // HTTP/1.1's parser bounds the header bytes (maxHeaderSize); HTTP/2's announced bound is far above (http2Settings).
   if (raw.httpVersionMajor === 2) {
     let bytes = 0;
     for (const part of raw.rawHeaders) bytes += part.length;
@@ -213,7 +213,8 @@ function nodeServerOptions(server: ServerLimits): ServerOptions {
 }
 
 function http2Settings(server: ServerLimits): { maxConcurrentStreams: number; maxHeaderListSize: number } {
-  return { maxConcurrentStreams: limits.http2StreamsPerConnectionMax, maxHeaderListSize: server.headerBytesMax };
+  // Not headerBytesMax itself: node enforces the setting once acknowledged by resetting the stream, no answer given.
+  return { maxConcurrentStreams: limits.http2StreamsPerConnectionMax, maxHeaderListSize: Math.max(limits.http2HeaderListBytesMax, server.headerBytesMax) };
 }
 
 /** The first byte of every TLS connection: a handshake record (a client hello). */

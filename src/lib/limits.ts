@@ -120,6 +120,12 @@ export const limits = {
   http2StreamsPerConnectionMax: 256,
   /** Memory one HTTP/2 connection's frames and headers may hold before it is refused more streams, in MiB. */
   http2SessionMemoryMiBMax: 16,
+  /**
+   * The header block an HTTP/2 connection announces it takes (SETTINGS_MAX_HEADER_LIST_SIZE). Node resets a stream
+   * past it without an answer once the client has the setting, so it is above httpHeaderBytesMax: a block between the
+   * two is answered 431, as over HTTP/1.1.
+   */
+  http2HeaderListBytesMax: 64 * 1024,
   // container runtimes
   /** One Docker API call (not wait, not pull): a hung daemon must not hang the worker. */
   runtimeCallTimeoutMsDefault: 15_000,
@@ -233,6 +239,7 @@ assert(limits.taskRunCountMax <= limits.tasksRetainedMax, 'one `task run --count
 assert(limits.assignQueueMax >= limits.placementBatchMax, 'one placement batch fits in the assignment queue');
 assert(limits.runtimePingTimeoutMsDefault < limits.runtimeCallTimeoutMsDefault, 'a start-up ping is quicker than any call');
 assert(limits.workerFinishedLogBytesMax <= limits.runtimeLogBytesMax, 'one logs() answer can fill the tail a worker keeps');
+assert(limits.http2HeaderListBytesMax > limits.httpHeaderBytesMax, 'HTTP/2 header blocks over the bound reach the app, which answers 431');
 assert(limits.httpHeadersTimeoutMs <= limits.httpRequestTimeoutMs, 'Node requires the header timeout to be at most the request timeout');
 assert(limits.rateLimitTokenBucketsMax >= limits.apiTokensMax, 'every token the cluster may hold fits in the buckets at once');
 assert(limits.eventStreamsMax < limits.httpConnectionsMax, 'event streams leave connections for the API');
