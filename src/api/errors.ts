@@ -1,9 +1,11 @@
 // The one error path of every Minkube app: whatever fails answers { error: { code, message } } with the registry's
 // HTTP status. Expected failures are MinkubeErrors; fastify's own errors are translated; anything else is INTERNAL.
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import Router, { type HTTPMethod } from 'find-my-way';
 import { MinkubeError, type ErrorCode } from '../lib/errors.js';
+import { isLingering, lingerThenClose, type LingerBounds } from './linger.js';
 
 /** Translates any thrown value into the MinkubeError the client will see. */
 export function toMinkubeError(err: unknown, bodyLimitBytes: number): MinkubeError {
@@ -171,16 +173,20 @@ function clientErrorCode(code: string | undefined): ErrorCode {
 /**
  * For fastify's `clientErrorHandler`: a request Node's parser refused (bad request line or headers, headers too large)
  * or that did not arrive in time answers { error: { code, message } } like every other failure, then the connection
- * is closed (the parser cannot find the next request in what follows).
+ * is closed (the parser cannot find the next request in what follows), once the client has stopped sending: a
+ * 100 KB URL refused at 16 KiB is still arriving, and a close then would reset the answer away (linger.ts).
  */
-export function clientErrorHandler(this: FastifyInstance, err: Error & { code?: string }, socket: Duplex): void {
-  if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  const error = new MinkubeError(clientErrorCode(err.code));
-  this.log.debug({ code: error.code, reason: err.code ?? err.message }, 'client error');
-  // A response already under way on this connection (keep-alive) cannot be followed by another.
-  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-  if (socket.writable && inFlight?.headersSent !== true) socket.write(rawErrorResponse(error));
-  socket.destroy();
+export function clientErrorHandler(linger: LingerBounds) {
+  return function onClientError(this: FastifyInstance, err: Error & { code?: string }, socket: Duplex): void {
+    // Lingering: the parser refuses each chunk the client still sends, which is dropped.
+    if (err.code === 'ECONNRESET' || socket.destroyed || isLingering(socket)) return;
+    const error = new MinkubeError(clientErrorCode(err.code));
+    this.log.debug({ code: error.code, reason: err.code ?? err.message }, 'client error');
+    // A response already under way on this connection (keep-alive) cannot be followed by another.
+    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (socket.writable && inFlight?.headersSent !== true) socket.write(rawErrorResponse(error));
+    lingerThenClose(socket as Socket, linger);
+  };
 }
 
 /** A whole HTTP/1.1 answer carrying the error in our JSON shape, for a connection no server has parsed; it closes it. */

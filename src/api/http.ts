@@ -13,6 +13,7 @@ import { clientErrorHandler, frameworkErrorHandler, installErrorHandling, rawErr
 import { schemaController } from './schema-compilers.js';
 import { typeboxValidatorCompiler } from './validation.js';
 import { OneWriteResponse } from './h2-response.js';
+import { lingerAfterLastAnswers, lingerThenClose, type LingerBounds } from './linger.js';
 import { carriesLongAnswer } from './text-stream.js';
 
 declare module 'fastify' {
@@ -42,6 +43,9 @@ export interface ServerLimits {
   headerBytesMax: number;
   headersCountMax: number;
   connectionsMax: number;
+  /** After an early answer, what the client still sends is dropped before the close, up to these (linger.ts). */
+  lingerBytesMax: number;
+  lingerMs: number;
 }
 
 const defaultServerLimits: ServerLimits = {
@@ -52,6 +56,8 @@ const defaultServerLimits: ServerLimits = {
   headerBytesMax: limits.httpHeaderBytesMax,
   headersCountMax: limits.httpHeadersCountMax,
   connectionsMax: limits.httpConnectionsMax,
+  lingerBytesMax: limits.httpLingerBytesMax,
+  lingerMs: limits.httpLingerMs,
 };
 
 export interface HttpsOptions {
@@ -80,6 +86,7 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   // Percent-encoded keys are up to three times their byte length.
   const paramCharsMax = limits.kvKeyBytesMax * 3;
   const routes = new RoutePaths();
+  const linger: LingerBounds = { bytesMax: server.lingerBytesMax, ms: server.lingerMs };
   const common = {
     bodyLimit: bodyLimitBytes,
     genReqId,
@@ -91,7 +98,7 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
     // The router's errors come before any hook: an HTTP/2 path too large is refused here as in onRequest below.
     frameworkErrors: frameworkErrorHandler({ bodyLimitBytes, routes, paramCharsMax, refusal: (req) => headersRefusal(req.raw, server) }),
     // Errors of Node's HTTP parser and its timeouts, before fastify sees a request: answered in our JSON shape.
-    clientErrorHandler,
+    clientErrorHandler: clientErrorHandler(linger),
     keepAliveTimeout: server.keepAliveTimeoutMs,
     requestTimeout: server.receiveTimeoutMs,
     http: nodeServerOptions(server),
@@ -103,7 +110,7 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   const h2 = { settings: http2Settings(server), maxSessionMemory: limits.http2SessionMemoryMiBMax, http2SessionTimeout: server.keepAliveTimeoutMs };
   const serverOptions: Record<string, unknown> =
     opts.https === undefined
-      ? { ...common, forceCloseConnections: 'idle' as const, serverFactory: h1AndH2cServer(server, h2) }
+      ? { ...common, forceCloseConnections: 'idle' as const, serverFactory: h1AndH2cServer(server, h2, linger) }
       : {
         ...common,
         http2: true as const,
@@ -116,8 +123,9 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   const options = (opts.logger ? { ...serverOptions, loggerInstance: opts.logger } : { ...serverOptions, logger: false }) as FastifyHttpOptions<Server>;
   const app = fastify(options) as unknown as FastifyInstance;
   if (opts.https !== undefined) {
-    answerPlainHttp(app.server, server);
+    answerPlainHttp(app.server, server, linger);
     app.server.on('session', (session: Http2Session) => closeWhenIdle(session, h2.http2SessionTimeout));
+    lingerAfterLastAnswers(app.server, linger);
   }
   // JSON only: any other content type is 415, rather than a text body failing validation with a 400.
   app.removeContentTypeParser('text/plain');
@@ -151,6 +159,14 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
     void reply.header(requestIdHeader, req.id);
     done();
   });
+  app.addHook('onSend', (req, reply, payload, done) => {
+    if (req.raw.httpVersionMajor === 1 && req.raw.complete === false && (req.raw.headers['transfer-encoding'] !== undefined || contentLength(req.raw) > 0)) {
+      // An answer before the body's end: the connection closes after it (lingering: linger.ts) rather than read the
+      // rest of a body nobody wants to keep it.
+      void reply.header('connection', 'close');
+    }
+    done(null, payload);
+  });
   app.addHook('onResponse', (req, reply, done) => {
     // The line's object is built only when it would be written (req.log is pino's, or fastify's silent one).
     if (req.log.level === 'debug' || req.log.level === 'trace') req.log.debug({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
@@ -158,6 +174,12 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   });
   installErrorHandling(app, bodyLimitBytes, routes);
   return app;
+}
+
+/** The request's Content-Length; 0 without one (or a chunked body, whose length is not known before its end). */
+function contentLength(raw: IncomingMessage): number {
+  const length = Number(raw.headers['content-length'] ?? '0');
+  return Number.isFinite(length) ? length : 0;
 }
 
 /**
@@ -226,7 +248,7 @@ const tlsHandshakeRecord = 0x16;
  * `400 HTTPS_REQUIRED` in plain HTTP, as Go's servers do, and closed; clients would otherwise show an empty reply.
  * A connection that sends nothing is closed after the header timeout.
  */
-function answerPlainHttp(tlsServer: Server, limitsOf: ServerLimits): void {
+function answerPlainHttp(tlsServer: Server, limitsOf: ServerLimits, linger: LingerBounds): void {
   const tlsListeners = tlsServer.listeners('connection') as ((socket: Socket) => void)[];
   tlsServer.removeAllListeners('connection');
   const silent = silentUntilClose(tlsServer);
@@ -238,8 +260,9 @@ function answerPlainHttp(tlsServer: Server, limitsOf: ServerLimits): void {
       }
       const target = plainRequestTarget(chunk);
       const message = `this port speaks HTTPS only (the cluster is secure)${target === null ? '' : `: use https://${target}`}`;
-      // Destroyed once written: the socket is paused, so it would never read the client's end of the connection.
-      socket.end(rawErrorResponse(new MinkubeError('HTTPS_REQUIRED', message)), () => socket.destroy());
+      socket.write(rawErrorResponse(new MinkubeError('HTTPS_REQUIRED', message)));
+      // Read to the client's end, the bytes dropped: closed with a request body unread, the answer could be reset away.
+      lingerThenClose(socket, linger);
     });
   });
 }
@@ -309,6 +332,12 @@ function closeWhenIdle(session: Http2Session, idleMs: number): void {
   });
 }
 
+interface H2Options {
+  settings: ReturnType<typeof http2Settings>;
+  maxSessionMemory: number;
+  http2SessionTimeout: number;
+}
+
 /**
  * fastify's serverFactory for cleartext: an HTTP/1.1 server (the one fastify listens on and closes) whose connections
  * are looked at first: one whose first bytes are HTTP/2's preface goes to an h2c server with the same handler, any
@@ -316,11 +345,12 @@ function closeWhenIdle(session: Http2Session, idleMs: number): void {
  * the header timeout, as HTTP/1.1's would be, and at once when the server closes (silentUntilClose);
  * closeHttp2Sessions (which fastify calls on close) ends the h2c ones.
  */
-function h1AndH2cServer(limitsOf: ServerLimits, h2: { settings: ReturnType<typeof http2Settings>; maxSessionMemory: number; http2SessionTimeout: number }) {
+function h1AndH2cServer(limitsOf: ServerLimits, h2: H2Options, linger: LingerBounds) {
   return (handler: RequestListener): Server => {
     const h1 = createServer(nodeServerOptions(limitsOf), handler);
     h1.keepAliveTimeout = limitsOf.keepAliveTimeoutMs;
     h1.requestTimeout = limitsOf.receiveTimeoutMs;
+    lingerAfterLastAnswers(h1, linger);
     const h2c = createH2cServer({ settings: h2.settings, maxSessionMemory: h2.maxSessionMemory, Http2ServerResponse: OneWriteResponse }, handler as unknown as Parameters<typeof createH2cServer>[1]);
     const sessions = new Set<Http2Session>();
     h2c.on('session', (session: ServerHttp2Session) => {

@@ -114,6 +114,13 @@ export const limits = {
   httpTimeoutCheckIntervalMs: 1000,
   /** An idle keep-alive connection is closed after this (longer than the client's pool keeps one idle). */
   httpKeepAliveTimeoutMs: 10_000,
+  /**
+   * After an early answer (413 before the body, 431 in a long URL), what the client still sends is read and dropped
+   * before the connection (HTTP/2: the stream) is closed, so that the close does not reset the answer away: at most
+   * this many bytes, for at most this long (a client that reads the answer stops sending and closes before).
+   */
+  httpLingerBytesMax: 8 * 1024 * 1024,
+  httpLingerMs: 3000,
   /** Open connections one server accepts; past it new ones are closed at once. */
   httpConnectionsMax: 1024,
   /** Requests one HTTP/2 connection may have in flight at once (its SETTINGS_MAX_CONCURRENT_STREAMS). */

@@ -13,6 +13,7 @@ import { OneWriteResponse, oneWriteResponses } from '../../src/api/h2-response.j
 import { buildBaseApp, type HttpsOptions } from '../../src/api/http.js';
 import { TextStreams } from '../../src/api/text-stream.js';
 import { createClusterCa, issueNodeKeyAndCert } from '../../src/security/ca.js';
+import { tlsServerOptions } from '../support/tls-server.js';
 
 interface Answer {
   status: number;
@@ -37,13 +38,6 @@ async function listening(https?: HttpsOptions): Promise<string> {
   app.get('/items/:id', async (req) => ({ id: (req.params as { id: string }).id }));
   await app.listen({ host: '127.0.0.1', port: 0 });
   return `${https ? 'https' : 'http'}://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-}
-
-/** A server certificate of a new cluster CA, client certificates asked for but not required. */
-async function tlsServerOptions(): Promise<HttpsOptions> {
-  const ca = await createClusterCa({ clusterId: 'c1' });
-  const server = await issueNodeKeyAndCert({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: 'm1', role: 'manager', clusterId: 'c1', sans: { ips: ['127.0.0.1'], dns: ['localhost'] } });
-  return { key: server.keyPem, cert: server.certPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: false };
 }
 
 function h2(session: ClientHttp2Session, method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<Answer> {
