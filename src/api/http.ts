@@ -125,6 +125,7 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   if (opts.https !== undefined) {
     answerPlainHttp(app.server, server, linger);
     app.server.on('session', (session: Http2Session) => closeWhenIdle(session, h2.http2SessionTimeout));
+    answerExpectContinueLater(app.server);
     lingerAfterLastAnswers(app.server, linger);
   }
   // JSON only: any other content type is 415, rather than a text body failing validation with a 400.
@@ -159,6 +160,13 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
     void reply.header(requestIdHeader, req.id);
     done();
   });
+  // Expect: 100-continue is answered here, after every check before the body (answerExpectContinueLater): a body
+  // declared over the route's limit gets its 413 before the client sends it.
+  app.addHook('preParsing', (req, reply, payload, done) => {
+    const raw = req.raw;
+    if (expectsContinue(raw) && !(contentLength(raw) > req.routeOptions.bodyLimit)) reply.raw.writeContinue();
+    done(null, payload);
+  });
   app.addHook('onSend', (req, reply, payload, done) => {
     if (req.raw.httpVersionMajor === 1 && req.raw.complete === false && (req.raw.headers['transfer-encoding'] !== undefined || contentLength(req.raw) > 0)) {
       // An answer before the body's end: the connection closes after it (lingering: linger.ts) rather than read the
@@ -174,6 +182,11 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   });
   installErrorHandling(app, bodyLimitBytes, routes);
   return app;
+}
+
+function expectsContinue(raw: IncomingMessage): boolean {
+  // As node reads it (HTTP/1.0 has no 100 Continue).
+  return (raw.httpVersion === '1.1' || raw.httpVersionMajor === 2) && /(?:^|\W)100-continue(?:$|\W)/i.test(raw.headers.expect ?? '');
 }
 
 /** The request's Content-Length; 0 without one (or a chunked body, whose length is not known before its end). */
@@ -339,6 +352,16 @@ interface H2Options {
 }
 
 /**
+ * A request with `Expect: 100-continue` goes to the app at once, without node's automatic 100 Continue: the
+ * preParsing hook sends it once the request has passed every check that comes before its body (credentials, rate,
+ * the body's declared length). A request refused before that gets its final answer instead, and the client, which
+ * waits for one or the other, does not send a body that would only be dropped (curl waits a second, then sends).
+ */
+function answerExpectContinueLater(server: { on(event: 'checkContinue', listener: (req: unknown, res: unknown) => void): unknown; emit(event: 'request', req: unknown, res: unknown): boolean }): void {
+  server.on('checkContinue', (req, res) => server.emit('request', req, res));
+}
+
+/**
  * fastify's serverFactory for cleartext: an HTTP/1.1 server (the one fastify listens on and closes) whose connections
  * are looked at first: one whose first bytes are HTTP/2's preface goes to an h2c server with the same handler, any
  * other to the HTTP/1.1 parser, the bytes read put back either way. A connection that sends nothing is closed after
@@ -350,8 +373,10 @@ function h1AndH2cServer(limitsOf: ServerLimits, h2: H2Options, linger: LingerBou
     const h1 = createServer(nodeServerOptions(limitsOf), handler);
     h1.keepAliveTimeout = limitsOf.keepAliveTimeoutMs;
     h1.requestTimeout = limitsOf.receiveTimeoutMs;
+    answerExpectContinueLater(h1);
     lingerAfterLastAnswers(h1, linger);
     const h2c = createH2cServer({ settings: h2.settings, maxSessionMemory: h2.maxSessionMemory, Http2ServerResponse: OneWriteResponse }, handler as unknown as Parameters<typeof createH2cServer>[1]);
+    answerExpectContinueLater(h2c);
     const sessions = new Set<Http2Session>();
     h2c.on('session', (session: ServerHttp2Session) => {
       sessions.add(session);

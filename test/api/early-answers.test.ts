@@ -1,7 +1,10 @@
 // Answers given while the client is still sending (413 before the body, 431 in the middle of a long URL) reach it, in
 // cleartext and over TLS: the server drops what still comes, within bounds, before it closes the connection
-// (src/api/linger.ts), rather than a close that resets the answer away.
+// (src/api/linger.ts), rather than a close that resets the answer away; and a request that expects 100 Continue gets
+// its 413 in place of the 100, before it sends a body that would be dropped (HTTP/1.1 and HTTP/2).
+import { connect as h2Connect, type ClientHttp2Session, type SecureClientSessionOptions } from 'node:http2';
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -72,7 +75,8 @@ function exchange(server: Server, head: string, body: Buffer | 'forever' | null,
     socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
     socket.on('close', () => {
       clearTimeout(guard);
-      const [headLines = '', rest = ''] = text.split('\r\n\r\n');
+      const answer = text.replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, '');
+      const [headLines = '', rest = ''] = answer.split('\r\n\r\n');
       let parsed: unknown = null;
       try {
         parsed = JSON.parse(rest);
@@ -136,6 +140,34 @@ describe('HTTP/1.1: an early answer reaches a client that is still sending', () 
     }
   });
 
+  it.each(kinds)('%s: Expect: 100-continue over the limit is answered 413 at once, without a 100 first; under it, 100 then the answer', async (kind) => {
+    const server = await listening(kind);
+    // No body is sent: the answer must come without it, and the connection close.
+    const refused = await exchange(server, put(10 * 1024 * 1024, 'Expect: 100-continue\r\n'), null);
+    expect(refused.text).toMatch(/^HTTP\/1\.1 413 /);
+    expect(refused).toMatchObject({ status: 413, body: tooLarge });
+    // So does a refusal before the body (a credential check), whatever the length.
+    const forbidden = await exchange(server, put(1000, 'Expect: 100-continue\r\nx-refuse: 1\r\n'), null);
+    expect(forbidden.text).toMatch(/^HTTP\/1\.1 403 /);
+    // Under the limit the client waits for the 100, then sends.
+    const small = jsonBody(1000);
+    const accepted = await new Promise<string>((resolve, reject) => {
+      const socket = socketTo(server);
+      let text = '';
+      socket.on('error', reject);
+      socket.on('data', (d: Buffer) => {
+        text += d.toString('latin1');
+        if (text === 'HTTP/1.1 100 Continue\r\n\r\n') socket.write(small);
+        if (text.endsWith('}')) {
+          socket.destroy();
+          resolve(text);
+        }
+      });
+      socket.once(server.ca === undefined ? 'connect' : 'secureConnect', () => socket.write(put(small.length, 'Expect: 100-continue\r\n')));
+    });
+    expect(accepted).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n[^]*\{"stored":true\}$/);
+  });
+
   it('a client that never stops sending is cut off at the linger bounds: bytes, or else time', async () => {
     const byBytes = await listening('cleartext', { lingerBytesMax: 256 * 1024, lingerMs: 20_000 });
     const cutByBytes = await exchange(byBytes, put(1024 * 1024 * 1024), 'forever');
@@ -147,5 +179,62 @@ describe('HTTP/1.1: an early answer reaches a client that is still sending', () 
     expect(cutByTime).toMatchObject({ status: 413, body: tooLarge });
     expect(cutByTime.ms).toBeGreaterThanOrEqual(250);
     expect(cutByTime.ms).toBeLessThan(5000);
+  });
+});
+
+interface H2Exchange {
+  status: number;
+  body: unknown;
+  /** Whether the client could send its whole body (the stream took every chunk before it closed). */
+  sentAll: boolean;
+  /** Whether the server asked for the body with a 100 Continue. */
+  continued: boolean;
+  rstCode: number | undefined;
+}
+
+/** A PUT of `body` over HTTP/2, written as the server's flow control lets it. */
+function h2Put(session: ClientHttp2Session, body: Buffer, headers: Record<string, string> = {}): Promise<H2Exchange> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ':method': 'PUT', ':path': '/v1/kv/k', 'content-type': 'application/json', 'content-length': String(body.length), ...headers });
+    let status = 0;
+    let data = '';
+    let sentAll = false;
+    let continued = false;
+    stream.on('continue', () => (continued = true));
+    stream.on('response', (h) => (status = Number(h[':status'])));
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => (data += d));
+    stream.on('error', () => undefined);
+    stream.on('close', () => {
+      if (status === 0) return reject(new Error(`no answer (stream reset with ${stream.rstCode})`));
+      resolve({ status, body: JSON.parse(data) as unknown, sentAll, continued, rstCode: stream.rstCode });
+    });
+    const chunks = function* (): Generator<Buffer> {
+      for (let at = 0; at < body.length; at += 16 * 1024) yield body.subarray(at, at + 16 * 1024);
+    };
+    if (headers.expect !== undefined) return;
+    const source = Readable.from(chunks());
+    source.on('end', () => (sentAll = true));
+    source.pipe(stream);
+  });
+}
+
+function h2SessionTo(server: Server): ClientHttp2Session {
+  const url = `${server.ca === undefined ? 'http' : 'https'}://127.0.0.1:${server.port}`;
+  const session = h2Connect(url, server.ca === undefined ? {} : ({ ca: server.ca } as SecureClientSessionOptions));
+  session.on('error', () => undefined);
+  return session;
+}
+
+describe('HTTP/2: Expect: 100-continue', () => {
+  it.each(kinds)('%s: over the limit is 413 without a 100', async (kind) => {
+    const server = await listening(kind);
+    const session = h2SessionTo(server);
+    try {
+      const r = await h2Put(session, jsonBody(2 * 1024 * 1024), { expect: '100-continue' });
+      expect(r).toMatchObject({ status: 413, body: tooLarge, continued: false });
+    } finally {
+      session.close();
+    }
   });
 });
