@@ -12,7 +12,7 @@ import { MinkubeError } from '../lib/errors.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandling, rawErrorResponse, RoutePaths } from './errors.js';
 import { schemaController } from './schema-compilers.js';
 import { typeboxValidatorCompiler } from './validation.js';
-import { OneWriteResponse } from './h2-response.js';
+import { withLinger, type OneWriteResponse } from './h2-response.js';
 import { lingerAfterLastAnswers, lingerThenClose, type LingerBounds } from './linger.js';
 import { carriesLongAnswer } from './text-stream.js';
 
@@ -107,7 +107,7 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   // connections opening with HTTP/2's preface to an h2c server. Either way one port, the same routes and answers.
   // HTTP/2 lets a client keep many requests in flight on one connection (etcd's gRPC clients do): fewer connections
   // and far fewer writes per request under load (bench/kv-go.ts, -h2).
-  const h2 = { settings: http2Settings(server), maxSessionMemory: limits.http2SessionMemoryMiBMax, http2SessionTimeout: server.keepAliveTimeoutMs };
+  const h2 = { settings: http2Settings(server), maxSessionMemory: limits.http2SessionMemoryMiBMax, http2SessionTimeout: server.keepAliveTimeoutMs, Http2ServerResponse: withLinger(linger) };
   const serverOptions: Record<string, unknown> =
     opts.https === undefined
       ? { ...common, forceCloseConnections: 'idle' as const, serverFactory: h1AndH2cServer(server, h2, linger) }
@@ -117,7 +117,7 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
         // Ours instead (closeIdleSession, below): fastify's would close a session a followed log keeps quiet.
         http2SessionTimeout: 0,
         forceCloseConnections: true,
-        https: { ...opts.https, ...nodeServerOptions(server), allowHTTP1: true, settings: h2.settings, maxSessionMemory: h2.maxSessionMemory, Http2ServerResponse: OneWriteResponse },
+        https: { ...opts.https, ...nodeServerOptions(server), allowHTTP1: true, settings: h2.settings, maxSessionMemory: h2.maxSessionMemory, Http2ServerResponse: h2.Http2ServerResponse },
       };
   // fastify types an HTTPS or HTTP/2 app as another instance type; every route and hook here is the same for all.
   const options = (opts.logger ? { ...serverOptions, loggerInstance: opts.logger } : { ...serverOptions, logger: false }) as FastifyHttpOptions<Server>;
@@ -168,7 +168,10 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
     done(null, payload);
   });
   app.addHook('onSend', (req, reply, payload, done) => {
-    if (req.raw.httpVersionMajor === 1 && req.raw.complete === false && (req.raw.headers['transfer-encoding'] !== undefined || contentLength(req.raw) > 0)) {
+    if (req.raw.httpVersionMajor === 2) {
+      // A body refused by fastify's parser gets `connection: close`, which HTTP/2 has no use for (node warns).
+      if (reply.hasHeader('connection')) void reply.removeHeader('connection');
+    } else if (req.raw.complete === false && (req.raw.headers['transfer-encoding'] !== undefined || contentLength(req.raw) > 0)) {
       // An answer before the body's end: the connection closes after it (lingering: linger.ts) rather than read the
       // rest of a body nobody wants to keep it.
       void reply.header('connection', 'close');
@@ -349,6 +352,7 @@ interface H2Options {
   settings: ReturnType<typeof http2Settings>;
   maxSessionMemory: number;
   http2SessionTimeout: number;
+  Http2ServerResponse: typeof OneWriteResponse;
 }
 
 /**
@@ -375,7 +379,7 @@ function h1AndH2cServer(limitsOf: ServerLimits, h2: H2Options, linger: LingerBou
     h1.requestTimeout = limitsOf.receiveTimeoutMs;
     answerExpectContinueLater(h1);
     lingerAfterLastAnswers(h1, linger);
-    const h2c = createH2cServer({ settings: h2.settings, maxSessionMemory: h2.maxSessionMemory, Http2ServerResponse: OneWriteResponse }, handler as unknown as Parameters<typeof createH2cServer>[1]);
+    const h2c = createH2cServer({ settings: h2.settings, maxSessionMemory: h2.maxSessionMemory, Http2ServerResponse: h2.Http2ServerResponse }, handler as unknown as Parameters<typeof createH2cServer>[1]);
     answerExpectContinueLater(h2c);
     const sessions = new Set<Http2Session>();
     h2c.on('session', (session: ServerHttp2Session) => {

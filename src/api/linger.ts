@@ -1,16 +1,17 @@
-// Closing a connection that the client is still sending on, without losing the answer: a "lingering close", as nginx
-// does. A socket closed with bytes unread, or that gets bytes after its close, makes the
+// Closing a connection, or an HTTP/2 stream, that the client is still sending on, without losing the answer: a
+// "lingering close", as nginx does. A socket closed with bytes unread, or that gets bytes after its close, makes the
 // kernel send a reset, and a client that had not read the answer yet loses it (curl: "(55) Broken pipe", "(56)
 // Connection reset by peer"; node: EPIPE, no status). So after an early answer (413 before the body, 431 in the
 // middle of a long URL) our side is ended and what the client still sends is read and dropped, until it stops or a
-// bound is hit; only then is the connection closed.
+// bound is hit; only then is the connection (or the stream) closed.
 import type { IncomingMessage } from 'node:http';
+import { constants as http2, type Http2ServerRequest, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 
 export interface LingerBounds {
   /** Bytes read and dropped after the answer before closing anyway. */
   bytesMax: number;
-  /** How long after the answer the connection is closed anyway. */
+  /** How long after the answer the connection or stream is closed anyway. */
   ms: number;
 }
 
@@ -74,4 +75,27 @@ export function lingerAfterLastAnswers(server: { prependListener(event: 'request
       lingerThenClose(socket, bounds, (close) => req.once('end', close));
     };
   });
+}
+
+/**
+ * An HTTP/2 answer ending while its request's body still comes: node would reset the stream (RST_STREAM NO_ERROR) at
+ * once, which RFC 9113 8.1 allows, but a client that reads the reset with the answer (curl over h2c, where both come
+ * in one read) drops the answer. The body is read and dropped instead, so the stream ends when the client ends it, or
+ * with that reset once a bound is hit, long after the answer.
+ */
+export function lingerAfterAnswer(req: Http2ServerRequest, stream: ServerHttp2Stream, bounds: LingerBounds): void {
+  if (stream.endAfterHeaders || req.complete || stream.destroyed) return;
+  let bytes = 0;
+  const close = (): void => {
+    clearTimeout(timer);
+    if (!stream.closed && !stream.destroyed) stream.close(http2.NGHTTP2_NO_ERROR);
+  };
+  const timer = setTimeout(close, bounds.ms);
+  timer.unref();
+  stream.once('close', () => clearTimeout(timer));
+  req.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (bytes > bounds.bytesMax) close();
+  });
+  req.resume();
 }

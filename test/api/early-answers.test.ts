@@ -1,8 +1,8 @@
-// Answers given while the client is still sending (413 before the body, 431 in the middle of a long URL) reach it, in
-// cleartext and over TLS: the server drops what still comes, within bounds, before it closes the connection
-// (src/api/linger.ts), rather than a close that resets the answer away; and a request that expects 100 Continue gets
-// its 413 in place of the 100, before it sends a body that would be dropped (HTTP/1.1 and HTTP/2).
-import { connect as h2Connect, type ClientHttp2Session, type SecureClientSessionOptions } from 'node:http2';
+// Answers given while the client is still sending (413 before the body, 431 in the middle of a long URL) reach it, over
+// HTTP/1.1 and HTTP/2, in cleartext and over TLS: the server drops what still comes, within bounds, before it closes
+// the connection or the stream (src/api/linger.ts), rather than a close that resets the answer away; and a request
+// that expects 100 Continue gets its 413 in place of the 100, before it sends a body that would be dropped.
+import { connect as h2Connect, constants as h2Constants, type ClientHttp2Session, type SecureClientSessionOptions } from 'node:http2';
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
@@ -226,8 +226,35 @@ function h2SessionTo(server: Server): ClientHttp2Session {
   return session;
 }
 
-describe('HTTP/2: Expect: 100-continue', () => {
-  it.each(kinds)('%s: over the limit is 413 without a 100', async (kind) => {
+describe('HTTP/2: an early answer is not reset away', () => {
+  it.each(kinds)('%s: a body over the limit is 413, and the stream ends when the client ends it, not by a reset right after the answer', async (kind) => {
+    const server = await listening(kind);
+    const session = h2SessionTo(server);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await h2Put(session, jsonBody(2 * 1024 * 1024));
+        expect(r).toMatchObject({ status: 413, body: tooLarge, sentAll: true });
+      }
+      // The session is still good for the next request.
+      const ok = await h2Put(session, jsonBody(1000));
+      expect(ok).toMatchObject({ status: 200, body: { stored: true } });
+    } finally {
+      session.close();
+    }
+  });
+
+  it('past the linger bound the stream is reset with NO_ERROR, the answer already in', async () => {
+    const server = await listening('cleartext', { lingerBytesMax: 256 * 1024, lingerMs: 20_000 });
+    const session = h2SessionTo(server);
+    try {
+      const r = await h2Put(session, jsonBody(8 * 1024 * 1024));
+      expect(r).toMatchObject({ status: 413, body: tooLarge, sentAll: false, rstCode: h2Constants.NGHTTP2_NO_ERROR });
+    } finally {
+      session.close();
+    }
+  });
+
+  it.each(kinds)('%s: Expect: 100-continue over the limit is 413 without a 100', async (kind) => {
     const server = await listening(kind);
     const session = h2SessionTo(server);
     try {
