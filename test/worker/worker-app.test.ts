@@ -157,6 +157,15 @@ describe('reads', () => {
     await expectError(call('GET', '/v1/tasks/nope/logs'), 404, 'TASK_NOT_FOUND');
   });
 
+  it('HEAD /v1/tasks/:id/logs?follow=true answers at once, as the GET would, and follows nothing (the task runs on)', async () => {
+    await call('POST', '/v1/tasks', assignment('h'));
+    for (let i = 0; i < 3; i++) {
+      const res = await app.inject({ method: 'HEAD', url: '/v1/tasks/h/logs?follow=true' });
+      expect([res.statusCode, res.headers['content-type'], res.body]).toEqual([200, 'text/plain; charset=utf-8', '']);
+    }
+    expect((await app.inject({ method: 'HEAD', url: '/v1/tasks/nope/logs?follow=true' })).statusCode).toBe(404);
+  });
+
   it('GET /v1/stats answers the host figures and the running task count', async () => {
     const res = await call('GET', '/v1/stats');
     expect(res.status).toBe(200);
