@@ -1,7 +1,7 @@
 // Real manager (and worker) processes on loopback for end-to-end tests and benchmarks: write a config, spawn
 // `bin/minkube.js manager`, SIGKILL / SIGSTOP / SIGCONT them, and talk to them over HTTP.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream, type WriteStream } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, createWriteStream, type WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { join, resolve } from 'node:path';
@@ -164,6 +164,7 @@ export class ProcCluster {
       await this.signal(n.id, 'SIGKILL');
       n.log?.end();
     }
+    killProcessTasks(this.dir);
     if (process.env.MINKUBE_KEEP_TEST_DIRS !== '1') rmSync(this.dir, { recursive: true, force: true });
   }
 
@@ -255,3 +256,35 @@ export async function httpJson(baseUrl: string, method: string, path: string, bo
   return { status, body: parsed };
 }
 
+/**
+ * Process-runtime tasks outlive their worker (as they must: a restarted worker adopts them), so a test's cluster
+ * ends them itself: every record under `<dir>/<node>/processes/` names the process group its wrapper leads.
+ */
+function killProcessTasks(dir: string): void {
+  let nodes: string[];
+  try {
+    nodes = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const node of nodes) {
+    let records: string[];
+    try {
+      records = readdirSync(join(dir, node, 'processes')).filter((f) => f.endsWith('.json'));
+    } catch {
+      continue;
+    }
+    for (const file of records) {
+      try {
+        const r = JSON.parse(readFileSync(join(dir, node, 'processes', file), 'utf8')) as { pid?: unknown; pidStartTicks?: unknown; state?: unknown };
+        if (r.state !== 'running' || typeof r.pid !== 'number' || r.pid <= 1) continue;
+        // The same process, not a later one that reused the pid: /proc/<pid>/stat's start time (field 22).
+        const stat = readFileSync(`/proc/${r.pid}/stat`, 'utf8');
+        if (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] !== r.pidStartTicks) continue;
+        process.kill(-r.pid, 'SIGKILL');
+      } catch {
+        // Gone already, or a record cut short: nothing to end.
+      }
+    }
+  }
+}
