@@ -7,6 +7,7 @@ import type { Rollout, UpdateConfig } from '../contracts/service-model.js';
 import type { TaskSpec } from '../contracts/task-model.js';
 import { limits } from '../lib/limits.js';
 import { normaliseSpec, TaskSpecSchema } from './task-spec.js';
+import { Nullable } from '../lib/nullable.js';
 
 /** DNS label rules: the name becomes `<name>.service.minkube`. */
 export const serviceNamePattern = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
@@ -115,7 +116,6 @@ const Ms = Type.Number({ minimum: 0, maximum: 8.64e15 });
 const Name = Type.String({ pattern: serviceNamePattern });
 const Replicas = Type.Integer({ minimum: 0, maximum: limits.serviceReplicasMax });
 const Id = Type.String({ minLength: 1, maxLength: 256 });
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const strict = { additionalProperties: false } as const;
 
 export const UpdateSchema = Type.Object(

@@ -6,6 +6,7 @@ import type { AssignedPort, TaskError, TaskHealth, TaskSpec, WorkerCapacity, Wor
 import { CapacitySchema, LabelsSchema } from './placement-schemas.js';
 import { normaliseSpec, TaskSpecSchema } from './task-spec.js';
 import { limits } from '../lib/limits.js';
+import { Nullable } from '../lib/nullable.js';
 
 /** A new task (state pending, attempt 1). A known idempotencyKey answers the task it created instead. */
 export interface TaskSubmitCommand {
@@ -219,7 +220,6 @@ function wireStats(s: WorkerStats): Record<string, unknown> {
 const Id = Type.String({ minLength: 1, maxLength: 256 });
 const Ms = Type.Number({ minimum: 0, maximum: 8.64e15 });
 const Counter = (minimum: number) => Type.Integer({ minimum, maximum: Number.MAX_SAFE_INTEGER });
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const strict = { additionalProperties: false } as const;
 
 const ErrorSchema = Type.Object({ class: Type.Union([Type.Literal('transient'), Type.Literal('permanent')]), message: Type.String() }, strict);

@@ -12,6 +12,7 @@ import { auditPrincipal, principalOf } from '../principal.js';
 import type { AuditQuery, AuditRefusal, AuditService } from '../../contracts/services.js';
 import { parseIntegerParam } from '../validation.js';
 import { listLimit } from './tasks.js';
+import { Nullable } from '../../lib/nullable.js';
 
 export interface AuditRoutesOptions {
   audit: AuditService;
@@ -28,7 +29,6 @@ const AuditQuerySchema = Type.Object(
 );
 type AuditQuerySchema = Static<typeof AuditQuerySchema>;
 
-const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 const Principal = Type.Union([
   Type.Object({ token: Type.String(), role: Type.String() }),
   Type.Object({ node: Type.String(), role: Type.String() }),

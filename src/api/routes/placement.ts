@@ -1,12 +1,12 @@
 // `task why`: GET /v1/tasks/:id/placement -> TaskPlacementView (contracts/placement.ts): where a task was placed, or
 // for a pending one why each worker cannot take it. 404 TASK_NOT_FOUND.
-import { Type, type TSchema } from '@sinclair/typebox';
+import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { PlacementService } from '../../contracts/placement.js';
 import { requestContext } from './kv.js';
 import { TaskIdParams } from './tasks-schemas.js';
+import { Nullable } from '../../lib/nullable.js';
 
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
 /** TaskPlacementView, for the OpenAPI document (documentedResponse). */
 const TaskPlacementReply = Type.Object(

@@ -8,7 +8,7 @@
 //                                       replicas alone scales; a changed spec makes a new version and rolls it out
 //   POST   /v1/services/:name/rollback  back to the previous version; 409 SERVICE_ROLLBACK_REFUSED without one
 //   DELETE /v1/services/:name           forgets the service and stops every replica -> { name, deleted: true, stopping }
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { takesNoBody } from '../validation.js';
 import type { ServiceCreateRequest, ServicePatchRequest, ServicesService } from '../../contracts/service-model.js';
@@ -17,6 +17,7 @@ import { HealthCheckSchema, portNamePattern, TaskSpecSchema } from '../../kv/tas
 import { limits } from '../../lib/limits.js';
 import { requestContext } from './kv.js';
 import { listLimit } from './tasks.js';
+import { Nullable } from '../../lib/nullable.js';
 
 const Name = Type.String({ pattern: serviceNamePattern });
 const specParts = {
@@ -43,7 +44,6 @@ const ListQuery = Type.Object(
 const ConsistencyQuery = Type.Object({ consistency: Type.Optional(Type.Union([Type.Literal('linearizable'), Type.Literal('stale')])) }, { additionalProperties: false });
 
 // What the routes answer (ServiceView), for the OpenAPI document (documentedResponse).
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const ReplicaReply = Type.Object({
   taskId: Type.String(),
   version: Type.Integer(),

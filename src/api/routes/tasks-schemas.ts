@@ -1,12 +1,12 @@
 // JSON schemas (TypeBox) of the managers' task and worker routes: requests, and what the answers contain. Query strings
 // carry text: integers are parsed by hand (no coercion), and unknown query parameters are refused.
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { limits } from '../../lib/limits.js';
 import { CapacitySchema, LabelsSchema } from '../../kv/placement-schemas.js';
 import { TaskSpecSchema } from '../../kv/task-spec.js';
 import { FollowParam } from './worker-schemas.js';
+import { Nullable } from '../../lib/nullable.js';
 
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const Consistency = Type.Optional(Type.Union([Type.Literal('linearizable'), Type.Literal('stale')]));
 const TaskStateLiteral = Type.Union(
   ['pending', 'scheduled', 'running', 'succeeded', 'failed', 'stopped', 'lost'].map((s) => Type.Literal(s)),

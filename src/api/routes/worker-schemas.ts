@@ -1,10 +1,10 @@
 // JSON schemas (TypeBox) of the worker's HTTP API (src/contracts/worker.ts): the assignment a leader sends, and
 // what 200 answers contain. Unknown fields are accepted, so the managers may add fields to the contract additively.
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { limits } from '../../lib/limits.js';
 import { stopSignals } from '../../contracts/task-model.js';
+import { Nullable } from '../../lib/nullable.js';
 
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const Counter = (minimum: number) => Type.Integer({ minimum, maximum: Number.MAX_SAFE_INTEGER });
 const StringMap = Type.Record(Type.String(), Type.String());
 
