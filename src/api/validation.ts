@@ -19,7 +19,9 @@ export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schem
     if (typeCheck.Check(data)) return { value: data };
     const first = typeCheck.Errors(data).First();
     const where = first === undefined ? part : fieldName(part, first.path);
-    const problem = first === undefined ? 'invalid' : describeSchemaProblem(first.message, first.schema, 'unknown field');
+    // A query parameter given twice arrives as an array: say that, rather than "expected string".
+    const repeated = part === 'query' && first !== undefined && Array.isArray(first.value) && first.path.split('/').length === 2;
+    const problem = first === undefined ? 'invalid' : repeated ? 'given more than once' : describeSchemaProblem(first.message, first.schema, 'unknown field');
     return { error: new MinkubeError(part === 'body' ? 'INVALID_BODY' : 'INVALID_PARAM', `${where}: ${problem}`) };
   };
 };

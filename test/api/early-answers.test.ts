@@ -168,6 +168,13 @@ describe('HTTP/1.1: an early answer reaches a client that is still sending', () 
     expect(accepted).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n[^]*\{"stored":true\}$/);
   });
 
+  it.each(kinds)('%s: an expectation other than 100-continue is ignored (RFC 9110 allows it), not a bare 417', async (kind) => {
+    const server = await listening(kind);
+    const body = jsonBody(64);
+    const r = await exchange(server, put(body.length, 'Expect: foo\r\nConnection: close\r\n'), body);
+    expect(r, r.error ?? '').toMatchObject({ status: 200, body: { stored: true } });
+  });
+
   it('a client that never stops sending is cut off at the linger bounds: bytes, or else time', async () => {
     const byBytes = await listening('cleartext', { lingerBytesMax: 256 * 1024, lingerMs: 20_000 });
     const cutByBytes = await exchange(byBytes, put(1024 * 1024 * 1024), 'forever');

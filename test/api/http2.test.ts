@@ -101,6 +101,10 @@ describe('HTTP/2 beside HTTP/1.1 on one port', () => {
         expect(await h2(session, 'GET', `/items/${'a'.repeat(20_000)}`)).toMatchObject({ status: 431, body: { error: { code: 'HEADERS_TOO_LARGE' } } });
       }
       expect(await h2(session, 'GET', '/ping', undefined, { 'x-small': 'a'.repeat(1000) })).toMatchObject({ status: 200 });
+      // 100 headers as over HTTP/1.1: the pseudo-headers (:method, :path, ...) are the request line, not headers.
+      const many = (n: number): Record<string, string> => Object.fromEntries(Array.from({ length: n }, (_, i) => [`x-h${i}`, 'v']));
+      expect(await h2(session, 'GET', '/ping', undefined, many(99))).toMatchObject({ status: 200 });
+      expect(await h2(session, 'GET', '/ping', undefined, many(101))).toMatchObject({ status: 431, body: { error: { message: '101 headers; at most 100' } } });
       expect(await h2(session, 'GET', `/items/${'a'.repeat(100)}`)).toMatchObject({ status: 200 });
       expect(await h2(session, 'DELETE', '/ping')).toMatchObject({ status: 405, body: { error: { code: 'METHOD_NOT_ALLOWED', message: 'DELETE is not allowed on /ping; it takes GET' } } });
     } finally {

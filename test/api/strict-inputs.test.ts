@@ -30,6 +30,26 @@ describe('routes that take no body or no query', () => {
     }
   });
 
+  it('an empty body sent as JSON is no body: taken where none is needed, and a route that needs one says so', async () => {
+    const r = await app.inject({ method: 'POST', url: '/v1/gc', headers: { 'content-type': 'application/json' }, payload: '' });
+    expect(r.statusCode).toBe(200);
+    const put = await app.inject({ method: 'PUT', url: '/v1/kv/a', headers: { 'content-type': 'application/json' }, payload: '' });
+    expect(put.statusCode).toBe(400);
+    expect(put.json()).toMatchObject({ error: { code: 'INVALID_BODY' } });
+  });
+
+  it('a DELETE refuses a body: { "ifVersion": 1 } would be ignored and the compare-and-set not made', async () => {
+    const r = await app.inject({ method: 'DELETE', url: '/v1/kv/a', headers: { 'content-type': 'application/json' }, payload: '{"ifVersion":1}' });
+    expect(r.statusCode).toBe(400);
+    expect(r.json()).toEqual({ error: { code: 'INVALID_BODY', message: 'body: this route takes no body (send none, or {})' } });
+  });
+
+  it('a query parameter given twice says so', async () => {
+    const r = await call('GET', '/v1/kv/a?consistency=stale&consistency=linearizable');
+    expect(r.statusCode).toBe(400);
+    expect(r.json()).toEqual({ error: { code: 'INVALID_PARAM', message: 'query.consistency: given more than once' } });
+  });
+
   it('GET /v1/cluster with a query parameter: 400 INVALID_PARAM naming it', async () => {
     expect((await call('GET', '/v1/cluster')).statusCode).toBe(200);
     const r = await call('GET', '/v1/cluster?limit=-1');
