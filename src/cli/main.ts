@@ -141,7 +141,16 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
   const globals = (cmd: Command): { api: string; out: Output } => {
     const o = cmd.optsWithGlobals<GlobalOptions>();
     // Read lazily: `minkube manager` and `--help` must not trip over a bad credentials file.
-    const api = o.api ?? (process.env.MINKUBE_API !== undefined && process.env.MINKUBE_API !== '' ? process.env.MINKUBE_API : defaultApiUrl(defaultApi));
+    const fromEnv = process.env.MINKUBE_API !== undefined && process.env.MINKUBE_API !== '' ? process.env.MINKUBE_API : undefined;
+    if (o.api === undefined && fromEnv !== undefined) {
+      // The same usage error as a bad --api (exit 2): the variable stands for the flag.
+      try {
+        parseApiFlag(fromEnv);
+      } catch (err) {
+        cmd.error(`error: MINKUBE_API=${fromEnv}: ${(err as Error).message}`);
+      }
+    }
+    const api = o.api ?? fromEnv ?? defaultApiUrl(defaultApi);
     return { api, out: { json: o.json === true } };
   };
 

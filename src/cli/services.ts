@@ -6,6 +6,7 @@ import type { ServiceView } from '../contracts/service-model.js';
 import type { Page } from '../contracts/services.js';
 import { stopSignals, type HealthCheckSpec, type TaskSpec } from '../contracts/task-model.js';
 import { limits } from '../lib/limits.js';
+import { MinkubeError } from '../lib/errors.js';
 import { apiClientFor } from './connection.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';
 import { runServiceLogs } from './service-logs.js';
@@ -279,7 +280,9 @@ export function addServiceCommands(program: Command, globals: Globals): void {
         if (f.env !== undefined) task.env = { ...current.spec.env, ...f.env };
         if (secrets !== undefined) task.secretEnv = { ...current.spec.secretEnv, ...secrets };
         const moved = Object.keys(f.env ?? {}).filter((k) => current.spec.secretEnv?.[k] !== undefined && secrets?.[k] === undefined);
-        if (moved.length > 0) cmd.error(`error: ${moved.join(', ')} ${moved.length === 1 ? 'is a secret variable' : 'are secret variables'} of this service: give ${moved.length === 1 ? 'it' : 'them'} with --secret-env, not --env`);
+        if (moved.length > 0) {
+          throw new MinkubeError('INVALID_PARAM', `${moved.join(', ')} ${moved.length === 1 ? 'is a secret variable' : 'are secret variables'} of this service: give ${moved.length === 1 ? 'it' : 'them'} with --secret-env, not --env`);
+        }
         const exposed = Object.keys(secrets ?? {}).filter((k) => current.spec.env?.[k] !== undefined && f.env?.[k] === undefined);
         for (const k of exposed) delete (task.env as Record<string, string>)[k];
         if (command.length > 0) task.command = command;

@@ -261,6 +261,10 @@ describe.concurrent('minkube errors', () => {
       expect(r.code, bad).toBe(2);
       expect(r.stderr).toMatch(/^error: option '--api <url>' argument '.*' is invalid\. (not an http\(s\) URL|--api: no manager URL)/);
     }
+    // MINKUBE_API stands for --api: the same usage error.
+    const fromEnv = await cli(['kv', 'get', 'k'], { MINKUBE_API: 'ftp://x' });
+    expect(fromEnv.code).toBe(2);
+    expect(fromEnv.stderr).toMatch(/^error: MINKUBE_API=ftp:\/\/x: not an http\(s\) URL: ftp:\/\/x\./);
     // An argument a command checks itself (not commander's parsers) is said too, not a silent exit 2.
     const badReplicas = await cli(['--api', api, 'service', 'scale', 'web', 'abc']);
     expect(badReplicas).toEqual({ code: 2, stdout: '', stderr: 'error: <replicas>: expected an integer >= 0, got "abc"\n(run with --help for usage)\n' });
