@@ -5,10 +5,12 @@ import { dirname, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { MinkubeError } from '../lib/errors.js';
-import { labelKeyPattern, labelValuePattern } from '../lib/constraints.js';
+import { labelKeyPattern, labelKeyRule, labelValuePattern } from '../lib/constraints.js';
 import { describeSchemaProblem } from '../lib/schema-problems.js';
 import { endpointKey } from '../lib/address.js';
 import { limits } from '../lib/limits.js';
+
+const labelKeyRe = new RegExp(labelKeyPattern);
 
 const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' });
 /** 'host:port'; the host and port are checked by checkAddress, which words the problem better than a regex. */
@@ -294,7 +296,7 @@ export function parseClusterConfig(json: unknown, baseDir: string, source = 'the
       throw new MinkubeError('CONFIG_INVALID', `${source} is not valid JSON: ${(err as Error).message}`, { cause: err });
     }
   }
-  const problems = [...schemaProblems(json), ...semanticProblems(json, baseDir)];
+  const problems = [...new Set([...schemaProblems(json), ...semanticProblems(json, baseDir)])];
   if (problems.length > 0) throw configInvalid(source, problems);
   return withDefaults(json as ClusterConfigFile, baseDir);
 }
@@ -388,6 +390,11 @@ function semanticProblems(json: unknown, baseDir: string): string[] {
     // Absent, it is data/<id> (withDefaults), which a manager's dataDir may name too.
     const dir = w.dataDir ?? `data/${w.id as string}`;
     if (unique && typeof dir === 'string' && dir !== '') dataDir(`worker ${w.id as string}`, dir, `workers[${i}].dataDir`);
+    // The schema names only the first key a record refuses: every bad label key is listed here (the first twice,
+    // which the Set of problems keeps once).
+    if (isRecord(w.labels)) {
+      for (const k of Object.keys(w.labels)) if (!labelKeyRe.test(k)) problems.push(`workers[${i}].labels.${k}: not a valid label key (${labelKeyRule})`);
+    }
     const range = isRecord(w.portRange) ? w.portRange : null;
     if (range !== null && typeof range.min === 'number' && typeof range.max === 'number' && range.min > range.max) problems.push(`workers[${i}].portRange: min is above max`);
   });

@@ -6,6 +6,10 @@ export const labelKeyPattern = '^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$';
 /** A label's value: letters, digits, '.', '_', '-' (at most 63 characters, may be empty). */
 export const labelValuePattern = '^[A-Za-z0-9._-]{0,63}$';
 
+/** The two patterns in words, as every message about a label says them. */
+export const labelKeyRule = "a letter or digit, then letters, digits, '.', '_', '/' or '-'; at most 63 characters";
+export const labelValueRule = "letters, digits, '.', '_' or '-'; at most 63 characters";
+
 const keyRe = new RegExp(labelKeyPattern);
 const valueRe = new RegExp(labelValuePattern);
 
@@ -21,8 +25,8 @@ export function parseConstraint(text: string): Constraint | string {
   const i = text.indexOf(op);
   const key = text.slice(0, i);
   const value = text.slice(i + 2);
-  if (!keyRe.test(key)) return `bad label key ${JSON.stringify(key)} (letters, digits, ".", "_", "/", "-"; at most 63)`;
-  if (!valueRe.test(value)) return `bad label value ${JSON.stringify(value)} (letters, digits, ".", "_", "-"; at most 63)`;
+  if (!keyRe.test(key)) return `${JSON.stringify(key)} is not a valid label key (${labelKeyRule})`;
+  if (!valueRe.test(value)) return `${JSON.stringify(value)} is not a valid label value (${labelValueRule})`;
   return { kind: op === '==' ? 'eq' : 'ne', key, value };
 }
 
@@ -54,8 +58,8 @@ export function unmetText(labels: Readonly<Record<string, string>>, c: Constrain
 /** Checks a labels map: answers the first problem as `<key>: <problem>`, or null. */
 export function labelsProblem(labels: Readonly<Record<string, string>>): string | null {
   for (const [k, v] of Object.entries(labels)) {
-    if (!keyRe.test(k)) return `${JSON.stringify(k)}: bad label key (letters, digits, ".", "_", "/", "-"; at most 63)`;
-    if (!valueRe.test(v)) return `${k}: bad label value ${JSON.stringify(v)} (letters, digits, ".", "_", "-"; at most 63)`;
+    if (!keyRe.test(k)) return `${JSON.stringify(k)}: not a valid label key (${labelKeyRule})`;
+    if (!valueRe.test(v)) return `${k}: ${JSON.stringify(v)} is not a valid label value (${labelValueRule})`;
   }
   return null;
 }

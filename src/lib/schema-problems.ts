@@ -1,11 +1,11 @@
 // How a TypeBox error reads in a 400 or a config error: one wording for the API's request checks and the config
 // file's, with the rules a pattern stands for said in words (a label key) rather than as the regular expression.
-import { labelKeyPattern, labelValuePattern } from './constraints.js';
+import { labelKeyPattern, labelKeyRule, labelValuePattern, labelValueRule } from './constraints.js';
 
 /** Patterns whose rule a message says in words. */
 const patternRules = new Map<string, string>([
-  [labelKeyPattern, "not a valid label key (a letter or digit, then letters, digits, '.', '_', '/' or '-'; at most 63 characters)"],
-  [labelValuePattern, "not a valid label value (letters, digits, '.', '_' or '-'; at most 63 characters)"],
+  [labelKeyPattern, `not a valid label key (${labelKeyRule})`],
+  [labelValuePattern, `not a valid label value (${labelValueRule})`],
 ]);
 
 /**

@@ -31,6 +31,10 @@ describe('placement and dns config', () => {
     expect(problems({ ...base, managers: [{ ...base.managers[0], dnsAddress: '127.0.0.1:8001' }] })).toMatch(/managers\[0\]\.dnsAddress: duplicate address/);
     expect(problems({ ...base, workers: [{ ...base.workers[0], labels: { 'bad key': 'x' } }] })).toMatch(/workers\[0\]\.labels\.bad key: not a valid label key \(a letter or digit/);
     expect(problems({ ...base, workers: [{ ...base.workers[0], labels: { zone: 'a b' } }] })).toMatch(/workers\[0\]\.labels\.zone: not a valid label value \(letters, digits/);
+    // Every bad key, not only the first the schema names.
+    const all = problems({ ...base, workers: [{ ...base.workers[0], labels: { 'k y': 'v', '-lead': 'v' } }] });
+    expect(all).toMatch(/workers\[0\]\.labels\.k y: not a valid label key/);
+    expect(all).toMatch(/workers\[0\]\.labels\.-lead: not a valid label key/);
     expect(problems({ ...base, workers: [{ ...base.workers[0], capacity: { cpus: -1, memoryMb: 1 } }] })).toMatch(/workers\[0\]\.capacity\.cpus/);
     expect(problems({ ...base, scheduler: { preempt: true } })).toMatch(/scheduler\.preempt: unknown key/);
   });
