@@ -167,10 +167,12 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
       'started without a config file: while this manager leads, the cluster runs on the defaults of tasks.retention, tasks timings, backup (none) and tls.certLifetimeS, whatever the config of the others says; start it with --config to keep them',
     );
   }
+  // Before anything is written: a data directory, a CA, a marker.
+  const operatorTls = await loadOperatorTls(config, tuning.configPath === undefined ? 'the config' : resolve(tuning.configPath), logger);
   // What start-up opened, closed in reverse when a later step fails (and by stop()).
   const opened = new Closers();
   try {
-    return await startParts(config, self, logger, tuning, view, opened);
+    return await startParts(config, self, logger, tuning, view, opened, operatorTls);
   } catch (err) {
     await opened.closeAll(logger);
     throw diskRefused(err, self.dataDir);
@@ -224,7 +226,15 @@ async function securityFor(config: ClusterConfig, self: ManagerConfig, tuning: M
   return { security, adminToken };
 }
 
-async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Logger, tuning: ManagerTuning, view: { term: number; role: string }, opened: Closers): Promise<RunningManager> {
+async function startParts(
+  config: ClusterConfig,
+  self: ManagerConfig,
+  logger: Logger,
+  tuning: ManagerTuning,
+  view: { term: number; role: string },
+  opened: Closers,
+  operatorTls: OperatorTls | null,
+): Promise<RunningManager> {
   const members: Member[] = config.managers.map((m) => ({ id: nodeId(m.id), raftAddress: m.raftAddress, apiAddress: m.apiAddress }));
   const tickMs = config.raft.heartbeatIntervalMs;
   const electionTicks = Math.max(2, Math.round(config.raft.electionTimeoutMs / tickMs));
@@ -426,7 +436,7 @@ async function startParts(config: ClusterConfig, self: ManagerConfig, logger: Lo
     ...(security === null
       ? { insecure: true }
       : {
-          https: await serverTlsFor(config, security, reloader, tuning.configPath ?? 'the config'),
+          https: serverTlsFor(security, operatorTls, reloader),
           security: managerAppSecurity(security, auth),
           rateLimits: liveRateLimits(config),
         }),
@@ -508,11 +518,24 @@ async function checkedStorageFor(storage: LevelRaftStorage, dataDir: string, joi
 }
 
 /** The API's certificate: the operator's (api.tlsCertFile/tlsKeyFile) or the node's own from the cluster CA. */
-async function serverTlsFor(config: ClusterConfig, security: NodeSecurity, reloader: Reloader, source: string): Promise<ServerTls> {
-  const own = security.serverTls();
+/** The operator's API certificate and key (api.tlsCertFile/tlsKeyFile), or null: the node's own from the cluster CA. */
+interface OperatorTls {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/**
+ * Reads and checks the operator's certificate and key before start-up writes anything (a data directory, a CA): a file
+ * that cannot be read or a pair that cannot be used is the config's fault, CONFIG_INVALID naming the key. Null when the
+ * config names none; under insecure: true the files are not used, and a warning says so.
+ */
+async function loadOperatorTls(config: ClusterConfig, source: string, logger: Logger): Promise<OperatorTls | null> {
   const { tlsCertFile, tlsKeyFile } = config.api;
-  if (tlsCertFile === undefined || tlsKeyFile === undefined) return own;
-  // A file that cannot be read or a pair that cannot be used is the config's fault: CONFIG_INVALID naming the key.
+  if (tlsCertFile === undefined || tlsKeyFile === undefined) return null;
+  if (config.insecure) {
+    logger.warn({ tlsCertFile, tlsKeyFile }, 'api.tlsCertFile and api.tlsKeyFile are not used: the cluster is insecure (plain HTTP)');
+    return null;
+  }
   const problems: string[] = [];
   const read = (name: string, file: string): Promise<string> =>
     readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
@@ -523,9 +546,16 @@ async function serverTlsFor(config: ClusterConfig, security: NodeSecurity, reloa
   if (problems.length > 0) throw configInvalid(source, problems);
   try {
     createSecureContext({ cert, key });
-    reloader.noteCertificate(cert);
   } catch (err) {
     throw configInvalid(source, [`api.tlsCertFile, api.tlsKeyFile: ${tlsCertFile} and ${tlsKeyFile} are not a certificate and its key (${(err as Error).message})`]);
   }
-  return { ...own, cert, key };
+  return { cert, key };
+}
+
+/** The API's certificate: the operator's (loaded at start by loadOperatorTls) or the node's own from the cluster CA. */
+function serverTlsFor(security: NodeSecurity, operator: OperatorTls | null, reloader: Reloader): ServerTls {
+  const own = security.serverTls();
+  if (operator === null) return own;
+  reloader.noteCertificate(operator.cert);
+  return { ...own, cert: operator.cert, key: operator.key };
 }

@@ -112,6 +112,8 @@ describe('a manager whose operator certificate cannot be used', () => {
     expect(r.stderr).toContain(`api.tlsCertFile: cannot read ${join(dir, 'nope.crt')} (ENOENT)`);
     expect(r.stderr).toContain(`api.tlsKeyFile: cannot read ${join(dir, 'nope.key')} (ENOENT)`);
     expect(r.stderr).toMatch(/^error: CONFIG_INVALID: /m);
+    // Found before start-up wrote anything: no data directory, no marker, no CA beside the config.
+    for (const made of ['data-tls-missing', 'data-tls-missing.marker', '.minkube']) expect(existsSync(join(dir, made)), made).toBe(false);
   });
 
   it('files that are not a certificate and its key: CONFIG_INVALID naming the pair', async () => {
