@@ -137,9 +137,9 @@ describe('errors', () => {
     expect(JSON.stringify(res.body)).not.toContain('secret');
   });
 
-  it('bad JSON is 400 INVALID_JSON, an empty JSON body too', async () => {
+  it('bad JSON is 400 INVALID_JSON; an empty JSON body is no body, which this route needs (400 INVALID_BODY)', async () => {
     await expectError(call('PUT', '/v1/kv/a', '{"value": ', { 'content-type': 'application/json' }), 400, 'INVALID_JSON');
-    await expectError(call('PUT', '/v1/kv/a', '', { 'content-type': 'application/json' }), 400, 'INVALID_JSON');
+    await expectError(call('PUT', '/v1/kv/a', '', { 'content-type': 'application/json' }), 400, 'INVALID_BODY');
   });
 
   it('a body that is not UTF-8, or escapes a lone surrogate, is 400 INVALID_JSON: its value would be kept as U+FFFD', async () => {
