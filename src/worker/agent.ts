@@ -263,6 +263,9 @@ export class WorkerAgent implements WorkerAgentApi {
     try {
       const { id } = await this.runtime.run(await this.withPorts(entry, runSpecFor(this.workerId, entry, traced?.traceparent, this.instance)));
       timed?.('started');
+      // Its stop came while it was starting (a reconcile pass found it assigned elsewhere, say): it has done nothing
+      // worth a graceful stop, and a copy of it may be running on another worker meanwhile.
+      if (entry.stopRequested) entry.stopAtOnce = true;
       entry.containerId = id;
       entry.state = 'running';
       entry.startedAtMs = this.clock.nowMs();
@@ -340,7 +343,7 @@ export class WorkerAgent implements WorkerAgentApi {
       await entry.started;
       if (entry.state !== 'running' || entry.containerId === null) return;
       try {
-        await this.runtime.stop(entry.containerId, this.stopTimeoutOf(entry), entry.spec.stopSignal);
+        await this.runtime.stop(entry.containerId, entry.stopAtOnce === true ? 0 : this.stopTimeoutOf(entry), entry.spec.stopSignal);
       } catch (err) {
         entry.stopping = null;
         this.logger.warn({ task: entry.taskId, containerId: entry.containerId, err }, 'stopping a container failed');

@@ -41,6 +41,8 @@ export interface TaskEntry {
   readonly createdAtMs: number;
   /** Set by a stop: the exit that follows is 'stopped', not 'failed'. */
   stopRequested: boolean;
+  /** Its stop was requested while it was starting: stopped without the grace period (SIGKILL) once it has started. */
+  stopAtOnce?: boolean;
   /** The newest log lines, kept once the container is removed. */
   logTail: string | null;
   /** 'pending' while an exited container still exists; 'failed' when removing it failed (reconciliation retries). */

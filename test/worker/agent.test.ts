@@ -104,6 +104,33 @@ describe('assign', () => {
     expect(stopped).toMatchObject({ state: 'stopped' });
   });
 
+  it('a stop that came while the container was starting stops it without the grace period once it has started', async () => {
+    let release = (): void => undefined;
+    const released = new Promise<void>((r) => (release = r));
+    const stops: number[] = [];
+    class SlowRuntime extends MemoryRuntime {
+      override async run(spec: RunSpec) {
+        await released;
+        return super.run(spec);
+      }
+      override async stop(id: string, timeoutMs: number): Promise<void> {
+        stops.push(timeoutMs);
+        return super.stop(id, timeoutMs);
+      }
+    }
+    // stopTimeoutMs 10 s: a graceful stop would wait that long for a task that ignores SIGTERM.
+    const { agent } = setup({ runtime: new SlowRuntime({ behave }), assignWaitMs: 10, stopTimeoutMs: 10_000 });
+    expect(await agent.assign(assignment('t1', 1, 1, { env: { DURATION_MS: '600000' } }))).toMatchObject({ state: 'starting' });
+    const stopping = agent.stop({ taskId: 't1', attempt: 1, term: 1 }, { waitUntilMs: Date.now() + 5000 });
+    release();
+    expect(await stopping).toMatchObject({ state: 'stopped' });
+    expect(stops).toEqual([0]);
+    // A stop of a task that was running when asked keeps the grace period.
+    await agent.assign(assignment('t2', 1, 1, { env: { DURATION_MS: '600000' } }));
+    await agent.stop({ taskId: 't2', attempt: 1, term: 1 }, { waitUntilMs: Date.now() + 5000 });
+    expect(stops).toEqual([0, 10_000]);
+  });
+
   it('starts at most startConcurrency containers at once; the rest wait as starting, then run', async () => {
     let now = 0;
     let most = 0;
