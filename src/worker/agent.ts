@@ -199,6 +199,8 @@ export class WorkerAgent implements WorkerAgentApi {
       const order = compareTokens(a, current);
       if (order < 0) throw staleToken(a, current);
       if (order === 0) {
+        // The same attempt: its spec, which an adopted entry lacks (its stopTimeoutS, stopSignal) until a reconcile.
+        if (current.spec !== a.spec) this.refreshSpecs([a]);
         if (a.desiredState === 'stop') return this.stop(assignmentToken(a), opts);
         await this.settle(current.started, this.untilMs(opts, this.assignWaitMs));
         return statusOf(current);

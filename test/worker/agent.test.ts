@@ -286,6 +286,24 @@ describe('re-adoption after a restart', () => {
     expect(second.agent.get('long').exitCode).toBe(143);
   });
 
+  it("a stop of an adopted task uses the stopTimeoutS of the stop's spec, which the adopted entry did not know", async () => {
+    const host = new MemoryHost();
+    const stops: number[] = [];
+    class Counting extends MemoryRuntime {
+      override async stop(id: string, timeoutMs: number): Promise<void> {
+        stops.push(timeoutMs);
+        return super.stop(id, timeoutMs);
+      }
+    }
+    const first = setup({ host, stopTimeoutMs: 10_000 });
+    await first.agent.assign(assignment('slow-stop', 1, 1, { command: ['sleep', '99'], stopTimeoutS: 2 }));
+    await first.agent.close();
+    const second = setup({ host, stopTimeoutMs: 10_000, runtime: new Counting({ host, behave }) });
+    expect(await second.agent.adopt()).toBe(1);
+    expect(await second.agent.assign(assignment('slow-stop', 1, 1, { command: ['sleep', '99'], stopTimeoutS: 2 }, 'stop'))).toMatchObject({ state: 'stopped' });
+    expect(stops).toEqual([2000]);
+  });
+
   it('a restarted worker still answers the output of tasks whose containers the previous run removed, until their retention or a forget', async () => {
     const host = new MemoryHost();
     const kept = new MemoryKeptLogs();
