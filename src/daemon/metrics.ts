@@ -57,6 +57,7 @@ function managerStatus(p: ManagerParts): StatusSource {
   const probe = new FollowerProbe({
     clock: systemClock,
     maxAgeMs: followerProbeMaxAgeMs,
+    timeoutMs: followerProbeTimeoutMs,
     ask: async (apiAddress) => {
       try {
         const res = await p.http.request({ method: 'GET', url: normaliseBaseUrl(apiAddress, { tls: p.tls }), path: '/health', timeoutMs: followerProbeTimeoutMs });

@@ -192,8 +192,12 @@ describe('membership changes with real processes', () => {
       expect((status.body as { reasons: string[] }).reasons).toContain('1 of 3 managers unreachable');
       // The other follower says so too: it asks a fellow follower's /health, Raft giving it nothing to go on.
       const other = c.managerIds.find((id) => id !== leader && id !== victim)!;
-      const seen = await c.http(other, 'GET', '/status');
-      expect(seen.body).toMatchObject({ status: 'degraded', managersReachable: 2, leader });
+      // And keeps answering at once while the freeze lasts (a probe stuck in the frozen peer once held it).
+      for (let i = 0; i < 6; i++) {
+        const seen = await c.http(other, 'GET', '/status', undefined, 2_000);
+        expect(seen.body).toMatchObject({ status: 'degraded', managersReachable: 2, leader });
+        await new Promise((r) => setTimeout(r, 500));
+      }
     } finally {
       await c.signal(victim, 'SIGCONT');
     }
