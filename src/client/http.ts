@@ -433,7 +433,7 @@ function reasonOf(err: unknown, code: string | undefined, tls: boolean, url: str
   }
   if (code === 'UND_ERR_SOCKET' && url.startsWith('https:') && e?.socket?.bytesRead === 0) {
     // A TLS 1.3 server checks our certificate after the handshake; its refusal arrives as a bare close.
-    return 'TLS: the server closed the connection without answering; it may have refused our client certificate';
+    return 'TLS: the server closed the connection without answering: it may have refused our client certificate, or stopped (killed or restarting)';
   }
   if (code !== undefined && !code.startsWith('UND_ERR_')) return code;
   return e?.message ?? e?.cause?.message ?? code ?? String(err);
