@@ -332,6 +332,9 @@ async function startParts(
       loops.onRoleChange(role, term);
       retention.onRoleChange(role, term);
       auth.onRoleChange(role, term);
+      if (leader && tuning.withoutConfigFile === true) {
+        logger.warn({ term }, 'leading without a config file: retention, task timings, backups and certificate lifetime are the defaults until a manager with the config leads');
+      }
     },
   });
   service.attach(driver);
