@@ -11,6 +11,7 @@ import { authorize, type Resource } from '../../security/policy.js';
 import { bodyAnswer, textSchema } from '../documented-answers.js';
 import { principalOf } from '../principal.js';
 import { answerHead, longAnswerHeaders } from '../text-stream.js';
+import { NoQuery } from '../schemas.js';
 
 export interface EventRoutesOptions {
   events: EventsService;
@@ -51,7 +52,7 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
     for (const res of streams) res.end();
   });
 
-  app.get('/v1/events', { schema: { documentedResponse: { 200: eventsAnswer } } }, async (req, reply) => {
+  app.get('/v1/events', { schema: { querystring: NoQuery, documentedResponse: { 200: eventsAnswer } } }, async (req, reply) => {
     if (streams.size >= streamsMax) throw new MinkubeError('QUEUE_FULL', `this manager already serves ${streamsMax} event streams; try another manager`);
     const headers = longAnswerHeaders(reply, 'text/event-stream; charset=utf-8');
     // The GET's answer without its body, and no slot: a HEAD that held one would never give it back.

@@ -6,6 +6,7 @@ import type { PlacementService } from '../../contracts/placement.js';
 import { requestContext } from './kv.js';
 import { TaskIdParams } from './tasks-schemas.js';
 import { Nullable } from '../../lib/nullable.js';
+import { NoQuery } from '../schemas.js';
 
 
 /** TaskPlacementView, for the OpenAPI document (documentedResponse). */
@@ -28,5 +29,5 @@ export interface PlacementRoutesOptions {
 }
 
 export const placementRoutes: FastifyPluginAsync<PlacementRoutesOptions> = async (app, { placement }) => {
-  app.get<{ Params: TaskIdParams }>('/v1/tasks/:id/placement', { schema: { params: TaskIdParams, documentedResponse: { 200: TaskPlacementReply } } }, async (req) => placement.taskPlacement(req.params.id, requestContext(req)));
+  app.get<{ Params: TaskIdParams }>('/v1/tasks/:id/placement', { schema: { params: TaskIdParams, querystring: NoQuery, documentedResponse: { 200: TaskPlacementReply } } }, async (req) => placement.taskPlacement(req.params.id, requestContext(req)));
 };

@@ -7,6 +7,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { BackupService } from '../../contracts/services.js';
 import { bodyAnswer, bytesSchema } from '../documented-answers.js';
 import { requestContext } from './kv.js';
+import { NoQuery } from '../schemas.js';
 
 const snapshotAnswer = bodyAnswer('a backup file of the applied state at one index', { 'application/octet-stream': bytesSchema }, {
   'content-disposition': { type: 'string', description: 'attachment; filename="minkube-INDEX.mksnap"' },
@@ -16,7 +17,7 @@ const snapshotAnswer = bodyAnswer('a backup file of the applied state at one ind
 });
 
 export const snapshotRoutes: FastifyPluginAsync<{ backup: BackupService }> = async (app, { backup }) => {
-  app.get('/v1/snapshot', { schema: { documentedResponse: { 200: snapshotAnswer } } }, async (req, reply) => {
+  app.get('/v1/snapshot', { schema: { querystring: NoQuery, documentedResponse: { 200: snapshotAnswer } } }, async (req, reply) => {
     const file = await backup.snapshot(requestContext(req));
     void reply
       .header('content-type', 'application/octet-stream')
