@@ -130,7 +130,7 @@ export function routerError(err: Partial<FastifyError>, method: string, url: str
   if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
     const params = Object.entries(routes.match(method, path)?.params ?? {});
     const [name, value] = params.find(([, v]) => v !== undefined && v.length > paramCharsMax) ?? [];
-    const which = name === undefined ? 'a path parameter' : `params.${name}`;
+    const which = name === undefined ? 'a path parameter' : `params.${paramName(name)}`;
     const got = value === undefined ? '' : ` (got ${value.length})`;
     return new MinkubeError('INVALID_PARAM', `${which}: at most ${paramCharsMax} characters${got}`);
   }
@@ -141,13 +141,18 @@ export function routerError(err: Partial<FastifyError>, method: string, url: str
     // The route it would take with that segment readable names the parameter there.
     const route = routes.match(method, [...segments.slice(0, i), 'x', ...segments.slice(i + 1)].join('/'));
     const part = route?.url.split('/')[i];
-    const which = part?.startsWith(':') === true ? `params.${part.slice(1)}` : 'the path';
+    const which = part?.startsWith(':') === true ? `params.${part.slice(1)}` : part === '*' ? `params.${paramName('*')}` : 'the path';
     return new MinkubeError('INVALID_PARAM', `${which}: ${JSON.stringify(excerpt(segments[i] ?? ''))} is not valid percent-encoding (${percentRule})`);
   }
   return null;
 }
 
 const percentRule = 'a % starts an escape %XX of UTF-8 bytes; send a % itself as %25';
+
+/** A parameter as messages (and the OpenAPI document) name it: the kv routes' wildcard is the key. */
+function paramName(name: string): string {
+  return name === '*' ? 'key' : name;
+}
 
 function decodes(segment: string): boolean {
   try {

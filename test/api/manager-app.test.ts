@@ -210,7 +210,7 @@ describe('errors', () => {
   });
 
   it('a malformed percent-encoding is 400 INVALID_PARAM', async () => {
-    await expectError(call('GET', '/v1/kv/%zz'), 400, 'INVALID_PARAM', /^the path: "%zz" is not valid percent-encoding \(a % starts an escape %XX of UTF-8 bytes; send a % itself as %25\)$/);
+    await expectError(call('GET', '/v1/kv/%zz'), 400, 'INVALID_PARAM', /^params\.key: "%zz" is not valid percent-encoding \(a % starts an escape %XX of UTF-8 bytes; send a % itself as %25\)$/);
   });
 
   it('a long unknown path is quoted in part only', async () => {
