@@ -60,7 +60,7 @@ function managerStatus(p: ManagerParts): StatusSource {
     timeoutMs: followerProbeTimeoutMs,
     ask: async (apiAddress) => {
       try {
-        const res = await p.http.request({ method: 'GET', url: normaliseBaseUrl(apiAddress, { tls: p.tls }), path: '/health', timeoutMs: followerProbeTimeoutMs });
+        const res = await p.http.request({ method: 'GET', url: p.http.baseUrlOf(apiAddress), path: '/health', timeoutMs: followerProbeTimeoutMs });
         return isOk(res.status);
       } catch {
         return false;
