@@ -26,6 +26,11 @@ declare module 'fastify' {
     documentedResponse?: Readonly<Record<number, DocumentedAnswer>>;
     /** The error codes this route can answer beyond those every route shares (errorStatusesOf in openapi.ts). */
     errorCodes?: readonly ErrorCode[];
+    /**
+     * Request headers the handler reads itself, for the OpenAPI document only (as `headers` there): fastify never
+     * validates with them, so the handler's own checks and messages stay what they are.
+     */
+    documentedHeaders?: TSchema;
   }
 }
 

@@ -184,11 +184,12 @@ async function buildDocsApp(routes: readonly NotedRoute[], secure: boolean): Pro
     // Documentation only: the route's own schema (and so its serialization) stays as it was written.
     transform: ({ schema, url, route }) => {
       const method = [route.method].flat()[0] ?? 'GET';
-      const { documentedResponse, errorCodes, ...s }: FastifySchema & Record<string, unknown> = { ...(schema as FastifySchema | undefined) };
+      const { documentedResponse, documentedHeaders, errorCodes, ...s }: FastifySchema & Record<string, unknown> = { ...(schema as FastifySchema | undefined) };
       const permission = permissionFor(method, url);
       const hasBody = s.body !== undefined || method === 'POST' || method === 'PUT';
       const facts: RouteFacts = { method, url, permission, hasBody, hasParams: url.includes(':'), secure, ...(errorCodes === undefined ? {} : { errorCodes }) };
       s.response = { ...errorResponsesOf(facts), ...documentedResponse, ...(s.response as Record<string, unknown> | undefined) };
+      if (documentedHeaders !== undefined) s.headers = documentedHeaders;
       s.operationId ??= operationIdOf(method, url);
       if (secure && permission !== 'open') s.security = [permission === 'node' ? { nodeCertificate: [] } : { bearerAuth: [] }];
       const named = namedWildcard(url, s.params);

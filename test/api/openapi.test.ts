@@ -240,6 +240,22 @@ describe('the OpenAPI document', () => {
     }
   });
 
+  it('documents the Idempotency-Key header of the two submission routes, as the handler checks it', async () => {
+    for (const path of ['/v1/tasks', '/v1/tasks/batch']) {
+      const params = (doc.paths[path]!['post'] as { parameters?: { in: string; name: string; required?: boolean; schema: { maxLength?: number } }[] }).parameters ?? [];
+      expect(params.filter((p) => p.in === 'header'), path).toEqual([expect.objectContaining({ name: 'idempotency-key', required: false, schema: expect.objectContaining({ maxLength: 256 }) })]);
+    }
+    // Documentation only: the handler's own check and message still decide (a header the document's pattern refuses
+    // is not turned into a fastify validation error).
+    const open = everyApp(false).app;
+    try {
+      const res = await open.inject({ method: 'POST', url: '/v1/tasks', headers: { 'idempotency-key': 'a b' }, payload: { image: 'x' } });
+      expect(res.json<{ error: { code: string; message: string } }>().error).toMatchObject({ code: 'INVALID_PARAM', message: expect.stringMatching(/^header Idempotency-Key/) });
+    } finally {
+      await open.close();
+    }
+  });
+
   it('names operations after their method and path', () => {
     expect(operationIdOf('GET', '/v1/tasks/:id/logs')).toBe('getV1TasksByIdLogs');
     expect(operationIdOf('PUT', '/v1/kv/*')).toBe('putV1KvByKey');

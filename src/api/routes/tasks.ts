@@ -43,6 +43,16 @@ const BatchBody = Type.Object(
 );
 
 const idempotencyKeyPattern = /^[\x21-\x7e]+$/;
+
+/** The Idempotency-Key header as the document shows it (idempotencyKeyOf checks it, with its own message). */
+const IdempotencyKeyHeader = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({
+      minLength: 1, maxLength: limits.idempotencyKeyBytesMax, pattern: '^[\\x21-\\x7e]+$',
+      description: 'A retry with the same key answers what the first request created; the same key with another body is 422 IDEMPOTENCY_KEY_REUSED',
+    }),
+  ),
+});
 const tailLinesMax = 100_000;
 /** A submission past its namespace's quota (in insecure clusters too), or a retry with another spec. */
 const submissionErrors = ['QUOTA_EXCEEDED', 'IDEMPOTENCY_KEY_REUSED'] as const;
@@ -53,7 +63,7 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { t
   app.post<{ Body: TaskSpecBody }>(
     '/v1/tasks',
     {
-      schema: { body: TaskSpecSchema, response: { 201: SubmitReply }, errorCodes: submissionErrors },
+      schema: { body: TaskSpecSchema, documentedHeaders: IdempotencyKeyHeader, response: { 201: SubmitReply }, errorCodes: submissionErrors },
       // A body that fails the schema is a bad task spec, named as such (the message names the field).
       errorHandler: (err, req, reply) => {
         void sendError(asTaskSpecError(err), req, reply, bodyLimitBytes);
@@ -69,7 +79,7 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { t
   app.post<{ Body: { tasks: TaskSpecBody[] } }>(
     '/v1/tasks/batch',
     {
-      schema: { body: BatchBody, response: { 201: SubmitBatchReply }, errorCodes: submissionErrors },
+      schema: { body: BatchBody, documentedHeaders: IdempotencyKeyHeader, response: { 201: SubmitBatchReply }, errorCodes: submissionErrors },
       errorHandler: (err, req, reply) => {
         void sendError(asTaskSpecError(err, 'batch'), req, reply, bodyLimitBytes);
       },
