@@ -290,13 +290,51 @@ function answerPlainHttp(tlsServer: Server, limitsOf: ServerLimits, linger: Ling
         for (const listener of tlsListeners) listener.call(tlsServer, socket);
         return;
       }
-      const target = plainRequestTarget(chunk);
-      const message = `this port speaks HTTPS only (the cluster is secure)${target === null ? '' : `: use https://${target}`}`;
-      socket.write(rawErrorResponse(new MinkubeError('HTTPS_REQUIRED', message)));
+      if (startsH2Preface(chunk)) {
+        answerH2cOnce(socket, limitsOf.headersTimeoutMs, (target) => httpsRequired(target));
+        return;
+      }
+      socket.write(rawErrorResponse(httpsRequired(plainRequestTarget(chunk))));
       // Read to the client's end, the bytes dropped: closed with a request body unread, the answer could be reset away.
       lingerThenClose(socket, linger);
     });
   });
+}
+
+function httpsRequired(target: string | null): MinkubeError {
+  return new MinkubeError('HTTPS_REQUIRED', `this port speaks HTTPS only (the cluster is secure)${target === null ? '' : `: use https://${target}`}`);
+}
+
+/** Whether a connection's first bytes are (the start of) HTTP/2's preface: a client speaking h2c by prior knowledge. */
+function startsH2Preface(chunk: Buffer): boolean {
+  const n = Math.min(chunk.length, h2Preface.length);
+  return n >= 3 && chunk.subarray(0, n).equals(h2Preface.subarray(0, n));
+}
+
+/**
+ * Answers an h2c client on a TLS port in its own protocol, as the HTTP/1.1 path answers in plain HTTP/1.1: its first
+ * stream gets the error (400, JSON), then the session ends (GOAWAY). A session that opens no stream within
+ * `timeoutMs` is closed. One small HTTP/2 server per such connection: it is the rare, wrong-scheme case.
+ */
+function answerH2cOnce(socket: Socket, timeoutMs: number, errorFor: (target: string | null) => MinkubeError): void {
+  const server = createH2cServer({ settings: { maxConcurrentStreams: 1 } });
+  server.on('session', (session: ServerHttp2Session) => {
+    session.setTimeout(timeoutMs, () => session.destroy());
+    session.on('error', () => session.destroy());
+    session.once('close', () => server.close());
+  });
+  server.on('stream', (stream, headers) => {
+    const path = headers[':path'];
+    const authority = headers[':authority'];
+    const plain = (v: unknown, max: number): v is string => typeof v === 'string' && v.length <= max && /^[\x21-\x7e]+$/.test(v);
+    const target = plain(authority, 255) && plain(path, 200) && path.startsWith('/') ? `${authority}${path}` : null;
+    const error = errorFor(target);
+    stream.on('error', () => undefined);
+    stream.respond({ ':status': error.status, 'content-type': 'application/json' });
+    stream.end(JSON.stringify(error.toBody()), () => stream.session?.close());
+  });
+  // The session reads what firstBytes put back itself (as the h2c port's does).
+  server.emit('connection', socket);
 }
 
 /** `host/path` of a plain HTTP request's first bytes, when both are plain enough to repeat; else null. */
@@ -410,8 +448,7 @@ function h1AndH2cServer(limitsOf: ServerLimits, h2: H2Options, linger: LingerBou
     const silent = silentUntilClose(h1);
     h1.on('connection', (socket: Socket) => {
       firstBytes(socket, limitsOf.headersTimeoutMs, silent, (chunk) => {
-        const n = Math.min(chunk.length, h2Preface.length);
-        if (n >= 3 && chunk.subarray(0, n).equals(h2Preface.subarray(0, n))) {
+        if (startsH2Preface(chunk)) {
           // The h2c session reads what was put back itself (on its next tick).
           h2c.emit('connection', socket);
           return;

@@ -178,6 +178,19 @@ describe('HTTP/2 beside HTTP/1.1 on one port', () => {
     });
     expect(raw).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
     expect(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4))).toEqual({ error: { code: 'HTTPS_REQUIRED', message: 'this port speaks HTTPS only (the cluster is secure)' } });
+    // h2c by prior knowledge (curl --http2-prior-knowledge http://...): the same answer, in HTTP/2, and the session ended.
+    const h2c = h2Connect(plain);
+    h2c.on('error', () => undefined);
+    try {
+      const closed = new Promise<void>((resolve) => h2c.once('close', () => resolve()));
+      expect(await h2(h2c, 'GET', '/ping?x=1')).toMatchObject({
+        status: 400,
+        body: { error: { code: 'HTTPS_REQUIRED', message: `this port speaks HTTPS only (the cluster is secure): use https://127.0.0.1:${url.port}/ping?x=1` } },
+      });
+      await closed;
+    } finally {
+      h2c.destroy();
+    }
     // TLS, both protocols, after the look at the first bytes.
     const session = h2Connect(url.origin, { ca: https.ca });
     try {
