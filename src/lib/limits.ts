@@ -14,6 +14,13 @@ export const limits = {
   frameBytesMax: 16 * 1024 * 1024,
   peerSendQueueMessagesMax: 4096,
   peerSendQueueBytesMax: 64 * 1024 * 1024,
+  /**
+   * A peer connection that brings nothing for this long is closed and dialed again: a partition that drops packets
+   * leaves both ends open, and after it heals TCP would resend only when its backed-off timer fires (tens of seconds).
+   */
+  peerSilenceMsMax: 5000,
+  /** A connection that carried nothing out for this long gets an empty frame, so its peer hears from this node. */
+  peerPingIntervalMs: 1000,
   // manager
   proposalQueueMax: 8192,
   /** Tasks whose submission trace a manager remembers for their assignment and start (the oldest is forgotten first). */
@@ -234,6 +241,7 @@ export const limits = {
 
 assert(limits.raftEntriesPerAppendMax >= 1, 'an append carries at least one entry');
 assert(limits.raftAppendBytesMax < limits.frameBytesMax, 'an append must fit in one frame');
+assert(limits.peerPingIntervalMs * 3 <= limits.peerSilenceMsMax, 'a peer hears from a live node several times before it gives up on it');
 assert(limits.httpBodyBytesDefault < limits.raftAppendBytesMax, 'one request body must fit in one append');
 assert(limits.kvSessionResultsMax >= limits.proposalQueueMax, 'a session remembers every in-flight proposal of a manager');
 assert(limits.joinTokenTtlSDefault <= limits.tokenTtlSMax, 'the default join token life is allowed');

@@ -48,6 +48,10 @@ export interface TcpTransportOptions {
   readonly advertiseAddress?: string;
   /** How long a peer that should dial this node may leave it unconnected before this node knocks (default 2 s). */
   readonly knockAfterMs?: number;
+  /** An open connection that brings nothing for this long is closed and dialed again (limits.peerSilenceMsMax). */
+  readonly silenceMsMax?: number;
+  /** An open connection that carried nothing out for this long gets an empty frame (limits.peerPingIntervalMs). */
+  readonly pingIntervalMs?: number;
 }
 
 export interface TransportTls {
@@ -60,6 +64,9 @@ export interface TransportTls {
    */
   readonly verifyPeer: (cert: PeerCertificate, peerId: NodeId) => string | null;
 }
+
+/** An empty raft frame: what a connection carries when it has nothing else (any node decodes it as no messages). */
+const pingFrame = encodeFrame({ v: WIRE_VERSION, kind: 'raft', messages: [] });
 
 /** Accepted connections that have not said hello yet: a bound so that strangers cannot pile up sockets. */
 const HANDSHAKES_PENDING_MAX = 64;
@@ -76,6 +83,9 @@ class Connection {
   framesReceived = 0;
   /** Set when we closed it for a bad frame (already logged and counted). */
   failed = false;
+  /** performance.now() of the last bytes read from it, and written to it (liveness: TcpTransport.checkLiveness). */
+  lastReadMs = 0;
+  lastWriteMs = 0;
   lastError: string | null = null;
   timer: NodeJS.Timeout | null = null;
 
@@ -145,6 +155,11 @@ export class TcpTransport implements Transport {
   private readonly connectTimeoutMs: number;
   private readonly helloTimeoutMs: number;
   private readonly knockAfterMs: number;
+  private readonly silenceMsMax: number;
+  private readonly pingIntervalMs: number;
+  /** The liveness check's timer, and when it last ran (a late run means this process was stalled, not its peers). */
+  private livenessTimer: NodeJS.Timeout | null = null;
+  private livenessRanMs = 0;
   /** The material new connections use; replaced by setTls when the node's certificate is renewed. */
   private tls: TransportTls | undefined;
 
@@ -159,6 +174,8 @@ export class TcpTransport implements Transport {
     this.connectTimeoutMs = o.connectTimeoutMs ?? 2000;
     this.helloTimeoutMs = o.helloTimeoutMs ?? 5000;
     this.knockAfterMs = o.knockAfterMs ?? 2000;
+    this.silenceMsMax = o.silenceMsMax ?? defaultLimits.peerSilenceMsMax;
+    this.pingIntervalMs = Math.min(o.pingIntervalMs ?? defaultLimits.peerPingIntervalMs, Math.floor(this.silenceMsMax / 3));
     this.tls = o.tls;
     for (const [id, address] of o.peers) {
       const { host, port } = parseAddress(address, `peer ${id}`);
@@ -186,6 +203,7 @@ export class TcpTransport implements Transport {
     });
     server.on('error', (err) => t.log.error({ err }, 'peer listener failed'));
     for (const link of t.links.values()) t.connectLink(link);
+    t.startLiveness();
     t.log.info({ listen: t.address, peers: Object.fromEntries(opts.peers) }, 'transport listening');
     return t;
   }
@@ -272,6 +290,8 @@ export class TcpTransport implements Transport {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    if (this.livenessTimer !== null) clearInterval(this.livenessTimer);
+    this.livenessTimer = null;
     for (const link of this.links.values()) {
       if (link.redialTimer !== null) clearTimeout(link.redialTimer);
       link.redialTimer = null;
@@ -399,6 +419,8 @@ export class TcpTransport implements Transport {
     const old = link.conn;
     conn.state = 'open';
     conn.openedAtMs = performance.now();
+    conn.lastReadMs = conn.openedAtMs;
+    conn.lastWriteMs = conn.openedAtMs;
     link.dialFailures = 0;
     link.knocks = 0;
     link.conn = conn;
@@ -463,6 +485,7 @@ export class TcpTransport implements Transport {
 
   private onData(conn: Connection, chunk: Buffer): void {
     if (conn.state === 'closed') return;
+    conn.lastReadMs = performance.now();
     this.counters.bytesReceived += chunk.length;
     let payloads: Buffer[];
     try {
@@ -592,6 +615,47 @@ export class TcpTransport implements Transport {
     this.log.warn({ peer: conn.peer, remote: conn.remote, reason }, 'closing a peer connection after a bad frame');
   }
 
+  // --- liveness ---
+
+  /**
+   * Every pingIntervalMs: a connection that brought nothing for silenceMsMax is closed (and dialed again, or waited
+   * for, as any lost connection), and one that carried nothing out for pingIntervalMs gets an empty frame. A packet-
+   * dropping partition leaves both ends of a connection open; without this, a healed node would wait for TCP's
+   * backed-off retransmission (11-49 s measured) before its peers heard it again. Followers send each other nothing
+   * else, and a leader's heartbeats make its own pings unnecessary.
+   */
+  private startLiveness(): void {
+    this.livenessRanMs = performance.now();
+    this.livenessTimer = setInterval(() => this.checkLiveness(), this.pingIntervalMs);
+    this.livenessTimer.unref();
+  }
+
+  private checkLiveness(): void {
+    const nowMs = performance.now();
+    // Run this late, this process was stalled (a pause, a long collection): what its peers sent may be waiting
+    // unread in the socket, so silence is counted only from now.
+    const stalled = nowMs - this.livenessRanMs > this.pingIntervalMs + this.silenceMsMax / 2;
+    this.livenessRanMs = nowMs;
+    for (const link of this.links.values()) {
+      const conn = link.conn;
+      if (conn === null || conn.state !== 'open') continue;
+      if (stalled) conn.lastReadMs = Math.max(conn.lastReadMs, nowMs);
+      const silentMs = nowMs - conn.lastReadMs;
+      if (silentMs >= this.silenceMsMax) {
+        this.log.info({ peer: link.id, remote: conn.remote, silentMs: Math.round(silentMs) }, 'peer silent; closing the connection to connect again');
+        conn.socket.destroy();
+        continue;
+      }
+      if (nowMs - conn.lastWriteMs >= this.pingIntervalMs && link.connected && !conn.socket.writableNeedDrain) {
+        conn.lastWriteMs = nowMs;
+        conn.socket.write(pingFrame);
+        this.counters.framesSent++;
+        this.counters.bytesSent += pingFrame.length;
+        link.bytesSent += pingFrame.length;
+      }
+    }
+  }
+
   // --- writing ---
 
   private scheduleFlush(link: PeerLink): void {
@@ -613,6 +677,7 @@ export class TcpTransport implements Transport {
     link.queue = [];
     link.queueBytes = 0;
     const socket = conn.socket;
+    conn.lastWriteMs = performance.now();
     socket.cork();
     for (let start = 0; start < batch.length; ) {
       const end = this.frameEnd(batch, start);

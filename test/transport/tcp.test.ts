@@ -261,4 +261,93 @@ describe('TcpTransport connections', () => {
     await waitFor('the queued five', () => box.length === 5, 3000);
     expect(box.map((m) => (m.type === 'heartbeat' ? m.context : ''))).toEqual(['0', '1', '2', '3', '4']);
   });
+
+  /**
+   * A proxy in front of `target` that can freeze: the connections open at the freeze never pass another byte (though
+   * they stay open, as both ends of a connection do through a partition that drops packets, until TCP's backed-off
+   * resend), and while frozen new ones are closed at once. `thaw` lets new connections through again.
+   */
+  async function freezingProxy(target: string): Promise<{ address: string; freeze(): void; thaw(): void; close(): Promise<void> }> {
+    const [host, port] = target.split(':') as [string, string];
+    const sockets = new Set<Socket>();
+    const frozen = new WeakSet<Socket>();
+    let freezing = false;
+    const server = createServer((client) => {
+      sockets.add(client);
+      client.on('error', () => undefined);
+      if (freezing) return void client.destroy();
+      const upstream = connect({ host, port: Number(port) });
+      sockets.add(upstream);
+      upstream.on('error', () => undefined);
+      const pipe = (from: Socket, to: Socket): void => {
+        from.on('data', (chunk: Buffer) => {
+          if (!frozen.has(from)) to.write(chunk);
+        });
+        from.on('close', () => {
+          if (!frozen.has(from)) to.destroy();
+        });
+      };
+      pipe(client, upstream);
+      pipe(upstream, client);
+    });
+    const [proxyPort] = await freePorts(1);
+    await new Promise<void>((r) => server.listen({ host: '127.0.0.1', port: proxyPort }, r));
+    return {
+      address: `127.0.0.1:${proxyPort}`,
+      freeze: () => {
+        freezing = true;
+        for (const s of sockets) frozen.add(s);
+      },
+      thaw: () => {
+        freezing = false;
+      },
+      close: () => new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+    };
+  }
+
+  it('closes a connection its peer has gone silent on, and connects again once the peer can be reached (a healed partition)', async () => {
+    const [p1, p2] = await freePorts(2);
+    const a1 = `127.0.0.1:${p1}`;
+    const a2 = `127.0.0.1:${p2}`;
+    const [n1, n2] = [nodeId('n1'), nodeId('n2')];
+    const proxy = await freezingProxy(a2);
+    extra.push(proxy);
+    const timing = { reconnectMaxMs: 100, silenceMsMax: 600, pingIntervalMs: 100 };
+    const log1 = memoryLogger('n1');
+    // n1 dials n2 through the proxy; n2 only waits to be dialed.
+    const t1 = await TcpTransport.start({ id: n1, listen: a1, peers: new Map([[n2, proxy.address]]), logger: log1.logger, ...timing });
+    const t2 = await TcpTransport.start({ id: n2, listen: a2, peers: new Map([[n1, a1]]), logger: memoryLogger('n2').logger, ...timing });
+    extra.push(t1, t2);
+    const [box1, box2] = [collect(t1), collect(t2)];
+    await waitFor('connected', () => t1.reachable(n2) && t2.reachable(n1));
+    t1.send([heartbeat(n1, n2, 'before')]);
+    await waitFor('before', () => box2.length === 1);
+    proxy.freeze();
+    t1.send([heartbeat(n1, n2, 'lost')]);
+    await waitFor('both ends to give the silent connection up', () => !t1.reachable(n2) && !t2.reachable(n1), 3000);
+    expect(log1.lines.some((l) => l.msg.startsWith('peer silent'))).toBe(true);
+    proxy.thaw();
+    await waitFor('connected again', () => t1.reachable(n2) && t2.reachable(n1), 3000);
+    t1.send([heartbeat(n1, n2, 'after')]);
+    t2.send([heartbeat(n2, n1, 'back')]);
+    await waitFor('after, both ways', () => box2.some((m) => m.type === 'heartbeat' && m.context === 'after') && box1.length === 1, 3000);
+    expect(box2.map((m) => (m.type === 'heartbeat' ? m.context : ''))).toEqual(['before', 'after']);
+  });
+
+  it('keeps a quiet connection: each end pings the other, so silence means a lost peer, not an idle one', async () => {
+    c = await startTcpCluster(2, { overrides: { silenceMsMax: 450, pingIntervalMs: 100 } });
+    await exchange(c, 0, 1, 'first');
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(c.transports.map((t) => t.counters.connectionsOpened)).toEqual([1, 1]);
+    expect(c.logs.flat().filter((l) => l.msg.startsWith('peer silent'))).toEqual([]);
+    // A stall of this process (a pause, a long collection) is not its peers' silence: what they sent is still unread.
+    const until = performance.now() + 1000;
+    while (performance.now() < until);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(c.transports.map((t) => t.counters.connectionsOpened)).toEqual([1, 1]);
+    await exchange(c, 1, 0, 'second');
+  });
 });
