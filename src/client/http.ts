@@ -38,6 +38,17 @@ export interface HttpClientOptions {
    * which costs such a process more CPU than all the rest of its work.
    */
   pool?: 'undici' | 'node';
+  /**
+   * The source address of its connections: a node binds its own address, so that nodes on one host can be cut from
+   * each other by address (as the Raft transport does). Only an IP address; undefined lets the system choose.
+   */
+  localAddress?: string;
+  /**
+   * How long a connection may take to open before the request fails as never sent (UNREACHABLE, so a caller with
+   * other managers moves on): the TCP connect for pool 'node', the connect and TLS handshake for undici. Default
+   * limits.httpConnectTimeoutMsDefault for pool 'node', timeoutMs for undici, and never past timeoutMs.
+   */
+  connectTimeoutMs?: number;
 }
 
 /** What HttpClient asks of a pool: undici's Agent, or a NodePool. */
@@ -100,6 +111,8 @@ export class HttpClient {
   /** The headers of a request that brings none of its own: built once, not per request. */
   private readonly baseHeaders: Readonly<Record<string, string>>;
   private readonly timeoutMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly localAddress: string | undefined;
 
   constructor(options: HttpClientOptions = {}) {
     const { tls } = options;
@@ -110,6 +123,10 @@ export class HttpClient {
     this.timeoutMs = options.timeoutMs ?? limits.requestTimeoutMsDefault + 500;
     this.connectionsPerOriginMax = options.connectionsPerOriginMax ?? limits.httpClientConnectionsPerOriginMax;
     this.pool = options.pool ?? 'undici';
+    // undici's connect timeout covers the TLS handshake too, which a busy server can be slow to finish: the daemons'
+    // pools keep the whole request timeout for it (untilAborted holds them to each request's own deadline).
+    this.connectTimeoutMs = Math.min(options.connectTimeoutMs ?? (this.pool === 'node' ? limits.httpConnectTimeoutMsDefault : this.timeoutMs), this.timeoutMs);
+    this.localAddress = options.localAddress;
   }
 
   /** The material requests are made with now (setTls replaces it). */
@@ -142,8 +159,8 @@ export class HttpClient {
     // Another request may have made it while this one waited for the module.
     if (this.agent !== undefined) return this.agent;
     const tls = this.material;
-    const connect = tls === undefined ? undefined : { ca: tls.ca, ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }), ...serverCheckOf(tls) };
-    this.agent = new Agent({ connections: this.connectionsPerOriginMax, ...(connect === undefined ? {} : { connect }) });
+    const connect = { timeout: this.connectTimeoutMs, ...(tls === undefined ? {} : { ca: tls.ca, ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }), ...serverCheckOf(tls) }) };
+    this.agent = new Agent({ connections: this.connectionsPerOriginMax, connect, ...(this.localAddress === undefined ? {} : { localAddress: this.localAddress }) });
     return this.agent;
   }
 
@@ -179,7 +196,7 @@ export class HttpClient {
     let res: Awaited<ReturnType<Pool['request']>>;
     try {
       const agent = this.agent ?? (await this.agentNow());
-      res = await agent.request({ origin, path, method: r.method as Dispatcher.HttpMethod, headers: this.headersOf(r.headers), body: r.body ?? null, signal: controller.signal });
+      res = await untilAborted(agent.request({ origin, path, method: r.method as Dispatcher.HttpMethod, headers: this.headersOf(r.headers), body: r.body ?? null, signal: controller.signal }), controller.signal);
     } catch (err) {
       release();
       throw mapped(err);
@@ -246,7 +263,7 @@ export class HttpClient {
     const { origin, path, url, controller, release } = this.begin(r);
     try {
       const agent = this.agent ?? (await this.agentNow());
-      const res = await agent.request({ origin, path, method: r.method as Dispatcher.HttpMethod, headers: this.headersOf(r.headers), body: r.body ?? null, signal: controller.signal });
+      const res = await untilAborted(agent.request({ origin, path, method: r.method as Dispatcher.HttpMethod, headers: this.headersOf(r.headers), body: r.body ?? null, signal: controller.signal }), controller.signal);
       const body = await read(res.body);
       return [{ status: res.statusCode, headers: res.headers, url }, body];
     } catch (err) {
@@ -261,6 +278,49 @@ export class HttpClient {
     if (this.authorization === undefined || headers.authorization !== undefined) return headers;
     return { authorization: this.authorization, ...headers };
   }
+}
+
+/**
+ * The pool's answer, or the signal's reason as soon as it aborts. undici leaves a request whose connection is still
+ * being made alone until the connect ends (its connect timeout: a host that drops packets held every request 10 s
+ * past its deadline); the request is abandoned here, and an answer that comes after all is let go of.
+ */
+function untilAborted<R extends { body: NodePoolBody }>(pending: Promise<R>, signal: AbortSignal): Promise<R> {
+  if (signal.aborted) {
+    void pending.then(letGo, () => undefined);
+    return Promise.reject(signal.reason as Error);
+  }
+  return new Promise<R>((resolve, reject) => {
+    let settled = false;
+    const onAbort = (): void => {
+      if (settled) return;
+      settled = true;
+      void pending.then(letGo, () => undefined);
+      reject(signal.reason as Error);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    pending.then(
+      (res) => {
+        signal.removeEventListener('abort', onAbort);
+        if (settled) return letGo(res);
+        settled = true;
+        resolve(res);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        if (settled) return;
+        settled = true;
+        reject(err as Error);
+      },
+    );
+  });
+}
+
+/** An answer nobody waits for any more: its body is dropped, so its connection goes back to the pool or closes. */
+function letGo(res: { body: NodePoolBody }): void {
+  const body = res.body as NodePoolBody & { destroy?: () => void };
+  if (typeof body.destroy === 'function') body.destroy();
+  else void body[Symbol.asyncIterator]().return?.();
 }
 
 /** What a client closed before its first request keeps: it fails every request as undici's destroyed pool does. */

@@ -10,11 +10,24 @@ import { createSecureContext, type PeerCertificate } from 'node:tls';
 export interface NodePoolOptions {
   connections: number;
   connect?: {
-    ca: string;
+    /** TLS: the CA that signs the server's certificate (https origins), and our own certificate and key. */
+    ca?: string;
     cert?: string;
     key?: string;
     checkServerIdentity?: (host: string, cert: PeerCertificate) => Error | undefined;
+    /** How long the TCP connect may take: a connection not made by then fails as undici's connect timeout does. */
+    timeout?: number;
   };
+  /** The source address of every connection (as undici's Agent option). */
+  localAddress?: string;
+}
+
+/** undici's error for a connection not made in time: HttpClient counts it as a request never sent. */
+class ConnectTimeoutError extends Error {
+  readonly code = 'UND_ERR_CONNECT_TIMEOUT';
+  constructor(timeoutMs: number) {
+    super(`could not connect within ${timeoutMs} ms`);
+  }
 }
 
 export interface NodePoolRequest {
@@ -52,14 +65,16 @@ export class NodePool {
   private underway = 0;
   private idle: (() => void) | null = null;
   private destroyed = false;
+  private readonly connectTimeoutMs: number | undefined;
 
   constructor(o: NodePoolOptions) {
-    const common = { keepAlive: true, maxSockets: o.connections };
+    const c = o.connect;
+    const common = { keepAlive: true, maxSockets: o.connections, ...(o.localAddress === undefined ? {} : { localAddress: o.localAddress }) };
     this.http = new PlainAgent(common);
     // One TLS context for every connection (the CA parsed once): node would make one per connection otherwise.
-    const c = o.connect;
-    const tls = c === undefined ? {} : { secureContext: createSecureContext({ ca: c.ca, ...(c.cert === undefined ? {} : { cert: c.cert, key: c.key }) }), ...(c.checkServerIdentity === undefined ? {} : { checkServerIdentity: c.checkServerIdentity }) };
+    const tls = c?.ca === undefined ? {} : { secureContext: createSecureContext({ ca: c.ca, ...(c.cert === undefined ? {} : { cert: c.cert, key: c.key }) }), ...(c.checkServerIdentity === undefined ? {} : { checkServerIdentity: c.checkServerIdentity }) };
     this.https = new HttpsAgent({ ...common, ...tls });
+    this.connectTimeoutMs = c?.timeout;
   }
 
   async request(r: NodePoolRequest): Promise<NodePoolResponse> {
@@ -105,6 +120,18 @@ export class NodePool {
       } catch (err) {
         reject(reason(err as Error));
         return;
+      }
+      const connectTimeoutMs = this.connectTimeoutMs;
+      if (connectTimeoutMs !== undefined) {
+        req.once('socket', (socket) => {
+          // A pooled socket is connected already; a new one gets connectTimeoutMs for its TCP connect (not the TLS
+          // handshake, which a busy server may be slow to finish: the request's own deadline covers that).
+          if (!socket.connecting) return;
+          const timer = setTimeout(() => socket.destroy(new ConnectTimeoutError(connectTimeoutMs)), connectTimeoutMs);
+          const clear = (): void => clearTimeout(timer);
+          socket.once('connect', clear);
+          socket.once('close', clear);
+        });
       }
       req.once('error', (err: Error & { code?: string }) => {
         reject(reason(err.code === 'ECONNRESET' && err.message === 'socket hang up' ? new SocketError({ bytesRead: req?.socket?.bytesRead ?? 0 }) : err));

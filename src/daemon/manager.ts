@@ -31,7 +31,7 @@ import { TcpTransport } from '../transport/tcp.js';
 import { ManagerServiceImpl } from '../manager/service.js';
 import { httpClusterView, RemovalWatch } from '../manager/removal-watch.js';
 import { RaftNodeDriver, type Member } from '../manager/node.js';
-import { splitHostPort } from '../lib/address.js';
+import { loopbackSourceOf, splitHostPort } from '../lib/address.js';
 import { LeaderLoops } from '../manager/leader-loops.js';
 import { TaskServiceImpl } from '../manager/task-service.js';
 import { ServiceServiceImpl } from '../manager/service-service.js';
@@ -241,7 +241,9 @@ async function startParts(
   await ensureDataDir(self.dataDir);
   const { security, adminToken } = await securityFor(config, self, tuning, logger);
   // The manager's one HTTP pool: to workers, to other managers' APIs, snapshot chunks. Its certificate is its name.
-  const http = new HttpClient(security === null ? {} : { tls: security.clientTls() });
+  // It dials from the manager's own API host (on loopback), as the transport dials from its Raft host.
+  const localAddress = loopbackSourceOf(self.apiAddress);
+  const http = new HttpClient({ ...(security === null ? {} : { tls: security.clientTls() }), ...(localAddress === undefined ? {} : { localAddress }) });
   opened.push('http client', () => http.close());
   // OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set (else nothing is loaded); closed late, so the last spans leave.
   const tracing = await startTracing('minkube-manager', self.id, logger);

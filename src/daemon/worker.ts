@@ -14,7 +14,7 @@ import { applyRenewedTls, remoteSigner, startCertRenewal } from './renewal.js';
 import { systemClock } from '../lib/clock.js';
 import { loadNodeSecurity } from './security.js';
 import { readNodeTls } from '../security/pki-files.js';
-import { splitHostPort } from '../lib/address.js';
+import { loopbackSourceOf, splitHostPort } from '../lib/address.js';
 import { ensureDataDir } from '../lib/data-dir.js';
 import { listenFailed, MinkubeError } from '../lib/errors.js';
 import { createRuntime, sandboxNameFor } from '../runtime/index.js';
@@ -216,7 +216,8 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
     throw err;
   }
   // The worker's one pool: its certificate is how the managers know it (no token).
-  const http = new HttpClient(security === null ? {} : { tls: security.clientTls() });
+  const localAddress = loopbackSourceOf(self.apiAddress);
+  const http = new HttpClient({ ...(security === null ? {} : { tls: security.clientTls() }), ...(localAddress === undefined ? {} : { localAddress }) });
   // The managers learnt from heartbeats' answers (managers that joined later) are kept for the next start.
   const learntPath = join(dataDir, learntManagersFile);
   let keeping: Promise<void> = Promise.resolve(); // one write at a time, in order

@@ -29,3 +29,13 @@ export function endpointKey(address: string): string {
   if (host === 'localhost') host = '127.0.0.1';
   return `${host}:${port}`;
 }
+
+/**
+ * The source address a node's outgoing connections bind, from its own host:port: its IPv4 loopback host (127.x.y.z),
+ * so that nodes sharing one host can be cut from each other by address (iptables, a test's partition), or undefined
+ * to let the system choose (any other host: a name, a wildcard, IPv6, a real interface).
+ */
+export function loopbackSourceOf(address: string): string | undefined {
+  const { host } = splitHostPort(address);
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) ? host : undefined;
+}

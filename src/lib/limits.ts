@@ -27,6 +27,11 @@ export const limits = {
   tracedTasksMax: 10_000,
   requestTimeoutMsDefault: 2000,
   httpBodyBytesDefault: 1024 * 1024,
+  /**
+   * How long the CLI's TCP connect may take before its request fails as never sent, so that it moves on to the next
+   * manager at once. A host that drops packets never refuses: without this, a write timed out "outcome unknown".
+   */
+  httpConnectTimeoutMsDefault: 1500,
   /** Open connections one HttpClient keeps to one origin (a leader's assignments to one worker share them). */
   httpClientConnectionsPerOriginMax: 256,
   // snapshots

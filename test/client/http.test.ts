@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/client/api-client.js';
-import { HttpClient, normaliseBaseUrl, type TlsMaterial } from '../../src/client/http.js';
+import { HttpClient, neverSent, normaliseBaseUrl, type TlsMaterial } from '../../src/client/http.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { logIndex, nodeId, term } from '../../src/lib/ids.js';
 import { httpChunkPoster } from '../../src/manager/snapshot-transfer.js';
+import { blackhole } from '../support/blackhole.js';
 import { rejection } from '../support/errors.js';
 
 async function listen(server: Server | HttpsServer): Promise<number> {
@@ -204,6 +205,52 @@ describe.each(['undici', 'node'] as const)('HttpClient (%s pool) over plain HTTP
       expect(await rejection(post(`127.0.0.1:${port}`, header, new Uint8Array(0), 1000))).toMatchObject({ code: 'INVALID_BODY', message: 'empty' });
     } finally {
       await close(chunks);
+    }
+  });
+
+  it('a host that drops the connection attempt: the request ends at its own deadline, and the CLI pool says never sent', async () => {
+    const hole = await blackhole();
+    try {
+      const url = `http://127.0.0.1:${hole.port}`;
+      // undici leaves a connecting request alone until its connect timeout (10 s by default): the deadline still holds.
+      let started = performance.now();
+      const e = await rejection(http.request({ method: 'PUT', url, path: '/json', body: 'x', timeoutMs: 400 }));
+      expect(e).toMatchObject({ code: 'TIMEOUT' });
+      expect(performance.now() - started).toBeLessThan(1500);
+      // The CLI's pool gives a TCP connect 1.5 s (limits.httpConnectTimeoutMsDefault), then the write was surely not sent.
+      const cli = new HttpClient({ pool, connectTimeoutMs: 300, timeoutMs: 2000 });
+      try {
+        started = performance.now();
+        const unsent = await rejection(cli.request({ method: 'PUT', url, path: '/json', body: 'x' }));
+        expect(performance.now() - started).toBeLessThan(1500);
+        expect(unsent.code).toBe('UNREACHABLE');
+        expect(unsent.message).not.toMatch(/outcome is unknown/);
+        expect(neverSent(unsent)).toBe(true);
+      } finally {
+        await cli.close();
+      }
+    } finally {
+      hole.close();
+    }
+  });
+
+  it('dials from localAddress when given one', async () => {
+    const from = new HttpClient({ pool, localAddress: '127.0.0.2' });
+    try {
+      const seenFrom: string[] = [];
+      const probe = createServer((req, res) => {
+        seenFrom.push(req.socket.remoteAddress ?? '');
+        res.end('{}');
+      });
+      const port = await listen(probe);
+      try {
+        await from.requestOk({ method: 'GET', url: `http://127.0.0.1:${port}`, path: '/' });
+        expect(seenFrom).toEqual(['127.0.0.2']);
+      } finally {
+        await close(probe);
+      }
+    } finally {
+      await from.close();
     }
   });
 
