@@ -9,7 +9,7 @@
 // action (rollback: back to the previous version; pause). A rollback goes on through failures: it returns to a
 // version that ran, and its failing replicas are restarted like any other.
 import type { Rollout, ServiceRecord } from '../contracts/service-model.js';
-import type { DesiredState, TaskRecord, TaskState } from '../contracts/task-model.js';
+import type { DesiredState, TaskError, TaskRecord, TaskState } from '../contracts/task-model.js';
 import { finalTaskStates } from '../contracts/task-model.js';
 import { limits } from '../lib/limits.js';
 
@@ -48,15 +48,24 @@ export function isAlive(r: Pick<ReplicaState, 'state' | 'desiredState'>): boolea
 /** A replica as the decision reads it, from its task record. */
 export function replicaState(t: TaskRecord): ReplicaState {
   const hasCheck = t.spec.healthCheck !== undefined;
-  const lostOnly = t.error?.message.startsWith('worker ') === true && t.error.message.endsWith(' was lost');
   return {
     id: t.id, version: t.service?.version ?? 0, state: t.state, desiredState: t.desiredState,
     healthy: t.state === 'running' && (!hasCheck || t.health === 'healthy'),
     unhealthy: t.health === 'unhealthy',
-    failed: t.attempt > 1 && !lostOnly,
+    failed: t.attempt > 1 && (t.error === null || isOwnFailure(t.error)),
     reason: failureReason(t),
     createdAtMs: Date.parse(t.createdAt),
   };
+}
+
+/**
+ * Whether an attempt ended by the replica's own doing, which judges its version: it exited (a permanent failure: an
+ * exit code, an image that is not there, a spec the runtime refuses) or failed its health check. A transient failure
+ * of the machinery (its worker lost or unreachable, an assignment that could not be delivered, a preemption, the
+ * runtime's daemon unavailable) says nothing of the version: the replica is only placed again, and a rollout goes on.
+ */
+function isOwnFailure(error: TaskError): boolean {
+  return error.class === 'permanent' || error.message.startsWith('unhealthy');
 }
 
 /**

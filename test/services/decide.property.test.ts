@@ -284,6 +284,37 @@ describe('service reconciler decision (examples)', () => {
     expect(long).toMatch(/^rolled back: replica d of version 2 failed: unhealthy: x+…$/);
   });
 
+  it("judges a version by its replicas' own failures, not by a worker lost or an assignment that could not be delivered", () => {
+    const record = (attempt: number, error: TaskRecord['error'], o: Partial<TaskRecord> = {}): TaskRecord => ({
+      id: 'd', spec: { image: 'b' }, state: 'pending', desiredState: 'run', workerId: null, attempt, term: 1, containerId: null, exitCode: null, error,
+      notBeforeMs: 0, createdAt: new Date(200).toISOString(), updatedAt: new Date(300).toISOString(), history: [], service: { name: 'web', version: 2 }, ...o,
+    });
+    const machinery = [
+      'the assignment to worker w2 failed: cannot reach http://127.0.11.5:21032/v1/tasks (ECONNREFUSED)',
+      'worker w2 was lost',
+      'preempted by high-priority task t1',
+      'the container c1 disappeared',
+    ];
+    for (const message of machinery) {
+      const d = replicaState(record(2, { class: 'transient', message }));
+      expect(d.failed, message).toBe(false);
+      expect(decide(base(), [replica('a', 1), replica('b', 1), d], 1000).revert, message).toBeUndefined();
+    }
+    const own = [
+      { class: 'permanent' as const, message: 'the container exited with code 1' },
+      { class: 'permanent' as const, message: 'image b is not present' },
+      { class: 'transient' as const, message: 'unhealthy: http 404 from /healthz' },
+    ];
+    for (const error of own) {
+      const d = replicaState(record(2, error));
+      expect(d.failed, error.message).toBe(true);
+      expect(decide(base(), [replica('a', 1), replica('b', 1), d], 1000), error.message).toMatchObject({ revert: true, rollout: { message: `rolled back: replica d of version 2 failed: ${error.message}` } });
+    }
+    // A first attempt has not failed, whatever its record says; a later one without an error is taken as failed.
+    expect(replicaState(record(1, null)).failed).toBe(false);
+    expect(replicaState(record(3, null)).failed).toBe(true);
+  });
+
   it('a rollback asked for pauses when a replica of the version it goes to fails; an automatic one replaces the replica', () => {
     // After an automatic rollback from 2 to 1, the previous version is 2, the one that failed: `service rollback` goes there.
     const asked = base({ rollout: { state: 'rolling-back', fromVersion: 1, startedAtMs: 100, monitorUntilMs: null, message: null } });
