@@ -141,7 +141,8 @@ async function waitStable(apiUrl: string, name: string, out: Output, rollout: bo
   }
   if (out.json) printJson(s);
   if (verdict === 'failed') {
-    process.stderr.write(`error: service ${name} ${s.rollout.state}: ${s.rollout.message ?? 'no reason was recorded'}\n`);
+    // The rollout's message names its state ("paused: replica ... failed: ..."), so it is not said twice.
+    process.stderr.write(`error: service ${name} ${s.rollout.message ?? `${s.rollout.state}: no reason was recorded`}\n`);
     throw new CliExit(1);
   }
 }

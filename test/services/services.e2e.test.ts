@@ -234,14 +234,14 @@ function servicesSuite(f: Flavour): void {
     const failing = ['--', process.execPath, '-e', 'process.exit(3)'];
     const paused = await runCli(['service', 'update', 'pz', '--failure-action', 'pause', '--wait', ...failing], env);
     expect(paused.code, paused.stdout).toBe(1);
-    expect(paused.stderr).toMatch(/^error: service pz paused: paused: replica t\S+ of version 2 failed/);
+    expect(paused.stderr).toMatch(/^error: service pz paused: replica t\S+ of version 2 failed/);
     // Back to version 1 (it runs: exit 0), then rollback again goes to version 2, which pauses as an update does.
     const back = await runCli(['service', 'rollback', 'pz', '--wait'], env);
     expect(back.code, back.stderr).toBe(0);
     expect(back.stdout).toContain('service pz: 2/2 healthy, 2 running, version 1');
     const again = await runCli(['service', 'rollback', 'pz', '--wait'], env);
     expect(again.code, again.stdout).toBe(1);
-    expect(again.stderr).toMatch(/^error: service pz paused: paused: replica t\S+ of version 2 failed/);
+    expect(again.stderr).toMatch(/^error: service pz paused: replica t\S+ of version 2 failed/);
     expect((await runCli(['service', 'rm', 'pz'], env)).code).toBe(0);
   }, 120_000);
 
