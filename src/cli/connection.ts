@@ -1,9 +1,11 @@
 // Where every command gets its API client: one HTTP pool for the whole process, built in one place, so that TLS
 // material and a token (a credentials file, later) are read here and nowhere else.
+import type { PeerCertificate } from 'node:tls';
 import { ApiClient, type ApiClientOptions } from '../client/api-client.js';
 import { credentialsPath, readCredentialsSync, writeCredentials, type Credentials } from '../client/credentials.js';
 import { HttpClient } from '../client/http.js';
 import { MinkubeError } from '../lib/errors.js';
+import { identityFromCertificate } from '../security/ca.js';
 
 /** What a command may choose per client; how to connect (TLS, token, pool) is this module's business. */
 export type CliClientOptions = Pick<ApiClientOptions, 'timeoutMs' | 'readRetries'>;
@@ -26,8 +28,20 @@ export function cliHttpClient(): HttpClient {
   const envToken = process.env.MINKUBE_TOKEN;
   const token = envToken !== undefined && envToken !== '' ? envToken : (c?.token ?? undefined);
   // Node's own pool: undici's would compile its HTTP parser first, which costs a command more than all the rest.
-  http = new HttpClient({ pool: 'node', ...(c === null || c.ca === null ? {} : { tls: { ca: c.ca } }), ...(token === undefined ? {} : { token }) });
+  http = new HttpClient({ pool: 'node', ...(c === null || c.ca === null ? {} : { tls: { ca: c.ca, checkServer: managerOnly } }), ...(token === undefined ? {} : { token }) });
   return http;
+}
+
+/**
+ * The CLI sends its token to managers only. The cluster's CA also signs workers' certificates (a worker join token
+ * buys one, naming addresses of its holder's choosing), so a certificate it signed for the host asked is not enough:
+ * it must name a manager, or a server holding a worker's key would be handed the token.
+ */
+export function managerOnly(cert: PeerCertificate): string | undefined {
+  const identity = identityFromCertificate(cert);
+  if (identity === null) return 'it names no node of this cluster';
+  if (identity.role !== 'manager') return `it is ${identity.role} ${identity.id}'s, and the CLI sends its token only to managers`;
+  return undefined;
 }
 
 /**

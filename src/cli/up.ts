@@ -13,6 +13,7 @@ import { ensureAdminToken } from '../daemon/security.js';
 import { ensureLocalPki } from '../security/pki-files.js';
 import { listenFailed, MinkubeError } from '../lib/errors.js';
 import { tryListen } from '../lib/address.js';
+import { managerOnly } from './connection.js';
 import { workerRuntimeExists } from './daemons.js';
 import { printError } from './output.js';
 import { LeaderTracker, prettyLogLine } from './pretty.js';
@@ -108,7 +109,7 @@ async function prepareAccess(config: ClusterConfig): Promise<Access> {
   const token = await ensureAdminToken(config.clusterDir);
   const path = credentialsPath();
   await writeCredentials({ clusterId, apis: config.managers.map((m) => `https://${m.apiAddress}`), ca: caCertPem, token }, path);
-  return { scheme: 'https', http: new HttpClient({ tls: { ca: caCertPem }, token }), credentialsPath: path };
+  return { scheme: 'https', http: new HttpClient({ tls: { ca: caCertPem, checkServer: managerOnly }, token }), credentialsPath: path };
 }
 
 function printEndpoints(config: ClusterConfig, configPath: string, withWorkers: boolean, access: Access): void {
