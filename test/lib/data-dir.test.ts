@@ -1,5 +1,5 @@
 // A node's data directory is made when missing; a path that cannot be one is CONFIG_INVALID saying why.
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
@@ -13,6 +13,17 @@ it('makes a missing directory and its parents, and leaves an existing one be', a
   await ensureDataDir(path);
   await ensureDataDir(path);
   expect(statSync(path).isDirectory()).toBe(true);
+});
+
+it("is the node's user's alone: made 0700, and an existing directory set so", async () => {
+  const made = join(dir, 'made');
+  await ensureDataDir(made);
+  expect(statSync(made).mode & 0o777).toBe(0o700);
+  const open = join(dir, 'open');
+  mkdirSync(open, { mode: 0o755 });
+  chmodSync(open, 0o755);
+  await ensureDataDir(open);
+  expect(statSync(open).mode & 0o777).toBe(0o700);
 });
 
 it('a file in the way, or among the parents, is CONFIG_INVALID naming the path, the key and why', async () => {
