@@ -73,6 +73,9 @@ describe('POST /v1/tasks', () => {
     [assignment('v', { spec: { image: 'x', command: ['ls', '-l', 'a\u0000'] } }), /^body\.spec\.command\[2\]: contains a NUL byte$/],
     [assignment('v', { spec: { image: 'x\u0000y' } }), /^body\.spec\.image: contains a NUL byte$/],
     [assignment('v', { spec: { image: 'x', labels: { team: 'a\u0000' } } }), /^body\.spec\.labels\.team: contains a NUL byte$/],
+    // Shapes the spec rules read: a malformed one is the spec's fault, not a 500.
+    [assignment('v', { spec: { image: 'x', ports: [null] } }), /^body\.spec\.ports\/0|^body\.spec\.ports\[0\]/],
+    [assignment('v', { spec: { image: 'x', healthCheck: { type: 'exec', command: {}, intervalS: 1, timeoutS: 1, retries: 1, startPeriodS: 0 } } }), /^body\.spec\.healthCheck\.command/],
   ])('refuses an invalid assignment with 400 INVALID_TASK_SPEC naming the field (%#)', async (body, message) => {
     await expectError(call('POST', '/v1/tasks', body), 400, 'INVALID_TASK_SPEC', message);
     expect(agent.list().some((s) => s.taskId === 'v')).toBe(false);
@@ -108,6 +111,12 @@ describe('POST /v1/tasks/batch', () => {
     expect(items[0]!.status).toMatchObject({ taskId: 'rules-a' });
     expect(items[1]!.error).toEqual({ code: 'INVALID_TASK_SPEC', message: 'assignments[1].spec.env.1BAD: not a valid variable name' });
     expect(agent.list().some((s) => s.taskId === 'rules-b')).toBe(false);
+  });
+
+  it('fails a malformed spec in a batch as that item alone, naming the field (not an internal error)', async () => {
+    const res = await call('POST', '/v1/tasks/batch', { assignments: [assignment('shape-a', { spec: { image: 'x', ports: [null] } })] });
+    const items = (res.json() as { items: Record<string, { code?: string; message?: string }>[] }).items;
+    expect(items[0]!.error).toMatchObject({ code: 'INVALID_TASK_SPEC', message: expect.stringMatching(/^assignments\[0\]\.spec\.ports/) as string });
   });
 
   it('refuses an empty batch and a body without assignments', async () => {

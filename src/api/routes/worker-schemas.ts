@@ -24,6 +24,20 @@ export const TaskSpecSchema = Type.Object({
     }),
   ),
   labels: Type.Optional(StringMap),
+  // What the worker reads of them (the spec rules check names and references), each open to added fields.
+  ports: Type.Optional(Type.Array(Type.Object({ name: Type.String({ minLength: 1, maxLength: 64 }) }), { maxItems: limits.taskPortsMax })),
+  healthCheck: Type.Optional(
+    Type.Object({
+      type: Type.Union([Type.Literal('http'), Type.Literal('tcp'), Type.Literal('exec')]),
+      port: Type.Optional(Type.String({ maxLength: 64 })),
+      path: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+      command: Type.Optional(Type.Array(Type.String(), { minItems: 1, maxItems: limits.taskCommandArgsMax })),
+      intervalS: Type.Number({ exclusiveMinimum: 0 }),
+      timeoutS: Type.Number({ exclusiveMinimum: 0 }),
+      retries: Type.Integer({ minimum: 1 }),
+      startPeriodS: Type.Number({ minimum: 0 }),
+    }),
+  ),
   stopSignal: Type.Optional(Type.Union(stopSignals.map((s) => Type.Literal(s)))),
   stopTimeoutS: Type.Optional(Type.Integer({ minimum: 0, maximum: limits.taskStopTimeoutSMax })),
 });
