@@ -3,13 +3,14 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildManagerApp } from '../../src/api/manager-app.js';
 import type { AdminService } from '../../src/api/routes/admin.js';
-import type { RetentionService } from '../../src/contracts/services.js';
+import type { RetentionService, TasksService } from '../../src/contracts/services.js';
 import { FakeManagerService } from './fake-service.js';
 
 const calls: string[] = [];
 const retention = { gc: async () => (calls.push('gc'), { removed: 0, tasks: 0 }) } as unknown as RetentionService;
 const admin: AdminService = { reload: async () => (calls.push('reload'), { node: 'm1', applied: [], refused: [], ignored: [] }) };
-const app = buildManagerApp({ service: new FakeManagerService(), retention, admin });
+const tasks = { workerAssignments: async () => [] } as unknown as TasksService;
+const app = buildManagerApp({ service: new FakeManagerService(), retention, admin, tasks });
 afterAll(() => app.close());
 
 async function call(method: 'GET' | 'POST', url: string, payload?: string) {
@@ -55,5 +56,12 @@ describe('routes that take no body or no query', () => {
     const r = await call('GET', '/v1/cluster?limit=-1');
     expect(r.statusCode).toBe(400);
     expect(r.json()).toEqual({ error: { code: 'INVALID_PARAM', message: 'query.limit: unknown field' } });
+  });
+
+  it('GET /v1/workers/:id/assignments with a query parameter: 400 INVALID_PARAM naming it (it answers the caller its own, whatever is asked)', async () => {
+    expect((await call('GET', '/v1/workers/w1/assignments')).statusCode).toBe(200);
+    const r = await call('GET', '/v1/workers/w1/assignments?workerId=w2');
+    expect(r.statusCode).toBe(400);
+    expect(r.json()).toEqual({ error: { code: 'INVALID_PARAM', message: 'query.workerId: unknown field' } });
   });
 });

@@ -3,6 +3,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { HeartbeatRequest, RegisterRequest } from '../../contracts/worker.js';
 import type { TasksService } from '../../contracts/services.js';
+import { NoQuery } from '../schemas.js';
 import { requestContext } from './kv.js';
 import { listLimit } from './tasks.js';
 import {
@@ -29,7 +30,7 @@ export const workerRoutes: FastifyPluginAsync<WorkerRoutesOptions> = async (app,
     async (req) => tasks.workerHeartbeat(req.params.id, req.body as HeartbeatRequest, requestContext(req)),
   );
 
-  app.get<{ Params: WorkerIdParams }>('/v1/workers/:id/assignments', { schema: { params: WorkerIdParams, documentedResponse: { 200: AssignmentListReply } } }, async (req) => ({
+  app.get<{ Params: WorkerIdParams }>('/v1/workers/:id/assignments', { schema: { params: WorkerIdParams, querystring: NoQuery, documentedResponse: { 200: AssignmentListReply } } }, async (req) => ({
     items: await tasks.workerAssignments(req.params.id, requestContext(req)),
     nextCursor: null,
   }));
