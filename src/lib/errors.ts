@@ -43,6 +43,8 @@ export const errorRegistry = {
   MEMBERSHIP_CHANGE_REFUSED: { status: 409, message: 'the membership change was refused' },
   LEADER_TRANSFER_FAILED: { status: 409, message: 'leadership could not be transferred' },
   JOIN_REFUSED: { status: 409, message: 'the node may not join with that id' },
+  /** A worker registering at the address of another worker that is not down. */
+  WORKER_ADDRESS_IN_USE: { status: 409, message: 'another worker is registered at that address' },
   TOKEN_EXISTS: { status: 409, message: 'a token with this name or accessor already exists' },
   TOKEN_LIMIT_REACHED: { status: 409, message: 'the cluster holds as many tokens as it may; revoke some first' },
   /** A reload with nothing to re-read (a node started without a config file). */

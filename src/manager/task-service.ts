@@ -16,6 +16,7 @@ import type { TaskCommand } from '../kv/task-commands.js';
 import { finalTaskStates, type TaskRecord, type TaskSpec, type WorkerRecord } from '../contracts/task-model.js';
 import type { TaskStore } from '../kv/task-store.js';
 import type { TasksConfig } from '../config/cluster.js';
+import { endpointKey } from '../lib/address.js';
 import { retryAtMs } from '../lib/backoff.js';
 import { setIntervalOn, sleepOn, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
@@ -192,6 +193,13 @@ export class TaskServiceImpl implements TasksService {
   // ---- workers ----
 
   async registerWorker(req: RegisterRequest, ctx: RequestContext): Promise<WorkerRecord> {
+    // The leader sends a worker's assignments to its address: one registered at a live worker's address would have
+    // that worker run them (a worker join token buys a certificate for any new id, and its holder names the address).
+    const at = endpointKey(req.apiAddress);
+    const holder = this.o.store.allWorkers().find((w) => w.id !== req.id && w.state !== 'down' && endpointKey(w.apiAddress) === at);
+    if (holder !== undefined) {
+      throw new MinkubeError('WORKER_ADDRESS_IN_USE', `worker ${holder.id} is registered at ${holder.apiAddress} and is ${holder.state}; a worker may take its address once it is down`);
+    }
     const id = await this.proposeOk({
       op: 'worker.register', workerId: req.id, apiAddress: req.apiAddress, runtime: req.runtime, atMs: this.o.clock.nowMs(),
       ...(req.labels === undefined ? {} : { labels: req.labels }), ...(req.capacity === undefined ? {} : { capacity: req.capacity }),

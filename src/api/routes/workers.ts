@@ -15,7 +15,7 @@ export interface WorkerRoutesOptions {
 }
 
 export const workerRoutes: FastifyPluginAsync<WorkerRoutesOptions> = async (app, { tasks }) => {
-  app.post<{ Body: RegisterBody }>('/v1/workers', { schema: { body: RegisterBody, documentedResponse: { 200: RegisterReply } } }, async (req) => {
+  app.post<{ Body: RegisterBody }>('/v1/workers', { schema: { body: RegisterBody, documentedResponse: { 200: RegisterReply }, errorCodes: ['WORKER_ADDRESS_IN_USE'] } }, async (req) => {
     const { labels, capacity } = req.body;
     const body: RegisterRequest = {
       id: req.body.id, apiAddress: req.body.apiAddress, runtime: req.body.runtime,
