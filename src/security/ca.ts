@@ -3,7 +3,7 @@
 // Certificates are read with node:crypto and made with it too (keys by generateKeyPairSync, the DER by cert-der.ts);
 // @peculiar/x509 (a tenth of a second to load) only makes and reads certificate requests, and is loaded the first
 // time one is: a manager that makes its cluster's CA and its own certificate never loads it.
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, webcrypto, X509Certificate as NodeX509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, webcrypto, X509Certificate as NodeX509Certificate, type KeyObject } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import type * as X509 from '@peculiar/x509';
 import { MinkubeError } from '../lib/errors.js';
@@ -151,14 +151,29 @@ export async function issueNodeCertificate(opts: IssueOptions): Promise<string> 
   if (asked === null || asked.id !== identity.id || asked.role !== identity.role || asked.clusterId !== identity.clusterId) {
     throw new MinkubeError('INVALID_BODY', `the certificate request names "${csr.subject}", not CN=${identity.id}, OU=${identity.role}, O=${identity.clusterId}`);
   }
-  let spki: Buffer;
+  let key: KeyObject;
   try {
     // Through node's key parser: the request's key is one node:crypto (and so node:tls) can use.
-    spki = createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: 'der', type: 'spki' }).export({ type: 'spki', format: 'der' });
+    key = createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: 'der', type: 'spki' });
   } catch (cause) {
     throw new MinkubeError('INVALID_BODY', 'the certificate request carries a public key that cannot be read', { cause });
   }
-  return signNodeCertificate(opts, identity, spki);
+  const weak = weakKeyProblem(key);
+  if (weak !== null) throw new MinkubeError('INVALID_BODY', `the certificate request's key ${weak}: use ECDSA P-256 (what minkube makes), or RSA of at least 2048 bits`);
+  return signNodeCertificate(opts, identity, key.export({ type: 'spki', format: 'der' }));
+}
+
+/** Curves a node key may be on (node's names for P-256, P-384, P-521). */
+const strongCurves: ReadonlySet<string> = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
+
+/** Why a CSR's key is too weak to certify (an RSA key under 2048 bits, an EC key on another curve), or null. */
+function weakKeyProblem(key: KeyObject): string | null {
+  const d = key.asymmetricKeyDetails ?? {};
+  const type = key.asymmetricKeyType;
+  if (type === 'ec') return d.namedCurve !== undefined && strongCurves.has(d.namedCurve) ? null : `is on curve ${d.namedCurve ?? 'unknown'}`;
+  if (type === 'rsa' || type === 'rsa-pss') return (d.modulusLength ?? 0) >= 2048 ? null : `is RSA of ${d.modulusLength ?? 0} bits`;
+  if (type === 'ed25519') return null;
+  return `is of type ${type ?? 'unknown'}`;
 }
 
 /**

@@ -150,6 +150,24 @@ describe('issueNodeCertificate', () => {
     await expect(issueNodeCertificate({ ...base, csrPem: 'nonsense', id: 'w1', role: 'worker' })).rejects.toThrow(/PKCS#10/);
   });
 
+  it("refuses a CSR whose key is weak (RSA under 2048 bits), and takes RSA 2048 and P-384", async () => {
+    const ca = await createClusterCa({ clusterId: 'c1' });
+    const base = { caCertPem: ca.certPem, caKeyPem: ca.keyPem, clusterId: 'c1', sans, id: 'w1', role: 'worker' as const };
+    type Params = x509.Pkcs10CertificateRequestCreateParams;
+    const csrWith = async (algorithm: webcrypto.RsaHashedKeyGenParams | webcrypto.EcKeyGenParams, signing: Params['signingAlgorithm']): Promise<string> => {
+      const keys = (await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify'])) as unknown as Params['keys'];
+      const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=w1, OU=worker, O=c1', keys, signingAlgorithm: signing }, webcrypto as unknown as Parameters<typeof x509.Pkcs10CertificateRequestGenerator.create>[1]);
+      return csr.toString('pem');
+    };
+    const rsa = (bits: number): webcrypto.RsaHashedKeyGenParams => ({ name: 'RSASSA-PKCS1-v1_5', modulusLength: bits, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' });
+    const rsaSigning = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
+    await expect(issueNodeCertificate({ ...base, csrPem: await csrWith(rsa(1024), rsaSigning) })).rejects.toMatchObject({
+      code: 'INVALID_BODY', message: "the certificate request's key is RSA of 1024 bits: use ECDSA P-256 (what minkube makes), or RSA of at least 2048 bits",
+    });
+    await expect(issueNodeCertificate({ ...base, csrPem: await csrWith(rsa(2048), rsaSigning) })).resolves.toMatch(/BEGIN CERTIFICATE/);
+    await expect(issueNodeCertificate({ ...base, csrPem: await csrWith({ name: 'ECDSA', namedCurve: 'P-384' }, { name: 'ECDSA', hash: 'SHA-384' }) })).resolves.toMatch(/BEGIN CERTIFICATE/);
+  });
+
   it('issues a leaf for serverAuth and clientAuth with the SANs it was given and a fresh serial', async () => {
     const ca = await createClusterCa({ clusterId: 'c1' });
     const { keyPem } = await generateNodeKey();
