@@ -21,6 +21,12 @@ export const limits = {
   peerSilenceMsMax: 5000,
   /** A connection that carried nothing out for this long gets an empty frame, so its peer hears from this node. */
   peerPingIntervalMs: 1000,
+  /**
+   * Connections the Raft port holds at once, and from one address: a peer needs one (and a knock now and then), so
+   * these bound what strangers can open (a TLS handshake is made before anything is known of the caller).
+   */
+  peerConnectionsMax: 1024,
+  peerConnectionsPerAddressMax: 64,
   // manager
   proposalQueueMax: 8192,
   /** Tasks whose submission trace a manager remembers for their assignment and start (the oldest is forgotten first). */

@@ -189,6 +189,7 @@ export class TcpTransport implements Transport {
     const { host, port } = parseAddress(opts.listen, `node ${opts.id}`);
     const server = opts.tls === undefined ? createServer({ noDelay: true }) : createTlsServer({ ...tlsMaterial(opts.tls), requestCert: true, rejectUnauthorized: true, handshakeTimeout: opts.helloTimeoutMs ?? 5000 });
     const t = new TcpTransport(opts, server);
+    limitConnections(server, defaultLimits.peerConnectionsMax, defaultLimits.peerConnectionsPerAddressMax);
     if (opts.tls === undefined) server.on('connection', (socket: Socket) => t.accept(socket));
     else {
       server.on('secureConnection', (socket: TLSSocket) => t.accept(socket));
@@ -730,6 +731,31 @@ export class TcpTransport implements Transport {
     link.dropped += count;
     this.counters.messagesDropped += count;
   }
+}
+
+/**
+ * Bounds the connections a listener holds: `max` in all (node refuses more at accept), `perAddressMax` from one remote
+ * address (closed at once, before a TLS handshake is spent on them). A flood of idle connections otherwise held a
+ * manager's memory (12,000 of them: 92 -> 345 MiB) and one address could take every slot.
+ */
+function limitConnections(server: Server, max: number, perAddressMax: number): void {
+  server.maxConnections = max;
+  const perAddress = new Map<string, number>();
+  // prependListener: before the TLS server's own listener starts a handshake on the socket.
+  server.prependListener('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? '?';
+    const n = (perAddress.get(address) ?? 0) + 1;
+    if (n > perAddressMax) {
+      socket.destroy();
+      return;
+    }
+    perAddress.set(address, n);
+    socket.once('close', () => {
+      const left = (perAddress.get(address) ?? 1) - 1;
+      if (left <= 0) perAddress.delete(address);
+      else perAddress.set(address, left);
+    });
+  });
 }
 
 /** Whether two host strings name one host (an IPv4 address may come back IPv6-mapped). */

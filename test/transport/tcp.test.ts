@@ -350,4 +350,23 @@ describe('TcpTransport connections', () => {
     expect(c.transports.map((t) => t.counters.connectionsOpened)).toEqual([1, 1]);
     await exchange(c, 1, 0, 'second');
   });
+
+  it('holds at most 64 connections from one address: more are closed at once, and a peer from another address still connects', async () => {
+    c = await startTcpCluster(2, { overrides: { helloTimeoutMs: 5000 } });
+    const [host, port] = c.addresses[1]!.split(':') as [string, string];
+    const strangers: Socket[] = [];
+    const closedAt: number[] = [];
+    const opened = performance.now();
+    for (let i = 0; i < 70; i++) {
+      const s = connect({ host, port: Number(port), localAddress: '127.0.0.9' });
+      s.on('error', () => undefined);
+      s.once('close', () => closedAt.push(performance.now() - opened));
+      strangers.push(s);
+    }
+    extra.push({ close: () => strangers.forEach((s) => s.destroy()) });
+    await waitFor('the six over the limit closed', () => closedAt.length >= 6, 3000);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(closedAt.length).toBe(6);
+    await exchange(c, 0, 1, 'still');
+  });
 });
