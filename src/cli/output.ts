@@ -34,7 +34,20 @@ export function printJson(value: unknown): void {
 }
 
 export function printLine(line = ''): void {
-  writeOut(`${line}\n`);
+  writeOut(`${visible(line)}\n`);
+}
+
+/** C0 and C1 control characters but tab and newline: what a terminal would act on rather than show. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const terminalControls = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+
+/**
+ * Text as a terminal shows it: a control character (an ESC in a task's name, say, which would clear the screen or
+ * retitle the window of whoever lists the tasks) is written as its escape, \u001b. Only human output: --json escapes
+ * them itself, and a task's own output (logs) goes out as it was written, as docker logs does.
+ */
+export function visible(text: string): string {
+  return text.replace(terminalControls, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export interface TableStyle {
@@ -50,7 +63,7 @@ export interface TableStyle {
  */
 export function formatTable(rows: readonly (readonly string[])[], style: TableStyle = {}): string {
   const numeric = style.numeric ?? ((): boolean => false);
-  const cells = style.markdown === true ? rows.map((row) => row.map((cell) => cell.replaceAll('|', '\\|'))) : rows;
+  const cells = rows.map((row) => row.map((cell) => (style.markdown === true ? visible(cell).replaceAll('|', '\\|') : visible(cell))));
   const widths: number[] = [];
   for (const row of cells) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
   const pad = (cell: string, i: number): string => (numeric(i) ? cell.padStart(widths[i] ?? 0) : cell.padEnd(widths[i] ?? 0));
@@ -79,7 +92,7 @@ const untrustedCaHint =
 export function printError(err: unknown): void {
   const e = asMinkubeError(err);
   const untrusted = e.code === 'UNREACHABLE' && /\(TLS: (self-signed certificate|unable to verify the first certificate|unable to get local issuer certificate)/.test(e.message);
-  process.stderr.write(`error: ${e.code}: ${e.message}${untrusted ? `\n  ${untrustedCaHint}` : ''}\n`);
+  process.stderr.write(`error: ${e.code}: ${visible(e.message)}${untrusted ? `\n  ${untrustedCaHint}` : ''}\n`);
   // A stack helps only for our own bugs, and only when asked for.
   if (e.code === 'INTERNAL' && process.env.MINKUBE_DEBUG === '1') {
     const cause = e.cause instanceof Error ? e.cause : e;

@@ -1,7 +1,7 @@
 // What the CLI tells the user about a thrown value: a MinkubeError as it is, one from another copy of the errors
 // module (a daemon's bundle, or the sources under tsx) by its name and code, anything else as INTERNAL.
 import { expect, it } from 'vitest';
-import { asMinkubeError, printError } from '../../src/cli/output.js';
+import { asMinkubeError, formatTable, printError, visible } from '../../src/cli/output.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 
 it('keeps the code of a MinkubeError, whichever copy of the class made it', () => {
@@ -30,4 +30,16 @@ it('a certificate the CLI could not verify is followed by how to trust the clust
   }
   expect(written[0]).toMatch(/^error: UNREACHABLE: .*self-signed.*\n {2}the cluster's CA is not trusted here: point MINKUBE_CONFIG at/);
   expect(written[1]).toBe('error: UNREACHABLE: cannot reach https://127.0.0.1:8001/v1/cluster (ECONNREFUSED)\n');
+});
+
+it("shows a control character as its escape in human output (a task named to clear the screen doesn't), tab and newline kept", () => {
+  const name = 'evil\u001b[2J\u001b]0;PWNED\u0007name';
+  expect(visible(name)).toBe('evil\\u001b[2J\\u001b]0;PWNED\\u0007name');
+  expect(visible('a\tb\nc\u009bd\u007f')).toBe('a\tb\nc\\u009bd\\u007f');
+  const table = formatTable([['NAME', 'STATE'], [name, 'running']]);
+  // eslint-disable-next-line no-control-regex -- no control character may be left
+  expect(table).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+  // Columns line up on what is shown.
+  const [head, row] = table.split('\n');
+  expect(head!.indexOf('STATE')).toBe(row!.indexOf('running'));
 });
