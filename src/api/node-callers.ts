@@ -22,7 +22,9 @@ export function checkNodeCaller(req: FastifyRequest): void {
   if (named !== undefined) {
     if (principal.role !== 'worker') throw new MinkubeError('FORBIDDEN', `only a worker calls this route, and ${principal.id} is a ${principal.role}`);
     const id = named(req);
-    if (id !== principal.id) throw new MinkubeError('FORBIDDEN', `worker ${principal.id} may speak only for itself, not for ${String(id)}`);
+    // No id at all: the body's schema check that follows says what is missing (400), rather than a 403 naming undefined.
+    if (id === undefined) return;
+    if (id !== principal.id) throw new MinkubeError('FORBIDDEN', `worker ${principal.id} may speak only for itself, not for ${JSON.stringify(id)}`);
     return;
   }
   if (anyNode.has(`${req.method} ${req.routeOptions.url ?? ''}`)) return;

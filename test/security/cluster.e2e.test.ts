@@ -98,6 +98,9 @@ describe('a closed cluster (real processes, TLS and tokens on)', () => {
     // Registration and heartbeats need a worker certificate, and a worker speaks only for itself.
     expect((await c.http(leader, 'POST', '/v1/workers', fake)).status).toBe(401);
     expect((await c.http(leader, 'POST', '/v1/workers', fake, 5000, { token: null, ...workerCert })).status).toBe(403);
+    // Without an id, the body is what is wrong.
+    const noId = await c.http(leader, 'POST', '/v1/workers', {}, 5000, { token: null, ...workerCert });
+    expect(noId).toMatchObject({ status: 400, body: { error: { code: 'INVALID_BODY', message: expect.stringMatching(/^body\.id/) } } });
     const beat = await c.http(leader, 'POST', '/v1/workers/w2/heartbeat', { tasks: [] }, 5000, { token: null, ...workerCert });
     expect(beat.status).toBe(403);
     // A worker's API serves managers only.
