@@ -57,6 +57,8 @@ export const errorRegistry = {
   // 429 / 503 / 504: try again
   RATE_LIMITED: { status: 429, message: 'too many requests from this caller; retry later' },
   QUEUE_FULL: { status: 429, message: 'too many requests are in flight; retry later' },
+  /** A worker's answer to an assignment while it holds limits.workerTasksMax tasks and none can be evicted yet. */
+  WORKER_FULL: { status: 429, message: 'the worker holds as many tasks as it may; retry later' },
   NO_LEADER: { status: 503, message: 'no leader is known; the cluster may have lost its quorum' },
   PROPOSAL_DROPPED: { status: 503, message: 'the proposal was dropped; retry' },
   UNCOMMITTED_LIMIT: { status: 503, message: 'too much uncommitted data; retry later' },

@@ -397,6 +397,14 @@ export class SchedulerLoop {
   private onFailure(s: Session, p: Prepared, err: Error): void {
     const { a, work, worker } = p;
     const failure = classifyAssignError(err);
+    if (failure === 'busy') {
+      // The worker holds as many tasks as it may (finished ones not yet acknowledged included): the task stays
+      // placed there, not delivered, and costs no attempt. The next reconcile pass sends it again, and the worker's
+      // own reconcile starts it once it has room. The leader never places more on a worker than it may hold
+      // (eligibility.ts), so the room comes as its finished tasks are acknowledged.
+      this.o.logger.debug({ task: p.id, worker: worker.id, reason: err.message }, 'assignment deferred: the worker is full');
+      return;
+    }
     this.o.logger.warn({ task: p.id, worker: worker.id, work, failure, reason: err.message }, `${work} failed`);
     // A failed stop is sent again by the next reconcile pass; a failed assignment is retried elsewhere or fails.
     if (failure === 'stale' || work === 'stop') return;

@@ -150,11 +150,12 @@ function assignmentJson(a: Assignment): string {
  * time, a connection lost midway) is unknown: the worker may be running it, so it must not be placed elsewhere
  * until the worker says otherwise or is found down; everything else (refused connection, full, 5xx) is transient.
  */
-export function classifyAssignError(err: unknown): FailureClass | 'stale' | 'unknown' {
+export function classifyAssignError(err: unknown): FailureClass | 'stale' | 'unknown' | 'busy' {
   if (!(err instanceof MinkubeError)) return 'transient';
   if (err.code === 'TASK_STALE_FENCING_TOKEN') return 'stale';
   if (err.code === 'INVALID_TASK_SPEC' || err.code === 'INVALID_BODY') return 'permanent';
   if (err.code === 'TIMEOUT') return 'unknown';
+  if (err.code === 'WORKER_FULL') return 'busy';
   if (err.code === 'WORKER_UNAVAILABLE' && err.cause instanceof MinkubeError && mayHaveArrived(err.cause)) return 'unknown';
   return 'transient';
 }

@@ -1,11 +1,17 @@
 // Whether a worker can take a task: its constraints hold on the worker's labels, and its resources fit in what the
 // worker has free. Pure; the policies, `task why` and preemption all judge by these.
 import { satisfies, unmetText } from '../lib/constraints.js';
+import { limits } from '../lib/limits.js';
 import type { PlacementTask, PlacementWorker, Resources } from './policy.js';
 
 /** Why the worker cannot take the task ("label zone!=a (it is b)", "no room: cpus 2 > 1.5 free"), or null. */
 export function ineligibility(task: PlacementTask, worker: PlacementWorker): string | null {
-  return unmetConstraint(task, worker) ?? noRoom(task, worker.free);
+  return unmetConstraint(task, worker) ?? noRoom(task, worker.free) ?? full(worker);
+}
+
+/** A worker holds at most limits.workerTasksMax tasks (it refuses more): "full: 1000 tasks scheduled or running". */
+function full(worker: Pick<PlacementWorker, 'activeTasks'>): string | null {
+  return worker.activeTasks >= limits.workerTasksMax ? `full: ${worker.activeTasks} tasks scheduled or running, the most a worker holds` : null;
 }
 
 export function unmetConstraint(task: PlacementTask, worker: Pick<PlacementWorker, 'labels'>): string | null {

@@ -648,7 +648,7 @@ export class WorkerAgent implements WorkerAgentApi {
       if (e.acknowledgedAtMs !== null && (oldest === undefined || (e.finishedAtMs ?? 0) < (oldest.finishedAtMs ?? 0))) oldest = e;
     }
     if (oldest === undefined) {
-      throw new MinkubeError('QUEUE_FULL', `worker ${this.workerId} holds ${this.tasks.size} tasks (the limit); none can be evicted yet`);
+      throw new MinkubeError('WORKER_FULL', `worker ${this.workerId} holds ${this.tasks.size} tasks (the limit); none can be evicted yet`);
     }
     this.deleteEntry(oldest.taskId);
   }

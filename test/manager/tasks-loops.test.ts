@@ -147,6 +147,21 @@ describe('leader loops', () => {
     }
   });
 
+  it('a worker that is full (WORKER_FULL) gets the assignment again at a later reconcile pass, and it costs no attempt', async () => {
+    const { raft, workers, loops } = setup({ workerTtlMs: 60_000, lostGraceMs: 60_000 } as unknown as Parameters<typeof setup>[0]);
+    await register(raft, 'w1');
+    let refusals = 3;
+    workers.answer = async (a) => {
+      if (refusals-- > 0) throw new MinkubeError('WORKER_FULL', 'worker w1 holds 1000 tasks (the limit); none can be evicted yet');
+      return status(a, 'running');
+    };
+    loops.onRoleChange('leader', 1);
+    const [id] = await submit(raft, 1);
+    await eventually(async () => (raft.sm.tasks.task(id!)?.state === 'running' ? true : undefined), 3000, 'running once the worker has room');
+    expect(raft.sm.tasks.task(id!)).toMatchObject({ attempt: 1, workerId: 'w1' });
+    expect(workers.calls.filter((c) => c.a.taskId === id)).toHaveLength(4);
+  });
+
   it('a stop is sent to the worker, fenced with the current token, and the answer ends the task', async () => {
     const { raft, workers, loops } = setup();
     await register(raft, 'w1');

@@ -3,6 +3,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { leastLoaded, roundRobin, type PlacementTask, type PlacementWorker } from '../../src/scheduler/index.js';
+import { explainPlacement } from '../../src/scheduler/explain.js';
 
 const worker = (id: string, activeTasks = 0, cpuUtilization: number | null = null): PlacementWorker => ({ id, activeTasks, cpuUtilization });
 const task = (id: string, avoidWorkerId: string | null = null, attempt = 1): PlacementTask => ({ id, attempt, avoidWorkerId });
@@ -46,6 +47,14 @@ describe('round-robin', () => {
     const full = [worker('w1'), { ...worker('w2'), free: { cpus: 0, memoryMb: 0 } }, worker('w3')];
     expect(roundRobin.place({ tasks: [{ ...web('a'), cpus: 1 }], workers: full, cursor: null, spread }).placements[0]!.workerId).toBe('w1');
     expect(roundRobin.place({ tasks: [web('a', 'w2')], workers, cursor: null, spread }).placements[0]!.workerId).toBe('w1');
+  });
+
+  it('places no more than a worker holds (1,000 scheduled or running), counting this decision, and leaves the rest pending', () => {
+    const tasks = Array.from({ length: 5 }, (_, i) => task(`t${i}`));
+    const d = roundRobin.place({ tasks, workers: [worker('w1', 998), worker('w2', 1000)], cursor: null });
+    expect(d.placements.map((p) => p.workerId)).toEqual(['w1', 'w1']);
+    expect(explainPlacement(task('x'), [{ ...worker('w2', 1000), state: 'ready' }])).toEqual([{ workerId: 'w2', eligible: false, reason: 'full: 1000 tasks scheduled or running, the most a worker holds' }]);
+    expect(leastLoaded.place({ tasks, workers: [worker('w1', 999), worker('w2', 1000)], cursor: null }).placements.map((p) => p.workerId)).toEqual(['w1']);
   });
 
   it('no workers or no tasks: no placements, cursor unchanged', () => {

@@ -420,12 +420,12 @@ describe('bounds', () => {
     await agent.assign(assignment('a', 1, 1, { env: { DURATION_MS: '5' } }));
     await agent.assign(assignment('b'));
     const full = await rejection(agent.assign(assignment('c')));
-    expect(full).toMatchObject({ code: 'QUEUE_FULL', status: 429 });
+    expect(full).toMatchObject({ code: 'WORKER_FULL', status: 429 });
     await waitFor('a succeeded', () => agent.get('a').state === 'succeeded');
     clock.step(5); // a finished before the lists below were taken
     // Still listed: not acknowledged, so not evicted.
     expect((await agent.reconcile(async () => [assignment('a'), assignment('b')])).evicted).toBe(0);
-    expect((await rejection(agent.assign(assignment('c')))).code).toBe('QUEUE_FULL');
+    expect((await rejection(agent.assign(assignment('c')))).code).toBe('WORKER_FULL');
     // No longer listed: acknowledged, evicted after the (zero) retention.
     expect((await agent.reconcile(async () => [assignment('b')])).evicted).toBe(1);
     expect(await agent.assign(assignment('c'))).toMatchObject({ state: 'running' });
