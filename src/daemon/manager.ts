@@ -369,7 +369,7 @@ async function startParts(
   const idleCollector = !collectionsExposed ? null : startIdleCollector({
     clock: systemClock,
     progress: () => driver.applied,
-    waiting: () => driver.status().lastIndex > driver.applied,
+    backlog: () => driver.status().lastIndex - driver.applied,
     // Followers hear nothing from a paused leader and campaign one election timeout after its last heartbeat: a pause
     // must end a heartbeat interval before that (defaults: 300 - 2 x 50 = 200 ms), and never take more than a third.
     pauseMsMax: Math.max(config.raft.electionTimeoutMs / 3, config.raft.electionTimeoutMs - 2 * config.raft.heartbeatIntervalMs),

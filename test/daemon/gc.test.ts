@@ -66,22 +66,33 @@ describe('startIdleCollector', () => {
 
   it('takes a stall with work waiting (entries not applied yet) for no end of a burst, however long it lasts', () => {
     const clock = new ManualClock();
-    const state = { applied: 0, waiting: false, collections: 0 };
-    startIdleCollector({ clock, progress: () => state.applied, waiting: () => state.waiting, collect: () => state.collections++, checkEveryMs: 1000, quietEntriesMax: 50, quietChecksMin: 2, minGapMs: 0 });
+    const state = { applied: 0, backlog: 0, collections: 0 };
+    startIdleCollector({ clock, progress: () => state.applied, backlog: () => state.backlog, collect: () => state.collections++, checkEveryMs: 1000, quietEntriesMax: 50, quietChecksMin: 2, minGapMs: 0 });
     const check = (moved = 0): void => ((state.applied += moved), clock.advance(1000));
     check(500);
     // A slow disk: nothing applied for several checks, with proposals waiting behind it.
-    state.waiting = true;
+    state.backlog = 800;
     for (let i = 0; i < 5; i++) check();
     expect(state.collections).toBe(0);
     // The disk catches up and the load goes on: still no collection.
-    state.waiting = false;
+    state.backlog = 0;
     check(500);
     expect(state.collections).toBe(0);
     // The load ends: quietChecksMin quiet checks with nothing waiting.
     check();
     check();
     expect(state.collections).toBe(1);
+  });
+
+  it('takes the few entries always on their way at rest (appended, not yet known committed) for no work waiting', () => {
+    const clock = new ManualClock();
+    const state = { applied: 0, collections: 0 };
+    startIdleCollector({ clock, progress: () => state.applied, backlog: () => 2, collect: () => state.collections++, checkEveryMs: 1000, quietEntriesMax: 50, quietChecksMin: 2, minGapMs: 0 });
+    for (let i = 0; i < 30; i++) {
+      state.applied += 3;
+      clock.advance(1000);
+    }
+    expect(state.collections).toBe(0);
   });
 
   it('lets minGapMs pass between two collections: a burst that ends sooner is collected once the gap is over', () => {
@@ -133,6 +144,24 @@ describe('startIdleCollector, pause budget', () => {
     expect(seen.at(-1)).toEqual({ done: true, expectedMs: 87.5 });
     clock.advance(1000);
     expect(seen).toHaveLength(4);
+  });
+
+  it('takes a pause longer than expected for the new rate at once: the next collection is judged by it', () => {
+    const clock = new ManualClock();
+    let applied = 0;
+    const seen: { done: boolean; expectedMs: number }[] = [];
+    // A loaded machine: 3 ms per MiB where 2 were expected.
+    startIdleCollector({
+      clock, progress: () => applied, collect: () => clock.advance(60 * 3), checkEveryMs: 1000, quietEntriesMax: 50, minGapMs: 0, pauseMsMax: 150, quietChecksMin: 1,
+      heapUsedBytes: () => 60 * 2 ** 20, onCollect: (c) => seen.push({ done: c.done, expectedMs: c.expectedMs }),
+    });
+    for (let i = 0; i < 2; i++) {
+      applied += 1000;
+      clock.advance(1000);
+      clock.advance(1000);
+    }
+    // 60 MiB at 2 ms: 120 ms expected, done in 180; then 60 MiB at 3 ms: 180 ms, over the 150 ms budget.
+    expect(seen).toEqual([{ done: true, expectedMs: 120 }, { done: false, expectedMs: 180 }]);
   });
 });
 
