@@ -400,16 +400,45 @@ export class ProcessRuntime implements ContainerRuntime {
       if (entry.record.state !== 'running') continue;
       const file = this.logPath(entry.record.id);
       try {
-        if ((await fs.stat(file)).size <= this.logFileBytesMax) continue;
-        // The child appends (O_APPEND), so after the truncate it writes at the new end. What it writes between the
-        // copy and the truncate is lost: the price of not standing between the process and its file.
-        await fs.copyFile(file, `${file}.1`);
+        const size = (await fs.stat(file)).size;
+        if (size <= this.logFileBytesMax) continue;
+        // Only the newest logFileBytesMax go to .1: a fast writer can put far more in the file between two checks
+        // (70 MB in one tester's run), and the whole of it went to .1. The child appends (O_APPEND), so after the
+        // truncate it writes at the new end; what it writes between the copy and the truncate is lost: the price of
+        // not standing between the process and its file.
+        await copyTail(file, `${file}.1`, size, this.logFileBytesMax);
         await fs.truncate(file, 0);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.logger?.warn({ err, file }, 'log rotation failed');
       }
     }
   }
+}
+
+/**
+ * The last `bytes` of the first `size` bytes of `from`, from the first whole line in them, written to `to` (replaced
+ * whole: a temporary file, renamed).
+ */
+async function copyTail(from: string, to: string, size: number, bytes: number): Promise<void> {
+  const start = Math.max(0, size - bytes);
+  // One byte more before the tail, when there is one: whether the tail starts a line.
+  const before = start > 0 ? 1 : 0;
+  const source = await fs.open(from, 'r');
+  let data: Buffer;
+  try {
+    data = Buffer.alloc(size - start + before);
+    const { bytesRead } = await source.read(data, 0, data.length, start - before);
+    data = data.subarray(0, bytesRead);
+  } finally {
+    await source.close();
+  }
+  if (before === 1) {
+    const cut = data[0] === 0x0a ? 0 : data.indexOf(0x0a, 1);
+    data = cut < 0 ? data.subarray(1) : data.subarray(cut + 1);
+  }
+  const temp = `${to}.tmp`;
+  await fs.writeFile(temp, data, { mode: 0o600 });
+  await fs.rename(temp, to);
 }
 
 function infoFrom(r: ProcessRecord): ContainerInfo {

@@ -144,9 +144,25 @@ describe('ProcessRuntime specifics', () => {
     await rt.rotateLogs();
     await fs.writeFile(path.join(dir, 'go2'), '');
     await until('\n900\n');
+    // Each rotation keeps the newest 500 bytes of what it rotates, from a whole line: 125 lines of 301..600.
     const lines = (await rt.logs(id)).trimEnd().split('\n');
-    expect([lines[0], lines.at(-1), lines.length]).toEqual(['301', '900', 600]);
+    expect([lines[0], lines.at(-1), lines.length]).toEqual(['476', '900', 425]);
     expect((await rt.logs(id, { tailLines: 2 })).split('\n')).toEqual(['899', '900', '']);
+    await rt.remove(id);
+    await rt.close();
+  });
+
+  it('keeps .1 within the bound when a fast writer put far more in the file between two checks', async () => {
+    const dir = await stateDir();
+    const rt = new ProcessRuntime({ stateDir: dir, logFileBytesMax: 4096, rotateCheckMs: 60_000 });
+    const { id } = await rt.run({ name: 'flood', image: 'host', command: ['sh', '-c', 'seq 1 100000; sleep 30'], labels });
+    await waitFor('the whole flood in the log', async () => (await rt.logs(id, { tailLines: 1 })) === '100000\n', 10_000, 20);
+    await rt.rotateLogs();
+    const old = await fs.readFile(path.join(dir, 'processes', `${id}.log.1`), 'utf8');
+    expect(old.length).toBeLessThanOrEqual(4096);
+    expect(old.startsWith('\n')).toBe(false);
+    expect(old.split('\n').at(-2)).toBe('100000');
+    expect(Number(old.split('\n')[0])).toBe(100000 - old.trimEnd().split('\n').length + 1);
     await rt.remove(id);
     await rt.close();
   });
