@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { labelsProblem } from '../lib/constraints.js';
 import { MinkubeError } from '../lib/errors.js';
+import { nodeLaunchEnv, nodeLaunchFlags } from '../daemon/launch.js';
 import { printError } from './output.js';
 
 export interface RunningNode {
@@ -127,7 +128,19 @@ async function loadRuntime<T>(what: string, load: () => Promise<T>, name?: 'mana
  * signal during a slow start stops the node once it is up instead of killing the process halfway. Ctrl-C under
  * `minkube up` delivers two signals (the terminal's SIGINT and up's SIGTERM), so only a third forces an exit.
  */
+/**
+ * A note when this node lacks what bin/minkube.js's first line gives it (`node bin/minkube.js` skips that line): it
+ * runs, but a manager cannot compact its heap after bursts and its buffers can stay resident (README, Set up).
+ */
+function warnWithoutLaunchFlags(): void {
+  const missing = [...nodeLaunchFlags.filter((flag) => !process.execArgv.includes(flag)), ...Object.keys(nodeLaunchEnv).filter((name) => process.env[name] === undefined)];
+  if (missing.length === 0) return;
+  const env = Object.entries(nodeLaunchEnv).map(([k, v]) => `${k}=${v}`).join(' ');
+  process.stderr.write(`note: this node runs without ${missing.join(', ')}: run ./bin/minkube.js or npx minkube, which give them, or ${env} node ${nodeLaunchFlags.join(' ')} bin/minkube.js\n`);
+}
+
 async function supervise(start: () => Promise<RunningNode>): Promise<number> {
+  warnWithoutLaunchFlags();
   let signals = 0;
   let requestStop = (): void => undefined;
   const onSignal = (sig: NodeJS.Signals): void => {
