@@ -264,6 +264,11 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
           },
         });
   logger.info({ api: self.apiAddress, runtime: runtime.kind, dataDir, managers: config.managers.length }, 'worker started');
+  const hostCpus = cpus().length;
+  if (runtime.kind === 'docker' && self.capacity !== undefined && self.capacity.cpus > hostCpus) {
+    // The leader places by the capacity offered; Docker refuses a container asking for more CPUs than the host has.
+    logger.warn({ capacityCpus: self.capacity.cpus, hostCpus }, `capacity.cpus is more than this host's ${hostCpus} CPUs: a task asking for more than ${hostCpus} is placed here and fails to start (docker refuses it)`);
+  }
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> =>
