@@ -120,12 +120,14 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
         // noDelay: a TLS server's sockets keep Nagle's algorithm on (node's HTTP server turns it off, its TLS server does
         // not): an HTTP/1.1 answer in two writes then waited for the client's delayed ACK, 40 ms, on about one new
         // connection in four.
-        https: { ...opts.https, ...nodeServerOptions(server), noDelay: true, allowHTTP1: true, settings: h2.settings, maxSessionMemory: h2.maxSessionMemory, Http2ServerResponse: h2.Http2ServerResponse },
+        // handshakeTimeout: a client that stalls in its TLS handshake is cut off with the header timeout, not node's 120 s.
+        https: { ...opts.https, ...nodeServerOptions(server), handshakeTimeout: server.headersTimeoutMs, noDelay: true, allowHTTP1: true, settings: h2.settings, maxSessionMemory: h2.maxSessionMemory, Http2ServerResponse: h2.Http2ServerResponse },
       };
   // fastify types an HTTPS or HTTP/2 app as another instance type; every route and hook here is the same for all.
   const options = (opts.logger ? { ...serverOptions, loggerInstance: opts.logger } : { ...serverOptions, logger: false }) as FastifyHttpOptions<Server>;
   const app = fastify(options) as unknown as FastifyInstance;
   if (opts.https !== undefined) {
+    boundHttp1OverTls(app.server, server);
     answerPlainHttp(app.server, server, linger);
     app.server.on('session', (session: Http2Session) => closeWhenIdle(session, h2.http2SessionTimeout));
     answerExpectContinueLater(app.server);
@@ -264,6 +266,30 @@ function nodeServerOptions(server: ServerLimits): ServerOptions {
     connectionsCheckingInterval: server.timeoutCheckIntervalMs,
     maxHeaderSize: server.headerBytesMax,
   };
+}
+
+/**
+ * The bounds of node's HTTP/1.1 server on the HTTP/1.1 connections of the TLS server (an HTTP/2 server that takes
+ * HTTP/1.1 too). Node serves those with its HTTP/1.1 server code, which reads its bounds from the server object; but
+ * node 20's HTTP/2 server takes none of them from its options: it fixes 60 s for the headers and 300 s for the whole
+ * request, looks for connections past them every 30 s, and has no keep-alive timeout. An idle TLS connection was
+ * answered 408 after 60 to 90 s, a trickled body never, and an idle keep-alive connection was never closed: 1024 of
+ * them held every connection slot. Set on the server before it listens (the look's interval is read then), they hold
+ * as on the cleartext port.
+ */
+function boundHttp1OverTls(tlsServer: Server, s: ServerLimits): void {
+  Object.assign(tlsServer, {
+    headersTimeout: s.headersTimeoutMs,
+    requestTimeout: s.receiveTimeoutMs,
+    connectionsCheckingInterval: s.timeoutCheckIntervalMs,
+    keepAliveTimeout: s.keepAliveTimeoutMs,
+    maxHeaderSize: s.headerBytesMax,
+  });
+  // A failed handshake (one past the timeout, a client that refuses our certificate) has no HTTP to answer in: it is
+  // closed at once. Node's HTTP/2 server hands it to 'clientError', whose handler wrote an HTTP/1.1 answer into a
+  // connection without a TLS session and lingered 3 s (linger.ts) before the close.
+  tlsServer.removeAllListeners('tlsClientError');
+  tlsServer.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
 }
 
 function http2Settings(server: ServerLimits): { maxConcurrentStreams: number; maxHeaderListSize: number } {
