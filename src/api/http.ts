@@ -14,6 +14,7 @@ import { schemaController } from './schema-compilers.js';
 import { takesNoBody, typeboxValidatorCompiler } from './validation.js';
 import { withLinger, type OneWriteResponse } from './h2-response.js';
 import { lingerAfterLastAnswers, lingerThenClose, type LingerBounds } from './linger.js';
+import { boundHttp2Receive, type RequestEmitter } from './receive-timeout.js';
 import { carriesLongAnswer } from './text-stream.js';
 
 declare module 'fastify' {
@@ -128,6 +129,7 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   const app = fastify(options) as unknown as FastifyInstance;
   if (opts.https !== undefined) {
     boundHttp1OverTls(app.server, server);
+    boundHttp2Receive(app.server as unknown as RequestEmitter, server);
     answerPlainHttp(app.server, server, linger);
     app.server.on('session', (session: Http2Session) => closeWhenIdle(session, h2.http2SessionTimeout));
     answerExpectContinueLater(app.server);
@@ -463,6 +465,7 @@ function h1AndH2cServer(limitsOf: ServerLimits, h2: H2Options, linger: LingerBou
     lingerAfterLastAnswers(h1, linger);
     const h2c = createH2cServer({ settings: h2.settings, maxSessionMemory: h2.maxSessionMemory, Http2ServerResponse: h2.Http2ServerResponse }, handler as unknown as Parameters<typeof createH2cServer>[1]);
     answerExpectContinueLater(h2c);
+    boundHttp2Receive(h2c, limitsOf);
     const sessions = new Set<Http2Session>();
     h2c.on('session', (session: ServerHttp2Session) => {
       sessions.add(session);

@@ -1,11 +1,14 @@
 // Slow and idle clients cannot hold a port: over TLS as in cleartext, HTTP/1.1 and HTTP/2, a request whose headers or
 // body do not arrive in time is answered 408 REQUEST_TIMEOUT and closed, an idle keep-alive connection is closed, and
 // a long answer (a followed log) is not cut. With short bounds injected through the server options.
+import { connect as h2Connect, type ClientHttp2Session, type OutgoingHttpHeaders } from 'node:http2';
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildBaseApp, type HttpsOptions, type ServerLimits } from '../../src/api/http.js';
+import { TextStreams } from '../../src/api/text-stream.js';
+import { sleep } from '../support/wait.js';
 import { tlsServerOptions } from '../support/tls-server.js';
 
 const bounds: Partial<ServerLimits> = { headersTimeoutMs: 300, receiveTimeoutMs: 600, timeoutCheckIntervalMs: 50, keepAliveTimeoutMs: 300 };
@@ -22,14 +25,87 @@ interface Listening {
   https: HttpsOptions | undefined;
 }
 
+/** What the routes saw: how many bodies reached /echo, and when the slow check of `x-slow` ended. */
+let echoed = 0;
+let slowCheckDone: Promise<void> = Promise.resolve();
+
 async function listening(tls: boolean, server: Partial<ServerLimits> = bounds): Promise<Listening> {
   const https = tls ? await tlsServerOptions() : undefined;
   app = buildBaseApp({ server, ...(https === undefined ? {} : { https }) });
+  echoed = 0;
+  // A check before the body that takes a while (a credential check waiting on the leader, say).
+  app.addHook('onRequest', async (req) => {
+    if (req.headers['x-slow'] === undefined) return;
+    slowCheckDone = sleep(Number(req.headers['x-slow']));
+    await slowCheckDone;
+  });
   app.get('/ping', async () => ({ pong: true }));
-  app.put('/echo', async (req) => ({ got: req.body }));
+  app.put('/echo', async (req) => {
+    echoed++;
+    return { got: req.body };
+  });
+  // A long answer, quiet for twice the receive timeout between its two lines (a followed log).
+  const streams = new TextStreams(app, 4, 'test streams');
+  app.get('/follow', async (_req, reply) => {
+    const c = streams.begin(reply);
+    async function* lines(): AsyncGenerator<Uint8Array> {
+      yield Buffer.from('a\n');
+      await sleep(2 * (server.receiveTimeoutMs ?? 0));
+      yield Buffer.from('b\n');
+    }
+    await streams.send(reply, c, lines());
+    return reply;
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
   return { port: (app.server.address() as AddressInfo).port, https };
 }
+
+function h2Session(server: Listening): ClientHttp2Session {
+  const session = h2Connect(`${server.https === undefined ? 'http' : 'https'}://127.0.0.1:${server.port}`, server.https === undefined ? {} : { ca: server.https.ca });
+  session.on('error', () => undefined);
+  return session;
+}
+
+interface H2Answer {
+  status: number;
+  text: string;
+  requestId: string | undefined;
+  /** From the request to the answer's headers. */
+  ms: number;
+}
+
+/** One HTTP/2 request; `trickle`: its body is sent a byte a tenth of a second, never ended (else it has none). */
+function h2Request(session: ClientHttp2Session, headers: OutgoingHttpHeaders, trickle = false): Promise<H2Answer> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers, { endStream: !trickle });
+    let status = 0;
+    let requestId: string | undefined;
+    let text = '';
+    const every = trickle ? setInterval(() => stream.writable && stream.write(' '), 100) : undefined;
+    const guard = setTimeout(() => stream.destroy(new Error(`no answer after 5 s (status ${status})`)), 5000);
+    stream.once('close', () => {
+      clearInterval(every);
+      clearTimeout(guard);
+    });
+    if (trickle) stream.write('{');
+    let ms = 0;
+    stream.on('response', (h) => {
+      ms = Date.now() - started;
+      status = Number(h[':status']);
+      requestId = h['x-request-id'] as string | undefined;
+    });
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => (text += d));
+    stream.on('end', () => {
+      clearInterval(every);
+      resolve({ status, text, requestId, ms });
+    });
+    stream.on('error', reject);
+  });
+}
+
+const trickledPut = { ':method': 'PUT', ':path': '/echo', 'content-type': 'application/json' };
 
 /** An HTTP/1.1 connection (over TLS: ALPN http/1.1), open once connected (and the handshake done). */
 function h1Socket(server: Listening): Promise<Socket> {
@@ -95,15 +171,21 @@ describe('TLS HTTP/1.1: the bounds of the cleartext port', () => {
     expect(end.ms).toBeLessThan(1500);
   });
 
-  it('a body trickled a byte a tenth of a second is answered 408 at the receive timeout', async () => {
+  it('a body trickled a byte a tenth of a second is answered 408 at the receive timeout; a long answer is not cut', async () => {
     const server = await listening(true);
-    const socket = await h1Socket(server);
+    const [socket, following] = await Promise.all([h1Socket(server), h1Socket(server)]);
     const started = Date.now();
+    const followed = untilClosed(following, started);
+    following.write('GET /follow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     socket.write('PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n');
     const end = await untilClosed(socket, started, { everyMs: 100, each: () => socket.write(' ') });
     expect(answerOf(end.text)).toEqual({ status: 408, body: timedOut });
     expect(end.ms).toBeGreaterThanOrEqual(550);
     expect(end.ms).toBeLessThan(2000);
+    const follow = await followed;
+    expect(follow.text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(follow.text).toMatch(/\r\n\r\n2\r\na\n\r\n2\r\nb\n\r\n0\r\n\r\n$/);
+    expect(echoed).toBe(0);
   });
 
   it('a keep-alive connection idle after its answer is closed after the keep-alive timeout, with nothing more sent', async () => {
@@ -128,5 +210,45 @@ describe('TLS HTTP/1.1: the bounds of the cleartext port', () => {
     expect(end.text).toBe('');
     expect(end.ms).toBeGreaterThanOrEqual(250);
     expect(end.ms).toBeLessThan(1500);
+  });
+});
+
+describe.each(['cleartext', 'TLS'] as const)('%s HTTP/2: a request body must arrive within the receive timeout', (kind) => {
+  // An HTTP/2 session idle for the keep-alive timeout takes no new streams: not within these tests.
+  const h2Bounds = { ...bounds, keepAliveTimeoutMs: 5000, lingerMs: 200 };
+
+  it('a trickled body is answered 408 REQUEST_TIMEOUT; a long answer on the same session is not cut, and the session goes on', async () => {
+    const server = await listening(kind === 'TLS', h2Bounds);
+    const session = h2Session(server);
+    try {
+      const followed = h2Request(session, { ':method': 'GET', ':path': '/follow' });
+      const answer = await h2Request(session, trickledPut, true);
+      expect(answer).toMatchObject({ status: 408, requestId: expect.any(String) });
+      expect(JSON.parse(answer.text)).toEqual(timedOut);
+      expect(answer.ms).toBeGreaterThanOrEqual(550);
+      expect(answer.ms).toBeLessThan(2000);
+      expect(await followed).toMatchObject({ status: 200, text: 'a\nb\n' });
+      expect(await h2Request(session, { ':method': 'GET', ':path': '/ping' })).toMatchObject({ status: 200, text: '{"pong":true}' });
+      expect(echoed).toBe(0);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('a trickled body held behind a slow check is answered 408 at the receive timeout, and the route never runs', async () => {
+    const server = await listening(kind === 'TLS', h2Bounds);
+    const session = h2Session(server);
+    try {
+      const answer = await h2Request(session, { ...trickledPut, 'x-slow': '1000' }, true);
+      expect(answer.status).toBe(408);
+      expect(JSON.parse(answer.text)).toEqual(timedOut);
+      expect(answer.ms).toBeLessThan(1000);
+      await slowCheckDone;
+      await sleep(50);
+      expect(echoed).toBe(0);
+      expect(await h2Request(session, { ':method': 'GET', ':path': '/ping' })).toMatchObject({ status: 200 });
+    } finally {
+      session.close();
+    }
   });
 });
