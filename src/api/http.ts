@@ -14,6 +14,7 @@ import { schemaController } from './schema-compilers.js';
 import { takesNoBody, typeboxValidatorCompiler } from './validation.js';
 import { withLinger, type OneWriteResponse } from './h2-response.js';
 import { lingerAfterLastAnswers, lingerThenClose, type LingerBounds } from './linger.js';
+import { ConnectionSlots } from './connections.js';
 import { boundHttp2Receive, type RequestEmitter } from './receive-timeout.js';
 import { carriesLongAnswer } from './text-stream.js';
 
@@ -43,7 +44,10 @@ export interface ServerLimits {
   keepAliveTimeoutMs: number;
   headerBytesMax: number;
   headersCountMax: number;
+  /** Past these a new connection takes the place of an idle one, or is refused (connections.ts). */
   connectionsMax: number;
+  connectionsPerAddressMax: number;
+  evictableIdleMsMin: number;
   /** After an early answer, what the client still sends is dropped before the close, up to these (linger.ts). */
   lingerBytesMax: number;
   lingerMs: number;
@@ -57,6 +61,8 @@ const defaultServerLimits: ServerLimits = {
   headerBytesMax: limits.httpHeaderBytesMax,
   headersCountMax: limits.httpHeadersCountMax,
   connectionsMax: limits.httpConnectionsMax,
+  connectionsPerAddressMax: limits.httpConnectionsPerAddressMax,
+  evictableIdleMsMin: limits.httpEvictableIdleMsMin,
   lingerBytesMax: limits.httpLingerBytesMax,
   lingerMs: limits.httpLingerMs,
 };
@@ -88,6 +94,7 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   const paramCharsMax = limits.kvKeyBytesMax * 3;
   const routes = new RoutePaths();
   const linger: LingerBounds = { bytesMax: server.lingerBytesMax, ms: server.lingerMs };
+  const slots = new ConnectionSlots(server);
   const common = {
     bodyLimit: bodyLimitBytes,
     genReqId,
@@ -111,7 +118,7 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   const h2 = { settings: http2Settings(server), maxSessionMemory: limits.http2SessionMemoryMiBMax, http2SessionTimeout: server.keepAliveTimeoutMs, Http2ServerResponse: withLinger(linger) };
   const serverOptions: Record<string, unknown> =
     opts.https === undefined
-      ? { ...common, forceCloseConnections: 'idle' as const, serverFactory: h1AndH2cServer(server, h2, linger) }
+      ? { ...common, forceCloseConnections: 'idle' as const, serverFactory: h1AndH2cServer(server, h2, linger, slots) }
       : {
         ...common,
         http2: true as const,
@@ -130,7 +137,8 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   if (opts.https !== undefined) {
     boundHttp1OverTls(app.server, server);
     boundHttp2Receive(app.server as unknown as RequestEmitter, server);
-    answerPlainHttp(app.server, server, linger);
+    answerPlainHttp(app.server, server, linger, slots);
+    slots.watch(app.server);
     app.server.on('session', (session: Http2Session) => closeWhenIdle(session, h2.http2SessionTimeout));
     answerExpectContinueLater(app.server);
     lingerAfterLastAnswers(app.server, linger);
@@ -167,8 +175,6 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
     route.preValidation = own === undefined ? [takesNoBody] : [takesNoBody, ...(Array.isArray(own) ? own : [own])];
   });
   app.decorateRequest('deadlineMs', 0);
-  // Past it, new connections are closed at once: a flood of idle clients cannot take every file descriptor.
-  app.server.maxConnections = server.connectionsMax;
   // Callback hooks, not async ones: every request passes them, and a promise each is measurable on a busy leader.
   app.addHook('onRequest', (req, reply, done) => {
     const refusal = headersRefusal(req.raw, server);
@@ -308,11 +314,12 @@ const tlsHandshakeRecord = 0x16;
  * `400 HTTPS_REQUIRED` in plain HTTP, as Go's servers do, and closed; clients would otherwise show an empty reply.
  * A connection that sends nothing is closed after the header timeout.
  */
-function answerPlainHttp(tlsServer: Server, limitsOf: ServerLimits, linger: LingerBounds): void {
+function answerPlainHttp(tlsServer: Server, limitsOf: ServerLimits, linger: LingerBounds, slots: ConnectionSlots): void {
   const tlsListeners = tlsServer.listeners('connection') as ((socket: Socket) => void)[];
   tlsServer.removeAllListeners('connection');
   const silent = silentUntilClose(tlsServer);
   tlsServer.on('connection', (socket: Socket) => {
+    if (!slots.admit(socket)) return;
     firstBytes(socket, limitsOf.headersTimeoutMs, silent, (chunk) => {
       if (chunk[0] === tlsHandshakeRecord) {
         for (const listener of tlsListeners) listener.call(tlsServer, socket);
@@ -456,7 +463,7 @@ function answerExpectContinueLater(server: { on(event: 'checkContinue' | 'checkE
  * the header timeout, as HTTP/1.1's would be, and at once when the server closes (silentUntilClose);
  * closeHttp2Sessions (which fastify calls on close) ends the h2c ones.
  */
-function h1AndH2cServer(limitsOf: ServerLimits, h2: H2Options, linger: LingerBounds) {
+function h1AndH2cServer(limitsOf: ServerLimits, h2: H2Options, linger: LingerBounds, slots: ConnectionSlots) {
   return (handler: RequestListener): Server => {
     const h1 = createServer(nodeServerOptions(limitsOf), handler);
     h1.keepAliveTimeout = limitsOf.keepAliveTimeoutMs;
@@ -472,10 +479,13 @@ function h1AndH2cServer(limitsOf: ServerLimits, h2: H2Options, linger: LingerBou
       session.once('close', () => sessions.delete(session));
       closeWhenIdle(session, h2.http2SessionTimeout);
     });
+    slots.watch(h1);
+    slots.watch(h2c);
     const h1Listeners = h1.listeners('connection') as ((socket: Socket) => void)[];
     h1.removeAllListeners('connection');
     const silent = silentUntilClose(h1);
     h1.on('connection', (socket: Socket) => {
+      if (!slots.admit(socket)) return;
       firstBytes(socket, limitsOf.headersTimeoutMs, silent, (chunk) => {
         if (startsH2Preface(chunk)) {
           // The h2c session reads what was put back itself (on its next tick).

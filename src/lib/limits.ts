@@ -139,8 +139,14 @@ export const limits = {
    */
   httpLingerBytesMax: 8 * 1024 * 1024,
   httpLingerMs: 3000,
-  /** Open connections one server accepts; past it new ones are closed at once. */
+  /**
+   * Open connections one server holds, and of them from one client address (an IPv6 /64). Past either, a new
+   * connection takes the place of the one idle longest (none in a request; src/api/connections.ts), if idle at least
+   * httpEvictableIdleMsMin; it is closed at once only when none is.
+   */
   httpConnectionsMax: 1024,
+  httpConnectionsPerAddressMax: 512,
+  httpEvictableIdleMsMin: 1000,
   /** Requests one HTTP/2 connection may have in flight at once (its SETTINGS_MAX_CONCURRENT_STREAMS). */
   http2StreamsPerConnectionMax: 256,
   /** Memory one HTTP/2 connection's frames and headers may hold before it is refused more streams, in MiB. */
@@ -269,5 +275,8 @@ assert(limits.http2HeaderListBytesMax > limits.httpHeaderBytesMax, 'HTTP/2 heade
 assert(limits.httpHeadersTimeoutMs <= limits.httpRequestTimeoutMs, 'Node requires the header timeout to be at most the request timeout');
 assert(limits.rateLimitTokenBucketsMax >= limits.apiTokensMax, 'every token the cluster may hold fits in the buckets at once');
 assert(limits.eventStreamsMax < limits.httpConnectionsMax, 'event streams leave connections for the API');
+assert(limits.httpConnectionsPerAddressMax < limits.httpConnectionsMax, 'one client address cannot take every connection');
+assert(limits.httpConnectionsPerAddressMax >= 2 * limits.httpClientConnectionsPerOriginMax, "two nodes' HTTP clients on one host (or a benchmark's 256 connections) fit under the cap of their address");
+assert(limits.httpEvictableIdleMsMin < limits.httpHeadersTimeoutMs && limits.httpEvictableIdleMsMin < limits.httpKeepAliveTimeoutMs, 'an idle connection can give its place well before its own timeouts close it');
 assert(limits.eventStreamsMax + limits.logFollowsMax < limits.httpConnectionsMax, 'followed logs and event streams leave connections for the API');
 assert(limits.eventCheckIntervalMs <= limits.eventSnapshotIntervalMs && limits.eventPeerPollTimeoutMs < limits.eventSnapshotIntervalMs, 'a change is seen before the next snapshot, and a poll ends before the next one');

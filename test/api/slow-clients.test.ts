@@ -6,16 +6,20 @@ import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
+import { addressKey } from '../../src/api/connections.js';
 import { buildBaseApp, type HttpsOptions, type ServerLimits } from '../../src/api/http.js';
 import { TextStreams } from '../../src/api/text-stream.js';
-import { sleep } from '../support/wait.js';
+import { sleep, waitFor } from '../support/wait.js';
 import { tlsServerOptions } from '../support/tls-server.js';
 
 const bounds: Partial<ServerLimits> = { headersTimeoutMs: 300, receiveTimeoutMs: 600, timeoutCheckIntervalMs: 50, keepAliveTimeoutMs: 300 };
 const timedOut = { error: { code: 'REQUEST_TIMEOUT', message: 'the request was not received in time' } };
 
 let app: FastifyInstance | null = null;
+/** The clients' connections, closed after each test (a failed one's too: the server's close would wait on them). */
+const clients: { destroy(): void }[] = [];
 afterEach(async () => {
+  for (const client of clients.splice(0)) client.destroy();
   await app?.close();
   app = null;
 });
@@ -44,13 +48,14 @@ async function listening(tls: boolean, server: Partial<ServerLimits> = bounds): 
     echoed++;
     return { got: req.body };
   });
-  // A long answer, quiet for twice the receive timeout between its two lines (a followed log).
+  // A long answer, quiet between its two lines for ?ms= (a followed log), by default twice the receive timeout.
   const streams = new TextStreams(app, 4, 'test streams');
-  app.get('/follow', async (_req, reply) => {
+  app.get('/follow', async (req, reply) => {
     const c = streams.begin(reply);
+    const quietMs = Number((req.query as { ms?: string }).ms ?? 2 * (server.receiveTimeoutMs ?? 0));
     async function* lines(): AsyncGenerator<Uint8Array> {
       yield Buffer.from('a\n');
-      await sleep(2 * (server.receiveTimeoutMs ?? 0));
+      await sleep(quietMs);
       yield Buffer.from('b\n');
     }
     await streams.send(reply, c, lines());
@@ -63,6 +68,7 @@ async function listening(tls: boolean, server: Partial<ServerLimits> = bounds): 
 function h2Session(server: Listening): ClientHttp2Session {
   const session = h2Connect(`${server.https === undefined ? 'http' : 'https'}://127.0.0.1:${server.port}`, server.https === undefined ? {} : { ca: server.https.ca });
   session.on('error', () => undefined);
+  clients.push(session);
   return session;
 }
 
@@ -74,8 +80,11 @@ interface H2Answer {
   ms: number;
 }
 
-/** One HTTP/2 request; `trickle`: its body is sent a byte a tenth of a second, never ended (else it has none). */
-function h2Request(session: ClientHttp2Session, headers: OutgoingHttpHeaders, trickle = false): Promise<H2Answer> {
+/**
+ * One HTTP/2 request; `trickle`: its body is sent a byte a tenth of a second, never ended (else it has none).
+ * `answering` is called with the answer's headers.
+ */
+function h2Request(session: ClientHttp2Session, headers: OutgoingHttpHeaders, trickle = false, answering?: () => void): Promise<H2Answer> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const stream = session.request(headers, { endStream: !trickle });
@@ -94,6 +103,7 @@ function h2Request(session: ClientHttp2Session, headers: OutgoingHttpHeaders, tr
       ms = Date.now() - started;
       status = Number(h[':status']);
       requestId = h['x-request-id'] as string | undefined;
+      answering?.();
     });
     stream.setEncoding('utf8');
     stream.on('data', (d: string) => (text += d));
@@ -108,13 +118,52 @@ function h2Request(session: ClientHttp2Session, headers: OutgoingHttpHeaders, tr
 const trickledPut = { ':method': 'PUT', ':path': '/echo', 'content-type': 'application/json' };
 
 /** An HTTP/1.1 connection (over TLS: ALPN http/1.1), open once connected (and the handshake done). */
-function h1Socket(server: Listening): Promise<Socket> {
+function h1Socket(server: Listening, localAddress = '127.0.0.1'): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const options = { port: server.port, host: '127.0.0.1' };
+    const options = { port: server.port, host: '127.0.0.1', localAddress };
     const socket = server.https === undefined ? netConnect(options) : tlsConnect({ ...options, ca: server.https.ca, ALPNProtocols: ['http/1.1'] });
+    clients.push(socket);
     socket.once(server.https === undefined ? 'connect' : 'secureConnect', () => resolve(socket));
     socket.once('error', reject);
+    socket.once('close', () => reject(new Error('closed before it was open')));
   });
+}
+
+/**
+ * A new keep-alive connection's `GET /ping`: its status and the connection, left open; 'refused' when the server
+ * closes the connection without an answer.
+ */
+async function ping(server: Listening, localAddress?: string): Promise<{ status: number; socket: Socket } | 'refused'> {
+  let socket: Socket;
+  try {
+    socket = await h1Socket(server, localAddress);
+  } catch {
+    return 'refused';
+  }
+  return new Promise((resolve) => {
+    let text = '';
+    socket.on('error', () => undefined);
+    const onData = (d: Buffer): void => {
+      text += d.toString('latin1');
+      const at = text.indexOf('\r\n\r\n');
+      const length = Number(/\r\ncontent-length: (\d+)/i.exec(text)?.[1] ?? -1);
+      if (at >= 0 && length >= 0 && text.length >= at + 4 + length) {
+        socket.off('data', onData);
+        resolve({ status: answerOf(text).status, socket });
+      }
+    };
+    socket.on('data', onData);
+    socket.once('close', () => resolve('refused'));
+    socket.write('GET /ping HTTP/1.1\r\nHost: x\r\n\r\n');
+  });
+}
+
+/** A connection with a request under way: a PUT whose body has not all come. */
+async function busyPut(server: Listening, localAddress?: string): Promise<Socket> {
+  const socket = await h1Socket(server, localAddress);
+  socket.on('error', () => undefined);
+  socket.write('PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{');
+  return socket;
 }
 
 interface Ending {
@@ -202,6 +251,7 @@ describe('TLS HTTP/1.1: the bounds of the cleartext port', () => {
   it('a client that stalls in its TLS handshake is closed at the header timeout', async () => {
     const server = await listening(true);
     const socket = netConnect(server.port, '127.0.0.1');
+    clients.push(socket);
     await new Promise((resolve) => socket.once('connect', resolve));
     const started = Date.now();
     // The first byte of a TLS record (a handshake), and no more.
@@ -250,5 +300,69 @@ describe.each(['cleartext', 'TLS'] as const)('%s HTTP/2: a request body must arr
     } finally {
       session.close();
     }
+  });
+});
+
+describe('the connection cap: an idle connection makes way for a new client', () => {
+  // Timeouts far off: no connection closes by itself within a test.
+  const capped = { headersTimeoutMs: 5000, receiveTimeoutMs: 5000, keepAliveTimeoutMs: 5000, timeoutCheckIntervalMs: 50, evictableIdleMsMin: 150 };
+
+  it.each(['cleartext', 'TLS'] as const)('%s: at the cap, the connection idle longest is closed for a new one; one with a request under way or a long answer never is', async (kind) => {
+    const server = await listening(kind === 'TLS', { ...capped, connectionsMax: 4, connectionsPerAddressMax: 4 });
+    // Idle after its handshake, idle after an answer (keep-alive), a body still coming, and an HTTP/2 long answer.
+    const silent = await h1Socket(server);
+    silent.on('error', () => undefined);
+    const answered = await ping(server);
+    if (answered === 'refused') throw new Error('refused under the cap');
+    const busy = await busyPut(server);
+    const session = h2Session(server);
+    let following = false;
+    const followed = h2Request(session, { ':method': 'GET', ':path': '/follow?ms=1500' }, false, () => (following = true));
+    await waitFor('the long answer under way', () => following);
+    await sleep(200);
+    // Each new client takes the place of the connection idle longest.
+    const first = await ping(server);
+    expect(first).toMatchObject({ status: 200 });
+    await waitFor('the silent connection closed', () => silent.closed);
+    expect(answered.socket.closed).toBe(false);
+    const second = await ping(server);
+    expect(second).toMatchObject({ status: 200 });
+    await waitFor('the keep-alive connection closed', () => answered.socket.closed);
+    // The two left are busy, and the two new ones only just idle: a third new client is refused.
+    expect(await ping(server)).toBe('refused');
+    await sleep(200);
+    expect(await ping(server)).toMatchObject({ status: 200 });
+    expect(busy.closed).toBe(false);
+    expect(await followed).toMatchObject({ status: 200, text: 'a\nb\n' });
+    session.close();
+    busy.destroy();
+  });
+
+  it('one address past its own cap gives up its own idle connection, or is refused when all are busy; another address is served', async () => {
+    const server = await listening(false, { ...capped, connectionsMax: 10, connectionsPerAddressMax: 2 });
+    const busy = [await busyPut(server), await busyPut(server)];
+    expect(await ping(server)).toBe('refused');
+    const other = await ping(server, '127.0.0.2');
+    if (other === 'refused') throw new Error('another address refused');
+    expect(other.status).toBe(200);
+    await sleep(200);
+    expect(await ping(server, '127.0.0.2')).toMatchObject({ status: 200 });
+    expect(other.socket.closed).toBe(false);
+    await sleep(200);
+    expect(await ping(server, '127.0.0.2')).toMatchObject({ status: 200 });
+    await waitFor("the other address's connection idle longest closed", () => other.socket.closed);
+    for (const socket of busy) expect(socket.closed).toBe(false);
+    for (const socket of busy) socket.destroy();
+  });
+
+  it('counts a client by its IPv4 address, or its IPv6 /64', () => {
+    expect(addressKey('10.1.2.3')).toBe('10.1.2.3');
+    expect(addressKey('::ffff:10.1.2.3')).toBe('10.1.2.3');
+    expect(addressKey('2001:db8:1:2:3:4:5:6')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:DB8:1:2::9')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(addressKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(addressKey('::1')).toBe('0:0:0:0::/64');
+    expect(addressKey(undefined)).toBe('');
   });
 });
