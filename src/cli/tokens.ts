@@ -73,9 +73,10 @@ export async function runTokenList(apiUrl: string, out: Output): Promise<void> {
     return;
   }
   const rows = [['ACCESSOR', 'NAME', 'ROLE', 'CREATED', 'EXPIRES']];
-  // A custom policy's token shows its policy's name, which is never a built-in role's: no marker needed.
+  // A custom policy's token shows its policy's name, which is never a built-in role's: no marker needed. An admin token
+  // stored with a key prefix (made before that was refused) is an admin all the same: say so rather than seem bounded.
   for (const t of page.items) {
-    const role = t.keyPrefix === undefined ? t.role : `${t.role} (${t.keyPrefix})`;
+    const role = t.keyPrefix === undefined ? t.role : `${t.role} (${t.keyPrefix}${t.role === 'admin' ? ' ignored' : ''})`;
     rows.push([t.accessor, t.name, role, t.createdAt, t.expiresAt ?? 'never']);
   }
   // Join tokens have no name; their accessor (join-...) and role (manager, worker: never a policy's name) say what they are.
@@ -118,7 +119,7 @@ export function addTokenCommands(program: Command, globals: (cmd: Command) => { 
     .option('--policy <file>', 'instead of --role: a custom policy, a JSON file { "name", "rules": [{ "effect", "resource", "verbs", "keyPrefix"? }] }', parsePolicyFile)
     .option('--name <name>', 'a unique name (default: ROLE-ACCESSOR)')
     .option('--ttl <duration>', 'how long it lives, e.g. 3600s, 90m, 24h, 30d (default: an API token never expires, a join token 24h)', parseDurationS)
-    .option('--key-prefix <prefix>', 'limit the token to keys under this prefix (with --role; a policy names its keys)')
+    .option('--key-prefix <prefix>', "limit the role's key permissions to keys under this prefix (with --role, not admin; a policy names its keys)")
     .action(async (flags: { role?: string; policy?: Record<string, unknown>; name?: string; ttl?: number; keyPrefix?: string }, cmd: Command) => {
       if ((flags.role === undefined) === (flags.policy === undefined)) cmd.error('error: give exactly one of --role <role> and --policy <file>');
       if (flags.policy !== undefined && flags.keyPrefix !== undefined) cmd.error('error: --key-prefix is not taken with --policy; its kv rules name the keys');

@@ -72,6 +72,14 @@ export class AuthServiceImpl implements AuthService {
   async createToken(req: TokenRequest, ctx: RequestContext): Promise<CreatedApiToken> {
     const policy = req.policy === undefined ? undefined : checkPolicy(req);
     if (policy === undefined && !isRoleName(req.role)) throw new MinkubeError('INVALID_BODY', `body.role: "${req.role}" is not a role`);
+    // Refused here, before proposing, and not when applied: tokens stored with one before stay admins (builtinRules).
+    if (req.role === 'admin' && req.keyPrefix !== undefined) {
+      throw new MinkubeError(
+        'INVALID_BODY',
+        'body.keyPrefix: an admin token cannot be kept to a key prefix (an admin makes tokens and join tokens and reads snapshots of every key): ' +
+          'give the prefix to an operator, developer or viewer token, or use a policy',
+      );
+    }
     if (req.ttlS !== undefined) checkTtl(req.ttlS);
     const granted = permissionsOf({ role: req.role, keyPrefix: req.keyPrefix ?? null, ...(policy === undefined ? {} : { policy }) });
     this.refuseEscalation(ctx, granted, `the new token (role ${req.role}) would have: a token may grant only permissions it holds`);

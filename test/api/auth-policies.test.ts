@@ -277,6 +277,28 @@ describe('no escalation through tokens:write', () => {
     expect((await call(m, 'POST', '/v1/auth/tokens', token, { role: 'developer', keyPrefix: 'team-a/' })).body.error.message).toMatch(/^this token \(role team-clerk\) lacks tasks:read, /);
   });
 
+  it('an admin token with a key prefix is refused (400 naming the field and why); one stored before that refusal stays an admin', async () => {
+    const { m, admin } = await withToken(clerk);
+    const before = m.raft.proposals.length;
+    const refused = await call(m, 'POST', '/v1/auth/tokens', admin.token, { name: 'ap', role: 'admin', keyPrefix: 'team-a/' });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toEqual({
+      code: 'INVALID_BODY',
+      message: 'body.keyPrefix: an admin token cannot be kept to a key prefix (an admin makes tokens and join tokens and reads snapshots of every key): give the prefix to an operator, developer or viewer token, or use a policy',
+    });
+    expect(m.raft.proposals.length).toBe(before);
+
+    // An entry from before the refusal still applies as it did (the state machine did not change), and the token
+    // does what it always did: it is an admin, whatever its prefix says.
+    const old = newApiToken();
+    const applied = await m.raft.proposeCommand({
+      op: 'auth.tokenCreate', accessor: old.accessor, secretHash: old.secretHash, name: 'old-ap', role: 'admin', keyPrefix: 'team-a/', expiresAtMs: null, atMs: 0,
+    });
+    expect(applied.ok).toBe(true);
+    expect((await call(m, 'PUT', '/v1/kv/outside', old.token, { value: 'v' })).status).toBe(200);
+    expect((await call(m, 'POST', '/v1/auth/tokens', old.token, { role: 'admin' })).status).toBe(201);
+  });
+
   it('an admin may create and revoke join tokens, and revoke any token', async () => {
     const { m, admin } = await withToken(clerk);
     const join = await call(m, 'POST', '/v1/auth/tokens', admin.token, { role: 'manager', ttlS: 600 });

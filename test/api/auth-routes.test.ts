@@ -105,6 +105,7 @@ describe('POST /v1/auth/tokens', () => {
     [{ name: 'x', role: 'viewer', secret: 'mine' }, 'body.secret'],
     [{ role: 'worker', name: 'w' }, 'body.name'],
     [{ role: 'manager', keyPrefix: 'apps/' }, 'body.keyPrefix'],
+    [{ name: 'x', role: 'admin', keyPrefix: 'apps/' }, 'body.keyPrefix'],
   ])('refuses %j with 400 INVALID_BODY naming %s', async (payload, field) => {
     const res = await post(payload);
     expect(res.statusCode).toBe(400);

@@ -15,7 +15,7 @@
 //
 // The service refuses with 403 FORBIDDEN a creation or revocation that would reach past the caller's own permissions.
 // A bad role, policy, name, key prefix or ttl, or both or neither of role and policy, is 400 INVALID_BODY naming the
-// field; the service's errors pass through.
+// field, as is a key prefix on an admin (the service says why); the service's errors pass through.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { accessorPattern, KeyPrefix, TokenName, TokenPolicy } from '../../kv/auth-commands.js';
