@@ -38,7 +38,10 @@ export type Policy = Static<typeof PolicySchema>;
 
 export interface Principal {
   role: string;
-  /** The developer role's own part of the key space. */
+  /**
+   * A built-in role's part of the key space: every kv permission the role has holds only for keys under it (a developer
+   * without one has no kv permission at all). Ignored on admin, which may do everything (see builtinRules).
+   */
   keyPrefix?: string;
   /** A custom policy: when present it decides instead of the role. */
   policy?: Policy;
@@ -65,20 +68,34 @@ const rw: Verb[] = ['read', 'write'];
 const allow = (resource: Resource | '*', ruleVerbs: Verb[] | ['*'], keyPrefix?: string): PolicyRule =>
   keyPrefix === undefined ? { effect: 'allow', resource, verbs: ruleVerbs } : { effect: 'allow', resource, verbs: ruleVerbs, keyPrefix };
 
-/** The rules of a built-in role; a developer without a key prefix gets no kv access at all. */
+/**
+ * The rules of a built-in role. A key prefix narrows the role's kv rule to keys under it, whatever the role (a
+ * viewer's reads, an operator's reads, a developer's reads and writes); a developer without one gets no kv access.
+ *
+ * Admin ignores a prefix. A new admin token with one is refused before it is proposed (AuthServiceImpl.createToken):
+ * an admin mints tokens and join tokens and reads snapshots, so no prefix can bound it. Tokens stored with one before
+ * that refusal (in the Raft log and snapshots) stay admins, as they always behaved: narrowing them here would still
+ * leave them every other power and a snapshot of every key, and refusing them when applied would make managers of two
+ * versions disagree on the replicated state.
+ */
 export function builtinRules(role: RoleName, keyPrefix?: string): PolicyRule[] {
+  const kv = (kvVerbs: Verb[]): PolicyRule[] => [allow('kv', kvVerbs, keyPrefix)];
   switch (role) {
     case 'admin':
       return [allow('*', ['*'])];
     case 'operator':
+      // A snapshot holds every key: an operator kept to a prefix does not read the snapshot resource either (no route
+      // reads it with snapshot:read today; GET /v1/snapshot needs snapshot:write, which no operator has).
       return [
         ...(['tasks', 'services', 'workers', 'members', 'leader', 'gc'] as const).map((r) => allow(r, rw)),
-        ...(['kv', 'metrics', 'cluster', 'snapshot'] as const).map((r) => allow(r, ['read'])),
+        ...(['metrics', 'cluster'] as const).map((r) => allow(r, ['read'])),
+        ...(keyPrefix === undefined ? [allow('snapshot', ['read'])] : []),
+        ...kv(['read']),
       ];
     case 'developer':
-      return [allow('tasks', rw), allow('services', rw), allow('cluster', ['read']), ...(keyPrefix === undefined ? [] : [allow('kv', rw, keyPrefix)])];
+      return [allow('tasks', rw), allow('services', rw), allow('cluster', ['read']), ...(keyPrefix === undefined ? [] : kv(rw))];
     case 'viewer':
-      return (['kv', 'tasks', 'services', 'workers', 'members', 'cluster', 'metrics'] as const).map((r) => allow(r, ['read']));
+      return [...(['tasks', 'services', 'workers', 'members', 'cluster', 'metrics'] as const).map((r) => allow(r, ['read'])), ...kv(['read'])];
   }
 }
 

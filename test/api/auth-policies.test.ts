@@ -277,6 +277,29 @@ describe('no escalation through tokens:write', () => {
     expect((await call(m, 'POST', '/v1/auth/tokens', token, { role: 'developer', keyPrefix: 'team-a/' })).body.error.message).toMatch(/^this token \(role team-clerk\) lacks tasks:read, /);
   });
 
+  it("a role's key prefix counts: a clerk holding a viewer's permissions under team-a/ may grant a viewer kept to team-a/, never a whole viewer", async () => {
+    const viewerUnderA: Policy = {
+      name: 'viewer-clerk',
+      rules: [
+        { effect: 'allow', resource: 'tokens', verbs: ['read', 'write'] },
+        { effect: 'allow', resource: 'kv', verbs: ['read'], keyPrefix: 'team-a/' },
+        ...(['tasks', 'services', 'workers', 'members', 'cluster', 'metrics'] as const).map((resource) => ({ effect: 'allow' as const, resource, verbs: ['read' as const] })),
+      ],
+    };
+    const { m, admin, token } = await withToken(viewerUnderA);
+    const narrowed = await call(m, 'POST', '/v1/auth/tokens', token, { name: 'vp', role: 'viewer', keyPrefix: 'team-a/' });
+    expect(narrowed).toMatchObject({ status: 201, body: { role: 'viewer', keyPrefix: 'team-a/' } });
+    const lacks = (what: string) => forbidden(`this token (role viewer-clerk) lacks ${what}, which the new token (role viewer) would have: a token may grant only permissions it holds`);
+    expect(await call(m, 'POST', '/v1/auth/tokens', token, { role: 'viewer' })).toEqual(lacks('kv:read'));
+    expect(await call(m, 'POST', '/v1/auth/tokens', token, { role: 'viewer', keyPrefix: 'team-b/' })).toEqual(lacks('kv:read on keys under "team-b/"'));
+    // And the viewer it made reads team-a/ alone.
+    expect((await call(m, 'PUT', '/v1/kv/team-a/x', admin.token, { value: 'a' })).status).toBe(200);
+    expect((await call(m, 'PUT', '/v1/kv/a', admin.token, { value: 'outside' })).status).toBe(200);
+    const vp = narrowed.body.token as string;
+    expect((await call(m, 'GET', '/v1/kv/team-a/x', vp)).status).toBe(200);
+    expect(await call(m, 'GET', '/v1/kv/a', vp)).toEqual(forbidden('this token (role viewer) lacks kv:read on key "a"'));
+  });
+
   it('an admin token with a key prefix is refused (400 naming the field and why); one stored before that refusal stays an admin', async () => {
     const { m, admin } = await withToken(clerk);
     const before = m.raft.proposals.length;

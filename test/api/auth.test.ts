@@ -59,6 +59,27 @@ async function call(method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'HEAD', url: str
   return { status: res.statusCode, body: res.body === '' ? null : res.json<Record<string, unknown>>(), headers: res.headers };
 }
 
+/** Every kv route with a token of `role` kept to team-a/: refused outside it, allowed inside it as far as the role goes. */
+async function kvRoutesUnderPrefix(role: string, kvVerbs: readonly string[]): Promise<void> {
+  const { token } = mint(role, { keyPrefix: 'team-a/' });
+  const lacks = (verb: string, key: string) => ({ status: 403, body: { error: { code: 'FORBIDDEN', message: `this token (role ${role}) lacks kv:${verb} on key "${key}"` } } });
+  for (const key of ['a', 'team-b/x', 'team-a', 'team-a%2Db/x']) {
+    const decoded = decodeURIComponent(key);
+    expect(await call('GET', `/v1/kv/${key}`, token), `GET ${key}`).toMatchObject(lacks('read', decoded));
+    expect((await call('GET', `/v1/kv/${key}?consistency=stale`, token)).status).toBe(403);
+    expect((await call('HEAD', `/v1/kv/${key}`, token)).status).toBe(403);
+    expect(await call('PUT', `/v1/kv/${key}`, token, { value: 'x' }), `PUT ${key}`).toMatchObject(lacks('write', decoded));
+    expect(await call('DELETE', `/v1/kv/${key}`, token), `DELETE ${key}`).toMatchObject(lacks('write', decoded));
+  }
+  // Under the prefix by its text, but a dot segment is no key: the route refuses it before the store sees it.
+  expect(await call('GET', '/v1/kv/team-a/..%2Fa', token)).toMatchObject({ status: 400, body: { error: { code: 'INVALID_KEY' } } });
+  const writes = kvVerbs.includes('write') ? 200 : 403;
+  expect((await call('PUT', `/v1/kv/team-a/${role}`, token, { value: 'x' })).status).toBe(writes);
+  // Read under the prefix: found when this role could write it, else not found (never refused).
+  expect((await call('GET', `/v1/kv/team-a/${role}`, token)).status).toBe(writes === 200 ? 200 : 404);
+  expect((await call('DELETE', `/v1/kv/team-a/${role}`, token)).status).toBe(writes);
+}
+
 describe('unauthenticated requests', () => {
   it('pass on open routes', async () => {
     expect((await call('GET', '/health')).status).toBe(200);
@@ -160,6 +181,12 @@ describe('tokens', () => {
     // The prefix is checked on the decoded key, the one the route reads and writes.
     expect((await call('GET', '/v1/kv/team-a%2Fconfig', token)).status).toBe(200);
     expect((await call('GET', '/v1/kv/team-b%2Fconfig', token)).status).toBe(403);
+  });
+
+  it('keep a viewer, an operator or a developer with a key prefix to keys under it on every kv route', async () => {
+    for (const [role, kvVerbs] of [['viewer', ['read']], ['operator', ['read']], ['developer', ['read', 'write']]] as const) {
+      await kvRoutesUnderPrefix(role, kvVerbs);
+    }
   });
 
   it('follow a custom policy attached to the token', async () => {

@@ -33,6 +33,21 @@ describe('built-in roles', () => {
     expect(authorize(dev, { resource: 'kv', verb: 'read' })).toMatchObject({ allowed: false });
   });
 
+  it.each(['viewer', 'operator'] as const)('keeps a %s with a key prefix to keys under it, reading as before everywhere else', (role) => {
+    const p = { role, keyPrefix: 'team-a/' };
+    expect(authorize(p, { resource: 'kv', verb: 'read', key: 'team-a/x' })).toEqual({ allowed: true });
+    expect(authorize(p, { resource: 'kv', verb: 'read', key: 'a' })).toEqual({ allowed: false, missing: 'kv:read on key "a"' });
+    expect(authorize(p, { resource: 'kv', verb: 'read', key: 'team-a' })).toMatchObject({ allowed: false });
+    expect(authorize(p, { resource: 'kv', verb: 'read' })).toMatchObject({ allowed: false });
+    expect(authorize(p, { resource: 'kv', verb: 'write', key: 'team-a/x' })).toMatchObject({ allowed: false });
+    expect(authorize(p, { resource: 'tasks', verb: 'read' })).toEqual({ allowed: true });
+  });
+
+  it('takes the snapshot resource (every key) from an operator kept to a prefix', () => {
+    expect(authorize({ role: 'operator' }, { resource: 'snapshot', verb: 'read' }).allowed).toBe(true);
+    expect(authorize({ role: 'operator', keyPrefix: 'team-a/' }, { resource: 'snapshot', verb: 'read' })).toEqual({ allowed: false, missing: 'snapshot:read' });
+  });
+
   it('denies an unknown role everything', () => {
     expect(authorize({ role: 'root' }, { resource: 'cluster', verb: 'read' })).toEqual({ allowed: false, missing: 'cluster:read' });
   });
@@ -129,6 +144,21 @@ describe('escalation (what a granted principal may do that its holder may not)',
     expect(escalation(dev('team-a/'), { role: 'developer' })).toBeNull();
     const allKv = { role: 'kv-all', policy: { name: 'kv-all', rules: [{ effect: 'allow' as const, resource: 'kv' as const, verbs: ['read' as const] }] } };
     expect(escalation(dev('team-a/'), allKv)).toBe('kv:read');
+  });
+
+  it('treats a role with a key prefix as holding only the narrowed kv permissions: it may not grant the role without one', () => {
+    for (const role of ['viewer', 'operator', 'developer'] as const) {
+      const narrowed = { role, keyPrefix: 'team-a/' };
+      expect(escalation(narrowed, narrowed), role).toBeNull();
+      expect(escalation(narrowed, { role, keyPrefix: 'team-a/sub/' }), role).toBeNull();
+      expect(escalation(narrowed, { role, keyPrefix: 'team-b/' }), role).toBe('kv:read on keys under "team-b/"');
+    }
+    expect(escalation({ role: 'viewer', keyPrefix: 'team-a/' }, { role: 'viewer' })).toBe('kv:read');
+    expect(escalation({ role: 'operator', keyPrefix: 'team-a/' }, { role: 'operator' })).toBe('kv:read');
+    // The other way round: a whole role holds every narrowed copy of itself.
+    expect(escalation({ role: 'viewer' }, { role: 'viewer', keyPrefix: 'team-a/' })).toBeNull();
+    const kvReadUnder = { role: 'kv-a', policy: { name: 'kv-a', rules: [{ effect: 'allow' as const, resource: 'kv' as const, verbs: ['read' as const], keyPrefix: 'team-a/' }] } };
+    expect(escalation(kvReadUnder, { role: 'viewer', keyPrefix: 'team-a/' })).toBe('tasks:read');
   });
 
   it('counts deny rules on both sides: a holder denied a prefix may not grant it; a grant denied more is within its holder', () => {
