@@ -44,6 +44,12 @@ export interface AuthPluginOptions {
   permissionFor?: (method: string, routeUrl: string) => RoutePermission | undefined;
   /** Who a verified client certificate names (e.g. only nodes of this cluster); defaults to identityFromCertificate. */
   nodeAuth?: { peerIdentity: (cert: PeerCertificate) => NodeIdentity | null };
+  /**
+   * Asked, before anything else is done for it, about a request about to be refused for want of a valid credential
+   * (401: none, or an unknown, revoked, expired or malformed token or session, or no node certificate): an error to
+   * answer instead (429 RATE_LIMITED past its client address's bucket: RateLimiter.unauthenticated), or null.
+   */
+  limitUnauthenticated?: (req: FastifyRequest, reply: FastifyReply) => Error | null;
   /** For tests; Date.now by default. */
   nowMs?: () => number;
 }
@@ -175,23 +181,33 @@ const authPluginImpl: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) 
       throw new MinkubeError('FORBIDDEN', `no permission is defined for ${req.method} ${routeUrl}`);
     }
     if (permission === 'open') return;
-    if (permission === 'node') {
-      req.principal = nodePrincipal(req, reply, identities, peerIdentity);
-      return;
+    let principal: Principal;
+    try {
+      if (permission === 'node') principal = nodePrincipal(req, reply, identities, peerIdentity);
+      // A manager's certificate reaches every route: managers hold the CA key and write the log anyway. This is how a
+      // follower forwards a membership change to the leader, and how a joining manager asks to be added.
+      else principal = managerPrincipal(req, identities, peerIdentity) ?? (await tokenPrincipal(req, reply, opts, nowMs()));
+    } catch (err) {
+      throw limitedInstead(err, req, reply, opts);
     }
-    // A manager's certificate reaches every route: managers hold the CA key and write the log anyway. This is how a
-    // follower forwards a membership change to the leader, and how a joining manager asks to be added.
-    const manager = managerPrincipal(req, identities, peerIdentity);
-    if (manager !== null) {
-      req.principal = manager;
-      return;
-    }
-    const principal = await tokenPrincipal(req, reply, opts, nowMs());
     req.principal = principal;
+    if (permission === 'node' || principal.kind === 'node') return;
     const decision = authorize(principal, { ...permission, ...keyNeed(req, permission.resource) });
     if (!decision.allowed) throw new MinkubeError('FORBIDDEN', `this token (role ${principal.role}) lacks ${decision.missing}`);
   });
 };
+
+/**
+ * A 401 is answered only while the caller's address has room in its bucket: guesses past it are 429, as any other
+ * request without a token is, and cost no more than a bucket look-up each.
+ */
+function limitedInstead(err: unknown, req: FastifyRequest, reply: FastifyReply, opts: AuthPluginOptions): unknown {
+  if (!(err instanceof MinkubeError) || err.code !== 'UNAUTHENTICATED' || opts.limitUnauthenticated === undefined) return err;
+  const limited = opts.limitUnauthenticated(req, reply);
+  if (limited === null) return err;
+  void reply.removeHeader('www-authenticate');
+  return limited;
+}
 
 // Like fastify-plugin: the hook and the decoration apply to the whole app, not only inside this plugin.
 (authPluginImpl as unknown as Record<symbol, unknown>)[Symbol.for('skip-override')] = true;

@@ -4,7 +4,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { authPlugin, type AuthPluginOptions } from './auth.js';
 import { buildBaseApp, type HttpsOptions } from './http.js';
 import { checkNodeCaller } from './node-callers.js';
-import { rateLimitPlugin, type RateLimitOptions } from './rate-limit.js';
+import { RateLimiter, rateLimitPlugin, type RateLimitOptions } from './rate-limit.js';
 import { insecureJoinRoutes, joinRoutes } from './routes/join.js';
 import { insecureLoginRoutes, loginRoutes } from './routes/login.js';
 import { clusterRoutes } from './routes/cluster.js';
@@ -108,13 +108,15 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
   void app.register(corsPlugin, { origins: memberOrigins(scheme, () => memberApiAddresses(service)) });
   if (opts.metrics?.observeRequest !== undefined) observeRequests(app, opts.metrics.observeRequest);
   if (opts.security !== undefined) {
-    // Before any route: the hooks it adds must run for all of them.
-    void app.register(authPlugin, opts.security);
+    const limiter = opts.rateLimits === undefined ? null : new RateLimiter(opts.rateLimits);
+    // Before any route: the hooks it adds must run for all of them. A request it would answer 401 draws from its
+    // address's bucket first, the one requests without a token share.
+    const security: AuthPluginOptions = limiter === null ? opts.security : { ...opts.security, limitUnauthenticated: (req, reply) => limiter.unauthenticated(req, reply) };
+    void app.register(authPlugin, security);
     // After the auth plugin: its onRequest hook names the caller whose bucket this one's takes from.
-    if (opts.rateLimits !== undefined) void app.register(rateLimitPlugin, opts.rateLimits);
+    if (limiter !== null) void app.register(rateLimitPlugin, { limiter });
     // preValidation: after the body is parsed (registration names its id there), before a schema error can answer.
     app.addHook('preValidation', async (req) => checkNodeCaller(req));
-    const security = opts.security;
     void app.register(loginRoutes, { resolveToken: (accessor) => security.resolveToken(accessor), sessionKey: () => security.sessionKey?.() ?? null });
   } else {
     // insecure: the same routes, each saying why there is nothing to do rather than 404 "no route".

@@ -1,7 +1,10 @@
 // Rate limits per caller, as token buckets: each API token (by accessor) at its role's rate and burst, and each client
-// address for requests that carry no principal (login and join are where credentials are guessed). Checked in
-// onRequest after the auth plugin has named the caller and before a body is read, so a refused request costs little.
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+// address for requests that carry no valid credential (login and join are where credentials are guessed; a missing,
+// unknown, revoked, expired or malformed token or session is another guess). Checked in onRequest after the auth plugin
+// has named the caller and before a body is read, so a refused request costs little; a request the auth plugin is
+// about to answer 401 draws from its address's bucket there (RateLimiter.unauthenticated), so a flood of guesses is
+// answered 429 past the bucket like any other anonymous flood.
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { assert } from '../lib/assert.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
@@ -59,8 +62,10 @@ export class TokenBuckets {
   }
 }
 
+type Bucket = { table: 'tokens' | 'addresses'; key: string; limit: RateLimit; who: string };
+
 /** Where a request's token comes from, or null when it is not limited. */
-function bucketOf(req: FastifyRequest, opts: RateLimitOptions): { table: 'tokens' | 'addresses'; key: string; limit: RateLimit; who: string } | null {
+function bucketOf(req: FastifyRequest, opts: RateLimitOptions): Bucket | null {
   const principal = req.principal;
   // Cluster nodes are not limited: workers' heartbeats and assignment fetches come at their own intervals, and
   // managers forward requests already limited where they arrived and send snapshot chunks one at a time. Their
@@ -73,10 +78,14 @@ function bucketOf(req: FastifyRequest, opts: RateLimitOptions): { table: 'tokens
   }
   const route = `${req.method} ${req.routeOptions.url ?? ''}`;
   if (probeRoutes.has(route)) return null;
-  // req.ip is the connection's address: a forwarded-for header is the client's to write, so it is not believed.
   // A path or method that does not exist is not authenticated (no route, no permission): say so rather than
   // "without a token" to a caller who sent one.
   const who = req.routeOptions.url === undefined ? `${req.ip} for paths or methods that do not exist (no token is checked there)` : `${req.ip} without a token`;
+  return addressBucket(req, opts, who);
+}
+
+/** req.ip is the connection's address: a forwarded-for header is the client's to write, so it is not believed. */
+function addressBucket(req: FastifyRequest, opts: RateLimitOptions, who: string): Bucket {
   return { table: 'addresses', key: req.ip, limit: opts.anonymous, who };
 }
 
@@ -96,21 +105,51 @@ function checkLimit(limit: RateLimit, what: string): void {
   assert(ok(limit.requestsPerS) && ok(limit.burst) && limit.burst >= 1, `${what}: a rate limit needs requestsPerS > 0 and burst >= 1`);
 }
 
-const rateLimitPluginImpl: FastifyPluginAsync<RateLimitOptions> = async (app, opts) => {
-  for (const [role, limit] of Object.entries(opts.roles)) checkLimit(limit, `role ${role}`);
-  checkLimit(opts.anonymous, 'anonymous');
-  const nowMs = opts.nowMs ?? Date.now;
-  const tables = { tokens: new TokenBuckets(limits.rateLimitTokenBucketsMax), addresses: new TokenBuckets(limits.rateLimitAddressBucketsMax) };
-  // A callback hook, not an async one: every request passes it.
-  app.addHook('onRequest', (req, reply, done) => {
-    const bucket = bucketOf(req, opts);
-    if (bucket === null) return done();
-    const decision = tables[bucket.table].take(bucket.key, bucket.limit, nowMs());
-    if (decision.allowed) return done();
+/** The buckets of one app: the rate-limit plugin's hook and the auth plugin's 401s take from the same ones. */
+export class RateLimiter {
+  private readonly tables = { tokens: new TokenBuckets(limits.rateLimitTokenBucketsMax), addresses: new TokenBuckets(limits.rateLimitAddressBucketsMax) };
+  private readonly nowMs: () => number;
+
+  constructor(private readonly opts: RateLimitOptions) {
+    for (const [role, limit] of Object.entries(opts.roles)) checkLimit(limit, `role ${role}`);
+    checkLimit(opts.anonymous, 'anonymous');
+    this.nowMs = opts.nowMs ?? Date.now;
+  }
+
+  /** The request's own bucket, by the principal the auth plugin named (none: its address's); RATE_LIMITED when empty. */
+  check(req: FastifyRequest, reply: FastifyReply): MinkubeError | null {
+    const bucket = bucketOf(req, this.opts);
+    return bucket === null ? null : this.take(bucket, reply);
+  }
+
+  /**
+   * A request the auth plugin is about to refuse for want of a valid credential: it draws from its address's bucket
+   * (the one requests without a token share), and is RATE_LIMITED instead of 401 once that is empty.
+   */
+  unauthenticated(req: FastifyRequest, reply: FastifyReply): MinkubeError | null {
+    return this.take(addressBucket(req, this.opts, `${req.ip} without a valid token`), reply);
+  }
+
+  private take(bucket: Bucket, reply: FastifyReply): MinkubeError | null {
+    const decision = this.tables[bucket.table].take(bucket.key, bucket.limit, this.nowMs());
+    if (decision.allowed) return null;
     const retryAfterS = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
     void reply.header('retry-after', String(retryAfterS));
     const { requestsPerS, burst } = bucket.limit;
-    done(new MinkubeError('RATE_LIMITED', `too many requests from ${bucket.who}: at most ${requestsPerS}/s, ${burst} at once; retry in ${retryAfterS} s`));
+    return new MinkubeError('RATE_LIMITED', `too many requests from ${bucket.who}: at most ${requestsPerS}/s, ${burst} at once; retry in ${retryAfterS} s`);
+  }
+}
+
+export interface RateLimitPluginOptions {
+  limiter: RateLimiter;
+}
+
+const rateLimitPluginImpl: FastifyPluginAsync<RateLimitPluginOptions> = async (app, { limiter }) => {
+  // A callback hook, not an async one: every request passes it.
+  app.addHook('onRequest', (req, reply, done) => {
+    const refused = limiter.check(req, reply);
+    if (refused === null) done();
+    else done(refused);
   });
 };
 
@@ -118,5 +157,8 @@ const rateLimitPluginImpl: FastifyPluginAsync<RateLimitOptions> = async (app, op
 (rateLimitPluginImpl as unknown as Record<symbol, unknown>)[Symbol.for('skip-override')] = true;
 (rateLimitPluginImpl as unknown as Record<symbol, unknown>)[Symbol.for('fastify.display-name')] = 'minkube-rate-limit';
 
-/** Register after the auth plugin (its hook must have named the caller) and before the routes. */
-export const rateLimitPlugin: FastifyPluginAsync<RateLimitOptions> = rateLimitPluginImpl;
+/**
+ * Register after the auth plugin (its hook must have named the caller) and before the routes; give the auth plugin
+ * the same limiter's `unauthenticated` (limitUnauthenticated), so that its 401s draw from the address buckets too.
+ */
+export const rateLimitPlugin: FastifyPluginAsync<RateLimitPluginOptions> = rateLimitPluginImpl;

@@ -14,6 +14,7 @@ import { clusterRoutes } from '../../src/api/routes/cluster.js';
 import { healthRoutes } from '../../src/api/routes/health.js';
 import { kvRoutes } from '../../src/api/routes/kv.js';
 import type { MembershipService, TasksService } from '../../src/contracts/services.js';
+import { MinkubeError } from '../../src/lib/errors.js';
 import { createClusterCa, issueNodeKeyAndCert } from '../../src/security/ca.js';
 import { signSession } from '../../src/security/sessions.js';
 import { newApiToken } from '../../src/security/tokens.js';
@@ -216,6 +217,42 @@ describe('sessions', () => {
     expect(await call('GET', '/v1/cluster', expired)).toMatchObject({ status: 401, body: { error: { message: 'invalid or expired session' } } });
     const forged = await signSession({ accessor, role: 'admin' }, randomBytes(32), 900, new Date(nowMs));
     expect((await call('GET', '/v1/cluster', forged)).status).toBe(401);
+  });
+});
+
+describe('limitUnauthenticated', () => {
+  it('is asked before every 401, token and node routes alike, and its error answers instead; never for a caller it let through', async () => {
+    const asked: string[] = [];
+    let limited = false;
+    const limitedApp = buildBaseApp({});
+    void limitedApp.register(authPlugin, {
+      resolveToken: (a) => tokens.get(a) ?? null,
+      limitUnauthenticated: (req) => {
+        asked.push(`${req.method} ${req.url}`);
+        return limited ? new MinkubeError('RATE_LIMITED', 'too many') : null;
+      },
+    });
+    limitedApp.get('/v1/tasks', async () => ({ ok: true }));
+    limitedApp.post('/v1/tasks', async () => ({ ok: true }));
+    limitedApp.post('/v1/workers/:id/heartbeat', async () => ({ ok: true }));
+    try {
+      const inject = (method: 'GET' | 'POST', url: string, token?: string) =>
+        limitedApp.inject({ method, url, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
+      expect((await inject('GET', '/v1/tasks', mint('viewer').token)).statusCode).toBe(200);
+      expect((await inject('POST', '/v1/tasks', mint('viewer').token)).statusCode).toBe(403);
+      expect(asked).toEqual([]);
+      expect((await inject('GET', '/v1/tasks')).statusCode).toBe(401);
+      expect((await inject('GET', '/v1/tasks', 'mk_0123456789abcdef_wrong')).statusCode).toBe(401);
+      expect((await inject('POST', '/v1/workers/w1/heartbeat')).statusCode).toBe(401);
+      limited = true;
+      const refused = await inject('GET', '/v1/tasks', 'garbage');
+      expect(refused.statusCode).toBe(429);
+      expect(refused.headers['www-authenticate']).toBeUndefined();
+      expect((await inject('POST', '/v1/workers/w1/heartbeat')).statusCode).toBe(429);
+      expect(asked).toEqual(['GET /v1/tasks', 'GET /v1/tasks', 'POST /v1/workers/w1/heartbeat', 'GET /v1/tasks', 'POST /v1/workers/w1/heartbeat']);
+    } finally {
+      await limitedApp.close();
+    }
   });
 });
 

@@ -7,7 +7,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { authPlugin, type TokenRecord } from '../../src/api/auth.js';
 import { installErrorHandling } from '../../src/api/errors.js';
 import { buildManagerApp } from '../../src/api/manager-app.js';
-import { rateLimitPlugin, TokenBuckets, type RateLimitOptions } from '../../src/api/rate-limit.js';
+import { RateLimiter, rateLimitPlugin, TokenBuckets, type RateLimitOptions } from '../../src/api/rate-limit.js';
 import { createClusterCa, issueNodeKeyAndCert } from '../../src/security/ca.js';
 import { newApiToken } from '../../src/security/tokens.js';
 import { FakeManagerService } from './fake-service.js';
@@ -121,6 +121,39 @@ describe('requests without a token', () => {
   });
 });
 
+describe('requests without a valid credential on routes that need one', () => {
+  const kvGet = (remoteAddress: string, authorization?: string) =>
+    app.inject({ method: 'GET', url: '/v1/kv/a', remoteAddress, headers: authorization === undefined ? {} : { authorization } });
+
+  it.each([
+    ['no Authorization header', undefined],
+    ['an unknown mk_ token', 'Bearer mk_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'],
+    ['a malformed token', 'Bearer guess'],
+    ['a forged session', 'Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln'],
+    ['another scheme', 'Basic dXNlcjpwYXNz'],
+  ])('with %s: 401 while the address has room in its bucket, then 429 RATE_LIMITED', async (_what, authorization) => {
+    const answers = [await kvGet('10.0.1.1', authorization), await kvGet('10.0.1.1', authorization), await kvGet('10.0.1.1', authorization)];
+    expect(answers.map((r) => r.statusCode)).toEqual([401, 401, 429]);
+    expect(answers[2]!.json()).toEqual({ error: { code: 'RATE_LIMITED', message: 'too many requests from 10.0.1.1 without a valid token: at most 1/s, 2 at once; retry in 1 s' } });
+    expect(answers[2]!.headers['retry-after']).toBe('1');
+    expect(answers[2]!.headers['www-authenticate']).toBeUndefined();
+    // Another address has its own bucket; this one refills with time.
+    expect((await kvGet('10.0.1.2', authorization)).statusCode).toBe(401);
+    nowMs += 1000;
+    expect((await kvGet('10.0.1.1', authorization)).statusCode).toBe(401);
+  });
+
+  it('share the bucket of their address with the open routes, and leave a valid token from that address its own', async () => {
+    const viewer = mint('viewer');
+    await app.inject({ method: 'POST', url: '/v1/auth/login', remoteAddress: '10.0.1.3', payload: { token: 'mk_guess' } });
+    expect((await kvGet('10.0.1.3')).statusCode).toBe(401);
+    expect((await kvGet('10.0.1.3', 'Bearer mk_0123456789abcdef_x')).statusCode).toBe(429);
+    expect((await app.inject({ method: 'POST', url: '/v1/auth/login', remoteAddress: '10.0.1.3', payload: { token: 'mk_guess' } })).statusCode).toBe(429);
+    const valid = await app.inject({ method: 'GET', url: '/v1/cluster', remoteAddress: '10.0.1.3', headers: { authorization: `Bearer ${viewer}` } });
+    expect(valid.statusCode).toBe(200);
+  });
+});
+
 describe('an app without security (insecure: true)', () => {
   it('limits nothing, even when given limits', async () => {
     const open = buildManagerApp({ service: new FakeManagerService(), rateLimits });
@@ -141,7 +174,7 @@ describe('cluster nodes', () => {
     const https = fastify({ https: { key: server.keyPem, cert: server.certPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: false } });
     installErrorHandling(https as unknown as FastifyInstance, 1024);
     void https.register(authPlugin, { resolveToken: () => null });
-    void https.register(rateLimitPlugin, { ...rateLimits, roles: {}, anonymous: { requestsPerS: 1, burst: 1 } });
+    void https.register(rateLimitPlugin, { limiter: new RateLimiter({ ...rateLimits, roles: {}, anonymous: { requestsPerS: 1, burst: 1 } }) });
     https.post('/v1/workers/:id/heartbeat', async () => ({ ok: true }));
     https.get('/v1/cluster', async () => ({ ok: true }));
     await https.listen({ port: 0, host: '127.0.0.1' });
