@@ -44,14 +44,17 @@ export async function runAudit(apiUrl: string, flags: AuditFlags, out: Output): 
     return;
   }
   const rows = [['TIME', 'PRINCIPAL', 'OP/ROUTE', 'TARGET', 'OUTCOME', 'REQUEST']];
-  for (const l of page.items) {
-    const what = 'route' in l ? l.route : l.op;
-    const target = 'route' in l ? '-' : (l.target ?? '-');
-    rows.push([l.time, principalText(l.principal), what, target, l.outcome, l.requestId ?? '-']);
-  }
+  for (const l of page.items) rows.push(rowOf(l));
   printLine(formatTable(rows));
   // On stderr: the table stays the whole of stdout, for grep and the like.
   if (page.nextCursor !== null) process.stderr.write(`more lines follow: add --cursor ${page.nextCursor}\n`);
+}
+
+/** TIME, PRINCIPAL, OP/ROUTE, TARGET, OUTCOME, REQUEST; a summary of refusals names its routes, its client and its count. */
+function rowOf(l: AuditLine): string[] {
+  if ('count' in l) return [l.time, '-', Object.keys(l.routes).join(','), l.client, `${l.outcome} x${l.count} since ${l.since}`, '-'];
+  if ('route' in l) return [l.time, principalText(l.principal), l.route, '-', l.outcome, l.requestId];
+  return [l.time, principalText(l.principal), l.op, l.target ?? '-', l.outcome, l.requestId ?? '-'];
 }
 
 function principalText(p: AuditPrincipal | null): string {

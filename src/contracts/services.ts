@@ -341,7 +341,28 @@ export interface AuditRefusedLine {
   readonly requestId: string;
 }
 
-export type AuditLine = AuditCommittedLine | AuditRefusedLine;
+/**
+ * Requests without a valid credential refused past one client address's anonymous bucket (429 RATE_LIMITED), counted:
+ * the first of a flood is an AuditRefusedLine of its own, the rest are written as one of these per address per
+ * interval (limits.auditSummaryIntervalMs), so that an outsider cannot rotate the trail away.
+ */
+export interface AuditRefusalSummaryLine {
+  readonly seq: number;
+  /** ISO 8601: when the line was written, at the end of the interval it counts. */
+  readonly time: string;
+  readonly principal: null;
+  readonly outcome: 'RATE_LIMITED';
+  /** The client address (the connection's), or '*' for addresses past limits.auditSummaryClientsMax in one interval. */
+  readonly client: string;
+  /** How many refusals the line stands for, each left out of the trail. */
+  readonly count: number;
+  /** ISO 8601: the first of them. */
+  readonly since: string;
+  /** Their count by route template; past limits.auditSummaryRoutesMax routes the rest under '(other routes)'. */
+  readonly routes: Readonly<Record<string, number>>;
+}
+
+export type AuditLine = AuditCommittedLine | AuditRefusedLine | AuditRefusalSummaryLine;
 
 export interface AuditQuery {
   /** Only lines at or after this time (ms since the epoch). */
@@ -355,6 +376,11 @@ export interface AuditQuery {
 
 export interface AuditService {
   refused(line: Omit<AuditRefusedLine, 'seq' | 'time'>): void;
+  /**
+   * A request without a valid credential refused past its client address's anonymous bucket (429 RATE_LIMITED): the
+   * first of an address's written in full as refused() writes it, the rest counted into AuditRefusalSummaryLines.
+   */
+  refusedAnonymous(client: string, line: Omit<AuditRefusedLine, 'seq' | 'time'>): void;
   /**
    * This manager's lines, oldest first. With sinceMs or afterSeq: the first `limit` lines after that point, and a
    * cursor when more follow; without either: the newest `limit` lines and no cursor.

@@ -204,6 +204,16 @@ export const limits = {
   auditQueueLinesMax: 10_000,
   /** Ids one line's target names (a batch names the first ones and how many more). */
   auditTargetIdsMax: 16,
+  /**
+   * Refusals of requests without a valid credential past their address's anonymous bucket are counted over this, and
+   * written as one summary line per address (the first of a flood in full): an outsider's flood costs the trail at
+   * most two lines per address per interval.
+   */
+  auditSummaryIntervalMs: 1000,
+  /** Addresses counted in one interval; past it the others are counted together, in one line for client '*'. */
+  auditSummaryClientsMax: 10_000,
+  /** Routes one summary line names with their counts; past it the rest are counted as '(other routes)'. */
+  auditSummaryRoutesMax: 8,
   // rate limits (the rates themselves are config: api.rateLimits, api.rateLimitAnonymous)
   /** Token buckets kept for API tokens, one per accessor; past it the least recently used is forgotten. */
   rateLimitTokenBucketsMax: 10_000,

@@ -3,11 +3,14 @@
 // <dataDir>/audit.log, rotated by size. Writes are asynchronous but in order, through one bounded queue: a disk that
 // cannot keep up costs dropped lines (counted and logged), never the apply loop's time or unbounded memory. Lines wait
 // up to flushDelayMs to go out together: one write per apply was a thread-pool round trip per request on every
-// manager (bench/kv-go.ts); a query or close writes what waits first.
+// manager (bench/kv-go.ts); a query or close writes what waits first. Refusals of requests without a valid credential
+// past their address's anonymous bucket are counted per address (audit-summaries.ts), not written one by one.
 import { open, rename, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { AuditCommittedLine, AuditLine, AuditPrincipal, AuditQuery, AuditRefusedLine, AuditService, Page } from '../contracts/services.js';
+import type {
+  AuditCommittedLine, AuditLine, AuditPrincipal, AuditQuery, AuditRefusalSummaryLine, AuditRefusedLine, AuditService, Page,
+} from '../contracts/services.js';
 import { assertNeverCommand, type Command, type EntryPrincipal } from '../kv/commands.js';
 import type { AppliedCommand } from '../kv/state-machine.js';
 import { isoAt, type Clock, type Timer } from '../lib/clock.js';
@@ -15,6 +18,7 @@ import { limits } from '../lib/limits.js';
 import { decodeConfEntry, type Entry } from '../raft/index.js';
 import { joinTokenAccessor } from '../security/tokens.js';
 import { linesBackward, linesForward } from './audit-files.js';
+import { RefusalSummaries } from './audit-summaries.js';
 
 export const auditFileName = 'audit.log';
 /** Lines handed to one write() call: big enough to keep up, small enough to rotate close to the size limit. */
@@ -31,6 +35,10 @@ export interface AuditLogOptions {
   filesKept?: number;
   queueLinesMax?: number;
   flushDelayMs?: number;
+  /** How anonymous refusals past their bucket are counted (default limits.auditSummary*). */
+  summaryIntervalMs?: number;
+  summaryClientsMax?: number;
+  summaryRoutesMax?: number;
 }
 
 type Unnumbered<L> = Omit<L, 'seq'>;
@@ -45,6 +53,7 @@ export class AuditLog implements AuditService {
   private droppedLinesValue = 0;
   private droppedUnreported = 0;
   private closed = false;
+  private readonly summaries: RefusalSummaries;
 
   private constructor(
     private readonly o: Required<AuditLogOptions>,
@@ -53,12 +62,17 @@ export class AuditLog implements AuditService {
     private seq: number,
     /** Entries up to here are in the log already: a restart replays them, and they are not written twice. */
     private lastIndex: number,
-  ) {}
+  ) {
+    this.summaries = new RefusalSummaries({
+      clock: o.clock, intervalMs: o.summaryIntervalMs, clientsMax: o.summaryClientsMax, routesMax: o.summaryRoutesMax, write: (line) => this.enqueue(line),
+    });
+  }
 
   /** Opens (or creates) the log and finds where it stopped: its last line number and the last entry it recorded. */
   static async open(options: AuditLogOptions): Promise<AuditLog> {
     const o: Required<AuditLogOptions> = {
       bytesMax: limits.auditLogBytesMax, filesKept: limits.auditLogFilesKept, queueLinesMax: limits.auditQueueLinesMax, flushDelayMs: FLUSH_DELAY_MS,
+      summaryIntervalMs: limits.auditSummaryIntervalMs, summaryClientsMax: limits.auditSummaryClientsMax, summaryRoutesMax: limits.auditSummaryRoutesMax,
       ...options,
     };
     const { seq, index } = await lastRecorded(o.dir, o.filesKept);
@@ -91,6 +105,10 @@ export class AuditLog implements AuditService {
     this.enqueue({ time: new Date(this.o.clock.nowMs()).toISOString(), principal, route, outcome, requestId });
   }
 
+  refusedAnonymous(client: string, line: Omit<AuditRefusedLine, 'seq' | 'time'>): void {
+    if (this.summaries.refused(client, line.route)) this.refused(line);
+  }
+
   async query(q: AuditQuery): Promise<Page<AuditLine>> {
     await this.flushed();
     const files = await this.openFiles();
@@ -108,12 +126,14 @@ export class AuditLog implements AuditService {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.summaries.close();
     await this.flushed();
     this.closed = true;
     await this.fh.close();
   }
 
-  private enqueue(line: Unnumbered<AuditCommittedLine> | Unnumbered<AuditRefusedLine>): void {
+  private enqueue(line: Unnumbered<AuditCommittedLine> | Unnumbered<AuditRefusedLine> | Unnumbered<AuditRefusalSummaryLine>): void {
     if (this.closed) return;
     if (this.queue.length >= this.o.queueLinesMax) {
       this.droppedLinesValue++;

@@ -1,7 +1,11 @@
 // GET /v1/audit's parameters and answer, the refusals the app records (401, 403, 429: principal, route template,
 // request id), and the principal a request's context carries into its proposal. Through app.inject.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { authPlugin, type TokenRecord } from '../../src/api/auth.js';
 import { buildBaseApp } from '../../src/api/http.js';
 import { buildManagerApp } from '../../src/api/manager-app.js';
@@ -9,7 +13,9 @@ import { auditRoutes, recordRefusals } from '../../src/api/routes/audit.js';
 import { kvRoutes } from '../../src/api/routes/kv.js';
 import type { AuditLine, AuditQuery, AuditRefusedLine, AuditService, Page } from '../../src/contracts/services.js';
 import { MinkubeError } from '../../src/lib/errors.js';
+import { AuditLog } from '../../src/manager/audit.js';
 import { newApiToken } from '../../src/security/tokens.js';
+import { ManualClock } from '../support/manual-clock.js';
 import { FakeManagerService } from './fake-service.js';
 
 class FakeAudit implements AuditService {
@@ -19,6 +25,12 @@ class FakeAudit implements AuditService {
 
   refused(line: Omit<AuditRefusedLine, 'seq' | 'time'>): void {
     this.refusals.push(line);
+  }
+
+  readonly anonymous: { client: string; line: Omit<AuditRefusedLine, 'seq' | 'time'> }[] = [];
+
+  refusedAnonymous(client: string, line: Omit<AuditRefusedLine, 'seq' | 'time'>): void {
+    this.anonymous.push({ client, line });
   }
 
   async query(q: AuditQuery): Promise<Page<AuditLine>> {
@@ -137,6 +149,46 @@ describe('refused requests', () => {
     expect((await insecure.inject({ method: 'GET', url: '/v1/kv/missing' })).statusCode).toBe(404);
     expect((await insecure.inject({ method: 'PUT', url: '/v1/kv/k', payload: { value: 'v' } })).statusCode).toBe(200);
     expect(audit.refusals).toEqual([{ principal: null, route: 'PUT /v1/kv/*', outcome: 'QUEUE_FULL', requestId: 'req-429' }]);
+  });
+});
+
+describe('a flood of requests without a valid credential, through a manager app and its audit log on disk', () => {
+  let dir: string;
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("costs the trail the bucket's 401s, the first 429 in full and one summary line per address per second; a token's 429s are a line each", async () => {
+    dir = mkdtempSync(join(tmpdir(), 'minkube-audit-flood-'));
+    const clock = new ManualClock(Date.parse('2030-01-01T00:00:00Z'));
+    const log = await AuditLog.open({ dir, clock, logger: pino({ level: 'silent' }), flushDelayMs: 0 });
+    const rateLimits = { roles: { viewer: { requestsPerS: 1, burst: 3 } }, anonymous: { requestsPerS: 1, burst: 2 }, nowMs: () => clock.nowMs() };
+    const app = buildManagerApp({ service, security: { resolveToken: (a) => tokens.get(a) ?? null }, rateLimits, audit: log });
+    try {
+      const viewer = mint('viewer');
+      const statuses = new Map<number, number>();
+      const send = async (headers: Record<string, string>, remoteAddress = '10.0.0.7') => {
+        const status = (await app.inject({ method: 'GET', url: '/v1/kv/a', remoteAddress, headers })).statusCode;
+        statuses.set(status, (statuses.get(status) ?? 0) + 1);
+      };
+      for (let i = 0; i < 500; i++) await send({});
+      for (let i = 0; i < 500; i++) await send({ authorization: 'Bearer mk_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' });
+      for (let i = 0; i < 10; i++) await send({ authorization: `Bearer ${viewer.token}` });
+      expect(Object.fromEntries(statuses)).toEqual({ 401: 2, 429: 1005, 404: 3 });
+      clock.advance(1000);
+      for (let i = 0; i < 100; i++) await send({});
+      clock.advance(1000);
+      await log.close();
+
+      const lines = readFileSync(join(dir, 'audit.log'), 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const shape = (l: Record<string, unknown>) => ('count' in l ? `summary ${l.client as string} x${l.count as number}` : `${l.outcome as string} ${l.principal === null ? '-' : 'viewer'}`);
+      expect(lines.map(shape)).toEqual([
+        'UNAUTHENTICATED -', 'UNAUTHENTICATED -', 'RATE_LIMITED -', ...Array(7).fill('RATE_LIMITED viewer'),
+        // The rest of the first second's 998 refusals; in the next second, the 401 its bucket's one new token
+        // allowed, and its 99 refusals counted (the flood goes on: no 429 in full again).
+        'summary 10.0.0.7 x997', 'UNAUTHENTICATED -', 'summary 10.0.0.7 x99',
+      ]);
+    } finally {
+      await app.close();
+    }
   });
 });
 

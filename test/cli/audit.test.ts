@@ -14,6 +14,8 @@ class FakeAudit implements AuditService {
 
   refused(_line: Omit<AuditRefusedLine, 'seq' | 'time'>): void {}
 
+  refusedAnonymous(_client: string, _line: Omit<AuditRefusedLine, 'seq' | 'time'>): void {}
+
   async query(q: AuditQuery): Promise<Page<AuditLine>> {
     this.queries.push(q);
     return this.page;
@@ -52,6 +54,10 @@ describe('minkube audit', () => {
         { seq: 1, time: '2030-01-01T00:00:00.000Z', index: 12, principal: { token: '0123456789abcdef', role: 'admin' }, op: 'put', target: 'app/k', outcome: 'ok', requestId: 'r1' },
         { seq: 2, time: '2030-01-01T00:00:01.000Z', principal: null, route: 'POST /v1/tasks', outcome: 'UNAUTHENTICATED', requestId: 'r2' },
         { seq: 3, time: '2030-01-01T00:00:02.000Z', index: 13, principal: { node: 'w1', role: 'worker' }, op: 'worker.heartbeat', target: 'w1', outcome: 'ok', requestId: null },
+        {
+          seq: 4, time: '2030-01-01T00:00:03.000Z', principal: null, outcome: 'RATE_LIMITED', client: '10.0.0.7', count: 2933,
+          since: '2030-01-01T00:00:02.004Z', routes: { 'GET /v1/kv/*': 2900, 'POST /v1/auth/login': 33 },
+        },
       ],
       nextCursor: null,
     };
@@ -62,6 +68,8 @@ describe('minkube audit', () => {
     expect(lines[1]).toMatch(/^2030-01-01T00:00:00\.000Z\s+0123456789abcdef \(admin\)\s+put\s+app\/k\s+ok\s+r1$/);
     expect(lines[2]).toMatch(/^2030-01-01T00:00:01\.000Z\s+-\s+POST \/v1\/tasks\s+-\s+UNAUTHENTICATED\s+r2$/);
     expect(lines[3]).toMatch(/^2030-01-01T00:00:02\.000Z\s+node w1 \(worker\)\s+worker\.heartbeat\s+w1\s+ok\s+-$/);
+    // A summary of refusals past an address's anonymous bucket: its routes, its client, how many and since when.
+    expect(lines[4]).toMatch(/^2030-01-01T00:00:03\.000Z\s+-\s+GET \/v1\/kv\/\*,POST \/v1\/auth\/login\s+10\.0\.0\.7\s+RATE_LIMITED x2933 since 2030-01-01T00:00:02\.004Z\s+-$/);
     expect(plain.stderr).toBe('');
     expect(JSON.parse(json.stdout)).toEqual(audit.page);
   });

@@ -15,6 +15,7 @@ import { AuditLog, type AuditLogOptions } from '../../src/manager/audit.js';
 import { encodeConfEntry } from '../../src/raft/membership.js';
 import { joinTokenAccessor } from '../../src/security/tokens.js';
 import type { Entry } from '../../src/raft/types.js';
+import { ManualClock } from '../support/manual-clock.js';
 
 const t0 = Date.parse('2030-01-01T00:00:00.000Z');
 const admin: EntryPrincipal = { a: '0123456789abcdef', r: 'admin' };
@@ -226,6 +227,68 @@ describe('AuditLog.query', () => {
     const byWorker = await log.query({ principal: 'w1', limit: 5 });
     expect(keys(byWorker.items)).toEqual(['k53', 'k55', 'k56', 'k58', 'k59']);
     expect((await log.query({ principal: 'nobody', limit: 5 })).items).toEqual([]);
+    await log.close();
+  });
+});
+
+describe('AuditLog refusals of requests without a valid credential past their bucket', () => {
+  const kv = 'GET /v1/kv/*';
+  const login = 'POST /v1/auth/login';
+  const anonymous = (log: AuditLog, client: string, route: string, requestId: string) =>
+    log.refusedAnonymous(client, { principal: null, route, outcome: 'RATE_LIMITED', requestId });
+
+  it('writes the first of an address in full, then at most one summary line per address per interval; an authenticated refusal stays a line of its own', async () => {
+    const clock = new ManualClock(t0);
+    const log = await openLog({ clock, flushDelayMs: 0 });
+    const viewer = { token: admin.a, role: 'viewer' };
+    for (let i = 0; i < 1000; i++) {
+      anonymous(log, '10.0.0.7', kv, `a${i}`);
+      if (i < 300) anonymous(log, '10.0.0.8', i < 200 ? kv : login, `b${i}`);
+      if (i % 200 === 0) log.refused({ principal: viewer, route: kv, outcome: 'RATE_LIMITED', requestId: `v${i}` });
+    }
+    clock.advance(1000);
+    for (let i = 0; i < 500; i++) anonymous(log, '10.0.0.7', kv, `c${i}`);
+    clock.advance(1000);
+    clock.advance(1000); // a quiet interval: the address is forgotten, and its next refusal is written in full again
+    anonymous(log, '10.0.0.7', login, 'd0');
+    await log.close();
+
+    const at = (ms: number) => new Date(t0 + ms).toISOString();
+    const full = (requestId: string, route = kv, ms = 0) => ({ time: at(ms), principal: null, route, outcome: 'RATE_LIMITED', requestId });
+    const byViewer = (requestId: string) => ({ time: at(0), principal: viewer, route: kv, outcome: 'RATE_LIMITED', requestId });
+    expect(fileLines().map(({ seq: _, ...l }) => l)).toEqual([
+      full('a0'), full('b0'), byViewer('v0'), byViewer('v200'), byViewer('v400'), byViewer('v600'), byViewer('v800'),
+      { time: at(1000), principal: null, outcome: 'RATE_LIMITED', client: '10.0.0.7', count: 999, since: at(0), routes: { [kv]: 999 } },
+      { time: at(1000), principal: null, outcome: 'RATE_LIMITED', client: '10.0.0.8', count: 299, since: at(0), routes: { [kv]: 199, [login]: 100 } },
+      { time: at(2000), principal: null, outcome: 'RATE_LIMITED', client: '10.0.0.7', count: 500, since: at(1000), routes: { [kv]: 500 } },
+      full('d0', login, 3000),
+    ]);
+  });
+
+  it('counts addresses past summaryClientsMax together as client "*", routes past summaryRoutesMax as "(other routes)"; close writes what is counted', async () => {
+    const clock = new ManualClock(t0);
+    const log = await openLog({ clock, flushDelayMs: 0, summaryClientsMax: 2, summaryRoutesMax: 1 });
+    for (const client of ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4']) {
+      anonymous(log, client, kv, `${client}-1`);
+      anonymous(log, client, login, `${client}-2`);
+    }
+    await log.close();
+    const lines = fileLines().map(({ seq: _, ...l }) => l);
+    expect(lines.filter((l) => 'requestId' in l).map((l) => (l as { requestId: string }).requestId)).toEqual(['10.0.0.1-1', '10.0.0.2-1']);
+    expect(lines.filter((l) => 'count' in l)).toEqual([
+      { time: new Date(t0).toISOString(), principal: null, outcome: 'RATE_LIMITED', client: '10.0.0.1', count: 1, since: new Date(t0).toISOString(), routes: { [login]: 1 } },
+      { time: new Date(t0).toISOString(), principal: null, outcome: 'RATE_LIMITED', client: '10.0.0.2', count: 1, since: new Date(t0).toISOString(), routes: { [login]: 1 } },
+      { time: new Date(t0).toISOString(), principal: null, outcome: 'RATE_LIMITED', client: '*', count: 4, since: new Date(t0).toISOString(), routes: { [kv]: 2, '(other routes)': 2 } },
+    ]);
+  });
+
+  it('reads summary lines back through query like any other (here from a time)', async () => {
+    const clock = new ManualClock(t0);
+    const log = await openLog({ clock, flushDelayMs: 0 });
+    for (let i = 0; i < 3; i++) anonymous(log, '10.0.0.7', kv, `a${i}`);
+    clock.advance(1000);
+    const page = await log.query({ limit: 10, sinceMs: t0 + 500 });
+    expect(page.items).toEqual([{ seq: 2, time: new Date(t0 + 1000).toISOString(), principal: null, outcome: 'RATE_LIMITED', client: '10.0.0.7', count: 2, since: new Date(t0).toISOString(), routes: { [kv]: 2 } }]);
     await log.close();
   });
 });

@@ -42,7 +42,11 @@ const CommittedLine = Type.Object({
 const RefusedLine = Type.Object({
   seq: Type.Integer(), time: Type.String(), principal: Principal, route: Type.String(), outcome: Type.String(), requestId: Type.String(),
 });
-const AuditReply = Type.Object({ items: Type.Array(Type.Union([CommittedLine, RefusedLine])), nextCursor: Nullable(Type.String()) });
+const RefusalSummaryLine = Type.Object({
+  seq: Type.Integer(), time: Type.String(), principal: Type.Null(), outcome: Type.String(), client: Type.String(), count: Type.Integer(),
+  since: Type.String(), routes: Type.Record(Type.String(), Type.Integer()),
+});
+const AuditReply = Type.Object({ items: Type.Array(Type.Union([CommittedLine, RefusedLine, RefusalSummaryLine])), nextCursor: Nullable(Type.String()) });
 
 export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (app, { audit }) => {
   app.get<{ Querystring: AuditQuerySchema }>('/v1/audit', { schema: { querystring: AuditQuerySchema, response: { 200: AuditReply } } }, async (req) =>
@@ -72,9 +76,11 @@ const refusalByStatus: Readonly<Record<number, AuditRefusal>> = { 401: 'UNAUTHEN
 
 /**
  * Records every 401, 403 and 429 this app answers, whichever hook or handler refused. Call it on the root app
- * before the routes are registered (the hooks must cover them all).
+ * before the routes are registered (the hooks must cover them all). A 429 RATE_LIMITED with no principal can only be
+ * a client address's anonymous bucket (a token's bucket needs a token the auth plugin accepted; nodes are not
+ * limited): those go to refusedAnonymous, which counts them per address instead of writing each.
  */
-export function recordRefusals(app: FastifyInstance, audit: Pick<AuditService, 'refused'>): void {
+export function recordRefusals(app: FastifyInstance, audit: Pick<AuditService, 'refused' | 'refusedAnonymous'>): void {
   const codes = new WeakMap<FastifyRequest, string>();
   // Callback hooks, not async ones: every request passes them, and a promise each is measurable on a busy leader.
   app.addHook('onError', (req, _reply, err, done) => {
@@ -86,7 +92,9 @@ export function recordRefusals(app: FastifyInstance, audit: Pick<AuditService, '
     if (outcome !== null) {
       // The route's template, never the raw URL: a kv key or a query string may say more than the log should.
       const route = `${req.method} ${req.routeOptions.url ?? '(no route)'}`;
-      audit.refused({ principal: auditPrincipal(principalOf(req)), route, outcome, requestId: req.id });
+      const principal = auditPrincipal(principalOf(req));
+      if (principal === null && outcome === 'RATE_LIMITED') audit.refusedAnonymous(req.ip, { principal, route, outcome, requestId: req.id });
+      else audit.refused({ principal, route, outcome, requestId: req.id });
     }
     done();
   });
