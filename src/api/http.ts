@@ -3,7 +3,7 @@
 // and HTTP/2 (h2 by ALPN over TLS; cleartext h2c with prior knowledge, told apart by its first bytes).
 import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions } from 'node:http';
+import { createServer, METHODS, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { createServer as createH2cServer, type Http2Session, type ServerHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import { fastify, LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify';
@@ -115,7 +115,9 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   // connections opening with HTTP/2's preface to an h2c server. Either way one port, the same routes and answers.
   // HTTP/2 lets a client keep many requests in flight on one connection (etcd's gRPC clients do): fewer connections
   // and far fewer writes per request under load (bench/kv-go.ts, -h2).
-  const h2 = { settings: http2Settings(server), maxSessionMemory: limits.http2SessionMemoryMiBMax, http2SessionTimeout: server.keepAliveTimeoutMs, Http2ServerResponse: withLinger(linger) };
+  // maxHeaderListPairs: node resets a stream past 128 header fields (ENHANCE_YOUR_CALM) before our 431 over 100 could
+  // answer it; the header list's size still bounds it (http2Settings).
+  const h2 = { settings: http2Settings(server), maxSessionMemory: limits.http2SessionMemoryMiBMax, maxHeaderListPairs: limits.http2HeaderPairsMax, http2SessionTimeout: server.keepAliveTimeoutMs, Http2ServerResponse: withLinger(linger) };
   const serverOptions: Record<string, unknown> =
     opts.https === undefined
       ? { ...common, forceCloseConnections: 'idle' as const, serverFactory: h1AndH2cServer(server, h2, linger, slots) }
@@ -129,13 +131,14 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
         // not): an HTTP/1.1 answer in two writes then waited for the client's delayed ACK, 40 ms, on about one new
         // connection in four.
         // handshakeTimeout: a client that stalls in its TLS handshake is cut off with the header timeout, not node's 120 s.
-        https: { ...opts.https, ...nodeServerOptions(server), handshakeTimeout: server.headersTimeoutMs, noDelay: true, allowHTTP1: true, settings: h2.settings, maxSessionMemory: h2.maxSessionMemory, Http2ServerResponse: h2.Http2ServerResponse },
+        https: { ...opts.https, ...nodeServerOptions(server), handshakeTimeout: server.headersTimeoutMs, noDelay: true, allowHTTP1: true, settings: h2.settings, maxSessionMemory: h2.maxSessionMemory, maxHeaderListPairs: h2.maxHeaderListPairs, Http2ServerResponse: h2.Http2ServerResponse },
       };
   // fastify types an HTTPS or HTTP/2 app as another instance type; every route and hook here is the same for all.
   const options = (opts.logger ? { ...serverOptions, loggerInstance: opts.logger } : { ...serverOptions, logger: false }) as FastifyHttpOptions<Server>;
   const app = fastify(options) as unknown as FastifyInstance;
   if (opts.https !== undefined) {
     boundHttp1OverTls(app.server, server);
+    refuseUnknownMethods(app.server as unknown as RequestListeners);
     boundHttp2Receive(app.server as unknown as RequestEmitter, server);
     answerPlainHttp(app.server, server, linger, slots);
     slots.watch(app.server);
@@ -424,6 +427,34 @@ function firstBytes(socket: Socket, timeoutMs: number, silent: Set<Socket>, then
   });
 }
 
+/** What refuseUnknownMethods needs of a server: its 'request' listeners. */
+interface RequestListeners {
+  listeners(event: 'request'): ((req: IncomingMessage, res: ServerResponse) => void)[];
+  removeAllListeners(event: 'request'): unknown;
+  on(event: 'request', listener: (req: IncomingMessage, res: ServerResponse) => void): unknown;
+}
+
+const knownMethods: ReadonlySet<string> = new Set(METHODS);
+
+/**
+ * An HTTP/2 request may carry any method (HTTP/1.1's parser refuses the unknown ones with a 400): one fastify's
+ * router does not know is answered 400 BAD_REQUEST here, as HTTP/1.1 answers it, before fastify, whose fallback for
+ * it logs two warnings (one the whole route tree) for anyone who asks.
+ */
+function refuseUnknownMethods(server: RequestListeners): void {
+  const listeners = server.listeners('request');
+  server.removeAllListeners('request');
+  server.on('request', (req, res) => {
+    if (knownMethods.has(req.method ?? '')) {
+      for (const listener of listeners) listener.call(server, req, res);
+      return;
+    }
+    const body = JSON.stringify(new MinkubeError('BAD_REQUEST', `unknown method ${JSON.stringify((req.method ?? '').slice(0, 32))}`).toBody());
+    res.writeHead(400, { 'content-type': 'application/json' });
+    res.end(body);
+  });
+}
+
 /** HTTP/2's connection preface: no HTTP/1.1 request starts with it (there is no method PRI). */
 const h2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
@@ -440,6 +471,7 @@ function closeWhenIdle(session: Http2Session, idleMs: number): void {
 interface H2Options {
   settings: ReturnType<typeof http2Settings>;
   maxSessionMemory: number;
+  maxHeaderListPairs: number;
   http2SessionTimeout: number;
   Http2ServerResponse: typeof OneWriteResponse;
 }
@@ -470,8 +502,9 @@ function h1AndH2cServer(limitsOf: ServerLimits, h2: H2Options, linger: LingerBou
     h1.requestTimeout = limitsOf.receiveTimeoutMs;
     answerExpectContinueLater(h1);
     lingerAfterLastAnswers(h1, linger);
-    const h2c = createH2cServer({ settings: h2.settings, maxSessionMemory: h2.maxSessionMemory, Http2ServerResponse: h2.Http2ServerResponse }, handler as unknown as Parameters<typeof createH2cServer>[1]);
+    const h2c = createH2cServer({ settings: h2.settings, maxSessionMemory: h2.maxSessionMemory, maxHeaderListPairs: h2.maxHeaderListPairs, Http2ServerResponse: h2.Http2ServerResponse }, handler as unknown as Parameters<typeof createH2cServer>[1]);
     answerExpectContinueLater(h2c);
+    refuseUnknownMethods(h2c as unknown as RequestListeners);
     boundHttp2Receive(h2c, limitsOf);
     const sessions = new Set<Http2Session>();
     h2c.on('session', (session: ServerHttp2Session) => {

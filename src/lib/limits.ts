@@ -38,6 +38,8 @@ export const limits = {
    * manager at once. A host that drops packets never refuses: without this, a write timed out "outcome unknown".
    */
   httpConnectTimeoutMsDefault: 1500,
+  /** Header fields node's HTTP/2 server takes in one request (its default, 128, reset a stream before our 431 at 100). */
+  http2HeaderPairsMax: 1000,
   /** Open connections one HttpClient keeps to one origin (a leader's assignments to one worker share them). */
   httpClientConnectionsPerOriginMax: 256,
   // snapshots

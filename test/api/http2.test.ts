@@ -105,6 +105,10 @@ describe('HTTP/2 beside HTTP/1.1 on one port', () => {
       const many = (n: number): Record<string, string> => Object.fromEntries(Array.from({ length: n }, (_, i) => [`x-h${i}`, 'v']));
       expect(await h2(session, 'GET', '/ping', undefined, many(99))).toMatchObject({ status: 200 });
       expect(await h2(session, 'GET', '/ping', undefined, many(101))).toMatchObject({ status: 431, body: { error: { message: '101 headers; at most 100' } } });
+      // Past node's default of 128 fields too (it reset the stream, ENHANCE_YOUR_CALM, with no answer).
+      expect(await h2(session, 'GET', '/ping', undefined, many(150))).toMatchObject({ status: 431, body: { error: { message: '150 headers; at most 100' } } });
+      // A method HTTP has not (HTTP/1.1's parser refuses it): 400 as over HTTP/1.1, not the router's fallback.
+      expect(await h2(session, 'MFOO', '/ping')).toMatchObject({ status: 400, body: { error: { code: 'BAD_REQUEST', message: 'unknown method "MFOO"' } } });
       expect(await h2(session, 'GET', `/items/${'a'.repeat(100)}`)).toMatchObject({ status: 200 });
       expect(await h2(session, 'DELETE', '/ping')).toMatchObject({ status: 405, body: { error: { code: 'METHOD_NOT_ALLOWED', message: 'DELETE is not allowed on /ping; it takes GET' } } });
     } finally {
