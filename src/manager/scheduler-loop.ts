@@ -397,12 +397,14 @@ export class SchedulerLoop {
   private onFailure(s: Session, p: Prepared, err: Error): void {
     const { a, work, worker } = p;
     const failure = classifyAssignError(err);
-    if (failure === 'busy') {
-      // The worker holds as many tasks as it may (finished ones not yet acknowledged included): the task stays
-      // placed there, not delivered, and costs no attempt. The next reconcile pass sends it again, and the worker's
-      // own reconcile starts it once it has room. The leader never places more on a worker than it may hold
-      // (eligibility.ts), so the room comes as its finished tasks are acknowledged.
-      this.o.logger.debug({ task: p.id, worker: worker.id, reason: err.message }, 'assignment deferred: the worker is full');
+    if (failure === 'deferred') {
+      // It surely did not run there: the worker is full (finished tasks not yet acknowledged included), or its
+      // connection was refused (it is restarting, or gone). The task stays placed there, not delivered, and costs no
+      // attempt: the next reconcile pass sends it again, and the worker's own reconcile starts it once it can. The
+      // leader never places more on a worker than it may hold (eligibility.ts); a worker that is gone is found down
+      // after workerTtlMs + lostGraceMs, and its tasks are placed again then. Burning the attempts here failed tasks
+      // submitted while their worker restarted (three refusals in 1.5 s), and rolled back service updates.
+      this.o.logger.debug({ task: p.id, worker: worker.id, reason: err.message }, 'assignment deferred');
       return;
     }
     this.o.logger.warn({ task: p.id, worker: worker.id, work, failure, reason: err.message }, `${work} failed`);

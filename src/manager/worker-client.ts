@@ -1,7 +1,7 @@
 // The leader's side of the leader -> worker contract (src/contracts/worker.ts): send an assignment (run or stop,
 // both fenced by the token), fetch logs. Every failure is a MinkubeError, classified for the retry decision.
 import type { Assignment, WorkerTaskStatus } from '../contracts/worker.js';
-import { errorFromResponse, HttpClient, isOk, mayHaveArrived, type HttpRequest, type HttpTextResponse } from '../client/http.js';
+import { errorFromResponse, HttpClient, isOk, mayHaveArrived, neverSent, type HttpRequest, type HttpTextResponse } from '../client/http.js';
 import type { FailureClass } from '../contracts/task-model.js';
 import { chunksUnder } from '../lib/chunks.js';
 import { errorFromBody, MinkubeError } from '../lib/errors.js';
@@ -148,14 +148,18 @@ function assignmentJson(a: Assignment): string {
  * Whether a refused or failed assignment can succeed elsewhere. A spec the worker refuses is permanent; a stale
  * token means the task has moved on (nothing to do); an assignment that may have reached the worker (no answer in
  * time, a connection lost midway) is unknown: the worker may be running it, so it must not be placed elsewhere
- * until the worker says otherwise or is found down; everything else (refused connection, full, 5xx) is transient.
+ * until the worker says otherwise or is found down. One that surely never reached it (a refused connection, a connect
+ * that timed out: a worker restarting, or gone) or that a full worker refused is deferred: it costs no attempt, and
+ * is sent again at the next reconcile pass (the worker also fetches its assignments itself; a worker that is gone is
+ * found down, and its tasks placed again). Everything else (a 5xx, no free port) is transient.
  */
-export function classifyAssignError(err: unknown): FailureClass | 'stale' | 'unknown' | 'busy' {
+export function classifyAssignError(err: unknown): FailureClass | 'stale' | 'unknown' | 'deferred' {
   if (!(err instanceof MinkubeError)) return 'transient';
   if (err.code === 'TASK_STALE_FENCING_TOKEN') return 'stale';
   if (err.code === 'INVALID_TASK_SPEC' || err.code === 'INVALID_BODY') return 'permanent';
   if (err.code === 'TIMEOUT') return 'unknown';
-  if (err.code === 'WORKER_FULL') return 'busy';
+  if (err.code === 'WORKER_FULL') return 'deferred';
   if (err.code === 'WORKER_UNAVAILABLE' && err.cause instanceof MinkubeError && mayHaveArrived(err.cause)) return 'unknown';
+  if (err.code === 'WORKER_UNAVAILABLE' && err.cause instanceof MinkubeError && neverSent(err.cause)) return 'deferred';
   return 'transient';
 }

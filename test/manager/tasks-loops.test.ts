@@ -147,6 +147,23 @@ describe('leader loops', () => {
     }
   });
 
+  it('a worker whose connection is refused (restarting) gets the assignment again at a later pass, at no cost of an attempt', async () => {
+    const { raft, workers, loops } = setup({ workerTtlMs: 60_000, lostGraceMs: 60_000 } as unknown as Parameters<typeof setup>[0]);
+    await register(raft, 'w1');
+    let refusals = 4;
+    workers.answer = async (a) => {
+      if (refusals-- > 0) {
+        const refused = new MinkubeError('UNREACHABLE', 'cannot reach http://w1:1/v1/tasks (ECONNREFUSED)', { cause: { code: 'ECONNREFUSED' } });
+        throw new MinkubeError('WORKER_UNAVAILABLE', refused.message, { cause: refused });
+      }
+      return status(a, 'running');
+    };
+    loops.onRoleChange('leader', 1);
+    const [id] = await submit(raft, 1);
+    await eventually(async () => (raft.sm.tasks.task(id!)?.state === 'running' ? true : undefined), 3000, 'running once the worker is back');
+    expect(raft.sm.tasks.task(id!)).toMatchObject({ attempt: 1, workerId: 'w1' });
+  });
+
   it('a worker that is full (WORKER_FULL) gets the assignment again at a later reconcile pass, and it costs no attempt', async () => {
     const { raft, workers, loops } = setup({ workerTtlMs: 60_000, lostGraceMs: 60_000 } as unknown as Parameters<typeof setup>[0]);
     await register(raft, 'w1');

@@ -97,14 +97,16 @@ describe('HttpWorkerApi failures', () => {
     expect(e.message).toContain('abandoned (this manager stepped down)');
   });
 
-  it('an unreachable worker is WORKER_UNAVAILABLE naming its URL, transient', async () => {
+  it('an unreachable worker is WORKER_UNAVAILABLE naming its URL; refused, the assignment surely never arrived: deferred', async () => {
     const closed = createServer();
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const { port } = closed.address() as AddressInfo;
     await new Promise((r) => closed.close(r));
     const e = (await api.assignMany(`127.0.0.1:${port}`, [a('x')], { timeoutMs: 1000 }).catch((err: unknown) => err)) as MinkubeError;
     expect(e).toMatchObject({ code: 'WORKER_UNAVAILABLE', message: `cannot reach http://127.0.0.1:${port}/v1/tasks/batch (ECONNREFUSED)` });
-    expect(classifyAssignError(e)).toBe('transient');
+    expect(classifyAssignError(e)).toBe('deferred');
+    // Its own 5xx is an answer: transient (another attempt, maybe elsewhere).
+    expect(classifyAssignError(new MinkubeError('INTERNAL', 'boom'))).toBe('transient');
   });
 
   it('sends through the HttpClient it is given (its token included)', async () => {
