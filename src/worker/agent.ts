@@ -534,7 +534,9 @@ export class WorkerAgent implements WorkerAgentApi {
           return;
       }
     } catch (err) {
-      this.logger.warn({ correction: c.kind, err }, 'reconcile: the correction failed');
+      // A full worker is expected in a burst (the task waits for room, at no cost): one debug line, no stack.
+      if (err instanceof MinkubeError && err.code === 'WORKER_FULL') this.logger.debug({ correction: c.kind, reason: err.message }, 'reconcile: no room for the correction yet');
+      else this.logger.warn({ correction: c.kind, err }, 'reconcile: the correction failed');
     }
   }
 
