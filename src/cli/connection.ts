@@ -5,7 +5,7 @@ import { ApiClient, type ApiClientOptions } from '../client/api-client.js';
 import { credentialsPath, readCredentialsSync, writeCredentials, type Credentials } from '../client/credentials.js';
 import { HttpClient } from '../client/http.js';
 import { MinkubeError } from '../lib/errors.js';
-import { identityFromCertificate } from '../security/ca.js';
+import { notAManager } from '../security/ca.js';
 
 /** What a command may choose per client; how to connect (TLS, token, pool) is this module's business. */
 export type CliClientOptions = Pick<ApiClientOptions, 'timeoutMs' | 'readRetries'>;
@@ -32,16 +32,9 @@ export function cliHttpClient(): HttpClient {
   return http;
 }
 
-/**
- * The CLI sends its token to managers only. The cluster's CA also signs workers' certificates (a worker join token
- * buys one, naming addresses of its holder's choosing), so a certificate it signed for the host asked is not enough:
- * it must name a manager, or a server holding a worker's key would be handed the token.
- */
+/** The CLI sends its token to managers only (notAManager says why). */
 export function managerOnly(cert: PeerCertificate): string | undefined {
-  const identity = identityFromCertificate(cert);
-  if (identity === null) return 'it names no node of this cluster';
-  if (identity.role !== 'manager') return `it is ${identity.role} ${identity.id}'s, and the CLI sends its token only to managers`;
-  return undefined;
+  return notAManager(cert, 'the CLI');
 }
 
 /**

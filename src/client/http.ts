@@ -355,7 +355,8 @@ function serverCheckOf(tls: TlsMaterial): { checkServerIdentity?: (host: string,
       const hostProblem = checkServerIdentity(host, cert);
       if (hostProblem !== undefined) return hostProblem;
       const why = own(cert);
-      return why === undefined ? undefined : new Error(`the server's certificate is refused: ${why}`);
+      // A code of node's TLS errors: the handshake failed, so nothing was sent (a write's outcome is known).
+      return why === undefined ? undefined : Object.assign(new Error(`the server's certificate is refused: ${why}`), { code: 'ERR_TLS_SERVER_REFUSED' });
     },
   };
 }
@@ -439,7 +440,9 @@ export function mayHaveArrived(err: MinkubeError): boolean {
 }
 
 /** Connection errors that mean the request never left: nothing can have happened on the server. */
-const unsentCodes: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+// ERR_TLS_SERVER_REFUSED: our own check refused the server's certificate (it is not a manager's): another manager of
+// the list may well be one, unlike a certificate the CA check refuses.
+const unsentCodes: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'ERR_TLS_SERVER_REFUSED']);
 
 /** OpenSSL's verification failures, as node reports them (ERR_TLS_* and ERR_SSL_* are matched by prefix). */
 const tlsVerifyCodes: ReadonlySet<string> = new Set([

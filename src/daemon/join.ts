@@ -4,7 +4,7 @@
 import { X509Certificate } from 'node:crypto';
 import { HttpClient, normaliseBaseUrl } from '../client/http.js';
 import { errorFromBody, isErrorCode, MinkubeError } from '../lib/errors.js';
-import { caDigest, createCsr, generateNodeKey, type NodeRole } from '../security/ca.js';
+import { caDigest, createCsr, generateNodeKey, notAManager, type NodeRole } from '../security/ca.js';
 import { writeNodeTls, type NodeTls } from '../security/pki-files.js';
 import { parseJoinToken } from '../security/tokens.js';
 import type { JoinReply } from '../contracts/services.js';
@@ -35,10 +35,14 @@ export async function joinWithToken(o: JoinWithTokenOptions): Promise<{ material
   }
   const { keyPem } = await generateNodeKey();
   const csr = await createCsr({ keyPem, id: o.id, role: o.role, clusterId: clusterIdOf(caCertPem) });
-  const http = new HttpClient({ tls: { ca: caCertPem }, timeoutMs: o.timeoutMs ?? 10_000 });
+  // The join token goes only to a manager: a worker's certificate of this CA could name the address asked.
+  const http = new HttpClient({ tls: { ca: caCertPem, checkServer: (cert) => notAManager(cert, 'a joining node') }, timeoutMs: o.timeoutMs ?? 10_000 });
   try {
     const res = await http.requestOk({ method: 'POST', url: base, path: '/v1/join', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: o.token, id: o.id, csr, addresses: o.addresses }) });
     const reply = JSON.parse(res.text) as JoinReply;
+    if (typeof reply !== 'object' || reply === null || typeof reply.certificate !== 'string' || !Array.isArray(reply.managers)) {
+      throw new MinkubeError('UNREACHABLE', `${base}/v1/join answered no certificate and managers: is it a manager of this cluster?`);
+    }
     o.checkReply?.(reply);
     const material: NodeTls = { caCertPem, certPem: reply.certificate, keyPem, identity: { id: o.id, role: o.role, clusterId: clusterIdOf(caCertPem) } };
     if (o.role === 'manager') {

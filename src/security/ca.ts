@@ -263,6 +263,18 @@ export function identityFromCertificate(cert: PeerCertificate | NodeX509Certific
   }
 }
 
+/**
+ * Why a server's certificate is not a manager's (undefined when it is): what a client that sends a token checks, the
+ * CLI's and a joining node's. The cluster's CA also signs workers' certificates (a worker join token buys one, naming
+ * addresses of its holder's choosing), so "signed by our CA for this host" would hand the token to a worker's key.
+ */
+export function notAManager(cert: PeerCertificate, sender: string): string | undefined {
+  const identity = identityFromCertificate(cert);
+  if (identity === null) return 'it names no node of this cluster';
+  if (identity.role !== 'manager') return `it is ${identity.role} ${identity.id}'s, and ${sender} sends its token only to managers`;
+  return undefined;
+}
+
 /** node:crypto's reading of a certificate, with its validity as Dates. */
 interface ReadCertificate {
   cert: NodeX509Certificate;

@@ -51,6 +51,13 @@ describe('the CLI and the servers it sends its token to', () => {
     expect(seen).toEqual([]);
   });
 
+  it('moves on down an --api list past such a server, a write included (nothing was sent to it)', async () => {
+    const r = await runCli(['--api', `${workerUrl},${managerUrl}`, 'kv', 'put', 'a', 'b'], { MINKUBE_CONFIG: credentialsPath });
+    expect(r.code, r.stderr).toBe(0);
+    expect(seen).toEqual([`Bearer ${token}`]);
+    seen.length = 0;
+  });
+
   it("sends the token to a manager's", async () => {
     const r = await runCli(['--api', managerUrl, 'kv', 'get', 'a'], { MINKUBE_CONFIG: credentialsPath });
     expect(r.code, r.stderr).toBe(0);

@@ -1,13 +1,14 @@
 // A node joining with a token, against what a manager answers: an insecure cluster's manager says it has no CA,
 // and the joiner passes that on instead of guessing that the address is no Minkube manager.
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildManagerApp } from '../../src/api/manager-app.js';
 import { joinWithToken } from '../../src/daemon/join.js';
-import { createClusterCa } from '../../src/security/ca.js';
+import { createClusterCa, issueNodeKeyAndCert } from '../../src/security/ca.js';
 import { newJoinToken } from '../../src/security/tokens.js';
 import { FakeManagerService } from '../api/fake-service.js';
 
@@ -31,5 +32,30 @@ describe('joinWithToken', () => {
     const joining = joinWithToken({ url, token, id: 'w1', role: 'worker', dataDir: dir, addresses: ['127.0.0.1:9300'] });
     await expect(joining).rejects.toMatchObject({ code: 'INVALID_BODY', message: expect.stringMatching(/^this cluster is insecure and has no CA/) as string });
     expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("never sends the join token to a server holding a worker's certificate of the cluster's CA", async () => {
+    const ca = await createClusterCa({ clusterId: 'c1' });
+    const worker = await issueNodeKeyAndCert({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: 'w9', role: 'worker', clusterId: 'c1', sans: { ips: ['127.0.0.1'], dns: [] } });
+    const bodies: string[] = [];
+    const fake = createHttpsServer({ key: worker.keyPem, cert: worker.certPem }, (req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        if (req.url === '/v1/join/ca') return void res.end(JSON.stringify({ ca: ca.certPem }));
+        bodies.push(body);
+        res.end('{}');
+      });
+    });
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+    try {
+      const { token } = newJoinToken(ca.certPem);
+      const fakeUrl = `https://127.0.0.1:${(fake.address() as AddressInfo).port}`;
+      const joining = joinWithToken({ url: fakeUrl, token, id: 'm9', role: 'manager', dataDir: dir, addresses: ['127.0.0.1:9301'] });
+      await expect(joining).rejects.toMatchObject({ code: 'UNREACHABLE', message: expect.stringMatching(/it is worker w9's, and a joining node sends its token only to managers/) as string });
+      expect(bodies).toEqual([]);
+    } finally {
+      await new Promise((r) => fake.close(r));
+    }
   });
 });
