@@ -18,14 +18,26 @@ export function tryListen(address: string): Promise<NodeJS.ErrnoException | null
 }
 
 /**
- * An address as a key that two spellings of one endpoint share: the host in lower case, `localhost` as 127.0.0.1
- * and `[::1]`/`::1` alike.
+ * An address as a key that two spellings of one endpoint share: the host as the WHATWG URL parser writes it (lower
+ * case; an IPv4 address in any form the system resolvers take, 2130706433, 0x7f000001, 127.1, as dotted decimal;
+ * IPv6 compressed), `localhost` as 127.0.0.1, and an IPv4-mapped IPv6 address ([::ffff:127.0.0.1]) as its IPv4
+ * address. A worker registering at another spelling of a live worker's address was given that worker's tasks.
  */
 export function endpointKey(address: string): string {
   const at = address.lastIndexOf(':');
   let host = (at < 0 ? address : address.slice(0, at)).toLowerCase();
   const port = at < 0 ? '' : address.slice(at + 1);
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  try {
+    host = new URL(`http://${host.includes(':') ? `[${host}]` : host}/`).hostname.replace(/^\[(.*)\]$/, '$1');
+  } catch {
+    // Not a host the URL parser takes: compared as written.
+  }
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host);
+  if (mapped !== null) {
+    const [hi, lo] = [Number.parseInt(mapped[1]!, 16), Number.parseInt(mapped[2]!, 16)];
+    host = `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  }
   if (host === 'localhost') host = '127.0.0.1';
   return `${host}:${port}`;
 }

@@ -11,4 +11,12 @@ describe('endpointKey', () => {
     expect(endpointKey('127.0.0.1:9201')).not.toBe(endpointKey('127.0.0.1:9202'));
     expect(endpointKey('127.0.0.2:9201')).not.toBe(endpointKey('127.0.0.1:9201'));
   });
+
+  it('reads an IPv4 address in every form the resolvers take, and an IPv4-mapped IPv6 one, as its dotted form', () => {
+    for (const spelling of ['2130710276:25031', '0x7f000f04:25031', '0177.0.017.04:25031', '[::ffff:127.0.15.4]:25031', '[::FFFF:7f00:f04]:25031']) {
+      expect(endpointKey(spelling), spelling).toBe('127.0.15.4:25031');
+    }
+    expect(endpointKey('127.1:5')).toBe('127.0.0.1:5');
+    expect(endpointKey('[::2]:5')).not.toBe(endpointKey('[::1]:5'));
+  });
 });

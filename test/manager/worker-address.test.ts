@@ -12,7 +12,7 @@ const ctx = { deadlineMs: Date.now() + 60_000 } as Parameters<typeof tasks.regis
 describe('worker registration and addresses', () => {
   it("refuses another id at a live worker's address (either spelling of it), and takes it once that worker is down", async () => {
     await tasks.registerWorker({ id: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'memory' }, ctx);
-    for (const apiAddress of ['127.0.0.1:9001', 'localhost:9001']) {
+    for (const apiAddress of ['127.0.0.1:9001', 'localhost:9001', '2130706433:9001', '[::ffff:127.0.0.1]:9001']) {
       await expect(tasks.registerWorker({ id: 'w9', apiAddress, runtime: 'memory' }, ctx)).rejects.toMatchObject({
         code: 'WORKER_ADDRESS_IN_USE', message: 'worker w1 is registered at 127.0.0.1:9001 and is ready; a worker may take its address once it is down',
       });
