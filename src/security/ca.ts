@@ -146,7 +146,6 @@ export async function issueNodeCertificate(opts: IssueOptions): Promise<string> 
   const identity = { id: opts.id, role: opts.role, clusterId: opts.clusterId };
   assertIdentity(identity);
   const csr = await parseCsr(opts.csrPem);
-  if (!(await csr.verify())) throw new MinkubeError('INVALID_BODY', 'the certificate request is not signed by its own key');
   const asked = identityFromName(csr.subjectName);
   if (asked === null || asked.id !== identity.id || asked.role !== identity.role || asked.clusterId !== identity.clusterId) {
     throw new MinkubeError('INVALID_BODY', `the certificate request names "${csr.subject}", not CN=${identity.id}, OU=${identity.role}, O=${identity.clusterId}`);
@@ -158,8 +157,17 @@ export async function issueNodeCertificate(opts: IssueOptions): Promise<string> 
   } catch (cause) {
     throw new MinkubeError('INVALID_BODY', 'the certificate request carries a public key that cannot be read', { cause });
   }
+  // Judged before the signature is checked: WebCrypto cannot verify with a curve it lacks (P-192, secp256k1), and
+  // threw a 500 for such a request.
   const weak = weakKeyProblem(key);
   if (weak !== null) throw new MinkubeError('INVALID_BODY', `the certificate request's key ${weak}: use ECDSA P-256 (what minkube makes), or RSA of at least 2048 bits`);
+  let signed: boolean;
+  try {
+    signed = await csr.verify();
+  } catch (cause) {
+    throw new MinkubeError('INVALID_BODY', 'the certificate request\'s signature cannot be checked', { cause });
+  }
+  if (!signed) throw new MinkubeError('INVALID_BODY', 'the certificate request is not signed by its own key');
   return signNodeCertificate(opts, identity, key.export({ type: 'spki', format: 'der' }));
 }
 
