@@ -30,16 +30,28 @@ export function writeOut(text: string | Uint8Array): boolean {
 }
 
 export function printJson(value: unknown): void {
-  writeOut(`${JSON.stringify(value, null, 2)}\n`);
+  // JSON.stringify escapes C0 controls but writes DEL, C1 controls and bidi overrides as they are: escaped here too
+  // (they can only stand inside strings, so the text stays the same JSON).
+  writeOut(`${JSON.stringify(value, null, 2).replace(jsonUnescaped, escapeChar)}\n`);
+}
+
+/** What JSON.stringify leaves raw that a terminal acts on: DEL, C1 controls, bidi embeddings, overrides and isolates. */
+const jsonUnescaped = /[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+function escapeChar(c: string): string {
+  return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
 }
 
 export function printLine(line = ''): void {
   writeOut(`${visible(line)}\n`);
 }
 
-/** C0 and C1 control characters but tab and newline: what a terminal would act on rather than show. */
+/**
+ * C0 and C1 control characters but tab and newline, and the bidi embeddings, overrides and isolates (U+202E turns
+ * the rest of a line around): what a terminal would act on rather than show.
+ */
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
-const terminalControls = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+const terminalControls = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 
 /**
  * Text as a terminal shows it: a control character (an ESC in a task's name, say, which would clear the screen or
@@ -47,7 +59,7 @@ const terminalControls = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
  * them itself, and a task's own output (logs) goes out as it was written, as docker logs does.
  */
 export function visible(text: string): string {
-  return text.replace(terminalControls, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(terminalControls, escapeChar);
 }
 
 export interface TableStyle {

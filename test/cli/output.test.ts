@@ -1,7 +1,7 @@
 // What the CLI tells the user about a thrown value: a MinkubeError as it is, one from another copy of the errors
 // module (a daemon's bundle, or the sources under tsx) by its name and code, anything else as INTERNAL.
 import { expect, it } from 'vitest';
-import { asMinkubeError, formatTable, printError, visible } from '../../src/cli/output.js';
+import { asMinkubeError, formatTable, printError, printJson, visible } from '../../src/cli/output.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 
 it('keeps the code of a MinkubeError, whichever copy of the class made it', () => {
@@ -42,4 +42,20 @@ it("shows a control character as its escape in human output (a task named to cle
   // Columns line up on what is shown.
   const [head, row] = table.split('\n');
   expect(head!.indexOf('STATE')).toBe(row!.indexOf('running'));
+});
+
+it('escapes bidi overrides in human output, and DEL, C1 controls and bidi overrides in --json, which stays the same JSON', () => {
+  expect(visible('a\u202eb\u2066c')).toBe('a\\u202eb\\u2066c');
+  const chunks: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string) => (chunks.push(chunk), true)) as typeof process.stdout.write;
+  try {
+    printJson({ name: 'c1\u009b2J\u202eRLO\u007f\u001b' });
+  } finally {
+    process.stdout.write = write;
+  }
+  const out = chunks.join('');
+  // eslint-disable-next-line no-control-regex -- no raw control may be left
+  expect(out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/);
+  expect(JSON.parse(out)).toEqual({ name: 'c1\u009b2J\u202eRLO\u007f\u001b' });
 });
