@@ -285,8 +285,8 @@ async function tokenPrincipal(req: FastifyRequest, reply: FastifyReply, opts: Au
   if (record === null && opts.authReady?.() === false) {
     throw new MinkubeError('NOT_READY', "this manager has not applied the cluster's first admin token yet (the cluster is starting, or this manager is catching up): retry, or ask another manager");
   }
-  if (record === null) throw unauthenticated(reply, 'unknown or revoked token');
-  if (parsed !== null && !secretMatches(parsed.secret, record.secretHash)) throw unauthenticated(reply, 'unknown or revoked token');
+  if (record === null) throw unauthenticated(reply, 'unknown, revoked or expired token');
+  if (parsed !== null && !secretMatches(parsed.secret, record.secretHash)) throw unauthenticated(reply, 'unknown, revoked or expired token');
   if (record.expiresAtMs != null && record.expiresAtMs <= nowMs) {
     throw unauthenticated(reply, `the token expired at ${new Date(record.expiresAtMs).toISOString()}`);
   }

@@ -224,7 +224,7 @@ export class AuthServiceImpl implements AuthService {
     if (p === undefined) return null;
     if (!('a' in p)) return p.r === 'manager' ? null : { role: p.r };
     const t = this.o.store.tokenByAccessor(p.a, this.o.clock.nowMs());
-    if (t === undefined) throw new MinkubeError('UNAUTHENTICATED', 'unknown or revoked token');
+    if (t === undefined) throw new MinkubeError('UNAUTHENTICATED', 'unknown, revoked or expired token');
     return permissionsOf(t);
   }
 

@@ -90,7 +90,7 @@ describe('unauthenticated requests', () => {
   it.each([
     ['no token', undefined, /^no token/],
     ['a malformed token', 'mk_nope', /^malformed token/],
-    ['an unknown token', newApiToken().token, /^unknown or revoked token$/],
+    ['an unknown token', newApiToken().token, /^unknown, revoked or expired token$/],
   ])('are 401 UNAUTHENTICATED with %s, and say so', async (_what, token, message) => {
     const res = await call('GET', '/v1/cluster', token);
     expect(res.status).toBe(401);
@@ -161,7 +161,7 @@ describe('tokens', () => {
     const { token, accessor } = mint('admin');
     expect((await call('GET', '/v1/cluster', token)).status).toBe(200);
     tokens.delete(accessor);
-    expect(await call('GET', '/v1/cluster', token)).toMatchObject({ status: 401, body: { error: { message: 'unknown or revoked token' } } });
+    expect(await call('GET', '/v1/cluster', token)).toMatchObject({ status: 401, body: { error: { message: 'unknown, revoked or expired token' } } });
   });
 
   it('stop working once expired', async () => {
