@@ -640,7 +640,7 @@ export class TcpTransport implements Transport {
     for (const link of this.links.values()) {
       const conn = link.conn;
       if (conn === null || conn.state !== 'open') continue;
-      if (stalled) conn.lastReadMs = Math.max(conn.lastReadMs, nowMs);
+      if (stalled) conn.lastReadMs = nowMs;
       const silentMs = nowMs - conn.lastReadMs;
       if (silentMs >= this.silenceMsMax) {
         this.log.info({ peer: link.id, remote: conn.remote, silentMs: Math.round(silentMs) }, 'peer silent; closing the connection to connect again');
