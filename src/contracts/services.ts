@@ -350,9 +350,10 @@ export interface AuditRefusalSummaryLine {
   readonly seq: number;
   /** ISO 8601: when the line was written, at the end of the interval it counts. */
   readonly time: string;
-  readonly principal: null;
+  /** The token (or node) past its rate limit; null for requests without a valid credential, and for client '*'. */
+  readonly principal: AuditPrincipal | null;
   readonly outcome: 'RATE_LIMITED';
-  /** The client address (the connection's), or '*' for addresses past limits.auditSummaryClientsMax in one interval. */
+  /** The client address (the connection's), or '*' for callers past limits.auditSummaryClientsMax in one interval. */
   readonly client: string;
   /** How many refusals the line stands for, each left out of the trail. */
   readonly count: number;
@@ -377,10 +378,11 @@ export interface AuditQuery {
 export interface AuditService {
   refused(line: Omit<AuditRefusedLine, 'seq' | 'time'>): void;
   /**
-   * A request without a valid credential refused past its client address's anonymous bucket (429 RATE_LIMITED): the
-   * first of an address's written in full as refused() writes it, the rest counted into AuditRefusalSummaryLines.
+   * A request refused past a rate limit (429 RATE_LIMITED: a token's bucket, or without a valid credential its client
+   * address's anonymous bucket): the first of a caller's (principal and address) written in full as refused() writes
+   * it, the rest counted into AuditRefusalSummaryLines.
    */
-  refusedAnonymous(client: string, line: Omit<AuditRefusedLine, 'seq' | 'time'>): void;
+  rateLimited(client: string, line: Omit<AuditRefusedLine, 'seq' | 'time'>): void;
   /**
    * This manager's lines, oldest first. With sinceMs or afterSeq: the first `limit` lines after that point, and a
    * cursor when more follow; without either: the newest `limit` lines and no cursor.

@@ -1,12 +1,14 @@
-// Refusals of requests without a valid credential past their client address's anonymous bucket (429s), counted per
-// address rather than written one by one: an outsider's flood costs the audit trail the first refusal in full and then
-// at most one summary line per address per interval, however fast it comes, so it cannot rotate the trail away.
-// A refusal of an authenticated caller never comes here: each of those stays a line of its own.
-import type { AuditRefusalSummaryLine } from '../contracts/services.js';
+// Refusals past a rate limit (429 RATE_LIMITED), counted per caller rather than written one by one: a request without a
+// valid credential past its address's anonymous bucket is counted under the address, a token's past its bucket under
+// the token and the address. A flood costs the audit trail the caller's first refusal in full and then at most one
+// summary line per caller per interval, however fast it comes, so it cannot rotate the trail away. Every other refusal
+// (a 401, a 403, a QUEUE_FULL) never comes here: each stays a line of its own, and comes no faster than the caller's
+// bucket lets it.
+import type { AuditPrincipal, AuditRefusalSummaryLine } from '../contracts/services.js';
 import { isoAt, type Clock, type Timer } from '../lib/clock.js';
 import { assert } from '../lib/assert.js';
 
-/** The client of the one tally that counts, together, every address past clientsMax in an interval. */
+/** The client of the one tally that counts, together, every caller past clientsMax in an interval (its principal null). */
 export const otherClients = '*';
 /** The route under which a tally counts the routes past routesMax. */
 export const otherRoutes = '(other routes)';
@@ -21,6 +23,8 @@ export interface RefusalSummariesOptions {
 }
 
 interface Tally {
+  readonly principal: AuditPrincipal | null;
+  readonly client: string;
   /** Refusals counted since the last summary; 0: the address had none in the last interval, and is forgotten at its end. */
   count: number;
   sinceMs: number;
@@ -36,14 +40,16 @@ export class RefusalSummaries {
   }
 
   /**
-   * Whether this refusal is to be written in full: the first of an address that had none in the last interval. The
-   * others are counted, for the summary written when the interval ends.
+   * Whether this refusal is to be written in full: the first of a caller (the principal, null without a valid
+   * credential, at this address) that had none in the last interval. The others are counted, for the summary written
+   * when the interval ends.
    */
-  refused(client: string, route: string): boolean {
-    const key = this.tallies.has(client) || this.tallies.size < this.o.clientsMax ? client : otherClients;
+  refused(principal: AuditPrincipal | null, client: string, route: string): boolean {
+    const caller = principal === null ? client : `${client} ${'token' in principal ? `token ${principal.token}` : `node ${principal.node}`}`;
+    const key = this.tallies.has(caller) || this.tallies.size < this.o.clientsMax ? caller : otherClients;
     let tally = this.tallies.get(key);
     if (tally === undefined) {
-      tally = { count: 0, sinceMs: 0, routes: new Map() };
+      tally = key === otherClients ? { principal: null, client: otherClients, count: 0, sinceMs: 0, routes: new Map() } : { principal, client, count: 0, sinceMs: 0, routes: new Map() };
       this.tallies.set(key, tally);
       this.arm();
       // The addresses past the bound are counted from their first refusal: writing each in full would be unbounded.
@@ -67,16 +73,16 @@ export class RefusalSummaries {
     tally.routes.set(key, (tally.routes.get(key) ?? 0) + 1);
   }
 
-  /** One line per address that had refusals counted; an address that had none is forgotten (its next is written in full). */
+  /** One line per caller that had refusals counted; a caller that had none is forgotten (its next is written in full). */
   private flush(): void {
     const time = isoAt(this.o.clock.nowMs());
-    for (const [client, tally] of this.tallies) {
+    for (const [key, tally] of this.tallies) {
       if (tally.count === 0) {
-        this.tallies.delete(client);
+        this.tallies.delete(key);
         continue;
       }
-      const { count, sinceMs, routes } = tally;
-      this.o.write({ time, principal: null, outcome: 'RATE_LIMITED', client, count, since: isoAt(sinceMs), routes: Object.fromEntries(routes) });
+      const { principal, client, count, sinceMs, routes } = tally;
+      this.o.write({ time, principal, outcome: 'RATE_LIMITED', client, count, since: isoAt(sinceMs), routes: Object.fromEntries(routes) });
       tally.count = 0;
       tally.routes.clear();
     }

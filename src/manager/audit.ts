@@ -105,8 +105,8 @@ export class AuditLog implements AuditService {
     this.enqueue({ time: new Date(this.o.clock.nowMs()).toISOString(), principal, route, outcome, requestId });
   }
 
-  refusedAnonymous(client: string, line: Omit<AuditRefusedLine, 'seq' | 'time'>): void {
-    if (this.summaries.refused(client, line.route)) this.refused(line);
+  rateLimited(client: string, line: Omit<AuditRefusedLine, 'seq' | 'time'>): void {
+    if (this.summaries.refused(line.principal, client, line.route)) this.refused(line);
   }
 
   async query(q: AuditQuery): Promise<Page<AuditLine>> {

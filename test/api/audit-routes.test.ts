@@ -27,10 +27,10 @@ class FakeAudit implements AuditService {
     this.refusals.push(line);
   }
 
-  readonly anonymous: { client: string; line: Omit<AuditRefusedLine, 'seq' | 'time'> }[] = [];
+  readonly rateLimitedLines: { client: string; line: Omit<AuditRefusedLine, 'seq' | 'time'> }[] = [];
 
-  refusedAnonymous(client: string, line: Omit<AuditRefusedLine, 'seq' | 'time'>): void {
-    this.anonymous.push({ client, line });
+  rateLimited(client: string, line: Omit<AuditRefusedLine, 'seq' | 'time'>): void {
+    this.rateLimitedLines.push({ client, line });
   }
 
   async query(q: AuditQuery): Promise<Page<AuditLine>> {
@@ -156,7 +156,7 @@ describe('a flood of requests without a valid credential, through a manager app 
   let dir: string;
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("costs the trail the bucket's 401s, the first 429 in full and one summary line per address per second; a token's 429s are a line each", async () => {
+  it("costs the trail the bucket's 401s, the first 429 in full and one summary line per address per second; a token's 429s are counted the same way, under the token", async () => {
     dir = mkdtempSync(join(tmpdir(), 'minkube-audit-flood-'));
     const clock = new ManualClock(Date.parse('2030-01-01T00:00:00Z'));
     const log = await AuditLog.open({ dir, clock, logger: pino({ level: 'silent' }), flushDelayMs: 0 });
@@ -181,11 +181,13 @@ describe('a flood of requests without a valid credential, through a manager app 
       const lines = readFileSync(join(dir, 'audit.log'), 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
       const shape = (l: Record<string, unknown>) => ('count' in l ? `summary ${l.client as string} x${l.count as number}` : `${l.outcome as string} ${l.principal === null ? '-' : 'viewer'}`);
       expect(lines.map(shape)).toEqual([
-        'UNAUTHENTICATED -', 'UNAUTHENTICATED -', 'RATE_LIMITED -', ...Array(7).fill('RATE_LIMITED viewer'),
-        // The rest of the first second's 998 refusals; in the next second, the 401 its bucket's one new token
-        // allowed, and its 99 refusals counted (the flood goes on: no 429 in full again).
-        'summary 10.0.0.7 x997', 'UNAUTHENTICATED -', 'summary 10.0.0.7 x99',
+        'UNAUTHENTICATED -', 'UNAUTHENTICATED -', 'RATE_LIMITED -', 'RATE_LIMITED viewer',
+        // The rest of the first second's 998 anonymous refusals and the viewer's 6; in the next second, the 401 the
+        // address's bucket's one new token allowed, and its 99 refusals counted (the flood goes on: no 429 in full again).
+        'summary 10.0.0.7 x997', 'summary 10.0.0.7 x6', 'UNAUTHENTICATED -', 'summary 10.0.0.7 x99',
       ]);
+      const viewerSummary = lines.find((l) => 'count' in l && l.principal !== null);
+      expect(viewerSummary).toMatchObject({ principal: { token: viewer.accessor, role: 'viewer' }, client: '10.0.0.7', count: 6, routes: { 'GET /v1/kv/*': 6 } });
     } finally {
       await app.close();
     }

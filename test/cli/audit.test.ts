@@ -14,7 +14,7 @@ class FakeAudit implements AuditService {
 
   refused(_line: Omit<AuditRefusedLine, 'seq' | 'time'>): void {}
 
-  refusedAnonymous(_client: string, _line: Omit<AuditRefusedLine, 'seq' | 'time'>): void {}
+  rateLimited(_client: string, _line: Omit<AuditRefusedLine, 'seq' | 'time'>): void {}
 
   async query(q: AuditQuery): Promise<Page<AuditLine>> {
     this.queries.push(q);

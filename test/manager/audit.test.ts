@@ -235,16 +235,17 @@ describe('AuditLog refusals of requests without a valid credential past their bu
   const kv = 'GET /v1/kv/*';
   const login = 'POST /v1/auth/login';
   const anonymous = (log: AuditLog, client: string, route: string, requestId: string) =>
-    log.refusedAnonymous(client, { principal: null, route, outcome: 'RATE_LIMITED', requestId });
+    log.rateLimited(client, { principal: null, route, outcome: 'RATE_LIMITED', requestId });
 
-  it('writes the first of an address in full, then at most one summary line per address per interval; an authenticated refusal stays a line of its own', async () => {
+  it('writes the first of an address in full, then at most one summary line per address per interval; a token past its bucket is counted apart, under the token; other authenticated refusals stay lines of their own', async () => {
     const clock = new ManualClock(t0);
     const log = await openLog({ clock, flushDelayMs: 0 });
     const viewer = { token: admin.a, role: 'viewer' };
     for (let i = 0; i < 1000; i++) {
       anonymous(log, '10.0.0.7', kv, `a${i}`);
       if (i < 300) anonymous(log, '10.0.0.8', i < 200 ? kv : login, `b${i}`);
-      if (i % 200 === 0) log.refused({ principal: viewer, route: kv, outcome: 'RATE_LIMITED', requestId: `v${i}` });
+      if (i % 200 === 0) log.rateLimited('10.0.0.7', { principal: viewer, route: kv, outcome: 'RATE_LIMITED', requestId: `v${i}` });
+      if (i % 250 === 0) log.refused({ principal: viewer, route: kv, outcome: 'QUEUE_FULL', requestId: `q${i}` });
     }
     clock.advance(1000);
     for (let i = 0; i < 500; i++) anonymous(log, '10.0.0.7', kv, `c${i}`);
@@ -255,11 +256,12 @@ describe('AuditLog refusals of requests without a valid credential past their bu
 
     const at = (ms: number) => new Date(t0 + ms).toISOString();
     const full = (requestId: string, route = kv, ms = 0) => ({ time: at(ms), principal: null, route, outcome: 'RATE_LIMITED', requestId });
-    const byViewer = (requestId: string) => ({ time: at(0), principal: viewer, route: kv, outcome: 'RATE_LIMITED', requestId });
+    const byViewer = (requestId: string, outcome = 'RATE_LIMITED') => ({ time: at(0), principal: viewer, route: kv, outcome, requestId });
     expect(fileLines().map(({ seq: _, ...l }) => l)).toEqual([
-      full('a0'), full('b0'), byViewer('v0'), byViewer('v200'), byViewer('v400'), byViewer('v600'), byViewer('v800'),
+      full('a0'), full('b0'), byViewer('v0'), byViewer('q0', 'QUEUE_FULL'), byViewer('q250', 'QUEUE_FULL'), byViewer('q500', 'QUEUE_FULL'), byViewer('q750', 'QUEUE_FULL'),
       { time: at(1000), principal: null, outcome: 'RATE_LIMITED', client: '10.0.0.7', count: 999, since: at(0), routes: { [kv]: 999 } },
       { time: at(1000), principal: null, outcome: 'RATE_LIMITED', client: '10.0.0.8', count: 299, since: at(0), routes: { [kv]: 199, [login]: 100 } },
+      { time: at(1000), principal: viewer, outcome: 'RATE_LIMITED', client: '10.0.0.7', count: 4, since: at(0), routes: { [kv]: 4 } },
       { time: at(2000), principal: null, outcome: 'RATE_LIMITED', client: '10.0.0.7', count: 500, since: at(1000), routes: { [kv]: 500 } },
       full('d0', login, 3000),
     ]);

@@ -43,7 +43,7 @@ const RefusedLine = Type.Object({
   seq: Type.Integer(), time: Type.String(), principal: Principal, route: Type.String(), outcome: Type.String(), requestId: Type.String(),
 });
 const RefusalSummaryLine = Type.Object({
-  seq: Type.Integer(), time: Type.String(), principal: Type.Null(), outcome: Type.String(), client: Type.String(), count: Type.Integer(),
+  seq: Type.Integer(), time: Type.String(), principal: Principal, outcome: Type.String(), client: Type.String(), count: Type.Integer(),
   since: Type.String(), routes: Type.Record(Type.String(), Type.Integer()),
 });
 const AuditReply = Type.Object({ items: Type.Array(Type.Union([CommittedLine, RefusedLine, RefusalSummaryLine])), nextCursor: Nullable(Type.String()) });
@@ -76,11 +76,11 @@ const refusalByStatus: Readonly<Record<number, AuditRefusal>> = { 401: 'UNAUTHEN
 
 /**
  * Records every 401, 403 and 429 this app answers, whichever hook or handler refused. Call it on the root app
- * before the routes are registered (the hooks must cover them all). A 429 RATE_LIMITED with no principal can only be
- * a client address's anonymous bucket (a token's bucket needs a token the auth plugin accepted; nodes are not
- * limited): those go to refusedAnonymous, which counts them per address instead of writing each.
+ * before the routes are registered (the hooks must cover them all). A 429 RATE_LIMITED (a token past its bucket, or
+ * with no principal a client address's anonymous bucket) goes to rateLimited, which counts them per caller instead of
+ * writing each: a caller's refusals past its bucket come as fast as it sends.
  */
-export function recordRefusals(app: FastifyInstance, audit: Pick<AuditService, 'refused' | 'refusedAnonymous'>): void {
+export function recordRefusals(app: FastifyInstance, audit: Pick<AuditService, 'refused' | 'rateLimited'>): void {
   const codes = new WeakMap<FastifyRequest, string>();
   // Callback hooks, not async ones: every request passes them, and a promise each is measurable on a busy leader.
   app.addHook('onError', (req, _reply, err, done) => {
@@ -93,7 +93,7 @@ export function recordRefusals(app: FastifyInstance, audit: Pick<AuditService, '
       // The route's template, never the raw URL: a kv key or a query string may say more than the log should.
       const route = `${req.method} ${req.routeOptions.url ?? '(no route)'}`;
       const principal = auditPrincipal(principalOf(req));
-      if (principal === null && outcome === 'RATE_LIMITED') audit.refusedAnonymous(req.ip, { principal, route, outcome, requestId: req.id });
+      if (outcome === 'RATE_LIMITED') audit.rateLimited(req.ip, { principal, route, outcome, requestId: req.id });
       else audit.refused({ principal, route, outcome, requestId: req.id });
     }
     done();
