@@ -82,6 +82,7 @@ export interface ServiceView {
   /** The current version's task spec (secretEnv values redacted). */
   readonly spec: TaskSpec;
   readonly update: UpdateConfig;
+  /** message: the record's (why it paused or rolled back), else while updating why a replica of the version waits. */
   readonly rollout: { readonly state: RolloutState; readonly fromVersion: number | null; readonly message: string | null };
   /** Every replica not yet ended (stopping ones included), by task id. */
   readonly tasks: readonly ReplicaView[];

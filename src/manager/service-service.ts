@@ -5,13 +5,14 @@ import {
   updateDefaults, type ReplicaView, type ServiceCreateRequest, type ServicePatchRequest, type ServiceRecord, type ServicesService, type ServiceView,
   type UpdateConfig,
 } from '../contracts/service-model.js';
-import { finalTaskStates, type TaskSpec } from '../contracts/task-model.js';
+import { finalTaskStates, type TaskRecord, type TaskSpec } from '../contracts/task-model.js';
 import type { ServiceCommand } from '../kv/service-commands.js';
 import { specOf, type ServiceStore } from '../kv/service-store.js';
 import { printable, redactedValue, specRuleProblem, specView } from '../kv/task-spec.js';
 import type { TaskStore } from '../kv/task-store.js';
 import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
+import { verdictsFor } from './placement-input.js';
 import { isAlive, replicaState } from './service-decide.js';
 import type { Proposer } from './task-service.js';
 
@@ -78,10 +79,12 @@ export class ServiceServiceImpl implements ServicesService {
     const tasks: ReplicaView[] = [];
     let running = 0;
     let healthy = 0;
+    let unplaced: TaskRecord | null = null;
     for (const id of [...this.o.tasks.idsOfService(s.name)].sort()) {
       const t = this.o.tasks.task(id);
       if (t === undefined || finalTaskStates.has(t.state)) continue;
       const r = replicaState(t);
+      if (unplaced === null && t.state === 'pending' && t.desiredState === 'run' && r.version === s.version) unplaced = t;
       if (isAlive(r) && t.state === 'running') running++;
       if (isAlive(r) && r.healthy) healthy++;
       tasks.push({
@@ -92,9 +95,23 @@ export class ServiceServiceImpl implements ServicesService {
     return {
       name: s.name, replicas: { desired: s.replicas, running, healthy }, version: s.version, previousVersion: s.previousVersion,
       versions: s.versions.map((v) => v.version), spec: specView(specOf(s, s.version)), update: s.update,
-      rollout: { state: s.rollout.state, fromVersion: s.rollout.fromVersion, message: s.rollout.message }, tasks,
+      rollout: { state: s.rollout.state, fromVersion: s.rollout.fromVersion, message: s.rollout.message ?? this.waitingFor(s, unplaced) }, tasks,
       createdAt: new Date(s.createdAtMs).toISOString(), updatedAt: new Date(s.updatedAtMs).toISOString(),
     };
+  }
+
+  /**
+   * While a rollout is under way, a replica of its version that no worker can take now (none eligible: each down,
+   * full, or without room for it) holds it up with nothing recorded: the view says so, as `task why` would.
+   */
+  private waitingFor(s: ServiceRecord, unplaced: TaskRecord | null): string | null {
+    if (unplaced === null || (s.rollout.state !== 'updating' && s.rollout.state !== 'rolling-back')) return null;
+    const verdicts = verdictsFor(this.o.tasks, unplaced);
+    if (verdicts.some((v) => v.eligible)) return null;
+    const shown = verdicts.slice(0, 3).map((v) => `${v.workerId}: ${v.reason}`);
+    if (verdicts.length > shown.length) shown.push(`${verdicts.length - shown.length} more`);
+    const why = verdicts.length === 0 ? 'there are no workers' : shown.join('; ');
+    return `waiting: replica ${unplaced.id} of version ${s.version} has no worker to run on (${why}; see task why ${unplaced.id})`;
   }
 
   private recordOrThrow(name: string): ServiceRecord {

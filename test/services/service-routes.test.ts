@@ -109,6 +109,33 @@ describe('service routes', () => {
     }
   });
 
+  it('says, while a rollout waits on a replica of its version that no worker can take, why (as task why would)', async () => {
+    await app.inject({ method: 'POST', url: '/v1/services', payload: { name: 'stuck', task, replicas: 1 } });
+    const loop = new ServiceLoop({ services: kv.services, tasks: kv.tasks, raft, clock: systemClock, logger: pino({ level: 'silent' }), proposalTimeoutMs: 1000, reconcileIntervalMs: 60_000 });
+    kv.services.listener = (name) => loop.touch(name);
+    loop.start(1);
+    try {
+      const first = await waitFor('a replica of stuck', async () => {
+        const body = (await app.inject({ method: 'GET', url: '/v1/services/stuck' })).json<ServiceView>();
+        return body.tasks.length === 1 ? body : undefined;
+      });
+      // No rollout under way: a pending replica is not the rollout's business.
+      expect(first.rollout).toEqual({ state: 'stable', fromVersion: null, message: null });
+      await app.inject({ method: 'PATCH', url: '/v1/services/stuck', payload: { task: { ...task, image: 'img:2' } } });
+      const waiting = await waitFor('a replica of version 2', async () => {
+        const body = (await app.inject({ method: 'GET', url: '/v1/services/stuck' })).json<ServiceView>();
+        return body.tasks.some((t) => t.version === 2) ? body : undefined;
+      });
+      const replica = waiting.tasks.find((t) => t.version === 2)!;
+      expect(waiting.rollout).toEqual({
+        state: 'updating', fromVersion: 1, message: `waiting: replica ${replica.taskId} of version 2 has no worker to run on (there are no workers; see task why ${replica.taskId})`,
+      });
+    } finally {
+      loop.stop();
+      await app.inject({ method: 'DELETE', url: '/v1/services/stuck' });
+    }
+  });
+
   it('survives a snapshot: services, versions and rollout restore as they were', () => {
     const copy = new KvStateMachine();
     copy.restore(kv.snapshot());
