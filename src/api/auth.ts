@@ -16,6 +16,12 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Set by the auth plugin; null on open routes (and when the app runs without it). */
     principal: Principal | null;
+    /**
+     * Set by the auth plugin for a request a token (or a session) let in: whether that credential still lets it in
+     * now, with the same role, prefix and policy (not revoked, not expired). A long answer (an event stream, a
+     * followed log) asks it as it goes, and is cut when it no longer holds. null otherwise.
+     */
+    credentialHolds: (() => Promise<boolean>) | null;
   }
 }
 
@@ -159,8 +165,8 @@ export function permissionFor(method: string, routeUrl: string): RoutePermission
   return permissionIn(routePermissions, method, routeUrl);
 }
 
-function unauthenticated(reply: FastifyReply, message: string): MinkubeError {
-  void reply.header('www-authenticate', 'Bearer realm="minkube"');
+function unauthenticated(reply: FastifyReply | null, message: string): MinkubeError {
+  if (reply !== null) void reply.header('www-authenticate', 'Bearer realm="minkube"');
   return new MinkubeError('UNAUTHENTICATED', message);
 }
 
@@ -172,6 +178,7 @@ const authPluginImpl: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) 
   const peerIdentity = opts.nodeAuth?.peerIdentity ?? identityFromCertificate;
 
   app.decorateRequest('principal', null);
+  app.decorateRequest('credentialHolds', null);
   app.addHook('onRequest', async (req, reply) => {
     const routeUrl = req.routeOptions.url;
     if (routeUrl === undefined) return; // no such route: the 404 handler answers
@@ -186,12 +193,22 @@ const authPluginImpl: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) 
       if (permission === 'node') principal = nodePrincipal(req, reply, identities, peerIdentity);
       // A manager's certificate reaches every route: managers hold the CA key and write the log anyway. This is how a
       // follower forwards a membership change to the leader, and how a joining manager asks to be added.
-      else principal = managerPrincipal(req, identities, peerIdentity) ?? (await tokenPrincipal(req, reply, opts, nowMs()));
+      else principal = managerPrincipal(req, identities, peerIdentity) ?? (await tokenPrincipal(req.headers.authorization, reply, opts, nowMs()));
     } catch (err) {
       throw limitedInstead(err, req, reply, opts);
     }
     req.principal = principal;
     if (permission === 'node' || principal.kind === 'node') return;
+    const credential = req.headers.authorization ?? '';
+    const was = principal;
+    req.credentialHolds = async () => {
+      try {
+        const now = await tokenPrincipal(credential, null, opts, nowMs());
+        return now.role === was.role && now.keyPrefix === was.keyPrefix && JSON.stringify(now.policy) === JSON.stringify(was.policy);
+      } catch {
+        return false;
+      }
+    };
     const decision = authorize(principal, { ...permission, ...keyNeed(req, permission.resource) });
     if (!decision.allowed) throw new MinkubeError('FORBIDDEN', `this token (role ${principal.role}) lacks ${decision.missing}`);
   });
@@ -260,16 +277,16 @@ function socketIdentity(socket: TLSSocket, cache: WeakMap<TLSSocket, NodeIdentit
   return identity;
 }
 
-function bearerOf(req: FastifyRequest, reply: FastifyReply): string {
-  const header = req.headers.authorization;
+function bearerOf(header: string | undefined, reply: FastifyReply | null): string {
   if (header === undefined || header === '') throw unauthenticated(reply, 'no token: send Authorization: Bearer mk_...');
   const m = /^Bearer +(\S+) *$/i.exec(header);
   if (m === null) throw unauthenticated(reply, 'the Authorization header is not "Bearer <token>"');
   return m[1]!;
 }
 
-async function tokenPrincipal(req: FastifyRequest, reply: FastifyReply, opts: AuthPluginOptions, nowMs: number): Promise<Principal & { kind: 'token' }> {
-  const credential = bearerOf(req, reply);
+/** The token principal an Authorization header names now; throws UNAUTHENTICATED (or NOT_READY) when it names none. */
+async function tokenPrincipal(header: string | undefined, reply: FastifyReply | null, opts: AuthPluginOptions, nowMs: number): Promise<Principal & { kind: 'token' }> {
+  const credential = bearerOf(header, reply);
   const parsed = parseApiToken(credential);
   let accessor: string;
   let via: 'token' | 'session';

@@ -4,9 +4,12 @@
 // event streams (a follow may never end by itself).
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { MinkubeError } from '../lib/errors.js';
+import { watchCredential } from './credential-watch.js';
 
 /** The abort reason of the streams a closing node ends. */
 const closing = new Error('this node is closing');
+/** The abort reason of a stream whose token or session no longer holds. */
+const revoked = new Error('the credential of this stream no longer holds');
 
 /** HTTP/2 sessions and how many long answers each carries now (their idle timeout leaves them open meanwhile). */
 const longAnswers = new WeakMap<object, number>();
@@ -42,9 +45,11 @@ export class TextStreams {
     const c = new AbortController();
     this.open.add(c);
     const release = holdSession(reply);
+    const unwatch = watchCredential(reply.request, () => c.abort(revoked));
     reply.raw.once('close', () => c.abort());
     c.signal.addEventListener('abort', () => {
       this.open.delete(c);
+      unwatch();
       release();
     }, { once: true });
     return c;
@@ -99,8 +104,9 @@ export class TextStreams {
         if (c.signal.aborted) break;
         if (!res.write(chunk)) await drainedOrAborted(res, c.signal);
       }
-      // Cut, not ended, when this node closes: the source had not ended, and a complete answer would say it had.
-      if (c.signal.reason === closing) res.destroy();
+      // Cut, not ended, when this node closes or the credential no longer holds: the source had not ended, and a
+      // complete answer would say it had.
+      if (c.signal.reason === closing || c.signal.reason === revoked) res.destroy();
       else if (!res.destroyed) res.end();
     } catch (err) {
       reply.log.info({ err }, `a stream of ${this.what} was cut`);

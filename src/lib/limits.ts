@@ -231,6 +231,11 @@ export const limits = {
   logFollowDrainMs: 3000,
   /** How often a relaying manager looks at the followed task's record. */
   logFollowCheckIntervalMs: 1000,
+  /**
+   * How often a long answer (a followed log, an event stream) checks that the token or session that opened it still
+   * holds; one revoked, expired or changed is cut within this.
+   */
+  longAnswerCredentialCheckMs: 1000,
   // the dashboard's live feed (GET /v1/events)
   /** Event streams one manager serves at once; past it a new one is answered 429 QUEUE_FULL. */
   eventStreamsMax: 64,

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildBaseApp } from '../../src/api/http.js';
 import { TextStreams } from '../../src/api/text-stream.js';
 import { MinkubeError } from '../../src/lib/errors.js';
+import { limits } from '../../src/lib/limits.js';
 import { head } from '../support/head.js';
 
 let app: FastifyInstance | null = null;
@@ -16,8 +17,10 @@ afterEach(async () => {
 });
 
 /** An app whose /stream writes 'start', then what `rest` yields; at most one stream at once. */
-async function listening(rest: (signal: AbortSignal) => AsyncGenerator<Uint8Array>): Promise<string> {
+async function listening(rest: (signal: AbortSignal) => AsyncGenerator<Uint8Array>, credentialHolds?: () => Promise<boolean>): Promise<string> {
   app = buildBaseApp({});
+  // As the auth plugin sets it for a request a token let in.
+  if (credentialHolds !== undefined) app.addHook('onRequest', async (req) => void (req.credentialHolds = credentialHolds));
   const streams = new TextStreams(app, 1, 'test streams');
   app.get('/stream', async (_req, reply) => {
     const c = streams.begin(reply);
@@ -85,6 +88,21 @@ describe('TextStreams', () => {
     const { first, rest } = await readFirst(await fetch(`${url}/stream`));
     expect(first).toBe('start\n');
     expect(await failureOf(rest)).toBeInstanceOf(Error);
+  });
+
+  it('a stream whose token no longer holds (revoked, expired) is cut within about a second, and its slot freed', async () => {
+    const credential = { holds: true };
+    const url = await listening(forever, async () => credential.holds);
+    const { rest } = await readFirst(await fetch(`${url}/stream`));
+    await new Promise((resolve) => setTimeout(resolve, limits.longAnswerCredentialCheckMs + 200));
+    credential.holds = false;
+    const revokedAtMs = Date.now();
+    expect(await failureOf(rest)).toBeInstanceOf(Error);
+    expect(Date.now() - revokedAtMs).toBeLessThan(limits.longAnswerCredentialCheckMs * 2 + 1000);
+    credential.holds = true;
+    const again = await fetch(`${url}/stream`);
+    expect(again.status).toBe(200);
+    void again.body?.cancel();
   });
 
   it("the node's close cuts an open stream at once", async () => {

@@ -186,6 +186,31 @@ describe('GET /v1/events', () => {
     await waitFor('the subscription closed with the connection', () => feed.sends.size === 0);
   });
 
+  it('is cut, within about a second, once its token is revoked or has expired; a stream of another token goes on', async () => {
+    const feed = new HandFeed();
+    const base = await serve(secureApp(feed));
+    const revokedToken = mint('viewer');
+    const expiring = newApiToken();
+    tokens.set(expiring.accessor, { role: 'viewer', secretHash: expiring.secretHash, expiresAtMs: Date.now() + 1500 });
+    const kept = await open(`${base}/v1/events`, mint('viewer'));
+    const revoked = await open(`${base}/v1/events`, revokedToken);
+    const expired = await open(`${base}/v1/events`, expiring.token);
+    await waitFor('three subscriptions', () => feed.sends.size === 3);
+    const [, accessor] = /^mk_([^_]+)_/.exec(revokedToken)!;
+    tokens.delete(accessor!);
+    const revokedAtMs = Date.now();
+    await revoked.ended;
+    expect(Date.now() - revokedAtMs).toBeLessThan(limits.longAnswerCredentialCheckMs * 2 + 1000);
+    expect(revoked.res.complete).toBe(false); // cut, not ended: the client reconnects and meets the 401
+    await expired.ended;
+    expect(expired.res.complete).toBe(false);
+    await waitFor('the cut streams unsubscribed', () => feed.sends.size === 1);
+    feed.push({ type: 'tasks', data: { items: [], dropped: 0 } });
+    await waitFor('the kept stream still served', () => kept.body().includes('event: tasks'));
+    expect(await statusOf(`${base}/v1/events`)).toBe(401);
+    kept.res.destroy();
+  });
+
   it('leaves out what the token may not read: workers without workers:read, tasks without tasks:read', async () => {
     const feed = new HandFeed();
     const base = await serve(secureApp(feed));

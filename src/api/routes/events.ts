@@ -10,6 +10,7 @@ import { limits } from '../../lib/limits.js';
 import { authorize, type Resource } from '../../security/policy.js';
 import { bodyAnswer, textSchema } from '../documented-answers.js';
 import { principalOf } from '../principal.js';
+import { watchCredential } from '../credential-watch.js';
 import { answerHead, longAnswerHeaders } from '../text-stream.js';
 import { NoQuery } from '../schemas.js';
 
@@ -83,7 +84,10 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
       if (text === undefined) texts.set(event, (text = formatEvent(event)));
       res.write(text);
     });
+    // Cut once its token is revoked or expires: the dashboard's reconnect then meets the 401 and asks to log in again.
+    const unwatch = watchCredential(req, () => res.destroy());
     res.once('close', () => {
+      unwatch();
       subscription.close();
       streams.delete(res);
     });
