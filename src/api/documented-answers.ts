@@ -31,6 +31,8 @@ declare module 'fastify' {
      * validates with them, so the handler's own checks and messages stay what they are.
      */
     documentedHeaders?: TSchema;
+    /** The body may be left out (the route takes none as `{}`): the OpenAPI document says it is not required. */
+    bodyOptional?: boolean;
   }
 }
 

@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import Router, { type HTTPMethod } from 'find-my-way';
 import { MinkubeError, type ErrorCode } from '../lib/errors.js';
+import { noBodyMessage } from './validation.js';
 import { isLingering, lingerThenClose, type LingerBounds } from './linger.js';
 
 /** Translates any thrown value into the MinkubeError the client will see. */
@@ -38,7 +39,11 @@ export function toMinkubeError(err: unknown, bodyLimitBytes: number): MinkubeErr
 }
 
 export function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply, bodyLimitBytes: number): FastifyReply {
-  const error = toMinkubeError(err, bodyLimitBytes);
+  let error = toMinkubeError(err, bodyLimitBytes);
+  // A route that takes no body says so of a body of any type (a JSON one gets the same answer from takesNoBody).
+  if (error.code === 'UNSUPPORTED_MEDIA_TYPE' && req.routeOptions.config.takesNoBody === true) {
+    error = new MinkubeError('INVALID_BODY', noBodyMessage);
+  }
   if (error.code === 'INTERNAL') req.log.error({ err }, 'request failed');
   // A node that is starting, catching up or left the cluster says so to every caller: the node's own lines tell
   // the story once; a warn per request would bury it (a fresh cluster's workers knock before the first leader).
@@ -66,9 +71,11 @@ export class RoutePaths {
     }
   }
 
-  /** The methods other than `method` that serve `path`, sorted. */
+  /** The methods other than `method` that serve `path`, sorted: HEAD with GET (fastify answers a HEAD of every GET). */
   otherMethods(method: string, path: string): HTTPMethod[] {
-    return [...this.methods].filter((m) => m !== method && this.router.find(m, path) !== null).sort();
+    const serving = [...this.methods].filter((m) => this.router.find(m, path) !== null);
+    if (serving.includes('GET')) serving.push('HEAD');
+    return serving.filter((m) => m !== method).sort();
   }
 
   /** The route (its url, `/v1/tasks/:id`) and parameters `path` matches for `method`, or for any method; else null. */

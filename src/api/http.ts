@@ -11,6 +11,7 @@ import { limits } from '../lib/limits.js';
 import { MinkubeError } from '../lib/errors.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandling, rawErrorResponse, RoutePaths } from './errors.js';
 import { schemaController } from './schema-compilers.js';
+import { NoQuery } from './schemas.js';
 import { takesNoBody, typeboxValidatorCompiler } from './validation.js';
 import { withLinger, type OneWriteResponse } from './h2-response.js';
 import { lingerAfterLastAnswers, lingerThenClose, type LingerBounds } from './linger.js';
@@ -84,6 +85,20 @@ const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 function genReqId(req: IncomingMessage): string {
   const incoming = req.headers[requestIdHeader];
   return typeof incoming === 'string' && requestIdPattern.test(incoming) ? incoming : randomUUID();
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route reads its query itself: no `querystring` schema is added (see the onRoute hook). */
+    anyQuery?: boolean;
+    /** Set by the onRoute hook on a route that takes no body. */
+    takesNoBody?: boolean;
+  }
+}
+
+/** The routes that take any query: probes and scrapers add their own, and static files their cache busters. */
+function takesAnyQuery(url: string): boolean {
+  return url === '/health' || url === '/ready' || url === '/metrics' || url === '/openapi.json' || url === '/docs' || url.startsWith('/docs/') || url === '/ui' || url.startsWith('/ui/');
 }
 
 export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
@@ -170,12 +185,21 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
     });
   });
   app.setValidatorCompiler(typeboxValidatorCompiler);
-  // A DELETE takes its arguments in the path and query: a body (`{ "ifVersion": 1 }` say) would be ignored, so it is
-  // refused rather than a compare-and-set silently not made.
   app.addHook('onRoute', (route) => {
-    if (route.method !== 'DELETE' || (route.schema as { body?: unknown } | undefined)?.body !== undefined) return;
+    const schema = route.schema as { body?: unknown; querystring?: unknown } | undefined;
+    // A query parameter a route does not take is refused (400 INVALID_PARAM, query.NAME: unknown field) rather than
+    // ignored: `PUT /v1/kv/k?ifVersion=3` would otherwise write without its check. Probes, scrapers, the explorer's
+    // and the dashboard's files, and a route that reads its query itself (config.anyQuery) take whatever comes.
+    const anyQuery = route.config?.anyQuery === true || takesAnyQuery(route.url);
+    if (schema?.querystring === undefined && !anyQuery) route.schema = { ...schema, querystring: NoQuery };
+    // A DELETE takes its arguments in the path and query: a body (`{ "ifVersion": 1 }` say) would be ignored, so it is
+    // refused rather than a compare-and-set silently not made.
     const own = route.preValidation;
-    route.preValidation = own === undefined ? [takesNoBody] : [takesNoBody, ...(Array.isArray(own) ? own : [own])];
+    const hooks = own === undefined ? [] : Array.isArray(own) ? own : [own];
+    if (route.method === 'DELETE' && schema?.body === undefined && !hooks.includes(takesNoBody)) hooks.unshift(takesNoBody);
+    if (hooks.length > 0) route.preValidation = hooks;
+    // A route that takes no body answers a body of another type as any other body: 400 INVALID_BODY, not 415.
+    if (hooks.includes(takesNoBody)) route.config = { ...route.config, takesNoBody: true };
   });
   app.decorateRequest('deadlineMs', 0);
   // Callback hooks, not async ones: every request passes them, and a promise each is measurable on a busy leader.

@@ -143,6 +143,7 @@ const documentDescription = [
   'Besides the answers each operation lists: a path served with other methods than the one asked answers 405 METHOD_NOT_ALLOWED',
   '(its Allow header names them), a path no route serves 404 NOT_FOUND, a request not received in time 408 REQUEST_TIMEOUT,',
   'and headers over 16 KiB or 100 fields 431 HEADERS_TOO_LARGE.',
+  "Every path served with GET also answers HEAD: the GET's status and headers, without a body.",
 ].join(' ');
 
 const insecureDescription = 'This cluster is insecure (insecure: true): every route answers without a token or certificate.';
@@ -169,6 +170,8 @@ const never = async (): Promise<never> => {
 
 /** An app that serves the document and the explorer for `routes` (as the app noted them). */
 async function buildDocsApp(routes: readonly NotedRoute[], secure: boolean): Promise<FastifyInstance> {
+  // The operations whose body may be left out (schema.bodyOptional): @fastify/swagger marks every body required.
+  const optionalBodies = new Set<string>();
   const [{ default: swagger }, { default: swaggerUi }] = await Promise.all([import('@fastify/swagger'), import('@fastify/swagger-ui')]);
   const docs = buildBaseApp({});
   await docs.register(swagger, {
@@ -184,18 +187,26 @@ async function buildDocsApp(routes: readonly NotedRoute[], secure: boolean): Pro
     // Documentation only: the route's own schema (and so its serialization) stays as it was written.
     transform: ({ schema, url, route }) => {
       const method = [route.method].flat()[0] ?? 'GET';
-      const { documentedResponse, documentedHeaders, errorCodes, ...s }: FastifySchema & Record<string, unknown> = { ...(schema as FastifySchema | undefined) };
+      const { documentedResponse, documentedHeaders, errorCodes, bodyOptional, ...s }: FastifySchema & Record<string, unknown> = { ...(schema as FastifySchema | undefined) };
       const permission = permissionFor(method, url);
       const hasBody = s.body !== undefined || method === 'POST' || method === 'PUT';
       const facts: RouteFacts = { method, url, permission, hasBody, hasParams: url.includes(':'), secure, ...(errorCodes === undefined ? {} : { errorCodes }) };
       s.response = { ...errorResponsesOf(facts), ...documentedResponse, ...(s.response as Record<string, unknown> | undefined) };
       if (documentedHeaders !== undefined) s.headers = documentedHeaders;
       s.operationId ??= operationIdOf(method, url);
+      if (bodyOptional === true) optionalBodies.add(s.operationId as string);
       if (secure && permission !== 'open') s.security = [permission === 'node' ? { nodeCertificate: [] } : { bearerAuth: [] }];
       const named = namedWildcard(url, s.params);
       if (named.params !== undefined) s.params = named.params;
       return { schema: s as never, url: named.url };
     },
+  });
+  // Once the document is made, before anyone reads it (the explorer's /docs/json too).
+  docs.addHook('onReady', async () => {
+    const doc = docs.swagger() as { paths?: Record<string, Record<string, { operationId?: string; requestBody?: { required?: boolean } }>> };
+    for (const operations of Object.values(doc.paths ?? {})) {
+      for (const op of Object.values(operations)) if (op.requestBody !== undefined && optionalBodies.has(op.operationId ?? '')) op.requestBody.required = false;
+    }
   });
   // The explorer reads the same document from /docs/json.
   await docs.register(swaggerUi, { routePrefix: docsPrefix });

@@ -73,9 +73,11 @@ export function checkSpecRules(spec: SpecRuleFields, prefix: string): void {
  * A preValidation hook for a POST that takes no body: none, null or {} pass; anything else is 400 INVALID_BODY rather
  * than silently ignored (a caller who sent fields expects them to count).
  */
+export const noBodyMessage = 'body: this route takes no body (send none, or {})';
+
 export async function takesNoBody(req: { readonly body?: unknown }): Promise<void> {
   const b = req.body;
   if (b === undefined || b === null) return;
   if (typeof b === 'object' && !Array.isArray(b) && Object.keys(b).length === 0) return;
-  throw new MinkubeError('INVALID_BODY', 'body: this route takes no body (send none, or {})');
+  throw new MinkubeError('INVALID_BODY', noBodyMessage);
 }

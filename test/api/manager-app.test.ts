@@ -203,9 +203,9 @@ describe('errors', () => {
   it('a known path with a method it does not take is 405 METHOD_NOT_ALLOWED, with Allow', async () => {
     const r = await call('POST', '/v1/kv/a?x=1', { value: 'x' });
     expect(r.status).toBe(405);
-    expect(r.headers.allow).toBe('DELETE, GET, PUT');
-    expect(r.body).toEqual({ error: { code: 'METHOD_NOT_ALLOWED', message: 'POST is not allowed on /v1/kv/a; it takes DELETE, GET, PUT' } });
-    await expectError(call('DELETE', '/v1/cluster'), 405, 'METHOD_NOT_ALLOWED', /^DELETE is not allowed on \/v1\/cluster; it takes GET$/);
+    expect(r.headers.allow).toBe('DELETE, GET, HEAD, PUT');
+    expect(r.body).toEqual({ error: { code: 'METHOD_NOT_ALLOWED', message: 'POST is not allowed on /v1/kv/a; it takes DELETE, GET, HEAD, PUT' } });
+    await expectError(call('DELETE', '/v1/cluster'), 405, 'METHOD_NOT_ALLOWED', /^DELETE is not allowed on \/v1\/cluster; it takes GET, HEAD$/);
     expect(service.calls).toHaveLength(0);
   });
 

@@ -256,6 +256,14 @@ describe('the OpenAPI document', () => {
     }
   });
 
+  it("says a body is not required where the route takes none as {} (POST /v1/cluster/leader), and that every GET answers HEAD", () => {
+    const leader = doc.paths['/v1/cluster/leader']!['post'] as { requestBody?: { required?: boolean } };
+    expect(leader.requestBody?.required).toBe(false);
+    const put = doc.paths['/v1/kv/{key}']!['put'] as { requestBody?: { required?: boolean } };
+    expect(put.requestBody?.required).toBe(true);
+    expect((doc as unknown as { info: { description: string } }).info.description).toContain('Every path served with GET also answers HEAD');
+  });
+
   it('names operations after their method and path', () => {
     expect(operationIdOf('GET', '/v1/tasks/:id/logs')).toBe('getV1TasksByIdLogs');
     expect(operationIdOf('PUT', '/v1/kv/*')).toBe('putV1KvByKey');

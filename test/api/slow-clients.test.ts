@@ -50,7 +50,7 @@ async function listening(tls: boolean, server: Partial<ServerLimits> = bounds): 
   });
   // A long answer, quiet between its two lines for ?ms= (a followed log), by default twice the receive timeout.
   const streams = new TextStreams(app, 4, 'test streams');
-  app.get('/follow', async (req, reply) => {
+  app.get('/follow', { config: { anyQuery: true } }, async (req, reply) => {
     const c = streams.begin(reply);
     const quietMs = Number((req.query as { ms?: string }).ms ?? 2 * (server.receiveTimeoutMs ?? 0));
     async function* lines(): AsyncGenerator<Uint8Array> {

@@ -10,10 +10,11 @@ const calls: string[] = [];
 const retention = { gc: async () => (calls.push('gc'), { removed: 0, tasks: 0 }) } as unknown as RetentionService;
 const admin: AdminService = { reload: async () => (calls.push('reload'), { node: 'm1', applied: [], refused: [], ignored: [] }) };
 const tasks = { workerAssignments: async () => [] } as unknown as TasksService;
-const app = buildManagerApp({ service: new FakeManagerService(), retention, admin, tasks });
+const service = new FakeManagerService();
+const app = buildManagerApp({ service, retention, admin, tasks });
 afterAll(() => app.close());
 
-async function call(method: 'GET' | 'POST', url: string, payload?: string) {
+async function call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: string) {
   return app.inject({ method, url, ...(payload === undefined ? {} : { payload, headers: { 'content-type': 'application/json' } }) });
 }
 
@@ -43,6 +44,34 @@ describe('routes that take no body or no query', () => {
     const r = await app.inject({ method: 'DELETE', url: '/v1/kv/a', headers: { 'content-type': 'application/json' }, payload: '{"ifVersion":1}' });
     expect(r.statusCode).toBe(400);
     expect(r.json()).toEqual({ error: { code: 'INVALID_BODY', message: 'body: this route takes no body (send none, or {})' } });
+  });
+
+  it('a body of another type than JSON on a route that takes none: 400 INVALID_BODY as for any other body, not 415', async () => {
+    for (const [method, url] of [['DELETE', '/v1/kv/a'], ['POST', '/v1/gc'], ['POST', '/v1/admin/reload']] as const) {
+      const r = await app.inject({ method, url, headers: { 'content-type': 'text/plain' }, payload: 'hello' });
+      expect(r.statusCode, `${method} ${url}`).toBe(400);
+      expect(r.json()).toEqual({ error: { code: 'INVALID_BODY', message: 'body: this route takes no body (send none, or {})' } });
+    }
+    // A route that takes a JSON body still says 415 of another type.
+    const put = await app.inject({ method: 'PUT', url: '/v1/kv/a', headers: { 'content-type': 'text/plain' }, payload: 'hello' });
+    expect(put.statusCode).toBe(415);
+  });
+
+  it('a query parameter on a route with a body (PUT, POST) or a DELETE that takes none: 400 INVALID_PARAM, and nothing is done', async () => {
+    const before = service.calls.length;
+    const cases = [
+      ['PUT', '/v1/kv/q/k?ifVersion=1', '{"value":"two"}', 'query.ifVersion: unknown field'],
+      ['POST', '/v1/gc?zzz=1', undefined, 'query.zzz: unknown field'],
+      ['POST', '/v1/admin/reload?now=1', undefined, 'query.now: unknown field'],
+    ] as const;
+    for (const [method, url, payload, message] of cases) {
+      const r = await call(method, url, payload);
+      expect(r.statusCode, `${method} ${url}`).toBe(400);
+      expect(r.json()).toEqual({ error: { code: 'INVALID_PARAM', message } });
+    }
+    expect(service.calls.length).toBe(before);
+    // The probes and the scrape take whatever they are given.
+    for (const url of ['/health?x=1', '/ready?x=1', '/openapi.json?v=2']) expect((await call('GET', url)).statusCode, url).not.toBe(400);
   });
 
   it('a query parameter given twice says so', async () => {

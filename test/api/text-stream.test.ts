@@ -119,7 +119,7 @@ describe('TextStreams', () => {
     app = buildBaseApp({});
     const streams = new TextStreams(app, 1, 'test streams');
     const sources = { opened: 0, closed: 0 };
-    app.get<{ Querystring: { missing?: string } }>('/served', async (req, reply) =>
+    app.get<{ Querystring: { missing?: string } }>('/served', { config: { anyQuery: true } }, async (req, reply) =>
       streams.serve(reply, async (signal) => {
         if (req.query.missing !== undefined) throw new MinkubeError('TASK_NOT_FOUND');
         sources.opened++;

@@ -45,7 +45,7 @@ export const memberRoutes: FastifyPluginAsync<MemberRoutesOptions> = async (app,
   app.post<{ Body: LeaderTransferBody }>(
     '/v1/cluster/leader',
     {
-      schema: { body: LeaderTransferBody, response: { 200: LeaderReply }, errorCodes: ['MEMBER_NOT_FOUND', 'LEADER_TRANSFER_FAILED'] },
+      schema: { body: LeaderTransferBody, bodyOptional: true, response: { 200: LeaderReply }, errorCodes: ['MEMBER_NOT_FOUND', 'LEADER_TRANSFER_FAILED'] },
       // The body is optional: none at all means "any voter", as {} does.
       preValidation: async (req) => {
         if (req.body === undefined || req.body === null) req.body = {};

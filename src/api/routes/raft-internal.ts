@@ -20,7 +20,7 @@ const ChunkReplySchema = Type.Object(
 
 export const raftInternalRoutes: FastifyPluginAsync<{ raftPeer: RaftPeerService }> = async (app, { raftPeer }) => {
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: limits.snapshotChunkBytes + 1024 }, (_req, body, done) => done(null, body));
-  app.post(SNAPSHOT_CHUNK_PATH, { bodyLimit: limits.snapshotChunkBytes + 1024, schema: { documentedResponse: { 200: ChunkReplySchema } } }, async (req) => {
+  app.post(SNAPSHOT_CHUNK_PATH, { bodyLimit: limits.snapshotChunkBytes + 1024, config: { anyQuery: true }, schema: { documentedResponse: { 200: ChunkReplySchema } } }, async (req) => {
     const header = headerFromQuery(req.query as Record<string, string | undefined>);
     const chunk = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const reply = raftPeer.receiveSnapshotChunk(header, chunk);
