@@ -1,15 +1,14 @@
 // The Minkube dashboard: log-in, the live feed, and the pages (overview, tasks, one task, workers, members).
 // Preact + htm from /ui/vendor (no build step). Routes are URL fragments: #/overview, #/tasks, #/tasks/ID, ...
 /* global document, location, addEventListener, removeEventListener, CustomEvent */
-import { h, render } from 'preact';
+import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import htm from 'htm';
 import { Api, Live, bus, focusMain } from './lib.js';
 import { Overview } from './overview.js';
 import { TasksPage, TaskPage } from './tasks.js';
 import { WorkersPage, MembersPage, ServicesPage } from './cluster.js';
+import { html } from './html.js';
 
-const html = htm.bind(h);
 const api = new Api();
 
 const pages = [

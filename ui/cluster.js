@@ -2,13 +2,10 @@
 // member after a confirmation), both from the live feed's snapshots; services (replicas healthy, running and desired;
 // the rollout and its progress), reloaded when task changes arrive.
 /* global setTimeout, clearTimeout */
-import { h } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import htm from 'htm';
 import { bus, fmtBytes } from './lib.js';
 import { Badge, yesNo } from './overview.js';
-
-const html = htm.bind(h);
+import { html } from './html.js';
 
 function heartbeatAge(snap, w) {
   if (w.lastHeartbeatAt === null) return 'never';

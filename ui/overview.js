@@ -1,12 +1,10 @@
 // Overview: leader and term, every member with its role, indexes and lag, every worker's state, tasks by state, and
 // writes/s and placements/s over the last minutes (uPlot).
 /* global ResizeObserver */
-import { h } from 'preact';
 import { useEffect, useRef } from 'preact/hooks';
-import htm from 'htm';
 import uPlot from 'uplot';
+import { html } from './html.js';
 
-const html = htm.bind(h);
 const states = ['pending', 'scheduled', 'running', 'succeeded', 'failed', 'stopped', 'lost'];
 
 export function Badge({ value }) {

@@ -1,13 +1,11 @@
 // Tasks: a filtered list in cursor pages, a form to submit one, and one task's page (its history as a timeline, its
 // log tail followed while it runs, stop).
 /* global location, sessionStorage, setTimeout, clearTimeout, AbortController */
-import { h } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import htm from 'htm';
 import { bus, fmtTime, parseEnv, splitCommand } from './lib.js';
 import { Badge } from './overview.js';
+import { html } from './html.js';
 
-const html = htm.bind(h);
 const states = ['pending', 'scheduled', 'running', 'succeeded', 'failed', 'stopped', 'lost'];
 const finalStates = new Set(['succeeded', 'failed', 'stopped']);
 const pageSize = 25;

@@ -210,6 +210,31 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
     expect([r.body.state, r.body.desiredState]).toEqual(['stopped', 'stop']);
   }, testTimeoutMs);
 
+  it("shows a bidi override in a task's command as its escape, and asks for a token again once the one it logged in with is revoked", async () => {
+    const created = await c.http(leader, 'POST', '/v1/tasks', { image: 'minkube-busybox:latest', command: ['sh', '-c', 'echo abc\u202edef'], restartPolicy: 'never' });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    await go(`#/tasks/${encodeURIComponent(created.body.id as string)}`);
+    await waitText('task-state', (t) => t.length > 0);
+    const details = (await page.locator('dl.details').textContent()) ?? '';
+    expect(details).toContain('abc\\u202edef');
+    expect(details).not.toContain('\u202e');
+
+    const minted = await c.http(leader, 'POST', '/v1/auth/tokens', { role: 'viewer', name: 'ui-revoked' });
+    expect(minted.status, JSON.stringify(minted.body)).toBe(201);
+    const other = await context.newPage();
+    try {
+      await other.goto(`${c.url(leader)}/ui`);
+      await other.getByLabel('API token').fill(minted.body.token as string);
+      await other.getByRole('button', { name: 'Log in' }).click();
+      await expect.poll(() => other.getByTestId('connection').textContent(), { timeout: 60_000 }).toContain('live via');
+      expect((await c.http(leader, 'DELETE', `/v1/auth/tokens/${minted.body.accessor as string}`)).status).toBe(200);
+      // The open event stream is cut (within a second of each manager applying the revocation); its reconnect meets the 401.
+      await other.getByLabel('API token').waitFor({ timeout: 20_000 });
+    } finally {
+      await other.close();
+    }
+  }, testTimeoutMs);
+
   it('shows workers and members; each page works by keyboard and at phone width', async () => {
     await go('#/workers');
     await waitText('worker-row-w1', (t) => t.includes('ready') && / s/.test(t));
