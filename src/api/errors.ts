@@ -50,6 +50,8 @@ export function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply
   else if (error.code === 'NOT_READY') req.log.debug({ code: error.code, reason: error.message }, 'request failed');
   else if (error.status >= 500) req.log.warn({ code: error.code, reason: error.message }, 'request failed');
   else req.log.debug({ code: error.code, reason: error.message }, 'request rejected');
+  // Every 401 carries its challenge (RFC 9110), the routes that check a token in the body (log-in, join) too.
+  if (error.status === 401 && !reply.hasHeader('www-authenticate')) void reply.header('www-authenticate', 'Bearer realm="minkube"');
   return reply.header('x-request-id', req.id).code(error.status).type('application/json').send(error.toBody());
 }
 

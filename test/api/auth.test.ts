@@ -44,6 +44,10 @@ function buildApp(): FastifyInstance {
   app.get('/v1/tasks', async (req) => ({ principal: req.principal }));
   app.post('/v1/workers/:id/heartbeat', async (req) => ({ principal: req.principal }));
   app.get('/v1/unlisted', async () => ({ ok: true }));
+  // An open route that checks a token in its body, as the log-in does.
+  app.post('/v1/auth/login', async () => {
+    throw new MinkubeError('UNAUTHENTICATED', 'unknown, revoked or expired token');
+  });
   return app;
 }
 
@@ -82,6 +86,12 @@ async function kvRoutesUnderPrefix(role: string, kvVerbs: readonly string[]): Pr
 }
 
 describe('unauthenticated requests', () => {
+  it('a 401 of an open route that checks a token itself (the log-in) carries the challenge too', async () => {
+    const res = await call('POST', '/v1/auth/login', undefined, { token: 'mk_x_y' });
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toBe('Bearer realm="minkube"');
+  });
+
   it('pass on open routes', async () => {
     expect((await call('GET', '/health')).status).toBe(200);
     expect((await call('GET', '/ready')).status).toBe(200);

@@ -49,6 +49,8 @@ describe('task spec rules (400 INVALID_TASK_SPEC naming the field)', () => {
     expect(r).toEqual({ status: 400, body: { error: { code: 'INVALID_TASK_SPEC', message: 'tasks[1].env.9LIVES: not a valid variable name' } } });
     const nul = await post('/v1/tasks/batch', { tasks: [spec({ command: ['a', 'b', '\u0000'] })] });
     expect(nul.body).toEqual({ error: { code: 'INVALID_TASK_SPEC', message: 'tasks[0].command[2]: contains a NUL byte' } });
+    // The body as a whole is named `body`, not the empty string.
+    for (const bad of [null, [], 7]) expect((await post('/v1/tasks/batch', bad)).body, JSON.stringify(bad)).toEqual({ error: { code: 'INVALID_TASK_SPEC', message: 'body: expected object' } });
     expect(kv.tasks.taskCount).toBe(before);
   });
 });

@@ -146,7 +146,8 @@ function idempotencyKeyOf(req: FastifyRequest): string | undefined {
 function asTaskSpecError(err: FastifyError | Error, root: 'spec' | 'batch' = 'spec'): unknown {
   const e = err as Partial<FastifyError> & { validationContext?: string };
   if (err instanceof MinkubeError && err.code === 'INVALID_BODY' && e.validationContext === 'body') {
-    return new MinkubeError('INVALID_TASK_SPEC', root === 'spec' ? err.message.replace(/^body\b/, 'spec') : err.message.replace(/^body\.?/, ''));
+    // A batch's field names its spec (tasks[3].image); the body as a whole stays `body` (body: expected object).
+    return new MinkubeError('INVALID_TASK_SPEC', root === 'spec' ? err.message.replace(/^body\b/, 'spec') : err.message.replace(/^body\./, ''));
   }
   return err;
 }
