@@ -94,7 +94,29 @@ export class MembershipServiceImpl implements MembershipService {
     const index = await this.propose(() => ({ type: 'remove', nodeId: id }), ctx);
     await this.waitCommitted(index, ctx);
     this.o.logger.info({ member: id, index }, 'member removed');
-    return this.localView();
+    return id === this.driver.id ? this.viewAfterOwnRemoval(id, ctx) : this.localView();
+  }
+
+  /**
+   * A leader that removed itself steps down, and nobody tells it who leads next (it is no member): the view is the
+   * one a remaining member answers once it knows its leader (it waits for one), else this node's, with no leader.
+   */
+  private async viewAfterOwnRemoval(self: NodeId, ctx: RequestContext): Promise<MembersView> {
+    const local = this.localView();
+    const untilMs = Math.min(ctx.deadlineMs, this.nowMs() + 3 * this.o.electionTimeoutMs + 500);
+    for (const m of local.members) {
+      const timeoutMs = untilMs - this.nowMs();
+      if (timeoutMs <= 0) break;
+      if (m.id === self || m.apiAddress === '') continue;
+      try {
+        const client = new ApiClient(m.apiAddress, this.o.http === undefined ? { timeoutMs } : { timeoutMs, http: this.o.http });
+        const view = await client.listMembers({ requestId: ctx.requestId, timeoutMs });
+        if (view.leaderId !== null && view.leaderId !== self) return view;
+      } catch {
+        // that member did not answer in time: ask the next
+      }
+    }
+    return local;
   }
 
   async transferLeader(target: string | null, ctx: RequestContext): Promise<{ leaderId: string; term: number }> {
@@ -192,7 +214,7 @@ function quorumProblemAfterRemoval(st: RaftStatus, id: NodeId): string | null {
   const quorum = Math.floor(remaining.length / 2) + 1;
   if (remaining.length === 0) return `${id} is the last voter`;
   if (live.length >= quorum) return null;
-  return `removing ${id} would leave ${remaining.length} voters of which only ${live.length} are live (${live.join(', ')}); a quorum needs ${quorum}`;
+  return `removing ${id} would leave ${remaining.length} voters of which only ${live.length} ${live.length === 1 ? 'is' : 'are'} live (${live.join(', ')}); a quorum needs ${quorum}`;
 }
 
 function retryable(reason: ConfChangeRejection): boolean {

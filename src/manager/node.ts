@@ -802,7 +802,8 @@ export class RaftNodeDriver<R> {
     else this.o.stateMachine.restore(install.state);
     this.appliedIndex = install.meta.index;
     this.appliedBytesSinceSnapshot = 0;
-    this.o.logger.info({ index: install.meta.index, term: install.meta.term, sizeBytes: install.data.length }, 'snapshot installed');
+    // snapshotTerm, not term: the node's lines carry its own term under that name.
+    this.o.logger.info({ index: install.meta.index, snapshotTerm: install.meta.term, sizeBytes: install.data.length }, 'snapshot installed');
     this.o.onRestored?.(install.meta);
     this.reads.onApplied(this.appliedIndex);
   }

@@ -168,6 +168,8 @@ describe('membership changes with real processes', () => {
     const r = await c.http(follower, 'DELETE', `/v1/cluster/members/${leader}`, undefined, 10_000);
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     const rest = c.managerIds.filter((id) => id !== leader);
+    // The answer names the leader that took over (as a remaining member sees it), not none.
+    expect(rest).toContain(r.body.leaderId);
     const next = await c.waitForLeader({ among: rest });
     expect(next).not.toBe(leader);
     expect((await members(c, next)).map((m) => m.id).sort()).toEqual(rest.sort());
