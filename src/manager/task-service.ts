@@ -49,11 +49,17 @@ export interface TaskServiceOptions {
 
 export class TaskServiceImpl implements TasksService {
   private readonly ids: TaskIdGenerator;
-  readonly livenessCommitMs: number;
 
   constructor(private readonly o: TaskServiceOptions) {
     this.ids = new TaskIdGenerator(o.clock);
-    this.livenessCommitMs = Math.max(o.tasks.workerHeartbeatIntervalMs, Math.floor(o.tasks.workerTtlMs / 3));
+  }
+
+  /**
+   * Read at each heartbeat, not kept: a reload lowers workerTtlMs in place, and a record committed at the old pace
+   * (a third of the old TTL) would leave the leader hearing of live workers too late for the new one.
+   */
+  get livenessCommitMs(): number {
+    return Math.max(this.o.tasks.workerHeartbeatIntervalMs, Math.floor(this.o.tasks.workerTtlMs / 3));
   }
 
   // ---- tasks ----
