@@ -149,12 +149,15 @@ export class TaskServiceImpl implements TasksService {
 
   /**
    * The worker's stream as it comes. It ends by itself when the container has exited; should it not (a worker cut off
-   * from this manager keeps the connection open), it is ended once the record has shown for logFollowDrainMs that the
-   * attempt followed is no longer placed or running (lost, ended, or replaced by a later attempt).
+   * from this manager keeps the connection open), it is cut (an error: the caller's answer is cut, never ended) once
+   * the record has shown for logFollowDrainMs that the attempt followed is no longer placed or running (lost, ended,
+   * or replaced by a later attempt): the output that reached the reader may not be all of it, and a clean end would
+   * say it was.
    */
   private async *relayWhileRunning(id: string, attempt: number, body: AsyncIterable<Uint8Array>, upstream: AbortController, done: () => void): AsyncGenerator<Uint8Array> {
     const { store, clock } = this.o;
     let overSinceMs: number | null = null;
+    let overAs: string | null = null;
     const watch = setIntervalOn(clock, () => {
       const t = store.task(id);
       const over = t === undefined || t.attempt !== attempt || (t.state !== 'scheduled' && t.state !== 'running');
@@ -163,12 +166,18 @@ export class TaskServiceImpl implements TasksService {
         return;
       }
       overSinceMs ??= clock.nowMs();
-      if (clock.nowMs() - overSinceMs >= limits.logFollowDrainMs) upstream.abort();
+      if (clock.nowMs() - overSinceMs < limits.logFollowDrainMs) return;
+      overAs = t === undefined ? 'removed' : t.attempt !== attempt ? `replaced by attempt ${t.attempt}` : t.state;
+      upstream.abort();
     }, limits.logFollowCheckIntervalMs);
+    const cut = (): MinkubeError =>
+      new MinkubeError('UNREACHABLE', `the worker stopped sending the output of task ${id}'s attempt ${attempt}, which the record shows ${overAs}: its output is cut here`);
     try {
       for await (const chunk of body) yield chunk;
+      if (overAs !== null) throw cut();
     } catch (err) {
-      // Ended on purpose: by the watch above (the attempt is over, so is its output) or by the caller (gone).
+      if (overAs !== null) throw cut();
+      // Ended on purpose by the caller (gone).
       if (upstream.signal.aborted) return;
       throw err;
     } finally {
