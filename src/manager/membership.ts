@@ -139,7 +139,7 @@ export class MembershipServiceImpl implements MembershipService {
       await this.nextChange();
     }
     const now = this.driver.status();
-    throw new MinkubeError('LEADER_TRANSFER_FAILED', `leadership did not move to ${r.target} in time (leader: ${now.leaderId ?? 'none'})`);
+    throw new MinkubeError('LEADER_TRANSFER_FAILED', `leadership did not move to ${r.target} in time (leader: ${now.leaderId ?? 'none'}); if ${r.target} was told to take over but could not act yet, it may still do so`);
   }
 
   // ---- helpers ----
