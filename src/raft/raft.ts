@@ -737,8 +737,9 @@ export class Raft implements RaftNode {
   }
 
   /**
-   * Done once the commit index (learnt from a leader) reaches the last entry we had acknowledged, or covers an entry
-   * of a later term: every entry we acknowledged is then either in our log again, or can never be committed. Judged
+   * Done once the synced log holds the last entry we had acknowledged, or the commit index (learnt from a leader)
+   * reaches it, or covers an entry of a later term: every entry we acknowledged is then either in our log again, or
+   * can never be committed. Judged
    * on the synced log only, once it is at least as up to date as that entry: a repair only in memory is undone by a
    * crash (the node restarts recovering, one voter more than anyone counted on: seed 736085683 had three of five
    * and no leader), while a synced one is what the marker check sees at the next start.
@@ -751,7 +752,11 @@ export class Raft implements RaftNode {
     const stableTerm = this.log.term(stable) ?? 0;
     const settled = upTo >= r.index || (this.log.term(upTo) ?? 0) > r.term;
     const durable = stableTerm > r.term || (stableTerm === r.term && stable >= r.index);
-    if (settled && durable) this.recovering = null;
+    // Or the synced log holds the very entry it had acknowledged last (one index and term name one entry): by the log
+    // matching property every entry before it is the one it acknowledged too, whatever the commit index. Without this,
+    // a majority recovering towards targets just past the leader's commit index waited for a commit that needed them.
+    const holdsTarget = r.index <= stable && this.log.term(r.index) === r.term;
+    if ((settled && durable) || holdsTarget) this.recovering = null;
   }
 
   /** A peer's answer says whether it recovers its storage; a leader stops counting it the moment it says so. */

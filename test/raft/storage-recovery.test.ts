@@ -80,6 +80,27 @@ describe('a recovering node', () => {
     expect(r.status().recovering).toBeNull();
   });
 
+  it('is a voter again once its synced log holds the very entry it had acknowledged, whatever the commit index', () => {
+    // A majority restarted with older copies, their targets just past the leader's commit: the leader could not
+    // commit without them, nor could they wait for its commit (a black-box tester's cluster stood still for good).
+    const r = recoveringNode([1, 1], { index: 5, term: 1 });
+    r.step(append('n1', 'n2', 1, 2, 1, entriesWithTerms([1, 1, 1, 1, 1, 1]).slice(2), 2));
+    expect(r.status().commitIndex).toBe(2);
+    expect(r.status().recovering).not.toBeNull(); // not synced yet
+    readMessages(r);
+    expect(r.status().recovering).toBeNull();
+    expect(r.status().commitIndex).toBe(2);
+  });
+
+  it('stays recovering while the entry at its target is of another term (the one it acknowledged is gone)', () => {
+    const r = recoveringNode([1, 1], { index: 4, term: 1 }, 2);
+    r.step(append('n1', 'n2', 2, 2, 1, [3, 4].map((i) => ({ term: term(2), index: logIndex(i), type: 'noop' as const, data: new Uint8Array() })), 2));
+    readMessages(r);
+    // 4/t2 in place of the 4/t1 it acknowledged: only a commit that covers an entry of a later term says that 4/t1
+    // can never be committed; commit 2 does not.
+    expect(r.status().recovering).not.toBeNull();
+  });
+
   it('stays recovering while its synced log is less up to date than what it had acknowledged', () => {
     // It had acknowledged 3 of term 2; the leader's log holds 3 of term 1 (that entry was never committed) and
     // commits it: settled, but a crash now would restart with a log ending at 3/t1, below the marker's 3/t2.
