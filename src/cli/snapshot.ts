@@ -31,10 +31,11 @@ export async function runSnapshotSave(apiUrl: string, file: string, out: Output)
 
 async function saveSnapshotTo(apiUrl: string, file: string, temp: string, out: Output): Promise<void> {
   const res = await apiClientFor(apiUrl, { timeoutMs: SAVE_TIMEOUT_MS }).requestBytes('GET', '/v1/snapshot');
-  const { parseBackup } = await loadRestore();
-  // Verified before it is written: a file on disk under its name is whole (the framing's own body checksum), and is
-  // what the server sent (the header's checksum covers the whole file, as `sha256sum` of it does).
-  const { header } = parseBackup(res.bytes);
+  const { inspectBackup } = await loadRestore();
+  // Verified before it is written, as `snapshot inspect` verifies a file: whole (the framing's own body checksum), what
+  // the server sent (the header's checksum covers the whole file, as `sha256sum` of it does), and a state that loads
+  // at the header's index, so that a file saved is one `snapshot restore` takes.
+  const header = inspectBackup(res.bytes);
   const checksum = `sha256:${createHash('sha256').update(res.bytes).digest('hex')}`;
   const said = res.headers['x-minkube-checksum'];
   if (typeof said === 'string' && said !== checksum) {

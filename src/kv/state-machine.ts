@@ -155,6 +155,12 @@ export class KvStateMachine {
     return this.skipEntry(index, decoded.problem);
   }
 
+  /** An entry that is no command (a no-op, a configuration change) at `index`: the state is now as of it. */
+  passEntry(index: number): void {
+    assert(Number.isSafeInteger(index) && index > this.appliedIndexValue, `entry ${index} passed after ${this.appliedIndexValue}`);
+    this.appliedIndexValue = index;
+  }
+
   private skipEntry(index: number, problem: string): AppliedCommand {
     assert(Number.isSafeInteger(index) && index > this.appliedIndexValue, `entry ${index} applied after ${this.appliedIndexValue}`);
     this.appliedIndexValue = index;

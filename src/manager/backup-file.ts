@@ -148,7 +148,9 @@ export function loadBackup(parsed: ParsedBackup): { members: Member[]; state: Ui
   } catch (err) {
     throw new MinkubeError('SNAPSHOT_INVALID', `the snapshot's checksum matches but its content does not load: ${(err as Error).message}`, { cause: err });
   }
-  if (kv.appliedIndex !== parsed.header.index) throw invalid(`the header says index ${parsed.header.index} but the state was taken at ${kv.appliedIndex}`);
+  // The state may be as of an earlier index than the header's when the entries between are no commands (a leader's
+  // no-op, a membership change): files of earlier versions, whose state counted commands only. Never a later one.
+  if (kv.appliedIndex > parsed.header.index) throw invalid(`the header says index ${parsed.header.index} but the state was taken at ${kv.appliedIndex}, after it`);
   return { ...decoded, kv };
 }
 

@@ -27,6 +27,11 @@ export type { Member };
  */
 export interface CommandStateMachine<R> {
   apply(index: number, data: Uint8Array): { clientId: string; seq: number; reqId?: string | undefined; result: R } | null;
+  /**
+   * An entry that is no command (a leader's no-op, a configuration change) was applied at `index`: the state is now
+   * as of it, so a snapshot or backup taken next says the index it was taken at.
+   */
+  passed?(index: number): void;
   /** The state as of now; the returned function encodes it later, yielding to the event loop as it goes. */
   captureSnapshot(): () => Promise<Uint8Array>;
   /** captureSnapshot() with the bytes as the parts the state machine has them in (written out as they are). */
@@ -634,6 +639,8 @@ export class RaftNodeDriver<R> {
         const applied = this.o.stateMachine.apply(e.index, e.data);
         if (applied !== null && applied.clientId === this.o.clientId) this.proposals.settle(applied.seq, applied.result);
         if (debug && applied?.reqId !== undefined) this.o.logger.debug({ reqId: applied.reqId, index: e.index }, 'applied');
+      } else {
+        this.o.stateMachine.passed?.(e.index);
       }
       this.appliedIndex = e.index;
       this.appliedBytesSinceSnapshot += e.data.length;

@@ -26,6 +26,7 @@ export class ManagerServiceImpl implements ManagerService {
       this.o.onApplied?.(index, applied);
       return applied;
     },
+    passed: (index) => this.kv.passEntry(index),
     captureSnapshot: () => this.kv.captureSnapshot(),
     captureSnapshotParts: () => this.kv.captureSnapshotParts(),
     restore: (bytes) => this.kv.restore(bytes),

@@ -158,4 +158,17 @@ describe('snapshot save, inspect and restore (real processes, secure cluster)', 
     expect(r.status).toBe(403);
     expect(r.body.error).toMatchObject({ code: 'FORBIDDEN', message: expect.stringContaining('snapshot:write') as string });
   });
+
+  it("a file saved when the newest entry is a new leader's no-op (nothing written since the election) verifies and inspects", async () => {
+    const leader = await leaderNow();
+    const other = c.managerIds.find((id) => id !== leader && c.node(id).proc !== null)!;
+    const moved = await c.http(leader, 'POST', '/v1/cluster/leader', { id: other }, 10_000);
+    expect(moved.status, JSON.stringify(moved.body)).toBe(200);
+    const file = join(c.dir, 'after-election.mksnap');
+    const saved = await mk(['--api', c.url(other), '--json', 'snapshot', 'save', file]);
+    expect(saved.code, saved.stderr).toBe(0);
+    const inspected = await mk(['--json', 'snapshot', 'inspect', file]);
+    expect(inspected.code, inspected.stderr).toBe(0);
+    expect(JSON.parse(inspected.stdout)).toMatchObject({ index: JSON.parse(saved.stdout).index });
+  }, 60_000);
 });

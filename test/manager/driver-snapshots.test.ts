@@ -46,6 +46,16 @@ async function refusal(p: Promise<unknown>): Promise<MinkubeError> {
   return err as MinkubeError;
 }
 
+describe('the state machine applied index', () => {
+  it("follows every applied entry, a new leader's no-op included, so a snapshot or backup says the index it holds", async () => {
+    const c = await newCluster();
+    const leader = await c.leader();
+    // Nothing written: the newest entries are the configuration and the leader's no-op, no command.
+    await waitFor('the no-op applied everywhere', () => [...c.running.values()].every((n) => n.driver.status().appliedIndex === leader.driver.status().commitIndex));
+    for (const n of c.running.values()) expect(n.service.kv.appliedIndex, n.id).toBe(n.driver.status().appliedIndex);
+  });
+});
+
 describe('RaftNodeDriver snapshots', () => {
   it('takes snapshots at the threshold on every node, keeps the stored log bounded, and the state machines agree', async () => {
     const c = await newCluster();
