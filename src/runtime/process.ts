@@ -1,6 +1,6 @@
 // ProcessRuntime: tasks as plain processes, for hosts without Docker. Each process gets a JSON record, a log file and
 // (once it ends) an exit file under the state dir, and runs detached with its output going straight to that file, so
-// it outlives a worker restart and the next worker re-adopts it with list().
+// it outlives a worker restart and the next worker re-adopts it with list(), even when its record was lost.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -44,6 +44,12 @@ interface ProcessRecord {
   finishedAt?: number;
 }
 
+/**
+ * What the wrapper carries as its $1 (see wrapperScript) besides the id and state dir its exit file names: the rest of
+ * the record but for what /proc tells, so a later instance can rebuild the record if it is lost (adoptOrphans).
+ */
+type Marker = Pick<ProcessRecord, 'name' | 'image' | 'labels' | 'resources' | 'stopSignal' | 'startedAt'>;
+
 interface Entry {
   record: ProcessRecord;
   /** Only for processes this instance started; adopted ones are watched through /proc. */
@@ -66,16 +72,18 @@ interface Spawned {
 /**
  * Runs the command as the only child of a shell that outlives the worker, and writes the command's exit status to the
  * exit file ($0) when it ends: a restarted worker has no other way to learn the exit code of a process that is not
- * its child. The command is exec'd in a subshell (never a shell builtin or function of the same name) with the env,
- * cwd, fds and signal dispositions it would get without the shell: the names a shell sets or changes by itself are
- * unset and given back as the task had them (the NAME=value arguments before --); the shell's own stderr (its
- * "Terminated" notes) goes to /dev/null, the command's to the log. A stop signals the whole group: the shell only
- * notes the signals a stop may send (trap), so it lives to record that the command died of one (128 + N, as
- * exitCodeForSignal); SIGKILL kills it too, and then there is no file. No variables: any name could be the task's.
- * No rename: the file is read only once the shell is gone, and a half-written one (no newline) reads as no code.
+ * its child. $1, the Marker, is there only to be read from /proc/<pid>/cmdline (findWrappers), and is dropped. The
+ * command is exec'd in a subshell (never a shell builtin or function of the same name) with the env, cwd, fds and
+ * signal dispositions it would get without the shell: the names a shell sets or changes by itself are unset and given
+ * back as the task had them (the NAME=value arguments before --); the shell's own stderr (its "Terminated" notes) goes
+ * to /dev/null, the command's to the log. A stop signals the whole group: the shell only notes the signals a stop may
+ * send (trap), so it lives to record that the command died of one (128 + N, as exitCodeForSignal); SIGKILL kills it
+ * too, and then there is no file. No variables: any name could be the task's. No rename: the file is read only once
+ * the shell is gone, and a half-written one (no newline) reads as no code.
  */
 const wrapperScript = [
   'trap : HUP INT QUIT TERM USR1 USR2',
+  'shift',
   'unset PWD OLDPWD SHLVL IFS PS1 PS2 PS4',
   'while [ "$1" != -- ]; do export "$1"; shift; done; shift',
   'exec 3>&2 2>/dev/null',
@@ -105,7 +113,8 @@ export class ProcessRuntime implements ContainerRuntime {
   private readonly rotateTimer: NodeJS.Timeout;
 
   constructor(opts: ProcessRuntimeOptions) {
-    this.dir = path.join(opts.stateDir, 'processes');
+    // Resolved: the exit file's path is in each wrapper's arguments, which a later instance compares with its own.
+    this.dir = path.resolve(opts.stateDir, 'processes');
     this.logger = opts.logger;
     this.logFileBytesMax = opts.logFileBytesMax ?? limits.processLogFileBytesMax;
     this.baseEnv = opts.baseEnv ?? {
@@ -128,15 +137,14 @@ export class ProcessRuntime implements ContainerRuntime {
     }
     const command = spec.command ?? [];
     const id = `p-${randomBytes(8).toString('hex')}`;
-    const { child, exit } = await this.spawnChild(id, command, spec.env ?? {});
+    const marker: Marker = { name: spec.name, image: spec.image, labels: { ...spec.labels }, startedAt: Date.now() };
+    if (spec.resources !== undefined) marker.resources = { ...spec.resources };
+    if (spec.stopSignal !== undefined) marker.stopSignal = spec.stopSignal;
+    const { child, exit } = await this.spawnChild(id, marker, command, spec.env ?? {});
     const pid = child.pid ?? 0;
     const record: ProcessRecord = {
-      id, name: spec.name, image: spec.image, command: [...command], labels: { ...spec.labels },
-      pid, pidStartTicks: (await readProcStat(pid))?.startTicks ?? null,
-      state: 'running', exitCode: null, startedAt: Date.now(),
+      id, ...marker, command: [...command], pid, pidStartTicks: (await readProcStat(pid))?.startTicks ?? null, state: 'running', exitCode: null,
     };
-    if (spec.resources !== undefined) record.resources = { ...spec.resources };
-    if (spec.stopSignal !== undefined) record.stopSignal = spec.stopSignal;
     const entry: Entry = { record, writes: Promise.resolve() };
     entry.exited = exit.then(({ code, signal }) => this.markExited(entry, code ?? exitCodeForSignal(signal)));
     this.entries.set(id, entry);
@@ -144,7 +152,7 @@ export class ProcessRuntime implements ContainerRuntime {
     return { id };
   }
 
-  private async spawnChild(id: string, command: string[], env: Record<string, string>): Promise<Spawned> {
+  private async spawnChild(id: string, marker: Marker, command: string[], env: Record<string, string>): Promise<Spawned> {
     const childEnv = { ...this.baseEnv, ...env };
     const file = command[0] ?? '';
     try {
@@ -159,7 +167,7 @@ export class ProcessRuntime implements ContainerRuntime {
     try {
       const given = shellVars.filter((name) => childEnv[name] !== undefined).map((name) => `${name}=${childEnv[name]}`);
       // detached: its own process group (stop signals the whole group) that does not die with the worker.
-      const child = spawn('/bin/sh', ['-c', wrapperScript, this.exitPath(id), ...given, '--', ...command], {
+      const child = spawn('/bin/sh', ['-c', wrapperScript, this.exitPath(id), JSON.stringify(marker), ...given, '--', ...command], {
         env: childEnv, stdio: ['ignore', log.fd, log.fd], detached: true,
       });
       child.on('error', (err) => this.logger?.warn({ err, id }, 'process error'));
@@ -323,6 +331,29 @@ export class ProcessRuntime implements ContainerRuntime {
       }
       if (!this.entries.has(record.id)) this.entries.set(record.id, { record, writes: Promise.resolve() });
     }
+    await this.adoptOrphans();
+  }
+
+  /**
+   * Takes back the live processes of this state dir whose records are gone (the dir was emptied while they ran), so
+   * that list() reports them and the worker adopts them, as after any restart, instead of starting a second copy.
+   * Adopted rather than killed: the task keeps running, as a Docker worker's container does; the wrapper writes the
+   * exit file by its path and stop() signals the group by pid, so nothing else needs the lost files. Only the output
+   * still goes to the log file the process was started with (moved away with the old dir): the log path becomes a
+   * link to it. Off Linux there is no /proc and nothing is found.
+   */
+  private async adoptOrphans(): Promise<void> {
+    for (const found of await findWrappers(this.dir)) {
+      if (this.entries.has(found.id)) continue;
+      const { id, pid, startTicks, marker, command } = found;
+      const record: ProcessRecord = { id, ...marker, command, pid, pidStartTicks: startTicks, state: 'running', exitCode: null };
+      const entry: Entry = { record, writes: Promise.resolve() };
+      this.entries.set(id, entry);
+      await this.persist(entry);
+      const log = await fs.readlink(`/proc/${pid}/fd/1`).catch(() => null);
+      if (log !== null && path.isAbsolute(log) && !log.endsWith(' (deleted)')) await fs.symlink(log, this.logPath(id)).catch(() => undefined);
+      this.logger?.warn({ id, pid, name: marker.name, labels: marker.labels }, 'adopted a running process whose record was gone');
+    }
   }
 
   /**
@@ -469,6 +500,44 @@ export async function readProcStat(pid: number): Promise<{ state: string; startT
   const state = fields[0];
   const startTicks = fields[19];
   return state === undefined || startTicks === undefined ? null : { state, startTicks };
+}
+
+/**
+ * This user's live wrappers (see wrapperScript) whose exit file is in dir, found by their arguments in /proc (the
+ * command never sees them, and its children do not carry them); none off Linux.
+ */
+async function findWrappers(dir: string): Promise<Array<{ id: string; pid: number; startTicks: string; marker: Marker; command: string[] }>> {
+  let names: string[];
+  try {
+    names = (await fs.readdir('/proc')).filter((name) => /^\d+$/.test(name));
+  } catch {
+    return [];
+  }
+  const found = [];
+  for (const name of names) {
+    const args = await fs.readFile(`/proc/${name}/cmdline`, 'utf8').then((text) => text.split('\0').slice(0, -1), (): string[] => []);
+    const [shell, flag, script, exitFile, markerText] = args;
+    const dash = args.indexOf('--', 5);
+    if (shell !== '/bin/sh' || flag !== '-c' || script !== wrapperScript || exitFile === undefined || dash < 0) continue;
+    if (path.dirname(exitFile) !== dir || !exitFile.endsWith('.exit')) continue;
+    const pid = Number(name);
+    const stat = await readProcStat(pid);
+    const owner = await fs.stat(`/proc/${name}`).then((s) => s.uid, () => null);
+    const marker = parseMarker(markerText);
+    if (stat === null || stat.state === 'Z' || stat.state === 'X' || owner !== process.getuid?.() || marker === null) continue;
+    found.push({ id: path.basename(exitFile, '.exit'), pid, startTicks: stat.startTicks, marker, command: args.slice(dash + 1) });
+  }
+  return found;
+}
+
+function parseMarker(text: string | undefined): Marker | null {
+  try {
+    const m = JSON.parse(text ?? '') as Partial<Marker>;
+    const valid = typeof m.name === 'string' && typeof m.image === 'string' && typeof m.labels === 'object' && m.labels !== null && typeof m.startedAt === 'number';
+    return valid ? (m as Marker) : null;
+  } catch {
+    return null;
+  }
 }
 
 async function isAlive(r: ProcessRecord): Promise<boolean> {

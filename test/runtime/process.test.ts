@@ -236,6 +236,79 @@ describe('ProcessRuntime specifics', () => {
   });
 });
 
+describe('ProcessRuntime over an emptied state dir', () => {
+  const labels = { 'minkube.test': '1' };
+
+  /** The pid a process record names (read before its dir is emptied). */
+  async function pidOf(dir: string, id: string): Promise<number> {
+    return (JSON.parse(await fs.readFile(path.join(dir, 'processes', `${id}.json`), 'utf8')) as { pid: number }).pid;
+  }
+
+  async function alive(pid: number): Promise<boolean> {
+    const stat = await readProcStat(pid);
+    return stat !== null && stat.state !== 'Z';
+  }
+
+  /** Whatever happens in the test, no process it started outlives it. */
+  function killGroup(pid: number): void {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
+  }
+
+  it.runIf(process.platform === 'linux')('a new runtime adopts the live processes marked with its state dir, and only those', async () => {
+    const [a, b] = [await stateDir(), await stateDir()];
+    const go = path.join(await stateDir(), 'go');
+    const spec = (task: string): RunSpec => ({
+      name: `orphan-${task}`, image: 'img:1', labels: { ...labels, 'minkube.task': task }, stopSignal: 'SIGUSR1',
+      command: ['sh', '-c', `echo before; while [ ! -e ${go} ]; do sleep 0.01; done; echo after; exec sleep 30`],
+    });
+    // Each from a worker that is then gone; the processes outlive it.
+    const inA = await startFromGoneWorker(a, spec('ta'));
+    const inB = await startFromGoneWorker(b, spec('tb'));
+    const pids = [await pidOf(a, inA), await pidOf(b, inB)] as const;
+    try {
+      await waitFor('both have written', async () => (await Promise.all([[a, inA], [b, inB]].map(([dir, id]) =>
+        fs.readFile(path.join(dir!, 'processes', `${id}.log`), 'utf8').catch(() => '')))).every((text) => text === 'before\n'));
+      // The tester's case: the worker's data directory moved aside (its files stay there, still open), or removed.
+      dirs.push(`${a}.old`);
+      await fs.rename(a, `${a}.old`);
+      await fs.rm(b, { recursive: true, force: true });
+
+      const rtA = new ProcessRuntime({ stateDir: a });
+      expect(await rtA.list(labels)).toEqual([expect.objectContaining({
+        id: inA, name: 'orphan-ta', image: 'img:1', labels: { ...labels, 'minkube.task': 'ta' }, state: 'running', exitCode: null,
+      })]);
+      // Its record is written again, so the next instance finds it the ordinary way; its log is the file it writes to.
+      expect(await new ProcessRuntime({ stateDir: a }).inspect(inA)).toMatchObject({ id: inA, state: 'running' });
+      expect(await rtA.logs(inA)).toBe('before\n');
+      // b's process was neither reported nor touched by a's runtime.
+      expect(await alive(pids[1])).toBe(true);
+
+      const rtB = new ProcessRuntime({ stateDir: b });
+      expect((await rtB.list({})).map((c) => [c.id, c.state])).toEqual([[inB, 'running']]);
+      // Its log file is gone with its dir: no output, but no error either.
+      expect(await rtB.logs(inB)).toBe('');
+
+      await fs.writeFile(go, '');
+      await waitFor('a\'s output after the adoption', async () => (await rtA.logs(inA)) === 'before\nafter\n');
+      // The stop signal came back with the record: SIGUSR1 ends the sleep (a SIGTERM would read as 143).
+      await Promise.all([rtA.stop(inA, 5000), rtB.stop(inB, 5000)]);
+      expect(await rtA.inspect(inA)).toMatchObject({ state: 'exited', exitCode: exitCodeForSignal('SIGUSR1') });
+      expect(await rtB.inspect(inB)).toMatchObject({ state: 'exited', exitCode: exitCodeForSignal('SIGUSR1') });
+      await waitFor('both processes gone', async () => !(await alive(pids[0])) && !(await alive(pids[1])));
+      await rtA.remove(inA);
+      await rtB.remove(inB);
+      expect(await fs.readdir(path.join(a, 'processes'))).toEqual([]);
+      await Promise.all([rtA.close(), rtB.close()]);
+    } finally {
+      pids.forEach(killGroup);
+    }
+  });
+});
+
 describe('exitCodeForSignal', () => {
   it('reads a signal as 128 + its number, like a shell', () => {
     expect(exitCodeForSignal('SIGTERM')).toBe(143);

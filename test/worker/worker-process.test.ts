@@ -1,6 +1,6 @@
 // A real worker (startWorker, process runtime, temp-dir config) against a fake manager on 127.0.0.1: registration,
 // heartbeats with stats and statuses, reconciliation starting and stopping tasks, surviving a manager outage, restart.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fastify, type FastifyInstance } from 'fastify';
@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Assignment, HeartbeatRequest, RegisterRequest, WorkerTaskStatus } from '../../src/contracts/worker.js';
 import { startWorker, type RunningWorker } from '../../src/daemon/worker.js';
+import { readProcStat } from '../../src/runtime/process.js';
 import { freePort, waitFor } from '../support/wait.js';
 
 /** The three manager routes a worker calls, over state the test controls. */
@@ -146,5 +147,33 @@ describe('a worker process against a fake manager', () => {
     expect(stopped.state).toBe('stopped');
     expect(lines.length).toBeGreaterThan(5);
     expect(lines.filter((l) => l.worker !== 'w1')).toEqual([]);
+  });
+
+  it.runIf(process.platform === 'linux')('a worker restarted on an emptied data directory adopts its running task instead of starting a second copy', async () => {
+    fake.assignments = [sleeper('t3')];
+    const before = await waitFor('t3 running', () => worker!.agent.list().find((t) => t.taskId === 't3' && t.state === 'running'));
+    const record = JSON.parse(await readFile(join(dir, 'w1', 'processes', `${before.containerId}.json`), 'utf8')) as { pid: number };
+    await worker!.stop();
+    worker = null;
+    await rename(join(dir, 'w1'), join(dir, 'w1.old'));
+    try {
+      worker = await startWorker({ configPath, id: 'w1', logger });
+      // A new instance (its id was in the emptied directory): reconcile, not the start, adopts the task's process.
+      const passes = worker.loops.reconciliations;
+      await waitFor('three reconcile passes', () => worker!.loops.reconciliations >= passes + 3);
+      expect(worker.agent.list().filter((t) => t.taskId === 't3')).toEqual([expect.objectContaining({ state: 'running', containerId: before.containerId })]);
+      expect((await worker.agent.stop(before)).state).toBe('stopped');
+      await waitFor('the one process gone', async () => {
+        const stat = await readProcStat(record.pid);
+        return stat === null || stat.state === 'Z';
+      });
+    } finally {
+      // Had it not been adopted, nothing else would ever stop it.
+      try {
+        process.kill(-record.pid, 'SIGKILL');
+      } catch {
+        // Gone, as it should be.
+      }
+    }
   });
 });
