@@ -1,8 +1,8 @@
 // `minkube snapshot restore`: turns a backup file into the data directory of a new one-voter cluster holding its
 // state, as --force-new-cluster turns a survivor's: the snapshot is stored with this manager as its only member, and
 // forceNewCluster appends the config entry of a new term that no other node ever used. The others then --join.
-import { readdir, readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { mkdir, readdir, readFile, rename, rm, rmdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { checkAddress, loadClusterConfig } from '../config/cluster.js';
 import { MinkubeError } from '../lib/errors.js';
 import { logIndex, nodeId, type NodeId } from '../lib/ids.js';
@@ -12,6 +12,7 @@ import { CheckedStorage } from '../storage/checked.js';
 import { storageFailed } from '../storage/common.js';
 import { LevelRaftStorage } from '../storage/level.js';
 import { FileMarker, markerPathFor } from '../storage/marker.js';
+import { syncDir } from '../storage/snapshot-files.js';
 import { loadBackup, parseBackup } from './backup-file.js';
 import { encodeSnapshot } from './members.js';
 
@@ -66,21 +67,39 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
  * Writes the new cluster's snapshot and first entry, and the marker beside DIR for them. An old marker there is
  * forgotten first: `rm -rf DIR` keeps it, and it says what another log acknowledged, often in a later term than this
  * one (the file is older than the cluster it was taken from), so the restored manager would start recovering and, the
- * only voter, never elect itself. CheckedStorage then writes the new one (durably, before restore answers) as a
- * manager does: empty first, the restored log's last entry once that log is on disk, so a crash between leaves a
- * marker the log covers.
+ * only voter, never elect itself. The directory and its marker are made aside (`DIR.restoring`, 0700) and renamed
+ * into place once whole, the directory first: a restore cut short (killed, a full disk) leaves DIR as it was, missing
+ * or empty, never a database without its snapshot (which started as a new, empty cluster), and a crash between the
+ * two renames leaves a whole DIR without a marker, which is trusted (a marker is made for it).
  */
 async function storeRestored(dataDir: string, forced: RaftInitialState, snapshot: { meta: SnapshotMeta; data: Uint8Array }): Promise<void> {
-  const marker = new FileMarker(markerPathFor(dataDir));
-  await marker.reset().catch((err: unknown) => {
-    throw storageFailed(`cannot remove the old marker ${marker.where}`, err);
+  const final = new FileMarker(markerPathFor(dataDir));
+  await final.reset().catch((err: unknown) => {
+    throw storageFailed(`cannot remove the old marker ${final.where}`, err);
   });
-  const storage = new CheckedStorage(await LevelRaftStorage.open(dataDir), marker);
+  const aside = `${dataDir}.restoring`;
+  const asideMarker = markerPathFor(aside);
   try {
-    await storage.loadChecked();
-    await storage.save(forced.hardState, forced.entries, { sync: true, snapshot });
-  } finally {
-    await storage.close();
+    await rm(aside, { recursive: true, force: true });
+    await rm(asideMarker, { force: true });
+    await mkdir(aside, { recursive: true, mode: 0o700 });
+    const storage = new CheckedStorage(await LevelRaftStorage.open(aside), new FileMarker(asideMarker));
+    try {
+      await storage.loadChecked();
+      await storage.save(forced.hardState, forced.entries, { sync: true, snapshot });
+    } finally {
+      await storage.close();
+    }
+    await rmdir(dataDir).catch((err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    });
+    await rename(aside, dataDir);
+    await syncDir(dirname(dataDir));
+    await rename(asideMarker, final.where);
+    await syncDir(dirname(final.where));
+  } catch (err) {
+    if (err instanceof MinkubeError) throw err;
+    throw storageFailed(`cannot write the restored data directory ${dataDir}`, err);
   }
 }
 

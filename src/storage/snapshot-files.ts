@@ -105,7 +105,8 @@ function ignoreMissing(err: unknown): void {
   if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
 }
 
-async function syncDir(dir: string): Promise<void> {
+/** Makes the entries of `dir` (a rename into it, a file made in it) durable. */
+export async function syncDir(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
   try {
     await handle.sync();

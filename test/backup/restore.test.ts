@@ -1,6 +1,6 @@
 // `snapshot restore` in process: a data directory emptied with `rm -rf`, whose marker (beside it) still says a later
 // term than the backup's, is restored into a one-voter cluster whose manager leads, with a marker that its log covers.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -66,5 +66,24 @@ describe('snapshot restore', () => {
     expect(cluster.storage).toBe('ok');
     expect((await httpJson(url, 'GET', '/v1/kv/k5')).body.value).toBe('v5');
     expect((await httpJson(url, 'PUT', '/v1/kv/after', { value: 'x' })).status).toBe(200);
+  });
+
+  it('is made aside and renamed into place whole: what a killed restore left aside is replaced, and the directory is 0700', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'minkube-restore-'));
+    dirs.push(root);
+    const file = await backupFile(root);
+    const dataDir = join(root, 'm1');
+    // What a restore killed part-way leaves now: its directory aside (a database without a snapshot) and its marker.
+    mkdirSync(`${dataDir}.restoring`);
+    writeFileSync(join(`${dataDir}.restoring`, 'CURRENT'), 'MANIFEST-000002\n');
+    writeFileSync(markerPathFor(`${dataDir}.restoring`), 'junk');
+    mkdirSync(dataDir); // the empty directory the operator made: still empty, as a killed restore leaves it
+    const restored = await restoreBackup({ file, id: 'm1', dataDir, raftAddress: '127.0.0.1:1', apiAddress: '127.0.0.1:2' });
+    expect(restored).toMatchObject({ index: 11, keys: 11 });
+    expect(existsSync(`${dataDir}.restoring`)).toBe(false);
+    expect(existsSync(markerPathFor(`${dataDir}.restoring`))).toBe(false);
+    expect(readdirSync(dataDir)).toContain('CURRENT');
+    expect(statSync(dataDir).mode & 0o777).toBe(0o700);
+    expect(await new FileMarker(markerPathFor(dataDir)).read()).toMatchObject({ kind: 'ok', marker: { ackedIndex: 12 } });
   });
 });
