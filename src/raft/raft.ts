@@ -779,7 +779,7 @@ export class Raft implements RaftNode {
     const upTo = this.recovering === null ? this.log.lastIndex() : Math.min(this.verifiedIndex, this.log.lastIndex());
     this.log.commitTo(Math.min(m.commit, upTo));
     if (this.recovering !== null) this.maybeEndRecovery();
-    const r: HeartbeatResponseMessage = { type: 'heartbeatResponse', from: this.id, to: m.from, term: this.term, context: m.context, ...this.recoveringFlag() };
+    const r: HeartbeatResponseMessage = { type: 'heartbeatResponse', from: this.id, to: m.from, term: this.term, context: m.context, ...this.incarnationField, ...this.recoveringFlag() };
     this.msgs.push(r);
   }
 
@@ -841,7 +841,17 @@ export class Raft implements RaftNode {
     pr.probeSent = false;
     // Appends in a full window may have been lost: free a slot so the next append reveals the gap.
     if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
-    if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, pr);
+    const restarted = m.incarnation !== undefined && pr.incarnation !== 0 && m.incarnation !== pr.incarnation;
+    if (restarted && pr.state !== 'snapshot' && pr.match > 0) {
+      // It restarted since it acknowledged its match, and its log may be shorter now (a data directory wiped with its
+      // marker: nothing tells it what it had). In a quiet cluster no append would show it: probe at the match, whose
+      // answer either confirms it (and its new incarnation) or, rejected, resets it (maybeDecrTo's restarted rule).
+      pr.becomeProbe();
+      pr.next = pr.match + 1;
+      this.sendAppend(m.from, pr);
+    } else if (pr.match < this.log.lastIndex()) {
+      this.sendAppend(m.from, pr);
+    }
     if (m.context !== '') this.onReadAck(m.context, m.from);
   }
 

@@ -118,6 +118,8 @@ export interface HeartbeatMessage extends Envelope {
 export interface HeartbeatResponseMessage extends Envelope {
   readonly type: 'heartbeatResponse';
   readonly context: string;
+  /** As in AppendResponseMessage: a leader probes a follower that answers from another incarnation than its match's. */
+  readonly incarnation?: number;
   /** As in AppendResponseMessage. */
   readonly recovering?: boolean;
 }

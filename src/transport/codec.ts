@@ -284,7 +284,7 @@ function buildMessage(type: string, f: Fields, base: Base): Message | null {
     case 'heartbeat':
       return { type, ...base, commit: f.int('commit'), context: f.context('context') };
     case 'heartbeatResponse':
-      return { type, ...base, context: f.context('context'), ...f.flag('recovering') };
+      return { type, ...base, context: f.context('context'), ...f.optInt('incarnation'), ...f.flag('recovering') };
     case 'vote':
       return { type, ...base, preVote: f.bool('preVote'), lastLogIndex: f.int('lastLogIndex'), lastLogTerm: f.int('lastLogTerm'), transfer: f.bool('transfer'), ...f.optInt<'configIndex', LogIndex>('configIndex'), ...f.optInt<'configTerm', Term>('configTerm') };
     case 'voteResponse':

@@ -168,4 +168,24 @@ describe('the leader and a recovering follower', () => {
     const probe = ofType(readMessages(r), 'append').filter((m) => m.to === 'n2').at(-1);
     expect(probe?.prevLogIndex).toBe(0);
   });
+
+  it('probes at its match a follower that answers a heartbeat from a new incarnation (a wiped directory in a quiet cluster)', () => {
+    const r = leader();
+    const t = r.status().term;
+    r.propose([enc('a'), enc('b')]);
+    readMessages(r);
+    const last = r.status().lastIndex;
+    r.step({ ...appendResponse('n2', 'n1', t, true, last), incarnation: 21 });
+    readMessages(r);
+    // The same incarnation: nothing to send in a quiet cluster.
+    r.step({ ...heartbeatResponse('n2', 'n1', t), incarnation: 21 });
+    expect(ofType(readMessages(r), 'append').filter((m) => m.to === 'n2')).toEqual([]);
+    // Restarted (wiped, marker and all: it knows of nothing it lost): a probe at its match shows what it holds.
+    r.step({ ...heartbeatResponse('n2', 'n1', t), incarnation: 22 });
+    const probe = ofType(readMessages(r), 'append').filter((m) => m.to === 'n2').at(-1);
+    expect(probe?.prevLogIndex).toBe(last);
+    r.step({ ...appendResponse('n2', 'n1', t, false, last, 0, 1), incarnation: 22 });
+    expect(r.status().progress.get(nodeId('n2'))).toMatchObject({ match: 0, next: 1 });
+    expect(ofType(readMessages(r), 'append').filter((m) => m.to === 'n2').at(-1)?.prevLogIndex).toBe(0);
+  });
 });

@@ -2,8 +2,10 @@
 // byte, a cut file, an older copy of the whole directory; a follower or the leader) says it is recovering, never
 // serves a wrong stale read, repairs itself from the leader with no operator step and is a voter again; a majority
 // damaged at once elects no leader and says why.
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { markerPathFor } from '../../src/storage/marker.js';
 import { ProcCluster } from '../support/cluster.js';
 import { eventually } from '../support/wait.js';
 import { clusterView, copyDir, cutTo, flipMiddleByte, logLines, newestStorageFile, waitAllApplied, watchStaleReads, writeKeys, wrongStaleReads } from './support.js';
@@ -107,6 +109,20 @@ describe('a manager whose synced data was lost or damaged repairs itself from it
 
   it('(d2) the leader: one byte flipped in the middle of its newest storage file', { timeout: TEST_TIMEOUT_MS }, async () => {
     await damagedManagerRecovers({ victim: 'leader', damage: (_c, _v, dir) => flipMiddleByte(newestStorageFile(dir)) });
+  });
+
+  it('(f) a follower whose data directory and marker were both deleted catches up in a quiet cluster, with no write to show it', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const { c, leader, all } = await start();
+    await writeKeys(c, leader, 0, 200);
+    await waitAllApplied(c, all, leader);
+    const victim = followerOf(leader);
+    await c.signal(victim, 'SIGKILL');
+    rmSync(join(c.dir, victim), { recursive: true, force: true });
+    rmSync(markerPathFor(join(c.dir, victim)), { force: true });
+    c.start(victim);
+    // Nothing is written from here on: the leader finds the short log from the heartbeat answers of its new incarnation.
+    await waitAllApplied(c, all, await c.waitForLeader({ timeoutMs: 60_000 }), 30_000);
+    expect(await wrongStaleReads(c, victim, 200)).toEqual([]);
   });
 
   it('(e) a majority damaged at once: no leader is elected, and every manager says why', { timeout: TEST_TIMEOUT_MS }, async () => {
