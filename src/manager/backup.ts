@@ -71,6 +71,10 @@ export async function listBackupFiles(dir: string): Promise<string[]> {
 /** Writes a backup durably under its name (temp file, fsync, rename) and deletes all but the newest `retain`. */
 export async function writeBackupFile(dir: string, file: { bytes: Uint8Array; createdAt: string; index: number }, retain: number): Promise<string> {
   const name = backupFileName(file.createdAt, file.index);
+  // What an earlier write left when its process died part-way (a failed write removes its own).
+  for (const left of await readdir(dir).catch((): string[] => [])) {
+    if (left.startsWith(PREFIX) && (left.endsWith('.partial') || left.endsWith('.partial.tmp'))) await unlink(join(dir, left)).catch(() => undefined);
+  }
   await writeFileDurably(dir, `${name}.partial`, file.bytes);
   await rename(join(dir, `${name}.partial`), join(dir, name));
   const names = await listBackupFiles(dir);

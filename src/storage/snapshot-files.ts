@@ -20,12 +20,18 @@ export async function writeFileDurably(dir: string, name: string, data: Uint8Arr
   await unlink(temp).catch(() => undefined);
   const file = await open(temp, 'w', 0o600);
   try {
-    for (const chunk of data instanceof Uint8Array ? [data] : coalesced(data)) {
-      for (let done = 0; done < chunk.length; ) done += (await file.write(chunk, done, chunk.length - done)).bytesWritten;
+    try {
+      for (const chunk of data instanceof Uint8Array ? [data] : coalesced(data)) {
+        for (let done = 0; done < chunk.length; ) done += (await file.write(chunk, done, chunk.length - done)).bytesWritten;
+      }
+      await file.sync();
+    } finally {
+      await file.close();
     }
-    await file.sync();
-  } finally {
-    await file.close();
+  } catch (err) {
+    // A write that failed (a full disk) leaves nothing behind: its part would hold the room the next one needs.
+    await unlink(temp).catch(() => undefined);
+    throw err;
   }
   await rename(temp, join(dir, name));
   await syncDir(dir);

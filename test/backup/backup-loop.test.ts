@@ -14,6 +14,7 @@ import { BackupLoop } from '../../src/manager/backup-loop.js';
 import type { BackupSource } from '../../src/manager/backup.js';
 import { encodeSnapshot } from '../../src/manager/members.js';
 import type { SnapshotMeta } from '../../src/raft/types.js';
+import { writeFileDurably } from '../../src/storage/snapshot-files.js';
 import { ManualClock } from '../support/manual-clock.js';
 
 const logger = pino({ level: 'silent' });
@@ -175,5 +176,22 @@ describe('scheduled backups', () => {
     expect(broken.status.lastSuccessAt).toBeNull();
     expect(broken.status.lastError).toMatch(/ENOTDIR|not a directory/);
     expect(parseBackup(readFileSync(join(dir, readdirSync(dir).find((n) => n.endsWith('.mksnap'))!))).header.index).toBe(2);
+  });
+
+  it('a write that fails part-way leaves nothing, and what a killed writer left is removed at the next backup', async () => {
+    const dir = tempDir();
+    // A part that cannot be written, after one that was: the error comes out, and no temp file stays.
+    await expect(writeFileDurably(dir, 'x.mksnap.partial', [new Uint8Array(10), 7 as unknown as Uint8Array])).rejects.toThrow();
+    expect(readdirSync(dir)).toEqual([]);
+    const leftovers = ['minkube-snapshot-20300101T000000Z-000000000001.mksnap.partial', 'minkube-snapshot-20300101T000001Z-000000000002.mksnap.partial.tmp'];
+    for (const name of leftovers) writeFileSync(join(dir, name), Buffer.alloc(1000));
+    writeFileSync(join(dir, 'notes.txt'), 'kept');
+    const { source } = sourceWith(1);
+    const loop = new BackupLoop({ config: { intervalS: 1, retain: 2, dir }, source: () => source, isLeader: () => true, clock: new ManualClock(start), logger });
+    await loop.check();
+    const names = readdirSync(dir).sort();
+    expect(names.filter((n) => n.includes('.partial'))).toEqual([]);
+    expect(names).toContain('notes.txt');
+    expect(names.filter((n) => n.endsWith('.mksnap'))).toHaveLength(1);
   });
 });
