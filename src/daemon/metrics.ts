@@ -91,6 +91,7 @@ function managerStatus(p: ManagerParts): StatusSource {
         votersReachable,
         voters: st.voters.length,
         votersRecovering,
+        ...(p.driver.notMemberError() === null ? {} : { notMember: true }),
         workersReady: workers.filter((w) => w.state === 'ready').length,
         workers: workers.length,
       };

@@ -294,6 +294,9 @@ async function expectKnowsRemoved(c: ProcCluster, id: string): Promise<void> {
   expect(w.status).toBe(503);
   expect((w.body as { error: { code: string; message: string } }).error).toMatchObject({ code: 'NOT_READY', message: expect.stringMatching(/removed from the cluster|not a member/) as unknown });
   expect(performance.now() - started).toBeLessThan(1000);
+  // Its /status speaks for nobody, rather than count the voters of a configuration it is no longer in.
+  const status = await c.http(id, 'GET', '/status?format=json');
+  expect(status.body).toMatchObject({ status: 'down', managers: 0, reasons: [expect.stringMatching(/not a member/)] });
 }
 
 describe('replacing every manager of the config', () => {

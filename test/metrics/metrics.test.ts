@@ -300,6 +300,12 @@ describe('the status verdict', () => {
     expect(judgeStatus(facts({ votersRecovering: 1 }))).toMatchObject({ status: 'degraded', quorum: true, reasons: ['1 of 3 managers recovering their storage'] });
     expect(judgeStatus(facts({ votersRecovering: 2 }))).toMatchObject({ status: 'down', quorum: false, reasons: ['no quorum: 3 of 3 managers reachable, 2 of them recovering their storage'] });
   });
+  it('is down, speaking for nobody, on a manager that knows it was removed (its own configuration still lists it)', () => {
+    expect(judgeStatus(facts({ notMember: true, leaderId: null }))).toEqual({
+      status: 'down', reasons: ['this manager is not a member of the cluster (removed): ask another manager'], quorum: false, leader: null,
+      managersReachable: 0, managers: 0, workersReady: 0, workers: 0,
+    });
+  });
   it('is down without a leader or a quorum', () => {
     expect(judgeStatus(facts({ leaderId: null }))).toMatchObject({ status: 'down', reasons: ['no leader'] });
     expect(judgeStatus(facts({ votersReachable: 1, leaderId: null }))).toMatchObject({ status: 'down', quorum: false });

@@ -15,6 +15,11 @@ export interface StatusFacts {
   readonly votersRecovering?: number;
   readonly workersReady: number;
   readonly workers: number;
+  /**
+   * This manager knows it is no member of the cluster (removed; its own configuration, which still lists it, is
+   * stale): it speaks for nobody, and says so rather than count voters it no longer has.
+   */
+  readonly notMember?: boolean;
 }
 
 export interface StatusSource {
@@ -35,6 +40,12 @@ export type StatusReply = Static<typeof StatusReply>;
 
 /** down: no leader or no quorum; degraded: a manager unreachable, or a worker not ready (or none at all); else up. */
 export function judgeStatus(f: StatusFacts): StatusReply {
+  if (f.notMember === true) {
+    return {
+      status: 'down', reasons: ['this manager is not a member of the cluster (removed): ask another manager'], quorum: false, leader: null,
+      managersReachable: 0, managers: 0, workersReady: 0, workers: 0,
+    };
+  }
   const recovering = f.votersRecovering ?? 0;
   const quorum = f.votersReachable - recovering > f.voters / 2;
   const reasons: string[] = [];
