@@ -137,8 +137,11 @@ export interface TasksService {
   followTaskLogs(id: string, tailLines: number, ctx: RequestContext, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>>;
   registerWorker(req: RegisterRequest, ctx: RequestContext): Promise<WorkerRecord>;
   workerHeartbeat(id: string, req: HeartbeatRequest, ctx: RequestContext): Promise<HeartbeatResponse>;
-  /** Linearizable: the worker's scheduled and running tasks with their fencing tokens and desired states. */
-  workerAssignments(id: string, ctx: RequestContext): Promise<Assignment[]>;
+  /**
+   * Linearizable: the worker's scheduled and running tasks with their fencing tokens and desired states; refused
+   * (WORKER_REPLACED) for an instance other than the one the id is registered by.
+   */
+  workerAssignments(id: string, ctx: RequestContext, instance?: string): Promise<Assignment[]>;
   listWorkers(query: { limit: number; cursor?: string; consistency: ReadConsistency }, ctx: RequestContext): Promise<Page<WorkerRecord>>;
   getWorker(id: string, consistency: ReadConsistency, ctx: RequestContext): Promise<WorkerRecord>;
 }

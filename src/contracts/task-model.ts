@@ -177,6 +177,8 @@ export interface WorkerRecord {
   readonly labels?: Readonly<Record<string, string>>;
   /** What the worker offers for reservations (task resources). */
   readonly capacity?: { readonly cpus: number; readonly memoryMb: number };
+  /** The instance that registered the id last, which alone may heartbeat as it (absent: a worker that sent none). */
+  readonly instance?: string;
 }
 
 /** A worker as stored: the public record without its task count (derived), with times in ms. */
@@ -193,6 +195,8 @@ export interface StoredWorker {
   /** As registered (absent for a worker that registered none). */
   readonly labels?: Readonly<Record<string, string>>;
   readonly capacity?: WorkerCapacity;
+  /** The registration's instance (RegisterRequest.instance); absent for one that sent none. */
+  readonly instance?: string;
 }
 
 /** What a worker offers for reservations: CPU cores and memory in MiB. */

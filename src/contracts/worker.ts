@@ -2,8 +2,11 @@
 //
 // Worker -> any manager (a follower proposes through Raft like any other write):
 //   POST /v1/workers                      RegisterRequest            -> 200 { worker: WorkerRecord }
-//   POST /v1/workers/:id/heartbeat        HeartbeatRequest           -> 200 HeartbeatResponse
-//   GET  /v1/workers/:id/assignments      (linearizable)             -> 200 { items: Assignment[], nextCursor: null }
+//   POST /v1/workers/:id/heartbeat        HeartbeatRequest           -> 200 HeartbeatResponse | 409 WORKER_REPLACED
+//   GET  /v1/workers/:id/assignments      (linearizable; header workerInstanceHeader)
+//                                                                    -> 200 { items: Assignment[], nextCursor: null } | 409 WORKER_REPLACED
+// A worker id is held by its newest registration's instance: a heartbeat or assignment fetch that names another
+// instance is answered 409 WORKER_REPLACED, and that worker stops its copies and exits (src/worker/loops.ts).
 // Leader -> worker:
 //   POST   /v1/tasks                      Assignment                 -> 200 WorkerTaskStatus | 409 TASK_STALE_FENCING_TOKEN | 4xx/5xx classified
 //   POST   /v1/tasks/batch                { assignments: Assignment[] } (1..limits.assignBatchMax)
@@ -24,7 +27,16 @@ export interface RegisterRequest {
   readonly labels?: Readonly<Record<string, string>>;
   /** What tasks' resources may reserve on this worker. */
   readonly capacity?: WorkerCapacity;
+  /**
+   * The worker's instance (its data directory's id, src/worker/instance.ts): the id is registered to it from now on,
+   * and heartbeats and assignment fetches naming another instance are refused (WORKER_REPLACED). Absent from workers
+   * that predate it: such a registration holds the id without fencing anyone.
+   */
+  readonly instance?: string;
 }
+
+/** The header a worker's GET assignments names its instance in (a header: managers that predate it ignore it). */
+export const workerInstanceHeader = 'x-minkube-worker-instance';
 
 /** What a worker knows of one task: it answers from its local map without asking a manager. */
 export interface WorkerTaskStatus {
@@ -52,6 +64,8 @@ export interface HeartbeatRequest {
    * and a heartbeat stays small however many tasks the worker holds. A task's absence means nothing.
    */
   readonly tasks: readonly WorkerTaskStatus[];
+  /** The sender's instance (RegisterRequest.instance): refused with WORKER_REPLACED when another holds the id. */
+  readonly instance?: string;
 }
 
 export interface HeartbeatResponse {

@@ -53,6 +53,11 @@ export interface RunningWorker {
   readonly loops: WorkerLoops;
   /** Stops the loops and the API; leaves the containers running for the next worker process to re-adopt. */
   stop(): Promise<void>;
+  /**
+   * Resolves when the worker stopped by itself: with WORKER_REPLACED once another instance registered its id (its
+   * copies of the tasks stopped first). The process then exits non-zero (src/cli/daemons.ts).
+   */
+  readonly stopped: Promise<Error | null>;
   /** Re-reads the config file and applies what can change live (SIGHUP): the log level. */
   reload(): Promise<ReloadReport>;
 }
@@ -237,7 +242,8 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
     agent,
     link,
     registration: {
-      id, apiAddress: self.apiAddress, runtime: runtime.kind, labels: self.labels ?? {},
+      // The id is registered to this instance: should another one register it later, this one is told and stops.
+      id, apiAddress: self.apiAddress, runtime: runtime.kind, labels: self.labels ?? {}, instance,
       // The host's cores and memory unless the config says what to offer.
       capacity: self.capacity ?? { cpus: cpus().length, memoryMb: Math.floor(totalmem() / (1024 * 1024)) },
     },
@@ -282,8 +288,20 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
       await tracing.shutdown();
       logger.info('worker stopped; its containers keep running');
     })());
+  // Another instance registered this id since (WORKER_REPLACED): its tasks are that one's now. This one stops its
+  // copies of them and the process exits non-zero, so two instances never run as one id.
+  const stopped = loops.replaced.then(async (err): Promise<Error | null> => {
+    try {
+      const copies = await agent.relinquish();
+      logger.error({ instance, copiesStopped: copies }, 'this worker was replaced by another instance of its id: its copies of the tasks are stopped; exiting');
+      await stop();
+    } catch (failure) {
+      logger.error({ err: failure }, 'stopping this replaced worker failed');
+    }
+    return err;
+  });
   const reloader = new Reloader({ node: 'worker', id, configPath: how.configPath ?? null, running: config, logger: logger.child({ component: 'reload' }), loggers: [logger] });
-  return { id, apiUrl: `${security === null ? 'http' : 'https'}://${self.apiAddress}`, agent, loops, stop, reload: () => reloader.reload() };
+  return { id, apiUrl: `${security === null ? 'http' : 'https'}://${self.apiAddress}`, agent, loops, stop, stopped, reload: () => reloader.reload() };
 }
 
 /** `<dataDir>/managers.json`: the managers' API addresses as the cluster last told this worker. */

@@ -65,9 +65,11 @@ const principalCharsMax = 128;
  * while newer managers apply it (so it stops instead, see KvStateMachine.applyEntry). Every other command is still
  * written as version 1, so older managers go on reading it during an upgrade.
  */
-export const commandVersion = 4;
+export const commandVersion = 5;
 
 function versionOf(cmd: Command): number {
+  // Version 5: a worker's registration or heartbeat naming its instance (a version-4 schema refuses the field).
+  if ((cmd.op === 'worker.register' || cmd.op === 'worker.heartbeat') && cmd.instance !== undefined) return 5;
   // Version 4: a task or service spec with stopSignal or stopTimeoutS (a version-3 schema refuses them).
   const stopFields = (spec: { readonly stopSignal?: unknown; readonly stopTimeoutS?: unknown }): boolean => spec.stopSignal !== undefined || spec.stopTimeoutS !== undefined;
   if (submissionsOf(cmd).some((t) => stopFields(t.spec)) || serviceSpecsOf(cmd).some(stopFields)) return 4;

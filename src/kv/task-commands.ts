@@ -94,6 +94,12 @@ export interface WorkerRegisterCommand {
   /** Absent: the worker registered none (an older worker keeps what it had). */
   readonly labels?: Readonly<Record<string, string>>;
   readonly capacity?: WorkerCapacity;
+  /**
+   * The registering worker's instance: the id is its from this entry on (the newest registration wins), and
+   * heartbeats of another instance are refused. Absent (an older worker, or an entry written before): the id is
+   * held by no instance, and no heartbeat is refused for its instance.
+   */
+  readonly instance?: string;
 }
 
 /** Liveness and stats (committed at a modest rate), plus the task state changes the heartbeat revealed. */
@@ -103,6 +109,8 @@ export interface WorkerHeartbeatCommand {
   readonly atMs: number;
   readonly stats: WorkerStats;
   readonly reports: readonly TaskReport[];
+  /** The sender's instance: refused (WORKER_REPLACED, nothing applied) when the record names another one. */
+  readonly instance?: string;
 }
 
 export interface LostTask {
@@ -179,9 +187,13 @@ export function wireTaskCommand(cmd: TaskCommand): Record<string, unknown> {
         op: cmd.op, workerId: cmd.workerId, apiAddress: cmd.apiAddress, runtime: cmd.runtime, atMs: cmd.atMs,
         ...(cmd.labels === undefined ? {} : { labels: sortedLabels(cmd.labels) }),
         ...(cmd.capacity === undefined ? {} : { capacity: { cpus: cmd.capacity.cpus, memoryMb: cmd.capacity.memoryMb } }),
+        ...(cmd.instance === undefined ? {} : { instance: cmd.instance }),
       };
     case 'worker.heartbeat':
-      return { op: cmd.op, workerId: cmd.workerId, atMs: cmd.atMs, stats: wireStats(cmd.stats), reports: cmd.reports.map(wireReport) };
+      return {
+        op: cmd.op, workerId: cmd.workerId, atMs: cmd.atMs, stats: wireStats(cmd.stats), reports: cmd.reports.map(wireReport),
+        ...(cmd.instance === undefined ? {} : { instance: cmd.instance }),
+      };
     case 'task.remove':
       return { op: cmd.op, atMs: cmd.atMs, taskIds: [...cmd.taskIds] };
     case 'worker.state':
@@ -218,6 +230,7 @@ function wireStats(s: WorkerStats): Record<string, unknown> {
 // ---- decoding: every field checked by a compiled schema ----
 
 const Id = Type.String({ minLength: 1, maxLength: 256 });
+const Instance = Type.String({ minLength: 1, maxLength: 64 });
 const Ms = Type.Number({ minimum: 0, maximum: 8.64e15 });
 const Counter = (minimum: number) => Type.Integer({ minimum, maximum: Number.MAX_SAFE_INTEGER });
 const strict = { additionalProperties: false } as const;
@@ -265,12 +278,12 @@ const schemas = {
   'worker.register': Type.Object(
     {
       op: Type.Literal('worker.register'), workerId: Id, apiAddress: Type.String({ minLength: 1 }), runtime: Type.String(), atMs: Ms,
-      labels: Type.Optional(LabelsSchema), capacity: Type.Optional(CapacitySchema),
+      labels: Type.Optional(LabelsSchema), capacity: Type.Optional(CapacitySchema), instance: Type.Optional(Instance),
     },
     strict,
   ),
   'worker.heartbeat': Type.Object(
-    { op: Type.Literal('worker.heartbeat'), workerId: Id, atMs: Ms, stats: StatsSchema, reports: Type.Array(ReportSchema) },
+    { op: Type.Literal('worker.heartbeat'), workerId: Id, atMs: Ms, stats: StatsSchema, reports: Type.Array(ReportSchema), instance: Type.Optional(Instance) },
     strict,
   ),
   'worker.state': Type.Object(

@@ -122,8 +122,10 @@ function workerRow(w: StoredWorker): unknown[] {
   const s = w.stats;
   const stats = s === null ? null : [s.cpuUtilization, s.memoryTotalBytes, s.memoryAvailableBytes, s.diskFreeBytes, s.runningTasks];
   const row: unknown[] = [w.id, w.apiAddress, w.state, w.runtime, w.registeredAtMs, w.lastHeartbeatAtMs, stats, w.heartbeats];
-  // A 9th field only for a worker with labels or capacity: other rows keep the old shape.
-  if (w.labels !== undefined || w.capacity !== undefined) row.push([w.labels ?? null, w.capacity === undefined ? null : [w.capacity.cpus, w.capacity.memoryMb]]);
+  // A 9th field only for a worker with labels or capacity, a 10th only for one with an instance: other rows keep
+  // the old shape.
+  if (w.labels !== undefined || w.capacity !== undefined || w.instance !== undefined) row.push([w.labels ?? null, w.capacity === undefined ? null : [w.capacity.cpus, w.capacity.memoryMb]]);
+  if (w.instance !== undefined) row.push(w.instance);
   return row;
 }
 
@@ -394,14 +396,17 @@ function decodeTransition(raw: unknown, i: number, pool: StringPool): TaskTransi
 }
 
 function decodeWorker(row: unknown, i: number): StoredWorker {
-  if (!Array.isArray(row) || (row.length !== 8 && row.length !== 9)) throw corrupt(`bad worker ${i}`);
-  const [id, apiAddress, state, runtime, registeredAtMs, lastHeartbeatAtMs, stats, heartbeats, placement] = row as unknown[];
+  if (!Array.isArray(row) || row.length < 8 || row.length > 10) throw corrupt(`bad worker ${i}`);
+  const [id, apiAddress, state, runtime, registeredAtMs, lastHeartbeatAtMs, stats, heartbeats, placement, instance] = row as unknown[];
   const ok =
     typeof id === 'string' && typeof apiAddress === 'string' && typeof state === 'string' && workerStates.has(state) &&
     typeof runtime === 'string' && typeof registeredAtMs === 'number' && (lastHeartbeatAtMs === null || typeof lastHeartbeatAtMs === 'number') &&
-    isCount(heartbeats);
+    isCount(heartbeats) && (instance === undefined || (typeof instance === 'string' && instance.length > 0));
   if (!ok) throw corrupt(`bad worker ${i}`);
-  return { id, apiAddress, state: state as WorkerState, runtime, registeredAtMs, lastHeartbeatAtMs, stats: decodeStats(stats, i), heartbeats, ...decodePlacement(placement, i) };
+  return {
+    id, apiAddress, state: state as WorkerState, runtime, registeredAtMs, lastHeartbeatAtMs, stats: decodeStats(stats, i), heartbeats, ...decodePlacement(placement, i),
+    ...(instance === undefined ? {} : { instance: instance as string }),
+  };
 }
 
 function decodePlacement(raw: unknown, i: number): Pick<StoredWorker, 'labels' | 'capacity'> {

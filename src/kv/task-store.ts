@@ -26,7 +26,7 @@ import {
 } from './task-snapshot.js';
 import type { SlicedUnpacker } from './sliced-unpack.js';
 
-export type TaskApplyErrorCode = 'TASK_NOT_FOUND' | 'WORKER_NOT_FOUND' | 'TASK_ALREADY_FINAL' | 'QUEUE_FULL' | 'IDEMPOTENCY_KEY_REUSED';
+export type TaskApplyErrorCode = 'TASK_NOT_FOUND' | 'WORKER_NOT_FOUND' | 'TASK_ALREADY_FINAL' | 'QUEUE_FULL' | 'IDEMPOTENCY_KEY_REUSED' | 'WORKER_REPLACED';
 
 /** `id` names the task or worker the command was about ('' for batches); `changed` counts the records it changed. */
 export type TaskApplyResult =
@@ -249,6 +249,7 @@ export class TaskStore {
       stats: w.stats, taskCount: this.activeCount(w.id),
       ...(w.labels === undefined ? {} : { labels: w.labels }),
       ...(w.capacity === undefined ? {} : { capacity: w.capacity }),
+      ...(w.instance === undefined ? {} : { instance: w.instance }),
     };
   }
 
@@ -398,11 +399,14 @@ export class TaskStore {
     if (current === undefined && this.workers.size >= this.workersMax) {
       return { ok: false, code: 'QUEUE_FULL', message: `${this.workers.size} workers are registered (the limit)` };
     }
+    // The newest registration holds the id, whichever instance held it before (a restart with an emptied data
+    // directory is one): the previous instance's heartbeats are refused from here on (heartbeat below).
     const w: StoredWorker = {
       id: cmd.workerId, apiAddress: cmd.apiAddress, state: 'ready', runtime: cmd.runtime,
       registeredAtMs: current?.registeredAtMs ?? cmd.atMs, lastHeartbeatAtMs: cmd.atMs, stats: current?.stats ?? null,
       heartbeats: (current?.heartbeats ?? 0) + 1,
       ...placementOf(cmd, current),
+      ...(cmd.instance === undefined ? {} : { instance: cmd.instance }),
     };
     if (current === undefined) this.workerIds.insert(w.id);
     this.workers.set(w.id, w);
@@ -414,6 +418,10 @@ export class TaskStore {
   private heartbeat(cmd: WorkerHeartbeatCommand): TaskApplyResult {
     const current = this.workers.get(cmd.workerId);
     if (current === undefined) return { ok: false, code: 'WORKER_NOT_FOUND', message: `no worker ${cmd.workerId}; register first` };
+    // In log order: a heartbeat of an instance that another's registration replaced changes nothing, its reports
+    // (of copies the id's holder does not run) included.
+    const replaced = replacedBy(current, cmd.instance);
+    if (replaced !== null) return { ok: false, code: 'WORKER_REPLACED', message: replaced };
     const w: StoredWorker = {
       ...current, state: 'ready', lastHeartbeatAtMs: Math.max(cmd.atMs, current.lastHeartbeatAtMs ?? 0), stats: cmd.stats, heartbeats: current.heartbeats + 1,
     };
@@ -718,6 +726,16 @@ function taskRecord(
 const emptySet: ReadonlySet<string> = new Set();
 
 /** A registration's labels and capacity; one that sends none keeps what the worker registered before. */
+/**
+ * Why a worker instance may no longer act as its id (null: it may): the id's record names another instance, which
+ * registered it after this one. An instance or a record without one (workers that predate instances) is never refused.
+ */
+export function replacedBy(w: StoredWorker, instance: string | undefined): string | null {
+  if (instance === undefined || w.instance === undefined || w.instance === instance) return null;
+  return `worker ${w.id} is registered by another instance now (${w.instance}, at ${w.apiAddress}); this one (${instance}) was replaced and must stop: ` +
+    'two processes were started with one worker id (give each its own id)';
+}
+
 function placementOf(cmd: WorkerRegisterCommand, current: StoredWorker | undefined): Pick<StoredWorker, 'labels' | 'capacity'> {
   const labels = cmd.labels ?? current?.labels;
   const capacity = cmd.capacity ?? current?.capacity;

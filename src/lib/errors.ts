@@ -45,6 +45,11 @@ export const errorRegistry = {
   JOIN_REFUSED: { status: 409, message: 'the node may not join with that id' },
   /** A worker registering at the address of another worker that is not down. */
   WORKER_ADDRESS_IN_USE: { status: 409, message: 'another worker is registered at that address' },
+  /**
+   * A heartbeat or assignment fetch from a worker instance other than the one its id is registered by now: another
+   * process registered that id since (the newest registration holds it). The caller must stop and exit.
+   */
+  WORKER_REPLACED: { status: 409, message: 'another instance of this worker id registered since; this one must stop' },
   TOKEN_EXISTS: { status: 409, message: 'a token with this name or accessor already exists' },
   TOKEN_LIMIT_REACHED: { status: 409, message: 'the cluster holds as many tokens as it may; revoke some first' },
   /** A reload with nothing to re-read (a node started without a config file). */

@@ -13,8 +13,8 @@ import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest }
 import type { Command, EntryPrincipal } from '../kv/commands.js';
 import type { ApplyResult } from '../kv/state-machine.js';
 import type { TaskCommand } from '../kv/task-commands.js';
-import { finalTaskStates, type TaskRecord, type TaskSpec, type WorkerRecord } from '../contracts/task-model.js';
-import type { TaskStore } from '../kv/task-store.js';
+import { finalTaskStates, type StoredWorker, type TaskRecord, type TaskSpec, type WorkerRecord } from '../contracts/task-model.js';
+import { replacedBy, type TaskStore } from '../kv/task-store.js';
 import type { TasksConfig } from '../config/cluster.js';
 import { endpointKey } from '../lib/address.js';
 import { retryAtMs } from '../lib/backoff.js';
@@ -215,22 +215,45 @@ export class TaskServiceImpl implements TasksService {
     if (holder !== undefined) {
       throw new MinkubeError('WORKER_ADDRESS_IN_USE', `worker ${holder.id} is registered at ${holder.apiAddress} and is ${holder.state}; a worker may take its address once it is down`);
     }
+    // The newest registration holds the id, at once: a restart (even with an emptied data directory, a new instance)
+    // must not wait for its old record to go down. The instance it replaces is fenced off by its next heartbeat.
+    const before = this.o.store.storedWorker(req.id);
     const id = await this.proposeOk({
       op: 'worker.register', workerId: req.id, apiAddress: req.apiAddress, runtime: req.runtime, atMs: this.o.clock.nowMs(),
       ...(req.labels === undefined ? {} : { labels: req.labels }), ...(req.capacity === undefined ? {} : { capacity: req.capacity }),
+      ...(req.instance === undefined ? {} : { instance: req.instance }),
     }, ctx);
+    if (before?.instance !== undefined && req.instance !== undefined && before.instance !== req.instance && before.state !== 'down') {
+      this.o.logger.warn(
+        { worker: req.id, instance: req.instance, apiAddress: req.apiAddress, replaced: before.instance, replacedAddress: before.apiAddress, replacedState: before.state },
+        'another instance registered a live worker id: it holds the id now, and the one it replaced is refused (WORKER_REPLACED) at its next heartbeat',
+      );
+    }
     return this.workerOrThrow(id);
+  }
+
+  /**
+   * The worker record, refusing an instance another registration replaced (WORKER_REPLACED). This manager's state may
+   * trail the log: before refusing, it catches up, so an instance that registered through another manager a moment
+   * ago is never refused for an older record here.
+   */
+  private async workerOf(id: string, instance: string | undefined, ctx: RequestContext): Promise<StoredWorker> {
+    const { store } = this.o;
+    let worker = store.storedWorker(id);
+    if (worker === undefined || replacedBy(worker, instance) !== null) {
+      // Registered (or re-registered) through another manager a moment ago: catch up before saying "unknown".
+      await this.o.raft.barrier(ctx.deadlineMs);
+      worker = store.storedWorker(id);
+    }
+    if (worker === undefined) throw new MinkubeError('WORKER_NOT_FOUND', `no worker ${id}; register first`);
+    const replaced = replacedBy(worker, instance);
+    if (replaced !== null) throw new MinkubeError('WORKER_REPLACED', replaced);
+    return worker;
   }
 
   async workerHeartbeat(id: string, req: HeartbeatRequest, ctx: RequestContext): Promise<HeartbeatResponse> {
     const { store, clock } = this.o;
-    let worker = store.storedWorker(id);
-    if (worker === undefined) {
-      // Registered through another manager a moment ago: catch up before saying "unknown".
-      await this.o.raft.barrier(ctx.deadlineMs);
-      worker = store.storedWorker(id);
-      if (worker === undefined) throw new MinkubeError('WORKER_NOT_FOUND', `no worker ${id}; register first`);
-    }
+    const worker = await this.workerOf(id, req.instance, ctx);
     const now = clock.nowMs();
     let reports = changedReports(store, id, req.tasks, (attempt) => this.retryAt(now, attempt));
     if (namesUnappliedPlacement(store, id, req.tasks)) {
@@ -241,7 +264,12 @@ export class TaskServiceImpl implements TasksService {
     this.o.onHeartbeat?.(id);
     if (reports.length > 0 || livenessDue) {
       const [first, ...rest] = chunks(reports, limits.reportBatchMax);
-      const proposals = [this.proposeOk({ op: 'worker.heartbeat', workerId: id, atMs: now, stats: req.stats, reports: first ?? [] }, ctx)];
+      // The instance goes into the entry (checked again at apply, in log order) only once the id is held by one:
+      // then every manager reads such entries (a registration with an instance was applied), and a heartbeat of a
+      // worker that registered none stays an entry a manager that predates instances reads too.
+      const fenced = req.instance !== undefined && worker.instance !== undefined;
+      const beat: TaskCommand = { op: 'worker.heartbeat', workerId: id, atMs: now, stats: req.stats, reports: first ?? [], ...(fenced ? { instance: req.instance } : {}) };
+      const proposals = [this.proposeOk(beat, ctx)];
       for (const batch of rest) proposals.push(this.proposeOk({ op: 'task.report', atMs: now, reports: batch }, ctx));
       await Promise.all(proposals);
     }
@@ -250,9 +278,13 @@ export class TaskServiceImpl implements TasksService {
     return { heartbeatIntervalMs: this.o.tasks.workerHeartbeatIntervalMs, ...(forget.length === 0 ? {} : { forget }), ...(managers.length === 0 ? {} : { managers }) };
   }
 
-  async workerAssignments(id: string, ctx: RequestContext): Promise<Assignment[]> {
+  async workerAssignments(id: string, ctx: RequestContext, instance?: string): Promise<Assignment[]> {
     await this.o.raft.barrier(ctx.deadlineMs);
-    if (this.o.store.storedWorker(id) === undefined) throw new MinkubeError('WORKER_NOT_FOUND', `no worker ${id}`);
+    const worker = this.o.store.storedWorker(id);
+    if (worker === undefined) throw new MinkubeError('WORKER_NOT_FOUND', `no worker ${id}`);
+    // The id's tasks are its holder's to run: a replaced instance would start copies of them beside the holder's.
+    const replaced = replacedBy(worker, instance);
+    if (replaced !== null) throw new MinkubeError('WORKER_REPLACED', replaced);
     return this.o.store.activeOn(id).map(assignmentOf);
   }
 

@@ -1,5 +1,6 @@
 // The worker's background loops: registration (retried forever with backoff and full jitter), heartbeats carrying
-// stats and every task status, and periodic reconciliation. No manager answering never stops or crashes them.
+// stats and every task status, and periodic reconciliation. No manager answering never stops or crashes them; a
+// manager saying another instance registered this worker id since (WORKER_REPLACED) ends them for good (`replaced`).
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RegisterRequest, WorkerTaskStatus } from '../contracts/worker.js';
@@ -57,13 +58,35 @@ export class WorkerLoops {
   private wakeBeat: (() => void) | null = null;
   heartbeatsSent = 0;
   reconciliations = 0;
+  private onReplaced: ((err: MinkubeError) => void) | null = null;
+  /**
+   * Resolves once a manager refused this instance because another one registered the worker id since: the loops have
+   * ended (no heartbeat goes out any more), and the caller stops the tasks' copies and exits (src/daemon/worker.ts).
+   */
+  readonly replaced: Promise<MinkubeError>;
 
   constructor(opts: WorkerLoopsOptions) {
     this.opts = opts;
     this.logger = opts.logger;
     this.random = opts.random ?? new SeededRandom(randomInt(0x7fffffff));
     this.heartbeatIntervalMs = opts.heartbeatIntervalMs;
+    this.replaced = new Promise((resolve) => {
+      this.onReplaced = resolve;
+    });
     opts.agent.onStatusChange(() => this.statusChanged());
+  }
+
+  /** A manager's WORKER_REPLACED: two instances must never act as one id, so this one goes quiet at once, for good. */
+  private noteReplaced(err: unknown): boolean {
+    if (!(err instanceof MinkubeError && err.code === 'WORKER_REPLACED')) return false;
+    const resolve = this.onReplaced;
+    if (resolve === null) return true;
+    this.onReplaced = null;
+    this.abort.abort();
+    this.wakeBeat?.();
+    this.logger.error({ instance: this.opts.registration.instance, reason: err.message }, 'another instance registered this worker id: this one stops heartbeating, stops its copies of the tasks and exits');
+    resolve(err);
+    return true;
   }
 
   /** A task's status changed: the managers hear it with an early heartbeat (see earlyBeatGapMsMin). */
@@ -169,7 +192,8 @@ export class WorkerLoops {
       this.changedSinceBeat = false;
       const tasks = this.changedStatuses(now);
       const timed = this.opts.observer?.heartbeatTimer();
-      const res = await this.opts.link.heartbeat(this.opts.agent.workerId, { stats, tasks }).catch((err: unknown) => {
+      const instance = this.opts.registration.instance;
+      const res = await this.opts.link.heartbeat(this.opts.agent.workerId, { stats, tasks, ...(instance === undefined ? {} : { instance }) }).catch((err: unknown) => {
         timed?.('failed');
         throw err;
       });
@@ -186,6 +210,7 @@ export class WorkerLoops {
       if (Number.isInteger(asked) && asked >= heartbeatIntervalMsRange.min && asked <= heartbeatIntervalMsRange.max) this.heartbeatIntervalMs = asked;
       return 'ok';
     } catch (err) {
+      if (this.noteReplaced(err)) return 'failed';
       if (err instanceof MinkubeError && err.code === 'WORKER_NOT_FOUND') {
         this.registered = false;
         this.acceptedStatus.clear(); // a re-registered worker reports everything again
@@ -204,7 +229,11 @@ export class WorkerLoops {
       await sleep(this.opts.reconcileIntervalMs, signal);
       if (signal.aborted) return;
       try {
-        const report = await agent.reconcile(() => link.assignments(agent.workerId));
+        const { instance } = this.opts.registration;
+        const report = await agent.reconcile(() => link.assignments(agent.workerId, instance).catch((err: unknown) => {
+          this.noteReplaced(err);
+          throw err;
+        }));
         this.reconciliations++;
         if (report.evicted > 0) this.logger.info({ evicted: report.evicted }, 'evicted finished tasks');
       } catch (err) {

@@ -1,6 +1,6 @@
 // The worker's side of the worker -> manager contract: register, heartbeat, list assignments, trying every manager
 // of the config in turn (the last one that answered first). Followers forward, so any manager will do.
-import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from '../contracts/worker.js';
+import { workerInstanceHeader, type Assignment, type HeartbeatRequest, type HeartbeatResponse, type RegisterRequest } from '../contracts/worker.js';
 import { ApiClient } from '../client/api-client.js';
 import type { HttpClient } from '../client/http.js';
 import type { WorkerRecord } from '../contracts/task-model.js';
@@ -10,7 +10,8 @@ import { MinkubeError } from '../lib/errors.js';
 export interface ManagerLink {
   register(req: RegisterRequest): Promise<WorkerRecord>;
   heartbeat(workerId: string, req: HeartbeatRequest): Promise<HeartbeatResponse>;
-  assignments(workerId: string): Promise<Assignment[]>;
+  /** `instance`: the asking instance (a replaced one is refused, WORKER_REPLACED). */
+  assignments(workerId: string, instance?: string): Promise<Assignment[]>;
   /** The managers the cluster has now (a heartbeat's `managers`): asked from now on. */
   learnManagers?(addresses: readonly string[]): void;
 }
@@ -102,8 +103,9 @@ export class HttpManagerLink implements ManagerLink {
     return hedgeMs === undefined ? this.call('POST', path, req) : this.hedgedCall('POST', path, req, hedgeMs);
   }
 
-  async assignments(workerId: string): Promise<Assignment[]> {
-    const res = await this.call<{ items: Assignment[] }>('GET', `/v1/workers/${encodeURIComponent(workerId)}/assignments`);
+  async assignments(workerId: string, instance?: string): Promise<Assignment[]> {
+    const headers = instance === undefined ? undefined : { [workerInstanceHeader]: instance };
+    const res = await this.call<{ items: Assignment[] }>('GET', `/v1/workers/${encodeURIComponent(workerId)}/assignments`, undefined, headers);
     if (!Array.isArray(res.items)) throw new MinkubeError('INTERNAL', 'the assignment list has no items array');
     return res.items;
   }
@@ -112,7 +114,7 @@ export class HttpManagerLink implements ManagerLink {
    * One request, to each manager in turn until one gives an answer that is not about itself (unreachable, busy,
    * leaderless, or without the route). An answer about the request (WORKER_NOT_FOUND, INVALID_BODY) is final.
    */
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private async call<T>(method: string, path: string, body?: unknown, headers?: Readonly<Record<string, string>>): Promise<T> {
     let last: unknown;
     const { timeoutMs } = this;
     for (let i = 0; i < this.clients.length; i++) {
@@ -120,7 +122,7 @@ export class HttpManagerLink implements ManagerLink {
       const client = this.clients[k];
       if (client === undefined) continue;
       try {
-        const res = await client.request<T>(method, path, body === undefined ? { timeoutMs } : { body, timeoutMs });
+        const res = await client.request<T>(method, path, { timeoutMs, ...(body === undefined ? {} : { body }), ...(headers === undefined ? {} : { headers }) });
         this.preferred = k;
         return res;
       } catch (err) {

@@ -14,6 +14,7 @@ import { waitFor } from '../support/wait.js';
 
 const logger = pino({ level: 'silent' });
 const unreachable = () => new MinkubeError('UNREACHABLE', 'no manager answered');
+const replacedError = () => new MinkubeError('WORKER_REPLACED', 'worker w1 is registered by another instance now (bbbbbbbbbbbb, at 127.0.0.2:1)');
 
 class ScriptedLink implements ManagerLink {
   up = false;
@@ -29,6 +30,10 @@ class ScriptedLink implements ManagerLink {
   /** The managers the scripted answers name (none: the field is left out), and what the loops passed on. */
   managers: string[] | null = null;
   learnt: (readonly string[])[] = [];
+  /** Another instance registered the id: every heartbeat and assignment fetch of this one is refused. */
+  replaced = false;
+  /** The instance each assignment fetch named. */
+  askedAs: (string | undefined)[] = [];
 
   learnManagers(addresses: readonly string[]): void {
     this.learnt.push(addresses);
@@ -44,14 +49,17 @@ class ScriptedLink implements ManagerLink {
   async heartbeat(_id: string, req: HeartbeatRequest): Promise<HeartbeatResponse> {
     if (!this.up) throw unreachable();
     if (!this.knows) throw new MinkubeError('WORKER_NOT_FOUND');
+    if (this.replaced) throw replacedError();
     this.heartbeats.push(req);
     const forget = req.tasks.filter((t) => this.removed.has(t.taskId)).map((t) => t.taskId);
     return { heartbeatIntervalMs: this.askedIntervalMs, ...(forget.length === 0 ? {} : { forget }), ...(this.managers === null ? {} : { managers: this.managers }) };
   }
 
-  async assignments(): Promise<Assignment[]> {
+  async assignments(_id: string, instance?: string): Promise<Assignment[]> {
     this.assignmentCalls++;
+    this.askedAs.push(instance);
     if (!this.up) throw unreachable();
+    if (this.replaced) throw replacedError();
     return this.assigned;
   }
 }
@@ -64,10 +72,10 @@ afterEach(async () => {
   }
 });
 
-function setup(link: ScriptedLink, intervals: { heartbeatIntervalMs?: number; reconcileIntervalMs?: number } = {}) {
-  const agent = new WorkerAgent({ workerId: 'w1', runtime: new MemoryRuntime(), logger, stopTimeoutMs: 10 });
+function setup(link: ScriptedLink, intervals: { heartbeatIntervalMs?: number; reconcileIntervalMs?: number } = {}, runtime = new MemoryRuntime()) {
+  const agent = new WorkerAgent({ workerId: 'w1', instance: 'aaaaaaaaaaaa', runtime, logger, stopTimeoutMs: 10 });
   const loops = new WorkerLoops({
-    agent, link, logger, registration: { id: 'w1', apiAddress: '127.0.0.1:1', runtime: 'memory' },
+    agent, link, logger, registration: { id: 'w1', apiAddress: '127.0.0.1:1', runtime: 'memory', instance: 'aaaaaaaaaaaa' },
     heartbeatIntervalMs: 20, reconcileIntervalMs: 30, random: new SeededRandom(1), registerBackoffBaseMs: 5, registerBackoffCapMs: 20, ...intervals,
   });
   running.push({ loops, agent });
@@ -118,6 +126,48 @@ describe('WorkerLoops', () => {
     // Accepted and unchanged: the next beats carry no task statuses (only liveness and stats).
     expect(link.heartbeats.slice(after, after + 3).map((h) => h.tasks.length)).toEqual([0, 0, 0]);
     expect(link.heartbeats.at(-1)!.stats.runningTasks).toBe(2);
+  });
+
+  it('told another instance holds the id (WORKER_REPLACED), it goes quiet for good, and its copies are stopped', async () => {
+    const link = new ScriptedLink();
+    link.up = true;
+    const runtime = new MemoryRuntime();
+    const { loops, agent } = setup(link, {}, runtime);
+    link.assigned = [{ taskId: 'Q1', attempt: 1, term: 1, spec: { image: 'x' }, desiredState: 'run' }];
+    loops.start();
+    await waitFor('Q1 reported running', () => link.heartbeats.some((h) => h.tasks.some((t) => t.taskId === 'Q1' && t.state === 'running')));
+    // Both what it registered with and what it heartbeats and fetches with name its instance.
+    expect(link.heartbeats.at(-1)!.instance).toBe('aaaaaaaaaaaa');
+    expect(link.askedAs.at(-1)).toBe('aaaaaaaaaaaa');
+    let settled = false;
+    void loops.replaced.then(() => (settled = true));
+    link.replaced = true;
+    const err = await loops.replaced;
+    expect(err).toMatchObject({ code: 'WORKER_REPLACED' });
+    await loops.stop();
+    // No heartbeat, registration or fetch after it: the loops have ended, not backed off.
+    const [registers, fetches] = [link.registers, link.assignmentCalls];
+    link.replaced = false;
+    await new Promise((r) => setTimeout(r, 150));
+    expect([link.registers, link.assignmentCalls, settled]).toEqual([registers, fetches, true]);
+    // The copy it ran is stopped and removed, and it takes no assignment any more.
+    expect(await agent.relinquish()).toBe(1);
+    expect(agent.get('Q1').state).toBe('stopped');
+    await waitFor('the container removed', async () => (await runtime.list({})).length === 0);
+    expect(agent.readiness()).toMatchObject({ ready: false });
+    await expect(agent.assign({ taskId: 'Q2', attempt: 1, term: 1, spec: { image: 'x' }, desiredState: 'run' })).rejects.toMatchObject({ code: 'NOT_READY' });
+  });
+
+  it('an assignment fetch refused as replaced ends the loops too', async () => {
+    const link = new ScriptedLink();
+    link.up = true;
+    link.askedIntervalMs = 60_000;
+    const { loops } = setup(link, { heartbeatIntervalMs: 60_000, reconcileIntervalMs: 20 });
+    loops.start();
+    await waitFor('a heartbeat', () => link.heartbeats.length >= 1);
+    link.replaced = true;
+    await expect(loops.replaced).resolves.toMatchObject({ code: 'WORKER_REPLACED' });
+    await loops.stop();
   });
 
   it("passes on the managers a heartbeat's answer names, and nothing when it names none", async () => {

@@ -17,6 +17,8 @@ class FakeManager {
   heartbeats: HeartbeatRequest[] = [];
   assignments: Assignment[] = [];
   known = new Set<string>();
+  /** Another instance registered the id: heartbeats are refused with WORKER_REPLACED. */
+  replaced = false;
   app: FastifyInstance | null = null;
   port = 0;
 
@@ -29,6 +31,7 @@ class FakeManager {
     });
     app.post<{ Params: { id: string }; Body: HeartbeatRequest }>('/v1/workers/:id/heartbeat', async (req, reply) => {
       if (!this.known.has(req.params.id)) return reply.code(404).send({ error: { code: 'WORKER_NOT_FOUND', message: 'no such worker' } });
+      if (this.replaced) return reply.code(409).send({ error: { code: 'WORKER_REPLACED', message: 'worker w1 is registered by another instance now' } });
       this.heartbeats.push(req.body);
       return { heartbeatIntervalMs: 50 };
     });
@@ -102,9 +105,14 @@ describe('a worker process against a fake manager', () => {
     expect(worker.apiUrl).toBe(`http://127.0.0.1:${workerPort}`);
     await waitFor('registered', () => fake.registrations.length > 0);
     // Labels from the config (none here), capacity from the host when the config gives none.
-    expect(fake.registrations[0]).toEqual({ id: 'w1', apiAddress: `127.0.0.1:${workerPort}`, runtime: 'process', labels: {}, capacity: { cpus: expect.any(Number), memoryMb: expect.any(Number) } });
+    // And its data directory's instance, which its heartbeats name too (the id is registered to it).
+    expect(fake.registrations[0]).toEqual({
+      id: 'w1', apiAddress: `127.0.0.1:${workerPort}`, runtime: 'process', labels: {}, capacity: { cpus: expect.any(Number), memoryMb: expect.any(Number) },
+      instance: expect.stringMatching(/^[0-9a-f]{12}$/),
+    });
     expect(fake.registrations[0]!.capacity!.cpus).toBeGreaterThan(0);
     await waitFor('two heartbeats', () => fake.heartbeats.length >= 2);
+    expect(fake.heartbeats.at(-1)!.instance).toBe(fake.registrations[0]!.instance);
     const { stats } = fake.heartbeats.at(-1)!;
     expect(stats.memoryTotalBytes).toBeGreaterThan(0);
     expect(stats.diskFreeBytes).toBeGreaterThan(0);
@@ -175,5 +183,20 @@ describe('a worker process against a fake manager', () => {
         // Gone, as it should be.
       }
     }
+  });
+
+  it('replaced by another instance of its id, it stops its copies of the tasks and stops by itself with WORKER_REPLACED', async () => {
+    fake.assignments = [sleeper('t4')];
+    await waitFor('t4 running', () => fake.lastTasks().find((t) => t.taskId === 't4')?.state === 'running');
+    const beats = fake.heartbeats.length;
+    fake.replaced = true;
+    const err = await worker!.stopped;
+    expect(err).toMatchObject({ code: 'WORKER_REPLACED' });
+    expect(worker!.agent.get('t4').state).toBe('stopped');
+    expect(lines.some((l) => l.msg === 'this worker was replaced by another instance of its id: its copies of the tasks are stopped; exiting' && l.copiesStopped === 1)).toBe(true);
+    // Stopped: its API is closed and nothing more was accepted from it.
+    await expect(fetch(`http://127.0.0.1:${workerPort}/health`)).rejects.toThrow();
+    expect(fake.heartbeats.length).toBe(beats);
+    worker = null;
   });
 });

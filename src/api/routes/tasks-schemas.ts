@@ -53,12 +53,16 @@ export const SubmitReply = Type.Object({ id: Type.String(), state: Type.String()
 export const SubmitBatchReply = Type.Object({ items: Type.Array(SubmitReply) });
 
 // Worker -> manager bodies: unknown fields are accepted, so workers may add fields to the contract additively.
+/** A worker's instance (src/worker/instance.ts makes 12 hex digits); GET assignments names it in a header. */
+export const workerInstancePattern = /^[A-Za-z0-9_-]{1,64}$/;
+const WorkerInstance = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: "the worker's instance: the id is held by its newest registration's" });
 export const RegisterBody = Type.Object({
   id: Type.String({ minLength: 1, maxLength: 64, pattern: WorkerIdPattern }),
   apiAddress: Type.String({ minLength: 3, maxLength: 300, pattern: '^[^\\s/]+:[0-9]{1,5}$' }),
   runtime: Type.Union([Type.Literal('docker'), Type.Literal('process'), Type.Literal('memory')]),
   labels: Type.Optional(LabelsSchema),
   capacity: Type.Optional(CapacitySchema),
+  instance: Type.Optional(WorkerInstance),
 });
 export type RegisterBody = Static<typeof RegisterBody>;
 
@@ -87,6 +91,7 @@ export const HeartbeatBody = Type.Object({
   stats: WorkerStatsSchema,
   // A worker's map is bounded (limits.workerTasksMax by default); the body limit bounds it further.
   tasks: Type.Array(WorkerTaskStatusSchema, { maxItems: limits.workerTasksMax * 100 }),
+  instance: Type.Optional(WorkerInstance),
 });
 export type HeartbeatBody = Static<typeof HeartbeatBody>;
 
@@ -134,6 +139,7 @@ export const WorkerRecordReply = Type.Object(
     taskCount: Type.Integer({ minimum: 0 }),
     labels: Type.Optional(Type.Record(Type.String(), Type.String())),
     capacity: Type.Optional(Type.Object({ cpus: Type.Number(), memoryMb: Type.Number() })),
+    instance: Type.Optional(Type.String({ description: 'the instance that registered the id last, which alone may heartbeat as it' })),
   },
   { description: 'the worker' },
 );

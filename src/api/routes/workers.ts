@@ -1,13 +1,15 @@
 // The worker routes of every manager: registration, heartbeats and assignment lists (called by workers, see
 // contracts/worker.ts), and GET /v1/workers for people and the CLI.
 import type { FastifyPluginAsync } from 'fastify';
-import type { HeartbeatRequest, RegisterRequest } from '../../contracts/worker.js';
+import { workerInstanceHeader, type HeartbeatRequest, type RegisterRequest } from '../../contracts/worker.js';
 import type { TasksService } from '../../contracts/services.js';
+import { MinkubeError } from '../../lib/errors.js';
 import { NoQuery } from '../schemas.js';
 import { requestContext } from './kv.js';
 import { listLimit } from './tasks.js';
 import {
   AssignmentListReply, ConsistencyQuery, HeartbeatBody, HeartbeatReply, RegisterBody, RegisterReply, WorkerIdParams, WorkerListQuery, WorkerListReply, WorkerRecordReply,
+  workerInstancePattern,
 } from './tasks-schemas.js';
 
 export interface WorkerRoutesOptions {
@@ -16,24 +18,28 @@ export interface WorkerRoutesOptions {
 
 export const workerRoutes: FastifyPluginAsync<WorkerRoutesOptions> = async (app, { tasks }) => {
   app.post<{ Body: RegisterBody }>('/v1/workers', { schema: { body: RegisterBody, documentedResponse: { 200: RegisterReply }, errorCodes: ['WORKER_ADDRESS_IN_USE'] } }, async (req) => {
-    const { labels, capacity } = req.body;
+    const { labels, capacity, instance } = req.body;
     const body: RegisterRequest = {
       id: req.body.id, apiAddress: req.body.apiAddress, runtime: req.body.runtime,
-      ...(labels === undefined ? {} : { labels }), ...(capacity === undefined ? {} : { capacity }),
+      ...(labels === undefined ? {} : { labels }), ...(capacity === undefined ? {} : { capacity }), ...(instance === undefined ? {} : { instance }),
     };
     return { worker: await tasks.registerWorker(body, requestContext(req)) };
   });
 
   app.post<{ Params: WorkerIdParams; Body: HeartbeatBody }>(
     '/v1/workers/:id/heartbeat',
-    { schema: { params: WorkerIdParams, body: HeartbeatBody, documentedResponse: { 200: HeartbeatReply } } },
+    { schema: { params: WorkerIdParams, body: HeartbeatBody, documentedResponse: { 200: HeartbeatReply }, errorCodes: ['WORKER_REPLACED'] } },
     async (req) => tasks.workerHeartbeat(req.params.id, req.body as HeartbeatRequest, requestContext(req)),
   );
 
-  app.get<{ Params: WorkerIdParams }>('/v1/workers/:id/assignments', { schema: { params: WorkerIdParams, querystring: NoQuery, documentedResponse: { 200: AssignmentListReply } } }, async (req) => ({
-    items: await tasks.workerAssignments(req.params.id, requestContext(req)),
-    nextCursor: null,
-  }));
+  app.get<{ Params: WorkerIdParams }>(
+    '/v1/workers/:id/assignments',
+    { schema: { params: WorkerIdParams, querystring: NoQuery, documentedResponse: { 200: AssignmentListReply }, errorCodes: ['WORKER_REPLACED'] } },
+    async (req) => ({
+      items: await tasks.workerAssignments(req.params.id, requestContext(req), instanceHeader(req.headers[workerInstanceHeader])),
+      nextCursor: null,
+    }),
+  );
 
   app.get<{ Querystring: WorkerListQuery }>('/v1/workers', { schema: { querystring: WorkerListQuery, documentedResponse: { 200: WorkerListReply } } }, async (req) => {
     const q = req.query;
@@ -47,3 +53,12 @@ export const workerRoutes: FastifyPluginAsync<WorkerRoutesOptions> = async (app,
     async (req) => tasks.getWorker(req.params.id, req.query.consistency ?? 'linearizable', requestContext(req)),
   );
 };
+
+/** The asking instance a worker's GET assignments names in its header (absent: a worker that predates instances). */
+function instanceHeader(value: string | string[] | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !workerInstancePattern.test(value)) {
+    throw new MinkubeError('INVALID_PARAM', `headers.${workerInstanceHeader}: expected one worker instance id (letters, digits, _ and -, at most 64)`);
+  }
+  return value;
+}

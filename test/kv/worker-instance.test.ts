@@ -1,0 +1,112 @@
+// A worker id is held by its newest registration's instance: in log order, a heartbeat of an instance another one's
+// registration replaced changes nothing (its reports included), the record and its snapshot keep the instance, and
+// entries and snapshots written before instances still apply and load.
+import { Packr } from 'msgpackr';
+import { describe, expect, it } from 'vitest';
+import { decodeCommand, encodeCommand, type TaskReport } from '../../src/kv/commands.js';
+import { KvStateMachine } from '../../src/kv/state-machine.js';
+import { TaskDriver } from './task-driver.js';
+
+const packr = new Packr({ useRecords: false, moreTypes: false });
+const stats = { cpuUtilization: 0.5, memoryTotalBytes: 100, memoryAvailableBytes: 50, diskFreeBytes: 10, runningTasks: 1 };
+
+function registered(d: TaskDriver, instance: string | undefined, apiAddress: string, atMs = 1000) {
+  return d.run({ op: 'worker.register', workerId: 'w1', apiAddress, runtime: 'process', atMs, ...(instance === undefined ? {} : { instance }) });
+}
+
+function beat(d: TaskDriver, instance: string | undefined, reports: TaskReport[] = [], atMs = 5000) {
+  return d.run({ op: 'worker.heartbeat', workerId: 'w1', atMs, stats, reports, ...(instance === undefined ? {} : { instance }) });
+}
+
+/** t1 running on w1 at attempt 1. */
+function withRunningTask(d: TaskDriver): void {
+  d.submit('t1');
+  d.place('t1', 'w1');
+  d.report({ taskId: 't1', state: 'running' });
+}
+
+describe('worker instances in the task store', () => {
+  it('the newest registration holds the id: a heartbeat of the instance it replaced is refused and applies nothing, reports included', () => {
+    const d = new TaskDriver();
+    registered(d, 'aaaaaaaaaaaa', '127.0.23.11:9001');
+    withRunningTask(d);
+    // Another process registers the id from another data directory while the first is cut off: accepted at once.
+    expect(registered(d, 'bbbbbbbbbbbb', '127.0.23.21:9001', 2000)).toMatchObject({ ok: true });
+    expect(d.store.worker('w1')).toMatchObject({ apiAddress: '127.0.23.21:9001', state: 'ready', instance: 'bbbbbbbbbbbb' });
+    const before = d.store.storedWorker('w1')!;
+    // The first one comes back: its heartbeat says its copy of t1 ended.
+    const ended: TaskReport = { taskId: 't1', workerId: 'w1', attempt: 1, term: 2, state: 'stopped', containerId: 'c1', exitCode: 143, error: null, retryAtMs: 0 };
+    const refused = beat(d, 'aaaaaaaaaaaa', [ended], 9000);
+    expect(refused).toMatchObject({ ok: false, code: 'WORKER_REPLACED' });
+    expect(refused.ok ? '' : refused.message).toContain('worker w1 is registered by another instance now (bbbbbbbbbbbb, at 127.0.23.21:9001)');
+    expect(d.store.storedWorker('w1')).toEqual(before);
+    expect(d.task('t1')).toMatchObject({ state: 'running', attempt: 1 });
+    // The holder's heartbeat is taken.
+    expect(beat(d, 'bbbbbbbbbbbb', [], 9000)).toMatchObject({ ok: true });
+    expect(d.store.storedWorker('w1')!.lastHeartbeatAtMs).toBe(9000);
+  });
+
+  it('a restart of the same instance at a new address is a registration like any other, at once', () => {
+    const d = new TaskDriver();
+    registered(d, 'aaaaaaaaaaaa', '127.0.23.11:9001');
+    expect(registered(d, 'aaaaaaaaaaaa', '127.0.23.12:9001', 1500)).toMatchObject({ ok: true });
+    expect(d.store.worker('w1')).toMatchObject({ apiAddress: '127.0.23.12:9001', state: 'ready', instance: 'aaaaaaaaaaaa' });
+    expect(beat(d, 'aaaaaaaaaaaa')).toMatchObject({ ok: true });
+  });
+
+  it('workers that predate instances are never refused, and their registration leaves the id held by none', () => {
+    const d = new TaskDriver();
+    registered(d, undefined, '127.0.23.11:9001');
+    expect(beat(d, undefined)).toMatchObject({ ok: true });
+    expect(beat(d, 'aaaaaaaaaaaa')).toMatchObject({ ok: true });
+    registered(d, 'aaaaaaaaaaaa', '127.0.23.11:9001');
+    expect(beat(d, undefined)).toMatchObject({ ok: true });
+    registered(d, undefined, '127.0.23.11:9001');
+    expect(d.store.worker('w1')!.instance).toBeUndefined();
+    expect(beat(d, 'bbbbbbbbbbbb')).toMatchObject({ ok: true });
+  });
+
+  it('snapshots keep the instance (both restore paths), and rows written before instances still load', async () => {
+    const d = new TaskDriver();
+    registered(d, 'aaaaaaaaaaaa', '127.0.23.11:9001');
+    d.run({ op: 'worker.register', workerId: 'w2', apiAddress: '127.0.23.12:9001', runtime: 'process', atMs: 1000, instance: 'cccccccccccc', labels: { zone: 'a' } });
+    d.register('w3');
+    const snap = d.sm.snapshot();
+    const copy = new KvStateMachine();
+    copy.restore(snap);
+    expect(copy.tasks.storedWorker('w1')!.instance).toBe('aaaaaaaaaaaa');
+    expect(copy.tasks.storedWorker('w2')).toMatchObject({ instance: 'cccccccccccc', labels: { zone: 'a' } });
+    expect(copy.tasks.storedWorker('w3')!.instance).toBeUndefined();
+    expect(Buffer.from(copy.snapshot()).equals(Buffer.from(snap))).toBe(true);
+    const lazy = new KvStateMachine();
+    (await lazy.prepareRestore(snap, async () => {}))();
+    expect(lazy.tasks.storedWorker('w1')!.instance).toBe('aaaaaaaaaaaa');
+    // The fenced-off instance is refused after a restore too.
+    const after = new TaskDriver(lazy);
+    [after.index, after.seq] = [d.index, d.seq];
+    expect(beat(after, 'bbbbbbbbbbbb')).toMatchObject({ ok: false, code: 'WORKER_REPLACED' });
+
+    // A snapshot from before instances (a worker without one is written as then: 8 fields, 9 with labels) loads.
+    const old = new TaskDriver();
+    old.register('w3');
+    const oldCopy = new KvStateMachine();
+    oldCopy.restore(old.sm.snapshot());
+    expect(oldCopy.tasks.storedWorker('w3')).toMatchObject({ id: 'w3', state: 'ready' });
+    expect(oldCopy.tasks.storedWorker('w3')!.instance).toBeUndefined();
+  });
+
+  it('commands: an instance makes a registration or heartbeat version 5; one without is written and decoded as before', () => {
+    const versionOf = (bytes: Uint8Array) => (packr.unpack(bytes) as { v: number }).v;
+    const plain = encodeCommand({ clientId: 'c', seq: 1, cmd: { op: 'worker.register', workerId: 'w1', apiAddress: 'h:1', runtime: 'process', atMs: 1 } });
+    expect(versionOf(plain)).toBe(1);
+    expect(decodeCommand(plain).cmd).toEqual({ op: 'worker.register', workerId: 'w1', apiAddress: 'h:1', runtime: 'process', atMs: 1 });
+    // An entry of an older manager, written before `v` existed, still decodes.
+    expect(decodeCommand(packr.pack({ clientId: 'c', seq: 1, cmd: { op: 'worker.heartbeat', workerId: 'w1', atMs: 1, stats, reports: [] } })).cmd).not.toHaveProperty('instance');
+    const fenced = encodeCommand({ clientId: 'c', seq: 1, cmd: { op: 'worker.heartbeat', workerId: 'w1', atMs: 1, stats, reports: [], instance: 'aaaaaaaaaaaa' } });
+    expect(versionOf(fenced)).toBe(5);
+    expect(decodeCommand(fenced).cmd).toMatchObject({ op: 'worker.heartbeat', instance: 'aaaaaaaaaaaa' });
+    expect(versionOf(encodeCommand({ clientId: 'c', seq: 1, cmd: { op: 'worker.register', workerId: 'w1', apiAddress: 'h:1', runtime: 'process', atMs: 1, labels: {}, instance: 'aaaaaaaaaaaa' } }))).toBe(5);
+    // A bad instance never enters the log.
+    expect(() => decodeCommand(packr.pack({ clientId: 'c', seq: 1, v: 5, cmd: { op: 'worker.register', workerId: 'w1', apiAddress: 'h:1', runtime: 'process', atMs: 1, instance: '' } }))).toThrow(/malformed command: worker.register: \/instance/);
+  });
+});

@@ -1,0 +1,108 @@
+// Two processes with one worker id: the id is held by its newest registration's instance, at once (a restart never
+// waits), and the instance it replaced is refused (409 WORKER_REPLACED) at its next heartbeat or assignment fetch,
+// so the leader's record and the tasks' copies follow one process. Over the real task service and state machine.
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { clusterConfigDefaults } from '../../src/config/cluster.js';
+import type { Command } from '../../src/kv/commands.js';
+import { KvStateMachine } from '../../src/kv/state-machine.js';
+import { systemClock } from '../../src/lib/clock.js';
+import { SeededRandom } from '../../src/lib/random.js';
+import { TaskServiceImpl } from '../../src/manager/task-service.js';
+import type { WorkerApi } from '../../src/manager/worker-client.js';
+import { inProcessRaft } from '../support/in-process.js';
+
+const stats = { cpuUtilization: 0.1, memoryTotalBytes: 100, memoryAvailableBytes: 50, diskFreeBytes: 10, runningTasks: 1 };
+const ctx = { deadlineMs: Date.now() + 60_000, requestId: 'r' } as Parameters<TaskServiceImpl['registerWorker']>[1];
+const [oldOne, newOne] = ['aaaaaaaaaaaa', 'bbbbbbbbbbbb'];
+
+function cluster(kv = new KvStateMachine()) {
+  const inProcess = inProcessRaft(kv);
+  const heard: string[] = [];
+  const tasks = new TaskServiceImpl({
+    store: kv.tasks, raft: inProcess.raft, tasks: clusterConfigDefaults.tasks, workers: {} as WorkerApi, clock: systemClock,
+    random: new SeededRandom(1), logger: pino({ level: 'silent' }), onHeartbeat: (id) => heard.push(id),
+  });
+  return { ...inProcess, tasks, heard };
+}
+
+/** Q1 placed on bb8c-w1 and running there (attempt 1). */
+function runningQ1(apply: (cmd: Command) => unknown): void {
+  apply({ op: 'task.submit', taskId: 'Q1', spec: { image: 'i', command: ['sleep', '1000'] }, atMs: Date.now() });
+  apply({ op: 'task.place', term: 1, atMs: Date.now(), cursor: 'bb8c-w1', placements: [{ taskId: 'Q1', attempt: 1, workerId: 'bb8c-w1' }] });
+  apply({ op: 'task.report', atMs: Date.now(), reports: [{ taskId: 'Q1', workerId: 'bb8c-w1', attempt: 1, term: 1, state: 'running', containerId: 'c1', exitCode: null, error: null, retryAtMs: 0 }] });
+}
+
+describe('one worker id, two processes', () => {
+  it("the tester's scenario: the second registration holds the id at once, and the first is refused from then on", async () => {
+    const { tasks, apply, kv, heard } = cluster();
+    await tasks.registerWorker({ id: 'bb8c-w1', apiAddress: '127.0.23.11:9001', runtime: 'process', instance: oldOne }, ctx);
+    runningQ1(apply);
+    // Cut off from the managers, the first process is still 'ready' when another one registers the id elsewhere.
+    expect(kv.tasks.storedWorker('bb8c-w1')!.state).toBe('ready');
+    await expect(tasks.registerWorker({ id: 'bb8c-w1', apiAddress: '127.0.23.21:9001', runtime: 'process', instance: newOne }, ctx))
+      .resolves.toMatchObject({ id: 'bb8c-w1', apiAddress: '127.0.23.21:9001', state: 'ready', instance: newOne });
+    expect(await tasks.getWorker('bb8c-w1', 'linearizable', ctx)).toMatchObject({ apiAddress: '127.0.23.21:9001', instance: newOne });
+
+    // The first one comes back: its heartbeat (reporting its copy) and its assignment fetch are refused, and it does
+    // not count as a sign of life.
+    const record = kv.tasks.storedWorker('bb8c-w1');
+    const heartbeat = tasks.workerHeartbeat('bb8c-w1', { stats, tasks: [], instance: oldOne }, ctx);
+    await expect(heartbeat).rejects.toMatchObject({ code: 'WORKER_REPLACED', status: 409 });
+    await expect(heartbeat).rejects.toThrow(`worker bb8c-w1 is registered by another instance now (${newOne}, at 127.0.23.21:9001); this one (${oldOne}) was replaced and must stop`);
+    await expect(tasks.workerAssignments('bb8c-w1', ctx, oldOne)).rejects.toMatchObject({ code: 'WORKER_REPLACED' });
+    expect(heard).toEqual([]);
+    expect(kv.tasks.storedWorker('bb8c-w1')).toBe(record);
+
+    // The holder goes on: its heartbeats are taken and Q1 is its to run (a stop of the first copy never reaches the record).
+    await expect(tasks.workerHeartbeat('bb8c-w1', { stats, tasks: [], instance: newOne }, ctx)).resolves.toMatchObject({ heartbeatIntervalMs: expect.any(Number) as number });
+    expect(heard).toEqual(['bb8c-w1']);
+    expect((await tasks.workerAssignments('bb8c-w1', ctx, newOne)).map((a) => [a.taskId, a.attempt])).toEqual([['Q1', 1]]);
+    expect(kv.tasks.task('Q1')).toMatchObject({ state: 'running', workerId: 'bb8c-w1' });
+  });
+
+  it('a worker restarted within its TTL, same instance, new address: registered at once, its heartbeats taken', async () => {
+    const { tasks, kv } = cluster();
+    await tasks.registerWorker({ id: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'process', instance: oldOne }, ctx);
+    await tasks.workerHeartbeat('w1', { stats, tasks: [], instance: oldOne }, ctx);
+    expect(kv.tasks.storedWorker('w1')!.state).toBe('ready');
+    await expect(tasks.registerWorker({ id: 'w1', apiAddress: '127.0.0.2:9001', runtime: 'process', instance: oldOne }, ctx)).resolves.toMatchObject({ apiAddress: '127.0.0.2:9001', state: 'ready' });
+    await expect(tasks.workerHeartbeat('w1', { stats, tasks: [], instance: oldOne }, ctx)).resolves.toBeDefined();
+    await expect(tasks.workerAssignments('w1', ctx, oldOne)).resolves.toEqual([]);
+  });
+
+  it('an emptied data directory (a new instance) restarting within the TTL is registered at once too', async () => {
+    const { tasks } = cluster();
+    await tasks.registerWorker({ id: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'process', instance: oldOne }, ctx);
+    await expect(tasks.registerWorker({ id: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'process', instance: newOne }, ctx)).resolves.toMatchObject({ state: 'ready', instance: newOne });
+    await expect(tasks.workerHeartbeat('w1', { stats, tasks: [], instance: newOne }, ctx)).resolves.toBeDefined();
+  });
+
+  it('a manager whose state trails the log catches up before refusing: the instance that registered elsewhere a moment ago is taken', async () => {
+    const kv = new KvStateMachine();
+    const { tasks, apply } = cluster(kv);
+    await tasks.registerWorker({ id: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'process', instance: oldOne }, ctx);
+    // The new instance registered through another manager: committed, not yet applied here (the barrier applies it).
+    const pending: Command[] = [{ op: 'worker.register', workerId: 'w1', apiAddress: '127.0.0.3:9001', runtime: 'process', atMs: Date.now(), instance: newOne }];
+    const trailing = new TaskServiceImpl({
+      store: kv.tasks, tasks: clusterConfigDefaults.tasks, workers: {} as WorkerApi, clock: systemClock, random: new SeededRandom(1), logger: pino({ level: 'silent' }),
+      raft: {
+        proposeCommand: async (cmd) => apply(cmd),
+        barrier: async () => {
+          for (const cmd of pending.splice(0)) apply(cmd);
+        },
+      },
+    });
+    await expect(trailing.workerHeartbeat('w1', { stats, tasks: [], instance: newOne }, ctx)).resolves.toBeDefined();
+    expect(kv.tasks.storedWorker('w1')).toMatchObject({ instance: newOne, apiAddress: '127.0.0.3:9001' });
+    await expect(trailing.workerHeartbeat('w1', { stats, tasks: [], instance: oldOne }, ctx)).rejects.toMatchObject({ code: 'WORKER_REPLACED' });
+  });
+
+  it('workers that send no instance (older ones) are neither fenced nor fence anyone', async () => {
+    const { tasks } = cluster();
+    await tasks.registerWorker({ id: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'memory' }, ctx);
+    await expect(tasks.workerHeartbeat('w1', { stats, tasks: [] }, ctx)).resolves.toBeDefined();
+    await expect(tasks.workerHeartbeat('w1', { stats, tasks: [], instance: oldOne }, ctx)).resolves.toBeDefined();
+    await expect(tasks.workerAssignments('w1', ctx)).resolves.toEqual([]);
+  });
+});
