@@ -73,11 +73,16 @@ export class RoutePaths {
     }
   }
 
-  /** The methods other than `method` that serve `path`, sorted: HEAD with GET (fastify answers a HEAD of every GET). */
+  /**
+   * The methods other than `method` that serve `path`, sorted: HEAD with GET (fastify answers a HEAD of every GET). A
+   * GET or HEAD that ends here though a GET route matches (a static file that is not there) is a 404: GET and HEAD
+   * are one method for this.
+   */
   otherMethods(method: string, path: string): HTTPMethod[] {
     const serving = [...this.methods].filter((m) => this.router.find(m, path) !== null);
     if (serving.includes('GET')) serving.push('HEAD');
-    return serving.filter((m) => m !== method).sort();
+    const same = method === 'GET' || method === 'HEAD' ? ['GET', 'HEAD'] : [method];
+    return serving.filter((m) => !same.includes(m)).sort();
   }
 
   /** The route (its url, `/v1/tasks/:id`) and parameters `path` matches for `method`, or for any method; else null. */
