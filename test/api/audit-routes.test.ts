@@ -1,6 +1,8 @@
 // GET /v1/audit's parameters and answer, the refusals the app records (401, 403, 429: principal, route template,
 // request id), and the principal a request's context carries into its proposal. Through app.inject.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect as http2Connect } from 'node:http2';
+import { connect as netConnect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -12,6 +14,7 @@ import { buildManagerApp } from '../../src/api/manager-app.js';
 import { auditRoutes, recordRefusals } from '../../src/api/routes/audit.js';
 import { kvRoutes } from '../../src/api/routes/kv.js';
 import type { AuditLine, AuditQuery, AuditRefusedLine, AuditService, Page } from '../../src/contracts/services.js';
+import { systemClock } from '../../src/lib/clock.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { AuditLog } from '../../src/manager/audit.js';
 import { newApiToken } from '../../src/security/tokens.js';
@@ -119,6 +122,16 @@ describe('GET /v1/audit', () => {
     expect(r.body).toEqual({ items: [{ seq: 1, time: 't', principal: null, route: 'GET /v1/kv/*', outcome: 'UNAUTHENTICATED', requestId: 'r' }], nextCursor: '1' });
   });
 
+  it('answers summary lines with and without a principal, and one a file holds without its client as (unknown)', async () => {
+    const viewer = { token: 'a1b2c3d4e5f60718', role: 'viewer' };
+    const summary = { seq: 2, time: 't', principal: viewer, outcome: 'RATE_LIMITED', client: '10.0.0.7', count: 9, since: 's', routes: { 'GET /v1/kv/*': 9 } };
+    const { client: _c, ...clientless } = { ...summary, seq: 3, principal: null };
+    audit.page = { items: [summary as AuditLine, clientless as unknown as AuditLine], nextCursor: null };
+    const r = await get('/v1/audit');
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({ items: [summary, { ...clientless, client: '(unknown)' }], nextCursor: null });
+  });
+
   it('is for admins only in a secure cluster', async () => {
     const viewer = mint('viewer');
     const admin = mint('admin');
@@ -188,6 +201,38 @@ describe('a flood of requests without a valid credential, through a manager app 
       ]);
       const viewerSummary = lines.find((l) => 'count' in l && l.principal !== null);
       expect(viewerSummary).toMatchObject({ principal: { token: viewer.accessor, role: 'viewer' }, client: '10.0.0.7', count: 6, routes: { 'GET /v1/kv/*': 6 } });
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('a flood over HTTP/2 (h2c), from two addresses, through a manager app and its audit log on disk', () => {
+  let dir: string;
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('counts each address as its own caller: req.ip, read once the stream is answered, is no address in HTTP/2', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'minkube-audit-h2-'));
+    const log = await AuditLog.open({ dir, clock: systemClock, logger: pino({ level: 'silent' }), flushDelayMs: 0 });
+    const rateLimits = { roles: {}, anonymous: { requestsPerS: 1, burst: 2 } };
+    const app = buildManagerApp({ service, security: { resolveToken: () => null }, rateLimits, audit: log });
+    try {
+      await app.listen({ host: '127.0.0.1', port: 0 });
+      const port = (app.server.address() as AddressInfo).port;
+      for (const from of ['127.0.0.2', '127.0.0.3']) {
+        const session = http2Connect(`http://127.0.0.1:${port}`, { createConnection: () => netConnect({ host: '127.0.0.1', port, localAddress: from }) });
+        for (let i = 0; i < 10; i++) {
+          const stream = session.request({ ':path': '/v1/cluster' });
+          stream.resume();
+          await new Promise((resolve) => stream.on('close', resolve));
+        }
+        session.close();
+      }
+      await log.close();
+      const lines = readFileSync(join(dir, 'audit.log'), 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const summaries = lines.filter((l) => 'count' in l).map((l) => [l.client, l.count]);
+      // Per address: 2 answered 401 (its bucket), then 8 refused: the first in full, 7 counted.
+      expect(summaries).toEqual([['127.0.0.2', 7], ['127.0.0.3', 7]]);
     } finally {
       await app.close();
     }

@@ -49,9 +49,11 @@ const RefusalSummaryLine = Type.Object({
 const AuditReply = Type.Object({ items: Type.Array(Type.Union([CommittedLine, RefusedLine, RefusalSummaryLine])), nextCursor: Nullable(Type.String()) });
 
 export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (app, { audit }) => {
-  app.get<{ Querystring: AuditQuerySchema }>('/v1/audit', { schema: { querystring: AuditQuerySchema, response: { 200: AuditReply } } }, async (req) =>
-    audit.query(auditQuery(req.query)),
-  );
+  app.get<{ Querystring: AuditQuerySchema }>('/v1/audit', { schema: { querystring: AuditQuerySchema, response: { 200: AuditReply } } }, async (req) => {
+    const page = await audit.query(auditQuery(req.query));
+    // A summary line written without its client (HTTP/2 refusals, before that was fixed) still reads: '(unknown)'.
+    return { ...page, items: page.items.map((l) => ('count' in l && typeof l.client !== 'string' ? { ...l, client: '(unknown)' } : l)) };
+  });
 };
 
 export function auditQuery(q: AuditQuerySchema): AuditQuery {
@@ -82,9 +84,14 @@ const refusalByStatus: Readonly<Record<number, AuditRefusal>> = { 401: 'UNAUTHEN
  */
 export function recordRefusals(app: FastifyInstance, audit: Pick<AuditService, 'refused' | 'rateLimited'>): void {
   const codes = new WeakMap<FastifyRequest, string>();
+  // The client's address, read while the request is live: over HTTP/2, req.ip reads the stream's session socket, which
+  // an answered stream no longer has (it was undefined in onResponse, and every address was one caller).
+  const clients = new WeakMap<FastifyRequest, string>();
   // Callback hooks, not async ones: every request passes them, and a promise each is measurable on a busy leader.
   app.addHook('onError', (req, _reply, err, done) => {
     if (typeof (err as { code?: unknown }).code === 'string') codes.set(req, (err as { code: string }).code);
+    const ip = req.ip as string | undefined;
+    if (ip !== undefined) clients.set(req, ip);
     done();
   });
   app.addHook('onResponse', (req, reply, done) => {
@@ -93,7 +100,7 @@ export function recordRefusals(app: FastifyInstance, audit: Pick<AuditService, '
       // The route's template, never the raw URL: a kv key or a query string may say more than the log should.
       const route = `${req.method} ${req.routeOptions.url ?? '(no route)'}`;
       const principal = auditPrincipal(principalOf(req));
-      if (outcome === 'RATE_LIMITED') audit.rateLimited(req.ip, { principal, route, outcome, requestId: req.id });
+      if (outcome === 'RATE_LIMITED') audit.rateLimited(clients.get(req) ?? (req.ip as string | undefined) ?? '(unknown)', { principal, route, outcome, requestId: req.id });
       else audit.refused({ principal, route, outcome, requestId: req.id });
     }
     done();
