@@ -671,6 +671,10 @@ export class WorkerAgent implements WorkerAgentApi {
       this.logger.warn({ task: e.taskId, attempt: e.attempt, term: e.term, containerId: e.containerId }, 'stopping a copy of a task of the worker id another instance holds now');
       await this.settle(this.stopEntry(e), this.clock.nowMs() + this.stopTimeoutOf(e) + 5000);
       await this.settle(e.finished.then(() => this.cleanUp(e)), this.clock.nowMs() + 5000);
+      // Gone before this process exits, whoever was cleaning it up (cleanUp answers at once when one is under way):
+      // a copy left behind, ended, is re-adopted by this instance's next start, which then reports that attempt
+      // failed (143) though the holder runs it.
+      if (e.containerId !== null) await this.settle(this.runtime.remove(e.containerId), this.clock.nowMs() + 5000);
     }));
     return active.length;
   }

@@ -1,5 +1,6 @@
 // A real worker (startWorker, process runtime, temp-dir config) against a fake manager on 127.0.0.1: registration,
 // heartbeats with stats and statuses, reconciliation starting and stopping tasks, surviving a manager outage, restart.
+import { readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -197,6 +198,9 @@ describe('a worker process against a fake manager', () => {
     // Stopped: its API is closed and nothing more was accepted from it.
     await expect(fetch(`http://127.0.0.1:${workerPort}/health`)).rejects.toThrow();
     expect(fake.heartbeats.length).toBe(beats);
+    // Its copy is gone from disk too: a start of this instance again would re-adopt it, ended, and report that
+    // attempt failed though the holder runs it.
+    expect(readdirSync(join(dir, 'w1', 'processes')).filter((f) => f.endsWith('.json'))).toEqual([]);
     worker = null;
   });
 });
