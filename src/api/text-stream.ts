@@ -45,7 +45,12 @@ export class TextStreams {
     const c = new AbortController();
     this.open.add(c);
     const release = holdSession(reply);
-    const unwatch = watchCredential(reply.request, () => c.abort(revoked));
+    // Cut first, then aborted: the abort lets go of the HTTP/2 session's hold, which may close the session gracefully
+    // before a later reset of the stream goes out (the reader would see a normal end).
+    const unwatch = watchCredential(reply.request, () => {
+      cutAnswer(reply.raw);
+      c.abort(revoked);
+    });
     reply.raw.once('close', () => c.abort());
     c.signal.addEventListener('abort', () => {
       this.open.delete(c);
@@ -106,11 +111,11 @@ export class TextStreams {
       }
       // Cut, not ended, when this node closes or the credential no longer holds: the source had not ended, and a
       // complete answer would say it had.
-      if (c.signal.reason === closing || c.signal.reason === revoked) res.destroy();
+      if (c.signal.reason === closing || c.signal.reason === revoked) cutAnswer(res);
       else if (!res.destroyed) res.end();
     } catch (err) {
       reply.log.info({ err }, `a stream of ${this.what} was cut`);
-      res.destroy();
+      cutAnswer(res);
     } finally {
       c.abort();
     }
@@ -118,6 +123,21 @@ export class TextStreams {
 }
 
 const textContentType = 'text/plain; charset=utf-8';
+
+/**
+ * Ends a long answer so that its reader can tell it from a complete one: HTTP/1.1 closes the connection before the
+ * chunked body's end; HTTP/2 resets the stream with INTERNAL_ERROR. Not res.destroy() nor stream.close(code) there:
+ * both end the writable side first, and with no trailers awaited (h2-response.ts) that sends END_STREAM, which the
+ * client reads as a normal end before the reset. Destroyed with an error, the stream is reset and nothing else.
+ */
+export function cutAnswer(res: FastifyReply['raw']): void {
+  const stream = (res as { stream?: { destroy(err?: Error): void; destroyed?: boolean } }).stream;
+  if (stream !== undefined) {
+    if (stream.destroyed !== true) stream.destroy(new Error('this answer is cut'));
+    return;
+  }
+  res.destroy();
+}
 
 /** The headers of a long answer: the reply's own (x-request-id, CORS), its type, and no caching or buffering on the way. */
 export function longAnswerHeaders(reply: FastifyReply, contentType: string): Record<string, string> {

@@ -1,6 +1,7 @@
 // TextStreams: long text answers (followed logs) are bounded in number, cut rather than ended when their source fails
 // or the node closes (a client must not take a cut answer for a complete one), and freed when the client goes away;
 // a HEAD answers at once and takes no slot.
+import { connect as http2Connect, constants as http2Constants } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import { TextStreams } from '../../src/api/text-stream.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { limits } from '../../src/lib/limits.js';
 import { head } from '../support/head.js';
+import { waitFor } from '../support/wait.js';
 
 let app: FastifyInstance | null = null;
 afterEach(async () => {
@@ -103,6 +105,26 @@ describe('TextStreams', () => {
     const again = await fetch(`${url}/stream`);
     expect(again.status).toBe(200);
     void again.body?.cancel();
+  });
+
+  it('over HTTP/2 a cut resets the stream with an error code, so the reader tells it from an end', async () => {
+    const credential = { holds: true };
+    const url = await listening(forever, async () => credential.holds);
+    const session = http2Connect(url);
+    try {
+      const stream = session.request({ ':path': '/stream' });
+      const closed = new Promise((resolve) => stream.on('close', resolve));
+      stream.on('error', () => undefined); // the reset, as an error: what this test wants to see
+      let text = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (d: string) => (text += d));
+      await waitFor('the first line', () => text === 'start\n');
+      credential.holds = false;
+      await closed;
+      expect(stream.rstCode).toBe(http2Constants.NGHTTP2_INTERNAL_ERROR);
+    } finally {
+      session.close();
+    }
   });
 
   it("the node's close cuts an open stream at once", async () => {

@@ -11,7 +11,7 @@ import { authorize, type Resource } from '../../security/policy.js';
 import { bodyAnswer, textSchema } from '../documented-answers.js';
 import { principalOf } from '../principal.js';
 import { watchCredential } from '../credential-watch.js';
-import { answerHead, longAnswerHeaders } from '../text-stream.js';
+import { answerHead, cutAnswer, longAnswerHeaders } from '../text-stream.js';
 import { NoQuery } from '../schemas.js';
 
 export interface EventRoutesOptions {
@@ -72,7 +72,7 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
       if (res.writableEnded || res.destroyed) return;
       if (res.writableLength > limits.eventStreamQueueBytesMax) {
         req.log.warn({ queuedBytes: res.writableLength }, 'an event stream fell too far behind; closing it');
-        res.destroy();
+        cutAnswer(res);
         return;
       }
       if (!whole) {
@@ -85,7 +85,7 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
       res.write(text);
     });
     // Cut once its token is revoked or expires: the dashboard's reconnect then meets the 401 and asks to log in again.
-    const unwatch = watchCredential(req, () => res.destroy());
+    const unwatch = watchCredential(req, () => cutAnswer(res));
     res.once('close', () => {
       unwatch();
       subscription.close();
