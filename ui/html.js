@@ -6,7 +6,7 @@ import { h } from 'preact';
 import htm from 'htm';
 
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
-const controls = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+const controls = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 /** Text with its control and bidi-override characters written as \uXXXX. */
 export function shown(text) {

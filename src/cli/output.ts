@@ -35,8 +35,8 @@ export function printJson(value: unknown): void {
   writeOut(`${JSON.stringify(value, null, 2).replace(jsonUnescaped, escapeChar)}\n`);
 }
 
-/** What JSON.stringify leaves raw that a terminal acts on: DEL, C1 controls, bidi embeddings, overrides and isolates. */
-const jsonUnescaped = /[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+/** What JSON.stringify leaves raw that a terminal acts on: DEL, C1 controls, bidi marks, embeddings, overrides and isolates. */
+const jsonUnescaped = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 function escapeChar(c: string): string {
   return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
@@ -47,11 +47,12 @@ export function printLine(line = ''): void {
 }
 
 /**
- * C0 and C1 control characters but tab and newline, and the bidi embeddings, overrides and isolates (U+202E turns
- * the rest of a line around): what a terminal would act on rather than show.
+ * C0 and C1 control characters but tab and newline, and the bidi marks, embeddings, overrides and isolates (U+202E
+ * turns the rest of a line around; a right-to-left mark reorders what is around it): what a terminal would act on
+ * rather than show.
  */
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
-const terminalControls = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+const terminalControls = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 /**
  * Text as a terminal shows it: a control character (an ESC in a task's name, say, which would clear the screen or
