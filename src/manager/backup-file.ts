@@ -10,6 +10,7 @@ import { logIndex, nodeId, term as toTerm } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import type { SnapshotMeta } from '../raft/types.js';
 import { KvStateMachine } from '../kv/state-machine.js';
+import { yieldToEventLoop, type YieldFn } from '../kv/sliced-pack.js';
 import { decodeSnapshot, type Member } from './members.js';
 
 export const BACKUP_MAGIC = Buffer.from('MKSNAP\r\n', 'latin1');
@@ -63,22 +64,51 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** The file for a snapshot body taken at `meta`. */
-export function encodeBackup(meta: SnapshotMeta, body: Uint8Array, createdAt: string): Uint8Array {
-  const header: BackupHeader = {
-    format: BACKUP_FORMAT,
-    index: meta.index,
-    term: meta.term,
-    voters: [...meta.voters],
-    learners: [...meta.learners],
-    sizeBytes: body.length,
-    sha256: sha256Hex(body),
-    createdAt,
-  };
+/** Bytes hashed or copied between two yields to the event loop. */
+const SLICE_BYTES = 1 << 20;
+
+/** sha256Hex of the parts in order, a MiB at a time with a yield between. */
+export async function sha256HexSliced(parts: readonly Uint8Array[], yieldFn: YieldFn = yieldToEventLoop): Promise<string> {
+  const hash = createHash('sha256');
+  for (const part of parts) {
+    for (let at = 0; at < part.length; at += SLICE_BYTES) {
+      hash.update(part.subarray(at, at + SLICE_BYTES));
+      await yieldFn();
+    }
+  }
+  return hash.digest('hex');
+}
+
+function headerBytes(meta: SnapshotMeta, sizeBytes: number, sha256: string, createdAt: string): Buffer {
+  const header: BackupHeader = { format: BACKUP_FORMAT, index: meta.index, term: meta.term, voters: [...meta.voters], learners: [...meta.learners], sizeBytes, sha256, createdAt };
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const length = Buffer.alloc(4);
   length.writeUInt32BE(json.length);
-  return Buffer.concat([BACKUP_MAGIC, length, json, body]);
+  return Buffer.concat([BACKUP_MAGIC, length, json]);
+}
+
+/** The file for a snapshot body taken at `meta`. */
+export function encodeBackup(meta: SnapshotMeta, body: Uint8Array, createdAt: string): Uint8Array {
+  return Buffer.concat([headerBytes(meta, body.length, sha256Hex(body), createdAt), body]);
+}
+
+/** encodeBackup's bytes from the body's parts, hashed and copied a MiB at a time with a yield between. */
+export async function encodeBackupSliced(meta: SnapshotMeta, body: readonly Uint8Array[], createdAt: string, yieldFn: YieldFn = yieldToEventLoop): Promise<Uint8Array> {
+  let sizeBytes = 0;
+  for (const part of body) sizeBytes += part.length;
+  const head = headerBytes(meta, sizeBytes, await sha256HexSliced(body, yieldFn), createdAt);
+  const out = Buffer.allocUnsafeSlow(head.length + sizeBytes);
+  out.set(head, 0);
+  let at = head.length;
+  for (const part of body) {
+    for (let from = 0; from < part.length; from += SLICE_BYTES) {
+      const slice = part.subarray(from, from + SLICE_BYTES);
+      out.set(slice, at);
+      at += slice.length;
+      await yieldFn();
+    }
+  }
+  return out;
 }
 
 function invalid(problem: string): MinkubeError {

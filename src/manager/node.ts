@@ -12,7 +12,7 @@ import type { ConfChange, ConfChangeResult, ConfState, Entry, Message, RaftConfi
 import type { LoadedState, RaftStorage, StorageRecovery } from '../storage/types.js';
 import { StorageRecoveryWatch, type StorageView } from './storage-recovery.js';
 import type { Transport } from '../transport/types.js';
-import { decodeSnapshot, encodeSnapshot, encodeSnapshotParts, MemberDirectory, type Member } from './members.js';
+import { decodeSnapshot, encodeSnapshotParts, MemberDirectory, type Member } from './members.js';
 import { ProposalTracker, UncommittedCommands } from './proposals.js';
 import { ReadBatcher } from './reads.js';
 import type { SnapshotChunkHeader } from '../contracts/snapshot-chunks.js';
@@ -394,12 +394,14 @@ export class RaftNodeDriver<R> {
    * The applied state as of now, for a backup: the snapshot metadata of the applied index and a function that encodes
    * the same bytes a snapshot of this index would hold (captured now, encoded later without blocking the loop).
    */
-  captureState(): { meta: SnapshotMeta; encode: () => Promise<Uint8Array> } {
+  captureState(): { meta: SnapshotMeta; encode: () => Promise<readonly Uint8Array[]> } {
     const meta = this.core.snapshotMeta(this.appliedIndex as LogIndex);
     if (meta === null) throw new MinkubeError('NOT_READY', 'nothing is applied yet, or a snapshot from the leader is being installed; retry');
-    const encodeState = this.o.stateMachine.captureSnapshot();
+    // As parts, never joined here: a backup of tens of MiB joined in one go held the loop past an election timeout.
+    const sm = this.o.stateMachine;
+    const encodeState = sm.captureSnapshotParts?.() ?? ((whole) => async () => [await whole()])(sm.captureSnapshot());
     const members = this.directory.entries();
-    return { meta, encode: async () => encodeSnapshot(members, await encodeState()) };
+    return { meta, encode: async () => encodeSnapshotParts(members, await encodeState()) };
   }
 
   /**

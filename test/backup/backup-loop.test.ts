@@ -8,11 +8,11 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeCommand } from '../../src/kv/commands.js';
 import { KvStateMachine } from '../../src/kv/state-machine.js';
-import { logIndex, nodeId, term } from '../../src/lib/ids.js';
+import { logIndex, nodeId, term, type NodeId } from '../../src/lib/ids.js';
 import { encodeBackup, inspectBackup, parseBackup } from '../../src/manager/backup-file.js';
 import { BackupLoop } from '../../src/manager/backup-loop.js';
-import type { BackupSource } from '../../src/manager/backup.js';
-import { encodeSnapshot } from '../../src/manager/members.js';
+import { takeBackup, type BackupSource } from '../../src/manager/backup.js';
+import { encodeSnapshot, encodeSnapshotParts } from '../../src/manager/members.js';
 import type { SnapshotMeta } from '../../src/raft/types.js';
 import { writeFileDurably } from '../../src/storage/snapshot-files.js';
 import { ManualClock } from '../support/manual-clock.js';
@@ -49,7 +49,7 @@ function sourceWith(keys: number): { sm: KvStateMachine; source: BackupSource; p
 async function fileOf(keys: number): Promise<Uint8Array> {
   const { source } = sourceWith(keys);
   const { meta, encode } = source.captureState();
-  return encodeBackup(meta, await encode(), '2030-01-01T00:00:00.000Z');
+  return encodeBackup(meta, (await encode()) as Uint8Array, '2030-01-01T00:00:00.000Z');
 }
 
 describe('the backup file', () => {
@@ -94,14 +94,39 @@ describe('the index a backup is taken at', () => {
     sm.passEntry(sm.appliedIndex + 1);
     const { meta, encode } = source.captureState();
     expect(meta.index).toBe(6);
-    expect(inspectBackup(encodeBackup(meta, await encode(), '2030-01-01T00:00:00.000Z'))).toMatchObject({ index: 6, keys: 3 });
+    expect(inspectBackup(encodeBackup(meta, (await encode()) as Uint8Array, '2030-01-01T00:00:00.000Z'))).toMatchObject({ index: 6, keys: 3 });
   });
 
   it('a file of an earlier version, whose state counted commands only (state at 4, header at 6), still loads', async () => {
     const { source } = sourceWith(3);
     const { meta, encode } = source.captureState();
-    const bytes = encodeBackup({ ...meta, index: logIndex(meta.index + 2) }, await encode(), '2030-01-01T00:00:00.000Z');
+    const bytes = encodeBackup({ ...meta, index: logIndex(meta.index + 2) }, (await encode()) as Uint8Array, '2030-01-01T00:00:00.000Z');
     expect(inspectBackup(bytes)).toMatchObject({ index: 6, keys: 3 });
+  });
+});
+
+describe('a backup of a large state', () => {
+  it('is hashed and joined a MiB at a time, giving the loop back between, into the bytes encodeBackup makes', async () => {
+    const sm = new KvStateMachine();
+    const big = 'x'.repeat(900_000);
+    for (let i = 1; i <= 8; i++) sm.apply(i, encodeCommand({ clientId: 'c', seq: i, cmd: { op: 'put', key: `big/${i}`, value: `${big}${i}` } }));
+    const meta: SnapshotMeta = { index: logIndex(8), term: term(2), voters: [nodeId('m1')], learners: [] };
+    const members: [NodeId, { raftAddress: string; apiAddress: string }][] = [[nodeId('m1'), { raftAddress: '127.0.0.1:1', apiAddress: '127.0.0.1:2' }]];
+    const source: BackupSource = { linearizableBarrier: () => Promise.resolve(), captureState: () => ({ meta, encode: async () => encodeSnapshotParts(members, await sm.captureSnapshotParts()()) }) };
+    let turns = 0;
+    let counting = true;
+    const count = (): void => {
+      turns++;
+      if (counting) setImmediate(count);
+    };
+    setImmediate(count);
+    const file = await takeBackup(source, Date.parse('2030-01-01T00:00:00Z'));
+    counting = false;
+    // 7 MB hashed, joined, and the whole hashed again: a turn of the loop at least every MiB of each.
+    expect(turns).toBeGreaterThanOrEqual(15);
+    const whole = encodeBackup(meta, encodeSnapshot(members, sm.snapshot()), '2030-01-01T00:00:00.000Z');
+    expect(Buffer.from(file.bytes).equals(Buffer.from(whole))).toBe(true);
+    expect(inspectBackup(file.bytes)).toMatchObject({ index: 8, keys: 8 });
   });
 });
 
