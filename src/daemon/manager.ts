@@ -2,7 +2,7 @@
 // service and the leader-only loops (started and stopped by role changes), HTTP API.
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Server as HttpsServer } from 'node:https';
 import { createSecureContext } from 'node:tls';
@@ -516,8 +516,15 @@ async function startParts(
  * an empty data directory: a marker left by an earlier member of that name says nothing about it.
  */
 async function checkedStorageFor(storage: LevelRaftStorage, dataDir: string, joining: boolean): Promise<CheckedStorage> {
-  const marker = new FileMarker(markerPathFor(dataDir));
+  const where = markerPathFor(dataDir);
   const empty = (await storage.lastIndex()) === 0 && storage.snapshotInfo() === null && (await storage.hardState()).term === 0;
+  // A `snapshot restore` killed between its two renames left the restored directory in place (its aside copy gone)
+  // and its marker aside (backup-restore.ts): that marker is this directory's. Killed before, the directory is empty
+  // and the marker is not taken: it speaks of a log that is not here.
+  const asideDir = `${resolve(dataDir)}.restoring`;
+  const asideMarker = markerPathFor(asideDir);
+  if (!empty && !existsSync(where) && !existsSync(asideDir) && existsSync(asideMarker)) await rename(asideMarker, where).catch(() => undefined);
+  const marker = new FileMarker(where);
   if (joining && empty) await marker.reset();
   return new CheckedStorage(storage, marker);
 }

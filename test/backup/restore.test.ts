@@ -1,6 +1,6 @@
 // `snapshot restore` in process: a data directory emptied with `rm -rf`, whose marker (beside it) still says a later
 // term than the backup's, is restored into a one-voter cluster whose manager leads, with a marker that its log covers.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -66,6 +66,29 @@ describe('snapshot restore', () => {
     expect(cluster.storage).toBe('ok');
     expect((await httpJson(url, 'GET', '/v1/kv/k5')).body.value).toBe('v5');
     expect((await httpJson(url, 'PUT', '/v1/kv/after', { value: 'x' })).status).toBe(200);
+  });
+
+  it('killed between its two renames (the directory in place, its marker aside): the manager takes that marker and leads', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'minkube-restore-'));
+    dirs.push(root);
+    const file = await backupFile(root);
+    const dataDir = join(root, 'm1');
+    const config = parseClusterConfig(
+      { insecure: true, managers: [{ id: 'm1', raftAddress: `127.0.0.1:${await freePort()}`, apiAddress: `127.0.0.1:${await freePort()}`, dataDir: 'm1' }], workers: [], raft: { heartbeatIntervalMs: 25, electionTimeoutMs: 200 } },
+      root,
+    );
+    const self = config.managers[0]!;
+    await restoreBackup({ file, id: 'm1', dataDir, raftAddress: self.raftAddress, apiAddress: self.apiAddress });
+    renameSync(markerPathFor(dataDir), markerPathFor(`${dataDir}.restoring`));
+    const m1 = await startManagerFromConfig(config, 'm1', pino({ level: 'silent' }));
+    running.push(m1);
+    expect(existsSync(markerPathFor(`${dataDir}.restoring`))).toBe(false);
+    const url = `http://${self.apiAddress}`;
+    const cluster = await eventually(async () => {
+      const r = await httpJson(url, 'GET', '/v1/cluster');
+      return r.body?.leaderId === 'm1' ? (r.body as { storage: string }) : undefined;
+    }, 20_000, 'm1 to lead the restored cluster');
+    expect(cluster.storage).toBe('ok');
   });
 
   it('is made aside and renamed into place whole: what a killed restore left aside is replaced, and the directory is 0700', async () => {
