@@ -35,6 +35,19 @@ async function backupFile(dir: string): Promise<string> {
   return file;
 }
 
+/** Starts m1 of `config` from its restored directory; answers its API's URL once it leads with intact storage. */
+async function leadsRestored(config: ReturnType<typeof parseClusterConfig>): Promise<string> {
+  const m1 = await startManagerFromConfig(config, 'm1', pino({ level: 'silent' }));
+  running.push(m1);
+  const url = `http://${config.managers[0]!.apiAddress}`;
+  const cluster = await eventually(async () => {
+    const r = await httpJson(url, 'GET', '/v1/cluster');
+    return r.body?.leaderId === 'm1' ? (r.body as { storage: string }) : undefined;
+  }, 20_000, 'm1 to lead the restored cluster');
+  expect(cluster.storage).toBe('ok');
+  return url;
+}
+
 describe('snapshot restore', () => {
   it('into a directory emptied with rm -rf: the stale marker beside it is replaced, and the manager leads', async () => {
     const root = mkdtempSync(join(tmpdir(), 'minkube-restore-'));
@@ -56,14 +69,7 @@ describe('snapshot restore', () => {
     // The marker says the restored log's end (the new cluster's config entry), nothing of the old log.
     expect(await new FileMarker(markerPathFor(dataDir)).read()).toEqual({ kind: 'ok', marker: { ackedIndex: 12, ackedTerm: 4, term: 4, vote: null } });
 
-    const m1 = await startManagerFromConfig(config, 'm1', pino({ level: 'silent' }));
-    running.push(m1);
-    const url = `http://${self.apiAddress}`;
-    const cluster = await eventually(async () => {
-      const r = await httpJson(url, 'GET', '/v1/cluster');
-      return r.body?.leaderId === 'm1' ? (r.body as { storage: string }) : undefined;
-    }, 20_000, 'm1 to lead the restored cluster');
-    expect(cluster.storage).toBe('ok');
+    const url = await leadsRestored(config);
     expect((await httpJson(url, 'GET', '/v1/kv/k5')).body.value).toBe('v5');
     expect((await httpJson(url, 'PUT', '/v1/kv/after', { value: 'x' })).status).toBe(200);
   });
@@ -80,15 +86,8 @@ describe('snapshot restore', () => {
     const self = config.managers[0]!;
     await restoreBackup({ file, id: 'm1', dataDir, raftAddress: self.raftAddress, apiAddress: self.apiAddress });
     renameSync(markerPathFor(dataDir), markerPathFor(`${dataDir}.restoring`));
-    const m1 = await startManagerFromConfig(config, 'm1', pino({ level: 'silent' }));
-    running.push(m1);
+    await leadsRestored(config);
     expect(existsSync(markerPathFor(`${dataDir}.restoring`))).toBe(false);
-    const url = `http://${self.apiAddress}`;
-    const cluster = await eventually(async () => {
-      const r = await httpJson(url, 'GET', '/v1/cluster');
-      return r.body?.leaderId === 'm1' ? (r.body as { storage: string }) : undefined;
-    }, 20_000, 'm1 to lead the restored cluster');
-    expect(cluster.storage).toBe('ok');
   });
 
   it('is made aside and renamed into place whole: what a killed restore left aside is replaced, and the directory is 0700', async () => {
