@@ -14,7 +14,7 @@ export interface ApiClientOptions {
   /** Per request (default limits.requestTimeoutMsDefault plus a little, so the server's own TIMEOUT wins). */
   timeoutMs?: number;
   /**
-   * How many times a GET that failed for a passing reason (TIMEOUT, UNREACHABLE, NO_LEADER, NOT_READY, QUEUE_FULL)
+   * How many times a GET that failed for a passing reason (passingFailures: TIMEOUT, UNREACHABLE, NO_LEADER, ...)
    * is tried again (default 0). Reads change nothing, so a retry is always safe; writes are never retried here.
    */
   readRetries?: number;
@@ -33,7 +33,8 @@ export interface ApiClientOptions {
   alternateUrls?: readonly string[];
 }
 
-const passingFailures: ReadonlySet<string> = new Set(['TIMEOUT', 'UNREACHABLE', 'NO_LEADER', 'NOT_READY', 'QUEUE_FULL']);
+// WORKER_UNAVAILABLE: this manager could not reach the task's worker (task logs, a worker's metrics); another may.
+const passingFailures: ReadonlySet<string> = new Set(['TIMEOUT', 'UNREACHABLE', 'NO_LEADER', 'NOT_READY', 'QUEUE_FULL', 'WORKER_UNAVAILABLE']);
 
 /**
  * What a manager answers when it cannot serve a request that another manager may (no leader known to it, not ready,

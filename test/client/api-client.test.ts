@@ -145,6 +145,11 @@ describe('ApiClient with alternate managers', () => {
     service.failNext = new MinkubeError('NO_LEADER');
     const viaFirst = new ApiClient(client.baseUrl, { alternateUrls: [otherUrl] });
     expect(await viaFirst.kvGet('fo/b')).toMatchObject({ value: 'y' });
+    // So does a manager that cannot reach a task's worker (WORKER_UNAVAILABLE): another may.
+    service.failNext = new MinkubeError('WORKER_UNAVAILABLE');
+    const viaCut = new ApiClient(client.baseUrl, { alternateUrls: [otherUrl] });
+    expect(await viaCut.kvGet('fo/b')).toMatchObject({ value: 'y' });
+    expect(viaCut.baseUrl).toBe(otherUrl);
   });
 
   it('moves a write on after a 503 the manager answered (NO_LEADER, NOT_READY, STORAGE_RECOVERING: not applied), never after other refusals', async () => {
