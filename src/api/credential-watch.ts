@@ -16,7 +16,7 @@ export function watchCredential(req: FastifyRequest, cut: () => void, intervalMs
   const timer = setInterval(() => {
     if (checking) return;
     checking = true;
-    holds().then(
+    holds.call(req).then(
       (ok) => {
         checking = false;
         if (ok) return;
