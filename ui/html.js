@@ -6,9 +6,9 @@ import { h } from 'preact';
 import htm from 'htm';
 
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
-const controls = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const controls = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g;
 
-/** Text with its control and bidi-override characters written as \uXXXX. */
+/** Text with its control, bidi-override and invisible characters (zero-width space, byte-order mark, line separators) written as \uXXXX. */
 export function shown(text) {
   return text.replace(controls, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

@@ -35,8 +35,11 @@ export function printJson(value: unknown): void {
   writeOut(`${JSON.stringify(value, null, 2).replace(jsonUnescaped, escapeChar)}\n`);
 }
 
-/** What JSON.stringify leaves raw that a terminal acts on: DEL, C1 controls, bidi marks, embeddings, overrides and isolates. */
-const jsonUnescaped = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+/**
+ * What JSON.stringify leaves raw that a terminal acts on or hides: DEL, C1 controls, bidi marks, embeddings, overrides
+ * and isolates, the zero-width space and byte-order mark (two names that look alike), the line and paragraph separators.
+ */
+const jsonUnescaped = /[\u007f-\u009f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g;
 
 function escapeChar(c: string): string {
   return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
@@ -49,10 +52,11 @@ export function printLine(line = ''): void {
 /**
  * C0 and C1 control characters but tab and newline, and the bidi marks, embeddings, overrides and isolates (U+202E
  * turns the rest of a line around; a right-to-left mark reorders what is around it): what a terminal would act on
- * rather than show.
+ * rather than show; and the zero-width space, the byte-order mark and the line and paragraph separators, which it
+ * would hide (two task names that differ only by one look the same).
  */
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
-const terminalControls = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const terminalControls = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g;
 
 /**
  * Text as a terminal shows it: a control character (an ESC in a task's name, say, which would clear the screen or

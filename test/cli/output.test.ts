@@ -47,6 +47,7 @@ it("shows a control character as its escape in human output (a task named to cle
 it('escapes bidi overrides in human output, and DEL, C1 controls and bidi overrides in --json, which stays the same JSON', () => {
   expect(visible('a\u202eb\u2066c')).toBe('a\\u202eb\\u2066c');
   expect(visible('n\u200fr\u200el\u061cm')).toBe('n\\u200fr\\u200el\\u061cm');
+  expect(visible('web\u200b\ufeff\u2028\u2029')).toBe('web\\u200b\\ufeff\\u2028\\u2029');
   const chunks: string[] = [];
   const write = process.stdout.write.bind(process.stdout);
   process.stdout.write = ((chunk: string) => (chunks.push(chunk), true)) as typeof process.stdout.write;
