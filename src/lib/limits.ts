@@ -232,6 +232,14 @@ export const limits = {
   /** How often a relaying manager looks at the followed task's record. */
   logFollowCheckIntervalMs: 1000,
   /**
+   * A relayed follow that has brought nothing for this long asks the worker whether this manager still reaches it (a
+   * tail of no lines): a worker cut off from this manager alone keeps heartbeating to the leader, and its stream would
+   * stay open and silent for good.
+   */
+  logFollowProbeIdleMs: 10_000,
+  /** How long such a question may take; two unanswered in a row cut the follow (another manager may reach the worker). */
+  logFollowProbeTimeoutMs: 5000,
+  /**
    * How often a long answer (a followed log, an event stream) checks that the token or session that opened it still
    * holds; one revoked, expired or changed is cut within this.
    */

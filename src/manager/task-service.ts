@@ -144,7 +144,7 @@ export class TaskServiceImpl implements TasksService {
       signal.removeEventListener('abort', onAbort);
       throw logsError(err, id, target.workerId);
     }
-    return this.relayWhileRunning(id, target.attempt, body, upstream, () => signal.removeEventListener('abort', onAbort));
+    return this.relayWhileRunning(id, target, body, upstream, () => signal.removeEventListener('abort', onAbort));
   }
 
   /**
@@ -152,31 +152,62 @@ export class TaskServiceImpl implements TasksService {
    * from this manager keeps the connection open), it is cut (an error: the caller's answer is cut, never ended) once
    * the record has shown for logFollowDrainMs that the attempt followed is no longer placed or running (lost, ended,
    * or replaced by a later attempt): the output that reached the reader may not be all of it, and a clean end would
-   * say it was.
+   * say it was. It is cut too when this manager no longer reaches the worker (a worker cut off from this manager
+   * alone, still heartbeating to the leader, never ends the stream): after logFollowProbeIdleMs with nothing from
+   * the stream, the worker is asked for a tail of no lines, and two questions in a row unanswered cut it.
    */
-  private async *relayWhileRunning(id: string, attempt: number, body: AsyncIterable<Uint8Array>, upstream: AbortController, done: () => void): AsyncGenerator<Uint8Array> {
+  private async *relayWhileRunning(id: string, target: { workerId: string; apiAddress: string; attempt: number }, body: AsyncIterable<Uint8Array>, upstream: AbortController, done: () => void): AsyncGenerator<Uint8Array> {
     const { store, clock } = this.o;
+    const { attempt } = target;
     let overSinceMs: number | null = null;
-    let overAs: string | null = null;
+    // Set by the watch (a closure), read after the stream: a holder, so the compiler does not take it for always null.
+    const cut: { as: MinkubeError | null } = { as: null };
+    let heardMs = clock.nowMs();
+    let probing = false;
+    let probesFailed = 0;
+    const probe = (): void => {
+      probing = true;
+      this.o.workers.logs(target.apiAddress, id, 0, { timeoutMs: limits.logFollowProbeTimeoutMs }).then(
+        () => {
+          probesFailed = 0;
+          heardMs = clock.nowMs();
+        },
+        (err: unknown) => {
+          // The worker's own answer (it no longer keeps the attempt, say) says it is reached; the stream ends by itself.
+          if (!(err instanceof MinkubeError) || (err.code !== 'WORKER_UNAVAILABLE' && err.code !== 'TIMEOUT')) {
+            heardMs = clock.nowMs();
+            return;
+          }
+          if (upstream.signal.aborted || ++probesFailed < 2) return;
+          cut.as = new MinkubeError('WORKER_UNAVAILABLE', `this manager no longer reaches worker ${target.workerId} (${err.message}): the output of task ${id}'s attempt ${attempt} is cut here; another manager may reach it`);
+          upstream.abort();
+        },
+      ).finally(() => {
+        probing = false;
+      });
+    };
     const watch = setIntervalOn(clock, () => {
       const t = store.task(id);
       const over = t === undefined || t.attempt !== attempt || (t.state !== 'scheduled' && t.state !== 'running');
       if (!over) {
         overSinceMs = null;
+        if (!probing && cut.as === null && clock.nowMs() - heardMs >= limits.logFollowProbeIdleMs) probe();
         return;
       }
       overSinceMs ??= clock.nowMs();
       if (clock.nowMs() - overSinceMs < limits.logFollowDrainMs) return;
-      overAs = t === undefined ? 'removed' : t.attempt !== attempt ? `replaced by attempt ${t.attempt}` : t.state;
+      const overAs = t === undefined ? 'removed' : t.attempt !== attempt ? `replaced by attempt ${t.attempt}` : t.state;
+      cut.as = new MinkubeError('UNREACHABLE', `the worker stopped sending the output of task ${id}'s attempt ${attempt}, which the record shows ${overAs}: its output is cut here`);
       upstream.abort();
     }, limits.logFollowCheckIntervalMs);
-    const cut = (): MinkubeError =>
-      new MinkubeError('UNREACHABLE', `the worker stopped sending the output of task ${id}'s attempt ${attempt}, which the record shows ${overAs}: its output is cut here`);
     try {
-      for await (const chunk of body) yield chunk;
-      if (overAs !== null) throw cut();
+      for await (const chunk of body) {
+        heardMs = clock.nowMs();
+        yield chunk;
+      }
+      if (cut.as !== null) throw cut.as;
     } catch (err) {
-      if (overAs !== null) throw cut();
+      if (cut.as !== null) throw cut.as;
       // Ended on purpose by the caller (gone).
       if (upstream.signal.aborted) return;
       throw err;
