@@ -167,7 +167,7 @@ export class ProcessRuntime implements ContainerRuntime {
     try {
       const given = shellVars.filter((name) => childEnv[name] !== undefined).map((name) => `${name}=${childEnv[name]}`);
       // detached: its own process group (stop signals the whole group) that does not die with the worker.
-      const child = spawn('/bin/sh', ['-c', wrapperScript, this.exitPath(id), JSON.stringify(marker), ...given, '--', ...command], {
+      const child = spawn('/bin/sh', ['-c', wrapperScript, this.exitPath(id), markerArgument(marker), ...given, '--', ...command], {
         env: childEnv, stdio: ['ignore', log.fd, log.fd], detached: true,
       });
       child.on('error', (err) => this.logger?.warn({ err, id }, 'process error'));
@@ -506,6 +506,20 @@ export async function readProcStat(pid: number): Promise<{ state: string; startT
  * This user's live wrappers (see wrapperScript) whose exit file is in dir, found by their arguments in /proc (the
  * command never sees them, and its children do not carry them); none off Linux.
  */
+/** The marker argument's size past which it keeps only the worker's own labels (one argument holds at most 128 KiB). */
+const markerArgBytesMax = 64 * 1024;
+
+/**
+ * The marker as the wrapper's argument. Linux takes at most 128 KiB in one argument (MAX_ARG_STRLEN): a task whose
+ * labels are larger would not start at all. Past 64 KiB it holds only the worker's own labels (minkube.*), which is
+ * what a re-adoption needs to know the task by; the adopted record then lacks the task's other labels.
+ */
+function markerArgument(marker: Marker): string {
+  const whole = JSON.stringify(marker);
+  if (whole.length <= markerArgBytesMax / 3 || Buffer.byteLength(whole) <= markerArgBytesMax) return whole;
+  return JSON.stringify({ ...marker, labels: Object.fromEntries(Object.entries(marker.labels).filter(([key]) => key.startsWith('minkube.'))) });
+}
+
 async function findWrappers(dir: string): Promise<Array<{ id: string; pid: number; startTicks: string; marker: Marker; command: string[] }>> {
   let names: string[];
   try {

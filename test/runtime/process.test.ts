@@ -309,6 +309,35 @@ describe('ProcessRuntime over an emptied state dir', () => {
   });
 });
 
+describe('ProcessRuntime, labels larger than one argument holds', () => {
+  it.runIf(process.platform === 'linux')('starts a task whose labels are over 128 KiB, and re-adopts it by the worker\'s own labels', async () => {
+    const dir = await stateDir();
+    // Two values of 60,000 two-byte characters: 240 KB of labels, past what one argument may hold (128 KiB).
+    const big = { 'note-a': '\u00e9'.repeat(60_000), 'note-b': '\u00e8'.repeat(60_000) };
+    const own = { 'minkube.task': 'tbig', 'minkube.attempt': '1' };
+    const rt = new ProcessRuntime({ stateDir: dir });
+    const { id } = await rt.run({ name: 'big-labels', image: 'img:1', labels: { ...own, ...big }, command: ['sleep', '30'] });
+    const pid = (JSON.parse(await fs.readFile(path.join(dir, 'processes', `${id}.json`), 'utf8')) as { pid: number }).pid;
+    try {
+      expect(await rt.inspect(id)).toMatchObject({ state: 'running', labels: { ...own, ...big } });
+      await rt.close();
+      // Its record gone, the process is found again by its marker, which kept only the worker's own labels.
+      await fs.rm(path.join(dir, 'processes'), { recursive: true, force: true });
+      const fresh = new ProcessRuntime({ stateDir: dir });
+      expect(await fresh.list({ 'minkube.task': 'tbig' })).toEqual([expect.objectContaining({ id, name: 'big-labels', labels: own, state: 'running' })]);
+      await fresh.stop(id, 5000);
+      await fresh.remove(id);
+      await fresh.close();
+    } finally {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }
+  });
+});
+
 describe('exitCodeForSignal', () => {
   it('reads a signal as 128 + its number, like a shell', () => {
     expect(exitCodeForSignal('SIGTERM')).toBe(143);
