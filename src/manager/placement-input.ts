@@ -49,23 +49,40 @@ export function preemptibleOn(store: TaskStore, workerId: string): PreemptibleTa
 }
 
 export function placementTask(t: TaskRecord): PlacementTask {
-  // The worker of the previous attempt (history's last entry with a worker) is avoided by a retry.
+  // The worker of the previous attempt (history's last entry with a worker) is avoided by a retry; firmly when the
+  // attempt before it ran there too.
   let avoid: string | null = null;
+  let firmly = false;
   if (t.attempt > 1) {
-    for (let i = t.history.length - 1; i >= 0; i--) {
-      const h = t.history[i]!;
-      if (h.workerId !== null) {
-        avoid = h.workerId;
-        break;
-      }
-    }
+    const previous = workerOfAttempt(t, t.attempt - 1);
+    avoid = previous ?? lastWorkerOf(t);
+    firmly = previous !== null && t.attempt > 2 && workerOfAttempt(t, t.attempt - 2) === previous;
   }
   const p: { -readonly [K in keyof PlacementTask]: PlacementTask[K] } = { id: t.id, attempt: t.attempt, avoidWorkerId: avoid };
+  if (firmly) p.avoidFirmly = true;
   if (t.spec.resources?.cpus !== undefined) p.cpus = t.spec.resources.cpus;
   if (t.spec.resources?.memoryMb !== undefined) p.memoryMb = t.spec.resources.memoryMb;
   if (t.spec.constraints !== undefined && t.spec.constraints.length > 0) p.constraints = parsedConstraints(t.spec.constraints);
   if (t.service !== undefined) p.spreadGroup = t.service.name;
   return p;
+}
+
+/** The worker an attempt of the task was placed on (its history's last entry of that attempt with a worker), or null. */
+function workerOfAttempt(t: TaskRecord, attempt: number): string | null {
+  for (let i = t.history.length - 1; i >= 0; i--) {
+    const h = t.history[i]!;
+    if (h.attempt === attempt && h.workerId !== null) return h.workerId;
+  }
+  return null;
+}
+
+/** The worker of the history's last entry with one, or null. */
+function lastWorkerOf(t: TaskRecord): string | null {
+  for (let i = t.history.length - 1; i >= 0; i--) {
+    const h = t.history[i]!;
+    if (h.workerId !== null) return h.workerId;
+  }
+  return null;
 }
 
 /**

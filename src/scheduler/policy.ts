@@ -7,8 +7,13 @@ import type { Constraint } from '../lib/constraints.js';
 export interface PlacementTask {
   readonly id: string;
   readonly attempt: number;
-  /** The worker the previous attempt ran on: a retry goes elsewhere when another worker is ready. */
+  /**
+   * The worker the previous attempt ran on: a retry goes elsewhere when another worker is eligible (a service's
+   * replica only where that keeps its service as evenly spread, unless avoidFirmly).
+   */
   readonly avoidWorkerId: string | null;
+  /** The last two attempts both ran on avoidWorkerId: a replica's retry avoids it even against the spread. */
+  readonly avoidFirmly?: boolean;
   readonly cpus?: number;
   readonly memoryMb?: number;
   /** Parsed constraints on worker labels (absent: none). */

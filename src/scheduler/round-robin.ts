@@ -3,7 +3,10 @@
 // worker is eligible when the task's constraints hold there and its resources fit in what is still free (this
 // decision's own placements included); a task no worker can take is left pending. A service's replica (a task with a
 // spreadGroup) goes to the eligible worker holding the fewest of its service's replicas, the first of those in the
-// rotation: a replacement fills the worker that lost one instead of piling onto whichever is next.
+// rotation: a replacement fills the worker that lost one instead of piling onto whichever is next. A retry goes to
+// another worker than its previous attempt's when one is eligible; a replica's retry does so only where that keeps the
+// spread as even (the previous worker loses ties), unless its last two attempts both ran there (then it is avoided as
+// any task's retry is): one failure does not pile a service onto the other workers, a worker that fails it twice does.
 import { ineligibility, reserve } from './eligibility.js';
 import type { PlacementDecision, PlacementInput, PlacementPolicy, PlacementWorker } from './policy.js';
 
@@ -22,11 +25,13 @@ export const roundRobin: PlacementPolicy = {
       // from the one it took.
       let chosen = -1;
       let chosenCount = Infinity;
+      let chosenAvoided = false;
       let avoided = -1;
       for (let k = 0; k < workers.length; k++) {
         const i = (next + k) % workers.length;
         if (ineligibility(t, workers[i]!) !== null) continue;
-        if (workers[i]!.id === t.avoidWorkerId) {
+        const isAvoided = workers[i]!.id === t.avoidWorkerId;
+        if (isAvoided && (t.spreadGroup === undefined || t.avoidFirmly === true)) {
           if (avoided === -1) avoided = i;
           continue;
         }
@@ -35,10 +40,11 @@ export const roundRobin: PlacementPolicy = {
           break;
         }
         const count = spread.count(t.spreadGroup, workers[i]!.id);
-        if (count < chosenCount) {
+        if (count < chosenCount || (count === chosenCount && chosenAvoided && !isAvoided)) {
           chosen = i;
           chosenCount = count;
-          if (count === 0) break;
+          chosenAvoided = isAvoided;
+          if (count === 0 && !isAvoided) break;
         }
       }
       if (chosen === -1) chosen = avoided;

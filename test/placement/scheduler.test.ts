@@ -12,6 +12,7 @@ import { roundRobin } from '../../src/scheduler/round-robin.js';
 import { encodeCommand, type Command } from '../../src/kv/commands.js';
 import { KvStateMachine } from '../../src/kv/state-machine.js';
 import { addSpreadCounts, placementTask } from '../../src/manager/placement-input.js';
+import type { TaskRecord } from '../../src/contracts/task-model.js';
 
 const c = (text: string): Constraint => parseConstraint(text) as Constraint;
 const task = (id: string, o: Partial<PlacementTask> = {}): PlacementTask => ({ id, attempt: 1, avoidWorkerId: null, ...o });
@@ -146,5 +147,26 @@ describe('spreading a service', () => {
     const spread = new Map<string, Map<string, number>>();
     addSpreadCounts(sm.tasks, [pending, task('other')], spread);
     expect(spread).toEqual(new Map([['web', new Map([['w1', 1], ['w2', 1]])]]));
+  });
+});
+
+describe('a retry, as placement sees it', () => {
+  const record = (attempt: number, ran: readonly (string | null)[]): TaskRecord => ({
+    id: 't', attempt, spec: { image: 'img' }, service: { name: 'web' },
+    history: ran.flatMap((workerId, i) => [
+      { state: 'pending' as const, attempt: i + 1, atMs: i, workerId: null },
+      ...(workerId === null ? [] : [{ state: 'scheduled' as const, attempt: i + 1, atMs: i, workerId }, { state: 'failed' as const, attempt: i + 1, atMs: i, workerId }]),
+    ]).concat([{ state: 'pending', attempt, atMs: 9, workerId: null }]),
+  }) as unknown as TaskRecord;
+
+  it('avoids the worker of the previous attempt, firmly when the attempt before it ran there too', () => {
+    expect(placementTask(record(1, []))).toMatchObject({ avoidWorkerId: null });
+    expect(placementTask(record(2, ['w1']))).toMatchObject({ avoidWorkerId: 'w1' });
+    expect(placementTask(record(2, ['w1'])).avoidFirmly).toBeUndefined();
+    expect(placementTask(record(3, ['w2', 'w1'])).avoidFirmly).toBeUndefined();
+    expect(placementTask(record(3, ['w1', 'w1']))).toMatchObject({ avoidWorkerId: 'w1', avoidFirmly: true });
+    // An attempt that never got a worker (lost before it was placed): the last worker it had is avoided.
+    expect(placementTask(record(3, ['w1', null]))).toMatchObject({ avoidWorkerId: 'w1' });
+    expect(placementTask(record(3, ['w1', null])).avoidFirmly).toBeUndefined();
   });
 });

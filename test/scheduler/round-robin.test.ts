@@ -43,10 +43,25 @@ describe('round-robin', () => {
     // A new service (no copies yet) spreads exactly as round-robin does.
     const fresh = roundRobin.place({ tasks: ['a', 'b', 'c', 'd'].map((id) => ({ ...task(id), spreadGroup: 'api' })), workers, cursor: 'w1', spread });
     expect(fresh.placements.map((p) => p.workerId)).toEqual(['w2', 'w3', 'w1', 'w2']);
-    // Not on an ineligible worker however few it holds, and a retry still avoids its last worker.
+    // Not on an ineligible worker however few it holds.
     const full = [worker('w1'), { ...worker('w2'), free: { cpus: 0, memoryMb: 0 } }, worker('w3')];
     expect(roundRobin.place({ tasks: [{ ...web('a'), cpus: 1 }], workers: full, cursor: null, spread }).placements[0]!.workerId).toBe('w1');
-    expect(roundRobin.place({ tasks: [web('a', 'w2')], workers, cursor: null, spread }).placements[0]!.workerId).toBe('w1');
+  });
+
+  it("a replica's retry keeps the spread: its previous worker loses only ties, unless its last two attempts both ran there", () => {
+    const web = (id: string, avoid: string | null, firmly = false): PlacementTask => ({ ...task(id, avoid, 3), spreadGroup: 'web', ...(firmly ? { avoidFirmly: true } : {}) });
+    // The tester's case: two workers, one replica each; w2's replica died. Its retry goes back to w2 (0), not onto w1 (1).
+    const two = [worker('w1'), worker('w2')];
+    const oneLeft = new Map([['web', new Map([['w1', 1]])]]);
+    expect(roundRobin.place({ tasks: [web('a', 'w2')], workers: two, cursor: null, spread: oneLeft }).placements[0]!.workerId).toBe('w2');
+    // A worker that failed it twice in a row is avoided even so: it goes where the others are.
+    expect(roundRobin.place({ tasks: [web('a', 'w2', true)], workers: two, cursor: null, spread: oneLeft }).placements[0]!.workerId).toBe('w1');
+    // Among workers holding as few, the previous one loses the tie, wherever the rotation stands.
+    const even = new Map([['web', new Map([['w1', 1], ['w2', 1], ['w3', 2]])]]);
+    expect(roundRobin.place({ tasks: [web('a', 'w1')], workers, cursor: 'w3', spread: even }).placements[0]!.workerId).toBe('w2');
+    expect(roundRobin.place({ tasks: [web('a', 'w2')], workers, cursor: null, spread: even }).placements[0]!.workerId).toBe('w1');
+    // Alone eligible, it is taken.
+    expect(roundRobin.place({ tasks: [web('a', 'w1', true)], workers: [worker('w1')], cursor: null, spread: even }).placements[0]!.workerId).toBe('w1');
   });
 
   it('places no more than a worker holds (1,000 scheduled or running), counting this decision, and leaves the rest pending', () => {
