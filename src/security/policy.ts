@@ -88,7 +88,9 @@ export function builtinRules(role: RoleName, keyPrefix?: string): PolicyRule[] {
       // reads it with snapshot:read today; GET /v1/snapshot needs snapshot:write, which no operator has).
       return [
         ...(['tasks', 'services', 'workers', 'members', 'leader', 'gc'] as const).map((r) => allow(r, rw)),
-        ...(['metrics', 'cluster'] as const).map((r) => allow(r, ['read'])),
+        // Tokens are read (accessors, names, roles, policies, expiry; never a secret): an operator reads everything but
+        // the audit log, which the issue keeps to admins.
+        ...(['metrics', 'cluster', 'tokens'] as const).map((r) => allow(r, ['read'])),
         ...(keyPrefix === undefined ? [allow('snapshot', ['read'])] : []),
         ...kv(['read']),
       ];

@@ -7,7 +7,7 @@ import { authorize, escalation, isPolicyName, isRoleName, PolicySchema, resource
 // The whole grid, written out: R = read only, RW = read and write, - = nothing.
 const grid: Record<RoleName, Record<Resource, 'RW' | 'R' | '-'>> = {
   admin: { kv: 'RW', tasks: 'RW', workers: 'RW', members: 'RW', leader: 'RW', tokens: 'RW', audit: 'RW', metrics: 'RW', cluster: 'RW', snapshot: 'RW', gc: 'RW', services: 'RW' },
-  operator: { kv: 'R', tasks: 'RW', workers: 'RW', members: 'RW', leader: 'RW', tokens: '-', audit: '-', metrics: 'R', cluster: 'R', snapshot: 'R', gc: 'RW', services: 'RW' },
+  operator: { kv: 'R', tasks: 'RW', workers: 'RW', members: 'RW', leader: 'RW', tokens: 'R', audit: '-', metrics: 'R', cluster: 'R', snapshot: 'R', gc: 'RW', services: 'RW' },
   developer: { kv: '-', tasks: 'RW', workers: '-', members: '-', leader: '-', tokens: '-', audit: '-', metrics: '-', cluster: 'R', snapshot: '-', gc: '-', services: 'RW' },
   viewer: { kv: 'R', tasks: 'R', workers: 'R', members: 'R', leader: '-', tokens: '-', audit: '-', metrics: 'R', cluster: 'R', snapshot: '-', gc: '-', services: 'R' },
 };
