@@ -4,7 +4,7 @@ import type { WorkerTaskStatus } from '../contracts/worker.js';
 import type { TaskReport } from '../kv/task-commands.js';
 import type { TaskStore } from '../kv/task-store.js';
 import { reportMatches, reportOutcome } from '../kv/task-rules.js';
-import { finalTaskStates } from '../contracts/task-model.js';
+import { finalTaskStates, type TaskRecord } from '../contracts/task-model.js';
 
 /** The time a task whose attempt `attempt` just ended may be placed again (the proposer draws the jitter). */
 export type RetryClock = (attempt: number) => number;
@@ -18,15 +18,31 @@ export function reportOf(workerId: string, s: WorkerTaskStatus, retryAtMs: numbe
   };
 }
 
-/** The reports among `statuses` that change their task (same rule as the state machine's apply). */
+/**
+ * The reports a worker's status makes of `task` that change it (same rule as the state machine's apply): none, its
+ * own, or, when the record still says scheduled and the status shows an attempt that started and has ended already (a
+ * short task ends between two heartbeats), a `running` report before it, so the history reads scheduled, running,
+ * succeeded as the lifecycle does. Both go in one command, so every manager of every version applies the same two.
+ */
+export function reportsOf(task: TaskRecord, workerId: string, s: WorkerTaskStatus, retryAtMs: number): TaskReport[] {
+  const report = reportOf(workerId, s, retryAtMs);
+  if (report === null || reportOutcome(task, report).kind === 'ignore') return [];
+  if (task.state !== 'scheduled' || s.startedAt === null || !finalTaskStates.has(report.state)) return [report];
+  const { health: _health, ...rest } = report;
+  const running: TaskReport = { ...rest, state: 'running', exitCode: null, error: null };
+  return reportOutcome(task, running).kind === 'ignore' ? [report] : [running, report];
+}
+
+/** The reports among `statuses` that change their task (reportsOf). */
 export function changedReports(store: TaskStore, workerId: string, statuses: readonly WorkerTaskStatus[], retryAt: RetryClock): TaskReport[] {
   const out: TaskReport[] = [];
   for (const s of statuses) {
     const task = store.task(s.taskId);
     if (task === undefined) continue;
-    const report = reportOf(workerId, s, 0);
-    if (report === null || reportOutcome(task, report).kind === 'ignore') continue;
-    out.push({ ...report, retryAtMs: retryAt(s.attempt) });
+    const reports = reportsOf(task, workerId, s, 0);
+    if (reports.length === 0) continue;
+    const retryAtMs = retryAt(s.attempt);
+    for (const r of reports) out.push({ ...r, retryAtMs });
   }
   return out;
 }

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Assignment, WorkerTaskStatus } from '../contracts/worker.js';
 import type { TaskReport } from '../kv/task-commands.js';
 import type { TaskRecord } from '../contracts/task-model.js';
-import { isActiveState, reportOutcome } from '../kv/task-rules.js';
+import { isActiveState } from '../kv/task-rules.js';
 import type { TaskStore } from '../kv/task-store.js';
 import type { TasksConfig } from '../config/cluster.js';
 import { retryAtMs } from '../lib/backoff.js';
@@ -18,7 +18,7 @@ import { reserve } from '../scheduler/eligibility.js';
 import { planPreemption } from '../scheduler/preemption.js';
 import { priorityOf } from '../scheduler/priority.js';
 import { addSpreadCounts, placementTask, preemptibleOn, PriorityIndex, readyWorkers } from './placement-input.js';
-import { reportOf } from './observations.js';
+import { reportsOf } from './observations.js';
 import { assignmentOf, type Proposer } from './task-service.js';
 import { classifyAssignError, type WorkerApi } from './worker-client.js';
 
@@ -390,8 +390,7 @@ export class SchedulerLoop {
     const current = this.o.store.task(p.id);
     if (current === undefined) return;
     if (work === 'assign' && current.state === 'scheduled' && tokenKey(current) === tokenKey(a)) s.delivered.set(p.id, tokenKey(a));
-    const report = reportOf(worker.id, status, this.retryAt(a.attempt));
-    if (report !== null && reportOutcome(current, report).kind !== 'ignore') this.addReport(report);
+    for (const report of reportsOf(current, worker.id, status, this.retryAt(a.attempt))) this.addReport(report);
   }
 
   private onFailure(s: Session, p: Prepared, err: Error): void {

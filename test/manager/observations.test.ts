@@ -41,3 +41,23 @@ describe('namesUnappliedPlacement', () => {
     expect(namesUnappliedPlacement(d.store, 'w1', [status('t2', { term: 3 })])).toBe(false);
   });
 });
+
+describe('a short task that ended between two reports', () => {
+  it('is reported running, then ended, in one batch: its history reads scheduled, running, succeeded', () => {
+    const d = new TaskDriver();
+    d.register('w1');
+    d.submit('t1');
+    d.place('t1', 'w1', 1, 2);
+    const ended = status('t1', { startedAt: '2026-12-06T14:24:53.950Z', finishedAt: '2026-12-06T14:24:54.400Z' });
+    const reports = changedReports(d.store, 'w1', [ended], () => 0);
+    expect(reports.map((r) => [r.state, r.exitCode])).toEqual([['running', null], ['succeeded', 0]]);
+    for (const r of reports) d.report({ taskId: r.taskId, state: r.state, exitCode: r.exitCode });
+    expect(d.task('t1').history.map((h) => h.state)).toEqual(['pending', 'scheduled', 'running', 'succeeded']);
+    // Once running is recorded, only the end is reported; one that never started (no startedAt) gets no running.
+    d.submit('t2');
+    d.place('t2', 'w1', 1, 2);
+    expect(changedReports(d.store, 'w1', [status('t2', { state: 'failed', exitCode: null, error: { class: 'permanent', message: 'no such image' } })], () => 0).map((r) => r.state)).toEqual(['failed']);
+    d.report({ taskId: 't2', state: 'running', exitCode: null });
+    expect(changedReports(d.store, 'w1', [status('t2', { startedAt: '2026-12-06T14:24:53.950Z' })], () => 0).map((r) => r.state)).toEqual(['succeeded']);
+  });
+});
