@@ -149,16 +149,23 @@ export interface ManagerTuning {
   withoutConfigFile?: boolean;
 }
 
+/** Where the log lines' term and role come from. */
+interface LogView {
+  read: () => { term: number; role: string };
+}
+
 export async function startManagerFromConfig(config: ClusterConfig, id: string, parentLogger?: Logger, tuning: ManagerTuning = {}): Promise<RunningManager> {
   const self = selfConfig(config, id, tuning);
-  const view = { term: 0, role: 'follower' as string };
-  // Every line carries the node id, and the term and role at the time it was written.
+  // Every line carries the node id, and the term and role at the time it was written: read from the Raft core once
+  // it is open (a term can change with no change of role, and the line saying a role changed is written before the
+  // node's listeners hear of it).
+  const view: LogView = { read: () => ({ term: 0, role: 'follower' }) };
   const logger =
     parentLogger?.child({ node: id }) ??
     pino({
       level: logLevelOf(config),
       base: { node: id },
-      mixin: () => ({ term: view.term, role: view.role }),
+      mixin: () => view.read(),
       timestamp: pino.stdTimeFunctions.isoTime,
     });
   if (tuning.withoutConfigFile === true) {
@@ -231,7 +238,7 @@ async function startParts(
   self: ManagerConfig,
   logger: Logger,
   tuning: ManagerTuning,
-  view: { term: number; role: string },
+  view: LogView,
   opened: Closers,
   operatorTls: OperatorTls | null,
 ): Promise<RunningManager> {
@@ -329,8 +336,6 @@ async function startParts(
     onSnapshotSaved: collectAfterSnapshot,
     onRoleChange: (role, leader, term) => {
       metrics?.roleChanged(leader);
-      view.role = role;
-      view.term = term;
       loops.onRoleChange(role, term);
       retention.onRoleChange(role, term);
       auth.onRoleChange(role, term);
@@ -339,6 +344,7 @@ async function startParts(
       }
     },
   });
+  view.read = () => driver.termAndRole();
   service.attach(driver);
   const observed = { driver: driver as RaftNodeDriver<unknown>, store: service.kv.tasks, transport, http, tls: security?.clientTls() };
   if (metrics !== null) attachManagerMetrics(metrics, observed);

@@ -228,7 +228,7 @@ export class RaftNodeDriver<R> {
     );
     const st = core.status();
     o.logger.info(
-      { snapshotIndex: initial.snapshot?.index ?? 0, lastIndex: st.lastIndex, commit: initial.hardState.commit, voters: st.voters, learners: st.learners },
+      { term: st.term, role: st.role, snapshotIndex: initial.snapshot?.index ?? 0, lastIndex: st.lastIndex, commit: initial.hardState.commit, voters: st.voters, learners: st.learners },
       'raft state loaded',
     );
     const driver = new RaftNodeDriver(o, core, directory, initial);
@@ -281,6 +281,11 @@ export class RaftNodeDriver<R> {
   /** The configuration in effect (voters and learners), without the rest of the status (a Map of the peers' progress). */
   conf(): ConfState {
     return this.core.conf();
+  }
+
+  /** The core's term and role now (every log line carries them), without building the status. */
+  termAndRole(): { term: number; role: Role } {
+    return { term: this.core.currentTerm(), role: this.core.currentRole() };
   }
 
   /** Whether this node's own configuration lists it (as a voter or a learner). */

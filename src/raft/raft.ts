@@ -1110,6 +1110,16 @@ export class Raft implements RaftNode {
     return this.trk.conf;
   }
 
+  /** The current term, as status() reports it, without building the rest (every log line carries it). */
+  currentTerm(): Term {
+    return this.term;
+  }
+
+  /** The current role, as status() reports it, without building the rest. */
+  currentRole(): Role {
+    return this.role;
+  }
+
   status(): RaftStatus {
     const progress = new Map<NodeId, PeerProgress>();
     if (this.role === 'leader') {

@@ -423,6 +423,9 @@ export interface RaftNode {
 
   /** The configuration in force (the latest in the log): status()'s voters and learners, without the rest. */
   conf(): ConfState;
+  /** status()'s term and role, without the rest. */
+  currentTerm(): Term;
+  currentRole(): Role;
   status(): RaftStatus;
   /** The entry at an index, if this node holds it (checkers and tests). */
   entryAt(index: LogIndex): Entry | undefined;

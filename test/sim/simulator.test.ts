@@ -30,6 +30,8 @@ function wrap(core: RaftNode, over: Partial<RaftNode>): RaftNode {
     advance: (rd) => core.advance(rd),
     takeWhileWriting: (applied) => core.takeWhileWriting(applied),
     conf: () => core.conf(),
+    currentTerm: () => core.currentTerm(),
+    currentRole: () => core.currentRole(),
     status: () => core.status(),
     entryAt: (i) => core.entryAt(i),
     snapshotMeta: (i) => core.snapshotMeta(i),
