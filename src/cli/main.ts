@@ -78,6 +78,7 @@ interface TaskRunFlags {
   constraint?: string[];
   priority?: string;
   namespace?: string;
+  port?: string[];
   cpus?: number;
   memoryMb?: number;
   stopSignal?: string;
@@ -96,6 +97,7 @@ function specFrom(image: string, command: string[], f: TaskRunFlags, cmd: Comman
   if (f.constraint !== undefined) spec.constraints = f.constraint;
   if (f.priority !== undefined) spec.priority = f.priority as TaskSpec['priority'] & string;
   if (f.namespace !== undefined) spec.namespace = f.namespace;
+  if (f.port !== undefined) spec.ports = f.port.map((name) => ({ name }));
   return { ...spec, ...stopFieldsOf(f) };
 }
 
@@ -261,6 +263,7 @@ function addTaskCommands(program: Command, globals: (cmd: Command) => { api: str
     .option('--constraint <c>', 'on worker labels: zone==a, disk!=hdd, gpu (repeatable)', (v: string, all: string[] = []) => [...all, v])
     .option('--priority <p>', 'high | normal | low (default normal)', oneOf(['high', 'normal', 'low']))
     .option('--namespace <ns>', 'the namespace whose quota it counts against (default "default")')
+    .option('--port <name>', 'a named port (repeatable): the worker passes MINKUBE_PORT_<NAME> (and PORT for the first); task get shows its address', (v: string, all: string[] = []) => [...all, v])
     .option(...stopSignalOption, parseStopSignal)
     .option(...stopTimeoutOption, parseStopTimeout)
     .option('--name <name>', 'a name to show beside the id')

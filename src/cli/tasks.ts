@@ -186,6 +186,9 @@ export async function runTaskGet(apiUrl: string, id: string, out: Output): Promi
     ...(spec.stopSignal === undefined && spec.stopTimeoutS === undefined ? [] : [['stop', stopLine(spec)] as [string, string]]),
     ['state', `${t.state} (desired: ${t.desiredState})`],
     ['worker', t.workerId ?? '-'],
+    // Declared ports: each with the address its worker gave the current attempt, once it did.
+    ...(spec.ports === undefined ? [] : [['ports', spec.ports.map((p) => `${p.name}=${t.ports?.find((a) => a.name === p.name)?.address ?? '-'}`).join(' ')] as [string, string]]),
+    ...(t.health === undefined ? [] : [['health', t.health] as [string, string]]),
     // A service's replica is restarted without bound (task-rules.ts): its maxAttempts does not apply.
     ['attempt', t.service === undefined ? `${t.attempt} of ${spec.maxAttempts ?? 3} (restart: ${spec.restartPolicy ?? 'never'})` : `${t.attempt} (replica of service ${t.service.name} version ${t.service.version}: restarted without bound)`],
     ['container', t.containerId ?? '-'],

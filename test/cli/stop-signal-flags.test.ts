@@ -17,8 +17,9 @@ beforeAll(async () => {
       bodies.push({ method: req.method ?? '', url: req.url ?? '', body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) });
       res.setHeader('content-type', 'application/json');
       if (req.url === '/v1/tasks/t1') {
-        const spec = { image: 'img', command: ['serve'], stopSignal: 'SIGINT', stopTimeoutS: 30, restartPolicy: 'never', maxAttempts: 3 };
-        const t = { id: 't1', spec, state: 'running', desiredState: 'run', workerId: 'w1', attempt: 1, term: 1, containerId: 'c1', exitCode: null, error: null, createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z', history: [] };
+        const spec = { image: 'img', command: ['serve'], stopSignal: 'SIGINT', stopTimeoutS: 30, restartPolicy: 'never', maxAttempts: 3, ports: [{ name: 'web' }, { name: 'admin' }] };
+        const ports = [{ name: 'web', hostPort: 29590, address: '127.0.29.5:29590' }];
+        const t = { id: 't1', spec, state: 'running', desiredState: 'run', workerId: 'w1', attempt: 1, term: 1, containerId: 'c1', exitCode: null, error: null, ports, createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z', history: [] };
         res.end(JSON.stringify(t));
         return;
       }
@@ -48,6 +49,14 @@ describe('--stop-signal and --stop-timeout', () => {
     const r = await runCli(['--api', api, 'task', 'get', 't1']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^stop: {7}SIGINT, then SIGKILL after 30 s$/m);
+    // Declared ports, each with its address once the worker gave one.
+    expect(r.stdout).toMatch(/^ports: {6}web=127\.0\.29\.5:29590 admin=-$/m);
+  });
+
+  it('task run --port declares named ports', async () => {
+    const r = await runCli(['--api', api, 'task', 'run', 'img', '--port', 'web', '--port', 'admin', '--', 'serve']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(bodies.at(-1)).toMatchObject({ method: 'POST', url: '/v1/tasks', body: { image: 'img', ports: [{ name: 'web' }, { name: 'admin' }] } });
   });
 
   it('service create and update send them in the task', async () => {
