@@ -210,12 +210,6 @@ describe('tasks on workers (in-process, memory runtime)', () => {
     const ids = all.map((t) => t.id);
     expect(ids).toEqual([...ids].sort());
     expect(new Set(ids).size).toBe(ids.length);
-    // A cursor is a task id a list answered: anything else was never handed out, and is refused.
-    for (const bad of ['garbage', 'zzzzzzzzzzzz', `${ids[0]!}x`]) {
-      const res = await fetch(`${c.url('m1')}/v1/tasks?limit=2&cursor=${bad}`);
-      expect(res.status, bad).toBe(400);
-      expect(((await res.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'INVALID_PARAM', message: expect.stringContaining('cursor') as string });
-    }
     const failed = (await c.http<Page<TaskRecord>>('m1', 'GET', '/v1/tasks?state=failed&limit=1000')).body.items;
     expect(failed.length).toBeGreaterThanOrEqual(3);
     expect(failed.every((t) => t.state === 'failed')).toBe(true);

@@ -26,9 +26,7 @@ export const TaskListQuerySchema = Type.Object(
     workerId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: WorkerIdPattern })),
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
     limit: Type.Optional(Type.String()),
-    // A list's nextCursor: the last id it answered, which is a task id as manager/task-ids.ts makes them ('t' and 17
-    // of [0-9a-z]). Anything else was never handed out: refused, not taken as a place in the id order.
-    cursor: Type.Optional(Type.String({ pattern: '^t[0-9a-z]{17}$' })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9._-]+$' })),
     consistency: Consistency,
   },
   { additionalProperties: false },
