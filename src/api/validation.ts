@@ -1,7 +1,7 @@
 // Request validation for every Minkube app: TypeBox schemas checked by TypeBox itself. No type coercion, so a
 // number sent where a string belongs is a 400, not silently accepted; query strings are parsed by hand where needed.
 import type { TSchema } from '@sinclair/typebox';
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { TypeCompiler, type TypeCheck, type ValueError } from '@sinclair/typebox/compiler';
 import type { FastifySchemaCompiler } from 'fastify';
 import { specRuleProblem, type SpecRuleFields } from '../kv/task-spec.js';
 import { MinkubeError } from '../lib/errors.js';
@@ -17,7 +17,7 @@ export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schem
   return (data: unknown) => {
     typeCheck ??= checkOf(schema);
     if (typeCheck.Check(data)) return { value: data };
-    const first = typeCheck.Errors(data).First();
+    const first = firstProblem(typeCheck, data);
     const where = first === undefined ? part : fieldName(part, first.path);
     // A query parameter given twice arrives as an array: say that, rather than "expected string".
     const repeated = part === 'query' && first !== undefined && Array.isArray(first.value) && first.path.split('/').length === 2;
@@ -25,6 +25,31 @@ export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schem
     return { error: new MinkubeError(part === 'body' ? 'INVALID_BODY' : 'INVALID_PARAM', `${where}: ${problem}`) };
   };
 };
+
+/**
+ * The error a 400 names. TypeBox lists an object's missing properties before its wrong ones: a wrong value beside
+ * them in the same object is named instead ({ "type": "bogus" } says type is not one of http, tcp, exec, not that
+ * intervalS is missing), since it is what was sent.
+ */
+function firstProblem(typeCheck: TypeCheck<TSchema>, data: unknown): ValueError | undefined {
+  let first: ValueError | undefined;
+  let looked = 0;
+  for (const e of typeCheck.Errors(data)) {
+    if (first === undefined) {
+      first = e;
+      if (e.message !== 'Expected required property') return e;
+    } else if (e.message !== 'Expected required property' && e.value !== undefined && parentOf(e.path) === parentOf(first.path)) {
+      // (A missing property is also listed as the wrong type of its undefined value: not what was sent.)
+      return e;
+    }
+    if (++looked >= 32) break;
+  }
+  return first;
+}
+
+function parentOf(pointer: string): string {
+  return pointer.slice(0, pointer.lastIndexOf('/'));
+}
 
 function checkOf(schema: TSchema): TypeCheck<TSchema> {
   let check = compiled.get(schema);

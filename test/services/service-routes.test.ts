@@ -48,6 +48,9 @@ describe('service routes', () => {
       [{ name: 'a', task, replicas: 1, healthCheck: health }, /^body\.healthCheck\.port: "http" is not a declared port/],
       [{ name: 'a', task, replicas: 1, ports: [{ name: 'http' }], healthCheck: { ...health, type: 'exec' } }, /^body\.healthCheck\.command: missing/],
       [{ name: 'a', task, replicas: 1, update: { order: 'sideways' } }, /^body\.update\.order: /],
+      // What was sent wrong is named before what is missing beside it.
+      [{ name: 'a', task, replicas: 1, ports: [{ name: 'http' }], healthCheck: { type: 'bogus' } }, /^body\.healthCheck\.type: expected one of "http", "tcp", "exec"$/],
+      [{ name: 'a', task, replicas: 1, ports: [{ name: 'http' }], healthCheck: {} }, /^body\.healthCheck\.type: missing$/],
       [{ name: 'a', task: { ...task, env: { '1BAD': 'x' } }, replicas: 1 }, /^body\.task\.env\.1BAD: not a valid variable name/],
     ];
     for (const [payload, message] of cases) {
