@@ -14,6 +14,16 @@ const BACKUP_FILE_MODE = 0o600;
 
 const loadRestore = (): Promise<typeof import('../daemon/restore.js')> => import('../daemon/restore.js');
 
+/**
+ * Said on stderr of a file whose header no checksum covers (format 1, an earlier build's): it is still read, so that
+ * backups already kept stay restorable, but what its header says is taken as written.
+ */
+function noteUnverifiedHeader(file: string): void {
+  process.stderr.write(
+    `note: ${file} is a format-1 file (an earlier Minkube's): its checksum covers the body only, so its index, term, members and creation time are not verified; a file saved now covers them\n`,
+  );
+}
+
 export async function runSnapshotSave(apiUrl: string, file: string, out: Output): Promise<void> {
   // Tried before the snapshot is fetched: a path that cannot be written fails at once, not after the whole download.
   const temp = `${file}.partial`;
@@ -32,9 +42,9 @@ export async function runSnapshotSave(apiUrl: string, file: string, out: Output)
 async function saveSnapshotTo(apiUrl: string, file: string, temp: string, out: Output): Promise<void> {
   const res = await apiClientFor(apiUrl, { timeoutMs: SAVE_TIMEOUT_MS }).requestBytes('GET', '/v1/snapshot');
   const { inspectBackup } = await loadRestore();
-  // Verified before it is written, as `snapshot inspect` verifies a file: whole (the framing's own body checksum), what
-  // the server sent (the header's checksum covers the whole file, as `sha256sum` of it does), and a state that loads
-  // at the header's index, so that a file saved is one `snapshot restore` takes.
+  // Verified before it is written, as `snapshot inspect` verifies a file: whole (the framing's checksums, of its header
+  // and of its body), what the server sent (X-Minkube-Checksum covers the whole file, as `sha256sum` of it does), and a
+  // state that loads at the header's index, so that a file saved is one `snapshot restore` takes.
   const header = inspectBackup(res.bytes);
   const checksum = `sha256:${createHash('sha256').update(res.bytes).digest('hex')}`;
   const said = res.headers['x-minkube-checksum'];
@@ -45,6 +55,7 @@ async function saveSnapshotTo(apiUrl: string, file: string, temp: string, out: O
   await rename(temp, file).catch((err: unknown) => {
     throw cannotWrite(file, err);
   });
+  if (!header.headerVerified) noteUnverifiedHeader(file);
   const summary = { file, index: header.index, term: header.term, sizeBytes: res.bytes.length, checksum };
   if (out.json) printJson(summary);
   else printLine(`saved the snapshot at index ${header.index} (term ${header.term}) to ${file}: ${res.bytes.length} bytes, ${checksum}`);
@@ -53,6 +64,7 @@ async function saveSnapshotTo(apiUrl: string, file: string, temp: string, out: O
 export async function runSnapshotInspect(file: string, out: Output): Promise<void> {
   const { inspectBackup } = await loadRestore();
   const s = inspectBackup(readFileOrFail(file));
+  if (!s.headerVerified) noteUnverifiedHeader(file);
   if (out.json) {
     printJson(s);
     return;
@@ -88,6 +100,7 @@ export async function runSnapshotRestore(file: string, f: RestoreFlags, out: Out
     ...(f.apiAddress === undefined ? {} : { apiAddress: f.apiAddress }),
     ...(f.config === undefined ? {} : { configPath: f.config }),
   });
+  if (!r.headerVerified) noteUnverifiedHeader(file);
   if (out.json) {
     printJson(r);
     return;
@@ -113,7 +126,7 @@ export function addSnapshotCommands(program: Command, globals: (cmd: Command) =>
     });
   snapshot
     .command('inspect <file>')
-    .description("verify a snapshot file's checksum and print its index, term, size and counts of keys, tasks, workers and members")
+    .description("verify a snapshot file's checksums (header and body) and print its index, term, size and counts of keys, tasks, workers and members")
     .action(async (file: string, _flags: object, cmd: Command) => {
       await runSnapshotInspect(file, globals(cmd).out);
     });

@@ -476,8 +476,8 @@ export interface SnapshotFile {
   readonly index: number;
   readonly term: number;
   /**
-   * Hex sha256 of the whole file, as `sha256sum` of a saved copy says (the header's own sha256 field covers only the
-   * body inside the framing, and is checked by whoever parses the file).
+   * Hex sha256 of the whole file, as `sha256sum` of a saved copy says (the framing's own checksums, of its header and
+   * of its body, are checked by whoever parses the file).
    */
   readonly sha256: string;
   readonly bytes: Uint8Array;

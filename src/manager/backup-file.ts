@@ -1,9 +1,12 @@
 // A backup file (GET /v1/snapshot, `minkube snapshot save`, scheduled backups): a small self-describing header and the
 // same snapshot bytes a manager stores and streams to followers, so a file alone can be verified and restored.
 //
-//   "MKSNAP\r\n" (8 bytes) | header length (uint32 big-endian) | header (UTF-8 JSON) | body (header.sizeBytes bytes)
+//   "MKSNAP\r\n" (8 bytes) | header length (uint32 big-endian) | header (UTF-8 JSON) | header digest (32 bytes) | body
 //
-// The header: { format: 1, index, term, voters, learners, sizeBytes, sha256 (hex of the body), createdAt }.
+// The header: { format: 2, index, term, voters, learners, sizeBytes, sha256 (hex of the body), createdAt }. The digest
+// is the sha256 of every byte before it (magic, length, header): it covers each field of the header, and through the
+// header's sha256 the body, so no byte of the file can change unnoticed, and the header alone verifies without the body.
+// Format 1 (earlier builds) has no digest: its files are still read, never written, and say their header is unverified.
 import { createHash } from 'node:crypto';
 import { MinkubeError } from '../lib/errors.js';
 import { logIndex, nodeId, term as toTerm } from '../lib/ids.js';
@@ -14,12 +17,18 @@ import { yieldToEventLoop, type YieldFn } from '../kv/sliced-pack.js';
 import { decodeSnapshot, type Member } from './members.js';
 
 export const BACKUP_MAGIC = Buffer.from('MKSNAP\r\n', 'latin1');
-export const BACKUP_FORMAT = 1;
+/** The format this build writes. */
+export const BACKUP_FORMAT = 2;
+/** Earlier builds' files: no header digest, so only the body's checksum is verified. */
+const BACKUP_FORMAT_UNDIGESTED = 1;
 /** The header is a few hundred bytes; anything far larger is not one of ours. */
 const HEADER_BYTES_MAX = 64 * 1024;
+const HEADER_DIGEST_BYTES = 32;
+/** Enough of a file's start to hold any header and its digest (what listing backups reads of each). */
+export const BACKUP_HEAD_BYTES_MAX = BACKUP_MAGIC.length + 4 + HEADER_BYTES_MAX + HEADER_DIGEST_BYTES;
 
 export interface BackupHeader {
-  readonly format: number;
+  readonly format: typeof BACKUP_FORMAT | typeof BACKUP_FORMAT_UNDIGESTED;
   /** The applied index the state was taken at, and the term of that entry. */
   readonly index: number;
   readonly term: number;
@@ -36,6 +45,8 @@ export interface BackupHeader {
 
 export interface ParsedBackup {
   readonly header: BackupHeader;
+  /** The header matched its digest (format 2); false for a format-1 file, whose header is taken as written. */
+  readonly headerVerified: boolean;
   /** A manager's snapshot bytes (the address book and the state machine's bytes). */
   readonly body: Uint8Array;
   readonly meta: SnapshotMeta;
@@ -44,6 +55,8 @@ export interface ParsedBackup {
 /** What `minkube snapshot inspect` prints. */
 export interface BackupSummary {
   readonly format: number;
+  /** As ParsedBackup's: false for a format-1 file, whose index, term, members and createdAt nothing verifies. */
+  readonly headerVerified: boolean;
   readonly index: number;
   readonly term: number;
   /** The whole file's size. */
@@ -84,7 +97,8 @@ function headerBytes(meta: SnapshotMeta, sizeBytes: number, sha256: string, crea
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const length = Buffer.alloc(4);
   length.writeUInt32BE(json.length);
-  return Buffer.concat([BACKUP_MAGIC, length, json]);
+  const head = Buffer.concat([BACKUP_MAGIC, length, json]);
+  return Buffer.concat([head, createHash('sha256').update(head).digest()]);
 }
 
 /** The file for a snapshot body taken at `meta`. */
@@ -115,8 +129,11 @@ function invalid(problem: string): MinkubeError {
   return new MinkubeError('SNAPSHOT_INVALID', problem);
 }
 
-/** The header alone (for listing backups without reading their bodies); SNAPSHOT_INVALID when it is not one. */
-export function parseBackupHeader(bytes: Uint8Array): { header: BackupHeader; bodyOffset: number } {
+/**
+ * The header alone (for listing backups without reading their bodies), verified against its digest when the file has
+ * one (format 2); SNAPSHOT_INVALID when it is not a header or was altered.
+ */
+export function parseBackupHeader(bytes: Uint8Array): { header: BackupHeader; headerVerified: boolean; bodyOffset: number } {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   if (buf.length < BACKUP_MAGIC.length + 4 || !buf.subarray(0, BACKUP_MAGIC.length).equals(BACKUP_MAGIC)) {
     throw invalid('not a Minkube snapshot file (no MKSNAP header; made by `minkube snapshot save`?)');
@@ -124,20 +141,33 @@ export function parseBackupHeader(bytes: Uint8Array): { header: BackupHeader; bo
   const headerBytes = buf.readUInt32BE(BACKUP_MAGIC.length);
   const start = BACKUP_MAGIC.length + 4;
   if (headerBytes > HEADER_BYTES_MAX) throw invalid(`the header claims ${headerBytes} bytes; the file is damaged`);
-  if (buf.length < start + headerBytes) throw invalid(`the file is truncated: ${buf.length} bytes, the header alone needs ${start + headerBytes}`);
+  const headerEnd = start + headerBytes;
+  if (buf.length < headerEnd) throw invalid(`the file is truncated: ${buf.length} bytes, the header alone needs ${headerEnd}`);
   let raw: unknown;
   try {
-    raw = JSON.parse(buf.subarray(start, start + headerBytes).toString('utf8'));
+    raw = JSON.parse(buf.subarray(start, headerEnd).toString('utf8'));
   } catch {
     throw invalid('the header is not valid JSON; the file is damaged');
   }
-  return { header: checkHeader(raw), bodyOffset: start + headerBytes };
+  // The format is read before the digest is checked: it says whether there is one. A format-2 file whose format was
+  // edited to 1 is refused all the same, its digest then being 32 bytes past the body.
+  const format = (raw as { format?: unknown } | null)?.format;
+  if (format === BACKUP_FORMAT_UNDIGESTED) return { header: checkHeader(raw, format), headerVerified: false, bodyOffset: headerEnd };
+  if (format !== BACKUP_FORMAT) throw invalid(`format ${JSON.stringify(format)} is not one this Minkube reads (${BACKUP_FORMAT_UNDIGESTED} or ${BACKUP_FORMAT})`);
+  const bodyOffset = headerEnd + HEADER_DIGEST_BYTES;
+  if (buf.length < bodyOffset) throw invalid(`the file is truncated: ${buf.length} bytes, the header and its checksum need ${bodyOffset}`);
+  const said = buf.subarray(headerEnd, bodyOffset).toString('hex');
+  const actual = createHash('sha256').update(buf.subarray(0, headerEnd)).digest('hex');
+  if (said !== actual) {
+    throw invalid(`header checksum mismatch: the file says sha256:${said}, its header is sha256:${actual}; the header (index, term, members, createdAt or the body's checksum) was altered or damaged`);
+  }
+  return { header: checkHeader(raw, format), headerVerified: true, bodyOffset };
 }
 
-function checkHeader(raw: unknown): BackupHeader {
+/** The header's fields, of a file whose format was read as `format`. */
+function checkHeader(raw: unknown, format: BackupHeader['format']): BackupHeader {
   const h = raw as Partial<Record<keyof BackupHeader, unknown>> | null;
   if (typeof h !== 'object' || h === null) throw invalid('the header is not an object');
-  if (h.format !== BACKUP_FORMAT) throw invalid(`format ${JSON.stringify(h.format)} is not one this Minkube reads (${BACKUP_FORMAT})`);
   const count = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
   const ids = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0);
   const ok =
@@ -145,14 +175,14 @@ function checkHeader(raw: unknown): BackupHeader {
     typeof h.sha256 === 'string' && /^[0-9a-f]{64}$/.test(h.sha256) && typeof h.createdAt === 'string';
   if (!ok) throw invalid('the header is malformed; the file is damaged');
   return {
-    format: h.format, index: h.index as number, term: h.term as number, voters: h.voters as string[], learners: h.learners as string[],
+    format, index: h.index as number, term: h.term as number, voters: h.voters as string[], learners: h.learners as string[],
     sizeBytes: h.sizeBytes as number, sha256: h.sha256 as string, createdAt: h.createdAt as string,
   };
 }
 
 /** The header and the verified body: SNAPSHOT_INVALID for a truncated, extended or altered file. */
 export function parseBackup(bytes: Uint8Array): ParsedBackup {
-  const { header, bodyOffset } = parseBackupHeader(bytes);
+  const { header, headerVerified, bodyOffset } = parseBackupHeader(bytes);
   const have = bytes.length - bodyOffset;
   if (have < header.sizeBytes) throw invalid(`the file is truncated: its body has ${have} of ${header.sizeBytes} bytes`);
   if (have > header.sizeBytes) throw invalid(`the file has ${have - header.sizeBytes} bytes after its body; it was altered`);
@@ -165,7 +195,7 @@ export function parseBackup(bytes: Uint8Array): ParsedBackup {
     voters: header.voters.map(nodeId),
     learners: header.learners.map(nodeId),
   };
-  return { header, body, meta };
+  return { header, headerVerified, body, meta };
 }
 
 /** The body's parts, the state loaded into a fresh state machine (which checks every record). */
@@ -178,8 +208,10 @@ export function loadBackup(parsed: ParsedBackup): { members: Member[]; state: Ui
   } catch (err) {
     throw new MinkubeError('SNAPSHOT_INVALID', `the snapshot's checksum matches but its content does not load: ${(err as Error).message}`, { cause: err });
   }
-  // The state may be as of an earlier index than the header's when the entries between are no commands (a leader's
-  // no-op, a membership change): files of earlier versions, whose state counted commands only. Never a later one.
+  // What the body says of itself, against the header: its state's applied index. That may be earlier than the header's
+  // when the entries between are no commands (a leader's no-op, a membership change) and the state came from an
+  // earlier version's snapshot, which counted commands only; never later. The body carries no term and no
+  // configuration (its address book is every address the node learned, not the members), so those rest on the digest.
   if (kv.appliedIndex > parsed.header.index) throw invalid(`the header says index ${parsed.header.index} but the state was taken at ${kv.appliedIndex}, after it`);
   return { ...decoded, kv };
 }
@@ -190,7 +222,7 @@ export function inspectBackup(bytes: Uint8Array): BackupSummary {
   const { kv } = loadBackup(parsed);
   const h = parsed.header;
   return {
-    format: h.format, index: h.index, term: h.term, sizeBytes: bytes.length, checksum: `sha256:${sha256Hex(bytes)}`, createdAt: h.createdAt,
+    format: h.format, headerVerified: parsed.headerVerified, index: h.index, term: h.term, sizeBytes: bytes.length, checksum: `sha256:${sha256Hex(bytes)}`, createdAt: h.createdAt,
     keys: kv.size, tasks: kv.tasks.taskCount, workers: kv.tasks.allWorkers().length, members: h.voters.length + h.learners.length,
     voters: h.voters, learners: h.learners,
   };

@@ -32,6 +32,8 @@ export interface RestoreResult {
   readonly raftAddress: string;
   readonly apiAddress: string;
   readonly index: number;
+  /** The file's header matched its digest; false for a format-1 file (an earlier build's), whose header is unverified. */
+  readonly headerVerified: boolean;
   /** The new cluster's first term (the backup's term plus one). */
   readonly term: number;
   readonly keys: number;
@@ -58,7 +60,7 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
   const forced = forceNewCluster({ hardState: { term: meta.term, vote: null, commit: meta.index }, entries: [], applied: meta.index, snapshot: meta }, id as NodeId);
   await storeRestored(dataDir, forced, { meta, data: body });
   return {
-    id: o.id, dataDir, ...self, index: meta.index, term: forced.hardState.term,
+    id: o.id, dataDir, ...self, index: meta.index, headerVerified: parsed.headerVerified, term: forced.hardState.term,
     keys: kv.size, tasks: kv.tasks.taskCount, workers: kv.tasks.allWorkers().length,
   };
 }

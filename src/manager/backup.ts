@@ -6,7 +6,7 @@ import type { BackupService, BackupStatus, RequestContext, SnapshotFile } from '
 import type { Clock } from '../lib/clock.js';
 import type { SnapshotMeta } from '../raft/types.js';
 import { writeFileDurably } from '../storage/snapshot-files.js';
-import { encodeBackupSliced, parseBackupHeader, sha256HexSliced } from './backup-file.js';
+import { BACKUP_HEAD_BYTES_MAX, encodeBackupSliced, parseBackupHeader, sha256HexSliced } from './backup-file.js';
 
 /** What a backup needs of the Raft driver. */
 export interface BackupSource {
@@ -88,14 +88,17 @@ export async function writeBackupFile(dir: string, file: { bytes: Uint8Array; cr
   return name;
 }
 
-/** The newest backup's time and index as its header says (null when there is none or it cannot be read). */
+/**
+ * The newest backup's time and index as its header says (null when there is none or it cannot be read). A header
+ * altered since it was written (its digest no longer matches) is passed over, as an unreadable file is.
+ */
 export async function newestBackup(dir: string): Promise<{ name: string; createdAt: string; index: number } | null> {
   const names = await listBackupFiles(dir);
   for (const name of names.reverse()) {
     try {
       const handle = await open(join(dir, name), 'r');
       try {
-        const buf = Buffer.alloc(64 * 1024);
+        const buf = Buffer.alloc(BACKUP_HEAD_BYTES_MAX);
         const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
         const { header } = parseBackupHeader(buf.subarray(0, bytesRead));
         return { name, createdAt: header.createdAt, index: header.index };

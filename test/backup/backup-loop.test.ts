@@ -15,6 +15,7 @@ import { takeBackup, type BackupSource } from '../../src/manager/backup.js';
 import { encodeSnapshot, encodeSnapshotParts } from '../../src/manager/members.js';
 import type { SnapshotMeta } from '../../src/raft/types.js';
 import { writeFileDurably } from '../../src/storage/snapshot-files.js';
+import { asFormat1, replaceOnce, withHeaderRewritten } from '../support/backup-file.js';
 import { ManualClock } from '../support/manual-clock.js';
 
 const logger = pino({ level: 'silent' });
@@ -55,7 +56,7 @@ async function fileOf(keys: number): Promise<Uint8Array> {
 describe('the backup file', () => {
   it('verifies itself and counts what it holds', async () => {
     const s = inspectBackup(await fileOf(25));
-    expect(s).toMatchObject({ format: 1, index: 26, term: 3, keys: 25, tasks: 0, workers: 1, members: 3, voters: ['m1', 'm2'], learners: ['m3'], createdAt: '2030-01-01T00:00:00.000Z' });
+    expect(s).toMatchObject({ format: 2, headerVerified: true, index: 26, term: 3, keys: 25, tasks: 0, workers: 1, members: 3, voters: ['m1', 'm2'], learners: ['m3'], createdAt: '2030-01-01T00:00:00.000Z' });
     expect(s.checksum).toMatch(/^sha256:[0-9a-f]{64}$/);
   });
 
@@ -70,22 +71,63 @@ describe('the backup file', () => {
     ];
     const flipped = Buffer.from(whole);
     flipped[flipped.length - 3] = flipped[flipped.length - 3]! ^ 1;
-    cases.push([flipped, /checksum mismatch/]);
-    // The header's index lowered by hand: the body's checksum still matches, the state says it was taken after it.
-    const text = whole.toString('latin1');
-    const forged = Buffer.from(text.replace('"index":11,', '"index":10,'), 'latin1');
-    cases.push([forged, /header says index 10 but the state was taken at 11, after it/]);
-    for (const [bytes, problem] of cases) {
-      let caught: unknown;
-      try {
-        inspectBackup(bytes);
-      } catch (err) {
-        caught = err;
-      }
-      expect(caught, String(problem)).toMatchObject({ code: 'SNAPSHOT_INVALID', message: expect.stringMatching(problem) as string });
-    }
+    cases.push([flipped, /^checksum mismatch/]);
+    for (const [bytes, problem] of cases) expectRefused(bytes, problem);
+  });
+
+  it('refuses a header changed in any field (index, term, voters, learners, createdAt, the body checksum, its length)', async () => {
+    const whole = await fileOf(10);
+    const bodySha256 = parseBackup(whole).header.sha256;
+    const edits: [string, string][] = [
+      ['"index":11,', '"index":99,'],
+      ['"index":11,', '"index":10,'],
+      ['"term":3,', '"term":7,'],
+      ['"voters":["m1","m2"]', '"voters":["m1","m9"]'],
+      ['"learners":["m3"]', '"learners":["m4"]'],
+      ['"createdAt":"2030-01-01T00:00:00.000Z"', '"createdAt":"2031-01-01T00:00:00.000Z"'],
+      [`"sha256":"${bodySha256}"`, `"sha256":"${bodySha256.slice(0, -1)}${bodySha256.endsWith('0') ? '1' : '0'}"`],
+    ];
+    for (const [from, to] of edits) expectRefused(replaceOnce(whole, from, to), /^header checksum mismatch: .*the header \(index, term, members, createdAt or the body's checksum\) was altered or damaged$/);
+    // Longer or shorter, with the length before it made to match: the digest covers the length too.
+    const longer = replaceOnce(whole, '"index":11,', '"index":1100,');
+    const length = Buffer.from(whole).readUInt32BE(8);
+    longer.writeUInt32BE(length + 2, 8);
+    expectRefused(longer, /^header checksum mismatch/);
+    // A header cut inside its digest.
+    expectRefused(Buffer.from(whole).subarray(0, 12 + length + 10), /truncated: .* the header and its checksum need/);
+    // Told it is format 1 (no digest): the digest is then 32 bytes past the body.
+    expectRefused(replaceOnce(whole, '"format":2,', '"format":1,'), /has 32 bytes after its body/);
+    expectRefused(replaceOnce(whole, '"format":2,', '"format":3,'), /format 3 is not one this Minkube reads \(1 or 2\)/);
+  });
+
+  it('refuses a header whose digest was made to match but whose index is below the state it holds', async () => {
+    // What a forger who recomputes the digest makes: the state's own applied index (11) still contradicts it.
+    const forged = withHeaderRewritten(await fileOf(10), (json) => json.replace('"index":11,', '"index":10,'));
+    expectRefused(forged, /header says index 10 but the state was taken at 11, after it/);
+  });
+
+  it('reads a format-1 file (an earlier build\'s), saying its header is unverified; its body is still checked', async () => {
+    const v1 = asFormat1(await fileOf(25));
+    expect(inspectBackup(v1)).toMatchObject({ format: 1, headerVerified: false, index: 26, term: 3, keys: 25, workers: 1, voters: ['m1', 'm2'], learners: ['m3'] });
+    const flipped = Buffer.from(v1);
+    flipped[flipped.length - 3] = flipped[flipped.length - 3]! ^ 1;
+    expectRefused(flipped, /^checksum mismatch/);
+    expectRefused(v1.subarray(0, v1.length - 1), /truncated/);
+    // No digest: only what the state says of itself catches a changed header (an index below it, not one above).
+    expectRefused(replaceOnce(v1, '"index":26,', '"index":25,'), /header says index 25 but the state was taken at 26, after it/);
+    expect(inspectBackup(replaceOnce(v1, '"term":3,', '"term":7,'))).toMatchObject({ format: 1, headerVerified: false, term: 7 });
   });
 });
+
+function expectRefused(bytes: Uint8Array, problem: RegExp): void {
+  let caught: unknown;
+  try {
+    inspectBackup(bytes);
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught, String(problem)).toMatchObject({ code: 'SNAPSHOT_INVALID', message: expect.stringMatching(problem) as string });
+}
 
 describe('the index a backup is taken at', () => {
   it("is the state's own once entries that are no commands were applied (a leader's no-op, a membership change)", async () => {
@@ -186,6 +228,31 @@ describe('scheduled backups', () => {
     const next = new BackupLoop({ config: { intervalS: 600, retain: 5, dir }, source: () => source, isLeader: () => true, clock, logger });
     await next.check();
     expect(readdirSync(dir)).toHaveLength(2);
+  });
+
+  it("reports the newest file whose header verifies: one altered after it was written is passed over; an earlier build's is read", async () => {
+    const dir = tempDir();
+    const clock = new ManualClock(start);
+    const { source } = sourceWith(2);
+    const leader = new BackupLoop({ config: { intervalS: 60, retain: 5, dir }, source: () => source, isLeader: () => true, clock, logger });
+    await leader.check();
+    const [first] = readdirSync(dir);
+    const whole = readFileSync(join(dir, first!));
+    const followerNow = async (): Promise<BackupLoop> => {
+      const follower = new BackupLoop({ config: { intervalS: 60, retain: 5, dir }, source: () => source, isLeader: () => false, clock, logger });
+      await follower.check();
+      return follower;
+    };
+    // Newer names holding the same file with its index, then its creation time, changed in place.
+    writeFileSync(join(dir, 'minkube-snapshot-20300101T000100Z-000000000009.mksnap'), replaceOnce(whole, '"index":3,', '"index":9,'));
+    expect((await followerNow()).status).toEqual({ lastSuccessAt: '2030-01-01T00:00:00.000Z', lastIndex: 3, lastError: null });
+    writeFileSync(join(dir, 'minkube-snapshot-20300101T000200Z-000000000003.mksnap'), replaceOnce(whole, '"createdAt":"2030-01-01T00:00:00.000Z"', '"createdAt":"2030-01-01T00:02:00.000Z"'));
+    const follower = await followerNow();
+    expect(follower.status).toEqual({ lastSuccessAt: '2030-01-01T00:00:00.000Z', lastIndex: 3, lastError: null });
+    // A format-1 file (no header digest) that is newest is read as its header says.
+    writeFileSync(join(dir, 'minkube-snapshot-20300101T000300Z-000000000003.mksnap'), replaceOnce(asFormat1(whole), '"createdAt":"2030-01-01T00:00:00.000Z"', '"createdAt":"2030-01-01T00:03:00.000Z"'));
+    await follower.check();
+    expect(follower.status).toEqual({ lastSuccessAt: '2030-01-01T00:03:00.000Z', lastIndex: 3, lastError: null });
   });
 
   it('a failed write is reported in lastError and keeps the last success', async () => {

@@ -1,7 +1,8 @@
 // `minkube snapshot save|inspect|restore` against a manager app serving GET /v1/snapshot over a real state machine:
 // the X-Minkube-Checksum header, the saved file's `sha256sum` and what save and inspect print are one checksum, a
-// download whose header disagrees with the bytes is not saved, and restore refuses a --data-dir that is not the one
-// its --config gives the manager.
+// download whose header disagrees with the bytes is not saved, a file whose header was edited is refused by inspect and
+// restore while an earlier build's file (format 1) is still read with a note, and restore refuses a --data-dir that
+// is not the one its --config gives the manager.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,7 @@ import { parseBackup } from '../../src/manager/backup-file.js';
 import { takeBackup, type BackupSource } from '../../src/manager/backup.js';
 import { encodeSnapshot } from '../../src/manager/members.js';
 import { FakeManagerService } from '../api/fake-service.js';
+import { asFormat1, replaceOnce } from '../support/backup-file.js';
 import { runCli } from '../support/cli.js';
 
 /** A source over a state machine holding `keys` keys, captured as the driver would. */
@@ -63,7 +65,7 @@ describe('snapshot checksums', () => {
     const body = new Uint8Array(await res.arrayBuffer());
     expect(res.status).toBe(200);
     expect(res.headers.get('x-minkube-checksum')).toBe(sha256(body));
-    // The framing's own checksum still verifies (it covers the inner body only).
+    // The framing's own checksums still verify (of its header and of its inner body).
     expect(parseBackup(body).header.index).toBe(20);
   });
 
@@ -75,7 +77,7 @@ describe('snapshot checksums', () => {
     expect(summary).toMatchObject({ index: 20, checksum: sha256(readFileSync(file)) });
     const inspected = await runCli(['--json', 'snapshot', 'inspect', file]);
     expect(inspected.stderr).toBe('');
-    expect(JSON.parse(inspected.stdout)).toMatchObject({ index: 20, keys: 20, checksum: summary.checksum });
+    expect(JSON.parse(inspected.stdout)).toMatchObject({ format: 2, headerVerified: true, index: 20, keys: 20, checksum: summary.checksum });
   });
 
   it('a header that is not the sha256 of the bytes received: SNAPSHOT_INVALID, nothing saved', async () => {
@@ -85,6 +87,43 @@ describe('snapshot checksums', () => {
     expect(r.stderr).toMatch(/^error: SNAPSHOT_INVALID: the answer says sha256:[0-9a-f]{64} but its file is sha256:[0-9a-f]{64}; not saved/);
     expect(existsSync(file)).toBe(false);
     expect(existsSync(`${file}.partial`)).toBe(false);
+  });
+});
+
+describe('a file whose header was edited', () => {
+  const restoreArgs = (file: string, dataDir: string) => ['snapshot', 'restore', file, '--id', 'm1', '--data-dir', dataDir, '--raft-address', '127.0.0.1:42001', '--api-address', '127.0.0.1:42002'];
+
+  it('is refused by inspect and by restore, naming the header, whichever field changed', async () => {
+    const whole = new Uint8Array(await (await fetch(`${urls[0]!}/v1/snapshot`)).arrayBuffer());
+    const edits: [string, string, string][] = [
+      ['index', '"index":20,', '"index":99,'],
+      ['term', '"term":2,', '"term":7,'],
+      ['voters', '"voters":["m1"]', '"voters":["m2"]'],
+      ['createdAt', '"createdAt":"2', '"createdAt":"1'],
+    ];
+    for (const [field, from, to] of edits) {
+      const file = join(dir, `edited-${field}.mksnap`);
+      writeFileSync(file, replaceOnce(whole, from, to));
+      const dataDir = join(dir, `restored-${field}`);
+      const [inspected, restored] = await Promise.all([runCli(['snapshot', 'inspect', file]), runCli(restoreArgs(file, dataDir))]);
+      for (const r of [inspected, restored]) {
+        expect(r, field).toMatchObject({ code: 1, stdout: '' });
+        expect(r.stderr, field).toMatch(/^error: SNAPSHOT_INVALID: header checksum mismatch: the file says sha256:[0-9a-f]{64}, its header is sha256:[0-9a-f]{64}; the header \(index, term, members, createdAt or the body's checksum\) was altered or damaged\n$/);
+      }
+      expect(existsSync(dataDir), field).toBe(false);
+    }
+  });
+
+  it("an earlier build's file (format 1, no header checksum) is still inspected and restored, with a note that its header is unverified", async () => {
+    const file = join(dir, 'format1.mksnap');
+    writeFileSync(file, asFormat1(new Uint8Array(await (await fetch(`${urls[0]!}/v1/snapshot`)).arrayBuffer())));
+    const note = `note: ${file} is a format-1 file (an earlier Minkube's): its checksum covers the body only, so its index, term, members and creation time are not verified; a file saved now covers them\n`;
+    const inspected = await runCli(['--json', 'snapshot', 'inspect', file]);
+    expect(inspected).toMatchObject({ code: 0, stderr: note });
+    expect(JSON.parse(inspected.stdout)).toMatchObject({ format: 1, headerVerified: false, index: 20, keys: 20, checksum: sha256(readFileSync(file)) });
+    const restored = await runCli(restoreArgs(file, join(dir, 'restored-format1')));
+    expect(restored).toMatchObject({ code: 0, stderr: note });
+    expect(restored.stdout).toContain(`restored the snapshot at index 20 into ${join(dir, 'restored-format1')}: 20 keys`);
   });
 });
 
