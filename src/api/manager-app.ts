@@ -25,7 +25,7 @@ import { corsPlugin, memberOrigins } from './cors.js';
 import { eventRoutes } from './routes/events.js';
 import { uiRoutes } from './routes/ui.js';
 import type { EventsService } from '../contracts/services.js';
-import { auditRoutes, recordRefusals } from './routes/audit.js';
+import { auditRoutes, recordRequests } from './routes/audit.js';
 import { limits } from '../lib/limits.js';
 import { openApiPlugin } from './openapi.js';
 import { tracingPlugin } from './tracing.js';
@@ -67,7 +67,7 @@ export interface ManagerAppOptions {
   insecure?: boolean;
   /** Joining with a token and certificate renewal (a secure cluster). Without it or `security`, those routes answer 400: no CA. */
   join?: JoinService;
-  /** The audit trail: GET /v1/audit is served, and every 401, 403 and 429 is recorded. */
+  /** The audit trail: GET /v1/audit is served, and every 401, 403 and 429 and every leadership transfer is recorded (a reload: by `admin`). */
   audit?: AuditService;
   /**
    * Token buckets per API token (by role) and per client address without a token; applied only with `security`
@@ -122,7 +122,7 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
     // insecure: the same routes, each saying why there is nothing to do rather than 404 "no route".
     void app.register(insecureLoginRoutes);
   }
-  if (opts.audit !== undefined) recordRefusals(app, opts.audit);
+  if (opts.audit !== undefined) recordRequests(app, opts.audit);
   if (opts.join !== undefined) void app.register(joinRoutes, { join: opts.join });
   else if (opts.security === undefined) void app.register(insecureJoinRoutes);
   void app.register(healthRoutes, { ready: () => service.ready() });

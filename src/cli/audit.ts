@@ -53,6 +53,7 @@ export async function runAudit(apiUrl: string, flags: AuditFlags, out: Output): 
 /** TIME, PRINCIPAL, OP/ROUTE, TARGET, OUTCOME, REQUEST; a summary of refusals names its routes, its client and its count. */
 function rowOf(l: AuditLine): string[] {
   if ('count' in l) return [l.time, principalText(l.principal), Object.keys(l.routes).join(','), l.client, `${l.outcome} x${l.count} since ${l.since}`, '-'];
+  if ('target' in l && 'route' in l) return [l.time, principalText(l.principal), l.route, l.target ?? '-', l.outcome, l.requestId ?? '-'];
   if ('route' in l) return [l.time, principalText(l.principal), l.route, '-', l.outcome, l.requestId];
   return [l.time, principalText(l.principal), l.op, l.target ?? '-', l.outcome, l.requestId ?? '-'];
 }

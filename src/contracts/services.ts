@@ -11,6 +11,12 @@ import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest }
  */
 export type EntryPrincipal = { readonly a: string; readonly r: string } | { readonly n: string; readonly r: string };
 
+/**
+ * The header a manager forwarding a client's request to the leader (a membership change, a leadership transfer) names
+ * that client in, as an EntryPrincipal in JSON: the leader believes it from a manager's certificate only.
+ */
+export const forwardedPrincipalHeader = 'x-minkube-forwarded-principal';
+
 export interface RequestContext {
   /** The x-request-id of the HTTP request (the client's, or generated). */
   readonly requestId: string;
@@ -319,7 +325,10 @@ export interface AuditCommittedLine {
   /** ISO 8601: the command's own time when it carries one (every manager writes the same), else when it was applied here. */
   readonly time: string;
   readonly index: number;
-  /** null: proposed by the cluster itself (leader loops, bootstrap), a membership change, or an insecure cluster's request. */
+  /**
+   * null: proposed by the cluster itself (leader loops, bootstrap, a learner's promotion, a forced configuration), by
+   * a manager older than the field (a membership change's), or an insecure cluster's request.
+   */
   readonly principal: AuditPrincipal | null;
   /** The command's op ('put', 'task.submit', 'auth.tokenCreate', ...) or 'config.<change>' for a membership change. */
   readonly op: string;
@@ -345,6 +354,25 @@ export interface AuditRefusedLine {
 }
 
 /**
+ * A request that changed something without a log entry of its own (a leadership transfer, a config reload), written
+ * only by the manager that served it, whatever its outcome.
+ */
+export interface AuditServedLine {
+  readonly seq: number;
+  readonly time: string;
+  /** null for a reload by SIGHUP (whoever could signal the process), and every request of an insecure cluster. */
+  readonly principal: AuditPrincipal | null;
+  /** 'POST /v1/cluster/leader': the route's template; 'SIGHUP' for a reload by signal. */
+  readonly route: string;
+  /** The transferee ('any' when none was named); a reload's applied keys, else the config file it read. */
+  readonly target: string | null;
+  /** 'ok', or the error code answered. */
+  readonly outcome: string;
+  /** null for a reload by SIGHUP. */
+  readonly requestId: string | null;
+}
+
+/**
  * Requests without a valid credential refused past one client address's anonymous bucket (429 RATE_LIMITED), counted:
  * the first of a flood is an AuditRefusedLine of its own, the rest are written as one of these per address per
  * interval (limits.auditSummaryIntervalMs), so that an outsider cannot rotate the trail away.
@@ -366,7 +394,7 @@ export interface AuditRefusalSummaryLine {
   readonly routes: Readonly<Record<string, number>>;
 }
 
-export type AuditLine = AuditCommittedLine | AuditRefusedLine | AuditRefusalSummaryLine;
+export type AuditLine = AuditCommittedLine | AuditServedLine | AuditRefusedLine | AuditRefusalSummaryLine;
 
 export interface AuditQuery {
   /** Only lines at or after this time (ms since the epoch). */
@@ -380,6 +408,8 @@ export interface AuditQuery {
 
 export interface AuditService {
   refused(line: Omit<AuditRefusedLine, 'seq' | 'time'>): void;
+  /** A leadership transfer or reload this manager served (see AuditServedLine). */
+  served(line: Omit<AuditServedLine, 'seq' | 'time'>): void;
   /**
    * A request refused past a rate limit (429 RATE_LIMITED: a token's bucket, or without a valid credential its client
    * address's anonymous bucket): the first of a caller's (principal and address) written in full as refused() writes

@@ -47,7 +47,7 @@ import { AuditLog } from '../manager/audit.js';
 import { startBackups } from '../manager/backup-loop.js';
 import { Retention } from '../manager/retention.js';
 import { managerAppSecurity } from './manager-security.js';
-import { liveRateLimits, logLevelOf, Reloader } from './reload.js';
+import { liveRateLimits, logLevelOf, Reloader, signalCaller } from './reload.js';
 import type { ReloadReport } from '../api/routes/admin.js';
 import { attachManagerMetrics, managerObservability } from './metrics.js';
 import { ManagerMetrics, withTaskMetrics } from '../manager/metrics.js';
@@ -84,7 +84,7 @@ export interface RunningManager {
   stop(): Promise<void>;
   /** Resolves when the manager stops by itself (a fatal storage error), with that error. */
   readonly stopped: Promise<Error | null>;
-  /** Re-reads the config file and applies what can change live (SIGHUP, POST /v1/admin/reload). */
+  /** Re-reads the config file and applies what can change live, as SIGHUP (its audit line says so). */
   reload(): Promise<ReloadReport>;
 }
 
@@ -425,7 +425,7 @@ async function startParts(
   const tlsHooks = { apply: (_cert: string, _key: string): void => undefined, restore: (): void => undefined };
   const reloader = new Reloader({
     node: 'manager', id: self.id, configPath: tuning.configPath ?? null, running: config, logger: logger.child({ component: 'reload' }), loggers: [logger],
-    applyApiTls: (cert, key) => tlsHooks.apply(cert, key), restoreOwnTls: () => tlsHooks.restore(),
+    applyApiTls: (cert, key) => tlsHooks.apply(cert, key), restoreOwnTls: () => tlsHooks.restore(), audit,
   });
   const app = buildManagerApp({
     service,
@@ -513,7 +513,7 @@ async function startParts(
     return err;
   });
   if (join !== null && tuning.join !== undefined) await askToJoin(tuning.join, self, logger, http);
-  return { id: nodeId(self.id), apiUrl: `${security === null ? 'http' : 'https'}://${self.apiAddress}`, stop, stopped, reload: () => reloader.reload() };
+  return { id: nodeId(self.id), apiUrl: `${security === null ? 'http' : 'https'}://${self.apiAddress}`, stop, stopped, reload: () => reloader.reload(signalCaller) };
 }
 
 /**

@@ -2,14 +2,16 @@
 // it runs, and names every other changed key as refused (it needs a restart) or ignored (this kind of node does not
 // use it). Live keys are changed in place in the config object the node's parts were given, so every part that reads
 // them per use (the rate limiter, the leader's loops) sees the new value at its next use; side effects (log level,
-// TLS certificate) go through appliers.
+// TLS certificate) go through appliers. Each reload asked for is a line of this manager's audit log.
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { RateLimitOptions } from '../api/rate-limit.js';
-import type { ReloadReport } from '../api/routes/admin.js';
+import type { ReloadCaller, ReloadReport } from '../api/routes/admin.js';
 import { configInvalid, loadClusterConfig, timingProblems, type ClusterConfig } from '../config/cluster.js';
+import type { AuditService } from '../contracts/services.js';
 import { MinkubeError } from '../lib/errors.js';
+import { targetList } from '../manager/audit.js';
 
 export type NodeKind = 'manager' | 'worker';
 
@@ -114,7 +116,12 @@ export interface ReloaderOptions {
   applyApiTls?: (cert: string, key: string) => void;
   /** Back to the node's own certificate when the operator's is removed from the file. */
   restoreOwnTls?: () => void;
+  /** Where each reload asked for is recorded (a manager's audit log); none for a worker. */
+  audit?: Pick<AuditService, 'served'>;
 }
+
+/** A reload asked for by SIGHUP. */
+export const signalCaller: ReloadCaller = { principal: null, route: 'SIGHUP', requestId: null };
 
 /**
  * The rate limiter's options over the running config: read at every request, so a reload's new limits (replaced in
@@ -147,8 +154,11 @@ export class Reloader {
     this.certFingerprint = fingerprintOf(certPem);
   }
 
-  /** One reload at a time: a second signal during one shares its answer. A file that does not load changes nothing. */
-  reload(): Promise<ReloadReport> {
+  /**
+   * One reload at a time: a second signal during one shares its answer (and has an audit line of its own). A file
+   * that does not load changes nothing. Without a caller, the signal asked.
+   */
+  async reload(by: ReloadCaller = signalCaller): Promise<ReloadReport> {
     this.running ??= this.reloadOnce()
       .catch((err: unknown) => {
         this.o.logger.warn({ err }, `config reload failed; nothing was changed: ${(err as Error).message}`);
@@ -157,7 +167,19 @@ export class Reloader {
       .finally(() => {
         this.running = null;
       });
-    return this.running;
+    try {
+      const report = await this.running;
+      this.audited(by, targetList(report.applied.map((a) => a.key)) ?? this.o.configPath, 'ok');
+      return report;
+    } catch (err) {
+      this.audited(by, this.o.configPath, err instanceof MinkubeError ? err.code : 'INTERNAL');
+      throw err;
+    }
+  }
+
+  /** target: the keys applied, else the config file read (null: none). */
+  private audited(by: ReloadCaller, target: string | null, outcome: string): void {
+    this.o.audit?.served({ principal: by.principal, route: by.route, target, outcome, requestId: by.requestId });
   }
 
   private async reloadOnce(): Promise<ReloadReport> {

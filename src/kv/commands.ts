@@ -215,12 +215,29 @@ export function decodeCommand(data: Uint8Array): CommandEnvelope {
 }
 
 function decodePrincipal(pr: unknown): EntryPrincipal {
-  if (!isRecord(pr)) throw malformed('pr must be a map');
+  const problem = principalProblem(pr);
+  if (problem !== null) throw malformed(problem);
+  return copyPrincipal(pr as EntryPrincipal);
+}
+
+/**
+ * An EntryPrincipal met outside an envelope (a membership change's context, a forwarded request's header), checked
+ * as strictly as one inside, or null.
+ */
+export function entryPrincipalFrom(raw: unknown): EntryPrincipal | null {
+  return principalProblem(raw) === null ? copyPrincipal(raw as EntryPrincipal) : null;
+}
+
+function principalProblem(pr: unknown): string | null {
+  if (!isRecord(pr)) return 'pr must be a map';
   const keys = Object.keys(pr).sort().join(',');
-  if (keys !== 'a,r' && keys !== 'n,r') throw malformed('pr must hold exactly a (accessor) or n (node id), and r (role)');
-  const who = pr.a ?? pr.n;
-  if (!isPrincipalText(who) || !isPrincipalText(pr.r)) throw malformed(`pr fields must be strings of 1 to ${principalCharsMax} characters`);
-  return keys === 'a,r' ? { a: who, r: pr.r } : { n: who, r: pr.r };
+  if (keys !== 'a,r' && keys !== 'n,r') return 'pr must hold exactly a (accessor) or n (node id), and r (role)';
+  if (!isPrincipalText(pr.a ?? pr.n) || !isPrincipalText(pr.r)) return `pr fields must be strings of 1 to ${principalCharsMax} characters`;
+  return null;
+}
+
+function copyPrincipal(pr: EntryPrincipal): EntryPrincipal {
+  return 'a' in pr ? { a: pr.a, r: pr.r } : { n: pr.n, r: pr.r };
 }
 
 function isPrincipalText(v: unknown): v is string {

@@ -1,5 +1,6 @@
 // The audit trail: one JSON line per committed change (written by every manager as it applies the entry, so all of
-// them hold the same record) and per refused request (written by the manager that refused it), in
+// them hold the same record), per leadership transfer or reload and per refused request (written by the manager that
+// served or refused it), in
 // <dataDir>/audit.log, rotated by size. Writes are asynchronous but in order, through one bounded queue: a disk that
 // cannot keep up costs dropped lines (counted and logged), never the apply loop's time or unbounded memory. Lines wait
 // up to flushDelayMs to go out together: one write per apply was a thread-pool round trip per request on every
@@ -9,7 +10,7 @@ import { open, rename, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type {
-  AuditCommittedLine, AuditLine, AuditPrincipal, AuditQuery, AuditRefusalSummaryLine, AuditRefusedLine, AuditService, Page,
+  AuditCommittedLine, AuditLine, AuditPrincipal, AuditQuery, AuditRefusalSummaryLine, AuditRefusedLine, AuditServedLine, AuditService, Page,
 } from '../contracts/services.js';
 import { assertNeverCommand, type Command, type EntryPrincipal } from '../kv/commands.js';
 import type { AppliedCommand } from '../kv/state-machine.js';
@@ -19,6 +20,7 @@ import { decodeConfEntry, type Entry } from '../raft/index.js';
 import { joinTokenAccessor } from '../security/tokens.js';
 import { linesBackward, linesForward } from './audit-files.js';
 import { RefusalSummaries } from './audit-summaries.js';
+import { changeRequester } from './members.js';
 
 export const auditFileName = 'audit.log';
 /** Lines handed to one write() call: big enough to keep up, small enough to rotate close to the size limit. */
@@ -100,6 +102,11 @@ export class AuditLog implements AuditService {
     this.enqueue(configLine(entry, this.o.clock.nowMs()));
   }
 
+  served(line: Omit<AuditServedLine, 'seq' | 'time'>): void {
+    const { principal, route, target, outcome, requestId } = line;
+    this.enqueue({ time: new Date(this.o.clock.nowMs()).toISOString(), principal, route, target, outcome, requestId });
+  }
+
   refused(line: Omit<AuditRefusedLine, 'seq' | 'time'>): void {
     const { principal, route, outcome, requestId } = line;
     this.enqueue({ time: new Date(this.o.clock.nowMs()).toISOString(), principal, route, outcome, requestId });
@@ -133,7 +140,7 @@ export class AuditLog implements AuditService {
     await this.fh.close();
   }
 
-  private enqueue(line: Unnumbered<AuditCommittedLine> | Unnumbered<AuditRefusedLine> | Unnumbered<AuditRefusalSummaryLine>): void {
+  private enqueue(line: Unnumbered<AuditCommittedLine> | Unnumbered<AuditServedLine> | Unnumbered<AuditRefusedLine> | Unnumbered<AuditRefusalSummaryLine>): void {
     if (this.closed) return;
     if (this.queue.length >= this.o.queueLinesMax) {
       this.droppedLinesValue++;
@@ -261,11 +268,13 @@ export function committedLine(index: number, applied: AppliedCommand, nowMs: num
   };
 }
 
+/** Who asked and under which request travel in the change's context (absent: a promotion, a forced configuration). */
 function configLine(entry: Entry, nowMs: number): Unnumbered<AuditCommittedLine> {
   const { change, voters } = decodeConfEntry(entry.data);
   const op = change === null ? 'config.force' : `config.${change.type}`;
-  const target = change === null ? ids(voters) : change.nodeId;
-  return { time: new Date(nowMs).toISOString(), index: entry.index, principal: null, op, target, outcome: 'ok', requestId: null };
+  const target = change === null ? targetList(voters) : change.nodeId;
+  const by = changeRequester(change?.context);
+  return { time: new Date(nowMs).toISOString(), index: entry.index, principal: auditPrincipal(by.pr), op, target, outcome: 'ok', requestId: by.reqId ?? null };
 }
 
 function auditPrincipal(p: EntryPrincipal | undefined): AuditPrincipal | null {
@@ -283,13 +292,13 @@ function targetOf(cmd: Command): string | null {
     case 'task.stop':
       return cmd.taskId;
     case 'task.submitBatch':
-      return ids(cmd.tasks.map((t) => t.taskId));
+      return targetList(cmd.tasks.map((t) => t.taskId));
     case 'task.place':
-      return ids(cmd.placements.map((p) => p.taskId));
+      return targetList(cmd.placements.map((p) => p.taskId));
     case 'task.report':
-      return ids(cmd.reports.map((r) => r.taskId));
+      return targetList(cmd.reports.map((r) => r.taskId));
     case 'task.remove':
-      return ids(cmd.taskIds);
+      return targetList(cmd.taskIds);
     case 'worker.register':
     case 'worker.heartbeat':
     case 'worker.state':
@@ -316,7 +325,7 @@ function targetOf(cmd: Command): string | null {
 }
 
 /** 'a,b,c', or 'a,...,p +984 more' for a long list: a line stays small however big the batch. */
-function ids(list: readonly string[]): string | null {
+export function targetList(list: readonly string[]): string | null {
   if (list.length === 0) return null;
   const shown = list.slice(0, limits.auditTargetIdsMax).join(',');
   return list.length > limits.auditTargetIdsMax ? `${shown} +${list.length - limits.auditTargetIdsMax} more` : shown;

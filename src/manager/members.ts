@@ -1,6 +1,7 @@
 // The managers' address book: who the members are comes from the Raft configuration (voters and learners); where
 // they are comes from the config file, from the context of the config entries that added them, and from snapshots.
 import { Packr } from 'msgpackr';
+import { entryPrincipalFrom, type EntryPrincipal } from '../kv/commands.js';
 import type { NodeId } from '../lib/ids.js';
 import { nodeId } from '../lib/ids.js';
 import { MinkubeError } from '../lib/errors.js';
@@ -16,9 +17,42 @@ export interface Member extends MemberAddresses {
   readonly id: NodeId;
 }
 
-/** The context of an addLearner change: the new member's addresses. */
-export function encodeMemberContext(a: MemberAddresses): string {
-  return JSON.stringify({ raftAddress: a.raftAddress, apiAddress: a.apiAddress });
+/** Who asked for a membership change, and in which request: for the audit log only, as in a command's envelope. */
+export interface ChangeRequester {
+  readonly pr?: EntryPrincipal;
+  readonly reqId?: string;
+}
+
+/**
+ * The context of an addLearner change: the new member's addresses, and who asked. A manager older than `pr` and
+ * `reqId` reads the addresses and nothing else, so the same entry does the same everywhere.
+ */
+export function encodeMemberContext(a: MemberAddresses, by: ChangeRequester = {}): string {
+  return JSON.stringify({ raftAddress: a.raftAddress, apiAddress: a.apiAddress, ...requesterFields(by) });
+}
+
+/** The context of a remove asked for by a request: who asked (undefined when nobody is named). */
+export function encodeRequesterContext(by: ChangeRequester): string | undefined {
+  const fields = requesterFields(by);
+  return Object.keys(fields).length === 0 ? undefined : JSON.stringify(fields);
+}
+
+function requesterFields(by: ChangeRequester): ChangeRequester {
+  return { ...(by.pr === undefined ? {} : { pr: by.pr }), ...(by.reqId === undefined ? {} : { reqId: by.reqId }) };
+}
+
+/** Who asked for a change, as its context says; nothing for a context without them (older managers', promotions). */
+export function changeRequester(context: string | undefined): ChangeRequester {
+  if (context === undefined) return {};
+  let raw: { pr?: unknown; reqId?: unknown } | null;
+  try {
+    raw = JSON.parse(context) as typeof raw;
+  } catch {
+    return {};
+  }
+  const pr = entryPrincipalFrom(raw?.pr);
+  const reqId = raw?.reqId;
+  return { ...(pr === null ? {} : { pr }), ...(typeof reqId === 'string' ? { reqId } : {}) };
 }
 
 function decodeMemberContext(context: string | undefined): MemberAddresses | null {

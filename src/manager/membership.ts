@@ -4,12 +4,12 @@ import { endpointKey } from '../lib/address.js';
 import type { Logger } from 'pino';
 import { ApiClient } from '../client/api-client.js';
 import type { HttpClient } from '../client/http.js';
-import type { ClusterMemberView, MemberRequest, MembersView, MembershipService, RequestContext } from '../contracts/services.js';
+import { forwardedPrincipalHeader, type ClusterMemberView, type MemberRequest, type MembersView, type MembershipService, type RequestContext } from '../contracts/services.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { nodeId, type NodeId } from '../lib/ids.js';
 import type { ConfChangeRejection, RaftStatus } from '../raft/types.js';
-import { encodeMemberContext } from './members.js';
+import { encodeMemberContext, encodeRequesterContext, type ChangeRequester } from './members.js';
 import type { RaftNodeDriver } from './node.js';
 
 /**
@@ -77,7 +77,7 @@ export class MembershipServiceImpl implements MembershipService {
       const used = [m.raftAddress, m.apiAddress].find((a) => a !== '' && wanted.includes(endpointKey(a)));
       if (used !== undefined) throw refused(`member ${m.id} already uses the address ${used}`);
     }
-    const index = await this.propose(() => ({ type: 'addLearner', nodeId: id, context: encodeMemberContext(req) }), ctx);
+    const index = await this.propose(() => ({ type: 'addLearner', nodeId: id, context: encodeMemberContext(req, requesterOf(ctx)) }), ctx);
     this.driver.directory.set(id, req);
     await this.waitCommitted(index, ctx);
     const member = this.localView().members.find((m) => m.id === id) ?? { id, raftAddress: req.raftAddress, apiAddress: req.apiAddress, voter: false, reachable: false };
@@ -91,7 +91,8 @@ export class MembershipServiceImpl implements MembershipService {
     const st = this.driver.status();
     if (!st.voters.includes(id) && !st.learners.includes(id)) throw new MinkubeError('MEMBER_NOT_FOUND', `no member "${idText}"`);
     if (st.voters.includes(id)) await this.waitQuorumAfterRemoval(id, ctx);
-    const index = await this.propose(() => ({ type: 'remove', nodeId: id }), ctx);
+    const context = encodeRequesterContext(requesterOf(ctx));
+    const index = await this.propose(() => (context === undefined ? { type: 'remove', nodeId: id } : { type: 'remove', nodeId: id, context }), ctx);
     await this.waitCommitted(index, ctx);
     this.o.logger.info({ member: id, index }, 'member removed');
     return id === this.driver.id ? this.viewAfterOwnRemoval(id, ctx) : this.localView();
@@ -162,8 +163,10 @@ export class MembershipServiceImpl implements MembershipService {
     }
   }
 
-  private forwardOptions(ctx: RequestContext): { requestId: string; timeoutMs: number } {
-    return { requestId: ctx.requestId, timeoutMs: Math.max(1, ctx.deadlineMs - this.nowMs()) };
+  /** The request id goes on, and the caller is named: the leader's audit lines name them, not this manager. */
+  private forwardOptions(ctx: RequestContext): { requestId: string; timeoutMs: number; headers?: Record<string, string> } {
+    const options = { requestId: ctx.requestId, timeoutMs: Math.max(1, ctx.deadlineMs - this.nowMs()) };
+    return ctx.principal === undefined ? options : { ...options, headers: { [forwardedPrincipalHeader]: JSON.stringify(ctx.principal) } };
   }
 
   /** Proposes a change, retrying while another change is in progress, until the deadline. */
@@ -196,6 +199,11 @@ export class MembershipServiceImpl implements MembershipService {
       await this.nextChange();
     }
   }
+}
+
+/** Who asked, carried in the change's context so that every manager's audit line names them. */
+function requesterOf(ctx: RequestContext): ChangeRequester {
+  return ctx.principal === undefined ? { reqId: ctx.requestId } : { pr: ctx.principal, reqId: ctx.requestId };
 }
 
 /** Voters then learners, with their addresses and whether this node reaches them. */

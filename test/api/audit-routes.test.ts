@@ -1,6 +1,7 @@
 // GET /v1/audit's parameters and answer, the refusals the app records (401, 403, 429: principal, route template,
-// request id), and the principal a request's context carries into its proposal. Through app.inject.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+// request id), the leadership transfers and reloads it records, and the principal a request's context carries into
+// its proposal. Through app.inject.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as http2Connect } from 'node:http2';
 import { connect as netConnect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,15 +12,17 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { authPlugin, type TokenRecord } from '../../src/api/auth.js';
 import { buildBaseApp } from '../../src/api/http.js';
 import { buildManagerApp } from '../../src/api/manager-app.js';
-import { auditRoutes, recordRefusals } from '../../src/api/routes/audit.js';
+import { auditRoutes, recordRequests } from '../../src/api/routes/audit.js';
 import { kvRoutes } from '../../src/api/routes/kv.js';
-import type { AuditLine, AuditQuery, AuditRefusedLine, AuditService, Page } from '../../src/contracts/services.js';
+import { loadClusterConfig } from '../../src/config/cluster.js';
+import type { AuditLine, AuditQuery, AuditRefusedLine, AuditServedLine, AuditService, Page } from '../../src/contracts/services.js';
+import { Reloader } from '../../src/daemon/reload.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { AuditLog } from '../../src/manager/audit.js';
 import { newApiToken } from '../../src/security/tokens.js';
 import { ManualClock } from '../support/manual-clock.js';
-import { FakeManagerService } from './fake-service.js';
+import { FakeManagerService, FakeMembershipService } from './fake-service.js';
 
 class FakeAudit implements AuditService {
   readonly queries: AuditQuery[] = [];
@@ -29,6 +32,8 @@ class FakeAudit implements AuditService {
   refused(line: Omit<AuditRefusedLine, 'seq' | 'time'>): void {
     this.refusals.push(line);
   }
+
+  served(_line: Omit<AuditServedLine, 'seq' | 'time'>): void {}
 
   readonly rateLimitedLines: { client: string; line: Omit<AuditRefusedLine, 'seq' | 'time'> }[] = [];
 
@@ -56,7 +61,7 @@ const service = new FakeManagerService();
 function buildSecureApp(): FastifyInstance {
   const app = buildBaseApp({});
   void app.register(authPlugin, { resolveToken: (a) => tokens.get(a) ?? null });
-  recordRefusals(app, audit);
+  recordRequests(app, audit);
   void app.register(kvRoutes, { service });
   void app.register(auditRoutes, { audit });
   return app;
@@ -235,6 +240,59 @@ describe('a flood over HTTP/2 (h2c), from two addresses, through a manager app a
       expect(summaries).toEqual([['127.0.0.2', 7], ['127.0.0.3', 7]]);
     } finally {
       await app.close();
+    }
+  });
+});
+
+describe('leadership transfers and reloads, through a manager app and its audit log on disk', () => {
+  let dir: string;
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('writes one line for each, with the principal, route, target, outcome and request id; a reload by SIGHUP too', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'minkube-audit-served-'));
+    const configPath = join(dir, 'cluster.json');
+    const writeConfig = (extra: Record<string, unknown>) =>
+      writeFileSync(configPath, JSON.stringify({ insecure: true, managers: [{ id: 'm1', raftAddress: '127.0.41.1:41001', apiAddress: '127.0.41.1:41002', dataDir: 'm1' }], ...extra }));
+    writeConfig({});
+    const log = await AuditLog.open({ dir, clock: systemClock, logger: pino({ level: 'silent' }), flushDelayMs: 0 });
+    const silent = pino({ level: 'silent' });
+    const reloader = new Reloader({ node: 'manager', id: 'm1', configPath, running: await loadClusterConfig(configPath), logger: silent, loggers: [], audit: log });
+    const app = buildManagerApp({ service, membership: new FakeMembershipService(), admin: reloader, audit: log, security: { resolveToken: (a) => tokens.get(a) ?? null } });
+    try {
+      const admin = mint('admin');
+      const operator = mint('operator');
+      const send = async (method: 'POST', url: string, requestId: string, token: string, payload?: object) =>
+        (await app.inject({ method, url, headers: { authorization: `Bearer ${token}`, 'x-request-id': requestId }, ...(payload === undefined ? {} : { payload }) })).statusCode;
+      expect(await send('POST', '/v1/cluster/leader', 'req-transfer', admin.token, { id: 'm2' })).toBe(200);
+      expect(await send('POST', '/v1/cluster/leader', 'req-transfer-any', admin.token)).toBe(200);
+      expect(await send('POST', '/v1/cluster/leader', 'req-transfer-m9', admin.token, { id: 'm9' })).toBe(404);
+      writeConfig({ log: { level: 'debug' } });
+      expect(await send('POST', '/v1/admin/reload', 'req-reload', admin.token)).toBe(200);
+      writeConfig({ log: { level: 'debug' }, tasks: { workerTtlMs: 100 } });
+      expect(await send('POST', '/v1/admin/reload', 'req-reload-bad', admin.token)).toBe(400);
+      // Refused: the refusal's line, and no other.
+      expect(await send('POST', '/v1/admin/reload', 'req-reload-403', operator.token)).toBe(403);
+      writeConfig({ log: { level: 'warn' } });
+      await reloader.reload(); // SIGHUP
+      await log.flushed();
+
+      const adminPrincipal = { token: admin.accessor, role: 'admin' };
+      const lines = readFileSync(join(dir, 'audit.log'), 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.map(({ seq: _seq, time: _time, ...rest }) => rest)).toEqual([
+        { principal: adminPrincipal, route: 'POST /v1/cluster/leader', target: 'm2', outcome: 'ok', requestId: 'req-transfer' },
+        { principal: adminPrincipal, route: 'POST /v1/cluster/leader', target: 'any', outcome: 'ok', requestId: 'req-transfer-any' },
+        { principal: adminPrincipal, route: 'POST /v1/cluster/leader', target: 'm9', outcome: 'MEMBER_NOT_FOUND', requestId: 'req-transfer-m9' },
+        { principal: adminPrincipal, route: 'POST /v1/admin/reload', target: 'log.level', outcome: 'ok', requestId: 'req-reload' },
+        { principal: adminPrincipal, route: 'POST /v1/admin/reload', target: configPath, outcome: 'CONFIG_INVALID', requestId: 'req-reload-bad' },
+        { principal: { token: operator.accessor, role: 'operator' }, route: 'POST /v1/admin/reload', outcome: 'FORBIDDEN', requestId: 'req-reload-403' },
+        { principal: null, route: 'SIGHUP', target: 'log.level', outcome: 'ok', requestId: null },
+      ]);
+      // GET /v1/audit answers them whole, the target included.
+      const page = await app.inject({ method: 'GET', url: `/v1/audit?principal=${admin.accessor}`, headers: { authorization: `Bearer ${admin.token}` } });
+      expect(page.json<{ items: unknown[] }>().items).toEqual(lines.filter((l) => JSON.stringify(l.principal) === JSON.stringify(adminPrincipal)));
+    } finally {
+      await app.close();
+      await log.close();
     }
   });
 });

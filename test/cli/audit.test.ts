@@ -3,7 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildManagerApp } from '../../src/api/manager-app.js';
-import type { AuditLine, AuditQuery, AuditRefusedLine, AuditService, Page } from '../../src/contracts/services.js';
+import type { AuditLine, AuditQuery, AuditRefusedLine, AuditServedLine, AuditService, Page } from '../../src/contracts/services.js';
 import { parseSince } from '../../src/cli/audit.js';
 import { FakeManagerService } from '../api/fake-service.js';
 import { runCli, type CliResult } from '../support/cli.js';
@@ -13,6 +13,8 @@ class FakeAudit implements AuditService {
   page: Page<AuditLine> = { items: [], nextCursor: null };
 
   refused(_line: Omit<AuditRefusedLine, 'seq' | 'time'>): void {}
+
+  served(_line: Omit<AuditServedLine, 'seq' | 'time'>): void {}
 
   rateLimited(_client: string, _line: Omit<AuditRefusedLine, 'seq' | 'time'>): void {}
 
@@ -48,7 +50,7 @@ describe('minkube audit', () => {
     expect((await runCli(['--api', `${api},${down}`, 'audit'])).stderr).toBe('');
   });
 
-  it('prints committed changes and refusals as one table; --json prints the page', async () => {
+  it('prints committed changes, leadership transfers and reloads, and refusals as one table; --json prints the page', async () => {
     audit.page = {
       items: [
         { seq: 1, time: '2030-01-01T00:00:00.000Z', index: 12, principal: { token: '0123456789abcdef', role: 'admin' }, op: 'put', target: 'app/k', outcome: 'ok', requestId: 'r1' },
@@ -58,6 +60,8 @@ describe('minkube audit', () => {
           seq: 4, time: '2030-01-01T00:00:03.000Z', principal: null, outcome: 'RATE_LIMITED', client: '10.0.0.7', count: 2933,
           since: '2030-01-01T00:00:02.004Z', routes: { 'GET /v1/kv/*': 2900, 'POST /v1/auth/login': 33 },
         },
+        { seq: 5, time: '2030-01-01T00:00:04.000Z', principal: { token: '0123456789abcdef', role: 'admin' }, route: 'POST /v1/cluster/leader', target: 'm2', outcome: 'ok', requestId: 'r5' },
+        { seq: 6, time: '2030-01-01T00:00:05.000Z', principal: null, route: 'SIGHUP', target: 'log.level', outcome: 'ok', requestId: null },
       ],
       nextCursor: null,
     };
@@ -70,6 +74,9 @@ describe('minkube audit', () => {
     expect(lines[3]).toMatch(/^2030-01-01T00:00:02\.000Z\s+node w1 \(worker\)\s+worker\.heartbeat\s+w1\s+ok\s+-$/);
     // A summary of refusals past an address's anonymous bucket: its routes, its client, how many and since when.
     expect(lines[4]).toMatch(/^2030-01-01T00:00:03\.000Z\s+-\s+GET \/v1\/kv\/\*,POST \/v1\/auth\/login\s+10\.0\.0\.7\s+RATE_LIMITED x2933 since 2030-01-01T00:00:02\.004Z\s+-$/);
+    // A leadership transfer and a reload by signal: the manager's own lines, with their targets.
+    expect(lines[5]).toMatch(/^2030-01-01T00:00:04\.000Z\s+0123456789abcdef \(admin\)\s+POST \/v1\/cluster\/leader\s+m2\s+ok\s+r5$/);
+    expect(lines[6]).toMatch(/^2030-01-01T00:00:05\.000Z\s+-\s+SIGHUP\s+log\.level\s+ok\s+-$/);
     expect(plain.stderr).toBe('');
     expect(JSON.parse(json.stdout)).toEqual(audit.page);
   });

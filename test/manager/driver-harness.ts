@@ -2,6 +2,7 @@
 // over MemoryDisks that outlive a node (a restart reopens the same disk), the KV state machine of ManagerServiceImpl,
 // and a ChunkPoster that hands snapshot chunks straight to the target driver (no HTTP), honouring partitions.
 import { pino } from 'pino';
+import type { HttpClient } from '../../src/client/http.js';
 import { validateCommand } from '../../src/kv/commands.js';
 import type { ApplyResult } from '../../src/kv/state-machine.js';
 import { systemClock } from '../../src/lib/clock.js';
@@ -40,6 +41,10 @@ export interface DriverClusterOptions {
   validate?: boolean;
   /** Listeners of what each node applies, as daemon/manager.ts wires the audit log: asked for again at every (re)start. */
   listeners?: (id: string) => NodeListeners;
+  /** Each member's API address (default api-<id>): real ones for a test that serves the nodes' APIs. */
+  apiAddressOf?: (id: string) => string;
+  /** The pool a node's membership service forwards to the leader's API with (default none: forwarding fails). */
+  membershipHttp?: (id: string) => HttpClient;
 }
 
 export interface NodeListeners {
@@ -82,14 +87,14 @@ export class DriverCluster {
 
   constructor(private readonly o: DriverClusterOptions = {}) {
     this.bootstrap = (o.ids ?? ['m1', 'm2', 'm3']).map(nodeId);
-    this.members = this.bootstrap.map(memberOf);
+    this.members = this.bootstrap.map((id) => this.member(id));
     this.random = new SeededRandom(o.seed ?? 1);
   }
 
   /** Chunks go straight to the target driver; a node that is down or cut off is unreachable, as over HTTP. */
   readonly poster: ChunkPoster = async (apiAddress, header, chunk) => {
     await new Promise((r) => setImmediate(r));
-    const target = [...this.running.values()].find((n) => memberOf(n.id).apiAddress === apiAddress);
+    const target = [...this.running.values()].find((n) => this.member(n.id).apiAddress === apiAddress);
     if (target === undefined || !this.network.deliverable(header.from, target.id)) throw new Error(`${apiAddress} is unreachable`);
     const failing = this.failPosts.get(target.id) ?? 0;
     if (failing > 0) {
@@ -104,6 +109,12 @@ export class DriverCluster {
     return reply;
   };
 
+  /** A member's addresses, as this cluster gives them. */
+  member(id: string): Member {
+    const m = memberOf(id);
+    return this.o.apiAddressOf === undefined ? m : { ...m, apiAddress: this.o.apiAddressOf(id) };
+  }
+
   async startAll(): Promise<void> {
     for (const m of [...this.members]) await this.start(m.id);
   }
@@ -111,7 +122,7 @@ export class DriverCluster {
   /** Opens a node without starting it (a test may look at what it loaded first). */
   async open(id: string, so: StartOptions = {}): Promise<DriverNode> {
     if (this.running.has(id)) throw new Error(`${id} is running`);
-    if (!this.members.some((m) => m.id === id)) this.members.push(memberOf(id));
+    if (!this.members.some((m) => m.id === id)) this.members.push(this.member(id));
     if (so.wipe === true || !this.disks.has(id)) this.disks.set(id, emptyMemoryDisk());
     const storage = new MemoryRaftStorage(this.disks.get(id));
     const transport = this.network.transport(nodeId(id));
@@ -145,11 +156,13 @@ export class DriverCluster {
       ...(listeners.onEntryApplied === undefined ? {} : { onApplied: listeners.onEntryApplied }),
     });
     service.attach(driver);
+    const http = this.o.membershipHttp?.(id);
     const membership = new MembershipServiceImpl({
       driver: () => driver as RaftNodeDriver<unknown>,
       reachable: (peer) => transport.reachable(peer),
       logger,
       electionTimeoutMs: tickMs * electionTicks,
+      ...(http === undefined ? {} : { http }),
     });
     const node: DriverNode = { id: nodeId(id), driver, service, membership, storage, transport };
     this.running.set(id, node);

@@ -4,8 +4,10 @@ import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { logIndex, nodeId, term, type NodeId } from '../../src/lib/ids.js';
-import { decodeSnapshot, encodeMemberContext, encodeSnapshot, encodeSnapshotParts, MemberDirectory, type Member } from '../../src/manager/members.js';
-import { encodeConfEntry } from '../../src/raft/membership.js';
+import {
+  changeRequester, decodeSnapshot, encodeMemberContext, encodeRequesterContext, encodeSnapshot, encodeSnapshotParts, MemberDirectory, type Member,
+} from '../../src/manager/members.js';
+import { applyConfChange, encodeConfEntry } from '../../src/raft/membership.js';
 import type { ConfChange, Entry } from '../../src/raft/types.js';
 
 const [m1, m2, m3, m4, m5] = ['m1', 'm2', 'm3', 'm4', 'm5'].map(nodeId) as [NodeId, NodeId, NodeId, NodeId, NodeId];
@@ -37,6 +39,26 @@ describe('MemberDirectory', () => {
     expect(d.get(m5)).toEqual({ raftAddress: 'r5b', apiAddress: 'a5b' });
     // The bootstrap members keep their addresses.
     expect(d.get(m2)).toEqual({ raftAddress: 'raft-m2', apiAddress: 'api-m2' });
+  });
+
+  it('reads the addresses alone from a context that also names who asked (what a manager older than the requester reads)', () => {
+    const by = { pr: { a: '00000000000000a1', r: 'admin' }, reqId: 'req-1' };
+    const context = encodeMemberContext({ raftAddress: 'r4', apiAddress: 'a4' }, by);
+    expect(JSON.parse(context)).toEqual({ raftAddress: 'r4', apiAddress: 'a4', pr: by.pr, reqId: 'req-1' });
+    const d = new MemberDirectory(m1, [member(m1), member(m2), member(m3)]);
+    d.learnFromEntries([configEntry([m1, m2, m3], [m4], addLearner(m4, context))]);
+    expect(d.get(m4)).toEqual({ raftAddress: 'r4', apiAddress: 'a4' });
+    expect(changeRequester(context)).toEqual(by);
+    // A remove's context changes nothing the core does with it.
+    const remove: ConfChange = { type: 'remove', nodeId: m4, context: encodeRequesterContext({ pr: { n: 'm9', r: 'manager' }, reqId: 'req-2' })! };
+    expect(applyConfChange({ voters: [m1, m2, m3], learners: [m4] }, remove)).toEqual(applyConfChange({ voters: [m1, m2, m3], learners: [m4] }, { type: 'remove', nodeId: m4 }));
+    expect(changeRequester(remove.context)).toEqual({ pr: { n: 'm9', r: 'manager' }, reqId: 'req-2' });
+    // Contexts written before the requester, or by the cluster itself, name nobody; a malformed principal is left out.
+    expect(encodeRequesterContext({})).toBeUndefined();
+    expect(changeRequester(addresses('r5', 'a5'))).toEqual({});
+    expect(changeRequester(undefined)).toEqual({});
+    expect(changeRequester('not json')).toEqual({});
+    expect(changeRequester('{"pr":{"a":"x","r":"admin","extra":1},"reqId":"r"}')).toEqual({ reqId: 'r' });
   });
 
   it('gives the transport every voter and learner but itself, where an address is known', () => {

@@ -69,6 +69,29 @@ export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]
 /** Every port freePorts has returned in this process. */
 const handedOutPorts = new Set<number>();
 
+/**
+ * A free TCP port on host within [min, max], as freePort finds one elsewhere: for tests that keep to a range of
+ * their own on a machine other tests share.
+ */
+export async function freePortIn(host: string, min: number, max: number): Promise<number> {
+  const span = max - min + 1;
+  const start = Math.floor(Math.random() * span);
+  for (let i = 0; i < span; i++) {
+    const port = min + ((start + i) % span);
+    if (handedOutPorts.has(port)) continue;
+    const bound = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen({ host, port }, () => s.close(() => resolve(true)));
+    });
+    if (bound) {
+      handedOutPorts.add(port);
+      return port;
+    }
+  }
+  throw new Error(`freePortIn: no free port on ${host} in ${min}..${max}`);
+}
+
 /** A free TCP port on host (bound and released; a tiny race is acceptable in tests). */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   const [port] = await freePorts(1, host);

@@ -2,6 +2,8 @@
 // SIGHUP does); the answer names what was applied, what needs a restart, and what this node does not use.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import type { AuditPrincipal } from '../../contracts/services.js';
+import { auditPrincipalOfEntry, requestPrincipal } from '../principal.js';
 import { takesNoBody } from '../validation.js';
 
 export const ReloadReply = Type.Object(
@@ -19,10 +21,22 @@ export const ReloadReply = Type.Object(
 );
 export type ReloadReport = Static<typeof ReloadReply>;
 
-export interface AdminService {
-  reload(): Promise<ReloadReport>;
+/** Who asked for a reload, for this manager's audit line: a request, or a signal (SIGHUP: no principal, no request id). */
+export interface ReloadCaller {
+  readonly principal: AuditPrincipal | null;
+  /** 'POST /v1/admin/reload', or 'SIGHUP'. */
+  readonly route: string;
+  readonly requestId: string | null;
 }
 
+export interface AdminService {
+  reload(by: ReloadCaller): Promise<ReloadReport>;
+}
+
+const reloadRoute = 'POST /v1/admin/reload';
+
 export const adminRoutes: FastifyPluginAsync<{ admin: AdminService }> = async (app, { admin }) => {
-  app.post('/v1/admin/reload', { schema: { summary: "re-read this manager's config file and apply what can change live", response: { 200: ReloadReply } }, preValidation: takesNoBody }, async () => admin.reload());
+  app.post('/v1/admin/reload', { schema: { summary: "re-read this manager's config file and apply what can change live", response: { 200: ReloadReply } }, preValidation: takesNoBody }, async (req) =>
+    admin.reload({ principal: auditPrincipalOfEntry(requestPrincipal(req)), route: reloadRoute, requestId: req.id }),
+  );
 };

@@ -1,5 +1,5 @@
 // The audit trail's side of the managers' API: GET /v1/audit reads this manager's audit log, and every refused
-// request (401, 403, 429) is recorded by an onResponse hook, so no refusal path can forget to.
+// request (401, 403, 429) and every leadership transfer is recorded by an onResponse hook, so no path can forget to.
 //
 //   GET /v1/audit  ?since=ISO|ms&principal=ACCESSOR_OR_NODE&limit=(1..1000, default 100)&cursor=
 //                  -> { items: [line], nextCursor }, oldest first. Without since or cursor: the newest lines.
@@ -8,7 +8,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { MinkubeError } from '../../lib/errors.js';
-import { auditPrincipal, principalOf } from '../principal.js';
+import { auditPrincipal, auditPrincipalOfEntry, principalOf, requestPrincipal } from '../principal.js';
 import type { AuditQuery, AuditRefusal, AuditService } from '../../contracts/services.js';
 import { parseIntegerParam } from '../validation.js';
 import { listLimit } from './tasks.js';
@@ -39,6 +39,11 @@ const CommittedLine = Type.Object({
   seq: Type.Integer(), time: Type.String(), index: Type.Integer(), principal: Principal, op: Type.String(),
   target: Nullable(Type.String()), outcome: Type.String(), requestId: Nullable(Type.String()),
 });
+// Before RefusedLine in the reply's union: a served line is a refused line with a target, which that one would drop.
+const ServedLine = Type.Object({
+  seq: Type.Integer(), time: Type.String(), principal: Principal, route: Type.String(), target: Nullable(Type.String()), outcome: Type.String(),
+  requestId: Nullable(Type.String()),
+});
 const RefusedLine = Type.Object({
   seq: Type.Integer(), time: Type.String(), principal: Principal, route: Type.String(), outcome: Type.String(), requestId: Type.String(),
 });
@@ -46,7 +51,7 @@ const RefusalSummaryLine = Type.Object({
   seq: Type.Integer(), time: Type.String(), principal: Principal, outcome: Type.String(), client: Type.String(), count: Type.Integer(),
   since: Type.String(), routes: Type.Record(Type.String(), Type.Integer()),
 });
-const AuditReply = Type.Object({ items: Type.Array(Type.Union([CommittedLine, RefusedLine, RefusalSummaryLine])), nextCursor: Nullable(Type.String()) });
+const AuditReply = Type.Object({ items: Type.Array(Type.Union([CommittedLine, ServedLine, RefusedLine, RefusalSummaryLine])), nextCursor: Nullable(Type.String()) });
 
 export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (app, { audit }) => {
   app.get<{ Querystring: AuditQuerySchema }>('/v1/audit', { schema: { querystring: AuditQuerySchema, response: { 200: AuditReply } } }, async (req) => {
@@ -77,12 +82,27 @@ const refusalCodes: ReadonlySet<string> = new Set<AuditRefusal>(['UNAUTHENTICATE
 const refusalByStatus: Readonly<Record<number, AuditRefusal>> = { 401: 'UNAUTHENTICATED', 403: 'FORBIDDEN', 429: 'RATE_LIMITED' };
 
 /**
- * Records every 401, 403 and 429 this app answers, whichever hook or handler refused. Call it on the root app
- * before the routes are registered (the hooks must cover them all). A 429 RATE_LIMITED (a token past its bucket, or
- * with no principal a client address's anonymous bucket) goes to rateLimited, which counts them per caller instead of
- * writing each: a caller's refusals past its bucket come as fast as it sends.
+ * The routes that change the cluster without a log entry of their own, each with what it names as its target: each
+ * request is a line of the manager that served it, whatever the outcome. (A reload is recorded by the reloader,
+ * which alone knows what changed, for signals too.)
  */
-export function recordRefusals(app: FastifyInstance, audit: Pick<AuditService, 'refused' | 'rateLimited'>): void {
+const servedRoutes: Readonly<Record<string, (req: FastifyRequest) => string>> = {
+  'POST /v1/cluster/leader': (req) => {
+    const id = (req.body as { id?: unknown } | null | undefined)?.id;
+    // A body its schema refused still names what it asked for, cut short.
+    if (id === undefined || id === null) return 'any';
+    return (typeof id === 'string' ? id : JSON.stringify(id)).slice(0, 64);
+  },
+};
+
+/**
+ * Records every 401, 403 and 429 this app answers, whichever hook or handler refused, and every request to the
+ * servedRoutes. Call it on the root app before the routes are registered (the hooks must cover them all). A 429
+ * RATE_LIMITED (a token past its bucket, or with no principal a client address's anonymous bucket) goes to
+ * rateLimited, which counts them per caller instead of writing each: a caller's refusals past its bucket come as fast
+ * as it sends.
+ */
+export function recordRequests(app: FastifyInstance, audit: Pick<AuditService, 'refused' | 'rateLimited' | 'served'>): void {
   const codes = new WeakMap<FastifyRequest, string>();
   // The client's address, read while the request is live: over HTTP/2, req.ip reads the stream's session socket, which
   // an answered stream no longer has (it was undefined in onResponse, and every address was one caller).
@@ -96,12 +116,18 @@ export function recordRefusals(app: FastifyInstance, audit: Pick<AuditService, '
   });
   app.addHook('onResponse', (req, reply, done) => {
     const outcome = refusalOf(reply.statusCode, codes.get(req));
+    // The route's template, never the raw URL: a kv key or a query string may say more than the log should.
+    const route = `${req.method} ${req.routeOptions.url ?? '(no route)'}`;
     if (outcome !== null) {
-      // The route's template, never the raw URL: a kv key or a query string may say more than the log should.
-      const route = `${req.method} ${req.routeOptions.url ?? '(no route)'}`;
       const principal = auditPrincipal(principalOf(req));
       if (outcome === 'RATE_LIMITED') audit.rateLimited(clients.get(req) ?? (req.ip as string | undefined) ?? '(unknown)', { principal, route, outcome, requestId: req.id });
       else audit.refused({ principal, route, outcome, requestId: req.id });
+    } else {
+      const targetOf = servedRoutes[route];
+      if (targetOf !== undefined) {
+        const served = reply.statusCode < 400 ? 'ok' : (codes.get(req) ?? `HTTP_${reply.statusCode}`);
+        audit.served({ principal: auditPrincipalOfEntry(requestPrincipal(req)), route, target: targetOf(req), outcome: served, requestId: req.id });
+      }
     }
     done();
   });

@@ -1,7 +1,7 @@
 // The kv routes: PUT, GET and DELETE /v1/kv/<key>, where the key is the rest of the path and may contain '/'.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { assertValidKey } from '../../contracts/keys.js';
-import { entryPrincipal, principalOf } from '../principal.js';
+import { requestPrincipal } from '../principal.js';
 import { DeleteQuery, GetQuery, KeyParams, KvEntryReply, KvVersionReply, PutBody } from '../schemas.js';
 import type { ManagerService, RequestContext } from '../../contracts/services.js';
 import { parseIntegerParam } from '../validation.js';
@@ -40,7 +40,7 @@ function keyOf(req: FastifyRequest<{ Params: KeyParams }>): string {
 }
 
 export function requestContext(req: FastifyRequest): RequestContext {
-  const principal = entryPrincipal(principalOf(req));
+  const principal = requestPrincipal(req);
   const ctx: { -readonly [K in keyof RequestContext]: RequestContext[K] } = { requestId: req.id, deadlineMs: req.deadlineMs };
   if (principal !== undefined) ctx.principal = principal;
   if (req.traceparent !== undefined) ctx.traceparent = req.traceparent;
