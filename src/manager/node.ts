@@ -208,6 +208,14 @@ export class RaftNodeDriver<R> {
     }
     directory.learnFromEntries(loaded.entries);
     const recovery = o.forceNewCluster === true ? null : checked.recovery;
+    if (o.forceNewCluster === true && loaded.entries.length === 0 && (loaded.snapshot ?? null) === null) {
+      // Nothing to carry over: forcing would start a new, empty cluster in the place of the lost one, and the others,
+      // emptied to join it as the recovery says, would lose everything. A wrong --id or data directory, most likely.
+      throw new MinkubeError(
+        'CONFIG_INVALID',
+        `--force-new-cluster found no log and no snapshot in the data directory of ${o.id}: it starts a one-member cluster from a surviving manager's data, and this one holds none (a wrong --id or --data-dir?). To start from a backup, use minkube snapshot restore`,
+      );
+    }
     if (o.forceNewCluster === true && checked.recovery !== null) o.logger.warn({ reason: checked.recovery.reason }, 'forcing a new cluster from damaged storage, as asked');
     const initial = await prepareInitial(o, loaded, recovery?.target ?? null);
     const core = (o.createCore ?? createRaftNode)(

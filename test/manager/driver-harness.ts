@@ -57,6 +57,8 @@ export interface StartOptions {
   join?: boolean;
   /** Start from an empty disk (a replaced machine with the same id). */
   wipe?: boolean;
+  /** Start as `minkube manager --force-new-cluster` does: a one-member cluster from this node's data. */
+  forceNewCluster?: boolean;
 }
 
 export { sleep, waitFor };
@@ -151,6 +153,7 @@ export class DriverCluster {
       snapshotThresholdEntries: this.o.snapshotThresholdEntries ?? 50,
       snapshotThresholdBytes: this.o.snapshotThresholdBytes ?? 1 << 30,
       join: so.join === true,
+      ...(so.forceNewCluster === true ? { forceNewCluster: true } : {}),
       snapshotPoster: this.poster,
       onRestored: () => this.installs.set(id, (this.installs.get(id) ?? 0) + 1),
       ...(listeners.onEntryApplied === undefined ? {} : { onApplied: listeners.onEntryApplied }),

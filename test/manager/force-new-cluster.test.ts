@@ -1,0 +1,31 @@
+// --force-new-cluster starts a one-member cluster from a surviving manager's data: from a data directory that holds
+// none (a wrong --id or --data-dir) it refuses, rather than start a new, empty cluster in the place of the lost one.
+import { afterEach, describe, expect, it } from 'vitest';
+import { DriverCluster } from './driver-harness.js';
+
+let cluster: DriverCluster | null = null;
+afterEach(async () => {
+  await cluster?.close();
+  cluster = null;
+});
+
+describe('--force-new-cluster', () => {
+  it('refuses a data directory with no log and no snapshot', async () => {
+    cluster = new DriverCluster({ ids: ['m1'] });
+    await expect(cluster.open('m1', { forceNewCluster: true })).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining('--force-new-cluster found no log and no snapshot in the data directory of m1') as string,
+    });
+  });
+
+  it("starts from a survivor's data, alone", async () => {
+    cluster = new DriverCluster();
+    await cluster.startAll();
+    await cluster.leader();
+    await cluster.put(20);
+    for (const id of ['m1', 'm2', 'm3']) await cluster.stop(id);
+    const survivor = await cluster.start('m1', { forceNewCluster: true });
+    expect(survivor.driver.conf().voters).toEqual(['m1']);
+    expect((await cluster.leader()).id).toBe('m1');
+  });
+});
