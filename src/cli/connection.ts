@@ -3,9 +3,9 @@
 import type { PeerCertificate } from 'node:tls';
 import { ApiClient, type ApiClientOptions } from '../client/api-client.js';
 import { credentialsPath, readCredentialsSync, writeCredentials, type Credentials } from '../client/credentials.js';
-import { HttpClient } from '../client/http.js';
+import { HttpClient, type TlsMaterial } from '../client/http.js';
 import { MinkubeError } from '../lib/errors.js';
-import { notAManager } from '../security/ca.js';
+import { clusterIdOfCa, serverCertificateProblem } from '../security/ca.js';
 
 /** What a command may choose per client; how to connect (TLS, token, pool) is this module's business. */
 export type CliClientOptions = Pick<ApiClientOptions, 'timeoutMs' | 'readRetries'>;
@@ -19,22 +19,28 @@ export function cliCredentials(): Credentials | null {
 }
 
 /**
- * The process's one pool: it trusts the credentials file's CA and carries its token (MINKUBE_TOKEN, when set, is
- * sent instead: a token of another role). Without a file, or with an insecure cluster's: plain HTTP and no token.
+ * The process's one pool: it trusts the credentials file's CAs (`ca`, and `apiCa` when the managers' API certificate
+ * is from another CA) and carries its token (MINKUBE_TOKEN, when set, is sent instead: a token of another role).
+ * Without a file, or with an insecure cluster's: plain HTTP and no token.
  */
 export function cliHttpClient(): HttpClient {
   if (http !== undefined) return http;
   const c = cliCredentials();
   const envToken = process.env.MINKUBE_TOKEN;
   const token = envToken !== undefined && envToken !== '' ? envToken : (c?.token ?? undefined);
+  const tls = c === null || c.ca === null ? {} : { tls: cliTls(c.ca, clusterIdOfCa(c.ca) ?? c.clusterId), ...(c.apiCa === undefined ? {} : { apiCaPem: c.apiCa }) };
   // Node's own pool: undici's would compile its HTTP parser first, which costs a command more than all the rest.
-  http = new HttpClient({ pool: 'node', ...(c === null || c.ca === null ? {} : { tls: { ca: c.ca, checkServer: managerOnly } }), ...(token === undefined ? {} : { token }) });
+  http = new HttpClient({ pool: 'node', ...tls, ...(token === undefined ? {} : { token }) });
   return http;
 }
 
-/** The CLI sends its token to managers only (notAManager says why). */
-export function managerOnly(cert: PeerCertificate): string | undefined {
-  return notAManager(cert, 'the CLI');
+/**
+ * How the CLI judges a manager's API certificate: its node certificate, never a worker's (serverCertificateProblem
+ * says why), or the operator's (api.tlsCertFile), which names no node.
+ */
+export function cliTls(caCertPem: string, clusterId: string): TlsMaterial {
+  const rule = { clusterId, managersOnly: 'the CLI sends its token only to managers' };
+  return { ca: caCertPem, checkServer: (cert: PeerCertificate) => serverCertificateProblem(cert, rule) };
 }
 
 /**

@@ -10,10 +10,10 @@ import { credentialsPath, insecureCredentials, writeCredentials } from '../clien
 import { HttpClient } from '../client/http.js';
 import { loadClusterConfig, type ClusterConfig } from '../config/cluster.js';
 import { ensureAdminToken } from '../daemon/security.js';
-import { ensureLocalPki } from '../security/pki-files.js';
+import { ensureLocalPki, readApiCaFile } from '../security/pki-files.js';
 import { listenFailed, MinkubeError } from '../lib/errors.js';
 import { tryListen } from '../lib/address.js';
-import { managerOnly } from './connection.js';
+import { cliTls } from './connection.js';
 import { workerRuntimeExists } from './daemons.js';
 import { printError } from './output.js';
 import { LeaderTracker, prettyLogLine } from './pretty.js';
@@ -105,11 +105,14 @@ async function prepareAccess(config: ClusterConfig): Promise<Access> {
     ...config.managers.map((m) => ({ id: m.id, role: 'manager' as const, dataDir: m.dataDir, addresses: [m.raftAddress, m.apiAddress] })),
     ...config.workers.map((w) => ({ id: w.id, role: 'worker' as const, dataDir: w.dataDir ?? resolve('data', w.id), addresses: [w.apiAddress] })),
   ];
+  // Read first: a file that cannot be read stops `up` before it makes anything (CONFIG_INVALID naming the key).
+  const apiCa = config.api.tlsCaFile === undefined ? undefined : await readApiCaFile(config.api.tlsCaFile);
   const { clusterId, caCertPem } = await ensureLocalPki({ clusterDir: config.clusterDir, nodes, certLifetimeS: config.tls.certLifetimeS });
   const token = await ensureAdminToken(config.clusterDir);
   const path = credentialsPath();
-  await writeCredentials({ clusterId, apis: config.managers.map((m) => `https://${m.apiAddress}`), ca: caCertPem, token }, path);
-  return { scheme: 'https', http: new HttpClient({ tls: { ca: caCertPem, checkServer: managerOnly }, token }), credentialsPath: path };
+  await writeCredentials({ clusterId, apis: config.managers.map((m) => `https://${m.apiAddress}`), ca: caCertPem, token, ...(apiCa === undefined ? {} : { apiCa }) }, path);
+  const http = new HttpClient({ tls: cliTls(caCertPem, clusterId), token, ...(apiCa === undefined ? {} : { apiCaPem: apiCa }) });
+  return { scheme: 'https', http, credentialsPath: path };
 }
 
 function printEndpoints(config: ClusterConfig, configPath: string, withWorkers: boolean, access: Access): void {

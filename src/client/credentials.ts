@@ -11,8 +11,13 @@ export interface Credentials {
   readonly clusterId: string;
   /** Every manager's API, as https URLs (http for an insecure cluster); the CLI uses the first unless --api names another. */
   readonly apis: readonly string[];
-  /** The cluster CA's certificate (PEM): the only CA the CLI trusts for these URLs. null: an insecure cluster. */
+  /** The cluster CA's certificate (PEM): the CA the CLI trusts for these URLs. null: an insecure cluster. */
   readonly ca: string | null;
+  /**
+   * The CA (PEM, one or several) that signed the managers' operator API certificate when it is not the cluster CA:
+   * the config's api.tlsCaFile, copied here by whoever wrote the file; the CLI trusts it beside `ca`.
+   */
+  readonly apiCa?: string;
   /** An API token (mk_<accessor>_<secret>). null: an insecure cluster, which takes none. */
   readonly token: string | null;
 }
@@ -69,7 +74,8 @@ function parseCredentials(text: string, path: string): Credentials {
   }
   if (typeof c.ca !== 'string' || !c.ca.includes('BEGIN CERTIFICATE')) throw problem('ca must be a PEM certificate');
   if (typeof c.token !== 'string' || c.token === '') throw problem('token must be a string');
-  return { clusterId: c.clusterId, apis: c.apis as string[], ca: c.ca, token: c.token };
+  if (c.apiCa !== undefined && (typeof c.apiCa !== 'string' || !c.apiCa.includes('BEGIN CERTIFICATE'))) throw problem('apiCa must be a PEM certificate');
+  return { clusterId: c.clusterId, apis: c.apis as string[], ca: c.ca, token: c.token, ...(c.apiCa === undefined ? {} : { apiCa: c.apiCa }) };
 }
 
 /** Written whole (temp file and rename), readable by its owner only: it holds a token. */

@@ -12,14 +12,14 @@ import { limits } from '../lib/limits.js';
 
 /** PEM strings. */
 export interface TlsMaterial {
-  /** The server must present a certificate signed by this CA. */
+  /** The server must present a certificate signed by this CA (or by HttpClientOptions.apiCaPem's). */
   ca: string;
   /** Our client certificate and its key (mutual TLS): both or neither. */
   cert?: string;
   key?: string;
   /**
    * A check of the server's certificate beyond the CA and the host name (who it names: a worker talks only to a
-   * certificate that says manager). Returns why not, or undefined to accept.
+   * certificate that says manager; security/ca.ts serverCertificateProblem). Returns why not, or undefined to accept.
    */
   checkServer?: (cert: PeerCertificate) => string | undefined;
 }
@@ -27,6 +27,11 @@ export interface TlsMaterial {
 export interface HttpClientOptions {
   /** When set, 'host:port' addresses mean https and the server is verified against tls.ca. */
   tls?: TlsMaterial;
+  /**
+   * More CAs (PEM, one or several) a server's certificate may chain to, beside tls.ca: the one that signed the
+   * managers' operator API certificate when it is not the cluster CA (api.tlsCaFile). Kept when setTls renews tls.
+   */
+  apiCaPem?: string;
   /** Sent as `authorization: Bearer <token>` on every request (a request's own authorization header wins). */
   token?: string;
   /** Per request unless the request says otherwise (default limits.requestTimeoutMsDefault plus a little). */
@@ -101,6 +106,7 @@ const readBytes: BodyReader<Uint8Array> = (body) => body.bytes();
 
 export class HttpClient {
   private material: TlsMaterial | undefined;
+  private apiCaPem: string | undefined;
   /** Made with the first request (see agentNow). */
   private agent: Pool | undefined;
   /** Agents replaced by setTls that still finish their requests; close() destroys them with the current one. */
@@ -118,6 +124,7 @@ export class HttpClient {
     const { tls } = options;
     assertPaired(tls);
     this.material = tls;
+    this.apiCaPem = options.apiCaPem;
     this.authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
     this.baseHeaders = this.authorization === undefined ? {} : { authorization: this.authorization };
     this.timeoutMs = options.timeoutMs ?? limits.requestTimeoutMsDefault + 500;
@@ -144,8 +151,20 @@ export class HttpClient {
       throw new MinkubeError('CONFIG_INVALID', 'this HTTP client was made without TLS; it cannot take certificates later');
     }
     assertPaired(tls);
-    const old = this.agent;
     this.material = tls;
+    this.retireAgent();
+  }
+
+  /** The CAs trusted beside tls.ca (apiCaPem; undefined: none): requests from now on go through a new pool. */
+  setApiCa(apiCaPem: string | undefined): void {
+    if (apiCaPem === this.apiCaPem) return;
+    this.apiCaPem = apiCaPem;
+    if (this.material !== undefined) this.retireAgent();
+  }
+
+  /** The next request makes a new pool; the old one is closed once its requests under way have their answers. */
+  private retireAgent(): void {
+    const old = this.agent;
     this.agent = undefined;
     if (old === undefined) return;
     this.retiring.add(old);
@@ -159,7 +178,7 @@ export class HttpClient {
     // Another request may have made it while this one waited for the module.
     if (this.agent !== undefined) return this.agent;
     const tls = this.material;
-    const connect = { timeout: this.connectTimeoutMs, ...(tls === undefined ? {} : { ca: tls.ca, ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }), ...serverCheckOf(tls) }) };
+    const connect = { timeout: this.connectTimeoutMs, ...(tls === undefined ? {} : { ca: trustedCas(tls, this.apiCaPem), ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }), ...serverCheckOf(tls) }) };
     this.agent = new Agent({ connections: this.connectionsPerOriginMax, connect, ...(this.localAddress === undefined ? {} : { localAddress: this.localAddress }) });
     return this.agent;
   }
@@ -340,25 +359,38 @@ async function loadNodePool(): Promise<{ Agent: typeof import('./node-pool.js').
   return { Agent: (await import('./node-pool.js')).NodePool };
 }
 
+/** tls.ca and apiCaPem as one PEM string: node trusts each certificate it holds. */
+function trustedCas(tls: TlsMaterial, apiCaPem: string | undefined): string {
+  return apiCaPem === undefined ? tls.ca : `${tls.ca.trimEnd()}\n${apiCaPem}`;
+}
+
 function assertPaired(tls: TlsMaterial | undefined): void {
   if (tls !== undefined && (tls.cert === undefined) !== (tls.key === undefined)) {
     throw new MinkubeError('CONFIG_INVALID', 'a client certificate needs its key, and a key its certificate');
   }
 }
 
-/** The host name check every TLS client makes, then the caller's own check of who the certificate names. */
-function serverCheckOf(tls: TlsMaterial): { checkServerIdentity?: (host: string, cert: PeerCertificate) => Error | undefined } {
+/**
+ * The host name check every TLS client makes (its refusal says which host the certificate is not for), then the
+ * caller's own check of who the certificate names.
+ */
+function serverCheckOf(tls: TlsMaterial): { checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined } {
   const own = tls.checkServer;
-  if (own === undefined) return {};
   return {
     checkServerIdentity: (host, cert) => {
       const hostProblem = checkServerIdentity(host, cert);
-      if (hostProblem !== undefined) return hostProblem;
-      const why = own(cert);
+      if (hostProblem !== undefined) return notForHost(host, cert, hostProblem);
+      const why = own?.(cert);
       // A code of node's TLS errors: the handshake failed, so nothing was sent (a write's outcome is known).
       return why === undefined ? undefined : Object.assign(new Error(`the server's certificate is refused: ${why}`), { code: 'ERR_TLS_SERVER_REFUSED' });
     },
   };
+}
+
+/** node's refusal of a certificate whose names miss the host, saying the host and the names it holds. */
+function notForHost(host: string, cert: PeerCertificate, err: Error & { code?: string }): Error {
+  const names = cert.subjectaltname === undefined || cert.subjectaltname === '' ? 'it names no host' : `its names: ${cert.subjectaltname}`;
+  return Object.assign(new Error(`the server's certificate is refused: it is not for ${host}; ${names}`), { code: err.code ?? 'ERR_TLS_CERT_ALTNAME_INVALID' });
 }
 
 export function isOk(status: number): boolean {
@@ -459,6 +491,15 @@ const tlsVerifyCodes: ReadonlySet<string> = new Set([
   'INVALID_CA',
 ]);
 
+/** The verification failures that mean the server's certificate chains to no CA this client trusts. */
+const untrustedCaCodes: ReadonlySet<string> = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+]);
+
 function isTlsFailure(code: string | undefined): boolean {
   return code !== undefined && (tlsVerifyCodes.has(code) || code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_'));
 }
@@ -492,6 +533,7 @@ function reasonOf(err: unknown, code: string | undefined, tls: boolean, url: str
     const reason = tlsReason(e?.message, code);
     // OpenSSL read a plain HTTP answer where the server's first TLS record should be.
     if (/wrong version number|packet length too long/i.test(reason)) return `TLS: the server does not speak TLS; if its cluster is insecure, use ${url.replace(/^https:/, 'http:')}`;
+    if (code !== undefined && untrustedCaCodes.has(code)) return `TLS: the server's certificate is refused: no CA this client trusts signed it: ${reason}`;
     return `TLS: ${reason}`;
   }
   if (code === 'UND_ERR_SOCKET' && url.startsWith('https:') && e?.socket?.bytesRead === 0) {

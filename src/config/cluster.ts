@@ -88,6 +88,12 @@ const ApiSchema = Type.Object(
     /** The managers' HTTPS certificate and key (PEM files) when the operator supplies one; else one from the cluster CA. */
     tlsCertFile: Type.Optional(Dir),
     tlsKeyFile: Type.Optional(Dir),
+    /**
+     * The CA certificate(s) (a PEM file) that signed tlsCertFile when the cluster CA did not: every client of the
+     * managers' API that reads this file trusts it beside the cluster CA (managers, workers; the CLI through the
+     * credentials file, which copies it).
+     */
+    tlsCaFile: Type.Optional(Dir),
     /** Per API token, by its role; each role named replaces that role's default, the others keep theirs. */
     rateLimits: Type.Optional(Type.Record(RoleName, RateLimitSchema, { additionalProperties: false })),
     /** Per client address, for requests without a token (login, join). */
@@ -206,6 +212,8 @@ export interface ClusterConfig {
     readonly requestTimeoutMs: number;
     readonly tlsCertFile?: string;
     readonly tlsKeyFile?: string;
+    /** The CA(s) of the operator's API certificate, trusted beside the cluster CA by the API's clients. */
+    readonly tlsCaFile?: string;
     /** Every built-in role's limit, and any custom policy's the file names. Only a secure cluster applies them. */
     readonly rateLimits: Readonly<Record<string, RateLimitConfig>>;
     readonly rateLimitAnonymous: RateLimitConfig;
@@ -312,6 +320,7 @@ function withDefaults(file: ClusterConfigFile, baseDir: string): ClusterConfig {
   const api = { ...clusterConfigDefaults.api, ...file.api, rateLimits: { ...clusterConfigDefaults.api.rateLimits, ...file.api?.rateLimits } };
   if (api.tlsCertFile !== undefined) api.tlsCertFile = resolve(baseDir, api.tlsCertFile);
   if (api.tlsKeyFile !== undefined) api.tlsKeyFile = resolve(baseDir, api.tlsKeyFile);
+  if (api.tlsCaFile !== undefined) api.tlsCaFile = resolve(baseDir, api.tlsCaFile);
   const { retention, ...tasks } = file.tasks ?? {};
   return {
     insecure: file.insecure === true,

@@ -1,10 +1,9 @@
 // A new node's way into a closed cluster, as Swarm's: the join token carries the CA's digest, so the node first
 // fetches the CA from the manager it was pointed at, trusts it only if the digest matches, and from then on talks
 // to the cluster over TLS pinned to that CA: it sends a CSR with the token and keeps the certificate it gets.
-import { X509Certificate } from 'node:crypto';
 import { HttpClient, normaliseBaseUrl } from '../client/http.js';
 import { errorFromBody, isErrorCode, MinkubeError } from '../lib/errors.js';
-import { caDigest, createCsr, generateNodeKey, notAManager, type NodeRole } from '../security/ca.js';
+import { caDigest, clusterIdOfCa, createCsr, generateNodeKey, serverCertificateProblem, type NodeRole } from '../security/ca.js';
 import { writeNodeTls, type NodeTls } from '../security/pki-files.js';
 import { parseJoinToken } from '../security/tokens.js';
 import type { JoinReply } from '../contracts/services.js';
@@ -19,6 +18,11 @@ export interface JoinWithTokenOptions {
   /** 'host:port' addresses this node serves on. */
   addresses: string[];
   timeoutMs?: number;
+  /**
+   * The CA (PEM) of the managers' operator API certificate when another CA than the cluster's signed it: the joining
+   * node's api.tlsCaFile. The token pins the cluster CA only, so nothing fetched from the cluster can vouch for it.
+   */
+  apiCaPem?: string;
   /** Throws to refuse the cluster's reply (the config it makes is invalid): nothing is written then. */
   checkReply?: (reply: JoinReply) => void;
 }
@@ -34,9 +38,16 @@ export async function joinWithToken(o: JoinWithTokenOptions): Promise<{ material
     throw new MinkubeError('UNAUTHENTICATED', `the cluster at ${base} presents a CA with digest ${digest}, but the token expects ${parsed.caDigest}: refusing to trust it`);
   }
   const { keyPem } = await generateNodeKey();
-  const csr = await createCsr({ keyPem, id: o.id, role: o.role, clusterId: clusterIdOf(caCertPem) });
-  // The join token goes only to a manager: a worker's certificate of this CA could name the address asked.
-  const http = new HttpClient({ tls: { ca: caCertPem, checkServer: (cert) => notAManager(cert, 'a joining node') }, timeoutMs: o.timeoutMs ?? 10_000 });
+  const clusterId = clusterIdOf(caCertPem);
+  const csr = await createCsr({ keyPem, id: o.id, role: o.role, clusterId });
+  // The join token goes only to a manager (or the operator's API certificate): a worker's certificate of this CA could
+  // name the address asked.
+  const rule = { clusterId, managersOnly: 'a joining node sends its token only to managers' };
+  const http = new HttpClient({
+    tls: { ca: caCertPem, checkServer: (cert) => serverCertificateProblem(cert, rule) },
+    ...(o.apiCaPem === undefined ? {} : { apiCaPem: o.apiCaPem }),
+    timeoutMs: o.timeoutMs ?? 10_000,
+  });
   try {
     const res = await http.requestOk({ method: 'POST', url: base, path: '/v1/join', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: o.token, id: o.id, csr, addresses: o.addresses }) });
     const reply = JSON.parse(res.text) as JoinReply;
@@ -44,7 +55,7 @@ export async function joinWithToken(o: JoinWithTokenOptions): Promise<{ material
       throw new MinkubeError('UNREACHABLE', `${base}/v1/join answered no certificate and managers: is it a manager of this cluster?`);
     }
     o.checkReply?.(reply);
-    const material: NodeTls = { caCertPem, certPem: reply.certificate, keyPem, identity: { id: o.id, role: o.role, clusterId: clusterIdOf(caCertPem) } };
+    const material: NodeTls = { caCertPem, certPem: reply.certificate, keyPem, identity: { id: o.id, role: o.role, clusterId } };
     if (o.role === 'manager') {
       if (reply.caKey === undefined) throw new MinkubeError('INTERNAL', 'the cluster sent a manager certificate without the CA key');
       material.caKeyPem = reply.caKey;
@@ -94,8 +105,7 @@ function caRefused(base: string, status: number, text: string): MinkubeError {
 
 /** The cluster id is the CA's organisation (O=<clusterId>). */
 function clusterIdOf(caCertPem: string): string {
-  const subject = new X509Certificate(caCertPem).subject;
-  const o = /^O=(.*)$/m.exec(subject)?.[1];
-  if (o === undefined) throw new MinkubeError('UNAUTHENTICATED', 'the cluster CA names no cluster (no O= in its subject)');
+  const o = clusterIdOfCa(caCertPem);
+  if (o === null) throw new MinkubeError('UNAUTHENTICATED', 'the cluster CA names no cluster (no O= in its subject)');
   return o;
 }

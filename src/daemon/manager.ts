@@ -13,7 +13,7 @@ import { writeCredentials } from '../client/credentials.js';
 import { HttpClient } from '../client/http.js';
 import { joinWithToken } from './join.js';
 import { applyRenewedTls, localSigner, startCertRenewal } from './renewal.js';
-import { adminTokenMarkFor, bootstrapRecordFor, ensureAdminToken, loadNodeSecurity, type NodeSecurity, type ServerTls } from './security.js';
+import { adminTokenMarkFor, bootstrapRecordFor, ensureAdminToken, loadApiCa, loadNodeSecurity, type NodeSecurity, type ServerTls } from './security.js';
 import { nodeTlsDir, readNodeTls } from '../security/pki-files.js';
 import { storageFailed } from '../storage/common.js';
 import type { ManagerConfig } from '../config/cluster.js';
@@ -175,11 +175,12 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
     );
   }
   // Before anything is written: a data directory, a CA, a marker.
-  const operatorTls = await loadOperatorTls(config, tuning.configPath === undefined ? 'the config' : resolve(tuning.configPath), logger);
+  const source = tuning.configPath === undefined ? 'the config' : resolve(tuning.configPath);
+  const operator = { tls: await loadOperatorTls(config, source, logger), apiCaPem: await loadApiCa(config, source, logger) };
   // What start-up opened, closed in reverse when a later step fails (and by stop()).
   const opened = new Closers();
   try {
-    return await startParts(config, self, logger, tuning, view, opened, operatorTls);
+    return await startParts(config, self, logger, tuning, view, opened, operator);
   } catch (err) {
     await opened.closeAll(logger);
     throw diskRefused(err, self.dataDir);
@@ -213,11 +214,11 @@ class Closers {
 }
 
 /** A closed cluster's parts of a manager: its material, who signs joiners, the first admin token. */
-async function securityFor(config: ClusterConfig, self: ManagerConfig, tuning: ManagerTuning, logger: Logger): Promise<{ security: NodeSecurity | null; adminToken: string | null }> {
+async function securityFor(config: ClusterConfig, self: ManagerConfig, tuning: ManagerTuning, logger: Logger, apiCaPem: string | undefined): Promise<{ security: NodeSecurity | null; adminToken: string | null }> {
   const listed = tuning.withoutConfigFile !== true && config.managers.some((m) => m.id === self.id);
   const addresses = [self.raftAddress, self.apiAddress];
   if (!config.insecure && tuning.join !== undefined && tuning.joinToken !== undefined && (await readNodeTls(self.dataDir)) === null) {
-    await joinWithToken({ url: tuning.join, token: tuning.joinToken, id: self.id, role: 'manager', dataDir: self.dataDir, addresses });
+    await joinWithToken({ url: tuning.join, token: tuning.joinToken, id: self.id, role: 'manager', dataDir: self.dataDir, addresses, ...(apiCaPem === undefined ? {} : { apiCaPem }) });
     logger.info({ via: tuning.join }, 'joined with a token: certificate issued by the cluster CA');
   }
   // A manager the config file lists gets its certificate from the CA beside the file, unless it joined with a token.
@@ -226,7 +227,7 @@ async function securityFor(config: ClusterConfig, self: ManagerConfig, tuning: M
   if (security !== null && adminToken !== null) {
     // For a cluster started node by node rather than with `minkube up`: MINKUBE_CONFIG=<clusterDir>/credentials.json.
     await writeCredentials(
-      { clusterId: security.clusterId, apis: config.managers.map((m) => `https://${m.apiAddress}`), ca: security.material.caCertPem, token: adminToken },
+      { clusterId: security.clusterId, apis: config.managers.map((m) => `https://${m.apiAddress}`), ca: security.material.caCertPem, token: adminToken, ...(apiCaPem === undefined ? {} : { apiCa: apiCaPem }) },
       join(config.clusterDir, 'credentials.json'),
     );
   }
@@ -240,17 +241,18 @@ async function startParts(
   tuning: ManagerTuning,
   view: LogView,
   opened: Closers,
-  operatorTls: OperatorTls | null,
+  operator: OperatorApi,
 ): Promise<RunningManager> {
   const members: Member[] = config.managers.map((m) => ({ id: nodeId(m.id), raftAddress: m.raftAddress, apiAddress: m.apiAddress }));
   const tickMs = config.raft.heartbeatIntervalMs;
   const electionTicks = Math.max(2, Math.round(config.raft.electionTimeoutMs / tickMs));
   await ensureDataDir(self.dataDir);
-  const { security, adminToken } = await securityFor(config, self, tuning, logger);
+  const { security, adminToken } = await securityFor(config, self, tuning, logger, operator.apiCaPem);
   // The manager's one HTTP pool: to workers, to other managers' APIs, snapshot chunks. Its certificate is its name.
   // It dials from the manager's own API host (on loopback), as the transport dials from its Raft host.
   const localAddress = loopbackSourceOf(self.apiAddress);
-  const http = new HttpClient({ ...(security === null ? {} : { tls: security.clientTls() }), ...(localAddress === undefined ? {} : { localAddress }) });
+  const tls = security === null ? {} : { tls: security.clientTls(), ...(operator.apiCaPem === undefined ? {} : { apiCaPem: operator.apiCaPem }) };
+  const http = new HttpClient({ ...tls, ...(localAddress === undefined ? {} : { localAddress }) });
   opened.push('http client', () => http.close());
   // OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set (else nothing is loaded); closed late, so the last spans leave.
   const tracing = await startTracing('minkube-manager', self.id, logger);
@@ -426,7 +428,9 @@ async function startParts(
   const reloader = new Reloader({
     node: 'manager', id: self.id, configPath: tuning.configPath ?? null, running: config, logger: logger.child({ component: 'reload' }), loggers: [logger],
     applyApiTls: (cert, key) => tlsHooks.apply(cert, key), restoreOwnTls: () => tlsHooks.restore(), audit,
+    ...(security === null ? {} : { applyApiCa: (caPem: string | undefined) => http.setApiCa(caPem) }),
   });
+  if (operator.apiCaPem !== undefined) reloader.noteApiCa(operator.apiCaPem);
   const app = buildManagerApp({
     service,
     tasks,
@@ -447,7 +451,7 @@ async function startParts(
     ...(security === null
       ? { insecure: true }
       : {
-          https: serverTlsFor(security, operatorTls, reloader),
+          https: serverTlsFor(security, operator.tls, reloader),
           security: managerAppSecurity(security, auth),
           rateLimits: liveRateLimits(config),
         }),
@@ -535,11 +539,17 @@ async function checkedStorageFor(storage: LevelRaftStorage, dataDir: string, joi
   return new CheckedStorage(storage, marker);
 }
 
-/** The API's certificate: the operator's (api.tlsCertFile/tlsKeyFile) or the node's own from the cluster CA. */
 /** The operator's API certificate and key (api.tlsCertFile/tlsKeyFile), or null: the node's own from the cluster CA. */
 interface OperatorTls {
   readonly cert: string;
   readonly key: string;
+}
+
+/** What the operator supplies for the API: its certificate, and the CA(s) that signed it when not the cluster CA. */
+interface OperatorApi {
+  readonly tls: OperatorTls | null;
+  /** api.tlsCaFile's certificates, which this manager's client trusts beside the cluster CA (loadApiCa). */
+  readonly apiCaPem: string | undefined;
 }
 
 /**

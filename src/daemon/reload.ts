@@ -12,6 +12,7 @@ import { configInvalid, loadClusterConfig, timingProblems, type ClusterConfig } 
 import type { AuditService } from '../contracts/services.js';
 import { MinkubeError } from '../lib/errors.js';
 import { targetList } from '../manager/audit.js';
+import { readApiCaFile } from '../security/pki-files.js';
 
 export type NodeKind = 'manager' | 'worker';
 
@@ -33,11 +34,11 @@ const restartReasons: readonly [string, string][] = [
 /** Keys each kind of node applies live (a key matches a prefix when it is the prefix or below it). */
 const liveKeys: Readonly<Record<NodeKind, readonly string[]>> = {
   manager: [
-    'log.level', 'api.rateLimits', 'api.rateLimitAnonymous', 'api.tlsCertFile', 'api.tlsKeyFile',
+    'log.level', 'api.rateLimits', 'api.rateLimitAnonymous', 'api.tlsCertFile', 'api.tlsKeyFile', 'api.tlsCaFile',
     'tasks.workerTtlMs', 'tasks.lostGraceMs', 'tasks.backoffBaseMs', 'tasks.backoffCapMs', 'tasks.assignTimeoutMs', 'tasks.stopTimeoutMs',
     'taskRetention',
   ],
-  worker: ['log.level'],
+  worker: ['log.level', 'api.tlsCaFile'],
 };
 
 /** Keys a kind of node does not read at all: a change is neither applied nor refused there. */
@@ -118,6 +119,8 @@ export interface ReloaderOptions {
   restoreOwnTls?: () => void;
   /** Where each reload asked for is recorded (a manager's audit log); none for a worker. */
   audit?: Pick<AuditService, 'served'>;
+  /** The CA(s) of api.tlsCaFile (undefined: none), for the node's HTTP client to trust beside the cluster CA. */
+  applyApiCa?: (caPem: string | undefined) => void;
 }
 
 /** A reload asked for by SIGHUP. */
@@ -145,6 +148,7 @@ export function logLevelOf(config: ClusterConfig): string {
 
 export class Reloader {
   private certFingerprint: string | null = null;
+  private apiCaFingerprint: string | null = null;
   private running: Promise<ReloadReport> | null = null;
 
   constructor(private readonly o: ReloaderOptions) {}
@@ -152,6 +156,11 @@ export class Reloader {
   /** The operator certificate as first loaded, so that the first reload can tell whether it changed. */
   noteCertificate(certPem: string): void {
     this.certFingerprint = fingerprintOf(certPem);
+  }
+
+  /** The API CA file's certificates as first loaded (api.tlsCaFile), so that the first reload can tell whether they changed. */
+  noteApiCa(caPem: string): void {
+    this.apiCaFingerprint = fingerprintsOf(caPem);
   }
 
   /**
@@ -198,7 +207,7 @@ export class Reloader {
       const named = fileKeyOf(key);
       if (c.kind === 'ignored') report.ignored.push(named);
       else if (c.kind === 'restart') report.refused.push({ key: named, reason: c.reason });
-      else if (key === 'api.tlsCertFile' || key === 'api.tlsKeyFile') setIn(running, key, to); // applied below, with the files
+      else if (key === 'api.tlsCertFile' || key === 'api.tlsKeyFile' || key === 'api.tlsCaFile') setIn(running, key, to); // applied below, with the files
       else {
         setIn(running, key, to);
         if (key === 'log.level') for (const l of this.o.loggers) l.level = logLevelOf(this.o.running);
@@ -206,6 +215,7 @@ export class Reloader {
       }
     }
     if (node === 'manager') await this.reloadTls(report, changed.includes('api.tlsKeyFile') ? { from: keyFileFrom ?? null, to: this.o.running.api.tlsKeyFile ?? null } : null);
+    await this.reloadApiCa(report, changed.includes('api.tlsCaFile'));
     if (report.refused.length > 0) {
       logger.warn({ refused: report.refused, applied: report.applied, ignored: report.ignored }, `config reload: ${report.refused.length} change(s) need a restart: ${report.refused.map((r) => r.key).join(', ')}`);
     } else {
@@ -244,6 +254,36 @@ export class Reloader {
       report.refused.push({ key: 'api.tlsCertFile', reason }, ...keyEntry.map((e) => ({ key: e.key, reason })));
     }
   }
+
+  /**
+   * Re-reads api.tlsCaFile (a changed path, or the same file rotated in place) into the node's HTTP client. Its entry
+   * shows the certificates' fingerprints; a file that does not load is refused and the client keeps what it trusts.
+   * A node without TLS (no applier) has no use for it.
+   */
+  private async reloadApiCa(report: ReloadReport, pathChanged: boolean): Promise<void> {
+    if (this.o.applyApiCa === undefined) {
+      if (pathChanged) report.ignored.push('api.tlsCaFile');
+      return;
+    }
+    const path = this.o.running.api.tlsCaFile;
+    if (path === undefined) {
+      if (this.apiCaFingerprint === null) return;
+      this.o.applyApiCa(undefined);
+      report.applied.push({ key: 'api.tlsCaFile', from: this.apiCaFingerprint, to: null });
+      this.apiCaFingerprint = null;
+      return;
+    }
+    try {
+      const caPem = await readApiCaFile(path);
+      const fingerprints = fingerprintsOf(caPem);
+      if (fingerprints === this.apiCaFingerprint) return;
+      this.o.applyApiCa(caPem);
+      report.applied.push({ key: 'api.tlsCaFile', from: this.apiCaFingerprint, to: fingerprints });
+      this.apiCaFingerprint = fingerprints;
+    } catch (err) {
+      report.refused.push({ key: 'api.tlsCaFile', reason: `${(err as Error).message}; the node keeps trusting what it trusted` });
+    }
+  }
 }
 
 /**
@@ -261,4 +301,9 @@ function refuseUnsafeMix(node: NodeKind, configPath: string, running: ClusterCon
 /** 'sha256:AB:CD:...' of a PEM certificate. */
 function fingerprintOf(certPem: string): string {
   return `sha256:${new X509Certificate(certPem).fingerprint256}`;
+}
+
+/** Each certificate's fingerprint, comma-separated, of a PEM file of several (readApiCaFile's). */
+function fingerprintsOf(pem: string): string {
+  return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []).map(fingerprintOf).join(', ');
 }

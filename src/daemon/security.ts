@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import type { PeerCertificate } from 'node:tls';
 import type { Logger } from 'pino';
 import type { TlsMaterial } from '../client/http.js';
-import type { ClusterConfig } from '../config/cluster.js';
+import { configInvalid, type ClusterConfig } from '../config/cluster.js';
 import { MinkubeError } from '../lib/errors.js';
 import type { AdminTokenMark } from '../manager/auth-service.js';
-import { certificateExpiry, identityFromCertificate, type NodeIdentity, type NodeRole } from '../security/ca.js';
-import { adminTokenPending, clearAdminTokenPending, ensureLocalPki, readNodeTls, type NodeTls } from '../security/pki-files.js';
+import { certificateExpiry, identityFromCertificate, serverCertificateProblem, type NodeIdentity, type NodeRole } from '../security/ca.js';
+import { adminTokenPending, clearAdminTokenPending, ensureLocalPki, readApiCaFile, readNodeTls, type NodeTls } from '../security/pki-files.js';
 import { hashSecret, newApiToken, parseApiToken } from '../security/tokens.js';
 import type { TransportTls } from '../transport/tcp.js';
 
@@ -25,7 +25,10 @@ export interface NodeSecurity {
    * per route (a manager's clients bring a token, a worker serves managers only).
    */
   serverTls(): ServerTls;
-  /** For the node's one HTTP client: trust the cluster CA and present this node's certificate. */
+  /**
+   * For the node's one HTTP client: trust the cluster CA (and api.tlsCaFile's, given to the client apart) and present
+   * this node's certificate; a server's certificate passes serverProblem.
+   */
   clientTls(): TlsMaterial;
   /** Who a verified peer certificate says it is, if it is one of this cluster's nodes. */
   peerIdentity(cert: PeerCertificate): NodeIdentity | null;
@@ -89,6 +92,25 @@ export async function loadNodeSecurity(config: ClusterConfig, node: SecuredNode,
   return nodeSecurityFrom(material);
 }
 
+/**
+ * api.tlsCaFile's CA(s), which a node's HTTP client trusts beside the cluster CA (the managers' API may serve a
+ * certificate of another CA): read and checked at start, before anything is written, CONFIG_INVALID naming `source`.
+ * Undefined when the config names none; under insecure: true the file is not used, and a warning says so.
+ */
+export async function loadApiCa(config: ClusterConfig, source: string, logger: Logger): Promise<string | undefined> {
+  const { tlsCaFile } = config.api;
+  if (tlsCaFile === undefined) return undefined;
+  if (config.insecure) {
+    logger.warn({ tlsCaFile }, 'api.tlsCaFile is not used: the cluster is insecure (plain HTTP)');
+    return undefined;
+  }
+  try {
+    return await readApiCaFile(tlsCaFile);
+  } catch (err) {
+    throw configInvalid(source, [(err as Error).message]);
+  }
+}
+
 export function nodeSecurityFrom(material: NodeTls): NodeSecurity {
   const { clusterId } = material.identity;
   const peerIdentity = (cert: PeerCertificate): NodeIdentity | null => {
@@ -115,21 +137,24 @@ export function nodeSecurityFrom(material: NodeTls): NodeSecurity {
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
     }),
-    // Servers a node calls are this cluster's nodes: a worker calls managers only, a manager calls both.
+    // Servers a node calls are this cluster's nodes, or managers' APIs under the operator's certificate: a worker
+    // calls managers only, a manager calls both.
     clientTls: () => ({
       ca: material.caCertPem,
       cert: material.certPem,
       key: material.keyPem,
-      checkServer: (cert) => serverProblem(peerIdentity(cert), material.identity.role),
+      checkServer: (cert) => serverProblem(cert, clusterId, material.identity.role),
     }),
   };
 }
 
-/** Why a server's certificate is not one this node may talk to (undefined: it may). */
-export function serverProblem(server: NodeIdentity | null, callerRole: NodeRole): string | undefined {
-  if (server === null) return 'it names no node of this cluster';
-  if (callerRole === 'worker' && server.role !== 'manager') return `it is a ${server.role}'s, and a worker talks only to managers`;
-  return undefined;
+/**
+ * Why a server's certificate is not one this node may talk to (undefined: it may): a node certificate of this
+ * cluster (a manager's, for a worker), or one that names no node, the operator's API certificate (see
+ * serverCertificateProblem).
+ */
+export function serverProblem(cert: PeerCertificate, clusterId: string, callerRole: NodeRole): string | undefined {
+  return serverCertificateProblem(cert, { clusterId, ...(callerRole === 'worker' ? { managersOnly: 'a worker talks only to managers' } : {}) });
 }
 
 /** Why a Raft peer's certificate may not speak as peerId, or null when it may. */

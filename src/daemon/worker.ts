@@ -12,7 +12,7 @@ import { checkAddress, clusterConfigDefaults, loadClusterConfig, parseClusterCon
 import { joinWithToken } from './join.js';
 import { applyRenewedTls, remoteSigner, startCertRenewal } from './renewal.js';
 import { systemClock } from '../lib/clock.js';
-import { loadNodeSecurity } from './security.js';
+import { loadApiCa, loadNodeSecurity } from './security.js';
 import { readNodeTls } from '../security/pki-files.js';
 import { loopbackSourceOf, splitHostPort } from '../lib/address.js';
 import { ensureDataDir } from '../lib/data-dir.js';
@@ -58,7 +58,7 @@ export interface RunningWorker {
    * copies of the tasks stopped first). The process then exits non-zero (src/cli/daemons.ts).
    */
   readonly stopped: Promise<Error | null>;
-  /** Re-reads the config file and applies what can change live (SIGHUP): the log level. */
+  /** Re-reads the config file and applies what can change live (SIGHUP): the log level, api.tlsCaFile. */
   reload(): Promise<ReloadReport>;
 }
 
@@ -153,6 +153,8 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
   const logger = parentLogger?.child({ worker: id }) ?? pino({ level: logLevelOf(config), base: { worker: id }, timestamp: pino.stdTimeFunctions.isoTime });
   // OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set (else nothing is loaded).
   const tracing = await startTracing('minkube-worker', id, logger);
+  // Before anything is written: the CA(s) of the managers' operator API certificate, if another CA signed it.
+  const apiCaPem = await loadApiCa(config, how.configPath === undefined ? 'the config' : resolve(how.configPath), logger);
   const dataDir = self.dataDir ?? resolve('data', id);
   await ensureDataDir(dataDir);
   // A worker that joined with a token has its certificate already; one its config lists gets it from the CA beside the file.
@@ -222,7 +224,8 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
   }
   // The worker's one pool: its certificate is how the managers know it (no token).
   const localAddress = loopbackSourceOf(self.apiAddress);
-  const http = new HttpClient({ ...(security === null ? {} : { tls: security.clientTls() }), ...(localAddress === undefined ? {} : { localAddress }) });
+  const tls = security === null ? {} : { tls: security.clientTls(), ...(apiCaPem === undefined ? {} : { apiCaPem }) };
+  const http = new HttpClient({ ...tls, ...(localAddress === undefined ? {} : { localAddress }) });
   // The managers learnt from heartbeats' answers (managers that joined later) are kept for the next start.
   const learntPath = join(dataDir, learntManagersFile);
   let keeping: Promise<void> = Promise.resolve(); // one write at a time, in order
@@ -300,7 +303,11 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
     }
     return err;
   });
-  const reloader = new Reloader({ node: 'worker', id, configPath: how.configPath ?? null, running: config, logger: logger.child({ component: 'reload' }), loggers: [logger] });
+  const reloader = new Reloader({
+    node: 'worker', id, configPath: how.configPath ?? null, running: config, logger: logger.child({ component: 'reload' }), loggers: [logger],
+    ...(security === null ? {} : { applyApiCa: (caPem: string | undefined) => http.setApiCa(caPem) }),
+  });
+  if (apiCaPem !== undefined) reloader.noteApiCa(apiCaPem);
   return { id, apiUrl: `${security === null ? 'http' : 'https'}://${self.apiAddress}`, agent, loops, stop, stopped, reload: () => reloader.reload() };
 }
 

@@ -100,6 +100,11 @@ export function createClusterCa(opts: { clusterId: string; lifetimeDays?: number
   }
 }
 
+/** The cluster a CA certificate is for (its O=), or null for a certificate that names none. */
+export function clusterIdOfCa(caCertPem: string): string | null {
+  return /^O=(.*)$/m.exec(new NodeX509Certificate(caCertPem).subject)?.[1] ?? null;
+}
+
 /** sha256 (hex) of the CA certificate's DER: a joining node pins the CA with it before trusting anything it is sent. */
 export function caDigest(caCertPem: string): string {
   return createHash('sha256').update(new NodeX509Certificate(caCertPem).raw).digest('hex');
@@ -271,15 +276,32 @@ export function identityFromCertificate(cert: PeerCertificate | NodeX509Certific
   }
 }
 
+/** What a client asks of a server certificate that names a node (serverCertificateProblem). */
+export interface ServerCertificateRule {
+  /** The cluster such a certificate must be of. */
+  clusterId: string;
+  /**
+   * Set where only a manager's will do (the client sends a token, or is a worker): the end of the refusal, as in
+   * "it is worker w9's, and <managersOnly>" ('the CLI sends its token only to managers').
+   */
+  managersOnly?: string;
+}
+
 /**
- * Why a server's certificate is not a manager's (undefined when it is): what a client that sends a token checks, the
- * CLI's and a joining node's. The cluster's CA also signs workers' certificates (a worker join token buys one, naming
- * addresses of its holder's choosing), so "signed by our CA for this host" would hand the token to a worker's key.
+ * Why a client refuses a server's certificate (undefined: accepted), once TLS has found that it chains to a CA the
+ * client trusts and names the host it dialled. A certificate that names a node (CN, OU=manager|worker, O) is judged as
+ * one: of this cluster, and a manager's where rule.managersOnly says so. The cluster's CA also signs workers'
+ * certificates (a worker join token buys one, naming addresses of its holder's choosing), so "signed by our CA for
+ * this host" alone would hand a token to a worker's key. A certificate that names no node is the operator's API
+ * certificate (api.tlsCertFile): our CA signs one only by its key holder's hand (it issues nodes' certificates alone),
+ * and another CA is trusted only where the operator named it (api.tlsCaFile), so the chain and the host name, the
+ * checks of any HTTPS client, are its whole check.
  */
-export function notAManager(cert: PeerCertificate, sender: string): string | undefined {
+export function serverCertificateProblem(cert: PeerCertificate, rule: ServerCertificateRule): string | undefined {
   const identity = identityFromCertificate(cert);
-  if (identity === null) return 'it names no node of this cluster';
-  if (identity.role !== 'manager') return `it is ${identity.role} ${identity.id}'s, and ${sender} sends its token only to managers`;
+  if (identity === null) return undefined;
+  if (identity.clusterId !== rule.clusterId) return `it names ${identity.role} ${identity.id} of cluster ${identity.clusterId}, not of this cluster (${rule.clusterId})`;
+  if (rule.managersOnly !== undefined && identity.role !== 'manager') return `it is ${identity.role} ${identity.id}'s, and ${rule.managersOnly}`;
   return undefined;
 }
 

@@ -304,3 +304,27 @@ function processAlive(pid: number): boolean {
     return isErrno(err, 'EPERM');
   }
 }
+
+/**
+ * The CA certificates of api.tlsCaFile (PEM, one or several), which the managers' API clients trust beside the cluster
+ * CA; every certificate in the file must parse (node would skip a bad one without a word). CONFIG_INVALID naming the
+ * key and the file otherwise.
+ */
+export async function readApiCaFile(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new MinkubeError('CONFIG_INVALID', `api.tlsCaFile: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+  }
+  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) throw new MinkubeError('CONFIG_INVALID', `api.tlsCaFile: ${path} holds no PEM certificate`);
+  blocks.forEach((block, i) => {
+    try {
+      new X509Certificate(block);
+    } catch (cause) {
+      throw new MinkubeError('CONFIG_INVALID', `api.tlsCaFile: certificate ${i + 1} of ${path} cannot be read (${(cause as Error).message})`, { cause });
+    }
+  });
+  return `${blocks.join('\n')}\n`;
+}

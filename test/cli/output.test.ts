@@ -23,12 +23,12 @@ it('a certificate the CLI could not verify is followed by how to trust the clust
   const write = process.stderr.write.bind(process.stderr);
   process.stderr.write = ((chunk: string) => (written.push(chunk), true)) as typeof process.stderr.write;
   try {
-    printError(new MinkubeError('UNREACHABLE', 'cannot reach https://127.0.0.1:8001/v1/cluster (TLS: self-signed certificate in certificate chain)'));
+    printError(new MinkubeError('UNREACHABLE', "cannot reach https://127.0.0.1:8001/v1/cluster (TLS: the server's certificate is refused: no CA this client trusts signed it: self-signed certificate in certificate chain)"));
     printError(new MinkubeError('UNREACHABLE', 'cannot reach https://127.0.0.1:8001/v1/cluster (ECONNREFUSED)'));
   } finally {
     process.stderr.write = write;
   }
-  expect(written[0]).toMatch(/^error: UNREACHABLE: .*self-signed.*\n {2}the cluster's CA is not trusted here: point MINKUBE_CONFIG at/);
+  expect(written[0]).toMatch(/^error: UNREACHABLE: .*self-signed.*\n {2}the cluster's CA is not trusted here: point MINKUBE_CONFIG at .*needs that CA as apiCa in the file\n$/);
   expect(written[1]).toBe('error: UNREACHABLE: cannot reach https://127.0.0.1:8001/v1/cluster (ECONNREFUSED)\n');
 });
 

@@ -25,10 +25,18 @@ describe('the credentials file', () => {
     expect(await readCredentials(join(dir, 'none.json'))).toBeNull();
   });
 
+  it("keeps apiCa, the CA of the managers' operator API certificate, when there is one", async () => {
+    const withApiCa = { clusterId: 'c1', apis: ['https://127.0.0.1:8001'], ca: pem, token: 'mk_0123456789abcdef_s', apiCa: pem };
+    const path = join(dir, 'api-ca.json');
+    await writeCredentials(withApiCa, path);
+    expect(await readCredentials(path)).toEqual(withApiCa);
+  });
+
   it.each([
     ['an insecure file with an https URL', { clusterId: 'insecure', apis: ['https://127.0.0.1:1'], insecure: true }, "an insecure cluster's apis must be http:// URLs"],
     ['a secure file without a CA', { clusterId: 'c', apis: ['https://127.0.0.1:1'], token: 't' }, 'ca must be a PEM certificate'],
     ['no managers', { clusterId: 'c', apis: [], insecure: true }, 'apis must be a non-empty list of URLs'],
+    ['an apiCa that is no certificate', { clusterId: 'c', apis: ['https://127.0.0.1:1'], ca: pem, token: 't', apiCa: 'corp-ca.crt' }, 'apiCa must be a PEM certificate'],
   ])('refuses %s with CONFIG_INVALID naming the file', async (_what, body, reason) => {
     const path = join(dir, 'bad.json');
     writeFileSync(path, JSON.stringify(body));

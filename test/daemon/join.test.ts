@@ -11,6 +11,7 @@ import { joinWithToken } from '../../src/daemon/join.js';
 import { createClusterCa, issueNodeKeyAndCert } from '../../src/security/ca.js';
 import { newJoinToken } from '../../src/security/tokens.js';
 import { FakeManagerService } from '../api/fake-service.js';
+import { operatorCertificate } from '../support/operator-cert.js';
 
 const insecure = buildManagerApp({ service: new FakeManagerService() });
 let url: string;
@@ -56,6 +57,40 @@ describe('joinWithToken', () => {
       expect(bodies).toEqual([]);
     } finally {
       await new Promise((r) => fake.close(r));
+    }
+  });
+
+  it("sends the join token to a manager serving the operator's API certificate (it names no node), from the cluster CA or a CA it is given", async () => {
+    const ca = await createClusterCa({ clusterId: 'c1' });
+    const otherCa = await createClusterCa({ clusterId: 'corp' });
+    const { token } = newJoinToken(ca.certPem);
+    for (const signer of [ca, otherCa]) {
+      const operator = operatorCertificate({ ca: signer, ips: ['127.0.0.1'] });
+      const bodies: string[] = [];
+      const fake = createHttpsServer({ key: operator.keyPem, cert: operator.certPem }, (req, res) => {
+        let body = '';
+        req.on('data', (c: Buffer) => (body += c.toString()));
+        req.on('end', () => {
+          if (req.url === '/v1/join/ca') return void res.end(JSON.stringify({ ca: ca.certPem }));
+          bodies.push(body);
+          res.end('{}');
+        });
+      });
+      await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+      try {
+        const fakeUrl = `https://127.0.0.1:${(fake.address() as AddressInfo).port}`;
+        const join = (apiCaPem?: string) => joinWithToken({ url: fakeUrl, token, id: 'w5', role: 'worker', dataDir: dir, addresses: ['127.0.0.1:9305'], ...(apiCaPem === undefined ? {} : { apiCaPem }) });
+        if (signer === otherCa) {
+          // The token pins the cluster CA only: another CA's certificate needs that CA given (api.tlsCaFile).
+          await expect(join()).rejects.toMatchObject({ code: 'UNREACHABLE', message: expect.stringContaining('no CA this client trusts signed it') as string });
+          expect(bodies).toEqual([]);
+        }
+        // The fake answers no certificate: what matters is that the request was sent, and over TLS it accepted.
+        await expect(join(signer === otherCa ? otherCa.certPem : undefined)).rejects.toMatchObject({ code: 'UNREACHABLE', message: expect.stringContaining('answered no certificate and managers') as string });
+        expect(bodies.map((b) => (JSON.parse(b) as { token: string }).token)).toEqual([token]);
+      } finally {
+        await new Promise((r) => fake.close(r));
+      }
     }
   });
 });

@@ -46,6 +46,11 @@ describe('classifyKey', () => {
     expect(classifyKey('worker', 'log.level')).toEqual({ kind: 'live' });
     expect(classifyKey('manager', 'workers')).toEqual({ kind: 'ignored' });
   });
+
+  it("applies api.tlsCaFile live on both kinds of node: each one's client trusts it", () => {
+    expect(classifyKey('manager', 'api.tlsCaFile')).toEqual({ kind: 'live' });
+    expect(classifyKey('worker', 'api.tlsCaFile')).toEqual({ kind: 'live' });
+  });
 });
 
 describe('liveRateLimits', () => {

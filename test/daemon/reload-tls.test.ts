@@ -1,6 +1,7 @@
 // A reload re-reads the operator's API certificate (api.tlsCertFile/tlsKeyFile) into a live HTTPS server: a
 // certificate renewed in place is served to new connections, a pair that does not load is refused and the old one
-// kept, and removing the keys goes back to the node's own.
+// kept, and removing the keys goes back to the node's own. api.tlsCaFile, the CA(s) a node's client trusts for such a
+// certificate, is re-read the same way.
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
@@ -98,6 +99,33 @@ describe('reloading the API certificate', () => {
     const back = await reloader.reload();
     expect(back.applied).toEqual([{ key: 'api.tlsCertFile', from: fingerprint(second.certPem), to: null }, { key: 'api.tlsKeyFile', from: join(dir, 'api.key'), to: null }]);
     expect(await served()).toBe(fingerprint(own.certPem));
+  });
+
+  it("re-reads api.tlsCaFile into the node's client (a worker's too): added, rotated in place, unreadable (kept), removed", async () => {
+    const caConfig = join(dir, 'ca-cluster.json');
+    const workerBase = { ...base, workers: [{ id: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'process' }] };
+    writeFileSync(caConfig, JSON.stringify(workerBase));
+    const trusted: (string | undefined)[] = [];
+    const reloader = new Reloader({
+      node: 'worker', id: 'w1', configPath: caConfig, running: await loadClusterConfig(caConfig), logger: pino({ level: 'silent' }), loggers: [],
+      applyApiCa: (caPem) => trusted.push(caPem),
+    });
+    const [corp, next] = [await createClusterCa({ clusterId: 'corp' }), await createClusterCa({ clusterId: 'corp' })];
+    writeFileSync(join(dir, 'corp-ca.crt'), corp.certPem);
+    writeFileSync(caConfig, JSON.stringify({ ...workerBase, api: { tlsCaFile: 'corp-ca.crt' } }));
+    expect(await reloader.reload()).toEqual({ node: 'w1', applied: [{ key: 'api.tlsCaFile', from: null, to: fingerprint(corp.certPem) }], refused: [], ignored: [] });
+    expect(trusted).toEqual([`${corp.certPem}\n`]);
+    // The same file again: nothing to report; rotated in place (two CAs now): applied.
+    expect((await reloader.reload()).applied).toEqual([]);
+    writeFileSync(join(dir, 'corp-ca.crt'), `${corp.certPem}\n${next.certPem}\n`);
+    expect((await reloader.reload()).applied).toEqual([{ key: 'api.tlsCaFile', from: fingerprint(corp.certPem), to: `${fingerprint(corp.certPem)}, ${fingerprint(next.certPem)}` }]);
+    writeFileSync(join(dir, 'corp-ca.crt'), 'not a certificate');
+    const refused = await reloader.reload();
+    expect(refused.refused).toEqual([{ key: 'api.tlsCaFile', reason: expect.stringMatching(/holds no PEM certificate; the node keeps trusting what it trusted$/) as string }]);
+    expect(trusted).toHaveLength(2);
+    writeFileSync(caConfig, JSON.stringify(workerBase));
+    expect((await reloader.reload()).applied).toEqual([{ key: 'api.tlsCaFile', from: `${fingerprint(corp.certPem)}, ${fingerprint(next.certPem)}`, to: null }]);
+    expect(trusted.at(-1)).toBeUndefined();
   });
 
   it('refuses a reload with no file to read (409 RELOAD_REFUSED)', async () => {

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { certificateLifetimeMs, createClusterCa, isIssuedBy, issueNodeKeyAndCert, subjectAltNames } from '../../src/security/ca.js';
 import {
-  adminTokenPending, clearAdminTokenPending, ensureLocalPki, readNodeTls, sansForAddresses, writeNodeTls, type LocalNode,
+  adminTokenPending, clearAdminTokenPending, ensureLocalPki, readApiCaFile, readNodeTls, sansForAddresses, writeNodeTls, type LocalNode,
 } from '../../src/security/pki-files.js';
 import { newApiToken, parseApiToken } from '../../src/security/tokens.js';
 
@@ -42,6 +42,20 @@ describe('a node\'s tls directory', () => {
     const [a, b] = await Promise.all([issueNodeKeyAndCert(opts), issueNodeKeyAndCert(opts)]);
     await writeNodeTls(dir, { caCertPem: ca.certPem, certPem: a.certPem, keyPem: b.keyPem, identity: { id: 'w1', role: 'worker', clusterId: 'c1' } });
     await expect(readNodeTls(dir)).rejects.toMatchObject({ code: 'STORAGE_CORRUPT' });
+  });
+});
+
+describe('readApiCaFile (api.tlsCaFile)', () => {
+  it('reads every certificate of the file, and refuses a missing file, one without a certificate or with a broken one', async () => {
+    const [a, b] = [await createClusterCa({ clusterId: 'corp' }), await createClusterCa({ clusterId: 'corp2' })];
+    const bundle = join(dir, 'bundle.crt');
+    await writeFile(bundle, `# the corporate CAs\n${a.certPem}\n${b.certPem}\n`);
+    expect(await readApiCaFile(bundle)).toBe(`${a.certPem}\n${b.certPem}\n`);
+    await expect(readApiCaFile(join(dir, 'none.crt'))).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: `api.tlsCaFile: cannot read ${join(dir, 'none.crt')} (ENOENT)` });
+    await writeFile(join(dir, 'key.pem'), a.keyPem);
+    await expect(readApiCaFile(join(dir, 'key.pem'))).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: `api.tlsCaFile: ${join(dir, 'key.pem')} holds no PEM certificate` });
+    await writeFile(join(dir, 'broken.crt'), `${a.certPem}\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n`);
+    await expect(readApiCaFile(join(dir, 'broken.crt'))).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining(`api.tlsCaFile: certificate 2 of ${join(dir, 'broken.crt')} cannot be read`) as string });
   });
 });
 
