@@ -3,12 +3,14 @@
 // is drawn and printed; the cluster runs with TLS and tokens unless --insecure; exit code 0 when every check passes,
 // 1 otherwise.
 import { parseArgs } from 'node:util';
+import { helpOption, parsedOrExit } from '../support/tool-args.js';
 import { faultKinds, isFaultKind } from './nemesis.js';
 import { randomSeed, runChaos } from './run.js';
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
+  const parsed = parsedOrExit(() => parseArgs({
     options: {
+      ...helpOption,
       duration: { type: 'string', default: '60' },
       seed: { type: 'string' },
       managers: { type: 'string', default: '3' },
@@ -20,7 +22,9 @@ async function main(): Promise<number> {
       'stale-reads': { type: 'boolean', default: false },
       insecure: { type: 'boolean', default: false },
     },
-  });
+  }), `usage: npm run chaos -- [--duration S (60)] [--seed N] [--managers 3|5] [--workers N (2)] [--clients N] [--keys N] [--faults ${faultKinds.join(',')}] [--stale-reads] [--insecure] [--out DIR]`);
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   const durationS = Number(values.duration);
   const managers = Number(values.managers);
   const workers = Number(values.workers);

@@ -1,12 +1,16 @@
 // Replays one simulated run exactly: `npm run sim -- --seed N --steps M [--nodes 5] [--profile P] [--schedule JSON]
 // [--trace]`. --trace prints every event; two runs of one seed print identical traces.
 import { parseArgs } from 'node:util';
+import { helpOption, parsedOrExit } from '../support/tool-args.js';
 import { isProfileName, type ProfileName, type Schedule } from './schedule.js';
 import { runSimulation, SimulationFailure } from './run.js';
 
+const usage = 'usage: npm run sim -- --seed N --steps M [--nodes 3|5|7] [--profile NAME] [--schedule JSON] [--liveness TICKS] [--trace]';
+
 async function main(): Promise<number> {
-  const { values } = parseArgs({
+  const parsed = parsedOrExit(() => parseArgs({
     options: {
+      ...helpOption,
       seed: { type: 'string' },
       steps: { type: 'string', default: '200' },
       nodes: { type: 'string', default: '3' },
@@ -15,9 +19,11 @@ async function main(): Promise<number> {
       liveness: { type: 'string' },
       trace: { type: 'boolean', default: false },
     },
-  });
+  }), usage);
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   if (values.seed === undefined) {
-    console.error('usage: npm run sim -- --seed N --steps M [--nodes 3|5|7] [--profile NAME] [--schedule JSON] [--trace]');
+    console.error(usage);
     return 2;
   }
   const profile = values.profile;

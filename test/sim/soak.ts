@@ -6,6 +6,7 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { helpOption, parsedOrExit } from '../support/tool-args.js';
 import { replayCommand, runSimulation, SimulationFailure } from './run.js';
 import type { ProfileName } from './schedule.js';
 
@@ -93,8 +94,9 @@ async function coordinate(plan: SoakPlan): Promise<number> {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
+  const parsed = parsedOrExit(() => parseArgs({
     options: {
+      ...helpOption,
       runs: { type: 'string', default: '100000' },
       seed: { type: 'string' },
       workers: { type: 'string', default: '2' },
@@ -103,7 +105,9 @@ async function main(): Promise<number> {
       worker: { type: 'string' },
       profile: { type: 'string', default: 'mix' },
     },
-  });
+  }), 'usage: npm run sim:soak -- [--runs N (100000)] [--seed N] [--workers N (2)] [--steps-min N] [--steps-max N] [--profile mix|storage]');
+  if (typeof parsed === 'number') return parsed;
+  const { values } = parsed;
   if (values.profile !== 'mix' && values.profile !== 'storage') {
     console.error(`unknown soak profile ${values.profile} (mix or storage)`);
     return 2;
