@@ -251,7 +251,9 @@ function nodePrincipal(
   const socket = req.raw.socket as TLSSocket;
   if (socket.encrypted !== true) throw unauthenticated(reply, 'this route is for cluster nodes: connect over TLS with a node certificate');
   if (!socket.authorized) {
-    const why = socket.authorizationError === undefined || socket.authorizationError === null ? 'none was sent' : String(socket.authorizationError);
+    // Node reports a certificate never sent as UNABLE_TO_GET_ISSUER_CERT: say what happened instead.
+    const sent = Object.keys(socket.getPeerCertificate() ?? {}).length > 0;
+    const why = !sent || socket.authorizationError === undefined || socket.authorizationError === null ? 'none was sent' : String(socket.authorizationError);
     throw unauthenticated(reply, `this route is for cluster nodes: no verified client certificate (${why})`);
   }
   const identity = socketIdentity(socket, cache, peerIdentity);
