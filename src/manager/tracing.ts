@@ -29,8 +29,11 @@ function submittedIds(cmd: Command): string[] {
 }
 
 export class TaskTraces {
-  /** taskId -> the traceparent of the request that submitted it; Map order is oldest first. */
-  private readonly book = new Map<string, string>();
+  /**
+   * taskId -> the traceparent of the request that submitted it, and the last attempt marked running (a running task
+   * is reported again when its health or ports change: one task.running span per attempt). Map order is oldest first.
+   */
+  private readonly book = new Map<string, { tp: string; runningAttempt: number }>();
   private readonly max: number;
 
   constructor(private readonly o: TaskTracesOptions) {
@@ -43,7 +46,7 @@ export class TaskTraces {
 
   /** The submission's trace context of a task, if it was traced and is remembered here. */
   of(taskId: string): string | undefined {
-    return this.book.get(taskId);
+    return this.book.get(taskId)?.tp;
   }
 
   /** Told of every entry applied on this manager (after the state machine). Untraced entries cost a field read. */
@@ -65,15 +68,18 @@ export class TaskTraces {
 
   private remember(taskId: string, tp: string): void {
     this.book.delete(taskId);
-    this.book.set(taskId, tp);
+    this.book.set(taskId, { tp, runningAttempt: 0 });
     if (this.book.size > this.max) this.book.delete(this.book.keys().next().value!);
   }
 
   private followReports(cmd: Command): void {
     for (const r of reportsOf(cmd)) {
-      const tp = this.book.get(r.taskId);
-      if (tp === undefined) continue;
+      const traced = this.book.get(r.taskId);
+      if (traced === undefined) continue;
+      const { tp } = traced;
       if (r.state === 'running') {
+        if (traced.runningAttempt >= r.attempt) continue;
+        traced.runningAttempt = r.attempt;
         markSpan('task.running', tp, { 'minkube.node': this.o.node, 'minkube.task': r.taskId, 'minkube.worker': r.workerId, 'minkube.attempt': r.attempt });
         this.o.logger.info({ traceId: traceIdOf(tp), task: r.taskId, worker: r.workerId, attempt: r.attempt }, 'traced task running');
       } else {

@@ -92,6 +92,18 @@ describe('TaskTraces and the traced worker API', () => {
     expect(sent.map((call) => call.map((a) => a.traceparent))).toEqual([[tp], [undefined, tp]]);
   });
 
+  it('marks one task.running per attempt, however often a running task is reported (its health, its ports)', () => {
+    const lines: string[] = [];
+    const traces = new TaskTraces({ node: 'm1', logger: pino({ level: 'info' }, { write: (l: string) => void lines.push(l) }) });
+    traces.applied(1, applied(submit('t1', true)));
+    const running = (attempt: number, health?: 'starting' | 'healthy') => ({ taskId: 't1', workerId: 'w1', attempt, term: 2, state: 'running' as const, containerId: 'c', exitCode: null, error: null, retryAtMs: 0, ...(health === undefined ? {} : { health }) });
+    for (const [seq, r] of [running(1), running(1, 'starting'), running(1, 'healthy'), running(2), running(2, 'healthy')].entries()) {
+      traces.applied(seq + 2, applied({ clientId: 'm1', seq: seq + 2, cmd: { op: 'task.report', atMs: 1, reports: [r] } }));
+    }
+    const marked = lines.map((l) => JSON.parse(l) as { msg: string; attempt: number }).filter((l) => l.msg === 'traced task running');
+    expect(marked.map((l) => l.attempt)).toEqual([1, 2]);
+  });
+
   it('forgets a task once it ends, and passes untraced calls through untouched', async () => {
     const traces = new TaskTraces({ node: 'm1', logger: pino({ level: 'silent' }) });
     traces.applied(1, applied(submit('t1', true)));
