@@ -135,6 +135,10 @@ export class RaftNodeDriver<R> {
   /** The stored log's entries end at or below this index (it holds entries after it). */
   private compactedThrough = 0;
   private appliedBytesSinceSnapshot = 0;
+  /** The index of the last entry a Ready handed to storage (the log's end, as far as this driver saw it). */
+  private lastLogIndex = 0;
+  /** Entries applied while the last snapshot was written: the next one begins that much earlier, twice over. */
+  private lastSnapshotGrowthEntries = 0;
   /** Weak: a snapshot's bytes stay in memory while a transfer holds them, not for the life of the process. */
   private sourceCache: WeakRef<SnapshotSource> | null = null;
   /**
@@ -562,7 +566,10 @@ export class RaftNodeDriver<R> {
         const rd = this.core.ready();
         const install = this.takeInstall(rd);
         // New members' addresses arrive in the config entries (or the snapshot) of this very Ready.
-        if (rd.entries.length > 0) this.onEntries(rd.entries);
+        if (rd.entries.length > 0) {
+          this.onEntries(rd.entries);
+          this.lastLogIndex = rd.entries[rd.entries.length - 1]!.index;
+        }
         if (rd.confState !== null) this.onConfState(rd.confState);
         // The core says what may leave before the write (a leader's appends and heartbeats, Raft thesis 10.2.1:
         // what they lead to, a commit, can only surface in a later Ready, taken after this write is durable) and
@@ -600,6 +607,7 @@ export class RaftNodeDriver<R> {
     if (install !== null) {
       await this.o.storage.save(rd.hardState, rd.entries, { sync: true, snapshot: { meta: install.meta, data: install.data } });
       this.compactedThrough = install.meta.index;
+      this.lastLogIndex = rd.entries.length > 0 ? rd.entries[rd.entries.length - 1]!.index : install.meta.index;
       return;
     }
     if (rd.entries.length === 0 && (rd.hardState === null || !rd.mustSync)) return;
@@ -835,10 +843,25 @@ export class RaftNodeDriver<R> {
    * captured now (cheap: a view of immutable records) and encoded and written while the loop goes on, so a large
    * state never holds up heartbeats.
    */
+  /**
+   * The log's length at which a snapshot begins: early enough that what arrives while it is written leaves the log
+   * below snapshotThresholdEntries. That is twice what arrived during the last one, at least an eighth of the
+   * threshold and at most half of it (the log reached 1,040 entries of a 1,000 threshold under load when a snapshot
+   * began at the threshold itself).
+   */
+  private snapshotDueEntries(): number {
+    const threshold = this.o.snapshotThresholdEntries;
+    if (!Number.isFinite(threshold)) return threshold;
+    const headroom = Math.min(Math.floor(threshold / 2), Math.max(Math.floor(threshold / 8), 2 * this.lastSnapshotGrowthEntries));
+    return threshold - headroom;
+  }
+
   private maybeSnapshot(): void {
     if (this.snapshotting || this.stopped) return;
-    const entries = this.appliedIndex - this.compactedThrough;
-    if (entries < this.o.snapshotThresholdEntries && this.appliedBytesSinceSnapshot < this.o.snapshotThresholdBytes) return;
+    // The log's length: what is applied since the last compaction, and what is not applied yet (a leader's entries on
+    // their way to a quorum, a follower's not yet committed), which the snapshot cannot take but the log holds.
+    const entries = Math.max(this.appliedIndex, this.lastLogIndex) - this.compactedThrough;
+    if (entries < this.snapshotDueEntries() && this.appliedBytesSinceSnapshot < this.o.snapshotThresholdBytes) return;
     const meta = this.core.snapshotMeta(this.appliedIndex as LogIndex);
     if (meta === null || meta.index <= (this.o.storage.snapshotInfo()?.meta.index ?? 0)) return;
     const clock = this.o.clock;
@@ -851,6 +874,7 @@ export class RaftNodeDriver<R> {
     const compactThrough = Math.max(this.compactedThrough, meta.index - retain) as LogIndex;
     this.snapshotting = true;
     this.appliedBytesSinceSnapshot = 0;
+    const appliedAtStart = this.appliedIndex;
     void (async () => {
       // Written as its parts (the envelope, then the state machine's bytes), never joined into one more copy in memory
       // (a follower that needs it gets it read back).
@@ -863,6 +887,7 @@ export class RaftNodeDriver<R> {
     })().then(
       (done) => {
         this.snapshotting = false;
+        this.lastSnapshotGrowthEntries = this.appliedIndex - appliedAtStart;
         if (done === null || this.stopped) return;
         const { sizeBytes, encodedMs } = done;
         this.compactedThrough = Math.max(this.compactedThrough, compactThrough);

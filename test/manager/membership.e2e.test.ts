@@ -91,8 +91,9 @@ describe('snapshots with real processes', () => {
         return w.lastIndex - w.firstIndex + 1 <= threshold ? w : undefined;
       }, 10_000, `${id}'s log to be compacted below ${threshold} entries`);
       expect(v.snapshotIndex).toBeGreaterThan(25_000);
-      // Sampled while writing: the log passes the threshold only by what arrives while a snapshot is written.
-      expect(maxLog.get(id)).toBeLessThan(threshold * 1.5);
+      // Sampled while writing: a snapshot begins at seven eighths of the threshold, so what arrives while it is
+      // written leaves the log below the threshold.
+      expect(maxLog.get(id)).toBeLessThanOrEqual(threshold);
       expect(dirBytes(join(c.dir, id))).toBeLessThan(8 * 1024 * 1024);
     }
 
