@@ -2,7 +2,7 @@
 // current snapshot's record; the snapshot's bytes are a file in <dir>/snapshots. Each Ready is one synced batch;
 // every entry, and every snapshot, carries a checksum that is verified whenever it is read.
 import { mkdir, readdir, readFile, rename, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { assert } from '../lib/assert.js';
 import { MinkubeError } from '../lib/errors.js';
@@ -92,7 +92,7 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
         return null;
       });
       const bounds = await logBounds(dir, db, snapshot?.meta.index ?? 0).catch((err: unknown) => {
-        if (problems === null || isLevelCorruption(err)) throw err;
+        if (problems === null || isLevelDamage(dir, err)) throw err;
         problems.push(describe(err));
         return { first: (snapshot?.meta.index ?? 0) + 1, last: snapshot?.meta.index ?? 0 };
       });
@@ -106,6 +106,10 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
       return storage;
     } catch (err) {
       await db.close();
+      // A table cut short is damage, not a fault of Minkube's own (INTERNAL), for the strict open too.
+      if (!(err instanceof MinkubeError) && isLevelDamage(dir, err)) {
+        throw new MinkubeError('STORAGE_CORRUPT', `the data directory ${dir} is corrupt: ${describe(err)}`, { cause: err });
+      }
       throw err;
     }
   }
@@ -172,7 +176,7 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
       this.openProblems = [];
       const hardState = await this.readHardState().catch((err: unknown) => {
         // LevelDB's own damage is for openSalvaging to repair, not a hard state to drop.
-        if (isLevelCorruption(err)) throw err;
+        if (isLevelDamage(this.dir, err)) throw err;
         problems.push(describe(err));
         return emptyHardState;
       });
@@ -233,9 +237,9 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
       }
     } catch (err) {
       problem = `the log cannot be read past index ${entries.at(-1)?.index ?? 0}: ${describe(err)}`;
-      // A damaged LevelDB table: RepairDB may still read the entries after it (openSalvaging), and the damaged block
+      // A damaged LevelDB table: RepairDB may still read the entries after it (openSalvaging), and the damaged table
       // would fail the deletion of the log's end anyway.
-      if (isLevelCorruption(err)) throw this.corrupt(problem, err);
+      if (isLevelDamage(this.dir, err)) throw this.corrupt(problem, err);
     } finally {
       await it.close().catch(() => undefined);
     }
@@ -550,14 +554,21 @@ async function openDb(dir: string): Promise<Db> {
   }
 }
 
-/** RepairDB on `dir`, and what to say of it. */
+/**
+ * RepairDB on `dir`, and what to say of it. RepairDB deletes nothing: what it cannot read (a table cut short, a block
+ * that fails its check) it moves into `<dir>/lost`, where it stays for the operator; the reason names those tables.
+ */
 async function repairDb(dir: string, damage: string): Promise<string> {
+  const lost = join(dir, 'lost');
+  const before = new Set(await readdir(lost).catch(() => []));
   try {
     await ClassicLevel.repair(dir);
   } catch (err) {
     return `LevelDB reported it damaged (${damage}), and RepairDB failed: ${describe(err)}`;
   }
-  return `LevelDB reported it damaged and RepairDB repaired it, keeping every record it could read: ${damage}`;
+  const moved = (await readdir(lost).catch(() => [])).filter((n) => !before.has(n) && TABLE_FILE.test(n));
+  const kept = moved.length === 0 ? '' : ` (the tables it could not read whole are kept in ${lost}: ${moved.sort().join(', ')})`;
+  return `LevelDB reported it damaged and RepairDB repaired it, keeping every record it could read${kept}: ${damage}`;
 }
 
 /** LevelDB's files (its tables, write-ahead logs, manifests, RepairDB's lost/) and the snapshots: what setAside moves. */
@@ -602,22 +613,38 @@ async function readMeta(dir: string): Promise<[Buffer, Buffer][]> {
   }
 }
 
-/** Whether LevelDB reported `err` (or an error that caused it) as corruption. */
-function isLevelCorruption(err: unknown): boolean {
+const TABLE_FILE = /^\d+\.(ldb|sst)$/;
+
+/**
+ * A table LevelDB could not read back, in its own words (it gives no errno code): one shorter than its manifest says,
+ * as a file cut short is (the bounds check on the mapped file says "Invalid argument"). A missing table LevelDB
+ * reports as corruption at open. Other I/O errors (no space, a read-only, refused or failing disk) are the system
+ * refusing, not damage: they stay STORAGE_FAILED.
+ */
+const TABLE_CUT_SHORT = /^IO error: (.+): Invalid argument$/;
+
+/**
+ * Whether LevelDB reported `err` (or an error that caused it) as damage to its own files of `dir`: corruption, or a
+ * table cut short (TABLE_CUT_SHORT), at open, while reading, or in a compaction that then failed a write.
+ */
+function isLevelDamage(dir: string, err: unknown): boolean {
   for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
     if ((e as { code?: unknown }).code === 'LEVEL_CORRUPTION') return true;
+    const path = TABLE_CUT_SHORT.exec(e.message)?.[1];
+    if (path !== undefined && TABLE_FILE.test(basename(path)) && resolve(dirname(path)) === resolve(dir)) return true;
   }
   return false;
 }
 
 /**
- * What says that LevelDB's own files are damaged, given what failed: corruption LevelDB reported, or a CURRENT that
- * does not name a manifest that exists (garbled, or its manifest deleted), which LevelDB reports as an I/O error. null
- * for anything else: a database another process holds (DATA_DIR_IN_USE), a disk that fails or refuses a write.
+ * What says that LevelDB's own files are damaged, given what failed: corruption LevelDB reported, or what it reports
+ * as an I/O error: a table cut short, or a CURRENT that does not name a manifest that exists (garbled, or its manifest
+ * deleted). null for anything else: a database another process holds (DATA_DIR_IN_USE), a disk that fails or refuses
+ * a write.
  */
 async function levelDamage(dir: string, err: unknown): Promise<string | null> {
   if (err instanceof MinkubeError && err.code === 'DATA_DIR_IN_USE') return null;
-  if (isLevelCorruption(err)) return describe(err);
+  if (isLevelDamage(dir, err)) return describe(err);
   const manifest = await manifestProblem(dir);
   if (manifest === null) return null;
   return describe(err).includes(manifest) ? describe(err) : `${manifest} (${describe(err)})`;
@@ -685,6 +712,7 @@ async function openError(dir: string, err: unknown): Promise<MinkubeError> {
     case 'LEVEL_CORRUPTION':
       return new MinkubeError('STORAGE_CORRUPT', `the data directory ${dir} is corrupt: ${describe(cause)}`, { cause: err });
     default: {
+      if (isLevelDamage(dir, err)) return new MinkubeError('STORAGE_CORRUPT', `the data directory ${dir} is corrupt: ${describe(cause ?? err)}`, { cause: err });
       // LevelDB says "IO error" for a garbled CURRENT or a deleted manifest: damage, not a disk refusing a write.
       const manifest = await manifestProblem(dir);
       if (manifest !== null) return new MinkubeError('STORAGE_CORRUPT', `the data directory ${dir} is corrupt: ${manifest} (${describe(cause ?? err)})`, { cause: err });
