@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { markerPathFor } from '../../src/storage/marker.js';
 import { ProcCluster } from '../support/cluster.js';
 import { eventually } from '../support/wait.js';
-import { clusterView, copyDir, cutTo, flipMiddleByte, logLines, newestStorageFile, waitAllApplied, watchStaleReads, writeKeys, wrongStaleReads } from './support.js';
+import { clusterView, copyDir, cutTo, flipMiddleByte, logLines, newestStorageFile, newestTable, waitAllApplied, watchStaleReads, writeKeys, wrongStaleReads } from './support.js';
 
 const KEYS = 2000;
 const MORE = 500;
@@ -34,8 +34,8 @@ const followerOf = (leader: string): string => (leader === 'm3' ? 'm2' : 'm3');
 
 interface Scenario {
   victim: 'follower' | 'leader';
-  /** Damages the stopped victim's data directory. */
-  damage: (c: ProcCluster, victim: string, dataDir: string) => void;
+  /** Damages the stopped victim's data directory (and leaves it stopped). */
+  damage: (c: ProcCluster, victim: string, dataDir: string) => void | Promise<void>;
   /** Runs after half the keys are written (the stale-copy case takes its copy there). */
   midway?: (c: ProcCluster, victim: string, leader: string) => Promise<void>;
 }
@@ -50,7 +50,7 @@ async function damagedManagerRecovers(s: Scenario): Promise<void> {
   // Every manager holds and applied every acknowledged key: a stale read of any of them has one right answer.
   await waitAllApplied(c, all, writer);
   await c.signal(victim, 'SIGKILL');
-  s.damage(c, victim, join(c.dir, victim));
+  await s.damage(c, victim, join(c.dir, victim));
   const survivors = all.filter((id) => id !== victim);
   c.start(victim);
   const watch = watchStaleReads(c, victim, KEYS);
@@ -88,6 +88,19 @@ describe('a manager whose synced data was lost or damaged repairs itself from it
 
   it('(b) its newest storage file cut to 60% of its length', { timeout: TEST_TIMEOUT_MS }, async () => {
     await damagedManagerRecovers({ victim: 'follower', damage: (_c, _v, dir) => cutTo(newestStorageFile(dir), 0.6) });
+  });
+
+  it('(b2) a LevelDB table of it cut to 60% (it failed at every start until wiped by hand)', { timeout: TEST_TIMEOUT_MS }, async () => {
+    await damagedManagerRecovers({
+      victim: 'follower',
+      damage: async (c, victim, dir) => {
+        // Its log is still in LevelDB's write-ahead log: LevelDB writes it to a table when it opens, so start it once.
+        c.start(victim);
+        const table = await eventually(async () => ((await clusterView(c, victim)) === undefined ? undefined : newestTable(dir)), 60_000, `${victim} to write a table`);
+        await c.signal(victim, 'SIGKILL');
+        cutTo(table, 0.6);
+      },
+    });
   });
 
   it('(c) its whole data directory replaced by an older copy of itself', { timeout: TEST_TIMEOUT_MS }, async () => {

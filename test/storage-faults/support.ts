@@ -17,6 +17,18 @@ export function newestStorageFile(dataDir: string): string {
   return newest.path;
 }
 
+/**
+ * The LevelDB table (.ldb) written last, or undefined while LevelDB has written none (until then the log is in its
+ * memory and its write-ahead log).
+ */
+export function newestTable(dataDir: string): string | undefined {
+  return readdirSync(dataDir)
+    .filter((n) => /^\d+\.ldb$/.test(n))
+    .map((n) => ({ path: join(dataDir, n), st: statSync(join(dataDir, n)) }))
+    .filter((f) => f.st.size > 0)
+    .sort((a, b) => b.st.mtimeMs - a.st.mtimeMs || b.st.size - a.st.size)[0]?.path;
+}
+
 /** Flips every bit of the byte in the middle of the file. */
 export function flipMiddleByte(path: string): void {
   const bytes = readFileSync(path);
