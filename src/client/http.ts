@@ -473,8 +473,9 @@ export function mayHaveArrived(err: MinkubeError): boolean {
 
 /** Connection errors that mean the request never left: nothing can have happened on the server. */
 // ERR_TLS_SERVER_REFUSED: our own check refused the server's certificate (it is not a manager's): another manager of
-// the list may well be one, unlike a certificate the CA check refuses.
-const unsentCodes: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'ERR_TLS_SERVER_REFUSED']);
+// the list may well be one, unlike a certificate the CA check refuses. ERR_TLS_CERT_ALTNAME_INVALID: the certificate
+// does not name the address dialled (an operator's certificate that left one manager out): another's may.
+const unsentCodes: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'ERR_TLS_SERVER_REFUSED', 'ERR_TLS_CERT_ALTNAME_INVALID']);
 
 /** OpenSSL's verification failures, as node reports them (ERR_TLS_* and ERR_SSL_* are matched by prefix). */
 const tlsVerifyCodes: ReadonlySet<string> = new Set([

@@ -7,10 +7,11 @@ import type { AddressInfo } from 'node:net';
 import type { PeerCertificate } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliTls } from '../../src/cli/connection.js';
-import { HttpClient, type HttpClientOptions } from '../../src/client/http.js';
+import { HttpClient, neverSent, type HttpClientOptions } from '../../src/client/http.js';
 import { nodeSecurityFrom } from '../../src/daemon/security.js';
 import { createClusterCa, identityFromCertificate, issueNodeKeyAndCert, serverCertificateProblem, type CaMaterial, type NodeRole } from '../../src/security/ca.js';
 import { operatorCertificate } from '../support/operator-cert.js';
+import type { MinkubeError } from '../../src/lib/errors.js';
 
 let clusterCa: CaMaterial;
 /** Another CA (a corporate one, say) that the operator may have sign the API certificate. */
@@ -70,6 +71,9 @@ describe('the operator certificate on a manager API', () => {
         message: expect.stringContaining("TLS: the server's certificate is refused: it is not for 127.0.0.1; its names: DNS:api.example, IP Address:127.0.0.2)") as string,
       });
     }
+    // The request never left: a write may go on to the next manager, whose certificate may name it.
+    const refused = await get((await clientsOf()).cli, url).catch((err: unknown) => err as MinkubeError);
+    expect(neverSent(refused as MinkubeError)).toBe(true);
   });
 
   it('is refused from a CA the client does not trust, saying so; accepted once that CA is trusted (api.tlsCaFile)', async () => {
