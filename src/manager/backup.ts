@@ -83,9 +83,32 @@ export async function writeBackupFile(dir: string, file: { bytes: Uint8Array; cr
   }
   await writeFileDurably(dir, `${name}.partial`, file.bytes);
   await rename(join(dir, `${name}.partial`), join(dir, name));
-  const names = await listBackupFiles(dir);
-  for (const old of names.slice(0, Math.max(0, names.length - retain))) await unlink(join(dir, old)).catch(() => undefined);
+  // Only backups whose header reads count towards `retain`: a file that does not (damaged, or edited and named to
+  // sort newest) would otherwise hold a place for good. It is passed over, never deleted: it is not known to be ours.
+  const kept: string[] = [];
+  for (const old of (await listBackupFiles(dir)).reverse()) {
+    if ((await backupHeaderOf(dir, old)) === null) continue;
+    if (kept.length < retain) kept.push(old);
+    else await unlink(join(dir, old)).catch(() => undefined);
+  }
   return name;
+}
+
+/** A backup file's header (its time and index), or null when it cannot be read or its digest does not match. */
+async function backupHeaderOf(dir: string, name: string): Promise<{ createdAt: string; index: number } | null> {
+  try {
+    const handle = await open(join(dir, name), 'r');
+    try {
+      const buf = Buffer.alloc(BACKUP_HEAD_BYTES_MAX);
+      const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+      const { header } = parseBackupHeader(buf.subarray(0, bytesRead));
+      return { createdAt: header.createdAt, index: header.index };
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -93,21 +116,9 @@ export async function writeBackupFile(dir: string, file: { bytes: Uint8Array; cr
  * altered since it was written (its digest no longer matches) is passed over, as an unreadable file is.
  */
 export async function newestBackup(dir: string): Promise<{ name: string; createdAt: string; index: number } | null> {
-  const names = await listBackupFiles(dir);
-  for (const name of names.reverse()) {
-    try {
-      const handle = await open(join(dir, name), 'r');
-      try {
-        const buf = Buffer.alloc(BACKUP_HEAD_BYTES_MAX);
-        const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
-        const { header } = parseBackupHeader(buf.subarray(0, bytesRead));
-        return { name, createdAt: header.createdAt, index: header.index };
-      } finally {
-        await handle.close();
-      }
-    } catch {
-      continue;
-    }
+  for (const name of (await listBackupFiles(dir)).reverse()) {
+    const header = await backupHeaderOf(dir, name);
+    if (header !== null) return { name, ...header };
   }
   return null;
 }

@@ -198,6 +198,17 @@ describe('scheduled backups', () => {
     expect(files.at(-1)).toBe('minkube-snapshot-20300101T000359Z-000000000007.mksnap');
     expect(inspectBackup(readFileSync(join(dir, files.at(-1)!)))).toMatchObject({ index: 7, keys: 6 });
     expect(loop.status).toMatchObject({ lastIndex: 7, lastError: null });
+
+    // A file whose header does not read (edited, and named to sort newest) holds no place among the `retain`: it is
+    // passed over, and kept.
+    const edited = Buffer.from(readFileSync(join(dir, files.at(-1)!)));
+    edited[20] = edited[20]! ^ 0x01;
+    const stranger = 'minkube-snapshot-20991231T235900Z-000000009999.mksnap';
+    writeFileSync(join(dir, stranger), edited);
+    put('after');
+    clock.advance(60_000);
+    await loop.check();
+    expect(readdirSync(dir).sort()).toEqual(['minkube-snapshot-20300101T000359Z-000000000007.mksnap', 'minkube-snapshot-20300101T000459Z-000000000008.mksnap', stranger]);
   });
 
   it('keeps its files the owner\'s alone (0600), in a directory it makes 0700: they hold secrets', async () => {
