@@ -2,7 +2,7 @@
 // service and the leader-only loops (started and stopped by role changes), HTTP API.
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Server as HttpsServer } from 'node:https';
 import { createSecureContext } from 'node:tls';
@@ -175,6 +175,7 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
     );
   }
   // Before anything is written: a data directory, a CA, a marker.
+  if (tuning.forceNewCluster === true) await refuseForcingNothing(self.id, self.dataDir);
   const source = tuning.configPath === undefined ? 'the config' : resolve(tuning.configPath);
   const operator = { tls: await loadOperatorTls(config, source, logger), apiCaPem: await loadApiCa(config, source, logger) };
   // What start-up opened, closed in reverse when a later step fails (and by stop()).
@@ -185,6 +186,23 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
     await opened.closeAll(logger);
     throw diskRefused(err, self.dataDir);
   }
+}
+
+/**
+ * --force-new-cluster from a data directory that is missing or empty: refused before anything is made there (a
+ * database, a CA, credentials), so that what the message suggests next (snapshot restore into it) still works. The
+ * driver refuses a directory that holds no log and no snapshot too (RaftNodeDriver.open).
+ */
+async function refuseForcingNothing(id: string, dataDir: string): Promise<void> {
+  const held = await readdir(dataDir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [];
+    throw err;
+  });
+  if (held.length > 0) return;
+  throw new MinkubeError(
+    'CONFIG_INVALID',
+    `--force-new-cluster found no log and no snapshot in the data directory of ${id} (${dataDir} is missing or empty): it starts a one-member cluster from a surviving manager's data, and this one holds none (a wrong --id or --data-dir?). To start from a backup, use minkube snapshot restore`,
+  );
 }
 
 /** The file system's refusals during start-up (its TLS files, its audit log, ...) said as STORAGE_FAILED, not INTERNAL. */

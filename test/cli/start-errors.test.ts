@@ -1,7 +1,7 @@
 // A node that cannot start says why and exits 1, as every command does: here, an address of its config that another
 // process holds (LISTEN_FAILED names the address and the config key), for the manager's API and Raft addresses; and
 // `minkube up`, which looks at every address first and starts nothing when one is taken.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -80,6 +80,16 @@ describe('a manager started from flags alone (no config file)', () => {
     expect(r.stderr).toContain('error: CONFIG_INVALID: a manager joining a secure cluster (https://127.0.0.1:1) without --config needs --token (minkube token create --role manager)');
     expect(existsSync(join(cwd, '.minkube'))).toBe(false);
     expect(existsSync(join(cwd, 'm6'))).toBe(false);
+  });
+
+  it('--force-new-cluster over a missing data directory: CONFIG_INVALID, and nothing made (no database, CA or marker)', async () => {
+    const cwd = mkdtempSync(join(dir, 'forced-'));
+    const path = join(cwd, 'cluster.json');
+    writeFileSync(path, JSON.stringify({ managers: [{ id: 'm1', raftAddress: `127.0.0.1:${await freePort()}`, apiAddress: `127.0.0.1:${await freePort()}`, dataDir: './data/m1' }] }));
+    const r = await runCli(['manager', '--config', path, '--id', 'm1', '--force-new-cluster'], { MINKUBE_LOG_LEVEL: 'silent' }, cwd);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain('error: CONFIG_INVALID: --force-new-cluster found no log and no snapshot in the data directory of m1');
+    expect(readdirSync(cwd)).toEqual(['cluster.json']);
   });
 
   it('neither joining nor a member already: CONFIG_INVALID naming --join, and no CA made', async () => {
