@@ -845,7 +845,7 @@ export class RaftNodeDriver<R> {
    */
   /**
    * The log's length at which a snapshot begins: early enough that what arrives while it is written leaves the log
-   * below snapshotThresholdEntries. That is twice what arrived while the last ones were written, at least an eighth
+   * below snapshotThresholdEntries. That is twice what arrived while the last ones were written, at least a quarter
    * of the threshold and at most three quarters of it, the tail a compaction keeps (the log reached 1,040 entries of
    * a 1,000 threshold under load when a snapshot began at the threshold itself, and 1,157 when it began at half of
    * it). A threshold too small for the write rate is then snapshotted as often as it can be.
@@ -853,7 +853,7 @@ export class RaftNodeDriver<R> {
   private snapshotDueEntries(): number {
     const threshold = this.o.snapshotThresholdEntries;
     if (!Number.isFinite(threshold)) return threshold;
-    const headroom = Math.min(threshold - Math.floor(threshold / 4), Math.max(Math.floor(threshold / 8), 2 * this.lastSnapshotGrowthEntries));
+    const headroom = Math.min(threshold - Math.floor(threshold / 4), Math.max(Math.floor(threshold / 4), 2 * this.lastSnapshotGrowthEntries));
     return threshold - headroom;
   }
 
