@@ -300,6 +300,7 @@ export class Raft implements RaftNode {
     }
     if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
       this.heartbeatElapsed = 0;
+      for (const pr of this.trk.progressList) pr.knockBacksCount = 0;
       this.bcastHeartbeat('');
     }
   }
@@ -811,8 +812,10 @@ export class Raft implements RaftNode {
         return;
       }
     }
-    if (pr.state === 'probe') pr.becomeReplicate();
-    else if (pr.state === 'snapshot' && pr.match + 1 >= this.log.firstIndex()) {
+    if (pr.state === 'probe') {
+      // Knocked back more than once this round: probe from the new match instead (Progress.mayOpenWindow).
+      if (pr.mayOpenWindow() || pr.match === this.log.lastIndex()) pr.becomeReplicate();
+    } else if (pr.state === 'snapshot' && pr.match + 1 >= this.log.firstIndex()) {
       // Whatever got it there (the snapshot, or an earlier append), the log can take it from here.
       pr.becomeProbe();
       pr.becomeReplicate();

@@ -574,6 +574,40 @@ describe('flow control', () => {
     expect(ofType(readMessages(r), 'append').filter((m) => m.to === 'n2').map((m) => m.entries[0]!.index)).toEqual([match + 2, match + 3, match + 4, match + 5]);
   });
 
+  it('probe: a window knocked back twice in one heartbeat round opens again only in the next round', () => {
+    // Over a network that reorders, most one-entry appends of a window arrive early and are rejected; a new window per
+    // knock-back sent a window per entry caught up (simulator seed 807463228, storage profile).
+    const r = newNode('n1', { overrides: { inflightAppendsMax: 8, entriesPerAppendMax: 1 } });
+    becomeLeader(r);
+    commitNoop(r);
+    r.propose(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map(enc));
+    const toN2 = (): number[] => ofType(readMessages(r), 'append').filter((m) => m.to === 'n2').map((m) => m.entries[0]!.index);
+    const n2 = () => r.status().progress.get(nodeId('n2'))!;
+    const t = r.status().term;
+    expect(toN2()).toEqual([2, 3, 4, 5, 6, 7, 8, 9]);
+    // The append of 4 arrived before those of 2 and 3: knocked back once, the probe's answer opens a window again.
+    r.step(appendResponse('n2', 'n1', t, false, 3, 0, 2));
+    expect(toN2()).toEqual([2]);
+    r.step(appendResponse('n2', 'n1', t, true, 2));
+    expect(n2()).toMatchObject({ state: 'replicate', match: 2 });
+    expect(toN2()).toEqual([3, 4, 5, 6, 7, 8, 9]);
+    // Knocked back a second time in this round: answers that move the match (here an old append's) send one probe.
+    r.step(appendResponse('n2', 'n1', t, false, 5, 0, 3));
+    expect(toN2()).toEqual([3]);
+    r.step(appendResponse('n2', 'n1', t, true, 4));
+    expect(n2()).toMatchObject({ state: 'probe', match: 4 });
+    expect(toN2()).toEqual([5]);
+    r.step(appendResponse('n2', 'n1', t, true, 5));
+    expect(n2()).toMatchObject({ state: 'probe', match: 5 });
+    expect(toN2()).toEqual([6]);
+    // A new round: the next answer opens the window again.
+    r.tick();
+    readMessages(r);
+    r.step(appendResponse('n2', 'n1', t, true, 6));
+    expect(n2()).toMatchObject({ state: 'replicate', match: 6 });
+    expect(toN2()).toEqual([7, 8, 9]);
+  });
+
   it('batching: an append carries at most entriesPerAppendMax entries and about appendBytesMax bytes', () => {
     const r = newNode('n1', { overrides: { entriesPerAppendMax: 4, appendBytesMax: 250 } });
     becomeLeader(r);

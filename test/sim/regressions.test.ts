@@ -56,6 +56,10 @@ const regressions: readonly (RunOptions & { what: string })[] = [
   // From the soak at base seed 5500: old answers confirming a follower's match, duplicated and reordered, each opened
   // a whole window of one-entry appends, whose answers did the same: the run never got past one tick.
   { seed: 193550658, steps: 170, nodes: 5, profile: 'storage', what: 'a storm of appends to a follower back from repair' },
+  // From the storage soak (about once in 16,000 runs): a follower about 400 entries behind after a storage repair, on
+  // one-entry appends and a window of 256 over a network that reorders; each rejection knocked its window back to
+  // probe and each answer after that opened a new window while the old ones were still in flight (a window per entry).
+  { seed: 807463228, steps: 249, nodes: 3, profile: 'storage', what: 'a window of appends reopened after every knock-back' },
 ];
 
 /** Open liveness gaps: each run must still fail only on liveness, never on safety. */
