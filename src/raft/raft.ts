@@ -534,7 +534,7 @@ export class Raft implements RaftNode {
   private stepTermless(m: TermlessMessage): void {
     switch (m.type) {
       case 'propose': {
-        if (this.role !== 'leader' || this.leadTransferee !== null || !this.appendCommands(m.entries)) return;
+        if (this.role !== 'leader' || this.leaving() || !this.appendCommands(m.entries)) return;
         // Its clients wait for it to apply these entries: it must hear of their commit at once (see bcastCommit).
         const pr = this.trk.prs.get(m.from);
         if (pr !== undefined) pr.commitWanted = this.log.lastIndex();
@@ -856,6 +856,8 @@ export class Raft implements RaftNode {
       this.sendAppend(m.from, pr);
     }
     if (m.context !== '') this.onReadAck(m.context, m.from);
+    // A repaired peer's answer counts again (notePeerStorage) and may have committed this leader's own removal.
+    this.maybeStepDownRemoved();
   }
 
   /**
@@ -894,6 +896,31 @@ export class Raft implements RaftNode {
 
   private committedInTerm(): boolean {
     return this.log.term(this.log.committed) === this.term;
+  }
+
+  /**
+   * A leader on its way out appends no commands: a transfer is under way, or a change that removes it waits to
+   * commit. The voter it hands over to then holds its whole log once it acknowledges the last entry, and so can take
+   * over at once (timeoutNow) rather than after an election timeout.
+   */
+  private leaving(): boolean {
+    return this.leadTransferee !== null || !this.trk.selfVoter;
+  }
+
+  /** Whether this node knows `id` to be recovering its storage (docs/storage-faults.md): its latest answer said so. */
+  private peerRecovering(id: NodeId): boolean {
+    return this.peersRecovering.has(id) || this.trk.prs.get(id)?.recovering === true;
+  }
+
+  /**
+   * Whether the voters of `conf` that are not recovering their storage make a quorum of it. Those recovering vote for
+   * no one and count towards no commit, so a configuration where the others are fewer commits nothing (not even the
+   * entry that made it) and elects no one, for good if their repair needs a new leader.
+   */
+  private intactQuorum(conf: ConfState): boolean {
+    let intact = 0;
+    for (const v of conf.voters) if (v === this.id ? this.recovering === null : !this.peerRecovering(v)) intact++;
+    return intact >= Math.floor(conf.voters.length / 2) + 1;
   }
 
   // ---- reads ----
@@ -946,7 +973,7 @@ export class Raft implements RaftNode {
   propose(commands: readonly Uint8Array[]): ProposeResult {
     switch (this.role) {
       case 'leader':
-        if (this.leadTransferee !== null) return this.reject('PROPOSAL_DROPPED');
+        if (this.leaving()) return this.reject('PROPOSAL_DROPPED');
         return this.appendCommands(commands) ? OK_LOCAL : this.reject('UNCOMMITTED_LIMIT');
       case 'follower': {
         const leader = this.leaderId;
@@ -983,10 +1010,14 @@ export class Raft implements RaftNode {
   transferLeadership(target: NodeId | null): { ok: true; target: NodeId } | { ok: false; reason: string } {
     if (this.role !== 'leader') return { ok: false, reason: 'this node is not the leader' };
     const to = target ?? this.trk.mostCaughtUpVoter();
-    if (to === null) return { ok: false, reason: 'there is no other voter to transfer to' };
+    if (to === null) {
+      return { ok: false, reason: this.trk.voterPeers.length > 0 ? 'every other voter is recovering its storage' : 'there is no other voter to transfer to' };
+    }
     if (to === this.id) return { ok: false, reason: 'this node is already the leader' };
     const pr = this.trk.prs.get(to);
     if (pr === undefined || !this.trk.isVoter(to)) return { ok: false, reason: `${to} is not a voter` };
+    // It never campaigns until repaired: timeoutNow would be lost on it, and proposals dropped meanwhile.
+    if (this.peerRecovering(to)) return { ok: false, reason: `${to} is recovering its storage and cannot lead until it is repaired` };
     if (this.leadTransferee === to) return { ok: true, target: to };
     this.leadTransferee = to;
     this.transferElapsed = 0;
@@ -1246,6 +1277,9 @@ export class Raft implements RaftNode {
     if (typeof next === 'string') return refuse(next);
     // A learner that has not seen the configuration in effect would ignore the voters' vote requests.
     if (change.type === 'promote' && (this.trk.prs.get(change.nodeId)?.match ?? 0) < this.confIndex) return refuse('LEARNER_NOT_CAUGHT_UP');
+    // Removing a voter with intact storage, or promoting a learner, while others recover theirs (a learner's own
+    // repair counts the same): the new configuration's quorum might be beyond reach.
+    if (next.voters.length !== this.trk.conf.voters.length && !this.intactQuorum(next)) return refuse('VOTERS_RECOVERING');
     const recorded: ConfChange =
       change.context === undefined ? { type: change.type, nodeId: change.nodeId } : { type: change.type, nodeId: change.nodeId, context: change.context };
     const data = encodeConfEntry({ voters: next.voters, learners: next.learners, change: recorded });
@@ -1261,13 +1295,24 @@ export class Raft implements RaftNode {
   }
 
   /**
-   * A leader that removed itself leads (without counting itself) until that change commits, then hands over to the
-   * most caught-up voter and steps down (dissertation 4.2.2). It never campaigns again: it is no voter.
+   * A leader that removed itself leads (without counting itself, appending nothing more: leaving()) until that change
+   * commits, then hands over and steps down (dissertation 4.2.2). Its last entry is the change, so a voter whose
+   * acknowledgement committed it holds the whole log: the most caught-up one that is not recovering is told to
+   * campaign now (timeoutNow), as a leadership transfer does, rather than the cluster waiting an election timeout for
+   * someone to notice the silence. It never campaigns again: it is no voter.
    */
   private maybeStepDownRemoved(): void {
     if (this.role !== 'leader' || this.trk.selfVoter || this.confIndex > this.log.committed) return;
-    const best = this.trk.mostCaughtUpVoter();
-    if (best !== null && this.trk.prs.get(best)!.match === this.log.lastIndex()) this.sendTimeoutNow(best);
+    const last = this.log.lastIndex();
+    const holdsAll = (id: NodeId | null): id is NodeId => {
+      const pr = id === null ? undefined : this.trk.prs.get(id);
+      return pr !== undefined && !pr.recovering && pr.match === last;
+    };
+    // A transfer under way told its target once it held the whole log (transferLeadership, onAppendResponse).
+    if (!holdsAll(this.leadTransferee)) {
+      const best = this.trk.mostCaughtUpVoter();
+      if (holdsAll(best)) this.sendTimeoutNow(best);
+    }
     this.becomeFollower(this.term, null);
   }
 }

@@ -332,7 +332,9 @@ export type ProposeResult =
  * Why proposeConfChange refused: this node does not lead (leaderId says who might); a leadership transfer is under
  * way; a change is not committed yet, or this leader has not committed an entry of its term yet (the last leader's
  * change may still be pending: retry shortly); the learner to promote does not hold the configuration in effect
- * yet (a voter that knows nobody could not vote: wait for its progress); the change makes no sense for the current
+ * yet (a voter that knows nobody could not vote: wait for its progress); VOTERS_RECOVERING: the voters of the new
+ * configuration that are not recovering their storage would be no quorum of it, so it could never commit (this
+ * change included) nor elect a leader (retry once they are repaired); the change makes no sense for the current
  * configuration.
  */
 export type ConfChangeRejection =
@@ -343,6 +345,7 @@ export type ConfChangeRejection =
   | 'ALREADY_MEMBER'
   | 'NOT_A_LEARNER'
   | 'LEARNER_NOT_CAUGHT_UP'
+  | 'VOTERS_RECOVERING'
   | 'LAST_VOTER'
   | 'INVALID_CHANGE';
 
@@ -403,7 +406,10 @@ export interface RaftNode {
   propose(commands: readonly Uint8Array[]): ProposeResult;
   /** Starts a ReadIndex round; the answer comes out as a ReadState with this context. */
   readIndex(context: string): ProposeResult;
-  /** Leader only: hand leadership to `target` (or the most caught-up voter; never to a learner). */
+  /**
+   * Leader only: hand leadership to `target` (or the most caught-up voter; never to a learner, nor to a voter
+   * recovering its storage: it cannot campaign).
+   */
   transferLeadership(target: NodeId | null): { ok: true; target: NodeId } | { ok: false; reason: string };
   /** Start an election now (tests and tooling). */
   campaign(): void;
@@ -489,8 +495,9 @@ export interface RaftNode {
 // bug). Grow: start the new node with `join: true` (empty log, no configuration), addLearner, wait until its
 // progress.match is close to commitIndex, promote (refused with LEARNER_NOT_CAUGHT_UP until it holds at least the
 // configuration in effect). Shrink: remove; to remove the leader, transferLeadership first
-// (a leader that removes itself keeps leading until the entry commits, not counting itself, then steps down and
-// hands over with timeoutNow). A learner or a node outside its configuration never campaigns (except a voter that
+// (a leader that removes itself keeps leading until the entry commits, not counting itself and appending nothing
+// more, then steps down and hands over with timeoutNow to a voter that holds its whole log). A change that leaves
+// fewer voters with intact storage than a quorum is refused (VOTERS_RECOVERING). A learner or a node outside its configuration never campaigns (except a voter that
 // an uncommitted change removes: the cluster may need it until the change commits). Messages from non-members are
 // ignored, except leader messages and vote requests from a log at least as up to date (a node that lags may not
 // know its new leader or voters yet); a removed node misses its removal, so its vote requests are ignored and it

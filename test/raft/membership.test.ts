@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { logIndex, nodeId, term, type NodeId } from '../../src/lib/ids.js';
 import { applyConfChange, encodeConfEntry } from '../../src/raft/membership.js';
 import { createRaftNode, decodeConfEntry, forceNewCluster } from '../../src/raft/index.js';
-import type { ConfChange, Entry, RaftInitialState } from '../../src/raft/index.js';
+import type { ConfChange, Entry, RaftInitialState, RaftNode } from '../../src/raft/index.js';
 import {
   Network,
   append,
@@ -285,6 +285,65 @@ describe('removing the leader', () => {
     net.tickAll(100);
     expect(net.raft('n1').status().role).toBe('follower');
     expect(net.leader()!.id).toBe(next.id);
+    expect(net.node('n2').appliedCommands()).toEqual(['after']);
+  });
+});
+
+describe('removing the leader: the handover', () => {
+  /** n1, leader of n1..n`size` with its no-op committed, having proposed its own removal (the change at `index`). */
+  function removingItself(size = 3): { r: RaftNode; index: number; t: number } {
+    const r = newNode('n1', { size });
+    becomeLeader(r);
+    commitNoop(r);
+    const c = r.proposeConfChange(remove('n1'));
+    expect(c).toMatchObject({ ok: true });
+    readMessages(r);
+    return { r, index: c.ok ? c.index : 0, t: r.status().term };
+  }
+
+  it('appends nothing after its removal, so the voter whose answer commits it holds the whole log and is told to campaign at once', () => {
+    const { r, index, t } = removingItself();
+    // Its own proposals and those forwarded to it are dropped (the forwarder proposes again to the next leader): in a
+    // busy cluster they went on behind the change, the change committed before anyone held them, and no voter held the
+    // whole log, so none was told to take over and the cluster waited an election timeout.
+    expect(r.propose([enc('own')])).toMatchObject({ ok: false, reason: 'PROPOSAL_DROPPED' });
+    r.step({ type: 'propose', from: nodeId('n2'), to: nodeId('n1'), term: term(0), entries: [enc('forwarded')] });
+    expect(r.status().lastIndex).toBe(index);
+    expect(ofType(readMessages(r), 'append')).toEqual([]);
+    r.step(appendResponse('n3', 'n1', t, true, index));
+    expect(r.status()).toMatchObject({ role: 'leader', commitIndex: index - 1 });
+    r.step(appendResponse('n2', 'n1', t, true, index));
+    expect(r.status()).toMatchObject({ role: 'follower', commitIndex: index, leaderId: null });
+    expect(ofType(readMessages(r), 'timeoutNow').map((m) => m.to)).toEqual(['n2']);
+  });
+
+  it('tells no voter recovering its storage to campaign: the most caught-up one with intact storage', () => {
+    const { r, index, t } = removingItself(5);
+    // n2 answers first and holds everything, but it votes for no one until repaired: a timeoutNow would be lost on it.
+    r.step({ ...appendResponse('n2', 'n1', t, true, index), recovering: true });
+    r.step({ ...appendResponse('n2', 'n1', t, true, index), recovering: true });
+    for (const id of ['n3', 'n4']) r.step(appendResponse(id, 'n1', t, true, index));
+    expect(r.status()).toMatchObject({ role: 'leader', commitIndex: index - 1 });
+    r.step(appendResponse('n5', 'n1', t, true, index));
+    expect(r.status()).toMatchObject({ role: 'follower', commitIndex: index });
+    expect(ofType(readMessages(r), 'timeoutNow').map((m) => m.to)).toEqual(['n3']);
+  });
+
+  it('in a network: the voter told to campaign wins at once, with no election timeout, and proposals go on through it', () => {
+    const net = new Network(3);
+    net.elect('n1');
+    net.isolate('n3');
+    expect(net.raft('n1').proposeConfChange(remove('n1'))).toMatchObject({ ok: true });
+    net.stabilize();
+    net.propose('n2', 'during');
+    net.heal();
+    net.tick('n1');
+    net.stabilize();
+    const next = net.leader()!;
+    expect(['n2', 'n3']).toContain(next.id);
+    expect(ofType(net.trace, 'timeoutNow')).toMatchObject([{ from: 'n1', to: next.id }]);
+    expect(net.raft('n1').status().role).toBe('follower');
+    net.propose(next.id, 'after');
     expect(net.node('n2').appliedCommands()).toEqual(['after']);
   });
 });

@@ -141,6 +141,47 @@ describe('the leader and a recovering follower', () => {
     expect(r.status().progress.get(nodeId('n2'))!.recovering).toBe(false);
   });
 
+  it('refuses a change whose voters with intact storage would be no quorum of it: removing an intact voter, itself included', () => {
+    const r = leader();
+    const t = r.status().term;
+    r.step({ ...heartbeatResponse('n3', 'n1', t), recovering: true });
+    // { n1, n3 } or { n2, n3 }: n3 votes for no one and counts towards no commit, so the change itself never commits,
+    // and once the leader steps down nobody can be elected again (issue: only --force-new-cluster got out of it).
+    for (const id of ['n2', 'n1']) {
+      expect(r.proposeConfChange({ type: 'remove', nodeId: nodeId(id) })).toEqual({ ok: false, reason: 'VOTERS_RECOVERING', leaderId: 'n1' });
+    }
+    expect(r.status()).toMatchObject({ voters: ['n1', 'n2', 'n3'], lastIndex: 1 });
+    // Adding a learner changes no quorum; removing the recovering voter leaves { n1, n2 }, both intact.
+    expect(r.proposeConfChange({ type: 'addLearner', nodeId: nodeId('n4') })).toMatchObject({ ok: true });
+    for (const m of ofType(readMessages(r), 'append')) if (m.to !== 'n3') r.step(appendResponse(m.to, 'n1', t, true, m.prevLogIndex + m.entries.length));
+    readMessages(r);
+    // A learner whose own storage recovers is no intact voter either: { n1, n2, n3, n4 } needs three.
+    r.step({ ...appendResponse('n4', 'n1', t, true, r.status().lastIndex), recovering: true });
+    expect(r.proposeConfChange({ type: 'promote', nodeId: nodeId('n4') })).toMatchObject({ ok: false, reason: 'VOTERS_RECOVERING' });
+    expect(r.proposeConfChange({ type: 'remove', nodeId: nodeId('n3') })).toMatchObject({ ok: true });
+  });
+
+  it('counts a recovering voter again once it says it is repaired', () => {
+    const r = leader();
+    const t = r.status().term;
+    r.step({ ...heartbeatResponse('n3', 'n1', t), recovering: true });
+    expect(r.proposeConfChange({ type: 'remove', nodeId: nodeId('n2') })).toMatchObject({ ok: false, reason: 'VOTERS_RECOVERING' });
+    r.step(heartbeatResponse('n3', 'n1', t));
+    expect(r.proposeConfChange({ type: 'remove', nodeId: nodeId('n2') })).toMatchObject({ ok: true });
+  });
+
+  it('refuses at once to hand leadership to a voter recovering its storage (it cannot campaign), and keeps accepting proposals', () => {
+    const r = leader();
+    const t = r.status().term;
+    r.step({ ...heartbeatResponse('n2', 'n1', t), recovering: true });
+    expect(r.transferLeadership(nodeId('n2'))).toEqual({ ok: false, reason: 'n2 is recovering its storage and cannot lead until it is repaired' });
+    expect(r.propose([enc('a')])).toMatchObject({ ok: true });
+    expect(ofType(readMessages(r), 'timeoutNow')).toEqual([]);
+    // Without a target: the most caught-up voter with intact storage; none left says so.
+    r.step({ ...heartbeatResponse('n3', 'n1', t), recovering: true });
+    expect(r.transferLeadership(null)).toEqual({ ok: false, reason: 'every other voter is recovering its storage' });
+  });
+
   it('resets the progress of a follower that first says it is recovering, and probes it from the end of the log', () => {
     const r = leader();
     const t = r.status().term;

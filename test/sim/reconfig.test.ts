@@ -1,6 +1,6 @@
 // Snapshots and membership changes on the simulated cluster: a follower far behind catching up by a snapshot, a lost
 // snapshot stream sent again, a crash while a snapshot is being installed, a learner joining and being promoted,
-// growing 3 -> 5 and shrinking 5 -> 3 under load and loss, removing the leader (with and without a transfer), and a
+// growing 3 -> 5 and shrinking 5 -> 3 under load and loss, removing the leader (with and without a transfer, and while clients write), and a
 // removed node that never learns it. The safety checkers run after every event of every test.
 import { describe, expect, it } from 'vitest';
 import { nodeId, type NodeId } from '../../src/lib/ids.js';
@@ -165,6 +165,28 @@ describe('membership', () => {
     expect(await c.runUntil(() => c.leader() !== null && c.leader() !== old, 5)).toBe(true);
     expect(c.status(old)).toMatchObject({ role: 'follower', voters: others(c, old) });
     await one(c, log, cmd(), 2);
+  });
+
+  it('removing the leader while clients write: it appends nothing after the change, so it still hands over at once', async () => {
+    const c = new SimCluster({ seed: 912, nodes: 3 });
+    const workload = new Workload(c, c.forkRandom(), { clients: 4 });
+    const old = await electLeader(c);
+    await c.runTicks(20);
+    const r = c.proposeConfChange(old, { type: 'remove', nodeId: old });
+    expect(r?.ok).toBe(true);
+    const index = r?.ok === true ? r.index : 0;
+    // Writes kept arriving behind the change, the change committed before any voter held them, and nobody was told
+    // to take over: the cluster waited out an election timeout (0.3 to 0.5 s on a real one).
+    expect(await c.runUntil(() => c.leader() !== null && c.leader() !== old, 5)).toBe(true);
+    expect(c.status(old)).toMatchObject({ role: 'follower', lastIndex: index });
+    workload.active = false;
+    const converged = (): boolean => {
+      const leader = c.leader();
+      const commit = leader === null ? -1 : c.status(leader)!.commitIndex;
+      return workload.pendingCount() === 0 && c.memberNodes().every((n) => n.applied === commit);
+    };
+    expect(await c.runUntil(converged, 300)).toBe(true);
+    workload.verifyExactlyOnce(c.memberNodes());
   });
 
   it('a removed node that never hears of its removal does not disturb the cluster', async () => {
