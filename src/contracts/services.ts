@@ -181,12 +181,14 @@ export interface MembershipService {
   /**
    * Removes a voter or learner (the leader too: it hands over first) and resolves once committed, with the new
    * configuration. MEMBER_NOT_FOUND (404); MEMBERSHIP_CHANGE_REFUSED (409) when the remaining voters that are live
-   * would not form a quorum, when it is the last voter, or while another change is in progress.
+   * and not recovering their storage would not form a quorum (the message names those recovering), when it is the
+   * last voter, or while another change is in progress.
    */
   removeMember(id: string, ctx: RequestContext): Promise<MembersView>;
   /**
    * Hands leadership to `id` (null: the most caught-up voter) and resolves when the new leader is elected.
-   * MEMBER_NOT_FOUND; LEADER_TRANSFER_FAILED (409) for a learner, or when the transfer did not complete in time.
+   * MEMBER_NOT_FOUND; LEADER_TRANSFER_FAILED (409) for a learner or a voter recovering its storage (at once), or when
+   * the transfer did not complete in time.
    */
   transferLeader(id: string | null, ctx: RequestContext): Promise<{ readonly leaderId: string; readonly term: number }>;
 }

@@ -57,14 +57,13 @@ export class MembershipServiceImpl implements MembershipService {
   }
 
   async listMembers(ctx: RequestContext): Promise<MembersView> {
-    const leader = await this.leaderOrForward(ctx);
-    if (leader !== null) return leader.listMembers(this.forwardOptions(ctx));
-    return this.localView();
+    const forwarded = await this.viaLeader(ctx, (leader) => leader.listMembers(this.forwardOptions(ctx)));
+    return forwarded !== null ? forwarded.answer : this.localView();
   }
 
   async addMember(req: MemberRequest, ctx: RequestContext): Promise<{ created: boolean; member: ClusterMemberView }> {
-    const leader = await this.leaderOrForward(ctx);
-    if (leader !== null) return leader.addMember({ id: req.id, raftAddress: req.raftAddress, apiAddress: req.apiAddress }, this.forwardOptions(ctx));
+    const forwarded = await this.viaLeader(ctx, (leader) => leader.addMember({ id: req.id, raftAddress: req.raftAddress, apiAddress: req.apiAddress }, this.forwardOptions(ctx)));
+    if (forwarded !== null) return forwarded.answer;
     const id = nodeId(req.id);
     const existing = this.localView().members.find((m) => m.id === id);
     if (existing !== undefined) {
@@ -85,8 +84,8 @@ export class MembershipServiceImpl implements MembershipService {
   }
 
   async removeMember(idText: string, ctx: RequestContext): Promise<MembersView> {
-    const leader = await this.leaderOrForward(ctx);
-    if (leader !== null) return leader.removeMember(idText, this.forwardOptions(ctx));
+    const forwarded = await this.viaLeader(ctx, (leader) => leader.removeMember(idText, this.forwardOptions(ctx)));
+    if (forwarded !== null) return forwarded.answer;
     const id = nodeId(idText);
     const st = this.driver.status();
     if (!st.voters.includes(id) && !st.learners.includes(id)) throw new MinkubeError('MEMBER_NOT_FOUND', `no member "${idText}"`);
@@ -121,8 +120,8 @@ export class MembershipServiceImpl implements MembershipService {
   }
 
   async transferLeader(target: string | null, ctx: RequestContext): Promise<{ leaderId: string; term: number }> {
-    const leader = await this.leaderOrForward(ctx);
-    if (leader !== null) return leader.transferLeader(target, this.forwardOptions(ctx));
+    const forwarded = await this.viaLeader(ctx, (leader) => leader.transferLeader(target, this.forwardOptions(ctx)));
+    if (forwarded !== null) return forwarded.answer;
     const st = this.driver.status();
     if (target !== null) {
       const id = nodeId(target);
@@ -145,8 +144,27 @@ export class MembershipServiceImpl implements MembershipService {
 
   // ---- helpers ----
 
-  /** null when this node leads; else a client of the leader's API. NO_LEADER when no leader is known by the deadline. */
-  private async leaderOrForward(ctx: RequestContext): Promise<ApiClient | null> {
+  /**
+   * null when this node leads; else `call`'s answer from the leader's API. A leader that answers NOT_READY could not
+   * serve it and applied nothing (it removed itself and handed over, and this node has not heard of its successor
+   * yet; or it is shutting down): the request waits for another leader, and goes there. Passed on, that answer would
+   * say "this manager is not a member" of a manager that is one, and every manager asked in that gap would say the same.
+   */
+  private async viaLeader<T>(ctx: RequestContext, call: (leader: ApiClient) => Promise<T>): Promise<{ answer: T } | null> {
+    for (;;) {
+      const leader = await this.leaderOrForward(ctx);
+      if (leader === null) return null;
+      try {
+        return { answer: await call(leader.client) };
+      } catch (err) {
+        if (!(err instanceof MinkubeError) || err.code !== 'NOT_READY' || err.cause !== undefined) throw err;
+        await this.untilLeaderOtherThan(leader.id, err, ctx);
+      }
+    }
+  }
+
+  /** null when this node leads; else the leader and a client of its API. NO_LEADER when no leader is known by the deadline. */
+  private async leaderOrForward(ctx: RequestContext): Promise<{ id: NodeId; client: ApiClient } | null> {
     for (;;) {
       const st = this.driver.status();
       if (st.role === 'leader') return null;
@@ -154,11 +172,21 @@ export class MembershipServiceImpl implements MembershipService {
         const address = this.driver.directory.get(st.leaderId)?.apiAddress;
         if (address === undefined) throw new MinkubeError('NO_LEADER', `the leader ${st.leaderId} has no known API address`);
         const timeoutMs = Math.max(1, ctx.deadlineMs - this.nowMs());
-        return new ApiClient(address, this.o.http === undefined ? { timeoutMs } : { timeoutMs, http: this.o.http });
+        return { id: st.leaderId, client: new ApiClient(address, this.o.http === undefined ? { timeoutMs } : { timeoutMs, http: this.o.http }) };
       }
       const notMember = this.driver.notMemberError();
       if (notMember !== null) throw notMember;
-      if (this.nowMs() + POLL_MS >= ctx.deadlineMs) throw new MinkubeError('NO_LEADER', 'no leader is known; the cluster may have lost its quorum');
+      if (this.nowMs() + POLL_MS >= ctx.deadlineMs) throw this.driver.noLeaderError();
+      await this.nextChange();
+    }
+  }
+
+  /** Until this node knows a leader other than `was` (or none); NO_LEADER, naming `was`'s answer, at the deadline. */
+  private async untilLeaderOtherThan(was: NodeId, answer: MinkubeError, ctx: RequestContext): Promise<void> {
+    while (this.driver.status().leaderId === was) {
+      if (this.nowMs() + POLL_MS >= ctx.deadlineMs) {
+        throw new MinkubeError('NO_LEADER', `the leader this manager knows, ${was}, cannot serve the request (${answer.message}), and no other leader is known yet; retry`);
+      }
       await this.nextChange();
     }
   }
@@ -180,13 +208,18 @@ export class MembershipServiceImpl implements MembershipService {
   }
 
   /**
-   * The core forgets which peers it heard from at every check-quorum round and relearns it within a heartbeat, so
-   * a refusal stands only when the check fails for a whole election timeout.
+   * The core forgets which peers it heard from at every check-quorum round and relearns it within a heartbeat: a voter
+   * counts as live once seen active at any look within an election timeout (one look just after a round saw none),
+   * and a refusal stands only when the check fails for that whole time. Whether a voter recovers its storage is
+   * taken from the latest look.
    */
   private async waitQuorumAfterRemoval(id: NodeId, ctx: RequestContext): Promise<void> {
     const untilMs = Math.min(ctx.deadlineMs - POLL_MS, this.nowMs() + this.o.electionTimeoutMs + 2 * POLL_MS);
+    const heard = new Set<NodeId>();
     for (;;) {
-      const problem = quorumProblemAfterRemoval(this.driver.status(), id);
+      const st = this.driver.status();
+      for (const [peer, pr] of st.progress) if (pr.recentActive) heard.add(peer);
+      const problem = quorumProblemAfterRemoval(st, id, heard);
       if (problem === null) return;
       if (this.nowMs() >= untilMs) throw refused(problem);
       await this.nextChange();
@@ -215,14 +248,26 @@ export function memberViews(driver: Pick<RaftNodeDriver<unknown>, 'id' | 'direct
   return [...st.voters.map((id) => view(id, true)), ...st.learners.map((id) => view(id, false))];
 }
 
-/** Why removing voter `id` would leave too few voters that this leader hears from, or null when it would not. */
-function quorumProblemAfterRemoval(st: RaftStatus, id: NodeId): string | null {
+/**
+ * Why removing voter `id` would leave too few voters able to elect a leader and commit, or null when it would not.
+ * Such a voter is live (this leader, or one `heard` from lately) and not recovering its storage (docs/storage-faults.md:
+ * it votes for no one and counts towards no commit, so with too few others the removal itself never commits, and once
+ * this leader steps down nobody can be elected).
+ */
+export function quorumProblemAfterRemoval(st: RaftStatus, id: NodeId, heard: ReadonlySet<NodeId>): string | null {
   const remaining = st.voters.filter((v) => v !== id);
-  const live = remaining.filter((v) => v === st.id || st.progress.get(v)?.recentActive === true);
-  const quorum = Math.floor(remaining.length / 2) + 1;
   if (remaining.length === 0) return `${id} is the last voter`;
+  const recovering = remaining.filter((v) => v !== st.id && (st.peersRecovering.includes(v) || st.progress.get(v)?.recovering === true));
+  const live = remaining.filter((v) => v === st.id || (heard.has(v) && !recovering.includes(v)));
+  const quorum = Math.floor(remaining.length / 2) + 1;
   if (live.length >= quorum) return null;
-  return `removing ${id} would leave ${remaining.length} voters of which only ${live.length} ${live.length === 1 ? 'is' : 'are'} live (${live.join(', ')}); a quorum needs ${quorum}`;
+  const which = live.length === 0 ? 'none is' : `only ${live.length} ${live.length === 1 ? 'is' : 'are'}`;
+  const liveList = live.length === 0 ? '' : ` (${live.join(', ')})`;
+  const recoveringNote =
+    recovering.length === 0
+      ? ''
+      : `; ${recovering.join(', ')} ${recovering.length === 1 ? 'is' : 'are'} recovering lost or damaged storage and ${recovering.length === 1 ? 'votes' : 'vote'} for no one until repaired (retry once repaired)`;
+  return `removing ${id} would leave ${remaining.length} voters of which ${which} live with intact storage${liveList}; a quorum needs ${quorum}${recoveringNote}`;
 }
 
 function retryable(reason: ConfChangeRejection): boolean {
@@ -248,6 +293,8 @@ function rejection(reason: ConfChangeRejection): MinkubeError {
       return refused(`the change is not valid now (${reason})`);
     case 'LAST_VOTER':
       return refused('it is the last voter');
+    case 'VOTERS_RECOVERING':
+      return refused('the voters left with intact storage would not form a quorum (others are recovering lost or damaged storage); retry once they are repaired');
     default:
       return refused(String(reason));
   }

@@ -151,6 +151,8 @@ export class RaftNodeDriver<R> {
   private storageWatch!: StorageRecoveryWatch;
   private refusedProposalsCount = 0;
   private readonly changeWaiters = new Set<() => void>();
+  /** The error of a proposal or read that timed out with no leader known (noLeaderError). */
+  private readonly noLeader = (): MinkubeError => this.noLeaderError();
   /** The transport's peers, and the nodes outside the configuration that spoke to this one (see answerCaller). */
   private peerIds: ReadonlySet<NodeId> = new Set();
   private readonly callers = new Set<NodeId>();
@@ -259,6 +261,12 @@ export class RaftNodeDriver<R> {
   /** Why no leader can be elected now (too many voters recovering their storage), or null. */
   noQuorumReason(): string | null {
     return this.storageWatch.noQuorumReason(this.core.status());
+  }
+
+  /** NO_LEADER for a request that waited for a leader in vain: why none can be elected, when this node knows. */
+  noLeaderError(): MinkubeError {
+    const reason = this.noQuorumReason();
+    return reason === null ? new MinkubeError('NO_LEADER') : new MinkubeError('NO_LEADER', `no leader is known: ${reason}`);
   }
 
   /**
@@ -510,9 +518,9 @@ export class RaftNodeDriver<R> {
     if (++this.ticks % PROMOTE_CHECK_TICKS === 0) this.promoteCaughtUpLearners();
     const now = this.o.clock.nowMs();
     const leaderKnown = this.core.status().leaderId !== null;
-    this.proposals.expire(now, leaderKnown);
+    this.proposals.expire(now, leaderKnown, this.noLeader);
     this.proposals.requeueStale(now);
-    this.reads.tick(now, leaderKnown);
+    this.reads.tick(now, leaderKnown, this.noLeader);
     this.storageWatch.tick(this.core.status());
     this.scheduleReady();
   }
@@ -933,7 +941,9 @@ export class RaftNodeDriver<R> {
     if (st.role !== 'leader' || st.learners.length === 0 || st.configIndex > st.commitIndex) return;
     for (const id of st.learners) {
       const pr = st.progress.get(id);
-      if (pr === undefined || pr.match + PROMOTE_LAG_ENTRIES_MAX < st.commitIndex || pr.match === 0) continue;
+      // A learner recovering its storage is not caught up: it would count towards no quorum as a voter (the core also
+      // refuses a promotion that leaves too few voters with intact storage: VOTERS_RECOVERING).
+      if (pr === undefined || pr.match + PROMOTE_LAG_ENTRIES_MAX < st.commitIndex || pr.match === 0 || pr.recovering) continue;
       const r = this.proposeConfChange({ type: 'promote', nodeId: id });
       if (r.ok) return;
       this.o.logger.debug({ member: id, reason: r.reason }, 'learner not promoted yet');

@@ -113,13 +113,16 @@ export class ProposalTracker<R> {
     }
   }
 
-  /** Fails every waiter whose deadline has passed; returns how many. */
-  expire(nowMs: number, leaderKnown: boolean): number {
+  /**
+   * Fails every waiter whose deadline has passed; returns how many. noLeader: the NO_LEADER error to answer (it may
+   * say why none can be elected).
+   */
+  expire(nowMs: number, leaderKnown: boolean, noLeader: () => MinkubeError = () => new MinkubeError('NO_LEADER')): number {
     let n = 0;
     for (const w of this.waiters.values()) {
       if (w.deadlineMs > nowMs) continue;
       this.waiters.delete(w.seq);
-      w.reject(timeoutError(w, leaderKnown));
+      w.reject(timeoutError(w, leaderKnown, noLeader));
       n++;
     }
     return n;
@@ -137,12 +140,12 @@ export class ProposalTracker<R> {
   }
 }
 
-function timeoutError(w: ProposalWaiter<unknown>, leaderKnown: boolean): MinkubeError {
+function timeoutError(w: ProposalWaiter<unknown>, leaderKnown: boolean, noLeader: () => MinkubeError): MinkubeError {
   if (w.accepted) {
     return new MinkubeError('TIMEOUT', 'the write was sent to the leader but was not confirmed in time; it may or may not have been applied');
   }
   const code: ErrorCode = !leaderKnown || w.lastRejection === 'NO_LEADER' ? 'NO_LEADER' : (w.lastRejection ?? 'NO_LEADER');
-  return new MinkubeError(code);
+  return code === 'NO_LEADER' ? noLeader() : new MinkubeError(code);
 }
 
 /** More uncommitted entries than this are not remembered (deduplication is only an economy). */

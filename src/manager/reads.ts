@@ -71,14 +71,13 @@ export class ReadBatcher {
     }
   }
 
-  /** Retries lost rounds and fails reads past their deadline. */
-  tick(nowMs: number, leaderKnown: boolean): void {
+  /** Retries lost rounds and fails reads past their deadline (noLeader: the NO_LEADER error, which may say why). */
+  tick(nowMs: number, leaderKnown: boolean, noLeader: () => MinkubeError = () => new MinkubeError('NO_LEADER')): void {
     if (this.inflight !== null && nowMs - this.inflight.startedMs >= this.options.retryAfterMs) {
       this.queued = this.inflight.waiters.concat(this.queued);
       this.inflight = null;
     }
-    const error = (): MinkubeError =>
-      leaderKnown ? new MinkubeError('TIMEOUT', 'the read could not be confirmed by a quorum in time') : new MinkubeError('NO_LEADER');
+    const error = (): MinkubeError => (leaderKnown ? new MinkubeError('TIMEOUT', 'the read could not be confirmed by a quorum in time') : noLeader());
     this.queued = expireList(this.queued, nowMs, error);
     if (this.inflight !== null) this.inflight = { ...this.inflight, waiters: expireList(this.inflight.waiters, nowMs, error) };
     for (const c of this.confirmed) c.waiters = expireList(c.waiters, nowMs, error);

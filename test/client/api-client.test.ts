@@ -6,7 +6,7 @@ import { ApiClient } from '../../src/client/api-client.js';
 import { normaliseBaseUrl } from '../../src/client/http.js';
 import { buildManagerApp } from '../../src/api/manager-app.js';
 import { MinkubeError } from '../../src/lib/errors.js';
-import { defaultView, FakeManagerService } from '../api/fake-service.js';
+import { defaultView, FakeManagerService, FakeMembershipService } from '../api/fake-service.js';
 import { rejection } from '../support/errors.js';
 
 const service = new FakeManagerService();
@@ -166,6 +166,38 @@ describe('ApiClient with alternate managers', () => {
     expect((await rejection(c.kvPut('fo/conflict', 'w'))).code).toBe('KV_VERSION_MISMATCH');
     expect(c.baseUrl).toBe(client.baseUrl);
     expect(other.data.has('fo/conflict')).toBe(false);
+  });
+
+  it("moves every request on from a removed manager's NOT_READY (not a member: applied nothing), membership changes included", async () => {
+    // The leader that removed itself, in the moment before its successor is known: it refuses everything at once.
+    const removed = new FakeMembershipService();
+    const removedApp = buildManagerApp({ service: new FakeManagerService(), membership: removed });
+    const live = new FakeMembershipService();
+    const liveApp = buildManagerApp({ service: other, membership: live });
+    const [removedUrl, liveUrl] = [await removedApp.listen({ host: '127.0.0.1', port: 0 }), await liveApp.listen({ host: '127.0.0.1', port: 0 })];
+    const notMember = (): MinkubeError =>
+      new MinkubeError('NOT_READY', 'this manager is not a member of the cluster (removed, or not added yet): send the request to another manager');
+    try {
+      const requests: [string, (c: ApiClient) => Promise<unknown>][] = [
+        ['removeMember', (c) => c.removeMember('m1')],
+        ['transferLeader', (c) => c.transferLeader('m2')],
+        ['addMember', (c) => c.addMember({ id: 'm4', raftAddress: '127.0.0.4:7004', apiAddress: '127.0.0.4:8004' })],
+        ['listMembers', (c) => c.listMembers()],
+      ];
+      for (const [method, send] of requests) {
+        removed.failNext = notMember();
+        const c = new ApiClient(removedUrl, { alternateUrls: [liveUrl] });
+        await send(c);
+        expect(c.baseUrl, method).toBe(liveUrl);
+        expect(removed.calls.at(-1)?.method).toBe(method);
+        expect(live.calls.at(-1)?.method).toBe(method);
+      }
+      // Alone, it is the answer, as it came.
+      removed.failNext = notMember();
+      expect(await rejection(new ApiClient(removedUrl).removeMember('m1'))).toMatchObject({ code: 'NOT_READY', status: 503, message: notMember().message });
+    } finally {
+      await Promise.all([removedApp.close(), liveApp.close()]);
+    }
   });
 
   it('sends a write with an Idempotency-Key on after a timeout', async () => {

@@ -16,6 +16,8 @@ import { ManagerServiceImpl, type ManagerServiceOptions } from '../../src/manage
 import type { Entry } from '../../src/raft/types.js';
 import type { SnapshotChunkHeader } from '../../src/contracts/snapshot-chunks.js';
 import type { ChunkPoster } from '../../src/manager/snapshot-transfer.js';
+import { CheckedStorage } from '../../src/storage/checked.js';
+import { MemoryMarker } from '../../src/storage/marker.js';
 import { emptyMemoryDisk, MemoryRaftStorage, type MemoryDisk } from '../../src/storage/memory.js';
 import { MemoryNetwork, type MemoryTransport } from '../../src/transport/memory.js';
 import { sleep, waitFor } from '../support/wait.js';
@@ -59,9 +61,21 @@ export interface StartOptions {
   wipe?: boolean;
   /** Start as `minkube manager --force-new-cluster` does: a one-member cluster from this node's data. */
   forceNewCluster?: boolean;
+  /**
+   * Start with its acknowledged-state marker damaged (no intact slot: docs/storage-faults.md), through the production
+   * CheckedStorage: it recovers, votes for no one until an entry of a later term than its restart's commits.
+   */
+  markerDamaged?: boolean;
 }
 
 export { sleep, waitFor };
+
+/** A marker with no intact slot: what is left of it after `head -c 1024 /dev/urandom > <dataDir>.marker`. */
+function damagedMarker(): MemoryMarker {
+  const marker = new MemoryMarker();
+  marker.damaged = true;
+  return marker;
+}
 
 export const memberOf = (id: string): Member => ({ id: nodeId(id), raftAddress: `raft-${id}`, apiAddress: `api-${id}` });
 
@@ -138,7 +152,7 @@ export class DriverCluster {
     const driver = await RaftNodeDriver.open({
       id: nodeId(id),
       members,
-      storage,
+      storage: so.markerDamaged === true ? new CheckedStorage(storage, damagedMarker()) : storage,
       transport,
       stateMachine: service.stateMachine,
       logger,
