@@ -1,14 +1,14 @@
 // The soak: many random simulated runs (3 and 5 nodes mixed, every profile; every fourth run under storage faults)
 // on two child processes, one per core.
-// `npm run sim:soak [-- --runs 100000] [--seed BASE] [--workers 2] [--steps-max 250] [--profile mix|storage]`
-// (`storage`: every run under storage faults). Prints how many ran and failed and the replay command of each failure;
-// exits non-zero on any failure.
+// `npm run sim:soak [-- --runs 100000] [--seed BASE] [--workers 2] [--steps-max 250] [--profile mix|PROFILE]`
+// (a profile of schedule.ts, `storage` or `membership` say: every run of that profile). Prints how many ran and
+// failed and the replay command of each failure; exits non-zero on any failure.
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { helpOption, parsedOrExit } from '../support/tool-args.js';
 import { replayCommand, runSimulation, SimulationFailure } from './run.js';
-import type { ProfileName } from './schedule.js';
+import { isProfileName, profileNames, type ProfileName } from './schedule.js';
 
 interface SoakPlan {
   base: number;
@@ -16,8 +16,8 @@ interface SoakPlan {
   workers: number;
   stepsMin: number;
   stepsMax: number;
-  /** 'mix': every fourth run under storage faults; 'storage': every run. */
-  profile: 'mix' | 'storage';
+  /** 'mix': every fourth run under storage faults, the others a profile the seed picks; a profile: every run. */
+  profile: 'mix' | ProfileName;
 }
 
 interface Progress {
@@ -28,13 +28,14 @@ interface Progress {
 
 /**
  * The seed, size, length and profile of run i: a pure function of the base seed, so any run can be found again.
- * Every fourth run is under storage faults (the 'storage' profile); the others let the seed pick a profile.
+ * Mixed, every fourth run is under storage faults (the 'storage' profile) and the others let the seed pick a profile;
+ * with a profile, every run is of it.
  */
 export function soakRun(plan: Pick<SoakPlan, 'base' | 'stepsMin' | 'stepsMax' | 'profile'>, i: number): { seed: number; nodes: number; steps: number; profile: ProfileName | 'random' } {
   let h = Math.imul((plan.base ^ 0x9e3779b9) >>> 0, 0x85ebca6b) ^ Math.imul(i + 1, 0xc2b2ae35);
   h = Math.imul(h ^ (h >>> 15), 0x27d4eb2d) >>> 0;
   const seed = (h ^ (h >>> 13)) >>> 1;
-  const profile = plan.profile === 'storage' || i % 4 === 3 ? 'storage' : 'random';
+  const profile = plan.profile !== 'mix' ? plan.profile : i % 4 === 3 ? 'storage' : 'random';
   return { seed, nodes: i % 2 === 0 ? 3 : 5, steps: plan.stepsMin + (seed % (plan.stepsMax - plan.stepsMin + 1)), profile };
 }
 
@@ -105,11 +106,12 @@ async function main(): Promise<number> {
       worker: { type: 'string' },
       profile: { type: 'string', default: 'mix' },
     },
-  }), 'usage: npm run sim:soak -- [--runs N (100000)] [--seed N] [--workers N (2)] [--steps-min N] [--steps-max N] [--profile mix|storage]');
+  }), `usage: npm run sim:soak -- [--runs N (100000)] [--seed N] [--workers N (2)] [--steps-min N] [--steps-max N] [--profile mix|${profileNames.join('|')}]`);
   if (typeof parsed === 'number') return parsed;
   const { values } = parsed;
-  if (values.profile !== 'mix' && values.profile !== 'storage') {
-    console.error(`unknown soak profile ${values.profile} (mix or storage)`);
+  const profile = values.profile;
+  if (profile !== 'mix' && !isProfileName(profile)) {
+    console.error(`unknown soak profile ${profile} (mix, ${profileNames.join(', ')})`);
     return 2;
   }
   const plan: SoakPlan = {
@@ -119,7 +121,7 @@ async function main(): Promise<number> {
     workers: Math.max(1, Number(values.workers)),
     stepsMin: Number(values['steps-min']),
     stepsMax: Math.max(Number(values['steps-min']), Number(values['steps-max'])),
-    profile: values.profile,
+    profile,
   };
   if (values.worker !== undefined) {
     await runWorker(plan, Number(values.worker));
