@@ -12,6 +12,18 @@ import { Workload } from './workload.js';
 const others = (c: SimCluster, ...not: NodeId[]): NodeId[] => c.bootstrap.voters.filter((id) => !not.includes(id));
 const ids = (...xs: string[]): NodeId[] => xs.map(nodeId);
 
+/** Stops the clients, waits until every command is acknowledged and every member applied the commit index, and checks each applied once. */
+async function settleWrites(c: SimCluster, workload: Workload): Promise<void> {
+  workload.active = false;
+  const converged = (): boolean => {
+    const leader = c.leader();
+    const commit = leader === null ? -1 : c.status(leader)!.commitIndex;
+    return workload.pendingCount() === 0 && c.memberNodes().every((n) => n.applied === commit);
+  };
+  expect(await c.runUntil(converged, 300)).toBe(true);
+  workload.verifyExactlyOnce(c.memberNodes());
+}
+
 describe('snapshots', () => {
   it('a follower far behind catches up by a snapshot, then by appends, with the same state as the others', async () => {
     const { c, log } = newCluster(3, 901, { snapshots: { everyEntries: 10, retainEntries: 2 } });
@@ -126,14 +138,7 @@ describe('membership', () => {
       await c.runTicks(20);
     }
     expect(c.config()).toEqual({ voters: ids('n3', 'n4', 'n5'), learners: [] });
-    workload.active = false;
-    const converged = (): boolean => {
-      const leader = c.leader();
-      const commit = leader === null ? -1 : c.status(leader)!.commitIndex;
-      return workload.pendingCount() === 0 && c.memberNodes().every((n) => n.applied === commit);
-    };
-    expect(await c.runUntil(converged, 300)).toBe(true);
-    workload.verifyExactlyOnce(c.memberNodes());
+    await settleWrites(c, workload);
     expect(workload.stats.acked).toBeGreaterThan(20);
     expect(c.stats.confChanges).toBe(6);
   });
@@ -179,14 +184,7 @@ describe('membership', () => {
     // to take over: the cluster waited out an election timeout (0.3 to 0.5 s on a real one).
     expect(await c.runUntil(() => c.leader() !== null && c.leader() !== old, 5)).toBe(true);
     expect(c.status(old)).toMatchObject({ role: 'follower', lastIndex: index });
-    workload.active = false;
-    const converged = (): boolean => {
-      const leader = c.leader();
-      const commit = leader === null ? -1 : c.status(leader)!.commitIndex;
-      return workload.pendingCount() === 0 && c.memberNodes().every((n) => n.applied === commit);
-    };
-    expect(await c.runUntil(converged, 300)).toBe(true);
-    workload.verifyExactlyOnce(c.memberNodes());
+    await settleWrites(c, workload);
   });
 
   it('a removed node that never hears of its removal does not disturb the cluster', async () => {
