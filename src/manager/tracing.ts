@@ -49,13 +49,25 @@ export class TaskTraces {
     return this.book.get(taskId)?.tp;
   }
 
+  /**
+   * Entries up to this index were committed before this process started: applied again at start (the log after the
+   * snapshot replayed), they mark no span, since the process before most likely marked them (a restart sent every
+   * traced task's spans again).
+   */
+  replayedThrough = 0;
+
   /** Told of every entry applied on this manager (after the state machine). Untraced entries cost a field read. */
   applied(index: number, applied: AppliedCommand): void {
     const envelope = applied.envelope;
     if (envelope === undefined) return;
+    const replayed = index <= this.replayedThrough;
     const tp = envelope.tp;
-    if (tp !== undefined && applied.fresh) this.appliedTraced(index, envelope.cmd, tp);
-    if (this.book.size > 0) this.followReports(envelope.cmd);
+    if (tp !== undefined && applied.fresh) {
+      // A replayed submission is still remembered (bounded), so that its task's later attempts join its trace.
+      if (replayed) for (const id of submittedIds(envelope.cmd)) this.remember(id, tp);
+      else this.appliedTraced(index, envelope.cmd, tp);
+    }
+    if (this.book.size > 0) this.followReports(envelope.cmd, !replayed);
   }
 
   private appliedTraced(index: number, cmd: Command, tp: string): void {
@@ -72,11 +84,17 @@ export class TaskTraces {
     if (this.book.size > this.max) this.book.delete(this.book.keys().next().value!);
   }
 
-  private followReports(cmd: Command): void {
+  /** The traced tasks' reports: a span each (unless `mark` is false: replayed), and what the book keeps of them. */
+  private followReports(cmd: Command, mark: boolean): void {
     for (const r of reportsOf(cmd)) {
       const traced = this.book.get(r.taskId);
       if (traced === undefined) continue;
       const { tp } = traced;
+      if (!mark) {
+        if (r.state === 'running') traced.runningAttempt = Math.max(traced.runningAttempt, r.attempt);
+        else if (r.state !== 'failed') this.book.delete(r.taskId);
+        continue;
+      }
       if (r.state === 'running') {
         if (traced.runningAttempt >= r.attempt) continue;
         traced.runningAttempt = r.attempt;

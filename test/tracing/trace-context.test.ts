@@ -104,6 +104,23 @@ describe('TaskTraces and the traced worker API', () => {
     expect(marked.map((l) => l.attempt)).toEqual([1, 2]);
   });
 
+  it('marks nothing for entries a restarted manager replays, yet follows their tasks on from there', () => {
+    const lines: string[] = [];
+    const traces = new TaskTraces({ node: 'm1', logger: pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) }) });
+    traces.replayedThrough = 3;
+    const report = (attempt: number, state: 'running' | 'failed') => ({ taskId: 't1', workerId: 'w1', attempt, term: 2, state, containerId: 'c', exitCode: null, error: null, retryAtMs: 0 });
+    // Committed before the restart: the submission, attempt 1 running, and its failure (a retry follows).
+    traces.applied(1, applied(submit('t1', true)));
+    traces.applied(2, applied({ clientId: 'm1', seq: 2, cmd: { op: 'task.report', atMs: 1, reports: [report(1, 'running')] } }));
+    traces.applied(3, applied({ clientId: 'm1', seq: 3, cmd: { op: 'task.report', atMs: 1, reports: [report(1, 'failed')] } }));
+    expect(lines).toEqual([]);
+    expect(traces.of('t1')).toBe(tp);
+    // After it: attempt 2 runs, and joins the submission's trace; attempt 1 reported again marks nothing.
+    traces.applied(4, applied({ clientId: 'm1', seq: 4, cmd: { op: 'task.report', atMs: 1, reports: [report(1, 'running'), report(2, 'running')] } }));
+    const marked = lines.map((l) => JSON.parse(l) as { msg: string; attempt?: number; traceId?: string }).filter((l) => l.msg === 'traced task running');
+    expect(marked.map((l) => l.attempt)).toEqual([2]);
+  });
+
   it('forgets a task once it ends, and passes untraced calls through untouched', async () => {
     const traces = new TaskTraces({ node: 'm1', logger: pino({ level: 'silent' }) });
     traces.applied(1, applied(submit('t1', true)));
