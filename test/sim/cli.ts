@@ -26,6 +26,16 @@ async function main(): Promise<number> {
     console.error(usage);
     return 2;
   }
+  const bad = [
+    !/^[0-9]+$/.test(values.seed) && `--seed: expected an integer >= 0, got ${values.seed}`,
+    !/^[1-9][0-9]*$/.test(values.steps) && `--steps: expected an integer >= 1, got ${values.steps}`,
+    !['3', '5', '7'].includes(values.nodes) && `--nodes: expected 3, 5 or 7, got ${values.nodes}`,
+    values.liveness !== undefined && !/^[1-9][0-9]*$/.test(values.liveness) && `--liveness: expected an integer >= 1, got ${values.liveness}`,
+  ].filter((p): p is string => p !== false);
+  if (bad.length > 0) {
+    console.error(`${bad.join('\n')}\n${usage}`);
+    return 2;
+  }
   const profile = values.profile;
   if (profile !== 'random' && !isProfileName(profile)) {
     console.error(`unknown profile ${profile}`);
