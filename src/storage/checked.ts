@@ -51,7 +51,9 @@ export class CheckedStorage implements RaftStorage {
       const hs = state.hardState;
       if (m.term > hs.term || (m.term === hs.term && hs.vote === null && m.vote !== null)) state = { ...state, hardState: { ...hs, term: m.term as HardState['term'], vote: m.vote } };
       if (!covers(last.term, last.index, m.ackedTerm, m.ackedIndex)) {
-        reasons.push(`its log ends at index ${last.index} (term ${last.term}), before index ${m.ackedIndex} (term ${m.ackedTerm}) it had acknowledged (${this.markerStore.where}): the disk lost data, or the data directory is an older copy`);
+        // After a salvage, what it kept (the damaged part dropped), which is what must reach the marker again.
+        const held = salvaged.problems.length === 0 ? 'its log ends' : 'what it kept of its log ends';
+        reasons.push(`${held} at index ${last.index} (term ${last.term}), before index ${m.ackedIndex} (term ${m.ackedTerm}) it had acknowledged (${this.markerStore.where}): the disk lost data, or the data directory is an older copy`);
       }
     } else if (read.kind === 'damaged') {
       reasons.push(read.reason);
