@@ -71,7 +71,7 @@ export interface SpecRuleFields {
   readonly secretEnv?: Readonly<Record<string, string>> | undefined;
   readonly labels?: Readonly<Record<string, string>> | undefined;
   readonly ports?: readonly { readonly name: string }[] | undefined;
-  readonly healthCheck?: { readonly type: string; readonly port?: string | undefined; readonly command?: readonly string[] | undefined } | undefined;
+  readonly healthCheck?: { readonly type: string; readonly port?: string | undefined; readonly path?: string | undefined; readonly command?: readonly string[] | undefined } | undefined;
   readonly constraints?: readonly string[] | undefined;
 }
 
@@ -118,14 +118,18 @@ function portsProblem(spec: SpecRuleFields, prefix: string): string | null {
   }
   const h = spec.healthCheck;
   if (h === undefined) return null;
+  // A field its type does not use (after what it lacks) would be stored and shown, and mean nothing: refused, as a
+  // typo is.
+  const unused = (field: string, what: string): string => `${prefix}healthCheck.${field}: only ${what} (this one is ${h.type})`;
   if (h.type === 'exec') {
     if (h.command === undefined) return `${prefix}healthCheck.command: missing (an exec check runs it)`;
     if (h.command.some((a) => a.includes('\u0000'))) return `${prefix}healthCheck.command: contains a NUL byte`;
-    return null;
+    return h.path === undefined ? null : unused('path', 'an http check asks for a path');
   }
+  if (h.command !== undefined) return unused('command', 'an exec check runs a command');
   if (h.port === undefined) return `${prefix}healthCheck.port: missing (an ${h.type} check needs a declared port's name)`;
   if (!names.has(h.port)) return `${prefix}healthCheck.port: ${JSON.stringify(h.port)} is not a declared port`;
-  return null;
+  return h.path === undefined || h.type === 'http' ? null : unused('path', 'an http check asks for a path');
 }
 
 /** A key as it can be shown in a message: NUL and other control characters escaped, cut to the name limit. */

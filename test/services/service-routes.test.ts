@@ -51,6 +51,9 @@ describe('service routes', () => {
       // What was sent wrong is named before what is missing beside it.
       [{ name: 'a', task, replicas: 1, ports: [{ name: 'http' }], healthCheck: { type: 'bogus' } }, /^body\.healthCheck\.type: expected one of "http", "tcp", "exec"$/],
       [{ name: 'a', task, replicas: 1, ports: [{ name: 'http' }], healthCheck: {} }, /^body\.healthCheck\.type: missing$/],
+      // A field its type does not use.
+      [{ name: 'a', task, replicas: 1, ports: [{ name: 'http' }], healthCheck: { ...health, type: 'tcp', path: '/x' } }, /^body\.healthCheck\.path: only an http check asks for a path \(this one is tcp\)$/],
+      [{ name: 'a', task, replicas: 1, ports: [{ name: 'http' }], healthCheck: { ...health, command: ['true'] } }, /^body\.healthCheck\.command: only an exec check runs a command \(this one is http\)$/],
       [{ name: 'a', task: { ...task, env: { '1BAD': 'x' } }, replicas: 1 }, /^body\.task\.env\.1BAD: not a valid variable name/],
     ];
     for (const [payload, message] of cases) {
