@@ -29,7 +29,7 @@ export async function runReload(apiUrl: string, out: Output): Promise<void> {
     printLine(`${r.node}: nothing changed`);
     return;
   }
-  printLine(`${r.node}: ${r.applied.length} applied, ${r.refused.length} refused (restart to apply), ${r.ignored.length} ignored`);
+  printLine(`${r.node}: ${r.applied.length} applied, ${r.refused.length} refused (each says why), ${r.ignored.length} ignored`);
   printLine(formatTable([['KEY', 'RESULT', 'DETAIL'], ...rows]));
 }
 
