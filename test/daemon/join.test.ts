@@ -1,7 +1,7 @@
 // A node joining with a token, against what a manager answers: an insecure cluster's manager says it has no CA,
 // and the joiner passes that on instead of guessing that the address is no Minkube manager.
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,20 +38,9 @@ describe('joinWithToken', () => {
   it("never sends the join token to a server holding a worker's certificate of the cluster's CA", async () => {
     const ca = await createClusterCa({ clusterId: 'c1' });
     const worker = await issueNodeKeyAndCert({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: 'w9', role: 'worker', clusterId: 'c1', sans: { ips: ['127.0.0.1'], dns: [] } });
-    const bodies: string[] = [];
-    const fake = createHttpsServer({ key: worker.keyPem, cert: worker.certPem }, (req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => {
-        if (req.url === '/v1/join/ca') return void res.end(JSON.stringify({ ca: ca.certPem }));
-        bodies.push(body);
-        res.end('{}');
-      });
-    });
-    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+    const { fake, bodies, fakeUrl } = await fakeJoinServer(worker, ca.certPem);
     try {
       const { token } = newJoinToken(ca.certPem);
-      const fakeUrl = `https://127.0.0.1:${(fake.address() as AddressInfo).port}`;
       const joining = joinWithToken({ url: fakeUrl, token, id: 'm9', role: 'manager', dataDir: dir, addresses: ['127.0.0.1:9301'] });
       await expect(joining).rejects.toMatchObject({ code: 'UNREACHABLE', message: expect.stringMatching(/it is worker w9's, and a joining node sends its token only to managers/) as string });
       expect(bodies).toEqual([]);
@@ -66,19 +55,8 @@ describe('joinWithToken', () => {
     const { token } = newJoinToken(ca.certPem);
     for (const signer of [ca, otherCa]) {
       const operator = operatorCertificate({ ca: signer, ips: ['127.0.0.1'] });
-      const bodies: string[] = [];
-      const fake = createHttpsServer({ key: operator.keyPem, cert: operator.certPem }, (req, res) => {
-        let body = '';
-        req.on('data', (c: Buffer) => (body += c.toString()));
-        req.on('end', () => {
-          if (req.url === '/v1/join/ca') return void res.end(JSON.stringify({ ca: ca.certPem }));
-          bodies.push(body);
-          res.end('{}');
-        });
-      });
-      await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+      const { fake, bodies, fakeUrl } = await fakeJoinServer(operator, ca.certPem);
       try {
-        const fakeUrl = `https://127.0.0.1:${(fake.address() as AddressInfo).port}`;
         const join = (apiCaPem?: string) => joinWithToken({ url: fakeUrl, token, id: 'w5', role: 'worker', dataDir: dir, addresses: ['127.0.0.1:9305'], ...(apiCaPem === undefined ? {} : { apiCaPem }) });
         if (signer === otherCa) {
           // The token pins the cluster CA only: another CA's certificate needs that CA given (api.tlsCaFile).
@@ -94,3 +72,19 @@ describe('joinWithToken', () => {
     }
   });
 });
+
+/** An HTTPS server with `cert` that answers the join CA route with `caPem` and records every other request's body. */
+async function fakeJoinServer(cert: { keyPem: string; certPem: string }, caPem: string): Promise<{ fake: Server; bodies: string[]; fakeUrl: string }> {
+  const bodies: string[] = [];
+  const fake = createHttpsServer({ key: cert.keyPem, cert: cert.certPem }, (req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      if (req.url === '/v1/join/ca') return void res.end(JSON.stringify({ ca: caPem }));
+      bodies.push(body);
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+  return { fake, bodies, fakeUrl: `https://127.0.0.1:${(fake.address() as AddressInfo).port}` };
+}
