@@ -134,6 +134,15 @@ describe('RaftNodeDriver snapshots', () => {
     const victim = [...c.running.keys()].find((id) => id !== leader.id)!;
     await c.stop(victim);
     await c.put(60, 'small');
+    // The leader's snapshots of those writes done before the victim comes back: one written mid-transfer would start
+    // a stream of its own (from offset 0), which is not what this counts.
+    let seen = -1;
+    let sameSinceMs = Date.now();
+    await waitFor('the leader to finish its snapshots', () => {
+      const index = leader.storage.snapshotInfo()?.meta.index ?? 0;
+      if (index !== seen) [seen, sameSinceMs] = [index, Date.now()];
+      return Date.now() - sameSinceMs >= 300;
+    }, 10_000);
     let broken = false;
     c.postFault = (target, h) => {
       if (target !== victim || broken || h.offset === 0) return false;
