@@ -365,7 +365,7 @@ async function startParts(
     },
   });
   view.read = () => driver.termAndRole();
-  traces.replayedThrough = driver.loadedCommitIndex;
+  traces.replayedThrough = driver.heldAtStartIndex;
   service.attach(driver);
   const observed = { driver: driver as RaftNodeDriver<unknown>, store: service.kv.tasks, transport, http, tls: security?.clientTls() };
   if (metrics !== null) attachManagerMetrics(metrics, observed);

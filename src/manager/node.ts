@@ -136,10 +136,11 @@ export class RaftNodeDriver<R> {
   private compactedThrough = 0;
   private appliedBytesSinceSnapshot = 0;
   /**
-   * The commit index the node's storage held at start: the entries up to it were committed before this process, and
-   * applying them again replays what an earlier process of this node most likely showed already (traces, say).
+   * The last index of the log the node's storage held at start (or its snapshot's): applying the entries up to it
+   * replays what an earlier process of this node most likely showed already (traces, say). Not the stored commit
+   * index, which lags (a Ready that only moves it is not written).
    */
-  readonly loadedCommitIndex: number;
+  readonly heldAtStartIndex: number;
   /** The index of the last entry a Ready handed to storage (the log's end, as far as this driver saw it). */
   private lastLogIndex = 0;
   /** Entries applied while the last snapshot was written: the next one begins that much earlier, twice over. */
@@ -175,7 +176,7 @@ export class RaftNodeDriver<R> {
     this.core = core;
     this.directory = directory;
     this.appliedIndex = initial.snapshot?.index ?? 0;
-    this.loadedCommitIndex = initial.hardState.commit;
+    this.heldAtStartIndex = Math.max(initial.hardState.commit, initial.entries.at(-1)?.index ?? 0, initial.snapshot?.index ?? 0);
     this.compactedThrough = Math.max(initial.snapshot?.index ?? 0, (initial.entries[0]?.index ?? 1) - 1);
     this.sender = new SnapshotSender({
       selfId: o.id,

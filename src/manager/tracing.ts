@@ -50,9 +50,10 @@ export class TaskTraces {
   }
 
   /**
-   * Entries up to this index were committed before this process started: applied again at start (the log after the
+   * Entries up to this index were in the log before this process started: applied again at start (the log after the
    * snapshot replayed), they mark no span, since the process before most likely marked them (a restart sent every
-   * traced task's spans again).
+   * traced task's spans again). One that arrived just before a crash, never applied then, is not marked on this
+   * manager: a span missing here rather than one twice.
    */
   replayedThrough = 0;
 
