@@ -5,7 +5,7 @@ import { keyPath, keyProblem } from '../contracts/keys.js';
 import type { ClusterMemberView, ClusterView, KvEntry, KvVersion, MemberRequest, MembersView, ReadConsistency } from '../contracts/services.js';
 import type { TaskSpec, TaskState } from '../contracts/task-model.js';
 import { chunksUnder } from '../lib/chunks.js';
-import { MinkubeError } from '../lib/errors.js';
+import { errorRegistry, MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { defaultHttpClient } from './default.js';
 import { errorFromResponse, HttpClient, isOk, neverSent, parseJson, type HttpBytesResponse, type HttpRequest, type HttpStreamResponse, type TlsMaterial } from './http.js';
@@ -255,13 +255,18 @@ export class ApiClient {
     // The managers tried since the last pause ("url: CODE", each at most once per round), and whether every one of
     // them timed out: a round that only timed out is not repeated (each of its tries cost a whole timeout).
     const reasons: string[] = [];
+    // A manager's answer that says more than its code's usual message (why no leader can be elected, say): shown
+    // rather than the last manager's, when that one answered the same code with no more than the usual words.
+    let explained: MinkubeError | null = null;
     let onlyTimeouts = true;
     for (let attempt = 0; ; ) {
       const url = this.baseUrl;
       try {
         return await once(url);
-      } catch (err) {
-        if (!(err instanceof MinkubeError) || options.signal?.aborted === true) throw err;
+      } catch (caught) {
+        if (!(caught instanceof MinkubeError) || options.signal?.aborted === true) throw caught;
+        if (saysMore(caught)) explained = caught;
+        const err = explained !== null && explained.code === caught.code && !saysMore(caught) ? explained : caught;
         const passing = (method === 'GET' || options.idempotent === true) && passingFailures.has(err.code);
         const movingOn = this.urls.length > 1 && (passing || neverSent(err) || (refusedHere.has(err.code) && answered(err)));
         if (movingOn) {
@@ -299,6 +304,11 @@ export class ApiClient {
 /** PUT /v1/kv/:key's body, as kvPut sends it (JSON.stringify'd): callers measure it against the body limit. */
 export function kvPutBody(value: string, ifVersion?: number): { value: string; ifVersion?: number } {
   return ifVersion === undefined ? { value } : { value, ifVersion };
+}
+
+/** Whether an error's message says more than its code's usual one (the registry's). */
+function saysMore(err: MinkubeError): boolean {
+  return err.message !== (errorRegistry as Record<string, { message: string } | undefined>)[err.code]?.message;
 }
 
 /** The last manager's failure, naming the others tried before it and how each failed. */

@@ -273,7 +273,12 @@ export class RaftNodeDriver<R> {
   /** NO_LEADER for a request that waited for a leader in vain: why none can be elected, when this node knows. */
   noLeaderError(): MinkubeError {
     const reason = this.noQuorumReason();
-    return reason === null ? new MinkubeError('NO_LEADER') : new MinkubeError('NO_LEADER', `no leader is known: ${reason}`);
+    if (reason !== null) return new MinkubeError('NO_LEADER', `no leader is known: ${reason}`);
+    // Recovering, it hears from no peer whether they are too (they tell only a leader): it says what it knows.
+    if (this.storageWatch.recovering) {
+      return new MinkubeError('NO_LEADER', 'no leader is known; this manager is recovering lost or damaged storage and votes for no one until a leader repairs it (if other voters are recovering too, no leader can be elected: GET /v1/cluster on each says)');
+    }
+    return new MinkubeError('NO_LEADER');
   }
 
   /**

@@ -200,6 +200,14 @@ describe('ApiClient with alternate managers', () => {
     }
   });
 
+  it("shows the manager's answer that says why (NO_LEADER with its reason) over a later one in the usual words", async () => {
+    service.failNext = new MinkubeError('NO_LEADER', 'no leader is known: 2 of 3 voters (m1, m3) are recovering lost or damaged storage');
+    other.failNext = new MinkubeError('NO_LEADER');
+    const e = await rejection(new ApiClient(client.baseUrl, { alternateUrls: [otherUrl] }).kvPut('fo/why', 'y'));
+    expect(e.code).toBe('NO_LEADER');
+    expect(e.message).toBe(`no leader is known: 2 of 3 voters (m1, m3) are recovering lost or damaged storage (also tried ${client.baseUrl}: NO_LEADER)`);
+  });
+
   it('sends a write with an Idempotency-Key on after a timeout', async () => {
     const created = await rejection(new ApiClient(silentUrl, { timeoutMs: 150, alternateUrls: [otherUrl] }).submitTask({ image: 'busybox', command: ['true'] } as never, { attempts: 1 }));
     // The fake service has no task routes: its 404, not the silent one's TIMEOUT, shows the submission reached it;

@@ -73,12 +73,16 @@ describe('a membership change while a voter recovers its storage', () => {
 
 describe('a write while a majority of voters recovers', () => {
   it('answers NO_LEADER saying why no leader can be elected', async () => {
-    const { leader } = await withRecovering(2);
+    const { leader, recovering } = await withRecovering(2);
     await waitFor('the intact manager to know why', () => leader.driver.noQuorumReason() ?? undefined, 10_000);
     const err = await rejection(leader.service.kvPut('k', 'v', undefined, ctx(500)));
     expect(err).toBeInstanceOf(MinkubeError);
     expect(err.code).toBe('NO_LEADER');
     expect(err.message).toMatch(/^no leader is known: 2 of 3 voters \(m\d, m\d\) are recovering lost or damaged storage and vote for no one/);
+    // A recovering manager hears from no peer whether it recovers too: it says what it knows, its own state.
+    const own = await rejection(cluster.node(recovering[0]!).service.kvPut('k', 'v', undefined, ctx(500)));
+    expect(own.code).toBe('NO_LEADER');
+    expect(own.message).toMatch(/^no leader is known; this manager is recovering lost or damaged storage and votes for no one/);
   });
 });
 
