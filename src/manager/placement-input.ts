@@ -55,7 +55,7 @@ export function placementTask(t: TaskRecord): PlacementTask {
   let firmly = false;
   if (t.attempt > 1) {
     const previous = workerOfAttempt(t, t.attempt - 1);
-    avoid = previous ?? lastWorkerOf(t);
+    avoid = previous ?? workerOfAttempt(t);
     firmly = previous !== null && t.attempt > 2 && workerOfAttempt(t, t.attempt - 2) === previous;
   }
   const p: { -readonly [K in keyof PlacementTask]: PlacementTask[K] } = { id: t.id, attempt: t.attempt, avoidWorkerId: avoid };
@@ -67,20 +67,11 @@ export function placementTask(t: TaskRecord): PlacementTask {
   return p;
 }
 
-/** The worker an attempt of the task was placed on (its history's last entry of that attempt with a worker), or null. */
-function workerOfAttempt(t: TaskRecord, attempt: number): string | null {
+/** The worker of the history's last entry with one (of `attempt` only, when given), or null. */
+function workerOfAttempt(t: TaskRecord, attempt?: number): string | null {
   for (let i = t.history.length - 1; i >= 0; i--) {
     const h = t.history[i]!;
-    if (h.attempt === attempt && h.workerId !== null) return h.workerId;
-  }
-  return null;
-}
-
-/** The worker of the history's last entry with one, or null. */
-function lastWorkerOf(t: TaskRecord): string | null {
-  for (let i = t.history.length - 1; i >= 0; i--) {
-    const h = t.history[i]!;
-    if (h.workerId !== null) return h.workerId;
+    if (h.workerId !== null && (attempt === undefined || h.attempt === attempt)) return h.workerId;
   }
   return null;
 }
