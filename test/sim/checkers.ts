@@ -5,6 +5,7 @@
 import type { NodeId } from '../../src/lib/ids.js';
 import { decodeConfEntry } from '../../src/raft/index.js';
 import type { ConfState, Entry, Message, RaftNode, RaftStatus, SnapshotMeta } from '../../src/raft/types.js';
+import { covers, type AckMarker } from '../../src/storage/marker.js';
 import type { SimDisk } from './disk.js';
 
 export type Invariant =
@@ -16,6 +17,8 @@ export type Invariant =
   | 'committed entries are final'
   | 'one vote per term'
   | 'acknowledge only what is on disk'
+  | 'acknowledge only what the marker covers'
+  | 'vote only what the marker holds'
   | 'restart durability'
   | 'monotonic term and commit'
   | 'applied exactly once'
@@ -41,6 +44,8 @@ export interface CheckedNode {
   /** null while the node is crashed. */
   readonly core: RaftNode | null;
   readonly disk: SimDisk;
+  /** The acknowledged-state marker beside its disk (what it says now; null before the first write). */
+  readonly marker: { readonly value: AckMarker | null };
   /** The index this node's state machine has applied up to. */
   readonly applied: number;
 }
@@ -285,6 +290,22 @@ export class SafetyChecker {
       this.votes.set(key, m.to);
     } else if (m.type === 'appendResponse' && m.success && m.index > node.disk.lastIndex) {
       throw new SafetyViolation('acknowledge only what is on disk', `${m.from} acknowledged index ${m.index} with ${node.disk.lastIndex} entries on disk`);
+    }
+    if (m.type === 'appendResponse' && m.success && m.index > 0) {
+      // And only what the acknowledged-state marker covers (docs/storage-faults.md): the driver sends an answer once
+      // the marker's write after the log's is done, never in between.
+      const held = node.marker.value;
+      const term = node.disk.termAt(m.index) ?? 0;
+      if (held === null || !covers(held.ackedTerm, held.ackedIndex, term, m.index)) {
+        const says = held === null ? 'no marker' : `a marker at ${held.ackedIndex} (term ${held.ackedTerm})`;
+        throw new SafetyViolation('acknowledge only what the marker covers', `${m.from} acknowledged index ${m.index} (term ${term}) with ${says}`);
+      }
+    }
+    if (m.type === 'voteResponse' && m.granted && !m.preVote) {
+      const held = node.marker.value;
+      if (held === null || held.term < m.term || (held.term === m.term && held.vote !== m.to)) {
+        throw new SafetyViolation('vote only what the marker holds', `${m.from} granted its vote in term ${m.term} to ${m.to} with the marker at term ${held?.term ?? '-'} vote ${held?.vote ?? '-'}`);
+      }
     }
   }
 

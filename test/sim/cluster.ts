@@ -248,6 +248,7 @@ export class SimCluster {
   private readonly indexOf = new Map<NodeId, number>();
   private readonly diskRandom: SeededRandom;
   private readonly phaseRandom: SeededRandom;
+  private readonly markerRandom: SeededRandom;
   private readonly spareRandom: SeededRandom;
   /** Forked after the others, so adding snapshot streams does not shift the other components' draws. */
   private readonly streamRandom: SeededRandom;
@@ -277,6 +278,7 @@ export class SimCluster {
     this.diskRandom = master.fork();
     this.phaseRandom = master.fork();
     this.spareRandom = master.fork();
+    this.markerRandom = master.fork();
     this.diskLatencyUnitsMin = o.diskLatencyUnitsMin ?? 5;
     this.diskLatencyUnitsMax = o.diskLatencyUnitsMax ?? 50;
     this.createCore = o.createCore ?? createRaftNode;
@@ -665,7 +667,10 @@ export class SimCluster {
       // A joiner is told every address (as `minkube manager --join` learns the members from the cluster).
       members: node.joiner ? this.allAddresses : this.members,
       // As in production: a storage that checks what it loads against the marker, and salvages a damaged log.
-      storage: new CheckedStorage(new SimStorage(node.disk, life, (w) => this.fsync(node, inc, w)), new LiveMarker(node.marker, life)),
+      storage: new CheckedStorage(
+        new SimStorage(node.disk, life, (w) => this.fsync(node, inc, w)),
+        new LiveMarker(node.marker, life, () => this.markerLatency(node, inc)),
+      ),
       transport,
       stateMachine: machine,
       logger: simLogger((err) => this.fail(life, err)),
@@ -738,6 +743,16 @@ export class SimCluster {
       };
       this.schedule({ kind: 'node', node: node.index, inc, fn }, at - this.now);
     });
+  }
+
+  /**
+   * The marker's O_DSYNC write: its own latency, drawn from its own stream (so the log's writes keep theirs), and
+   * not queued behind the log's fsyncs (another file; the driver overlaps the two).
+   */
+  private markerLatency(node: SimNode, inc: number): Promise<void> {
+    const [min, max] = node.diskLatencyUnits ?? [this.diskLatencyUnitsMin, this.diskLatencyUnitsMax];
+    const latency = min + (max > min ? this.markerRandom.int(max - min + 1) : 0);
+    return new Promise<void>((resolve) => this.schedule({ kind: 'node', node: node.index, inc, fn: resolve }, latency));
   }
 
   /** A write reached the platter (by its own fsync, a later one, or by luck before a crash). */

@@ -117,13 +117,18 @@ export class LiveMarker implements MarkerStore {
   constructor(
     private readonly marker: MemoryMarker,
     private readonly life: Life,
+    /** The disk's latency for the marker's write (resolves never if the incarnation dies first). */
+    private readonly latency: () => Promise<void> = () => Promise.resolve(),
   ) {}
 
   read(): Promise<MarkerRead> {
     return this.marker.read();
   }
 
-  write(m: AckMarker): Promise<void> {
+  async write(m: AckMarker): Promise<void> {
+    if (!this.life.alive) return never();
+    await this.latency();
+    // A crash while it was on its way: the write never happened (the marker file keeps the slot before it).
     return this.life.alive ? this.marker.write(m) : never();
   }
 
