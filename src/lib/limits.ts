@@ -10,11 +10,6 @@ export const limits = {
   raftPendingReadsMax: 4096,
   raftCommittedEntriesPerReadyMax: 4096,
   raftForwardedProposalsMax: 4096,
-  /**
-   * Readies whose log write is durable but whose acknowledged-state marker is not yet (their answers wait for it):
-   * the ready loop starts the next write meanwhile, and waits once this many wait.
-   */
-  raftUnacknowledgedReadiesMax: 8,
   // transport
   frameBytesMax: 16 * 1024 * 1024,
   peerSendQueueMessagesMax: 4096,

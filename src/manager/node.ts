@@ -4,12 +4,12 @@ import type { Logger } from 'pino';
 import { assert } from '../lib/assert.js';
 import { setIntervalOn, sleepOn, type Clock, type Timer } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
-import { logIndex, type LogIndex, type NodeId, type Term } from '../lib/ids.js';
+import { logIndex, type LogIndex, type NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import type { Random } from '../lib/random.js';
 import { createRaftNode, defaultRaftLimits, forceNewCluster } from '../raft/index.js';
 import type { ConfChange, ConfChangeResult, ConfState, Entry, Message, RaftConfig, RaftInitialState, RaftNode, RaftStatus, Ready, Role, SnapshotMeta } from '../raft/types.js';
-import type { LoadedState, RaftStorage, StagedSave, StorageRecovery } from '../storage/types.js';
+import type { LoadedState, RaftStorage, StorageRecovery } from '../storage/types.js';
 import { StorageRecoveryWatch, type StorageView } from './storage-recovery.js';
 import type { Transport } from '../transport/types.js';
 import { decodeSnapshot, encodeSnapshotParts, MemberDirectory, type Member } from './members.js';
@@ -120,10 +120,6 @@ export class RaftNodeDriver<R> {
   /** Why this node holds it was removed from the cluster (markRemoved), or null. */
   private removedReason: string | null = null;
   private draining = false;
-  /** Readies written whose acknowledgement waits for the marker (handleWritten), oldest first. */
-  private readonly unacknowledged: Promise<void>[] = [];
-  /** The acknowledgement of the latest of them (they resolve in order, so it resolves last). */
-  private lastAcknowledged: Promise<void> = Promise.resolve();
   private stopped = false;
   private appliedIndex = 0;
   private lastRole: Role = 'follower';
@@ -607,16 +603,9 @@ export class RaftNodeDriver<R> {
         // hands them to its apply loop before it saves): under load a leader's Ready carries the previous batch's
         // commit with the next batch's entries, and the previous batch's callers need not wait for the next write.
         const appliedEarly = install === null ? this.applyStable(rd) : 0;
-        const staged = await this.persist(rd, install);
+        await this.persist(rd, install);
         if (this.stopped) break;
-        if (staged !== null) {
-          this.lastAcknowledged = staged.acknowledged;
-          await this.handleWritten(rd, staged.acknowledged, appliedEarly);
-        } else if (this.unacknowledged.length > 0 && install === null && rd.messagesAfterSync.length > 0) {
-          // Nothing written, but its answers may acknowledge entries written before whose marker is on its way (an
-          // append of entries this node holds already): they wait for it too.
-          await this.handleWritten(rd, this.lastAcknowledged, appliedEarly);
-        } else this.handleReady(rd, rd.messagesAfterSync, install, appliedEarly);
+        this.handleReady(rd, rd.messagesAfterSync, install, appliedEarly);
         if (this.storageWatch.recovering) await this.storageWatch.afterReady(this.core.status());
         this.maybeSnapshot();
       }
@@ -634,59 +623,21 @@ export class RaftNodeDriver<R> {
    * and the next write of entries, a term or a vote carries it. Writing it cost every node a LevelDB batch and a
    * thread-pool round trip per commit, which at one client is one per write.
    */
-  private async persist(rd: Ready, install: PendingInstall | null): Promise<StagedSave | null> {
+  private async persist(rd: Ready, install: PendingInstall | null): Promise<void> {
     if (install !== null) {
       await this.o.storage.save(rd.hardState, rd.entries, { sync: true, snapshot: { meta: install.meta, data: install.data } });
       this.compactedThrough = install.meta.index;
       this.lastLogIndex = rd.entries.length > 0 ? rd.entries[rd.entries.length - 1]!.index : install.meta.index;
-      return null;
+      return;
     }
-    if (rd.entries.length === 0 && (rd.hardState === null || !rd.mustSync)) return null;
+    if (rd.entries.length === 0 && (rd.hardState === null || !rd.mustSync)) return;
     const sync = rd.mustSync;
-    const storage = this.o.storage;
-    if (!sync) {
-      storage.save(rd.hardState, rd.entries, { sync }).catch((err: unknown) => this.fail(err));
-      return null;
-    }
-    const timed = this.o.observer?.fsyncTimer();
-    if (storage.saveStaged === undefined) {
-      await storage.save(rd.hardState, rd.entries, { sync });
+    const timed = sync ? this.o.observer?.fsyncTimer() : undefined;
+    const write = this.o.storage.save(rd.hardState, rd.entries, { sync });
+    if (sync) {
+      await write;
       timed?.();
-      return null;
-    }
-    // A storage that writes in two steps (the log, then the acknowledged-state marker): the next Ready's log write
-    // may start while this one's marker is on its way (handleWritten).
-    const staged = await storage.saveStaged(rd.hardState, rd.entries, { sync });
-    return timed === undefined ? staged : { acknowledged: staged.acknowledged.then(() => void timed()) };
-  }
-
-  /**
-   * A Ready whose log write is durable and whose marker is on its way: handled now, but for what acknowledges it
-   * (its append and vote answers, its vote requests, the leader's own copy towards a commit), which waits for the
-   * marker. Acknowledgements come in the order of the writes. Waits when too many are unacknowledged.
-   */
-  private async handleWritten(rd: Ready, acknowledged: Promise<void>, appliedEarly: number): Promise<void> {
-    this.handleReady(rd, [], null, appliedEarly, false);
-    const last = rd.entries.length > 0 ? rd.entries[rd.entries.length - 1]! : null;
-    const done = acknowledged.then(
-      () => {
-        void this.unacknowledged.shift();
-        if (this.stopped) return;
-        try {
-          if (rd.messagesAfterSync.length > 0) this.send(currentTermOnly(rd.messagesAfterSync, this.core.currentTerm()));
-          if (last !== null) this.core.acknowledged(last.index, last.term);
-        } catch (err) {
-          this.fail(err);
-        }
-        this.scheduleReady();
-      },
-      (err: unknown) => {
-        void this.unacknowledged.shift();
-        this.fail(err);
-      },
-    );
-    this.unacknowledged.push(done);
-    if (this.unacknowledged.length >= limits.raftUnacknowledgedReadiesMax) await this.unacknowledged[0];
+    } else write.catch((err: unknown) => this.fail(err));
   }
 
   /**
@@ -706,14 +657,14 @@ export class RaftNodeDriver<R> {
     return n;
   }
 
-  private handleReady(rd: Ready, messages: readonly Message[], install: PendingInstall | null, appliedEarly = 0, acknowledged = true): void {
+  private handleReady(rd: Ready, messages: readonly Message[], install: PendingInstall | null, appliedEarly = 0): void {
     if (messages.length > 0) this.send(messages);
     if (install !== null) this.installSnapshot(install);
     this.applyEntries(appliedEarly === 0 ? rd.committedEntries : rd.committedEntries.slice(appliedEarly));
     const now = this.o.clock.nowMs();
     for (const rs of rd.readStates) this.reads.onReadState(rs.context, rs.index, this.appliedIndex, now);
     if (rd.softState !== null) this.onSoftState(rd.softState.role, rd.softState.leaderId);
-    this.core.advance(rd, { acknowledged });
+    this.core.advance(rd);
     if (this.changeWaiters.size > 0) {
       const waiters = [...this.changeWaiters];
       this.changeWaiters.clear();
@@ -1039,14 +990,3 @@ async function prepareInitial(o: RaftNodeDriverOptions<unknown>, loaded: LoadedS
 }
 
 export type { LogIndex };
-
-/**
- * A Ready's answers as they may leave once its marker is written: those of an earlier term than the node's now go
- * nowhere (as if lost). Its log may no longer hold what they acknowledged (a leader of the later term replaced it
- * while the marker was on its way), and a leader or candidate of an earlier term has nothing to count them for.
- */
-function currentTermOnly(messages: readonly Message[], term: Term): readonly Message[] {
-  let stale = 0;
-  for (const m of messages) if (m.term < term) stale++;
-  return stale === 0 ? messages : messages.filter((m) => m.term >= term);
-}

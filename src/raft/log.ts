@@ -33,11 +33,6 @@ export class RaftLog {
   configVersion = 0;
   /** The last index known to be on stable storage. */
   private stable: number;
-  /**
-   * The last index this node may acknowledge (count as its own copy towards a commit): on stable storage, and
-   * covered by whatever else the caller keeps in step with the log (the acknowledged-state marker). At most stable.
-   */
-  private acked: number;
   committed: LogIndex;
   applied: LogIndex;
   /** The last slice handed out: appends to several followers and the Ready often ask for the same range. */
@@ -55,7 +50,6 @@ export class RaftLog {
       if (e.type === 'config') this.configIndexes.push(e.index);
     }
     this.stable = this.lastIndex();
-    this.acked = this.stable;
     assert(committed <= this.lastIndex(), `commit ${committed} is beyond the last persisted index ${this.lastIndex()}`);
     assert(applied <= committed, `applied ${applied} is beyond commit ${committed}`);
     this.committed = committed;
@@ -194,7 +188,6 @@ export class RaftLog {
       this.dropConfigIndexesFrom(first);
     }
     if (first - 1 < this.stable) this.stable = first - 1;
-    if (first - 1 < this.acked) this.acked = first - 1;
     const dst = this.entries;
     for (let i = from; i < entries.length; i++) {
       const e = entries[i]!;
@@ -251,7 +244,6 @@ export class RaftLog {
     this.offset = start.index + 1;
     this.offsetTerm = start.term;
     this.stable = start.index;
-    this.acked = start.index;
     this.committed = start.index as LogIndex;
     this.cache = EMPTY_CACHE;
     if (this.configIndexes.length > 0) {
@@ -290,17 +282,6 @@ export class RaftLog {
 
   stableIndex(): LogIndex {
     return this.stable as LogIndex;
-  }
-
-  /** The caller may acknowledge up to (index, term) (stableTo came first); ignored if that entry was replaced. */
-  ackedTo(index: number, term: number): void {
-    if (index <= this.acked || index > this.stable) return;
-    if (this.term(index) !== term) return;
-    this.acked = index;
-  }
-
-  ackedIndex(): LogIndex {
-    return this.acked as LogIndex;
   }
 
   /** After a restore, entries up to the snapshot are applied by installing it, not one by one. */

@@ -11,7 +11,6 @@ import type { Progress } from './progress.js';
 import { ReadOnly, type ReadRequest } from './read-only.js';
 import { Tracker } from './tracker.js';
 import type {
-  AdvanceOptions,
   AppendMessage,
   AppendResponseMessage,
   ConfChange,
@@ -867,7 +866,7 @@ export class Raft implements RaftNode {
    * an entry a crash could still take back.
    */
   private maybeCommit(): boolean {
-    const index = this.trk.committedIndex(this.log.ackedIndex());
+    const index = this.trk.committedIndex(this.log.stableIndex());
     if (index <= this.log.committed || this.log.term(index) !== this.term) return false;
     const before = this.log.committed;
     this.log.commitTo(index);
@@ -1110,7 +1109,7 @@ export class Raft implements RaftNode {
     return { messages, readStates, committedEntries };
   }
 
-  advance(rd: Ready, options: AdvanceOptions = {}): void {
+  advance(rd: Ready): void {
     if (rd.hardState !== null) this.prevHard = rd.hardState;
     if (rd.softState !== null) this.prevSoft = rd.softState;
     if (rd.confState !== null) this.prevConf = rd.confState;
@@ -1120,31 +1119,24 @@ export class Raft implements RaftNode {
       if (this.pendingSnapshot === rd.snapshot) this.pendingSnapshot = null;
     }
     // Entries replaced while the write was in progress stay unstable; the prefix before them is on disk.
-    let written: Entry | null = null;
+    const stableBefore = this.log.stableIndex();
     for (let i = rd.entries.length - 1; i >= 0; i--) {
       const e = rd.entries[i]!;
       if (this.log.term(e.index) === e.term) {
         this.log.stableTo(e.index, e.term);
-        written = e;
         break;
       }
     }
-    if (written !== null && options.acknowledged !== false) this.acknowledged(written.index, written.term);
+    // The leader's own copy now counts (alone in its configuration, it is the whole quorum).
+    if (this.role === 'leader' && this.log.stableIndex() > stableBefore && this.maybeCommit()) {
+      if (this.trk.peers.length > 0) this.bcastCommit();
+      this.maybeStepDownRemoved();
+    }
     const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];
     if (lastApplied !== undefined) this.log.appliedTo(lastApplied.index);
     // What a repair needs may have just reached the disk.
     if (this.recovering !== null) this.maybeEndRecovery();
     assert(this.log.applied <= this.log.committed && this.log.committed <= this.log.lastIndex(), 'applied <= commit <= last index');
-  }
-
-  acknowledged(index: LogIndex, term: Term): void {
-    const before = this.log.ackedIndex();
-    this.log.ackedTo(index, term);
-    // The leader's own copy now counts (alone in its configuration, it is the whole quorum).
-    if (this.role === 'leader' && this.log.ackedIndex() > before && this.maybeCommit()) {
-      if (this.trk.peers.length > 0) this.bcastCommit();
-      this.maybeStepDownRemoved();
-    }
   }
 
   /** The configuration in force (the latest in the log), as status() reports it, without building the rest. */

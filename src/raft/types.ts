@@ -399,11 +399,6 @@ export interface RaftStatus {
   readonly peersRecovering: readonly NodeId[];
 }
 
-export interface AdvanceOptions {
-  /** Default true. false: the entries are on disk but may not be acknowledged yet (see RaftNode.acknowledged). */
-  readonly acknowledged?: boolean;
-}
-
 /** The synchronous API of the core (see src/raft/raft.ts for the implementation). */
 export interface RaftNode {
   tick(): void;
@@ -420,17 +415,7 @@ export interface RaftNode {
   campaign(): void;
   hasReady(): boolean;
   ready(): Ready;
-  /**
-   * The caller handled `ready`: its entries and hard state are on disk. By default they are also acknowledged (the
-   * leader counts its own copy towards a commit); with `acknowledged: false` that waits for acknowledged().
-   */
-  advance(ready: Ready, options?: AdvanceOptions): void;
-  /**
-   * What was written up to (index, term) may now be acknowledged: for a storage that makes a write durable in two
-   * steps (the log, then the acknowledged-state marker), called once the second is done, in the order of the writes,
-   * after advance(ready, { acknowledged: false }). Ignored if that entry was replaced meanwhile.
-   */
-  acknowledged(index: LogIndex, term: Term): void;
+  advance(ready: Ready): void;
   /**
    * Takes out of the next Ready what may be handled while the current Ready's write is on disk: heartbeats and their
    * answers, read-index requests and answers, and read states. A node whose write waits on a slow disk (a snapshot
@@ -524,10 +509,7 @@ export interface RaftNode {
 // ---- Sync, and what may leave before it ----
 //
 // A leader counts its own new entries toward a quorum only once advance() reports them written (thesis 10.2.1), so a
-// commit index never covers an entry a crash could still take back, even in a one-voter configuration. A caller whose
-// storage makes a write durable in two steps (the log, then the acknowledged-state marker: docs/storage-faults.md)
-// advances after the first, which lets the next Ready's write start, and calls acknowledged() after the second; the
-// leader's own copy counts only then, and the caller sends that Ready's messagesAfterSync only then too. That is why
+// commit index never covers an entry a crash could still take back, even in a one-voter configuration. That is why
 // its appends and heartbeats may leave before its own write (messagesBeforeSync). What promises something about this
 // node's disk waits for the write to be durable (messagesAfterSync): an append answer acknowledges entries the leader
 // will count towards a commit; a vote answer records a vote that must survive a crash (one vote per term); a vote

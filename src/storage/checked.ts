@@ -5,7 +5,7 @@ import type { LogIndex } from '../lib/ids.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import { storageFailed } from './common.js';
 import { covers, type AckMarker, type MarkerStore } from './marker.js';
-import type { CheckedLoad, LoadedState, RaftStorage, SaveOptions, SnapshotBytes, SnapshotInfo, StagedSave, StorageRecovery } from './types.js';
+import type { CheckedLoad, LoadedState, RaftStorage, SaveOptions, SnapshotBytes, SnapshotInfo, StorageRecovery } from './types.js';
 
 /** A storage that can load what it can trust and say what it dropped (LevelRaftStorage opened with salvage). */
 export interface SalvagingStorage extends RaftStorage {
@@ -20,14 +20,6 @@ interface Position {
 /** A target no log covers until it holds an entry of a later term (the marker was lost: the index is not known). */
 const UNKNOWN_INDEX = Number.MAX_SAFE_INTEGER;
 
-const ACKNOWLEDGED: StagedSave = { acknowledged: Promise.resolve() };
-
-interface MarkerWaiter {
-  readonly seq: number;
-  readonly resolve: () => void;
-  readonly reject: (err: unknown) => void;
-}
-
 export class CheckedStorage implements RaftStorage {
   /** The last entry of the durable log (or the snapshot's when the log is empty). */
   private last: Position = { index: 0, term: 0 };
@@ -38,17 +30,6 @@ export class CheckedStorage implements RaftStorage {
   private floor: Position | null = null;
   /** Whether the marker was written since start-up (then `marker` is what the file holds). */
   private written = false;
-  /**
-   * The marker queue. Writes go one at a time; a request made while one is on its way waits behind it and is merged
-   * with any made after it (the latest covers the earlier ones: requests only go up, see saveStaged), so a burst of
-   * saves costs one marker write more, not one each. `asked` is what the file will say once the queue is empty.
-   */
-  private asked: AckMarker = { ackedIndex: 0, ackedTerm: 0, term: 0, vote: null };
-  private askedSeq = 0;
-  private writtenSeq = 0;
-  private waiters: MarkerWaiter[] = [];
-  private pumping = false;
-  private markerFailure: unknown = null;
 
   constructor(
     readonly inner: SalvagingStorage,
@@ -88,49 +69,38 @@ export class CheckedStorage implements RaftStorage {
       recovery = { reason: reasons.join('; '), target };
     }
     // The marker on disk says at least this from now on (a lost or damaged one is written again).
-    await this.askMarker(this.wanted());
+    await this.writeMarker(this.wanted());
     return { state, recovery, notes };
   }
 
   async repaired(): Promise<void> {
     if (this.floor === null) return;
     this.floor = null;
-    await this.moveMarker(this.wanted());
+    await this.writeMarker(this.wanted());
   }
 
   load(): Promise<LoadedState> {
     return this.inner.load();
   }
 
-  /** saveStaged, and its acknowledgement: what it wrote may be acknowledged once this resolves. */
-  async save(hardState: HardState | null, entries: readonly Entry[], options: SaveOptions = {}): Promise<void> {
-    const staged = await this.saveStaged(hardState, entries, options);
-    await staged.acknowledged;
-  }
-
   /**
    * Before a write that leaves the log less up to date than the marker says (entries replaced by a leader's, or a
-   * snapshot over a longer log), the marker comes down first to the new end, which the old log covers too, once
-   * every marker asked before is on disk; after any other synced write it goes up to the new end, and `acknowledged`
-   * resolves when it has. Either way a crash never leaves a marker the log does not cover, and nothing is
-   * acknowledged (the caller sends once `acknowledged` resolves) that the marker does not cover. The log write of the
-   * next save may run while this one's marker is written (the caller starts it once this resolves).
+   * snapshot over a longer log), the marker comes down first to the new end, which the old log covers too; after any
+   * other synced write it goes up to the new end. Either way a crash never leaves a marker the log does not cover,
+   * and nothing is acknowledged (the caller sends after save resolves) that the marker does not cover.
    */
-  async saveStaged(hardState: HardState | null, entries: readonly Entry[], options: SaveOptions = {}): Promise<StagedSave> {
+  async save(hardState: HardState | null, entries: readonly Entry[], options: SaveOptions = {}): Promise<void> {
     const synced = options.snapshot !== undefined || (options.sync ?? true);
-    if (!synced) {
-      await this.inner.save(hardState, entries, options);
-      return ACKNOWLEDGED;
-    }
+    if (!synced) return this.inner.save(hardState, entries, options);
     const next = lastAfter(this.last, entries, options.snapshot?.meta ?? null);
     const hard = hardState === null ? this.hard : { term: hardState.term, vote: hardState.vote };
     const want = this.markerFor(next, hard);
-    const lowers = !covers(want.ackedTerm, want.ackedIndex, this.asked.ackedTerm, this.asked.ackedIndex);
-    if (lowers) await this.moveMarker(want);
+    const lowers = !covers(want.ackedTerm, want.ackedIndex, this.marker.ackedTerm, this.marker.ackedIndex);
+    if (lowers) await this.writeMarker(want);
     await this.inner.save(hardState, entries, options);
     this.last = next;
     this.hard = hard;
-    return lowers ? ACKNOWLEDGED : { acknowledged: this.askMarker(want) };
+    if (!lowers) await this.writeMarker(want);
   }
 
   firstIndex(): Promise<LogIndex> {
@@ -163,8 +133,6 @@ export class CheckedStorage implements RaftStorage {
   }
 
   async close(): Promise<void> {
-    // A marker write on its way finishes first (a failed one was reported to whoever waited for it).
-    await this.waitForMarker(this.askedSeq).catch(() => undefined);
     await this.inner.close();
     await this.markerStore.close();
   }
@@ -178,56 +146,6 @@ export class CheckedStorage implements RaftStorage {
     const f = this.floor;
     const acked = f !== null && !covers(last.term, last.index, f.term, f.index) ? f : last;
     return { ackedIndex: acked.index, ackedTerm: acked.term, term: hard.term, vote: hard.vote };
-  }
-
-  /**
-   * Puts `m` on the marker queue; resolves once the file says `m` or more. Only for a marker that covers every one
-   * asked before (moveMarker otherwise): a merged request resolves the earlier ones' waiters too.
-   */
-  private askMarker(m: AckMarker): Promise<void> {
-    const cur = this.asked;
-    const same = cur.ackedIndex === m.ackedIndex && cur.ackedTerm === m.ackedTerm && cur.term === m.term && cur.vote === m.vote;
-    if (!same || this.askedSeq === 0) {
-      this.asked = m;
-      this.askedSeq++;
-    }
-    const done = this.waitForMarker(this.askedSeq);
-    if (!this.pumping && this.writtenSeq < this.askedSeq) void this.pump();
-    return done;
-  }
-
-  /** Any marker, lower ones included: what was asked before is written first, then `m`, awaited. */
-  private async moveMarker(m: AckMarker): Promise<void> {
-    await this.waitForMarker(this.askedSeq);
-    await this.askMarker(m);
-  }
-
-  private waitForMarker(seq: number): Promise<void> {
-    if (this.markerFailure !== null) return Promise.reject(this.markerFailure as Error);
-    if (this.writtenSeq >= seq) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => this.waiters.push({ seq, resolve, reject }));
-  }
-
-  /** Writes the latest marker asked for until the queue is empty; a failure fails every waiter, now and later. */
-  private async pump(): Promise<void> {
-    this.pumping = true;
-    try {
-      while (this.writtenSeq < this.askedSeq) {
-        const seq = this.askedSeq;
-        await this.writeMarker(this.asked);
-        this.writtenSeq = seq;
-        let n = 0;
-        while (n < this.waiters.length && this.waiters[n]!.seq <= seq) this.waiters[n++]!.resolve();
-        if (n > 0) this.waiters.splice(0, n);
-      }
-    } catch (err) {
-      this.markerFailure = err;
-      const waiters = this.waiters;
-      this.waiters = [];
-      for (const w of waiters) w.reject(err);
-    } finally {
-      this.pumping = false;
-    }
   }
 
   private async writeMarker(m: AckMarker): Promise<void> {

@@ -82,13 +82,6 @@ export interface RaftStorage extends LogStore, StableStore, SnapshotStore {
    * index lost in a power failure is learnt again from the leader, and the entries it covers were synced.
    */
   save(hardState: HardState | null, entries: readonly Entry[], options?: SaveOptions): Promise<void>;
-  /**
-   * A synced save in two steps (CheckedStorage): resolves once the log's write is durable, with `acknowledged`,
-   * which resolves once what it wrote may be acknowledged (the acknowledged-state marker covers it). The next save
-   * may start before `acknowledged` resolves, and acknowledgements resolve in the order of the saves. Storages
-   * without a second step do not have it: save() is the whole write.
-   */
-  saveStaged?(hardState: HardState | null, entries: readonly Entry[], options?: SaveOptions): Promise<StagedSave>;
   close(): Promise<void>;
   /**
    * Storage that checks itself (CheckedStorage): load() that says whether what it holds is damaged or older than what
@@ -97,11 +90,6 @@ export interface RaftStorage extends LogStore, StableStore, SnapshotStore {
   loadChecked?(): Promise<CheckedLoad>;
   /** The node holds again everything it had acknowledged (it left the recovering state). */
   repaired?(): Promise<void>;
-}
-
-/** A save whose log write is durable: `acknowledged` resolves once it may be acknowledged (RaftStorage.saveStaged). */
-export interface StagedSave {
-  readonly acknowledged: Promise<void>;
 }
 
 /** Why a node starts recovering, and what it must hold again before it votes: the log it had acknowledged. */

@@ -167,39 +167,3 @@ describe('Ready.mustSync and the messages before and after the sync', () => {
     expect(waitsForSync({ ...env, type: 'appendResponse', success: false, index: logIndex(3), conflictTerm: term(0), conflictIndex: logIndex(1) })).toBe(true);
   });
 });
-
-describe('a write in two steps: advance({ acknowledged: false }), then acknowledged()', () => {
-  it("the leader's own copy counts only once acknowledged, in order, and never for an entry replaced meanwhile", () => {
-    const { nodes, a } = electedA();
-    const before = a.status().commitIndex;
-    // a proposes; b answers, c is silent: a quorum needs a's own copy.
-    expect(a.propose([enc('x')]).ok).toBe(true);
-    const rd = a.ready();
-    const last = rd.entries[rd.entries.length - 1]!;
-    for (const m of rd.messagesBeforeSync) if (m.to === 'b') nodes.get('b')!.step(m);
-    a.advance(rd, { acknowledged: false });
-    for (const r of drain(nodes.get('b')!)) for (const m of r.messages) if (m.to === 'a') a.step(m);
-    // b's answer is in, a's copy is on disk but not acknowledged: no commit yet.
-    expect(a.status().commitIndex).toBe(before);
-    a.acknowledged(last.index, last.term);
-    expect(a.status().commitIndex).toBe(last.index);
-  });
-
-  it('a one-voter leader commits nothing until its write is acknowledged', () => {
-    const solo = createRaftNode(makeConfig('a', ['a'], 7), { hardState: emptyHardState, entries: [], applied: logIndex(0) });
-    solo.campaign();
-    drain(solo);
-    expect(solo.status().role).toBe('leader');
-    const committed = solo.status().commitIndex;
-    solo.propose([enc('y')]);
-    const rd = solo.ready();
-    solo.advance(rd, { acknowledged: false });
-    expect(solo.status().commitIndex).toBe(committed);
-    // An acknowledgement of another term's entry at that index (replaced meanwhile) counts for nothing.
-    const last = rd.entries[rd.entries.length - 1]!;
-    solo.acknowledged(last.index, term(last.term + 1));
-    expect(solo.status().commitIndex).toBe(committed);
-    solo.acknowledged(last.index, last.term);
-    expect(solo.status().commitIndex).toBe(last.index);
-  });
-});

@@ -10,8 +10,7 @@ import { forceNewCluster } from '../../src/raft/index.js';
 import type { Entry } from '../../src/raft/types.js';
 import { CheckedStorage } from '../../src/storage/checked.js';
 import { LevelRaftStorage } from '../../src/storage/level.js';
-import { FileMarker, markerPathFor, MemoryMarker, type AckMarker } from '../../src/storage/marker.js';
-import { MemoryRaftStorage } from '../../src/storage/memory.js';
+import { FileMarker, markerPathFor, MemoryMarker } from '../../src/storage/marker.js';
 import { entryKey } from '../../src/storage/records.js';
 
 const entries = (from: number, to: number, t = 1): Entry[] =>
@@ -381,93 +380,5 @@ describe('FileMarker', () => {
     expect((await new FileMarker(path).read()).kind).toBe('damaged');
     const none = new FileMarker(join(dir, 'other.marker'));
     expect(await none.read()).toEqual({ kind: 'none' });
-  });
-});
-
-/** A marker whose writes wait until the test lets them finish, one at a time, in order. */
-class HeldMarker extends MemoryMarker {
-  readonly held: { marker: AckMarker; finish: () => void; fail: (err: Error) => void }[] = [];
-
-  override write(m: AckMarker): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.held.push({
-        marker: m,
-        finish: () => void super.write(m).then(resolve),
-        fail: reject,
-      });
-    });
-  }
-
-  async finishNext(): Promise<AckMarker> {
-    await vi.waitFor(() => expect(this.held.length).toBeGreaterThan(0));
-    const w = this.held.shift()!;
-    w.finish();
-    await new Promise((r) => setImmediate(r));
-    return w.marker;
-  }
-}
-
-describe('CheckedStorage in two steps (saveStaged)', () => {
-  async function started(marker: HeldMarker): Promise<CheckedStorage> {
-    const s = new CheckedStorage(new MemoryRaftStorage(), marker);
-    const loading = s.loadChecked();
-    await marker.finishNext();
-    await loading;
-    return s;
-  }
-
-  it('resolves once the log is written; the acknowledgement waits for the marker, and a burst costs one marker write more', async () => {
-    const marker = new HeldMarker();
-    const s = await started(marker);
-    const acked: number[] = [];
-    const a = await s.saveStaged(hs(1, 0), entries(1, 3));
-    void a.acknowledged.then(() => acked.push(3));
-    // The next save's log write runs while the first marker is on its way.
-    const b = await s.saveStaged(null, entries(4, 5));
-    void b.acknowledged.then(() => acked.push(5));
-    const c = await s.saveStaged(null, entries(6, 9));
-    void c.acknowledged.then(() => acked.push(9));
-    expect(acked).toEqual([]);
-    expect(marker.value).toMatchObject({ ackedIndex: 0 });
-    expect(await marker.finishNext()).toMatchObject({ ackedIndex: 3 });
-    expect(acked).toEqual([3]);
-    // The two saves made meanwhile share one write, of the later.
-    expect(await marker.finishNext()).toMatchObject({ ackedIndex: 9 });
-    expect(acked).toEqual([3, 5, 9]);
-    expect(marker.held).toHaveLength(0);
-    await s.close();
-  });
-
-  it('a save that leaves the log less up to date lowers the marker first, once the markers asked before are written', async () => {
-    const marker = new HeldMarker();
-    const s = await started(marker);
-    // Entries 4 and 5 of term 2 that a leader of term 3 replaces with its own entry 4 of term 1.
-    const a = await s.saveStaged(hs(2, 0), [...entries(1, 3), ...entries(4, 5, 2)]);
-    let written = false;
-    const replacing = s.saveStaged(hs(3, 0), entries(4, 4, 1)).then((r) => {
-      written = true;
-      return r;
-    });
-    // The marker asked for (5, term 2) goes first: the log still holds it.
-    expect(await marker.finishNext()).toMatchObject({ ackedIndex: 5, ackedTerm: 2 });
-    await a.acknowledged;
-    expect(written).toBe(false);
-    // Then the lower one, (4, term 1), before the log write that replaces them; nothing to wait for after it.
-    expect(await marker.finishNext()).toMatchObject({ ackedIndex: 4, ackedTerm: 1, term: 3 });
-    await (await replacing).acknowledged;
-    expect(written).toBe(true);
-    expect(marker.held).toHaveLength(0);
-    await s.close();
-  });
-
-  it('a marker write that fails fails its acknowledgement and every later one', async () => {
-    const marker = new HeldMarker();
-    const s = await started(marker);
-    const a = await s.saveStaged(hs(1, 0), entries(1, 2));
-    await vi.waitFor(() => expect(marker.held).toHaveLength(1));
-    marker.held.shift()!.fail(new Error('EIO'));
-    await expect(a.acknowledged).rejects.toThrow(/marker/);
-    const b = await s.saveStaged(null, entries(3, 3));
-    await expect(b.acknowledged).rejects.toThrow(/marker/);
   });
 });
