@@ -38,6 +38,7 @@ import { ServiceServiceImpl } from '../manager/service-service.js';
 import { HttpWorkerApi, type WorkerApi } from '../manager/worker-client.js';
 import { TaskTraces, tracedWorkerApi } from '../manager/tracing.js';
 import { startTracing } from './otel.js';
+import { Closers } from './closers.js';
 import { askToJoin, prepareJoin, selfConfig } from '../manager/join.js';
 import { MembershipServiceImpl } from '../manager/membership.js';
 import { httpChunkPoster, type ChunkPoster } from '../manager/snapshot-transfer.js';
@@ -210,25 +211,6 @@ function diskRefused(err: unknown, dataDir: string): unknown {
   const e = err as Partial<NodeJS.ErrnoException> | null;
   if (err instanceof MinkubeError || !['ENOSPC', 'EDQUOT', 'EROFS', 'EIO'].includes(e?.code ?? '')) return err;
   return storageFailed(`starting on the data directory ${dataDir} failed (writing ${e?.path ?? 'a file'})`, err);
-}
-
-/** A stack of close functions: start-up pushes each part as it opens it; closing runs them newest first. */
-class Closers {
-  private readonly stack: { what: string; close: () => Promise<void> | void }[] = [];
-
-  push(what: string, close: () => Promise<void> | void): void {
-    this.stack.push({ what, close });
-  }
-
-  async closeAll(logger: Logger): Promise<void> {
-    for (let part = this.stack.pop(); part !== undefined; part = this.stack.pop()) {
-      try {
-        await part.close();
-      } catch (err) {
-        logger.warn({ err, part: part.what }, 'closing a part failed');
-      }
-    }
-  }
 }
 
 /** A closed cluster's parts of a manager: its material, who signs joiners, the first admin token. */
