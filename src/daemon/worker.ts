@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { buildWorkerApp } from '../api/worker-app.js';
 import { HttpClient, normaliseBaseUrl } from '../client/http.js';
-import { checkAddress, clusterConfigDefaults, loadClusterConfig, parseClusterConfig, type ClusterConfig } from '../config/cluster.js';
+import { checkAddress, clusterConfigDefaults, loadClusterConfig, parseClusterConfig, type ClusterConfig, type WorkerConfig } from '../config/cluster.js';
 import { joinWithToken } from './join.js';
 import { applyRenewedTls, remoteSigner, startCertRenewal } from './renewal.js';
 import { systemClock } from '../lib/clock.js';
@@ -28,6 +28,7 @@ import { defaultPortRange, PortAllocator } from '../worker/ports.js';
 import { systemRandom } from '../lib/random.js';
 import { logLevelOf, Reloader } from './reload.js';
 import { startTracing } from './otel.js';
+import { Closers } from './closers.js';
 import type { ReloadReport } from '../api/routes/admin.js';
 import type { JoinReply } from '../contracts/services.js';
 import { workerObservability } from './metrics.js';
@@ -143,7 +144,10 @@ function sameWorker(a: JoinedWorker, b: JoinedWorker): boolean {
   return a.id === b.id && a.apiAddress === b.apiAddress && a.runtime === b.runtime && labels(a) === labels(b);
 }
 
-export async function startWorkerFromConfig(config: ClusterConfig, id: string, parentLogger?: Logger, tuning: WorkerTuning = {}, how: { joined?: boolean; configPath?: string } = {}): Promise<RunningWorker> {
+/** How the worker was started: it joined with a token (its certificate is in its data directory), from which config file. */
+type StartHow = { joined?: boolean; configPath?: string };
+
+export async function startWorkerFromConfig(config: ClusterConfig, id: string, parentLogger?: Logger, tuning: WorkerTuning = {}, how: StartHow = {}): Promise<RunningWorker> {
   const self = config.workers.find((w) => w.id === id);
   if (self === undefined) {
     const known = config.workers.map((w) => w.id).join(', ') || 'none';
@@ -151,8 +155,21 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
   }
   // Every line carries the worker id.
   const logger = parentLogger?.child({ worker: id }) ?? pino({ level: logLevelOf(config), base: { worker: id }, timestamp: pino.stdTimeFunctions.isoTime });
-  // OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set (else nothing is loaded).
+  // What start-up opened, closed in reverse when a later step fails (and by stop()).
+  const opened = new Closers();
+  try {
+    return await startParts(config, self, logger, tuning, how, opened);
+  } catch (err) {
+    await opened.closeAll(logger);
+    throw err;
+  }
+}
+
+async function startParts(config: ClusterConfig, self: WorkerConfig, logger: Logger, tuning: WorkerTuning, how: StartHow, opened: Closers): Promise<RunningWorker> {
+  const id = self.id;
+  // OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set (else nothing is loaded); closed last, so the last spans leave.
   const tracing = await startTracing('minkube-worker', id, logger);
+  opened.push('tracing', () => tracing.shutdown());
   // Before anything is written: the CA(s) of the managers' operator API certificate, if another CA signed it.
   const apiCaPem = await loadApiCa(config, how.configPath === undefined ? 'the config' : resolve(how.configPath), logger);
   const dataDir = self.dataDir ?? resolve('data', id);
@@ -167,6 +184,7 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
     logger: logger.child({ component: 'runtime' }),
     docker: { networkSandbox: sandboxNameFor(id, instance) },
   });
+  opened.push('runtime', () => runtime.close());
   // Metrics (metrics.enabled): host figures as each heartbeat reads them, starts, containers read at scrape time.
   const observability = workerObservability(config.metrics.enabled);
   const workerMetrics = observability.metrics;
@@ -191,6 +209,7 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
       return figures;
     },
   });
+  opened.push('agent', () => agent.close());
   workerMetrics?.attach(() => agent.list());
   const app = buildWorkerApp({
     agent,
@@ -208,24 +227,19 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
           },
         }),
   });
-  try {
-    // Before serving: a leader asking about a task must get the re-adopted answer, never "no such task".
-    await agent.adopt();
-    await agent.restoreKeptLogs();
-    const { host, port } = splitHostPort(self.apiAddress);
-    await app.listen({ host, port }).catch((err: unknown) => {
-      throw listenFailed(err, self.apiAddress, 'apiAddress');
-    });
-  } catch (err) {
-    await app.close();
-    await agent.close();
-    await runtime.close();
-    throw err;
-  }
+  opened.push('api', () => app.close());
+  // Before serving: a leader asking about a task must get the re-adopted answer, never "no such task".
+  await agent.adopt();
+  await agent.restoreKeptLogs();
+  const { host, port } = splitHostPort(self.apiAddress);
+  await app.listen({ host, port }).catch((err: unknown) => {
+    throw listenFailed(err, self.apiAddress, 'apiAddress');
+  });
   // The worker's one pool: its certificate is how the managers know it (no token).
   const localAddress = loopbackSourceOf(self.apiAddress);
   const tls = security === null ? {} : { tls: security.clientTls(), ...(apiCaPem === undefined ? {} : { apiCaPem }) };
   const http = new HttpClient({ ...tls, ...(localAddress === undefined ? {} : { localAddress }) });
+  opened.push('http client', () => http.close());
   // The managers learnt from heartbeats' answers (managers that joined later) are kept for the next start.
   const learntPath = join(dataDir, learntManagersFile);
   let keeping: Promise<void> = Promise.resolve(); // one write at a time, in order
@@ -255,6 +269,7 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
     logger: logger.child({ component: 'loops' }),
     ...(workerMetrics === null ? {} : { observer: workerMetrics }),
   });
+  opened.push('loops', () => loops.stop());
   loops.start();
   // A worker's certificate is renewed by a manager, asked over mutual TLS with the certificate it replaces.
   let material = security?.material;
@@ -272,6 +287,7 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
             applyRenewedTls({ server: app.server as unknown as HttpsServer, http: [http] }, m);
           },
         });
+  if (renewal !== null) opened.push('certificate renewal', () => renewal.stop());
   logger.info({ api: self.apiAddress, runtime: runtime.kind, dataDir, managers: config.managers.length }, 'worker started');
   const hostCpus = cpus().length;
   if (runtime.kind === 'docker' && self.capacity !== undefined && self.capacity.cpus > hostCpus) {
@@ -282,13 +298,7 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      renewal?.stop();
-      await loops.stop();
-      await http.close();
-      await app.close();
-      await agent.close();
-      await runtime.close();
-      await tracing.shutdown();
+      await opened.closeAll(logger);
       logger.info('worker stopped; its containers keep running');
     })());
   // Another instance registered this id since (WORKER_REPLACED): its tasks are that one's now. This one stops its
