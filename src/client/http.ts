@@ -7,6 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import type { NodePoolBody } from './node-pool.js';
+import { assert } from '../lib/assert.js';
 import { errorFromBody, MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 
@@ -54,6 +55,12 @@ export interface HttpClientOptions {
    * limits.httpConnectTimeoutMsDefault for pool 'node', timeoutMs for undici, and never past timeoutMs.
    */
   connectTimeoutMs?: number;
+  /**
+   * false: an https server's certificate is not checked at all (any signer, any name), and tls must be unset. Only for
+   * a first contact whose answer is checked another way: a joining node fetches the cluster CA and trusts it once its
+   * digest matches the join token's (daemon/join.ts). Default true.
+   */
+  verifyServer?: boolean;
 }
 
 /** What HttpClient asks of a pool: undici's Agent, or a NodePool. */
@@ -119,10 +126,13 @@ export class HttpClient {
   private readonly timeoutMs: number;
   private readonly connectTimeoutMs: number;
   private readonly localAddress: string | undefined;
+  private readonly verifyServer: boolean;
 
   constructor(options: HttpClientOptions = {}) {
     const { tls } = options;
     assertPaired(tls);
+    this.verifyServer = options.verifyServer ?? true;
+    assert(this.verifyServer || tls === undefined, 'an HTTP client that verifies no server has no TLS material to verify it with');
     this.material = tls;
     this.apiCaPem = options.apiCaPem;
     this.authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
@@ -178,7 +188,8 @@ export class HttpClient {
     // Another request may have made it while this one waited for the module.
     if (this.agent !== undefined) return this.agent;
     const tls = this.material;
-    const connect = { timeout: this.connectTimeoutMs, ...(tls === undefined ? {} : { ca: trustedCas(tls, this.apiCaPem), ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }), ...serverCheckOf(tls) }) };
+    const unverified = this.verifyServer ? {} : { rejectUnauthorized: false };
+    const connect = { timeout: this.connectTimeoutMs, ...unverified, ...(tls === undefined ? {} : { ca: trustedCas(tls, this.apiCaPem), ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }), ...serverCheckOf(tls) }) };
     this.agent = new Agent({ connections: this.connectionsPerOriginMax, connect, ...(this.localAddress === undefined ? {} : { localAddress: this.localAddress }) });
     return this.agent;
   }

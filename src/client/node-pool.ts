@@ -17,6 +17,8 @@ export interface NodePoolOptions {
     checkServerIdentity?: (host: string, cert: PeerCertificate) => Error | undefined;
     /** How long the TCP connect may take: a connection not made by then fails as undici's connect timeout does. */
     timeout?: number;
+    /** false: any server certificate is accepted (as undici's connect option; HttpClientOptions.verifyServer). */
+    rejectUnauthorized?: boolean;
   };
   /** The source address of every connection (as undici's Agent option). */
   localAddress?: string;
@@ -73,7 +75,7 @@ export class NodePool {
     this.http = new PlainAgent(common);
     // One TLS context for every connection (the CA parsed once): node would make one per connection otherwise.
     const tls = c?.ca === undefined ? {} : { secureContext: createSecureContext({ ca: c.ca, ...(c.cert === undefined ? {} : { cert: c.cert, key: c.key }) }), ...(c.checkServerIdentity === undefined ? {} : { checkServerIdentity: c.checkServerIdentity }) };
-    this.https = new HttpsAgent({ ...common, ...tls });
+    this.https = new HttpsAgent({ ...common, ...tls, ...(c?.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}) });
     this.connectTimeoutMs = c?.timeout;
   }
 

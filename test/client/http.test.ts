@@ -422,6 +422,22 @@ describe.each(['undici', 'node'] as const)('HttpClient (%s pool) over mutual TLS
     expect(http.tls?.cert).toBe(pki.renewedCert);
   });
 
+  it('verifyServer false (a first contact checked another way): reaches a server whose certificate no trusted CA signed and that names another host; a client that verifies refuses it', async () => {
+    const stranger = createHttpsServer({ cert: pki.misnamedCert, key: pki.misnamedKey }, (_req, res) => void res.end('{"ok":true}'));
+    servers.push(stranger);
+    const url = `https://127.0.0.1:${await listen(stranger)}`;
+    const unverified = new HttpClient({ verifyServer: false, timeoutMs: 3000, pool });
+    clients.push(unverified);
+    expect((await unverified.requestOk({ method: 'GET', url, path: '/ca' })).text).toBe('{"ok":true}');
+    const verifying = new HttpClient({ timeoutMs: 3000, pool });
+    clients.push(verifying);
+    const e = await rejection(verifying.request({ method: 'GET', url, path: '/ca' }));
+    expect(e.code).toBe('UNREACHABLE');
+    expect(e.message).toMatch(/\(TLS: /);
+    // Nothing to verify with: material with it is a programmer's error.
+    expect(() => new HttpClient({ verifyServer: false, tls: { ca: pki.ca } })).toThrow(/verifies no server/);
+  });
+
   it('setTls refuses a client made without TLS, and a certificate without its key', () => {
     expect(() => client({ ca: pki.ca }).setTls({ ca: pki.ca, cert: pki.renewedCert })).toThrow(/needs its key/);
     expect(() => new HttpClient().setTls({ ca: pki.ca })).toThrow(/without TLS/);
