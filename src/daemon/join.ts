@@ -1,7 +1,7 @@
 // A new node's way into a closed cluster, as Swarm's: the join token carries the CA's digest, so the node first
 // fetches the CA from the manager it was pointed at, trusts it only if the digest matches, and from then on talks
 // to the cluster over TLS pinned to that CA: it sends a CSR with the token and keeps the certificate it gets.
-import { HttpClient, normaliseBaseUrl } from '../client/http.js';
+import { HttpClient, normaliseBaseUrl, parseJson } from '../client/http.js';
 import { errorFromBody, isErrorCode, MinkubeError } from '../lib/errors.js';
 import { caDigest, clusterIdOfCa, createCsr, generateNodeKey, serverCertificateProblem, type NodeRole } from '../security/ca.js';
 import { writeNodeTls, type NodeTls } from '../security/pki-files.js';
@@ -70,34 +70,27 @@ export async function joinWithToken(o: JoinWithTokenOptions): Promise<{ material
 /**
  * The CA, fetched before we can verify anything: the one request made without checking the server's certificate.
  * What it answers is trusted only once its digest matches the token's (trust on first use, pinned by the token).
+ * timeoutMs bounds the whole request, its connection included.
  */
 async function fetchCa(base: string, timeoutMs: number): Promise<string> {
-  // Loaded here, not with this module: every manager and worker imports it, and only a joining one needs undici now.
-  const { Agent, request } = await import('undici');
-  const dispatcher = new Agent({ connect: { rejectUnauthorized: false } });
+  const http = new HttpClient({ verifyServer: false, timeoutMs });
   try {
-    const res = await request(`${base}/v1/join/ca`, { dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
-    const text = await res.body.text();
-    if (res.statusCode !== 200) throw caRefused(base, res.statusCode, text);
-    const ca = (JSON.parse(text) as { ca?: unknown }).ca;
+    const res = await http.request({ method: 'GET', url: base, path: '/v1/join/ca' }).catch((err: MinkubeError) => {
+      // TIMEOUT or UNREACHABLE, naming the URL and the reason.
+      throw new MinkubeError(err.code, `cannot fetch the cluster CA: ${err.message}`, { cause: err });
+    });
+    if (res.status !== 200) throw caRefused(base, res.status, res.text);
+    const ca = (parseJson(res.text) as { ca?: unknown } | undefined)?.ca;
     if (typeof ca !== 'string' || !ca.includes('BEGIN CERTIFICATE')) throw new MinkubeError('UNREACHABLE', `${base}/v1/join/ca did not answer a certificate`);
     return ca;
-  } catch (err) {
-    if (err instanceof MinkubeError) throw err;
-    throw new MinkubeError('UNREACHABLE', `cannot fetch the cluster CA from ${base} (${(err as Error).message})`, { cause: err });
   } finally {
-    await dispatcher.close();
+    await http.close();
   }
 }
 
 /** A Minkube manager's own answer when it gave one (an insecure cluster says it has no CA), else UNREACHABLE. */
 function caRefused(base: string, status: number, text: string): MinkubeError {
-  let body: unknown = null;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = null;
-  }
+  const body = parseJson(text) ?? null;
   const code = (body as { error?: { code?: unknown } } | null)?.error?.code;
   if (isErrorCode(code) && code !== 'NOT_FOUND') return errorFromBody(body, status);
   return new MinkubeError('UNREACHABLE', `${base}/v1/join/ca answered ${status}: is it a secure Minkube manager?`);

@@ -2,7 +2,7 @@
 // and the joiner passes that on instead of guessing that the address is no Minkube manager.
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer as createHttpsServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -32,6 +32,30 @@ describe('joinWithToken', () => {
     const { token } = newJoinToken((await createClusterCa({ clusterId: 'c1' })).certPem);
     const joining = joinWithToken({ url, token, id: 'w1', role: 'worker', dataDir: dir, addresses: ['127.0.0.1:9300'] });
     await expect(joining).rejects.toMatchObject({ code: 'INVALID_BODY', message: expect.stringMatching(/^this cluster is insecure and has no CA/) as string });
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('a manager that cannot be reached, or does not answer in time: UNREACHABLE or TIMEOUT saying the CA could not be fetched, and from where', async () => {
+    const ca = await createClusterCa({ clusterId: 'c1' });
+    const { token } = newJoinToken(ca.certPem);
+    const joinAt = (at: string, timeoutMs?: number): Promise<unknown> =>
+      joinWithToken({ url: at, token, id: 'w2', role: 'worker', dataDir: dir, addresses: ['127.0.0.1:9302'], ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const closedUrl = `https://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+    await new Promise((r) => closed.close(r));
+    await expect(joinAt(closedUrl)).rejects.toMatchObject({ code: 'UNREACHABLE', message: `cannot fetch the cluster CA: cannot reach ${closedUrl}/v1/join/ca (ECONNREFUSED)` });
+
+    const operator = operatorCertificate({ ca, ips: ['127.0.0.1'] });
+    const silent = createHttpsServer({ key: operator.keyPem, cert: operator.certPem }, () => undefined);
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const silentUrl = `https://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    try {
+      await expect(joinAt(silentUrl, 200)).rejects.toMatchObject({ code: 'TIMEOUT', message: `cannot fetch the cluster CA: GET ${silentUrl}/v1/join/ca: no answer within 200 ms` });
+    } finally {
+      silent.closeAllConnections();
+      await new Promise((r) => silent.close(r));
+    }
     expect(await readdir(dir)).toEqual([]);
   });
 
