@@ -29,18 +29,22 @@ export class ReadBatcher {
   /** Confirmed rounds waiting for the state machine to reach their index, in index order. */
   private confirmed: { index: number; waiters: ReadWaiter[] }[] = [];
   private roundSeq = 0;
+  /** Reads in all three lists: queued, in flight and confirmed. Kept as a count because add() is on every read. */
+  private outstanding = 0;
 
   constructor(private readonly options: ReadBatcherOptions) {}
 
   get size(): number {
-    return this.queued.length + (this.inflight?.waiters.length ?? 0) + this.confirmed.reduce((n, c) => n + c.waiters.length, 0);
+    return this.outstanding;
   }
 
+  /** Queues a read; throws QUEUE_FULL when queueMax reads are outstanding, whether queued, in flight or confirmed. */
   add(waiter: ReadWaiter, nowMs: number): void {
-    if (this.queued.length >= this.options.queueMax) {
-      throw new MinkubeError('QUEUE_FULL', `${this.queued.length} reads are already waiting on this manager`);
+    if (this.outstanding >= this.options.queueMax) {
+      throw new MinkubeError('QUEUE_FULL', `${this.outstanding} reads are already waiting on this manager`);
     }
     this.queued.push(waiter);
+    this.outstanding++;
     this.startRound(nowMs);
   }
 
@@ -67,7 +71,9 @@ export class ReadBatcher {
 
   onApplied(appliedIndex: number): void {
     while (this.confirmed.length > 0 && this.confirmed[0]!.index <= appliedIndex) {
-      for (const w of this.confirmed.shift()!.waiters) w.resolve();
+      const { waiters } = this.confirmed.shift()!;
+      this.outstanding -= waiters.length;
+      for (const w of waiters) w.resolve();
     }
   }
 
@@ -78,9 +84,9 @@ export class ReadBatcher {
       this.inflight = null;
     }
     const error = (): MinkubeError => (leaderKnown ? new MinkubeError('TIMEOUT', 'the read could not be confirmed by a quorum in time') : noLeader());
-    this.queued = expireList(this.queued, nowMs, error);
-    if (this.inflight !== null) this.inflight = { ...this.inflight, waiters: expireList(this.inflight.waiters, nowMs, error) };
-    for (const c of this.confirmed) c.waiters = expireList(c.waiters, nowMs, error);
+    this.queued = this.expire(this.queued, nowMs, error);
+    if (this.inflight !== null) this.inflight = { ...this.inflight, waiters: this.expire(this.inflight.waiters, nowMs, error) };
+    for (const c of this.confirmed) c.waiters = this.expire(c.waiters, nowMs, error);
     this.startRound(nowMs);
   }
 
@@ -91,15 +97,21 @@ export class ReadBatcher {
     this.queued = [];
     this.inflight = null;
     this.confirmed = [];
+    this.outstanding = 0;
   }
-}
 
-function expireList(list: ReadWaiter[], nowMs: number, error: () => MinkubeError): ReadWaiter[] {
-  if (list.every((w) => w.deadlineMs > nowMs)) return list;
-  const live: ReadWaiter[] = [];
-  for (const w of list) {
-    if (w.deadlineMs > nowMs) live.push(w);
-    else w.reject(error());
+  /** The reads of `list` still before their deadline; the others are rejected and no longer count. */
+  private expire(list: ReadWaiter[], nowMs: number, error: () => MinkubeError): ReadWaiter[] {
+    if (list.every((w) => w.deadlineMs > nowMs)) return list;
+    const live: ReadWaiter[] = [];
+    for (const w of list) {
+      if (w.deadlineMs > nowMs) {
+        live.push(w);
+      } else {
+        this.outstanding--;
+        w.reject(error());
+      }
+    }
+    return live;
   }
-  return live;
 }

@@ -73,4 +73,39 @@ describe('ReadBatcher', () => {
     read('c', 1000);
     expect(() => read('d', 1000)).toThrow(expect.objectContaining({ code: 'QUEUE_FULL' }));
   });
+
+  it('reads outstanding in any state count toward the limit: in flight, confirmed and requeued after a retry', () => {
+    const { batcher, rounds, outcomes, read } = setup();
+    read('a', 1000); // in flight as c:1
+    batcher.onReadState('c:1', 5, 4, 10); // confirmed, waiting for index 5
+    read('b', 1000); // in flight as c:2
+    read('c', 1000); // queued behind c:2
+    expect(batcher.size).toBe(3);
+    expect(() => read('d', 1000)).toThrow(expect.objectContaining({ code: 'QUEUE_FULL' }));
+    batcher.tick(150, true); // c:2 is lost: b goes back in front of c, and both start again as c:3
+    expect(rounds).toEqual(['c:1', 'c:2', 'c:3']);
+    expect(batcher.size).toBe(3);
+    expect(() => read('e', 1000)).toThrow(expect.objectContaining({ code: 'QUEUE_FULL' }));
+    batcher.onApplied(5); // a answers, which frees one place
+    expect(outcomes).toEqual(['a ok']);
+    expect(batcher.size).toBe(2);
+    read('f', 1000);
+    expect(() => read('g', 1000)).toThrow(expect.objectContaining({ code: 'QUEUE_FULL' }));
+  });
+
+  it('reads that expire or are rejected free their places', () => {
+    const { batcher, outcomes, read } = setup();
+    read('a', 50);
+    read('b', 1000);
+    read('c', 1000);
+    batcher.tick(60, true);
+    expect(outcomes).toEqual(['a TIMEOUT']);
+    expect(batcher.size).toBe(2);
+    read('d', 1000);
+    expect(() => read('e', 1000)).toThrow(expect.objectContaining({ code: 'QUEUE_FULL' }));
+    batcher.rejectAll(new MinkubeError('NO_LEADER'));
+    expect(batcher.size).toBe(0);
+    read('f', 1000);
+    expect(batcher.size).toBe(1);
+  });
 });
