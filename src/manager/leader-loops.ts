@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { TaskRecord } from '../contracts/task-model.js';
 import type { StoredWorker, TaskStore, TaskStoreListener } from '../kv/task-store.js';
 import type { TasksConfig } from '../config/cluster.js';
-import type { Clock } from '../lib/clock.js';
+import { sleepOn, type Clock } from '../lib/clock.js';
 import type { Random } from '../lib/random.js';
 import type { Role } from '../raft/types.js';
 import type { PlacementPolicy } from '../scheduler/policy.js';
@@ -82,7 +82,7 @@ export class LeaderLoops implements TaskStoreListener {
       } catch (err) {
         if (generation !== this.generation) return;
         this.o.logger.debug({ err }, 'leader barrier failed; retrying');
-        await new Promise((r) => setTimeout(r, 50));
+        await sleepOn(this.o.clock, 50);
       }
       if (generation !== this.generation) return;
     }

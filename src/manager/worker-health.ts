@@ -6,7 +6,7 @@ import type { LostTask, WorkerStateCommand } from '../kv/task-commands.js';
 import type { StoredWorker, TaskStore } from '../kv/task-store.js';
 import type { TasksConfig } from '../config/cluster.js';
 import { retryAtMs } from '../lib/backoff.js';
-import type { Clock } from '../lib/clock.js';
+import { setIntervalOn, type Clock, type Timer } from '../lib/clock.js';
 import { limits } from '../lib/limits.js';
 import type { Random } from '../lib/random.js';
 import type { Proposer } from './task-service.js';
@@ -25,7 +25,7 @@ export class WorkerHealth {
   private readonly lastSeenMs = new Map<string, number>();
   /** Workers with a verdict in flight: one proposal per worker at a time. */
   private readonly judging = new Set<string>();
-  private timer: NodeJS.Timeout | null = null;
+  private timer: Timer | null = null;
   private term = 0;
   private seq = 0;
 
@@ -38,11 +38,11 @@ export class WorkerHealth {
     const now = this.o.clock.nowMs();
     for (const w of this.o.store.allWorkers()) this.lastSeenMs.set(w.id, now);
     const checkMs = Math.max(20, Math.min(this.o.tasks.workerHeartbeatIntervalMs, 250));
-    this.timer = setInterval(() => this.check(), checkMs);
+    this.timer = setIntervalOn(this.o.clock, () => this.check(), checkMs);
   }
 
   stop(): void {
-    if (this.timer !== null) clearInterval(this.timer);
+    this.timer?.cancel();
     this.timer = null;
     this.judging.clear();
   }
