@@ -6,6 +6,7 @@ import { ApiClient } from '../client/api-client.js';
 import type { HttpClient } from '../client/http.js';
 import type { ClusterConfig, ManagerConfig } from '../config/cluster.js';
 import { checkAddress } from '../config/cluster.js';
+import { sleepOn, systemClock, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { nodeId } from '../lib/ids.js';
 import type { LevelRaftStorage } from '../storage/level.js';
@@ -76,10 +77,10 @@ export async function prepareJoin(storage: LevelRaftStorage, self: ManagerConfig
   return { members: [...members, { id: nodeId(self.id), raftAddress: self.raftAddress, apiAddress: self.apiAddress }] };
 }
 
-/** Asks the cluster to add this manager, retrying passing failures for up to a minute. */
-export async function askToJoin(url: string, self: ManagerConfig, logger: Logger, http?: HttpClient): Promise<void> {
+/** Asks the cluster to add this manager, retrying passing failures for up to a minute (of `clock`'s time). */
+export async function askToJoin(url: string, self: ManagerConfig, logger: Logger, http?: HttpClient, clock: Clock = systemClock): Promise<void> {
   const client = new ApiClient(url, http === undefined ? {} : { http });
-  const deadlineMs = Date.now() + JOIN_TIMEOUT_MS;
+  const deadlineMs = clock.nowMs() + JOIN_TIMEOUT_MS;
   const req = { id: self.id, raftAddress: self.raftAddress, apiAddress: self.apiAddress };
   for (;;) {
     try {
@@ -87,9 +88,9 @@ export async function askToJoin(url: string, self: ManagerConfig, logger: Logger
       logger.info({ created, voter: member.voter }, created ? 'added to the cluster as a learner' : 'already a member of the cluster');
       return;
     } catch (err) {
-      if (!(err instanceof MinkubeError) || !passing(err) || Date.now() + JOIN_RETRY_MS > deadlineMs) throw err;
+      if (!(err instanceof MinkubeError) || !passing(err) || clock.nowMs() + JOIN_RETRY_MS > deadlineMs) throw err;
       logger.info({ err: `${err.code}: ${err.message}` }, 'the cluster did not add this manager yet; retrying');
-      await new Promise((r) => setTimeout(r, JOIN_RETRY_MS));
+      await sleepOn(clock, JOIN_RETRY_MS);
     }
   }
 }
