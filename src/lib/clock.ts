@@ -44,9 +44,11 @@ export function setIntervalOn(clock: Clock, fn: () => void, intervalMs: number):
   };
 }
 
-/** Resolves after delayMs on `clock`, or as soon as `signal` aborts. */
+/** Resolves after delayMs on `clock`, or as soon as `signal` aborts (at once if it already has). */
 export function sleepOn(clock: Clock, delayMs: number, signal?: AbortSignal): Promise<void> {
   if (signal === undefined) return new Promise((resolve) => clock.setTimeout(resolve, delayMs));
+  // An abort event fires once: a loop stopped while it was busy would otherwise sleep the whole delay.
+  if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = (): void => {
       timer.cancel();
