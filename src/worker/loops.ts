@@ -5,12 +5,12 @@ import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RegisterRequest, WorkerTaskStatus } from '../contracts/worker.js';
 import { fullJitterMs } from '../lib/backoff.js';
+import { sleepOn, systemClock, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { SeededRandom, type Random } from '../lib/random.js';
 import type { WorkerAgent } from './agent.js';
 import type { ManagerLink } from './managers.js';
-import { sleep } from './sleep.js';
 import type { LoopsObserver } from './metrics.js';
 
 export interface WorkerLoopsOptions {
@@ -20,6 +20,8 @@ export interface WorkerLoopsOptions {
   heartbeatIntervalMs: number;
   reconcileIntervalMs: number;
   logger: Logger;
+  /** The system clock unless given. */
+  clock?: Clock;
   random?: Random;
   /** Registration retries wait a random time in [0, min(cap, base * 2^failures)). */
   registerBackoffBaseMs?: number;
@@ -42,6 +44,7 @@ const earlyBeatGapMsMin = 50;
 
 export class WorkerLoops {
   private readonly opts: WorkerLoopsOptions;
+  private readonly clock: Clock;
   private readonly random: Random;
   private readonly abort = new AbortController();
   private readonly logger: Logger;
@@ -68,6 +71,7 @@ export class WorkerLoops {
   constructor(opts: WorkerLoopsOptions) {
     this.opts = opts;
     this.logger = opts.logger;
+    this.clock = opts.clock ?? systemClock;
     this.random = opts.random ?? new SeededRandom(randomInt(0x7fffffff));
     this.heartbeatIntervalMs = opts.heartbeatIntervalMs;
     this.replaced = new Promise((resolve) => {
@@ -115,7 +119,7 @@ export class WorkerLoops {
     while (!signal.aborted) {
       if (!this.registered) {
         if (!(await this.tryRegister())) {
-          await sleep(this.backoffMs(failures++), signal);
+          await sleepOn(this.clock, this.backoffMs(failures++), signal);
           continue;
         }
         failures = 0;
@@ -125,15 +129,15 @@ export class WorkerLoops {
       // Register again at once, unless the managers keep forgetting us right after registering.
       if (outcome === 'not-registered' && notFoundStreak === 1) continue;
       if (outcome === 'ok') await this.untilNextBeat(signal);
-      else await sleep(outcome === 'not-registered' ? this.backoffMs(notFoundStreak) : this.heartbeatIntervalMs, signal);
+      else await sleepOn(this.clock, outcome === 'not-registered' ? this.backoffMs(notFoundStreak) : this.heartbeatIntervalMs, signal);
     }
   }
 
   /** The heartbeat interval, cut short by a status change (but not below the gap). */
   private async untilNextBeat(signal: AbortSignal): Promise<void> {
-    const beganMs = Date.now();
+    const beganMs = this.clock.nowMs();
     const gapMs = Math.min(earlyBeatGapMsMin, this.heartbeatIntervalMs);
-    const elapsedMs = (): number => Date.now() - beganMs;
+    const elapsedMs = (): number => this.clock.nowMs() - beganMs;
     if (!this.changedSinceBeat) {
       const woken = new Promise<void>((resolve) => {
         this.wakeBeat = resolve;
@@ -141,12 +145,12 @@ export class WorkerLoops {
       const abort = new AbortController();
       const onAbort = (): void => abort.abort();
       signal.addEventListener('abort', onAbort, { once: true });
-      await Promise.race([sleep(Math.max(0, this.heartbeatIntervalMs - elapsedMs()), abort.signal), woken]);
+      await Promise.race([sleepOn(this.clock, Math.max(0, this.heartbeatIntervalMs - elapsedMs()), abort.signal), woken]);
       abort.abort();
       signal.removeEventListener('abort', onAbort);
       this.wakeBeat = null;
     }
-    if (elapsedMs() < gapMs) await sleep(gapMs - elapsedMs(), signal);
+    if (elapsedMs() < gapMs) await sleepOn(this.clock, gapMs - elapsedMs(), signal);
   }
 
   private async tryRegister(): Promise<boolean> {
@@ -188,7 +192,7 @@ export class WorkerLoops {
   private async beat(): Promise<'ok' | 'not-registered' | 'failed'> {
     try {
       const stats = await this.opts.agent.stats();
-      const now = Date.now();
+      const now = this.clock.nowMs();
       this.changedSinceBeat = false;
       const tasks = this.changedStatuses(now);
       const timed = this.opts.observer?.heartbeatTimer();
@@ -226,7 +230,7 @@ export class WorkerLoops {
     const { signal } = this.abort;
     const { agent, link } = this.opts;
     for (;;) {
-      await sleep(this.opts.reconcileIntervalMs, signal);
+      await sleepOn(this.clock, this.opts.reconcileIntervalMs, signal);
       if (signal.aborted) return;
       try {
         const { instance } = this.opts.registration;

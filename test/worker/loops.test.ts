@@ -10,6 +10,7 @@ import { MemoryRuntime } from '../../src/runtime/index.js';
 import { WorkerAgent } from '../../src/worker/agent.js';
 import { WorkerLoops } from '../../src/worker/loops.js';
 import type { ManagerLink } from '../../src/worker/managers.js';
+import { ManualClock } from '../support/manual-clock.js';
 import { waitFor } from '../support/wait.js';
 
 const logger = pino({ level: 'silent' });
@@ -72,7 +73,7 @@ afterEach(async () => {
   }
 });
 
-function setup(link: ScriptedLink, intervals: { heartbeatIntervalMs?: number; reconcileIntervalMs?: number } = {}, runtime = new MemoryRuntime()) {
+function setup(link: ScriptedLink, intervals: { heartbeatIntervalMs?: number; reconcileIntervalMs?: number; clock?: ManualClock } = {}, runtime = new MemoryRuntime()) {
   const agent = new WorkerAgent({ workerId: 'w1', instance: 'aaaaaaaaaaaa', runtime, logger, stopTimeoutMs: 10 });
   const loops = new WorkerLoops({
     agent, link, logger, registration: { id: 'w1', apiAddress: '127.0.0.1:1', runtime: 'memory', instance: 'aaaaaaaaaaaa' },
@@ -83,6 +84,21 @@ function setup(link: ScriptedLink, intervals: { heartbeatIntervalMs?: number; re
 }
 
 describe('WorkerLoops', () => {
+  it('wait on the clock they are given: heartbeats and reconciliation happen as it moves on', async () => {
+    const link = new ScriptedLink();
+    link.up = true;
+    const clock = new ManualClock();
+    const { loops } = setup(link, { clock });
+    loops.start();
+    await waitFor('the first heartbeat sent and the next one waiting on the clock', () => link.heartbeats.length === 1 && clock.nextDelayMs() === 20);
+    expect(link.assignmentCalls).toBe(0);
+    clock.advance(20);
+    await waitFor('the second heartbeat', () => link.heartbeats.length === 2);
+    expect(link.assignmentCalls).toBe(0);
+    clock.advance(10);
+    await waitFor('the first reconciliation, at 30 ms', () => link.assignmentCalls === 1);
+  });
+
   it('retries registration in the background while every manager is down, then heartbeats', async () => {
     const link = new ScriptedLink();
     const { loops } = setup(link);
