@@ -4,7 +4,7 @@ import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { Assignment, WaitOptions, WorkerAgentApi, WorkerTaskStatus } from '../contracts/worker.js';
 import type { FencingToken, WorkerStats } from '../contracts/task-model.js';
-import { systemClock, type Clock } from '../lib/clock.js';
+import { sleepOn, systemClock, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { endSpan, isTraceparent, startSpan } from '../lib/trace.js';
@@ -15,7 +15,6 @@ import type { ContainerInfo, ContainerRuntime, RunSpec } from '../runtime/types.
 import { planReconcile, type Correction } from './reconcile.js';
 import { HealthMonitor, hostExec, type ExecProbe } from './health.js';
 import { labelPorts, portEnv, portsLabel, type PortAllocator } from './ports.js';
-import { sleep } from './sleep.js';
 import type { AgentObserver } from './metrics.js';
 import {
   assignmentToken, compareTokens, exitOutcome, isActive, isFinal, labelWorker, newEntry, ownedByInstance, runSpecFor, statusOf, tokenOfContainer,
@@ -310,7 +309,7 @@ export class WorkerAgent implements WorkerAgentApi {
           return;
         }
         this.logger.warn({ task: entry.taskId, containerId: id, msg: failure.message }, 'waiting on a container failed; retrying');
-        await sleep(this.waitRetryMs, this.closing.signal);
+        await sleepOn(this.clock, this.waitRetryMs, this.closing.signal);
       }
     }
     await this.cleanUp(entry);
