@@ -4,6 +4,7 @@ import { workerInstanceHeader, type Assignment, type HeartbeatRequest, type Hear
 import { ApiClient } from '../client/api-client.js';
 import type { HttpClient } from '../client/http.js';
 import type { WorkerRecord } from '../contracts/task-model.js';
+import { systemClock, type Clock, type Timer } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 
 /** What the worker needs from the managers; the loops and tests depend on this, not on HTTP. */
@@ -31,6 +32,8 @@ export interface HttpManagerLinkOptions {
   http?: HttpClient;
   /** Called with the whole list when the managers learnt change it (the daemon keeps it on disk). */
   onLearned?: (addresses: readonly string[]) => void;
+  /** The hedge timer's clock; the system clock unless given. */
+  clock?: Clock;
 }
 
 /** A heartbeat waits at least this long for one manager before asking the next as well, however short the TTL. */
@@ -56,6 +59,7 @@ export class HttpManagerLink implements ManagerLink {
   private learnt: readonly string[] = [];
   private readonly timeoutMs: number;
   private preferred = 0;
+  private readonly clock: Clock;
 
   constructor(private readonly opts: HttpManagerLinkOptions) {
     if (opts.managers.length === 0) throw new MinkubeError('CONFIG_INVALID', 'a worker needs at least one manager address');
@@ -63,6 +67,7 @@ export class HttpManagerLink implements ManagerLink {
     this.addresses = [...this.configured];
     this.clients = this.addresses.map((m) => this.clientFor(m));
     this.timeoutMs = opts.timeoutMs;
+    this.clock = opts.clock ?? systemClock;
   }
 
   /** The managers it asks, in order (learnt ones first). */
@@ -148,15 +153,15 @@ export class HttpManagerLink implements ManagerLink {
       let failed = 0;
       let settled = false;
       let last: unknown;
-      let timer: NodeJS.Timeout | undefined;
+      let timer: Timer | undefined;
       const settle = (): boolean => {
         if (settled) return false;
         settled = true;
-        clearTimeout(timer);
+        timer?.cancel();
         return true;
       };
       const next = (): void => {
-        clearTimeout(timer);
+        timer?.cancel();
         if (settled || started >= clients.length) return;
         const k = (first + started) % clients.length;
         started++;
@@ -183,7 +188,7 @@ export class HttpManagerLink implements ManagerLink {
             next();
           },
         );
-        if (started < clients.length) timer = setTimeout(next, hedgeMs);
+        if (started < clients.length) timer = this.clock.setTimeout(next, hedgeMs);
       };
       next();
     });

@@ -6,6 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpClient } from '../../src/client/http.js';
 import { heartbeatHedgeMs, HttpManagerLink } from '../../src/worker/managers.js';
+import { ManualClock } from '../support/manual-clock.js';
+import { waitFor } from '../support/wait.js';
 
 const servers: Server[] = [];
 const http = new HttpClient();
@@ -88,6 +90,24 @@ describe('a frozen manager', () => {
     await beat(link);
     expect(live.asked()).toBe(2);
     stuck.server.closeAllConnections();
+  });
+
+  it('asks the next manager when the hedge falls due on the link\'s clock', async () => {
+    let stuckAsked = 0;
+    const stuck = createServer(() => stuckAsked++);
+    servers.push(stuck);
+    await new Promise<void>((r) => stuck.listen(0, '127.0.0.1', r));
+    const live = await manager(() => undefined);
+    const clock = new ManualClock();
+    const link = new HttpManagerLink({ managers: [`127.0.0.1:${(stuck.address() as AddressInfo).port}`, live.address], timeoutMs: 10_000, heartbeatHedgeMs: 500, http, clock });
+    const beating = beat(link);
+    await waitFor('the frozen manager asked', () => stuckAsked === 1);
+    expect(clock.nextDelayMs()).toBe(500);
+    expect(live.asked()).toBe(0);
+    clock.advance(500);
+    await beating;
+    expect(live.asked()).toBe(1);
+    stuck.closeAllConnections();
   });
 
   it('a slow manager is not given up: its answer counts when the others fail', async () => {
