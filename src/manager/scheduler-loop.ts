@@ -75,6 +75,7 @@ export class SchedulerLoop {
   private pumpScheduled = false;
   private seq = 0;
   private dropped = 0;
+  private passes = 0;
   private readonly concurrency: number;
   private readonly queueMax: number;
   private readonly batchMax: number;
@@ -91,6 +92,11 @@ export class SchedulerLoop {
 
   get running(): boolean {
     return this.session !== null;
+  }
+
+  /** Reconcile passes run so far, in every leadership: a test waits on it to know a pass has been and gone. */
+  get reconcilePasses(): number {
+    return this.passes;
   }
 
   /** Begins a leadership: a full reconcile pass now, then one every reconcileIntervalMs. */
@@ -140,6 +146,7 @@ export class SchedulerLoop {
   private reconcile(): void {
     const s = this.session;
     if (s === null) return;
+    this.passes++;
     const { store } = this.o;
     for (const w of store.allWorkers()) {
       for (const id of store.activeIdsOn(w.id)) {

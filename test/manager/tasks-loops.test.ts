@@ -12,7 +12,7 @@ import { SeededRandom } from '../../src/lib/random.js';
 import { LeaderLoops } from '../../src/manager/leader-loops.js';
 import type { Proposer } from '../../src/manager/task-service.js';
 import type { WorkerApi, WorkerCallOptions } from '../../src/manager/worker-client.js';
-import { eventually } from '../support/wait.js';
+import { eventually, waitFor } from '../support/wait.js';
 
 const stats = { cpuUtilization: 0.1, memoryTotalBytes: 1, memoryAvailableBytes: 1, diskFreeBytes: 1, runningTasks: 0 };
 
@@ -139,8 +139,10 @@ describe('leader loops', () => {
     loops.onRoleChange('leader', 1);
     await submit(raft, 2);
     await eventually(async () => (workers.calls.length >= 2 ? true : undefined), 3000, 'both assignments sent');
-    // Several reconcile passes (50 ms each) later: still scheduled on w1, attempt 1, each sent once.
-    await new Promise((r) => setTimeout(r, 400));
+    // Three more reconcile passes (one each 50 ms), each of which would have sent them again: still scheduled on
+    // w1, attempt 1, each sent once.
+    const passes = loops.scheduler.reconcilePasses;
+    await waitFor('three more reconcile passes', () => loops.scheduler.reconcilePasses >= passes + 3, 3000);
     for (const id of ['t0000', 't0001']) {
       expect(raft.sm.tasks.task(id)).toMatchObject({ state: 'scheduled', attempt: 1, workerId: 'w1' });
       expect(workers.calls.filter((c) => c.a.taskId === id)).toHaveLength(1);
