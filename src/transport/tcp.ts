@@ -141,6 +141,12 @@ class PeerLink {
   }
 }
 
+/** Counts kept by the listener's connection limit. */
+interface AcceptCounts {
+  connections: number;
+  overAddressMax: number;
+}
+
 export class TcpTransport implements Transport {
   readonly counters: TransportCounters = newTransportCounters();
   private readonly links = new Map<NodeId, PeerLink>();
@@ -160,6 +166,9 @@ export class TcpTransport implements Transport {
   /** The liveness check's timer, and when it last ran (a late run means this process was stalled, not its peers). */
   private livenessTimer: NodeJS.Timeout | null = null;
   private livenessRanMs = 0;
+  private livenessChecksRun = 0;
+  /** What the listener has seen (limitConnections counts): tests wait on these, metrics do not read them. */
+  private readonly accepts: AcceptCounts = { connections: 0, overAddressMax: 0 };
   /** The material new connections use; replaced by setTls when the node's certificate is renewed. */
   private tls: TransportTls | undefined;
 
@@ -189,7 +198,7 @@ export class TcpTransport implements Transport {
     const { host, port } = parseAddress(opts.listen, `node ${opts.id}`);
     const server = opts.tls === undefined ? createServer({ noDelay: true }) : createTlsServer({ ...tlsMaterial(opts.tls), requestCert: true, rejectUnauthorized: true, handshakeTimeout: opts.helloTimeoutMs ?? 5000 });
     const t = new TcpTransport(opts, server);
-    limitConnections(server, defaultLimits.peerConnectionsMax, defaultLimits.peerConnectionsPerAddressMax);
+    limitConnections(server, defaultLimits.peerConnectionsMax, defaultLimits.peerConnectionsPerAddressMax, t.accepts);
     if (opts.tls === undefined) server.on('connection', (socket: Socket) => t.accept(socket));
     else {
       server.on('secureConnection', (socket: TLSSocket) => t.accept(socket));
@@ -207,6 +216,16 @@ export class TcpTransport implements Transport {
     t.startLiveness();
     t.log.info({ listen: t.address, peers: Object.fromEntries(opts.peers) }, 'transport listening');
     return t;
+  }
+
+  /** Liveness checks run so far: each one pings the quiet connections and closes the silent ones. */
+  get livenessChecks(): number {
+    return this.livenessChecksRun;
+  }
+
+  /** Connections the listener has seen, and those of them it closed at once for one address's limit. */
+  get acceptCounts(): Readonly<AcceptCounts> {
+    return this.accepts;
   }
 
   /** Frame bytes written to each current peer since the start. */
@@ -633,6 +652,7 @@ export class TcpTransport implements Transport {
 
   private checkLiveness(): void {
     const nowMs = performance.now();
+    this.livenessChecksRun++;
     // Run this late, this process was stalled (a pause, a long collection): what its peers sent may be waiting
     // unread in the socket, so silence is counted only from now.
     const stalled = nowMs - this.livenessRanMs > this.pingIntervalMs + this.silenceMsMax / 2;
@@ -738,14 +758,16 @@ export class TcpTransport implements Transport {
  * address (closed at once, before a TLS handshake is spent on them). A flood of idle connections otherwise held a
  * manager's memory (12,000 of them: 92 -> 345 MiB) and one address could take every slot.
  */
-function limitConnections(server: Server, max: number, perAddressMax: number): void {
+function limitConnections(server: Server, max: number, perAddressMax: number, counts: AcceptCounts): void {
   server.maxConnections = max;
   const perAddress = new Map<string, number>();
   // prependListener: before the TLS server's own listener starts a handshake on the socket.
   server.prependListener('connection', (socket: Socket) => {
+    counts.connections++;
     const address = socket.remoteAddress ?? '?';
     const n = (perAddress.get(address) ?? 0) + 1;
     if (n > perAddressMax) {
+      counts.overAddressMax++;
       socket.destroy();
       return;
     }

@@ -338,21 +338,33 @@ describe('TcpTransport connections', () => {
   });
 
   it('keeps a quiet connection: each end pings the other, so silence means a lost peer, not an idle one', async () => {
-    c = await startTcpCluster(2, { overrides: { silenceMsMax: 450, pingIntervalMs: 100 } });
-    await exchange(c, 0, 1, 'first');
-    await new Promise((r) => setTimeout(r, 1500));
-    expect(c.transports.map((t) => t.counters.connectionsOpened)).toEqual([1, 1]);
-    expect(c.logs.flat().filter((l) => l.msg.startsWith('peer silent'))).toEqual([]);
+    const cluster = (c = await startTcpCluster(2, { overrides: { silenceMsMax: 450, pingIntervalMs: 100 } }));
+    const checksOf = (): number[] => cluster.transports.map((t) => t.livenessChecks);
+    const checked = async (what: string, n: number): Promise<void> => {
+      const before = checksOf();
+      await waitFor(what, () => checksOf().every((k, i) => k >= before[i]! + n), 5000);
+    };
+    await exchange(cluster, 0, 1, 'first');
+    const framesBefore = cluster.transports.map((t) => t.counters.framesSent);
+    // Ten liveness checks on each end (at least a second: more than twice the silence allowed), nothing else sent.
+    await checked('ten liveness checks on each end', 10);
+    // Each end pinged the other (a ping goes once a connection carried nothing out for a check's interval).
+    expect(cluster.transports.map((t, i) => t.counters.framesSent - framesBefore[i]! >= 3)).toEqual([true, true]);
+    expect(cluster.transports.map((t) => t.counters.connectionsOpened)).toEqual([1, 1]);
+    expect(cluster.logs.flat().filter((l) => l.msg.startsWith('peer silent'))).toEqual([]);
     // A stall of this process (a pause, a long collection) is not its peers' silence: what they sent is still unread.
     const until = performance.now() + 1000;
     while (performance.now() < until);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(c.transports.map((t) => t.counters.connectionsOpened)).toEqual([1, 1]);
+    // The first check after the stall runs late; the ones after it would close a connection counted silent.
+    await checked('three liveness checks after the stall', 3);
+    expect(cluster.transports.map((t) => t.counters.connectionsOpened)).toEqual([1, 1]);
     await exchange(c, 1, 0, 'second');
   });
 
   it('holds at most 64 connections from one address: more are closed at once, and a peer from another address still connects', async () => {
     c = await startTcpCluster(2, { overrides: { helloTimeoutMs: 5000 } });
+    const listener = c.transports[1]!;
+    const seen = listener.acceptCounts.connections;
     const [host, port] = c.addresses[1]!.split(':') as [string, string];
     const strangers: Socket[] = [];
     const closedAt: number[] = [];
@@ -364,8 +376,10 @@ describe('TcpTransport connections', () => {
       strangers.push(s);
     }
     extra.push({ close: () => strangers.forEach((s) => s.destroy()) });
+    // Once the listener has seen all 70, it has closed every one it will (the rest wait out a 5 s hello timeout).
+    await waitFor('the listener to see all 70', () => listener.acceptCounts.connections >= seen + 70, 3000);
+    expect(listener.acceptCounts.overAddressMax).toBe(6);
     await waitFor('the six over the limit closed', () => closedAt.length >= 6, 3000);
-    await new Promise((r) => setTimeout(r, 200));
     expect(closedAt.length).toBe(6);
     await exchange(c, 0, 1, 'still');
   });
