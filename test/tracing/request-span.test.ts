@@ -7,21 +7,25 @@ import Fastify from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tracingPlugin } from '../../src/api/tracing.js';
-import { eventually } from '../support/wait.js';
+import { eventually, sleep } from '../support/wait.js';
 
 const exporter = new InMemorySpanExporter();
 const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
 const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 const app = Fastify();
 let base = '';
-let handled = 0;
+/** Answers fastify has sent, or tried to send to a closed connection (onSend, the last hook that runs then). */
+let answered = 0;
 
 beforeAll(async () => {
   trace.setGlobalTracerProvider(provider);
   await app.register(tracingPlugin);
+  app.addHook('onSend', (_req, _reply, payload, done) => {
+    answered += 1;
+    done(null, payload);
+  });
   app.post('/slow', async () => {
-    await new Promise((r) => setTimeout(r, 300));
-    handled += 1;
+    await sleep(300);
     return { ok: true };
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
@@ -48,13 +52,14 @@ describe('the request span', () => {
 
   it('ends, marked as an error, when the caller closes the connection before the answer', async () => {
     exporter.reset();
-    const before = handled;
+    const before = answered;
     await expect(post(AbortSignal.timeout(50))).rejects.toThrow();
     const spans = await eventually(async () => (exporter.getFinishedSpans().length === 1 ? exporter.getFinishedSpans() : undefined), 5000, 'the span');
     expect(spans[0]).toMatchObject({ name: 'POST /slow', status: { code: 2, message: 'the caller closed the connection before the answer' } });
-    // The handler still finishes; the span is not ended a second time.
-    await eventually(async () => (handled > before ? true : undefined), 5000, 'the handler');
-    await new Promise((r) => setTimeout(r, 50));
+    // The handler still finishes and fastify hands its answer to the closed connection; one turn of the event loop
+    // later (when an answer's onResponse, which ends its span, would run), the span has not been ended a second time.
+    await eventually(async () => (answered > before ? true : undefined), 5000, 'the handler\'s answer');
+    await new Promise((r) => setImmediate(r));
     expect(exporter.getFinishedSpans()).toHaveLength(1);
   });
 });
