@@ -14,6 +14,7 @@ import { buildBaseApp, type HttpsOptions } from '../../src/api/http.js';
 import { TextStreams } from '../../src/api/text-stream.js';
 import { createClusterCa, issueNodeKeyAndCert } from '../../src/security/ca.js';
 import { tlsServerOptions } from '../support/tls-server.js';
+import { sleep } from '../support/wait.js';
 
 interface Answer {
   status: number;
@@ -212,7 +213,7 @@ describe('HTTP/2 beside HTTP/1.1 on one port', () => {
     const socket = connect((app.server.address() as AddressInfo).port, '127.0.0.1');
     socket.on('error', () => undefined);
     await new Promise((resolve) => socket.once('connect', resolve));
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     const started = Date.now();
     await app.close();
@@ -228,7 +229,7 @@ describe('HTTP/2 beside HTTP/1.1 on one port', () => {
       const c = streams.begin(reply);
       async function* chunks(): AsyncGenerator<Uint8Array> {
         yield Buffer.from('a\n');
-        await new Promise((resolve) => setTimeout(resolve, 1000));
+        await sleep(1000);
         yield Buffer.from('b\n');
       }
       await streams.send(reply, c, chunks());

@@ -10,7 +10,7 @@ import { TextStreams } from '../../src/api/text-stream.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { limits } from '../../src/lib/limits.js';
 import { head } from '../support/head.js';
-import { waitFor } from '../support/wait.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 let app: FastifyInstance | null = null;
 afterEach(async () => {
@@ -73,7 +73,7 @@ describe('TextStreams', () => {
     // The server sees the close and frees the slot.
     let third: Response | undefined;
     for (let i = 0; i < 250 && third?.status !== 200; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await sleep(20);
       third = await fetch(`${url}/stream`);
       if (third.status !== 200) await third.arrayBuffer();
     }
@@ -83,7 +83,7 @@ describe('TextStreams', () => {
 
   it('a source that fails part-way cuts the answer: the client sees an error, not a short complete answer', async () => {
     const url = await listening(async function* () {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
       if (Date.now() > 0) throw new Error('the worker went away');
       yield Buffer.from('never\n');
     });
@@ -96,7 +96,7 @@ describe('TextStreams', () => {
     const credential = { holds: true };
     const url = await listening(forever, async () => credential.holds);
     const { rest } = await readFirst(await fetch(`${url}/stream`));
-    await new Promise((resolve) => setTimeout(resolve, limits.longAnswerCredentialCheckMs + 200));
+    await sleep(limits.longAnswerCredentialCheckMs + 200);
     credential.holds = false;
     const revokedAtMs = Date.now();
     expect(await failureOf(rest)).toBeInstanceOf(Error);

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeCommand, type Command } from '../../src/kv/commands.js';
 import { KvStateMachine } from '../../src/kv/state-machine.js';
+import { sleep } from '../support/wait.js';
 
 /** A state machine holding `n` keys and `n` tasks in several states, two workers and idempotency keys. */
 function filled(n: number): KvStateMachine {
@@ -122,7 +123,7 @@ describe('KvStateMachine.prepareRestore (a snapshot installed in slices)', () =>
     setTimeout(() => (timerRanBeforeSwap = true), 0);
     const swap = await target.prepareRestore(bytes, async () => {
       yields++;
-      await new Promise<void>((resolve) => setTimeout(resolve, 0));
+      await sleep(0);
     });
     expect(timerRanBeforeSwap).toBe(true);
     // 6,000 kv records, 6,000 task rows and 6,000 idempotency keys scanned (and indexed as they are) in slices of 1,024.

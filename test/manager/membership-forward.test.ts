@@ -14,7 +14,7 @@ import type { RaftNodeDriver } from '../../src/manager/node.js';
 import type { RaftStatus } from '../../src/raft/types.js';
 import { defaultView, FakeManagerService, FakeMembershipService } from '../api/fake-service.js';
 import { rejection } from '../support/errors.js';
-import { freePortIn } from '../support/wait.js';
+import { freePortIn, sleep } from '../support/wait.js';
 
 const host = '127.0.44.1';
 const removed = new FakeMembershipService(defaultView().members.map((m) => ({ ...m })), null);
@@ -45,7 +45,7 @@ function follower(moveAfter: number | null): { service: MembershipServiceImpl; l
     noLeaderError: () => new MinkubeError('NO_LEADER'),
     whenChanged: async (ms: number) => {
       if (++looks === moveAfter) leaderId = nodeId('m3');
-      await new Promise((r) => setTimeout(r, Math.min(ms, 5)));
+      await sleep(Math.min(ms, 5));
     },
   };
   const service = new MembershipServiceImpl({

@@ -199,7 +199,7 @@ describe('membership changes with real processes', () => {
       for (let i = 0; i < 6; i++) {
         const seen = await c.http(other, 'GET', '/status', undefined, 2_000);
         expect(seen.body).toMatchObject({ status: 'degraded', managersReachable: 2, leader });
-        await new Promise((r) => setTimeout(r, 500));
+        await sleep(500);
       }
     } finally {
       await c.signal(victim, 'SIGCONT');

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logIndex, nodeId, term } from '../../src/lib/ids.js';
 import { encodeFrame, WIRE_VERSION } from '../../src/transport/codec.js';
 import { runCli } from '../support/cli.js';
-import { eventually, freePort, httpJson, ProcCluster, repoRoot } from '../support/cluster.js';
+import { eventually, freePort, httpJson, ProcCluster, repoRoot, sleep } from '../support/cluster.js';
 
 let c: ProcCluster;
 let leader: string;
@@ -208,7 +208,7 @@ describe('a closed cluster (real processes, TLS and tokens on)', () => {
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/digest/);
     const expired = (await mk(['token', 'create', '--role', 'worker', '--ttl', '1s'])).stdout.trim();
-    await new Promise((r) => setTimeout(r, 1500));
+    await sleep(1500);
     const late = await runCli(['worker', '--id', 'wj', '--join', c.url(leader), '--token', expired, '--api-address', `127.0.0.1:${port}`, '--data-dir', dataDir]);
     expect(late.code).not.toBe(0);
     expect(late.stderr).toMatch(/UNAUTHENTICATED: unknown, revoked or expired join token/);

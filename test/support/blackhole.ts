@@ -3,6 +3,7 @@
 // queue holds what the backlog allows, further SYNs are dropped and a connect hangs.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
+import { sleep } from './wait.js';
 
 export interface Blackhole {
   readonly port: number;
@@ -22,7 +23,7 @@ export async function blackhole(): Promise<Blackhole> {
     child.once('error', reject);
     child.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
   });
-  await new Promise((r) => setTimeout(r, 150));
+  await sleep(150);
   // Fill the accept queue: connections that complete in the kernel and are never accepted.
   const fillers: Socket[] = [];
   for (let i = 0; i < 8; i++) {

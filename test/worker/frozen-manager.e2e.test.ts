@@ -3,7 +3,7 @@
 // worker TTL (2 s), so the leader never calls it unreachable. Before, a heartbeat waited the request timeout (10.5 s)
 // and a follower frozen for 6 s cost the worker its task (a black-box tester's finding).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, ProcCluster } from '../support/cluster.js';
+import { eventually, ProcCluster, sleep } from '../support/cluster.js';
 
 let c: ProcCluster;
 
@@ -42,7 +42,7 @@ describe('a frozen manager', () => {
       while (Date.now() < untilMs) {
         const w = await c.http(leader, 'GET', '/v1/workers?consistency=stale', undefined, 2_000);
         states.push((w.body.items as { id: string; state: string }[]).find((x) => x.id === 'w1')?.state ?? 'missing');
-        await new Promise((r) => setTimeout(r, 250));
+        await sleep(250);
       }
     } finally {
       await c.signal('m1', 'SIGCONT');

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import {
   CpuSampler, cpuUtilizationBetween, createHostStatsSource, parseMeminfo, parseProcStat, readDiskStats, readMemoryStats,
 } from '../../src/worker/stats.js';
+import { sleep } from '../support/wait.js';
 
 const procStat = (user: number, idle: number, iowait = 0): string =>
   [
@@ -94,7 +95,7 @@ describe('live readers', () => {
     expect(disk.diskFreeBytes).toBeGreaterThan(0);
     expect(disk.diskFreeBytes).toBeLessThanOrEqual(disk.diskTotalBytes);
     const source = createHostStatsSource({ diskPath: tmpdir() });
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     const stats = await source();
     expect(Object.keys(stats).sort()).toEqual(['cpuUtilization', 'diskFreeBytes', 'memoryAvailableBytes', 'memoryTotalBytes']);
     if (stats.cpuUtilization !== null) {
