@@ -4,9 +4,12 @@ import { randomUUID } from 'node:crypto';
 import { keyPath, keyProblem } from '../contracts/keys.js';
 import type { ClusterMemberView, ClusterView, KvEntry, KvVersion, MemberRequest, MembersView, ReadConsistency } from '../contracts/services.js';
 import type { TaskSpec, TaskState } from '../contracts/task-model.js';
+import { backoffDelayMs, type BackoffOptions } from '../lib/backoff.js';
 import { chunksUnder } from '../lib/chunks.js';
+import { sleepOn, systemClock, type Clock } from '../lib/clock.js';
 import { errorRegistry, MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
+import { systemRandom, type Random } from '../lib/random.js';
 import { defaultHttpClient } from './default.js';
 import { errorFromResponse, HttpClient, isOk, neverSent, parseJson, type HttpBytesResponse, type HttpRequest, type HttpStreamResponse, type TlsMaterial } from './http.js';
 
@@ -31,6 +34,10 @@ export interface ApiClientOptions {
    * used from then on.
    */
   alternateUrls?: readonly string[];
+  /** The pauses between retries are drawn from this (default systemRandom), so clients do not retry in step. */
+  random?: Random;
+  /** The pauses between retries are timed on this (default systemClock). */
+  clock?: Clock;
 }
 
 // WORKER_UNAVAILABLE: this manager could not reach the task's worker (task logs, a worker's metrics); another may.
@@ -81,6 +88,12 @@ export interface SubmitTasksOptions extends SubmitOptions {
 }
 
 const submitAttemptsDefault = 4;
+/**
+ * The pauses before retries, full jitter (the one backoff): a submission's 3 retries average 250, 500 and 1,000 ms,
+ * a read's 200, 400, 800 and then 1,000 ms.
+ */
+const submitBackoff: BackoffOptions = { baseMs: 500, capMs: 2000 };
+const readBackoff: BackoffOptions = { baseMs: 400, capMs: 2000 };
 
 export class ApiClient {
   /** The managers this client may use, the one given first; `current` indexes the one in use. */
@@ -91,6 +104,8 @@ export class ApiClient {
   private readonly http: HttpClient;
   private readonly ownsHttp: boolean;
   private readonly authorization: string | undefined;
+  private readonly random: Random;
+  private readonly clock: Clock;
 
   /** baseUrl: 'http://host:port' or just 'host:port' (as in the cluster config; https when TLS is configured). */
   constructor(baseUrl: string, options: ApiClientOptions = {}) {
@@ -103,6 +118,8 @@ export class ApiClient {
     this.timeoutMs = options.timeoutMs ?? limits.requestTimeoutMsDefault + 500;
     this.readRetries = options.readRetries ?? 0;
     this.authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
+    this.random = options.random ?? systemRandom;
+    this.clock = options.clock ?? systemClock;
   }
 
   /** The manager in use: the one given, until a failover (alternateUrls) moved to another that answered. */
@@ -208,7 +225,7 @@ export class ApiClient {
       } catch (err) {
         const again = err instanceof MinkubeError && (err.status >= 500 || err.code === 'QUEUE_FULL');
         if (!again || attempt >= attempts) throw err;
-        await new Promise((r) => setTimeout(r, 250 * attempt));
+        await sleepOn(this.clock, backoffDelayMs(attempt, submitBackoff, this.random));
       }
     }
   }
@@ -282,7 +299,7 @@ export class ApiClient {
         attempt++;
         reasons.length = 0;
         onlyTimeouts = true;
-        await new Promise((r) => setTimeout(r, 200 * attempt));
+        await sleepOn(this.clock, backoffDelayMs(attempt, readBackoff, this.random));
       }
     }
   }

@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/client/api-client.js';
 import { normaliseBaseUrl } from '../../src/client/http.js';
 import { buildManagerApp } from '../../src/api/manager-app.js';
+import type { Clock } from '../../src/lib/clock.js';
 import { MinkubeError } from '../../src/lib/errors.js';
+import type { Random } from '../../src/lib/random.js';
 import { defaultView, FakeManagerService, FakeMembershipService } from '../api/fake-service.js';
 import { rejection } from '../support/errors.js';
 
@@ -251,3 +253,49 @@ async function closedPort(): Promise<number> {
   await new Promise((r) => s.close(r));
   return port;
 }
+
+describe('ApiClient retries', () => {
+  /** Answers each request with a 503 of `code` while `failures` lasts, then 200 {"ok":true}. */
+  let failures = 0;
+  let code = 'NO_LEADER';
+  const flaky = createServer((req, res) => {
+    req.resume();
+    const failing = failures-- > 0;
+    res.writeHead(failing ? 503 : 200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(failing ? { error: { code, message: `${code} for now` } } : { ok: true }));
+  });
+  let flakyUrl: string;
+  beforeAll(async () => {
+    await new Promise<void>((r) => flaky.listen(0, '127.0.0.1', r));
+    flakyUrl = `127.0.0.1:${(flaky.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => flaky.close(() => r())));
+
+  /** A clock that records each pause and ends it at once, and a random that always draws one half. */
+  function recorded(): { pausesMs: number[]; clock: Clock; random: Random } {
+    const pausesMs: number[] = [];
+    const clock: Clock = { nowMs: () => Date.now(), setTimeout: (fn, delayMs) => (pausesMs.push(delayMs), setImmediate(fn), { cancel: () => undefined }) };
+    return { pausesMs, clock, random: { next: () => 0.5, int: (n) => Math.floor(n / 2) } };
+  }
+
+  it('pauses before each retry of a read for the one backoff, full jitter drawn from its random (not in step with other clients)', async () => {
+    const { pausesMs, clock, random } = recorded();
+    const c = new ApiClient(flakyUrl, { readRetries: 4, clock, random });
+    [failures, code] = [4, 'NO_LEADER'];
+    expect(await c.request('GET', '/v1/cluster')).toEqual({ ok: true });
+    // Half of each ceiling: 400 ms doubling, capped at 2 s.
+    expect(pausesMs).toEqual([200, 400, 800, 1000]);
+  });
+
+  it('pauses before each retry of a submission the same way, and gives up after its attempts', async () => {
+    const { pausesMs, clock, random } = recorded();
+    const c = new ApiClient(flakyUrl, { clock, random });
+    [failures, code] = [3, 'QUEUE_FULL'];
+    expect(await c.submitTask({ image: 'x' })).toEqual({ ok: true });
+    // Half of each ceiling: 500 ms doubling, capped at 2 s.
+    expect(pausesMs).toEqual([250, 500, 1000]);
+    [failures, code] = [4, 'QUEUE_FULL'];
+    expect((await rejection(c.submitTask({ image: 'x' }))).code).toBe('QUEUE_FULL');
+    expect(pausesMs).toHaveLength(6);
+  });
+});
