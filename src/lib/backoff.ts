@@ -1,6 +1,7 @@
 // The one retry-delay formula: exponential backoff with full jitter (a uniform draw in [0, min(cap, base * 2^(n-1)))).
 // Task retries (drawn by the proposing manager, so the command carries the time and applying it stays
-// deterministic), the transport's redials and the worker's registration retries all use it.
+// deterministic), the transport's redials and knocks, the worker's registration retries and the API client's retries
+// all use it; the proposal resends and the certificate renewals use its ceiling alone.
 import type { Random } from './random.js';
 
 export interface BackoffOptions {

@@ -1,6 +1,7 @@
 // Tracks this manager's own proposals from submission until their entry is applied here (leader or follower).
 // Each proposal carries (clientId, seq); a proposal that is not applied in time is proposed again with the same
 // seq, and the state machine's session table applies it at most once.
+import { backoffCeilingMs, type BackoffOptions } from '../lib/backoff.js';
 import { MinkubeError, type ErrorCode } from '../lib/errors.js';
 import type { Entry, ProposeRejection } from '../raft/types.js';
 
@@ -31,7 +32,12 @@ export class ProposalTracker<R> {
   /** Waiters to propose at the next flush (lastProposedMs === 0 for each). */
   private due: ProposalWaiter<R>[] = [];
 
-  constructor(private readonly options: ProposalTrackerOptions) {}
+  /** How long an accepted proposal waits before a resend: resendAfterMs, doubling with each resend up to 8 times. */
+  private readonly resendBackoff: BackoffOptions;
+
+  constructor(private readonly options: ProposalTrackerOptions) {
+    this.resendBackoff = { baseMs: options.resendAfterMs, capMs: 8 * options.resendAfterMs };
+  }
 
   get size(): number {
     return this.waiters.size;
@@ -90,13 +96,14 @@ export class ProposalTracker<R> {
    * Once a tick: rejected proposals are tried again, accepted ones not applied after resendAfterMs are resent, the
    * wait doubling with each resend (up to 8x): on a slow pipeline (a lossy network, one entry per append) eager
    * resends of proposals already in the log pile up duplicates faster than they commit, and the log never drains
-   * (the simulator found a leader 1,400 entries ahead of its commit index).
+   * (the simulator found a leader 1,400 entries ahead of its commit index). The wait is the one backoff's ceiling,
+   * without jitter: it is a threshold checked once a tick, on one node, not a retry many callers make at once.
    */
   requeueStale(nowMs: number): void {
     for (const w of this.waiters.values()) {
       if (w.lastProposedMs === 0) continue;
       const resends = w.resends ?? 0;
-      const late = nowMs - w.lastProposedMs >= this.options.resendAfterMs * Math.min(8, 2 ** resends);
+      const late = nowMs - w.lastProposedMs >= backoffCeilingMs(resends + 1, this.resendBackoff);
       if (w.lastRejection === null && !late) continue;
       if (w.lastRejection === null) w.resends = resends + 1;
       w.lastProposedMs = 0;

@@ -11,7 +11,7 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer, type PeerCertificate, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { fullJitterMs } from '../lib/backoff.js';
+import { backoffCeilingMs, fullJitterMs } from '../lib/backoff.js';
 import { listenFailed, MinkubeError } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
 import { limits as defaultLimits } from '../lib/limits.js';
@@ -350,9 +350,11 @@ export class TcpTransport implements Transport {
   /** The next knock on a peer that should dial this node, unless it is connected or one is due already. */
   private scheduleKnock(link: PeerLink): void {
     if (link.dials || link.learned || link.knockTimer !== null || this.closing) return;
-    // knockAfterMs, then up to twice that with jitter, growing to 8 times while nobody answers.
-    const base = this.knockAfterMs * Math.min(8, 2 ** Math.min(link.knocks, 3));
-    const delayMs = base + fullJitterMs(1, { baseMs: base, capMs: base }, () => (this.o.random ?? systemRandom).next());
+    // The one backoff's ceiling (knockAfterMs, growing to 8 times while nobody answers) plus up to as much again in
+    // jitter: never sooner than the ceiling, so a peer that is only slow to dial is given its time.
+    const growth = { baseMs: this.knockAfterMs, capMs: 8 * this.knockAfterMs };
+    const retry = link.knocks + 1;
+    const delayMs = backoffCeilingMs(retry, growth) + fullJitterMs(retry, growth, () => (this.o.random ?? systemRandom).next());
     link.knockTimer = setTimeout(() => this.knock(link), delayMs);
     link.knockTimer.unref();
   }
