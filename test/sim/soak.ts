@@ -94,6 +94,8 @@ async function coordinate(plan: SoakPlan): Promise<number> {
   return failures.length === 0 && ran === plan.runs && codes.every((c) => c === 0) ? 0 : 1;
 }
 
+const usage = `usage: npm run sim:soak -- [--runs N (100000)] [--seed N] [--workers N (2)] [--steps-min N] [--steps-max N] [--profile mix|${profileNames.join('|')}]`;
+
 async function main(): Promise<number> {
   const parsed = parsedOrExit(() => parseArgs({
     options: {
@@ -106,9 +108,21 @@ async function main(): Promise<number> {
       worker: { type: 'string' },
       profile: { type: 'string', default: 'mix' },
     },
-  }), `usage: npm run sim:soak -- [--runs N (100000)] [--seed N] [--workers N (2)] [--steps-min N] [--steps-max N] [--profile mix|${profileNames.join('|')}]`);
+  }), usage);
   if (typeof parsed === 'number') return parsed;
   const { values } = parsed;
+  // Checked as sim's cli.ts checks its own: Number('two') is NaN, and a NaN worker count once ran nothing ("0 ran").
+  const bad = [
+    !/^[1-9][0-9]*$/.test(values.runs) && `--runs: expected an integer >= 1, got ${values.runs}`,
+    !/^[1-9][0-9]*$/.test(values.workers) && `--workers: expected an integer >= 1, got ${values.workers}`,
+    values.seed !== undefined && !/^[0-9]+$/.test(values.seed) && `--seed: expected an integer >= 0, got ${values.seed}`,
+    !/^[1-9][0-9]*$/.test(values['steps-min']) && `--steps-min: expected an integer >= 1, got ${values['steps-min']}`,
+    !/^[1-9][0-9]*$/.test(values['steps-max']) && `--steps-max: expected an integer >= 1, got ${values['steps-max']}`,
+  ].filter((p): p is string => p !== false);
+  if (bad.length > 0) {
+    console.error(`${bad.join('\n')}\n${usage}`);
+    return 2;
+  }
   const profile = values.profile;
   if (profile !== 'mix' && !isProfileName(profile)) {
     console.error(`unknown soak profile ${profile} (mix, ${profileNames.join(', ')})`);
@@ -118,7 +132,7 @@ async function main(): Promise<number> {
     // Each soak explores new schedules unless --seed pins it; every failure prints its own replay command anyway.
     base: values.seed === undefined ? Math.floor(Math.random() * 0x7fffffff) : Number(values.seed),
     runs: Number(values.runs),
-    workers: Math.max(1, Number(values.workers)),
+    workers: Number(values.workers),
     stepsMin: Number(values['steps-min']),
     stepsMax: Math.max(Number(values['steps-min']), Number(values['steps-max'])),
     profile,
