@@ -39,7 +39,7 @@ const ifQuick = (o: RunOptions, quick: string[], full: string[] = []): string[] 
 
 // One entry per benchmark: adding one is adding a line here.
 const registry: readonly Benchmark[] = [
-  { name: 'raft-core', file: 'raft-core.ts', description: 'the Raft core ceiling: 3 simulated nodes, no I/O, entries/s', byDefault: true, args: (o) => ifQuick(o, ['--seconds', '0.5']) },
+  { name: 'raft-core', file: 'raft-core.ts', description: 'the Raft core ceiling: 3 nodes, no I/O, entries/s, the cores alone and each in the manager\'s driver in the simulator', byDefault: true, args: (o) => ifQuick(o, ['--seconds', '0.5']) },
   { name: 'kv-write', file: 'kv-write.ts', description: 'KV writes at 1/16/64/256 clients and linearizable reads over HTTP, 3 managers', byDefault: true, args: (o) => [...ifQuick(o, ['--seconds', '1', '--warmup', '1']), ...withPeer(o)] },
   { name: 'failover', file: 'failover.ts', description: 'leader SIGKILL -> next acknowledged write, median of trials', byDefault: true, args: (o) => ['--runs', o.quick ? '2' : '5', ...withPeer(o)] },
   { name: 'placement', file: 'placement.ts', description: 'tasks accepted and placed per second, 3 managers + 2 workers', byDefault: true, args: (o) => ifQuick(o, ['--tasks', '500', '--scenario', 'backlog']) },
