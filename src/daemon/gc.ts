@@ -7,7 +7,7 @@
 // applied entries ends (within a second after; the heartbeats of a cluster at rest are no burst). That one also
 // compacts: V8 otherwise keeps the pages it freed half-used and committed (in process, 100,000 keys + 100,000
 // tasks: heap committed 161 MiB for 67 used; compacted, 85), and a manager that just went quiet has the 50-70 ms
-// it takes; bursts that come and go do not pay it more than once per minGapMs.
+// it takes; bursts that come and go do not pay it more than once per gapMsMin.
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { setIntervalOn, type Clock, type Timer } from '../lib/clock.js';
 import { limits } from '../lib/limits.js';
@@ -67,7 +67,7 @@ export interface IdleCollectorOptions {
    */
   quietEntriesMax?: number;
   /** The least time between two collections: a burst that ends sooner waits for it (while still quiet). */
-  minGapMs?: number;
+  gapMsMin?: number;
   /**
    * Quiet checks in a row before a collection: one quiet half-second in the middle of a load (a stall, a pause
    * between two phases of it) is no end of a burst, and a pause added to a stall is what costs a leader its term.
@@ -100,12 +100,12 @@ const pauseMsPerMiBInitial = 2;
 /**
  * Compacts once each time a burst of work ends: at the quietChecksMin-th check in a row that finds the manager quiet
  * (at most quietEntriesMax entries applied since the check before, and none waiting) after one that found it busy, and at least
- * minGapMs after the last collection. Not again while it stays quiet, and never when its pause would pass pauseMsMax.
+ * gapMsMin after the last collection. Not again while it stays quiet, and never when its pause would pass pauseMsMax.
  */
 export function startIdleCollector(o: IdleCollectorOptions): Timer {
   const collect = o.collect ?? compactHeapNow;
   const quietEntriesMax = o.quietEntriesMax ?? 100;
-  const minGapMs = o.minGapMs ?? 10_000;
+  const gapMsMin = o.gapMsMin ?? 10_000;
   const pauseMsMax = o.pauseMsMax ?? Infinity;
   const heapUsedBytes = o.heapUsedBytes ?? (() => getHeapStatistics().used_heap_size);
   let pauseMsPerMiB = pauseMsPerMiBInitial;
@@ -151,7 +151,7 @@ export function startIdleCollector(o: IdleCollectorOptions): Timer {
       }
       quietChecks++;
       // A collection passed over is tried again at each quiet check, until it is done.
-      if (busy && quietChecks >= quietChecksMin && o.clock.nowMs() - lastMs >= minGapMs && collectIfShort()) {
+      if (busy && quietChecks >= quietChecksMin && o.clock.nowMs() - lastMs >= gapMsMin && collectIfShort()) {
         busy = false;
         lastMs = o.clock.nowMs();
       }

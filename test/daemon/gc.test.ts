@@ -1,5 +1,5 @@
 // The manager's idle collection (src/daemon/gc.ts): once after a burst of applied entries ends (a cluster at rest
-// still applies heartbeats), never during one, not again while it stays quiet, at most once per minGapMs.
+// still applies heartbeats), never during one, not again while it stays quiet, at most once per gapMsMin.
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { collectAfterSnapshot, compactHeapNow, startIdleCollector } from '../../src/daemon/gc.js';
@@ -7,7 +7,7 @@ import { limits } from '../../src/lib/limits.js';
 import { ManualClock } from '../support/manual-clock.js';
 
 describe('startIdleCollector', () => {
-  const setup = (o: { minGapMs?: number; quietChecksMin?: number } = {}) => {
+  const setup = (o: { gapMsMin?: number; quietChecksMin?: number } = {}) => {
     const clock = new ManualClock();
     const state = { applied: 0, collections: 0 };
     const timer = startIdleCollector({ clock, progress: () => state.applied, collect: () => state.collections++, checkEveryMs: 1000, quietEntriesMax: 50, quietChecksMin: 1, ...o });
@@ -15,7 +15,7 @@ describe('startIdleCollector', () => {
   };
 
   it('collects once each time a burst ends, at the first quiet check after it', () => {
-    const { state, timer, check } = setup({ minGapMs: 0 });
+    const { state, timer, check } = setup({ gapMsMin: 0 });
     // Quiet from the start: nothing moved, nothing to collect.
     check();
     check();
@@ -40,7 +40,7 @@ describe('startIdleCollector', () => {
   });
 
   it('takes the trickle of a cluster at rest (heartbeats, placements) for quiet', () => {
-    const { state, check } = setup({ minGapMs: 0 });
+    const { state, check } = setup({ gapMsMin: 0 });
     for (let i = 0; i < 10; i++) check(40);
     expect(state.collections).toBe(0);
     // A burst over that trickle still ends in one collection, though the applied index never stands still.
@@ -51,7 +51,7 @@ describe('startIdleCollector', () => {
   });
 
   it('waits for quietChecksMin quiet checks in a row: one quiet check inside a load is no end of it', () => {
-    const { state, check } = setup({ minGapMs: 0, quietChecksMin: 2 });
+    const { state, check } = setup({ gapMsMin: 0, quietChecksMin: 2 });
     check(500);
     check();
     expect(state.collections).toBe(0);
@@ -67,7 +67,7 @@ describe('startIdleCollector', () => {
   it('takes a stall with work waiting (entries not applied yet) for no end of a burst, however long it lasts', () => {
     const clock = new ManualClock();
     const state = { applied: 0, backlog: 0, collections: 0 };
-    startIdleCollector({ clock, progress: () => state.applied, backlog: () => state.backlog, collect: () => state.collections++, checkEveryMs: 1000, quietEntriesMax: 50, quietChecksMin: 2, minGapMs: 0 });
+    startIdleCollector({ clock, progress: () => state.applied, backlog: () => state.backlog, collect: () => state.collections++, checkEveryMs: 1000, quietEntriesMax: 50, quietChecksMin: 2, gapMsMin: 0 });
     const check = (moved = 0): void => ((state.applied += moved), clock.advance(1000));
     check(500);
     // A slow disk: nothing applied for several checks, with proposals waiting behind it.
@@ -87,7 +87,7 @@ describe('startIdleCollector', () => {
   it('takes the few entries always on their way at rest (appended, not yet known committed) for no work waiting', () => {
     const clock = new ManualClock();
     const state = { applied: 0, collections: 0 };
-    startIdleCollector({ clock, progress: () => state.applied, backlog: () => 2, collect: () => state.collections++, checkEveryMs: 1000, quietEntriesMax: 50, quietChecksMin: 2, minGapMs: 0 });
+    startIdleCollector({ clock, progress: () => state.applied, backlog: () => 2, collect: () => state.collections++, checkEveryMs: 1000, quietEntriesMax: 50, quietChecksMin: 2, gapMsMin: 0 });
     for (let i = 0; i < 30; i++) {
       state.applied += 3;
       clock.advance(1000);
@@ -95,8 +95,8 @@ describe('startIdleCollector', () => {
     expect(state.collections).toBe(0);
   });
 
-  it('lets minGapMs pass between two collections: a burst that ends sooner is collected once the gap is over', () => {
-    const { state, check } = setup({ minGapMs: 10_000 });
+  it('lets gapMsMin pass between two collections: a burst that ends sooner is collected once the gap is over', () => {
+    const { state, check } = setup({ gapMsMin: 10_000 });
     check(500);
     check();
     expect(state.collections).toBe(1);
@@ -122,7 +122,7 @@ describe('startIdleCollector, pause budget', () => {
     // Each collection takes 1 ms per MiB of live heap, half the first guess of 2.
     const collect = (): void => clock.advance(heapMiB);
     startIdleCollector({
-      clock, progress: () => applied, collect, checkEveryMs: 1000, quietEntriesMax: 50, minGapMs: 0, pauseMsMax: 100, quietChecksMin: 1,
+      clock, progress: () => applied, collect, checkEveryMs: 1000, quietEntriesMax: 50, gapMsMin: 0, pauseMsMax: 100, quietChecksMin: 1,
       heapUsedBytes: () => heapMiB * 2 ** 20, onCollect: (c) => seen.push({ done: c.done, expectedMs: c.expectedMs }),
     });
     const burstThenQuiet = (): void => {
@@ -152,7 +152,7 @@ describe('startIdleCollector, pause budget', () => {
     const seen: { done: boolean; expectedMs: number }[] = [];
     // A loaded machine: 3 ms per MiB where 2 were expected.
     startIdleCollector({
-      clock, progress: () => applied, collect: () => clock.advance(60 * 3), checkEveryMs: 1000, quietEntriesMax: 50, minGapMs: 0, pauseMsMax: 150, quietChecksMin: 1,
+      clock, progress: () => applied, collect: () => clock.advance(60 * 3), checkEveryMs: 1000, quietEntriesMax: 50, gapMsMin: 0, pauseMsMax: 150, quietChecksMin: 1,
       heapUsedBytes: () => 60 * 2 ** 20, onCollect: (c) => seen.push({ done: c.done, expectedMs: c.expectedMs }),
     });
     for (let i = 0; i < 2; i++) {
