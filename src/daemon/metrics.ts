@@ -51,12 +51,12 @@ export function managerObservability(metrics: ManagerMetrics | null, p: ManagerP
 
 /** A follower's probe of another follower: GET /health answered within this long (a verdict kept a second). */
 const followerProbeTimeoutMs = 500;
-const followerProbeMaxAgeMs = 1000;
+const followerProbeAgeMsMax = 1000;
 
 function managerStatus(p: ManagerParts): StatusSource {
   const probe = new FollowerProbe({
     clock: systemClock,
-    maxAgeMs: followerProbeMaxAgeMs,
+    ageMsMax: followerProbeAgeMsMax,
     timeoutMs: followerProbeTimeoutMs,
     ask: async (apiAddress) => {
       try {

@@ -1,8 +1,8 @@
 // Whether another follower answers, as a follower's GET /status needs to know. Raft has followers say nothing to each
 // other, so between two of them an open connection is all the transport knows, and a follower frozen by SIGSTOP (its
 // kernel still accepts) looks reachable: /status on the other follower said "up" while the leader said "degraded".
-// A probe asks the peer's GET /health; a verdict is kept for maxAgeMs, so a monitor polling /status costs each peer
-// at most one request per maxAgeMs, and at most one probe per peer is in flight. A probe not answered within
+// A probe asks the peer's GET /health; a verdict is kept for ageMsMax, so a monitor polling /status costs each peer
+// at most one request per ageMsMax, and at most one probe per peer is in flight. A probe not answered within
 // timeoutMs counts as no answer at once, whatever its request does (a new connection to a frozen process can wait
 // in its TLS handshake past the request's own deadline): /status never waits longer than that.
 import type { Clock } from '../lib/clock.js';
@@ -10,7 +10,7 @@ import type { Clock } from '../lib/clock.js';
 export interface FollowerProbeOptions {
   clock: Clock;
   /** How long a verdict is kept. */
-  maxAgeMs: number;
+  ageMsMax: number;
   /** How long a probe is waited for. */
   timeoutMs: number;
   /** Whether the manager at this API address answers GET /health (never rejects). */
@@ -28,7 +28,7 @@ export class FollowerProbe {
   answers(apiAddress: string): Promise<boolean> {
     const now = this.o.clock.nowMs();
     const v = this.verdicts.get(apiAddress);
-    if (v !== undefined && now - v.atMs < this.o.maxAgeMs) return Promise.resolve(v.answered);
+    if (v !== undefined && now - v.atMs < this.o.ageMsMax) return Promise.resolve(v.answered);
     let probe = this.inFlight.get(apiAddress);
     if (probe === undefined) {
       const answer = this.o.ask(apiAddress).then((answered) => {
