@@ -1,34 +1,12 @@
 // The arrows between src/ folders point one way (STYLE.md's picture): each folder may import only the folders listed
-// for it here, and no two files or folders import each other, even through others. A new arrow is a decision: add
-// it here, in the same change, with the reason.
+// for it in scripts/layers.mjs (the table, with the reasons), and no two files or folders import each other, even
+// through others.
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { allowed } from '../../scripts/layers.mjs';
 
 const src = resolve(import.meta.dirname, '..', '..', 'src');
-
-/** Who may import whom; lib is below everything. */
-const allowed: Readonly<Record<string, readonly string[]>> = {
-  lib: [],
-  raft: ['lib'],
-  storage: ['lib', 'raft'],
-  transport: ['lib', 'raft'],
-  security: ['lib'],
-  config: ['lib'],
-  runtime: ['lib'],
-  scheduler: ['lib'],
-  // What the parts promise each other: types and wire shapes (Raft's snapshot metadata, a policy's rules).
-  contracts: ['lib', 'raft', 'security'],
-  // The state machine stores the task model and checks policies it replicates.
-  kv: ['lib', 'contracts', 'security'],
-  client: ['lib', 'contracts'],
-  manager: ['lib', 'raft', 'storage', 'transport', 'kv', 'scheduler', 'contracts', 'client', 'security', 'config'],
-  worker: ['lib', 'runtime', 'contracts', 'client'],
-  // Routes validate with the state machine's spec rules and the config's address rule; they know no driver.
-  api: ['lib', 'contracts', 'security', 'kv', 'config'],
-  daemon: ['lib', 'config', 'contracts', 'security', 'client', 'api', 'manager', 'worker', 'runtime', 'storage', 'transport', 'kv'],
-  cli: ['lib', 'config', 'contracts', 'security', 'client', 'daemon'],
-};
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
