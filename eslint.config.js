@@ -1,6 +1,25 @@
-// Lint: type-checked typescript-eslint rules, and a fence around the pure Raft core.
+// Lint: type-checked typescript-eslint rules, a fence around the pure Raft core, and one around every src/ folder
+// from the layering table (scripts/layers.mjs).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import { allowed } from './scripts/layers.mjs';
+
+const folders = Object.keys(allowed);
+
+/**
+ * The no-restricted-imports patterns that keep src/<from> to its arrows: a relative import, from any depth
+ * ('../kv/x.js', '../../kv/x.js'), into a src/ folder the table does not allow it. Matching by name assumes no folder
+ * has a subfolder named like a src/ folder; the layering test resolves paths and would catch what this misses, and
+ * dynamic import(), which this rule does not see.
+ */
+const fence = (from) =>
+  folders
+    .filter((to) => to !== from && !allowed[from].includes(to))
+    .map((to) => ({
+      regex: `^(\\.\\./)+${to}(/|$)`,
+      caseSensitive: true,
+      message: `src/${from} may not import src/${to}: arrows between folders point one way (scripts/layers.mjs).`,
+    }));
 
 const impure = ['node:*', 'fs', 'net', 'http', 'dgram', 'child_process', 'os', 'crypto', 'pino', 'classic-level', 'dockerode', 'msgpackr', 'fastify'];
 
@@ -27,13 +46,17 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
     languageOptions: { globals: { process: 'readonly', console: 'readonly', performance: 'readonly' } },
   },
+  ...folders
+    .filter((from) => from !== 'raft')
+    .map((from) => ({ files: [`src/${from}/**/*.ts`], rules: { 'no-restricted-imports': ['error', { patterns: fence(from) }] } })),
   {
     files: ['src/raft/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [
           { group: impure, message: 'src/raft is pure: no I/O, no node:* modules, no logging.' },
-          { group: ['../*', '!../lib', '!../lib/*'], message: 'src/raft imports only src/lib.' },
+          // One rule per file: ESLint replaces a rule's options block by block, so raft's folder fence joins it here.
+          ...fence('raft'),
         ],
       }],
       'no-restricted-globals': ['error',

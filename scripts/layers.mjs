@@ -1,6 +1,7 @@
 // The arrows between src/ folders (STYLE.md's picture): each folder may import only the folders listed for it here.
-// Plain JavaScript so that eslint.config.js can read it as well as test/architecture/layers.test.ts. A new arrow is
-// a decision: add it here, in the same change, with the reason.
+// Plain JavaScript so that eslint.config.js (which fences every arrow from it) can read it as well as
+// test/architecture/layers.test.ts (which checks cycles). A new arrow is a decision: add it here, in the same change,
+// with the reason.
 
 /** Who may import whom; lib is below everything. */
 export const allowed = {
