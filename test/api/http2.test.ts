@@ -14,7 +14,7 @@ import { buildBaseApp, type HttpsOptions } from '../../src/api/http.js';
 import { TextStreams } from '../../src/api/text-stream.js';
 import { createClusterCa, issueNodeKeyAndCert } from '../../src/security/ca.js';
 import { tlsServerOptions } from '../support/tls-server.js';
-import { sleep } from '../support/wait.js';
+import { waitFor } from '../support/wait.js';
 
 interface Answer {
   status: number;
@@ -210,10 +210,12 @@ describe('HTTP/2 beside HTTP/1.1 on one port', () => {
     const https = kind === 'TLS' ? { https: await tlsServerOptions() } : {};
     app = buildBaseApp({ ...https, server: { headersTimeoutMs: 10_000, receiveTimeoutMs: 10_000, timeoutCheckIntervalMs: 100 } });
     await app.listen({ host: '127.0.0.1', port: 0 });
+    // Until the server has taken the connection in (not only the kernel): else the close would find nothing to wait for.
+    const accepted = new Promise((resolve) => app!.server.once('connection', resolve));
     const socket = connect((app.server.address() as AddressInfo).port, '127.0.0.1');
     socket.on('error', () => undefined);
     await new Promise((resolve) => socket.once('connect', resolve));
-    await sleep(100);
+    await accepted;
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     const started = Date.now();
     await app.close();
@@ -225,30 +227,41 @@ describe('HTTP/2 beside HTTP/1.1 on one port', () => {
   it('an HTTP/2 session that carries a long answer is not closed as idle while the answer is quiet', async () => {
     app = buildBaseApp({ server: { headersTimeoutMs: 300, receiveTimeoutMs: 600, timeoutCheckIntervalMs: 100, keepAliveTimeoutMs: 300 } });
     const streams = new TextStreams(app, 4, 'test streams');
+    let endQuiet!: () => void;
+    const quiet = new Promise<void>((resolve) => (endQuiet = resolve));
     app.get('/slow', async (_req, reply) => {
       const c = streams.begin(reply);
       async function* chunks(): AsyncGenerator<Uint8Array> {
         yield Buffer.from('a\n');
-        await sleep(1000);
+        await quiet;
         yield Buffer.from('b\n');
       }
       await streams.send(reply, c, chunks());
       return reply;
     });
     await app.listen({ host: '127.0.0.1', port: 0 });
-    const session = h2Connect(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
+    const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    const session = h2Connect(url);
     session.on('error', () => undefined);
     let goaway = false;
     session.on('goaway', () => (goaway = true));
-    const text = await new Promise<string>((resolve, reject) => {
+    let data = '';
+    const text = new Promise<string>((resolve, reject) => {
       const stream = session.request({ ':method': 'GET', ':path': '/slow' });
-      let data = '';
       stream.setEncoding('utf8');
       stream.on('data', (d: string) => (data += d));
       stream.on('end', () => resolve(data));
       stream.on('error', reject);
     });
-    expect(text).toBe('a\nb\n');
+    // The quiet lasts until a session opened after the first line, carrying nothing, has been closed as idle: the
+    // long answer's session, quiet since before that one opened, has had the same idle timeout pass.
+    await waitFor('the first line', () => data === 'a\n');
+    const idle = h2Connect(url);
+    idle.on('error', () => undefined);
+    await new Promise((resolve) => idle.once('goaway', resolve));
+    idle.close();
+    endQuiet();
+    expect(await text).toBe('a\nb\n');
     expect(goaway).toBe(false);
     session.close();
   });

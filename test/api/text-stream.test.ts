@@ -93,14 +93,28 @@ describe('TextStreams', () => {
   });
 
   it('a stream whose token no longer holds (revoked, expired) is cut within about a second, and its slot freed', async () => {
-    const credential = { holds: true };
-    const url = await listening(forever, async () => credential.holds);
+    const credential = { holds: true, checks: 0 };
+    const url = await listening(forever, async () => {
+      credential.checks++;
+      return credential.holds;
+    });
     const { rest } = await readFirst(await fetch(`${url}/stream`));
-    await sleep(limits.longAnswerCredentialCheckMs + 200);
+    let cut = false;
+    void rest.then(() => (cut = true), () => (cut = true));
+    // While the token holds, a check leaves the stream alone: once one has answered (the server is in this process, so
+    // its answer is acted on before the next request is read), the stream still holds the only slot.
+    await waitFor('a credential check while the token holds', () => credential.checks >= 1, limits.longAnswerCredentialCheckMs * 3);
+    const meanwhile = await fetch(`${url}/stream`);
+    expect(meanwhile.status).toBe(429);
+    await meanwhile.arrayBuffer();
+    expect(cut).toBe(false);
     credential.holds = false;
+    const checksBeforeRevoke = credential.checks;
     const revokedAtMs = Date.now();
     expect(await failureOf(rest)).toBeInstanceOf(Error);
     expect(Date.now() - revokedAtMs).toBeLessThan(limits.longAnswerCredentialCheckMs * 2 + 1000);
+    // Cut by the first check after the revoke, and checked no more.
+    expect(credential.checks).toBe(checksBeforeRevoke + 1);
     credential.holds = true;
     const again = await fetch(`${url}/stream`);
     expect(again.status).toBe(200);

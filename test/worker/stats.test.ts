@@ -1,11 +1,12 @@
 // Host stats: the /proc parsers on sample text, the sampler's deltas, and the live readers on this machine.
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   CpuSampler, cpuUtilizationBetween, createHostStatsSource, parseMeminfo, parseProcStat, readDiskStats, readMemoryStats,
 } from '../../src/worker/stats.js';
-import { sleep } from '../support/wait.js';
+import { waitFor } from '../support/wait.js';
 
 const procStat = (user: number, idle: number, iowait = 0): string =>
   [
@@ -94,13 +95,20 @@ describe('live readers', () => {
     const disk = await readDiskStats(path.join(tmpdir(), 'minkube-not-created', 'deeper'));
     expect(disk.diskFreeBytes).toBeGreaterThan(0);
     expect(disk.diskFreeBytes).toBeLessThanOrEqual(disk.diskTotalBytes);
-    const source = createHostStatsSource({ diskPath: tmpdir() });
-    await sleep(50);
+    // The sampler's readings are kept, so that the test waits for the CPU counters to move past the first one.
+    const readings: string[] = [];
+    const readProcStat = async (): Promise<string> => {
+      const text = await readFile('/proc/stat', 'utf8');
+      readings.push(text);
+      return text;
+    };
+    const source = createHostStatsSource({ diskPath: tmpdir(), sampler: new CpuSampler(readProcStat) });
+    const primed = await waitFor('the first /proc/stat reading', () => readings[0]);
+    await waitFor('a CPU tick counted since the first reading', async () => parseProcStat(await readFile('/proc/stat', 'utf8')).totalTicks > parseProcStat(primed).totalTicks);
     const stats = await source();
     expect(Object.keys(stats).sort()).toEqual(['cpuUtilization', 'diskFreeBytes', 'memoryAvailableBytes', 'memoryTotalBytes']);
-    if (stats.cpuUtilization !== null) {
-      expect(stats.cpuUtilization).toBeGreaterThanOrEqual(0);
-      expect(stats.cpuUtilization).toBeLessThanOrEqual(1);
-    }
+    expect(stats.cpuUtilization).not.toBeNull();
+    expect(stats.cpuUtilization).toBeGreaterThanOrEqual(0);
+    expect(stats.cpuUtilization).toBeLessThanOrEqual(1);
   });
 });
