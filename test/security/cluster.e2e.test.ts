@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logIndex, nodeId, term } from '../../src/lib/ids.js';
 import { encodeFrame, WIRE_VERSION } from '../../src/transport/codec.js';
 import { runCli } from '../support/cli.js';
-import { eventually, freePort, httpJson, ProcCluster, repoRoot, sleep } from '../support/cluster.js';
+import { eventually, freePort, httpJson, ProcCluster, repoRoot } from '../support/cluster.js';
 
 let c: ProcCluster;
 let leader: string;
@@ -207,9 +207,15 @@ describe('a closed cluster (real processes, TLS and tokens on)', () => {
     const refused = await runCli(['worker', '--id', 'wj', '--join', c.url(leader), '--token', wrongDigest, '--api-address', `127.0.0.1:${port}`, '--data-dir', dataDir]);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/digest/);
-    const expired = (await mk(['token', 'create', '--role', 'worker', '--ttl', '1s'])).stdout.trim();
-    await sleep(1500);
-    const late = await runCli(['worker', '--id', 'wj', '--join', c.url(leader), '--token', expired, '--api-address', `127.0.0.1:${port}`, '--data-dir', dataDir]);
+    const short = JSON.parse((await mk(['--json', 'token', 'create', '--role', 'worker', '--ttl', '1s'])).stdout) as { token: string; accessor: string; expiresAt: string };
+    // Until the leader lists the token and its expiry has passed (on this machine's clock, which the leader reads too):
+    // the refusal below is then for its expiry, not for a token the cluster never had.
+    await eventually(async () => {
+      const list = await c.http(leader, 'GET', '/v1/auth/tokens');
+      const listed = (list.body as { joinTokens?: { accessor: string; expiresAt: string }[] }).joinTokens?.find((j) => j.accessor === short.accessor);
+      return listed !== undefined && Date.now() >= Date.parse(listed.expiresAt) ? true : undefined;
+    }, 10_000, 'the short-lived join token to be listed and past its expiry');
+    const late = await runCli(['worker', '--id', 'wj', '--join', c.url(leader), '--token', short.token, '--api-address', `127.0.0.1:${port}`, '--data-dir', dataDir]);
     expect(late.code).not.toBe(0);
     expect(late.stderr).toMatch(/UNAUTHENTICATED: unknown, revoked or expired join token/);
     // The right token: the worker joins and registers, with the id its certificate names.
