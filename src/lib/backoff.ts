@@ -1,7 +1,8 @@
 // The one retry-delay formula: exponential backoff with full jitter (a uniform draw in [0, min(cap, base * 2^(n-1)))).
 // Task retries (drawn by the proposing manager, so the command carries the time and applying it stays
 // deterministic), the transport's redials and knocks, the worker's registration retries and the API client's retries
-// all use it; the proposal resends and the certificate renewals use its ceiling alone.
+// all use it; the proposal resends wait half its ceiling plus full jitter (the ceiling on average), and the
+// certificate renewals use its ceiling alone.
 import type { Random } from './random.js';
 
 export interface BackoffOptions {

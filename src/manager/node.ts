@@ -6,7 +6,7 @@ import { setIntervalOn, sleepOn, type Clock, type Timer } from '../lib/clock.js'
 import { MinkubeError } from '../lib/errors.js';
 import { logIndex, type LogIndex, type NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
-import type { Random } from '../lib/random.js';
+import { SeededRandom, type Random } from '../lib/random.js';
 import { createRaftNode, defaultRaftLimits, forceNewCluster } from '../raft/index.js';
 import type { ConfChange, ConfChangeResult, ConfState, Entry, Message, RaftConfig, RaftInitialState, RaftNode, RaftStatus, Ready, Role, SnapshotMeta } from '../raft/types.js';
 import type { LoadedState, RaftStorage, StorageRecovery } from '../storage/types.js';
@@ -197,7 +197,8 @@ export class RaftNodeDriver<R> {
       onComplete: (h, data) => this.onSnapshotReceived(h, data),
     });
     const resendAfterMs = o.tickMs * o.electionTicks;
-    this.proposals = new ProposalTracker<R>({ queueMax: o.proposalQueueMax, resendAfterMs });
+    // A fork: the resend waits' draws do not shift the core's election timeouts drawn from o.random.
+    this.proposals = new ProposalTracker<R>({ queueMax: o.proposalQueueMax, resendAfterMs, random: new SeededRandom(o.random.int(0x7fffffff)) });
     this.reads = new ReadBatcher({
       contextPrefix: `${o.clientId}:`,
       queueMax: o.proposalQueueMax,

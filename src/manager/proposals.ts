@@ -1,8 +1,9 @@
 // Tracks this manager's own proposals from submission until their entry is applied here (leader or follower).
 // Each proposal carries (clientId, seq); a proposal that is not applied in time is proposed again with the same
 // seq, and the state machine's session table applies it at most once.
-import { backoffCeilingMs, type BackoffOptions } from '../lib/backoff.js';
+import { backoffCeilingMs, fullJitterMs, type BackoffOptions } from '../lib/backoff.js';
 import { MinkubeError, type ErrorCode } from '../lib/errors.js';
+import type { Random } from '../lib/random.js';
 import type { Entry, ProposeRejection } from '../raft/types.js';
 
 export interface ProposalWaiter<R> {
@@ -16,14 +17,21 @@ export interface ProposalWaiter<R> {
   lastRejection: ProposeRejection | null;
   /** Times it was proposed again because it was not applied in time (each doubles the next wait, up to 8x). */
   resends?: number;
+  /** How long after lastProposedMs it is resent if not applied: drawn each time it is handed to the core. */
+  resendWaitMs?: number;
   resolve(result: R): void;
   reject(error: MinkubeError): void;
 }
 
 export interface ProposalTrackerOptions {
   queueMax: number;
-  /** A proposal accepted but not applied after this long is proposed again (the forward or append may be lost). */
+  /**
+   * A proposal accepted but not applied after about this long (on average; half to one and a half times) is proposed
+   * again (the forward or append may be lost).
+   */
   resendAfterMs: number;
+  /** The jitter of the resend waits (the driver's seeded random, forked, so that the simulator replays them). */
+  random: Random;
 }
 
 export class ProposalTracker<R> {
@@ -32,7 +40,7 @@ export class ProposalTracker<R> {
   /** Waiters to propose at the next flush (lastProposedMs === 0 for each). */
   private due: ProposalWaiter<R>[] = [];
 
-  /** How long an accepted proposal waits before a resend: resendAfterMs, doubling with each resend up to 8 times. */
+  /** The mean wait before a resend: resendAfterMs, doubling with each resend up to 8 times. */
   private readonly resendBackoff: BackoffOptions;
 
   constructor(private readonly options: ProposalTrackerOptions) {
@@ -82,7 +90,18 @@ export class ProposalTracker<R> {
       w.accepted = true;
       w.lastProposedMs = nowMs;
       w.lastRejection = null;
+      w.resendWaitMs = this.resendWaitMs((w.resends ?? 0) + 1);
     }
+  }
+
+  /**
+   * The one backoff's ceiling for this resend, spread by full jitter around it: uniform in [ceiling/2, 3 ceiling/2),
+   * so the mean stays the ceiling, and no proposal is resent sooner than half of it. Managers whose forwards were
+   * lost together do not all resend to the leader on one tick.
+   */
+  private resendWaitMs(retry: number): number {
+    const ceilingMs = backoffCeilingMs(retry, this.resendBackoff);
+    return ceilingMs / 2 + fullJitterMs(retry, this.resendBackoff, () => this.options.random.next());
   }
 
   markRejected(batch: readonly ProposalWaiter<R>[], reason: ProposeRejection, nowMs: number): void {
@@ -93,17 +112,17 @@ export class ProposalTracker<R> {
   }
 
   /**
-   * Once a tick: rejected proposals are tried again, accepted ones not applied after resendAfterMs are resent, the
-   * wait doubling with each resend (up to 8x): on a slow pipeline (a lossy network, one entry per append) eager
+   * Once a tick: rejected proposals are tried again, accepted ones not applied after about resendAfterMs are resent,
+   * the wait doubling with each resend (up to 8x): on a slow pipeline (a lossy network, one entry per append) eager
    * resends of proposals already in the log pile up duplicates faster than they commit, and the log never drains
-   * (the simulator found a leader 1,400 entries ahead of its commit index). The wait is the one backoff's ceiling,
-   * without jitter: it is a threshold checked once a tick, on one node, not a retry many callers make at once.
+   * (the simulator found a leader 1,400 entries ahead of its commit index). Each wait is drawn when the proposal is
+   * handed to the core (resendWaitMs).
    */
   requeueStale(nowMs: number): void {
     for (const w of this.waiters.values()) {
       if (w.lastProposedMs === 0) continue;
       const resends = w.resends ?? 0;
-      const late = nowMs - w.lastProposedMs >= backoffCeilingMs(resends + 1, this.resendBackoff);
+      const late = nowMs - w.lastProposedMs >= (w.resendWaitMs ?? backoffCeilingMs(resends + 1, this.resendBackoff));
       if (w.lastRejection === null && !late) continue;
       if (w.lastRejection === null) w.resends = resends + 1;
       w.lastProposedMs = 0;
