@@ -89,10 +89,11 @@ export interface SubmitTasksOptions extends SubmitOptions {
 
 const submitAttemptsDefault = 4;
 /**
- * The pauses before retries, full jitter (the one backoff): a submission's 3 retries average 250, 500 and 1,000 ms,
- * a read's 200, 400, 800 and then 1,000 ms.
+ * The pauses before retries, full jitter (the one backoff): a submission's 3 retries average 250, 500 and 500 ms
+ * (at most 2.5 s in all, so a CLI facing no leader still answers within a few seconds), a read's 200, 400, 800 and
+ * then 1,000 ms.
  */
-const submitBackoff: BackoffOptions = { baseMs: 500, capMs: 2000 };
+const submitBackoff: BackoffOptions = { baseMs: 500, capMs: 1000 };
 const readBackoff: BackoffOptions = { baseMs: 400, capMs: 2000 };
 
 export class ApiClient {

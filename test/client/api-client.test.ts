@@ -292,8 +292,8 @@ describe('ApiClient retries', () => {
     const c = new ApiClient(flakyUrl, { clock, random });
     [failures, code] = [3, 'QUEUE_FULL'];
     expect(await c.submitTask({ image: 'x' })).toEqual({ ok: true });
-    // Half of each ceiling: 500 ms doubling, capped at 2 s.
-    expect(pausesMs).toEqual([250, 500, 1000]);
+    // Half of each ceiling: 500 ms doubling, capped at 1 s.
+    expect(pausesMs).toEqual([250, 500, 500]);
     [failures, code] = [4, 'QUEUE_FULL'];
     expect((await rejection(c.submitTask({ image: 'x' }))).code).toBe('QUEUE_FULL');
     expect(pausesMs).toHaveLength(6);
