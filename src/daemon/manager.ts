@@ -336,12 +336,12 @@ async function startParts(
     ...(metrics === null ? {} : { observer: metrics }),
     onApplied: (entry) => audit.entryApplied(entry),
     onSnapshotSaved: collectAfterSnapshot,
-    onRoleChange: (role, leader, term) => {
-      metrics?.roleChanged(leader);
+    onRoleChange: (role, leaderId, term) => {
+      metrics?.roleChanged(leaderId);
       loops.onRoleChange(role, term);
       retention.onRoleChange(role, term);
       auth.onRoleChange(role, term);
-      if (leader && tuning.withoutConfigFile === true) {
+      if (role === 'leader' && tuning.withoutConfigFile === true) {
         logger.warn({ term }, 'leading without a config file: retention, task timings, backups and certificate lifetime are the defaults until a manager with the config leads');
       }
     },
