@@ -2,7 +2,7 @@
 // service and the leader-only loops (started and stopped by role changes), HTTP API.
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Server as HttpsServer } from 'node:https';
 import { createSecureContext } from 'node:tls';
@@ -98,11 +98,51 @@ export async function startManager(opts: StartManagerOptions): Promise<RunningMa
   if (opts.self !== undefined) tuning.self = opts.self;
   if (opts.configPath !== undefined) tuning.configPath = opts.configPath;
   else tuning.withoutConfigFile = true;
-  if (opts.configPath === undefined && opts.join !== undefined && config.insecure && opts.self !== undefined) {
-    await ensureDataDir(opts.self.dataDir);
-    await writeFile(join(opts.self.dataDir, insecureMemberFile), `joined the insecure cluster behind ${opts.join}: started from flags alone, this manager runs without TLS\n`);
+  const dataDir = opts.self?.dataDir ?? config.managers.find((m) => m.id === opts.id)?.dataDir;
+  const joiningFresh = opts.join !== undefined && dataDir !== undefined && (await isEmptyDir(dataDir));
+  try {
+    if (opts.configPath === undefined && opts.join !== undefined && config.insecure && opts.self !== undefined) {
+      await ensureDataDir(opts.self.dataDir);
+      await writeFile(join(opts.self.dataDir, insecureMemberFile), `joined the insecure cluster behind ${opts.join}: started from flags alone, this manager runs without TLS\n`);
+    }
+    return await startManagerFromConfig(config, opts.id, opts.logger, tuning);
+  } catch (err) {
+    if (joiningFresh) await forgetFailedJoin(dataDir);
+    throw err;
   }
-  return startManagerFromConfig(config, opts.id, opts.logger, tuning);
+}
+
+async function isEmptyDir(dir: string): Promise<boolean> {
+  const held = await readdir(dir).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? [] : null));
+  return held !== null && held.length === 0;
+}
+
+/**
+ * A join that failed into a data directory that was empty leaves no database behind (nor the insecure-member record,
+ * nor the marker beside it): started again from flags alone without --join, a database with no log in it would make
+ * this manager the one voter of a new cluster, where a directory with nothing in it is refused (give --join). Only
+ * when the log is still empty: a join the cluster took in before the answer was lost may have sent it entries, and
+ * those are kept (it is a member). A certificate a join token bought stays: the next --join uses it.
+ */
+async function forgetFailedJoin(dataDir: string): Promise<void> {
+  try {
+    const storage = await LevelRaftStorage.open(dataDir);
+    let empty: boolean;
+    try {
+      empty = (await storage.lastIndex()) === 0 && storage.snapshotInfo() === null && (await storage.hardState()).term === 0;
+    } finally {
+      await storage.close();
+    }
+    if (!empty) return;
+    const tls = nodeTlsDir(dataDir);
+    for (const name of await readdir(dataDir)) {
+      const path = join(dataDir, name);
+      if (path !== tls) await rm(path, { recursive: true, force: true });
+    }
+    await rm(markerPathFor(dataDir), { force: true });
+  } catch {
+    // Best effort: the start's own error is the one to report.
+  }
 }
 
 /**

@@ -100,6 +100,20 @@ describe('a manager started from flags alone (no config file)', () => {
     expect(existsSync(join(cwd, '.minkube'))).toBe(false);
   });
 
+  it('a join through http:// that fails leaves nothing behind, so a start without --join is refused, not a new cluster', async () => {
+    const cwd = mkdtempSync(join(dir, 'failed-join-'));
+    const flags = await flagsFor('./m7');
+    // Nothing listens on port 1: the leader is never reached.
+    const r = await runCli(['manager', '--id', 'm7', '--join', 'http://127.0.0.1:1', ...flags], { MINKUBE_LOG_LEVEL: 'silent' }, cwd);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain('UNREACHABLE');
+    expect(readdirSync(join(cwd, 'm7'))).toEqual([]);
+    expect(existsSync(join(cwd, 'm7.marker'))).toBe(false);
+    const again = await runCli(['manager', '--id', 'm7', ...flags], { MINKUBE_LOG_LEVEL: 'silent' }, cwd);
+    expect(again.code, again.stderr).toBe(1);
+    expect(again.stderr).toMatch(/error: CONFIG_INVALID: without --config, a manager joins a running cluster .*m7 holds no earlier membership/);
+  });
+
   it('--token without --join: CONFIG_INVALID', async () => {
     const r = await runCli(['manager', '--id', 'm6', '--token', 'MKTKN-1-x', ...(await flagsFor(join(dir, 'never')))], { MINKUBE_LOG_LEVEL: 'silent' });
     expect(r.code, r.stderr).toBe(1);
