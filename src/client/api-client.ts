@@ -270,9 +270,9 @@ export class ApiClient {
    * again after a pause while a read fails for a passing reason (readRetries).
    */
   private async withFailover<T>(method: string, options: RequestOptions, once: (url: string) => Promise<T>): Promise<T> {
-    // The managers tried since the last pause ("url: CODE", each at most once per round), and whether every one of
-    // them timed out: a round that only timed out is not repeated (each of its tries cost a whole timeout).
-    const reasons: string[] = [];
+    // The managers tried since the last pause (each at most once per round) and how each failed, and whether every
+    // one of them timed out: a round that only timed out is not repeated (each of its tries cost a whole timeout).
+    const tried: Tried[] = [];
     // A manager's answer that says more than its code's usual message (why no leader can be elected, say): shown
     // rather than the last manager's, when that one answered the same code with no more than the usual words.
     let explained: MinkubeError | null = null;
@@ -288,17 +288,18 @@ export class ApiClient {
         const passing = (method === 'GET' || options.idempotent === true) && passingFailures.has(err.code);
         const movingOn = this.urls.length > 1 && (passing || neverSent(err) || (refusedHere.has(err.code) && answered(err)));
         if (movingOn) {
-          reasons.push(`${url}: ${err.code}`);
+          tried.push({ url, err });
           onlyTimeouts &&= err.code === 'TIMEOUT';
           this.current = (this.current + 1) % this.urls.length;
-          if (reasons.length < this.urls.length) continue;
-          if (onlyTimeouts) throw triedAll(err, reasons.slice(0, -1));
+          if (tried.length < this.urls.length) continue;
+          if (onlyTimeouts) throw roundFailed(tried);
         }
-        // The managers tried before this one (this one's failure is err itself).
-        const others = movingOn ? reasons.slice(0, -1) : reasons;
-        if (!passing || method !== 'GET' || attempt >= this.readRetries) throw others.length > 0 ? triedAll(err, others) : err;
+        if (!passing || method !== 'GET' || attempt >= this.readRetries) {
+          if (movingOn) throw roundFailed(tried);
+          throw tried.length > 0 ? triedAll(err, tried.map(reasonOf)) : err;
+        }
         attempt++;
-        reasons.length = 0;
+        tried.length = 0;
         onlyTimeouts = true;
         await sleepOn(this.clock, backoffDelayMs(attempt, readBackoff, this.random));
       }
@@ -332,6 +333,28 @@ function saysMore(err: MinkubeError): boolean {
 /** The last manager's failure, naming the others tried before it and how each failed. */
 function triedAll(err: MinkubeError, others: readonly string[]): MinkubeError {
   return new MinkubeError(err.code, `${err.message} (also tried ${others.join('; ')})`, { cause: err, details: err.details });
+}
+
+interface Tried {
+  readonly url: string;
+  readonly err: MinkubeError;
+}
+
+const reasonOf = (t: Tried): string => `${t.url}: ${t.err.code}`;
+
+/**
+ * A round in which every manager failed: the failure that says most leads, the others are named after it. A manager's
+ * own answer (NO_LEADER from one that is up) says more than not reaching one, and an answer in more than its code's
+ * usual words (why no leader can be elected) more than one in them; among equals, the latest.
+ */
+function roundFailed(tried: readonly Tried[]): MinkubeError {
+  // A timeout, the client's or one a manager passed on, counts as no answer.
+  const rank = (e: MinkubeError): number => (answered(e) && e.code !== 'TIMEOUT' ? 2 : 0) + (saysMore(e) ? 1 : 0);
+  let lead = tried.length - 1;
+  for (let i = tried.length - 2; i >= 0; i--) if (rank(tried[i]!.err) > rank(tried[lead]!.err)) lead = i;
+  const others = tried.filter((_, i) => i !== lead).map(reasonOf);
+  const err = tried[lead]!.err;
+  return others.length > 0 ? triedAll(err, others) : err;
 }
 
 /** Runs of specs, each at most batchMax long and (unless one spec alone is larger) a body under bodyBytesMax. */

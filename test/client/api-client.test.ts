@@ -210,6 +210,15 @@ describe('ApiClient with alternate managers', () => {
     expect(e.message).toBe(`no leader is known: 2 of 3 voters (m1, m3) are recovering lost or damaged storage (also tried ${client.baseUrl}: NO_LEADER)`);
   });
 
+  it("leads with a manager's own answer (NO_LEADER) over the managers it could not reach, whatever their order", async () => {
+    const down1 = `http://127.0.0.1:${await closedPort()}`;
+    const down2 = `http://127.0.0.1:${await closedPort()}`;
+    service.failNext = new MinkubeError('NO_LEADER');
+    const e = await rejection(new ApiClient(client.baseUrl, { alternateUrls: [down1, down2] }).kvPut('fo/nl', 'y'));
+    expect(e.code).toBe('NO_LEADER');
+    expect(e.message).toBe(`${new MinkubeError('NO_LEADER').message} (also tried ${down1}: UNREACHABLE; ${down2}: UNREACHABLE)`);
+  });
+
   it('sends a write with an Idempotency-Key on after a timeout', async () => {
     const created = await rejection(new ApiClient(silentUrl, { timeoutMs: 150, alternateUrls: [otherUrl] }).submitTask({ image: 'busybox', command: ['true'] } as never, { attempts: 1 }));
     // The fake service has no task routes: its 404, not the silent one's TIMEOUT, shows the submission reached it;
