@@ -277,6 +277,7 @@ export class ApiClient {
     // rather than the last manager's, when that one answered the same code with no more than the usual words.
     let explained: MinkubeError | null = null;
     let onlyTimeouts = true;
+    const startedMs = this.clock.nowMs();
     for (let attempt = 0; ; ) {
       const url = this.baseUrl;
       try {
@@ -295,8 +296,9 @@ export class ApiClient {
           if (onlyTimeouts) throw roundFailed(tried);
         }
         if (!passing || method !== 'GET' || attempt >= this.readRetries) {
-          if (movingOn) throw roundFailed(tried);
-          throw tried.length > 0 ? triedAll(err, tried.map(reasonOf)) : err;
+          const failed = movingOn ? roundFailed(tried) : tried.length > 0 ? triedAll(err, tried.map(reasonOf)) : err;
+          // After pauses, say how long it kept trying (one try's timeout in the message is not the wait).
+          throw attempt === 0 ? failed : afterTries(failed, attempt + 1, this.clock.nowMs() - startedMs);
         }
         attempt++;
         tried.length = 0;
@@ -333,6 +335,11 @@ function saysMore(err: MinkubeError): boolean {
 /** The last manager's failure, naming the others tried before it and how each failed. */
 function triedAll(err: MinkubeError, others: readonly string[]): MinkubeError {
   return new MinkubeError(err.code, `${err.message} (also tried ${others.join('; ')})`, { cause: err, details: err.details });
+}
+
+/** A read's failure after retries: how many rounds, over how long. */
+function afterTries(err: MinkubeError, rounds: number, elapsedMs: number): MinkubeError {
+  return new MinkubeError(err.code, `${err.message} (${rounds} tries over ${(elapsedMs / 1000).toFixed(1)} s)`, { cause: err, details: err.details });
 }
 
 interface Tried {

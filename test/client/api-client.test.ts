@@ -243,6 +243,12 @@ describe('ApiClient with alternate managers', () => {
     expect(e.message).toContain(`(also tried ${client.baseUrl}: NO_LEADER)`);
   });
 
+  it('a read that failed after pauses says how many tries over how long (one try\'s timeout is not the wait)', async () => {
+    const e = await rejection(new ApiClient(silentUrl, { timeoutMs: 100, readRetries: 2 }).kvGet('a'));
+    expect(e.code).toBe('TIMEOUT');
+    expect(e.message).toMatch(/no answer within 100 ms \(3 tries over [0-9.]+ s\)$/);
+  });
+
   it('does not repeat a round in which every manager timed out', async () => {
     const c = new ApiClient(silentUrl, { timeoutMs: 100, readRetries: 2, alternateUrls: [`http://${silentUrl}/`, silentUrl2] });
     const started = Date.now();
