@@ -13,6 +13,9 @@ import type { WorkerAgent } from './agent.js';
 import type { ManagerLink } from './managers.js';
 import type { LoopsObserver } from './metrics.js';
 
+/** While no manager answers, the worker says so again this often. */
+const unreachableReminderMs = 30_000;
+
 export interface WorkerLoopsOptions {
   agent: WorkerAgent;
   link: ManagerLink;
@@ -55,6 +58,9 @@ export class WorkerLoops {
   private readonly acceptedStatus = new Map<string, { status: WorkerTaskStatus; atMs: number }>();
   /** Logged on change only: a long outage must not write a line per heartbeat. */
   private managersReachable: boolean | null = null;
+  /** Since when no manager answers, and when that was last said (clock ms). */
+  private unreachableSinceMs = 0;
+  private unreachableSaidMs = 0;
   /** A status changed since the last heartbeat was built: the next one goes early. */
   private changedSinceBeat = false;
   /** Ends the heartbeat loop's wait early (a status changed). */
@@ -249,12 +255,23 @@ export class WorkerLoops {
 
   private reachable(now: boolean, err?: unknown): void {
     const before = this.managersReachable;
-    if (before === now) return;
+    const nowMs = this.clock.nowMs();
+    if (before === now) {
+      // Said again now and then while it lasts, with the latest reason, so a log read later still shows it.
+      if (!now && nowMs - this.unreachableSaidMs >= unreachableReminderMs) {
+        this.unreachableSaidMs = nowMs;
+        this.logger.warn({ err, forS: Math.round((nowMs - this.unreachableSinceMs) / 1000) }, 'still no manager answers; tasks keep running, retrying in the background');
+      }
+      return;
+    }
     this.managersReachable = now;
     if (now) {
-      if (before === false) this.logger.info('the managers answer again');
+      if (before === false) this.logger.info({ afterS: Math.round((nowMs - this.unreachableSinceMs) / 1000) }, 'the managers answer again');
+      return;
     }
-    else this.logger.warn({ err }, 'no manager answers; tasks keep running, retrying in the background');
+    this.unreachableSinceMs = nowMs;
+    this.unreachableSaidMs = nowMs;
+    this.logger.warn({ err }, 'no manager answers; tasks keep running, retrying in the background');
   }
 
   private backoffMs(failures: number): number {

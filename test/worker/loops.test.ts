@@ -111,6 +111,38 @@ describe('WorkerLoops', () => {
     expect(link.heartbeats[0]!.stats).toMatchObject({ runningTasks: 0, cpuUtilization: null });
   });
 
+  it('while no manager answers, says so once, then again every 30 s (of its clock) with how long, and once when they answer', async () => {
+    const link = new ScriptedLink();
+    const clock = new ManualClock();
+    const lines: { msg: string; forS?: number; afterS?: number }[] = [];
+    const said = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as { msg: string }) });
+    const agent = new WorkerAgent({ workerId: 'w1', instance: 'aaaaaaaaaaaa', runtime: new MemoryRuntime(), logger, stopTimeoutMs: 10 });
+    const loops = new WorkerLoops({
+      agent, link, logger: said, clock, registration: { id: 'w1', apiAddress: '127.0.0.1:1', runtime: 'memory', instance: 'aaaaaaaaaaaa' },
+      heartbeatIntervalMs: 20, reconcileIntervalMs: 30_000_000, random: new SeededRandom(1), registerBackoffBaseMs: 5_000, registerBackoffCapMs: 5_000,
+    });
+    running.push({ loops, agent });
+    const warned = (prefix: string) => lines.filter((l) => l.msg.startsWith(prefix));
+    loops.start();
+    await waitFor('the first failed registration', () => link.registers >= 1 && clock.nextDelayMs() !== null);
+    expect(warned('no manager answers')).toHaveLength(1);
+    // About 25 s of failed registrations: nothing more is said.
+    for (let i = 0; i < 5; i++) {
+      const registers = link.registers;
+      clock.advance(5_000);
+      await waitFor('the next try', () => link.registers > registers && clock.nextDelayMs() !== null);
+    }
+    expect(warned('still no manager answers')).toHaveLength(0);
+    const registers = link.registers;
+    clock.advance(5_000);
+    await waitFor('the try past 30 s', () => link.registers > registers && clock.nextDelayMs() !== null);
+    expect(warned('still no manager answers').map((l) => l.forS)).toEqual([30]);
+    link.up = true;
+    clock.advance(5_000);
+    await waitFor('registered', () => loops.isRegistered);
+    expect(warned('the managers answer again').map((l) => l.afterS)).toEqual([35]);
+  });
+
   it('registers again when a manager answers WORKER_NOT_FOUND, and reports task statuses', async () => {
     const link = new ScriptedLink();
     link.up = true;
