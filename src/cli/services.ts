@@ -73,7 +73,52 @@ function healthCheckOf(f: SpecFlags, cmd: Command): HealthCheckSpec | undefined 
     return { type: 'http', port: port ?? '', path: rest.length === 0 ? '/' : rest.join(':'), ...timing };
   }
   if (f.healthTcp !== undefined) return { type: 'tcp', port: f.healthTcp, ...timing };
-  return { type: 'exec', command: f.healthExec!.split(/\s+/).filter((a) => a !== ''), ...timing };
+  const command = splitCommandLine(f.healthExec!);
+  if (typeof command === 'string') cmd.error(`error: --health-exec: ${command}`);
+  return { type: 'exec', command, ...timing };
+}
+
+/**
+ * A command line split into its words as a shell would, without running one: words at unquoted blanks; inside single
+ * quotes everything is literal; inside double quotes a backslash escapes only \\, ", $ and `; outside quotes a
+ * backslash escapes the next character; quoted and unquoted parts that touch make one word. `$NAME` is kept as it is
+ * (the command runs without a shell unless it names one, as `sh -c "..."`). A quote left open is the answer's reason.
+ */
+export function splitCommandLine(line: string): string[] | string {
+  const words: string[] = [];
+  let word = '';
+  let inWord = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (c === "'") {
+      const end = line.indexOf("'", i + 1);
+      if (end < 0) return `the single quote at character ${i + 1} is not closed`;
+      word += line.slice(i + 1, end);
+      inWord = true;
+      i = end;
+    } else if (c === '"') {
+      let j = i + 1;
+      for (; j < line.length && line[j] !== '"'; j++) {
+        if (line[j] === '\\' && j + 1 < line.length && '\\"$`'.includes(line[j + 1]!)) j++;
+        word += line[j];
+      }
+      if (j >= line.length) return `the double quote at character ${i + 1} is not closed`;
+      inWord = true;
+      i = j;
+    } else if (c === '\\' && i + 1 < line.length) {
+      word += line[++i];
+      inWord = true;
+    } else if (/\s/.test(c)) {
+      if (inWord) words.push(word);
+      word = '';
+      inWord = false;
+    } else {
+      word += c;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(word);
+  return words;
 }
 
 /** The service-level parts of a create or update body that the flags give. */

@@ -3,6 +3,7 @@
 // error (exit 2).
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { splitCommandLine } from '../../src/cli/services.js';
 import { runCli } from '../support/cli.js';
 
 const bodies: { method: string; url: string; body: Record<string, unknown> }[] = [];
@@ -78,5 +79,32 @@ describe('--stop-signal and --stop-timeout', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
     expect(bodies.length).toBe(before);
+  });
+});
+
+describe('--health-exec', () => {
+  it('splits its command as a shell would: quotes keep spaces, $NAME stays as written', async () => {
+    const r = await runCli(['--api', api, 'service', 'create', 'web', 'img', '--replicas', '1', '--health-exec', `sh -c "test -n \\"$HOME\\" && echo 'ok'"`, '--', 'serve']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(bodies.at(-1)).toMatchObject({ method: 'POST', url: '/v1/services', body: { healthCheck: { type: 'exec', command: ['sh', '-c', `test -n "$HOME" && echo 'ok'`] } } });
+  });
+
+  it('a quote left open is a usage error that says where, and nothing is sent', async () => {
+    const before = bodies.length;
+    const r = await runCli(['--api', api, 'service', 'create', 'web', 'img', '--replicas', '1', '--health-exec', 'sh -c "test -f /x', '--', 'serve']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('error: --health-exec: the double quote at character 7 is not closed');
+    expect(bodies.length).toBe(before);
+  });
+
+  it.each([
+    ['test -f /tmp/ready', ['test', '-f', '/tmp/ready']],
+    ['  spaced   out  ', ['spaced', 'out']],
+    [`'single $X' "dbl \\$X" a\\ b`, ['single $X', 'dbl $X', 'a b']],
+    [`pre"fix b"'c d'`, ['prefix bc d']],
+    [`""`, ['']],
+    ['', []],
+  ])('%j -> %j', (line, words) => {
+    expect(splitCommandLine(line)).toEqual(words);
   });
 });
