@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
+import { ManagerMetrics } from '../../src/manager/metrics.js';
 import { repoRoot } from '../support/cluster.js';
 import { describeWith, minkube, promtoolBin, run } from './binaries.js';
 
@@ -26,6 +27,15 @@ function writeConfig(name: string, insecure: boolean): string {
 }
 
 describeWith(promtoolBin, 'promtool', () => {
+  it("passes a manager's /metrics with no lint problem (check metrics exits 0)", async () => {
+    const m = new ManagerMetrics();
+    const file = join(dir, 'manager.prom');
+    writeFileSync(file, await m.registry.render());
+    const r = await run('/bin/sh', ['-c', `${JSON.stringify(promtoolBin)} check metrics < ${JSON.stringify(file)}`]);
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  }, 300_000);
+
   it('accepts deploy/prometheus/alerts.yml', async () => {
     const r = await run(promtoolBin, ['check', 'rules', alerts]);
     expect(r.stdout + r.stderr).toContain('SUCCESS: 8 rules found');
