@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../support/cli.js';
+import { runCli, startCli } from '../support/cli.js';
 import { ProcCluster } from '../support/cluster.js';
 import { describeDocker, removeContainersNamed, removeLabelled, testImage, workerSandboxes } from '../support/docker.js';
 import { eventually, sleep } from '../support/wait.js';
@@ -261,12 +261,13 @@ function servicesSuite(f: Flavour): void {
     }, 20_000, 'a line from each replica');
     expect(lines.map((l) => l.replace(/ \| tick \d+$/, '')).sort()).toEqual(replicas.map((r) => `${r.taskId}@${r.workerId}`).sort());
 
-    const following = runCli(['service', 'logs', 'talk', '--follow', '--tail', '0'], env);
-    await sleep(2000);
+    const following = startCli(['service', 'logs', 'talk', '--follow', '--tail', '0'], env);
+    const prefixesSoFar = (): number => new Set(following.stdoutSoFar().split('\n').filter(Boolean).map((l) => l.split(' | ')[0])).size;
+    await eventually(async () => (prefixesSoFar() === 2 ? true : undefined), 20_000, 'lines from both replicas followed');
     expect((await runCli(['service', 'scale', 'talk', '3', '--wait'], env)).code).toBe(0);
-    await sleep(4000);
+    await eventually(async () => (prefixesSoFar() === 3 ? true : undefined), 20_000, 'lines from the new replica followed');
     expect((await runCli(['service', 'rm', 'talk'], env)).code).toBe(0);
-    const followed = await following;
+    const followed = await following.done;
     expect(followed.code, followed.stderr).toBe(0);
     const prefixes = new Set(followed.stdout.trimEnd().split('\n').map((l) => l.split(' | ')[0]));
     expect(prefixes.size).toBe(3);
@@ -281,15 +282,16 @@ function servicesSuite(f: Flavour): void {
     const created = await runCli(['service', 'create', 'crash', 'node', '--replicas', '1', '--', process.execPath, '-e', crasher], env);
     expect(created.code, created.stderr).toBe(0);
     // Started while the replica is still pending: its first attempt is taken in once it runs.
-    const following = runCli(['service', 'logs', 'crash', '--follow'], env);
+    const following = startCli(['service', 'logs', 'crash', '--follow'], env);
     const attempts = await eventually(async () => {
       const r = await c.http('m2', 'GET', '/v1/services/crash?consistency=stale');
       const t = (r.body as ServiceBody).tasks[0] as (Replica & { attempt: number }) | undefined;
       return t !== undefined && t.attempt >= 4 && t.state === 'running' ? t.attempt : undefined;
     }, 40_000, 'a fourth attempt');
-    await sleep(1000);
+    const pidsSoFar = (): number => new Set(following.stdoutSoFar().match(/pid=\d+/g) ?? []).size;
+    await eventually(async () => (pidsSoFar() >= Math.min(attempts, 4) - 1 ? true : undefined), 20_000, 'the running attempt followed');
     expect((await runCli(['service', 'rm', 'crash'], env)).code).toBe(0);
-    const followed = await following;
+    const followed = await following.done;
     expect(followed.code, followed.stderr).toBe(0);
     const lines = followed.stdout.trimEnd().split('\n');
     expect(lines.every((l) => /^t[0-9a-z]{17}@w\d \| pid=\d+ i=[1-5]$/.test(l)), followed.stdout).toBe(true);
