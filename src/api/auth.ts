@@ -4,7 +4,7 @@ import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { MinkubeError } from '../lib/errors.js';
 import { identityFromCertificate, type NodeIdentity, type NodeRole } from '../security/ca.js';
-import { authorize, type Policy, type Resource, type Verb } from '../security/policy.js';
+import { authorize, escalation, type Policy, type Resource, type Verb } from '../security/policy.js';
 import { verifySession } from '../security/sessions.js';
 import { parseApiToken, secretMatches } from '../security/tokens.js';
 
@@ -25,8 +25,12 @@ declare module 'fastify' {
   }
 }
 
-/** What a route needs: a permission, nothing ('open': it may check a credential itself), or a cluster node. */
-export type RoutePermission = { resource: Resource; verb: Verb } | 'open' | 'node';
+/**
+ * What a route needs: a permission, nothing ('open': it may check a credential itself), or a cluster node. `every`:
+ * the route hands out what would let its caller do anything (the session key, token hashes), so the token must hold
+ * every permission there is, an admin's, besides the one named (a policy of `* *` with one deny is not enough).
+ */
+export type RoutePermission = { resource: Resource; verb: Verb; every?: string } | 'open' | 'node';
 
 export interface TokenRecord {
   role: string;
@@ -60,8 +64,10 @@ export interface AuthPluginOptions {
   nowMs?: () => number;
 }
 
-const rd = (resource: Resource): RoutePermission => ({ resource, verb: 'read' });
-const wr = (resource: Resource): RoutePermission => ({ resource, verb: 'write' });
+/** Who holds every permission: what a route with `every` compares its caller with. */
+const everyPermission = { role: 'admin' } as const;
+const rd = (resource: Resource): { resource: Resource; verb: Verb } => ({ resource, verb: 'read' });
+const wr = (resource: Resource): { resource: Resource; verb: Verb } => ({ resource, verb: 'write' });
 
 /** Every route of the managers' app, by 'METHOD url-pattern'. A route missing here is refused (see authPlugin). */
 export const routePermissions: Record<string, RoutePermission> = {
@@ -93,9 +99,9 @@ export const routePermissions: Record<string, RoutePermission> = {
   'POST /v1/services/:name/rollback': wr('services'),
   'DELETE /v1/services/:name': wr('services'),
   'GET /v1/workers/:id': rd('workers'),
-  // A backup holds every secret the cluster keeps (token hashes, the session key, secretEnv values): admins only, who
-  // alone write the snapshot resource (operators read it).
-  'GET /v1/snapshot': wr('snapshot'),
+  // A backup holds every secret the cluster keeps (token hashes, the session key, secretEnv values): whoever reads one
+  // can sign a session as any token, so it takes every permission (an admin's), snapshot:write among them.
+  'GET /v1/snapshot': { ...wr('snapshot'), every: 'a snapshot holds the session key and every token hash, so only a token with every permission may take one' },
   // Removes finished task records due under tasks.retention now: admins and operators.
   'POST /v1/gc': wr('gc'),
   // What workers themselves call: registration, heartbeats and their assignments.
@@ -212,8 +218,12 @@ const authPluginImpl: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) 
     if (permission === 'node' || principal.kind === 'node') return;
     // One function for every request (called with the request as `this`): nothing is made per request on the hot path.
     req.credentialHolds = tokenStillHolds;
-    const decision = authorize(principal, { ...permission, ...keyNeed(req, permission.resource) });
+    const decision = authorize(principal, { resource: permission.resource, verb: permission.verb, ...keyNeed(req, permission.resource) });
     if (!decision.allowed) throw new MinkubeError('FORBIDDEN', `this token (role ${principal.role}) lacks ${decision.missing}`);
+    if (permission.every !== undefined) {
+      const missing = escalation(principal, everyPermission);
+      if (missing !== null) throw new MinkubeError('FORBIDDEN', `this token (role ${principal.role}) lacks ${missing}: ${permission.every}`);
+    }
   });
 };
 

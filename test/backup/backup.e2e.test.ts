@@ -157,6 +157,16 @@ describe('snapshot save, inspect and restore (real processes, secure cluster)', 
     const r = await c.http(leader, 'GET', '/v1/snapshot', undefined, 5000, { token: created.body.token as string });
     expect(r.status).toBe(403);
     expect(r.body.error).toMatchObject({ code: 'FORBIDDEN', message: expect.stringContaining('snapshot:write') as string });
+    // snapshot:write alone is not enough: the file holds the session key, with which any token's session can be signed.
+    const almostAdmin = { name: 'almost-admin', rules: [{ effect: 'allow', resource: '*', verbs: ['*'] }, { effect: 'deny', resource: 'kv', verbs: ['write'], keyPrefix: 'secret/' }] };
+    const almost = await c.http(leader, 'POST', '/v1/auth/tokens', { policy: almostAdmin });
+    expect(almost.status, JSON.stringify(almost.body)).toBe(201);
+    const refused = await c.http(leader, 'GET', '/v1/snapshot', undefined, 5000, { token: almost.body.token as string });
+    expect(refused.status).toBe(403);
+    expect(refused.body.error).toMatchObject({
+      code: 'FORBIDDEN',
+      message: 'this token (role almost-admin) lacks kv:write on keys under "secret/": a snapshot holds the session key and every token hash, so only a token with every permission may take one',
+    });
   });
 
   it("a file saved when the newest entry is a new leader's no-op (nothing written since the election) verifies and inspects", async () => {
