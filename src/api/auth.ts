@@ -52,8 +52,12 @@ export interface AuthPluginOptions {
   authReady?: () => boolean;
   /** Defaults to the manager's table (permissionFor below). */
   permissionFor?: (method: string, routeUrl: string) => RoutePermission | undefined;
-  /** Who a verified client certificate names (e.g. only nodes of this cluster); defaults to identityFromCertificate. */
-  nodeAuth?: { peerIdentity: (cert: PeerCertificate) => NodeIdentity | null };
+  /**
+   * Who a verified client certificate names (e.g. only nodes of this cluster; defaults to identityFromCertificate),
+   * read once per connection; and, asked at every request, why that node may no longer speak with it (a manager
+   * removed from the cluster since the certificate was issued), or null.
+   */
+  nodeAuth?: { peerIdentity: (cert: PeerCertificate) => NodeIdentity | null; refusal?: (identity: NodeIdentity) => string | null };
   /**
    * Asked, before anything else is done for it, about a request about to be refused for want of a valid credential
    * (401: none, or an unknown, revoked, expired or malformed token or session, or no node certificate): an error to
@@ -181,7 +185,15 @@ const authPluginImpl: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) 
   const nowMs = opts.nowMs ?? Date.now;
   // A keep-alive connection presents its certificate once: read who it names once too.
   const identities = new WeakMap<TLSSocket, NodeIdentity | null>();
-  const peerIdentity = opts.nodeAuth?.peerIdentity ?? identityFromCertificate;
+  const basePeerIdentity = opts.nodeAuth?.peerIdentity ?? identityFromCertificate;
+  const refusal = opts.nodeAuth?.refusal;
+  // Judged at every request, not once per connection: a keep-alive connection opened before a removal must not outlive it.
+  const peerIdentity = refusal === undefined ? (socket: TLSSocket) => socketIdentity(socket, identities, basePeerIdentity) : (socket: TLSSocket, reply: FastifyReply) => {
+    const identity = socketIdentity(socket, identities, basePeerIdentity);
+    const why = identity === null ? null : refusal(identity);
+    if (why !== null) throw unauthenticated(reply, `${identity!.role} ${identity!.id}: ${why}`);
+    return identity;
+  };
 
   app.decorateRequest('principal', null);
   app.decorateRequest('credentialHolds', null);
@@ -207,10 +219,10 @@ const authPluginImpl: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) 
     if (permission === 'open') return;
     let principal: Principal;
     try {
-      if (permission === 'node') principal = nodePrincipal(req, reply, identities, peerIdentity);
+      if (permission === 'node') principal = nodePrincipal(req, reply, peerIdentity);
       // A manager's certificate reaches every route: managers hold the CA key and write the log anyway. This is how a
       // follower forwards a membership change to the leader, and how a joining manager asks to be added.
-      else principal = managerPrincipal(req, identities, peerIdentity) ?? (await tokenPrincipal(req.headers.authorization, reply, opts, nowMs()));
+      else principal = managerPrincipal(req, reply, peerIdentity) ?? (await tokenPrincipal(req.headers.authorization, reply, opts, nowMs()));
     } catch (err) {
       throw limitedInstead(err, req, reply, opts);
     }
@@ -252,12 +264,10 @@ function keyNeed(req: FastifyRequest, resource: Resource): { key?: string } {
   return typeof key === 'string' ? { key } : {};
 }
 
-function nodePrincipal(
-  req: FastifyRequest,
-  reply: FastifyReply,
-  cache: WeakMap<TLSSocket, NodeIdentity | null>,
-  peerIdentity: (cert: PeerCertificate) => NodeIdentity | null,
-): Principal {
+/** Who a verified connection's certificate names (socketIdentity), or a 401 when that node may no longer speak. */
+type SocketIdentity = (socket: TLSSocket, reply: FastifyReply) => NodeIdentity | null;
+
+function nodePrincipal(req: FastifyRequest, reply: FastifyReply, peerIdentity: SocketIdentity): Principal {
   const socket = req.raw.socket as TLSSocket;
   if (socket.encrypted !== true) throw unauthenticated(reply, 'this route is for cluster nodes: connect over TLS with a node certificate');
   if (!socket.authorized) {
@@ -266,20 +276,16 @@ function nodePrincipal(
     const why = !sent || socket.authorizationError === undefined || socket.authorizationError === null ? 'none was sent' : String(socket.authorizationError);
     throw unauthenticated(reply, `this route is for cluster nodes: no verified client certificate (${why})`);
   }
-  const identity = socketIdentity(socket, cache, peerIdentity);
+  const identity = peerIdentity(socket, reply);
   if (identity === null) throw unauthenticated(reply, 'the client certificate names no node of this cluster');
-  return { kind: 'node', ...identity };
+  return { kind: 'node', id: identity.id, role: identity.role, clusterId: identity.clusterId };
 }
 
-function managerPrincipal(
-  req: FastifyRequest,
-  cache: WeakMap<TLSSocket, NodeIdentity | null>,
-  peerIdentity: (cert: PeerCertificate) => NodeIdentity | null,
-): Principal | null {
+function managerPrincipal(req: FastifyRequest, reply: FastifyReply, peerIdentity: SocketIdentity): Principal | null {
   const socket = req.raw.socket as TLSSocket;
   if (socket.encrypted !== true || !socket.authorized) return null;
-  const identity = socketIdentity(socket, cache, peerIdentity);
-  return identity?.role === 'manager' ? { kind: 'node', ...identity } : null;
+  const identity = peerIdentity(socket, reply);
+  return identity?.role === 'manager' ? { kind: 'node', id: identity.id, role: identity.role, clusterId: identity.clusterId } : null;
 }
 
 /** Who a verified connection's certificate names: read once per connection (keep-alive presents it once). */

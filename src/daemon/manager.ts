@@ -15,6 +15,7 @@ import { joinWithToken } from './join.js';
 import { applyRenewedTls, localSigner, startCertRenewal } from './renewal.js';
 import { adminTokenMarkFor, bootstrapRecordFor, ensureAdminToken, loadApiCa, loadNodeSecurity, type NodeSecurity, type ServerTls } from './security.js';
 import { nodeTlsDir, readNodeTls } from '../security/pki-files.js';
+import { peerCertificateIssuedAtMs } from '../security/ca.js';
 import { storageFailed } from '../storage/common.js';
 import type { ManagerConfig } from '../config/cluster.js';
 import { validateCommand } from '../kv/commands.js';
@@ -27,7 +28,7 @@ import { SeededRandom } from '../lib/random.js';
 import { LevelRaftStorage } from '../storage/level.js';
 import { CheckedStorage } from '../storage/checked.js';
 import { FileMarker, markerPathFor } from '../storage/marker.js';
-import { TcpTransport } from '../transport/tcp.js';
+import { TcpTransport, type TransportTls } from '../transport/tcp.js';
 import { ManagerServiceImpl } from '../manager/service.js';
 import { httpClusterView, RemovalWatch } from '../manager/removal-watch.js';
 import { RaftNodeDriver, type Member } from '../manager/node.js';
@@ -306,13 +307,18 @@ async function startParts(
   const checkedStorage = await checkedStorageFor(storage, self.dataDir, tuning.join !== undefined);
   opened.push('storage marker', () => checkedStorage.markerStore.close());
   const seed = join?.members ?? members;
+  // A manager removed from the cluster keeps its certificate: the Raft port and the API refuse one issued before the
+  // removal (RemovedMembers, learnt from applied removals once the driver is open).
+  let removedRefusal: (id: string, issuedAtMs: number) => string | null = () => null;
+  const baseVerifyPeer = security?.transportTls().verifyPeer;
+  const verifyPeer: TransportTls['verifyPeer'] = (cert, peerId) => baseVerifyPeer?.(cert, peerId) ?? removedRefusal(peerId, peerCertificateIssuedAtMs(cert));
   const transport = await TcpTransport.start({
     id: nodeId(self.id),
     listen: self.raftAddress,
     localAddress: splitHostPort(self.raftAddress).host,
     peers: new Map(seed.filter((m) => m.id !== self.id).map((m) => [m.id, m.raftAddress])),
     logger: logger.child({ component: 'transport' }),
-    ...(security === null ? {} : { tls: security.transportTls() }),
+    ...(security === null ? {} : { tls: { ...security.transportTls(), verifyPeer } }),
   });
   opened.push('transport', () => transport.close());
   const clientId = `${self.id}.${randomBytes(6).toString('hex')}`;
@@ -387,6 +393,7 @@ async function startParts(
     },
   });
   view.read = () => driver.termAndRole();
+  removedRefusal = (id, issuedAtMs) => driver.removed.refusal(id, issuedAtMs);
   traces.replayedThrough = driver.heldAtStartIndex;
   service.attach(driver);
   const observed = { driver: driver as RaftNodeDriver<unknown>, store: service.kv.tasks, transport, http, tls: security?.clientTls() };
@@ -493,7 +500,7 @@ async function startParts(
       ? { insecure: true }
       : {
           https: serverTlsFor(security, operator.tls, reloader),
-          security: managerAppSecurity(security, auth),
+          security: managerAppSecurity(security, auth, (id, issuedAtMs) => removedRefusal(id, issuedAtMs)),
           rateLimits: liveRateLimits(config),
         }),
     ...(joinService === undefined ? {} : { join: joinService }),
@@ -541,7 +548,7 @@ async function startParts(
       onRenewed: (m) => {
         material = m;
         const server = config.api.tlsCertFile === undefined ? { server: app.server as unknown as HttpsServer } : {};
-        applyRenewedTls({ transport, http: [http], ...server }, m);
+        applyRenewedTls({ transport, http: [http], ...server }, m, verifyPeer);
       },
     });
     opened.push('certificate renewal', () => renewal.stop());

@@ -9,7 +9,7 @@
 // Format 1 (earlier builds) has no digest: its files are still read, never written, and say their header is unverified.
 import { createHash } from 'node:crypto';
 import { MinkubeError } from '../lib/errors.js';
-import { logIndex, nodeId, term as toTerm } from '../lib/ids.js';
+import { logIndex, nodeId, term as toTerm, type NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import type { SnapshotMeta } from '../raft/types.js';
 import { KvStateMachine } from '../kv/state-machine.js';
@@ -199,8 +199,8 @@ export function parseBackup(bytes: Uint8Array): ParsedBackup {
 }
 
 /** The body's parts, the state loaded into a fresh state machine (which checks every record). */
-export function loadBackup(parsed: ParsedBackup): { members: Member[]; state: Uint8Array; kv: KvStateMachine } {
-  let decoded: { members: Member[]; state: Uint8Array };
+export function loadBackup(parsed: ParsedBackup): { members: Member[]; removed: [NodeId, number][]; state: Uint8Array; kv: KvStateMachine } {
+  let decoded: ReturnType<typeof decodeSnapshot>;
   const kv = new KvStateMachine();
   try {
     decoded = decodeSnapshot(parsed.body);

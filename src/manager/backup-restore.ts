@@ -52,11 +52,12 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
     throw new MinkubeError('SNAPSHOT_INVALID', `cannot read ${o.file}: ${(err as Error).message}`, { cause: err });
   }
   const parsed = parseBackup(bytes);
-  const { state, kv } = loadBackup(parsed);
+  const { state, kv, removed } = loadBackup(parsed);
   const id = nodeId(o.id);
-  // This manager alone: the old members' addresses and ids mean nothing to the new cluster.
+  // This manager alone: the old members' addresses and ids mean nothing to the new cluster. The managers removed stay
+  // removed: a cluster restored under its old CA would otherwise take their old certificates again.
   const meta: SnapshotMeta = { index: logIndex(parsed.header.index), term: parsed.meta.term, voters: [id], learners: [] };
-  const body = encodeSnapshot([[id, { raftAddress: self.raftAddress, apiAddress: self.apiAddress }]], state);
+  const body = encodeSnapshot([[id, { raftAddress: self.raftAddress, apiAddress: self.apiAddress }]], state, removed.filter(([r]) => r !== id));
   const forced = forceNewCluster({ hardState: { term: meta.term, vote: null, commit: meta.index }, entries: [], applied: meta.index, snapshot: meta }, id as NodeId);
   await storeRestored(dataDir, forced, { meta, data: body });
   return {

@@ -31,10 +31,24 @@ export function encodeMemberContext(a: MemberAddresses, by: ChangeRequester = {}
   return JSON.stringify({ raftAddress: a.raftAddress, apiAddress: a.apiAddress, ...requesterFields(by) });
 }
 
-/** The context of a remove asked for by a request: who asked (undefined when nobody is named). */
-export function encodeRequesterContext(by: ChangeRequester): string | undefined {
-  const fields = requesterFields(by);
-  return Object.keys(fields).length === 0 ? undefined : JSON.stringify(fields);
+/**
+ * The context of a remove: who asked, and when (the leader's clock). Every manager that applies it refuses, from then
+ * on, a certificate of that id issued at or before that moment (RemovedMembers): the removed manager keeps its
+ * certificate, and must not speak as a member with it. A manager older than `atMs` reads who asked and nothing else.
+ */
+export function encodeRemoveContext(by: ChangeRequester, atMs: number): string {
+  return JSON.stringify({ ...requesterFields(by), atMs });
+}
+
+/** When a remove's context says it was asked for; undefined for one without (older managers', or none). */
+function removedAtOf(context: string | undefined): number | undefined {
+  if (context === undefined) return undefined;
+  try {
+    const atMs = (JSON.parse(context) as { atMs?: unknown } | null)?.atMs;
+    return typeof atMs === 'number' && Number.isSafeInteger(atMs) && atMs > 0 ? atMs : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function requesterFields(by: ChangeRequester): ChangeRequester {
@@ -63,6 +77,44 @@ function decodeMemberContext(context: string | undefined): MemberAddresses | nul
     return { raftAddress: raw.raftAddress, apiAddress: raw.apiAddress };
   } catch {
     return null;
+  }
+}
+
+/**
+ * The managers removed from the cluster, and when: learnt from applied (committed) removals only, so that a removal a
+ * new leader drops never bans a member, and carried in snapshots. A removed manager may come back (emptied, `--join`)
+ * under the same id with a new certificate; the old one, issued before its removal, stays refused.
+ */
+export class RemovedMembers {
+  private readonly atMs = new Map<NodeId, number>();
+
+  /** When `id` was last removed, or undefined. */
+  removedAtMs(id: NodeId | string): number | undefined {
+    return this.atMs.get(id as NodeId);
+  }
+
+  /** Why a certificate of `id` issued at `issuedAtMs` may not speak for it, or null when it may. */
+  refusal(id: NodeId | string, issuedAtMs: number): string | null {
+    const at = this.atMs.get(id as NodeId);
+    if (at === undefined || issuedAtMs > at) return null;
+    return `its certificate was issued before ${id} was removed from the cluster (${new Date(at).toISOString()}): a removed manager comes back only with an empty data directory and --join, which gives it a new certificate`;
+  }
+
+  note(id: NodeId, atMs: number): void {
+    if (atMs > (this.atMs.get(id) ?? 0)) this.atMs.set(id, atMs);
+  }
+
+  /** Learns the removals among applied entries. */
+  learnFromApplied(e: Entry): void {
+    if (e.type !== 'config') return;
+    const change = decodeConfEntry(e.data).change;
+    if (change?.type !== 'remove') return;
+    const atMs = removedAtOf(change.context);
+    if (atMs !== undefined) this.note(change.nodeId, atMs);
+  }
+
+  entries(): [NodeId, number][] {
+    return [...this.atMs];
   }
 }
 
@@ -130,26 +182,32 @@ export class MemberDirectory {
 const SNAPSHOT_ENVELOPE_VERSION = 1;
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
-/** `members`: the address book as of the snapshot (MemberDirectory.entries(), taken with the state). */
-export function encodeSnapshot(members: readonly [NodeId, MemberAddresses][], state: Uint8Array): Uint8Array {
-  return Buffer.concat(encodeSnapshotParts(members, [state]));
+/**
+ * `members`: the address book as of the snapshot (MemberDirectory.entries(), taken with the state); `removed`: the
+ * managers removed by then, and when (RemovedMembers.entries()).
+ */
+export function encodeSnapshot(members: readonly [NodeId, MemberAddresses][], state: Uint8Array, removed: readonly [NodeId, number][] = []): Uint8Array {
+  return Buffer.concat(encodeSnapshotParts(members, [state], removed));
 }
 
 /**
  * encodeSnapshot's bytes as parts, the state's parts (in order) among them, none copied: the manager writes them to
  * the snapshot's file one after the other.
  */
-export function encodeSnapshotParts(members: readonly [NodeId, MemberAddresses][], state: readonly Uint8Array[]): Uint8Array[] {
+export function encodeSnapshotParts(members: readonly [NodeId, MemberAddresses][], state: readonly Uint8Array[], removed: readonly [NodeId, number][] = []): Uint8Array[] {
   const rows = members.map(([id, a]) => [id, a.raftAddress, a.apiAddress]);
-  // The bytes packr.pack({ v, members, state }) gives, built without it: msgpackr packs into a buffer it keeps and
-  // grows by doubling, and answers a view of it, so packing a 38 MiB state kept 76 MiB alive for good.
-  const head = Uint8Array.prototype.slice.call(packr.pack({ v: SNAPSHOT_ENVELOPE_VERSION, members: rows }));
+  // The bytes packr.pack({ v, members, [removed,] state }) gives, built without it: msgpackr packs into a buffer it
+  // keeps and grows by doubling, and answers a view of it, so packing a 38 MiB state kept 76 MiB alive for good.
+  // `removed` only when there is one, so a snapshot without any is byte for byte what older managers wrote.
+  const envelope = removed.length === 0 ? { v: SNAPSHOT_ENVELOPE_VERSION, members: rows } : { v: SNAPSHOT_ENVELOPE_VERSION, members: rows, removed: removed.map(([id, at]) => [id, at]) };
+  const head = Uint8Array.prototype.slice.call(packr.pack(envelope));
+  const keys = Object.keys(envelope).length;
   let n = 0;
   for (const part of state) n += part.length;
   const bin = n < 0x100 ? [0xc4, n] : n < 0x1_0000 ? [0xc5, n >> 8, n & 0xff] : [0xc6, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
-  // { v, members } is a map of 2 (msgpackr writes an object's header as map16): one more entry follows.
-  if (head[0] !== 0xde || head[1] !== 0 || head[2] !== 2) throw new Error(`encodeSnapshot: unexpected map header 0x${Buffer.from(head.subarray(0, 3)).toString('hex')}`);
-  head[2] = 3;
+  // { v, members[, removed] } is a map of 2 or 3 (msgpackr writes an object's header as map16): one more entry follows.
+  if (head[0] !== 0xde || head[1] !== 0 || head[2] !== keys) throw new Error(`encodeSnapshot: unexpected map header 0x${Buffer.from(head.subarray(0, 3)).toString('hex')}`);
+  head[2] = keys + 1;
   return [head, stateKey, Uint8Array.from(bin), ...state];
 }
 
@@ -157,8 +215,8 @@ export function encodeSnapshotParts(members: readonly [NodeId, MemberAddresses][
 const stateKey = Uint8Array.from([0xa5, ...Buffer.from('state')]);
 
 /** The parts of a snapshot; STORAGE_CORRUPT when the bytes are not one. */
-export function decodeSnapshot(bytes: Uint8Array): { members: Member[]; state: Uint8Array } {
-  let raw: { v?: unknown; members?: unknown; state?: unknown };
+export function decodeSnapshot(bytes: Uint8Array): { members: Member[]; removed: [NodeId, number][]; state: Uint8Array } {
+  let raw: { v?: unknown; members?: unknown; removed?: unknown; state?: unknown };
   try {
     raw = packr.unpack(bytes) as typeof raw;
   } catch (err) {
@@ -173,5 +231,13 @@ export function decodeSnapshot(bytes: Uint8Array): { members: Member[]; state: U
     const [id, raftAddress, apiAddress] = m as [string, string, string];
     members.push({ id: nodeId(id), raftAddress, apiAddress });
   }
-  return { members, state: raw.state };
+  const removed: [NodeId, number][] = [];
+  if (raw.removed !== undefined) {
+    if (!Array.isArray(raw.removed)) throw new MinkubeError('STORAGE_CORRUPT', 'the snapshot has a malformed list of removed members');
+    for (const r of raw.removed as unknown[]) {
+      if (!Array.isArray(r) || r.length !== 2 || typeof r[0] !== 'string' || !Number.isSafeInteger(r[1])) throw new MinkubeError('STORAGE_CORRUPT', 'the snapshot has a malformed removed member');
+      removed.push([nodeId(r[0] as string), r[1] as number]);
+    }
+  }
+  return { members, removed, state: raw.state };
 }

@@ -9,7 +9,7 @@ import { systemClock, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { nodeId, type NodeId } from '../lib/ids.js';
 import type { ConfChangeRejection, RaftStatus } from '../raft/types.js';
-import { encodeMemberContext, encodeRequesterContext, type ChangeRequester } from './members.js';
+import { encodeMemberContext, encodeRemoveContext, type ChangeRequester } from './members.js';
 import type { RaftNodeDriver } from './node.js';
 
 /**
@@ -90,8 +90,8 @@ export class MembershipServiceImpl implements MembershipService {
     const st = this.driver.status();
     if (!st.voters.includes(id) && !st.learners.includes(id)) throw new MinkubeError('MEMBER_NOT_FOUND', `no member "${idText}"`);
     if (st.voters.includes(id)) await this.waitQuorumAfterRemoval(id, ctx);
-    const context = encodeRequesterContext(requesterOf(ctx));
-    const index = await this.propose(() => (context === undefined ? { type: 'remove', nodeId: id } : { type: 'remove', nodeId: id, context }), ctx);
+    const context = encodeRemoveContext(requesterOf(ctx), this.nowMs());
+    const index = await this.propose(() => ({ type: 'remove', nodeId: id, context }), ctx);
     await this.waitCommitted(index, ctx);
     this.o.logger.info({ member: id, index }, 'member removed');
     return id === this.driver.id ? this.viewAfterOwnRemoval(id, ctx) : this.localView();

@@ -12,7 +12,7 @@ import type { ConfChange, ConfChangeResult, ConfState, Entry, Message, RaftConfi
 import type { LoadedState, RaftStorage, StorageRecovery } from '../storage/types.js';
 import { StorageRecoveryWatch, type StorageView } from './storage-recovery.js';
 import type { Transport } from '../transport/types.js';
-import { decodeSnapshot, encodeSnapshotParts, MemberDirectory, type Member } from './members.js';
+import { decodeSnapshot, encodeSnapshotParts, MemberDirectory, RemovedMembers, type Member } from './members.js';
 import { ProposalTracker, UncommittedCommands } from './proposals.js';
 import { ReadBatcher } from './reads.js';
 import type { SnapshotChunkHeader } from '../contracts/snapshot-chunks.js';
@@ -49,6 +49,7 @@ interface PendingInstall {
   readonly meta: SnapshotMeta;
   readonly data: Uint8Array;
   readonly members: readonly Member[];
+  readonly removed: readonly [NodeId, number][];
   readonly state: Uint8Array;
   /** The state prepared off to the side (prepareRestore): installing it is swapping it in. */
   readonly swap?: () => void;
@@ -126,6 +127,8 @@ export class RaftNodeDriver<R> {
   private lastLeader: NodeId | null = null;
   private fatalError: Error | null = null;
   readonly directory: MemberDirectory;
+  /** The managers removed from the cluster, and when: their old certificates are refused (daemon/manager.ts). */
+  readonly removed: RemovedMembers;
   private readonly sender: SnapshotSender;
   private readonly receiver: SnapshotReceiver;
   private pendingInstalls: PendingInstall[] = [];
@@ -170,11 +173,13 @@ export class RaftNodeDriver<R> {
     private readonly o: RaftNodeDriverOptions<R>,
     core: RaftNode,
     directory: MemberDirectory,
+    removed: RemovedMembers,
     initial: RaftInitialState,
   ) {
     this.id = o.id;
     this.core = core;
     this.directory = directory;
+    this.removed = removed;
     this.appliedIndex = initial.snapshot?.index ?? 0;
     this.heldAtStartIndex = Math.max(initial.hardState.commit, initial.entries.at(-1)?.index ?? 0, initial.snapshot?.index ?? 0);
     this.compactedThrough = Math.max(initial.snapshot?.index ?? 0, (initial.entries[0]?.index ?? 1) - 1);
@@ -213,9 +218,11 @@ export class RaftNodeDriver<R> {
     for (const note of checked.notes) o.logger.warn(note);
     const loaded = checked.state;
     const directory = new MemberDirectory(o.id, o.members);
+    const removed = new RemovedMembers();
     if (loaded.snapshotData !== null) {
       const snap = decodeSnapshot(loaded.snapshotData);
       for (const m of snap.members) directory.set(m.id, m);
+      for (const [id, atMs] of snap.removed) removed.note(id, atMs);
       // In slices when it can: the decoded rows become garbage a slice at a time, so the heap grows less at start.
       if (o.stateMachine.prepareRestore !== undefined) (await o.stateMachine.prepareRestore(snap.state))();
       else o.stateMachine.restore(snap.state);
@@ -253,7 +260,7 @@ export class RaftNodeDriver<R> {
       { term: st.term, role: st.role, snapshotIndex: initial.snapshot?.index ?? 0, lastIndex: st.lastIndex, commit: initial.hardState.commit, voters: st.voters, learners: st.learners },
       'raft state loaded',
     );
-    const driver = new RaftNodeDriver(o, core, directory, initial);
+    const driver = new RaftNodeDriver(o, core, directory, removed, initial);
     driver.storageWatch = new StorageRecoveryWatch(recovery, o.logger, async () => {
       await o.storage.repaired?.();
       o.observer?.storageRepaired?.();
@@ -439,7 +446,8 @@ export class RaftNodeDriver<R> {
     const sm = this.o.stateMachine;
     const encodeState = sm.captureSnapshotParts?.() ?? ((whole) => async () => [await whole()])(sm.captureSnapshot());
     const members = this.directory.entries();
-    return { meta, encode: async () => encodeSnapshotParts(members, await encodeState()) };
+    const removed = this.removed.entries();
+    return { meta, encode: async () => encodeSnapshotParts(members, await encodeState(), removed) };
   }
 
   /**
@@ -684,6 +692,7 @@ export class RaftNodeDriver<R> {
         if (applied !== null && applied.clientId === this.o.clientId) this.proposals.settle(applied.seq, applied.result);
         if (debug && applied?.reqId !== undefined) this.o.logger.debug({ reqId: applied.reqId, index: e.index }, 'applied');
       } else {
+        if (e.type === 'config') this.removed.learnFromApplied(e);
         this.o.stateMachine.passed?.(e.index);
       }
       this.appliedIndex = e.index;
@@ -798,13 +807,13 @@ export class RaftNodeDriver<R> {
 
   private onSnapshotReceived(h: SnapshotChunkHeader, data: Uint8Array): void {
     if (this.stopped) return;
-    let decoded: { members: Member[]; state: Uint8Array };
+    let decoded: ReturnType<typeof decodeSnapshot>;
     try {
       decoded = decodeSnapshot(data);
     } catch (err) {
       throw new MinkubeError('INVALID_BODY', `the snapshot cannot be decoded: ${(err as Error).message}`, { cause: err });
     }
-    const install = { meta: h.meta, data, members: decoded.members, state: decoded.state };
+    const install = { meta: h.meta, data, members: decoded.members, removed: decoded.removed, state: decoded.state };
     const sm = this.o.stateMachine;
     if (sm.prepareRestore === undefined) return this.offerInstall(h, install);
     if (this.preparing !== null) {
@@ -845,6 +854,7 @@ export class RaftNodeDriver<R> {
     const install = pending.find((p) => p.meta.index === snap.index && p.meta.term === snap.term);
     assert(install !== undefined, `a Ready installs snapshot ${snap.index} whose bytes are not here`);
     for (const m of install.members) this.directory.set(m.id, m);
+    for (const [id, atMs] of install.removed) this.removed.note(id, atMs);
     return install;
   }
 
@@ -891,6 +901,7 @@ export class RaftNodeDriver<R> {
     const sm = this.o.stateMachine;
     const encode = sm.captureSnapshotParts?.() ?? ((whole) => async () => [await whole()])(sm.captureSnapshot());
     const members = this.directory.entries();
+    const removed = this.removed.entries();
     const captureMs = clock.nowMs() - started;
     const retain = Math.min(limits.snapshotRetainEntriesMax, Math.floor(this.o.snapshotThresholdEntries / 4));
     const compactThrough = Math.max(this.compactedThrough, meta.index - retain) as LogIndex;
@@ -900,7 +911,7 @@ export class RaftNodeDriver<R> {
     void (async () => {
       // Written as its parts (the envelope, then the state machine's bytes), never joined into one more copy in memory
       // (a follower that needs it gets it read back).
-      const parts = encodeSnapshotParts(members, await encode());
+      const parts = encodeSnapshotParts(members, await encode(), removed);
       const encodedMs = clock.nowMs() - started;
       // The storage closes when the node stops; a snapshot encoded by then is simply not written.
       if (this.stopped) return null;

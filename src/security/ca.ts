@@ -31,6 +31,8 @@ export interface NodeIdentity {
   id: string;
   role: NodeRole;
   clusterId: string;
+  /** When its certificate was issued (peerCertificateIssuedAtMs), where the reader asked for it. */
+  issuedAtMs?: number;
 }
 export interface CaMaterial {
   certPem: string;
@@ -327,10 +329,15 @@ export function certificateExpiry(certPem: string): Date {
  * the lifetime: counted in, a 60 s certificate would be due for renewal from its first second, forever. A certificate
  * too short to have been backdated is taken as it is.
  */
-function issuedAtMs(cert: ReadCertificate): number {
+function issuedAtMs(cert: Pick<ReadCertificate, 'notBefore' | 'notAfter'>): number {
   const notBeforeMs = cert.notBefore.getTime();
   const issuedMs = notBeforeMs + limits.certBackdateMs;
   return issuedMs < cert.notAfter.getTime() ? issuedMs : notBeforeMs;
+}
+
+/** When a peer's certificate was issued (as issuedAtMs: its backdating left out), to the second. */
+export function peerCertificateIssuedAtMs(cert: PeerCertificate): number {
+  return issuedAtMs({ notBefore: new Date(cert.valid_from), notAfter: new Date(cert.valid_to) });
 }
 
 /** How long a certificate is valid from its issue (the backdating left out). */

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { logIndex, nodeId, term, type NodeId } from '../../src/lib/ids.js';
 import {
-  changeRequester, decodeSnapshot, encodeMemberContext, encodeRequesterContext, encodeSnapshot, encodeSnapshotParts, MemberDirectory, type Member,
+  changeRequester, decodeSnapshot, encodeMemberContext, encodeRemoveContext, encodeSnapshot, encodeSnapshotParts, MemberDirectory, RemovedMembers, type Member,
 } from '../../src/manager/members.js';
 import { applyConfChange, encodeConfEntry } from '../../src/raft/membership.js';
 import type { ConfChange, Entry } from '../../src/raft/types.js';
@@ -50,11 +50,10 @@ describe('MemberDirectory', () => {
     expect(d.get(m4)).toEqual({ raftAddress: 'r4', apiAddress: 'a4' });
     expect(changeRequester(context)).toEqual(by);
     // A remove's context changes nothing the core does with it.
-    const remove: ConfChange = { type: 'remove', nodeId: m4, context: encodeRequesterContext({ pr: { n: 'm9', r: 'manager' }, reqId: 'req-2' })! };
+    const remove: ConfChange = { type: 'remove', nodeId: m4, context: encodeRemoveContext({ pr: { n: 'm9', r: 'manager' }, reqId: 'req-2' }, 1_700_000_000_000) };
     expect(applyConfChange({ voters: [m1, m2, m3], learners: [m4] }, remove)).toEqual(applyConfChange({ voters: [m1, m2, m3], learners: [m4] }, { type: 'remove', nodeId: m4 }));
     expect(changeRequester(remove.context)).toEqual({ pr: { n: 'm9', r: 'manager' }, reqId: 'req-2' });
     // Contexts written before the requester, or by the cluster itself, name nobody; a malformed principal is left out.
-    expect(encodeRequesterContext({})).toBeUndefined();
     expect(changeRequester(addresses('r5', 'a5'))).toEqual({});
     expect(changeRequester(undefined)).toEqual({});
     expect(changeRequester('not json')).toEqual({});
@@ -94,6 +93,45 @@ describe('MemberDirectory', () => {
     d.set(m2, a);
     a.raftAddress = 'changed';
     expect(d.get(m2)).toEqual({ raftAddress: 'r', apiAddress: 'a' });
+  });
+});
+
+describe('RemovedMembers', () => {
+  const removal = (id: NodeId, context: string | undefined): Entry => configEntry([m1, m2], [], context === undefined ? { type: 'remove', nodeId: id } : { type: 'remove', nodeId: id, context });
+
+  it("refuses a removed manager's certificates issued up to its removal, and not those issued after (a rejoin)", () => {
+    const r = new RemovedMembers();
+    r.learnFromApplied(removal(m4, encodeRemoveContext({ reqId: 'x' }, 10_000)));
+    expect(r.removedAtMs(m4)).toBe(10_000);
+    expect(r.refusal(m4, 9_000)).toMatch(/^its certificate was issued before m4 was removed from the cluster \(1970-01-01T00:00:10\.000Z\): a removed manager comes back only with an empty data directory and --join/);
+    expect(r.refusal(m4, 10_000)).not.toBeNull();
+    expect(r.refusal(m4, 10_001)).toBeNull();
+    expect(r.refusal(m3, 0)).toBeNull();
+    // Removed again later: the later moment counts; an older removal learnt after it changes nothing.
+    r.learnFromApplied(removal(m4, encodeRemoveContext({}, 20_000)));
+    r.learnFromApplied(removal(m4, encodeRemoveContext({}, 15_000)));
+    expect(r.removedAtMs(m4)).toBe(20_000);
+  });
+
+  it('learns nothing from a removal without a time (an older manager\'s), from other changes or from commands', () => {
+    const r = new RemovedMembers();
+    r.learnFromApplied(removal(m4, undefined));
+    r.learnFromApplied(removal(m4, '{"reqId":"r"}'));
+    r.learnFromApplied(removal(m4, 'not json'));
+    r.learnFromApplied(removal(m4, '{"atMs":-5}'));
+    r.learnFromApplied(configEntry([m1, m2], [m4], addLearner(m4, encodeRemoveContext({}, 5))));
+    r.learnFromApplied({ term: term(1), index: logIndex(nextIndex++), type: 'command', data: new Uint8Array([1]) });
+    expect(r.entries()).toEqual([]);
+  });
+
+  it('travels in the snapshot envelope; an envelope without removals is what older managers wrote', () => {
+    const d = new MemberDirectory(m1, [member(m1), member(m2)]);
+    const state = new Uint8Array([9, 8, 7]);
+    const decoded = decodeSnapshot(encodeSnapshot(d.entries(), state, [[m4, 1234], [m5, 5678]]));
+    expect(decoded.removed).toEqual([[m4, 1234], [m5, 5678]]);
+    expect(Buffer.from(decoded.state).equals(Buffer.from(state))).toBe(true);
+    expect(decodeSnapshot(encodeSnapshot(d.entries(), state)).removed).toEqual([]);
+    expect(Buffer.from(encodeSnapshot(d.entries(), state, [])).equals(Buffer.from(encodeSnapshot(d.entries(), state)))).toBe(true);
   });
 });
 
@@ -142,6 +180,8 @@ describe('the snapshot envelope', () => {
     ['state that is not bytes', packr.pack({ v: 1, members: [], state: 'abc' })],
     ['a member with two fields', packr.pack({ v: 1, members: [['m1', 'raft']], state: new Uint8Array(1) })],
     ['a member with a numeric address', packr.pack({ v: 1, members: [['m1', 'raft', 7]], state: new Uint8Array(1) })],
+    ['removals that are not a list', packr.pack({ v: 1, members: [], removed: 'm4', state: new Uint8Array(1) })],
+    ['a removal without its time', packr.pack({ v: 1, members: [], removed: [['m4']], state: new Uint8Array(1) })],
   ])('refuses %s with STORAGE_CORRUPT', (_what, bytes) => {
     let thrown: unknown;
     try {

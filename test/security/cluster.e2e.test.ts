@@ -5,12 +5,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect, TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, connect as tlsConnect, TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logIndex, nodeId, term } from '../../src/lib/ids.js';
 import { encodeFrame, WIRE_VERSION } from '../../src/transport/codec.js';
 import { runCli } from '../support/cli.js';
 import { eventually, freePort, httpJson, ProcCluster, repoRoot } from '../support/cluster.js';
+import { sleep } from '../support/wait.js';
 
 let c: ProcCluster;
 let leader: string;
@@ -226,5 +227,55 @@ describe('a closed cluster (real processes, TLS and tokens on)', () => {
       const items = (ws.body as { items?: { id: string; state: string }[] }).items ?? [];
       return items.some((w) => w.id === 'wj' && w.state === 'ready') ? true : undefined;
     }, 30_000, 'the joined worker to be ready');
+  });
+
+  it("refuses a removed manager's certificate on the Raft port and the API: one heartbeat cannot raise the term", async () => {
+    // m4 joined above with a join token; removed and stopped, its certificate is still the CA's and unexpired.
+    const removed = await mk(['member', 'remove', 'm4']);
+    expect(removed.code, removed.stderr).toBe(0);
+    await c.signal('m4', 'SIGKILL');
+    const m4Tls = { ca: c.caCertPem(), cert: readFileSync(join(c.dir, 'm4', 'tls', 'node.crt'), 'utf8'), key: readFileSync(join(c.dir, 'm4', 'tls', 'node.key'), 'utf8') };
+    const before = (await c.http(leader, 'GET', '/v1/cluster')).body as { term: number; leaderId: string };
+    // The API: a manager's certificate reached every route; a removed one's reaches none, on any manager.
+    for (const id of ['m1', 'm2', 'm3']) {
+      const r = await eventually(async () => {
+        const got = await httpJson(c.url(id), 'GET', '/v1/cluster', undefined, 5000, { tls: m4Tls });
+        return got.status === 401 ? got : undefined;
+      }, 10_000, `${id} to refuse m4's certificate`);
+      expect((r.body as { error: { code: string; message: string } }).error).toMatchObject({ code: 'UNAUTHENTICATED', message: expect.stringContaining('was removed from the cluster') as string });
+    }
+    // The Raft port: m4 (the largest id) knocks at m2 with an address of ours; m2 dials it and, before, took the
+    // heartbeat sent down that connection as its leader's (term 2^53 - 1: no election could ever follow).
+    const target = 'm2';
+    const raftAddress = (c.config.managers as { id: string; raftAddress: string }[]).find((m) => m.id === target)!.raftAddress;
+    const [host, port] = [raftAddress.split(':')[0]!, Number(raftAddress.split(':')[1])];
+    const fakePort = await freePort('127.0.0.4');
+    let dialed = 0;
+    const fake = createTlsServer({ ...m4Tls, requestCert: true, rejectUnauthorized: false }, (socket) => {
+      dialed++;
+      socket.on('error', () => {});
+      socket.write(encodeFrame({ v: WIRE_VERSION, kind: 'raft', messages: [{ type: 'heartbeat', from: nodeId('m4'), to: nodeId(target), term: term(Number.MAX_SAFE_INTEGER), commit: logIndex(0), context: '' }] }));
+    });
+    await new Promise<void>((done) => fake.listen(fakePort, '127.0.0.4', done));
+    try {
+      await new Promise<void>((done) => {
+        const knock = tlsConnect({ host, port, ...m4Tls, checkServerIdentity: () => undefined });
+        knock.once('secureConnect', () => knock.end(encodeFrame({ v: WIRE_VERSION, kind: 'hello', from: nodeId('m4'), to: nodeId(target), addr: `127.0.0.4:${fakePort}`, knock: true })));
+        knock.on('error', () => {});
+        knock.once('close', () => done());
+        setTimeout(() => knock.destroy(), 3000).unref();
+      });
+      // The knock is closed once m2 has judged its hello; a dial back follows at once when it is taken (it was).
+      await sleep(2000);
+    } finally {
+      fake.close();
+    }
+    expect(dialed).toBe(0);
+    for (const id of ['m1', 'm2', 'm3']) {
+      const after = (await c.http(id, 'GET', '/v1/cluster')).body as { term: number; leaderId: string };
+      expect(after.term, id).toBe(before.term);
+      expect(after.leaderId, id).toBe(before.leaderId);
+    }
+    expect((await c.http(leader, 'PUT', '/v1/kv/after-removal', { value: 'ok' })).status).toBe(200);
   });
 });
