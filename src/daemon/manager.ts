@@ -500,7 +500,7 @@ async function startParts(
       ? { insecure: true }
       : {
           https: serverTlsFor(security, operator.tls, reloader),
-          security: managerAppSecurity(security, auth, (id, issuedAtMs) => removedRefusal(id, issuedAtMs)),
+          security: managerAppSecurity(security, auth, (id, issuedAtMs) => removedRefusal(id, issuedAtMs), () => service.barrier(systemClock.nowMs() + limits.tokenCatchUpMsMax)),
           rateLimits: liveRateLimits(config),
         }),
     ...(joinService === undefined ? {} : { join: joinService }),

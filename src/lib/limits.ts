@@ -244,6 +244,11 @@ export const limits = {
    * holds; one revoked, expired or changed is cut within this.
    */
   longAnswerCredentialCheckMs: 1000,
+  /**
+   * How long a manager that does not know a token may wait to have applied what the cluster has committed (a token
+   * just made through another manager) before it answers 401; one it cannot check in that time is 503 NOT_READY.
+   */
+  tokenCatchUpMsMax: 1000,
   // the dashboard's live feed (GET /v1/events)
   /** Event streams one manager serves at once; past it a new one is answered 429 QUEUE_FULL. */
   eventStreamsMax: 64,

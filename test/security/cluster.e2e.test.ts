@@ -73,6 +73,22 @@ describe('a closed cluster (real processes, TLS and tokens on)', () => {
     }
   });
 
+  it('a token made through one manager is good at once on every other (one that has not applied it yet catches up first)', async () => {
+    for (let i = 0; i < 5; i++) {
+      const created = await c.http(leader, 'POST', '/v1/auth/tokens', { name: `fresh-${i}`, role: 'viewer' });
+      expect(created.status).toBe(201);
+      const answers = await Promise.all(c.managerIds.filter((id) => id !== leader).map((id) => c.http(id, 'GET', '/v1/cluster', undefined, 5000, { token: created.body.token as string })));
+      for (const a of answers) expect(a.status, JSON.stringify(a.body)).toBe(200);
+      const fresh = await c.http(leader, 'POST', '/v1/auth/tokens', { name: `fresh-login-${i}`, role: 'viewer' });
+      const follower = c.managerIds.find((id) => id !== leader)!;
+      const login = await c.http(follower, 'POST', '/v1/auth/login', { token: fresh.body.token as string }, 5000, { token: null });
+      expect(login.status, JSON.stringify(login.body)).toBe(200);
+    }
+    // A token nobody made is still refused, after the same catching up.
+    const unknown = await c.http(leader, 'GET', '/v1/cluster', undefined, 5000, { token: `mk_${'a'.repeat(16)}_${'b'.repeat(43)}` });
+    expect(unknown.status, JSON.stringify(unknown.body)).toBe(401);
+  });
+
   it('a revoked token is refused on every manager as soon as it has applied the revoke', async () => {
     const created = await c.http(leader, 'POST', '/v1/auth/tokens', { name: 'short-lived', role: 'operator' });
     const token = { token: created.body.token as string };
