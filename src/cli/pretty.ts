@@ -69,6 +69,14 @@ export interface LeaderInfo {
   apiUrl: string;
 }
 
+/** A leader as a tracker announces it: the term is unknown when it was learnt from GET /status, which names none. */
+export interface AnnouncedLeader {
+  id: string;
+  term: number | null;
+  /** '' when unknown (a leader the config does not name). */
+  apiUrl: string;
+}
+
 /** The leader by the views that answered: the one that says it leads, at the highest term. */
 export function leaderOf(views: readonly (ClusterView | null)[], scheme: 'http' | 'https' = 'http'): LeaderInfo | null {
   let best: ClusterView | null = null;
@@ -81,11 +89,23 @@ export function leaderOf(views: readonly (ClusterView | null)[], scheme: 'http' 
 }
 
 /**
+ * The leader by the open GET /status answers (no token needed): the id most managers that answered name, the first
+ * named on a tie; its URL from the managers' addresses as the config gives them. No term: /status names none.
+ */
+export function leaderOfStatuses(leaders: readonly (string | null)[], apiUrls: ReadonlyMap<string, string>): AnnouncedLeader | null {
+  const votes = new Map<string, number>();
+  for (const id of leaders) if (id !== null) votes.set(id, (votes.get(id) ?? 0) + 1);
+  let best: string | null = null;
+  for (const [id, n] of votes) if (best === null || n > votes.get(best)!) best = id;
+  return best === null ? null : { id: best, term: null, apiUrl: apiUrls.get(best) ?? '' };
+}
+
+/**
  * Says what to print as polls come in: a new leader or term at once; "no leader" only after `lostAfterPolls`
  * polls in a row without one, so one slow answer does not print a false alarm.
  */
 export class LeaderTracker {
-  private current: LeaderInfo | null = null;
+  private current: AnnouncedLeader | null = null;
   private missing = 0;
 
   constructor(
@@ -94,17 +114,21 @@ export class LeaderTracker {
   ) {}
 
   observe(views: readonly (ClusterView | null)[]): string | null {
-    const leader = leaderOf(views, this.scheme);
+    return this.observeLeader(leaderOf(views, this.scheme));
+  }
+
+  /** As observe, from a leader found otherwise (leaderOfStatuses); a term it does not know is no change of term. */
+  observeLeader(leader: AnnouncedLeader | null): string | null {
     if (leader === null) {
       if (this.current === null || ++this.missing < this.lostAfterPolls) return null;
       const was = this.current;
       this.current = null;
       this.missing = 0;
-      return `leader: none (was ${was.id}, term ${was.term})`;
+      return `leader: none (was ${was.id}${was.term === null ? '' : `, term ${was.term}`})`;
     }
     this.missing = 0;
-    if (this.current?.id === leader.id && this.current.term === leader.term) return null;
+    if (this.current?.id === leader.id && (leader.term === null || this.current.term === leader.term)) return null;
     this.current = leader;
-    return `leader: ${leader.id} (term ${leader.term}) at ${leader.apiUrl}`;
+    return `leader: ${leader.id}${leader.term === null ? '' : ` (term ${leader.term})`}${leader.apiUrl === '' ? '' : ` at ${leader.apiUrl}`}`;
   }
 }

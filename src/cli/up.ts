@@ -1,7 +1,7 @@
 // `minkube up`: a whole local cluster from one config file, one child process per manager (and worker), their logs
 // interleaved with an id prefix and made readable, the current leader announced, and everything stopped on Ctrl-C.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ClusterView } from '../contracts/services.js';
@@ -10,13 +10,13 @@ import { credentialsPath, insecureCredentials, writeCredentials } from '../clien
 import { HttpClient } from '../client/http.js';
 import { loadClusterConfig, type ClusterConfig } from '../config/cluster.js';
 import { ensureAdminToken } from '../daemon/security.js';
-import { ensureLocalPki, readApiCaFile } from '../security/pki-files.js';
+import { adminTokenPending, ensureLocalPki, readApiCaFile } from '../security/pki-files.js';
 import { listenFailed, MinkubeError } from '../lib/errors.js';
 import { tryListen } from '../lib/address.js';
 import { cliTls } from './connection.js';
 import { workerRuntimeExists } from './daemons.js';
 import { printError } from './output.js';
-import { LeaderTracker, prettyLogLine } from './pretty.js';
+import { LeaderTracker, leaderOfStatuses, prettyLogLine } from './pretty.js';
 import { nodeLaunchEnv, nodeLaunchFlags } from '../daemon/launch.js';
 
 const minkubeBin = fileURLToPath(new URL('../../bin/minkube.js', import.meta.url));
@@ -87,6 +87,8 @@ interface Access {
   http: HttpClient;
   /** Where the credentials went (an insecure cluster's name only its managers). */
   credentialsPath: string;
+  /** A closed cluster's: the folder's admin token, which `http` sends, and a client that sends none (open routes). */
+  admin?: { clusterDir: string; token: string; open: HttpClient };
 }
 
 /**
@@ -111,8 +113,8 @@ async function prepareAccess(config: ClusterConfig): Promise<Access> {
   const token = await ensureAdminToken(config.clusterDir);
   const path = credentialsPath();
   await writeCredentials({ clusterId, apis: config.managers.map((m) => `https://${m.apiAddress}`), ca: caCertPem, token, ...(apiCa === undefined ? {} : { apiCa }) }, path);
-  const http = new HttpClient({ tls: cliTls(caCertPem, clusterId), token, ...(apiCa === undefined ? {} : { apiCaPem: apiCa }) });
-  return { scheme: 'https', http, credentialsPath: path };
+  const trust = { tls: cliTls(caCertPem, clusterId), ...(apiCa === undefined ? {} : { apiCaPem: apiCa }) };
+  return { scheme: 'https', http: new HttpClient({ ...trust, token }), credentialsPath: path, admin: { clusterDir: config.clusterDir, token, open: new HttpClient(trust) } };
 }
 
 function printEndpoints(config: ClusterConfig, configPath: string, withWorkers: boolean, access: Access): void {
@@ -124,7 +126,8 @@ function printEndpoints(config: ClusterConfig, configPath: string, withWorkers: 
     lines.push('INSECURE (insecure: true in the config): no TLS, no tokens; anyone who reaches these ports can run commands.');
     lines.push(`The API addresses are in ${access.credentialsPath}: minkube commands use it from any folder.`);
   }
-  else lines.push(`TLS on; the CA, the admin token and the API addresses are in ${access.credentialsPath}: minkube commands use it from any folder.`);
+  // Said before any manager runs, so up cannot know yet whether the token is live: watchLeader warns if it is not.
+  else lines.push(`TLS on; the CA, the admin token and the API addresses are in ${access.credentialsPath}: minkube commands use it from any folder while that token is not revoked.`);
   lines.push('Ctrl-C stops them all (tasks keep running until stopped: a worker re-adopts its tasks when it starts again).');
   process.stdout.write(`${lines.join('\n')}\n`);
 }
@@ -202,13 +205,57 @@ async function stopAll(children: Child[]): Promise<void> {
   process.stdout.write('stopped\n');
 }
 
+/**
+ * Announces the leader as it changes, from every manager's GET /v1/cluster with the folder's admin token; once the
+ * managers refuse that token (revoked: docs/security.md advises it after making another admin token) it says so, and
+ * goes on from GET /status, which needs no token, rather than be refused (and audited) four times a second.
+ */
 async function watchLeader(config: ClusterConfig, polling: { active: boolean }, access: Access): Promise<void> {
   const clients = config.managers.map((m) => new ApiClient(`${access.scheme}://${m.apiAddress}`, { timeoutMs: pollTimeoutMs, http: access.http }));
   const tracker = new LeaderTracker(3, access.scheme);
   while (polling.active) {
-    const views = await Promise.all(clients.map((c) => c.cluster().catch((): ClusterView | null => null)));
+    const answers = await Promise.all(clients.map((c) => c.cluster().then((view) => ({ view, refused: false }), (err: unknown) => ({ view: null, refused: isUnauthenticated(err) }))));
     if (!polling.active) return;
-    const message = tracker.observe(views);
+    if (access.admin !== undefined && (await tokenRefused(answers, access.admin))) {
+      process.stderr.write(`${revokedTokenWarning(config, access, clients[answers.findIndex((a) => a.refused)]!.baseUrl)}\n`);
+      return watchLeaderOpenly(config, polling, access.scheme, access.admin.open, tracker);
+    }
+    const message = tracker.observe(answers.map((a) => a.view));
+    if (message !== null) process.stdout.write(`${message}\n`);
+    await new Promise((r) => setTimeout(r, pollIntervalMs));
+  }
+}
+
+function isUnauthenticated(err: unknown): boolean {
+  return err instanceof MinkubeError && err.code === 'UNAUTHENTICATED';
+}
+
+/**
+ * Whether the managers refuse the folder's admin token: one answered 401, none let it in, and it is not a token
+ * made with a new CA that a leader has yet to add (admin.token.pending): until then 401 is its due.
+ */
+async function tokenRefused(answers: readonly { view: ClusterView | null; refused: boolean }[], admin: { clusterDir: string; token: string }): Promise<boolean> {
+  if (!answers.some((a) => a.refused) || answers.some((a) => a.view !== null)) return false;
+  return !(await adminTokenPending(admin.clusterDir, admin.token));
+}
+
+function revokedTokenWarning(config: ClusterConfig, access: Access, refusedBy: string): string {
+  return [
+    `warning: ${refusedBy} refuses the admin token of ${join(config.clusterDir, 'admin.token')} (401 UNAUTHENTICATED): it was revoked (it is the token named bootstrap, or bootstrap-<accessor> after a CA rotation).`,
+    `  ${access.credentialsPath} holds that token, so minkube commands that use it fail: give them a live token,`,
+    '  MINKUBE_TOKEN=<an admin token> minkube ..., or a credentials file with one (MINKUBE_CONFIG).',
+    '  up follows the leader through GET /status now, which needs no token (it names no term).',
+  ].join('\n');
+}
+
+/** The leader as the managers' GET /status names it: no token, never rate limited or audited. */
+async function watchLeaderOpenly(config: ClusterConfig, polling: { active: boolean }, scheme: 'http' | 'https', open: HttpClient, tracker: LeaderTracker): Promise<void> {
+  const clients = config.managers.map((m) => new ApiClient(`${scheme}://${m.apiAddress}`, { timeoutMs: pollTimeoutMs, http: open }));
+  const apiUrls = new Map(config.managers.map((m) => [m.id, `${scheme}://${m.apiAddress}`]));
+  while (polling.active) {
+    const leaders = await Promise.all(clients.map((c) => c.request<{ leader: string | null }>('GET', '/status?format=json').then((s) => s.leader, () => null)));
+    if (!polling.active) return;
+    const message = tracker.observeLeader(leaderOfStatuses(leaders, apiUrls));
     if (message !== null) process.stdout.write(`${message}\n`);
     await new Promise((r) => setTimeout(r, pollIntervalMs));
   }

@@ -1,7 +1,7 @@
 // Log lines made readable for `minkube up`, and when it announces a leader.
 import { describe, expect, it } from 'vitest';
 import type { ClusterView } from '../../src/contracts/services.js';
-import { clockTime, LeaderTracker, leaderOf, prettyLogLine } from '../../src/cli/pretty.js';
+import { clockTime, LeaderTracker, leaderOf, leaderOfStatuses, prettyLogLine } from '../../src/cli/pretty.js';
 import { formatTable } from '../../src/cli/output.js';
 
 const at = new Date(2026, 0, 2, 3, 4, 5, 67);
@@ -73,6 +73,20 @@ describe('leader announcements', () => {
     expect(t.observe([null])).toBe('leader: none (was m2, term 4)');
     expect(t.observe([null])).toBeNull();
     expect(t.observe([view('m1', 'leader', 6)])).toBe('leader: m1 (term 6) at http://127.0.0.9:801');
+  });
+
+  it('from GET /status answers (no term): the id most managers name, announced without a term, and no news for the leader already known', () => {
+    const urls = new Map([['m1', 'https://127.0.0.9:801'], ['m2', 'https://127.0.0.9:802']]);
+    expect(leaderOfStatuses([null, 'm2', 'm1', 'm2'], urls)).toEqual({ id: 'm2', term: null, apiUrl: 'https://127.0.0.9:802' });
+    expect(leaderOfStatuses([null, null], urls)).toBeNull();
+    expect(leaderOfStatuses(['m7'], urls)).toEqual({ id: 'm7', term: null, apiUrl: '' });
+    const t = new LeaderTracker(2, 'https');
+    expect(t.observe([view('m1', 'leader', 3)])).toBe('leader: m1 (term 3) at https://127.0.0.9:801');
+    expect(t.observeLeader(leaderOfStatuses(['m1'], urls))).toBeNull();
+    expect(t.observeLeader(leaderOfStatuses(['m2'], urls))).toBe('leader: m2 at https://127.0.0.9:802');
+    expect(t.observeLeader(null)).toBeNull();
+    expect(t.observeLeader(null)).toBe('leader: none (was m2)');
+    expect(t.observeLeader(leaderOfStatuses(['m7'], urls))).toBe('leader: m7');
   });
 });
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
-import { freePort, waitFor } from '../support/wait.js';
+import { eventually, freePort, freePortIn, waitFor } from '../support/wait.js';
 
 const repoRoot = resolve(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'minkube-up-'));
@@ -119,3 +119,64 @@ it('an insecure cluster: up names its managers (http) in the credentials file, o
     expect(await u.exited).toBe(0);
   });
 }, 240_000);
+
+it('after the bootstrap token was revoked, up says so, names the leader through GET /status, and stops sending the revoked token', async () => {
+  // Loopback addresses and ports of this test's own, away from the other tests'.
+  const host = '127.0.45.1';
+  const managers = [{ id: 'm1', raftAddress: `${host}:${await freePortIn(host, 45000, 45999)}`, apiAddress: `${host}:${await freePortIn(host, 45000, 45999)}`, dataDir: './data-revoked/m1' }];
+  const configPath = join(dir, 'revoked.json');
+  writeFileSync(configPath, JSON.stringify({ managers, raft: { heartbeatIntervalMs: 50, electionTimeoutMs: 400 } }));
+  const credentials = join(dir, 'home-revoked', 'config.json');
+  const withCredentials = { MINKUBE_CONFIG: credentials };
+  const leaderLine = /^leader: m1( \(term \d+\))? at https:\/\/127\.0\.45\.1:\d+$/m;
+
+  // As docs/security.md advises: another admin token first, then the bootstrap token revoked with it.
+  let admin2 = '';
+  await withUp(configPath, credentials, async (u) => {
+    await waitFor('up to name the leader', () => leaderLine.test(u.stdout()), 120_000, 100).catch(() => undefined);
+    expect(u.stdout(), u.stderr()).toMatch(leaderLine);
+    const created = await eventually(async () => {
+      const r = await runCli(['token', 'create', '--role', 'admin', '--name', 'admin2'], withCredentials, tmpdir());
+      return r.code === 0 ? r : undefined;
+    }, 30_000, 'an admin token');
+    admin2 = created.stdout.trim();
+    const revoked = await runCli(['token', 'revoke', 'bootstrap'], { ...withCredentials, MINKUBE_TOKEN: admin2 }, tmpdir());
+    expect(revoked.code, revoked.stderr).toBe(0);
+    u.up.kill('SIGTERM');
+    expect(await u.exited).toBe(0);
+  });
+
+  const auditPath = join(dir, 'data-revoked', 'm1', 'audit.log');
+  const auditLines = (): { op?: string; target?: string; route?: string; outcome: string }[] =>
+    readFileSync(auditPath, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { outcome: string });
+  const refusedPolls = (): number => auditLines().filter((l) => l.outcome === 'UNAUTHENTICATED' && l.route === 'GET /v1/cluster').length;
+  const refusedBefore = refusedPolls();
+  const putAudited = (key: string) => (): boolean => auditLines().some((l) => l.op === 'put' && l.target === key);
+
+  await withUp(configPath, credentials, async (u) => {
+    const warned = /^warning: https:\/\/127\.0\.45\.1:\d+ refuses the admin token of .*admin\.token \(401 UNAUTHENTICATED\): it was revoked/m;
+    await waitFor('up to warn of the revoked token', () => warned.test(u.stderr()), 120_000, 100).catch(() => undefined);
+    expect(u.stderr(), u.stdout()).toMatch(warned);
+    expect(u.stderr()).toContain(`${credentials} holds that token, so minkube commands that use it fail`);
+    expect(u.stderr()).toContain('MINKUBE_TOKEN=<an admin token> minkube ...');
+    // The leader is still named, from the open GET /status.
+    await waitFor('up to name the leader', () => leaderLine.test(u.stdout()), 60_000, 100).catch(() => undefined);
+    expect(u.stdout(), u.stderr()).toMatch(leaderLine);
+    // What the warning says: the file's token is refused, another token works.
+    const refused = await runCli(['kv', 'get', 'x'], withCredentials, tmpdir());
+    expect(refused.stderr).toContain('UNAUTHENTICATED');
+    const live = { ...withCredentials, MINKUBE_TOKEN: admin2 };
+    // Two writes the audit trail records in turn: whatever up sent before its warning is on disk by the first; if
+    // up still polled with the revoked token, the trail would gain its refusals (4 a second) by the second.
+    expect((await runCli(['kv', 'put', 'revoked-1', 'v'], live, tmpdir())).code).toBe(0);
+    await waitFor('the first put in the audit trail', putAudited('revoked-1'), 10_000, 50);
+    const refusedAtWarning = refusedPolls();
+    expect(refusedAtWarning - refusedBefore).toBeLessThanOrEqual(3);
+    expect((await runCli(['status'], live, tmpdir())).code).toBe(0);
+    expect((await runCli(['kv', 'put', 'revoked-2', 'v'], live, tmpdir())).code).toBe(0);
+    await waitFor('the second put in the audit trail', putAudited('revoked-2'), 10_000, 50);
+    expect(refusedPolls()).toBe(refusedAtWarning);
+    u.up.kill('SIGTERM');
+    expect(await u.exited).toBe(0);
+  });
+}, 300_000);
