@@ -340,7 +340,7 @@ async function startParts(
   // Finished task records past tasks.retention are removed by the leader; POST /v1/gc removes what is due at once.
   const retention = new Retention({ store: service.kv.tasks, raft: service, policy: config.taskRetention, clock: systemClock, logger: logger.child({ component: 'retention' }), proposalTimeoutMs: config.api.requestTimeoutMs });
   opened.push('retention', () => retention.close());
-  const tasks = new TaskServiceImpl({ ...common, logger: logger.child({ component: 'tasks' }), onHeartbeat: (w) => loops.workerSeen(w), managers: () => service.managerApiAddresses() });
+  const tasks = new TaskServiceImpl({ ...common, logger: logger.child({ component: 'tasks' }), onHeartbeat: (w) => loops.workerSeen(w), managers: () => service.managerApiAddresses(), managerAddresses: () => service.managerAddresses() });
   const services = new ServiceServiceImpl({ services: service.kv.services, tasks: service.kv.tasks, raft: service, clock: systemClock });
   const placement = new PlacementServiceImpl({ store: service.kv.tasks, quotas: service.kv.quotas, raft: service, clock: systemClock });
   // The dashboard's feed (GET /v1/events) hears of task changes after the leader loops.

@@ -43,8 +43,8 @@ export const errorRegistry = {
   MEMBERSHIP_CHANGE_REFUSED: { status: 409, message: 'the membership change was refused' },
   LEADER_TRANSFER_FAILED: { status: 409, message: 'leadership could not be transferred' },
   JOIN_REFUSED: { status: 409, message: 'the node may not join with that id' },
-  /** A worker registering at the address of another worker that is not down. */
-  WORKER_ADDRESS_IN_USE: { status: 409, message: 'another worker is registered at that address' },
+  /** A worker registering at the address of another worker that is not down, or at a manager's. */
+  WORKER_ADDRESS_IN_USE: { status: 409, message: 'another worker or a manager uses that address' },
   /**
    * A heartbeat or assignment fetch from a worker instance other than the one its id is registered by now: another
    * process registered that id since (the newest registration holds it). The caller must stop and exit.

@@ -8,6 +8,7 @@ import { MinkubeError } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
 import { memberViews } from './membership.js';
 import type { CommandStateMachine, RaftNodeDriver } from './node.js';
+import type { ManagerAddresses } from './task-service.js';
 
 export interface ManagerServiceOptions {
   id: NodeId;
@@ -53,6 +54,16 @@ export class ManagerServiceImpl implements ManagerService {
     return [...c.voters, ...c.learners].flatMap((id) => {
       const a = this.driverRef?.directory.get(id)?.apiAddress;
       return a === undefined || a === '' ? [] : [a];
+    });
+  }
+
+  /** The managers in this node's configuration (voters, then learners) with their addresses, as far as it knows them. */
+  managerAddresses(): ManagerAddresses[] {
+    if (this.driverRef === null) return [];
+    const c = this.driverRef.conf();
+    return [...c.voters, ...c.learners].flatMap((id) => {
+      const a = this.driverRef?.directory.get(id);
+      return a === undefined ? [] : [{ id, raftAddress: a.raftAddress, apiAddress: a.apiAddress }];
     });
   }
 

@@ -45,6 +45,14 @@ export interface TaskServiceOptions {
   onHeartbeat?: (workerId: string) => void;
   /** The managers' API addresses, told to workers in each heartbeat's answer (HeartbeatResponse.managers). */
   managers?: () => readonly string[];
+  /** The managers of the configuration with their addresses: a worker may register at none of them. */
+  managerAddresses?: () => readonly ManagerAddresses[];
+}
+
+export interface ManagerAddresses {
+  readonly id: string;
+  readonly raftAddress: string;
+  readonly apiAddress: string;
 }
 
 export class TaskServiceImpl implements TasksService {
@@ -242,6 +250,12 @@ export class TaskServiceImpl implements TasksService {
     // The leader sends a worker's assignments to its address: one registered at a live worker's address would have
     // that worker run them (a worker join token buys a certificate for any new id, and its holder names the address).
     const at = endpointKey(req.apiAddress);
+    // Nor at a manager's: its assignments would go to that manager, and fail there (as the config check and
+    // `worker --join` say before a worker starts).
+    const manager = managerAt(this.o.managerAddresses?.() ?? [], at);
+    if (manager !== null) {
+      throw new MinkubeError('WORKER_ADDRESS_IN_USE', `${req.apiAddress} is manager ${manager.id}'s ${manager.key}: a worker needs an address of its own`);
+    }
     const holder = this.o.store.allWorkers().find((w) => w.id !== req.id && w.state !== 'down' && endpointKey(w.apiAddress) === at);
     if (holder !== undefined) {
       throw new MinkubeError('WORKER_ADDRESS_IN_USE', `worker ${holder.id} is registered at ${holder.apiAddress} and is ${holder.state}; a worker may take its address once it is down`);
@@ -384,3 +398,12 @@ async function* noChunks(): AsyncGenerator<Uint8Array> {}
 
 /** How often a follow of a task not running yet looks at its record. */
 const followStartPollMs = 200;
+
+/** The manager (and which of its addresses) at an endpoint (endpointKey), or null. */
+function managerAt(managers: readonly ManagerAddresses[], at: string): { id: string; key: 'apiAddress' | 'raftAddress' } | null {
+  for (const m of managers) {
+    if (endpointKey(m.apiAddress) === at) return { id: m.id, key: 'apiAddress' };
+    if (endpointKey(m.raftAddress) === at) return { id: m.id, key: 'raftAddress' };
+  }
+  return null;
+}
