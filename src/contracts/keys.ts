@@ -4,6 +4,7 @@ import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 
 const keyAlphabet = /^[A-Za-z0-9._~/-]+$/;
+const isDotSegment = (s: string): boolean => s === '.' || s === '..';
 
 /** The problem with a key, or null if it is valid. */
 export function keyProblem(key: string): string | null {
@@ -11,7 +12,21 @@ export function keyProblem(key: string): string | null {
   // The alphabet is ASCII, so after this check length in characters is length in bytes.
   if (!keyAlphabet.test(key)) return `the key ${JSON.stringify(key)} has characters outside [A-Za-z0-9._~/-]`;
   if (key.length > limits.kvKeyBytesMax) return `the key is ${key.length} bytes; at most ${limits.kvKeyBytesMax} are allowed`;
-  if (key.split('/').some((s) => s === '.' || s === '..')) return `the key ${JSON.stringify(key)} has a "." or ".." segment`;
+  if (key.split('/').some(isDotSegment)) return `the key ${JSON.stringify(key)} has a "." or ".." segment`;
+  return null;
+}
+
+/**
+ * The problem with a key prefix (a token's, a policy rule's), or null when some valid key starts with it: key
+ * characters, and no "." or ".." segment before its last '/'. Its last segment may still grow: "." begins ".env".
+ */
+export function keyPrefixProblem(prefix: string): string | null {
+  if (prefix.length === 0) return 'the key prefix is empty';
+  if (!keyAlphabet.test(prefix)) return `the key prefix ${JSON.stringify(prefix)} has characters outside [A-Za-z0-9._~/-]`;
+  if (prefix.length > limits.kvKeyBytesMax) return `the key prefix is ${prefix.length} bytes; a key has at most ${limits.kvKeyBytesMax}`;
+  if (prefix.split('/').slice(0, -1).some(isDotSegment)) {
+    return `the key prefix ${JSON.stringify(prefix)} has a "." or ".." segment, which no key has: no key starts with it`;
+  }
   return null;
 }
 

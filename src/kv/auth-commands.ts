@@ -119,7 +119,10 @@ export const tokenNamePattern = '^[A-Za-z0-9][A-Za-z0-9._@-]*$';
 export const TokenName = Type.String({ minLength: 1, maxLength: 64, pattern: tokenNamePattern });
 /** A built-in role or a custom policy's name (isPolicyName in src/security/policy.ts). */
 const RoleName = PolicySchema.properties.name;
-/** The characters of a KV key (src/contracts/keys.ts), so a prefix is something a key can start with. */
+/**
+ * The characters of a KV key (src/contracts/keys.ts). That some key starts with it (no "." or ".." segment before its
+ * last '/': keyPrefixProblem) is checked when a token is made, not here: an entry already in a log stays what it was.
+ */
 export const KeyPrefix = Type.String({ minLength: 1, maxLength: 512, pattern: '^[A-Za-z0-9._~/-]+$' });
 
 /** The most rules one token's policy may hold, and the most bytes its policy may take (as compact JSON). */

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type {
   ApiTokenView, AuthService, CreatedApiToken, CreatedJoinToken, JoinTokenView, RequestContext, TokenList, TokenLookup, TokenRequest,
 } from '../contracts/services.js';
+import { keyPrefixProblem } from '../contracts/keys.js';
 import { accessorPattern, policyProblem, wirePolicy, type AuthCommand, type JoinRole } from '../kv/auth-commands.js';
 import { bootstrapTokenName, type ApiTokenRecord, type AuthStore, type JoinTokenRecord } from '../kv/auth-store.js';
 import type { Clock } from '../lib/clock.js';
@@ -70,6 +71,7 @@ export class AuthServiceImpl implements AuthService {
   constructor(private readonly o: AuthServiceOptions) {}
 
   async createToken(req: TokenRequest, ctx: RequestContext): Promise<CreatedApiToken> {
+    if (req.keyPrefix !== undefined) checkKeyPrefix(req.keyPrefix, 'body.keyPrefix');
     const policy = req.policy === undefined ? undefined : checkPolicy(req);
     if (policy === undefined && !isRoleName(req.role)) throw new MinkubeError('INVALID_BODY', `body.role: "${req.role}" is not a role`);
     // Refused here, before proposing, and not when applied: tokens stored with one before stay admins (builtinRules).
@@ -281,7 +283,17 @@ function checkPolicy(req: TokenRequest): Policy {
   if (req.keyPrefix !== undefined) throw new MinkubeError('INVALID_BODY', 'body.keyPrefix: not taken with a policy; its kv rules name the keys');
   const problem = policyProblem(p, 'body.policy');
   if (problem !== null) throw new MinkubeError('INVALID_BODY', problem);
+  for (const [i, r] of p.rules.entries()) if (r.keyPrefix !== undefined) checkKeyPrefix(r.keyPrefix, `body.policy.rules[${i}].keyPrefix`);
   return wirePolicy(p);
+}
+
+/**
+ * A key prefix that some key starts with. Checked here, before proposing, and not when applied: a token stored with
+ * another before this check keeps it (it matches no key, so it allows nothing there and denies nothing).
+ */
+function checkKeyPrefix(prefix: string, at: string): void {
+  const problem = keyPrefixProblem(prefix);
+  if (problem !== null) throw new MinkubeError('INVALID_BODY', `${at}: ${problem}`);
 }
 
 function checkTtl(ttlS: number): void {

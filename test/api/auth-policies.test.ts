@@ -100,6 +100,11 @@ describe('POST /v1/auth/tokens with a policy', () => {
     ['a key prefix on a tasks rule', { policy: { ...teamA, rules: [rule, { ...rule, resource: 'tasks', keyPrefix: 'a/' }] } }, 'body.policy.rules[1].keyPrefix'],
     ['a policy past 8 KiB', { policy: { ...teamA, rules: many(20, { ...rule, keyPrefix: 'k'.repeat(500) }) } }, 'body.policy'],
     ['a token key prefix beside a policy', { policy: teamA, keyPrefix: 'team-a/' }, 'body.keyPrefix'],
+    // No key has a "." or ".." segment, so no key starts with these.
+    ['a key prefix "../"', { role: 'viewer', keyPrefix: '../' }, 'body.keyPrefix'],
+    ['a key prefix "x/../"', { role: 'developer', keyPrefix: 'x/../' }, 'body.keyPrefix'],
+    ['a key prefix "a/./b"', { role: 'operator', keyPrefix: 'a/./b' }, 'body.keyPrefix'],
+    ['a rule\'s key prefix "../"', { policy: { ...teamA, rules: [rule, { ...rule, keyPrefix: 'team-a/../' }] } }, 'body.policy.rules[1].keyPrefix'],
   ])('refuses %s with 400 INVALID_BODY naming the field', async (_what, payload, field) => {
     const m = manager(undefined, false);
     const res = await call(m, 'POST', '/v1/auth/tokens', undefined, payload);
@@ -107,6 +112,22 @@ describe('POST /v1/auth/tokens with a policy', () => {
     expect(res.body.error.code).toBe('INVALID_BODY');
     expect(res.body.error.message).toMatch(new RegExp(`^${field.replace(/[.[\]]/g, '\\$&')}:`));
     expect(m.raft.proposals).toEqual([]);
+  });
+
+  it('says why a key prefix can begin no key', async () => {
+    const m = manager(undefined, false);
+    expect(await call(m, 'POST', '/v1/auth/tokens', undefined, { role: 'viewer', keyPrefix: 'x/../' })).toEqual({
+      status: 400,
+      body: { error: { code: 'INVALID_BODY', message: 'body.keyPrefix: the key prefix "x/../" has a "." or ".." segment, which no key has: no key starts with it' } },
+    });
+  });
+
+  // Each begins a valid key: ".env", "..b", "/a" (an empty first segment), "a/.x".
+  it.each(['.', '..', '/', 'a/.'])('takes the key prefix %s, which some key starts with', async (keyPrefix) => {
+    const m = manager(undefined, false);
+    expect(await call(m, 'POST', '/v1/auth/tokens', undefined, { role: 'viewer', keyPrefix })).toMatchObject({ status: 201, body: { keyPrefix } });
+    const policy = { name: 'p', rules: [{ ...rule, keyPrefix }] };
+    expect(await call(m, 'POST', '/v1/auth/tokens', undefined, { policy })).toMatchObject({ status: 201, body: { policy } });
   });
 
   it('answers 201 with the role named by the policy and the policy itself; the list shows it; the manager checks against it', async () => {
