@@ -282,7 +282,7 @@ function auditPrincipal(p: EntryPrincipal | undefined): AuditPrincipal | null {
   return 'a' in p ? { token: p.a, role: p.r } : { node: p.n, role: p.r };
 }
 
-/** What a command was about: never a value, a secret or a hash (a join token has no public name: its role stands in). */
+/** What a command was about: never a value, a secret or a hash (a join token by its accessor, a hash of its hash). */
 function targetOf(cmd: Command): string | null {
   switch (cmd.op) {
     case 'put':
@@ -308,7 +308,6 @@ function targetOf(cmd: Command): string | null {
     case 'auth.tokenRevoke':
       return cmd.accessor;
     case 'auth.joinTokenCreate':
-      return cmd.role;
     case 'auth.joinTokenRevoke':
       return joinTokenAccessor(cmd.secretHash);
     case 'service.create':

@@ -68,6 +68,8 @@ describe('AuditLog lines', () => {
     const secretHash = 'ab'.repeat(32);
     a.apply({ op: 'auth.tokenCreate', accessor: 'fedcba9876543210', secretHash, name: 'ci', role: 'developer', expiresAtMs: null, atMs: t0 }, { pr: admin });
     a.apply({ op: 'auth.joinTokenRevoke', secretHash }, { pr: admin });
+    const joinHash = 'cd'.repeat(32);
+    a.apply({ op: 'auth.joinTokenCreate', secretHash: joinHash, role: 'worker', expiresAtMs: t0 + 60_000, atMs: t0 }, { pr: admin });
     await log.close();
 
     expect(fileLines()).toEqual([
@@ -78,9 +80,11 @@ describe('AuditLog lines', () => {
       { seq: 4, time: '2030-01-01T00:00:00.000Z', index: 4, principal: { token: admin.a, role: 'admin' }, op: 'auth.tokenCreate', target: 'fedcba9876543210', outcome: 'ok', requestId: null },
       // A join token by its accessor, never its secret's hash.
       { seq: 5, time: '2030-01-01T00:00:05.000Z', index: 5, principal: { token: admin.a, role: 'admin' }, op: 'auth.joinTokenRevoke', target: joinTokenAccessor(secretHash), outcome: 'TOKEN_NOT_FOUND', requestId: null },
+      // Made, too, under the accessor `token ls` shows and `token revoke` takes (not its role).
+      { seq: 6, time: '2030-01-01T00:00:00.000Z', index: 6, principal: { token: admin.a, role: 'admin' }, op: 'auth.joinTokenCreate', target: joinTokenAccessor(joinHash), outcome: 'ok', requestId: null },
     ]);
     const text = readFileSync(join(dir, 'audit.log'), 'utf8');
-    for (const secret of ['hunter2', 'shh', secretHash]) expect(text).not.toContain(secret);
+    for (const secret of ['hunter2', 'shh', secretHash, joinHash]) expect(text).not.toContain(secret);
   });
 
   it('names at most a few ids of a big batch, and how many more', async () => {
