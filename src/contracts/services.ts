@@ -309,8 +309,11 @@ export interface JoinReply {
 
 export interface JoinService {
   caCertPem(): string;
-  /** UNAUTHENTICATED for a token that is not one, another CA's, unknown, revoked or expired; JOIN_REFUSED for an id in use. */
-  join(req: JoinRequest): Promise<JoinReply>;
+  /**
+   * UNAUTHENTICATED for a token that is not one, another CA's, unknown, revoked or expired; JOIN_REFUSED for an id in
+   * use. requestId: the HTTP request's, for the audit line of a join whose token checked out.
+   */
+  join(req: JoinRequest, requestId?: string): Promise<JoinReply>;
   /** A new certificate for the node that presented `current` (verified by TLS), naming the same identity. */
   renew(current: import('node:tls').PeerCertificate, csrPem: string, addresses?: readonly string[]): Promise<{ readonly certificate: string }>;
 }
@@ -356,17 +359,20 @@ export interface AuditRefusedLine {
 }
 
 /**
- * A request that changed something without a log entry of its own (a leadership transfer, a config reload), written
- * only by the manager that served it, whatever its outcome.
+ * A request that changed something without a log entry of its own (a leadership transfer, a config reload, a join:
+ * a certificate issued), written only by the manager that served it, whatever its outcome.
  */
 export interface AuditServedLine {
   readonly seq: number;
   readonly time: string;
-  /** null for a reload by SIGHUP (whoever could signal the process), and every request of an insecure cluster. */
+  /**
+   * null for a reload by SIGHUP (whoever could signal the process), and every request of an insecure cluster; for a
+   * join, the join token ({ token: 'join-<16 hex>', role: 'worker' | 'manager' }).
+   */
   readonly principal: AuditPrincipal | null;
   /** 'POST /v1/cluster/leader': the route's template; 'SIGHUP' for a reload by signal. */
   readonly route: string;
-  /** The transferee ('any' when none was named); a reload's applied keys, else the config file it read. */
+  /** The transferee ('any' when none was named); a reload's applied keys, else the config file it read; a joiner's id. */
   readonly target: string | null;
   /** 'ok', or the error code answered. */
   readonly outcome: string;
@@ -410,7 +416,7 @@ export interface AuditQuery {
 
 export interface AuditService {
   refused(line: Omit<AuditRefusedLine, 'seq' | 'time'>): void;
-  /** A leadership transfer or reload this manager served (see AuditServedLine). */
+  /** A leadership transfer, reload or join this manager served (see AuditServedLine). */
   served(line: Omit<AuditServedLine, 'seq' | 'time'>): void;
   /**
    * A request refused past a rate limit (429 RATE_LIMITED: a token's bucket, or without a valid credential its client

@@ -458,6 +458,7 @@ async function startParts(
           material: security.material,
           clock: systemClock,
           certLifetimeS: config.tls.certLifetimeS,
+          audit,
           joinToken: (hash, nowMs) => service.kv.auth.joinToken(hash, nowMs),
           managers: () => {
             const st = driver.status();

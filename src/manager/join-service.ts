@@ -2,14 +2,14 @@
 // joiner's CSR with the cluster CA (every manager holds its key, as Swarm's managers do), for the role the token
 // was made for. Renewal signs a new key for the identity a node's current certificate already proves.
 import type { PeerCertificate } from 'node:tls';
-import type { JoinReply, JoinRequest, JoinService } from '../contracts/services.js';
+import type { AuditService, JoinReply, JoinRequest, JoinService } from '../contracts/services.js';
 import type { JoinTokenRecord } from '../kv/auth-store.js';
 import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { endpointKey } from '../lib/address.js';
 import { caDigest, identityFromCertificate, issueNodeCertificate, requestedIdentity, type NodeRole } from '../security/ca.js';
 import { sansForAddresses, type NodeTls } from '../security/pki-files.js';
-import { hashSecret, parseJoinToken } from '../security/tokens.js';
+import { hashSecret, joinTokenAccessor, parseJoinToken } from '../security/tokens.js';
 
 export interface JoinServiceOptions {
   /** This manager's material; caKeyPem must be there (a manager signs). */
@@ -22,6 +22,14 @@ export interface JoinServiceOptions {
   workerActive(id: string): boolean;
   /** What joined and renewed certificates get (config tls.certLifetimeS); default limits.nodeCertLifetimeDaysDefault. */
   certLifetimeS?: number;
+  /** Told of every join whose token checked out: a certificate issued, or why not (a 401 is the API's refusal line). */
+  audit?: Pick<AuditService, 'served'>;
+}
+
+/** A live join token, as an audit line names it: its accessor (a hash of its hash), never the secret. */
+interface CheckedJoinToken {
+  readonly accessor: string;
+  readonly role: NodeRole;
 }
 
 export class JoinServiceImpl implements JoinService {
@@ -38,8 +46,23 @@ export class JoinServiceImpl implements JoinService {
     return this.o.material.caCertPem;
   }
 
-  async join(req: JoinRequest): Promise<JoinReply> {
-    const role = this.roleFor(req.token);
+  async join(req: JoinRequest, requestId?: string): Promise<JoinReply> {
+    const token = this.checkToken(req.token);
+    const line = (outcome: string): void => {
+      this.o.audit?.served({ principal: { token: token.accessor, role: token.role }, route: 'POST /v1/join', target: req.id, outcome, requestId: requestId ?? null });
+    };
+    try {
+      const reply = await this.issue(req, token.role);
+      line('ok');
+      return reply;
+    } catch (err) {
+      line(err instanceof MinkubeError ? err.code : 'INTERNAL');
+      throw err;
+    }
+  }
+
+  /** The certificate a checked join token buys for req.id, unless the id is another node's. */
+  private async issue(req: JoinRequest, role: NodeRole): Promise<JoinReply> {
     await refuseOtherRole(req.csr, role);
     const member = this.o.managers().find((m) => m.id === req.id);
     // A learner that `member add` made at exactly these addresses is the slot this manager comes to fill: it gets its
@@ -74,14 +97,14 @@ export class JoinServiceImpl implements JoinService {
     return { certificate: await this.sign(who.id, who.role, csrPem, sans) };
   }
 
-  /** The role a join token was made for; UNAUTHENTICATED with the reason otherwise. */
-  private roleFor(token: string): NodeRole {
+  /** The live join token, with the role it was made for; UNAUTHENTICATED with the reason otherwise. */
+  private checkToken(token: string): CheckedJoinToken {
     const parsed = parseJoinToken(token);
     if (parsed === null) throw new MinkubeError('UNAUTHENTICATED', 'not a join token (expected MKTKN-1-<digest>-<secret>)');
     if (parsed.caDigest !== this.digest) throw new MinkubeError('UNAUTHENTICATED', 'the join token is for another cluster (its CA digest does not match)');
     const record = this.o.joinToken(hashSecret(parsed.secret), this.o.clock.nowMs());
     if (record === undefined) throw new MinkubeError('UNAUTHENTICATED', 'unknown, revoked or expired join token');
-    return record.role;
+    return { accessor: joinTokenAccessor(record.secretHash), role: record.role };
   }
 
   private sign(id: string, role: NodeRole, csrPem: string, addresses: readonly string[]): Promise<string> {

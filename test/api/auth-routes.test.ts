@@ -1,15 +1,21 @@
 // The token routes through app.inject, over the real AuthServiceImpl and state machine behind a one-node "Raft"
 // that applies each proposal at once: what a client sees on create, list and revoke, what a manager then checks
 // tokens against, join tokens (listed by accessor, revoked, then refused by POST /v1/join; none from an insecure
-// cluster), bad bodies naming the field, bootstrap, and the admin token of a rotated CA.
+// cluster; every certificate a join issues audited), bad bodies naming the field, bootstrap, and the admin token of a
+// rotated CA.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join as joinPath } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildManagerApp } from '../../src/api/manager-app.js';
+import type { AuditService } from '../../src/contracts/services.js';
 import { encodeCommand, type Command } from '../../src/kv/commands.js';
 import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';
 import type { Clock } from '../../src/lib/clock.js';
 import { MinkubeError } from '../../src/lib/errors.js';
+import { AuditLog } from '../../src/manager/audit.js';
 import { AuthServiceImpl, type AdminTokenMark, type AuthServiceOptions } from '../../src/manager/auth-service.js';
 import { JoinServiceImpl } from '../../src/manager/join-service.js';
 import { caDigest, createClusterCa, createCsr, generateNodeKey, issueNodeKeyAndCert } from '../../src/security/ca.js';
@@ -213,22 +219,54 @@ describe('GET and DELETE /v1/auth/tokens', () => {
 
 describe('join tokens in GET and DELETE /v1/auth/tokens', () => {
   /** A manager app that also serves POST /v1/join, checking join tokens against the same applied state. */
-  async function withJoin(): Promise<FastifyInstance> {
+  async function withJoin(audit?: AuditService): Promise<FastifyInstance> {
     const m1 = await issueNodeKeyAndCert({ caCertPem, caKeyPem: ca.keyPem, id: 'm1', role: 'manager', clusterId: 'test', sans: { ips: ['127.0.0.1'], dns: [] } });
     const join = new JoinServiceImpl({
       material: { caCertPem, caKeyPem: ca.keyPem, ...m1, identity: { id: 'm1', role: 'manager', clusterId: 'test' } },
       clock, joinToken: (h, nowMs) => raft.sm.auth.joinToken(h, nowMs), managers: () => [], workerActive: () => false,
+      ...(audit === undefined ? {} : { audit }),
     });
-    const joinApp = buildManagerApp({ service: new FakeManagerService(), auth, join });
+    const joinApp = buildManagerApp({ service: new FakeManagerService(), auth, join, ...(audit === undefined ? {} : { audit }) });
     await joinApp.ready();
     return joinApp;
   }
 
-  async function joinWith(joinApp: FastifyInstance, token: string, id: string) {
+  async function joinWith(joinApp: FastifyInstance, token: string, id: string, asked: { role?: 'worker' | 'manager'; requestId?: string } = {}) {
     const { keyPem } = await generateNodeKey();
-    const csr = await createCsr({ keyPem, id, role: 'worker', clusterId: 'test' });
-    return joinApp.inject({ method: 'POST', url: '/v1/join', payload: { token, id, csr, addresses: ['127.0.0.1:7001'] } });
+    const csr = await createCsr({ keyPem, id, role: asked.role ?? 'worker', clusterId: 'test' });
+    const headers = asked.requestId === undefined ? {} : { 'x-request-id': asked.requestId };
+    return joinApp.inject({ method: 'POST', url: '/v1/join', headers, payload: { token, id, csr, addresses: ['127.0.0.1:7001'] } });
   }
+
+  it('POST /v1/join writes an audit line for every certificate it issues (the join token by accessor and role, the node id), and for a join a live token could not buy', async () => {
+    const dir = mkdtempSync(joinPath(tmpdir(), 'minkube-join-audit-'));
+    const audit = await AuditLog.open({ dir, clock, logger: pino({ level: 'silent' }) });
+    const joinApp = await withJoin(audit);
+    try {
+      const worker = (await post({ role: 'worker' })).json<{ token: string; accessor: string }>();
+      expect((await joinWith(joinApp, worker.token, 'w1', { requestId: 'r-1' })).statusCode).toBe(200);
+      expect((await joinWith(joinApp, worker.token, 'w2', { requestId: 'r-2' })).statusCode).toBe(200);
+      // A worker join token with a manager's CSR: refused after the token checked out, and said so.
+      expect((await joinWith(joinApp, worker.token, 'm9', { role: 'manager', requestId: 'r-3' })).json().error.code).toBe('INVALID_BODY');
+      // A token that checks out as none is the 401 every refused request is: no line names a token for it.
+      const stranger = `MKTKN-1-${caDigest(caCertPem)}-${'A'.repeat(43)}`;
+      expect((await joinWith(joinApp, stranger, 'w4', { requestId: 'r-4' })).statusCode).toBe(401);
+      const served = { time: '2030-01-01T00:00:00.000Z', principal: { token: worker.accessor, role: 'worker' }, route: 'POST /v1/join' };
+      const byToken = await joinApp.inject({ method: 'GET', url: `/v1/audit?principal=${worker.accessor}` });
+      expect(byToken.json().items).toEqual([
+        { seq: 1, ...served, target: 'w1', outcome: 'ok', requestId: 'r-1' },
+        { seq: 2, ...served, target: 'w2', outcome: 'ok', requestId: 'r-2' },
+        { seq: 3, ...served, target: 'm9', outcome: 'INVALID_BODY', requestId: 'r-3' },
+      ]);
+      const all = (await joinApp.inject({ method: 'GET', url: '/v1/audit' })).json<{ items: unknown[] }>().items;
+      expect(all.slice(3)).toEqual([{ seq: 4, time: served.time, principal: null, route: 'POST /v1/join', outcome: 'UNAUTHENTICATED', requestId: 'r-4' }]);
+      expect(JSON.stringify(all)).not.toContain(parseJoinToken(worker.token)!.secret);
+    } finally {
+      await joinApp.close();
+      await audit.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('are listed by their accessor and role, never a secret or hash; DELETE by accessor revokes one, and POST /v1/join then answers 401', async () => {
     const joinApp = await withJoin();

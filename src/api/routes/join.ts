@@ -52,7 +52,7 @@ export interface JoinRoutesOptions {
 export const joinRoutes: FastifyPluginAsync<JoinRoutesOptions> = async (app, { join }) => {
   app.get('/v1/join/ca', { schema: { documentedResponse: { 200: CaReply } } }, async () => ({ ca: join.caCertPem() }));
 
-  app.post<{ Body: JoinBody }>('/v1/join', { schema: { body: JoinBody, documentedResponse: { 200: JoinReply }, errorCodes: ['UNAUTHENTICATED', 'JOIN_REFUSED'] } }, async (req) => join.join(req.body));
+  app.post<{ Body: JoinBody }>('/v1/join', { schema: { body: JoinBody, documentedResponse: { 200: JoinReply }, errorCodes: ['UNAUTHENTICATED', 'JOIN_REFUSED'] } }, async (req) => join.join(req.body, req.id));
 
   app.post<{ Body: RenewBody }>('/v1/certs/renew', { schema: { body: RenewBody, documentedResponse: { 200: RenewReply }, errorCodes: ['UNAUTHENTICATED'] } }, async (req) => {
     const socket = req.raw.socket as Partial<TLSSocket>;
