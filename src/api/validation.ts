@@ -17,14 +17,21 @@ export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schem
   return (data: unknown) => {
     typeCheck ??= checkOf(schema);
     if (typeCheck.Check(data)) return { value: data };
-    const first = firstProblem(typeCheck, data);
-    const where = first === undefined ? part : fieldName(part, first.path);
-    // A query parameter given twice arrives as an array: say that, rather than "expected string".
-    const repeated = part === 'query' && first !== undefined && Array.isArray(first.value) && first.path.split('/').length === 2;
-    const problem = first === undefined ? 'invalid' : repeated ? 'given more than once' : describeSchemaProblem(first.message, first.schema, 'unknown field');
-    return { error: new MinkubeError(part === 'body' ? 'INVALID_BODY' : 'INVALID_PARAM', `${where}: ${problem}`) };
+    return { error: new MinkubeError(part === 'body' ? 'INVALID_BODY' : 'INVALID_PARAM', schemaProblem(typeCheck, data, part)) };
   };
 };
+
+/**
+ * How a value the schema refuses is said in a 400: `<field>: <problem>`, the field named under `part` ('body',
+ * 'query', or an item of a batch judged alone: 'assignments[3]'), the problem worded by describeSchemaProblem.
+ */
+export function schemaProblem(typeCheck: TypeCheck<TSchema>, data: unknown, part: string): string {
+  const first = firstProblem(typeCheck, data);
+  if (first === undefined) return `${part}: invalid`;
+  // A query parameter given twice arrives as an array: say that, rather than "expected string".
+  const repeated = part === 'query' && Array.isArray(first.value) && first.path.split('/').length === 2;
+  return `${fieldName(part, first.path)}: ${repeated ? 'given more than once' : describeSchemaProblem(first.message, first.schema, 'unknown field')}`;
+}
 
 /**
  * The error a 400 names. TypeBox lists an object's missing properties before its wrong ones: a wrong value beside

@@ -22,7 +22,51 @@ export function describeSchemaProblem(message: string, schema: unknown, unknownW
   }
   const pattern = (schema as { pattern?: unknown }).pattern;
   if (typeof pattern === 'string' && message.startsWith('Expected string to match')) return patternRules.get(pattern) ?? message.replace(/^Expected/, 'expected');
-  const anyOf = (schema as { anyOf?: { const?: unknown }[] }).anyOf;
-  if (anyOf?.every((s) => s.const !== undefined)) return `expected one of ${anyOf.map((s) => JSON.stringify(s.const)).join(', ')}`;
+  // TypeBox says only "Expected union value": say what the union takes instead.
+  if (Array.isArray((schema as SchemaShape).anyOf)) return `expected ${describeSchema(schema as SchemaShape)}`;
   return message.replace(/^Expected/, 'expected');
+}
+
+/** The parts of a JSON schema (as TypeBox makes them) that describeSchema reads. */
+interface SchemaShape {
+  readonly anyOf?: readonly SchemaShape[];
+  readonly const?: unknown;
+  readonly type?: unknown;
+  readonly items?: SchemaShape | readonly SchemaShape[];
+  readonly pattern?: unknown;
+  readonly description?: unknown;
+}
+
+const typeWords: Readonly<Record<string, readonly [one: string, many: string]>> = {
+  string: ['a string', 'strings'], integer: ['an integer', 'integers'], number: ['a number', 'numbers'], boolean: ['true or false', 'booleans'],
+  null: ['null', 'nulls'], object: ['an object', 'objects'], array: ['a list', 'lists'],
+};
+
+/**
+ * What a schema takes, in words, for a message that begins "expected": a union by its description when it has one
+ * (what its variants mean: "a token's accessor or name"), else by its variants ('["*"] or a list of "read", "write"');
+ * a literal as JSON, a tuple by its items, anything else by its type.
+ */
+export function describeSchema(s: SchemaShape): string {
+  if (s.anyOf !== undefined) {
+    if (typeof s.description === 'string') return s.description;
+    if (s.anyOf.every((v) => v.const !== undefined)) return `one of ${literals(s.anyOf)}`;
+    return s.anyOf.map(describeSchema).join(' or ');
+  }
+  if (s.const !== undefined) return JSON.stringify(s.const);
+  if (s.type === 'array' && Array.isArray(s.items)) return `[${s.items.map(describeSchema).join(', ')}]`;
+  if (s.type === 'array' && s.items !== undefined && !Array.isArray(s.items)) return `a list of ${describeItems(s.items as SchemaShape)}`;
+  if (s.type === 'string' && typeof s.pattern === 'string') return `a string matching '${s.pattern}'`;
+  return typeof s.type === 'string' ? (typeWords[s.type]?.[0] ?? s.type) : 'a value of another shape';
+}
+
+/** A list's items, as "a list of" ends: its literals, or its items' type in the plural. */
+function describeItems(items: SchemaShape): string {
+  if (items.anyOf?.every((v) => v.const !== undefined) === true) return literals(items.anyOf);
+  const many = typeof items.type === 'string' && items.pattern === undefined ? typeWords[items.type]?.[1] : undefined;
+  return many ?? `items each ${describeSchema(items)}`;
+}
+
+function literals(variants: readonly SchemaShape[]): string {
+  return variants.map((v) => JSON.stringify(v.const)).join(', ');
 }

@@ -16,9 +16,10 @@ export const PolicyRuleSchema = Type.Object(
   {
     effect: Type.Union([Type.Literal('allow'), Type.Literal('deny')]),
     resource: Type.Union([...resources.map((r) => Type.Literal(r)), Type.Literal('*')]),
+    // ["*"] first: a 400 names the variants in this order ('expected ["*"] or a list of "read", "write"').
     verbs: Type.Union([
-      Type.Array(Type.Union(verbs.map((v) => Type.Literal(v))), { minItems: 1, maxItems: verbs.length, uniqueItems: true }),
       Type.Tuple([Type.Literal('*')]),
+      Type.Array(Type.Union(verbs.map((v) => Type.Literal(v))), { minItems: 1, maxItems: verbs.length, uniqueItems: true }),
     ]),
     /** kv only: the rule covers keys that start with this. */
     keyPrefix: Type.Optional(Type.String({ maxLength: 512 })),

@@ -114,6 +114,15 @@ describe('POST /v1/auth/tokens with a policy', () => {
     expect(m.raft.proposals).toEqual([]);
   });
 
+  it('says what a rule\'s verbs may be', async () => {
+    const m = manager(undefined, false);
+    for (const verbs of [['fly'], [], ['read', '*']]) {
+      expect(await call(m, 'POST', '/v1/auth/tokens', undefined, { policy: { ...teamA, rules: [{ ...rule, verbs }] } })).toEqual({
+        status: 400, body: { error: { code: 'INVALID_BODY', message: 'body.policy.rules[0].verbs: expected ["*"] or a list of "read", "write"' } },
+      });
+    }
+  });
+
   it('says why a key prefix can begin no key', async () => {
     const m = manager(undefined, false);
     expect(await call(m, 'POST', '/v1/auth/tokens', undefined, { role: 'viewer', keyPrefix: 'x/../' })).toEqual({

@@ -1,4 +1,5 @@
-// One wording for schema errors, in 400s and config errors: label keys and values said by their rule, not a regex.
+// One wording for schema errors, in 400s and config errors: label keys and values said by their rule, not a regex, and
+// a union by what it takes rather than TypeBox's "Expected union value".
 import { Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { describe, expect, it } from 'vitest';
@@ -24,5 +25,15 @@ describe('describeSchemaProblem', () => {
     expect(problemOf(o, { a: 'x', b: 'r' })).toBe('/b: expected one of "p", "q"');
     const r = Type.Record(Type.String({ pattern: '^[a-z]+$' }), Type.String(), { additionalProperties: false });
     expect(problemOf(r, { A: 'x' })).toBe("/A: not a valid key (expected one to match '^[a-z]+$')");
+  });
+
+  it('says what a union takes: its description, else its variants in order', () => {
+    const verbs = Type.Union([Type.Tuple([Type.Literal('*')]), Type.Array(Type.Union([Type.Literal('read'), Type.Literal('write')]), { minItems: 1 })]);
+    expect(problemOf(verbs, ['fly'])).toBe(': expected ["*"] or a list of "read", "write"');
+    expect(problemOf(Type.Object({ n: Type.Union([Type.Integer(), Type.Null()]) }), { n: 'x' })).toBe('/n: expected an integer or null');
+    expect(problemOf(Type.Union([Type.String({ pattern: '^[0-9]+$' }), Type.Array(Type.String())]), 'x')).toBe(": expected a string matching '^[0-9]+$' or a list of strings");
+    const ref = Type.Union([Type.String({ pattern: '^[0-9a-f]{16}$' }), Type.String({ pattern: '^[a-z]+$' })], { description: 'an accessor or a name' });
+    expect(problemOf(ref, '..')).toBe(': expected an accessor or a name');
+    expect(problemOf(Type.Object({ o: Type.Union([Type.Object({ a: Type.String() }), Type.Null()]) }), { o: 3 })).toBe('/o: expected an object or null');
   });
 });

@@ -119,6 +119,20 @@ describe('POST /v1/tasks/batch', () => {
     expect(items[0]!.error).toMatchObject({ code: 'INVALID_TASK_SPEC', message: expect.stringMatching(/^assignments\[0\]\.spec\.ports/) as string });
   });
 
+  it('words a refused item as POST /v1/tasks words it, under the item\'s name', async () => {
+    const { taskId: _id, ...noTaskId } = assignment('x');
+    const items: [unknown, string, string][] = [
+      [noTaskId, 'assignments[0].taskId: missing', 'body.taskId: missing'],
+      [assignment('words-b', { attempt: '1' }), 'assignments[1].attempt: expected integer', 'body.attempt: expected integer'],
+      [assignment('words-c', { desiredState: 'paused' }), 'assignments[2].desiredState: expected one of "run", "stop"', 'body.desiredState: expected one of "run", "stop"'],
+      [assignment('words-d', { spec: { image: 'x', command: ['ls', 3] } }), 'assignments[3].spec.command[1]: expected string', 'body.spec.command[1]: expected string'],
+    ];
+    const res = await call('POST', '/v1/tasks/batch', { assignments: items.map(([a]) => a) });
+    const errors = (res.json() as { items: { error?: { code: string; message: string } }[] }).items.map((i) => i.error);
+    expect(errors).toEqual(items.map(([, message]) => ({ code: 'INVALID_TASK_SPEC', message })));
+    for (const [body, , single] of items) await expectError(call('POST', '/v1/tasks', body), 400, 'INVALID_TASK_SPEC', new RegExp(`^${single.replace(/[.[\]]/g, '\\$&')}$`));
+  });
+
   it('refuses an empty batch and a body without assignments', async () => {
     await expectError(call('POST', '/v1/tasks/batch', { assignments: [] }), 400, 'INVALID_BODY');
     await expectError(call('POST', '/v1/tasks/batch', [assignment('x')]), 400, 'INVALID_BODY');

@@ -48,7 +48,12 @@ const TokenBody = Type.Object(
 type TokenBody = Static<typeof TokenBody>;
 
 /** A token by its accessor (16 hex digits), its name, or a join token's accessor (join-<16 hex>). */
-const TokenRefParams = Type.Object({ ref: Type.Union([Type.String({ pattern: accessorPattern }), Type.String({ pattern: joinTokenAccessorPattern }), TokenName]) });
+const TokenRefParams = Type.Object({
+  ref: Type.Union([Type.String({ pattern: accessorPattern }), Type.String({ pattern: joinTokenAccessorPattern }), TokenName], {
+    // What a 400 says the route takes (describeSchema), and the parameter's description in the OpenAPI document.
+    description: "an API token's accessor (16 hex digits) or name, or a join token's accessor (join-<16 hex>)",
+  }),
+});
 type TokenRefParams = Static<typeof TokenRefParams>;
 
 const Time = Type.String();
@@ -92,7 +97,7 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, { a
   );
 };
 
-/** Before the schema, which would only say "expected union value" (or take an API token for a name): never echo it. */
+/** Before the schema, which would not say why (or take an API token for a name): never echo it. */
 async function refuseWholeToken(req: FastifyRequest): Promise<void> {
   const { ref } = req.params as { ref?: unknown };
   if (typeof ref === 'string' && (parseApiToken(ref) !== null || parseJoinToken(ref) !== null)) {

@@ -6,7 +6,7 @@ import { MinkubeError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
 import { sendError } from '../errors.js';
 import { TextStreams } from '../text-stream.js';
-import { checkSpecRules, parseIntegerParam } from '../validation.js';
+import { checkSpecRules, parseIntegerParam, schemaProblem } from '../validation.js';
 import {
   AssignmentBatchBody, AssignmentBatchReply, AssignmentBody, LogsQuery, StopQuery, TaskParams, WorkerStatsReply, WorkerTaskListReply, WorkerTaskStatusReply,
 } from './worker-schemas.js';
@@ -51,10 +51,8 @@ export const workerTaskRoutes: FastifyPluginAsync<WorkerTaskRoutesOptions> = asy
     async (req) => {
       const waitUntilMs = req.deadlineMs - answerMarginMs;
       const items = await Promise.all(req.body.assignments.map(async (raw, i) => {
-        if (!assignmentCheck.Check(raw)) {
-          const first = assignmentCheck.Errors(raw).First();
-          return { error: { code: 'INVALID_TASK_SPEC', message: `assignments[${i}]${first?.path.replaceAll('/', '.') ?? ''}: ${first?.message ?? 'invalid'}` } };
-        }
+        // Worded as the single route words it (`body.taskId: missing`), under the item's name.
+        if (!assignmentCheck.Check(raw)) return { error: { code: 'INVALID_TASK_SPEC', message: schemaProblem(assignmentCheck, raw, `assignments[${i}]`) } };
         try {
           checkSpecRules(raw.spec, `assignments[${i}].spec.`);
           return { status: await agent.assign(raw, { waitUntilMs }) };
