@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
-import { eventually, freePort, freePortIn, waitFor } from '../support/wait.js';
+import { eventually, freePort, freePorts, waitFor } from '../support/wait.js';
 
 const repoRoot = resolve(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'minkube-up-'));
@@ -121,14 +121,14 @@ it('an insecure cluster: up names its managers (http) in the credentials file, o
 }, 240_000);
 
 it('after the bootstrap token was revoked, up says so, names the leader through GET /status, and stops sending the revoked token', async () => {
-  // Loopback addresses and ports of this test's own, away from the other tests'.
-  const host = '127.0.45.1';
-  const managers = [{ id: 'm1', raftAddress: `${host}:${await freePortIn(host, 45000, 45999)}`, apiAddress: `${host}:${await freePortIn(host, 45000, 45999)}`, dataDir: './data-revoked/m1' }];
+  const host = '127.0.0.1';
+  const [raftPort, apiPort] = await freePorts(2, host);
+  const managers = [{ id: 'm1', raftAddress: `${host}:${raftPort!}`, apiAddress: `${host}:${apiPort!}`, dataDir: './data-revoked/m1' }];
   const configPath = join(dir, 'revoked.json');
   writeFileSync(configPath, JSON.stringify({ managers, raft: { heartbeatIntervalMs: 50, electionTimeoutMs: 400 } }));
   const credentials = join(dir, 'home-revoked', 'config.json');
   const withCredentials = { MINKUBE_CONFIG: credentials };
-  const leaderLine = /^leader: m1( \(term \d+\))? at https:\/\/127\.0\.45\.1:\d+$/m;
+  const leaderLine = /^leader: m1( \(term \d+\))? at https:\/\/127\.0\.0\.1:\d+$/m;
 
   // As docs/security.md advises: another admin token first, then the bootstrap token revoked with it.
   let admin2 = '';
@@ -154,7 +154,7 @@ it('after the bootstrap token was revoked, up says so, names the leader through 
   const putAudited = (key: string) => (): boolean => auditLines().some((l) => l.op === 'put' && l.target === key);
 
   await withUp(configPath, credentials, async (u) => {
-    const warned = /^warning: https:\/\/127\.0\.45\.1:\d+ refuses the admin token of .*admin\.token \(401 UNAUTHENTICATED\): it was revoked/m;
+    const warned = /^warning: https:\/\/127\.0\.0\.1:\d+ refuses the admin token of .*admin\.token \(401 UNAUTHENTICATED\): it was revoked/m;
     await waitFor('up to warn of the revoked token', () => warned.test(u.stderr()), 120_000, 100).catch(() => undefined);
     expect(u.stderr(), u.stdout()).toMatch(warned);
     expect(u.stderr()).toContain(`${credentials} holds that token, so minkube commands that use it fail`);
