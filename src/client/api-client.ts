@@ -328,6 +328,11 @@ export function kvPutBody(value: string, ifVersion?: number): { value: string; i
 }
 
 /** Whether an error's message says more than its code's usual one (the registry's). */
+/** An answer from a manager recovering its storage (NO_LEADER's details say so). */
+function recovering(err: MinkubeError): boolean {
+  return (err.details as { storageRecovering?: unknown } | null | undefined)?.storageRecovering === true;
+}
+
 function saysMore(err: MinkubeError): boolean {
   return err.message !== (errorRegistry as Record<string, { message: string } | undefined>)[err.code]?.message;
 }
@@ -351,12 +356,13 @@ const reasonOf = (t: Tried): string => `${t.url}: ${t.err.code}`;
 
 /**
  * A round in which every manager failed: the failure that says most leads, the others are named after it. A manager's
- * own answer (NO_LEADER from one that is up) says more than not reaching one, and an answer in more than its code's
- * usual words (why no leader can be elected) more than one in them; among equals, the latest.
+ * own answer (NO_LEADER from one that is up) says more than not reaching one; an intact manager's more than one
+ * recovering its storage (which hears from no peer, so cannot know why no leader is elected); an answer in more than
+ * its code's usual words (why no leader can be elected) more than one in them; among equals, the latest.
  */
 function roundFailed(tried: readonly Tried[]): MinkubeError {
   // A timeout, the client's or one a manager passed on, counts as no answer.
-  const rank = (e: MinkubeError): number => (answered(e) && e.code !== 'TIMEOUT' ? 2 : 0) + (saysMore(e) ? 1 : 0);
+  const rank = (e: MinkubeError): number => (answered(e) && e.code !== 'TIMEOUT' ? 4 : 0) + (recovering(e) ? 0 : 2) + (saysMore(e) ? 1 : 0);
   let lead = tried.length - 1;
   for (let i = tried.length - 2; i >= 0; i--) if (rank(tried[i]!.err) > rank(tried[lead]!.err)) lead = i;
   const others = tried.filter((_, i) => i !== lead).map(reasonOf);

@@ -284,7 +284,8 @@ export class RaftNodeDriver<R> {
     if (reason !== null) return new MinkubeError('NO_LEADER', `no leader is known: ${reason}`);
     // Recovering, it hears from no peer whether they are too (they tell only a leader): it says what it knows.
     if (this.storageWatch.recovering) {
-      return new MinkubeError('NO_LEADER', 'no leader is known; this manager is recovering lost or damaged storage and votes for no one until a leader repairs it (if other voters are recovering too, no leader can be elected: GET /v1/cluster on each says)');
+      // details: the CLI, trying each manager in turn, leads with an intact manager's answer (it may know why).
+      return new MinkubeError('NO_LEADER', 'no leader is known; this manager is recovering lost or damaged storage and votes for no one until a leader repairs it (if other voters are recovering too, no leader can be elected: GET /v1/cluster on each says)', { details: { storageRecovering: true } });
     }
     return new MinkubeError('NO_LEADER');
   }

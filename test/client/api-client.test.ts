@@ -210,6 +210,18 @@ describe('ApiClient with alternate managers', () => {
     expect(e.message).toBe(`no leader is known: 2 of 3 voters (m1, m3) are recovering lost or damaged storage (also tried ${client.baseUrl}: NO_LEADER)`);
   });
 
+  it("leads with an intact manager's NO_LEADER over a recovering one's, whatever their order", async () => {
+    const recovering = (): MinkubeError => new MinkubeError('NO_LEADER', 'no leader is known; this manager is recovering lost or damaged storage', { details: { storageRecovering: true } });
+    const intact = (): MinkubeError => new MinkubeError('NO_LEADER', 'no leader is known: 2 of 3 voters (m2, m3) are recovering lost or damaged storage');
+    for (const [first, second] of [[intact, recovering], [recovering, intact]] as const) {
+      service.failNext = first();
+      other.failNext = second();
+      const e = await rejection(new ApiClient(client.baseUrl, { alternateUrls: [otherUrl] }).kvPut('fo/intact', 'y'));
+      expect(e.code).toBe('NO_LEADER');
+      expect(e.message).toMatch(/^no leader is known: 2 of 3 voters \(m2, m3\) are recovering lost or damaged storage \(also tried /);
+    }
+  });
+
   it("leads with a manager's own answer (NO_LEADER) over the managers it could not reach, whatever their order", async () => {
     const down1 = `http://127.0.0.1:${await closedPort()}`;
     const down2 = `http://127.0.0.1:${await closedPort()}`;
