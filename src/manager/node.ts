@@ -155,6 +155,8 @@ export class RaftNodeDriver<R> {
    * promise settled once it was handed to the core (or failed): see snapshotOffered.
    */
   private preparing: { readonly meta: SnapshotMeta; readonly offered: Promise<void> } | null = null;
+  /** The index of the received snapshot a Ready is persisting, to install once it is on disk (0: none). */
+  private installingIndex = 0;
   private ticks = 0;
   /** Set by open(): whether this manager recovers its storage, and what it says about it. */
   private storageWatch!: StorageRecoveryWatch;
@@ -200,6 +202,7 @@ export class RaftNodeDriver<R> {
       logger: o.logger.child({ component: 'snapshots' }),
       nowMs: () => o.clock.nowMs(),
       onComplete: (h, data) => this.onSnapshotReceived(h, data),
+      underWay: (meta) => this.snapshotUnderWay(meta.index),
     });
     const resendAfterMs = o.tickMs * o.electionTicks;
     // A fork: the resend waits' draws do not shift the core's election timeouts drawn from o.random.
@@ -834,6 +837,11 @@ export class RaftNodeDriver<R> {
     this.preparing = { meta: h.meta, offered };
   }
 
+  /** Whether a received snapshot at `index` or later is being prepared, offered to the core or installed. */
+  private snapshotUnderWay(index: number): boolean {
+    return (this.preparing?.meta.index ?? 0) >= index || this.installingIndex >= index || this.pendingInstalls.some((p) => p.meta.index >= index);
+  }
+
   /** Hands a received snapshot to the core; the Ready that accepts it installs it. */
   private offerInstall(h: SnapshotChunkHeader, install: PendingInstall): void {
     this.pendingInstalls.push(install);
@@ -856,10 +864,12 @@ export class RaftNodeDriver<R> {
     assert(install !== undefined, `a Ready installs snapshot ${snap.index} whose bytes are not here`);
     for (const m of install.members) this.directory.set(m.id, m);
     for (const [id, atMs] of install.removed) this.removed.note(id, atMs);
+    this.installingIndex = install.meta.index;
     return install;
   }
 
   private installSnapshot(install: PendingInstall): void {
+    this.installingIndex = 0;
     if (install.swap !== undefined) install.swap();
     else this.o.stateMachine.restore(install.state);
     this.appliedIndex = install.meta.index;

@@ -38,6 +38,12 @@ export class SnapshotReceiver {
       nowMs: () => number;
       /** The complete, verified bytes: step them into the core. */
       onComplete: (header: SnapshotChunkHeader, data: Uint8Array) => void;
+      /**
+       * Whether a snapshot at least as new as `meta` is already received and on its way in (being prepared, offered
+       * or installed): a leader that asks again meanwhile (its probes are refused until the install) is told at once
+       * that it is done, instead of sending every byte again.
+       */
+      underWay?: (meta: SnapshotChunkHeader['meta']) => boolean;
     },
   ) {}
 
@@ -50,6 +56,10 @@ export class SnapshotReceiver {
     }
     if (p === null || p.key !== key) {
       if (h.offset !== 0) return { offset: 0, done: false };
+      if (this.o.underWay?.(h.meta) === true) {
+        this.o.logger.info({ from: h.from, index: h.meta.index }, 'snapshot not received again: one as new is being installed');
+        return { offset: h.sizeBytes, done: true };
+      }
       p = { key, header: h, data: Buffer.allocUnsafeSlow(h.sizeBytes), crc: 0, offset: 0, touchedMs: now };
       this.partial = p;
       this.o.logger.info({ from: h.from, index: h.meta.index, sizeBytes: h.sizeBytes }, 'receiving a snapshot');

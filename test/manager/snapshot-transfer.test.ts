@@ -72,6 +72,24 @@ describe('SnapshotReceiver', () => {
     expect(Buffer.from(completed[0]!.data).equals(Buffer.from(data))).toBe(true);
   });
 
+  it('answers done at once for a snapshot no newer than one it is installing (the leader asks again meanwhile)', () => {
+    const completed: SnapshotChunkHeader[] = [];
+    let installing = 0;
+    const r = new SnapshotReceiver({ logger, nowMs: () => 0, onComplete: (h) => completed.push(h), underWay: (meta) => installing >= meta.index });
+    const data = bytes(10);
+    expect(r.receive(header(data, 0), data)).toEqual({ offset: 10, done: true });
+    expect(completed).toHaveLength(1);
+    installing = 10;
+    // The same snapshot again, or an older one: not one byte taken, no second install.
+    expect(r.receive({ ...header(data, 0), term: term(3) }, data.subarray(0, 4))).toEqual({ offset: 10, done: true });
+    expect(r.receive(header(bytes(6), 0, { index: 9 }), bytes(6).subarray(0, 4))).toEqual({ offset: 6, done: true });
+    expect(completed).toHaveLength(1);
+    // A newer one is received.
+    const newer = bytes(8, 2);
+    expect(r.receive(header(newer, 0, { index: 11 }), newer)).toEqual({ offset: 8, done: true });
+    expect(completed).toHaveLength(2);
+  });
+
   it('refuses a chunk that runs past the announced size', () => {
     const { r } = receiver();
     const data = bytes(6);
