@@ -50,6 +50,16 @@ export default tseslint.config(
     .filter((from) => from !== 'raft')
     .map((from) => ({ files: [`src/${from}/**/*.ts`], rules: { 'no-restricted-imports': ['error', { patterns: fence(from) }] } })),
   {
+    // fs.mkdir's { recursive: true } spins forever where mkdir answers ENOENT in a directory that exists (/proc).
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': ['error', {
+        selector: "CallExpression:matches([callee.name=/^mkdir(Sync)?$/], [callee.property.name=/^mkdir(Sync)?$/]) > ObjectExpression > Property[key.name='recursive']",
+        message: 'make a directory and its parents with makeDirs (src/lib/make-dirs.ts): fs.mkdir({ recursive: true }) can loop forever.',
+      }],
+    },
+  },
+  {
     files: ['src/raft/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {

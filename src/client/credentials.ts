@@ -1,10 +1,11 @@
 // The CLI's credentials file, as kubectl's kubeconfig: the managers' API URLs, the cluster CA and a token.
 // `minkube up` writes it; every command finds it by itself: $MINKUBE_CONFIG, else ~/.minkube/config.json.
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { MinkubeError } from '../lib/errors.js';
+import { makeDirs } from '../lib/make-dirs.js';
 
 export interface Credentials {
   /** The cluster these credentials are for (its CA's cluster id; "insecure" for an insecure cluster). */
@@ -80,7 +81,7 @@ function parseCredentials(text: string, path: string): Credentials {
 
 /** Written whole (temp file and rename), readable by its owner only: it holds a token. */
 export async function writeCredentials(credentials: Credentials, path = credentialsPath()): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await makeDirs(dirname(path), 0o700);
   const temp = `${path}.${process.pid}.tmp`;
   const file = credentials.ca === null || credentials.token === null ? { clusterId: credentials.clusterId, apis: credentials.apis, insecure: true } : credentials;
   await writeFile(temp, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });

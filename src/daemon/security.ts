@@ -1,13 +1,14 @@
 // What a node needs to take part in a closed cluster: its TLS material (read from its data directory, or made on the
 // spot for a node its config file lists), the check every peer connection runs, and the TLS options of its servers
 // and of its one HTTP client. `insecure: true` in the config turns all of it off, loudly.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PeerCertificate } from 'node:tls';
 import type { Logger } from 'pino';
 import type { TlsMaterial } from '../client/http.js';
 import { configInvalid, type ClusterConfig } from '../config/cluster.js';
 import { MinkubeError } from '../lib/errors.js';
+import { makeDirs } from '../lib/make-dirs.js';
 import type { AdminTokenMark } from '../manager/auth-service.js';
 import { certificateExpiry, identityFromCertificate, serverCertificateProblem, type NodeIdentity, type NodeRole } from '../security/ca.js';
 import { adminTokenPending, clearAdminTokenPending, ensureLocalPki, readApiCaFile, readNodeTls, type NodeTls } from '../security/pki-files.js';
@@ -174,7 +175,7 @@ export function peerProblem(identity: NodeIdentity | null, clusterId: string, pe
  */
 export async function ensureAdminToken(clusterDir: string): Promise<string> {
   const path = join(clusterDir, 'admin.token');
-  await mkdir(clusterDir, { recursive: true, mode: 0o700 });
+  await makeDirs(clusterDir, 0o700);
   const { token } = newApiToken();
   try {
     await writeFile(path, `${token}\n`, { flag: 'wx', mode: 0o600 });

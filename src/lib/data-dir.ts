@@ -1,7 +1,8 @@
 // A node's data directory, made on first start. A path that cannot be one is the config's problem, said as such.
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod } from 'node:fs/promises';
 import { MinkubeError } from './errors.js';
 import { errnoReason } from './errno.js';
+import { makeDirs } from './make-dirs.js';
 
 /**
  * Makes `dir` and its parents when missing; CONFIG_INVALID naming the path, its key and why when it cannot. The
@@ -10,12 +11,15 @@ import { errnoReason } from './errno.js';
  * runtimes write in it follow the umask (0644 by default).
  */
 export async function ensureDataDir(dir: string, key = 'dataDir'): Promise<void> {
-  try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-  } catch (err) {
-    const reason = errnoReason(err, { EEXIST: 'a file of that name is in the way' });
-    throw new MinkubeError('CONFIG_INVALID', `${key} ${dir} cannot be used as a directory: ${reason}`, { cause: err });
-  }
+  await makeDirs(dir, 0o700).catch((err: unknown) => {
+    throw unusableDataDir(dir, key, err);
+  });
   // A directory made before (by an older version, or by hand) is closed too; one this user does not own is left be.
   await chmod(dir, 0o700).catch(() => undefined);
+}
+
+/** CONFIG_INVALID for a data directory `dir` (given as `key`) that could not be made, saying why (`err`). */
+export function unusableDataDir(dir: string, key: string, err: unknown): MinkubeError {
+  const reason = errnoReason(err, { EEXIST: 'a file of that name is in the way' });
+  return new MinkubeError('CONFIG_INVALID', `${key} ${dir} cannot be used as a directory: ${reason}`, { cause: err });
 }

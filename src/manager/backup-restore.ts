@@ -1,11 +1,13 @@
 // `minkube snapshot restore`: turns a backup file into the data directory of a new one-voter cluster holding its
 // state, as --force-new-cluster turns a survivor's: the snapshot is stored with this manager as its only member, and
 // forceNewCluster appends the config entry of a new term that no other node ever used. The others then --join.
-import { mkdir, readdir, readFile, rename, rm, rmdir } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { checkAddress, loadClusterConfig } from '../config/cluster.js';
+import { unusableDataDir } from '../lib/data-dir.js';
 import { MinkubeError } from '../lib/errors.js';
 import { logIndex, nodeId, type NodeId } from '../lib/ids.js';
+import { makeDirs } from '../lib/make-dirs.js';
 import { forceNewCluster } from '../raft/index.js';
 import type { RaftInitialState, SnapshotMeta } from '../raft/types.js';
 import { CheckedStorage } from '../storage/checked.js';
@@ -85,7 +87,10 @@ async function storeRestored(dataDir: string, forced: RaftInitialState, snapshot
   try {
     await rm(aside, { recursive: true, force: true });
     await rm(asideMarker, { force: true });
-    await mkdir(aside, { recursive: true, mode: 0o700 });
+    // A path where no directory can be made is the flag's problem, as for `minkube manager --data-dir`.
+    await makeDirs(aside, 0o700).catch((err: unknown) => {
+      throw unusableDataDir(dataDir, '--data-dir', err);
+    });
     const storage = new CheckedStorage(await LevelRaftStorage.open(aside), new FileMarker(asideMarker));
     try {
       await storage.loadChecked();

@@ -10,6 +10,7 @@ import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { limits } from '../lib/limits.js';
+import { makeDirs } from '../lib/make-dirs.js';
 import { classifyRuntimeError } from './classify.js';
 import { labelsMatch, tailBytes, tailLines, validateRunSpec } from './spec.js';
 import { RuntimeFailure, type ContainerInfo, type ContainerRuntime, type RunSpec } from './types.js';
@@ -162,7 +163,7 @@ export class ProcessRuntime implements ContainerRuntime {
       const failure = classifyRuntimeError(err);
       throw new RuntimeFailure(failure.reason, `cannot run ${JSON.stringify(file)}: ${failure.message}`, { cause: err });
     }
-    await fs.mkdir(this.dir, { recursive: true });
+    await makeDirs(this.dir);
     const log = await fs.open(this.logPath(id), 'a');
     try {
       const given = shellVars.filter((name) => childEnv[name] !== undefined).map((name) => `${name}=${childEnv[name]}`);
@@ -319,7 +320,7 @@ export class ProcessRuntime implements ContainerRuntime {
   }
 
   private async loadRecords(): Promise<void> {
-    await fs.mkdir(this.dir, { recursive: true });
+    await makeDirs(this.dir);
     for (const file of await fs.readdir(this.dir)) {
       // A write cut short by a crash leaves its temporary file; the record it was replacing is still whole.
       if (file.endsWith('.tmp')) await removeQuietly(path.join(this.dir, file));

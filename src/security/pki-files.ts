@@ -2,11 +2,12 @@
 // the CA of a locally provisioned cluster and the admin token made with it. Files are written whole (temp file +
 // rename); keys and tokens are readable by the owner only.
 import { createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
-import { link, mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
+import { makeDirs } from '../lib/make-dirs.js';
 import {
   caDigest, certificateLifetimeMs, createClusterCa, identityFromCertificate, isIssuedBy, issueNodeKeyAndCert, needsRenewal, subjectAltNames,
   type NodeIdentity, type NodeRole, type SubjectAltNames,
@@ -112,7 +113,7 @@ export async function readNodeTls(dataDir: string): Promise<NodeTls | null> {
 /** Writes the certificate last: a reader that finds it finds the CA and the key it goes with. */
 export async function writeNodeTls(dataDir: string, tls: NodeTls): Promise<void> {
   const dir = nodeTlsDir(dataDir);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await makeDirs(dir, 0o700);
   await writeFileAtomic(join(dir, files.key), tls.keyPem, 0o600);
   await writeFileAtomic(join(dir, files.caCert), tls.caCertPem, 0o644);
   // A node that is no longer a manager must not keep the power to sign certificates.
@@ -147,7 +148,7 @@ interface ClusterCa {
  * certLifetimeS (default limits.nodeCertLifetimeDaysDefault) is what new certificates get; a kept one is no longer.
  */
 export async function ensureLocalPki(opts: { clusterDir: string; nodes: LocalNode[]; certLifetimeS?: number }): Promise<{ clusterId: string; caCertPem: string; created: boolean }> {
-  await mkdir(opts.clusterDir, { recursive: true, mode: 0o700 });
+  await makeDirs(opts.clusterDir, 0o700);
   const lifetimeS = opts.certLifetimeS ?? limits.nodeCertLifetimeDaysDefault * 86_400;
   return withLock(join(opts.clusterDir, files.lock), async () => {
     const { ca, created } = await loadOrCreateCa(opts.clusterDir);

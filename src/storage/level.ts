@@ -7,6 +7,7 @@ import { ClassicLevel } from 'classic-level';
 import { assert } from '../lib/assert.js';
 import { MinkubeError } from '../lib/errors.js';
 import { logIndex, term, type LogIndex } from '../lib/ids.js';
+import { makeDirs } from '../lib/make-dirs.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import { checkRange, checkSave, checkSnapshot, compactedBounds, emptyHardState, snapshotDataProblem, snapshotInfoOf, storageFailed } from './common.js';
 import * as rec from './records.js';
@@ -53,7 +54,7 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
    * at once (salvage() then answers what was found), repairing LevelDB itself when it must (see openSalvaging).
    */
   static async open(dir: string, options: { salvage?: boolean } = {}): Promise<LevelRaftStorage> {
-    await mkdir(dir, { recursive: true });
+    await makeDirs(dir);
     return options.salvage === true ? LevelRaftStorage.openSalvaging(dir) : LevelRaftStorage.openOnce(dir, null);
   }
 

@@ -1,7 +1,8 @@
 // Snapshot bytes on disk for LevelRaftStorage: one file per snapshot in <dir>/snapshots, written to a temp file,
 // fsynced, renamed and the directory fsynced, so a file under its final name is whole and survives a power failure.
-import { mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { makeDirs } from '../lib/make-dirs.js';
 
 const TEMP_SUFFIX = '.tmp';
 const SNAPSHOT_SUFFIX = '.snap';
@@ -12,8 +13,8 @@ const SNAPSHOT_SUFFIX = '.snap';
  * token hashes, the session key and secret environment values.
  */
 export async function writeFileDurably(dir: string, name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
-  // mkdir answers the first directory it created: that one's entry lives in its parent, which must be synced too.
-  const created = await mkdir(dir, { recursive: true, mode: 0o700 });
+  // makeDirs answers the first directory it created: that one's entry lives in its parent, which must be synced too.
+  const created = await makeDirs(dir, 0o700);
   if (created !== undefined) await syncDir(dirname(created));
   const temp = join(dir, name + TEMP_SUFFIX);
   // An old temp file (a crash mid-write) keeps its mode through open(): removed first, so the new one is made 0600.

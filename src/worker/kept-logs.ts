@@ -1,8 +1,9 @@
 // The output tails a worker keeps of tasks whose containers it removed (the last 64 KiB each), on disk beside its
 // data, so `task logs` of a task that ended still answers after the worker restarts (an upgrade, a crash). Best
 // effort: written whole (a temp file, renamed) but not synced, since losing a tail in a power cut loses only logs.
-import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { makeDirs } from '../lib/make-dirs.js';
 
 /** One finished attempt's output tail, as the worker kept it when it removed the container. */
 export interface KeptLog {
@@ -49,7 +50,7 @@ export class FileKeptLogs implements KeptLogStore {
 
   async save(log: KeptLog): Promise<void> {
     if (!safeTaskId.test(log.taskId)) return;
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await makeDirs(this.dir, 0o700);
     const path = join(this.dir, `${log.taskId}${SUFFIX}`);
     await writeFile(`${path}.tmp`, JSON.stringify(log), { mode: 0o600 });
     await rename(`${path}.tmp`, path);

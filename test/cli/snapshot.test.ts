@@ -148,3 +148,16 @@ describe('snapshot restore with --config', () => {
     expect(restored.stdout).toContain(`minkube manager --id m1 --config ${config}`);
   });
 });
+
+describe('snapshot restore into a directory that cannot be made', () => {
+  // fs.mkdir({ recursive: true }) spun forever on DIR.restoring there; the test's bound says "at once".
+  it.runIf(existsSync('/proc/self'))('in /proc (mkdir answers ENOENT): exits 1 at once with CONFIG_INVALID naming --data-dir and why', async () => {
+    const file = join(dir, 'for-proc.mksnap');
+    writeFileSync(file, new Uint8Array(await (await fetch(`${urls[0]!}/v1/snapshot`)).arrayBuffer()));
+    const r = await runCli(['snapshot', 'restore', file, '--id', 'm9', '--data-dir', '/proc/rs3', '--raft-address', '127.0.0.1:42001', '--api-address', '127.0.0.1:42002']);
+    expect(r).toMatchObject({ code: 1, stdout: '' });
+    expect(r.stderr).toBe(
+      'error: CONFIG_INVALID: --data-dir /proc/rs3 cannot be used as a directory: no directory can be made in /proc: its file system answers ENOENT to mkdir /proc/rs3.restoring although /proc exists\n',
+    );
+  }, 20_000);
+});

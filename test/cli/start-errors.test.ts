@@ -70,6 +70,26 @@ describe('minkube up with an address of its config taken', () => {
   });
 });
 
+// Node's fs.mkdir({ recursive: true }) spun there forever, at full CPU and deaf to SIGTERM; the test's bound says "at once".
+describe.runIf(existsSync('/proc/self'))('a manager whose data directory cannot be made (in /proc, where mkdir answers ENOENT)', () => {
+  const reason = (path: string) => `no directory can be made in /proc: its file system answers ENOENT to mkdir ${path} although /proc exists`;
+
+  it('from its config: exits 1 at once with CONFIG_INVALID naming the path and why', async () => {
+    const path = join(dir, 'proc.json');
+    writeFileSync(path, JSON.stringify({ insecure: true, managers: [{ id: 'p1', raftAddress: `127.0.0.1:${await freePort()}`, apiAddress: `127.0.0.1:${await freePort()}`, dataDir: '/proc/p1' }] }));
+    const r = await runCli(['manager', '--config', path, '--id', 'p1'], { MINKUBE_LOG_LEVEL: 'silent' });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`error: CONFIG_INVALID: dataDir /proc/p1 cannot be used as a directory: ${reason('/proc/p1')}\n`);
+  }, 20_000);
+
+  it('joining from flags alone: the same', async () => {
+    const flags = ['--raft-address', `127.0.0.1:${await freePort()}`, '--api-address', `127.0.0.1:${await freePort()}`, '--data-dir', '/proc/m9'];
+    const r = await runCli(['manager', '--id', 'm9', '--join', 'http://127.0.0.1:1', ...flags], { MINKUBE_LOG_LEVEL: 'silent' });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`error: CONFIG_INVALID: dataDir /proc/m9 cannot be used as a directory: ${reason('/proc/m9')}\n`);
+  }, 20_000);
+});
+
 describe('a manager started from flags alone (no config file)', () => {
   const flagsFor = async (dataDir: string): Promise<string[]> => ['--raft-address', `127.0.0.1:${await freePort()}`, '--api-address', `127.0.0.1:${await freePort()}`, '--data-dir', dataDir];
 

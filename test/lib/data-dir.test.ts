@@ -1,5 +1,5 @@
 // A node's data directory is made when missing; a path that cannot be one is CONFIG_INVALID saying why.
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
@@ -35,3 +35,10 @@ it('a file in the way, or among the parents, is CONFIG_INVALID naming the path, 
     message: `--data-dir ${join(file, 'sub')} cannot be used as a directory: a file stands where one of its parent directories should be`,
   });
 });
+
+it.runIf(existsSync('/proc/self'))('where no directory can be made (in /proc): CONFIG_INVALID at once, naming the path and why', async () => {
+  await expect(ensureDataDir('/proc/p1')).rejects.toMatchObject({
+    code: 'CONFIG_INVALID',
+    message: 'dataDir /proc/p1 cannot be used as a directory: no directory can be made in /proc: its file system answers ENOENT to mkdir /proc/p1 although /proc exists',
+  });
+}, 5000);
