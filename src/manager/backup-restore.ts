@@ -3,7 +3,7 @@
 // forceNewCluster appends the config entry of a new term that no other node ever used. The others then --join.
 import { readdir, readFile, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { checkAddress, loadClusterConfig } from '../config/cluster.js';
+import { loadClusterConfig, parseClusterConfig } from '../config/cluster.js';
 import { unusableDataDir } from '../lib/data-dir.js';
 import { MinkubeError } from '../lib/errors.js';
 import { logIndex, nodeId, type NodeId } from '../lib/ids.js';
@@ -126,11 +126,10 @@ async function addressesOf(o: RestoreOptions): Promise<{ raftAddress: string; ap
   if (raftAddress === undefined || apiAddress === undefined) {
     throw new MinkubeError('CONFIG_INVALID', `manager ${o.id}'s addresses are unknown: give --raft-address and --api-address, or a --config that lists ${o.id}`);
   }
-  const problems = [
-    ['--raft-address', checkAddress(raftAddress)],
-    ['--api-address', checkAddress(apiAddress)],
-  ].flatMap(([flag, p]) => (p === null ? [] : [`${flag}: ${p}`]));
-  if (problems.length > 0) throw new MinkubeError('CONFIG_INVALID', problems.join('; '));
+  // The manager's entry as a config would list it, checked as one is (and as `minkube manager` checks its flags, and the
+  // members API a new member): the id's pattern, each address, the two addresses apart. Refused, nothing is written.
+  const source = 'the manager to restore (managers[0]: --id, --data-dir, and the addresses of the flags or the config)';
+  parseClusterConfig({ managers: [{ id: o.id, raftAddress, apiAddress, dataDir: o.dataDir }] }, process.cwd(), source);
   return { raftAddress, apiAddress };
 }
 

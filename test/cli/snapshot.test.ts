@@ -149,6 +149,30 @@ describe('snapshot restore with --config', () => {
   });
 });
 
+describe('snapshot restore of a manager that could never start', () => {
+  const source = 'the manager to restore (managers[0]: --id, --data-dir, and the addresses of the flags or the config)';
+
+  it('refuses, as a config and the members API do, a bad id and addresses that are one endpoint, writing nothing', async () => {
+    const file = join(dir, 'for-refusals.mksnap');
+    writeFileSync(file, new Uint8Array(await (await fetch(`${urls[0]!}/v1/snapshot`)).arrayBuffer()));
+    const cases: [string, string, string, string, string[]][] = [
+      ['bad-id', 'bad id', '127.0.0.1:42001', '127.0.0.1:42002', [`managers[0].id: expected string to match '^[A-Za-z0-9][A-Za-z0-9._-]*$'`]],
+      ['same', 'm1', '127.0.0.1:42001', '127.0.0.1:42001', ['managers[0].apiAddress: duplicate address "127.0.0.1:42001" (also managers[0].raftAddress)']],
+      // Two spellings of one endpoint are one address, as for the members API.
+      ['spelled', 'm1', '127.0.0.1:42001', 'localhost:42001', ['managers[0].apiAddress: duplicate address "localhost:42001" (also managers[0].raftAddress)']],
+      ['both', 'bad id', 'nohostport', 'nohostport', [`managers[0].id: expected string to match '^[A-Za-z0-9][A-Za-z0-9._-]*$'`, 'managers[0].raftAddress: expected host:port, got "nohostport"', 'managers[0].apiAddress: expected host:port, got "nohostport"']],
+    ];
+    for (const [name, id, raftAddress, apiAddress, problems] of cases) {
+      const dataDir = join(dir, `refused-${name}`);
+      const r = await runCli(['snapshot', 'restore', file, '--id', id, '--data-dir', dataDir, '--raft-address', raftAddress, '--api-address', apiAddress]);
+      expect(r, name).toMatchObject({ code: 1, stdout: '' });
+      const noun = problems.length === 1 ? 'problem' : 'problems';
+      expect(r.stderr, name).toBe(`error: CONFIG_INVALID: ${source} is invalid (${problems.length} ${noun}):\n${problems.map((p) => `  - ${p}\n`).join('')}`);
+      for (const made of [dataDir, `${dataDir}.restoring`, `${dataDir}.marker`]) expect(existsSync(made), `${name}: ${made}`).toBe(false);
+    }
+  });
+});
+
 describe('snapshot restore into a directory that cannot be made', () => {
   // fs.mkdir({ recursive: true }) spun forever on DIR.restoring there; the test's bound says "at once".
   it.runIf(existsSync('/proc/self'))('in /proc (mkdir answers ENOENT): exits 1 at once with CONFIG_INVALID naming --data-dir and why', async () => {
