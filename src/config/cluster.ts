@@ -360,15 +360,14 @@ function semanticProblems(json: unknown, baseDir: string): string[] {
   const workers = Array.isArray(json.workers) ? (json.workers as unknown[]) : [];
   const ids = new Map<string, string>();
   const addresses = new Map<string, string>();
-  /** Resolved path -> 'manager m1': two nodes on one directory would fight over its lock (DATA_DIR_IN_USE). */
-  const dataDirs = new Map<string, string>();
-  /** False for a duplicate (reported here) or a value that is not a string. */
-  const seen = (table: Map<string, string>, value: unknown, path: string, what: string, normalise = (s: string) => s): boolean => {
-    if (typeof value !== 'string') return false;
+  /** Resolved path -> its first node: two nodes on one directory would fight over its lock (DATA_DIR_IN_USE). */
+  const dataDirs = new Map<string, { node: string; entry: string }>();
+  /** Reports a duplicate; a value that is not a string is the schema's problem. */
+  const seen = (table: Map<string, string>, value: unknown, path: string, what: string, normalise = (s: string) => s): void => {
+    if (typeof value !== 'string') return;
     const first = table.get(normalise(value));
     if (first === undefined) table.set(normalise(value), path);
     else problems.push(`${path}: duplicate ${what} "${value}" (also ${first})`);
-    return first === undefined;
   };
   const address = (value: unknown, path: string): void => {
     if (typeof value !== 'string') return;
@@ -377,28 +376,32 @@ function semanticProblems(json: unknown, baseDir: string): string[] {
     // Two spellings of one endpoint (localhost and 127.0.0.1, [::1] and ::1) are one address.
     else seen(addresses, value, path, 'address', endpointKey);
   };
-  const dataDir = (node: string, dir: string, path: string): void => {
+  /** `entry` is the node's place in the file ('managers[0]'), named too when two nodes share an id. */
+  const dataDir = (node: string, entry: string, dir: unknown): void => {
+    if (typeof dir !== 'string' || dir === '') return;
     const absolute = resolve(baseDir, dir);
     const first = dataDirs.get(absolute);
-    if (first === undefined) dataDirs.set(absolute, node);
-    else problems.push(`${path}: ${node} and ${first} have the same data directory ${absolute} (each node needs its own)`);
+    if (first === undefined) dataDirs.set(absolute, { node, entry });
+    else {
+      const other = first.node === node ? `${first.node} (${first.entry})` : first.node;
+      problems.push(`${entry}.dataDir: ${node} and ${other} have the same data directory ${absolute} (each node needs its own)`);
+    }
   };
+  // Every problem of an entry is listed, a shared data directory beside a duplicate id too: one error says them all.
   managers.forEach((m, i) => {
     if (!isRecord(m)) return;
-    const unique = seen(ids, m.id, `managers[${i}].id`, 'id');
+    seen(ids, m.id, `managers[${i}].id`, 'id');
     address(m.raftAddress, `managers[${i}].raftAddress`);
     address(m.apiAddress, `managers[${i}].apiAddress`);
     address(m.dnsAddress, `managers[${i}].dnsAddress`);
-    // A duplicate id is problem enough: its data directory is usually the same too.
-    if (unique && typeof m.dataDir === 'string' && m.dataDir !== '') dataDir(`manager ${m.id as string}`, m.dataDir, `managers[${i}].dataDir`);
+    if (typeof m.id === 'string') dataDir(`manager ${m.id}`, `managers[${i}]`, m.dataDir);
   });
   workers.forEach((w, i) => {
     if (!isRecord(w)) return;
-    const unique = seen(ids, w.id, `workers[${i}].id`, 'id');
+    seen(ids, w.id, `workers[${i}].id`, 'id');
     address(w.apiAddress, `workers[${i}].apiAddress`);
     // Absent, it is data/<id> (withDefaults), which a manager's dataDir may name too.
-    const dir = w.dataDir ?? `data/${w.id as string}`;
-    if (unique && typeof dir === 'string' && dir !== '') dataDir(`worker ${w.id as string}`, dir, `workers[${i}].dataDir`);
+    if (typeof w.id === 'string') dataDir(`worker ${w.id}`, `workers[${i}]`, w.dataDir ?? `data/${w.id}`);
     // The schema names only the first key a record refuses: every bad label key is listed here (the first twice,
     // which the Set of problems keeps once).
     if (isRecord(w.labels)) {

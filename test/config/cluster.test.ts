@@ -139,6 +139,8 @@ describe('parseClusterConfig', () => {
       'managers[2].raftAddress: duplicate address "127.0.0.2:7002" (also managers[1].raftAddress)',
       'workers[1].id: duplicate id "m2" (also managers[1].id)',
       'workers[1].apiAddress: duplicate address "127.0.0.1:8001" (also managers[0].apiAddress)',
+      // The worker m2 has no dataDir: its default, data/m2, is the manager m2's.
+      'workers[1].dataDir: worker m2 and manager m2 have the same data directory /etc/minkube/data/m2 (each node needs its own)',
     ]);
     // localhost is 127.0.0.1, and a host's case does not matter.
     const spelled = valid();
@@ -208,10 +210,16 @@ describe('parseClusterConfig', () => {
     expect(problemsOf({ managers: [] })).toEqual(['managers: expected array length to be greater or equal to 1']);
   });
 
-  it('lists every problem in one error', () => {
+  it('lists every problem in one error, a shared data directory beside a duplicate id too', () => {
     const json = { managers: [manager('m1', 1, { raftAddress: 'x' }), manager('m1', 2)], raft: { electionTimeoutMs: 10 }, bogus: true };
-    const problems = problemsOf(json);
-    expect(problems).toHaveLength(4);
+    expect(problemsOf(json)).toEqual([
+      'bogus: unknown key',
+      'managers[0].raftAddress: expected host:port, got "x"',
+      'managers[1].id: duplicate id "m1" (also managers[0].id)',
+      // Both entries are m1: the first is named by its place in the file.
+      'managers[1].dataDir: manager m1 and manager m1 (managers[0]) have the same data directory /etc/minkube/data/m1 (each node needs its own)',
+      'raft.electionTimeoutMs: must be more than 2 × heartbeatIntervalMs (10 ms is not more than 2 × 50 ms)',
+    ]);
   });
 });
 
