@@ -1,12 +1,14 @@
 // `minkube service create|ls|get|scale|update|rollback|logs|rm` over the service routes; --json prints the answers as they
-// came. --wait follows the service until it is stable (every replica healthy and of the current version, no rollout
-// under way) with a line per change, and exits 1 as soon as its rollout rolled back or paused.
+// came. --wait follows the service until it is stable (every replica healthy and of the current version for the
+// service's monitorS, no rollout under way) with a line per change, and exits 1 as soon as its rollout rolled back or
+// paused, or a replica failed.
 import { InvalidArgumentError, type Command } from 'commander';
 import type { ServiceView } from '../contracts/service-model.js';
 import type { Page } from '../contracts/services.js';
 import { stopSignals, type HealthCheckSpec, type TaskSpec } from '../contracts/task-model.js';
 import { limits } from '../lib/limits.js';
 import { MinkubeError } from '../lib/errors.js';
+import type { ApiClient } from '../client/api-client.js';
 import { apiClientFor } from './connection.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';
 import { runServiceLogs } from './service-logs.js';
@@ -146,55 +148,119 @@ function summary(s: ServiceView): string {
   return `service ${s.name}: ${r.healthy}/${r.desired} healthy, ${r.running} running, version ${s.version}${rollout}`;
 }
 
+/** What --wait makes of a reading: go on, done, or failed with the reason to print after `error: `. */
+export type WaitVerdict = { readonly verdict: 'wait' | 'done' } | { readonly verdict: 'failed'; readonly message: string };
+
 /**
- * What --wait makes of one reading of the service. A rollout it follows (`rollout`) that paused or rolled back ends
- * the wait at once, failed: a paused one keeps replicas of both versions and may never have them all healthy. Otherwise
- * it is done once every replica is healthy and of the current version with no rollout under way; a service paused by
- * an earlier rollout (a scale) is done once it has the count of replicas, whatever their version.
+ * What --wait makes of the readings of a service, from the answer of the request it follows (create, scale, update,
+ * rollback). A rollout it follows (`rollout`) that paused or rolled back fails the wait at once: a paused one keeps
+ * replicas of both versions and may never have them all healthy; while the rollout goes on, it judges the replicas
+ * itself (a batch is healthy for monitorS before the next). Otherwise a replica that fails by its own doing (it
+ * exits, cannot start, or turns unhealthy: a `failure` on an attempt later than the one the first reading showed, or
+ * unhealthy now) fails the wait at once, as it fails a rollout; and the wait is done once every replica has been
+ * healthy and of the current version for the service's update.monitorS (as `docker service create` waits its
+ * monitor period), the same replicas and attempts all along: a replica that crash-loops is running at times, but never
+ * that long. A service paused by an earlier rollout (a scale) is done once it has the count of replicas, whatever
+ * their version and health: it keeps its failing replica until the next change. Pure: the caller gives the time.
  */
-export function waitVerdict(s: ServiceView, rollout: boolean): 'wait' | 'done' | 'failed' {
-  const state = s.rollout.state;
-  if (rollout && (state === 'paused' || state === 'rolled-back')) return 'failed';
-  if (state === 'updating' || state === 'rolling-back') return 'wait';
-  if (s.tasks.length !== s.replicas.desired) return 'wait';
-  if (state === 'paused') return s.tasks.every((t) => t.desiredState === 'run') ? 'done' : 'wait';
-  const current = s.tasks.filter((t) => t.version === s.version && t.desiredState === 'run').length;
-  return s.replicas.healthy === s.replicas.desired && current === s.replicas.desired ? 'done' : 'wait';
+export class ServiceWait {
+  private readonly firstAttempts = new Map<string, number>();
+  /** Since when the service has looked stable, and with which replicas and attempts; null: it does not now. */
+  private stable: { readonly sinceMs: number; readonly replicas: string } | null = null;
+
+  constructor(first: ServiceView, private readonly rollout: boolean) {
+    for (const t of first.tasks) this.firstAttempts.set(t.taskId, t.attempt);
+  }
+
+  /** Seconds the replicas must stay healthy before the wait is done (0: done as soon as they are). */
+  static windowS(s: ServiceView, rollout: boolean): number {
+    // A rollout followed to its end watched every batch for monitorS already; a service without replicas has nothing to watch.
+    return rollout || s.replicas.desired === 0 ? 0 : s.update.monitorS;
+  }
+
+  /** Whether the service is watched now for staying stable (a progress line says so). */
+  get watching(): boolean {
+    return this.stable !== null;
+  }
+
+  step(s: ServiceView, nowMs: number): WaitVerdict {
+    const state = s.rollout.state;
+    if (this.rollout && (state === 'paused' || state === 'rolled-back')) {
+      // The rollout's message names its state ("paused: replica ... failed: ..."), so it is not said twice.
+      return { verdict: 'failed', message: `service ${s.name} ${s.rollout.message ?? `${state}: no reason was recorded`}` };
+    }
+    if (state === 'updating' || state === 'rolling-back') return this.notStable();
+    if (state === 'paused') return s.tasks.length === s.replicas.desired && s.tasks.every((t) => t.desiredState === 'run') ? { verdict: 'done' } : { verdict: 'wait' };
+    const failed = this.failedReplica(s);
+    if (failed !== null) return failed;
+    if (s.tasks.length !== s.replicas.desired) return this.notStable();
+    const current = s.tasks.filter((t) => t.version === s.version && t.desiredState === 'run').length;
+    if (s.replicas.healthy !== s.replicas.desired || current !== s.replicas.desired) return this.notStable();
+    const windowMs = ServiceWait.windowS(s, this.rollout) * 1000;
+    if (windowMs === 0) return { verdict: 'done' };
+    const replicas = s.tasks.map((t) => `${t.taskId}@${t.attempt}`).sort().join(' ');
+    if (this.stable === null || this.stable.replicas !== replicas) this.stable = { sinceMs: nowMs, replicas };
+    return nowMs - this.stable.sinceMs >= windowMs ? { verdict: 'done' } : { verdict: 'wait' };
+  }
+
+  private notStable(): WaitVerdict {
+    this.stable = null;
+    return { verdict: 'wait' };
+  }
+
+  /** A replica meant to run that failed by its own doing since the first reading, or is unhealthy now. */
+  private failedReplica(s: ServiceView): WaitVerdict | null {
+    for (const t of s.tasks) {
+      if (t.desiredState !== 'run' || t.failure === null) continue;
+      if (t.health === 'unhealthy' || t.attempt > (this.firstAttempts.get(t.taskId) ?? 1)) {
+        return { verdict: 'failed', message: `service ${s.name}: replica ${t.taskId} of version ${t.version} failed: ${t.failure}` };
+      }
+    }
+    return null;
+  }
 }
 
-/** Follows the service until it is stable, a line per change; exits 1 if the rollout it follows rolled back or paused. */
-async function waitStable(apiUrl: string, name: string, out: Output, rollout: boolean, pollMs = 250): Promise<void> {
+/**
+ * Follows the service until it is stable, a line per change; exits 1 with the reason if its rollout rolled back or
+ * paused, or a replica failed.
+ */
+async function waitStable(apiUrl: string, first: ServiceView, out: Output, rollout: boolean, pollMs = 250): Promise<void> {
   const client = apiClientFor(apiUrl, { readRetries: 2 });
+  const wait = new ServiceWait(first, rollout);
   let last = '';
-  let s: ServiceView;
-  let verdict: 'wait' | 'done' | 'failed';
-  for (let failures = 0; ; ) {
-    try {
-      s = await client.request<ServiceView>('GET', path(name));
-      failures = 0;
-    } catch (err) {
-      if (!pollFailureTolerated(err, ++failures)) throw err;
-      await new Promise((r) => setTimeout(r, pollMs));
-      continue;
-    }
-    const line = summary(s);
+  let s = first;
+  let verdict: WaitVerdict;
+  for (;;) {
+    verdict = wait.step(s, performance.now());
+    const watching = verdict.verdict === 'wait' && wait.watching ? `; watching for ${ServiceWait.windowS(s, rollout)} s that they stay healthy` : '';
+    const line = summary(s) + watching;
     if (line !== last && !out.json) printLine(line);
     last = line;
-    verdict = waitVerdict(s, rollout);
-    if (verdict !== 'wait') break;
-    await new Promise((r) => setTimeout(r, pollMs));
+    if (verdict.verdict !== 'wait') break;
+    s = await nextReading(client, first.name, pollMs);
   }
   if (out.json) printJson(s);
-  if (verdict === 'failed') {
-    // The rollout's message names its state ("paused: replica ... failed: ..."), so it is not said twice.
-    process.stderr.write(`error: service ${name} ${s.rollout.message ?? `${s.rollout.state}: no reason was recorded`}\n`);
+  if (verdict.verdict === 'failed') {
+    process.stderr.write(`error: ${verdict.message}\n`);
     throw new CliExit(1);
+  }
+}
+
+/** The service pollMs from now, riding out a slow or changing cluster (pollFailureTolerated). */
+async function nextReading(client: ApiClient, name: string, pollMs: number): Promise<ServiceView> {
+  for (let failures = 0; ; ) {
+    await new Promise((r) => setTimeout(r, pollMs));
+    try {
+      return await client.request<ServiceView>('GET', path(name));
+    } catch (err) {
+      if (!pollFailureTolerated(err, ++failures)) throw err;
+    }
   }
 }
 
 async function answer(apiUrl: string, s: ServiceView, wait: boolean | undefined, out: Output): Promise<void> {
   // A rollout under way now (an update's, or a rollback asked for) is the one followed: its failure fails the command.
-  if (wait === true) return waitStable(apiUrl, s.name, out, s.rollout.state === 'updating' || s.rollout.state === 'rolling-back');
+  if (wait === true) return waitStable(apiUrl, s, out, s.rollout.state === 'updating' || s.rollout.state === 'rolling-back');
   if (out.json) printJson(s);
   else printLine(summary(s));
 }

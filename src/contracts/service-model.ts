@@ -70,6 +70,12 @@ export interface ReplicaView {
   readonly workerId: string | null;
   /** The attempt the state and worker are of (from 1): a follower of its output knows a new one by it. */
   readonly attempt: number;
+  /**
+   * Why it failed by its own doing, as a rollout judges a replica: its health check fails now (`unhealthy: http 503
+   * from /`), or its previous attempt exited, could not start, or turned unhealthy (`the container exited with code
+   * 3`). Null otherwise (a lost worker is no failure of the replica's). `--wait` tells a new failure by `attempt`.
+   */
+  readonly failure: string | null;
   readonly ports: readonly { readonly name: string; readonly hostPort: number; readonly address: string }[];
 }
 

@@ -178,10 +178,20 @@ function nextBatch(s: ServiceRecord, oldLeft: readonly ReplicaState[], alive: re
   return { create: Math.min(stop.length, room), stop };
 }
 
+/**
+ * What a replica failed of by its own doing, as a rollout judges it (failed, or unhealthy now): its reason, bounded
+ * (a health check's or runtime's text is not), or null when it did not fail.
+ */
+export function failureOf(r: ReplicaState): string | null {
+  if (!r.failed && !r.unhealthy) return null;
+  if (r.reason === null) return r.unhealthy ? 'it turned unhealthy' : 'no reason was recorded';
+  const max = limits.rolloutReasonCharsMax;
+  return r.reason.length > max ? `${[...r.reason].slice(0, max - 1).join('')}…` : r.reason;
+}
+
 function onFailure(s: ServiceRecord, r: ReplicaState, nowMs: number): Decision {
   // As README shows it: `replica t... of version 2 failed: unhealthy: http 503 from /`, the reason bounded.
-  const max = limits.rolloutReasonCharsMax;
-  const reason = r.reason === null ? null : r.reason.length > max ? `${[...r.reason].slice(0, max - 1).join('')}…` : r.reason;
+  const reason = r.reason === null ? null : failureOf(r);
   const why = `replica ${r.id} of version ${r.version} ${reason !== null ? `failed: ${reason}` : r.unhealthy ? 'turned unhealthy' : 'failed'}`;
   if (s.rollout.state === 'updating' && s.update.failureAction === 'rollback' && s.previousVersion !== null) {
     return { create: 0, stop: [], revert: true, wakeAtMs: null, rollout: { ...s.rollout, message: `rolled back: ${why}` } };

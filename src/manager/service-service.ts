@@ -13,7 +13,7 @@ import type { TaskStore } from '../kv/task-store.js';
 import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { verdictsFor } from './placement-input.js';
-import { isAlive, replicaState } from './service-decide.js';
+import { failureOf, isAlive, replicaState } from './service-decide.js';
 import type { Proposer } from './task-service.js';
 
 export interface ServiceServiceOptions {
@@ -89,7 +89,7 @@ export class ServiceServiceImpl implements ServicesService {
       if (isAlive(r) && r.healthy) healthy++;
       tasks.push({
         taskId: t.id, version: r.version, state: t.state, desiredState: t.desiredState, health: t.health ?? null, workerId: t.workerId,
-        attempt: t.attempt, ports: t.ports ?? [],
+        attempt: t.attempt, ports: t.ports ?? [], failure: failureOf(r),
       });
     }
     return {

@@ -201,7 +201,7 @@ function servicesSuite(f: Flavour): void {
     if (f.runtime !== 'process') return;
     const env = { MINKUBE_CONFIG: join(c.dir, '.minkube', 'credentials.json'), MINKUBE_API: c.url('m2') };
     const cmd = [process.execPath, '-e', nodeServer(200)];
-    const created = await runCli(['service', 'create', 'cli', 'node', '--replicas', '2', '--port', 'http', '--health-http', 'http:/', '--health-interval', '0.3', '--wait', '--', ...cmd], env);
+    const created = await runCli(['service', 'create', 'cli', 'node', '--replicas', '2', '--port', 'http', '--health-http', 'http:/', '--health-interval', '0.3', '--monitor', '1', '--wait', '--', ...cmd], env);
     expect(created.code, created.stderr).toBe(0);
     expect(created.stdout).toContain('service cli: 2/2 healthy, 2 running, version 1');
     const ls = await runCli(['service', 'ls'], env);
@@ -223,6 +223,26 @@ function servicesSuite(f: Flavour): void {
     const rm = await runCli(['service', 'rm', 'cli'], env);
     expect(rm.stdout).toContain('service cli removed; stopping 1 replica');
   }, 120_000);
+
+  it('service create --wait exits 1 naming the failure when the replicas crash-loop without a health check', async () => {
+    const env = { MINKUBE_API: c.url('m2'), ...(f.secure ? { MINKUBE_CONFIG: join(c.dir, '.minkube', 'credentials.json') } : {}) };
+    // Each replica runs half a second, then exits 3: running at times (healthy, without a check), never for long.
+    const image = f.runtime === 'docker' ? testImage : 'sh';
+    const r = await runCli(['service', 'create', 'crashy', image, '--replicas', '2', '--wait', '--', 'sh', '-c', 'sleep 0.5; exit 3'], env);
+    try {
+      expect(r.code, r.stdout).toBe(1);
+      expect(r.stderr).toMatch(/^error: service crashy: replica t[0-9a-z]{17} of version 1 failed: the container exited with code 3\n$/);
+    } finally {
+      const tasks = await c.http('m1', 'GET', '/v1/tasks?limit=1000');
+      const ids = (tasks.body.items as { id: string; service?: { name: string } }[]).filter((t) => t.service?.name === 'crashy').map((t) => t.id);
+      expect((await runCli(['service', 'rm', 'crashy'], env)).code).toBe(0);
+      await eventually(async () => {
+        const states = await Promise.all(ids.map(async (id) => (await c.http('m1', 'GET', `/v1/tasks/${id}`)).body.state as string));
+        return states.every((s) => s === 'stopped' || s === 'failed') ? true : undefined;
+      }, 30_000, 'every crashy replica ended');
+      if (f.runtime === 'docker') for (const id of ids) await removeLabelled({ 'minkube.task': id });
+    }
+  }, 60_000);
 
   it('service update --wait and service rollback --wait exit 1 with the reason as soon as the rollout pauses', async () => {
     if (f.runtime !== 'process') return;
@@ -249,7 +269,7 @@ function servicesSuite(f: Flavour): void {
     if (f.runtime !== 'process') return;
     const env = { MINKUBE_CONFIG: join(c.dir, '.minkube', 'credentials.json'), MINKUBE_API: c.url('m3') };
     const talker = "let i=0; setInterval(()=>console.log('tick '+(++i)), 200)";
-    const created = await runCli(['service', 'create', 'talk', 'node', '--replicas', '2', '--wait', '--', process.execPath, '-e', talker], env);
+    const created = await runCli(['service', 'create', 'talk', 'node', '--replicas', '2', '--monitor', '1', '--wait', '--', process.execPath, '-e', talker], env);
     expect(created.code, created.stderr).toBe(0);
     const replicas = (JSON.parse((await runCli(['service', 'get', 'talk', '--json'], env)).stdout) as { tasks: Replica[] }).tasks;
     // Each replica's last line, once both have printed one.

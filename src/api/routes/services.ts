@@ -53,6 +53,7 @@ const ReplicaReply = Type.Object({
   workerId: Nullable(Type.String()),
   attempt: Type.Integer({ minimum: 1 }),
   ports: Type.Array(Type.Object({ name: Type.String(), hostPort: Type.Integer(), address: Type.String() })),
+  failure: Nullable(Type.String({ description: 'why it failed by its own doing: unhealthy now, or its previous attempt exited, could not start or turned unhealthy' })),
 });
 const ServiceReply = Type.Object(
   {

@@ -1,0 +1,68 @@
+// `minkube service ...` as child processes against an in-process cluster (three managers, two workers over the
+// in-memory runtime, whose containers do what their command says): what --wait waits for, and how it fails.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../support/cluster.js';
+import { runCli, type CliResult } from '../support/cli.js';
+import { TaskCluster } from '../manager/tasks-harness.js';
+
+let c: TaskCluster;
+let api: string;
+
+function cli(args: string[]): Promise<CliResult> {
+  return runCli(['--api', api, ...args]);
+}
+
+beforeAll(async () => {
+  c = await TaskCluster.create({
+    behave: (spec) => {
+      // Runs half a second, then exits 3: running (healthy, without a check) at times, but never for long.
+      if (spec.command?.[0] === 'crash') return { durationMs: 500, exitCode: 3 };
+      return { durationMs: null };
+    },
+  });
+  await c.startAll();
+  api = c.url('m2');
+  await eventually(async () => {
+    const r = await c.http<{ items: { state: string }[] }>('m1', 'GET', '/v1/workers');
+    return r.body.items.filter((w) => w.state === 'ready').length === 2 ? true : undefined;
+  }, 10_000, 'two ready workers');
+});
+afterAll(() => c?.close());
+
+describe.concurrent('minkube service --wait', () => {
+  it('create --wait exits 1 naming the failure when the replicas crash-loop (no health check)', async () => {
+    const r = await cli(['service', 'create', 'crashy', 'busybox', '--replicas', '2', '--wait', '--', 'crash']);
+    expect(r.code, r.stdout).toBe(1);
+    expect(r.stderr).toMatch(/^error: service crashy: replica t[0-9a-z]{17} of version 1 failed: the container exited with code 3\n$/);
+    await cli(['service', 'rm', 'crashy']);
+  });
+
+  it('create --wait exits 1 when the replicas keep failing their health check', async () => {
+    const r = await cli(['service', 'create', 'sick', 'busybox', '--replicas', '2', '--health-exec', 'false', '--health-interval', '0.2', '--health-retries', '1', '--wait', '--', 'serve']);
+    expect(r.code, r.stdout).toBe(1);
+    expect(r.stderr).toMatch(/^error: service sick: replica t[0-9a-z]{17} of version 1 failed: unhealthy: exec exited with code 1\n$/);
+    await cli(['service', 'rm', 'sick']);
+  });
+
+  it('create --wait is done once the replicas stayed healthy for --monitor; scale --wait likewise', async () => {
+    const r = await cli(['service', 'create', 'steady', 'busybox', '--replicas', '2', '--monitor', '1', '--wait', '--', 'serve']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('service steady: 2/2 healthy, 2 running, version 1; watching for 1 s that they stay healthy\n');
+    expect(r.stdout).toMatch(/\nservice steady: 2\/2 healthy, 2 running, version 1\n$/);
+    const scaled = await cli(['service', 'scale', 'steady', '3', '--wait']);
+    expect(scaled.code, scaled.stderr).toBe(0);
+    expect(scaled.stdout).toMatch(/service steady: 3\/3 healthy, 3 running, version 1\n$/);
+    await cli(['service', 'rm', 'steady']);
+  });
+
+  it('scale --wait and update --replicas --wait of a crash-looping service exit 1 naming the failure', async () => {
+    expect((await cli(['service', 'create', 'loop', 'busybox', '--replicas', '1', '--', 'crash'])).code).toBe(0);
+    const scaled = await cli(['service', 'scale', 'loop', '2', '--wait']);
+    expect(scaled.code, scaled.stdout).toBe(1);
+    expect(scaled.stderr).toMatch(/^error: service loop: replica t[0-9a-z]{17} of version 1 failed: the container exited with code 3\n$/);
+    const updated = await cli(['service', 'update', 'loop', '--replicas', '1', '--wait']);
+    expect(updated.code, updated.stdout).toBe(1);
+    expect(updated.stderr).toMatch(/^error: service loop: replica t[0-9a-z]{17} of version 1 failed: the container exited with code 3\n$/);
+    await cli(['service', 'rm', 'loop']);
+  });
+});
