@@ -142,10 +142,21 @@ function partsOf(f: SpecFlags, cmd: Command): Record<string, unknown> {
   return body;
 }
 
-function summary(s: ServiceView): string {
+/**
+ * The service on one line: its counts, its rollout, and why it is short of healthy replicas when the view says: a
+ * replica no worker can take (`; waiting: replica t... has no worker to run on (...)`, unless the rollout's message
+ * says it already), else the failure of the first replica (by task id) that is not healthy now.
+ */
+export function summary(s: ServiceView): string {
   const r = s.replicas;
   const rollout = s.rollout.state === 'stable' ? '' : `, rollout ${s.rollout.state}${s.rollout.message === null ? '' : ` (${s.rollout.message})`}`;
-  return `service ${s.name}: ${r.healthy}/${r.desired} healthy, ${r.running} running, version ${s.version}${rollout}`;
+  let why = '';
+  if (s.waiting !== null && s.waiting !== s.rollout.message) why = `; ${s.waiting}`;
+  else if (s.waiting === null) {
+    const failing = s.tasks.find((t) => t.desiredState === 'run' && t.failure !== null && (t.state !== 'running' || (t.health !== null && t.health !== 'healthy')));
+    if (failing !== undefined) why = `; replica ${failing.taskId} of version ${failing.version} failed: ${failing.failure}`;
+  }
+  return `service ${s.name}: ${r.healthy}/${r.desired} healthy, ${r.running} running, version ${s.version}${rollout}${why}`;
 }
 
 /** What --wait makes of a reading: go on, done, or failed with the reason to print after `error: `. */

@@ -2,6 +2,7 @@
 // Idempotency-Key so that retrying them (after a timeout or a lost leader) still creates one task.
 import type { ApiClient, SubmittedTask } from '../client/api-client.js';
 import { apiClientFor } from './connection.js';
+import type { TaskPlacementView } from '../contracts/placement.js';
 import type { Page } from '../contracts/services.js';
 import type { TaskRecord, TaskSpec, WorkerRecord } from '../contracts/task-model.js';
 
@@ -28,6 +29,11 @@ export class TaskApi {
 
   async get(id: string): Promise<TaskRecord> {
     return JSON.parse(await this.call('GET', `/v1/tasks/${encodeURIComponent(id)}`)) as TaskRecord;
+  }
+
+  /** Where the task was placed, or why each worker cannot take it (`task why`). */
+  async placement(id: string): Promise<TaskPlacementView> {
+    return JSON.parse(await this.call('GET', `/v1/tasks/${encodeURIComponent(id)}/placement`)) as TaskPlacementView;
   }
 
   async list(q: { state?: string; workerId?: string; name?: string; limit: number; cursor?: string }): Promise<Page<TaskRecord>> {

@@ -2,6 +2,7 @@
 // prints the answers as they came. `task run --wait` follows the task to its end and exits non-zero if it failed.
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
+import { noWorkerReason } from '../contracts/placement.js';
 import { envNameRule, isEnvName, type TaskRecord, type TaskSpec, type TaskTransition, type WorkerRecord } from '../contracts/task-model.js';
 import { MinkubeError } from '../lib/errors.js';
 import { formatTable, printJson, printLine, writeOut, writeOutDrained, type Output } from './output.js';
@@ -40,6 +41,7 @@ export async function runTaskRun(apiUrl: string, o: RunOptions, out: Output): Pr
   }
   if (!out.json) printLine(`task ${submitted.id} submitted`);
   const printed = new Set<string>();
+  const waiting = { why: null as string | null, askedAtMs: -Infinity };
   let t: TaskRecord;
   for (let failures = 0; ; ) {
     try {
@@ -52,12 +54,35 @@ export async function runTaskRun(apiUrl: string, o: RunOptions, out: Output): Pr
     }
     printNewHistory(t, printed, out);
     if (finalStates.has(t.state)) break;
+    if (!out.json) await printWhyPending(api, t, waiting);
     await new Promise((r) => setTimeout(r, o.pollMs ?? 250));
   }
   if (out.json) printJson(t);
   else printLine(`task ${t.id} ${t.state}${t.exitCode === null ? '' : `; exit code ${t.exitCode}`}`);
   if (t.state === 'succeeded') return;
   throw endedBadly(t, 1);
+}
+
+/** How often `task run --wait` asks why a pending task is not placed (GET /v1/tasks/:id/placement). */
+const whyPendingPollMs = 1000;
+
+/**
+ * For a task waiting to be placed that no worker can take now, a progress line saying why, as `task why` does (`w1:
+ * label zone!=a (it is b)`), once per reason: the history says only `submitted`, or how the last attempt ended. Best
+ * effort: a failed question is no reason to stop following the task.
+ */
+async function printWhyPending(api: TaskApi, t: TaskRecord, waiting: { why: string | null; askedAtMs: number }): Promise<void> {
+  if (t.state !== 'pending' || t.desiredState !== 'run') {
+    waiting.why = null;
+    return;
+  }
+  if (performance.now() - waiting.askedAtMs < whyPendingPollMs) return;
+  waiting.askedAtMs = performance.now();
+  const view = await api.placement(t.id).catch(() => null);
+  if (view === null || view.state !== 'pending') return;
+  const why = noWorkerReason(view.workers);
+  if (why !== null && why !== waiting.why) printLine(`${clock(Date.now())}  ${'pending'.padEnd(9)}  attempt ${t.attempt}: no worker can take it now (${why}; see task why ${t.id})`);
+  waiting.why = why;
 }
 
 /** Says on stderr how a task that did not succeed ended; the exit to end with. */

@@ -24,6 +24,21 @@ export interface TaskPlacementView {
   readonly workers: readonly WorkerPlacementVerdict[];
 }
 
+/**
+ * Why no worker can take a pending task now, as progress lines and a rollout's message say it: the first workers'
+ * verdicts (`w1: down; w2: label zone!=a (it is b); 2 more`), or `there are no workers`. Null when one can take it.
+ */
+export function noWorkerReason(workers: readonly WorkerPlacementVerdict[]): string | null {
+  if (workers.some((v) => v.eligible)) return null;
+  if (workers.length === 0) return 'there are no workers';
+  const shown = workers.slice(0, noWorkerReasonWorkersMax).map((v) => `${v.workerId}: ${v.reason}`);
+  if (workers.length > shown.length) shown.push(`${workers.length - shown.length} more`);
+  return shown.join('; ');
+}
+
+/** Workers noWorkerReason names (a cluster may have a thousand). */
+const noWorkerReasonWorkersMax = 3;
+
 export interface QuotaView {
   readonly namespace: string;
   /** Absent: no limit. */

@@ -90,6 +90,11 @@ export interface ServiceView {
   readonly update: UpdateConfig;
   /** message: the record's (why it paused or rolled back), else while updating why a replica of the version waits. */
   readonly rollout: { readonly state: RolloutState; readonly fromVersion: number | null; readonly message: string | null };
+  /**
+   * Why a replica of the current version waits to be placed, when no worker can take it now (`waiting: replica t...
+   * of version 1 has no worker to run on (w1: label zone!=a (it is b); see task why t...)`), else null.
+   */
+  readonly waiting: string | null;
   /** Every replica not yet ended (stopping ones included), by task id. */
   readonly tasks: readonly ReplicaView[];
   readonly createdAt: string;

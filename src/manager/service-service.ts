@@ -1,5 +1,6 @@
 // The service half of the managers' API: requests become service commands (validated before the log like task
 // commands), reads wait for a linearizable barrier and answer views built from the service record and its replicas.
+import { noWorkerReason } from '../contracts/placement.js';
 import type { Page, ReadConsistency, RequestContext } from '../contracts/services.js';
 import {
   updateDefaults, type ReplicaView, type ServiceCreateRequest, type ServicePatchRequest, type ServiceRecord, type ServicesService, type ServiceView,
@@ -92,25 +93,25 @@ export class ServiceServiceImpl implements ServicesService {
         attempt: t.attempt, ports: t.ports ?? [], failure: failureOf(r),
       });
     }
+    const waiting = this.waitingFor(s, unplaced);
+    const rolling = s.rollout.state === 'updating' || s.rollout.state === 'rolling-back';
     return {
       name: s.name, replicas: { desired: s.replicas, running, healthy }, version: s.version, previousVersion: s.previousVersion,
       versions: s.versions.map((v) => v.version), spec: specView(specOf(s, s.version)), update: s.update,
-      rollout: { state: s.rollout.state, fromVersion: s.rollout.fromVersion, message: s.rollout.message ?? this.waitingFor(s, unplaced) }, tasks,
+      rollout: { state: s.rollout.state, fromVersion: s.rollout.fromVersion, message: s.rollout.message ?? (rolling ? waiting : null) }, waiting, tasks,
       createdAt: new Date(s.createdAtMs).toISOString(), updatedAt: new Date(s.updatedAtMs).toISOString(),
     };
   }
 
   /**
-   * While a rollout is under way, a replica of its version that no worker can take now (none eligible: each down,
-   * full, or without room for it) holds it up with nothing recorded: the view says so, as `task why` would.
+   * A replica of the current version that no worker can take now (none eligible: each down, full, without room for
+   * it, or without a label its constraints ask for) waits with nothing recorded: the view says so, as `task why` would.
+   * While a rollout is under way it holds the rollout up, and its message says so too.
    */
   private waitingFor(s: ServiceRecord, unplaced: TaskRecord | null): string | null {
-    if (unplaced === null || (s.rollout.state !== 'updating' && s.rollout.state !== 'rolling-back')) return null;
-    const verdicts = verdictsFor(this.o.tasks, unplaced);
-    if (verdicts.some((v) => v.eligible)) return null;
-    const shown = verdicts.slice(0, 3).map((v) => `${v.workerId}: ${v.reason}`);
-    if (verdicts.length > shown.length) shown.push(`${verdicts.length - shown.length} more`);
-    const why = verdicts.length === 0 ? 'there are no workers' : shown.join('; ');
+    if (unplaced === null) return null;
+    const why = noWorkerReason(verdictsFor(this.o.tasks, unplaced));
+    if (why === null) return null;
     return `waiting: replica ${unplaced.id} of version ${s.version} has no worker to run on (${why}; see task why ${unplaced.id})`;
   }
 

@@ -1,6 +1,7 @@
-// ServiceWait: when `service create|scale|update|rollback --wait` stops following the service, and with which exit.
+// ServiceWait: when `service create|scale|update|rollback --wait` stops following the service, and with which exit;
+// summary: the progress line, with why the service is short of healthy replicas.
 import { describe, expect, it } from 'vitest';
-import { ServiceWait } from '../../src/cli/services.js';
+import { ServiceWait, summary } from '../../src/cli/services.js';
 import type { ReplicaView, RolloutState, ServiceView } from '../../src/contracts/service-model.js';
 
 const replica = (taskId: string, version: number, health: string | null = 'healthy', o: Partial<ReplicaView> = {}): ReplicaView => ({
@@ -12,7 +13,7 @@ function view(state: RolloutState, version: number, tasks: ReplicaView[], desire
     name: 'tk2', replicas: { desired, running: tasks.filter((t) => t.state === 'running').length, healthy: tasks.filter((t) => t.state === 'running' && t.health !== 'starting' && t.health !== 'unhealthy').length },
     version, previousVersion: version - 1, versions: [version - 1, version], spec: { image: 'x' } as ServiceView['spec'],
     update: { parallelism: 1, delayS: 0, monitorS, failureAction: 'rollback', order: 'stop-first' }, rollout: { state, fromVersion: version - 1, message: state === 'paused' ? 'paused: replica t1 of version 3 failed: image nosuch:2 is not present' : null },
-    tasks, createdAt: '', updatedAt: '',
+    waiting: null, tasks, createdAt: '', updatedAt: '',
   };
 }
 
@@ -88,5 +89,25 @@ describe('ServiceWait', () => {
     const recovered = view('stable', 1, [replica('t1', 1, 'healthy', { attempt: 4, failure: 'the container exited with code 3' })], 2, 1);
     const scaled = view('stable', 1, [replica('t1', 1, 'healthy', { attempt: 4, failure: 'the container exited with code 3' }), replica('t2', 1)], 2, 1);
     expect(verdicts(recovered, false, [[0, recovered], [100, scaled], [1100, scaled]])).toEqual(['wait', 'wait', 'done']);
+  });
+});
+
+describe('summary', () => {
+  it('says why a replica waits to be placed, or why the first replica that is not healthy now failed', () => {
+    const waiting = 'waiting: replica t2 of version 1 has no worker to run on (w1: label zone!=a (it is b); see task why t2)';
+    expect(summary({ ...view('stable', 1, [replica('t1', 1), replica('t2', 1, null, { state: 'pending', workerId: null })], 2), waiting })).toBe(
+      `service tk2: 1/2 healthy, 1 running, version 1; ${waiting}`,
+    );
+    // Said once when the rollout's message says it already.
+    const rolling = view('updating', 2, [replica('t1', 1), replica('t2', 2, null, { state: 'pending', workerId: null })], 2);
+    const rollingWaiting = { ...rolling, waiting: waiting.replace('version 1', 'version 2'), rollout: { ...rolling.rollout, message: waiting.replace('version 1', 'version 2') } };
+    expect(summary(rollingWaiting)).toBe(`service tk2: 1/2 healthy, 1 running, version 2, rollout updating (${rollingWaiting.waiting})`);
+    const failing = view('stable', 1, [
+      replica('t1', 1, null, { failure: 'the container exited with code 3', attempt: 3 }), // running again now: not shown
+      replica('t2', 1, null, { state: 'pending', workerId: null, attempt: 4, failure: 'the container exited with code 3' }),
+      replica('t3', 1, 'unhealthy', { attempt: 2, failure: 'unhealthy: http 503 from /' }),
+    ]);
+    expect(summary(failing)).toBe('service tk2: 1/3 healthy, 2 running, version 1; replica t2 of version 1 failed: the container exited with code 3');
+    expect(summary(view('stable', 1, [replica('t1', 1)], 1))).toBe('service tk2: 1/1 healthy, 1 running, version 1');
   });
 });

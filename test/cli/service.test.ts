@@ -1,8 +1,9 @@
 // `minkube service ...` as child processes against an in-process cluster (three managers, two workers over the
-// in-memory runtime, whose containers do what their command says): what --wait waits for, and how it fails.
+// in-memory runtime, whose containers do what their command says): what --wait waits for, how it fails, and what
+// its progress lines say while it waits.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../support/cluster.js';
-import { runCli, type CliResult } from '../support/cli.js';
+import { runCli, startCli, type CliResult } from '../support/cli.js';
 import { TaskCluster } from '../manager/tasks-harness.js';
 
 let c: TaskCluster;
@@ -53,6 +54,14 @@ describe.concurrent('minkube service --wait', () => {
     expect(scaled.code, scaled.stderr).toBe(0);
     expect(scaled.stdout).toMatch(/service steady: 3\/3 healthy, 3 running, version 1\n$/);
     await cli(['service', 'rm', 'steady']);
+  });
+
+  it('create --wait says why a replica waits when no worker can take it', async () => {
+    const running = startCli(['--api', api, 'service', 'create', 'nowhere', 'busybox', '--replicas', '1', '--constraint', 'zone==nowhere', '--wait', '--', 'serve']);
+    const line = await eventually(async () => /^service nowhere: .*$/m.exec(running.stdoutSoFar().split('\n').filter((l) => l.includes('waiting')).join('\n'))?.[0], 20_000, 'the reason it waits');
+    expect(line).toMatch(/^service nowhere: 0\/1 healthy, 0 running, version 1; waiting: replica (t[0-9a-z]{17}) of version 1 has no worker to run on \(w1: label zone[^;]*; w2: label zone[^;]*; see task why \1\)$/);
+    expect((await cli(['service', 'rm', 'nowhere'])).code).toBe(0);
+    expect((await running.done).code).toBe(1);
   });
 
   it('scale --wait and update --replicas --wait of a crash-looping service exit 1 naming the failure', async () => {

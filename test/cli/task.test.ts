@@ -2,7 +2,7 @@
 // workers over the in-memory runtime): run and follow a task, list, inspect, stop, logs, and usage errors; run --count.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../support/cluster.js';
-import { runCli, type CliResult } from '../support/cli.js';
+import { runCli, startCli, type CliResult } from '../support/cli.js';
 import { TaskCluster } from '../manager/tasks-harness.js';
 
 let c: TaskCluster;
@@ -50,6 +50,19 @@ describe.concurrent('minkube task', () => {
     expect(r.stdout).toMatch(/attempt 2/);
     expect(r.stdout).toMatch(/failed; exit code 3\n$/);
     expect(r.stderr).toMatch(/^error: task t[0-9a-z]{17} failed: permanent: the container exited with code 3 \(attempt 2 of 2; no attempts left\)\n$/);
+  });
+
+  it('run --wait says why no worker can take the task while it waits to be placed, as task why does', async () => {
+    const running = startCli(['--api', api, 'task', 'run', 'busybox', '--constraint', 'zone==nowhere', '--wait', '--', 'forever']);
+    const line = await eventually(async () => /^.*pending\s+attempt 1: no worker can take it now .*$/m.exec(running.stdoutSoFar())?.[0], 20_000, 'the reason it waits');
+    const id = /task (t[0-9a-z]{17}) submitted/.exec(running.stdoutSoFar())![1]!;
+    expect(line).toMatch(new RegExp(`attempt 1: no worker can take it now \\(w1: label zone[^;]*; w2: label zone[^;]*; see task why ${id}\\)$`));
+    expect((await cli(['task', 'stop', id])).code).toBe(0);
+    const r = await running.done;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`error: task ${id} stopped: it was stopped\n`);
+    // Said once, not at every look.
+    expect(r.stdout.split('\n').filter((l) => l.includes('no worker can take it'))).toHaveLength(1);
   });
 
   it('run without --wait prints the id; get, logs and stop work on it; ls lists it', async () => {

@@ -115,7 +115,7 @@ describe('service routes', () => {
     }
   });
 
-  it('says, while a rollout waits on a replica of its version that no worker can take, why (as task why would)', async () => {
+  it('says why a replica of the current version waits when no worker can take it (as task why would), in the rollout\'s message too while one is under way', async () => {
     await app.inject({ method: 'POST', url: '/v1/services', payload: { name: 'stuck', task, replicas: 1 } });
     const loop = new ServiceLoop({ services: kv.services, tasks: kv.tasks, raft, clock: systemClock, logger: pino({ level: 'silent' }), proposalTimeoutMs: 1000, reconcileIntervalMs: 60_000 });
     kv.services.listener = (name) => loop.touch(name);
@@ -125,8 +125,10 @@ describe('service routes', () => {
         const body = (await app.inject({ method: 'GET', url: '/v1/services/stuck' })).json<ServiceView>();
         return body.tasks.length === 1 ? body : undefined;
       });
-      // No rollout under way: a pending replica is not the rollout's business.
+      // No rollout under way: a pending replica is not the rollout's business, but the view says why it waits.
       expect(first.rollout).toEqual({ state: 'stable', fromVersion: null, message: null });
+      const pending = first.tasks[0]!.taskId;
+      expect(first.waiting).toBe(`waiting: replica ${pending} of version 1 has no worker to run on (there are no workers; see task why ${pending})`);
       await app.inject({ method: 'PATCH', url: '/v1/services/stuck', payload: { task: { ...task, image: 'img:2' } } });
       const waiting = await waitFor('a replica of version 2', async () => {
         const body = (await app.inject({ method: 'GET', url: '/v1/services/stuck' })).json<ServiceView>();
@@ -136,6 +138,7 @@ describe('service routes', () => {
       expect(waiting.rollout).toEqual({
         state: 'updating', fromVersion: 1, message: `waiting: replica ${replica.taskId} of version 2 has no worker to run on (there are no workers; see task why ${replica.taskId})`,
       });
+      expect(waiting.waiting).toBe(waiting.rollout.message);
     } finally {
       loop.stop();
       await app.inject({ method: 'DELETE', url: '/v1/services/stuck' });

@@ -69,6 +69,7 @@ const ServiceReply = Type.Object(
       fromVersion: Nullable(Type.Integer()),
       message: Nullable(Type.String()),
     }),
+    waiting: Nullable(Type.String({ description: 'why a replica of the current version waits: no worker can take it now' })),
     tasks: Type.Array(ReplicaReply, { description: 'every replica not yet ended, by task id' }),
     createdAt: Type.String(),
     updatedAt: Type.String(),
