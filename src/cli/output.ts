@@ -75,6 +75,15 @@ export interface TableStyle {
 }
 
 /**
+ * A command as a shell would read it back: each word that holds anything but letters, digits and `_./:=@%+-` in single
+ * quotes (`sh -c 'echo hi; exit 3'`), so that words with blanks stay visible as one. How `task get` and `service get`
+ * show a spec's command.
+ */
+export function commandText(argv: readonly string[]): string {
+  return argv.map((arg) => (/^[A-Za-z0-9_./:=@%+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+/**
  * The one table printer (the CLI's lists and the benchmarks' reports); the first row is the header. Plain: columns
  * separated by two spaces, left-aligned unless numeric.
  */

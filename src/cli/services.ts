@@ -10,7 +10,7 @@ import { limits } from '../lib/limits.js';
 import { MinkubeError } from '../lib/errors.js';
 import type { ApiClient } from '../client/api-client.js';
 import { apiClientFor } from './connection.js';
-import { formatTable, printJson, printLine, type Output } from './output.js';
+import { commandText, formatTable, printJson, printLine, type Output } from './output.js';
 import { runServiceLogs } from './service-logs.js';
 import { CliExit, parseEnvPair, pollFailureTolerated, secretEnvOf, secretEnvOptions, type SecretEnvFlags } from './tasks.js';
 
@@ -279,7 +279,7 @@ async function answer(apiUrl: string, s: ServiceView, wait: boolean | undefined,
 function printService(s: ServiceView): void {
   printLine(summary(s));
   printLine(`versions: ${s.versions.join(', ')} (previous ${s.previousVersion ?? 'none'})`);
-  printLine(`image: ${s.spec.image}${s.spec.command === undefined ? '' : `  command: ${s.spec.command.join(' ')}`}`);
+  printLine(`image: ${s.spec.image}${s.spec.command === undefined ? '' : `  command: ${commandText(s.spec.command)}`}`);
   printLine(`update: parallelism ${s.update.parallelism}, delay ${s.update.delayS}s, monitor ${s.update.monitorS}s, ${s.update.order}, on failure ${s.update.failureAction}`);
   const rows = s.tasks.map((t) => [t.taskId, String(t.version), t.state, t.desiredState, t.health ?? '-', t.workerId ?? '-', t.ports.map((p) => `${p.name}=${p.address}`).join(' ') || '-']);
   printLine(formatTable([['TASK', 'VERSION', 'STATE', 'DESIRED', 'HEALTH', 'WORKER', 'PORTS'], ...rows]));

@@ -5,7 +5,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { noWorkerReason } from '../contracts/placement.js';
 import { envNameRule, isEnvName, type TaskRecord, type TaskSpec, type TaskTransition, type WorkerRecord } from '../contracts/task-model.js';
 import { MinkubeError } from '../lib/errors.js';
-import { formatTable, printJson, printLine, writeOut, writeOutDrained, type Output } from './output.js';
+import { commandText, formatTable, printJson, printLine, writeOut, writeOutDrained, type Output } from './output.js';
 import { TaskApi } from './task-api.js';
 
 /** Thrown to end the CLI with an exit code after the reason has been printed. */
@@ -205,7 +205,7 @@ export async function runTaskGet(apiUrl: string, id: string, out: Output): Promi
     ['id', t.id],
     ['name', spec.name ?? '-'],
     ['image', spec.image],
-    ['command', spec.command === undefined ? '(image default)' : spec.command.map(quote).join(' ')],
+    ['command', spec.command === undefined ? '(image default)' : commandText(spec.command)],
     // The answer holds the names only (values read "<redacted>").
     ...(spec.secretEnv === undefined ? [] : [['secret env', Object.keys(spec.secretEnv).join(', ')] as [string, string]]),
     ...(spec.stopSignal === undefined && spec.stopTimeoutS === undefined ? [] : [['stop', stopLine(spec)] as [string, string]]),
@@ -355,10 +355,6 @@ export function secretEnvOptions(c: Command): Command {
 /** A refused variable name as a message shows it: quoted, control characters escaped, a long one cut. */
 function shownName(name: string): string {
   return JSON.stringify(name.length > 64 ? `${name.slice(0, 32)}...` : name);
-}
-
-function quote(arg: string): string {
-  return /^[A-Za-z0-9_./:=@%+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
 function clock(ms: number): string {

@@ -1,7 +1,7 @@
 // What the CLI tells the user about a thrown value: a MinkubeError as it is, one from another copy of the errors
 // module (a daemon's bundle, or the sources under tsx) by its name and code, anything else as INTERNAL.
 import { expect, it } from 'vitest';
-import { asMinkubeError, formatTable, printError, printJson, visible } from '../../src/cli/output.js';
+import { asMinkubeError, commandText, formatTable, printError, printJson, visible } from '../../src/cli/output.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 
 it('keeps the code of a MinkubeError, whichever copy of the class made it', () => {
@@ -60,4 +60,9 @@ it('escapes bidi overrides in human output, and DEL, C1 controls and bidi overri
   // eslint-disable-next-line no-control-regex -- no raw control may be left
   expect(out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/);
   expect(JSON.parse(out)).toEqual({ name: 'c1\u009b2J\u202eRLO\u007f\u001b' });
+});
+
+it('shows a command as a shell would read it back: a word quoted when it holds more than plain characters', () => {
+  expect(commandText(['sh', '-c', 'echo hi; exit 3'])).toBe("sh -c 'echo hi; exit 3'");
+  expect(commandText(['printf', "it's", '', 'a=b/c:1@2%3+4-5'])).toBe("printf 'it'\\''s' '' a=b/c:1@2%3+4-5");
 });

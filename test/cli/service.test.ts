@@ -30,6 +30,18 @@ beforeAll(async () => {
 });
 afterAll(() => c?.close());
 
+describe.concurrent('minkube service get', () => {
+  it('shows the command quoted as task get shows a replica\'s, one word a shell would read back', async () => {
+    expect((await cli(['service', 'create', 'quoted', 'busybox', '--replicas', '1', '--', 'sh', '-c', "mkdir -p /w; echo v1 > /w/x; echo 'it''s'"])).code).toBe(0);
+    const get = await cli(['service', 'get', 'quoted']);
+    expect(get.stdout).toMatch(/^image: busybox {2}command: sh -c 'mkdir -p \/w; echo v1 > \/w\/x; echo '\\''it'\\'''\\''s'\\'''$/m);
+    const replica = await eventually(async () => (await c.http<{ tasks: { taskId: string }[] }>('m1', 'GET', '/v1/services/quoted')).body.tasks[0]?.taskId, 10_000, 'a replica');
+    const task = await cli(['task', 'get', replica]);
+    expect(/^command:\s+(.*)$/m.exec(task.stdout)?.[1]).toBe(/ {2}command: (.*)$/m.exec(get.stdout)?.[1]);
+    await cli(['service', 'rm', 'quoted']);
+  });
+});
+
 describe.concurrent('minkube service --wait', () => {
   it('create --wait exits 1 naming the failure when the replicas crash-loop (no health check)', async () => {
     const r = await cli(['service', 'create', 'crashy', 'busybox', '--replicas', '2', '--wait', '--', 'crash']);
