@@ -326,10 +326,7 @@ export class WorkerAgent implements WorkerAgentApi {
       this.logger.warn({ task: entry.taskId, containerId: id, err }, 'could not keep the logs of an exited container');
     }
     // On disk before the container goes, so a restart right after still has the output.
-    if (entry.logTail !== null && this.keptLogs !== null) {
-      const log = { taskId: entry.taskId, attempt: entry.attempt, finishedAtMs: entry.finishedAtMs ?? this.clock.nowMs(), text: entry.logTail };
-      await this.keptLogs.save(log).catch((err: unknown) => this.logger.warn({ task: entry.taskId, err }, 'could not keep the logs of an exited container on disk'));
-    }
+    if (entry.logTail !== null) await this.keepOnDisk(entry, entry.logTail);
     try {
       await this.runtime.remove(id);
       entry.cleanup = 'done';
@@ -385,6 +382,17 @@ export class WorkerAgent implements WorkerAgentApi {
     entry.monitor?.stop();
     this.ports?.release(portKey(entry));
     this.changed();
+    // An attempt that never had a container (its start failed: no such command or image) wrote nothing, and `logs`
+    // answers that; kept like any other attempt's output, a restarted worker answers the same until its retention,
+    // rather than not knowing the task (which the managers answer as TASK_LOGS_GONE).
+    if (entry.containerId === null) void this.keepOnDisk(entry, '');
+  }
+
+  /** Keeps an ended attempt's output tail for the next run of this worker (restoreKeptLogs); never rejects. */
+  private async keepOnDisk(entry: TaskEntry, text: string): Promise<void> {
+    if (this.keptLogs === null) return;
+    const log = { taskId: entry.taskId, attempt: entry.attempt, finishedAtMs: entry.finishedAtMs ?? this.clock.nowMs(), text };
+    await this.keptLogs.save(log).catch((err: unknown) => this.logger.warn({ task: entry.taskId, err }, 'could not keep the output of an ended attempt on disk'));
   }
 
   // ---- ports and health checks ----

@@ -337,6 +337,26 @@ describe('re-adoption after a restart', () => {
     await waitFor('the stale tail deleted', () => kept.logs.size === 0);
   });
 
+  it('a restarted worker answers the empty output of an attempt that never started, as before it restarted', async () => {
+    const host = new MemoryHost();
+    const kept = new MemoryKeptLogs();
+    const clock = new SteppedClock();
+    const first = setup({ host, keptLogs: kept, clock, finishedRetentionMs: 60_000 });
+    expect(await first.agent.assign(assignment('never', 1, 1, { env: { RUN_FAILURE: 'command-not-found' } }))).toMatchObject({ state: 'failed', containerId: null });
+    expect(await first.agent.logs('never', 10)).toBe('');
+    await waitFor('its (empty) output kept', () => kept.logs.has('never'));
+    await first.agent.close();
+
+    const second = setup({ host, keptLogs: kept, clock, finishedRetentionMs: 60_000 });
+    await second.agent.adopt();
+    expect(await second.agent.restoreKeptLogs()).toBe(1);
+    expect(await second.agent.logs('never', 10)).toBe('');
+    // Until its retention, as any attempt's output.
+    clock.step(60_000);
+    await second.agent.reconcile(async () => []);
+    expect((await rejection(second.agent.logs('never', 10))).code).toBe('TASK_NOT_FOUND');
+  });
+
   it("two clusters' workers of one id on one engine (two instances) neither adopt nor remove each other's containers", async () => {
     const host = new MemoryHost();
     const a = setup({ host, instance: 'aaaaaaaaaaaa' });
