@@ -10,7 +10,7 @@ import { classifyRuntimeError } from './classify.js';
 import { busyboxCandidates, demoImage, demoImageChanges, demoImageRepo, demoImageTag, demoImageTar, findStaticBusybox } from './demo-image.js';
 import { pauseCommand, pauseImage, pauseImageRepo, pauseImageSupported, pauseImageTag, pauseImageTar } from './pause-image.js';
 import { validateRunSpec, tailBytes } from './spec.js';
-import { RuntimeFailure, type ContainerInfo, type ContainerRuntime, type ContainerState, type RunSpec } from './types.js';
+import { RuntimeFailure, type ContainerInfo, type ContainerRuntime, type ContainerState, type ExitStatus, type RunSpec } from './types.js';
 
 export interface DockerRuntimeOptions {
   /** A ready client (tests); otherwise one is made from socketPath, else DOCKER_HOST, else the default socket. */
@@ -327,14 +327,19 @@ export class DockerRuntime implements ContainerRuntime {
     await consumePullProgress(stream);
   }
 
-  async wait(id: string, opts: { signal?: AbortSignal } = {}): Promise<{ exitCode: number | null }> {
+  async wait(id: string, opts: { signal?: AbortSignal } = {}): Promise<ExitStatus> {
+    let exitCode: number | null;
     try {
       const waitOpts = opts.signal === undefined ? {} : { abortSignal: opts.signal };
       const result = (await this.docker.getContainer(id).wait(waitOpts)) as { StatusCode?: unknown };
-      return { exitCode: typeof result.StatusCode === 'number' ? result.StatusCode : null };
+      exitCode = typeof result.StatusCode === 'number' ? result.StatusCode : null;
     } catch (err) {
       throw this.failure('wait', err);
     }
+    // The wait's answer has only the code: whether the OOM killer sent the SIGKILL behind a 137 is in the inspect.
+    if (exitCode !== 137) return { exitCode };
+    const info = await this.inspect(id).catch(() => null);
+    return info?.oomKilled === true ? { exitCode, oomKilled: true } : { exitCode };
   }
 
   async stop(id: string, timeoutMs: number, stopSignal?: NodeJS.Signals): Promise<void> {

@@ -3,7 +3,7 @@
 import { systemClock, type Clock } from '../lib/clock.js';
 import { labelsMatch, tailLines, validateRunSpec } from './spec.js';
 import {
-  RuntimeFailure, type ContainerInfo, type ContainerRuntime, type RunSpec, type RuntimeFailureReason,
+  RuntimeFailure, type ContainerInfo, type ContainerRuntime, type ExitStatus, type RunSpec, type RuntimeFailureReason,
 } from './types.js';
 
 /** What one container does. durationMs null: it runs until stopped. */
@@ -15,6 +15,8 @@ export interface MemoryBehaviour {
   laterOutput?: ReadonlyArray<{ afterMs: number; text: string }>;
   /** run() fails with this instead of starting anything. */
   runFailure?: RuntimeFailureReason;
+  /** At durationMs the OOM killer ends it, as the kernel ends a Docker container over its memory limit (exit 137). */
+  oomKilled?: boolean;
 }
 
 export type MemoryOp = 'ping' | 'run' | 'wait' | 'stop' | 'remove' | 'inspect' | 'list' | 'logs' | 'followLogs';
@@ -107,17 +109,18 @@ export class MemoryRuntime implements ContainerRuntime {
     this.host.containers.set(id, c);
     this.host.names.set(spec.name, id);
     if (behaviour.durationMs !== null) {
-      c.timer = this.clock.setTimeout(() => this.finish(c, behaviour.exitCode), behaviour.durationMs);
+      const oomKilled = behaviour.oomKilled === true;
+      c.timer = this.clock.setTimeout(() => this.finish(c, oomKilled ? 137 : behaviour.exitCode, oomKilled), behaviour.durationMs);
     }
     return { id };
   }
 
-  async wait(id: string, opts: { signal?: AbortSignal } = {}): Promise<{ exitCode: number | null }> {
+  async wait(id: string, opts: { signal?: AbortSignal } = {}): Promise<ExitStatus> {
     this.enter('wait');
     const c = this.host.containers.get(id);
     if (c === undefined) throw new RuntimeFailure('container-not-found', `no such container: ${id}`);
     if (c.info.state !== 'exited') await this.untilExited(c, opts.signal);
-    return { exitCode: c.info.exitCode };
+    return c.info.oomKilled === true ? { exitCode: c.info.exitCode, oomKilled: true } : { exitCode: c.info.exitCode };
   }
 
   async stop(id: string, _timeoutMs: number): Promise<void> {
@@ -215,10 +218,10 @@ export class MemoryRuntime implements ContainerRuntime {
     if (failure !== undefined) throw new RuntimeFailure(failure.reason, `memory runtime: injected ${failure.reason} on ${op}`);
   }
 
-  private finish(c: MemoryContainer, exitCode: number): void {
+  private finish(c: MemoryContainer, exitCode: number, oomKilled = false): void {
     c.timer?.cancel();
     for (const t of c.outputTimers.splice(0)) t.cancel();
-    c.info = { ...c.info, state: 'exited', exitCode, finishedAt: this.clock.nowMs() };
+    c.info = { ...c.info, state: 'exited', exitCode, finishedAt: this.clock.nowMs(), ...(oomKilled ? { oomKilled } : {}) };
     for (const wake of c.waiters.splice(0)) wake();
     this.wakeReaders(c);
   }

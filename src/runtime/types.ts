@@ -41,8 +41,15 @@ export interface ContainerInfo {
   /** Epoch milliseconds. */
   startedAt?: number;
   finishedAt?: number;
-  /** Docker: the kernel's OOM killer ended it (exit code 137). */
+  /** Docker (and the memory runtime): the kernel's OOM killer ended it (exit code 137). */
   oomKilled?: boolean;
+}
+
+/** How a container ended, as wait() answers it. */
+export interface ExitStatus {
+  exitCode: number | null;
+  /** Present (true) only when the kernel's OOM killer ended it. */
+  oomKilled?: true;
 }
 
 export interface ContainerRuntime {
@@ -53,10 +60,12 @@ export interface ContainerRuntime {
   run(spec: RunSpec): Promise<{ id: string }>;
   /**
    * Resolves when the container has exited (at once if it already has). exitCode is null only when nothing
-   * recorded the exit (a process runtime's task whose exit file is missing: the host restarted, say).
-   * Throws RuntimeFailure('container-not-found', permanent) for an unknown id. The signal abandons the wait.
+   * recorded the exit (a process runtime's task whose exit file is missing: the host restarted, say). oomKilled is
+   * there (true) only when the runtime knows the kernel's OOM killer ended it (Docker: over its memory limit; the
+   * process runtime enforces no limit). Throws RuntimeFailure('container-not-found', permanent) for an unknown id.
+   * The signal abandons the wait.
    */
-  wait(id: string, opts?: { signal?: AbortSignal }): Promise<{ exitCode: number | null }>;
+  wait(id: string, opts?: { signal?: AbortSignal }): Promise<ExitStatus>;
   /**
    * `signal` (else the run's stopSignal, else SIGTERM), then SIGKILL after timeoutMs (Docker rounds up to whole
    * seconds). A no-op if exited or unknown.

@@ -17,7 +17,7 @@ import { HealthMonitor, hostExec, type ExecProbe } from './health.js';
 import { labelPorts, portEnv, portsLabel, type PortAllocator } from './ports.js';
 import type { AgentObserver } from './metrics.js';
 import {
-  assignmentToken, compareTokens, exitOutcome, isActive, isFinal, labelWorker, newEntry, ownedByInstance, runSpecFor, statusOf, tokenOfContainer,
+  assignmentToken, compareTokens, exitOutcome, isActive, isFinal, labelWorker, newEntry, oomOf, ownedByInstance, runSpecFor, statusOf, tokenOfContainer,
   tokenText, type LocalState, type TaskEntry,
 } from './task-entry.js';
 
@@ -293,10 +293,10 @@ export class WorkerAgent implements WorkerAgentApi {
     if (id === null) return;
     while (!isFinal(entry.state)) {
       try {
-        const { exitCode } = await this.runtime.wait(id, { signal: this.closing.signal });
+        const { exitCode, oomKilled } = await this.runtime.wait(id, { signal: this.closing.signal });
         // A task its health check condemned failed, whatever its exit code (the worker stopped it).
         const condemned = entry.unhealthy !== undefined && !entry.stopRequested;
-        const outcome = condemned ? { state: 'failed' as const, error: { class: 'transient' as const, message: entry.unhealthy! } } : exitOutcome(exitCode, entry.stopRequested);
+        const outcome = condemned ? { state: 'failed' as const, error: { class: 'transient' as const, message: entry.unhealthy! } } : exitOutcome(exitCode, entry.stopRequested, oomOf(entry, oomKilled));
         // No exit code for a condemned task: the failure is the health check's, not the code its stop caused.
         this.finish(entry, outcome.state, condemned ? null : exitCode, outcome.error);
         this.logger.info({ task: entry.taskId, attempt: entry.attempt, containerId: id, exitCode, state: outcome.state }, 'task exited');
@@ -471,7 +471,7 @@ export class WorkerAgent implements WorkerAgentApi {
       void this.watch(entry);
     } else if (info.state === 'exited') {
       entry.state = 'running';
-      const outcome = exitOutcome(info.exitCode, false);
+      const outcome = exitOutcome(info.exitCode, false, oomOf(entry, info.oomKilled));
       this.finish(entry, outcome.state, info.exitCode, outcome.error);
       if (info.finishedAt !== undefined) entry.finishedAtMs = info.finishedAt;
     } else {

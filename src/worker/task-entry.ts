@@ -158,15 +158,30 @@ export function runSpecFor(workerId: string, a: FencingToken & { spec: TaskSpec 
   return run;
 }
 
-/** How an observed exit reads: a requested stop is 'stopped' whatever the code; an unobserved exit is a transient failure. */
-export function exitOutcome(exitCode: number | null, stopRequested: boolean): { state: LocalState; error: TaskError | null } {
+/**
+ * How an observed exit reads: a requested stop is 'stopped' whatever the code; an unobserved exit is a transient
+ * failure. `oom`: the runtime saw the kernel's OOM killer end it (Docker's State.OOMKilled), with the spec's memory
+ * limit when the worker knows it: the reason says so, not only the 137 that SIGKILL leaves.
+ */
+export function exitOutcome(exitCode: number | null, stopRequested: boolean, oom: { memoryMb: number | undefined } | null = null): { state: LocalState; error: TaskError | null } {
   if (stopRequested) return { state: 'stopped', error: null };
   if (exitCode === 0) return { state: 'succeeded', error: null };
   if (exitCode === null) {
     return { state: 'failed', error: { class: 'transient', message: 'the container exited while no worker watched it; its exit code is unknown' } };
   }
   // The task's own failure: retrying the same spec is the restart policy's decision, not the failure class's.
+  if (oom !== null) {
+    const message = oom.memoryMb === undefined
+      ? `the container was killed by the kernel's OOM killer (out of memory; exit code ${exitCode})`
+      : `the container was killed for exceeding its memory limit of ${oom.memoryMb} MiB (exit code ${exitCode})`;
+    return { state: 'failed', error: { class: 'permanent', message } };
+  }
   return { state: 'failed', error: { class: 'permanent', message: `the container exited with code ${exitCode}` } };
+}
+
+/** exitOutcome's `oom` for an entry whose container the OOM killer ended (else null). */
+export function oomOf(entry: Pick<TaskEntry, 'spec'>, oomKilled: boolean | undefined): { memoryMb: number | undefined } | null {
+  return oomKilled === true ? { memoryMb: entry.spec.resources?.memoryMb } : null;
 }
 
 /**

@@ -205,6 +205,14 @@ for (const rt of cases) {
       });
     }
 
+    if (rt.name === 'docker') {
+      it('a task killed for exceeding its memory limit fails naming it, not only its exit code 137', async () => {
+        const r = await submit(c.managerIds[0]!, spec(['sh', '-c', 'x=a; while true; do x=$x$x; done'], 'oom', { resources: { memoryMb: 16 } }));
+        const t = await until(r.id!, (x) => final.has(x.state), 'ended', 60_000);
+        expect(t).toMatchObject({ state: 'failed', exitCode: 137, error: { class: 'permanent', message: 'the container was killed for exceeding its memory limit of 16 MiB (exit code 137)' } });
+      });
+    }
+
     it('exit 1 with on-failure and maxAttempts 3 runs three times with backoff, then fails', async () => {
       const r = await submit(c.managerIds[2]!, spec(['sh', '-c', 'exit 1'], 'onfailure', { restartPolicy: 'on-failure', maxAttempts: 3 }));
       const t = await until(r.id!, (x) => final.has(x.state), 'ended');

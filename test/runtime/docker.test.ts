@@ -91,6 +91,17 @@ describeDocker('DockerRuntime', () => {
       }
     });
 
+    it('wait says when the OOM killer ended a container over its memory limit, and only then', async () => {
+      const { id } = await rt.run({ name: name(), image: testImage, command: ['sh', '-c', 'x=a; while true; do x=$x$x; done'], labels, resources: { memoryMb: 16 } });
+      const exited137 = await rt.run({ name: name(), image: testImage, command: ['sh', '-c', 'exit 137'], labels, resources: { memoryMb: 16 } });
+      try {
+        expect(await rt.wait(id)).toEqual({ exitCode: 137, oomKilled: true });
+        expect(await rt.wait(exited137.id)).toStrictEqual({ exitCode: 137 });
+      } finally {
+        await Promise.all([rt.remove(id), rt.remove(exited137.id)]);
+      }
+    });
+
     it('a container that fails to start is removed, so its name can be used again', async () => {
       const spec = { name: name(), image: testImage, command: ['/etc/passwd'], labels };
       await expectFailure(rt.run(spec), 'command-not-found', 'permanent');

@@ -27,6 +27,7 @@ function behave(spec: RunSpec): Partial<MemoryBehaviour> {
   if (env.DURATION_MS !== undefined) out.durationMs = Number(env.DURATION_MS);
   if (env.EXIT_CODE !== undefined) out.exitCode = Number(env.EXIT_CODE);
   if (env.RUN_FAILURE !== undefined) out.runFailure = env.RUN_FAILURE as RuntimeFailureReason;
+  if (env.OOM === '1') out.oomKilled = true;
   return out;
 }
 
@@ -210,6 +211,23 @@ describe('exits', () => {
     expect(await agent.logs('ok', 1000)).toBe('hello\nworld\n');
     expect(await agent.logs('ok', 1)).toBe('world\n');
     expect(await agent.logs('bad', 10)).toBe('oops\n');
+  });
+
+  it('names a kill by the OOM killer, with the memory limit when the spec gives one, watched or found exited at a restart', async () => {
+    const host = new MemoryHost();
+    const { agent } = setup({ host });
+    await agent.assign(assignment('big', 1, 1, { env: { DURATION_MS: '10', OOM: '1' }, resources: { memoryMb: 16 } }));
+    await agent.assign(assignment('host', 1, 1, { env: { DURATION_MS: '10', OOM: '1' } }));
+    await waitFor('both ended', () => agent.list().every((s) => s.state === 'failed'));
+    expect(agent.get('big')).toMatchObject({ exitCode: 137, error: { class: 'permanent', message: 'the container was killed for exceeding its memory limit of 16 MiB (exit code 137)' } });
+    expect(agent.get('host').error?.message).toBe("the container was killed by the kernel's OOM killer (out of memory; exit code 137)");
+    // Killed while no worker watched: the restarted one finds it exited (it knows only the image until a reconcile).
+    await agent.assign(assignment('unwatched', 1, 1, { env: { DURATION_MS: '100', OOM: '1' }, resources: { memoryMb: 16 } }));
+    await agent.close();
+    await waitFor('unwatched killed', async () => (await new MemoryRuntime({ host }).list({ 'minkube.task': 'unwatched' })).some((c) => c.state === 'exited'));
+    const second = setup({ host });
+    await second.agent.adopt();
+    expect(second.agent.get('unwatched')).toMatchObject({ state: 'failed', exitCode: 137, error: { message: "the container was killed by the kernel's OOM killer (out of memory; exit code 137)" } });
   });
 
   it('keeps the last 64 KiB of a finished task\'s output however many lines they hold', async () => {
