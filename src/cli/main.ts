@@ -7,6 +7,7 @@ import { normaliseBaseUrl } from '../client/index.js';
 import type { WorkerFlags } from './daemons.js';
 import { readStdinText, runKvDelete, runKvGet, runKvPut } from './kv.js';
 import { runLeaderTransfer, runMemberAdd, runMemberList, runMemberRemove } from './members.js';
+import { integerIn, oneOf } from './flags.js';
 import { printError, type Output } from './output.js';
 import { runStatus } from './status.js';
 import { addTokenCommands } from './tokens.js';
@@ -20,7 +21,7 @@ import { runTaskRunMany } from './task-many.js';
 import { addPlacementCommands } from './quota.js';
 import { CliExit, parseEnvPair, runTaskGet, runTaskList, runTaskLogs, runTaskRun, runTaskStop, runWorkerList, secretEnvOf, secretEnvOptions } from './tasks.js';
 import { limits } from '../lib/limits.js';
-import type { TaskSpec } from '../contracts/task-model.js';
+import { taskPriorities, type TaskSpec } from '../contracts/task-model.js';
 import type { ManagerFlags } from './daemons.js';
 
 const defaultApi = 'http://127.0.0.1:8001';
@@ -57,13 +58,6 @@ function parseEnv(text: string, previous: Record<string, string> | undefined): R
 
 const restartPolicies = ['never', 'on-failure', 'always'];
 const taskStates = ['pending', 'scheduled', 'running', 'succeeded', 'failed', 'stopped', 'lost'];
-
-function oneOf(values: string[]): (text: string) => string {
-  return (text) => {
-    if (!values.includes(text)) throw new InvalidArgumentError(`expected one of ${values.join(', ')}.`);
-    return text;
-  };
-}
 
 interface TaskRunFlags {
   env?: Record<string, string>;
@@ -257,11 +251,11 @@ function addTaskCommands(program: Command, globals: (cmd: Command) => { api: str
       .option('--env <KEY=VALUE>', 'an environment variable (repeatable)', parseEnv),
   )
     .option('--restart <policy>', 'never | on-failure | always (default never)', oneOf(restartPolicies))
-    .option('--max-attempts <n>', 'attempts before the task fails (default 3)', parsePositive)
+    .option('--max-attempts <n>', 'attempts before the task fails (default 3)', integerIn(1, limits.taskAttemptsMax))
     .option('--cpus <c>', 'CPU cores reserved on its worker while it runs', parseAmount)
     .option('--memory-mb <m>', 'MiB reserved on its worker while it runs', parseAmount)
     .option('--constraint <c>', 'on worker labels: zone==a, disk!=hdd, gpu (repeatable)', (v: string, all: string[] = []) => [...all, v])
-    .option('--priority <p>', 'high | normal | low (default normal)', oneOf(['high', 'normal', 'low']))
+    .option('--priority <p>', `${taskPriorities.join(' | ')} (default normal)`, oneOf(taskPriorities))
     .option('--namespace <ns>', 'the namespace whose quota it counts against (default "default")')
     .option('--port <name>', 'a named port (repeatable): the worker passes MINKUBE_PORT_<NAME> (and PORT for the first); task get shows its address', (v: string, all: string[] = []) => [...all, v])
     .option(...stopSignalOption, parseStopSignal)

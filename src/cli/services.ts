@@ -3,13 +3,14 @@
 // service's monitorS, no rollout under way) with a line per change, and exits 1 as soon as its rollout rolled back or
 // paused, or a replica failed.
 import { InvalidArgumentError, type Command } from 'commander';
-import type { ServiceView } from '../contracts/service-model.js';
+import { failureActions, updateOrders, type ServiceView } from '../contracts/service-model.js';
 import type { Page } from '../contracts/services.js';
-import { stopSignals, type HealthCheckSpec, type TaskSpec } from '../contracts/task-model.js';
+import { stopSignals, taskPriorities, type HealthCheckSpec, type TaskSpec } from '../contracts/task-model.js';
 import { limits } from '../lib/limits.js';
 import { MinkubeError } from '../lib/errors.js';
 import type { ApiClient } from '../client/api-client.js';
 import { apiClientFor } from './connection.js';
+import { integerIn, missingRequired, numberIn, oneOf } from './flags.js';
 import { commandText, formatTable, printJson, printLine, type Output } from './output.js';
 import { runServiceLogs } from './service-logs.js';
 import { CliExit, parseEnvPair, pollFailureTolerated, secretEnvOf, secretEnvOptions, type SecretEnvFlags } from './tasks.js';
@@ -293,21 +294,14 @@ const collectEnv = (v: string, all: Record<string, string> = {}): Record<string,
     throw new InvalidArgumentError((err as Error).message);
   }
 };
-const number = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`expected a number >= 0, got ${JSON.stringify(v)}`);
-  return n;
-};
-const count = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected an integer >= 0, got ${JSON.stringify(v)}`);
-  return n;
-};
+const count = integerIn(0, Number.MAX_SAFE_INTEGER);
+// The bounds the managers check (POST and PATCH /v1/services), so that what they would refuse is a usage error here.
+const replicasCount = integerIn(0, limits.serviceReplicasMax);
 
 /** A count given as an argument (not an option): the error names it. */
-function countArgument(name: string, v: string): number {
+function replicasArgument(name: string, v: string): number {
   try {
-    return count(v);
+    return replicasCount(v);
   } catch (err) {
     throw new InvalidArgumentError(`<${name}>: ${(err as Error).message}`);
   }
@@ -319,17 +313,17 @@ function specOptions(c: Command): Command {
     .option('--health-http <port[:path]>', 'health check: GET on that port (2xx or 3xx is healthy; path default /)')
     .option('--health-tcp <port>', 'health check: a TCP connection to that port')
     .option('--health-exec <command>', 'health check: a command that exits 0 (inside the container, or on the host for processes)')
-    .option('--health-interval <s>', 'seconds between checks (default 5)', number)
-    .option('--health-timeout <s>', 'seconds a check may take (default 2)', number)
-    .option('--health-retries <n>', 'failures in a row that make a replica unhealthy (default 3)', count)
-    .option('--health-start-period <s>', 'failures in the first seconds do not count (default 0)', number)
-    .option('--parallelism <n>', 'replicas replaced at once by a rollout (default 1)', count)
-    .option('--update-delay <s>', 'seconds between batches (default 0)', number)
-    .option('--monitor <s>', 'seconds a batch must stay healthy (default 10)', number)
-    .option('--failure-action <action>', 'rollback | pause (default rollback)')
-    .option('--order <order>', 'stop-first | start-first (default stop-first)')
+    .option('--health-interval <s>', 'seconds between checks (default 5)', numberIn(limits.healthCheckIntervalSMin, limits.healthCheckIntervalSMax))
+    .option('--health-timeout <s>', 'seconds a check may take (default 2)', numberIn(limits.healthCheckTimeoutSMin, limits.healthCheckTimeoutSMax))
+    .option('--health-retries <n>', 'failures in a row that make a replica unhealthy (default 3)', integerIn(1, limits.healthCheckRetriesMax))
+    .option('--health-start-period <s>', 'failures in the first seconds do not count (default 0)', numberIn(0, limits.healthCheckStartPeriodSMax))
+    .option('--parallelism <n>', 'replicas replaced at once by a rollout (default 1)', integerIn(1, limits.serviceReplicasMax))
+    .option('--update-delay <s>', 'seconds between batches (default 0)', numberIn(0, limits.serviceUpdateDelaySMax))
+    .option('--monitor <s>', 'seconds a batch must stay healthy, and --wait the replicas (default 10)', numberIn(0, limits.serviceUpdateMonitorSMax))
+    .option('--failure-action <action>', `${failureActions.join(' | ')} (default rollback)`, oneOf(failureActions))
+    .option('--order <order>', `${updateOrders.join(' | ')} (default stop-first)`, oneOf(updateOrders))
     .option('--constraint <expr>', 'a placement constraint on worker labels (repeatable)', collect)
-    .option('--priority <p>', 'high | normal | low')
+    .option('--priority <p>', taskPriorities.join(' | '), oneOf(taskPriorities))
     .option('--namespace <ns>', 'the namespace its replicas count against')
     .option(...stopSignalOption, parseStopSignal)
     .option(...stopTimeoutOption, parseStopTimeout)
@@ -338,9 +332,13 @@ function specOptions(c: Command): Command {
 
 export function addServiceCommands(program: Command, globals: Globals): void {
   const service = program.command('service').description('replicated long-running tasks: create, scale, update, roll back, remove');
-  specOptions(service.command('create <name> <image> [command...]').description('create a service (put the command after --)'))
-    .requiredOption('--replicas <n>', 'replicas to keep running and healthy', count)
-    .action(async (name: string, image: string, command: string[], f: SpecFlags & { replicas: number }, cmd: Command) => {
+  // NAME and IMAGE are optional to commander only so that one message names everything missing (missingRequired).
+  specOptions(service.command('create [name] [image] [command...]').usage('[options] <name> <image> [command...]').description('create a service (put the command after --)'))
+    .option('--replicas <n>', 'replicas to keep running and healthy (required)', replicasCount)
+    .action(async (name: string | undefined, image: string | undefined, command: string[], f: SpecFlags & { replicas?: number }, cmd: Command) => {
+      if (name === undefined || image === undefined || f.replicas === undefined) {
+        return cmd.error(`error: ${missingRequired([['name', name], ['image', image]], [['--replicas <n>', f.replicas]])}`);
+      }
       const g = globals(cmd);
       const task: Record<string, unknown> = { image, ...stopFieldsOf(f) };
       if (command.length > 0) task.command = command;
@@ -382,12 +380,12 @@ export function addServiceCommands(program: Command, globals: Globals): void {
     .option('--wait', 'show progress until the service is stable')
     .action(async (name: string, replicas: string, f: { wait?: boolean }, cmd: Command) => {
       const g = globals(cmd);
-      const s = await apiClientFor(g.api).request<ServiceView>('PATCH', path(name), { body: { replicas: countArgument('replicas', replicas) } });
+      const s = await apiClientFor(g.api).request<ServiceView>('PATCH', path(name), { body: { replicas: replicasArgument('replicas', replicas) } });
       await answer(g.api, s, f.wait, g.out);
     });
   specOptions(service.command('update <name> [command...]').description('a new version (rolled out) from the current one with these changes'))
     .option('--image <image>', 'the new image')
-    .option('--replicas <n>', 'also change the number of replicas', count)
+    .option('--replicas <n>', 'also change the number of replicas', replicasCount)
     .action(async (name: string, command: string[], f: SpecFlags & { image?: string; replicas?: number }, cmd: Command) => {
       const g = globals(cmd);
       const client = apiClientFor(g.api);

@@ -3,8 +3,10 @@
 import type { Page, ReadConsistency, RequestContext } from './services.js';
 import type { TaskSpec } from './task-model.js';
 
-export type FailureAction = 'rollback' | 'pause';
-export type UpdateOrder = 'stop-first' | 'start-first';
+export const failureActions = ['rollback', 'pause'] as const;
+export type FailureAction = (typeof failureActions)[number];
+export const updateOrders = ['stop-first', 'start-first'] as const;
+export type UpdateOrder = (typeof updateOrders)[number];
 
 export interface UpdateConfig {
   /** Replicas replaced at once (and the copies allowed above `replicas`). */

@@ -48,7 +48,8 @@ export const envNameRule = 'letters, digits and _, not starting with a digit';
 export const stopSignals = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGKILL'] as const;
 export type StopSignal = (typeof stopSignals)[number];
 
-export type TaskPriority = 'high' | 'normal' | 'low';
+export const taskPriorities = ['high', 'normal', 'low'] as const;
+export type TaskPriority = (typeof taskPriorities)[number];
 
 export interface PortSpec {
   readonly name: string;

@@ -1,6 +1,7 @@
 // The JSON schemas (TypeBox) of placement's fields, shared by the task spec, the worker commands and the routes:
 // worker labels and capacity, task constraints, priority and namespace, and quotas.
 import { Type } from '@sinclair/typebox';
+import { taskPriorities } from '../contracts/task-model.js';
 import { labelKeyPattern, labelValuePattern, parseConstraint } from '../lib/constraints.js';
 import { limits } from '../lib/limits.js';
 
@@ -18,7 +19,7 @@ export const CapacitySchema = Type.Object(
 /** Each one is checked by constraintsProblem (the syntax words better there than in a pattern). */
 export const ConstraintsSchema = Type.Array(Type.String({ minLength: 1, maxLength: 160 }), { maxItems: limits.taskConstraintsMax });
 
-export const PrioritySchema = Type.Union([Type.Literal('high'), Type.Literal('normal'), Type.Literal('low')]);
+export const PrioritySchema = Type.Union(taskPriorities.map((p) => Type.Literal(p)));
 
 /** A namespace: lower-case letters, digits and '-', starting with a letter or digit (as a DNS label). */
 export const namespacePattern = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';

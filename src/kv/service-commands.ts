@@ -3,7 +3,7 @@
 // progress), checked against the service's revision so a decision made on an older view is dropped at apply.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import type { Rollout, UpdateConfig } from '../contracts/service-model.js';
+import { failureActions, updateOrders, type Rollout, type UpdateConfig } from '../contracts/service-model.js';
 import type { TaskSpec } from '../contracts/task-model.js';
 import { limits } from '../lib/limits.js';
 import { normaliseSpec, TaskSpecSchema } from './task-spec.js';
@@ -121,10 +121,10 @@ const strict = { additionalProperties: false } as const;
 export const UpdateSchema = Type.Object(
   {
     parallelism: Type.Integer({ minimum: 1, maximum: limits.serviceReplicasMax }),
-    delayS: Type.Number({ minimum: 0, maximum: 86_400 }),
-    monitorS: Type.Number({ minimum: 0, maximum: 86_400 }),
-    failureAction: Type.Union([Type.Literal('rollback'), Type.Literal('pause')]),
-    order: Type.Union([Type.Literal('stop-first'), Type.Literal('start-first')]),
+    delayS: Type.Number({ minimum: 0, maximum: limits.serviceUpdateDelaySMax }),
+    monitorS: Type.Number({ minimum: 0, maximum: limits.serviceUpdateMonitorSMax }),
+    failureAction: Type.Union(failureActions.map((a) => Type.Literal(a))),
+    order: Type.Union(updateOrders.map((o) => Type.Literal(o))),
   },
   strict,
 );

@@ -123,6 +123,16 @@ export const limits = {
   serviceReconcileBatchMax: 500,
   /** A replica's failure reason as a rollout's message quotes it (a health check's or runtime's text is unbounded). */
   rolloutReasonCharsMax: 200,
+  /** A rolling update's delayS between batches and monitorS a batch must stay healthy (the API's and the CLI's bounds). */
+  serviceUpdateDelaySMax: 86_400,
+  serviceUpdateMonitorSMax: 86_400,
+  /** A health check's timing (intervalS, timeoutS, retries, startPeriodS): the API's and the CLI's bounds. */
+  healthCheckIntervalSMin: 0.1,
+  healthCheckIntervalSMax: 3600,
+  healthCheckTimeoutSMin: 0.1,
+  healthCheckTimeoutSMax: 3600,
+  healthCheckRetriesMax: 100,
+  healthCheckStartPeriodSMax: 3600,
   // HTTP servers (managers and workers): a slow or hostile client must not hold a connection or the parser
   /** The whole header block must arrive within this, and fit in this many bytes and headers (past them: 408 / 431). */
   httpHeadersTimeoutMs: 10_000,
@@ -298,6 +308,7 @@ assert(limits.certRenewRetryMsMin <= limits.certRenewRetryMsMax, 'the renewal ba
 assert(limits.certRenewCheckIntervalMs * 24 < (limits.nodeCertLifetimeDaysDefault * 86_400_000) / 3, 'a node checks many times within the last third of its certificate');
 assert(limits.pkiLockWaitMsMax < limits.pkiLockStaleMs, 'a live lock holder is never taken for a crashed one by a waiter');
 assert(limits.taskRunCountMax <= limits.tasksRetainedMax, 'one `task run --count` fits in the tasks retained');
+assert(limits.healthCheckIntervalSMin > 0 && limits.healthCheckTimeoutSMin > 0, 'a health check neither runs back to back nor times out at once');
 assert(limits.assignQueueMax >= limits.placementBatchMax, 'one placement batch fits in the assignment queue');
 assert(limits.runtimePingTimeoutMsDefault < limits.runtimeCallTimeoutMsDefault, 'a start-up ping is quicker than any call');
 assert(limits.workerFinishedLogBytesMax <= limits.runtimeLogBytesMax, 'one logs() answer can fill the tail a worker keeps');

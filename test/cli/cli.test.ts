@@ -267,13 +267,46 @@ describe.concurrent('minkube errors', () => {
     expect(fromEnv.stderr).toMatch(/^error: MINKUBE_API=ftp:\/\/x: not an http\(s\) URL: ftp:\/\/x\./);
     // An argument a command checks itself (not commander's parsers) is said too, not a silent exit 2.
     const badReplicas = await cli(['--api', api, 'service', 'scale', 'web', 'abc']);
-    expect(badReplicas).toEqual({ code: 2, stdout: '', stderr: 'error: <replicas>: expected an integer >= 0, got "abc"\n(run with --help for usage)\n' });
+    expect(badReplicas).toEqual({ code: 2, stdout: '', stderr: 'error: <replicas>: expected an integer from 0 to 10000, got "abc".\n(run with --help for usage)\n' });
     // --tail 0 is allowed (with --follow: only what comes next); a negative one is not; --follow goes without --wait.
     const badTail = await cli(['--api', api, 'task', 'logs', 't1', '--tail', '-1']);
     expect(badTail.code).toBe(2);
     expect(badTail.stderr).toContain("option '--tail <n>' argument '-1' is invalid. expected an integer >= 0.");
     const followWait = await cli(['--api', api, 'task', 'run', 'img', '--follow', '--wait', '--', 'true']);
     expect(followWait).toMatchObject({ code: 2, stderr: expect.stringContaining('--follow follows one task') as string });
+  });
+
+  it('service flags the managers would refuse are usage errors (exit 2) before any request, with the bounds the API checks', async () => {
+    // The fake managers answer no service route: a request sent would end in exit 1, not 2.
+    const create = ['--api', api, 'service', 'create', 'web', 'img', '--replicas', '1'];
+    const cases: [string[], string][] = [
+      [['--health-interval', '0'], "option '--health-interval <s>' argument '0' is invalid. expected a number from 0.1 to 3600, got \"0\"."],
+      [['--health-timeout', '0.05'], "option '--health-timeout <s>' argument '0.05' is invalid. expected a number from 0.1 to 3600"],
+      [['--health-retries', '0'], "option '--health-retries <n>' argument '0' is invalid. expected an integer from 1 to 100"],
+      [['--health-start-period', '3601'], "option '--health-start-period <s>' argument '3601' is invalid. expected a number from 0 to 3600"],
+      [['--parallelism', '0'], "option '--parallelism <n>' argument '0' is invalid. expected an integer from 1 to 10000"],
+      [['--update-delay', ''], "option '--update-delay <s>' argument '' is invalid. expected a number from 0 to 86400"],
+      [['--monitor', '-1'], "option '--monitor <s>' argument '-1' is invalid. expected a number from 0 to 86400"],
+      [['--failure-action', 'retry'], "option '--failure-action <action>' argument 'retry' is invalid. expected one of rollback, pause."],
+      [['--order', 'sideways'], "option '--order <order>' argument 'sideways' is invalid. expected one of stop-first, start-first."],
+      [['--priority', 'urgent'], "option '--priority <p>' argument 'urgent' is invalid. expected one of high, normal, low."],
+      [['--replicas', '10001'], "option '--replicas <n>' argument '10001' is invalid. expected an integer from 0 to 10000"],
+    ];
+    for (const [flags, message] of cases) {
+      const r = await cli([...create, ...flags]);
+      expect([r.code, r.stdout], flags.join(' ')).toEqual([2, '']);
+      expect(r.stderr).toContain(`error: ${message}`);
+    }
+    expect((await cli(['--api', api, 'service', 'update', 'web', '--parallelism', '0'])).code).toBe(2);
+    // What is missing is named, arguments and the required option at once.
+    const bare = await cli(['--api', api, 'service', 'create']);
+    expect(bare).toMatchObject({ code: 2, stdout: '' });
+    expect(bare.stderr).toMatch(/^error: missing required arguments 'name' and 'image', and option '--replicas <n>'\n/);
+    const noImage = await cli(['--api', api, 'service', 'create', 'web', '--replicas', '1']);
+    expect(noImage).toMatchObject({ code: 2, stderr: expect.stringMatching(/^error: missing required argument 'image'\n/) as string });
+    const noReplicas = await cli(['--api', api, 'service', 'create', 'web', 'img']);
+    expect(noReplicas).toMatchObject({ code: 2, stderr: expect.stringMatching(/^error: missing required option '--replicas <n>'\n/) as string });
+    expect((await cli(['service', 'create', '--help'])).stdout).toMatch(/^Usage: minkube service create \[options\] <name> <image> \[command\.\.\.\]\n/);
   });
 
   it('up with an invalid config prints every problem and exits 1', async () => {

@@ -13,6 +13,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { takesNoBody } from '../validation.js';
 import type { ServiceCreateRequest, ServicePatchRequest, ServicesService } from '../../contracts/service-model.js';
 import { serviceNamePattern, UpdateSchema } from '../../kv/service-commands.js';
+import { PrioritySchema } from '../../kv/placement-schemas.js';
 import { HealthCheckSchema, portNamePattern, TaskSpecSchema } from '../../kv/task-spec.js';
 import { limits } from '../../lib/limits.js';
 import { requestContext } from './kv.js';
@@ -25,7 +26,7 @@ const specParts = {
   healthCheck: Type.Optional(HealthCheckSchema),
   update: Type.Optional(Type.Partial(UpdateSchema, { additionalProperties: false })),
   constraints: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 64 })),
-  priority: Type.Optional(Type.Union([Type.Literal('high'), Type.Literal('normal'), Type.Literal('low')])),
+  priority: Type.Optional(PrioritySchema),
   namespace: Type.Optional(Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' })),
 };
 const Replicas = Type.Integer({ minimum: 0, maximum: limits.serviceReplicasMax });
