@@ -3,30 +3,18 @@
 // its progress lines say while it waits.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../support/cluster.js';
-import { runCli, startCli, type CliResult } from '../support/cli.js';
-import { TaskCluster } from '../manager/tasks-harness.js';
+import { startCli, type CliResult } from '../support/cli.js';
+import { cliTaskCluster, type TaskCluster } from '../manager/tasks-harness.js';
 
 let c: TaskCluster;
-let api: string;
-
-function cli(args: string[]): Promise<CliResult> {
-  return runCli(['--api', api, ...args]);
-}
+let cli: (args: string[]) => Promise<CliResult>;
 
 beforeAll(async () => {
-  c = await TaskCluster.create({
-    behave: (spec) => {
-      // Runs half a second, then exits 3: running (healthy, without a check) at times, but never for long.
-      if (spec.command?.[0] === 'crash') return { durationMs: 500, exitCode: 3 };
-      return { durationMs: null };
-    },
-  });
-  await c.startAll();
-  api = c.url('m2');
-  await eventually(async () => {
-    const r = await c.http<{ items: { state: string }[] }>('m1', 'GET', '/v1/workers');
-    return r.body.items.filter((w) => w.state === 'ready').length === 2 ? true : undefined;
-  }, 10_000, 'two ready workers');
+  ({ c, cli } = await cliTaskCluster((spec) => {
+    // Runs half a second, then exits 3: running (healthy, without a check) at times, but never for long.
+    if (spec.command?.[0] === 'crash') return { durationMs: 500, exitCode: 3 };
+    return { durationMs: null };
+  }));
 });
 afterAll(() => c?.close());
 
@@ -69,7 +57,7 @@ describe.concurrent('minkube service --wait', () => {
   });
 
   it('create --wait says why a replica waits when no worker can take it', async () => {
-    const running = startCli(['--api', api, 'service', 'create', 'nowhere', 'busybox', '--replicas', '1', '--constraint', 'zone==nowhere', '--wait', '--', 'serve']);
+    const running = startCli(['--api', c.url('m2'), 'service', 'create', 'nowhere', 'busybox', '--replicas', '1', '--constraint', 'zone==nowhere', '--wait', '--', 'serve']);
     const line = await eventually(async () => /^service nowhere: .*$/m.exec(running.stdoutSoFar().split('\n').filter((l) => l.includes('waiting')).join('\n'))?.[0], 20_000, 'the reason it waits');
     expect(line).toMatch(/^service nowhere: 0\/1 healthy, 0 running, version 1; waiting: replica (t[0-9a-z]{17}) of version 1 has no worker to run on \(w1: label zone[^;]*; w2: label zone[^;]*; see task why \1\)$/);
     expect((await cli(['service', 'rm', 'nowhere'])).code).toBe(0);

@@ -2,31 +2,19 @@
 // workers over the in-memory runtime): run and follow a task, list, inspect, stop, logs, and usage errors; run --count.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../support/cluster.js';
-import { runCli, startCli, type CliResult } from '../support/cli.js';
-import { TaskCluster } from '../manager/tasks-harness.js';
+import { startCli, type CliResult } from '../support/cli.js';
+import { cliTaskCluster, type TaskCluster } from '../manager/tasks-harness.js';
 
 let c: TaskCluster;
-let api: string;
-
-function cli(args: string[]): Promise<CliResult> {
-  return runCli(['--api', api, ...args]);
-}
+let cli: (args: string[]) => Promise<CliResult>;
 
 beforeAll(async () => {
-  c = await TaskCluster.create({
-    behave: (spec) => {
-      if (spec.command?.[0] === 'fail') return { durationMs: 20, exitCode: 3 };
-      if (spec.command?.[0] === 'nosuch') return { runFailure: 'command-not-found' };
-      if (spec.command?.[0] === 'forever') return { durationMs: null, logs: 'still here\n' };
-      return { durationMs: 300, exitCode: 0, logs: `said: ${spec.command?.slice(1).join(' ') ?? ''}\n` };
-    },
-  });
-  await c.startAll();
-  api = c.url('m2');
-  await eventually(async () => {
-    const r = await c.http<{ items: { state: string }[] }>('m1', 'GET', '/v1/workers');
-    return r.body.items.filter((w) => w.state === 'ready').length === 2 ? true : undefined;
-  }, 10_000, 'two ready workers');
+  ({ c, cli } = await cliTaskCluster((spec) => {
+    if (spec.command?.[0] === 'fail') return { durationMs: 20, exitCode: 3 };
+    if (spec.command?.[0] === 'nosuch') return { runFailure: 'command-not-found' };
+    if (spec.command?.[0] === 'forever') return { durationMs: null, logs: 'still here\n' };
+    return { durationMs: 300, exitCode: 0, logs: `said: ${spec.command?.slice(1).join(' ') ?? ''}\n` };
+  }));
 });
 afterAll(() => c?.close());
 
@@ -53,7 +41,7 @@ describe.concurrent('minkube task', () => {
   });
 
   it('run --wait says why no worker can take the task while it waits to be placed, as task why does', async () => {
-    const running = startCli(['--api', api, 'task', 'run', 'busybox', '--constraint', 'zone==nowhere', '--wait', '--', 'forever']);
+    const running = startCli(['--api', c.url('m2'), 'task', 'run', 'busybox', '--constraint', 'zone==nowhere', '--wait', '--', 'forever']);
     const line = await eventually(async () => /^.*pending\s+attempt 1: no worker can take it now .*$/m.exec(running.stdoutSoFar())?.[0], 20_000, 'the reason it waits');
     const id = /task (t[0-9a-z]{17}) submitted/.exec(running.stdoutSoFar())![1]!;
     expect(line).toMatch(new RegExp(`attempt 1: no worker can take it now \\(w1: label zone[^;]*; w2: label zone[^;]*; see task why ${id}\\)$`));

@@ -12,6 +12,7 @@ import { MemoryHost, MemoryRuntime, type MemoryRuntimeOptions } from '../../src/
 import { WorkerAgent } from '../../src/worker/agent.js';
 import { WorkerLoops } from '../../src/worker/loops.js';
 import { HttpManagerLink } from '../../src/worker/managers.js';
+import { runCli, type CliResult } from '../support/cli.js';
 import { httpJson } from '../support/cluster.js';
 import { freePort, waitFor } from '../support/wait.js';
 
@@ -144,4 +145,19 @@ export class TaskCluster {
     for (const host of this.hosts.values()) for (const c of host.containers.values()) c.timer?.cancel();
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A started TaskCluster (three managers, two workers) once both workers are ready, and `minkube --api <m2> ...` as a
+ * child process against it: what the CLI tests run.
+ */
+export async function cliTaskCluster(behave: MemoryRuntimeOptions['behave']): Promise<{ c: TaskCluster; cli: (args: string[]) => Promise<CliResult> }> {
+  const c = await TaskCluster.create({ behave });
+  await c.startAll();
+  const api = c.url('m2');
+  await waitFor('two ready workers', async () => {
+    const r = await c.http<{ items: { state: string }[] }>('m1', 'GET', '/v1/workers');
+    return r.body.items.filter((w) => w.state === 'ready').length === 2;
+  }, 10_000);
+  return { c, cli: (args) => runCli(['--api', api, ...args]) };
 }
