@@ -108,6 +108,8 @@ export function installErrorHandling(app: FastifyInstance, bodyLimitBytes: numbe
     const path = req.url.split('?')[0] ?? '/';
     const allowed = routes.otherMethods(req.method, path);
     if (allowed.length > 0) {
+      const route = routes.match(req.method, path)?.url;
+      if (route !== undefined) notAllowedRoutes.set(req, route);
       void reply.header('allow', allowed.join(', '));
       return sendError(new MinkubeError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${excerpt(path)}; it takes ${allowed.join(', ')}`), req, reply, bodyLimitBytes);
     }
@@ -116,6 +118,17 @@ export function installErrorHandling(app: FastifyInstance, bodyLimitBytes: numbe
 }
 
 function noop(): void {}
+
+/** The route template of a path answered 405 (the path exists, not for this method): no route matched it for fastify. */
+const notAllowedRoutes = new WeakMap<FastifyRequest, string>();
+
+/**
+ * The route template a request was answered by (`/v1/kv/*`), the existing route's for a method it does not take
+ * (405), or undefined when no route has the path (404).
+ */
+export function routeTemplateOf(req: FastifyRequest): string | undefined {
+  return req.routeOptions.url ?? notAllowedRoutes.get(req);
+}
 
 export interface FrameworkErrorOptions {
   bodyLimitBytes: number;

@@ -261,6 +261,14 @@ describe('GET /metrics on a manager app', () => {
     for (const s of http) expect(s.labels.route).not.toMatch(/key-/);
   });
 
+  it('times a method a route does not take (405) by that route, not as unmatched', async () => {
+    expect((await open.inject({ method: 'POST', url: '/metrics' })).statusCode).toBe(405);
+    expect((await open.inject({ method: 'POST', url: '/v1/kv/some-key' })).statusCode).toBe(405);
+    const res = await open.inject({ method: 'GET', url: '/metrics' });
+    const http = samples(res.body).filter((s) => s.name === 'minkube_http_request_duration_seconds_count');
+    expect(http.filter((s) => s.labels.code === '405').map((s) => [s.labels.method, s.labels.route]).sort()).toEqual([['POST', '/metrics'], ['POST', '/v1/kv/*']]);
+  });
+
   it('in a secure cluster: a viewer token reads it, no token is 401, a developer is 403 naming metrics:read', async () => {
     expect((await secure.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${mint('viewer')}` } })).statusCode).toBe(200);
     expect((await secure.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${mint('operator')}` } })).statusCode).toBe(200);

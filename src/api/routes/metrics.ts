@@ -4,6 +4,7 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { WorkerIdParams } from './tasks-schemas.js';
 import { bodyAnswer, textSchema } from '../documented-answers.js';
+import { routeTemplateOf } from '../errors.js';
 
 export interface MetricsEndpoint {
   readonly contentType: string;
@@ -34,12 +35,13 @@ export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (ap
 };
 
 /**
- * Calls observe once per answered request with its route template (never the URL: `/v1/kv/*`, "unmatched" for a
- * 404 of no route), method, status code and duration. A synchronous hook: no promise per request.
+ * Calls observe once per answered request with its route template (never the URL: `/v1/kv/*`; a 405 of a method
+ * the path's route does not take is that route's; "unmatched" for a 404 of no route), method, status code and
+ * duration. A synchronous hook: no promise per request.
  */
 export function observeRequests(app: FastifyInstance, observe: (route: string, method: string, code: number, seconds: number) => void): void {
   app.addHook('onResponse', (req, reply, done) => {
-    observe(req.routeOptions.url ?? 'unmatched', req.method, reply.statusCode, reply.elapsedTime / 1000);
+    observe(routeTemplateOf(req) ?? 'unmatched', req.method, reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
 }
