@@ -88,16 +88,19 @@ export function addPrometheusConfigCommand(program: Command): void {
       const { loadClusterConfig } = await import('../config/cluster.js');
       const config = await loadClusterConfig(f.config);
       const tokenFile = resolve(f.tokenFile ?? join(config.clusterDir, 'prometheus.token'));
+      const ruleFiles = (f.rules ?? []).map((r) => resolve(r));
       const text = prometheusConfigFor(config, {
         caFile: resolve(f.caFile ?? join(config.clusterDir, 'ca.crt')),
         tokenFile,
         scrapeInterval: f.scrapeInterval,
-        ruleFiles: (f.rules ?? []).map((r) => resolve(r)),
+        ruleFiles,
       });
       if (f.out === undefined) writeOut(text);
       else await writeFileOrFail(f.out, text);
       if (!config.insecure && !existsSync(tokenFile)) {
         process.stderr.write(`note: ${tokenFile} does not exist yet; make a scrape token with:\n  minkube token create --role viewer --name prometheus > ${tokenFile}\n`);
       }
+      // Prometheus takes a glob there too (rules/*.yml): only a plain path is looked for.
+      for (const r of ruleFiles.filter((r) => !/[*?[]/.test(r) && !existsSync(r))) process.stderr.write(`note: the rule file ${r} does not exist\n`);
     });
 }

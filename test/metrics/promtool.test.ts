@@ -80,3 +80,13 @@ describeWith(promtoolBin, 'promtool', () => {
     expect(bad.code).toBe(2);
   }, 300_000);
 });
+
+// Needs no promtool: what the command says about the files it names.
+it('names a rule file that does not exist, writing its path all the same', async () => {
+  const config = writeConfig('norules.json', true);
+  const missing = join(dir, 'no-such-dir', 'rules.yml');
+  const cli = await minkube(['prometheus-config', '--config', config, '--rules', alerts, '--rules', missing]);
+  expect(cli.code).toBe(0);
+  expect(cli.stdout).toContain(`  - ${JSON.stringify(missing)}`);
+  expect(cli.stderr).toBe(`note: the rule file ${missing} does not exist\n`);
+}, 300_000);
