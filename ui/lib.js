@@ -292,12 +292,55 @@ export function fmtTime(iso) {
   return d.toLocaleTimeString([], { hour12: false }) + '.' + String(d.getMilliseconds()).padStart(3, '0');
 }
 
-/** `echo "a b" c` -> ['echo', 'a b', 'c']: whitespace splits, single or double quotes group. */
+/**
+ * A command line split into its words as a shell would, as the CLI's --health-exec is (src/cli/services.ts
+ * splitCommandLine, which test/ui/command-line.test.ts holds this to): words at unquoted blanks; inside single quotes
+ * everything is literal; inside double quotes a backslash escapes only \\, ", $ and `; outside quotes a backslash
+ * escapes the next character; quoted and unquoted parts that touch make one word. A quote left open is the answer's
+ * reason (a string). The page cannot import the CLI's TypeScript: it is served as it is written, with no build.
+ */
+export function splitCommandLine(line) {
+  const words = [];
+  let word = '';
+  let inWord = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === "'") {
+      const end = line.indexOf("'", i + 1);
+      if (end < 0) return `the single quote at character ${i + 1} is not closed`;
+      word += line.slice(i + 1, end);
+      inWord = true;
+      i = end;
+    } else if (c === '"') {
+      let j = i + 1;
+      for (; j < line.length && line[j] !== '"'; j++) {
+        if (line[j] === '\\' && j + 1 < line.length && '\\"$`'.includes(line[j + 1])) j++;
+        word += line[j];
+      }
+      if (j >= line.length) return `the double quote at character ${i + 1} is not closed`;
+      inWord = true;
+      i = j;
+    } else if (c === '\\' && i + 1 < line.length) {
+      word += line[++i];
+      inWord = true;
+    } else if (/\s/.test(c)) {
+      if (inWord) words.push(word);
+      word = '';
+      inWord = false;
+    } else {
+      word += c;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(word);
+  return words;
+}
+
+/** The Command field's words; throws, naming the quote, on one left open. */
 export function splitCommand(s) {
-  const out = [];
-  const re = /"([^"]*)"|'([^']*)'|(\S+)/g;
-  for (let m = re.exec(s); m !== null; m = re.exec(s)) out.push(m[1] ?? m[2] ?? m[3]);
-  return out;
+  const words = splitCommandLine(s);
+  if (typeof words === 'string') throw new ApiError('INVALID_COMMAND', words);
+  return words;
 }
 
 /** KEY=VALUE lines -> { KEY: VALUE } (blank lines skipped); throws on a line without '='. */

@@ -86,6 +86,8 @@ function healthCheckOf(f: SpecFlags, cmd: Command): HealthCheckSpec | undefined 
  * quotes everything is literal; inside double quotes a backslash escapes only \\, ", $ and `; outside quotes a
  * backslash escapes the next character; quoted and unquoted parts that touch make one word. `$NAME` is kept as it is
  * (the command runs without a shell unless it names one, as `sh -c "..."`). A quote left open is the answer's reason.
+ * The dashboard's task form splits its Command field with a copy of this (ui/lib.js: the page is served unbuilt);
+ * test/ui/command-line.test.ts holds the two to the same answers.
  */
 export function splitCommandLine(line: string): string[] | string {
   const words: string[] = [];

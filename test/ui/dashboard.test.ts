@@ -201,6 +201,25 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
     await shoot('tasks');
   }, testTimeoutMs);
 
+  it('refuses a command with a quote left open, saying where, and submits nothing', async () => {
+    const posts: string[] = [];
+    const onRequest = (r: Request): void => {
+      if (r.method() === 'POST' && r.url().includes('/v1/tasks')) posts.push(r.url());
+    };
+    page.on('request', onRequest);
+    try {
+      await go('#/tasks');
+      await page.getByLabel('Image').fill('local');
+      await page.getByLabel('Command').fill('echo "unterminated');
+      await page.getByRole('button', { name: 'Submit' }).click();
+      await expect.poll(() => page.locator('form.submit [role=alert]').textContent(), { timeout: 60_000 }).toBe('INVALID_COMMAND: the double quote at character 6 is not closed');
+      expect(posts).toEqual([]);
+      expect(await inPage<string>('location.hash')).toBe('#/tasks');
+    } finally {
+      page.off('request', onRequest);
+    }
+  }, testTimeoutMs);
+
   it('stops a running task', async () => {
     const id = await submitFromTheForm('sleep 600', 'ui-sleeper');
     await waitText('task-state', (t) => t === 'running');
