@@ -83,8 +83,9 @@ export async function writeBackupFile(dir: string, file: { bytes: Uint8Array; cr
   }
   await writeFileDurably(dir, `${name}.partial`, file.bytes);
   await rename(join(dir, `${name}.partial`), join(dir, name));
-  // Only backups whose header reads count towards `retain`: a file that does not (damaged, or edited and named to
-  // sort newest) would otherwise hold a place for good. It is passed over, never deleted: it is not known to be ours.
+  // Only backups whose header reads and whose size is the one it announces count towards `retain`: a file that fails
+  // (damaged, cut short, or edited and named to sort newest) would otherwise hold a place for good. It is passed over,
+  // never deleted: it is not known to be ours.
   const kept: string[] = [];
   for (const old of (await listBackupFiles(dir)).reverse()) {
     if ((await backupHeaderOf(dir, old)) === null) continue;
@@ -94,14 +95,18 @@ export async function writeBackupFile(dir: string, file: { bytes: Uint8Array; cr
   return name;
 }
 
-/** A backup file's header (its time and index), or null when it cannot be read or its digest does not match. */
+/**
+ * A backup file's header (its time and index), or null when it cannot be read, its digest does not match, or the file
+ * is not the size the header announces (cut short or extended): the checks that need no reading of the body.
+ */
 async function backupHeaderOf(dir: string, name: string): Promise<{ createdAt: string; index: number } | null> {
   try {
     const handle = await open(join(dir, name), 'r');
     try {
       const buf = Buffer.alloc(BACKUP_HEAD_BYTES_MAX);
       const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
-      const { header } = parseBackupHeader(buf.subarray(0, bytesRead));
+      const { header, bodyOffset } = parseBackupHeader(buf.subarray(0, bytesRead));
+      if ((await handle.stat()).size !== bodyOffset + header.sizeBytes) return null;
       return { createdAt: header.createdAt, index: header.index };
     } finally {
       await handle.close();
@@ -113,7 +118,8 @@ async function backupHeaderOf(dir: string, name: string): Promise<{ createdAt: s
 
 /**
  * The newest backup's time and index as its header says (null when there is none or it cannot be read). A header
- * altered since it was written (its digest no longer matches) is passed over, as an unreadable file is.
+ * altered since it was written (its digest no longer matches) or a file cut short is passed over, as an unreadable
+ * file is.
  */
 export async function newestBackup(dir: string): Promise<{ name: string; createdAt: string; index: number } | null> {
   for (const name of (await listBackupFiles(dir)).reverse()) {

@@ -211,6 +211,28 @@ describe('scheduled backups', () => {
     expect(readdirSync(dir).sort()).toEqual(['minkube-snapshot-20300101T000359Z-000000000007.mksnap', 'minkube-snapshot-20300101T000459Z-000000000008.mksnap', stranger]);
   });
 
+  it('a truncated file named to sort newest counts for nothing: good backups stay `retain`, and followers report the newest good one', async () => {
+    const dir = tempDir();
+    const clock = new ManualClock(start);
+    const { source, put } = sourceWith(3);
+    const config = { intervalS: 60, retain: 2, dir };
+    const leader = new BackupLoop({ config, source: () => source, isLeader: () => true, clock, logger });
+    const follower = new BackupLoop({ config, source: () => source, isLeader: () => false, clock, logger });
+    await leader.check();
+    // Its header (and the header's digest) whole, its body cut short: what `head -c 3000` of a saved file leaves.
+    const whole = readFileSync(join(dir, readdirSync(dir)[0]!));
+    const truncated = 'minkube-snapshot-20991231T000001Z-000000099998.mksnap';
+    writeFileSync(join(dir, truncated), whole.subarray(0, whole.length - 10));
+    for (let i = 0; i < 3; i++) {
+      put(`more${i}`);
+      clock.advance(60_000);
+      await leader.check();
+      await follower.check();
+    }
+    expect(readdirSync(dir).sort()).toEqual(['minkube-snapshot-20300101T000200Z-000000000006.mksnap', 'minkube-snapshot-20300101T000300Z-000000000007.mksnap', truncated]);
+    expect(follower.status).toEqual({ lastSuccessAt: '2030-01-01T00:03:00.000Z', lastIndex: 7, lastError: null });
+  });
+
   it('keeps its files the owner\'s alone (0600), in a directory it makes 0700: they hold secrets', async () => {
     const dir = join(tempDir(), 'made', 'backups');
     const { source } = sourceWith(2);
