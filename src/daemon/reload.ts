@@ -199,7 +199,8 @@ export class Reloader {
     const changed = diffConfigs(running, next);
     refuseUnsafeMix(node, configPath, this.o.running, next, changed);
     const report: ReloadReport = { node: id, applied: [], refused: [], ignored: [] };
-    const keyFileFrom = this.o.running.api.tlsKeyFile;
+    // The files' paths the node runs with: put back when their files are refused, so the next reload compares with them.
+    const { tlsCertFile, tlsKeyFile, tlsCaFile } = this.o.running.api;
     for (const key of changed) {
       const c = classifyKey(node, key);
       const from = getIn(running, key);
@@ -214,8 +215,11 @@ export class Reloader {
         report.applied.push({ key: named, from: from ?? null, to: to ?? null });
       }
     }
-    if (node === 'manager') await this.reloadTls(report, changed.includes('api.tlsKeyFile') ? { from: keyFileFrom ?? null, to: this.o.running.api.tlsKeyFile ?? null } : null);
-    await this.reloadApiCa(report, changed.includes('api.tlsCaFile'));
+    if (node === 'manager' && !(await this.reloadTls(report, changed.includes('api.tlsKeyFile') ? { from: tlsKeyFile ?? null, to: this.o.running.api.tlsKeyFile ?? null } : null))) {
+      setIn(running, 'api.tlsCertFile', tlsCertFile);
+      setIn(running, 'api.tlsKeyFile', tlsKeyFile);
+    }
+    if (!(await this.reloadApiCa(report, changed.includes('api.tlsCaFile')))) setIn(running, 'api.tlsCaFile', tlsCaFile);
     if (report.refused.length > 0) {
       logger.warn({ refused: report.refused, applied: report.applied, ignored: report.ignored }, `config reload: ${report.refused.length} change(s) need a restart: ${report.refused.map((r) => r.key).join(', ')}`);
     } else {
@@ -227,8 +231,9 @@ export class Reloader {
   /**
    * Re-reads the operator certificate (changed paths, or the same files rotated in place) into the server. The
    * certificate's entry shows fingerprints; a changed key path (`keyPath`) has an entry of its own, with the paths.
+   * False when the files were refused (the server keeps the current pair).
    */
-  private async reloadTls(report: ReloadReport, keyPath: { from: string | null; to: string | null } | null): Promise<void> {
+  private async reloadTls(report: ReloadReport, keyPath: { from: string | null; to: string | null } | null): Promise<boolean> {
     const { tlsCertFile, tlsKeyFile } = this.o.running.api;
     const keyEntry = keyPath === null ? [] : [{ key: 'api.tlsKeyFile', ...keyPath }];
     if (tlsCertFile === undefined || tlsKeyFile === undefined) {
@@ -237,51 +242,55 @@ export class Reloader {
         report.applied.push({ key: 'api.tlsCertFile', from: this.certFingerprint, to: null }, ...keyEntry);
         this.certFingerprint = null;
       }
-      return;
+      return true;
     }
     let cert: string;
     let key: string;
     try {
       [cert, key] = await Promise.all([readFile(tlsCertFile, 'utf8'), readFile(tlsKeyFile, 'utf8')]);
       const fingerprint = fingerprintOf(cert);
-      if (fingerprint === this.certFingerprint && keyPath === null) return;
+      if (fingerprint === this.certFingerprint && keyPath === null) return true;
       this.o.applyApiTls?.(cert, key);
       if (fingerprint !== this.certFingerprint) report.applied.push({ key: 'api.tlsCertFile', from: this.certFingerprint, to: fingerprint });
       report.applied.push(...keyEntry);
       this.certFingerprint = fingerprint;
+      return true;
     } catch (err) {
       const reason = `the certificate or key cannot be used (${(err as Error).message}); the server keeps the current one`;
       report.refused.push({ key: 'api.tlsCertFile', reason }, ...keyEntry.map((e) => ({ key: e.key, reason })));
+      return false;
     }
   }
 
   /**
    * Re-reads api.tlsCaFile (a changed path, or the same file rotated in place) into the node's HTTP client. Its entry
    * shows the certificates' fingerprints; a file that does not load is refused and the client keeps what it trusts.
-   * A node without TLS (no applier) has no use for it.
+   * A node without TLS (no applier) has no use for it. False when the file was refused.
    */
-  private async reloadApiCa(report: ReloadReport, pathChanged: boolean): Promise<void> {
+  private async reloadApiCa(report: ReloadReport, pathChanged: boolean): Promise<boolean> {
     if (this.o.applyApiCa === undefined) {
       if (pathChanged) report.ignored.push('api.tlsCaFile');
-      return;
+      return true;
     }
     const path = this.o.running.api.tlsCaFile;
     if (path === undefined) {
-      if (this.apiCaFingerprint === null) return;
+      if (this.apiCaFingerprint === null) return true;
       this.o.applyApiCa(undefined);
       report.applied.push({ key: 'api.tlsCaFile', from: this.apiCaFingerprint, to: null });
       this.apiCaFingerprint = null;
-      return;
+      return true;
     }
     try {
       const caPem = await readApiCaFile(path);
       const fingerprints = fingerprintsOf(caPem);
-      if (fingerprints === this.apiCaFingerprint) return;
+      if (fingerprints === this.apiCaFingerprint) return true;
       this.o.applyApiCa(caPem);
       report.applied.push({ key: 'api.tlsCaFile', from: this.apiCaFingerprint, to: fingerprints });
       this.apiCaFingerprint = fingerprints;
+      return true;
     } catch (err) {
       report.refused.push({ key: 'api.tlsCaFile', reason: `${(err as Error).message}; the node keeps trusting what it trusted` });
+      return false;
     }
   }
 }

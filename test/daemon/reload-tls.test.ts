@@ -88,16 +88,34 @@ describe('reloading the API certificate', () => {
       { key: 'api.tlsKeyFile', from: join(dir, 'api2.key'), to: join(dir, 'api.key') },
     ]);
 
-    // A certificate with another's key: refused, the server keeps the second.
+    // A key path whose key is not the certificate's: refused, and not taken as running: once the file names api.key
+    // again (and the pair is renewed in place), the key path is the one the node runs, so it has no entry.
+    writeFileSync(join(dir, 'other.key'), (await issue()).keyPem);
+    writeFileSync(configPath, JSON.stringify({ ...base, api: { tlsCertFile: 'api.crt', tlsKeyFile: 'other.key' } }));
+    const mismatched = await reloader.reload();
+    expect(mismatched.applied).toEqual([]);
+    expect(mismatched.refused).toEqual([
+      { key: 'api.tlsCertFile', reason: expect.stringContaining('keeps the current one') as string },
+      { key: 'api.tlsKeyFile', reason: expect.stringContaining('keeps the current one') as string },
+    ]);
+    expect(await served()).toBe(fingerprint(second.certPem));
+    const renewed = await issue();
+    writeFileSync(join(dir, 'api.crt'), renewed.certPem);
+    writeFileSync(join(dir, 'api.key'), renewed.keyPem);
+    writeFileSync(configPath, JSON.stringify({ ...base, api: { tlsCertFile: 'api.crt', tlsKeyFile: 'api.key' } }));
+    expect(await reloader.reload()).toEqual({ node: 'm1', applied: [{ key: 'api.tlsCertFile', from: fingerprint(second.certPem), to: fingerprint(renewed.certPem) }], refused: [], ignored: [] });
+    expect(await served()).toBe(fingerprint(renewed.certPem));
+
+    // A certificate with another's key: refused, the server keeps the renewed one.
     const third = await issue();
     writeFileSync(join(dir, 'api.crt'), third.certPem);
     const refused = await reloader.reload();
     expect(refused.refused).toEqual([{ key: 'api.tlsCertFile', reason: expect.stringContaining('keeps the current one') as string }]);
-    expect(await served()).toBe(fingerprint(second.certPem));
+    expect(await served()).toBe(fingerprint(renewed.certPem));
 
     writeFileSync(configPath, JSON.stringify(base));
     const back = await reloader.reload();
-    expect(back.applied).toEqual([{ key: 'api.tlsCertFile', from: fingerprint(second.certPem), to: null }, { key: 'api.tlsKeyFile', from: join(dir, 'api.key'), to: null }]);
+    expect(back.applied).toEqual([{ key: 'api.tlsCertFile', from: fingerprint(renewed.certPem), to: null }, { key: 'api.tlsKeyFile', from: join(dir, 'api.key'), to: null }]);
     expect(await served()).toBe(fingerprint(own.certPem));
   });
 
@@ -106,8 +124,9 @@ describe('reloading the API certificate', () => {
     const workerBase = { ...base, workers: [{ id: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'process' }] };
     writeFileSync(caConfig, JSON.stringify(workerBase));
     const trusted: (string | undefined)[] = [];
+    const running = await loadClusterConfig(caConfig);
     const reloader = new Reloader({
-      node: 'worker', id: 'w1', configPath: caConfig, running: await loadClusterConfig(caConfig), logger: pino({ level: 'silent' }), loggers: [],
+      node: 'worker', id: 'w1', configPath: caConfig, running, logger: pino({ level: 'silent' }), loggers: [],
       applyApiCa: (caPem) => trusted.push(caPem),
     });
     const [corp, next] = [await createClusterCa({ clusterId: 'corp' }), await createClusterCa({ clusterId: 'corp' })];
@@ -123,6 +142,10 @@ describe('reloading the API certificate', () => {
     const refused = await reloader.reload();
     expect(refused.refused).toEqual([{ key: 'api.tlsCaFile', reason: expect.stringMatching(/holds no PEM certificate; the node keeps trusting what it trusted$/) as string }]);
     expect(trusted).toHaveLength(2);
+    // A path to no file: refused, and the config the node's parts read keeps the path it runs with.
+    writeFileSync(caConfig, JSON.stringify({ ...workerBase, api: { tlsCaFile: 'missing-ca.crt' } }));
+    expect((await reloader.reload()).refused).toEqual([{ key: 'api.tlsCaFile', reason: expect.stringContaining('the node keeps trusting what it trusted') as string }]);
+    expect(running.api.tlsCaFile).toBe(join(dir, 'corp-ca.crt'));
     writeFileSync(caConfig, JSON.stringify(workerBase));
     expect((await reloader.reload()).applied).toEqual([{ key: 'api.tlsCaFile', from: `${fingerprint(corp.certPem)}, ${fingerprint(next.certPem)}`, to: null }]);
     expect(trusted.at(-1)).toBeUndefined();
