@@ -290,7 +290,8 @@ export async function loadClusterConfig(path: string): Promise<ClusterConfig> {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new MinkubeError('CONFIG_INVALID', `the cluster config ${absolute} is not valid JSON: ${(err as Error).message}`, { cause: err });
+    // No `cause`: the message already says the parser's, and a logged error's message is given its cause's again.
+    throw new MinkubeError('CONFIG_INVALID', `the cluster config ${absolute} is not valid JSON: ${(err as Error).message}`);
   }
   return parseClusterConfig(json, dirname(absolute), absolute);
 }
@@ -301,7 +302,7 @@ export function parseClusterConfig(json: unknown, baseDir: string, source = 'the
     try {
       json = JSON.parse(json);
     } catch (err) {
-      throw new MinkubeError('CONFIG_INVALID', `${source} is not valid JSON: ${(err as Error).message}`, { cause: err });
+      throw new MinkubeError('CONFIG_INVALID', `${source} is not valid JSON: ${(err as Error).message}`);
     }
   }
   const problems = [...new Set([...schemaProblems(json), ...semanticProblems(json, baseDir)])];

@@ -107,6 +107,13 @@ describe('hot reload (real processes)', () => {
     writeFileSync(c.configPath, '{ "managers": ');
     const r = await c.http(leader, 'POST', '/v1/admin/reload');
     expect([r.status, r.body.error.code]).toEqual([400, 'CONFIG_INVALID']);
+    // By signal: the log line says the parser's complaint once.
+    writeFileSync(c.configPath, '{ "managers": [ broken');
+    await c.signal(leader, 'SIGHUP');
+    const failed = await eventually(async () => logLines(leader).find((l) => l.msg.startsWith('config reload failed') && String((l.err as { message?: string }).message).includes('broken')), 20_000, 'the failed reload line');
+    const message = (failed.err as { message: string }).message;
+    expect(message).toMatch(/^the cluster config .* is not valid JSON: Unexpected token/);
+    expect(message.match(/Unexpected token/g)).toHaveLength(1);
   });
 
   it('SIGHUP to a worker applies its log level', async () => {
