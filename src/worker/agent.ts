@@ -83,6 +83,8 @@ export class WorkerAgent implements WorkerAgentApi {
   /** Replaced entries whose containers are being stopped: their containers are not orphans. */
   private readonly retiring = new Set<TaskEntry>();
   private readonly closing = new AbortController();
+  /** Work on ended attempts under way (their output kept on disk, their container removed): close() waits for it. */
+  private readonly endings = new Set<Promise<void>>();
   private readonly observer: AgentObserver | undefined;
   private readonly keptLogs: KeptLogStore | null;
   /**
@@ -320,6 +322,10 @@ export class WorkerAgent implements WorkerAgentApi {
     const id = entry.containerId;
     if (id === null || entry.cleanup === 'pending' || entry.cleanup === 'done') return;
     entry.cleanup = 'pending';
+    await this.tracked(this.cleanUpContainer(entry, id));
+  }
+
+  private async cleanUpContainer(entry: TaskEntry, id: string): Promise<void> {
     try {
       entry.logTail = await lastOutputBytes(this.runtime, id, limits.workerFinishedLogBytesMax);
     } catch (err) {
@@ -392,7 +398,17 @@ export class WorkerAgent implements WorkerAgentApi {
   private async keepOnDisk(entry: TaskEntry, text: string): Promise<void> {
     if (this.keptLogs === null) return;
     const log = { taskId: entry.taskId, attempt: entry.attempt, finishedAtMs: entry.finishedAtMs ?? this.clock.nowMs(), text };
-    await this.keptLogs.save(log).catch((err: unknown) => this.logger.warn({ task: entry.taskId, err }, 'could not keep the output of an ended attempt on disk'));
+    await this.tracked(this.keptLogs.save(log).catch((err: unknown) => this.logger.warn({ task: entry.taskId, err }, 'could not keep the output of an ended attempt on disk')));
+  }
+
+  /** Awaits `work`, which close() waits for too: a worker that has stopped writes nothing more into its data directory. */
+  private async tracked(work: Promise<void>): Promise<void> {
+    this.endings.add(work);
+    try {
+      await work;
+    } finally {
+      this.endings.delete(work);
+    }
   }
 
   // ---- ports and health checks ----
@@ -690,6 +706,9 @@ export class WorkerAgent implements WorkerAgentApi {
   async close(): Promise<void> {
     this.closing.abort();
     await Promise.all([...this.tasks.values()].map((e) => e.started));
+    // Twice: an ending under way may start another (a clean-up keeps the output on disk).
+    await Promise.all([...this.endings]);
+    await Promise.all([...this.endings]);
   }
 
   /** For GET /ready: the API is served only after re-adoption, so only shutting down makes the worker unready. */
