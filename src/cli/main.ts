@@ -95,10 +95,13 @@ function specFrom(image: string, command: string[], f: TaskRunFlags, cmd: Comman
   return { ...spec, ...stopFieldsOf(f) };
 }
 
-function parseAmount(text: string): number {
-  const n = Number(text);
-  if (text.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a number > 0.');
-  return n;
+/** A reservation: more than 0, at most what the API takes (lib/limits.ts). */
+function amountUpTo(max: number): (text: string) => number {
+  return (text) => {
+    const n = Number(text);
+    if (text.trim() === '' || !Number.isFinite(n) || n <= 0 || n > max) throw new InvalidArgumentError(`expected a number > 0 and <= ${max}, got ${JSON.stringify(text)}.`);
+    return n;
+  };
 }
 
 function parseVersion(text: string): number {
@@ -252,8 +255,8 @@ function addTaskCommands(program: Command, globals: (cmd: Command) => { api: str
   )
     .option('--restart <policy>', 'never | on-failure | always (default never)', oneOf(restartPolicies))
     .option('--max-attempts <n>', 'attempts before the task fails (default 3)', integerIn(1, limits.taskAttemptsMax))
-    .option('--cpus <c>', 'CPU cores reserved on its worker while it runs', parseAmount)
-    .option('--memory-mb <m>', 'MiB reserved on its worker while it runs', parseAmount)
+    .option('--cpus <c>', 'CPU cores reserved on its worker while it runs', amountUpTo(limits.resourceCpusMax))
+    .option('--memory-mb <m>', 'MiB reserved on its worker while it runs', amountUpTo(limits.resourceMemoryMbMax))
     .option('--constraint <c>', 'on worker labels: zone==a, disk!=hdd, gpu (repeatable)', (v: string, all: string[] = []) => [...all, v])
     .option('--priority <p>', `${taskPriorities.join(' | ')} (default normal)`, oneOf(taskPriorities))
     .option('--namespace <ns>', 'the namespace whose quota it counts against (default "default")')

@@ -45,7 +45,7 @@ const WorkerSchema = Type.Object(
     ),
     /** What tasks' resources may reserve here; absent: the host's CPU cores and memory. */
     capacity: Type.Optional(
-      Type.Object({ cpus: Type.Number({ minimum: 0, maximum: 1024 }), memoryMb: Type.Number({ minimum: 0, maximum: 16 * 1024 * 1024 }) }, { additionalProperties: false }),
+      Type.Object({ cpus: Type.Number({ minimum: 0, maximum: limits.resourceCpusMax }), memoryMb: Type.Number({ minimum: 0, maximum: limits.resourceMemoryMbMax }) }, { additionalProperties: false }),
     ),
   },
   { additionalProperties: false },

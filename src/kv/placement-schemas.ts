@@ -12,7 +12,7 @@ export const LabelsSchema = Type.Record(Type.String({ pattern: labelKeyPattern }
 });
 
 export const CapacitySchema = Type.Object(
-  { cpus: Type.Number({ minimum: 0, maximum: 1024 }), memoryMb: Type.Number({ minimum: 0, maximum: 16 * 1024 * 1024 }) },
+  { cpus: Type.Number({ minimum: 0, maximum: limits.resourceCpusMax }), memoryMb: Type.Number({ minimum: 0, maximum: limits.resourceMemoryMbMax }) },
   { additionalProperties: false },
 );
 

@@ -40,8 +40,8 @@ export const TaskSpecSchema = Type.Object(
     resources: Type.Optional(
       Type.Object(
         {
-          cpus: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1024 })),
-          memoryMb: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 16 * 1024 * 1024 })),
+          cpus: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: limits.resourceCpusMax })),
+          memoryMb: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: limits.resourceMemoryMbMax })),
         },
         { additionalProperties: false },
       ),

@@ -106,6 +106,10 @@ export const limits = {
   taskMapEntriesMax: 1024,
   /** maxAttempts a spec may ask for. */
   taskAttemptsMax: 1000,
+  /** CPU cores one task may reserve, and a worker may offer (task resources, workers[].capacity). */
+  resourceCpusMax: 1024,
+  /** MiB one task may reserve, and a worker may offer (16 TiB). */
+  resourceMemoryMbMax: 16 * 1024 * 1024,
   /** An environment variable's name ([A-Za-z_][A-Za-z0-9_]*). */
   taskEnvNameCharsMax: 256,
   /** A spec's stopTimeoutS: from its stop signal to SIGKILL. */

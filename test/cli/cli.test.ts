@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildManagerApp } from '../../src/api/manager-app.js';
 import { writeCredentials } from '../../src/client/credentials.js';
 import { createClusterCa } from '../../src/security/ca.js';
+import { limits } from '../../src/lib/limits.js';
 import { defaultView, FakeManagerService } from '../api/fake-service.js';
 import { freePort, minkubeBin } from '../support/cluster.js';
 import { runCli, type CliResult } from '../support/cli.js';
@@ -268,6 +269,13 @@ describe.concurrent('minkube errors', () => {
     // An argument a command checks itself (not commander's parsers) is said too, not a silent exit 2.
     const badReplicas = await cli(['--api', api, 'service', 'scale', 'web', 'abc']);
     expect(badReplicas).toEqual({ code: 2, stdout: '', stderr: 'error: <replicas>: expected an integer from 0 to 10000, got "abc".\n(run with --help for usage)\n' });
+    // A reservation past what the API takes is refused here, as the service flags are (the bounds of lib/limits.ts).
+    const bigCpus = await cli(['--api', api, 'task', 'run', 'img', '--cpus', '2048', '--', 'true']);
+    expect(bigCpus.code).toBe(2);
+    expect(bigCpus.stderr).toContain(`option '--cpus <c>' argument '2048' is invalid. expected a number > 0 and <= ${limits.resourceCpusMax}, got "2048".`);
+    const zeroMemory = await cli(['--api', api, 'task', 'run', 'img', '--memory-mb', '0', '--', 'true']);
+    expect(zeroMemory.code).toBe(2);
+    expect(zeroMemory.stderr).toContain(`option '--memory-mb <m>' argument '0' is invalid. expected a number > 0 and <= ${limits.resourceMemoryMbMax}`);
     // --tail 0 is allowed (with --follow: only what comes next); a negative one is not; --follow goes without --wait.
     const badTail = await cli(['--api', api, 'task', 'logs', 't1', '--tail', '-1']);
     expect(badTail.code).toBe(2);
