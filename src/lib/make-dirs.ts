@@ -12,6 +12,13 @@ import { dirname, parse, resolve, sep } from 'node:path';
  */
 export async function makeDirs(dir: string, mode = 0o777): Promise<string | undefined> {
   const target = resolve(dir);
+  // Most calls find the directory there (a kept log saved at each task's end): one mkdir, not one per level.
+  try {
+    await mkdir(target, { mode });
+    return target;
+  } catch (err) {
+    if ((err as Partial<NodeJS.ErrnoException>).code === 'EEXIST' && (await isDirectory(target))) return undefined;
+  }
   let made: string | undefined;
   for (const path of levelsOf(target)) {
     try {
