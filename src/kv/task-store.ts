@@ -312,8 +312,10 @@ export class TaskStore {
     const record = t.idempotencyKey === undefined ? undefined : this.keyRecord(t.idempotencyKey);
     if (record === undefined || record.fingerprint === null || !this.tasks.has(record.taskId)) return null;
     if (record.fingerprint === specFingerprint(normaliseSpec(t.spec))) return null;
-    // A batch's keys are "<header key> <position>" (see TaskServiceImpl.submitTasks): name the header's key.
-    const key = where === '' ? t.idempotencyKey! : t.idempotencyKey!.slice(0, t.idempotencyKey!.lastIndexOf(' '));
+    // A batch's keys are "<header key> <position>", and a key may be scoped "<principal>\n<key>" (see
+    // scopedIdempotencyKey in manager/task-service.ts): name the header's key alone.
+    const scoped = where === '' ? t.idempotencyKey! : t.idempotencyKey!.slice(0, t.idempotencyKey!.lastIndexOf(' '));
+    const key = scoped.slice(scoped.lastIndexOf('\n') + 1);
     const message = `${where}the Idempotency-Key ${JSON.stringify(key)} was used for a different request (another spec); use a new key for a new request`;
     return { ok: false, code: 'IDEMPOTENCY_KEY_REUSED', message };
   }

@@ -73,14 +73,16 @@ export class TaskServiceImpl implements TasksService {
   // ---- tasks ----
 
   async submitTask(spec: TaskSpec, idempotencyKey: string | undefined, ctx: RequestContext): Promise<TaskRecord> {
-    const cmd: TaskCommand = { op: 'task.submit', taskId: this.ids.next(), spec, atMs: this.o.clock.nowMs(), ...(idempotencyKey === undefined ? {} : { idempotencyKey }) };
+    const key = scopedIdempotencyKey(idempotencyKey, ctx);
+    const cmd: TaskCommand = { op: 'task.submit', taskId: this.ids.next(), spec, atMs: this.o.clock.nowMs(), ...(key === undefined ? {} : { idempotencyKey: key }) };
     const id = await this.proposeOk(cmd, ctx);
     return this.taskOrThrow(id);
   }
 
   async submitTasks(specs: readonly TaskSpec[], idempotencyKey: string | undefined, ctx: RequestContext): Promise<TaskRecord[]> {
     // A space cannot occur in an Idempotency-Key header, so these never meet a single submission's key.
-    const tasks = specs.map((spec, i) => ({ taskId: this.ids.next(), spec, ...(idempotencyKey === undefined ? {} : { idempotencyKey: `${idempotencyKey} ${i}` }) }));
+    const key = scopedIdempotencyKey(idempotencyKey, ctx);
+    const tasks = specs.map((spec, i) => ({ taskId: this.ids.next(), spec, ...(key === undefined ? {} : { idempotencyKey: `${key} ${i}` }) }));
     await this.proposeOk({ op: 'task.submitBatch', atMs: this.o.clock.nowMs(), tasks }, ctx);
     return tasks.map((t) => this.taskOrThrow(this.o.store.submitted(t) ?? t.taskId));
   }
@@ -406,4 +408,15 @@ function managerAt(managers: readonly ManagerAddresses[], at: string): { id: str
     if (endpointKey(m.raftAddress) === at) return { id: m.id, key: 'raftAddress' };
   }
   return null;
+}
+
+/**
+ * An Idempotency-Key as the store keeps it: scoped to who sent it ("<principal>\n<key>"; a newline cannot occur in
+ * the header), so two clients that happen to pick the same key neither get each other's task nor a 422. Without
+ * authentication (insecure) every client is one, and the key is kept as sent.
+ */
+export function scopedIdempotencyKey(key: string | undefined, ctx: RequestContext): string | undefined {
+  const p = ctx.principal;
+  if (key === undefined || p === undefined) return key;
+  return `${'a' in p ? `a:${p.a}` : `n:${p.n}`}\n${key}`;
 }

@@ -84,6 +84,27 @@ describe('Idempotency-Key reused with a different body', () => {
   });
 });
 
+describe('Idempotency-Key scoped to who sent it', () => {
+  const as = (a: string) => ({ requestId: 'r', deadlineMs: Date.now() + 5000, principal: { a, r: 'operator' } });
+
+  it('two tokens with the same key make two tasks; each retry answers its own; the 422 names the key alone', async () => {
+    const mine = await tasks.submitTask(spec(), 'shared-key', as('acc-1'));
+    const theirs = await tasks.submitTask(spec({ command: ['echo', 'other'] }), 'shared-key', as('acc-2'));
+    expect(theirs.id).not.toBe(mine.id);
+    expect((await tasks.submitTask(spec(), 'shared-key', as('acc-1'))).id).toBe(mine.id);
+    expect((await tasks.submitTask(spec({ command: ['echo', 'other'] }), 'shared-key', as('acc-2'))).id).toBe(theirs.id);
+    const [batchMine] = await tasks.submitTasks([spec()], 'batch-shared', as('acc-1'));
+    const [batchTheirs] = await tasks.submitTasks([spec()], 'batch-shared', as('acc-2'));
+    expect(batchTheirs!.id).not.toBe(batchMine!.id);
+    await expect(tasks.submitTask(spec({ command: ['echo', 'changed'] }), 'shared-key', as('acc-1'))).rejects.toMatchObject({
+      code: 'IDEMPOTENCY_KEY_REUSED', message: expect.stringMatching(/^the Idempotency-Key "shared-key" was used/) as string,
+    });
+    await expect(tasks.submitTasks([spec({ name: 'x' })], 'batch-shared', as('acc-2'))).rejects.toMatchObject({
+      message: expect.stringMatching(/^tasks\[0\]: the Idempotency-Key "batch-shared" was used/) as string,
+    });
+  });
+});
+
 describe('secretEnv: accepted, never answered', () => {
   const secret = { secretEnv: { DB_PASSWORD: 'hunter2' }, env: { HOST: 'db' } };
 
