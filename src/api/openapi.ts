@@ -4,14 +4,15 @@
 // without a response schema (fastify serializes with one) declares its answers in schema.documentedResponse instead.
 // Both are built when first asked for, not at start-up (loading and running them was a tenth of a manager's start):
 // the app only notes each route as it is added; the first request for the document or the explorer replays the
-// routes into a small app of its own with the two plugins, and the explorer's requests are answered by it.
+// routes into a small app of its own with the two plugins, on a thread of its own (relay.ts: made on the manager's
+// event loop, it held a leader's heartbeats back long enough to lose an election), and that app answers them.
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyPluginAsync, FastifySchema, HTTPMethods, RouteOptions } from 'fastify';
 import { errorRegistry, type ErrorCode } from '../lib/errors.js';
 import { permissionFor, type RoutePermission } from './auth.js';
 import { buildBaseApp } from './http.js';
 import { probeRoutes } from './rate-limit.js';
-import { madeOnFirstUse, relayTo } from './relay.js';
+import { relayTo, sideApp } from './relay.js';
 
 export const openApiPath = '/openapi.json';
 export const docsPrefix = '/docs';
@@ -168,8 +169,14 @@ const never = async (): Promise<never> => {
   throw new Error('a documenting route is never called');
 };
 
-/** An app that serves the document and the explorer for `routes` (as the app noted them). */
-async function buildDocsApp(routes: readonly NotedRoute[], secure: boolean): Promise<FastifyInstance> {
+/** What the documenting app is made from (it may cross to a thread: plain data). */
+export interface DocsAppData {
+  readonly routes: readonly NotedRoute[];
+  readonly secure: boolean;
+}
+
+/** An app that serves the document and the explorer for `routes` (as the app noted them). Made by relay.ts's sideApp. */
+export async function buildDocsApp({ routes, secure }: DocsAppData): Promise<FastifyInstance> {
   // The operations whose body may be left out (schema.bodyOptional): @fastify/swagger marks every body required.
   const optionalBodies = new Set<string>();
   const [{ default: swagger }, { default: swaggerUi }] = await Promise.all([import('@fastify/swagger'), import('@fastify/swagger-ui')]);
@@ -210,7 +217,9 @@ async function buildDocsApp(routes: readonly NotedRoute[], secure: boolean): Pro
   });
   // The explorer reads the same document from /docs/json.
   await docs.register(swaggerUi, { routePrefix: docsPrefix });
-  for (const r of routes) docs.route({ method: r.method, url: r.url, ...(r.schema === undefined ? {} : { schema: r.schema }), handler: never });
+  // GET /openapi.json is noted as any route is: here it answers the document.
+  const document: RouteOptions['handler'] = async (_req, reply) => reply.type('application/json').send(docs.swagger());
+  for (const r of routes) docs.route({ method: r.method, url: r.url, ...(r.schema === undefined ? {} : { schema: r.schema }), handler: r.url === openApiPath ? document : never });
   await docs.ready();
   return docs;
 }
@@ -222,15 +231,15 @@ export interface OpenApiOptions {
 
 const openApiPluginImpl: FastifyPluginAsync<OpenApiOptions> = async (app, { secure }) => {
   const routes: NotedRoute[] = [];
-  const docs = madeOnFirstUse(app, () => buildDocsApp(routes, secure));
+  const docs = sideApp<DocsAppData>(app, { module: new URL(import.meta.url), exportName: buildDocsApp.name, data: () => ({ routes, secure }) });
   app.addHook('onRoute', (r) => {
     // fastify's HEAD copy of a GET is made again by the docs app; the explorer's routes are its own.
     if (r.method === 'HEAD' || explorerPaths.includes(r.url)) return;
     routes.push({ method: r.method, url: r.url, schema: r.schema });
   });
   const documentAnswer = { 200: Type.Object({ openapi: Type.String() }, { additionalProperties: true, description: 'this document (OpenAPI 3.1)' }) };
-  app.get(openApiPath, { schema: { summary: 'this document', documentedResponse: documentAnswer } }, async (_req, reply) => reply.type('application/json').send((await docs()).swagger()));
   const relay = relayTo(docs);
+  app.get(openApiPath, { schema: { summary: 'this document', documentedResponse: documentAnswer } }, relay);
   for (const url of explorerPaths) app.get(url, { schema: { hide: true } }, relay);
 };
 

@@ -238,6 +238,15 @@ export const limits = {
   /** The largest rate and burst the config accepts (a bucket's arithmetic stays exact well past them). */
   rateLimitRequestsPerSMax: 1_000_000,
   rateLimitBurstMax: 10_000_000,
+  // the side thread (api/side-thread.ts): the OpenAPI document and explorer, the dashboard's files
+  /** Requests waiting on it at once; past it a new one is 429 QUEUE_FULL. */
+  sideThreadPendingMax: 64,
+  /** A side thread nobody asked anything for this long ends (its memory with it); the next request starts another. */
+  sideThreadIdleMs: 60_000,
+  /** Its heap's old generation at most (V8's resourceLimits): a fault there ends the thread, not the manager. */
+  sideThreadHeapMbMax: 128,
+  /** How long one request may wait on it (the thread's start included); past it 503 NOT_READY. */
+  sideThreadAnswerMsMax: 30_000,
   // followed task output (GET /v1/tasks/:id/logs?follow=true)
   /** Followed logs one manager relays at once, and one worker serves at once; past it a new one is 429 QUEUE_FULL. */
   logFollowsMax: 64,

@@ -36,6 +36,18 @@ describe('a three-manager cluster of real processes', () => {
     expect(cluster.body.members).toHaveLength(3);
   });
 
+  it('serves the OpenAPI document and the explorer, made on a side thread of the built manager', async () => {
+    const { c, leader, followers } = await startThree();
+    for (const id of [leader, followers[0]!]) {
+      for (const path of ['/openapi.json', '/docs/json']) {
+        const doc = await c.http(id, 'GET', path, undefined, 30_000);
+        expect(doc.status, `${id} ${path}`).toBe(200);
+        expect(doc.body).toMatchObject({ openapi: '3.1.0', paths: expect.objectContaining({ '/v1/kv/{key}': expect.any(Object) }) as unknown });
+      }
+    }
+    expect((await c.http(leader, 'PUT', '/v1/kv/after-docs', { value: 'x' })).status).toBe(200);
+  });
+
   it('SIGKILL of the leader: a new leader is elected, writes resume, the old one restarts and catches up', async () => {
     const { c, leader, followers } = await startThree();
     for (let i = 0; i < 20; i++) expect((await put(c, followers[0]!, `k${i}`, `v${i}`)).status).toBe(200);

@@ -6,10 +6,10 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify';
 import { redirectAnswer } from '../documented-answers.js';
 import { buildBaseApp } from '../http.js';
-import { madeOnFirstUse, relayTo } from '../relay.js';
+import { relayTo, sideApp } from '../relay.js';
 
 export const uiRoot = fileURLToPath(new URL('../../../ui/', import.meta.url));
 
@@ -59,15 +59,17 @@ const uiFiles: FastifyPluginAsync = async (app) => {
   }
 };
 
+/** The small app serving the files (made by relay.ts's sideApp, on a thread of its own once built). */
+export async function buildUiFilesApp(): Promise<FastifyInstance> {
+  const inner = buildBaseApp({});
+  await inner.register(uiFiles);
+  await inner.ready();
+  return inner;
+}
+
 /** The dashboard's routes: what they answer is made with the first request (relay.ts), not at every start. */
 export const uiRoutes: FastifyPluginAsync = async (app) => {
-  const files = madeOnFirstUse(app, async () => {
-    const inner = buildBaseApp({});
-    await inner.register(uiFiles);
-    await inner.ready();
-    return inner;
-  });
-  const relay = relayTo(files);
+  const relay = relayTo(sideApp(app, { module: new URL(import.meta.url), exportName: buildUiFilesApp.name, data: () => null }));
   // The files are left out of the OpenAPI document, as @fastify/static leaves them out; /ui sends the browser to them.
   const dashboard = { schema: { documentedResponse: { 302: redirectAnswer('to the dashboard, /ui/') } } };
   for (const url of uiRoutePaths) app.get(url, url.endsWith('/*') ? { schema: { hide: true } } : dashboard, relay);
