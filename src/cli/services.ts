@@ -272,6 +272,38 @@ async function nextReading(client: ApiClient, name: string, pollMs: number): Pro
   }
 }
 
+/** How many times `service update` makes its change again on a service another update changed meanwhile. */
+const serviceUpdateAttemptsMax = 5;
+
+/** The PATCH body of `service update`: the parts its flags give; with a task change, the task read now changed so. */
+async function updateBody(
+  client: ApiClient, name: string, command: string[], f: SpecFlags & { image?: string; replicas?: number }, cmd: Command, secrets: Record<string, string> | undefined, readsTask: boolean,
+): Promise<Record<string, unknown>> {
+  const body: Record<string, unknown> = partsOf(f, cmd);
+  if (readsTask) {
+    const current = await client.request<ServiceView>('GET', path(name));
+    const task: Record<string, unknown> = { ...(current.spec as TaskSpec) };
+    // What the service adds to the task is kept by the PATCH itself. The current secret values come back as
+    // "<redacted>", which a service PATCH takes to mean "keep this variable's value".
+    for (const k of ['ports', 'healthCheck', 'constraints', 'priority', 'namespace']) delete task[k];
+    if (f.image !== undefined) task.image = f.image;
+    if (f.env !== undefined) task.env = { ...current.spec.env, ...f.env };
+    if (secrets !== undefined) task.secretEnv = { ...current.spec.secretEnv, ...secrets };
+    const moved = Object.keys(f.env ?? {}).filter((k) => current.spec.secretEnv?.[k] !== undefined && secrets?.[k] === undefined);
+    if (moved.length > 0) {
+      throw new MinkubeError('INVALID_PARAM', `${moved.join(', ')} ${moved.length === 1 ? 'is a secret variable' : 'are secret variables'} of this service: give ${moved.length === 1 ? 'it' : 'them'} with --secret-env, not --env`);
+    }
+    const exposed = Object.keys(secrets ?? {}).filter((k) => current.spec.env?.[k] !== undefined && f.env?.[k] === undefined);
+    for (const k of exposed) delete (task.env as Record<string, string>)[k];
+    if (command.length > 0) task.command = command;
+    Object.assign(task, stopFieldsOf(f));
+    body.task = task;
+    body.ifVersion = current.version;
+  }
+  if (f.replicas !== undefined) body.replicas = f.replicas;
+  return body;
+}
+
 async function answer(apiUrl: string, s: ServiceView, wait: boolean | undefined, out: Output): Promise<void> {
   // A rollout under way now (an update's, or a rollback asked for) is the one followed: its failure fails the command.
   if (wait === true) return waitStable(apiUrl, s, out, s.rollout.state === 'updating' || s.rollout.state === 'rolling-back');
@@ -391,31 +423,19 @@ export function addServiceCommands(program: Command, globals: Globals): void {
     .action(async (name: string, command: string[], f: SpecFlags & { image?: string; replicas?: number }, cmd: Command) => {
       const g = globals(cmd);
       const client = apiClientFor(g.api);
-      const body: Record<string, unknown> = partsOf(f, cmd);
       const secrets = f.secretEnv !== undefined || f.secretEnvFile !== undefined ? secretEnvOf(f, cmd) : undefined;
-      if (f.image !== undefined || f.env !== undefined || secrets !== undefined || command.length > 0 || f.stopSignal !== undefined || f.stopTimeout !== undefined) {
-        const current = await client.request<ServiceView>('GET', path(name));
-        const task: Record<string, unknown> = { ...(current.spec as TaskSpec) };
-        // What the service adds to the task is kept by the PATCH itself. The current secret values come back as
-        // "<redacted>", which a service PATCH takes to mean "keep this variable's value".
-        for (const k of ['ports', 'healthCheck', 'constraints', 'priority', 'namespace']) delete task[k];
-        if (f.image !== undefined) task.image = f.image;
-        if (f.env !== undefined) task.env = { ...current.spec.env, ...f.env };
-        if (secrets !== undefined) task.secretEnv = { ...current.spec.secretEnv, ...secrets };
-        const moved = Object.keys(f.env ?? {}).filter((k) => current.spec.secretEnv?.[k] !== undefined && secrets?.[k] === undefined);
-        if (moved.length > 0) {
-          throw new MinkubeError('INVALID_PARAM', `${moved.join(', ')} ${moved.length === 1 ? 'is a secret variable' : 'are secret variables'} of this service: give ${moved.length === 1 ? 'it' : 'them'} with --secret-env, not --env`);
+      const readsTask = f.image !== undefined || f.env !== undefined || secrets !== undefined || command.length > 0 || f.stopSignal !== undefined || f.stopTimeout !== undefined;
+      if (!readsTask && f.replicas === undefined && Object.keys(partsOf(f, cmd)).length === 0) cmd.error('error: nothing to change: give --image, --env, a command, or another flag');
+      // A task changed here is the one read with these changes, sent whole with the version read (ifVersion): another
+      // update applied in between is not undone by it, the 409 says so, and the change is made again on what is now.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const s = await client.request<ServiceView>('PATCH', path(name), { body: await updateBody(client, name, command, f, cmd, secrets, readsTask) });
+          return await answer(g.api, s, f.wait, g.out);
+        } catch (err) {
+          if (!(err instanceof MinkubeError && err.code === 'SERVICE_VERSION_MISMATCH') || attempt >= serviceUpdateAttemptsMax) throw err;
         }
-        const exposed = Object.keys(secrets ?? {}).filter((k) => current.spec.env?.[k] !== undefined && f.env?.[k] === undefined);
-        for (const k of exposed) delete (task.env as Record<string, string>)[k];
-        if (command.length > 0) task.command = command;
-        Object.assign(task, stopFieldsOf(f));
-        body.task = task;
       }
-      if (f.replicas !== undefined) body.replicas = f.replicas;
-      if (Object.keys(body).length === 0) cmd.error('error: nothing to change: give --image, --env, a command, or another flag');
-      const s = await client.request<ServiceView>('PATCH', path(name), { body });
-      await answer(g.api, s, f.wait, g.out);
     });
   service
     .command('rollback <name>')

@@ -116,8 +116,12 @@ export interface ServiceCreateRequest {
   readonly namespace?: string;
 }
 
-/** PATCH /v1/services/:name: replicas alone scales; anything else makes a new version and rolls it out. */
-export type ServicePatchRequest = Partial<Omit<ServiceCreateRequest, 'name'>>;
+/**
+ * PATCH /v1/services/:name: replicas alone scales; anything else makes a new version and rolls it out. ifVersion: the
+ * version the client read and built its change on (a task it sends whole): refused with 409 SERVICE_VERSION_MISMATCH
+ * if the service is at another by then. Without it the change is made on whatever version is current.
+ */
+export type ServicePatchRequest = Partial<Omit<ServiceCreateRequest, 'name'>> & { readonly ifVersion?: number };
 
 /** What the managers' service routes need (manager/service-service.ts implements it). */
 export interface ServicesService {

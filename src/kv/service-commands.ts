@@ -30,6 +30,8 @@ export interface ServiceUpdateCommand {
   readonly replicas?: number;
   readonly spec?: TaskSpec;
   readonly update?: UpdateConfig;
+  /** The version `spec` was made from: refused (SERVICE_VERSION_MISMATCH) if the service is at another by now. */
+  readonly ifVersion?: number;
 }
 
 /** Back to the previous version (which then rolls out). */
@@ -88,6 +90,7 @@ export function wireServiceCommand(cmd: ServiceCommand): Record<string, unknown>
       if (cmd.replicas !== undefined) w.replicas = cmd.replicas;
       if (cmd.spec !== undefined) w.spec = normaliseSpec(cmd.spec);
       if (cmd.update !== undefined) w.update = wireUpdate(cmd.update);
+      if (cmd.ifVersion !== undefined) w.ifVersion = cmd.ifVersion;
       return w;
     }
     case 'service.rollback':
@@ -143,7 +146,10 @@ const RolloutSchema = Type.Object(
 const schemas = {
   'service.create': Type.Object({ op: Type.Literal('service.create'), name: Name, atMs: Ms, replicas: Replicas, spec: TaskSpecSchema, update: UpdateSchema }, strict),
   'service.update': Type.Object(
-    { op: Type.Literal('service.update'), name: Name, atMs: Ms, replicas: Type.Optional(Replicas), spec: Type.Optional(TaskSpecSchema), update: Type.Optional(UpdateSchema) },
+    {
+      op: Type.Literal('service.update'), name: Name, atMs: Ms, replicas: Type.Optional(Replicas), spec: Type.Optional(TaskSpecSchema), update: Type.Optional(UpdateSchema),
+      ifVersion: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
+    },
     strict,
   ),
   'service.rollback': Type.Object({ op: Type.Literal('service.rollback'), name: Name, atMs: Ms }, strict),

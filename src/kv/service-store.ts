@@ -12,7 +12,7 @@ import type {
 import { normaliseSpec } from './task-spec.js';
 import type { TaskStore } from './task-store.js';
 
-export type ServiceApplyErrorCode = 'SERVICE_NOT_FOUND' | 'SERVICE_EXISTS' | 'SERVICE_ROLLBACK_REFUSED' | 'QUEUE_FULL';
+export type ServiceApplyErrorCode = 'SERVICE_NOT_FOUND' | 'SERVICE_EXISTS' | 'SERVICE_ROLLBACK_REFUSED' | 'SERVICE_VERSION_MISMATCH' | 'QUEUE_FULL';
 
 export type ServiceApplyResult =
   | { readonly ok: true; readonly id: string; readonly changed: number }
@@ -106,6 +106,7 @@ export class ServiceStore {
   private update(cmd: ServiceUpdateCommand): ServiceApplyResult {
     const s = this.records.get(cmd.name);
     if (s === undefined) return notFound(cmd.name);
+    if (cmd.ifVersion !== undefined && cmd.ifVersion !== s.version) return versionMismatch(s, cmd.ifVersion);
     let next: Mutable<ServiceRecord> = { ...s, revision: s.revision + 1, updatedAtMs: cmd.atMs };
     if (cmd.replicas !== undefined) next.replicas = cmd.replicas;
     if (cmd.update !== undefined) next.update = cmd.update;
@@ -196,6 +197,11 @@ function reverted(s: ServiceRecord, atMs: number, message: string | null): Servi
 
 function notFound(name: string): ServiceApplyResult {
   return { ok: false, code: 'SERVICE_NOT_FOUND', message: `no service ${JSON.stringify(name)}` };
+}
+
+function versionMismatch(s: ServiceRecord, expected: number): ServiceApplyResult {
+  const message = `service ${JSON.stringify(s.name)} is at version ${s.version}, not ${expected}: it changed since it was read; read it again and make the change on what it is now`;
+  return { ok: false, code: 'SERVICE_VERSION_MISMATCH', message };
 }
 
 // ---- the snapshot section: one row per service, fields in one order ----

@@ -57,6 +57,7 @@ export const errorRegistry = {
   SERVICE_EXISTS: { status: 409, message: 'a service with this name exists' },
   /** No previous version is kept (a service never updated, or its previous version was dropped). */
   SERVICE_ROLLBACK_REFUSED: { status: 409, message: 'the service has no previous version to roll back to' },
+  SERVICE_VERSION_MISMATCH: { status: 409, message: 'the service is not at the expected version' },
   // 422: understood, but contradicts an earlier request
   IDEMPOTENCY_KEY_REUSED: { status: 422, message: 'the Idempotency-Key was used for a different request' },
   // 429 / 503 / 504: try again

@@ -123,6 +123,11 @@ export const limits = {
   serviceReplicasMax: 10_000,
   /** Versions of a service kept for rollback (the current one included). */
   serviceVersionsMax: 10,
+  /**
+   * Times a manager makes a PATCH without ifVersion again when another change to the service was applied between its
+   * reading the service and its proposal (SERVICE_VERSION_MISMATCH); past it the 409 is answered.
+   */
+  servicePatchAttemptsMax: 5,
   /** Tasks one reconcile command of the leader creates or stops. */
   serviceReconcileBatchMax: 500,
   /** A replica's failure reason as a rollout's message quotes it (a health check's or runtime's text is unbounded). */

@@ -7,12 +7,13 @@ import {
   type UpdateConfig,
 } from '../contracts/service-model.js';
 import { finalTaskStates, type TaskRecord, type TaskSpec } from '../contracts/task-model.js';
-import type { ServiceCommand } from '../kv/service-commands.js';
+import type { ServiceCommand, ServiceUpdateCommand } from '../kv/service-commands.js';
 import { specOf, type ServiceStore } from '../kv/service-store.js';
 import { printable, redactedValue, specRuleProblem, specView } from '../kv/task-spec.js';
 import type { TaskStore } from '../kv/task-store.js';
 import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
+import { limits } from '../lib/limits.js';
 import { verdictsFor } from './placement-input.js';
 import { failureOf, isAlive, replicaState } from './service-decide.js';
 import type { Proposer } from './task-service.js';
@@ -46,18 +47,27 @@ export class ServiceServiceImpl implements ServicesService {
   }
 
   async updateService(name: string, patch: ServicePatchRequest, ctx: RequestContext): Promise<ServiceView> {
-    // The new spec is built on the current version as this manager has applied it: read it linearizably first.
-    await this.o.raft.barrier(ctx.deadlineMs);
-    const s = this.recordOrThrow(name);
     const specChanged = patch.task !== undefined || patch.ports !== undefined || patch.healthCheck !== undefined || patch.constraints !== undefined ||
       patch.priority !== undefined || patch.namespace !== undefined;
-    const cmd: { op: 'service.update'; name: string; atMs: number; replicas?: number; spec?: TaskSpec; update?: UpdateConfig } = { op: 'service.update', name, atMs: this.o.clock.nowMs() };
-    if (patch.replicas !== undefined) cmd.replicas = patch.replicas;
-    if (patch.update !== undefined) cmd.update = { ...s.update, ...patch.update };
-    const current = specOf(s, s.version);
-    if (specChanged) cmd.spec = replicaSpecOf(patch.task === undefined ? current : withKeptSecrets(patch.task, current), patch, current);
-    await this.proposeOk(cmd, ctx);
-    return this.viewOrThrow(name);
+    for (let attempt = 1; ; attempt++) {
+      // The new spec is built on the current version as this manager has applied it: read it linearizably first.
+      await this.o.raft.barrier(ctx.deadlineMs);
+      const s = this.recordOrThrow(name);
+      const cmd: { -readonly [K in keyof ServiceUpdateCommand]: ServiceUpdateCommand[K] } = { op: 'service.update', name, atMs: this.o.clock.nowMs() };
+      if (patch.replicas !== undefined) cmd.replicas = patch.replicas;
+      if (patch.update !== undefined) cmd.update = { ...s.update, ...patch.update };
+      if (patch.ifVersion !== undefined) cmd.ifVersion = patch.ifVersion;
+      if (specChanged) {
+        const current = specOf(s, s.version);
+        cmd.spec = replicaSpecOf(patch.task === undefined ? current : withKeptSecrets(patch.task, current), patch, current);
+        // What the spec kept of the current version (its ports, its secrets...) was read here: another change applied
+        // first would be undone by it. The state machine refuses it then, and it is made again on what is current.
+        cmd.ifVersion ??= s.version;
+      }
+      const r = await this.o.raft.proposeCommand(cmd, ctx.deadlineMs, ctx.requestId, ctx.principal);
+      if (r.ok) return this.viewOrThrow(name);
+      if (r.code !== 'SERVICE_VERSION_MISMATCH' || patch.ifVersion !== undefined || attempt >= limits.servicePatchAttemptsMax) throw new MinkubeError(r.code, r.message);
+    }
   }
 
   async rollbackService(name: string, ctx: RequestContext): Promise<ServiceView> {

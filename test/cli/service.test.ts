@@ -30,6 +30,17 @@ describe.concurrent('minkube service get', () => {
   });
 });
 
+describe('minkube service update', () => {
+  it('four at once, each adding its own variable: every one lands, each in its own version', async () => {
+    expect((await cli(['service', 'create', 'racing', 'busybox', '--replicas', '1', '--env', 'BASE=1', '--', 'serve'])).code).toBe(0);
+    const runs = await Promise.all(['A', 'B', 'C', 'D'].map((k) => cli(['service', 'update', 'racing', '--env', `${k}=1`])));
+    for (const r of runs) expect(r.code, r.stderr).toBe(0);
+    const s = (await c.http<{ version: number; spec: { env: Record<string, string> } }>('m1', 'GET', '/v1/services/racing')).body;
+    expect([s.version, s.spec.env]).toEqual([5, { BASE: '1', A: '1', B: '1', C: '1', D: '1' }]);
+    await cli(['service', 'rm', 'racing']);
+  });
+});
+
 describe.concurrent('minkube service --wait', () => {
   it('create --wait exits 1 naming the failure when the replicas crash-loop (no health check)', async () => {
     const r = await cli(['service', 'create', 'crashy', 'busybox', '--replicas', '2', '--wait', '--', 'crash']);

@@ -82,6 +82,26 @@ describe('service routes', () => {
     expect(back.json()).toMatchObject({ version: 1, previousVersion: 2, rollout: { state: 'rolling-back', fromVersion: 2 }, spec: { image: 'img' } });
   });
 
+  it('ifVersion: a change made from another version is 409 SERVICE_VERSION_MISMATCH and changes nothing; two at once both land', async () => {
+    await app.inject({ method: 'POST', url: '/v1/services', payload: { name: 'cas', task: { ...task, env: { A: '0' } }, replicas: 1 } });
+    const first = await app.inject({ method: 'PATCH', url: '/v1/services/cas', payload: { task: { ...task, env: { A: '1' } }, ifVersion: 1 } });
+    expect(first.json()).toMatchObject({ version: 2, spec: { env: { A: '1' } } });
+    const stale = await app.inject({ method: 'PATCH', url: '/v1/services/cas', payload: { task: { ...task, env: { A: '0', B: '1' } }, ifVersion: 1 } });
+    expect([stale.statusCode, stale.json()]).toEqual([409, {
+      error: { code: 'SERVICE_VERSION_MISMATCH', message: 'service "cas" is at version 2, not 1: it changed since it was read; read it again and make the change on what it is now' },
+    }]);
+    expect((await app.inject({ method: 'GET', url: '/v1/services/cas' })).json()).toMatchObject({ version: 2, versions: [1, 2], spec: { env: { A: '1' } } });
+    expect((await app.inject({ method: 'PATCH', url: '/v1/services/cas', payload: { replicas: 2, ifVersion: 0 } })).statusCode).toBe(400);
+    // Without ifVersion, parts given beside the task (ports here, a health check there) are each kept: the manager
+    // makes each change on the version current when its proposal is applied.
+    const both = await Promise.all([
+      app.inject({ method: 'PATCH', url: '/v1/services/cas', payload: { ports: [{ name: 'http' }] } }),
+      app.inject({ method: 'PATCH', url: '/v1/services/cas', payload: { constraints: ['node.labels.zone==a'] } }),
+    ]);
+    expect(both.map((r) => r.statusCode)).toEqual([200, 200]);
+    expect((await app.inject({ method: 'GET', url: '/v1/services/cas' })).json()).toMatchObject({ version: 4, spec: { ports: [{ name: 'http' }], constraints: ['node.labels.zone==a'] } });
+  });
+
   it('answers 404 SERVICE_NOT_FOUND and 409 SERVICE_ROLLBACK_REFUSED', async () => {
     for (const [method, url] of [['GET', '/v1/services/nope'], ['PATCH', '/v1/services/nope'], ['POST', '/v1/services/nope/rollback'], ['DELETE', '/v1/services/nope']] as const) {
       const r = await app.inject({ method, url, ...(method === 'PATCH' ? { payload: { replicas: 1 } } : {}) });

@@ -4,8 +4,9 @@
 //                                       -> 201 the service; 400 INVALID_BODY naming the field; 409 SERVICE_EXISTS
 //   GET    /v1/services                 ?limit=&cursor=&consistency= -> { items, nextCursor } in name order
 //   GET    /v1/services/:name           the service (replicas desired/running/healthy, versions, rollout, per-replica tasks)
-//   PATCH  /v1/services/:name           { replicas?, task?, ports?, healthCheck?, update?, constraints?, priority?, namespace? }:
-//                                       replicas alone scales; a changed spec makes a new version and rolls it out
+//   PATCH  /v1/services/:name           { replicas?, task?, ports?, healthCheck?, update?, constraints?, priority?, namespace?, ifVersion? }:
+//                                       replicas alone scales; a changed spec makes a new version and rolls it out;
+//                                       409 SERVICE_VERSION_MISMATCH if ifVersion is not the service's version
 //   POST   /v1/services/:name/rollback  back to the previous version; 409 SERVICE_ROLLBACK_REFUSED without one
 //   DELETE /v1/services/:name           forgets the service and stops every replica -> { name, deleted: true, stopping }
 import { Type, type Static } from '@sinclair/typebox';
@@ -32,7 +33,11 @@ const specParts = {
 const Replicas = Type.Integer({ minimum: 0, maximum: limits.serviceReplicasMax });
 
 const CreateBody = Type.Object({ name: Name, task: TaskSpecSchema, replicas: Replicas, ...specParts }, { additionalProperties: false });
-const PatchBody = Type.Object({ replicas: Type.Optional(Replicas), task: Type.Optional(TaskSpecSchema), ...specParts }, { additionalProperties: false, minProperties: 1 });
+const IfVersion = Type.Integer({
+  minimum: 1, maximum: Number.MAX_SAFE_INTEGER,
+  description: 'the version this change was made from (a task read and sent whole): 409 SERVICE_VERSION_MISMATCH if the service is at another',
+});
+const PatchBody = Type.Object({ replicas: Type.Optional(Replicas), task: Type.Optional(TaskSpecSchema), ...specParts, ifVersion: Type.Optional(IfVersion) }, { additionalProperties: false, minProperties: 1 });
 const NameParams = Type.Object({ name: Name });
 const ListQuery = Type.Object(
   {
@@ -106,7 +111,7 @@ export const serviceRoutes: FastifyPluginAsync<ServiceRoutesOptions> = async (ap
 
   app.patch<{ Params: Static<typeof NameParams>; Body: Static<typeof PatchBody> }>(
     '/v1/services/:name',
-    { schema: { params: NameParams, body: PatchBody, documentedResponse: { 200: ServiceReply }, errorCodes: ['QUOTA_EXCEEDED'] } },
+    { schema: { params: NameParams, body: PatchBody, documentedResponse: { 200: ServiceReply }, errorCodes: ['QUOTA_EXCEEDED', 'SERVICE_VERSION_MISMATCH'] } },
     async (req) => services.updateService(req.params.name, req.body as ServicePatchRequest, requestContext(req)),
   );
 
