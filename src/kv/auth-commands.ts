@@ -51,6 +51,8 @@ export interface AuthJoinTokenCreateCommand {
   readonly role: JoinRole;
   readonly expiresAtMs: number;
   readonly atMs: number;
+  /** The digest of the CA the token was made under: a join under another CA (rotated since) is refused. */
+  readonly caDigest?: string;
 }
 
 export interface AuthJoinTokenRevokeCommand {
@@ -89,7 +91,7 @@ export function wireAuthCommand(cmd: AuthCommand): Record<string, unknown> {
     case 'auth.tokenRevoke':
       return { op: cmd.op, accessor: cmd.accessor };
     case 'auth.joinTokenCreate':
-      return { op: cmd.op, secretHash: cmd.secretHash, role: cmd.role, expiresAtMs: cmd.expiresAtMs, atMs: cmd.atMs };
+      return { op: cmd.op, secretHash: cmd.secretHash, role: cmd.role, expiresAtMs: cmd.expiresAtMs, atMs: cmd.atMs, ...(cmd.caDigest === undefined ? {} : { caDigest: cmd.caDigest }) };
     case 'auth.joinTokenRevoke':
       return { op: cmd.op, secretHash: cmd.secretHash };
   }
@@ -185,6 +187,7 @@ const schemas = {
     {
       op: Type.Literal('auth.joinTokenCreate'), secretHash: SecretHash,
       role: Type.Union([Type.Literal('manager'), Type.Literal('worker')]), expiresAtMs: Ms, atMs: Ms,
+      caDigest: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$' })),
     },
     strict,
   ),

@@ -35,6 +35,8 @@ export interface JoinTokenRecord {
   readonly role: JoinRole;
   readonly createdAtMs: number;
   readonly expiresAtMs: number;
+  /** The CA it was made under (sha256 of its DER, hex); absent on a token made before managers kept it. */
+  readonly caDigest?: string;
 }
 
 export interface AuthStoreOptions {
@@ -164,7 +166,8 @@ export class AuthStore {
     if (this.joinTokens.size >= this.joinTokensMax) {
       return { ok: false, code: 'TOKEN_LIMIT_REACHED', message: `the cluster holds ${this.joinTokens.size} join tokens, the most it may; let some expire first` };
     }
-    this.joinTokens.set(cmd.secretHash, { secretHash: cmd.secretHash, role: cmd.role, createdAtMs: cmd.atMs, expiresAtMs: cmd.expiresAtMs });
+    const record = { secretHash: cmd.secretHash, role: cmd.role, createdAtMs: cmd.atMs, expiresAtMs: cmd.expiresAtMs };
+    this.joinTokens.set(cmd.secretHash, cmd.caDigest === undefined ? record : { ...record, caDigest: cmd.caDigest });
     return { ok: true, id: cmd.secretHash };
   }
 
@@ -224,7 +227,7 @@ export function encodeAuthSnapshot(c: AuthSnapshotContent): unknown[] {
       if (t.policy !== undefined) row.push(wirePolicy(t.policy));
       return row;
     }),
-    c.joinTokens.map((j) => [j.secretHash, j.role, j.createdAtMs, j.expiresAtMs]),
+    c.joinTokens.map((j) => (j.caDigest === undefined ? [j.secretHash, j.role, j.createdAtMs, j.expiresAtMs] : [j.secretHash, j.role, j.createdAtMs, j.expiresAtMs, j.caDigest])),
     c.sessionKey,
   ];
 }
@@ -259,12 +262,14 @@ function decodeToken(row: unknown, i: number): ApiTokenRecord {
 }
 
 function decodeJoinToken(row: unknown, i: number): JoinTokenRecord {
-  if (!Array.isArray(row) || row.length !== 4) throw corrupt(`bad join token ${i}`);
-  const [secretHash, role, createdAtMs, expiresAtMs] = row as unknown[];
+  if (!Array.isArray(row) || (row.length !== 4 && row.length !== 5)) throw corrupt(`bad join token ${i}`);
+  const [secretHash, role, createdAtMs, expiresAtMs, caDigest] = row as unknown[];
   if (!isString(secretHash) || (role !== 'manager' && role !== 'worker') || !isMs(createdAtMs) || !isMs(expiresAtMs)) {
     throw corrupt(`bad join token ${i}`);
   }
-  return { secretHash, role, createdAtMs, expiresAtMs };
+  if (row.length === 4) return { secretHash, role, createdAtMs, expiresAtMs };
+  if (!isString(caDigest)) throw corrupt(`bad join token ${i}`);
+  return { secretHash, role, createdAtMs, expiresAtMs, caDigest };
 }
 
 function isExpired(expiresAtMs: number | null, nowMs: number): boolean {

@@ -137,9 +137,9 @@ export class AuthServiceImpl implements AuthService {
     checkTtl(ttlS);
     this.refuseJoinEscalation(role, ctx);
     const now = this.o.clock.nowMs();
-    const { token, secretHash } = newJoinToken(pem);
+    const { token, secretHash, caDigest } = newJoinToken(pem);
     const expiresAtMs = now + ttlS * 1000;
-    await this.proposeOk({ op: 'auth.joinTokenCreate', secretHash, role, expiresAtMs, atMs: now }, ctx);
+    await this.proposeOk({ op: 'auth.joinTokenCreate', secretHash, role, expiresAtMs, atMs: now, caDigest }, ctx);
     return { token, accessor: joinTokenAccessor(secretHash), role, expiresAt: new Date(expiresAtMs).toISOString() };
   }
 

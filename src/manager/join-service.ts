@@ -104,6 +104,11 @@ export class JoinServiceImpl implements JoinService {
     if (parsed.caDigest !== this.digest) throw new MinkubeError('UNAUTHENTICATED', 'the join token is for another cluster (its CA digest does not match)');
     const record = this.o.joinToken(hashSecret(parsed.secret), this.o.clock.nowMs());
     if (record === undefined) throw new MinkubeError('UNAUTHENTICATED', 'unknown, revoked or expired join token');
+    // The digest in the token is the joining node's to check (it pins the CA); the one kept with the token is ours: a
+    // token made under a CA rotated away since is not one of this CA's, whatever digest it is sent with.
+    if (record.caDigest !== undefined && record.caDigest !== this.digest) {
+      throw new MinkubeError('UNAUTHENTICATED', "the join token was made under the cluster's previous CA (rotated since): make a new one with minkube token create");
+    }
     return { accessor: joinTokenAccessor(record.secretHash), role: record.role };
   }
 

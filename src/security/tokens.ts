@@ -53,9 +53,10 @@ export function parseApiToken(s: string): { accessor: string; secret: string } |
 }
 
 /** Like Swarm's SWMTKN-1-<digest>-<secret>: the digest lets a joining node pin the CA before it trusts the manager. */
-export function newJoinToken(caCertPem: string): { token: string; secretHash: string } {
+export function newJoinToken(caCertPem: string): { token: string; secretHash: string; caDigest: string } {
   const secret = newSecret();
-  return { token: `MKTKN-1-${caDigest(caCertPem)}-${secret}`, secretHash: hashSecret(secret) };
+  const digest = caDigest(caCertPem);
+  return { token: `MKTKN-1-${digest}-${secret}`, secretHash: hashSecret(secret), caDigest: digest };
 }
 
 export function parseJoinToken(s: string): { caDigest: string; secret: string } | null {

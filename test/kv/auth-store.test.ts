@@ -154,6 +154,7 @@ describe('snapshots', () => {
     d.create(2, { name: 'ci', role: 'developer', keyPrefix: 'apps/', expiresAtMs: 99_000 });
     d.create(3, { name: 'ci-a', policy });
     d.apply({ op: 'auth.joinTokenCreate', secretHash: hash('e'), role: 'manager', expiresAtMs: 50_000, atMs: 20 });
+    d.apply({ op: 'auth.joinTokenCreate', secretHash: hash('f'), role: 'worker', expiresAtMs: 50_000, atMs: 21, caDigest: 'ab'.repeat(32) });
     return d;
   }
 
@@ -173,6 +174,7 @@ describe('snapshots', () => {
       expect(copy.auth.listTokens()).toEqual(d.sm.auth.listTokens());
       expect(copy.auth.tokenByAccessor(acc(3))?.policy).toEqual(policy);
       expect(copy.auth.joinToken(hash('e'), 30)).toEqual(d.sm.auth.joinToken(hash('e'), 30));
+      expect(copy.auth.joinToken(hash('f'), 30)).toMatchObject({ role: 'worker', caDigest: 'ab'.repeat(32) });
       expect(copy.auth.sessionKey()).toEqual(d.sm.auth.sessionKey());
       expect(copy.snapshot()).toEqual(d.sm.snapshot());
     }

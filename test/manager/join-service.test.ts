@@ -87,3 +87,30 @@ describe('JoinServiceImpl.join', () => {
     await expect(service.join({ token: tokens.worker.token, id: 'w4', csr: await csrOf('w5', 'worker'), addresses: [] })).rejects.toMatchObject({ code: 'INVALID_BODY', message: expect.stringMatching(/^the certificate request names/) as string });
   });
 });
+
+describe('JoinServiceImpl.join after a CA rotation', () => {
+  it("a token kept from the previous CA is refused, whatever digest it is sent with; one of this CA's joins", async () => {
+    const nowMs = Date.UTC(2031, 0, 1);
+    const clock: Clock = { nowMs: () => nowMs, setTimeout: () => ({ cancel: () => undefined }) };
+    const oldCa = await createClusterCa({ clusterId, now: new Date(nowMs - 86_400_000) });
+    const ca = await createClusterCa({ clusterId, now: new Date(nowMs - 86_400_000) });
+    const manager = await issueNodeKeyAndCert({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: 'm1', role: 'manager', clusterId, sans: { ips: ['127.0.0.1'], dns: [] }, now: new Date(nowMs) });
+    const old = newJoinToken(oldCa.certPem);
+    const fresh = newJoinToken(ca.certPem);
+    const records = new Map([old, fresh].map((t) => [t.secretHash, { secretHash: t.secretHash, role: 'manager' as const, createdAtMs: nowMs, expiresAtMs: nowMs + 60_000, caDigest: t.caDigest }]));
+    const service = new JoinServiceImpl({
+      material: { caCertPem: ca.certPem, caKeyPem: ca.keyPem, ...manager, identity: { id: 'm1', role: 'manager', clusterId } },
+      clock,
+      joinToken: (secretHash) => records.get(secretHash),
+      managers: () => [{ id: 'm1', raftAddress: '127.0.0.1:9100', apiAddress: '127.0.0.1:9101' }],
+      workerActive: () => false,
+    });
+    const { keyPem } = await generateNodeKey();
+    const join = async (token: string) => service.join({ token, id: 'm9', csr: await createCsr({ keyPem, id: 'm9', role: 'manager', clusterId }), addresses: ['127.0.0.1:9900', '127.0.0.1:9901'] });
+    // The old token with the new CA's digest put in: the digest is public (GET /v1/join/ca), the secret is what counts.
+    const forged = old.token.replace(old.caDigest, fresh.caDigest);
+    await expect(join(forged)).rejects.toMatchObject({ code: 'UNAUTHENTICATED', message: expect.stringMatching(/^the join token was made under the cluster's previous CA/) as string });
+    await expect(join(old.token)).rejects.toMatchObject({ code: 'UNAUTHENTICATED', message: expect.stringMatching(/another cluster/) as string });
+    expect(identityFromCertificate((await join(fresh.token)).certificate)).toMatchObject({ id: 'm9', role: 'manager' });
+  });
+});
