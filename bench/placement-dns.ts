@@ -45,6 +45,7 @@ const view: DnsView = {
   managers: (): DnsManager[] => [{ id: 'm1', address: { family: 4, ip: '127.0.0.1' }, apiPort: 8001 }],
   leaderId: () => 'm1',
   serial: () => 1,
+  catchingUp: () => false,
 };
 
 function answersPerS(): number {

@@ -512,7 +512,22 @@ async function startParts(
     throw listenFailed(err, self.apiAddress, 'apiAddress');
   });
   if (self.dnsAddress !== undefined) {
+    // Until a ReadIndex barrier has gone through once since start, this manager's state may be the one it stopped with
+    // (a restart after downtime): DNS answers SERVFAIL meanwhile, and resolvers ask another manager.
+    let caughtUp = false;
+    let dnsClosed = false;
+    void (async () => {
+      while (!caughtUp && !dnsClosed) {
+        try {
+          await service.barrier(systemClock.nowMs() + limits.dnsCatchUpBarrierMs);
+          caughtUp = true;
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, limits.dnsCatchUpRetryMs));
+        }
+      }
+    })();
     const view = new StateDnsView({
+      caughtUp: () => caughtUp,
       store: service.kv.tasks,
       services: () => service.kv.services.services(),
       clock: systemClock,
@@ -531,7 +546,10 @@ async function startParts(
     const dns = await DnsServer.start({ host: dnsAt.host, port: dnsAt.port, view, logger: logger.child({ component: 'dns' }) }).catch((err: unknown) => {
       throw listenFailed(err, dnsAddress, 'dnsAddress');
     });
-    opened.push('dns', () => dns.close());
+    opened.push('dns', () => {
+      dnsClosed = true;
+      return dns.close();
+    });
   }
   logger.info({ api: self.apiAddress, raft: self.raftAddress, dns: self.dnsAddress, dataDir: self.dataDir, tls: security !== null }, 'manager started');
   if (security !== null) {

@@ -300,6 +300,10 @@ export const limits = {
   // DNS (src/manager/dns)
   /** TCP connections one manager's DNS server holds at once; past it a new one is closed at once. */
   dnsTcpConnectionsMax: 64,
+  /** A starting manager's DNS answers SERVFAIL until one ReadIndex barrier went through: each try waits this long... */
+  dnsCatchUpBarrierMs: 2000,
+  /** ...and a failed one is tried again after this. */
+  dnsCatchUpRetryMs: 250,
   /** A TCP connection without a query for this long is closed. */
   dnsTcpIdleMs: 10_000,
   /** A query larger than this (UDP datagram or TCP message) is dropped. */

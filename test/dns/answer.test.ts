@@ -117,6 +117,16 @@ describe('dns answer', () => {
     expect(ask('minkube', 'NS').answers!.map((a) => a.data)).toEqual(['ns.minkube']);
   });
 
+  it('a manager not caught up since it started answers SERVFAIL for every name of the zone (a resolver asks another)', () => {
+    const view = sampleView();
+    view.data.catchingUp = true;
+    for (const [name, type] of [['web.service.minkube', 'A'], ['_http._tcp.web.service.minkube', 'SRV'], ['minkube', 'SOA'], ['leader.minkube', 'A'], ['nope.minkube', 'A']]) {
+      const r = ask(name!, type!, view);
+      expect([name, rcode(r), r.answers]).toEqual([name, 'SERVFAIL', []]);
+    }
+    expect(rcode(ask('example.com', 'A', view))).toBe('REFUSED');
+  });
+
   it('names outside minkube. are REFUSED, other classes too', () => {
     expect(rcode(ask('example.com', 'A'))).toBe('REFUSED');
     expect(rcode(ask('minkube.example.com', 'A'))).toBe('REFUSED');

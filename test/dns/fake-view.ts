@@ -7,6 +7,7 @@ export interface FakeViewData {
   managers?: DnsManager[];
   leaderId?: string | null;
   serial?: number;
+  catchingUp?: boolean;
 }
 
 export function task(id: string, ip: string | null, ports: Record<string, number> = {}): DnsTask {
@@ -35,6 +36,10 @@ export class FakeView implements DnsView {
 
   serial(): number {
     return this.data.serial ?? 1;
+  }
+
+  catchingUp(): boolean {
+    return this.data.catchingUp ?? false;
   }
 }
 

@@ -69,3 +69,26 @@ describe('dns state view', () => {
     expect(view.serial()).toBe(7);
   });
 });
+
+describe('replicas being stopped', () => {
+  it('a replica asked to stop leaves DNS at once; a removed service is gone though its replicas still stop', () => {
+    const store = new TaskStore();
+    const spec: TaskSpec = { image: 'i', ports: [{ name: 'http' }] };
+    store.restore(encodeTaskSnapshot({
+      tasks: [
+        record('t1', { service: svc, ports: port(20001) }),
+        record('t2', { service: svc, ports: port(20002), desiredState: 'stop' }),
+        record('t3', { service: { name: 'gone', version: 1 }, ports: port(20003) }),
+      ],
+      workers: [worker('w1', '127.0.0.1:9001')],
+      cursor: null,
+      idempotency: [],
+    }));
+    const web = { name: 'web', version: 1, versions: [{ version: 1, spec, createdAtMs: 0 }] } as unknown as ServiceRecord;
+    const view = new StateDnsView({ store, clock: new ManualClock(0), appliedIndex: () => 1, leaderId: () => null, members: () => [], services: () => [web] });
+    expect(view.service('web')!.healthy.map((t) => t.id)).toEqual(['t1']);
+    expect(view.service('gone')).toBeUndefined();
+    // Still a placed task: its own name resolves until it ends.
+    expect(view.task('t3')).toBeDefined();
+  });
+});

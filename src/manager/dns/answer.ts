@@ -61,6 +61,7 @@ export function answer(query: DecodedPacket, view: DnsView): Packet {
   if (q.class !== 'IN' && q.class !== 'ANY') return base('REFUSED');
   const labels = q.name.toLowerCase().replace(/\.$/, '').split('.');
   if (labels.at(-1) !== dnsZone) return base('REFUSED');
+  if (view.catchingUp()) return base('SERVFAIL');
   const records = lookup(labels.slice(0, -1), q, view);
   if (records === 'nxdomain') return base('NXDOMAIN', { authorities: [soa(view)] });
   const answers = records.answers.slice(0, dnsAnswersMax);

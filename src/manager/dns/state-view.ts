@@ -1,6 +1,7 @@
-// The DNS view of a manager's applied state: services from the service store and from the task records that name
-// one (a replica is healthy when it runs and its health check, if it has one, said healthy), placed tasks, the
-// managers and the leader.
+// The DNS view of a manager's applied state: services from the service store (or, without one, from the task records
+// that name one) and their healthy replicas (running, its health check if it has one said healthy, and not being
+// stopped: a replica a rollout or a removal is stopping, and every replica of a removed service, leaves DNS at once,
+// not when its stop grace ends), placed tasks, the managers and the leader.
 // Rebuilt when the applied index moved, at most every rebuildIntervalMs: answers may trail the state by that much,
 // well inside their 5 s TTL, and a burst of queries costs one pass over the live tasks.
 import type { TaskRecord } from '../../contracts/task-model.js';
@@ -18,6 +19,8 @@ export interface StateViewOptions {
   members: () => readonly { id: string; apiAddress: string }[];
   /** The services the service store holds: they exist (and their ports) even with no replica left. */
   services?: () => Iterable<ServiceRecord>;
+  /** Whether this manager has caught up with the cluster since it started (DnsView.catchingUp); default yes. */
+  caughtUp?: () => boolean;
   rebuildIntervalMs?: number;
 }
 
@@ -55,6 +58,10 @@ export class StateDnsView implements DnsView {
     return this.o.appliedIndex();
   }
 
+  catchingUp(): boolean {
+    return this.o.caughtUp?.() === false;
+  }
+
   private current(): Built {
     const index = this.o.appliedIndex();
     const now = this.o.clock.nowMs();
@@ -82,9 +89,13 @@ export class StateDnsView implements DnsView {
         if (t.service === undefined) continue;
         const key = t.service.name.toLowerCase();
         let s = services.get(key);
-        if (s === undefined) services.set(key, (s = { portNames: new Set(), healthy: [] }));
+        if (s === undefined) {
+          // A service the store no longer holds was removed: its replicas still stopping are not announced.
+          if (this.o.services !== undefined) continue;
+          services.set(key, (s = { portNames: new Set(), healthy: [] }));
+        }
         for (const p of t.spec.ports ?? []) s.portNames.add(p.name.toLowerCase());
-        if (placed !== null && isHealthy(t)) s.healthy.push(placed);
+        if (placed !== null && isHealthy(t) && t.desiredState !== 'stop') s.healthy.push(placed);
       }
     }
     for (const s of services.values()) s.healthy.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

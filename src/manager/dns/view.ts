@@ -34,6 +34,11 @@ export interface DnsView {
   leaderId(): string | null;
   /** The SOA serial: this manager's applied index (mod 2^32). */
   serial(): number;
+  /**
+   * True until this manager has caught up with the cluster once since it started: before that its state may be what
+   * it held when it stopped, so every name in the zone answers SERVFAIL and a resolver asks another manager.
+   */
+  catchingUp(): boolean;
 }
 
 const ipv4Pattern = /^(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}$/;
