@@ -154,7 +154,7 @@ export class ProcessRuntime implements ContainerRuntime {
   }
 
   private async spawnChild(id: string, marker: Marker, command: string[], env: Record<string, string>): Promise<Spawned> {
-    const childEnv = { ...this.baseEnv, ...env };
+    const childEnv: Record<string, string> = { ...this.baseEnv, ...env, [processEnvName]: id };
     const file = command[0] ?? '';
     try {
       // The shell would run a missing command too (exit 127): find it first, so that run() fails as a spawn would.
@@ -198,8 +198,13 @@ export class ProcessRuntime implements ContainerRuntime {
   async stop(id: string, timeoutMs: number, signal?: NodeJS.Signals): Promise<void> {
     const entry = await this.get(id);
     if (entry === undefined || entry.record.state === 'exited') return;
-    this.signal(entry, signal ?? entry.record.stopSignal ?? 'SIGTERM');
-    if (await this.exitsWithin(entry, timeoutMs)) return;
+    const first = signal ?? entry.record.stopSignal ?? 'SIGTERM';
+    this.signal(entry, first);
+    await signalStrays(id, first);
+    const exited = await this.exitsWithin(entry, timeoutMs);
+    // What left the group (setsid, a daemon) has had the wrapper's time to go; what has not goes now.
+    await signalStrays(id, 'SIGKILL');
+    if (exited) return;
     entry.killed = true;
     this.signal(entry, 'SIGKILL');
     if (!(await this.exitsWithin(entry, killWaitMs))) {
@@ -211,6 +216,9 @@ export class ProcessRuntime implements ContainerRuntime {
     const entry = await this.get(id);
     if (entry === undefined) return;
     if (entry.record.state === 'running') await this.stop(id, 0);
+    // A command that exited leaving a process behind in another group (`setsid x &`, a daemon) leaves none once
+    // removed, as a container's removal would (it would write on into a log file removed below).
+    else await signalStrays(id, 'SIGKILL');
     this.entries.delete(id);
     await entry.writes;
     await Promise.all([this.recordPath(id), this.logPath(id), `${this.logPath(id)}.1`, this.exitPath(id)].map(removeQuietly));
@@ -519,6 +527,35 @@ function markerArgument(marker: Marker): string {
   const whole = JSON.stringify(marker);
   if (whole.length <= markerArgBytesMax / 3 || Buffer.byteLength(whole) <= markerArgBytesMax) return whole;
   return JSON.stringify({ ...marker, labels: Object.fromEntries(Object.entries(marker.labels).filter(([key]) => key.startsWith('minkube.'))) });
+}
+
+/**
+ * The variable every process of a task inherits (unless it clears it), set to the process's id: how a stop finds what
+ * left the task's process group (`setsid`, `timeout`, a daemon), which the group's signal does not reach.
+ */
+export const processEnvName = 'MINKUBE_PROCESS';
+
+/** Signals every process of this user whose environment names process `id` (processEnvName); the gone are skipped. */
+async function signalStrays(id: string, signal: NodeJS.Signals): Promise<void> {
+  let names: string[];
+  try {
+    names = (await fs.readdir('/proc')).filter((name) => /^\d+$/.test(name));
+  } catch {
+    return;
+  }
+  const needle = Buffer.from(`\0${processEnvName}=${id}\0`);
+  await Promise.all(
+    names.map(async (name) => {
+      // Another user's environ is not readable (EACCES): never ours.
+      const environ = await fs.readFile(`/proc/${name}/environ`).catch(() => null);
+      if (environ === null || !Buffer.concat([Buffer.of(0), environ]).includes(needle)) return;
+      try {
+        process.kill(Number(name), signal);
+      } catch {
+        // gone meanwhile
+      }
+    }),
+  );
 }
 
 async function findWrappers(dir: string): Promise<Array<{ id: string; pid: number; startTicks: string; marker: Marker; command: string[] }>> {

@@ -88,7 +88,8 @@ describe('ProcessRuntime specifics', () => {
     const { id } = await rt.run({ name: 'env', image: 'host', command: ['env'], env: { A: '1' }, labels });
     await rt.wait(id);
     const vars = (await rt.logs(id)).trim().split('\n').map((l) => l.split('=')[0]).sort();
-    expect(vars).toEqual(['A', 'HOME', 'PATH']);
+    // MINKUBE_PROCESS: the runtime's own, which a stop finds the task's processes by.
+    expect(vars).toEqual(['A', 'HOME', 'MINKUBE_PROCESS', 'PATH']);
     delete process.env.MINKUBE_SECRET_OF_THE_WORKER;
     await rt.close();
   });
@@ -103,7 +104,7 @@ describe('ProcessRuntime specifics', () => {
     const echo = await rt.run({ name: 'echo', image: 'host', command: ['echo', 'a\\nb'], labels });
     await Promise.all([printEnv, fds, echo].map(({ id }) => rt.wait(id)));
     const lines = (await rt.logs(printEnv.id)).trim().split('\n').sort();
-    expect(lines).toEqual(['A=a b', 'IFS=,', `PATH=${process.env.PATH ?? '/usr/bin:/bin'}`, 'PS4=x', 'PWD=/nowhere', 'SHLVL=7']);
+    expect(lines).toEqual(['A=a b', 'IFS=,', `MINKUBE_PROCESS=${printEnv.id}`, `PATH=${process.env.PATH ?? '/usr/bin:/bin'}`, 'PS4=x', 'PWD=/nowhere', 'SHLVL=7']);
     // Only stdout and stderr are the log: the shell's copy of stderr (fd 3) was not left open.
     const onLog = [...(await rt.logs(fds.id)).matchAll(/ (\d+) -> (.*)$/gm)].filter((m) => m[2]!.endsWith(`${fds.id}.log`)).map((m) => m[1]);
     expect(onLog).toEqual(['1', '2']);
@@ -126,6 +127,33 @@ describe('ProcessRuntime specifics', () => {
       return stat === null || stat.state === 'Z';
     });
     await rt.remove(id);
+    await rt.close();
+  });
+
+  it('stop and remove also end what left the group (setsid, a daemon), found by MINKUBE_PROCESS in its environment', async () => {
+    const rt = new ProcessRuntime({ stateDir: await stateDir() });
+    const pidIn = (id: string): Promise<number> => waitFor('the stray\'s pid in the log', async () => {
+      const pid = Number.parseInt(await rt.logs(id), 10);
+      return Number.isNaN(pid) ? undefined : pid;
+    }, 2000, 20);
+    const gone = (pid: number): Promise<boolean> => waitFor(`pid ${pid} gone (or a zombie)`, async () => {
+      const stat = await readProcStat(pid);
+      return stat === null || stat.state === 'Z';
+    });
+    // Stopped while running: a process in a session of its own is not reached by the group's signal.
+    const stopped = await rt.run({ name: 'escape', image: 'host', command: ['sh', '-c', 'setsid sleep 301 & echo $!; wait'], labels });
+    const escaped = await pidIn(stopped.id);
+    expect(await fs.readFile(`/proc/${escaped}/environ`, 'utf8')).toContain(`MINKUBE_PROCESS=${stopped.id}\0`);
+    await rt.stop(stopped.id, 1000);
+    await gone(escaped);
+    await rt.remove(stopped.id);
+    // Exited by itself, leaving a daemon behind: removing the process ends it.
+    const daemon = await rt.run({ name: 'daemon', image: 'host', command: ['sh', '-c', 'setsid sleep 302 & echo $!'], labels });
+    const left = await pidIn(daemon.id);
+    await rt.wait(daemon.id);
+    expect(await readProcStat(left)).not.toBeNull();
+    await rt.remove(daemon.id);
+    await gone(left);
     await rt.close();
   });
 
