@@ -168,6 +168,12 @@ export const limits = {
   httpConnectionsMax: 1024,
   httpConnectionsPerAddressMax: 512,
   httpEvictableIdleMsMin: 1000,
+  /** HTTP/1.1 requests one connection may have waiting behind the one answered (pipelined); past it, closed. */
+  http1PipelinedMax: 32,
+  /** A connection's next pipelined request waits while its socket holds more answer bytes than this unread... */
+  http1UnreadBytesMax: 1024 * 1024,
+  /** ...and the connection is closed if its client leaves them unread this long. */
+  http1UnreadWaitMsMax: 30_000,
   /** Requests one HTTP/2 connection may have in flight at once (its SETTINGS_MAX_CONCURRENT_STREAMS). */
   http2StreamsPerConnectionMax: 256,
   /** Memory one HTTP/2 connection's frames and headers may hold before it is refused more streams, in MiB. */
