@@ -10,7 +10,7 @@ export interface CorsOptions {
   origins(): ReadonlySet<string>;
 }
 
-const allowMethods = 'GET, POST, PUT, DELETE';
+const allowMethods = 'GET, POST, PUT, PATCH, DELETE';
 const allowHeaders = 'authorization, content-type, idempotency-key, x-request-id';
 const exposeHeaders = 'x-request-id, retry-after, www-authenticate';
 

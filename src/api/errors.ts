@@ -101,8 +101,24 @@ export class RoutePaths {
  */
 export function installErrorHandling(app: FastifyInstance, bodyLimitBytes: number, routes = new RoutePaths()): void {
   app.setErrorHandler((err, req, reply) => sendError(err, req, reply, bodyLimitBytes));
+  // Paths without parameters, with their methods: GET /v1/tasks/batch is matched by GET /v1/tasks/:id, yet it names
+  // the path POST /v1/tasks/batch serves, and is answered 405 as any other path served with other methods.
+  const staticMethods = new Map<string, Set<string>>();
   app.addHook('onRoute', (route) => {
-    for (const method of [route.method].flat()) routes.add(method, route.url);
+    for (const method of [route.method].flat()) {
+      routes.add(method, route.url);
+      if (!route.url.includes(':') && !route.url.includes('*')) staticMethods.set(route.url, (staticMethods.get(route.url) ?? new Set()).add(method));
+    }
+  });
+  app.addHook('onRequest', (req, reply, done) => {
+    const template = req.routeOptions.url;
+    if (template === undefined || !template.includes(':')) return done();
+    const path = req.url.split('?')[0] ?? '/';
+    const methods = staticMethods.get(path);
+    if (methods === undefined || methods.has(req.method)) return done();
+    const allowed = [...methods].sort();
+    void reply.header('allow', allowed.join(', '));
+    done(new MinkubeError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${excerpt(path)}; it takes ${allowed.join(', ')}`));
   });
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0] ?? '/';

@@ -45,10 +45,10 @@ export const ClusterReply = Type.Object({
   firstIndex: Type.Integer(),
   lastIndex: Type.Integer(),
   snapshotIndex: Type.Integer(),
-  storage: Type.Optional(Type.Union([Type.Literal('ok'), Type.Literal('recovering')])),
-  storageReason: Type.Optional(Type.Union([Type.String(), Type.Null()])),
-  storageTargetIndex: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
-  noQuorumReason: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  storage: Type.Union([Type.Literal('ok'), Type.Literal('recovering')]),
+  storageReason: Type.Union([Type.String(), Type.Null()]),
+  storageTargetIndex: Type.Union([Type.Integer(), Type.Null()]),
+  noQuorumReason: Type.Union([Type.String(), Type.Null()]),
   /** Scheduled backups (null: none configured). */
   backup: Type.Union([
     Type.Object({

@@ -60,13 +60,13 @@ export interface ClusterView {
    * acknowledged; it refuses stale reads, votes for no one and counts for no quorum until it has learnt again from
    * the leader everything it had acknowledged (docs/storage-faults.md).
    */
-  readonly storage?: 'ok' | 'recovering';
+  readonly storage: 'ok' | 'recovering';
   /** Why it is recovering (null when ok). */
-  readonly storageReason?: string | null;
+  readonly storageReason: string | null;
   /** Recovering: the index it must hold again (what it had acknowledged; null when not known); null when ok. */
-  readonly storageTargetIndex?: number | null;
+  readonly storageTargetIndex: number | null;
   /** Why no leader can be elected now, when too few voters have intact storage (null otherwise). */
-  readonly noQuorumReason?: string | null;
+  readonly noQuorumReason: string | null;
   /** Scheduled backups as this manager knows them (null: none configured); filled in by the route. */
   readonly backup?: BackupStatus | null;
 }

@@ -44,9 +44,7 @@ export interface RestoreResult {
 }
 
 export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
-  const self = await addressesOf(o);
-  const dataDir = resolve(o.dataDir);
-  await refuseNonEmpty(dataDir);
+  // The file first (README: "The file is verified first"): a bad one is SNAPSHOT_INVALID whatever else is wrong.
   let bytes: Buffer;
   try {
     bytes = await readFile(o.file);
@@ -55,6 +53,9 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
   }
   const parsed = parseBackup(bytes);
   const { state, kv, removed } = loadBackup(parsed);
+  const self = await addressesOf(o);
+  const dataDir = resolve(o.dataDir);
+  await refuseNonEmpty(dataDir);
   const id = nodeId(o.id);
   // This manager alone: the old members' addresses and ids mean nothing to the new cluster. The managers removed stay
   // removed: a cluster restored under its old CA would otherwise take their old certificates again.

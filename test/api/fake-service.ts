@@ -72,7 +72,7 @@ export class FakeManagerService implements ManagerService {
   }
 }
 
-export function defaultView(overrides: Partial<ClusterView> = {}): ClusterView {
+export function defaultView(overrides: { [K in keyof ClusterView]?: ClusterView[K] } = {}): ClusterView {
   return {
     id: 'm1',
     role: 'leader',
@@ -83,6 +83,10 @@ export function defaultView(overrides: Partial<ClusterView> = {}): ClusterView {
     firstIndex: 1,
     lastIndex: 10,
     snapshotIndex: 0,
+    storage: 'ok',
+    storageReason: null,
+    storageTargetIndex: null,
+    noQuorumReason: null,
     members: [
       { id: 'm1', raftAddress: '127.0.0.1:7001', apiAddress: '127.0.0.1:8001', voter: true, reachable: true },
       { id: 'm2', raftAddress: '127.0.0.2:7002', apiAddress: '127.0.0.2:8002', voter: true, reachable: false },

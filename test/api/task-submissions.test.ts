@@ -84,6 +84,16 @@ describe('Idempotency-Key reused with a different body', () => {
   });
 });
 
+describe('/v1/tasks/batch with another method', () => {
+  it('is 405 METHOD_NOT_ALLOWED naming POST, not a task named "batch" (GET /v1/tasks/:id matched it)', async () => {
+    for (const method of ['GET', 'DELETE'] as const) {
+      const res = await app.inject({ method, url: '/v1/tasks/batch' });
+      expect([res.statusCode, res.headers.allow, res.json()]).toEqual([405, 'POST', { error: { code: 'METHOD_NOT_ALLOWED', message: `${method} is not allowed on /v1/tasks/batch; it takes POST` } }]);
+    }
+    expect((await app.inject({ method: 'GET', url: '/v1/tasks/t00000000000000000' })).statusCode).toBe(404);
+  });
+});
+
 describe('Idempotency-Key scoped to who sent it', () => {
   const as = (a: string) => ({ requestId: 'r', deadlineMs: Date.now() + 5000, principal: { a, r: 'operator' } });
 

@@ -1,6 +1,6 @@
 // `snapshot restore` in process: a data directory emptied with `rm -rf`, whose marker (beside it) still says a later
 // term than the backup's, is restored into a one-voter cluster whose manager leads, with a marker that its log covers.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -49,6 +49,15 @@ async function leadsRestored(config: ReturnType<typeof parseClusterConfig>): Pro
 }
 
 describe('snapshot restore', () => {
+  it('verifies the file first: a truncated one is SNAPSHOT_INVALID even with the addresses missing too', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'minkube-restore-'));
+    dirs.push(root);
+    const file = await backupFile(root);
+    writeFileSync(file, readFileSync(file).subarray(0, 200));
+    await expect(restoreBackup({ file, id: 'm1', dataDir: join(root, 'm1') })).rejects.toMatchObject({ code: 'SNAPSHOT_INVALID', message: expect.stringMatching(/truncated/) as string });
+    expect(existsSync(join(root, 'm1'))).toBe(false);
+  });
+
   it('into a directory emptied with rm -rf: the stale marker beside it is replaced, and the manager leads', async () => {
     const root = mkdtempSync(join(tmpdir(), 'minkube-restore-'));
     dirs.push(root);

@@ -53,6 +53,10 @@ const view = (id: string, role: ClusterView['role'], term: number): ClusterView 
   firstIndex: 1,
   lastIndex: 0,
   snapshotIndex: 0,
+  storage: 'ok',
+  storageReason: null,
+  storageTargetIndex: null,
+  noQuorumReason: null,
   members: [{ id, raftAddress: 'h:1', apiAddress: `127.0.0.9:80${id.slice(1)}`, voter: true, reachable: true }],
 });
 
