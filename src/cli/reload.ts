@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { apiClientFor } from './connection.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';
+import { CliExit } from './tasks.js';
 
 /** POST /v1/admin/reload's answer (src/api/routes/admin.ts). */
 interface ReloadAnswer {
@@ -18,7 +19,7 @@ export async function runReload(apiUrl: string, out: Output): Promise<void> {
   const r = await apiClientFor(apiUrl).request<ReloadAnswer>('POST', '/v1/admin/reload');
   if (out.json) {
     printJson(r);
-    return;
+    return refusedExit(r);
   }
   const rows = [
     ...r.applied.map((a) => [a.key, 'applied', `${show(a.from)} -> ${show(a.to)}`]),
@@ -31,6 +32,14 @@ export async function runReload(apiUrl: string, out: Output): Promise<void> {
   }
   printLine(`${r.node}: ${r.applied.length} applied, ${r.refused.length} refused (each says why), ${r.ignored.length} ignored`);
   printLine(formatTable([['KEY', 'RESULT', 'DETAIL'], ...rows]));
+  refusedExit(r);
+}
+
+/** A reload that refused a key ends the command with 1 (after the table): the file and the running values differ. */
+function refusedExit(r: ReloadAnswer): void {
+  if (r.refused.length === 0) return;
+  process.stderr.write(`error: ${r.refused.length} changed ${r.refused.length === 1 ? 'key was' : 'keys were'} refused; ${r.node} keeps running with ${r.refused.length === 1 ? 'its' : 'their'} old ${r.refused.length === 1 ? 'value' : 'values'}\n`);
+  throw new CliExit(1);
 }
 
 export function addReloadCommand(program: Command, globals: (cmd: Command) => { api: string; out: Output }): void {

@@ -178,7 +178,9 @@ export class Reloader {
       });
     try {
       const report = await this.running;
-      this.audited(by, targetList(report.applied.map((a) => a.key)) ?? this.o.configPath, 'ok');
+      // A reload that changed nothing because every changed key was refused is no success.
+      const outcome = report.refused.length > 0 && report.applied.length === 0 ? 'RELOAD_REFUSED' : 'ok';
+      this.audited(by, targetList(report.applied.map((a) => a.key)) ?? this.o.configPath, outcome);
       return report;
     } catch (err) {
       this.audited(by, this.o.configPath, err instanceof MinkubeError ? err.code : 'INTERNAL');

@@ -95,8 +95,10 @@ describe('hot reload (real processes)', () => {
     ]);
     // The CLI asks the same of the manager behind --api, with the credentials the cluster left beside its config.
     const cli = await runCli(['--api', c.url(leader), 'reload'], { MINKUBE_CONFIG: join(c.dir, '.minkube', 'credentials.json') });
-    expect(cli.code).toBe(0);
+    // A refused key is a failure of the command (after the table): the file and what runs differ.
+    expect(cli.code).toBe(1);
     expect(cli.stdout).toMatch(new RegExp(`${leader}: 0 applied, 1 refused[^\\n]*\\nKEY +RESULT +DETAIL\\nraft\\.electionTimeoutMs +refused +Raft timings`));
+    expect(cli.stderr).toBe(`error: 1 changed key was refused; ${leader} keeps running with its old value\n`);
     const operator = await c.http(leader, 'POST', '/v1/auth/tokens', { name: 'op-1', role: 'operator' });
     const refused = await c.http(leader, 'POST', '/v1/admin/reload', undefined, 5000, { token: operator.body.token as string });
     expect([refused.status, refused.body.error.code]).toEqual([403, 'FORBIDDEN']);
