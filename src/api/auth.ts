@@ -175,9 +175,9 @@ export function permissionFor(method: string, routeUrl: string): RoutePermission
   return permissionIn(routePermissions, method, routeUrl);
 }
 
-function unauthenticated(reply: FastifyReply | null, message: string): MinkubeError {
+function unauthenticated(reply: FastifyReply | null, message: string, details?: unknown): MinkubeError {
   if (reply !== null) void reply.header('www-authenticate', 'Bearer realm="minkube"');
-  return new MinkubeError('UNAUTHENTICATED', message);
+  return new MinkubeError('UNAUTHENTICATED', message, details === undefined ? {} : { details });
 }
 
 const authPluginImpl: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
@@ -191,7 +191,8 @@ const authPluginImpl: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) 
   const peerIdentity = refusal === undefined ? (socket: TLSSocket) => socketIdentity(socket, identities, basePeerIdentity) : (socket: TLSSocket, reply: FastifyReply) => {
     const identity = socketIdentity(socket, identities, basePeerIdentity);
     const why = identity === null ? null : refusal(identity);
-    if (why !== null) throw unauthenticated(reply, `${identity!.role} ${identity!.id}: ${why}`);
+    // details.removed: the refused node learns from it that it was removed (removal-watch.ts), a leader being out of its reach.
+    if (why !== null) throw unauthenticated(reply, `${identity!.role} ${identity!.id}: ${why}`, { removed: true });
     return identity;
   };
 

@@ -17,6 +17,14 @@ export interface PeerClusterView {
   readonly members: readonly { readonly id: string }[];
 }
 
+/**
+ * A manager that refused this one's certificate because it applied this one's removal (401 with details.removed): the
+ * removal is committed, and a removed id comes back only with a new certificate.
+ */
+export interface PeerRefusedRemoved {
+  readonly refusedAsRemoved: string;
+}
+
 export interface RemovalWatchOptions {
   readonly self: NodeId;
   readonly clock: Clock;
@@ -24,8 +32,8 @@ export interface RemovalWatchOptions {
   readonly status: () => { readonly term: number; readonly leaderId: string | null; readonly listsSelf: boolean };
   /** The other managers this node knows, with their API addresses. */
   readonly peers: () => readonly { readonly id: string; readonly apiAddress: string }[];
-  /** A peer's view of the cluster; null (or a rejection) when it gives none. */
-  readonly askView: (apiAddress: string) => Promise<PeerClusterView | null>;
+  /** A peer's view of the cluster, or its refusal of this node as removed; null (or a rejection) when it gives none. */
+  readonly askView: (apiAddress: string) => Promise<PeerClusterView | PeerRefusedRemoved | null>;
   /** The removal found (its reason), or undone (null: a leader speaks to this node again). */
   readonly onChange: (removedReason: string | null) => void;
   /** How long without a leader before the peers are asked, and then between two rounds of asking. */
@@ -59,10 +67,16 @@ export class RemovalWatch {
 
   private async ask(): Promise<void> {
     const term = this.o.status().term;
-    const views = await Promise.all(this.o.peers().map((p) => this.o.askView(p.apiAddress).catch(() => null)));
+    const answers = await Promise.all(this.o.peers().map((p) => this.o.askView(p.apiAddress).catch(() => null)));
+    const refused = answers.find((a): a is PeerRefusedRemoved => a !== null && 'refusedAsRemoved' in a);
+    if (refused !== undefined && this.o.status().leaderId === null) {
+      this.set(true, refused.refusedAsRemoved);
+      return;
+    }
+    const views = answers.filter((a): a is PeerClusterView => a !== null && !('refusedAsRemoved' in a));
     // A leader of an older term may be one cut off with an older configuration: only a current one settles it.
-    const leader = views.find((v) => v !== null && v.role === 'leader' && v.term >= term);
-    if (leader === undefined || leader === null || leader.members.some((m) => m.id === this.o.self)) return;
+    const leader = views.find((v) => v.role === 'leader' && v.term >= term);
+    if (leader === undefined || leader.members.some((m) => m.id === this.o.self)) return;
     if (this.o.status().leaderId !== null) return;
     this.set(true, `leader ${leader.id} of term ${leader.term} does not list it`);
   }
@@ -74,9 +88,13 @@ export class RemovalWatch {
 }
 
 /** A peer's GET /v1/cluster through the manager's pool (its certificate reaches the route); null for anything odd. */
-export function httpClusterView(http: HttpClient, timeoutMs: number): (apiAddress: string) => Promise<PeerClusterView | null> {
+export function httpClusterView(http: HttpClient, timeoutMs: number): (apiAddress: string) => Promise<PeerClusterView | PeerRefusedRemoved | null> {
   return async (apiAddress) => {
     const res = await http.request({ method: 'GET', url: http.baseUrlOf(apiAddress), path: '/v1/cluster', timeoutMs });
+    if (res.status === 401) {
+      const e = (JSON.parse(res.text) as { error?: { message?: unknown; details?: { removed?: unknown } } }).error;
+      return e?.details?.removed === true && typeof e.message === 'string' ? { refusedAsRemoved: `a manager at ${apiAddress} refuses it: ${e.message}` } : null;
+    }
     if (res.status !== 200) return null;
     const v = JSON.parse(res.text) as Partial<PeerClusterView>;
     const wellFormed = typeof v.id === 'string' && typeof v.role === 'string' && typeof v.term === 'number' && Array.isArray(v.members) && v.members.every((m) => typeof (m as { id?: unknown } | null)?.id === 'string');

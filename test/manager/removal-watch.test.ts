@@ -2,10 +2,10 @@
 // them, and only a leader of its term or later that leaves it out settles it; a leader speaking to it undoes it.
 import { describe, expect, it } from 'vitest';
 import { nodeId } from '../../src/lib/ids.js';
-import { RemovalWatch, type PeerClusterView } from '../../src/manager/removal-watch.js';
+import { RemovalWatch, type PeerClusterView, type PeerRefusedRemoved } from '../../src/manager/removal-watch.js';
 import { ManualClock } from '../support/manual-clock.js';
 
-function setup(views: Record<string, PeerClusterView | null | Error>) {
+function setup(views: Record<string, PeerClusterView | PeerRefusedRemoved | null | Error>) {
   const clock = new ManualClock();
   const state = { term: 5, leaderId: null as string | null, listsSelf: true };
   const changes: (string | null)[] = [];
@@ -45,6 +45,13 @@ describe('RemovalWatch', () => {
     // Settled: it does not ask again.
     await t.step(5000);
     expect(t.asked).toHaveLength(2);
+  });
+
+  it('a manager refusing its certificate as removed settles it: its API answers 401 to a removed manager, /v1/cluster too', async () => {
+    const t = setup({ m1: { refusedAsRemoved: 'a manager at m1:1 refuses it: manager m3: its certificate was issued before m3 was removed ...' }, m2: null });
+    await t.step(0);
+    await t.step(2000);
+    expect(t.changes).toEqual(['a manager at m1:1 refuses it: manager m3: its certificate was issued before m3 was removed ...']);
   });
 
   it('a leader that still lists it, a follower, or a leader of an older term settles nothing; it asks again after quietMs', async () => {
