@@ -91,6 +91,8 @@ describe('/v1/tasks/batch with another method', () => {
       expect([res.statusCode, res.headers.allow, res.json()]).toEqual([405, 'POST', { error: { code: 'METHOD_NOT_ALLOWED', message: `${method} is not allowed on /v1/tasks/batch; it takes POST` } }]);
     }
     expect((await app.inject({ method: 'GET', url: '/v1/tasks/t00000000000000000' })).statusCode).toBe(404);
+    // A malformed id is the request's fault (400), as a worker's is, not a missing task.
+    for (const id of ['..', '-', '.x']) expect((await app.inject({ method: 'GET', url: `/v1/tasks/${id}` })).json().error.code, id).toBe('INVALID_PARAM');
   });
 });
 

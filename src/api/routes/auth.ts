@@ -100,7 +100,8 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, { a
 /** Before the schema, which would not say why (or take an API token for a name): never echo it. */
 async function refuseWholeToken(req: FastifyRequest): Promise<void> {
   const { ref } = req.params as { ref?: unknown };
-  if (typeof ref === 'string' && (parseApiToken(ref) !== null || parseJoinToken(ref) !== null)) {
+  // A token's shape with a part cut or typed wrong (mk_<accessor>_..., MKTKN-...) holds a secret all the same.
+  if (typeof ref === 'string' && (parseApiToken(ref) !== null || parseJoinToken(ref) !== null || /^mk_[^_]+_./.test(ref) || ref.startsWith('MKTKN-'))) {
     throw new MinkubeError('INVALID_PARAM', 'params.ref: a whole token, secret included, is never taken here (URLs end up in logs); give its accessor, or let minkube token revoke TOKEN derive it');
   }
 }

@@ -12,7 +12,8 @@ const TaskStateLiteral = Type.Union(
   ['pending', 'scheduled', 'running', 'succeeded', 'failed', 'stopped', 'lost'].map((s) => Type.Literal(s)),
 );
 
-export const TaskIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9._-]+$' }) });
+/** A task id starts with a letter or digit, as a worker's does: `..` or `-` is a malformed id (400), not a missing task. */
+export const TaskIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }) });
 export type TaskIdParams = Static<typeof TaskIdParams>;
 
 /** Worker ids follow the cluster config's id rule. */
