@@ -24,7 +24,8 @@ const fence = (from) =>
 const impure = ['node:*', 'fs', 'net', 'http', 'dgram', 'child_process', 'os', 'crypto', 'pino', 'classic-level', 'dockerode', 'msgpackr', 'fastify'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'bench/results/**', 'coverage/**', '.tmp/**'] },
+  // test/api/fixtures/*.mjs: plain JavaScript a worker thread loads without a TypeScript loader (side-thread.test.ts).
+  { ignores: ['node_modules/**', 'dist/**', 'bench/results/**', 'coverage/**', '.tmp/**', 'test/api/fixtures/*.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

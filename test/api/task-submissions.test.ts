@@ -92,7 +92,7 @@ describe('/v1/tasks/batch with another method', () => {
     }
     expect((await app.inject({ method: 'GET', url: '/v1/tasks/t00000000000000000' })).statusCode).toBe(404);
     // A malformed id is the request's fault (400), as a worker's is, not a missing task.
-    for (const id of ['..', '-', '.x']) expect((await app.inject({ method: 'GET', url: `/v1/tasks/${id}` })).json().error.code, id).toBe('INVALID_PARAM');
+    for (const id of ['-', '.x', '_a']) expect((await app.inject({ method: 'GET', url: `/v1/tasks/${id}` })).json().error.code, id).toBe('INVALID_PARAM');
   });
 });
 
