@@ -55,6 +55,11 @@ interface Entry {
   record: ProcessRecord;
   /** Only for processes this instance started; adopted ones are watched through /proc. */
   exited?: Promise<void>;
+  /**
+   * Woken when the record turns exited. Each waiter removes itself when it wakes for any reason, so a process that
+   * runs for days holds only its current waiters: racing `exited` on every poll left one reaction on it per poll.
+   */
+  waiters: Set<() => void>;
   writes: Promise<void>;
   /** stop() sent SIGKILL, which kills the wrapper before it can write the exit file. */
   killed?: boolean;
@@ -146,7 +151,7 @@ export class ProcessRuntime implements ContainerRuntime {
     const record: ProcessRecord = {
       id, ...marker, command: [...command], pid, pidStartTicks: (await readProcStat(pid))?.startTicks ?? null, state: 'running', exitCode: null,
     };
-    const entry: Entry = { record, writes: Promise.resolve() };
+    const entry: Entry = { record, waiters: new Set(), writes: Promise.resolve() };
     entry.exited = exit.then(({ code, signal }) => this.markExited(entry, code ?? exitCodeForSignal(signal)));
     this.entries.set(id, entry);
     await this.persist(entry);
@@ -338,7 +343,7 @@ export class ProcessRuntime implements ContainerRuntime {
         this.logger?.warn({ file }, 'ignoring an unreadable process record');
         continue;
       }
-      if (!this.entries.has(record.id)) this.entries.set(record.id, { record, writes: Promise.resolve() });
+      if (!this.entries.has(record.id)) this.entries.set(record.id, { record, waiters: new Set(), writes: Promise.resolve() });
     }
     await this.adoptOrphans();
   }
@@ -356,7 +361,7 @@ export class ProcessRuntime implements ContainerRuntime {
       if (this.entries.has(found.id)) continue;
       const { id, pid, startTicks, marker, command } = found;
       const record: ProcessRecord = { id, ...marker, command, pid, pidStartTicks: startTicks, state: 'running', exitCode: null };
-      const entry: Entry = { record, writes: Promise.resolve() };
+      const entry: Entry = { record, waiters: new Set(), writes: Promise.resolve() };
       this.entries.set(id, entry);
       await this.persist(entry);
       const log = await fs.readlink(`/proc/${pid}/fd/1`).catch(() => null);
@@ -385,6 +390,7 @@ export class ProcessRuntime implements ContainerRuntime {
     if (entry.record.state === 'exited') return;
     entry.record = { ...entry.record, state: 'exited', exitCode, finishedAt: Date.now() };
     if (this.entries.has(entry.record.id)) void this.persist(entry);
+    for (const wake of [...entry.waiters]) wake();
   }
 
   /** Writes are chained per entry, each writing the newest record, so the last state always lands last. */
@@ -405,8 +411,8 @@ export class ProcessRuntime implements ContainerRuntime {
   private async untilExited(entry: Entry, signal?: AbortSignal): Promise<void> {
     while (entry.record.state !== 'exited') {
       if (signal?.aborted) throw new RuntimeFailure('timeout', `wait for ${entry.record.id} abandoned`, { cause: signal.reason });
-      const tick = sleep(pollMs);
-      await (entry.exited === undefined ? tick : Promise.race([entry.exited, tick]));
+      // A child of this instance tells its exit; an adopted process is looked at in /proc every pollMs.
+      await untilWoken(entry, entry.exited === undefined ? pollMs : null, signal);
       await this.refresh(entry);
     }
     // Whoever waited sees the exit on disk too (a fresh instance, a remove right after).
@@ -420,8 +426,7 @@ export class ProcessRuntime implements ContainerRuntime {
       if (entry.record.state === 'exited') return true;
       const left = deadline - Date.now();
       if (left <= 0) return false;
-      const tick = sleep(Math.min(pollMs, left));
-      await (entry.exited === undefined ? tick : Promise.race([entry.exited, tick]));
+      await untilWoken(entry, entry.exited === undefined ? Math.min(pollMs, left) : left);
     }
   }
 
@@ -693,6 +698,25 @@ function readRange(file: string, position: number, lengthMax: number): Promise<B
   return readingFile(file, (handle) => readAt(handle, position, lengthMax));
 }
 
+/**
+ * Resolves when the entry's record turns exited (markExited), after ms (null: no timer), or when the signal aborts,
+ * whichever comes first; it leaves nothing behind on the entry or the signal.
+ */
+function untilWoken(entry: Entry, ms: number | null, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      if (timer !== undefined) clearTimeout(timer);
+      entry.waiters.delete(done);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = ms === null ? undefined : setTimeout(done, ms);
+    entry.waiters.add(done);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
 /** Sleeps ms, or less if the signal aborts first. */
 function sleepUnless(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -708,8 +732,4 @@ function sleepUnless(ms: number, signal: AbortSignal): Promise<void> {
 
 async function removeQuietly(file: string): Promise<void> {
   await fs.rm(file, { force: true });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -4,10 +4,11 @@ import * as fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { queryObjects } from 'node:v8';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProcessRuntime, exitCodeForSignal, readProcStat } from '../../src/runtime/process.js';
 import type { RunSpec } from '../../src/runtime/types.js';
-import { waitFor } from '../support/wait.js';
+import { sleep, waitFor } from '../support/wait.js';
 import { expectFailure, runRuntimeConformance } from './conformance.js';
 
 const dirs: string[] = [];
@@ -109,6 +110,28 @@ describe('ProcessRuntime specifics', () => {
     const onLog = [...(await rt.logs(fds.id)).matchAll(/ (\d+) -> (.*)$/gm)].filter((m) => m[2]!.endsWith(`${fds.id}.log`)).map((m) => m[1]);
     expect(onLog).toEqual(['1', '2']);
     expect(await rt.logs(echo.id)).toBe('a\\nb\n');
+    await rt.close();
+  });
+
+  it('waiting on a long-running process holds no more memory the longer it runs (a worker waits on each for days)', async () => {
+    const rt = new ProcessRuntime({ stateDir: await stateDir() });
+    const { id } = await rt.run({ name: 'long', image: 'host', command: ['sleep', '60'], labels });
+    // Twenty waiters for 1.5 s: the runtime once polled every 100 ms by racing the process's exit promise, which left
+    // a reaction and a promise on it per poll until the process ended (600 here; 20 MB a minute for 100 long tasks).
+    const abandon = new AbortController();
+    const abandoned = rt.wait(id, { signal: abandon.signal }).then(() => 'ended', () => 'abandoned');
+    const waits = Array.from({ length: 19 }, () => rt.wait(id));
+    // queryObjects collects garbage first: what it counts is held.
+    const promises = (): number => queryObjects(Promise, { format: 'count' });
+    await sleep(300);
+    const promisesBefore = promises();
+    await sleep(1500);
+    expect(promises() - promisesBefore).toBeLessThan(60);
+    abandon.abort();
+    expect(await abandoned).toBe('abandoned');
+    await rt.stop(id, 1000);
+    expect(await Promise.all(waits)).toEqual(waits.map(() => ({ exitCode: exitCodeForSignal('SIGTERM') })));
+    await rt.remove(id);
     await rt.close();
   });
 
