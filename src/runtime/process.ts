@@ -540,27 +540,53 @@ function markerArgument(marker: Marker): string {
  */
 export const processEnvName = 'MINKUBE_PROCESS';
 
-/** Signals every process of this user whose environment names process `id` (processEnvName); the gone are skipped. */
-async function signalStrays(id: string, signal: NodeJS.Signals): Promise<void> {
+/** The stray searches asked for since the last one began: process id -> signal (SIGKILL wins), one scan for all. */
+let strayBatch: { readonly signals: Map<string, NodeJS.Signals>; readonly done: Promise<void> } | null = null;
+
+/**
+ * Signals every process of this user whose environment names process `id` (processEnvName); the gone are skipped.
+ * Searches asked for together (a hundred tasks stopped or removed at once) share one pass over /proc, which reads
+ * one file at a time: a pass each, all at once, read every process's environment per task and ran out of file
+ * descriptors (EMFILE).
+ */
+function signalStrays(id: string, signal: NodeJS.Signals): Promise<void> {
+  if (strayBatch === null) {
+    const signals = new Map<string, NodeJS.Signals>();
+    const done = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      strayBatch = null;
+      await signalMarked(signals);
+    });
+    strayBatch = { signals, done };
+  }
+  if (strayBatch.signals.get(id) !== 'SIGKILL') strayBatch.signals.set(id, signal);
+  return strayBatch.done;
+}
+
+async function signalMarked(signals: ReadonlyMap<string, NodeJS.Signals>): Promise<void> {
   let names: string[];
   try {
     names = (await fs.readdir('/proc')).filter((name) => /^\d+$/.test(name));
   } catch {
     return;
   }
-  const needle = Buffer.from(`\0${processEnvName}=${id}\0`);
-  await Promise.all(
-    names.map(async (name) => {
-      // Another user's environ is not readable (EACCES): never ours.
-      const environ = await fs.readFile(`/proc/${name}/environ`).catch(() => null);
-      if (environ === null || !Buffer.concat([Buffer.of(0), environ]).includes(needle)) return;
-      try {
-        process.kill(Number(name), signal);
-      } catch {
-        // gone meanwhile
-      }
-    }),
-  );
+  const key = Buffer.from(`\0${processEnvName}=`);
+  for (const name of names) {
+    // Another user's environ is not readable (EACCES): never ours.
+    const environ = await fs.readFile(`/proc/${name}/environ`).catch(() => null);
+    if (environ === null) continue;
+    const all = Buffer.concat([Buffer.of(0), environ]);
+    const at = all.indexOf(key);
+    if (at < 0) continue;
+    const from = at + key.length;
+    const end = all.indexOf(0, from);
+    const signal = signals.get(all.toString('utf8', from, end < 0 ? all.length : end));
+    if (signal === undefined) continue;
+    try {
+      process.kill(Number(name), signal);
+    } catch {
+      // gone meanwhile
+    }
+  }
 }
 
 async function findWrappers(dir: string): Promise<Array<{ id: string; pid: number; startTicks: string; marker: Marker; command: string[] }>> {
