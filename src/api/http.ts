@@ -249,8 +249,8 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
  * all at once and keep their answers until the client read the ones before: a client that sent requests and never
  * read made a manager hold gigabytes (200 connections of 20 requests for a 0.8 MB task page each). Here a
  * connection's requests take turns: the next starts when the one before has been answered and the socket holds at
- * most unreadBytesMax (limits.http1UnreadBytesMax) not yet taken by the client; a client that leaves it there for
- * unreadWaitMs is cut off, and one with more than limits.http1PipelinedMax requests waiting too.
+ * most unreadBytesMax (limits.http1UnreadBytesMax) not yet taken by the client; a connection whose requests wait
+ * behind one answer for unreadWaitMs is cut off, and one with more than limits.http1PipelinedMax waiting too.
  */
 interface Turns {
   busy: boolean;
@@ -288,17 +288,16 @@ function takeTurn(socket: Socket, bounds: Turns['bounds'], go: () => void): void
 
 /**
  * An answer is done (onResponse) once the socket has handed its last byte on: behind a client that does not read, the
- * turn never ends. Requests waiting behind it look every unreadWaitMs: if in that time no turn began and the client
- * took none of the answer waiting on the socket, the connection is cut off (a turn slow for another reason, a write
- * waiting on Raft, has nothing waiting on the socket and is waited for).
+ * turn never ends. Requests waiting behind it look every unreadWaitMs: a turn that was under way at the last look and
+ * still is (no answer finished in a whole period while others wait) closes the connection. What the socket says it
+ * holds is not asked: over TLS the answer's bytes wait below it, and it said 0 while a client read nothing for a minute.
  */
 function watchStall(socket: Socket, t: Turns): void {
   const started = t.started;
-  const unread = socket.writableLength;
   t.stall = setTimeout(() => {
     t.stall = null;
     if (t.waiting.length === 0) return;
-    if (t.started === started && unread > 0 && socket.writableLength >= unread) socket.destroy();
+    if (t.busy && t.started === started) socket.destroy();
     else watchStall(socket, t);
   }, t.bounds.unreadWaitMs);
   t.stall.unref();

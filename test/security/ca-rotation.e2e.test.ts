@@ -53,7 +53,11 @@ async function startAndWaitForAuthCheck(token?: string): Promise<string> {
 }
 
 async function tokenNames(token: string): Promise<string[]> {
-  const r = await c.http('m1', 'GET', '/v1/auth/tokens', undefined, 5000, { token });
+  // Just after a restart m1 may not know the leader yet (503 NO_LEADER / NOT_READY, as CI saw once): asked again.
+  const r = await eventually(async () => {
+    const answer = await c.http('m1', 'GET', '/v1/auth/tokens', undefined, 5000, { token });
+    return answer.status === 503 ? undefined : answer;
+  }, 30_000, 'GET /v1/auth/tokens on m1 past a 503');
   expect(r.status).toBe(200);
   return (r.body.items as { name: string }[]).map((t) => t.name).sort();
 }
