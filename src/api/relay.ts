@@ -5,7 +5,7 @@
 // half a second and more, long enough for a leader's followers to stop hearing it, and any client could ask first.
 // Run from the TypeScript sources (tests, a stale dist/), it runs in process, since a thread cannot load them.
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods, RouteHandlerMethod } from 'fastify';
-import { onThread, type SideAnswer, type SideRequest } from './side-thread.js';
+import { SideThread, type SideAnswer, type SideRequest } from './side-thread.js';
 
 /** Headers of the inner answer that belong to its own connection or request, not to the one relayed. */
 const ownHeaders: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'transfer-encoding', 'date', 'content-length', 'x-request-id']);
@@ -42,7 +42,7 @@ export interface SideAppSpec<D> {
  */
 export function sideApp<D>(app: FastifyInstance, spec: SideAppSpec<D>): SideApp {
   if (!spec.module.pathname.endsWith('.ts')) {
-    const thread = onThread({ module: spec.module.href, exportName: spec.exportName, data: spec.data });
+    const thread = new SideThread({ module: spec.module.href, exportName: spec.exportName, data: spec.data });
     app.addHook('onClose', () => thread.close());
     return (req) => thread.answer(req);
   }

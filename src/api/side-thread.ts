@@ -181,8 +181,3 @@ export class SideThread<D> {
     }
   }
 }
-
-/** A SideThread for relay.ts. */
-export function onThread<D>(spec: ThreadSpec<D>, o: SideThreadOptions = {}): SideThread<D> {
-  return new SideThread(spec, o);
-}
