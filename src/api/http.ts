@@ -18,6 +18,7 @@ import { lingerAfterLastAnswers, lingerThenClose, type LingerBounds } from './li
 import { ConnectionSlots } from './connections.js';
 import { boundHttp2Receive, type RequestEmitter } from './receive-timeout.js';
 import { carriesLongAnswer } from './text-stream.js';
+import { UnreadAnswers } from './unread-answers.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -55,6 +56,9 @@ export interface ServerLimits {
   /** HTTP/1.1 pipelining (takeTurn below): answer bytes left unread before the next request waits, and for how long. */
   unreadBytesMax: number;
   unreadWaitMs: number;
+  /** Every connection's unread answers together (unread-answers.ts). */
+  unreadAnswersBytesMax: number;
+  unreadAnswerAgeMsMin: number;
 }
 
 const defaultServerLimits: ServerLimits = {
@@ -71,6 +75,8 @@ const defaultServerLimits: ServerLimits = {
   lingerMs: limits.httpLingerMs,
   unreadBytesMax: limits.http1UnreadBytesMax,
   unreadWaitMs: limits.http1UnreadWaitMsMax,
+  unreadAnswersBytesMax: limits.httpUnreadAnswersBytesMax,
+  unreadAnswerAgeMsMin: limits.httpUnreadAnswerAgeMsMin,
 };
 
 export interface HttpsOptions {
@@ -115,6 +121,7 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   const routes = new RoutePaths();
   const linger: LingerBounds = { bytesMax: server.lingerBytesMax, ms: server.lingerMs };
   const slots = new ConnectionSlots(server);
+  const unread = new UnreadAnswers({ answersBytesMax: server.unreadAnswersBytesMax, ageMsMin: server.unreadAnswerAgeMsMin });
   const common = {
     bodyLimit: bodyLimitBytes,
     genReqId,
@@ -232,6 +239,7 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
       // rest of a body nobody wants to keep it.
       void reply.header('connection', 'close');
     }
+    unread.written(reply, payload);
     done(null, payload);
   });
   app.addHook('onResponse', (req, reply, done) => {

@@ -174,6 +174,12 @@ export const limits = {
   http1UnreadBytesMax: 1024 * 1024,
   /** ...and the connection is closed if its client leaves them unread this long. */
   http1UnreadWaitMsMax: 30_000,
+  /**
+   * Answer bytes one server holds written but not yet taken by their clients, over all its connections; past it, the
+   * connections of the answers waiting longest (at least httpUnreadAnswerAgeMsMin) are closed (src/api/unread-answers.ts).
+   */
+  httpUnreadAnswersBytesMax: 64 * 1024 * 1024,
+  httpUnreadAnswerAgeMsMin: 1000,
   /** Requests one HTTP/2 connection may have in flight at once (its SETTINGS_MAX_CONCURRENT_STREAMS). */
   http2StreamsPerConnectionMax: 256,
   /** Memory one HTTP/2 connection's frames and headers may hold before it is refused more streams, in MiB. */
