@@ -9,6 +9,11 @@ import {
   type JoinRole,
 } from './auth-commands.js';
 
+/** The time expiry is judged at when dropping: a day before the command's, unless room is needed. */
+function dropTimeMs(atMs: number, full: boolean): number {
+  return full ? atMs : atMs - limits.expiredTokenDropAfterMs;
+}
+
 export type AuthApplyErrorCode = 'TOKEN_NOT_FOUND' | 'TOKEN_EXISTS' | 'TOKEN_LIMIT_REACHED';
 
 /** `id` is the accessor (API tokens) or secret hash (join tokens) the command was about; '' for a bootstrap no-op. */
@@ -116,7 +121,7 @@ export class AuthStore {
     return this.sessionKeyBase64 !== null;
   }
 
-  /** Every stored token (expired ones too, until a later create drops them), oldest first. */
+  /** Every stored token (expired ones too, until a later create drops them: dropExpiredTokens), oldest first. */
   listTokens(): ApiTokenRecord[] {
     return [...this.tokens.values()];
   }
@@ -144,6 +149,9 @@ export class AuthStore {
 
   private createToken(cmd: AuthTokenCreateCommand): AuthApplyResult {
     this.dropExpiredTokens(cmd.atMs);
+    // Its name asked for again once expired: the new token takes it (the old one is dropped, as past its day).
+    const holder = this.names.get(cmd.name);
+    if (holder !== undefined && isExpired(this.tokens.get(holder)!.expiresAtMs, cmd.atMs)) this.remove(holder);
     if (this.tokens.has(cmd.accessor)) return exists(`a token with accessor ${cmd.accessor} already exists`);
     if (this.names.has(cmd.name)) return exists(`a token named "${cmd.name}" already exists`);
     if (this.tokens.size >= this.tokensMax) {
@@ -161,7 +169,8 @@ export class AuthStore {
   }
 
   private createJoinToken(cmd: AuthJoinTokenCreateCommand): AuthApplyResult {
-    for (const [hash, j] of this.joinTokens) if (isExpired(j.expiresAtMs, cmd.atMs)) this.joinTokens.delete(hash);
+    const full = this.joinTokens.size >= this.joinTokensMax;
+    for (const [hash, j] of this.joinTokens) if (isExpired(j.expiresAtMs, dropTimeMs(cmd.atMs, full))) this.joinTokens.delete(hash);
     if (this.joinTokens.has(cmd.secretHash)) return exists('this join token already exists');
     if (this.joinTokens.size >= this.joinTokensMax) {
       return { ok: false, code: 'TOKEN_LIMIT_REACHED', message: `the cluster holds ${this.joinTokens.size} join tokens, the most it may; let some expire first` };
@@ -173,9 +182,15 @@ export class AuthStore {
 
   // ---- records ----
 
-  /** Expired tokens are dropped only here, at a time the command carries, so every manager drops the same ones. */
+  /**
+   * Expired tokens are dropped only here, at a time the command carries, so every manager drops the same ones. That
+   * time is the proposing manager's clock: one whose clock ran two hours ahead dropped, on every manager, a token
+   * with an hour left to live. So a token is dropped once it expired limits.expiredTokenDropAfterMs before that time
+   * (no clock is off by a day), or, when the cluster holds as many as it may, once it expired at all (room is needed).
+   */
   private dropExpiredTokens(atMs: number): void {
-    for (const t of this.tokens.values()) if (isExpired(t.expiresAtMs, atMs)) this.remove(t.accessor);
+    const full = this.tokens.size >= this.tokensMax;
+    for (const t of this.tokens.values()) if (isExpired(t.expiresAtMs, dropTimeMs(atMs, full))) this.remove(t.accessor);
   }
 
   private insert(t: ApiTokenRecord): void {

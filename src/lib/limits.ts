@@ -64,6 +64,11 @@ export const limits = {
   // auth
   /** API tokens the state machine keeps (expired ones are dropped first); past it a new one is refused. */
   apiTokensMax: 10_000,
+  /**
+   * An expired token (API or join) is dropped from the replicated state this long after its expiry, by the proposing
+   * manager's clock (sooner only to make room at the limit): a manager whose clock runs ahead drops no live token.
+   */
+  expiredTokenDropAfterMs: 24 * 60 * 60 * 1000,
   /** Join tokens the state machine keeps (expired ones are dropped first); past it a new one is refused. */
   joinTokensMax: 1000,
   /** The longest life an API or join token may be given: ten years. */
@@ -217,8 +222,11 @@ export const limits = {
   // security
   caLifetimeDaysDefault: 3650,
   nodeCertLifetimeDaysDefault: 90,
-  /** Certificates start this long before they are issued, so a peer whose clock is slightly behind accepts them. */
-  certBackdateMs: 5 * 60_000,
+  /**
+   * Certificates (the CA's too) start this long before they are issued, so a peer whose clock is behind accepts them:
+   * with 5 minutes, a CA made on a host 10 minutes ahead kept a whole cluster from forming. As cfssl's default.
+   */
+  certBackdateMs: 60 * 60_000,
   /** How long ensureLocalPki waits for another process's lock on the cluster directory. */
   pkiLockWaitMsMax: 20_000,
   /** A lock on the cluster directory older than this is taken to be left by a crashed process. */

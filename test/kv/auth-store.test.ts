@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { encodeCommand, type AuthCommand } from '../../src/kv/commands.js';
 import { KvStateMachine, type KvStateMachineOptions } from '../../src/kv/state-machine.js';
 import type { Policy } from '../../src/security/policy.js';
+import { limits } from '../../src/lib/limits.js';
 
 const hash = (c: string): string => c.repeat(64);
 const acc = (n: number): string => n.toString(16).padStart(16, '0');
@@ -79,6 +80,22 @@ describe('API tokens', () => {
     expect(d.sm.auth.listTokens().map((t) => t.accessor)).toEqual([acc(2)]);
   });
 
+  it('a create made on a clock ahead drops no token that expired less than a day before its time, unless room is needed', () => {
+    const dayMs = limits.expiredTokenDropAfterMs;
+    const d = new Driver({ auth: { tokensMax: 3 } });
+    d.create(1, { name: 'hour', expiresAtMs: 3_600_000 });
+    // Proposed by a manager two hours ahead: the token has expired by its clock, but it stays.
+    d.create(2, { atMs: 7_200_000 });
+    expect(d.sm.auth.tokenByAccessor(acc(1), 1000)).toBeDefined();
+    // A day after its expiry it is dropped.
+    d.create(3, { atMs: 3_600_000 + dayMs });
+    expect(d.sm.auth.tokenByAccessor(acc(1))).toBeUndefined();
+    // At the limit, an expired one makes room at once.
+    d.create(4, { name: 'soon', expiresAtMs: 3_600_000 + dayMs + 10 });
+    expect(d.create(5, { atMs: 3_600_000 + dayMs + 20 })).toMatchObject({ ok: true });
+    expect(d.sm.auth.tokenByAccessor(acc(4))).toBeUndefined();
+  });
+
   it('refuses a token past the bound with TOKEN_LIMIT_REACHED, and takes one again after a revocation', () => {
     const d = new Driver({ auth: { tokensMax: 2 } });
     d.create(1);
@@ -135,15 +152,18 @@ describe('join tokens', () => {
     expect(d.apply({ op: 'auth.joinTokenRevoke', secretHash: hash('2') })).toMatchObject({ ok: false, code: 'TOKEN_NOT_FOUND' });
   });
 
-  it('are listed oldest first, expired ones too until a later create drops them; a revoked one is gone', () => {
+  it('are listed oldest first, expired ones too until a create a day later drops them; a revoked one is gone', () => {
     const d = new Driver();
     d.apply({ op: 'auth.joinTokenCreate', secretHash: hash('1'), role: 'worker', expiresAtMs: 5000, atMs: 1000 });
     d.apply({ op: 'auth.joinTokenCreate', secretHash: hash('2'), role: 'manager', expiresAtMs: 9000, atMs: 2000 });
     d.apply({ op: 'auth.joinTokenCreate', secretHash: hash('3'), role: 'worker', expiresAtMs: 9000, atMs: 3000 });
     expect(d.sm.auth.listJoinTokens().map((j) => [j.secretHash, j.role])).toEqual([[hash('1'), 'worker'], [hash('2'), 'manager'], [hash('3'), 'worker']]);
     d.apply({ op: 'auth.joinTokenRevoke', secretHash: hash('2') });
+    // Expired by then, but not a day before: kept (the proposer's clock may run ahead).
     d.apply({ op: 'auth.joinTokenCreate', secretHash: hash('4'), role: 'worker', expiresAtMs: 9000, atMs: 6000 });
-    expect(d.sm.auth.listJoinTokens().map((j) => j.secretHash)).toEqual([hash('3'), hash('4')]);
+    expect(d.sm.auth.listJoinTokens().map((j) => j.secretHash)).toEqual([hash('1'), hash('3'), hash('4')]);
+    d.apply({ op: 'auth.joinTokenCreate', secretHash: hash('5'), role: 'worker', expiresAtMs: 9000 + limits.expiredTokenDropAfterMs, atMs: 5000 + limits.expiredTokenDropAfterMs });
+    expect(d.sm.auth.listJoinTokens().map((j) => j.secretHash)).toEqual([hash('3'), hash('4'), hash('5')]);
   });
 });
 
