@@ -225,8 +225,8 @@ describe('expiry and renewal', () => {
       caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: 'm1', role: 'manager', clusterId: 'c1', sans, now: t0, lifetimeDays: 60 / 86_400,
     });
     const at = (s: number): Date => new Date(t0.getTime() + s * 1000);
-    // Valid from 5 minutes before its issue (a peer's clock may be behind), but that is no part of its lifetime.
-    expect(new X509Certificate(certPem).validFrom).toBe('Dec 31 23:55:00 2029 GMT');
+    // Valid from an hour before its issue (a peer's clock may be behind), but that is no part of its lifetime.
+    expect(new X509Certificate(certPem).validFrom).toBe('Dec 31 23:00:00 2029 GMT');
     expect(certificateLifetimeMs(certPem)).toBe(60_000);
     expect(needsRenewal(certPem, t0)).toBe(false);
     expect(needsRenewal(certPem, at(39))).toBe(false);
