@@ -19,7 +19,7 @@ import { addReloadCommand } from './reload.js';
 import { addServiceCommands, parseStopSignal, parseStopTimeout, stopFieldsOf, stopSignalOption, stopTimeoutOption } from './services.js';
 import { runTaskRunMany } from './task-many.js';
 import { addPlacementCommands } from './quota.js';
-import { CliExit, parseEnvPair, runTaskGet, runTaskList, runTaskLogs, runTaskRun, runTaskStop, runWorkerList, secretEnvOf, secretEnvOptions } from './tasks.js';
+import { CliExit, parseEnvPair, runTaskGet, runTaskList, runTaskLogs, runTaskRun, runTaskStop, runWorkerList, runWorkerRemove, secretEnvOf, secretEnvOptions } from './tasks.js';
 import { limits } from '../lib/limits.js';
 import { taskPriorities, type TaskSpec } from '../contracts/task-model.js';
 import type { ManagerFlags } from './daemons.js';
@@ -234,6 +234,14 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
     .action(async (_flags: object, cmd: Command) => {
       const g = globals(cmd);
       await runWorkerList(g.api, g.out);
+    });
+  worker
+    .command('rm <id>')
+    .alias('remove')
+    .description("forget a retired worker's record: only one that is down with no task placed on it (a worker that starts again registers again)")
+    .action(async (id: string, _flags: object, cmd: Command) => {
+      const g = globals(cmd);
+      await runWorkerRemove(g.api, id, g.out);
     });
 
   program

@@ -58,6 +58,10 @@ export class TaskApi {
     return (await this.client.requestStream('GET', `/v1/tasks/${encodeURIComponent(id)}/logs?tail=${tailLines}&follow=true`)).body;
   }
 
+  async removeWorker(id: string): Promise<{ id: string; removed: true }> {
+    return JSON.parse(await this.call('DELETE', `/v1/workers/${encodeURIComponent(id)}`)) as { id: string; removed: true };
+  }
+
   async workers(q: { limit: number; cursor?: string }): Promise<Page<WorkerRecord>> {
     const params = new URLSearchParams({ limit: String(q.limit) });
     if (q.cursor !== undefined) params.set('cursor', q.cursor);

@@ -242,6 +242,13 @@ export async function runTaskLogs(apiUrl: string, id: string, tailLines: number,
   for await (const chunk of await api.followLogs(id, tailLines)) await writeOutDrained(chunk);
 }
 
+/** `worker rm ID`: forgets a retired worker's record (down, no task placed on it). */
+export async function runWorkerRemove(apiUrl: string, id: string, out: Output): Promise<void> {
+  const removed = await new TaskApi(apiUrl).removeWorker(id);
+  if (out.json) printJson(removed);
+  else printLine(`removed worker ${removed.id}`);
+}
+
 export async function runWorkerList(apiUrl: string, out: Output): Promise<void> {
   const api = new TaskApi(apiUrl);
   const items: WorkerRecord[] = [];

@@ -150,6 +150,8 @@ export interface TasksService {
   workerAssignments(id: string, ctx: RequestContext, instance?: string): Promise<Assignment[]>;
   listWorkers(query: { limit: number; cursor?: string; consistency: ReadConsistency }, ctx: RequestContext): Promise<Page<WorkerRecord>>;
   getWorker(id: string, consistency: ReadConsistency, ctx: RequestContext): Promise<WorkerRecord>;
+  /** Forgets a retired worker's record: only one that is down with no task placed on it (WORKER_NOT_DOWN). */
+  removeWorker(id: string, ctx: RequestContext): Promise<{ id: string; removed: true }>;
 }
 
 // ---- membership (the snapshots-and-membership issue): served when the app is built with a MembershipService ----

@@ -65,9 +65,11 @@ const principalCharsMax = 128;
  * while newer managers apply it (so it stops instead, see KvStateMachine.applyEntry). Every other command is still
  * written as version 1, so older managers go on reading it during an upgrade.
  */
-export const commandVersion = 5;
+export const commandVersion = 6;
 
 function versionOf(cmd: Command): number {
+  // Version 6: a retired worker's record forgotten (a version-5 manager knows no such op).
+  if (cmd.op === 'worker.remove') return 6;
   // Version 5: a worker's registration or heartbeat naming its instance (a version-4 schema refuses the field).
   if ((cmd.op === 'worker.register' || cmd.op === 'worker.heartbeat') && cmd.instance !== undefined) return 5;
   // Version 4: a task or service spec with stopSignal or stopTimeoutS (a version-3 schema refuses them).
@@ -114,6 +116,7 @@ function wireCommand(cmd: Command): Record<string, unknown> {
     case 'worker.register':
     case 'worker.heartbeat':
     case 'worker.state':
+    case 'worker.remove':
       return wireTaskCommand(cmd);
     case 'auth.bootstrap':
     case 'auth.tokenCreate':

@@ -206,7 +206,8 @@ export class KvStateMachine {
       case 'task.remove':
       case 'worker.register':
       case 'worker.heartbeat':
-      case 'worker.state': {
+      case 'worker.state':
+      case 'worker.remove': {
         const r = this.tasks.apply(cmd);
         return r.ok ? { ok: true, key: r.id, version: index } : { ok: false, code: r.code, message: r.message, currentVersion: 0 };
       }

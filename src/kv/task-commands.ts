@@ -131,6 +131,16 @@ export interface WorkerStateCommand {
 }
 
 /**
+ * `minkube worker rm` (DELETE /v1/workers/:id): forgets a retired worker's record. Applied only to a worker that is
+ * down with no task placed on it (WORKER_NOT_DOWN otherwise); one that comes back later registers again.
+ */
+export interface WorkerRemoveCommand {
+  readonly op: 'worker.remove';
+  readonly workerId: string;
+  readonly atMs: number;
+}
+
+/**
  * Retention (tasks.retention, `minkube gc`): forgets these task records, oldest first as the proposer chose them.
  * Applied only to records that are final when the entry applies; any other id is skipped.
  */
@@ -149,10 +159,11 @@ export type TaskCommand =
   | TaskStopCommand
   | WorkerRegisterCommand
   | WorkerHeartbeatCommand
-  | WorkerStateCommand;
+  | WorkerStateCommand
+  | WorkerRemoveCommand;
 export type TaskOp = TaskCommand['op'];
 
-const taskOps: ReadonlySet<string> = new Set<TaskOp>(['task.remove', 'task.submit', 'task.submitBatch', 'task.place', 'task.report', 'task.stop', 'worker.register', 'worker.heartbeat', 'worker.state']);
+const taskOps: ReadonlySet<string> = new Set<TaskOp>(['task.remove', 'task.submit', 'task.submitBatch', 'task.place', 'task.report', 'task.stop', 'worker.register', 'worker.heartbeat', 'worker.state', 'worker.remove']);
 
 export function isTaskOp(op: unknown): op is TaskOp {
   return typeof op === 'string' && taskOps.has(op);
@@ -201,6 +212,8 @@ export function wireTaskCommand(cmd: TaskCommand): Record<string, unknown> {
         op: cmd.op, workerId: cmd.workerId, state: cmd.state, atMs: cmd.atMs, ifHeartbeats: cmd.ifHeartbeats,
         lost: cmd.lost.map((l) => ({ taskId: l.taskId, attempt: l.attempt, retryAtMs: l.retryAtMs })),
       };
+    case 'worker.remove':
+      return { op: cmd.op, workerId: cmd.workerId, atMs: cmd.atMs };
   }
 }
 
@@ -294,6 +307,7 @@ const schemas = {
     },
     strict,
   ),
+  'worker.remove': Type.Object({ op: Type.Literal('worker.remove'), workerId: Id, atMs: Ms }, strict),
   'task.remove': Type.Object(
     { op: Type.Literal('task.remove'), atMs: Ms, taskIds: Type.Array(Id, { minItems: 1, maxItems: limits.retentionBatchMax, uniqueItems: true }) },
     strict,

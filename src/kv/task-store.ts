@@ -9,6 +9,7 @@ import type {
   TaskCommand, TaskPlaceCommand, TaskReport, TaskStopCommand, TaskSubmitBatchCommand, TaskSubmitCommand, TaskSubmission,
   WorkerHeartbeatCommand, WorkerRegisterCommand,
   WorkerStateCommand,
+  WorkerRemoveCommand,
 } from './task-commands.js';
 import {
   canTransition, finalTaskStates, type StoredWorker, type TaskRecord, type TaskServiceRef, type TaskSpec, type TaskState, type WorkerRecord,
@@ -26,7 +27,7 @@ import {
 } from './task-snapshot.js';
 import type { SlicedUnpacker } from './sliced-unpack.js';
 
-export type TaskApplyErrorCode = 'TASK_NOT_FOUND' | 'WORKER_NOT_FOUND' | 'TASK_ALREADY_FINAL' | 'QUEUE_FULL' | 'IDEMPOTENCY_KEY_REUSED' | 'WORKER_REPLACED';
+export type TaskApplyErrorCode = 'TASK_NOT_FOUND' | 'WORKER_NOT_FOUND' | 'TASK_ALREADY_FINAL' | 'QUEUE_FULL' | 'IDEMPOTENCY_KEY_REUSED' | 'WORKER_REPLACED' | 'WORKER_NOT_DOWN';
 
 /** `id` names the task or worker the command was about ('' for batches); `changed` counts the records it changed. */
 export type TaskApplyResult =
@@ -39,6 +40,8 @@ export interface TaskStoreListener {
   /** A register or heartbeat of this worker was applied. */
   workerSeen(workerId: string): void;
   workerChanged(worker: StoredWorker): void;
+  /** A retired worker's record was forgotten (worker.remove). */
+  workerRemoved?(workerId: string): void;
   /** A final task's record was forgotten (retention, or room made for new tasks). */
   taskRemoved?(task: TaskRecord): void;
 }
@@ -275,6 +278,8 @@ export class TaskStore {
         return this.heartbeat(cmd);
       case 'worker.state':
         return this.workerState(cmd);
+      case 'worker.remove':
+        return this.removeWorker(cmd);
     }
   }
 
@@ -459,6 +464,23 @@ export class TaskStore {
       }
     }
     return { ok: true, id: current.id, changed };
+  }
+
+  private removeWorker(cmd: WorkerRemoveCommand): TaskApplyResult {
+    const current = this.workers.get(cmd.workerId);
+    if (current === undefined) return { ok: false, code: 'WORKER_NOT_FOUND', message: `no worker ${cmd.workerId}` };
+    if (current.state !== 'down') {
+      return { ok: false, code: 'WORKER_NOT_DOWN', message: `worker ${cmd.workerId} is ${current.state}: only a down worker's record is removed (stop the worker for good first; it is down ${current.state === 'ready' ? 'once silent for tasks.workerTtlMs + tasks.lostGraceMs' : 'after tasks.lostGraceMs more'})` };
+    }
+    const placed = this.activeCount(cmd.workerId);
+    if (placed > 0) {
+      return { ok: false, code: 'WORKER_NOT_DOWN', message: `worker ${cmd.workerId} is down but ${placed} task(s) are still placed on it; the leader is making them lost (and placing them again): try again in a moment` };
+    }
+    this.workers.delete(cmd.workerId);
+    this.workerIds.remove(cmd.workerId);
+    this.active.delete(cmd.workerId);
+    this.listener?.workerRemoved?.(cmd.workerId);
+    return { ok: true, id: cmd.workerId, changed: 1 };
   }
 
   private applyReports(reports: readonly TaskReport[], atMs: number): number {

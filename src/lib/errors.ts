@@ -50,6 +50,8 @@ export const errorRegistry = {
    * process registered that id since (the newest registration holds it). The caller must stop and exit.
    */
   WORKER_REPLACED: { status: 409, message: 'another instance of this worker id registered since; this one must stop' },
+  /** Removing a worker's record (worker rm) that is not down, or down with tasks still placed on it. */
+  WORKER_NOT_DOWN: { status: 409, message: 'only a down worker with no task placed on it can be removed' },
   TOKEN_EXISTS: { status: 409, message: 'a token with this name or accessor already exists' },
   TOKEN_LIMIT_REACHED: { status: 409, message: 'the cluster holds as many tokens as it may; revoke some first' },
   /** A reload with nothing to re-read (a node started without a config file). */

@@ -302,6 +302,7 @@ function targetOf(cmd: Command): string | null {
     case 'worker.register':
     case 'worker.heartbeat':
     case 'worker.state':
+    case 'worker.remove':
       return cmd.workerId;
     case 'auth.bootstrap':
     case 'auth.tokenCreate':

@@ -245,6 +245,7 @@ export function teeTaskListener(first: TaskStoreListener, second: Pick<TaskStore
     },
     workerSeen: (id) => first.workerSeen(id),
     workerChanged: (w) => first.workerChanged(w),
+    workerRemoved: (id) => first.workerRemoved?.(id),
   };
 }
 

@@ -119,4 +119,8 @@ export class LeaderLoops implements TaskStoreListener {
   workerChanged(worker: StoredWorker): void {
     if (worker.state === 'ready') this.scheduler.onWorkerReady();
   }
+
+  workerRemoved(workerId: string): void {
+    this.health.forget(workerId);
+  }
 }

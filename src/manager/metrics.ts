@@ -168,5 +168,6 @@ export function withTaskMetrics(listener: TaskStoreListener, metrics: ManagerMet
     },
     workerSeen: (id) => listener.workerSeen(id),
     workerChanged: (w) => listener.workerChanged(w),
+    workerRemoved: (id) => listener.workerRemoved?.(id),
   };
 }

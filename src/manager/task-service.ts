@@ -346,6 +346,11 @@ export class TaskServiceImpl implements TasksService {
     return this.workerOrThrow(id);
   }
 
+  async removeWorker(id: string, ctx: RequestContext): Promise<{ id: string; removed: true }> {
+    await this.proposeOk({ op: 'worker.remove', workerId: id, atMs: this.o.clock.nowMs() }, ctx);
+    return { id, removed: true };
+  }
+
   // ---- helpers ----
 
   retryAt(nowMs: number, attempt: number): number {

@@ -52,6 +52,11 @@ export class WorkerHealth {
     this.lastSeenMs.set(workerId, this.o.clock.nowMs());
   }
 
+  /** A retired worker's record was removed: nothing of it is kept. */
+  forget(workerId: string): void {
+    this.lastSeenMs.delete(workerId);
+  }
+
   check(): void {
     if (this.timer === null) return;
     const now = this.o.clock.nowMs();

@@ -172,6 +172,34 @@ describe('task records', () => {
   });
 });
 
+describe('worker.remove', () => {
+  it('forgets a down worker with no task placed on it; refuses a live one, one with tasks, and an unknown id; it may register again', () => {
+    const d = new Driver();
+    d.register('w1', 1000);
+    running(d, 'a');
+    expect(d.run({ op: 'worker.remove', workerId: 'w1', atMs: 1100 })).toMatchObject({ ok: false, code: 'WORKER_NOT_DOWN', message: expect.stringContaining('is ready') as string });
+    d.run({ op: 'worker.state', workerId: 'w1', state: 'unreachable', atMs: 4000, ifHeartbeats: 1, lost: [] });
+    // Down, but its verdict listed no task yet: one is still placed on it.
+    d.run({ op: 'worker.state', workerId: 'w1', state: 'down', atMs: 4100, ifHeartbeats: 1, lost: [] });
+    expect(d.run({ op: 'worker.remove', workerId: 'w1', atMs: 4200 })).toMatchObject({ ok: false, code: 'WORKER_NOT_DOWN', message: expect.stringContaining('1 task(s)') as string });
+    d.run({ op: 'worker.state', workerId: 'w1', state: 'down', atMs: 4300, ifHeartbeats: 1, lost: [{ taskId: 'a', attempt: 1, retryAtMs: 5000 }] });
+    expect(d.run({ op: 'worker.remove', workerId: 'w1', atMs: 4400 })).toMatchObject({ ok: true, key: 'w1' });
+    expect(d.store.worker('w1')).toBeUndefined();
+    expect(d.store.allWorkers()).toEqual([]);
+    // Its task's record keeps its history (and the worker's id).
+    expect(d.task('a')).toMatchObject({ state: 'pending', attempt: 2 });
+    expect(d.run({ op: 'worker.remove', workerId: 'w1', atMs: 4500 })).toMatchObject({ ok: false, code: 'WORKER_NOT_FOUND' });
+    expect(d.run({ op: 'worker.heartbeat', workerId: 'w1', atMs: 4600, stats, reports: [] })).toMatchObject({ ok: false, code: 'WORKER_NOT_FOUND' });
+    d.register('w1', 5000);
+    expect(d.store.worker('w1')).toMatchObject({ state: 'ready', taskCount: 0 });
+  });
+
+  it('round-trips through the wire form', () => {
+    const cmd: Command = { op: 'worker.remove', workerId: 'w1', atMs: 7 };
+    expect(decodeCommand(encodeCommand({ clientId: 'c', seq: 1, cmd })).cmd).toEqual(cmd);
+  });
+});
+
 describe('idempotency keys, indexes and bounds', () => {
   it('a known Idempotency-Key answers the task it created', () => {
     const d = new Driver();

@@ -144,6 +144,7 @@ export const WorkerRecordReply = Type.Object(
   },
   { description: 'the worker' },
 );
+export const WorkerRemovedReply = Type.Object({ id: Type.String(), removed: Type.Literal(true) }, { description: "a retired worker's record, forgotten" });
 export const WorkerListReply = Type.Object({ items: Type.Array(WorkerRecordReply), nextCursor: Nullable(Type.String()) }, { description: 'a page of workers, by id' });
 export const RegisterReply = Type.Object({ worker: WorkerRecordReply }, { description: 'the worker as registered' });
 

@@ -9,6 +9,7 @@ import { requestContext } from './kv.js';
 import { listLimit } from './tasks.js';
 import {
   AssignmentListReply, ConsistencyQuery, HeartbeatBody, HeartbeatReply, RegisterBody, RegisterReply, WorkerIdParams, WorkerListQuery, WorkerListReply, WorkerRecordReply,
+  WorkerRemovedReply,
   workerInstancePattern,
 } from './tasks-schemas.js';
 
@@ -51,6 +52,13 @@ export const workerRoutes: FastifyPluginAsync<WorkerRoutesOptions> = async (app,
     '/v1/workers/:id',
     { schema: { params: WorkerIdParams, querystring: ConsistencyQuery, documentedResponse: { 200: WorkerRecordReply } } },
     async (req) => tasks.getWorker(req.params.id, req.query.consistency ?? 'linearizable', requestContext(req)),
+  );
+
+  // A retired worker's record (down, no task placed on it): forgotten, so it no longer counts as a worker not ready.
+  app.delete<{ Params: WorkerIdParams }>(
+    '/v1/workers/:id',
+    { schema: { params: WorkerIdParams, documentedResponse: { 200: WorkerRemovedReply }, errorCodes: ['WORKER_NOT_DOWN'] } },
+    async (req) => tasks.removeWorker(req.params.id, requestContext(req)),
   );
 };
 
