@@ -136,6 +136,9 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
     .option('--json', 'machine-readable output')
     .version(packageVersion(), '-V, --version', 'print the version of minkube')
     .showHelpAfterError('(run with --help for usage)')
+    // A command's line in its parent's list shows its own usage: `service create` takes <name> <image> (required,
+    // though commander is told they are optional so one message can name all that is missing).
+    .configureHelp({ subcommandTerm: (cmd) => `${cmd.name()}${cmd.aliases()[0] === undefined ? '' : `|${cmd.aliases()[0]}`} ${cmd.usage()}`.trimEnd() })
     .exitOverride();
   const globals = (cmd: Command): { api: string; out: Output } => {
     const o = cmd.optsWithGlobals<GlobalOptions>();

@@ -102,15 +102,19 @@ export function leaderOfStatuses(leaders: readonly (string | null)[], apiUrls: R
 
 /**
  * Says what to print as polls come in: a new leader or term at once; "no leader" only after `lostAfterPolls`
- * polls in a row without one, so one slow answer does not print a false alarm.
+ * polls in a row without one, over at least `lostAfterMs`, so slow answers on a busy host do not print a false alarm
+ * (at a load of 70, three polls that each timed out printed "none" and then the same leader and term again).
  */
 export class LeaderTracker {
   private current: AnnouncedLeader | null = null;
   private missing = 0;
+  private missingSinceMs = 0;
 
   constructor(
     private readonly lostAfterPolls = 3,
     private readonly scheme: 'http' | 'https' = 'http',
+    private readonly lostAfterMs = 0,
+    private readonly nowMs: () => number = () => performance.now(),
   ) {}
 
   observe(views: readonly (ClusterView | null)[]): string | null {
@@ -120,7 +124,9 @@ export class LeaderTracker {
   /** As observe, from a leader found otherwise (leaderOfStatuses); a term it does not know is no change of term. */
   observeLeader(leader: AnnouncedLeader | null): string | null {
     if (leader === null) {
-      if (this.current === null || ++this.missing < this.lostAfterPolls) return null;
+      if (this.current === null) return null;
+      if (this.missing++ === 0) this.missingSinceMs = this.nowMs();
+      if (this.missing < this.lostAfterPolls || this.nowMs() - this.missingSinceMs < this.lostAfterMs) return null;
       const was = this.current;
       this.current = null;
       this.missing = 0;

@@ -185,7 +185,8 @@ export async function runTaskList(apiUrl: string, q: { state?: string; workerId?
     rows.push([t.id, t.spec.name ?? '-', t.spec.image, state, t.workerId ?? '-', String(t.attempt), t.exitCode === null ? '-' : String(t.exitCode), t.updatedAt]);
   }
   printLine(formatTable(rows));
-  if (nextCursor !== null) printLine(`(more: raise --limit)`);
+  // On stderr: stdout holds the table alone, for whatever reads it.
+  if (nextCursor !== null) process.stderr.write(`(more tasks than --limit ${items.length}: raise --limit, or use --json and its nextCursor)\n`);
 }
 
 /** The spec's stop settings as `task get` shows them: "SIGINT, then SIGKILL after 30 s". */

@@ -22,6 +22,8 @@ import { nodeLaunchEnv, nodeLaunchFlags } from '../daemon/launch.js';
 const minkubeBin = fileURLToPath(new URL('../../bin/minkube.js', import.meta.url));
 const pollIntervalMs = 250;
 const pollTimeoutMs = 500;
+/** No leader is announced only once none was seen this long (a leader election takes well under it). */
+const leaderLostAfterMs = 3000;
 const killAfterMs = 5000;
 const prefixColours = ['36', '35', '33', '34', '32', '91', '96', '95'];
 
@@ -212,7 +214,7 @@ async function stopAll(children: Child[]): Promise<void> {
  */
 async function watchLeader(config: ClusterConfig, polling: { active: boolean }, access: Access): Promise<void> {
   const clients = config.managers.map((m) => new ApiClient(`${access.scheme}://${m.apiAddress}`, { timeoutMs: pollTimeoutMs, http: access.http }));
-  const tracker = new LeaderTracker(3, access.scheme);
+  const tracker = new LeaderTracker(3, access.scheme, leaderLostAfterMs);
   while (polling.active) {
     const answers = await Promise.all(clients.map((c) => c.cluster().then((view) => ({ view, refused: false }), (err: unknown) => ({ view: null, refused: isUnauthenticated(err) }))));
     if (!polling.active) return;

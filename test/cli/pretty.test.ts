@@ -79,6 +79,20 @@ describe('leader announcements', () => {
     expect(t.observe([view('m1', 'leader', 6)])).toBe('leader: m1 (term 6) at http://127.0.0.9:801');
   });
 
+  it('announces a lost leader only once none was seen for lostAfterMs too', () => {
+    let now = 0;
+    const t = new LeaderTracker(2, 'http', 3000, () => now);
+    t.observe([view('m2', 'leader', 1)]);
+    for (const at of [100, 1000, 2000, 3000]) {
+      now = at;
+      expect(t.observe([null])).toBeNull();
+    }
+    now = 3100;
+    expect(t.observe([null])).toBe('leader: none (was m2, term 1)');
+    now = 3200;
+    expect(t.observe([view('m2', 'leader', 1)])).toBe('leader: m2 (term 1) at http://127.0.0.9:802');
+  });
+
   it('from GET /status answers (no term): the id most managers name, announced without a term, and no news for the leader already known', () => {
     const urls = new Map([['m1', 'https://127.0.0.9:801'], ['m2', 'https://127.0.0.9:802']]);
     expect(leaderOfStatuses([null, 'm2', 'm1', 'm2'], urls)).toEqual({ id: 'm2', term: null, apiUrl: 'https://127.0.0.9:802' });

@@ -68,7 +68,8 @@ export function judgeStatus(f: StatusFacts): StatusReply {
   };
 }
 
-const StatusQuery = Type.Object({ format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('html')])) }, { additionalProperties: false });
+// Other parameters are passed over: monitors add their own (cache busters), as for /health and /metrics.
+const StatusQuery = Type.Object({ format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('html')])) });
 
 const statusAnswer = bodyAnswer('always 200: the status, as JSON (Accept: application/json, ?format=json or no Accept) or an HTML page', { 'application/json': StatusReply, 'text/html': textSchema });
 
