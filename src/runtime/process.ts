@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { limits } from '../lib/limits.js';
 import { makeDirs } from '../lib/make-dirs.js';
 import { classifyRuntimeError } from './classify.js';
+import { MarkedSignaller, readProcStat, scanMarked, systemProc, type ProcReader } from './proc.js';
 import { labelsMatch, tailBytes, tailLines, validateRunSpec } from './spec.js';
 import { RuntimeFailure, type ContainerInfo, type ContainerRuntime, type RunSpec } from './types.js';
 
@@ -23,7 +24,11 @@ export interface ProcessRuntimeOptions {
   logFileBytesMax?: number;
   /** The environment every process starts from (spec.env is merged on top). Default: PATH and HOME of the worker. */
   baseEnv?: Record<string, string>;
+  /** Where processes are looked at: /proc, unless a test counts the reads. */
+  proc?: ProcReader;
 }
+
+export { readProcStat } from './proc.js';
 
 /** What survives a worker restart: enough to find the process again and to answer inspect/list for it. */
 interface ProcessRecord {
@@ -117,6 +122,13 @@ export class ProcessRuntime implements ContainerRuntime {
   private readonly entries = new Map<string, Entry>();
   private loaded: Promise<void> | undefined;
   private readonly rotateTimer: NodeJS.Timeout;
+  private readonly proc: ProcReader;
+  private readonly strays: MarkedSignaller;
+  /**
+   * The ids of records loaded at start that no process carried in the start's pass over /proc: none can carry them
+   * later (only such a process can start another that does), so stop() and remove() look for no strays of them.
+   */
+  private readonly unmarked = new Set<string>();
 
   constructor(opts: ProcessRuntimeOptions) {
     // Resolved: the exit file's path is in each wrapper's arguments, which a later instance compares with its own.
@@ -127,6 +139,8 @@ export class ProcessRuntime implements ContainerRuntime {
       PATH: process.env.PATH ?? defaultPath,
       HOME: process.env.HOME ?? '/',
     };
+    this.proc = opts.proc ?? systemProc;
+    this.strays = new MarkedSignaller(this.proc, processEnvName);
     this.rotateTimer = setInterval(() => void this.rotateLogs(), opts.rotateCheckMs ?? 2000);
     this.rotateTimer.unref();
   }
@@ -149,7 +163,7 @@ export class ProcessRuntime implements ContainerRuntime {
     const { child, exit } = await this.spawnChild(id, marker, command, spec.env ?? {});
     const pid = child.pid ?? 0;
     const record: ProcessRecord = {
-      id, ...marker, command: [...command], pid, pidStartTicks: (await readProcStat(pid))?.startTicks ?? null, state: 'running', exitCode: null,
+      id, ...marker, command: [...command], pid, pidStartTicks: (await readProcStat(pid, this.proc))?.startTicks ?? null, state: 'running', exitCode: null,
     };
     const entry: Entry = { record, waiters: new Set(), writes: Promise.resolve() };
     entry.exited = exit.then(({ code, signal }) => this.markExited(entry, code ?? exitCodeForSignal(signal)));
@@ -205,10 +219,10 @@ export class ProcessRuntime implements ContainerRuntime {
     if (entry === undefined || entry.record.state === 'exited') return;
     const first = signal ?? entry.record.stopSignal ?? 'SIGTERM';
     this.signal(entry, first);
-    await signalStrays(id, first);
+    await this.signalStrays(id, first);
     const exited = await this.exitsWithin(entry, timeoutMs);
     // What left the group (setsid, a daemon) has had the wrapper's time to go; what has not goes now.
-    await signalStrays(id, 'SIGKILL');
+    await this.signalStrays(id, 'SIGKILL');
     if (exited) return;
     entry.killed = true;
     this.signal(entry, 'SIGKILL');
@@ -223,8 +237,9 @@ export class ProcessRuntime implements ContainerRuntime {
     if (entry.record.state === 'running') await this.stop(id, 0);
     // A command that exited leaving a process behind in another group (`setsid x &`, a daemon) leaves none once
     // removed, as a container's removal would (it would write on into a log file removed below).
-    else await signalStrays(id, 'SIGKILL');
+    else await this.signalStrays(id, 'SIGKILL');
     this.entries.delete(id);
+    this.unmarked.delete(id);
     await entry.writes;
     await Promise.all([this.recordPath(id), this.logPath(id), `${this.logPath(id)}.1`, this.exitPath(id)].map(removeQuietly));
   }
@@ -345,7 +360,17 @@ export class ProcessRuntime implements ContainerRuntime {
       }
       if (!this.entries.has(record.id)) this.entries.set(record.id, { record, waiters: new Set(), writes: Promise.resolve() });
     }
-    await this.adoptOrphans();
+    // The one pass over /proc of a start, after the records are read: it finds the orphans, and tells which records'
+    // processes have nothing left to look for (a pass per record, with 145 records and 1,700 processes, took minutes).
+    const marked = new Map<string, number[]>();
+    await scanMarked(this.proc, processEnvName, (id, pid) => marked.set(id, [...(marked.get(id) ?? []), pid]));
+    for (const id of this.entries.keys()) if (!marked.has(id)) this.unmarked.add(id);
+    await this.adoptOrphans(marked);
+  }
+
+  /** Signals what of process `id` left its group (see MarkedSignaller); nothing to look for if unmarked at start. */
+  private signalStrays(id: string, signal: NodeJS.Signals): Promise<void> {
+    return this.unmarked.has(id) ? Promise.resolve() : this.strays.signal(id, signal);
   }
 
   /**
@@ -354,10 +379,11 @@ export class ProcessRuntime implements ContainerRuntime {
    * Adopted rather than killed: the task keeps running, as a Docker worker's container does; the wrapper writes the
    * exit file by its path and stop() signals the group by pid, so nothing else needs the lost files. Only the output
    * still goes to the log file the process was started with (moved away with the old dir): the log path becomes a
-   * link to it. Off Linux there is no /proc and nothing is found.
+   * link to it. Off Linux there is no /proc and nothing is found. `marked`: the start's pass (id -> pids).
    */
-  private async adoptOrphans(): Promise<void> {
-    for (const found of await findWrappers(this.dir)) {
+  private async adoptOrphans(marked: ReadonlyMap<string, number[]>): Promise<void> {
+    const candidates = [...marked].filter(([id]) => !this.entries.has(id)).flatMap(([, pids]) => pids);
+    for (const found of await findWrappers(this.dir, this.proc, candidates)) {
       if (this.entries.has(found.id)) continue;
       const { id, pid, startTicks, marker, command } = found;
       const record: ProcessRecord = { id, ...marker, command, pid, pidStartTicks: startTicks, state: 'running', exitCode: null };
@@ -376,7 +402,7 @@ export class ProcessRuntime implements ContainerRuntime {
    */
   private async refresh(entry: Entry): Promise<void> {
     if (entry.record.state === 'exited' || entry.exited !== undefined) return;
-    if (await isAlive(entry.record)) return;
+    if (await isAlive(entry.record, this.proc)) return;
     const onDisk = await readRecord(this.recordPath(entry.record.id));
     if (onDisk?.state === 'exited') {
       entry.record = onDisk;
@@ -500,26 +526,6 @@ export function exitCodeForSignal(signal: NodeJS.Signals | null): number {
   return 128 + (osConstants.signals[signal] ?? 0);
 }
 
-/** The process state letter and start time from /proc/<pid>/stat; null if there is no such process. */
-export async function readProcStat(pid: number): Promise<{ state: string; startTicks: string } | null> {
-  if (!Number.isInteger(pid) || pid <= 0) return null;
-  let text: string;
-  try {
-    text = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
-  }
-  // The command name (field 2) may hold spaces and parentheses: count fields after its closing parenthesis.
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  const state = fields[0];
-  const startTicks = fields[19];
-  return state === undefined || startTicks === undefined ? null : { state, startTicks };
-}
-
-/**
- * This user's live wrappers (see wrapperScript) whose exit file is in dir, found by their arguments in /proc (the
- * command never sees them, and its children do not carry them); none off Linux.
- */
 /** The marker argument's size past which it keeps only the worker's own labels (one argument holds at most 128 KiB). */
 const markerArgBytesMax = 64 * 1024;
 
@@ -540,72 +546,21 @@ function markerArgument(marker: Marker): string {
  */
 export const processEnvName = 'MINKUBE_PROCESS';
 
-/** The stray searches asked for since the last one began: process id -> signal (SIGKILL wins), one scan for all. */
-let strayBatch: { readonly signals: Map<string, NodeJS.Signals>; readonly done: Promise<void> } | null = null;
-
 /**
- * Signals every process of this user whose environment names process `id` (processEnvName); the gone are skipped.
- * Searches asked for together (a hundred tasks stopped or removed at once) share one pass over /proc, which reads
- * one file at a time: a pass each, all at once, read every process's environment per task and ran out of file
- * descriptors (EMFILE).
+ * This user's live wrappers (see wrapperScript) whose exit file is in dir, among the candidates (pids the start's pass
+ * found marked, see loadRecords), told by their arguments in /proc (the command never sees them, and its children do
+ * not carry them); none off Linux. A wrapper started before processes were marked (MINKUBE_PROCESS) is not found.
  */
-function signalStrays(id: string, signal: NodeJS.Signals): Promise<void> {
-  if (strayBatch === null) {
-    const signals = new Map<string, NodeJS.Signals>();
-    const done = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
-      strayBatch = null;
-      await signalMarked(signals);
-    });
-    strayBatch = { signals, done };
-  }
-  if (strayBatch.signals.get(id) !== 'SIGKILL') strayBatch.signals.set(id, signal);
-  return strayBatch.done;
-}
-
-async function signalMarked(signals: ReadonlyMap<string, NodeJS.Signals>): Promise<void> {
-  let names: string[];
-  try {
-    names = (await fs.readdir('/proc')).filter((name) => /^\d+$/.test(name));
-  } catch {
-    return;
-  }
-  const key = Buffer.from(`\0${processEnvName}=`);
-  for (const name of names) {
-    // Another user's environ is not readable (EACCES): never ours.
-    const environ = await fs.readFile(`/proc/${name}/environ`).catch(() => null);
-    if (environ === null) continue;
-    const all = Buffer.concat([Buffer.of(0), environ]);
-    const at = all.indexOf(key);
-    if (at < 0) continue;
-    const from = at + key.length;
-    const end = all.indexOf(0, from);
-    const signal = signals.get(all.toString('utf8', from, end < 0 ? all.length : end));
-    if (signal === undefined) continue;
-    try {
-      process.kill(Number(name), signal);
-    } catch {
-      // gone meanwhile
-    }
-  }
-}
-
-async function findWrappers(dir: string): Promise<Array<{ id: string; pid: number; startTicks: string; marker: Marker; command: string[] }>> {
-  let names: string[];
-  try {
-    names = (await fs.readdir('/proc')).filter((name) => /^\d+$/.test(name));
-  } catch {
-    return [];
-  }
+async function findWrappers(dir: string, proc: ProcReader, candidates: readonly number[]): Promise<Array<{ id: string; pid: number; startTicks: string; marker: Marker; command: string[] }>> {
   const found = [];
-  for (const name of names) {
-    const args = await fs.readFile(`/proc/${name}/cmdline`, 'utf8').then((text) => text.split('\0').slice(0, -1), (): string[] => []);
+  for (const pid of candidates) {
+    const args = (await proc.read(pid, 'cmdline'))?.toString('utf8').split('\0').slice(0, -1) ?? [];
     const [shell, flag, script, exitFile, markerText] = args;
     const dash = args.indexOf('--', 5);
     if (shell !== '/bin/sh' || flag !== '-c' || script !== wrapperScript || exitFile === undefined || dash < 0) continue;
     if (path.dirname(exitFile) !== dir || !exitFile.endsWith('.exit')) continue;
-    const pid = Number(name);
-    const stat = await readProcStat(pid);
-    const owner = await fs.stat(`/proc/${name}`).then((s) => s.uid, () => null);
+    const stat = await readProcStat(pid, proc);
+    const owner = await proc.uid(pid);
     const marker = parseMarker(markerText);
     if (stat === null || stat.state === 'Z' || stat.state === 'X' || owner !== process.getuid?.() || marker === null) continue;
     found.push({ id: path.basename(exitFile, '.exit'), pid, startTicks: stat.startTicks, marker, command: args.slice(dash + 1) });
@@ -623,7 +578,7 @@ function parseMarker(text: string | undefined): Marker | null {
   }
 }
 
-async function isAlive(r: ProcessRecord): Promise<boolean> {
+async function isAlive(r: ProcessRecord, proc: ProcReader): Promise<boolean> {
   if (r.pidStartTicks === null) {
     try {
       process.kill(r.pid, 0);
@@ -632,7 +587,7 @@ async function isAlive(r: ProcessRecord): Promise<boolean> {
       return (err as NodeJS.ErrnoException).code === 'EPERM';
     }
   }
-  const stat = await readProcStat(r.pid);
+  const stat = await readProcStat(r.pid, proc);
   // Z: exited, not yet reaped by its parent. X: dead.
   return stat !== null && stat.startTicks === r.pidStartTicks && stat.state !== 'Z' && stat.state !== 'X';
 }
