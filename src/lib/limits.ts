@@ -206,6 +206,11 @@ export const limits = {
   runtimeLogTailLinesDefault: 1000,
   /** A process task's log file is rotated (one old generation kept) past this size. */
   processLogFileBytesMax: 8 * 1024 * 1024,
+  /**
+   * A process task that exits non-zero while the disk of its log has less than this free is taken to have failed for
+   * lack of space (its writes failed with ENOSPC, which only the task saw): a transient failure, retried with backoff.
+   */
+  processDiskFreeBytesMin: 1024 * 1024,
   /** Containers inspected at once by list(). */
   runtimeInspectConcurrencyMax: 8,
   // worker agent

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import * as fs from 'node:fs/promises';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, type StatsFs } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
@@ -14,7 +14,7 @@ import { makeDirs } from '../lib/make-dirs.js';
 import { classifyRuntimeError } from './classify.js';
 import { MarkedSignaller, readProcStat, scanMarked, systemProc, type ProcReader } from './proc.js';
 import { labelsMatch, tailBytes, tailLines, validateRunSpec } from './spec.js';
-import { RuntimeFailure, type ContainerInfo, type ContainerRuntime, type RunSpec } from './types.js';
+import { RuntimeFailure, type ContainerInfo, type ContainerRuntime, type ExitStatus as WaitStatus, type RunSpec } from './types.js';
 
 export interface ProcessRuntimeOptions {
   stateDir: string;
@@ -68,6 +68,8 @@ interface Entry {
   writes: Promise<void>;
   /** stop() sent SIGKILL, which kills the wrapper before it can write the exit file. */
   killed?: boolean;
+  /** A write of this process's files failed for lack of space (what failed, naming the file): see wait(). */
+  noSpace?: string;
 }
 
 interface ExitStatus {
@@ -207,11 +209,35 @@ export class ProcessRuntime implements ContainerRuntime {
     }
   }
 
-  async wait(id: string, opts: { signal?: AbortSignal } = {}): Promise<{ exitCode: number | null }> {
+  async wait(id: string, opts: { signal?: AbortSignal } = {}): Promise<WaitStatus> {
     const entry = await this.get(id);
     if (entry === undefined) throw new RuntimeFailure('container-not-found', `no such process: ${id}`);
     await this.untilExited(entry, opts.signal);
-    return { exitCode: entry.record.exitCode };
+    const { exitCode } = entry.record;
+    // The command's own writes to its log go straight to the file: when they fail with ENOSPC only the command sees
+    // it (and exits 1, say). A write of ours that failed, or a disk all but full now, tells the exit was the disk's.
+    const outOfSpace = exitCode === 0 || exitCode === null ? undefined : (entry.noSpace ?? (await this.diskFull()));
+    return outOfSpace === undefined ? { exitCode } : { exitCode, outOfSpace };
+  }
+
+  /** Why the state dir's disk counts as full (less than processDiskFreeBytesMin free), or undefined. */
+  private async diskFull(): Promise<string | undefined> {
+    let stats: StatsFs;
+    try {
+      stats = await fs.statfs(this.dir);
+    } catch {
+      return undefined;
+    }
+    // The tasks run as the worker's user: root may write into the blocks reserved for it, others may not.
+    const freeBytes = (process.getuid?.() === 0 ? stats.bfree : stats.bavail) * stats.bsize;
+    if (freeBytes >= limits.processDiskFreeBytesMin) return undefined;
+    return `the disk of ${this.dir} had ${freeBytes} bytes free when the process ended`;
+  }
+
+  /** Notes on the entry that a write of its file failed for lack of space (wait() reports it); other errors pass. */
+  private noteNoSpace(entry: Entry, err: unknown, file: string): void {
+    const code = (err as NodeJS.ErrnoException | null)?.code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') entry.noSpace ??= `writing ${file} failed: ${code === 'ENOSPC' ? 'no space left on the device' : 'disk quota exceeded'} (${code})`;
   }
 
   async stop(id: string, timeoutMs: number, signal?: NodeJS.Signals): Promise<void> {
@@ -428,6 +454,9 @@ export class ProcessRuntime implements ContainerRuntime {
         await fs.writeFile(tmp, JSON.stringify(entry.record));
         await fs.rename(tmp, file);
       } catch (err) {
+        // A write cut short by a full disk leaves its temporary file (empty, or part of the record).
+        await removeQuietly(tmp).catch(() => undefined);
+        this.noteNoSpace(entry, err, file);
         this.logger?.error({ err, id: entry.record.id }, 'could not write a process record');
       }
     });

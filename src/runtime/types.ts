@@ -50,6 +50,12 @@ export interface ExitStatus {
   exitCode: number | null;
   /** Present (true) only when the kernel's OOM killer ended it. */
   oomKilled?: true;
+  /**
+   * Present when it exited non-zero and the runtime saw its disk full meanwhile (a write of its output or its record
+   * failed with ENOSPC or EDQUOT, or the disk had next to nothing free when it ended): why, naming the path. The
+   * worker reports such an attempt as a transient out-of-space failure, not as the task's own exit code.
+   */
+  outOfSpace?: string;
 }
 
 export interface ContainerRuntime {

@@ -295,12 +295,14 @@ export class WorkerAgent implements WorkerAgentApi {
     if (id === null) return;
     while (!isFinal(entry.state)) {
       try {
-        const { exitCode, oomKilled } = await this.runtime.wait(id, { signal: this.closing.signal });
+        const { exitCode, oomKilled, outOfSpace } = await this.runtime.wait(id, { signal: this.closing.signal });
         // A task its health check condemned failed, whatever its exit code (the worker stopped it).
         const condemned = entry.unhealthy !== undefined && !entry.stopRequested;
-        const outcome = condemned ? { state: 'failed' as const, error: { class: 'transient' as const, message: entry.unhealthy! } } : exitOutcome(exitCode, entry.stopRequested, oomOf(entry, oomKilled));
         // No exit code for a condemned task: the failure is the health check's, not the code its stop caused.
-        this.finish(entry, outcome.state, condemned ? null : exitCode, outcome.error);
+        const outcome = condemned
+          ? { state: 'failed' as const, error: { class: 'transient' as const, message: entry.unhealthy! }, exitCode: null }
+          : exitOutcome(exitCode, entry.stopRequested, oomOf(entry, oomKilled), outOfSpace);
+        this.finish(entry, outcome.state, outcome.exitCode, outcome.error);
         this.logger.info({ task: entry.taskId, attempt: entry.attempt, containerId: id, exitCode, state: outcome.state }, 'task exited');
       } catch (err) {
         if (this.closing.signal.aborted) return;
@@ -488,7 +490,7 @@ export class WorkerAgent implements WorkerAgentApi {
     } else if (info.state === 'exited') {
       entry.state = 'running';
       const outcome = exitOutcome(info.exitCode, false, oomOf(entry, info.oomKilled));
-      this.finish(entry, outcome.state, info.exitCode, outcome.error);
+      this.finish(entry, outcome.state, outcome.exitCode, outcome.error);
       if (info.finishedAt !== undefined) entry.finishedAtMs = info.finishedAt;
     } else {
       // Created but never started: the worker died inside run(). Nothing of the task ran; a retry may succeed.

@@ -161,11 +161,20 @@ export function runSpecFor(workerId: string, a: FencingToken & { spec: TaskSpec 
 /**
  * How an observed exit reads: a requested stop is 'stopped' whatever the code; an unobserved exit is a transient
  * failure. `oom`: the runtime saw the kernel's OOM killer end it (Docker's State.OOMKilled), with the spec's memory
- * limit when the worker knows it: the reason says so, not only the 137 that SIGKILL leaves.
+ * limit when the worker knows it: the reason says so, not only the 137 that SIGKILL leaves. `outOfSpace`: the runtime
+ * saw the disk full as it ran (ExitStatus.outOfSpace): a transient failure of the host, reported without its exit code
+ * (the managers read a failure with an exit code as the task's own, for its restart policy to judge).
  */
-export function exitOutcome(exitCode: number | null, stopRequested: boolean, oom: { memoryMb: number | undefined } | null = null): { state: LocalState; error: TaskError | null } {
-  if (stopRequested) return { state: 'stopped', error: null };
-  if (exitCode === 0) return { state: 'succeeded', error: null };
+export function exitOutcome(exitCode: number | null, stopRequested: boolean, oom: { memoryMb: number | undefined } | null = null, outOfSpace?: string): { state: LocalState; error: TaskError | null; exitCode: number | null } {
+  if (stopRequested) return { state: 'stopped', error: null, exitCode };
+  if (exitCode === 0) return { state: 'succeeded', error: null, exitCode };
+  if (outOfSpace !== undefined) {
+    return { state: 'failed', error: { class: 'transient', message: `out of disk space: ${outOfSpace} (the container exited with code ${exitCode ?? 'unknown'})` }, exitCode: null };
+  }
+  return { ...ownExitOutcome(exitCode, oom), exitCode };
+}
+
+function ownExitOutcome(exitCode: number | null, oom: { memoryMb: number | undefined } | null): { state: LocalState; error: TaskError | null } {
   if (exitCode === null) {
     return { state: 'failed', error: { class: 'transient', message: 'the container exited while no worker watched it; its exit code is unknown' } };
   }
