@@ -267,7 +267,7 @@ export class ProcessRuntime implements ContainerRuntime {
     this.entries.delete(id);
     this.unmarked.delete(id);
     await entry.writes;
-    await Promise.all([this.recordPath(id), this.logPath(id), `${this.logPath(id)}.1`, this.exitPath(id)].map(removeQuietly));
+    await Promise.all([this.recordPath(id), this.logPath(id), `${this.logPath(id)}.1`, `${this.logPath(id)}.1.tmp`, this.exitPath(id)].map(removeQuietly));
   }
 
   async inspect(id: string): Promise<ContainerInfo | null> {
@@ -494,6 +494,25 @@ export class ProcessRuntime implements ContainerRuntime {
     }
   }
 
+  /**
+   * Replaces the log's .1 with data (whole: a temporary file, renamed); false when the disk has no room for it, and
+   * nothing is left behind. Other failures throw.
+   */
+  private async writeOld(entry: Entry, file: string, data: Buffer): Promise<boolean> {
+    const temp = `${file}.1.tmp`;
+    try {
+      await fs.writeFile(temp, data, { mode: 0o600 });
+      await fs.rename(temp, `${file}.1`);
+      return true;
+    } catch (err) {
+      await removeQuietly(temp).catch(() => undefined);
+      this.noteNoSpace(entry, err, temp);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT') return false;
+      throw err;
+    }
+  }
+
   /** Runs on a timer (rotateCheckMs); public so tests can rotate at a known moment. */
   async rotateLogs(): Promise<void> {
     for (const entry of this.entries.values()) {
@@ -504,9 +523,16 @@ export class ProcessRuntime implements ContainerRuntime {
         if (size <= this.logFileBytesMax) continue;
         // Only the newest logFileBytesMax go to .1: a fast writer can put far more in the file between two checks
         // (70 MB in one tester's run), and the whole of it went to .1. The child appends (O_APPEND), so after the
-        // truncate it writes at the new end; what it writes between the copy and the truncate is lost: the price of
+        // truncate it writes at the new end; what it writes between the read and the truncate is lost: the price of
         // not standing between the process and its file.
-        await copyTail(file, `${file}.1`, size, this.logFileBytesMax);
+        const tail = await readWholeLinesTail(file, size, this.logFileBytesMax);
+        if (!(await this.writeOld(entry, file, tail))) {
+          // A full disk has no room for a copy beside the file (a log grew to 30 MB past the bound that way): the
+          // file is emptied first, which frees more than the tail needs, then the tail goes to .1.
+          await fs.truncate(file, 0);
+          if (!(await this.writeOld(entry, file, tail))) this.logger?.warn({ file, bytes: tail.length }, 'log rotation dropped the older output: no room for it');
+          continue;
+        }
         await fs.truncate(file, 0);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.logger?.warn({ err, file }, 'log rotation failed');
@@ -515,11 +541,8 @@ export class ProcessRuntime implements ContainerRuntime {
   }
 }
 
-/**
- * The last `bytes` of the first `size` bytes of `from`, from the first whole line in them, written to `to` (replaced
- * whole: a temporary file, renamed).
- */
-async function copyTail(from: string, to: string, size: number, bytes: number): Promise<void> {
+/** The last `bytes` of the first `size` bytes of `from`, from the first whole line in them. */
+async function readWholeLinesTail(from: string, size: number, bytes: number): Promise<Buffer> {
   const start = Math.max(0, size - bytes);
   // One byte more before the tail, when there is one: whether the tail starts a line.
   const before = start > 0 ? 1 : 0;
@@ -536,9 +559,7 @@ async function copyTail(from: string, to: string, size: number, bytes: number): 
     const cut = data[0] === 0x0a ? 0 : data.indexOf(0x0a, 1);
     data = cut < 0 ? data.subarray(1) : data.subarray(cut + 1);
   }
-  const temp = `${to}.tmp`;
-  await fs.writeFile(temp, data, { mode: 0o600 });
-  await fs.rename(temp, to);
+  return data;
 }
 
 function infoFrom(r: ProcessRecord): ContainerInfo {

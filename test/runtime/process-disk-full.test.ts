@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProcessRuntime } from '../../src/runtime/process.js';
 import { exitOutcome } from '../../src/worker/task-entry.js';
+import { waitFor } from '../support/wait.js';
 
 const run = promisify(execFile);
 const mounted: string[] = [];
@@ -46,6 +47,31 @@ describe('ProcessRuntime on a full disk', () => {
       await rt.remove(id);
       // What a full disk cut short leaves no temporary file behind.
       expect((await fs.readdir(path.join(dir, 'processes'))).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    } finally {
+      await rt.close();
+    }
+  });
+
+  it.runIf(process.platform === 'linux' && process.getuid?.() === 0)('rotates a log on a disk with no room for the copy, keeping the newest output and no temporary file', async (ctx) => {
+    const dir = await tinyDisk();
+    if (dir === null) return ctx.skip();
+    const rt = new ProcessRuntime({ stateDir: dir, logFileBytesMax: 128 * 1024, rotateCheckMs: 3_600_000 });
+    try {
+      // About 590 KB of lines, then it waits: the log is past its bound and holds still.
+      const { id } = await rt.run({ name: 'talker', image: 'host', command: ['sh', '-c', 'seq 1 100000; exec sleep 600'], labels: {} });
+      const log = path.join(dir, 'processes', `${id}.log`);
+      await waitFor('the lines in the log', async () => (await fs.readFile(log, 'utf8')).endsWith('\n100000\n'), 60_000, 50);
+      // The rest of the disk taken: no room for a 128 KiB copy beside the log.
+      await fs.writeFile(path.join(dir, 'filler'), Buffer.alloc(1024 * 1024)).catch(() => undefined);
+      const disk = await fs.statfs(dir);
+      expect(disk.bfree * disk.bsize).toBeLessThan(128 * 1024);
+      await rt.rotateLogs();
+      expect((await fs.stat(log)).size).toBe(0);
+      const old = await fs.readFile(`${log}.1`, 'utf8');
+      expect(old.endsWith('\n100000\n')).toBe(true);
+      expect(old.length).toBeLessThanOrEqual(128 * 1024);
+      expect((await fs.readdir(path.join(dir, 'processes'))).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+      await rt.remove(id);
     } finally {
       await rt.close();
     }
