@@ -52,8 +52,14 @@ export class FileKeptLogs implements KeptLogStore {
     if (!safeTaskId.test(log.taskId)) return;
     await makeDirs(this.dir, 0o700);
     const path = join(this.dir, `${log.taskId}${SUFFIX}`);
-    await writeFile(`${path}.tmp`, JSON.stringify(log), { mode: 0o600 });
-    await rename(`${path}.tmp`, path);
+    try {
+      await writeFile(`${path}.tmp`, JSON.stringify(log), { mode: 0o600 });
+      await rename(`${path}.tmp`, path);
+    } catch (err) {
+      // A write a full disk cut short leaves the temporary file, which nothing would read or remove.
+      await unlink(`${path}.tmp`).catch(() => undefined);
+      throw err;
+    }
   }
 
   async remove(taskId: string): Promise<void> {
