@@ -28,6 +28,11 @@ export interface RenewalOptions {
   sign(csrPem: string): Promise<string>;
   /** Called with the new material after it is on disk: swap it into the transport, the server and the client. */
   onRenewed(material: NodeTls): void;
+  /**
+   * Called once when a renewal failed and the certificate has expired meanwhile (the process was paused past its
+   * expiry, or cut off from every manager): no manager takes it to renew any more, so retrying is no use.
+   */
+  onExpired?(expiredAt: Date): void;
   logger: Logger;
 }
 
@@ -61,6 +66,12 @@ export function startCertRenewal(o: RenewalOptions): CertRenewal {
       failures++;
       nextCheckMs = retryDelayMs(failures, checkIntervalMs);
       logFailure(o, err, nextCheckMs);
+      const expiredAt = expiryIfPast(o.material().certPem, o.clock.nowMs());
+      if (expiredAt !== null && o.onExpired !== undefined && !stopped) {
+        stopped = true;
+        o.onExpired(expiredAt);
+        return false;
+      }
     }
     if (!stopped) timer = o.clock.setTimeout(() => void run(false), nextCheckMs);
     return renewed;
@@ -103,6 +114,16 @@ export function checkIntervalFor(certPem: string, checkIntervalMsMax: number): n
 export function retryDelayMs(failures: number, checkIntervalMs: number): number {
   const backoffMs = backoffCeilingMs(failures, { baseMs: limits.certRenewRetryMsMin, capMs: limits.certRenewRetryMsMax });
   return Math.min(backoffMs, checkIntervalMs);
+}
+
+/** The certificate's expiry when it is past at nowMs; null while it holds (or when it cannot be read). */
+function expiryIfPast(certPem: string, nowMs: number): Date | null {
+  try {
+    const expiry = certificateExpiry(certPem);
+    return expiry.getTime() <= nowMs ? expiry : null;
+  } catch {
+    return null;
+  }
 }
 
 function logFailure(o: RenewalOptions, err: unknown, retryInMs: number): void {

@@ -56,7 +56,8 @@ export interface RunningWorker {
   stop(): Promise<void>;
   /**
    * Resolves when the worker stopped by itself: with WORKER_REPLACED once another instance registered its id (its
-   * copies of the tasks stopped first). The process then exits non-zero (src/cli/daemons.ts).
+   * copies of the tasks stopped first), or CONFIG_INVALID once its certificate expired unrenewed (paused past its
+   * expiry: its tasks keep running for the next start). The process then exits non-zero (src/cli/daemons.ts).
    */
   readonly stopped: Promise<Error | null>;
   /** Re-reads the config file and applies what can change live (SIGHUP): the log level, api.tlsCaFile. */
@@ -273,6 +274,8 @@ async function startParts(config: ClusterConfig, self: WorkerConfig, logger: Log
   loops.start();
   // A worker's certificate is renewed by a manager, asked over mutual TLS with the certificate it replaces.
   let material = security?.material;
+  let certificateExpired: (err: Error) => void = () => undefined;
+  const expired = new Promise<Error>((resolve) => (certificateExpired = resolve));
   const renewal =
     security === null
       ? null
@@ -286,6 +289,16 @@ async function startParts(config: ClusterConfig, self: WorkerConfig, logger: Log
             material = m;
             applyRenewedTls({ server: app.server as unknown as HttpsServer, http: [http] }, m);
           },
+          // Paused (or cut off) past its certificate's expiry: no manager renews it now, and retrying for ever would
+          // leave it down with its tasks running. It stops (its tasks keep running) and the process exits 1 saying how
+          // to come back, as a start with an expired certificate does.
+          onExpired: (expiredAt) =>
+            certificateExpired(
+              new MinkubeError(
+                'CONFIG_INVALID',
+                `the certificate in ${join(dataDir, 'tls')} expired at ${expiredAt.toISOString()} before this worker could renew it (it was paused, or cut off from every manager): start it again (a worker the config lists gets a new certificate from the CA beside the config; one that joined with a token must move ${join(dataDir, 'tls')} aside and join again)`,
+              ),
+            ),
         });
   if (renewal !== null) opened.push('certificate renewal', () => renewal.stop());
   logger.info({ api: self.apiAddress, runtime: runtime.kind, dataDir, managers: config.managers.length }, 'worker started');
@@ -303,7 +316,12 @@ async function startParts(config: ClusterConfig, self: WorkerConfig, logger: Log
     })());
   // Another instance registered this id since (WORKER_REPLACED): its tasks are that one's now. This one stops its
   // copies of them and the process exits non-zero, so two instances never run as one id.
-  const stopped = loops.replaced.then(async (err): Promise<Error | null> => {
+  const expiredStop = expired.then(async (err): Promise<Error> => {
+    logger.error({ err }, 'the certificate expired and cannot be renewed: stopping (the tasks keep running)');
+    await stop();
+    return err;
+  });
+  const replacedStop = loops.replaced.then(async (err): Promise<Error | null> => {
     try {
       const copies = await agent.relinquish();
       logger.error({ instance, copiesStopped: copies }, 'this worker was replaced by another instance of its id: its copies of the tasks are stopped; exiting');
@@ -313,6 +331,7 @@ async function startParts(config: ClusterConfig, self: WorkerConfig, logger: Log
     }
     return err;
   });
+  const stopped = Promise.race([replacedStop, expiredStop]);
   const reloader = new Reloader({
     node: 'worker', id, configPath: how.configPath ?? null, running: config, logger: logger.child({ component: 'reload' }), loggers: [logger],
     ...(security === null ? {} : { applyApiCa: (caPem: string | undefined) => http.setApiCa(caPem) }),

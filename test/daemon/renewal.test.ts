@@ -83,7 +83,7 @@ describe('startCertRenewal', () => {
     const node = await nodeAt('m1', 'manager', new Date(start), 3);
     const clock = new ManualClock(start + dayMs);
     const { state } = loopFor(node, clock, localSigner(node.material, ['127.0.0.1:7000'], { clock, lifetimeDays: 3 }));
-    // Due at start + 2 days (two thirds of three days, counted from the issue: the backdated five minutes are not
+    // Due at start + 2 days (two thirds of three days, counted from the issue: the backdated hour is not
     // lifetime); checks run hourly from start + 1 day, so the one at start + 2 days renews.
     for (let i = 0; i < 48 && state.renewals.length === 0; i++) {
       expect(state.signed).toBe(0);
@@ -138,6 +138,22 @@ describe('startCertRenewal', () => {
     // Success resets the backoff: the next check is a whole interval away.
     await waitFor('the next check', () => clock.nextDelayMs() !== null);
     expect(clock.nextDelayMs()).toBe(hourMs);
+  }, 30_000);
+
+  it('once a renewal fails after the certificate expired (paused past it), says so once and stops checking', async () => {
+    const node = await nodeAt('w1', 'worker', new Date(start), 3);
+    const clock = new ManualClock(start + 4 * dayMs);
+    const expiredAt: Date[] = [];
+    const loop = startCertRenewal({
+      dataDir: node.dataDir, material: () => node.material, clock, checkIntervalMs: hourMs, logger: memoryLogger('renewal').logger,
+      sign: () => Promise.reject(new Error('this route is for cluster nodes: no verified client certificate (CERT_HAS_EXPIRED)')),
+      onRenewed: () => undefined,
+      onExpired: (at) => expiredAt.push(at),
+    });
+    loops.push(loop);
+    await waitFor('the expiry to be reported', () => expiredAt.length === 1);
+    expect(expiredAt[0]!.getTime()).toBe(start + 3 * dayMs);
+    expect(clock.nextDelayMs()).toBeNull();
   }, 30_000);
 
   it('refuses a signed certificate for another key or another node, and keeps the old material', async () => {
