@@ -130,7 +130,10 @@ export function printError(err: unknown): void {
 /** INVALID_PARAM for a file a command was asked to write and could not, saying why in words. */
 export function cannotWrite(path: string, err: unknown): MinkubeError {
   const reason = errnoReason(err, { ENOENT: 'its folder does not exist', EISDIR: 'it is a folder' });
-  return new MinkubeError('INVALID_PARAM', `cannot write ${path}: ${reason}`, { cause: err });
+  // A disk that is full, read-only or failing is no bad parameter: said as the storage failure it is.
+  const code = (err as Partial<NodeJS.ErrnoException> | null)?.code ?? '';
+  const storage = ['ENOSPC', 'EDQUOT', 'EROFS', 'EIO'].includes(code);
+  return new MinkubeError(storage ? 'STORAGE_FAILED' : 'INVALID_PARAM', `cannot write ${path}: ${reason}`, { cause: err });
 }
 
 /** Writes a file a command was asked to write (cannotWrite when it cannot). */

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { BackupConfig } from '../config/cluster.js';
 import type { BackupService, BackupStatus } from '../contracts/services.js';
 import type { Clock } from '../lib/clock.js';
+import { errnoReason } from '../lib/errno.js';
 import { BackupServiceImpl, newestBackup, takeBackup, writeBackupFile, type BackupSource } from './backup.js';
 
 /** A check at least this often, so a new leader or a failed write does not wait a whole long interval. */
@@ -90,7 +91,9 @@ export class BackupLoop {
       this.o.logger.info({ file: name, index: file.index, sizeBytes: file.bytes.length }, 'backup written');
       this.o.onSuccess?.(this.state);
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
+      // A file system's refusal in words, with the directory (Node's own text was `ENOSPC: no space left on device, write`).
+      const code = (err as Partial<NodeJS.ErrnoException> | null)?.code;
+      const message = typeof code === 'string' && /^E[A-Z]+$/.test(code) ? `writing a backup into ${dir} failed: ${errnoReason(err)}` : err instanceof Error ? err.message : String(err);
       this.state = { ...this.state, lastError: message };
       this.o.logger.warn({ err, dir }, 'backup failed');
     }

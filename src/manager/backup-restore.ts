@@ -81,7 +81,7 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
 async function storeRestored(dataDir: string, forced: RaftInitialState, snapshot: { meta: SnapshotMeta; data: Uint8Array }): Promise<void> {
   const final = new FileMarker(markerPathFor(dataDir));
   await final.reset().catch((err: unknown) => {
-    throw storageFailed(`cannot remove the old marker ${final.where}`, err);
+    throw storageFailed(`cannot remove the old marker ${final.where}`, err, 'run the restore again');
   });
   const aside = `${dataDir}.restoring`;
   const asideMarker = markerPathFor(aside);
@@ -108,7 +108,7 @@ async function storeRestored(dataDir: string, forced: RaftInitialState, snapshot
     await syncDir(dirname(final.where));
   } catch (err) {
     if (err instanceof MinkubeError) throw err;
-    throw storageFailed(`cannot write the restored data directory ${dataDir}`, err);
+    throw storageFailed(`cannot write the restored data directory ${dataDir}`, err, 'run the restore again');
   }
 }
 

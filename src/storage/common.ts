@@ -95,10 +95,10 @@ const levelReasons: readonly (readonly [RegExp, string])[] = [
  * STORAGE_FAILED for a data directory the system would not let us open or write (a full disk, a read-only or failing
  * one): `what` failed, and why in words, not INTERNAL, which is for Minkube's own faults.
  */
-export function storageFailed(what: string, err: unknown): MinkubeError {
+export function storageFailed(what: string, err: unknown, then = 'start this manager again'): MinkubeError {
   const message = err instanceof Error ? err.message : String(err);
   const known = (err as { code?: unknown } | null)?.code;
   const reason = typeof known === 'string' && /^E[A-Z]+$/.test(known) ? errnoReason(err) : (levelReasons.find(([re]) => re.test(message))?.[1] ?? message);
-  const hint = /no space|quota/.test(reason) ? ' (free some space, then start this manager again)' : '';
+  const hint = /no space|quota/.test(reason) ? ` (free some space, then ${then})` : '';
   return new MinkubeError('STORAGE_FAILED', `${what}: ${reason}${hint}`, { cause: err });
 }
