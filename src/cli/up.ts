@@ -47,9 +47,10 @@ export async function runUp(options: UpOptions): Promise<number> {
   const colour = options.colour ?? (process.stdout.isTTY && process.env.NO_COLOR === undefined);
   const withWorkers = config.workers.length > 0 && workerRuntimeExists();
   const unusable = await unusableAddresses(config, withWorkers);
-  if (unusable.length > 0) {
-    // Nothing started: most often this very cluster is running already (another `minkube up`).
-    throw new MinkubeError('LISTEN_FAILED', `cannot start the cluster of ${configPath}; is it running already? (minkube status)\n${unusable.map((p) => `  - ${p}`).join('\n')}`);
+  if (unusable.problems.length > 0) {
+    // Nothing started. An address in use: most often this very cluster is running already (another `minkube up`).
+    const hint = unusable.taken ? '; is it running already? (minkube status)' : '';
+    throw new MinkubeError('LISTEN_FAILED', `cannot start the cluster of ${configPath}${hint}\n${unusable.problems.map((p) => `  - ${p}`).join('\n')}`);
   }
   const access = await prepareAccess(config);
   printEndpoints(config, configPath, withWorkers, access);
@@ -66,7 +67,7 @@ export async function runUp(options: UpOptions): Promise<number> {
 }
 
 /** Every address of the nodes up would start that this host does not let a node listen on now, said as LISTEN_FAILED says it. */
-async function unusableAddresses(config: ClusterConfig, withWorkers: boolean): Promise<string[]> {
+async function unusableAddresses(config: ClusterConfig, withWorkers: boolean): Promise<{ problems: string[]; taken: boolean }> {
   const wanted = [
     ...config.managers.flatMap((m) => [
       { id: m.id, key: 'raftAddress', address: m.raftAddress },
@@ -76,11 +77,14 @@ async function unusableAddresses(config: ClusterConfig, withWorkers: boolean): P
     ...(withWorkers ? config.workers.map((w) => ({ id: w.id, key: 'apiAddress', address: w.apiAddress })) : []),
   ];
   const problems: string[] = [];
+  let taken = false;
   for (const w of wanted) {
     const err = await tryListen(w.address);
-    if (err !== null) problems.push(listenFailed(err, w.address, `${w.id}'s ${w.key}`).message);
+    if (err === null) continue;
+    taken ||= (err as Partial<NodeJS.ErrnoException>).code === 'EADDRINUSE';
+    problems.push(listenFailed(err, w.address, `${w.id}'s ${w.key}`).message);
   }
-  return problems;
+  return { problems, taken };
 }
 
 /** How up (and, through the credentials file, every later command) reaches the cluster. */
