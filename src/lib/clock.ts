@@ -1,17 +1,23 @@
 // The one clock interface outside the Raft core: system time in production, simulated time in tests (test/sim runs
-// the manager's driver on a clock whose timers are events of its one event queue).
+// the manager's driver on a clock whose timers are events of its one event queue). Two readings, because an NTP step
+// moves the wall clock by minutes: durations, timers and liveness are measured on monoMs, and nowMs is only for times
+// that are stored or shown (atMs in commands, createdAt, log times).
 
 export interface Timer {
   cancel(): void;
 }
 
 export interface Clock {
+  /** Wall time (ms since the epoch): may step back or forward at any moment. Never subtract two readings for a wait. */
   nowMs(): number;
+  /** A monotonic reading in ms from an arbitrary origin: only differences between two readings mean anything. */
+  monoMs(): number;
   setTimeout(fn: () => void, delayMs: number): Timer;
 }
 
 export const systemClock: Clock = {
   nowMs: () => Date.now(),
+  monoMs: () => performance.now(),
   setTimeout(fn, delayMs) {
     const t = setTimeout(fn, delayMs);
     return { cancel: () => clearTimeout(t) };
@@ -21,17 +27,17 @@ export const systemClock: Clock = {
 /**
  * Calls fn every intervalMs on `clock` until cancelled (setInterval on any Clock). Each call is due one interval
  * after the last one was due, not after it ran, so a slightly late timer does not make the ticks drift; calls missed
- * altogether (a stalled event loop, a clock jump) are skipped, not made up in a burst, as setInterval does.
+ * altogether (a stalled event loop) are skipped, not made up in a burst, as setInterval does. Measured on monoMs, and
+ * re-based on now whenever the next call would be more than one interval away, so that no clock step can put it off.
  */
 export function setIntervalOn(clock: Clock, fn: () => void, intervalMs: number): Timer {
-  let dueMs = clock.nowMs() + intervalMs;
+  let dueMs = clock.monoMs() + intervalMs;
   let cancelled = false;
   let current: Timer;
   const fire = (): void => {
     if (cancelled) return;
-    const now = clock.nowMs();
-    dueMs += intervalMs;
-    if (dueMs <= now) dueMs = now + intervalMs;
+    const now = clock.monoMs();
+    dueMs = nextDueMs(dueMs, now, intervalMs);
     current = clock.setTimeout(fire, dueMs - now);
     fn();
   };
@@ -42,6 +48,15 @@ export function setIntervalOn(clock: Clock, fn: () => void, intervalMs: number):
       current.cancel();
     },
   };
+}
+
+/**
+ * When the call after the one due at lastDueMs is due, seen at nowMs: one interval later, unless that is already past
+ * (missed calls are skipped) or more than one interval ahead (the clock went back): then one interval from now.
+ */
+export function nextDueMs(lastDueMs: number, nowMs: number, intervalMs: number): number {
+  const dueMs = lastDueMs + intervalMs;
+  return dueMs <= nowMs || dueMs - nowMs > intervalMs ? nowMs + intervalMs : dueMs;
 }
 
 /** Resolves after delayMs on `clock`, or as soon as `signal` aborts (at once if it already has). */

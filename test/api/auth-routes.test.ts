@@ -43,7 +43,7 @@ class InstantRaft {
 }
 
 const start = Date.parse('2030-01-01T00:00:00.000Z');
-const clock: Clock & { now: number } = { now: start, nowMs: () => clock.now, setTimeout: () => ({ cancel() {} }) };
+const clock: Clock & { now: number } = { now: start, nowMs: () => clock.now, monoMs: () => clock.now, setTimeout: () => ({ cancel() {} }) };
 
 function service(raft: InstantRaft, o: Partial<AuthServiceOptions> = {}): AuthServiceImpl {
   return new AuthServiceImpl({ store: raft.sm.auth, raft, clock, logger: pino({ level: 'silent' }), caCertPem: null, ...o });

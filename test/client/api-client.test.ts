@@ -301,7 +301,7 @@ describe('ApiClient retries', () => {
   /** A clock that records each pause and ends it at once, and a random that always draws one half. */
   function recorded(): { pausesMs: number[]; clock: Clock; random: Random } {
     const pausesMs: number[] = [];
-    const clock: Clock = { nowMs: () => Date.now(), setTimeout: (fn, delayMs) => (pausesMs.push(delayMs), setImmediate(fn), { cancel: () => undefined }) };
+    const clock: Clock = { nowMs: () => Date.now(), monoMs: () => performance.now(), setTimeout: (fn, delayMs) => (pausesMs.push(delayMs), setImmediate(fn), { cancel: () => undefined }) };
     return { pausesMs, clock, random: { next: () => 0.5, int: (n) => Math.floor(n / 2) } };
   }
 

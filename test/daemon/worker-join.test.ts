@@ -18,7 +18,7 @@ import { readNodeTls } from '../../src/security/pki-files.js';
 import { newJoinToken } from '../../src/security/tokens.js';
 import { FakeManagerService } from '../api/fake-service.js';
 
-const clock: Clock = { nowMs: () => Date.now(), setTimeout: () => ({ cancel: () => undefined }) };
+const clock: Clock = { nowMs: () => Date.now(), monoMs: () => performance.now(), setTimeout: () => ({ cancel: () => undefined }) };
 /** The one manager the cluster reports; its API address is the one a worker's flags collide with below. */
 const managers = [{ id: 'm1', raftAddress: '127.0.0.1:9100', apiAddress: '127.0.0.1:9101' }];
 const validTokens = new Set<string>();

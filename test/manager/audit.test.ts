@@ -22,7 +22,7 @@ const admin: EntryPrincipal = { a: '0123456789abcdef', r: 'admin' };
 
 let dir: string;
 let nowMs: number;
-const clock: Clock = { nowMs: () => nowMs, setTimeout: () => ({ cancel: () => undefined }) };
+const clock: Clock = { nowMs: () => nowMs, monoMs: () => nowMs, setTimeout: () => ({ cancel: () => undefined }) };
 const logger = { warn: vi.fn(), error: vi.fn() };
 
 beforeEach(() => {
@@ -170,7 +170,7 @@ describe('AuditLog on disk', () => {
 
   it('writes lines together after flushDelayMs, or at once when a query asks', async () => {
     const timers: { fn: () => void; delayMs: number }[] = [];
-    const timed: Clock = { nowMs: () => nowMs, setTimeout: (fn, delayMs) => (timers.push({ fn, delayMs }), { cancel: () => timers.splice(timers.findIndex((t) => t.fn === fn), 1) }) };
+    const timed: Clock = { nowMs: () => nowMs, monoMs: () => nowMs, setTimeout: (fn, delayMs) => (timers.push({ fn, delayMs }), { cancel: () => timers.splice(timers.findIndex((t) => t.fn === fn), 1) }) };
     const log = await openLog({ clock: timed, flushDelayMs: 20 });
     const a = new Applier(log);
     for (let i = 0; i < 3; i++) a.apply({ op: 'put', key: `k${i}`, value: 'v' });

@@ -21,7 +21,7 @@ function asPeer(certPem: string): PeerCertificate {
 describe('JoinServiceImpl.renew', () => {
   it('signs a renewal with certLifetimeS from its clock, for the identity and names the current certificate proves', async () => {
     const nowMs = Date.UTC(2031, 0, 1);
-    const clock: Clock = { nowMs: () => nowMs, setTimeout: () => ({ cancel: () => undefined }) };
+    const clock: Clock = { nowMs: () => nowMs, monoMs: () => nowMs, setTimeout: () => ({ cancel: () => undefined }) };
     const ca = await createClusterCa({ clusterId, now: new Date(nowMs - 86_400_000) });
     const sans = { ips: ['127.0.0.1', '10.0.0.9'], dns: ['localhost'] };
     const manager = await issueNodeKeyAndCert({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: 'm1', role: 'manager', clusterId, sans, now: new Date(nowMs) });
@@ -47,7 +47,7 @@ describe('JoinServiceImpl.renew', () => {
 describe('JoinServiceImpl.join', () => {
   it('a join token of the other role is refused saying which it is and which the joiner needs', async () => {
     const nowMs = Date.UTC(2031, 0, 1);
-    const clock: Clock = { nowMs: () => nowMs, setTimeout: () => ({ cancel: () => undefined }) };
+    const clock: Clock = { nowMs: () => nowMs, monoMs: () => nowMs, setTimeout: () => ({ cancel: () => undefined }) };
     const ca = await createClusterCa({ clusterId, now: new Date(nowMs - 86_400_000) });
     const manager = await issueNodeKeyAndCert({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: 'm1', role: 'manager', clusterId, sans: { ips: ['127.0.0.1'], dns: [] }, now: new Date(nowMs) });
     const tokens = { manager: newJoinToken(ca.certPem), worker: newJoinToken(ca.certPem) };
@@ -91,7 +91,7 @@ describe('JoinServiceImpl.join', () => {
 describe('JoinServiceImpl.join after a CA rotation', () => {
   it("a token kept from the previous CA is refused, whatever digest it is sent with; one of this CA's joins", async () => {
     const nowMs = Date.UTC(2031, 0, 1);
-    const clock: Clock = { nowMs: () => nowMs, setTimeout: () => ({ cancel: () => undefined }) };
+    const clock: Clock = { nowMs: () => nowMs, monoMs: () => nowMs, setTimeout: () => ({ cancel: () => undefined }) };
     const oldCa = await createClusterCa({ clusterId, now: new Date(nowMs - 86_400_000) });
     const ca = await createClusterCa({ clusterId, now: new Date(nowMs - 86_400_000) });
     const manager = await issueNodeKeyAndCert({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: 'm1', role: 'manager', clusterId, sans: { ips: ['127.0.0.1'], dns: [] }, now: new Date(nowMs) });

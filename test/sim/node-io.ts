@@ -190,6 +190,10 @@ export class SimClock implements Clock {
     return this.time.now;
   }
 
+  monoMs(): number {
+    return this.time.now;
+  }
+
   setTimeout(fn: () => void, delayMs: number): Timer {
     let cancelled = false;
     this.schedule(Math.max(0, Math.ceil(delayMs)), () => {

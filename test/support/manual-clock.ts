@@ -1,4 +1,5 @@
-// A Clock that moves only when a test says so: advance(ms) fires what falls due, fireNext() jumps to the next timer.
+// A Clock that moves only when a test says so: advance(ms) fires what falls due, fireNext() jumps to the next timer,
+// stepWall(ms) moves only the wall reading (an NTP step: timers and monoMs do not see it).
 import type { Clock } from '../../src/lib/clock.js';
 import { waitFor } from './wait.js';
 
@@ -10,11 +11,21 @@ interface Timer {
 
 export class ManualClock implements Clock {
   private timers: Timer[] = [];
+  private wallOffsetMs = 0;
 
   constructor(private now = 0) {}
 
   nowMs(): number {
+    return this.now + this.wallOffsetMs;
+  }
+
+  monoMs(): number {
     return this.now;
+  }
+
+  /** Steps the wall clock by ms (negative: back), as NTP does; nothing falls due. */
+  stepWall(ms: number): void {
+    this.wallOffsetMs += ms;
   }
 
   setTimeout(fn: () => void, delayMs: number): { cancel(): void } {
@@ -60,6 +71,11 @@ export class SteppedClock implements Clock {
 
   nowMs(): number {
     return Date.now() + this.offsetMs;
+  }
+
+  /** Stepped as nowMs is: the tests step it to stand for time passed, not for a wall-clock step. */
+  monoMs(): number {
+    return this.nowMs();
   }
 
   setTimeout(fn: () => void, delayMs: number): { cancel(): void } {
