@@ -1,6 +1,7 @@
 // The leader's worker-health loop: a worker silent for workerTtlMs is marked unreachable; after lostGraceMs more it is
 // marked down and its scheduled and running attempts become lost (retried elsewhere with backoff, or ended). Silence is
-// measured on the leader's own clock from when it last applied (or answered) the worker's heartbeat.
+// measured on the leader's own monotonic clock from when it last applied (or answered) the worker's heartbeat: a step
+// of its wall clock must not make every worker look silent (forward) or keep a dead one ready (back).
 import type { Logger } from 'pino';
 import type { LostTask, WorkerStateCommand } from '../kv/task-commands.js';
 import type { StoredWorker, TaskStore } from '../kv/task-store.js';
@@ -22,7 +23,8 @@ export interface WorkerHealthOptions {
 }
 
 export class WorkerHealth {
-  private readonly lastSeenMs = new Map<string, number>();
+  /** workerId -> clock.monoMs() when its heartbeat was last seen here. */
+  private readonly lastSeenMonoMs = new Map<string, number>();
   /** Workers with a verdict in flight: one proposal per worker at a time. */
   private readonly judging = new Set<string>();
   private timer: Timer | null = null;
@@ -35,8 +37,8 @@ export class WorkerHealth {
   start(term: number): void {
     this.stop();
     this.term = term;
-    const now = this.o.clock.nowMs();
-    for (const w of this.o.store.allWorkers()) this.lastSeenMs.set(w.id, now);
+    const now = this.o.clock.monoMs();
+    for (const w of this.o.store.allWorkers()) this.lastSeenMonoMs.set(w.id, now);
     const checkMs = Math.max(20, Math.min(this.o.tasks.workerHeartbeatIntervalMs, 250));
     this.timer = setIntervalOn(this.o.clock, () => this.check(), checkMs);
   }
@@ -49,7 +51,7 @@ export class WorkerHealth {
 
   /** A heartbeat or registration of this worker was applied here or answered here. */
   seen(workerId: string): void {
-    this.lastSeenMs.set(workerId, this.o.clock.nowMs());
+    this.lastSeenMonoMs.set(workerId, this.o.clock.monoMs());
   }
 
   /** A retired worker's record was removed: nothing of it is kept. */
@@ -59,12 +61,12 @@ export class WorkerHealth {
 
   check(): void {
     if (this.timer === null) return;
-    const now = this.o.clock.nowMs();
+    const now = this.o.clock.monoMs();
     const { workerTtlMs, lostGraceMs } = this.o.tasks;
     for (const w of this.o.store.allWorkers()) {
       if (this.judging.has(w.id)) continue;
-      const silentMs = now - (this.lastSeenMs.get(w.id) ?? now);
-      if (!this.lastSeenMs.has(w.id)) this.lastSeenMs.set(w.id, now);
+      const silentMs = now - (this.lastSeenMonoMs.get(w.id) ?? now);
+      if (!this.lastSeenMonoMs.has(w.id)) this.lastSeenMonoMs.set(w.id, now);
       if (w.state === 'ready' && silentMs > workerTtlMs) this.judge(w, 'unreachable', silentMs);
       else if (w.state === 'unreachable' && silentMs > workerTtlMs + lostGraceMs) this.judge(w, 'down', silentMs);
       // Placed on it just before it went down, or more than one command's worth: finish the job.
@@ -73,6 +75,7 @@ export class WorkerHealth {
   }
 
   private judge(w: StoredWorker, state: 'unreachable' | 'down', silentMs: number): void {
+    // Wall time: it goes into the command (atMs, the lost attempts' retryAtMs), as every command's time does.
     const now = this.o.clock.nowMs();
     const lost: LostTask[] = [];
     if (state === 'down') {
