@@ -54,13 +54,13 @@ export class WorkerLoops {
   private heartbeatIntervalMs: number;
   private running: Promise<unknown> | null = null;
   private registered = false;
-  /** taskId -> the status a manager last accepted, and when. */
-  private readonly acceptedStatus = new Map<string, { status: WorkerTaskStatus; atMs: number }>();
+  /** taskId -> the status a manager last accepted, and when (clock.monoMs()). */
+  private readonly acceptedStatus = new Map<string, { status: WorkerTaskStatus; atMonoMs: number }>();
   /** Logged on change only: a long outage must not write a line per heartbeat. */
   private managersReachable: boolean | null = null;
-  /** Since when no manager answers, and when that was last said (clock ms). */
-  private unreachableSinceMs = 0;
-  private unreachableSaidMs = 0;
+  /** Since when no manager answers, and when that was last said (clock.monoMs()). */
+  private unreachableSinceMonoMs = 0;
+  private unreachableSaidMonoMs = 0;
   /** A status changed since the last heartbeat was built: the next one goes early. */
   private changedSinceBeat = false;
   /** Ends the heartbeat loop's wait early (a status changed). */
@@ -139,11 +139,14 @@ export class WorkerLoops {
     }
   }
 
-  /** The heartbeat interval, cut short by a status change (but not below the gap). */
+  /**
+   * The heartbeat interval, cut short by a status change (but not below the gap). Timed on the monotonic clock: on the
+   * wall clock a step back of 10 minutes held the next heartbeat for 10 minutes, and the managers declared us down.
+   */
   private async untilNextBeat(signal: AbortSignal): Promise<void> {
-    const beganMs = this.clock.nowMs();
+    const beganMonoMs = this.clock.monoMs();
     const gapMs = Math.min(earlyBeatGapMsMin, this.heartbeatIntervalMs);
-    const elapsedMs = (): number => this.clock.nowMs() - beganMs;
+    const elapsedMs = (): number => this.clock.monoMs() - beganMonoMs;
     if (!this.changedSinceBeat) {
       const woken = new Promise<void>((resolve) => {
         this.wakeBeat = resolve;
@@ -177,7 +180,7 @@ export class WorkerLoops {
    * limits.workerHeartbeatTasksMax, so a heartbeat stays small however many tasks the worker holds (the rest go
    * in the next beats). A status the managers accepted is not sent again until it changes.
    */
-  private changedStatuses(now: number): WorkerTaskStatus[] {
+  private changedStatuses(nowMonoMs: number): WorkerTaskStatus[] {
     const all = this.opts.agent.list();
     if (this.acceptedStatus.size > all.length) {
       const live = new Set(all.map((t) => t.taskId));
@@ -189,7 +192,7 @@ export class WorkerLoops {
       const accepted = this.acceptedStatus.get(t.taskId);
       // The agent answers the same status object while it is unchanged. Sent again now and then even so: a manager
       // that was behind may have ignored it as not yet placed.
-      if (accepted !== undefined && accepted.status === t && now - accepted.atMs < this.heartbeatIntervalMs * statusResendBeats) continue;
+      if (accepted !== undefined && accepted.status === t && nowMonoMs - accepted.atMonoMs < this.heartbeatIntervalMs * statusResendBeats) continue;
       tasks.push(t);
     }
     return tasks;
@@ -198,9 +201,9 @@ export class WorkerLoops {
   private async beat(): Promise<'ok' | 'not-registered' | 'failed'> {
     try {
       const stats = await this.opts.agent.stats();
-      const now = this.clock.nowMs();
+      const nowMonoMs = this.clock.monoMs();
       this.changedSinceBeat = false;
-      const tasks = this.changedStatuses(now);
+      const tasks = this.changedStatuses(nowMonoMs);
       const timed = this.opts.observer?.heartbeatTimer();
       const instance = this.opts.registration.instance;
       const res = await this.opts.link.heartbeat(this.opts.agent.workerId, { stats, tasks, ...(instance === undefined ? {} : { instance }) }).catch((err: unknown) => {
@@ -208,7 +211,7 @@ export class WorkerLoops {
         throw err;
       });
       timed?.('ok');
-      for (const status of tasks) this.acceptedStatus.set(status.taskId, { status, atMs: now });
+      for (const status of tasks) this.acceptedStatus.set(status.taskId, { status, atMonoMs: nowMonoMs });
       this.heartbeatsSent++;
       this.reachable(true);
       if (Array.isArray(res.forget) && res.forget.length > 0) {
@@ -255,22 +258,22 @@ export class WorkerLoops {
 
   private reachable(now: boolean, err?: unknown): void {
     const before = this.managersReachable;
-    const nowMs = this.clock.nowMs();
+    const nowMonoMs = this.clock.monoMs();
     if (before === now) {
       // Said again now and then while it lasts, with the latest reason, so a log read later still shows it.
-      if (!now && nowMs - this.unreachableSaidMs >= unreachableReminderMs) {
-        this.unreachableSaidMs = nowMs;
-        this.logger.warn({ err, forS: Math.round((nowMs - this.unreachableSinceMs) / 1000) }, 'still no manager answers; tasks keep running, retrying in the background');
+      if (!now && nowMonoMs - this.unreachableSaidMonoMs >= unreachableReminderMs) {
+        this.unreachableSaidMonoMs = nowMonoMs;
+        this.logger.warn({ err, forS: Math.round((nowMonoMs - this.unreachableSinceMonoMs) / 1000) }, 'still no manager answers; tasks keep running, retrying in the background');
       }
       return;
     }
     this.managersReachable = now;
     if (now) {
-      if (before === false) this.logger.info({ afterS: Math.round((nowMs - this.unreachableSinceMs) / 1000) }, 'the managers answer again');
+      if (before === false) this.logger.info({ afterS: Math.round((nowMonoMs - this.unreachableSinceMonoMs) / 1000) }, 'the managers answer again');
       return;
     }
-    this.unreachableSinceMs = nowMs;
-    this.unreachableSaidMs = nowMs;
+    this.unreachableSinceMonoMs = nowMonoMs;
+    this.unreachableSaidMonoMs = nowMonoMs;
     this.logger.warn({ err }, 'no manager answers; tasks keep running, retrying in the background');
   }
 

@@ -99,6 +99,21 @@ describe('WorkerLoops', () => {
     await waitFor('the first reconciliation, at 30 ms', () => link.assignmentCalls === 1);
   });
 
+  it('heartbeat on time when the wall clock steps ten minutes back or forward (an NTP step): the waits are monotonic', async () => {
+    const link = new ScriptedLink();
+    link.up = true;
+    const clock = new ManualClock(1_700_000_000_000);
+    const { loops } = setup(link, { clock, reconcileIntervalMs: 30_000_000 });
+    loops.start();
+    await waitFor('the first heartbeat sent and the next one waiting on the clock', () => link.heartbeats.length === 1 && clock.nextDelayMs() === 20);
+    clock.stepWall(-600_000);
+    clock.advance(20);
+    await waitFor('the second heartbeat, one interval later', () => link.heartbeats.length === 2 && clock.nextDelayMs() === 20);
+    clock.stepWall(1_200_000);
+    clock.advance(20);
+    await waitFor('the third heartbeat, one interval later', () => link.heartbeats.length === 3 && clock.nextDelayMs() === 20);
+  });
+
   it('retries registration in the background while every manager is down, then heartbeats', async () => {
     const link = new ScriptedLink();
     const { loops } = setup(link);
