@@ -117,7 +117,7 @@ export class RaftNodeDriver<R> {
   private tickTimer: Timer | null = null;
   private readyScheduled = false;
   /** When each peer's last message arrived (clock ms): a frozen process keeps its connection open, not its voice. */
-  private readonly lastHeardMs = new Map<NodeId, number>();
+  private readonly lastHeardMonoMs = new Map<NodeId, number>();
   /** Why this node holds it was removed from the cluster (markRemoved), or null. */
   private removedReason: string | null = null;
   private draining = false;
@@ -318,8 +318,8 @@ export class RaftNodeDriver<R> {
     if (!this.o.transport.reachable(peer)) return false;
     const st = this.core.status();
     if (st.role !== 'leader' && st.leaderId !== peer) return true;
-    const heard = this.lastHeardMs.get(peer);
-    return heard !== undefined && this.o.clock.nowMs() - heard <= 2 * this.o.tickMs * this.o.electionTicks;
+    const heard = this.lastHeardMonoMs.get(peer);
+    return heard !== undefined && this.o.clock.monoMs() - heard <= 2 * this.o.tickMs * this.o.electionTicks;
   }
 
   /** The configuration in effect (voters and learners), without the rest of the status (a Map of the peers' progress). */
@@ -353,7 +353,7 @@ export class RaftNodeDriver<R> {
     this.updatePeers();
     this.o.transport.onMessage((m) => {
       if (this.stopped) return;
-      this.lastHeardMs.set(m.from, this.o.clock.nowMs());
+      this.lastHeardMonoMs.set(m.from, this.o.clock.monoMs());
       if (!this.peerIds.has(m.from)) this.answerCaller(m.from);
       if (m.type === 'heartbeatResponse') this.o.observer?.heartbeatAnswered(m.from);
       const checked = m.type === 'propose' ? this.checkForwarded(m) : m;
@@ -434,7 +434,7 @@ export class RaftNodeDriver<R> {
     const notMember = this.notMemberError();
     if (notMember !== null) return Promise.reject(notMember);
     return new Promise<void>((resolve, reject) => {
-      this.reads.add({ deadlineMs, resolve, reject }, this.o.clock.nowMs());
+      this.reads.add({ deadlineMs, resolve, reject }, this.o.clock.monoMs());
       this.scheduleReady();
     });
   }
@@ -541,10 +541,12 @@ export class RaftNodeDriver<R> {
     if (this.stopped) return;
     this.core.tick();
     if (++this.ticks % PROMOTE_CHECK_TICKS === 0) this.promoteCaughtUpLearners();
-    const now = this.o.clock.nowMs();
+    // Deadlines are wall time (they come from the requests); resend and retry waits are monotonic, so that a step of
+    // the wall clock back does not hold a lost proposal or read round for the length of the step.
+    const now = { wallMs: this.o.clock.nowMs(), monoMs: this.o.clock.monoMs() };
     const leaderKnown = this.core.status().leaderId !== null;
-    this.proposals.expire(now, leaderKnown, this.noLeader);
-    this.proposals.requeueStale(now);
+    this.proposals.expire(now.wallMs, leaderKnown, this.noLeader);
+    this.proposals.requeueStale(now.monoMs);
     this.reads.tick(now, leaderKnown, this.noLeader);
     this.storageWatch.tick(this.core.status());
     this.scheduleReady();
@@ -582,8 +584,8 @@ export class RaftNodeDriver<R> {
       this.send(now.messages);
     }
     if (now.readStates.length > 0) {
-      const nowMs = this.o.clock.nowMs();
-      for (const rs of now.readStates) this.reads.onReadState(rs.context, rs.index, this.appliedIndex, nowMs);
+      const nowMonoMs = this.o.clock.monoMs();
+      for (const rs of now.readStates) this.reads.onReadState(rs.context, rs.index, this.appliedIndex, nowMonoMs);
     }
   }
 
@@ -674,8 +676,8 @@ export class RaftNodeDriver<R> {
     if (messages.length > 0) this.send(messages);
     if (install !== null) this.installSnapshot(install);
     this.applyEntries(appliedEarly === 0 ? rd.committedEntries : rd.committedEntries.slice(appliedEarly));
-    const now = this.o.clock.nowMs();
-    for (const rs of rd.readStates) this.reads.onReadState(rs.context, rs.index, this.appliedIndex, now);
+    const nowMonoMs = this.o.clock.monoMs();
+    for (const rs of rd.readStates) this.reads.onReadState(rs.context, rs.index, this.appliedIndex, nowMonoMs);
     if (rd.softState !== null) this.onSoftState(rd.softState.role, rd.softState.leaderId);
     this.core.advance(rd);
     if (this.changeWaiters.size > 0) {
@@ -723,7 +725,7 @@ export class RaftNodeDriver<R> {
   private flushProposals(): void {
     let due = this.proposals.takeDue();
     if (due.length === 0) return;
-    const now = this.o.clock.nowMs();
+    const now = this.o.clock.monoMs();
     // A resend whose first copy still waits in this leader's log is not appended again (UncommittedCommands).
     const term = this.leaderTerm();
     if (term >= 0) {

@@ -9,10 +9,14 @@ import type { Entry, ProposeRejection } from '../raft/types.js';
 export interface ProposalWaiter<R> {
   readonly seq: number;
   readonly data: Uint8Array;
+  /** Wall time (Clock.nowMs), as every request deadline is: expire() is given the wall reading. */
   readonly deadlineMs: number;
   /** Whether some leader may have taken it into its log: after that, a timeout means "unknown", not "failed". */
   accepted: boolean;
-  /** When it was last handed to the core (accepted or rejected); 0 while it waits in the due queue. */
+  /**
+   * When it was last handed to the core (accepted or rejected), on the monotonic reading (Clock.monoMs: a wall step
+   * back must not hold off its resend); 0 while it waits in the due queue.
+   */
   lastProposedMs: number;
   lastRejection: ProposeRejection | null;
   /** Times it was proposed again because it was not applied in time (each doubles the next wait, up to 8x). */
@@ -85,10 +89,10 @@ export class ProposalTracker<R> {
     return out;
   }
 
-  markProposed(batch: readonly ProposalWaiter<R>[], nowMs: number): void {
+  markProposed(batch: readonly ProposalWaiter<R>[], nowMonoMs: number): void {
     for (const w of batch) {
       w.accepted = true;
-      w.lastProposedMs = nowMs;
+      w.lastProposedMs = nowMonoMs;
       w.lastRejection = null;
       w.resendWaitMs = this.resendWaitMs((w.resends ?? 0) + 1);
     }
@@ -104,10 +108,10 @@ export class ProposalTracker<R> {
     return ceilingMs / 2 + fullJitterMs(retry, this.resendBackoff, () => this.options.random.next());
   }
 
-  markRejected(batch: readonly ProposalWaiter<R>[], reason: ProposeRejection, nowMs: number): void {
+  markRejected(batch: readonly ProposalWaiter<R>[], reason: ProposeRejection, nowMonoMs: number): void {
     for (const w of batch) {
       w.lastRejection = reason;
-      w.lastProposedMs = nowMs;
+      w.lastProposedMs = nowMonoMs;
     }
   }
 
@@ -118,11 +122,11 @@ export class ProposalTracker<R> {
    * (the simulator found a leader 1,400 entries ahead of its commit index). Each wait is drawn when the proposal is
    * handed to the core (resendWaitMs).
    */
-  requeueStale(nowMs: number): void {
+  requeueStale(nowMonoMs: number): void {
     for (const w of this.waiters.values()) {
       if (w.lastProposedMs === 0) continue;
       const resends = w.resends ?? 0;
-      const late = nowMs - w.lastProposedMs >= (w.resendWaitMs ?? backoffCeilingMs(resends + 1, this.resendBackoff));
+      const late = nowMonoMs - w.lastProposedMs >= (w.resendWaitMs ?? backoffCeilingMs(resends + 1, this.resendBackoff));
       if (w.lastRejection === null && !late) continue;
       if (w.lastRejection === null) w.resends = resends + 1;
       w.lastProposedMs = 0;

@@ -4,6 +4,7 @@ import { MinkubeError } from '../lib/errors.js';
 import type { ProposeResult } from '../raft/types.js';
 
 export interface ReadWaiter {
+  /** Wall time (Clock.nowMs), as every request deadline is. */
   readonly deadlineMs: number;
   resolve(): void;
   reject(error: MinkubeError): void;
@@ -12,7 +13,8 @@ export interface ReadWaiter {
 interface Round {
   readonly context: string;
   readonly waiters: ReadWaiter[];
-  readonly startedMs: number;
+  /** Monotonic (Clock.monoMs): it times the retry, which a wall-clock step must not hold off. */
+  readonly startedMonoMs: number;
 }
 
 export interface ReadBatcherOptions {
@@ -39,34 +41,34 @@ export class ReadBatcher {
   }
 
   /** Queues a read; throws QUEUE_FULL when queueMax reads are outstanding, whether queued, in flight or confirmed. */
-  add(waiter: ReadWaiter, nowMs: number): void {
+  add(waiter: ReadWaiter, nowMonoMs: number): void {
     if (this.outstanding >= this.options.queueMax) {
       throw new MinkubeError('QUEUE_FULL', `${this.outstanding} reads are already waiting on this manager`);
     }
     this.queued.push(waiter);
     this.outstanding++;
-    this.startRound(nowMs);
+    this.startRound(nowMonoMs);
   }
 
   /** Starts a round for the queued reads when none is in flight. Returns false when the core refused (no leader). */
-  startRound(nowMs: number): boolean {
+  startRound(nowMonoMs: number): boolean {
     if (this.inflight !== null || this.queued.length === 0) return true;
     const context = `${this.options.contextPrefix}${++this.roundSeq}`;
     const result = this.options.readIndex(context);
     if (!result.ok) return false;
-    this.inflight = { context, waiters: this.queued, startedMs: nowMs };
+    this.inflight = { context, waiters: this.queued, startedMonoMs: nowMonoMs };
     this.queued = [];
     return true;
   }
 
   /** A ReadState came out of the core. */
-  onReadState(context: string, index: number, appliedIndex: number, nowMs: number): void {
+  onReadState(context: string, index: number, appliedIndex: number, nowMonoMs: number): void {
     const round = this.inflight;
     if (round === null || round.context !== context) return; // an answer to a round we already gave up on
     this.inflight = null;
     this.confirmed.push({ index, waiters: round.waiters });
     this.onApplied(appliedIndex);
-    this.startRound(nowMs);
+    this.startRound(nowMonoMs);
   }
 
   onApplied(appliedIndex: number): void {
@@ -77,9 +79,13 @@ export class ReadBatcher {
     }
   }
 
-  /** Retries lost rounds and fails reads past their deadline (noLeader: the NO_LEADER error, which may say why). */
-  tick(nowMs: number, leaderKnown: boolean, noLeader: () => MinkubeError = () => new MinkubeError('NO_LEADER')): void {
-    if (this.inflight !== null && nowMs - this.inflight.startedMs >= this.options.retryAfterMs) {
+  /**
+   * Retries lost rounds (timed on the monotonic reading) and fails reads past their deadline (on the wall reading, as
+   * deadlines are). noLeader: the NO_LEADER error, which may say why.
+   */
+  tick(now: { monoMs: number; wallMs: number }, leaderKnown: boolean, noLeader: () => MinkubeError = () => new MinkubeError('NO_LEADER')): void {
+    const nowMs = now.wallMs;
+    if (this.inflight !== null && now.monoMs - this.inflight.startedMonoMs >= this.options.retryAfterMs) {
       this.queued = this.inflight.waiters.concat(this.queued);
       this.inflight = null;
     }
@@ -87,7 +93,7 @@ export class ReadBatcher {
     this.queued = this.expire(this.queued, nowMs, error);
     if (this.inflight !== null) this.inflight = { ...this.inflight, waiters: this.expire(this.inflight.waiters, nowMs, error) };
     for (const c of this.confirmed) c.waiters = this.expire(c.waiters, nowMs, error);
-    this.startRound(nowMs);
+    this.startRound(now.monoMs);
   }
 
   rejectAll(error: MinkubeError): void {
