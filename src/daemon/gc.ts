@@ -125,9 +125,9 @@ export function startIdleCollector(o: IdleCollectorOptions): Timer {
       passedOver = true;
       return false;
     }
-    const startedMs = o.clock.nowMs();
+    const startedMs = o.clock.monoMs();
     collect();
-    const tookMs = o.clock.nowMs() - startedMs;
+    const tookMs = o.clock.monoMs() - startedMs;
     // Up to what this one took per MiB at once when it took longer than expected (a loaded machine: the next one
     // would pass the budget too), halfway down to it when less (a heap of few MiB says little: not below 1 ms per MiB).
     if (heapUsedMiB >= 16) {
@@ -151,9 +151,9 @@ export function startIdleCollector(o: IdleCollectorOptions): Timer {
       }
       quietChecks++;
       // A collection passed over is tried again at each quiet check, until it is done.
-      if (busy && quietChecks >= quietChecksMin && o.clock.nowMs() - lastMs >= gapMsMin && collectIfShort()) {
+      if (busy && quietChecks >= quietChecksMin && o.clock.monoMs() - lastMs >= gapMsMin && collectIfShort()) {
         busy = false;
-        lastMs = o.clock.nowMs();
+        lastMs = o.clock.monoMs();
       }
     },
     o.checkEveryMs ?? 500,

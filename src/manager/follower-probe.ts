@@ -18,6 +18,7 @@ export interface FollowerProbeOptions {
 }
 
 export class FollowerProbe {
+  /** Ages and waits here are on clock.monoMs(): a wall-clock step must not keep a stale verdict or drop a fresh one. */
   private readonly verdicts = new Map<string, { answered: boolean; atMs: number }>();
   /** The probe under way per address, and when it began. */
   private readonly inFlight = new Map<string, { answer: Promise<boolean>; sinceMs: number }>();
@@ -26,13 +27,13 @@ export class FollowerProbe {
 
   /** Whether the manager at `apiAddress` answered its latest probe, asking again when that one is too old. */
   answers(apiAddress: string): Promise<boolean> {
-    const now = this.o.clock.nowMs();
+    const now = this.o.clock.monoMs();
     const v = this.verdicts.get(apiAddress);
     if (v !== undefined && now - v.atMs < this.o.ageMsMax) return Promise.resolve(v.answered);
     let probe = this.inFlight.get(apiAddress);
     if (probe === undefined) {
       const answer = this.o.ask(apiAddress).then((answered) => {
-        this.verdicts.set(apiAddress, { answered, atMs: this.o.clock.nowMs() });
+        this.verdicts.set(apiAddress, { answered, atMs: this.o.clock.monoMs() });
         this.inFlight.delete(apiAddress);
         return answered;
       });

@@ -196,11 +196,13 @@ export class RaftNodeDriver<R> {
         this.scheduleReady();
       },
       ...(o.snapshotPoster === undefined ? {} : { post: o.snapshotPoster }),
-      nowMs: () => o.clock.nowMs(),
+      // Only differences are taken (how long a send took): the monotonic reading.
+      nowMs: () => o.clock.monoMs(),
     });
     this.receiver = new SnapshotReceiver({
       logger: o.logger.child({ component: 'snapshots' }),
-      nowMs: () => o.clock.nowMs(),
+      // An idle transfer is forgotten after a while: timed on the monotonic reading.
+      nowMs: () => o.clock.monoMs(),
       onComplete: (h, data) => this.onSnapshotReceived(h, data),
       underWay: (meta) => this.snapshotUnderWay(meta.index),
     });

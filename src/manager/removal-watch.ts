@@ -41,6 +41,7 @@ export interface RemovalWatchOptions {
 }
 
 export class RemovalWatch {
+  /** On clock.monoMs(): a wall-clock step back must not put off the question by the length of the step. */
   private leaderlessSinceMs: number | null = null;
   private lastAskedMs = Number.NEGATIVE_INFINITY;
   private asking = false;
@@ -50,7 +51,7 @@ export class RemovalWatch {
 
   /** Called now and then (each second, say): asks the peers when this node has gone without a leader for quietMs. */
   tick(): void {
-    const now = this.o.clock.nowMs();
+    const now = this.o.clock.monoMs();
     if (this.o.status().leaderId !== null) {
       this.leaderlessSinceMs = null;
       if (this.removed) this.set(false, null);

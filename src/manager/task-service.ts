@@ -172,7 +172,8 @@ export class TaskServiceImpl implements TasksService {
     let overSinceMs: number | null = null;
     // Set by the watch (a closure), read after the stream: a holder, so the compiler does not take it for always null.
     const cut: { as: MinkubeError | null } = { as: null };
-    let heardMs = clock.nowMs();
+    // Monotonic: a wall-clock step must neither cut a live stream (forward) nor keep a dead one (back).
+    let heardMs = clock.monoMs();
     let probing = false;
     let probesFailed = 0;
     const probe = (): void => {
@@ -180,12 +181,12 @@ export class TaskServiceImpl implements TasksService {
       this.o.workers.logs(target.apiAddress, id, 0, { timeoutMs: limits.logFollowProbeTimeoutMs }).then(
         () => {
           probesFailed = 0;
-          heardMs = clock.nowMs();
+          heardMs = clock.monoMs();
         },
         (err: unknown) => {
           // The worker's own answer (it no longer keeps the attempt, say) says it is reached; the stream ends by itself.
           if (!(err instanceof MinkubeError) || (err.code !== 'WORKER_UNAVAILABLE' && err.code !== 'TIMEOUT')) {
-            heardMs = clock.nowMs();
+            heardMs = clock.monoMs();
             return;
           }
           if (upstream.signal.aborted || ++probesFailed < 2) return;
@@ -201,18 +202,18 @@ export class TaskServiceImpl implements TasksService {
       const over = t === undefined || t.attempt !== attempt || (t.state !== 'scheduled' && t.state !== 'running');
       if (!over) {
         overSinceMs = null;
-        if (!probing && cut.as === null && clock.nowMs() - heardMs >= limits.logFollowProbeIdleMs) probe();
+        if (!probing && cut.as === null && clock.monoMs() - heardMs >= limits.logFollowProbeIdleMs) probe();
         return;
       }
-      overSinceMs ??= clock.nowMs();
-      if (clock.nowMs() - overSinceMs < limits.logFollowDrainMs) return;
+      overSinceMs ??= clock.monoMs();
+      if (clock.monoMs() - overSinceMs < limits.logFollowDrainMs) return;
       const overAs = t === undefined ? 'removed' : t.attempt !== attempt ? `replaced by attempt ${t.attempt}` : t.state;
       cut.as = new MinkubeError('UNREACHABLE', `the worker stopped sending the output of task ${id}'s attempt ${attempt}, which the record shows ${overAs}: its output is cut here`);
       upstream.abort();
     }, limits.logFollowCheckIntervalMs);
     try {
       for await (const chunk of body) {
-        heardMs = clock.nowMs();
+        heardMs = clock.monoMs();
         yield chunk;
       }
       if (cut.as !== null) throw cut.as;

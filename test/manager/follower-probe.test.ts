@@ -43,4 +43,18 @@ describe('FollowerProbe', () => {
     void probe.answers('m2:1');
     expect(asked).toBe(2);
   });
+
+  it('ages a verdict on the monotonic clock: a wall-clock step back does not keep it, nor a step forward drop it', async () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    const asked: string[] = [];
+    const probe = new FollowerProbe({ clock, ageMsMax: 1000, timeoutMs: 500, ask: async (a) => (asked.push(a), true) });
+    await probe.answers('m2:1');
+    clock.stepWall(600_000);
+    await probe.answers('m2:1');
+    expect(asked).toHaveLength(1);
+    clock.stepWall(-1_200_000);
+    clock.advance(1000);
+    await probe.answers('m2:1');
+    expect(asked).toHaveLength(2);
+  });
 });
