@@ -277,7 +277,7 @@ export class ApiClient {
     // rather than the last manager's, when that one answered the same code with no more than the usual words.
     let explained: MinkubeError | null = null;
     let onlyTimeouts = true;
-    const startedMs = this.clock.nowMs();
+    const startedMs = this.clock.monoMs();
     for (let attempt = 0; ; ) {
       const url = this.baseUrl;
       try {
@@ -298,7 +298,7 @@ export class ApiClient {
         if (!passing || method !== 'GET' || attempt >= this.readRetries) {
           const failed = movingOn ? roundFailed(tried) : tried.length > 0 ? triedAll(err, tried.map(reasonOf)) : err;
           // After pauses, say how long it kept trying (one try's timeout in the message is not the wait).
-          throw attempt === 0 ? failed : afterTries(failed, attempt + 1, this.clock.nowMs() - startedMs);
+          throw attempt === 0 ? failed : afterTries(failed, attempt + 1, this.clock.monoMs() - startedMs);
         }
         attempt++;
         tried.length = 0;

@@ -96,6 +96,7 @@ export class HealthMonitor {
   private state: HealthState = initialHealth;
   private timer: Timer | null = null;
   private stopped = false;
+  /** On clock.monoMs(): the start period is a duration, which a wall-clock step must not stretch or cut. */
   private readonly startedAtMs: number;
 
   constructor(
@@ -105,7 +106,7 @@ export class HealthMonitor {
     /** Every failed probe (metrics: health_check_failures_total), in the start period too. */
     private readonly onProbeFailed?: () => void,
   ) {
-    this.startedAtMs = clock.nowMs();
+    this.startedAtMs = clock.monoMs();
   }
 
   get current(): HealthState {
@@ -136,7 +137,7 @@ export class HealthMonitor {
     const failure = await probeOnce(this.target);
     if (this.stopped) return;
     if (failure !== null) this.onProbeFailed?.();
-    const inStartPeriod = this.clock.nowMs() - this.startedAtMs < check.startPeriodS * 1000;
+    const inStartPeriod = this.clock.monoMs() - this.startedAtMs < check.startPeriodS * 1000;
     const next = nextHealth(this.state, failure, inStartPeriod, check.retries);
     const changed = next.health !== this.state.health;
     this.state = next;
