@@ -31,6 +31,7 @@ interface Slot {
   readonly address: string;
   /** Requests (HTTP/1.1) or streams (HTTP/2) under way. */
   busy: number;
+  /** performance.now(): an idle time, which a wall-clock step must not stretch or make up. */
   idleSinceMs: number;
   gone: boolean;
 }
@@ -72,7 +73,7 @@ export class ConnectionSlots {
       socket.destroy();
       return false;
     }
-    const slot: Slot = { socket, address, busy: 0, idleSinceMs: Date.now(), gone: false };
+    const slot: Slot = { socket, address, busy: 0, idleSinceMs: performance.now(), gone: false };
     (socket as Tagged)[slotKey] = slot;
     this.open++;
     this.openByAddress.set(address, (this.openByAddress.get(address) ?? 0) + 1);
@@ -97,7 +98,7 @@ export class ConnectionSlots {
     if (slot.busy++ === 0) this.unmarkIdle(slot);
     work.once('close', () => {
       if (--slot.busy === 0 && !slot.gone) {
-        slot.idleSinceMs = Date.now();
+        slot.idleSinceMs = performance.now();
         this.markIdle(slot);
       }
     });
@@ -106,7 +107,7 @@ export class ConnectionSlots {
   /** Closes the first of `idle` (the one idle longest) if it has been idle long enough; whether it did. */
   private evictFrom(idle: Set<Slot> | undefined): boolean {
     const first = idle?.values().next().value;
-    if (first === undefined || Date.now() - first.idleSinceMs < this.bounds.evictableIdleMsMin) return false;
+    if (first === undefined || performance.now() - first.idleSinceMs < this.bounds.evictableIdleMsMin) return false;
     this.release(first);
     first.socket.destroy();
     return true;

@@ -33,9 +33,9 @@ export function lingerThenClose(socket: Socket, bounds: LingerBounds, doneWhen?:
   if (socket.destroyed || lingering.has(socket)) return;
   lingering.add(socket);
   const fromBytes = socket.bytesRead;
-  const startedMs = Date.now();
+  const startedMs = performance.now();
   const check = setInterval(() => {
-    if (socket.bytesRead - fromBytes > bounds.bytesMax || Date.now() - startedMs >= bounds.ms) close();
+    if (socket.bytesRead - fromBytes > bounds.bytesMax || performance.now() - startedMs >= bounds.ms) close();
   }, lingerCheckMs);
   check.unref();
   function close(): void {

@@ -21,7 +21,7 @@ export interface RateLimitOptions {
   roles: Readonly<Record<string, RateLimit>>;
   /** Requests without a principal (the open routes, unknown routes), per client address. */
   anonymous: RateLimit;
-  /** For tests; Date.now by default. */
+  /** For tests; performance.now by default (only differences are taken). */
   nowMs?: () => number;
 }
 
@@ -113,7 +113,8 @@ export class RateLimiter {
   constructor(private readonly opts: RateLimitOptions) {
     for (const [role, limit] of Object.entries(opts.roles)) checkLimit(limit, `role ${role}`);
     checkLimit(opts.anonymous, 'anonymous');
-    this.nowMs = opts.nowMs ?? Date.now;
+    // Monotonic: after a wall-clock step back, buckets would not refill (every client limited) for the length of the step.
+    this.nowMs = opts.nowMs ?? (() => performance.now());
   }
 
   /** The request's own bucket, by the principal the auth plugin named (none: its address's); RATE_LIMITED when empty. */

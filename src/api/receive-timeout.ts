@@ -21,11 +21,12 @@ export type RequestEmitter = { prependListener(event: 'request', listener: (req:
  * its own bounds (lingering, for one that ended).
  */
 export function boundHttp2Receive(server: RequestEmitter, bounds: ReceiveBounds): void {
-  // In arrival order, so a look stops at the first request still within its time.
+  // In arrival order, so a look stops at the first request still within its time. performance.now(), not Date.now():
+  // a wall-clock step forward would cut every request under way, and one back would let them hang.
   const arrivedMs = new Map<Http2ServerResponse, number>();
   let check: NodeJS.Timeout | undefined;
   const look = (): void => {
-    const dueMs = Date.now() - bounds.receiveTimeoutMs;
+    const dueMs = performance.now() - bounds.receiveTimeoutMs;
     for (const [res, atMs] of arrivedMs) {
       if (atMs > dueMs) break;
       arrivedMs.delete(res);
@@ -39,7 +40,7 @@ export function boundHttp2Receive(server: RequestEmitter, bounds: ReceiveBounds)
   server.prependListener('request', (req, res) => {
     // HTTP/1.1 requests of the TLS server are node's to bound; most HTTP/2 ones (GET, HEAD) end with their headers.
     if (req.httpVersionMajor !== 2 || bodyArrived(req.stream)) return;
-    arrivedMs.set(res, Date.now());
+    arrivedMs.set(res, performance.now());
     req.stream.once('close', () => arrivedMs.delete(res));
     check ??= setInterval(look, bounds.timeoutCheckIntervalMs).unref();
   });

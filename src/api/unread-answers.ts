@@ -30,7 +30,7 @@ export class UnreadAnswers {
 
   constructor(
     private readonly bounds: UnreadBounds,
-    private readonly nowMs: () => number = Date.now,
+    private readonly nowMs: () => number = () => performance.now(),
   ) {}
 
   /** Bytes held in answers not yet finished. */
