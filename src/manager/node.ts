@@ -116,7 +116,7 @@ export class RaftNodeDriver<R> {
   private readonly reads: ReadBatcher;
   private tickTimer: Timer | null = null;
   private readyScheduled = false;
-  /** When each peer's last message arrived (clock ms): a frozen process keeps its connection open, not its voice. */
+  /** When each peer's last message arrived (clock.monoMs()): a frozen process keeps its connection open, not its voice. */
   private readonly lastHeardMonoMs = new Map<NodeId, number>();
   /** Why this node holds it was removed from the cluster (markRemoved), or null. */
   private removedReason: string | null = null;
