@@ -56,7 +56,7 @@ export class WorkerHealth {
 
   /** A retired worker's record was removed: nothing of it is kept. */
   forget(workerId: string): void {
-    this.lastSeenMs.delete(workerId);
+    this.lastSeenMonoMs.delete(workerId);
   }
 
   check(): void {
