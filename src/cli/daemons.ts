@@ -1,8 +1,10 @@
 // `minkube manager` and `minkube worker`: start one long-running node in this process and stop it on SIGINT/SIGTERM.
 // The runtimes are imported lazily, so every other command works in a checkout where they are missing or broken.
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { labelsProblem } from '../lib/constraints.js';
+import { errnoReason } from '../lib/errno.js';
 import { MinkubeError } from '../lib/errors.js';
 import { nodeLaunchEnv, nodeLaunchFlags } from '../daemon/launch.js';
 import { printError } from './output.js';
@@ -24,6 +26,8 @@ export interface WorkerFlags {
   id?: string;
   join?: string;
   token?: string;
+  /** --token-file: the join token read from a file (a --token is in `ps` for anyone on the host to read). */
+  tokenFile?: string;
   apiAddress?: string;
   dataDir?: string;
   runtime?: string;
@@ -40,13 +44,33 @@ export interface ManagerFlags {
   id: string;
   join?: string;
   token?: string;
+  tokenFile?: string;
   forceNewCluster?: boolean;
   raftAddress?: string;
   apiAddress?: string;
   dataDir?: string;
 }
 
-export async function runManager(f: ManagerFlags): Promise<number> {
+/**
+ * --token-file FILE: the join token from a file (whitespace around it dropped), so that it is not on the command line,
+ * where `ps` shows it to anyone on the host. CONFIG_INVALID for both flags, an unreadable file or an empty one.
+ */
+async function withTokenFile<F extends { token?: string; tokenFile?: string }>(f: F): Promise<F> {
+  if (f.tokenFile === undefined) return f;
+  if (f.token !== undefined) throw new MinkubeError('CONFIG_INVALID', '--token and --token-file: give one of them');
+  let text: string;
+  try {
+    text = await readFile(f.tokenFile, 'utf8');
+  } catch (err) {
+    throw new MinkubeError('CONFIG_INVALID', `--token-file ${f.tokenFile}: cannot read it (${errnoReason(err, { ENOENT: 'no such file' })})`, { cause: err });
+  }
+  const token = text.trim();
+  if (token === '') throw new MinkubeError('CONFIG_INVALID', `--token-file ${f.tokenFile}: the file is empty`);
+  return { ...f, token };
+}
+
+export async function runManager(flags: ManagerFlags): Promise<number> {
+  const f = await withTokenFile(flags);
   const selfFlags = [f.raftAddress, f.apiAddress, f.dataDir].filter((x) => x !== undefined).length;
   if (selfFlags !== 0 && selfFlags !== 3) throw new MinkubeError('CONFIG_INVALID', '--raft-address, --api-address and --data-dir go together');
   if (f.config === undefined && selfFlags === 0) throw new MinkubeError('CONFIG_INVALID', 'a manager needs --config, or --raft-address, --api-address and --data-dir');
@@ -68,7 +92,8 @@ export async function runManager(f: ManagerFlags): Promise<number> {
   });
 }
 
-export async function runWorker(f: WorkerFlags & { id: string }): Promise<number> {
+export async function runWorker(flags: WorkerFlags & { id: string }): Promise<number> {
+  const f = await withTokenFile(flags);
   if (f.join !== undefined && (f.token === undefined || f.apiAddress === undefined || f.dataDir === undefined)) {
     throw new MinkubeError('CONFIG_INVALID', 'a worker joining with --join needs --token, --api-address and --data-dir');
   }

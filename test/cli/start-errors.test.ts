@@ -90,6 +90,24 @@ describe.runIf(existsSync('/proc/self'))('a manager whose data directory cannot 
   }, 20_000);
 });
 
+describe('--token-file', () => {
+  it('refuses a missing or empty file, and both --token and --token-file, before anything starts', async () => {
+    const flags = ['--api-address', `127.0.0.1:${await freePort()}`, '--data-dir', join(dir, 'tf-w')];
+    const missing = await runCli(['worker', '--id', 'w7', '--join', 'https://127.0.0.1:1', '--token-file', join(dir, 'none'), ...flags], { MINKUBE_LOG_LEVEL: 'silent' });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`error: CONFIG_INVALID: --token-file ${join(dir, 'none')}: cannot read it (no such file)`);
+    const empty = join(dir, 'empty.token');
+    writeFileSync(empty, ' \n');
+    const blank = await runCli(['manager', '--id', 'm7', '--join', 'https://127.0.0.1:1', '--token-file', empty, '--raft-address', `127.0.0.1:${await freePort()}`, ...flags], { MINKUBE_LOG_LEVEL: 'silent' });
+    expect(blank.code).toBe(1);
+    expect(blank.stderr).toContain(`error: CONFIG_INVALID: --token-file ${empty}: the file is empty`);
+    const both = await runCli(['worker', '--id', 'w7', '--join', 'https://127.0.0.1:1', '--token', 'x', '--token-file', empty, ...flags], { MINKUBE_LOG_LEVEL: 'silent' });
+    expect(both.code).toBe(1);
+    expect(both.stderr).toContain('error: CONFIG_INVALID: --token and --token-file: give one of them');
+    expect(existsSync(join(dir, 'tf-w'))).toBe(false);
+  }, 30_000);
+});
+
 describe('a manager started from flags alone (no config file)', () => {
   const flagsFor = async (dataDir: string): Promise<string[]> => ['--raft-address', `127.0.0.1:${await freePort()}`, '--api-address', `127.0.0.1:${await freePort()}`, '--data-dir', dataDir];
 
