@@ -43,9 +43,12 @@ const WorkerSchema = Type.Object(
     portRange: Type.Optional(
       Type.Object({ min: Type.Integer({ minimum: 1, maximum: 65535 }), max: Type.Integer({ minimum: 1, maximum: 65535 }) }, { additionalProperties: false }),
     ),
-    /** What tasks' resources may reserve here; absent: the host's CPU cores and memory. */
+    /** What tasks' resources may reserve here; absent (or a field of it): the host's CPU cores and memory. */
     capacity: Type.Optional(
-      Type.Object({ cpus: Type.Number({ minimum: 0, maximum: limits.resourceCpusMax }), memoryMb: Type.Number({ minimum: 0, maximum: limits.resourceMemoryMbMax }) }, { additionalProperties: false }),
+      Type.Object(
+        { cpus: Type.Optional(Type.Number({ minimum: 0, maximum: limits.resourceCpusMax })), memoryMb: Type.Optional(Type.Number({ minimum: 0, maximum: limits.resourceMemoryMbMax })) },
+        { additionalProperties: false },
+      ),
     ),
   },
   { additionalProperties: false },

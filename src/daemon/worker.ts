@@ -263,7 +263,7 @@ async function startParts(config: ClusterConfig, self: WorkerConfig, logger: Log
       // The id is registered to this instance: should another one register it later, this one is told and stops.
       id, apiAddress: self.apiAddress, runtime: runtime.kind, labels: self.labels ?? {}, instance,
       // The host's cores and memory unless the config says what to offer.
-      capacity: self.capacity ?? { cpus: cpus().length, memoryMb: Math.floor(totalmem() / (1024 * 1024)) },
+      capacity: { cpus: self.capacity?.cpus ?? cpus().length, memoryMb: self.capacity?.memoryMb ?? Math.floor(totalmem() / (1024 * 1024)) },
     },
     heartbeatIntervalMs: config.tasks.workerHeartbeatIntervalMs,
     reconcileIntervalMs: config.tasks.reconcileIntervalMs,
@@ -303,7 +303,7 @@ async function startParts(config: ClusterConfig, self: WorkerConfig, logger: Log
   if (renewal !== null) opened.push('certificate renewal', () => renewal.stop());
   logger.info({ api: self.apiAddress, runtime: runtime.kind, dataDir, managers: config.managers.length }, 'worker started');
   const hostCpus = cpus().length;
-  if (runtime.kind === 'docker' && self.capacity !== undefined && self.capacity.cpus > hostCpus) {
+  if (runtime.kind === 'docker' && self.capacity?.cpus !== undefined && self.capacity.cpus > hostCpus) {
     // The leader places by the capacity offered; Docker refuses a container asking for more CPUs than the host has.
     logger.warn({ capacityCpus: self.capacity.cpus, hostCpus }, `capacity.cpus is more than this host's ${hostCpus} CPUs: a task asking for more than ${hostCpus} is placed here and fails to start (docker refuses it)`);
   }

@@ -24,6 +24,9 @@ describe('placement and dns config', () => {
     expect(c.workers[0]).toMatchObject({ labels: { zone: 'a', 'disk.kind': 'ssd' }, capacity: { cpus: 2, memoryMb: 1024 } });
     expect(c.scheduler).toEqual({ preemption: true });
     expect(parseClusterConfig({ managers: base.managers }, '/tmp').scheduler).toEqual({ preemption: false });
+    // Either field alone: the other is the host's, when the worker starts.
+    const cpusOnly = parseClusterConfig({ ...base, workers: [{ ...base.workers[0], capacity: { cpus: 2 } }] }, '/tmp');
+    expect(cpusOnly.workers[0]!.capacity).toEqual({ cpus: 2 });
   });
 
   it('refuses a bad or duplicate dnsAddress, bad labels and capacity, unknown scheduler keys', () => {
