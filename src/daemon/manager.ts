@@ -396,7 +396,7 @@ async function startParts(
   removedRefusal = (id, issuedAtMs) => driver.removed.refusal(id, issuedAtMs);
   traces.replayedThrough = driver.heldAtStartIndex;
   service.attach(driver);
-  const observed = { driver: driver as RaftNodeDriver<unknown>, store: service.kv.tasks, transport, http, tls: security?.clientTls() };
+  const observed = { driver: driver as RaftNodeDriver<unknown>, store: service.kv.tasks, transport, http, tls: security?.clientTls(), dataDir: self.dataDir };
   if (metrics !== null) attachManagerMetrics(metrics, observed);
   // A manager that joined, restarted: the addresses of the members it was told of then, for ids nothing else names.
   for (const m of join?.learnt ?? []) if (driver.directory.get(m.id) === undefined) driver.directory.set(m.id, m);

@@ -12,6 +12,7 @@ import type { RaftNodeDriver } from '../manager/node.js';
 import type { TcpTransport } from '../transport/tcp.js';
 import { WorkerMetrics } from '../worker/metrics.js';
 import { FollowerProbe } from '../manager/follower-probe.js';
+import { statfsSync } from 'node:fs';
 import { systemClock } from '../lib/clock.js';
 
 export interface ManagerParts {
@@ -21,6 +22,7 @@ export interface ManagerParts {
   http: HttpClient;
   /** The manager's client TLS (a secure cluster): how it reaches a worker's /metrics. */
   tls?: TlsMaterial | undefined;
+  dataDir: string;
 }
 
 /** Scrape-time sources for a manager's metrics. */
@@ -32,6 +34,14 @@ export function attachManagerMetrics(metrics: ManagerMetrics, p: ManagerParts): 
     countTasksIn: (state) => p.store.countIn(state),
     workers: () => p.store.allWorkers(),
     peerBytesSent: () => p.transport.peerBytesSent(),
+    dataDirFreeBytes: () => {
+      try {
+        const s = statfsSync(p.dataDir);
+        return s.bavail * s.bsize;
+      } catch {
+        return null;
+      }
+    },
   });
 }
 

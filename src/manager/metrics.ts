@@ -20,6 +20,8 @@ export interface ManagerMetricsSources {
   workers(): readonly Pick<StoredWorker, 'state'>[];
   /** Bytes written to each peer's connection since the start. */
   peerBytesSent(): ReadonlyMap<string, number>;
+  /** Free bytes on the data directory's file system (null when it cannot be read). */
+  dataDirFreeBytes?(): number | null;
 }
 
 /** What RaftNodeDriver reports (RaftNodeDriverOptions.observer). */
@@ -74,6 +76,8 @@ export class ManagerMetrics implements DriverObserver {
       for (const [peer, bytes] of src()?.peerBytesSent() ?? []) c.inc({ peer }, bytes);
     });
     this.http = r.fastHistogram('http_request_duration_seconds', 'API requests by route template, method and status code.', latencyBucketsS, ['route', 'method', 'code']);
+    // A full disk stops a manager (STORAGE_FAILED): this shows it coming, as workers' host_disk_free_bytes does theirs.
+    r.gauge('data_dir_free_bytes', "Free space on the file system of the manager's data directory.", [], (g) => g.set(src()?.dataDirFreeBytes?.() ?? 0));
     r.gauge('tasks', 'Task records by state.', ['state'], (g) => {
       for (const state of taskStates) g.set({ state }, src()?.countTasksIn(state) ?? 0);
     });

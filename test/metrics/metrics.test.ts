@@ -67,6 +67,7 @@ const managerTypes: Record<string, string> = {
   minkube_disk_fsync_duration_seconds: 'histogram',
   minkube_snapshot_save_duration_seconds: 'histogram',
   minkube_snapshot_size_bytes: 'gauge',
+  minkube_data_dir_free_bytes: 'gauge',
   minkube_peer_round_trip_time_seconds: 'histogram',
   minkube_peer_sent_bytes_total: 'counter',
   minkube_http_request_duration_seconds: 'histogram',
@@ -97,6 +98,7 @@ function fakeSources(over: Partial<ManagerMetricsSources> = {}): ManagerMetricsS
     countTasksIn: (s) => counts[s] ?? 0,
     workers: () => [{ state: 'ready' }, { state: 'ready' }, { state: 'unreachable' }],
     peerBytesSent: () => new Map([['m2', 1000], ['m3', 2000]]),
+    dataDirFreeBytes: () => 5 * 2 ** 30,
     ...over,
   };
 }
@@ -183,6 +185,7 @@ describe('a manager\'s metrics', () => {
     expect(sampleValue(text, 'minkube_disk_fsync_duration_seconds_count')).toBe(1);
     expect(sampleValue(text, 'minkube_snapshot_save_duration_seconds_count')).toBe(1);
     expect(sampleValue(text, 'minkube_snapshot_size_bytes')).toBe(4096);
+    expect(sampleValue(text, 'minkube_data_dir_free_bytes')).toBe(5 * 2 ** 30);
     expect(sampleValue(text, 'minkube_peer_round_trip_time_seconds_count', { peer: 'm2' })).toBe(1);
     expect(sampleValue(text, 'minkube_scheduling_delay_seconds_sum', { phase: 'placed' })).toBeCloseTo(0.5);
     expect(sampleValue(text, 'minkube_scheduling_delay_seconds_sum', { phase: 'running' })).toBeCloseTo(2);

@@ -80,9 +80,9 @@ describeWith(prometheusBin, 'a real Prometheus scraping a secure cluster', () =>
       if (res === null || !res.ok) return undefined;
       const body = (await res.json()) as { data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] } };
       const rules = body.data.groups.flatMap((g) => g.rules);
-      return rules.length === 8 && rules.every((r) => r.health === 'ok') ? rules.map((r) => r.name) : undefined;
+      return rules.length === 9 && rules.every((r) => r.health === 'ok') ? rules.map((r) => r.name) : undefined;
     };
-    const names = await eventually(health, 60_000, 'eight rules evaluated with health ok');
+    const names = await eventually(health, 60_000, 'nine rules evaluated with health ok');
     expect(names).toContain('MinkubeNoLeader');
   }, 90_000);
 
