@@ -240,7 +240,27 @@ export async function runTaskLogs(apiUrl: string, id: string, tailLines: number,
     writeOut(await api.logs(id, tailLines));
     return;
   }
-  for await (const chunk of await api.followLogs(id, tailLines)) await writeOutDrained(chunk);
+  try {
+    for await (const chunk of await api.followLogs(id, tailLines)) await writeOutDrained(chunk);
+  } catch (err) {
+    throw await whyCut(api, id, err);
+  }
+}
+
+/**
+ * A followed log cut part-way: the manager cuts one whose token was revoked or expired meanwhile, and says why only
+ * to the next request. One quick question tells that cut (401/403, shown instead) from a manager or worker gone away.
+ */
+export async function whyCut(api: Pick<TaskApi, 'get'>, id: string, err: unknown): Promise<unknown> {
+  if (!(err instanceof MinkubeError) || err.code !== 'UNREACHABLE') return err;
+  try {
+    await api.get(id);
+  } catch (asked) {
+    if (asked instanceof MinkubeError && (asked.code === 'UNAUTHENTICATED' || asked.code === 'FORBIDDEN')) {
+      return new MinkubeError(asked.code, `the followed output was cut: ${asked.message}`, { cause: err });
+    }
+  }
+  return err;
 }
 
 /** `worker rm ID`: forgets a retired worker's record (down, no task placed on it). */
