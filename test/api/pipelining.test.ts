@@ -1,17 +1,18 @@
 // HTTP/1.1 pipelining cannot make a manager hold answers without bound: a connection's requests take turns, the
 // next waiting while the client leaves more than unreadBytesMax of answers unread (cut off after unreadWaitMs), and
 // one with more than limits.http1PipelinedMax requests waiting is closed; a client that reads gets every answer.
-import { connect, type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildBaseApp } from '../../src/api/http.js';
 import { limits } from '../../src/lib/limits.js';
+import { RawSockets } from '../support/raw-sockets.js';
 import { waitFor } from '../support/wait.js';
 
 let app: FastifyInstance | null = null;
-const sockets: Socket[] = [];
+const sockets = new RawSockets();
 afterEach(async () => {
-  for (const s of sockets.splice(0)) s.destroy();
+  sockets.destroyAll();
   await app?.close();
   app = null;
 });
@@ -40,13 +41,7 @@ async function listening(): Promise<number> {
   return (app.server.address() as AddressInfo).port;
 }
 
-function open(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port }, () => resolve(s));
-    s.once('error', reject);
-    sockets.push(s);
-  });
-}
+const open = (port: number): Promise<Socket> => sockets.open(port);
 
 const request = (path: string): string => `GET ${path} HTTP/1.1\r\nhost: x\r\n\r\n`;
 const closed = (s: Socket): Promise<void> => new Promise((resolve) => (s.destroyed ? resolve() : s.once('close', () => resolve())));

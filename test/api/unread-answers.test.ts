@@ -1,11 +1,12 @@
 // The answers a server holds unread are bounded across its connections: past the budget, the connections of the
 // answers waiting longest are closed; young answers are never the ones closed, and a reader gets its answers whole.
 import { EventEmitter } from 'node:events';
-import { connect, type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildBaseApp } from '../../src/api/http.js';
 import { UnreadAnswers, unreadCountedBytesMin } from '../../src/api/unread-answers.js';
+import { RawSockets } from '../support/raw-sockets.js';
 import { waitFor } from '../support/wait.js';
 
 class FakeRaw extends EventEmitter {
@@ -52,9 +53,9 @@ describe('UnreadAnswers', () => {
 });
 
 let app: FastifyInstance | null = null;
-const sockets: Socket[] = [];
+const sockets = new RawSockets();
 afterEach(async () => {
-  for (const s of sockets.splice(0)) s.destroy();
+  sockets.destroyAll();
   await app?.close();
   app = null;
 });
@@ -62,13 +63,7 @@ afterEach(async () => {
 // Larger than what loopback's socket buffers take (about 10 MB here), so an answer stays unfinished.
 const pageBytes = 16 * 1024 * 1024;
 
-function open(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port }, () => resolve(s));
-    s.once('error', reject);
-    sockets.push(s);
-  });
-}
+const open = (port: number): Promise<Socket> => sockets.open(port);
 
 describe('a server with clients that do not read', () => {
   it('closes the connections of the oldest unread answers past the budget; a reader gets its answer whole', async () => {
