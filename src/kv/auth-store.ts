@@ -149,11 +149,15 @@ export class AuthStore {
 
   private createToken(cmd: AuthTokenCreateCommand): AuthApplyResult {
     this.dropExpiredTokens(cmd.atMs);
-    // Its name asked for again once expired: the new token takes it (the old one is dropped, as past its day).
-    const holder = this.names.get(cmd.name);
-    if (holder !== undefined && isExpired(this.tokens.get(holder)!.expiresAtMs, cmd.atMs)) this.remove(holder);
     if (this.tokens.has(cmd.accessor)) return exists(`a token with accessor ${cmd.accessor} already exists`);
-    if (this.names.has(cmd.name)) return exists(`a token named "${cmd.name}" already exists`);
+    const holder = this.names.get(cmd.name);
+    if (holder !== undefined) {
+      // Not taken over once expired by this command's clock: that is the proposing manager's, which may run ahead, and
+      // the token live for every other manager (an outside tester's, two hours ahead, deleted one so).
+      const expiresAtMs = this.tokens.get(holder)!.expiresAtMs;
+      const expired = expiresAtMs !== null && isExpired(expiresAtMs, cmd.atMs) ? ` (expired at ${new Date(expiresAtMs).toISOString()}: revoke it to use its name now; it is dropped a day after its expiry)` : '';
+      return exists(`a token named "${cmd.name}" already exists${expired}`);
+    }
     if (this.tokens.size >= this.tokensMax) {
       return { ok: false, code: 'TOKEN_LIMIT_REACHED', message: `the cluster holds ${this.tokens.size} API tokens, the most it may; revoke some first` };
     }
