@@ -430,7 +430,9 @@ export class TaskStore {
     const replaced = replacedBy(current, cmd.instance);
     if (replaced !== null) return { ok: false, code: 'WORKER_REPLACED', message: replaced };
     const w: StoredWorker = {
-      ...current, state: 'ready', lastHeartbeatAtMs: Math.max(cmd.atMs, current.lastHeartbeatAtMs ?? 0), stats: cmd.stats, heartbeats: current.heartbeats + 1,
+      // The heartbeat's own time, not the later of it and the one before: a time a manager whose clock ran ahead wrote
+      // would otherwise stay, in the future, until real time passed it.
+      ...current, state: 'ready', lastHeartbeatAtMs: cmd.atMs, stats: cmd.stats, heartbeats: current.heartbeats + 1,
     };
     this.workers.set(w.id, w);
     if (current.state !== 'ready') this.listener?.workerChanged(w);

@@ -308,7 +308,10 @@ export class TaskServiceImpl implements TasksService {
       await this.o.raft.barrier(ctx.deadlineMs);
       reports = changedReports(store, id, req.tasks, (attempt) => this.retryAt(now, attempt));
     }
-    const livenessDue = worker.state !== 'ready' || worker.lastHeartbeatAtMs === null || now - worker.lastHeartbeatAtMs >= this.livenessCommitMs;
+    // A time ahead of this manager's clock (written by a manager whose clock ran ahead) says nothing of how long ago
+    // the last one was committed: commit, or the leader, hearing of this worker only through the log, finds it silent.
+    const last = worker.lastHeartbeatAtMs;
+    const livenessDue = worker.state !== 'ready' || last === null || last > now || now - last >= this.livenessCommitMs;
     this.o.onHeartbeat?.(id);
     if (reports.length > 0 || livenessDue) {
       const [first, ...rest] = chunks(reports, limits.reportBatchMax);

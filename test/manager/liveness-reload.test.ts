@@ -41,3 +41,25 @@ describe('the liveness record after a reload of workerTtlMs', () => {
     expect(recorded()).toBe(startMs + 1700);
   });
 });
+
+describe('the liveness record after a manager whose clock ran ahead wrote it', () => {
+  it('is committed by a manager with the right time, and brought back to it, rather than left in the future', async () => {
+    const { kv, raft } = inProcessRaft();
+    const clock = new ManualClock(Date.parse('2030-01-01T00:00:00Z'));
+    const tasks = { ...clusterConfigDefaults.tasks, workerHeartbeatIntervalMs: 500, workerTtlMs: 6000, lostGraceMs: 4000 };
+    const service = new TaskServiceImpl({ store: kv.tasks, raft, tasks, workers: {} as WorkerApi, clock, random: new SeededRandom(1), logger: pino({ level: 'silent' }) });
+    const ctx = { deadlineMs: Number.MAX_SAFE_INTEGER, requestId: 'r' } as Parameters<typeof service.workerHeartbeat>[2];
+    const stats = { cpuUtilization: null, memoryTotalBytes: 1, memoryAvailableBytes: 1, diskFreeBytes: 1, runningTasks: 0 };
+    await service.registerWorker({ id: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'process' }, ctx);
+    // Another manager, two hours ahead, committed a heartbeat.
+    const aheadMs = clock.nowMs() + 2 * 3600_000;
+    await raft.proposeCommand({ op: 'worker.heartbeat', workerId: 'w1', atMs: aheadMs, stats, reports: [] }, Number.MAX_SAFE_INTEGER, 'r2');
+    expect(kv.tasks.storedWorker('w1')!.lastHeartbeatAtMs).toBe(aheadMs);
+    // This one's next heartbeat, 100 ms later by its own clock, is committed: the record's time says nothing of it.
+    clock.advance(100);
+    const seen = kv.tasks.storedWorker('w1')!.heartbeats;
+    await service.workerHeartbeat('w1', { stats, tasks: [] }, ctx);
+    expect(kv.tasks.storedWorker('w1')!.heartbeats).toBe(seen + 1);
+    expect(kv.tasks.storedWorker('w1')!.lastHeartbeatAtMs).toBe(clock.nowMs());
+  });
+});
