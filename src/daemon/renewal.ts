@@ -169,7 +169,7 @@ export async function renewedProblem(current: NodeTls, keyPem: string, certPem: 
     return `it names ${got === null ? 'no node' : `${got.role} ${got.id} of ${got.clusterId}`}, not ${want.role} ${want.id} of ${want.clusterId}`;
   }
   if (!cert.checkPrivateKey(createPrivateKey(keyPem))) return 'it does not certify the key this node generated';
-  if (!(await isIssuedBy(certPem, current.caCertPem, now))) return "it is not signed by the cluster's CA, or not valid now";
+  if (!(await isIssuedBy(certPem, current.caCertPem, now))) return `it is not signed by the cluster's CA, or not valid now (${now.toISOString()} by this host's clock: check it against the managers')`;
   return null;
 }
 

@@ -296,7 +296,7 @@ async function startParts(config: ClusterConfig, self: WorkerConfig, logger: Log
             certificateExpired(
               new MinkubeError(
                 'CONFIG_INVALID',
-                `the certificate in ${join(dataDir, 'tls')} expired at ${expiredAt.toISOString()} before this worker could renew it (it was paused, or cut off from every manager): start it again (a worker the config lists gets a new certificate from the CA beside the config; one that joined with a token must move ${join(dataDir, 'tls')} aside and join again)`,
+                `the certificate in ${join(dataDir, 'tls')} expired at ${expiredAt.toISOString()} before this worker could renew it (it was paused, cut off from every manager, or its host's clock is off): start it again (a worker the config lists gets a new certificate from the CA beside the config; one that joined with a token must move ${join(dataDir, 'tls')} aside and join again)`,
               ),
             ),
         });
