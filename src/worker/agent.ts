@@ -451,6 +451,17 @@ export class WorkerAgent implements WorkerAgentApi {
     monitor.start();
   }
 
+  /**
+   * The instance whose containers are this worker's (undefined: all of its worker id). Docker's engine may hold
+   * another cluster's worker of the same name; the process runtime's records are in this worker's data directory
+   * alone, so each is its own whatever instance made it. Filtered by instance, the processes a start after an emptied
+   * data directory adopted from /proc (labelled with the instance before) were never stopped as stale copies, and ran
+   * beside their tasks' next attempts for good (re-tester).
+   */
+  private get ownerInstance(): string | undefined {
+    return this.runtime.kind === 'process' ? undefined : this.instance;
+  }
+
   // ---- restart: re-adoption ----
 
   /**
@@ -459,7 +470,7 @@ export class WorkerAgent implements WorkerAgentApi {
    * are left to reconciliation, which removes them as orphans. Call before serving the API.
    */
   async adopt(): Promise<number> {
-    const containers = (await this.runtime.list({ [labelWorker]: this.workerId })).filter((c) => ownedByInstance(c, this.instance));
+    const containers = (await this.runtime.list({ [labelWorker]: this.workerId })).filter((c) => ownedByInstance(c, this.ownerInstance));
     const newest = new Map<string, { info: ContainerInfo; token: FencingToken }>();
     for (const info of containers) {
       const token = tokenOfContainer(info);
@@ -523,7 +534,8 @@ export class WorkerAgent implements WorkerAgentApi {
       this.logger.warn({ err }, 'reconciliation: the runtime could not list containers; reconciling the task map only');
     }
     this.refreshSpecs(assignments);
-    const corrections = planReconcile({ assignments, entries: [...this.tasks.values()], retiring: [...this.retiring], containers, listedAtMs, ...(this.instance === undefined ? {} : { instance: this.instance }) });
+    const owner = this.ownerInstance;
+    const corrections = planReconcile({ assignments, entries: [...this.tasks.values()], retiring: [...this.retiring], containers, listedAtMs, ...(owner === undefined ? {} : { instance: owner }) });
     await Promise.all(corrections.map((c) => this.correct(c)));
     this.acknowledge(assignments, listedAtMs);
     return { reached: true, corrections, evicted: this.evictExpired() };

@@ -390,6 +390,23 @@ describe('re-adoption after a restart', () => {
   });
 });
 
+describe('instances of a process worker', () => {
+  it("are one owner: a copy an earlier instance left (its data directory emptied since) is adopted, and removed once stale", async () => {
+    const host = new MemoryHost();
+    const processRuntime = (): MemoryRuntime => Object.defineProperty(new MemoryRuntime({ host, behave }), 'kind', { value: 'process' });
+    const a = setup({ runtime: processRuntime(), instance: 'aaaaaaaaaaaa' });
+    const old = await a.agent.assign(assignment('t1', 1, 1, { command: ['sleep', '99'] }));
+    const b = setup({ runtime: processRuntime(), instance: 'bbbbbbbbbbbb' });
+    // The process runtime's records are this worker's data directory's: whatever instance made them, they are its own.
+    expect(await b.agent.adopt()).toBe(1);
+    const report = await b.agent.reconcile(async () => [assignment('t1', 2, 2, { command: ['sleep', '99'] })]);
+    expect(report.corrections.map((c) => c.kind).sort()).toEqual(['start']);
+    await waitFor('the copy of attempt 1 to be stopped', async () => (await b.runtime.inspect(old.containerId!))?.state !== 'running');
+    await waitFor('attempt 2 to run', () => b.agent.get('t1')?.state === 'running');
+    expect(b.agent.get('t1')).toMatchObject({ attempt: 2 });
+  });
+});
+
 describe('reconcile', () => {
   it('starts what is missing, stops what is not assigned, removes orphans, and leaves other workers alone', async () => {
     const clock = new SteppedClock();
