@@ -2,7 +2,7 @@
 // then registration, heartbeats and reconciliation in the background. `minkube worker --config F --id ID` calls this.
 import { existsSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import type { Server as HttpsServer } from 'node:https';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -356,6 +356,12 @@ async function readLearntManagers(path: string, logger: Logger): Promise<string[
 
 async function writeLearntManagers(path: string, managers: readonly string[]): Promise<void> {
   const temp = `${path}.tmp`;
-  await writeFile(temp, `${JSON.stringify({ managers }, null, 2)}\n`);
-  await rename(temp, path);
+  try {
+    await writeFile(temp, `${JSON.stringify({ managers }, null, 2)}\n`);
+    await rename(temp, path);
+  } catch (err) {
+    // A full disk leaves an empty temporary file behind otherwise, for good.
+    await rm(temp, { force: true }).catch(() => undefined);
+    throw err;
+  }
 }
