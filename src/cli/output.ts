@@ -1,5 +1,7 @@
 // How the CLI writes: results to stdout (plain or --json), failures to stderr as "error: CODE: message".
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { isErrorCode, MinkubeError } from '../lib/errors.js';
 import { errnoReason } from '../lib/errno.js';
 
@@ -129,7 +131,9 @@ export function printError(err: unknown): void {
 
 /** INVALID_PARAM for a file a command was asked to write and could not, saying why in words. */
 export function cannotWrite(path: string, err: unknown): MinkubeError {
-  const reason = errnoReason(err, { ENOENT: 'its folder does not exist', EISDIR: 'it is a folder' });
+  // ENOENT with the folder there: a file system that makes no files (/proc), not a missing folder.
+  const folder = existsSync(dirname(path)) ? `its folder ${dirname(path)} takes no new file (ENOENT)` : 'its folder does not exist';
+  const reason = errnoReason(err, { ENOENT: folder, EISDIR: 'it is a folder' });
   // A disk that is full, read-only or failing is no bad parameter: said as the storage failure it is.
   const code = (err as Partial<NodeJS.ErrnoException> | null)?.code ?? '';
   const storage = ['ENOSPC', 'EDQUOT', 'EROFS', 'EIO'].includes(code);
