@@ -44,11 +44,11 @@ export class LeaderLoops implements TaskStoreListener {
 
   constructor(private readonly o: LeaderLoopsOptions) {
     const common = { store: o.store, raft: o.raft, tasks: o.tasks, clock: o.clock, random: o.random, proposalTimeoutMs: o.proposalTimeoutMs };
-    this.scheduler = new SchedulerLoop({ ...common, workers: o.workers, policy: o.policy ?? roundRobin, preemption: o.preemption === true, logger: o.logger.child({ component: 'scheduler' }) });
-    this.health = new WorkerHealth({ ...common, logger: o.logger.child({ component: 'health' }) });
+    this.scheduler = new SchedulerLoop({ ...common, workers: o.workers, policy: o.policy ?? roundRobin, preemption: o.preemption === true, logger: o.logger.child({ loop: 'scheduler' }) });
+    this.health = new WorkerHealth({ ...common, logger: o.logger.child({ loop: 'health' }) });
     const services = o.services;
     this.services = services === undefined ? null : new ServiceLoop({
-      services, tasks: o.store, raft: o.raft, clock: o.clock, logger: o.logger.child({ component: 'services' }),
+      services, tasks: o.store, raft: o.raft, clock: o.clock, logger: o.logger.child({ loop: 'services' }),
       proposalTimeoutMs: o.proposalTimeoutMs, reconcileIntervalMs: o.tasks.reconcileIntervalMs,
     });
     if (services !== undefined) services.listener = (name) => this.services?.touch(name);
