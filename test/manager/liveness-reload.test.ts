@@ -11,15 +11,22 @@ import { TaskServiceImpl } from '../../src/manager/task-service.js';
 import { inProcessRaft } from '../support/in-process.js';
 import { ManualClock } from '../support/manual-clock.js';
 
+const stats = { cpuUtilization: null, memoryTotalBytes: 1, memoryAvailableBytes: 1, diskFreeBytes: 1, runningTasks: 0 };
+
+/** A task service over an in-process Raft, on a manual clock, with worker w1 registered. */
+async function oneWorker() {
+  const { kv, raft } = inProcessRaft();
+  const clock = new ManualClock(Date.parse('2030-01-01T00:00:00Z'));
+  const tasks = { ...clusterConfigDefaults.tasks, workerHeartbeatIntervalMs: 500, workerTtlMs: 6000, lostGraceMs: 4000 };
+  const service = new TaskServiceImpl({ store: kv.tasks, raft, tasks, workers: {} as WorkerApi, clock, random: new SeededRandom(1), logger: pino({ level: 'silent' }) });
+  const ctx = { deadlineMs: Number.MAX_SAFE_INTEGER, requestId: 'r' } as Parameters<typeof service.workerHeartbeat>[2];
+  await service.registerWorker({ id: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'process' }, ctx);
+  return { kv, raft, clock, tasks, service, ctx };
+}
+
 describe('the liveness record after a reload of workerTtlMs', () => {
   it('is committed at the new pace from the next heartbeat', async () => {
-    const { kv, raft } = inProcessRaft();
-    const clock = new ManualClock(Date.parse('2030-01-01T00:00:00Z'));
-    const tasks = { ...clusterConfigDefaults.tasks, workerHeartbeatIntervalMs: 500, workerTtlMs: 6000, lostGraceMs: 4000 };
-    const service = new TaskServiceImpl({ store: kv.tasks, raft, tasks, workers: {} as WorkerApi, clock, random: new SeededRandom(1), logger: pino({ level: 'silent' }) });
-    const ctx = { deadlineMs: Number.MAX_SAFE_INTEGER, requestId: 'r' } as Parameters<typeof service.workerHeartbeat>[2];
-    const stats = { cpuUtilization: null, memoryTotalBytes: 1, memoryAvailableBytes: 1, diskFreeBytes: 1, runningTasks: 0 };
-    await service.registerWorker({ id: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'process' }, ctx);
+    const { kv, clock, tasks, service, ctx } = await oneWorker();
     const recorded = () => kv.tasks.storedWorker('w1')!.lastHeartbeatAtMs;
     const startMs = clock.nowMs();
 
@@ -44,13 +51,7 @@ describe('the liveness record after a reload of workerTtlMs', () => {
 
 describe('the liveness record after a manager whose clock ran ahead wrote it', () => {
   it('is committed by a manager with the right time, and brought back to it, rather than left in the future', async () => {
-    const { kv, raft } = inProcessRaft();
-    const clock = new ManualClock(Date.parse('2030-01-01T00:00:00Z'));
-    const tasks = { ...clusterConfigDefaults.tasks, workerHeartbeatIntervalMs: 500, workerTtlMs: 6000, lostGraceMs: 4000 };
-    const service = new TaskServiceImpl({ store: kv.tasks, raft, tasks, workers: {} as WorkerApi, clock, random: new SeededRandom(1), logger: pino({ level: 'silent' }) });
-    const ctx = { deadlineMs: Number.MAX_SAFE_INTEGER, requestId: 'r' } as Parameters<typeof service.workerHeartbeat>[2];
-    const stats = { cpuUtilization: null, memoryTotalBytes: 1, memoryAvailableBytes: 1, diskFreeBytes: 1, runningTasks: 0 };
-    await service.registerWorker({ id: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'process' }, ctx);
+    const { kv, raft, clock, service, ctx } = await oneWorker();
     // Another manager, two hours ahead, committed a heartbeat.
     const aheadMs = clock.nowMs() + 2 * 3600_000;
     await raft.proposeCommand({ op: 'worker.heartbeat', workerId: 'w1', atMs: aheadMs, stats, reports: [] }, Number.MAX_SAFE_INTEGER, 'r2');
