@@ -15,6 +15,11 @@ export const limits = {
   peerSendQueueMessagesMax: 4096,
   peerSendQueueBytesMax: 64 * 1024 * 1024,
   /**
+   * Messages queued for a peer while it was unreachable are dropped at reconnection when the first is older than this
+   * (as etcd drops what it cannot send): a stepped-down leader's heartbeats must not make a peer follow it.
+   */
+  peerQueueStaleMs: 1000,
+  /**
    * A peer connection that brings nothing for this long is closed and dialed again: a partition that drops packets
    * leaves both ends open, and after it heals TCP would resend only when its backed-off timer fires (tens of seconds).
    */

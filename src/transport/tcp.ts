@@ -24,6 +24,7 @@ export interface TransportLimits {
   readonly frameBytesMax: number;
   readonly peerSendQueueMessagesMax: number;
   readonly peerSendQueueBytesMax: number;
+  readonly peerQueueStaleMs: number;
 }
 
 export interface TcpTransportOptions {
@@ -113,6 +114,8 @@ class PeerLink {
   conn: Connection | null = null;
   queue: Message[] = [];
   queueBytes = 0;
+  /** performance.now() when a message was first queued while the peer was not connected (null: none is). */
+  queuedWhileDownMs: number | null = null;
   flushScheduled = false;
   redialTimer: NodeJS.Timeout | null = null;
   redialAttempt = 0;
@@ -251,6 +254,7 @@ export class TcpTransport implements Transport {
         this.drop(link, 1);
         continue;
       }
+      if (link.queuedWhileDownMs === null && !link.connected) link.queuedWhileDownMs = performance.now();
       link.queue.push(m);
       link.queueBytes += bytes;
       this.scheduleFlush(link);
@@ -699,6 +703,15 @@ export class TcpTransport implements Transport {
   private flush(link: PeerLink): void {
     const conn = link.conn;
     if (conn === null || !link.connected || link.queue.length === 0 || conn.socket.writableNeedDrain) return;
+    const downSinceMs = link.queuedWhileDownMs;
+    link.queuedWhileDownMs = null;
+    if (downSinceMs !== null && performance.now() - downSinceMs > this.limits.peerQueueStaleMs) {
+      // Queued while the peer was unreachable, longer ago than an election: a leader's heartbeats from a term it may
+      // have stepped down in since would make the peer follow a leader that is gone. Raft sends again what is needed.
+      this.log.debug({ peer: link.id, messages: link.queue.length }, 'dropping messages queued while the peer was unreachable');
+      this.drop(link, 0);
+      return;
+    }
     const batch = link.queue;
     link.queue = [];
     link.queueBytes = 0;
@@ -796,7 +809,7 @@ function tlsMaterial(tls: TransportTls): { ca: string; cert: string; key: string
 }
 
 function pickLimits(l: TransportLimits): TransportLimits {
-  return { frameBytesMax: l.frameBytesMax, peerSendQueueMessagesMax: l.peerSendQueueMessagesMax, peerSendQueueBytesMax: l.peerSendQueueBytesMax };
+  return { frameBytesMax: l.frameBytesMax, peerSendQueueMessagesMax: l.peerSendQueueMessagesMax, peerSendQueueBytesMax: l.peerSendQueueBytesMax, peerQueueStaleMs: l.peerQueueStaleMs };
 }
 
 /** host:port (or [v6]:port) to its parts; a bad address is a config error naming whose it is. */

@@ -249,7 +249,7 @@ describe('TcpTransport connections', () => {
     const a2 = `127.0.0.1:${p2}`;
     const [n1, n2] = [nodeId('n1'), nodeId('n2')];
     const log1 = memoryLogger('n1');
-    const t1 = await TcpTransport.start({ id: n1, listen: a1, peers: new Map([[n2, a2]]), logger: log1.logger, reconnectMaxMs: 100, limits: { peerSendQueueMessagesMax: 5 } });
+    const t1 = await TcpTransport.start({ id: n1, listen: a1, peers: new Map([[n2, a2]]), logger: log1.logger, reconnectMaxMs: 100, limits: { peerSendQueueMessagesMax: 5, peerQueueStaleMs: 60_000 } });
     extra.push(t1);
     t1.send(Array.from({ length: 8 }, (_, i) => heartbeat(n1, n2, String(i))));
     expect(t1.counters.messagesDropped).toBe(3);
@@ -260,6 +260,26 @@ describe('TcpTransport connections', () => {
     const box = collect(t2);
     await waitFor('the queued five', () => box.length === 5, 3000);
     expect(box.map((m) => (m.type === 'heartbeat' ? m.context : ''))).toEqual(['0', '1', '2', '3', '4']);
+  });
+
+  it('drops what it queued while the peer was down once that is older than peerQueueStaleMs, and sends what comes after', async () => {
+    const [p1, p2] = await freePorts(2);
+    const a1 = `127.0.0.1:${p1}`;
+    const a2 = `127.0.0.1:${p2}`;
+    const [n1, n2] = [nodeId('n1'), nodeId('n2')];
+    const t1 = await TcpTransport.start({ id: n1, listen: a1, peers: new Map([[n2, a2]]), logger: memoryLogger('n1').logger, reconnectMaxMs: 100, limits: { peerQueueStaleMs: 200 } });
+    extra.push(t1);
+    // A leader's heartbeats for a peer that is down: by the time it is up they may be from a term the leader left.
+    t1.send([heartbeat(n1, n2, 'stale-1'), heartbeat(n1, n2, 'stale-2')]);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const t2 = await TcpTransport.start({ id: n2, listen: a2, peers: new Map([[n1, a1]]), logger: memoryLogger('n2').logger });
+    extra.push(t2);
+    const box = collect(t2);
+    await waitFor('n1 to reach n2', () => t1.reachable(n2), 5000);
+    t1.send([heartbeat(n1, n2, 'fresh')]);
+    await waitFor('the fresh heartbeat', () => box.length >= 1, 3000);
+    expect(box.map((m) => (m.type === 'heartbeat' ? m.context : ''))).toEqual(['fresh']);
+    expect(t1.counters.messagesDropped).toBe(2);
   });
 
   /**
