@@ -22,7 +22,10 @@ import { UnreadAnswers } from './unread-answers.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** Absolute, Date.now() based: when the request arrived plus the app's request timeout. */
+    /**
+     * On the monotonic reading (BaseAppOptions.monoMs, performance.now() by default, as Clock.monoMs): when the
+     * request arrived plus the app's request timeout. A step of the wall clock neither cuts nor stretches it.
+     */
     deadlineMs: number;
   }
 }
@@ -32,6 +35,8 @@ export interface BaseAppOptions {
   logger?: FastifyBaseLogger | false;
   bodyLimitBytes?: number;
   requestTimeoutMs?: number;
+  /** The monotonic reading deadlines are taken on: the Clock.monoMs of the services the routes call into. */
+  monoMs?: () => number;
   /** Serve HTTPS with these (PEM key, certificate, the CA that client certificates must chain to). */
   https?: HttpsOptions;
   /** The server's defences against slow and hostile clients (tests shorten them; default from limits). */
@@ -115,6 +120,7 @@ function takesAnyQuery(url: string): boolean {
 export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   const bodyLimitBytes = opts.bodyLimitBytes ?? limits.httpBodyBytesDefault;
   const requestTimeoutMs = opts.requestTimeoutMs ?? limits.requestTimeoutMsDefault;
+  const monoMs = opts.monoMs ?? (() => performance.now());
   const server: ServerLimits = { ...defaultServerLimits, ...opts.server };
   // Percent-encoded keys are up to three times their byte length.
   const paramCharsMax = limits.kvKeyBytesMax * 3;
@@ -218,7 +224,7 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   app.addHook('onRequest', (req, reply, done) => {
     const refusal = headersRefusal(req.raw, server);
     if (refusal !== null) return done(refusal);
-    req.deadlineMs = Date.now() + requestTimeoutMs;
+    req.deadlineMs = monoMs() + requestTimeoutMs;
     void reply.header(requestIdHeader, req.id);
     if (req.raw.httpVersionMajor !== 2) takeTurn(req.raw.socket, server, done);
     else done();

@@ -55,6 +55,8 @@ export interface ManagerAppOptions {
   bodyLimitBytes?: number;
   /** Each request's deadline is its arrival plus this (default limits.requestTimeoutMsDefault). */
   requestTimeoutMs?: number;
+  /** The services' Clock.monoMs, which request deadlines are measured on (default performance.now()). */
+  monoMs?: () => number;
   /** Serve HTTPS with these (a secure cluster). */
   https?: HttpsOptions;
   /**
@@ -96,6 +98,7 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
   if (opts.logger !== undefined) base.logger = opts.logger;
   if (opts.bodyLimitBytes !== undefined) base.bodyLimitBytes = opts.bodyLimitBytes;
   if (opts.requestTimeoutMs !== undefined) base.requestTimeoutMs = opts.requestTimeoutMs;
+  if (opts.monoMs !== undefined) base.monoMs = opts.monoMs;
   if (opts.https !== undefined) base.https = opts.https;
   const app = buildBaseApp(base);
   // First: its onRoute hook documents every route registered after it (GET /openapi.json, /docs).

@@ -20,6 +20,8 @@ export interface WorkerAppOptions {
   bodyLimitBytes?: number;
   /** Each request's deadline is its arrival plus this (default limits.requestTimeoutMsDefault). */
   requestTimeoutMs?: number;
+  /** The agent's Clock.monoMs, which request deadlines (how long an assignment may wait) are measured on. */
+  monoMs?: () => number;
   /** Serve HTTPS (a worker asks every caller for a certificate of the cluster CA). */
   https?: HttpsOptions;
   /**
@@ -39,6 +41,7 @@ export function buildWorkerApp(opts: WorkerAppOptions): FastifyInstance {
   const base: Parameters<typeof buildBaseApp>[0] = { bodyLimitBytes };
   if (opts.logger !== undefined) base.logger = opts.logger;
   if (opts.requestTimeoutMs !== undefined) base.requestTimeoutMs = opts.requestTimeoutMs;
+  if (opts.monoMs !== undefined) base.monoMs = opts.monoMs;
   if (opts.https !== undefined) base.https = opts.https;
   const app = buildBaseApp(base);
   const { agent, admitCaller } = opts;

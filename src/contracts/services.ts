@@ -20,7 +20,10 @@ export const forwardedPrincipalHeader = 'x-minkube-forwarded-principal';
 export interface RequestContext {
   /** The x-request-id of the HTTP request (the client's, or generated). */
   readonly requestId: string;
-  /** Absolute, Date.now() based: past this the answer is no longer wanted. */
+  /**
+   * Absolute, on the monotonic reading (Clock.monoMs; performance.now() in production): past this the answer is no
+   * longer wanted. Never a wall time: a step of the wall clock must neither time a request out nor let it wait longer.
+   */
   readonly deadlineMs: number;
   /** Who asked, as a proposal carries it to every manager's audit log; absent without authentication (insecure). */
   readonly principal?: EntryPrincipal;

@@ -98,7 +98,10 @@ export interface Assignment extends FencingToken {
   readonly traceparent?: string;
 }
 
-/** Epoch ms: answer with the current status by then even if the operation is still under way. */
+/**
+ * On the agent's monotonic reading (Clock.monoMs, as a request's deadline is): answer with the current status by then
+ * even if the operation is still under way.
+ */
 export interface WaitOptions {
   waitUntilMs?: number;
 }

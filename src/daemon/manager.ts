@@ -495,13 +495,14 @@ async function startParts(
     logger: logger.child({ component: 'api' }),
     bodyLimitBytes: config.api.bodyLimitBytes,
     requestTimeoutMs: config.api.requestTimeoutMs,
+    monoMs: () => systemClock.monoMs(),
     admin: reloader,
     ...managerObservability(metrics, observed),
     ...(security === null
       ? { insecure: true }
       : {
           https: serverTlsFor(security, operator.tls, reloader),
-          security: managerAppSecurity(security, auth, (id, issuedAtMs) => removedRefusal(id, issuedAtMs), () => service.barrier(systemClock.nowMs() + limits.tokenCatchUpMsMax)),
+          security: managerAppSecurity(security, auth, (id, issuedAtMs) => removedRefusal(id, issuedAtMs), () => service.barrier(systemClock.monoMs() + limits.tokenCatchUpMsMax)),
           rateLimits: liveRateLimits(config),
         }),
     ...(joinService === undefined ? {} : { join: joinService }),
@@ -519,7 +520,7 @@ async function startParts(
     void (async () => {
       while (!caughtUp && !dnsClosed) {
         try {
-          await service.barrier(systemClock.nowMs() + limits.dnsCatchUpBarrierMs);
+          await service.barrier(systemClock.monoMs() + limits.dnsCatchUpBarrierMs);
           caughtUp = true;
         } catch {
           await new Promise((resolve) => setTimeout(resolve, limits.dnsCatchUpRetryMs));

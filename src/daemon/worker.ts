@@ -218,6 +218,7 @@ async function startParts(config: ClusterConfig, self: WorkerConfig, logger: Log
     logger: logger.child({ component: 'api' }),
     bodyLimitBytes: config.api.bodyLimitBytes,
     requestTimeoutMs: config.api.requestTimeoutMs,
+    monoMs: () => systemClock.monoMs(),
     ...(security === null
       ? {}
       : {

@@ -173,7 +173,7 @@ export class AuthServiceImpl implements AuthService {
   async maybeBootstrap(term: number): Promise<boolean> {
     const { bootstrap, store, raft, clock, logger } = this.o;
     if (bootstrap == null) return store.bootstrapped();
-    const deadlineMs = clock.nowMs() + (this.o.proposalTimeoutMs ?? limits.requestTimeoutMsDefault);
+    const deadlineMs = clock.monoMs() + (this.o.proposalTimeoutMs ?? limits.requestTimeoutMsDefault);
     try {
       // Catch up first: a cluster bootstrapped by an earlier leader needs no entry.
       await raft.barrier(deadlineMs);

@@ -80,7 +80,7 @@ export async function prepareJoin(storage: LevelRaftStorage, self: ManagerConfig
 /** Asks the cluster to add this manager, retrying passing failures for up to a minute (of `clock`'s time). */
 export async function askToJoin(url: string, self: ManagerConfig, logger: Logger, http?: HttpClient, clock: Clock = systemClock): Promise<void> {
   const client = new ApiClient(url, http === undefined ? {} : { http });
-  const deadlineMs = clock.nowMs() + JOIN_TIMEOUT_MS;
+  const deadlineMs = clock.monoMs() + JOIN_TIMEOUT_MS;
   const req = { id: self.id, raftAddress: self.raftAddress, apiAddress: self.apiAddress };
   for (;;) {
     try {
@@ -88,7 +88,7 @@ export async function askToJoin(url: string, self: ManagerConfig, logger: Logger
       logger.info({ created, voter: member.voter }, created ? 'added to the cluster as a learner' : 'already a member of the cluster');
       return;
     } catch (err) {
-      if (!(err instanceof MinkubeError) || !passing(err) || clock.nowMs() + JOIN_RETRY_MS > deadlineMs) throw err;
+      if (!(err instanceof MinkubeError) || !passing(err) || clock.monoMs() + JOIN_RETRY_MS > deadlineMs) throw err;
       logger.info({ err: `${err.code}: ${err.message}` }, 'the cluster did not add this manager yet; retrying');
       await sleepOn(clock, JOIN_RETRY_MS);
     }

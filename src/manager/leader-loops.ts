@@ -77,7 +77,7 @@ export class LeaderLoops implements TaskStoreListener {
   private async begin(generation: number, term: number): Promise<void> {
     for (;;) {
       try {
-        await this.o.raft.barrier(this.o.clock.nowMs() + this.o.proposalTimeoutMs);
+        await this.o.raft.barrier(this.o.clock.monoMs() + this.o.proposalTimeoutMs);
         break;
       } catch (err) {
         if (generation !== this.generation) return;

@@ -37,8 +37,9 @@ export class MembershipServiceImpl implements MembershipService {
     this.clock = o.clock ?? systemClock;
   }
 
-  private nowMs(): number {
-    return this.clock.nowMs();
+  /** Deadlines and waits here are on the monotonic reading, as the request's deadline is (RequestContext). */
+  private monoMs(): number {
+    return this.clock.monoMs();
   }
 
   /** Until the driver's next Ready, or POLL_MS. */
@@ -90,7 +91,7 @@ export class MembershipServiceImpl implements MembershipService {
     const st = this.driver.status();
     if (!st.voters.includes(id) && !st.learners.includes(id)) throw new MinkubeError('MEMBER_NOT_FOUND', `no member "${idText}"`);
     if (st.voters.includes(id)) await this.waitQuorumAfterRemoval(id, ctx);
-    const context = encodeRemoveContext(requesterOf(ctx), this.nowMs());
+    const context = encodeRemoveContext(requesterOf(ctx), this.clock.nowMs());
     const index = await this.propose(() => ({ type: 'remove', nodeId: id, context }), ctx);
     await this.waitCommitted(index, ctx);
     this.o.logger.info({ member: id, index }, 'member removed');
@@ -103,9 +104,9 @@ export class MembershipServiceImpl implements MembershipService {
    */
   private async viewAfterOwnRemoval(self: NodeId, ctx: RequestContext): Promise<MembersView> {
     const local = this.localView();
-    const untilMs = Math.min(ctx.deadlineMs, this.nowMs() + 3 * this.o.electionTimeoutMs + 500);
+    const untilMs = Math.min(ctx.deadlineMs, this.monoMs() + 3 * this.o.electionTimeoutMs + 500);
     for (const m of local.members) {
-      const timeoutMs = untilMs - this.nowMs();
+      const timeoutMs = untilMs - this.monoMs();
       if (timeoutMs <= 0) break;
       if (m.id === self || m.apiAddress === '') continue;
       try {
@@ -132,8 +133,8 @@ export class MembershipServiceImpl implements MembershipService {
     const r = this.driver.transferLeadership(target === null ? null : nodeId(target));
     if (!r.ok) throw new MinkubeError('LEADER_TRANSFER_FAILED', r.reason);
     // The transfer either completes within an election timeout or is abandoned by the core.
-    const deadlineMs = Math.min(ctx.deadlineMs, this.nowMs() + 3 * this.o.electionTimeoutMs + 500);
-    while (this.nowMs() < deadlineMs) {
+    const deadlineMs = Math.min(ctx.deadlineMs, this.monoMs() + 3 * this.o.electionTimeoutMs + 500);
+    while (this.monoMs() < deadlineMs) {
       const now = this.driver.status();
       if (now.leaderId !== null && now.leaderId !== this.driver.id) return { leaderId: now.leaderId, term: now.term };
       await this.nextChange();
@@ -171,12 +172,12 @@ export class MembershipServiceImpl implements MembershipService {
       if (st.leaderId !== null) {
         const address = this.driver.directory.get(st.leaderId)?.apiAddress;
         if (address === undefined) throw new MinkubeError('NO_LEADER', `the leader ${st.leaderId} has no known API address`);
-        const timeoutMs = Math.max(1, ctx.deadlineMs - this.nowMs());
+        const timeoutMs = Math.max(1, ctx.deadlineMs - this.monoMs());
         return { id: st.leaderId, client: new ApiClient(address, this.o.http === undefined ? { timeoutMs } : { timeoutMs, http: this.o.http }) };
       }
       const notMember = this.driver.notMemberError();
       if (notMember !== null) throw notMember;
-      if (this.nowMs() + POLL_MS >= ctx.deadlineMs) throw this.driver.noLeaderError();
+      if (this.monoMs() + POLL_MS >= ctx.deadlineMs) throw this.driver.noLeaderError();
       await this.nextChange();
     }
   }
@@ -184,7 +185,7 @@ export class MembershipServiceImpl implements MembershipService {
   /** Until this node knows a leader other than `was` (or none); NO_LEADER, naming `was`'s answer, at the deadline. */
   private async untilLeaderOtherThan(was: NodeId, answer: MinkubeError, ctx: RequestContext): Promise<void> {
     while (this.driver.status().leaderId === was) {
-      if (this.nowMs() + POLL_MS >= ctx.deadlineMs) {
+      if (this.monoMs() + POLL_MS >= ctx.deadlineMs) {
         throw new MinkubeError('NO_LEADER', `the leader this manager knows, ${was}, cannot serve the request (${answer.message}), and no other leader is known yet; retry`);
       }
       await this.nextChange();
@@ -193,7 +194,7 @@ export class MembershipServiceImpl implements MembershipService {
 
   /** The request id goes on, and the caller is named: the leader's audit lines name them, not this manager. */
   private forwardOptions(ctx: RequestContext): { requestId: string; timeoutMs: number; headers?: Record<string, string> } {
-    const options = { requestId: ctx.requestId, timeoutMs: Math.max(1, ctx.deadlineMs - this.nowMs()) };
+    const options = { requestId: ctx.requestId, timeoutMs: Math.max(1, ctx.deadlineMs - this.monoMs()) };
     return ctx.principal === undefined ? options : { ...options, headers: { [forwardedPrincipalHeader]: JSON.stringify(ctx.principal) } };
   }
 
@@ -202,7 +203,7 @@ export class MembershipServiceImpl implements MembershipService {
     for (;;) {
       const r = this.driver.proposeConfChange(change());
       if (r.ok) return r.index;
-      if (!retryable(r.reason) || this.nowMs() + POLL_MS >= ctx.deadlineMs) throw rejection(r.reason);
+      if (!retryable(r.reason) || this.monoMs() + POLL_MS >= ctx.deadlineMs) throw rejection(r.reason);
       await this.nextChange();
     }
   }
@@ -214,21 +215,21 @@ export class MembershipServiceImpl implements MembershipService {
    * taken from the latest look.
    */
   private async waitQuorumAfterRemoval(id: NodeId, ctx: RequestContext): Promise<void> {
-    const untilMs = Math.min(ctx.deadlineMs - POLL_MS, this.nowMs() + this.o.electionTimeoutMs + 2 * POLL_MS);
+    const untilMs = Math.min(ctx.deadlineMs - POLL_MS, this.monoMs() + this.o.electionTimeoutMs + 2 * POLL_MS);
     const heard = new Set<NodeId>();
     for (;;) {
       const st = this.driver.status();
       for (const [peer, pr] of st.progress) if (pr.recentActive) heard.add(peer);
       const problem = quorumProblemAfterRemoval(st, id, heard);
       if (problem === null) return;
-      if (this.nowMs() >= untilMs) throw refused(problem);
+      if (this.monoMs() >= untilMs) throw refused(problem);
       await this.nextChange();
     }
   }
 
   private async waitCommitted(index: number, ctx: RequestContext): Promise<void> {
     while (this.driver.status().commitIndex < index) {
-      if (this.nowMs() >= ctx.deadlineMs) throw new MinkubeError('TIMEOUT', `the membership change at index ${index} is not committed yet; its outcome is unknown`);
+      if (this.monoMs() >= ctx.deadlineMs) throw new MinkubeError('TIMEOUT', `the membership change at index ${index} is not committed yet; its outcome is unknown`);
       await this.nextChange();
     }
   }

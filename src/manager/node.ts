@@ -543,13 +543,13 @@ export class RaftNodeDriver<R> {
     if (this.stopped) return;
     this.core.tick();
     if (++this.ticks % PROMOTE_CHECK_TICKS === 0) this.promoteCaughtUpLearners();
-    // Deadlines are wall time (they come from the requests); resend and retry waits are monotonic, so that a step of
-    // the wall clock back does not hold a lost proposal or read round for the length of the step.
-    const now = { wallMs: this.o.clock.nowMs(), monoMs: this.o.clock.monoMs() };
+    // Deadlines, resend and retry waits are all monotonic: a step of the wall clock forward times out no request
+    // in flight, and one back neither lets a request wait past its timeout nor holds a lost proposal or read round.
+    const nowMonoMs = this.o.clock.monoMs();
     const leaderKnown = this.core.status().leaderId !== null;
-    this.proposals.expire(now.wallMs, leaderKnown, this.noLeader);
-    this.proposals.requeueStale(now.monoMs);
-    this.reads.tick(now, leaderKnown, this.noLeader);
+    this.proposals.expire(nowMonoMs, leaderKnown, this.noLeader);
+    this.proposals.requeueStale(nowMonoMs);
+    this.reads.tick(nowMonoMs, leaderKnown, this.noLeader);
     this.storageWatch.tick(this.core.status());
     this.scheduleReady();
   }
@@ -912,12 +912,12 @@ export class RaftNodeDriver<R> {
     const meta = this.core.snapshotMeta(this.appliedIndex as LogIndex);
     if (meta === null || meta.index <= (this.o.storage.snapshotInfo()?.meta.index ?? 0)) return;
     const clock = this.o.clock;
-    const started = clock.nowMs();
+    const started = clock.monoMs();
     const sm = this.o.stateMachine;
     const encode = sm.captureSnapshotParts?.() ?? ((whole) => async () => [await whole()])(sm.captureSnapshot());
     const members = this.directory.entries();
     const removed = this.removed.entries();
-    const captureMs = clock.nowMs() - started;
+    const captureMs = clock.monoMs() - started;
     const retain = Math.min(limits.snapshotRetainEntriesMax, Math.floor(this.o.snapshotThresholdEntries / 4));
     const compactThrough = Math.max(this.compactedThrough, meta.index - retain) as LogIndex;
     this.snapshotting = true;
@@ -927,7 +927,7 @@ export class RaftNodeDriver<R> {
       // Written as its parts (the envelope, then the state machine's bytes), never joined into one more copy in memory
       // (a follower that needs it gets it read back).
       const parts = encodeSnapshotParts(members, await encode(), removed);
-      const encodedMs = clock.nowMs() - started;
+      const encodedMs = clock.monoMs() - started;
       // The storage closes when the node stops; a snapshot encoded by then is simply not written.
       if (this.stopped) return null;
       await this.o.storage.saveSnapshot(meta, parts, compactThrough);
@@ -942,9 +942,9 @@ export class RaftNodeDriver<R> {
         const { sizeBytes, encodedMs } = done;
         this.compactedThrough = Math.max(this.compactedThrough, compactThrough);
         this.pendingCompact = { meta, retain: meta.index - compactThrough };
-        const ms = Math.round(clock.nowMs() - started);
+        const ms = Math.round(clock.monoMs() - started);
         this.o.logger.info({ index: meta.index, sizeBytes, compactThrough, captureMs: Math.round(captureMs), encodeMs: Math.round(encodedMs), ms }, 'snapshot taken');
-        this.o.observer?.snapshotSaved(sizeBytes, (clock.nowMs() - started) / 1000);
+        this.o.observer?.snapshotSaved(sizeBytes, (clock.monoMs() - started) / 1000);
         this.o.onSnapshotSaved?.(sizeBytes);
         this.scheduleReady();
       },

@@ -9,7 +9,7 @@ import type { Entry, ProposeRejection } from '../raft/types.js';
 export interface ProposalWaiter<R> {
   readonly seq: number;
   readonly data: Uint8Array;
-  /** Wall time (Clock.nowMs), as every request deadline is: expire() is given the wall reading. */
+  /** On the monotonic reading (Clock.monoMs), as every request deadline is: expire() is given that reading. */
   readonly deadlineMs: number;
   /** Whether some leader may have taken it into its log: after that, a timeout means "unknown", not "failed". */
   accepted: boolean;
@@ -147,10 +147,10 @@ export class ProposalTracker<R> {
    * Fails every waiter whose deadline has passed; returns how many. noLeader: the NO_LEADER error to answer (it may
    * say why none can be elected).
    */
-  expire(nowMs: number, leaderKnown: boolean, noLeader: () => MinkubeError = () => new MinkubeError('NO_LEADER')): number {
+  expire(nowMonoMs: number, leaderKnown: boolean, noLeader: () => MinkubeError = () => new MinkubeError('NO_LEADER')): number {
     let n = 0;
     for (const w of this.waiters.values()) {
-      if (w.deadlineMs > nowMs) continue;
+      if (w.deadlineMs > nowMonoMs) continue;
       this.waiters.delete(w.seq);
       w.reject(timeoutError(w, leaderKnown, noLeader));
       n++;

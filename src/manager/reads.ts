@@ -4,7 +4,7 @@ import { MinkubeError } from '../lib/errors.js';
 import type { ProposeResult } from '../raft/types.js';
 
 export interface ReadWaiter {
-  /** Wall time (Clock.nowMs), as every request deadline is. */
+  /** On the monotonic reading (Clock.monoMs), as every request deadline is. */
   readonly deadlineMs: number;
   resolve(): void;
   reject(error: MinkubeError): void;
@@ -80,20 +80,20 @@ export class ReadBatcher {
   }
 
   /**
-   * Retries lost rounds (timed on the monotonic reading) and fails reads past their deadline (on the wall reading, as
-   * deadlines are). noLeader: the NO_LEADER error, which may say why.
+   * Retries lost rounds and fails reads past their deadline, both on the monotonic reading (Clock.monoMs), so that
+   * no step of the wall clock holds off a retry, cuts a read short or lets one wait longer. noLeader: the NO_LEADER
+   * error, which may say why.
    */
-  tick(now: { monoMs: number; wallMs: number }, leaderKnown: boolean, noLeader: () => MinkubeError = () => new MinkubeError('NO_LEADER')): void {
-    const nowMs = now.wallMs;
-    if (this.inflight !== null && now.monoMs - this.inflight.startedMonoMs >= this.options.retryAfterMs) {
+  tick(nowMonoMs: number, leaderKnown: boolean, noLeader: () => MinkubeError = () => new MinkubeError('NO_LEADER')): void {
+    if (this.inflight !== null && nowMonoMs - this.inflight.startedMonoMs >= this.options.retryAfterMs) {
       this.queued = this.inflight.waiters.concat(this.queued);
       this.inflight = null;
     }
     const error = (): MinkubeError => (leaderKnown ? new MinkubeError('TIMEOUT', 'the read could not be confirmed by a quorum in time') : noLeader());
-    this.queued = this.expire(this.queued, nowMs, error);
-    if (this.inflight !== null) this.inflight = { ...this.inflight, waiters: this.expire(this.inflight.waiters, nowMs, error) };
-    for (const c of this.confirmed) c.waiters = this.expire(c.waiters, nowMs, error);
-    this.startRound(now.monoMs);
+    this.queued = this.expire(this.queued, nowMonoMs, error);
+    if (this.inflight !== null) this.inflight = { ...this.inflight, waiters: this.expire(this.inflight.waiters, nowMonoMs, error) };
+    for (const c of this.confirmed) c.waiters = this.expire(c.waiters, nowMonoMs, error);
+    this.startRound(nowMonoMs);
   }
 
   rejectAll(error: MinkubeError): void {

@@ -86,7 +86,7 @@ export class Retention implements RetentionService {
     if (ids.length === 0) return 0;
     this.busy = true;
     try {
-      const deadlineMs = ctx?.deadlineMs ?? this.o.clock.nowMs() + this.o.proposalTimeoutMs;
+      const deadlineMs = ctx?.deadlineMs ?? this.o.clock.monoMs() + this.o.proposalTimeoutMs;
       const r = await this.o.raft.proposeCommand({ op: 'task.remove', atMs: this.o.clock.nowMs(), taskIds: ids }, deadlineMs, ctx?.requestId ?? requestId, ctx?.principal);
       if (!r.ok) throw new MinkubeError(r.code, r.message);
       // The entry's own count is not in its result: the ids it kept are those still present.
@@ -105,7 +105,7 @@ export class Retention implements RetentionService {
     let removed = 0;
     for (let i = 0; i < GC_ROUNDS_MAX; i++) {
       // Each round gets a fresh deadline: the request's covers the first only.
-      const round = await this.round(ctx.requestId, { ...ctx, deadlineMs: Math.max(ctx.deadlineMs, this.o.clock.nowMs() + this.o.proposalTimeoutMs) });
+      const round = await this.round(ctx.requestId, { ...ctx, deadlineMs: Math.max(ctx.deadlineMs, this.o.clock.monoMs() + this.o.proposalTimeoutMs) });
       removed += round;
       if (round === 0) break;
     }

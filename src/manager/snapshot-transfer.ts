@@ -120,7 +120,7 @@ export class SnapshotSender {
       apiAddressOf: (id: NodeId) => string | undefined;
       report: (peer: NodeId, status: 'finish' | 'failure') => void;
       post?: ChunkPoster;
-      /** The manager's clock, for the stream's duration in the log (default the system's). */
+      /** The manager's monotonic reading, for the stream's duration in the log (default performance.now()). */
       nowMs?: () => number;
       chunkBytes?: number;
       chunkTimeoutMs?: number;
@@ -160,7 +160,7 @@ export class SnapshotSender {
     const chunkBytes = this.o.chunkBytes ?? limits.snapshotChunkBytes;
     const { data } = source;
     const base = { from: this.o.selfId, term, meta: source.meta, sizeBytes: data.length, crc32: source.crc32 };
-    const nowMs = this.o.nowMs ?? Date.now;
+    const nowMs = this.o.nowMs ?? (() => performance.now());
     const started = nowMs();
     this.o.logger.info({ peer: to, index: source.meta.index, sizeBytes: data.length }, 'sending a snapshot');
     let offset = 0;

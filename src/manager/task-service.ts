@@ -113,7 +113,7 @@ export class TaskServiceImpl implements TasksService {
     const target = this.logsTargetOf(this.taskForLogs(id));
     if (target === null) return '';
     try {
-      return await this.o.workers.logs(target.apiAddress, id, tailLines, { timeoutMs: Math.max(1, ctx.deadlineMs - this.o.clock.nowMs()) });
+      return await this.o.workers.logs(target.apiAddress, id, tailLines, { timeoutMs: Math.max(1, ctx.deadlineMs - this.o.clock.monoMs()) });
     } catch (err) {
       throw logsError(err, id, target.workerId);
     }
@@ -133,7 +133,7 @@ export class TaskServiceImpl implements TasksService {
       const t = store.task(id);
       if (t === undefined) return;
       if (t.state === 'running' || finalTaskStates.has(t.state)) {
-        yield* await this.openFollow(id, tailLines, signal, clock.nowMs() + limits.requestTimeoutMsDefault);
+        yield* await this.openFollow(id, tailLines, signal, clock.monoMs() + limits.requestTimeoutMsDefault);
         return;
       }
       await sleepOn(clock, followStartPollMs, signal);
@@ -149,7 +149,7 @@ export class TaskServiceImpl implements TasksService {
     signal.addEventListener('abort', onAbort, { once: true });
     let body: AsyncIterable<Uint8Array>;
     try {
-      body = await this.o.workers.followLogs(target.apiAddress, id, tailLines, { timeoutMs: Math.max(1, deadlineMs - this.o.clock.nowMs()), signal: upstream.signal });
+      body = await this.o.workers.followLogs(target.apiAddress, id, tailLines, { timeoutMs: Math.max(1, deadlineMs - this.o.clock.monoMs()), signal: upstream.signal });
     } catch (err) {
       signal.removeEventListener('abort', onAbort);
       throw logsError(err, id, target.workerId);

@@ -88,7 +88,7 @@ export class WorkerHealth {
     if (w.state !== state) this.o.logger.warn({ worker: w.id, silentMs, lostTasks: lost.length }, `worker ${w.id} is ${state}`);
     this.judging.add(w.id);
     this.o.raft
-      .proposeCommand(cmd, now + this.o.proposalTimeoutMs, `leader-${this.term}-health-${++this.seq}`)
+      .proposeCommand(cmd, this.o.clock.monoMs() + this.o.proposalTimeoutMs, `leader-${this.term}-health-${++this.seq}`)
       .catch((err: unknown) => this.o.logger.warn({ err, worker: w.id }, 'could not commit a worker verdict; retrying'))
       .finally(() => this.judging.delete(w.id));
   }

@@ -475,11 +475,12 @@ export class ProcessRuntime implements ContainerRuntime {
   }
 
   private async exitsWithin(entry: Entry, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
+    // Monotonic: a wall-clock step must neither kill a task before its stop timeout nor let it run on past it.
+    const deadline = performance.now() + timeoutMs;
     for (;;) {
       await this.refresh(entry);
       if (entry.record.state === 'exited') return true;
-      const left = deadline - Date.now();
+      const left = deadline - performance.now();
       if (left <= 0) return false;
       await untilWoken(entry, entry.exited === undefined ? Math.min(pollMs, left) : left);
     }

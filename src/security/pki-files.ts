@@ -245,10 +245,11 @@ async function isCurrent(tls: NodeTls, node: LocalNode, ca: ClusterCa, sans: Sub
 /** Runs fn while holding an exclusive lock file; waits at most limits.pkiLockWaitMsMax for another holder. */
 async function withLock<T>(lockPath: string, fn: () => Promise<T>): Promise<T> {
   const content = `${process.pid} ${randomBytes(8).toString('hex')}\n`;
-  const deadlineMs = Date.now() + limits.pkiLockWaitMsMax;
+  // The wait is monotonic; only the lock's staleness (its file's mtime, breakIfStale) is wall time.
+  const deadlineMs = performance.now() + limits.pkiLockWaitMsMax;
   while (!(await tryLock(lockPath, content))) {
     if (await breakIfStale(lockPath)) continue;
-    if (Date.now() > deadlineMs) {
+    if (performance.now() > deadlineMs) {
       throw new MinkubeError('TIMEOUT', `gave up after ${limits.pkiLockWaitMsMax} ms waiting for ${lockPath}; if no minkube process is starting, remove it`);
     }
     await new Promise((r) => setTimeout(r, 10 + Math.floor(Math.random() * 40)));

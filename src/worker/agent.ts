@@ -373,8 +373,8 @@ export class WorkerAgent implements WorkerAgentApi {
     this.retiring.add(old);
     this.logger.info({ task: old.taskId, old: tokenText(old), new: tokenText(by), containerId: old.containerId }, 'replacing an older attempt');
     try {
-      await this.settle(this.stopEntry(old), this.clock.nowMs() + this.stopTimeoutOf(old) + 5000);
-      await this.settle(old.finished.then(() => this.cleanUp(old)), this.clock.nowMs() + 5000);
+      await this.settle(this.stopEntry(old), this.clock.monoMs() + this.stopTimeoutOf(old) + 5000);
+      await this.settle(old.finished.then(() => this.cleanUp(old)), this.clock.monoMs() + 5000);
     } finally {
       this.retiring.delete(old);
     }
@@ -546,7 +546,7 @@ export class WorkerAgent implements WorkerAgentApi {
     try {
       switch (c.kind) {
         case 'start':
-          await this.assign(c.assignment, { waitUntilMs: this.clock.nowMs() });
+          await this.assign(c.assignment, { waitUntilMs: this.clock.monoMs() });
           return;
         case 'adopt': {
           if (this.tasks.has(c.assignment.taskId)) return;
@@ -556,7 +556,7 @@ export class WorkerAgent implements WorkerAgentApi {
           return;
         }
         case 'stop':
-          await this.stop(c.token, { waitUntilMs: this.clock.nowMs() });
+          await this.stop(c.token, { waitUntilMs: this.clock.monoMs() });
           return;
         case 'lost': {
           const e = this.tasks.get(c.taskId);
@@ -655,7 +655,7 @@ export class WorkerAgent implements WorkerAgentApi {
   /** Finished tasks the managers no longer list are acknowledged: they may be evicted after the retention time. */
   private acknowledge(assignments: readonly Assignment[], listedAtMs: number): void {
     const listed = new Set(assignments.map((a) => a.taskId));
-    const now = this.clock.nowMs();
+    const now = this.clock.monoMs();
     for (const e of this.tasks.values()) {
       if (!isFinal(e.state) || e.acknowledgedAtMs !== null || (e.finishedAtMs ?? Infinity) >= listedAtMs) continue;
       if (!listed.has(e.taskId)) e.acknowledgedAtMs = now;
@@ -663,7 +663,7 @@ export class WorkerAgent implements WorkerAgentApi {
   }
 
   private evictExpired(): number {
-    const now = this.clock.nowMs();
+    const now = this.clock.monoMs();
     let evicted = 0;
     for (const [id, e] of this.tasks) {
       if (e.acknowledgedAtMs !== null && now - e.acknowledgedAtMs >= this.finishedRetentionMs && e.cleanup !== 'pending') {
@@ -706,12 +706,12 @@ export class WorkerAgent implements WorkerAgentApi {
     const active = [...this.tasks.values()].filter((e) => !isFinal(e.state));
     await Promise.all(active.map(async (e) => {
       this.logger.warn({ task: e.taskId, attempt: e.attempt, term: e.term, containerId: e.containerId }, 'stopping a copy of a task of the worker id another instance holds now');
-      await this.settle(this.stopEntry(e), this.clock.nowMs() + this.stopTimeoutOf(e) + 5000);
-      await this.settle(e.finished.then(() => this.cleanUp(e)), this.clock.nowMs() + 5000);
+      await this.settle(this.stopEntry(e), this.clock.monoMs() + this.stopTimeoutOf(e) + 5000);
+      await this.settle(e.finished.then(() => this.cleanUp(e)), this.clock.monoMs() + 5000);
       // Gone before this process exits, whoever was cleaning it up (cleanUp answers at once when one is under way):
       // a copy left behind, ended, is re-adopted by this instance's next start, which then reports that attempt
       // failed (143) though the holder runs it.
-      if (e.containerId !== null) await this.settle(this.runtime.remove(e.containerId), this.clock.nowMs() + 5000);
+      if (e.containerId !== null) await this.settle(this.runtime.remove(e.containerId), this.clock.monoMs() + 5000);
     }));
     return active.length;
   }
@@ -736,14 +736,14 @@ export class WorkerAgent implements WorkerAgentApi {
     if (this.relinquished) throw new MinkubeError('NOT_READY', `this instance of worker ${this.workerId} was replaced by another one and is stopping`);
   }
 
-  /** The caller's deadline, or waitMsMax from now if that comes first. */
+  /** The caller's deadline, or waitMsMax from now if that comes first (on the monotonic reading, as deadlines are). */
   private untilMs(opts: WaitOptions, waitMsMax: number): number {
-    return Math.min(opts.waitUntilMs ?? Infinity, this.clock.nowMs() + waitMsMax);
+    return Math.min(opts.waitUntilMs ?? Infinity, this.clock.monoMs() + waitMsMax);
   }
 
-  /** Waits for p, but no later than untilMs. Never rejects. */
+  /** Waits for p, but no later than untilMs (clock.monoMs()). Never rejects. */
   private async settle(p: Promise<unknown>, untilMs: number): Promise<void> {
-    const waitMs = untilMs - this.clock.nowMs();
+    const waitMs = untilMs - this.clock.monoMs();
     if (waitMs <= 0) return;
     let timer: { cancel(): void } | undefined;
     const deadline = new Promise<void>((resolve) => {

@@ -47,7 +47,7 @@ export interface TaskEntry {
   logTail: string | null;
   /** 'pending' while an exited container still exists; 'failed' when removing it failed (reconciliation retries). */
   cleanup: 'none' | 'pending' | 'done' | 'failed';
-  /** When a reconciliation first saw the managers no longer list this finished task. */
+  /** When a reconciliation first saw the managers no longer list this finished task (clock.monoMs(): the retention after it is a duration). */
   acknowledgedAtMs: number | null;
   /** Settles when the start attempt has ended: the container runs, or the start failed. Never rejects. */
   started: Promise<void>;

@@ -37,7 +37,7 @@ const m3 = { id: 'm3', raftAddress: '127.0.0.3:7003', apiAddress: '127.0.0.3:800
 describe('GET /v1/cluster/members', () => {
   it('answers { leaderId, members } with exactly the contract fields, and passes the request id and deadline', async () => {
     membership.members[0] = { ...membership.members[0]!, ...{ secret: 'not for clients' } };
-    const before = Date.now();
+    const before = performance.now();
     const res = await call('GET', '/v1/cluster/members', undefined, { 'x-request-id': 'req-1' });
     expect(res).toEqual({ status: 200, body: { leaderId: 'm1', members: defaultView().members } });
     const ctx = membership.calls[0]!.ctx;

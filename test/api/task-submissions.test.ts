@@ -97,7 +97,7 @@ describe('/v1/tasks/batch with another method', () => {
 });
 
 describe('Idempotency-Key scoped to who sent it', () => {
-  const as = (a: string) => ({ requestId: 'r', deadlineMs: Date.now() + 5000, principal: { a, r: 'operator' } });
+  const as = (a: string) => ({ requestId: 'r', deadlineMs: performance.now() + 5000, principal: { a, r: 'operator' } });
 
   it('two tokens with the same key make two tasks; each retry answers its own; the 422 names the key alone', async () => {
     const mine = await tasks.submitTask(spec(), 'shared-key', as('acc-1'));

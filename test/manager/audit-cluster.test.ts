@@ -63,9 +63,9 @@ describe('the audit log across managers', () => {
     const leader = await cluster.leader();
     const follower = [...cluster.running.values()].find((n) => n.id !== leader.id)!;
     const principal = { a: '00000000000000a1', r: 'admin' };
-    await follower.service.kvPut('app/password', 'hunter2', undefined, { requestId: 'req-put', deadlineMs: Date.now() + 10_000, principal });
+    await follower.service.kvPut('app/password', 'hunter2', undefined, { requestId: 'req-put', deadlineMs: performance.now() + 10_000, principal });
     const atMs = Date.parse('2030-01-01T00:00:00Z');
-    await leader.service.proposeCommand({ op: 'task.submit', taskId: 't-1', spec: { image: 'busybox' }, atMs }, Date.now() + 10_000, 'req-task', { n: 'm9', r: 'manager' });
+    await leader.service.proposeCommand({ op: 'task.submit', taskId: 't-1', spec: { image: 'busybox' }, atMs }, performance.now() + 10_000, 'req-task', { n: 'm9', r: 'manager' });
     await leader.membership.addMember({ id: 'm4', raftAddress: 'raft-m4', apiAddress: 'api-m4' }, { ...ctx(), requestId: 'req-add', principal: { n: 'm4', r: 'manager' } });
     await cluster.converged();
 

@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import type { HttpClient } from '../../src/client/http.js';
 import { validateCommand } from '../../src/kv/commands.js';
 import type { ApplyResult } from '../../src/kv/state-machine.js';
-import { systemClock } from '../../src/lib/clock.js';
+import { systemClock, type Clock } from '../../src/lib/clock.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { nodeId, type NodeId } from '../../src/lib/ids.js';
 import { limits } from '../../src/lib/limits.js';
@@ -47,6 +47,8 @@ export interface DriverClusterOptions {
   apiAddressOf?: (id: string) => string;
   /** The pool a node's membership service forwards to the leader's API with (default none: forwarding fails). */
   membershipHttp?: (id: string) => HttpClient;
+  /** Every node's clock (default the system's): a WallStepClock steps their wall readings as NTP would. */
+  clock?: Clock;
 }
 
 export interface NodeListeners {
@@ -79,7 +81,7 @@ function damagedMarker(): MemoryMarker {
 
 export const memberOf = (id: string): Member => ({ id: nodeId(id), raftAddress: `raft-${id}`, apiAddress: `api-${id}` });
 
-export const ctx = (timeoutMs = 10_000): { requestId: string; deadlineMs: number } => ({ requestId: 'test', deadlineMs: Date.now() + timeoutMs });
+export const ctx = (timeoutMs = 10_000): { requestId: string; deadlineMs: number } => ({ requestId: 'test', deadlineMs: performance.now() + timeoutMs });
 
 export class DriverCluster {
   readonly network = new MemoryNetwork();
@@ -156,7 +158,7 @@ export class DriverCluster {
       transport,
       stateMachine: service.stateMachine,
       logger,
-      clock: systemClock,
+      clock: this.o.clock ?? systemClock,
       random: this.random.fork(),
       clientId,
       tickMs,
@@ -179,6 +181,7 @@ export class DriverCluster {
       reachable: (peer) => transport.reachable(peer),
       logger,
       electionTimeoutMs: tickMs * electionTicks,
+      ...(this.o.clock === undefined ? {} : { clock: this.o.clock }),
       ...(http === undefined ? {} : { http }),
     });
     const node: DriverNode = { id: nodeId(id), driver, service, membership, storage, transport };
@@ -230,14 +233,14 @@ export class DriverCluster {
   }
 
   async putOne(key: string, value: string, timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     for (;;) {
-      const leader = await this.leader(Math.max(1, deadline - Date.now()));
+      const leader = await this.leader(Math.max(1, deadline - performance.now()));
       try {
-        await leader.service.kvPut(key, value, undefined, { requestId: 'put', deadlineMs: Math.min(deadline, Date.now() + 2000) });
+        await leader.service.kvPut(key, value, undefined, { requestId: 'put', deadlineMs: Math.min(deadline, performance.now() + 2000) });
         return;
       } catch (err) {
-        if (!(err instanceof MinkubeError) || Date.now() > deadline) throw err;
+        if (!(err instanceof MinkubeError) || performance.now() > deadline) throw err;
         await sleep(20);
       }
     }

@@ -59,7 +59,7 @@ function follower(moveAfter: number | null): { service: MembershipServiceImpl; l
 
 const notMember = (): MinkubeError =>
   new MinkubeError('NOT_READY', 'this manager is not a member of the cluster (removed, or not added yet): send the request to another manager');
-const deadline = (ms: number) => ({ requestId: 'fwd', deadlineMs: Date.now() + ms });
+const deadline = (ms: number) => ({ requestId: 'fwd', deadlineMs: performance.now() + ms });
 
 describe('a follower forwarding to a leader that removed itself', () => {
   it('waits for the next leader and forwards there, for every membership request', async () => {

@@ -63,7 +63,7 @@ describe('proposals are validated before they enter the log', () => {
     const { leader, follower } = await leaderAndFollower(cluster);
     for (const node of [leader, follower]) {
       // At once: refused before the event loop turns even once (no tick, no round trip, no deadline is waited for).
-      const refused = node.driver.propose(() => garbage, Date.now() + 5000).then(() => 'accepted', (err: unknown) => err);
+      const refused = node.driver.propose(() => garbage, performance.now() + 5000).then(() => 'accepted', (err: unknown) => err);
       const nextTurn = new Promise((resolve) => setImmediate(() => resolve('not refused within one turn of the event loop')));
       expect(await Promise.race([refused, nextTurn])).toMatchObject({
         code: 'INVALID_COMMAND', message: expect.stringMatching(/^the command was refused before it entered the log: malformed command/),

@@ -15,7 +15,7 @@ import { DriverCluster } from './driver-harness.js';
 const inProcess = inProcessRaft();
 const { apply } = inProcess;
 const tasks = inProcessTasks(inProcess);
-const ctx = { deadlineMs: Date.now() + 60_000 } as Parameters<typeof tasks.registerWorker>[1];
+const ctx = { deadlineMs: performance.now() + 60_000 } as Parameters<typeof tasks.registerWorker>[1];
 
 describe('worker registration and addresses', () => {
   it("refuses another id at a live worker's address (either spelling of it), and takes it once that worker is down", async () => {
@@ -50,7 +50,7 @@ describe('worker registration and addresses', () => {
         store: service.kv.tasks, raft: service, tasks: clusterConfigDefaults.tasks, workers: {} as WorkerApi, clock: systemClock,
         random: new SeededRandom(1), logger: pino({ level: 'silent' }), managerAddresses: () => service.managerAddresses(),
       });
-      const at = { deadlineMs: Date.now() + 10_000 } as Parameters<typeof viaLeader.registerWorker>[1];
+      const at = { deadlineMs: performance.now() + 10_000 } as Parameters<typeof viaLeader.registerWorker>[1];
       expect(service.managerAddresses().map((m) => m.id)).toEqual(['m1', 'm2', 'm3']);
       for (const apiAddress of ['127.0.45.2:45002', '[::ffff:127.0.45.2]:45002']) {
         await expect(viaLeader.registerWorker({ id: 'w7', apiAddress, runtime: 'process' }, at)).rejects.toMatchObject({

@@ -13,7 +13,7 @@ import type { WorkerApi } from '../../src/manager/worker-client.js';
 import { inProcessRaft } from '../support/in-process.js';
 
 const stats = { cpuUtilization: 0.1, memoryTotalBytes: 100, memoryAvailableBytes: 50, diskFreeBytes: 10, runningTasks: 1 };
-const ctx = { deadlineMs: Date.now() + 60_000, requestId: 'r' } as Parameters<TaskServiceImpl['registerWorker']>[1];
+const ctx = { deadlineMs: performance.now() + 60_000, requestId: 'r' } as Parameters<TaskServiceImpl['registerWorker']>[1];
 const [oldOne, newOne] = ['aaaaaaaaaaaa', 'bbbbbbbbbbbb'];
 
 function cluster(kv = new KvStateMachine()) {

@@ -8,7 +8,7 @@ import { inProcessRaft, inProcessTasks } from '../support/in-process.js';
 const inProcess = inProcessRaft();
 const { kv, apply } = inProcess;
 const tasks = inProcessTasks(inProcess);
-const ctx = { deadlineMs: Date.now() + 60_000 } as Parameters<typeof tasks.workerHeartbeat>[2];
+const ctx = { deadlineMs: performance.now() + 60_000 } as Parameters<typeof tasks.workerHeartbeat>[2];
 const stats = { cpuUtilization: null, memoryTotalBytes: 1, memoryAvailableBytes: 1, diskFreeBytes: 1, runningTasks: 0 };
 
 function status(taskId: string, state: WorkerTaskStatus['state']): WorkerTaskStatus {

@@ -63,6 +63,32 @@ export class ManualClock implements Clock {
 }
 
 /**
+ * The system's clock, whose wall reading a test steps (as NTP, or libfaketime rewriting its file, steps a running
+ * process's Date.now()) while the monotonic reading and timers run on untouched.
+ */
+export class WallStepClock implements Clock {
+  private wallOffsetMs = 0;
+
+  nowMs(): number {
+    return Date.now() + this.wallOffsetMs;
+  }
+
+  monoMs(): number {
+    return performance.now();
+  }
+
+  setTimeout(fn: () => void, delayMs: number): { cancel(): void } {
+    const t = setTimeout(fn, delayMs);
+    return { cancel: () => clearTimeout(t) };
+  }
+
+  /** Steps the wall reading by ms (negative: back). */
+  stepWall(ms: number): void {
+    this.wallOffsetMs += ms;
+  }
+}
+
+/**
  * System time plus an offset that only a test moves on: timers run on real time, but a test that needs "later"
  * (a record made before a list was taken, say) steps the clock instead of sleeping until the milliseconds change.
  */

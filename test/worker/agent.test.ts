@@ -122,13 +122,13 @@ describe('assign', () => {
     // stopTimeoutMs 10 s: a graceful stop would wait that long for a task that ignores SIGTERM.
     const { agent } = setup({ runtime: new SlowRuntime({ behave }), assignWaitMs: 10, stopTimeoutMs: 10_000 });
     expect(await agent.assign(assignment('t1', 1, 1, { env: { DURATION_MS: '600000' } }))).toMatchObject({ state: 'starting' });
-    const stopping = agent.stop({ taskId: 't1', attempt: 1, term: 1 }, { waitUntilMs: Date.now() + 5000 });
+    const stopping = agent.stop({ taskId: 't1', attempt: 1, term: 1 }, { waitUntilMs: performance.now() + 5000 });
     release();
     expect(await stopping).toMatchObject({ state: 'stopped' });
     expect(stops).toEqual([0]);
     // A stop of a task that was running when asked keeps the grace period.
     await agent.assign(assignment('t2', 1, 1, { env: { DURATION_MS: '600000' } }));
-    await agent.stop({ taskId: 't2', attempt: 1, term: 1 }, { waitUntilMs: Date.now() + 5000 });
+    await agent.stop({ taskId: 't2', attempt: 1, term: 1 }, { waitUntilMs: performance.now() + 5000 });
     expect(stops).toEqual([0, 10_000]);
   });
 

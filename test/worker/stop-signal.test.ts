@@ -92,7 +92,7 @@ function stopSignalTests(make: () => Promise<{ runtime: ContainerRuntime; fresh:
       const agent = new WorkerAgent({ workerId: `w-stop-${process.pid}`, runtime, logger, stopTimeoutMs: workerStopTimeoutMs });
       agents.push(agent);
       const suffix = `${Date.now()}`;
-      const within = (): { waitUntilMs: number } => ({ waitUntilMs: Date.now() + 60_000 });
+      const within = (): { waitUntilMs: number } => ({ waitUntilMs: performance.now() + 60_000 });
       const ids = [`polite-${suffix}`, `stubborn-${suffix}`];
       await agent.assign(assignment(ids[0]!, { command: trapsInt, stopSignal: 'SIGINT' }, image, labels), within());
       await agent.assign(assignment(ids[1]!, { command: ignoresAll, stopSignal: 'SIGINT', stopTimeoutS: 1 }, image, labels), within());
