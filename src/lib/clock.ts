@@ -75,6 +75,49 @@ export function sleepOn(clock: Clock, delayMs: number, signal?: AbortSignal): Pr
   });
 }
 
+/**
+ * Local due times for wall times read from records (a task's notBeforeMs, a rollout's monitorUntilMs): the record
+ * keeps its wall time, which is replicated and shown, but this manager waits on its own monotonic reading. The wall
+ * distance to a stored time is measured once, the first time it is asked about, clamped to [0, waitMsMax] (a step of
+ * the wall clock back since the record was written must not make the wait longer than the one asked for), and from
+ * then on counted on monoMs, so that a later step either way moves nothing. Keys are forgotten when asked (forget) or
+ * when more than keysMax are held (the oldest first: one measured again later is clamped as before).
+ */
+export class LocalDueTimes {
+  private readonly due = new Map<string, { atMs: number; dueMonoMs: number }>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly keysMax: number,
+  ) {}
+
+  /** How long, in ms from now on the monotonic reading, until the stored wall time atMs is due here (0: it is). */
+  remainingMs(key: string, atMs: number, waitMsMax: number): number {
+    const nowMonoMs = this.clock.monoMs();
+    let d = this.due.get(key);
+    if (d === undefined || d.atMs !== atMs) {
+      const waitMs = Math.min(Math.max(0, atMs - this.clock.nowMs()), Math.max(0, waitMsMax));
+      d = { atMs, dueMonoMs: nowMonoMs + waitMs };
+      this.due.delete(key);
+      if (this.due.size >= this.keysMax) this.due.delete(this.due.keys().next().value!);
+      this.due.set(key, d);
+    }
+    return Math.max(0, d.dueMonoMs - nowMonoMs);
+  }
+
+  forget(key: string): void {
+    this.due.delete(key);
+  }
+
+  clear(): void {
+    this.due.clear();
+  }
+
+  get size(): number {
+    return this.due.size;
+  }
+}
+
 let lastIsoMs = Number.NaN;
 let lastIso = '';
 

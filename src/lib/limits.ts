@@ -346,6 +346,11 @@ export const limits = {
   quotasMax: 10_000,
   /** Pending tasks one placement pass looks at (a task that fits nowhere is passed over, not waited on). */
   placementScanMax: 20_000,
+  /**
+   * Stored wall times (pending tasks' notBeforeMs, rollouts' next steps) the leader's loops keep a local monotonic due
+   * time for (LocalDueTimes); past it the oldest is measured again when next looked at.
+   */
+  leaderDueTimesMax: 200_000,
 } as const;
 
 assert(limits.raftEntriesPerAppendMax >= 1, 'an append carries at least one entry');
@@ -361,6 +366,7 @@ assert(limits.certRenewCheckIntervalMs * 24 < (limits.nodeCertLifetimeDaysDefaul
 assert(limits.pkiLockWaitMsMax < limits.pkiLockStaleMs, 'a live lock holder is never taken for a crashed one by a waiter');
 assert(limits.taskRunCountMax <= limits.tasksRetainedMax, 'one `task run --count` fits in the tasks retained');
 assert(limits.healthCheckIntervalSMin > 0 && limits.healthCheckTimeoutSMin > 0, 'a health check neither runs back to back nor times out at once');
+assert(limits.leaderDueTimesMax >= limits.placementScanMax && limits.leaderDueTimesMax >= limits.servicesMax, 'a placement pass, and every service, keep their due times');
 assert(limits.assignQueueMax >= limits.placementBatchMax, 'one placement batch fits in the assignment queue');
 assert(limits.runtimePingTimeoutMsDefault < limits.runtimeCallTimeoutMsDefault, 'a start-up ping is quicker than any call');
 assert(limits.workerFinishedLogBytesMax <= limits.runtimeLogBytesMax, 'one logs() answer can fill the tail a worker keeps');

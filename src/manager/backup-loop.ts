@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { BackupConfig } from '../config/cluster.js';
 import type { BackupService, BackupStatus } from '../contracts/services.js';
-import type { Clock } from '../lib/clock.js';
+import { LocalDueTimes, type Clock } from '../lib/clock.js';
 import { errnoReason } from '../lib/errno.js';
 import { BackupServiceImpl, newestBackup, takeBackup, writeBackupFile, type BackupSource } from './backup.js';
 
@@ -27,8 +27,12 @@ export class BackupLoop {
   private timer: { cancel(): void } | null = null;
   private busy = false;
   private closed = false;
+  /** The next backup's time (the newest file's plus the interval) as this manager waits on it: see due(). */
+  private readonly next: LocalDueTimes;
 
-  constructor(private readonly o: BackupLoopOptions) {}
+  constructor(private readonly o: BackupLoopOptions) {
+    this.next = new LocalDueTimes(o.clock, 1);
+  }
 
   get status(): BackupStatus {
     return this.state;
@@ -66,9 +70,15 @@ export class BackupLoop {
     }
   }
 
+  /**
+   * Whether the newest backup is an interval old. Its time is a wall time (in the file), measured against this
+   * manager's wall clock once and then counted on the monotonic one, never more than an interval: a step of the wall
+   * clock back does not put the next backup off for the length of the step.
+   */
   private due(): boolean {
     if (this.state.lastSuccessAt === null) return true;
-    return this.o.clock.nowMs() - Date.parse(this.state.lastSuccessAt) >= this.o.config.intervalS * 1000;
+    const intervalMs = this.o.config.intervalS * 1000;
+    return this.next.remainingMs('next', Date.parse(this.state.lastSuccessAt) + intervalMs, intervalMs) === 0;
   }
 
   private async refresh(): Promise<void> {

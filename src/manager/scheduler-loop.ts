@@ -10,7 +10,7 @@ import { isActiveState } from '../kv/task-rules.js';
 import type { TaskStore } from '../kv/task-store.js';
 import type { TasksConfig } from '../config/cluster.js';
 import { retryAtMs } from '../lib/backoff.js';
-import { setIntervalOn, type Clock, type Timer } from '../lib/clock.js';
+import { LocalDueTimes, setIntervalOn, type Clock, type Timer } from '../lib/clock.js';
 import { limits } from '../lib/limits.js';
 import type { Random } from '../lib/random.js';
 import type { PlacementPolicy, PlacementTask, PlacementWorker } from '../scheduler/policy.js';
@@ -64,7 +64,8 @@ export class SchedulerLoop {
   private placing = false;
   private placeAgain = false;
   private placeScheduled = false;
-  private placeTimer: { cancel(): void; atMs: number } | null = null;
+  /** The next placement pass for a retry's backoff, due at dueMonoMs (clock.monoMs()). */
+  private placeTimer: { cancel(): void; dueMonoMs: number } | null = null;
   private reconcileTimer: Timer | null = null;
   private readonly queue = new Map<string, Work>();
   private readonly inflight = new Set<string>();
@@ -82,12 +83,18 @@ export class SchedulerLoop {
   private readonly assignBatchMax: number;
   /** Pending tasks of high and low priority: the queue is served by priority, then age. */
   private readonly priorities = new PriorityIndex();
+  /**
+   * Pending tasks' notBeforeMs (a wall time in the record) as this leader waits on it: measured once, at most the
+   * maximum backoff, then counted on the monotonic clock (a wall-clock step back does not hold a retry back).
+   */
+  private readonly notBefore: LocalDueTimes;
 
   constructor(private readonly o: SchedulerLoopOptions) {
     this.concurrency = o.concurrency ?? limits.assignConcurrencyMax;
     this.queueMax = o.queueMax ?? limits.assignQueueMax;
     this.batchMax = o.batchMax ?? limits.placementBatchMax;
     this.assignBatchMax = o.assignBatchMax ?? limits.assignBatchMax;
+    this.notBefore = new LocalDueTimes(o.clock, limits.leaderDueTimesMax);
   }
 
   get running(): boolean {
@@ -119,6 +126,7 @@ export class SchedulerLoop {
     this.reconcileTimer = null;
     this.placeTimer?.cancel();
     this.placeTimer = null;
+    this.notBefore.clear();
     this.queue.clear();
     this.reports = [];
   }
@@ -128,6 +136,7 @@ export class SchedulerLoop {
     const s = this.session;
     if (s === null) return;
     this.priorities.note(t);
+    if (t.state !== 'pending') this.notBefore.forget(t.id);
     // Only scheduled tasks are looked up in `delivered`: it stays as small as the number of tasks placed but not running.
     if (t.state !== 'scheduled') s.delivered.delete(t.id);
     if (t.state === 'pending') {
@@ -187,7 +196,7 @@ export class SchedulerLoop {
       } while (this.placeAgain && this.session === s);
     } catch (err) {
       this.o.logger.warn({ err }, 'placement failed; retrying shortly');
-      this.armPlacementTimer(this.o.clock.nowMs() + 200);
+      this.armPlacementTimer(200);
     } finally {
       this.placing = false;
     }
@@ -197,11 +206,12 @@ export class SchedulerLoop {
   private async placeOnce(s: Session): Promise<boolean> {
     const { store, clock } = this.o;
     const now = clock.nowMs();
+    const backoffMaxMs = this.o.tasks.backoffCapMs;
     let workers = readyWorkers(store);
     if (workers.length === 0) return false;
     // The queue in order (priority, then age), a batch at a time; a task no worker can take now is passed over, so
     // it never holds back the ones behind it. At most placementScanMax tasks are looked at per pass.
-    let earliestMs = Infinity;
+    let earliestInMs = Infinity;
     let cursor = store.cursor;
     const placements: { taskId: string; attempt: number; workerId: string }[] = [];
     const unplacedHigh: PlacementTask[] = [];
@@ -236,21 +246,24 @@ export class SchedulerLoop {
     for (const id of this.priorities.queue(store)) {
       const t = store.task(id);
       if (t === undefined || t.state !== 'pending' || t.desiredState !== 'run') continue;
-      if (t.notBeforeMs > now) {
-        earliestMs = Math.min(earliestMs, t.notBeforeMs);
-        continue;
+      if (t.notBeforeMs > 0) {
+        const waitMs = this.notBefore.remainingMs(t.id, t.notBeforeMs, backoffMaxMs);
+        if (waitMs > 0) {
+          earliestInMs = Math.min(earliestInMs, waitMs);
+          continue;
+        }
       }
       chunk.push(placementTask(t));
       if (chunk.length >= this.batchMax) placeChunk();
       if (placements.length >= this.batchMax || ++scanned >= limits.placementScanMax) break;
     }
     if (chunk.length > 0) placeChunk();
-    if (earliestMs !== Infinity) this.armPlacementTimer(earliestMs);
+    if (earliestInMs !== Infinity) this.armPlacementTimer(earliestInMs);
     if (unplacedHigh.length > 0) await this.preempt(s, unplacedHigh, workers, now);
     if (placements.length === 0) return false;
     const r = await this.o.raft.proposeCommand(
-      { op: 'task.place', term: s.term, atMs: now, cursor, placements },
-      now + this.o.proposalTimeoutMs,
+      { op: 'task.place', term: s.term, atMs: placeAtMs(store, placements, now), cursor, placements },
+      clock.monoMs() + this.o.proposalTimeoutMs,
       `leader-${s.term}-place-${++this.seq}`,
     );
     if (!r.ok) this.o.logger.warn({ code: r.code, reason: r.message }, 'placement refused');
@@ -282,18 +295,20 @@ export class SchedulerLoop {
       this.o.logger.info({ task: t.id, worker: plan.workerId, victims: plan.victims }, 'preempting low-priority tasks');
     }
     if (reports.length === 0) return;
-    const r = await this.o.raft.proposeCommand({ op: 'task.report', atMs: now, reports }, now + this.o.proposalTimeoutMs, `leader-${s.term}-preempt-${++this.seq}`);
+    const r = await this.o.raft.proposeCommand({ op: 'task.report', atMs: now, reports }, this.o.clock.monoMs() + this.o.proposalTimeoutMs, `leader-${s.term}-preempt-${++this.seq}`);
     if (!r.ok) this.o.logger.warn({ code: r.code, reason: r.message }, 'preemption refused');
   }
 
-  private armPlacementTimer(atMs: number): void {
-    if (this.session === null || (this.placeTimer !== null && this.placeTimer.atMs <= atMs)) return;
+  /** A placement pass in delayMs, unless one is due sooner. */
+  private armPlacementTimer(delayMs: number): void {
+    const dueMonoMs = this.o.clock.monoMs() + delayMs;
+    if (this.session === null || (this.placeTimer !== null && this.placeTimer.dueMonoMs <= dueMonoMs)) return;
     this.placeTimer?.cancel();
     const t = this.o.clock.setTimeout(() => {
       this.placeTimer = null;
       this.kickPlacement();
-    }, Math.max(0, atMs - this.o.clock.nowMs()));
-    this.placeTimer = { cancel: () => t.cancel(), atMs };
+    }, delayMs);
+    this.placeTimer = { cancel: () => t.cancel(), dueMonoMs };
   }
 
   // ---- assignments and stops ----
@@ -452,7 +467,7 @@ export class SchedulerLoop {
         const batch = this.reports.splice(0, limits.reportBatchMax);
         const now = this.o.clock.nowMs();
         try {
-          await this.o.raft.proposeCommand({ op: 'task.report', atMs: now, reports: batch }, now + this.o.proposalTimeoutMs, `leader-${s.term}-report-${++this.seq}`);
+          await this.o.raft.proposeCommand({ op: 'task.report', atMs: now, reports: batch }, this.o.clock.monoMs() + this.o.proposalTimeoutMs, `leader-${s.term}-report-${++this.seq}`);
         } catch (err) {
           this.o.logger.warn({ err, reports: batch.length }, 'could not commit task reports; the workers will report them again');
         }
@@ -461,6 +476,17 @@ export class SchedulerLoop {
       this.flushing = false;
     }
   }
+}
+
+/**
+ * The time a placement command carries: this leader's wall time, or a later notBeforeMs of a task it places, whose
+ * wait this leader counted on its monotonic clock while its wall clock was stepped back. The state machine places no
+ * task before its notBeforeMs (task-store.ts), and it must not refuse one whose backoff has passed here.
+ */
+function placeAtMs(store: TaskStore, placements: readonly { taskId: string }[], nowMs: number): number {
+  let atMs = nowMs;
+  for (const p of placements) atMs = Math.max(atMs, store.task(p.taskId)?.notBeforeMs ?? 0);
+  return atMs;
 }
 
 function tokenKey(t: { attempt: number; term: number }): string {

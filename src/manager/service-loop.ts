@@ -3,10 +3,11 @@
 // becoming leader, and again every reconcileIntervalMs), and proposes each decision as one service.reconcile command
 // made on the service's revision, so a decision taken on an older view is dropped when applied.
 import type { Logger } from 'pino';
+import type { ServiceRecord } from '../contracts/service-model.js';
 import { finalTaskStates } from '../contracts/task-model.js';
 import type { ServiceStore } from '../kv/service-store.js';
 import type { TaskStore } from '../kv/task-store.js';
-import type { Clock, Timer } from '../lib/clock.js';
+import { LocalDueTimes, type Clock, type Timer } from '../lib/clock.js';
 import { limits } from '../lib/limits.js';
 import { decide, replicaState, type Decision } from './service-decide.js';
 import { TaskIdGenerator } from './task-ids.js';
@@ -38,7 +39,13 @@ export class ServiceLoop {
   private running = false;
   private seq = 0;
   private periodic: Timer | null = null;
-  private wake: { timer: Timer; atMs: number } | null = null;
+  /** The earliest wake-up any service waits for, due at dueMonoMs (clock.monoMs()). */
+  private wake: { timer: Timer; dueMonoMs: number } | null = null;
+  /**
+   * The stored times rollouts wait for (a batch's monitorUntilMs, the delay after it), as this leader counts them:
+   * measured once against its wall clock, at most the wait the record asked for, then on the monotonic clock.
+   */
+  private readonly due: LocalDueTimes;
   private readonly ids: TaskIdGenerator;
   private readonly concurrency: number;
   /** Decisions proposed and decide() calls, for the benchmark. */
@@ -46,6 +53,7 @@ export class ServiceLoop {
 
   constructor(private readonly o: ServiceLoopOptions) {
     this.ids = new TaskIdGenerator(o.clock);
+    this.due = new LocalDueTimes(o.clock, limits.leaderDueTimesMax);
     this.concurrency = o.concurrency ?? 32;
   }
 
@@ -68,6 +76,8 @@ export class ServiceLoop {
     this.periodic = null;
     this.wake?.timer.cancel();
     this.wake = null;
+    this.pendingWake.clear();
+    this.due.clear();
   }
 
   /** A service's record or one of its replicas changed (called as entries apply, on every manager). */
@@ -126,6 +136,16 @@ export class ServiceLoop {
 
   /** Decides for one service on the applied state; answers the decision (for tests and the benchmark). */
   decideNow(name: string): Decision | null {
+    return this.decideHere(name)?.decision ?? null;
+  }
+
+  /**
+   * decide() at this leader's time: its wall time; or, when the rollout waits for a stored time (a batch's monitor
+   * window, the delay after it) that this leader has already waited out on its monotonic clock, that stored time, so
+   * that a step of the wall clock back does not hold the rollout for the length of the step. atMs is the time decided
+   * at (the command's), wakeInMs how long until the next look (null: none asked for).
+   */
+  private decideHere(name: string): { decision: Decision; atMs: number; wakeInMs: number | null } | null {
     const service = this.o.services.service(name);
     if (service === undefined) return null;
     const replicas = [];
@@ -134,26 +154,35 @@ export class ServiceLoop {
       if (t !== undefined && !finalTaskStates.has(t.state)) replicas.push(replicaState(t));
     }
     this.counters.decisions++;
-    return decide(service, replicas, this.o.clock.nowMs());
+    const nowMs = this.o.clock.nowMs();
+    const decision = decide(service, replicas, nowMs);
+    if (decision.wakeAtMs === null) {
+      this.due.forget(name);
+      return { decision, atMs: nowMs, wakeInMs: null };
+    }
+    const wakeInMs = this.due.remainingMs(name, decision.wakeAtMs, requestedWaitMs(service, decision.wakeAtMs));
+    if (wakeInMs > 0 || decision.wakeAtMs <= nowMs) return { decision, atMs: nowMs, wakeInMs };
+    const atMs = decision.wakeAtMs;
+    return { decision: decide(service, replicas, atMs), atMs, wakeInMs: null };
   }
 
   private async reconcileOne(s: Session, name: string): Promise<void> {
     const service = this.o.services.service(name);
     if (service === undefined) return;
-    const d = this.decideNow(name);
-    if (d === null) return;
-    if (d.wakeAtMs !== null) this.armWake(name, d.wakeAtMs);
+    const here = this.decideHere(name);
+    if (here === null) return;
+    const { decision: d, atMs } = here;
+    if (here.wakeInMs !== null) this.armWake(name, here.wakeInMs);
     if (d.create === 0 && d.stop.length === 0 && d.rollout === undefined && d.revert !== true) return;
     const create = Array.from({ length: Math.min(d.create, limits.serviceReconcileBatchMax) }, () => this.ids.next());
     const stop = d.stop.slice(0, limits.serviceReconcileBatchMax);
-    const now = this.o.clock.nowMs();
     const cmd = {
-      op: 'service.reconcile' as const, name, atMs: now, ifRevision: service.revision, create, stop,
+      op: 'service.reconcile' as const, name, atMs, ifRevision: service.revision, create, stop,
       ...(d.rollout === undefined ? {} : { rollout: d.rollout }), ...(d.revert === true ? { revert: true as const } : {}),
     };
     this.inflight.add(name);
     try {
-      const r = await this.o.raft.proposeCommand(cmd, now + this.o.proposalTimeoutMs, `leader-${s.term}-service-${++this.seq}`);
+      const r = await this.o.raft.proposeCommand(cmd, this.o.clock.monoMs() + this.o.proposalTimeoutMs, `leader-${s.term}-service-${++this.seq}`);
       this.counters.proposals++;
       if (!r.ok) this.o.logger.warn({ service: name, code: r.code, reason: r.message }, 'service reconcile refused');
       else {
@@ -170,8 +199,10 @@ export class ServiceLoop {
     if (this.session === s && (create.length < d.create || stop.length < d.stop.length)) this.dirty.add(name);
   }
 
-  private armWake(name: string, atMs: number): void {
-    if (this.wake !== null && this.wake.atMs <= atMs) {
+  /** Decides for `name` again in delayMs (with every service that waits for the same wake-up or an earlier one). */
+  private armWake(name: string, delayMs: number): void {
+    const dueMonoMs = this.o.clock.monoMs() + delayMs;
+    if (this.wake !== null && this.wake.dueMonoMs <= dueMonoMs) {
       this.pendingWake.add(name);
       return;
     }
@@ -182,9 +213,18 @@ export class ServiceLoop {
       for (const n of this.pendingWake) this.dirty.add(n);
       this.pendingWake.clear();
       this.kick();
-    }, Math.max(0, atMs - this.o.clock.nowMs()) + 1);
-    this.wake = { timer, atMs };
+    }, delayMs + 1);
+    this.wake = { timer, dueMonoMs };
   }
 
   private readonly pendingWake = new Set<string>();
+}
+
+/**
+ * The longest a rollout may wait for `wakeAtMs`, as its record asked when the time was written: a batch's monitor
+ * window (monitorS) for the window's end, and the window plus the delay (delayS) for the next batch.
+ */
+function requestedWaitMs(s: ServiceRecord, wakeAtMs: number): number {
+  const monitorMs = s.update.monitorS * 1000;
+  return wakeAtMs === s.rollout.monitorUntilMs ? monitorMs : monitorMs + s.update.delayS * 1000;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isoAt, nextDueMs, setIntervalOn, sleepOn, type Clock, type Timer } from '../../src/lib/clock.js';
+import { isoAt, LocalDueTimes, nextDueMs, setIntervalOn, sleepOn, type Clock, type Timer } from '../../src/lib/clock.js';
 import { ManualClock } from '../support/manual-clock.js';
 
 describe('isoAt', () => {
@@ -138,5 +138,35 @@ describe('nextDueMs', () => {
     expect(nextDueMs(1000, 5000, 100)).toBe(5100);
     expect(nextDueMs(1000, 999, 100)).toBe(1099);
     expect(nextDueMs(1000, -600_000, 100)).toBe(-599_900);
+  });
+});
+
+describe('LocalDueTimes', () => {
+  it('measures a stored wall time once, then counts on the monotonic reading whatever the wall clock does', () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    const due = new LocalDueTimes(clock, 10);
+    const atMs = clock.nowMs() + 3000;
+    expect(due.remainingMs('t', atMs, 5000)).toBe(3000);
+    clock.advance(1000);
+    clock.stepWall(-600_000);
+    expect(due.remainingMs('t', atMs, 5000)).toBe(2000);
+    clock.stepWall(1_200_000);
+    expect(due.remainingMs('t', atMs, 5000)).toBe(2000);
+    clock.advance(2000);
+    expect(due.remainingMs('t', atMs, 5000)).toBe(0);
+  });
+
+  it('waits no longer than waitMsMax for a time first seen after a step back, and not at all for one past', () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    const due = new LocalDueTimes(clock, 10);
+    clock.stepWall(-600_000);
+    expect(due.remainingMs('late', clock.nowMs() + 600_000 + 3000, 5000)).toBe(5000);
+    expect(due.remainingMs('past', clock.nowMs() - 1, 5000)).toBe(0);
+    // A new time for the same key is measured again; a key forgotten, or pushed out past keysMax, too.
+    expect(due.remainingMs('late', clock.nowMs() + 100, 5000)).toBe(100);
+    const small = new LocalDueTimes(clock, 1);
+    small.remainingMs('a', clock.nowMs() + 100, 5000);
+    small.remainingMs('b', clock.nowMs() + 100, 5000);
+    expect(small.size).toBe(1);
   });
 });
