@@ -48,9 +48,11 @@ export class DashboardFeed implements EventsService {
   private readonly peers = new Map<string, Peer>();
   private dropped = 0;
   private placements = 0;
-  private lastSample: { atMs: number; applied: number; placements: number } | null = null;
+  /** atMs is shown (wall); monoMs times the rate, which a wall-clock step must not make up or divide by nothing. */
+  private lastSample: { atMs: number; monoMs: number; applied: number; placements: number } | null = null;
   private lastKey = '';
-  private lastSnapshotMs = 0;
+  /** On clock.monoMs(): a wall-clock step back must not hold off the next snapshot for the length of the step. */
+  private lastSnapshotMonoMs = -Infinity;
   private sampleTimer: { cancel(): void } | null = null;
   private checkTimer: { cancel(): void } | null = null;
   private closed = false;
@@ -95,14 +97,15 @@ export class DashboardFeed implements EventsService {
     if (this.closed) return;
     const view = this.clusterView();
     const atMs = this.o.clock.nowMs();
+    const monoMs = this.o.clock.monoMs();
     if (view !== null) {
       const prev = this.lastSample;
-      if (prev !== null && atMs > prev.atMs) {
-        const perS = (n: number): number => Math.round((n * 10_000) / (atMs - prev.atMs)) / 10;
+      if (prev !== null && monoMs > prev.monoMs) {
+        const perS = (n: number): number => Math.round((n * 10_000) / (monoMs - prev.monoMs)) / 10;
         this.history.push({ atMs, writesPerS: perS(Math.max(0, view.appliedIndex - prev.applied)), placementsPerS: perS(this.placements - prev.placements) });
         if (this.history.length > limits.eventRateSamplesMax) this.history.shift();
       }
-      this.lastSample = { atMs, applied: view.appliedIndex, placements: this.placements };
+      this.lastSample = { atMs, monoMs, applied: view.appliedIndex, placements: this.placements };
     }
     this.sampleTimer = this.o.clock.setTimeout(() => this.sample(), limits.eventRateSampleMs);
   }
@@ -118,10 +121,10 @@ export class DashboardFeed implements EventsService {
       this.dropped = 0;
       this.broadcast({ type: 'tasks', data: { items, dropped } });
     }
-    const now = this.o.clock.nowMs();
+    const now = this.o.clock.monoMs();
     const key = this.changeKey();
-    if (key !== this.lastKey || now - this.lastSnapshotMs >= limits.eventSnapshotIntervalMs) {
-      if (now - this.lastSnapshotMs >= limits.eventSnapshotIntervalMs) this.pollPeers();
+    if (key !== this.lastKey || now - this.lastSnapshotMonoMs >= limits.eventSnapshotIntervalMs) {
+      if (now - this.lastSnapshotMonoMs >= limits.eventSnapshotIntervalMs) this.pollPeers();
       const snap = this.snapshot(false);
       if (snap !== null) this.broadcast({ type: 'snapshot', data: snap });
     }
@@ -181,7 +184,7 @@ export class DashboardFeed implements EventsService {
     const v = this.clusterView();
     if (v === null) return null;
     const atMs = this.o.clock.nowMs();
-    this.lastSnapshotMs = atMs;
+    this.lastSnapshotMonoMs = this.o.clock.monoMs();
     this.lastKey = this.changeKey();
     const tasks = Object.fromEntries(taskStates.map((s) => [s, this.o.tasks.countIn(s)])) as Record<TaskState, number>;
     const snap: DashboardSnapshot = {

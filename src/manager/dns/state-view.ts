@@ -64,7 +64,8 @@ export class StateDnsView implements DnsView {
 
   private current(): Built {
     const index = this.o.appliedIndex();
-    const now = this.o.clock.nowMs();
+    // Monotonic: after a wall-clock step back the view would not be rebuilt for the length of the step.
+    const now = this.o.clock.monoMs();
     if (this.built === null || (index !== this.builtIndex && now - this.builtAtMs >= (this.o.rebuildIntervalMs ?? 250))) {
       this.built = this.build();
       this.builtIndex = index;
