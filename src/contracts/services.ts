@@ -1,6 +1,6 @@
 // The contract between the managers' HTTP API and the manager runtime: the API validates and translates HTTP,
 // the service does the work. Failures are thrown as MinkubeError (NO_LEADER, KV_VERSION_MISMATCH, TIMEOUT, ...).
-import type { TaskRecord, TaskSpec, TaskState, WorkerRecord } from './task-model.js';
+import type { TaskRecord, TaskSpec, TaskState, WorkerAvailability, WorkerRecord } from './task-model.js';
 import type { Role } from '../raft/types.js';
 import type { Policy } from '../security/policy.js';
 import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from './worker.js';
@@ -155,6 +155,8 @@ export interface TasksService {
   getWorker(id: string, consistency: ReadConsistency, ctx: RequestContext): Promise<WorkerRecord>;
   /** Forgets a retired worker's record: only one that is down with no task placed on it (WORKER_NOT_DOWN). */
   removeWorker(id: string, ctx: RequestContext): Promise<{ id: string; removed: true }>;
+  /** Drain, pause or activate a worker (WORKER_NOT_FOUND); answers the worker as getWorker does. */
+  setWorkerAvailability(id: string, availability: WorkerAvailability, ctx: RequestContext): Promise<WorkerRecord>;
 }
 
 // ---- membership (the snapshots-and-membership issue): served when the app is built with a MembershipService ----

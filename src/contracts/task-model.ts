@@ -152,9 +152,23 @@ export interface TaskRecord {
   readonly ports?: readonly AssignedPort[] | undefined;
   /** The worker's health-check verdict on the current attempt (only with spec.healthCheck). */
   readonly health?: TaskHealth | undefined;
+  /**
+   * The current attempt is being stopped because its worker is drained (`minkube worker drain`): once its worker says
+   * it ended, the task goes back to pending as its next attempt, elsewhere. Only on a placed attempt meant to run.
+   */
+  readonly draining?: true | undefined;
+  /** Attempts that ended because their worker was drained: they do not count against maxAttempts. Absent: none. */
+  readonly drainedAttempts?: number | undefined;
 }
 
 export type WorkerState = 'ready' | 'unreachable' | 'down';
+
+/**
+ * Whether the leader may place tasks on a worker, set by an operator (`minkube worker drain|pause|activate`): active
+ * (the default), pause (nothing new; what runs there stays) or drain (nothing new, and what runs there is moved away).
+ */
+export const workerAvailabilities = ['active', 'pause', 'drain'] as const;
+export type WorkerAvailability = (typeof workerAvailabilities)[number];
 
 export interface WorkerStats {
   /** 0..1 over the last heartbeat interval; null until two readings exist. */
@@ -174,6 +188,8 @@ export interface WorkerRecord {
   readonly lastHeartbeatAt: string | null;
   readonly stats: WorkerStats | null;
   readonly taskCount: number;
+  /** Whether the leader places tasks on it (worker drain, pause, activate). */
+  readonly availability: WorkerAvailability;
   /** From the config or the join; matched by task constraints. */
   readonly labels?: Readonly<Record<string, string>>;
   /** What the worker offers for reservations (task resources). */
@@ -198,6 +214,13 @@ export interface StoredWorker {
   readonly capacity?: WorkerCapacity;
   /** The registration's instance (RegisterRequest.instance); absent for one that sent none. */
   readonly instance?: string;
+  /** Set by worker.availability; absent: active. A registration keeps it. */
+  readonly availability?: 'pause' | 'drain';
+}
+
+/** A stored worker's availability (absent: active). */
+export function availabilityOf(w: Pick<StoredWorker, 'availability'>): WorkerAvailability {
+  return w.availability ?? 'active';
 }
 
 /** What a worker offers for reservations: CPU cores and memory in MiB. */

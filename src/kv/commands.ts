@@ -65,9 +65,11 @@ const principalCharsMax = 128;
  * while newer managers apply it (so it stops instead, see KvStateMachine.applyEntry). Every other command is still
  * written as version 1, so older managers go on reading it during an upgrade.
  */
-export const commandVersion = 6;
+export const commandVersion = 7;
 
 function versionOf(cmd: Command): number {
+  // Version 7: a worker's availability (drain, pause, activate); a version-6 manager knows no such op.
+  if (cmd.op === 'worker.availability') return 7;
   // Version 6: a retired worker's record forgotten (a version-5 manager knows no such op).
   if (cmd.op === 'worker.remove') return 6;
   // Version 5: a worker's registration or heartbeat naming its instance (a version-4 schema refuses the field).
@@ -117,6 +119,7 @@ function wireCommand(cmd: Command): Record<string, unknown> {
     case 'worker.heartbeat':
     case 'worker.state':
     case 'worker.remove':
+    case 'worker.availability':
       return wireTaskCommand(cmd);
     case 'auth.bootstrap':
     case 'auth.tokenCreate':

@@ -207,7 +207,8 @@ export class KvStateMachine {
       case 'worker.register':
       case 'worker.heartbeat':
       case 'worker.state':
-      case 'worker.remove': {
+      case 'worker.remove':
+      case 'worker.availability': {
         const r = this.tasks.apply(cmd);
         return r.ok ? { ok: true, key: r.id, version: index } : { ok: false, code: r.code, message: r.message, currentVersion: 0 };
       }

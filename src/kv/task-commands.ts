@@ -2,7 +2,7 @@
 // come in the command from the proposing manager, so applying one is deterministic on every node.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import type { AssignedPort, TaskError, TaskHealth, TaskSpec, WorkerCapacity, WorkerStats } from '../contracts/task-model.js';
+import type { AssignedPort, TaskError, TaskHealth, TaskSpec, WorkerAvailability, WorkerCapacity, WorkerStats } from '../contracts/task-model.js';
 import { CapacitySchema, LabelsSchema } from './placement-schemas.js';
 import { normaliseSpec, TaskSpecSchema } from './task-spec.js';
 import { limits } from '../lib/limits.js';
@@ -141,6 +141,18 @@ export interface WorkerRemoveCommand {
 }
 
 /**
+ * `minkube worker drain|pause|activate` (PUT /v1/workers/:id/availability): whether the leader places tasks on the
+ * worker. Applying a drain marks every attempt placed there and meant to run as draining (stopped there, then placed
+ * again elsewhere as its next attempt, see TaskRecord.draining); a registration keeps the availability.
+ */
+export interface WorkerAvailabilityCommand {
+  readonly op: 'worker.availability';
+  readonly workerId: string;
+  readonly availability: WorkerAvailability;
+  readonly atMs: number;
+}
+
+/**
  * Retention (tasks.retention, `minkube gc`): forgets these task records, oldest first as the proposer chose them.
  * Applied only to records that are final when the entry applies; any other id is skipped.
  */
@@ -160,10 +172,11 @@ export type TaskCommand =
   | WorkerRegisterCommand
   | WorkerHeartbeatCommand
   | WorkerStateCommand
-  | WorkerRemoveCommand;
+  | WorkerRemoveCommand
+  | WorkerAvailabilityCommand;
 export type TaskOp = TaskCommand['op'];
 
-const taskOps: ReadonlySet<string> = new Set<TaskOp>(['task.remove', 'task.submit', 'task.submitBatch', 'task.place', 'task.report', 'task.stop', 'worker.register', 'worker.heartbeat', 'worker.state', 'worker.remove']);
+const taskOps: ReadonlySet<string> = new Set<TaskOp>(['task.remove', 'task.submit', 'task.submitBatch', 'task.place', 'task.report', 'task.stop', 'worker.register', 'worker.heartbeat', 'worker.state', 'worker.remove', 'worker.availability']);
 
 export function isTaskOp(op: unknown): op is TaskOp {
   return typeof op === 'string' && taskOps.has(op);
@@ -214,6 +227,8 @@ export function wireTaskCommand(cmd: TaskCommand): Record<string, unknown> {
       };
     case 'worker.remove':
       return { op: cmd.op, workerId: cmd.workerId, atMs: cmd.atMs };
+    case 'worker.availability':
+      return { op: cmd.op, workerId: cmd.workerId, availability: cmd.availability, atMs: cmd.atMs };
   }
 }
 
@@ -308,6 +323,10 @@ const schemas = {
     strict,
   ),
   'worker.remove': Type.Object({ op: Type.Literal('worker.remove'), workerId: Id, atMs: Ms }, strict),
+  'worker.availability': Type.Object(
+    { op: Type.Literal('worker.availability'), workerId: Id, availability: Type.Union([Type.Literal('active'), Type.Literal('pause'), Type.Literal('drain')]), atMs: Ms },
+    strict,
+  ),
   'task.remove': Type.Object(
     { op: Type.Literal('task.remove'), atMs: Ms, taskIds: Type.Array(Id, { minItems: 1, maxItems: limits.retentionBatchMax, uniqueItems: true }) },
     strict,

@@ -9,11 +9,22 @@ export type ReportOutcome =
   /** The container runs (state scheduled -> running, or a container id learnt while running). */
   | { readonly kind: 'running'; readonly containerId: string | null; readonly health?: TaskHealth; readonly ports?: readonly AssignedPort[]; readonly reason?: string }
   | { readonly kind: 'final'; readonly state: 'succeeded' | 'failed' | 'stopped'; readonly error: TaskError | null; readonly reason: string }
-  /** Back to pending with the attempt raised, not placed before the report's retryAtMs. */
-  | { readonly kind: 'retry'; readonly error: TaskError | null; readonly reason: string };
+  /**
+   * Back to pending with the attempt raised, not placed before the report's retryAtMs. `drained`: the attempt ended
+   * because its worker was drained: it is placed again at once, and does not count against maxAttempts.
+   */
+  | { readonly kind: 'retry'; readonly error: TaskError | null; readonly reason: string; readonly drained?: true };
 
 export function isActiveState(state: TaskState): boolean {
   return state === 'scheduled' || state === 'running';
+}
+
+/**
+ * Whether the current attempt is to be stopped on its worker: asked to stop, or its worker drained (then it is placed
+ * again once stopped). What the assignment a worker reads says (desiredState stop), and what the leader sends.
+ */
+export function stopWanted(task: Pick<TaskRecord, 'desiredState' | 'draining'>): boolean {
+  return task.desiredState === 'stop' || task.draining === true;
 }
 
 /** Whether the report is about the task's current attempt on its current worker. */
@@ -38,6 +49,8 @@ export function reportOutcome(task: TaskRecord, r: TaskReport): ReportOutcome {
       ? { kind: 'final', state: 'succeeded', error: null, reason: 'exited with code 0' }
       : { kind: 'final', state: 'stopped', error: null, reason: 'stopped on request' };
   }
+  // Stopped by the drain of its worker: placed again elsewhere. One that ended by itself first follows its own rules.
+  if (task.draining === true && r.state === 'stopped') return drainedOutcome(task, r.workerId, 'stopped there');
   switch (r.state) {
     case 'succeeded':
       if (restartPolicyOf(task.spec) === 'always') return retryOrFail(task, null, 'exited with code 0; restart policy always', 'succeeded');
@@ -67,15 +80,33 @@ export function retryOrFail(task: TaskRecord, error: TaskError | null, reason: s
   // A service's replicas are restarted without bound (with backoff): the service keeps its replicas running.
   if (task.service !== undefined) return { kind: 'retry', error, reason: `${reason}; restarting (attempt ${task.attempt + 1})` };
   const max = maxAttemptsOf(task.spec);
-  if (task.attempt < max) return { kind: 'retry', error, reason: `${reason}; retrying (attempt ${task.attempt + 1} of ${max})` };
+  const counted = countedAttempts(task);
+  if (counted < max) return { kind: 'retry', error, reason: `${reason}; retrying (attempt ${counted + 1} of ${max})` };
   if (exhausted === 'succeeded') return { kind: 'final', state: 'succeeded', error: null, reason: `${reason}; no attempts left (${max})` };
-  const message = `${error?.message ?? reason} (attempt ${task.attempt} of ${max}; no attempts left)`;
+  const message = `${error?.message ?? reason} (attempt ${counted} of ${max}; no attempts left)`;
   return { kind: 'final', state: 'failed', error: { class: error?.class ?? 'transient', message }, reason: `${reason}; no attempts left` };
 }
 
-/** A task whose worker was declared down: stopped if asked to stop, else retried elsewhere or ended. */
-export function lostOutcome(task: TaskRecord, workerId: string): ReportOutcome {
+/** The attempts that count against maxAttempts: all but those their worker's drain ended. */
+export function countedAttempts(task: Pick<TaskRecord, 'attempt' | 'drainedAttempts'>): number {
+  return task.attempt - (task.drainedAttempts ?? 0);
+}
+
+/** An attempt ended by its worker's drain: placed again at once, elsewhere, as an attempt that does not count. */
+function drainedOutcome(task: TaskRecord, workerId: string, how: string): ReportOutcome {
+  return {
+    kind: 'retry', drained: true, error: { class: 'transient', message: `its worker ${workerId} was drained` },
+    reason: `drained: worker ${workerId} is drained (${how}); placed again as attempt ${task.attempt + 1}, not counted against maxAttempts`,
+  };
+}
+
+/**
+ * A task whose worker was declared down: stopped if asked to stop, else retried elsewhere or ended. `draining`: the
+ * attempt was being stopped for a drain of that worker (the lost record no longer says so).
+ */
+export function lostOutcome(task: TaskRecord, workerId: string, draining = task.draining === true): ReportOutcome {
   if (task.desiredState === 'stop') return { kind: 'final', state: 'stopped', error: null, reason: `its worker ${workerId} was lost while stopping it` };
+  if (draining) return drainedOutcome(task, workerId, 'lost before it stopped the task');
   return retryOrFail(task, { class: 'transient', message: `worker ${workerId} was lost` }, `worker ${workerId} lost`);
 }
 

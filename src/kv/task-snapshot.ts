@@ -96,25 +96,32 @@ function taskRow(t: TaskRecord): unknown[] {
     t.error === null ? null : [t.error.class, t.error.message], t.notBeforeMs, t.createdAt, t.updatedAt,
     t.history.map((h) => [h.state, h.attempt, h.atMs, h.workerId, h.reason ?? null]),
   ];
-  // A 15th field only for a service's replica or a placed attempt's ports and health: other rows keep the old shape.
-  if (t.service !== undefined || t.ports !== undefined || t.health !== undefined) {
-    row.push([t.service === undefined ? null : [t.service.name, t.service.version], t.ports?.map((p) => [p.name, p.hostPort, p.address]) ?? null, t.health ?? null]);
+  // A 15th field only for a service's replica, a placed attempt's ports and health, or a drain: other rows keep the
+  // old shape. Its 4th and 5th entries only for a drain (draining, drained attempts), so as not to change the others.
+  const drain = t.draining !== undefined || t.drainedAttempts !== undefined;
+  if (t.service !== undefined || t.ports !== undefined || t.health !== undefined || drain) {
+    const extras: unknown[] = [t.service === undefined ? null : [t.service.name, t.service.version], t.ports?.map((p) => [p.name, p.hostPort, p.address]) ?? null, t.health ?? null];
+    if (drain) extras.push(t.draining === true, t.drainedAttempts ?? 0);
+    row.push(extras);
   }
   return row;
 }
 
-function decodeExtras(raw: unknown, i: number): Pick<TaskRecord, 'service' | 'ports' | 'health'> {
-  if (raw === undefined) return { service: undefined, ports: undefined, health: undefined };
-  if (!Array.isArray(raw) || raw.length !== 3) throw corrupt(`bad service fields of task ${i}`);
-  const [service, ports, health] = raw as unknown[];
+function decodeExtras(raw: unknown, i: number): Pick<TaskRecord, 'service' | 'ports' | 'health' | 'draining' | 'drainedAttempts'> {
+  if (raw === undefined) return { service: undefined, ports: undefined, health: undefined, draining: undefined, drainedAttempts: undefined };
+  if (!Array.isArray(raw) || (raw.length !== 3 && raw.length !== 5)) throw corrupt(`bad service fields of task ${i}`);
+  const [service, ports, health, draining, drainedAttempts] = raw as unknown[];
   const okService = service === null || (Array.isArray(service) && typeof service[0] === 'string' && isCount(service[1]));
   const okPorts = ports === null || (Array.isArray(ports) && ports.every((p) => Array.isArray(p) && typeof p[0] === 'string' && isCount(p[1]) && typeof p[2] === 'string'));
   const okHealth = health === null || health === 'starting' || health === 'healthy' || health === 'unhealthy';
-  if (!okService || !okPorts || !okHealth) throw corrupt(`bad service fields of task ${i}`);
+  const okDrain = raw.length === 3 || (typeof draining === 'boolean' && isCount(drainedAttempts));
+  if (!okService || !okPorts || !okHealth || !okDrain) throw corrupt(`bad service fields of task ${i}`);
   return {
     service: service === null ? undefined : { name: (service as [string, number])[0], version: (service as [string, number])[1] },
     ports: ports === null ? undefined : (ports as [string, number, string][]).map(([name, hostPort, address]) => ({ name, hostPort, address })),
     health: health === null ? undefined : (health as TaskHealth),
+    draining: draining === true ? true : undefined,
+    drainedAttempts: drainedAttempts === undefined || drainedAttempts === 0 ? undefined : (drainedAttempts as number),
   };
 }
 
@@ -122,10 +129,12 @@ function workerRow(w: StoredWorker): unknown[] {
   const s = w.stats;
   const stats = s === null ? null : [s.cpuUtilization, s.memoryTotalBytes, s.memoryAvailableBytes, s.diskFreeBytes, s.runningTasks];
   const row: unknown[] = [w.id, w.apiAddress, w.state, w.runtime, w.registeredAtMs, w.lastHeartbeatAtMs, stats, w.heartbeats];
-  // A 9th field only for a worker with labels or capacity, a 10th only for one with an instance: other rows keep
-  // the old shape.
-  if (w.labels !== undefined || w.capacity !== undefined || w.instance !== undefined) row.push([w.labels ?? null, w.capacity === undefined ? null : [w.capacity.cpus, w.capacity.memoryMb]]);
-  if (w.instance !== undefined) row.push(w.instance);
+  // A 9th field only for a worker with labels or capacity, a 10th only for one with an instance, an 11th only for one
+  // drained or paused (the 10th null then, without an instance): other rows keep the old shape.
+  const drained = w.availability !== undefined;
+  if (w.labels !== undefined || w.capacity !== undefined || w.instance !== undefined || drained) row.push([w.labels ?? null, w.capacity === undefined ? null : [w.capacity.cpus, w.capacity.memoryMb]]);
+  if (w.instance !== undefined || drained) row.push(w.instance ?? null);
+  if (drained) row.push(w.availability);
   return row;
 }
 
@@ -264,13 +273,13 @@ function scanTask(c: MsgpackCursor, i: number, pool: StringPool, base: number): 
   for (let k = 5; k < 14; k++) c.skip();
   let service: string | null = null;
   if (fields === 15) {
-    if (c.arrayHeader() !== 3) throw corrupt(`bad service fields of task ${i}`);
+    const extras = c.arrayHeader();
+    if (extras !== 3 && extras !== 5) throw corrupt(`bad service fields of task ${i}`);
     if (!c.nil()) {
       if (c.arrayHeader() !== 2 || (service = c.str()) === null) throw corrupt(`bad service fields of task ${i}`);
       c.skip();
     }
-    c.skip();
-    c.skip();
+    for (let k = 1; k < extras; k++) c.skip();
   }
   const end = c.pos;
   let namespace = 'default';
@@ -373,7 +382,7 @@ function decodeTask(row: unknown, i: number, pool: StringPool): TaskRecord {
     notBeforeMs, createdAt: pool.get(createdAt), updatedAt: pool.get(updatedAt),
     history: (history as unknown[]).map((h) => decodeTransition(h, i, pool)),
     service: extra.service === undefined ? undefined : { name: pool.get(extra.service.name), version: extra.service.version },
-    ports: extra.ports, health: extra.health,
+    ports: extra.ports, health: extra.health, draining: extra.draining, drainedAttempts: extra.drainedAttempts,
   };
 }
 
@@ -396,16 +405,18 @@ function decodeTransition(raw: unknown, i: number, pool: StringPool): TaskTransi
 }
 
 function decodeWorker(row: unknown, i: number): StoredWorker {
-  if (!Array.isArray(row) || row.length < 8 || row.length > 10) throw corrupt(`bad worker ${i}`);
-  const [id, apiAddress, state, runtime, registeredAtMs, lastHeartbeatAtMs, stats, heartbeats, placement, instance] = row as unknown[];
+  if (!Array.isArray(row) || row.length < 8 || row.length > 11) throw corrupt(`bad worker ${i}`);
+  const [id, apiAddress, state, runtime, registeredAtMs, lastHeartbeatAtMs, stats, heartbeats, placement, instance, availability] = row as unknown[];
   const ok =
     typeof id === 'string' && typeof apiAddress === 'string' && typeof state === 'string' && workerStates.has(state) &&
     typeof runtime === 'string' && typeof registeredAtMs === 'number' && (lastHeartbeatAtMs === null || typeof lastHeartbeatAtMs === 'number') &&
-    isCount(heartbeats) && (instance === undefined || (typeof instance === 'string' && instance.length > 0));
+    isCount(heartbeats) && (instance === undefined || (typeof instance === 'string' && instance.length > 0) || (instance === null && row.length === 11)) &&
+    (availability === undefined || availability === 'pause' || availability === 'drain');
   if (!ok) throw corrupt(`bad worker ${i}`);
   return {
     id, apiAddress, state: state as WorkerState, runtime, registeredAtMs, lastHeartbeatAtMs, stats: decodeStats(stats, i), heartbeats, ...decodePlacement(placement, i),
-    ...(instance === undefined ? {} : { instance: instance as string }),
+    ...(typeof instance === 'string' ? { instance } : {}),
+    ...(availability === undefined ? {} : { availability: availability as 'pause' | 'drain' }),
   };
 }
 

@@ -10,9 +10,10 @@ import type {
   WorkerHeartbeatCommand, WorkerRegisterCommand,
   WorkerStateCommand,
   WorkerRemoveCommand,
+  WorkerAvailabilityCommand,
 } from './task-commands.js';
 import {
-  canTransition, finalTaskStates, type StoredWorker, type TaskRecord, type TaskServiceRef, type TaskSpec, type TaskState, type WorkerRecord,
+  availabilityOf, canTransition, finalTaskStates, type StoredWorker, type TaskRecord, type TaskServiceRef, type TaskSpec, type TaskState, type WorkerRecord,
 } from '../contracts/task-model.js';
 
 export type { StoredWorker } from '../contracts/task-model.js';
@@ -249,7 +250,7 @@ export class TaskStore {
       id: w.id, apiAddress: w.apiAddress, state: w.state, runtime: w.runtime,
       registeredAt: new Date(w.registeredAtMs).toISOString(),
       lastHeartbeatAt: w.lastHeartbeatAtMs === null ? null : new Date(w.lastHeartbeatAtMs).toISOString(),
-      stats: w.stats, taskCount: this.activeCount(w.id),
+      stats: w.stats, taskCount: this.activeCount(w.id), availability: availabilityOf(w),
       ...(w.labels === undefined ? {} : { labels: w.labels }),
       ...(w.capacity === undefined ? {} : { capacity: w.capacity }),
       ...(w.instance === undefined ? {} : { instance: w.instance }),
@@ -280,6 +281,8 @@ export class TaskStore {
         return this.workerState(cmd);
       case 'worker.remove':
         return this.removeWorker(cmd);
+      case 'worker.availability':
+        return this.setAvailability(cmd);
     }
   }
 
@@ -358,7 +361,7 @@ export class TaskStore {
       id: t.taskId, spec: internSpec(normaliseSpec(t.spec), this.strings), state: 'pending', desiredState: 'run', workerId: null, attempt: 1, term: 0,
       containerId: null, exitCode: null, error: null, notBeforeMs: 0, createdAt: at, updatedAt: at,
       history: [{ state: 'pending', attempt: 1, atMs, workerId: null, reason: this.strings.get(reason) }],
-      service, ports: undefined, health: undefined,
+      service, ports: undefined, health: undefined, draining: undefined, drainedAttempts: undefined,
     };
     this.ids.insert(task.id);
     this.write(task, null);
@@ -376,7 +379,8 @@ export class TaskStore {
     for (const p of cmd.placements) {
       const t = this.record(p.taskId);
       const w = this.workers.get(p.workerId);
-      if (t === undefined || w === undefined || w.state !== 'ready') continue;
+      // In log order: a placement the scheduler chose before the worker was drained or paused does not land there.
+      if (t === undefined || w === undefined || w.state !== 'ready' || w.availability !== undefined) continue;
       if (t.state !== 'pending' || t.desiredState !== 'run' || t.attempt !== p.attempt || t.notBeforeMs > cmd.atMs) continue;
       const next = this.moved(t, 'scheduled', cmd.atMs, { workerId: p.workerId, term: cmd.term, containerId: null }, `placed on ${p.workerId}`);
       if (next !== null) changed++;
@@ -414,6 +418,8 @@ export class TaskStore {
       heartbeats: (current?.heartbeats ?? 0) + 1,
       ...placementOf(cmd, current),
       ...(cmd.instance === undefined ? {} : { instance: cmd.instance }),
+      // An operator's drain or pause outlives the worker's restarts.
+      ...(current?.availability === undefined ? {} : { availability: current.availability }),
     };
     if (current === undefined) this.workerIds.insert(w.id);
     this.workers.set(w.id, w);
@@ -461,7 +467,7 @@ export class TaskStore {
         if (t === undefined || !isActiveState(t.state) || t.workerId !== cmd.workerId || t.attempt !== l.attempt) continue;
         const lost = this.moved(t, 'lost', cmd.atMs, {}, `worker ${cmd.workerId} lost`);
         if (lost === null) continue;
-        this.settle(lost, lostOutcome(lost, cmd.workerId), cmd.atMs, l.retryAtMs, null);
+        this.settle(lost, lostOutcome(lost, cmd.workerId, t.draining === true), cmd.atMs, l.retryAtMs, null);
         changed++;
       }
     }
@@ -483,6 +489,34 @@ export class TaskStore {
     this.active.delete(cmd.workerId);
     this.listener?.workerRemoved?.(cmd.workerId);
     return { ok: true, id: cmd.workerId, changed: 1 };
+  }
+
+  /**
+   * Sets a worker's availability. A drain marks every attempt placed there and meant to run as draining: the leader
+   * sends each a stop (and the worker's own reconcile stops it, the assignment saying stop); once the worker says it
+   * stopped, the task goes back to pending as its next attempt (task-rules.ts), and the worker holds no task once all
+   * have. Activating it again leaves the drains under way to finish.
+   */
+  private setAvailability(cmd: WorkerAvailabilityCommand): TaskApplyResult {
+    const current = this.workers.get(cmd.workerId);
+    if (current === undefined) return { ok: false, code: 'WORKER_NOT_FOUND', message: `no worker ${cmd.workerId}` };
+    let changed = 0;
+    if (availabilityOf(current) !== cmd.availability) {
+      const { availability: _old, ...rest } = current;
+      const w: StoredWorker = cmd.availability === 'active' ? rest : { ...rest, availability: cmd.availability };
+      this.workers.set(w.id, w);
+      this.listener?.workerChanged(w);
+      changed++;
+    }
+    if (cmd.availability === 'drain') {
+      // In id order, so every manager writes the same records in the same order.
+      for (const t of this.activeOn(cmd.workerId)) {
+        if (t.desiredState !== 'run' || t.draining === true) continue;
+        this.write(taskRecord(t, { draining: true, updatedAt: isoAt(cmd.atMs) }), t);
+        changed++;
+      }
+    }
+    return { ok: true, id: cmd.workerId, changed };
   }
 
   private applyReports(reports: readonly TaskReport[], atMs: number): number {
@@ -517,11 +551,12 @@ export class TaskStore {
       }
       case 'final':
         return this.moved(t, o.state, atMs, { exitCode, error: o.error, containerId: r?.containerId ?? t.containerId }, o.reason) !== null;
-      case 'retry':
-        return (
-          this.moved(t, 'pending', atMs, { attempt: t.attempt + 1, workerId: null, containerId: null, exitCode, error: o.error, notBeforeMs: retryAtMs }, o.reason) !==
-          null
-        );
+      case 'retry': {
+        const changes: Partial<Mutable<TaskRecord>> = { attempt: t.attempt + 1, workerId: null, containerId: null, exitCode, error: o.error, notBeforeMs: retryAtMs };
+        // A drained attempt costs nothing: no backoff, and it is not counted against maxAttempts.
+        if (o.drained === true) Object.assign(changes, { notBeforeMs: atMs, drainedAttempts: (t.drainedAttempts ?? 0) + 1 });
+        return this.moved(t, 'pending', atMs, changes, o.reason) !== null;
+      }
     }
   }
 
@@ -746,6 +781,9 @@ function taskRecord(
     // Ports and health belong to a placed attempt: a retry or an end forgets them.
     ports: isActiveState(state) ? (c.ports ?? t.ports) : undefined,
     health: isActiveState(state) ? (c.health ?? t.health) : undefined,
+    // So does a drain, and a stop asked for meanwhile wins over it (the task ends stopped).
+    draining: isActiveState(state) && (c.desiredState ?? t.desiredState) === 'run' ? (c.draining ?? t.draining) : undefined,
+    drainedAttempts: c.drainedAttempts ?? t.drainedAttempts,
   };
 }
 

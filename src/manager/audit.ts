@@ -303,6 +303,7 @@ function targetOf(cmd: Command): string | null {
     case 'worker.heartbeat':
     case 'worker.state':
     case 'worker.remove':
+    case 'worker.availability':
       return cmd.workerId;
     case 'auth.bootstrap':
     case 'auth.tokenCreate':

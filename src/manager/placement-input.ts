@@ -1,7 +1,7 @@
-// What the leader feeds the placement policy, read from the task store: ready workers with their labels and free
+// What the leader feeds the placement policy, read from the task store: ready, active workers with their labels and free
 // room (capacity minus what their scheduled and running tasks reserve), pending tasks in queue order (priority,
 // then age), and the low-priority tasks preemption may stop. Also `task why`'s per-worker verdicts.
-import type { StoredWorker, TaskRecord } from '../contracts/task-model.js';
+import { availabilityOf, type StoredWorker, type TaskRecord } from '../contracts/task-model.js';
 import type { TaskStore } from '../kv/task-store.js';
 import { parseConstraint, type Constraint } from '../lib/constraints.js';
 import { explainPlacement, type ExplainWorker, type WorkerVerdict } from '../scheduler/explain.js';
@@ -11,11 +11,12 @@ import { priorityOf } from '../scheduler/priority.js';
 
 /** Every worker as placement sees it (ready or not), in id order. */
 export function explainWorkers(store: TaskStore): ExplainWorker[] {
-  return store.allWorkers().map((w) => ({ ...placementWorker(store, w), state: w.state }));
+  return store.allWorkers().map((w) => ({ ...placementWorker(store, w), state: w.state, availability: availabilityOf(w) }));
 }
 
+/** The workers the leader may place on: ready, and neither drained nor paused by an operator. */
 export function readyWorkers(store: TaskStore): PlacementWorker[] {
-  return store.allWorkers().filter((w) => w.state === 'ready').map((w) => placementWorker(store, w));
+  return store.allWorkers().filter((w) => w.state === 'ready' && availabilityOf(w) === 'active').map((w) => placementWorker(store, w));
 }
 
 function placementWorker(store: TaskStore, w: StoredWorker): PlacementWorker {

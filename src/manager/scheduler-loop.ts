@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Assignment, WorkerTaskStatus } from '../contracts/worker.js';
 import type { TaskReport } from '../kv/task-commands.js';
 import type { TaskRecord } from '../contracts/task-model.js';
-import { isActiveState } from '../kv/task-rules.js';
+import { isActiveState, stopWanted } from '../kv/task-rules.js';
 import type { TaskStore } from '../kv/task-store.js';
 import type { TasksConfig } from '../config/cluster.js';
 import { retryAtMs } from '../lib/backoff.js';
@@ -142,7 +142,7 @@ export class SchedulerLoop {
     if (t.state === 'pending') {
       this.kickPlacement();
     } else if (isActiveState(t.state)) {
-      if (t.desiredState === 'stop') this.enqueue(t.id, 'stop');
+      if (stopWanted(t)) this.enqueue(t.id, 'stop');
       else if (t.state === 'scheduled' && (prev === null || prev.state !== 'scheduled')) this.enqueue(t.id, 'assign');
     }
   }
@@ -161,7 +161,7 @@ export class SchedulerLoop {
       for (const id of store.activeIdsOn(w.id)) {
         if (this.inflight.has(id) || this.queue.has(id)) continue;
         const t = store.task(id)!;
-        if (t.desiredState === 'stop') this.enqueue(id, 'stop');
+        if (stopWanted(t)) this.enqueue(id, 'stop');
         else if (t.state === 'scheduled' && s.delivered.get(id) !== tokenKey(t)) this.enqueue(id, 'assign');
       }
     }
@@ -368,7 +368,7 @@ export class SchedulerLoop {
     const { store } = this.o;
     const t = store.task(id);
     if (t === undefined || !isActiveState(t.state) || t.workerId === null) return null;
-    if (work === 'assign' ? t.state !== 'scheduled' || t.desiredState !== 'run' : t.desiredState !== 'stop') return null;
+    if (work === 'assign' ? t.state !== 'scheduled' || stopWanted(t) : !stopWanted(t)) return null;
     if (work === 'assign' && s.delivered.get(id) === tokenKey(t)) return null;
     const worker = store.storedWorker(t.workerId);
     if (worker === undefined) return null;

@@ -13,7 +13,8 @@ import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest }
 import type { Command, EntryPrincipal } from '../kv/commands.js';
 import type { ApplyResult } from '../kv/state-machine.js';
 import type { TaskCommand } from '../kv/task-commands.js';
-import { finalTaskStates, type StoredWorker, type TaskRecord, type TaskSpec, type WorkerRecord } from '../contracts/task-model.js';
+import { finalTaskStates, type StoredWorker, type TaskRecord, type TaskSpec, type WorkerAvailability, type WorkerRecord } from '../contracts/task-model.js';
+import { stopWanted } from '../kv/task-rules.js';
 import { replacedBy, type TaskStore } from '../kv/task-store.js';
 import type { TasksConfig } from '../config/cluster.js';
 import { endpointKey } from '../lib/address.js';
@@ -355,6 +356,12 @@ export class TaskServiceImpl implements TasksService {
     return { id, removed: true };
   }
 
+  /** Drain, pause or activate a worker (worker.availability); answers the worker as GET /v1/workers/:id shows it. */
+  async setWorkerAvailability(id: string, availability: WorkerAvailability, ctx: RequestContext): Promise<WorkerRecord> {
+    await this.proposeOk({ op: 'worker.availability', workerId: id, availability, atMs: this.o.clock.nowMs() }, ctx);
+    return this.workerOrThrow(id);
+  }
+
   // ---- helpers ----
 
   retryAt(nowMs: number, attempt: number): number {
@@ -386,7 +393,8 @@ export class TaskServiceImpl implements TasksService {
 }
 
 export function assignmentOf(t: TaskRecord): Assignment {
-  return { taskId: t.id, attempt: t.attempt, term: t.term, spec: t.spec, desiredState: t.desiredState };
+  // A drained worker's attempt is to stop there (it is placed again elsewhere once stopped).
+  return { taskId: t.id, attempt: t.attempt, term: t.term, spec: t.spec, desiredState: stopWanted(t) ? 'stop' : 'run' };
 }
 
 function chunks<T>(items: readonly T[], size: number): T[][] {

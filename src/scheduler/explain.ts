@@ -1,10 +1,19 @@
-// `task why`: for a task waiting to be placed, one verdict per worker ("down", "label zone!=a (it is b)",
-// "no room: cpus 2 > 1.5 free", or eligible). Pure, from the same eligibility rules the policies place by.
+// `task why`: for a task waiting to be placed, one verdict per worker ("down", "draining", "paused",
+// "label zone!=a (it is b)", "no room: cpus 2 > 1.5 free", or eligible). Pure, from the same eligibility rules the policies place by.
 import { ineligibility } from './eligibility.js';
 import type { PlacementTask, PlacementWorker } from './policy.js';
 
 export interface ExplainWorker extends PlacementWorker {
   readonly state: 'ready' | 'unreachable' | 'down';
+  /** Absent: active. */
+  readonly availability?: 'active' | 'pause' | 'drain';
+}
+
+/** Why a worker an operator took out of service takes nothing new (worker drain, worker pause), or null. */
+export function unavailability(availability: ExplainWorker['availability']): string | null {
+  if (availability === 'drain') return 'draining';
+  if (availability === 'pause') return 'paused';
+  return null;
 }
 
 export interface WorkerVerdict {
@@ -17,7 +26,7 @@ export interface WorkerVerdict {
 export function explainPlacement(task: PlacementTask, workers: readonly ExplainWorker[]): WorkerVerdict[] {
   return workers.map((w) => {
     if (w.state !== 'ready') return { workerId: w.id, eligible: false, reason: w.state };
-    const why = ineligibility(task, w);
+    const why = unavailability(w.availability) ?? ineligibility(task, w);
     return why === null ? { workerId: w.id, eligible: true, reason: 'eligible' } : { workerId: w.id, eligible: false, reason: why };
   });
 }

@@ -50,6 +50,11 @@ function seeded(): KvStateMachine {
   run({ op: 'task.place', term: 1, atMs: 2000, cursor: 'w2', placements: tasks.slice(0, 20).map((t, i) => ({ taskId: t.taskId, attempt: 1, workerId: i % 2 === 0 ? 'w1' : 'w2' })) });
   const reports = tasks.slice(0, 10).map((t, i) => ({ taskId: t.taskId, workerId: i % 2 === 0 ? 'w1' : 'w2', attempt: 1, term: 1, state: 'succeeded' as const, containerId: 'c', exitCode: 0, error: null, retryAtMs: 0 }));
   run({ op: 'task.report', atMs: 3000, reports });
+  // Drained attempts and attempts draining (w2's placed tasks), in the snapshot's rows; w2 takes tasks again after.
+  run({ op: 'worker.availability', workerId: 'w2', availability: 'drain', atMs: 3500 });
+  const t11 = { taskId: taskId(11), workerId: 'w2', attempt: 1, term: 1, state: 'stopped' as const, containerId: 'c', exitCode: null, error: null, retryAtMs: 0 };
+  run({ op: 'task.report', atMs: 3600, reports: [t11] });
+  run({ op: 'worker.availability', workerId: 'w2', availability: 'active', atMs: 3700 });
   return sm;
 }
 

@@ -428,6 +428,7 @@ const taskCmdArb: fc.Arbitrary<TaskCommand> = fc.oneof(
   fc.record({ op: fc.constant('worker.register' as const), workerId: workerArb, apiAddress: fc.constant('h:1'), runtime: fc.constant('memory'), atMs: fc.nat(100) }),
   fc.record({ op: fc.constant('worker.heartbeat' as const), workerId: workerArb, atMs: fc.nat(100), stats: fc.constant(stats), reports: fc.array(reportArb, { maxLength: 2 }) }),
   fc.record({ op: fc.constant('worker.state' as const), workerId: workerArb, state: fc.constantFrom('unreachable' as const, 'down' as const), atMs: fc.nat(100), ifHeartbeats: fc.nat(4), lost: fc.array(fc.record({ taskId: idArb, attempt: fc.integer({ min: 1, max: 3 }), retryAtMs: fc.nat(100) }), { maxLength: 2 }) }),
+  fc.record({ op: fc.constant('worker.availability' as const), workerId: workerArb, availability: fc.constantFrom('active' as const, 'pause' as const, 'drain' as const), atMs: fc.nat(100) }),
 );
 
 describe('task commands: properties', () => {

@@ -219,7 +219,7 @@ describe('GET /v1/events', () => {
     tokens.set(accessor, { role: 'cluster-only', secretHash, policy: { name: 'cluster-only', rules: [{ effect: 'allow', resource: 'cluster', verbs: ['read'] }] } });
     const clusterOnly = await open(`${base}/v1/events`, token);
     await waitFor('two subscriptions', () => feed.sends.size === 2);
-    const worker = { id: 'w1', apiAddress: '127.0.0.1:9001', state: 'ready', runtime: 'process', registeredAt: '', lastHeartbeatAt: null, stats: null, taskCount: 1 } as const;
+    const worker = { id: 'w1', apiAddress: '127.0.0.1:9001', state: 'ready', runtime: 'process', registeredAt: '', lastHeartbeatAt: null, stats: null, taskCount: 1, availability: 'active' } as const;
     const tasks = { pending: 1, scheduled: 0, running: 2, succeeded: 0, failed: 0, stopped: 0, lost: 0 };
     const snapshot: DashboardSnapshot = { atMs: 1, servedBy: 'm1', role: 'leader', term: 1, leaderId: 'm1', commitIndex: 1, appliedIndex: 1, members: [], workers: [worker], tasks, rate: null };
     feed.push({ type: 'snapshot', data: snapshot });

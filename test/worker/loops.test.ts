@@ -44,7 +44,7 @@ class ScriptedLink implements ManagerLink {
     this.registers++;
     if (!this.up) throw unreachable();
     this.knows = true;
-    return { id: req.id, apiAddress: req.apiAddress, state: 'ready', runtime: req.runtime, registeredAt: '', lastHeartbeatAt: null, stats: null, taskCount: 0 };
+    return { id: req.id, apiAddress: req.apiAddress, state: 'ready', runtime: req.runtime, registeredAt: '', lastHeartbeatAt: null, stats: null, taskCount: 0, availability: 'active' };
   }
 
   async heartbeat(_id: string, req: HeartbeatRequest): Promise<HeartbeatResponse> {
