@@ -19,13 +19,13 @@ export function WorkersPage({ snap }) {
     <h1>Workers</h1>
     ${snap.workers.length === 0 && html`<p class="muted">No worker has registered.</p>`}
     <div class="table-wrap"><table aria-label="Workers">
-      <thead><tr><th scope="col">ID</th><th scope="col">State</th><th scope="col">Heartbeat age</th><th scope="col">CPU</th><th scope="col">Memory used / total</th><th scope="col">Running tasks</th><th scope="col">Runtime</th><th scope="col">API</th></tr></thead>
+      <thead><tr><th scope="col">ID</th><th scope="col">State</th><th scope="col">Availability</th><th scope="col">Heartbeat age</th><th scope="col">CPU</th><th scope="col">Memory used / total</th><th scope="col">Running tasks</th><th scope="col">Runtime</th><th scope="col">API</th></tr></thead>
       <tbody>${snap.workers.map((w) => {
         const st = w.stats;
         const cpu = st?.cpuUtilization == null ? '–' : `${(st.cpuUtilization * 100).toFixed(0)} %`;
         const mem = st == null ? '–' : `${fmtBytes(st.memoryTotalBytes - st.memoryAvailableBytes)} / ${fmtBytes(st.memoryTotalBytes)}`;
         return html`<tr data-testid=${`worker-row-${w.id}`}>
-          <th scope="row">${w.id}</th><td><${Badge} value=${w.state} /></td><td>${heartbeatAge(snap, w)}</td><td>${cpu}</td><td>${mem}</td>
+          <th scope="row">${w.id}</th><td><${Badge} value=${w.state} /></td><td>${w.availability ?? 'active'}</td><td>${heartbeatAge(snap, w)}</td><td>${cpu}</td><td>${mem}</td>
           <td>${w.taskCount}</td><td>${w.runtime}</td><td><code>${w.apiAddress}</code></td>
         </tr>`;
       })}</tbody>

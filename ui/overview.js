@@ -80,7 +80,7 @@ export function Overview({ snap, history }) {
     </section>
     <section aria-labelledby="workers-h">
       <h2 id="workers-h">Workers</h2>
-      ${snap.workers.length === 0 ? html`<p class="muted">No worker has registered.</p>` : html`<ul class="counts">${snap.workers.map((w) => html`<li data-testid=${`worker-${w.id}`}>${w.id} <${Badge} value=${w.state} /></li>`)}</ul>`}
+      ${snap.workers.length === 0 ? html`<p class="muted">No worker has registered.</p>` : html`<ul class="counts">${snap.workers.map((w) => html`<li data-testid=${`worker-${w.id}`}>${w.id} <${Badge} value=${w.state} />${w.availability === 'drain' || w.availability === 'pause' ? html` <${Badge} value=${w.availability} />` : null}</li>`)}</ul>`}
     </section>
     <section aria-labelledby="rates-h">
       <h2 id="rates-h">Rates</h2>

@@ -104,6 +104,7 @@ export const routePermissions: Record<string, RoutePermission> = {
   'DELETE /v1/services/:name': wr('services'),
   'GET /v1/workers/:id': rd('workers'),
   'DELETE /v1/workers/:id': wr('workers'),
+  'PUT /v1/workers/:id/availability': wr('workers'),
   // A backup holds every secret the cluster keeps (token hashes, the session key, secretEnv values): whoever reads one
   // can sign a session as any token, so it takes every permission (an admin's), snapshot:write among them.
   'GET /v1/snapshot': { ...wr('snapshot'), every: 'a snapshot holds the session key and every token hash, so only a token with every permission may take one' },

@@ -19,7 +19,9 @@ import { addReloadCommand } from './reload.js';
 import { addServiceCommands, parseStopSignal, parseStopTimeout, stopFieldsOf, stopSignalOption, stopTimeoutOption } from './services.js';
 import { runTaskRunMany } from './task-many.js';
 import { addPlacementCommands } from './quota.js';
-import { CliExit, parseEnvPair, runTaskGet, runTaskList, runTaskLogs, runTaskRun, runTaskStop, runWorkerList, runWorkerRemove, secretEnvOf, secretEnvOptions } from './tasks.js';
+import {
+  CliExit, parseEnvPair, runTaskGet, runTaskList, runTaskLogs, runTaskRun, runTaskStop, runWorkerAvailability, runWorkerList, runWorkerRemove, secretEnvOf, secretEnvOptions,
+} from './tasks.js';
 import { limits } from '../lib/limits.js';
 import { taskPriorities, type TaskSpec } from '../contracts/task-model.js';
 import type { ManagerFlags } from './daemons.js';
@@ -240,6 +242,20 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
       const g = globals(cmd);
       await runWorkerList(g.api, g.out);
     });
+  const availabilities = [
+    ['drain', 'drain', 'take a worker out of service: nothing new is placed on it, and its tasks are stopped there and placed elsewhere (worker ls shows TASKS 0 once it holds none)'],
+    ['pause', 'pause', 'place nothing new on a worker; the tasks on it stay'],
+    ['activate', 'active', 'let the leader place tasks on a drained or paused worker again'],
+  ] as const;
+  for (const [name, availability, description] of availabilities) {
+    worker
+      .command(`${name} <id>`)
+      .description(description)
+      .action(async (id: string, _flags: object, cmd: Command) => {
+        const g = globals(cmd);
+        await runWorkerAvailability(g.api, id, availability, g.out);
+      });
+  }
   worker
     .command('rm <id>')
     .alias('remove')

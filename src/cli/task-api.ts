@@ -4,7 +4,7 @@ import type { ApiClient, SubmittedTask } from '../client/api-client.js';
 import { apiClientFor } from './connection.js';
 import type { TaskPlacementView } from '../contracts/placement.js';
 import type { Page } from '../contracts/services.js';
-import type { TaskRecord, TaskSpec, WorkerRecord } from '../contracts/task-model.js';
+import type { TaskRecord, TaskSpec, WorkerAvailability, WorkerRecord } from '../contracts/task-model.js';
 
 export class TaskApi {
   private readonly client: ApiClient;
@@ -60,6 +60,10 @@ export class TaskApi {
 
   async removeWorker(id: string): Promise<{ id: string; removed: true }> {
     return JSON.parse(await this.call('DELETE', `/v1/workers/${encodeURIComponent(id)}`)) as { id: string; removed: true };
+  }
+
+  async setWorkerAvailability(id: string, availability: WorkerAvailability): Promise<WorkerRecord> {
+    return JSON.parse(await this.call('PUT', `/v1/workers/${encodeURIComponent(id)}/availability`, { availability })) as WorkerRecord;
   }
 
   async workers(q: { limit: number; cursor?: string }): Promise<Page<WorkerRecord>> {

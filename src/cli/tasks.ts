@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { noWorkerReason } from '../contracts/placement.js';
-import { envNameRule, isEnvName, type TaskRecord, type TaskSpec, type TaskTransition, type WorkerRecord } from '../contracts/task-model.js';
+import { envNameRule, isEnvName, type TaskRecord, type TaskSpec, type TaskTransition, type WorkerAvailability, type WorkerRecord } from '../contracts/task-model.js';
 import { MinkubeError } from '../lib/errors.js';
 import { commandText, formatTable, printJson, printLine, writeOut, writeOutDrained, type Output } from './output.js';
 import { TaskApi } from './task-api.js';
@@ -210,13 +210,13 @@ export async function runTaskGet(apiUrl: string, id: string, out: Output): Promi
     // The answer holds the names only (values read "<redacted>").
     ...(spec.secretEnv === undefined ? [] : [['secret env', Object.keys(spec.secretEnv).join(', ')] as [string, string]]),
     ...(spec.stopSignal === undefined && spec.stopTimeoutS === undefined ? [] : [['stop', stopLine(spec)] as [string, string]]),
-    ['state', `${t.state} (desired: ${t.desiredState})`],
+    ['state', `${t.state} (desired: ${t.desiredState}${t.draining === true ? '; stopping on its drained worker, to be placed elsewhere' : ''})`],
     ['worker', t.workerId ?? '-'],
     // Declared ports: each with the address its worker gave the current attempt, once it did.
     ...(spec.ports === undefined ? [] : [['ports', spec.ports.map((p) => `${p.name}=${t.ports?.find((a) => a.name === p.name)?.address ?? '-'}`).join(' ')] as [string, string]]),
     ...(t.health === undefined ? [] : [['health', t.health] as [string, string]]),
     // A service's replica is restarted without bound (task-rules.ts): its maxAttempts does not apply.
-    ['attempt', t.service === undefined ? `${t.attempt} of ${spec.maxAttempts ?? 3} (restart: ${spec.restartPolicy ?? 'never'})` : `${t.attempt} (replica of service ${t.service.name} version ${t.service.version}: restarted without bound)`],
+    ['attempt', t.service === undefined ? `${attemptText(t, spec.maxAttempts ?? 3)} (restart: ${spec.restartPolicy ?? 'never'})` : `${t.attempt} (replica of service ${t.service.name} version ${t.service.version}: restarted without bound)`],
     ['container', t.containerId ?? '-'],
     ['exit code', t.exitCode === null ? '-' : String(t.exitCode)],
     ['error', t.error === null ? '-' : `${t.error.class}: ${t.error.message}`],
@@ -270,6 +270,27 @@ export async function runWorkerRemove(apiUrl: string, id: string, out: Output): 
   else printLine(`removed worker ${removed.id}`);
 }
 
+/** The attempt as maxAttempts counts it: those a drain of their worker ended are not counted (task-rules.ts). */
+function attemptText(t: TaskRecord, max: number): string {
+  const drained = t.drainedAttempts ?? 0;
+  if (drained === 0) return `${t.attempt} of ${max}`;
+  return `${t.attempt} (${t.attempt - drained} of ${max} counted: ${drained} ended by a drain of its worker)`;
+}
+
+/** `worker drain|pause|activate ID`: whether the leader places tasks on the worker; a drain moves its tasks away. */
+export async function runWorkerAvailability(apiUrl: string, id: string, availability: WorkerAvailability, out: Output): Promise<void> {
+  const w = await new TaskApi(apiUrl).setWorkerAvailability(id, availability);
+  if (out.json) {
+    printJson(w);
+    return;
+  }
+  const held = `${w.taskCount} task${w.taskCount === 1 ? '' : 's'}`;
+  if (availability === 'active') printLine(`worker ${w.id} is active: tasks may be placed on it`);
+  else if (availability === 'pause') printLine(`worker ${w.id} is paused: nothing new is placed on it; the ${held} on it stay`);
+  else if (w.taskCount === 0) printLine(`worker ${w.id} is drained: it holds no task`);
+  else printLine(`worker ${w.id} is draining: its ${held} are being stopped there and placed elsewhere; worker ls shows TASKS 0 once it holds none`);
+}
+
 export async function runWorkerList(apiUrl: string, out: Output): Promise<void> {
   const api = new TaskApi(apiUrl);
   const items: WorkerRecord[] = [];
@@ -283,14 +304,15 @@ export async function runWorkerList(apiUrl: string, out: Output): Promise<void> 
     printJson({ items, nextCursor: null });
     return;
   }
-  const rows = [['ID', 'STATE', 'API', 'RUNTIME', 'TASKS', 'CPU', 'MEM FREE', 'LAST HEARTBEAT']];
+  const rows = [['ID', 'STATE', 'AVAILABILITY', 'API', 'RUNTIME', 'TASKS', 'CPU', 'MEM FREE', 'LAST HEARTBEAT']];
   const now = Date.now();
   for (const w of items) {
     const s = w.stats;
     const cpu = s?.cpuUtilization == null ? '-' : `${Math.round(s.cpuUtilization * 100)}%`;
     const mem = s === null || s.memoryTotalBytes === 0 ? '-' : `${Math.round(s.memoryAvailableBytes / 2 ** 20)} MiB`;
     const beat = w.lastHeartbeatAt === null ? '-' : `${Math.max(0, Math.round((now - Date.parse(w.lastHeartbeatAt)) / 100) / 10)} s ago`;
-    rows.push([w.id, w.state, w.apiAddress, w.runtime, String(w.taskCount), cpu, mem, beat]);
+    // A manager that predates availability sends none: every worker was active then.
+    rows.push([w.id, w.state, w.availability ?? 'active', w.apiAddress, w.runtime, String(w.taskCount), cpu, mem, beat]);
   }
   printLine(formatTable(rows));
 }

@@ -104,6 +104,8 @@ function managerStatus(p: ManagerParts): StatusSource {
         ...(p.driver.notMemberError() === null ? {} : { notMember: true }),
         workersReady: workers.filter((w) => w.state === 'ready').length,
         workers: workers.length,
+        workersDrainedNotReady: workers.filter((w) => w.state !== 'ready' && w.availability === 'drain').length,
+        workersActive: workers.filter((w) => w.state === 'ready' && w.availability === undefined).length,
       };
     },
   };

@@ -2,7 +2,7 @@
 // (Raft's term and indexes, tasks and workers by state, bytes sent to each peer) are read when /metrics is scraped;
 // the driver, the API and the state machine's listener call the small observers below on their paths.
 import type { Counter, Gauge, Histogram } from 'prom-client';
-import type { TaskRecord, TaskState, WorkerState } from '../contracts/task-model.js';
+import { availabilityOf, workerAvailabilities, type TaskRecord, type TaskState, type WorkerState } from '../contracts/task-model.js';
 import type { StoredWorker, TaskStoreListener } from '../kv/task-store.js';
 import { fsyncBucketsS, latencyBucketsS, MetricsRegistry, type FastHistogram, roundTripBucketsS, setCounter, slowBucketsS, type MetricsRegistryOptions } from '../lib/metrics.js';
 
@@ -17,7 +17,7 @@ export interface ManagerMetricsSources {
   appliedIndex(): number;
   pendingProposals(): number;
   countTasksIn(state: TaskState): number;
-  workers(): readonly Pick<StoredWorker, 'state'>[];
+  workers(): readonly Pick<StoredWorker, 'state' | 'availability'>[];
   /** Bytes written to each peer's connection since the start. */
   peerBytesSent(): ReadonlyMap<string, number>;
   /** Free bytes on the data directory's file system (null when it cannot be read). */
@@ -86,6 +86,11 @@ export class ManagerMetrics implements DriverObserver {
       for (const w of src()?.workers() ?? []) counts.set(w.state, (counts.get(w.state) ?? 0) + 1);
       for (const [state, n] of counts) g.set({ state }, n);
     });
+    r.gauge('workers_availability', 'Registered workers by availability (minkube worker drain, pause, activate).', ['availability'], (g) => {
+      const counts = new Map<string, number>(workerAvailabilities.map((a) => [a, 0]));
+      for (const w of src()?.workers() ?? []) counts.set(availabilityOf(w), (counts.get(availabilityOf(w)) ?? 0) + 1);
+      for (const [availability, n] of counts) g.set({ availability }, n);
+    });
     this.schedulingDelay = r.histogram('scheduling_delay_seconds', 'Observed by the leader: pending to scheduled (phase="placed"), scheduled to running (phase="running").', slowBucketsS, ['phase']);
     this.taskFailures = r.counter('task_failures_total', 'Task attempts that failed (or were lost), by failure class, observed by the leader.', ['class']);
   }
@@ -143,6 +148,9 @@ export class ManagerMetrics implements DriverObserver {
     if (previous === null || previous.state === task.state || this.sources?.raft().role !== 'leader') return;
     if (task.state === 'scheduled') this.observeDelay('placed', task, 'pending');
     else if (task.state === 'running') this.observeDelay('running', task, 'scheduled');
+    // An attempt its worker's drain ended failed at nothing.
+    const drained = (task.drainedAttempts ?? 0) > (previous.drainedAttempts ?? 0);
+    if (drained) return;
     if (task.error !== null && task.error !== previous.error && (task.state === 'failed' || task.state === 'pending' || task.state === 'lost')) {
       this.taskFailures.inc({ class: task.error.class });
     } else if (task.state === 'lost') {

@@ -307,6 +307,17 @@ describe('the status verdict', () => {
     expect(judgeStatus(facts({ workersReady: 1 }))).toMatchObject({ status: 'degraded', reasons: ['1 of 2 workers not ready'] });
     expect(judgeStatus(facts({ workersReady: 0, workers: 0 })).status).toBe('degraded');
   });
+  it('does not count a drained worker as not ready, but says when no worker takes new tasks', () => {
+    // A drained or paused worker that is ready is no trouble; nor is a drained one an operator then stopped.
+    expect(judgeStatus(facts({ workersActive: 1 }))).toMatchObject({ status: 'up', reasons: [] });
+    expect(judgeStatus(facts({ workersReady: 1, workersDrainedNotReady: 1, workersActive: 1 }))).toMatchObject({ status: 'up', reasons: [] });
+    // A paused worker that went down is a worker not ready (its tasks stayed on it).
+    expect(judgeStatus(facts({ workersReady: 1, workersDrainedNotReady: 0, workersActive: 1 }))).toMatchObject({ status: 'degraded', reasons: ['1 of 2 workers not ready'] });
+    expect(judgeStatus(facts({ workersActive: 0 }))).toMatchObject({ status: 'degraded', reasons: ['no worker takes new tasks: each is drained, paused or not ready'] });
+    expect(judgeStatus(facts({ workersReady: 0, workersDrainedNotReady: 2, workersActive: 0 }))).toMatchObject({ status: 'degraded', reasons: ['no worker takes new tasks: each is drained, paused or not ready'] });
+    // Every worker down: said once, as before.
+    expect(judgeStatus(facts({ workersReady: 0, workersDrainedNotReady: 0, workersActive: 0 }))).toMatchObject({ reasons: ['2 of 2 workers not ready'] });
+  });
   it('counts no recovering manager towards the quorum', () => {
     expect(judgeStatus(facts({ votersRecovering: 1 }))).toMatchObject({ status: 'degraded', quorum: true, reasons: ['1 of 3 managers recovering their storage'] });
     expect(judgeStatus(facts({ votersRecovering: 2 }))).toMatchObject({ status: 'down', quorum: false, reasons: ['no quorum: 3 of 3 managers reachable, 2 of them recovering their storage'] });

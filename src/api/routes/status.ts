@@ -15,6 +15,10 @@ export interface StatusFacts {
   readonly votersRecovering?: number;
   readonly workersReady: number;
   readonly workers: number;
+  /** Drained workers that are not ready: taken out of service on purpose, so not counted as not ready. */
+  readonly workersDrainedNotReady?: number;
+  /** Ready workers that are neither drained nor paused: those new tasks can go to. */
+  readonly workersActive?: number;
   /**
    * This manager knows it is no member of the cluster (removed; its own configuration, which still lists it, is
    * stale): it speaks for nobody, and says so rather than count voters it no longer has.
@@ -38,7 +42,10 @@ export const StatusReply = Type.Object({
 });
 export type StatusReply = Static<typeof StatusReply>;
 
-/** down: no leader or no quorum; degraded: a manager unreachable, or a worker not ready (or none at all); else up. */
+/**
+ * down: no leader or no quorum; degraded: a manager unreachable, a worker not ready (one drained on purpose aside), none
+ * at all, or none that takes new tasks; else up.
+ */
 export function judgeStatus(f: StatusFacts): StatusReply {
   if (f.notMember === true) {
     return {
@@ -55,7 +62,12 @@ export function judgeStatus(f: StatusFacts): StatusReply {
   if (quorum && f.votersReachable < f.voters) reasons.push(`${f.voters - f.votersReachable} of ${f.voters} managers unreachable`);
   if (quorum && recovering > 0) reasons.push(`${recovering} of ${f.voters} managers recovering their storage`);
   if (f.workers === 0) reasons.push('no worker registered');
-  else if (f.workersReady < f.workers) reasons.push(`${f.workers - f.workersReady} of ${f.workers} workers not ready`);
+  else {
+    const notReady = f.workers - f.workersReady - (f.workersDrainedNotReady ?? 0);
+    if (notReady > 0) reasons.push(`${notReady} of ${f.workers} workers not ready`);
+    // Every worker drained or paused (ready or not): nothing new can be placed anywhere.
+    if (f.workersActive === 0 && notReady < f.workers) reasons.push('no worker takes new tasks: each is drained, paused or not ready');
+  }
   return {
     status: down ? 'down' : reasons.length > 0 ? 'degraded' : 'up',
     reasons,

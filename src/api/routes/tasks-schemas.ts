@@ -6,11 +6,13 @@ import { CapacitySchema, LabelsSchema } from '../../kv/placement-schemas.js';
 import { TaskSpecSchema } from '../../kv/task-spec.js';
 import { FollowParam } from './worker-schemas.js';
 import { Nullable } from '../../lib/nullable.js';
+import { workerAvailabilities } from '../../contracts/task-model.js';
 
 const Consistency = Type.Optional(Type.Union([Type.Literal('linearizable'), Type.Literal('stale')]));
 const TaskStateLiteral = Type.Union(
   ['pending', 'scheduled', 'running', 'succeeded', 'failed', 'stopped', 'lost'].map((s) => Type.Literal(s)),
 );
+const WorkerAvailabilityLiteral = Type.Union(workerAvailabilities.map((a) => Type.Literal(a)));
 
 /** A task id starts with a letter or digit, as a worker's does: `..` or `-` is a malformed id (400), not a missing task. */
 export const TaskIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }) });
@@ -123,6 +125,8 @@ export const TaskRecordReply = Type.Object(
     service: Type.Optional(Type.Object({ name: Type.String(), version: Type.Integer() })),
     ports: Type.Optional(AssignedPortsSchema),
     health: Type.Optional(Type.Union([Type.Literal('starting'), Type.Literal('healthy'), Type.Literal('unhealthy')])),
+    draining: Type.Optional(Type.Literal(true, { description: 'the attempt is being stopped on its drained worker, to be placed again elsewhere' })),
+    drainedAttempts: Type.Optional(Type.Integer({ minimum: 1, description: 'attempts ended by a drain of their worker: not counted against maxAttempts' })),
   },
   { description: 'the task record' },
 );
@@ -137,13 +141,19 @@ export const WorkerRecordReply = Type.Object(
     registeredAt: Time,
     lastHeartbeatAt: Nullable(Time),
     stats: Nullable(WorkerStatsSchema),
-    taskCount: Type.Integer({ minimum: 0 }),
+    taskCount: Type.Integer({ minimum: 0, description: 'its scheduled and running tasks; 0 on a drained worker once it has stopped every one' }),
+    availability: WorkerAvailabilityLiteral,
     labels: Type.Optional(Type.Record(Type.String(), Type.String())),
     capacity: Type.Optional(Type.Object({ cpus: Type.Number(), memoryMb: Type.Number() })),
     instance: Type.Optional(Type.String({ description: 'the instance that registered the id last, which alone may heartbeat as it' })),
   },
   { description: 'the worker' },
 );
+export const WorkerAvailabilityBody = Type.Object(
+  { availability: WorkerAvailabilityLiteral },
+  { additionalProperties: false, description: 'active: tasks may be placed on it; pause: nothing new; drain: nothing new, and its tasks are moved elsewhere' },
+);
+export type WorkerAvailabilityBody = Static<typeof WorkerAvailabilityBody>;
 export const WorkerRemovedReply = Type.Object({ id: Type.String(), removed: Type.Literal(true) }, { description: "a retired worker's record, forgotten" });
 export const WorkerListReply = Type.Object({ items: Type.Array(WorkerRecordReply), nextCursor: Nullable(Type.String()) }, { description: 'a page of workers, by id' });
 export const RegisterReply = Type.Object({ worker: WorkerRecordReply }, { description: 'the worker as registered' });

@@ -9,7 +9,7 @@ import { requestContext } from './kv.js';
 import { listLimit } from './tasks.js';
 import {
   AssignmentListReply, ConsistencyQuery, HeartbeatBody, HeartbeatReply, RegisterBody, RegisterReply, WorkerIdParams, WorkerListQuery, WorkerListReply, WorkerRecordReply,
-  WorkerRemovedReply,
+  WorkerAvailabilityBody, WorkerRemovedReply,
   workerInstancePattern,
 } from './tasks-schemas.js';
 
@@ -52,6 +52,13 @@ export const workerRoutes: FastifyPluginAsync<WorkerRoutesOptions> = async (app,
     '/v1/workers/:id',
     { schema: { params: WorkerIdParams, querystring: ConsistencyQuery, documentedResponse: { 200: WorkerRecordReply } } },
     async (req) => tasks.getWorker(req.params.id, req.query.consistency ?? 'linearizable', requestContext(req)),
+  );
+
+  // Drain, pause or activate: whether the leader places tasks there (a drain also moves its tasks away).
+  app.put<{ Params: WorkerIdParams; Body: WorkerAvailabilityBody }>(
+    '/v1/workers/:id/availability',
+    { schema: { params: WorkerIdParams, body: WorkerAvailabilityBody, documentedResponse: { 200: WorkerRecordReply } } },
+    async (req) => tasks.setWorkerAvailability(req.params.id, req.body.availability, requestContext(req)),
   );
 
   // A retired worker's record (down, no task placed on it): forgotten, so it no longer counts as a worker not ready.
