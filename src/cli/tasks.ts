@@ -288,7 +288,7 @@ export async function runWorkerAvailability(apiUrl: string, id: string, availabi
   if (availability === 'active') printLine(`worker ${w.id} is active: tasks may be placed on it`);
   else if (availability === 'pause') printLine(`worker ${w.id} is paused: nothing new is placed on it; the ${held} on it stay`);
   else if (w.taskCount === 0) printLine(`worker ${w.id} is drained: it holds no task`);
-  else printLine(`worker ${w.id} is draining: its ${held} are being stopped there and placed elsewhere; worker ls shows TASKS 0 once it holds none`);
+  else printLine(`worker ${w.id} is draining: its ${held} ${w.taskCount === 1 ? 'is' : 'are'} being stopped there and placed elsewhere; worker ls shows TASKS 0 once it holds none`);
 }
 
 export async function runWorkerList(apiUrl: string, out: Output): Promise<void> {
