@@ -16,14 +16,28 @@
 // call, login and join, each up to the receive timeout) cannot take every slot. An IPv6 client is counted by its /64,
 // which one host usually holds whole. Past its cap, a client's new connection takes the place of its own connection
 // idle longest, or is refused.
+//
+// Why a cap by file descriptors besides (src/lib/fds.ts): connections that took every descriptor left the process
+// unable to open anything else (its storage's files, its peers' connections), and, at the limit, libuv stopped taking
+// connections from the kernel's queue, whose clients then waited until they gave up. A connection whose descriptor is
+// within the reserved few of the limit counts as one past connectionsMax.
 import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
+import { socketFd } from '../lib/fds.js';
 
 export interface SlotBounds {
   connectionsMax: number;
   connectionsPerAddressMax: number;
   /** A connection idle for less than this keeps its slot. */
   evictableIdleMsMin: number;
+}
+
+/** What the slots ask of the process's descriptors (FdWatch). */
+export interface FdCheck {
+  /** Whether a new connection on descriptor fd is one too many for the process. */
+  crowded(fd: number | undefined): boolean;
+  refusedOne(): void;
+  evictedOne(): void;
 }
 
 interface Slot {
@@ -59,17 +73,28 @@ export class ConnectionSlots {
   private readonly idle = new Set<Slot>();
   private readonly idleByAddress = new Map<string, Set<Slot>>();
 
-  constructor(private readonly bounds: SlotBounds) {}
+  constructor(
+    private readonly bounds: SlotBounds,
+    private readonly fds: FdCheck | null = null,
+  ) {}
 
   /**
    * Gives a new connection its slot, taking one from the connection idle longest when there is none (its own
-   * address's, past that address's cap); when every connection is busy or only just idle, closes the new one and
-   * answers false.
+   * address's, past that address's cap; any, when its descriptor is in the process's reserve); when every connection
+   * is busy or only just idle, closes the new one and answers false.
    */
   admit(socket: Socket): boolean {
     const address = addressKey(socket.remoteAddress);
-    const full = (this.openByAddress.get(address) ?? 0) >= this.bounds.connectionsPerAddressMax && !this.evictFrom(this.idleByAddress.get(address));
-    if (full || (this.open >= this.bounds.connectionsMax && !this.evictFrom(this.idle))) {
+    // Past the address's cap its own idle connection gives its place (and its descriptor); past the server's cap, or
+    // with the descriptor in the process's reserve, the one idle longest.
+    const ownFull = (this.openByAddress.get(address) ?? 0) >= this.bounds.connectionsPerAddressMax;
+    const crowded = !ownFull && this.fds !== null && this.fds.crowded(socketFd(socket));
+    const room = ownFull ? this.evictFrom(this.idleByAddress.get(address)) : (this.open < this.bounds.connectionsMax && !crowded) || this.evictFrom(this.idle);
+    if (crowded) {
+      if (room) this.fds?.evictedOne();
+      else this.fds?.refusedOne();
+    }
+    if (!room) {
       socket.destroy();
       return false;
     }
@@ -80,6 +105,16 @@ export class ConnectionSlots {
     this.markIdle(slot);
     socket.once('close', () => this.release(slot));
     return true;
+  }
+
+  /**
+   * Closes every connection idle at least evictableIdleMsMin (the process is out of descriptors: they are given back);
+   * how many.
+   */
+  shed(): number {
+    let closed = 0;
+    while (this.evictFrom(this.idle)) closed++;
+    return closed;
   }
 
   /** Counts `server`'s HTTP/1.1 requests (until their answer closes) and HTTP/2 streams as their connection's work. */

@@ -7,6 +7,8 @@ import { createServer, METHODS, type IncomingMessage, type RequestListener, type
 import { createServer as createH2cServer, type Http2Session, type ServerHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import { fastify, LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify';
+import { systemClock } from '../lib/clock.js';
+import { FdWatch, fdLimitNote, fdShortageMessage } from '../lib/fds.js';
 import { limits } from '../lib/limits.js';
 import { MinkubeError } from '../lib/errors.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandling, rawErrorResponse, RoutePaths } from './errors.js';
@@ -126,7 +128,10 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   const paramCharsMax = limits.kvKeyBytesMax * 3;
   const routes = new RoutePaths();
   const linger: LingerBounds = { bytesMax: server.lingerBytesMax, ms: server.lingerMs };
-  const slots = new ConnectionSlots(server);
+  // The process's descriptors as this port's connections see them (src/lib/fds.ts): when it is out of them, the port
+  // gives back its idle connections (slots, made next, by the time the watch starts).
+  const fds = new FdWatch({ clock: systemClock, warn: (shortage) => (opts.logger ? opts.logger.warn(shortage, fdShortageMessage(shortage)) : undefined), shed: () => slots.shed() });
+  const slots = new ConnectionSlots(server, fds);
   const unread = new UnreadAnswers({ answersBytesMax: server.unreadAnswersBytesMax, ageMsMin: server.unreadAnswerAgeMsMin });
   const common = {
     bodyLimit: bodyLimitBytes,
@@ -169,6 +174,13 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   // fastify types an HTTPS or HTTP/2 app as another instance type; every route and hook here is the same for all.
   const options = (opts.logger ? { ...serverOptions, loggerInstance: opts.logger } : { ...serverOptions, logger: false }) as FastifyHttpOptions<Server>;
   const app = fastify(options) as unknown as FastifyInstance;
+  // Watched while the port is open: its timer and spare descriptor go with it.
+  app.server.once('listening', () => {
+    fds.start();
+    const note = fdLimitNote(fds.fdLimit, server.connectionsMax);
+    if (note !== null && opts.logger) opts.logger.warn({ fdLimit: fds.fdLimit, connectionsMax: server.connectionsMax }, note);
+  });
+  app.server.once('close', () => fds.stop());
   if (opts.https !== undefined) {
     boundHttp1OverTls(app.server, server);
     refuseUnknownMethods(app.server as unknown as RequestListeners);

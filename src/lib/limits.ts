@@ -178,6 +178,17 @@ export const limits = {
   httpConnectionsMax: 1024,
   httpConnectionsPerAddressMax: 512,
   httpEvictableIdleMsMin: 1000,
+  /**
+   * Descriptors an HTTP server's connections leave to the rest of the process (storage, Raft peers, outgoing
+   * connections): a new connection whose descriptor is within this many of RLIMIT_NOFILE counts as one past
+   * httpConnectionsMax (src/lib/fds.ts). An eighth of the limit, at least the Min and at most the Max.
+   */
+  processFdsReservedDivisor: 8,
+  processFdsReservedMin: 16,
+  processFdsReservedMax: 256,
+  /** How often a server looks whether its process can still open a descriptor, and the most often it warns that not. */
+  fdCheckIntervalMs: 1000,
+  fdWarnIntervalMs: 5000,
   /** HTTP/1.1 requests one connection may have waiting behind the one answered (pipelined); past it, closed. */
   http1PipelinedMax: 32,
   /** A connection's next pipelined request waits while its socket holds more answer bytes than this unread... */
@@ -377,5 +388,7 @@ assert(limits.eventStreamsMax < limits.httpConnectionsMax, 'event streams leave 
 assert(limits.httpConnectionsPerAddressMax < limits.httpConnectionsMax, 'one client address cannot take every connection');
 assert(limits.httpConnectionsPerAddressMax >= 2 * limits.httpClientConnectionsPerOriginMax, "two nodes' HTTP clients on one host (or a benchmark's 256 connections) fit under the cap of their address");
 assert(limits.httpEvictableIdleMsMin < limits.httpHeadersTimeoutMs && limits.httpEvictableIdleMsMin < limits.httpKeepAliveTimeoutMs, 'an idle connection can give its place well before its own timeouts close it');
+assert(limits.processFdsReservedMin <= limits.processFdsReservedMax, 'the reserved descriptors have a floor under their ceiling');
+assert(limits.fdCheckIntervalMs < limits.fdWarnIntervalMs, 'a warning repeats only after several looks');
 assert(limits.eventStreamsMax + limits.logFollowsMax < limits.httpConnectionsMax, 'followed logs and event streams leave connections for the API');
 assert(limits.eventCheckIntervalMs <= limits.eventSnapshotIntervalMs && limits.eventPeerPollTimeoutMs < limits.eventSnapshotIntervalMs, 'a change is seen before the next snapshot, and a poll ends before the next one');
