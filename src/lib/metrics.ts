@@ -3,6 +3,7 @@
 // worker's metrics (src/manager/metrics.ts, src/worker/metrics.ts) are made through this.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import { assert } from './assert.js';
+import { readFdLimit } from './fds.js';
 
 export const metricsPrefix = 'minkube_';
 
@@ -23,6 +24,20 @@ export interface MetricsRegistryOptions {
   processDefaults?: boolean;
 }
 
+/** process_max_fds, the descriptor limit as it is when scraped; none without /proc (not Linux), as prom-client's. */
+function registerLiveMaxFds(registry: Registry): void {
+  if (readFdLimit() === null) return;
+  new Gauge({
+    name: 'process_max_fds',
+    help: 'Maximum number of open file descriptors.',
+    registers: [registry],
+    collect() {
+      const limit = readFdLimit();
+      if (limit !== null) this.set(limit);
+    },
+  });
+}
+
 const gaugesNamedAsCounters = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 /**
@@ -40,6 +55,10 @@ export class MetricsRegistry {
       // Gauges named like counters, which `promtool check metrics` flags (and exits 3): the same counts stay, by type,
       // in nodejs_active_handles, nodejs_active_requests and nodejs_active_resources.
       for (const name of gaugesNamedAsCounters) this.registry.removeSingleMetric(name);
+      // prom-client reads the limit once per process, at its first registry: after `prlimit` lowered it under a
+      // running node, process_max_fds still said the old one. Read when scraped instead (process_open_fds already is).
+      this.registry.removeSingleMetric('process_max_fds');
+      registerLiveMaxFds(this.registry);
     }
   }
 

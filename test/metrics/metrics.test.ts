@@ -1,6 +1,7 @@
 // The metrics as a scraper sees them: every name the README lists with its type, labels from closed sets (route
 // templates, never keys), values read at scrape time; GET /metrics behind the auth plugin (viewer yes, developer no);
 // GET /status's verdicts and its two formats.
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
@@ -12,6 +13,7 @@ import type { TaskRecord, TaskState } from '../../src/contracts/task-model.js';
 import { ManagerMetrics, type ManagerMetricsSources } from '../../src/manager/metrics.js';
 import { parseClusterConfig } from '../../src/config/cluster.js';
 import { managerObservability, workerObservability } from '../../src/daemon/metrics.js';
+import { readFdLimit } from '../../src/lib/fds.js';
 import { MetricsRegistry } from '../../src/lib/metrics.js';
 import { newApiToken } from '../../src/security/tokens.js';
 import { WorkerMetrics } from '../../src/worker/metrics.js';
@@ -204,6 +206,34 @@ describe('a manager\'s metrics', () => {
     expect(() => r.counter('x_total', 'h', ['instance'])).toThrow(/reserved/);
     expect(() => r.gauge('y', 'h', ['job'])).toThrow(/reserved/);
     expect(() => r.gauge('minkube_z', 'h')).toThrow(/prefix/);
+  });
+});
+
+/** Whether util-linux's prlimit can change this process's limits (Linux with the tool installed). */
+function hasPrlimit(): boolean {
+  try {
+    execFileSync('prlimit', ['--pid', String(process.pid), '--nofile'], { stdio: 'ignore' });
+    return readFdLimit() !== null;
+  } catch {
+    return false;
+  }
+}
+
+describe.skipIf(!hasPrlimit())('process_max_fds', () => {
+  it('is the descriptor limit when scraped: one lowered under a running node (prlimit) is seen', async () => {
+    const before = readFdLimit()!;
+    const value = async (r: MetricsRegistry): Promise<number | undefined> => samples(await r.render()).find((x) => x.name === 'process_max_fds')?.value;
+    const registry = new MetricsRegistry();
+    expect(await value(registry)).toBe(before);
+    if (before === Infinity) return;
+    // The soft limit only, and given back: this process is the test runner's.
+    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${before - 1}:`]);
+    try {
+      expect(await value(registry)).toBe(before - 1);
+      expect(await value(new MetricsRegistry())).toBe(before - 1);
+    } finally {
+      execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${before}:`]);
+    }
   });
 });
 
