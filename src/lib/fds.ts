@@ -24,14 +24,18 @@ export function readFdLimit(): number | null {
   }
 }
 
-/** Descriptors this process holds open; null when that cannot be read. */
-export function countOpenFds(): number | null {
+/** Descriptors this process holds open (those numbered below `below` only, if given); null when that cannot be read. */
+export function countOpenFds(below = Infinity): number | null {
+  let names: string[];
   try {
-    // Less the one readdir held while it read.
-    return readdirSync('/proc/self/fd').length - 1;
+    names = readdirSync('/proc/self/fd');
   } catch {
     return null;
   }
+  let n = 0;
+  for (const name of names) if (Number(name) < below) n++;
+  // Less the one readdir held while it read.
+  return n - 1;
 }
 
 /** Descriptors below `limit` that a server's connections leave to the rest of the process: storage, peers, clients. */
@@ -52,7 +56,7 @@ export interface FdShortage {
 
 export interface FdWatchOptions {
   clock: Clock;
-  /** Said at most every warnIntervalMs while connections are turned away or the process is out of descriptors. */
+  /** Said at most every warnIntervalMs (for each of the two kinds) while connections are turned away or the process is out. */
   warn: (shortage: FdShortage) => void;
   /** The process is out of descriptors: give back what can be (idle connections). */
   shed?: () => void;
@@ -63,25 +67,28 @@ export interface FdWatchOptions {
 const outOfFds = new Set(['EMFILE', 'ENFILE']);
 
 /**
- * Watches one server's share of the process's descriptors. A new connection whose descriptor is within
- * fdsReserved(limit) of the limit is `crowded` (the server treats it as one past its connection cap): connections
- * alone can never take the descriptors the rest of the process needs. A descriptor's number says how full the table
- * is, since the kernel hands out the lowest free one.
+ * Watches one server's share of the process's descriptors. A new connection is `crowded` (the server treats it as one
+ * past its connection cap) when its descriptor is within fdsReserved(limit) of the limit (the kernel hands out the
+ * lowest free one, so its number says how full the table is), or when, at the last look, fewer than that were free
+ * below the limit (holes left by closes are handed out first). So connections alone never take the descriptors the
+ * rest of the process needs: its storage's files, its peers' connections, its outgoing calls.
  *
- * Every checkIntervalMs it opens a descriptor: when that fails the process is out (prlimit lowered the limit under
- * what it holds, or something else used them all up), and the kernel's queue of a listening socket is not taken from:
- * libuv retries accept without end, and clients waited until they gave up (15 s), with nothing logged. libuv keeps a
- * spare descriptor for this case, but not always one below the limit. So the watch keeps one of its own: when out,
- * it lets it go, reads the limit with it, and libuv's next accepts take the queued connections one by one on it,
- * each closed at once (crowded says so while out), before the spare is taken back; it also asks the server to give
- * back its idle connections.
+ * Every checkIntervalMs it also opens a descriptor. When that fails the process is out (a limit lowered under what it
+ * holds, or something else used them up): accept fails too, and libuv closes queued connections at once only while
+ * its own spare descriptor lies below the limit; otherwise it retries without end and clients waited until they gave
+ * up, nothing logged. The watch then lets go of a spare of its own (to read the limit, and so that queued connections
+ * are taken and closed, as crowded says while out) and takes it back after this turn's accepts, and has the server
+ * give back its idle connections. Both cases are said at warn, each at most every warnIntervalMs.
  */
 export class FdWatch {
   private limit: number | null = null;
   private out = false;
+  /** At the last look, fewer descriptors than the reserve were free below the limit (some may be above it). */
+  private short = false;
   private spare: number | null = null;
   private ticks: Timer | null = null;
-  private lastWarnMs = -Infinity;
+  /** When each kind of warning was last said: a process out of descriptors is said even just after a crowded port. */
+  private readonly lastWarnMs = { crowded: -Infinity, out: -Infinity };
   private refused = 0;
   private readonly checkIntervalMs: number;
   private readonly warnIntervalMs: number;
@@ -109,9 +116,12 @@ export class FdWatch {
     return this.limit;
   }
 
-  /** Whether a new connection on descriptor `fd` is one too many: the process is out, or fd is in the reserved few. */
+  /**
+   * Whether a new connection on descriptor `fd` is one too many: the process is out, fewer than the reserve were free
+   * at the last look, or fd is in the reserved few below the limit.
+   */
   crowded(fd: number | undefined): boolean {
-    if (this.out) return true;
+    if (this.out || this.short) return true;
     if (fd === undefined || fd < 0 || this.limit === null) return false;
     return fd >= this.limit - fdsReserved(this.limit);
   }
@@ -127,39 +137,55 @@ export class FdWatch {
     this.maybeWarn();
   }
 
-  /** One look: the limit read again, and whether a descriptor can still be opened. */
+  /** One look: the limit read again, and whether a descriptor can still be opened (when not, the process is out). */
   check(): void {
+    if (!this.look()) this.runOut();
+  }
+
+  /** Whether a descriptor could be opened; when it could, the limit and the descriptors free below it are read again. */
+  private look(): boolean {
     let probe: number;
     try {
       probe = openSync('/dev/null', 'r');
     } catch (err) {
-      if (outOfFds.has((err as NodeJS.ErrnoException).code ?? '')) this.runOut();
-      return;
+      return !outOfFds.has((err as NodeJS.ErrnoException).code ?? '');
     }
     closeSync(probe);
     this.out = false;
     this.limit = readFdLimit() ?? this.limit;
     this.spare ??= openSpare();
+    // Counted, not only judged by a new descriptor's number: after closes the kernel hands out low numbers while few
+    // are free, and a limit lowered under the process leaves it holding descriptors above it.
+    const limit = this.limit;
+    const below = limit === null || limit === Infinity ? null : countOpenFds(limit);
+    this.short = limit !== null && below !== null && limit - below < fdsReserved(limit);
+    return true;
   }
 
   private runOut(): void {
     this.out = true;
     this.releaseSpare();
     this.limit = readFdLimit() ?? this.limit;
+    // Counted before the idle connections are given back: the warning says what the process held when it ran out.
+    const openFds = countOpenFds();
     this.o.shed?.();
-    this.maybeWarn();
-    // After this turn's accepts (the poll phase comes before setImmediate's): the spare is taken back.
+    this.maybeWarn(openFds);
+    // After this turn's accepts (the poll phase comes before setImmediate's): the spare is taken back, and the process
+    // is looked at again, so that the connections given back serve new ones at once, not a look later.
     setImmediate(() => {
-      if (this.ticks !== null) this.spare ??= openSpare();
+      if (this.ticks === null) return;
+      this.spare ??= openSpare();
+      this.look();
     });
   }
 
-  private maybeWarn(): void {
+  private maybeWarn(openFds?: number | null): void {
     const now = this.o.clock.monoMs();
-    if (now - this.lastWarnMs < this.warnIntervalMs) return;
-    this.lastWarnMs = now;
+    const kind = this.out ? 'out' : 'crowded';
+    if (now - this.lastWarnMs[kind] < this.warnIntervalMs) return;
+    this.lastWarnMs[kind] = now;
     const limit = this.limit;
-    this.o.warn({ fdLimit: limit, fdsReserved: limit === null ? null : fdsReserved(limit), openFds: countOpenFds(), connectionsRefused: this.refused, processOut: this.out });
+    this.o.warn({ fdLimit: limit, fdsReserved: limit === null ? null : fdsReserved(limit), openFds: openFds === undefined ? countOpenFds() : openFds, connectionsRefused: this.refused, processOut: this.out });
     this.refused = 0;
   }
 
