@@ -31,6 +31,8 @@ export interface ClusterOptions {
   extra?: Record<string, unknown>;
   /** Each manager on its own loopback address (127.0.0.1, .2, .3 ...), as cluster.example.json does. */
   distinctHosts?: boolean;
+  /** The loopback /24 the managers listen on, as `127.0.0.` (the default). */
+  hostPrefix?: string;
   /** Extra node flags for every spawned node (e.g. --cpu-prof for a benchmark). */
   nodeArgs?: string[];
   /** The environment the launch adds unless already set (default nodeLaunchEnv; {}: none, as before it). */
@@ -68,7 +70,8 @@ export class ProcCluster {
     const nodes: ProcNode[] = [];
     const scheme = options.secure === true ? 'https' : 'http';
     for (let i = 1; i <= (options.managers ?? 3); i++) {
-      const host = options.distinctHosts === false ? '127.0.0.1' : `127.0.0.${i}`;
+      const prefix = options.hostPrefix ?? '127.0.0.';
+      const host = options.distinctHosts === false ? `${prefix}1` : `${prefix}${i}`;
       const [raftPort, apiPort] = [await freePort(host), await freePort(host)];
       managers.push({ id: `m${i}`, raftAddress: `${host}:${raftPort}`, apiAddress: `${host}:${apiPort}`, dataDir: `m${i}` });
       nodes.push({ id: `m${i}`, kind: 'manager', apiUrl: `${scheme}://${host}:${apiPort}`, host, proc: null, log: null });
