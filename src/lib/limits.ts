@@ -222,6 +222,14 @@ export const limits = {
   runtimeLogTailLinesDefault: 1000,
   /** A process task's log file is rotated (one old generation kept) past this size. */
   processLogFileBytesMax: 8 * 1024 * 1024,
+  /** The longest a running process task's log goes without a look for rotation (its watch brings looks forward). */
+  processLogCheckMsMax: 2000,
+  /** The shortest time between two looks at one log: how often a log that grows fast is looked at. */
+  processLogCheckMsMin: 20,
+  /** The longest a look waits after a change the log's watch reported (a log that grows slowly, a line at a time). */
+  processLogCheckAfterChangeMsMax: 250,
+  /** How often a worker looks in /proc at the adopted process tasks (started by an earlier instance) it waits on. */
+  processAdoptedPollMs: 1000,
   /**
    * A process task that exits non-zero while the disk of its log has less than this free is taken to have failed for
    * lack of space (its writes failed with ENOSPC, which only the task saw): a transient failure, retried with backoff.
@@ -380,6 +388,7 @@ assert(limits.healthCheckIntervalSMin > 0 && limits.healthCheckTimeoutSMin > 0, 
 assert(limits.leaderDueTimesMax >= limits.placementScanMax && limits.leaderDueTimesMax >= limits.servicesMax, 'a placement pass, and every service, keep their due times');
 assert(limits.assignQueueMax >= limits.placementBatchMax, 'one placement batch fits in the assignment queue');
 assert(limits.runtimePingTimeoutMsDefault < limits.runtimeCallTimeoutMsDefault, 'a start-up ping is quicker than any call');
+assert(limits.processLogCheckMsMin <= limits.processLogCheckAfterChangeMsMax && limits.processLogCheckAfterChangeMsMax <= limits.processLogCheckMsMax, 'a change brings a log\'s next look forward, never later');
 assert(limits.workerFinishedLogBytesMax <= limits.runtimeLogBytesMax, 'one logs() answer can fill the tail a worker keeps');
 assert(limits.http2HeaderListBytesMax > limits.httpHeaderBytesMax, 'HTTP/2 header blocks over the bound reach the app, which answers 431');
 assert(limits.httpHeadersTimeoutMs <= limits.httpRequestTimeoutMs, 'Node requires the header timeout to be at most the request timeout');

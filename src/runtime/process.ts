@@ -5,13 +5,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import * as fs from 'node:fs/promises';
-import { constants as fsConstants, type StatsFs } from 'node:fs';
+import { constants as fsConstants, watch as watchFile, type StatsFs } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
+import { systemClock, type Clock, type Timer } from '../lib/clock.js';
 import { limits } from '../lib/limits.js';
 import { makeDirs } from '../lib/make-dirs.js';
 import { classifyRuntimeError } from './classify.js';
+import { followSource, keepNewest, newLogCheck, nextCheckSpacingMs, readWholeLinesTail, type FollowPosition, type LogCheck, type Rotation } from './log-rotation.js';
 import { MarkedSignaller, readProcStat, scanMarked, systemProc, type ProcReader } from './proc.js';
 import { labelsMatch, tailBytes, tailLines, validateRunSpec } from './spec.js';
 import { RuntimeFailure, type ContainerInfo, type ContainerRuntime, type ExitStatus as WaitStatus, type RunSpec } from './types.js';
@@ -19,9 +21,18 @@ import { RuntimeFailure, type ContainerInfo, type ContainerRuntime, type ExitSta
 export interface ProcessRuntimeOptions {
   stateDir: string;
   logger?: Logger;
-  /** How often running processes' log files are checked for rotation. */
+  /**
+   * The longest a running process's log goes unlooked at for rotation (a log growing fast is looked at more often,
+   * down to limits.processLogCheckMsMin).
+   */
   rotateCheckMs?: number;
+  /** Whether a log's growth, seen by a watch on the file, brings its next look forward (default true). */
+  watchLogs?: boolean;
   logFileBytesMax?: number;
+  /** How often adopted processes (not children of this instance) are looked at in /proc while waited on. */
+  adoptedPollMs?: number;
+  /** Timers of the adopted-process watcher and of log checks. Default: the system clock (log checks unref'd). */
+  clock?: Clock;
   /** The environment every process starts from (spec.env is merged on top). Default: PATH and HOME of the worker. */
   baseEnv?: Record<string, string>;
   /** Where processes are looked at: /proc, unless a test counts the reads. */
@@ -70,6 +81,16 @@ interface Entry {
   killed?: boolean;
   /** A write of this process's files failed for lack of space (what failed, naming the file): see wait(). */
   noSpace?: string;
+  /** Adopted only: how many wait on it (wait(), followers); the shared watcher looks at it only while some do. */
+  watching: number;
+  /** Adopted only: monoMs of the last look in /proc (list() takes one younger than adoptedPollMs as it is). */
+  checkedMs?: number;
+  /** Running only: when its log is next looked at for rotation (see checkDueLogs). */
+  logCheck?: LogCheck;
+  /** Rotations of its log by this instance; the last one's .1 holds [base, end) of the file as it was then. */
+  rotation: Rotation;
+  /** Rotations and reads of the log take turns: a follower's read never straddles a copy and truncate. */
+  logTurn: Promise<void>;
 }
 
 interface ExitStatus {
@@ -110,10 +131,26 @@ const shellVars = ['PWD', 'OLDPWD', 'SHLVL', 'IFS', 'PS1', 'PS2', 'PS4'];
 /** The PATH a command is looked up in when its environment has none: the default of a Debian /bin/sh. */
 const defaultPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
+/** How often a stop looks for its adopted process's exit, and a follower at its log file. */
 const pollMs = 100;
 /** The most a follower reads of a log file at once. */
 const followChunkBytes = 64 * 1024;
 const killWaitMs = 5000;
+
+/** The system clock with timers that do not keep the process alive (log checks: nothing waits on them). */
+const unrefClock: Clock = {
+  nowMs: () => systemClock.nowMs(),
+  monoMs: () => systemClock.monoMs(),
+  setTimeout(fn, delayMs) {
+    const t = setTimeout(fn, delayMs);
+    t.unref();
+    return { cancel: () => clearTimeout(t) };
+  },
+};
+
+function newEntry(record: ProcessRecord): Entry {
+  return { record, waiters: new Set(), writes: Promise.resolve(), watching: 0, rotation: { count: 0, base: 0, end: 0 }, logTurn: Promise.resolve() };
+}
 
 export class ProcessRuntime implements ContainerRuntime {
   readonly kind = 'process' as const;
@@ -123,8 +160,19 @@ export class ProcessRuntime implements ContainerRuntime {
   private readonly baseEnv: Record<string, string>;
   private readonly entries = new Map<string, Entry>();
   private loaded: Promise<void> | undefined;
-  private readonly rotateTimer: NodeJS.Timeout;
   private readonly proc: ProcReader;
+  private readonly clock: Clock;
+  private readonly checkClock: Clock;
+  private readonly rotateCheckMs: number;
+  private readonly watchLogs: boolean;
+  private readonly adoptedPollMs: number;
+  /** The one timer of log checks, and when it fires (see scheduleChecks). */
+  private checkTimer: { timer: Timer; dueMs: number } | null = null;
+  private checking = false;
+  /** The one timer of the adopted-process watcher (see watchAdopted); null when none is set. */
+  private adoptedTimer: Timer | null = null;
+  private adoptedPassing = false;
+  private closed = false;
   private readonly strays: MarkedSignaller;
   /**
    * The ids of records loaded at start that no process carried in the start's pass over /proc: none can carry them
@@ -143,8 +191,11 @@ export class ProcessRuntime implements ContainerRuntime {
     };
     this.proc = opts.proc ?? systemProc;
     this.strays = new MarkedSignaller(this.proc, processEnvName);
-    this.rotateTimer = setInterval(() => void this.rotateLogs(), opts.rotateCheckMs ?? 2000);
-    this.rotateTimer.unref();
+    this.clock = opts.clock ?? systemClock;
+    this.checkClock = opts.clock ?? unrefClock;
+    this.rotateCheckMs = opts.rotateCheckMs ?? limits.processLogCheckMsMax;
+    this.watchLogs = opts.watchLogs ?? true;
+    this.adoptedPollMs = opts.adoptedPollMs ?? limits.processAdoptedPollMs;
   }
 
   async ping(): Promise<void> {
@@ -167,9 +218,10 @@ export class ProcessRuntime implements ContainerRuntime {
     const record: ProcessRecord = {
       id, ...marker, command: [...command], pid, pidStartTicks: (await readProcStat(pid, this.proc))?.startTicks ?? null, state: 'running', exitCode: null,
     };
-    const entry: Entry = { record, waiters: new Set(), writes: Promise.resolve() };
+    const entry = newEntry(record);
     entry.exited = exit.then(({ code, signal }) => this.markExited(entry, code ?? exitCodeForSignal(signal)));
     this.entries.set(id, entry);
+    this.startLogCheck(entry);
     await this.persist(entry);
     return { id };
   }
@@ -266,6 +318,7 @@ export class ProcessRuntime implements ContainerRuntime {
     else await this.signalStrays(id, 'SIGKILL');
     this.entries.delete(id);
     this.unmarked.delete(id);
+    this.stopLogCheck(entry);
     await entry.writes;
     await Promise.all([this.recordPath(id), this.logPath(id), `${this.logPath(id)}.1`, `${this.logPath(id)}.1.tmp`, this.exitPath(id)].map(removeQuietly));
   }
@@ -278,7 +331,8 @@ export class ProcessRuntime implements ContainerRuntime {
   async list(labelFilter: Record<string, string>): Promise<ContainerInfo[]> {
     await this.load();
     const matching = [...this.entries.values()].filter((e) => labelsMatch(e.record.labels, labelFilter));
-    await Promise.all(matching.map((e) => this.refresh(e)));
+    // The worker lists every second: a look the shared watcher took within adoptedPollMs stands.
+    await Promise.all(matching.map((e) => this.refresh(e, this.adoptedPollMs)));
     return matching.filter((e) => this.entries.has(e.record.id)).map((e) => infoFrom(e.record));
   }
 
@@ -286,63 +340,107 @@ export class ProcessRuntime implements ContainerRuntime {
     const entry = await this.get(id);
     if (entry === undefined) throw new RuntimeFailure('container-not-found', `no such process: ${id}`);
     const bytesMax = limits.runtimeLogBytesMax;
-    const current = await readTail(this.logPath(id), bytesMax);
-    const older = current.length < bytesMax ? await readTail(`${this.logPath(id)}.1`, bytesMax - current.length) : Buffer.alloc(0);
-    const text = tailBytes(Buffer.concat([older, current]), bytesMax);
+    // In the log's turn: between a rotation's truncate and its write of .1, the two files would show output twice or
+    // out of order.
+    const text = await this.inLogTurn(entry, async () => {
+      const current = await readTail(this.logPath(id), bytesMax);
+      const older = current.length < bytesMax ? await readTail(`${this.logPath(id)}.1`, bytesMax - current.length) : Buffer.alloc(0);
+      return tailBytes(Buffer.concat([older, current]), bytesMax);
+    });
     return tailLines(text, opts.tailLines ?? limits.runtimeLogTailLinesDefault);
   }
 
   async followLogs(id: string, opts: { tailLines?: number; signal: AbortSignal }): Promise<AsyncIterable<Uint8Array>> {
     const entry = await this.get(id);
     if (entry === undefined) throw new RuntimeFailure('container-not-found', `no such process: ${id}`);
-    const file = this.logPath(id);
     const { signal } = opts;
     // Reads through one open handle, from where the tail ended: the file stays readable after remove() unlinks it
-    // (a worker removes a process as soon as it has exited), and a rotation (rotateLogs copies the file to .1 and
-    // empties it, same inode) shows as a size below what was read. Each pass reads what the file gained, a chunk at
-    // a time; the iteration ends after a pass that found nothing more once the process had exited or was removed.
+    // (a worker removes a process as soon as it has exited). A rotation moves the file's newest bytes to .1 and empties
+    // it (same inode): the follower then reads what it had not read of them from .1, and the emptied file from 0
+    // (followSource), each read in the log's turn so that none straddles a rotation. Each pass reads what the file
+    // gained, a chunk at a time; the iteration ends after a pass that found nothing more once the process had exited
+    // or was removed.
     const follow = async function* (this: ProcessRuntime): AsyncGenerator<Uint8Array> {
       let handle: fs.FileHandle;
       try {
-        handle = await fs.open(file, 'r');
+        handle = await fs.open(this.logPath(id), 'r');
       } catch {
         return;
       }
+      const adopted = entry.exited === undefined;
+      if (adopted) entry.watching++;
       try {
-        const bytesMax = limits.runtimeLogBytesMax;
-        let offset = (await handle.stat()).size;
-        const current = await readAt(handle, Math.max(0, offset - bytesMax), Math.min(offset, bytesMax));
-        const older = current.length < bytesMax ? await readTail(`${file}.1`, bytesMax - current.length) : Buffer.alloc(0);
-        const first = tailLines(tailBytes(Buffer.concat([older, current]), bytesMax), opts.tailLines ?? limits.runtimeLogTailLinesDefault);
-        if (first !== '') yield Buffer.from(first);
+        const start = await this.inLogTurn(entry, () => this.followStart(entry, handle, opts.tailLines));
+        let at = start.at;
+        if (start.text !== '') yield Buffer.from(start.text);
         while (!signal.aborted) {
-          if (this.entries.has(id)) await this.refresh(entry);
           const over = entry.record.state === 'exited' || !this.entries.has(id);
-          const size = (await handle.stat()).size;
-          if (size < offset) {
-            const rest = await readRange(`${file}.1`, offset, followChunkBytes);
-            if (rest.length > 0) yield rest;
-            offset = rest.length === followChunkBytes ? offset + rest.length : 0;
-            continue;
-          }
-          if (size > offset) {
-            const chunk = await readAt(handle, offset, Math.min(size - offset, followChunkBytes));
-            offset += chunk.length;
-            if (chunk.length > 0) yield chunk;
+          const next = await this.inLogTurn(entry, () => this.followRead(entry, handle, at));
+          at = next.at;
+          if (next.chunk !== null) {
+            if (next.chunk.length > 0) yield next.chunk;
             continue;
           }
           if (over) return;
-          await sleepUnless(pollMs, signal);
+          // An adopted process's exit is seen by the shared watcher (see adoptedPass), which wakes this.
+          if (adopted) this.watchAdopted();
+          await untilWoken(entry, pollMs, signal);
         }
       } finally {
+        if (adopted) entry.watching--;
         await handle.close();
       }
     }.call(this);
     return follow;
   }
 
+  /** The tail a follower starts with (its newest tailLines lines, across .1), and where it goes on from. */
+  private async followStart(entry: Entry, handle: fs.FileHandle, tailLinesMax: number | undefined): Promise<{ text: string; at: FollowPosition }> {
+    const bytesMax = limits.runtimeLogBytesMax;
+    const offset = (await handle.stat()).size;
+    const current = await readAt(handle, Math.max(0, offset - bytesMax), Math.min(offset, bytesMax));
+    const older = current.length < bytesMax ? await readTail(`${this.logPath(entry.record.id)}.1`, bytesMax - current.length) : Buffer.alloc(0);
+    const text = tailLines(tailBytes(Buffer.concat([older, current]), bytesMax), tailLinesMax ?? limits.runtimeLogTailLinesDefault);
+    return { text, at: { generation: entry.rotation.count, offset } };
+  }
+
+  /**
+   * A follower's next chunk (in the log's turn) and where it is after it: from .1 while it is behind a rotation, else
+   * from the file; null when it has read everything there is for now.
+   */
+  private async followRead(entry: Entry, handle: fs.FileHandle, from: FollowPosition): Promise<{ at: FollowPosition; chunk: Buffer | null }> {
+    const source = followSource(from, entry.rotation);
+    let { at } = source;
+    if (source.oldBytes > 0) {
+      const chunk = await readRange(`${this.logPath(entry.record.id)}.1`, source.oldPosition, Math.min(source.oldBytes, followChunkBytes));
+      // .1 gone (removed with the process): nothing is left of that generation.
+      if (chunk.length === 0) return { at: { generation: entry.rotation.count, offset: 0 }, chunk: Buffer.alloc(0) };
+      return { at: { ...at, offset: at.offset + chunk.length }, chunk };
+    }
+    const size = (await handle.stat()).size;
+    // Shorter than what was read without a rotation of this instance: emptied by someone else; read it from its start.
+    if (size < at.offset) at = { ...at, offset: 0 };
+    if (size === at.offset) return { at, chunk: null };
+    const chunk = await readAt(handle, at.offset, Math.min(size - at.offset, followChunkBytes));
+    return { at: { ...at, offset: at.offset + chunk.length }, chunk };
+  }
+
+  /** Runs fn in the entry's log turn: after the rotations and reads of its log asked for before, before those after. */
+  private inLogTurn<T>(entry: Entry, fn: () => Promise<T>): Promise<T> {
+    const turn = entry.logTurn.then(fn);
+    entry.logTurn = turn.then(() => undefined, () => undefined);
+    return turn;
+  }
+
+  /**
+   * Stops the log checks. The shared watcher of adopted processes runs only while a wait() or a follower waits on
+   * one, and goes on for them.
+   */
   async close(): Promise<void> {
-    clearInterval(this.rotateTimer);
+    this.closed = true;
+    this.checkTimer?.timer.cancel();
+    this.checkTimer = null;
+    for (const entry of this.entries.values()) this.stopLogCheck(entry);
     await Promise.all([...this.entries.values()].map((e) => e.writes));
   }
 
@@ -384,7 +482,10 @@ export class ProcessRuntime implements ContainerRuntime {
         this.logger?.warn({ file }, 'ignoring an unreadable process record');
         continue;
       }
-      if (!this.entries.has(record.id)) this.entries.set(record.id, { record, waiters: new Set(), writes: Promise.resolve() });
+      if (this.entries.has(record.id)) continue;
+      const entry = newEntry(record);
+      this.entries.set(record.id, entry);
+      if (record.state === 'running') this.startLogCheck(entry);
     }
     // The one pass over /proc of a start, after the records are read: it finds the orphans, and tells which records'
     // processes have nothing left to look for (a pass per record, with 145 records and 1,700 processes, took minutes).
@@ -413,11 +514,12 @@ export class ProcessRuntime implements ContainerRuntime {
       if (this.entries.has(found.id)) continue;
       const { id, pid, startTicks, marker, command } = found;
       const record: ProcessRecord = { id, ...marker, command, pid, pidStartTicks: startTicks, state: 'running', exitCode: null };
-      const entry: Entry = { record, waiters: new Set(), writes: Promise.resolve() };
+      const entry = newEntry(record);
       this.entries.set(id, entry);
       await this.persist(entry);
       const log = await fs.readlink(`/proc/${pid}/fd/1`).catch(() => null);
       if (log !== null && path.isAbsolute(log) && !log.endsWith(' (deleted)')) await fs.symlink(log, this.logPath(id)).catch(() => undefined);
+      this.startLogCheck(entry);
       this.logger?.warn({ id, pid, name: marker.name, labels: marker.labels }, 'adopted a running process whose record was gone');
     }
   }
@@ -426,12 +528,16 @@ export class ProcessRuntime implements ContainerRuntime {
    * For an adopted process: notices that it is gone, and takes its exit code from the exit file. No file (the wrapper
    * was killed, the host restarted, a process started before the wrapper existed): unknown, unless stop() killed it.
    */
-  private async refresh(entry: Entry): Promise<void> {
+  private async refresh(entry: Entry, lookAgeMsMax = 0): Promise<void> {
     if (entry.record.state === 'exited' || entry.exited !== undefined) return;
-    if (await isAlive(entry.record, this.proc)) return;
+    if (entry.checkedMs !== undefined && this.clock.monoMs() - entry.checkedMs < lookAgeMsMax) return;
+    const alive = await isAlive(entry.record, this.proc);
+    entry.checkedMs = this.clock.monoMs();
+    if (alive) return;
     const onDisk = await readRecord(this.recordPath(entry.record.id));
     if (onDisk?.state === 'exited') {
       entry.record = onDisk;
+      this.settle(entry);
       return;
     }
     const exitCode = await readExitCode(this.exitPath(entry.record.id));
@@ -442,7 +548,36 @@ export class ProcessRuntime implements ContainerRuntime {
     if (entry.record.state === 'exited') return;
     entry.record = { ...entry.record, state: 'exited', exitCode, finishedAt: Date.now() };
     if (this.entries.has(entry.record.id)) void this.persist(entry);
+    this.settle(entry);
+  }
+
+  /** For an entry whose record turned exited: its log needs no more checks, and its waiters wake. */
+  private settle(entry: Entry): void {
+    this.stopLogCheck(entry);
     for (const wake of [...entry.waiters]) wake();
+  }
+
+  /** Sets the shared watcher's timer (see adoptedPass), unless it is set or a pass is under way (which sets it). */
+  private watchAdopted(): void {
+    if (this.adoptedTimer !== null || this.adoptedPassing) return;
+    this.adoptedTimer = this.clock.setTimeout(() => void this.adoptedPass(), this.adoptedPollMs);
+  }
+
+  /**
+   * The shared watcher of adopted processes (not children of this instance, so only /proc tells their end): one look
+   * at each that someone waits on, one file at a time, which wakes the waiters of those gone; then again after
+   * adoptedPollMs while any is waited on. Each look checks the pid's start time (isAlive), so a pid reused by another
+   * process is not taken for ours. 145 adopted processes cost 145 reads a pass, where each polled /proc every 100 ms.
+   */
+  private async adoptedPass(): Promise<void> {
+    this.adoptedTimer = null;
+    this.adoptedPassing = true;
+    try {
+      for (const entry of [...this.entries.values()]) if (waitedOnAdopted(entry)) await this.refresh(entry);
+    } finally {
+      this.adoptedPassing = false;
+    }
+    if ([...this.entries.values()].some(waitedOnAdopted)) this.watchAdopted();
   }
 
   /** Writes are chained per entry, each writing the newest record, so the last state always lands last. */
@@ -464,11 +599,17 @@ export class ProcessRuntime implements ContainerRuntime {
   }
 
   private async untilExited(entry: Entry, signal?: AbortSignal): Promise<void> {
-    while (entry.record.state !== 'exited') {
-      if (signal?.aborted) throw new RuntimeFailure('timeout', `wait for ${entry.record.id} abandoned`, { cause: signal.reason });
-      // A child of this instance tells its exit; an adopted process is looked at in /proc every pollMs.
-      await untilWoken(entry, entry.exited === undefined ? pollMs : null, signal);
-      await this.refresh(entry);
+    // A child of this instance tells its exit; an adopted process's is seen by the shared watcher (adoptedPass).
+    const adopted = entry.exited === undefined;
+    if (adopted) entry.watching++;
+    try {
+      while (entry.record.state !== 'exited') {
+        if (signal?.aborted) throw new RuntimeFailure('timeout', `wait for ${entry.record.id} abandoned`, { cause: signal.reason });
+        if (adopted) this.watchAdopted();
+        await untilWoken(entry, null, signal);
+      }
+    } finally {
+      if (adopted) entry.watching--;
     }
     // Whoever waited sees the exit on disk too (a fresh instance, a remove right after).
     await entry.writes;
@@ -514,53 +655,147 @@ export class ProcessRuntime implements ContainerRuntime {
     }
   }
 
-  /** Runs on a timer (rotateCheckMs); public so tests can rotate at a known moment. */
+  /** Looks at every running process's log now, rotating those past the bound: public so tests rotate at a known moment. */
   async rotateLogs(): Promise<void> {
-    for (const entry of this.entries.values()) {
-      if (entry.record.state !== 'running') continue;
+    for (const entry of [...this.entries.values()]) if (entry.record.state === 'running') await this.rotateIfPast(entry);
+  }
+
+  /** In the log's turn, rotates the log if it is past its bound: its size before and after; null without a file. */
+  private rotateIfPast(entry: Entry): Promise<{ before: number; after: number } | null> {
+    return this.inLogTurn(entry, async () => {
       const file = this.logPath(entry.record.id);
       try {
         const size = (await fs.stat(file)).size;
-        if (size <= this.logFileBytesMax) continue;
-        // Only the newest logFileBytesMax go to .1: a fast writer can put far more in the file between two checks
-        // (70 MB in one tester's run), and the whole of it went to .1. The child appends (O_APPEND), so after the
-        // truncate it writes at the new end; what it writes between the read and the truncate is lost: the price of
-        // not standing between the process and its file.
-        const tail = await readWholeLinesTail(file, size, this.logFileBytesMax);
-        if (!(await this.writeOld(entry, file, tail))) {
-          // A full disk has no room for a copy beside the file (a log grew to 30 MB past the bound that way): the
-          // file is emptied first, which frees more than the tail needs, then the tail goes to .1.
-          await fs.truncate(file, 0);
-          if (!(await this.writeOld(entry, file, tail))) this.logger?.warn({ file, bytes: tail.length }, 'log rotation dropped the older output: no room for it');
-          continue;
-        }
-        await fs.truncate(file, 0);
+        if (size <= this.logFileBytesMax) return { before: size, after: size };
+        await this.rotate(entry, file, size);
+        return { before: size, after: 0 };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.logger?.warn({ err, file }, 'log rotation failed');
+        return null;
+      }
+    });
+  }
+
+  /**
+   * Moves the newest logFileBytesMax of the file (from a whole line) to .1 and empties it. The process appends
+   * (O_APPEND) straight to the file, so it goes on at the new end; what it writes between the last read and the
+   * truncate is lost, the price of not standing between a process and its file. So the truncate follows the read at
+   * once (what the file gained while it was read is read too, twice at most), and .1 is written after it, from memory:
+   * a full disk then has the room the truncate freed (a log grew to 30 MB past its bound on one, rotation failing with
+   * ENOSPC), and should there still be none, the older output is dropped, .1 with it (it would show an older
+   * generation as the newer).
+   */
+  private async rotate(entry: Entry, file: string, sizeFound: number): Promise<void> {
+    let tail = await readWholeLinesTail(file, sizeFound, this.logFileBytesMax);
+    let size = tail.base + tail.data.length;
+    // What it gained while the tail was read, unless that is more than the tail itself (a writer as fast as the disk):
+    // then the file is emptied at once rather than read again while it grows on.
+    const sizeNow = (await fs.stat(file)).size;
+    if (sizeNow > size && sizeNow - size <= this.logFileBytesMax / 4) {
+      tail = keepNewest(Buffer.concat([tail.data, await readRange(file, size, sizeNow - size)]), tail.base, this.logFileBytesMax);
+      size = tail.base + tail.data.length;
+    }
+    await fs.truncate(file, 0);
+    const count = entry.rotation.count + 1;
+    if (await this.writeOld(entry, file, tail.data)) {
+      entry.rotation = { count, base: tail.base, end: tail.base + tail.data.length };
+      return;
+    }
+    entry.rotation = { count, base: size, end: size };
+    await removeQuietly(`${file}.1`);
+    this.logger?.warn({ file, bytes: tail.data.length }, 'log rotation dropped the older output: no room for it');
+  }
+
+  /** Starts looking at a running process's log for rotation: on a timer, and when its watch reports a change. */
+  private startLogCheck(entry: Entry): void {
+    if (this.closed) return;
+    const check = newLogCheck(this.checkClock.monoMs(), this.rotateCheckMs);
+    entry.logCheck = check;
+    if (this.watchLogs) {
+      try {
+        const watcher = watchFile(this.logPath(entry.record.id), { persistent: false }, () => this.logChanged(entry));
+        watcher.on('error', () => {
+          watcher.close();
+          check.watcher = null;
+        });
+        check.watcher = watcher;
+      } catch {
+        // No file, or no room for another watch (the host's inotify limits): the timer alone, at the rate's pace.
       }
     }
+    this.scheduleChecks();
   }
-}
 
-/** The last `bytes` of the first `size` bytes of `from`, from the first whole line in them. */
-async function readWholeLinesTail(from: string, size: number, bytes: number): Promise<Buffer> {
-  const start = Math.max(0, size - bytes);
-  // One byte more before the tail, when there is one: whether the tail starts a line.
-  const before = start > 0 ? 1 : 0;
-  const source = await fs.open(from, 'r');
-  let data: Buffer;
-  try {
-    data = Buffer.alloc(size - start + before);
-    const { bytesRead } = await source.read(data, 0, data.length, start - before);
-    data = data.subarray(0, bytesRead);
-  } finally {
-    await source.close();
+  private stopLogCheck(entry: Entry): void {
+    entry.logCheck?.watcher?.close();
+    delete entry.logCheck;
   }
-  if (before === 1) {
-    const cut = data[0] === 0x0a ? 0 : data.indexOf(0x0a, 1);
-    data = cut < 0 ? data.subarray(1) : data.subarray(cut + 1);
+
+  /**
+   * The log's watch saw it change: the next look comes as soon as its spacing allows, at most
+   * processLogCheckAfterChangeMsMax after the last one, so a process that starts writing fast after a quiet spell is
+   * caught at once, and one that writes a line at a time costs a few looks a second.
+   */
+  private logChanged(entry: Entry): void {
+    const check = entry.logCheck;
+    if (check === undefined) return;
+    const nowMs = this.checkClock.monoMs();
+    check.changedMs ??= nowMs;
+    const dueMs = Math.max(nowMs, check.lastMs + Math.min(check.spacingMs, limits.processLogCheckAfterChangeMsMax));
+    if (dueMs >= check.dueMs) return;
+    check.dueMs = dueMs;
+    this.scheduleChecks();
   }
-  return data;
+
+  /** Sets the one timer of log checks for the earliest due, unless a pass is under way (it sets it when done). */
+  private scheduleChecks(): void {
+    if (this.checking || this.closed) return;
+    let dueMs = Infinity;
+    for (const e of this.entries.values()) if (e.logCheck !== undefined) dueMs = Math.min(dueMs, e.logCheck.dueMs);
+    if (this.checkTimer !== null && this.checkTimer.dueMs <= dueMs) return;
+    this.checkTimer?.timer.cancel();
+    this.checkTimer = null;
+    if (dueMs === Infinity) return;
+    const timer = this.checkClock.setTimeout(() => void this.checkDueLogs(), Math.max(0, dueMs - this.checkClock.monoMs()));
+    this.checkTimer = { timer, dueMs };
+  }
+
+  /** Looks at each log that is due, one at a time, then sets the timer for the next. */
+  private async checkDueLogs(): Promise<void> {
+    this.checkTimer = null;
+    this.checking = true;
+    try {
+      for (const entry of [...this.entries.values()]) {
+        const check = entry.logCheck;
+        if (check !== undefined && check.dueMs <= this.checkClock.monoMs()) await this.checkLog(entry, check);
+      }
+    } finally {
+      this.checking = false;
+      this.scheduleChecks();
+    }
+  }
+
+  /**
+   * One look at a log: rotated if past its bound; the next look is due before it can pass the bound again at the rate
+   * it grew (nextCheckSpacingMs), or, with a watch, rotateCheckMs later unless a change brings it forward.
+   */
+  private async checkLog(entry: Entry, check: LogCheck): Promise<void> {
+    const sizes = await this.rotateIfPast(entry);
+    const nowMs = this.checkClock.monoMs();
+    const after = sizes?.after ?? 0;
+    check.spacingMs = nextCheckSpacingMs({
+      grownBytes: (sizes?.before ?? 0) - check.lastSize,
+      overMs: nowMs - (check.changedMs ?? check.lastMs),
+      sizeBytes: after,
+      boundBytes: this.logFileBytesMax,
+      minMs: limits.processLogCheckMsMin,
+      maxMs: this.rotateCheckMs,
+    });
+    check.lastMs = nowMs;
+    check.lastSize = after;
+    check.changedMs = null;
+    check.dueMs = nowMs + (check.watcher === null ? check.spacingMs : this.rotateCheckMs);
+  }
 }
 
 function infoFrom(r: ProcessRecord): ContainerInfo {
@@ -627,6 +862,11 @@ function parseMarker(text: string | undefined): Marker | null {
   } catch {
     return null;
   }
+}
+
+/** An adopted process (see Entry.exited) that runs, as far as its record says, and that someone waits on. */
+function waitedOnAdopted(entry: Entry): boolean {
+  return entry.watching > 0 && entry.exited === undefined && entry.record.state === 'running';
 }
 
 async function isAlive(r: ProcessRecord, proc: ProcReader): Promise<boolean> {
@@ -746,19 +986,6 @@ function untilWoken(entry: Entry, ms: number | null, signal?: AbortSignal): Prom
     const timer = ms === null ? undefined : setTimeout(done, ms);
     entry.waiters.add(done);
     signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
-/** Sleeps ms, or less if the signal aborts first. */
-function sleepUnless(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
   });
 }
 
