@@ -23,6 +23,14 @@ export function newLogCheck(nowMs: number, spacingMs: number): LogCheck {
 }
 
 /**
+ * When a log's next look is due for a change its watch reported at nowMs: as soon as its spacing allows, at most
+ * afterChangeMsMax after its last look (never before nowMs). Later than the look already due: that one stands.
+ */
+export function dueAfterChangeMs(check: LogCheck, nowMs: number, afterChangeMsMax: number): number {
+  return Math.min(check.dueMs, Math.max(nowMs, check.lastMs + Math.min(check.spacingMs, afterChangeMsMax)));
+}
+
+/**
  * How long after a look the log needs the next one: before it can pass its bound at the rate it last grew (grownBytes
  * over overMs), within [minMs, maxMs]. A log that did not grow waits maxMs (its watch brings a look forward).
  */

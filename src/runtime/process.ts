@@ -13,7 +13,7 @@ import { systemClock, type Clock, type Timer } from '../lib/clock.js';
 import { limits } from '../lib/limits.js';
 import { makeDirs } from '../lib/make-dirs.js';
 import { classifyRuntimeError } from './classify.js';
-import { followSource, keepNewest, newLogCheck, nextCheckSpacingMs, readWholeLinesTail, type FollowPosition, type LogCheck, type Rotation } from './log-rotation.js';
+import { dueAfterChangeMs, followSource, keepNewest, newLogCheck, nextCheckSpacingMs, readWholeLinesTail, type FollowPosition, type LogCheck, type Rotation } from './log-rotation.js';
 import { MarkedSignaller, readProcStat, scanMarked, systemProc, type ProcReader } from './proc.js';
 import { labelsMatch, tailBytes, tailLines, validateRunSpec } from './spec.js';
 import { RuntimeFailure, type ContainerInfo, type ContainerRuntime, type ExitStatus as WaitStatus, type RunSpec } from './types.js';
@@ -723,6 +723,9 @@ export class ProcessRuntime implements ContainerRuntime {
         // No file, or no room for another watch (the host's inotify limits): the timer alone, at the rate's pace.
       }
     }
+    // What the file holds already was written before the watch (a burst at once after the spawn, while run() read
+    // /proc; a log a restarted worker finds), which no change will report: looked at as after a change.
+    if (check.watcher !== null) check.dueMs = dueAfterChangeMs(check, check.lastMs, limits.processLogCheckAfterChangeMsMax);
     this.scheduleChecks();
   }
 
@@ -741,7 +744,8 @@ export class ProcessRuntime implements ContainerRuntime {
     if (check === undefined) return;
     const nowMs = this.checkClock.monoMs();
     check.changedMs ??= nowMs;
-    const dueMs = Math.max(nowMs, check.lastMs + Math.min(check.spacingMs, limits.processLogCheckAfterChangeMsMax));
+    // During a look at this log its due time is past and stands: checkLog brings the next look forward when it ends.
+    const dueMs = dueAfterChangeMs(check, nowMs, limits.processLogCheckAfterChangeMsMax);
     if (dueMs >= check.dueMs) return;
     check.dueMs = dueMs;
     this.scheduleChecks();
@@ -780,12 +784,15 @@ export class ProcessRuntime implements ContainerRuntime {
    * it grew (nextCheckSpacingMs), or, with a watch, rotateCheckMs later unless a change brings it forward.
    */
   private async checkLog(entry: Entry, check: LogCheck): Promise<void> {
+    // A change reported from here on may be a write the look's stat comes too early to see.
+    const changedBeforeMs = check.changedMs;
+    check.changedMs = null;
     const sizes = await this.rotateIfPast(entry);
     const nowMs = this.checkClock.monoMs();
     const after = sizes?.after ?? 0;
     check.spacingMs = nextCheckSpacingMs({
       grownBytes: (sizes?.before ?? 0) - check.lastSize,
-      overMs: nowMs - (check.changedMs ?? check.lastMs),
+      overMs: nowMs - (changedBeforeMs ?? check.lastMs),
       sizeBytes: after,
       boundBytes: this.logFileBytesMax,
       minMs: limits.processLogCheckMsMin,
@@ -793,8 +800,10 @@ export class ProcessRuntime implements ContainerRuntime {
     });
     check.lastMs = nowMs;
     check.lastSize = after;
-    check.changedMs = null;
     check.dueMs = nowMs + (check.watcher === null ? check.spacingMs : this.rotateCheckMs);
+    // Changes reported during the look (logChanged left its due time as it was): forgotten, they left a burst that
+    // ended during a look past the bound until the timed look. Its own truncate is one of them: a look more.
+    if (check.changedMs !== null) check.dueMs = dueAfterChangeMs(check, nowMs, limits.processLogCheckAfterChangeMsMax);
   }
 }
 
