@@ -219,8 +219,10 @@ describe('ProcessRuntime specifics', () => {
     const gate = (n: number): string => `while [ ! -e ${path.join(dir, `go${n}`)} ]; do sleep 0.01; done`;
     const script = `${gate(1)}; seq 1 100; ${gate(2)}; seq 101 300; ${gate(3)}; seq 301 400; ${gate(4)}; seq 401 650; ${gate(5)}; seq 651 700`;
     const { id } = await rt.run({ name: 'rotated', image: 'host', command: ['sh', '-c', script], labels });
-    const follower = (await rt.followLogs(id, { tailLines: 0, signal: new AbortController().signal }))[Symbol.asyncIterator]();
-    // A follower reads only while asked for more: the first ask, before any output, starts it at the file's start.
+    // Its start (the first ask) may come before the first burst or, on a loaded host, after it (a follow with no tail
+    // lines would then start past line 100 and wait for line 101 on): the tail it starts with holds whatever of lines
+    // 1 to 100 the file holds then, and it reads the rest. It reads only while asked for more.
+    const follower = (await rt.followLogs(id, { tailLines: 1000, signal: new AbortController().signal }))[Symbol.asyncIterator]();
     let asked: Promise<IteratorResult<Uint8Array>> | null = follower.next();
     let read = '';
     /** Asks the follower for more until it has given `last`, then asks no more (it stays where it is). */
