@@ -5,30 +5,18 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { clusterConfigDefaults } from '../../src/config/cluster.js';
 import type { Assignment, WorkerTaskStatus } from '../../src/contracts/worker.js';
-import { encodeCommand, type Command } from '../../src/kv/commands.js';
-import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';
 import { SeededRandom } from '../../src/lib/random.js';
 import { roundRobin } from '../../src/scheduler/index.js';
 import { SchedulerLoop } from '../../src/manager/scheduler-loop.js';
 import { ServiceLoop } from '../../src/manager/service-loop.js';
-import type { Proposer } from '../../src/manager/task-service.js';
 import type { WorkerApi } from '../../src/manager/worker-client.js';
+import { DirectRaft } from '../support/direct-raft.js';
 import { ManualClock } from '../support/manual-clock.js';
 
 const tenMinutesMs = 600_000;
 const backoffMs = 3000;
 const backoffCapMs = 5000;
 
-class DirectRaft implements Proposer {
-  readonly sm = new KvStateMachine();
-  readonly proposed: Command[] = [];
-  private index = 0;
-  async proposeCommand(cmd: Command): Promise<ApplyResult> {
-    this.proposed.push(cmd);
-    return this.sm.apply(++this.index, encodeCommand({ clientId: 'leader', seq: this.index, cmd }));
-  }
-  async barrier(): Promise<void> {}
-}
 
 /** A worker that never answers: an assignment stays scheduled, which is all these tests look at. */
 class SilentWorkers implements WorkerApi {

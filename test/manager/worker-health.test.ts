@@ -3,25 +3,14 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { clusterConfigDefaults } from '../../src/config/cluster.js';
-import { encodeCommand, type Command } from '../../src/kv/commands.js';
-import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';
 import { SeededRandom } from '../../src/lib/random.js';
-import type { Proposer } from '../../src/manager/task-service.js';
 import { WorkerHealth } from '../../src/manager/worker-health.js';
+import { DirectRaft as BaseDirectRaft } from '../support/direct-raft.js';
 import { ManualClock } from '../support/manual-clock.js';
 
 const tenMinutesMs = 600_000;
 
-class DirectRaft implements Proposer {
-  readonly sm = new KvStateMachine();
-  readonly proposed: Command[] = [];
-  private index = 0;
-  async proposeCommand(cmd: Command): Promise<ApplyResult> {
-    this.proposed.push(cmd);
-    return this.sm.apply(++this.index, encodeCommand({ clientId: 'leader', seq: this.index, cmd }));
-  }
-  async barrier(): Promise<void> {}
-
+class DirectRaft extends BaseDirectRaft {
   verdicts(): string[] {
     return this.proposed.flatMap((c) => (c.op === 'worker.state' ? [`${c.workerId} ${c.state}`] : []));
   }
