@@ -220,6 +220,12 @@ export const limits = {
   /** logs() returns at most this many bytes (the newest). */
   runtimeLogBytesMax: 1024 * 1024,
   runtimeLogTailLinesDefault: 1000,
+  /**
+   * A task that exited while its stop was asked for is taken to have ended by itself (its own success or failure, not
+   * a stop) only when the runtime says it ended at least this long before the ask: a file's time is the kernel's coarse
+   * clock (a few ms behind), and a stop's signal can end a process within that.
+   */
+  stopEndedBeforeMarginMs: 100,
   /** A process task's log file is rotated (one old generation kept) past this size. */
   processLogFileBytesMax: 8 * 1024 * 1024,
   /** The longest a running process task's log goes without a look for rotation (its watch brings looks forward). */

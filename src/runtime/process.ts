@@ -541,12 +541,17 @@ export class ProcessRuntime implements ContainerRuntime {
       return;
     }
     const exitCode = await readExitCode(this.exitPath(entry.record.id));
-    this.markExited(entry, exitCode ?? (entry.killed === true ? exitCodeForSignal('SIGKILL') : null));
+    await this.markExited(entry, exitCode ?? (entry.killed === true ? exitCodeForSignal('SIGKILL') : null));
   }
 
-  private markExited(entry: Entry, exitCode: number | null): void {
+  private async markExited(entry: Entry, exitCode: number | null): Promise<void> {
     if (entry.record.state === 'exited') return;
-    entry.record = { ...entry.record, state: 'exited', exitCode, finishedAt: Date.now() };
+    // When it ended, not when this worker saw it: the wrapper wrote the exit file then (a worker that was paused sees
+    // the exit late, and the agent tells a process that ended by itself from one its stop ended by this time).
+    const finishedAt = (await fs.stat(this.exitPath(entry.record.id)).catch(() => null))?.mtimeMs ?? Date.now();
+    // Another look may have recorded the exit meanwhile.
+    if ((entry.record.state as ProcessRecord['state']) === 'exited') return;
+    entry.record = { ...entry.record, state: 'exited', exitCode, finishedAt: Math.min(Math.floor(finishedAt), Date.now()) };
     if (this.entries.has(entry.record.id)) void this.persist(entry);
     this.settle(entry);
   }

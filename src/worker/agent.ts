@@ -296,12 +296,13 @@ export class WorkerAgent implements WorkerAgentApi {
     while (!isFinal(entry.state)) {
       try {
         const { exitCode, oomKilled, outOfSpace } = await this.runtime.wait(id, { signal: this.closing.signal });
+        const stopped = entry.stopRequested && !(await this.endedBeforeStop(entry, id));
         // A task its health check condemned failed, whatever its exit code (the worker stopped it).
-        const condemned = entry.unhealthy !== undefined && !entry.stopRequested;
+        const condemned = entry.unhealthy !== undefined && !stopped;
         // No exit code for a condemned task: the failure is the health check's, not the code its stop caused.
         const outcome = condemned
           ? { state: 'failed' as const, error: { class: 'transient' as const, message: entry.unhealthy! }, exitCode: null }
-          : exitOutcome(exitCode, entry.stopRequested, oomOf(entry, oomKilled), outOfSpace);
+          : exitOutcome(exitCode, stopped, oomOf(entry, oomKilled), outOfSpace);
         this.finish(entry, outcome.state, outcome.exitCode, outcome.error);
         this.logger.info({ task: entry.taskId, attempt: entry.attempt, containerId: id, exitCode, state: outcome.state }, 'task exited');
       } catch (err) {
@@ -317,6 +318,18 @@ export class WorkerAgent implements WorkerAgentApi {
       }
     }
     await this.cleanUp(entry);
+  }
+
+  /**
+   * Whether the container had ended by itself before its stop was asked for: a worker that was paused (or busy) sees
+   * an exit late, maybe after a stop its reconciliation asked for meanwhile, and that exit is the task's own (a success
+   * or a failure its restart policy judges), not a stop's. Judged by when the runtime says it ended.
+   */
+  private async endedBeforeStop(entry: TaskEntry, id: string): Promise<boolean> {
+    const askedAtMs = entry.stopRequestedAtMs;
+    if (askedAtMs === undefined) return false;
+    const info = await this.runtime.inspect(id).catch(() => null);
+    return info?.finishedAt !== undefined && info.finishedAt < askedAtMs - limits.stopEndedBeforeMarginMs;
   }
 
   /** Keeps a bounded log tail, then removes the exited container; a failure is retried by reconciliation. */
@@ -347,6 +360,7 @@ export class WorkerAgent implements WorkerAgentApi {
   /** Stops the entry's container (once, however many ask) and waits until the exit is recorded. */
   private stopEntry(entry: TaskEntry): Promise<void> {
     entry.stopRequested = true;
+    entry.stopRequestedAtMs ??= this.clock.nowMs();
     entry.stopping ??= (async () => {
       await entry.started;
       if (entry.state !== 'running' || entry.containerId === null) return;

@@ -41,6 +41,8 @@ export interface TaskEntry {
   readonly createdAtMs: number;
   /** Set by a stop: the exit that follows is 'stopped', not 'failed'. */
   stopRequested: boolean;
+  /** When the first stop was asked for (clock.nowMs(), wall: compared with the runtime's record of when it ended). */
+  stopRequestedAtMs?: number;
   /** Its stop was requested while it was starting: stopped without the grace period (SIGKILL) once it has started. */
   stopAtOnce?: boolean;
   /** The newest log lines, kept once the container is removed. */

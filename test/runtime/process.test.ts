@@ -73,6 +73,21 @@ describe('ProcessRuntime specifics', () => {
     await Promise.all([rt.close(), fresh.close()]);
   });
 
+  it('finishedAt is when the process ended, not when a busy worker saw it (its exit file\'s time)', async () => {
+    const dir = await stateDir();
+    const rt = new ProcessRuntime({ stateDir: dir });
+    const { id } = await rt.run({ name: 'late', image: 'img:1', command: ['true'], labels, resources: { cpus: 1 } });
+    await waitFor('the exit file', async () => (await fs.stat(path.join(dir, 'processes', `${id}.exit`)).catch(() => null)) !== null);
+    // The event loop held for 500 ms, as a paused or saturated worker's would be: the exit is seen after it.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+    const seenAfterMs = Date.now();
+    await rt.wait(id);
+    const info = await rt.inspect(id);
+    expect(info?.finishedAt).toBeDefined();
+    expect(seenAfterMs - info!.finishedAt!).toBeGreaterThanOrEqual(400);
+    await rt.close();
+  });
+
   it('a file that is not executable is a permanent command-not-found', async () => {
     const dir = await stateDir();
     const file = path.join(dir, 'not-executable.sh');

@@ -197,6 +197,33 @@ describe('stop', () => {
     expect(await agent.assign(assignment('t1', 2, 1))).toEqual(status);
     expect(runtime.calls.run).toBe(1);
   });
+
+  it('an exit the worker saw only after a stop was asked for is the task\'s own when it ended before the ask (a paused worker)', async () => {
+    // The runtime tells the exit late, as to a worker that was paused when its container ended by itself.
+    let tell = (): void => undefined;
+    const told = new Promise<void>((r) => (tell = r));
+    class LateRuntime extends MemoryRuntime {
+      override async wait(id: string, opts: { signal?: AbortSignal } = {}) {
+        const status = await super.wait(id, opts);
+        await told;
+        return status;
+      }
+    }
+    const { agent } = setup({ runtime: new LateRuntime({ behave }) });
+    await agent.assign(assignment('t1', 1, 1, { env: { DURATION_MS: '1', EXIT_CODE: '0' } }));
+    await agent.assign(assignment('t2', 1, 1, { env: { DURATION_MS: '1', EXIT_CODE: '3' } }));
+    // Longer than limits.stopEndedBeforeMarginMs before the stops.
+    await sleep(300);
+    const stops = [agent.stop({ taskId: 't1', attempt: 1, term: 1 }, { waitUntilMs: performance.now() + 5000 }), agent.stop({ taskId: 't2', attempt: 1, term: 1 }, { waitUntilMs: performance.now() + 5000 })];
+    await sleep(20);
+    tell();
+    const [t1, t2] = await Promise.all(stops);
+    expect(t1).toMatchObject({ state: 'succeeded', exitCode: 0, error: null });
+    expect(t2).toMatchObject({ state: 'failed', exitCode: 3, error: { class: 'permanent' } });
+    // One that was running when the stop came is stopped, whatever code its stop left.
+    await agent.assign(assignment('t3', 1, 1, { env: { DURATION_MS: '600000' } }));
+    expect(await agent.stop({ taskId: 't3', attempt: 1, term: 1 }, { waitUntilMs: performance.now() + 5000 })).toMatchObject({ state: 'stopped' });
+  });
 });
 
 describe('exits', () => {
