@@ -304,7 +304,8 @@ export async function runWorkerList(apiUrl: string, out: Output): Promise<void> 
     printJson({ items, nextCursor: null });
     return;
   }
-  const rows = [['ID', 'STATE', 'AVAILABILITY', 'API', 'RUNTIME', 'TASKS', 'CPU', 'MEM FREE', 'LAST HEARTBEAT']];
+  // AVAILABILITY came later: before LAST HEARTBEAT, so the columns before it stay where scripts find them.
+  const rows = [['ID', 'STATE', 'API', 'RUNTIME', 'TASKS', 'CPU', 'MEM FREE', 'AVAILABILITY', 'LAST HEARTBEAT']];
   const now = Date.now();
   for (const w of items) {
     const s = w.stats;
@@ -312,7 +313,7 @@ export async function runWorkerList(apiUrl: string, out: Output): Promise<void> 
     const mem = s === null || s.memoryTotalBytes === 0 ? '-' : `${Math.round(s.memoryAvailableBytes / 2 ** 20)} MiB`;
     const beat = w.lastHeartbeatAt === null ? '-' : `${Math.max(0, Math.round((now - Date.parse(w.lastHeartbeatAt)) / 100) / 10)} s ago`;
     // A manager that predates availability sends none: every worker was active then.
-    rows.push([w.id, w.state, w.availability ?? 'active', w.apiAddress, w.runtime, String(w.taskCount), cpu, mem, beat]);
+    rows.push([w.id, w.state, w.apiAddress, w.runtime, String(w.taskCount), cpu, mem, w.availability ?? 'active', beat]);
   }
   printLine(formatTable(rows));
 }

@@ -86,7 +86,7 @@ describe.concurrent('minkube task', () => {
       return /^w1\s+ready\s/m.test(out.stdout) && /^w2\s+ready\s/m.test(out.stdout) ? out : undefined;
     }, 10_000, 'both workers listed as ready');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^ID\s+STATE\s+API\s+RUNTIME\s+TASKS\s+CPU\s+MEM FREE\s+LAST HEARTBEAT$/m);
+    expect(r.stdout).toMatch(/^ID\s+STATE\s+API\s+RUNTIME\s+TASKS\s+CPU\s+MEM FREE\s+AVAILABILITY\s+LAST HEARTBEAT$/m);
     expect(r.stdout).toMatch(/^w1\s+ready\s+127\.0\.0\.1:\d+\s+memory\s/m);
     expect(r.stdout).toMatch(/^w2\s+ready\s/m);
   });

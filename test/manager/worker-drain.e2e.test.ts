@@ -115,9 +115,9 @@ describe('worker drain, pause and activate (3 managers, 2 process workers, real 
     // It did stop them: none of them runs there any more.
     expect(await runningOn('w1')).toEqual([]);
     const listed = await cli(['worker', 'ls']);
-    expect(listed.stdout.split('\n')[0]).toMatch(/^ID\s+STATE\s+AVAILABILITY\s+API\s+RUNTIME\s+TASKS/);
-    expect(listed.stdout).toMatch(/^w1\s+ready\s+drain\s+\S+\s+process\s+0\s/m);
-    expect(listed.stdout).toMatch(/^w2\s+ready\s+active\s/m);
+    expect(listed.stdout.split('\n')[0]).toMatch(/^ID\s+STATE\s+API\s+RUNTIME\s+TASKS\s+CPU\s+MEM FREE\s+AVAILABILITY\s+LAST HEARTBEAT$/);
+    expect(listed.stdout).toMatch(/^w1\s+ready\s+\S+\s+process\s+0\s.*\sdrain\s/m);
+    expect(listed.stdout).toMatch(/^w2\s+ready\s.*\sactive\s/m);
     // A drained worker that is ready does not make the cluster degraded (a manager slow to answer another's probe on a
     // loaded machine may, so only the workers' part of the verdict is checked).
     const status = await c.http(up()[0]!, 'GET', '/status?format=json');
