@@ -105,6 +105,12 @@ export class LocalDueTimes {
     return Math.max(0, d.dueMonoMs - nowMonoMs);
   }
 
+  /** The stored time last measured for key, and how long until it is due here (0: it is); undefined: none. */
+  pending(key: string): { atMs: number; remainingMs: number } | undefined {
+    const d = this.due.get(key);
+    return d === undefined ? undefined : { atMs: d.atMs, remainingMs: Math.max(0, d.dueMonoMs - this.clock.monoMs()) };
+  }
+
   forget(key: string): void {
     this.due.delete(key);
   }

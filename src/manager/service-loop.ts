@@ -46,6 +46,8 @@ export class ServiceLoop {
    * measured once against its wall clock, at most the wait the record asked for, then on the monotonic clock.
    */
   private readonly due: LocalDueTimes;
+  /** The service revision each of due's times was measured at (a new revision's rollout has times of its own). */
+  private readonly heldRevision = new Map<string, number>();
   private readonly ids: TaskIdGenerator;
   private readonly concurrency: number;
   /** Decisions proposed and decide() calls, for the benchmark. */
@@ -78,6 +80,7 @@ export class ServiceLoop {
     this.wake = null;
     this.pendingWake.clear();
     this.due.clear();
+    this.heldRevision.clear();
   }
 
   /** A service's record or one of its replicas changed (called as entries apply, on every manager). */
@@ -147,20 +150,31 @@ export class ServiceLoop {
    */
   private decideHere(name: string): { decision: Decision; atMs: number; wakeInMs: number | null } | null {
     const service = this.o.services.service(name);
-    if (service === undefined) return null;
+    if (service === undefined) {
+      this.due.forget(name);
+      this.heldRevision.delete(name);
+      return null;
+    }
     const replicas = [];
     for (const id of this.o.tasks.idsOfService(name)) {
       const t = this.o.tasks.task(id);
       if (t !== undefined && !finalTaskStates.has(t.state)) replicas.push(replicaState(t));
     }
     this.counters.decisions++;
-    const nowMs = this.o.clock.nowMs();
+    const wallMs = this.o.clock.nowMs();
+    // A stored time of this rollout (its revision unchanged) that the wall clock has passed but this leader has not
+    // waited out on its monotonic clock: the wall clock stepped forward. Decided at the time it would be without the
+    // step, so the monitor window and the delay after it are not cut short.
+    const held = this.due.pending(name);
+    const nowMs = held !== undefined && held.remainingMs > 0 && held.atMs <= wallMs && this.heldRevision.get(name) === service.revision ? held.atMs - held.remainingMs : wallMs;
     const decision = decide(service, replicas, nowMs);
     if (decision.wakeAtMs === null) {
       this.due.forget(name);
+      this.heldRevision.delete(name);
       return { decision, atMs: nowMs, wakeInMs: null };
     }
     const wakeInMs = this.due.remainingMs(name, decision.wakeAtMs, requestedWaitMs(service, decision.wakeAtMs));
+    this.heldRevision.set(name, service.revision);
     if (wakeInMs > 0 || decision.wakeAtMs <= nowMs) return { decision, atMs: nowMs, wakeInMs };
     const atMs = decision.wakeAtMs;
     return { decision: decide(service, replicas, atMs), atMs, wakeInMs: null };

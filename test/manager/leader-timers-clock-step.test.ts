@@ -121,8 +121,11 @@ describe('a task in failure backoff, on a leader whose wall clock steps', () => 
   });
 });
 
-describe('a rollout waiting out its monitor window and delay, on a leader whose wall clock steps back', () => {
-  it('starts its next batch after monitorS + delayS, not ten minutes later', async () => {
+describe('a rollout waiting out its monitor window and delay, on a leader whose wall clock steps', () => {
+  it.each([
+    ['back', 'not ten minutes later', -tenMinutesMs],
+    ['forward', 'not at the step', tenMinutesMs],
+  ])('steps %s: starts its next batch after monitorS + delayS, %s', async (_dir, _when, stepMs) => {
     const clock = new ManualClock(1_700_000_000_000);
     const raft = new DirectRaft();
     const kv = raft.sm;
@@ -155,7 +158,11 @@ describe('a rollout waiting out its monitor window and delay, on a leader whose 
     await settled();
     expect(versions()).toEqual(['v1', 'v2']);
     expect(kv.services.service('web')!.rollout.monitorUntilMs).toBe(clock.nowMs() + 3000);
-    clock.stepWall(-tenMinutesMs);
+    clock.stepWall(stepMs);
+    // A look right after the step (a replica's report would bring one).
+    loop.touch('web');
+    await settled();
+    expect(versions()).toEqual(['v1', 'v2']);
     clock.advance(5000 - 2);
     await settled();
     await running();
