@@ -29,6 +29,8 @@ export class BackupLoop {
   private closed = false;
   /** The next backup's time (the newest file's plus the interval) as this manager waits on it: see due(). */
   private readonly next: LocalDueTimes;
+  /** clock.monoMs() when this manager last wrote a backup: the next comes an interval later, whatever the names say. */
+  private writtenMonoMs: number | null = null;
 
   constructor(private readonly o: BackupLoopOptions) {
     this.next = new LocalDueTimes(o.clock, 1);
@@ -76,8 +78,10 @@ export class BackupLoop {
    * clock back does not put the next backup off for the length of the step.
    */
   private due(): boolean {
-    if (this.state.lastSuccessAt === null) return true;
     const intervalMs = this.o.config.intervalS * 1000;
+    // A newest file named in this manager's future (its clock stepped back) would otherwise be due at every check.
+    if (this.writtenMonoMs !== null && this.o.clock.monoMs() - this.writtenMonoMs < intervalMs) return false;
+    if (this.state.lastSuccessAt === null) return true;
     return this.next.remainingMs('next', Date.parse(this.state.lastSuccessAt) + intervalMs, intervalMs) === 0;
   }
 
@@ -97,6 +101,7 @@ export class BackupLoop {
     try {
       const file = await takeBackup(this.o.source(), this.o.clock.nowMs());
       const name = await writeBackupFile(dir, file, retain);
+      this.writtenMonoMs = this.o.clock.monoMs();
       this.state = { lastSuccessAt: file.createdAt, lastIndex: file.index, lastError: null };
       this.o.logger.info({ file: name, index: file.index, sizeBytes: file.bytes.length }, 'backup written');
       this.o.onSuccess?.(this.state);

@@ -86,9 +86,10 @@ export async function writeBackupFile(dir: string, file: { bytes: Uint8Array; cr
   // Only backups whose header reads and whose size is the one it announces count towards `retain`: a file that fails
   // (damaged, cut short, or edited and named to sort newest) would otherwise hold a place for good. It is passed over,
   // never deleted: it is not known to be ours.
-  const kept: string[] = [];
+  // The file just written always stays, and counts: after a step of the clock back it sorts oldest by its name.
+  const kept: string[] = [name];
   for (const old of (await listBackupFiles(dir)).reverse()) {
-    if ((await backupHeaderOf(dir, old)) === null) continue;
+    if (old === name || (await backupHeaderOf(dir, old)) === null) continue;
     if (kept.length < retain) kept.push(old);
     else await unlink(join(dir, old)).catch(() => undefined);
   }

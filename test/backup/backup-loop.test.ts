@@ -211,6 +211,38 @@ describe('scheduled backups', () => {
     expect(readdirSync(dir).sort()).toEqual(['minkube-snapshot-20300101T000359Z-000000000007.mksnap', 'minkube-snapshot-20300101T000459Z-000000000008.mksnap', stranger]);
   });
 
+  it('after the wall clock steps back an hour: one backup per interval, not one per check, and the one just written stays', async () => {
+    const dir = tempDir();
+    const clock = new ManualClock(start);
+    const { source, put } = sourceWith(3);
+    const loop = new BackupLoop({ config: { intervalS: 60, retain: 2, dir }, source: () => source, isLeader: () => true, clock, logger });
+    await loop.check();
+    clock.advance(60_000);
+    put('a');
+    await loop.check();
+    expect(readdirSync(dir)).toHaveLength(2);
+    // The newest files' names are now an hour in this manager's future.
+    clock.stepWall(-3_600_000);
+    const writes = (): number => readdirSync(dir).length;
+    let made = 0;
+    for (let i = 0; i < 30; i++) {
+      put(`k${i}`);
+      clock.advance(10_000);
+      const before = new Set(readdirSync(dir));
+      await loop.check();
+      const now = readdirSync(dir);
+      if (now.some((f) => !before.has(f))) made++;
+      // The file just written is kept, though its name sorts oldest.
+      expect(now.length).toBeLessThanOrEqual(3);
+    }
+    // 300 s at one backup a minute: at most 5 (one per check was 30).
+    expect(made).toBeLessThanOrEqual(5);
+    expect(made).toBeGreaterThanOrEqual(4);
+    expect(writes()).toBeGreaterThanOrEqual(2);
+    const newest = [...readdirSync(dir)].sort()[0]!;
+    expect(newest).toMatch(/^minkube-snapshot-20291231T23/);
+  });
+
   it('a truncated file named to sort newest counts for nothing: good backups stay `retain`, and followers report the newest good one', async () => {
     const dir = tempDir();
     const clock = new ManualClock(start);
