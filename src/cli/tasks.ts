@@ -181,7 +181,7 @@ export async function runTaskList(apiUrl: string, q: { state?: string; workerId?
   }
   const rows = [['ID', 'NAME', 'IMAGE', 'STATE', 'WORKER', 'ATTEMPT', 'EXIT', 'UPDATED']];
   for (const t of items) {
-    const state = t.desiredState === 'stop' && !finalStates.has(t.state) ? `${t.state} (stopping)` : t.state;
+    const state = t.desiredState === 'stop' && !finalStates.has(t.state) ? `${t.state} (stopping)` : t.draining === true && !finalStates.has(t.state) ? `${t.state} (draining)` : t.state;
     rows.push([t.id, t.spec.name ?? '-', t.spec.image, state, t.workerId ?? '-', String(t.attempt), t.exitCode === null ? '-' : String(t.exitCode), t.updatedAt]);
   }
   printLine(formatTable(rows));
@@ -286,7 +286,7 @@ export async function runWorkerAvailability(apiUrl: string, id: string, availabi
   }
   const held = `${w.taskCount} task${w.taskCount === 1 ? '' : 's'}`;
   if (availability === 'active') printLine(`worker ${w.id} is active: tasks may be placed on it`);
-  else if (availability === 'pause') printLine(`worker ${w.id} is paused: nothing new is placed on it; the ${held} on it stay`);
+  else if (availability === 'pause') printLine(`worker ${w.id} is paused: nothing new is placed on it${w.taskCount === 0 ? '' : `; the ${held} on it stay${w.taskCount === 1 ? 's' : ''}`}`);
   else if (w.taskCount === 0) printLine(`worker ${w.id} is drained: it holds no task`);
   else printLine(`worker ${w.id} is draining: its ${held} ${w.taskCount === 1 ? 'is' : 'are'} being stopped there and placed elsewhere; worker ls shows TASKS 0 once it holds none`);
 }
