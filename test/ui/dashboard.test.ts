@@ -234,6 +234,8 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     await go(`#/tasks/${encodeURIComponent(created.body.id as string)}`);
     await waitText('task-state', (t) => t.length > 0);
+    // The page of the task before (the last test's) may still show until this one's has been fetched.
+    await expect.poll(async () => (await page.locator('dl.details').textContent()) ?? '', { timeout: 60_000 }).toContain('abc\\u202edef');
     const details = (await page.locator('dl.details').textContent()) ?? '';
     expect(details).toContain('abc\\u202edef');
     expect(details).not.toContain('\u202e');
