@@ -116,6 +116,12 @@ describe('task records', () => {
     running(d, 'onf', { restartPolicy: 'on-failure' });
     d.report({ taskId: 'onf', state: 'failed', exitCode: 1 });
     expect(d.task('onf')).toMatchObject({ state: 'pending', attempt: 2, exitCode: 1 });
+    // The retry shows why it waits until it runs; running, it shows no exit or error of the attempt before it.
+    d.place('onf', 'w1', 2, 2, 5000);
+    expect(d.task('onf')).toMatchObject({ state: 'scheduled', attempt: 2, exitCode: 1 });
+    d.report({ taskId: 'onf', state: 'running', attempt: 2 });
+    expect(d.task('onf')).toMatchObject({ state: 'running', attempt: 2, exitCode: null, error: null });
+    expect(d.task('onf').history.at(-3)?.reason).toMatch(/exited with code 1; retrying/);
     running(d, 'onf0', { restartPolicy: 'on-failure' });
     d.report({ taskId: 'onf0', state: 'succeeded', exitCode: 0 });
     expect(d.task('onf0').state).toBe('succeeded');
