@@ -141,7 +141,13 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
     // A command's line in its parent's list shows its own usage: `service create` takes <name> <image> (required,
     // though commander is told they are optional so one message can name all that is missing).
     .configureHelp({ subcommandTerm: (cmd) => `${cmd.name()}${cmd.aliases()[0] === undefined ? '' : `|${cmd.aliases()[0]}`} ${cmd.usage()}`.trimEnd() })
-    .exitOverride();
+    .exitOverride()
+    // An empty required argument (`minkube worker drain ''`, `task get ""`) is bad usage, not a request to send.
+    .hook('preAction', (_program, action) => {
+      action.registeredArguments.forEach((a, i) => {
+        if (a.required && !a.variadic && action.processedArgs[i] === '') action.error(`error: <${a.name()}> must not be empty`);
+      });
+    });
   const globals = (cmd: Command): { api: string; out: Output } => {
     const o = cmd.optsWithGlobals<GlobalOptions>();
     // Read lazily: `minkube manager` and `--help` must not trip over a bad credentials file.

@@ -262,6 +262,12 @@ describe.concurrent('minkube errors', () => {
       expect(r.code, bad).toBe(2);
       expect(r.stderr).toMatch(/^error: option '--api <url>' argument '.*' is invalid\. (not an http\(s\) URL|--api: no manager URL)/);
     }
+    // An empty required argument is bad usage too, said before any request leaves.
+    for (const args of [['worker', 'drain', ''], ['task', 'get', ''], ['kv', 'del', '']]) {
+      const r = await cli(['--api', api, ...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/^error: <(id|key)> must not be empty/);
+    }
     // MINKUBE_API stands for --api: the same usage error.
     const fromEnv = await cli(['kv', 'get', 'k'], { MINKUBE_API: 'ftp://x' });
     expect(fromEnv.code).toBe(2);
