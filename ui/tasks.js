@@ -185,16 +185,20 @@ export function TaskPage({ api, id }) {
   const logBox = useRef(null);
   // stream: the AbortController of the follow under way (null: none, and the log tail is polled instead).
   const state = useRef({ running: false, lastLogsMs: 0, fetching: false, stream: null });
+  // The task shown now: an answer for the task shown before (a load still under way when another was picked) is dropped.
+  const shown = useRef(id);
+  shown.current = id;
 
   const loadTask = async () => {
     try {
       const t = await api.request('GET', `/v1/tasks/${encodeURIComponent(id)}`);
+      if (shown.current !== id) return null;
       setTask(t);
       setError(null);
       state.current.running = !finalStates.has(t.state);
       return t;
     } catch (err) {
-      setError(err.message);
+      if (shown.current === id) setError(err.message);
       return null;
     }
   };
@@ -203,9 +207,10 @@ export function TaskPage({ api, id }) {
     state.current.fetching = true;
     state.current.lastLogsMs = Date.now();
     try {
-      setLogs(await api.request('GET', `/v1/tasks/${encodeURIComponent(id)}/logs?tail=${logLinesMax}`, undefined, { text: true }));
+      const text = await api.request('GET', `/v1/tasks/${encodeURIComponent(id)}/logs?tail=${logLinesMax}`, undefined, { text: true });
+      if (shown.current === id) setLogs(text);
     } catch (err) {
-      if (err.code !== 'TASK_NOT_FOUND') setLogs((l) => (l === '' ? `(${err.message})` : l));
+      if (err.code !== 'TASK_NOT_FOUND' && shown.current === id) setLogs((l) => (l === '' ? `(${err.message})` : l));
     } finally {
       state.current.fetching = false;
     }
@@ -239,6 +244,8 @@ export function TaskPage({ api, id }) {
 
   useEffect(() => {
     setTask(null);
+    setError(null);
+    setNotice(null);
     setLogs('');
     void refresh();
     // A change of this task reloads it (and, once it has ended, its logs).
@@ -274,8 +281,11 @@ export function TaskPage({ api, id }) {
     }
   };
 
-  if (error !== null && task === null) return html`<h1>Task ${id}</h1><p class="error" role="alert">${error}</p><p><a href="#/tasks">All tasks</a></p>`;
-  if (task === null) return html`<h1>Task ${id}</h1><p>Loading…</p>`;
+  // Until the picked task's own record arrives, nothing of the task shown before (the first render after a pick still
+  // holds its state).
+  const own = task !== null && task.id === id;
+  if (error !== null && !own) return html`<h1>Task ${id}</h1><p class="error" role="alert">${error}</p><p><a href="#/tasks">All tasks</a></p>`;
+  if (!own) return html`<h1>Task ${id}</h1><p>Loading…</p>`;
   const running = !finalStates.has(task.state);
   return html`
     <p><a href="#/tasks">← All tasks</a></p>

@@ -5,7 +5,7 @@
 // Without Chromium the tests are skipped, except under CI, where they fail saying why.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page, type Request, type Response } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page, type Request, type Response, type Route } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { eventually, ProcCluster, repoRoot } from '../support/cluster.js';
 import { waitFor } from '../support/wait.js';
@@ -227,6 +227,44 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
     await waitText('task-state', (t) => t === 'stopped');
     const r = await c.http(leader, 'GET', `/v1/tasks/${id}`);
     expect([r.body.state, r.body.desiredState]).toEqual(['stopped', 'stop']);
+  }, testTimeoutMs);
+
+  it("a task picked while the last one's answer is still on its way shows Loading until its own arrives, never the other's details", async () => {
+    const post = async (command: string, name: string): Promise<string> => {
+      const r = await c.http(leader, 'POST', '/v1/tasks', { image: 'minkube-busybox:latest', command: ['sh', '-c', command], restartPolicy: 'never', name });
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+      return r.body.id as string;
+    };
+    const before = await post('sleep 600', 'ui-before');
+    await go(`#/tasks/${encodeURIComponent(before)}`);
+    await waitText('task-state', (t) => t === 'running');
+    const next = await post('echo next-task', 'ui-next');
+    // The task shown now reloads once it changes (its stop): that answer is held 1.5 s, and the next task's 3 s.
+    const hold = (id: string, ms: number) => ({
+      url: `**/v1/tasks/${encodeURIComponent(id)}`,
+      handler: async (route: Route): Promise<void> => {
+        await new Promise((r) => setTimeout(r, ms));
+        // The route may have been taken away meanwhile (unroute below): the request then goes on by itself.
+        await route.continue().catch(() => undefined);
+      },
+    });
+    const held = [hold(before, 1500), hold(next, 3000)];
+    for (const h of held) await page.route(h.url, h.handler);
+    try {
+      const reload = page.waitForRequest((r) => r.method() === 'GET' && r.url().endsWith(`/v1/tasks/${encodeURIComponent(before)}`), { timeout: 30_000 });
+      expect((await c.http(leader, 'DELETE', `/v1/tasks/${before}`)).status).toBe(200);
+      await reload;
+      await go(`#/tasks/${encodeURIComponent(next)}`);
+      // Past the moment the task before's answer arrives, before the next one's.
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(await page.locator('h1').textContent()).toContain(next);
+      expect(await page.locator('main').textContent()).toContain('Loading');
+      expect(await page.getByTestId('task-state').count()).toBe(0);
+    } finally {
+      for (const h of held) await page.unroute(h.url, h.handler);
+    }
+    await waitText('task-state', (t) => t.length > 0);
+    expect((await page.locator('dl.details').textContent()) ?? '').toContain('echo next-task');
   }, testTimeoutMs);
 
   it("shows a bidi override in a task's command as its escape, and asks for a token again once the one it logged in with is revoked", async () => {
