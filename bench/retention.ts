@@ -3,7 +3,8 @@
 // twentieth of the submissions and at the end: the task records the leader keeps, each manager's RSS and the size of its
 // newest snapshot file; then a verdict line: RSS bounded when no manager's grows faster than 10 MiB per
 // 100,000 tasks over the second half (least squares). With retention they level off at finishedMax; without, they grow.
-// `npx tsx bench/retention.ts [--tasks 200000] [--finished-max 10000] [--mode both|on|off] [--quick]`
+// Submissions are paced to at most --backlog unfinished tasks (0: not paced).
+// `npx tsx bench/retention.ts [--tasks 200000] [--finished-max 10000] [--backlog 5000] [--mode both|on|off] [--quick]`
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -133,6 +134,14 @@ async function countRecords(url: string): Promise<number> {
   }
 }
 
+/** Unfinished task records (pending, scheduled, running, lost), from the manager's `minkube_tasks` gauge. */
+async function unfinishedCount(url: string): Promise<number> {
+  const r = await httpJson(url, 'GET', '/metrics', undefined, 10_000);
+  let n = 0;
+  for (const m of String(r.body).matchAll(/^minkube_tasks\{state="(pending|scheduled|running|lost)"\} (\d+)/gm)) n += Number(m[2]);
+  return n;
+}
+
 async function activeCount(url: string): Promise<number> {
   let n = 0;
   for (const s of ['pending', 'scheduled', 'running']) {
@@ -155,7 +164,7 @@ async function sample(c: ProcCluster, leaderUrl: string, submitted: number): Pro
   };
 }
 
-async function runMode(mode: 'on' | 'off', tasks: number, finishedMax: number): Promise<ModeResult> {
+async function runMode(mode: 'on' | 'off', tasks: number, finishedMax: number, backlog: number): Promise<ModeResult> {
   const retention = mode === 'on' ? { finishedMax, finishedAgeS: 86_400 } : { finishedMax: 200_000, finishedAgeS: 10 * 365 * 86_400 };
   // A snapshot every 2,000 entries, so the newest one follows the state; a long request timeout, so a slow batch under
   // load is answered rather than timed out (a retried batch would be submitted twice: the count would be off).
@@ -181,6 +190,9 @@ async function runMode(mode: 'on' | 'off', tasks: number, finishedMax: number): 
     const every = Math.max(batch, Math.floor(tasks / 20 / batch) * batch);
     const t0 = performance.now();
     for (let submitted = 0; submitted < tasks; ) {
+      // Paced: at most `backlog` unfinished tasks, so that what grows is the finished records retention removes, not a
+      // queue the two workers cannot keep up with (which tasksRetainedMax bounds, and QUEUE_FULL refuses past).
+      while (backlog > 0 && (await unfinishedCount(leaderUrl)) > backlog) await sleep(20);
       const r = await client.send(urls[(submitted / batch) % urls.length]!, 'POST', body, 120_000).catch(() => ({ status: 0, body: '' }));
       if (r.status !== 201) {
         if (r.status === 0 || r.status === 504) unknown++;
@@ -235,11 +247,12 @@ if (process.argv.includes('--worker-child')) {
   const quick = flag('quick');
   const tasks = Number(arg('tasks', quick ? '5000' : '200000'));
   const finishedMax = Number(arg('finished-max', quick ? '1000' : '10000'));
+  const backlog = Number(arg('backlog', '5000'));
   const mode = arg('mode', 'both');
   const results: ModeResult[] = [];
   for (const m of ['on', 'off'] as const) {
     if (mode !== 'both' && mode !== m) continue;
-    const r = await runMode(m, tasks, finishedMax);
+    const r = await runMode(m, tasks, finishedMax, backlog);
     results.push(r);
     console.error(`retention ${m}: ${r.final.records} records kept of ${r.tasks} after ${r.seconds} s`);
   }
