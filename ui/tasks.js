@@ -73,6 +73,8 @@ export function TasksPage({ api, snap }) {
   const [error, setError] = useState(null);
   const [reloads, setReloads] = useState(0);
   const cursor = cursors.at(-1);
+  const filterNow = useRef(filter);
+  filterNow.current = filter;
 
   useEffect(() => {
     let gone = false;
@@ -104,6 +106,9 @@ export function TasksPage({ api, snap }) {
         const byId = new Map(items.map((c) => [c.id, c]));
         const rows = p.items.map((t) => (byId.has(t.id) ? { ...t, ...byId.get(t.id), spec: t.spec } : t));
         if (items.some((c) => !p.items.some((t) => t.id === c.id))) reload = true;
+        // A listed task that left the state the list is filtered by (a running one ended) leaves the list too.
+        const state = filterNow.current.state;
+        if (state !== '' && items.some((c) => c.state !== state && p.items.some((t) => t.id === c.id))) reload = true;
         return { ...p, items: rows };
       });
       if (reload && pending.current === null) pending.current = setTimeout(() => { pending.current = null; setReloads((n) => n + 1); }, 500);

@@ -229,6 +229,17 @@ describeChromium('the dashboard in a real browser (3 managers, a worker, TLS and
     expect([r.body.state, r.body.desiredState]).toEqual(['stopped', 'stop']);
   }, testTimeoutMs);
 
+  it('a task that leaves the state the list is filtered by leaves the list without a reload', async () => {
+    await go('#/tasks');
+    await page.getByLabel('State').selectOption('running');
+    const r = await c.http(leader, 'POST', '/v1/tasks', { image: 'minkube-busybox:latest', command: ['sleep', '600'], restartPolicy: 'never', name: 'ui-filtered' });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    const id = r.body.id as string;
+    await waitText(`task-row-${id}`, (t) => t.includes('running'));
+    expect((await c.http(leader, 'DELETE', `/v1/tasks/${id}`)).status).toBe(200);
+    await expect.poll(() => page.getByTestId(`task-row-${id}`).count(), { timeout: 30_000 }).toBe(0);
+  }, testTimeoutMs);
+
   it("a task picked while the last one's answer is still on its way shows Loading until its own arrives, never the other's details", async () => {
     const post = async (command: string, name: string): Promise<string> => {
       const r = await c.http(leader, 'POST', '/v1/tasks', { image: 'minkube-busybox:latest', command: ['sh', '-c', command], restartPolicy: 'never', name });
