@@ -496,7 +496,10 @@ export class TcpTransport implements Transport {
     const fields = { peer: link.id, address: `${link.host}:${link.port}`, failures: link.dialFailures, ...(conn.lastError === null ? {} : { err: conn.lastError }) };
     // A certificate not valid at one side's clock is no passing failure: say what to look at, now and then.
     const clockSkew = conn.lastError !== null && /CERT_NOT_YET_VALID|CERT_HAS_EXPIRED/.test(String(conn.lastError));
+    // Nor is a process out of descriptors: no connection leaves it, whichever peer it dials.
+    const outOfFds = conn.lastError === 'EMFILE' || conn.lastError === 'ENFILE';
     if (clockSkew && link.dialFailures % 30 === 1) this.log.warn(fields, "cannot reach peer: a certificate is not valid at this host's clock or the peer's (not yet valid, or expired): check both hosts' clocks; retrying with backoff");
+    else if (outOfFds && link.dialFailures % 30 === 1) this.log.warn(fields, `cannot reach peer: this process is out of file descriptors (${String(conn.lastError)}): raise its limit (ulimit -n, systemd's LimitNOFILE; README, "File descriptors"); retrying with backoff`);
     else if (link.dialFailures === 1) this.log.info(fields, 'cannot reach peer; retrying with backoff');
     else this.log.debug(fields, 'cannot reach peer');
   }
