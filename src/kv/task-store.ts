@@ -543,8 +543,9 @@ export class TaskStore {
         if (o.ports !== undefined) seen.ports = o.ports;
         if (t.state === 'running') {
           // A health verdict that turns a replica unhealthy is worth a line in its history; others are not.
-          if (o.health === 'unhealthy' && t.health !== 'unhealthy') seen.history = [...t.history.slice(-(this.historyMax - 1)), { state: 'running', attempt: t.attempt, atMs, workerId: t.workerId, reason: o.reason ?? 'unhealthy: the health check failed' }];
-          this.write(taskRecord(t, { ...seen, updatedAt: isoAt(atMs) }), t);
+          const at = notBefore(t, atMs);
+          if (o.health === 'unhealthy' && t.health !== 'unhealthy') seen.history = [...t.history.slice(-(this.historyMax - 1)), { state: 'running', attempt: t.attempt, atMs: at, workerId: t.workerId, reason: o.reason ?? 'unhealthy: the health check failed' }];
+          this.write(taskRecord(t, { ...seen, updatedAt: isoAt(at) }), t);
           return true;
         }
         // A retry that starts running no longer shows the exit and error of the attempt before it (its history says
@@ -556,17 +557,21 @@ export class TaskStore {
       case 'final':
         return this.moved(t, o.state, atMs, { exitCode, error: o.error, containerId: r?.containerId ?? t.containerId }, o.reason) !== null;
       case 'retry': {
-        const changes: Partial<Mutable<TaskRecord>> = { attempt: t.attempt + 1, workerId: null, containerId: null, exitCode, error: o.error, notBeforeMs: retryAtMs };
+        // The backoff ends as long after the retry's history line as its proposer asked for (both are its clock's
+        // times, and the line may be moved later: notBefore).
+        const shiftMs = notBefore(t, atMs) - atMs;
+        const changes: Partial<Mutable<TaskRecord>> = { attempt: t.attempt + 1, workerId: null, containerId: null, exitCode, error: o.error, notBeforeMs: retryAtMs > 0 ? retryAtMs + shiftMs : 0 };
         // A drained attempt costs nothing: no backoff, and it is not counted against maxAttempts.
-        if (o.drained === true) Object.assign(changes, { notBeforeMs: atMs, drainedAttempts: (t.drainedAttempts ?? 0) + 1 });
+        if (o.drained === true) Object.assign(changes, { notBeforeMs: atMs + shiftMs, drainedAttempts: (t.drainedAttempts ?? 0) + 1 });
         return this.moved(t, 'pending', atMs, changes, o.reason) !== null;
       }
     }
   }
 
   /** The one way a task changes state: refused (null) unless the transition table allows it. */
-  private moved(t: TaskRecord, to: TaskState, atMs: number, changes: Partial<Mutable<TaskRecord>>, reason: string): TaskRecord | null {
+  private moved(t: TaskRecord, to: TaskState, proposedAtMs: number, changes: Partial<Mutable<TaskRecord>>, reason: string): TaskRecord | null {
     if (!canTransition(t.state, to)) return null;
+    const atMs = notBefore(t, proposedAtMs);
     const history = t.history.length >= this.historyMax ? t.history.slice(t.history.length - this.historyMax + 1) : t.history.slice();
     const workerId = this.strings.maybe(changes.workerId !== undefined ? changes.workerId : t.workerId);
     if (changes.workerId !== undefined) changes.workerId = workerId;
@@ -754,6 +759,16 @@ export class TaskStore {
 
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/**
+ * The time a change of `t` proposed at `atMs` is recorded at: never before its last history line. Times are the
+ * proposing manager's clock, and a manager behind the one before it would otherwise put `running` before `scheduled`;
+ * the change came after that line, which is the best the record knows of when.
+ */
+function notBefore(t: TaskRecord, atMs: number): number {
+  const last = t.history.at(-1)?.atMs;
+  return last !== undefined && last > atMs ? last : atMs;
+}
 
 /**
  * `t` with `changes`, every field written out in one order: all records share one shape, and this costs a third of

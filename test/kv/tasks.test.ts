@@ -130,6 +130,26 @@ describe('task records', () => {
     expect(d.task('alw')).toMatchObject({ state: 'pending', attempt: 2 });
   });
 
+  it("history never goes back in time: a change proposed by a manager whose clock is behind is recorded at the line before's time", () => {
+    const d = new Driver();
+    d.register('w1');
+    d.submit('t1');
+    d.place('t1', 'w1', 1, 2, 9000);
+    // The worker's report reached a manager 4 s behind the leader that placed it.
+    d.report({ taskId: 't1', state: 'running' }, 5000);
+    d.report({ taskId: 't1', state: 'failed', exitCode: 1 }, 9500);
+    const t = d.task('t1');
+    expect(t.history.map((h) => [h.state, h.atMs])).toEqual([['pending', 1000], ['scheduled', 9000], ['running', 9000], ['failed', 9500]]);
+    expect(t.updatedAt).toBe(new Date(9500).toISOString());
+    // A retry's backoff moves with its line: it ends as long after it as its proposer asked.
+    d.submit('t2', { restartPolicy: 'on-failure' });
+    d.place('t2', 'w1', 1, 2, 9000);
+    d.report({ taskId: 't2', state: 'running' }, 9100);
+    d.report({ taskId: 't2', state: 'failed', exitCode: 1, retryAtMs: 6000 }, 5000);
+    expect(d.task('t2')).toMatchObject({ state: 'pending', attempt: 2, notBeforeMs: 10_100 });
+    expect(d.task('t2').history.at(-1)).toMatchObject({ state: 'pending', atMs: 9100 });
+  });
+
   it('stop: a pending task stops at once; a running one waits for its worker; stopping twice is fine', () => {
     const d = new Driver();
     d.register('w1');
