@@ -140,7 +140,10 @@ async function forgetFailedJoin(dataDir: string): Promise<void> {
       const path = join(dataDir, name);
       if (path !== tls) await rm(path, { recursive: true, force: true });
     }
-    await rm(markerPathFor(dataDir), { force: true });
+    // The join's own marker (it acknowledged nothing), never one an earlier member of that name left: that one says
+    // what the member had acknowledged (a join refused because the id is still a voter must leave it for a restart).
+    const marker = await new FileMarker(markerPathFor(dataDir)).read();
+    if (marker.kind !== 'ok' || (marker.marker.ackedIndex === 0 && marker.marker.term === 0)) await rm(markerPathFor(dataDir), { force: true });
   } catch {
     // Best effort: the start's own error is the one to report.
   }

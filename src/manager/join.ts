@@ -71,6 +71,17 @@ export async function prepareJoin(storage: LevelRaftStorage, self: ManagerConfig
   if (holdsState && !view.members.some((m) => m.id === self.id)) {
     throw new MinkubeError('CONFIG_INVALID', `manager ${self.id} was removed from the cluster; its data must not be reused: empty ${self.dataDir} and join again`);
   }
+  // An empty data directory for an id that is still a voter: the member's data was lost or emptied. Joining would be a
+  // no-op for the cluster (it is a member already), and this manager would vote with an empty log. A learner is let
+  // in again (a join whose answer was lost before any entry reached it): it votes for no one.
+  const listedAs = view.members.find((m) => m.id === self.id);
+  if (!holdsState && !joinedBefore && listedAs?.voter === true) {
+    throw new MinkubeError(
+      'JOIN_REFUSED',
+      `${self.id} is a voter of the cluster, and ${self.dataDir} is empty: its data was lost or emptied, and a voter with an empty log must not vote; ` +
+        `remove it first (minkube member remove ${self.id}), then start it again with --join`,
+    );
+  }
   const members = view.members.filter((m) => m.id !== self.id).map((m) => ({ id: nodeId(m.id), raftAddress: m.raftAddress, apiAddress: m.apiAddress }));
   await storage.putMeta(JOINED_META_KEY, new TextEncoder().encode(JSON.stringify({ members })));
   logger.info({ via: client.baseUrl, members: view.members.map((m) => m.id), leaderId: view.leaderId }, 'joining the cluster');

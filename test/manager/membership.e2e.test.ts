@@ -1,7 +1,7 @@
 // Snapshots and membership changes with real manager processes: a log kept below its snapshot threshold under
 // 30,000 writes, a wiped follower that catches up by snapshot, growing 3 -> 5 -> 3 under writes, removing the leader,
 // a removal refused for quorum, and disaster recovery with --force-new-cluster.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProcCluster, eventually, sleep, type HttpReply } from '../support/cluster.js';
@@ -258,6 +258,28 @@ describe('membership changes with real processes', () => {
     const unknown = await c.http(f2, 'DELETE', '/v1/cluster/members/nobody');
     expect(unknown.status).toBe(404);
   }, 120_000);
+
+  it('an emptied voter started with --join is refused (JOIN_REFUSED) and keeps its marker; without --join it recovers its log from the leader', async () => {
+    const { c, leader } = await startCluster();
+    for (let i = 0; i < 20; i++) expect((await c.http(leader, 'PUT', `/v1/kv/e${i}`, { value: `${i}` })).status).toBe(200);
+    const emptied = c.managerIds.find((id) => id !== leader)!;
+    await c.signal(emptied, 'SIGKILL');
+    c.wipe(emptied);
+    const marker = join(c.dir, `${emptied}.marker`);
+    expect(existsSync(marker)).toBe(true);
+    c.start(emptied, ['--join', c.url(leader)]);
+    await eventually(async () => (c.node(emptied).proc === null ? true : undefined), 60_000, `${emptied} to exit`);
+    expect(readFileSync(join(c.dir, `${emptied}.log`), 'utf8')).toMatch(/JOIN_REFUSED: .*is a voter of the cluster, and .* is empty/);
+    // Still a voter the cluster knows, and its marker still says what it had acknowledged.
+    expect((await members(c, leader)).find((m) => m.id === emptied)?.voter).toBe(true);
+    expect(existsSync(marker)).toBe(true);
+    c.start(emptied);
+    const recovering = await eventually(async () => ((await c.http(emptied, 'GET', '/v1/cluster')).body as { storage?: string } | null)?.storage, 60_000, `${emptied} to answer`);
+    expect(['recovering', 'ok']).toContain(recovering);
+    expect(readFileSync(join(c.dir, `${emptied}.log`), 'utf8')).toMatch(/storage recovering/);
+    await eventually(async () => ((await c.http(emptied, 'GET', '/v1/cluster')).body as { storage?: string } | null)?.storage === 'ok' ? true : undefined, 60_000, `${emptied} to be repaired`);
+    await eventually(async () => ((await c.http(emptied, 'GET', '/v1/kv/e19?consistency=stale')).body?.value === '19' ? true : undefined), 30_000, `${emptied} to hold the writes again`);
+  }, 180_000);
 
   it('--force-new-cluster recovers a lost quorum from one survivor, and the others join back', async () => {
     const { c, leader } = await startCluster();
