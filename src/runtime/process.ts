@@ -299,10 +299,13 @@ export class ProcessRuntime implements ContainerRuntime {
     this.signal(entry, first);
     await this.signalStrays(id, first);
     const exited = await this.exitsWithin(entry, timeoutMs);
+    // Before the first SIGKILL that may reach it: the strays' pass below finds the task's own processes too, and an
+    // adopted one's watcher, looking meanwhile, would find it gone without an exit file and no kill known (exit code
+    // unknown, the outside tester's null after a worker restart).
+    if (!exited) entry.killed = true;
     // What left the group (setsid, a daemon) has had the wrapper's time to go; what has not goes now.
     await this.signalStrays(id, 'SIGKILL');
     if (exited) return;
-    entry.killed = true;
     this.signal(entry, 'SIGKILL');
     if (!(await this.exitsWithin(entry, killWaitMs))) {
       throw new RuntimeFailure('timeout', `process ${id} (pid ${entry.record.pid}) survived SIGKILL for ${killWaitMs} ms`);

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { queryObjects } from 'node:v8';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProcessRuntime, exitCodeForSignal, readProcStat } from '../../src/runtime/process.js';
+import { systemProc, type ProcReader } from '../../src/runtime/proc.js';
 import type { RunSpec } from '../../src/runtime/types.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { expectFailure, runRuntimeConformance } from './conformance.js';
@@ -369,6 +370,49 @@ describe('ProcessRuntime specifics', () => {
     for (const id of [sleeper, stubborn]) await waitFor(`${id} ready`, async () => (await fresh.logs(id)).includes('ready'), 10_000, 20);
     await Promise.all([fresh.stop(sleeper, 5000), fresh.stop(stubborn, 300)]);
     expect(await fresh.inspect(sleeper)).toMatchObject({ state: 'exited', exitCode: exitCodeForSignal('SIGTERM') });
+    expect(await fresh.inspect(stubborn)).toMatchObject({ state: 'exited', exitCode: exitCodeForSignal('SIGKILL') });
+    await fresh.close();
+  });
+
+  it('an adopted process its stop has to SIGKILL reads as killed even when it is looked at while the kill is under way', async () => {
+    const dir = await stateDir();
+    const stubborn = await startFromGoneWorker(dir, { name: 'stubborn-race', image: 'host', labels, command: ['sh', '-c', 'trap "" TERM; echo ready; while :; do sleep 0.1; done'] });
+    // A pid no process has, listed last in /proc while armed: the pass that SIGKILLs the task's processes (the stop's
+    // second, after its SIGTERM pass) waits there until the test has looked at the task, as the adopted-process
+    // watcher may at any time.
+    const fakePid = 999_999_999;
+    let armed = false;
+    let passes = 0;
+    let reached: () => void = () => undefined;
+    const atGate = new Promise<void>((r) => (reached = r));
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const proc: ProcReader = {
+      pids: async () => [...(await systemProc.pids()), ...(armed ? [fakePid] : [])],
+      read: async (pid, file) => {
+        if (pid !== fakePid) return systemProc.read(pid, file);
+        if (++passes === 2) {
+          reached();
+          await gate;
+        }
+        return null;
+      },
+      uid: (pid) => (pid === fakePid ? Promise.resolve(process.getuid?.() ?? 0) : systemProc.uid(pid)),
+    };
+    const fresh = new ProcessRuntime({ stateDir: dir, proc });
+    await waitFor(`${stubborn} ready`, async () => (await fresh.logs(stubborn)).includes('ready'), 10_000, 20);
+    armed = true;
+    const stopped = fresh.stop(stubborn, 300);
+    await atGate;
+    // The task's processes were SIGKILLed by this pass: looked at now, it is gone, with no exit file.
+    const pid = (JSON.parse(await fs.readFile(path.join(dir, 'processes', `${stubborn}.json`), 'utf8')) as { pid: number }).pid;
+    await waitFor('the task gone', async () => {
+      const st = await readProcStat(pid);
+      return st === null || st.state === 'Z';
+    }, 10_000, 20);
+    expect(await fresh.inspect(stubborn)).toMatchObject({ state: 'exited', exitCode: exitCodeForSignal('SIGKILL') });
+    release();
+    await stopped;
     expect(await fresh.inspect(stubborn)).toMatchObject({ state: 'exited', exitCode: exitCodeForSignal('SIGKILL') });
     await fresh.close();
   });
