@@ -305,6 +305,12 @@ export class TaskStore {
     return { ok: true, id: this.submitted(cmd.tasks[0]!) ?? '', changed: fresh.length };
   }
 
+  /** The task an Idempotency-Key (as stored: scoped, a batch's with its position) created, while the task is kept. */
+  taskOfKey(key: string): string | undefined {
+    const id = this.keyRecord(key)?.taskId;
+    return id !== undefined && this.tasks.has(id) ? id : undefined;
+  }
+
   /** The task a submission already created (through its idempotency key, or its id), if any. */
   submitted(t: TaskSubmission): string | undefined {
     const known = t.idempotencyKey === undefined ? undefined : this.keyRecord(t.idempotencyKey)?.taskId;

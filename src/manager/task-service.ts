@@ -75,6 +75,7 @@ export class TaskServiceImpl implements TasksService {
 
   async submitTask(spec: TaskSpec, idempotencyKey: string | undefined, ctx: RequestContext): Promise<TaskRecord> {
     const key = scopedIdempotencyKey(idempotencyKey, ctx);
+    if (key !== undefined) await this.refuseKeyOfOtherShape(key, null, ctx);
     const cmd: TaskCommand = { op: 'task.submit', taskId: this.ids.next(), spec, atMs: this.o.clock.nowMs(), ...(key === undefined ? {} : { idempotencyKey: key }) };
     const id = await this.proposeOk(cmd, ctx);
     return this.taskOrThrow(id);
@@ -83,9 +84,34 @@ export class TaskServiceImpl implements TasksService {
   async submitTasks(specs: readonly TaskSpec[], idempotencyKey: string | undefined, ctx: RequestContext): Promise<TaskRecord[]> {
     // A space cannot occur in an Idempotency-Key header, so these never meet a single submission's key.
     const key = scopedIdempotencyKey(idempotencyKey, ctx);
+    if (key !== undefined) await this.refuseKeyOfOtherShape(key, specs.length, ctx);
     const tasks = specs.map((spec, i) => ({ taskId: this.ids.next(), spec, ...(key === undefined ? {} : { idempotencyKey: `${key} ${i}` }) }));
     await this.proposeOk({ op: 'task.submitBatch', atMs: this.o.clock.nowMs(), tasks }, ctx);
     return tasks.map((t) => this.taskOrThrow(this.o.store.submitted(t) ?? t.taskId));
+  }
+
+  /**
+   * The store answers a retry with what its key created, position by position, and refuses another spec under a used
+   * key; this refuses what it cannot see: a key used by the other route (a single submission's for a batch, or the
+   * reverse), or for a batch of another length (a longer retry would create the tasks past the first batch's end).
+   * After a barrier, so that every submission acknowledged before is seen. `count`: the batch's length; null: a
+   * single submission.
+   */
+  private async refuseKeyOfOtherShape(key: string, count: number | null, ctx: RequestContext): Promise<void> {
+    await this.o.raft.barrier(ctx.deadlineMs);
+    const store = this.o.store;
+    const shown = JSON.stringify(key.slice(key.lastIndexOf('\n') + 1));
+    const reused = (what: string): MinkubeError =>
+      new MinkubeError('IDEMPOTENCY_KEY_REUSED', `the Idempotency-Key ${shown} was used for ${what}; use a new key for a new request`);
+    if (count === null) {
+      if (store.taskOfKey(`${key} 0`) !== undefined) throw reused('a batch (POST /v1/tasks/batch), not a single task');
+      return;
+    }
+    if (store.taskOfKey(key) !== undefined) throw reused('a single task (POST /v1/tasks), not a batch');
+    if (store.taskOfKey(`${key} 0`) === undefined) return;
+    let first = 1;
+    while (first <= count && store.taskOfKey(`${key} ${first}`) !== undefined) first++;
+    if (first !== count) throw reused(`a batch of ${first > count ? 'more than ' + String(count) : String(first)} tasks, not ${count}`);
   }
 
   async getTask(id: string, consistency: ReadConsistency, ctx: RequestContext): Promise<TaskRecord> {

@@ -82,6 +82,24 @@ describe('Idempotency-Key reused with a different body', () => {
     expect(changed.body).toEqual({ error: { code: 'IDEMPOTENCY_KEY_REUSED', message: expect.stringMatching(/^tasks\[1\]: the Idempotency-Key "batch-1" was used for a different request/) } });
     expect(kv.tasks.taskCount).toBe(before);
   });
+
+  it('a batch retried longer or shorter under its key is 422, and so is a key used by the other route; nothing is created', async () => {
+    const first = await post('/v1/tasks/batch', { tasks: [spec({ name: 'a' }), spec({ name: 'b' })] }, 'batch-len');
+    expect(first.status).toBe(201);
+    const before = kv.tasks.taskCount;
+    const longer = await post('/v1/tasks/batch', { tasks: [spec({ name: 'a' }), spec({ name: 'b' }), spec({ name: 'c' })] }, 'batch-len');
+    expect(longer).toEqual({ status: 422, body: { error: { code: 'IDEMPOTENCY_KEY_REUSED', message: 'the Idempotency-Key "batch-len" was used for a batch of 2 tasks, not 3; use a new key for a new request' } } });
+    const shorter = await post('/v1/tasks/batch', { tasks: [spec({ name: 'a' })] }, 'batch-len');
+    expect(shorter).toEqual({ status: 422, body: { error: { code: 'IDEMPOTENCY_KEY_REUSED', message: 'the Idempotency-Key "batch-len" was used for a batch of more than 1 tasks, not 1; use a new key for a new request' } } });
+    const single = await post('/v1/tasks', spec({ name: 'a' }), 'batch-len');
+    expect(single).toEqual({ status: 422, body: { error: { code: 'IDEMPOTENCY_KEY_REUSED', message: 'the Idempotency-Key "batch-len" was used for a batch (POST /v1/tasks/batch), not a single task; use a new key for a new request' } } });
+    expect((await post('/v1/tasks', spec(), 'single-then-batch')).status).toBe(201);
+    const batch = await post('/v1/tasks/batch', { tasks: [spec()] }, 'single-then-batch');
+    expect(batch).toEqual({ status: 422, body: { error: { code: 'IDEMPOTENCY_KEY_REUSED', message: 'the Idempotency-Key "single-then-batch" was used for a single task (POST /v1/tasks), not a batch; use a new key for a new request' } } });
+    expect(kv.tasks.taskCount).toBe(before + 1);
+    // The same batch again still answers the first.
+    expect(await post('/v1/tasks/batch', { tasks: [spec({ name: 'a' }), spec({ name: 'b' })] }, 'batch-len')).toEqual({ status: 201, body: first.body });
+  });
 });
 
 describe('/v1/tasks/batch with another method', () => {
