@@ -56,6 +56,14 @@ export interface HttpClientOptions {
    */
   connectTimeoutMs?: number;
   /**
+   * Pool 'node': how long a new https connection's TLS handshake may take once its TCP connect is made before the
+   * request fails as never sent (UNREACHABLE; nothing of a request leaves before its handshake ends). A server that
+   * accepts connections and answers nothing (stopped with SIGSTOP: the kernel still completes the TCP connect) then
+   * costs a CLI write this long before it moves on, not a timeout with its outcome unknown. Default
+   * limits.httpHandshakeTimeoutMsDefault, never past timeoutMs. undici's connectTimeoutMs covers its handshake.
+   */
+  handshakeTimeoutMs?: number;
+  /**
    * false: an https server's certificate is not checked at all (any signer, any name), and tls must be unset. Only for
    * a first contact whose answer is checked another way: a joining node fetches the cluster CA and trusts it once its
    * digest matches the join token's (daemon/join.ts). Default true.
@@ -125,6 +133,7 @@ export class HttpClient {
   private readonly baseHeaders: Readonly<Record<string, string>>;
   private readonly timeoutMs: number;
   private readonly connectTimeoutMs: number;
+  private readonly handshakeTimeoutMs: number;
   private readonly localAddress: string | undefined;
   private readonly verifyServer: boolean;
 
@@ -143,6 +152,7 @@ export class HttpClient {
     // undici's connect timeout covers the TLS handshake too, which a busy server can be slow to finish: the daemons'
     // pools keep the whole request timeout for it (untilAborted holds them to each request's own deadline).
     this.connectTimeoutMs = Math.min(options.connectTimeoutMs ?? (this.pool === 'node' ? limits.httpConnectTimeoutMsDefault : this.timeoutMs), this.timeoutMs);
+    this.handshakeTimeoutMs = Math.min(options.handshakeTimeoutMs ?? limits.httpHandshakeTimeoutMsDefault, this.timeoutMs);
     this.localAddress = options.localAddress;
   }
 
@@ -189,7 +199,9 @@ export class HttpClient {
     if (this.agent !== undefined) return this.agent;
     const tls = this.material;
     const unverified = this.verifyServer ? {} : { rejectUnauthorized: false };
-    const connect = { timeout: this.connectTimeoutMs, ...unverified, ...(tls === undefined ? {} : { ca: trustedCas(tls, this.apiCaPem), ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }), ...serverCheckOf(tls) }) };
+    // undici's connect timeout covers the handshake too; NodePool's covers the TCP connect only, so it gets its own.
+    const handshake = this.pool === 'node' ? { handshakeTimeout: this.handshakeTimeoutMs } : {};
+    const connect = { timeout: this.connectTimeoutMs, ...handshake, ...unverified, ...(tls === undefined ? {} : { ca: trustedCas(tls, this.apiCaPem), ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }), ...serverCheckOf(tls) }) };
     this.agent = new Agent({ connections: this.connectionsPerOriginMax, connect, ...(this.localAddress === undefined ? {} : { localAddress: this.localAddress }) });
     return this.agent;
   }

@@ -3,6 +3,7 @@
 // its WebAssembly one with its first connection (about a quarter of a second of CPU, more than the rest of a command).
 // Its failures are shaped as undici's, so HttpClient's one error mapping reads both.
 import type { Agent as HttpAgent, ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Agent as PlainAgent, request as plainRequest } from 'node:http';
 import { createSecureContext, type PeerCertificate } from 'node:tls';
@@ -17,6 +18,12 @@ export interface NodePoolOptions {
     checkServerIdentity?: (host: string, cert: PeerCertificate) => Error | undefined;
     /** How long the TCP connect may take: a connection not made by then fails as undici's connect timeout does. */
     timeout?: number;
+    /**
+     * How long a new https connection's TLS handshake may take once its TCP connect is made: one not finished by then
+     * fails as undici's connect timeout does (undici's covers connect and handshake together). Nothing of the request
+     * leaves before the handshake finishes, so such a request was never sent.
+     */
+    handshakeTimeout?: number;
     /** false: any server certificate is accepted (as undici's connect option; HttpClientOptions.verifyServer). */
     rejectUnauthorized?: boolean;
   };
@@ -24,12 +31,9 @@ export interface NodePoolOptions {
   localAddress?: string;
 }
 
-/** undici's error for a connection not made in time: HttpClient counts it as a request never sent. */
+/** undici's error for a connection not made (or not secured) in time: HttpClient counts it as a request never sent. */
 class ConnectTimeoutError extends Error {
   readonly code = 'UND_ERR_CONNECT_TIMEOUT';
-  constructor(timeoutMs: number) {
-    super(`could not connect within ${timeoutMs} ms`);
-  }
 }
 
 export interface NodePoolRequest {
@@ -68,6 +72,7 @@ export class NodePool {
   private idle: (() => void) | null = null;
   private destroyed = false;
   private readonly connectTimeoutMs: number | undefined;
+  private readonly handshakeTimeoutMs: number | undefined;
 
   constructor(o: NodePoolOptions) {
     const c = o.connect;
@@ -77,6 +82,7 @@ export class NodePool {
     const tls = c?.ca === undefined ? {} : { secureContext: createSecureContext({ ca: c.ca, ...(c.cert === undefined ? {} : { cert: c.cert, key: c.key }) }), ...(c.checkServerIdentity === undefined ? {} : { checkServerIdentity: c.checkServerIdentity }) };
     this.https = new HttpsAgent({ ...common, ...tls, ...(c?.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}) });
     this.connectTimeoutMs = c?.timeout;
+    this.handshakeTimeoutMs = c?.handshakeTimeout;
   }
 
   async request(r: NodePoolRequest): Promise<NodePoolResponse> {
@@ -107,6 +113,34 @@ export class NodePool {
     return Promise.resolve();
   }
 
+  /**
+   * A new connection gets connectTimeoutMs for its TCP connect and then, over https, handshakeTimeoutMs for its TLS
+   * handshake; past either it is destroyed with a ConnectTimeoutError. A pooled one is open already. The handshake's
+   * bound is what makes a frozen server (SIGSTOP: the kernel still completes the TCP connect, nobody answers the
+   * ClientHello) a request never sent rather than one that timed out with its outcome unknown. Over plain HTTP the
+   * request is written at connect, so a server that stops answering after that leaves its outcome unknown.
+   */
+  private boundOpening(socket: Socket, https: boolean): void {
+    if (!socket.connecting) return;
+    const { connectTimeoutMs, handshakeTimeoutMs } = this;
+    let timer: NodeJS.Timeout | undefined;
+    const clear = (): void => clearTimeout(timer);
+    const failAfter = (ms: number | undefined, message: string): void => {
+      clear();
+      if (ms !== undefined) timer = setTimeout(() => socket.destroy(new ConnectTimeoutError(message)), ms);
+    };
+    failAfter(connectTimeoutMs, `could not connect within ${connectTimeoutMs} ms`);
+    socket.once('connect', () => {
+      // A busy server may be slow to finish a handshake, which connectTimeoutMs does not cover: handshakeTimeoutMs does.
+      if (https) failAfter(handshakeTimeoutMs, `connected, but the TLS handshake did not finish within ${handshakeTimeoutMs} ms: the server accepts connections and answers nothing (stopped, or overloaded)`);
+      else clear();
+    });
+    // node emits it as the handshake ends, before it writes the request's bytes held back behind the handshake: a timer
+    // that fires first has nothing of the request on the wire.
+    socket.once('secureConnect', clear);
+    socket.once('close', clear);
+  }
+
   /** Sends; resolves with the headers. The caller reads every body it asks for (whole, or to its end). */
   private exchange(r: NodePoolRequest, bodyDone: () => void): Promise<NodePoolResponse> {
     const https = r.origin.startsWith('https:');
@@ -123,18 +157,7 @@ export class NodePool {
         reject(reason(err as Error));
         return;
       }
-      const connectTimeoutMs = this.connectTimeoutMs;
-      if (connectTimeoutMs !== undefined) {
-        req.once('socket', (socket) => {
-          // A pooled socket is connected already; a new one gets connectTimeoutMs for its TCP connect (not the TLS
-          // handshake, which a busy server may be slow to finish: the request's own deadline covers that).
-          if (!socket.connecting) return;
-          const timer = setTimeout(() => socket.destroy(new ConnectTimeoutError(connectTimeoutMs)), connectTimeoutMs);
-          const clear = (): void => clearTimeout(timer);
-          socket.once('connect', clear);
-          socket.once('close', clear);
-        });
-      }
+      req.once('socket', (socket: Socket) => this.boundOpening(socket, https));
       req.once('error', (err: Error & { code?: string }) => {
         reject(reason(err.code === 'ECONNRESET' && err.message === 'socket hang up' ? new SocketError({ bytesRead: req?.socket?.bytesRead ?? 0 }) : err));
       });

@@ -43,6 +43,13 @@ export const limits = {
    * manager at once. A host that drops packets never refuses: without this, a write timed out "outcome unknown".
    */
   httpConnectTimeoutMsDefault: 1500,
+  /**
+   * How long the CLI's TLS handshake may take once its TCP connect is made before its request fails as never sent
+   * (nothing of a request leaves before its handshake ends), so that it moves on to the next manager: a manager
+   * stopped with SIGSTOP still gets its TCP connects completed by the kernel but answers no ClientHello, and without
+   * this a write timed out "outcome unknown". A P-256 handshake costs a server about a millisecond of CPU.
+   */
+  httpHandshakeTimeoutMsDefault: 750,
   /** Header fields node's HTTP/2 server takes in one request (its default, 128, reset a stream before our 431 at 100). */
   http2HeaderPairsMax: 1000,
   /** Open connections one HttpClient keeps to one origin (a leader's assignments to one worker share them). */
@@ -397,6 +404,9 @@ assert(limits.runtimePingTimeoutMsDefault < limits.runtimeCallTimeoutMsDefault, 
 assert(limits.processLogCheckMsMin <= limits.processLogCheckAfterChangeMsMax && limits.processLogCheckAfterChangeMsMax <= limits.processLogCheckMsMax, 'a change brings a log\'s next look forward, never later');
 assert(limits.workerFinishedLogBytesMax <= limits.runtimeLogBytesMax, 'one logs() answer can fill the tail a worker keeps');
 assert(limits.http2HeaderListBytesMax > limits.httpHeaderBytesMax, 'HTTP/2 header blocks over the bound reach the app, which answers 431');
+// ApiClient's default request timeout is requestTimeoutMsDefault + 500 ms: a connection that never opens must be known
+// unsent (the CLI moves on) before that deadline says a write's outcome is unknown.
+assert(limits.httpConnectTimeoutMsDefault + limits.httpHandshakeTimeoutMsDefault < limits.requestTimeoutMsDefault + 500, "the CLI knows a connection that never opened sent nothing before its request's deadline");
 assert(limits.httpHeadersTimeoutMs <= limits.httpRequestTimeoutMs, 'Node requires the header timeout to be at most the request timeout');
 assert(limits.rateLimitTokenBucketsMax >= limits.apiTokensMax, 'every token the cluster may hold fits in the buckets at once');
 assert(limits.eventStreamsMax < limits.httpConnectionsMax, 'event streams leave connections for the API');

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
@@ -400,6 +400,32 @@ describe.each(['undici', 'node'] as const)('HttpClient (%s pool) over mutual TLS
     expect(e.code).toBe('UNREACHABLE');
     // The handshake failed before anything was sent: a write's outcome is known.
     expect(e.message).toBe(`cannot reach https://${plainAddress}/who (TLS: the server does not speak TLS; if its cluster is insecure, use http://${plainAddress}/who)`);
+  });
+
+  it('a server that accepts the connection and never answers the handshake (SIGSTOP): a write fails as never sent within the handshake bound', async () => {
+    // What a stopped process's port does: the kernel completes the TCP connect, nobody reads the ClientHello.
+    const held: Socket[] = [];
+    const silent = createNetServer((s) => void held.push(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const url = `https://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    // undici's connect timeout covers its handshake; node's pool (the CLI's) has a bound of its own for it.
+    const bound = pool === 'node' ? { handshakeTimeoutMs: 300 } : { connectTimeoutMs: 300 };
+    const http = new HttpClient({ tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey }, timeoutMs: 20_000, pool, ...bound });
+    clients.push(http);
+    try {
+      const started = performance.now();
+      const e = await rejection(http.request({ method: 'PUT', url, path: '/v1/kv/x', body: '{"value":"1"}' }));
+      // Well before the request's own deadline, which would have said TIMEOUT, outcome unknown.
+      expect(performance.now() - started).toBeLessThan(10_000);
+      expect(held.length).toBeGreaterThan(0);
+      expect(e.code).toBe('UNREACHABLE');
+      expect(e.message).not.toMatch(/outcome is unknown/);
+      expect(neverSent(e)).toBe(true);
+      if (pool === 'node') expect(e.message).toBe(`cannot reach ${url}/v1/kv/x (connected, but the TLS handshake did not finish within 300 ms: the server accepts connections and answers nothing (stopped, or overloaded))`);
+    } finally {
+      for (const s of held) s.destroy();
+      await new Promise((r) => silent.close(r));
+    }
   });
 
   it('a certificate without its key is refused at construction', () => {
