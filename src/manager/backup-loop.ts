@@ -1,5 +1,6 @@
 // Scheduled backups (config `backup { intervalS, retain, dir }`): the leader writes a backup file into backup.dir once
-// the newest there is intervalS old, and keeps the newest `retain`. Every manager looks at the directory on the same
+// the newest there (by its header's Raft index, then createdAt) is intervalS old, and keeps the newest `retain`
+// (listBackups in backup.ts says which files take part). Every manager looks at the directory on the same
 // beat, so GET /v1/cluster's `backup` says the same wherever the directory is shared, and a new leader carries on the
 // old one's schedule instead of writing at once.
 import type { Logger } from 'pino';
@@ -7,7 +8,7 @@ import type { BackupConfig } from '../config/cluster.js';
 import type { BackupService, BackupStatus } from '../contracts/services.js';
 import { LocalDueTimes, type Clock } from '../lib/clock.js';
 import { errnoReason } from '../lib/errno.js';
-import { BackupServiceImpl, newestBackup, takeBackup, writeBackupFile, type BackupSource } from './backup.js';
+import { BackupServiceImpl, compareBackupsNewerFirst, newestBackup, takeBackup, writeBackupFile, type BackupSource } from './backup.js';
 
 /** A check at least this often, so a new leader or a failed write does not wait a whole long interval. */
 const CHECK_INTERVAL_MS_MAX = 10_000;
@@ -79,7 +80,7 @@ export class BackupLoop {
    */
   private due(): boolean {
     const intervalMs = this.o.config.intervalS * 1000;
-    // A newest file named in this manager's future (its clock stepped back) would otherwise be due at every check.
+    // A newest file dated in this manager's future (its clock stepped back) would otherwise be due at every check.
     if (this.writtenMonoMs !== null && this.o.clock.monoMs() - this.writtenMonoMs < intervalMs) return false;
     if (this.state.lastSuccessAt === null) return true;
     return this.next.remainingMs('next', Date.parse(this.state.lastSuccessAt) + intervalMs, intervalMs) === 0;
@@ -87,8 +88,11 @@ export class BackupLoop {
 
   private async refresh(): Promise<void> {
     try {
+      // The newest as the headers rank it (index, then createdAt), never by name: a file named in the far future is
+      // ranked by what it holds, and neither sets the next backup's time nor stands in for the newest in the status.
       const newest = await newestBackup(this.o.config.dir);
-      if (newest !== null && (this.state.lastSuccessAt === null || newest.createdAt > this.state.lastSuccessAt)) {
+      const { lastSuccessAt, lastIndex } = this.state;
+      if (newest !== null && (lastSuccessAt === null || lastIndex === null || compareBackupsNewerFirst(newest, { index: lastIndex, createdAt: lastSuccessAt }) < 0)) {
         this.state = { ...this.state, lastSuccessAt: newest.createdAt, lastIndex: newest.index };
       }
     } catch (err) {

@@ -54,27 +54,73 @@ export class BackupServiceImpl implements BackupService {
 const PREFIX = 'minkube-snapshot-';
 const SUFFIX = '.mksnap';
 
-/** snapshot-<UTC time, sortable>-<index>.mksnap: names sort oldest first. */
+/** minkube-snapshot-<UTC time>-<index>.mksnap, the name a scheduled backup is written under. */
 export function backupFileName(createdAt: string, index: number): string {
   const stamp = createdAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   return `${PREFIX}${stamp}-${String(index).padStart(12, '0')}${SUFFIX}`;
 }
 
+/** What backupFileName writes, and nothing else (an index has 12 digits, more past 999,999,999,999). */
+const BACKUP_FILE_NAME = /^minkube-snapshot-\d{8}T\d{6}Z-\d{12,16}\.mksnap$/;
+
+/**
+ * Whether a file takes part in the scheduled backups' listing. Only names of the exact pattern: a valid backup copied
+ * in under another name (`minkube-snapshot-manual.mksnap`, `pre-upgrade.mksnap`) is the operator's, never counted,
+ * never the newest, never deleted.
+ */
 export function isBackupFileName(name: string): boolean {
-  return name.startsWith(PREFIX) && name.endsWith(SUFFIX);
+  return BACKUP_FILE_NAME.test(name);
 }
 
-/** Backup files in `dir`, oldest first ([] when the directory does not exist). */
-export async function listBackupFiles(dir: string): Promise<string[]> {
+/** A backup as the listing knows it: its name and what its header says. */
+export interface ListedBackup {
+  readonly name: string;
+  readonly createdAt: string;
+  readonly index: number;
+}
+
+/**
+ * Negative when a is newer than b: the higher Raft index, then the later createdAt (by the header, never the name: a
+ * name is whatever the file was called, and a wall clock may have stepped). An unreadable createdAt is the oldest.
+ */
+export function compareBackupsNewerFirst(a: { index: number; createdAt: string }, b: { index: number; createdAt: string }): number {
+  if (a.index !== b.index) return b.index - a.index;
+  const at = (iso: string): number => {
+    const ms = Date.parse(iso);
+    return Number.isNaN(ms) ? Number.NEGATIVE_INFINITY : ms;
+  };
+  const aMs = at(a.createdAt);
+  const bMs = at(b.createdAt);
+  return aMs > bMs ? -1 : aMs < bMs ? 1 : 0;
+}
+
+/**
+ * The backups in `dir` that take part, newest first ([] when the directory does not exist): names of the pattern
+ * whose header reads, ranked by their headers (a tie broken by name, so the order is the same on every manager). A
+ * file that fails (damaged, cut short, or edited) would otherwise hold a place for good: it is passed over.
+ */
+export async function listBackups(dir: string): Promise<ListedBackup[]> {
+  let names: string[];
   try {
-    return (await readdir(dir)).filter(isBackupFileName).sort();
+    names = (await readdir(dir)).filter(isBackupFileName);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
+  const listed: ListedBackup[] = [];
+  for (const name of names) {
+    const header = await backupHeaderOf(dir, name);
+    if (header !== null) listed.push({ name, ...header });
+  }
+  // Between two files whose headers say the same, the one named as its header says (a copy renamed: the other) first.
+  const misnamed = (b: ListedBackup): number => (b.name === backupFileName(b.createdAt, b.index) ? 0 : 1);
+  return listed.sort((a, b) => compareBackupsNewerFirst(a, b) || misnamed(a) - misnamed(b) || (a.name < b.name ? 1 : a.name > b.name ? -1 : 0));
 }
 
-/** Writes a backup durably under its name (temp file, fsync, rename) and deletes all but the newest `retain`. */
+/**
+ * Writes a backup durably under its name (temp file, fsync, rename) and deletes all but the newest `retain` of the
+ * listing. Files the listing passes over are never deleted: they are not known to be ours.
+ */
 export async function writeBackupFile(dir: string, file: { bytes: Uint8Array; createdAt: string; index: number }, retain: number): Promise<string> {
   const name = backupFileName(file.createdAt, file.index);
   // What an earlier write left when its process died part-way (a failed write removes its own).
@@ -83,16 +129,9 @@ export async function writeBackupFile(dir: string, file: { bytes: Uint8Array; cr
   }
   await writeFileDurably(dir, `${name}.partial`, file.bytes);
   await rename(join(dir, `${name}.partial`), join(dir, name));
-  // Only backups whose header reads and whose size is the one it announces count towards `retain`: a file that fails
-  // (damaged, cut short, or edited and named to sort newest) would otherwise hold a place for good. It is passed over,
-  // never deleted: it is not known to be ours.
-  // The file just written always stays, and counts: after a step of the clock back it sorts oldest by its name.
-  const kept: string[] = [name];
-  for (const old of (await listBackupFiles(dir)).reverse()) {
-    if (old === name || (await backupHeaderOf(dir, old)) === null) continue;
-    if (kept.length < retain) kept.push(old);
-    else await unlink(join(dir, old)).catch(() => undefined);
-  }
+  // The file just written always stays, and counts (it is not the newest when another file's header claims more).
+  const older = (await listBackups(dir)).filter((b) => b.name !== name);
+  for (const old of older.slice(Math.max(0, retain - 1))) await unlink(join(dir, old.name)).catch(() => undefined);
   return name;
 }
 
@@ -117,15 +156,7 @@ async function backupHeaderOf(dir: string, name: string): Promise<{ createdAt: s
   }
 }
 
-/**
- * The newest backup's time and index as its header says (null when there is none or it cannot be read). A header
- * altered since it was written (its digest no longer matches) or a file cut short is passed over, as an unreadable
- * file is.
- */
-export async function newestBackup(dir: string): Promise<{ name: string; createdAt: string; index: number } | null> {
-  for (const name of (await listBackupFiles(dir)).reverse()) {
-    const header = await backupHeaderOf(dir, name);
-    if (header !== null) return { name, ...header };
-  }
-  return null;
+/** The newest backup of the listing (null when there is none). */
+export async function newestBackup(dir: string): Promise<ListedBackup | null> {
+  return (await listBackups(dir))[0] ?? null;
 }

@@ -265,6 +265,74 @@ describe('scheduled backups', () => {
     expect(follower.status).toEqual({ lastSuccessAt: '2030-01-01T00:03:00.000Z', lastIndex: 7, lastError: null });
   });
 
+  it("passes over valid files under other names, and ranks a copy under a far-future name by what it holds (the tester's M3)", async () => {
+    const dir = tempDir();
+    const clock = new ManualClock(start);
+    const { source, put } = sourceWith(3);
+    const config = { intervalS: 60, retain: 3, dir };
+    const leader = new BackupLoop({ config, source: () => source, isLeader: () => true, clock, logger });
+    const ours: string[] = [];
+    const step = async (): Promise<void> => {
+      put(`k${ours.length}`);
+      clock.advance(60_000);
+      const before = new Set(readdirSync(dir));
+      await leader.check();
+      ours.push(...readdirSync(dir).filter((n) => !before.has(n)));
+    };
+    await leader.check();
+    ours.push(...readdirSync(dir));
+    await step();
+    // Old backups copied in by hand: one under a name of our prefix that is not the pattern, one under the pattern
+    // with a time far ahead (its header says index 4, 2030-01-01T00:00), one under a name of the operator's own.
+    const old = readFileSync(join(dir, ours[0]!));
+    const manual = 'minkube-snapshot-manual.mksnap';
+    const future = 'minkube-snapshot-20991209T000000Z-000000000027.mksnap';
+    for (const name of [manual, future, 'pre-upgrade.mksnap']) writeFileSync(join(dir, name), old);
+    const followerStatus = async (): Promise<BackupLoop['status']> => {
+      const follower = new BackupLoop({ config, source: () => source, isLeader: () => false, clock, logger });
+      await follower.check();
+      return follower.status;
+    };
+    for (let i = 0; i < 5; i++) {
+      await step();
+      const real = readdirSync(dir).filter((n) => ours.includes(n)).sort();
+      // The newest `retain` of the leader's own backups every time, however the strays' names sort.
+      expect(real).toEqual(ours.slice(-3).sort());
+      expect(await followerStatus()).toEqual({ lastSuccessAt: leader.status.lastSuccessAt, lastIndex: leader.status.lastIndex, lastError: null });
+    }
+    // The far-future name held an old backup: it went as one. The others are not of the pattern: untouched.
+    expect(readdirSync(dir).sort()).toEqual([...ours.slice(-3), manual, 'pre-upgrade.mksnap'].sort());
+    expect(leader.status).toEqual({ lastSuccessAt: '2030-01-01T00:06:00.000Z', lastIndex: 10, lastError: null });
+  });
+
+  it("a backup named and dated a day ahead (its writer's clock was): the next leader keeps one per interval and `retain` of its own", async () => {
+    const dir = tempDir();
+    const { source, put } = sourceWith(3);
+    const config = { intervalS: 60, retain: 2, dir };
+    const ahead = new BackupLoop({ config, source: () => source, isLeader: () => true, clock: new ManualClock(start + 86_400_000), logger });
+    await ahead.check();
+    const [early] = readdirSync(dir);
+    expect(early).toBe('minkube-snapshot-20300102T000000Z-000000000004.mksnap');
+    const clock = new ManualClock(start);
+    const leader = new BackupLoop({ config, source: () => source, isLeader: () => true, clock, logger });
+    let made = 0;
+    for (let i = 0; i < 60; i++) {
+      put(`k${i}`);
+      const before = new Set(readdirSync(dir));
+      await leader.check();
+      if (readdirSync(dir).some((n) => !before.has(n))) made++;
+      clock.advance(10_000);
+    }
+    // 600 s at one a minute: the file dated ahead put the first off by an interval at most, and no more after.
+    expect(made).toBeGreaterThanOrEqual(9);
+    expect(made).toBeLessThanOrEqual(10);
+    const names = readdirSync(dir).sort();
+    expect(names).toHaveLength(2);
+    expect(names).not.toContain(early);
+    expect(names.every((n) => n.startsWith('minkube-snapshot-20300101T00'))).toBe(true);
+    expect(leader.status.lastSuccessAt).toMatch(/^2030-01-01T00:/);
+  });
+
   it('keeps its files the owner\'s alone (0600), in a directory it makes 0700: they hold secrets', async () => {
     const dir = join(tempDir(), 'made', 'backups');
     const { source } = sourceWith(2);
