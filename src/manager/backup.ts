@@ -129,8 +129,10 @@ export async function writeBackupFile(dir: string, file: { bytes: Uint8Array; cr
   }
   await writeFileDurably(dir, `${name}.partial`, file.bytes);
   await rename(join(dir, `${name}.partial`), join(dir, name));
-  // The file just written always stays, and counts (it is not the newest when another file's header claims more).
-  const older = (await listBackups(dir)).filter((b) => b.name !== name);
+  // The file just written always stays, and counts. A file whose header gives a higher index than this state's is of
+  // no history this leader has (one left behind by a restore from an older file, or forged): passed over, not ranked
+  // above this cluster's own backups until its index is passed.
+  const older = (await listBackups(dir)).filter((b) => b.name !== name && b.index <= file.index);
   for (const old of older.slice(Math.max(0, retain - 1))) await unlink(join(dir, old.name)).catch(() => undefined);
   return name;
 }

@@ -333,6 +333,28 @@ describe('scheduled backups', () => {
     expect(leader.status.lastSuccessAt).toMatch(/^2030-01-01T00:/);
   });
 
+  it('a backup whose header gives an index above the one just written (a history a restore left behind) is passed over, not deleted', async () => {
+    const dir = tempDir();
+    const clock = new ManualClock(start);
+    const { source, put } = sourceWith(3);
+    // The old cluster's backups, written before, at indexes this state has not reached.
+    const { meta, encode } = source.captureState();
+    const body = (await encode()) as Uint8Array;
+    const left = [50, 60].map((index, i) => {
+      const name = `minkube-snapshot-20291231T00000${i}Z-0000000000${index}.mksnap`;
+      writeFileSync(join(dir, name), encodeBackup({ ...meta, index: logIndex(index) }, body, `2029-12-31T00:00:0${i}.000Z`));
+      return name;
+    });
+    const leader = new BackupLoop({ config: { intervalS: 60, retain: 2, dir }, source: () => source, isLeader: () => true, clock, logger });
+    for (let i = 0; i < 4; i++) {
+      put(`k${i}`);
+      await leader.check();
+      clock.advance(60_000);
+    }
+    const names = readdirSync(dir).sort();
+    expect(names).toEqual([...left, 'minkube-snapshot-20300101T000200Z-000000000007.mksnap', 'minkube-snapshot-20300101T000300Z-000000000008.mksnap']);
+  });
+
   it('keeps its files the owner\'s alone (0600), in a directory it makes 0700: they hold secrets', async () => {
     const dir = join(tempDir(), 'made', 'backups');
     const { source } = sourceWith(2);
