@@ -27,6 +27,14 @@ const HEADER_DIGEST_BYTES = 32;
 /** Enough of a file's start to hold any header and its digest (what listing backups reads of each). */
 export const BACKUP_HEAD_BYTES_MAX = BACKUP_MAGIC.length + 4 + HEADER_BYTES_MAX + HEADER_DIGEST_BYTES;
 
+/** How many bytes of a file's start hold its header and the digest after it, told by its first 12 (at most BACKUP_HEAD_BYTES_MAX). */
+export function backupHeadBytes(start: Uint8Array): number {
+  const lengthEnd = BACKUP_MAGIC.length + 4;
+  if (start.length < lengthEnd) return start.length;
+  const headerBytes = Buffer.from(start.buffer, start.byteOffset, start.length).readUInt32BE(BACKUP_MAGIC.length);
+  return Math.min(lengthEnd + headerBytes + HEADER_DIGEST_BYTES, BACKUP_HEAD_BYTES_MAX);
+}
+
 export interface BackupHeader {
   readonly format: typeof BACKUP_FORMAT | typeof BACKUP_FORMAT_UNDIGESTED;
   /** The applied index the state was taken at, and the term of that entry. */

@@ -6,7 +6,7 @@ import type { BackupService, BackupStatus, RequestContext, SnapshotFile } from '
 import type { Clock } from '../lib/clock.js';
 import type { SnapshotMeta } from '../raft/types.js';
 import { writeFileDurably } from '../storage/snapshot-files.js';
-import { BACKUP_HEAD_BYTES_MAX, encodeBackupSliced, parseBackupHeader, sha256HexSliced } from './backup-file.js';
+import { backupHeadBytes, encodeBackupSliced, parseBackupHeader, sha256HexSliced } from './backup-file.js';
 
 /** What a backup needs of the Raft driver. */
 export interface BackupSource {
@@ -137,6 +137,9 @@ export async function writeBackupFile(dir: string, file: { bytes: Uint8Array; cr
   return name;
 }
 
+/** What is read of a file first: a header is a few hundred bytes, so most need no second read. */
+const HEAD_BYTES_FIRST = 4096;
+
 /**
  * A backup file's header (its time and index), or null when it cannot be read, its digest does not match, or the file
  * is not the size the header announces (cut short or extended): the checks that need no reading of the body.
@@ -145,8 +148,14 @@ async function backupHeaderOf(dir: string, name: string): Promise<{ createdAt: s
   try {
     const handle = await open(join(dir, name), 'r');
     try {
-      const buf = Buffer.alloc(BACKUP_HEAD_BYTES_MAX);
-      const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+      let buf = Buffer.alloc(HEAD_BYTES_FIRST);
+      let { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+      // Every check reads each listed file's head (up to `retain` and strays): only as much as its header takes.
+      const headBytes = backupHeadBytes(buf.subarray(0, bytesRead));
+      if (headBytes > bytesRead && bytesRead === buf.length) {
+        buf = Buffer.alloc(headBytes);
+        ({ bytesRead } = await handle.read(buf, 0, buf.length, 0));
+      }
       const { header, bodyOffset } = parseBackupHeader(buf.subarray(0, bytesRead));
       if ((await handle.stat()).size !== bodyOffset + header.sizeBytes) return null;
       return { createdAt: header.createdAt, index: header.index };

@@ -355,6 +355,19 @@ describe('scheduled backups', () => {
     expect(names).toEqual([...left, 'minkube-snapshot-20300101T000200Z-000000000007.mksnap', 'minkube-snapshot-20300101T000300Z-000000000008.mksnap']);
   });
 
+  it('reads a header longer than the first read of a file (many learners) as the newest', async () => {
+    const dir = tempDir();
+    const { source } = sourceWith(2);
+    const { meta, encode } = source.captureState();
+    const learners = Array.from({ length: 400 }, (_, i) => `learner-${i}`);
+    const file = encodeBackup({ ...meta, index: logIndex(9), learners: learners.map(nodeId) }, (await encode()) as Uint8Array, '2030-01-01T00:00:00.000Z');
+    expect(Buffer.from(file).readUInt32BE(8)).toBeGreaterThan(4096);
+    writeFileSync(join(dir, 'minkube-snapshot-20300101T000000Z-000000000009.mksnap'), file);
+    const follower = new BackupLoop({ config: { intervalS: 60, retain: 2, dir }, source: () => source, isLeader: () => false, clock: new ManualClock(start), logger });
+    await follower.check();
+    expect(follower.status).toEqual({ lastSuccessAt: '2030-01-01T00:00:00.000Z', lastIndex: 9, lastError: null });
+  });
+
   it('keeps its files the owner\'s alone (0600), in a directory it makes 0700: they hold secrets', async () => {
     const dir = join(tempDir(), 'made', 'backups');
     const { source } = sourceWith(2);
