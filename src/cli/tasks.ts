@@ -118,7 +118,10 @@ async function followRun(api: TaskApi, id: string, pollMs: number): Promise<void
     // The first at once (the manager waits for the task to run); later attempts once they run. An attempt that
     // starts and ends between two looks is not shown: the worker keeps only the latest attempt's output.
     if (followed === 0 || (t.attempt > followed && (t.state === 'running' || finalStates.has(t.state)))) {
-      if (followed > 0) process.stderr.write(`task ${id}: attempt ${t.attempt}${t.workerId === null ? '' : ` on ${t.workerId}`}\n`);
+      if (followed > 0) {
+        sayAttemptsEnded(t, followed);
+        process.stderr.write(`task ${id}: attempt ${t.attempt}${t.workerId === null ? '' : ` on ${t.workerId}`}\n`);
+      }
       followed = Math.max(1, t.attempt);
       await followAttempt(api, id, followed);
       continue;
@@ -126,8 +129,21 @@ async function followRun(api: TaskApi, id: string, pollMs: number): Promise<void
     if (finalStates.has(t.state)) break;
     await new Promise((r) => setTimeout(r, pollMs));
   }
-  if (t.state === 'succeeded') return;
+  sayAttemptsEnded(t, followed);
+  // How the last attempt ended: a success here, anything else in the error line below.
+  if (t.state === 'succeeded') {
+    const last = t.history.at(-1);
+    process.stderr.write(`task ${id}: attempt ${t.attempt} succeeded${last?.reason === undefined ? '' : `: ${last.reason}`}\n`);
+    return;
+  }
   throw endedBadly(t, t.exitCode !== null && t.exitCode > 0 && t.exitCode < 256 ? t.exitCode : 1);
+}
+
+/** How each attempt from `since` on that is over ended, from the history lines of the retries that followed them. */
+function sayAttemptsEnded(t: TaskRecord, since: number): void {
+  for (const h of t.history) {
+    if (h.state === 'pending' && h.attempt > since && h.attempt <= t.attempt && h.reason !== undefined) process.stderr.write(`task ${t.id}: attempt ${h.attempt - 1} ended: ${h.reason}\n`);
+  }
 }
 
 /**

@@ -7,7 +7,7 @@ import { runCli } from '../support/cli.js';
 
 interface Script {
   /** The task record's changing part, given how many log follows were asked and records read since. */
-  record(follows: number, readsSinceFollow: number): { state: string; attempt: number; workerId: string | null; exitCode: number | null } | null;
+  record(follows: number, readsSinceFollow: number): { state: string; attempt: number; workerId: string | null; exitCode: number | null; history?: unknown[] } | null;
   /** Answers the nth follow (from 1). */
   follow(n: number, res: ServerResponse): void;
 }
@@ -45,6 +45,11 @@ async function manager(script: Script): Promise<string> {
 
 describe('task run -f', () => {
   it('a stream cut part-way is said on stderr, and the task\'s next attempt is followed to its end', async () => {
+    const retried = [
+      { state: 'running', attempt: 1, atMs: 1, workerId: 'w1', reason: 'running on w1' },
+      { state: 'lost', attempt: 1, atMs: 2, workerId: 'w1', reason: 'its worker w1 stopped answering' },
+      { state: 'pending', attempt: 2, atMs: 3, workerId: null, reason: 'its worker w1 was lost; retrying (attempt 2 of 3)' },
+    ];
     const api = await manager({
       record: (follows, reads) => {
         if (follows === 0) return { state: 'running', attempt: 1, workerId: 'w1', exitCode: null };
@@ -52,9 +57,9 @@ describe('task run -f', () => {
           // The worker is not judged lost at once; then the task waits for its next attempt.
           if (reads <= 2) return { state: 'running', attempt: 1, workerId: 'w1', exitCode: null };
           if (reads <= 4) return { state: 'pending', attempt: 2, workerId: null, exitCode: null };
-          return { state: 'running', attempt: 2, workerId: 'w2', exitCode: null };
+          return { state: 'running', attempt: 2, workerId: 'w2', exitCode: null, history: retried };
         }
-        return { state: 'succeeded', attempt: 2, workerId: 'w2', exitCode: 0 };
+        return { state: 'succeeded', attempt: 2, workerId: 'w2', exitCode: 0, history: [...retried, { state: 'succeeded', attempt: 2, atMs: 4, workerId: 'w2', reason: 'exited with code 0' }] };
       },
       follow: (n, res) => {
         if (n === 1) {
@@ -68,7 +73,7 @@ describe('task run -f', () => {
     });
     const r = await runCli(['--api', api, 'task', 'run', '-f', 'x', '--', 'true']);
     expect(r.stdout).toBe('one\ntwo\n');
-    expect(r.stderr).toMatch(/^task t1 submitted\ntask t1: the output of attempt 1 ended early \(.*cut off part-way.*\); following the task\ntask t1: attempt 2 on w2\n$/);
+    expect(r.stderr).toMatch(/^task t1 submitted\ntask t1: the output of attempt 1 ended early \(.*cut off part-way.*\); following the task\ntask t1: attempt 1 ended: its worker w1 was lost; retrying \(attempt 2 of 3\)\ntask t1: attempt 2 on w2\ntask t1: attempt 2 succeeded: exited with code 0\n$/);
     expect(r.code).toBe(0);
   });
 
