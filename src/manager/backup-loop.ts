@@ -10,6 +10,12 @@ import { LocalDueTimes, type Clock } from '../lib/clock.js';
 import { errnoReason } from '../lib/errno.js';
 import { BackupServiceImpl, compareBackupsNewerFirst, newestBackup, takeBackup, writeBackupFile, type BackupSource } from './backup.js';
 
+/** What a refusal means for backup.dir (Node's mkdir says EEXIST, ENOTDIR for a file in the way). */
+const backupDirReasons: Readonly<Record<string, string>> = {
+  EEXIST: 'a file that is not a directory stands there (backup.dir must name a directory, or nothing yet)',
+  ENOTDIR: 'a file stands where backup.dir or one of its parent directories should be',
+};
+
 /** A check at least this often, so a new leader or a failed write does not wait a whole long interval. */
 const CHECK_INTERVAL_MS_MAX = 10_000;
 
@@ -112,7 +118,7 @@ export class BackupLoop {
     } catch (err) {
       // A file system's refusal in words, with the directory (Node's own text was `ENOSPC: no space left on device, write`).
       const code = (err as Partial<NodeJS.ErrnoException> | null)?.code;
-      const message = typeof code === 'string' && /^E[A-Z]+$/.test(code) ? `writing a backup into ${dir} failed: ${errnoReason(err)}` : err instanceof Error ? err.message : String(err);
+      const message = typeof code === 'string' && /^E[A-Z]+$/.test(code) ? `writing a backup into ${dir} failed: ${errnoReason(err, backupDirReasons)}` : err instanceof Error ? err.message : String(err);
       this.state = { ...this.state, lastError: message };
       this.o.logger.warn({ err, dir }, 'backup failed');
     }

@@ -434,7 +434,11 @@ describe('scheduled backups', () => {
     const broken = new BackupLoop({ config: { intervalS: 1, retain: 1, dir: join(blocked, 'sub') }, source: () => source, isLeader: () => true, clock, logger });
     await broken.check();
     expect(broken.status.lastSuccessAt).toBeNull();
-    expect(broken.status.lastError).toMatch(/ENOTDIR|not a directory|a file stands where one of its parent directories should be/);
+    expect(broken.status.lastError).toBe(`writing a backup into ${join(blocked, 'sub')} failed: a file stands where backup.dir or one of its parent directories should be`);
+    // backup.dir itself a file: said so, not a bare EEXIST.
+    const itself = new BackupLoop({ config: { intervalS: 1, retain: 1, dir: blocked }, source: () => source, isLeader: () => true, clock, logger });
+    await itself.check();
+    expect(itself.status.lastError).toBe(`writing a backup into ${blocked} failed: a file that is not a directory stands there (backup.dir must name a directory, or nothing yet)`);
     expect(parseBackup(readFileSync(join(dir, readdirSync(dir).find((n) => n.endsWith('.mksnap'))!))).header.index).toBe(2);
   });
 
