@@ -253,7 +253,13 @@ export async function runTaskStop(apiUrl: string, id: string, out: Output): Prom
 export async function runTaskLogs(apiUrl: string, id: string, tailLines: number, follow = false): Promise<void> {
   const api = new TaskApi(apiUrl);
   if (!follow) {
-    writeOut(await api.logs(id, tailLines));
+    const text = await api.logs(id, tailLines);
+    writeOut(text);
+    // Nothing, for a task that never ran: said on stderr (stdout stays the output alone), so that it reads as not yet.
+    if (text === '') {
+      const t = await api.get(id).catch(() => null);
+      if (t !== null && !t.history.some((h) => h.state === 'running')) process.stderr.write(`task ${id} has not run yet (${t.state}): no output\n`);
+    }
     return;
   }
   try {

@@ -45,6 +45,8 @@ describe.concurrent('minkube task', () => {
     const line = await eventually(async () => /^.*pending\s+attempt 1: no worker can take it now .*$/m.exec(running.stdoutSoFar())?.[0], 20_000, 'the reason it waits');
     const id = /task (t[0-9a-z]{17}) submitted/.exec(running.stdoutSoFar())![1]!;
     expect(line).toMatch(new RegExp(`attempt 1: no worker can take it now \\(w1: label zone[^;]*; w2: label zone[^;]*; see task why ${id}\\)$`));
+    // Its logs: nothing on stdout, and on stderr that it has not run yet.
+    expect(await cli(['task', 'logs', id])).toMatchObject({ code: 0, stdout: '', stderr: `task ${id} has not run yet (pending): no output\n` });
     expect((await cli(['task', 'stop', id])).code).toBe(0);
     const r = await running.done;
     expect(r.code).toBe(1);
