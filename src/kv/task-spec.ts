@@ -193,7 +193,12 @@ export function specView(spec: TaskSpec): TaskSpec {
 
 /** A task record as answers show it: its spec through specView. */
 export function taskView(t: TaskRecord): TaskRecord {
-  return t.spec.secretEnv === undefined ? t : { ...t, spec: specView(t.spec) };
+  // A running attempt has no exit code or error of its own yet. The record keeps the previous attempt's (a service's
+  // rollout judges a replica by how its last attempt ended), which would read as this one's: the answer shows none
+  // (the history says why the task was retried).
+  const previous = t.state === 'running' && (t.exitCode !== null || t.error !== null);
+  if (t.spec.secretEnv === undefined && !previous) return t;
+  return { ...t, ...(t.spec.secretEnv === undefined ? {} : { spec: specView(t.spec) }), ...(previous ? { exitCode: null, error: null } : {}) };
 }
 
 /**

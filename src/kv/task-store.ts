@@ -554,10 +554,6 @@ export class TaskStore {
           this.write(taskRecord(t, { ...seen, updatedAt: isoAt(at) }), t);
           return true;
         }
-        // A retry that starts running no longer shows the exit and error of the attempt before it (its history says
-        // why it was retried); a pending or placed retry still does, as the reason it waits.
-        seen.exitCode = null;
-        seen.error = null;
         return this.moved(t, 'running', atMs, seen, o.health === 'unhealthy' ? (o.reason ?? 'unhealthy') : `running on ${t.workerId ?? '?'}`) !== null;
       }
       case 'final':

@@ -234,7 +234,8 @@ function changeOf(t: TaskRecord): TaskChange {
     desiredState: t.desiredState,
     workerId: t.workerId,
     attempt: t.attempt,
-    exitCode: t.exitCode,
+    // As the task answers show it (taskView): a running attempt has no exit code of its own yet.
+    exitCode: t.state === 'running' ? null : t.exitCode,
     updatedAt: t.updatedAt,
   };
 }

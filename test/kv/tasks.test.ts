@@ -7,6 +7,7 @@ import { decodeCommand, encodeCommand, type Command, type TaskCommand, type Task
 import { TaskDriver as Driver } from './task-driver.js';
 import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';
 import { canTransition, type TaskSpec } from '../../src/contracts/task-model.js';
+import { taskView } from '../../src/kv/task-spec.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const stats = { cpuUtilization: 0.5, memoryTotalBytes: 100, memoryAvailableBytes: 50, diskFreeBytes: 10, runningTasks: 0 };
@@ -116,11 +117,13 @@ describe('task records', () => {
     running(d, 'onf', { restartPolicy: 'on-failure' });
     d.report({ taskId: 'onf', state: 'failed', exitCode: 1 });
     expect(d.task('onf')).toMatchObject({ state: 'pending', attempt: 2, exitCode: 1 });
-    // The retry shows why it waits until it runs; running, it shows no exit or error of the attempt before it.
+    // The retry shows why it waits until it runs; running, its answers (taskView) show no exit or error of the attempt
+    // before it, which the record keeps (a service's rollout judges a replica by it).
     d.place('onf', 'w1', 2, 2, 5000);
-    expect(d.task('onf')).toMatchObject({ state: 'scheduled', attempt: 2, exitCode: 1 });
+    expect(taskView(d.task('onf'))).toMatchObject({ state: 'scheduled', attempt: 2, exitCode: 1, error: { class: 'permanent' } });
     d.report({ taskId: 'onf', state: 'running', attempt: 2 });
-    expect(d.task('onf')).toMatchObject({ state: 'running', attempt: 2, exitCode: null, error: null });
+    expect(d.task('onf')).toMatchObject({ state: 'running', attempt: 2, exitCode: 1, error: { class: 'permanent' } });
+    expect(taskView(d.task('onf'))).toMatchObject({ state: 'running', attempt: 2, exitCode: null, error: null });
     expect(d.task('onf').history.at(-3)?.reason).toMatch(/exited with code 1; retrying/);
     running(d, 'onf0', { restartPolicy: 'on-failure' });
     d.report({ taskId: 'onf0', state: 'succeeded', exitCode: 0 });
