@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { rename, rm, stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import type { RestoreResult } from '../daemon/restore.js';
 import { MinkubeError } from '../lib/errors.js';
 import { apiClientFor } from './connection.js';
 import { cannotWrite, formatTable, printJson, printLine, writeFileOrFail, type Output } from './output.js';
@@ -13,6 +14,7 @@ const SAVE_TIMEOUT_MS = 300_000;
 const BACKUP_FILE_MODE = 0o600;
 
 const loadRestore = (): Promise<typeof import('../daemon/restore.js')> => import('../daemon/restore.js');
+
 
 /**
  * Said on stderr of a file whose header no checksum covers (format 1, an earlier build's): it is still read, so that
@@ -70,8 +72,8 @@ export async function runSnapshotInspect(file: string, out: Output): Promise<voi
     return;
   }
   const rows = [
-    ['INDEX', 'TERM', 'SIZE', 'CHECKSUM', 'KEYS', 'TASKS', 'WORKERS', 'MEMBERS', 'CREATED'],
-    [String(s.index), String(s.term), String(s.sizeBytes), s.checksum, String(s.keys), String(s.tasks), String(s.workers), String(s.members), s.createdAt],
+    ['INDEX', 'TERM', 'SIZE', 'CHECKSUM', 'KEYS', 'TASKS', 'WORKERS', 'MEMBERS', 'CREATED', 'CLUSTER'],
+    [String(s.index), String(s.term), String(s.sizeBytes), s.checksum, String(s.keys), String(s.tasks), String(s.workers), String(s.members), s.createdAt, s.clusterId ?? '-'],
   ];
   printLine(formatTable(rows));
 }
@@ -90,6 +92,8 @@ export interface RestoreFlags {
   raftAddress?: string;
   apiAddress?: string;
   config?: string;
+  force?: boolean;
+  fromOtherCluster?: boolean;
 }
 
 export async function runSnapshotRestore(file: string, f: RestoreFlags, out: Output): Promise<void> {
@@ -99,8 +103,11 @@ export async function runSnapshotRestore(file: string, f: RestoreFlags, out: Out
     ...(f.raftAddress === undefined ? {} : { raftAddress: f.raftAddress }),
     ...(f.apiAddress === undefined ? {} : { apiAddress: f.apiAddress }),
     ...(f.config === undefined ? {} : { configPath: f.config }),
+    force: f.force === true,
+    fromOtherCluster: f.fromOtherCluster === true,
   });
   if (!r.headerVerified) noteUnverifiedHeader(file);
+  warnOfRestored(file, r);
   if (out.json) {
     printJson(r);
     return;
@@ -112,6 +119,27 @@ export async function runSnapshotRestore(file: string, f: RestoreFlags, out: Out
     printLine(`  minkube manager --id ${r.id} --config FILE   (a config that lists ${r.id} at these addresses with dataDir ${r.dataDir})`);
   } else printLine(`  minkube manager --id ${r.id} --config ${f.config}`);
   printLine('then start every other manager with an empty data directory and --join <its API URL>.');
+}
+
+/** On stderr: what a restore let through that the operator must know of (the guards' overrides, an unchecked file). */
+function warnOfRestored(file: string, r: RestoreResult): void {
+  if (r.answering.length > 0) {
+    const named = r.answering.map((a) => `${a.id} (${a.url})`).join(', ');
+    process.stderr.write(
+      `warning: restored with --force while ${named} answered: ${r.id} starts as a cluster of its own; stop those managers for good before starting it, or the two clusters take writes apart\n`,
+    );
+  }
+  if (r.targetClusterId === null) return;
+  if (r.fileClusterId === null) {
+    process.stderr.write(
+      `note: ${file} names no cluster (an insecure cluster's file, or an earlier Minkube's): whether it is a backup of cluster ${r.targetClusterId} cannot be checked; its tokens are the ones the restored cluster accepts\n`,
+    );
+  } else if (r.fileClusterId !== r.targetClusterId) {
+    process.stderr.write(
+      `warning: ${file} is a backup of cluster ${r.fileClusterId}, restored into cluster ${r.targetClusterId}: the restored cluster's tokens are the file's, so ${r.targetClusterId}'s admin token (admin.token beside its CA) and its credentials file's token will be refused. ` +
+        `Use an admin token of ${r.fileClusterId} (its admin.token, or one made there with minkube token create --role admin) with MINKUBE_TOKEN=<token> and this cluster's credentials file (its CA), then make this cluster's own tokens\n`,
+    );
+  }
 }
 
 /** Registers `snapshot` on the program (main.ts calls this, as it does for the other groups). */
@@ -126,7 +154,7 @@ export function addSnapshotCommands(program: Command, globals: (cmd: Command) =>
     });
   snapshot
     .command('inspect <file>')
-    .description("verify a snapshot file's checksums (header and body) and print its index, term, size and counts of keys, tasks, workers and members")
+    .description("verify a snapshot file's checksums (header and body) and print its index, term, size, counts of keys, tasks, workers and members, and the cluster that wrote it")
     .action(async (file: string, _flags: object, cmd: Command) => {
       await runSnapshotInspect(file, globals(cmd).out);
     });
@@ -137,7 +165,9 @@ export function addSnapshotCommands(program: Command, globals: (cmd: Command) =>
     .requiredOption('--data-dir <dir>', 'its data directory (must be empty or missing)')
     .option('--raft-address <host:port>', 'its Raft address (default: from --config)')
     .option('--api-address <host:port>', 'its API address (default: from --config)')
-    .option('--config <file>', 'a cluster config that lists the manager')
+    .option('--config <file>', "a cluster config that lists the manager: restore refuses while another of its managers answers, or a backup of another cluster than its CA's")
+    .option('--force', "with --config: restore although other managers of the config answer (they belong to a cluster being retired)")
+    .option('--from-other-cluster', "with --config: restore a backup of another cluster than the config's CA is for (the file's tokens replace this cluster's)")
     .action(async (file: string, flags: RestoreFlags, cmd: Command) => {
       await runSnapshotRestore(file, flags, globals(cmd).out);
     });

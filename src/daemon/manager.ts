@@ -446,7 +446,7 @@ async function startParts(
     http,
   });
   // GET /v1/snapshot, and the scheduled backups (config backup) that the leader writes.
-  const backups = startBackups({ config: config.backup, driver, clock: systemClock, logger: logger.child({ component: 'backup' }) });
+  const backups = startBackups({ config: config.backup, driver, clock: systemClock, logger: logger.child({ component: 'backup' }), clusterId: security?.clusterId ?? null });
   opened.push('backups', () => backups.close());
   if (metrics !== null && config.backup !== null) {
     metrics.registry.gauge('backup_last_success_timestamp_seconds', 'When the newest scheduled backup in backup.dir was taken (0: none yet).', [], (g) => {

@@ -81,6 +81,12 @@ export const errorRegistry = {
   STORAGE_RECOVERING: { status: 503, message: 'this manager is repairing its storage from the leader' },
   /** A backup file (minkube snapshot save) that is truncated, altered or not one: refused by inspect and restore. */
   SNAPSHOT_INVALID: { status: 400, message: 'the snapshot file is invalid' },
+  /**
+   * `snapshot restore` refused before writing anything: another manager of the config answers (restore rebuilds a
+   * cluster from one manager, so every manager must be stopped; --force), or the file is another cluster's backup
+   * (--from-other-cluster).
+   */
+  RESTORE_REFUSED: { status: 409, message: 'the restore was refused; nothing was written' },
   CONFIG_INVALID: { status: 400, message: 'the cluster config is invalid' },
   RUNTIME_ERROR: { status: 500, message: 'the container runtime failed' },
   /** A node could not bind one of its addresses (raftAddress, apiAddress, dnsAddress): in use, not this host's, or privileged. */

@@ -64,6 +64,11 @@ export const limits = {
   /** Entries kept after a compaction (at most a quarter of the threshold), so a follower slightly behind gets entries. */
   snapshotRetainEntriesMax: 1000,
   /**
+   * `snapshot restore --config`: how long it waits, in all, for the other managers of the config to answer GET /status
+   * (asked at once, in parallel) before it takes those that did not as stopped. A refused connect answers at once.
+   */
+  restoreProbeMsMax: 2000,
+  /**
    * A snapshot at least this large is followed by a forced major collection (src/daemon/gc.ts): below it, what the
    * snapshot let go of is left to V8's own collections.
    */

@@ -3,9 +3,11 @@
 //
 //   "MKSNAP\r\n" (8 bytes) | header length (uint32 big-endian) | header (UTF-8 JSON) | header digest (32 bytes) | body
 //
-// The header: { format: 2, index, term, voters, learners, sizeBytes, sha256 (hex of the body), createdAt }. The digest
-// is the sha256 of every byte before it (magic, length, header): it covers each field of the header, and through the
-// header's sha256 the body, so no byte of the file can change unnoticed, and the header alone verifies without the body.
+// The header: { format: 2, index, term, voters, learners, sizeBytes, sha256 (hex of the body), createdAt, and
+// clusterId when a secure cluster wrote it (its CA's organisation; restore compares it with the target cluster's) }.
+// The digest is the sha256 of every byte before it (magic, length, header): it covers each field of the header, and
+// through the header's sha256 the body, so no byte of the file can change unnoticed, and the header alone verifies
+// without the body. Files without clusterId (earlier builds', insecure clusters') are read as before.
 // Format 1 (earlier builds) has no digest: its files are still read, never written, and say their header is unverified.
 import { createHash } from 'node:crypto';
 import { MinkubeError } from '../lib/errors.js';
@@ -49,6 +51,8 @@ export interface BackupHeader {
   readonly sha256: string;
   /** ISO 8601, when the manager took it. */
   readonly createdAt: string;
+  /** The cluster that wrote it (its CA's O=); absent from an insecure cluster's file and from earlier builds'. */
+  readonly clusterId?: string;
 }
 
 export interface ParsedBackup {
@@ -72,6 +76,8 @@ export interface BackupSummary {
   /** 'sha256:<hex>' of the whole file, as `sha256sum` says and GET /v1/snapshot's X-Minkube-Checksum (verified: the body's own). */
   readonly checksum: string;
   readonly createdAt: string;
+  /** The header's clusterId; null when the file names no cluster (an insecure cluster's, or an earlier build's). */
+  readonly clusterId: string | null;
   readonly keys: number;
   readonly tasks: number;
   readonly workers: number;
@@ -100,8 +106,11 @@ export async function sha256HexSliced(parts: readonly Uint8Array[], yieldFn: Yie
   return hash.digest('hex');
 }
 
-function headerBytes(meta: SnapshotMeta, sizeBytes: number, sha256: string, createdAt: string): Buffer {
-  const header: BackupHeader = { format: BACKUP_FORMAT, index: meta.index, term: meta.term, voters: [...meta.voters], learners: [...meta.learners], sizeBytes, sha256, createdAt };
+function headerBytes(meta: SnapshotMeta, sizeBytes: number, sha256: string, createdAt: string, clusterId: string | null): Buffer {
+  const header: BackupHeader = {
+    format: BACKUP_FORMAT, index: meta.index, term: meta.term, voters: [...meta.voters], learners: [...meta.learners], sizeBytes, sha256, createdAt,
+    ...(clusterId === null ? {} : { clusterId }),
+  };
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const length = Buffer.alloc(4);
   length.writeUInt32BE(json.length);
@@ -109,16 +118,18 @@ function headerBytes(meta: SnapshotMeta, sizeBytes: number, sha256: string, crea
   return Buffer.concat([head, createHash('sha256').update(head).digest()]);
 }
 
-/** The file for a snapshot body taken at `meta`. */
-export function encodeBackup(meta: SnapshotMeta, body: Uint8Array, createdAt: string): Uint8Array {
-  return Buffer.concat([headerBytes(meta, body.length, sha256Hex(body), createdAt), body]);
+/** The file for a snapshot body taken at `meta` by the cluster `clusterId` (null: an insecure cluster, which has none). */
+export function encodeBackup(meta: SnapshotMeta, body: Uint8Array, createdAt: string, clusterId: string | null = null): Uint8Array {
+  return Buffer.concat([headerBytes(meta, body.length, sha256Hex(body), createdAt, clusterId), body]);
 }
 
 /** encodeBackup's bytes from the body's parts, hashed and copied a MiB at a time with a yield between. */
-export async function encodeBackupSliced(meta: SnapshotMeta, body: readonly Uint8Array[], createdAt: string, yieldFn: YieldFn = yieldToEventLoop): Promise<Uint8Array> {
+export async function encodeBackupSliced(
+  meta: SnapshotMeta, body: readonly Uint8Array[], createdAt: string, clusterId: string | null, yieldFn: YieldFn = yieldToEventLoop,
+): Promise<Uint8Array> {
   let sizeBytes = 0;
   for (const part of body) sizeBytes += part.length;
-  const head = headerBytes(meta, sizeBytes, await sha256HexSliced(body, yieldFn), createdAt);
+  const head = headerBytes(meta, sizeBytes, await sha256HexSliced(body, yieldFn), createdAt, clusterId);
   const out = Buffer.allocUnsafeSlow(head.length + sizeBytes);
   out.set(head, 0);
   let at = head.length;
@@ -172,6 +183,9 @@ export function parseBackupHeader(bytes: Uint8Array): { header: BackupHeader; he
   return { header: checkHeader(raw, format), headerVerified: true, bodyOffset };
 }
 
+/** A cluster id as a CA's organisation holds one (security/ca.ts assertName): printable, no separators, bounded. */
+const CLUSTER_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
 /** The header's fields, of a file whose format was read as `format`. */
 function checkHeader(raw: unknown, format: BackupHeader['format']): BackupHeader {
   const h = raw as Partial<Record<keyof BackupHeader, unknown>> | null;
@@ -180,11 +194,13 @@ function checkHeader(raw: unknown, format: BackupHeader['format']): BackupHeader
   const ids = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0);
   const ok =
     count(h.index) && h.index > 0 && count(h.term) && ids(h.voters) && ids(h.learners) && count(h.sizeBytes) && h.sizeBytes <= limits.snapshotBytesMax &&
-    typeof h.sha256 === 'string' && /^[0-9a-f]{64}$/.test(h.sha256) && typeof h.createdAt === 'string';
+    typeof h.sha256 === 'string' && /^[0-9a-f]{64}$/.test(h.sha256) && typeof h.createdAt === 'string' &&
+    (h.clusterId === undefined || (typeof h.clusterId === 'string' && CLUSTER_ID.test(h.clusterId)));
   if (!ok) throw invalid('the header is malformed; the file is damaged');
   return {
     format, index: h.index as number, term: h.term as number, voters: h.voters as string[], learners: h.learners as string[],
     sizeBytes: h.sizeBytes as number, sha256: h.sha256 as string, createdAt: h.createdAt as string,
+    ...(h.clusterId === undefined ? {} : { clusterId: h.clusterId as string }),
   };
 }
 
@@ -231,6 +247,7 @@ export function inspectBackup(bytes: Uint8Array): BackupSummary {
   const h = parsed.header;
   return {
     format: h.format, headerVerified: parsed.headerVerified, index: h.index, term: h.term, sizeBytes: bytes.length, checksum: `sha256:${sha256Hex(bytes)}`, createdAt: h.createdAt,
+    clusterId: h.clusterId ?? null,
     keys: kv.size, tasks: kv.tasks.taskCount, workers: kv.tasks.allWorkers().length, members: h.voters.length + h.learners.length,
     voters: h.voters, learners: h.learners,
   };

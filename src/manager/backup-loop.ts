@@ -25,6 +25,8 @@ export interface BackupLoopOptions {
   isLeader: () => boolean;
   clock: Clock;
   logger: Logger;
+  /** Named in each file's header (null, the default: an insecure cluster). */
+  clusterId?: string | null;
   /** Told of each backup written (metrics). */
   onSuccess?: (status: BackupStatus) => void;
 }
@@ -109,7 +111,7 @@ export class BackupLoop {
   private async write(): Promise<void> {
     const { dir, retain } = this.o.config;
     try {
-      const file = await takeBackup(this.o.source(), this.o.clock.nowMs());
+      const file = await takeBackup(this.o.source(), this.o.clock.nowMs(), this.o.clusterId ?? null);
       const name = await writeBackupFile(dir, file, retain);
       this.writtenMonoMs = this.o.clock.monoMs();
       this.state = { lastSuccessAt: file.createdAt, lastIndex: file.index, lastError: null };
@@ -131,6 +133,8 @@ export function startBackups(o: {
   driver: BackupSource & { status(): { role: string } };
   clock: Clock;
   logger: Logger;
+  /** The cluster CA's organisation, named in every file's header; null for an insecure cluster. */
+  clusterId: string | null;
   onSuccess?: (status: BackupStatus) => void;
 }): { service: BackupService; close(): void } {
   const loop =
@@ -142,9 +146,10 @@ export function startBackups(o: {
           isLeader: () => o.driver.status().role === 'leader',
           clock: o.clock,
           logger: o.logger,
+          clusterId: o.clusterId,
           ...(o.onSuccess === undefined ? {} : { onSuccess: o.onSuccess }),
         });
   loop?.start();
-  const service = new BackupServiceImpl({ source: () => o.driver, clock: o.clock, status: () => loop?.status ?? null });
+  const service = new BackupServiceImpl({ source: () => o.driver, clock: o.clock, clusterId: o.clusterId, status: () => loop?.status ?? null });
   return { service, close: () => loop?.close() };
 }

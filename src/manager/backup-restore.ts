@@ -1,9 +1,11 @@
 // `minkube snapshot restore`: turns a backup file into the data directory of a new one-voter cluster holding its
 // state, as --force-new-cluster turns a survivor's: the snapshot is stored with this manager as its only member, and
 // forceNewCluster appends the config entry of a new term that no other node ever used. The others then --join.
+// With --config it first refuses (restore-guards.ts) while another manager of the config answers, and a backup of
+// another cluster than the config's CA is for, unless the operator says otherwise (force, fromOtherCluster).
 import { readdir, readFile, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { loadClusterConfig, parseClusterConfig } from '../config/cluster.js';
+import { loadClusterConfig, parseClusterConfig, type ClusterConfig } from '../config/cluster.js';
 import { unusableDataDir } from '../lib/data-dir.js';
 import { MinkubeError } from '../lib/errors.js';
 import { logIndex, nodeId, type NodeId } from '../lib/ids.js';
@@ -17,6 +19,7 @@ import { FileMarker, markerPathFor } from '../storage/marker.js';
 import { syncDir } from '../storage/snapshot-files.js';
 import { loadBackup, parseBackup } from './backup-file.js';
 import { encodeSnapshot } from './members.js';
+import { answeringManagers, managersRunning, otherCluster, targetClusterId, type AnsweringManager } from './restore-guards.js';
 
 export interface RestoreOptions {
   file: string;
@@ -26,6 +29,12 @@ export interface RestoreOptions {
   apiAddress?: string;
   /** A cluster config that lists `id`: its addresses unless the flags give them. */
   configPath?: string;
+  /** Restore although other managers of the config answer (a cluster being retired): they are listed in the result. */
+  force?: boolean;
+  /** Restore a backup whose header names another cluster than the config's CA is for. */
+  fromOtherCluster?: boolean;
+  /** How long the other managers of the config are given to answer, in all (default limits.restoreProbeMsMax). */
+  probeTimeoutMs?: number;
 }
 
 export interface RestoreResult {
@@ -41,6 +50,12 @@ export interface RestoreResult {
   readonly keys: number;
   readonly tasks: number;
   readonly workers: number;
+  /** The cluster the file's header names; null: it names none (an insecure cluster's file, or an earlier build's). */
+  readonly fileClusterId: string | null;
+  /** The cluster the config's CA is for; null: not known (no --config, an insecure cluster, no CA made yet). */
+  readonly targetClusterId: string | null;
+  /** Managers of the config that answered and were passed over (force); empty otherwise. */
+  readonly answering: readonly AnsweringManager[];
 }
 
 export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
@@ -53,9 +68,12 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
   }
   const parsed = parseBackup(bytes);
   const { state, kv, removed } = loadBackup(parsed);
-  const self = await addressesOf(o);
+  const config = o.configPath === undefined ? null : await loadClusterConfig(o.configPath);
+  const self = addressesOf(o, config);
   const dataDir = resolve(o.dataDir);
   await refuseNonEmpty(dataDir);
+  const fileClusterId = parsed.header.clusterId ?? null;
+  const checked = config === null ? { targetClusterId: null, answering: [] } : await checkTarget(o, config, fileClusterId);
   const id = nodeId(o.id);
   // This manager alone: the old members' addresses and ids mean nothing to the new cluster. The managers removed stay
   // removed: a cluster restored under its old CA would otherwise take their old certificates again.
@@ -65,8 +83,25 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
   await storeRestored(dataDir, forced, { meta, data: body });
   return {
     id: o.id, dataDir, ...self, index: meta.index, headerVerified: parsed.headerVerified, term: forced.hardState.term,
-    keys: kv.size, tasks: kv.tasks.taskCount, workers: kv.tasks.allWorkers().length,
+    keys: kv.size, tasks: kv.tasks.taskCount, workers: kv.tasks.allWorkers().length, fileClusterId, ...checked,
   };
+}
+
+/**
+ * The restore-time guards of a --config restore, before anything is written: the file must be the config's cluster's
+ * (when both name one), and no other manager of the config may answer. RESTORE_REFUSED unless told otherwise.
+ */
+async function checkTarget(o: RestoreOptions, config: ClusterConfig, fileClusterId: string | null): Promise<{ targetClusterId: string | null; answering: AnsweringManager[] }> {
+  const configPath = o.configPath ?? '';
+  const target = await targetClusterId(config).catch((err: unknown) => {
+    throw new MinkubeError('CONFIG_INVALID', `cannot read the cluster CA in ${config.clusterDir}: ${(err as Error).message}`, { cause: err });
+  });
+  if (target !== null && fileClusterId !== null && fileClusterId !== target && o.fromOtherCluster !== true) {
+    throw otherCluster(o.file, fileClusterId, target, configPath);
+  }
+  const answering = await answeringManagers(config, o.id, o.probeTimeoutMs);
+  if (answering.length > 0 && o.force !== true) throw managersRunning(answering, o.id, configPath);
+  return { targetClusterId: target, answering };
 }
 
 /**
@@ -112,16 +147,16 @@ async function storeRestored(dataDir: string, forced: RaftInitialState, snapshot
   }
 }
 
-async function addressesOf(o: RestoreOptions): Promise<{ raftAddress: string; apiAddress: string }> {
+function addressesOf(o: RestoreOptions, config: ClusterConfig | null): { raftAddress: string; apiAddress: string } {
   let raftAddress = o.raftAddress;
   let apiAddress = o.apiAddress;
-  if (o.configPath !== undefined) {
-    const listed = (await loadClusterConfig(o.configPath)).managers.find((m) => m.id === o.id);
+  if (config !== null) {
+    const listed = config.managers.find((m) => m.id === o.id);
     raftAddress ??= listed?.raftAddress;
     apiAddress ??= listed?.apiAddress;
     // `minkube manager --config` would start from the config's directory and never read the restored one.
     if (listed !== undefined && resolve(o.dataDir) !== listed.dataDir) {
-      throw new MinkubeError('CONFIG_INVALID', `--data-dir ${resolve(o.dataDir)} is not ${o.id}'s dataDir in ${o.configPath} (${listed.dataDir}): restore into that one, or change the config`);
+      throw new MinkubeError('CONFIG_INVALID', `--data-dir ${resolve(o.dataDir)} is not ${o.id}'s dataDir in ${o.configPath ?? ''} (${listed.dataDir}): restore into that one, or change the config`);
     }
   }
   if (raftAddress === undefined || apiAddress === undefined) {

@@ -18,19 +18,21 @@ export interface BackupSource {
 /**
  * The backup file of the state applied now: captured synchronously (one index), then encoded, hashed and joined a MiB
  * at a time, so a state of tens of MiB never holds the loop (it held a leader 0.3 s per backup, past an election
- * timeout).
+ * timeout). Its header names `clusterId` (a secure cluster's; null for an insecure one), which restore checks.
  */
-export async function takeBackup(source: BackupSource, nowMs: number): Promise<SnapshotFile & { createdAt: string }> {
+export async function takeBackup(source: BackupSource, nowMs: number, clusterId: string | null = null): Promise<SnapshotFile & { createdAt: string }> {
   const { meta, encode } = source.captureState();
   const createdAt = new Date(nowMs).toISOString();
   const encoded = await encode();
-  const bytes = await encodeBackupSliced(meta, encoded instanceof Uint8Array ? [encoded] : encoded, createdAt);
+  const bytes = await encodeBackupSliced(meta, encoded instanceof Uint8Array ? [encoded] : encoded, createdAt, clusterId);
   return { index: meta.index, term: meta.term, sha256: await sha256HexSliced([bytes]), bytes, createdAt };
 }
 
 export interface BackupServiceOptions {
   source: () => BackupSource;
   clock: Clock;
+  /** Named in each file's header: the cluster CA's organisation; null (the default) for an insecure cluster. */
+  clusterId?: string | null;
   /** The scheduled backups' status (null: none configured). */
   status?: () => BackupStatus | null;
 }
@@ -41,7 +43,7 @@ export class BackupServiceImpl implements BackupService {
   async snapshot(ctx: RequestContext): Promise<SnapshotFile> {
     const source = this.o.source();
     await source.linearizableBarrier(ctx.deadlineMs);
-    return takeBackup(source, this.o.clock.nowMs());
+    return takeBackup(source, this.o.clock.nowMs(), this.o.clusterId ?? null);
   }
 
   status(): BackupStatus | null {

@@ -53,6 +53,14 @@ async function readIfExists(path: string): Promise<string | null> {
   }
 }
 
+/**
+ * The cluster CA certificate in a cluster directory (the config's `.minkube`), or null when none was made there yet;
+ * clusterIdOfCa says which cluster it is (`snapshot restore` compares a backup's with it).
+ */
+export async function readClusterCaCert(clusterDir: string): Promise<string | null> {
+  return readIfExists(join(clusterDir, files.caCert));
+}
+
 /** Writes the whole file or nothing: a crash leaves the old contents (or none), never half a key. */
 export async function writeFileAtomic(path: string, data: string, mode: number): Promise<void> {
   const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;

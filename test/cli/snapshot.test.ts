@@ -2,7 +2,9 @@
 // the X-Minkube-Checksum header, the saved file's `sha256sum` and what save and inspect print are one checksum, a
 // download whose header disagrees with the bytes is not saved, a file whose header was edited is refused by inspect and
 // restore while an earlier build's file (format 1) is still read with a note, and restore refuses a --data-dir that
-// is not the one its --config gives the manager.
+// is not the one its --config gives the manager. A file names the cluster that wrote it: restore into a secure cluster
+// refuses another cluster's file unless --from-other-cluster (then a warning says whose tokens hold), and notes a file
+// that names none.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +19,7 @@ import { logIndex, nodeId, term } from '../../src/lib/ids.js';
 import { parseBackup } from '../../src/manager/backup-file.js';
 import { takeBackup, type BackupSource } from '../../src/manager/backup.js';
 import { encodeSnapshot } from '../../src/manager/members.js';
+import { ensureLocalPki } from '../../src/security/pki-files.js';
 import { FakeManagerService } from '../api/fake-service.js';
 import { asFormat1, replaceOnce } from '../support/backup-file.js';
 import { runCli } from '../support/cli.js';
@@ -184,4 +187,55 @@ describe('snapshot restore into a directory that cannot be made', () => {
       'error: CONFIG_INVALID: --data-dir /proc/rs3 cannot be used as a directory: no directory can be made in /proc: its file system answers ENOENT to mkdir /proc/rs3.restoring although /proc exists\n',
     );
   }, 20_000);
+});
+
+describe('the cluster a file names', () => {
+  it('inspect shows it, and its header digest covers it', async () => {
+    const file = join(dir, 'named.mksnap');
+    writeFileSync(file, (await takeBackup(source, Date.now(), 'mk-named')).bytes);
+    const inspected = await runCli(['--json', 'snapshot', 'inspect', file]);
+    expect(inspected).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(inspected.stdout)).toMatchObject({ format: 2, headerVerified: true, clusterId: 'mk-named' });
+    const table = await runCli(['snapshot', 'inspect', file]);
+    expect(table.stdout).toMatch(/CREATED\s+CLUSTER\n.*\smk-named\n/);
+    // An insecure cluster's file (and an earlier build's) names none.
+    const unnamed = join(dir, 'unnamed-inspect.mksnap');
+    writeFileSync(unnamed, (await takeBackup(source, Date.now())).bytes);
+    expect(JSON.parse((await runCli(['--json', 'snapshot', 'inspect', unnamed])).stdout)).toMatchObject({ clusterId: null });
+    const edited = join(dir, 'renamed.mksnap');
+    writeFileSync(edited, replaceOnce(readFileSync(file), '"clusterId":"mk-named"', '"clusterId":"mk-other"'));
+    const refused = await runCli(['snapshot', 'inspect', edited]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^error: SNAPSHOT_INVALID: header checksum mismatch/);
+  });
+
+  it("restore --config of a secure cluster: another cluster's file is refused (exit 1, nothing written), taken with --from-other-cluster and a warning; one naming none with a note", async () => {
+    const root = join(dir, 'secure-target');
+    const { clusterId } = await ensureLocalPki({ clusterDir: join(root, '.minkube'), nodes: [] });
+    const config = join(root, 'cluster.json');
+    writeFileSync(config, JSON.stringify({ managers: [{ id: 'm1', raftAddress: '127.0.53.9:42001', apiAddress: '127.0.53.9:42002', dataDir: 'm1' }] }));
+    const dataDir = join(root, 'm1');
+    const foreign = join(dir, 'foreign.mksnap');
+    writeFileSync(foreign, (await takeBackup(source, Date.now(), 'mk-elsewhere')).bytes);
+    const args = (file: string, ...more: string[]) => ['snapshot', 'restore', file, '--id', 'm1', '--data-dir', dataDir, '--config', config, ...more];
+
+    const refused = await runCli(args(foreign));
+    expect(refused).toMatchObject({ code: 1, stdout: '' });
+    expect(refused.stderr).toBe(
+      `error: RESTORE_REFUSED: ${foreign} is a backup of cluster mk-elsewhere, but ${config} is for cluster ${clusterId} (its CA): restored, the cluster would hold mk-elsewhere's tokens, and ${clusterId}'s admin token and credentials file would be refused. Nothing was written. To restore it all the same, give --from-other-cluster\n`,
+    );
+    for (const made of [dataDir, `${dataDir}.restoring`, `${dataDir}.marker`]) expect(existsSync(made), made).toBe(false);
+
+    const taken = await runCli(args(foreign, '--from-other-cluster'));
+    expect(taken.code).toBe(0);
+    expect(taken.stdout).toContain(`restored the snapshot at index 20 into ${dataDir}: 20 keys`);
+    expect(taken.stderr).toMatch(new RegExp(`^warning: ${foreign} is a backup of cluster mk-elsewhere, restored into cluster ${clusterId}: the restored cluster's tokens are the file's, so ${clusterId}'s admin token .* will be refused\\. Use an admin token of mk-elsewhere .*MINKUBE_TOKEN`));
+
+    rmSync(dataDir, { recursive: true });
+    const unnamed = join(dir, 'unnamed.mksnap');
+    writeFileSync(unnamed, (await takeBackup(source, Date.now())).bytes);
+    const noted = await runCli(args(unnamed));
+    expect(noted.code).toBe(0);
+    expect(noted.stderr).toBe(`note: ${unnamed} names no cluster (an insecure cluster's file, or an earlier Minkube's): whether it is a backup of cluster ${clusterId} cannot be checked; its tokens are the ones the restored cluster accepts\n`);
+  }, 30_000);
 });
