@@ -1,7 +1,9 @@
 // Backups end to end with real processes in a closed cluster: keys and tasks (process runtime) written, `minkube
 // snapshot save`, every manager stopped and wiped, `snapshot restore` into m1 (beside a stale marker), m1 started
 // alone and the others joined with --join; every key, task and worker record is back. A truncated or altered file is
-// refused by inspect and restore with SNAPSHOT_INVALID and exit 1; an operator may not download a snapshot.
+// refused by inspect and restore with SNAPSHOT_INVALID and exit 1; an operator may not download a snapshot. The file
+// names the cluster that saved it; restoring one emptied manager while the others run is refused (RESTORE_REFUSED,
+// nothing written) unless --force.
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -180,5 +182,30 @@ describe('snapshot save, inspect and restore (real processes, secure cluster)', 
     const inspected = await mk(['--json', 'snapshot', 'inspect', file]);
     expect(inspected.code, inspected.stderr).toBe(0);
     expect(JSON.parse(inspected.stdout)).toMatchObject({ index: JSON.parse(saved.stdout).index });
+  }, 60_000);
+
+  it('refuses to restore one emptied manager while the others run, naming them and writing nothing; --force proceeds with a warning', async () => {
+    const file = join(c.dir, 'backup.mksnap');
+    const clusterId = readFileSync(join(c.dir, '.minkube', 'cluster-id'), 'utf8').trim();
+    expect(JSON.parse((await mk(['--json', 'snapshot', 'inspect', file])).stdout)).toMatchObject({ clusterId });
+    await leaderNow();
+    await c.signal('m3', 'SIGKILL');
+    c.wipe('m3');
+    const dataDir = join(c.dir, 'm3');
+    const marker = readFileSync(markerPathFor(dataDir));
+    const args = ['snapshot', 'restore', file, '--id', 'm3', '--data-dir', dataDir, '--config', c.configPath];
+
+    const refused = await mk(args);
+    expect(refused).toMatchObject({ code: 1, stdout: '' });
+    expect(refused.stderr).toContain(`error: RESTORE_REFUSED: managers m1 (${c.url('m1')}), m2 (${c.url('m2')}) of ${c.configPath} answer: snapshot restore rebuilds a cluster from one manager and needs every manager stopped`);
+    expect(refused.stderr).toContain(`minkube member remove m3, then minkube manager --config ${c.configPath} --id m3 --join URL`);
+    expect(existsSync(dataDir)).toBe(false);
+    expect(existsSync(`${dataDir}.restoring`)).toBe(false);
+    expect(readFileSync(markerPathFor(dataDir))).toEqual(marker);
+
+    const forced = await mk([...args, '--force']);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stderr).toBe(`warning: restored with --force while m1 (${c.url('m1')}), m2 (${c.url('m2')}) answered: m3 starts as a cluster of its own; stop those managers for good before starting it, or the two clusters take writes apart\n`);
+    expect(readdirSync(dataDir)).toContain('CURRENT');
   }, 60_000);
 });
