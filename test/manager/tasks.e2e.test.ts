@@ -181,11 +181,11 @@ for (const rt of cases) {
       const api = ['--api', c.url(c.managerIds[2]!)];
       const ok = await runCli([...api, 'task', 'run', '--follow', rt.image, '--', 'sh', '-c', 'echo hello; sleep 0.5; echo world']);
       expect(ok, ok.stderr).toMatchObject({ code: 0, stdout: 'hello\nworld\n' });
-      expect(ok.stderr).toMatch(/^task t[0-9a-z]{17} submitted\n$/);
+      expect(ok.stderr).toMatch(/^task (t[0-9a-z]{17}) submitted\ntask \1: attempt 1 succeeded: exited with code 0\n$/);
       const failing = await runCli([...api, 'task', 'run', '-f', '--restart', 'on-failure', '--max-attempts', '2', rt.image, '--', 'sh', '-c', 'echo try; exit 7']);
       expect(failing.code, failing.stderr).toBe(7);
       expect(failing.stdout).toBe('try\ntry\n');
-      expect(failing.stderr).toMatch(/attempt 2 on w\d/);
+      expect(failing.stderr).toMatch(/: attempt 1 ended: exited with code 7; retrying \(attempt 2 of 2\)\ntask t[0-9a-z]{17}: attempt 2 on w\d/);
       expect(failing.stderr).toMatch(/error: task t[0-9a-z]{17} failed: .*code 7/);
     });
 
