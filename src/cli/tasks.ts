@@ -256,17 +256,26 @@ export async function runTaskLogs(apiUrl: string, id: string, tailLines: number,
     const text = await api.logs(id, tailLines);
     writeOut(text);
     // Nothing, for a task that never ran: said on stderr (stdout stays the output alone), so that it reads as not yet.
-    if (text === '') {
-      const t = await api.get(id).catch(() => null);
-      if (t !== null && !t.history.some((h) => h.state === 'running')) process.stderr.write(`task ${id} has not run yet (${t.state}): no output\n`);
-    }
+    if (text === '') await sayNeverRan(api, id);
     return;
   }
+  let bytes = 0;
   try {
-    for await (const chunk of await api.followLogs(id, tailLines)) await writeOutDrained(chunk);
+    for await (const chunk of await api.followLogs(id, tailLines)) {
+      bytes += chunk.length;
+      await writeOutDrained(chunk);
+    }
   } catch (err) {
     throw await whyCut(api, id, err);
   }
+  if (bytes === 0) await sayNeverRan(api, id);
+}
+
+/** Nothing, for a task that never ran: said on stderr (stdout stays the output alone), so that it reads as such. */
+async function sayNeverRan(api: TaskApi, id: string): Promise<void> {
+  const t = await api.get(id).catch(() => null);
+  if (t === null || t.history.some((h) => h.state === 'running')) return;
+  process.stderr.write(finalStates.has(t.state) ? `task ${id} never ran (${t.state}): no output\n` : `task ${id} has not run yet (${t.state}): no output\n`);
 }
 
 /**

@@ -1,6 +1,7 @@
 // `minkube manager --join URL`: a new manager starts with an empty data directory, learns the members from any
 // manager's API, starts as a node that knows no configuration, and asks the cluster to add it (as a learner; the
 // leader promotes it once it has caught up). The data directory remembers that it joined, for later restarts.
+import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { ApiClient } from '../client/api-client.js';
 import type { HttpClient } from '../client/http.js';
@@ -10,6 +11,7 @@ import { sleepOn, systemClock, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { nodeId } from '../lib/ids.js';
 import type { LevelRaftStorage } from '../storage/level.js';
+import { markerPathFor } from '../storage/marker.js';
 import type { Member } from './members.js';
 
 const JOINED_META_KEY = 'joined';
@@ -76,10 +78,14 @@ export async function prepareJoin(storage: LevelRaftStorage, self: ManagerConfig
   // in again (a join whose answer was lost before any entry reached it): it votes for no one.
   const listedAs = view.members.find((m) => m.id === self.id);
   if (!holdsState && !joinedBefore && listedAs?.voter === true) {
+    // Without --join it recovers its log from the leader, voting for no one meanwhile, only while its marker says
+    // what it had acknowledged: without a marker an empty log would be trusted.
+    const marker = markerPathFor(self.dataDir);
+    const recover = existsSync(marker) ? `; or start it without --join: it recovers its log from the leader (its marker ${marker} says what it had)` : '';
     throw new MinkubeError(
       'JOIN_REFUSED',
       `${self.id} is a voter of the cluster, and ${self.dataDir} is empty: its data was lost or emptied, and a voter with an empty log must not vote; ` +
-        `remove it first (minkube member remove ${self.id}), then start it again with --join`,
+        `remove it first (minkube member remove ${self.id}), then start it again with --join${recover}`,
     );
   }
   const members = view.members.filter((m) => m.id !== self.id).map((m) => ({ id: nodeId(m.id), raftAddress: m.raftAddress, apiAddress: m.apiAddress }));

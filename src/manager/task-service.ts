@@ -109,9 +109,10 @@ export class TaskServiceImpl implements TasksService {
     }
     if (store.taskOfKey(key) !== undefined) throw reused('a single task (POST /v1/tasks), not a batch');
     if (store.taskOfKey(`${key} 0`) === undefined) return;
+    // The first batch's length: its keys are 0..n-1 (at most the batch bound).
     let first = 1;
-    while (first <= count && store.taskOfKey(`${key} ${first}`) !== undefined) first++;
-    if (first !== count) throw reused(`a batch of ${first > count ? 'more than ' + String(count) : String(first)} tasks, not ${count}`);
+    while (first < limits.taskBatchMax && store.taskOfKey(`${key} ${first}`) !== undefined) first++;
+    if (first !== count) throw reused(`a batch of ${first} tasks, not ${count}`);
   }
 
   async getTask(id: string, consistency: ReadConsistency, ctx: RequestContext): Promise<TaskRecord> {

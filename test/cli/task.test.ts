@@ -51,6 +51,7 @@ describe.concurrent('minkube task', () => {
     const r = await running.done;
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(`error: task ${id} stopped: it was stopped\n`);
+    expect(await cli(['task', 'logs', '-f', id])).toMatchObject({ code: 0, stdout: '', stderr: `task ${id} never ran (stopped): no output\n` });
     // Said once, not at every look.
     expect(r.stdout.split('\n').filter((l) => l.includes('no worker can take it'))).toHaveLength(1);
   });
