@@ -30,7 +30,23 @@ export function schemaProblem(typeCheck: TypeCheck<TSchema>, data: unknown, part
   if (first === undefined) return `${part}: invalid`;
   // A query parameter given twice arrives as an array: say that, rather than "expected string".
   const repeated = part === 'query' && Array.isArray(first.value) && first.path.split('/').length === 2;
+  // Every property missing from that object, not only the first (a body without both addresses names both).
+  if (first.message === requiredMissing) return missingBeside(typeCheck, data, first).map((path) => `${fieldName(part, path)}: missing`).join('; ');
   return `${fieldName(part, first.path)}: ${repeated ? 'given more than once' : describeSchemaProblem(first.message, first.schema, 'unknown field')}`;
+}
+
+const requiredMissing = 'Expected required property';
+
+/** The paths of the properties missing from the object `first` is missing from, `first`'s first, at most 8. */
+function missingBeside(typeCheck: TypeCheck<TSchema>, data: unknown, first: ValueError): string[] {
+  const parent = parentOf(first.path);
+  const paths = [first.path];
+  let looked = 0;
+  for (const e of typeCheck.Errors(data)) {
+    if (e.message === requiredMissing && e.path !== first.path && parentOf(e.path) === parent && !paths.includes(e.path)) paths.push(e.path);
+    if (paths.length >= 8 || ++looked >= 32) break;
+  }
+  return paths;
 }
 
 /**
@@ -44,8 +60,8 @@ function firstProblem(typeCheck: TypeCheck<TSchema>, data: unknown): ValueError 
   for (const e of typeCheck.Errors(data)) {
     if (first === undefined) {
       first = e;
-      if (e.message !== 'Expected required property') return e;
-    } else if (e.message !== 'Expected required property' && e.value !== undefined && parentOf(e.path) === parentOf(first.path)) {
+      if (e.message !== requiredMissing) return e;
+    } else if (e.message !== requiredMissing && e.value !== undefined && parentOf(e.path) === parentOf(first.path)) {
       // (A missing property is also listed as the wrong type of its undefined value: not what was sent.)
       return e;
     }

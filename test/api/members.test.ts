@@ -66,6 +66,7 @@ describe('POST /v1/cluster/members', () => {
 
   const bad: [string, unknown, RegExp][] = [
     ['a missing field', { id: 'm3', raftAddress: m3.raftAddress }, /^body\.apiAddress: missing$/],
+    ['two missing fields (both named)', { id: 'm3' }, /^body\.raftAddress: missing; body\.apiAddress: missing$/],
     ['an unknown field', { ...m3, voter: true }, /^body\.voter: unknown field$/],
     ['an id that starts with a dot', { ...m3, id: '.m3' }, /^body\.id: /],
     ['an id with a space', { ...m3, id: 'm 3' }, /^body\.id: /],

@@ -50,7 +50,7 @@ describe('service routes', () => {
       [{ name: 'a', task, replicas: 1, update: { order: 'sideways' } }, /^body\.update\.order: /],
       // What was sent wrong is named before what is missing beside it.
       [{ name: 'a', task, replicas: 1, ports: [{ name: 'http' }], healthCheck: { type: 'bogus' } }, /^body\.healthCheck\.type: expected one of "http", "tcp", "exec"$/],
-      [{ name: 'a', task, replicas: 1, ports: [{ name: 'http' }], healthCheck: {} }, /^body\.healthCheck\.type: missing$/],
+      [{ name: 'a', task, replicas: 1, ports: [{ name: 'http' }], healthCheck: {} }, /^body\.healthCheck\.type: missing; body\.healthCheck\.intervalS: missing; body\.healthCheck\.timeoutS: missing; body\.healthCheck\.retries: missing; body\.healthCheck\.startPeriodS: missing$/],
       // A field its type does not use.
       [{ name: 'a', task, replicas: 1, ports: [{ name: 'http' }], healthCheck: { ...health, type: 'tcp', path: '/x' } }, /^body\.healthCheck\.path: only an http check asks for a path \(this one is tcp\)$/],
       [{ name: 'a', task, replicas: 1, ports: [{ name: 'http' }], healthCheck: { ...health, command: ['true'] } }, /^body\.healthCheck\.command: only an exec check runs a command \(this one is http\)$/],
