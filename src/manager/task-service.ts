@@ -75,7 +75,7 @@ export class TaskServiceImpl implements TasksService {
 
   async submitTask(spec: TaskSpec, idempotencyKey: string | undefined, ctx: RequestContext): Promise<TaskRecord> {
     const key = scopedIdempotencyKey(idempotencyKey, ctx);
-    if (key !== undefined) await this.refuseKeyOfOtherShape(key, null, ctx);
+    if (key !== undefined) this.refuseKeyOfOtherShape(key, null);
     const cmd: TaskCommand = { op: 'task.submit', taskId: this.ids.next(), spec, atMs: this.o.clock.nowMs(), ...(key === undefined ? {} : { idempotencyKey: key }) };
     const id = await this.proposeOk(cmd, ctx);
     return this.taskOrThrow(id);
@@ -84,7 +84,7 @@ export class TaskServiceImpl implements TasksService {
   async submitTasks(specs: readonly TaskSpec[], idempotencyKey: string | undefined, ctx: RequestContext): Promise<TaskRecord[]> {
     // A space cannot occur in an Idempotency-Key header, so these never meet a single submission's key.
     const key = scopedIdempotencyKey(idempotencyKey, ctx);
-    if (key !== undefined) await this.refuseKeyOfOtherShape(key, specs.length, ctx);
+    if (key !== undefined) this.refuseKeyOfOtherShape(key, specs.length);
     const tasks = specs.map((spec, i) => ({ taskId: this.ids.next(), spec, ...(key === undefined ? {} : { idempotencyKey: `${key} ${i}` }) }));
     await this.proposeOk({ op: 'task.submitBatch', atMs: this.o.clock.nowMs(), tasks }, ctx);
     return tasks.map((t) => this.taskOrThrow(this.o.store.submitted(t) ?? t.taskId));
@@ -94,11 +94,11 @@ export class TaskServiceImpl implements TasksService {
    * The store answers a retry with what its key created, position by position, and refuses another spec under a used
    * key; this refuses what it cannot see: a key used by the other route (a single submission's for a batch, or the
    * reverse), or for a batch of another length (a longer retry would create the tasks past the first batch's end).
-   * After a barrier, so that every submission acknowledged before is seen. `count`: the batch's length; null: a
-   * single submission.
+   * Read from this manager's view, without a barrier: every `task run` carries a key, and a ReadIndex round for each
+   * would cost every submission; a retry sent before its first submission was applied here is not caught (nor would
+   * a barrier catch one whose first is not committed yet). `count`: the batch's length; null: a single submission.
    */
-  private async refuseKeyOfOtherShape(key: string, count: number | null, ctx: RequestContext): Promise<void> {
-    await this.o.raft.barrier(ctx.deadlineMs);
+  private refuseKeyOfOtherShape(key: string, count: number | null): void {
     const store = this.o.store;
     const shown = JSON.stringify(key.slice(key.lastIndexOf('\n') + 1));
     const reused = (what: string): MinkubeError =>
