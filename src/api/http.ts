@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, METHODS, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { createServer as createH2cServer, type Http2Session, type ServerHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
-import { fastify, LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify';
+import { fastify, LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { systemClock } from '../lib/clock.js';
 import { FdWatch, fdLimitNote, fdShortageMessage } from '../lib/fds.js';
 import { limits } from '../lib/limits.js';
@@ -201,6 +201,10 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
     // No body at all is no body, whatever the header says (clients that send the header on every request): a route
     // that needs one still says so (body: expected object), one that takes none does not refuse it.
     if (body.length === 0) return done(null, undefined);
+    const charset = charsetOf(req.headers['content-type']);
+    if (charset !== null && !/^utf-?8$/i.test(charset)) {
+      return done(new MinkubeError('UNSUPPORTED_MEDIA_TYPE', `the body's charset is ${JSON.stringify(charset)}; send JSON as UTF-8 (application/json, or with charset=utf-8)`), undefined);
+    }
     if (!isUtf8(body)) return done(new MinkubeError('INVALID_JSON', 'the body is not UTF-8 text'), undefined);
     const text = body.toString('utf8');
     void parseJson(req, text, (err: Error | null, value: unknown) => {
@@ -234,7 +238,7 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   app.decorateRequest('deadlineMs', 0);
   // Callback hooks, not async ones: every request passes them, and a promise each is measurable on a busy leader.
   app.addHook('onRequest', (req, reply, done) => {
-    const refusal = headersRefusal(req.raw, server);
+    const refusal = headersRefusal(req.raw, server) ?? queryEncodingRefusal(req);
     if (refusal !== null) return done(refusal);
     req.deadlineMs = monoMs() + requestTimeoutMs;
     void reply.header(requestIdHeader, req.id);
@@ -369,6 +373,41 @@ function contentLength(raw: IncomingMessage): number {
  * HEADERS_TOO_LARGE for too many headers, or, over HTTP/2, too many bytes of them (the pseudo-headers, :path with
  * them, count as HTTP/1.1's request line does); else null.
  */
+/** A Content-Type's charset parameter ('latin1' of 'application/json; charset="latin1"'), or null for none. */
+function charsetOf(contentType: string | undefined): string | null {
+  if (contentType === undefined || !contentType.includes(';')) return null;
+  return /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType)?.[1] ?? null;
+}
+
+/**
+ * A query whose parameter is not percent-encoded UTF-8 (`?name=%FF`, `?name=100%`) is refused, not matched as the
+ * literal text the parser leaves it as. Only routes that check their query: probes and files take whatever comes.
+ */
+function queryEncodingRefusal(req: FastifyRequest): MinkubeError | null {
+  const url = req.raw.url ?? '';
+  const start = url.indexOf('?');
+  if (start === -1 || url.indexOf('%', start) === -1) return null;
+  const route = req.routeOptions;
+  if (route.url === undefined || route.config.anyQuery === true || takesAnyQuery(route.url) || route.url === '/status') return null;
+  for (const part of url.slice(start + 1).split('&')) {
+    const eq = part.indexOf('=');
+    const name = eq === -1 ? part : part.slice(0, eq);
+    const nameText = decodedOrNull(name);
+    if (nameText === null) return new MinkubeError('INVALID_PARAM', `query: the parameter name ${JSON.stringify(name)} is not percent-encoded UTF-8`);
+    if (eq !== -1 && decodedOrNull(part.slice(eq + 1)) === null) return new MinkubeError('INVALID_PARAM', `query.${nameText}: not percent-encoded UTF-8`);
+  }
+  return null;
+}
+
+function decodedOrNull(component: string): string | null {
+  if (!component.includes('%')) return component;
+  try {
+    return decodeURIComponent(component.replaceAll('+', ' '));
+  } catch {
+    return null;
+  }
+}
+
 function headersRefusal(raw: IncomingMessage, server: ServerLimits): MinkubeError | null {
   // Node bounds the header bytes, not their number; many tiny headers cost as much to log and to forward. HTTP/2's
   // pseudo-headers (:method, :path, ...) are its request line, not headers: they count in bytes only, as HTTP/1.1's.

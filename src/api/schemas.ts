@@ -1,5 +1,6 @@
 // JSON schemas (TypeBox) of the managers' HTTP API: what requests must look like, and what 200 answers contain.
 import { Type, type Static } from '@sinclair/typebox';
+import { limits } from '../lib/limits.js';
 
 /** Keys may contain '/', so kv routes end in a wildcard and the key is the rest of the path (see keys.ts). */
 export const KeyParams = Type.Object({ '*': Type.String({ description: "the key: the rest of the path, '/' sent as is or as %2F" }) });
@@ -19,7 +20,15 @@ export const GetQuery = Type.Object(
 );
 export type GetQuery = Static<typeof GetQuery>;
 
-export const DeleteQuery = Type.Object({ ifVersion: Type.Optional(Type.String()) }, { additionalProperties: false });
+// Numbers in a query are checked by parseIntegerParam (its message says the range), not by a pattern here: the
+// descriptions tell the document's readers what the route takes.
+const decimal = 'in decimal digits, without a sign or leading zeros';
+/** ?limit= of a list route. */
+export const LimitParam = Type.String({ description: `the page's size: a whole number from 1 to ${limits.listLimitMax} (default ${limits.listLimitDefault}), ${decimal}` });
+/** ?tail= of a logs route. */
+export const TailParam = Type.String({ description: `the last lines to answer: a whole number from 0 to ${limits.logTailLinesMax} (default ${limits.runtimeLogTailLinesDefault}), ${decimal}` });
+
+export const DeleteQuery = Type.Object({ ifVersion: Type.Optional(Type.String({ description: `delete only at this version: a whole number >= 0, ${decimal}` })) }, { additionalProperties: false });
 export type DeleteQuery = Static<typeof DeleteQuery>;
 
 export const KvVersionReply = Type.Object({ key: Type.String(), version: Type.Integer() });

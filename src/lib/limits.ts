@@ -232,6 +232,8 @@ export const limits = {
   /** logs() returns at most this many bytes (the newest). */
   runtimeLogBytesMax: 1024 * 1024,
   runtimeLogTailLinesDefault: 1000,
+  /** The most lines a logs route's ?tail= asks for. */
+  logTailLinesMax: 100_000,
   /**
    * A task that exited while its stop was asked for is taken to have ended by itself (its own success or failure, not
    * a stop) only when the runtime says it ended at least this long before the ask: a file's time is the kernel's coarse

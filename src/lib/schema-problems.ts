@@ -22,9 +22,19 @@ export function describeSchemaProblem(message: string, schema: unknown, unknownW
   }
   const pattern = (schema as { pattern?: unknown }).pattern;
   if (typeof pattern === 'string' && message.startsWith('Expected string to match')) return patternRules.get(pattern) ?? message.replace(/^Expected/, 'expected');
+  // "Expected object to have at least 1 properties": say which fields it takes instead.
+  if (message.startsWith('Expected object to have at least')) return atLeastProblem(schema as SchemaShape);
   // TypeBox says only "Expected union value": say what the union takes instead.
   if (Array.isArray((schema as SchemaShape).anyOf)) return `expected ${describeSchema(schema as SchemaShape)}`;
   return message.replace(/^Expected/, 'expected');
+}
+
+/** An object with fewer properties than its minProperties: which it takes ('expected at least one of replicas, task'). */
+function atLeastProblem(s: SchemaShape): string {
+  const count = typeof s.minProperties === 'number' ? s.minProperties : 1;
+  const names = Object.keys(s.properties ?? {});
+  if (names.length === 0) return `expected at least ${count} ${count === 1 ? 'field' : 'fields'}`;
+  return `expected at least ${count === 1 ? 'one' : count} of ${names.join(', ')}`;
 }
 
 /** The parts of a JSON schema (as TypeBox makes them) that describeSchema reads. */
@@ -35,6 +45,8 @@ interface SchemaShape {
   readonly items?: SchemaShape | readonly SchemaShape[];
   readonly pattern?: unknown;
   readonly description?: unknown;
+  readonly minProperties?: unknown;
+  readonly properties?: Readonly<Record<string, unknown>>;
 }
 
 const typeWords: Readonly<Record<string, readonly [one: string, many: string]>> = {

@@ -285,7 +285,7 @@ export class WorkerAgent implements WorkerAgentApi {
       const failure = classifyRuntimeError(err);
       endSpan(traced, failure.message);
       this.finish(entry, 'failed', null, { class: failure.failureClass, message: failure.message });
-      this.logger.warn({ ...task, ...trace, reason: failure.reason, failureClass: failure.failureClass, msg: failure.message }, 'task failed to start');
+      this.logger.warn({ ...task, ...trace, reason: failure.reason, failureClass: failure.failureClass, problem: failure.message }, 'task failed to start');
     }
   }
 
@@ -313,7 +313,7 @@ export class WorkerAgent implements WorkerAgentApi {
           this.logger.warn({ task: entry.taskId, containerId: id }, 'task container disappeared');
           return;
         }
-        this.logger.warn({ task: entry.taskId, containerId: id, msg: failure.message }, 'waiting on a container failed; retrying');
+        this.logger.warn({ task: entry.taskId, containerId: id, problem: failure.message }, 'waiting on a container failed; retrying');
         await sleepOn(this.clock, this.waitRetryMs, this.closing.signal);
       }
     }

@@ -240,6 +240,15 @@ describe('the OpenAPI document', () => {
     }
   });
 
+  it('says in words what a numeric query parameter takes, which the handler checks itself (outside tester)', () => {
+    const query = (path: string, method: string) => Object.fromEntries(((doc.paths[path]![method] as { parameters?: { in: string; name: string; description?: string; schema: { description?: string } }[] }).parameters ?? [])
+      .filter((p) => p.in === 'query').map((p) => [p.name, p.description ?? p.schema.description ?? '']));
+    for (const path of ['/v1/tasks', '/v1/workers', '/v1/services', '/v1/audit']) expect(query(path, 'get')['limit'], path).toMatch(/from 1 to 1000 \(default 100\)/);
+    expect(query('/v1/tasks/{id}/logs', 'get')['tail']).toMatch(/from 0 to 100000 \(default 1000\)/);
+    expect(query('/v1/kv/{key}', 'delete')['ifVersion']).toMatch(/whole number >= 0/);
+    expect(query('/v1/audit', 'get')['since']).toMatch(/ISO 8601/);
+  });
+
   it('documents the Idempotency-Key header of the two submission routes, as the handler checks it', async () => {
     for (const path of ['/v1/tasks', '/v1/tasks/batch']) {
       const params = (doc.paths[path]!['post'] as { parameters?: { in: string; name: string; required?: boolean; schema: { maxLength?: number } }[] }).parameters ?? [];

@@ -93,4 +93,32 @@ describe('routes that take no body or no query', () => {
     expect(r.statusCode).toBe(400);
     expect(r.json()).toEqual({ error: { code: 'INVALID_PARAM', message: 'query.workerId: unknown field' } });
   });
+
+  it('a query parameter that is not percent-encoded UTF-8 is 400 INVALID_PARAM naming it, not matched as literal text (outside tester)', async () => {
+    for (const [url, message] of [
+      ['/v1/tasks?name=%FF%FE', 'query.name: not percent-encoded UTF-8'],
+      ['/v1/tasks?name=100%', 'query.name: not percent-encoded UTF-8'],
+      ['/v1/kv/a?consistency=%E2%82', 'query.consistency: not percent-encoded UTF-8'],
+      ['/v1/tasks?na%FFme=x', 'query: the parameter name "na%FFme" is not percent-encoded UTF-8'],
+    ] as const) {
+      const r = await call('GET', url);
+      expect(r.statusCode, url).toBe(400);
+      expect(r.json()).toEqual({ error: { code: 'INVALID_PARAM', message } });
+    }
+    // Well-encoded text, '+' for a space and an encoded '%' are fine; the probes take whatever they are given.
+    expect((await call('GET', '/v1/kv/a?consistency=%73tale')).statusCode).not.toBe(400);
+    for (const url of ['/v1/tasks?name=%E2%82%AC', '/v1/tasks?name=a+b', '/v1/tasks?name=100%25']) expect((await call('GET', url)).statusCode, url).not.toBe(400);
+    for (const url of ['/health?x=%FF', '/ready?x=%FF']) expect((await call('GET', url)).statusCode, url).toBe(200);
+  });
+
+  it('a JSON body declared in another charset than UTF-8 is 415 saying so; utf-8 in any spelling is fine', async () => {
+    const put = (contentType: string) => app.inject({ method: 'PUT', url: '/v1/kv/a', headers: { 'content-type': contentType }, payload: '{"value":"x"}' });
+    for (const ct of ['application/json; charset=latin1', 'application/json;charset="ISO-8859-1"', 'application/json; charset=utf-16']) {
+      const r = await put(ct);
+      expect(r.statusCode, ct).toBe(415);
+      expect(r.json().error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+      expect(r.json().error.message).toContain('send JSON as UTF-8');
+    }
+    for (const ct of ['application/json', 'application/json; charset=utf-8', 'application/json; charset=UTF8', 'application/json; charset="utf-8"']) expect((await put(ct)).statusCode, ct).toBe(200);
+  });
 });

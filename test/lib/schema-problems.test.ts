@@ -36,4 +36,10 @@ describe('describeSchemaProblem', () => {
     expect(problemOf(ref, '..')).toBe(': expected an accessor or a name');
     expect(problemOf(Type.Object({ o: Type.Union([Type.Object({ a: Type.String() }), Type.Null()]) }), { o: 3 })).toBe('/o: expected an object or null');
   });
+
+  it('says which fields an object that must have some takes, not "at least 1 properties"', () => {
+    const patch = Type.Object({ replicas: Type.Optional(Type.Integer()), task: Type.Optional(Type.String()) }, { additionalProperties: false, minProperties: 1 });
+    expect(problemOf(patch, {})).toBe(': expected at least one of replicas, task');
+    expect(problemOf(Type.Record(Type.String(), Type.String(), { minProperties: 2 }), { a: 'x' })).toBe(': expected at least 2 fields');
+  });
 });

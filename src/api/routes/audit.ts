@@ -13,6 +13,7 @@ import type { AuditQuery, AuditRefusal, AuditService } from '../../contracts/ser
 import { parseIntegerParam } from '../validation.js';
 import { listLimit } from './tasks.js';
 import { Nullable } from '../../lib/nullable.js';
+import { LimitParam } from '../schemas.js';
 
 export interface AuditRoutesOptions {
   audit: AuditService;
@@ -20,10 +21,10 @@ export interface AuditRoutesOptions {
 
 const AuditQuerySchema = Type.Object(
   {
-    since: Type.Optional(Type.String()),
+    since: Type.Optional(Type.String({ description: "lines from this time on: an ISO 8601 time with a date and a time of day ('2030-01-01T12:00:00Z'), or milliseconds since the epoch" })),
     principal: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-    limit: Type.Optional(Type.String()),
-    cursor: Type.Optional(Type.String()),
+    limit: Type.Optional(LimitParam),
+    cursor: Type.Optional(Type.String({ description: "the previous page's nextCursor: a whole number >= 0 in decimal digits" })),
   },
   { additionalProperties: false },
 );

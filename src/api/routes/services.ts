@@ -20,6 +20,7 @@ import { limits } from '../../lib/limits.js';
 import { requestContext } from './kv.js';
 import { listLimit } from './tasks.js';
 import { Nullable } from '../../lib/nullable.js';
+import { LimitParam } from '../schemas.js';
 
 const Name = Type.String({ pattern: serviceNamePattern });
 const specParts = {
@@ -41,7 +42,7 @@ const PatchBody = Type.Object({ replicas: Type.Optional(Replicas), task: Type.Op
 const NameParams = Type.Object({ name: Name });
 const ListQuery = Type.Object(
   {
-    limit: Type.Optional(Type.String()),
+    limit: Type.Optional(LimitParam),
     cursor: Type.Optional(Name),
     consistency: Type.Optional(Type.Union([Type.Literal('linearizable'), Type.Literal('stale')])),
   },

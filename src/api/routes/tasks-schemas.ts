@@ -2,6 +2,7 @@
 // carry text: integers are parsed by hand (no coercion), and unknown query parameters are refused.
 import { Type, type Static } from '@sinclair/typebox';
 import { limits } from '../../lib/limits.js';
+import { LimitParam, TailParam } from '../schemas.js';
 import { CapacitySchema, LabelsSchema } from '../../kv/placement-schemas.js';
 import { TaskSpecSchema } from '../../kv/task-spec.js';
 import { FollowParam } from './worker-schemas.js';
@@ -28,7 +29,7 @@ export const TaskListQuerySchema = Type.Object(
     state: Type.Optional(TaskStateLiteral),
     workerId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: WorkerIdPattern })),
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
-    limit: Type.Optional(Type.String()),
+    limit: Type.Optional(LimitParam),
     cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9._-]+$' })),
     consistency: Consistency,
   },
@@ -39,12 +40,12 @@ export type TaskListQuerySchema = Static<typeof TaskListQuerySchema>;
 export const ConsistencyQuery = Type.Object({ consistency: Consistency }, { additionalProperties: false });
 export type ConsistencyQuery = Static<typeof ConsistencyQuery>;
 
-export const TaskLogsQuery = Type.Object({ tail: Type.Optional(Type.String()), follow: FollowParam }, { additionalProperties: false });
+export const TaskLogsQuery = Type.Object({ tail: Type.Optional(TailParam), follow: FollowParam }, { additionalProperties: false });
 export type TaskLogsQuery = Static<typeof TaskLogsQuery>;
 
 export const WorkerListQuery = Type.Object(
   {
-    limit: Type.Optional(Type.String()),
+    limit: Type.Optional(LimitParam),
     cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: WorkerIdPattern })),
     consistency: Consistency,
   },

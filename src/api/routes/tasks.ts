@@ -53,7 +53,6 @@ const IdempotencyKeyHeader = Type.Object({
     }),
   ),
 });
-const tailLinesMax = 100_000;
 /** A submission past its namespace's quota (in insecure clusters too), or a retry with another spec. */
 const submissionErrors = ['QUOTA_EXCEEDED', 'IDEMPOTENCY_KEY_REUSED'] as const;
 const logsAnswer = bodyAnswer("the container's output, from the worker of the latest attempt (follow=true: chunked, as it is written)", { 'text/plain': textSchema });
@@ -119,7 +118,7 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { t
     '/v1/tasks/:id/logs',
     { schema: { params: TaskIdParams, querystring: TaskLogsQuery, documentedResponse: { 200: logsAnswer }, errorCodes: ['TASK_LOGS_GONE', 'WORKER_UNAVAILABLE'] } },
     async (req, reply) => {
-      const tail = parseIntegerParam('tail', req.query.tail, { min: 0, max: tailLinesMax }) ?? limits.runtimeLogTailLinesDefault;
+      const tail = parseIntegerParam('tail', req.query.tail, { min: 0, max: limits.logTailLinesMax }) ?? limits.runtimeLogTailLinesDefault;
       if (req.query.follow === 'true') return follows.serve(reply, (signal) => tasks.followTaskLogs(req.params.id, tail, requestContext(req), signal));
       const text = await tasks.taskLogs(req.params.id, tail, requestContext(req));
       return reply.type('text/plain; charset=utf-8').send(text);

@@ -4,6 +4,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { limits } from '../../lib/limits.js';
 import { stopSignals } from '../../contracts/task-model.js';
 import { Nullable } from '../../lib/nullable.js';
+import { TailParam } from '../schemas.js';
 
 const Counter = (minimum: number) => Type.Integer({ minimum, maximum: Number.MAX_SAFE_INTEGER });
 const StringMap = Type.Record(Type.String(), Type.String());
@@ -70,7 +71,7 @@ export type StopQuery = Static<typeof StopQuery>;
 /** ?follow=true: the output as it is written, until the container has exited. */
 export const FollowParam = Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')]));
 
-export const LogsQuery = Type.Object({ tail: Type.Optional(Type.String()), follow: FollowParam }, { additionalProperties: false });
+export const LogsQuery = Type.Object({ tail: Type.Optional(TailParam), follow: FollowParam }, { additionalProperties: false });
 export type LogsQuery = Static<typeof LogsQuery>;
 
 export const WorkerTaskStatusReply = Type.Object({

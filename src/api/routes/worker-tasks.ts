@@ -23,7 +23,6 @@ const assignmentCheck = TypeCompiler.Compile(AssignmentBody);
 
 /** A request waits for the agent until shortly before its deadline, then answers the status as it is. */
 const answerMarginMs = 100;
-const tailLinesMax = 100_000;
 
 export const workerTaskRoutes: FastifyPluginAsync<WorkerTaskRoutesOptions> = async (app, { agent, bodyLimitBytes }) => {
   const follows = new TextStreams(app, limits.logFollowsMax, 'followed logs');
@@ -86,7 +85,7 @@ export const workerTaskRoutes: FastifyPluginAsync<WorkerTaskRoutesOptions> = asy
     '/v1/tasks/:id/logs',
     { schema: { params: TaskParams, querystring: LogsQuery } },
     async (req, reply) => {
-      const tail = parseIntegerParam('tail', req.query.tail, { min: 0, max: tailLinesMax }) ?? limits.runtimeLogTailLinesDefault;
+      const tail = parseIntegerParam('tail', req.query.tail, { min: 0, max: limits.logTailLinesMax }) ?? limits.runtimeLogTailLinesDefault;
       if (req.query.follow === 'true') return follows.serve(reply, (signal) => agent.followLogs(req.params.id, tail, signal));
       const text = await agent.logs(req.params.id, tail);
       return reply.type('text/plain; charset=utf-8').send(text);
