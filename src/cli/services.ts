@@ -3,7 +3,7 @@
 // service's monitorS, no rollout under way) with a line per change, and exits 1 as soon as its rollout rolled back or
 // paused, or a replica failed.
 import { InvalidArgumentError, type Command } from 'commander';
-import { failureActions, updateOrders, type ServiceView } from '../contracts/service-model.js';
+import { failureActions, updateOrders, type ReplicaView, type ServiceView } from '../contracts/service-model.js';
 import type { Page } from '../contracts/services.js';
 import { stopSignals, taskPriorities, type HealthCheckSpec, type TaskSpec } from '../contracts/task-model.js';
 import { limits } from '../lib/limits.js';
@@ -65,12 +65,32 @@ export function stopFieldsOf(f: { stopSignal?: string; stopTimeout?: number }): 
 
 const path = (name: string): string => `/v1/services/${encodeURIComponent(name)}`;
 
-/** The request's health check from the flags (at most one kind), or undefined. */
-function healthCheckOf(f: SpecFlags, cmd: Command): HealthCheckSpec | undefined {
+/** Whether any health-check flag is given (a kind, or a timing alone). */
+function healthFlagsGiven(f: SpecFlags): boolean {
+  return [f.healthHttp, f.healthTcp, f.healthExec, f.healthInterval, f.healthTimeout, f.healthRetries, f.healthStartPeriod].some((v) => v !== undefined);
+}
+
+/**
+ * The request's health check from the flags (at most one kind), or undefined when none is given. `current`: the
+ * service's check for an update (null: it has none), whose timings stay unless a flag changes them, and whose kind
+ * stays when only timings are given; undefined for a create, where a timing takes the defaults' place and a timing
+ * without a kind is a usage error (it was dropped silently).
+ */
+function healthCheckOf(f: SpecFlags, cmd: Command, current?: HealthCheckSpec | null): HealthCheckSpec | undefined {
   const kinds = [f.healthHttp, f.healthTcp, f.healthExec].filter((k) => k !== undefined).length;
-  if (kinds === 0) return undefined;
   if (kinds > 1) cmd.error('error: give at most one of --health-http, --health-tcp and --health-exec');
-  const timing = { intervalS: f.healthInterval ?? 5, timeoutS: f.healthTimeout ?? 2, retries: f.healthRetries ?? 3, startPeriodS: f.healthStartPeriod ?? 0 };
+  const base = current ?? { intervalS: 5, timeoutS: 2, retries: 3, startPeriodS: 0 };
+  const timing = {
+    intervalS: f.healthInterval ?? base.intervalS, timeoutS: f.healthTimeout ?? base.timeoutS,
+    retries: f.healthRetries ?? base.retries, startPeriodS: f.healthStartPeriod ?? base.startPeriodS,
+  };
+  if (kinds === 0) {
+    if (!healthFlagsGiven(f)) return undefined;
+    const which = 'give --health-http, --health-tcp or --health-exec with it';
+    if (current === undefined) return cmd.error(`error: --health-interval, --health-timeout, --health-retries and --health-start-period set a health check's timings: ${which}`);
+    if (current === null) return cmd.error(`error: the service has no health check to change the timings of: ${which}`);
+    return { ...current, ...timing };
+  }
   if (f.healthHttp !== undefined) {
     const [port, ...rest] = f.healthHttp.split(':');
     return { type: 'http', port: port ?? '', path: rest.length === 0 ? '/' : rest.join(':'), ...timing };
@@ -126,11 +146,14 @@ export function splitCommandLine(line: string): string[] | string {
   return words;
 }
 
-/** The service-level parts of a create or update body that the flags give. */
-function partsOf(f: SpecFlags, cmd: Command): Record<string, unknown> {
+/**
+ * The service-level parts of a create or update body that the flags give; `currentHealth` as healthCheckOf's `current`
+ * (an update's health flags change the check the service has).
+ */
+function partsOf(f: SpecFlags, cmd: Command, currentHealth?: HealthCheckSpec | null): Record<string, unknown> {
   const body: Record<string, unknown> = {};
   if (f.port !== undefined) body.ports = f.port.map((name) => ({ name }));
-  const health = healthCheckOf(f, cmd);
+  const health = healthCheckOf(f, cmd, currentHealth);
   if (health !== undefined) body.healthCheck = health;
   const update: Record<string, unknown> = {};
   if (f.parallelism !== undefined) update.parallelism = f.parallelism;
@@ -203,6 +226,14 @@ export class ServiceWait {
       // The rollout's message names its state ("paused: replica ... failed: ..."), so it is not said twice.
       return { verdict: 'failed', message: `service ${s.name} ${s.rollout.message ?? `${state}: no reason was recorded`}` };
     }
+    if (this.rollout && state === 'rolling-back' && s.rollout.message !== null) {
+      // The update failed and goes back to the version that ran before, replacing a replica that fails on the way, for
+      // as long as it takes: one that does fails the wait, which would otherwise follow that for ever.
+      const failed = this.failedReplicaOf(s, s.version);
+      if (failed !== null) {
+        return { verdict: 'failed', message: `service ${s.name} ${s.rollout.message}; on the way back, replica ${failed.taskId} of version ${failed.version} failed too: ${failed.failure} (the service goes on replacing it)` };
+      }
+    }
     if (state === 'updating' || state === 'rolling-back') return this.notStable();
     if (state === 'paused') return s.tasks.length === s.replicas.desired && s.tasks.every((t) => t.desiredState === 'run') ? { verdict: 'done' } : { verdict: 'wait' };
     const failed = this.failedReplica(s);
@@ -224,11 +255,15 @@ export class ServiceWait {
 
   /** A replica meant to run that failed by its own doing since the first reading, or is unhealthy now. */
   private failedReplica(s: ServiceView): WaitVerdict | null {
+    const t = this.failedReplicaOf(s, null);
+    return t === null ? null : { verdict: 'failed', message: `service ${s.name}: replica ${t.taskId} of version ${t.version} failed: ${t.failure}` };
+  }
+
+  /** The first such replica, of `version` only unless null. */
+  private failedReplicaOf(s: ServiceView, version: number | null): (ReplicaView & { failure: string }) | null {
     for (const t of s.tasks) {
-      if (t.desiredState !== 'run' || t.failure === null) continue;
-      if (t.health === 'unhealthy' || t.attempt > (this.firstAttempts.get(t.taskId) ?? 1)) {
-        return { verdict: 'failed', message: `service ${s.name}: replica ${t.taskId} of version ${t.version} failed: ${t.failure}` };
-      }
+      if (t.desiredState !== 'run' || t.failure === null || (version !== null && t.version !== version)) continue;
+      if (t.health === 'unhealthy' || t.attempt > (this.firstAttempts.get(t.taskId) ?? 1)) return { ...t, failure: t.failure };
     }
     return null;
   }
@@ -279,9 +314,11 @@ const serviceUpdateAttemptsMax = 5;
 async function updateBody(
   client: ApiClient, name: string, command: string[], f: SpecFlags & { image?: string; replicas?: number }, cmd: Command, secrets: Record<string, string> | undefined, readsTask: boolean,
 ): Promise<Record<string, unknown>> {
-  const body: Record<string, unknown> = partsOf(f, cmd);
-  if (readsTask) {
-    const current = await client.request<ServiceView>('GET', path(name));
+  // Health flags change the check the service has (its other timings kept): read, then sent back with ifVersion.
+  const current = readsTask || healthFlagsGiven(f) ? await client.request<ServiceView>('GET', path(name)) : null;
+  const body: Record<string, unknown> = partsOf(f, cmd, current === null ? undefined : (current.spec.healthCheck ?? null));
+  if (current !== null) body.ifVersion = current.version;
+  if (readsTask && current !== null) {
     const task: Record<string, unknown> = { ...(current.spec as TaskSpec) };
     // What the service adds to the task is kept by the PATCH itself. The current secret values come back as
     // "<redacted>", which a service PATCH takes to mean "keep this variable's value".
@@ -298,7 +335,6 @@ async function updateBody(
     if (command.length > 0) task.command = command;
     Object.assign(task, stopFieldsOf(f));
     body.task = task;
-    body.ifVersion = current.version;
   }
   if (f.replicas !== undefined) body.replicas = f.replicas;
   return body;
@@ -425,7 +461,7 @@ export function addServiceCommands(program: Command, globals: Globals): void {
       const client = apiClientFor(g.api);
       const secrets = f.secretEnv !== undefined || f.secretEnvFile !== undefined ? secretEnvOf(f, cmd) : undefined;
       const readsTask = f.image !== undefined || f.env !== undefined || secrets !== undefined || command.length > 0 || f.stopSignal !== undefined || f.stopTimeout !== undefined;
-      if (!readsTask && f.replicas === undefined && Object.keys(partsOf(f, cmd)).length === 0) cmd.error('error: nothing to change: give --image, --env, a command, or another flag');
+      if (!readsTask && f.replicas === undefined && !healthFlagsGiven(f) && Object.keys(partsOf(f, cmd)).length === 0) cmd.error('error: nothing to change: give --image, --env, a command, or another flag');
       // A task changed here is the one read with these changes, sent whole with the version read (ifVersion): another
       // update applied in between is not undone by it, the 409 says so, and the change is made again on what is now.
       for (let attempt = 1; ; attempt++) {

@@ -40,6 +40,22 @@ describe('ServiceWait', () => {
     ]);
   });
 
+  it('an update rolling back by itself waits for the way back, and fails once a replica of the version it goes back to fails too (it never ended: outside tester)', () => {
+    const message = 'rolled back: replica t4 of version 3 failed: unhealthy: exec exited 1';
+    const back = (tasks: ReplicaView[]) => ({ ...view('rolling-back', 2, tasks), rollout: { state: 'rolling-back' as const, fromVersion: 3, message } });
+    const start = view('updating', 3, [replica('t1', 2), replica('t2', 2), replica('t3', 2)]);
+    // The failed version's replica is still there, unhealthy: that is what the rollback is about, not a reason to stop.
+    const goingBack = back([replica('t1', 2), replica('t2', 2), replica('t4', 3, 'unhealthy', { failure: 'unhealthy: exec exited 1' })]);
+    const oldFails = back([replica('t1', 2, 'unhealthy', { failure: 'unhealthy: exec exited 1' }), replica('t2', 2), replica('t5', 2, 'starting')]);
+    expect(verdicts(start, true, [[0, goingBack], [1, oldFails]])).toEqual([
+      'wait',
+      `failed: service tk2 ${message}; on the way back, replica t1 of version 2 failed too: unhealthy: exec exited 1 (the service goes on replacing it)`,
+    ]);
+    // A rollback that gets there ends failed as before, with the update's reason.
+    const done = { ...view('rolled-back', 2, [replica('t1', 2), replica('t2', 2), replica('t3', 2)]), rollout: { state: 'rolled-back' as const, fromVersion: 3, message } };
+    expect(verdicts(start, true, [[0, goingBack], [1, done]])).toEqual(['wait', `failed: service tk2 ${message}`]);
+  });
+
   it('a followed rollout that rolled back ends failed; one under way waits; one completed is done once all are healthy (it watched its batches itself)', () => {
     const start = view('updating', 3, []);
     expect(verdicts(start, true, [[0, view('rolled-back', 2, [replica('t1', 2), replica('t2', 2), replica('t3', 2)])]])[0]).toMatch(/^failed: service tk2 rolled-back: no reason/);

@@ -31,6 +31,27 @@ describe.concurrent('minkube service get', () => {
 });
 
 describe('minkube service update', () => {
+  it('health flags change the check the service has, its other timings kept; a timing alone is a change; create refuses a timing without a check (outside tester)', async () => {
+    const check = async (name: string) => (await c.http<{ spec: { healthCheck?: Record<string, unknown> } }>('m1', 'GET', `/v1/services/${name}`)).body.spec.healthCheck;
+    const create = ['service', 'create', 'hc', 'busybox', '--replicas', '0', '--port', 'web', '--health-tcp', 'web', '--health-interval', '1', '--health-timeout', '1', '--health-retries', '2', '--health-start-period', '7', '--', 'serve'];
+    const made = await cli(create);
+    expect(made.code, made.stderr).toBe(0);
+    const kept = { intervalS: 1, timeoutS: 1, retries: 2, startPeriodS: 7 };
+    const http = await cli(['service', 'update', 'hc', '--health-http', 'web:/b']);
+    expect(http.code, http.stderr).toBe(0);
+    expect(await check('hc')).toEqual({ type: 'http', port: 'web', path: '/b', ...kept });
+    const retries = await cli(['service', 'update', 'hc', '--health-retries', '5']);
+    expect(retries.code, retries.stderr).toBe(0);
+    expect(await check('hc')).toEqual({ type: 'http', port: 'web', path: '/b', ...kept, retries: 5 });
+    const bare = await cli(['service', 'create', 'nohc', 'busybox', '--replicas', '0', '--health-retries', '3']);
+    expect([bare.code, bare.stderr]).toEqual([2, expect.stringContaining('give --health-http, --health-tcp or --health-exec')]);
+    expect((await c.http('m1', 'GET', '/v1/services/nohc')).status).toBe(404);
+    expect((await cli(['service', 'create', 'plain', 'busybox', '--replicas', '0'])).code).toBe(0);
+    const none = await cli(['service', 'update', 'plain', '--health-interval', '3']);
+    expect([none.code, none.stderr]).toEqual([2, expect.stringContaining('the service has no health check')]);
+    await Promise.all(['hc', 'plain'].map((n) => cli(['service', 'rm', n])));
+  });
+
   it('four at once, each adding its own variable: every one lands, each in its own version', async () => {
     expect((await cli(['service', 'create', 'racing', 'busybox', '--replicas', '1', '--env', 'BASE=1', '--', 'serve'])).code).toBe(0);
     const runs = await Promise.all(['A', 'B', 'C', 'D'].map((k) => cli(['service', 'update', 'racing', '--env', `${k}=1`])));
