@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { HealthCheckSpec, StoredWorker, TaskRecord, TaskSpec } from '../../src/contracts/task-model.js';
 import type { ServiceRecord } from '../../src/contracts/service-model.js';
 import { TaskStore } from '../../src/kv/task-store.js';
+import type { TaskCommand } from '../../src/kv/task-commands.js';
 import { encodeTaskSnapshot } from '../../src/kv/task-snapshot.js';
 import { StateDnsView } from '../../src/manager/dns/state-view.js';
 import { ManualClock } from '../support/manual-clock.js';
@@ -90,5 +91,71 @@ describe('replicas being stopped', () => {
     expect(view.service('gone')).toBeUndefined();
     // Still a placed task: its own name resolves until it ends.
     expect(view.task('t3')).toBeDefined();
+  });
+});
+
+describe('replicas the cluster is stopping, by every path', () => {
+  const spec: TaskSpec = { image: 'i', ports: [{ name: 'http' }] };
+  const web = { name: 'web', version: 1, versions: [{ version: 1, spec, createdAtMs: 0 }] } as unknown as ServiceRecord;
+
+  /** Four replicas of web, three on w2 (127.0.0.2) and one on w1, as the drain repro had them; applying moves the index. */
+  function cluster(): { store: TaskStore; view: StateDnsView; apply: (cmd: TaskCommand) => void } {
+    const store = new TaskStore();
+    store.restore(encodeTaskSnapshot({
+      tasks: [
+        record('t1', { service: svc, ports: port(20001) }),
+        record('t2', { service: svc, workerId: 'w2', ports: port(20002, '127.0.0.2') }),
+        record('t3', { service: svc, workerId: 'w2', ports: port(20003, '127.0.0.2') }),
+        record('t4', { service: svc, workerId: 'w2', ports: port(20004, '127.0.0.2') }),
+      ],
+      workers: [worker('w1', '127.0.0.1:9001'), worker('w2', '127.0.0.2:9002')],
+      cursor: null,
+      idempotency: [],
+    }));
+    let index = 1;
+    // No rebuild interval: each applied entry is seen by the next query, as it is once rebuildIntervalMs passed.
+    const view = new StateDnsView({ store, clock: new ManualClock(0), appliedIndex: () => index, leaderId: () => null, members: () => [], services: () => [web], rebuildIntervalMs: 0 });
+    const apply = (cmd: TaskCommand): void => {
+      expect(store.apply(cmd).ok).toBe(true);
+      index++;
+    };
+    return { store, view, apply };
+  }
+  const answered = (view: StateDnsView) => view.service('web')!.healthy.map((t) => t.id);
+
+  it('a drain: the replicas on the drained worker leave DNS once it is applied, while their desired state is still run', () => {
+    const { store, view, apply } = cluster();
+    expect(answered(view)).toEqual(['t1', 't2', 't3', 't4']);
+    apply({ op: 'worker.availability', workerId: 'w2', availability: 'drain', atMs: 1000 });
+    // What GET /v1/tasks says at that moment: still running, desired run, draining.
+    expect(['t2', 't3', 't4'].map((id) => [store.task(id)!.state, store.task(id)!.desiredState, store.task(id)!.draining])).toEqual(Array(3).fill(['running', 'run', true]));
+    expect(answered(view)).toEqual(['t1']);
+    expect(view.service('web')!.healthy.map((t) => t.address?.ip)).toEqual(['127.0.0.1']);
+    // As for a rollout's stop: a task's own name resolves until it has stopped (an SRV answer read just before may name it).
+    expect(view.task('t2')).toBeDefined();
+  });
+
+  it('a record marked draining with desired state run is not answered (the rule reads the record, not the command)', () => {
+    const store = new TaskStore();
+    store.restore(encodeTaskSnapshot({
+      tasks: [record('t1', { service: svc, ports: port(20001) }), record('t2', { service: svc, ports: port(20002), draining: true })],
+      workers: [worker('w1', '127.0.0.1:9001')],
+      cursor: null,
+      idempotency: [],
+    }));
+    const view = new StateDnsView({ store, clock: new ManualClock(0), appliedIndex: () => 1, leaderId: () => null, members: () => [], services: () => [web] });
+    expect(answered(view)).toEqual(['t1']);
+  });
+
+  it('a pause keeps what runs there answered; a stop of a task and a worker declared down take replicas out at once', () => {
+    const { view, apply } = cluster();
+    apply({ op: 'worker.availability', workerId: 'w2', availability: 'pause', atMs: 1000 });
+    expect(answered(view)).toEqual(['t1', 't2', 't3', 't4']);
+    // A rollout's or a scale-down's stops, and a removal's, apply as this one does (service-store.ts: stopMany).
+    apply({ op: 'task.stop', taskId: 't2', atMs: 1100 });
+    expect(answered(view)).toEqual(['t1', 't3', 't4']);
+    // A worker declared down: its attempts are lost and placed again (pending), not answered meanwhile.
+    apply({ op: 'worker.state', workerId: 'w2', state: 'down', ifHeartbeats: 1, atMs: 1200, lost: [{ taskId: 't3', attempt: 1, retryAtMs: 1200 }, { taskId: 't4', attempt: 1, retryAtMs: 1200 }] });
+    expect(answered(view)).toEqual(['t1']);
   });
 });

@@ -1,12 +1,14 @@
 // The DNS view of a manager's applied state: services from the service store (or, without one, from the task records
 // that name one) and their healthy replicas (running, its health check if it has one said healthy, and not being
-// stopped: a replica a rollout or a removal is stopping, and every replica of a removed service, leaves DNS at once,
-// not when its stop grace ends), placed tasks, the managers and the leader.
+// stopped: a replica the cluster is stopping, by a rollout, a scale-down, a stop, a removal or its worker's drain, and
+// every replica of a removed service, leaves DNS at once, not when its stop grace ends), placed tasks, the managers
+// and the leader.
 // Rebuilt when the applied index moved, at most every rebuildIntervalMs: answers may trail the state by that much,
 // well inside their 5 s TTL, and a burst of queries costs one pass over the live tasks.
 import type { TaskRecord } from '../../contracts/task-model.js';
 import type { ServiceRecord } from '../../contracts/service-model.js';
 import type { TaskStore } from '../../kv/task-store.js';
+import { stopWanted } from '../../kv/task-rules.js';
 import type { Clock } from '../../lib/clock.js';
 import { addressOfHostPort, portOfHostPort, type DnsAddress, type DnsManager, type DnsService, type DnsTask, type DnsView } from './view.js';
 
@@ -96,7 +98,9 @@ export class StateDnsView implements DnsView {
           services.set(key, (s = { portNames: new Set(), healthy: [] }));
         }
         for (const p of t.spec.ports ?? []) s.portNames.add(p.name.toLowerCase());
-        if (placed !== null && isHealthy(t) && t.desiredState !== 'stop') s.healthy.push(placed);
+        // Being stopped is what a worker is told (stopWanted): a drained replica still wants to run, elsewhere, but
+        // this attempt is stopping, and goes on answering for its whole stop grace otherwise.
+        if (placed !== null && isHealthy(t) && !stopWanted(t)) s.healthy.push(placed);
       }
     }
     for (const s of services.values()) s.healthy.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
