@@ -232,7 +232,7 @@ export async function runTaskGet(apiUrl: string, id: string, out: Output): Promi
     ...(spec.ports === undefined ? [] : [['ports', spec.ports.map((p) => `${p.name}=${t.ports?.find((a) => a.name === p.name)?.address ?? '-'}`).join(' ')] as [string, string]]),
     ...(t.health === undefined ? [] : [['health', t.health] as [string, string]]),
     // A service's replica is restarted without bound (task-rules.ts): its maxAttempts does not apply.
-    ['attempt', t.service === undefined ? `${attemptText(t, spec.maxAttempts ?? 3)} (restart: ${spec.restartPolicy ?? 'never'})` : `${t.attempt} (replica of service ${t.service.name} version ${t.service.version}: restarted without bound)`],
+    ['attempt', t.service === undefined ? `${attemptText(t, spec.maxAttempts ?? 3)} (restart: ${spec.restartPolicy ?? 'never'})` : `${t.attempt} (replica of service ${t.service.name} version ${t.service.version}: restarted without bound${drainedText(t)})`],
     ['container', t.containerId ?? '-'],
     ['exit code', t.exitCode === null ? '-' : String(t.exitCode)],
     ['error', t.error === null ? '-' : `${t.error.class}: ${t.error.message}`],
@@ -302,6 +302,12 @@ export async function runWorkerRemove(apiUrl: string, id: string, out: Output): 
 }
 
 /** The attempt as maxAttempts counts it: those a drain of their worker ended are not counted (task-rules.ts). */
+/** A replica's drained attempts, as its attempt line ends (a service's replicas are restarted without bound). */
+function drainedText(t: TaskRecord): string {
+  const drained = t.drainedAttempts ?? 0;
+  return drained === 0 ? '' : `; ${drained} ended by a drain of its worker`;
+}
+
 function attemptText(t: TaskRecord, max: number): string {
   const drained = t.drainedAttempts ?? 0;
   if (drained === 0) return `${t.attempt} of ${max}`;

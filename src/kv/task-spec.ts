@@ -127,7 +127,7 @@ function portsProblem(spec: SpecRuleFields, prefix: string): string | null {
     return h.path === undefined ? null : unused('path', 'an http check asks for a path');
   }
   if (h.command !== undefined) return unused('command', 'an exec check runs a command');
-  if (h.port === undefined) return `${prefix}healthCheck.port: missing (an ${h.type} check needs a declared port's name)`;
+  if (h.port === undefined) return `${prefix}healthCheck.port: missing (${h.type === 'http' ? 'an http' : 'a tcp'} check needs a declared port's name)`;
   if (!names.has(h.port)) return `${prefix}healthCheck.port: ${JSON.stringify(h.port)} is not a declared port`;
   return h.path === undefined || h.type === 'http' ? null : unused('path', 'an http check asks for a path');
 }

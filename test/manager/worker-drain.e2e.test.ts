@@ -98,6 +98,7 @@ describe('worker drain, pause and activate (3 managers, 2 process workers, real 
       ((await c.http(up()[0]!, 'GET', `/v1/services/drained-${run}`)).body as { tasks: { taskId: string; state: string; workerId: string | null }[] }).tasks;
     await eventually(async () => ((await replicas()).filter((r) => r.state === 'running').length === 2 ? true : undefined), 60_000, 'both replicas running');
 
+    const replicasOnW1 = (await replicas()).filter((r) => r.workerId === 'w1').map((r) => r.taskId);
     const drained = await cli(['worker', 'drain', 'w1']);
     expect(drained, drained.stderr).toMatchObject({ code: 0 });
     expect(drained.stdout).toMatch(/^worker w1 is (draining: its (1 task is|\d+ tasks are) being stopped there and placed elsewhere|drained: it holds no task)/);
@@ -111,6 +112,10 @@ describe('worker drain, pause and activate (3 managers, 2 process workers, real 
       const rs = await replicas();
       return rs.length === 2 && rs.every((r) => r.state === 'running' && r.workerId === 'w2') ? true : undefined;
     }, 60_000, "the service's replicas both running on w2");
+    // task get of a replica moved by the drain shows the drained attempt too (it showed only the attempt: outside tester).
+    for (const id of replicasOnW1) {
+      expect((await cli(['task', 'get', id])).stdout).toMatch(/^attempt:\s+2 \(replica of service drained-\S+ version 1: restarted without bound; 1 ended by a drain of its worker\)$/m);
+    }
     await eventually(async () => ((await worker('w1'))?.taskCount === 0 ? true : undefined), 30_000, 'w1 holding no task');
     // It did stop them: none of them runs there any more.
     expect(await runningOn('w1')).toEqual([]);

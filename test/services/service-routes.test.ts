@@ -55,6 +55,9 @@ describe('service routes', () => {
       [{ name: 'a', task, replicas: 1, ports: [{ name: 'http' }], healthCheck: { ...health, type: 'tcp', path: '/x' } }, /^body\.healthCheck\.path: only an http check asks for a path \(this one is tcp\)$/],
       [{ name: 'a', task, replicas: 1, ports: [{ name: 'http' }], healthCheck: { ...health, command: ['true'] } }, /^body\.healthCheck\.command: only an exec check runs a command \(this one is http\)$/],
       [{ name: 'a', task: { ...task, env: { '1BAD': 'x' } }, replicas: 1 }, /^body\.task\.env\.1BAD: not a valid variable name/],
+      // The service's constraints and namespace take the task's bounds (33 constraints were INVALID_COMMAND: outside tester).
+      [{ name: 'a', task, replicas: 1, constraints: Array.from({ length: 33 }, (_, i) => `node.labels.k${i}==v`) }, /^body\.constraints: expected array length to be less or equal to 32$/],
+      [{ name: 'a', task, replicas: 1, ports: [{ name: 'http' }], healthCheck: { ...health, type: 'tcp', port: undefined } }, /^body\.healthCheck\.port: missing \(a tcp check needs a declared port's name\)$/],
     ];
     for (const [payload, message] of cases) {
       const r = await app.inject({ method: 'POST', url: '/v1/services', payload: payload as object });

@@ -14,7 +14,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { takesNoBody } from '../validation.js';
 import type { ServiceCreateRequest, ServicePatchRequest, ServicesService } from '../../contracts/service-model.js';
 import { serviceNamePattern, UpdateSchema } from '../../kv/service-commands.js';
-import { PrioritySchema } from '../../kv/placement-schemas.js';
+import { ConstraintsSchema, NamespaceSchema, PrioritySchema } from '../../kv/placement-schemas.js';
 import { HealthCheckSchema, portNamePattern, TaskSpecSchema } from '../../kv/task-spec.js';
 import { limits } from '../../lib/limits.js';
 import { requestContext } from './kv.js';
@@ -27,9 +27,11 @@ const specParts = {
   ports: Type.Optional(Type.Array(Type.Object({ name: Type.String({ pattern: portNamePattern }) }, { additionalProperties: false }), { minItems: 1, maxItems: limits.taskPortsMax })),
   healthCheck: Type.Optional(HealthCheckSchema),
   update: Type.Optional(Type.Partial(UpdateSchema, { additionalProperties: false })),
-  constraints: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 64 })),
+  // The task's own bounds: a service's constraints and namespace become its replicas' (more was refused by the
+  // command's check, as INVALID_COMMAND).
+  constraints: Type.Optional(ConstraintsSchema),
   priority: Type.Optional(PrioritySchema),
-  namespace: Type.Optional(Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' })),
+  namespace: Type.Optional(NamespaceSchema),
 };
 const Replicas = Type.Integer({ minimum: 0, maximum: limits.serviceReplicasMax });
 
