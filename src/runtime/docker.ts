@@ -159,6 +159,7 @@ export class DockerRuntime implements ContainerRuntime {
     if (spec.command !== undefined) options.Cmd = [...spec.command];
     // What `docker stop` (ours, or the daemon's own at its shutdown) sends first, for the container's whole life.
     if (spec.stopSignal !== undefined) options.StopSignal = spec.stopSignal;
+    if (spec.stopTimeoutS !== undefined) options.StopTimeout = spec.stopTimeoutS;
     return options;
   }
 

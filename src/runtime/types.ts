@@ -26,6 +26,11 @@ export interface RunSpec {
    * process runtime keeps it with its record, so a restarted worker stops an adopted task the same way.
    */
   stopSignal?: NodeJS.Signals;
+  /**
+   * Docker: the container's StopTimeout, what the engine's own stops wait (`docker stop` by hand, its shutdown). The
+   * worker's stops pass their timeout on each call, which it also reads from the labels it gave the container.
+   */
+  stopTimeoutS?: number;
 }
 
 export type ContainerState = 'created' | 'running' | 'exited';

@@ -91,6 +91,20 @@ describeDocker('DockerRuntime', () => {
       }
     });
 
+    it("gives the container the run's stopSignal and stopTimeoutS as its StopSignal and StopTimeout, and none without them", async () => {
+      const withStop = await rt.run({ name: name(), image: testImage, command: ['sleep', '30'], labels, stopSignal: 'SIGINT', stopTimeoutS: 3 });
+      const without = await rt.run({ name: name(), image: testImage, command: ['sleep', '30'], labels });
+      try {
+        const info = await docker.getContainer(withStop.id).inspect();
+        expect(info.Config).toMatchObject({ StopSignal: 'SIGINT', StopTimeout: 3 });
+        // Absent from dockerode's type; the engine answers it (null when not set: the engine's default, 10 s).
+        const otherConfig = (await docker.getContainer(without.id).inspect()).Config as { StopTimeout?: number | null };
+        expect(otherConfig.StopTimeout ?? null).toBeNull();
+      } finally {
+        await Promise.all([rt.remove(withStop.id), rt.remove(without.id)]);
+      }
+    });
+
     it('wait says when the OOM killer ended a container over its memory limit, and only then', async () => {
       const { id } = await rt.run({ name: name(), image: testImage, command: ['sh', '-c', 'x=a; while true; do x=$x$x; done'], labels, resources: { memoryMb: 16 } });
       const exited137 = await rt.run({ name: name(), image: testImage, command: ['sh', '-c', 'exit 137'], labels, resources: { memoryMb: 16 } });
