@@ -3,7 +3,7 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { Assignment, WaitOptions, WorkerAgentApi, WorkerTaskStatus } from '../contracts/worker.js';
-import type { FencingToken, WorkerStats } from '../contracts/task-model.js';
+import type { FencingToken, TaskSpec, WorkerStats } from '../contracts/task-model.js';
 import { sleepOn, systemClock, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
@@ -17,8 +17,8 @@ import { HealthMonitor, hostExec, type ExecProbe } from './health.js';
 import { labelPorts, portEnv, portsLabel, type PortAllocator } from './ports.js';
 import type { AgentObserver } from './metrics.js';
 import {
-  assignmentToken, compareTokens, exitOutcome, isActive, isFinal, labelWorker, newEntry, oomOf, ownedByInstance, runSpecFor, statusOf, tokenOfContainer,
-  tokenText, type LocalState, type TaskEntry,
+  assignmentToken, compareTokens, exitOutcome, isActive, isFinal, labelWorker, newEntry, oomOf, ownedByInstance, runSpecFor, statusOf, stopOfContainer,
+  tokenOfContainer, tokenText, type LocalState, type TaskEntry,
 } from './task-entry.js';
 
 /** Host figures for a heartbeat; the agent adds its own running-task count. */
@@ -202,7 +202,7 @@ export class WorkerAgent implements WorkerAgentApi {
       const order = compareTokens(a, current);
       if (order < 0) throw staleToken(a, current);
       if (order === 0) {
-        // The same attempt: its spec, which an adopted entry lacks (its stopTimeoutS, stopSignal) until a reconcile.
+        // The same attempt: its spec, which an adopted entry lacks (but the stop its container's labels record) until a reconcile.
         if (current.spec !== a.spec) this.refreshSpecs([a]);
         if (a.desiredState === 'stop') return this.stop(assignmentToken(a), opts);
         await this.settle(current.started, this.untilMs(opts, this.assignWaitMs));
@@ -235,10 +235,10 @@ export class WorkerAgent implements WorkerAgentApi {
       const entry = newEntry(token, current.spec, this.clock.nowMs());
       this.finish(entry, 'stopped', null, null);
       this.tasks.set(token.taskId, entry);
-      await this.settle(this.retire(current, entry), this.untilMs(opts, this.stopTimeoutOf(current) + 2000));
+      await this.settle(this.retire(current, entry), this.untilMs(opts, this.stopTimeoutOf(current.spec) + 2000));
       return statusOf(entry);
     }
-    if (!isFinal(current.state)) await this.settle(this.stopEntry(current), this.untilMs(opts, this.stopTimeoutOf(current) + 2000));
+    if (!isFinal(current.state)) await this.settle(this.stopEntry(current), this.untilMs(opts, this.stopTimeoutOf(current.spec) + 2000));
     return statusOf(current);
   }
 
@@ -365,7 +365,7 @@ export class WorkerAgent implements WorkerAgentApi {
       await entry.started;
       if (entry.state !== 'running' || entry.containerId === null) return;
       try {
-        await this.runtime.stop(entry.containerId, entry.stopAtOnce === true ? 0 : this.stopTimeoutOf(entry), entry.spec.stopSignal);
+        await this.runtime.stop(entry.containerId, entry.stopAtOnce === true ? 0 : this.stopTimeoutOf(entry.spec), entry.spec.stopSignal);
       } catch (err) {
         entry.stopping = null;
         this.logger.warn({ task: entry.taskId, containerId: entry.containerId, err }, 'stopping a container failed');
@@ -377,8 +377,8 @@ export class WorkerAgent implements WorkerAgentApi {
   }
 
   /** From the stop signal to SIGKILL: the spec's stopTimeoutS, else the config's tasks.stopTimeoutMs. */
-  private stopTimeoutOf(entry: TaskEntry): number {
-    return entry.spec.stopTimeoutS === undefined ? this.stopTimeoutMs : entry.spec.stopTimeoutS * 1000;
+  private stopTimeoutOf(spec: Pick<TaskSpec, 'stopTimeoutS'>): number {
+    return spec.stopTimeoutS === undefined ? this.stopTimeoutMs : spec.stopTimeoutS * 1000;
   }
 
   /** Stops a replaced attempt, bounded so a hung runtime cannot block the newer attempt forever. */
@@ -387,7 +387,7 @@ export class WorkerAgent implements WorkerAgentApi {
     this.retiring.add(old);
     this.logger.info({ task: old.taskId, old: tokenText(old), new: tokenText(by), containerId: old.containerId }, 'replacing an older attempt');
     try {
-      await this.settle(this.stopEntry(old), this.clock.monoMs() + this.stopTimeoutOf(old) + 5000);
+      await this.settle(this.stopEntry(old), this.clock.monoMs() + this.stopTimeoutOf(old.spec) + 5000);
       await this.settle(old.finished.then(() => this.cleanUp(old)), this.clock.monoMs() + 5000);
     } finally {
       this.retiring.delete(old);
@@ -459,7 +459,7 @@ export class WorkerAgent implements WorkerAgentApi {
       // Shown beside the verdict, so the task's history says why before the exit is seen.
       entry.error = { class: 'transient', message: entry.unhealthy };
       this.logger.warn({ task: entry.taskId, attempt: entry.attempt, reason: entry.unhealthy }, 'task unhealthy; restarting it');
-      void this.runtime.stop(containerId, this.stopTimeoutOf(entry), entry.spec.stopSignal).catch((err: unknown) => this.logger.warn({ task: entry.taskId, err }, 'could not stop an unhealthy task'));
+      void this.runtime.stop(containerId, this.stopTimeoutOf(entry.spec), entry.spec.stopSignal).catch((err: unknown) => this.logger.warn({ task: entry.taskId, err }, 'could not stop an unhealthy task'));
     }, this.observer === undefined ? undefined : () => this.observer!.healthCheckFailed());
     entry.monitor = monitor;
     monitor.start();
@@ -503,7 +503,11 @@ export class WorkerAgent implements WorkerAgentApi {
     return newest.size;
   }
 
-  private adoptContainer(info: ContainerInfo, token: FencingToken, spec = { image: info.image }): TaskEntry {
+  /**
+   * `spec`: the assignment's; without one (at start) the entry knows the image and the stop its labels record, so that
+   * a stop before any assignment hands the spec back (the task is no longer assigned here) is still the task's own.
+   */
+  private adoptContainer(info: ContainerInfo, token: FencingToken, spec: TaskSpec = { image: info.image, ...stopOfContainer(info) }): TaskEntry {
     const entry = newEntry(token, spec, this.clock.nowMs());
     entry.containerId = info.id;
     entry.startedAtMs = info.startedAt ?? null;
@@ -594,11 +598,14 @@ export class WorkerAgent implements WorkerAgentApi {
   }
 
   private async removeOrphan(c: ContainerInfo): Promise<void> {
-    if (c.state === 'running') await this.runtime.stop(c.id, this.stopTimeoutMs);
+    if (c.state === 'running') {
+      const stop = stopOfContainer(c);
+      await this.runtime.stop(c.id, this.stopTimeoutOf(stop), stop.stopSignal);
+    }
     await this.runtime.remove(c.id);
   }
 
-  /** Adopted entries only know their image: the assignment list hands back the full spec. */
+  /** Adopted entries only know their image and stop (adoptContainer): the assignment list hands back the full spec. */
   private refreshSpecs(assignments: readonly Assignment[]): void {
     for (const a of assignments) {
       const e = this.tasks.get(a.taskId);
@@ -720,7 +727,7 @@ export class WorkerAgent implements WorkerAgentApi {
     const active = [...this.tasks.values()].filter((e) => !isFinal(e.state));
     await Promise.all(active.map(async (e) => {
       this.logger.warn({ task: e.taskId, attempt: e.attempt, term: e.term, containerId: e.containerId }, 'stopping a copy of a task of the worker id another instance holds now');
-      await this.settle(this.stopEntry(e), this.clock.monoMs() + this.stopTimeoutOf(e) + 5000);
+      await this.settle(this.stopEntry(e), this.clock.monoMs() + this.stopTimeoutOf(e.spec) + 5000);
       await this.settle(e.finished.then(() => this.cleanUp(e)), this.clock.monoMs() + 5000);
       // Gone before this process exits, whoever was cleaning it up (cleanUp answers at once when one is under way):
       // a copy left behind, ended, is re-adopted by this instance's next start, which then reports that attempt

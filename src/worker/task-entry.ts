@@ -1,7 +1,8 @@
 // One task in a worker's local map: its fencing token and spec, what the worker has seen of its container, and the
 // pure helpers around it (token order, container names and labels, the status the worker reports).
 import type { Assignment, WorkerTaskStatus } from '../contracts/worker.js';
-import type { AssignedPort, FencingToken, TaskError, TaskHealth, TaskSpec } from '../contracts/task-model.js';
+import { stopSignals, type AssignedPort, type FencingToken, type StopSignal, type TaskError, type TaskHealth, type TaskSpec } from '../contracts/task-model.js';
+import { limits } from '../lib/limits.js';
 import type { ContainerInfo, RunSpec } from '../runtime/types.js';
 
 export type LocalState = WorkerTaskStatus['state'];
@@ -18,6 +19,12 @@ export const labelTraceparent = 'minkube.traceparent';
  * containers of its own instance, or made before instances were labelled.
  */
 export const labelInstance = 'minkube.instance';
+/**
+ * The spec's stopSignal and stopTimeoutS, when it gives them: a restarted worker adopts the container knowing only its
+ * labels, and stops it the task's way even when no assignment hands the spec back (it is no longer assigned here).
+ */
+export const labelStopSignal = 'minkube.stop-signal';
+export const labelStopTimeoutS = 'minkube.stop-timeout-s';
 
 /** Whether a container of this worker's id is this instance's to adopt at start and to remove as an orphan. */
 export function ownedByInstance(info: Pick<ContainerInfo, 'labels'>, instance: string | undefined): boolean {
@@ -29,7 +36,7 @@ export interface TaskEntry {
   readonly taskId: string;
   readonly attempt: number;
   readonly term: number;
-  /** Adopted entries only know the image until a reconciliation hands the full spec back. */
+  /** Adopted entries only know the image and the stop the labels record until a reconciliation hands the full spec back. */
   spec: TaskSpec;
   state: LocalState;
   containerId: string | null;
@@ -118,6 +125,19 @@ export function containerLabels(workerId: string, token: FencingToken, instance?
   };
 }
 
+/**
+ * The stop a container's labels record (labelStopSignal, labelStopTimeoutS). A container made before they were written,
+ * or whose label is malformed, gives nothing for it: the worker's default stop applies, as it always did.
+ */
+export function stopOfContainer(info: Pick<ContainerInfo, 'labels'>): Pick<TaskSpec, 'stopSignal' | 'stopTimeoutS'> {
+  const out: { stopSignal?: StopSignal; stopTimeoutS?: number } = {};
+  const signal = info.labels[labelStopSignal];
+  if (signal !== undefined && (stopSignals as readonly string[]).includes(signal)) out.stopSignal = signal as StopSignal;
+  const timeoutS = integerLabel(info.labels[labelStopTimeoutS]);
+  if (timeoutS !== null && timeoutS <= limits.taskStopTimeoutSMax) out.stopTimeoutS = timeoutS;
+  return out;
+}
+
 /** The fencing token a container carries in its labels, or null when they are missing or malformed. */
 export function tokenOfContainer(info: Pick<ContainerInfo, 'labels'>): FencingToken | null {
   const taskId = info.labels[labelTask];
@@ -145,7 +165,14 @@ export function runSpecFor(workerId: string, a: FencingToken & { spec: TaskSpec 
     labels: { ...spec.labels, ...containerLabels(workerId, a, instance) },
   };
   if (spec.command !== undefined) run.command = [...spec.command];
-  if (spec.stopSignal !== undefined) run.stopSignal = spec.stopSignal;
+  if (spec.stopSignal !== undefined) {
+    run.stopSignal = spec.stopSignal;
+    run.labels[labelStopSignal] = spec.stopSignal;
+  }
+  if (spec.stopTimeoutS !== undefined) {
+    run.stopTimeoutS = spec.stopTimeoutS;
+    run.labels[labelStopTimeoutS] = String(spec.stopTimeoutS);
+  }
   if (spec.env !== undefined || spec.secretEnv !== undefined) run.env = { ...spec.env, ...spec.secretEnv };
   if (traceparent !== undefined) {
     run.labels[labelTraceparent] = traceparent;

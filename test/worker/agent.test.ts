@@ -349,6 +349,64 @@ describe('re-adoption after a restart', () => {
     expect(stops).toEqual([2000]);
   });
 
+  it("a restarted worker's reconcile stop of an adopted task no longer assigned to it uses the task's stopSignal and stopTimeoutS (outside tester)", async () => {
+    const host = new MemoryHost();
+    const stops: Array<{ containerId: string; timeoutMs: number; signal: NodeJS.Signals | undefined }> = [];
+    class Counting extends MemoryRuntime {
+      override async stop(id: string, timeoutMs: number, signal?: NodeJS.Signals): Promise<void> {
+        stops.push({ containerId: id, timeoutMs, signal });
+        return super.stop(id, timeoutMs);
+      }
+    }
+    const first = setup({ host, stopTimeoutMs: 10_000 });
+    const own = await first.agent.assign(assignment('own-stop', 1, 1, { command: ['sleep', '99'], stopSignal: 'SIGINT', stopTimeoutS: 3 }));
+    const plain = await first.agent.assign(assignment('default-stop', 1, 1, { command: ['sleep', '99'] }));
+    // Made by a build that did not record the stop: today's default applies to it.
+    const older = await first.runtime.run({ name: 'older', image: 'busybox', labels: { 'minkube.worker': 'w1', 'minkube.task': 'older', 'minkube.attempt': '1', 'minkube.term': '1' } });
+    // An older attempt of own-stop's task, made with a stop of its own: removed as an orphan, stopped its way.
+    const stale = await first.runtime.run({ name: 'stale', image: 'busybox', labels: { 'minkube.worker': 'w1', 'minkube.task': 'own-stop', 'minkube.attempt': '0', 'minkube.term': '1', 'minkube.stop-signal': 'SIGQUIT', 'minkube.stop-timeout-s': '1' } });
+    await first.agent.close();
+
+    const clock = new SteppedClock();
+    const second = setup({ host, clock, stopTimeoutMs: 10_000, runtime: new Counting({ host, behave }) });
+    expect(await second.agent.adopt()).toBe(3);
+    clock.step(5); // adopted before the list was taken
+    // The managers placed all of them elsewhere meanwhile: none comes back with a spec.
+    const report = await second.agent.reconcile(async () => []);
+    expect(report.corrections.map((c) => c.kind).sort()).toEqual(['remove-orphan', 'stop', 'stop', 'stop']);
+    await waitFor('every copy stopped', () => ['own-stop', 'default-stop', 'older'].every((t) => second.agent.get(t).state === 'stopped'));
+    await waitFor('the stale copy removed', async () => (await second.runtime.inspect(stale.id)) === null);
+    const byContainer = Object.fromEntries(stops.map((s) => [s.containerId, { timeoutMs: s.timeoutMs, signal: s.signal }]));
+    expect(byContainer).toEqual({
+      [own.containerId!]: { timeoutMs: 3000, signal: 'SIGINT' },
+      [plain.containerId!]: { timeoutMs: 10_000, signal: undefined },
+      [older.id]: { timeoutMs: 10_000, signal: undefined },
+      [stale.id]: { timeoutMs: 1000, signal: 'SIGQUIT' },
+    });
+  });
+
+  it('a malformed stop label is no stop of the task: the default applies', async () => {
+    const host = new MemoryHost();
+    const stops: number[] = [];
+    class Counting extends MemoryRuntime {
+      override async stop(id: string, timeoutMs: number): Promise<void> {
+        stops.push(timeoutMs);
+        return super.stop(id, timeoutMs);
+      }
+    }
+    const runtime = new Counting({ host, behave });
+    for (const [n, timeout] of ['x', '-1', '3601', '1e3'].entries()) {
+      await runtime.run({ name: `bad-${n}`, image: 'busybox', labels: { 'minkube.worker': 'w1', 'minkube.task': `bad-${n}`, 'minkube.attempt': '1', 'minkube.term': '1', 'minkube.stop-timeout-s': timeout, 'minkube.stop-signal': 'SIGSEGV' } });
+    }
+    const clock = new SteppedClock();
+    const { agent } = setup({ host, clock, stopTimeoutMs: 10_000, runtime });
+    expect(await agent.adopt()).toBe(4);
+    clock.step(5);
+    await agent.reconcile(async () => []);
+    await waitFor('all stopped', () => [0, 1, 2, 3].every((n) => agent.get(`bad-${n}`).state === 'stopped'));
+    expect(stops).toEqual([10_000, 10_000, 10_000, 10_000]);
+  });
+
   it('a restarted worker still answers the output of tasks whose containers the previous run removed, until their retention or a forget', async () => {
     const host = new MemoryHost();
     const kept = new MemoryKeptLogs();

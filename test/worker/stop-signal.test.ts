@@ -105,6 +105,34 @@ function stopSignalTests(make: () => Promise<{ runtime: ContainerRuntime; fresh:
       expect(a).toMatchObject({ state: 'stopped', exitCode: 7 });
       expect(b).toMatchObject({ state: 'stopped', exitCode: killedExitCode });
     }, 120_000);
+
+    it('a restarted worker stops an adopted task that is no longer assigned to it within the task\'s stopTimeoutS, not the worker\'s (outside tester)', async () => {
+      const { runtime, fresh, image, labels } = await make();
+      const workerId = `w-restart-${process.pid}-${Date.now()}`;
+      const first = new WorkerAgent({ workerId, runtime, logger, stopTimeoutMs: workerStopTimeoutMs });
+      agents.push(first);
+      const taskId = `stubborn-adopted-${Date.now()}`;
+      await first.assign(assignment(taskId, { command: ignoresAll, stopSignal: 'SIGINT', stopTimeoutS: 1 }, image, labels), { waitUntilMs: performance.now() + 60_000 });
+      const running = await waitFor(`${taskId} running`, () => (first.get(taskId)?.state === 'running' ? first.get(taskId) : undefined), 60_000, 50);
+      await ready(runtime, running.containerId!);
+      // The worker process goes (its containers keep running) and a new one adopts them, as after a SIGKILL.
+      await first.close();
+      const again = fresh();
+      const second = new WorkerAgent({ workerId, runtime: again, logger, stopTimeoutMs: workerStopTimeoutMs });
+      agents.push(second);
+      try {
+        expect(await second.adopt()).toBe(1);
+        // The managers placed the task elsewhere meanwhile: no assignment hands its spec back to this worker.
+        await waitFor('the reconcile stop', async () => (await second.reconcile(async () => [])).corrections.some((c) => c.kind === 'stop'), 60_000, 50);
+        // Far sooner than the worker's own stop timeout: SIGKILL came 1 s after the stop signal the task ignores.
+        const stopped = await waitFor(`${taskId} stopped`, () => (second.get(taskId)?.state === 'stopped' ? second.get(taskId) : undefined), 60_000, 50);
+        expect(stopped.exitCode).toBe(killedExitCode);
+      } finally {
+        await second.close();
+        await again.close();
+        await again.remove(running.containerId!);
+      }
+    }, 120_000);
   });
 }
 
