@@ -10,6 +10,7 @@ import { finalTaskStates, type TaskRecord, type TaskSpec } from '../contracts/ta
 import type { ServiceCommand, ServiceUpdateCommand } from '../kv/service-commands.js';
 import { specOf, type ServiceStore } from '../kv/service-store.js';
 import { printable, redactedValue, specRuleProblem, specView } from '../kv/task-spec.js';
+import { stopWanted } from '../kv/task-rules.js';
 import type { TaskStore } from '../kv/task-store.js';
 import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
@@ -97,7 +98,9 @@ export class ServiceServiceImpl implements ServicesService {
       const r = replicaState(t);
       if (unplaced === null && t.state === 'pending' && t.desiredState === 'run' && r.version === s.version) unplaced = t;
       if (isAlive(r) && t.state === 'running') running++;
-      if (isAlive(r) && r.healthy) healthy++;
+      // A replica its worker's drain is stopping still wants to run (elsewhere), but serves no more: DNS no longer
+      // answers it (stopWanted), and neither does the count.
+      if (isAlive(r) && r.healthy && !stopWanted(t)) healthy++;
       tasks.push({
         taskId: t.id, version: r.version, state: t.state, desiredState: t.desiredState, health: t.health ?? null, workerId: t.workerId,
         attempt: t.attempt, ports: t.ports ?? [], failure: failureOf(r),

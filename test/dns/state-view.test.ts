@@ -7,6 +7,9 @@ import { TaskStore } from '../../src/kv/task-store.js';
 import type { TaskCommand } from '../../src/kv/task-commands.js';
 import { encodeTaskSnapshot } from '../../src/kv/task-snapshot.js';
 import { StateDnsView } from '../../src/manager/dns/state-view.js';
+import type { ServiceStore } from '../../src/kv/service-store.js';
+import { ServiceServiceImpl } from '../../src/manager/service-service.js';
+import type { Proposer } from '../../src/manager/task-service.js';
 import { ManualClock } from '../support/manual-clock.js';
 
 const check: HealthCheckSpec = { type: 'http', port: 'http', intervalS: 1, timeoutS: 1, retries: 1, startPeriodS: 0 };
@@ -133,6 +136,18 @@ describe('replicas the cluster is stopping, by every path', () => {
     expect(view.service('web')!.healthy.map((t) => t.address?.ip)).toEqual(['127.0.0.1']);
     // As for a rollout's stop: a task's own name resolves until it has stopped (an SRV answer read just before may name it).
     expect(view.task('t2')).toBeDefined();
+  });
+
+  it("the service's healthy count agrees: a drained replica is not counted healthy while it stops, though it still wants to run", () => {
+    const { store, apply } = cluster();
+    const record = {
+      ...web, replicas: 4, previousVersion: null, update: { parallelism: 1, delayS: 0, monitorS: 10, failureAction: 'rollback', order: 'stop-first' },
+      rollout: { state: 'stable', fromVersion: null, startedAtMs: 0, monitorUntilMs: null, message: null }, revision: 1, createdAtMs: 0, updatedAtMs: 0,
+    } as unknown as ServiceRecord;
+    const services = new ServiceServiceImpl({ services: {} as ServiceStore, tasks: store, raft: {} as Proposer, clock: new ManualClock(0) });
+    expect(services.view(record).replicas).toEqual({ desired: 4, running: 4, healthy: 4 });
+    apply({ op: 'worker.availability', workerId: 'w2', availability: 'drain', atMs: 1000 });
+    expect(services.view(record).replicas).toEqual({ desired: 4, running: 4, healthy: 1 });
   });
 
   it('a record marked draining with desired state run is not answered (the rule reads the record, not the command)', () => {
