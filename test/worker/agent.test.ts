@@ -31,6 +31,15 @@ function behave(spec: RunSpec): Partial<MemoryBehaviour> {
   return out;
 }
 
+/** A memory runtime that records every stop it is asked for: which container, how long before SIGKILL, which signal. */
+class StopRecording extends MemoryRuntime {
+  readonly stops: Array<{ containerId: string; timeoutMs: number; signal: NodeJS.Signals | undefined }> = [];
+  override async stop(id: string, timeoutMs: number, signal?: NodeJS.Signals): Promise<void> {
+    this.stops.push({ containerId: id, timeoutMs, signal });
+    return super.stop(id, timeoutMs);
+  }
+}
+
 function setup(opts: Partial<WorkerAgentOptions> & { host?: MemoryHost; runtime?: MemoryRuntime } = {}) {
   const runtime = opts.runtime ?? new MemoryRuntime({ host: opts.host ?? new MemoryHost(), behave });
   const agent = new WorkerAgent({ workerId: 'w1', runtime, logger, stopTimeoutMs: 50, ...opts });
@@ -333,31 +342,18 @@ describe('re-adoption after a restart', () => {
 
   it("a stop of an adopted task uses the stopTimeoutS of the stop's spec, which the adopted entry did not know", async () => {
     const host = new MemoryHost();
-    const stops: number[] = [];
-    class Counting extends MemoryRuntime {
-      override async stop(id: string, timeoutMs: number): Promise<void> {
-        stops.push(timeoutMs);
-        return super.stop(id, timeoutMs);
-      }
-    }
     const first = setup({ host, stopTimeoutMs: 10_000 });
     await first.agent.assign(assignment('slow-stop', 1, 1, { command: ['sleep', '99'], stopTimeoutS: 2 }));
     await first.agent.close();
-    const second = setup({ host, stopTimeoutMs: 10_000, runtime: new Counting({ host, behave }) });
+    const runtime = new StopRecording({ host, behave });
+    const second = setup({ host, stopTimeoutMs: 10_000, runtime });
     expect(await second.agent.adopt()).toBe(1);
     expect(await second.agent.assign(assignment('slow-stop', 1, 1, { command: ['sleep', '99'], stopTimeoutS: 2 }, 'stop'))).toMatchObject({ state: 'stopped' });
-    expect(stops).toEqual([2000]);
+    expect(runtime.stops.map((x) => x.timeoutMs)).toEqual([2000]);
   });
 
   it("a restarted worker's reconcile stop of an adopted task no longer assigned to it uses the task's stopSignal and stopTimeoutS (outside tester)", async () => {
     const host = new MemoryHost();
-    const stops: Array<{ containerId: string; timeoutMs: number; signal: NodeJS.Signals | undefined }> = [];
-    class Counting extends MemoryRuntime {
-      override async stop(id: string, timeoutMs: number, signal?: NodeJS.Signals): Promise<void> {
-        stops.push({ containerId: id, timeoutMs, signal });
-        return super.stop(id, timeoutMs);
-      }
-    }
     const first = setup({ host, stopTimeoutMs: 10_000 });
     const own = await first.agent.assign(assignment('own-stop', 1, 1, { command: ['sleep', '99'], stopSignal: 'SIGINT', stopTimeoutS: 3 }));
     const plain = await first.agent.assign(assignment('default-stop', 1, 1, { command: ['sleep', '99'] }));
@@ -368,7 +364,8 @@ describe('re-adoption after a restart', () => {
     await first.agent.close();
 
     const clock = new SteppedClock();
-    const second = setup({ host, clock, stopTimeoutMs: 10_000, runtime: new Counting({ host, behave }) });
+    const recording = new StopRecording({ host, behave });
+    const second = setup({ host, clock, stopTimeoutMs: 10_000, runtime: recording });
     expect(await second.agent.adopt()).toBe(3);
     clock.step(5); // adopted before the list was taken
     // The managers placed all of them elsewhere meanwhile: none comes back with a spec.
@@ -376,7 +373,7 @@ describe('re-adoption after a restart', () => {
     expect(report.corrections.map((c) => c.kind).sort()).toEqual(['remove-orphan', 'stop', 'stop', 'stop']);
     await waitFor('every copy stopped', () => ['own-stop', 'default-stop', 'older'].every((t) => second.agent.get(t).state === 'stopped'));
     await waitFor('the stale copy removed', async () => (await second.runtime.inspect(stale.id)) === null);
-    const byContainer = Object.fromEntries(stops.map((s) => [s.containerId, { timeoutMs: s.timeoutMs, signal: s.signal }]));
+    const byContainer = Object.fromEntries(recording.stops.map((s) => [s.containerId, { timeoutMs: s.timeoutMs, signal: s.signal }]));
     expect(byContainer).toEqual({
       [own.containerId!]: { timeoutMs: 3000, signal: 'SIGINT' },
       [plain.containerId!]: { timeoutMs: 10_000, signal: undefined },
@@ -387,14 +384,7 @@ describe('re-adoption after a restart', () => {
 
   it('a malformed stop label is no stop of the task: the default applies', async () => {
     const host = new MemoryHost();
-    const stops: number[] = [];
-    class Counting extends MemoryRuntime {
-      override async stop(id: string, timeoutMs: number): Promise<void> {
-        stops.push(timeoutMs);
-        return super.stop(id, timeoutMs);
-      }
-    }
-    const runtime = new Counting({ host, behave });
+    const runtime = new StopRecording({ host, behave });
     for (const [n, timeout] of ['x', '-1', '3601', '1e3'].entries()) {
       await runtime.run({ name: `bad-${n}`, image: 'busybox', labels: { 'minkube.worker': 'w1', 'minkube.task': `bad-${n}`, 'minkube.attempt': '1', 'minkube.term': '1', 'minkube.stop-timeout-s': timeout, 'minkube.stop-signal': 'SIGSEGV' } });
     }
@@ -404,7 +394,7 @@ describe('re-adoption after a restart', () => {
     clock.step(5);
     await agent.reconcile(async () => []);
     await waitFor('all stopped', () => [0, 1, 2, 3].every((n) => agent.get(`bad-${n}`).state === 'stopped'));
-    expect(stops).toEqual([10_000, 10_000, 10_000, 10_000]);
+    expect(runtime.stops.map((x) => x.timeoutMs)).toEqual([10_000, 10_000, 10_000, 10_000]);
   });
 
   it('a restarted worker still answers the output of tasks whose containers the previous run removed, until their retention or a forget', async () => {
