@@ -46,6 +46,8 @@ export interface ManagerFlags {
   token?: string;
   tokenFile?: string;
   forceNewCluster?: boolean;
+  /** With forceNewCluster: go on though this manager's storage is damaged. */
+  acceptDataLoss?: boolean;
   raftAddress?: string;
   apiAddress?: string;
   dataDir?: string;
@@ -75,6 +77,7 @@ export async function runManager(flags: ManagerFlags): Promise<number> {
   if (selfFlags !== 0 && selfFlags !== 3) throw new MinkubeError('CONFIG_INVALID', '--raft-address, --api-address and --data-dir go together');
   if (f.config === undefined && selfFlags === 0) throw new MinkubeError('CONFIG_INVALID', 'a manager needs --config, or --raft-address, --api-address and --data-dir');
   if (f.token !== undefined && f.join === undefined) throw new MinkubeError('CONFIG_INVALID', '--token goes with --join');
+  if (f.acceptDataLoss === true && f.forceNewCluster !== true) throw new MinkubeError('CONFIG_INVALID', '--accept-data-loss goes with --force-new-cluster');
   if (f.join !== undefined && f.token === undefined && f.config === undefined && !f.join.startsWith('http://')) {
     // Without a config file there is no CA beside one to sign this manager's certificate: only a join token can.
     throw new MinkubeError('CONFIG_INVALID', `a manager joining a secure cluster (${f.join}) without --config needs --token (minkube token create --role manager)`);
@@ -86,7 +89,7 @@ export async function runManager(flags: ManagerFlags): Promise<number> {
       ...(f.config === undefined ? {} : { configPath: f.config }),
       ...(f.join === undefined ? {} : { join: f.join }),
       ...(f.token === undefined ? {} : { joinToken: f.token }),
-      ...(f.forceNewCluster === true ? { forceNewCluster: true } : {}),
+      ...(f.forceNewCluster === true ? { forceNewCluster: f.acceptDataLoss === true ? 'accept-data-loss' : true } : {}),
       ...(selfFlags === 3 ? { self: { raftAddress: f.raftAddress!, apiAddress: f.apiAddress!, dataDir: f.dataDir! } } : {}),
     });
   });

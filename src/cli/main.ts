@@ -220,6 +220,7 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
     .option('--api-address <host:port>', 'this manager\'s API address, when the config does not list it')
     .option('--data-dir <dir>', 'this manager\'s data directory, when the config does not list it')
     .option('--force-new-cluster', "disaster recovery: start as the only member of a new cluster from this manager's data")
+    .option('--accept-data-loss', 'with --force-new-cluster: go on from this manager though its storage is damaged (it lost writes it had acknowledged)')
     .action((opts: ManagerFlags) => runLong(async () => (await import('./daemons.js')).runManager(opts)));
 
   // --config and --id are checked here rather than as required options: `worker ls` (below) needs neither.

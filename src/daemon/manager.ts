@@ -68,8 +68,11 @@ export interface StartManagerOptions {
   join?: string;
   /** With join, in a secure cluster: a join token (minkube token create --role manager) that buys this manager's certificate. */
   joinToken?: string;
-  /** Disaster recovery: start as the only voter of a new cluster from this node's data. */
-  forceNewCluster?: boolean;
+  /**
+   * Disaster recovery: start as the only voter of a new cluster from this node's data; refused when its storage is
+   * damaged (it lost writes it acknowledged) unless 'accept-data-loss'.
+   */
+  forceNewCluster?: boolean | 'accept-data-loss';
   /** This manager's addresses when the config file does not list it (a manager added at runtime). */
   self?: SelfAddresses;
 }
@@ -95,7 +98,7 @@ export async function startManager(opts: StartManagerOptions): Promise<RunningMa
   const tuning: ManagerTuning = {};
   if (opts.join !== undefined) tuning.join = opts.join;
   if (opts.joinToken !== undefined) tuning.joinToken = opts.joinToken;
-  if (opts.forceNewCluster === true) tuning.forceNewCluster = true;
+  if (opts.forceNewCluster !== undefined && opts.forceNewCluster !== false) tuning.forceNewCluster = opts.forceNewCluster;
   if (opts.self !== undefined) tuning.self = opts.self;
   if (opts.configPath !== undefined) tuning.configPath = opts.configPath;
   else tuning.withoutConfigFile = true;
@@ -181,7 +184,7 @@ export interface ManagerTuning {
   workers?: WorkerApi;
   join?: string;
   joinToken?: string;
-  forceNewCluster?: boolean;
+  forceNewCluster?: boolean | 'accept-data-loss';
   self?: SelfAddresses;
   snapshotPoster?: ChunkPoster;
   /** The file `config` came from: what a reload re-reads (none: a reload is refused). */
@@ -220,7 +223,7 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
     );
   }
   // Before anything is written: a data directory, a CA, a marker.
-  if (tuning.forceNewCluster === true) await refuseForcingNothing(self.id, self.dataDir);
+  if (tuning.forceNewCluster !== undefined && tuning.forceNewCluster !== false) await refuseForcingNothing(self.id, self.dataDir);
   const source = tuning.configPath === undefined ? 'the config' : resolve(tuning.configPath);
   const operator = { tls: await loadOperatorTls(config, source, logger), apiCaPem: await loadApiCa(config, source, logger) };
   // What start-up opened, closed in reverse when a later step fails (and by stop()).
@@ -366,7 +369,8 @@ async function startParts(
     id: nodeId(self.id),
     members: seed,
     join: join !== null,
-    forceNewCluster: tuning.forceNewCluster === true,
+    forceNewCluster: tuning.forceNewCluster === true || tuning.forceNewCluster === 'accept-data-loss',
+    acceptDataLoss: tuning.forceNewCluster === 'accept-data-loss',
     snapshotThresholdEntries: config.raft.snapshotThresholdEntries,
     snapshotThresholdBytes: config.raft.snapshotThresholdBytes,
     snapshotPoster: tuning.snapshotPoster ?? httpChunkPoster(http),

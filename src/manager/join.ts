@@ -32,13 +32,13 @@ export interface JoinPlan {
 
 export interface JoinOptions {
   join?: string;
-  forceNewCluster?: boolean;
+  forceNewCluster?: boolean | 'accept-data-loss';
   self?: { raftAddress: string; apiAddress: string; dataDir: string };
 }
 
 /** This manager's entry: the flags' addresses when given, else the config's. */
 export function selfConfig(config: ClusterConfig, id: string, o: JoinOptions): ManagerConfig {
-  if (o.join !== undefined && o.forceNewCluster === true) throw new MinkubeError('CONFIG_INVALID', '--join and --force-new-cluster cannot be used together');
+  if (o.join !== undefined && o.forceNewCluster !== undefined && o.forceNewCluster !== false) throw new MinkubeError('CONFIG_INVALID', '--join and --force-new-cluster cannot be used together');
   if (o.self !== undefined) {
     const problems = (['raftAddress', 'apiAddress'] as const).flatMap((k) => {
       const p = checkAddress(o.self![k]);

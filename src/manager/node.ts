@@ -83,6 +83,11 @@ export interface RaftNodeDriverOptions<R> {
   join?: boolean;
   /** Disaster recovery: start as the only voter of a new cluster, with everything this node holds. */
   forceNewCluster?: boolean;
+  /**
+   * With forceNewCluster: go on though the storage check found this node's storage damaged (its log lacks writes it
+   * acknowledged). Without it, that is refused (STORAGE_CORRUPT).
+   */
+  acceptDataLoss?: boolean;
   /** How snapshot chunks reach followers (tests inject one; default HTTP). */
   snapshotPoster?: ChunkPoster;
   /** Builds the core (default createRaftNode); the simulator wraps it to watch it, or to break it on purpose. */
@@ -242,7 +247,16 @@ export class RaftNodeDriver<R> {
         `--force-new-cluster found no log and no snapshot in the data directory of ${o.id}: it starts a one-member cluster from a surviving manager's data, and this one holds none (a wrong --id or --data-dir?). To start from a backup, use minkube snapshot restore`,
       );
     }
-    if (o.forceNewCluster === true && checked.recovery !== null) o.logger.warn({ reason: checked.recovery.reason }, 'forcing a new cluster from damaged storage, as asked');
+    if (o.forceNewCluster === true && checked.recovery !== null) {
+      // Its log lacks writes it acknowledged: every other member emptied to join it would lose them too, for good.
+      if (o.acceptDataLoss !== true) {
+        throw new MinkubeError(
+          'STORAGE_CORRUPT',
+          `--force-new-cluster refused: the storage of ${o.id} is damaged (${checked.recovery.reason}), and a new cluster from it would lose for good any write it acknowledged past what its log holds. Start --force-new-cluster on a manager whose storage is intact, or add --accept-data-loss to go on from this one`,
+        );
+      }
+      o.logger.warn({ reason: checked.recovery.reason }, 'forcing a new cluster from damaged storage, as asked (--accept-data-loss): writes it acknowledged past its log are lost');
+    }
     const initial = await prepareInitial(o, loaded, recovery?.target ?? null);
     const core = (o.createCore ?? createRaftNode)(
       {

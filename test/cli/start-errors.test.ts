@@ -157,6 +157,12 @@ describe('a manager started from flags alone (no config file)', () => {
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toContain('error: CONFIG_INVALID: --token goes with --join');
   });
+
+  it('--accept-data-loss without --force-new-cluster: CONFIG_INVALID', async () => {
+    const r = await runCli(['manager', '--id', 'm6', '--accept-data-loss', ...(await flagsFor(join(dir, 'never')))], { MINKUBE_LOG_LEVEL: 'silent' });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain('error: CONFIG_INVALID: --accept-data-loss goes with --force-new-cluster');
+  });
 });
 
 describe('a manager whose operator certificate cannot be used', () => {

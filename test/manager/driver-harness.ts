@@ -63,6 +63,8 @@ export interface StartOptions {
   wipe?: boolean;
   /** Start as `minkube manager --force-new-cluster` does: a one-member cluster from this node's data. */
   forceNewCluster?: boolean;
+  /** With forceNewCluster: go on though its storage is damaged (`--accept-data-loss`). */
+  acceptDataLoss?: boolean;
   /**
    * Start with its acknowledged-state marker damaged (no intact slot: docs/storage-faults.md), through the production
    * CheckedStorage: it recovers, votes for no one until an entry of a later term than its restart's commits.
@@ -151,6 +153,7 @@ export class DriverCluster {
     const service = new ManagerServiceImpl({ id: nodeId(id), clientId, logger, ...(listeners.onApplied === undefined ? {} : { onApplied: listeners.onApplied }) });
     const tickMs = this.o.tickMs ?? 10;
     const electionTicks = this.o.electionTicks ?? 10;
+    // A refused open (a forced start from damaged storage, say) frees the node's transport for the next try.
     const driver = await RaftNodeDriver.open({
       id: nodeId(id),
       members,
@@ -170,9 +173,13 @@ export class DriverCluster {
       snapshotThresholdBytes: this.o.snapshotThresholdBytes ?? 1 << 30,
       join: so.join === true,
       ...(so.forceNewCluster === true ? { forceNewCluster: true } : {}),
+      ...(so.acceptDataLoss === true ? { acceptDataLoss: true } : {}),
       snapshotPoster: this.poster,
       onRestored: () => this.installs.set(id, (this.installs.get(id) ?? 0) + 1),
       ...(listeners.onEntryApplied === undefined ? {} : { onApplied: listeners.onEntryApplied }),
+    }).catch(async (err: unknown) => {
+      await transport.close();
+      throw err;
     });
     service.attach(driver);
     const http = this.o.membershipHttp?.(id);

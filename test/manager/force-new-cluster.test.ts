@@ -18,6 +18,21 @@ describe('--force-new-cluster', () => {
     });
   });
 
+  it('refuses a survivor whose storage is damaged (it lost writes it acknowledged) unless --accept-data-loss (outside tester)', async () => {
+    cluster = new DriverCluster();
+    await cluster.startAll();
+    await cluster.leader();
+    await cluster.put(20);
+    for (const id of ['m1', 'm2', 'm3']) await cluster.stop(id);
+    await expect(cluster.start('m1', { forceNewCluster: true, markerDamaged: true })).rejects.toMatchObject({
+      code: 'STORAGE_CORRUPT',
+      message: expect.stringMatching(/^--force-new-cluster refused: the storage of m1 is damaged \(.+\), and a new cluster from it would lose for good any write it acknowledged past what its log holds\. Start --force-new-cluster on a manager whose storage is intact, or add --accept-data-loss to go on from this one$/) as string,
+    });
+    const survivor = await cluster.start('m1', { forceNewCluster: true, markerDamaged: true, acceptDataLoss: true });
+    expect(survivor.driver.conf().voters).toEqual(['m1']);
+    expect((await cluster.leader()).id).toBe('m1');
+  });
+
   it("starts from a survivor's data, alone", async () => {
     cluster = new DriverCluster();
     await cluster.startAll();
