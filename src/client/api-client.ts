@@ -289,7 +289,9 @@ export class ApiClient {
         const passing = (method === 'GET' || options.idempotent === true) && passingFailures.has(err.code);
         const movingOn = this.urls.length > 1 && (passing || neverSent(err) || (refusedHere.has(err.code) && answered(err)));
         if (movingOn) {
-          tried.push({ url, err });
+          // Each manager with its own answer: roundFailed leads with the one that says most, and names the others by
+          // theirs (an explanation carried over from another manager would be shown as this one's, and it unnamed).
+          tried.push({ url, err: caught });
           onlyTimeouts &&= err.code === 'TIMEOUT';
           this.current = (this.current + 1) % this.urls.length;
           if (tried.length < this.urls.length) continue;
