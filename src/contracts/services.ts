@@ -74,6 +74,22 @@ export interface ClusterView {
   readonly backup?: BackupStatus | null;
 }
 
+/**
+ * A manager's own part of its open GET /status (no token): what `minkube status` shows for a member that cannot show
+ * its GET /v1/cluster (one that cannot check a token yet: recovering its storage with nothing applied, say). Its
+ * storage state, but not why (the reason names its data directory), and log positions only while it recovers (its
+ * progress; the open page gives none of a healthy manager).
+ */
+export interface StatusSelf {
+  readonly id: string;
+  readonly role: Role;
+  readonly storage: 'ok' | 'recovering';
+  /** Recovering: the index it must hold again (null when not known); null when ok. */
+  readonly storageTargetIndex: number | null;
+  /** Recovering: its commit index (its progress towards storageTargetIndex); null when ok. */
+  readonly commitIndex: number | null;
+}
+
 export type ReadConsistency = 'linearizable' | 'stale';
 
 export interface KvVersion {

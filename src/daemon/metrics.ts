@@ -94,7 +94,8 @@ function managerStatus(p: ManagerParts): StatusSource {
       probe.keepOnly(new Set(st.voters.map((v) => p.driver.directory.get(v)?.apiAddress ?? '')));
       const reachable = st.voters.filter((_, i) => answered[i]);
       const votersReachable = reachable.length;
-      const votersRecovering = reachable.filter((v) => (v === self ? p.driver.storage().state === 'recovering' : st.peersRecovering.includes(v))).length;
+      const storage = p.driver.storage();
+      const votersRecovering = reachable.filter((v) => (v === self ? storage.state === 'recovering' : st.peersRecovering.includes(v))).length;
       const workers = p.store.allWorkers();
       return {
         leaderId: st.leaderId,
@@ -106,6 +107,8 @@ function managerStatus(p: ManagerParts): StatusSource {
         workers: workers.length,
         workersDrainedNotReady: workers.filter((w) => w.state !== 'ready' && w.availability === 'drain').length,
         workersActive: workers.filter((w) => w.state === 'ready' && w.availability === undefined).length,
+        // What `minkube status` shows of a member that cannot check its token yet (recovering from an empty log).
+        self: { id: self, role: st.role, storage: storage.state, storageTargetIndex: storage.targetIndex, commitIndex: st.commitIndex },
       };
     },
   };

@@ -329,6 +329,39 @@ describe('GET /metrics on a manager app', () => {
   });
 });
 
+describe("GET /status's self: a manager's own storage, for a caller it cannot let read GET /v1/cluster", () => {
+  let facts: StatusFacts;
+  // A secure manager recovering from an empty log: it has applied no token, so it can check none.
+  const app = buildManagerApp({
+    service: new FakeManagerService(),
+    status: { facts: () => facts },
+    security: { resolveToken: () => null, authReady: () => false, sessionKey: () => null },
+  });
+  afterAll(() => app.close());
+  const recovering = { id: 'm2', role: 'precandidate' as const, storage: 'recovering' as const, storageTargetIndex: 2000, commitIndex: 0 };
+
+  it('answers its id, role, storage and progress to no token, while GET /v1/cluster stays closed to any', async () => {
+    facts = { leaderId: null, votersReachable: 3, voters: 3, votersRecovering: 3, workersReady: 0, workers: 0, self: recovering };
+    const res = await app.inject({ method: 'GET', url: '/status?format=json' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ status: 'down', leader: null, self: recovering });
+    // No reason text (it names the data directory) and nothing else of its state.
+    expect(Object.keys(res.json().self as object).sort()).toEqual(['commitIndex', 'id', 'role', 'storage', 'storageTargetIndex']);
+    const html = await app.inject({ method: 'GET', url: '/status', headers: { accept: 'text/html' } });
+    expect(html.body).toContain('<td>This manager</td><td>m2, recovering its storage (0 of 2000)</td>');
+    const cluster = await app.inject({ method: 'GET', url: '/v1/cluster', headers: { authorization: `Bearer ${newApiToken().token}` } });
+    expect([cluster.statusCode, cluster.json().error.code]).toEqual([503, 'NOT_READY']);
+    expect((await app.inject({ method: 'GET', url: '/v1/cluster' })).statusCode).toBe(401);
+  });
+
+  it('gives no log position of a manager whose storage is ok, nor of a removed one', async () => {
+    facts = { leaderId: 'm1', votersReachable: 3, voters: 3, workersReady: 1, workers: 1, self: { id: 'm2', role: 'follower', storage: 'ok', storageTargetIndex: null, commitIndex: 2400 } };
+    expect((await app.inject({ method: 'GET', url: '/status?format=json' })).json().self).toEqual({ id: 'm2', role: 'follower', storage: 'ok', storageTargetIndex: null, commitIndex: null });
+    facts = { ...facts, notMember: true };
+    expect((await app.inject({ method: 'GET', url: '/status?format=json' })).json()).toMatchObject({ status: 'down', self: { id: 'm2', storage: 'ok', commitIndex: null } });
+  });
+});
+
 describe('the status verdict', () => {
   const facts = (f: Partial<StatusFacts>): StatusFacts => ({ leaderId: 'm1', votersReachable: 3, voters: 3, workersReady: 2, workers: 2, ...f });
   it('is up when everything answers', () => expect(judgeStatus(facts({}))).toMatchObject({ status: 'up', reasons: [], quorum: true }));

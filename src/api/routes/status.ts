@@ -1,8 +1,9 @@
 // GET /status, open to anyone (a status monitor, a public page): up, degraded or down with the reasons, from this
-// manager's view of the quorum, the leader and the workers. No task, key or token data. HTML for a browser,
-// JSON for `Accept: application/json` or `?format=json`.
+// manager's view of the quorum, the leader and the workers, and its own storage state (`self`). No task, key or token
+// data. HTML for a browser, JSON for `Accept: application/json` or `?format=json`.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import type { StatusSelf } from '../../contracts/services.js';
 import { bodyAnswer, textSchema } from '../documented-answers.js';
 
 /** What this manager sees, read from memory on each request. */
@@ -24,11 +25,21 @@ export interface StatusFacts {
    * stale): it speaks for nobody, and says so rather than count voters it no longer has.
    */
   readonly notMember?: boolean;
+  /** This manager's own id, role and storage (contracts/services.ts StatusSelf): answered as `self`. */
+  readonly self?: StatusSelf;
 }
 
 export interface StatusSource {
   facts(): StatusFacts | Promise<StatusFacts>;
 }
+
+const StatusSelfReply = Type.Object({
+  id: Type.String(),
+  role: Type.Union([Type.Literal('leader'), Type.Literal('follower'), Type.Literal('candidate'), Type.Literal('precandidate')]),
+  storage: Type.Union([Type.Literal('ok'), Type.Literal('recovering')]),
+  storageTargetIndex: Type.Union([Type.Integer(), Type.Null()]),
+  commitIndex: Type.Union([Type.Integer(), Type.Null()]),
+});
 
 export const StatusReply = Type.Object({
   status: Type.Union([Type.Literal('up'), Type.Literal('degraded'), Type.Literal('down')]),
@@ -39,6 +50,8 @@ export const StatusReply = Type.Object({
   managers: Type.Integer(),
   workersReady: Type.Integer(),
   workers: Type.Integer(),
+  /** Added after the first release: absent from older managers. */
+  self: Type.Optional(StatusSelfReply),
 });
 export type StatusReply = Static<typeof StatusReply>;
 
@@ -50,7 +63,7 @@ export function judgeStatus(f: StatusFacts): StatusReply {
   if (f.notMember === true) {
     return {
       status: 'down', reasons: ['this manager is not a member of the cluster (removed): ask another manager'], quorum: false, leader: null,
-      managersReachable: 0, managers: 0, workersReady: 0, workers: 0,
+      managersReachable: 0, managers: 0, workersReady: 0, workers: 0, ...selfOf(f),
     };
   }
   const recovering = f.votersRecovering ?? 0;
@@ -77,7 +90,16 @@ export function judgeStatus(f: StatusFacts): StatusReply {
     managers: f.voters,
     workersReady: f.workersReady,
     workers: f.workers,
+    ...selfOf(f),
   };
+}
+
+/** `self` as answered: the log positions only while recovering, whatever the source passed. */
+function selfOf(f: StatusFacts): { self?: StatusSelf } {
+  if (f.self === undefined) return {};
+  const { id, role, storage } = f.self;
+  const recovering = storage === 'recovering';
+  return { self: { id, role, storage, storageTargetIndex: recovering ? f.self.storageTargetIndex : null, commitIndex: recovering ? f.self.commitIndex : null } };
 }
 
 // Other parameters are passed over: monitors add their own (cache busters), as for /health and /metrics.
@@ -112,6 +134,11 @@ function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+function selfStorage(self: StatusSelf): string {
+  if (self.storage === 'ok') return 'storage ok';
+  return self.storageTargetIndex === null ? 'recovering its storage' : `recovering its storage (${self.commitIndex ?? 0} of ${self.storageTargetIndex})`;
+}
+
 function statusPage(s: StatusReply): string {
   const reasons = s.reasons.length === 0 ? '<p>Everything is working.</p>' : `<ul>${s.reasons.map((r) => `<li>${escapeHtml(r)}</li>`).join('')}</ul>`;
   return `<!doctype html>
@@ -125,7 +152,7 @@ ${reasons}
 <tr><td>Leader</td><td>${s.leader === null ? 'none' : escapeHtml(s.leader)}</td></tr>
 <tr><td>Managers reachable</td><td>${s.managersReachable} of ${s.managers}${s.quorum ? ' (quorum)' : ' (no quorum)'}</td></tr>
 <tr><td>Workers ready</td><td>${s.workersReady} of ${s.workers}</td></tr>
-</table>
+${s.self === undefined ? '' : `<tr><td>This manager</td><td>${escapeHtml(s.self.id)}, ${selfStorage(s.self)}</td></tr>\n`}</table>
 <p><a href="/status?format=json">JSON</a></p>
 </body></html>
 `;
