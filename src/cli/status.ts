@@ -1,8 +1,10 @@
 // `minkube status`: asks one manager for the members, then every member for its own view; one row per member (a
-// learner shows as "learner").
+// learner shows as "learner"). A member that answers but will not show its view (NOT_READY while it cannot check a
+// token yet) is reachable, and its open GET /status tells its role and storage.
 import type { ApiClient } from '../client/api-client.js';
 import { apiClientFor, cliCredentials, keepCredentialApis } from './connection.js';
-import type { ClusterView } from '../contracts/services.js';
+import type { ClusterMemberView, ClusterView, StatusSelf } from '../contracts/services.js';
+import { MinkubeError, type ErrorCode } from '../lib/errors.js';
 import { formatTable, printJson, printLine, type Output } from './output.js';
 import { leaderOf } from './pretty.js';
 
@@ -11,6 +13,7 @@ const memberTimeoutMs = 1000;
 export interface MemberStatus {
   id: string;
   apiAddress: string;
+  /** It answered: with its view, or refusing to show it (then `error` and `errorCode` say why). */
   reachable: boolean;
   leader: boolean;
   /** false for a learner (it receives the log, votes in nothing, and is promoted once caught up). */
@@ -21,10 +24,24 @@ export interface MemberStatus {
   appliedIndex: number | null;
   /** "ok", or "recovering" while it repairs lost or damaged storage from the leader (null: down, or an older manager). */
   storage: 'ok' | 'recovering' | null;
-  /** While recovering: why, and the index it must hold again (null when not known); else both null. */
+  /**
+   * While recovering: why (null when it did not show its view: the reason names its data directory, which its open
+   * GET /status does not give), and the index it must hold again (null when not known); else both null.
+   */
   storageReason: string | null;
   storageTargetIndex: number | null;
+  /** Why its own view is missing: the message, and the code of the error (its answer's, or UNREACHABLE, TIMEOUT). */
   error?: string;
+  errorCode?: ErrorCode;
+}
+
+/** What `minkube status --json` prints. */
+export interface StatusReport {
+  leaderId: string | null;
+  /** The leader's term, when a member that leads answered. */
+  term: number | null;
+  members: MemberStatus[];
+  noQuorumReason: string | null;
 }
 
 /** "ok", or "recovering COMMIT/TARGET" (its progress towards what it had acknowledged), or "-". */
@@ -33,13 +50,98 @@ function storageCell(m: MemberStatus): string {
   return m.storageTargetIndex === null ? 'recovering' : `recovering ${m.commitIndex ?? 0}/${m.storageTargetIndex}`;
 }
 
-type MemberView = { view: ClusterView | null; error?: string };
+/** Why a member's view is missing; answered: the member itself answered so (it runs), rather than none reached. */
+export interface MemberFailure {
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly answered: boolean;
+}
 
-function viewOf(client: ApiClient, signal?: AbortSignal): Promise<MemberView> {
-  return client.cluster(signal === undefined ? {} : { signal }).then(
-    (view) => ({ view }),
-    (err: unknown) => ({ view: null, error: (err as Error).message }),
-  );
+/** A member's own answers: its view, or why not and then, when it answered, its open GET /status's `self`. */
+export interface MemberView {
+  readonly view: ClusterView | null;
+  readonly error?: MemberFailure;
+  readonly self?: StatusSelf | null;
+}
+
+function failureOf(err: unknown): MemberFailure {
+  if (!(err instanceof MinkubeError)) return { code: 'INTERNAL', message: String(err), answered: false };
+  // The client's own failures (no connection, no answer in time) carry a cause or are TIMEOUT; a server's answer neither.
+  const answered = err.cause === undefined && err.code !== 'TIMEOUT' && err.code !== 'UNREACHABLE';
+  return { code: err.code, message: err.message, answered };
+}
+
+const roles: ReadonlySet<unknown> = new Set(['leader', 'follower', 'candidate', 'precandidate']);
+const index = (v: unknown): boolean => v === null || (Number.isSafeInteger(v) && (v as number) >= 0);
+
+/** GET /status's `self`, when it is one (an older manager gives none; a stranger anything). */
+function selfOf(body: unknown): StatusSelf | null {
+  const self = (body as { self?: unknown } | null)?.self as Partial<Record<keyof StatusSelf, unknown>> | null | undefined;
+  if (typeof self !== 'object' || self === null) return null;
+  const ok = typeof self.id === 'string' && roles.has(self.role) && (self.storage === 'ok' || self.storage === 'recovering') && index(self.storageTargetIndex) && index(self.commitIndex);
+  return ok ? (self as StatusSelf) : null;
+}
+
+/**
+ * A member's view; when it answered but would not show it (NOT_READY from a manager that cannot check the token yet,
+ * say), what its open GET /status says of itself, which needs no token and so hands out no reason text.
+ */
+export async function viewOf(client: Pick<ApiClient, 'cluster' | 'request'>, signal?: AbortSignal): Promise<MemberView> {
+  const options = signal === undefined ? {} : { signal };
+  try {
+    return { view: await client.cluster(options) };
+  } catch (err) {
+    const error = failureOf(err);
+    if (!error.answered) return { view: null, error };
+    const self = await client.request<unknown>('GET', '/status?format=json', options).then(selfOf, () => null);
+    return { view: null, error, self };
+  }
+}
+
+/** A member's row, from its own answers; the member list's entry names it. */
+export function memberStatusOf(m: ClusterMemberView, { view, error, self: open }: MemberView, leaderId: string | null): MemberStatus {
+  // The open page of whatever answers at the member's address: only if it says it is that member.
+  const self = view === null && open?.id === m.id ? open : null;
+  const role = view?.role ?? self?.role ?? null;
+  const storage = view?.storage ?? self?.storage ?? null;
+  const row: MemberStatus = {
+    id: m.id,
+    apiAddress: m.apiAddress,
+    reachable: view !== null || error?.answered === true,
+    leader: m.id === leaderId,
+    voter: m.voter,
+    role: role !== null && !m.voter && role === 'follower' ? 'learner' : role,
+    term: view?.term ?? null,
+    commitIndex: view?.commitIndex ?? self?.commitIndex ?? null,
+    appliedIndex: view?.appliedIndex ?? null,
+    storage,
+    storageReason: view?.storage === 'recovering' ? (view.storageReason ?? '') : null,
+    storageTargetIndex: storage === 'recovering' ? (view?.storageTargetIndex ?? self?.storageTargetIndex ?? null) : null,
+  };
+  if (error !== undefined) {
+    row.error = error.message;
+    row.errorCode = error.code;
+  }
+  return row;
+}
+
+/** The table and the lines after it, as `minkube status` prints them. */
+export function statusText(r: StatusReport): string[] {
+  const dash = (v: string | number | null): string => (v === null ? '-' : String(v));
+  const rows = [['', 'ID', 'ROLE', 'TERM', 'COMMIT', 'APPLIED', 'STORAGE', 'REACHABLE', 'API']];
+  for (const m of r.members) {
+    rows.push([m.leader ? '*' : '', m.id, m.reachable ? dash(m.role) : 'down', dash(m.term), dash(m.commitIndex), dash(m.appliedIndex), storageCell(m), m.reachable ? 'yes' : 'no', m.apiAddress]);
+  }
+  const lines = [formatTable(rows)];
+  lines.push(r.leaderId === null ? 'leader: none known' : `leader: ${r.leaderId}${r.term === null ? '' : ` (term ${r.term})`}`);
+  for (const m of r.members) {
+    if (m.storage === 'recovering') lines.push(`${m.id} is recovering its storage: ${m.storageReason ?? 'why is in its log ("storage recovering"), since it does not show its view'}`);
+    if (m.reachable && m.errorCode !== undefined) {
+      lines.push(m.errorCode === 'NOT_READY' ? `${m.id} is reachable but not ready (NOT_READY: ${m.error})` : `${m.id} is reachable but did not show its view (${m.errorCode}: ${m.error})`);
+    }
+  }
+  if (r.noQuorumReason !== null) lines.push(`no leader: ${r.noQuorumReason}`);
+  return lines;
 }
 
 /**
@@ -89,39 +191,11 @@ export async function runStatus(apiUrl: string, out: Output): Promise<void> {
   ).finally(() => early.abandon());
   const leader = leaderOf(views.map((v) => v.view));
   const leaderId = leader?.id ?? first.leaderId;
-  const members: MemberStatus[] = first.members.map((m, i) => {
-    const { view, error } = views[i]!;
-    const row: MemberStatus = {
-      id: m.id,
-      apiAddress: m.apiAddress,
-      reachable: view !== null,
-      leader: m.id === leaderId,
-      voter: m.voter,
-      role: view === null ? null : !m.voter && view.role === 'follower' ? 'learner' : view.role,
-      term: view?.term ?? null,
-      commitIndex: view?.commitIndex ?? null,
-      appliedIndex: view?.appliedIndex ?? null,
-      storage: view?.storage ?? null,
-      storageReason: view?.storage === 'recovering' ? (view.storageReason ?? '') : null,
-      storageTargetIndex: view?.storage === 'recovering' ? (view.storageTargetIndex ?? null) : null,
-    };
-    if (error !== undefined) row.error = error;
-    return row;
-  });
+  const members = first.members.map((m, i) => memberStatusOf(m, views[i]!, leaderId));
   const noQuorumReason = views.map((v) => v.view?.noQuorumReason ?? null).find((r) => r !== null) ?? null;
   const leaderView = views.find((v) => v.view !== null && v.view.id === leader?.id && v.view.role === 'leader')?.view;
   if (leaderView != null) await keepCredentialApis(apiUrl, leaderView.members.map((m) => m.apiAddress));
-  if (out.json) {
-    printJson({ leaderId, term: leader?.term ?? null, members, noQuorumReason });
-    return;
-  }
-  const dash = (v: string | number | null): string => (v === null ? '-' : String(v));
-  const rows = [['', 'ID', 'ROLE', 'TERM', 'COMMIT', 'APPLIED', 'STORAGE', 'REACHABLE', 'API']];
-  for (const m of members) {
-    rows.push([m.leader ? '*' : '', m.id, m.reachable ? dash(m.role) : 'down', dash(m.term), dash(m.commitIndex), dash(m.appliedIndex), storageCell(m), m.reachable ? 'yes' : 'no', m.apiAddress]);
-  }
-  printLine(formatTable(rows));
-  printLine(leaderId === null ? 'leader: none known' : `leader: ${leaderId}${leader ? ` (term ${leader.term})` : ''}`);
-  for (const m of members) if (m.storage === 'recovering') printLine(`${m.id} is recovering its storage: ${m.storageReason ?? ''}`);
-  if (noQuorumReason !== null) printLine(`no leader: ${noQuorumReason}`);
+  const report: StatusReport = { leaderId, term: leader?.term ?? null, members, noQuorumReason };
+  if (out.json) printJson(report);
+  else for (const line of statusText(report)) printLine(line);
 }

@@ -1,0 +1,147 @@
+// `minkube status` for a member that runs but will not show its GET /v1/cluster (NOT_READY: a manager recovering its
+// storage from an empty log cannot check a token until it has applied the cluster's first admin token). It is
+// reachable, and its open GET /status's `self` gives its role and storage progress (never the reason text, which names
+// its data directory). First the pieces (src/cli/status.ts), then the command against fake managers, one of which
+// refuses every token as such a manager does.
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildManagerApp } from '../../src/api/manager-app.js';
+import type { StatusFacts } from '../../src/api/routes/status.js';
+import { memberStatusOf, statusText, viewOf, type MemberView } from '../../src/cli/status.js';
+import type { ClusterMemberView, ClusterView, StatusSelf } from '../../src/contracts/services.js';
+import { MinkubeError } from '../../src/lib/errors.js';
+import { newApiToken } from '../../src/security/tokens.js';
+import { defaultView, FakeManagerService } from '../api/fake-service.js';
+import { freePort } from '../support/cluster.js';
+import { runCli } from '../support/cli.js';
+
+const notReadyMessage = "this manager has not applied the cluster's first admin token yet (the cluster is starting, or this manager is catching up): retry, or ask another manager";
+const recoveringSelf: StatusSelf = { id: 'm2', role: 'follower', storage: 'recovering', storageTargetIndex: 2000, commitIndex: 0 };
+
+const member = (id: string, voter = true): ClusterMemberView => ({ id, raftAddress: `127.0.0.1:700${id.slice(1)}`, apiAddress: `127.0.0.1:800${id.slice(1)}`, voter, reachable: true });
+
+/** A client whose GET /v1/cluster fails with `err` and whose GET /status answers `status`; records the paths asked. */
+function stubClient(err: Error, status: unknown): { client: Parameters<typeof viewOf>[0]; asked: string[] } {
+  const asked: string[] = [];
+  const client = {
+    cluster: (): Promise<ClusterView> => {
+      asked.push('/v1/cluster');
+      return Promise.reject(err);
+    },
+    request: <T>(_method: string, path: string): Promise<T> => {
+      asked.push(path);
+      return status instanceof Error ? Promise.reject(status) : Promise.resolve(status as T);
+    },
+  } as Parameters<typeof viewOf>[0];
+  return { client, asked };
+}
+
+describe('a member that answers but does not show its view', () => {
+  it('is asked its open GET /status, and its `self` kept', async () => {
+    const { client, asked } = stubClient(new MinkubeError('NOT_READY', notReadyMessage), { status: 'down', self: recoveringSelf });
+    const v = await viewOf(client);
+    expect(asked).toEqual(['/v1/cluster', '/status?format=json']);
+    expect(v).toEqual({ view: null, error: { code: 'NOT_READY', message: notReadyMessage, answered: true }, self: recoveringSelf });
+  });
+
+  it('is not asked again when it could not be reached; an older manager (no `self`) or an odd one gives none', async () => {
+    const cut = stubClient(new MinkubeError('UNREACHABLE', 'cannot reach https://127.0.0.1:8002 (ECONNREFUSED)', { cause: new Error('ECONNREFUSED') }), {});
+    expect(await viewOf(cut.client)).toMatchObject({ view: null, error: { code: 'UNREACHABLE', answered: false } });
+    expect(cut.asked).toEqual(['/v1/cluster']);
+    const slow = stubClient(new MinkubeError('TIMEOUT', 'GET https://127.0.0.1:8002/v1/cluster: no answer within 1000 ms'), {});
+    expect(await viewOf(slow.client)).toMatchObject({ error: { code: 'TIMEOUT', answered: false } });
+    for (const status of [{ status: 'down' }, { self: { ...recoveringSelf, storageTargetIndex: -1 } }, { self: { ...recoveringSelf, role: 'boss' } }, null, new MinkubeError('NOT_FOUND', 'no route')]) {
+      expect((await viewOf(stubClient(new MinkubeError('NOT_READY', notReadyMessage), status).client)).self).toBeNull();
+    }
+  });
+
+  it('shows as reachable and recovering, its progress from `self`, its reason as not shown', () => {
+    const v: MemberView = { view: null, error: { code: 'NOT_READY', message: notReadyMessage, answered: true }, self: recoveringSelf };
+    const row = memberStatusOf(member('m2'), v, null);
+    expect(row).toEqual({
+      id: 'm2', apiAddress: '127.0.0.1:8002', reachable: true, leader: false, voter: true, role: 'follower', term: null, commitIndex: 0, appliedIndex: null,
+      storage: 'recovering', storageReason: null, storageTargetIndex: 2000, error: notReadyMessage, errorCode: 'NOT_READY',
+    });
+    // A learner is named so, as from its view; a `self` naming another manager (a stranger at that address) is not used.
+    expect(memberStatusOf(member('m2', false), v, null).role).toBe('learner');
+    expect(memberStatusOf(member('m3'), v, null)).toMatchObject({ reachable: true, role: null, storage: null, storageTargetIndex: null, commitIndex: null });
+  });
+
+  it('prints "recovering COMMIT/TARGET", why it shows no reason, and that it is reachable but not ready; a down member as before', () => {
+    const intact = defaultView({ id: 'm1', role: 'follower', term: 5, leaderId: null, commitIndex: 2000, appliedIndex: 2000, noQuorumReason: '2 of 3 voters (m2, m3) are recovering' });
+    const members = [
+      memberStatusOf(member('m1'), { view: intact }, null),
+      memberStatusOf(member('m2'), { view: null, error: { code: 'NOT_READY', message: notReadyMessage, answered: true }, self: recoveringSelf }, null),
+      memberStatusOf(member('m3'), { view: null, error: { code: 'UNREACHABLE', message: 'cannot reach https://127.0.0.1:8003 (ECONNREFUSED)', answered: false } }, null),
+    ];
+    const lines = statusText({ leaderId: null, term: null, members, noQuorumReason: intact.noQuorumReason }).join('\n').split('\n');
+    expect(lines[1]).toMatch(/^\s+m1\s+follower\s+5\s+2000\s+2000\s+ok\s+yes\s+127\.0\.0\.1:8001$/);
+    expect(lines[2]).toMatch(/^\s+m2\s+follower\s+-\s+0\s+-\s+recovering 0\/2000\s+yes\s+127\.0\.0\.1:8002$/);
+    expect(lines[3]).toMatch(/^\s+m3\s+down\s+-\s+-\s+-\s+-\s+no\s+127\.0\.0\.1:8003$/);
+    expect(lines.slice(4)).toEqual([
+      'leader: none known',
+      'm2 is recovering its storage: why is in its log ("storage recovering"), since it does not show its view',
+      `m2 is reachable but not ready (NOT_READY: ${notReadyMessage})`,
+      'no leader: 2 of 3 voters (m2, m3) are recovering',
+    ]);
+    // Another refusal is told apart as well.
+    const refused = memberStatusOf(member('m2'), { view: null, error: { code: 'UNAUTHENTICATED', message: 'unknown, revoked or expired token', answered: true }, self: null }, null);
+    expect(statusText({ leaderId: null, term: null, members: [refused], noQuorumReason: null }).slice(1)).toEqual([
+      'leader: none known',
+      'm2 is reachable but did not show its view (UNAUTHENTICATED: unknown, revoked or expired token)',
+    ]);
+  });
+});
+
+describe('minkube status against a manager that refuses every token for now', () => {
+  const intact = new FakeManagerService();
+  const recovering = new FakeManagerService();
+  let facts: StatusFacts;
+  const apps: FastifyInstance[] = [
+    buildManagerApp({ service: intact }),
+    // As a secure manager that has applied nothing: every token is one it may not know yet.
+    buildManagerApp({ service: recovering, security: { resolveToken: () => null, authReady: () => false }, status: { facts: () => facts } }),
+  ];
+  let api: string;
+  let downPort: number;
+
+  beforeAll(async () => {
+    const urls = await Promise.all(apps.map((a) => a.listen({ host: '127.0.0.1', port: 0 })));
+    api = urls[0]!;
+    downPort = await freePort();
+    const members = [
+      { id: 'm1', raftAddress: '127.0.0.1:7001', apiAddress: urls[0]!.replace('http://', ''), voter: true, reachable: true },
+      { id: 'm2', raftAddress: '127.0.0.1:7002', apiAddress: urls[1]!.replace('http://', ''), voter: true, reachable: true, storage: 'recovering' as const },
+      { id: 'm3', raftAddress: '127.0.0.1:7003', apiAddress: `127.0.0.1:${downPort}`, voter: true, reachable: false },
+    ];
+    intact.view = defaultView({ id: 'm1', role: 'follower', term: 5, leaderId: null, commitIndex: 2000, appliedIndex: 2000, members, noQuorumReason: '2 of 3 voters (m2, m3) are recovering' });
+    facts = { leaderId: null, votersReachable: 2, voters: 3, votersRecovering: 1, workersReady: 0, workers: 0, self: recoveringSelf };
+  });
+  afterAll(async () => {
+    await Promise.all(apps.map((a) => a.close()));
+  });
+
+  const env = { MINKUBE_TOKEN: newApiToken().token };
+
+  it('shows it running and recovering, not down', async () => {
+    const r = await runCli(['--api', api, 'status'], env);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^\s+m2\s+follower\s+-\s+0\s+-\s+recovering 0\/2000\s+yes\s/m);
+    expect(r.stdout).toMatch(new RegExp(`^\\s+m3\\s+down\\s+-\\s+-\\s+-\\s+-\\s+no\\s+127\\.0\\.0\\.1:${downPort}$`, 'm'));
+    expect(r.stdout).toContain('m2 is recovering its storage: why is in its log ("storage recovering")');
+    expect(r.stdout).toContain(`m2 is reachable but not ready (NOT_READY: ${notReadyMessage})`);
+    expect(r.stdout).toContain('no leader: 2 of 3 voters (m2, m3) are recovering');
+  });
+
+  it('--json: reachable, recovering with its target, no reason, and the refusal with its code', async () => {
+    const r = await runCli(['--json', '--api', api, 'status'], env);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { members: Record<string, unknown>[] };
+    expect(out.members.find((m) => m.id === 'm2')).toMatchObject({
+      reachable: true, role: 'follower', term: null, commitIndex: 0, appliedIndex: null, storage: 'recovering', storageReason: null, storageTargetIndex: 2000,
+      error: notReadyMessage, errorCode: 'NOT_READY',
+    });
+    expect(out.members.find((m) => m.id === 'm3')).toMatchObject({ reachable: false, storage: null, errorCode: 'UNREACHABLE' });
+  });
+});
