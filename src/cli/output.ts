@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { isErrorCode, MinkubeError } from '../lib/errors.js';
-import { errnoReason } from '../lib/errno.js';
+import { diskRefusalCodes, errnoReason } from '../lib/errno.js';
 
 export interface Output {
   json: boolean;
@@ -136,7 +136,7 @@ export function cannotWrite(path: string, err: unknown): MinkubeError {
   const reason = errnoReason(err, { ENOENT: folder, EISDIR: 'it is a folder' });
   // A disk that is full, read-only or failing is no bad parameter: said as the storage failure it is.
   const code = (err as Partial<NodeJS.ErrnoException> | null)?.code ?? '';
-  const storage = ['ENOSPC', 'EDQUOT', 'EROFS', 'EIO'].includes(code);
+  const storage = diskRefusalCodes.has(code);
   return new MinkubeError(storage ? 'STORAGE_FAILED' : 'INVALID_PARAM', `cannot write ${path}: ${reason}`, { cause: err });
 }
 

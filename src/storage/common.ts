@@ -2,7 +2,7 @@
 // what a snapshot does to the log's bounds.
 import { crc32 } from 'node:zlib';
 import { assert } from '../lib/assert.js';
-import { errnoReason } from '../lib/errno.js';
+import { diskRefusalCodes, errnoReason } from '../lib/errno.js';
 import { MinkubeError } from '../lib/errors.js';
 import { logIndex, term } from '../lib/ids.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
@@ -88,8 +88,26 @@ const levelReasons: readonly (readonly [RegExp, string])[] = [
   [/no space left on device/i, 'no space left on the device'],
   [/disk quota exceeded/i, 'the disk quota is exceeded'],
   [/read-only file system/i, 'the file system is read-only'],
-  [/permission denied/i, 'permission denied'],
+  [/permission denied|operation not permitted/i, 'permission denied'],
+  [/input\/output error/i, 'the disk failed to read or write (an input/output error)'],
 ];
+
+/** The errno codes of a disk that refuses (lib/errno's), and of a data directory refusing access: as levelReasons. */
+const refusalCodes: ReadonlySet<string> = new Set([...diskRefusalCodes, 'EACCES', 'EPERM']);
+
+/**
+ * The error in `err`'s chain (itself, or what caused it) that says the system refused to read or write the data
+ * directory (a full disk, a read-only or failing one), in LevelDB's words or as an errno; null when none does. Such a
+ * failure is never damage: nothing may be repaired, dropped or set aside for it, since the files are as they were.
+ */
+export function diskRefusal(err: unknown): Error | null {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && refusalCodes.has(code)) return e;
+    if (levelReasons.some(([re]) => re.test(e.message))) return e;
+  }
+  return null;
+}
 
 /**
  * STORAGE_FAILED for a data directory the system would not let us open or write (a full disk, a read-only or failing

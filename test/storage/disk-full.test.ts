@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { storageFailed } from '../../src/storage/common.js';
+import { diskRefusal, storageFailed } from '../../src/storage/common.js';
 import { CheckedStorage } from '../../src/storage/checked.js';
 import { LevelRaftStorage } from '../../src/storage/level.js';
 import { FileMarker } from '../../src/storage/marker.js';
@@ -33,6 +33,27 @@ describe('storageFailed', () => {
     expect(e.message.startsWith('writing to the data directory /d failed: ')).toBe(true);
     expect(e.message).toContain(words);
     expect(e.cause).toBe(err);
+  });
+});
+
+describe('diskRefusal: a disk that refuses is never damage', () => {
+  const level = (message: string): Error => Object.assign(new Error('Database failed to open'), { code: 'LEVEL_DATABASE_NOT_OPEN', cause: Object.assign(new Error(message), { code: 'LEVEL_IO_ERROR' }) });
+  it.each([
+    ['LevelDB out of space, as the cause', level('IO error: /d/000001.dbtmp: No space left on device')],
+    ['LevelDB over quota', level('IO error: /d/000005.log: Disk quota exceeded')],
+    ['LevelDB read-only', level('IO error: /d/LOCK: Read-only file system')],
+    ['LevelDB failing disk', level('IO error: /d/000005.ldb: Input/output error')],
+    ['an errno EDQUOT', errno('EDQUOT', 'EDQUOT: disk quota exceeded, write')],
+    ['an errno EIO', errno('EIO', 'EIO: i/o error, read')],
+  ])('%s', (_, err) => {
+    expect(diskRefusal(err)).not.toBeNull();
+  });
+  it.each([
+    ['corruption', Object.assign(new Error('Corruption: 1 missing files; e.g.: /d/000005.ldb'), { code: 'LEVEL_CORRUPTION' })],
+    ['a table cut short', level('IO error: /d/000005.ldb: Invalid argument')],
+    ['a deleted manifest', level('IO error: /d/MANIFEST-000004: No such file or directory')],
+  ])('%s is not a refusal', (_, err) => {
+    expect(diskRefusal(err)).toBeNull();
   });
 });
 
