@@ -307,7 +307,11 @@ async function startParts(
   const traces = new TaskTraces({ node: self.id, logger: logger.child({ component: 'trace' }) });
 
   // Salvaging: damage found at start makes the manager recover from the leader instead of stopping.
-  const storage = await LevelRaftStorage.open(self.dataDir, { salvage: true });
+  const storage = await LevelRaftStorage.open(self.dataDir, {
+    salvage: true,
+    // Logged at once: the start may still fail after it (the next start's recovering reason says it too).
+    onSetAside: (path, reason) => logger.warn({ dataDir: self.dataDir, setAside: path, reason }, `storage: the damaged database was set aside in ${path}`),
+  });
   opened.push('storage', () => storage.close());
   const join = await prepareJoin(storage, self, tuning, members, logger, http);
   const checkedStorage = await checkedStorageFor(storage, self.dataDir, tuning.join !== undefined);

@@ -10,6 +10,8 @@ import type { CheckedLoad, LoadedState, RaftStorage, SaveOptions, SnapshotBytes,
 /** A storage that can load what it can trust and say what it dropped (LevelRaftStorage opened with salvage). */
 export interface SalvagingStorage extends RaftStorage {
   salvage?(): Promise<{ state: LoadedState; problems: string[] }>;
+  /** What salvage() found is reported: it need not be kept for a later start (see LevelRaftStorage.salvage). */
+  salvageReported?(): Promise<void>;
 }
 
 interface Position {
@@ -70,6 +72,9 @@ export class CheckedStorage implements RaftStorage {
     }
     // The marker on disk says at least this from now on (a lost or damaged one is written again).
     await this.writeMarker(this.wanted());
+    // Only now, with the target in the marker, may the store forget what it found: the reason goes out with the
+    // recovery (the driver logs it at once); a start that failed before this finds it again at the next start.
+    if (salvaged.problems.length > 0) await this.inner.salvageReported?.();
     return { state, recovery, notes };
   }
 

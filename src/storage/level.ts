@@ -1,7 +1,7 @@
 // RaftStorage on classic-level (LevelDB): one database per data directory holds the hard state, the log and the
 // current snapshot's record; the snapshot's bytes are a file in <dir>/snapshots. Each Ready is one synced batch;
 // every entry, and every snapshot, carries a checksum that is verified whenever it is read.
-import { mkdir, readdir, readFile, rename, stat } from 'node:fs/promises';
+import { link, lstat, mkdir, readdir, readFile, rename, rmdir, stat, statfs, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { assert } from '../lib/assert.js';
@@ -9,7 +9,7 @@ import { MinkubeError } from '../lib/errors.js';
 import { logIndex, term, type LogIndex } from '../lib/ids.js';
 import { makeDirs } from '../lib/make-dirs.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
-import { checkRange, checkSave, checkSnapshot, compactedBounds, emptyHardState, snapshotDataProblem, snapshotInfoOf, storageFailed } from './common.js';
+import { checkRange, checkSave, checkSnapshot, compactedBounds, diskRefusal, emptyHardState, snapshotDataProblem, snapshotInfoOf, storageFailed } from './common.js';
 import * as rec from './records.js';
 import { readFileIfExists, removeFileIfExists, removeStaleFiles, writeFileDurably } from './snapshot-files.js';
 import type { LoadedState, MetaStore, RaftStorage, SaveOptions, SnapshotBytes, SnapshotInfo } from './types.js';
@@ -21,6 +21,11 @@ const encodings = { keyEncoding: 'buffer', valueEncoding: 'buffer' } as const;
 const READ_CHUNK_ENTRIES = 1024;
 const READ_CHUNK_BYTES = 1024 * 1024;
 const SNAPSHOTS_DIR = 'snapshots';
+/** Salvage notes kept at most (the latest): each start that fails before reporting may add a few. */
+const NOTES_MAX = 32;
+
+/** Told where a damaged database was set aside, and why (the daemon logs it at warn). */
+export type SetAsideListener = (path: string, reason: string) => void;
 
 export class LevelRaftStorage implements RaftStorage, MetaStore {
   /** Every operation runs after the ones called before it, so a read sees every earlier save. */
@@ -53,9 +58,9 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
    * left behind (temp files, and every snapshot but the current one). With `salvage`, it also salvages what it holds
    * at once (salvage() then answers what was found), repairing LevelDB itself when it must (see openSalvaging).
    */
-  static async open(dir: string, options: { salvage?: boolean } = {}): Promise<LevelRaftStorage> {
+  static async open(dir: string, options: { salvage?: boolean; onSetAside?: SetAsideListener } = {}): Promise<LevelRaftStorage> {
     await makeDirs(dir);
-    return options.salvage === true ? LevelRaftStorage.openSalvaging(dir) : LevelRaftStorage.openOnce(dir, null);
+    return options.salvage === true ? LevelRaftStorage.openSalvaging(dir, options.onSetAside) : LevelRaftStorage.openOnce(dir, null);
   }
 
   /**
@@ -64,8 +69,12 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
    * it can still read, and the open and salvage are tried again. A database still damaged after that is set aside in
    * the data directory and the node starts from an empty log: salvage() says so, the marker beside the directory still
    * says what it had acknowledged, so it recovers and learns everything again from the leader.
+   *
+   * A disk that refuses to read or write (full, read-only, failing: diskRefusal) at any step is not damage: the open
+   * fails with STORAGE_FAILED, and the directory is left as it was (a repair cut short by it is undone), so the next
+   * start, once the disk has room, finds what this one found.
    */
-  private static async openSalvaging(dir: string): Promise<LevelRaftStorage> {
+  private static async openSalvaging(dir: string, onSetAside: SetAsideListener | undefined): Promise<LevelRaftStorage> {
     const problems: string[] = [];
     for (let attempt = 1; ; attempt++) {
       let storage: LevelRaftStorage | null = null;
@@ -75,9 +84,18 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
         return storage;
       } catch (err) {
         await storage?.close().catch(() => undefined);
+        const refused = refusalOf(dir, err);
+        if (refused !== null) throw refused;
         const damage = attempt > 2 ? null : await levelDamage(dir, err);
         if (damage === null) throw err;
-        problems.push(attempt === 1 ? await repairDb(dir, damage) : await setAside(dir, damage));
+        if (attempt === 1) {
+          problems.push(await repairDb(dir, damage));
+        } else {
+          // The new database's notes hold what was found so far: its salvage reports them, or the next start's does.
+          const aside = await setAside(dir, damage, problems);
+          problems.length = 0;
+          onSetAside?.(aside.path, aside.reason);
+        }
       }
     }
   }
@@ -93,13 +111,15 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
         return null;
       });
       const bounds = await logBounds(dir, db, snapshot?.meta.index ?? 0).catch((err: unknown) => {
-        if (problems === null || isLevelDamage(dir, err)) throw err;
+        if (problems === null || isLevelDamage(dir, err) || diskRefusal(err) !== null) throw err;
         problems.push(describe(err));
         return { first: (snapshot?.meta.index ?? 0) + 1, last: snapshot?.meta.index ?? 0 };
       });
       const { first, last } = bounds;
       const keep = snapshot === null ? null : rec.snapshotFileName(snapshot);
       await removeStaleFiles(join(dir, SNAPSHOTS_DIR), keep).catch((err: unknown) => {
+        const refused = diskRefusal(err);
+        if (refused !== null) throw storageFailed(`cannot clean the snapshots of the data directory ${dir}`, refused);
         throw new MinkubeError('INTERNAL', `cannot clean the snapshots of the data directory ${dir}: ${describe(err)}`, { cause: err });
       });
       const storage = new LevelRaftStorage(dir, db, first, last, snapshot);
@@ -165,6 +185,8 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
    * that is missing, malformed, fails its checksum, goes back in term, or cannot be read (a snapshot that is dropped
    * takes the log after it along: it has nothing to start from). Everything after is deleted, and the hard state's
    * commit lowered to what is left, so the node learns the rest from the leader. See docs/storage-faults.md.
+   * What it found is kept in the store's notes (with what an earlier start found and left there, reported again) until
+   * salvageReported(), so a start that fails before it has reported them leaves them for the next one.
    */
   salvage(): Promise<{ state: LoadedState; problems: string[] }> {
     const done = this.salvaged;
@@ -173,22 +195,25 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
       return this.serial(async () => done);
     }
     return this.serial(async () => {
-      const problems = [...this.openProblems];
+      const problems = [...(await this.readNotes()), ...this.openProblems];
       this.openProblems = [];
       const hardState = await this.readHardState().catch((err: unknown) => {
-        // LevelDB's own damage is for openSalvaging to repair, not a hard state to drop.
-        if (isLevelDamage(this.dir, err)) throw err;
+        // LevelDB's own damage is for openSalvaging to repair, and a disk that refuses for it to report: not a hard
+        // state to drop.
+        if (isLevelDamage(this.dir, err) || diskRefusal(err) !== null) throw err;
         problems.push(describe(err));
         return emptyHardState;
       });
       let snapshot = this.snapshot;
       // The snapshot file and the log are read at once (a file read and LevelDB's iterator both run in libuv's pool).
       const [read, scanned] = await Promise.all([
-        snapshot === null ? null : this.readSnapshotData(snapshot).then((data) => ({ data }), (err: unknown) => ({ problem: describe(err) })),
+        snapshot === null ? null : this.readSnapshotData(snapshot).then((data) => ({ data }), (err: unknown) => ({ problem: describe(err), err })),
         this.scanLog(snapshot?.meta ?? null),
       ]);
       let snapshotData: Uint8Array | null = null;
       let scan = scanned;
+      const refused = read !== null && 'err' in read ? diskRefusal(read.err) : null;
+      if (refused !== null) throw storageFailed(`reading the snapshot of the data directory ${this.dir} failed`, refused);
       if (read !== null && 'problem' in read) {
         problems.push(read.problem);
         // A dropped snapshot takes the log after it along: the log is judged again without it.
@@ -198,6 +223,7 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
         snapshotData = read.data;
       }
       if (scan.problem !== null) problems.push(scan.problem);
+      const found = [...new Set(problems)].slice(-NOTES_MAX);
       const snapshotIndex = snapshot?.meta.index ?? 0;
       const last = scan.entries.at(-1)?.index ?? snapshotIndex;
       const lastTerm = scan.entries.at(-1)?.term ?? snapshot?.meta.term ?? 0;
@@ -205,13 +231,29 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
         lastTerm > hardState.term
           ? { term: term(lastTerm), vote: null, commit: logIndex(Math.min(hardState.commit, last)) }
           : { ...hardState, commit: logIndex(Math.min(hardState.commit, last)) };
-      if (problems.length > 0) await this.rewriteSalvaged(kept, snapshot, scan.entries[0]?.index ?? last + 1, last);
+      if (found.length > 0) await this.rewriteSalvaged(kept, snapshot, scan.entries[0]?.index ?? last + 1, last, found);
       this.first = scan.entries[0]?.index ?? snapshotIndex + 1;
       this.last = last;
       const state = { hardState: kept, entries: scan.entries, applied: logIndex(0) };
       const loaded: LoadedState = snapshot === null ? { ...state, snapshotData: null } : { ...state, snapshot: snapshot.meta, snapshotData };
-      return { state: loaded, problems: problems.map((p) => (p.includes(this.dir) ? p : `in the data directory ${this.dir}, ${p}`)) };
+      return { state: loaded, problems: found.map((p) => (p.includes(this.dir) ? p : `in the data directory ${this.dir}, ${p}`)) };
     });
+  }
+
+  /** What salvage() found is reported now (the marker holds its target, the recovering reason says it): notes go. */
+  salvageReported(): Promise<void> {
+    return this.serial(async () => {
+      if ((await this.db.get(rec.notesKey)) === undefined) return;
+      await this.write((batch) => batch.del(rec.notesKey));
+    });
+  }
+
+  /** The notes an earlier salvage left (see salvage). */
+  private async readNotes(): Promise<string[]> {
+    const value = await this.db.get(rec.notesKey);
+    if (value === undefined) return [];
+    const notes = rec.decodeNotes(value);
+    return typeof notes === 'string' ? [`the notes an earlier start left of what it found are unreadable (${notes})`] : notes;
   }
 
   /**
@@ -237,6 +279,9 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
         }
       }
     } catch (err) {
+      // A disk that refuses a read says nothing of the entries after: they stay, and the start fails.
+      const refused = diskRefusal(err);
+      if (refused !== null) throw storageFailed(`reading the log of the data directory ${this.dir} failed`, refused);
       problem = `the log cannot be read past index ${entries.at(-1)?.index ?? 0}: ${describe(err)}`;
       // A damaged LevelDB table: RepairDB may still read the entries after it (openSalvaging), and the damaged table
       // would fail the deletion of the log's end anyway.
@@ -266,17 +311,20 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
     return entry;
   }
 
-  /** Deletes what salvage dropped and writes the hard state it kept, in one synced batch. */
-  private async rewriteSalvaged(hardState: HardState, snapshot: SnapshotInfo | null, first: number, last: number): Promise<void> {
+  /** Deletes what salvage dropped, and writes the hard state it kept and the notes of what it found, in one synced batch. */
+  private async rewriteSalvaged(hardState: HardState, snapshot: SnapshotInfo | null, first: number, last: number, notes: readonly string[]): Promise<void> {
     const dropped = this.snapshot !== null && snapshot === null ? this.snapshot : null;
     try {
       await this.db.clear({ gte: rec.entryKey(0), lt: rec.entryKey(first) });
       await this.db.clear({ gte: rec.entryKey(last + 1), lt: rec.entryKeyEnd });
     } catch (err) {
+      const refused = diskRefusal(err);
+      if (refused !== null) throw storageFailed(`deleting the damaged entries after index ${last} from the data directory ${this.dir} failed`, refused);
       throw this.corrupt(`the damaged entries after index ${last} cannot be deleted: ${describe(err)}`, err);
     }
     await this.write((batch) => {
       batch.put(rec.hardStateKey, rec.encodeHardState(hardState));
+      batch.put(rec.notesKey, rec.encodeNotes(notes));
       if (dropped !== null) batch.del(rec.snapshotKey);
     });
     this.snapshot = snapshot;
@@ -558,60 +606,183 @@ async function openDb(dir: string): Promise<Db> {
 /**
  * RepairDB on `dir`, and what to say of it. RepairDB deletes nothing: what it cannot read (a table cut short, a block
  * that fails its check) it moves into `<dir>/lost`, where it stays for the operator; the reason names those tables.
+ *
+ * RepairDB moves every write-ahead log and the manifest into lost/ whether or not it could turn them into a table and
+ * a new manifest, and a log it could not convert (no space) it skips without failing: on a full disk it used to lose
+ * the whole log to lost/. So it runs only with room for everything it may write (checkRoomToRepair), and should the
+ * disk still refuse it, what it moved and made is put back (undoRepair), CURRENT from a hard link taken before.
  */
 async function repairDb(dir: string, damage: string): Promise<string> {
-  const lost = join(dir, 'lost');
-  const before = new Set(await readdir(lost).catch(() => []));
+  await checkRoomToRepair(dir, damage);
+  const lost = join(dir, LOST_DIR);
+  const before: FilesBefore = { top: new Set(await readdir(dir)), lost: new Set(await readdir(lost).catch(() => [])) };
+  const current = await keepCurrent(dir, damage);
   try {
     await ClassicLevel.repair(dir);
   } catch (err) {
+    const refused = diskRefusal(err);
+    if (refused !== null) throw await undoRepair(dir, before, current, damage, refused);
     return `LevelDB reported it damaged (${damage}), and RepairDB failed: ${describe(err)}`;
+  } finally {
+    if (current !== null) await unlink(current).catch(() => undefined);
   }
-  const moved = (await readdir(lost).catch(() => [])).filter((n) => !before.has(n) && TABLE_FILE.test(n));
+  const moved = (await readdir(lost).catch(() => [])).filter((n) => !before.lost.has(n) && TABLE_FILE.test(n));
   const kept = moved.length === 0 ? '' : ` (the tables it could not read whole are kept in ${lost}: ${moved.sort().join(', ')})`;
   return `LevelDB reported it damaged and RepairDB repaired it, keeping every record it could read${kept}: ${damage}`;
 }
 
+const LOST_DIR = 'lost';
+/** A hard link to CURRENT as it was before RepairDB (which replaces the file, never writes into it). */
+const CURRENT_BEFORE_REPAIR = 'CURRENT.before-repair';
+/** Room kept beyond the logs and tables for what else RepairDB writes (a manifest, CURRENT, its LOG). */
+const REPAIR_MARGIN_BYTES = 1024 * 1024;
+/** Files RepairDB makes: tables from logs, copies of damaged tables, manifests, temp files. */
+const REPAIR_OUTPUT = /^(\d+\.(ldb|sst|log|dbtmp)|MANIFEST-\d+)$/;
+
+interface FilesBefore {
+  readonly top: ReadonlySet<string>;
+  readonly lost: ReadonlySet<string>;
+}
+
+/**
+ * STORAGE_FAILED, before anything is changed, unless the disk has room for all RepairDB may write: a table for each
+ * write-ahead log, a copy of each table it finds damaged, and a margin. (Something else may still fill the disk while
+ * it runs: undoRepair is for that.) A file system that cannot say how full it is is not checked.
+ */
+async function checkRoomToRepair(dir: string, damage: string): Promise<void> {
+  let freeBytes: number;
+  try {
+    const fs = await statfs(dir);
+    freeBytes = fs.bavail * fs.bsize;
+  } catch {
+    return;
+  }
+  let needBytes = REPAIR_MARGIN_BYTES;
+  for (const name of await readdir(dir)) {
+    if (/^\d+\.(ldb|sst|log)$/.test(name)) needBytes += (await stat(join(dir, name)).catch(() => ({ size: 0 }))).size;
+  }
+  if (freeBytes >= needBytes) return;
+  const full = Object.assign(new Error(`${freeBytes} bytes free`), { code: 'ENOSPC' });
+  throw storageFailed(
+    `cannot repair the damaged data directory ${dir}, left as it was (LevelDB reported it damaged: ${damage}): RepairDB may write up to ${needBytes} bytes and ${freeBytes} are free`,
+    full,
+  );
+}
+
+/** The path of a hard link to `dir`'s CURRENT (null when it has none), for undoRepair; STORAGE_FAILED when refused. */
+async function keepCurrent(dir: string, damage: string): Promise<string | null> {
+  const kept = join(dir, CURRENT_BEFORE_REPAIR);
+  // One a start cut short left behind is older than CURRENT now.
+  await unlink(kept).catch(() => undefined);
+  try {
+    await link(join(dir, 'CURRENT'), kept);
+    return kept;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw storageFailed(`cannot repair the damaged data directory ${dir}, left as it was (LevelDB reported it damaged: ${damage})`, diskRefusal(err) ?? err);
+  }
+}
+
+/**
+ * Puts `dir` back as it was before a RepairDB the disk refused: what it moved into lost/ comes back, what it made goes,
+ * CURRENT is the one it had. Returns the STORAGE_FAILED to throw, which says whether all of it went back.
+ */
+async function undoRepair(dir: string, before: FilesBefore, current: string | null, damage: string, refused: Error): Promise<MinkubeError> {
+  const lost = join(dir, LOST_DIR);
+  const what = `repairing the damaged data directory ${dir} failed (LevelDB reported it damaged: ${damage})`;
+  try {
+    for (const name of await readdir(lost).catch(() => [])) {
+      if (!before.lost.has(name)) await rename(join(lost, name), join(dir, name));
+    }
+    for (const name of await readdir(dir)) {
+      if (!before.top.has(name) && REPAIR_OUTPUT.test(name)) await unlink(join(dir, name));
+    }
+    if (current !== null) await rename(current, join(dir, 'CURRENT'));
+    if (!before.top.has(LOST_DIR)) await rmdir(lost).catch(() => undefined);
+  } catch (err) {
+    return storageFailed(`${what}, and what it had moved into ${lost} could not all be put back (${describe(err)})`, refused);
+  }
+  return storageFailed(`${what}, and it was put back as it was`, refused);
+}
+
 /** LevelDB's files (its tables, write-ahead logs, manifests, RepairDB's lost/) and the snapshots: what setAside moves. */
-const DATABASE_FILE = /^(\d+\.(ldb|sst|log)|MANIFEST-\d+|CURRENT|LOG|LOG\.old|lost|snapshots)$/;
+const DATABASE_FILE = /^(\d+\.(ldb|sst|log)|MANIFEST-\d+|CURRENT|CURRENT\.before-repair|LOG|LOG\.old|lost|snapshots)$/;
 
 /**
  * Moves the damaged database (and its snapshots, whose record it held) into `<dir>/damaged-<time>`, for the operator
- * to look at or delete: nothing is deleted, and the next open finds an empty database. What `dir` holds besides (the
+ * to look at or delete: nothing is deleted, and the next open finds a new database. What `dir` holds besides (the
  * node's certificates, its audit log) stays. Its meta values (a manager that joined remembers it there) are carried
- * over when the damaged database still yields them.
+ * over when the damaged database still yields them, and the new database's notes say what was found (`found`, and
+ * the set-aside): its salvage reports them, or, should this start fail first, the next start's. The move and the new
+ * database are one step: if the new database cannot be written (a full disk), everything is put back and the open
+ * fails with STORAGE_FAILED.
  */
-async function setAside(dir: string, damage: string): Promise<string> {
-  const meta = await readMeta(dir).catch(() => []);
+async function setAside(dir: string, damage: string, found: readonly string[]): Promise<{ path: string; reason: string }> {
+  const kept = await readKept(dir).catch(() => ({ meta: [], notes: [] }));
   const aside = join(dir, `damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  const reason = `LevelDB still reported it damaged after RepairDB (${damage}): the database was set aside in ${aside}, its snapshots with it, and the log starts empty`;
+  const names = (await readdir(dir)).filter((n) => DATABASE_FILE.test(n));
+  const moved: string[] = [];
   try {
     await mkdir(aside);
-    for (const name of await readdir(dir)) {
-      if (DATABASE_FILE.test(name)) await rename(join(dir, name), join(aside, name));
+    for (const name of names) {
+      await rename(join(dir, name), join(aside, name));
+      moved.push(name);
     }
-  } catch (err) {
-    throw storageFailed(`cannot set the damaged database of ${dir} aside in ${aside}`, err);
-  }
-  if (meta.length > 0) {
     const db = await openDb(dir);
     try {
       const batch = db.batch();
-      for (const [key, value] of meta) batch.put(key, value);
+      batch.put(rec.formatKey, Buffer.from([rec.FORMAT_VERSION]));
+      for (const [key, value] of kept.meta) batch.put(key, value);
+      batch.put(rec.notesKey, rec.encodeNotes([...kept.notes, ...found, reason].slice(-NOTES_MAX)));
       await batch.write({ sync: true });
     } finally {
       await db.close();
     }
+  } catch (err) {
+    throw await putBack(dir, aside, { names, moved }, err);
   }
-  return `LevelDB still reported it damaged after RepairDB (${damage}): the database was set aside in ${aside}, its snapshots with it, and the log starts empty`;
+  return { path: aside, reason };
 }
 
-async function readMeta(dir: string): Promise<[Buffer, Buffer][]> {
+/**
+ * After a set-aside that failed: the new database's files go (those of a name that was not there, or was moved out),
+ * the moved ones come back. The error to throw.
+ */
+async function putBack(dir: string, aside: string, files: { names: readonly string[]; moved: readonly string[] }, err: unknown): Promise<MinkubeError> {
+  const what = `cannot set the damaged database of ${dir} aside in ${aside}`;
+  const cause = diskRefusal(err) ?? err;
+  const stayed = new Set(files.names.filter((n) => !files.moved.includes(n)));
+  try {
+    for (const name of await readdir(dir)) {
+      if (DATABASE_FILE.test(name) && !stayed.has(name) && !(await lstat(join(dir, name))).isDirectory()) await unlink(join(dir, name));
+    }
+    for (const name of files.moved) await rename(join(aside, name), join(dir, name));
+    await rmdir(aside).catch(() => undefined);
+  } catch (undo) {
+    return storageFailed(`${what}, nor put it back (${describe(undo)}): move what ${aside} holds back into ${dir}`, cause);
+  }
+  return storageFailed(`${what}, so it was left as it was`, cause);
+}
+
+/** What a set-aside carries over from the damaged database: its meta values and its notes. */
+async function readKept(dir: string): Promise<{ meta: [Buffer, Buffer][]; notes: string[] }> {
   const db = await openDb(dir);
   try {
-    return await db.iterator({ gte: rec.metaKey(''), lt: rec.metaKeyEnd }).all();
+    const meta = await db.iterator({ gte: rec.metaKey(''), lt: rec.metaKeyEnd }).all();
+    const value = await db.get(rec.notesKey).catch(() => undefined);
+    const notes = value === undefined ? [] : rec.decodeNotes(value);
+    return { meta, notes: typeof notes === 'string' ? [] : notes };
   } finally {
     await db.close();
   }
+}
+
+/** STORAGE_FAILED for `err` when the disk refused (diskRefusal), keeping one that says so already; else null. */
+function refusalOf(dir: string, err: unknown): MinkubeError | null {
+  const refused = diskRefusal(err);
+  if (refused === null) return null;
+  return err instanceof MinkubeError && err.code === 'STORAGE_FAILED' ? err : storageFailed(`cannot open the data directory ${dir}`, refused);
 }
 
 const TABLE_FILE = /^\d+\.(ldb|sst)$/;

@@ -3,6 +3,7 @@
 // value copied under another key fails its check too. Hard state value: crc32 u32 | format u8 | term u64 | commit u64
 // | vote (UTF-8, empty for none). Meta value: crc32 u32 | bytes. Snapshot value: crc32 u32 | format u8 | index u64 |
 // term u64 | size u64 | crc32 of the bytes u32 | { voters, learners } as JSON; the bytes are in a file of their own.
+// Salvage notes value: a meta value holding a JSON array of strings.
 import { crc32 } from 'node:zlib';
 import { logIndex, nodeId, term, type NodeId } from '../lib/ids.js';
 import type { Entry, EntryType, HardState } from '../raft/types.js';
@@ -11,6 +12,7 @@ import type { SnapshotInfo } from './types.js';
 const PREFIX_ENTRY = 0x65; // 'e'
 const PREFIX_HARD_STATE = 0x68; // 'h'
 const PREFIX_META = 0x6d; // 'm'
+const PREFIX_NOTES = 0x6e; // 'n'
 const PREFIX_SNAPSHOT = 0x73; // 's'
 const PREFIX_FORMAT = 0x76; // 'v'
 
@@ -19,6 +21,11 @@ export const formatKey = Buffer.from([PREFIX_FORMAT]);
 export const hardStateKey = Buffer.from([PREFIX_HARD_STATE]);
 /** The current snapshot's record. A directory without one (any written before snapshots existed) has none. */
 export const snapshotKey = Buffer.from([PREFIX_SNAPSHOT]);
+/**
+ * What a salvaging start found wrong and did about it (a database set aside, entries dropped), kept until a start has
+ * reported it (in the marker and the recovering reason): a start that fails before that leaves it for the next one.
+ */
+export const notesKey = Buffer.from([PREFIX_NOTES]);
 /** Bounds of the entry key range: every entry key is >= entryKeyMin and < entryKeyEnd. */
 export const entryKeyEnd = Buffer.from([PREFIX_ENTRY + 1]);
 const ENTRY_KEY_BYTES = 9;
@@ -131,6 +138,23 @@ export function decodeMeta(value: Buffer): Uint8Array | string {
   if (value.length < 4) return `the value is truncated (${value.length} bytes)`;
   const bytes = new Uint8Array(value.subarray(4));
   return crc32(bytes) === value.readUInt32BE(0) ? bytes : 'checksum mismatch';
+}
+
+export function encodeNotes(notes: readonly string[]): Buffer {
+  return encodeMeta(Buffer.from(JSON.stringify(notes), 'utf8'));
+}
+
+/** The notes, or why they cannot be read. */
+export function decodeNotes(value: Buffer): string[] | string {
+  const bytes = decodeMeta(value);
+  if (typeof bytes === 'string') return bytes;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    return 'not JSON';
+  }
+  return Array.isArray(parsed) && parsed.every((n) => typeof n === 'string') ? parsed : 'not a list of strings';
 }
 
 /** The snapshot's file name: zero-padded term and index, so names sort as snapshots do. */

@@ -1,8 +1,8 @@
 // CheckedStorage and the marker (issue 19): a store that lost or damaged what it had acknowledged is found out at
 // start and salvaged to what can be trusted; the marker follows every synced write and survives a torn write.
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { logIndex, nodeId, term } from '../../src/lib/ids.js';
@@ -12,6 +12,8 @@ import { CheckedStorage } from '../../src/storage/checked.js';
 import { LevelRaftStorage } from '../../src/storage/level.js';
 import { FileMarker, markerPathFor, MemoryMarker } from '../../src/storage/marker.js';
 import { entryKey } from '../../src/storage/records.js';
+import { rejection } from '../support/errors.js';
+import { filesOf } from '../support/data-dir-files.js';
 
 const entries = (from: number, to: number, t = 1): Entry[] =>
   Array.from({ length: to - from + 1 }, (_, i) => ({ term: term(t), index: logIndex(from + i), type: 'command' as const, data: new Uint8Array([from + i]) }));
@@ -247,6 +249,149 @@ describe("CheckedStorage on damage inside LevelDB's own files", () => {
   function onlyTableName(aside: string): string {
     return readdirSync(join(data(), aside)).find((n) => n.endsWith('.ldb'))!;
   }
+});
+
+describe('CheckedStorage when the disk refuses while LevelDB is repaired or set aside', () => {
+  // A full disk during a start-up repair used to be taken for damage: RepairDB had moved the write-ahead log and the
+  // manifest into lost/ before it failed, the next open failed on the half-repaired directory, and the whole database
+  // was set aside, so the next start (with room) began from an empty log and said nothing of it (outside tester).
+  const data = (): string => join(dir, 'm1');
+  const noSpace = (path: string): Error => Object.assign(new Error(`IO error: ${path}: No space left on device`), { code: 'LEVEL_IO_ERROR' });
+
+  /** 1,000 entries of term 2 in a table and 200 more in the write-ahead log, all acknowledged (the marker says 1200/2). */
+  async function acknowledgedWithLog(marker: MemoryMarker): Promise<void> {
+    let s = await open(marker);
+    await s.loadChecked();
+    await s.save(hs(2, 1000), entries(1, 1000, 2));
+    await s.close();
+    await (await LevelRaftStorage.open(data())).close();
+    s = await open(marker);
+    await s.loadChecked();
+    await s.save(hs(2, 1200), entries(1001, 1200, 2));
+    await s.close();
+    expect(readdirSync(data()).filter((n) => n.endsWith('.log') && statSync(join(data(), n)).size > 0)).not.toEqual([]);
+    expect(marker.value).toMatchObject({ ackedIndex: 1200, ackedTerm: 2 });
+  }
+
+  it('RepairDB cut short by a full disk after it moved the log and the manifest into lost/: all put back, STORAGE_FAILED, and the next start repairs it with nothing lost', async () => {
+    const marker = new MemoryMarker();
+    await acknowledgedWithLog(marker);
+    writeFileSync(join(data(), 'CURRENT'), 'garbage\n');
+    const before = filesOf(data());
+    // What LevelDB's RepairDB does before the disk refuses (the tester's run failed writing CURRENT's temp file): every
+    // log and manifest moved into lost/, a table and a manifest begun, CURRENT replaced.
+    const repair = vi.spyOn(ClassicLevel, 'repair').mockImplementation(async (location: string) => {
+      mkdirSync(join(location, 'lost'), { recursive: true });
+      for (const n of readdirSync(location)) if (/^(\d+\.log|MANIFEST-\d+)$/.test(n)) renameSync(join(location, n), join(location, 'lost', n));
+      writeFileSync(join(location, '000099.ldb'), 'half a table');
+      writeFileSync(join(location, 'MANIFEST-000100'), 'half a manifest');
+      writeFileSync(join(location, '000101.dbtmp'), 'MANIFEST-000100\n');
+      renameSync(join(location, '000101.dbtmp'), join(location, 'CURRENT'));
+      throw noSpace(join(location, '000102.dbtmp'));
+    });
+    try {
+      const err = await rejection(open(marker));
+      expect(err.code).toBe('STORAGE_FAILED');
+      expect(err.message).toContain(`repairing the damaged data directory ${data()} failed`);
+      expect(err.message).toContain('put back as it was');
+      expect(err.message).toContain('no space left on the device (free some space, then start this manager again)');
+      expect(repair).toHaveBeenCalledTimes(1);
+    } finally {
+      repair.mockRestore();
+    }
+    // Nothing moved, nothing set aside, nothing of the repair's left: the directory is as the damage left it.
+    expect(filesOf(data())).toEqual(before);
+    expect(readdirSync(data()).filter((n) => n === 'lost' || n.startsWith('damaged-') || n.startsWith('CURRENT.'))).toEqual([]);
+    // With room, the next start repairs it, and the log (its write-ahead log too) is all there.
+    const s = await open(marker);
+    const { recovery, state } = await s.loadChecked();
+    expect(recovery?.reason).toContain('RepairDB repaired it');
+    expect(recovery?.reason).not.toContain('set aside');
+    expect(state.entries.at(-1)?.index).toBe(1200);
+    await s.close();
+  });
+
+  it('a set-aside whose new database the disk refuses: everything put back, STORAGE_FAILED; with room, set aside and said so', async () => {
+    const marker = new MemoryMarker();
+    await acknowledgedWithLog(marker);
+    // A block of the table that fails LevelDB's check, and a RepairDB that mends nothing: the database must go aside.
+    const table = join(data(), readdirSync(data()).find((n) => n.endsWith('.ldb'))!);
+    const fd = openSync(table, 'r+');
+    writeSync(fd, Buffer.from('XXXXXXXXXXXXXXXX'), 0, 16, Math.floor(statSync(table).size / 3));
+    closeSync(fd);
+    const repair = vi.spyOn(ClassicLevel, 'repair').mockResolvedValue(undefined);
+    const realOpen = ClassicLevel.prototype.open;
+    // LevelDB making a database in the emptied directory on a full disk: it gets as far as its LOG and a manifest.
+    const refuseNew = vi.spyOn(ClassicLevel.prototype, 'open').mockImplementation(function (this: ClassicLevel<Buffer, Buffer>, ...args: unknown[]) {
+      if (existsSync(join(this.location, 'CURRENT'))) return (realOpen as (...a: unknown[]) => Promise<void>).apply(this, args);
+      writeFileSync(join(this.location, 'LOG'), '');
+      writeFileSync(join(this.location, 'MANIFEST-000001'), '');
+      return Promise.reject(Object.assign(new Error('Database failed to open'), { code: 'LEVEL_DATABASE_NOT_OPEN', cause: noSpace(join(this.location, 'MANIFEST-000001')) }));
+    });
+    const asides: string[] = [];
+    const openAsManager = async (): Promise<CheckedStorage> =>
+      new CheckedStorage(await LevelRaftStorage.open(data(), { salvage: true, onSetAside: (path) => asides.push(path) }), marker);
+    try {
+      // The open itself (which succeeds: the damage shows only when the block is read) turns the write-ahead log into
+      // a table, as every LevelDB open does; the damaged table is what must stay where it was, as it was.
+      const damaged = filesOf(data())[basename(table)];
+      const err = await rejection(openAsManager());
+      expect(err.code).toBe('STORAGE_FAILED');
+      expect(err.message).toContain(`cannot set the damaged database of ${data()} aside`);
+      expect(err.message).toContain('left as it was');
+      expect(err.message).toContain('no space left on the device');
+      expect(filesOf(data())[basename(table)]).toBe(damaged);
+      expect(readdirSync(data()).filter((n) => !/^(\d+\.(ldb|log)|MANIFEST-\d+|CURRENT|LOG|LOG\.old|LOCK)$/.test(n))).toEqual([]);
+      expect(asides).toEqual([]);
+      refuseNew.mockRestore();
+      // With room: set aside, told at once (the daemon logs it at warn), and named in the recovering reason.
+      const s = await openAsManager();
+      expect(asides).toHaveLength(1);
+      expect(readdirSync(data()).filter((n) => n.startsWith('damaged-')).map((n) => join(data(), n))).toEqual(asides);
+      const { recovery, state } = await s.loadChecked();
+      expect(recovery?.reason).toContain(`set aside in ${asides[0]!}`);
+      expect(recovery?.target).toEqual({ index: 1200, term: 2 });
+      expect(state.entries).toEqual([]);
+      await s.close();
+      expect(filesOf(asides[0]!)[basename(table)]).toBe(damaged);
+    } finally {
+      refuseNew.mockRestore();
+      repair.mockRestore();
+    }
+  });
+
+  it('a start that set the database aside and then failed (its marker write refused): the next start still names the set-aside path', async () => {
+    const marker = new MemoryMarker();
+    await acknowledgedWithLog(marker);
+    for (const n of readdirSync(data())) if (n.startsWith('MANIFEST-')) rmSync(join(data(), n));
+    writeFileSync(join(data(), 'CURRENT'), 'garbage\n');
+    const repair = vi.spyOn(ClassicLevel, 'repair').mockResolvedValue(undefined);
+    const asides: string[] = [];
+    try {
+      const full = vi.spyOn(marker, 'write').mockRejectedValueOnce(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
+      const first = new CheckedStorage(await LevelRaftStorage.open(data(), { salvage: true, onSetAside: (path) => asides.push(path) }), marker);
+      const err = await rejection(first.loadChecked());
+      expect(err.code).toBe('STORAGE_FAILED');
+      await first.close();
+      full.mockRestore();
+    } finally {
+      repair.mockRestore();
+    }
+    expect(asides).toHaveLength(1);
+    // The next start: an empty log, and the reason says where the database went (not only that the log is short).
+    let s = await open(marker);
+    const { recovery } = await s.loadChecked();
+    expect(recovery?.reason).toContain(`set aside in ${asides[0]!}`);
+    expect(recovery?.reason).toContain('its log ends at index 0');
+    expect(recovery?.target).toEqual({ index: 1200, term: 2 });
+    await s.close();
+    // Reported once the marker holds the target: the start after says only that the log is behind it.
+    s = await open(marker);
+    const again = await s.loadChecked();
+    expect(again.recovery?.reason).not.toContain('set aside');
+    expect(again.recovery?.target).toEqual({ index: 1200, term: 2 });
+    await s.close();
+  });
 });
 
 describe('CheckedStorage on a LevelDB table cut short', () => {

@@ -2,6 +2,7 @@
 // why, never INTERNAL (which is for Minkube's own faults). The real-disk cases fill a 1 MiB tmpfs, so they need root
 // to mount it: CI runs as root, and fails rather than skips them otherwise.
 import { execFileSync } from 'node:child_process';
+import { readdirSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,11 +10,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { diskRefusal, storageFailed } from '../../src/storage/common.js';
 import { CheckedStorage } from '../../src/storage/checked.js';
 import { LevelRaftStorage } from '../../src/storage/level.js';
-import { FileMarker } from '../../src/storage/marker.js';
+import { FileMarker, markerPathFor } from '../../src/storage/marker.js';
 import { MemoryRaftStorage } from '../../src/storage/memory.js';
 import { logIndex, term } from '../../src/lib/ids.js';
 import type { Entry } from '../../src/raft/types.js';
 import { runCli } from '../support/cli.js';
+import { filesOf } from '../support/data-dir-files.js';
 import { rejection } from '../support/errors.js';
 import { freePort } from '../support/wait.js';
 
@@ -123,5 +125,71 @@ onTmpfs('on a full disk (a 1 MiB tmpfs)', () => {
     expect(err.code).toBe('STORAGE_FAILED');
     expect(err.message).toContain(`writing the marker ${join(dir, 'data.marker')} failed: no space left on the device`);
     await marker.close().catch(() => undefined);
+  });
+});
+
+onTmpfs('a damaged LevelDB on a full disk (a 4 MiB tmpfs)', () => {
+  // The outside tester's steps: a manager killed, its newest table deleted, its disk filled, then started. The
+  // repair used to move its intact write-ahead log into lost/ before the disk refused, and the whole database was
+  // set aside; after the disk had room again it started from an empty log, saying nothing of where it had gone.
+  let dir = '';
+  beforeEach(async () => {
+    if (!canMount) throw new Error('CI is set but these tests do not run as root: they mount a tmpfs');
+    dir = await mkdtemp(join(tmpdir(), 'minkube-full-repair-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', dir]);
+  });
+  afterEach(async () => {
+    if (dir === '') return;
+    execFileSync('umount', ['-l', dir]);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const data = (): string => join(dir, 'm1');
+  const openAsManager = async (): Promise<CheckedStorage> =>
+    new CheckedStorage(await LevelRaftStorage.open(data(), { salvage: true }), new FileMarker(markerPathFor(data())));
+  /** Writes `entries` through a manager's storage (the marker follows), then closes it. */
+  async function acknowledge(from: number, count: number, flush: boolean): Promise<void> {
+    const s = await openAsManager();
+    expect((await s.loadChecked()).recovery).toBeNull();
+    await s.save({ term: term(2), vote: null, commit: logIndex(from + count - 1) }, entriesOf(from, count, 200).map((e) => ({ ...e, term: term(2) })));
+    await s.close();
+    // A plain open turns the write-ahead log into a table.
+    if (flush) await (await LevelRaftStorage.open(data())).close();
+  }
+  function fillDisk(): void {
+    try {
+      execFileSync('dd', ['if=/dev/zero', `of=${join(dir, 'filler')}`, 'bs=64k'], { stdio: 'ignore' });
+    } catch {
+      // dd stops with ENOSPC: the disk is full.
+    }
+  }
+
+  it('a missing table and a full disk: STORAGE_FAILED, nothing moved or set aside; with room, repaired and nothing else lost', async () => {
+    await acknowledge(1, 500, true);
+    await acknowledge(501, 500, true);
+    await acknowledge(1001, 500, false);
+    const tables = readdirSync(data()).filter((n) => n.endsWith('.ldb')).sort();
+    expect(tables).toHaveLength(2);
+    rmSync(join(data(), tables[1]!));
+    const before = filesOf(data());
+    fillDisk();
+    for (let start = 0; start < 2; start++) {
+      const err = await rejection(openAsManager());
+      expect(err.code).toBe('STORAGE_FAILED');
+      expect(err.message).toContain(`cannot repair the damaged data directory ${data()}, left as it was`);
+      expect(err.message).toContain('missing files');
+      expect(err.message).toMatch(/: no space left on the device \(free some space, then start this manager again\)$/);
+      expect(filesOf(data())).toEqual(before);
+    }
+    rmSync(join(dir, 'filler'));
+    const s = await openAsManager();
+    const { recovery, state } = await s.loadChecked();
+    expect(recovery?.reason).toContain('RepairDB repaired it');
+    expect(recovery?.reason).not.toContain('set aside');
+    expect(recovery?.target).toEqual({ index: 1500, term: 2 });
+    // Only the deleted table's entries (501..1000) are gone: the log keeps 1..500, up to the gap.
+    expect(state.entries.at(-1)?.index).toBe(500);
+    await s.close();
+    expect(readdirSync(data()).filter((n) => n.startsWith('damaged-'))).toEqual([]);
   });
 });
