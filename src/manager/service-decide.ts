@@ -26,6 +26,8 @@ export interface ReplicaState {
   /** Why it last failed, for the rollout's message. */
   readonly reason: string | null;
   readonly createdAtMs: number;
+  /** Where it runs or is placed (null or absent: nowhere yet): the least useful of equals is on the most crowded worker. */
+  readonly workerId?: string | null;
 }
 
 export interface Decision {
@@ -55,6 +57,7 @@ export function replicaState(t: TaskRecord): ReplicaState {
     failed: t.attempt > 1 && (t.error === null || isOwnFailure(t.error)),
     reason: failureReason(t),
     createdAtMs: Date.parse(t.createdAt),
+    workerId: t.workerId,
   };
 }
 
@@ -210,5 +213,13 @@ function keepCount(R: number, copiesMax: number, cur: readonly ReplicaState[], o
 /** Replicas in the order they are best stopped: not yet running, then unhealthy, then starting, then the newest. */
 function byUselessness(rs: readonly ReplicaState[]): ReplicaState[] {
   const rank = (r: ReplicaState): number => (r.state !== 'running' ? 0 : r.unhealthy ? 1 : !r.healthy ? 2 : 3);
-  return [...rs].sort((a, b) => rank(a) - rank(b) || b.createdAtMs - a.createdAtMs || (a.id < b.id ? 1 : -1));
+  const plain = (a: ReplicaState, b: ReplicaState): number => rank(a) - rank(b) || b.createdAtMs - a.createdAtMs || (a.id < b.id ? 1 : -1);
+  // Of equals, one on the worker holding most of them goes first, so a scale down keeps the spread (6 to 2 left both
+  // on one worker): a worker's k-th replica in that order is picked while it still holds (its count - k).
+  const byWorker = new Map<string, ReplicaState[]>();
+  for (const r of rs) if (r.workerId != null) (byWorker.get(r.workerId) ?? byWorker.set(r.workerId, []).get(r.workerId)!).push(r);
+  const holds = new Map<string, number>();
+  for (const list of byWorker.values()) list.sort(plain).forEach((r, k) => holds.set(r.id, list.length - k));
+  const crowd = (r: ReplicaState): number => holds.get(r.id) ?? 0;
+  return [...rs].sort((a, b) => rank(a) - rank(b) || crowd(b) - crowd(a) || plain(a, b));
 }

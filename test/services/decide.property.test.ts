@@ -333,4 +333,16 @@ describe('service reconciler decision (examples)', () => {
     const up = decide({ ...s, replicas: 5 }, [replica('a', 1), replica('x', 1, { desiredState: 'stop' }), replica('y', 1, { desiredState: 'stop' })], 1000);
     expect(up.create).toBe(3); // 5 + 1 copies at most: 3 alive or stopping already
   });
+
+  it('scales down keeping the spread: of equals, one on the worker holding most goes first (6 to 2 left both on one worker: outside tester)', () => {
+    const s = base({ version: 1, previousVersion: null, rollout: { state: 'stable', fromVersion: null, startedAtMs: 0, monitorUntilMs: null, message: null }, replicas: 2 });
+    // The newest first, as before, would stop d, e, f and c, leaving a and b on w1.
+    const six = ['a', 'b', 'c', 'd', 'e', 'f'].map((id, i) => replica(id, 1, { createdAtMs: 10 + i, workerId: i < 2 ? 'w1' : i < 4 ? 'w2' : 'w3' }));
+    const d = decide(s, six, 1000);
+    const kept = six.filter((r) => !d.stop.includes(r.id)).map((r) => r.workerId);
+    expect(new Set(kept).size).toBe(2);
+    // Usefulness still comes first: an unhealthy replica goes before a healthy one on a more crowded worker.
+    const mixed = [replica('a', 1, { workerId: 'w1' }), replica('b', 1, { workerId: 'w1' }), replica('c', 1, { workerId: 'w2', healthy: false, unhealthy: true })];
+    expect(decide({ ...s, replicas: 2 }, mixed, 1000)).toMatchObject({ stop: ['c'] });
+  });
 });
