@@ -50,6 +50,11 @@ export interface AuthPluginOptions {
    * not know may be that very token: the answer is 503 NOT_READY (retry, or ask another manager), not 401.
    */
   authReady?: () => boolean;
+  /**
+   * Whether this manager is recovering its storage: a NOT_READY for a token it cannot check then says so, with
+   * `details: { storageRecovering: true }`, so that a client trying every manager leads with an intact one's answer.
+   */
+  storageRecovering?: () => boolean;
   /** Defaults to the manager's table (permissionFor below). */
   permissionFor?: (method: string, routeUrl: string) => RoutePermission | undefined;
   /**
@@ -308,6 +313,11 @@ function bearerOf(header: string | undefined, reply: FastifyReply | null): strin
   return m[1]!;
 }
 
+/** NOT_READY from a manager that cannot check a token while it recovers its storage: it says so, and its details too. */
+function recoveringRefusal(message: string): MinkubeError {
+  return new MinkubeError('NOT_READY', `this manager is recovering lost or damaged storage and cannot check the token: ${message}`, { details: { storageRecovering: true } });
+}
+
 /** The token principal an Authorization header names now; throws UNAUTHENTICATED (or NOT_READY) when it names none. */
 async function tokenPrincipal(header: string | undefined, reply: FastifyReply | null, opts: AuthPluginOptions, nowMs: number): Promise<Principal & { kind: 'token' }> {
   const credential = bearerOf(header, reply);
@@ -322,9 +332,12 @@ async function tokenPrincipal(header: string | undefined, reply: FastifyReply | 
     if (session === null) throw unauthenticated(reply, key !== null && credential.includes('.') ? 'invalid or expired session' : 'malformed token: expected mk_<accessor>_<secret>');
     [accessor, via] = [session.accessor, 'session'];
   }
-  const record = await opts.resolveToken(accessor);
+  const record = await Promise.resolve(opts.resolveToken(accessor)).catch((err: unknown) => {
+    throw err instanceof MinkubeError && err.code === 'NOT_READY' && opts.storageRecovering?.() === true ? recoveringRefusal(err.message) : err;
+  });
   if (record === null && opts.authReady?.() === false) {
-    throw new MinkubeError('NOT_READY', "this manager has not applied the cluster's first admin token yet (the cluster is starting, or this manager is catching up): retry, or ask another manager");
+    const message = "this manager has not applied the cluster's first admin token yet (the cluster is starting, or this manager is catching up): retry, or ask another manager";
+    throw opts.storageRecovering?.() === true ? recoveringRefusal(message) : new MinkubeError('NOT_READY', message);
   }
   if (record === null) throw unauthenticated(reply, 'unknown, revoked or expired token');
   if (parsed !== null && !secretMatches(parsed.secret, record.secretHash)) throw unauthenticated(reply, 'unknown, revoked or expired token');

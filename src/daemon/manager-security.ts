@@ -9,13 +9,15 @@ import type { NodeSecurity } from './security.js';
 /**
  * `removedRefusal`: why a manager's certificate issued at a moment may no longer speak for it (it was removed from the
  * cluster since: RemovedMembers.refusal), or null. `catchUp`: a linearizable barrier (bounded in time), asked before
- * a token this manager does not know is refused.
+ * a token this manager does not know is refused. `storageRecovering`: whether its storage is being repaired (a NOT_READY
+ * then says so).
  */
 export function managerAppSecurity(
   security: NodeSecurity,
   auth: AuthService,
   removedRefusal: (id: string, issuedAtMs: number) => string | null,
   catchUp: () => Promise<void>,
+  storageRecovering: () => boolean,
 ): AuthPluginOptions {
   return {
     // A token this manager does not know may have just been made through another one: 401 only once this manager has
@@ -34,6 +36,7 @@ export function managerAppSecurity(
     sessionKey: () => auth.sessionKey(),
     // The session key is made by the auth bootstrap, with the first admin token.
     authReady: () => auth.sessionKey() !== null,
+    storageRecovering,
     nodeAuth: {
       peerIdentity: (cert) => {
         const identity = security.peerIdentity(cert);

@@ -513,7 +513,10 @@ async function startParts(
       ? { insecure: true }
       : {
           https: serverTlsFor(security, operator.tls, reloader),
-          security: managerAppSecurity(security, auth, (id, issuedAtMs) => removedRefusal(id, issuedAtMs), () => service.barrier(systemClock.monoMs() + limits.tokenCatchUpMsMax)),
+          security: managerAppSecurity(
+            security, auth, (id, issuedAtMs) => removedRefusal(id, issuedAtMs), () => service.barrier(systemClock.monoMs() + limits.tokenCatchUpMsMax),
+            () => driver.storage().state === 'recovering',
+          ),
           rateLimits: liveRateLimits(config),
         }),
     ...(joinService === undefined ? {} : { join: joinService }),

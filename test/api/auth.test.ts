@@ -24,6 +24,7 @@ const tokens = new Map<string, TokenRecord>();
 const sessionKey = randomBytes(32);
 /** Whether the stand-in manager has applied the cluster's auth bootstrap. */
 let authReady = true;
+let storageRecovering = false;
 let nowMs = Date.parse('2030-01-01T00:00:00Z');
 
 function mint(role: string, extra: Partial<TokenRecord> = {}): { token: string; accessor: string } {
@@ -35,7 +36,7 @@ function mint(role: string, extra: Partial<TokenRecord> = {}): { token: string; 
 /** The real health, cluster and kv routes, and stand-ins for the others the table names, behind the plugin. */
 function buildApp(): FastifyInstance {
   const app = buildBaseApp({});
-  void app.register(authPlugin, { resolveToken: (a) => tokens.get(a) ?? null, sessionKey: () => sessionKey, authReady: () => authReady, nowMs: () => nowMs });
+  void app.register(authPlugin, { resolveToken: (a) => tokens.get(a) ?? null, sessionKey: () => sessionKey, authReady: () => authReady, storageRecovering: () => storageRecovering, nowMs: () => nowMs });
   const service = new FakeManagerService();
   void app.register(healthRoutes, { ready: () => service.ready() });
   void app.register(clusterRoutes, { service });
@@ -120,6 +121,25 @@ describe('unauthenticated requests', () => {
       expect((await call('GET', '/v1/cluster')).status).toBe(401);
     } finally {
       authReady = true;
+    }
+  });
+
+  it('say so when this manager is recovering its storage, with details a client trying every manager reads (outside tester)', async () => {
+    authReady = false;
+    storageRecovering = true;
+    try {
+      const unknown = await call('GET', '/v1/cluster', newApiToken().token);
+      expect(unknown.status).toBe(503);
+      expect(unknown.body).toEqual({
+        error: {
+          code: 'NOT_READY',
+          message: expect.stringMatching(/^this manager is recovering lost or damaged storage and cannot check the token: this manager has not applied/) as unknown,
+          details: { storageRecovering: true },
+        },
+      });
+    } finally {
+      authReady = true;
+      storageRecovering = false;
     }
   });
 

@@ -226,6 +226,18 @@ describe('ApiClient with alternate managers', () => {
     }
   });
 
+  it("leads with an intact manager's NO_LEADER over a recovering one's NOT_READY for a token it cannot check, whatever their order (outside tester)", async () => {
+    const recovering = (): MinkubeError => new MinkubeError('NOT_READY', 'this manager is recovering lost or damaged storage and cannot check the token: ...', { details: { storageRecovering: true } });
+    const intact = (): MinkubeError => new MinkubeError('NO_LEADER');
+    for (const [first, second] of [[intact, recovering], [recovering, intact]] as const) {
+      service.failNext = first();
+      other.failNext = second();
+      const e = await rejection(new ApiClient(client.baseUrl, { alternateUrls: [otherUrl] }).kvPut('fo/token', 'y'));
+      expect(e.code).toBe('NO_LEADER');
+      expect(e.message).toMatch(/\(also tried \S+: NOT_READY\)$/);
+    }
+  });
+
   it("leads with a manager's own answer (NO_LEADER) over the managers it could not reach, whatever their order", async () => {
     const down1 = `http://127.0.0.1:${await closedPort()}`;
     const down2 = `http://127.0.0.1:${await closedPort()}`;

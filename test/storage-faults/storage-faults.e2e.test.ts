@@ -214,7 +214,7 @@ describe('a manager whose synced data was lost or damaged repairs itself from it
     for (const id of damaged) {
       expect(text.stdout).toMatch(new RegExp(`^\\s+${id}\\s+\\S+\\s+-\\s+0\\s+-\\s+recovering 0/[1-9]\\d*\\s+yes\\s`, 'm'));
       expect(text.stdout).toContain(`${id} is recovering its storage: why is in its log`);
-      expect(text.stdout).toContain(`${id} is reachable but not ready (NOT_READY: this manager has not applied the cluster's first admin token yet`);
+      expect(text.stdout).toContain(`${id} is reachable but not ready (NOT_READY: this manager is recovering lost or damaged storage and cannot check the token: this manager has not applied the cluster's first admin token yet`);
     }
     expect(text.stdout).toMatch(/^no leader: .*recovering/m);
     const json = await runCli(['--json', 'status'], env);
