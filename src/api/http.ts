@@ -14,6 +14,7 @@ import { MinkubeError } from '../lib/errors.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandling, rawErrorResponse, RoutePaths } from './errors.js';
 import { schemaController } from './schema-compilers.js';
 import { NoQuery } from './schemas.js';
+import { clientTimeoutHeader } from '../contracts/services.js';
 import { takesNoBody, typeboxValidatorCompiler } from './validation.js';
 import { withLinger, type OneWriteResponse } from './h2-response.js';
 import { lingerAfterLastAnswers, lingerThenClose, type LingerBounds } from './linger.js';
@@ -240,7 +241,10 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   app.addHook('onRequest', (req, reply, done) => {
     const refusal = headersRefusal(req.raw, server) ?? queryEncodingRefusal(req);
     if (refusal !== null) return done(refusal);
-    req.deadlineMs = monoMs() + requestTimeoutMs;
+    const clientTimeout = req.raw.headers[clientTimeoutHeader];
+    const askedMs = clientTimeout === undefined ? null : clientTimeoutMsOf(clientTimeout);
+    if (askedMs === undefined) return done(new MinkubeError('INVALID_PARAM', `header ${clientTimeoutHeader}: expected a whole number of milliseconds from ${clientTimeoutMsMin} to ${clientTimeoutMsMax}`));
+    req.deadlineMs = monoMs() + (askedMs === null ? requestTimeoutMs : Math.min(requestTimeoutMs, askedMs));
     void reply.header(requestIdHeader, req.id);
     if (req.raw.httpVersionMajor !== 2) takeTurn(req.raw.socket, server, done);
     else done();
@@ -373,6 +377,16 @@ function contentLength(raw: IncomingMessage): number {
  * HEADERS_TOO_LARGE for too many headers, or, over HTTP/2, too many bytes of them (the pseudo-headers, :path with
  * them, count as HTTP/1.1's request line does); else null.
  */
+const clientTimeoutMsMin = 100;
+const clientTimeoutMsMax = 3_600_000;
+
+/** The client's X-Minkube-Timeout-Ms in ms; undefined when it is no such number (a 400). */
+function clientTimeoutMsOf(value: string | string[]): number | undefined {
+  if (typeof value !== 'string' || !/^[1-9][0-9]{0,6}$/.test(value)) return undefined;
+  const ms = Number(value);
+  return ms >= clientTimeoutMsMin && ms <= clientTimeoutMsMax ? ms : undefined;
+}
+
 /** A Content-Type's charset parameter ('latin1' of 'application/json; charset="latin1"'), or null for none. */
 function charsetOf(contentType: string | undefined): string | null {
   if (contentType === undefined || !contentType.includes(';')) return null;

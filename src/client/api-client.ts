@@ -2,7 +2,7 @@
 // Every failure comes back as a MinkubeError: the server's own error, TIMEOUT, or UNREACHABLE naming the URL.
 import { randomUUID } from 'node:crypto';
 import { keyPath, keyProblem } from '../contracts/keys.js';
-import type { ClusterMemberView, ClusterView, KvEntry, KvVersion, MemberRequest, MembersView, ReadConsistency } from '../contracts/services.js';
+import { clientTimeoutHeader, type ClusterMemberView, type ClusterView, type KvEntry, type KvVersion, type MemberRequest, type MembersView, type ReadConsistency } from '../contracts/services.js';
 import type { TaskSpec, TaskState } from '../contracts/task-model.js';
 import { backoffDelayMs, type BackoffOptions } from '../lib/backoff.js';
 import { chunksUnder } from '../lib/chunks.js';
@@ -95,6 +95,8 @@ const submitAttemptsDefault = 4;
  */
 const submitBackoff: BackoffOptions = { baseMs: 500, capMs: 1000 };
 const readBackoff: BackoffOptions = { baseMs: 400, capMs: 2000 };
+/** What a request's timeout keeps for the answer's way back: the manager is asked to answer this much sooner. */
+const clientTimeoutMarginMs = 500;
 
 export class ApiClient {
   /** The managers this client may use, the one given first; `current` indexes the one in use. */
@@ -320,6 +322,8 @@ export class ApiClient {
       body = JSON.stringify(options.body);
     }
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    // The manager answers within this (a NO_LEADER, say), less the time the answer takes to come back.
+    headers[clientTimeoutHeader] = String(Math.max(100, Math.min(3_600_000, timeoutMs - clientTimeoutMarginMs)));
     return { method, url, path, headers, ...(body === undefined ? {} : { body }), timeoutMs, ...(options.signal === undefined ? {} : { signal: options.signal }) };
   }
 }

@@ -16,6 +16,12 @@ export type EntryPrincipal = { readonly a: string; readonly r: string } | { read
  * that client in, as an EntryPrincipal in JSON: the leader believes it from a manager's certificate only.
  */
 export const forwardedPrincipalHeader = 'x-minkube-forwarded-principal';
+/**
+ * How long the client waits for the answer, in ms: a manager answers within that (less than its own
+ * api.requestTimeoutMs when shorter), so a client that gives up sooner than the cluster's timeout still gets a clean
+ * NO_LEADER rather than a timeout of its own with the outcome unknown.
+ */
+export const clientTimeoutHeader = 'x-minkube-timeout-ms';
 
 export interface RequestContext {
   /** The x-request-id of the HTTP request (the client's, or generated). */

@@ -108,6 +108,22 @@ describe('request id and deadline', () => {
     expect(ctx.deadlineMs).toBeLessThanOrEqual(performance.now() + 1500); // monotonic, as Clock.monoMs
   });
 
+  it("answers within the client's X-Minkube-Timeout-Ms when it is shorter than its own request timeout, and refuses a bad one (outside re-test)", async () => {
+    const before = performance.now();
+    expect((await call('PUT', '/v1/kv/b', { value: '1' }, { 'x-minkube-timeout-ms': '300' })).status).toBe(200);
+    const ctx = service.calls.at(-1)!.ctx;
+    expect(ctx.deadlineMs).toBeGreaterThanOrEqual(before + 300);
+    expect(ctx.deadlineMs).toBeLessThan(before + 1500);
+    // Longer than its own: its own.
+    const longer = performance.now();
+    await call('PUT', '/v1/kv/c', { value: '1' }, { 'x-minkube-timeout-ms': '60000' });
+    expect(service.calls.at(-1)!.ctx.deadlineMs).toBeLessThanOrEqual(performance.now() + 2000);
+    expect(service.calls.at(-1)!.ctx.deadlineMs).toBeGreaterThanOrEqual(longer + 1500);
+    for (const bad of ['0', '99', 'soon', '-5', '1e3', '3600001']) {
+      await expectError(call('PUT', '/v1/kv/d', { value: '1' }, { 'x-minkube-timeout-ms': bad }), 400, 'INVALID_PARAM');
+    }
+  });
+
   it('generates an id when there is none or it is unsafe, and returns it on errors too', async () => {
     const a = await call('GET', '/v1/kv/missing');
     const b = await call('GET', '/nowhere', undefined, { 'x-request-id': 'bad id\twith spaces' });
