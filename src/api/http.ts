@@ -202,9 +202,11 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
     // No body at all is no body, whatever the header says (clients that send the header on every request): a route
     // that needs one still says so (body: expected object), one that takes none does not refuse it.
     if (body.length === 0) return done(null, undefined);
-    const charset = charsetOf(req.headers['content-type']);
-    if (charset !== null && !/^utf-?8$/i.test(charset)) {
-      return done(new MinkubeError('UNSUPPORTED_MEDIA_TYPE', `the body's charset is ${JSON.stringify(charset)}; send JSON as UTF-8 (application/json, or with charset=utf-8)`), undefined);
+    // A route that takes no body judges a body of any type by what it holds (none, {} or null), charset or not.
+    const charsets = req.routeOptions.config.takesNoBody === true ? [] : charsetsOf(req.headers['content-type']);
+    const other = charsets.length > 1 ? `names ${charsets.length} charsets` : charsets.length === 1 && !/^utf-?8$/i.test(charsets[0]!) ? `names the charset ${JSON.stringify(charsets[0])}` : null;
+    if (other !== null) {
+      return done(new MinkubeError('UNSUPPORTED_MEDIA_TYPE', `the Content-Type ${other}; send JSON as UTF-8 (application/json, or with charset=utf-8)`), undefined);
     }
     if (!isUtf8(body)) return done(new MinkubeError('INVALID_JSON', 'the body is not UTF-8 text'), undefined);
     const text = body.toString('utf8');
@@ -387,10 +389,10 @@ function clientTimeoutMsOf(value: string | string[]): number | undefined {
   return ms >= clientTimeoutMsMin && ms <= clientTimeoutMsMax ? ms : undefined;
 }
 
-/** A Content-Type's charset parameter ('latin1' of 'application/json; charset="latin1"'), or null for none. */
-function charsetOf(contentType: string | undefined): string | null {
-  if (contentType === undefined || !contentType.includes(';')) return null;
-  return /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType)?.[1] ?? null;
+/** A Content-Type's charset parameters ('latin1' of 'application/json; charset="latin1"'): none, one, or too many. */
+function charsetsOf(contentType: string | undefined): string[] {
+  if (contentType === undefined || !contentType.includes(';')) return [];
+  return [...contentType.matchAll(/;\s*charset\s*=\s*"?([^";\s]*)/gi)].map((m) => m[1]!);
 }
 
 /**

@@ -10,7 +10,10 @@ export type KeyParams = Static<typeof KeyParams>;
 
 const Version = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 
-export const PutBody = Type.Object({ value: Type.String(), ifVersion: Type.Optional(Version) }, { additionalProperties: false });
+export const PutBody = Type.Object(
+  { value: Type.String(), ifVersion: Type.Optional(Type.Integer({ ...Version, description: 'write only if the key is at this version (0: only if it does not exist); else 409 KV_VERSION_MISMATCH' })) },
+  { additionalProperties: false },
+);
 export type PutBody = Static<typeof PutBody>;
 
 // Unknown query parameters are refused: a typo such as ?ifversion=3 must not turn into an unconditional delete.

@@ -247,6 +247,9 @@ describe('the OpenAPI document', () => {
     expect(query('/v1/tasks/{id}/logs', 'get')['tail']).toMatch(/from 0 to 100000 \(default 1000\)/);
     expect(query('/v1/kv/{key}', 'delete')['ifVersion']).toMatch(/whole number >= 0/);
     expect(query('/v1/audit', 'get')['since']).toMatch(/ISO 8601/);
+    for (const path of ['/v1/tasks', '/v1/workers', '/v1/services', '/v1/audit']) expect(query(path, 'get')['cursor'], path).toMatch(/^the previous page's nextCursor/);
+    const put = (doc.paths['/v1/kv/{key}']!['put'] as { requestBody: { content: Record<string, { schema: { properties: Record<string, { description?: string }> } }> } }).requestBody;
+    expect(put.content['application/json']!.schema.properties['ifVersion']!.description).toMatch(/0: only if it does not exist/);
   });
 
   it('documents the Idempotency-Key header of the two submission routes, as the handler checks it', async () => {

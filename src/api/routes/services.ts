@@ -45,7 +45,7 @@ const NameParams = Type.Object({ name: Name });
 const ListQuery = Type.Object(
   {
     limit: Type.Optional(LimitParam),
-    cursor: Type.Optional(Name),
+    cursor: Type.Optional(Type.String({ ...Name, description: "the previous page's nextCursor: the page starts after this name, in name order (a position: any name will do)" })),
     consistency: Type.Optional(Type.Union([Type.Literal('linearizable'), Type.Literal('stale')])),
   },
   { additionalProperties: false },

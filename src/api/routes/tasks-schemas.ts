@@ -30,7 +30,7 @@ export const TaskListQuerySchema = Type.Object(
     workerId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: WorkerIdPattern })),
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
     limit: Type.Optional(LimitParam),
-    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9._-]+$' })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9._-]+$', description: "the previous page's nextCursor: the page starts after this task id, in creation order (a position: any id will do)" })),
     consistency: Consistency,
   },
   { additionalProperties: false },
@@ -46,7 +46,7 @@ export type TaskLogsQuery = Static<typeof TaskLogsQuery>;
 export const WorkerListQuery = Type.Object(
   {
     limit: Type.Optional(LimitParam),
-    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: WorkerIdPattern })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: WorkerIdPattern, description: "the previous page's nextCursor: the page starts after this worker id (a position: any id will do)" })),
     consistency: Consistency,
   },
   { additionalProperties: false },
