@@ -32,6 +32,8 @@ export function schemaProblem(typeCheck: TypeCheck<TSchema>, data: unknown, part
   const repeated = part === 'query' && Array.isArray(first.value) && first.path.split('/').length === 2;
   // Every property missing from that object, not only the first (a body without both addresses names both).
   if (first.message === requiredMissing) return missingBeside(typeCheck, data, first).map((path) => `${fieldName(part, path)}: missing`).join('; ');
+  // `?=x` or `?&`: a parameter with no name, which `query.: unknown field` says badly.
+  if (part === 'query' && first.path === '/') return 'query: a parameter with no name';
   return `${fieldName(part, first.path)}: ${repeated ? 'given more than once' : describeSchemaProblem(first.message, first.schema, 'unknown field')}`;
 }
 

@@ -74,6 +74,12 @@ describe('routes that take no body or no query', () => {
     for (const url of ['/health?x=1', '/ready?x=1', '/openapi.json?v=2']) expect((await call('GET', url)).statusCode, url).not.toBe(400);
   });
 
+  it('a query parameter with no name says so (it read "query.: unknown field")', async () => {
+    const r = await call('GET', '/v1/kv/a?=x');
+    expect(r.statusCode).toBe(400);
+    expect(r.json()).toEqual({ error: { code: 'INVALID_PARAM', message: 'query: a parameter with no name' } });
+  });
+
   it('a query parameter given twice says so', async () => {
     const r = await call('GET', '/v1/kv/a?consistency=stale&consistency=linearizable');
     expect(r.statusCode).toBe(400);
