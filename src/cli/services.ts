@@ -347,10 +347,17 @@ async function answer(apiUrl: string, s: ServiceView, wait: boolean | undefined,
   else printLine(summary(s));
 }
 
+/** A health check on one line: `http web:/healthz every 5s, timeout 2s, 3 retries, start period 0s`. */
+export function healthText(h: HealthCheckSpec): string {
+  const what = h.type === 'http' ? `http ${h.port}:${h.path ?? '/'}` : h.type === 'tcp' ? `tcp ${h.port}` : `exec ${commandText(h.command ?? [])}`;
+  return `${what} every ${h.intervalS}s, timeout ${h.timeoutS}s, ${h.retries} ${h.retries === 1 ? 'retry' : 'retries'}, start period ${h.startPeriodS}s`;
+}
+
 function printService(s: ServiceView): void {
   printLine(summary(s));
   printLine(`versions: ${s.versions.join(', ')} (previous ${s.previousVersion ?? 'none'})`);
   printLine(`image: ${s.spec.image}${s.spec.command === undefined ? '' : `  command: ${commandText(s.spec.command)}`}`);
+  if (s.spec.healthCheck !== undefined) printLine(`health: ${healthText(s.spec.healthCheck)}`);
   printLine(`update: parallelism ${s.update.parallelism}, delay ${s.update.delayS}s, monitor ${s.update.monitorS}s, ${s.update.order}, on failure ${s.update.failureAction}`);
   const rows = s.tasks.map((t) => [t.taskId, String(t.version), t.state, t.desiredState, t.health ?? '-', t.workerId ?? '-', t.ports.map((p) => `${p.name}=${p.address}`).join(' ') || '-']);
   printLine(formatTable([['TASK', 'VERSION', 'STATE', 'DESIRED', 'HEALTH', 'WORKER', 'PORTS'], ...rows]));

@@ -43,6 +43,7 @@ describe('minkube service update', () => {
     const retries = await cli(['service', 'update', 'hc', '--health-retries', '5']);
     expect(retries.code, retries.stderr).toBe(0);
     expect(await check('hc')).toEqual({ type: 'http', port: 'web', path: '/b', ...kept, retries: 5 });
+    expect((await cli(['service', 'get', 'hc'])).stdout).toMatch(/^health: http web:\/b every 1s, timeout 1s, 5 retries, start period 7s$/m);
     const bare = await cli(['service', 'create', 'nohc', 'busybox', '--replicas', '0', '--health-retries', '3']);
     expect([bare.code, bare.stderr]).toEqual([2, expect.stringContaining('give --health-http, --health-tcp or --health-exec')]);
     expect((await c.http('m1', 'GET', '/v1/services/nohc')).status).toBe(404);
