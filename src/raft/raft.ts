@@ -444,6 +444,7 @@ export class Raft implements RaftNode {
       this.stepTermless(m);
       return;
     }
+    if (m.type === 'voteResponse' || m.type === 'appendResponse' || m.type === 'heartbeatResponse') this.notePeerSaid(m.from, m.recovering === true);
     if (m.term > this.term) {
       if (!this.onHigherTerm(m)) return;
     } else if (m.term < this.term) {
@@ -636,7 +637,6 @@ export class Raft implements RaftNode {
   }
 
   private onVoteResponse(m: VoteResponseMessage): void {
-    this.notePeerStorage(m.from, m.recovering === true, undefined);
     if (m.preVote !== (this.role === 'precandidate') || !this.trk.isVoter(m.from)) return;
     if (!this.votes.has(m.from)) this.votes.set(m.from, m.granted);
     const outcome = this.tallyVotes();
@@ -760,18 +760,27 @@ export class Raft implements RaftNode {
     if ((settled && durable) || holdsTarget) this.recovering = null;
   }
 
-  /** A peer's answer says whether it recovers its storage; a leader stops counting it the moment it says so. */
-  private notePeerStorage(from: NodeId, recovering: boolean, pr: Progress | undefined): void {
-    if (!recovering) {
-      this.peersRecovering.delete(from);
-      if (pr === undefined || !pr.recovering) return;
-      // Repaired: its match counts again, and may complete a quorum at once.
-      pr.recovering = false;
-      if (this.role === 'leader' && this.maybeCommit()) this.bcastCommit();
+  /**
+   * Any answer says whether its sender recovers its storage, whatever its term: a recovering node never campaigns
+   * and a pre-vote leaves its term alone, so its refusals may stay in a term below ours for good (dropped as stale,
+   * the intact managers never learnt who was recovering, and said nothing of why no leader came). Only this
+   * bookkeeping (status, noQuorumReason, refusals of transfers and changes) reads it: no term, vote or commit.
+   */
+  private notePeerSaid(from: NodeId, recovering: boolean): void {
+    if (recovering) this.peersRecovering.add(from);
+    else this.peersRecovering.delete(from);
+  }
+
+  /** A leader's answer of this term: it stops counting a follower the moment it says it recovers its storage. */
+  private notePeerStorage(recovering: boolean, pr: Progress | undefined): void {
+    if (pr === undefined || recovering === pr.recovering) return;
+    if (recovering) {
+      pr.startedRecovering(this.log.lastIndex() + 1);
       return;
     }
-    this.peersRecovering.add(from);
-    if (this.role === 'leader' && pr !== undefined && !pr.recovering) pr.startedRecovering(this.log.lastIndex() + 1);
+    // Repaired: its match counts again, and may complete a quorum at once.
+    pr.recovering = false;
+    if (this.maybeCommit()) this.bcastCommit();
   }
 
   private handleHeartbeat(m: HeartbeatMessage): void {
@@ -788,7 +797,7 @@ export class Raft implements RaftNode {
 
   private onAppendResponse(m: AppendResponseMessage): void {
     const pr = this.trk.prs.get(m.from);
-    this.notePeerStorage(m.from, m.recovering === true, pr);
+    this.notePeerStorage(m.recovering === true, pr);
     if (pr === undefined) return;
     pr.recentActive = true;
     if (!m.success) {
@@ -838,7 +847,7 @@ export class Raft implements RaftNode {
 
   private onHeartbeatResponse(m: HeartbeatResponseMessage): void {
     const pr = this.trk.prs.get(m.from);
-    this.notePeerStorage(m.from, m.recovering === true, pr);
+    this.notePeerStorage(m.recovering === true, pr);
     if (pr === undefined) return;
     pr.recentActive = true;
     pr.probeSent = false;

@@ -17,6 +17,7 @@ import {
   ofType,
   readMessages,
   vote,
+  voteResponse,
 } from './harness.js';
 
 /** n2 of n1..n3, with a log of these terms, recovering towards (index, term). */
@@ -228,5 +229,83 @@ describe('the leader and a recovering follower', () => {
     r.step({ ...appendResponse('n2', 'n1', t, false, last, 0, 1), incarnation: 22 });
     expect(r.status().progress.get(nodeId('n2'))).toMatchObject({ match: 0, next: 1 });
     expect(ofType(readMessages(r), 'append').filter((m) => m.to === 'n2').at(-1)?.prevLogIndex).toBe(0);
+  });
+});
+
+describe('learning who recovers its storage, whatever the term of its answer', () => {
+  const voters = ['n1', 'n2', 'n3'];
+  function node(id: string, seed: number, terms: number[], hsTerm: number, target?: { index: number; term: number }): RaftNode {
+    return createRaftNode(makeConfig(id, voters, seed, { preVote: true, checkQuorum: true }), {
+      hardState: { term: term(hsTerm), vote: null, commit: logIndex(target === undefined ? terms.length : 0) },
+      entries: entriesWithTerms(terms),
+      applied: logIndex(0),
+      ...(target === undefined ? {} : { recovering: target }),
+    });
+  }
+
+  /** Ticks every node and delivers every message until quiet, `rounds` times. */
+  function run(nodes: Map<string, RaftNode>, rounds: number): void {
+    for (let i = 0; i < rounds; i++) {
+      for (const r of nodes.values()) r.tick();
+      for (let steps = 0; steps < 1000; steps++) {
+        const msgs = [...nodes.values()].flatMap(readMessages);
+        if (msgs.length === 0) break;
+        for (const m of msgs) nodes.get(m.to)?.step(m);
+      }
+    }
+  }
+
+  it('an intact node learns that a voter recovering in an older term than its own is recovering (its refusals are not stale)', () => {
+    // An outside re-test: n3 led term 1 and crashed, n2 led term 2 and crashed, both came back wiped (markers kept).
+    // n3's refusals of n1's pre-votes came in term 1 and were dropped: n1 named no recovering voter but n2, and
+    // said nothing of why no leader came.
+    const n1 = node('n1', 1, [1, 2], 2);
+    const nodes = new Map<string, RaftNode>([
+      ['n1', n1],
+      ['n2', node('n2', 2, [], 2, { index: 2, term: 2 })],
+      ['n3', node('n3', 3, [], 1, { index: 1, term: 1 })],
+    ]);
+    const before = n1.status();
+    run(nodes, 100);
+    const after = n1.status();
+    expect([...after.peersRecovering].sort()).toEqual(['n2', 'n3']);
+    // Bookkeeping only: nobody was elected and nothing of n1's Raft state moved.
+    expect([...nodes.values()].map((r) => r.status().leaderId)).toEqual([null, null, null]);
+    expect({ term: after.term, vote: after.vote, commit: after.commitIndex, last: after.lastIndex }).toEqual({
+      term: before.term,
+      vote: before.vote,
+      commit: before.commitIndex,
+      last: before.lastIndex,
+    });
+    expect(nodes.get('n3')!.status().term).toBe(1);
+  });
+
+  it('a refusal from a recovering voter in a later term moves the term as any answer does, and is not lost with it', () => {
+    const n1 = node('n1', 1, [1, 2], 2);
+    n1.step({ ...voteResponse('n3', 'n1', 5, false, true), recovering: true });
+    expect(n1.status()).toMatchObject({ term: 5, role: 'follower', peersRecovering: ['n3'] });
+  });
+
+  it('a stale answer of an older term changes no term, vote, commit or progress: only who is said to be recovering', () => {
+    const r = createRaftNode(makeConfig('n1', voters, 3), { hardState: { term: term(2), vote: null, commit: logIndex(0) }, entries: [], applied: logIndex(0) });
+    becomeLeader(r);
+    commitNoop(r);
+    const before = r.status();
+    r.step({ ...appendResponse('n2', 'n1', 2, false, 0, 0, 1), recovering: true });
+    r.step({ ...heartbeatResponse('n3', 'n1', 1), recovering: true });
+    readMessages(r);
+    const after = r.status();
+    expect([...after.peersRecovering].sort()).toEqual(['n2', 'n3']);
+    expect({ term: after.term, vote: after.vote, commit: after.commitIndex, role: after.role }).toEqual({
+      term: before.term,
+      vote: before.vote,
+      commit: before.commitIndex,
+      role: 'leader',
+    });
+    expect(after.progress).toEqual(before.progress);
+    // Their answers of this term say they are intact: believed at once.
+    r.step(heartbeatResponse('n2', 'n1', after.term));
+    r.step(heartbeatResponse('n3', 'n1', after.term));
+    expect(r.status().peersRecovering).toEqual([]);
   });
 });
