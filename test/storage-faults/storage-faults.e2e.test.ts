@@ -1,7 +1,7 @@
 // Issue 19 end to end, with real processes: a manager whose data directory was damaged while it was down (a flipped
 // byte, a cut file, an older copy of the whole directory; a follower or the leader) says it is recovering, never
 // serves a wrong stale read, repairs itself from the leader with no operator step and is a voter again; a majority
-// damaged at once elects no leader and says why; in a secure cluster, `minkube status` shows those that cannot check a
+// damaged at once elects no leader and says why (naming those damaged in an older term too); in a secure cluster, `minkube status` shows those that cannot check a
 // token (nothing applied) as running and recovering.
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -180,6 +180,30 @@ describe('a manager whose synced data was lost or damaged repairs itself from it
     expect(logLines(c, leader, 'no leader can be elected').length).toBeGreaterThan(0);
     // Still no leader anywhere, now that all three have answered.
     for (const id of all) expect((await clusterView(c, id))?.leaderId ?? null).toBeNull();
+  });
+  it('(h) a majority emptied in two different terms: the intact manager names both, the one of the older term too', { timeout: TEST_TIMEOUT_MS }, async () => {
+    // An outside re-test: the first leader (term 1) killed, the next one (term 2) killed too, both emptied with their
+    // markers kept. The first one's refusals came in term 1, below the intact manager's term 2, and were dropped as
+    // stale: it took that manager for intact and its noQuorumReason stayed null.
+    const { c, leader: first, all } = await start();
+    await writeKeys(c, first, 0, 200);
+    await waitAllApplied(c, all, first);
+    await c.signal(first, 'SIGKILL');
+    const second = await c.waitForLeader({ among: all.filter((id) => id !== first), timeoutMs: 60_000 });
+    await writeKeys(c, second, 200, 300);
+    const intact = all.find((id) => id !== first && id !== second)!;
+    await waitAllApplied(c, [intact], second);
+    await c.signal(second, 'SIGKILL');
+    const damaged = [first, second];
+    for (const id of damaged) for (const name of readdirSync(join(c.dir, id))) rmSync(join(c.dir, id, name), { recursive: true, force: true });
+    await eventually(async () => ((await clusterView(c, intact))?.leaderId === null ? true : undefined), 30_000, `${intact} to know no leader`);
+    for (const id of damaged) c.start(id);
+    const v = await eventually(async () => {
+      const view = await clusterView(c, intact);
+      return damaged.every((id) => view?.noQuorumReason?.includes(id) === true) ? view : undefined;
+    }, 120_000, `${intact} to say that ${damaged.join(' and ')} are recovering`);
+    for (const id of damaged) expect(v.members.find((m) => m.id === id)?.storage).toBe('recovering');
+    expect(v.members.find((m) => m.id === intact)?.storage).toBe('ok');
   });
   it('(g) a secure majority emptied: minkube status shows them running and recovering, though they cannot check its token', { timeout: TEST_TIMEOUT_MS }, async () => {
     const c = await ProcCluster.create({ managers: 3, secure: true });
