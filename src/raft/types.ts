@@ -395,7 +395,7 @@ export interface RaftStatus {
   readonly progress: ReadonlyMap<NodeId, PeerProgress>;
   /** Set while this node recovers its storage: the last entry it had acknowledged (see RaftInitialState). */
   readonly recovering: { readonly index: number; readonly term: number } | null;
-  /** Peers whose latest answer to this node said they are recovering their storage. */
+  /** Peers whose latest answer to this node (of any term) said they are recovering their storage. */
   readonly peersRecovering: readonly NodeId[];
 }
 
