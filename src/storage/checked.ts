@@ -5,7 +5,7 @@ import type { LogIndex } from '../lib/ids.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import { storageFailed } from './common.js';
 import { covers, type AckMarker, type MarkerStore } from './marker.js';
-import type { CheckedLoad, LoadedState, RaftStorage, SaveOptions, SnapshotBytes, SnapshotInfo, StorageRecovery } from './types.js';
+import type { CheckedLoad, LoadCheckedOptions, LoadedState, RaftStorage, SaveOptions, SnapshotBytes, SnapshotInfo, StorageRecovery } from './types.js';
 
 /** A storage that can load what it can trust and say what it dropped (LevelRaftStorage opened with salvage). */
 export interface SalvagingStorage extends RaftStorage {
@@ -38,7 +38,11 @@ export class CheckedStorage implements RaftStorage {
     readonly markerStore: MarkerStore,
   ) {}
 
-  async loadChecked(): Promise<CheckedLoad> {
+  /**
+   * With `checkOnly` (the inner store opened to check only, LevelRaftStorage.open({ salvage: 'check' })), a store
+   * found damaged is left exactly as it was, the marker too: the caller refuses to start from it.
+   */
+  async loadChecked(options: LoadCheckedOptions = {}): Promise<CheckedLoad> {
     const salvaged = this.inner.salvage !== undefined ? await this.inner.salvage() : { state: await this.inner.load(), problems: [] };
     let state = salvaged.state;
     const last = lastOf(state);
@@ -54,7 +58,7 @@ export class CheckedStorage implements RaftStorage {
       if (m.term > hs.term || (m.term === hs.term && hs.vote === null && m.vote !== null)) state = { ...state, hardState: { ...hs, term: m.term as HardState['term'], vote: m.vote } };
       if (!covers(last.term, last.index, m.ackedTerm, m.ackedIndex)) {
         // After a salvage, what it kept (the damaged part dropped), which is what must reach the marker again.
-        const held = salvaged.problems.length === 0 ? 'its log ends' : 'what it kept of its log ends';
+        const held = salvaged.problems.length === 0 ? 'its log ends' : options.checkOnly === true ? 'what it can trust of its log ends' : 'what it kept of its log ends';
         reasons.push(`${held} at index ${last.index} (term ${last.term}), before index ${m.ackedIndex} (term ${m.ackedTerm}) it had acknowledged (${this.markerStore.where}): the disk lost data, or the data directory is an older copy`);
       }
     } else if (read.kind === 'damaged') {
@@ -62,14 +66,15 @@ export class CheckedStorage implements RaftStorage {
     } else if (last.index > 0 || state.hardState.term > 0) {
       notes.push(`no marker at ${this.markerStore.where} for a data directory that holds a log: made one (nothing acknowledged before can be checked this time)`);
     }
-    this.last = last;
-    this.hard = { term: state.hardState.term, vote: state.hardState.vote };
     let recovery: StorageRecovery | null = null;
     if (reasons.length > 0) {
       target ??= { index: UNKNOWN_INDEX, term: Math.max(state.hardState.term, last.term) };
-      this.floor = target;
       recovery = { reason: reasons.join('; '), target };
+      if (options.checkOnly === true) return { state, recovery, notes };
+      this.floor = target;
     }
+    this.last = last;
+    this.hard = { term: state.hardState.term, vote: state.hardState.vote };
     // The marker on disk says at least this from now on (a lost or damaged one is written again).
     await this.writeMarker(this.wanted());
     // Only now, with the target in the marker, may the store forget what it found: the reason goes out with the

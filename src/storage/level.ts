@@ -44,6 +44,10 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
   private openProblems: string[] = [];
   /** What a salvaging open's salvage found, for the first salvage() call. */
   private salvaged: { state: LoadedState; problems: string[] } | null = null;
+  /** Opened to check only (open({ salvage: 'check' })): salvage() then rewrites nothing. */
+  private checkOnly = false;
+  /** Set when a check-only salvage found damage it left in place: nothing may be written over it. */
+  private unrepaired: MinkubeError | null = null;
 
   private constructor(
     readonly dir: string,
@@ -57,10 +61,17 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
    * Opens (creating if missing) the database in `dir`, and deletes the snapshot files a crash or an earlier save
    * left behind (temp files, and every snapshot but the current one). With `salvage`, it also salvages what it holds
    * at once (salvage() then answers what was found), repairing LevelDB itself when it must (see openSalvaging).
+   *
+   * With `salvage: 'check'` it judges the same way and changes nothing (for --force-new-cluster, which refuses a
+   * damaged store before it is touched): LevelDB reporting damage is the verdict (damageFound says so of the error
+   * thrown: no RepairDB, nothing set aside), salvage() rewrites nothing and leaves no notes, no snapshot file is
+   * deleted, and a store found damaged refuses every write. Only LevelDB's own housekeeping at open runs (its
+   * write-ahead log replayed into a table, a new manifest), which keeps every record.
    */
-  static async open(dir: string, options: { salvage?: boolean; onSetAside?: SetAsideListener } = {}): Promise<LevelRaftStorage> {
+  static async open(dir: string, options: { salvage?: boolean | 'check'; onSetAside?: SetAsideListener } = {}): Promise<LevelRaftStorage> {
     await makeDirs(dir);
-    return options.salvage === true ? LevelRaftStorage.openSalvaging(dir, options.onSetAside) : LevelRaftStorage.openOnce(dir, null);
+    if (options.salvage === undefined || options.salvage === false) return LevelRaftStorage.openOnce(dir, null);
+    return LevelRaftStorage.openSalvaging(dir, options.salvage === 'check', options.onSetAside);
   }
 
   /**
@@ -74,12 +85,12 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
    * fails with STORAGE_FAILED, and the directory is left as it was (a repair cut short by it is undone), so the next
    * start, once the disk has room, finds what this one found.
    */
-  private static async openSalvaging(dir: string, onSetAside: SetAsideListener | undefined): Promise<LevelRaftStorage> {
+  private static async openSalvaging(dir: string, checkOnly: boolean, onSetAside: SetAsideListener | undefined): Promise<LevelRaftStorage> {
     const problems: string[] = [];
     for (let attempt = 1; ; attempt++) {
       let storage: LevelRaftStorage | null = null;
       try {
-        storage = await LevelRaftStorage.openOnce(dir, [...problems]);
+        storage = await LevelRaftStorage.openOnce(dir, [...problems], checkOnly);
         storage.salvaged = await storage.salvage();
         return storage;
       } catch (err) {
@@ -88,6 +99,7 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
         if (refused !== null) throw refused;
         const damage = attempt > 2 ? null : await levelDamage(dir, err);
         if (damage === null) throw err;
+        if (checkOnly) throw damageVerdict(dir, damage, err);
         if (attempt === 1) {
           problems.push(await repairDb(dir, damage));
         } else {
@@ -100,8 +112,8 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
     }
   }
 
-  /** One open: strict (`problems` null), or noting in `problems` what salvage must drop. */
-  private static async openOnce(dir: string, problems: string[] | null): Promise<LevelRaftStorage> {
+  /** One open: strict (`problems` null), or noting in `problems` what salvage must drop; `checkOnly`: see open. */
+  private static async openOnce(dir: string, problems: string[] | null, checkOnly = false): Promise<LevelRaftStorage> {
     const db = await openDb(dir);
     try {
       await checkFormat(dir, db);
@@ -117,13 +129,18 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
       });
       const { first, last } = bounds;
       const keep = snapshot === null ? null : rec.snapshotFileName(snapshot);
-      await removeStaleFiles(join(dir, SNAPSHOTS_DIR), keep).catch((err: unknown) => {
-        const refused = diskRefusal(err);
-        if (refused !== null) throw storageFailed(`cannot clean the snapshots of the data directory ${dir}`, refused);
-        throw new MinkubeError('INTERNAL', `cannot clean the snapshots of the data directory ${dir}: ${describe(err)}`, { cause: err });
-      });
+      // Not when checking only: a damaged database may name an older snapshot than a file it holds (or none, its
+      // record unreadable), and that file may be the only copy. The next open that may change things cleans them.
+      if (!checkOnly) {
+        await removeStaleFiles(join(dir, SNAPSHOTS_DIR), keep).catch((err: unknown) => {
+          const refused = diskRefusal(err);
+          if (refused !== null) throw storageFailed(`cannot clean the snapshots of the data directory ${dir}`, refused);
+          throw new MinkubeError('INTERNAL', `cannot clean the snapshots of the data directory ${dir}: ${describe(err)}`, { cause: err });
+        });
+      }
       const storage = new LevelRaftStorage(dir, db, first, last, snapshot);
       storage.openProblems = problems ?? [];
+      storage.checkOnly = checkOnly;
       return storage;
     } catch (err) {
       await db.close();
@@ -187,6 +204,7 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
    * commit lowered to what is left, so the node learns the rest from the leader. See docs/storage-faults.md.
    * What it found is kept in the store's notes (with what an earlier start found and left there, reported again) until
    * salvageReported(), so a start that fails before it has reported them leaves them for the next one.
+   * Opened to check only (see open), it rewrites nothing and keeps no notes: it only says what it would drop.
    */
   salvage(): Promise<{ state: LoadedState; problems: string[] }> {
     const done = this.salvaged;
@@ -231,7 +249,11 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
         lastTerm > hardState.term
           ? { term: term(lastTerm), vote: null, commit: logIndex(Math.min(hardState.commit, last)) }
           : { ...hardState, commit: logIndex(Math.min(hardState.commit, last)) };
-      if (found.length > 0) await this.rewriteSalvaged(kept, snapshot, scan.entries[0]?.index ?? last + 1, last, found);
+      if (found.length > 0 && this.checkOnly) {
+        this.unrepaired = this.corrupt(`it was opened to check only, and is damaged (left as it was): ${found.join('; ')}`);
+      } else if (found.length > 0) {
+        await this.rewriteSalvaged(kept, snapshot, scan.entries[0]?.index ?? last + 1, last, found);
+      }
       this.first = scan.entries[0]?.index ?? snapshotIndex + 1;
       this.last = last;
       const state = { hardState: kept, entries: scan.entries, applied: logIndex(0) };
@@ -442,6 +464,7 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
 
   /** One synced write. A chained batch: abstract-level's array form costs several times more per operation. */
   private async write(fill: (batch: Batch) => void, sync = true): Promise<void> {
+    if (this.unrepaired !== null) throw this.unrepaired;
     const batch = this.db.batch();
     try {
       fill(batch);
@@ -776,6 +799,24 @@ async function readKept(dir: string): Promise<{ meta: [Buffer, Buffer][]; notes:
   } finally {
     await db.close();
   }
+}
+
+/** The errors of a check-only open on a database LevelDB reported damaged (see damageFound). */
+const verdicts = new WeakSet<Error>();
+
+/** STORAGE_CORRUPT: LevelDB reported `dir` damaged, and a check-only open leaves it as it was. */
+function damageVerdict(dir: string, damage: string, cause: unknown): MinkubeError {
+  const err = new MinkubeError('STORAGE_CORRUPT', `LevelDB reported the data directory ${dir} damaged, and it was left as it was (not repaired): ${damage}`, { cause });
+  verdicts.add(err);
+  return err;
+}
+
+/**
+ * What a check-only open (open({ salvage: 'check' })) found, when `err` is its verdict that LevelDB reported the
+ * database damaged (nothing repaired); null for any other failure (a disk that refuses, a directory in use).
+ */
+export function damageFound(err: unknown): string | null {
+  return err instanceof Error && verdicts.has(err) ? err.message : null;
 }
 
 /** STORAGE_FAILED for `err` when the disk refused (diskRefusal), keeping one that says so already; else null. */

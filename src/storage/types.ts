@@ -87,7 +87,7 @@ export interface RaftStorage extends LogStore, StableStore, SnapshotStore {
    * Storage that checks itself (CheckedStorage): load() that says whether what it holds is damaged or older than what
    * this node had acknowledged (then the node starts recovering: docs/storage-faults.md). Without it, load().
    */
-  loadChecked?(): Promise<CheckedLoad>;
+  loadChecked?(options?: LoadCheckedOptions): Promise<CheckedLoad>;
   /** The node holds again everything it had acknowledged (it left the recovering state). */
   repaired?(): Promise<void>;
 }
@@ -97,6 +97,11 @@ export interface StorageRecovery {
   readonly reason: string;
   /** The last entry this node had acknowledged; index Number.MAX_SAFE_INTEGER when not known (the marker is lost). */
   readonly target: { readonly index: number; readonly term: number };
+}
+
+export interface LoadCheckedOptions {
+  /** Judge only: storage found damaged is left as it was (the marker too), for a caller that then refuses to start. */
+  readonly checkOnly?: boolean;
 }
 
 export interface CheckedLoad {

@@ -9,7 +9,7 @@ import { logIndex, nodeId, term } from '../../src/lib/ids.js';
 import { forceNewCluster } from '../../src/raft/index.js';
 import type { Entry } from '../../src/raft/types.js';
 import { CheckedStorage } from '../../src/storage/checked.js';
-import { LevelRaftStorage } from '../../src/storage/level.js';
+import { damageFound, LevelRaftStorage } from '../../src/storage/level.js';
 import { FileMarker, markerPathFor, MemoryMarker } from '../../src/storage/marker.js';
 import { entryKey } from '../../src/storage/records.js';
 import { rejection } from '../support/errors.js';
@@ -123,6 +123,36 @@ describe('CheckedStorage', () => {
     await s.close();
   });
 
+  it("opened to check only (--force-new-cluster): a damaged entry is reported, nothing is deleted, noted or written, and the marker is left alone", async () => {
+    const marker = new MemoryMarker();
+    let s = await open(marker);
+    await s.loadChecked();
+    await s.save(hs(1, 10), entries(1, 10));
+    await s.close();
+    await withDb(async (db) => {
+      const v = (await db.get(entryKey(5)))!;
+      v[v.length - 1] = v[v.length - 1]! ^ 0xff;
+      await db.put(entryKey(5), v);
+    });
+    const writes = marker.writes;
+    s = new CheckedStorage(await LevelRaftStorage.open(join(dir, 'm1'), { salvage: 'check' }), marker);
+    const { recovery, state } = await s.loadChecked({ checkOnly: true });
+    expect(recovery?.reason).toContain('the entry at index 5 is corrupt');
+    expect(state.entries.map((e) => e.index)).toEqual([1, 2, 3, 4]);
+    expect(marker.writes).toBe(writes);
+    // What it found damaged it will not write over.
+    expect(await rejection(s.save(hs(1, 4), entries(5, 5)))).toMatchObject({ code: 'STORAGE_CORRUPT' });
+    await s.close();
+    await withDb(async (db) => expect(await db.keys({ gte: entryKey(0), lt: entryKey(11) }).all()).toHaveLength(10));
+    // The next (salvaging) start finds it as it was: no notes left by the check, the same damage, then salvaged.
+    s = await open(marker);
+    const again = await s.loadChecked();
+    expect(again.recovery?.reason).toContain('the entry at index 5 is corrupt');
+    expect(again.recovery?.reason).not.toContain('an earlier start');
+    expect(again.state.entries).toHaveLength(4);
+    await s.close();
+  });
+
   it('entries replaced by a less up-to-date log lower the marker before the write', async () => {
     const order: string[] = [];
     const marker = new MemoryMarker();
@@ -195,6 +225,21 @@ describe("CheckedStorage on damage inside LevelDB's own files", () => {
     const kept = await expectRecovering(marker, ['RepairDB repaired it']);
     expect(kept).toBeGreaterThan(0);
     expect(kept).toBeLessThan(1000);
+  });
+
+  it('opened to check only: a damaged table block is the verdict (damageFound), and RepairDB does not run', async () => {
+    const marker = new MemoryMarker();
+    await acknowledged(marker);
+    garbleTable();
+    // LevelDB opens it (a new manifest and log: its own housekeeping) and fails only when the block is read.
+    const tablesOf = (): Record<string, string> => Object.fromEntries(Object.entries(filesOf(data())).filter(([n]) => n.endsWith('.ldb') || n.startsWith('lost/')));
+    const tables = tablesOf();
+    const err = await rejection(LevelRaftStorage.open(data(), { salvage: 'check' }));
+    expect(err.code).toBe('STORAGE_CORRUPT');
+    expect(damageFound(err)).toContain('not repaired');
+    expect(damageFound(new Error('x'))).toBeNull();
+    expect(tablesOf()).toEqual(tables);
+    expect(existsSync(join(data(), 'lost'))).toBe(false);
   });
 
   it('a garbled CURRENT: RepairDB, and nothing is lost', async () => {
