@@ -25,13 +25,13 @@ import { listenFailed, MinkubeError } from '../lib/errors.js';
 import { nodeId, type NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import { SeededRandom } from '../lib/random.js';
-import { LevelRaftStorage } from '../storage/level.js';
+import { damageFound, LevelRaftStorage } from '../storage/level.js';
 import { CheckedStorage } from '../storage/checked.js';
 import { FileMarker, markerPathFor } from '../storage/marker.js';
 import { TcpTransport, type TransportTls } from '../transport/tcp.js';
 import { ManagerServiceImpl } from '../manager/service.js';
 import { httpClusterView, RemovalWatch } from '../manager/removal-watch.js';
-import { RaftNodeDriver, type Member } from '../manager/node.js';
+import { forceRefused, RaftNodeDriver, type Member } from '../manager/node.js';
 import { loopbackSourceOf, splitHostPort } from '../lib/address.js';
 import { LeaderLoops } from '../manager/leader-loops.js';
 import { TaskServiceImpl } from '../manager/task-service.js';
@@ -306,11 +306,17 @@ async function startParts(
   opened.push('tracing', () => tracing.shutdown());
   const traces = new TaskTraces({ node: self.id, logger: logger.child({ component: 'trace' }) });
 
-  // Salvaging: damage found at start makes the manager recover from the leader instead of stopping.
+  // Salvaging: damage found at start makes the manager recover from the leader instead of stopping. Forcing a new
+  // cluster without --accept-data-loss only checks: damage found is refused (there or in the driver's open) with the
+  // data directory and its marker left as they were.
+  const checkOnly = tuning.forceNewCluster === true;
   const storage = await LevelRaftStorage.open(self.dataDir, {
-    salvage: true,
+    salvage: checkOnly ? 'check' : true,
     // Logged at once: the start may still fail after it (the next start's recovering reason says it too).
     onSetAside: (path, reason) => logger.warn({ dataDir: self.dataDir, setAside: path, reason }, `storage: the damaged database was set aside in ${path}`),
+  }).catch((err: unknown) => {
+    const damage = damageFound(err);
+    throw damage === null ? err : forceRefused(self.id, `its storage is damaged: ${damage}`);
   });
   opened.push('storage', () => storage.close());
   const join = await prepareJoin(storage, self, tuning, members, logger, http);

@@ -224,7 +224,9 @@ export class RaftNodeDriver<R> {
   }
 
   static async open<R>(o: RaftNodeDriverOptions<R>): Promise<RaftNodeDriver<R>> {
-    const checked = o.storage.loadChecked !== undefined ? await o.storage.loadChecked() : { state: await o.storage.load(), recovery: null, notes: [] };
+    // Forcing without --accept-data-loss: damage is judged before anything is written, so a refusal changes nothing.
+    const checkOnly = o.forceNewCluster === true && o.acceptDataLoss !== true;
+    const checked = o.storage.loadChecked !== undefined ? await o.storage.loadChecked({ checkOnly }) : { state: await o.storage.load(), recovery: null, notes: [] };
     for (const note of checked.notes) o.logger.warn(note);
     const loaded = checked.state;
     const directory = new MemberDirectory(o.id, o.members);
@@ -239,6 +241,12 @@ export class RaftNodeDriver<R> {
     }
     directory.learnFromEntries(loaded.entries);
     const recovery = o.forceNewCluster === true ? null : checked.recovery;
+    if (o.forceNewCluster === true && checked.recovery !== null) {
+      // Before the check for an empty log: what the salvage would keep of a damaged one may be nothing.
+      // Its log lacks writes it acknowledged: every other member emptied to join it would lose them too, for good.
+      if (o.acceptDataLoss !== true) throw forceRefused(o.id, checked.recovery.reason);
+      o.logger.warn({ reason: checked.recovery.reason }, 'forcing a new cluster from damaged storage, as asked (--accept-data-loss): writes it acknowledged past its log are lost');
+    }
     if (o.forceNewCluster === true && loaded.entries.length === 0 && (loaded.snapshot ?? null) === null) {
       // Nothing to carry over: forcing would start a new, empty cluster in the place of the lost one, and the others,
       // emptied to join it as the recovery says, would lose everything. A wrong --id or data directory, most likely.
@@ -246,16 +254,6 @@ export class RaftNodeDriver<R> {
         'CONFIG_INVALID',
         `--force-new-cluster found no log and no snapshot in the data directory of ${o.id}: it starts a one-member cluster from a surviving manager's data, and this one holds none (a wrong --id or --data-dir?). To start from a backup, use minkube snapshot restore`,
       );
-    }
-    if (o.forceNewCluster === true && checked.recovery !== null) {
-      // Its log lacks writes it acknowledged: every other member emptied to join it would lose them too, for good.
-      if (o.acceptDataLoss !== true) {
-        throw new MinkubeError(
-          'STORAGE_CORRUPT',
-          `--force-new-cluster refused: the storage of ${o.id} is damaged (${checked.recovery.reason}), and a new cluster from it would lose for good any write it acknowledged past what its log holds. Start --force-new-cluster on a manager whose storage is intact, or add --accept-data-loss to go on from this one`,
-        );
-      }
-      o.logger.warn({ reason: checked.recovery.reason }, 'forcing a new cluster from damaged storage, as asked (--accept-data-loss): writes it acknowledged past its log are lost');
     }
     const initial = await prepareInitial(o, loaded, recovery?.target ?? null);
     const core = (o.createCore ?? createRaftNode)(
@@ -1008,6 +1006,18 @@ export class RaftNodeDriver<R> {
     this.o.logger.fatal({ err }, 'the raft loop failed; stopping this manager');
     void this.stop();
   }
+}
+
+/**
+ * --force-new-cluster on a manager whose storage is damaged (`reason`), without --accept-data-loss: refused, and its
+ * storage left as it was (it was only checked: the driver's loadChecked, or the daemon's open when LevelDB itself
+ * reported the damage).
+ */
+export function forceRefused(id: string, reason: string): MinkubeError {
+  return new MinkubeError(
+    'STORAGE_CORRUPT',
+    `--force-new-cluster refused: the storage of ${id} is damaged (${reason}), and a new cluster from it would lose for good any write it acknowledged past what its log holds. Start --force-new-cluster on a manager whose storage is intact, or add --accept-data-loss to go on from this one`,
+  );
 }
 
 /**

@@ -70,6 +70,8 @@ export interface StartOptions {
    * CheckedStorage: it recovers, votes for no one until an entry of a later term than its restart's commits.
    */
   markerDamaged?: boolean;
+  /** Start through the production CheckedStorage keeping this marker (a test may damage it or look at it after). */
+  marker?: MemoryMarker;
 }
 
 export { sleep, waitFor };
@@ -157,7 +159,7 @@ export class DriverCluster {
     const driver = await RaftNodeDriver.open({
       id: nodeId(id),
       members,
-      storage: so.markerDamaged === true ? new CheckedStorage(storage, damagedMarker()) : storage,
+      storage: so.marker !== undefined ? new CheckedStorage(storage, so.marker) : so.markerDamaged === true ? new CheckedStorage(storage, damagedMarker()) : storage,
       transport,
       stateMachine: service.stateMachine,
       logger,

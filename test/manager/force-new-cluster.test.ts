@@ -1,6 +1,7 @@
 // --force-new-cluster starts a one-member cluster from a surviving manager's data: from a data directory that holds
 // none (a wrong --id or --data-dir) it refuses, rather than start a new, empty cluster in the place of the lost one.
 import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryMarker } from '../../src/storage/marker.js';
 import { DriverCluster } from './driver-harness.js';
 
 let cluster: DriverCluster | null = null;
@@ -31,6 +32,34 @@ describe('--force-new-cluster', () => {
     const survivor = await cluster.start('m1', { forceNewCluster: true, markerDamaged: true, acceptDataLoss: true });
     expect(survivor.driver.conf().voters).toEqual(['m1']);
     expect((await cluster.leader()).id).toBe('m1');
+  });
+
+  it.each([
+    ['damaged (no intact slot)', (m: MemoryMarker) => (m.damaged = true)],
+    ['ahead of its log (an older copy of the data directory)', (m: MemoryMarker) => (m.value = { ackedIndex: 500, ackedTerm: 9, term: 9, vote: null })],
+  ])('a refusal over a marker %s writes nothing: the marker and the log stay as they were (outside re-test)', async (_, damage) => {
+    cluster = new DriverCluster();
+    await cluster.startAll();
+    await cluster.leader();
+    await cluster.put(20);
+    for (const id of ['m1', 'm2', 'm3']) await cluster.stop(id);
+    const marker = new MemoryMarker();
+    damage(marker);
+    const before = { value: marker.value, damaged: marker.damaged };
+    const disk = cluster.disks.get('m1')!;
+    const logOf = (): unknown => ({ hardState: disk.hardState, firstIndex: disk.firstIndex, entries: disk.entries.map((e) => ({ ...e, data: [...e.data] })) });
+    const log = logOf();
+    for (let i = 0; i < 2; i++) {
+      await expect(cluster.open('m1', { forceNewCluster: true, marker })).rejects.toMatchObject({ code: 'STORAGE_CORRUPT' });
+      expect(marker.writes).toBe(0);
+      expect({ value: marker.value, damaged: marker.damaged }).toEqual(before);
+      expect(logOf()).toEqual(log);
+    }
+    // --accept-data-loss goes on from it, and the marker follows the forced entry.
+    await cluster.start('m1', { forceNewCluster: true, acceptDataLoss: true, marker });
+    expect((await cluster.leader()).id).toBe('m1');
+    expect(marker.damaged).toBe(false);
+    expect(marker.writes).toBeGreaterThan(0);
   });
 
   it("starts from a survivor's data, alone", async () => {
