@@ -39,6 +39,15 @@ async function withDb(fn: (db: ClassicLevel<Buffer, Buffer>) => Promise<void>): 
   }
 }
 
+/** Flips the last byte of the stored entry at `index` (its checksum no longer matches). */
+async function flipEntryByte(index: number): Promise<void> {
+  await withDb(async (db) => {
+    const v = (await db.get(entryKey(index)))!;
+    v[v.length - 1] = v[v.length - 1]! ^ 0xff;
+    await db.put(entryKey(index), v);
+  });
+}
+
 describe('CheckedStorage', () => {
   it('an intact store starts as it was, and the marker follows each synced write', async () => {
     const marker = new MemoryMarker();
@@ -85,11 +94,7 @@ describe('CheckedStorage', () => {
     await s.loadChecked();
     await s.save(hs(1, 10), entries(1, 10));
     await s.close();
-    await withDb(async (db) => {
-      const v = (await db.get(entryKey(5)))!;
-      v[v.length - 1] = v[v.length - 1]! ^ 0xff;
-      await db.put(entryKey(5), v);
-    });
+    await flipEntryByte(5);
     s = await open(marker);
     const { recovery, state } = await s.loadChecked();
     expect(recovery?.reason).toContain('the entry at index 5 is corrupt');
@@ -129,11 +134,7 @@ describe('CheckedStorage', () => {
     await s.loadChecked();
     await s.save(hs(1, 10), entries(1, 10));
     await s.close();
-    await withDb(async (db) => {
-      const v = (await db.get(entryKey(5)))!;
-      v[v.length - 1] = v[v.length - 1]! ^ 0xff;
-      await db.put(entryKey(5), v);
-    });
+    await flipEntryByte(5);
     const writes = marker.writes;
     s = new CheckedStorage(await LevelRaftStorage.open(join(dir, 'm1'), { salvage: 'check' }), marker);
     const { recovery, state } = await s.loadChecked({ checkOnly: true });
