@@ -2,7 +2,7 @@
 // service and the leader-only loops (started and stopped by role changes), HTTP API.
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Server as HttpsServer } from 'node:https';
 import { createSecureContext } from 'node:tls';
@@ -310,6 +310,7 @@ async function startParts(
   // cluster without --accept-data-loss only checks: damage found is refused (there or in the driver's open) with the
   // data directory and its marker left as they were.
   const checkOnly = tuning.forceNewCluster === true;
+  if (checkOnly) await refuseForcingDamaged(self.id, self.dataDir);
   const storage = await LevelRaftStorage.open(self.dataDir, {
     salvage: checkOnly ? 'check' : true,
     // Logged at once: the start may still fail after it (the next start's recovering reason says it too).
@@ -606,6 +607,47 @@ async function startParts(
   });
   if (join !== null && tuning.join !== undefined) await askToJoin(tuning.join, self, logger, http);
   return { id: nodeId(self.id), apiUrl: `${security === null ? 'http' : 'https'}://${self.apiAddress}`, stop, stopped, reload: () => reloader.reload(signalCaller) };
+}
+
+/**
+ * --force-new-cluster without --accept-data-loss: the storage is judged on a copy of its database (tables, manifests,
+ * CURRENT and snapshots linked, write-ahead logs copied) beside the data directory, since LevelDB's own open turns a
+ * write-ahead log into a table and drops the records past a damaged one. Damage found is refused (STORAGE_CORRUPT)
+ * with the data directory and its marker as they were; the copy goes either way.
+ */
+async function refuseForcingDamaged(id: string, dataDir: string): Promise<void> {
+  const dir = resolve(dataDir);
+  const copy = `${dir}.force-check`;
+  const linkOrCopy = (from: string, to: string): Promise<void> => link(from, to).catch(() => copyFile(from, to));
+  await rm(copy, { recursive: true, force: true });
+  await mkdir(copy, { mode: 0o700 });
+  try {
+    for (const name of await readdir(dir)) {
+      const from = join(dir, name);
+      if (/^\d+\.log$/.test(name)) await copyFile(from, join(copy, name));
+      else if (/^(\d+\.(ldb|sst)|MANIFEST-\d+|CURRENT)$/.test(name)) await linkOrCopy(from, join(copy, name));
+      else if (name === 'snapshots') {
+        await mkdir(join(copy, name));
+        for (const f of await readdir(from)) await linkOrCopy(join(from, f), join(copy, name, f));
+      }
+    }
+    // Said of the data directory, not of its copy.
+    const refused = (reason: string): MinkubeError => forceRefused(id, reason.replaceAll(copy, dir));
+    const storage = await LevelRaftStorage.open(copy, { salvage: 'check' }).catch((err: unknown) => {
+      const damage = damageFound(err);
+      throw damage === null ? err : refused(`its storage is damaged: ${damage}`);
+    });
+    const marker = new FileMarker(markerPathFor(dir));
+    try {
+      const checked = await new CheckedStorage(storage, marker).loadChecked({ checkOnly: true });
+      if (checked.recovery !== null) throw refused(checked.recovery.reason);
+    } finally {
+      await storage.close();
+      await marker.close();
+    }
+  } finally {
+    await rm(copy, { recursive: true, force: true });
+  }
 }
 
 /**

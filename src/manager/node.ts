@@ -247,6 +247,13 @@ export class RaftNodeDriver<R> {
       if (o.acceptDataLoss !== true) throw forceRefused(o.id, checked.recovery.reason);
       o.logger.warn({ reason: checked.recovery.reason }, 'forcing a new cluster from damaged storage, as asked (--accept-data-loss): writes it acknowledged past its log are lost');
     }
+    if (o.forceNewCluster === true && loaded.entries.length === 0 && (loaded.snapshot ?? null) === null && checked.recovery !== null) {
+      // --accept-data-loss, and nothing of the damaged log was kept: no wrong --id, but nothing to start from either.
+      throw new MinkubeError(
+        'STORAGE_CORRUPT',
+        `--force-new-cluster: nothing of the log of ${o.id} could be kept (${checked.recovery.reason}): there is no state to start a new cluster from. Start it on another manager, or from a backup (minkube snapshot restore)`,
+      );
+    }
     if (o.forceNewCluster === true && loaded.entries.length === 0 && (loaded.snapshot ?? null) === null) {
       // Nothing to carry over: forcing would start a new, empty cluster in the place of the lost one, and the others,
       // emptied to join it as the recovery says, would lose everything. A wrong --id or data directory, most likely.

@@ -62,6 +62,14 @@ describe('--force-new-cluster', () => {
     expect(marker.writes).toBeGreaterThan(0);
   });
 
+  it('with --accept-data-loss and nothing of the damaged log kept: STORAGE_CORRUPT saying so, not "a wrong --id" (outside re-test)', async () => {
+    cluster = new DriverCluster({ ids: ['m1'] });
+    await expect(cluster.open('m1', { forceNewCluster: true, markerDamaged: true, acceptDataLoss: true })).rejects.toMatchObject({
+      code: 'STORAGE_CORRUPT',
+      message: expect.stringMatching(/^--force-new-cluster: nothing of the log of m1 could be kept \(.+\): there is no state to start a new cluster from/) as string,
+    });
+  });
+
   it("starts from a survivor's data, alone", async () => {
     cluster = new DriverCluster();
     await cluster.startAll();
