@@ -323,7 +323,7 @@ export class ApiClient {
     }
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     // The manager answers within this (a NO_LEADER, say), less the time the answer takes to come back.
-    headers[clientTimeoutHeader] = String(Math.max(100, Math.min(3_600_000, timeoutMs - clientTimeoutMarginMs)));
+    headers[clientTimeoutHeader] = String(Math.max(100, Math.min(3_600_000, Math.floor(timeoutMs - clientTimeoutMarginMs))));
     return { method, url, path, headers, ...(body === undefined ? {} : { body }), timeoutMs, ...(options.signal === undefined ? {} : { signal: options.signal }) };
   }
 }

@@ -119,7 +119,7 @@ describe('request id and deadline', () => {
     await call('PUT', '/v1/kv/c', { value: '1' }, { 'x-minkube-timeout-ms': '60000' });
     expect(service.calls.at(-1)!.ctx.deadlineMs).toBeLessThanOrEqual(performance.now() + 2000);
     expect(service.calls.at(-1)!.ctx.deadlineMs).toBeGreaterThanOrEqual(longer + 1500);
-    for (const bad of ['0', '99', 'soon', '-5', '1e3', '3600001']) {
+    for (const bad of ['0', '99', 'soon', '-5', '1e3', '3600001', '1500.25']) {
       await expectError(call('PUT', '/v1/kv/d', { value: '1' }, { 'x-minkube-timeout-ms': bad }), 400, 'INVALID_PARAM');
     }
   });
