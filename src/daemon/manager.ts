@@ -619,9 +619,9 @@ async function refuseForcingDamaged(id: string, dataDir: string): Promise<void> 
   const dir = resolve(dataDir);
   const copy = `${dir}.force-check`;
   const linkOrCopy = (from: string, to: string): Promise<void> => link(from, to).catch(() => copyFile(from, to));
-  await rm(copy, { recursive: true, force: true });
-  await mkdir(copy, { mode: 0o700 });
   try {
+    await rm(copy, { recursive: true, force: true });
+    await mkdir(copy, { mode: 0o700 });
     for (const name of await readdir(dir)) {
       const from = join(dir, name);
       if (/^\d+\.log$/.test(name)) await copyFile(from, join(copy, name));
@@ -631,6 +631,11 @@ async function refuseForcingDamaged(id: string, dataDir: string): Promise<void> 
         for (const f of await readdir(from)) await linkOrCopy(join(from, f), join(copy, name, f));
       }
     }
+  } catch (err) {
+    await rm(copy, { recursive: true, force: true }).catch(() => undefined);
+    throw storageFailed(`cannot copy the database of ${dir} to ${copy} to check it before --force-new-cluster (nothing in ${dir} was changed)`, err);
+  }
+  try {
     // Said of the data directory, not of its copy.
     const refused = (reason: string): MinkubeError => forceRefused(id, reason.replaceAll(copy, dir));
     const storage = await LevelRaftStorage.open(copy, { salvage: 'check' }).catch((err: unknown) => {
