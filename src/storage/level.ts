@@ -65,8 +65,9 @@ export class LevelRaftStorage implements RaftStorage, MetaStore {
    * With `salvage: 'check'` it judges the same way and changes nothing (for --force-new-cluster, which refuses a
    * damaged store before it is touched): LevelDB reporting damage is the verdict (damageFound says so of the error
    * thrown: no RepairDB, nothing set aside), salvage() rewrites nothing and leaves no notes, no snapshot file is
-   * deleted, and a store found damaged refuses every write. Only LevelDB's own housekeeping at open runs (its
-   * write-ahead log replayed into a table, a new manifest), which keeps every record.
+   * deleted, and a store found damaged refuses every write. LevelDB's own housekeeping at open still runs (its
+   * write-ahead log replayed into a table, a new manifest), and drops the records after a damaged log record: the
+   * daemon checks a copy of the database for that reason (refuseForcingDamaged).
    */
   static async open(dir: string, options: { salvage?: boolean | 'check'; onSetAside?: SetAsideListener } = {}): Promise<LevelRaftStorage> {
     await makeDirs(dir);
