@@ -95,6 +95,10 @@ describe('service routes', () => {
     }]);
     expect((await app.inject({ method: 'GET', url: '/v1/services/cas' })).json()).toMatchObject({ version: 2, versions: [1, 2], spec: { env: { A: '1' } } });
     expect((await app.inject({ method: 'PATCH', url: '/v1/services/cas', payload: { replicas: 2, ifVersion: 0 } })).statusCode).toBe(400);
+    // ifVersion alone is a change of nothing: refused as {} is, not a 200 that did nothing.
+    const alone = await app.inject({ method: 'PATCH', url: '/v1/services/cas', payload: { ifVersion: 2 } });
+    expect([alone.statusCode, alone.json().error.code]).toEqual([400, 'INVALID_BODY']);
+    expect(alone.json().error.message).toBe('body: ifVersion alone changes nothing; give at least one of replicas, task, ports, healthCheck, update, constraints, priority, namespace');
     // Without ifVersion, parts given beside the task (ports here, a health check there) are each kept: the manager
     // makes each change on the version current when its proposal is applied.
     const both = await Promise.all([

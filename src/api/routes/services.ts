@@ -17,6 +17,7 @@ import { serviceNamePattern, UpdateSchema } from '../../kv/service-commands.js';
 import { ConstraintsSchema, NamespaceSchema, PrioritySchema } from '../../kv/placement-schemas.js';
 import { HealthCheckSchema, portNamePattern, TaskSpecSchema } from '../../kv/task-spec.js';
 import { limits } from '../../lib/limits.js';
+import { MinkubeError } from '../../lib/errors.js';
 import { requestContext } from './kv.js';
 import { listLimit } from './tasks.js';
 import { Nullable } from '../../lib/nullable.js';
@@ -115,7 +116,15 @@ export const serviceRoutes: FastifyPluginAsync<ServiceRoutesOptions> = async (ap
   app.patch<{ Params: Static<typeof NameParams>; Body: Static<typeof PatchBody> }>(
     '/v1/services/:name',
     { schema: { params: NameParams, body: PatchBody, documentedResponse: { 200: ServiceReply }, errorCodes: ['QUOTA_EXCEEDED', 'SERVICE_VERSION_MISMATCH'] } },
-    async (req) => services.updateService(req.params.name, req.body as ServicePatchRequest, requestContext(req)),
+    async (req) => {
+      // ifVersion alone changes nothing: refused as {} is, not a 200 that did nothing.
+      const fields = Object.keys(req.body);
+      if (fields.length === 1 && fields[0] === 'ifVersion') {
+        const changes = Object.keys(PatchBody.properties).filter((k) => k !== 'ifVersion');
+        throw new MinkubeError('INVALID_BODY', `body: ifVersion alone changes nothing; give at least one of ${changes.join(', ')}`);
+      }
+      return services.updateService(req.params.name, req.body as ServicePatchRequest, requestContext(req));
+    },
   );
 
   app.post<{ Params: Static<typeof NameParams> }>('/v1/services/:name/rollback', { schema: { params: NameParams, documentedResponse: { 200: ServiceReply }, errorCodes: ['SERVICE_ROLLBACK_REFUSED'] }, preValidation: takesNoBody }, async (req) =>
