@@ -65,9 +65,13 @@ const principalCharsMax = 128;
  * while newer managers apply it (so it stops instead, see KvStateMachine.applyEntry). Every other command is still
  * written as version 1, so older managers go on reading it during an upgrade.
  */
-export const commandVersion = 7;
+export const commandVersion = 8;
 
 function versionOf(cmd: Command): number {
+  // Version 8: a paced drain, and a service reconcile moving replicas off a drained worker (a version-7 schema refuses
+  // both fields, and a version-7 manager would mark a drained worker's replicas all at once).
+  if (cmd.op === 'worker.availability' && cmd.paced === true) return 8;
+  if (cmd.op === 'service.reconcile' && cmd.drain !== undefined && cmd.drain.length > 0) return 8;
   // Version 7: a worker's availability (drain, pause, activate); a version-6 manager knows no such op.
   if (cmd.op === 'worker.availability') return 7;
   // Version 6: a retired worker's record forgotten (a version-5 manager knows no such op).

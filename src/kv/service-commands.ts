@@ -61,6 +61,12 @@ export interface ServiceReconcileCommand {
   readonly rollout?: Rollout;
   /** Go back to the previous version (the failure action rollback); `rollout` then says why. */
   readonly revert?: boolean;
+  /**
+   * Replicas on a drained worker to move now (version 8): each is marked draining, as a drain's apply marks a task
+   * (stopped there, then placed again as its next attempt), if it is still placed on a worker being drained and meant
+   * to run when the entry applies. The reconciler paces them `update.parallelism` at a time (service-decide.ts).
+   */
+  readonly drain?: readonly string[];
 }
 
 export type ServiceCommand = ServiceCreateCommand | ServiceUpdateCommand | ServiceRollbackCommand | ServiceDeleteCommand | ServiceReconcileCommand;
@@ -100,6 +106,7 @@ export function wireServiceCommand(cmd: ServiceCommand): Record<string, unknown>
       const w: Record<string, unknown> = { op: cmd.op, name: cmd.name, atMs: cmd.atMs, ifRevision: cmd.ifRevision, create: [...cmd.create], stop: [...cmd.stop] };
       if (cmd.rollout !== undefined) w.rollout = wireRollout(cmd.rollout);
       if (cmd.revert === true) w.revert = true;
+      if (cmd.drain !== undefined && cmd.drain.length > 0) w.drain = [...cmd.drain];
       return w;
     }
   }
@@ -159,6 +166,7 @@ const schemas = {
       op: Type.Literal('service.reconcile'), name: Name, atMs: Ms, ifRevision: Type.Integer({ minimum: 0 }),
       create: Type.Array(Id, { maxItems: limits.serviceReconcileBatchMax }), stop: Type.Array(Id, { maxItems: limits.serviceReconcileBatchMax }),
       rollout: Type.Optional(RolloutSchema), revert: Type.Optional(Type.Literal(true)),
+      drain: Type.Optional(Type.Array(Id, { minItems: 1, maxItems: limits.serviceReconcileBatchMax })),
     },
     strict,
   ),

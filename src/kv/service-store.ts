@@ -163,7 +163,8 @@ export class ServiceStore {
     const replicas = cmd.create.map((taskId) => ({ taskId, spec, service: { name: s.name, version: next.version }, reason: `replica of service ${s.name} version ${next.version}` }));
     if (!tasks.createReplicas(replicas, cmd.atMs)) return { ok: false, code: 'QUEUE_FULL', message: 'the task store is full; no replica was started' };
     const own = tasks.idsOfService(s.name);
-    const changed = tasks.stopMany(cmd.stop.filter((id) => own.has(id)), cmd.atMs);
+    let changed = tasks.stopMany(cmd.stop.filter((id) => own.has(id)), cmd.atMs);
+    if (cmd.drain !== undefined) changed += tasks.markDraining(cmd.drain.filter((id) => own.has(id)), cmd.atMs);
     this.records.set(s.name, next);
     return { ok: true, id: s.name, changed: changed + replicas.length + 1 };
   }

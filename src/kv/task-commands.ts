@@ -150,6 +150,12 @@ export interface WorkerAvailabilityCommand {
   readonly workerId: string;
   readonly availability: WorkerAvailability;
   readonly atMs: number;
+  /**
+   * A paced drain (version 8, what the API proposes): applying it marks only the attempts of tasks that belong to no
+   * service; a service's replicas there are marked later, `update.parallelism` at a time, by the leader's service
+   * reconciler (service.reconcile's `drain`). Without it (a version-7 entry) every attempt is marked at once.
+   */
+  readonly paced?: true;
 }
 
 /**
@@ -228,7 +234,9 @@ export function wireTaskCommand(cmd: TaskCommand): Record<string, unknown> {
     case 'worker.remove':
       return { op: cmd.op, workerId: cmd.workerId, atMs: cmd.atMs };
     case 'worker.availability':
-      return { op: cmd.op, workerId: cmd.workerId, availability: cmd.availability, atMs: cmd.atMs };
+      return cmd.paced === true
+        ? { op: cmd.op, workerId: cmd.workerId, availability: cmd.availability, atMs: cmd.atMs, paced: true }
+        : { op: cmd.op, workerId: cmd.workerId, availability: cmd.availability, atMs: cmd.atMs };
   }
 }
 
@@ -324,7 +332,10 @@ const schemas = {
   ),
   'worker.remove': Type.Object({ op: Type.Literal('worker.remove'), workerId: Id, atMs: Ms }, strict),
   'worker.availability': Type.Object(
-    { op: Type.Literal('worker.availability'), workerId: Id, availability: Type.Union([Type.Literal('active'), Type.Literal('pause'), Type.Literal('drain')]), atMs: Ms },
+    {
+      op: Type.Literal('worker.availability'), workerId: Id, availability: Type.Union([Type.Literal('active'), Type.Literal('pause'), Type.Literal('drain')]), atMs: Ms,
+      paced: Type.Optional(Type.Literal(true)),
+    },
     strict,
   ),
   'task.remove': Type.Object(

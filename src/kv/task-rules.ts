@@ -95,9 +95,22 @@ export function countedAttempts(task: Pick<TaskRecord, 'attempt' | 'drainedAttem
 /** An attempt ended by its worker's drain: placed again at once, elsewhere, as an attempt that does not count. */
 function drainedOutcome(task: TaskRecord, workerId: string, how: string): ReportOutcome {
   return {
-    kind: 'retry', drained: true, error: { class: 'transient', message: `its worker ${workerId} was drained` },
+    kind: 'retry', drained: true, error: drainedError(workerId),
     reason: `drained: worker ${workerId} is drained (${how}); placed again as attempt ${task.attempt + 1}, not counted against maxAttempts`,
   };
+}
+
+function drainedError(workerId: string): TaskError {
+  return { class: 'transient', message: `its worker ${workerId} was drained` };
+}
+
+/**
+ * Whether the task's current attempt follows one its worker's drain ended, and nothing has ended since: the record
+ * keeps the previous attempt's error while the next one is placed and runs.
+ */
+export function movedByDrain(task: Pick<TaskRecord, 'attempt' | 'error' | 'drainedAttempts'>): boolean {
+  const e = task.error;
+  return task.attempt > 1 && (task.drainedAttempts ?? 0) > 0 && e !== null && e.class === 'transient' && e.message.startsWith('its worker ') && e.message.endsWith(' was drained');
 }
 
 /**

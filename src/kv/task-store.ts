@@ -473,7 +473,10 @@ export class TaskStore {
         if (t === undefined || !isActiveState(t.state) || t.workerId !== cmd.workerId || t.attempt !== l.attempt) continue;
         const lost = this.moved(t, 'lost', cmd.atMs, {}, `worker ${cmd.workerId} lost`);
         if (lost === null) continue;
-        this.settle(lost, lostOutcome(lost, cmd.workerId, t.draining === true), cmd.atMs, l.retryAtMs, null);
+        // A drained worker's task is moved as a drained one whether or not its turn came: a paced drain leaves a
+        // service's replicas unmarked until then (markDraining), and an unpaced one marked every task meant to run.
+        const drained = t.draining === true || (current.availability === 'drain' && t.desiredState === 'run');
+        this.settle(lost, lostOutcome(lost, cmd.workerId, drained), cmd.atMs, l.retryAtMs, null);
         changed++;
       }
     }
@@ -515,14 +518,32 @@ export class TaskStore {
       changed++;
     }
     if (cmd.availability === 'drain') {
-      // In id order, so every manager writes the same records in the same order.
+      // In id order, so every manager writes the same records in the same order. A paced drain leaves a service's
+      // replicas to the service reconciler, which marks them parallelism at a time (markDraining).
       for (const t of this.activeOn(cmd.workerId)) {
-        if (t.desiredState !== 'run' || t.draining === true) continue;
+        if (t.desiredState !== 'run' || t.draining === true || (cmd.paced === true && t.service !== undefined)) continue;
         this.write(taskRecord(t, { draining: true, updatedAt: isoAt(cmd.atMs) }), t);
         changed++;
       }
     }
     return { ok: true, id: cmd.workerId, changed };
+  }
+
+  /**
+   * Marks these attempts draining, as a drain's apply does, each only if it is still placed on a worker being drained
+   * and meant to run (the decision was made on an earlier view); answers how many changed. A service's reconcile
+   * moves its replicas off a drained worker so, a few at a time.
+   */
+  markDraining(ids: readonly string[], atMs: number): number {
+    let changed = 0;
+    for (const id of ids) {
+      const t = this.record(id);
+      if (t === undefined || !isActiveState(t.state) || t.workerId === null || t.desiredState !== 'run' || t.draining === true) continue;
+      if (this.workers.get(t.workerId)?.availability !== 'drain') continue;
+      this.write(taskRecord(t, { draining: true, updatedAt: isoAt(atMs) }), t);
+      changed++;
+    }
+    return changed;
   }
 
   private applyReports(reports: readonly TaskReport[], atMs: number): number {

@@ -62,9 +62,9 @@ describe('the envelope version', () => {
   });
 
   it('refuses a newer version by name, and says it is newer rather than garbage', () => {
-    const newer = raw.pack({ clientId: 'c', seq: 1, cmd: { op: 'put', key: 'k', value: 'v' }, v: 8 });
-    expect(() => decodeCommand(newer)).toThrow('command version 8 is newer than this manager understands (7)');
-    expect(tryDecodeCommand(newer)).toEqual({ ok: false, problem: 'command version 8 is newer than this manager understands (7)', newer: true });
+    const newer = raw.pack({ clientId: 'c', seq: 1, cmd: { op: 'put', key: 'k', value: 'v' }, v: 9 });
+    expect(() => decodeCommand(newer)).toThrow('command version 9 is newer than this manager understands (8)');
+    expect(tryDecodeCommand(newer)).toEqual({ ok: false, problem: 'command version 9 is newer than this manager understands (8)', newer: true });
     expect(tryDecodeCommand(new Uint8Array([0xc1]))).toMatchObject({ ok: false, newer: false });
     expect(() => decodeCommand(raw.pack({ clientId: 'c', seq: 1, cmd: { op: 'delete', key: 'k' }, v: 0 }))).toThrow(/v must be a positive integer/);
   });

@@ -83,8 +83,8 @@ describe('KvStateMachine: keys and versions', () => {
   });
 
   it('stops on an entry of a newer command version rather than skipping what newer managers apply', () => {
-    const newer = new Packr({ useRecords: false }).pack({ clientId: 'c', seq: 1, cmd: { op: 'put', key: 'a', value: 'x' }, v: 8 });
-    expect(() => new KvStateMachine().apply(1, newer)).toThrow(/command version 8 is newer than this manager understands \(7\); upgrade/);
+    const newer = new Packr({ useRecords: false }).pack({ clientId: 'c', seq: 1, cmd: { op: 'put', key: 'a', value: 'x' }, v: 9 });
+    expect(() => new KvStateMachine().apply(1, newer)).toThrow(/command version 9 is newer than this manager understands \(8\); upgrade/);
   });
 });
 
