@@ -250,7 +250,7 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
       await runWorkerList(g.api, g.out);
     });
   const availabilities = [
-    ['drain', 'drain', 'take a worker out of service: nothing new is placed on it, and its tasks are stopped there and placed elsewhere (worker ls shows TASKS 0 once it holds none)'],
+    ['drain', 'drain', 'take a worker out of service: nothing new is placed on it, and its tasks are stopped there and placed elsewhere, a service\'s replicas update.parallelism at a time (worker ls shows TASKS 0 once it holds none)'],
     ['pause', 'pause', 'place nothing new on a worker; the tasks on it stay'],
     ['activate', 'active', 'let the leader place tasks on a drained or paused worker again'],
   ] as const;

@@ -118,6 +118,10 @@ export class LeaderLoops implements TaskStoreListener {
 
   workerChanged(worker: StoredWorker): void {
     if (worker.state === 'ready') this.scheduler.onWorkerReady();
+    // A paced drain changes none of the worker's replicas when it applies: their services decide which go first.
+    if (worker.availability === 'drain' && this.services?.active === true) {
+      for (const t of this.o.store.activeOn(worker.id)) if (t.service !== undefined) this.services.touch(t.service.name);
+    }
   }
 
   workerRemoved(workerId: string): void {

@@ -7,11 +7,13 @@
 // `replicas - parallelism` would stay healthy; a batch of the new version must stay healthy for monitorS (plus
 // delayS) before the next one starts; a replica of an update that fails or turns unhealthy triggers the failure
 // action (rollback: back to the previous version; pause). A rollback goes on through failures: it returns to a
-// version that ran, and its failing replicas are restarted like any other.
+// version that ran, and its failing replicas are restarted like any other. A drain moves the replicas on a drained
+// worker `parallelism` at a time (drainNext).
 import type { Rollout, ServiceRecord } from '../contracts/service-model.js';
 import type { DesiredState, TaskError, TaskRecord, TaskState } from '../contracts/task-model.js';
 import { finalTaskStates } from '../contracts/task-model.js';
 import { limits } from '../lib/limits.js';
+import { movedByDrain } from '../kv/task-rules.js';
 
 export interface ReplicaState {
   readonly id: string;
@@ -28,6 +30,14 @@ export interface ReplicaState {
   readonly createdAtMs: number;
   /** Where it runs or is placed (null or absent: nowhere yet): the least useful of equals is on the most crowded worker. */
   readonly workerId?: string | null;
+  /** Marked draining: being stopped on its drained worker, to be placed again elsewhere as its next attempt. */
+  readonly draining?: boolean;
+  /** Its current attempt follows one a drain of its worker ended, and it has not failed since. */
+  readonly movedByDrain?: boolean;
+  /** Placed on a worker being drained, and not marked draining yet (the leader's loop says, from the worker's record). */
+  readonly onDrainedWorker?: boolean;
+  /** It waits to be placed and no worker can take it now (the leader's loop says, as `task why` would). */
+  readonly unplaceable?: boolean;
 }
 
 export interface Decision {
@@ -37,6 +47,8 @@ export interface Decision {
   readonly rollout?: Rollout;
   /** Back to the previous version (the rollout says why). */
   readonly revert?: boolean;
+  /** Replicas on drained workers to mark draining now (absent: none). */
+  readonly drain?: readonly string[];
   /** Decide again at this time even if nothing changes (a monitoring window ends), or null. */
   readonly wakeAtMs: number | null;
 }
@@ -58,6 +70,8 @@ export function replicaState(t: TaskRecord): ReplicaState {
     reason: failureReason(t),
     createdAtMs: Date.parse(t.createdAt),
     workerId: t.workerId,
+    draining: t.draining === true,
+    movedByDrain: movedByDrain(t),
   };
 }
 
@@ -86,6 +100,33 @@ function failureReason(t: TaskRecord): string | null {
 }
 
 export function decide(s: ServiceRecord, replicas: readonly ReplicaState[], nowMs: number): Decision {
+  const d = decideCopies(s, replicas, nowMs);
+  const drain = drainNext(s, replicas, d.stop);
+  return drain.length === 0 ? d : { ...d, drain };
+}
+
+/**
+ * The replicas on drained workers to mark draining now, so that at most `parallelism` of the service's are moving at
+ * once. A replica is moving from when it is marked until its next attempt runs healthy on another worker (running,
+ * without a health check); it stops counting sooner when that attempt cannot be placed now (no worker can take it)
+ * or fails by its own doing (it turns unhealthy, exits, cannot start), since waiting for it would not end: a drain
+ * always ends. Those `stopping` (this decision stops them) are not moved. Of those on drained workers, the least
+ * useful go first, as for a scale down.
+ */
+export function drainNext(s: ServiceRecord, replicas: readonly ReplicaState[], stopping: readonly string[]): string[] {
+  const alive = replicas.filter((r) => isAlive(r) && !stopping.includes(r.id));
+  const room = s.update.parallelism - alive.filter(isMoving).length;
+  if (room <= 0) return [];
+  const next = alive.filter((r) => r.onDrainedWorker === true && r.draining !== true);
+  return next.length === 0 ? [] : byUselessness(next).slice(0, room).map((r) => r.id);
+}
+
+function isMoving(r: ReplicaState): boolean {
+  if (r.draining === true) return true;
+  return r.movedByDrain === true && !r.healthy && !r.unhealthy && r.unplaceable !== true;
+}
+
+function decideCopies(s: ServiceRecord, replicas: readonly ReplicaState[], nowMs: number): Decision {
   const R = s.replicas;
   const P = s.update.parallelism;
   const alive = replicas.filter(isAlive);

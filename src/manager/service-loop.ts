@@ -1,15 +1,17 @@
 // The leader's service reconciler: a thin loop around decide() (service-decide.ts). Between start(term) and stop()
 // it decides for every service whose service record or replicas changed (all of them at start: a full reconcile on
-// becoming leader, and again every reconcileIntervalMs), and proposes each decision as one service.reconcile command
-// made on the service's revision, so a decision taken on an older view is dropped when applied.
+// becoming leader, and again every reconcileIntervalMs), and proposes each decision (replicas to start, to stop and to
+// move off drained workers, the rollout's progress) as one service.reconcile command made on the service's revision,
+// so a decision taken on an older view is dropped when applied.
 import type { Logger } from 'pino';
 import type { ServiceRecord } from '../contracts/service-model.js';
-import { finalTaskStates } from '../contracts/task-model.js';
+import { finalTaskStates, type TaskRecord } from '../contracts/task-model.js';
 import type { ServiceStore } from '../kv/service-store.js';
 import type { TaskStore } from '../kv/task-store.js';
 import { LocalDueTimes, type Clock, type Timer } from '../lib/clock.js';
 import { limits } from '../lib/limits.js';
-import { decide, replicaState, type Decision } from './service-decide.js';
+import { decide, replicaState, type Decision, type ReplicaState } from './service-decide.js';
+import { verdictsFor } from './placement-input.js';
 import { TaskIdGenerator } from './task-ids.js';
 import type { Proposer } from './task-service.js';
 
@@ -51,7 +53,7 @@ export class ServiceLoop {
   private readonly ids: TaskIdGenerator;
   private readonly concurrency: number;
   /** Decisions proposed and decide() calls, for the benchmark. */
-  readonly counters = { passes: 0, decisions: 0, proposals: 0, created: 0, stopped: 0 };
+  readonly counters = { passes: 0, decisions: 0, proposals: 0, created: 0, stopped: 0, drained: 0 };
 
   constructor(private readonly o: ServiceLoopOptions) {
     this.ids = new TaskIdGenerator(o.clock);
@@ -158,7 +160,7 @@ export class ServiceLoop {
     const replicas = [];
     for (const id of this.o.tasks.idsOfService(name)) {
       const t = this.o.tasks.task(id);
-      if (t !== undefined && !finalTaskStates.has(t.state)) replicas.push(replicaState(t));
+      if (t !== undefined && !finalTaskStates.has(t.state)) replicas.push(replicaIn(this.o.tasks, t));
     }
     this.counters.decisions++;
     const wallMs = this.o.clock.nowMs();
@@ -187,12 +189,15 @@ export class ServiceLoop {
     if (here === null) return;
     const { decision: d, atMs } = here;
     if (here.wakeInMs !== null) this.armWake(name, here.wakeInMs);
-    if (d.create === 0 && d.stop.length === 0 && d.rollout === undefined && d.revert !== true) return;
+    const drainWanted = d.drain ?? [];
+    if (d.create === 0 && d.stop.length === 0 && d.rollout === undefined && d.revert !== true && drainWanted.length === 0) return;
     const create = Array.from({ length: Math.min(d.create, limits.serviceReconcileBatchMax) }, () => this.ids.next());
     const stop = d.stop.slice(0, limits.serviceReconcileBatchMax);
+    const drain = drainWanted.slice(0, limits.serviceReconcileBatchMax);
     const cmd = {
       op: 'service.reconcile' as const, name, atMs, ifRevision: service.revision, create, stop,
       ...(d.rollout === undefined ? {} : { rollout: d.rollout }), ...(d.revert === true ? { revert: true as const } : {}),
+      ...(drain.length === 0 ? {} : { drain }),
     };
     this.inflight.add(name);
     try {
@@ -202,6 +207,7 @@ export class ServiceLoop {
       else {
         this.counters.created += create.length;
         this.counters.stopped += stop.length;
+        this.counters.drained += drain.length;
         if (d.revert === true || d.rollout?.state === 'paused') this.o.logger.warn({ service: name, reason: d.rollout?.message }, 'service rollout failed');
       }
     } catch (err) {
@@ -210,7 +216,7 @@ export class ServiceLoop {
       this.inflight.delete(name);
     }
     // What was cut by the batch bound, or changed while in flight, goes again.
-    if (this.session === s && (create.length < d.create || stop.length < d.stop.length)) this.dirty.add(name);
+    if (this.session === s && (create.length < d.create || stop.length < d.stop.length || drain.length < drainWanted.length)) this.dirty.add(name);
   }
 
   /** Decides for `name` again in delayMs (with every service that waits for the same wake-up or an earlier one). */
@@ -232,6 +238,18 @@ export class ServiceLoop {
   }
 
   private readonly pendingWake = new Set<string>();
+}
+
+/**
+ * A replica as decide() reads it, with what the record alone does not say and a drain needs: whether its worker is
+ * being drained (and it is not marked yet), and whether no worker can take it now (asked only of a replica a drain
+ * moved that waits to be placed, which is rare: it weighs every worker).
+ */
+export function replicaIn(tasks: TaskStore, t: TaskRecord): ReplicaState {
+  const r = replicaState(t);
+  const onDrainedWorker = t.workerId !== null && r.draining !== true && tasks.storedWorker(t.workerId)?.availability === 'drain';
+  const unplaceable = r.movedByDrain === true && t.state === 'pending' && !verdictsFor(tasks, t).some((v) => v.eligible);
+  return onDrainedWorker || unplaceable ? { ...r, onDrainedWorker, unplaceable } : r;
 }
 
 /**

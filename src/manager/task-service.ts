@@ -385,7 +385,9 @@ export class TaskServiceImpl implements TasksService {
 
   /** Drain, pause or activate a worker (worker.availability); answers the worker as GET /v1/workers/:id shows it. */
   async setWorkerAvailability(id: string, availability: WorkerAvailability, ctx: RequestContext): Promise<WorkerRecord> {
-    await this.proposeOk({ op: 'worker.availability', workerId: id, availability, atMs: this.o.clock.nowMs() }, ctx);
+    // A drain is paced: a service's replicas leave the worker update.parallelism at a time (the service reconciler).
+    const cmd = { op: 'worker.availability' as const, workerId: id, availability, atMs: this.o.clock.nowMs(), ...(availability === 'drain' ? { paced: true as const } : {}) };
+    await this.proposeOk(cmd, ctx);
     return this.workerOrThrow(id);
   }
 
