@@ -151,6 +151,9 @@ export class ManagerMetrics implements DriverObserver {
     // An attempt its worker's drain ended failed at nothing.
     const drained = (task.drainedAttempts ?? 0) > (previous.drainedAttempts ?? 0);
     if (drained) return;
+    // A lost attempt is counted as it is lost: its next step (pending again, or failed past maxAttempts) brings the
+    // outcome's error, and counting that too made each lost attempt two.
+    if (previous.state === 'lost') return;
     if (task.error !== null && task.error !== previous.error && (task.state === 'failed' || task.state === 'pending' || task.state === 'lost')) {
       this.taskFailures.inc({ class: task.error.class });
     } else if (task.state === 'lost') {

@@ -194,6 +194,19 @@ describe('a manager\'s metrics', () => {
     expect(sampleValue(text, 'minkube_task_failures_total', { class: 'permanent' })).toBe(1);
   });
 
+  it('counts a lost attempt once: its step to lost, not again the retry that follows it with its error', async () => {
+    const m = new ManagerMetrics({ processDefaults: false });
+    m.attach(fakeSources());
+    const running = task('running', [['running', 1]]);
+    const lost = task('lost', [['running', 1], ['lost', 2]]);
+    m.taskChanged(lost, running);
+    m.taskChanged(task('pending', [['running', 1], ['lost', 2], ['pending', 2]], { class: 'transient', message: 'its worker w2 was lost' }), lost);
+    expect(sampleValue(await m.registry.render(), 'minkube_task_failures_total', { class: 'transient' })).toBe(1);
+    // One past maxAttempts: lost, then failed with the outcome's error.
+    m.taskChanged(task('failed', [['running', 1], ['lost', 2], ['failed', 2]], { class: 'transient', message: 'its worker w2 was lost' }), lost);
+    expect(sampleValue(await m.registry.render(), 'minkube_task_failures_total', { class: 'transient' })).toBe(1);
+  });
+
   it('lets only the leader observe task changes, so a sum over managers counts each once', async () => {
     const m = new ManagerMetrics({ processDefaults: false });
     m.attach(fakeSources({ raft: () => ({ term: 1, commitIndex: 1, role: 'follower', leaderId: 'm2' }) }));
