@@ -159,9 +159,29 @@ export interface FrameworkErrorOptions {
 /** For fastify's `frameworkErrors` option: errors raised before routing (a malformed percent-encoding, an over-long parameter). */
 export function frameworkErrorHandler(opts: FrameworkErrorOptions) {
   return (err: FastifyError, req: FastifyRequest, reply: FastifyReply): void => {
+    const startedMs = performance.now();
     const error = opts.refusal?.(req) ?? routerError(err, req.method, req.url, opts.routes, opts.paramCharsMax);
+    // No route ran, so neither did the onResponse hook that times requests (observeRequests): time it here, under
+    // the template of the route the path would take.
+    const observe = requestObservers.get(req.server);
+    if (observe !== undefined) {
+      const route = routerErrorRoute(req.method, req.url, opts.routes) ?? 'unmatched';
+      reply.raw.once('finish', () => observe(route, req.method, reply.raw.statusCode, (performance.now() - startedMs) / 1000));
+    }
     void sendError(error ?? err, req, reply, opts.bodyLimitBytes);
   };
+}
+
+/** What times each answered request (route template, method, status code, seconds), by the app that answers it. */
+export type RequestObserver = (route: string, method: string, code: number, seconds: number) => void;
+
+/** Set by observeRequests (routes/metrics.ts), read by the router-error handler, which runs outside any route. */
+export const requestObservers = new WeakMap<FastifyInstance, RequestObserver>();
+
+/** The template of the route a refused path would take with its unreadable or over-long segment readable. */
+function routerErrorRoute(method: string, url: string, routes: RoutePaths): string | undefined {
+  const segments = (url.split('?')[0] ?? '/').split('/');
+  return routes.match(method, segments.map((s) => (decodes(s) ? s : 'x')).join('/'))?.url;
 }
 
 /**

@@ -315,6 +315,15 @@ describe('GET /metrics on a manager app', () => {
     expect(http.filter((s) => s.labels.code === '405').map((s) => [s.labels.method, s.labels.route]).sort()).toEqual([['POST', '/metrics'], ['POST', '/v1/kv/*']]);
   });
 
+  it('times a path the router refuses (bad percent-encoding) under the route it would take', async () => {
+    for (const url of ['/v1/kv/%FF', '/v1/workers/%C0%AF/metrics']) {
+      expect([url, (await open.inject({ method: 'GET', url })).statusCode]).toEqual([url, 400]);
+    }
+    const res = await open.inject({ method: 'GET', url: '/metrics' });
+    const http = samples(res.body).filter((s) => s.name === 'minkube_http_request_duration_seconds_count' && s.labels.code === '400');
+    expect(Object.fromEntries(http.map((s) => [s.labels.route, Number(s.value)]))).toEqual({ '/v1/kv/*': 1, '/v1/workers/:id/metrics': 1 });
+  });
+
   it('in a secure cluster: a viewer token reads it, no token is 401, a developer is 403 naming metrics:read', async () => {
     expect((await secure.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${mint('viewer')}` } })).statusCode).toBe(200);
     expect((await secure.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${mint('operator')}` } })).statusCode).toBe(200);

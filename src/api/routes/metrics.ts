@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { WorkerIdParams } from './tasks-schemas.js';
 import { bodyAnswer, textSchema } from '../documented-answers.js';
-import { routeTemplateOf } from '../errors.js';
+import { requestObservers, routeTemplateOf } from '../errors.js';
 
 export interface MetricsEndpoint {
   readonly contentType: string;
@@ -40,6 +40,7 @@ export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (ap
  * duration. A synchronous hook: no promise per request.
  */
 export function observeRequests(app: FastifyInstance, observe: (route: string, method: string, code: number, seconds: number) => void): void {
+  requestObservers.set(app, observe);
   app.addHook('onResponse', (req, reply, done) => {
     observe(routeTemplateOf(req) ?? 'unmatched', req.method, reply.statusCode, reply.elapsedTime / 1000);
     done();
