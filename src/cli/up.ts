@@ -220,10 +220,10 @@ async function watchLeader(config: ClusterConfig, polling: { active: boolean }, 
   const clients = config.managers.map((m) => new ApiClient(`${access.scheme}://${m.apiAddress}`, { timeoutMs: pollTimeoutMs, http: access.http }));
   const tracker = new LeaderTracker(3, access.scheme, leaderLostAfterMs);
   while (polling.active) {
-    const answers = await Promise.all(clients.map((c) => c.cluster().then((view) => ({ view, refused: false }), (err: unknown) => ({ view: null, refused: isUnauthenticated(err) }))));
+    const { answers, revokedBy } = await pollClusterViews(clients, access.admin);
     if (!polling.active) return;
-    if (access.admin !== undefined && (await tokenRefused(answers, access.admin))) {
-      process.stderr.write(`${revokedTokenWarning(config, access, clients[answers.findIndex((a) => a.refused)]!.baseUrl)}\n`);
+    if (access.admin !== undefined && revokedBy !== null) {
+      process.stderr.write(`${revokedTokenWarning(config, access, clients[revokedBy]!.baseUrl)}\n`);
       return watchLeaderOpenly(config, polling, access.scheme, access.admin.open, tracker);
     }
     const message = tracker.observe(answers.map((a) => a.view));
@@ -232,17 +232,35 @@ async function watchLeader(config: ClusterConfig, polling: { active: boolean }, 
   }
 }
 
-function isUnauthenticated(err: unknown): boolean {
-  return err instanceof MinkubeError && err.code === 'UNAUTHENTICATED';
+/** One manager's answer to a poll: its view, or whether it refused the token (401). */
+export interface PollAnswer {
+  readonly view: ClusterView | null;
+  readonly refused: boolean;
 }
 
 /**
- * Whether the managers refuse the folder's admin token: one answered 401, none let it in, and it is not a token
- * made with a new CA that a leader has yet to add (admin.token.pending): until then 401 is its due.
+ * One poll round: every manager's GET /v1/cluster with the folder's admin token, and which of them (an index into
+ * `clients`) shows that the token was revoked, or null. Revoked: one answered 401, none let it in, and the token was
+ * not a new CA's token still waiting for a leader to add it (admin.token.pending) when the round's requests left.
+ * The mark is read before them, not after: the leader clears it once the token's entry is committed, which can be while
+ * a request is on its way, and a manager asked before that commit rightly does not know the token (401). A mark gone
+ * before the requests leave means the entry was committed before any of them, and a manager answers 401 for a token it
+ * does not know only after applying everything committed when the request reached it (a ReadIndex barrier), so a 401
+ * then means the token was revoked.
  */
-async function tokenRefused(answers: readonly { view: ClusterView | null; refused: boolean }[], admin: { clusterDir: string; token: string }): Promise<boolean> {
-  if (!answers.some((a) => a.refused) || answers.some((a) => a.view !== null)) return false;
-  return !(await adminTokenPending(admin.clusterDir, admin.token));
+export async function pollClusterViews(
+  clients: readonly Pick<ApiClient, 'cluster'>[],
+  admin: { clusterDir: string; token: string } | undefined,
+): Promise<{ answers: PollAnswer[]; revokedBy: number | null }> {
+  const pendingBefore = admin === undefined ? true : await adminTokenPending(admin.clusterDir, admin.token);
+  const answers = await Promise.all(clients.map((c) => c.cluster().then((view): PollAnswer => ({ view, refused: false }), (err: unknown): PollAnswer => ({ view: null, refused: isUnauthenticated(err) }))));
+  const refusedBy = answers.findIndex((a) => a.refused);
+  const revoked = !pendingBefore && refusedBy >= 0 && !answers.some((a) => a.view !== null);
+  return { answers, revokedBy: revoked ? refusedBy : null };
+}
+
+function isUnauthenticated(err: unknown): boolean {
+  return err instanceof MinkubeError && err.code === 'UNAUTHENTICATED';
 }
 
 function revokedTokenWarning(config: ClusterConfig, access: Access, refusedBy: string): string {
