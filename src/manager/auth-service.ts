@@ -71,6 +71,7 @@ export class AuthServiceImpl implements AuthService {
   constructor(private readonly o: AuthServiceOptions) {}
 
   async createToken(req: TokenRequest, ctx: RequestContext): Promise<CreatedApiToken> {
+    if (req.name !== undefined) checkTokenName(req.name);
     if (req.keyPrefix !== undefined) checkKeyPrefix(req.keyPrefix, 'body.keyPrefix');
     const policy = req.policy === undefined ? undefined : checkPolicy(req);
     if (policy === undefined && !isRoleName(req.role)) throw new MinkubeError('INVALID_BODY', `body.role: "${req.role}" is not a role`);
@@ -107,12 +108,18 @@ export class AuthServiceImpl implements AuthService {
     return { items: this.o.store.listTokens().map(tokenView), joinTokens: this.o.store.listJoinTokens().map(joinTokenView), nextCursor: null };
   }
 
-  /** Read linearizably: the target's permissions decide whether this caller may revoke it. */
+  /**
+   * Read linearizably: the target's permissions decide whether this caller may revoke it. A ref shaped as an accessor
+   * (16 hex digits, join-<16 hex>) is an accessor first, and a name only when no token has that accessor: names of
+   * those shapes are refused since (checkTokenName), but a token stored with one before can still be named.
+   */
   async revokeToken(ref: string, ctx: RequestContext): Promise<{ readonly accessor: string; readonly revoked: true }> {
     await this.o.raft.barrier(ctx.deadlineMs);
-    if (joinAccessorRegex.test(ref)) return this.revokeJoinToken(ref, ctx);
-    const target = accessorRegex.test(ref) ? this.o.store.tokenByAccessor(ref) : this.o.store.listTokens().find((t) => t.name === ref);
+    const join = joinAccessorRegex.test(ref) ? this.o.store.listJoinTokens().find((j) => joinTokenAccessor(j.secretHash) === ref) : undefined;
+    if (join !== undefined) return this.revokeJoinToken(ref, join, ctx);
+    const target = (accessorRegex.test(ref) ? this.o.store.tokenByAccessor(ref) : undefined) ?? this.o.store.listTokens().find((t) => t.name === ref);
     if (target === undefined) {
+      if (joinAccessorRegex.test(ref)) throw new MinkubeError('TOKEN_NOT_FOUND', `no join token with accessor ${ref} (GET /v1/auth/tokens lists them)`);
       const which = accessorRegex.test(ref) ? `with accessor ${ref}` : `named "${ref}"`;
       throw new MinkubeError('TOKEN_NOT_FOUND', `no token ${which} (GET /v1/auth/tokens lists names and accessors)`);
     }
@@ -121,9 +128,7 @@ export class AuthServiceImpl implements AuthService {
     return { accessor: target.accessor, revoked: true };
   }
 
-  private async revokeJoinToken(accessor: string, ctx: RequestContext): Promise<{ readonly accessor: string; readonly revoked: true }> {
-    const target = this.o.store.listJoinTokens().find((j) => joinTokenAccessor(j.secretHash) === accessor);
-    if (target === undefined) throw new MinkubeError('TOKEN_NOT_FOUND', `no join token with accessor ${accessor} (GET /v1/auth/tokens lists them)`);
+  private async revokeJoinToken(accessor: string, target: JoinTokenRecord, ctx: RequestContext): Promise<{ readonly accessor: string; readonly revoked: true }> {
     this.refuseJoinEscalation(target.role, ctx);
     await this.proposeOk({ op: 'auth.joinTokenRevoke', secretHash: target.secretHash }, ctx);
     return { accessor, revoked: true };
@@ -294,6 +299,32 @@ function checkPolicy(req: TokenRequest): Policy {
 function checkKeyPrefix(prefix: string, at: string): void {
   const problem = keyPrefixProblem(prefix);
   if (problem !== null) throw new MinkubeError('INVALID_BODY', `${at}: ${problem}`);
+}
+
+/**
+ * A token name that nothing could take for another reference: DELETE /v1/auth/tokens/:ref and `minkube token revoke`
+ * take an accessor (16 hex digits), a join token's accessor (join-<16 hex>) or a whole token (mk_..., MKTKN-...) as
+ * well as a name, so a name of one of those shapes (in any case) could revoke another token, or none. Checked here,
+ * before proposing, and not when applied: a token stored with such a name before keeps it (revokeToken says how it
+ * is found).
+ */
+export function tokenNameProblem(name: string): string | null {
+  if (/^[0-9a-f]{16}$/i.test(name)) return "16 hex digits is the shape of a token's accessor";
+  const lower = name.toLowerCase();
+  if (lower.startsWith('join-')) return "a name starting with join- has the shape of a join token's accessor";
+  if (lower.startsWith('mktkn-')) return 'a name starting with MKTKN- has the shape of a join token';
+  if (lower.startsWith('mk_')) return 'a name starting with mk_ has the shape of an API token';
+  return null;
+}
+
+function checkTokenName(name: string): void {
+  const problem = tokenNameProblem(name);
+  if (problem !== null) {
+    throw new MinkubeError(
+      'INVALID_BODY',
+      `body.name: "${name}" could be taken for another token: ${problem}, and minkube token revoke and DELETE /v1/auth/tokens/:ref take those too; choose another name`,
+    );
+  }
 }
 
 function checkTtl(ttlS: number): void {

@@ -19,7 +19,7 @@ import { AuditLog } from '../../src/manager/audit.js';
 import { AuthServiceImpl, type AdminTokenMark, type AuthServiceOptions } from '../../src/manager/auth-service.js';
 import { JoinServiceImpl } from '../../src/manager/join-service.js';
 import { caDigest, createClusterCa, createCsr, generateNodeKey, issueNodeKeyAndCert } from '../../src/security/ca.js';
-import { hashSecret, joinTokenAccessor, parseApiToken, parseJoinToken, secretMatches } from '../../src/security/tokens.js';
+import { hashSecret, joinTokenAccessor, newApiToken, parseApiToken, parseJoinToken, secretMatches } from '../../src/security/tokens.js';
 import { FakeManagerService } from './fake-service.js';
 
 /** Applies every proposal at once, through the encoded bytes, as a committed entry would be. */
@@ -168,6 +168,63 @@ describe('POST /v1/auth/tokens', () => {
     const res = await post({ role: 'viewer' });
     expect(res.statusCode).toBe(503);
     expect(res.json().error.code).toBe('NO_LEADER');
+  });
+});
+
+describe('token names that could be taken for another reference', () => {
+  it.each([
+    ['78c5484c8186d41b', "16 hex digits is the shape of a token's accessor"],
+    ['78C5484C8186D41B', "16 hex digits is the shape of a token's accessor"],
+    ['join-29f5d111cc8c6896', "a name starting with join- has the shape of a join token's accessor"],
+    ['Join-ops', "a name starting with join- has the shape of a join token's accessor"],
+    ['MKTKN-1-x', 'a name starting with MKTKN- has the shape of a join token'],
+    ['mktkn-ci', 'a name starting with MKTKN- has the shape of a join token'],
+    // The CLI reads the accessor out of mk_<16 hex>_...: it would revoke that token instead.
+    ['mk_78c5484c8186d41b_x', 'a name starting with mk_ has the shape of an API token'],
+    ['MK_ops', 'a name starting with mk_ has the shape of an API token'],
+  ])('refuses the name %s with 400 INVALID_BODY naming body.name and why, proposing nothing', async (name, why) => {
+    const res = await post({ name, role: 'viewer' });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toEqual({
+      code: 'INVALID_BODY',
+      message: `body.name: "${name}" could be taken for another token: ${why}, and minkube token revoke and DELETE /v1/auth/tokens/:ref take those too; choose another name`,
+    });
+    expect(raft.proposals).toEqual([]);
+  });
+
+  it('a name that merely holds hex digits, join or mk is taken', async () => {
+    for (const name of ['78c5484c8186d41b0', 'ci-join-bot', 'x78c5484c8186d41b', 'mkdocs_bot', 'prometheus']) {
+      expect((await post({ name, role: 'viewer' })).statusCode, name).toBe(201);
+    }
+  });
+
+  it('a token stored with such a name before (an older manager) loads, and revoking by that string takes the accessor first, then the name', async () => {
+    const operator = (await post({ name: 't-operator', role: 'operator' })).json<{ accessor: string }>();
+    // As an older manager proposed them: the log and snapshots keep such names, and they apply as they always did.
+    const named = [operator.accessor, 'join-29f5d111cc8c6896', 'MKTKN-1-x'].map((name) => ({ ...newApiToken(), name }));
+    for (const t of named) {
+      const r = await raft.proposeCommand({ op: 'auth.tokenCreate', accessor: t.accessor, secretHash: t.secretHash, name: t.name, role: 'viewer', expiresAtMs: null, atMs: clock.now });
+      expect(r.ok).toBe(true);
+    }
+    const restored = new KvStateMachine();
+    restored.restore(await raft.sm.captureSnapshot()());
+    expect(restored.auth.listTokens().map((t) => t.name)).toEqual(raft.sm.auth.listTokens().map((t) => t.name));
+
+    // The string is t-operator's accessor and the legacy viewer's name: the accessor wins, every time.
+    const first = await app.inject({ method: 'DELETE', url: `/v1/auth/tokens/${operator.accessor}` });
+    expect(first.json()).toEqual({ accessor: operator.accessor, revoked: true });
+    expect(auth.lookupToken(named[0]!.accessor)).toBeDefined();
+    // No token has that accessor any more: the name is the only token it can mean.
+    const second = await app.inject({ method: 'DELETE', url: `/v1/auth/tokens/${operator.accessor}` });
+    expect(second.json()).toEqual({ accessor: named[0]!.accessor, revoked: true });
+    // join-<16 hex> that is no join token's accessor: the API token of that name.
+    const join = await app.inject({ method: 'DELETE', url: '/v1/auth/tokens/join-29f5d111cc8c6896' });
+    expect(join.json()).toEqual({ accessor: named[1]!.accessor, revoked: true });
+    const gone = await app.inject({ method: 'DELETE', url: '/v1/auth/tokens/join-29f5d111cc8c6896' });
+    expect(gone.json().error).toEqual({ code: 'TOKEN_NOT_FOUND', message: 'no join token with accessor join-29f5d111cc8c6896 (GET /v1/auth/tokens lists them)' });
+    // MKTKN-... is never taken as :ref (a whole join token's shape): such a token is revoked by its accessor.
+    expect((await app.inject({ method: 'DELETE', url: '/v1/auth/tokens/MKTKN-1-x' })).statusCode).toBe(400);
+    expect((await app.inject({ method: 'DELETE', url: `/v1/auth/tokens/${named[2]!.accessor}` })).json()).toEqual({ accessor: named[2]!.accessor, revoked: true });
   });
 });
 

@@ -11,7 +11,9 @@
 //   GET    /v1/auth/tokens            -> { items: [{ accessor, name, role, keyPrefix?, policy?, createdAt, expiresAt }],
 //                                     joinTokens: [{ accessor, role, createdAt, expiresAt }], nextCursor: null }
 //   DELETE /v1/auth/tokens/:ref       (an accessor, the token's name, or a join token's accessor; never a whole token, as
-//                                     URLs end up in logs) -> 200 { accessor, revoked: true }; 404 TOKEN_NOT_FOUND
+//                                     URLs end up in logs) -> 200 { accessor, revoked: true }; 404 TOKEN_NOT_FOUND. A ref
+//                                     of an accessor's shape is an accessor first, a name only when none has it (names of
+//                                     those shapes are refused at creation: tokenNameProblem in the service).
 //
 // The service refuses with 403 FORBIDDEN a creation or revocation that would reach past the caller's own permissions.
 // A bad role, policy, name, key prefix or ttl, or both or neither of role and policy, is 400 INVALID_BODY naming the
