@@ -35,7 +35,7 @@ export async function joinWithToken(o: JoinWithTokenOptions): Promise<{ material
   const caCertPem = await fetchCa(base, o.timeoutMs ?? 5000);
   const digest = caDigest(caCertPem);
   if (digest !== parsed.caDigest) {
-    throw new MinkubeError('UNAUTHENTICATED', `the cluster at ${base} presents a CA with digest ${digest}, but the token expects ${parsed.caDigest}: refusing to trust it`);
+    throw new MinkubeError('UNAUTHENTICATED', `the cluster at ${base} presents a CA with digest ${digest}, but the token expects ${parsed.caDigest}: refusing to trust it (another cluster, or a token made before this cluster's CA was rotated: make a new one there with minkube token create)`);
   }
   const { keyPem } = await generateNodeKey();
   const clusterId = clusterIdOf(caCertPem);

@@ -101,14 +101,15 @@ export class JoinServiceImpl implements JoinService {
   private checkToken(token: string): CheckedJoinToken {
     const parsed = parseJoinToken(token);
     if (parsed === null) throw new MinkubeError('UNAUTHENTICATED', 'not a join token (expected MKTKN-1-<digest>-<secret>)');
-    if (parsed.caDigest !== this.digest) throw new MinkubeError('UNAUTHENTICATED', 'the join token is for another cluster (its CA digest does not match)');
+    // The secret names the stored token, so it is looked up first: the digest in the token is the joining node's to
+    // check (it pins the CA), the one kept with the token is ours. A token made under a CA rotated away since is not
+    // one of this CA's, whatever digest it is sent with (its own, the old CA's, or this one's), and says so.
     const record = this.o.joinToken(hashSecret(parsed.secret), this.o.clock.nowMs());
-    if (record === undefined) throw new MinkubeError('UNAUTHENTICATED', 'unknown, revoked or expired join token');
-    // The digest in the token is the joining node's to check (it pins the CA); the one kept with the token is ours: a
-    // token made under a CA rotated away since is not one of this CA's, whatever digest it is sent with.
-    if (record.caDigest !== undefined && record.caDigest !== this.digest) {
+    if (record?.caDigest !== undefined && record.caDigest !== this.digest) {
       throw new MinkubeError('UNAUTHENTICATED', "the join token was made under the cluster's previous CA (rotated since): make a new one with minkube token create");
     }
+    if (parsed.caDigest !== this.digest) throw new MinkubeError('UNAUTHENTICATED', 'the join token is for another cluster (its CA digest does not match)');
+    if (record === undefined) throw new MinkubeError('UNAUTHENTICATED', 'unknown, revoked or expired join token');
     return { accessor: joinTokenAccessor(record.secretHash), role: record.role };
   }
 

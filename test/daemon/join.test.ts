@@ -59,6 +59,26 @@ describe('joinWithToken', () => {
     expect(await readdir(dir)).toEqual([]);
   });
 
+  it('a token pinning another CA (another cluster, or one made before a CA rotation) is never sent, and the refusal says both', async () => {
+    const ca = await createClusterCa({ clusterId: 'c1' });
+    const previous = await createClusterCa({ clusterId: 'c1' });
+    const manager = await issueNodeKeyAndCert({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: 'm1', role: 'manager', clusterId: 'c1', sans: { ips: ['127.0.0.1'], dns: [] } });
+    const { fake, bodies, fakeUrl } = await fakeJoinServer(manager, ca.certPem);
+    try {
+      const old = newJoinToken(previous.certPem);
+      const joining = joinWithToken({ url: fakeUrl, token: old.token, id: 'w8', role: 'worker', dataDir: dir, addresses: ['127.0.0.1:9308'] });
+      await expect(joining).rejects.toMatchObject({
+        code: 'UNAUTHENTICATED',
+        message: `the cluster at ${fakeUrl} presents a CA with digest ${newJoinToken(ca.certPem).caDigest}, but the token expects ${old.caDigest}: refusing to trust it ` +
+          "(another cluster, or a token made before this cluster's CA was rotated: make a new one there with minkube token create)",
+      });
+      expect(bodies).toEqual([]);
+      expect(await readdir(dir)).toEqual([]);
+    } finally {
+      await new Promise((r) => fake.close(r));
+    }
+  });
+
   it("never sends the join token to a server holding a worker's certificate of the cluster's CA", async () => {
     const ca = await createClusterCa({ clusterId: 'c1' });
     const worker = await issueNodeKeyAndCert({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: 'w9', role: 'worker', clusterId: 'c1', sans: { ips: ['127.0.0.1'], dns: [] } });
