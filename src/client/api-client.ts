@@ -8,6 +8,7 @@ import { backoffDelayMs, type BackoffOptions } from '../lib/backoff.js';
 import { chunksUnder } from '../lib/chunks.js';
 import { sleepOn, systemClock, type Clock } from '../lib/clock.js';
 import { errorRegistry, MinkubeError } from '../lib/errors.js';
+import type { ExpectedServer } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import { systemRandom, type Random } from '../lib/random.js';
 import { defaultHttpClient } from './default.js';
@@ -34,6 +35,11 @@ export interface ApiClientOptions {
    * used from then on.
    */
   alternateUrls?: readonly string[];
+  /**
+   * The manager meant, which the server's certificate must name (a node's client checks it: HttpRequest.server):
+   * `{ role: 'manager', id: 'm2' }` for one known manager (then without alternateUrls). Default: any manager's API.
+   */
+  server?: ExpectedServer;
   /** The pauses between retries are drawn from this (default systemRandom), so clients do not retry in step. */
   random?: Random;
   /** The pauses between retries are timed on this (default systemClock). */
@@ -109,6 +115,7 @@ export class ApiClient {
   private readonly authorization: string | undefined;
   private readonly random: Random;
   private readonly clock: Clock;
+  private readonly server: ExpectedServer | undefined;
 
   /** baseUrl: 'http://host:port' or just 'host:port' (as in the cluster config; https when TLS is configured). */
   constructor(baseUrl: string, options: ApiClientOptions = {}) {
@@ -123,6 +130,7 @@ export class ApiClient {
     this.authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
     this.random = options.random ?? systemRandom;
     this.clock = options.clock ?? systemClock;
+    this.server = options.server;
   }
 
   /** The manager in use: the one given, until a failover (alternateUrls) moved to another that answered. */
@@ -324,7 +332,7 @@ export class ApiClient {
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     // The manager answers within this (a NO_LEADER, say), less the time the answer takes to come back.
     headers[clientTimeoutHeader] = String(Math.max(100, Math.min(3_600_000, Math.floor(timeoutMs - clientTimeoutMarginMs))));
-    return { method, url, path, headers, ...(body === undefined ? {} : { body }), timeoutMs, ...(options.signal === undefined ? {} : { signal: options.signal }) };
+    return { method, url, path, headers, ...(body === undefined ? {} : { body }), timeoutMs, ...(options.signal === undefined ? {} : { signal: options.signal }), ...(this.server === undefined ? {} : { server: this.server }) };
   }
 }
 

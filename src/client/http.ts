@@ -1,5 +1,6 @@
-// The one HTTP client every caller uses (CLI, worker -> manager, manager -> worker, snapshot chunks): one pooled
-// keep-alive undici Agent per HttpClient, optional TLS (a CA to trust, a client certificate) and a bearer token.
+// The one HTTP client every caller uses (CLI, worker -> manager, manager -> worker, snapshot chunks): pooled
+// keep-alive undici Agents, one per server a call expects (worker w1, manager m2, any manager: a connection verified
+// for one never serves another), optional TLS (a CA to trust, a client certificate) and a bearer token.
 // Every failure comes back as a MinkubeError: TIMEOUT, or UNREACHABLE naming the URL and the reason.
 // undici is loaded with the first request, not with this module: it costs a CLI command that sends nothing (help, a
 // usage error) more than all the rest of its start-up. A short-lived process asks for pool 'node' (node-pool.ts).
@@ -9,6 +10,7 @@ import type { Dispatcher } from 'undici';
 import type { NodePoolBody } from './node-pool.js';
 import { assert } from '../lib/assert.js';
 import { errorFromBody, MinkubeError } from '../lib/errors.js';
+import { anyManager, type ExpectedServer } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 
 /** PEM strings. */
@@ -19,10 +21,11 @@ export interface TlsMaterial {
   cert?: string;
   key?: string;
   /**
-   * A check of the server's certificate beyond the CA and the host name (who it names: a worker talks only to a
-   * certificate that says manager; security/ca.ts serverCertificateProblem). Returns why not, or undefined to accept.
+   * A check of the server's certificate beyond the CA and the host name: that it names `expected`, the server the
+   * request meant to reach (HttpRequest.server; security/ca.ts expectedServerProblem). Returns why not, or undefined
+   * to accept. A connection is checked once, as it opens, and serves only requests that expect the same server.
    */
-  checkServer?: (cert: PeerCertificate) => string | undefined;
+  checkServer?: (cert: PeerCertificate, expected: ExpectedServer) => string | undefined;
 }
 
 export interface HttpClientOptions {
@@ -93,6 +96,11 @@ export interface HttpRequest {
   timeoutMs?: number;
   /** Aborting abandons the request: it rejects with signal.reason when that is a MinkubeError, else UNREACHABLE. */
   signal?: AbortSignal;
+  /**
+   * Whom the request means to reach, which the server's certificate must name (TlsMaterial.checkServer): worker w1,
+   * manager m2, or (the default) any manager's API.
+   */
+  server?: ExpectedServer;
 }
 
 export interface HttpResponse {
@@ -122,8 +130,12 @@ const readBytes: BodyReader<Uint8Array> = (body) => body.bytes();
 export class HttpClient {
   private material: TlsMaterial | undefined;
   private apiCaPem: string | undefined;
-  /** Made with the first request (see agentNow). */
-  private agent: Pool | undefined;
+  /**
+   * One pool per server expected (serverKey; '' for all when nothing checks the server), made with its first request
+   * (see agentNow); in the order of their last use, least recent first, at most limits.httpClientPoolsMax.
+   */
+  private readonly agents = new Map<string, Pool>();
+  private closed = false;
   /** Agents replaced by setTls that still finish their requests; close() destroys them with the current one. */
   private readonly retiring = new Set<Pool>();
   private readonly connectionsPerOriginMax: number;
@@ -182,28 +194,46 @@ export class HttpClient {
     if (this.material !== undefined) this.retireAgent();
   }
 
-  /** The next request makes a new pool; the old one is closed once its requests under way have their answers. */
+  /** The next requests make new pools; the old ones are closed once their requests under way have their answers. */
   private retireAgent(): void {
-    const old = this.agent;
-    this.agent = undefined;
-    if (old === undefined) return;
+    for (const [key, old] of this.agents) this.retire(key, old);
+  }
+
+  private retire(key: string, old: Pool): void {
+    this.agents.delete(key);
     this.retiring.add(old);
     void old.close().catch(() => undefined).finally(() => this.retiring.delete(old));
   }
 
-  /** The pool for the current material, made (and undici loaded) on first use. */
-  private async agentNow(): Promise<Pool> {
-    if (this.agent !== undefined) return this.agent;
-    const { Agent } = this.pool === 'node' ? await loadNodePool() : await loadUndici();
-    // Another request may have made it while this one waited for the module.
-    if (this.agent !== undefined) return this.agent;
+  /** The pool for requests that expect `server`, under the current material: made (and undici loaded) on first use. */
+  private async agentNow(server: ExpectedServer): Promise<Pool> {
+    if (this.closed) return closedPool;
+    // Without a check of whom a certificate names, every expectation is met alike: one pool.
+    const key = this.material?.checkServer === undefined ? '' : serverKey(server);
+    let agent = this.agents.get(key);
+    if (agent === undefined) {
+      const { Agent } = this.pool === 'node' ? await loadNodePool() : await loadUndici();
+      if (this.closed) return closedPool;
+      // Another request may have made it while this one waited for the module.
+      agent = this.agents.get(key) ?? this.newAgent(Agent, server);
+    }
+    // Last in the map is the most recently used: the first is retired when the map is full.
+    this.agents.delete(key);
+    this.agents.set(key, agent);
+    if (this.agents.size > limits.httpClientPoolsMax) {
+      const [oldestKey, oldest] = this.agents.entries().next().value!;
+      this.retire(oldestKey, oldest);
+    }
+    return agent;
+  }
+
+  private newAgent(Agent: new (o: { connections: number; connect: object; localAddress?: string }) => Pool, server: ExpectedServer): Pool {
     const tls = this.material;
     const unverified = this.verifyServer ? {} : { rejectUnauthorized: false };
     // undici's connect timeout covers the handshake too; NodePool's covers the TCP connect only, so it gets its own.
     const handshake = this.pool === 'node' ? { handshakeTimeout: this.handshakeTimeoutMs } : {};
-    const connect = { timeout: this.connectTimeoutMs, ...handshake, ...unverified, ...(tls === undefined ? {} : { ca: trustedCas(tls, this.apiCaPem), ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }), ...serverCheckOf(tls) }) };
-    this.agent = new Agent({ connections: this.connectionsPerOriginMax, connect, ...(this.localAddress === undefined ? {} : { localAddress: this.localAddress }) });
-    return this.agent;
+    const connect = { timeout: this.connectTimeoutMs, ...handshake, ...unverified, ...(tls === undefined ? {} : { ca: trustedCas(tls, this.apiCaPem), ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }), ...serverCheckOf(tls, server) }) };
+    return new Agent({ connections: this.connectionsPerOriginMax, connect, ...(this.localAddress === undefined ? {} : { localAddress: this.localAddress }) });
   }
 
   /** An address as this client reaches it: 'host:port' is https when TLS material is configured. */
@@ -237,7 +267,7 @@ export class HttpClient {
     const mapped = (err: unknown): MinkubeError => (err instanceof MinkubeError ? err : transportError(err, r.method, url));
     let res: Awaited<ReturnType<Pool['request']>>;
     try {
-      const agent = this.agent ?? (await this.agentNow());
+      const agent = await this.agentNow(r.server ?? anyManager);
       res = await untilAborted(agent.request({ origin, path, method: r.method as Dispatcher.HttpMethod, headers: this.headersOf(r.headers), body: r.body ?? null, signal: controller.signal }), controller.signal);
     } catch (err) {
       release();
@@ -271,10 +301,11 @@ export class HttpClient {
 
   /** Closes every pooled connection; requests under way fail. */
   async close(): Promise<void> {
-    // The destroyed pool stays: a request after close() fails, as it did before any was sent. A client that sent
-    // nothing gets one that refuses everything (making undici's only to destroy it cost a stopping node 0.1 s).
-    this.agent ??= closedPool;
-    const agents = [this.agent, ...this.retiring];
+    // A request after close() fails, as it did before any was sent: closedPool refuses everything (making undici's
+    // only to destroy it cost a stopping node 0.1 s).
+    this.closed = true;
+    const agents = [...this.agents.values(), ...this.retiring];
+    this.agents.clear();
     await Promise.all(agents.map((a) => a.destroy()));
   }
 
@@ -304,7 +335,7 @@ export class HttpClient {
   private async exchange<B>(r: HttpRequest, read: BodyReader<B>): Promise<[HttpResponse, B]> {
     const { origin, path, url, controller, release } = this.begin(r);
     try {
-      const agent = this.agent ?? (await this.agentNow());
+      const agent = await this.agentNow(r.server ?? anyManager);
       const res = await untilAborted(agent.request({ origin, path, method: r.method as Dispatcher.HttpMethod, headers: this.headersOf(r.headers), body: r.body ?? null, signal: controller.signal }), controller.signal);
       const body = await read(res.body);
       return [{ status: res.statusCode, headers: res.headers, url }, body];
@@ -393,17 +424,22 @@ function assertPaired(tls: TlsMaterial | undefined): void {
   }
 }
 
+/** A pool's key: the server its connections were verified to be. */
+function serverKey(server: ExpectedServer): string {
+  return server.id === undefined ? server.role : `${server.role} ${server.id}`;
+}
+
 /**
  * The host name check every TLS client makes (its refusal says which host the certificate is not for), then the
- * caller's own check of who the certificate names.
+ * caller's own check that the certificate names `server`, the one the pool's requests expect.
  */
-function serverCheckOf(tls: TlsMaterial): { checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined } {
+function serverCheckOf(tls: TlsMaterial, server: ExpectedServer): { checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined } {
   const own = tls.checkServer;
   return {
     checkServerIdentity: (host, cert) => {
       const hostProblem = checkServerIdentity(host, cert);
       if (hostProblem !== undefined) return notForHost(host, cert, hostProblem);
-      const why = own?.(cert);
+      const why = own?.(cert, server);
       // A code of node's TLS errors: the handshake failed, so nothing was sent (a write's outcome is known).
       return why === undefined ? undefined : Object.assign(new Error(`the server's certificate is refused: ${why}`), { code: 'ERR_TLS_SERVER_REFUSED' });
     },

@@ -118,7 +118,7 @@ function managerStatus(p: ManagerParts): StatusSource {
 async function fetchWorkerMetrics(p: ManagerParts, id: string): Promise<string> {
   const worker = p.store.storedWorker(id);
   if (worker === undefined) throw new MinkubeError('WORKER_NOT_FOUND', `no worker ${id}`);
-  const res = await p.http.request({ method: 'GET', url: normaliseBaseUrl(worker.apiAddress, { tls: p.tls }), path: '/metrics', headers: { accept: 'text/plain' } });
+  const res = await p.http.request({ method: 'GET', url: normaliseBaseUrl(worker.apiAddress, { tls: p.tls }), path: '/metrics', headers: { accept: 'text/plain' }, server: { role: 'worker', id } });
   if (!isOk(res.status)) throw errorFromResponse(res);
   return res.text;
 }

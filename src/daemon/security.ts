@@ -10,7 +10,8 @@ import { configInvalid, type ClusterConfig } from '../config/cluster.js';
 import { MinkubeError } from '../lib/errors.js';
 import { makeDirs } from '../lib/make-dirs.js';
 import type { AdminTokenMark } from '../manager/auth-service.js';
-import { certificateExpiry, identityFromCertificate, serverCertificateProblem, type NodeIdentity, type NodeRole } from '../security/ca.js';
+import type { ExpectedServer } from '../lib/ids.js';
+import { certificateExpiry, expectedServerProblem, identityFromCertificate, type NodeIdentity, type NodeRole } from '../security/ca.js';
 import { adminTokenPending, clearAdminTokenPending, ensureLocalPki, readApiCaFile, readNodeTls, type NodeTls } from '../security/pki-files.js';
 import { hashSecret, newApiToken, parseApiToken } from '../security/tokens.js';
 import type { TransportTls } from '../transport/tcp.js';
@@ -28,7 +29,7 @@ export interface NodeSecurity {
   serverTls(): ServerTls;
   /**
    * For the node's one HTTP client: trust the cluster CA (and api.tlsCaFile's, given to the client apart) and present
-   * this node's certificate; a server's certificate passes serverProblem.
+   * this node's certificate; a server's certificate must name the node each call expects (serverProblem).
    */
   clientTls(): TlsMaterial;
   /** Who a verified peer certificate says it is, if it is one of this cluster's nodes. */
@@ -138,24 +139,25 @@ export function nodeSecurityFrom(material: NodeTls): NodeSecurity {
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
     }),
-    // Servers a node calls are this cluster's nodes, or managers' APIs under the operator's certificate: a worker
-    // calls managers only, a manager calls both.
+    // Each call names the node it means to reach (a manager's API by default): a worker calls managers only, a
+    // manager calls both.
     clientTls: () => ({
       ca: material.caCertPem,
       cert: material.certPem,
       key: material.keyPem,
-      checkServer: (cert) => serverProblem(cert, clusterId, material.identity.role),
+      checkServer: (cert, expected) => serverProblem(cert, clusterId, material.identity.role, expected),
     }),
   };
 }
 
 /**
- * Why a server's certificate is not one this node may talk to (undefined: it may): a node certificate of this
- * cluster (a manager's, for a worker), or one that names no node, the operator's API certificate (see
- * serverCertificateProblem).
+ * Why a server's certificate is not the one this node meant to reach (undefined: it is): the node `expected` names,
+ * role and id, or for a manager's API the operator's API certificate (expectedServerProblem). A worker calls
+ * managers only: a call of its meant for a worker is refused before the certificate is looked at.
  */
-export function serverProblem(cert: PeerCertificate, clusterId: string, callerRole: NodeRole): string | undefined {
-  return serverCertificateProblem(cert, { clusterId, ...(callerRole === 'worker' ? { managersOnly: 'a worker talks only to managers' } : {}) });
+export function serverProblem(cert: PeerCertificate, clusterId: string, callerRole: NodeRole, expected: ExpectedServer): string | undefined {
+  if (callerRole === 'worker' && expected.role !== 'manager') return `a worker talks only to managers, and this call was meant for worker ${expected.id}`;
+  return expectedServerProblem(cert, clusterId, expected);
 }
 
 /** Why a Raft peer's certificate may not speak as peerId, or null when it may. */

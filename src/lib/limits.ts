@@ -54,6 +54,13 @@ export const limits = {
   http2HeaderPairsMax: 1000,
   /** Open connections one HttpClient keeps to one origin (a leader's assignments to one worker share them). */
   httpClientConnectionsPerOriginMax: 256,
+  /**
+   * Pools one HttpClient keeps, one per server it expects (worker w1, manager m2, any manager): a connection verified
+   * for one never serves a call meant for another. Past it the least recently used pool is closed once it is idle.
+   */
+  httpClientPoolsMax: 1100,
+  /** Addresses a node may ask its certificate to name (POST /v1/join, POST /v1/certs/renew: `addresses`). */
+  certAddressesMax: 8,
   // snapshots
   /** A snapshot's bytes (a follower refuses a larger transfer). */
   snapshotBytesMax: 1024 * 1024 * 1024,
@@ -418,6 +425,7 @@ assert(limits.httpHeadersTimeoutMs <= limits.httpRequestTimeoutMs, 'Node require
 assert(limits.rateLimitTokenBucketsMax >= limits.apiTokensMax, 'every token the cluster may hold fits in the buckets at once');
 assert(limits.eventStreamsMax < limits.httpConnectionsMax, 'event streams leave connections for the API');
 assert(limits.httpConnectionsPerAddressMax < limits.httpConnectionsMax, 'one client address cannot take every connection');
+assert(limits.httpClientPoolsMax > limits.workersMax + 64, "a leader's pools hold every worker and the managers at once");
 assert(limits.httpConnectionsPerAddressMax >= 2 * limits.httpClientConnectionsPerOriginMax, "two nodes' HTTP clients on one host (or a benchmark's 256 connections) fit under the cap of their address");
 assert(limits.httpEvictableIdleMsMin < limits.httpHeadersTimeoutMs && limits.httpEvictableIdleMsMin < limits.httpKeepAliveTimeoutMs, 'an idle connection can give its place well before its own timeouts close it');
 assert(limits.processFdsReservedMin <= limits.processFdsReservedMax, 'the reserved descriptors have a floor under their ceiling');

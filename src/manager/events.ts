@@ -28,8 +28,8 @@ export interface PeerSelfView {
 export interface DashboardFeedOptions {
   cluster: () => ClusterView;
   tasks: { countIn(state: TaskState): number; listWorkers(o: { limit: number }): { items: WorkerRecord[] } };
-  /** A member's own view, or null when it does not answer in time. */
-  peerView: (apiAddress: string) => Promise<PeerSelfView | null>;
+  /** Member `id`'s own view (its certificate must name it), or null when it does not answer in time. */
+  peerView: (apiAddress: string, id: string) => Promise<PeerSelfView | null>;
   clock: Clock;
   logger: Logger;
 }
@@ -170,7 +170,7 @@ export class DashboardFeed implements EventsService {
       const p = peer;
       p.polling = true;
       this.o
-        .peerView(m.apiAddress)
+        .peerView(m.apiAddress, m.id)
         .catch(() => null)
         .then((view) => {
           p.view = view;
@@ -254,9 +254,9 @@ export function teeTaskListener(first: TaskStoreListener, second: Pick<TaskStore
 }
 
 /** A member's GET /v1/cluster through the manager's own client (its certificate reaches every route). */
-export function httpPeerView(http: HttpClient): (apiAddress: string) => Promise<PeerSelfView | null> {
-  return async (apiAddress) => {
-    const res = await http.request({ method: 'GET', url: http.baseUrlOf(apiAddress), path: '/v1/cluster', timeoutMs: limits.eventPeerPollTimeoutMs });
+export function httpPeerView(http: HttpClient): (apiAddress: string, id: string) => Promise<PeerSelfView | null> {
+  return async (apiAddress, id) => {
+    const res = await http.request({ method: 'GET', url: http.baseUrlOf(apiAddress), path: '/v1/cluster', timeoutMs: limits.eventPeerPollTimeoutMs, server: { role: 'manager', id } });
     if (res.status !== 200) return null;
     const body = JSON.parse(res.text) as Partial<PeerSelfView>;
     if (typeof body.term !== 'number' || typeof body.commitIndex !== 'number' || typeof body.appliedIndex !== 'number' || typeof body.role !== 'string') return null;

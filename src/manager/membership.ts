@@ -110,7 +110,7 @@ export class MembershipServiceImpl implements MembershipService {
       if (timeoutMs <= 0) break;
       if (m.id === self || m.apiAddress === '') continue;
       try {
-        const client = new ApiClient(m.apiAddress, this.o.http === undefined ? { timeoutMs } : { timeoutMs, http: this.o.http });
+        const client = new ApiClient(m.apiAddress, { timeoutMs, server: { role: 'manager', id: m.id }, ...(this.o.http === undefined ? {} : { http: this.o.http }) });
         const view = await client.listMembers({ requestId: ctx.requestId, timeoutMs });
         if (view.leaderId !== null && view.leaderId !== self) return view;
       } catch {
@@ -173,7 +173,9 @@ export class MembershipServiceImpl implements MembershipService {
         const address = this.driver.directory.get(st.leaderId)?.apiAddress;
         if (address === undefined) throw new MinkubeError('NO_LEADER', `the leader ${st.leaderId} has no known API address`);
         const timeoutMs = Math.max(1, ctx.deadlineMs - this.monoMs());
-        return { id: st.leaderId, client: new ApiClient(address, this.o.http === undefined ? { timeoutMs } : { timeoutMs, http: this.o.http }) };
+        // The forwarded request names its caller (forwardOptions): it goes to the leader's certificate only.
+        const server = { role: 'manager', id: st.leaderId } as const;
+        return { id: st.leaderId, client: new ApiClient(address, { timeoutMs, server, ...(this.o.http === undefined ? {} : { http: this.o.http }) }) };
       }
       const notMember = this.driver.notMemberError();
       if (notMember !== null) throw notMember;

@@ -32,8 +32,8 @@ export interface RemovalWatchOptions {
   readonly status: () => { readonly term: number; readonly leaderId: string | null; readonly listsSelf: boolean };
   /** The other managers this node knows, with their API addresses. */
   readonly peers: () => readonly { readonly id: string; readonly apiAddress: string }[];
-  /** A peer's view of the cluster, or its refusal of this node as removed; null (or a rejection) when it gives none. */
-  readonly askView: (apiAddress: string) => Promise<PeerClusterView | PeerRefusedRemoved | null>;
+  /** Peer `id`'s view of the cluster (its certificate must name it), or its refusal of this node as removed; null (or a rejection) when it gives none. */
+  readonly askView: (apiAddress: string, id: string) => Promise<PeerClusterView | PeerRefusedRemoved | null>;
   /** The removal found (its reason), or undone (null: a leader speaks to this node again). */
   readonly onChange: (removedReason: string | null) => void;
   /** How long without a leader before the peers are asked, and then between two rounds of asking. */
@@ -68,7 +68,7 @@ export class RemovalWatch {
 
   private async ask(): Promise<void> {
     const term = this.o.status().term;
-    const answers = await Promise.all(this.o.peers().map((p) => this.o.askView(p.apiAddress).catch(() => null)));
+    const answers = await Promise.all(this.o.peers().map((p) => this.o.askView(p.apiAddress, p.id).catch(() => null)));
     const refused = answers.find((a): a is PeerRefusedRemoved => a !== null && 'refusedAsRemoved' in a);
     if (refused !== undefined && this.o.status().leaderId === null) {
       this.set(true, refused.refusedAsRemoved);
@@ -89,9 +89,9 @@ export class RemovalWatch {
 }
 
 /** A peer's GET /v1/cluster through the manager's pool (its certificate reaches the route); null for anything odd. */
-export function httpClusterView(http: HttpClient, timeoutMs: number): (apiAddress: string) => Promise<PeerClusterView | PeerRefusedRemoved | null> {
-  return async (apiAddress) => {
-    const res = await http.request({ method: 'GET', url: http.baseUrlOf(apiAddress), path: '/v1/cluster', timeoutMs });
+export function httpClusterView(http: HttpClient, timeoutMs: number): (apiAddress: string, id: string) => Promise<PeerClusterView | PeerRefusedRemoved | null> {
+  return async (apiAddress, id) => {
+    const res = await http.request({ method: 'GET', url: http.baseUrlOf(apiAddress), path: '/v1/cluster', timeoutMs, server: { role: 'manager', id } });
     if (res.status === 401) {
       const e = (JSON.parse(res.text) as { error?: { message?: unknown; details?: { removed?: unknown } } }).error;
       return e?.details?.removed === true && typeof e.message === 'string' ? { refusedAsRemoved: `a manager at ${apiAddress} refuses it: ${e.message}` } : null;

@@ -389,7 +389,7 @@ export class SchedulerLoop {
     // A stop is answered once the task has ended: its own stopTimeoutS (else the config's) and some slack.
     const stopS = ps[0]!.a.spec.stopTimeoutS;
     const timeoutMs = work === 'assign' ? this.o.tasks.assignTimeoutMs : (stopS === undefined ? this.o.tasks.stopTimeoutMs : stopS * 1000) + 5000;
-    const opts = { timeoutMs, signal: s.abort.signal };
+    const opts = { workerId: worker.id, timeoutMs, signal: s.abort.signal };
     let answers: (WorkerTaskStatus | Error)[];
     try {
       answers = ps.length === 1

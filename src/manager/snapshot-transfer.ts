@@ -82,17 +82,20 @@ export class SnapshotReceiver {
   }
 }
 
-/** How the sender reaches a follower: POST one chunk, answer the follower's reply. Injected so tests need no HTTP. */
-export type ChunkPoster = (apiAddress: string, header: SnapshotChunkHeader, chunk: Uint8Array, timeoutMs: number) => Promise<ChunkReply>;
+/**
+ * How the sender reaches follower `to` (whose certificate must name it: a chunk holds every secret): POST one chunk,
+ * answer the follower's reply. Injected so tests need no HTTP.
+ */
+export type ChunkPoster = (apiAddress: string, header: SnapshotChunkHeader, chunk: Uint8Array, timeoutMs: number, to: string) => Promise<ChunkReply>;
 
 /**
  * Posts chunks through `http` (its TLS material and token apply): a follower's 'host:port' is https when the client
  * has TLS material. A refusal throws the MinkubeError the follower described.
  */
 export function httpChunkPoster(http: HttpClient): ChunkPoster {
-  return async (apiAddress, header, chunk, timeoutMs) => {
+  return async (apiAddress, header, chunk, timeoutMs, to) => {
     const path = `${SNAPSHOT_CHUNK_PATH}?${headerToQuery(header)}`;
-    const res = await http.requestOk({ method: 'POST', url: http.baseUrlOf(apiAddress), path, headers: octetStream, body: chunk, timeoutMs });
+    const res = await http.requestOk({ method: 'POST', url: http.baseUrlOf(apiAddress), path, headers: octetStream, body: chunk, timeoutMs, server: { role: 'manager', id: to } });
     const body = parseJson(res.text) as Partial<ChunkReply> | undefined;
     if (typeof body?.offset !== 'number') throw new MinkubeError('INTERNAL', `POST ${res.url}: the follower answered ${res.status} without an offset`);
     return { offset: body.offset, done: body.done === true };
@@ -168,7 +171,7 @@ export class SnapshotSender {
     const roundsMax = 2 * Math.ceil(data.length / chunkBytes) + 8;
     for (let round = 0; round < roundsMax; round++) {
       const chunk = data.subarray(offset, Math.min(data.length, offset + chunkBytes));
-      const reply = await post(address, { ...base, offset }, chunk, this.o.chunkTimeoutMs ?? limits.snapshotChunkTimeoutMs);
+      const reply = await post(address, { ...base, offset }, chunk, this.o.chunkTimeoutMs ?? limits.snapshotChunkTimeoutMs, to);
       if (reply.done) {
         this.o.logger.info({ peer: to, index: source.meta.index, sizeBytes: data.length, ms: Math.round(nowMs() - started) }, 'snapshot sent');
         return true;

@@ -141,7 +141,7 @@ export class TaskServiceImpl implements TasksService {
     const target = this.logsTargetOf(this.taskForLogs(id));
     if (target === null) return '';
     try {
-      return await this.o.workers.logs(target.apiAddress, id, tailLines, { timeoutMs: Math.max(1, ctx.deadlineMs - this.o.clock.monoMs()) });
+      return await this.o.workers.logs(target.apiAddress, id, tailLines, { workerId: target.workerId, timeoutMs: Math.max(1, ctx.deadlineMs - this.o.clock.monoMs()) });
     } catch (err) {
       throw logsError(err, id, target.workerId);
     }
@@ -177,7 +177,7 @@ export class TaskServiceImpl implements TasksService {
     signal.addEventListener('abort', onAbort, { once: true });
     let body: AsyncIterable<Uint8Array>;
     try {
-      body = await this.o.workers.followLogs(target.apiAddress, id, tailLines, { timeoutMs: Math.max(1, deadlineMs - this.o.clock.monoMs()), signal: upstream.signal });
+      body = await this.o.workers.followLogs(target.apiAddress, id, tailLines, { workerId: target.workerId, timeoutMs: Math.max(1, deadlineMs - this.o.clock.monoMs()), signal: upstream.signal });
     } catch (err) {
       signal.removeEventListener('abort', onAbort);
       throw logsError(err, id, target.workerId);
@@ -206,7 +206,7 @@ export class TaskServiceImpl implements TasksService {
     let probesFailed = 0;
     const probe = (): void => {
       probing = true;
-      this.o.workers.logs(target.apiAddress, id, 0, { timeoutMs: limits.logFollowProbeTimeoutMs }).then(
+      this.o.workers.logs(target.apiAddress, id, 0, { workerId: target.workerId, timeoutMs: limits.logFollowProbeTimeoutMs }).then(
         () => {
           probesFailed = 0;
           heardMs = clock.monoMs();

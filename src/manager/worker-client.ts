@@ -8,6 +8,8 @@ import { errorFromBody, MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 
 export interface WorkerCallOptions {
+  /** The worker meant: its certificate must name it (a worker join token buys a certificate for any address). */
+  workerId: string;
   timeoutMs: number;
   signal?: AbortSignal;
 }
@@ -85,7 +87,7 @@ export class HttpWorkerApi implements WorkerApi {
     const url = this.baseUrlOf(apiAddress);
     const path = `/v1/tasks/${encodeURIComponent(taskId)}/logs?tail=${tailLines}&follow=true`;
     try {
-      const res = await this.http.stream({ method: 'GET', url, path, timeoutMs: o.timeoutMs, signal: o.signal });
+      const res = await this.http.stream({ method: 'GET', url, path, timeoutMs: o.timeoutMs, signal: o.signal, server: { role: 'worker', id: o.workerId } });
       return res.body;
     } catch (err) {
       // The worker's own refusals (TASK_NOT_FOUND, QUEUE_FULL) as it gave them; not reaching it is WORKER_UNAVAILABLE.
@@ -101,7 +103,7 @@ export class HttpWorkerApi implements WorkerApi {
 
   private async call(apiAddress: string, method: string, path: string, body: string | null, o: WorkerCallOptions, traceparent?: string): Promise<string> {
     const headers = body === null ? acceptJson : sendJson;
-    const r: HttpRequest = { method, url: this.baseUrlOf(apiAddress), path, headers: traceparent === undefined ? headers : { ...headers, traceparent }, timeoutMs: o.timeoutMs };
+    const r: HttpRequest = { method, url: this.baseUrlOf(apiAddress), path, headers: traceparent === undefined ? headers : { ...headers, traceparent }, timeoutMs: o.timeoutMs, server: { role: 'worker', id: o.workerId } };
     if (body !== null) r.body = body;
     if (o.signal !== undefined) r.signal = o.signal;
     let res: HttpTextResponse;

@@ -7,6 +7,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, ran
 import type { PeerCertificate } from 'node:tls';
 import type * as X509 from '@peculiar/x509';
 import { MinkubeError } from '../lib/errors.js';
+import { describeExpected, type ExpectedServer } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import { certificatePem, nameDer } from './cert-der.js';
 
@@ -304,6 +305,23 @@ export function serverCertificateProblem(cert: PeerCertificate, rule: ServerCert
   if (identity === null) return undefined;
   if (identity.clusterId !== rule.clusterId) return `it names ${identity.role} ${identity.id} of cluster ${identity.clusterId}, not of this cluster (${rule.clusterId})`;
   if (rule.managersOnly !== undefined && identity.role !== 'manager') return `it is ${identity.role} ${identity.id}'s, and ${rule.managersOnly}`;
+  return undefined;
+}
+
+/**
+ * Why a node refuses the certificate of a server it called expecting `expected` (undefined: accepted), once TLS has
+ * found that it chains to a CA the node trusts and names the host dialled. The host proves little: the cluster CA
+ * signs every worker's certificate for addresses its holder chose (a worker join token buys one), so the certificate
+ * must name the node meant, role and id. A manager's API may serve the operator's API certificate, which names no
+ * node (README, "The managers' API certificate"): it passes where a manager's API is expected, never for a worker.
+ */
+export function expectedServerProblem(cert: PeerCertificate, clusterId: string, expected: ExpectedServer): string | undefined {
+  const identity = identityFromCertificate(cert);
+  if (identity === null) return expected.role === 'manager' ? undefined : `it names no node, not ${describeExpected(expected)}`;
+  if (identity.clusterId !== clusterId) return `it names ${identity.role} ${identity.id} of cluster ${identity.clusterId}, not of this cluster (${clusterId})`;
+  if (identity.role !== expected.role || (expected.id !== undefined && identity.id !== expected.id)) {
+    return `it names ${identity.role} ${identity.id}, not ${describeExpected(expected)}`;
+  }
   return undefined;
 }
 

@@ -201,8 +201,8 @@ describe.each(['undici', 'node'] as const)('HttpClient (%s pool) over plain HTTP
     const port = await listen(chunks);
     try {
       const post = httpChunkPoster(http);
-      expect(await post(`127.0.0.1:${port}`, header, new Uint8Array([1, 2, 3]), 1000)).toEqual({ offset: 3, done: true });
-      expect(await rejection(post(`127.0.0.1:${port}`, header, new Uint8Array(0), 1000))).toMatchObject({ code: 'INVALID_BODY', message: 'empty' });
+      expect(await post(`127.0.0.1:${port}`, header, new Uint8Array([1, 2, 3]), 1000, 'm2')).toEqual({ offset: 3, done: true });
+      expect(await rejection(post(`127.0.0.1:${port}`, header, new Uint8Array(0), 1000, 'm2'))).toMatchObject({ code: 'INVALID_BODY', message: 'empty' });
     } finally {
       await close(chunks);
     }

@@ -32,8 +32,8 @@ const a = (taskId: string, spec: Assignment['spec'] = { image: 'img' }, attempt 
 
 describe('HttpWorkerApi.assignMany', () => {
   it('answers every assignment in order, an error where that one failed', async () => {
-    await api.assign(address, a('old', { image: 'img' }, 2), { timeoutMs: 2000 });
-    const answers = await api.assignMany(address, [a('m1'), a('old'), a('m2')], { timeoutMs: 2000 });
+    await api.assign(address, a('old', { image: 'img' }, 2), { workerId: 'w1', timeoutMs: 2000 });
+    const answers = await api.assignMany(address, [a('m1'), a('old'), a('m2')], { workerId: 'w1', timeoutMs: 2000 });
     expect(answers[0]).toMatchObject({ taskId: 'm1', state: 'running' });
     expect(answers[1]).toBeInstanceOf(MinkubeError);
     expect((answers[1] as MinkubeError).code).toBe('TASK_STALE_FENCING_TOKEN');
@@ -43,7 +43,7 @@ describe('HttpWorkerApi.assignMany', () => {
   it('splits a batch whose specs would pass the worker body limit', async () => {
     // Together over the worker's 1 MiB body limit (413 in one request), each well under it.
     const big = { image: 'img', env: { PAD: 'x'.repeat(350 * 1024) } };
-    const answers = await api.assignMany(address, [a('big1', big), a('big2', big), a('big3', big)], { timeoutMs: 5000 });
+    const answers = await api.assignMany(address, [a('big1', big), a('big2', big), a('big3', big)], { workerId: 'w1', timeoutMs: 5000 });
     expect(answers.map((s) => (s instanceof MinkubeError ? s.code : s.state))).toEqual(['running', 'running', 'running']);
   });
 
@@ -59,7 +59,7 @@ describe('HttpWorkerApi.assignMany', () => {
     await old.listen({ host: '127.0.0.1', port: 0 });
     try {
       const oldAddress = `127.0.0.1:${(old.server.address() as { port: number }).port}`;
-      const answers = await api.assignMany(oldAddress, [a('o1'), a('o2')], { timeoutMs: 2000 });
+      const answers = await api.assignMany(oldAddress, [a('o1'), a('o2')], { workerId: 'w1', timeoutMs: 2000 });
       expect(answers).toMatchObject([{ taskId: 'o1', state: 'running' }, { taskId: 'o2', state: 'running' }]);
       expect(seen.sort()).toEqual(['o1', 'o2']);
     } finally {
@@ -83,14 +83,14 @@ describe('HttpWorkerApi failures', () => {
   });
 
   it('no answer in time is TIMEOUT, its outcome unknown (the worker may be running it)', async () => {
-    const e = await api.assign(silentAddress, a('slow'), { timeoutMs: 100 }).catch((err: unknown) => err);
+    const e = await api.assign(silentAddress, a('slow'), { workerId: 'w1', timeoutMs: 100 }).catch((err: unknown) => err);
     expect(e).toMatchObject({ code: 'TIMEOUT' });
     expect(classifyAssignError(e)).toBe('unknown');
   });
 
   it('an abort (step-down) is WORKER_UNAVAILABLE, abandoned', async () => {
     const controller = new AbortController();
-    const p = api.assign(silentAddress, a('gone'), { timeoutMs: 5000, signal: controller.signal }).catch((err: unknown) => err);
+    const p = api.assign(silentAddress, a('gone'), { workerId: 'w1', timeoutMs: 5000, signal: controller.signal }).catch((err: unknown) => err);
     controller.abort();
     const e = (await p) as MinkubeError;
     expect(e).toMatchObject({ code: 'WORKER_UNAVAILABLE' });
@@ -102,7 +102,7 @@ describe('HttpWorkerApi failures', () => {
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const { port } = closed.address() as AddressInfo;
     await new Promise((r) => closed.close(r));
-    const e = (await api.assignMany(`127.0.0.1:${port}`, [a('x')], { timeoutMs: 1000 }).catch((err: unknown) => err)) as MinkubeError;
+    const e = (await api.assignMany(`127.0.0.1:${port}`, [a('x')], { workerId: 'w1', timeoutMs: 1000 }).catch((err: unknown) => err)) as MinkubeError;
     expect(e).toMatchObject({ code: 'WORKER_UNAVAILABLE', message: `cannot reach http://127.0.0.1:${port}/v1/tasks/batch (ECONNREFUSED)` });
     expect(classifyAssignError(e)).toBe('deferred');
     // Its own 5xx is an answer: transient (another attempt, maybe elsewhere).
@@ -113,7 +113,7 @@ describe('HttpWorkerApi failures', () => {
     const http = new HttpClient({ token: 'leader-token' });
     const withToken = new HttpWorkerApi({ http });
     try {
-      await withToken.logs(silentAddress, 't1', 10, { timeoutMs: 500 }).catch(() => undefined);
+      await withToken.logs(silentAddress, 't1', 10, { workerId: 'w1', timeoutMs: 500 }).catch(() => undefined);
       expect(seen.at(-1)).toBe('Bearer leader-token');
     } finally {
       withToken.close();

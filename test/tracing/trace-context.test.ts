@@ -86,8 +86,8 @@ describe('TaskTraces and the traced worker API', () => {
       followLogs: () => Promise.reject(new Error('not used here')),
     };
     const api = tracedWorkerApi(inner, traces, 'm1');
-    await api.assign('w', assignment('t2'), { timeoutMs: 1 });
-    await api.assignMany('w', [assignment('plain'), assignment('t3')], { timeoutMs: 1 });
+    await api.assign('w', assignment('t2'), { workerId: 'w', timeoutMs: 1 });
+    await api.assignMany('w', [assignment('plain'), assignment('t3')], { workerId: 'w', timeoutMs: 1 });
     // No SDK: the assignment carries the submission's context itself.
     expect(sent.map((call) => call.map((a) => a.traceparent))).toEqual([[tp], [undefined, tp]]);
   });
@@ -132,7 +132,7 @@ describe('TaskTraces and the traced worker API', () => {
     const a = assignment('t9');
     let seen: Assignment | null = null;
     const api = tracedWorkerApi({ assign: async (_w, x) => ((seen = x), {} as never), assignMany: async () => [], logs: async () => '', followLogs: () => Promise.reject(new Error('not used here')) }, traces, 'm1');
-    await api.assign('w', a, { timeoutMs: 1 });
+    await api.assign('w', a, { workerId: 'w', timeoutMs: 1 });
     expect(seen).toBe(a);
   });
 });
