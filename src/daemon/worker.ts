@@ -107,7 +107,9 @@ export async function joinAsWorker(id: string, j: JoinFlags): Promise<void> {
         parseClusterConfig(config, dataDir, source);
       },
     });
-  } catch (err) {
+  } catch (caught) {
+    // The cluster refuses a worker's certificate naming a manager's address (the config check would too, later).
+    const err = caught instanceof MinkubeError && caught.code === 'WORKER_ADDRESS_IN_USE' ? new MinkubeError(caught.code, `--api-address ${j.apiAddress}: the cluster refuses it: ${caught.message}`, { cause: caught }) : caught;
     if (saved === null || !(err instanceof MinkubeError)) throw err;
     const kept = `${join(dataDir, joinedConfigFile)} is kept as it was (--api-address ${saved.apiAddress}): to start that one, minkube worker --id ${id} --data-dir ${j.dataDir}`;
     throw new MinkubeError(err.code, `${err.message}; ${kept}`, { cause: err });

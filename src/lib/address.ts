@@ -1,5 +1,5 @@
 // host:port parsing for the addresses of the cluster config, and whether this host lets a node listen on one.
-import { createServer } from 'node:net';
+import { createServer, isIP } from 'node:net';
 
 export function splitHostPort(address: string): { host: string; port: number } {
   const i = address.lastIndexOf(':');
@@ -50,4 +50,33 @@ export function endpointKey(address: string): string {
 export function loopbackSourceOf(address: string): string | undefined {
   const { host } = splitHostPort(address);
   return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) ? host : undefined;
+}
+
+const hostLabel = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+/**
+ * The host and port of an address a node asks its certificate to name (POST /v1/join, POST /v1/certs/renew): an IP
+ * address or a host name, alone or with :port (IPv6 in brackets then), as sansForAddresses reads it; null when it is
+ * none of those. A host name is RFC 1123's: dot-separated labels of letters, digits and '-' (not at a label's ends),
+ * at most 63 characters a label and 253 in all, the last label not all digits (it would read as a mangled IPv4
+ * address). No wildcard, no empty label, nothing else: every TLS client matches the host it dials against these.
+ */
+export function certAddressParts(address: string): { host: string; port: number | null } | null {
+  if (isIP(address) !== 0) return { host: address, port: null };
+  const bracketed = /^\[([^\]]*)\](?::(\d{1,5}))?$/.exec(address);
+  if (bracketed !== null) return isIP(bracketed[1]!) === 6 ? withPort(bracketed[1]!, bracketed[2]) : null;
+  const colon = address.lastIndexOf(':');
+  const host = colon < 0 ? address : address.slice(0, colon);
+  const port = colon < 0 ? undefined : address.slice(colon + 1);
+  if (port !== undefined && !/^\d{1,5}$/.test(port)) return null;
+  if (isIP(host) === 4) return withPort(host, port);
+  const labels = host.split('.');
+  if (host.length > 253 || !labels.every((l) => hostLabel.test(l)) || /^\d+$/.test(labels.at(-1)!)) return null;
+  return withPort(host, port);
+}
+
+function withPort(host: string, port: string | undefined): { host: string; port: number | null } | null {
+  if (port === undefined) return { host, port: null };
+  const n = Number(port);
+  return n >= 1 && n <= 65535 ? { host, port: n } : null;
 }

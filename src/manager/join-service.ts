@@ -6,7 +6,8 @@ import type { AuditService, JoinReply, JoinRequest, JoinService } from '../contr
 import type { JoinTokenRecord } from '../kv/auth-store.js';
 import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
-import { endpointKey } from '../lib/address.js';
+import { certAddressParts, endpointKey } from '../lib/address.js';
+import { limits } from '../lib/limits.js';
 import { caDigest, identityFromCertificate, issueNodeCertificate, requestedIdentity, type NodeRole } from '../security/ca.js';
 import { sansForAddresses, type NodeTls } from '../security/pki-files.js';
 import { hashSecret, joinTokenAccessor, parseJoinToken } from '../security/tokens.js';
@@ -63,6 +64,7 @@ export class JoinServiceImpl implements JoinService {
 
   /** The certificate a checked join token buys for req.id, unless the id is another node's. */
   private async issue(req: JoinRequest, role: NodeRole): Promise<JoinReply> {
+    this.checkAddresses(req.addresses, role);
     await refuseOtherRole(req.csr, role);
     const member = this.o.managers().find((m) => m.id === req.id);
     // A learner that `member add` made at exactly these addresses is the slot this manager comes to fill: it gets its
@@ -92,6 +94,7 @@ export class JoinServiceImpl implements JoinService {
     if (who === null || who.clusterId !== this.o.material.identity.clusterId) {
       throw new MinkubeError('UNAUTHENTICATED', 'the client certificate is not one of this cluster');
     }
+    if (addresses !== undefined) this.checkAddresses(addresses, who.role);
     // Without new addresses the old certificate's names carry over.
     const sans = addresses === undefined ? sanStrings(current) : [...addresses];
     return { certificate: await this.sign(who.id, who.role, csrPem, sans) };
@@ -111,6 +114,29 @@ export class JoinServiceImpl implements JoinService {
     if (parsed.caDigest !== this.digest) throw new MinkubeError('UNAUTHENTICATED', 'the join token is for another cluster (its CA digest does not match)');
     if (record === undefined) throw new MinkubeError('UNAUTHENTICATED', 'unknown, revoked or expired join token');
     return { accessor: joinTokenAccessor(record.secretHash), role: record.role };
+  }
+
+  /**
+   * What a node may ask its certificate to name: at most limits.certAddressesMax addresses, each an IP address or a
+   * host name, with a port or not (certAddressParts; INVALID_BODY naming the first that is not: `*.example.com`, `not
+   * an ip`). A worker may not name a manager's API or Raft address (WORKER_ADDRESS_IN_USE, as registration refuses
+   * one): compared as endpoints, or for a bare host with every manager's host, but for the loopback names every node
+   * certificate carries anyway (a local cluster's nodes share a host).
+   */
+  private checkAddresses(addresses: readonly string[], role: NodeRole): void {
+    if (addresses.length > limits.certAddressesMax) {
+      throw new MinkubeError('INVALID_BODY', `body.addresses: at most ${limits.certAddressesMax} addresses, got ${addresses.length}`);
+    }
+    addresses.forEach((address, i) => {
+      const parts = certAddressParts(address);
+      if (parts === null) {
+        throw new MinkubeError('INVALID_BODY', `body.addresses[${i}]: expected an IP address or a host name (letters, digits and '-' in dot-separated labels, no wildcard), with :port or without, got ${JSON.stringify(address)}`);
+      }
+      const manager = role === 'worker' ? managerNamed(this.o.managers(), address, parts) : null;
+      if (manager !== null) {
+        throw new MinkubeError('WORKER_ADDRESS_IN_USE', `body.addresses[${i}]: ${address} ${manager}: a worker's certificate may name only the worker's own addresses`);
+      }
+    });
   }
 
   private sign(id: string, role: NodeRole, csrPem: string, addresses: readonly string[]): Promise<string> {
@@ -140,6 +166,29 @@ async function refuseOtherRole(csrPem: string, role: NodeRole): Promise<void> {
 function sameAddresses(member: { raftAddress: string; apiAddress: string }, addresses: readonly string[]): boolean {
   const asked = new Set(addresses.map(endpointKey));
   return asked.has(endpointKey(member.raftAddress)) && asked.has(endpointKey(member.apiAddress));
+}
+
+/** Hosts every node certificate names (sansForAddresses): a worker's asking for them changes nothing. */
+const everyNodesHosts: ReadonlySet<string> = new Set(['127.0.0.1']);
+
+/** How the manager whose address `address` is would be named ("is manager m1's apiAddress"), or null for none. */
+function managerNamed(managers: readonly { id: string; raftAddress: string; apiAddress: string }[], address: string, parts: { host: string; port: number | null }): string | null {
+  const host = hostKey(parts.host);
+  if (parts.port === null && everyNodesHosts.has(host)) return null;
+  for (const m of managers) {
+    for (const key of ['apiAddress', 'raftAddress'] as const) {
+      const theirs = endpointKey(m[key]);
+      if (parts.port !== null && theirs === endpointKey(address)) return `is manager ${m.id}'s ${key}`;
+      if (parts.port === null && theirs.slice(0, theirs.lastIndexOf(':')) === host) return `is the host of manager ${m.id}'s ${key} (${m[key]})`;
+    }
+  }
+  return null;
+}
+
+/** A host as endpointKey spells it (lower case, localhost as 127.0.0.1, IPv4 in dotted decimal, IPv6 compressed). */
+function hostKey(host: string): string {
+  const key = endpointKey(host.includes(':') ? `[${host}]:0` : `${host}:0`);
+  return key.slice(0, key.lastIndexOf(':'));
 }
 
 /** The hosts a peer certificate names (for a renewal that keeps them). */

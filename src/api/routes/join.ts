@@ -8,15 +8,18 @@
 //   POST /v1/certs/renew     { csr, addresses? } -> 200 { certificate }: a node (client certificate) renews its own
 //
 // Token problems are 401 UNAUTHENTICATED; a request for an id in use is 409 JOIN_REFUSED; a bad CSR, or one for the
-// other role than the token's (a worker with a manager join token), is 400.
+// other role than the token's (a worker with a manager join token), is 400, as is an address that is neither an IP
+// address nor a host name; a worker asking for a manager's address is 409 WORKER_ADDRESS_IN_USE.
 import type { TLSSocket } from 'node:tls';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { MinkubeError } from '../../lib/errors.js';
+import { limits } from '../../lib/limits.js';
 import type { JoinService } from '../../contracts/services.js';
 
 const Pem = Type.String({ minLength: 1, maxLength: 16 * 1024 });
-const Addresses = Type.Array(Type.String({ minLength: 1, maxLength: 300 }), { maxItems: 8 });
+// Each an IP address or a host name, with :port or without: checked by the join service (certAddressParts).
+const Addresses = Type.Array(Type.String({ minLength: 1, maxLength: 300 }), { maxItems: limits.certAddressesMax });
 
 export const JoinBody = Type.Object(
   {
@@ -52,9 +55,9 @@ export interface JoinRoutesOptions {
 export const joinRoutes: FastifyPluginAsync<JoinRoutesOptions> = async (app, { join }) => {
   app.get('/v1/join/ca', { schema: { documentedResponse: { 200: CaReply } } }, async () => ({ ca: join.caCertPem() }));
 
-  app.post<{ Body: JoinBody }>('/v1/join', { schema: { body: JoinBody, documentedResponse: { 200: JoinReply }, errorCodes: ['UNAUTHENTICATED', 'JOIN_REFUSED'] } }, async (req) => join.join(req.body, req.id));
+  app.post<{ Body: JoinBody }>('/v1/join', { schema: { body: JoinBody, documentedResponse: { 200: JoinReply }, errorCodes: ['UNAUTHENTICATED', 'JOIN_REFUSED', 'WORKER_ADDRESS_IN_USE'] } }, async (req) => join.join(req.body, req.id));
 
-  app.post<{ Body: RenewBody }>('/v1/certs/renew', { schema: { body: RenewBody, documentedResponse: { 200: RenewReply }, errorCodes: ['UNAUTHENTICATED'] } }, async (req) => {
+  app.post<{ Body: RenewBody }>('/v1/certs/renew', { schema: { body: RenewBody, documentedResponse: { 200: RenewReply }, errorCodes: ['UNAUTHENTICATED', 'WORKER_ADDRESS_IN_USE'] } }, async (req) => {
     const socket = req.raw.socket as Partial<TLSSocket>;
     const cert = socket.authorized === true && socket.getPeerCertificate !== undefined ? socket.getPeerCertificate() : null;
     if (cert === null) throw new MinkubeError('UNAUTHENTICATED', 'renewing a certificate takes the current one as the client certificate');
