@@ -136,7 +136,10 @@ export class HttpClient {
    */
   private readonly agents = new Map<string, Pool>();
   private closed = false;
-  /** Agents replaced by setTls that still finish their requests; close() destroys them with the current one. */
+  /**
+   * Pools replaced (setTls, setApiCa) or least recently used past the limit that still finish their requests;
+   * close() destroys them with the current ones.
+   */
   private readonly retiring = new Set<Pool>();
   private readonly connectionsPerOriginMax: number;
   private readonly pool: 'undici' | 'node';
@@ -205,21 +208,32 @@ export class HttpClient {
     void old.close().catch(() => undefined).finally(() => this.retiring.delete(old));
   }
 
-  /** The pool for requests that expect `server`, under the current material: made (and undici loaded) on first use. */
-  private async agentNow(server: ExpectedServer): Promise<Pool> {
-    if (this.closed) return closedPool;
-    // Without a check of whom a certificate names, every expectation is met alike: one pool.
-    const key = this.material?.checkServer === undefined ? '' : serverKey(server);
-    let agent = this.agents.get(key);
-    if (agent === undefined) {
-      const { Agent } = this.pool === 'node' ? await loadNodePool() : await loadUndici();
-      if (this.closed) return closedPool;
-      // Another request may have made it while this one waited for the module.
-      agent = this.agents.get(key) ?? this.newAgent(Agent, server);
-    }
+  /** The pool's key for requests that expect `server`: without a check of whom a certificate names, one for all. */
+  private keyOf(server: ExpectedServer): string {
+    return this.material?.checkServer === undefined ? '' : serverKey(server);
+  }
+
+  /** The pool made already for requests that expect `server`, now the most recently used; undefined for none. */
+  private pooled(server: ExpectedServer): Pool | undefined {
+    const key = this.keyOf(server);
+    const agent = this.agents.get(key);
+    if (agent === undefined) return undefined;
     // Last in the map is the most recently used: the first is retired when the map is full.
     this.agents.delete(key);
     this.agents.set(key, agent);
+    return agent;
+  }
+
+  /** The pool for requests that expect `server`, under the current material: made (and undici loaded) on first use. */
+  private async agentNow(server: ExpectedServer): Promise<Pool> {
+    if (this.closed) return closedPool;
+    const { Agent } = this.pool === 'node' ? await loadNodePool() : await loadUndici();
+    if (this.closed) return closedPool;
+    // Another request may have made it while this one waited for the module.
+    const made = this.pooled(server);
+    if (made !== undefined) return made;
+    const agent = this.newAgent(Agent, server);
+    this.agents.set(this.keyOf(server), agent);
     if (this.agents.size > limits.httpClientPoolsMax) {
       const [oldestKey, oldest] = this.agents.entries().next().value!;
       this.retire(oldestKey, oldest);
@@ -267,7 +281,8 @@ export class HttpClient {
     const mapped = (err: unknown): MinkubeError => (err instanceof MinkubeError ? err : transportError(err, r.method, url));
     let res: Awaited<ReturnType<Pool['request']>>;
     try {
-      const agent = await this.agentNow(r.server ?? anyManager);
+      const server = r.server ?? anyManager;
+      const agent = this.pooled(server) ?? (await this.agentNow(server));
       res = await untilAborted(agent.request({ origin, path, method: r.method as Dispatcher.HttpMethod, headers: this.headersOf(r.headers), body: r.body ?? null, signal: controller.signal }), controller.signal);
     } catch (err) {
       release();
@@ -335,7 +350,8 @@ export class HttpClient {
   private async exchange<B>(r: HttpRequest, read: BodyReader<B>): Promise<[HttpResponse, B]> {
     const { origin, path, url, controller, release } = this.begin(r);
     try {
-      const agent = await this.agentNow(r.server ?? anyManager);
+      const server = r.server ?? anyManager;
+      const agent = this.pooled(server) ?? (await this.agentNow(server));
       const res = await untilAborted(agent.request({ origin, path, method: r.method as Dispatcher.HttpMethod, headers: this.headersOf(r.headers), body: r.body ?? null, signal: controller.signal }), controller.signal);
       const body = await read(res.body);
       return [{ status: res.statusCode, headers: res.headers, url }, body];

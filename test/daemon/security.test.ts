@@ -8,9 +8,11 @@ import type { PeerCertificate } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpClient } from '../../src/client/http.js';
 import { nodeSecurityFrom, serverProblem } from '../../src/daemon/security.js';
+import { limits } from '../../src/lib/limits.js';
 import { createClusterCa, identityFromCertificate, issueNodeKeyAndCert, type NodeRole } from '../../src/security/ca.js';
 import type { NodeTls } from '../../src/security/pki-files.js';
 import { operatorCertificate } from '../support/operator-cert.js';
+import { waitFor } from '../support/wait.js';
 
 let ca: { certPem: string; keyPem: string };
 const servers: Server[] = [];
@@ -96,6 +98,35 @@ describe("a manager's call reaches the node it names, and no other (through the 
       await expect(manager.request({ method: 'GET', url: w1, path: '/', server: { role: 'manager', id: 'm2' } })).rejects.toMatchObject(refusal('it names worker w1, not manager m2'));
       expect((await manager.requestOk({ method: 'GET', url: w1, path: '/', server: { role: 'worker', id: 'w1' } })).status).toBe(200);
     } finally {
+      await manager.close();
+    }
+  });
+
+  it('keeps at most limits.httpClientPoolsMax pools: the least recently used is closed, and made again when asked for', async () => {
+    const saved = limits.httpClientPoolsMax;
+    (limits as { httpClientPoolsMax: number }).httpClientPoolsMax = 2;
+    const manager = new HttpClient({ tls: nodeSecurityFrom(await material('m1', 'manager')).clientTls() });
+    try {
+      const open = new Map<string, number>();
+      const urls = new Map<string, string>();
+      for (const id of ['w1', 'w2', 'w3']) {
+        const url = await serveAs(await material(id, 'worker'));
+        servers.at(-1)!.on('connection', (socket) => {
+          open.set(id, (open.get(id) ?? 0) + 1);
+          socket.once('close', () => open.set(id, open.get(id)! - 1));
+        });
+        urls.set(id, url);
+      }
+      const ask = (id: string) => manager.requestOk({ method: 'GET', url: urls.get(id)!, path: '/', server: { role: 'worker', id } });
+      await ask('w1');
+      await ask('w2');
+      expect(open.get('w1')).toBe(1);
+      await ask('w3');
+      await waitFor("w1's pool closed", () => open.get('w1') === 0);
+      expect(open.get('w2')).toBe(1);
+      expect((await ask('w1')).status).toBe(200);
+    } finally {
+      (limits as { httpClientPoolsMax: number }).httpClientPoolsMax = saved;
       await manager.close();
     }
   });
