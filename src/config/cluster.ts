@@ -458,6 +458,12 @@ export function checkAddress(address: string): string | null {
   const host = address.slice(0, i);
   const port = address.slice(i + 1);
   if (!hostnamePattern.test(host) && !ipv6Pattern.test(host)) return `bad host "${host}" in "${address}" (expected host:port)`;
+  // A leading zero is refused, not read past: "08001" and "8001" would be two spellings of one endpoint (endpointKey).
+  if (/^0[0-9]+$/.test(port)) {
+    const bare = port.replace(/^0+/, '');
+    const inRange = bare !== '' && bare.length <= 5 && Number(bare) <= 65535;
+    return `port "${port}" in "${address}" has a leading zero${inRange ? ` (write ${bare})` : `; a port is 1..65535`}`;
+  }
   if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) return `port must be 1..65535, got "${port}" in "${address}"`;
   return null;
 }

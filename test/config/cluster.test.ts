@@ -131,6 +131,19 @@ describe('parseClusterConfig', () => {
     ]);
   });
 
+  it('says a port has a leading zero rather than that it is out of range (outside tester: 025009)', () => {
+    const json = valid();
+    json.managers[0] = manager('m1', 1, { raftAddress: '127.0.42.9:025009' });
+    json.managers[1] = manager('m2', 2, { apiAddress: '127.0.0.2:08002' });
+    json.managers[2] = manager('m3', 3, { apiAddress: '127.0.0.3:070000' });
+    expect(problemsOf(json)).toEqual([
+      'managers[0].raftAddress: port "025009" in "127.0.42.9:025009" has a leading zero (write 25009)',
+      'managers[1].apiAddress: port "08002" in "127.0.0.2:08002" has a leading zero (write 8002)',
+      'managers[2].apiAddress: port "070000" in "127.0.0.3:070000" has a leading zero; a port is 1..65535',
+    ]);
+    expect(checkAddress('127.0.0.1:00')).toBe('port "00" in "127.0.0.1:00" has a leading zero; a port is 1..65535');
+  });
+
   it('reports duplicate ids across managers and workers, and duplicate addresses', () => {
     const json = valid();
     json.workers.push({ id: 'm2', apiAddress: '127.0.0.1:8001', runtime: 'process' });
