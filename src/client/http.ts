@@ -511,10 +511,16 @@ function splitUrl(base: string, path: string): { origin: string; path: string } 
   return { origin: base.slice(0, slash), path: base.slice(slash) + path };
 }
 
+/**
+ * The client's own timeout. Its cause tells it from a TIMEOUT a server answered (an error met on the way carries its
+ * cause, a server's answer none), so a manager passing a request on can say which it was. Whole ms: a deadline
+ * computed from a monotonic reading is a fraction.
+ */
 function timeoutError(method: string, url: string, timeoutMs: number): MinkubeError {
   // A read changes nothing: only a write's outcome can be unknown.
   const outcome = method === 'GET' ? '' : '; the outcome is unknown';
-  return new MinkubeError('TIMEOUT', `${method} ${url}: no answer within ${timeoutMs} ms${outcome}`);
+  const noAnswer = `no answer within ${Math.round(timeoutMs)} ms`;
+  return new MinkubeError('TIMEOUT', `${method} ${url}: ${noAnswer}${outcome}`, { cause: new Error(noAnswer) });
 }
 
 function abandonedError(method: string, url: string, reason: unknown): MinkubeError {

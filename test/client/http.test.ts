@@ -122,6 +122,13 @@ describe.each(['undici', 'node'] as const)('HttpClient (%s pool) over plain HTTP
     expect(e.message).toBe(`PUT ${base}/silent: no answer within 100 ms; the outcome is unknown`);
   });
 
+  it('a timeout that is a fraction of a ms (a deadline less a monotonic reading) is said in whole ms (outside tester)', async () => {
+    const e = await rejection(http.request({ method: 'DELETE', url: base, path: '/silent', timeoutMs: 99.553007 }));
+    expect(e.message).toBe(`DELETE ${base}/silent: no answer within 100 ms; the outcome is unknown`);
+    // The client's own timeout carries a cause, as every failure met on the way does: a server's TIMEOUT has none.
+    expect(e.cause).toBeInstanceOf(Error);
+  });
+
   it('a refused connection is UNREACHABLE, and a write refused so was surely not sent', async () => {
     const url = `http://127.0.0.1:${await closedPort()}`;
     const e = await rejection(http.request({ method: 'POST', url, path: '/json', body: 'x' }));
