@@ -3,6 +3,8 @@
 import { MinkubeError } from '../lib/errors.js';
 import type { ProposeResult } from '../raft/types.js';
 
+const unconfirmedMessage = 'the read could not be confirmed by a quorum in time (the leader may have stopped or lost its quorum); a read changes nothing: retry';
+
 export interface ReadWaiter {
   /** On the monotonic reading (Clock.monoMs), as every request deadline is. */
   readonly deadlineMs: number;
@@ -89,10 +91,15 @@ export class ReadBatcher {
       this.queued = this.inflight.waiters.concat(this.queued);
       this.inflight = null;
     }
-    const error = (): MinkubeError => (leaderKnown ? new MinkubeError('TIMEOUT', 'the read could not be confirmed by a quorum in time') : noLeader());
+    // A read changes nothing, so one past its deadline is a 503 (not applied: retry), never 504 TIMEOUT, which says a
+    // write's outcome is unknown (README, Errors). A leader known but silent has most often stopped or lost its quorum.
+    const error = (): MinkubeError => (leaderKnown ? new MinkubeError('NO_LEADER', unconfirmedMessage) : noLeader());
     this.queued = this.expire(this.queued, nowMonoMs, error);
     if (this.inflight !== null) this.inflight = { ...this.inflight, waiters: this.expire(this.inflight.waiters, nowMonoMs, error) };
-    for (const c of this.confirmed) c.waiters = this.expire(c.waiters, nowMonoMs, error);
+    for (const c of this.confirmed) {
+      const unapplied = (): MinkubeError => new MinkubeError('NOT_READY', `the read was confirmed at index ${c.index}, but this manager had not applied that index in time; a read changes nothing: retry`);
+      c.waiters = this.expire(c.waiters, nowMonoMs, unapplied);
+    }
     this.startRound(nowMonoMs);
   }
 

@@ -55,15 +55,25 @@ describe('ReadBatcher', () => {
     expect(outcomes).toEqual(['a ok']);
   });
 
-  it('past its deadline a read fails: NO_LEADER without a leader, TIMEOUT with one', () => {
+  it('past its deadline a read fails with a 503 (a read changes nothing: retry), never 504 TIMEOUT, with or without a leader (outside tester)', () => {
     const noLeader = setup({ ok: false, reason: 'NO_LEADER', leaderId: null });
     noLeader.read('a', 50);
     noLeader.batcher.tick(60, false);
     expect(noLeader.outcomes).toEqual(['a NO_LEADER']);
+    // The leader it knows was killed: the round is never confirmed.
     const withLeader = setup();
-    withLeader.read('b', 50);
+    const errors: MinkubeError[] = [];
+    withLeader.batcher.add({ deadlineMs: 50, resolve: () => undefined, reject: (e) => errors.push(e) }, 0);
     withLeader.batcher.tick(60, true);
-    expect(withLeader.outcomes).toEqual(['b TIMEOUT']);
+    expect(errors.map((e) => [e.code, e.status, e.message])).toEqual([
+      ['NO_LEADER', 503, 'the read could not be confirmed by a quorum in time (the leader may have stopped or lost its quorum); a read changes nothing: retry'],
+    ]);
+    // Confirmed, but this manager did not apply the index in time.
+    const slow = setup();
+    slow.read('c', 50);
+    slow.batcher.onReadState('c:1', 9, 4, 10);
+    slow.batcher.tick(60, true);
+    expect(slow.outcomes).toEqual(['c NOT_READY']);
   });
 
   it('a full queue refuses with QUEUE_FULL', () => {
@@ -99,7 +109,7 @@ describe('ReadBatcher', () => {
     read('b', 1000);
     read('c', 1000);
     batcher.tick(60, true);
-    expect(outcomes).toEqual(['a TIMEOUT']);
+    expect(outcomes).toEqual(['a NO_LEADER']);
     expect(batcher.size).toBe(2);
     read('d', 1000);
     expect(() => read('e', 1000)).toThrow(expect.objectContaining({ code: 'QUEUE_FULL' }));
