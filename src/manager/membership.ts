@@ -3,7 +3,7 @@
 import { endpointKey } from '../lib/address.js';
 import type { Logger } from 'pino';
 import { ApiClient } from '../client/api-client.js';
-import type { HttpClient } from '../client/http.js';
+import { mayHaveArrived, type HttpClient } from '../client/http.js';
 import { forwardedPrincipalHeader, type ClusterMemberView, type MemberRequest, type MembersView, type MembershipService, type RequestContext } from '../contracts/services.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
@@ -58,12 +58,12 @@ export class MembershipServiceImpl implements MembershipService {
   }
 
   async listMembers(ctx: RequestContext): Promise<MembersView> {
-    const forwarded = await this.viaLeader(ctx, (leader) => leader.listMembers(this.forwardOptions(ctx)));
+    const forwarded = await this.viaLeader(ctx, 'GET', (leader) => leader.listMembers(this.forwardOptions(ctx)));
     return forwarded !== null ? forwarded.answer : this.localView();
   }
 
   async addMember(req: MemberRequest, ctx: RequestContext): Promise<{ created: boolean; member: ClusterMemberView }> {
-    const forwarded = await this.viaLeader(ctx, (leader) => leader.addMember({ id: req.id, raftAddress: req.raftAddress, apiAddress: req.apiAddress }, this.forwardOptions(ctx)));
+    const forwarded = await this.viaLeader(ctx, 'POST', (leader) => leader.addMember({ id: req.id, raftAddress: req.raftAddress, apiAddress: req.apiAddress }, this.forwardOptions(ctx)));
     if (forwarded !== null) return forwarded.answer;
     const id = nodeId(req.id);
     const existing = this.localView().members.find((m) => m.id === id);
@@ -85,7 +85,7 @@ export class MembershipServiceImpl implements MembershipService {
   }
 
   async removeMember(idText: string, ctx: RequestContext): Promise<MembersView> {
-    const forwarded = await this.viaLeader(ctx, (leader) => leader.removeMember(idText, this.forwardOptions(ctx)));
+    const forwarded = await this.viaLeader(ctx, 'DELETE', (leader) => leader.removeMember(idText, this.forwardOptions(ctx)));
     if (forwarded !== null) return forwarded.answer;
     const id = nodeId(idText);
     const st = this.driver.status();
@@ -121,7 +121,7 @@ export class MembershipServiceImpl implements MembershipService {
   }
 
   async transferLeader(target: string | null, ctx: RequestContext): Promise<{ leaderId: string; term: number }> {
-    const forwarded = await this.viaLeader(ctx, (leader) => leader.transferLeader(target, this.forwardOptions(ctx)));
+    const forwarded = await this.viaLeader(ctx, 'POST', (leader) => leader.transferLeader(target, this.forwardOptions(ctx)));
     if (forwarded !== null) return forwarded.answer;
     const st = this.driver.status();
     if (target !== null) {
@@ -150,15 +150,17 @@ export class MembershipServiceImpl implements MembershipService {
    * serve it and applied nothing (it removed itself and handed over, and this node has not heard of its successor
    * yet; or it is shutting down): the request waits for another leader, and goes there. Passed on, that answer would
    * say "this manager is not a member" of a manager that is one, and every manager asked in that gap would say the same.
+   * A failure on the way to the leader is answered as forwardFailure says (`method`: the request's).
    */
-  private async viaLeader<T>(ctx: RequestContext, call: (leader: ApiClient) => Promise<T>): Promise<{ answer: T } | null> {
+  private async viaLeader<T>(ctx: RequestContext, method: string, call: (leader: ApiClient) => Promise<T>): Promise<{ answer: T } | null> {
     for (;;) {
       const leader = await this.leaderOrForward(ctx);
       if (leader === null) return null;
       try {
         return { answer: await call(leader.client) };
       } catch (err) {
-        if (!(err instanceof MinkubeError) || err.code !== 'NOT_READY' || err.cause !== undefined) throw err;
+        if (!(err instanceof MinkubeError) || err.cause !== undefined) throw forwardFailure(err, method, { id: leader.id, url: leader.client.baseUrl });
+        if (err.code !== 'NOT_READY') throw err;
         await this.untilLeaderOtherThan(leader.id, err, ctx);
       }
     }
@@ -235,6 +237,32 @@ export class MembershipServiceImpl implements MembershipService {
       await this.nextChange();
     }
   }
+}
+
+/**
+ * What a follower answers when its request to the leader failed on the way (the leader's own answer passes on as it
+ * is: it carries no cause). The caller never contacted the leader's URL, so the message names the leader as such. A
+ * write that may have reached the leader (sent, then the connection broke, or no answer came in time) may be applied
+ * there: 504 TIMEOUT, its outcome unknown (README, Errors: a 503 means not applied). One surely not sent (a refused
+ * connection, a failed lookup or TLS handshake) and any read are 503 UNREACHABLE.
+ */
+export function forwardFailure(err: unknown, method: string, leader: { id: string; url: string }): unknown {
+  if (!(err instanceof MinkubeError) || err.cause === undefined) return err;
+  const who = `the leader ${leader.id} (${leader.url})`;
+  if (method !== 'GET' && mayHaveArrived(err)) {
+    const what = err.code === 'TIMEOUT' ? `did not answer in time (${causeReason(err.cause)})` : `closed the connection before answering (${causeReason(err.cause)})`;
+    return new MinkubeError('TIMEOUT', `this manager forwarded the request to ${who}, which ${what}; the outcome is unknown`, { cause: err });
+  }
+  // The client's own words say why best here (a TLS refusal in a sentence); the URL in them is the leader's.
+  const outcome = method === 'GET' ? 'a read changes nothing: retry' : 'it was not sent, so nothing was applied';
+  return new MinkubeError('UNREACHABLE', `this manager could not forward the request to ${who}: ${err.message}; ${outcome}`, { cause: err });
+}
+
+/** A transport failure's reason in a few words: a system error by its code (ECONNRESET), others by their message. */
+function causeReason(cause: unknown): string {
+  const c = cause as { code?: unknown; message?: unknown } | null | undefined;
+  if (typeof c?.code === 'string' && /^E[A-Z]+$/.test(c.code)) return c.code;
+  return typeof c?.message === 'string' ? c.message : String(cause);
 }
 
 /** Who asked, carried in the change's context so that every manager's audit line names them. */

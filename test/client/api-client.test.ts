@@ -202,6 +202,30 @@ describe('ApiClient with alternate managers', () => {
     }
   });
 
+  it("never sends a membership change on after a follower's 504 TIMEOUT (its forward to the leader was cut: it may be applied)", async () => {
+    const follower = new FakeMembershipService();
+    const followerApp = buildManagerApp({ service: new FakeManagerService(), membership: follower });
+    const live = new FakeMembershipService();
+    const liveApp = buildManagerApp({ service: other, membership: live });
+    const [followerUrl, liveUrl] = [await followerApp.listen({ host: '127.0.0.1', port: 0 }), await liveApp.listen({ host: '127.0.0.1', port: 0 })];
+    const cut = (): MinkubeError => new MinkubeError('TIMEOUT', 'this manager forwarded the request to the leader m3 (http://127.0.0.3:8003), which closed the connection before answering (other side closed); the outcome is unknown');
+    try {
+      for (const [method, send] of [
+        ['removeMember', (c: ApiClient) => c.removeMember('m9')],
+        ['addMember', (c: ApiClient) => c.addMember({ id: 'm4', raftAddress: '127.0.0.4:7004', apiAddress: '127.0.0.4:8004' })],
+        ['transferLeader', (c: ApiClient) => c.transferLeader('m2')],
+      ] as const) {
+        follower.failNext = cut();
+        const c = new ApiClient(followerUrl, { alternateUrls: [liveUrl] });
+        expect(await rejection(send(c)), method).toMatchObject({ code: 'TIMEOUT', status: 504, message: cut().message });
+        expect(c.baseUrl).toBe(followerUrl);
+      }
+      expect(live.calls).toEqual([]);
+    } finally {
+      await Promise.all([followerApp.close(), liveApp.close()]);
+    }
+  });
+
   it("shows the manager's answer that says why (NO_LEADER with its reason) over a later one in the usual words", async () => {
     service.failNext = new MinkubeError('NO_LEADER', 'no leader is known: 2 of 3 voters (m1, m3) are recovering lost or damaged storage');
     other.failNext = new MinkubeError('NO_LEADER');
