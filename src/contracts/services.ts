@@ -1,6 +1,7 @@
 // The contract between the managers' HTTP API and the manager runtime: the API validates and translates HTTP,
 // the service does the work. Failures are thrown as MinkubeError (NO_LEADER, KV_VERSION_MISMATCH, TIMEOUT, ...).
 import type { TaskRecord, TaskSpec, TaskState, WorkerAvailability, WorkerRecord } from './task-model.js';
+import type { MinkubeError } from '../lib/errors.js';
 import type { Role } from '../raft/types.js';
 import type { Policy } from '../security/policy.js';
 import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from './worker.js';
@@ -116,6 +117,11 @@ export interface ReadyState {
 
 export interface ManagerService {
   cluster(): ClusterView;
+  /**
+   * NOT_READY saying why when this manager is not in the configuration it knows (removed, or a joiner not added yet),
+   * else null. Such a manager serves nothing: GET /v1/cluster refuses with it rather than show a stale view.
+   */
+  notMemberError?(): MinkubeError | null;
   /** The API addresses of every manager this one has known, removed ones included (CORS origins); default: cluster()'s. */
   knownApiAddresses?(): string[];
   /** ifVersion: 0 means "must not exist", N means "must be at version N", undefined means unconditional. */

@@ -71,6 +71,10 @@ export class ManagerServiceImpl implements ManagerService {
     return this.driverRef === null ? [] : this.driverRef.directory.entries().map(([, a]) => a.apiAddress);
   }
 
+  notMemberError(): MinkubeError | null {
+    return this.driverRef === null ? null : this.driverRef.notMemberError();
+  }
+
   cluster(): ClusterView {
     const s = this.driver.status();
     const storage = this.driver.storage();

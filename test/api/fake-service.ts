@@ -27,11 +27,17 @@ export class FakeManagerService implements ManagerService {
   /** Thrown by the next kv call (then cleared). */
   failNext: Error | null = null;
   readyState: ReadyState = { ready: true };
+  /** What notMemberError answers: set it to play a manager that knows it was removed. */
+  notMember: MinkubeError | null = null;
 
   constructor(public view: ClusterView = defaultView()) {}
 
   cluster(): ClusterView {
     return this.view;
+  }
+
+  notMemberError(): MinkubeError | null {
+    return this.notMember;
   }
 
   ready(): ReadyState {

@@ -17,6 +17,7 @@ beforeEach(() => {
   service.index = 0;
   service.failNext = null;
   service.readyState = { ready: true };
+  service.notMember = null;
 });
 
 type Method = 'GET' | 'PUT' | 'DELETE' | 'POST';
@@ -52,6 +53,11 @@ describe('GET /v1/cluster', () => {
     expect(res.status).toBe(200);
     // Without a backup service the app says there are no scheduled backups.
     expect(res.body).toEqual({ ...service.view, backup: null });
+  });
+
+  it('answers 503 NOT_READY with the reason on a manager that knows it was removed, not its stale view (outside tester)', async () => {
+    service.notMember = new MinkubeError('NOT_READY', 'this manager was removed from the cluster (leader m1 of term 6 does not list it): send the request to another manager');
+    await expectError(call('GET', '/v1/cluster'), 503, 'NOT_READY', /^this manager was removed from the cluster \(leader m1 of term 6 does not list it\)/);
   });
 });
 

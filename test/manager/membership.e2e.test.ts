@@ -317,6 +317,9 @@ async function expectKnowsRemoved(c: ProcCluster, id: string): Promise<void> {
   expect(w.status).toBe(503);
   expect((w.body as { error: { code: string; message: string } }).error).toMatchObject({ code: 'NOT_READY', message: expect.stringMatching(/removed from the cluster|not a member/) as unknown });
   expect(performance.now() - started).toBeLessThan(1000);
+  // Nor does it show its view, which is stale: `minkube status` through it showed the members it removed as voters.
+  const view = await c.http(id, 'GET', '/v1/cluster');
+  expect([view.status, (view.body as { error: { code: string } }).error.code]).toEqual([503, 'NOT_READY']);
   // Its /status speaks for nobody, rather than count the voters of a configuration it is no longer in.
   const status = await c.http(id, 'GET', '/status?format=json');
   expect(status.body).toMatchObject({ status: 'down', managers: 0, reasons: [expect.stringMatching(/not a member/)] });
