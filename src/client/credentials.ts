@@ -87,3 +87,20 @@ export async function writeCredentials(credentials: Credentials, path = credenti
   await writeFile(temp, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
   await rename(temp, path);
 }
+
+/**
+ * The file a manager of a secure cluster leaves beside its config as it starts (`<clusterDir>/.minkube/credentials.json`):
+ * `fresh` (its cluster's CA and admin token, the config's managers) when there is no file, or one that cannot be read
+ * or is for another cluster (another CA); else `fresh` with the file's own list of managers, which `minkube status`
+ * and `member ls|remove` keep up to date with the members a leader names (a manager that joined later added, a
+ * removed one dropped), and only this manager's URL added when it is missing. Rewriting the list from the config at
+ * every start undid that: managers that joined were dropped and removed ones came back.
+ */
+export async function writeStartedManagerCredentials(fresh: Credentials, selfApi: string, path: string): Promise<Credentials> {
+  const existing = await readCredentials(path).catch(() => null);
+  const sameCluster = existing !== null && existing.ca !== null && existing.ca === fresh.ca && existing.clusterId === fresh.clusterId;
+  const apis = !sameCluster ? fresh.apis : existing.apis.includes(selfApi) ? existing.apis : [...existing.apis, selfApi];
+  const written = { ...fresh, apis };
+  await writeCredentials(written, path);
+  return written;
+}

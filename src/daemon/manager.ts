@@ -9,7 +9,7 @@ import { createSecureContext } from 'node:tls';
 import { pino, type Logger } from 'pino';
 import { configInvalid, loadClusterConfig, parseClusterConfig, type ClusterConfig } from '../config/cluster.js';
 import { buildManagerApp } from '../api/manager-app.js';
-import { writeCredentials } from '../client/credentials.js';
+import { writeStartedManagerCredentials } from '../client/credentials.js';
 import { HttpClient } from '../client/http.js';
 import { joinWithToken } from './join.js';
 import { applyRenewedTls, localSigner, startCertRenewal } from './renewal.js';
@@ -273,8 +273,9 @@ async function securityFor(config: ClusterConfig, self: ManagerConfig, tuning: M
   const adminToken = security !== null && listed && tuning.joinToken === undefined ? await ensureAdminToken(config.clusterDir) : null;
   if (security !== null && adminToken !== null) {
     // For a cluster started node by node rather than with `minkube up`: MINKUBE_CONFIG=<clusterDir>/credentials.json.
-    await writeCredentials(
+    await writeStartedManagerCredentials(
       { clusterId: security.clusterId, apis: config.managers.map((m) => `https://${m.apiAddress}`), ca: security.material.caCertPem, token: adminToken, ...(apiCaPem === undefined ? {} : { apiCa: apiCaPem }) },
+      `https://${self.apiAddress}`,
       join(config.clusterDir, 'credentials.json'),
     );
   }

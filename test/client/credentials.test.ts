@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { insecureCredentials, readCredentials, writeCredentials } from '../../src/client/credentials.js';
+import { insecureCredentials, readCredentials, writeCredentials, writeStartedManagerCredentials } from '../../src/client/credentials.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'minkube-credentials-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -41,5 +41,40 @@ describe('the credentials file', () => {
     const path = join(dir, 'bad.json');
     writeFileSync(path, JSON.stringify(body));
     await expect(readCredentials(path)).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: `the credentials file ${path} is invalid: ${reason}` });
+  });
+
+  describe("a manager's start from its config (outside tester: it rewrote the list to the config's managers)", () => {
+    const other = '-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n';
+    const url = (n: number): string => `https://127.0.64.${n}:2600${n}`;
+    const config = [url(1), url(2), url(3)];
+    const fresh = { clusterId: 'c1', apis: config, ca: pem, token: 'mk_0123456789abcdef_s' };
+
+    it("keeps the list status and member ls|remove brought up to date: m5 joined, m3 removed; restarting m2 changes nothing", async () => {
+      const path = join(dir, 'started-kept.json');
+      await writeCredentials({ ...fresh, apis: [url(1), url(2), url(5)] }, path);
+      await writeStartedManagerCredentials(fresh, url(2), path);
+      expect((await readCredentials(path))?.apis).toEqual([url(1), url(2), url(5)]);
+    });
+
+    it('adds only its own URL when the list lacks it (a manager the config gained), never another the file dropped', async () => {
+      const path = join(dir, 'started-self.json');
+      await writeCredentials({ ...fresh, apis: [url(1), url(2)] }, path);
+      await writeStartedManagerCredentials({ ...fresh, apis: [...config, url(4)] }, url(4), path);
+      expect((await readCredentials(path))?.apis).toEqual([url(1), url(2), url(4)]);
+    });
+
+    it("writes the config's managers when there is no file, one of another cluster (another CA), or one it cannot read; the token and CA are its own", async () => {
+      const none = join(dir, 'started-none.json');
+      await writeStartedManagerCredentials(fresh, url(1), none);
+      expect(await readCredentials(none)).toEqual(fresh);
+      const foreign = join(dir, 'started-foreign.json');
+      await writeCredentials({ clusterId: 'c0', apis: [url(9)], ca: other, token: 'mk_fedcba9876543210_s' }, foreign);
+      await writeStartedManagerCredentials(fresh, url(1), foreign);
+      expect(await readCredentials(foreign)).toEqual(fresh);
+      const broken = join(dir, 'started-broken.json');
+      writeFileSync(broken, '{ not json');
+      await writeStartedManagerCredentials(fresh, url(1), broken);
+      expect(await readCredentials(broken)).toEqual(fresh);
+    });
   });
 });
