@@ -1,6 +1,7 @@
 // `minkube status`: asks one manager for the members, then every member for its own view; one row per member (a
-// learner shows as "learner"). A member that answers but will not show its view (NOT_READY while it cannot check a
-// token yet) is reachable, and its open GET /status tells its role and storage.
+// learner shows as "learner", "learner (down)" or "learner (not following)", never as campaigning). A member that
+// answers but will not show its view (NOT_READY while it cannot check a token yet) is reachable, and its open
+// GET /status tells its role and storage.
 import type { ApiClient } from '../client/api-client.js';
 import { apiClientFor, cliCredentials, keepCredentialApis } from './connection.js';
 import type { ClusterMemberView, ClusterView, StatusSelf } from '../contracts/services.js';
@@ -16,9 +17,18 @@ export interface MemberStatus {
   /** It answered: with its view, or refusing to show it (then `error` and `errorCode` say why). */
   reachable: boolean;
   leader: boolean;
-  /** false for a learner (it receives the log, votes in nothing, and is promoted once caught up). */
+  /**
+   * false for a learner (it receives the log, votes in nothing, and is promoted once caught up), as the leader's
+   * configuration says when a leader answered (else the configuration of the manager asked first).
+   */
   voter: boolean;
+  /** Its role as it says; a learner's is always "learner" (it cannot campaign). null: down, or it named none. */
   role: string | null;
+  /**
+   * Only for a learner whose own answer names a role a learner cannot have (candidate, precandidate: its own
+   * configuration is not the leader's, so it does not follow the leader): the role it names.
+   */
+  ownRole?: string;
   term: number | null;
   commitIndex: number | null;
   appliedIndex: number | null;
@@ -110,7 +120,7 @@ export function memberStatusOf(m: ClusterMemberView, { view, error, self: open }
     reachable: view !== null || error?.answered === true,
     leader: m.id === leaderId,
     voter: m.voter,
-    role: role !== null && !m.voter && role === 'follower' ? 'learner' : role,
+    role: role !== null && !m.voter ? 'learner' : role,
     term: view?.term ?? null,
     commitIndex: view?.commitIndex ?? self?.commitIndex ?? null,
     appliedIndex: view?.appliedIndex ?? null,
@@ -118,6 +128,8 @@ export function memberStatusOf(m: ClusterMemberView, { view, error, self: open }
     storageReason: view?.storage === 'recovering' ? (view.storageReason ?? '') : null,
     storageTargetIndex: storage === 'recovering' ? (view?.storageTargetIndex ?? self?.storageTargetIndex ?? null) : null,
   };
+  // A learner follows; any other role it names means its own configuration is not the leader's.
+  if (!m.voter && role !== null && role !== 'follower') row.ownRole = role;
   if (error !== undefined) {
     row.error = error.message;
     row.errorCode = error.code;
@@ -125,16 +137,24 @@ export function memberStatusOf(m: ClusterMemberView, { view, error, self: open }
   return row;
 }
 
+/** The ROLE cell: a learner is always marked as one, down or not, and never shown campaigning. */
+function roleCell(m: MemberStatus): string {
+  if (m.voter) return m.reachable ? (m.role ?? '-') : 'down';
+  if (!m.reachable) return 'learner (down)';
+  return m.ownRole === undefined ? 'learner' : 'learner (not following)';
+}
+
 /** The table and the lines after it, as `minkube status` prints them. */
 export function statusText(r: StatusReport): string[] {
   const dash = (v: string | number | null): string => (v === null ? '-' : String(v));
   const rows = [['', 'ID', 'ROLE', 'TERM', 'COMMIT', 'APPLIED', 'STORAGE', 'REACHABLE', 'API']];
   for (const m of r.members) {
-    rows.push([m.leader ? '*' : '', m.id, m.reachable ? dash(m.role) : 'down', dash(m.term), dash(m.commitIndex), dash(m.appliedIndex), storageCell(m), m.reachable ? 'yes' : 'no', m.apiAddress]);
+    rows.push([m.leader ? '*' : '', m.id, roleCell(m), dash(m.term), dash(m.commitIndex), dash(m.appliedIndex), storageCell(m), m.reachable ? 'yes' : 'no', m.apiAddress]);
   }
   const lines = [formatTable(rows)];
   lines.push(r.leaderId === null ? 'leader: none known' : `leader: ${r.leaderId}${r.term === null ? '' : ` (term ${r.term})`}`);
   for (const m of r.members) {
+    if (m.ownRole !== undefined) lines.push(`${m.id} is a learner in the leader's configuration but says it is ${m.ownRole}: it does not follow the leader`);
     if (m.storage === 'recovering') lines.push(`${m.id} is recovering its storage: ${m.storageReason ?? 'why is in its log ("storage recovering"), since it does not show its view'}`);
     if (m.reachable && m.errorCode !== undefined) {
       lines.push(m.errorCode === 'NOT_READY' ? `${m.id} is reachable but not ready (NOT_READY: ${m.error})` : `${m.id} is reachable but did not show its view (${m.errorCode}: ${m.error})`);
@@ -191,9 +211,11 @@ export async function runStatus(apiUrl: string, out: Output): Promise<void> {
   ).finally(() => early.abandon());
   const leader = leaderOf(views.map((v) => v.view));
   const leaderId = leader?.id ?? first.leaderId;
-  const members = first.members.map((m, i) => memberStatusOf(m, views[i]!, leaderId));
   const noQuorumReason = views.map((v) => v.view?.noQuorumReason ?? null).find((r) => r !== null) ?? null;
   const leaderView = views.find((v) => v.view !== null && v.view.id === leader?.id && v.view.role === 'leader')?.view;
+  // Who is a voter is the leader's configuration's to say: the manager asked first may be behind it.
+  const voterNow = new Map(leaderView?.members.map((m) => [m.id, m.voter]) ?? []);
+  const members = first.members.map((m, i) => memberStatusOf({ ...m, voter: voterNow.get(m.id) ?? m.voter }, views[i]!, leaderId));
   if (leaderView != null) await keepCredentialApis(apiUrl, leaderView.members.map((m) => m.apiAddress));
   const report: StatusReport = { leaderId, term: leader?.term ?? null, members, noQuorumReason };
   if (out.json) printJson(report);

@@ -93,6 +93,37 @@ describe('a member that answers but does not show its view', () => {
   });
 });
 
+describe('a learner in the status table (outside tester: a down learner showed as `down`, one refusing to rejoin as `precandidate`)', () => {
+  const learnerView = (role: ClusterView['role']): MemberView => ({ view: defaultView({ id: 'm4', role, term: 7, leaderId: role === 'follower' ? 'm1' : null, commitIndex: 40, appliedIndex: 40 }) });
+  const down: MemberView = { view: null, error: { code: 'UNREACHABLE', message: 'cannot reach https://127.0.0.1:8004 (ECONNREFUSED)', answered: false } };
+
+  it('is always marked a learner: following, down, or campaigning by its own account (never shown as a candidate)', () => {
+    const rows = [
+      memberStatusOf(member('m1'), { view: defaultView({ id: 'm1', role: 'leader', term: 7, leaderId: 'm1', commitIndex: 40, appliedIndex: 40 }) }, 'm1'),
+      memberStatusOf(member('m4', false), learnerView('follower'), 'm1'),
+      { ...memberStatusOf(member('m5', false), down, 'm1'), id: 'm5' },
+      { ...memberStatusOf(member('m6', false), learnerView('precandidate'), 'm1'), id: 'm6' },
+      { ...memberStatusOf(member('m7'), down, 'm1'), id: 'm7' },
+    ];
+    expect(rows.map((r) => [r.id, r.voter, r.role, r.ownRole])).toEqual([
+      ['m1', true, 'leader', undefined],
+      ['m4', false, 'learner', undefined],
+      ['m5', false, null, undefined],
+      ['m6', false, 'learner', 'precandidate'],
+      ['m7', true, null, undefined],
+    ]);
+    const lines = statusText({ leaderId: 'm1', term: 7, members: rows, noQuorumReason: null });
+    const table = lines[0]!.split('\n').slice(1);
+    expect(table[0]).toMatch(/^\*\s+m1\s+leader\s+7\s/);
+    expect(table[1]).toMatch(/^\s+m4\s+learner\s+7\s/);
+    expect(table[2]).toMatch(/^\s+m5\s+learner \(down\)\s+-\s/);
+    expect(table[3]).toMatch(/^\s+m6\s+learner \(not following\)\s+7\s/);
+    expect(table[4]).toMatch(/^\s+m7\s+down\s+-\s/);
+    expect(lines[0]).not.toMatch(/candidate/);
+    expect(lines.slice(1)).toEqual(['leader: m1 (term 7)', "m6 is a learner in the leader's configuration but says it is precandidate: it does not follow the leader"]);
+  });
+});
+
 describe('minkube status against a manager that refuses every token for now', () => {
   const intact = new FakeManagerService();
   const recovering = new FakeManagerService();
