@@ -65,9 +65,12 @@ const principalCharsMax = 128;
  * while newer managers apply it (so it stops instead, see KvStateMachine.applyEntry). Every other command is still
  * written as version 1, so older managers go on reading it during an upgrade.
  */
-export const commandVersion = 8;
+export const commandVersion = 9;
 
 function versionOf(cmd: Command): number {
+  // Version 9: a worker's removal that also refuses its certificates issued until then (a version-8 schema refuses
+  // the field, and a version-8 manager would forget the record without refusing them).
+  if (cmd.op === 'worker.remove' && cmd.revoke === true) return 9;
   // Version 8: a paced drain, and a service reconcile moving replicas off a drained worker (a version-7 schema refuses
   // both fields, and a version-7 manager would mark a drained worker's replicas all at once).
   if (cmd.op === 'worker.availability' && cmd.paced === true) return 8;

@@ -304,10 +304,12 @@ export class KvStateMachine {
     }
     const sessions: unknown[] = [];
     for (const [clientId, s] of this.sessions) sessions.push([clientId, s.lastIndex, s.floor, [...s.results]]);
+    const removedWorkers = this.tasks.removedWorkerEntries();
     return snapshotPackr.pack({
       format: SNAPSHOT_FORMAT, appliedIndex: this.appliedIndexValue, kv, sessions, tasks: this.tasks.snapshot(), auth: encodeAuthSnapshot(this.auth.snapshotContent()),
       services: encodeServiceSnapshot(this.services.snapshotContent()),
       quotas: this.quotas.snapshotContent(),
+      ...(removedWorkers.length === 0 ? {} : { removedWorkers }),
     });
   }
 
@@ -340,6 +342,7 @@ export class KvStateMachine {
     const auth = encodeAuthSnapshot(this.auth.snapshotContent());
     const services = encodeServiceSnapshot(this.services.snapshotContent());
     const quotas = this.quotas.snapshotContent();
+    const removedWorkers = this.tasks.removedWorkerEntries();
     const appliedIndex = this.appliedIndexValue;
     const compacting = this.compactOnSnapshot;
     // A record that is a row (not read since a lazy restore or a compaction) is copied as its bytes, as they came in.
@@ -358,7 +361,8 @@ export class KvStateMachine {
       const p = new SlicedPacker(snapshotPackr, this.snapshotYield, this.lastSnapshotBytes * 1.03 + 64 * 1024);
       const kvStarts: number[] | undefined = compacting ? [] : undefined;
       const taskStarts = compacting ? { tasks: [] as number[], keys: [] as number[] } : undefined;
-      p.mapHeader(8);
+      // removedWorkers only once a worker was removed: other snapshots keep the shape they had before it.
+      p.mapHeader(removedWorkers.length === 0 ? 8 : 9);
       p.value('format');
       p.value(SNAPSHOT_FORMAT);
       p.value('appliedIndex');
@@ -375,6 +379,10 @@ export class KvStateMachine {
       p.value(services);
       p.value('quotas');
       p.value(quotas);
+      if (removedWorkers.length > 0) {
+        p.value('removedWorkers');
+        p.value(removedWorkers);
+      }
       const whole = await p.bytes();
       this.lastSnapshotBytes = whole.byteLength;
       if (kvStarts === undefined || taskStarts === undefined) return [whole];
@@ -394,8 +402,10 @@ export class KvStateMachine {
     const auth = decoded.auth === undefined ? emptyAuthSnapshot : decodeAuthSnapshot(decoded.auth);
     const services = decoded.services === undefined ? [] : decodeServiceSnapshot(decoded.services);
     const quotas = decodeQuotaSnapshot(decoded.quotas);
+    const removedWorkers = decodeRemovedWorkers(decoded.removedWorkers);
     // The task store checks its whole section before it changes anything, and nothing below can fail.
     this.tasks.restore(decoded.tasks ?? emptyTaskSnapshot);
+    this.tasks.loadRemovedWorkers(removedWorkers);
     this.auth.load(auth);
     this.services.load(services);
     this.quotas.load(quotas);
@@ -426,11 +436,13 @@ export class KvStateMachine {
     const auth = decoded.auth === undefined ? emptyAuthSnapshot : decodeAuthSnapshot(decoded.auth);
     const services = decoded.services === undefined ? [] : decodeServiceSnapshot(decoded.services);
     const quotas = decodeQuotaSnapshot(decoded.quotas);
+    const removedWorkers = decodeRemovedWorkers(decoded.removedWorkers);
     const table = new KvTable(kv.records, kv.rows, kv.keys.length);
     const sortedKeys = SortedKeys.fromSorted(kv.keys);
     releaseUnpackSource(snapshotPackr);
     return () => {
       swapTasks();
+      this.tasks.loadRemovedWorkers(removedWorkers);
       this.auth.load(auth);
       this.services.load(services);
       this.quotas.load(quotas);
@@ -507,9 +519,11 @@ interface DecodedSnapshot {
   services: unknown;
   /** Absent in snapshots written before quotas (none then). */
   quotas: unknown;
+  /** [[workerId, removedAtMs], ...], oldest first; absent when no worker was removed, and in snapshots written before. */
+  removedWorkers: unknown;
 }
 
-type RawSnapshot = { format?: unknown; appliedIndex?: unknown; kv?: unknown; sessions?: unknown; tasks?: unknown; auth?: unknown; services?: unknown; quotas?: unknown };
+type RawSnapshot = { format?: unknown; appliedIndex?: unknown; kv?: unknown; sessions?: unknown; tasks?: unknown; auth?: unknown; services?: unknown; quotas?: unknown; removedWorkers?: unknown };
 
 const snapshotCorrupt = (problem: string): MinkubeError => new MinkubeError('STORAGE_CORRUPT', `kv snapshot: ${problem}`);
 
@@ -554,7 +568,23 @@ function checkSections(raw: RawSnapshot, records: KvRecord[]): DecodedSnapshot {
   if (raw.format === SNAPSHOT_FORMAT && raw.services === undefined) throw corrupt('no services section');
   const { appliedIndex, kv, sessions } = raw;
   if (!isIndex(appliedIndex) || !Array.isArray(kv) || !Array.isArray(sessions)) throw corrupt('bad header');
-  return { appliedIndex, records, sessions: sessions.map((s, i) => decodeSession(s, i, corrupt)), tasks: raw.tasks, auth: raw.auth, services: raw.services, quotas: raw.quotas };
+  return {
+    appliedIndex, records, sessions: sessions.map((s, i) => decodeSession(s, i, corrupt)), tasks: raw.tasks, auth: raw.auth, services: raw.services, quotas: raw.quotas,
+    removedWorkers: raw.removedWorkers,
+  };
+}
+
+/** The removedWorkers section, checked: distinct ids, each with a positive time; none when absent. */
+function decodeRemovedWorkers(raw: unknown): [string, number][] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) throw snapshotCorrupt('bad removedWorkers section');
+  const seen = new Set<string>();
+  return raw.map((row: unknown, i) => {
+    const [id, atMs] = Array.isArray(row) && row.length === 2 ? (row as unknown[]) : [];
+    if (typeof id !== 'string' || seen.has(id) || typeof atMs !== 'number' || !Number.isSafeInteger(atMs) || atMs <= 0) throw snapshotCorrupt(`bad removed worker ${i}`);
+    seen.add(id);
+    return [id, atMs];
+  });
 }
 
 /** decodeSnapshot a slice at a time (see SlicedUnpacker); the task section comes scanned, its rows kept as bytes. */

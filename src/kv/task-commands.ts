@@ -137,7 +137,14 @@ export interface WorkerStateCommand {
 export interface WorkerRemoveCommand {
   readonly op: 'worker.remove';
   readonly workerId: string;
+  /** The proposer's clock. */
   readonly atMs: number;
+  /**
+   * Version 9, what the API proposes: applying it also remembers the removal (TaskStore.workerRemovedAtMs), and the
+   * managers refuse every certificate of that id issued at or before `atMs`. A removal without it (written by an
+   * earlier build) only forgets the record, as it did then, so replaying an old log revokes nothing it did not.
+   */
+  readonly revoke?: true;
 }
 
 /**
@@ -232,7 +239,7 @@ export function wireTaskCommand(cmd: TaskCommand): Record<string, unknown> {
         lost: cmd.lost.map((l) => ({ taskId: l.taskId, attempt: l.attempt, retryAtMs: l.retryAtMs })),
       };
     case 'worker.remove':
-      return { op: cmd.op, workerId: cmd.workerId, atMs: cmd.atMs };
+      return cmd.revoke === true ? { op: cmd.op, workerId: cmd.workerId, atMs: cmd.atMs, revoke: true } : { op: cmd.op, workerId: cmd.workerId, atMs: cmd.atMs };
     case 'worker.availability':
       return cmd.paced === true
         ? { op: cmd.op, workerId: cmd.workerId, availability: cmd.availability, atMs: cmd.atMs, paced: true }
@@ -330,7 +337,7 @@ const schemas = {
     },
     strict,
   ),
-  'worker.remove': Type.Object({ op: Type.Literal('worker.remove'), workerId: Id, atMs: Ms }, strict),
+  'worker.remove': Type.Object({ op: Type.Literal('worker.remove'), workerId: Id, atMs: Ms, revoke: Type.Optional(Type.Literal(true)) }, strict),
   'worker.availability': Type.Object(
     {
       op: Type.Literal('worker.availability'), workerId: Id, availability: Type.Union([Type.Literal('active'), Type.Literal('pause'), Type.Literal('drain')]), atMs: Ms,

@@ -52,6 +52,7 @@ export interface TaskStoreOptions {
   idempotencyKeysMax?: number;
   workersMax?: number;
   historyMax?: number;
+  removedWorkersMax?: number;
 }
 
 export interface TaskListOptions {
@@ -85,6 +86,11 @@ export class TaskStore {
   private active = new Map<string, Set<string>>();
   private workers = new Map<string, StoredWorker>();
   private workerIds = new SortedKeys();
+  /**
+   * Worker id -> when it was last removed (worker.remove's time, the proposer's clock), oldest removal first: a
+   * certificate of that id issued at or before it is refused. In snapshots (KvStateMachine's removedWorkers section).
+   */
+  private removedWorkers = new Map<string, number>();
   private cursorValue: string | null = null;
   /** Idempotency-Key -> the task it created and its spec's fingerprint, oldest first. */
   private idempotency = new Map<string, IdempotencyRecord | number>();
@@ -104,13 +110,15 @@ export class TaskStore {
   private readonly idempotencyKeysMax: number;
   private readonly workersMax: number;
   private readonly historyMax: number;
+  private readonly removedWorkersMax: number;
 
   constructor(o: TaskStoreOptions = {}) {
     this.tasksMax = o.tasksMax ?? limits.tasksRetainedMax;
     this.idempotencyKeysMax = o.idempotencyKeysMax ?? limits.idempotencyKeysMax;
     this.workersMax = o.workersMax ?? limits.workersMax;
     this.historyMax = o.historyMax ?? limits.taskHistoryMax;
-    assert(this.tasksMax >= 1 && this.idempotencyKeysMax >= 1 && this.workersMax >= 1 && this.historyMax >= 1, 'task store bounds must be positive');
+    this.removedWorkersMax = o.removedWorkersMax ?? limits.removedWorkersMax;
+    assert(this.tasksMax >= 1 && this.idempotencyKeysMax >= 1 && this.workersMax >= 1 && this.historyMax >= 1 && this.removedWorkersMax >= 1, 'task store bounds must be positive');
   }
 
   // ---- reads ----
@@ -496,8 +504,35 @@ export class TaskStore {
     this.workers.delete(cmd.workerId);
     this.workerIds.remove(cmd.workerId);
     this.active.delete(cmd.workerId);
+    if (cmd.revoke === true) this.noteRemoved(cmd.workerId, cmd.atMs);
     this.listener?.workerRemoved?.(cmd.workerId);
     return { ok: true, id: cmd.workerId, changed: 1 };
+  }
+
+  /**
+   * Remembers a removal, as the newest (a later one of the same id moves it, keeping the later time: the proposers'
+   * clocks may disagree); past the bound the oldest is forgotten. Every manager does the same, in log order.
+   */
+  private noteRemoved(workerId: string, atMs: number): void {
+    const before = this.removedWorkers.get(workerId);
+    this.removedWorkers.delete(workerId);
+    this.removedWorkers.set(workerId, Math.max(atMs, before ?? 0));
+    if (this.removedWorkers.size > this.removedWorkersMax) this.removedWorkers.delete(this.removedWorkers.keys().next().value!);
+  }
+
+  /** When `workerId` was last removed (worker.remove), or undefined. */
+  workerRemovedAtMs(workerId: string): number | undefined {
+    return this.removedWorkers.get(workerId);
+  }
+
+  /** The removals remembered, oldest first: [id, removedAtMs] (a snapshot's removedWorkers section). */
+  removedWorkerEntries(): [string, number][] {
+    return [...this.removedWorkers];
+  }
+
+  /** Replaces the removals remembered with a snapshot's (restore and prepareRestore come with it; none in old snapshots). */
+  loadRemovedWorkers(entries: readonly (readonly [string, number])[]): void {
+    this.removedWorkers = new Map(entries.length > this.removedWorkersMax ? entries.slice(entries.length - this.removedWorkersMax) : entries);
   }
 
   /**

@@ -113,6 +113,11 @@ export const limits = {
   internedStringsMax: 10_000,
   /** Registered workers; a registration past it is refused with QUEUE_FULL. */
   workersMax: 1000,
+  /**
+   * Workers removed (`worker rm`) whose removal time the state machine keeps, so that a certificate of that id issued
+   * before it is refused; past it the oldest removal is forgotten (its certificate, unexpired, is accepted again).
+   */
+  removedWorkersMax: 10_000,
   /** Ids of task records removed (retention) a manager remembers, so their logs answer 410 TASK_LOGS_GONE, not 404. */
   removedTaskIdsMax: 50_000,
   /** Finished task records one retention command (task.remove, one Raft entry) removes. */

@@ -379,7 +379,7 @@ export class TaskServiceImpl implements TasksService {
   }
 
   async removeWorker(id: string, ctx: RequestContext): Promise<{ id: string; removed: true }> {
-    await this.proposeOk({ op: 'worker.remove', workerId: id, atMs: this.o.clock.nowMs() }, ctx);
+    await this.proposeOk({ op: 'worker.remove', workerId: id, atMs: this.o.clock.nowMs(), revoke: true }, ctx);
     return { id, removed: true };
   }
 

@@ -1,7 +1,7 @@
 // The command envelope's wire format: roundtrips, and rejects what a node must not guess about.
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { decodeCommand, encodeCommand, tryDecodeCommand, validateCommand, type CommandEnvelope } from '../../src/kv/commands.js';
+import { commandVersion, decodeCommand, encodeCommand, tryDecodeCommand, validateCommand, type CommandEnvelope } from '../../src/kv/commands.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 
 const raw = new Packr({ useRecords: false });
@@ -62,9 +62,10 @@ describe('the envelope version', () => {
   });
 
   it('refuses a newer version by name, and says it is newer rather than garbage', () => {
-    const newer = raw.pack({ clientId: 'c', seq: 1, cmd: { op: 'put', key: 'k', value: 'v' }, v: 9 });
-    expect(() => decodeCommand(newer)).toThrow('command version 9 is newer than this manager understands (8)');
-    expect(tryDecodeCommand(newer)).toEqual({ ok: false, problem: 'command version 9 is newer than this manager understands (8)', newer: true });
+    const newer = raw.pack({ clientId: 'c', seq: 1, cmd: { op: 'put', key: 'k', value: 'v' }, v: commandVersion + 1 });
+    const problem = `command version ${commandVersion + 1} is newer than this manager understands (${commandVersion})`;
+    expect(() => decodeCommand(newer)).toThrow(problem);
+    expect(tryDecodeCommand(newer)).toEqual({ ok: false, problem, newer: true });
     expect(tryDecodeCommand(new Uint8Array([0xc1]))).toMatchObject({ ok: false, newer: false });
     expect(() => decodeCommand(raw.pack({ clientId: 'c', seq: 1, cmd: { op: 'delete', key: 'k' }, v: 0 }))).toThrow(/v must be a positive integer/);
   });

@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { encodeCommand, type Command, type CommandEnvelope } from '../../src/kv/commands.js';
+import { commandVersion, encodeCommand, type Command, type CommandEnvelope } from '../../src/kv/commands.js';
 import { KvStateMachine, type ApplyResult } from '../../src/kv/state-machine.js';
 
 const put = (key: string, value: string, ifVersion?: number): Command =>
@@ -83,8 +83,8 @@ describe('KvStateMachine: keys and versions', () => {
   });
 
   it('stops on an entry of a newer command version rather than skipping what newer managers apply', () => {
-    const newer = new Packr({ useRecords: false }).pack({ clientId: 'c', seq: 1, cmd: { op: 'put', key: 'a', value: 'x' }, v: 9 });
-    expect(() => new KvStateMachine().apply(1, newer)).toThrow(/command version 9 is newer than this manager understands \(8\); upgrade/);
+    const newer = new Packr({ useRecords: false }).pack({ clientId: 'c', seq: 1, cmd: { op: 'put', key: 'a', value: 'x' }, v: commandVersion + 1 });
+    expect(() => new KvStateMachine().apply(1, newer)).toThrow(`command version ${commandVersion + 1} is newer than this manager understands (${commandVersion}); upgrade`);
   });
 });
 
