@@ -6,16 +6,35 @@ import { MinkubeError } from '../lib/errors.js';
 import { peerCertificateIssuedAtMs } from '../security/ca.js';
 import type { NodeSecurity } from './security.js';
 
+/** When each kind of node was removed from the cluster, as this manager has applied it. */
+export interface RemovedNodes {
+  /** Why a manager's certificate issued at a moment may no longer speak for it (RemovedMembers.refusal), or null. */
+  managerRefusal(id: string, issuedAtMs: number): string | null;
+  /** When worker `id` was last removed (`worker rm`: TaskStore.workerRemovedAtMs), or undefined. */
+  workerRemovedAtMs(id: string): number | undefined;
+}
+
 /**
- * `removedRefusal`: why a manager's certificate issued at a moment may no longer speak for it (it was removed from the
- * cluster since: RemovedMembers.refusal), or null. `catchUp`: a linearizable barrier (bounded in time), asked before
+ * Why a worker's certificate issued at `issuedAtMs` may no longer speak for it (null: it may): it was issued at or
+ * before the worker's removal (`worker rm`), so only a certificate issued since (a new start or join) lets the id back.
+ */
+export function removedWorkerRefusal(id: string, removedAtMs: number | undefined, issuedAtMs: number): string | null {
+  if (removedAtMs === undefined || issuedAtMs > removedAtMs) return null;
+  return `its certificate was issued before worker ${id} was removed from the cluster (${new Date(removedAtMs).toISOString()}): a removed worker comes back only ` +
+    'with a new certificate: empty its <dataDir>/tls and start it again (a worker the cluster config lists gets a new certificate from the CA beside ' +
+    `the config at start; one that joined with a token joins again: minkube worker --id ${id} --join URL --token T ..., a token from minkube token create --role worker)`;
+}
+
+/**
+ * `removed`: the managers and workers removed from the cluster since, whose certificates issued before are refused.
+ * `catchUp`: a linearizable barrier (bounded in time), asked before
  * a token this manager does not know is refused. `storageRecovering`: whether its storage is being repaired (a NOT_READY
  * then says so).
  */
 export function managerAppSecurity(
   security: NodeSecurity,
   auth: AuthService,
-  removedRefusal: (id: string, issuedAtMs: number) => string | null,
+  removed: RemovedNodes,
   catchUp: () => Promise<void>,
   storageRecovering: () => boolean,
 ): AuthPluginOptions {
@@ -40,9 +59,13 @@ export function managerAppSecurity(
     nodeAuth: {
       peerIdentity: (cert) => {
         const identity = security.peerIdentity(cert);
-        return identity === null || identity.role !== 'manager' ? identity : { ...identity, issuedAtMs: peerCertificateIssuedAtMs(cert) };
+        return identity === null ? null : { ...identity, issuedAtMs: peerCertificateIssuedAtMs(cert) };
       },
-      refusal: (identity) => (identity.issuedAtMs === undefined ? null : removedRefusal(identity.id, identity.issuedAtMs)),
+      refusal: (identity) => {
+        const { id, issuedAtMs } = identity;
+        if (issuedAtMs === undefined) return null;
+        return identity.role === 'manager' ? removed.managerRefusal(id, issuedAtMs) : removedWorkerRefusal(id, removed.workerRemovedAtMs(id), issuedAtMs);
+      },
     },
   };
 }

@@ -522,7 +522,9 @@ async function startParts(
       : {
           https: serverTlsFor(security, operator.tls, reloader),
           security: managerAppSecurity(
-            security, auth, (id, issuedAtMs) => removedRefusal(id, issuedAtMs), () => service.barrier(systemClock.monoMs() + limits.tokenCatchUpMsMax),
+            security, auth,
+            { managerRefusal: (id, issuedAtMs) => removedRefusal(id, issuedAtMs), workerRemovedAtMs: (id) => service.kv.tasks.workerRemovedAtMs(id) },
+            () => service.barrier(systemClock.monoMs() + limits.tokenCatchUpMsMax),
             () => driver.storage().state === 'recovering',
           ),
           rateLimits: liveRateLimits(config),

@@ -50,7 +50,7 @@ class LaggingNode {
 
 function securityOf(node: { sm: KvStateMachine; barrier(): Promise<void> }) {
   const auth = new AuthServiceImpl({ store: node.sm.auth, raft: node as never, clock: systemClock, logger, caCertPem: null });
-  return managerAppSecurity(noSecurity, auth, () => null, () => node.barrier(), () => false);
+  return managerAppSecurity(noSecurity, auth, { managerRefusal: () => null, workerRemovedAtMs: () => undefined }, () => node.barrier(), () => false);
 }
 
 describe('a token this manager has not applied yet', () => {
