@@ -21,7 +21,7 @@ import { createRuntime, sandboxNameFor } from '../runtime/index.js';
 import { workerInstance } from '../worker/instance.js';
 import { FileKeptLogs } from '../worker/kept-logs.js';
 import { WorkerAgent, type WorkerAgentOptions } from '../worker/agent.js';
-import { WorkerLoops } from '../worker/loops.js';
+import { isRemovedRefusal, WorkerLoops } from '../worker/loops.js';
 import { heartbeatHedgeMs, HttpManagerLink } from '../worker/managers.js';
 import { createHostStatsSource } from '../worker/stats.js';
 import { defaultPortRange, PortAllocator } from '../worker/ports.js';
@@ -55,8 +55,9 @@ export interface RunningWorker {
   /** Stops the loops and the API; leaves the containers running for the next worker process to re-adopt. */
   stop(): Promise<void>;
   /**
-   * Resolves when the worker stopped by itself: with WORKER_REPLACED once another instance registered its id (its
-   * copies of the tasks stopped first), or CONFIG_INVALID once its certificate expired unrenewed (paused past its
+   * Resolves when the worker stopped by itself: with WORKER_REPLACED once another instance registered its id, or
+   * UNAUTHENTICATED once a manager refused its certificate as issued before the worker's removal (its copies of the
+   * tasks stopped first, in both cases), or CONFIG_INVALID once its certificate expired unrenewed (paused past its
    * expiry: its tasks keep running for the next start). The process then exits non-zero (src/cli/daemons.ts).
    */
   readonly stopped: Promise<Error | null>;
@@ -317,17 +318,21 @@ async function startParts(config: ClusterConfig, self: WorkerConfig, logger: Log
       await opened.closeAll(logger);
       logger.info('worker stopped; its containers keep running');
     })());
-  // Another instance registered this id since (WORKER_REPLACED): its tasks are that one's now. This one stops its
-  // copies of them and the process exits non-zero, so two instances never run as one id.
+  // Another instance registered this id since (WORKER_REPLACED): its tasks are that one's now. Or this worker was
+  // removed (`worker rm`) after its certificate was issued: it was down, its tasks were placed elsewhere, and only a
+  // new certificate lets the id back. This one stops its copies of them and the process exits non-zero (the error
+  // says how to come back), so no task runs twice for it and no worker retries for ever unheard.
   const expiredStop = expired.then(async (err): Promise<Error> => {
     logger.error({ err }, 'the certificate expired and cannot be renewed: stopping (the tasks keep running)');
     await stop();
     return err;
   });
   const replacedStop = loops.replaced.then(async (err): Promise<Error | null> => {
+    const removed = isRemovedRefusal(err);
     try {
-      const copies = await agent.relinquish();
-      logger.error({ instance, copiesStopped: copies }, 'this worker was replaced by another instance of its id: its copies of the tasks are stopped; exiting');
+      const copies = await agent.relinquish(removed ? 'this worker was removed from the cluster' : undefined);
+      const what = removed ? 'this worker was removed from the cluster after its certificate was issued' : 'this worker was replaced by another instance of its id';
+      logger.error({ instance, copiesStopped: copies }, `${what}: its copies of the tasks are stopped; exiting`);
       await stop();
     } catch (failure) {
       logger.error({ err: failure }, 'stopping this replaced worker failed');

@@ -92,8 +92,8 @@ export class WorkerAgent implements WorkerAgentApi {
    * run has no entry of, until its retention (from its end) runs out or the managers say to forget it.
    */
   private readonly restoredLogs = new Map<string, KeptLog>();
-  /** relinquish(): another instance holds the worker id now; nothing new is taken. */
-  private relinquished = false;
+  /** relinquish(): why this instance no longer acts as the worker id (another instance holds it, or it was removed); nothing new is taken. */
+  private relinquished: string | null = null;
   /** Told when a task's status changes (it runs, ends, or its health verdict changes): the heartbeat goes early. */
   private changeListener: (() => void) | null = null;
 
@@ -718,15 +718,16 @@ export class WorkerAgent implements WorkerAgentApi {
   // ---- lifecycle ----
 
   /**
-   * This instance lost its worker id to another one's registration (WORKER_REPLACED): the tasks it runs are that
-   * instance's to run now, so every copy it runs is stopped (each with its stop signal and grace, then removed, as
-   * any stop) and no assignment is taken any more. Answers how many copies were stopped; close() comes after.
+   * This instance lost its worker id to another one's registration (WORKER_REPLACED), or the worker was removed from
+   * the cluster (its tasks were placed elsewhere before): the tasks it runs are another's to run now, so every copy it
+   * runs is stopped (each with its stop signal and grace, then removed, as any stop) and no assignment is taken any
+   * more. `why` words it (logs, readiness, refusals). Answers how many copies were stopped; close() comes after.
    */
-  async relinquish(): Promise<number> {
-    this.relinquished = true;
+  async relinquish(why = 'another instance holds this worker id'): Promise<number> {
+    this.relinquished = why;
     const active = [...this.tasks.values()].filter((e) => !isFinal(e.state));
     await Promise.all(active.map(async (e) => {
-      this.logger.warn({ task: e.taskId, attempt: e.attempt, term: e.term, containerId: e.containerId }, 'stopping a copy of a task of the worker id another instance holds now');
+      this.logger.warn({ task: e.taskId, attempt: e.attempt, term: e.term, containerId: e.containerId, why }, 'stopping a copy of a task this worker no longer holds');
       await this.settle(this.stopEntry(e), this.clock.monoMs() + this.stopTimeoutOf(e.spec) + 5000);
       await this.settle(e.finished.then(() => this.cleanUp(e)), this.clock.monoMs() + 5000);
       // Gone before this process exits, whoever was cleaning it up (cleanUp answers at once when one is under way):
@@ -748,13 +749,13 @@ export class WorkerAgent implements WorkerAgentApi {
 
   /** For GET /ready: the API is served only after re-adoption, so only shutting down makes the worker unready. */
   readiness(): { ready: boolean; reason?: string } {
-    if (this.relinquished) return { ready: false, reason: 'another instance holds this worker id; this one is stopping' };
+    if (this.relinquished !== null) return { ready: false, reason: `${this.relinquished}; this one is stopping` };
     return this.closing.signal.aborted ? { ready: false, reason: 'the worker is shutting down' } : { ready: true };
   }
 
   private assertOpen(): void {
     if (this.closing.signal.aborted) throw new MinkubeError('NOT_READY', `worker ${this.workerId} is shutting down`);
-    if (this.relinquished) throw new MinkubeError('NOT_READY', `this instance of worker ${this.workerId} was replaced by another one and is stopping`);
+    if (this.relinquished !== null) throw new MinkubeError('NOT_READY', `this instance of worker ${this.workerId} is stopping: ${this.relinquished}`);
   }
 
   /** The caller's deadline, or waitMsMax from now if that comes first (on the monotonic reading, as deadlines are). */

@@ -1,6 +1,7 @@
 // The worker's background loops: registration (retried forever with backoff and full jitter), heartbeats carrying
 // stats and every task status, and periodic reconciliation. No manager answering never stops or crashes them; a
-// manager saying another instance registered this worker id since (WORKER_REPLACED) ends them for good (`replaced`).
+// manager saying another instance registered this worker id since (WORKER_REPLACED), or that this worker was removed
+// from the cluster after its certificate was issued (401 with details.removed), ends them for good (`replaced`).
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RegisterRequest, WorkerTaskStatus } from '../contracts/worker.js';
@@ -69,8 +70,10 @@ export class WorkerLoops {
   reconciliations = 0;
   private onReplaced: ((err: MinkubeError) => void) | null = null;
   /**
-   * Resolves once a manager refused this instance because another one registered the worker id since: the loops have
-   * ended (no heartbeat goes out any more), and the caller stops the tasks' copies and exits (src/daemon/worker.ts).
+   * Resolves once a manager refused this instance for good: another one registered the worker id since
+   * (WORKER_REPLACED), or the worker was removed (`worker rm`) after its certificate was issued (UNAUTHENTICATED,
+   * isRemovedRefusal). The loops have ended (no heartbeat goes out any more), and the caller stops the tasks' copies
+   * and exits (src/daemon/worker.ts).
    */
   readonly replaced: Promise<MinkubeError>;
 
@@ -86,15 +89,21 @@ export class WorkerLoops {
     opts.agent.onStatusChange(() => this.statusChanged());
   }
 
-  /** A manager's WORKER_REPLACED: two instances must never act as one id, so this one goes quiet at once, for good. */
+  /**
+   * A manager's WORKER_REPLACED (two instances must never act as one id), or its refusal of this worker's certificate
+   * as issued before the worker's removal (retrying cannot help, and its tasks run elsewhere now): this one goes
+   * quiet at once, for good.
+   */
   private noteReplaced(err: unknown): boolean {
-    if (!(err instanceof MinkubeError && err.code === 'WORKER_REPLACED')) return false;
+    const removed = isRemovedRefusal(err);
+    if (!(err instanceof MinkubeError && (err.code === 'WORKER_REPLACED' || removed))) return false;
     const resolve = this.onReplaced;
     if (resolve === null) return true;
     this.onReplaced = null;
     this.abort.abort();
     this.wakeBeat?.();
-    this.logger.error({ instance: this.opts.registration.instance, reason: err.message }, 'another instance registered this worker id: this one stops heartbeating, stops its copies of the tasks and exits');
+    const what = removed ? 'this worker was removed from the cluster after its certificate was issued' : 'another instance registered this worker id';
+    this.logger.error({ instance: this.opts.registration.instance, reason: err.message }, `${what}: this one stops heartbeating, stops its copies of the tasks and exits`);
     resolve(err);
     return true;
   }
@@ -170,6 +179,7 @@ export class WorkerLoops {
       this.logger.info({ state: worker.state, apiAddress: this.opts.registration.apiAddress }, 'registered with the managers');
       return true;
     } catch (err) {
+      if (this.noteReplaced(err)) return false;
       this.reachable(false, err);
       return false;
     }
@@ -282,4 +292,12 @@ export class WorkerLoops {
     const cap = this.opts.registerBackoffCapMs ?? 10_000;
     return Math.max(1, fullJitterMs(Math.min(failures, 20) + 1, { baseMs: base, capMs: cap }, () => this.random.next()));
   }
+}
+
+/**
+ * A manager's refusal of this worker's certificate because the worker was removed from the cluster (`worker rm`) after
+ * it was issued: 401 UNAUTHENTICATED with details.removed (src/api/auth.ts). Every other 401 may be passing.
+ */
+export function isRemovedRefusal(err: unknown): err is MinkubeError {
+  return err instanceof MinkubeError && err.code === 'UNAUTHENTICATED' && (err.details as { removed?: unknown } | null | undefined)?.removed === true;
 }

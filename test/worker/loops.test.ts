@@ -16,6 +16,9 @@ import { waitFor } from '../support/wait.js';
 const logger = pino({ level: 'silent' });
 const unreachable = () => new MinkubeError('UNREACHABLE', 'no manager answered');
 const replacedError = () => new MinkubeError('WORKER_REPLACED', 'worker w1 is registered by another instance now (bbbbbbbbbbbb, at 127.0.0.2:1)');
+/** What a manager answers a certificate issued before the worker's removal (src/api/auth.ts), or (removed: false) another 401. */
+const unauthenticated = (removed: boolean) =>
+  new MinkubeError('UNAUTHENTICATED', removed ? 'worker w1: its certificate was issued before worker w1 was removed from the cluster (...)' : 'this route is for cluster nodes: no verified client certificate', removed ? { details: { removed: true } } : {});
 
 class ScriptedLink implements ManagerLink {
   up = false;
@@ -35,6 +38,9 @@ class ScriptedLink implements ManagerLink {
   replaced = false;
   /** The instance each assignment fetch named. */
   askedAs: (string | undefined)[] = [];
+  /** Every request is refused 401: as issued before the worker's removal ('removed'), or for another reason ('other'). */
+  refused: 'removed' | 'other' | null = null;
+  heartbeatCalls = 0;
 
   learnManagers(addresses: readonly string[]): void {
     this.learnt.push(addresses);
@@ -43,12 +49,15 @@ class ScriptedLink implements ManagerLink {
   async register(req: RegisterRequest): Promise<WorkerRecord> {
     this.registers++;
     if (!this.up) throw unreachable();
+    if (this.refused !== null) throw unauthenticated(this.refused === 'removed');
     this.knows = true;
     return { id: req.id, apiAddress: req.apiAddress, state: 'ready', runtime: req.runtime, registeredAt: '', lastHeartbeatAt: null, stats: null, taskCount: 0, availability: 'active' };
   }
 
   async heartbeat(_id: string, req: HeartbeatRequest): Promise<HeartbeatResponse> {
+    this.heartbeatCalls++;
     if (!this.up) throw unreachable();
+    if (this.refused !== null) throw unauthenticated(this.refused === 'removed');
     if (!this.knows) throw new MinkubeError('WORKER_NOT_FOUND');
     if (this.replaced) throw replacedError();
     this.heartbeats.push(req);
@@ -228,6 +237,35 @@ describe('WorkerLoops', () => {
     await waitFor('a heartbeat', () => link.heartbeats.length >= 1);
     link.replaced = true;
     await expect(loops.replaced).resolves.toMatchObject({ code: 'WORKER_REPLACED' });
+    await loops.stop();
+  });
+
+  it('refused at registration as removed from the cluster (its certificate older than the removal), it ends for good, retrying nothing', async () => {
+    const link = new ScriptedLink();
+    link.up = true;
+    link.refused = 'removed';
+    const { loops } = setup(link);
+    loops.start();
+    await expect(loops.replaced).resolves.toMatchObject({ code: 'UNAUTHENTICATED', details: { removed: true } });
+    await loops.stop();
+    expect(link.registers).toBe(1);
+    expect(link.heartbeats).toEqual([]);
+  });
+
+  it('a heartbeat refused as removed ends the loops too; another 401 is retried, as a manager that does not answer is', async () => {
+    const link = new ScriptedLink();
+    link.up = true;
+    const { loops } = setup(link);
+    loops.start();
+    await waitFor('a heartbeat', () => link.heartbeats.length >= 1);
+    let ended = false;
+    void loops.replaced.then(() => (ended = true));
+    link.refused = 'other';
+    const calls = link.heartbeatCalls;
+    await waitFor('heartbeats go on after another 401', () => link.heartbeatCalls >= calls + 3);
+    expect(ended).toBe(false);
+    link.refused = 'removed';
+    await expect(loops.replaced).resolves.toMatchObject({ code: 'UNAUTHENTICATED', details: { removed: true } });
     await loops.stop();
   });
 
