@@ -64,7 +64,8 @@ export function replicaState(t: TaskRecord): ReplicaState {
   const hasCheck = t.spec.healthCheck !== undefined;
   return {
     id: t.id, version: t.service?.version ?? 0, state: t.state, desiredState: t.desiredState,
-    healthy: t.state === 'running' && (!hasCheck || t.health === 'healthy'),
+    // A replica its worker's drain is stopping is on its way out (out of DNS already): no rollout counts on it.
+    healthy: t.state === 'running' && t.draining !== true && (!hasCheck || t.health === 'healthy'),
     unhealthy: t.health === 'unhealthy',
     failed: t.attempt > 1 && (t.error === null || isOwnFailure(t.error)),
     reason: failureReason(t),

@@ -284,6 +284,21 @@ describe('service reconciler decision (examples)', () => {
     expect(long).toMatch(/^rolled back: replica d of version 2 failed: unhealthy: x+…$/);
   });
 
+  it('a replica its worker drain is stopping counts as healthy for no rollout: a stop-first batch does not stop another beside it', () => {
+    const rec = (id: string, draining: boolean): TaskRecord => ({
+      id, spec: { image: 'b' }, state: 'running', desiredState: 'run', workerId: 'w1', attempt: 1, term: 1, containerId: 'c', exitCode: null, error: null,
+      notBeforeMs: 0, createdAt: new Date(200).toISOString(), updatedAt: new Date(300).toISOString(), history: [], service: { name: 'web', version: 1 },
+      ...(draining ? { draining: true } : {}),
+    });
+    expect(replicaState(rec('a', true)).healthy).toBe(false);
+    expect(replicaState(rec('b', false)).healthy).toBe(true);
+    // 2 replicas, parallelism 1, an update to version 2 under way: with one old replica draining, no other healthy
+    // one may stop (only 1 healthy; replicas - parallelism = 1 must stay).
+    const s = { ...base(), replicas: 2 };
+    const d = decide(s, [replicaState(rec('a', true)), replicaState(rec('b', false))], 1000);
+    expect(d.stop).not.toContain('b');
+  });
+
   it("judges a version by its replicas' own failures, not by a worker lost or an assignment that could not be delivered", () => {
     const record = (attempt: number, error: TaskRecord['error'], o: Partial<TaskRecord> = {}): TaskRecord => ({
       id: 'd', spec: { image: 'b' }, state: 'pending', desiredState: 'run', workerId: null, attempt, term: 1, containerId: null, exitCode: null, error,
