@@ -36,6 +36,18 @@ describe('worker instances at the API', () => {
     expect((await call('GET', '/v1/workers/w1/assignments')).status).toBe(200);
   });
 
+  it('an apiAddress managers could not dial (port 0 or past 65535, a wildcard, an odd host) is a 400 naming it, and nothing is registered', async () => {
+    for (const apiAddress of ['127.0.23.61:99999', '127.0.23.61:0', '%:1', '*.x:1', 'a..b:24000', '127.0.23.61']) {
+      const r = await call('POST', '/v1/workers', { id: 'w9', apiAddress, runtime: 'process' });
+      expect([apiAddress, r.status, (r.body.error as { code: string; message: string }).code]).toEqual([apiAddress, 400, 'INVALID_BODY']);
+      expect((r.body.error as { message: string }).message).toMatch(/^body\.apiAddress: /);
+    }
+    expect((await call('GET', '/v1/workers/w9')).status).toBe(404);
+    for (const apiAddress of ['[::1]:9009', 'worker-9.example:9009']) {
+      expect([apiAddress, (await call('POST', '/v1/workers', { id: 'w9', apiAddress, runtime: 'process' })).status]).toEqual([apiAddress, 200]);
+    }
+  });
+
   it('a malformed instance is a 400 naming it', async () => {
     expect((await call('POST', '/v1/workers', { id: 'w2', apiAddress: '127.0.23.12:9001', runtime: 'process', instance: 'a b' })).body.error).toMatchObject({ code: 'INVALID_BODY' });
     const r = await call('GET', '/v1/workers/w1/assignments', undefined, { [workerInstanceHeader]: 'a b' });

@@ -3,6 +3,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { workerInstanceHeader, type HeartbeatRequest, type RegisterRequest } from '../../contracts/worker.js';
 import type { TasksService } from '../../contracts/services.js';
+import { certAddressParts } from '../../lib/address.js';
 import { MinkubeError } from '../../lib/errors.js';
 import { NoQuery } from '../schemas.js';
 import { requestContext } from './kv.js';
@@ -20,6 +21,12 @@ export interface WorkerRoutesOptions {
 export const workerRoutes: FastifyPluginAsync<WorkerRoutesOptions> = async (app, { tasks }) => {
   app.post<{ Body: RegisterBody }>('/v1/workers', { schema: { body: RegisterBody, documentedResponse: { 200: RegisterReply }, errorCodes: ['WORKER_ADDRESS_IN_USE'] } }, async (req) => {
     const { labels, capacity, instance } = req.body;
+    // Managers dial a worker at this address: the schema's shape (something:digits) let through port 0 or 99999,
+    // "%:1" and "*.x:1", and every assignment to such a worker failed at once.
+    const parts = certAddressParts(req.body.apiAddress);
+    if (parts === null || parts.port === null) {
+      throw new MinkubeError('INVALID_BODY', `body.apiAddress: ${JSON.stringify(req.body.apiAddress.slice(0, 300))} is not host:port (an IP address or an RFC 1123 host name, IPv6 in brackets, and a port 1..65535)`);
+    }
     const body: RegisterRequest = {
       id: req.body.id, apiAddress: req.body.apiAddress, runtime: req.body.runtime,
       ...(labels === undefined ? {} : { labels }), ...(capacity === undefined ? {} : { capacity }), ...(instance === undefined ? {} : { instance }),
