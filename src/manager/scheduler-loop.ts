@@ -415,6 +415,19 @@ export class SchedulerLoop {
     for (const report of reportsOf(current, worker.id, status, this.retryAt(a.attempt))) this.addReport(report);
   }
 
+  /** When each worker's address last answered with another node's certificate (a warn line each minute at most). */
+  private readonly refusedCertificateAtMs = new Map<string, number>();
+
+  /** Whether a refused certificate at `workerId`'s address is to be logged at warn now. */
+  private noteRefusedCertificate(workerId: string): boolean {
+    const nowMs = this.o.clock.monoMs();
+    const lastMs = this.refusedCertificateAtMs.get(workerId);
+    if (lastMs !== undefined && nowMs - lastMs < 60_000) return false;
+    if (lastMs === undefined && this.refusedCertificateAtMs.size >= limits.workersMax) this.refusedCertificateAtMs.clear();
+    this.refusedCertificateAtMs.set(workerId, nowMs);
+    return true;
+  }
+
   private onFailure(s: Session, p: Prepared, err: Error): void {
     const { a, work, worker } = p;
     const failure = classifyAssignError(err);
@@ -425,7 +438,11 @@ export class SchedulerLoop {
       // leader never places more on a worker than it may hold (eligibility.ts); a worker that is gone is found down
       // after workerTtlMs + lostGraceMs, and its tasks are placed again then. Burning the attempts here failed tasks
       // submitted while their worker restarted (three refusals in 1.5 s), and rolled back service updates.
-      this.o.logger.debug({ task: p.id, worker: worker.id, reason: err.message }, 'assignment deferred');
+      // Something answering at the worker's address with another node's certificate is worth an operator's eye
+      // (an impersonation, or a worker restarted at another's address): warn, once a minute per worker.
+      if (err.message.includes("the server's certificate is refused") && this.noteRefusedCertificate(worker.id)) {
+        this.o.logger.warn({ worker: worker.id, address: worker.apiAddress, reason: err.message }, `the server at worker ${worker.id}'s address is not worker ${worker.id}: its assignments wait (said at most once a minute)`);
+      } else this.o.logger.debug({ task: p.id, worker: worker.id, reason: err.message }, 'assignment deferred');
       return;
     }
     this.o.logger.warn({ task: p.id, worker: worker.id, work, failure, reason: err.message }, `${work} failed`);

@@ -62,11 +62,11 @@ afterEach(() => {
   for (const l of opened.splice(0)) l.close();
 });
 
-function setup(tasks: Partial<typeof clusterConfigDefaults.tasks> = {}): { raft: DirectRaft; workers: FakeWorkers; loops: LeaderLoops } {
+function setup(tasks: Partial<typeof clusterConfigDefaults.tasks> = {}, logger = pino({ level: 'silent' })): { raft: DirectRaft; workers: FakeWorkers; loops: LeaderLoops } {
   const raft = new DirectRaft();
   const workers = new FakeWorkers();
   const loops = new LeaderLoops({
-    store: raft.sm.tasks, raft, workers, clock: systemClock, random: new SeededRandom(1), logger: pino({ level: 'silent' }), proposalTimeoutMs: 1000,
+    store: raft.sm.tasks, raft, workers, clock: systemClock, random: new SeededRandom(1), logger, proposalTimeoutMs: 1000,
     tasks: { ...clusterConfigDefaults.tasks, workerHeartbeatIntervalMs: 20, workerTtlMs: 150, lostGraceMs: 100, reconcileIntervalMs: 50, backoffBaseMs: 10, backoffCapMs: 40, ...tasks },
   });
   raft.sm.tasks.listener = loops;
@@ -164,6 +164,27 @@ describe('leader loops', () => {
     const [id] = await submit(raft, 1);
     await eventually(async () => (raft.sm.tasks.task(id!)?.state === 'running' ? true : undefined), 3000, 'running once the worker is back');
     expect(raft.sm.tasks.task(id!)).toMatchObject({ attempt: 1, workerId: 'w1' });
+  });
+
+  it("a server at the worker's address with another node's certificate: the assignment waits, at no attempt, and a warn line says so once", async () => {
+    const lines: { level: number; msg: string; worker?: string }[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) });
+    const { raft, workers, loops } = setup({ workerTtlMs: 60_000, lostGraceMs: 60_000 } as unknown as Parameters<typeof setup>[0], logger);
+    await register(raft, 'w1');
+    let refusals = 4;
+    workers.answer = async (a) => {
+      if (refusals-- > 0) {
+        const refused = new MinkubeError('UNREACHABLE', "cannot reach https://w1:1/v1/tasks (TLS: the server's certificate is refused: it names worker w10, not worker w1)", { cause: { code: 'ERR_TLS_SERVER_REFUSED' } });
+        throw new MinkubeError('WORKER_UNAVAILABLE', refused.message, { cause: refused });
+      }
+      return status(a, 'running');
+    };
+    loops.onRoleChange('leader', 1);
+    const [id] = await submit(raft, 1);
+    await eventually(async () => (raft.sm.tasks.task(id!)?.state === 'running' ? true : undefined), 3000, 'running once the right worker answers');
+    expect(raft.sm.tasks.task(id!)).toMatchObject({ attempt: 1, workerId: 'w1' });
+    const warned = lines.filter((l) => l.level === 40 && l.msg.includes("is not worker w1"));
+    expect(warned.map((l) => l.msg)).toEqual(["the server at worker w1's address is not worker w1: its assignments wait (said at most once a minute)"]);
   });
 
   it('a worker that is full (WORKER_FULL) gets the assignment again at a later reconcile pass, and it costs no attempt', async () => {
