@@ -68,6 +68,14 @@ export const limits = {
   snapshotChunkTimeoutMs: 15_000,
   /** A partly received snapshot is forgotten after this long without a chunk. */
   snapshotTransferIdleMsMax: 60_000,
+  /**
+   * A failed snapshot stream to a peer: the first failure is reported to the core at once (it asks again within a
+   * heartbeat), each further one after the one backoff, from Min doubling to Max (half its ceiling plus jitter).
+   */
+  snapshotRetryMsMin: 100,
+  snapshotRetryMsMax: 5_000,
+  /** Failed streams to one peer are logged at warn at most this often (the first at once, then with a count). */
+  snapshotFailureLogIntervalMs: 30_000,
   /** Entries kept after a compaction (at most a quarter of the threshold), so a follower slightly behind gets entries. */
   snapshotRetainEntriesMax: 1000,
   /**
@@ -412,6 +420,8 @@ assert(limits.kvSessionResultsMax >= limits.proposalQueueMax, 'a session remembe
 assert(limits.joinTokenTtlSDefault <= limits.tokenTtlSMax, 'the default join token life is allowed');
 assert(limits.listLimitDefault <= limits.listLimitMax, 'the default page fits under the maximum');
 assert(limits.auditLogFilesKept >= 1 && limits.auditLogBytesMax >= 64 * 1024, 'a rotated audit log keeps at least one whole older file');
+assert(limits.snapshotRetryMsMin > 0 && limits.snapshotRetryMsMin <= limits.snapshotRetryMsMax, 'the snapshot retry backoff starts above zero and below its ceiling');
+assert(limits.snapshotRetryMsMax <= limits.snapshotFailureLogIntervalMs, 'a peer that keeps failing is retried several times between two warnings');
 assert(limits.certRenewRetryMsMin <= limits.certRenewRetryMsMax, 'the renewal backoff starts below its ceiling');
 assert(limits.certRenewCheckIntervalMs * 24 < (limits.nodeCertLifetimeDaysDefault * 86_400_000) / 3, 'a node checks many times within the last third of its certificate');
 assert(limits.pkiLockWaitMsMax < limits.pkiLockStaleMs, 'a live lock holder is never taken for a crashed one by a waiter');

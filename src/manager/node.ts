@@ -201,8 +201,8 @@ export class RaftNodeDriver<R> {
         this.scheduleReady();
       },
       ...(o.snapshotPoster === undefined ? {} : { post: o.snapshotPoster }),
-      // Only differences are taken (how long a send took): the monotonic reading.
-      nowMs: () => o.clock.monoMs(),
+      clock: o.clock,
+      random: lazyFork(o.random),
     });
     this.receiver = new SnapshotReceiver({
       logger: o.logger.child({ component: 'snapshots' }),
@@ -390,6 +390,7 @@ export class RaftNodeDriver<R> {
     if (this.stopped) return;
     this.stopped = true;
     this.tickTimer?.cancel();
+    this.sender.close();
     const err = new MinkubeError('NOT_READY', 'the manager is shutting down');
     this.proposals.rejectAll(err);
     this.reads.rejectAll(err);
@@ -1048,3 +1049,13 @@ async function prepareInitial(o: RaftNodeDriverOptions<unknown>, loaded: LoadedS
 }
 
 export type { LogIndex };
+
+/**
+ * A fork of `random` made at its first draw: the snapshot backoff draws only after failed streams, so a run without
+ * them draws from `random` (which the core's election timeouts also use) exactly as before, and its seed replays alike.
+ */
+function lazyFork(random: Random): Random {
+  let fork: Random | null = null;
+  const get = (): Random => (fork ??= new SeededRandom(random.int(0x7fffffff)));
+  return { next: () => get().next(), int: (maxExclusive) => get().int(maxExclusive) };
+}

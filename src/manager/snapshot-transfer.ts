@@ -6,9 +6,12 @@ import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
 import { defaultHttpClient } from '../client/default.js';
 import { parseJson, type HttpClient } from '../client/http.js';
+import { backoffCeilingMs, fullJitterMs } from '../lib/backoff.js';
+import { systemClock, type Clock, type Timer } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import type { NodeId, Term } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
+import { systemRandom, type Random } from '../lib/random.js';
 import type { SnapshotMeta } from '../raft/types.js';
 import { headerToQuery, SNAPSHOT_CHUNK_PATH, type ChunkReply, type SnapshotChunkHeader } from '../contracts/snapshot-chunks.js';
 
@@ -110,9 +113,27 @@ export interface SnapshotSource {
   readonly crc32: number;
 }
 
-/** The leader's side: at most one stream per follower; every stream ends with exactly one report. */
+/** Consecutive failed streams to one peer: the backoff before the next report, and when they were last logged. */
+interface FailureStreak {
+  failures: number;
+  /** Failures since the last warning (the first one is logged at once). */
+  unloggedFailures: number;
+  lastWarnMonoMs: number;
+  /** A failure report waiting out its backoff (the peer counts as streaming meanwhile). */
+  timer: Timer | null;
+}
+
+/**
+ * The leader's side: at most one stream per follower; every stream ends with exactly one report. A failure is
+ * reported at once the first time, then after the one backoff (limits.snapshotRetryMsMin doubling to Max): the core
+ * asks for a new stream within a heartbeat of a report, so a peer whose API port is closed was otherwise tried (and
+ * logged twice) every 100 ms. Failures are logged at warn at most once per limits.snapshotFailureLogIntervalMs per
+ * peer, with how many there were since; a finished stream ends the streak.
+ */
 export class SnapshotSender {
   private readonly streaming = new Set<NodeId>();
+  private readonly streaks = new Map<NodeId, FailureStreak>();
+  private closed = false;
 
   constructor(
     private readonly o: {
@@ -123,8 +144,10 @@ export class SnapshotSender {
       apiAddressOf: (id: NodeId) => string | undefined;
       report: (peer: NodeId, status: 'finish' | 'failure') => void;
       post?: ChunkPoster;
-      /** The manager's monotonic reading, for the stream's duration in the log (default performance.now()). */
-      nowMs?: () => number;
+      /** The manager's clock: monoMs times a stream and the warnings, setTimeout waits out the backoff (default the system's). */
+      clock?: Clock;
+      /** The backoff's jitter (default systemRandom; the driver passes its seeded one so the simulator replays it). */
+      random?: Random;
       chunkBytes?: number;
       chunkTimeoutMs?: number;
     },
@@ -134,17 +157,63 @@ export class SnapshotSender {
     return this.streaming.size;
   }
 
+  /** Consecutive failed streams to `peer` since the last finished one. */
+  failuresOf(peer: NodeId): number {
+    return this.streaks.get(peer)?.failures ?? 0;
+  }
+
   /** Starts streaming to `to` unless a stream to it is under way (the core asks again after a failure). */
   send(to: NodeId, term: Term): void {
-    if (this.streaming.has(to)) return;
+    if (this.streaming.has(to) || this.closed) return;
     this.streaming.add(to);
     void this.stream(to, term).then(
-      (ok) => this.end(to, ok ? 'finish' : 'failure'),
-      (err: unknown) => {
-        this.o.logger.warn({ peer: to, err: err instanceof Error ? err.message : String(err) }, 'sending a snapshot failed; retrying later');
-        this.end(to, 'failure');
-      },
+      () => this.finished(to),
+      (err: unknown) => this.failed(to, err instanceof Error ? err.message : String(err)),
     );
+  }
+
+  /** Drops the failure reports waiting out their backoff (the driver stops). */
+  close(): void {
+    this.closed = true;
+    for (const streak of this.streaks.values()) streak.timer?.cancel();
+    this.streaks.clear();
+  }
+
+  private get clock(): Clock {
+    return this.o.clock ?? systemClock;
+  }
+
+  private finished(to: NodeId): void {
+    const streak = this.streaks.get(to);
+    if (streak !== undefined && streak.failures > 0) this.o.logger.info({ peer: to, failures: streak.failures }, 'a snapshot was sent after failed attempts');
+    this.streaks.delete(to);
+    this.end(to, 'finish');
+  }
+
+  private failed(to: NodeId, reason: string): void {
+    const now = this.clock.monoMs();
+    let streak = this.streaks.get(to);
+    if (streak === undefined) {
+      streak = { failures: 0, unloggedFailures: 0, lastWarnMonoMs: now, timer: null };
+      this.streaks.set(to, streak);
+    }
+    streak.failures++;
+    streak.unloggedFailures++;
+    const delayMs = snapshotRetryDelayMs(streak.failures, () => (this.o.random ?? systemRandom).next());
+    if (streak.failures === 1 || now - streak.lastWarnMonoMs >= limits.snapshotFailureLogIntervalMs) {
+      const since = streak.failures === 1 ? {} : { failuresSinceLastWarning: streak.unloggedFailures, failures: streak.failures };
+      this.o.logger.warn({ peer: to, err: reason, ...since, retryInMs: Math.round(delayMs) }, 'sending a snapshot failed; retrying later');
+      streak.unloggedFailures = 0;
+      streak.lastWarnMonoMs = now;
+    } else {
+      this.o.logger.debug({ peer: to, err: reason, failures: streak.failures, retryInMs: Math.round(delayMs) }, 'sending a snapshot failed; retrying later');
+    }
+    if (delayMs === 0 || this.closed) return this.end(to, 'failure');
+    const s = streak;
+    s.timer = this.clock.setTimeout(() => {
+      s.timer = null;
+      if (!this.closed) this.end(to, 'failure');
+    }, delayMs);
   }
 
   private end(to: NodeId, status: 'finish' | 'failure'): void {
@@ -152,20 +221,20 @@ export class SnapshotSender {
     this.o.report(to, status);
   }
 
-  private async stream(to: NodeId, term: Term): Promise<boolean> {
+  /** Streams the newest snapshot to `to`; throws saying why when it cannot be sent whole. */
+  private async stream(to: NodeId, term: Term): Promise<void> {
     const address = this.o.apiAddressOf(to);
     const source = await this.o.source();
-    if (address === undefined || source === null) {
-      this.o.logger.warn({ peer: to, address, snapshot: source !== null }, 'cannot send a snapshot: no address or no snapshot');
-      return false;
-    }
+    if (address === undefined) throw new Error('cannot send a snapshot: the peer has no known API address');
+    if (source === null) throw new Error('cannot send a snapshot: this node holds none');
     const post = this.o.post ?? httpChunkPoster(defaultHttpClient());
     const chunkBytes = this.o.chunkBytes ?? limits.snapshotChunkBytes;
     const { data } = source;
     const base = { from: this.o.selfId, term, meta: source.meta, sizeBytes: data.length, crc32: source.crc32 };
-    const nowMs = this.o.nowMs ?? (() => performance.now());
-    const started = nowMs();
-    this.o.logger.info({ peer: to, index: source.meta.index, sizeBytes: data.length }, 'sending a snapshot');
+    const started = this.clock.monoMs();
+    // Retries after a failure are logged at debug: the failures themselves are summarised at warn.
+    const level = this.failuresOf(to) === 0 ? 'info' : 'debug';
+    this.o.logger[level]({ peer: to, index: source.meta.index, sizeBytes: data.length }, 'sending a snapshot');
     let offset = 0;
     // Each round trip either moves forward or learns the receiver's offset; twice the chunks (+ slack) bounds it.
     const roundsMax = 2 * Math.ceil(data.length / chunkBytes) + 8;
@@ -173,12 +242,22 @@ export class SnapshotSender {
       const chunk = data.subarray(offset, Math.min(data.length, offset + chunkBytes));
       const reply = await post(address, { ...base, offset }, chunk, this.o.chunkTimeoutMs ?? limits.snapshotChunkTimeoutMs, to);
       if (reply.done) {
-        this.o.logger.info({ peer: to, index: source.meta.index, sizeBytes: data.length, ms: Math.round(nowMs() - started) }, 'snapshot sent');
-        return true;
+        this.o.logger.info({ peer: to, index: source.meta.index, sizeBytes: data.length, ms: Math.round(this.clock.monoMs() - started) }, 'snapshot sent');
+        return;
       }
-      if (reply.offset < 0 || reply.offset > data.length) return false;
+      if (reply.offset < 0 || reply.offset > data.length) throw new Error(`the follower asked for offset ${reply.offset} of a ${data.length}-byte snapshot`);
       offset = reply.offset;
     }
-    return false;
+    throw new Error(`the follower did not take the snapshot within ${roundsMax} round trips`);
   }
+}
+
+/**
+ * How long failure number `failures` (1 for the first) of a streak waits before it is reported: the first not at all,
+ * then the one backoff's ceiling for retry failures - 1, halved, plus up to as much again in jitter.
+ */
+export function snapshotRetryDelayMs(failures: number, draw: () => number): number {
+  if (failures <= 1) return 0;
+  const growth = { baseMs: limits.snapshotRetryMsMin, capMs: limits.snapshotRetryMsMax };
+  return backoffCeilingMs(failures - 1, growth) / 2 + fullJitterMs(failures - 1, growth, draw) / 2;
 }

@@ -1,7 +1,7 @@
 // Snapshot streaming without HTTP: the follower's receiver takes chunks in order and resumes where it stopped, the
 // leader's sender reports every stream exactly once, and the chunk header survives its trip through a query string.
 import { crc32 } from 'node:zlib';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { logIndex, nodeId, term, type NodeId } from '../../src/lib/ids.js';
@@ -9,6 +9,9 @@ import { limits } from '../../src/lib/limits.js';
 import { headerFromQuery, headerToQuery, type ChunkReply, type SnapshotChunkHeader } from '../../src/contracts/snapshot-chunks.js';
 import { SnapshotReceiver, SnapshotSender, type ChunkPoster, type SnapshotSource } from '../../src/manager/snapshot-transfer.js';
 import type { SnapshotMeta } from '../../src/raft/types.js';
+import type { Clock } from '../../src/lib/clock.js';
+import { SeededRandom } from '../../src/lib/random.js';
+import { ManualClock } from '../support/manual-clock.js';
 
 const logger = pino({ level: 'silent' });
 const leader = nodeId('m1');
@@ -185,22 +188,32 @@ interface SenderSetup {
   nextReport: () => Promise<[NodeId, string]>;
 }
 
-function sender(o: { post: ChunkPoster; source: SnapshotSource | null; address: string | undefined; chunkBytes?: number }): SenderSetup {
+function sender(o: {
+  post: ChunkPoster;
+  source: SnapshotSource | null;
+  address: string | undefined;
+  chunkBytes?: number;
+  clock?: Clock;
+  logger?: Logger;
+  onReport?: (peer: NodeId, status: string) => void;
+}): SenderSetup {
   const reports: [NodeId, string][] = [];
   let waiter: ((r: [NodeId, string]) => void) | null = null;
   const s = new SnapshotSender({
     selfId: leader,
-    logger,
+    logger: o.logger ?? logger,
     source: async () => o.source,
     apiAddressOf: (id) => (id === follower || id === nodeId('m3') ? o.address : undefined),
     report: (peer, status) => {
       reports.push([peer, status]);
+      o.onReport?.(peer, status);
       const w = waiter;
       waiter = null;
       w?.([peer, status]);
     },
     post: o.post,
     chunkBytes: o.chunkBytes ?? 4,
+    ...(o.clock === undefined ? {} : { clock: o.clock, random: new SeededRandom(7) }),
   });
   return { sender: s, reports, nextReport: () => new Promise((resolve) => (waiter = resolve)) };
 }
@@ -314,5 +327,97 @@ describe('SnapshotSender', () => {
     gates.splice(0).forEach((open) => open());
     await settle();
     expect(reports).toHaveLength(3);
+  });
+
+  describe('a peer whose API port is closed (every post refused)', () => {
+    /**
+     * The core's side, as the driver runs it: after a reported failure it asks for a new stream at the next
+     * heartbeat (100 ms). Time moves only on the manual clock, one heartbeat at a time.
+     */
+    function refusedPeer() {
+      const clock = new ManualClock();
+      const lines: { level: number; msg: string; failuresSinceLastWarning?: number }[] = [];
+      const captured = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) });
+      const postsAtMs: number[] = [];
+      let refuse = true;
+      const post: ChunkPoster = async (_a, h) => {
+        postsAtMs.push(clock.monoMs());
+        if (refuse) throw new Error('connect ECONNREFUSED 127.0.65.2:20002');
+        return { offset: h.sizeBytes, done: true };
+      };
+      const setup = sender({
+        post,
+        source: sourceOf(bytes(8)),
+        address: 'api-m2',
+        clock,
+        logger: captured,
+        onReport: (peer, status) => {
+          if (status === 'failure') clock.setTimeout(() => setup.sender.send(peer, term(2)), 100);
+        },
+      });
+      const runForMs = async (ms: number): Promise<void> => {
+        for (let t = 0; t < ms; t += 100) {
+          clock.advance(100);
+          await settle();
+        }
+      };
+      const warnings = () => lines.filter((l) => l.level === 40 && l.msg === 'sending a snapshot failed; retrying later');
+      const infos = () => lines.filter((l) => l.level === 30 && l.msg === 'sending a snapshot');
+      return { clock, setup, postsAtMs, runForMs, warnings, infos, refusing: (on: boolean) => (refuse = on) };
+    }
+
+    it('retries with a backoff doubling from snapshotRetryMsMin to snapshotRetryMsMax, not at every heartbeat', async () => {
+      const peer = refusedPeer();
+      peer.setup.sender.send(follower, term(2));
+      await settle();
+      await peer.runForMs(60_000);
+      const gapsMs = peer.postsAtMs.slice(1).map((at, i) => at - peer.postsAtMs[i]!);
+      // Every heartbeat would be 600 posts; the backoff reaches its ceiling after 7 doublings, then ~1 post per 3.75 s.
+      expect(peer.postsAtMs.length).toBeGreaterThan(10);
+      expect(peer.postsAtMs.length).toBeLessThan(40);
+      // The first failure is retried at the next heartbeat; later gaps grow, and none exceeds the ceiling (plus a heartbeat).
+      expect(gapsMs[0]).toBe(100);
+      for (const gap of gapsMs) expect(gap).toBeLessThanOrEqual(limits.snapshotRetryMsMax + 200);
+      for (const gap of gapsMs.slice(8)) expect(gap).toBeGreaterThanOrEqual(limits.snapshotRetryMsMax / 2);
+      expect(peer.setup.sender.failuresOf(follower)).toBe(peer.postsAtMs.length);
+    });
+
+    it('logs the first failure at once, then at most one warning per snapshotFailureLogIntervalMs with the count since', async () => {
+      const peer = refusedPeer();
+      peer.setup.sender.send(follower, term(2));
+      await settle();
+      expect(peer.warnings()).toHaveLength(1);
+      expect(peer.infos()).toHaveLength(1);
+      await peer.runForMs(2 * limits.snapshotFailureLogIntervalMs + 5_000);
+      const warnings = peer.warnings();
+      expect(warnings.length).toBeGreaterThanOrEqual(2);
+      expect(warnings.length).toBeLessThanOrEqual(3);
+      expect(warnings[1]!.failuresSinceLastWarning).toBeGreaterThan(1);
+      // The retries' own "sending a snapshot" lines are at debug: only the first attempt is at info.
+      expect(peer.infos()).toHaveLength(1);
+      const counted = warnings.slice(1).reduce((n, w) => n + (w.failuresSinceLastWarning ?? 0), 1);
+      expect(counted).toBeLessThanOrEqual(peer.postsAtMs.length);
+    });
+
+    it('a finished stream ends the streak: the next failure is reported at once and warned of again', async () => {
+      const peer = refusedPeer();
+      peer.setup.sender.send(follower, term(2));
+      await settle();
+      await peer.runForMs(3_000);
+      peer.refusing(false);
+      // The retry waiting out its backoff comes within the ceiling (plus a heartbeat).
+      await peer.runForMs(limits.snapshotRetryMsMax + 200);
+      expect(peer.setup.reports.at(-1)).toEqual([follower, 'finish']);
+      expect(peer.setup.sender.failuresOf(follower)).toBe(0);
+      const warningsBefore = peer.warnings().length;
+      const reportsBefore = peer.setup.reports.length;
+      peer.refusing(true);
+      peer.setup.sender.send(follower, term(2));
+      await settle();
+      // Reported without the clock moving, and warned of at once.
+      expect(peer.setup.reports.slice(reportsBefore)).toEqual([[follower, 'failure']]);
+      expect(peer.warnings()).toHaveLength(warningsBefore + 1);
+      expect(peer.infos().length).toBeGreaterThanOrEqual(2);
+    });
   });
 });
