@@ -95,8 +95,10 @@ export class JoinServiceImpl implements JoinService {
       throw new MinkubeError('UNAUTHENTICATED', 'the client certificate is not one of this cluster');
     }
     if (addresses !== undefined) this.checkAddresses(addresses, who.role);
-    // Without new addresses the old certificate's names carry over.
+    // Without new addresses the old certificate's names carry over, checked as asked-for ones are: one signed before
+    // the check, or before a manager came to that host, is not signed again.
     const sans = addresses === undefined ? sanStrings(current) : [...addresses];
+    if (addresses === undefined && who.role === 'worker') this.checkCarriedOver(sans);
     return { certificate: await this.sign(who.id, who.role, csrPem, sans) };
   }
 
@@ -137,6 +139,20 @@ export class JoinServiceImpl implements JoinService {
         throw new MinkubeError('WORKER_ADDRESS_IN_USE', `body.addresses[${i}]: ${address} ${manager}: a worker's certificate may name only the worker's own addresses`);
       }
     });
+  }
+
+  /** checkAddresses' manager rule for the hosts a worker's current certificate names (a renewal without `addresses`). */
+  private checkCarriedOver(names: readonly string[]): void {
+    for (const name of names) {
+      const parts = certAddressParts(name);
+      const manager = parts === null ? null : managerNamed(this.o.managers(), name, parts);
+      if (manager !== null) {
+        throw new MinkubeError(
+          'WORKER_ADDRESS_IN_USE',
+          `the current certificate names ${name}, which ${manager}: a worker's certificate may name only the worker's own addresses (renew with addresses naming them)`,
+        );
+      }
+    }
   }
 
   private sign(id: string, role: NodeRole, csrPem: string, addresses: readonly string[]): Promise<string> {

@@ -115,11 +115,16 @@ describe('POST /v1/join: the addresses a certificate will name', () => {
 });
 
 describe('POST /v1/certs/renew: the same rules, over mutual TLS with the certificate it replaces', () => {
-  async function renewAsW1(addresses: string[]): Promise<{ status: number; body: { certificate?: string; error?: { code: string; message: string } } }> {
-    const w1 = await issueNodeKeyAndCert({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: 'w1', role: 'worker', clusterId: 'c1', sans: { ips: ['127.0.41.11'], dns: [] } });
+  /** Renews as worker w1 whose current certificate names `current` (addresses undefined: none sent, its names carry over). */
+  async function renewAsW1(
+    addresses: string[] | undefined,
+    current: { ips: string[]; dns: string[] } = { ips: ['127.0.41.11'], dns: [] },
+  ): Promise<{ status: number; body: { certificate?: string; error?: { code: string; message: string } } }> {
+    const w1 = await issueNodeKeyAndCert({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, id: 'w1', role: 'worker', clusterId: 'c1', sans: current });
     const http = new HttpClient({ tls: nodeSecurityFrom({ caCertPem: ca.certPem, ...w1, identity: identityFromCertificate(w1.certPem)! }).clientTls() });
     try {
-      const body = JSON.stringify({ csr: await csrFor('w1', 'worker'), addresses });
+      const csr = await csrFor('w1', 'worker');
+      const body = JSON.stringify(addresses === undefined ? { csr } : { csr, addresses });
       const res = await http.request({ method: 'POST', url, path: '/v1/certs/renew', headers: { 'content-type': 'application/json' }, body });
       return { status: res.status, body: parseJson(res.text) as { certificate?: string } };
     } finally {
@@ -142,5 +147,33 @@ describe('POST /v1/certs/renew: the same rules, over mutual TLS with the certifi
     expect(ok.status).toBe(200);
     expect(subjectAltNames(ok.body.certificate!).ips).toEqual(expect.arrayContaining(['127.0.41.11']));
     expect(subjectAltNames(ok.body.certificate!).ips).not.toContain('127.0.41.1');
+  });
+
+  it("without addresses, refuses (409) to sign again a manager's host that the current certificate names, as it refuses it asked for", async () => {
+    const cases: [{ ips: string[]; dns: string[] }, string][] = [
+      [{ ips: ['127.0.41.11', '127.0.41.1'], dns: [] }, "127.0.41.1, which is the host of manager m1's apiAddress (127.0.41.1:22001)"],
+      [{ ips: ['10.0.0.2'], dns: [] }, "10.0.0.2, which is the host of manager m2's apiAddress (10.0.0.2:7001)"],
+      [{ ips: [], dns: ['mgr2.example'] }, "mgr2.example, which is the host of manager m2's raftAddress (mgr2.example:7002)"],
+    ];
+    for (const [current, says] of cases) {
+      const res = await renewAsW1(undefined, current);
+      expect(res.status, says).toBe(409);
+      expect(res.body.error).toEqual({
+        code: 'WORKER_ADDRESS_IN_USE',
+        message: `the current certificate names ${says}: a worker's certificate may name only the worker's own addresses (renew with addresses naming them)`,
+      });
+    }
+    // The way out: the worker's own addresses, asked for.
+    const asked = await renewAsW1(['127.0.41.11:23001'], { ips: ['127.0.41.11', '127.0.41.1'], dns: [] });
+    expect(asked.status).toBe(200);
+    expect(subjectAltNames(asked.body.certificate!).ips).not.toContain('127.0.41.1');
+  });
+
+  it('without addresses, renews a worker whose current certificate names only its own hosts (and the loopback every node names), with the same names', async () => {
+    const res = await renewAsW1(undefined, { ips: ['127.0.41.11', '127.0.0.1'], dns: ['w1.internal', 'localhost'] });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const sans = subjectAltNames(res.body.certificate!);
+    expect(sans.ips).toEqual(expect.arrayContaining(['127.0.41.11', '127.0.0.1']));
+    expect(sans.dns).toEqual(expect.arrayContaining(['w1.internal', 'localhost']));
   });
 });
