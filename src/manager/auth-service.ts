@@ -59,6 +59,8 @@ export interface AuthServiceOptions {
 
 const accessorRegex = new RegExp(accessorPattern);
 const joinAccessorRegex = new RegExp(joinTokenAccessorPattern);
+/** The name addPendingAdminToken gives an admin token after a CA rotation, in any case (as the other shapes are). */
+const bootstrapNameRegex = new RegExp(`^${bootstrapTokenName}-${accessorPattern.slice(1)}`, 'i');
 
 /** What a join token grants, compared as a role: a manager gets the CA key, a worker its tasks' secretEnv values. */
 const joinTokenGrant: Principal = { role: 'admin' };
@@ -110,17 +112,21 @@ export class AuthServiceImpl implements AuthService {
 
   /**
    * Read linearizably: the target's permissions decide whether this caller may revoke it. A ref shaped as an accessor
-   * (16 hex digits, join-<16 hex>) is an accessor first, and a name only when no token has that accessor: names of
-   * those shapes are refused since (checkTokenName), but a token stored with one before can still be named.
+   * (16 hex digits, join-<16 hex>, in any case) is an accessor first, and a name only when no token has that accessor:
+   * names of those shapes are refused since (checkTokenName), but a token stored with one before can still be named.
    */
   async revokeToken(ref: string, ctx: RequestContext): Promise<{ readonly accessor: string; readonly revoked: true }> {
     await this.o.raft.barrier(ctx.deadlineMs);
-    const join = joinAccessorRegex.test(ref) ? this.o.store.listJoinTokens().find((j) => joinTokenAccessor(j.secretHash) === ref) : undefined;
-    if (join !== undefined) return this.revokeJoinToken(ref, join, ctx);
-    const target = (accessorRegex.test(ref) ? this.o.store.tokenByAccessor(ref) : undefined) ?? this.o.store.listTokens().find((t) => t.name === ref);
+    // Accessors are lower-case hex; one copied in upper case (A39CDCD3AB9D0567) means the same token.
+    const folded = ref.toLowerCase();
+    const joinShaped = joinAccessorRegex.test(folded);
+    const join = joinShaped ? this.o.store.listJoinTokens().find((j) => joinTokenAccessor(j.secretHash) === folded) : undefined;
+    if (join !== undefined) return this.revokeJoinToken(folded, join, ctx);
+    const accessorShaped = accessorRegex.test(folded);
+    const target = (accessorShaped ? this.o.store.tokenByAccessor(folded) : undefined) ?? this.o.store.listTokens().find((t) => t.name === ref);
     if (target === undefined) {
-      if (joinAccessorRegex.test(ref)) throw new MinkubeError('TOKEN_NOT_FOUND', `no join token with accessor ${ref} (GET /v1/auth/tokens lists them)`);
-      const which = accessorRegex.test(ref) ? `with accessor ${ref}` : `named "${ref}"`;
+      if (joinShaped) throw new MinkubeError('TOKEN_NOT_FOUND', `no join token with accessor ${ref} (GET /v1/auth/tokens lists them)`);
+      const which = accessorShaped ? `with accessor ${ref}` : `named "${ref}"`;
       throw new MinkubeError('TOKEN_NOT_FOUND', `no token ${which} (GET /v1/auth/tokens lists names and accessors)`);
     }
     this.refuseEscalation(ctx, permissionsOf(target), `token "${target.name}" (role ${target.role}) has: a token may revoke only tokens whose permissions it holds`);
@@ -314,6 +320,9 @@ export function tokenNameProblem(name: string): string | null {
   if (lower.startsWith('join-')) return "a name starting with join- has the shape of a join token's accessor";
   if (lower.startsWith('mktkn-')) return 'a name starting with MKTKN- has the shape of a join token';
   if (lower.startsWith('mk_')) return 'a name starting with mk_ has the shape of an API token';
+  // A CA rotation adds the cluster folder's new admin token as `${bootstrapTokenName}-${accessor}`: one taken before
+  // would pass for it, or keep it from being added (TOKEN_EXISTS).
+  if (bootstrapNameRegex.test(name)) return "bootstrap-<16 hex digits> is the name a CA rotation gives the cluster folder's new admin token";
   return null;
 }
 

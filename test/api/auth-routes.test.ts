@@ -182,6 +182,9 @@ describe('token names that could be taken for another reference', () => {
     // The CLI reads the accessor out of mk_<16 hex>_...: it would revoke that token instead.
     ['mk_78c5484c8186d41b_x', 'a name starting with mk_ has the shape of an API token'],
     ['MK_ops', 'a name starting with mk_ has the shape of an API token'],
+    // A CA rotation names the cluster folder's new admin token bootstrap-<its accessor>.
+    ['bootstrap-78c5484c8186d41b', "bootstrap-<16 hex digits> is the name a CA rotation gives the cluster folder's new admin token"],
+    ['Bootstrap-78C5484C8186D41B', "bootstrap-<16 hex digits> is the name a CA rotation gives the cluster folder's new admin token"],
   ])('refuses the name %s with 400 INVALID_BODY naming body.name and why, proposing nothing', async (name, why) => {
     const res = await post({ name, role: 'viewer' });
     expect(res.statusCode).toBe(400);
@@ -193,7 +196,7 @@ describe('token names that could be taken for another reference', () => {
   });
 
   it('a name that merely holds hex digits, join or mk is taken', async () => {
-    for (const name of ['78c5484c8186d41b0', 'ci-join-bot', 'x78c5484c8186d41b', 'mkdocs_bot', 'prometheus']) {
+    for (const name of ['78c5484c8186d41b0', 'ci-join-bot', 'x78c5484c8186d41b', 'mkdocs_bot', 'prometheus', 'bootstrap-ci', 'bootstrap-78c5484c8186d41b0', 'bootstrap-78c5484c8186d41']) {
       expect((await post({ name, role: 'viewer' })).statusCode, name).toBe(201);
     }
   });
@@ -254,6 +257,21 @@ describe('GET and DELETE /v1/auth/tokens', () => {
     const again = await app.inject({ method: 'DELETE', url: `/v1/auth/tokens/${a.accessor}` });
     expect(again.statusCode).toBe(404);
     expect(again.json().error.code).toBe('TOKEN_NOT_FOUND');
+  });
+
+  it('takes an accessor in upper case as the accessor (accessors are lower-case hex), an API token\'s and a join token\'s', async () => {
+    const a = (await post({ name: 'upper-a', role: 'viewer' })).json<{ accessor: string }>();
+    const del = await app.inject({ method: 'DELETE', url: `/v1/auth/tokens/${a.accessor.toUpperCase()}` });
+    expect(del.statusCode, del.body).toBe(200);
+    expect(del.json()).toEqual({ accessor: a.accessor, revoked: true });
+    expect(auth.lookupToken(a.accessor)).toBeUndefined();
+    const gone = await app.inject({ method: 'DELETE', url: `/v1/auth/tokens/${a.accessor.toUpperCase()}` });
+    expect(gone.statusCode).toBe(404);
+    expect(gone.json().error).toEqual({ code: 'TOKEN_NOT_FOUND', message: `no token with accessor ${a.accessor.toUpperCase()} (GET /v1/auth/tokens lists names and accessors)` });
+    const join = (await post({ role: 'worker' })).json<{ accessor: string }>();
+    const delJoin = await app.inject({ method: 'DELETE', url: `/v1/auth/tokens/${join.accessor.toUpperCase()}` });
+    expect(delJoin.statusCode, delJoin.body).toBe(200);
+    expect(delJoin.json()).toEqual({ accessor: join.accessor, revoked: true });
   });
 
   it("revokes a token by its name too; an unknown name is 404 saying where names are listed", async () => {
