@@ -90,11 +90,20 @@ export async function runTokenList(apiUrl: string, out: Output): Promise<void> {
  * secret is never sent), or a token's name, looked up in the list (names are unique).
  */
 async function accessorOf(client: ApiClient, ref: string): Promise<string> {
-  if (/^[0-9a-f]{16}$/.test(ref) || new RegExp(joinTokenAccessorPattern).test(ref)) return ref;
+  // In any case: the manager matches accessors (lower-case hex) case-insensitively, and a name of that shape after.
+  if (/^[0-9a-f]{16}$/i.test(ref) || new RegExp(joinTokenAccessorPattern, 'i').test(ref)) return ref;
   const whole = /^mk_([0-9a-f]{16})_/.exec(ref);
   if (whole !== null) return whole[1]!;
   const join = parseJoinToken(ref);
   if (join !== null) return joinTokenAccessor(hashSecret(join.secret));
+  // A token's shape cut short or mistyped: said so (without echoing what may be part of a secret), as the manager
+  // refuses it as :ref, rather than looked up as a name no token can have (names of these shapes are refused).
+  if (ref.startsWith('MKTKN-')) {
+    throw new MinkubeError('INVALID_PARAM', 'not a whole join token (MKTKN-1-<64 hex digest>-<secret>): give the whole token, or its accessor (join-<16 hex>: minkube token ls shows it)');
+  }
+  if (/^mk_[^_]+_./.test(ref)) {
+    throw new MinkubeError('INVALID_PARAM', 'not a whole API token (mk_<16 hex accessor>_<secret>): give the whole token, or its accessor or name (minkube token ls shows both)');
+  }
   const page = await client.request<TokenList>('GET', tokensPath);
   const named = page.items.find((t) => t.name === ref);
   if (named === undefined) throw new MinkubeError('TOKEN_NOT_FOUND', `no token named "${ref}" (give its name or accessor: minkube token ls shows both)`);

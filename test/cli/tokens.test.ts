@@ -35,8 +35,10 @@ class FakeAuthService implements AuthService {
     return { items: this.tokens, joinTokens: this.joinTokens, nextCursor: null };
   }
 
-  async revokeToken(accessor: string): Promise<{ accessor: string; revoked: true }> {
-    this.calls.push({ method: 'revokeToken', args: [accessor] });
+  async revokeToken(ref: string): Promise<{ accessor: string; revoked: true }> {
+    this.calls.push({ method: 'revokeToken', args: [ref] });
+    // As the manager does: an accessor in any case is the accessor.
+    const accessor = /^(join-)?[0-9a-f]{16}$/i.test(ref) ? ref.toLowerCase() : ref;
     const before = this.tokens.length + this.joinTokens.length;
     this.tokens = this.tokens.filter((t) => t.accessor !== accessor);
     this.joinTokens = this.joinTokens.filter((j) => j.accessor !== accessor);
@@ -213,5 +215,32 @@ describe('minkube token ls and revoke', () => {
     expect(await cli(['token', 'revoke', 'join-00000000000000aa'])).toEqual({ code: 0, stdout: 'revoked join-00000000000000aa\n', stderr: '' });
     expect(auth.calls.filter((c) => c.method === 'revokeToken').map((c) => c.args)).toEqual([[accessor], ['join-00000000000000aa']]);
     expect(auth.joinTokens).toEqual([]);
+  });
+
+  it('revoke takes an accessor in upper case as an accessor (accessors are lower-case hex), not as a name', async () => {
+    auth.tokens = [{ accessor: 'a39cdcd3ab9d0567', name: 'ci', role: 'viewer', createdAt: '2030-01-01T00:00:00.000Z', expiresAt: null }];
+    auth.joinTokens = [{ accessor: 'join-00000000000000ab', role: 'worker', createdAt: '2030-01-01T00:00:00.000Z', expiresAt: '2030-01-02T00:00:00.000Z' }];
+    expect(await cli(['token', 'revoke', 'A39CDCD3AB9D0567'])).toEqual({ code: 0, stdout: 'revoked a39cdcd3ab9d0567\n', stderr: '' });
+    expect(await cli(['token', 'revoke', 'JOIN-00000000000000AB'])).toEqual({ code: 0, stdout: 'revoked join-00000000000000ab\n', stderr: '' });
+    expect(auth.tokens).toEqual([]);
+    expect(auth.joinTokens).toEqual([]);
+  });
+
+  it('revoke refuses a cut or mistyped whole token (exit 1, INVALID_PARAM saying its shape, echoing none of it), sending nothing', async () => {
+    await auth.createToken({ name: 'ci', role: 'viewer' });
+    const cases: [string, string][] = [
+      ['MKTKN-1-abc-def', 'not a whole join token (MKTKN-1-<64 hex digest>-<secret>)'],
+      [`MKTKN-1-${'d'.repeat(64)}`, 'not a whole join token (MKTKN-1-<64 hex digest>-<secret>)'],
+      ['mk_0123_hunter2hunter2', 'not a whole API token (mk_<16 hex accessor>_<secret>)'],
+    ];
+    for (const [ref, says] of cases) {
+      const res = await cli(['token', 'revoke', ref]);
+      expect(res.code, ref).toBe(1);
+      expect(res.stdout).toBe('');
+      expect(res.stderr).toMatch(new RegExp(`^error: INVALID_PARAM: ${says.replace(/[()<>]/g, '\\$&')}: `));
+      expect(res.stderr).not.toContain(ref.slice(-5));
+    }
+    expect(auth.calls.filter((c) => c.method === 'revokeToken')).toEqual([]);
+    expect(auth.tokens.map((t) => t.name)).toEqual(['ci']);
   });
 });
