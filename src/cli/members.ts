@@ -6,8 +6,9 @@ import { formatTable, printJson, printLine, type Output } from './output.js';
 
 export async function runMemberList(apiUrl: string, out: Output): Promise<void> {
   const view = await apiClientFor(apiUrl, { readRetries: 2 }).listMembers();
-  printMembers(view, out);
+  // The credentials file first: output piped into a reader that stops early (`| head -n 1`) ends the command there.
   if (view.leaderId !== null) await keepCredentialApis(apiUrl, view.members.map((m) => m.apiAddress));
+  printMembers(view, out);
 }
 
 export async function runMemberAdd(apiUrl: string, member: { id: string; raftAddress: string; apiAddress: string }, out: Output): Promise<void> {
@@ -24,9 +25,9 @@ export async function runMemberAdd(apiUrl: string, member: { id: string; raftAdd
 
 export async function runMemberRemove(apiUrl: string, id: string, out: Output): Promise<void> {
   const view = await apiClientFor(apiUrl).removeMember(id);
+  await keepCredentialApis(apiUrl, view.members.map((m) => m.apiAddress));
   if (!out.json) printLine(`removed ${id}`);
   printMembers(view, out);
-  await keepCredentialApis(apiUrl, view.members.map((m) => m.apiAddress));
 }
 
 export async function runLeaderTransfer(apiUrl: string, id: string | null, out: Output): Promise<void> {

@@ -215,7 +215,12 @@ export async function runStatus(apiUrl: string, out: Output): Promise<void> {
   const leaderView = views.find((v) => v.view !== null && v.view.id === leader?.id && v.view.role === 'leader')?.view;
   // Who is a voter is the leader's configuration's to say: the manager asked first may be behind it.
   const voterNow = new Map(leaderView?.members.map((m) => [m.id, m.voter]) ?? []);
-  const members = first.members.map((m, i) => memberStatusOf({ ...m, voter: voterNow.get(m.id) ?? m.voter }, views[i]!, leaderId));
+  // So is who is a member: a manager just removed, asked first, still lists itself (and what it knew then) until it
+  // learns of its removal, which it may never hear.
+  if (leaderView != null && !voterNow.has(first.id)) {
+    throw new MinkubeError('NOT_READY', `${first.id} is not a member of the cluster: the leader ${leaderView.id} (term ${leaderView.term}) does not list it (it was removed); ask another manager`);
+  }
+  const members = first.members.flatMap((m, i) => (leaderView != null && !voterNow.has(m.id) ? [] : [memberStatusOf({ ...m, voter: voterNow.get(m.id) ?? m.voter }, views[i]!, leaderId)]));
   if (leaderView != null) await keepCredentialApis(apiUrl, leaderView.members.map((m) => m.apiAddress));
   const report: StatusReport = { leaderId, term: leader?.term ?? null, members, noQuorumReason };
   if (out.json) printJson(report);

@@ -313,10 +313,10 @@ async function startParts(config: ClusterConfig, self: WorkerConfig, logger: Log
   }
 
   let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> =>
+  const stop = (said = 'worker stopped; its containers keep running'): Promise<void> =>
     (stopping ??= (async () => {
       await opened.closeAll(logger);
-      logger.info('worker stopped; its containers keep running');
+      logger.info(said);
     })());
   // Another instance registered this id since (WORKER_REPLACED): its tasks are that one's now. Or this worker was
   // removed (`worker rm`) after its certificate was issued: it was down, its tasks were placed elsewhere, and only a
@@ -333,7 +333,7 @@ async function startParts(config: ClusterConfig, self: WorkerConfig, logger: Log
       const copies = await agent.relinquish(removed ? 'this worker was removed from the cluster' : undefined);
       const what = removed ? 'this worker was removed from the cluster after its certificate was issued' : 'this worker was replaced by another instance of its id';
       logger.error({ instance, copiesStopped: copies }, `${what}: its copies of the tasks are stopped; exiting`);
-      await stop();
+      await stop('worker stopped; its copies of the tasks were stopped first');
     } catch (failure) {
       logger.error({ err: failure }, 'stopping this replaced worker failed');
     }

@@ -176,3 +176,30 @@ describe('minkube status against a manager that refuses every token for now', ()
     expect(out.members.find((m) => m.id === 'm3')).toMatchObject({ reachable: false, storage: null, errorCode: 'UNREACHABLE' });
   });
 });
+
+describe('minkube status through a manager the leader no longer lists', () => {
+  // m3 was just removed and has not heard of it: it still answers its stale view (itself a voter), while the leader
+  // m2 lists m1 and m2 only. The leader's configuration says who is a member.
+  const removed = new FakeManagerService();
+  const leader = new FakeManagerService();
+  const apps: FastifyInstance[] = [buildManagerApp({ service: removed }), buildManagerApp({ service: leader })];
+  let urls: string[];
+
+  beforeAll(async () => {
+    urls = await Promise.all(apps.map((a) => a.listen({ host: '127.0.0.1', port: 0 })));
+    const m2 = { id: 'm2', raftAddress: '127.0.0.1:7002', apiAddress: urls[1]!.replace('http://', ''), voter: true, reachable: true };
+    const m3 = { id: 'm3', raftAddress: '127.0.0.1:7003', apiAddress: urls[0]!.replace('http://', ''), voter: true, reachable: true };
+    removed.view = defaultView({ id: 'm3', role: 'precandidate', term: 7, leaderId: null, members: [m2, m3] });
+    leader.view = defaultView({ id: 'm2', role: 'leader', term: 8, leaderId: 'm2', members: [m2] });
+  });
+  afterAll(async () => {
+    await Promise.all(apps.map((a) => a.close()));
+  });
+
+  it('fails NOT_READY saying the leader does not list it, instead of showing its stale view', async () => {
+    const r = await runCli(['--api', urls[0]!, 'status'], {});
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('NOT_READY: m3 is not a member of the cluster: the leader m2 (term 8) does not list it (it was removed); ask another manager');
+    expect(r.stdout).toBe('');
+  });
+});
