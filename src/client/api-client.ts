@@ -51,10 +51,10 @@ const passingFailures: ReadonlySet<string> = new Set(['TIMEOUT', 'UNREACHABLE', 
 
 /**
  * What a manager answers when it cannot serve a request that another manager may (no leader known to it, not ready,
- * removed from the cluster, repairing its storage). A 503 means the request was not applied (README, Errors), so
- * even a write moves on to the next manager after one.
+ * removed from the cluster, repairing its storage, or its forward to the leader surely not sent: UNREACHABLE). A 503
+ * means the request was not applied (README, Errors), so even a write moves on to the next manager after one.
  */
-const refusedHere: ReadonlySet<string> = new Set(['NO_LEADER', 'NOT_READY', 'STORAGE_RECOVERING']);
+const refusedHere: ReadonlySet<string> = new Set(['NO_LEADER', 'NOT_READY', 'STORAGE_RECOVERING', 'UNREACHABLE']);
 
 /** An error the manager answered (not one the client met on its way: those carry their cause). */
 function answered(err: MinkubeError): boolean {

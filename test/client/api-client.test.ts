@@ -154,8 +154,9 @@ describe('ApiClient with alternate managers', () => {
     expect(viaCut.baseUrl).toBe(otherUrl);
   });
 
-  it('moves a write on after a 503 the manager answered (NO_LEADER, NOT_READY, STORAGE_RECOVERING: not applied), never after other refusals', async () => {
-    for (const code of ['NO_LEADER', 'NOT_READY', 'STORAGE_RECOVERING'] as const) {
+  it('moves a write on after a 503 the manager answered (NO_LEADER, NOT_READY, STORAGE_RECOVERING, UNREACHABLE: not applied), never after other refusals', async () => {
+    // UNREACHABLE: a follower whose forward to the leader could not be sent (refused, lookup, TLS) says so in a 503.
+    for (const code of ['NO_LEADER', 'NOT_READY', 'STORAGE_RECOVERING', 'UNREACHABLE'] as const) {
       service.failNext = new MinkubeError(code);
       const c = new ApiClient(client.baseUrl, { alternateUrls: [otherUrl] });
       expect(await c.kvPut(`fo/${code}`, 'w')).toMatchObject({ key: `fo/${code}` });
