@@ -195,10 +195,13 @@ describe('membership changes with real processes', () => {
       expect((status.body as { reasons: string[] }).reasons).toContain('1 of 3 managers unreachable');
       // The other follower says so too: it asks a fellow follower's /health, Raft giving it nothing to go on.
       const other = c.managerIds.find((id) => id !== leader && id !== victim)!;
-      // And keeps answering at once while the freeze lasts (a probe stuck in the frozen peer once held it).
+      // And keeps answering at once while the freeze lasts (a probe stuck in the frozen peer once held it). Which of
+      // the two running managers leads may change under a loaded machine's stalls (CI saw m1 give way to m3 here);
+      // the frozen one never does.
       for (let i = 0; i < 6; i++) {
         const seen = await c.http(other, 'GET', '/status', undefined, 2_000);
-        expect(seen.body).toMatchObject({ status: 'degraded', managersReachable: 2, leader });
+        expect(seen.body).toMatchObject({ status: 'degraded', managersReachable: 2 });
+        expect([leader, other]).toContain((seen.body as { leader: string }).leader);
         await sleep(500);
       }
     } finally {
