@@ -289,6 +289,9 @@ export class RaftNodeDriver<R> {
       await o.storage.repaired?.();
       o.observer?.storageRepaired?.();
     });
+    // Its synced log still holds the last entry it had acknowledged (a repair that lost nothing): the core is done
+    // recovering already, and so is this manager, before any leader is heard of.
+    if (recovery !== null && core.status().recovering === null) await driver.storageWatch.afterReady(core.status(), 'its own log');
     return driver;
   }
 

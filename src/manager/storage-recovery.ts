@@ -40,14 +40,14 @@ export class StorageRecoveryWatch {
   }
 
   /** After each Ready: the core left the recovering state, so the marker may follow the log again. */
-  async afterReady(status: RaftStatus): Promise<void> {
+  async afterReady(status: RaftStatus, from: 'the leader' | 'its own log' = 'the leader'): Promise<void> {
     if (this.recovery === null || status.recovering !== null) return;
     const was = this.recovery;
     // The marker first: until it follows the log again, this manager still says it recovers (GET /v1/cluster).
     await this.onRepaired();
     this.recovery = null;
     this.repairsCount++;
-    this.logger.info({ storage: 'ok', commitIndex: status.commitIndex, lastIndex: status.lastIndex, reason: was.reason }, 'storage repaired from the leader: this manager is a voter again');
+    this.logger.info({ storage: 'ok', commitIndex: status.commitIndex, lastIndex: status.lastIndex, reason: was.reason }, `storage repaired from ${from}: this manager is a voter again`);
   }
 
   view(): StorageView {

@@ -132,6 +132,10 @@ export class Raft implements RaftNode {
     this.syncConf();
     this.prevConf = this.trk.conf;
     this.resetRandomizedElectionTimeout();
+    // A repair that lost nothing (the synced log still holds the entry it had acknowledged last) ends here: nothing
+    // else would end it on a one-voter cluster, where no message and no Ready ever comes (outside tester: a lone
+    // manager repaired by RepairDB stayed recovering, and refused every write, for good).
+    if (this.recovering !== null) this.maybeEndRecovery();
   }
 
   // ---- send helpers ----

@@ -93,6 +93,25 @@ describe('a recovering node', () => {
     expect(r.status().commitIndex).toBe(2);
   });
 
+  it('is done at its start when its log still holds the entry it had acknowledged, and a lone voter then leads', () => {
+    // RepairDB repaired a one-manager cluster's store and lost nothing: no message or Ready would ever come to end
+    // the recovery, and it refused every write for good (outside tester).
+    const r = createRaftNode(makeConfig('n1', ['n1'], 7, { preVote: true, checkQuorum: true }), {
+      hardState: { term: term(1), vote: null, commit: logIndex(0) },
+      entries: entriesWithTerms([1, 1, 1]),
+      applied: logIndex(0),
+      recovering: { index: 3, term: 1 },
+    });
+    expect(r.status().recovering).toBeNull();
+    for (let i = 0; i < 40 && r.status().role !== 'leader'; i++) {
+      r.tick();
+      readMessages(r);
+    }
+    expect(r.status().role).toBe('leader');
+    // One that lacks it still waits.
+    expect(recoveringNode([1, 1], { index: 3, term: 1 }).status().recovering).toEqual({ index: 3, term: 1 });
+  });
+
   it('stays recovering while the entry at its target is of another term (the one it acknowledged is gone)', () => {
     const r = recoveringNode([1, 1], { index: 4, term: 1 }, 2);
     r.step(append('n1', 'n2', 2, 2, 1, [3, 4].map((i) => ({ term: term(2), index: logIndex(i), type: 'noop' as const, data: new Uint8Array() })), 2));
