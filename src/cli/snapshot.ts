@@ -97,6 +97,10 @@ export interface RestoreFlags {
 }
 
 export async function runSnapshotRestore(file: string, f: RestoreFlags, out: Output): Promise<void> {
+  // Both override a guard that only --config sets up: alone they would promise a check that never ran.
+  for (const [given, flag] of [[f.force, '--force'], [f.fromOtherCluster, '--from-other-cluster']] as const) {
+    if (given === true && f.config === undefined) throw new MinkubeError('CONFIG_INVALID', `${flag} goes with --config (without it no other manager is asked and no cluster is compared: there is nothing to override)`);
+  }
   const { restoreBackup } = await loadRestore();
   const r = await restoreBackup({
     file, id: f.id, dataDir: f.dataDir,

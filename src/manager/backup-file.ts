@@ -154,9 +154,12 @@ function invalid(problem: string): MinkubeError {
  */
 export function parseBackupHeader(bytes: Uint8Array): { header: BackupHeader; headerVerified: boolean; bodyOffset: number } {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-  if (buf.length < BACKUP_MAGIC.length + 4 || !buf.subarray(0, BACKUP_MAGIC.length).equals(BACKUP_MAGIC)) {
+  const magicHere = buf.subarray(0, BACKUP_MAGIC.length);
+  if (!magicHere.equals(BACKUP_MAGIC.subarray(0, magicHere.length)) || magicHere.length === 0) {
     throw invalid('not a Minkube snapshot file (no MKSNAP header; made by `minkube snapshot save`?)');
   }
+  // The magic, or what there is of it, is there: the file was cut inside its first bytes.
+  if (buf.length < BACKUP_MAGIC.length + 4) throw invalid(`the file is truncated: ${buf.length} bytes, cut inside its header`);
   const headerBytes = buf.readUInt32BE(BACKUP_MAGIC.length);
   const start = BACKUP_MAGIC.length + 4;
   if (headerBytes > HEADER_BYTES_MAX) throw invalid(`the header claims ${headerBytes} bytes; the file is damaged`);

@@ -65,6 +65,9 @@ describe('the backup file', () => {
     const cases: [Uint8Array, RegExp][] = [
       [whole.subarray(0, whole.length - 1), /truncated/],
       [whole.subarray(0, 20), /truncated/],
+      // Cut inside the magic and length (outside tester: 10 bytes were called no snapshot file at all).
+      [whole.subarray(0, 10), /^the file is truncated: 10 bytes, cut inside its header$/],
+      [whole.subarray(0, 3), /^the file is truncated/],
       [Buffer.concat([whole, Buffer.from('x')]), /after its body/],
       [Buffer.from('hello'), /not a Minkube snapshot file/],
       [new Uint8Array(0), /not a Minkube snapshot file/],

@@ -189,6 +189,21 @@ describe('snapshot restore into a directory that cannot be made', () => {
   }, 20_000);
 });
 
+describe('snapshot restore overrides without --config', () => {
+  // They override guards only --config sets up; an outside tester's --force alone restored with exit 0.
+  it('--force or --from-other-cluster alone is CONFIG_INVALID, and nothing is written', async () => {
+    const file = join(dir, 'no-config.mksnap');
+    writeFileSync(file, (await takeBackup(source, Date.now(), 'mk-alone')).bytes);
+    for (const flag of ['--force', '--from-other-cluster']) {
+      const dataDir = join(dir, `alone${flag}`);
+      const r = await runCli(['snapshot', 'restore', file, '--id', 'm9', '--data-dir', dataDir, '--raft-address', '127.0.0.1:42001', '--api-address', '127.0.0.1:42002', flag]);
+      expect(r).toMatchObject({ code: 1, stdout: '' });
+      expect(r.stderr).toMatch(new RegExp(`^error: CONFIG_INVALID: ${flag} goes with --config`));
+      expect(existsSync(dataDir)).toBe(false);
+    }
+  }, 20_000);
+});
+
 describe('the cluster a file names', () => {
   it('inspect shows it, and its header digest covers it', async () => {
     const file = join(dir, 'named.mksnap');
