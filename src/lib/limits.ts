@@ -356,6 +356,22 @@ export const limits = {
   logFollowProbeIdleMs: 10_000,
   /** How long such a question may take; two unanswered in a row cut the follow (another manager may reach the worker). */
   logFollowProbeTimeoutMs: 5000,
+  // a followed log picked up again after a cut (`service logs -f`): the CLI asks the new stream for a tail and skips
+  // what it had shown, found by the last lines it showed
+  /** The last lines of a followed attempt remembered to find, in the tail of the stream opened after a cut, where it was cut. */
+  logResumeLinesMax: 20,
+  /** Their bytes at most (the newest line is always kept). */
+  logResumeBytesMax: 64 * 1024,
+  /** The lines of the new stream held while looking for that place: the newest this many bytes of them (a tail's). */
+  logResumeHeldBytesMax: 2 * 1024 * 1024,
+  /** Held until the new stream has been quiet this long (its tail has come), */
+  logResumeQuietMs: 300,
+  /** or at most this long after its first line. */
+  logResumeHoldMsMax: 2000,
+  /** Reopening a cut stream: not before this long after the cut, doubled with each failed reopen, */
+  logResumeRetryMsMin: 1000,
+  /** up to this. */
+  logResumeRetryMsMax: 16_000,
   /**
    * How often a long answer (a followed log, an event stream) checks that the token or session that opened it still
    * holds; one revoked, expired or changed is cut within this.
@@ -445,5 +461,7 @@ assert(limits.httpConnectionsPerAddressMax >= 2 * limits.httpClientConnectionsPe
 assert(limits.httpEvictableIdleMsMin < limits.httpHeadersTimeoutMs && limits.httpEvictableIdleMsMin < limits.httpKeepAliveTimeoutMs, 'an idle connection can give its place well before its own timeouts close it');
 assert(limits.processFdsReservedMin <= limits.processFdsReservedMax, 'the reserved descriptors have a floor under their ceiling');
 assert(limits.fdCheckIntervalMs < limits.fdWarnIntervalMs, 'a warning repeats only after several looks');
+assert(limits.logResumeHeldBytesMax >= limits.runtimeLogBytesMax && limits.logResumeBytesMax < limits.logResumeHeldBytesMax, 'a whole tail of a process task is held when a cut stream is picked up again, and the lines looked for fit in it');
+assert(limits.logResumeQuietMs < limits.logResumeHoldMsMax && limits.logResumeRetryMsMin <= limits.logResumeRetryMsMax, 'a resumed stream is held at most logResumeHoldMsMax, and its reopen backoff starts below its ceiling');
 assert(limits.eventStreamsMax + limits.logFollowsMax < limits.httpConnectionsMax, 'followed logs and event streams leave connections for the API');
 assert(limits.eventCheckIntervalMs <= limits.eventSnapshotIntervalMs && limits.eventPeerPollTimeoutMs < limits.eventSnapshotIntervalMs, 'a change is seen before the next snapshot, and a poll ends before the next one');
