@@ -1,5 +1,6 @@
 // LinePrefixer: `service logs` prints whole lines, each with its replica's prefix, however the bytes were cut.
-// nextFollow: `service logs -f` follows each attempt of a replica once it runs, prefixed with that attempt's worker.
+// nextFollow: `service logs -f` follows each attempt of a replica once it runs, prefixed with that attempt's worker,
+// and a cut stream of an attempt again after a backoff.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LinePrefixer, nextFollow, type ReplicaFollow } from '../../src/cli/service-logs.js';
@@ -41,7 +42,7 @@ describe('nextFollow', () => {
 
   it('picks a crash-looping replica up again for each attempt, on the worker of that attempt, whole', () => {
     // A replica running when first seen: its past bounded by --tail.
-    expect(nextFollow(replica({}), undefined, 0)).toEqual({ attempt: 1, prefix: 't1@w1 | ', tailLines: 0 });
+    expect(nextFollow(replica({}), undefined, 0)).toEqual({ attempt: 1, prefix: 't1@w1 | ', tailLines: 0, resume: false });
     let known: ReplicaFollow = { attempt: 1, streaming: true };
     expect(nextFollow(replica({}), known, 0)).toBeNull();
     // Its stream ended (the container exited) before the record says so: the same attempt is not followed twice.
@@ -50,7 +51,7 @@ describe('nextFollow', () => {
     expect(nextFollow(replica({ state: 'pending', workerId: null, attempt: 2 }), known, 0)).toBeNull();
     expect(nextFollow(replica({ state: 'scheduled', workerId: 'w2', attempt: 2 }), known, 0)).toBeNull();
     // Its next attempt runs, on another worker: followed from its start, prefixed with that worker.
-    expect(nextFollow(replica({ workerId: 'w2', attempt: 2 }), known, 0)).toEqual({ attempt: 2, prefix: 't1@w2 | ', tailLines: followTailLines });
+    expect(nextFollow(replica({ workerId: 'w2', attempt: 2 }), known, 0)).toEqual({ attempt: 2, prefix: 't1@w2 | ', tailLines: followTailLines, resume: false });
     // An attempt missed between two looks (it started and ended): the latest one is followed.
     expect(nextFollow(replica({ workerId: 'w3', attempt: 4 }), { attempt: 2, streaming: false }, 0)).toMatchObject({ attempt: 4, prefix: 't1@w3 | ' });
   });
@@ -59,7 +60,22 @@ describe('nextFollow', () => {
     const pending = replica({ state: 'pending', workerId: null });
     expect(nextFollow(pending, undefined, 10)).toBeNull();
     // The follower remembers it as seen, nothing followed yet.
-    expect(nextFollow(replica({ workerId: 'w2' }), { attempt: 0, streaming: false }, 10)).toEqual({ attempt: 1, prefix: 't1@w2 | ', tailLines: followTailLines });
+    expect(nextFollow(replica({ workerId: 'w2' }), { attempt: 0, streaming: false }, 10)).toEqual({ attempt: 1, prefix: 't1@w2 | ', tailLines: followTailLines, resume: false });
+  });
+
+  it('a cut stream of a running (or ended) attempt is opened again once its backoff is over, not while the replica is lost', () => {
+    const cut: ReplicaFollow = { attempt: 1, streaming: false, resumeAtMs: 5000 };
+    expect(nextFollow(replica({}), cut, 0, 4999)).toBeNull();
+    expect(nextFollow(replica({}), cut, 0, 5000)).toEqual({ attempt: 1, prefix: 't1@w1 | ', tailLines: followTailLines, resume: true });
+    // Its container exited meanwhile: what it wrote after the cut is still to be had.
+    expect(nextFollow(replica({ state: 'failed' }), cut, 0, 5000)).toMatchObject({ attempt: 1, resume: true });
+    // Lost (its worker away): a follow would wait for the next attempt; asked again at a later look.
+    expect(nextFollow(replica({ state: 'lost' }), cut, 0, 5000)).toBeNull();
+    // A new attempt instead: followed whole, as any new attempt.
+    expect(nextFollow(replica({ workerId: 'w2', attempt: 2 }), cut, 0, 5000)).toEqual({ attempt: 2, prefix: 't1@w2 | ', tailLines: followTailLines, resume: false });
+    // One open, or one ended (its container exited), is not opened again.
+    expect(nextFollow(replica({}), { ...cut, streaming: true }, 0, 5000)).toBeNull();
+    expect(nextFollow(replica({}), { ...cut, resumeAtMs: null }, 0, 5000)).toBeNull();
   });
 
   it('whatever the views, never two streams of a replica at once, and each attempt at most once', () => {
