@@ -188,6 +188,7 @@ async function followService(client: ApiClient, relays: readonly ApiClient[], na
       open(r, { attempt: next.attempt, streaming: true, relay, lines: new FollowedLines(), tailLines: next.tailLines, failures: 0, said: null }, next.tailLines, false);
     }
   };
+  // --tail bounds what was there when the follow started; replicas that appear later are shown from their first line.
   look(first.tasks, tailLines);
   for (;;) {
     await new Promise((resolve) => setTimeout(resolve, replicaCheckMs));
@@ -199,7 +200,7 @@ async function followService(client: ApiClient, relays: readonly ApiClient[], na
       // A passing failure (a leader change): look again at the next check.
       continue;
     }
-    look(now.tasks, tailLines);
+    look(now.tasks, followTailLines);
   }
   // Removed: its replicas' streams end as their containers stop.
   await Promise.all(streams);

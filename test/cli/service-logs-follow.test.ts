@@ -1,6 +1,7 @@
 // `minkube service logs -f` as a child process against scripted managers (node:http): a replica's stream cut part-way
 // (its manager killed, its worker away) is followed again, through another manager of the --api list or once the
-// worker answers, from where it was cut (no line twice, none lost).
+// worker answers, from where it was cut (no line twice, none lost); a replica that appears during the follow is shown
+// from its first line, whatever --tail says.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -182,4 +183,34 @@ describe('service logs -f', () => {
     // The cut said once, the failed reopens once more (they fail otherwise), and the stream's return.
     expect(r.stderr).toMatch(/^t1: UNREACHABLE: .*cut off part-way.*; following it again\n(t1: WORKER_UNAVAILABLE: worker w1 did not answer.*; following it again\n)?t1: followed again\n$/);
   }, 60_000);
+
+  it('--tail bounds what was there when the follow started: a replica that appears later is shown from its first line', async () => {
+    const old = new Output(5, 'old');
+    const added = new Output(3, 'new');
+    let looks = 0;
+    let removed = false;
+    const tails = new Map<string, number>();
+    const m = await manager('127.0.64.4', {
+      replicas: () => {
+        looks++;
+        if (removed) return null;
+        return looks === 1 ? [{ taskId: 't1', workerId: 'w1' }] : [{ taskId: 't1', workerId: 'w1' }, { taskId: 't2', workerId: 'w2' }];
+      },
+      follow: (id, tail, res) => {
+        tails.set(id, tail);
+        (id === 't1' ? old : added).serve(tail, res);
+      },
+    });
+    const following = startCli(['--api', m.url, 'service', 'logs', 'lg', '-f', '--tail', '2']);
+    await waitFor('the new replica followed', () => following.stdoutSoFar().includes('t2@w2 | new 3\n'), 20_000, 50);
+    removed = true;
+    old.end();
+    added.end();
+    const r = await following.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('t1@'))).toEqual(['t1@w1 | old 4', 't1@w1 | old 5']);
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('t2@'))).toEqual(['t2@w2 | new 1', 't2@w2 | new 2', 't2@w2 | new 3']);
+    expect(tails.get('t1')).toBe(2);
+    expect(tails.get('t2')).toBe(100_000);
+  }, 40_000);
 });
