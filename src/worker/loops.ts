@@ -1,7 +1,8 @@
 // The worker's background loops: registration (retried forever with backoff and full jitter), heartbeats carrying
 // stats and every task status, and periodic reconciliation. No manager answering never stops or crashes them; a
-// manager saying another instance registered this worker id since (WORKER_REPLACED), or that this worker was removed
-// from the cluster after its certificate was issued (401 with details.removed), ends them for good (`replaced`).
+// manager saying another instance registered this worker id since its own registration (WORKER_REPLACED), or that
+// this worker was removed from the cluster after its certificate was issued (401 with details.removed), ends them for
+// good (`replaced`). Reconciliation waits for the registration.
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RegisterRequest, WorkerTaskStatus } from '../contracts/worker.js';
@@ -93,10 +94,21 @@ export class WorkerLoops {
    * A manager's WORKER_REPLACED (two instances must never act as one id), or its refusal of this worker's certificate
    * as issued before the worker's removal (retrying cannot help, and its tasks run elsewhere now): this one goes
    * quiet at once, for good.
+   *
+   * `sentRegistered`: the request went out after a manager acknowledged this instance's registration. Only then does
+   * WORKER_REPLACED mean that another instance registered the id after this one (a manager checks it against a state
+   * that holds this registration: it catches up before refusing). Asked before, the record still names the instance
+   * this one is replacing (the older process, or the one before a restart with an emptied data directory): taken as
+   * its own replacement, both processes exited and left the id with no worker (outside tester). Such an answer is
+   * dropped (a false return: the caller treats it as any failed request) and the registration goes on.
    */
-  private noteReplaced(err: unknown): boolean {
+  private noteReplaced(err: unknown, sentRegistered: boolean): boolean {
     const removed = isRemovedRefusal(err);
     if (!(err instanceof MinkubeError && (err.code === 'WORKER_REPLACED' || removed))) return false;
+    if (err.code === 'WORKER_REPLACED' && !sentRegistered) {
+      this.logger.info({ instance: this.opts.registration.instance, reason: err.message }, 'the id is still registered to the instance this one replaces: not yet this one\'s own registration, which goes on');
+      return false;
+    }
     const resolve = this.onReplaced;
     if (resolve === null) return true;
     this.onReplaced = null;
@@ -138,6 +150,8 @@ export class WorkerLoops {
           continue;
         }
         failures = 0;
+        // Stopped (or refused for good) while the registration was in flight: nothing more goes out.
+        if (signal.aborted) return;
       }
       const outcome = await this.beat();
       notFoundStreak = outcome === 'not-registered' ? notFoundStreak + 1 : 0;
@@ -153,6 +167,8 @@ export class WorkerLoops {
    * wall clock a step back of 10 minutes held the next heartbeat for 10 minutes, and the managers declared us down.
    */
   private async untilNextBeat(signal: AbortSignal): Promise<void> {
+    // An abort that came before the listener below is added would never end the wait.
+    if (signal.aborted) return;
     const beganMonoMs = this.clock.monoMs();
     const gapMs = Math.min(earlyBeatGapMsMin, this.heartbeatIntervalMs);
     const elapsedMs = (): number => this.clock.monoMs() - beganMonoMs;
@@ -179,7 +195,7 @@ export class WorkerLoops {
       this.logger.info({ state: worker.state, apiAddress: this.opts.registration.apiAddress }, 'registered with the managers');
       return true;
     } catch (err) {
-      if (this.noteReplaced(err)) return false;
+      if (this.noteReplaced(err, false)) return false;
       this.reachable(false, err);
       return false;
     }
@@ -233,7 +249,8 @@ export class WorkerLoops {
       if (Number.isInteger(asked) && asked >= heartbeatIntervalMsRange.min && asked <= heartbeatIntervalMsRange.max) this.heartbeatIntervalMs = asked;
       return 'ok';
     } catch (err) {
-      if (this.noteReplaced(err)) return 'failed';
+      // The heartbeat loop sends one only once this instance is registered.
+      if (this.noteReplaced(err, true)) return 'failed';
       if (err instanceof MinkubeError && err.code === 'WORKER_NOT_FOUND') {
         this.registered = false;
         this.acceptedStatus.clear(); // a re-registered worker reports everything again
@@ -251,12 +268,18 @@ export class WorkerLoops {
     for (;;) {
       await sleepOn(this.clock, this.opts.reconcileIntervalMs, signal);
       if (signal.aborted) return;
+      // Not before this instance is registered: the id's record may still name the instance it replaces, whose
+      // assignments are not its own yet (and the answer is WORKER_REPLACED). The heartbeat loop registers it.
+      if (!this.registered) continue;
       try {
         const { instance } = this.opts.registration;
-        const report = await agent.reconcile(() => link.assignments(agent.workerId, instance).catch((err: unknown) => {
-          this.noteReplaced(err);
-          throw err;
-        }));
+        const report = await agent.reconcile(() => {
+          const sentRegistered = this.registered;
+          return link.assignments(agent.workerId, instance).catch((err: unknown) => {
+            this.noteReplaced(err, sentRegistered);
+            throw err;
+          });
+        });
         this.reconciliations++;
         if (report.evicted > 0) this.logger.info({ evicted: report.evicted }, 'evicted finished tasks');
       } catch (err) {
