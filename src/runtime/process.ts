@@ -219,7 +219,7 @@ export class ProcessRuntime implements ContainerRuntime {
       id, ...marker, command: [...command], pid, pidStartTicks: (await readProcStat(pid, this.proc))?.startTicks ?? null, state: 'running', exitCode: null,
     };
     const entry = newEntry(record);
-    entry.exited = exit.then(({ code, signal }) => this.markExited(entry, code ?? exitCodeForSignal(signal)));
+    entry.exited = exit.then(async ({ code }) => this.markExited(entry, code ?? (await this.codeWithoutWrapper(entry))));
     this.entries.set(id, entry);
     this.startLogCheck(entry);
     await this.persist(entry);
@@ -296,6 +296,8 @@ export class ProcessRuntime implements ContainerRuntime {
     const entry = await this.get(id);
     if (entry === undefined || entry.record.state === 'exited') return;
     const first = signal ?? entry.record.stopSignal ?? 'SIGTERM';
+    // A stop signal of SIGKILL kills the wrapper before it writes the exit file: the 137 is this stop's.
+    if (first === 'SIGKILL') entry.killed = true;
     this.signal(entry, first);
     await this.signalStrays(id, first);
     const exited = await this.exitsWithin(entry, timeoutMs);
@@ -539,12 +541,23 @@ export class ProcessRuntime implements ContainerRuntime {
     if (alive) return;
     const onDisk = await readRecord(this.recordPath(entry.record.id));
     if (onDisk?.state === 'exited') {
-      entry.record = onDisk;
+      // Written by a runtime that saw the wrapper die without an exit file (unknown to it); this one's stop killed it.
+      entry.record = onDisk.exitCode === null && entry.killed === true ? { ...onDisk, exitCode: exitCodeForSignal('SIGKILL') } : onDisk;
       this.settle(entry);
       return;
     }
+    await this.markExited(entry, await this.codeWithoutWrapper(entry));
+  }
+
+  /**
+   * The command's exit code when its wrapper did not exit by itself with it (a signal ended the wrapper, or it is not
+   * this instance's child): what the exit file says, else 137 when stop() sent SIGKILL, else unknown (null). A
+   * wrapper killed from outside the worker says nothing of the command (which it did not signal): taking its 137 as
+   * the command's made the task's own permanent failure of it while the worker watched, and a retry after a restart.
+   */
+  private async codeWithoutWrapper(entry: Entry): Promise<number | null> {
     const exitCode = await readExitCode(this.exitPath(entry.record.id));
-    await this.markExited(entry, exitCode ?? (entry.killed === true ? exitCodeForSignal('SIGKILL') : null));
+    return exitCode ?? (entry.killed === true ? exitCodeForSignal('SIGKILL') : null);
   }
 
   private async markExited(entry: Entry, exitCode: number | null): Promise<void> {

@@ -17,7 +17,7 @@ import { HealthMonitor, hostExec, type ExecProbe } from './health.js';
 import { labelPorts, portEnv, portsLabel, type PortAllocator } from './ports.js';
 import type { AgentObserver } from './metrics.js';
 import {
-  assignmentToken, compareTokens, exitOutcome, isActive, isFinal, labelWorker, newEntry, oomOf, ownedByInstance, runSpecFor, statusOf, stopOfContainer,
+  assignmentToken, compareTokens, exitOutcome, isActive, isFinal, labelWorker, newEntry, oomOf, ownedByInstance, runsAs, runSpecFor, statusOf, stopOfContainer,
   tokenOfContainer, tokenText, type LocalState, type TaskEntry,
 } from './task-entry.js';
 
@@ -302,14 +302,14 @@ export class WorkerAgent implements WorkerAgentApi {
         // No exit code for a condemned task: the failure is the health check's, not the code its stop caused.
         const outcome = condemned
           ? { state: 'failed' as const, error: { class: 'transient' as const, message: entry.unhealthy! }, exitCode: null }
-          : exitOutcome(exitCode, stopped, oomOf(entry, oomKilled), outOfSpace);
+          : exitOutcome(exitCode, stopped, oomOf(entry, oomKilled), outOfSpace, runsAs(this.runtime.kind));
         this.finish(entry, outcome.state, outcome.exitCode, outcome.error);
         this.logger.info({ task: entry.taskId, attempt: entry.attempt, containerId: id, exitCode, state: outcome.state }, 'task exited');
       } catch (err) {
         if (this.closing.signal.aborted) return;
         const failure = classifyRuntimeError(err);
         if (failure.reason === 'container-not-found') {
-          this.finish(entry, 'failed', null, { class: 'transient', message: `the container ${id} disappeared` });
+          this.finish(entry, 'failed', null, { class: 'transient', message: `the ${runsAs(this.runtime.kind)} ${id} disappeared` });
           this.logger.warn({ task: entry.taskId, containerId: id }, 'task container disappeared');
           return;
         }
@@ -518,7 +518,7 @@ export class WorkerAgent implements WorkerAgentApi {
       void this.watch(entry);
     } else if (info.state === 'exited') {
       entry.state = 'running';
-      const outcome = exitOutcome(info.exitCode, false, oomOf(entry, info.oomKilled));
+      const outcome = exitOutcome(info.exitCode, false, oomOf(entry, info.oomKilled), undefined, runsAs(this.runtime.kind));
       this.finish(entry, outcome.state, outcome.exitCode, outcome.error);
       if (info.finishedAt !== undefined) entry.finishedAtMs = info.finishedAt;
     } else {

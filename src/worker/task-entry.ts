@@ -3,7 +3,7 @@
 import type { Assignment, WorkerTaskStatus } from '../contracts/worker.js';
 import { stopSignals, type AssignedPort, type FencingToken, type StopSignal, type TaskError, type TaskHealth, type TaskSpec } from '../contracts/task-model.js';
 import { limits } from '../lib/limits.js';
-import type { ContainerInfo, RunSpec } from '../runtime/types.js';
+import type { ContainerInfo, RunSpec, RuntimeKind } from '../runtime/types.js';
 
 export type LocalState = WorkerTaskStatus['state'];
 
@@ -194,19 +194,32 @@ export function runSpecFor(workerId: string, a: FencingToken & { spec: TaskSpec 
  * saw the disk full as it ran (ExitStatus.outOfSpace): a transient failure of the host, reported without its exit code
  * (the managers read a failure with an exit code as the task's own, for its restart policy to judge).
  */
-export function exitOutcome(exitCode: number | null, stopRequested: boolean, oom: { memoryMb: number | undefined } | null = null, outOfSpace?: string): { state: LocalState; error: TaskError | null; exitCode: number | null } {
+export function exitOutcome(
+  exitCode: number | null, stopRequested: boolean, oom: { memoryMb: number | undefined } | null = null, outOfSpace?: string, what: RunsAs = 'container',
+): { state: LocalState; error: TaskError | null; exitCode: number | null } {
   if (stopRequested) return { state: 'stopped', error: null, exitCode };
   if (exitCode === 0) return { state: 'succeeded', error: null, exitCode };
   if (outOfSpace !== undefined) {
-    return { state: 'failed', error: { class: 'transient', message: `out of disk space: ${outOfSpace} (the container exited with code ${exitCode ?? 'unknown'})` }, exitCode: null };
+    return { state: 'failed', error: { class: 'transient', message: `out of disk space: ${outOfSpace} (the ${what} exited with code ${exitCode ?? 'unknown'})` }, exitCode: null };
   }
-  return { ...ownExitOutcome(exitCode, oom), exitCode };
+  return { ...ownExitOutcome(exitCode, oom, what), exitCode };
 }
 
-function ownExitOutcome(exitCode: number | null, oom: { memoryMb: number | undefined } | null): { state: LocalState; error: TaskError | null } {
-  if (exitCode === null) {
-    return { state: 'failed', error: { class: 'transient', message: 'the container exited while no worker watched it; its exit code is unknown' } };
-  }
+/** What a runtime runs a task as, in the messages a user reads: a process runtime's task is no container. */
+export type RunsAs = 'container' | 'process';
+
+export function runsAs(kind: RuntimeKind): RunsAs {
+  return kind === 'process' ? 'process' : 'container';
+}
+
+/** Why an exit code is unknown: a container's exit was not watched; a process's wrapper left no exit file. */
+const unknownExit: Record<RunsAs, string> = {
+  container: 'the container exited while no worker watched it; its exit code is unknown',
+  process: 'the process ended without leaving its exit code (its wrapper shell was killed from outside the worker, or the host restarted); its exit code is unknown',
+};
+
+function ownExitOutcome(exitCode: number | null, oom: { memoryMb: number | undefined } | null, what: RunsAs): { state: LocalState; error: TaskError | null } {
+  if (exitCode === null) return { state: 'failed', error: { class: 'transient', message: unknownExit[what] } };
   // The task's own failure: retrying the same spec is the restart policy's decision, not the failure class's.
   if (oom !== null) {
     const message = oom.memoryMb === undefined
@@ -214,7 +227,7 @@ function ownExitOutcome(exitCode: number | null, oom: { memoryMb: number | undef
       : `the container was killed for exceeding its memory limit of ${oom.memoryMb} MiB (exit code ${exitCode})`;
     return { state: 'failed', error: { class: 'permanent', message } };
   }
-  return { state: 'failed', error: { class: 'permanent', message: `the container exited with code ${exitCode}` } };
+  return { state: 'failed', error: { class: 'permanent', message: `the ${what} exited with code ${exitCode}` } };
 }
 
 /** exitOutcome's `oom` for an entry whose container the OOM killer ended (else null). */

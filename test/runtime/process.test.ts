@@ -429,6 +429,40 @@ describe('ProcessRuntime specifics', () => {
     await fresh.close();
   });
 
+  it('its wrapper sh killed with SIGKILL from outside while the runtime watches: exit code unknown, not 137; remove ends the command', async () => {
+    const dir = await stateDir();
+    const rt = new ProcessRuntime({ stateDir: dir });
+    const { id } = await rt.run({ name: 'wrapped', image: 'host', command: ['sh', '-c', 'echo $$; exec sleep 303'], labels });
+    const command = await waitFor('the command\'s pid in the log', async () => {
+      const pid = Number.parseInt(await rt.logs(id), 10);
+      return Number.isNaN(pid) ? undefined : pid;
+    }, 5000, 20);
+    // What the outside tester did: `kill -9 <pid from processes/<id>.json>`, the wrapper alone.
+    const { pid } = JSON.parse(await fs.readFile(path.join(dir, 'processes', `${id}.json`), 'utf8')) as { pid: number };
+    expect(pid).not.toBe(command);
+    process.kill(pid, 'SIGKILL');
+    // Before, the wrapper's own death by SIGKILL was read as the command's: 137, a permanent failure of the task.
+    expect(await within(rt.wait(id), 'exit')).toEqual({ exitCode: null });
+    expect(await rt.inspect(id)).toMatchObject({ state: 'exited', exitCode: null });
+    // The command was never signalled and runs on; removing the process ends it, as a retry elsewhere needs.
+    expect((await readProcStat(command))?.state).toMatch(/^[^Z]$/);
+    await rt.remove(id);
+    await waitFor('the command gone (or a zombie)', async () => {
+      const stat = await readProcStat(command);
+      return stat === null || stat.state === 'Z';
+    });
+    await rt.close();
+  });
+
+  it('a stop whose first signal is SIGKILL still reads as killed (137): the wrapper dies with the command, the kill is the stop\'s', async () => {
+    const rt = new ProcessRuntime({ stateDir: await stateDir() });
+    const { id } = await rt.run({ name: 'killed', image: 'host', command: ['sleep', '304'], labels, stopSignal: 'SIGKILL' });
+    await rt.stop(id, 1000);
+    expect(await within(rt.wait(id), 'exit')).toEqual({ exitCode: exitCodeForSignal('SIGKILL') });
+    await rt.remove(id);
+    await rt.close();
+  });
+
   it('a process that ended while no runtime watched it, and left no exit file, reads as exited with an unknown exit code', async () => {
     const dir = await stateDir();
     const rt = new ProcessRuntime({ stateDir: dir });
