@@ -55,6 +55,24 @@ describe('task spec rules (400 INVALID_TASK_SPEC naming the field)', () => {
   });
 });
 
+describe('several fields missing at once (400 INVALID_TASK_SPEC)', () => {
+  // Before, only the first was renamed: `spec.healthCheck.intervalS: missing; body.healthCheck.timeoutS: missing; ...`.
+  const check = { type: 'tcp', port: 'web', path: '/x' };
+  const missing = ['intervalS', 'timeoutS', 'retries', 'startPeriodS'];
+
+  it('POST /v1/tasks names every one under spec., as its other messages do', async () => {
+    const r = await post('/v1/tasks', { image: 'x', ports: [{ name: 'web' }], healthCheck: check });
+    const message = missing.map((field) => `spec.healthCheck.${field}: missing`).join('; ');
+    expect(r).toEqual({ status: 400, body: { error: { code: 'INVALID_TASK_SPEC', message } } });
+  });
+
+  it('POST /v1/tasks/batch names every one under tasks[i].', async () => {
+    const r = await post('/v1/tasks/batch', { tasks: [spec(), { image: 'x', ports: [{ name: 'web' }], healthCheck: check }] });
+    const message = missing.map((field) => `tasks[1].healthCheck.${field}: missing`).join('; ');
+    expect(r).toEqual({ status: 400, body: { error: { code: 'INVALID_TASK_SPEC', message } } });
+  });
+});
+
 describe('Idempotency-Key reused with a different body', () => {
   it('POST /v1/tasks: the same body answers the first task, another body is 422 IDEMPOTENCY_KEY_REUSED', async () => {
     const first = await post('/v1/tasks', spec(), 'key-1');

@@ -145,8 +145,9 @@ function idempotencyKeyOf(req: FastifyRequest): string | undefined {
 function asTaskSpecError(err: FastifyError | Error, root: 'spec' | 'batch' = 'spec'): unknown {
   const e = err as Partial<FastifyError> & { validationContext?: string };
   if (err instanceof MinkubeError && err.code === 'INVALID_BODY' && e.validationContext === 'body') {
-    // A batch's field names its spec (tasks[3].image); the body as a whole stays `body` (body: expected object).
-    return new MinkubeError('INVALID_TASK_SPEC', root === 'spec' ? err.message.replace(/^body\b/, 'spec') : err.message.replace(/^body\./, ''));
+    // A batch's field names its spec (tasks[3].image); the body as a whole stays `body` (body: expected object). Every
+    // field the message names, not only the first: fields missing together come as `body.a: missing; body.b: missing`.
+    return new MinkubeError('INVALID_TASK_SPEC', root === 'spec' ? err.message.replace(/(^|; )body\b/g, '$1spec') : err.message.replace(/(^|; )body\./g, '$1'));
   }
   return err;
 }
