@@ -1,5 +1,6 @@
 // The one error path of every Minkube app: whatever fails answers { error: { code, message } } with the registry's
 // HTTP status. Expected failures are MinkubeErrors; fastify's own errors are translated; anything else is INTERNAL.
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -243,18 +244,73 @@ function clientErrorCode(code: string | undefined): ErrorCode {
  * or that did not arrive in time answers { error: { code, message } } like every other failure, then the connection
  * is closed (the parser cannot find the next request in what follows), once the client has stopped sending: a
  * 100 KB URL refused at 16 KiB is still arriving, and a close then would reset the answer away (linger.ts).
+ * Bytes that are not a request after whole requests still being answered (keep-alive, pipelining) are answered after
+ * them, in order, within `answersWaitMsMax` (the request timeout: every one of them is answered by then); written at
+ * once, the 400 took the place of answers to requests that were carried out all the same.
  */
-export function clientErrorHandler(linger: LingerBounds) {
+export function clientErrorHandler(linger: LingerBounds, answersWaitMsMax: number) {
   return function onClientError(this: FastifyInstance, err: Error & { code?: string }, socket: Duplex): void {
-    // Lingering: the parser refuses each chunk the client still sends, which is dropped.
-    if (err.code === 'ECONNRESET' || socket.destroyed || isLingering(socket)) return;
+    // Lingering, or waiting for the answers before: the parser refuses each chunk the client still sends, which is dropped.
+    if (err.code === 'ECONNRESET' || socket.destroyed || isLingering(socket) || answeringFirst.has(socket)) return;
     const error = new MinkubeError(clientErrorCode(err.code));
     this.log.debug({ code: error.code, reason: err.code ?? err.message }, 'client error');
-    // A response already under way on this connection (keep-alive) cannot be followed by another.
-    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    const connection = socket as Connection;
+    const inFlight = connection._httpMessage;
+    const last = connection.parser?.incoming;
+    // A timeout is no parse error: the parser would go on reading requests while the answers before were awaited.
+    if (inFlight != null && last?.complete === true && err.code !== 'ERR_HTTP_REQUEST_TIMEOUT') {
+      if (last.headers['content-length'] === undefined && last.headers['transfer-encoding'] === undefined) followedByNoRequest.add(last);
+      answerAfterInFlight(connection, error, linger, answersWaitMsMax);
+      return;
+    }
+    // A response already under way on this connection (the request it answers not whole) cannot be followed by another.
     if (socket.writable && inFlight?.headersSent !== true) socket.write(rawErrorResponse(error));
     lingerThenClose(socket as Socket, linger);
   };
+}
+
+/** What clientErrorHandler reads of node's HTTP/1.1 connection: its response being written, and its parser's last request. */
+type Connection = Socket & { _httpMessage?: ServerResponse | null; parser?: { incoming?: IncomingMessage | null } | null };
+
+/** Connections whose answers before a refused request's are being written (clientErrorHandler). */
+const answeringFirst = new WeakSet<Duplex>();
+
+/**
+ * Node writes a connection's answers in order, each after the one before has finished (its next becomes
+ * `_httpMessage`): the error follows once none is left, or the connection is destroyed at the bound.
+ */
+function answerAfterInFlight(socket: Connection, error: MinkubeError, linger: LingerBounds, waitMsMax: number): void {
+  answeringFirst.add(socket);
+  const bound = setTimeout(() => socket.destroy(), waitMsMax);
+  bound.unref();
+  socket.once('close', () => clearTimeout(bound));
+  const next = (): void => {
+    if (socket.destroyed) return;
+    const res = socket._httpMessage;
+    // Listened to after node's own 'finish' listener, which hands the connection to the next answer.
+    if (res != null) return void res.once('finish', next);
+    clearTimeout(bound);
+    if (socket.writable) socket.write(rawErrorResponse(error));
+    lingerThenClose(socket, linger);
+  };
+  next();
+}
+
+/** Requests followed on their connection by bytes that are not a request, and that came without body framing. */
+const followedByNoRequest = new WeakSet<IncomingMessage>();
+
+export const unframedBodyMessage =
+  'the bytes after this request on the connection are not a request (a body sent without Content-Length or Transfer-Encoding?): nothing was done; send a body with its Content-Length';
+
+/**
+ * A request without Content-Length or Transfer-Encoding has no body, so the bytes after it are read as the next
+ * request. When those do not parse, they were most likely its body (node's http.request sends a DELETE's so), and the
+ * request, carried out without it, would do other than asked (a DELETE without its ifVersion check). Node reports the
+ * parse error while it parses the read that brought the request, before any of the request's hooks that wait: asked
+ * after such a wait (http.ts, onRequest), this refuses the request instead.
+ */
+export function unframedBodyRefusal(req: IncomingMessage): MinkubeError | undefined {
+  return followedByNoRequest.has(req) ? new MinkubeError('INVALID_BODY', unframedBodyMessage) : undefined;
 }
 
 /** A whole HTTP/1.1 answer carrying the error in our JSON shape, for a connection no server has parsed; it closes it. */

@@ -11,7 +11,7 @@ import { systemClock } from '../lib/clock.js';
 import { FdWatch, fdLimitNote, fdShortageMessage } from '../lib/fds.js';
 import { limits } from '../lib/limits.js';
 import { MinkubeError } from '../lib/errors.js';
-import { clientErrorHandler, frameworkErrorHandler, installErrorHandling, rawErrorResponse, RoutePaths } from './errors.js';
+import { clientErrorHandler, frameworkErrorHandler, installErrorHandling, rawErrorResponse, RoutePaths, unframedBodyRefusal } from './errors.js';
 import { schemaController } from './schema-compilers.js';
 import { NoQuery } from './schemas.js';
 import { clientTimeoutHeader } from '../contracts/services.js';
@@ -145,7 +145,7 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
     // The router's errors come before any hook: an HTTP/2 path too large is refused here as in onRequest below.
     frameworkErrors: frameworkErrorHandler({ bodyLimitBytes, routes, paramCharsMax, refusal: (req) => headersRefusal(req.raw, server) }),
     // Errors of Node's HTTP parser and its timeouts, before fastify sees a request: answered in our JSON shape.
-    clientErrorHandler: clientErrorHandler(linger),
+    clientErrorHandler: clientErrorHandler(linger, requestTimeoutMs),
     keepAliveTimeout: server.keepAliveTimeoutMs,
     requestTimeout: server.receiveTimeoutMs,
     http: nodeServerOptions(server),
@@ -248,8 +248,11 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
     if (askedMs === undefined) return done(new MinkubeError('INVALID_PARAM', `header ${clientTimeoutHeader}: expected a whole number of milliseconds from ${clientTimeoutMsMin} to ${clientTimeoutMsMax}`));
     req.deadlineMs = monoMs() + (askedMs === null ? requestTimeoutMs : Math.min(requestTimeoutMs, askedMs));
     void reply.header(requestIdHeader, req.id);
-    if (req.raw.httpVersionMajor !== 2) takeTurn(req.raw.socket, server, done);
-    else done();
+    if (req.raw.httpVersionMajor === 2) return done();
+    // Bytes after a request without body framing that do not parse (its body, sent without a length?) are reported
+    // while node parses the read that brought it: such a request goes on once that is done (a microtask), and is
+    // refused if they came (errors.ts, unframedBodyRefusal), not carried out without its body.
+    takeTurn(req.raw.socket, server, mayHaveUnframedBody(req.raw) ? () => queueMicrotask(() => done(unframedBodyRefusal(req.raw))) : done);
   });
   // Expect: 100-continue is answered here, after every check before the body (answerExpectContinueLater): a body
   // declared over the route's limit gets its 413 before the client sends it.
@@ -362,6 +365,12 @@ function nextTurn(socket: Socket, t: Turns): void {
   t.busy = true;
   t.started++;
   t.waiting.shift()!();
+}
+
+/** An HTTP/1.1 request of a method that may carry a body (a DELETE's is refused), sent with no Content-Length or Transfer-Encoding. */
+function mayHaveUnframedBody(raw: IncomingMessage): boolean {
+  const m = raw.method;
+  return (m === 'DELETE' || m === 'POST' || m === 'PUT' || m === 'PATCH') && raw.headers['content-length'] === undefined && raw.headers['transfer-encoding'] === undefined;
 }
 
 function expectsContinue(raw: IncomingMessage): boolean {

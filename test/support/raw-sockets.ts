@@ -5,10 +5,10 @@ import { connect, type Socket } from 'node:net';
 export class RawSockets {
   private readonly open_: Socket[] = [];
 
-  /** Resolves once connected to 127.0.0.1:port. */
-  open(port: number): Promise<Socket> {
+  /** Resolves once connected to host:port (127.0.0.1 by default). */
+  open(port: number, host = '127.0.0.1'): Promise<Socket> {
     return new Promise((resolve, reject) => {
-      const s = connect({ host: '127.0.0.1', port }, () => resolve(s));
+      const s = connect({ host, port }, () => resolve(s));
       s.once('error', reject);
       this.open_.push(s);
     });
