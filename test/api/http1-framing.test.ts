@@ -2,6 +2,7 @@
 // (a body sent without Content-Length, as node's http.request sends a DELETE's), a request with no Host, an empty
 // chunked body, and headers given twice. Every answer on a connection is kept, in order; a request whose unframed
 // body would be dropped is refused rather than carried out without it.
+import { request as httpRequest } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -133,6 +134,38 @@ describe('bytes that are not a request after requests on one HTTP/1.1 connection
     expect(service.data.has('k3')).toBe(false);
   });
 
+  it('an empty chunked body is no body: POST /v1/gc, DELETE, POST /v1/cluster/leader without Content-Type', async () => {
+    await service.kvPut('k4', 'v', undefined, { deadlineMs: Number.MAX_SAFE_INTEGER } as never);
+    const chunked = (line: string): string => `${line} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`;
+    const x = await exchange(port, chunked('POST /v1/gc') + chunked('DELETE /v1/kv/k4') + chunked('POST /v1/cluster/leader'));
+    const answers = await waitFor('three answers', () => (answersIn(x.data()).length === 3 ? answersIn(x.data()) : false));
+    expect(answers.map((a) => [a.status, a.body])).toEqual([
+      [200, expect.anything()],
+      [200, expect.anything()],
+      [200, expect.objectContaining({ leaderId: expect.any(String) })],
+    ]);
+    expect(service.data.has('k4')).toBe(false);
+    // node's client: req.write('') sends the headers with Transfer-Encoding: chunked, then the last chunk.
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest({ host, port, method: 'POST', path: '/v1/gc' }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.write('');
+      setImmediate(() => req.end());
+    });
+    expect(status).toBe(200);
+  });
+
+  it('a chunked body that is not empty, without Content-Type, is still refused (400 INVALID_BODY where none is taken, 415 elsewhere)', async () => {
+    const chunked = (line: string): string => `${line} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n`;
+    const gc = await untilClosed(port, chunked('POST /v1/gc'));
+    expect(gc[0]).toMatchObject({ status: 400, body: errorOf('INVALID_BODY') });
+    const put = await untilClosed(port, chunked('PUT /v1/kv/k5'));
+    expect(put[0]).toMatchObject({ status: 415, body: errorOf('UNSUPPORTED_MEDIA_TYPE') });
+    expect((put[0]!.body as { error: { message: string } }).error.message).toMatch(/no Content-Type/);
+  });
 });
 
 describe('the base app: a route with no hook that waits, and the bound on the wait for answers before the 400', () => {
