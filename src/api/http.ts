@@ -4,7 +4,7 @@
 import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import { createServer, METHODS, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http';
-import { createServer as createH2cServer, type Http2Session, type ServerHttp2Session } from 'node:http2';
+import { createServer as createH2cServer, type Http2ServerRequest, type Http2Session, type ServerHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import { fastify, LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { systemClock } from '../lib/clock.js';
@@ -268,7 +268,12 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
     if (askedMs === undefined) return done(new MinkubeError('INVALID_PARAM', `header ${clientTimeoutHeader}: expected a whole number of milliseconds from ${clientTimeoutMsMin} to ${clientTimeoutMsMax}`));
     req.deadlineMs = monoMs() + (askedMs === null ? requestTimeoutMs : Math.min(requestTimeoutMs, askedMs));
     void reply.header(requestIdHeader, req.id);
-    if (req.raw.httpVersionMajor === 2) return done();
+    if (req.raw.httpVersionMajor === 2) {
+      // HTTP/2 frames every body, but fastify judges by the headers: one sent with no Content-Type or Content-Length
+      // would be ignored (a DELETE made without its ifVersion check). Such a stream's body is looked at here instead.
+      if (mayHaveUnframedBody(req.raw) && req.headers['content-type'] === undefined && !(req.raw as unknown as Http2ServerRequest).stream.endAfterHeaders) return judgeUntypedBody(req.raw, done);
+      return done();
+    }
     // Bytes after a request without body framing that do not parse (its body, sent without a length?) are reported
     // while node parses the read that brought it: such a request goes on once that is done (a microtask), and is
     // refused if they came (errors.ts, unframedBodyRefusal), not carried out without its body.
@@ -387,7 +392,26 @@ function nextTurn(socket: Socket, t: Turns): void {
   t.waiting.shift()!();
 }
 
-/** An HTTP/1.1 request of a method that may carry a body (a DELETE's is refused), sent with no Content-Length or Transfer-Encoding. */
+/**
+ * An HTTP/2 body with no type and no length: none at all (DATA frames with no bytes, then the stream's end) goes on as
+ * no body, as `Content-Length: 0` does; its first byte is refused as any body without a type is (415, or 400
+ * INVALID_BODY where no body is taken). Nothing is kept; a stream reset before either never goes on.
+ */
+function judgeUntypedBody(raw: IncomingMessage, done: (err?: Error) => void): void {
+  const settle = (err?: Error): void => {
+    raw.removeListener('data', onData);
+    raw.removeListener('end', onEnd);
+    raw.removeListener('error', settle);
+    done(err);
+  };
+  const onData = (): void => settle(unsupportedType(undefined));
+  const onEnd = (): void => settle();
+  raw.on('data', onData);
+  raw.on('end', onEnd);
+  raw.on('error', settle);
+}
+
+/** A request of a method that may carry a body (a DELETE's is refused), sent with no Content-Length or Transfer-Encoding. */
 function mayHaveUnframedBody(raw: IncomingMessage): boolean {
   const m = raw.method;
   return (m === 'DELETE' || m === 'POST' || m === 'PUT' || m === 'PATCH') && raw.headers['content-length'] === undefined && raw.headers['transfer-encoding'] === undefined;

@@ -3,6 +3,7 @@
 // chunked body, and headers given twice. Every answer on a connection is kept, in order; a request whose unframed
 // body would be dropped is refused rather than carried out without it.
 import { request as httpRequest } from 'node:http';
+import { connect as h2Connect } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -165,6 +166,33 @@ describe('bytes that are not a request after requests on one HTTP/1.1 connection
     const put = await untilClosed(port, chunked('PUT /v1/kv/k5'));
     expect(put[0]).toMatchObject({ status: 415, body: errorOf('UNSUPPORTED_MEDIA_TYPE') });
     expect((put[0]!.body as { error: { message: string } }).error.message).toMatch(/no Content-Type/);
+  });
+  it('over h2c, a DELETE body with no Content-Type or Content-Length is refused, not ignored; an empty one is no body', async () => {
+    await service.kvPut('k8', 'v', undefined, { deadlineMs: Number.MAX_SAFE_INTEGER } as never);
+    const session = h2Connect(`http://${host}:${port}`);
+    const del = (body: string): Promise<{ status: number; text: string }> =>
+      new Promise((resolve, reject) => {
+        // endStream: false, or node's client ends a DELETE's stream with its headers.
+        const stream = session.request({ ':method': 'DELETE', ':path': '/v1/kv/k8' }, { endStream: false });
+        let status = 0;
+        let text = '';
+        stream.on('response', (h) => (status = Number(h[':status'])));
+        stream.setEncoding('utf8');
+        stream.on('data', (d: string) => (text += d));
+        stream.on('end', () => resolve({ status, text }));
+        stream.on('error', reject);
+        stream.end(body);
+      });
+    try {
+      const refused = await del('{"ifVersion":1}');
+      expect(refused.status).toBe(400);
+      expect(JSON.parse(refused.text)).toEqual(errorOf('INVALID_BODY'));
+      expect(service.data.has('k8')).toBe(true);
+      expect((await del('')).status).toBe(200);
+      expect(service.data.has('k8')).toBe(false);
+    } finally {
+      session.close();
+    }
   });
 });
 
