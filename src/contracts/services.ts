@@ -172,6 +172,7 @@ export interface TasksService {
    * stops answering, until the record shows the attempt over). `signal` ends it early.
    */
   followTaskLogs(id: string, tailLines: number, ctx: RequestContext, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>>;
+  /** WORKER_ADDRESS_IN_USE (409) for a manager's or a live worker's address; JOIN_REFUSED (409) for a manager's id. */
   registerWorker(req: RegisterRequest, ctx: RequestContext): Promise<WorkerRecord>;
   workerHeartbeat(id: string, req: HeartbeatRequest, ctx: RequestContext): Promise<HeartbeatResponse>;
   /**
@@ -210,7 +211,7 @@ export interface MembershipService {
    * Adds a manager as a learner and resolves once that change is committed; the leader promotes it to a voter when
    * it has caught up. Adding a member that already exists with the same addresses answers it again (a joining
    * node retries). MEMBERSHIP_CHANGE_REFUSED (409) for an id or address already used by another member, or while
-   * another change is in progress.
+   * another change is in progress; JOIN_REFUSED (409) for the id of a worker, registered (in any state) or registering.
    */
   addMember(req: MemberRequest, ctx: RequestContext): Promise<{ readonly created: boolean; readonly member: ClusterMemberView }>;
   /**

@@ -358,7 +358,7 @@ async function startParts(
   // Finished task records past tasks.retention are removed by the leader; POST /v1/gc removes what is due at once.
   const retention = new Retention({ store: service.kv.tasks, raft: service, policy: config.taskRetention, clock: systemClock, logger: logger.child({ component: 'retention' }), proposalTimeoutMs: config.api.requestTimeoutMs });
   opened.push('retention', () => retention.close());
-  const tasks = new TaskServiceImpl({ ...common, logger: logger.child({ component: 'tasks' }), onHeartbeat: (w) => loops.workerSeen(w), managers: () => service.managerApiAddresses(), managerAddresses: () => service.managerAddresses() });
+  const tasks = new TaskServiceImpl({ ...common, logger: logger.child({ component: 'tasks' }), onHeartbeat: (w) => loops.workerSeen(w), managers: () => service.managerApiAddresses(), managerAddresses: () => service.managerAddresses(), managerIds: () => service.managerIds() });
   const services = new ServiceServiceImpl({ services: service.kv.services, tasks: service.kv.tasks, raft: service, clock: systemClock });
   const placement = new PlacementServiceImpl({ store: service.kv.tasks, quotas: service.kv.quotas, raft: service, clock: systemClock });
   // The dashboard's feed (GET /v1/events) hears of task changes after the leader loops.
@@ -460,6 +460,7 @@ async function startParts(
     logger: logger.child({ component: 'membership' }),
     electionTimeoutMs: config.raft.electionTimeoutMs,
     http,
+    worker: (workerId) => service.kv.tasks.storedWorker(workerId),
   });
   // GET /v1/snapshot, and the scheduled backups (config backup) that the leader writes.
   const backups = startBackups({ config: config.backup, driver, clock: systemClock, logger: logger.child({ component: 'backup' }), clusterId: security?.clusterId ?? null });
@@ -486,10 +487,7 @@ async function startParts(
               return a === undefined ? [] : [{ id: m as string, raftAddress: a.raftAddress, apiAddress: a.apiAddress, learner: st.learners.includes(m) }];
             });
           },
-          workerActive: (workerId) => {
-            const w = service.kv.tasks.worker(workerId);
-            return w !== undefined && w.state !== 'down';
-          },
+          worker: (workerId) => service.kv.tasks.storedWorker(workerId),
         });
   // The API's certificate and what a reload does to it are wired once the server exists (below).
   const tlsHooks = { apply: (_cert: string, _key: string): void => undefined, restore: (): void => undefined };

@@ -176,16 +176,35 @@ export function tryDecodeCommand(data: Uint8Array): DecodedCommand {
 }
 
 /**
- * What the leader checks before a proposal enters the log (null: fine): it decodes, and a new task's spec follows
- * the spec rules. The rules are checked here, not at apply: entries applied before a rule existed must apply the
- * same way on every manager, old or new.
+ * What the leader checks before a proposal enters the log (null: fine): it decodes, a new task's spec follows the
+ * spec rules, and (given `members`, the configuration in force there) a worker's registration does not take a
+ * manager's id. The rules are checked here, not at apply: entries applied before a rule existed must apply the same
+ * way on every manager, old or new.
  */
-export function validateCommand(data: Uint8Array): string | null {
+export function validateCommand(data: Uint8Array, members?: { readonly voters: readonly string[]; readonly learners: readonly string[] }): string | null {
   const decoded = tryDecodeCommand(data);
   if (!decoded.ok) return decoded.problem;
-  const problem = specProblem(decoded.envelope.cmd);
+  const { cmd } = decoded.envelope;
+  const problem = specProblem(cmd) ?? (members === undefined ? null : managersIdProblem(cmd, members));
   if (problem === null) validatedEnvelopes.set(data, decoded.envelope);
   return problem;
+}
+
+/** A worker's registration under the id of a manager of `members` (voter or learner): one name, one node. */
+function managersIdProblem(cmd: Command, members: { readonly voters: readonly string[]; readonly learners: readonly string[] }): string | null {
+  if (cmd.op !== 'worker.register') return null;
+  const id = cmd.workerId;
+  return members.voters.includes(id) || members.learners.includes(id) ? `worker.register: ${id} is a manager of this cluster; a worker needs an id of its own` : null;
+}
+
+/** The worker a command's bytes register (worker.register), or null for any other command or bytes that do not decode. */
+export function workerRegisteredBy(data: Uint8Array): string | null {
+  try {
+    const { cmd } = decodeCommand(data);
+    return cmd.op === 'worker.register' ? cmd.workerId : null;
+  } catch {
+    return null;
+  }
 }
 
 function specProblem(cmd: Command): string | null {

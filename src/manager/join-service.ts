@@ -6,11 +6,13 @@ import type { AuditService, JoinReply, JoinRequest, JoinService } from '../contr
 import type { JoinTokenRecord } from '../kv/auth-store.js';
 import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
+import type { WorkerState } from '../contracts/task-model.js';
 import { certAddressParts, endpointKey } from '../lib/address.js';
 import { limits } from '../lib/limits.js';
 import { caDigest, identityFromCertificate, issueNodeCertificate, requestedIdentity, type NodeRole } from '../security/ca.js';
 import { sansForAddresses, type NodeTls } from '../security/pki-files.js';
 import { hashSecret, joinTokenAccessor, parseJoinToken } from '../security/tokens.js';
+import { managerHoldingId, workerHoldingId } from './node-ids.js';
 
 export interface JoinServiceOptions {
   /** This manager's material; caKeyPem must be there (a manager signs). */
@@ -19,8 +21,8 @@ export interface JoinServiceOptions {
   joinToken(secretHash: string, nowMs: number): JoinTokenRecord | undefined;
   /** The members; `learner` for one added (member add) but not yet a voter. */
   managers(): readonly { id: string; raftAddress: string; apiAddress: string; learner?: boolean }[];
-  /** Whether a worker with this id is known and not down: another node may not take its name. */
-  workerActive(id: string): boolean;
+  /** The worker registered with this id, as this manager has applied it (undefined: none, or removed). */
+  worker(id: string): { readonly state: WorkerState } | undefined;
   /** What joined and renewed certificates get (config tls.certLifetimeS); default limits.nodeCertLifetimeDaysDefault. */
   certLifetimeS?: number;
   /** Told of every join whose token checked out: a certificate issued, or why not (a 401 is the API's refusal line). */
@@ -74,16 +76,13 @@ export class JoinServiceImpl implements JoinService {
       const why = member.learner === true ? ` at other addresses (${member.raftAddress}, ${member.apiAddress})` : '';
       throw new MinkubeError('JOIN_REFUSED', `${req.id} is already a member${why}; remove it first (minkube member remove ${req.id}) to join again with that id`);
     }
-    if (role === 'worker' && this.o.workerActive(req.id)) {
+    const worker = this.o.worker(req.id);
+    if (role === 'worker' && worker !== undefined && worker.state !== 'down') {
       throw new MinkubeError('JOIN_REFUSED', `worker ${req.id} is registered and not down; a joining worker needs an id of its own`);
     }
-    // One name, one node: a worker named as a manager (or the reverse) would make logs, DNS and audit lines ambiguous.
-    if (role === 'worker' && this.o.managers().some((m) => m.id === req.id)) {
-      throw new MinkubeError('JOIN_REFUSED', `${req.id} is a manager of this cluster; a joining worker needs an id of its own`);
-    }
-    if (role === 'manager' && this.o.workerActive(req.id)) {
-      throw new MinkubeError('JOIN_REFUSED', `${req.id} is a worker of this cluster, registered and not down; a joining manager needs an id of its own`);
-    }
+    // One name, one node (node-ids.ts). A manager's join ends in a member add, which the leader checks again.
+    const otherKind = role === 'worker' ? managerHoldingId(req.id, this.o.managers().map((m) => m.id)) : workerHoldingId(req.id, worker);
+    if (otherKind !== null) throw otherKind;
     const certificate = await this.sign(req.id, role, req.csr, req.addresses);
     const reply: JoinReply = { certificate, ca: this.o.material.caCertPem, managers: this.o.managers().map((m) => ({ id: m.id, raftAddress: m.raftAddress, apiAddress: m.apiAddress })) };
     return role === 'manager' ? { ...reply, caKey: this.caKeyPem } : reply;

@@ -4,12 +4,14 @@ import { endpointKey } from '../lib/address.js';
 import type { Logger } from 'pino';
 import { ApiClient } from '../client/api-client.js';
 import { mayHaveArrived, type HttpClient } from '../client/http.js';
+import type { WorkerState } from '../contracts/task-model.js';
 import { forwardedPrincipalHeader, type ClusterMemberView, type MemberRequest, type MembersView, type MembershipService, type RequestContext } from '../contracts/services.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { nodeId, type NodeId } from '../lib/ids.js';
 import type { ConfChangeRejection, RaftStatus } from '../raft/types.js';
 import { encodeMemberContext, encodeRemoveContext, type ChangeRequester } from './members.js';
+import { workerHoldingId } from './node-ids.js';
 import type { RaftNodeDriver } from './node.js';
 
 /**
@@ -26,6 +28,8 @@ export interface MembershipOptions {
   electionTimeoutMs: number;
   /** The manager's one pool (its certificate, in a secure cluster), for forwarding to the leader's API. */
   http?: HttpClient;
+  /** The worker registered with an id, as this manager has applied it (none: undefined): a member add may not take its id. */
+  worker: (id: string) => { readonly state: WorkerState } | undefined;
   /** Default the system's. */
   clock?: Clock;
 }
@@ -77,7 +81,14 @@ export class MembershipServiceImpl implements MembershipService {
       const used = [m.raftAddress, m.apiAddress].find((a) => a !== '' && wanted.includes(endpointKey(a)));
       if (used !== undefined) throw refused(`member ${m.id} already uses the address ${used}`);
     }
-    const index = await this.propose(() => ({ type: 'addLearner', nodeId: id, context: encodeMemberContext(req, requesterOf(ctx)) }), ctx);
+    const index = await this.propose(() => {
+      // One name, one node (node-ids.ts), decided from the applied state and the commands not applied yet in the very
+      // turn the change enters the log: a worker's registration of this id is either seen here, or appended after
+      // the change, where the leader refuses it (validateCommand, given the configuration), so both never commit.
+      const held = workerHoldingId(id, this.o.worker(id), this.driver.unappliedCommands());
+      if (held !== null) throw held;
+      return { type: 'addLearner', nodeId: id, context: encodeMemberContext(req, requesterOf(ctx)) };
+    }, ctx);
     this.driver.directory.set(id, req);
     await this.waitCommitted(index, ctx);
     const member = this.localView().members.find((m) => m.id === id) ?? { id, raftAddress: req.raftAddress, apiAddress: req.apiAddress, voter: false, reachable: false };

@@ -102,9 +102,11 @@ export interface RaftNodeDriverOptions<R> {
   /**
    * Checks a command's bytes before they reach the core (null: fine; else what is wrong): this node's own proposals,
    * and those a follower forwards. An entry that reaches the log is applied by every manager, so what the state
-   * machine cannot understand must stop here (the core knows nothing of commands).
+   * machine cannot understand must stop here (the core knows nothing of commands). `conf`: the configuration in force
+   * on this node as it checks (what the leader holds when it appends a forwarded one: validateCommand refuses a worker
+   * registering with a manager's id there, in the same turn as the append, see node-ids.ts).
    */
-  validate?: (data: Uint8Array) => string | null;
+  validate?: (data: Uint8Array, conf: ConfState) => string | null;
   /** Metrics (src/manager/metrics.ts): synced writes, snapshots, failed proposals, heartbeat round trips. */
   observer?: DriverObserver;
 }
@@ -414,6 +416,22 @@ export class RaftNodeDriver<R> {
     return this.refusedProposalsCount;
   }
 
+  /**
+   * The commands this node holds but has not applied: its log's entries past the applied index, and its own proposals
+   * still waiting (in its log or not yet). With the applied state they are all it will apply that it knows of: a
+   * leader reads them to decide, in the same turn as it proposes, what the state will hold (a member add's id).
+   */
+  unappliedCommands(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    const last = this.core.status().lastIndex;
+    for (let i = this.appliedIndex + 1; i <= last; i++) {
+      const e = this.core.entryAt(logIndex(i));
+      if (e?.type === 'command') out.push(e.data);
+    }
+    out.push(...this.proposals.waitingData());
+    return out;
+  }
+
   /** This node's own proposals waiting to be applied. */
   get pendingProposals(): number {
     return this.proposals.size;
@@ -445,7 +463,7 @@ export class RaftNodeDriver<R> {
     const data = encode(seq, Math.min(seq, this.proposals.lowestPendingSeq()));
     // Checked here, before it is handed to the core, so a bad command fails its caller at once (a skipped seq is
     // harmless: sessions allow gaps).
-    const problem = this.o.validate?.(data) ?? null;
+    const problem = this.o.validate?.(data, this.core.conf()) ?? null;
     if (problem !== null) return Promise.reject(new MinkubeError('INVALID_COMMAND', `the command was refused before it entered the log: ${problem}`));
     return new Promise<R>((resolve, reject) => {
       this.proposals.add({ seq, data, deadlineMs, accepted: false, lastProposedMs: 0, lastRejection: null, resolve, reject });
@@ -549,10 +567,11 @@ export class RaftNodeDriver<R> {
   private checkForwarded(m: Extract<Message, { type: 'propose' }>): Message | null {
     const validate = this.o.validate;
     const term = this.leaderTerm();
+    const conf = this.core.conf();
     const entries = m.entries.filter((data) => {
       if (this.uncommitted.has(data, term)) return false;
       if (validate === undefined) return true;
-      const problem = validate(data);
+      const problem = validate(data, conf);
       if (problem === null) return true;
       this.refusedProposalsCount++;
       this.o.logger.warn({ peer: m.from, problem, sizeBytes: data.length, refused: this.refusedProposalsCount }, 'refused a forwarded proposal that does not validate');

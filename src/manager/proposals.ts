@@ -73,6 +73,11 @@ export class ProposalTracker<R> {
     this.due.push(waiter);
   }
 
+  /** The bytes of every proposal still waiting (in the log or not yet): what they will do once applied can be read from them. */
+  waitingData(): Uint8Array[] {
+    return [...this.waiters.values()].map((w) => w.data);
+  }
+
   /** Called when this node applies an entry of ours. */
   settle(seq: number, result: R): void {
     const w = this.waiters.get(seq);

@@ -67,6 +67,13 @@ export class ManagerServiceImpl implements ManagerService {
     });
   }
 
+  /** The ids of this node's configuration (voters and learners), its latest in the log, addresses known or not. */
+  managerIds(): string[] {
+    if (this.driverRef === null) return [];
+    const c = this.driverRef.conf();
+    return [...c.voters, ...c.learners];
+  }
+
   knownApiAddresses(): string[] {
     return this.driverRef === null ? [] : this.driverRef.directory.entries().map(([, a]) => a.apiAddress);
   }

@@ -25,6 +25,7 @@ import { limits } from '../lib/limits.js';
 import type { Random } from '../lib/random.js';
 import { changedReports, namesUnappliedPlacement } from './observations.js';
 import { TaskIdGenerator } from './task-ids.js';
+import { managerHoldingId } from './node-ids.js';
 import type { WorkerApi } from './worker-client.js';
 
 export interface Proposer {
@@ -48,6 +49,8 @@ export interface TaskServiceOptions {
   managers?: () => readonly string[];
   /** The managers of the configuration with their addresses: a worker may register at none of them. */
   managerAddresses?: () => readonly ManagerAddresses[];
+  /** The ids of the configuration's managers (voters and learners, the latest in the log): a worker may take none. */
+  managerIds?: () => readonly string[];
 }
 
 export interface ManagerAddresses {
@@ -278,6 +281,10 @@ export class TaskServiceImpl implements TasksService {
   // ---- workers ----
 
   async registerWorker(req: RegisterRequest, ctx: RequestContext): Promise<WorkerRecord> {
+    // One name, one node (node-ids.ts): checked in the turn the registration is queued; a member add meanwhile sees
+    // it queued, and a leader appending it forwarded after such a change refuses it (validateCommand).
+    const managersId = managerHoldingId(req.id, this.o.managerIds?.() ?? []);
+    if (managersId !== null) throw managersId;
     // The leader sends a worker's assignments to its address: one registered at a live worker's address would have
     // that worker run them (a worker join token buys a certificate for any new id, and its holder names the address).
     const at = endpointKey(req.apiAddress);

@@ -300,7 +300,7 @@ describe('join tokens in GET and DELETE /v1/auth/tokens', () => {
     const m1 = await issueNodeKeyAndCert({ caCertPem, caKeyPem: ca.keyPem, id: 'm1', role: 'manager', clusterId: 'test', sans: { ips: ['127.0.0.1'], dns: [] } });
     const join = new JoinServiceImpl({
       material: { caCertPem, caKeyPem: ca.keyPem, ...m1, identity: { id: 'm1', role: 'manager', clusterId: 'test' } },
-      clock, joinToken: (h, nowMs) => raft.sm.auth.joinToken(h, nowMs), managers: () => [], workerActive: () => false,
+      clock, joinToken: (h, nowMs) => raft.sm.auth.joinToken(h, nowMs), managers: () => [], worker: () => undefined,
       ...(audit === undefined ? {} : { audit }),
     });
     const joinApp = buildManagerApp({ service: new FakeManagerService(), auth, join, ...(audit === undefined ? {} : { audit }) });

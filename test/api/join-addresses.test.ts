@@ -43,7 +43,7 @@ beforeAll(async () => {
       return role === undefined ? undefined : { secretHash, role, createdAtMs: nowMs, expiresAtMs: nowMs + 60_000 };
     },
     managers: () => managers,
-    workerActive: () => false,
+    worker: () => undefined,
   });
   app = buildManagerApp({ service: new FakeManagerService(), join, https: { key: m1.keyPem, cert: m1.certPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: false } });
   await app.listen({ host: '127.0.0.1', port: 0 });

@@ -182,6 +182,9 @@ describe('the OpenAPI document', () => {
     expect(statuses('/v1/join', 'post')).toContain(401);
     expect(statuses('/v1/cluster/leader', 'post')).toContain(404);
     expect(responses('/v1/cluster/leader', 'post')['404']!.description).toMatch(/MEMBER_NOT_FOUND/);
+    // One name, one node: a member add of a worker's id, a registration of a manager's.
+    expect(responses('/v1/cluster/members', 'post')['409']!.description).toMatch(/MEMBERSHIP_CHANGE_REFUSED: .*JOIN_REFUSED: /);
+    expect(responses('/v1/workers', 'post')['409']!.description).toMatch(/JOIN_REFUSED: /);
     expect(statuses('/ready', 'get')).toContain(503);
     // A 405 answers a method no operation has: the document says so once, for every path.
     expect(doc.info.description).toMatch(/405 METHOD_NOT_ALLOWED/);

@@ -77,7 +77,7 @@ beforeAll(async () => {
   const tasks = new TaskServiceImpl({
     store: kv.tasks, raft, tasks: clusterConfigDefaults.tasks, workers: {} as WorkerApi, clock: managerClock, random: new SeededRandom(1), logger: pino({ level: 'silent' }),
   });
-  const join = new JoinServiceImpl({ material, clock: systemClock, joinToken: () => undefined, managers: () => [], workerActive: () => false });
+  const join = new JoinServiceImpl({ material, clock: systemClock, joinToken: () => undefined, managers: () => [], worker: () => undefined });
   const auth = { lookupToken: () => undefined, sessionKey: () => null } as unknown as AuthService;
   const security = managerAppSecurity(
     nodeSecurityFrom(material), auth,

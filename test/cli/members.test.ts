@@ -91,6 +91,13 @@ describe('minkube member add', () => {
     expectCleanError(refused, 'MEMBERSHIP_CHANGE_REFUSED', /other addresses/);
     expect(membership.calls.map((c) => c.method)).toEqual(['addMember']);
   });
+
+  it("a worker's id: JOIN_REFUSED naming the worker, exit 1, not retried", async () => {
+    membership.failNext = new MinkubeError('JOIN_REFUSED', 'w1 is a worker of this cluster (registered, ready); a manager needs an id of its own');
+    const r = await cli(['member', 'add', 'w1', '--raft-address', '127.0.63.99:21009', '--api-address', '127.0.63.99:22009']);
+    expectCleanError(r, 'JOIN_REFUSED', /^error: JOIN_REFUSED: w1 is a worker of this cluster \(registered, ready\)/);
+    expect(membership.calls.map((c) => c.method)).toEqual(['addMember']);
+  });
 });
 
 describe('minkube member remove', () => {

@@ -36,7 +36,7 @@ beforeAll(async () => {
     clock,
     joinToken: (secretHash, nowMs) => (validTokens.has(secretHash) ? { secretHash, role: 'worker', createdAtMs: nowMs, expiresAtMs: nowMs + 60_000 } : undefined),
     managers: () => managers,
-    workerActive: () => false,
+    worker: () => undefined,
   });
   const counted = Object.assign(Object.create(service) as JoinServiceImpl, {
     join: (req: JoinRequest) => {

@@ -190,6 +190,7 @@ export class DriverCluster {
       reachable: (peer) => transport.reachable(peer),
       logger,
       electionTimeoutMs: tickMs * electionTicks,
+      worker: (workerId) => service.kv.tasks.storedWorker(workerId),
       ...(this.o.clock === undefined ? {} : { clock: this.o.clock }),
       ...(http === undefined ? {} : { http }),
     });

@@ -32,7 +32,7 @@ describe('JoinServiceImpl.renew', () => {
       certLifetimeS: 120,
       joinToken: () => undefined,
       managers: () => [],
-      workerActive: () => false,
+      worker: () => undefined,
     });
     expect(needsRenewal(worker.certPem, new Date(nowMs))).toBe(true);
     const { keyPem } = await generateNodeKey();
@@ -63,7 +63,7 @@ describe('JoinServiceImpl.join', () => {
         { id: 'm1', raftAddress: '127.0.0.1:9100', apiAddress: '127.0.0.1:9101' },
         { id: 'm5', raftAddress: '127.0.0.1:9500', apiAddress: '127.0.0.1:9501', learner: true },
       ],
-      workerActive: (id) => id === 'w1',
+      worker: (id: string) => (id === 'w1' ? { state: 'ready' as const } : id === 'w9' ? { state: 'down' as const } : undefined),
     });
     const { keyPem } = await generateNodeKey();
     const csrOf = (id: string, role: NodeRole): Promise<string> => createCsr({ keyPem, id, role, clusterId });
@@ -75,9 +75,13 @@ describe('JoinServiceImpl.join', () => {
     await expect(join(tokens.worker.token, 'm2', 'manager')).rejects.toMatchObject({ code: 'INVALID_BODY', message: 'this is a worker join token; a manager needs one made with minkube token create --role manager' });
     // The right kind still joins.
     expect(identityFromCertificate((await join(tokens.worker.token, 'w3', 'worker')).certificate)).toEqual({ id: 'w3', role: 'worker', clusterId });
-    // One name, one node: a worker may not take a manager's id, nor a manager a live worker's.
-    await expect(join(tokens.worker.token, 'm1', 'worker')).rejects.toMatchObject({ code: 'JOIN_REFUSED', message: 'm1 is a manager of this cluster; a joining worker needs an id of its own' });
-    await expect(join(tokens.manager.token, 'w1', 'manager')).rejects.toMatchObject({ code: 'JOIN_REFUSED', message: expect.stringMatching(/^w1 is a worker of this cluster/) as string });
+    // One name, one node: a worker may not take a manager's id (a learner's too), nor a manager a registered worker's,
+    // even a down one (only worker rm frees it); a down worker's id is a worker's to take again.
+    await expect(join(tokens.worker.token, 'm1', 'worker')).rejects.toMatchObject({ code: 'JOIN_REFUSED', message: 'm1 is a manager of this cluster; a worker needs an id of its own' });
+    await expect(join(tokens.worker.token, 'm5', 'worker')).rejects.toMatchObject({ code: 'JOIN_REFUSED', message: 'm5 is a manager of this cluster; a worker needs an id of its own' });
+    await expect(join(tokens.manager.token, 'w1', 'manager')).rejects.toMatchObject({ code: 'JOIN_REFUSED', message: expect.stringMatching(/^w1 is a worker of this cluster \(registered, ready\); a manager needs an id of its own/) as string });
+    await expect(join(tokens.manager.token, 'w9', 'manager')).rejects.toMatchObject({ code: 'JOIN_REFUSED', message: expect.stringMatching(/^w9 is a worker of this cluster \(registered, down\)/) as string });
+    expect(identityFromCertificate((await join(tokens.worker.token, 'w9', 'worker')).certificate)).toEqual({ id: 'w9', role: 'worker', clusterId });
     // A learner made by `member add` is the slot a manager joining at its addresses comes to fill; a voter never is.
     const asManager = async (id: string, addresses: string[]) => service.join({ token: tokens.manager.token, id, csr: await csrOf(id, 'manager'), addresses });
     expect(identityFromCertificate((await asManager('m5', ['localhost:9500', '127.0.0.1:9501'])).certificate)).toEqual({ id: 'm5', role: 'manager', clusterId });
@@ -103,7 +107,7 @@ describe('JoinServiceImpl.join after a CA rotation', () => {
       clock,
       joinToken: (secretHash) => records.get(secretHash),
       managers: () => [{ id: 'm1', raftAddress: '127.0.0.1:9100', apiAddress: '127.0.0.1:9101' }],
-      workerActive: () => false,
+      worker: () => undefined,
     });
     const { keyPem } = await generateNodeKey();
     const join = async (token: string) => service.join({ token, id: 'm9', csr: await createCsr({ keyPem, id: 'm9', role: 'manager', clusterId }), addresses: ['127.0.0.1:9900', '127.0.0.1:9901'] });

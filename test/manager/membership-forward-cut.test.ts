@@ -72,6 +72,7 @@ function follower(leaderApi: string): MembershipServiceImpl {
     reachable: () => true,
     logger: pino({ level: 'silent' }),
     electionTimeoutMs: 100,
+    worker: () => undefined,
   });
 }
 

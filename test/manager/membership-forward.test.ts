@@ -53,6 +53,7 @@ function follower(moveAfter: number | null): { service: MembershipServiceImpl; l
     reachable: () => true,
     logger: pino({ level: 'silent' }),
     electionTimeoutMs: 100,
+    worker: () => undefined,
   });
   return { service, looks: () => looks };
 }

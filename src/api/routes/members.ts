@@ -29,7 +29,7 @@ export const memberRoutes: FastifyPluginAsync<MemberRoutesOptions> = async (app,
 
   app.post<{ Body: MemberBody }>(
     '/v1/cluster/members',
-    { schema: { body: MemberBody, response: { 200: MemberReply, 201: MemberReply } } },
+    { schema: { body: MemberBody, response: { 200: MemberReply, 201: MemberReply }, errorCodes: ['MEMBERSHIP_CHANGE_REFUSED', 'JOIN_REFUSED'] } },
     async (req, reply) => {
       const { created, member } = await membership.addMember(memberRequest(req.body), requestContext(req));
       return reply.code(created ? 201 : 200).send(member);
