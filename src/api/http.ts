@@ -432,8 +432,8 @@ function contentLength(raw: IncomingMessage): number {
  * HEADERS_TOO_LARGE for too many headers, or, over HTTP/2, too many bytes of them (the pseudo-headers, :path with
  * them, count as HTTP/1.1's request line does); else null.
  */
-const clientTimeoutMsMin = 100;
-const clientTimeoutMsMax = 3_600_000;
+export const clientTimeoutMsMin = 100;
+export const clientTimeoutMsMax = 3_600_000;
 
 /** The client's X-Minkube-Timeout-Ms in ms; undefined when it is no such number (a 400). */
 function clientTimeoutMsOf(value: string | string[]): number | undefined {

@@ -13,7 +13,7 @@ import { inProcessRaft, inProcessTasks } from '../support/in-process.js';
 import { FakeManagerService } from './fake-service.js';
 
 type Responses = Record<string, { content?: Record<string, { schema: unknown }> }>;
-type Doc = { paths: Record<string, Record<string, { responses: Responses }>> };
+type Doc = { paths: Record<string, Record<string, { responses: Responses }>>; components: { schemas: Record<string, unknown> } };
 
 const inProcess = inProcessRaft();
 const { kv, raft } = inProcess;
@@ -54,7 +54,11 @@ function expectDocumented(method: string, path: string, res: LightMyRequestRespo
   const media = response!.content?.[mediaType];
   expect(media, `${where}: ${mediaType} not documented (${Object.keys(response!.content ?? {}).join(', ')})`).toBeDefined();
   if (mediaType !== 'application/json') return;
-  const validate = new Ajv({ schemaId: 'auto', unknownFormats: 'ignore', allErrors: true } as never).compile(closed(media!.schema) as object);
+  // An error answer's schema is the document's shared Error ($ref '#/components/schemas/Error').
+  const ref = (media!.schema as { $ref?: string }).$ref;
+  const schema = ref === undefined ? media!.schema : doc.components.schemas[ref.replace('#/components/schemas/', '')];
+  expect(schema, `${where}: ${ref} does not resolve`).toBeDefined();
+  const validate = new Ajv({ schemaId: 'auto', unknownFormats: 'ignore', allErrors: true } as never).compile(closed(schema) as object);
   expect(validate(res.json()), `${where}: ${JSON.stringify(validate.errors)}\n${res.body.slice(0, 2000)}`).toBe(true);
 }
 
@@ -103,6 +107,29 @@ describe('live answers match the OpenAPI document', () => {
     await answer('PATCH', '/v1/services/web', '/v1/services/{name}', { task: { image: 'img:2', command: ['serve'] } });
     await answer('POST', '/v1/services/web/rollback', '/v1/services/{name}/rollback');
     await answer('DELETE', '/v1/services/web', '/v1/services/{name}');
+  });
+
+  it('X-Minkube-Timeout-Ms: every operation takes a good one, and answers a bad one 400 INVALID_PARAM as documented (outside tester)', async () => {
+    const operations: ['GET' | 'POST' | 'PUT', string, string, unknown?][] = [
+      ['GET', '/health', '/health'],
+      ['GET', '/status', '/status'],
+      ['GET', '/ui', '/ui'],
+      ['GET', '/openapi.json', '/openapi.json'],
+      ['GET', '/v1/workers', '/v1/workers'],
+      ['POST', '/v1/tasks', '/v1/tasks', { image: 'busybox' }],
+      ['PUT', '/v1/quotas/team-b', '/v1/quotas/{namespace}', { tasksMax: 5 }],
+    ];
+    for (const [method, url, path, payload] of operations) {
+      const header = (doc.paths[path]![method.toLowerCase()] as { parameters?: { in: string; name: string }[] }).parameters?.filter((p) => p.in === 'header' && p.name === 'x-minkube-timeout-ms');
+      expect(header, `${method} ${path}`).toHaveLength(1);
+      await answer(method, url, path, payload, { 'x-minkube-timeout-ms': '2000' });
+      for (const bad of ['99', '3600001', '1.5', 'soon']) {
+        const res = await app.inject({ method, url, headers: { 'x-minkube-timeout-ms': bad }, ...(payload === undefined ? {} : { payload: payload as string }) });
+        expect(res.statusCode, `${method} ${url} ${bad}`).toBe(400);
+        expect(res.json<{ error: { code: string } }>().error.code).toBe('INVALID_PARAM');
+        expectDocumented(method, path, res);
+      }
+    }
   });
 
   it('the answers that are not JSON, or not always: /status, /metrics, /ui, /openapi.json', async () => {

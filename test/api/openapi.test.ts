@@ -28,16 +28,18 @@ type Doc = {
 
 const methods = ['get', 'put', 'post', 'delete', 'patch', 'options', 'head', 'trace'];
 
-/** Every route the app registers, as 'METHOD /openapi/{path}', but HEAD (fastify's copy of GET) and the UI's assets. */
+/** The routes README says the document leaves out: the explorer's own pages and files, and the dashboard's files. */
+const notApiRoute = (url: string): boolean => url === docsPrefix || url.startsWith(`${docsPrefix}/`) || url.startsWith('/ui/');
+
+/** Every route the app registers, as 'METHOD /openapi/{path}', but HEAD (fastify's copy of GET) and those not of the API. */
 function collectRoutes(app: FastifyInstance): string[] {
   const routes: string[] = [];
   app.addHook('onRoute', (r) => {
     const hidden = (r.schema as { hide?: boolean } | undefined)?.hide === true;
     for (const m of [r.method].flat()) {
       if (m === 'HEAD') continue;
-      // Static assets (the explorer's, a web UI's directory) are hidden on purpose; any other hidden route is a
-      // route missing from the document.
-      if (hidden && (r.url.startsWith(docsPrefix) || r.url.endsWith('/*'))) continue;
+      // Those README leaves out, and only those: any other hidden route is a route missing from the document.
+      if (hidden && notApiRoute(r.url)) continue;
       // The kv routes' wildcard (the rest of the path) is the document's {key}.
       routes.push(`${m.toLowerCase()} ${r.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}').replace(/\*$/, '{key}')}`);
     }
@@ -124,6 +126,11 @@ describe('the OpenAPI document', () => {
     expect(routes.length).toBeGreaterThan(25);
     const documented = new Set(Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).filter((m) => methods.includes(m)).map((m) => `${m} ${path}`)));
     expect(routes.filter((r) => !documented.has(r))).toEqual([]);
+    // Exactly those: nothing of the explorer's or the dashboard's files, but the dashboard's redirect.
+    expect(Object.keys(doc.paths).filter(notApiRoute)).toEqual([]);
+    expect([...documented].filter((r) => !routes.includes(r))).toEqual([]);
+    expect(routes).toContain('get /ui');
+    expect(doc.info.description).toContain("The document covers every route of the API, but the explorer's own pages and files (/docs, /docs/json, /docs/yaml, /docs/static/*)");
     for (const route of routes) {
       const [method, path] = route.split(' ') as [string, string];
       const responses = doc.paths[path]![method]!.responses ?? {};
@@ -258,7 +265,10 @@ describe('the OpenAPI document', () => {
   it('documents the Idempotency-Key header of the two submission routes, as the handler checks it', async () => {
     for (const path of ['/v1/tasks', '/v1/tasks/batch']) {
       const params = (doc.paths[path]!['post'] as { parameters?: { in: string; name: string; required?: boolean; schema: { maxLength?: number } }[] }).parameters ?? [];
-      expect(params.filter((p) => p.in === 'header'), path).toEqual([expect.objectContaining({ name: 'idempotency-key', required: false, schema: expect.objectContaining({ maxLength: 256 }) })]);
+      expect(params.filter((p) => p.in === 'header'), path).toEqual([
+        expect.objectContaining({ name: 'idempotency-key', required: false, schema: expect.objectContaining({ maxLength: 256 }) }),
+        expect.objectContaining({ name: 'x-minkube-timeout-ms', required: false }),
+      ]);
     }
     // Documentation only: the handler's own check and message still decide (a header the document's pattern refuses
     // is not turned into a fastify validation error).
@@ -269,6 +279,22 @@ describe('the OpenAPI document', () => {
     } finally {
       await open.close();
     }
+  });
+
+  it('describes the X-Minkube-Timeout-Ms header on every operation, once, with the range it takes and its 400 INVALID_PARAM (outside tester)', () => {
+    type Param = { in: string; name: string; required?: boolean; description?: string; schema: { type?: string; minimum?: number; maximum?: number } };
+    let operations = 0;
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(item).filter(([m]) => methods.includes(m))) {
+        operations++;
+        const where = `${method} ${path}`;
+        const headers = ((op as { parameters?: Param[] }).parameters ?? []).filter((p) => p.in === 'header' && p.name.toLowerCase() === 'x-minkube-timeout-ms');
+        expect(headers, where).toEqual([expect.objectContaining({ required: false, schema: { type: 'integer', minimum: 100, maximum: 3_600_000 } })]);
+        expect(headers[0]!.description, where).toMatch(/whole number from 100 to 3600000, else 400 INVALID_PARAM/);
+        expect((op.responses!['400'] as { description: string }).description, where).toMatch(/INVALID_PARAM for an X-Minkube-Timeout-Ms header/);
+      }
+    }
+    expect(operations).toBe(routes.length);
   });
 
   it("says a body is not required where the route takes none as {} (POST /v1/cluster/leader), and that every GET answers HEAD", () => {
