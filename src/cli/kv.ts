@@ -4,13 +4,13 @@ import { kvPutBody } from '../client/api-client.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { apiClientFor } from './connection.js';
-import { printJson, printLine, type Output } from './output.js';
+import { printJson, printLine, printValue, type Output } from './output.js';
 
 export async function runKvGet(apiUrl: string, key: string, stale: boolean, out: Output): Promise<void> {
   const entry = await apiClientFor(apiUrl, { readRetries: 2 }).kvGet(key, stale ? 'stale' : 'linearizable');
-  // Plain output is the value alone, so that $(minkube kv get k) is the value.
+  // Plain output is the value alone, as stored unless stdout is a terminal: $(minkube kv get k) is the value.
   if (out.json) printJson(entry);
-  else printLine(entry.value);
+  else printValue(entry.value);
 }
 
 export async function runKvPut(apiUrl: string, key: string, value: string, ifVersion: number | undefined, out: Output): Promise<void> {

@@ -69,6 +69,34 @@ export function visible(text: string): string {
   return text.replace(terminalControls, escapeChar);
 }
 
+/**
+ * User data that is a command's whole output (`kv get`'s value) as a terminal should show it: unchanged when it holds
+ * nothing a terminal would act on or hide; else each such character as its escape (\u000d for a CR) and, so that an
+ * escape is never taken for the same six characters written in the value, each backslash doubled. `escaped` says
+ * whether it was (the caller then says so on stderr).
+ */
+export function terminalText(text: string): { text: string; escaped: boolean } {
+  if (text.search(terminalControls) < 0) return { text, escaped: false };
+  return { text: text.replaceAll('\\', '\\\\').replace(terminalControls, escapeChar), escaped: true };
+}
+
+/**
+ * A value a command exists to print, and a newline: to a file or a pipe exactly as stored (`kv get k > f` gives back
+ * what `kv put k < f` took, CRs and all); to a terminal as terminalText shows it, with a note on stderr when that is
+ * not the value as stored. `tty`: whether stdout is a terminal (a test says).
+ */
+export function printValue(value: string, tty = process.stdout.isTTY === true): void {
+  if (!tty) {
+    writeOut(`${value}\n`);
+    return;
+  }
+  const shown = terminalText(value);
+  writeOut(`${shown.text}\n`);
+  if (shown.escaped) {
+    process.stderr.write('note: the value holds control characters, shown above as \\uXXXX escapes and each \\ as \\\\; redirect the output (> FILE, | cat) for the value as stored\n');
+  }
+}
+
 export interface TableStyle {
   /** A Markdown table (the benchmarks' reports), padded so that it also reads as plain text. */
   markdown?: boolean;

@@ -181,6 +181,15 @@ describe('minkube kv', () => {
     }
   });
 
+  it('get writes the value exactly as stored to a pipe: CRs, ESC, bidi marks and a literal backslash escape kept apart', async () => {
+    const value = 'line 1\r\nline 2\r\n\u001b[31mred\u202e and a\\u000db literal\r\n';
+    const put = await runCli(['--api', api, 'kv', 'put', 'raw/crlf'], {}, undefined, value);
+    expect(put).toMatchObject({ code: 0, stderr: '' });
+    expect(m1.data.get('raw/crlf')?.value).toBe(value);
+    expect(await cli(['--api', api, 'kv', 'get', 'raw/crlf'])).toEqual({ code: 0, stdout: `${value}\n`, stderr: '' });
+    expect(JSON.parse((await cli(['--api', api, '--json', 'kv', 'get', 'raw/crlf'])).stdout)).toMatchObject({ value });
+  });
+
   it('reads MINKUBE_API when there is no --api', async () => {
     m2.data.set('k', { value: 'from m2', version: 7 });
     const r = await cli(['kv', 'get', 'k'], { MINKUBE_API: apps[1]!.listeningOrigin });

@@ -1,7 +1,7 @@
 // What the CLI tells the user about a thrown value: a MinkubeError as it is, one from another copy of the errors
 // module (a daemon's bundle, or the sources under tsx) by its name and code, anything else as INTERNAL.
 import { expect, it } from 'vitest';
-import { asMinkubeError, commandText, formatTable, printError, printJson, visible } from '../../src/cli/output.js';
+import { asMinkubeError, commandText, formatTable, printError, printJson, printValue, terminalText, visible } from '../../src/cli/output.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 
 it('keeps the code of a MinkubeError, whichever copy of the class made it', () => {
@@ -65,4 +65,29 @@ it('escapes bidi overrides in human output, and DEL, C1 controls and bidi overri
 it('shows a command as a shell would read it back: a word quoted when it holds more than plain characters', () => {
   expect(commandText(['sh', '-c', 'echo hi; exit 3'])).toBe("sh -c 'echo hi; exit 3'");
   expect(commandText(['printf', "it's", '', 'a=b/c:1@2%3+4-5'])).toBe("printf 'it'\\''s' '' a=b/c:1@2%3+4-5");
+});
+
+it('a value goes to a pipe as stored; to a terminal escaped so that an escape never reads as the same text in the value', () => {
+  const cr = 'a\rb';
+  const literal = 'a\\u000db';
+  // Told apart on a terminal: the literal's backslash doubled, once anything is escaped at all.
+  expect(terminalText(cr)).toEqual({ text: 'a\\u000db', escaped: true });
+  expect(terminalText(`${literal}\u202e`)).toEqual({ text: 'a\\\\u000db\\u202e', escaped: true });
+  // A value a terminal would show faithfully is shown as it is, backslashes and tabs included.
+  expect(terminalText('C:\\dir\tx\ny')).toEqual({ text: 'C:\\dir\tx\ny', escaped: false });
+  const out: string[] = [];
+  const err: string[] = [];
+  const [stdoutWrite, stderrWrite] = [process.stdout.write.bind(process.stdout), process.stderr.write.bind(process.stderr)];
+  process.stdout.write = ((chunk: string) => (out.push(chunk), true)) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string) => (err.push(chunk), true)) as typeof process.stderr.write;
+  try {
+    printValue('x\r\n\u001b', false);
+    printValue('x\r\n\u001b', true);
+    printValue('plain', true);
+  } finally {
+    process.stdout.write = stdoutWrite;
+    process.stderr.write = stderrWrite;
+  }
+  expect(out).toEqual(['x\r\n\u001b\n', 'x\\u000d\n\\u001b\n', 'plain\n']);
+  expect(err).toEqual(['note: the value holds control characters, shown above as \\uXXXX escapes and each \\ as \\\\; redirect the output (> FILE, | cat) for the value as stored\n']);
 });
