@@ -1,5 +1,6 @@
 // The CLI's credentials file, as kubectl's kubeconfig: the managers' API URLs, the cluster CA and a token.
 // `minkube up` writes it; every command finds it by itself: $MINKUBE_CONFIG, else ~/.minkube/config.json.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -74,9 +75,31 @@ function parseCredentials(text: string, path: string): Credentials {
     return insecureCredentials(c.apis as string[]);
   }
   if (typeof c.ca !== 'string' || !c.ca.includes('BEGIN CERTIFICATE')) throw problem('ca must be a PEM certificate');
+  const caProblem = certificatesProblem(c.ca);
+  if (caProblem !== null) throw problem(`ca: ${caProblem}`);
   if (typeof c.token !== 'string' || c.token === '') throw problem('token must be a string');
   if (c.apiCa !== undefined && (typeof c.apiCa !== 'string' || !c.apiCa.includes('BEGIN CERTIFICATE'))) throw problem('apiCa must be a PEM certificate');
+  const apiCaProblem = c.apiCa === undefined ? null : certificatesProblem(c.apiCa);
+  if (apiCaProblem !== null) throw problem(`apiCa: ${apiCaProblem}`);
   return { clusterId: c.clusterId, apis: c.apis as string[], ca: c.ca, token: c.token, ...(c.apiCa === undefined ? {} : { apiCa: c.apiCa }) };
+}
+
+/**
+ * Why a PEM field's certificates cannot be used, or null: each block must parse, or the first request would fail deep
+ * in TLS with OpenSSL's words (`asn1 encoding routines::wrong tag`) as if it were the CLI's own fault.
+ */
+function certificatesProblem(pem: string): string | null {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) return 'no whole PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)';
+  for (const [i, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block);
+    } catch (err) {
+      const which = blocks.length === 1 ? 'the certificate' : `certificate ${i + 1} of ${blocks.length}`;
+      return `${which} cannot be read (${(err as Error).message})`;
+    }
+  }
+  return null;
 }
 
 /** Written whole (temp file and rename), readable by its owner only: it holds a token. */

@@ -224,6 +224,14 @@ describe.concurrent('minkube errors', () => {
     expectCleanError(r, 'UNREACHABLE', new RegExp(`cannot reach http://127\\.0\\.0\\.1:${downPort}/v1/kv/a \\(ECONNREFUSED\\)`));
   });
 
+  it('a credentials file whose ca is PEM armour around no certificate: CONFIG_INVALID naming the file and the field, not INTERNAL', async () => {
+    const credentials = join(dir, 'broken-ca.json');
+    const ca = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';
+    writeFileSync(credentials, JSON.stringify({ clusterId: 'c1', apis: [api], ca, token: 'mk_0123456789abcdef_secret' }));
+    const r = await cli(['kv', 'get', 'k1'], { MINKUBE_CONFIG: credentials });
+    expectCleanError(r, 'CONFIG_INVALID', new RegExp(`^error: CONFIG_INVALID: the credentials file ${credentials} is invalid: ca: the certificate cannot be read \\(`));
+  });
+
   it('a missing key: KV_KEY_NOT_FOUND, exit 1', async () => {
     expectCleanError(await cli(['--api', api, 'kv', 'get', 'missing']), 'KV_KEY_NOT_FOUND', /no key "missing"/);
   });
