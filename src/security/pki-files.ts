@@ -173,6 +173,8 @@ async function loadOrCreateCa(clusterDir: string): Promise<{ ca: ClusterCa; crea
     if (keyPem === null || idText === null) {
       throw new MinkubeError('STORAGE_CORRUPT', `${clusterDir} holds ${files.caCert} without ${files.caKey} or ${files.clusterId}`);
     }
+    const damaged = caFilesProblem(clusterDir, certPem, keyPem);
+    if (damaged !== null) throw new MinkubeError('STORAGE_CORRUPT', `${damaged}: the cluster CA beside the config is damaged; put back its ${files.caCert} and ${files.caKey} from a copy`);
     return { ca: { clusterId: idText.trim(), certPem, keyPem }, created: false };
   }
   // A cluster id written by a process that crashed before its CA keeps naming the cluster.
@@ -185,6 +187,16 @@ async function loadOrCreateCa(clusterDir: string): Promise<{ ca: ClusterCa; crea
   // Written last: its presence says the CA is complete.
   await writeFileAtomic(join(clusterDir, files.caCert), fresh.certPem, 0o644);
   return { ca: { clusterId, ...fresh }, created: true };
+}
+
+/** Why the cluster folder's CA files cannot be used (said here, not as OpenSSL's words from deep in a start), or null. */
+function caFilesProblem(clusterDir: string, certPem: string, keyPem: string): string | null {
+  try {
+    new X509Certificate(certPem);
+  } catch (err) {
+    return `${join(clusterDir, files.caCert)} cannot be read as a certificate (${(err as Error).message})`;
+  }
+  return keyMatchesCert(keyPem, certPem) ? null : `${join(clusterDir, files.caKey)} is not the key of ${join(clusterDir, files.caCert)}`;
 }
 
 /**

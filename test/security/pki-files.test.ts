@@ -131,6 +131,21 @@ describe('ensureLocalPki', () => {
     expect((await readNodeTls(m1.dataDir))!.certPem).toBe(short);
   });
 
+  it('a damaged CA beside the config (a certificate that does not parse, a key of another CA) is STORAGE_CORRUPT naming the file', async () => {
+    const clusterDir = join(dir, '.minkube');
+    await ensureLocalPki({ clusterDir, nodes: [] });
+    const [certPem, keyPem] = await Promise.all([readFile(join(clusterDir, 'ca.crt'), 'utf8'), readFile(join(clusterDir, 'ca.key'), 'utf8')]);
+    await writeFile(join(clusterDir, 'ca.crt'), '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n');
+    await expect(ensureLocalPki({ clusterDir, nodes: [] })).rejects.toMatchObject({
+      code: 'STORAGE_CORRUPT', message: expect.stringMatching(new RegExp(`^${join(clusterDir, 'ca.crt')} cannot be read as a certificate \\(.*\\): the cluster CA beside the config is damaged`)) as string,
+    });
+    await writeFile(join(clusterDir, 'ca.crt'), certPem);
+    await writeFile(join(clusterDir, 'ca.key'), (await createClusterCa({ clusterId: 'other' })).keyPem);
+    await expect(ensureLocalPki({ clusterDir, nodes: [] })).rejects.toMatchObject({ code: 'STORAGE_CORRUPT', message: expect.stringContaining(`${join(clusterDir, 'ca.key')} is not the key of ${join(clusterDir, 'ca.crt')}`) as string });
+    await writeFile(join(clusterDir, 'ca.key'), keyPem);
+    expect((await ensureLocalPki({ clusterDir, nodes: [] })).created).toBe(false);
+  });
+
   it('makes an admin token with a new CA, marked pending until cleared; a CA made beside a kept token marks nothing', async () => {
     const clusterDir = join(dir, '.minkube');
     await ensureLocalPki({ clusterDir, nodes: [] });
