@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { apiUrlsOf, closeCliConnections, defaultApiUrl } from './connection.js';
-import { normaliseBaseUrl } from '../client/index.js';
+import { baseUrlProblem } from '../client/index.js';
 import type { WorkerFlags } from './daemons.js';
 import { readStdinText, runKvDelete, runKvGet, runKvPut } from './kv.js';
 import { runLeaderTransfer, runMemberAdd, runMemberList, runMemberRemove } from './members.js';
@@ -121,12 +121,20 @@ function packageVersion(): string {
   }
 }
 
-/** --api: every entry of the list an http(s) URL or a host:port; anything else is a usage error (exit 2). */
+/**
+ * --api: every entry of the list an http(s) URL or a host:port; anything else (`not-a-url`, which would be tried as a
+ * host name until UNREACHABLE, or ftp://x) is a usage error (exit 2).
+ */
 function parseApiFlag(text: string): string {
+  let urls: string[];
   try {
-    for (const url of apiUrlsOf(text)) normaliseBaseUrl(url);
+    urls = apiUrlsOf(text);
   } catch (err) {
     throw new InvalidArgumentError(`${(err as Error).message}.`);
+  }
+  for (const url of urls) {
+    const problem = baseUrlProblem(url);
+    if (problem !== null) throw new InvalidArgumentError(`${problem} (expected http://HOST:PORT, https://HOST:PORT or HOST:PORT).`);
   }
   return text;
 }

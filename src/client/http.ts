@@ -487,6 +487,30 @@ export function parseJson(text: string): unknown {
 }
 
 /**
+ * Why `text` is not a manager's address as a user gives one (--api, --join, MINKUBE_API), or null: an http(s) URL
+ * with a host, or host:port without a scheme (a port from 1 to 65535; an IPv6 host in brackets). normaliseBaseUrl
+ * alone would take any word for a host name (`not-a-url` as http://not-a-url) and leave it to fail as UNREACHABLE.
+ */
+export function baseUrlProblem(text: string): string | null {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      return `not a URL: ${JSON.stringify(text)}`;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return `not an http(s) URL: ${text}`;
+    return url.hostname === '' ? `no host in ${JSON.stringify(text)}` : null;
+  }
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^\s/:?#@[\]]+):([0-9]{1,5})$/.exec(text);
+  const port = m === null ? 0 : Number(m[2]);
+  if (m === null || port < 1 || port > 65_535 || !URL.canParse(`http://${text}`)) {
+    return `not an http(s) URL nor a host:port: ${JSON.stringify(text)}`;
+  }
+  return null;
+}
+
+/**
  * 'host:port' becomes http://host:port, or https:// when TLS material is configured; an explicit scheme is kept.
  * The answer has no trailing slash, so paths append to it.
  */

@@ -2,6 +2,7 @@
 export { ApiClient, type ApiClientOptions, type RequestOptions, type SubmitOptions, type SubmitTasksOptions, type SubmittedTask } from './api-client.js';
 export { defaultHttpClient } from './default.js';
 export {
+  baseUrlProblem,
   errorFromResponse,
   HttpClient,
   normaliseBaseUrl,

@@ -288,7 +288,7 @@ describe.concurrent('minkube errors', () => {
     // MINKUBE_API stands for --api: the same usage error.
     const fromEnv = await cli(['kv', 'get', 'k'], { MINKUBE_API: 'ftp://x' });
     expect(fromEnv.code).toBe(2);
-    expect(fromEnv.stderr).toMatch(/^error: MINKUBE_API=ftp:\/\/x: not an http\(s\) URL: ftp:\/\/x\./);
+    expect(fromEnv.stderr).toMatch(/^error: MINKUBE_API=ftp:\/\/x: not an http\(s\) URL: ftp:\/\/x \(expected http:\/\/HOST:PORT, https:\/\/HOST:PORT or HOST:PORT\)\./);
     // An argument a command checks itself (not commander's parsers) is said too, not a silent exit 2.
     const badReplicas = await cli(['--api', api, 'service', 'scale', 'web', 'abc']);
     expect(badReplicas).toEqual({ code: 2, stdout: '', stderr: 'error: <replicas>: expected an integer from 0 to 10000, got "abc".\n(run with --help for usage)\n' });
@@ -305,6 +305,24 @@ describe.concurrent('minkube errors', () => {
     expect(badTail.stderr).toContain("option '--tail <n>' argument '-1' is invalid. expected an integer >= 0.");
     const followWait = await cli(['--api', api, 'task', 'run', 'img', '--follow', '--wait', '--', 'true']);
     expect(followWait).toMatchObject({ code: 2, stderr: expect.stringContaining('--follow follows one task') as string });
+  });
+
+  it('an --api or MINKUBE_API that is no http(s) URL nor host:port is the same usage error at once (outside tester: not-a-url was tried until UNREACHABLE)', async () => {
+    m1.data.set('hostport', { value: 'reached', version: 1 });
+    const bad = ['not-a-url', 'localhost:0', 'h:65536', `${api},127.0.0.1`];
+    const [hostPort, fromEnv, ...runs] = await Promise.all([
+      // host:port without a scheme is an address all the same.
+      cli(['--api', api.replace('http://', ''), 'kv', 'get', 'hostport']),
+      cli(['kv', 'get', 'k'], { MINKUBE_API: 'not-a-url' }),
+      ...bad.map((b) => cli(['--api', b, 'kv', 'get', 'k'])),
+    ]);
+    expect(hostPort).toEqual({ code: 0, stdout: 'reached\n', stderr: '' });
+    expect(fromEnv.code).toBe(2);
+    expect(fromEnv.stderr).toMatch(/^error: MINKUBE_API=not-a-url: not an http\(s\) URL nor a host:port: "not-a-url" \(expected http:\/\/HOST:PORT, https:\/\/HOST:PORT or HOST:PORT\)\./);
+    runs.forEach((r, i) => {
+      expect(r.code, bad[i]).toBe(2);
+      expect(r.stderr).toMatch(/^error: option '--api <url>' argument '.*' is invalid\. not an http\(s\) URL nor a host:port: "(not-a-url|localhost:0|h:65536|127\.0\.0\.1)"/);
+    });
   });
 
   it('service flags the managers would refuse are usage errors (exit 2) before any request, with the bounds the API checks', async () => {

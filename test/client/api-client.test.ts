@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/client/api-client.js';
-import { normaliseBaseUrl } from '../../src/client/http.js';
+import { baseUrlProblem, normaliseBaseUrl } from '../../src/client/http.js';
 import { buildManagerApp } from '../../src/api/manager-app.js';
 import type { Clock } from '../../src/lib/clock.js';
 import { MinkubeError } from '../../src/lib/errors.js';
@@ -106,6 +106,14 @@ describe('ApiClient', () => {
     expect(normaliseBaseUrl('https://h/prefix/')).toBe('https://h/prefix');
     expect(() => normaliseBaseUrl('ftp://h')).toThrow(/not an http/);
     expect(() => normaliseBaseUrl('http://')).toThrow(/not a URL/);
+  });
+
+  it('takes as an address given by hand an http(s) URL or host:port, and no bare word (it would be tried as a host name)', () => {
+    for (const ok of ['127.0.0.1:8001', '[::1]:8001', 'm1.example:65535', 'http://h', 'https://h:1/prefix']) expect(baseUrlProblem(ok), ok).toBeNull();
+    expect(baseUrlProblem('not-a-url')).toBe('not an http(s) URL nor a host:port: "not-a-url"');
+    for (const bad of ['127.0.0.1', 'h:0', 'h:65536', 'h:80/x', ':80', 'a b:80', 'user@h:80']) expect(baseUrlProblem(bad), bad).toMatch(/^not an http\(s\) URL nor a host:port: /);
+    expect(baseUrlProblem('ftp://h')).toBe('not an http(s) URL: ftp://h');
+    expect(baseUrlProblem('http://')).toBe('not a URL: "http://"');
   });
 });
 
