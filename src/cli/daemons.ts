@@ -3,10 +3,12 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { baseUrlProblem } from '../client/http.js';
 import { labelsProblem } from '../lib/constraints.js';
 import { errnoReason } from '../lib/errno.js';
 import { MinkubeError } from '../lib/errors.js';
 import { nodeLaunchEnv, nodeLaunchFlags } from '../daemon/launch.js';
+import { parseJoinToken } from '../security/tokens.js';
 import { printError } from './output.js';
 
 export interface RunningNode {
@@ -68,10 +70,23 @@ async function withTokenFile<F extends { token?: string; tokenFile?: string }>(f
   }
   const token = text.trim();
   if (token === '') throw new MinkubeError('CONFIG_INVALID', `--token-file ${f.tokenFile}: the file is empty`);
+  // Said of the file (never echoing what it holds: part of it may be a secret), not as a --token the user never gave.
+  if (parseJoinToken(token) === null) {
+    throw new MinkubeError('CONFIG_INVALID', `--token-file ${f.tokenFile} holds no join token (expected MKTKN-1-<digest>-<secret>; make one with \`minkube token create --role worker|manager\`)`);
+  }
   return { ...f, token };
 }
 
+/** --join: a manager's API as an http(s) URL (or host:port, taken as https); anything else is CONFIG_INVALID at once. */
+function checkJoinUrl(join: string | undefined): void {
+  const problem = join === undefined ? null : baseUrlProblem(join);
+  if (problem !== null) {
+    throw new MinkubeError('CONFIG_INVALID', `--join ${join!}: ${problem}; give a manager's API, http://HOST:PORT in an insecure cluster, https://HOST:PORT in a secure one`);
+  }
+}
+
 export async function runManager(flags: ManagerFlags): Promise<number> {
+  checkJoinUrl(flags.join);
   const f = await withTokenFile(flags);
   const selfFlags = [f.raftAddress, f.apiAddress, f.dataDir].filter((x) => x !== undefined).length;
   if (selfFlags !== 0 && selfFlags !== 3) throw new MinkubeError('CONFIG_INVALID', '--raft-address, --api-address and --data-dir go together');
@@ -96,6 +111,7 @@ export async function runManager(flags: ManagerFlags): Promise<number> {
 }
 
 export async function runWorker(flags: WorkerFlags & { id: string }): Promise<number> {
+  checkJoinUrl(flags.join);
   const f = await withTokenFile(flags);
   if (f.join !== undefined && (f.token === undefined || f.apiAddress === undefined || f.dataDir === undefined)) {
     throw new MinkubeError('CONFIG_INVALID', 'a worker joining with --join needs --token, --api-address and --data-dir');

@@ -108,6 +108,39 @@ describe('--token-file', () => {
   }, 30_000);
 });
 
+describe('--join and --token-file values that cannot be right (outside tester)', () => {
+  const silent = { MINKUBE_LOG_LEVEL: 'silent' };
+  const managerFlags = ['--raft-address', '127.0.62.1:7001', '--api-address', '127.0.62.1:8001', '--data-dir', join(dir, 'bad-m')];
+  const workerFlags = ['--api-address', '127.0.62.1:8101', '--data-dir', join(dir, 'bad-w')];
+
+  it('a --join that is neither an http(s) URL nor host:port is CONFIG_INVALID saying so, not a call for --token', async () => {
+    const [manager, worker] = await Promise.all([
+      runCli(['manager', '--id', 'm8', '--join', 'not-a-url', ...managerFlags], silent),
+      runCli(['worker', '--id', 'w8', '--join', 'ftp://127.0.62.1:1', '--token', 'x', ...workerFlags], silent),
+    ]);
+    expect(manager.code).toBe(1);
+    expect(manager.stderr).toContain('error: CONFIG_INVALID: --join not-a-url: not an http(s) URL nor a host:port: "not-a-url"; give a manager\'s API, http://HOST:PORT in an insecure cluster, https://HOST:PORT in a secure one');
+    expect(worker.code).toBe(1);
+    expect(worker.stderr).toContain('error: CONFIG_INVALID: --join ftp://127.0.62.1:1: not an http(s) URL: ftp://127.0.62.1:1; give a manager\'s API');
+    expect(existsSync(join(dir, 'bad-m')) || existsSync(join(dir, 'bad-w'))).toBe(false);
+  }, 30_000);
+
+  it('a --token-file that holds no join token is named as the file, its content never echoed', async () => {
+    const file = join(dir, 'garbage.token');
+    writeFileSync(file, 'mk_0123456789abcdef_not-a-join-token\n');
+    const [manager, worker] = await Promise.all([
+      runCli(['manager', '--id', 'm8', '--join', 'https://127.0.62.1:1', '--token-file', file, ...managerFlags], silent),
+      runCli(['worker', '--id', 'w8', '--join', 'https://127.0.62.1:1', '--token-file', file, ...workerFlags], silent),
+    ]);
+    for (const r of [manager, worker]) {
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`error: CONFIG_INVALID: --token-file ${file} holds no join token (expected MKTKN-1-<digest>-<secret>;`);
+      expect(r.stderr).not.toContain('not-a-join-token');
+    }
+    expect(existsSync(join(dir, 'bad-m')) || existsSync(join(dir, 'bad-w'))).toBe(false);
+  }, 30_000);
+});
+
 describe('a manager started from flags alone (no config file)', () => {
   const flagsFor = async (dataDir: string): Promise<string[]> => ['--raft-address', `127.0.0.1:${await freePort()}`, '--api-address', `127.0.0.1:${await freePort()}`, '--data-dir', dataDir];
 
