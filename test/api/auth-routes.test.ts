@@ -142,14 +142,22 @@ describe('POST /v1/auth/tokens', () => {
     expect(res.json().error).toEqual({ code: 'INVALID_BODY', message: expect.stringMatching(/^body\.role: .*insecure.*no CA/) as string });
   });
 
-  it('an insecure cluster makes no API tokens either (no route would ask for one), and lists none', async () => {
+  it('an insecure cluster makes no API tokens either (no route would ask for one), and lists and revokes none, saying so alike', async () => {
     const insecure = buildManagerApp({ service: new FakeManagerService(), auth: service(raft), insecure: true });
-    const res = await insecure.inject({ method: 'POST', url: '/v1/auth/tokens', payload: { role: 'viewer' } });
-    const list = await insecure.inject({ method: 'GET', url: '/v1/auth/tokens' });
+    const answers = [
+      await insecure.inject({ method: 'POST', url: '/v1/auth/tokens', payload: { role: 'viewer' } }),
+      await insecure.inject({ method: 'GET', url: '/v1/auth/tokens' }),
+      // Not 404 TOKEN_NOT_FOUND, as if this one token were missing; whatever the ref, a whole token's shape included.
+      await insecure.inject({ method: 'DELETE', url: '/v1/auth/tokens/abc' }),
+      await insecure.inject({ method: 'DELETE', url: '/v1/auth/tokens/0123456789abcdef' }),
+      await insecure.inject({ method: 'DELETE', url: `/v1/auth/tokens/mk_0123456789abcdef_${'s'.repeat(43)}` }),
+    ];
     await insecure.close();
-    expect(res.statusCode).toBe(400);
-    expect(res.json().error).toEqual({ code: 'INVALID_BODY', message: 'this cluster is insecure and has no tokens: every route answers without one' });
-    expect(list.json()).toEqual({ items: [], joinTokens: [], nextCursor: null });
+    for (const res of answers) {
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error).toEqual({ code: 'INVALID_BODY', message: 'this cluster is insecure and has no tokens: every route answers without one' });
+    }
+    expect(raft.proposals).toEqual([]);
   });
 
   it('past the bound the answer is 409 TOKEN_LIMIT_REACHED', async () => {

@@ -244,3 +244,21 @@ describe('minkube token ls and revoke', () => {
     expect(auth.tokens.map((t) => t.name)).toEqual(['ci']);
   });
 });
+
+describe('minkube token on an insecure cluster (outside tester: revoke said TOKEN_NOT_FOUND)', () => {
+  it('create, ls and revoke (by accessor, by name) all say the cluster is insecure and has no tokens, exit 1', async () => {
+    const insecure = buildManagerApp({ service: new FakeManagerService(), auth, insecure: true });
+    try {
+      const url = await insecure.listen({ host: '127.0.0.1', port: 0 });
+      const runs = await Promise.all([
+        ['token', 'create', '--role', 'viewer'], ['token', 'ls'], ['token', 'revoke', 'abc'], ['token', 'revoke', '0123456789abcdef'],
+      ].map((args) => runCli(['--api', url, ...args])));
+      for (const r of runs) {
+        expect(r).toEqual({ code: 1, stdout: '', stderr: 'error: INVALID_BODY: this cluster is insecure and has no tokens: every route answers without one\n' });
+      }
+      expect(auth.calls).toEqual([]);
+    } finally {
+      await insecure.close();
+    }
+  });
+});

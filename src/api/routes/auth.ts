@@ -14,6 +14,7 @@
 //                                     URLs end up in logs) -> 200 { accessor, revoked: true }; 404 TOKEN_NOT_FOUND. A ref
 //                                     of an accessor's shape is an accessor first, a name only when none has it (names of
 //                                     those shapes are refused at creation: tokenNameProblem in the service).
+//   An insecure cluster has no tokens: all three answer 400 INVALID_BODY saying so (a join token: that it has no CA).
 //
 // The service refuses with 403 FORBIDDEN a creation or revocation that would reach past the caller's own permissions.
 // A bad role, policy, name, key prefix or ttl, or both or neither of role and policy, is 400 INVALID_BODY naming the
@@ -78,23 +79,33 @@ const JoinTokenView = Type.Object({ accessor: Type.String(), role: Type.String()
 const ListReply = Type.Object({ items: Type.Array(Type.Object(TokenView)), joinTokens: Type.Array(JoinTokenView), nextCursor: Type.Null() });
 const RevokeReply = Type.Object({ accessor: Type.String(), revoked: Type.Literal(true) });
 
+/** What every token route of an insecure cluster answers (but a join token's creation, which says it has no CA). */
+function noTokens(): MinkubeError {
+  return new MinkubeError('INVALID_BODY', 'this cluster is insecure and has no tokens: every route answers without one');
+}
+
 export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, { auth, insecure = false }) => {
+  // Listing or revoking said so only by an empty list and TOKEN_NOT_FOUND, as if tokens could exist: said as create
+  // says it, before the ref is looked at.
+  const refuseInsecure = async (): Promise<void> => {
+    if (insecure) throw noTokens();
+  };
   app.post<{ Body: TokenBody }>('/v1/auth/tokens', { schema: { body: TokenBody, response: { 201: CreatedReply } } }, async (req, reply) => {
     const { body } = req;
     const ctx = requestContext(req);
     const role = roleOrPolicy(body);
-    if (insecure && !isJoinRole(role)) throw new MinkubeError('INVALID_BODY', 'this cluster is insecure and has no tokens: every route answers without one');
+    if (insecure && !isJoinRole(role)) throw noTokens();
     const created = isJoinRole(role)
       ? await auth.createJoinToken(role, joinTtl(body, role), ctx)
       : await auth.createToken(tokenRequest(body, role), ctx);
     return reply.code(201).send(created);
   });
 
-  app.get('/v1/auth/tokens', { schema: { querystring: NoQuery, response: { 200: ListReply } } }, async (req) => auth.listTokens(requestContext(req)));
+  app.get('/v1/auth/tokens', { schema: { querystring: NoQuery, response: { 200: ListReply } }, preValidation: refuseInsecure }, async (req) => auth.listTokens(requestContext(req)));
 
   app.delete<{ Params: TokenRefParams }>(
     '/v1/auth/tokens/:ref',
-    { schema: { params: TokenRefParams, response: { 200: RevokeReply } }, preValidation: refuseWholeToken },
+    { schema: { params: TokenRefParams, response: { 200: RevokeReply } }, preValidation: [refuseInsecure, refuseWholeToken] },
     async (req) => auth.revokeToken(req.params.ref, requestContext(req)),
   );
 };
