@@ -65,9 +65,12 @@ const principalCharsMax = 128;
  * while newer managers apply it (so it stops instead, see KvStateMachine.applyEntry). Every other command is still
  * written as version 1, so older managers go on reading it during an upgrade.
  */
-export const commandVersion = 9;
+export const commandVersion = 10;
 
 function versionOf(cmd: Command): number {
+  // Version 10: a service change whose quota is judged where its replicas will run (a version-9 schema refuses the
+  // field, and a version-9 manager would let a move to a full namespace through).
+  if ((cmd.op === 'service.update' || cmd.op === 'service.rollback') && cmd.quotaInNamespace === true) return 10;
   // Version 9: a worker's removal that also refuses its certificates issued until then (a version-8 schema refuses
   // the field, and a version-8 manager would forget the record without refusing them).
   if (cmd.op === 'worker.remove' && cmd.revoke === true) return 9;

@@ -32,6 +32,14 @@ export interface ServiceUpdateCommand {
   readonly update?: UpdateConfig;
   /** The version `spec` was made from: refused (SERVICE_VERSION_MISMATCH) if the service is at another by now. */
   readonly ifVersion?: number;
+  /**
+   * Version 10: the change is judged against the quota of the namespace its version's replicas run in, counting as
+   * new every replica the service wants that it does not hold there yet. A move to another namespace (a PATCH of
+   * namespace, a rollback to a version in another one) creates all of its replicas there, which the count of
+   * version 3 (wanted minus live, wherever those run) let through. Without it an entry applies as older managers
+   * apply it. The API sets it when the service's replicas are, or will be, in another namespace than they are now.
+   */
+  readonly quotaInNamespace?: true;
 }
 
 /** Back to the previous version (which then rolls out). */
@@ -39,6 +47,8 @@ export interface ServiceRollbackCommand {
   readonly op: 'service.rollback';
   readonly name: string;
   readonly atMs: number;
+  /** As a service.update's (version 10). */
+  readonly quotaInNamespace?: true;
 }
 
 /** Forgets the service and stops every replica. */
@@ -97,9 +107,11 @@ export function wireServiceCommand(cmd: ServiceCommand): Record<string, unknown>
       if (cmd.spec !== undefined) w.spec = normaliseSpec(cmd.spec);
       if (cmd.update !== undefined) w.update = wireUpdate(cmd.update);
       if (cmd.ifVersion !== undefined) w.ifVersion = cmd.ifVersion;
+      if (cmd.quotaInNamespace === true) w.quotaInNamespace = true;
       return w;
     }
     case 'service.rollback':
+      return cmd.quotaInNamespace === true ? { op: cmd.op, name: cmd.name, atMs: cmd.atMs, quotaInNamespace: true } : { op: cmd.op, name: cmd.name, atMs: cmd.atMs };
     case 'service.delete':
       return { op: cmd.op, name: cmd.name, atMs: cmd.atMs };
     case 'service.reconcile': {
@@ -155,11 +167,11 @@ const schemas = {
   'service.update': Type.Object(
     {
       op: Type.Literal('service.update'), name: Name, atMs: Ms, replicas: Type.Optional(Replicas), spec: Type.Optional(TaskSpecSchema), update: Type.Optional(UpdateSchema),
-      ifVersion: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
+      ifVersion: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })), quotaInNamespace: Type.Optional(Type.Literal(true)),
     },
     strict,
   ),
-  'service.rollback': Type.Object({ op: Type.Literal('service.rollback'), name: Name, atMs: Ms }, strict),
+  'service.rollback': Type.Object({ op: Type.Literal('service.rollback'), name: Name, atMs: Ms, quotaInNamespace: Type.Optional(Type.Literal(true)) }, strict),
   'service.delete': Type.Object({ op: Type.Literal('service.delete'), name: Name, atMs: Ms }, strict),
   'service.reconcile': Type.Object(
     {

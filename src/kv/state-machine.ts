@@ -14,7 +14,8 @@ import { KvTable, compactSliceKeysDefault, type KvRecord } from './kv-table.js';
 import { encodeTaskSnapshot, packTaskSnapshot } from './task-snapshot.js';
 import { decodeServiceSnapshot, encodeServiceSnapshot, ServiceStore, type ServiceApplyErrorCode, type ServiceStoreOptions } from './service-store.js';
 import { decodeQuotaSnapshot, QuotaStore } from './quota-store.js';
-import type { ServiceCreateCommand, ServiceUpdateCommand } from './service-commands.js';
+import type { ServiceCreateCommand, ServiceRollbackCommand, ServiceUpdateCommand } from './service-commands.js';
+import { namespaceOf } from './quota-usage.js';
 import { finalTaskStates, type TaskSpec } from '../contracts/task-model.js';
 import { AuthStore, decodeAuthSnapshot, emptyAuthSnapshot, encodeAuthSnapshot, type AuthApplyErrorCode, type AuthStoreOptions } from './auth-store.js';
 
@@ -225,7 +226,7 @@ export class KvStateMachine {
       case 'service.rollback':
       case 'service.delete':
       case 'service.reconcile': {
-        const refused = cmd.op === 'service.create' || cmd.op === 'service.update' ? this.serviceQuotaRefusal(cmd) : null;
+        const refused = cmd.op === 'service.create' || cmd.op === 'service.update' || cmd.op === 'service.rollback' ? this.serviceQuotaRefusal(cmd) : null;
         if (refused !== null) return { ok: false, code: 'QUOTA_EXCEEDED', message: refused, currentVersion: 0 };
         const r = this.services.apply(cmd, this.tasks);
         return r.ok ? { ok: true, key: r.id, version: index } : { ok: false, code: r.code, message: r.message, currentVersion: 0 };
@@ -240,18 +241,40 @@ export class KvStateMachine {
   }
 
   /**
-   * A service created, or scaled up, past its namespace's quota: the replicas it wants beyond its live ones must fit
-   * beside what the namespace holds, as tasks would (replicas are created later, by the leader's reconciler).
+   * A service created, scaled up, or moved to another namespace past that namespace's quota: the replicas it wants
+   * beyond its live ones must fit beside what the namespace holds, as tasks would (replicas are created later, by the
+   * leader's reconciler). A command with quotaInNamespace (version 10) counts only its live replicas in the namespace
+   * they will run in, so a move counts all of them as new there; one without it counts them wherever they run, as
+   * managers before version 10 do.
    */
-  private serviceQuotaRefusal(cmd: ServiceCreateCommand | ServiceUpdateCommand): string | null {
+  private serviceQuotaRefusal(cmd: ServiceCreateCommand | ServiceUpdateCommand | ServiceRollbackCommand): string | null {
     const current = this.services.service(cmd.name);
+    if (cmd.op === 'service.rollback') {
+      // Without a previous version it is refused by the service store.
+      const previous = current?.versions.find((v) => v.version === current.previousVersion)?.spec;
+      return cmd.quotaInNamespace !== true || previous === undefined ? null : this.replicasRefusal(cmd.name, current!.replicas, previous, true);
+    }
+    if (cmd.op === 'service.update' && cmd.quotaInNamespace === true) {
+      const spec = cmd.spec ?? current?.versions.find((v) => v.version === current.version)?.spec;
+      return current === undefined || spec === undefined ? null : this.replicasRefusal(cmd.name, cmd.replicas ?? current.replicas, spec, true);
+    }
+    // As managers before version 10 judge it.
     if (cmd.op === 'service.create' && current !== undefined) return null;
     const spec = cmd.spec ?? (current === undefined ? undefined : current.versions.find((v) => v.version === current.version)?.spec);
+    if (spec === undefined || (cmd.op === 'service.update' && cmd.replicas === undefined && cmd.spec === undefined)) return null;
+    return this.replicasRefusal(cmd.name, cmd.replicas ?? current?.replicas ?? 0, spec, false);
+  }
+
+  /** Whether `wanted` replicas of `spec` fit, counting the service's live ones (inNamespace: only those in spec's namespace). */
+  private replicasRefusal(name: string, wanted: number, spec: TaskSpec, inNamespace: boolean): string | null {
+    const ns = namespaceOf(spec);
     let live = 0;
-    for (const id of this.tasks.idsOfService(cmd.name)) if (!finalTaskStates.has(this.tasks.task(id)!.state)) live++;
-    const adding = (cmd.replicas ?? current?.replicas ?? 0) - live;
-    if (spec === undefined || adding <= 0 || (cmd.op === 'service.update' && cmd.replicas === undefined && cmd.spec === undefined)) return null;
-    return this.quotas.refusal(new Array<TaskSpec>(adding).fill(spec), (ns) => this.tasks.usage.of(ns));
+    for (const id of this.tasks.idsOfService(name)) {
+      const t = this.tasks.task(id)!;
+      if (!finalTaskStates.has(t.state) && (!inNamespace || namespaceOf(t.spec) === ns)) live++;
+    }
+    const adding = wanted - live;
+    return adding <= 0 ? null : this.quotas.refusal(new Array<TaskSpec>(adding).fill(spec), (n) => this.tasks.usage.of(n));
   }
 
   private put(index: number, cmd: PutCommand): ApplyResult {

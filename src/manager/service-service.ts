@@ -8,6 +8,7 @@ import {
 } from '../contracts/service-model.js';
 import { finalTaskStates, type TaskRecord, type TaskSpec } from '../contracts/task-model.js';
 import type { ServiceCommand, ServiceUpdateCommand } from '../kv/service-commands.js';
+import { namespaceOf } from '../kv/quota-usage.js';
 import { specOf, type ServiceStore } from '../kv/service-store.js';
 import { printable, redactedValue, specRuleProblem, specView } from '../kv/task-spec.js';
 import { stopWanted } from '../kv/task-rules.js';
@@ -65,6 +66,7 @@ export class ServiceServiceImpl implements ServicesService {
         // first would be undone by it. The state machine refuses it then, and it is made again on what is current.
         cmd.ifVersion ??= s.version;
       }
+      if (this.movesNamespace(s, cmd.spec ?? specOf(s, s.version))) cmd.quotaInNamespace = true;
       const r = await this.o.raft.proposeCommand(cmd, ctx.deadlineMs, ctx.requestId, ctx.principal);
       if (r.ok) return this.viewOrThrow(name);
       if (r.code !== 'SERVICE_VERSION_MISMATCH' || patch.ifVersion !== undefined || attempt >= limits.servicePatchAttemptsMax) throw new MinkubeError(r.code, r.message);
@@ -72,8 +74,27 @@ export class ServiceServiceImpl implements ServicesService {
   }
 
   async rollbackService(name: string, ctx: RequestContext): Promise<ServiceView> {
-    await this.proposeOk({ op: 'service.rollback', name, atMs: this.o.clock.nowMs() }, ctx);
+    await this.o.raft.barrier(ctx.deadlineMs);
+    const s = this.recordOrThrow(name);
+    const previous = s.previousVersion === null ? undefined : s.versions.find((v) => v.version === s.previousVersion)?.spec;
+    const moves = previous !== undefined && this.movesNamespace(s, previous);
+    await this.proposeOk({ op: 'service.rollback', name, atMs: this.o.clock.nowMs(), ...(moves ? { quotaInNamespace: true as const } : {}) }, ctx);
     return this.viewOrThrow(name);
+  }
+
+  /**
+   * Whether the replicas of `spec` run in another namespace than the service's replicas do now (or than its current
+   * version's): its quota is then judged where they go, all of them new there (quotaInNamespace, a command of
+   * version 10; only then, so that other changes stay readable by older managers during an upgrade).
+   */
+  private movesNamespace(s: ServiceRecord, spec: TaskSpec): boolean {
+    const ns = namespaceOf(spec);
+    if (namespaceOf(specOf(s, s.version)) !== ns) return true;
+    for (const id of this.o.tasks.idsOfService(s.name)) {
+      const t = this.o.tasks.task(id);
+      if (t !== undefined && !finalTaskStates.has(t.state) && namespaceOf(t.spec) !== ns) return true;
+    }
+    return false;
   }
 
   async deleteService(name: string, ctx: RequestContext): Promise<{ readonly name: string; readonly deleted: true; readonly stopping: number }> {

@@ -92,7 +92,10 @@ describe('command versions', () => {
   const stop = { image: 'x', stopSignal: 'SIGINT' as const, stopTimeoutS: 3 };
 
   it('a task or service spec with either field is version 4; others keep their versions', () => {
-    expect(commandVersion).toBe(9);
+    expect(commandVersion).toBe(10);
+    expect(versionOf({ op: 'service.update', name: 'web', atMs: 1, replicas: 2, quotaInNamespace: true })).toBe(10);
+    expect(versionOf({ op: 'service.rollback', name: 'web', atMs: 1, quotaInNamespace: true })).toBe(10);
+    expect(versionOf({ op: 'service.rollback', name: 'web', atMs: 1 })).toBe(3);
     expect(versionOf({ op: 'worker.remove', workerId: 'w1', atMs: 1, revoke: true })).toBe(9);
     expect(versionOf({ op: 'worker.availability', workerId: 'w1', availability: 'drain', atMs: 1, paced: true })).toBe(8);
     expect(versionOf({ op: 'service.reconcile', name: 'web', atMs: 1, ifRevision: 1, create: [], stop: [], drain: ['t1'] })).toBe(8);

@@ -84,6 +84,53 @@ describe('quotas', () => {
     expect(d.apply({ op: 'service.update', name: 'ok', atMs: 2, replicas: 1 }).ok).toBe(true);
   });
 
+  it('a service moved to another namespace (quotaInNamespace, version 10) is judged as creating all its replicas there, resources included', () => {
+    const d = new Driver();
+    const update = { parallelism: 1, delayS: 0, monitorS: 1, failureAction: 'rollback', order: 'stop-first' } as const;
+    const spec: TaskSpec = { image: 'i', restartPolicy: 'always', maxAttempts: 3, resources: { cpus: 1 } };
+    expect(d.apply({ op: 'service.create', name: 'nsm', atMs: 1, replicas: 4, spec, update }).ok).toBe(true);
+    d.apply({ op: 'service.reconcile', name: 'nsm', atMs: 2, ifRevision: 1, create: ['r1', 'r2', 'r3', 'r4'], stop: [] });
+    d.apply({ op: 'quota.set', namespace: 'bb71ns', tasksMax: 3 });
+    const moved = { ...spec, namespace: 'bb71ns' };
+    // The outside tester's case: 4 live replicas (in default) hid the 4 new ones the move makes in bb71ns.
+    const refused = d.apply({ op: 'service.update', name: 'nsm', atMs: 3, spec: moved, ifVersion: 1, quotaInNamespace: true });
+    expect(refused).toMatchObject({ ok: false, code: 'QUOTA_EXCEEDED', message: 'namespace bb71ns: tasksMax 3 would be exceeded (0 live + 4 new)' });
+    const bigger = d.apply({ op: 'service.update', name: 'nsm', atMs: 3, spec: moved, replicas: 8, ifVersion: 1, quotaInNamespace: true });
+    expect(bigger).toMatchObject({ ok: false, code: 'QUOTA_EXCEEDED', message: 'namespace bb71ns: tasksMax 3 would be exceeded (0 live + 8 new)' });
+    expect(d.sm.services.service('nsm')).toMatchObject({ version: 1, replicas: 4 });
+    // Its resources count too.
+    d.apply({ op: 'quota.set', namespace: 'bb71ns', tasksMax: 10, cpus: 3.5 });
+    expect(d.apply({ op: 'service.update', name: 'nsm', atMs: 3, spec: moved, ifVersion: 1, quotaInNamespace: true })).toMatchObject({
+      ok: false, code: 'QUOTA_EXCEEDED', message: 'namespace bb71ns: cpus 3.5 would be exceeded (0 in use + 4 new)',
+    });
+    // Room for 3: scaled down to 3 as it moves, it fits.
+    expect(d.apply({ op: 'service.update', name: 'nsm', atMs: 4, spec: moved, replicas: 3, ifVersion: 1, quotaInNamespace: true }).ok).toBe(true);
+    expect(d.sm.services.service('nsm')).toMatchObject({ version: 2, replicas: 3 });
+    // Mid-move, scaling up counts only the replicas already in bb71ns (none yet), not the old ones in default.
+    expect(d.apply({ op: 'service.update', name: 'nsm', atMs: 5, replicas: 4, quotaInNamespace: true })).toMatchObject({
+      ok: false, message: 'namespace bb71ns: cpus 3.5 would be exceeded (0 in use + 4 new)',
+    });
+    // A rollback back into a namespace without room is refused alike, once the replicas it left there have ended.
+    for (const id of ['r1', 'r2', 'r3', 'r4']) d.apply({ op: 'task.stop', taskId: id, atMs: 6 });
+    d.apply({ op: 'quota.set', namespace: 'default', tasksMax: 4 });
+    d.submit('other', {});
+    d.submit('other2', {});
+    const back = d.apply({ op: 'service.rollback', name: 'nsm', atMs: 6, quotaInNamespace: true });
+    expect(back).toMatchObject({ ok: false, code: 'QUOTA_EXCEEDED', message: 'namespace default: tasksMax 4 would be exceeded (2 live + 3 new)' });
+    expect(d.sm.services.service('nsm')).toMatchObject({ version: 2 });
+  });
+
+  it('an entry without quotaInNamespace (as a version-9 manager wrote it) applies as version 9 did, so every manager agrees', () => {
+    const d = new Driver();
+    const update = { parallelism: 1, delayS: 0, monitorS: 1, failureAction: 'rollback', order: 'stop-first' } as const;
+    const spec: TaskSpec = { image: 'i', restartPolicy: 'always', maxAttempts: 3 };
+    d.apply({ op: 'service.create', name: 'nsm', atMs: 1, replicas: 4, spec, update });
+    d.apply({ op: 'service.reconcile', name: 'nsm', atMs: 2, ifRevision: 1, create: ['r1', 'r2', 'r3', 'r4'], stop: [] });
+    d.apply({ op: 'quota.set', namespace: 'bb71ns', tasksMax: 3 });
+    expect(d.apply({ op: 'service.update', name: 'nsm', atMs: 3, spec: { ...spec, namespace: 'bb71ns' }, ifVersion: 1 }).ok).toBe(true);
+    expect(d.apply({ op: 'service.rollback', name: 'nsm', atMs: 4 }).ok).toBe(true);
+  });
+
   it('a malformed quota command does not decode', () => {
     expect(() => decodeCommand(encodeCommand({ clientId: 'c', seq: 1, cmd: { op: 'quota.set', namespace: 'Bad NS' } }))).toThrow(/quota.set/);
     expect(() => decodeCommand(encodeCommand({ clientId: 'c', seq: 1, cmd: { op: 'quota.set', namespace: 'a', tasksMax: -1 } }))).toThrow(/quota.set/);

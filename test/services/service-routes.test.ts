@@ -172,6 +172,33 @@ describe('service routes', () => {
     }
   });
 
+  it('a PATCH that moves a service to a namespace without room for all its replicas is 403 QUOTA_EXCEEDED, and a rollback into one too', async () => {
+    const { kv: k, raft: r, apply } = inProcessRaft();
+    const own = buildManagerApp({ service: new FakeManagerService(), services: new ServiceServiceImpl({ services: k.services, tasks: k.tasks, raft: r, clock: systemClock }) });
+    try {
+      expect((await own.inject({ method: 'POST', url: '/v1/services', payload: { name: 'nsm', task, replicas: 4 } })).statusCode).toBe(201);
+      apply({ op: 'service.reconcile', name: 'nsm', atMs: 2, ifRevision: 1, create: ['r1', 'r2', 'r3', 'r4'], stop: [] });
+      apply({ op: 'quota.set', namespace: 'bb71ns', tasksMax: 3 });
+      for (const payload of [{ namespace: 'bb71ns' }, { namespace: 'bb71ns', replicas: 8 }]) {
+        const moved = await own.inject({ method: 'PATCH', url: '/v1/services/nsm', payload });
+        expect([moved.statusCode, moved.json()], JSON.stringify(payload)).toEqual([403, {
+          error: { code: 'QUOTA_EXCEEDED', message: `namespace bb71ns: tasksMax 3 would be exceeded (0 live + ${payload.replicas ?? 4} new)` },
+        }]);
+      }
+      // Room for its 4: the move lands (and a scale within the namespace it left is judged as before).
+      apply({ op: 'quota.set', namespace: 'bb71ns', tasksMax: 4 });
+      expect((await own.inject({ method: 'PATCH', url: '/v1/services/nsm', payload: { namespace: 'bb71ns' } })).json()).toMatchObject({ version: 2, spec: { namespace: 'bb71ns' } });
+      for (const id of ['r1', 'r2', 'r3', 'r4']) apply({ op: 'task.stop', taskId: id, atMs: 3 });
+      apply({ op: 'quota.set', namespace: 'default', tasksMax: 2 });
+      const back = await own.inject({ method: 'POST', url: '/v1/services/nsm/rollback' });
+      expect([back.statusCode, back.json()]).toEqual([403, { error: { code: 'QUOTA_EXCEEDED', message: 'namespace default: tasksMax 2 would be exceeded (0 live + 4 new)' } }]);
+      // A change that keeps the namespace is no version-10 command: older managers still read it during an upgrade.
+      expect((await own.inject({ method: 'PATCH', url: '/v1/services/nsm', payload: { update: { parallelism: 2 } } })).statusCode).toBe(200);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('survives a snapshot: services, versions and rollout restore as they were', () => {
     const copy = new KvStateMachine();
     copy.restore(kv.snapshot());
