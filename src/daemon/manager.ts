@@ -353,7 +353,7 @@ async function startParts(
   const random = new SeededRandom(randomInt(0x7fffffff));
   const workers = tracedWorkerApi(tuning.workers ?? new HttpWorkerApi({ http }), traces, self.id);
   const common = { store: service.kv.tasks, raft: service, tasks: config.tasks, workers, clock: systemClock, random: random.fork() };
-  const loops = new LeaderLoops({ ...common, services: service.kv.services, preemption: config.scheduler.preemption, logger: logger.child({ component: 'leader' }), proposalTimeoutMs: config.api.requestTimeoutMs });
+  const loops = new LeaderLoops({ ...common, services: service.kv.services, quotas: service.kv.quotas, preemption: config.scheduler.preemption, logger: logger.child({ component: 'leader' }), proposalTimeoutMs: config.api.requestTimeoutMs });
   opened.push('leader loops', () => loops.close());
   // Finished task records past tasks.retention are removed by the leader; POST /v1/gc removes what is due at once.
   const retention = new Retention({ store: service.kv.tasks, raft: service, policy: config.taskRetention, clock: systemClock, logger: logger.child({ component: 'retention' }), proposalTimeoutMs: config.api.requestTimeoutMs });

@@ -119,6 +119,22 @@ export class QuotaStore {
     return null;
   }
 
+  /**
+   * How many more tasks of `spec` its namespace takes now beside what it holds (Infinity without a quota, or with
+   * none of its limits on what the spec asks for): what the leader's service reconciler may start.
+   */
+  room(spec: TaskSpec, usage: (namespace: string) => NamespaceUsage): number {
+    const q = this.quotas.get(namespaceOf(spec));
+    if (q === undefined) return Number.POSITIVE_INFINITY;
+    const u = usage(q.namespace);
+    let room = q.tasksMax === undefined ? Number.POSITIVE_INFINITY : q.tasksMax - u.tasks;
+    const cpus = spec.resources?.cpus ?? 0;
+    if (q.cpus !== undefined && cpus > 0) room = Math.min(room, Math.floor((q.cpus - u.cpus + 1e-9) / cpus));
+    const memoryMb = spec.resources?.memoryMb ?? 0;
+    if (q.memoryMb !== undefined && memoryMb > 0) room = Math.min(room, Math.floor((q.memoryMb - u.memoryMb + 1e-9) / memoryMb));
+    return Math.max(0, room);
+  }
+
   // ---- snapshot section: [namespace, tasksMax | null, cpus | null, memoryMb | null] rows in namespace order ----
 
   snapshotContent(): unknown[] {

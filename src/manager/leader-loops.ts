@@ -14,6 +14,7 @@ import { SchedulerLoop } from './scheduler-loop.js';
 import type { Proposer } from './task-service.js';
 import type { WorkerApi } from './worker-client.js';
 import { WorkerHealth } from './worker-health.js';
+import type { QuotaStore } from '../kv/quota-store.js';
 import type { ServiceStore } from '../kv/service-store.js';
 import { ServiceLoop } from './service-loop.js';
 
@@ -31,6 +32,8 @@ export interface LeaderLoopsOptions {
   preemption?: boolean;
   /** The services the service loop reconciles (none without it). */
   services?: ServiceStore;
+  /** The namespaces' quotas, which bound the replicas the service loop starts. */
+  quotas?: QuotaStore;
 }
 
 export class LeaderLoops implements TaskStoreListener {
@@ -48,7 +51,7 @@ export class LeaderLoops implements TaskStoreListener {
     this.health = new WorkerHealth({ ...common, logger: o.logger.child({ loop: 'health' }) });
     const services = o.services;
     this.services = services === undefined ? null : new ServiceLoop({
-      services, tasks: o.store, raft: o.raft, clock: o.clock, logger: o.logger.child({ loop: 'services' }),
+      services, tasks: o.store, ...(o.quotas === undefined ? {} : { quotas: o.quotas }), raft: o.raft, clock: o.clock, logger: o.logger.child({ loop: 'services' }),
       proposalTimeoutMs: o.proposalTimeoutMs, reconcileIntervalMs: o.tasks.reconcileIntervalMs,
     });
     if (services !== undefined) services.listener = (name) => this.services?.touch(name);

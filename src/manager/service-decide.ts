@@ -2,9 +2,10 @@
 // and stop and the rollout's next state. No clock, no I/O: the leader's loop (service-loop.ts) feeds it the applied
 // state and proposes what it answers; test/services/decide.property.test.ts runs it against a simulated cluster.
 //
-// Invariants it keeps: it never has more than `replicas + parallelism` copies (replicas not yet ended, stopping ones
-// included) after its own decision; during a rollout it stops a healthy replica only while at least
-// `replicas - parallelism` would stay healthy; a batch of the new version must stay healthy for monitorS (plus
+// Invariants it keeps: it starts a copy only while there are fewer than `replicas + parallelism` (replicas not yet
+// ended, stopping ones included), and none beyond the room its namespace's quota leaves (a scale down's stopping
+// copies count until they end, so right after one there may be more, never more than before it); during a rollout it
+// stops a healthy replica only while at least `replicas - parallelism` would stay healthy; a batch of the new version must stay healthy for monitorS (plus
 // delayS) before the next one starts; a replica of an update that fails or turns unhealthy triggers the failure
 // action (rollback: back to the previous version; pause). A rollback goes on through failures: it returns to a
 // version that ran, and its failing replicas are restarted like any other. A drain moves the replicas on a drained
@@ -100,8 +101,14 @@ function failureReason(t: TaskRecord): string | null {
   return t.error?.message ?? null;
 }
 
-export function decide(s: ServiceRecord, replicas: readonly ReplicaState[], nowMs: number): Decision {
-  const d = decideCopies(s, replicas, nowMs);
+/**
+ * `room`: how many more replicas of the current version its namespace's quota takes now (the leader's loop says;
+ * Infinity without a quota). No decision starts more than that, so neither a rollout's surge nor a replacement takes
+ * the namespace past its quota: a `start-first` rollout with no room goes stop-first, and a replacement waits for
+ * the copies it replaces to end.
+ */
+export function decide(s: ServiceRecord, replicas: readonly ReplicaState[], nowMs: number, room = Number.POSITIVE_INFINITY): Decision {
+  const d = decideCopies(s, replicas, nowMs, room);
   const drain = drainNext(s, replicas, d.stop);
   return drain.length === 0 ? d : { ...d, drain };
 }
@@ -127,7 +134,7 @@ function isMoving(r: ReplicaState): boolean {
   return r.movedByDrain === true && !r.healthy && !r.unhealthy && r.unplaceable !== true;
 }
 
-function decideCopies(s: ServiceRecord, replicas: readonly ReplicaState[], nowMs: number): Decision {
+function decideCopies(s: ServiceRecord, replicas: readonly ReplicaState[], nowMs: number, room: number): Decision {
   const R = s.replicas;
   const P = s.update.parallelism;
   const alive = replicas.filter(isAlive);
@@ -144,14 +151,15 @@ function decideCopies(s: ServiceRecord, replicas: readonly ReplicaState[], nowMs
     const failure = cur.find((r) => r.createdAtMs >= s.rollout.startedAtMs && (r.failed || r.unhealthy));
     if (failure !== undefined) return onFailure(s, failure, nowMs);
   }
-  if (s.rollout.state === 'paused') return keepCount(R, R + P, cur, old, copies);
+  if (s.rollout.state === 'paused') return keepCount(R, R + P, cur, old, copies, room);
 
   const stop: string[] = [];
   let create = 0;
   // Too many of the current version (a scale down): the least useful go first.
   if (cur.length > R) stop.push(...byUselessness(cur).slice(0, cur.length - R).map((r) => r.id));
   const curKept = Math.min(cur.length, R);
-  const startFirst = s.update.order === 'start-first';
+  // No room in the namespace for a copy more: the old replicas go first, as with stop-first.
+  const startFirst = s.update.order === 'start-first' && room > 0;
   // Old replicas beyond what is needed: with start-first, each healthy new one retires an old one.
   const healthyCur = cur.filter((r) => r.healthy).length;
   const oldSurplus = startFirst ? Math.min(old.length, Math.max(0, Math.min(healthyCur, R) + old.length - R)) : Math.max(0, curKept + old.length - R);
@@ -178,7 +186,7 @@ function decideCopies(s: ServiceRecord, replicas: readonly ReplicaState[], nowMs
       if (nowMs < nextAtMs) {
         wakeAtMs = nextAtMs;
       } else {
-        const batch = nextBatch(s, oldLeft, alive, stop, copies + create);
+        const batch = nextBatch(s, startFirst, oldLeft, alive, stop, copies + create);
         stop.push(...batch.stop);
         oldLeft = oldLeft.filter((r) => !batch.stop.includes(r.id));
         create += batch.create;
@@ -189,7 +197,7 @@ function decideCopies(s: ServiceRecord, replicas: readonly ReplicaState[], nowMs
       else wakeAtMs = monitor;
     }
   }
-  create = Math.max(0, Math.min(create, R + P - copies));
+  create = Math.max(0, Math.min(create, R + P - copies, room));
   if (create === 0 && stop.length === 0 && rollout === undefined) return wakeAtMs === null ? nothing : { ...nothing, wakeAtMs };
   return { create, stop, wakeAtMs, ...(rollout === undefined ? {} : { rollout }) };
 }
@@ -199,11 +207,11 @@ function decideCopies(s: ServiceRecord, replicas: readonly ReplicaState[], nowMs
  * them even while the previous batch's old copies are still stopping (their stop grace can be long) and starts the
  * replacements as room frees under `replicas + parallelism` copies, rather than waiting out every stop in turn.
  */
-function nextBatch(s: ServiceRecord, oldLeft: readonly ReplicaState[], alive: readonly ReplicaState[], stopping: readonly string[], copies: number): { create: number; stop: string[] } {
+function nextBatch(s: ServiceRecord, startFirst: boolean, oldLeft: readonly ReplicaState[], alive: readonly ReplicaState[], stopping: readonly string[], copies: number): { create: number; stop: string[] } {
   const R = s.replicas;
   const P = s.update.parallelism;
   const room = Math.max(0, R + P - copies);
-  if (s.update.order === 'start-first') {
+  if (startFirst) {
     const n = Math.min(P, oldLeft.length, room);
     return { create: n, stop: [] };
   }
@@ -245,10 +253,10 @@ function onFailure(s: ServiceRecord, r: ReplicaState, nowMs: number): Decision {
 }
 
 /** A paused rollout: no batches; only the count of replicas is kept (new ones of the current version). */
-function keepCount(R: number, copiesMax: number, cur: readonly ReplicaState[], old: readonly ReplicaState[], copies: number): Decision {
+function keepCount(R: number, copiesMax: number, cur: readonly ReplicaState[], old: readonly ReplicaState[], copies: number, room: number): Decision {
   const all = [...old, ...cur];
   if (all.length > R) return { create: 0, stop: byUselessness(all).slice(0, all.length - R).map((r) => r.id), wakeAtMs: null };
-  const create = Math.max(0, Math.min(R - all.length, copiesMax - copies));
+  const create = Math.max(0, Math.min(R - all.length, copiesMax - copies, room));
   return create === 0 ? nothing : { create, stop: [], wakeAtMs: null };
 }
 

@@ -6,7 +6,9 @@
 import type { Logger } from 'pino';
 import type { ServiceRecord } from '../contracts/service-model.js';
 import { finalTaskStates, type TaskRecord } from '../contracts/task-model.js';
-import type { ServiceStore } from '../kv/service-store.js';
+import type { QuotaStore } from '../kv/quota-store.js';
+import { namespaceOf } from '../kv/quota-usage.js';
+import { specOf, type ServiceStore } from '../kv/service-store.js';
 import type { TaskStore } from '../kv/task-store.js';
 import { LocalDueTimes, type Clock, type Timer } from '../lib/clock.js';
 import { limits } from '../lib/limits.js';
@@ -18,6 +20,8 @@ import type { Proposer } from './task-service.js';
 export interface ServiceLoopOptions {
   services: ServiceStore;
   tasks: TaskStore;
+  /** The namespaces' quotas: no decision starts more replicas than the service's namespace has room for (none: no limit). */
+  quotas?: QuotaStore;
   raft: Proposer;
   clock: Clock;
   logger: Logger;
@@ -52,6 +56,11 @@ export class ServiceLoop {
   private readonly heldRevision = new Map<string, number>();
   private readonly ids: TaskIdGenerator;
   private readonly concurrency: number;
+  /**
+   * What the replicas of decisions in flight (proposed, not yet answered) will hold in each namespace: counted as
+   * used when another service of the namespace is decided meanwhile, so two decisions do not both take the same room.
+   */
+  private readonly reserved = new Map<string, { tasks: number; cpus: number; memoryMb: number }>();
   /** Decisions proposed and decide() calls, for the benchmark. */
   readonly counters = { passes: 0, decisions: 0, proposals: 0, created: 0, stopped: 0, drained: 0 };
 
@@ -169,7 +178,8 @@ export class ServiceLoop {
     // step, so the monitor window and the delay after it are not cut short.
     const held = this.due.pending(name);
     const nowMs = held !== undefined && held.remainingMs > 0 && held.atMs <= wallMs && this.heldRevision.get(name) === service.revision ? held.atMs - held.remainingMs : wallMs;
-    const decision = decide(service, replicas, nowMs);
+    const room = this.roomFor(service);
+    const decision = decide(service, replicas, nowMs, room);
     if (decision.wakeAtMs === null) {
       this.due.forget(name);
       this.heldRevision.delete(name);
@@ -179,7 +189,30 @@ export class ServiceLoop {
     this.heldRevision.set(name, service.revision);
     if (wakeInMs > 0 || decision.wakeAtMs <= nowMs) return { decision, atMs: nowMs, wakeInMs };
     const atMs = decision.wakeAtMs;
-    return { decision: decide(service, replicas, atMs), atMs, wakeInMs: null };
+    return { decision: decide(service, replicas, atMs, room), atMs, wakeInMs: null };
+  }
+
+  /** Replicas of the service's current version its namespace's quota takes now, beside the decisions in flight. */
+  private roomFor(service: ServiceRecord): number {
+    if (this.o.quotas === undefined) return Number.POSITIVE_INFINITY;
+    return this.o.quotas.room(specOf(service, service.version), (ns) => {
+      const u = this.o.tasks.usage.of(ns);
+      const r = this.reserved.get(ns);
+      return r === undefined ? u : { tasks: u.tasks + r.tasks, cpus: u.cpus + r.cpus, memoryMb: u.memoryMb + r.memoryMb };
+    });
+  }
+
+  /** Counts (sign 1) or stops counting (-1) `n` replicas of the service's current version as held by its namespace. */
+  private reserve(service: ServiceRecord, n: number, sign: 1 | -1): void {
+    if (n === 0 || this.o.quotas === undefined) return;
+    const spec = specOf(service, service.version);
+    const ns = namespaceOf(spec);
+    const r = this.reserved.get(ns) ?? { tasks: 0, cpus: 0, memoryMb: 0 };
+    r.tasks += sign * n;
+    r.cpus += sign * n * (spec.resources?.cpus ?? 0);
+    r.memoryMb += sign * n * (spec.resources?.memoryMb ?? 0);
+    if (r.tasks <= 0) this.reserved.delete(ns);
+    else this.reserved.set(ns, r);
   }
 
   private async reconcileOne(s: Session, name: string): Promise<void> {
@@ -200,6 +233,7 @@ export class ServiceLoop {
       ...(drain.length === 0 ? {} : { drain }),
     };
     this.inflight.add(name);
+    this.reserve(service, create.length, 1);
     try {
       const r = await this.o.raft.proposeCommand(cmd, this.o.clock.monoMs() + this.o.proposalTimeoutMs, `leader-${s.term}-service-${++this.seq}`);
       this.counters.proposals++;
@@ -214,6 +248,7 @@ export class ServiceLoop {
       this.o.logger.warn({ service: name, err }, 'service reconcile not committed; retrying at the next pass');
     } finally {
       this.inflight.delete(name);
+      this.reserve(service, create.length, -1);
     }
     // What was cut by the batch bound, or changed while in flight, goes again.
     if (this.session === s && (create.length < d.create || stop.length < d.stop.length || drain.length < drainWanted.length)) this.dirty.add(name);

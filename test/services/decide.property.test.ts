@@ -3,7 +3,9 @@
 // delay decisions or apply them late. Properties, in words:
 //  - a decision never leaves a service with more than replicas + parallelism copies (replicas not yet ended);
 //  - once the faults stop, the service converges to `replicas` healthy replicas of its current version, no other
-//    copies, and a finished rollout (stable or rolled-back).
+//    copies, and a finished rollout (stable or rolled-back);
+//  - with its namespace's tasksMax at its replicas (no room for a surge), a decision never takes the namespace past
+//    tasksMax (its copies, stopping ones included, are what the quota counts), and the service still converges.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeCommand, type Command } from '../../src/kv/commands.js';
@@ -29,6 +31,9 @@ class Sim {
   held: { d: Decision; revision: number } | null = null;
   skip = 0;
   violations: string[] = [];
+
+  /** The namespace's tasksMax, when it has one: decisions are given the room it leaves. */
+  tasksMax: number | null = null;
 
   constructor(readonly rnd: Random, readonly name = 'web') {
     for (const w of this.workers) this.run({ op: 'worker.register', workerId: w, apiAddress: `127.0.0.1:${9000 + w.length}`, runtime: 'memory', atMs: this.now });
@@ -130,7 +135,9 @@ class Sim {
       return;
     }
     const s = this.service;
-    const d = decide(s, this.replicas().map(replicaState), this.now);
+    const spec = s.versions.find((v) => v.version === s.version)!.spec;
+    const room = this.tasksMax === null ? Number.POSITIVE_INFINITY : this.sm.quotas.room(spec, (ns) => this.sm.tasks.usage.of(ns));
+    const d = decide(s, this.replicas().map(replicaState), this.now, room);
     if (d.create === 0 && d.stop.length === 0 && d.rollout === undefined && d.revert !== true) return;
     if (this.rnd.next() < 0.05) this.held = { d, revision: s.revision };
     else this.apply(d, s.revision);
@@ -149,6 +156,8 @@ class Sim {
     if (applied && d.create > 0 && this.copies() > s.replicas + s.update.parallelism) {
       this.violations.push(`at ${this.now}: ${this.copies()} copies > ${s.replicas} + ${s.update.parallelism}`);
     }
+    const used = this.sm.tasks.usage.of('default').tasks;
+    if (applied && d.create > 0 && this.tasksMax !== null && used > this.tasksMax) this.violations.push(`at ${this.now}: the namespace holds ${used} > tasksMax ${this.tasksMax}`);
   }
 
   converged(): boolean {
@@ -159,8 +168,13 @@ class Sim {
   }
 }
 
-function simulate(seed: number, replicas: number, parallelism: number, order: 'stop-first' | 'start-first'): { sim: Sim; healedInTicks: number } {
+function simulate(seed: number, replicas: number, parallelism: number, order: 'stop-first' | 'start-first', quota = false): { sim: Sim; healedInTicks: number } {
   const sim = new Sim(new SeededRandom(seed));
+  if (quota) {
+    // No room for a surge: scaling up past it is refused (QUOTA_EXCEEDED), which the simulated user ignores.
+    sim.tasksMax = replicas;
+    sim.run({ op: 'quota.set', namespace: 'default', tasksMax: replicas });
+  }
   sim.run({
     op: 'service.create', name: 'web', atMs: sim.now, replicas, spec: sim.spec('v0'),
     update: { parallelism, delayS: 0, monitorS: 0.3, failureAction: 'rollback', order },
@@ -203,6 +217,24 @@ describe('service reconciler decision (property)', () => {
       ),
       // CI's counterexample: a held decision dropped at apply after a scale from 6 to 4 was counted as a create.
       { numRuns: 60, examples: [[7, 5, 1, 'stop-first']] },
+    );
+  });
+
+  it('with tasksMax at its replicas, never takes the namespace past tasksMax (a start-first rollout goes stop-first), and still converges', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 0x7fffffff }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.constantFrom<'stop-first' | 'start-first'>('stop-first', 'start-first'),
+        (seed, replicas, parallelism, order) => {
+          const { sim, healedInTicks } = simulate(seed, replicas, parallelism, order, true);
+          const context = `seed ${seed}, replicas ${replicas}, parallelism ${parallelism}, ${order}, tasksMax ${replicas}; rollout ${JSON.stringify(sim.service.rollout)}`;
+          expect(sim.violations, context).toEqual([]);
+          expect(healedInTicks, `did not converge: ${context}`).toBeGreaterThan(0);
+        },
+      ),
+      { numRuns: 40, examples: [[1, 3, 1, 'start-first'], [2, 4, 2, 'stop-first']] },
     );
   });
 });
@@ -248,6 +280,33 @@ describe('service reconciler decision (examples)', () => {
     const starting = [...old, replica('d', 2, { healthy: false })];
     expect(decide({ ...s, rollout: { ...s.rollout, monitorUntilMs: null } }, starting, 1100)).toEqual({ create: 0, stop: [], wakeAtMs: null });
     expect(decide({ ...s, rollout: { ...s.rollout, monitorUntilMs: null } }, [...old, replica('d', 2)], 1200)).toMatchObject({ stop: ['c'] });
+  });
+
+  it('a scale down stops the copies beyond replicas, which count until they end: no copy starts meanwhile (README: at most as many as before)', () => {
+    const stable = base({ version: 1, rollout: { state: 'stable', fromVersion: null, startedAtMs: 0, monitorUntilMs: null, message: null } });
+    const six = ['a', 'b', 'c', 'd', 'e', 'f'].map((id) => replica(id, 1));
+    const down = decide({ ...stable, replicas: 2 }, six, 1000);
+    expect(down).toMatchObject({ create: 0 });
+    expect(down.stop).toHaveLength(4);
+    const stopping = six.map((r) => (down.stop.includes(r.id) ? { ...r, desiredState: 'stop' as const } : r));
+    expect(decide({ ...stable, replicas: 2 }, stopping, 1100)).toEqual({ create: 0, stop: [], wakeAtMs: null });
+    // Scaled up again to 4 while those 4 stop: 6 copies >= 4 + 1, so none starts until they have ended.
+    expect(decide({ ...stable, replicas: 4 }, stopping, 1200)).toEqual({ create: 0, stop: [], wakeAtMs: null });
+    expect(decide({ ...stable, replicas: 4 }, stopping.filter((r) => r.desiredState === 'run'), 1300)).toEqual({ create: 2, stop: [], wakeAtMs: null });
+  });
+
+  it('start-first with no room in the namespace for a copy more goes stop-first, and a replacement waits for room', () => {
+    const s = base({ update: { ...base().update, order: 'start-first' } });
+    expect(decide(s, old, 1000, 1)).toMatchObject({ create: 1, stop: [] });
+    expect(decide(s, old, 1000, 0)).toMatchObject({ create: 0, stop: ['c'] });
+    // c still stops, and counts in the namespace: d waits for it to end.
+    const next = { ...s, rollout: { ...s.rollout, monitorUntilMs: null } };
+    expect(decide(next, [replica('a', 1), replica('b', 1), replica('c', 1, { desiredState: 'stop' })], 1100, 0)).toEqual({ create: 0, stop: [], wakeAtMs: null });
+    expect(decide(next, [replica('a', 1), replica('b', 1)], 1200, 1)).toEqual({ create: 1, stop: [], wakeAtMs: null });
+    // A scale up, or a paused service's missing replica, waits likewise.
+    const stable = base({ version: 1, rollout: { state: 'stable', fromVersion: null, startedAtMs: 0, monitorUntilMs: null, message: null } });
+    expect(decide({ ...stable, replicas: 5 }, old, 1000, 1)).toEqual({ create: 1, stop: [], wakeAtMs: null });
+    expect(decide({ ...stable, rollout: { ...stable.rollout, state: 'paused' } }, old.slice(1), 1000, 0)).toEqual({ create: 0, stop: [], wakeAtMs: null });
   });
 
   it('a failing new replica rolls back, or pauses with failureAction pause', () => {
