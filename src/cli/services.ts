@@ -359,8 +359,15 @@ function printService(s: ServiceView): void {
   printLine(`image: ${s.spec.image}${s.spec.command === undefined ? '' : `  command: ${commandText(s.spec.command)}`}`);
   if (s.spec.healthCheck !== undefined) printLine(`health: ${healthText(s.spec.healthCheck)}`);
   printLine(`update: parallelism ${s.update.parallelism}, delay ${s.update.delayS}s, monitor ${s.update.monitorS}s, ${s.update.order}, on failure ${s.update.failureAction}`);
-  const rows = s.tasks.map((t) => [t.taskId, String(t.version), t.state, t.desiredState, t.health ?? '-', t.workerId ?? '-', t.ports.map((p) => `${p.name}=${p.address}`).join(' ') || '-']);
-  printLine(formatTable([['TASK', 'VERSION', 'STATE', 'DESIRED', 'HEALTH', 'WORKER', 'PORTS'], ...rows]));
+  printLine(formatTable([['TASK', 'VERSION', 'STATE', 'DESIRED', 'HEALTH', 'WORKER', 'PORTS'], ...replicaRows(s)]));
+}
+
+/** `service get`'s replica rows; a replica its worker's drain is stopping (healthy there still, maybe) says so. */
+export function replicaRows(s: Pick<ServiceView, 'tasks'>): string[][] {
+  return s.tasks.map((t) => [
+    t.taskId, String(t.version), t.state, t.draining ? `${t.desiredState} (draining)` : t.desiredState, t.health ?? '-', t.workerId ?? '-',
+    t.ports.map((p) => `${p.name}=${p.address}`).join(' ') || '-',
+  ]);
 }
 
 const collect = (v: string, all: string[] = []): string[] => [...all, v];

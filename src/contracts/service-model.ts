@@ -68,6 +68,8 @@ export interface ReplicaView {
   readonly version: number;
   readonly state: string;
   readonly desiredState: string;
+  /** Its worker is being drained and it is being stopped there, to be placed again elsewhere (it serves no more). */
+  readonly draining: boolean;
   readonly health: string | null;
   readonly workerId: string | null;
   /** The attempt the state and worker are of (from 1): a follower of its output knows a new one by it. */

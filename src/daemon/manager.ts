@@ -359,7 +359,7 @@ async function startParts(
   const retention = new Retention({ store: service.kv.tasks, raft: service, policy: config.taskRetention, clock: systemClock, logger: logger.child({ component: 'retention' }), proposalTimeoutMs: config.api.requestTimeoutMs });
   opened.push('retention', () => retention.close());
   const tasks = new TaskServiceImpl({ ...common, logger: logger.child({ component: 'tasks' }), onHeartbeat: (w) => loops.workerSeen(w), managers: () => service.managerApiAddresses(), managerAddresses: () => service.managerAddresses(), managerIds: () => service.managerIds() });
-  const services = new ServiceServiceImpl({ services: service.kv.services, tasks: service.kv.tasks, raft: service, clock: systemClock });
+  const services = new ServiceServiceImpl({ services: service.kv.services, tasks: service.kv.tasks, quotas: service.kv.quotas, raft: service, clock: systemClock });
   const placement = new PlacementServiceImpl({ store: service.kv.tasks, quotas: service.kv.quotas, raft: service, clock: systemClock });
   // The dashboard's feed (GET /v1/events) hears of task changes after the leader loops.
   const feed = new DashboardFeed({ cluster: () => service.cluster(), tasks: service.kv.tasks, peerView: httpPeerView(http), clock: systemClock, logger: logger.child({ component: 'events' }) });

@@ -23,6 +23,9 @@ export function isActiveState(state: TaskState): boolean {
  * Whether the current attempt is to be stopped on its worker: asked to stop, or its worker drained (then it is placed
  * again once stopped). What the assignment a worker reads says (desiredState stop), and what the leader sends.
  */
+/** The history's reason for a task stopped on request while it waited to be placed (it ends at once). */
+export const stoppedBeforePlacedReason = 'stopped on request before it was placed';
+
 export function stopWanted(task: Pick<TaskRecord, 'desiredState' | 'draining'>): boolean {
   return task.desiredState === 'stop' || task.draining === true;
 }

@@ -17,7 +17,7 @@ import {
 } from '../contracts/task-model.js';
 
 export type { StoredWorker } from '../contracts/task-model.js';
-import { isActiveState, lostOutcome, reportOutcome, type ReportOutcome } from './task-rules.js';
+import { isActiveState, lostOutcome, reportOutcome, stoppedBeforePlacedReason, type ReportOutcome } from './task-rules.js';
 import { normaliseSpec, specFingerprint } from './task-spec.js';
 import { UsageByNamespace } from './quota-usage.js';
 import { internSpec, StringPool } from './string-pool.js';
@@ -410,7 +410,7 @@ export class TaskStore {
     if (t.state === 'stopped') return { ok: true, id: t.id, changed: 0 };
     if (finalTaskStates.has(t.state)) return { ok: false, code: 'TASK_ALREADY_FINAL', message: `task ${t.id} has already ${t.state}` };
     if (t.state === 'pending' || t.state === 'lost') {
-      this.moved(t, 'stopped', cmd.atMs, { desiredState: 'stop' }, 'stopped on request before it was placed');
+      this.moved(t, 'stopped', cmd.atMs, { desiredState: 'stop' }, stoppedBeforePlacedReason);
       return { ok: true, id: t.id, changed: 1 };
     }
     if (t.desiredState === 'stop') return { ok: true, id: t.id, changed: 0 };

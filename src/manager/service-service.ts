@@ -8,21 +8,24 @@ import {
 } from '../contracts/service-model.js';
 import { finalTaskStates, type TaskRecord, type TaskSpec } from '../contracts/task-model.js';
 import type { ServiceCommand, ServiceUpdateCommand } from '../kv/service-commands.js';
+import type { QuotaStore } from '../kv/quota-store.js';
 import { namespaceOf } from '../kv/quota-usage.js';
 import { specOf, type ServiceStore } from '../kv/service-store.js';
 import { printable, redactedValue, specRuleProblem, specView } from '../kv/task-spec.js';
-import { stopWanted } from '../kv/task-rules.js';
+import { stopWanted, stoppedBeforePlacedReason } from '../kv/task-rules.js';
 import type { TaskStore } from '../kv/task-store.js';
 import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { verdictsFor } from './placement-input.js';
-import { failureOf, isAlive, replicaState } from './service-decide.js';
+import { decide, failureOf, isAlive, replicaState } from './service-decide.js';
 import type { Proposer } from './task-service.js';
 
 export interface ServiceServiceOptions {
   services: ServiceStore;
   tasks: TaskStore;
+  /** The namespaces' quotas (none: no limit), for why replicas wait. */
+  quotas?: QuotaStore;
   raft: Proposer;
   clock: Clock;
 }
@@ -98,36 +101,55 @@ export class ServiceServiceImpl implements ServicesService {
   }
 
   async deleteService(name: string, ctx: RequestContext): Promise<{ readonly name: string; readonly deleted: true; readonly stopping: number }> {
-    await this.proposeOk({ op: 'service.delete', name, atMs: this.o.clock.nowMs() }, ctx);
+    const atMs = this.o.clock.nowMs();
+    await this.proposeOk({ op: 'service.delete', name, atMs }, ctx);
+    // The replicas it stopped: those still stopping, and those it stopped before they were placed (pending: stopped at
+    // once, as of its time), which `stopping 0 replicas` left out for a service of 3000 pending ones.
     let stopping = 0;
     for (const id of this.o.tasks.idsOfService(name)) {
       const t = this.o.tasks.task(id);
-      if (t !== undefined && !finalTaskStates.has(t.state)) stopping++;
+      if (t === undefined) continue;
+      const last = t.history.at(-1);
+      if (!finalTaskStates.has(t.state) || (t.state === 'stopped' && last?.atMs === atMs && last.reason === stoppedBeforePlacedReason)) stopping++;
     }
     return { name, deleted: true, stopping };
   }
 
   /** The view of a service as the API answers it (also what DNS-free callers read). */
   view(s: ServiceRecord): ServiceView {
+    const records: TaskRecord[] = [];
+    for (const id of [...this.o.tasks.idsOfService(s.name)].sort()) {
+      const t = this.o.tasks.task(id);
+      if (t !== undefined && !finalTaskStates.has(t.state)) records.push(t);
+    }
+    const states = records.map(replicaState);
+    const room = this.roomFor(s);
+    // The replicas the reconciler is about to stop (a scale down just applied, an old one a healthy new one retires):
+    // the count is what the service is about to serve with, not what DNS answered a moment before.
+    const stopping = new Set(decide(s, states, this.o.clock.nowMs(), room).stop);
     const tasks: ReplicaView[] = [];
     let running = 0;
     let healthy = 0;
+    let alive = 0;
     let unplaced: TaskRecord | null = null;
-    for (const id of [...this.o.tasks.idsOfService(s.name)].sort()) {
-      const t = this.o.tasks.task(id);
-      if (t === undefined || finalTaskStates.has(t.state)) continue;
-      const r = replicaState(t);
-      if (unplaced === null && t.state === 'pending' && t.desiredState === 'run' && r.version === s.version) unplaced = t;
+    let retrying: TaskRecord | null = null;
+    for (const [i, t] of records.entries()) {
+      const r = states[i]!;
+      const pendingOfVersion = t.state === 'pending' && t.desiredState === 'run' && r.version === s.version;
+      if (unplaced === null && pendingOfVersion) unplaced = t;
+      // Its last attempt failed through no fault of its own (no `failure` says it): the view says why it waits.
+      if (retrying === null && pendingOfVersion && t.error !== null && failureOf(r) === null) retrying = t;
+      if (isAlive(r)) alive++;
       if (isAlive(r) && t.state === 'running') running++;
       // A replica its worker's drain is stopping still wants to run (elsewhere), but serves no more: DNS no longer
       // answers it (stopWanted), and neither does the count.
-      if (isAlive(r) && r.healthy && !stopWanted(t)) healthy++;
+      if (isAlive(r) && r.healthy && !stopWanted(t) && !stopping.has(t.id)) healthy++;
       tasks.push({
-        taskId: t.id, version: r.version, state: t.state, desiredState: t.desiredState, health: t.health ?? null, workerId: t.workerId,
-        attempt: t.attempt, ports: t.ports ?? [], failure: failureOf(r),
+        taskId: t.id, version: r.version, state: t.state, desiredState: t.desiredState, draining: r.draining === true, health: t.health ?? null,
+        workerId: t.workerId, attempt: t.attempt, ports: t.ports ?? [], failure: failureOf(r),
       });
     }
-    const waiting = this.waitingFor(s, unplaced);
+    const waiting = this.waitingFor(s, { unplaced, retrying, short: alive < s.replicas && room === 0 });
     const rolling = s.rollout.state === 'updating' || s.rollout.state === 'rolling-back';
     return {
       name: s.name, replicas: { desired: s.replicas, running, healthy }, version: s.version, previousVersion: s.previousVersion,
@@ -137,16 +159,28 @@ export class ServiceServiceImpl implements ServicesService {
     };
   }
 
+  /** Replicas of the current version its namespace's quota takes now (Infinity without one), as the reconciler counts. */
+  private roomFor(s: ServiceRecord): number {
+    return this.o.quotas?.room(specOf(s, s.version), (ns) => this.o.tasks.usage.of(ns)) ?? Number.POSITIVE_INFINITY;
+  }
+
   /**
-   * A replica of the current version that no worker can take now (none eligible: each down, full, without room for
-   * it, or without a label its constraints ask for) waits with nothing recorded: the view says so, as `task why` would.
-   * While a rollout is under way it holds the rollout up, and its message says so too.
+   * Why replicas of the current version wait, first of: one that no worker can take now (none eligible: each down,
+   * full, without room for it, or without a label its constraints ask for), as `task why` would; the namespace's
+   * quota leaving no room for the replicas the service lacks (`short`), which the reconciler does not start; one whose
+   * last attempt failed through no fault of its own (its assignment refused: no free port in the worker's range, its
+   * worker lost), with that error, as `task get` shows it. While a rollout is under way its message says so too.
    */
-  private waitingFor(s: ServiceRecord, unplaced: TaskRecord | null): string | null {
-    if (unplaced === null) return null;
-    const why = noWorkerReason(verdictsFor(this.o.tasks, unplaced));
-    if (why === null) return null;
-    return `waiting: replica ${unplaced.id} of version ${s.version} has no worker to run on (${why}; see task why ${unplaced.id})`;
+  private waitingFor(s: ServiceRecord, w: { unplaced: TaskRecord | null; retrying: TaskRecord | null; short: boolean }): string | null {
+    const why = w.unplaced === null ? null : noWorkerReason(verdictsFor(this.o.tasks, w.unplaced));
+    if (w.unplaced !== null && why !== null) {
+      return `waiting: replica ${w.unplaced.id} of version ${s.version} has no worker to run on (${why}; see task why ${w.unplaced.id})`;
+    }
+    const full = w.short ? (this.o.quotas?.refusal([specOf(s, s.version)], (ns) => this.o.tasks.usage.of(ns)) ?? null) : null;
+    if (full !== null) return `waiting: no room in the namespace for another replica of version ${s.version} (${full}; see quota ls)`;
+    const t = w.retrying;
+    if (t === null || t.error === null) return null;
+    return `waiting: replica ${t.id} of version ${s.version} is placed again after attempt ${t.attempt - 1} failed: ${bounded(t.error.message)} (see task get ${t.id})`;
   }
 
   private recordOrThrow(name: string): ServiceRecord {
@@ -202,4 +236,10 @@ export function replicaSpecOf(task: TaskSpec, parts: SpecParts, base?: TaskSpec)
   const problem = specRuleProblem(spec as unknown as TaskSpec, 'body.');
   if (problem !== null) throw new MinkubeError('INVALID_BODY', problem);
   return spec as unknown as TaskSpec;
+}
+
+/** A recorded error, bounded as a rollout's reason is (a runtime's text is not). */
+function bounded(message: string): string {
+  const max = limits.rolloutReasonCharsMax;
+  return message.length > max ? `${[...message].slice(0, max - 1).join('')}…` : message;
 }

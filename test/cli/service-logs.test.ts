@@ -37,7 +37,7 @@ describe('LinePrefixer', () => {
 
 describe('nextFollow', () => {
   const replica = (o: Partial<ReplicaView>): ReplicaView => ({
-    taskId: 't1', version: 1, state: 'running', desiredState: 'run', health: null, workerId: 'w1', attempt: 1, ports: [], failure: null, ...o,
+    taskId: 't1', version: 1, state: 'running', desiredState: 'run', draining: false, health: null, workerId: 'w1', attempt: 1, ports: [], failure: null, ...o,
   });
 
   it('picks a crash-looping replica up again for each attempt, on the worker of that attempt, whole', () => {

@@ -1,11 +1,11 @@
 // ServiceWait: when `service create|scale|update|rollback --wait` stops following the service, and with which exit;
 // summary: the progress line, with why the service is short of healthy replicas.
 import { describe, expect, it } from 'vitest';
-import { ServiceWait, summary } from '../../src/cli/services.js';
+import { replicaRows, ServiceWait, summary } from '../../src/cli/services.js';
 import type { ReplicaView, RolloutState, ServiceView } from '../../src/contracts/service-model.js';
 
 const replica = (taskId: string, version: number, health: string | null = 'healthy', o: Partial<ReplicaView> = {}): ReplicaView => ({
-  taskId, version, state: 'running', desiredState: 'run', health, workerId: 'w1', attempt: 1, ports: [], failure: null, ...o,
+  taskId, version, state: 'running', desiredState: 'run', draining: false, health, workerId: 'w1', attempt: 1, ports: [], failure: null, ...o,
 });
 
 function view(state: RolloutState, version: number, tasks: ReplicaView[], desired = 3, monitorS = 10): ServiceView {
@@ -125,5 +125,14 @@ describe('summary', () => {
     ]);
     expect(summary(failing)).toBe('service tk2: 1/3 healthy, 2 running, version 1; replica t2 of version 1 failed: the container exited with code 3');
     expect(summary(view('stable', 1, [replica('t1', 1)], 1))).toBe('service tk2: 1/1 healthy, 1 running, version 1');
+  });
+});
+
+describe('replicaRows', () => {
+  it("marks a replica its worker's drain is stopping (it still wants to run, elsewhere, and may show healthy)", () => {
+    expect(replicaRows({ tasks: [replica('t1', 1), replica('t2', 1, 'healthy', { draining: true })] })).toEqual([
+      ['t1', '1', 'running', 'run', 'healthy', 'w1', '-'],
+      ['t2', '1', 'running', 'run (draining)', 'healthy', 'w1', '-'],
+    ]);
   });
 });

@@ -135,7 +135,8 @@ describe('service routes', () => {
       const t = kv.tasks.task(view.tasks[0]!.taskId)!;
       expect(t).toMatchObject({ service: { name: 'fresh', version: 1 }, spec: { restartPolicy: 'always' } });
       const del = await app.inject({ method: 'DELETE', url: '/v1/services/fresh' });
-      expect(del.json()).toEqual({ name: 'fresh', deleted: true, stopping: 0 });
+      // The pending replica it stopped at once counts (it said `stopping 0` for 3000 pending ones: outside tester).
+      expect(del.json()).toEqual({ name: 'fresh', deleted: true, stopping: 1 });
       expect(kv.tasks.task(t.id)!.state).toBe('stopped');
     } finally {
       loop.stop();
@@ -194,6 +195,51 @@ describe('service routes', () => {
       expect([back.statusCode, back.json()]).toEqual([403, { error: { code: 'QUOTA_EXCEEDED', message: 'namespace default: tasksMax 2 would be exceeded (0 live + 4 new)' } }]);
       // A change that keeps the namespace is no version-10 command: older managers still read it during an upgrade.
       expect((await own.inject({ method: 'PATCH', url: '/v1/services/nsm', payload: { update: { parallelism: 2 } } })).statusCode).toBe(200);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('the view: a scale down answers the replicas it leaves as healthy, a drained replica says so, and waiting says why replicas wait (quota, a failed assignment)', async () => {
+    const { kv: k, raft: r, apply } = inProcessRaft();
+    const own = buildManagerApp({ service: new FakeManagerService(), services: new ServiceServiceImpl({ services: k.services, tasks: k.tasks, quotas: k.quotas, raft: r, clock: systemClock }) });
+    const get = async (): Promise<ServiceView> => (await own.inject({ method: 'GET', url: '/v1/services/web' })).json<ServiceView>();
+    try {
+      await own.inject({ method: 'POST', url: '/v1/services', payload: { name: 'web', task, replicas: 6 } });
+      const ids = ['r1', 'r2', 'r3', 'r4', 'r5', 'r6'];
+      apply({ op: 'service.reconcile', name: 'web', atMs: 2, ifRevision: 1, create: ids, stop: [] });
+      apply({ op: 'worker.register', workerId: 'w1', apiAddress: '127.0.65.1:9000', runtime: 'process', atMs: 2 });
+      apply({ op: 'task.place', term: 1, atMs: 3, cursor: 'w1', placements: ids.map((taskId) => ({ taskId, attempt: 1, workerId: 'w1' })) });
+      apply({ op: 'task.report', atMs: 4, reports: ids.map((taskId) => ({ taskId, workerId: 'w1', attempt: 1, term: 1, state: 'running' as const, containerId: `c-${taskId}`, exitCode: null, error: null, retryAtMs: 0 })) });
+      expect((await get()).replicas).toEqual({ desired: 6, running: 6, healthy: 6 });
+      // (a) The reconciler has not stopped the 4 yet: they are about to stop, not healthy replicas of the service.
+      const scaled = (await own.inject({ method: 'PATCH', url: '/v1/services/web', payload: { replicas: 2 } })).json<ServiceView>();
+      expect(scaled.replicas).toEqual({ desired: 2, running: 6, healthy: 2 });
+      expect((await own.inject({ method: 'PATCH', url: '/v1/services/web', payload: { replicas: 0 } })).json<ServiceView>().replicas).toEqual({ desired: 0, running: 6, healthy: 0 });
+      await own.inject({ method: 'PATCH', url: '/v1/services/web', payload: { replicas: 6 } });
+      // (b) A replica its worker's drain moves says so.
+      apply({ op: 'worker.availability', workerId: 'w1', availability: 'drain', atMs: 5, paced: true });
+      apply({ op: 'service.reconcile', name: 'web', atMs: 5, ifRevision: k.services.service('web')!.revision, create: [], stop: [], drain: ['r1'] });
+      const drained = await get();
+      expect(drained.tasks.find((t) => t.taskId === 'r1')).toMatchObject({ desiredState: 'run', draining: true, health: null, state: 'running' });
+      expect(drained.tasks.filter((t) => t.draining).map((t) => t.taskId)).toEqual(['r1']);
+      expect(drained.replicas.healthy).toBe(5);
+      apply({ op: 'worker.availability', workerId: 'w1', availability: 'active', atMs: 6 });
+      // (c) A replica whose assignment failed (the worker's port range full) waits to be placed again: the view says why.
+      apply({
+        op: 'task.report', atMs: 7, reports: [{
+          taskId: 'r2', workerId: 'w1', attempt: 1, term: 1, state: 'failed', containerId: null, exitCode: null, retryAtMs: 60_000,
+          error: { class: 'transient', message: 'the assignment to worker w1 failed: no free port in 26300-26399 (100 held by tasks)' },
+        }],
+      });
+      const retrying = await get();
+      expect(retrying.tasks.find((t) => t.taskId === 'r2')).toMatchObject({ state: 'pending', failure: null });
+      expect(retrying.waiting).toBe('waiting: replica r2 of version 1 is placed again after attempt 1 failed: the assignment to worker w1 failed: no free port in 26300-26399 (100 held by tasks) (see task get r2)');
+      // The namespace's quota leaves no room for a replica it lacks: the reconciler starts none, and the view says so.
+      apply({ op: 'task.stop', taskId: 'r2', atMs: 8 });
+      apply({ op: 'task.submit', taskId: 'other', spec: { image: 'i' }, atMs: 8 });
+      apply({ op: 'quota.set', namespace: 'default', tasksMax: 6 });
+      expect((await get()).waiting).toBe('waiting: no room in the namespace for another replica of version 1 (namespace default: tasksMax 6 would be exceeded (6 live + 1 new); see quota ls)');
     } finally {
       await own.close();
     }

@@ -59,6 +59,7 @@ const ReplicaReply = Type.Object({
   version: Type.Integer(),
   state: Type.String(),
   desiredState: Type.String(),
+  draining: Type.Boolean({ description: "its worker is being drained: it is being stopped there, to be placed again elsewhere, and serves no more" }),
   health: Nullable(Type.String()),
   workerId: Nullable(Type.String()),
   attempt: Type.Integer({ minimum: 1 }),
@@ -79,7 +80,7 @@ const ServiceReply = Type.Object(
       fromVersion: Nullable(Type.Integer()),
       message: Nullable(Type.String()),
     }),
-    waiting: Nullable(Type.String({ description: 'why a replica of the current version waits: no worker can take it now' })),
+    waiting: Nullable(Type.String({ description: 'why replicas of the current version wait: no worker can take one now, no room in the namespace quota, or its assignment failed (no free port...)' })),
     tasks: Type.Array(ReplicaReply, { description: 'every replica not yet ended, by task id' }),
     createdAt: Type.String(),
     updatedAt: Type.String(),
@@ -87,7 +88,7 @@ const ServiceReply = Type.Object(
   { description: 'the service' },
 );
 const ServiceListReply = Type.Object({ items: Type.Array(ServiceReply), nextCursor: Nullable(Type.String()) }, { description: 'a page of services, in name order' });
-const ServiceDeletedReply = Type.Object({ name: Type.String(), deleted: Type.Literal(true), stopping: Type.Integer({ description: 'replicas asked to stop' }) }, { description: 'the service is forgotten' });
+const ServiceDeletedReply = Type.Object({ name: Type.String(), deleted: Type.Literal(true), stopping: Type.Integer({ description: 'replicas it stopped: pending ones at once, the others as their workers stop them' }) }, { description: 'the service is forgotten' });
 
 export interface ServiceRoutesOptions {
   services: ServicesService;
