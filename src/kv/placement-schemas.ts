@@ -3,6 +3,7 @@
 import { Type } from '@sinclair/typebox';
 import { taskPriorities } from '../contracts/task-model.js';
 import { labelKeyPattern, labelValuePattern, parseConstraint } from '../lib/constraints.js';
+import { dnsLabelPattern } from '../lib/patterns.js';
 import { limits } from '../lib/limits.js';
 
 export const LabelsSchema = Type.Record(Type.String({ pattern: labelKeyPattern }), Type.String({ pattern: labelValuePattern }), {
@@ -22,7 +23,7 @@ export const ConstraintsSchema = Type.Array(Type.String({ minLength: 1, maxLengt
 export const PrioritySchema = Type.Union(taskPriorities.map((p) => Type.Literal(p)));
 
 /** A namespace: lower-case letters, digits and '-', starting with a letter or digit (as a DNS label). */
-export const namespacePattern = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
+export const namespacePattern = dnsLabelPattern;
 export const NamespaceSchema = Type.String({ pattern: namespacePattern });
 export const defaultNamespace = 'default';
 

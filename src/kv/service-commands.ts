@@ -8,9 +8,10 @@ import type { TaskSpec } from '../contracts/task-model.js';
 import { limits } from '../lib/limits.js';
 import { normaliseSpec, TaskSpecSchema } from './task-spec.js';
 import { Nullable } from '../lib/nullable.js';
+import { dnsLabelPattern } from '../lib/patterns.js';
 
 /** DNS label rules: the name becomes `<name>.service.minkube`. */
-export const serviceNamePattern = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
+export const serviceNamePattern = dnsLabelPattern;
 
 export interface ServiceCreateCommand {
   readonly op: 'service.create';

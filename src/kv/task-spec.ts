@@ -6,19 +6,19 @@ import { imageReferenceProblem } from '../lib/image-reference.js';
 import { limits } from '../lib/limits.js';
 import { isEnvName, stopSignals, type HealthCheckSpec, type RestartPolicy, type TaskRecord, type TaskSpec } from '../contracts/task-model.js';
 import { constraintsProblem, ConstraintsSchema, NamespaceSchema, PrioritySchema } from './placement-schemas.js';
+import { httpPathPattern, portNamePattern } from '../lib/patterns.js';
 
 const StringMap = Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.String({ maxLength: 64 * 1024 }), {
   maxProperties: limits.taskMapEntriesMax,
 });
 
-/** Port names: lower case, digits and '-', as SRV records and env names (MINKUBE_PORT_<NAME>, '-' as '_') take them. */
-export const portNamePattern = '^[a-z][a-z0-9-]{0,14}$';
+export { portNamePattern };
 const PortSchema = Type.Object({ name: Type.String({ pattern: portNamePattern }) }, { additionalProperties: false });
 export const HealthCheckSchema = Type.Object(
   {
     type: Type.Union([Type.Literal('http'), Type.Literal('tcp'), Type.Literal('exec')]),
     port: Type.Optional(Type.String({ pattern: portNamePattern })),
-    path: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, pattern: '^/[\\x21-\\x7e]*$' })),
+    path: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, pattern: httpPathPattern })),
     command: Type.Optional(Type.Array(Type.String({ maxLength: 64 * 1024 }), { minItems: 1, maxItems: limits.taskCommandArgsMax })),
     intervalS: Type.Number({ minimum: limits.healthCheckIntervalSMin, maximum: limits.healthCheckIntervalSMax }),
     timeoutS: Type.Number({ minimum: limits.healthCheckTimeoutSMin, maximum: limits.healthCheckTimeoutSMax }),

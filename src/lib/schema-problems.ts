@@ -1,12 +1,18 @@
 // How a TypeBox error reads in a 400 or a config error: one wording for the API's request checks and the config
-// file's, with the rules a pattern stands for said in words (a label key) rather than as the regular expression.
+// file's, with the rules a pattern stands for said in words (a label key, a DNS label) rather than as the regular
+// expression.
 import { labelKeyPattern, labelKeyRule, labelValuePattern, labelValueRule } from './constraints.js';
+import { dnsLabelPattern, dnsLabelRule, httpPathPattern, httpPathRule, portNamePattern, portNameRule } from './patterns.js';
 
-/** Patterns whose rule a message says in words. */
-const patternRules = new Map<string, string>([
-  [labelKeyPattern, `not a valid label key (${labelKeyRule})`],
-  [labelValuePattern, `not a valid label value (${labelValueRule})`],
+/** What a string of each pattern is, and its rule in words: `not <what> (<rule>)`, or `<what> (<rule>)` in a union. */
+const patternWords = new Map<string, { readonly what: string; readonly rule: string }>([
+  [labelKeyPattern, { what: 'a valid label key', rule: labelKeyRule }],
+  [labelValuePattern, { what: 'a valid label value', rule: labelValueRule }],
+  [dnsLabelPattern, { what: 'a DNS label', rule: dnsLabelRule }],
+  [portNamePattern, { what: 'a valid port name', rule: portNameRule }],
+  [httpPathPattern, { what: 'a valid path', rule: httpPathRule }],
 ]);
+const patternRules = new Map([...patternWords].map(([p, w]) => [p, `not ${w.what} (${w.rule})`]));
 
 /**
  * The problem of one TypeBox error, as `<field>: <problem>` ends: `unknownWord` ('unknown field', 'unknown key') for
@@ -68,7 +74,10 @@ export function describeSchema(s: SchemaShape): string {
   if (s.const !== undefined) return JSON.stringify(s.const);
   if (s.type === 'array' && Array.isArray(s.items)) return `[${s.items.map(describeSchema).join(', ')}]`;
   if (s.type === 'array' && s.items !== undefined && !Array.isArray(s.items)) return `a list of ${describeItems(s.items as SchemaShape)}`;
-  if (s.type === 'string' && typeof s.pattern === 'string') return `a string matching '${s.pattern}'`;
+  if (s.type === 'string' && typeof s.pattern === 'string') {
+    const words = patternWords.get(s.pattern);
+    return words === undefined ? `a string matching '${s.pattern}'` : `${words.what} (${words.rule})`;
+  }
   return typeof s.type === 'string' ? (typeWords[s.type]?.[0] ?? s.type) : 'a value of another shape';
 }
 

@@ -5,6 +5,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { describe, expect, it } from 'vitest';
 import { LabelsSchema } from '../../src/kv/placement-schemas.js';
 import { describeSchemaProblem } from '../../src/lib/schema-problems.js';
+import { dnsLabelPattern, httpPathPattern, portNamePattern } from '../../src/lib/patterns.js';
 
 function problemOf(schema: Parameters<typeof TypeCompiler.Compile>[0], value: unknown): string {
   const e = TypeCompiler.Compile(schema).Errors(value).First()!;
@@ -15,6 +16,13 @@ describe('describeSchemaProblem', () => {
   it('names a bad label key and value by their rule', () => {
     expect(problemOf(LabelsSchema, { 'bad key': 'x' })).toBe("/bad key: not a valid label key (a letter or digit, then letters, digits, '.', '_', '/' or '-'; at most 63 characters)");
     expect(problemOf(LabelsSchema, { zone: 'a b' })).toBe("/zone: not a valid label value (letters, digits, '.', '_' or '-'; at most 63 characters)");
+  });
+
+  it('names a DNS label, a port name and a health check path by their rule, in a union too', () => {
+    expect(problemOf(Type.Object({ name: Type.String({ pattern: dnsLabelPattern }) }), { name: '-x' })).toBe("/name: not a DNS label (1 to 63 lower-case letters, digits or '-', not starting or ending with '-')");
+    expect(problemOf(Type.String({ pattern: portNamePattern }), '1http')).toBe(": not a valid port name (a lower-case letter, then up to 14 lower-case letters, digits or '-')");
+    expect(problemOf(Type.String({ pattern: httpPathPattern }), 'healthz')).toBe(": not a valid path ('/' then printable ASCII characters, no spaces)");
+    expect(problemOf(Type.Union([Type.String({ pattern: dnsLabelPattern }), Type.Null()]), 'A')).toBe(": expected a DNS label (1 to 63 lower-case letters, digits or '-', not starting or ending with '-') or null");
   });
 
   it('keeps the plain wording elsewhere', () => {

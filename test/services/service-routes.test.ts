@@ -40,10 +40,13 @@ describe('service routes', () => {
   it('answers 400 INVALID_BODY naming the field', async () => {
     const cases: [unknown, RegExp][] = [
       [{ task, replicas: 1 }, /^body\.name: missing/],
-      [{ name: 'Web', task, replicas: 1 }, /^body\.name: /],
+      // A pattern said in words, not as its regular expression (outside tester: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$').
+      [{ name: 'Web', task, replicas: 1 }, /^body\.name: not a DNS label \(1 to 63 lower-case letters, digits or '-', not starting or ending with '-'\)$/],
+      [{ name: 'a', task, replicas: 1, namespace: 'Team A' }, /^body\.namespace: not a DNS label \(/],
       [{ name: 'a', task, replicas: -1 }, /^body\.replicas: /],
       [{ name: 'a', task: { command: ['x'] }, replicas: 1 }, /^body\.task\.image: missing/],
-      [{ name: 'a', task, replicas: 1, ports: [{ name: 'HTTP' }] }, /^body\.ports\[0\]\.name: /],
+      [{ name: 'a', task, replicas: 1, ports: [{ name: 'HTTP' }] }, /^body\.ports\[0\]\.name: not a valid port name \(a lower-case letter, then up to 14 lower-case letters, digits or '-'\)$/],
+      [{ name: 'a', task, replicas: 1, ports: [{ name: 'http' }], healthCheck: { ...health, path: 'health z' } }, /^body\.healthCheck\.path: not a valid path \('\/' then printable ASCII characters, no spaces\)$/],
       [{ name: 'a', task, replicas: 1, ports: [{ name: 'http' }, { name: 'http' }] }, /^body\.ports\[1\]\.name: "http" is declared twice/],
       [{ name: 'a', task, replicas: 1, healthCheck: health }, /^body\.healthCheck\.port: "http" is not a declared port/],
       [{ name: 'a', task, replicas: 1, ports: [{ name: 'http' }], healthCheck: { ...health, type: 'exec' } }, /^body\.healthCheck\.command: missing/],
@@ -65,6 +68,12 @@ describe('service routes', () => {
       expect(r.json().error.code).toBe('INVALID_BODY');
       expect(r.json().error.message).toMatch(message);
     }
+  });
+
+  it('a bad cursor or name in the URL is said in words too', async () => {
+    const cursor = await app.inject({ method: 'GET', url: '/v1/services?cursor=Bad_Name' });
+    expect([cursor.statusCode, cursor.json().error.message]).toEqual([400, "query.cursor: not a DNS label (1 to 63 lower-case letters, digits or '-', not starting or ending with '-')"]);
+    expect((await app.inject({ method: 'GET', url: '/v1/services/Bad_Name' })).json().error.message).toMatch(/^params\.name: not a DNS label \(/);
   });
 
   it('scales without a new version, updates into a new version with a rollout, and rolls back', async () => {
