@@ -180,6 +180,12 @@ export interface TasksService {
    * (WORKER_REPLACED) for an instance other than the one the id is registered by.
    */
   workerAssignments(id: string, ctx: RequestContext, instance?: string): Promise<Assignment[]>;
+  /**
+   * Of these task ids, those this cluster has a record of or removed one of (tasks.retention): its tasks, whose
+   * copies an earlier instance of a worker left are stale. Read from this manager's state as it is (GET assignments
+   * asks right after its barrier).
+   */
+  knownTaskIds(ids: readonly string[]): string[];
   listWorkers(query: { limit: number; cursor?: string; consistency: ReadConsistency }, ctx: RequestContext): Promise<Page<WorkerRecord>>;
   getWorker(id: string, consistency: ReadConsistency, ctx: RequestContext): Promise<WorkerRecord>;
   /** Forgets a retired worker's record: only one that is down with no task placed on it (WORKER_NOT_DOWN). */

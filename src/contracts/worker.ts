@@ -3,8 +3,8 @@
 // Worker -> any manager (a follower proposes through Raft like any other write):
 //   POST /v1/workers                      RegisterRequest            -> 200 { worker: WorkerRecord }
 //   POST /v1/workers/:id/heartbeat        HeartbeatRequest           -> 200 HeartbeatResponse | 409 WORKER_REPLACED
-//   GET  /v1/workers/:id/assignments      (linearizable; header workerInstanceHeader)
-//                                                                    -> 200 { items: Assignment[], nextCursor: null } | 409 WORKER_REPLACED
+//   GET  /v1/workers/:id/assignments      (linearizable; headers workerInstanceHeader, workerAskTasksHeader)
+//                                                                    -> 200 AssignmentList & { nextCursor: null } | 409 WORKER_REPLACED
 // A worker id is held by its newest registration's instance: a heartbeat or assignment fetch that names another
 // instance is answered 409 WORKER_REPLACED, and that worker stops its copies and exits (src/worker/loops.ts).
 // Leader -> worker:
@@ -37,6 +37,24 @@ export interface RegisterRequest {
 
 /** The header a worker's GET assignments names its instance in (a header: managers that predate it ignore it). */
 export const workerInstanceHeader = 'x-minkube-worker-instance';
+
+/**
+ * The header a worker's GET assignments asks in, comma-separated (at most limits.workerAskTasksMax), about the task
+ * ids of containers of its worker id that another instance made and that it knows nothing of: the answer's
+ * knownTaskIds names those that are the cluster's tasks (its stale copies, to stop), the rest being another cluster's
+ * worker of the same name. A header, so that managers that predate it ignore it (and answer no knownTaskIds).
+ */
+export const workerAskTasksHeader = 'x-minkube-ask-tasks';
+
+/** A task id as the managers make them (src/manager/task-ids.ts), and so as one may be asked about in that header. */
+export const askableTaskIdPattern = /^[a-z0-9][a-z0-9-]{0,63}$/;
+
+/** GET assignments' answer. */
+export interface AssignmentList {
+  readonly items: readonly Assignment[];
+  /** Of the task ids asked (workerAskTasksHeader), those the cluster has or had a record of. Absent: none asked, or an older manager. */
+  readonly knownTaskIds?: readonly string[];
+}
 
 /** What a worker knows of one task: it answers from its local map without asking a manager. */
 export interface WorkerTaskStatus {
@@ -96,6 +114,13 @@ export interface Assignment extends FencingToken {
    * predates it ignores it (the body schema allows unknown fields).
    */
   readonly traceparent?: string;
+  /**
+   * GET assignments only: the managers' record says this attempt runs on this worker (the worker reported it running).
+   * A worker that has neither its entry nor its container (removed while the worker was down) reports its outcome
+   * unknown, a transient failure the managers retry as a new attempt, rather than start it again under the same one.
+   * Absent from managers that predate it (the worker then starts it, as it used to).
+   */
+  readonly started?: true;
 }
 
 /**

@@ -288,6 +288,13 @@ export const limits = {
   workerFinishedLogBytesMax: 64 * 1024,
   /** A finished task stays in the worker's map at least this long after the managers stopped listing it. */
   workerFinishedRetentionMsDefault: 300_000,
+  /**
+   * Task ids a worker asks about in one assignment fetch (workerAskTasksHeader): containers of its worker id another
+   * instance made. More are asked in the fetches after. Each is at most 64 characters, so the header stays under 3 KiB.
+   */
+  workerAskTasksMax: 32,
+  /** Task ids the managers answered are not the cluster's (another cluster's worker of the same name): not asked again. */
+  workerForeignTasksMax: 10_000,
   // security
   caLifetimeDaysDefault: 3650,
   nodeCertLifetimeDaysDefault: 90,

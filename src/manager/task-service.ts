@@ -374,6 +374,11 @@ export class TaskServiceImpl implements TasksService {
     return this.o.store.activeOn(id).map(assignmentOf);
   }
 
+  knownTaskIds(ids: readonly string[]): string[] {
+    const { store } = this.o;
+    return ids.filter((id) => store.task(id) !== undefined || store.wasRemoved(id));
+  }
+
   async listWorkers(q: { limit: number; cursor?: string; consistency: ReadConsistency }, ctx: RequestContext): Promise<Page<WorkerRecord>> {
     await this.read(q.consistency, ctx);
     const { items, more } = this.o.store.listWorkers(q.cursor === undefined ? { limit: q.limit } : { limit: q.limit, after: q.cursor });
@@ -430,7 +435,9 @@ export class TaskServiceImpl implements TasksService {
 
 export function assignmentOf(t: TaskRecord): Assignment {
   // A drained worker's attempt is to stop there (it is placed again elsewhere once stopped).
-  return { taskId: t.id, attempt: t.attempt, term: t.term, spec: t.spec, desiredState: stopWanted(t) ? 'stop' : 'run' };
+  const a: Assignment = { taskId: t.id, attempt: t.attempt, term: t.term, spec: t.spec, desiredState: stopWanted(t) ? 'stop' : 'run' };
+  // Its worker said it runs: a worker without it lost it (Assignment.started), and must not start it again.
+  return t.state === 'running' ? { ...a, started: true } : a;
 }
 
 function chunks<T>(items: readonly T[], size: number): T[][] {

@@ -9,7 +9,7 @@ import { FakeManagerService } from './fake-service.js';
 const calls: string[] = [];
 const retention = { gc: async () => (calls.push('gc'), { removed: 0, tasks: 0 }) } as unknown as RetentionService;
 const admin: AdminService = { reload: async () => (calls.push('reload'), { node: 'm1', applied: [], refused: [], ignored: [] }) };
-const tasks = { workerAssignments: async () => [] } as unknown as TasksService;
+const tasks = { workerAssignments: async () => [], knownTaskIds: (ids: readonly string[]) => ids.filter((id) => id.startsWith('tours')) } as unknown as TasksService;
 const service = new FakeManagerService();
 const app = buildManagerApp({ service, retention, admin, tasks });
 afterAll(() => app.close());
@@ -98,6 +98,17 @@ describe('routes that take no body or no query', () => {
     const r = await call('GET', '/v1/workers/w1/assignments?workerId=w2');
     expect(r.statusCode).toBe(400);
     expect(r.json()).toEqual({ error: { code: 'INVALID_PARAM', message: 'query.workerId: unknown field' } });
+  });
+
+  it('GET assignments asks about task ids in x-minkube-ask-tasks: answered knownTaskIds; a malformed or oversized list is 400 INVALID_PARAM', async () => {
+    const get = (value?: string) => app.inject({ method: 'GET', url: '/v1/workers/w1/assignments', headers: value === undefined ? {} : { 'x-minkube-ask-tasks': value } });
+    expect((await get()).json()).toEqual({ items: [], nextCursor: null });
+    expect((await get('tours1,tother2')).json()).toEqual({ items: [], nextCursor: null, knownTaskIds: ['tours1'] });
+    for (const bad of ['', 'tours1,', 'T1', 'a b', Array.from({ length: 33 }, (_, i) => `t${i}`).join(','), 'x'.repeat(65)]) {
+      const r = await get(bad);
+      expect(r.statusCode, bad).toBe(400);
+      expect(r.json().error).toMatchObject({ code: 'INVALID_PARAM', message: expect.stringContaining('headers.x-minkube-ask-tasks: expected 1 to 32 task ids') as string });
+    }
   });
 
   it('a query parameter that is not percent-encoded UTF-8 is 400 INVALID_PARAM naming it, not matched as literal text (outside tester)', async () => {

@@ -61,6 +61,22 @@ describe('one worker id, two processes', () => {
     expect(kv.tasks.task('Q1')).toMatchObject({ state: 'running', workerId: 'bb8c-w1' });
   });
 
+  it("an assignment the record says runs there is marked started; the cluster's own task ids, removed ones included, are known, others not", async () => {
+    const { tasks, apply } = cluster();
+    await tasks.registerWorker({ id: 'bb8c-w1', apiAddress: '127.0.23.11:9001', runtime: 'docker', instance: newOne }, ctx);
+    apply({ op: 'task.submit', taskId: 'q2', spec: { image: 'i' }, atMs: Date.now() });
+    apply({ op: 'task.place', term: 1, atMs: Date.now(), cursor: 'bb8c-w1', placements: [{ taskId: 'q2', attempt: 1, workerId: 'bb8c-w1' }] });
+    // Placed, not yet said to run: the worker may start it. Running: a worker without it lost it (never a second run).
+    expect((await tasks.workerAssignments('bb8c-w1', ctx, newOne)).map((a) => [a.taskId, a.started])).toEqual([['q2', undefined]]);
+    runningQ1(apply);
+    expect((await tasks.workerAssignments('bb8c-w1', ctx, newOne)).map((a) => [a.taskId, a.started])).toEqual([['Q1', true], ['q2', undefined]]);
+
+    apply({ op: 'task.submit', taskId: 'gone1', spec: { image: 'i' }, atMs: Date.now() });
+    apply({ op: 'task.stop', taskId: 'gone1', atMs: Date.now() });
+    apply({ op: 'task.remove', atMs: Date.now(), taskIds: ['gone1'] });
+    expect(tasks.knownTaskIds(['q2', 'gone1', 'tother-cluster'])).toEqual(['q2', 'gone1']);
+  });
+
   it('a worker restarted within its TTL, same instance, new address: registered at once, its heartbeats taken', async () => {
     const { tasks, kv } = cluster();
     await tasks.registerWorker({ id: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'process', instance: oldOne }, ctx);

@@ -179,9 +179,11 @@ export const AssignmentListReply = Type.Object(
         spec: TaskSpecSchema,
         desiredState: Type.Union([Type.Literal('run'), Type.Literal('stop')]),
         traceparent: Type.Optional(Type.String()),
+        started: Type.Optional(Type.Literal(true, { description: 'the record says this attempt runs on this worker' })),
       }),
     ),
     nextCursor: Type.Null(),
+    knownTaskIds: Type.Optional(Type.Array(Type.String(), { description: 'of the task ids asked (x-minkube-ask-tasks), those the cluster has or had a record of' })),
   },
   { description: "the worker's scheduled and running tasks, with their fencing tokens" },
 );

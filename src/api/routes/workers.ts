@@ -1,10 +1,11 @@
 // The worker routes of every manager: registration, heartbeats and assignment lists (called by workers, see
 // contracts/worker.ts), and GET /v1/workers for people and the CLI.
 import type { FastifyPluginAsync } from 'fastify';
-import { workerInstanceHeader, type HeartbeatRequest, type RegisterRequest } from '../../contracts/worker.js';
+import { askableTaskIdPattern, workerAskTasksHeader, workerInstanceHeader, type HeartbeatRequest, type RegisterRequest } from '../../contracts/worker.js';
 import type { TasksService } from '../../contracts/services.js';
 import { certAddressParts } from '../../lib/address.js';
 import { MinkubeError } from '../../lib/errors.js';
+import { limits } from '../../lib/limits.js';
 import { NoQuery } from '../schemas.js';
 import { requestContext } from './kv.js';
 import { listLimit } from './tasks.js';
@@ -43,10 +44,11 @@ export const workerRoutes: FastifyPluginAsync<WorkerRoutesOptions> = async (app,
   app.get<{ Params: WorkerIdParams }>(
     '/v1/workers/:id/assignments',
     { schema: { params: WorkerIdParams, querystring: NoQuery, documentedResponse: { 200: AssignmentListReply }, errorCodes: ['WORKER_REPLACED'] } },
-    async (req) => ({
-      items: await tasks.workerAssignments(req.params.id, requestContext(req), instanceHeader(req.headers[workerInstanceHeader])),
-      nextCursor: null,
-    }),
+    async (req) => {
+      const asked = askedTasks(req.headers[workerAskTasksHeader]);
+      const items = await tasks.workerAssignments(req.params.id, requestContext(req), instanceHeader(req.headers[workerInstanceHeader]));
+      return { items, nextCursor: null, ...(asked === undefined ? {} : { knownTaskIds: tasks.knownTaskIds(asked) }) };
+    },
   );
 
   app.get<{ Querystring: WorkerListQuery }>('/v1/workers', { schema: { querystring: WorkerListQuery, documentedResponse: { 200: WorkerListReply } } }, async (req) => {
@@ -75,6 +77,16 @@ export const workerRoutes: FastifyPluginAsync<WorkerRoutesOptions> = async (app,
     async (req) => tasks.removeWorker(req.params.id, requestContext(req)),
   );
 };
+
+/** The task ids a worker's GET assignments asks about (workerAskTasksHeader), or undefined when it asks none. */
+function askedTasks(value: string | string[] | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  const ids = typeof value === 'string' ? value.split(',') : [];
+  if (ids.length === 0 || ids.length > limits.workerAskTasksMax || ids.some((id) => !askableTaskIdPattern.test(id))) {
+    throw new MinkubeError('INVALID_PARAM', `headers.${workerAskTasksHeader}: expected 1 to ${limits.workerAskTasksMax} task ids, comma-separated (lower-case letters, digits and -, at most 64 each)`);
+  }
+  return ids;
+}
 
 /** The asking instance a worker's GET assignments names in its header (absent: a worker that predates instances). */
 function instanceHeader(value: string | string[] | undefined): string | undefined {
