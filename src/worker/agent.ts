@@ -2,7 +2,7 @@
 // ContainerRuntime. It answers about its tasks without asking a manager and keeps them running while managers are down.
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
-import type { Assignment, WaitOptions, WorkerAgentApi, WorkerTaskStatus } from '../contracts/worker.js';
+import { askableTaskIdPattern, type Assignment, type AssignmentList, type WaitOptions, type WorkerAgentApi, type WorkerTaskStatus } from '../contracts/worker.js';
 import type { FencingToken, TaskSpec, WorkerStats } from '../contracts/task-model.js';
 import { sleepOn, systemClock, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
@@ -12,7 +12,7 @@ import { classifyRuntimeError } from '../runtime/classify.js';
 import { tailBytes, tailLines } from '../runtime/spec.js';
 import type { KeptLog, KeptLogStore } from './kept-logs.js';
 import type { ContainerInfo, ContainerRuntime, RunSpec } from '../runtime/types.js';
-import { planReconcile, type Correction } from './reconcile.js';
+import { endedBeforeRestart, foreignTaskIds, planReconcile, type Correction } from './reconcile.js';
 import { HealthMonitor, hostExec, type ExecProbe } from './health.js';
 import { labelPorts, portEnv, portsLabel, type PortAllocator } from './ports.js';
 import type { AgentObserver } from './metrics.js';
@@ -94,6 +94,16 @@ export class WorkerAgent implements WorkerAgentApi {
   private readonly restoredLogs = new Map<string, KeptLog>();
   /** relinquish(): why this instance no longer acts as the worker id (another instance holds it, or it was removed); nothing new is taken. */
   private relinquished: string | null = null;
+  /**
+   * Containers of this worker id that another instance made (a start with an emptied data directory) are this
+   * worker's stale copies when their tasks are the cluster's, and another cluster's worker's otherwise; the managers
+   * tell which (reconcile() asks them). clusterTasks: those the managers said are theirs, while such a container is
+   * there; foreignTasks: those they said are not (at most workerForeignTasksMax, never asked again); toAsk: the next
+   * question, from the last container list.
+   */
+  private readonly clusterTasks = new Set<string>();
+  private readonly foreignTasks = new Set<string>();
+  private toAsk: readonly string[] = [];
   /** Told when a task's status changes (it runs, ends, or its health verdict changes): the heartbeat goes early. */
   private changeListener: (() => void) | null = null;
 
@@ -209,6 +219,12 @@ export class WorkerAgent implements WorkerAgentApi {
         return statusOf(current);
       }
     } else {
+      const ended = this.restoredLogs.get(a.taskId);
+      if (ended !== undefined && ended.attempt >= a.attempt && a.desiredState === 'run') {
+        // It ran here before this worker restarted (its output was kept when it ended): never a second run of it.
+        this.recordGone(a, endedBeforeRestart(a));
+        return statusOf(this.tasks.get(a.taskId)!);
+      }
       this.makeRoom();
     }
     const entry = newEntry(assignmentToken(a), a.spec, this.clock.nowMs());
@@ -407,7 +423,7 @@ export class WorkerAgent implements WorkerAgentApi {
     // An attempt that never had a container (its start failed: no such command or image) wrote nothing, and `logs`
     // answers that; kept like any other attempt's output, a restarted worker answers the same until its retention,
     // rather than not knowing the task (which the managers answer as TASK_LOGS_GONE).
-    if (entry.containerId === null) void this.keepOnDisk(entry, '');
+    if (entry.containerId === null) void this.keepOnDisk(entry, entry.logTail ?? '');
   }
 
   /** Keeps an ended attempt's output tail for the next run of this worker (restoreKeptLogs); never rejects. */
@@ -534,12 +550,15 @@ export class WorkerAgent implements WorkerAgentApi {
    * Compares the managers' assignments with the map and the runtime's containers and corrects the differences, one log
    * line each. When fetchAssignments fails (no manager answers), nothing changes: the tasks keep running.
    */
-  async reconcile(fetchAssignments: () => Promise<readonly Assignment[]>): Promise<ReconcileReport> {
+  async reconcile(fetchAssignments: (askTasks: readonly string[]) => Promise<readonly Assignment[] | AssignmentList>): Promise<ReconcileReport> {
     this.assertOpen();
     const listedAtMs = this.clock.nowMs();
     let assignments: readonly Assignment[];
+    const asked = this.toAsk;
     try {
-      assignments = await fetchAssignments();
+      const answer = await fetchAssignments(asked);
+      assignments = isAssignmentList(answer) ? answer.items : answer;
+      if (isAssignmentList(answer)) this.learnTasks(asked, answer.knownTaskIds);
     } catch (err) {
       this.logger.debug({ err }, 'reconciliation skipped: no manager answered');
       return { reached: false, corrections: [], evicted: 0 };
@@ -553,7 +572,13 @@ export class WorkerAgent implements WorkerAgentApi {
     }
     this.refreshSpecs(assignments);
     const owner = this.ownerInstance;
-    const corrections = planReconcile({ assignments, entries: [...this.tasks.values()], retiring: [...this.retiring], containers, listedAtMs, ...(owner === undefined ? {} : { instance: owner }) });
+    const endedAttempts = new Map([...this.restoredLogs.values()].map((log) => [log.taskId, log.attempt]));
+    const input = {
+      assignments, entries: [...this.tasks.values()], retiring: [...this.retiring], containers, listedAtMs, endedAttempts, knownTaskIds: this.clusterTasks,
+      ...(owner === undefined ? {} : { instance: owner }),
+    };
+    const corrections = planReconcile(input);
+    if (containers !== null) this.nextQuestion(foreignTaskIds(input, containers));
     await Promise.all(corrections.map((c) => this.correct(c)));
     this.acknowledge(assignments, listedAtMs);
     return { reached: true, corrections, evicted: this.evictExpired() };
@@ -565,6 +590,9 @@ export class WorkerAgent implements WorkerAgentApi {
       switch (c.kind) {
         case 'start':
           await this.assign(c.assignment, { waitUntilMs: this.clock.monoMs() });
+          return;
+        case 'gone':
+          this.recordGone(c.assignment, c.reason);
           return;
         case 'adopt': {
           if (this.tasks.has(c.assignment.taskId)) return;
@@ -595,6 +623,41 @@ export class WorkerAgent implements WorkerAgentApi {
       if (err instanceof MinkubeError && err.code === 'WORKER_FULL') this.logger.debug({ correction: c.kind, reason: err.message }, 'reconcile: no room for the correction yet');
       else this.logger.warn({ correction: c.kind, err }, 'reconcile: the correction failed');
     }
+  }
+
+  /** What the managers answered about the task ids asked (none: a manager that predates the question). */
+  private learnTasks(asked: readonly string[], known: readonly string[] | undefined): void {
+    if (known === undefined) return;
+    for (const id of known) this.clusterTasks.add(id);
+    const ours = new Set(known);
+    for (const id of asked) {
+      if (ours.has(id) || this.foreignTasks.has(id)) continue;
+      if (this.foreignTasks.size >= limits.workerForeignTasksMax) this.foreignTasks.delete(this.foreignTasks.values().next().value!);
+      this.foreignTasks.add(id);
+    }
+  }
+
+  /** From another instance's containers whose tasks this worker does not know: the ids to ask about next. */
+  private nextQuestion(foreign: readonly string[]): void {
+    const present = new Set(foreign);
+    for (const id of this.clusterTasks) if (!present.has(id)) this.clusterTasks.delete(id);
+    this.toAsk = foreign.filter((id) => !this.clusterTasks.has(id) && !this.foreignTasks.has(id) && askableTaskIdPattern.test(id)).slice(0, limits.workerAskTasksMax);
+  }
+
+  /**
+   * An attempt started here before whose entry and container are both gone: failed with an unknown outcome (a transient
+   * failure, which the managers retry as a new attempt), as the process runtime reports a process whose exit it could
+   * not learn. The output this worker kept of it, if any, stays its output.
+   */
+  private recordGone(a: Assignment, reason: string): void {
+    if (this.tasks.has(a.taskId)) return;
+    this.makeRoom();
+    const entry = newEntry(assignmentToken(a), a.spec, this.clock.nowMs());
+    const kept = this.restoredLogs.get(a.taskId);
+    if (kept !== undefined && kept.attempt === a.attempt) entry.logTail = kept.text;
+    this.tasks.set(a.taskId, entry);
+    this.finish(entry, 'failed', null, { class: 'transient', message: reason });
+    this.logger.warn({ task: a.taskId, attempt: a.attempt, term: a.term, reason }, 'an attempt started here is gone; reporting its outcome unknown');
   }
 
   private async removeOrphan(c: ContainerInfo): Promise<void> {
@@ -777,6 +840,10 @@ export class WorkerAgent implements WorkerAgentApi {
       timer?.cancel();
     }
   }
+}
+
+function isAssignmentList(a: readonly Assignment[] | AssignmentList): a is AssignmentList {
+  return !Array.isArray(a);
 }
 
 /** One attempt's ports: a newer attempt of the task gets its own, and the older one's release never frees them. */

@@ -273,9 +273,9 @@ export class WorkerLoops {
       if (!this.registered) continue;
       try {
         const { instance } = this.opts.registration;
-        const report = await agent.reconcile(() => {
+        const report = await agent.reconcile((askTasks) => {
           const sentRegistered = this.registered;
-          return link.assignments(agent.workerId, instance).catch((err: unknown) => {
+          return link.assignments(agent.workerId, instance, askTasks).catch((err: unknown) => {
             this.noteReplaced(err, sentRegistered);
             throw err;
           });

@@ -1,6 +1,6 @@
 // The worker's side of the worker -> manager contract: register, heartbeat, list assignments, trying every manager
 // of the config in turn (the last one that answered first). Followers forward, so any manager will do.
-import { workerInstanceHeader, type Assignment, type HeartbeatRequest, type HeartbeatResponse, type RegisterRequest } from '../contracts/worker.js';
+import { workerAskTasksHeader, workerInstanceHeader, type Assignment, type AssignmentList, type HeartbeatRequest, type HeartbeatResponse, type RegisterRequest } from '../contracts/worker.js';
 import { ApiClient } from '../client/api-client.js';
 import type { HttpClient } from '../client/http.js';
 import type { WorkerRecord } from '../contracts/task-model.js';
@@ -11,8 +11,8 @@ import { MinkubeError } from '../lib/errors.js';
 export interface ManagerLink {
   register(req: RegisterRequest): Promise<WorkerRecord>;
   heartbeat(workerId: string, req: HeartbeatRequest): Promise<HeartbeatResponse>;
-  /** `instance`: the asking instance (a replaced one is refused, WORKER_REPLACED). */
-  assignments(workerId: string, instance?: string): Promise<Assignment[]>;
+  /** `instance`: the asking instance (a replaced one is refused, WORKER_REPLACED); `askTasks`: see workerAskTasksHeader. */
+  assignments(workerId: string, instance?: string, askTasks?: readonly string[]): Promise<AssignmentList>;
   /** The managers the cluster has now (a heartbeat's `managers`): asked from now on. */
   learnManagers?(addresses: readonly string[]): void;
 }
@@ -108,11 +108,14 @@ export class HttpManagerLink implements ManagerLink {
     return hedgeMs === undefined ? this.call('POST', path, req) : this.hedgedCall('POST', path, req, hedgeMs);
   }
 
-  async assignments(workerId: string, instance?: string): Promise<Assignment[]> {
-    const headers = instance === undefined ? undefined : { [workerInstanceHeader]: instance };
-    const res = await this.call<{ items: Assignment[] }>('GET', `/v1/workers/${encodeURIComponent(workerId)}/assignments`, undefined, headers);
+  async assignments(workerId: string, instance?: string, askTasks: readonly string[] = []): Promise<AssignmentList> {
+    const headers: Record<string, string> = {};
+    if (instance !== undefined) headers[workerInstanceHeader] = instance;
+    if (askTasks.length > 0) headers[workerAskTasksHeader] = askTasks.join(',');
+    const res = await this.call<{ items: Assignment[]; knownTaskIds?: unknown }>('GET', `/v1/workers/${encodeURIComponent(workerId)}/assignments`, undefined, headers);
     if (!Array.isArray(res.items)) throw new MinkubeError('INTERNAL', 'the assignment list has no items array');
-    return res.items;
+    const known = Array.isArray(res.knownTaskIds) ? res.knownTaskIds.filter((t): t is string => typeof t === 'string') : undefined;
+    return known === undefined ? { items: res.items } : { items: res.items, knownTaskIds: known };
   }
 
   /**

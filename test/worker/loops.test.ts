@@ -2,7 +2,7 @@
 // re-registration on WORKER_NOT_FOUND, heartbeats with the task statuses, reconciliation on its interval once registered.
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from '../../src/contracts/worker.js';
+import type { Assignment, AssignmentList, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from '../../src/contracts/worker.js';
 import type { WorkerRecord } from '../../src/contracts/task-model.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { SeededRandom } from '../../src/lib/random.js';
@@ -65,12 +65,12 @@ class ScriptedLink implements ManagerLink {
     return { heartbeatIntervalMs: this.askedIntervalMs, ...(forget.length === 0 ? {} : { forget }), ...(this.managers === null ? {} : { managers: this.managers }) };
   }
 
-  async assignments(_id: string, instance?: string): Promise<Assignment[]> {
+  async assignments(_id: string, instance?: string): Promise<AssignmentList> {
     this.assignmentCalls++;
     this.askedAs.push(instance);
     if (!this.up) throw unreachable();
     if (this.replaced) throw replacedError();
-    return this.assigned;
+    return { items: this.assigned };
   }
 }
 

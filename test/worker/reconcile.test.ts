@@ -30,7 +30,7 @@ function plan(input: Partial<ReconcileInput>) {
 }
 
 describe('planReconcile', () => {
-  it("another instance's containers of this worker id are never orphans; ours and unlabelled ones (made before instances) are", () => {
+  it("another instance's containers of a task this cluster may not know are never orphans; ours and unlabelled ones (made before instances) are", () => {
     const ofInstance = (id: string, taskId: string, instance: string): ContainerInfo => ({ ...container(id, taskId), labels: containerLabels('w1', { taskId, attempt: 1, term: 1 }, instance) });
     const out = plan({
       instance: 'aaaaaaaaaaaa',
@@ -40,6 +40,44 @@ describe('planReconcile', () => {
     // One that carries an assignment's token is this worker's own (made before its data directory was emptied): adopted.
     expect(plan({ instance: 'aaaaaaaaaaaa', assignments: [run('f')], containers: [ofInstance('c-foreign', 'f', 'bbbbbbbbbbbb')] })).toEqual([
       'adopt:f (attempt 1 term 1) is assigned and its container c-foreign exists',
+    ]);
+  });
+
+  it("another instance's copy of one of this cluster's tasks that is not its current attempt is a stale copy: removed, whatever instance made it", () => {
+    const ofInstance = (id: string, taskId: string, attempt: number, instance: string): ContainerInfo => ({ ...container(id, taskId, attempt), labels: containerLabels('w1', { taskId, attempt, term: 1 }, instance) });
+    const out = plan({
+      instance: 'cccccccccccc',
+      // a: attempt 2 assigned now, attempt 1 left by the instance before the data directory was emptied (outside tester).
+      // e: ended (lost 3 times), no longer assigned; the managers said its record exists. f: a task nobody here knows.
+      assignments: [run('a', 2)],
+      entries: [entry('a', 'running', { attempt: 2, containerId: 'c-a2' })],
+      containers: [
+        { ...ofInstance('c-a2', 'a', 2, 'cccccccccccc') }, ofInstance('c-a1', 'a', 1, 'aaaaaaaaaaaa'),
+        ofInstance('c-e2', 'e', 2, 'aaaaaaaaaaaa'), ofInstance('c-e3', 'e', 3, 'bbbbbbbbbbbb'), ofInstance('c-f', 'f', 1, 'dddddddddddd'),
+      ],
+      knownTaskIds: new Set(['e']),
+    });
+    expect(out).toEqual([
+      'remove-orphan:container c-a1 (a, attempt 1 term 1) was made by an earlier instance of this worker (aaaaaaaaaaaa) and is not its current attempt',
+      'remove-orphan:container c-e2 (e, attempt 2 term 1) was made by an earlier instance of this worker (aaaaaaaaaaaa) and is not its current attempt',
+      'remove-orphan:container c-e3 (e, attempt 3 term 1) was made by an earlier instance of this worker (bbbbbbbbbbbb) and is not its current attempt',
+    ]);
+  });
+
+  it('an assignment started here before, with neither its entry nor its container left, is gone (outcome unknown), never started again', () => {
+    const started: Assignment = { ...run('s'), started: true };
+    expect(plan({ assignments: [started, run('n')] })).toEqual([
+      'gone:s (attempt 1 term 1) was started on this worker, which has neither it nor its container any more (removed while the worker was down?): its outcome is unknown',
+      'start:n (attempt 1 term 1) is assigned but not on this worker',
+    ]);
+    // The runtime could not list its containers: it may be there, so nothing is judged (the next pass will).
+    expect(plan({ assignments: [started, run('n')], containers: null })).toEqual(['start:n (attempt 1 term 1) is assigned but not on this worker']);
+    // Its container is still there (of any instance): adopted as ever.
+    expect(plan({ assignments: [started], containers: [container('c-s', 's')] })).toEqual(['adopt:s (attempt 1 term 1) is assigned and its container c-s exists']);
+    // The record still says scheduled (its end was not reported), but this worker kept the output of that attempt's end.
+    expect(plan({ assignments: [run('k', 2), run('j', 3)], endedAttempts: new Map([['k', 2], ['j', 2]]) })).toEqual([
+      'gone:k (attempt 2 term 1) ended on this worker before it restarted, and its end was not reported: its outcome is unknown',
+      'start:j (attempt 3 term 1) is assigned but not on this worker',
     ]);
   });
 
