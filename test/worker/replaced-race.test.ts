@@ -6,7 +6,7 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WorkerRecord } from '../../src/contracts/task-model.js';
-import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from '../../src/contracts/worker.js';
+import type { AssignmentList, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from '../../src/contracts/worker.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { SeededRandom } from '../../src/lib/random.js';
 import type { TaskServiceImpl } from '../../src/manager/task-service.js';
@@ -41,11 +41,11 @@ class ServiceLink implements ManagerLink {
     return this.tasks.workerHeartbeat(workerId, req, ctx());
   }
 
-  async assignments(workerId: string, instance?: string): Promise<Assignment[]> {
+  async assignments(workerId: string, instance?: string): Promise<AssignmentList> {
     try {
       const items = await this.tasks.workerAssignments(workerId, ctx(), instance);
       this.fetches.push({ code: null });
-      return items;
+      return { items };
     } catch (err) {
       this.fetches.push({ code: err instanceof MinkubeError ? err.code : 'other' });
       throw err;
