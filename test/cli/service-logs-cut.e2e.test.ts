@@ -12,10 +12,7 @@ beforeAll(async () => {
   c.startAll();
   // Generous: the machine is shared, and a loaded one starts five node processes slowly.
   await c.waitForLeader({ timeoutMs: 150_000 });
-  await eventually(async () => {
-    const w = await c.http('m1', 'GET', '/v1/workers');
-    return w.status === 200 && (w.body.items as { state: string }[]).filter((x) => x.state === 'ready').length === 2 ? true : undefined;
-  }, 120_000, 'two ready workers');
+  await c.waitForReadyWorkers(2);
 }, 300_000);
 
 afterAll(async () => {

@@ -40,10 +40,7 @@ beforeAll(async () => {
   writeFileSync(c.configPath, JSON.stringify(c.config, null, 2));
   c.startAll();
   await c.waitForLeader({ timeoutMs: 150_000 });
-  await eventually(async () => {
-    const w = await c.http('m1', 'GET', '/v1/workers');
-    return w.status === 200 && (w.body.items as { state: string }[]).filter((x) => x.state === 'ready').length === 2 ? true : undefined;
-  }, 120_000, 'two ready workers');
+  await c.waitForReadyWorkers(2);
   const created = await c.http('m1', 'POST', '/v1/services', {
     name: 'web', task: { image: 'node', command: [process.execPath, '-e', server] }, replicas: 3, ports: [{ name: 'http' }],
     healthCheck: { type: 'http', port: 'http', path: '/', intervalS: 0.3, timeoutS: 1, retries: 2, startPeriodS: 0 },

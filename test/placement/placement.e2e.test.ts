@@ -24,10 +24,7 @@ beforeAll(async () => {
   writeFileSync(c.configPath, JSON.stringify(c.config, null, 2));
   c.startAll();
   await c.waitForLeader({ timeoutMs: 120_000 });
-  await eventually(async () => {
-    const w = await c.http('m1', 'GET', '/v1/workers');
-    return w.status === 200 && (w.body.items as { state: string }[]).filter((x) => x.state === 'ready').length === 2 ? true : undefined;
-  }, 120_000, 'two ready workers');
+  await c.waitForReadyWorkers(2);
 }, 300_000);
 
 afterAll(async () => {

@@ -80,10 +80,7 @@ function servicesSuite(f: Flavour): void {
     c.startAll();
     // Generous: the machine is shared, and a loaded one starts six node processes slowly.
     await c.waitForLeader({ timeoutMs: 150_000 });
-    await eventually(async () => {
-      const w = await c.http('m1', 'GET', '/v1/workers');
-      return w.status === 200 && (w.body.items as { state: string }[]).filter((x) => x.state === 'ready').length === 3 ? true : undefined;
-    }, 120_000, 'three ready workers');
+    await c.waitForReadyWorkers(3);
   }, 300_000);
 
   afterAll(async () => {

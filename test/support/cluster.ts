@@ -196,6 +196,14 @@ export class ProcCluster {
     return httpJson(this.url(id), method, path, body, timeoutMs, { tls, ...(token === null ? {} : { token }) });
   }
 
+  /** Waits until `manager` (m1 by default) lists `count` workers as ready. */
+  async waitForReadyWorkers(count: number, opts: { manager?: string; timeoutMs?: number } = {}): Promise<void> {
+    await eventually(async () => {
+      const w = await this.http(opts.manager ?? 'm1', 'GET', '/v1/workers');
+      return w.status === 200 && (w.body.items as { state: string }[]).filter((x) => x.state === 'ready').length === count ? true : undefined;
+    }, opts.timeoutMs ?? 120_000, `${count} ready workers`);
+  }
+
   /** Waits until every listed manager that is up agrees on one leader; returns its id. */
   async waitForLeader(opts: { among?: string[]; timeoutMs?: number; excluding?: string } = {}): Promise<string> {
     const among = opts.among ?? this.managerIds.filter((id) => this.node(id).proc !== null);
