@@ -262,7 +262,15 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   // Callback hooks, not async ones: every request passes them, and a promise each is measurable on a busy leader.
   app.addHook('onRequest', (req, reply, done) => {
     const refusal = headersRefusal(req.raw, server) ?? queryEncodingRefusal(req);
-    if (refusal !== null) return done(refusal);
+    if (refusal !== null) {
+      // A request whose framing headers cannot be trusted (Host missing or repeated, a header given twice): nothing
+      // after it on the connection is read, as for one Node's parser refused.
+      if (refusal.code === 'BAD_REQUEST' && req.raw.httpVersionMajor === 1) {
+        void reply.header('connection', 'close');
+        closingSockets.add(req.raw.socket);
+      }
+      return done(refusal);
+    }
     const clientTimeout = req.raw.headers[clientTimeoutHeader];
     const askedMs = clientTimeout === undefined ? null : clientTimeoutMsOf(clientTimeout);
     if (askedMs === undefined) return done(new MinkubeError('INVALID_PARAM', `header ${clientTimeoutHeader}: expected a whole number of milliseconds from ${clientTimeoutMsMin} to ${clientTimeoutMsMax}`));
@@ -329,7 +337,12 @@ interface Turns {
 
 const turns = new WeakMap<Socket, Turns>();
 
+/** HTTP/1.1 connections closed after a BAD_REQUEST answer: a request pipelined behind it is never carried out. */
+const closingSockets = new WeakSet<Socket>();
+
 function takeTurn(socket: Socket, bounds: Turns['bounds'], go: () => void): void {
+  // Its connection closes once the refusal before it is written: nothing behind that refusal is read, or answered.
+  if (closingSockets.has(socket)) return;
   let t = turns.get(socket);
   if (t === undefined) {
     const fresh: Turns = { busy: false, waiting: [], draining: null, stall: null, started: 0, bounds };
