@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBaseApp, type HttpsOptions } from '../../src/api/http.js';
 import { tlsServerOptions } from '../support/tls-server.js';
+import { readAll } from '../support/raw-sockets.js';
 import { waitFor } from '../support/wait.js';
 
 const host = '127.0.61.2';
@@ -24,18 +25,14 @@ async function listening(https?: HttpsOptions): Promise<{ app: FastifyInstance; 
 /** Writes `text` on a new connection (TLS when `tls`) and reads until the server closes it; the status and JSON body. */
 async function once(port: number, text: string, tls = false): Promise<{ status: number; body: unknown }> {
   const socket: Socket = tls ? tlsConnect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }) : connect(port, host);
-  let data = '';
-  let closed = false;
-  socket.setEncoding('latin1');
-  socket.on('data', (d: string) => (data += d));
-  socket.on('error', () => undefined);
-  socket.on('close', () => (closed = true));
+  const reading = readAll(socket);
   try {
     socket.write(text);
-    await waitFor(`the close (got ${JSON.stringify(data)})`, () => closed, 15_000);
+    await waitFor(`the close (got ${JSON.stringify(reading.data())})`, reading.closed, 15_000);
   } finally {
     socket.destroy();
   }
+  const data = reading.data();
   const end = data.indexOf('\r\n\r\n');
   const body = data.slice(end + 4);
   return { status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(data)?.[1] ?? 0), body: body === '' ? null : JSON.parse(body) };

@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildBaseApp } from '../../src/api/http.js';
 import { buildManagerApp } from '../../src/api/manager-app.js';
 import type { RetentionService } from '../../src/contracts/services.js';
-import { RawSockets } from '../support/raw-sockets.js';
+import { RawSockets, readAll } from '../support/raw-sockets.js';
 import { waitFor } from '../support/wait.js';
 import { FakeManagerService, FakeMembershipService } from './fake-service.js';
 
@@ -54,14 +54,9 @@ interface Exchange {
 
 async function exchange(port: number, text: string): Promise<Exchange> {
   const socket = await sockets.open(port, host);
-  let data = '';
-  let closed = false;
-  socket.setEncoding('latin1');
-  socket.on('data', (d: string) => (data += d));
-  socket.on('error', () => undefined);
-  socket.on('close', () => (closed = true));
+  const reading = readAll(socket);
   socket.write(text);
-  return { socket, data: () => data, closed: () => closed };
+  return { socket, ...reading };
 }
 
 /** Sends `text` and waits for the server to close the connection; its answers, in order. */

@@ -199,14 +199,19 @@ function simulate(seed: number, replicas: number, parallelism: number, order: 's
   return { sim, healedInTicks: -1 };
 }
 
+/** A run of the simulation: its seed, replicas, update.parallelism and update.order. */
+const scenarioArbitraries = [
+  fc.integer({ min: 0, max: 0x7fffffff }),
+  fc.integer({ min: 1, max: 6 }),
+  fc.integer({ min: 1, max: 3 }),
+  fc.constantFrom<'stop-first' | 'start-first'>('stop-first', 'start-first'),
+] as const;
+
 describe('service reconciler decision (property)', () => {
   it('never exceeds replicas + parallelism copies, and converges to replicas healthy of the current version after faults', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 0, max: 0x7fffffff }),
-        fc.integer({ min: 1, max: 6 }),
-        fc.integer({ min: 1, max: 3 }),
-        fc.constantFrom<'stop-first' | 'start-first'>('stop-first', 'start-first'),
+        ...scenarioArbitraries,
         (seed, replicas, parallelism, order) => {
           const { sim, healedInTicks } = simulate(seed, replicas, parallelism, order);
           const s = sim.service;
@@ -223,10 +228,7 @@ describe('service reconciler decision (property)', () => {
   it('with tasksMax at its replicas, never takes the namespace past tasksMax (a start-first rollout goes stop-first), and still converges', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 0, max: 0x7fffffff }),
-        fc.integer({ min: 1, max: 6 }),
-        fc.integer({ min: 1, max: 3 }),
-        fc.constantFrom<'stop-first' | 'start-first'>('stop-first', 'start-first'),
+        ...scenarioArbitraries,
         (seed, replicas, parallelism, order) => {
           const { sim, healedInTicks } = simulate(seed, replicas, parallelism, order, true);
           const context = `seed ${seed}, replicas ${replicas}, parallelism ${parallelism}, ${order}, tasksMax ${replicas}; rollout ${JSON.stringify(sim.service.rollout)}`;

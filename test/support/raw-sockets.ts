@@ -18,3 +18,20 @@ export class RawSockets {
     for (const s of this.open_.splice(0)) s.destroy();
   }
 }
+
+/** What a raw connection has read (latin1, so any byte survives) and whether the server has closed it. */
+export interface SocketReading {
+  readonly data: () => string;
+  readonly closed: () => boolean;
+}
+
+/** Starts reading `socket`: everything it receives, and its close; its errors are the test's to see by the close. */
+export function readAll(socket: Socket): SocketReading {
+  let data = '';
+  let closed = false;
+  socket.setEncoding('latin1');
+  socket.on('data', (d: string) => (data += d));
+  socket.on('error', () => undefined);
+  socket.on('close', () => (closed = true));
+  return { data: () => data, closed: () => closed };
+}
