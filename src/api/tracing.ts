@@ -15,9 +15,12 @@ declare module 'fastify' {
 
 /**
  * Polled routes and documents: never the root of a new trace (a caller's traceparent is still followed). GET
- * /v1/cluster is polled several times a second (minkube up's leader watch, the managers' dashboard feeds, status).
+ * /v1/cluster is polled several times a second (minkube up's leader watch, the managers' dashboard feeds, status);
+ * each worker heartbeats and fetches its assignments every second or so, a trace each that a collector would drown in.
  */
-const quietRoutes: ReadonlySet<string> = new Set(['/health', '/ready', '/metrics', '/status', '/openapi.json', '/v1/cluster']);
+const quietRoutes: ReadonlySet<string> = new Set([
+  '/health', '/ready', '/metrics', '/status', '/openapi.json', '/v1/cluster', '/v1/workers/:id/heartbeat', '/v1/workers/:id/assignments',
+]);
 
 const tracingPluginImpl: FastifyPluginAsync = async (app) => {
   app.decorateRequest('traceparent', undefined);

@@ -197,5 +197,8 @@ describe('tracing across processes (OTLP/HTTP JSON)', () => {
     // GET /v1/cluster, polled several times a second (the harness's own leader wait did), starts none.
     expect((await c.http(leader, 'GET', '/v1/cluster')).status).toBe(200);
     expect(receiver.spans.filter((s) => s.name === 'GET /v1/cluster' && s.parentSpanId === '')).toEqual([]);
+    // Nor does a worker's heartbeat or assignment fetch (each about once a second since the worker started).
+    const polls = receiver.spans.filter((s) => s.name === 'POST /v1/workers/:id/heartbeat' || s.name === 'GET /v1/workers/:id/assignments');
+    expect(polls.filter((s) => s.parentSpanId === '')).toEqual([]);
   });
 });
