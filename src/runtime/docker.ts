@@ -74,6 +74,8 @@ export class DockerRuntime implements ContainerRuntime {
   /** The one attempt to make the sandbox that concurrent runs share; null after a failure or a lost sandbox. */
   private sandboxMemo: SandboxMemo | null = null;
   private demoImport: Promise<void> | null = null;
+  /** engine(): known once the engine answered (it never changes while the worker runs). */
+  private engineId: string | undefined;
 
   constructor(opts: DockerRuntimeOptions = {}) {
     this.docker = opts.docker ?? new Docker(opts.socketPath === undefined ? undefined : { socketPath: opts.socketPath });
@@ -103,6 +105,28 @@ export class DockerRuntime implements ContainerRuntime {
       throw new RuntimeFailure('daemon-unreachable', `Docker is not reachable at ${this.endpoint}: ${failure.message}`, {
         cause: err,
       });
+    }
+  }
+
+  /**
+   * `docker:` and the engine's ID (`docker info`), asked once: equal for every client of one engine, whichever socket
+   * or address reaches it. Undefined, with a warning, when the engine does not answer (asked again next time).
+   */
+  async engine(): Promise<string | undefined> {
+    if (this.engineId !== undefined) return this.engineId;
+    try {
+      // @types/dockerode leaves out info's options; dockerode takes an abortSignal there.
+      const info = this.docker.info.bind(this.docker) as unknown as (opts: { abortSignal: AbortSignal }) => Promise<{ ID?: unknown }>;
+      const { ID: id } = await this.call('info', (signal) => info({ abortSignal: signal }));
+      if (typeof id !== 'string' || id === '') {
+        this.logger?.warn({ endpoint: this.endpoint }, 'Docker answered no engine ID: the worker cannot tell whether another instance of its id shares this engine');
+        return undefined;
+      }
+      this.engineId = `docker:${id}`;
+      return this.engineId;
+    } catch (err) {
+      this.logger?.warn({ err, endpoint: this.endpoint }, 'could not ask Docker which engine it is: the worker cannot tell whether another instance of its id shares it');
+      return undefined;
     }
   }
 

@@ -49,6 +49,11 @@ export interface MemoryRuntimeOptions {
   exitCodeDefault?: number;
   /** Exit code of a container ended by stop() (SIGTERM's 128 + 15 by default). */
   stopExitCode?: number;
+  /**
+   * What engine() answers (absent: none, as the process runtime): runtimes given one string are one engine to the
+   * worker, which leaves its containers to another instance of its id there once replaced (give them one host too).
+   */
+  engine?: string;
 }
 
 export class MemoryRuntime implements ContainerRuntime {
@@ -61,9 +66,11 @@ export class MemoryRuntime implements ContainerRuntime {
   private readonly stopExitCode: number;
   private readonly injected: Array<{ op: MemoryOp; reason: RuntimeFailureReason }> = [];
   private unreachable = false;
+  private readonly engineId: string | undefined;
 
   constructor(opts: MemoryRuntimeOptions = {}) {
     this.host = opts.host ?? new MemoryHost();
+    this.engineId = opts.engine;
     this.clock = opts.clock ?? systemClock;
     const defaults = { durationMs: opts.durationMsDefault ?? null, exitCode: opts.exitCodeDefault ?? 0, logs: '' };
     this.behave = (spec) => ({ ...defaults, ...(opts.behave?.(spec) ?? {}) });
@@ -82,6 +89,11 @@ export class MemoryRuntime implements ContainerRuntime {
 
   async ping(): Promise<void> {
     this.enter('ping');
+  }
+
+  /** The identity it was given; undefined while unreachable, as a Docker engine that does not answer. */
+  async engine(): Promise<string | undefined> {
+    return this.unreachable ? undefined : this.engineId;
   }
 
   async run(spec: RunSpec): Promise<{ id: string }> {

@@ -100,6 +100,14 @@ export interface ContainerRuntime {
    * logs() does (container-not-found for an unknown id); the caller reads the iterable to its end or aborts.
    */
   followLogs(id: string, opts: { tailLines?: number; signal: AbortSignal }): Promise<AsyncIterable<Uint8Array>>;
+  /**
+   * Which engine runs the containers, the same string from every runtime on it (Docker: `docker:` and the engine's
+   * ID), so that two worker processes of one id can tell whether they share one: a process replaced by another on
+   * the same engine leaves the containers to it (the other adopted them) instead of stopping them. Undefined when it
+   * cannot tell (the engine did not answer); never rejects. Absent: no other process can take over its containers
+   * (the process runtime's processes are known to its own data directory alone).
+   */
+  engine?(): Promise<string | undefined>;
   /** Runs a command inside a running container (health checks of type exec); its exit code. Absent: run on the host. */
   exec?(id: string, command: string[], timeoutMs: number): Promise<number>;
   /** Releases timers and connections. Leaves containers running: a restarted worker re-adopts them. */

@@ -240,6 +240,19 @@ function lifecycleTests(h: Harness): void {
       await fresh.close();
     }
   });
+
+  it('engine(), where a runtime has one, is one printable string from every instance on the engine (two worker processes there)', async () => {
+    const fresh = await h.subject.fresh();
+    try {
+      const [mine, theirs] = await Promise.all([h.rt.engine?.(), fresh.engine?.()]);
+      expect(theirs).toBe(mine);
+      // What a registration may carry (RegisterBody.engine); a runtime without the method has no engine to share.
+      if (h.rt.engine !== undefined) expect(mine).toMatch(/^[!-~]{1,128}$/);
+      else expect(mine).toBeUndefined();
+    } finally {
+      await fresh.close();
+    }
+  });
 }
 
 /** Failures and their classes. */

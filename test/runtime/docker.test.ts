@@ -58,6 +58,14 @@ describeDocker('DockerRuntime', () => {
     let n = 0;
     const name = (): string => `minkube-docker-test-${labels['minkube.test.run']}-${++n}`;
 
+    it("engine() is `docker:` and the engine's ID, whichever client asks", async () => {
+      const { ID } = (await docker.info()) as { ID: string };
+      expect(ID).not.toBe('');
+      expect(await rt.engine()).toBe(`docker:${ID}`);
+      // Another client of the engine: a second worker process on this host.
+      expect(await new DockerRuntime().engine()).toBe(`docker:${ID}`);
+    });
+
     it('an image that is neither local nor pullable is a permanent image-not-found', async () => {
       const failure = await expectFailure(
         rt.run({ name: name(), image: 'minkube-no-such-image:never', command: ['true'], labels }),
@@ -274,6 +282,13 @@ describe('DockerRuntime without a daemon', () => {
     const failure = await expectFailure(rt.ping(), 'daemon-unreachable', 'transient');
     expect(failure.message).toContain('unix:///nonexistent/minkube-docker.sock');
     await expectFailure(rt.inspect('x'), 'daemon-unreachable', 'transient');
+  });
+
+  it('engine() answers undefined (unknown), with a warning, rather than fail the start of a worker', async () => {
+    const warned = capturingLogger();
+    const rt = new DockerRuntime({ socketPath: '/nonexistent/minkube-docker.sock', logger: warned.logger });
+    await expect(rt.engine()).resolves.toBeUndefined();
+    expect(warned.messages).toEqual(['could not ask Docker which engine it is: the worker cannot tell whether another instance of its id shares it']);
   });
 });
 

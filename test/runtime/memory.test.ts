@@ -52,8 +52,8 @@ function script(text: string, env: Record<string, string>): Partial<MemoryBehavi
 runRuntimeConformance('memory', async () => {
   const host = new MemoryHost();
   return {
-    runtime: new MemoryRuntime({ host, behave: emulate }),
-    fresh: async () => new MemoryRuntime({ host, behave: emulate }),
+    runtime: new MemoryRuntime({ host, behave: emulate, engine: 'memory:conformance' }),
+    fresh: async () => new MemoryRuntime({ host, behave: emulate, engine: 'memory:conformance' }),
     image: 'memory',
     labels: {},
     cleanup: async () => {},
