@@ -214,6 +214,8 @@ export interface StoredWorker {
   readonly capacity?: WorkerCapacity;
   /** The registration's instance (RegisterRequest.instance); absent for one that sent none. */
   readonly instance?: string;
+  /** The registration's engine (RegisterRequest.engine), told to the instance it replaced; absent for one that sent none. */
+  readonly engine?: string;
   /** Set by worker.availability; absent: active. A registration keeps it. */
   readonly availability?: 'pause' | 'drain';
 }

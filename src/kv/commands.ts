@@ -65,9 +65,12 @@ const principalCharsMax = 128;
  * while newer managers apply it (so it stops instead, see KvStateMachine.applyEntry). Every other command is still
  * written as version 1, so older managers go on reading it during an upgrade.
  */
-export const commandVersion = 10;
+export const commandVersion = 11;
 
 function versionOf(cmd: Command): number {
+  // Version 11: a worker's registration naming its engine (a version-10 schema refuses the field, and a version-10
+  // manager would not tell the instance it replaces which engine holds the id).
+  if (cmd.op === 'worker.register' && cmd.engine !== undefined) return 11;
   // Version 10: a service change whose quota is judged where its replicas will run (a version-9 schema refuses the
   // field, and a version-9 manager would let a move to a full namespace through).
   if ((cmd.op === 'service.update' || cmd.op === 'service.rollback') && cmd.quotaInNamespace === true) return 10;

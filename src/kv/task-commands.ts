@@ -100,6 +100,11 @@ export interface WorkerRegisterCommand {
    * held by no instance, and no heartbeat is refused for its instance.
    */
   readonly instance?: string;
+  /**
+   * The engine running the registering worker's containers (RegisterRequest.engine), told to an instance this
+   * registration replaces (WORKER_REPLACED). Absent: unknown; a registration without it clears the one before.
+   */
+  readonly engine?: string;
 }
 
 /** Liveness and stats (committed at a modest rate), plus the task state changes the heartbeat revealed. */
@@ -225,6 +230,7 @@ export function wireTaskCommand(cmd: TaskCommand): Record<string, unknown> {
         ...(cmd.labels === undefined ? {} : { labels: sortedLabels(cmd.labels) }),
         ...(cmd.capacity === undefined ? {} : { capacity: { cpus: cmd.capacity.cpus, memoryMb: cmd.capacity.memoryMb } }),
         ...(cmd.instance === undefined ? {} : { instance: cmd.instance }),
+        ...(cmd.engine === undefined ? {} : { engine: cmd.engine }),
       };
     case 'worker.heartbeat':
       return {
@@ -274,6 +280,7 @@ function wireStats(s: WorkerStats): Record<string, unknown> {
 
 const Id = Type.String({ minLength: 1, maxLength: 256 });
 const Instance = Type.String({ minLength: 1, maxLength: 64 });
+const Engine = Type.String({ minLength: 1, maxLength: 128 });
 const Ms = Type.Number({ minimum: 0, maximum: 8.64e15 });
 const Counter = (minimum: number) => Type.Integer({ minimum, maximum: Number.MAX_SAFE_INTEGER });
 const strict = { additionalProperties: false } as const;
@@ -322,6 +329,7 @@ const schemas = {
     {
       op: Type.Literal('worker.register'), workerId: Id, apiAddress: Type.String({ minLength: 1 }), runtime: Type.String(), atMs: Ms,
       labels: Type.Optional(LabelsSchema), capacity: Type.Optional(CapacitySchema), instance: Type.Optional(Instance),
+      engine: Type.Optional(Engine),
     },
     strict,
   ),

@@ -130,11 +130,14 @@ function workerRow(w: StoredWorker): unknown[] {
   const stats = s === null ? null : [s.cpuUtilization, s.memoryTotalBytes, s.memoryAvailableBytes, s.diskFreeBytes, s.runningTasks];
   const row: unknown[] = [w.id, w.apiAddress, w.state, w.runtime, w.registeredAtMs, w.lastHeartbeatAtMs, stats, w.heartbeats];
   // A 9th field only for a worker with labels or capacity, a 10th only for one with an instance, an 11th only for one
-  // drained or paused (the 10th null then, without an instance): other rows keep the old shape.
+  // drained or paused (the 10th null then, without an instance), a 12th only for one with an engine (the 11th null
+  // then, when active): other rows keep the old shape, which managers before each field read.
   const drained = w.availability !== undefined;
-  if (w.labels !== undefined || w.capacity !== undefined || w.instance !== undefined || drained) row.push([w.labels ?? null, w.capacity === undefined ? null : [w.capacity.cpus, w.capacity.memoryMb]]);
-  if (w.instance !== undefined || drained) row.push(w.instance ?? null);
-  if (drained) row.push(w.availability);
+  const engine = w.engine !== undefined;
+  if (w.labels !== undefined || w.capacity !== undefined || w.instance !== undefined || drained || engine) row.push([w.labels ?? null, w.capacity === undefined ? null : [w.capacity.cpus, w.capacity.memoryMb]]);
+  if (w.instance !== undefined || drained || engine) row.push(w.instance ?? null);
+  if (drained || engine) row.push(w.availability ?? null);
+  if (engine) row.push(w.engine);
   return row;
 }
 
@@ -405,18 +408,20 @@ function decodeTransition(raw: unknown, i: number, pool: StringPool): TaskTransi
 }
 
 function decodeWorker(row: unknown, i: number): StoredWorker {
-  if (!Array.isArray(row) || row.length < 8 || row.length > 11) throw corrupt(`bad worker ${i}`);
-  const [id, apiAddress, state, runtime, registeredAtMs, lastHeartbeatAtMs, stats, heartbeats, placement, instance, availability] = row as unknown[];
+  if (!Array.isArray(row) || row.length < 8 || row.length > 12) throw corrupt(`bad worker ${i}`);
+  const [id, apiAddress, state, runtime, registeredAtMs, lastHeartbeatAtMs, stats, heartbeats, placement, instance, availability, engine] = row as unknown[];
   const ok =
     typeof id === 'string' && typeof apiAddress === 'string' && typeof state === 'string' && workerStates.has(state) &&
     typeof runtime === 'string' && typeof registeredAtMs === 'number' && (lastHeartbeatAtMs === null || typeof lastHeartbeatAtMs === 'number') &&
-    isCount(heartbeats) && (instance === undefined || (typeof instance === 'string' && instance.length > 0) || (instance === null && row.length === 11)) &&
-    (availability === undefined || availability === 'pause' || availability === 'drain');
+    isCount(heartbeats) && (instance === undefined || (typeof instance === 'string' && instance.length > 0) || (instance === null && row.length >= 11)) &&
+    (availability === undefined || availability === 'pause' || availability === 'drain' || (availability === null && row.length === 12)) &&
+    (engine === undefined || (typeof engine === 'string' && engine.length > 0));
   if (!ok) throw corrupt(`bad worker ${i}`);
   return {
     id, apiAddress, state: state as WorkerState, runtime, registeredAtMs, lastHeartbeatAtMs, stats: decodeStats(stats, i), heartbeats, ...decodePlacement(placement, i),
     ...(typeof instance === 'string' ? { instance } : {}),
-    ...(availability === undefined ? {} : { availability: availability as 'pause' | 'drain' }),
+    ...(typeof engine === 'string' ? { engine } : {}),
+    ...(typeof availability === 'string' ? { availability: availability as 'pause' | 'drain' } : {}),
   };
 }
 

@@ -432,6 +432,8 @@ export class TaskStore {
       heartbeats: (current?.heartbeats ?? 0) + 1,
       ...placementOf(cmd, current),
       ...(cmd.instance === undefined ? {} : { instance: cmd.instance }),
+      // As the instance: this registration's alone, none when it names none.
+      ...(cmd.engine === undefined ? {} : { engine: cmd.engine }),
       // An operator's drain or pause outlives the worker's restarts.
       ...(current?.availability === undefined ? {} : { availability: current.availability }),
     };

@@ -3,7 +3,7 @@
 // entries and snapshots written before instances still apply and load.
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { decodeCommand, encodeCommand, type TaskReport } from '../../src/kv/commands.js';
+import { commandVersion, decodeCommand, encodeCommand, type TaskReport } from '../../src/kv/commands.js';
 import { KvStateMachine } from '../../src/kv/state-machine.js';
 import { TaskDriver } from './task-driver.js';
 
@@ -108,5 +108,80 @@ describe('worker instances in the task store', () => {
     expect(versionOf(encodeCommand({ clientId: 'c', seq: 1, cmd: { op: 'worker.register', workerId: 'w1', apiAddress: 'h:1', runtime: 'process', atMs: 1, labels: {}, instance: 'aaaaaaaaaaaa' } }))).toBe(5);
     // A bad instance never enters the log.
     expect(() => decodeCommand(packr.pack({ clientId: 'c', seq: 1, v: 5, cmd: { op: 'worker.register', workerId: 'w1', apiAddress: 'h:1', runtime: 'process', atMs: 1, instance: '' } }))).toThrow(/malformed command: worker.register: \/instance/);
+  });
+});
+
+describe("the engine of a worker's registration", () => {
+  const engine = 'docker:0f5c3ab1-7d2e-4c65-9a1b-2e8d9c0f4a77';
+  const register = (d: TaskDriver, instance: string, apiAddress: string, extra: { engine?: string } = {}, atMs = 1000) =>
+    d.run({ op: 'worker.register', workerId: 'w1', apiAddress, runtime: 'docker', atMs, instance, ...extra });
+
+  it('is kept with the record; a registration without it (another instance, or the same one restarted) clears it', () => {
+    const d = new TaskDriver();
+    register(d, 'aaaaaaaaaaaa', '127.0.23.11:9001', { engine });
+    expect(d.store.storedWorker('w1')).toMatchObject({ instance: 'aaaaaaaaaaaa', engine });
+    // An instance that could not ask its engine (it did not answer) holds the id with none: nobody is told a stale one.
+    register(d, 'bbbbbbbbbbbb', '127.0.23.21:9001', {}, 2000);
+    expect(d.store.storedWorker('w1')).toMatchObject({ instance: 'bbbbbbbbbbbb' });
+    expect(d.store.storedWorker('w1')!.engine).toBeUndefined();
+    register(d, 'bbbbbbbbbbbb', '127.0.23.21:9001', { engine: 'docker:other' }, 3000);
+    expect(d.store.storedWorker('w1')!.engine).toBe('docker:other');
+  });
+
+  it('commands: an engine makes a registration version 11 (the newest); one without keeps its version; the schema is strict', () => {
+    const versionOf = (bytes: Uint8Array) => (packr.unpack(bytes) as { v: number }).v;
+    const cmd = { op: 'worker.register', workerId: 'w1', apiAddress: 'h:1', runtime: 'docker', atMs: 1, instance: 'aaaaaaaaaaaa' } as const;
+    expect(commandVersion).toBe(11);
+    const withEngine = encodeCommand({ clientId: 'c', seq: 1, cmd: { ...cmd, engine } });
+    expect(versionOf(withEngine)).toBe(11);
+    expect(decodeCommand(withEngine).cmd).toEqual({ ...cmd, engine });
+    const without = encodeCommand({ clientId: 'c', seq: 1, cmd });
+    expect(versionOf(without)).toBe(5);
+    expect(decodeCommand(without).cmd).toEqual(cmd);
+    // An engine never enters the log empty, too long or as anything but a string.
+    for (const bad of ['', 'x'.repeat(129), 7]) {
+      expect(() => decodeCommand(packr.pack({ clientId: 'c', seq: 1, v: 11, cmd: { ...cmd, engine: bad } }))).toThrow(/malformed command: worker.register: \/engine/);
+    }
+    // Nor on a heartbeat: the engine is the registration's alone.
+    const beat = { op: 'worker.heartbeat', workerId: 'w1', atMs: 1, stats, reports: [], instance: 'aaaaaaaaaaaa', engine };
+    expect(() => decodeCommand(packr.pack({ clientId: 'c', seq: 1, v: 11, cmd: beat }))).toThrow(/malformed command: worker.heartbeat/);
+  });
+
+  it('snapshots keep it (both restore paths) beside every other optional field, and rows without one keep their shape', async () => {
+    const d = new TaskDriver();
+    register(d, 'aaaaaaaaaaaa', '127.0.23.11:9001', { engine });
+    // No instance, drained, labels: the fields before the engine are written as null where absent.
+    d.run({ op: 'worker.register', workerId: 'w2', apiAddress: '127.0.23.12:9001', runtime: 'docker', atMs: 1000, engine: 'docker:two' });
+    d.run({ op: 'worker.register', workerId: 'w3', apiAddress: '127.0.23.13:9001', runtime: 'docker', atMs: 1000, instance: 'cccccccccccc', engine: 'docker:three', labels: { zone: 'a' } });
+    d.run({ op: 'worker.availability', workerId: 'w3', availability: 'drain', atMs: 1500 });
+    d.run({ op: 'worker.register', workerId: 'w4', apiAddress: '127.0.23.14:9001', runtime: 'process', atMs: 1000, instance: 'dddddddddddd' });
+    d.run({ op: 'worker.availability', workerId: 'w4', availability: 'pause', atMs: 1500 });
+    d.register('w5');
+    const snap = d.sm.snapshot();
+    const whole = new KvStateMachine();
+    whole.restore(snap);
+    const lazy = new KvStateMachine();
+    (await lazy.prepareRestore(snap, async () => {}))();
+    for (const copy of [whole, lazy]) {
+      expect(copy.tasks.allWorkers()).toEqual(d.store.allWorkers());
+      expect(copy.tasks.storedWorker('w1')).toMatchObject({ instance: 'aaaaaaaaaaaa', engine });
+      expect(copy.tasks.storedWorker('w2')).toMatchObject({ engine: 'docker:two' });
+      expect(copy.tasks.storedWorker('w2')).not.toHaveProperty('instance');
+      expect(copy.tasks.storedWorker('w2')).not.toHaveProperty('availability');
+      expect(copy.tasks.storedWorker('w3')).toMatchObject({ instance: 'cccccccccccc', engine: 'docker:three', labels: { zone: 'a' }, availability: 'drain' });
+      expect(copy.tasks.storedWorker('w4')).toMatchObject({ instance: 'dddddddddddd', availability: 'pause' });
+      for (const id of ['w4', 'w5']) expect(copy.tasks.storedWorker(id)).not.toHaveProperty('engine');
+      expect(Buffer.from(copy.snapshot()).equals(Buffer.from(snap))).toBe(true);
+    }
+    // A registration without one leaves the record a store that never saw one holds, and so writes its row as before.
+    const before = new TaskDriver();
+    before.run({ op: 'worker.register', workerId: 'w1', apiAddress: '127.0.23.11:9001', runtime: 'docker', atMs: 1000, instance: 'aaaaaaaaaaaa' });
+    const after = new TaskDriver();
+    after.run({ op: 'worker.register', workerId: 'w1', apiAddress: '127.0.23.11:9001', runtime: 'docker', atMs: 500, instance: 'aaaaaaaaaaaa', engine });
+    after.run({ op: 'worker.register', workerId: 'w1', apiAddress: '127.0.23.11:9001', runtime: 'docker', atMs: 1000, instance: 'aaaaaaaaaaaa' });
+    expect(after.store.storedWorker('w1')).toEqual({ ...before.store.storedWorker('w1'), registeredAtMs: 500, heartbeats: 2 });
+    const beforeRow = new KvStateMachine();
+    beforeRow.restore(after.sm.snapshot());
+    expect(beforeRow.tasks.storedWorker('w1')).not.toHaveProperty('engine');
   });
 });
