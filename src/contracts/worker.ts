@@ -6,7 +6,8 @@
 //   GET  /v1/workers/:id/assignments      (linearizable; headers workerInstanceHeader, workerAskTasksHeader)
 //                                                                    -> 200 AssignmentList & { nextCursor: null } | 409 WORKER_REPLACED
 // A worker id is held by its newest registration's instance: a heartbeat or assignment fetch that names another
-// instance is answered 409 WORKER_REPLACED, and that worker stops its copies and exits (src/worker/loops.ts).
+// instance is answered 409 WORKER_REPLACED (error.details.engine: the holder's engine, when it registered one), and
+// that worker stops its copies, or leaves them to the holder on its own engine, and exits (src/worker/loops.ts).
 // Leader -> worker:
 //   POST   /v1/tasks                      Assignment                 -> 200 WorkerTaskStatus | 409 TASK_STALE_FENCING_TOKEN | 4xx/5xx classified
 //   POST   /v1/tasks/batch                { assignments: Assignment[] } (1..limits.assignBatchMax)
@@ -33,6 +34,17 @@ export interface RegisterRequest {
    * that predate it: such a registration holds the id without fencing anyone.
    */
   readonly instance?: string;
+  /**
+   * The engine that runs its containers (ContainerRuntime.engine: `docker:<ID>`), when it could tell. A replaced
+   * instance is told it (WORKER_REPLACED's details.engine): on that same engine, the holder adopted the containers,
+   * and the replaced one leaves them running instead of stopping them. Absent: unknown, or a process runtime.
+   */
+  readonly engine?: string;
+}
+
+/** WORKER_REPLACED's `error.details`: the engine of the instance that holds the id, when it registered one. */
+export interface WorkerReplacedDetails {
+  readonly engine?: string;
 }
 
 /** The header a worker's GET assignments names its instance in (a header: managers that predate it ignore it). */

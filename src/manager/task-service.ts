@@ -9,7 +9,7 @@
 // worker's last heartbeat (its own clock), well inside workerTtlMs.
 import type { Logger } from 'pino';
 import type { Page, ReadConsistency, RequestContext, TaskListQuery, TasksService } from '../contracts/services.js';
-import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest } from '../contracts/worker.js';
+import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest, WorkerReplacedDetails } from '../contracts/worker.js';
 import type { Command, EntryPrincipal } from '../kv/commands.js';
 import type { ApplyResult } from '../kv/state-machine.js';
 import type { TaskCommand } from '../kv/task-commands.js';
@@ -304,7 +304,7 @@ export class TaskServiceImpl implements TasksService {
     const id = await this.proposeOk({
       op: 'worker.register', workerId: req.id, apiAddress: req.apiAddress, runtime: req.runtime, atMs: this.o.clock.nowMs(),
       ...(req.labels === undefined ? {} : { labels: req.labels }), ...(req.capacity === undefined ? {} : { capacity: req.capacity }),
-      ...(req.instance === undefined ? {} : { instance: req.instance }),
+      ...(req.instance === undefined ? {} : { instance: req.instance }), ...(req.engine === undefined ? {} : { engine: req.engine }),
     }, ctx);
     if (before?.instance !== undefined && req.instance !== undefined && before.instance !== req.instance && before.state !== 'down') {
       this.o.logger.warn(
@@ -330,7 +330,7 @@ export class TaskServiceImpl implements TasksService {
     }
     if (worker === undefined) throw new MinkubeError('WORKER_NOT_FOUND', `no worker ${id}; register first`);
     const replaced = replacedBy(worker, instance);
-    if (replaced !== null) throw new MinkubeError('WORKER_REPLACED', replaced);
+    if (replaced !== null) throw replacedError(replaced, worker);
     return worker;
   }
 
@@ -370,7 +370,7 @@ export class TaskServiceImpl implements TasksService {
     if (worker === undefined) throw new MinkubeError('WORKER_NOT_FOUND', `no worker ${id}`);
     // The id's tasks are its holder's to run: a replaced instance would start copies of them beside the holder's.
     const replaced = replacedBy(worker, instance);
-    if (replaced !== null) throw new MinkubeError('WORKER_REPLACED', replaced);
+    if (replaced !== null) throw replacedError(replaced, worker);
     return this.o.store.activeOn(id).map(assignmentOf);
   }
 
@@ -416,8 +416,10 @@ export class TaskServiceImpl implements TasksService {
   /** Proposes and answers the id the command was about, or throws the state machine's refusal. */
   private async proposeOk(cmd: TaskCommand, ctx: RequestContext): Promise<string> {
     const r = await this.o.raft.proposeCommand(cmd, ctx.deadlineMs, ctx.requestId, ctx.principal, ctx.traceparent);
-    if (!r.ok) throw new MinkubeError(r.code, r.message);
-    return r.key;
+    if (r.ok) return r.key;
+    // A heartbeat refused at apply (a registration of another instance came first in the log): told as workerOf tells it.
+    if (r.code === 'WORKER_REPLACED' && cmd.op === 'worker.heartbeat') throw replacedError(r.message, this.o.store.storedWorker(cmd.workerId));
+    throw new MinkubeError(r.code, r.message);
   }
 
   private taskOrThrow(id: string): TaskRecord {
@@ -438,6 +440,15 @@ export function assignmentOf(t: TaskRecord): Assignment {
   const a: Assignment = { taskId: t.id, attempt: t.attempt, term: t.term, spec: t.spec, desiredState: stopWanted(t) ? 'stop' : 'run' };
   // Its worker said it runs: a worker without it lost it (Assignment.started), and must not start it again.
   return t.state === 'running' ? { ...a, started: true } : a;
+}
+
+/**
+ * WORKER_REPLACED, naming in its details the engine of the instance that holds the id (`holder`, the record now), when
+ * it registered one: a replaced process on that same engine leaves the containers, which the holder adopted, running.
+ */
+function replacedError(message: string, holder: StoredWorker | undefined): MinkubeError {
+  const details: WorkerReplacedDetails | undefined = holder?.engine === undefined ? undefined : { engine: holder.engine };
+  return new MinkubeError('WORKER_REPLACED', message, details === undefined ? {} : { details });
 }
 
 function chunks<T>(items: readonly T[], size: number): T[][] {

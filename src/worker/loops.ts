@@ -5,7 +5,7 @@
 // good (`replaced`). Reconciliation waits for the registration.
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { RegisterRequest, WorkerTaskStatus } from '../contracts/worker.js';
+import type { RegisterRequest, WorkerReplacedDetails, WorkerTaskStatus } from '../contracts/worker.js';
 import { fullJitterMs } from '../lib/backoff.js';
 import { sleepOn, systemClock, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
@@ -323,4 +323,14 @@ export class WorkerLoops {
  */
 export function isRemovedRefusal(err: unknown): err is MinkubeError {
   return err instanceof MinkubeError && err.code === 'UNAUTHENTICATED' && (err.details as { removed?: unknown } | null | undefined)?.removed === true;
+}
+
+/**
+ * The engine of the instance that holds the id, as a manager's WORKER_REPLACED names it (details.engine); undefined
+ * for any other refusal, or when the holder registered none (or the manager predates it).
+ */
+export function holderEngineOf(err: unknown): string | undefined {
+  if (!(err instanceof MinkubeError) || err.code !== 'WORKER_REPLACED') return undefined;
+  const engine = (err.details as WorkerReplacedDetails | null | undefined)?.engine;
+  return typeof engine === 'string' && engine !== '' ? engine : undefined;
 }

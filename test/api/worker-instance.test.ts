@@ -4,6 +4,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildManagerApp } from '../../src/api/manager-app.js';
 import { workerInstanceHeader } from '../../src/contracts/worker.js';
+import { errorFromBody } from '../../src/lib/errors.js';
+import { holderEngineOf } from '../../src/worker/loops.js';
 import { inProcessRaft, inProcessTasks } from '../support/in-process.js';
 import { FakeManagerService } from './fake-service.js';
 
@@ -45,6 +47,21 @@ describe('worker instances at the API', () => {
     expect((await call('GET', '/v1/workers/w9')).status).toBe(404);
     for (const apiAddress of ['[::1]:9009', 'worker-9.example:9009']) {
       expect([apiAddress, (await call('POST', '/v1/workers', { id: 'w9', apiAddress, runtime: 'process' })).status]).toEqual([apiAddress, 200]);
+    }
+  });
+
+  it("a registration carries its engine; the instance it replaced is told it in the 409's details, as a worker's client reads it", async () => {
+    const engine = 'docker:0f5c3ab1-7d2e-4c65-9a1b-2e8d9c0f4a77';
+    expect((await call('POST', '/v1/workers', { id: 'w3', apiAddress: '127.0.23.13:9001', runtime: 'docker', instance: 'aaaaaaaaaaaa', engine })).status).toBe(200);
+    expect((await call('POST', '/v1/workers', { id: 'w3', apiAddress: '127.0.23.23:9001', runtime: 'docker', instance: 'bbbbbbbbbbbb', engine })).status).toBe(200);
+    const beat = await call('POST', '/v1/workers/w3/heartbeat', { stats, tasks: [], instance: 'aaaaaaaaaaaa' });
+    expect(beat).toMatchObject({ status: 409, body: { error: { code: 'WORKER_REPLACED', details: { engine } } } });
+    expect(holderEngineOf(errorFromBody(beat.body, beat.status))).toBe(engine);
+    const fetched = await call('GET', '/v1/workers/w3/assignments', undefined, { [workerInstanceHeader]: 'aaaaaaaaaaaa' });
+    expect(holderEngineOf(errorFromBody(fetched.body, fetched.status))).toBe(engine);
+    for (const bad of ['', 'docker: x', 'x'.repeat(129)]) {
+      const r = await call('POST', '/v1/workers', { id: 'w3', apiAddress: '127.0.23.23:9001', runtime: 'docker', instance: 'bbbbbbbbbbbb', engine: bad });
+      expect(r).toMatchObject({ status: 400, body: { error: { code: 'INVALID_BODY', message: expect.stringMatching(/^body\.engine: /) as string } } });
     }
   });
 

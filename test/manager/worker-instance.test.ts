@@ -7,6 +7,7 @@ import { clusterConfigDefaults } from '../../src/config/cluster.js';
 import type { Command } from '../../src/kv/commands.js';
 import { KvStateMachine } from '../../src/kv/state-machine.js';
 import { systemClock } from '../../src/lib/clock.js';
+import type { MinkubeError } from '../../src/lib/errors.js';
 import { SeededRandom } from '../../src/lib/random.js';
 import { TaskServiceImpl } from '../../src/manager/task-service.js';
 import type { WorkerApi } from '../../src/manager/worker-client.js';
@@ -112,6 +113,41 @@ describe('one worker id, two processes', () => {
     await expect(trailing.workerHeartbeat('w1', { stats, tasks: [], instance: newOne }, ctx)).resolves.toBeDefined();
     expect(kv.tasks.storedWorker('w1')).toMatchObject({ instance: newOne, apiAddress: '127.0.0.3:9001' });
     await expect(trailing.workerHeartbeat('w1', { stats, tasks: [], instance: oldOne }, ctx)).rejects.toMatchObject({ code: 'WORKER_REPLACED' });
+  });
+
+  it("WORKER_REPLACED names the holder's engine in its details (a replaced process on it leaves the containers to it), and none when it registered none", async () => {
+    const { tasks, kv } = cluster();
+    const engine = 'docker:0f5c3ab1-7d2e-4c65-9a1b-2e8d9c0f4a77';
+    await tasks.registerWorker({ id: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'docker', instance: oldOne, engine }, ctx);
+    expect(kv.tasks.storedWorker('w1')).toMatchObject({ instance: oldOne, engine });
+    await tasks.registerWorker({ id: 'w1', apiAddress: '127.0.0.2:9001', runtime: 'docker', instance: newOne, engine }, ctx);
+    await expect(tasks.workerHeartbeat('w1', { stats, tasks: [], instance: oldOne }, ctx)).rejects.toMatchObject({ code: 'WORKER_REPLACED', details: { engine } });
+    await expect(tasks.workerAssignments('w1', ctx, oldOne)).rejects.toMatchObject({ code: 'WORKER_REPLACED', details: { engine } });
+    // A holder that could not tell its engine (or predates engines) is no engine to anyone.
+    await tasks.registerWorker({ id: 'w1', apiAddress: '127.0.0.2:9001', runtime: 'docker', instance: newOne }, ctx);
+    const refused = await tasks.workerHeartbeat('w1', { stats, tasks: [], instance: oldOne }, ctx).catch((err: unknown) => err);
+    expect(refused).toMatchObject({ code: 'WORKER_REPLACED' });
+    expect((refused as MinkubeError).details).toBeUndefined();
+  });
+
+  it("a heartbeat refused at apply (the holder's registration came first in the log) names the holder's engine too", async () => {
+    const kv = new KvStateMachine();
+    const { apply } = cluster(kv);
+    // Registered long ago: its heartbeat is due to be committed.
+    apply({ op: 'worker.register', workerId: 'w1', apiAddress: '127.0.0.1:9001', runtime: 'docker', atMs: 1, instance: oldOne, engine: 'docker:e1' });
+    // Checked against the record before, the heartbeat's entry comes after the new instance's registration.
+    const racing = new TaskServiceImpl({
+      store: kv.tasks, tasks: clusterConfigDefaults.tasks, workers: {} as WorkerApi, clock: systemClock, random: new SeededRandom(1), logger: pino({ level: 'silent' }),
+      raft: {
+        proposeCommand: async (cmd) => {
+          if (cmd.op === 'worker.heartbeat') apply({ op: 'worker.register', workerId: 'w1', apiAddress: '127.0.0.2:9001', runtime: 'docker', atMs: Date.now(), instance: newOne, engine: 'docker:e1' });
+          return apply(cmd);
+        },
+        barrier: async () => {},
+      },
+    });
+    await expect(racing.workerHeartbeat('w1', { stats, tasks: [], instance: oldOne }, ctx)).rejects.toMatchObject({ code: 'WORKER_REPLACED', details: { engine: 'docker:e1' } });
+    expect(kv.tasks.storedWorker('w1')).toMatchObject({ instance: newOne });
   });
 
   it('workers that send no instance (older ones) are neither fenced nor fence anyone', async () => {

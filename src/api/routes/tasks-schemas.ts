@@ -67,6 +67,7 @@ export const RegisterBody = Type.Object({
   labels: Type.Optional(LabelsSchema),
   capacity: Type.Optional(CapacitySchema),
   instance: Type.Optional(WorkerInstance),
+  engine: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[!-~]+$', description: "the engine running the worker's containers (docker:<ID>), told to an instance this registration replaces" })),
 });
 export type RegisterBody = Static<typeof RegisterBody>;
 

@@ -21,7 +21,7 @@ export interface WorkerRoutesOptions {
 
 export const workerRoutes: FastifyPluginAsync<WorkerRoutesOptions> = async (app, { tasks }) => {
   app.post<{ Body: RegisterBody }>('/v1/workers', { schema: { body: RegisterBody, documentedResponse: { 200: RegisterReply }, errorCodes: ['WORKER_ADDRESS_IN_USE', 'JOIN_REFUSED'] } }, async (req) => {
-    const { labels, capacity, instance } = req.body;
+    const { labels, capacity, instance, engine } = req.body;
     // Managers dial a worker at this address: the schema's shape (something:digits) let through port 0 or 99999,
     // "%:1" and "*.x:1", and every assignment to such a worker failed at once.
     const parts = certAddressParts(req.body.apiAddress);
@@ -31,6 +31,7 @@ export const workerRoutes: FastifyPluginAsync<WorkerRoutesOptions> = async (app,
     const body: RegisterRequest = {
       id: req.body.id, apiAddress: req.body.apiAddress, runtime: req.body.runtime,
       ...(labels === undefined ? {} : { labels }), ...(capacity === undefined ? {} : { capacity }), ...(instance === undefined ? {} : { instance }),
+      ...(engine === undefined ? {} : { engine }),
     };
     return { worker: await tasks.registerWorker(body, requestContext(req)) };
   });
