@@ -17,11 +17,11 @@ import { readNodeTls } from '../security/pki-files.js';
 import { loopbackSourceOf, splitHostPort } from '../lib/address.js';
 import { ensureDataDir } from '../lib/data-dir.js';
 import { listenFailed, MinkubeError } from '../lib/errors.js';
-import { createRuntime, sandboxNameFor } from '../runtime/index.js';
+import { createRuntime, sandboxNameFor, type ContainerRuntime } from '../runtime/index.js';
 import { workerInstance } from '../worker/instance.js';
 import { FileKeptLogs } from '../worker/kept-logs.js';
 import { WorkerAgent, type WorkerAgentOptions } from '../worker/agent.js';
-import { isRemovedRefusal, WorkerLoops } from '../worker/loops.js';
+import { holderEngineOf, isRemovedRefusal, WorkerLoops } from '../worker/loops.js';
 import { heartbeatHedgeMs, HttpManagerLink } from '../worker/managers.js';
 import { createHostStatsSource } from '../worker/stats.js';
 import { defaultPortRange, PortAllocator } from '../worker/ports.js';
@@ -57,7 +57,8 @@ export interface RunningWorker {
   /**
    * Resolves when the worker stopped by itself: with WORKER_REPLACED once another instance registered its id, or
    * UNAUTHENTICATED once a manager refused its certificate as issued before the worker's removal (its copies of the
-   * tasks stopped first, in both cases), or CONFIG_INVALID once its certificate expired unrenewed (paused past its
+   * tasks stopped first, in both cases, unless the instance that replaced it runs on this same Docker engine: then
+   * they are left running for it), or CONFIG_INVALID once its certificate expired unrenewed (paused past its
    * expiry: its tasks keep running for the next start). The process then exits non-zero (src/cli/daemons.ts).
    */
   readonly stopped: Promise<Error | null>;
@@ -189,6 +190,10 @@ async function startParts(config: ClusterConfig, self: WorkerConfig, logger: Log
     docker: { networkSandbox: sandboxNameFor(id, instance) },
   });
   opened.push('runtime', () => runtime.close());
+  // Which engine runs the containers (Docker: its ID), asked while the rest starts; registered so that an instance
+  // this one replaces on the same engine leaves them to this one rather than stop them. Never rejects: unknown
+  // (the engine did not answer) registers without.
+  const engineAsked = runtime.engine?.();
   // Metrics (metrics.enabled): host figures as each heartbeat reads them, starts, containers read at scrape time.
   const observability = workerObservability(config.metrics.enabled);
   const workerMetrics = observability.metrics;
@@ -260,12 +265,13 @@ async function startParts(config: ClusterConfig, self: WorkerConfig, logger: Log
   });
   const learnt = await readLearntManagers(learntPath, logger);
   if (learnt.length > 0) link.learnManagers(learnt);
+  const engine = await engineAsked;
   const loops = new WorkerLoops({
     agent,
     link,
     registration: {
       // The id is registered to this instance: should another one register it later, this one is told and stops.
-      id, apiAddress: self.apiAddress, runtime: runtime.kind, labels: self.labels ?? {}, instance,
+      id, apiAddress: self.apiAddress, runtime: runtime.kind, labels: self.labels ?? {}, instance, ...(engine === undefined ? {} : { engine }),
       // The host's cores and memory unless the config says what to offer.
       capacity: { cpus: self.capacity?.cpus ?? cpus().length, memoryMb: self.capacity?.memoryMb ?? Math.floor(totalmem() / (1024 * 1024)) },
     },
@@ -327,12 +333,22 @@ async function startParts(config: ClusterConfig, self: WorkerConfig, logger: Log
     await stop();
     return err;
   });
+  // Replaced by an instance on this same engine, which adopted the containers: they are left running for it, and so
+  // is the network sandbox they may be in.
   const replacedStop = loops.replaced.then(async (err): Promise<Error | null> => {
     const removed = isRemovedRefusal(err);
     try {
-      const copies = await agent.relinquish(removed ? 'this worker was removed from the cluster' : undefined);
+      const outcome = await agent.standDown(holderEngineOf(err), removed ? 'this worker was removed from the cluster' : undefined);
+      if (outcome.kind === 'left') {
+        logger.error({ instance, engine: outcome.engine, tasksLeft: outcome.tasks }, 'this worker was replaced by another instance of its id on this same Docker engine: its containers are left to it; exiting');
+        await stop('worker stopped; its containers were left to the instance that holds its id');
+        return err;
+      }
       const what = removed ? 'this worker was removed from the cluster after its certificate was issued' : 'this worker was replaced by another instance of its id';
-      logger.error({ instance, copiesStopped: copies }, `${what}: its copies of the tasks are stopped; exiting`);
+      const where = outcome.otherEngine ? ' on another engine' : '';
+      logger.error({ instance, copiesStopped: outcome.tasks, engine: outcome.engine, holderEngine: outcome.holderEngine }, `${what}${where}: its copies of the tasks are stopped; exiting`);
+      // Nothing on this engine runs for the holder: this instance's network sandbox would be left running for good.
+      if (outcome.otherEngine && runtime.kind === 'docker') await removeSandbox(runtime, sandboxNameFor(id, instance), logger);
       await stop('worker stopped; its copies of the tasks were stopped first');
     } catch (failure) {
       logger.error({ err: failure }, 'stopping this replaced worker failed');
@@ -346,6 +362,16 @@ async function startParts(config: ClusterConfig, self: WorkerConfig, logger: Log
   });
   if (apiCaPem !== undefined) reloader.noteApiCa(apiCaPem);
   return { id, apiUrl: `${security === null ? 'http' : 'https'}://${self.apiAddress}`, agent, loops, stop, stopped, reload: () => reloader.reload() };
+}
+
+/** A replaced instance's network sandbox, once its copies are stopped; a failure is logged (it only costs a container). */
+async function removeSandbox(runtime: ContainerRuntime, name: string, logger: Logger): Promise<void> {
+  try {
+    await runtime.remove(name);
+    logger.info({ sandbox: name }, 'network sandbox removed');
+  } catch (err) {
+    logger.warn({ err, sandbox: name }, `could not remove the network sandbox: docker rm -f ${name}`);
+  }
 }
 
 /** `<dataDir>/managers.json`: the managers' API addresses as the cluster last told this worker. */

@@ -63,6 +63,18 @@ export interface ReconcileReport {
 
 export type { WaitOptions } from '../contracts/worker.js';
 
+/** standDown()'s answer: how many running tasks were left to the holder on this engine, or stopped (and which engines were known). */
+export type StandDown =
+  | { readonly kind: 'left'; readonly tasks: number; readonly engine: string }
+  | {
+      readonly kind: 'stopped';
+      readonly tasks: number;
+      readonly engine: string | undefined;
+      readonly holderEngine: string | undefined;
+      /** Both engines known, and not one: nothing of this instance's runs for the holder here. */
+      readonly otherEngine: boolean;
+    };
+
 const noHostStats: HostStatsSource = async () => ({ cpuUtilization: null, memoryTotalBytes: 0, memoryAvailableBytes: 0, diskFreeBytes: 0 });
 
 export class WorkerAgent implements WorkerAgentApi {
@@ -94,6 +106,8 @@ export class WorkerAgent implements WorkerAgentApi {
   private readonly restoredLogs = new Map<string, KeptLog>();
   /** relinquish(): why this instance no longer acts as the worker id (another instance holds it, or it was removed); nothing new is taken. */
   private relinquished: string | null = null;
+  /** leave(): the containers are another instance's on this engine now; this one removes none of them. */
+  private leftToHolder = false;
   /**
    * Containers of this worker id that another instance made (a start with an emptied data directory) are this
    * worker's stale copies when their tasks are the cluster's, and another cluster's worker's otherwise; the managers
@@ -352,6 +366,8 @@ export class WorkerAgent implements WorkerAgentApi {
   private async cleanUp(entry: TaskEntry): Promise<void> {
     const id = entry.containerId;
     if (id === null || entry.cleanup === 'pending' || entry.cleanup === 'done') return;
+    // Left to the holder on this engine (leave()): the exit, the output and the removal are its to take.
+    if (this.leftToHolder) return;
     entry.cleanup = 'pending';
     await this.tracked(this.cleanUpContainer(entry, id));
   }
@@ -799,6 +815,36 @@ export class WorkerAgent implements WorkerAgentApi {
       if (e.containerId !== null) await this.settle(this.runtime.remove(e.containerId), this.clock.monoMs() + 5000);
     }));
     return active.length;
+  }
+
+  /**
+   * relinquish() for an instance replaced by another on this same engine: that one adopted the containers (they carry
+   * the current assignments' fencing tokens; it stops the stale ones itself), so they are left running and only
+   * forgotten here. Stopping them would end the holder's tasks, which it would report failed (137). Their health
+   * checks stop, and an exit seen from now on is not cleaned up: the container is the holder's to read and remove.
+   * Answers how many were running; close() comes after.
+   */
+  leave(why = 'another instance of this worker id on this engine holds it'): number {
+    this.relinquished = why;
+    this.leftToHolder = true;
+    const active = [...this.tasks.values()].filter((e) => !isFinal(e.state));
+    for (const e of active) {
+      e.monitor?.stop();
+      this.logger.info({ task: e.taskId, attempt: e.attempt, term: e.term, containerId: e.containerId, why }, 'leaving a task\'s container to the instance that holds this worker id on this engine');
+    }
+    return active.length;
+  }
+
+  /**
+   * What this instance does with its containers once the managers refused it for good (WorkerLoops.replaced): told
+   * that the instance holding the id runs on this runtime's own engine (`holderEngine`, the refusal's details), it
+   * leaves them to it (leave()); otherwise (another engine, or either one unknown: a manager or a holder that predates
+   * engines, the process runtime) it stops its copies (relinquish()), so no task runs twice across two engines.
+   */
+  async standDown(holderEngine: string | undefined, why?: string): Promise<StandDown> {
+    const engine = await this.runtime.engine?.().catch(() => undefined);
+    if (engine !== undefined && engine === holderEngine) return { kind: 'left', tasks: this.leave(why), engine };
+    return { kind: 'stopped', tasks: await this.relinquish(why), engine, holderEngine, otherEngine: engine !== undefined && holderEngine !== undefined };
   }
 
   /** Stops watching; leaves every container running for the next worker process to re-adopt. */

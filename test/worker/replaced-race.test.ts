@@ -10,9 +10,9 @@ import type { AssignmentList, HeartbeatRequest, HeartbeatResponse, RegisterReque
 import { MinkubeError } from '../../src/lib/errors.js';
 import { SeededRandom } from '../../src/lib/random.js';
 import type { TaskServiceImpl } from '../../src/manager/task-service.js';
-import { MemoryRuntime } from '../../src/runtime/index.js';
+import { MemoryHost, MemoryRuntime } from '../../src/runtime/index.js';
 import { WorkerAgent } from '../../src/worker/agent.js';
-import { WorkerLoops } from '../../src/worker/loops.js';
+import { holderEngineOf, WorkerLoops } from '../../src/worker/loops.js';
 import type { ManagerLink } from '../../src/worker/managers.js';
 import { inProcessRaft, inProcessTasks } from '../support/in-process.js';
 import { ManualClock } from '../support/manual-clock.js';
@@ -64,10 +64,12 @@ afterEach(async () => {
   }
 });
 
-function workerProcess(link: ManagerLink, instance: string, apiAddress: string, clock: ManualClock) {
-  const agent = new WorkerAgent({ workerId: 'w1', instance, runtime: new MemoryRuntime(), logger, stopTimeoutMs: 10 });
+/** `on`: the runtime it runs its containers in, and the engine it registers (as the daemon asks it of the runtime). */
+function workerProcess(link: ManagerLink, instance: string, apiAddress: string, clock: ManualClock, on: { runtime: MemoryRuntime; engine?: string } = { runtime: new MemoryRuntime() }) {
+  const agent = new WorkerAgent({ workerId: 'w1', instance, runtime: on.runtime, logger, stopTimeoutMs: 10 });
+  const engine = on.engine === undefined ? {} : { engine: on.engine };
   const loops = new WorkerLoops({
-    agent, link, logger, clock, registration: { id: 'w1', apiAddress, runtime: 'memory', instance },
+    agent, link, logger, clock, registration: { id: 'w1', apiAddress, runtime: 'memory', instance, ...engine },
     heartbeatIntervalMs: 1_000, reconcileIntervalMs: 300, random: new SeededRandom(1), registerBackoffBaseMs: 5, registerBackoffCapMs: 20,
   });
   running.push({ loops, agent });
@@ -156,4 +158,97 @@ describe('a second process with a live worker id', () => {
     await waitFor('a reconciliation', () => b.loops.reconciliations >= 1);
     expect(b.replaced()).toBeNull();
   });
+});
+
+/** Advances `clock` a step at a time until `check` holds (the loops wait on it). */
+async function advanceUntil(what: string, clock: ManualClock, stepMs: number, check: () => boolean): Promise<void> {
+  await waitFor(what, async () => {
+    if (check()) return true;
+    clock.advance(stepMs);
+    await new Promise((resolve) => setImmediate(resolve));
+    return false;
+  });
+}
+
+/** Q1 (restartPolicy never) submitted and placed on w1, as the leader would. */
+function placeQ1(inProcess: ReturnType<typeof inProcessRaft>): void {
+  inProcess.apply({ op: 'task.submit', taskId: 'Q1', spec: { image: 'i', command: ['sleep', '1000'], restartPolicy: 'never' }, atMs: Date.now() });
+  inProcess.apply({ op: 'task.place', term: 1, atMs: Date.now(), cursor: 'w1', placements: [{ taskId: 'Q1', attempt: 1, workerId: 'w1' }] });
+}
+
+const runningIn = async (runtime: MemoryRuntime) => (await runtime.list({})).filter((c) => c.state === 'running').map((c) => c.name);
+
+describe('a second process of a live worker id on the same engine, or on another', () => {
+  it('on its own engine: the replaced process leaves the containers to the holder, which runs the task on and ends it stopped when asked', async () => {
+    const inProcess = inProcessRaft();
+    const tasks = inProcessTasks(inProcess);
+    // One engine, reached by two processes: one host of containers, one identity.
+    const host = new MemoryHost();
+    const engine = 'memory:engine-1';
+    const [clockA, clockB] = [new ManualClock(), new ManualClock()];
+    const runtimeA = new MemoryRuntime({ host, engine });
+    const a = workerProcess(new ServiceLink(tasks), older, '127.0.66.1:9001', clockA, { runtime: runtimeA, engine });
+    a.loops.start();
+    await waitFor('the older instance registered', () => a.loops.isRegistered);
+    expect(inProcess.kv.tasks.storedWorker('w1')).toMatchObject({ instance: older, engine });
+    placeQ1(inProcess);
+    await advanceUntil('Q1 reported running by the older instance', clockA, 300, () => inProcess.kv.tasks.task('Q1')?.state === 'running');
+
+    // The newer process (another data directory, same engine) registers and adopts the container: it carries the token.
+    const runtimeB = new MemoryRuntime({ host, engine });
+    const b = workerProcess(new ServiceLink(tasks), newer, '127.0.66.2:9001', clockB, { runtime: runtimeB, engine });
+    b.loops.start();
+    await advanceUntil('the newer instance holds Q1', clockB, 300, () => b.loops.isRegistered && b.agent.list().some((t) => t.taskId === 'Q1' && t.state === 'running'));
+    const container = b.agent.get('Q1').containerId;
+    expect(container).toBe(a.agent.get('Q1').containerId);
+
+    // The older one is refused, told the holder's engine, and stands down as the daemon has it: this engine is its own.
+    await advanceUntil('the older instance replaced', clockA, 1_000, () => a.replaced() !== null);
+    expect(a.replaced()).toMatchObject({ code: 'WORKER_REPLACED', details: { engine } });
+    expect(holderEngineOf(a.replaced())).toBe(engine);
+    await expect(a.agent.standDown(holderEngineOf(a.replaced()))).resolves.toEqual({ kind: 'left', tasks: 1, engine });
+    expect(await runningIn(runtimeB)).toEqual(['minkube-Q1-1-1']);
+    expect(b.agent.get('Q1')).toMatchObject({ state: 'running', containerId: container });
+    expect(inProcess.kv.tasks.task('Q1')).toMatchObject({ state: 'running', attempt: 1 });
+    expect(a.agent.readiness()).toMatchObject({ ready: false });
+
+    // Stopped by the cluster, the task ends stopped (a copy stopped under the holder would end it failed, 143). The
+    // older process, still watching, neither stops nor removes anything: the exit and the container are the holder's.
+    inProcess.apply({ op: 'task.stop', taskId: 'Q1', atMs: Date.now() });
+    await advanceUntil('Q1 stopped', clockB, 300, () => inProcess.kv.tasks.task('Q1')?.state === 'stopped');
+    expect(inProcess.kv.tasks.task('Q1')).toMatchObject({ state: 'stopped', attempt: 1 });
+    expect(b.replaced()).toBeNull();
+    await a.loops.stop();
+    await a.agent.close();
+    expect([runtimeA.calls.stop, runtimeA.calls.remove]).toEqual([0, 0]);
+  });
+
+  for (const holder of [
+    { case: 'on another engine', engine: 'memory:engine-2', otherEngine: true },
+    { case: 'whose holder names no engine (a worker or a manager that predates engines), even on the same host', engine: undefined, otherEngine: false },
+  ]) {
+    it(`${holder.case}: the replaced process stops its copies, so no task runs twice`, async () => {
+      const inProcess = inProcessRaft();
+      const tasks = inProcessTasks(inProcess);
+      const hostA = new MemoryHost();
+      const [clockA, clockB] = [new ManualClock(), new ManualClock()];
+      const runtimeA = new MemoryRuntime({ host: hostA, engine: 'memory:engine-1' });
+      const a = workerProcess(new ServiceLink(tasks), older, '127.0.66.1:9001', clockA, { runtime: runtimeA, engine: 'memory:engine-1' });
+      a.loops.start();
+      await waitFor('the older instance registered', () => a.loops.isRegistered);
+      placeQ1(inProcess);
+      await advanceUntil('Q1 running under the older instance', clockA, 300, () => a.agent.list().some((t) => t.taskId === 'Q1' && t.state === 'running'));
+
+      const runtimeB = new MemoryRuntime({ host: holder.otherEngine ? new MemoryHost() : hostA, ...(holder.engine === undefined ? {} : { engine: holder.engine }) });
+      const b = workerProcess(new ServiceLink(tasks), newer, '127.0.66.2:9001', clockB, { runtime: runtimeB, ...(holder.engine === undefined ? {} : { engine: holder.engine }) });
+      b.loops.start();
+      await waitFor('the newer instance registered', () => b.loops.isRegistered);
+      await advanceUntil('the older instance replaced', clockA, 1_000, () => a.replaced() !== null);
+      expect(holderEngineOf(a.replaced())).toBe(holder.engine);
+      const outcome = await a.agent.standDown(holderEngineOf(a.replaced()));
+      expect(outcome).toEqual({ kind: 'stopped', tasks: 1, engine: 'memory:engine-1', holderEngine: holder.engine, otherEngine: holder.otherEngine });
+      expect(a.agent.get('Q1').state).toBe('stopped');
+      expect(await runtimeA.list({ 'minkube.instance': older })).toEqual([]);
+    });
+  }
 });
