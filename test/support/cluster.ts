@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, createWr
 import { tmpdir } from 'node:os';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { join, resolve } from 'node:path';
-import { eventually, freePort, sleep } from './wait.js';
+import { eventually, freePort, freePortIn, sleep } from './wait.js';
 import { nodeLaunchEnv, nodeLaunchFlags } from '../../src/daemon/launch.js';
 
 export { eventually, freePort, sleep };
@@ -20,6 +20,9 @@ export interface ProcNode {
   readonly host: string;
   proc: ChildProcess | null;
   log: WriteStream | null;
+  /** A second process of a worker (addWorkerCopy): the id it runs as, and its own copy of the config. */
+  readonly runsAs?: string;
+  readonly configPath?: string;
 }
 
 export interface ClusterOptions {
@@ -33,6 +36,10 @@ export interface ClusterOptions {
   distinctHosts?: boolean;
   /** The loopback /24 the managers listen on, as `127.0.0.` (the default). */
   hostPrefix?: string;
+  /** The loopback address the workers listen on (127.0.0.1 unless given). */
+  workerHost?: string;
+  /** Every port from this range (freePortIn) rather than the kernel's: a test that keeps to ports of its own. */
+  ports?: { min: number; max: number };
   /** Extra node flags for every spawned node (e.g. --cpu-prof for a benchmark). */
   nodeArgs?: string[];
   /** The environment the launch adds unless already set (default nodeLaunchEnv; {}: none, as before it). */
@@ -62,6 +69,7 @@ export class ProcCluster {
     readonly config: Record<string, unknown>,
     private readonly nodeArgs: readonly string[] = [],
     private readonly launchEnv: Readonly<Record<string, string>> = nodeLaunchEnv,
+    private readonly ports?: { min: number; max: number },
   ) {}
 
   static async create(options: ClusterOptions = {}): Promise<ProcCluster> {
@@ -69,25 +77,45 @@ export class ProcCluster {
     const managers = [];
     const nodes: ProcNode[] = [];
     const scheme = options.secure === true ? 'https' : 'http';
+    const range = options.ports;
+    const portOn = (host: string): Promise<number> => (range === undefined ? freePort(host) : freePortIn(host, range.min, range.max));
     for (let i = 1; i <= (options.managers ?? 3); i++) {
       const prefix = options.hostPrefix ?? '127.0.0.';
       const host = options.distinctHosts === false ? `${prefix}1` : `${prefix}${i}`;
-      const [raftPort, apiPort] = [await freePort(host), await freePort(host)];
+      const [raftPort, apiPort] = [await portOn(host), await portOn(host)];
       managers.push({ id: `m${i}`, raftAddress: `${host}:${raftPort}`, apiAddress: `${host}:${apiPort}`, dataDir: `m${i}` });
       nodes.push({ id: `m${i}`, kind: 'manager', apiUrl: `${scheme}://${host}:${apiPort}`, host, proc: null, log: null });
     }
     const workers = [];
+    const workerHost = options.workerHost ?? '127.0.0.1';
     for (let i = 1; i <= (options.workers ?? 0); i++) {
-      const port = await freePort();
-      workers.push({ id: `w${i}`, apiAddress: `127.0.0.1:${port}`, runtime: options.workerRuntime ?? 'process', dataDir: `w${i}` });
-      nodes.push({ id: `w${i}`, kind: 'worker', apiUrl: `${scheme}://127.0.0.1:${port}`, host: '127.0.0.1', proc: null, log: null });
+      const port = await portOn(workerHost);
+      workers.push({ id: `w${i}`, apiAddress: `${workerHost}:${port}`, runtime: options.workerRuntime ?? 'process', dataDir: `w${i}` });
+      nodes.push({ id: `w${i}`, kind: 'worker', apiUrl: `${scheme}://${workerHost}:${port}`, host: workerHost, proc: null, log: null });
     }
     const config: Record<string, unknown> = { ...(options.secure === true ? {} : { insecure: true }), managers, workers, ...(options.raft ? { raft: options.raft } : {}), ...options.extra };
     const configPath = join(dir, 'cluster.json');
     writeFileSync(configPath, JSON.stringify(config, null, 2));
-    const c = new ProcCluster(dir, configPath, config, options.nodeArgs, options.launchEnv);
+    const c = new ProcCluster(dir, configPath, config, options.nodeArgs, options.launchEnv, range);
     for (const n of nodes) c.nodes.set(n.id, n);
     return c;
+  }
+
+  /**
+   * A second process of worker `workerId`, named `name` here: it runs as that id from its own copy of the config,
+   * whose entry for the worker names another address (on `host`) and data directory (`<dir>/<name>`), as a config
+   * copied to another host would. Start it with start(name).
+   */
+  async addWorkerCopy(name: string, workerId: string, host = '127.0.0.1'): Promise<ProcNode> {
+    const workers = this.config.workers as { id: string; apiAddress: string; dataDir: string }[];
+    const port = this.ports === undefined ? await freePort(host) : await freePortIn(host, this.ports.min, this.ports.max);
+    const copy = { ...this.config, workers: workers.map((w) => (w.id === workerId ? { ...w, apiAddress: `${host}:${port}`, dataDir: name } : w)) };
+    const configPath = join(this.dir, `cluster-${name}.json`);
+    writeFileSync(configPath, JSON.stringify(copy, null, 2));
+    const scheme = this.secure ? 'https' : 'http';
+    const node: ProcNode = { id: name, kind: 'worker', apiUrl: `${scheme}://${host}:${port}`, host, proc: null, log: null, runsAs: workerId, configPath };
+    this.nodes.set(name, node);
+    return node;
   }
 
   get managerIds(): string[] {
@@ -129,8 +157,8 @@ export class ProcCluster {
     const n = this.node(id);
     if (n.proc !== null) throw new Error(`${id} is already running`);
     n.log ??= createWriteStream(join(this.dir, `${id}.log`), { flags: 'a' });
-    const config = o.withConfig === false ? [] : ['--config', this.configPath];
-    const proc = spawn(process.execPath, [...nodeLaunchFlags, ...this.nodeArgs, o.bin ?? minkubeBin, n.kind, ...config, '--id', id, ...extraArgs], {
+    const config = o.withConfig === false ? [] : ['--config', n.configPath ?? this.configPath];
+    const proc = spawn(process.execPath, [...nodeLaunchFlags, ...this.nodeArgs, o.bin ?? minkubeBin, n.kind, ...config, '--id', n.runsAs ?? id, ...extraArgs], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...this.launchEnv, ...process.env, MINKUBE_LOG_LEVEL: process.env.MINKUBE_LOG_LEVEL ?? 'info' },
     });
