@@ -15,7 +15,7 @@ import { joinWithToken } from './join.js';
 import { applyRenewedTls, localSigner, startCertRenewal } from './renewal.js';
 import { adminTokenMarkFor, bootstrapRecordFor, ensureAdminToken, loadApiCa, loadNodeSecurity, type NodeSecurity, type ServerTls } from './security.js';
 import { nodeTlsDir, readNodeTls } from '../security/pki-files.js';
-import { peerCertificateIssuedAtMs } from '../security/ca.js';
+import { identityFromCertificate, peerCertificateIssuedAtMs } from '../security/ca.js';
 import { storageFailed } from '../storage/common.js';
 import type { ManagerConfig } from '../config/cluster.js';
 import { validateCommand } from '../kv/commands.js';
@@ -326,10 +326,12 @@ async function startParts(
   opened.push('storage marker', () => checkedStorage.markerStore.close());
   const seed = join?.members ?? members;
   // A manager removed from the cluster keeps its certificate: the Raft port and the API refuse one issued before the
-  // removal (RemovedMembers, learnt from applied removals once the driver is open).
+  // removal (RemovedMembers, learnt from applied removals once the driver is open). Without a peerId (right after the
+  // handshake, before the hello), the id looked up is the one the certificate names, a manager's once baseVerifyPeer passed.
   let removedRefusal: (id: string, issuedAtMs: number) => string | null = () => null;
   const baseVerifyPeer = security?.transportTls().verifyPeer;
-  const verifyPeer: TransportTls['verifyPeer'] = (cert, peerId) => baseVerifyPeer?.(cert, peerId) ?? removedRefusal(peerId, peerCertificateIssuedAtMs(cert));
+  const verifyPeer: TransportTls['verifyPeer'] = (cert, peerId) =>
+    baseVerifyPeer?.(cert, peerId) ?? removedRefusal(peerId ?? identityFromCertificate(cert)?.id ?? '', peerCertificateIssuedAtMs(cert));
   const transport = await TcpTransport.start({
     id: nodeId(self.id),
     listen: self.raftAddress,

@@ -160,12 +160,15 @@ export function serverProblem(cert: PeerCertificate, clusterId: string, callerRo
   return expectedServerProblem(cert, clusterId, expected);
 }
 
-/** Why a Raft peer's certificate may not speak as peerId, or null when it may. */
-export function peerProblem(identity: NodeIdentity | null, clusterId: string, peerId: string): string | null {
+/**
+ * Why a Raft peer's certificate may not speak as peerId, or null when it may; peerId null (right after the handshake,
+ * before the hello names one): why it may not speak as a manager at all.
+ */
+export function peerProblem(identity: NodeIdentity | null, clusterId: string, peerId: string | null): string | null {
   if (identity === null) return 'its certificate names no Minkube node';
   if (identity.clusterId !== clusterId) return `its certificate is for cluster ${identity.clusterId}, not ${clusterId}`;
   if (identity.role !== 'manager') return `its certificate is a ${identity.role}'s, not a manager's`;
-  if (identity.id !== peerId) return `its certificate names ${identity.id}, not ${peerId}`;
+  if (peerId !== null && identity.id !== peerId) return `its certificate names ${identity.id}, not ${peerId}`;
   return null;
 }
 

@@ -1,7 +1,8 @@
 // Transport over TCP: one persistent connection per pair of managers (the smaller id dials and says hello, both
 // directions share the socket), length-prefixed msgpack frames (codec.ts), bounded per-peer send queues flushed once
 // per tick, reconnects with exponential backoff and full jitter. A bad frame closes only the connection it came on.
-// With `tls`, every connection is mutual TLS and the peer's certificate must name the id it claims (verifyPeer).
+// With `tls`, every connection is mutual TLS and the peer's certificate must name the id it claims (verifyPeer); an
+// accepted connection whose certificate is no manager's this node takes is closed before a byte of it is read.
 // A node this one does not know (a member added while this one was down, whose config entry it has not received
 // yet) is answered all the same: its hello is accepted when its certificate proves it a manager of this cluster
 // naming that id (under `insecure`, where nothing is proved, on its word, as every id is), as a learned peer that
@@ -61,9 +62,11 @@ export interface TransportTls {
   readonly keyPem: string;
   /**
    * Whether the certificate a peer presented (already verified against the CA by TLS) may speak as `peerId`: null
-   * when it may, else the reason. Called for every accepted hello and every dialed connection.
+   * when it may, else the reason. Called for every accepted hello and every dialed connection; and with `peerId`
+   * null right after an accepted connection's handshake, before anything of it is read: may it speak as the manager
+   * its certificate names (a worker's, or a removed manager's, may not).
    */
-  readonly verifyPeer: (cert: PeerCertificate, peerId: NodeId) => string | null;
+  readonly verifyPeer: (cert: PeerCertificate, peerId: NodeId | null) => string | null;
 }
 
 /** An empty raft frame: what a connection carries when it has nothing else (any node decodes it as no messages). */
@@ -144,11 +147,16 @@ class PeerLink {
   }
 }
 
-/** Counts kept by the listener's connection limit. */
+/** Counts kept by the listener's connection limit, and by the certificate check after an accepted handshake. */
 interface AcceptCounts {
   connections: number;
   overAddressMax: number;
+  /** Closed right after the TLS handshake, unread: the certificate is not a manager's this node takes (verifyPeer). */
+  refusedCertificates: number;
 }
+
+/** A refused certificate is logged at warn at most this often (with how many since), each one at debug. */
+const REFUSED_CERTIFICATE_WARN_INTERVAL_MS = 60_000;
 
 export class TcpTransport implements Transport {
   readonly counters: TransportCounters = newTransportCounters();
@@ -171,7 +179,10 @@ export class TcpTransport implements Transport {
   private livenessRanMs = 0;
   private livenessChecksRun = 0;
   /** What the listener has seen (limitConnections counts): tests wait on these, metrics do not read them. */
-  private readonly accepts: AcceptCounts = { connections: 0, overAddressMax: 0 };
+  private readonly accepts: AcceptCounts = { connections: 0, overAddressMax: 0, refusedCertificates: 0 };
+  /** When a refused certificate was last logged at warn, and how many were refused since. */
+  private refusedWarnedMs = -Infinity;
+  private refusedSinceWarning = 0;
   /** The material new connections use; replaced by setTls when the node's certificate is renewed. */
   private tls: TransportTls | undefined;
 
@@ -226,7 +237,7 @@ export class TcpTransport implements Transport {
     return this.livenessChecksRun;
   }
 
-  /** Connections the listener has seen, and those of them it closed at once for one address's limit. */
+  /** Connections the listener has seen, those it closed at once for one address's limit, and for their certificate. */
   get acceptCounts(): Readonly<AcceptCounts> {
     return this.accepts;
   }
@@ -416,6 +427,12 @@ export class TcpTransport implements Transport {
     if (this.closing || this.handshakes >= HANDSHAKES_PENDING_MAX) {
       socket.destroy();
       return;
+    }
+    if (this.tls !== undefined) {
+      // Before any of its bytes is read: a certificate of this CA that no manager here may use (a worker's, a removed
+      // manager's) would otherwise get a frame of up to frameBytesMax buffered before its hello was looked at.
+      const problem = this.tls.verifyPeer((socket as TLSSocket).getPeerCertificate(), null);
+      if (problem !== null) return this.refusedCertificate(socket, problem);
     }
     const conn = new Connection(socket, null, false, this.limits.frameBytesMax);
     this.handshakes++;
@@ -633,6 +650,23 @@ export class TcpTransport implements Transport {
     this.counters.frameErrors++;
     this.log.debug({ remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, reason }, 'refused a peer connection');
     socket.destroy();
+  }
+
+  /** An accepted connection closed unread for its certificate: counted, at debug, and at warn once a minute at most. */
+  private refusedCertificate(socket: Socket, reason: string): void {
+    this.accepts.refusedCertificates++;
+    this.refusedSinceWarning++;
+    const fields = { remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, reason };
+    socket.destroy();
+    const nowMs = performance.now();
+    if (nowMs - this.refusedWarnedMs < REFUSED_CERTIFICATE_WARN_INTERVAL_MS) {
+      this.log.debug(fields, 'refused a peer connection: its certificate is not a manager\'s this node takes');
+      return;
+    }
+    // refusedSinceWarning: this one and those logged at debug since the last warning.
+    this.log.warn({ ...fields, refusedSinceWarning: this.refusedSinceWarning }, 'refused a peer connection: its certificate is not a manager\'s this node takes');
+    this.refusedWarnedMs = nowMs;
+    this.refusedSinceWarning = 0;
   }
 
   private fail(conn: Connection, reason: string): void {

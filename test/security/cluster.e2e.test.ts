@@ -287,6 +287,8 @@ describe('a closed cluster (real processes, TLS and tokens on)', () => {
       fake.close();
     }
     expect(dialed).toBe(0);
+    // Closed right after the TLS handshake, before its hello (or anything else it sent) was read.
+    expect(readFileSync(join(c.dir, `${target}.log`), 'utf8')).toMatch(/"reason":"its certificate was issued before m4 was removed from the cluster[^\n]*"msg":"refused a peer connection: its certificate is not a manager's this node takes"/);
     for (const id of ['m1', 'm2', 'm3']) {
       const after = (await c.http(id, 'GET', '/v1/cluster')).body as { term: number; leaderId: string };
       expect(after.term, id).toBe(before.term);

@@ -1,8 +1,9 @@
 // The Raft transport with mutual TLS: members talk; a stranger without a certificate, a worker's certificate,
-// another cluster's certificate, or a manager's certificate claiming another id never gets a message through.
+// another cluster's certificate, or a manager's certificate claiming another id never gets a message through; and a
+// certificate that is no manager's the listener takes is closed right after its handshake, before a byte is read.
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { peerProblem } from '../../src/daemon/security.js';
 import { nodeId, term, type NodeId } from '../../src/lib/ids.js';
 import type { Message } from '../../src/raft/types.js';
@@ -11,7 +12,7 @@ import { encodeFrame, WIRE_VERSION } from '../../src/transport/codec.js';
 import { TcpTransport, type TransportTls } from '../../src/transport/tcp.js';
 import { heartbeat } from './conformance.js';
 import { waitFor } from '../support/wait.js';
-import { freePorts, memoryLogger } from './tcp-cluster.js';
+import { freePorts, memoryLogger, type LogLine } from './tcp-cluster.js';
 
 interface Cert {
   keyPem: string;
@@ -96,5 +97,62 @@ describe('TcpTransport with mutual TLS', () => {
     expect(peerProblem({ id: 'n3', role: 'manager', clusterId: 'c1' }, 'c1', 'n2')).toBe('its certificate names n3, not n2');
     expect(peerProblem({ id: 'n2', role: 'worker', clusterId: 'c1' }, 'c1', 'n2')).toMatch(/worker's, not a manager's/);
     expect(peerProblem({ id: 'n2', role: 'manager', clusterId: 'c2' }, 'c1', 'n2')).toMatch(/cluster c2, not c1/);
+  });
+});
+
+describe('the Raft port before a hello', () => {
+  const open: TcpTransport[] = [];
+  afterEach(async () => {
+    for (const t of open.splice(0)) await t.close();
+  });
+
+  /** A listener n2 that knows n1 (which would dial it, at an address where nobody listens), with its log lines. */
+  async function listener(verifyPeer?: TransportTls['verifyPeer']): Promise<{ t: TcpTransport; port: number; lines: LogLine[]; inbox: Message[] }> {
+    const [p] = await freePorts(1);
+    const { logger, lines } = memoryLogger('n2');
+    const tls = transportTls(await certFor('n2', 'manager'));
+    const t = await TcpTransport.start({ id: n2, listen: `127.0.0.1:${p}`, peers: new Map([[n1, '127.0.0.1:1']]), logger, tls: verifyPeer === undefined ? tls : { ...tls, verifyPeer } });
+    open.push(t);
+    const inbox: Message[] = [];
+    t.onMessage((m) => inbox.push(m));
+    return { t, port: p!, lines, inbox };
+  }
+
+  /** Connects with `c` and writes `bytes` once the handshake is done. */
+  function connectWith(port: number, c: Cert, bytes: Buffer): import('node:net').Socket {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca: c.caCertPem, cert: c.certPem, key: c.keyPem, checkServerIdentity: () => undefined });
+    socket.once('secureConnect', () => socket.write(bytes));
+    socket.on('error', () => undefined);
+    return socket;
+  }
+
+  /** connectWith, resolving when the listener closes the connection. */
+  const send = (port: number, c: Cert, bytes: Buffer): Promise<void> => new Promise((done) => connectWith(port, c, bytes).once('close', () => done()));
+
+  const lengthPrefix = (n: number): Buffer => Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
+  /** The tester's attack: a length just under frameBytesMax, and a MiB of its body, with no hello. */
+  const bigFrameStart = Buffer.concat([lengthPrefix(16_777_000), Buffer.alloc(1024 * 1024, 0x41)]);
+  const refusals = (lines: LogLine[], level: number): LogLine[] => lines.filter((l) => l.level === level && l.msg.startsWith('refused a peer connection: its certificate'));
+
+  it("closes a worker's certificate right after the TLS handshake: not a byte of what it sends is read", async () => {
+    const { t, port, lines } = await listener();
+    const worker = await certFor('w1', 'worker');
+    for (let i = 0; i < 3; i++) await send(port, worker, bigFrameStart);
+    expect(t.acceptCounts.refusedCertificates).toBe(3);
+    expect(t.counters.bytesReceived).toBe(0);
+    expect(t.counters.frameErrors).toBe(0);
+    // One warning, then debug lines (an attacker opens many): the warning says why.
+    expect(refusals(lines, 40)).toEqual([expect.objectContaining({ reason: "its certificate is a worker's, not a manager's", refusedSinceWarning: 1 })]);
+    expect(refusals(lines, 20)).toHaveLength(2);
+    expect(lines.filter((l) => l.msg.startsWith('closing a peer connection'))).toEqual([]);
+  });
+
+  it('closes the same way a manager certificate the cluster refuses (verifyPeer without a peer id: a removed manager)', async () => {
+    const removed = (cert: Parameters<TransportTls['verifyPeer']>[0]): string | null => (identityFromCertificate(cert)?.id === 'm9' ? 'its certificate was issued before m9 was removed' : null);
+    const { t, port, lines } = await listener((cert, peer) => peerProblem(identityFromCertificate(cert), 'c1', peer) ?? removed(cert));
+    await send(port, await certFor('m9', 'manager'), bigFrameStart);
+    expect(t.acceptCounts.refusedCertificates).toBe(1);
+    expect(t.counters.bytesReceived).toBe(0);
+    expect(refusals(lines, 40)).toEqual([expect.objectContaining({ reason: 'its certificate was issued before m9 was removed' })]);
   });
 });
