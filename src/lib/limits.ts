@@ -12,6 +12,12 @@ export const limits = {
   raftForwardedProposalsMax: 4096,
   // transport
   frameBytesMax: 16 * 1024 * 1024,
+  /**
+   * The first frame on an accepted peer connection (its hello: two ids and an address, well under 1 KiB): a longer
+   * declared length closes the connection at once, so that a caller not yet known to be a manager cannot make this
+   * node buffer frameBytesMax per connection (64 connections each sending 15 MiB without a hello: 75 -> 855 MB RSS).
+   */
+  peerHelloBytesMax: 64 * 1024,
   peerSendQueueMessagesMax: 4096,
   peerSendQueueBytesMax: 64 * 1024 * 1024,
   /**
@@ -437,6 +443,7 @@ export const limits = {
 
 assert(limits.raftEntriesPerAppendMax >= 1, 'an append carries at least one entry');
 assert(limits.raftAppendBytesMax < limits.frameBytesMax, 'an append must fit in one frame');
+assert(limits.peerHelloBytesMax < limits.frameBytesMax, 'a hello is bounded tighter than the frames after it');
 assert(limits.peerPingIntervalMs * 3 <= limits.peerSilenceMsMax, 'a peer hears from a live node several times before it gives up on it');
 assert(limits.httpBodyBytesDefault < limits.raftAppendBytesMax, 'one request body must fit in one append');
 assert(limits.kvSessionResultsMax >= limits.proposalQueueMax, 'a session remembers every in-flight proposal of a manager');

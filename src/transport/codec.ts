@@ -55,15 +55,22 @@ export class FrameError extends Error {
 
 /**
  * Splits a byte stream into frame payloads. It handles frames split over chunks and many frames per chunk, and
- * rejects a declared length over the limit as soon as the 4 length bytes arrive, before buffering the body.
+ * rejects a declared length over the limit as soon as the 4 length bytes arrive, before buffering the body. The
+ * first frame may have a tighter limit (firstFrameBytesMax: a listener's bound on a hello, from a caller not known
+ * yet). Frames behind it in the same chunk are held to frameBytesMax, so the caller accepts or drops the connection
+ * on the first frame before it pushes another chunk.
  */
 export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
   /** The payload length of the frame being read, or -1 while its length is not read yet. */
   private need = -1;
+  private first = true;
 
-  constructor(private readonly frameBytesMax: number) {}
+  constructor(
+    private readonly frameBytesMax: number,
+    private readonly firstFrameBytesMax = frameBytesMax,
+  ) {}
 
   /** Bytes received that do not make a whole frame yet (non-zero at the end of a stream: a truncated frame). */
   get bufferedBytes(): number {
@@ -81,13 +88,15 @@ export class FrameDecoder {
       if (this.need < 0) {
         if (this.buffered < LENGTH_BYTES) break;
         const length = this.take(LENGTH_BYTES).readUInt32BE(0);
-        if (length > this.frameBytesMax) throw new FrameError(`a frame declares ${length} bytes, over the limit of ${this.frameBytesMax}`);
+        const max = this.first ? this.firstFrameBytesMax : this.frameBytesMax;
+        if (length > max) throw new FrameError(`a ${this.first && max < this.frameBytesMax ? 'first ' : ''}frame declares ${length} bytes, over the limit of ${max}`);
         if (length === 0) throw new FrameError('an empty frame');
         this.need = length;
       }
       if (this.buffered < this.need) break;
       payloads.push(this.take(this.need));
       this.need = -1;
+      this.first = false;
     }
     return payloads;
   }

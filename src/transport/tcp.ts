@@ -2,7 +2,8 @@
 // directions share the socket), length-prefixed msgpack frames (codec.ts), bounded per-peer send queues flushed once
 // per tick, reconnects with exponential backoff and full jitter. A bad frame closes only the connection it came on.
 // With `tls`, every connection is mutual TLS and the peer's certificate must name the id it claims (verifyPeer); an
-// accepted connection whose certificate is no manager's this node takes is closed before a byte of it is read.
+// accepted connection whose certificate is no manager's this node takes is closed before a byte of it is read, and
+// until its hello is accepted a connection may send one frame of at most peerHelloBytesMax.
 // A node this one does not know (a member added while this one was down, whose config entry it has not received
 // yet) is answered all the same: its hello is accepted when its certificate proves it a manager of this cluster
 // naming that id (under `insecure`, where nothing is proved, on its word, as every id is), as a learned peer that
@@ -23,6 +24,8 @@ import { newTransportCounters, type Transport, type TransportCounters } from './
 
 export interface TransportLimits {
   readonly frameBytesMax: number;
+  /** The first frame on an accepted connection (the hello): a longer one closes the connection unread. */
+  readonly peerHelloBytesMax: number;
   readonly peerSendQueueMessagesMax: number;
   readonly peerSendQueueBytesMax: number;
   readonly peerQueueStaleMs: number;
@@ -98,8 +101,10 @@ class Connection {
     public peer: NodeId | null,
     readonly dialed: boolean,
     frameBytesMax: number,
+    /** An accepted connection's first frame is its hello: a tighter bound until it is accepted. */
+    firstFrameBytesMax: number,
   ) {
-    this.decoder = new FrameDecoder(frameBytesMax);
+    this.decoder = new FrameDecoder(frameBytesMax, firstFrameBytesMax);
   }
 
   get remote(): string {
@@ -409,7 +414,7 @@ export class TcpTransport implements Transport {
     const tls = this.tls;
     // The peer's identity is checked below (verifyPeer), not by host name: a manager's certificate names its id.
     const socket = tls === undefined ? connect(where) : tlsConnect({ ...where, ...tlsMaterial(tls), servername: undefined, checkServerIdentity: () => undefined });
-    const conn = new Connection(socket, link.id, true, this.limits.frameBytesMax);
+    const conn = new Connection(socket, link.id, true, this.limits.frameBytesMax, this.limits.frameBytesMax);
     conn.timer = setTimeout(() => socket.destroy(new Error(`connect timed out after ${this.connectTimeoutMs} ms`)), this.connectTimeoutMs);
     this.track(conn);
     socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
@@ -434,7 +439,7 @@ export class TcpTransport implements Transport {
       const problem = this.tls.verifyPeer((socket as TLSSocket).getPeerCertificate(), null);
       if (problem !== null) return this.refusedCertificate(socket, problem);
     }
-    const conn = new Connection(socket, null, false, this.limits.frameBytesMax);
+    const conn = new Connection(socket, null, false, this.limits.frameBytesMax, Math.min(this.limits.peerHelloBytesMax, this.limits.frameBytesMax));
     this.handshakes++;
     conn.timer = setTimeout(() => this.fail(conn, `no hello within ${this.helloTimeoutMs} ms`), this.helloTimeoutMs);
     this.track(conn);
@@ -846,7 +851,7 @@ function tlsMaterial(tls: TransportTls): { ca: string; cert: string; key: string
 }
 
 function pickLimits(l: TransportLimits): TransportLimits {
-  return { frameBytesMax: l.frameBytesMax, peerSendQueueMessagesMax: l.peerSendQueueMessagesMax, peerSendQueueBytesMax: l.peerSendQueueBytesMax, peerQueueStaleMs: l.peerQueueStaleMs };
+  return { frameBytesMax: l.frameBytesMax, peerHelloBytesMax: l.peerHelloBytesMax, peerSendQueueMessagesMax: l.peerSendQueueMessagesMax, peerSendQueueBytesMax: l.peerSendQueueBytesMax, peerQueueStaleMs: l.peerQueueStaleMs };
 }
 
 /** host:port (or [v6]:port) to its parts; a bad address is a config error naming whose it is. */

@@ -70,6 +70,18 @@ describe('encodeFrame / FrameDecoder', () => {
     expect(() => d.push(head)).toThrow(/1001 bytes, over the limit of 1000/);
   });
 
+  it('holds the first frame to its own limit (a hello), and the frames after it, in the same chunk too, to the frame limit', () => {
+    const frameOfBytes = (n: number): Buffer => {
+      const b = Buffer.alloc(4 + n, 1);
+      b.writeUInt32BE(n, 0);
+      return b;
+    };
+    expect(() => new FrameDecoder(1000, 100).push(frameOfBytes(101))).toThrow(/a first frame declares 101 bytes, over the limit of 100/);
+    const d = new FrameDecoder(1000, 100);
+    expect(d.push(Buffer.concat([frameOfBytes(100), frameOfBytes(1000)])).map((p) => p.length)).toEqual([100, 1000]);
+    expect(() => d.push(frameOfBytes(1001))).toThrow(/^a frame declares 1001 bytes, over the limit of 1000/);
+  });
+
   it('rejects an empty frame', () => {
     expect(() => new FrameDecoder(1000).push(Buffer.alloc(4))).toThrow(/empty frame/);
   });

@@ -3,6 +3,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MinkubeError } from '../../src/lib/errors.js';
+import { limits } from '../../src/lib/limits.js';
 import { nodeId, type NodeId } from '../../src/lib/ids.js';
 import type { Message } from '../../src/raft/types.js';
 import { FrameDecoder, WIRE_VERSION, decodePayload, encodeFrame } from '../../src/transport/codec.js';
@@ -75,6 +76,30 @@ describe('TcpTransport against a bad peer', () => {
     await setup();
     await rawExchange(c.addresses[2]!, [lengthPrefix(0xffffffff)]);
     await expectOnlyThatConnectionClosed(/over the limit/);
+  });
+
+  it('closes a connection whose first frame declares more than a hello needs (peerHelloBytesMax), without waiting for its body', async () => {
+    await setup();
+    await rawExchange(c.addresses[2]!, [lengthPrefix(limits.peerHelloBytesMax + 1)]);
+    await expectOnlyThatConnectionClosed(new RegExp(`first frame declares ${limits.peerHelloBytesMax + 1} bytes, over the limit of ${limits.peerHelloBytesMax}$`));
+    expect(c.transports[2]!.counters.bytesReceived).toBeLessThan(limits.peerHelloBytesMax);
+  });
+
+  it('takes a hello and, in the same write, a frame far larger than a hello: the hello bound is for the first frame only', async () => {
+    await setup();
+    const box = collect(c.transports[2]!);
+    const [host, port] = c.addresses[2]!.split(':') as [string, string];
+    const socket = connect({ host, port: Number(port) });
+    socket.on('error', () => undefined);
+    const entry = new Uint8Array(2 * 1024 * 1024).fill(3);
+    try {
+      await new Promise((r) => socket.once('connect', r));
+      socket.write(Buffer.concat([hello(phantom, c.ids[2]!), raft([{ type: 'propose', from: phantom, to: c.ids[2]!, term: 0, entries: [entry] }])]));
+      await waitFor('the large frame', () => box.some((m) => m.from === phantom && m.type === 'propose' && m.entries[0]!.length === entry.length));
+      expect(c.transports[2]!.counters.frameErrors).toBe(0);
+    } finally {
+      socket.destroy();
+    }
   });
 
   it('logs a frame truncated by the end of the connection', async () => {

@@ -5,7 +5,8 @@ import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { peerProblem } from '../../src/daemon/security.js';
-import { nodeId, term, type NodeId } from '../../src/lib/ids.js';
+import { logIndex, nodeId, term, type NodeId } from '../../src/lib/ids.js';
+import { limits } from '../../src/lib/limits.js';
 import type { Message } from '../../src/raft/types.js';
 import { createClusterCa, identityFromCertificate, issueNodeKeyAndCert, type NodeRole } from '../../src/security/ca.js';
 import { encodeFrame, WIRE_VERSION } from '../../src/transport/codec.js';
@@ -154,5 +155,31 @@ describe('the Raft port before a hello', () => {
     expect(t.acceptCounts.refusedCertificates).toBe(1);
     expect(t.counters.bytesReceived).toBe(0);
     expect(refusals(lines, 40)).toEqual([expect.objectContaining({ reason: 'its certificate was issued before m9 was removed' })]);
+  });
+
+  it("closes a manager's connection at once when its first frame declares more than a hello needs", async () => {
+    const { t, port, lines } = await listener();
+    const started = performance.now();
+    // Only the length: the listener must close without waiting for the body (or for the 5 s hello timeout).
+    await send(port, await certFor('n1', 'manager'), lengthPrefix(limits.peerHelloBytesMax + 1));
+    expect(performance.now() - started).toBeLessThan(2500);
+    expect(t.counters.bytesReceived).toBe(4);
+    const reason = `a first frame declares ${limits.peerHelloBytesMax + 1} bytes, over the limit of ${limits.peerHelloBytesMax}`;
+    expect(lines.filter((l) => l.level === 40 && l.msg.startsWith('closing a peer connection')).map((l) => l.reason)).toEqual([reason]);
+  });
+
+  it("takes a manager's hello and, behind it in the same write, an append far larger than a hello", async () => {
+    const { t, port, inbox } = await listener();
+    const data = new Uint8Array(2 * 1024 * 1024).fill(7);
+    const append: Message = { type: 'append', from: n1, to: n2, term: term(3), prevLogIndex: logIndex(0), prevLogTerm: term(0), commit: logIndex(0), entries: [{ term: term(3), index: logIndex(1), type: 'command', data }] };
+    const frames = Buffer.concat([encodeFrame({ v: WIRE_VERSION, kind: 'hello', from: n1, to: n2 }), encodeFrame({ v: WIRE_VERSION, kind: 'raft', messages: [append] })]);
+    const socket = connectWith(port, await certFor('n1', 'manager'), frames);
+    try {
+      await waitFor('the append', () => inbox.some((m) => m.type === 'append' && m.entries[0]?.data.length === data.length), 10_000);
+      expect(t.reachable(n1)).toBe(true);
+      expect(t.acceptCounts.refusedCertificates).toBe(0);
+    } finally {
+      socket.destroy();
+    }
   });
 });
