@@ -127,7 +127,7 @@ export function addTokenCommands(program: Command, globals: (cmd: Command) => { 
     .option('--role <role>', 'admin | operator | developer | viewer, or manager | worker for a join token')
     .option('--policy <file>', 'instead of --role: a custom policy, a JSON file { "name", "rules": [{ "effect", "resource", "verbs", "keyPrefix"? }] }', parsePolicyFile)
     .option('--name <name>', 'a unique name (default: ROLE-ACCESSOR)')
-    .option('--ttl <duration>', 'how long it lives, e.g. 3600s, 90m, 24h, 30d (default: an API token never expires, a join token 24h)', parseDurationS)
+    .option('--ttl <duration>', 'how long it lives, e.g. 3600s, 90m, 24h, 30d, never past the token making it (default: an API token never expires, a join token 24h; either ends with the token making it when that expires first)', parseDurationS)
     .option('--key-prefix <prefix>', "limit the role's key permissions to keys under this prefix (with --role, not admin; a policy names its keys)")
     .action(async (flags: { role?: string; policy?: Record<string, unknown>; name?: string; ttl?: number; keyPrefix?: string }, cmd: Command) => {
       if ((flags.role === undefined) === (flags.policy === undefined)) cmd.error('error: give exactly one of --role <role> and --policy <file>');

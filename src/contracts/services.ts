@@ -285,7 +285,7 @@ export interface TokenRequest {
   readonly keyPrefix?: string;
   /** A custom policy instead of a built-in role (then role === policy.name, and no keyPrefix). */
   readonly policy?: Policy;
-  /** Seconds to live; absent: never expires. */
+  /** Seconds to live; absent: never expires, or, made by a token that expires, expires with it. */
   readonly ttlS?: number;
 }
 
@@ -308,7 +308,8 @@ export interface TokenLookup {
  * may do everything; without a principal, an insecure cluster, nothing is checked). A token may create or revoke
  * only a token whose every permission it holds itself, and only a caller with every permission (an admin's) may
  * create or revoke a join token: a manager gets the CA key, a worker its tasks' secretEnv values. FORBIDDEN (403)
- * otherwise, naming the first permission the caller lacks.
+ * otherwise, naming the first permission the caller lacks. Time counts too: a token made by a token that expires
+ * expires no later (without a ttl it ends with its creator; a longer ttl is FORBIDDEN), API and join tokens alike.
  */
 export interface AuthService {
   /** TOKEN_EXISTS (409) for a name in use; TOKEN_LIMIT_REACHED (409); INVALID_BODY for a role that is not one; FORBIDDEN. */
@@ -320,8 +321,11 @@ export interface AuthService {
    * TOKEN_NOT_FOUND (404) for none of them; FORBIDDEN.
    */
   revokeToken(ref: string, ctx: RequestContext): Promise<{ readonly accessor: string; readonly revoked: true }>;
-  /** INVALID_BODY when the cluster is insecure (no CA, so no digest to put in the token); FORBIDDEN. */
-  createJoinToken(role: 'manager' | 'worker', ttlS: number, ctx: RequestContext): Promise<CreatedJoinToken>;
+  /**
+   * ttlS absent: limits.joinTokenTtlSDefault (24 h), or less to end with the caller's token. INVALID_BODY when the
+   * cluster is insecure (no CA, so no digest to put in the token); FORBIDDEN.
+   */
+  createJoinToken(role: 'manager' | 'worker', ttlS: number | undefined, ctx: RequestContext): Promise<CreatedJoinToken>;
   /** Synchronous and local (this manager's applied state): undefined for unknown, revoked or expired tokens. */
   lookupToken(accessor: string): TokenLookup | undefined;
   /** The 32 bytes that sign browser sessions; null until the cluster is bootstrapped. */

@@ -2,7 +2,8 @@
 // manager's applied auth state, so a token is checked without a round trip and a revocation holds on a manager as
 // soon as it has applied it. Also bootstraps the cluster's first admin token when this manager first leads, and
 // adds the admin token made with a new CA (a CA rotation keeps the replicated state) when it leads after one.
-// No escalation (see AuthService): a caller creates or revokes only tokens whose permissions it holds itself.
+// No escalation (see AuthService): a caller creates or revokes only tokens whose permissions it holds itself, and
+// creates none that outlives its own token.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type {
@@ -89,8 +90,8 @@ export class AuthServiceImpl implements AuthService {
     const granted = permissionsOf({ role: req.role, keyPrefix: req.keyPrefix ?? null, ...(policy === undefined ? {} : { policy }) });
     this.refuseEscalation(ctx, granted, `the new token (role ${req.role}) would have: a token may grant only permissions it holds`);
     const now = this.o.clock.nowMs();
+    const expiresAtMs = this.expiryWithinCaller(ctx, now, req.ttlS, null, `the new token (role ${req.role})`);
     const { token, accessor, secretHash } = newApiToken();
-    const expiresAtMs = req.ttlS === undefined ? null : now + req.ttlS * 1000;
     // Unnamed, a token is named after its role and accessor: unique, and readable in `token ls`.
     const name = req.name ?? `${req.role}-${accessor}`;
     const cmd: AuthCommand = {
@@ -140,16 +141,17 @@ export class AuthServiceImpl implements AuthService {
     return { accessor, revoked: true };
   }
 
-  async createJoinToken(role: JoinRole, ttlS: number, ctx: RequestContext): Promise<CreatedJoinToken> {
+  async createJoinToken(role: JoinRole, ttlS: number | undefined, ctx: RequestContext): Promise<CreatedJoinToken> {
     const pem = this.o.caCertPem;
     if (pem === null) {
       throw new MinkubeError('INVALID_BODY', `body.role: this cluster is insecure and has no CA, so it issues no ${role} join tokens`);
     }
-    checkTtl(ttlS);
+    if (ttlS !== undefined) checkTtl(ttlS);
     this.refuseJoinEscalation(role, ctx);
     const now = this.o.clock.nowMs();
+    // Never null: a join token always has a default life.
+    const expiresAtMs = this.expiryWithinCaller(ctx, now, ttlS, limits.joinTokenTtlSDefault, `a ${role} join token`)!;
     const { token, secretHash, caDigest } = newJoinToken(pem);
-    const expiresAtMs = now + ttlS * 1000;
     await this.proposeOk({ op: 'auth.joinTokenCreate', secretHash, role, expiresAtMs, atMs: now, caDigest }, ctx);
     return { token, accessor: joinTokenAccessor(secretHash), role, expiresAt: new Date(expiresAtMs).toISOString() };
   }
@@ -241,6 +243,17 @@ export class AuthServiceImpl implements AuthService {
     return permissionsOf(t);
   }
 
+  /**
+   * When a token the caller makes now expires (expiryWithin): never after the caller's own token. Read from the same
+   * live record as its permissions (callerOf); a manager's certificate, or no principal, has no end to respect.
+   */
+  private expiryWithinCaller(ctx: RequestContext, nowMs: number, ttlS: number | undefined, defaultTtlS: number | null, made: string): number | null {
+    const p = ctx.principal;
+    const t = p !== undefined && 'a' in p ? this.o.store.tokenByAccessor(p.a, nowMs) : undefined;
+    const creator = t === undefined ? null : { role: t.role, expiresAtMs: t.expiresAtMs };
+    return expiryWithin(nowMs, ttlS, defaultTtlS, creator, made);
+  }
+
   /** FORBIDDEN naming the first permission `granted` has that the caller lacks; `which` ends the sentence. */
   private refuseEscalation(ctx: RequestContext, granted: Principal, which: string): void {
     const caller = this.callerOf(ctx);
@@ -257,6 +270,33 @@ export class AuthServiceImpl implements AuthService {
     const r = await this.o.raft.proposeCommand(cmd, ctx.deadlineMs, ctx.requestId, ctx.principal);
     if (!r.ok) throw new MinkubeError(r.code, r.message);
   }
+}
+
+/**
+ * When a token made at nowMs expires: ttlS from then, or without one defaultTtlS (null: never). Made by a token that
+ * expires (`creator`), it never outlives it, as Vault caps a child token's TTL at its parent's: without a ttl it
+ * ends with its creator at the latest, and a ttl that would end later is refused (403 FORBIDDEN, saying how long
+ * the creator has left) rather than quietly shortened. Decided here, from the proposing manager's clock, as the
+ * expiry itself always was: the command carries the result, so applying it reads no clock.
+ */
+export function expiryWithin(
+  nowMs: number, ttlS: number | undefined, defaultTtlS: number | null, creator: { readonly role: string; readonly expiresAtMs: number | null } | null, made: string,
+): number | null {
+  const endMs = creator?.expiresAtMs ?? null;
+  if (ttlS === undefined) {
+    const byDefault = defaultTtlS === null ? null : nowMs + defaultTtlS * 1000;
+    return endMs === null ? byDefault : byDefault === null ? endMs : Math.min(byDefault, endMs);
+  }
+  const askedMs = nowMs + ttlS * 1000;
+  if (endMs !== null && askedMs > endMs) {
+    const leftS = Math.floor((endMs - nowMs) / 1000);
+    const instead = leftS >= 1 ? `ask for at most ${leftS} s, or for none to end with it` : 'ask for none to end with it';
+    throw new MinkubeError(
+      'FORBIDDEN',
+      `this token (role ${creator!.role}) expires at ${new Date(endMs).toISOString()}, and ${made} may not outlive it: ttlS ${ttlS} would end at ${new Date(askedMs).toISOString()}; ${instead}`,
+    );
+  }
+  return askedMs;
 }
 
 function tokenView(t: ApiTokenRecord): ApiTokenView {

@@ -362,3 +362,79 @@ describe('no escalation through tokens:write', () => {
     expect((await call(m, 'DELETE', '/v1/auth/tokens/token-clerk', admin.token)).status).toBe(200);
   });
 });
+
+describe('no escalation in time: a token that expires makes no token that outlives it', () => {
+  const clerk: Policy = { name: 'token-clerk', rules: [{ effect: 'allow', resource: 'tokens', verbs: ['read', 'write'] }] };
+  let caCertPem: string;
+  beforeAll(async () => {
+    caCertPem = (await createClusterCa({ clusterId: 'test' })).certPem;
+  });
+
+  /** A secure manager with a CA, its bootstrap admin (which never expires), and a token the admin made with `body`. */
+  async function withExpiringToken(body: object): Promise<{ m: Manager; admin: string; token: string; expiresAt: string }> {
+    const m = manager(undefined, true, caCertPem);
+    const admin = newApiToken();
+    const boot = new AuthServiceImpl({ store: m.raft.sm.auth, raft: m.raft, clock: systemClock, logger, caCertPem, bootstrap: admin });
+    expect(await boot.maybeBootstrap(1)).toBe(true);
+    const created = await call(m, 'POST', '/v1/auth/tokens', admin.token, body);
+    expect(created.status).toBe(201);
+    expect(created.body.expiresAt).toEqual(expect.any(String));
+    return { m, admin: admin.token, token: created.body.token as string, expiresAt: created.body.expiresAt as string };
+  }
+
+  const lastProposal = (m: Manager) => m.raft.proposals[m.raft.proposals.length - 1]!;
+
+  it('a policy token made with ttlS 30 makes a token without ttl that expires with it, and its children too (the tester made one that never expired)', async () => {
+    const { m, token, expiresAt } = await withExpiringToken({ name: 'clerk', policy: clerk, ttlS: 30 });
+    const child = await call(m, 'POST', '/v1/auth/tokens', token, { name: 'child', policy: clerk });
+    expect(child).toMatchObject({ status: 201, body: { name: 'child', expiresAt } });
+    // The command carries the expiry: applying it reads no clock, so every manager stores the same.
+    expect(lastProposal(m)).toMatchObject({ op: 'auth.tokenCreate', name: 'child', expiresAtMs: Date.parse(expiresAt) });
+    expect(m.auth.lookupToken(child.body.accessor as string)?.expiresAtMs).toBe(Date.parse(expiresAt));
+    const grandchild = await call(m, 'POST', '/v1/auth/tokens', child.body.token as string, { name: 'grandchild', policy: clerk });
+    expect(grandchild).toMatchObject({ status: 201, body: { expiresAt } });
+    const listed = (await call(m, 'GET', '/v1/auth/tokens', token)).body.items as { name: string; expiresAt: string | null }[];
+    expect(listed.filter((t) => t.name !== 'bootstrap').map((t) => t.expiresAt)).toEqual([expiresAt, expiresAt, expiresAt]);
+  });
+
+  it('a ttl that would end after its creator is 403 FORBIDDEN saying how long is left, and nothing is proposed; a shorter one is kept', async () => {
+    const { m, token, expiresAt } = await withExpiringToken({ name: 'clerk', policy: clerk, ttlS: 30 });
+    const before = m.raft.proposals.length;
+    const refused = await call(m, 'POST', '/v1/auth/tokens', token, { policy: clerk, ttlS: 3600 });
+    expect(refused.status).toBe(403);
+    expect(refused.body.error.code).toBe('FORBIDDEN');
+    expect(refused.body.error.message).toMatch(
+      new RegExp(`^this token \\(role token-clerk\\) expires at ${expiresAt.replace(/\./g, '\\.')}, and the new token \\(role token-clerk\\) may not outlive it: ttlS 3600 would end at \\S+; ask for at most (29|30) s, or for none to end with it$`),
+    );
+    expect(m.raft.proposals.length).toBe(before);
+    const shorter = await call(m, 'POST', '/v1/auth/tokens', token, { policy: clerk, ttlS: 10 });
+    expect(shorter.status).toBe(201);
+    expect(Date.parse(shorter.body.expiresAt as string)).toBeLessThan(Date.parse(expiresAt));
+    expect(Date.parse(shorter.body.expiresAt as string)).toBe(Date.parse(shorter.body.createdAt as string) + 10_000);
+  });
+
+  it('an admin token with a ttl makes join tokens that end with it: without ttl (not 24 h), and refuses a longer ttl', async () => {
+    const { m, token, expiresAt } = await withExpiringToken({ name: 'short-admin', role: 'admin', ttlS: 60 });
+    expect(await call(m, 'POST', '/v1/auth/tokens', token, { role: 'worker' })).toMatchObject({ status: 201, body: { role: 'worker', expiresAt } });
+    expect(lastProposal(m)).toMatchObject({ op: 'auth.joinTokenCreate', expiresAtMs: Date.parse(expiresAt) });
+    const refused = await call(m, 'POST', '/v1/auth/tokens', token, { role: 'manager', ttlS: 600 });
+    expect(refused.status).toBe(403);
+    expect(refused.body.error.message).toMatch(/^this token \(role admin\) expires at \S+, and a manager join token may not outlive it: ttlS 600 would end at \S+; ask for at most \d+ s, or for none to end with it$/);
+    const shorter = await call(m, 'POST', '/v1/auth/tokens', token, { role: 'manager', ttlS: 30 });
+    expect(shorter.status).toBe(201);
+    expect(Date.parse(shorter.body.expiresAt as string)).toBeLessThan(Date.parse(expiresAt));
+    // And an API token it makes without ttl ends with it too.
+    expect(await call(m, 'POST', '/v1/auth/tokens', token, { role: 'viewer' })).toMatchObject({ status: 201, body: { expiresAt } });
+  });
+
+  it('a token that never expires still makes tokens that never expire, and join tokens of 24 h', async () => {
+    const { m, admin } = await withExpiringToken({ name: 'clerk', policy: clerk, ttlS: 30 });
+    expect(await call(m, 'POST', '/v1/auth/tokens', admin, { role: 'viewer' })).toMatchObject({ status: 201, body: { expiresAt: null } });
+    expect(await call(m, 'POST', '/v1/auth/tokens', admin, { role: 'viewer', ttlS: 3600 })).toMatchObject({ status: 201 });
+    const join = await call(m, 'POST', '/v1/auth/tokens', admin, { role: 'worker' });
+    expect(join.status).toBe(201);
+    const lifeMs = Date.parse(join.body.expiresAt as string) - Date.now();
+    expect(lifeMs).toBeGreaterThan(86_400_000 - 60_000);
+    expect(lifeMs).toBeLessThanOrEqual(86_400_000);
+  });
+});

@@ -16,7 +16,8 @@
 //                                     those shapes are refused at creation: tokenNameProblem in the service).
 //   An insecure cluster has no tokens: all three answer 400 INVALID_BODY saying so (a join token: that it has no CA).
 //
-// The service refuses with 403 FORBIDDEN a creation or revocation that would reach past the caller's own permissions.
+// The service refuses with 403 FORBIDDEN a creation or revocation that would reach past the caller's own permissions,
+// and a creation whose ttlS would outlive the caller's token (without ttlS, the new token ends with it at the latest).
 // A bad role, policy, name, key prefix or ttl, or both or neither of role and policy, is 400 INVALID_BODY naming the
 // field, as is a key prefix on an admin (the service says why); the service's errors pass through.
 import { Type, type Static } from '@sinclair/typebox';
@@ -140,12 +141,15 @@ function roleOrPolicy(body: TokenBody): string {
   return name;
 }
 
-/** A join token names no one and reaches no keys: a name or key prefix is a mistake worth saying so. */
-function joinTtl(body: TokenBody, role: string): number {
+/**
+ * A join token names no one and reaches no keys: a name or key prefix is a mistake worth saying so. Its ttl as asked
+ * (undefined: the service's default, 24 h, or less to end with the token making it).
+ */
+function joinTtl(body: TokenBody, role: string): number | undefined {
   for (const field of ['name', 'keyPrefix'] as const) {
     if (body[field] !== undefined) throw new MinkubeError('INVALID_BODY', `body.${field}: a ${role} join token has no ${field}`);
   }
-  return body.ttlS ?? limits.joinTokenTtlSDefault;
+  return body.ttlS;
 }
 
 function tokenRequest(body: TokenBody, role: string): TokenRequest {
