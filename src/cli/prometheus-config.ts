@@ -1,12 +1,19 @@
 // `minkube prometheus-config`: a prometheus.yml that scrapes every manager and worker of a cluster config. In a
-// secure cluster over HTTPS with the cluster CA and a bearer token file (a viewer token: metrics:read); a worker's
-// API answers only managers' certificates, so a worker is scraped through a manager (GET /v1/workers/:id/metrics).
+// secure cluster over HTTPS with the cluster CA and a bearer token file (a token whose policy allows metrics:read and
+// nothing else: metricsPolicy); a worker's API answers only managers' certificates, so a worker is scraped through a
+// manager (GET /v1/workers/:id/metrics).
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import type { ClusterConfig } from '../config/cluster.js';
 import { writeFileOrFail, writeOut } from './output.js';
+
+/**
+ * What a scrape token needs, and all it should hold (deploy/prometheus/metrics-policy.json is this): a viewer token
+ * would scrape too, but reads every task's output and every key besides, from a file on the Prometheus host.
+ */
+export const metricsPolicy = { name: 'metrics-reader', rules: [{ effect: 'allow', resource: 'metrics', verbs: ['read'] }] } as const;
 
 export interface PrometheusConfigOptions {
   /** The cluster CA Prometheus trusts (secure clusters); default `.minkube/ca.crt` beside the config. */
@@ -80,7 +87,7 @@ export function addPrometheusConfigCommand(program: Command): void {
     .option('--config <file>', 'the cluster config', 'cluster.example.json')
     .option('--out <file>', 'write here instead of stdout')
     .option('--ca-file <path>', "the cluster CA for Prometheus to trust (default: .minkube/ca.crt beside the config)")
-    .option('--token-file <path>', 'a file holding a token with metrics:read, e.g. from `minkube token create --role viewer` (default: .minkube/prometheus.token beside the config)')
+    .option('--token-file <path>', 'a file holding a token with metrics:read, e.g. from `minkube token create --policy deploy/prometheus/metrics-policy.json` (default: .minkube/prometheus.token beside the config)')
     .option('--scrape-interval <duration>', 'how often Prometheus scrapes', parseDuration, '15s')
     .option('--rules <file>', 'a rule file to load (repeatable), e.g. deploy/prometheus/alerts.yml', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
     .action(async (f: Flags) => {
@@ -98,7 +105,12 @@ export function addPrometheusConfigCommand(program: Command): void {
       if (f.out === undefined) writeOut(text);
       else await writeFileOrFail(f.out, text);
       if (!config.insecure && !existsSync(tokenFile)) {
-        process.stderr.write(`note: ${tokenFile} does not exist yet; make a scrape token with:\n  minkube token create --role viewer --name prometheus > ${tokenFile}\n`);
+        // The policy inline: the command may run where deploy/ is not.
+        process.stderr.write(
+          `note: ${tokenFile} does not exist yet; make a scrape token that reads metrics and nothing else with:\n` +
+            `  echo '${JSON.stringify(metricsPolicy)}' > metrics-policy.json\n` +
+            `  minkube token create --policy metrics-policy.json --name prometheus > ${tokenFile}\n`,
+        );
       }
       // Prometheus takes a glob there too (rules/*.yml): only a plain path is looked for.
       for (const r of ruleFiles.filter((r) => !/[*?[]/.test(r) && !existsSync(r))) process.stderr.write(`note: the rule file ${r} does not exist\n`);

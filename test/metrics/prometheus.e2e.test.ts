@@ -1,5 +1,5 @@
 // A real Prometheus (Debian's package) scrapes a secure 3-manager cluster with a worker, from the prometheus.yml that
-// `minkube prometheus-config` writes and a viewer token: every target is up, exactly one manager is leader, and a
+// `minkube prometheus-config` writes and a token of deploy/prometheus/metrics-policy.json: every target is up, exactly one manager is leader, and a
 // manager cut off from the others (SIGSTOP of both; it stays up and scrapable) reports has_leader 0.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -36,8 +36,9 @@ describeWith(prometheusBin, 'a real Prometheus scraping a secure cluster', () =>
     cluster = await ProcCluster.create({ managers: 3, workers: 1, secure: true, workerRuntime: 'process' });
     cluster.startAll();
     const leader = await cluster.waitForLeader({ timeoutMs: 180_000 });
-    // The scrape token: a viewer's (metrics:read), as the README says.
-    const created = await cluster.http(leader, 'POST', '/v1/auth/tokens', { role: 'viewer', name: 'prometheus' });
+    // The scrape token: one of the metrics-only policy (metrics:read and nothing else), as the README says.
+    const policy: unknown = JSON.parse(readFileSync(join(repoRoot, 'deploy', 'prometheus', 'metrics-policy.json'), 'utf8'));
+    const created = await cluster.http(leader, 'POST', '/v1/auth/tokens', { policy, name: 'prometheus' });
     expect(created.status).toBe(201);
     const promDir = join(cluster.dir, 'prometheus');
     mkdirSync(promDir);

@@ -75,7 +75,10 @@ describeWith(promtoolBin, 'promtool', () => {
     const config = writeConfig('notoken.json', false);
     const cli = await minkube(['prometheus-config', '--config', config, '--out', join(dir, 'notoken.yml')]);
     expect(cli.code).toBe(0);
-    expect(cli.stderr).toContain('minkube token create --role viewer --name prometheus >');
+    // A token of the metrics-only policy, not a viewer's (which reads every task's output and every key besides).
+    expect(cli.stderr).toContain(`echo '{"name":"metrics-reader","rules":[{"effect":"allow","resource":"metrics","verbs":["read"]}]}' > metrics-policy.json\n`);
+    expect(cli.stderr).toContain('minkube token create --policy metrics-policy.json --name prometheus >');
+    expect(cli.stderr).not.toContain('--role viewer');
     const bad = await minkube(['prometheus-config', '--config', config, '--scrape-interval', 'often']);
     expect(bad.code).toBe(2);
   }, 300_000);
