@@ -1,6 +1,7 @@
 // JSON schemas (TypeBox) of the managers' HTTP API: what requests must look like, and what 200 answers contain.
 import { Type, type Static } from '@sinclair/typebox';
 import { limits } from '../lib/limits.js';
+import { idPattern } from '../lib/patterns.js';
 
 /** Keys may contain '/', so kv routes end in a wildcard and the key is the rest of the path (see keys.ts). */
 export const KeyParams = Type.Object({ '*': Type.String({ description: "the key: the rest of the path, '/' sent as is or as %2F" }) });
@@ -78,7 +79,7 @@ export const ReadyReply = Type.Object({ ready: Type.Boolean() });
 // ---- cluster membership (/v1/cluster/members, /v1/cluster/leader) ----
 
 /** The cluster config's manager id rule (src/config/cluster.ts); test/api/members.test.ts checks the two agree. */
-export const MemberIdPattern = '^[A-Za-z0-9][A-Za-z0-9._-]*$';
+export const MemberIdPattern = idPattern;
 const MemberId = Type.String({ minLength: 1, maxLength: 64, pattern: MemberIdPattern });
 /** host:port; the host and port are checked by the config's checkAddress, which names the problem. */
 const MemberAddress = Type.String({ minLength: 1, maxLength: 300 });

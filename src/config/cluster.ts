@@ -9,10 +9,11 @@ import { labelKeyPattern, labelKeyRule, labelValuePattern } from '../lib/constra
 import { describeSchemaProblem } from '../lib/schema-problems.js';
 import { endpointKey } from '../lib/address.js';
 import { limits } from '../lib/limits.js';
+import { idPattern, policyNamePattern } from '../lib/patterns.js';
 
 const labelKeyRe = new RegExp(labelKeyPattern);
 
-const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' });
+const Id = Type.String({ minLength: 1, maxLength: 64, pattern: idPattern });
 /** 'host:port'; the host and port are checked by checkAddress, which words the problem better than a regex. */
 const Address = Type.String({ minLength: 1 });
 const Dir = Type.String({ minLength: 1 });
@@ -82,7 +83,7 @@ const RateLimitSchema = Type.Object(
   { additionalProperties: false },
 );
 /** A role's name: built-in or a custom policy's (policy names follow the same pattern). */
-const RoleName = Type.String({ pattern: '^[a-z][a-z0-9-]{0,62}$' });
+const RoleName = Type.String({ pattern: policyNamePattern });
 
 const ApiSchema = Type.Object(
   {

@@ -2,6 +2,7 @@
 // signs browser sessions. Only hashes of secrets ever enter the log, and every time comes in the command.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { accessorPattern, keyPrefixPattern, tokenNamePattern } from '../lib/patterns.js';
 // The one pure schema module outside lib/ that kv reads: a stored policy must be exactly one authorize() understands,
 // and deriving its wire form from PolicySchema keeps a new resource or verb from being refused here by mistake.
 import { PolicyRuleSchema, PolicySchema, type Policy } from '../security/policy.js';
@@ -111,13 +112,11 @@ export function wirePolicy(p: Policy): Policy {
 
 // ---- decoding: every field checked by a compiled schema ----
 
-/** The shapes src/security/tokens.ts produces: a 16-hex accessor, a sha256 hex digest. */
-export const accessorPattern = '^[0-9a-f]{16}$';
+/** The shapes src/security/tokens.ts produces: a 16-hex accessor (accessorPattern), a sha256 hex digest. */
 const Accessor = Type.String({ pattern: accessorPattern });
 const SecretHash = Type.String({ pattern: '^[0-9a-f]{64}$' });
 /** 32 bytes in standard base64 are 43 characters and one '='. */
 const SessionKey = Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$' });
-export const tokenNamePattern = '^[A-Za-z0-9][A-Za-z0-9._@-]*$';
 export const TokenName = Type.String({ minLength: 1, maxLength: 64, pattern: tokenNamePattern });
 /** A built-in role or a custom policy's name (isPolicyName in src/security/policy.ts). */
 const RoleName = PolicySchema.properties.name;
@@ -125,7 +124,7 @@ const RoleName = PolicySchema.properties.name;
  * The characters of a KV key (src/contracts/keys.ts). That some key starts with it (no "." or ".." segment before its
  * last '/': keyPrefixProblem) is checked when a token is made, not here: an entry already in a log stays what it was.
  */
-export const KeyPrefix = Type.String({ minLength: 1, maxLength: 512, pattern: '^[A-Za-z0-9._~/-]+$' });
+export const KeyPrefix = Type.String({ minLength: 1, maxLength: 512, pattern: keyPrefixPattern });
 
 /** The most rules one token's policy may hold, and the most bytes its policy may take (as compact JSON). */
 export const policyRulesMax = 64;

@@ -2,17 +2,39 @@
 // file's, with the rules a pattern stands for said in words (a label key, a DNS label) rather than as the regular
 // expression.
 import { labelKeyPattern, labelKeyRule, labelValuePattern, labelValueRule } from './constraints.js';
-import { dnsLabelPattern, dnsLabelRule, httpPathPattern, httpPathRule, portNamePattern, portNameRule } from './patterns.js';
+import * as patterns from './patterns.js';
 
-/** What a string of each pattern is, and its rule in words: `not <what> (<rule>)`, or `<what> (<rule>)` in a union. */
+/**
+ * What a string of each pattern is, and its rule in words: `not <what> (<rule>)`, or `<what> (<rule>)` in a union.
+ * Every pattern a request or the config is checked against is here (test/api/openapi.test.ts and
+ * test/lib/schema-problems.test.ts walk the schemas): a 400 never shows a regular expression.
+ */
 const patternWords = new Map<string, { readonly what: string; readonly rule: string }>([
   [labelKeyPattern, { what: 'a valid label key', rule: labelKeyRule }],
   [labelValuePattern, { what: 'a valid label value', rule: labelValueRule }],
-  [dnsLabelPattern, { what: 'a DNS label', rule: dnsLabelRule }],
-  [portNamePattern, { what: 'a valid port name', rule: portNameRule }],
-  [httpPathPattern, { what: 'a valid path', rule: httpPathRule }],
+  [patterns.dnsLabelPattern, { what: 'a DNS label', rule: patterns.dnsLabelRule }],
+  [patterns.portNamePattern, { what: 'a valid port name', rule: patterns.portNameRule }],
+  [patterns.httpPathPattern, { what: 'a valid path', rule: patterns.httpPathRule }],
+  [patterns.idPattern, { what: 'a valid id', rule: patterns.idRule }],
+  [patterns.cursorPattern, { what: 'a valid cursor', rule: patterns.cursorRule }],
+  [patterns.hostPortPattern, { what: 'a host:port address', rule: patterns.hostPortRule }],
+  [patterns.instancePattern, { what: 'a valid instance', rule: patterns.instanceRule }],
+  [patterns.tokenNamePattern, { what: 'a valid token name', rule: patterns.tokenNameRule }],
+  [patterns.policyNamePattern, { what: 'a valid role or policy name', rule: patterns.policyNameRule }],
+  [patterns.keyPrefixPattern, { what: 'a valid key prefix', rule: patterns.keyPrefixRule }],
+  [patterns.accessorPattern, { what: "a token's accessor", rule: patterns.accessorRule }],
+  [patterns.joinTokenAccessorPattern, { what: "a join token's accessor", rule: patterns.joinTokenAccessorRule }],
+  [patterns.idempotencyKeyPattern, { what: 'a valid Idempotency-Key', rule: patterns.idempotencyKeyRule }],
 ]);
-const patternRules = new Map([...patternWords].map(([p, w]) => [p, `not ${w.what} (${w.rule})`]));
+const patternRules = new Map([...patternWords].map(([pattern, w]) => [pattern, `not ${w.what} (${w.rule})`]));
+
+/** TypeBox's key pattern of a record keyed by any string: it refuses no key, so it needs no words. */
+const anyKeyPattern = '^(.*)$';
+
+/** Whether a 400 says this pattern's rule in words (or never refuses by it). */
+export function patternInWords(pattern: string): boolean {
+  return patternWords.has(pattern) || pattern === anyKeyPattern;
+}
 
 /**
  * The problem of one TypeBox error, as `<field>: <problem>` ends: `unknownWord` ('unknown field', 'unknown key') for

@@ -10,14 +10,15 @@ import type {
   ApiTokenView, AuthService, CreatedApiToken, CreatedJoinToken, JoinTokenView, RequestContext, TokenList, TokenLookup, TokenRequest,
 } from '../contracts/services.js';
 import { keyPrefixProblem } from '../contracts/keys.js';
-import { accessorPattern, policyProblem, wirePolicy, type AuthCommand, type JoinRole } from '../kv/auth-commands.js';
+import { policyProblem, wirePolicy, type AuthCommand, type JoinRole } from '../kv/auth-commands.js';
 import { bootstrapTokenName, type ApiTokenRecord, type AuthStore, type JoinTokenRecord } from '../kv/auth-store.js';
 import type { Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
+import { accessorPattern, joinTokenAccessorPattern } from '../lib/patterns.js';
 import type { Role } from '../raft/types.js';
 import { escalation, isPolicyName, isRoleName, type Policy, type Principal } from '../security/policy.js';
-import { joinTokenAccessor, joinTokenAccessorPattern, newApiToken, newJoinToken } from '../security/tokens.js';
+import { joinTokenAccessor, newApiToken, newJoinToken } from '../security/tokens.js';
 import type { Proposer } from './task-service.js';
 
 /** The operator's first admin token (only the secret's hash) and the session key, from the manager's options. */

@@ -1,6 +1,7 @@
 // Who may do what: the built-in roles and custom policies, as pure decisions over (resource, verb, key).
 // Deny wins over allow, and what no rule allows is denied.
 import { Type, type Static } from '@sinclair/typebox';
+import { policyNamePattern } from '../lib/patterns.js';
 
 export const resources = ['kv', 'tasks', 'workers', 'members', 'leader', 'tokens', 'audit', 'metrics', 'cluster', 'snapshot', 'gc', 'services'] as const;
 export type Resource = (typeof resources)[number];
@@ -10,7 +11,7 @@ export type Verb = (typeof verbs)[number];
 export const roleNames = ['admin', 'operator', 'developer', 'viewer'] as const;
 export type RoleName = (typeof roleNames)[number];
 
-const policyNamePattern = /^[a-z][a-z0-9-]{0,62}$/;
+const policyNameRegex = new RegExp(policyNamePattern);
 
 export const PolicyRuleSchema = Type.Object(
   {
@@ -30,7 +31,7 @@ export type PolicyRule = Static<typeof PolicyRuleSchema>;
 
 export const PolicySchema = Type.Object(
   {
-    name: Type.String({ pattern: policyNamePattern.source }),
+    name: Type.String({ pattern: policyNamePattern }),
     rules: Type.Array(PolicyRuleSchema, { maxItems: 256 }),
   },
   { additionalProperties: false },
@@ -62,7 +63,7 @@ export function isRoleName(s: unknown): s is RoleName {
 
 /** Lower-case letters, digits and '-', starting with a letter: safe in URLs, logs and messages. */
 export function isPolicyName(s: unknown): s is string {
-  return typeof s === 'string' && policyNamePattern.test(s);
+  return typeof s === 'string' && policyNameRegex.test(s);
 }
 
 const rw: Verb[] = ['read', 'write'];

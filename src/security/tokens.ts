@@ -64,7 +64,6 @@ export function parseJoinToken(s: string): { caDigest: string; secret: string } 
   return m === null ? null : { caDigest: m[1]!, secret: m[2]! };
 }
 
-export const joinTokenAccessorPattern = '^join-[0-9a-f]{16}$';
 
 /**
  * What names a join token in lists, revocations and the audit trail: a hash of its secret's hash, so it tells nothing

@@ -17,6 +17,8 @@ import type { ServicesService } from '../../src/contracts/service-model.js';
 import type {
   AuditService, AuthService, BackupService, EventsService, JoinService, MembershipService, RetentionService, TasksService,
 } from '../../src/contracts/services.js';
+import { patternInWords } from '../../src/lib/schema-problems.js';
+import { patternsIn } from '../support/schema-patterns.js';
 import { FakeManagerService } from './fake-service.js';
 
 type Doc = {
@@ -203,6 +205,20 @@ describe('the OpenAPI document', () => {
     expect(security('/v1/cluster', 'get')).toEqual([{ bearerAuth: [] }]);
     expect(security('/v1/workers/{id}/heartbeat', 'post')).toEqual([{ nodeCertificate: [] }]);
     expect(security('/health', 'get')).toBeUndefined();
+  });
+
+  it("has every pattern a request is checked against said in words, so that no 400 shows a regular expression (README, 400)", () => {
+    const found = Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.entries(item)
+        .filter(([m]) => methods.includes(m))
+        .flatMap(([method, op]) => {
+          const o = op as { parameters?: unknown[]; requestBody?: unknown };
+          return patternsIn({ parameters: o.parameters ?? [], requestBody: o.requestBody ?? {} }, `${method} ${path}`, (ref) => resolvePointer(doc, ref));
+        }),
+    );
+    // The id rule of params.id, body.id and query.workerId, and those of the task spec's, among them.
+    expect(new Set(found.map((f) => f.pattern)).size).toBeGreaterThan(10);
+    expect(found.filter((f) => !patternInWords(f.pattern))).toEqual([]);
   });
 
   it('keeps the success schemas the routes declare', () => {

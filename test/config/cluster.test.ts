@@ -95,7 +95,7 @@ describe('parseClusterConfig', () => {
       expect.arrayContaining([
         expect.stringMatching(/^api\.rateLimits\.viewer\.requestsPerS: expected integer to be greater or equal to 1/),
         expect.stringMatching(/^api\.rateLimits\.admin\.burst: expected integer$/),
-        "api.rateLimits.Operator: not a valid key (expected one to match '^[a-z][a-z0-9-]{0,62}$')",
+        "api.rateLimits.Operator: not a valid role or policy name (a lower-case letter, then up to 62 lower-case letters, digits or '-')",
         'api.rateLimits.developer.burst: missing',
         expect.stringMatching(/^api\.rateLimitAnonymous\.burst: expected integer to be greater or equal to 1/),
         'api.rateLimitAnonymous.window: unknown key',

@@ -1,9 +1,8 @@
 // Token formats, and that only the secret a token was made with matches its stored hash.
 import { describe, expect, it } from 'vitest';
+import { joinTokenAccessorPattern } from '../../src/lib/patterns.js';
 import { caDigest, createClusterCa } from '../../src/security/ca.js';
-import {
-  hashSecret, joinTokenAccessor, joinTokenAccessorPattern, newApiToken, newJoinToken, parseApiToken, parseJoinToken, secretMatches,
-} from '../../src/security/tokens.js';
+import { hashSecret, joinTokenAccessor, newApiToken, newJoinToken, parseApiToken, parseJoinToken, secretMatches } from '../../src/security/tokens.js';
 
 describe('API tokens', () => {
   it('look like mk_<16 hex>_<43 base64url> and parse back to their accessor and a secret matching their hash', () => {

@@ -22,12 +22,13 @@
 // field, as is a key prefix on an admin (the service says why); the service's errors pass through.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { accessorPattern, KeyPrefix, TokenName, TokenPolicy } from '../../kv/auth-commands.js';
+import { KeyPrefix, TokenName, TokenPolicy } from '../../kv/auth-commands.js';
 import { MinkubeError } from '../../lib/errors.js';
 import { NoQuery } from '../schemas.js';
 import { limits } from '../../lib/limits.js';
+import { accessorPattern, joinTokenAccessorPattern } from '../../lib/patterns.js';
 import { isRoleName, roleNames } from '../../security/policy.js';
-import { joinTokenAccessorPattern, parseApiToken, parseJoinToken } from '../../security/tokens.js';
+import { parseApiToken, parseJoinToken } from '../../security/tokens.js';
 import type { AuthService, TokenRequest } from '../../contracts/services.js';
 import { requestContext } from './kv.js';
 

@@ -15,6 +15,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { MinkubeError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
+import { idPattern } from '../../lib/patterns.js';
 import type { JoinService } from '../../contracts/services.js';
 
 const Pem = Type.String({ minLength: 1, maxLength: 16 * 1024 });
@@ -24,7 +25,7 @@ const Addresses = Type.Array(Type.String({ minLength: 1, maxLength: 300 }), { ma
 export const JoinBody = Type.Object(
   {
     token: Type.String({ minLength: 1, maxLength: 512 }),
-    id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }),
+    id: Type.String({ minLength: 1, maxLength: 64, pattern: idPattern }),
     csr: Pem,
     addresses: Addresses,
   },

@@ -7,6 +7,7 @@ import { CapacitySchema, LabelsSchema } from '../../kv/placement-schemas.js';
 import { TaskSpecSchema } from '../../kv/task-spec.js';
 import { FollowParam } from './worker-schemas.js';
 import { Nullable } from '../../lib/nullable.js';
+import { cursorPattern, hostPortPattern, idPattern, instancePattern } from '../../lib/patterns.js';
 import { workerAvailabilities } from '../../contracts/task-model.js';
 
 const Consistency = Type.Optional(Type.Union([Type.Literal('linearizable'), Type.Literal('stale')]));
@@ -16,11 +17,11 @@ const TaskStateLiteral = Type.Union(
 const WorkerAvailabilityLiteral = Type.Union(workerAvailabilities.map((a) => Type.Literal(a)));
 
 /** A task id starts with a letter or digit, as a worker's does: `..` or `-` is a malformed id (400), not a missing task. */
-export const TaskIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }) });
+export const TaskIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256, pattern: idPattern }) });
 export type TaskIdParams = Static<typeof TaskIdParams>;
 
 /** Worker ids follow the cluster config's id rule. */
-export const WorkerIdPattern = '^[A-Za-z0-9][A-Za-z0-9._-]*$';
+export const WorkerIdPattern = idPattern;
 export const WorkerIdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, pattern: WorkerIdPattern }) });
 export type WorkerIdParams = Static<typeof WorkerIdParams>;
 
@@ -30,7 +31,7 @@ export const TaskListQuerySchema = Type.Object(
     workerId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: WorkerIdPattern })),
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
     limit: Type.Optional(LimitParam),
-    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9._-]+$', description: "the previous page's nextCursor: the page starts after this task id, in creation order (a position: any id will do)" })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: cursorPattern, description: "the previous page's nextCursor: the page starts after this task id, in creation order (a position: any id will do)" })),
     consistency: Consistency,
   },
   { additionalProperties: false },
@@ -59,10 +60,10 @@ export const SubmitBatchReply = Type.Object({ items: Type.Array(SubmitReply) });
 // Worker -> manager bodies: unknown fields are accepted, so workers may add fields to the contract additively.
 /** A worker's instance (src/worker/instance.ts makes 12 hex digits); GET assignments names it in a header. */
 export const workerInstancePattern = /^[A-Za-z0-9_-]{1,64}$/;
-const WorkerInstance = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: "the worker's instance: the id is held by its newest registration's" });
+const WorkerInstance = Type.String({ minLength: 1, maxLength: 64, pattern: instancePattern, description: "the worker's instance: the id is held by its newest registration's" });
 export const RegisterBody = Type.Object({
   id: Type.String({ minLength: 1, maxLength: 64, pattern: WorkerIdPattern }),
-  apiAddress: Type.String({ minLength: 3, maxLength: 300, pattern: '^[^\\s/]+:[0-9]{1,5}$' }),
+  apiAddress: Type.String({ minLength: 3, maxLength: 300, pattern: hostPortPattern }),
   runtime: Type.Union([Type.Literal('docker'), Type.Literal('process'), Type.Literal('memory')]),
   labels: Type.Optional(LabelsSchema),
   capacity: Type.Optional(CapacitySchema),

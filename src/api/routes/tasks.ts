@@ -24,6 +24,7 @@ import type { TaskSpec, TaskState } from '../../contracts/task-model.js';
 import { TaskSpecSchema, taskView, type TaskSpecBody } from '../../kv/task-spec.js';
 import { MinkubeError } from '../../lib/errors.js';
 import { limits } from '../../lib/limits.js';
+import { idempotencyKeyPattern } from '../../lib/patterns.js';
 import { sendError } from '../errors.js';
 import { TextStreams } from '../text-stream.js';
 import type { TasksService } from '../../contracts/services.js';
@@ -42,13 +43,13 @@ const BatchBody = Type.Object(
   { additionalProperties: false },
 );
 
-const idempotencyKeyPattern = /^[\x21-\x7e]+$/;
+const idempotencyKeyRegex = new RegExp(idempotencyKeyPattern);
 
 /** The Idempotency-Key header as the document shows it (idempotencyKeyOf checks it, with its own message). */
 const IdempotencyKeyHeader = Type.Object({
   'idempotency-key': Type.Optional(
     Type.String({
-      minLength: 1, maxLength: limits.idempotencyKeyBytesMax, pattern: '^[\\x21-\\x7e]+$',
+      minLength: 1, maxLength: limits.idempotencyKeyBytesMax, pattern: idempotencyKeyPattern,
       description: 'A retry with the same key answers what the first request created; the same key with another body is 422 IDEMPOTENCY_KEY_REUSED',
     }),
   ),
@@ -135,7 +136,7 @@ function idempotencyKeyOf(req: FastifyRequest): string | undefined {
   const raw = req.headers['idempotency-key'];
   if (raw === undefined) return undefined;
   const key = Array.isArray(raw) ? raw[0] : raw;
-  if (key === undefined || key.length === 0 || key.length > limits.idempotencyKeyBytesMax || !idempotencyKeyPattern.test(key)) {
+  if (key === undefined || key.length === 0 || key.length > limits.idempotencyKeyBytesMax || !idempotencyKeyRegex.test(key)) {
     throw new MinkubeError('INVALID_PARAM', `header Idempotency-Key: 1..${limits.idempotencyKeyBytesMax} printable ASCII characters`);
   }
   return key;
