@@ -39,6 +39,30 @@ export function toMinkubeError(err: unknown, bodyLimitBytes: number): MinkubeErr
   return new MinkubeError('INTERNAL', undefined, { cause: err });
 }
 
+/**
+ * @fastify/static (the dashboard's files, the API explorer's) refuses a path that is not a file's path as it spells
+ * it (a backslash, a NUL byte, an empty or dot segment) with an error whose message is only "Forbidden": this says
+ * what is wrong with it instead, as 400 INVALID_PARAM (the status and code it always had). `server` names what serves
+ * the files ('the dashboard'). Any other error is returned as it is. For a setErrorHandler around the static files,
+ * which throws it on to the app's one handler.
+ */
+export function staticPathError(err: unknown, url: string, server: string): unknown {
+  if ((err as { code?: unknown } | null)?.code !== 'FST_STATIC_FORBIDDEN_PATH') return err;
+  const raw = url.split('?')[0] ?? url;
+  let path = raw;
+  try {
+    path = decodeURIComponent(raw);
+  } catch {
+    // shown as it came
+  }
+  const why = path.includes('\\')
+    ? 'it holds a backslash'
+    : path.includes('\0')
+      ? 'it holds a NUL byte'
+      : "a file's path has no empty segment ('//') and no '.' or '..' segment";
+  return new MinkubeError('INVALID_PARAM', `the path ${JSON.stringify(excerpt(path, 128))} is not one ${server} serves: ${why}`);
+}
+
 export function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply, bodyLimitBytes: number): FastifyReply {
   let error = toMinkubeError(err, bodyLimitBytes);
   // A route that takes no body says so of a body of any type (a JSON one gets the same answer from takesNoBody).

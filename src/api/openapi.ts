@@ -13,6 +13,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifySchema, HTTPMethods, R
 import { errorRegistry, type ErrorCode } from '../lib/errors.js';
 import { permissionFor, type RoutePermission } from './auth.js';
 import { clientTimeoutHeader } from '../contracts/services.js';
+import { staticPathError } from './errors.js';
 import { buildBaseApp, clientTimeoutMsMax, clientTimeoutMsMin } from './http.js';
 import { probeRoutes } from './rate-limit.js';
 import { relayTo, sideApp } from './relay.js';
@@ -243,8 +244,14 @@ export async function buildDocsApp({ routes, secure }: DocsAppData): Promise<Fas
       for (const op of Object.values(operations)) if (op.requestBody !== undefined && optionalBodies.has(op.operationId ?? '')) op.requestBody.required = false;
     }
   });
-  // The explorer reads the same document from /docs/json.
-  await docs.register(swaggerUi, { routePrefix: docsPrefix });
+  // The explorer reads the same document from /docs/json. In a scope of its own, whose error handler words its static
+  // files' refusals of a path (staticPathError) and throws them on to the app's.
+  await docs.register(async (scope) => {
+    scope.setErrorHandler(async (err, req) => {
+      throw staticPathError(err, req.url, 'the API explorer');
+    });
+    await scope.register(swaggerUi, { routePrefix: docsPrefix });
+  });
   // GET /openapi.json is noted as any route is: here it answers the document.
   const document: RouteOptions['handler'] = async (_req, reply) => reply.type('application/json').send(docs.swagger());
   for (const r of routes) docs.route({ method: r.method, url: r.url, ...(r.schema === undefined ? {} : { schema: r.schema }), handler: r.url === openApiPath ? document : never });

@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify';
 import { redirectAnswer } from '../documented-answers.js';
+import { staticPathError } from '../errors.js';
 import { buildBaseApp } from '../http.js';
 import { relayTo, sideApp } from '../relay.js';
 
@@ -42,6 +43,10 @@ function contentSecurityPolicy(): string {
 /** The files themselves, served by @fastify/static in the small app the dashboard's routes relay to. */
 const uiFiles: FastifyPluginAsync = async (app) => {
   const { default: fastifyStatic } = await import('@fastify/static');
+  // Thrown on to the app's one error handler, which answers it.
+  app.setErrorHandler(async (err, req) => {
+    throw staticPathError(err, req.url, 'the dashboard');
+  });
   const csp = contentSecurityPolicy();
   const setHeaders = (reply: FastifyReply): void => {
     void reply.header('content-security-policy', csp).header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer');
