@@ -51,3 +51,7 @@ export const joinTokenAccessorRule = "'join-' then 16 lower-case hex digits";
 /** An Idempotency-Key header's value. */
 export const idempotencyKeyPattern = '^[\\x21-\\x7e]+$';
 export const idempotencyKeyRule = 'printable ASCII characters, no spaces';
+
+/** A container engine's identity as a worker registers it (`docker:<ID>`, src/runtime/docker.ts). */
+export const engineIdentityPattern = '^[\\x21-\\x7e]{1,128}$';
+export const engineIdentityRule = 'printable ASCII characters, no spaces';

@@ -25,6 +25,7 @@ const patternWords = new Map<string, { readonly what: string; readonly rule: str
   [patterns.accessorPattern, { what: "a token's accessor", rule: patterns.accessorRule }],
   [patterns.joinTokenAccessorPattern, { what: "a join token's accessor", rule: patterns.joinTokenAccessorRule }],
   [patterns.idempotencyKeyPattern, { what: 'a valid Idempotency-Key', rule: patterns.idempotencyKeyRule }],
+  [patterns.engineIdentityPattern, { what: "a container engine's identity", rule: patterns.engineIdentityRule }],
 ]);
 const patternRules = new Map([...patternWords].map(([pattern, w]) => [pattern, `not ${w.what} (${w.rule})`]));
 

@@ -7,7 +7,7 @@ import { CapacitySchema, LabelsSchema } from '../../kv/placement-schemas.js';
 import { TaskSpecSchema } from '../../kv/task-spec.js';
 import { FollowParam } from './worker-schemas.js';
 import { Nullable } from '../../lib/nullable.js';
-import { cursorPattern, hostPortPattern, idPattern, instancePattern } from '../../lib/patterns.js';
+import { cursorPattern, engineIdentityPattern, hostPortPattern, idPattern, instancePattern } from '../../lib/patterns.js';
 import { workerAvailabilities } from '../../contracts/task-model.js';
 
 const Consistency = Type.Optional(Type.Union([Type.Literal('linearizable'), Type.Literal('stale')]));
@@ -68,7 +68,7 @@ export const RegisterBody = Type.Object({
   labels: Type.Optional(LabelsSchema),
   capacity: Type.Optional(CapacitySchema),
   instance: Type.Optional(WorkerInstance),
-  engine: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[!-~]+$', description: "the engine running the worker's containers (docker:<ID>), told to an instance this registration replaces" })),
+  engine: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: engineIdentityPattern, description: "the engine running the worker's containers (docker:<ID>), told to an instance this registration replaces" })),
 });
 export type RegisterBody = Static<typeof RegisterBody>;
 
