@@ -3,7 +3,7 @@
 import type { PeerCertificate } from 'node:tls';
 import { ApiClient, type ApiClientOptions } from '../client/api-client.js';
 import { credentialsPath, readCredentialsSync, writeCredentials, type Credentials } from '../client/credentials.js';
-import { HttpClient, type TlsMaterial } from '../client/http.js';
+import { HttpClient, isPlainHttp, type TlsMaterial } from '../client/http.js';
 import { MinkubeError } from '../lib/errors.js';
 import { clusterIdOfCa, serverCertificateProblem } from '../security/ca.js';
 
@@ -26,12 +26,19 @@ export function cliCredentials(): Credentials | null {
 export function cliHttpClient(): HttpClient {
   if (http !== undefined) return http;
   const c = cliCredentials();
-  const envToken = process.env.MINKUBE_TOKEN;
-  const token = envToken !== undefined && envToken !== '' ? envToken : (c?.token ?? undefined);
+  const token = cliToken()?.token;
   const tls = c === null || c.ca === null ? {} : { tls: cliTls(c.ca, clusterIdOfCa(c.ca) ?? c.clusterId), ...(c.apiCa === undefined ? {} : { apiCaPem: c.apiCa }) };
   // Node's own pool: undici's would compile its HTTP parser first, which costs a command more than all the rest.
   http = new HttpClient({ pool: 'node', ...tls, ...(token === undefined ? {} : { token }) });
   return http;
+}
+
+/** The token the CLI sends, and where it comes from (for messages): MINKUBE_TOKEN, else the credentials file's; null for none. */
+function cliToken(): { token: string; from: string } | null {
+  const envToken = process.env.MINKUBE_TOKEN;
+  if (envToken !== undefined && envToken !== '') return { token: envToken, from: 'MINKUBE_TOKEN' };
+  const fileToken = cliCredentials()?.token ?? null;
+  return fileToken === null ? null : { token: fileToken, from: `the credentials file ${credentialsPath()}` };
 }
 
 /**
@@ -58,7 +65,28 @@ export function defaultApiUrl(fallback: string): string {
  */
 export function apiClientFor(api: string, opts: CliClientOptions = {}): ApiClient {
   const [first, ...alternateUrls] = apiUrlsOf(api);
-  return new ApiClient(first!, { ...opts, http: cliHttpClient(), alternateUrls });
+  const pool = cliHttpClient();
+  refuseTokenInClear([first!, ...alternateUrls].map((u) => pool.baseUrlOf(u)));
+  return new ApiClient(first!, { ...opts, http: pool, alternateUrls });
+}
+
+/**
+ * The CLI sends its token only over TLS: a command that holds one (MINKUBE_TOKEN, or the credentials file's) and is
+ * given a plain http:// manager, anywhere in its list, sends nothing at all (HTTPS_REQUIRED, exit 1) rather than try
+ * the others and maybe that one. HttpClient refuses such a request too; this says it before any, in the CLI's terms.
+ * Without a token (an insecure cluster's credentials file, or none) plain HTTP is what the cluster speaks.
+ */
+function refuseTokenInClear(urls: readonly string[]): void {
+  const plain = urls.find(isPlainHttp);
+  const held = plain === undefined ? null : cliToken();
+  if (plain === undefined || held === null) return;
+  const hostPort = new URL(plain).host;
+  const bare = (cliCredentials()?.ca ?? null) === null ? '' : ` (or ${hostPort}, which the CLI takes as https with the credentials file's CA)`;
+  const insecure = held.from === 'MINKUBE_TOKEN' ? 'unset MINKUBE_TOKEN' : 'point MINKUBE_CONFIG at its credentials file, or at none';
+  throw new MinkubeError(
+    'HTTPS_REQUIRED',
+    `${plain} is plain HTTP, and the CLI sends its token (${held.from}) only over TLS: nothing was sent. For a secure cluster's manager give https://${hostPort}${bare}; an insecure cluster takes no token: ${insecure}`,
+  );
 }
 
 /** The URLs of a comma-separated list (blanks around them and empty entries ignored); at least one. */

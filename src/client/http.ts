@@ -277,13 +277,14 @@ export class HttpClient {
    * 2xx throws the MinkubeError its body describes; a connection cut part-way throws UNREACHABLE from the iteration.
    */
   async stream(r: HttpRequest): Promise<HttpStreamResponse> {
-    const { origin, path, url, controller, stopDeadline, release } = this.begin(r);
+    const headers = this.headersOf(r.headers);
+    const { origin, path, url, controller, stopDeadline, release } = this.begin(r, headers);
     const mapped = (err: unknown): MinkubeError => (err instanceof MinkubeError ? err : transportError(err, r.method, url));
     let res: Awaited<ReturnType<Pool['request']>>;
     try {
       const server = r.server ?? anyManager;
       const agent = this.pooled(server) ?? (await this.agentNow(server));
-      res = await untilAborted(agent.request({ origin, path, method: r.method as Dispatcher.HttpMethod, headers: this.headersOf(r.headers), body: r.body ?? null, signal: controller.signal }), controller.signal);
+      res = await untilAborted(agent.request({ origin, path, method: r.method as Dispatcher.HttpMethod, headers, body: r.body ?? null, signal: controller.signal }), controller.signal);
     } catch (err) {
       release();
       throw mapped(err);
@@ -326,11 +327,12 @@ export class HttpClient {
 
   /**
    * A request's URL and the one controller that carries both its deadline and the caller's abort (its reason is the
-   * error to throw); release() lets go of both.
+   * error to throw); release() lets go of both. A request that would carry credentials in clear is refused first.
    */
-  private begin(r: HttpRequest): { origin: string; path: string; url: string; controller: AbortController; stopDeadline: () => void; release: () => void } {
+  private begin(r: HttpRequest, headers: Readonly<Record<string, string>>): { origin: string; path: string; url: string; controller: AbortController; stopDeadline: () => void; release: () => void } {
     const { origin, path } = splitUrl(r.url, r.path ?? '');
     const url = origin + path;
+    refuseCredentialsInClear(r.method, url, headers);
     const timeoutMs = r.timeoutMs ?? this.timeoutMs;
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(timeoutError(r.method, url, timeoutMs)), timeoutMs);
@@ -348,11 +350,12 @@ export class HttpClient {
   }
 
   private async exchange<B>(r: HttpRequest, read: BodyReader<B>): Promise<[HttpResponse, B]> {
-    const { origin, path, url, controller, release } = this.begin(r);
+    const headers = this.headersOf(r.headers);
+    const { origin, path, url, controller, release } = this.begin(r, headers);
     try {
       const server = r.server ?? anyManager;
       const agent = this.pooled(server) ?? (await this.agentNow(server));
-      const res = await untilAborted(agent.request({ origin, path, method: r.method as Dispatcher.HttpMethod, headers: this.headersOf(r.headers), body: r.body ?? null, signal: controller.signal }), controller.signal);
+      const res = await untilAborted(agent.request({ origin, path, method: r.method as Dispatcher.HttpMethod, headers, body: r.body ?? null, signal: controller.signal }), controller.signal);
       const body = await read(res.body);
       return [{ status: res.statusCode, headers: res.headers, url }, body];
     } catch (err) {
@@ -410,6 +413,22 @@ function letGo(res: { body: NodePoolBody }): void {
   const body = res.body as NodePoolBody & { destroy?: () => void };
   if (typeof body.destroy === 'function') body.destroy();
   else void body[Symbol.asyncIterator]().return?.();
+}
+
+/**
+ * An Authorization header (an API token, a session) never crosses the wire in clear: a request to a plain http:// URL
+ * that carries one fails HTTPS_REQUIRED before anything is sent. A secure cluster's managers answer plain HTTP with
+ * HTTPS_REQUIRED too, but only once the token has crossed the wire, to them or to whoever listens at that address;
+ * an insecure cluster takes no token, so nothing it needs is refused.
+ */
+function refuseCredentialsInClear(method: string, url: string, headers: Readonly<Record<string, string>>): void {
+  if (!isPlainHttp(url) || !Object.keys(headers).some((name) => name.toLowerCase() === 'authorization')) return;
+  throw new MinkubeError('HTTPS_REQUIRED', `${method} ${url}: a token is sent only over TLS, never over plain HTTP: nothing was sent; use ${url.replace(/^http:/i, 'https:')}`);
+}
+
+/** Whether a URL (as a user gives one, or as normaliseBaseUrl answers) is plain http://, in any case. */
+export function isPlainHttp(url: string): boolean {
+  return /^http:\/\//i.test(url);
 }
 
 /** What a client closed before its first request keeps: it fails every request as undici's destroyed pool does. */

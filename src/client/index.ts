@@ -5,6 +5,7 @@ export {
   baseUrlProblem,
   errorFromResponse,
   HttpClient,
+  isPlainHttp,
   normaliseBaseUrl,
   type HttpBytesResponse,
   type HttpClientOptions,

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildManagerApp } from '../../src/api/manager-app.js';
-import { writeCredentials } from '../../src/client/credentials.js';
+import { insecureCredentials, writeCredentials } from '../../src/client/credentials.js';
 import { createClusterCa } from '../../src/security/ca.js';
 import { limits } from '../../src/lib/limits.js';
 import { defaultView, FakeManagerService } from '../api/fake-service.js';
@@ -52,12 +52,18 @@ afterAll(async () => {
 });
 
 describe.concurrent('minkube status', () => {
-  it("asks the members with the scheme of --api, whatever another cluster's credentials file says", async () => {
-    // A secure cluster's credentials (CA, token) in MINKUBE_CONFIG; --api names this insecure one over http.
+  it("asks the members through --api, whatever another cluster's credentials file names; a secure one's token never goes to an http:// --api", async () => {
+    // A secure cluster's credentials (CA, token) in MINKUBE_CONFIG; --api names this insecure one over http: its token
+    // would cross the wire in clear, so nothing is sent.
     const ca = await createClusterCa({ clusterId: 'other' });
     const credentials = join(dir, 'other-credentials.json');
     await writeCredentials({ clusterId: 'other', apis: ['https://127.0.0.1:1'], ca: ca.certPem, token: 'mk_0123456789abcdef_secret' }, credentials);
-    const r = await cli(['--api', api, '--json', 'status'], { MINKUBE_CONFIG: credentials });
+    const refused = await cli(['--api', api, '--json', 'status'], { MINKUBE_CONFIG: credentials });
+    expectCleanError(refused, 'HTTPS_REQUIRED', new RegExp(`^error: HTTPS_REQUIRED: ${api} is plain HTTP, and the CLI sends its token \\(the credentials file ${credentials}\\) only over TLS: nothing was sent\\.`));
+    // Another insecure cluster's file (no token): --api is asked, not the managers the file names.
+    const insecure = join(dir, 'other-insecure-credentials.json');
+    await writeCredentials(insecureCredentials(['http://127.0.0.1:1']), insecure);
+    const r = await cli(['--api', api, '--json', 'status'], { MINKUBE_CONFIG: insecure });
     expect(r.stderr).toBe('');
     const members = (JSON.parse(r.stdout) as { members: { id: string; reachable: boolean }[] }).members;
     expect(members.map((m) => [m.id, m.reachable])).toEqual([['m1', true], ['m2', true], ['m3', false]]);
@@ -200,10 +206,10 @@ describe('minkube kv', () => {
 describe('minkube with several managers to choose from', () => {
   it("moves on from a manager that is down: the credentials file's others, or a list in --api", async () => {
     m2.data.set('k2', { value: 'via m2', version: 8 });
-    const ca = await createClusterCa({ clusterId: 'mine' });
     const credentials = join(dir, 'first-down-credentials.json');
     const down = `http://127.0.0.1:${downPort}`;
-    await writeCredentials({ clusterId: 'mine', apis: [down, apps[1]!.listeningOrigin], ca: ca.certPem, token: 'mk_0123456789abcdef_secret' }, credentials);
+    // An insecure cluster's file: plain HTTP, no token (a token is never sent over http://).
+    await writeCredentials(insecureCredentials([down, apps[1]!.listeningOrigin]), credentials);
     expect(await cli(['kv', 'get', 'k2'], { MINKUBE_CONFIG: credentials })).toEqual({ code: 0, stdout: 'via m2\n', stderr: '' });
     const status = await cli(['--json', 'status'], { MINKUBE_CONFIG: credentials });
     // status brings the file's list in step with the members the leader names.

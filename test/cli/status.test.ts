@@ -4,12 +4,17 @@
 // its data directory). First the pieces (src/cli/status.ts), then the command against fake managers, one of which
 // refuses every token as such a manager does.
 import type { FastifyInstance } from 'fastify';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HttpsOptions } from '../../src/api/http.js';
 import { buildManagerApp } from '../../src/api/manager-app.js';
 import type { StatusFacts } from '../../src/api/routes/status.js';
 import { memberStatusOf, statusText, viewOf, type MemberView } from '../../src/cli/status.js';
 import type { ClusterMemberView, ClusterView, StatusSelf } from '../../src/contracts/services.js';
 import { MinkubeError } from '../../src/lib/errors.js';
+import { createClusterCa, issueNodeKeyAndCert } from '../../src/security/ca.js';
 import { newApiToken } from '../../src/security/tokens.js';
 import { defaultView, FakeManagerService } from '../api/fake-service.js';
 import { freePort } from '../support/cluster.js';
@@ -128,21 +133,31 @@ describe('minkube status against a manager that refuses every token for now', ()
   const intact = new FakeManagerService();
   const recovering = new FakeManagerService();
   let facts: StatusFacts;
-  const apps: FastifyInstance[] = [
-    buildManagerApp({ service: intact }),
-    // As a secure manager that has applied nothing: every token is one it may not know yet.
-    buildManagerApp({ service: recovering, security: { resolveToken: () => null, authReady: () => false }, status: { facts: () => facts } }),
-  ];
+  // Over HTTPS, as a secure cluster's managers serve: the CLI sends its token over TLS only.
+  const apps: FastifyInstance[] = [];
   let api: string;
   let downPort: number;
+  const env = { MINKUBE_TOKEN: newApiToken().token, MINKUBE_CONFIG: '' };
 
   beforeAll(async () => {
+    const ca = await createClusterCa({ clusterId: 'c1' });
+    const https = async (id: string): Promise<HttpsOptions> => {
+      const node = await issueNodeKeyAndCert({ caCertPem: ca.certPem, caKeyPem: ca.keyPem, id, role: 'manager', clusterId: 'c1', sans: { ips: ['127.0.0.1'], dns: [] } });
+      return { key: node.keyPem, cert: node.certPem, ca: ca.certPem, requestCert: true, rejectUnauthorized: false };
+    };
+    apps.push(
+      buildManagerApp({ service: intact, https: await https('m1') }),
+      // As a secure manager that has applied nothing: every token is one it may not know yet.
+      buildManagerApp({ service: recovering, https: await https('m2'), security: { resolveToken: () => null, authReady: () => false }, status: { facts: () => facts } }),
+    );
     const urls = await Promise.all(apps.map((a) => a.listen({ host: '127.0.0.1', port: 0 })));
     api = urls[0]!;
+    env.MINKUBE_CONFIG = join(mkdtempSync(join(tmpdir(), 'minkube-status-')), 'credentials.json');
+    writeFileSync(env.MINKUBE_CONFIG, JSON.stringify({ clusterId: 'c1', apis: [api], ca: ca.certPem, token: env.MINKUBE_TOKEN }));
     downPort = await freePort();
     const members = [
-      { id: 'm1', raftAddress: '127.0.0.1:7001', apiAddress: urls[0]!.replace('http://', ''), voter: true, reachable: true },
-      { id: 'm2', raftAddress: '127.0.0.1:7002', apiAddress: urls[1]!.replace('http://', ''), voter: true, reachable: true, storage: 'recovering' as const },
+      { id: 'm1', raftAddress: '127.0.0.1:7001', apiAddress: urls[0]!.replace('https://', ''), voter: true, reachable: true },
+      { id: 'm2', raftAddress: '127.0.0.1:7002', apiAddress: urls[1]!.replace('https://', ''), voter: true, reachable: true, storage: 'recovering' as const },
       { id: 'm3', raftAddress: '127.0.0.1:7003', apiAddress: `127.0.0.1:${downPort}`, voter: true, reachable: false },
     ];
     intact.view = defaultView({ id: 'm1', role: 'follower', term: 5, leaderId: null, commitIndex: 2000, appliedIndex: 2000, members, noQuorumReason: '2 of 3 voters (m2, m3) are recovering' });
@@ -150,9 +165,8 @@ describe('minkube status against a manager that refuses every token for now', ()
   });
   afterAll(async () => {
     await Promise.all(apps.map((a) => a.close()));
+    rmSync(dirname(env.MINKUBE_CONFIG), { recursive: true, force: true });
   });
-
-  const env = { MINKUBE_TOKEN: newApiToken().token };
 
   it('shows it running and recovering, not down', async () => {
     const r = await runCli(['--api', api, 'status'], env);

@@ -1,6 +1,6 @@
-// HttpClient against local servers: answers, error bodies, timeouts, refusals, lost connections, the bearer token;
-// and over mutual TLS with a throwaway CA made by openssl: a trusted server works and sees our certificate, an
-// untrusted or misnamed one is UNREACHABLE naming TLS.
+// HttpClient against local servers: answers, error bodies, timeouts, refusals, lost connections, a token never sent
+// over plain HTTP; and over mutual TLS with a throwaway CA made by openssl: a trusted server works and sees our
+// certificate and the bearer token, an untrusted or misnamed one is UNREACHABLE naming TLS.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -76,7 +76,7 @@ describe.each(['undici', 'node'] as const)('HttpClient (%s pool) over plain HTTP
     });
   });
   let base = '';
-  const http = new HttpClient({ token: 'tok-1', timeoutMs: 2000, pool });
+  const http = new HttpClient({ timeoutMs: 2000, pool });
 
   beforeAll(async () => {
     base = `http://127.0.0.1:${await listen(server)}`;
@@ -86,17 +86,39 @@ describe.each(['undici', 'node'] as const)('HttpClient (%s pool) over plain HTTP
     await close(server);
   });
 
-  it('answers status, headers and text; sends the body and the bearer token', async () => {
+  it('answers status, headers and text; sends the body', async () => {
     const res = await http.request({ method: 'POST', url: base, path: '/json', body: 'hello' });
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toBe('application/json');
     expect(JSON.parse(res.text)).toEqual({ ok: true, body: 'hello' });
-    expect(seen.at(-1)).toMatchObject({ method: 'POST', url: '/json', authorization: 'Bearer tok-1' });
+    expect(seen.at(-1)).toMatchObject({ method: 'POST', url: '/json', authorization: undefined });
   });
 
-  it("a request's own authorization header wins over the client's token", async () => {
-    await http.request({ method: 'GET', url: base, path: '/json', headers: { authorization: 'Bearer other' } });
-    expect(seen.at(-1)!.authorization).toBe('Bearer other');
+  it("never sends a token over plain HTTP: the client's, a request's own Authorization header, an ApiClient's: HTTPS_REQUIRED, and nothing reaches the server", async () => {
+    // A plain TCP listener: it would see any byte of any request, an insecure server or anyone on the path alike.
+    const received: string[] = [];
+    const listener = createNetServer((socket) => {
+      socket.on('data', (d: Buffer) => received.push(d.toString('latin1')));
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => listener.listen(0, '127.0.62.3', r));
+    const url = `http://127.0.62.3:${(listener.address() as AddressInfo).port}`;
+    const withToken = new HttpClient({ token: 'tok-1', timeoutMs: 1000, pool });
+    const refused = { code: 'HTTPS_REQUIRED', message: `GET ${url}/json: a token is sent only over TLS, never over plain HTTP: nothing was sent; use ${url.replace('http:', 'https:')}/json` };
+    try {
+      expect(await rejection(withToken.request({ method: 'GET', url, path: '/json' }))).toMatchObject(refused);
+      expect(await rejection(withToken.stream({ method: 'GET', url, path: '/json' }))).toMatchObject(refused);
+      expect(await rejection(http.requestBytes({ method: 'GET', url, path: '/json', headers: { Authorization: 'Bearer own' } }))).toMatchObject(refused);
+      expect(await rejection(new ApiClient(url, { http, token: 'api-tok' }).request('GET', '/json'))).toMatchObject({ code: 'HTTPS_REQUIRED' });
+      expect(await rejection(new ApiClient(url.replace('http:', 'HTTP:'), { http: withToken, readRetries: 2 }).kvGet('a'))).toMatchObject({ code: 'HTTPS_REQUIRED' });
+      // Without a token the same listener gets the request: the refusal is about the token, not plain HTTP.
+      await rejection(http.request({ method: 'GET', url, path: '/json', timeoutMs: 300 }));
+      expect(received.join('')).toMatch(/^GET \/json HTTP\/1\.1\r\n/);
+      expect(received.join('')).not.toMatch(/authorization/i);
+    } finally {
+      await withToken.close();
+      await new Promise((r) => listener.close(r));
+    }
   });
 
   it('appends the path to a base URL with a prefix, query included', async () => {
@@ -186,11 +208,9 @@ describe.each(['undici', 'node'] as const)('HttpClient (%s pool) over plain HTTP
     expect(await rejection(next)).toMatchObject({ code: 'TIMEOUT', message: 'enough' });
   });
 
-  it('an ApiClient sharing the pool sends through it, its own token over the pool one', async () => {
-    await new ApiClient(base, { http }).request('GET', '/json');
-    expect(seen.at(-1)!.authorization).toBe('Bearer tok-1');
-    await new ApiClient(base, { http, token: 'api-tok' }).request('GET', '/json');
-    expect(seen.at(-1)!.authorization).toBe('Bearer api-tok');
+  it('an ApiClient sharing the pool sends through it', async () => {
+    await new ApiClient(base, { http }).request('GET', '/json?via=api-client');
+    expect(seen.at(-1)!.url).toBe('/json?via=api-client');
   });
 
   it('the snapshot chunk poster posts the bytes and answers the reply; a refusal is its MinkubeError', async () => {
@@ -352,7 +372,8 @@ describe.each(['undici', 'node'] as const)('HttpClient (%s pool) over mutual TLS
   const httpsServer = (cert: string, key: string): HttpsServer =>
     createHttpsServer({ cert, key, ca: pki.ca, requestCert: true, rejectUnauthorized: true }, (req, res) => {
       const peer = (req.socket as TLSSocket).getPeerCertificate();
-      const answer = (): void => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ client: peer.subject?.CN ?? null }));
+      const seen = req.url === '/auth' ? { authorization: req.headers.authorization ?? null } : {};
+      const answer = (): void => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ client: peer.subject?.CN ?? null, ...seen }));
       if (req.url === '/slow') void slow().then(answer);
       else answer();
     });
@@ -374,6 +395,19 @@ describe.each(['undici', 'node'] as const)('HttpClient (%s pool) over mutual TLS
     expect(url).toBe(`https://${address}`);
     const res = await http.requestOk({ method: 'GET', url, path: '/who' });
     expect(JSON.parse(res.text)).toEqual({ client: 'client-m1' });
+  });
+
+  it("sends the bearer token over TLS; a request's own authorization header wins over it, and an ApiClient's own token over the pool's", async () => {
+    const tls = { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey };
+    const http = new HttpClient({ tls, token: 'tok-1', timeoutMs: 3000, pool });
+    clients.push(http);
+    const url = http.baseUrlOf(address);
+    const authorizationOf = async (headers?: Record<string, string>): Promise<unknown> =>
+      (JSON.parse((await http.requestOk({ method: 'GET', url, path: '/auth', ...(headers === undefined ? {} : { headers }) })).text) as { authorization: unknown }).authorization;
+    expect(await authorizationOf()).toBe('Bearer tok-1');
+    expect(await authorizationOf({ authorization: 'Bearer other' })).toBe('Bearer other');
+    expect(await new ApiClient(url, { http }).request('GET', '/auth')).toMatchObject({ authorization: 'Bearer tok-1' });
+    expect(await new ApiClient(url, { http, token: 'api-tok' }).request('GET', '/auth')).toMatchObject({ authorization: 'Bearer api-tok' });
   });
 
   it('a server signed by a CA we do not trust is UNREACHABLE naming TLS, not a crash', async () => {

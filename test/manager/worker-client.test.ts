@@ -69,9 +69,9 @@ describe('HttpWorkerApi.assignMany', () => {
 });
 
 describe('HttpWorkerApi failures', () => {
-  // Never answers; remembers the authorization header it was sent.
+  // Never answers; remembers the address each request came from.
   const seen: (string | undefined)[] = [];
-  const silent = createServer((req) => void seen.push(req.headers.authorization));
+  const silent = createServer((req) => void seen.push(req.socket.remoteAddress));
   let silentAddress = '';
   beforeAll(async () => {
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
@@ -109,14 +109,15 @@ describe('HttpWorkerApi failures', () => {
     expect(classifyAssignError(new MinkubeError('INTERNAL', 'boom'))).toBe('transient');
   });
 
-  it('sends through the HttpClient it is given (its token included)', async () => {
-    const http = new HttpClient({ token: 'leader-token' });
-    const withToken = new HttpWorkerApi({ http });
+  it('sends through the HttpClient it is given (its source address included)', async () => {
+    // Not a token: HttpClient sends none over plain HTTP (a manager's pool holds none anyway, its certificate is its name).
+    const http = new HttpClient({ localAddress: '127.0.0.2' });
+    const through = new HttpWorkerApi({ http });
     try {
-      await withToken.logs(silentAddress, 't1', 10, { workerId: 'w1', timeoutMs: 500 }).catch(() => undefined);
-      expect(seen.at(-1)).toBe('Bearer leader-token');
+      await through.logs(silentAddress, 't1', 10, { workerId: 'w1', timeoutMs: 500 }).catch(() => undefined);
+      expect(seen.at(-1)).toBe('127.0.0.2');
     } finally {
-      withToken.close();
+      through.close();
       await http.close();
     }
   });
