@@ -210,6 +210,32 @@ export interface MembersView {
   readonly members: readonly ClusterMemberView[];
 }
 
+/**
+ * Why `value` is not a MembersView (as GET /v1/cluster/members answers one), or null: the fields a joining manager
+ * reads and dials, the first one missing or wrong named by its path (`members[1].raftAddress: missing`). A join reads it from a URL it was
+ * given, which may be anything but a manager's API.
+ */
+export function membersViewProblem(value: unknown): string | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'expected an object';
+  const members = (value as { members?: unknown }).members;
+  if (!Array.isArray(members)) return members === undefined ? 'members: missing' : 'members: expected a list';
+  for (const [i, m] of members.entries()) {
+    const problem = memberViewProblem(m);
+    if (problem !== null) return `members[${i}]${problem}`;
+  }
+  return null;
+}
+
+/** Why `value` is not a ClusterMemberView (its id, addresses and voter flag), or null; said after the member's path. */
+export function memberViewProblem(value: unknown): string | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return ': expected an object';
+  const m = value as Partial<Record<keyof ClusterMemberView, unknown>>;
+  for (const key of ['id', 'raftAddress', 'apiAddress'] as const) {
+    if (typeof m[key] !== 'string' || m[key] === '') return `.${key}: ${m[key] === undefined ? 'missing' : 'expected a non-empty string'}`;
+  }
+  return typeof m.voter === 'boolean' ? null : `.voter: ${m.voter === undefined ? 'missing' : 'expected true or false'}`;
+}
+
 export interface MembershipService {
   /** The leader's configuration (a follower asks the leader; NO_LEADER when none answers in time). */
   listMembers(ctx: RequestContext): Promise<MembersView>;

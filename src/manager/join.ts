@@ -4,9 +4,10 @@
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { ApiClient } from '../client/api-client.js';
-import type { HttpClient } from '../client/http.js';
+import { parseJson, type HttpClient } from '../client/http.js';
 import type { ClusterConfig, ManagerConfig } from '../config/cluster.js';
 import { checkAddress } from '../config/cluster.js';
+import { memberViewProblem, membersViewProblem, type MembersView } from '../contracts/services.js';
 import { sleepOn, systemClock, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { nodeId } from '../lib/ids.js';
@@ -69,7 +70,7 @@ export async function prepareJoin(storage: LevelRaftStorage, self: ManagerConfig
     throw new MinkubeError('CONFIG_INVALID', `the data directory ${self.dataDir} holds a cluster member's state; --join needs a new, empty data directory (drop --join to restart this member)`);
   }
   const client = new ApiClient(o.join, http === undefined ? { readRetries: 5 } : { readRetries: 5, http });
-  const view = await client.listMembers();
+  const view = await membersAt(client);
   if (holdsState && !view.members.some((m) => m.id === self.id)) {
     throw new MinkubeError('CONFIG_INVALID', `manager ${self.id} was removed from the cluster; its data must not be reused: empty ${self.dataDir} and join again`);
   }
@@ -100,16 +101,40 @@ export async function askToJoin(url: string, self: ManagerConfig, logger: Logger
   const deadlineMs = clock.monoMs() + JOIN_TIMEOUT_MS;
   const req = { id: self.id, raftAddress: self.raftAddress, apiAddress: self.apiAddress };
   for (;;) {
+    let added: Awaited<ReturnType<ApiClient['addMember']>>;
     try {
-      const { created, member } = await client.addMember(req);
-      logger.info({ created, voter: member.voter }, created ? 'added to the cluster as a learner' : 'already a member of the cluster');
-      return;
+      added = await client.addMember(req);
     } catch (err) {
       if (!(err instanceof MinkubeError) || !passing(err) || clock.monoMs() + JOIN_RETRY_MS > deadlineMs) throw err;
       logger.info({ err: `${err.code}: ${err.message}` }, 'the cluster did not add this manager yet; retrying');
       await sleepOn(clock, JOIN_RETRY_MS);
+      continue;
     }
+    // Not retried: an answer that is not a member will not become one.
+    const problem = memberViewProblem(added.member);
+    if (problem !== null) throw notAManager(client.baseUrl, 'POST', `the member added${problem}`);
+    logger.info({ created: added.created, voter: added.member.voter }, added.created ? 'added to the cluster as a learner' : 'already a member of the cluster');
+    return;
   }
+}
+
+/**
+ * The members as GET /v1/cluster/members answers them. --join may name anything: an answer that is not JSON, or not
+ * the members (a server that is no manager's API), is UNREACHABLE naming the URL and what was wrong, as a join that
+ * finds no manager there.
+ */
+async function membersAt(client: ApiClient): Promise<MembersView> {
+  const text = await client.requestText('GET', membersPath);
+  const view = parseJson(text);
+  const problem = view === undefined ? 'not JSON' : membersViewProblem(view);
+  if (problem !== null) throw notAManager(client.baseUrl, 'GET', problem);
+  return view as MembersView;
+}
+
+const membersPath = '/v1/cluster/members';
+
+function notAManager(baseUrl: string, method: string, problem: string): MinkubeError {
+  return new MinkubeError('UNREACHABLE', `${method} ${baseUrl}${membersPath} did not answer as a Minkube manager's API does (${problem}): is --join ${baseUrl} a manager of the cluster?`);
 }
 
 function passing(err: MinkubeError): boolean {

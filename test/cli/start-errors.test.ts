@@ -2,12 +2,13 @@
 // process holds (LISTEN_FAILED names the address and the config key), for the manager's API and Raft addresses; and
 // `minkube up`, which looks at every address first and starts nothing when one is taken.
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
-import { freePort } from '../support/wait.js';
+import { freePort, freePortIn } from '../support/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'minkube-start-errors-'));
 const holders: Server[] = [];
@@ -139,6 +140,35 @@ describe('--join and --token-file values that cannot be right (outside tester)',
     }
     expect(existsSync(join(dir, 'bad-m')) || existsSync(join(dir, 'bad-w'))).toBe(false);
   }, 30_000);
+});
+
+describe('a --join URL that is no Minkube manager (outside tester: INTERNAL, reading undefined)', () => {
+  const host = '127.0.62.6';
+  // Answers every request as no Minkube manager would: a JSON object that is not what was asked.
+  const impostor = createHttpServer((req, res) => {
+    req.resume();
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ ca: '-----BEGIN CERTIFICATE-----\n...' }));
+  });
+  let impostorUrl = '';
+  beforeAll(async () => {
+    const port = await freePortIn(host, 20000, 29999);
+    await new Promise<void>((r) => impostor.listen(port, host, r));
+    impostorUrl = `http://${host}:${port}`;
+  });
+  afterAll(async () => {
+    impostor.closeAllConnections();
+    await new Promise((r) => impostor.close(r));
+  });
+
+  it('manager --join: UNREACHABLE naming the URL and what its answer lacked, exit 1, not INTERNAL; the data directory is left empty', async () => {
+    const self = ['--raft-address', `${host}:${await freePortIn(host, 20000, 29999)}`, '--api-address', `${host}:${await freePortIn(host, 20000, 29999)}`, '--data-dir', join(dir, 'impostor-m5')];
+    const r = await runCli(['manager', '--id', 'm5', '--join', impostorUrl, ...self], { MINKUBE_LOG_LEVEL: 'silent' });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`error: UNREACHABLE: GET ${impostorUrl}/v1/cluster/members did not answer as a Minkube manager's API does (members: missing): is --join ${impostorUrl} a manager of the cluster?\n`);
+    expect(r.stderr).not.toContain('INTERNAL');
+    expect(readdirSync(join(dir, 'impostor-m5'))).toEqual([]);
+  });
 });
 
 describe('a manager started from flags alone (no config file)', () => {
