@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { baseUrlProblem } from '../client/http.js';
+import { baseUrlProblem, isPlainHttp } from '../client/http.js';
 import { labelsProblem } from '../lib/constraints.js';
 import { errnoReason } from '../lib/errno.js';
 import { MinkubeError } from '../lib/errors.js';
@@ -93,7 +93,7 @@ export async function runManager(flags: ManagerFlags): Promise<number> {
   if (f.config === undefined && selfFlags === 0) throw new MinkubeError('CONFIG_INVALID', 'a manager needs --config, or --raft-address, --api-address and --data-dir');
   if (f.token !== undefined && f.join === undefined) throw new MinkubeError('CONFIG_INVALID', '--token goes with --join');
   if (f.acceptDataLoss === true && f.forceNewCluster !== true) throw new MinkubeError('CONFIG_INVALID', '--accept-data-loss goes with --force-new-cluster');
-  if (f.join !== undefined && f.token === undefined && f.config === undefined && !f.join.startsWith('http://')) {
+  if (f.join !== undefined && f.token === undefined && f.config === undefined && !isPlainHttp(f.join)) {
     // Without a config file there is no CA beside one to sign this manager's certificate: only a join token can.
     throw new MinkubeError('CONFIG_INVALID', `a manager joining a secure cluster (${f.join}) without --config needs --token (minkube token create --role manager)`);
   }

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { apiUrlsOf, closeCliConnections, defaultApiUrl } from './connection.js';
-import { baseUrlProblem } from '../client/index.js';
+import { baseUrlProblem, isPlainHttp } from '../client/index.js';
 import type { WorkerFlags } from './daemons.js';
 import { readStdinText, runKvDelete, runKvGet, runKvPut } from './kv.js';
 import { runLeaderTransfer, runMemberAdd, runMemberList, runMemberRemove } from './members.js';
@@ -139,6 +139,19 @@ function parseApiFlag(text: string): string {
   return text;
 }
 
+/**
+ * --join http://HOST:PORT with --token or --token-file: a usage error (exit 2) before anything starts. A join token is
+ * sent only over TLS pinned to the CA it names (a plain http:// join would hand it to whoever answers that address,
+ * and a secure cluster's managers speak only https); an insecure cluster, joined through http://, takes none.
+ */
+function refuseJoinTokenInClear(f: { join?: string; token?: string; tokenFile?: string }, cmd: Command, role: 'manager' | 'worker'): void {
+  if (f.join === undefined || (f.token === undefined && f.tokenFile === undefined) || !isPlainHttp(f.join) || baseUrlProblem(f.join) !== null) return;
+  const hostPort = new URL(f.join).host;
+  const flag = f.token === undefined ? '--token-file' : '--token';
+  const tail = role === 'manager' ? `; an insecure cluster (joined through http://) takes no join token: drop ${flag}` : ' (a worker joins only a secure cluster: an insecure one lists its workers in its config)';
+  cmd.error(`error: --join ${f.join} with ${flag}: a join token is sent only over TLS, pinned to the CA it names, never over plain HTTP: give --join https://${hostPort} or ${hostPort}${tail}`);
+}
+
 export function buildProgram(runLong: (run: () => Promise<number>) => Promise<void>): Command {
   const program = new Command('minkube')
     .description('A small container orchestrator: Raft-replicated managers that schedule tasks onto workers.')
@@ -221,7 +234,7 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
     .description('run one manager of the cluster config in this process (until SIGINT/SIGTERM)')
     .option('--config <file>', 'the cluster config file (tuning; and the addresses of the managers it lists)')
     .requiredOption('--id <id>', 'which manager this is')
-    .option('--join <url>', "join a running cluster through any manager's API (needs a new, empty data directory)")
+    .option('--join <url>', "join a running cluster through any manager's API: https://HOST:PORT or HOST:PORT with a join token, http://HOST:PORT (no token) for an insecure one (needs a new, empty data directory)")
     .option('--token <token>', 'with --join, in a secure cluster: a join token (minkube token create --role manager)')
     .option('--token-file <file>', 'with --join: read the join token from this file (a --token shows in ps)')
     .option('--raft-address <host:port>', 'this manager\'s Raft address, when the config does not list it')
@@ -229,7 +242,10 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
     .option('--data-dir <dir>', 'this manager\'s data directory, when the config does not list it')
     .option('--force-new-cluster', "disaster recovery: start as the only member of a new cluster from this manager's data")
     .option('--accept-data-loss', 'with --force-new-cluster: go on from this manager though its storage is damaged (it lost writes it had acknowledged)')
-    .action((opts: ManagerFlags) => runLong(async () => (await import('./daemons.js')).runManager(opts)));
+    .action((opts: ManagerFlags, cmd: Command) => {
+      refuseJoinTokenInClear(opts, cmd, 'manager');
+      return runLong(async () => (await import('./daemons.js')).runManager(opts));
+    });
 
   // --config and --id are checked here rather than as required options: `worker ls` (below) needs neither.
   const worker = program
@@ -237,7 +253,7 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
     .description('run one worker of the cluster config in this process (until SIGINT/SIGTERM); `worker ls` lists the workers')
     .option('--config <file>', 'the cluster config file (required unless --join or --data-dir holds a joined worker)')
     .option('--id <id>', 'which worker this is (required)')
-    .option('--join <url>', "join a secure cluster through any manager's API, with --token, --api-address and --data-dir")
+    .option('--join <url>', "join a secure cluster through any manager's API (https://HOST:PORT or HOST:PORT), with --token, --api-address and --data-dir")
     .option('--token <token>', 'with --join: a join token (minkube token create --role worker)')
     .option('--token-file <file>', 'with --join: read the join token from this file (a --token shows in ps)')
     .option('--api-address <host:port>', 'where this worker serves (with --join)')
@@ -247,6 +263,7 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
     .action((opts: WorkerFlags, cmd: Command) => {
       if (opts.config === undefined && opts.dataDir === undefined) cmd.error("error: required option '--config <file>' not specified (or --join URL --token T --api-address H:P --data-dir D)");
       if (opts.id === undefined) cmd.error("error: required option '--id <id>' not specified");
+      refuseJoinTokenInClear(opts, cmd, 'worker');
       return runLong(async () => (await import('./daemons.js')).runWorker(opts as WorkerFlags & { id: string }));
     });
   worker

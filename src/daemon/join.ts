@@ -1,7 +1,7 @@
 // A new node's way into a closed cluster, as Swarm's: the join token carries the CA's digest, so the node first
 // fetches the CA from the manager it was pointed at, trusts it only if the digest matches, and from then on talks
 // to the cluster over TLS pinned to that CA: it sends a CSR with the token and keeps the certificate it gets.
-import { HttpClient, normaliseBaseUrl, parseJson } from '../client/http.js';
+import { HttpClient, isPlainHttp, normaliseBaseUrl, parseJson } from '../client/http.js';
 import { errorFromBody, isErrorCode, MinkubeError } from '../lib/errors.js';
 import { caDigest, clusterIdOfCa, createCsr, generateNodeKey, serverCertificateProblem, type NodeRole } from '../security/ca.js';
 import { writeNodeTls, type NodeTls } from '../security/pki-files.js';
@@ -9,7 +9,7 @@ import { parseJoinToken } from '../security/tokens.js';
 import type { JoinReply } from '../contracts/services.js';
 
 export interface JoinWithTokenOptions {
-  /** Any manager's API ('host:port' or an https URL). */
+  /** Any manager's API ('host:port' or an https URL; an http:// one is refused, HTTPS_REQUIRED, before anything is sent). */
   url: string;
   token: string;
   id: string;
@@ -32,6 +32,8 @@ export async function joinWithToken(o: JoinWithTokenOptions): Promise<{ material
   const parsed = parseJoinToken(o.token);
   if (parsed === null) throw new MinkubeError('INVALID_PARAM', '--token is not a join token (expected MKTKN-1-<digest>-<secret>; make one with `minkube token create --role worker|manager`)');
   const base = normaliseBaseUrl(o.url, { tls: { ca: '' } });
+  // The CA could be fetched over plain HTTP (it is public), but the token would follow it there: never in clear.
+  if (isPlainHttp(base)) throw new MinkubeError('HTTPS_REQUIRED', `${base} is plain HTTP: a join token is sent only over TLS, pinned to the CA it names; give https://${new URL(base).host} or ${new URL(base).host}`);
   const caCertPem = await fetchCa(base, o.timeoutMs ?? 5000);
   const digest = caDigest(caCertPem);
   if (digest !== parsed.caDigest) {

@@ -10,7 +10,7 @@ import { pino, type Logger } from 'pino';
 import { configInvalid, loadClusterConfig, parseClusterConfig, type ClusterConfig } from '../config/cluster.js';
 import { buildManagerApp } from '../api/manager-app.js';
 import { writeStartedManagerCredentials } from '../client/credentials.js';
-import { HttpClient } from '../client/http.js';
+import { HttpClient, isPlainHttp } from '../client/http.js';
 import { joinWithToken } from './join.js';
 import { applyRenewedTls, localSigner, startCertRenewal } from './renewal.js';
 import { adminTokenMarkFor, bootstrapRecordFor, ensureAdminToken, loadApiCa, loadNodeSecurity, type NodeSecurity, type ServerTls } from './security.js';
@@ -95,6 +95,11 @@ export interface RunningManager {
 
 export async function startManager(opts: StartManagerOptions): Promise<RunningManager> {
   const config = opts.configPath !== undefined ? await loadClusterConfig(opts.configPath) : configForSelf(opts);
+  if (config.insecure && opts.joinToken !== undefined) {
+    // It would join without it: a token given is never ignored without a word.
+    const insecure = opts.configPath === undefined ? `--join ${opts.join ?? ''} is plain http://, an insecure cluster's` : `${opts.configPath} is an insecure cluster's config (insecure: true)`;
+    throw new MinkubeError('CONFIG_INVALID', `a join token (--token or --token-file) was given, but ${insecure}: an insecure cluster takes no join token; drop it, or give a secure cluster's config`);
+  }
   const tuning: ManagerTuning = {};
   if (opts.join !== undefined) tuning.join = opts.join;
   if (opts.joinToken !== undefined) tuning.joinToken = opts.joinToken;
@@ -169,7 +174,7 @@ export function configForSelf(opts: StartManagerOptions): ClusterConfig {
     // A log, but neither a certificate nor a join through http://: a restored snapshot, say. Never insecure by omission.
     throw new MinkubeError('CONFIG_INVALID', `${dataDir} holds no certificate, and this manager never joined an insecure cluster: start it with --config FILE (a config that lists ${opts.id}; the CA beside it signs its certificate, or insecure: true in it)`);
   }
-  const insecure = opts.join !== undefined ? opts.join.startsWith('http://') : !existsSync(nodeTlsDir(dataDir));
+  const insecure = opts.join !== undefined ? isPlainHttp(opts.join) : !existsSync(nodeTlsDir(dataDir));
   return parseClusterConfig({ ...(insecure ? { insecure } : {}), managers: [{ id: opts.id, ...self }] }, process.cwd(), 'the command line');
 }
 

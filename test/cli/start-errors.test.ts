@@ -142,6 +142,60 @@ describe('--join and --token-file values that cannot be right (outside tester)',
   }, 30_000);
 });
 
+describe('--join and a join token over plain HTTP (outside tester: the token went out in clear)', () => {
+  const silent = { MINKUBE_LOG_LEVEL: 'silent' };
+  const host = '127.0.62.6';
+  // A plain TCP listener at the --join URL: whatever a join would send (the CA request, then the token) arrives here.
+  const received: string[] = [];
+  const listener = createServer((socket) => {
+    socket.on('data', (d: Buffer) => received.push(d.toString('latin1')));
+    socket.on('error', () => undefined);
+  });
+  let plain = '';
+  beforeAll(async () => {
+    const port = await freePortIn(host, 20000, 29999);
+    await new Promise<void>((r) => listener.listen(port, host, r));
+    plain = `${host}:${port}`;
+  });
+  afterAll(async () => {
+    await new Promise((r) => listener.close(r));
+  });
+  const selfFlags = async (name: string): Promise<string[]> => [
+    '--raft-address', `${host}:${await freePortIn(host, 20000, 29999)}`, '--api-address', `${host}:${await freePortIn(host, 20000, 29999)}`, '--data-dir', join(dir, name),
+  ];
+
+  it('manager or worker: --join http:// with --token or --token-file is a usage error (exit 2) before anything starts or is sent', async () => {
+    const tokenFile = join(dir, 'join.token');
+    writeFileSync(tokenFile, 'MKTKN-1-0000000000000000000000000000000000000000000000000000000000000000-secret\n');
+    const [manager, managerFromFile, worker] = await Promise.all([
+      runCli(['manager', '--id', 'm5', '--join', `http://${plain}`, '--token', 'MKTKN-1-abc-def', ...(await selfFlags('clear-m'))], silent),
+      runCli(['manager', '--id', 'm5', '--join', `HTTP://${plain}`, '--token-file', tokenFile, '--config', join(dir, 'no-such-config.json')], silent),
+      runCli(['worker', '--id', 'w5', '--join', `http://${plain}`, '--token', 'MKTKN-1-abc-def', '--api-address', `${host}:${await freePortIn(host, 20000, 29999)}`, '--data-dir', join(dir, 'clear-w')], silent),
+    ]);
+    const give = `give --join https://${plain} or ${plain}`;
+    expect(manager.code).toBe(2);
+    expect(manager.stderr).toBe(
+      `error: --join http://${plain} with --token: a join token is sent only over TLS, pinned to the CA it names, never over plain HTTP: ${give}; an insecure cluster (joined through http://) takes no join token: drop --token\n(run with --help for usage)\n`,
+    );
+    expect(managerFromFile.code).toBe(2);
+    expect(managerFromFile.stderr).toContain(`error: --join HTTP://${plain} with --token-file: a join token is sent only over TLS`);
+    expect(worker.code).toBe(2);
+    expect(worker.stderr).toContain(`error: --join http://${plain} with --token: a join token is sent only over TLS, pinned to the CA it names, never over plain HTTP: ${give} (a worker joins only a secure cluster`);
+    expect(received).toEqual([]);
+    expect(existsSync(join(dir, 'clear-m')) || existsSync(join(dir, 'clear-w'))).toBe(false);
+  }, 30_000);
+
+  it("a join token with an insecure cluster's config is CONFIG_INVALID, not ignored without a word", async () => {
+    const path = join(dir, 'insecure-join.json');
+    writeFileSync(path, JSON.stringify({ insecure: true, managers: [{ id: 'm1', raftAddress: `${host}:7001`, apiAddress: `${host}:8001`, dataDir: './never-m1' }] }));
+    const r = await runCli(['manager', '--config', path, '--id', 'm4', '--join', `https://${plain}`, '--token', 'MKTKN-1-abc-def', ...(await selfFlags('insecure-m4'))], silent);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`error: CONFIG_INVALID: a join token (--token or --token-file) was given, but ${path} is an insecure cluster's config (insecure: true): an insecure cluster takes no join token; drop it, or give a secure cluster's config`);
+    expect(received).toEqual([]);
+    expect(existsSync(join(dir, 'insecure-m4'))).toBe(false);
+  });
+});
+
 describe('a --join URL that is no Minkube manager (outside tester: INTERNAL, reading undefined)', () => {
   const host = '127.0.62.6';
   // Answers every request as no Minkube manager would: a JSON object that is not what was asked.

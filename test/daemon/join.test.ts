@@ -1,6 +1,8 @@
-// A node joining with a token, against what a manager answers: an insecure cluster's manager says it has no CA,
-// and the joiner passes that on instead of guessing that the address is no Minkube manager.
+// A node joining with a token, against what answers at its URL: over plain http:// nothing at all is sent (the token
+// goes only over TLS pinned to the CA it names); an unreachable or silent manager, another CA, a worker's certificate
+// and the operator's are each said as they are.
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -28,11 +30,33 @@ afterAll(async () => {
 });
 
 describe('joinWithToken', () => {
-  it("an insecure cluster's answer (no CA) is passed on as it is, and nothing is written", async () => {
-    const { token } = newJoinToken((await createClusterCa({ clusterId: 'c1' })).certPem);
-    const joining = joinWithToken({ url, token, id: 'w1', role: 'worker', dataDir: dir, addresses: ['127.0.0.1:9300'] });
-    await expect(joining).rejects.toMatchObject({ code: 'INVALID_BODY', message: expect.stringMatching(/^this cluster is insecure and has no CA/) as string });
-    expect(await readdir(dir)).toEqual([]);
+  it('a plain http:// URL is refused before anything is sent (HTTPS_REQUIRED): the token never crosses the wire in clear, whoever answers there', async () => {
+    const ca = await createClusterCa({ clusterId: 'c1' });
+    const { token } = newJoinToken(ca.certPem);
+    // Anyone on the path may answer the public CA, whose digest is the token's: over plain HTTP the token would follow.
+    const requests: string[] = [];
+    const plain = createHttpServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        requests.push(`${req.method} ${req.url} ${body}`);
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify(req.url === '/v1/join/ca' ? { ca: ca.certPem } : {}));
+      });
+    });
+    await new Promise<void>((r) => plain.listen(0, '127.0.62.4', r));
+    const plainUrl = `http://127.0.62.4:${(plain.address() as AddressInfo).port}`;
+    try {
+      for (const at of [plainUrl, url, plainUrl.replace('http:', 'HTTP:')]) {
+        const joining = joinWithToken({ url: at, token, id: 'w1', role: 'worker', dataDir: dir, addresses: ['127.0.0.1:9300'] });
+        const host = new URL(at).host;
+        await expect(joining).rejects.toMatchObject({ code: 'HTTPS_REQUIRED', message: `http://${host} is plain HTTP: a join token is sent only over TLS, pinned to the CA it names; give https://${host} or ${host}` });
+      }
+      expect(requests).toEqual([]);
+      expect(await readdir(dir)).toEqual([]);
+    } finally {
+      await new Promise((r) => plain.close(r));
+    }
   });
 
   it('a manager that cannot be reached, or does not answer in time: UNREACHABLE or TIMEOUT saying the CA could not be fetched, and from where', async () => {
