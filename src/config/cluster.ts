@@ -189,6 +189,30 @@ export const ClusterConfigSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * The keys that must agree across managers, as a config file spells them: nothing replicates them, and the leader
+ * applies its own (Raft and task timings, task retention, certificate lifetime, backups, preemption), or each
+ * manager applies its own to what it serves (the API's limits, metrics). Not: `insecure` and the members (a join
+ * decides them), the operator's API certificate files (paths on one host), `log` (each node's own).
+ */
+export const ClusterSettingsSchema = Type.Object(
+  {
+    raft: RaftSchema,
+    api: Type.Omit(ApiSchema, ['tlsCertFile', 'tlsKeyFile', 'tlsCaFile'], { additionalProperties: false }),
+    tasks: TasksSchema,
+    tls: TlsSchema,
+    /** Absent: no scheduled backups. `dir` is absolute: a path on the host of the manager that leads. */
+    backup: Type.Optional(BackupSchema),
+    metrics: MetricsSchema,
+    scheduler: SchedulerSchema,
+  },
+  { additionalProperties: false },
+);
+export type ClusterSettings = Static<typeof ClusterSettingsSchema>;
+
+/** Where a node that joined from flags alone keeps its config, in its data directory. */
+export const joinedConfigFile = 'cluster.json';
+
 /** The file as written. */
 export type ClusterConfigFile = Static<typeof ClusterConfigSchema>;
 export type ManagerConfig = Static<typeof ManagerSchema>;
@@ -344,6 +368,33 @@ function withDefaults(file: ClusterConfigFile, baseDir: string): ClusterConfig {
     metrics: { enabled: file.metrics?.enabled ?? clusterConfigDefaults.metrics.enabled },
     scheduler: { preemption: file.scheduler?.preemption === true },
   };
+}
+
+/** A running config's cluster-wide keys (ClusterSettingsSchema), every one spelt out, defaults included. */
+export function clusterSettingsOf(config: ClusterConfig): ClusterSettings {
+  const { bodyLimitBytes, requestTimeoutMs, rateLimits, rateLimitAnonymous } = config.api;
+  return {
+    raft: { ...config.raft },
+    api: { bodyLimitBytes, requestTimeoutMs, rateLimits: structuredClone(rateLimits), rateLimitAnonymous: { ...rateLimitAnonymous } },
+    tasks: { ...config.tasks, retention: { ...config.taskRetention } },
+    tls: { ...config.tls },
+    ...(config.backup === null ? {} : { backup: { ...config.backup } }),
+    metrics: { ...config.metrics },
+    scheduler: { ...config.scheduler },
+  };
+}
+
+/**
+ * The config a manager that joined from flags alone keeps (`<dataDir>/cluster.json`): itself, and the settings the
+ * cluster answered. Keys this build does not know (a newer leader's) are dropped: it could not run with them. What
+ * is left is checked as any config file is (CONFIG_INVALID naming `source` and every problem), relative paths against
+ * `baseDir` (the file's directory; give `self.dataDir` absolute).
+ */
+export function joinedManagerConfig(settings: unknown, self: ManagerConfig, insecure: boolean, baseDir: string, source: string): { file: ClusterConfigFile; config: ClusterConfig } {
+  if (!isRecord(settings)) throw configInvalid(source, ['settings: the cluster answered no settings (expected an object)']);
+  const known = Value.Clean(ClusterSettingsSchema, structuredClone(settings)) as Record<string, unknown>;
+  const file = { ...(insecure ? { insecure } : {}), managers: [self], ...known } as ClusterConfigFile;
+  return { file, config: parseClusterConfig(file, baseDir, source) };
 }
 
 /** Type problems, one per path (a missing field also fails its type check: keep only the first). */
