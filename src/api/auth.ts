@@ -87,6 +87,9 @@ export const routePermissions: Record<string, RoutePermission> = {
   'POST /v1/cluster/members': wr('members'),
   'DELETE /v1/cluster/members/:id': wr('members'),
   'POST /v1/cluster/leader': wr('leader'),
+  // The leader's cluster-wide settings: read as the cluster's view is. A joining manager asks with its new certificate
+  // (a manager's reaches every route).
+  'GET /v1/cluster/settings': rd('cluster'),
   'PUT /v1/kv/*': wr('kv'),
   'GET /v1/kv/*': rd('kv'),
   'DELETE /v1/kv/*': wr('kv'),

@@ -1,5 +1,6 @@
 // JSON schemas (TypeBox) of the managers' HTTP API: what requests must look like, and what 200 answers contain.
 import { Type, type Static } from '@sinclair/typebox';
+import { ClusterSettingsSchema } from '../config/cluster.js';
 import { limits } from '../lib/limits.js';
 import { idPattern } from '../lib/patterns.js';
 
@@ -103,3 +104,8 @@ export const MemberReply = Type.Object({
 });
 export const MembersReply = Type.Object({ leaderId: Type.Union([Type.String(), Type.Null()]), members: Type.Array(MemberReply) });
 export const LeaderReply = Type.Object({ leaderId: Type.String(), term: Type.Integer() });
+/** GET /v1/cluster/settings: the leader's running settings that must agree across managers, as its config spells them. */
+export const ClusterSettingsReply = Type.Object({
+  leaderId: Type.String({ description: 'the manager whose running settings these are: the leader' }),
+  settings: ClusterSettingsSchema,
+});

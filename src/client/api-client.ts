@@ -2,7 +2,7 @@
 // Every failure comes back as a MinkubeError: the server's own error, TIMEOUT, or UNREACHABLE naming the URL.
 import { randomUUID } from 'node:crypto';
 import { keyPath, keyProblem } from '../contracts/keys.js';
-import { clientTimeoutHeader, type ClusterMemberView, type ClusterView, type KvEntry, type KvVersion, type MemberRequest, type MembersView, type ReadConsistency } from '../contracts/services.js';
+import { clientTimeoutHeader, type ClusterMemberView, type ClusterSettingsView, type ClusterView, type KvEntry, type KvVersion, type MemberRequest, type MembersView, type ReadConsistency } from '../contracts/services.js';
 import type { TaskSpec, TaskState } from '../contracts/task-model.js';
 import { backoffDelayMs, type BackoffOptions } from '../lib/backoff.js';
 import { chunksUnder } from '../lib/chunks.js';
@@ -176,6 +176,11 @@ export class ApiClient {
 
   listMembers(options: RequestOptions = {}): Promise<MembersView> {
     return this.request('GET', '/v1/cluster/members', options);
+  }
+
+  /** The leader's cluster-wide settings (GET /v1/cluster/settings): what a manager joining from flags alone keeps. */
+  clusterSettings(options: RequestOptions = {}): Promise<ClusterSettingsView> {
+    return this.request('GET', '/v1/cluster/settings', options);
   }
 
   /** created is false when the member already existed with the same addresses (200 rather than 201). */

@@ -236,9 +236,21 @@ export function memberViewProblem(value: unknown): string | null {
   return typeof m.voter === 'boolean' ? null : `.voter: ${m.voter === undefined ? 'missing' : 'expected true or false'}`;
 }
 
+/**
+ * The leader's running settings that must agree across managers (config/cluster.ts ClusterSettingsSchema: its file's
+ * keys, defaults spelt out): a manager joining from flags alone keeps them as its config.
+ */
+export interface ClusterSettingsView {
+  /** The manager whose settings these are: the leader when it answered. */
+  readonly leaderId: string;
+  readonly settings: { readonly [section: string]: unknown };
+}
+
 export interface MembershipService {
   /** The leader's configuration (a follower asks the leader; NO_LEADER when none answers in time). */
   listMembers(ctx: RequestContext): Promise<MembersView>;
+  /** The leader's cluster-wide settings, as it runs them now (a follower asks the leader, as for listMembers). */
+  clusterSettings(ctx: RequestContext): Promise<ClusterSettingsView>;
   /**
    * Adds a manager as a learner and resolves once that change is committed; the leader promotes it to a voter when
    * it has caught up. Adding a member that already exists with the same addresses answers it again (a joining

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import type { Server as HttpsServer } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { pino, type Logger } from 'pino';
-import { configInvalid, loadClusterConfig, parseClusterConfig, type ClusterConfig } from '../config/cluster.js';
+import { clusterSettingsOf, configInvalid, loadClusterConfig, parseClusterConfig, type ClusterConfig } from '../config/cluster.js';
 import { buildManagerApp } from '../api/manager-app.js';
 import { writeStartedManagerCredentials } from '../client/credentials.js';
 import { HttpClient, isPlainHttp } from '../client/http.js';
@@ -463,6 +463,7 @@ async function startParts(
 
   const membership = new MembershipServiceImpl({
     driver: () => driver as RaftNodeDriver<unknown>,
+    settings: () => clusterSettingsOf(config),
     reachable: (peer) => driver.reachable(peer),
     logger: logger.child({ component: 'membership' }),
     electionTimeoutMs: config.raft.electionTimeoutMs,

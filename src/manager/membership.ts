@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { ApiClient } from '../client/api-client.js';
 import { mayHaveArrived, type HttpClient } from '../client/http.js';
 import type { WorkerState } from '../contracts/task-model.js';
-import { forwardedPrincipalHeader, type ClusterMemberView, type MemberRequest, type MembersView, type MembershipService, type RequestContext } from '../contracts/services.js';
+import { forwardedPrincipalHeader, type ClusterMemberView, type ClusterSettingsView, type MemberRequest, type MembersView, type MembershipService, type RequestContext } from '../contracts/services.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { nodeId, type NodeId } from '../lib/ids.js';
@@ -30,6 +30,11 @@ export interface MembershipOptions {
   http?: HttpClient;
   /** The worker registered with an id, as this manager has applied it (none: undefined): a member add may not take its id. */
   worker: (id: string) => { readonly state: WorkerState } | undefined;
+  /**
+   * This manager's running settings that must agree across managers (ClusterSettingsView), read at each request: a
+   * reload changes the live ones in place.
+   */
+  settings: () => ClusterSettingsView['settings'];
   /** Default the system's. */
   clock?: Clock;
 }
@@ -64,6 +69,15 @@ export class MembershipServiceImpl implements MembershipService {
   async listMembers(ctx: RequestContext): Promise<MembersView> {
     const forwarded = await this.viaLeader(ctx, 'GET', (leader) => leader.listMembers(this.forwardOptions(ctx)));
     return forwarded !== null ? forwarded.answer : this.localView();
+  }
+
+  /**
+   * The leader's, not this manager's: the leader applies its own (nothing replicates them), so what the cluster runs
+   * now is what the leader runs, whatever this follower's config says.
+   */
+  async clusterSettings(ctx: RequestContext): Promise<ClusterSettingsView> {
+    const forwarded = await this.viaLeader(ctx, 'GET', (leader) => leader.clusterSettings(this.forwardOptions(ctx)));
+    return forwarded !== null ? forwarded.answer : { leaderId: this.driver.id, settings: this.o.settings() };
   }
 
   async addMember(req: MemberRequest, ctx: RequestContext): Promise<{ created: boolean; member: ClusterMemberView }> {

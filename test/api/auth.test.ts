@@ -353,6 +353,8 @@ describe('the route table', () => {
     expect(permissionFor('POST', '/internal/v1/raft/snapshot')).toBe('node');
     expect(permissionFor('GET', '/health')).toBe('open');
     expect(permissionFor('POST', '/v1/join')).toBe('open');
+    // A joining manager asks it with its new certificate; clients read it as they read the cluster's view.
+    expect(permissionFor('GET', '/v1/cluster/settings')).toEqual({ resource: 'cluster', verb: 'read' });
     expect(permissionFor('DELETE', '/v1/auth/tokens/:ref')).toEqual({ resource: 'tokens', verb: 'write' });
     expect(permissionFor('GET', '/v1/nope')).toBeUndefined();
     expect(permissionFor('GET', 'constructor')).toBeUndefined();

@@ -1,6 +1,7 @@
 // An in-memory ManagerService for API and CLI tests: a versioned map, a fixed cluster view, injectable failures.
 import type {
   ClusterMemberView,
+  ClusterSettingsView,
   ClusterView,
   KvEntry,
   KvVersion,
@@ -12,6 +13,7 @@ import type {
   ReadyState,
   RequestContext,
 } from '../../src/contracts/services.js';
+import { clusterSettingsOf, parseClusterConfig } from '../../src/config/cluster.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 
 export interface FakeCall {
@@ -107,6 +109,8 @@ export class FakeMembershipService implements MembershipService {
   /** Thrown by the next call (then cleared). */
   failNext: Error | null = null;
   term = 3;
+  /** What clusterSettings answers (the defaults' shape, with a few non-default values). */
+  settings: ClusterSettingsView['settings'] = fakeSettings();
 
   constructor(
     public members: ClusterMemberView[] = defaultView().members.map((m) => ({ ...m })),
@@ -116,6 +120,11 @@ export class FakeMembershipService implements MembershipService {
   async listMembers(ctx: RequestContext): Promise<MembersView> {
     this.record('listMembers', [], ctx);
     return this.view();
+  }
+
+  async clusterSettings(ctx: RequestContext): Promise<ClusterSettingsView> {
+    this.record('clusterSettings', [], ctx);
+    return { leaderId: this.leaderId ?? 'm1', settings: structuredClone(this.settings) };
   }
 
   async addMember(req: MemberRequest, ctx: RequestContext): Promise<{ created: boolean; member: ClusterMemberView }> {
@@ -162,4 +171,14 @@ export class FakeMembershipService implements MembershipService {
       throw fail;
     }
   }
+}
+
+/** A leader's settings as GET /v1/cluster/settings spells them: the defaults but the timings of a busy host. */
+export function fakeSettings(): ClusterSettingsView['settings'] {
+  const settings = clusterSettingsOf(parseClusterConfig({ managers: [{ id: 'm1', raftAddress: '127.0.0.1:7001', apiAddress: '127.0.0.1:8001', dataDir: 'm1' }] }, '/tmp'));
+  return {
+    ...settings,
+    raft: { ...settings.raft, heartbeatIntervalMs: 100, electionTimeoutMs: 1000 },
+    tasks: { ...settings.tasks, workerHeartbeatIntervalMs: 1000, workerTtlMs: 10_000, lostGraceMs: 5000 },
+  };
 }

@@ -4,7 +4,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildManagerApp } from '../../src/api/manager-app.js';
 import { parseClusterConfig } from '../../src/config/cluster.js';
 import { MinkubeError, type ErrorCode } from '../../src/lib/errors.js';
-import { defaultView, FakeManagerService, FakeMembershipService } from './fake-service.js';
+import { defaultView, FakeManagerService, FakeMembershipService, fakeSettings } from './fake-service.js';
 
 const membership = new FakeMembershipService();
 const app = buildManagerApp({ service: new FakeManagerService(), membership, bodyLimitBytes: 1024, requestTimeoutMs: 1500 });
@@ -16,6 +16,7 @@ beforeEach(() => {
   membership.term = 3;
   membership.calls.length = 0;
   membership.failNext = null;
+  membership.settings = fakeSettings();
 });
 
 type Method = 'GET' | 'POST' | 'DELETE' | 'PUT';
@@ -135,6 +136,22 @@ describe('POST /v1/cluster/leader', () => {
   });
 });
 
+describe('GET /v1/cluster/settings', () => {
+  it("answers the leader's settings whole (every section and key through the answer's schema), with the request id and deadline", async () => {
+    membership.settings = { ...fakeSettings(), backup: { intervalS: 600, retain: 2, dir: '/var/backups/minkube' } };
+    const before = performance.now();
+    const res = await call('GET', '/v1/cluster/settings', undefined, { 'x-request-id': 'req-s' });
+    expect(res).toEqual({ status: 200, body: { leaderId: 'm1', settings: membership.settings } });
+    expect(res.body.settings).toMatchObject({ tasks: { workerTtlMs: 10_000, retention: { finishedMax: 10_000 } }, api: { rateLimits: { viewer: { burst: 400 } } } });
+    expect(membership.calls[0]).toMatchObject({ method: 'clusterSettings', ctx: { requestId: 'req-s' } });
+    expect(membership.calls[0]!.ctx.deadlineMs).toBeGreaterThanOrEqual(before + 1500);
+  });
+
+  it('takes no query parameters', async () => {
+    await expectError(call('GET', '/v1/cluster/settings?tasks=1'), 400, 'INVALID_PARAM', /tasks/);
+  });
+});
+
 describe("the service's errors", () => {
   const cases: [ErrorCode, number][] = [
     ['MEMBER_NOT_FOUND', 404],
@@ -148,6 +165,7 @@ describe("the service's errors", () => {
     ['POST', '/v1/cluster/members', m3],
     ['DELETE', '/v1/cluster/members/m2', undefined],
     ['POST', '/v1/cluster/leader', { id: 'm2' }],
+    ['GET', '/v1/cluster/settings', undefined],
   ];
   for (const [code, status] of cases) {
     it(`${code} answers ${status} with the service's message on every route`, async () => {

@@ -191,6 +191,7 @@ export class DriverCluster {
       logger,
       electionTimeoutMs: tickMs * electionTicks,
       worker: (workerId) => service.kv.tasks.storedWorker(workerId),
+      settings: () => ({}),
       ...(this.o.clock === undefined ? {} : { clock: this.o.clock }),
       ...(http === undefined ? {} : { http }),
     });

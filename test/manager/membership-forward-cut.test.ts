@@ -73,6 +73,7 @@ function follower(leaderApi: string): MembershipServiceImpl {
     logger: pino({ level: 'silent' }),
     electionTimeoutMs: 100,
     worker: () => undefined,
+    settings: () => ({}),
   });
 }
 

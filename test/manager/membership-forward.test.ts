@@ -54,6 +54,7 @@ function follower(moveAfter: number | null): { service: MembershipServiceImpl; l
     logger: pino({ level: 'silent' }),
     electionTimeoutMs: 100,
     worker: () => undefined,
+    settings: () => ({}),
   });
   return { service, looks: () => looks };
 }
@@ -69,6 +70,7 @@ describe('a follower forwarding to a leader that removed itself', () => {
       ['transferLeader', (s) => s.transferLeader('m1', deadline(5_000))],
       ['addMember', (s) => s.addMember({ id: 'm4', raftAddress: '127.0.44.4:7004', apiAddress: '127.0.44.4:8004' }, deadline(5_000))],
       ['listMembers', (s) => s.listMembers(deadline(5_000))],
+      ['clusterSettings', (s) => s.clusterSettings(deadline(5_000))],
     ];
     for (const [method, send] of requests) {
       removed.failNext = notMember();
@@ -77,6 +79,13 @@ describe('a follower forwarding to a leader that removed itself', () => {
       expect([removed.calls.length - before[0]!, next.calls.length - before[1]!], method).toEqual([1, 1]);
       expect(next.calls.at(-1)!.method).toBe(method);
     }
+  });
+
+  it("answers the leader's settings, never its own", async () => {
+    const { leaderId, settings } = await follower(null).service.clusterSettings(deadline(5_000));
+    expect(leaderId).toBe('m1');
+    expect(settings).toEqual(removed.settings);
+    expect(settings).toMatchObject({ tasks: { workerTtlMs: 10_000 } });
   });
 
   it('answers NO_LEADER naming what the old leader said when no other leader is known by the deadline', async () => {

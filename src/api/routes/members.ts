@@ -1,18 +1,20 @@
-// The cluster membership routes of every manager: list, add and remove managers, hand over leadership. The service
-// forwards to the leader; these routes validate and translate HTTP.
+// The cluster membership routes of every manager: list, add and remove managers, hand over leadership, and the
+// leader's settings a joining manager keeps. The service forwards to the leader; these routes validate and translate HTTP.
 //
 //   GET    /v1/cluster/members      -> 200 { leaderId, members: [{ id, raftAddress, apiAddress, voter, reachable }] }
 //   POST   /v1/cluster/members      { id, raftAddress, apiAddress } -> 201 the member (a learner until caught up), or 200
 //                                   when it already exists with the same addresses (a joining manager retries)
 //   DELETE /v1/cluster/members/:id  -> 200 { leaderId, members } (the new configuration)
 //   POST   /v1/cluster/leader       { id? } or no body -> 200 { leaderId, term }
+//   GET    /v1/cluster/settings     -> 200 { leaderId, settings }: the leader's running settings that must agree
+//                                   across managers (what a manager joining from flags alone keeps as its config)
 //
 // Bad ids, addresses or unknown fields are 400 INVALID_MEMBER naming the field; the service's errors pass through.
 import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import { checkAddress } from '../../config/cluster.js';
 import { MinkubeError } from '../../lib/errors.js';
 import { sendError } from '../errors.js';
-import { LeaderReply, LeaderTransferBody, MemberBody, MemberIdParams, MemberReply, MembersReply, NoQuery } from '../schemas.js';
+import { ClusterSettingsReply, LeaderReply, LeaderTransferBody, MemberBody, MemberIdParams, MemberReply, MembersReply, NoQuery } from '../schemas.js';
 import type { MemberRequest, MembershipService } from '../../contracts/services.js';
 import { requestContext } from './kv.js';
 
@@ -26,6 +28,8 @@ export const memberRoutes: FastifyPluginAsync<MemberRoutesOptions> = async (app,
   app.setErrorHandler((err, req, reply) => sendError(asMemberError(err), req, reply, bodyLimitBytes));
 
   app.get('/v1/cluster/members', { schema: { querystring: NoQuery, response: { 200: MembersReply } } }, async (req) => membership.listMembers(requestContext(req)));
+
+  app.get('/v1/cluster/settings', { schema: { querystring: NoQuery, response: { 200: ClusterSettingsReply } } }, async (req) => membership.clusterSettings(requestContext(req)));
 
   app.post<{ Body: MemberBody }>(
     '/v1/cluster/members',
