@@ -89,7 +89,9 @@ export async function runManager(flags: ManagerFlags): Promise<number> {
   checkJoinUrl(flags.join);
   const f = await withTokenFile(flags);
   const selfFlags = [f.raftAddress, f.apiAddress, f.dataDir].filter((x) => x !== undefined).length;
-  if (selfFlags !== 0 && selfFlags !== 3) throw new MinkubeError('CONFIG_INVALID', '--raft-address, --api-address and --data-dir go together');
+  // A manager that joined from flags alone restarts from its data directory: its cluster.json names its addresses.
+  const dataDirAlone = selfFlags === 1 && f.dataDir !== undefined && f.config === undefined && f.join === undefined;
+  if (selfFlags !== 0 && selfFlags !== 3 && !dataDirAlone) throw new MinkubeError('CONFIG_INVALID', '--raft-address, --api-address and --data-dir go together');
   if (f.config === undefined && selfFlags === 0) throw new MinkubeError('CONFIG_INVALID', 'a manager needs --config, or --raft-address, --api-address and --data-dir');
   if (f.token !== undefined && f.join === undefined) throw new MinkubeError('CONFIG_INVALID', '--token goes with --join');
   if (f.acceptDataLoss === true && f.forceNewCluster !== true) throw new MinkubeError('CONFIG_INVALID', '--accept-data-loss goes with --force-new-cluster');
@@ -106,6 +108,7 @@ export async function runManager(flags: ManagerFlags): Promise<number> {
       ...(f.token === undefined ? {} : { joinToken: f.token }),
       ...(f.forceNewCluster === true ? { forceNewCluster: f.acceptDataLoss === true ? 'accept-data-loss' : true } : {}),
       ...(selfFlags === 3 ? { self: { raftAddress: f.raftAddress!, apiAddress: f.apiAddress!, dataDir: f.dataDir! } } : {}),
+      ...(dataDirAlone ? { dataDir: f.dataDir! } : {}),
     });
   });
 }

@@ -3,14 +3,16 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, link, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Server as HttpsServer } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { pino, type Logger } from 'pino';
-import { clusterSettingsOf, configInvalid, loadClusterConfig, parseClusterConfig, type ClusterConfig } from '../config/cluster.js';
+import { clusterSettingsOf, configInvalid, joinedConfigFile, joinedManagerConfig, loadClusterConfig, parseClusterConfig, type ClusterConfig } from '../config/cluster.js';
 import { buildManagerApp } from '../api/manager-app.js';
 import { writeStartedManagerCredentials } from '../client/credentials.js';
+import { ApiClient } from '../client/api-client.js';
 import { HttpClient, isPlainHttp } from '../client/http.js';
+import type { ClusterSettingsView } from '../contracts/services.js';
 import { joinWithToken } from './join.js';
 import { applyRenewedTls, localSigner, startCertRenewal } from './renewal.js';
 import { adminTokenMarkFor, bootstrapRecordFor, ensureAdminToken, loadApiCa, loadNodeSecurity, type NodeSecurity, type ServerTls } from './security.js';
@@ -75,6 +77,8 @@ export interface StartManagerOptions {
   forceNewCluster?: boolean | 'accept-data-loss';
   /** This manager's addresses when the config file does not list it (a manager added at runtime). */
   self?: SelfAddresses;
+  /** Without `self` and a config file: the data directory of a manager that joined from flags alone (its cluster.json says the rest). */
+  dataDir?: string;
 }
 
 export interface SelfAddresses {
@@ -94,7 +98,8 @@ export interface RunningManager {
 }
 
 export async function startManager(opts: StartManagerOptions): Promise<RunningManager> {
-  const config = opts.configPath !== undefined ? await loadClusterConfig(opts.configPath) : configForSelf(opts);
+  const start = opts.configPath !== undefined ? { config: await loadClusterConfig(opts.configPath) } : await startWithoutConfig(opts);
+  const config = start.config;
   if (config.insecure && opts.joinToken !== undefined) {
     // It would join without it: a token given is never ignored without a word.
     const insecure = opts.configPath === undefined ? `--join ${opts.join ?? ''} is plain http://, an insecure cluster's` : `${opts.configPath} is an insecure cluster's config (insecure: true)`;
@@ -104,10 +109,13 @@ export async function startManager(opts: StartManagerOptions): Promise<RunningMa
   if (opts.join !== undefined) tuning.join = opts.join;
   if (opts.joinToken !== undefined) tuning.joinToken = opts.joinToken;
   if (opts.forceNewCluster !== undefined && opts.forceNewCluster !== false) tuning.forceNewCluster = opts.forceNewCluster;
-  if (opts.self !== undefined) tuning.self = opts.self;
+  const self = opts.self ?? start.self;
+  if (self !== undefined) tuning.self = self;
   if (opts.configPath !== undefined) tuning.configPath = opts.configPath;
   else tuning.withoutConfigFile = true;
-  const dataDir = opts.self?.dataDir ?? config.managers.find((m) => m.id === opts.id)?.dataDir;
+  if (start.joinedConfig !== undefined) tuning.configPath = start.joinedConfig;
+  if (start.askSettingsInto !== undefined) tuning.askSettingsInto = start.askSettingsInto;
+  const dataDir = self?.dataDir ?? config.managers.find((m) => m.id === opts.id)?.dataDir;
   const joiningFresh = opts.join !== undefined && dataDir !== undefined && (await isEmptyDir(dataDir));
   try {
     if (opts.configPath === undefined && opts.join !== undefined && config.insecure && opts.self !== undefined) {
@@ -158,6 +166,33 @@ async function forgetFailedJoin(dataDir: string): Promise<void> {
 }
 
 /**
+ * How a manager without --config starts. Joining now (--join, no log yet): on the defaults until the cluster has
+ * said its settings (askSettingsInto: where to keep them; startParts asks once it holds its certificate). Joined
+ * from flags alone before: from the config it kept then, `<dataDir>/cluster.json` (joinedConfig; `self` from it when
+ * only --data-dir was given). A data directory that joined before this file was kept has none: the defaults, as then.
+ */
+async function startWithoutConfig(opts: StartManagerOptions): Promise<{ config: ClusterConfig; self?: SelfAddresses; joinedConfig?: string; askSettingsInto?: string }> {
+  const dataDir = opts.self?.dataDir ?? opts.dataDir;
+  if (dataDir === undefined) return { config: configForSelf(opts) };
+  const path = join(resolve(dataDir), joinedConfigFile);
+  if (opts.join !== undefined && !existsSync(join(resolve(dataDir), 'CURRENT'))) return { config: configForSelf(opts), askSettingsInto: path };
+  if (!existsSync(path)) {
+    if (opts.self === undefined) {
+      throw new MinkubeError('CONFIG_INVALID', `${path} does not exist: only a manager that joined from flags alone keeps its config there; start this one with --raft-address, --api-address and --data-dir, or with --config FILE`);
+    }
+    return { config: configForSelf(opts) };
+  }
+  const config = await loadClusterConfig(path);
+  const listed = config.managers.find((m) => m.id === opts.id);
+  if (opts.self === undefined && listed === undefined) throw new MinkubeError('CONFIG_INVALID', `${path} lists no manager ${opts.id} (managers: ${config.managers.map((m) => m.id).join(', ')})`);
+  // Its own data directory wherever the file says it was (moved since, say), and the flags' addresses when given.
+  const self = opts.self ?? { raftAddress: listed!.raftAddress, apiAddress: listed!.apiAddress, dataDir };
+  // The same refusals as without the file: a data directory that holds no log, or neither a certificate nor an insecure join.
+  configForSelf({ ...opts, self });
+  return { config, self, joinedConfig: path };
+}
+
+/**
  * A manager without a config file: just itself, every knob at its default. It joins a cluster, or (restarted without
  * --join) is a member of one already: insecure exactly when it joins through a plain http:// URL, or, restarted, when
  * its data directory holds a log and no certificate (it joined an insecure cluster).
@@ -197,9 +232,22 @@ export interface ManagerTuning {
   /**
    * Started from flags alone (no config file): the config lists this manager, but no CA stands beside a file, so its
    * certificate comes from a join token (or from its data directory, after that), never from a CA made in the
-   * working directory.
+   * working directory. Its config is `<dataDir>/cluster.json` (configPath) once it joined with this build.
    */
   withoutConfigFile?: boolean;
+  /**
+   * Joining from flags alone: ask the cluster its settings and keep them, with this manager, in this file (its
+   * `<dataDir>/cluster.json`), then run on them (takeClusterSettings).
+   */
+  askSettingsInto?: string;
+}
+
+/**
+ * Whether this manager runs on the default settings while its leadership applies them to the cluster: started from
+ * flags alone with no config kept at its join (it joined before this build kept one, or the cluster did not say).
+ */
+function onDefaults(tuning: ManagerTuning): boolean {
+  return tuning.withoutConfigFile === true && tuning.configPath === undefined && tuning.askSettingsInto === undefined;
 }
 
 /** Where the log lines' term and role come from. */
@@ -221,12 +269,7 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
       mixin: () => view.read(),
       timestamp: pino.stdTimeFunctions.isoTime,
     });
-  if (tuning.withoutConfigFile === true) {
-    // The leader applies these from its own config: nothing replicates them, so say what leading costs here.
-    logger.warn(
-      'started without a config file: while this manager leads, the cluster runs on the defaults of tasks.retention, tasks timings, backup (none) and tls.certLifetimeS, whatever the config of the others says; start it with --config to keep them',
-    );
-  }
+  if (onDefaults(tuning)) warnOnDefaults(logger);
   // Before anything is written: a data directory, a CA, a marker.
   if (tuning.forceNewCluster !== undefined && tuning.forceNewCluster !== false) await refuseForcingNothing(self.id, self.dataDir);
   const source = tuning.configPath === undefined ? 'the config' : resolve(tuning.configPath);
@@ -239,6 +282,13 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
     await opened.closeAll(logger);
     throw diskRefused(err, self.dataDir);
   }
+}
+
+/** The leader applies these from its own config: nothing replicates them, so say what leading costs here. */
+function warnOnDefaults(logger: Logger): void {
+  logger.warn(
+    'started without a config file: while this manager leads, the cluster runs on the defaults of tasks.retention, tasks timings, backup (none) and tls.certLifetimeS, whatever the config of the others says; start it with --config to keep them',
+  );
 }
 
 /**
@@ -296,9 +346,6 @@ async function startParts(
   opened: Closers,
   operator: OperatorApi,
 ): Promise<RunningManager> {
-  const members: Member[] = config.managers.map((m) => ({ id: nodeId(m.id), raftAddress: m.raftAddress, apiAddress: m.apiAddress }));
-  const tickMs = config.raft.heartbeatIntervalMs;
-  const electionTicks = Math.max(2, Math.round(config.raft.electionTimeoutMs / tickMs));
   await ensureDataDir(self.dataDir);
   const { security, adminToken } = await securityFor(config, self, tuning, logger, operator.apiCaPem);
   // The manager's one HTTP pool: to workers, to other managers' APIs, snapshot chunks. Its certificate is its name.
@@ -307,6 +354,17 @@ async function startParts(
   const tls = security === null ? {} : { tls: security.clientTls(), ...(operator.apiCaPem === undefined ? {} : { apiCaPem: operator.apiCaPem }) };
   const http = new HttpClient({ ...tls, ...(localAddress === undefined ? {} : { localAddress }) });
   opened.push('http client', () => http.close());
+  // Joining from flags alone: the cluster's settings from here on (asked with the certificate just bought), not the defaults.
+  let configPath = tuning.configPath;
+  let defaults = onDefaults(tuning);
+  if (tuning.askSettingsInto !== undefined && tuning.join !== undefined) {
+    const taken = await takeClusterSettings(tuning.join, tuning.askSettingsInto, self, config.insecure, http, logger);
+    if (taken !== null) [config, configPath] = [taken, tuning.askSettingsInto];
+    else defaults = true;
+  }
+  const members: Member[] = config.managers.map((m) => ({ id: nodeId(m.id), raftAddress: m.raftAddress, apiAddress: m.apiAddress }));
+  const tickMs = config.raft.heartbeatIntervalMs;
+  const electionTicks = Math.max(2, Math.round(config.raft.electionTimeoutMs / tickMs));
   // OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set (else nothing is loaded); closed late, so the last spans leave.
   const tracing = await startTracing('minkube-manager', self.id, logger);
   opened.push('tracing', () => tracing.shutdown());
@@ -413,7 +471,7 @@ async function startParts(
       loops.onRoleChange(role, term);
       retention.onRoleChange(role, term);
       auth.onRoleChange(role, term);
-      if (role === 'leader' && tuning.withoutConfigFile === true) {
+      if (role === 'leader' && defaults) {
         logger.warn({ term }, 'leading without a config file: retention, task timings, backups and certificate lifetime are the defaults until a manager with the config leads');
       }
     },
@@ -500,7 +558,7 @@ async function startParts(
   // The API's certificate and what a reload does to it are wired once the server exists (below).
   const tlsHooks = { apply: (_cert: string, _key: string): void => undefined, restore: (): void => undefined };
   const reloader = new Reloader({
-    node: 'manager', id: self.id, configPath: tuning.configPath ?? null, running: config, logger: logger.child({ component: 'reload' }), loggers: [logger],
+    node: 'manager', id: self.id, configPath: configPath ?? null, running: config, logger: logger.child({ component: 'reload' }), loggers: [logger],
     applyApiTls: (cert, key) => tlsHooks.apply(cert, key), restoreOwnTls: () => tlsHooks.restore(), audit,
     ...(security === null ? {} : { applyApiCa: (caPem: string | undefined) => http.setApiCa(caPem) }),
   });
@@ -616,6 +674,48 @@ async function startParts(
   });
   if (join !== null && tuning.join !== undefined) await askToJoin(tuning.join, self, logger, http);
   return { id: nodeId(self.id), apiUrl: `${security === null ? 'http' : 'https'}://${self.apiAddress}`, stop, stopped, reload: () => reloader.reload(signalCaller) };
+}
+
+/**
+ * A manager joining from flags alone takes the cluster's settings instead of the defaults: nothing replicates them
+ * and the leader applies its own, so a manager that may lead must run with the same. They are asked of the leader
+ * (GET /v1/cluster/settings: any manager passes the request on to it), not of the manager --join names: what the
+ * leader runs is what the cluster runs now, whatever that manager's own config says (it may lag a reload, or have
+ * none). Kept with this manager in `path` (mode 0600), written before anything else starts, so every later start
+ * and reload reads them there. null, on the defaults, when the cluster does not know the route (older managers).
+ */
+async function takeClusterSettings(url: string, path: string, self: ManagerConfig, insecure: boolean, http: HttpClient, logger: Logger): Promise<ClusterConfig | null> {
+  const client = new ApiClient(url, { http, readRetries: 5 });
+  let view: ClusterSettingsView;
+  try {
+    view = await client.clusterSettings();
+  } catch (err) {
+    if (!(err instanceof MinkubeError)) throw err;
+    if (err.code === 'NOT_FOUND') {
+      logger.warn({ via: client.baseUrl }, 'the cluster does not say its settings (its managers are older than this one)');
+      warnOnDefaults(logger);
+      return null;
+    }
+    throw new MinkubeError(err.code, `cannot get the cluster's settings from ${client.baseUrl}: ${err.message}`, { cause: err });
+  }
+  const source = `the settings ${client.baseUrl} answered as leader ${view.leaderId}'s (nothing was written to ${path})`;
+  const { file, config } = joinedManagerConfig(view.settings, { ...self, dataDir: resolve(self.dataDir) }, insecure, dirname(path), source);
+  await writePrivateFile(path, `${JSON.stringify(file, null, 2)}\n`);
+  logger.info({ leaderId: view.leaderId, config: path }, "runs with the cluster's settings as its leader runs them, kept in its config");
+  return config;
+}
+
+/** Written whole (a temporary file renamed into place), readable by this user only. */
+async function writePrivateFile(path: string, text: string): Promise<void> {
+  const temp = `${path}.tmp`;
+  try {
+    await rm(temp, { force: true });
+    await writeFile(temp, text, { mode: 0o600, flag: 'wx' });
+    await rename(temp, path);
+  } catch (err) {
+    await rm(temp, { force: true }).catch(() => undefined);
+    throw err;
+  }
 }
 
 /**
