@@ -62,6 +62,8 @@ function logTail(path: string, lines = 15): string {
 
 export class ProcCluster {
   readonly nodes = new Map<string, ProcNode>();
+  /** The loopback /24 of the managers (ClusterOptions.hostPrefix), for those added later (addManagerNode). */
+  private hostPrefix = '127.0.0.';
 
   private constructor(
     readonly dir: string,
@@ -97,6 +99,7 @@ export class ProcCluster {
     const configPath = join(dir, 'cluster.json');
     writeFileSync(configPath, JSON.stringify(config, null, 2));
     const c = new ProcCluster(dir, configPath, config, options.nodeArgs, options.launchEnv, range);
+    c.hostPrefix = options.hostPrefix ?? c.hostPrefix;
     for (const n of nodes) c.nodes.set(n.id, n);
     return c;
   }
@@ -133,12 +136,14 @@ export class ProcCluster {
   }
 
   /**
-   * A manager the config does not list (added at runtime with --join): its addresses on 127.0.0.<hostIndex> and its
-   * data directory. Start it with start(id, joinArgs(...)).
+   * A manager the config does not list (added at runtime with --join): its addresses on <hostPrefix><hostIndex>
+   * (127.0.0.<hostIndex> unless the cluster was made with another hostPrefix), its ports from the cluster's range if
+   * it has one, and its data directory. Start it with start(id, joinArgs(...)).
    */
   async addManagerNode(id: string, hostIndex: number): Promise<{ raftAddress: string; apiAddress: string; dataDir: string }> {
-    const host = `127.0.0.${hostIndex}`;
-    const [raftPort, apiPort] = [await freePort(host), await freePort(host)];
+    const host = `${this.hostPrefix}${hostIndex}`;
+    const portOn = (): Promise<number> => (this.ports === undefined ? freePort(host) : freePortIn(host, this.ports.min, this.ports.max));
+    const [raftPort, apiPort] = [await portOn(), await portOn()];
     this.nodes.set(id, { id, kind: 'manager', apiUrl: `${this.secure ? 'https' : 'http'}://${host}:${apiPort}`, host, proc: null, log: null });
     return { raftAddress: `${host}:${raftPort}`, apiAddress: `${host}:${apiPort}`, dataDir: join(this.dir, id) };
   }
