@@ -246,6 +246,15 @@ export interface ClusterSettingsView {
   readonly settings: { readonly [section: string]: unknown };
 }
 
+/** Why `value` is not a ClusterSettingsView (a leader's id and an object of settings), or null: a join reads it from a URL it was given. */
+export function clusterSettingsViewProblem(value: unknown): string | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'expected an object';
+  const v = value as { leaderId?: unknown; settings?: unknown };
+  if (typeof v.leaderId !== 'string' || v.leaderId === '') return `leaderId: ${v.leaderId === undefined ? 'missing' : 'expected a non-empty string'}`;
+  if (typeof v.settings !== 'object' || v.settings === null || Array.isArray(v.settings)) return `settings: ${v.settings === undefined ? 'missing' : 'expected an object'}`;
+  return null;
+}
+
 export interface MembershipService {
   /** The leader's configuration (a follower asks the leader; NO_LEADER when none answers in time). */
   listMembers(ctx: RequestContext): Promise<MembersView>;

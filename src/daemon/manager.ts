@@ -12,7 +12,7 @@ import { buildManagerApp } from '../api/manager-app.js';
 import { writeStartedManagerCredentials } from '../client/credentials.js';
 import { ApiClient } from '../client/api-client.js';
 import { HttpClient, isPlainHttp } from '../client/http.js';
-import type { ClusterSettingsView } from '../contracts/services.js';
+import { clusterSettingsViewProblem, type ClusterSettingsView } from '../contracts/services.js';
 import { joinWithToken } from './join.js';
 import { applyRenewedTls, localSigner, startCertRenewal } from './renewal.js';
 import { adminTokenMarkFor, bootstrapRecordFor, ensureAdminToken, loadApiCa, loadNodeSecurity, type NodeSecurity, type ServerTls } from './security.js';
@@ -42,7 +42,7 @@ import { HttpWorkerApi, type WorkerApi } from '../manager/worker-client.js';
 import { TaskTraces, tracedWorkerApi } from '../manager/tracing.js';
 import { startTracing } from './otel.js';
 import { Closers } from './closers.js';
-import { askToJoin, prepareJoin, selfConfig } from '../manager/join.js';
+import { askToJoin, notAManager, prepareJoin, selfConfig } from '../manager/join.js';
 import { MembershipServiceImpl } from '../manager/membership.js';
 import { httpChunkPoster, type ChunkPoster } from '../manager/snapshot-transfer.js';
 import { AuthServiceImpl } from '../manager/auth-service.js';
@@ -698,6 +698,9 @@ async function takeClusterSettings(url: string, path: string, self: ManagerConfi
     }
     throw new MinkubeError(err.code, `cannot get the cluster's settings from ${client.baseUrl}: ${err.message}`, { cause: err });
   }
+  // The URL may be anything but a manager's API: its answer is checked before anything is made of it.
+  const problem = clusterSettingsViewProblem(view);
+  if (problem !== null) throw notAManager(client.baseUrl, 'GET', '/v1/cluster/settings', problem);
   const source = `the settings ${client.baseUrl} answered as leader ${view.leaderId}'s (nothing was written to ${path})`;
   const { file, config } = joinedManagerConfig(view.settings, { ...self, dataDir: resolve(self.dataDir) }, insecure, dirname(path), source);
   await writePrivateFile(path, `${JSON.stringify(file, null, 2)}\n`);

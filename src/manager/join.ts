@@ -112,7 +112,7 @@ export async function askToJoin(url: string, self: ManagerConfig, logger: Logger
     }
     // Not retried: an answer that is not a member will not become one.
     const problem = memberViewProblem(added.member);
-    if (problem !== null) throw notAManager(client.baseUrl, 'POST', `the member added${problem}`);
+    if (problem !== null) throw notAManager(client.baseUrl, 'POST', membersPath, `the member added${problem}`);
     logger.info({ created: added.created, voter: added.member.voter }, added.created ? 'added to the cluster as a learner' : 'already a member of the cluster');
     return;
   }
@@ -127,14 +127,15 @@ async function membersAt(client: ApiClient): Promise<MembersView> {
   const text = await client.requestText('GET', membersPath);
   const view = parseJson(text);
   const problem = view === undefined ? 'not JSON' : membersViewProblem(view);
-  if (problem !== null) throw notAManager(client.baseUrl, 'GET', problem);
+  if (problem !== null) throw notAManager(client.baseUrl, 'GET', membersPath, problem);
   return view as MembersView;
 }
 
 const membersPath = '/v1/cluster/members';
 
-function notAManager(baseUrl: string, method: string, problem: string): MinkubeError {
-  return new MinkubeError('UNREACHABLE', `${method} ${baseUrl}${membersPath} did not answer as a Minkube manager's API does (${problem}): is --join ${baseUrl} a manager of the cluster?`);
+/** A join's URL answered what no Minkube manager would (its `problem`, a path into the answer): UNREACHABLE naming it. */
+export function notAManager(baseUrl: string, method: string, path: string, problem: string): MinkubeError {
+  return new MinkubeError('UNREACHABLE', `${method} ${baseUrl}${path} did not answer as a Minkube manager's API does (${problem}): is --join ${baseUrl} a manager of the cluster?`);
 }
 
 function passing(err: MinkubeError): boolean {

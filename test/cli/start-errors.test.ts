@@ -219,7 +219,8 @@ describe('a --join URL that is no Minkube manager (outside tester: INTERNAL, rea
     const self = ['--raft-address', `${host}:${await freePortIn(host, 20000, 29999)}`, '--api-address', `${host}:${await freePortIn(host, 20000, 29999)}`, '--data-dir', join(dir, 'impostor-m5')];
     const r = await runCli(['manager', '--id', 'm5', '--join', impostorUrl, ...self], { MINKUBE_LOG_LEVEL: 'silent' });
     expect(r.code, r.stderr).toBe(1);
-    expect(r.stderr).toContain(`error: UNREACHABLE: GET ${impostorUrl}/v1/cluster/members did not answer as a Minkube manager's API does (members: missing): is --join ${impostorUrl} a manager of the cluster?\n`);
+    // Its settings are asked first (a join from flags alone keeps them), then its members.
+    expect(r.stderr).toContain(`error: UNREACHABLE: GET ${impostorUrl}/v1/cluster/settings did not answer as a Minkube manager's API does (leaderId: missing): is --join ${impostorUrl} a manager of the cluster?\n`);
     expect(r.stderr).not.toContain('INTERNAL');
     expect(readdirSync(join(dir, 'impostor-m5'))).toEqual([]);
   });
