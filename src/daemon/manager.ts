@@ -13,6 +13,7 @@ import { writeStartedManagerCredentials } from '../client/credentials.js';
 import { ApiClient } from '../client/api-client.js';
 import { HttpClient, isPlainHttp } from '../client/http.js';
 import { clusterSettingsViewProblem, type ClusterSettingsView } from '../contracts/services.js';
+import { writeFileWhole } from '../lib/write-whole.js';
 import { joinWithToken } from './join.js';
 import { applyRenewedTls, localSigner, startCertRenewal } from './renewal.js';
 import { adminTokenMarkFor, bootstrapRecordFor, ensureAdminToken, loadApiCa, loadNodeSecurity, type NodeSecurity, type ServerTls } from './security.js';
@@ -703,23 +704,11 @@ async function takeClusterSettings(url: string, path: string, self: ManagerConfi
   if (problem !== null) throw notAManager(client.baseUrl, 'GET', '/v1/cluster/settings', problem);
   const source = `the settings ${client.baseUrl} answered as leader ${view.leaderId}'s (nothing was written to ${path})`;
   const { file, config } = joinedManagerConfig(view.settings, { ...self, dataDir: resolve(self.dataDir) }, insecure, dirname(path), source);
-  await writePrivateFile(path, `${JSON.stringify(file, null, 2)}\n`);
+  await writeFileWhole(path, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
   logger.info({ leaderId: view.leaderId, config: path }, "runs with the cluster's settings as its leader runs them, kept in its config");
   return config;
 }
 
-/** Written whole (a temporary file renamed into place), readable by this user only. */
-async function writePrivateFile(path: string, text: string): Promise<void> {
-  const temp = `${path}.tmp`;
-  try {
-    await rm(temp, { force: true });
-    await writeFile(temp, text, { mode: 0o600, flag: 'wx' });
-    await rename(temp, path);
-  } catch (err) {
-    await rm(temp, { force: true }).catch(() => undefined);
-    throw err;
-  }
-}
 
 /**
  * --force-new-cluster without --accept-data-loss: the storage is judged on a copy of its database (tables, manifests,

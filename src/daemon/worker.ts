@@ -2,13 +2,13 @@
 // then registration, heartbeats and reconciliation in the background. `minkube worker --config F --id ID` calls this.
 import { existsSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import type { Server as HttpsServer } from 'node:https';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { buildWorkerApp } from '../api/worker-app.js';
 import { HttpClient, normaliseBaseUrl } from '../client/http.js';
-import { checkAddress, clusterConfigDefaults, loadClusterConfig, parseClusterConfig, type ClusterConfig, type WorkerConfig } from '../config/cluster.js';
+import { checkAddress, clusterConfigDefaults, joinedConfigFile, loadClusterConfig, parseClusterConfig, type ClusterConfig, type WorkerConfig } from '../config/cluster.js';
 import { joinWithToken } from './join.js';
 import { applyRenewedTls, remoteSigner, startCertRenewal } from './renewal.js';
 import { systemClock } from '../lib/clock.js';
@@ -16,6 +16,7 @@ import { loadApiCa, loadNodeSecurity } from './security.js';
 import { readNodeTls } from '../security/pki-files.js';
 import { loopbackSourceOf, splitHostPort } from '../lib/address.js';
 import { ensureDataDir } from '../lib/data-dir.js';
+import { writeFileWhole } from '../lib/write-whole.js';
 import { listenFailed, MinkubeError } from '../lib/errors.js';
 import { createRuntime, sandboxNameFor, type ContainerRuntime } from '../runtime/index.js';
 import { workerInstance } from '../worker/instance.js';
@@ -43,9 +44,6 @@ export interface StartWorkerOptions {
   /** A worker that joined before: its config is `<dataDir>/cluster.json`. */
   dataDir?: string;
 }
-
-/** Where a worker that joined with a token keeps the config it was given (the managers, and itself). */
-const joinedConfigFile = 'cluster.json';
 
 export interface RunningWorker {
   readonly id: string;
@@ -116,7 +114,8 @@ export async function joinAsWorker(id: string, j: JoinFlags): Promise<void> {
     const kept = `${join(dataDir, joinedConfigFile)} is kept as it was (--api-address ${saved.apiAddress}): to start that one, minkube worker --id ${id} --data-dir ${j.dataDir}`;
     throw new MinkubeError(err.code, `${err.message}; ${kept}`, { cause: err });
   }
-  await writeFile(join(dataDir, joinedConfigFile), `${JSON.stringify(config, null, 2)}\n`);
+  // Whole, and readable by this user only, as a manager's joined config (it names the managers and this worker).
+  await writeFileWhole(join(dataDir, joinedConfigFile), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
 }
 
 /** The flags as the worker's config entry; what can be checked before asking the cluster is checked here. */
@@ -389,13 +388,5 @@ async function readLearntManagers(path: string, logger: Logger): Promise<string[
 }
 
 async function writeLearntManagers(path: string, managers: readonly string[]): Promise<void> {
-  const temp = `${path}.tmp`;
-  try {
-    await writeFile(temp, `${JSON.stringify({ managers }, null, 2)}\n`);
-    await rename(temp, path);
-  } catch (err) {
-    // A full disk leaves an empty temporary file behind otherwise, for good.
-    await rm(temp, { force: true }).catch(() => undefined);
-    throw err;
-  }
+  await writeFileWhole(path, `${JSON.stringify({ managers }, null, 2)}\n`);
 }

@@ -1,7 +1,7 @@
 // `minkube worker --join`: the config a worker keeps is checked before anything is written, so a refused one leaves
 // the data directory as it was; a rerun with corrected flags joins with them; a restart with the flags it joined
 // with asks the cluster nothing (its token may have expired by then).
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -72,6 +72,9 @@ describe('worker --join', () => {
 
     await joinAsWorker('w7', flags('127.0.0.1:9102'));
     expect((await keptConfig()).workers[0]).toMatchObject({ id: 'w7', apiAddress: '127.0.0.1:9102', runtime: 'process' });
+    // Readable by this user only, as a manager's joined config, and written whole (no temporary file left beside it).
+    expect(statSync(join(dir, 'cluster.json')).mode & 0o777).toBe(0o600);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
     expect((await readNodeTls(dir))?.identity).toEqual({ id: 'w7', role: 'worker', clusterId: 'c1' });
   });
 
