@@ -18,6 +18,10 @@ export const limits = {
    * node buffer frameBytesMax per connection (64 connections each sending 15 MiB without a hello: 75 -> 855 MB RSS).
    */
   peerHelloBytesMax: 64 * 1024,
+  /** Accepted peer connections that have not said hello yet, at once: strangers cannot pile up sockets. */
+  peerHandshakesPendingMax: 64,
+  /** Peers learnt from their hellos (not in the configuration this node knows) at once. */
+  peerLearnedMax: 16,
   peerSendQueueMessagesMax: 4096,
   peerSendQueueBytesMax: 64 * 1024 * 1024,
   /**

@@ -75,11 +75,6 @@ export interface TransportTls {
 /** An empty raft frame: what a connection carries when it has nothing else (any node decodes it as no messages). */
 const pingFrame = encodeFrame({ v: WIRE_VERSION, kind: 'raft', messages: [] });
 
-/** Accepted connections that have not said hello yet: a bound so that strangers cannot pile up sockets. */
-const HANDSHAKES_PENDING_MAX = 64;
-/** Peers learnt from their hellos (not in the configuration this node knows) at once. */
-const LEARNED_PEERS_MAX = 16;
-
 type ConnState = 'handshake' | 'open' | 'closed';
 
 /** One socket and its read side. `peer` is known from the start when we dialed, after the hello when we accepted. */
@@ -429,7 +424,7 @@ export class TcpTransport implements Transport {
   }
 
   private accept(socket: Socket): void {
-    if (this.closing || this.handshakes >= HANDSHAKES_PENDING_MAX) {
+    if (this.closing || this.handshakes >= defaultLimits.peerHandshakesPendingMax) {
       socket.destroy();
       return;
     }
@@ -616,7 +611,7 @@ export class TcpTransport implements Transport {
   private learn(conn: Connection, frame: Extract<Frame, { kind: 'hello' }>, knock: boolean): PeerLink | string {
     if (this.closing) return 'closing';
     const learnt = [...this.links.values()].filter((l) => l.learned).length;
-    if (learnt >= LEARNED_PEERS_MAX) return `hello from unknown node ${frame.from}: already ${learnt} peers outside the configuration`;
+    if (learnt >= defaultLimits.peerLearnedMax) return `hello from unknown node ${frame.from}: already ${learnt} peers outside the configuration`;
     const dials = this.o.id < frame.from;
     if (dials !== knock) return `hello from ${frame.from}: ${dials ? 'this node dials it' : 'it dials this node'} (the smaller id dials)`;
     let host = conn.socket.remoteAddress ?? '';
