@@ -3,7 +3,7 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { authPlugin, type AuthPluginOptions } from './auth.js';
 import { buildBaseApp, type HttpsOptions } from './http.js';
-import { checkNodeCaller } from './node-callers.js';
+import { checkNodeCaller, checkNodeRole } from './node-callers.js';
 import { RateLimiter, rateLimitPlugin, type RateLimitOptions } from './rate-limit.js';
 import { insecureJoinRoutes, joinRoutes } from './routes/join.js';
 import { insecureLoginRoutes, loginRoutes } from './routes/login.js';
@@ -118,7 +118,17 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
     void app.register(authPlugin, security);
     // After the auth plugin: its onRequest hook names the caller whose bucket this one's takes from.
     if (limiter !== null) void app.register(rateLimitPlugin, { limiter });
-    // preValidation: after the body is parsed (registration names its id there), before a schema error can answer.
+    // A node certificate's role before the body is read (preParsing runs after every onRequest hook, the auth
+    // plugin's included); its id once the body is parsed (registration names it there), before a schema error can answer.
+    app.addHook('preParsing', (req, _reply, payload, done) => {
+      try {
+        checkNodeRole(req);
+      } catch (err) {
+        done(err as Error);
+        return;
+      }
+      done(null, payload);
+    });
     app.addHook('preValidation', async (req) => checkNodeCaller(req));
     void app.register(loginRoutes, { resolveToken: (accessor) => security.resolveToken(accessor), sessionKey: () => security.sessionKey?.() ?? null });
   } else {

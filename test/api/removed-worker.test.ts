@@ -84,7 +84,9 @@ beforeAll(async () => {
     { managerRefusal: () => null, workerRemovedAtMs: (id) => kv.tasks.workerRemovedAtMs(id) },
     async () => undefined, () => false,
   );
-  app = buildManagerApp({ service: { ready: () => ({ ready: true }) } as never, tasks, join, security, https: nodeSecurityFrom(material).serverTls() });
+  // A snapshot chunk's route, which only managers call: it is never reached here (a worker's certificate is refused first).
+  const raftPeer = { receiveSnapshotChunk: () => { throw new Error('not reached'); } };
+  app = buildManagerApp({ service: { ready: () => ({ ready: true }) } as never, tasks, join, security, raftPeer, https: nodeSecurityFrom(material).serverTls() });
   await app.listen({ host: '127.0.0.1', port: 0 });
   port = (app.server.address() as AddressInfo).port;
 
@@ -137,6 +139,26 @@ describe('a removed worker', () => {
     const reply = await call(m, 'POST', '/v1/workers/w1/heartbeat', { stats, tasks: [] });
     expect(reply.body.error?.message ?? '').not.toContain('was removed');
   });
+});
+
+describe("a worker's certificate on a manager's route", () => {
+  it('is refused before the body is read: a snapshot chunk announced at 1 MB and never sent is answered 403 at once', async () => {
+    const w3 = await issue('w3', 'worker', new Date(Date.now() - 120_000));
+    const reply = await new Promise<Reply>((resolve, reject) => {
+      const req = httpsRequest({
+        host: '127.0.0.1', port, method: 'POST', path: '/internal/v1/raft/snapshot', ca: ca.certPem, key: w3.keyPem, cert: w3.certPem, agent: false,
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(1_000_000) },
+      }, (res) => {
+        let data = '';
+        res.on('data', (d: Buffer) => (data += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(data) as Reply['body'] }));
+      });
+      req.on('error', reject);
+      // Headers only: a manager that waited for the body would answer nothing until its request timeout.
+      req.flushHeaders();
+    });
+    expect(reply).toEqual({ status: 403, body: { error: { code: 'FORBIDDEN', message: "a worker's certificate does not reach this route" } } });
+  }, 5_000);
 });
 
 describe('an insecure cluster (no certificates)', () => {
