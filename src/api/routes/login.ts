@@ -32,9 +32,12 @@ export const loginRoutes: FastifyPluginAsync<LoginRoutesOptions> = async (app, o
     if (record === null || (record.expiresAtMs != null && record.expiresAtMs <= now)) throw new MinkubeError('UNAUTHENTICATED', 'unknown, revoked or expired token');
     const parsed = parseApiToken(req.body.token);
     if (parsed !== null && !secretMatches(parsed.secret, record.secretHash)) throw new MinkubeError('UNAUTHENTICATED', 'unknown, revoked or expired token');
-    const ttlS = limits.sessionTtlSDefault;
+    // Never past its token's expiry (every request re-reads the token, so it would be refused then anyway): the
+    // session says when it ends as it will, a JWT's whole seconds rounded up.
+    const untilMs = Math.min(now + limits.sessionTtlSDefault * 1000, record.expiresAtMs ?? Infinity);
+    const ttlS = Math.max(1, Math.ceil((untilMs - now) / 1000));
     const session = await signSession({ accessor, role: record.role }, key, ttlS, new Date(now));
-    return { session, expiresAt: new Date(now + ttlS * 1000).toISOString(), role: record.role };
+    return { session, expiresAt: new Date(untilMs).toISOString(), role: record.role };
   });
 };
 
