@@ -155,8 +155,29 @@ interface AcceptCounts {
   refusedCertificates: number;
 }
 
-/** A refused certificate is logged at warn at most this often (with how many since), each one at debug. */
+/** A refused certificate, or a bad frame, is logged at warn at most this often (with how many since), each one at debug. */
 const REFUSED_CERTIFICATE_WARN_INTERVAL_MS = 60_000;
+
+/** A warning logged at warn once per interval at most, the rest at debug; the warning counts them (its `countField`). */
+class ThrottledWarning {
+  private warnedMs = -Infinity;
+  private since = 0;
+
+  constructor(private readonly intervalMs: number, private readonly countField: string) {}
+
+  log(log: Logger, fields: Record<string, unknown>, message: string): void {
+    this.since++;
+    const nowMs = performance.now();
+    if (nowMs - this.warnedMs < this.intervalMs) {
+      log.debug(fields, message);
+      return;
+    }
+    // The count: this one and those logged at debug since the last warning.
+    log.warn({ ...fields, [this.countField]: this.since }, message);
+    this.warnedMs = nowMs;
+    this.since = 0;
+  }
+}
 
 export class TcpTransport implements Transport {
   readonly counters: TransportCounters = newTransportCounters();
@@ -180,9 +201,9 @@ export class TcpTransport implements Transport {
   private livenessChecksRun = 0;
   /** What the listener has seen (limitConnections counts): tests wait on these, metrics do not read them. */
   private readonly accepts: AcceptCounts = { connections: 0, overAddressMax: 0, refusedCertificates: 0 };
-  /** When a refused certificate was last logged at warn, and how many were refused since. */
-  private refusedWarnedMs = -Infinity;
-  private refusedSinceWarning = 0;
+  /** Refused certificates and bad frames: each at warn once a minute at most (anyone who reaches the port may cause them). */
+  private readonly refusedWarnings = new ThrottledWarning(REFUSED_CERTIFICATE_WARN_INTERVAL_MS, 'refusedSinceWarning');
+  private readonly frameWarnings = new ThrottledWarning(REFUSED_CERTIFICATE_WARN_INTERVAL_MS, 'badFramesSinceWarning');
   /** The material new connections use; replaced by setTls when the node's certificate is renewed. */
   private tls: TransportTls | undefined;
 
@@ -655,18 +676,8 @@ export class TcpTransport implements Transport {
   /** An accepted connection closed unread for its certificate: counted, at debug, and at warn once a minute at most. */
   private refusedCertificate(socket: Socket, reason: string): void {
     this.accepts.refusedCertificates++;
-    this.refusedSinceWarning++;
-    const fields = { remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, reason };
     socket.destroy();
-    const nowMs = performance.now();
-    if (nowMs - this.refusedWarnedMs < REFUSED_CERTIFICATE_WARN_INTERVAL_MS) {
-      this.log.debug(fields, 'refused a peer connection: its certificate is not a manager\'s this node takes');
-      return;
-    }
-    // refusedSinceWarning: this one and those logged at debug since the last warning.
-    this.log.warn({ ...fields, refusedSinceWarning: this.refusedSinceWarning }, 'refused a peer connection: its certificate is not a manager\'s this node takes');
-    this.refusedWarnedMs = nowMs;
-    this.refusedSinceWarning = 0;
+    this.refusedWarnings.log(this.log, { remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, reason }, 'refused a peer connection: its certificate is not a manager\'s this node takes');
   }
 
   private fail(conn: Connection, reason: string): void {
@@ -678,7 +689,7 @@ export class TcpTransport implements Transport {
 
   private frameError(conn: Connection, reason: string): void {
     this.counters.frameErrors++;
-    this.log.warn({ peer: conn.peer, remote: conn.remote, reason }, 'closing a peer connection after a bad frame');
+    this.frameWarnings.log(this.log, { peer: conn.peer, remote: conn.remote, reason }, 'closing a peer connection after a bad frame');
   }
 
   // --- liveness ---

@@ -56,8 +56,9 @@ describe('TcpTransport against a bad peer', () => {
   /** The node closed only the bad connection: it logged why, and still talks to its real peers both ways. */
   async function expectOnlyThatConnectionClosed(reason: RegExp): Promise<void> {
     const [n1, , n3] = c.transports;
-    await waitFor('the warning', () => c.logs[2]!.some((l) => l.level === 40 && reason.test(String(l.reason))));
-    const warning = c.logs[2]!.find((l) => l.level === 40 && reason.test(String(l.reason)))!;
+    // At warn, or at debug after an earlier bad frame's warning (one a minute).
+    await waitFor('the warning', () => c.logs[2]!.some((l) => (l.level === 40 || l.level === 20) && reason.test(String(l.reason))));
+    const warning = c.logs[2]!.find((l) => (l.level === 40 || l.level === 20) && reason.test(String(l.reason)))!;
     expect(warning).toHaveProperty('peer');
     expect(n3!.counters.frameErrors).toBeGreaterThanOrEqual(1);
     const [box1, box3] = [collect(n1!), collect(n3!)];
@@ -83,6 +84,15 @@ describe('TcpTransport against a bad peer', () => {
     await rawExchange(c.addresses[2]!, [lengthPrefix(limits.peerHelloBytesMax + 1)]);
     await expectOnlyThatConnectionClosed(new RegExp(`first frame declares ${limits.peerHelloBytesMax + 1} bytes, over the limit of ${limits.peerHelloBytesMax}$`));
     expect(c.transports[2]!.counters.bytesReceived).toBeLessThan(limits.peerHelloBytesMax);
+  });
+
+  it('logs bad frames at warn once a minute at most, the rest at debug, the warning counting them (anyone reaching the port may send them)', async () => {
+    await setup();
+    for (let i = 0; i < 5; i++) await rawExchange(c.addresses[2]!, [lengthPrefix(0xffffffff)]);
+    await waitFor('five bad frames', () => c.transports[2]!.counters.frameErrors >= 5);
+    const lines = c.logs[2]!.filter((l) => l.msg === 'closing a peer connection after a bad frame');
+    expect(lines.filter((l) => l.level === 40)).toEqual([expect.objectContaining({ badFramesSinceWarning: 1 })]);
+    expect(lines.filter((l) => l.level === 20)).toHaveLength(4);
   });
 
   it('takes a hello and, in the same write, a frame far larger than a hello: the hello bound is for the first frame only', async () => {
