@@ -28,12 +28,12 @@ export class TaskApi {
   }
 
   async get(id: string): Promise<TaskRecord> {
-    return JSON.parse(await this.call('GET', `/v1/tasks/${encodeURIComponent(id)}`)) as TaskRecord;
+    return this.json<TaskRecord>('GET', `/v1/tasks/${encodeURIComponent(id)}`);
   }
 
   /** Where the task was placed, or why each worker cannot take it (`task why`). */
   async placement(id: string): Promise<TaskPlacementView> {
-    return JSON.parse(await this.call('GET', `/v1/tasks/${encodeURIComponent(id)}/placement`)) as TaskPlacementView;
+    return this.json<TaskPlacementView>('GET', `/v1/tasks/${encodeURIComponent(id)}/placement`);
   }
 
   async list(q: { state?: string; workerId?: string; name?: string; limit: number; cursor?: string }): Promise<Page<TaskRecord>> {
@@ -42,11 +42,11 @@ export class TaskApi {
     if (q.workerId !== undefined) params.set('workerId', q.workerId);
     if (q.name !== undefined) params.set('name', q.name);
     if (q.cursor !== undefined) params.set('cursor', q.cursor);
-    return JSON.parse(await this.call('GET', `/v1/tasks?${params.toString()}`)) as Page<TaskRecord>;
+    return this.json<Page<TaskRecord>>('GET', `/v1/tasks?${params.toString()}`);
   }
 
   async stop(id: string): Promise<TaskRecord> {
-    return JSON.parse(await this.call('DELETE', `/v1/tasks/${encodeURIComponent(id)}`)) as TaskRecord;
+    return this.json<TaskRecord>('DELETE', `/v1/tasks/${encodeURIComponent(id)}`);
   }
 
   logs(id: string, tailLines: number): Promise<string> {
@@ -59,21 +59,26 @@ export class TaskApi {
   }
 
   async removeWorker(id: string): Promise<{ id: string; removed: true }> {
-    return JSON.parse(await this.call('DELETE', `/v1/workers/${encodeURIComponent(id)}`)) as { id: string; removed: true };
+    return this.json<{ id: string; removed: true }>('DELETE', `/v1/workers/${encodeURIComponent(id)}`);
   }
 
   async setWorkerAvailability(id: string, availability: WorkerAvailability): Promise<WorkerRecord> {
-    return JSON.parse(await this.call('PUT', `/v1/workers/${encodeURIComponent(id)}/availability`, { availability })) as WorkerRecord;
+    return this.json<WorkerRecord>('PUT', `/v1/workers/${encodeURIComponent(id)}/availability`, { availability });
   }
 
   async workers(q: { limit: number; cursor?: string }): Promise<Page<WorkerRecord>> {
     const params = new URLSearchParams({ limit: String(q.limit) });
     if (q.cursor !== undefined) params.set('cursor', q.cursor);
-    return JSON.parse(await this.call('GET', `/v1/workers?${params.toString()}`)) as Page<WorkerRecord>;
+    return this.json<Page<WorkerRecord>>('GET', `/v1/workers?${params.toString()}`);
+  }
+
+  /** One request; a 2xx answers its JSON body once checked (ApiClient.request), else throws as the server said. */
+  private json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.client.request<T>(method, path, body === undefined ? {} : { body });
   }
 
   /** One request; a 2xx answers its body as text, anything else throws the MinkubeError the server described. */
-  private call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<string> {
-    return this.client.requestText(method, path, body === undefined ? { headers } : { headers, body });
+  private call(method: string, path: string): Promise<string> {
+    return this.client.requestText(method, path);
   }
 }

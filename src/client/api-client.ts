@@ -1,6 +1,7 @@
 // The client of the managers' HTTP API, for the CLI, the worker and forwarding between managers, over HttpClient.
 // Every failure comes back as a MinkubeError: the server's own error, TIMEOUT, or UNREACHABLE naming the URL.
 import { randomUUID } from 'node:crypto';
+import { answerProblem } from '../contracts/answers.js';
 import { keyPath, keyProblem } from '../contracts/keys.js';
 import { clientTimeoutHeader, type ClusterMemberView, type ClusterSettingsView, type ClusterView, type KvEntry, type KvVersion, type MemberRequest, type MembersView, type ReadConsistency } from '../contracts/services.js';
 import type { TaskSpec, TaskState } from '../contracts/task-model.js';
@@ -185,9 +186,7 @@ export class ApiClient {
 
   /** created is false when the member already existed with the same addresses (200 rather than 201). */
   async addMember(member: MemberRequest, options: RequestOptions = {}): Promise<{ created: boolean; member: ClusterMemberView }> {
-    const { text, url, status } = await this.send('POST', '/v1/cluster/members', { ...options, body: member });
-    const body = parseJson(text);
-    if (body === undefined) throw new MinkubeError('INTERNAL', `POST ${url} answered ${status} without a JSON body`);
+    const { body, status } = await this.sendJson('POST', '/v1/cluster/members', { ...options, body: member });
     return { created: status === 201, member: body as ClusterMemberView };
   }
 
@@ -239,19 +238,21 @@ export class ApiClient {
       try {
         return await this.request<T>('POST', path, request);
       } catch (err) {
-        const again = err instanceof MinkubeError && (err.status >= 500 || err.code === 'QUEUE_FULL');
+        // An answer no manager gives will not change: not "not now".
+        const again = err instanceof MinkubeError && (err.status >= 500 || err.code === 'QUEUE_FULL') && !isUnexpectedAnswer(err);
         if (!again || attempt >= attempts) throw err;
         await sleepOn(this.clock, backoffDelayMs(attempt, submitBackoff, this.random));
       }
     }
   }
 
-  /** One request; a 2xx answers its JSON body, anything else throws the MinkubeError the server described. */
+  /**
+   * One request; a 2xx answers its JSON body, anything else throws the MinkubeError the server described. A 2xx that
+   * is not JSON, or not the route's answer (contracts/answers.ts: the fields a command reads), is UNREACHABLE naming
+   * the URL and the first field wrong (unexpectedAnswer): a read moves on to another manager, a write does not.
+   */
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-    const { text, url, status } = await this.send(method, path, options);
-    const body = parseJson(text);
-    if (body === undefined) throw new MinkubeError('INTERNAL', `${method} ${url} answered ${status} without a JSON body`);
-    return body as T;
+    return (await this.sendJson(method, path, options)).body as T;
   }
 
   /** One request whose 2xx answer is text (logs); failures as for request(). */
@@ -280,6 +281,17 @@ export class ApiClient {
     return this.withFailover(method, options, (url) => this.http.requestOk(this.httpRequest(url, method, path, options)));
   }
 
+  /** send, then the answer's JSON checked against the route's (within the failover: each manager's answer alone). */
+  private sendJson(method: string, path: string, options: RequestOptions): Promise<{ body: unknown; status: number }> {
+    return this.withFailover(method, options, async (base) => {
+      const { text, url, status } = await this.http.requestOk(this.httpRequest(base, method, path, options));
+      const body = parseJson(text);
+      const problem = body === undefined ? 'not JSON' : answerProblem(method, path, body);
+      if (problem !== null) throw unexpectedAnswer(method, url, problem);
+      return { body, status };
+    });
+  }
+
   /**
    * `once` against the manager in use, again on the next one (alternateUrls) when it cannot serve the request, and
    * again after a pause while a read fails for a passing reason (readRetries).
@@ -301,8 +313,12 @@ export class ApiClient {
         if (!(caught instanceof MinkubeError) || options.signal?.aborted === true) throw caught;
         if (saysMore(caught)) explained = caught;
         const err = explained !== null && explained.code === caught.code && !saysMore(caught) ? explained : caught;
-        const passing = (method === 'GET' || options.idempotent === true) && passingFailures.has(err.code);
-        const movingOn = this.urls.length > 1 && (passing || neverSent(err) || (refusedHere.has(err.code) && answered(err)));
+        const repeatable = method === 'GET' || options.idempotent === true;
+        // An answer no manager gives: another manager may answer as one (a read only), but this one will not, so
+        // no pause and no second round for it.
+        const unexpected = isUnexpectedAnswer(err);
+        const passing = repeatable && !unexpected && passingFailures.has(err.code);
+        const movingOn = this.urls.length > 1 && (passing || (repeatable && unexpected) || neverSent(err) || (refusedHere.has(err.code) && answered(err)));
         if (movingOn) {
           // Each manager with its own answer: roundFailed leads with the one that says most, and names the others by
           // theirs (an explanation carried over from another manager would be shown as this one's, and it unnamed).
@@ -339,6 +355,24 @@ export class ApiClient {
     headers[clientTimeoutHeader] = String(Math.max(100, Math.min(3_600_000, Math.floor(timeoutMs - clientTimeoutMarginMs))));
     return { method, url, path, headers, ...(body === undefined ? {} : { body }), timeoutMs, ...(options.signal === undefined ? {} : { signal: options.signal }), ...(this.server === undefined ? {} : { server: this.server }) };
   }
+}
+
+/** Why an answer was not a manager's: the cause of unexpectedAnswer's error (so it is no answer a manager gave). */
+class UnexpectedAnswer extends Error {
+  override readonly name = 'UnexpectedAnswer';
+}
+
+/**
+ * UNREACHABLE: `method url` answered 2xx, but not as a Minkube manager's API does (`problem`: 'not JSON', or the first
+ * field missing or wrong). Whatever answered is no manager of the cluster, or not one that can be read; a write's
+ * outcome is unknown (something took it), so it is not sent to another manager.
+ */
+export function unexpectedAnswer(method: string, url: string, problem: string): MinkubeError {
+  return new MinkubeError('UNREACHABLE', `${method} ${url} did not answer as a Minkube manager's API does (${problem})`, { cause: new UnexpectedAnswer(problem) });
+}
+
+function isUnexpectedAnswer(err: MinkubeError): boolean {
+  return err.cause instanceof UnexpectedAnswer;
 }
 
 /** PUT /v1/kv/:key's body, as kvPut sends it (JSON.stringify'd): callers measure it against the body limit. */

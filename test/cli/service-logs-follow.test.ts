@@ -46,7 +46,8 @@ async function manager(host: string, script: Script): Promise<Scripted> {
       const replicas = script.replicas();
       if (replicas === null) return json(404, { error: { code: 'SERVICE_NOT_FOUND', message: 'no service lg' } });
       const tasks = replicas.map((r) => ({ version: 1, state: 'running', desiredState: 'run', health: null, attempt: 1, ports: [], failure: null, ...r }));
-      return json(200, { name: 'lg', tasks });
+      const n = tasks.length;
+      return json(200, { name: 'lg', replicas: { desired: n, running: n, healthy: n }, version: 1, rollout: { state: 'stable' }, spec: { image: 'x' }, tasks });
     }
     const logs = /^\/v1\/tasks\/([^/]+)\/logs$/.exec(url.pathname);
     if (req.method === 'GET' && logs !== null && url.searchParams.get('follow') === 'true') {

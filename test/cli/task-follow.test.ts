@@ -34,7 +34,7 @@ async function manager(script: Script): Promise<string> {
     if (req.method === 'GET' && req.url === '/v1/tasks/t1') {
       const r = script.record(follows, ++reads);
       if (r === null) return json(404, { error: { code: 'TASK_NOT_FOUND', message: 'no task t1' } });
-      return json(200, { id: 't1', spec: { image: 'x' }, desiredState: 'run', containerId: null, error: null, history: [], createdAt: 0, updatedAt: 0, ...r });
+      return json(200, { id: 't1', spec: { image: 'x' }, desiredState: 'run', containerId: null, error: null, history: [], createdAt: '1970-01-01T00:00:00.000Z', updatedAt: '1970-01-01T00:00:00.000Z', ...r });
     }
     json(404, { error: { code: 'NOT_FOUND', message: 'no route' } });
   });

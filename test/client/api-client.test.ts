@@ -331,14 +331,17 @@ async function closedPort(): Promise<number> {
 }
 
 describe('ApiClient retries', () => {
-  /** Answers each request with a 503 of `code` while `failures` lasts, then 200 {"ok":true}. */
+  /** Answers each request with a 503 of `code` while `failures` lasts, then 200 `okBody`. */
   let failures = 0;
   let code = 'NO_LEADER';
+  let okBody: unknown = { ok: true };
+  let requests = 0;
   const flaky = createServer((req, res) => {
     req.resume();
+    requests++;
     const failing = failures-- > 0;
     res.writeHead(failing ? 503 : 200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(failing ? { error: { code, message: `${code} for now` } } : { ok: true }));
+    res.end(JSON.stringify(failing ? { error: { code, message: `${code} for now` } } : okBody));
   });
   let flakyUrl: string;
   beforeAll(async () => {
@@ -357,8 +360,8 @@ describe('ApiClient retries', () => {
   it('pauses before each retry of a read for the one backoff, full jitter drawn from its random (not in step with other clients)', async () => {
     const { pausesMs, clock, random } = recorded();
     const c = new ApiClient(flakyUrl, { readRetries: 4, clock, random });
-    [failures, code] = [4, 'NO_LEADER'];
-    expect(await c.request('GET', '/v1/cluster')).toEqual({ ok: true });
+    [failures, code, okBody] = [4, 'NO_LEADER', { status: 'ok' }];
+    expect(await c.request('GET', '/health')).toEqual({ status: 'ok' });
     // Half of each ceiling: 400 ms doubling, capped at 2 s.
     expect(pausesMs).toEqual([200, 400, 800, 1000]);
   });
@@ -366,12 +369,22 @@ describe('ApiClient retries', () => {
   it('pauses before each retry of a submission the same way, and gives up after its attempts', async () => {
     const { pausesMs, clock, random } = recorded();
     const c = new ApiClient(flakyUrl, { clock, random });
-    [failures, code] = [3, 'QUEUE_FULL'];
-    expect(await c.submitTask({ image: 'x' })).toEqual({ ok: true });
+    [failures, code, okBody] = [3, 'QUEUE_FULL', { id: 't1', state: 'pending' }];
+    expect(await c.submitTask({ image: 'x' })).toEqual({ id: 't1', state: 'pending' });
     // Half of each ceiling: 500 ms doubling, capped at 1 s.
     expect(pausesMs).toEqual([250, 500, 500]);
     [failures, code] = [4, 'QUEUE_FULL'];
     expect((await rejection(c.submitTask({ image: 'x' }))).code).toBe('QUEUE_FULL');
     expect(pausesMs).toHaveLength(6);
+  });
+
+  it('neither pauses nor asks again after an answer no manager gives (200 {}): it will not change', async () => {
+    const { pausesMs, clock, random } = recorded();
+    const c = new ApiClient(flakyUrl, { readRetries: 4, clock, random });
+    [failures, okBody, requests] = [0, {}, 0];
+    const base = `http://${flakyUrl}`;
+    expect(await rejection(c.submitTask({ image: 'x' }))).toMatchObject({ code: 'UNREACHABLE', message: `POST ${base}/v1/tasks did not answer as a Minkube manager's API does (id: missing)` });
+    expect(await rejection(c.kvGet('a'))).toMatchObject({ code: 'UNREACHABLE', message: `GET ${base}/v1/kv/a did not answer as a Minkube manager's API does (key: missing)` });
+    expect([requests, pausesMs]).toEqual([2, []]);
   });
 });
