@@ -216,9 +216,9 @@ function routerErrorRoute(method: string, url: string, routes: RoutePaths): stri
 export function routerError(err: Partial<FastifyError>, method: string, url: string, routes: RoutePaths, paramCharsMax: number): MinkubeError | null {
   const path = url.split('?')[0] ?? '/';
   if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
-    const params = Object.entries(routes.match(method, path)?.params ?? {});
-    const [name, value] = params.find(([, v]) => v !== undefined && v.length > paramCharsMax) ?? [];
-    const which = name === undefined ? 'a path parameter' : `params.${paramName(name)}`;
+    const route = routes.match(method, path);
+    const [name, value] = Object.entries(route?.params ?? {}).find(([, v]) => v !== undefined && v.length > paramCharsMax) ?? [];
+    const which = name === undefined ? 'a path parameter' : paramName(name, route?.url ?? '');
     const got = value === undefined ? '' : ` (got ${value.length})`;
     return new MinkubeError('INVALID_PARAM', `${which}: at most ${paramCharsMax} characters${got}`);
   }
@@ -229,7 +229,7 @@ export function routerError(err: Partial<FastifyError>, method: string, url: str
     // The route it would take with that segment readable names the parameter there.
     const route = routes.match(method, [...segments.slice(0, i), 'x', ...segments.slice(i + 1)].join('/'));
     const part = route?.url.split('/')[i];
-    const which = part?.startsWith(':') === true ? `params.${part.slice(1)}` : part === '*' ? `params.${paramName('*')}` : 'the path';
+    const which = part?.startsWith(':') === true || part === '*' ? paramName(part === '*' ? '*' : part.slice(1), route!.url) : 'the path';
     return new MinkubeError('INVALID_PARAM', `${which}: ${JSON.stringify(excerpt(segments[i] ?? ''))} is not valid percent-encoding (${percentRule})`);
   }
   return null;
@@ -237,9 +237,13 @@ export function routerError(err: Partial<FastifyError>, method: string, url: str
 
 const percentRule = 'a % starts an escape %XX of UTF-8 bytes; send a % itself as %25';
 
-/** A parameter as messages (and the OpenAPI document) name it: the kv routes' wildcard is the key. */
-function paramName(name: string): string {
-  return name === '*' ? 'key' : name;
+/**
+ * A parameter as messages (and the OpenAPI document) name it: the kv routes' wildcard is the key; any other route's
+ * (a dashboard file's, /ui/*) is the rest of the path, no parameter a caller knows of.
+ */
+function paramName(name: string, routeUrl: string): string {
+  if (name !== '*') return `params.${name}`;
+  return routeUrl.startsWith('/v1/kv/') ? 'params.key' : 'the path';
 }
 
 function decodes(segment: string): boolean {

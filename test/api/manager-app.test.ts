@@ -257,6 +257,8 @@ describe("the router's errors name the parameter and the rule, and quote at most
     ['%zz', 'GET', '/v1/tasks/%zz', 'params.id: "%zz" is not valid percent-encoding (a % starts an escape %XX of UTF-8 bytes; send a % itself as %25)'],
     ['an escape that is not UTF-8', 'GET', '/v1/tasks/t1%ff/logs', 'params.id: "t1%ff" is not valid percent-encoding (a % starts an escape %XX of UTF-8 bytes; send a % itself as %25)'],
     ['a long id with a bad escape', 'GET', `/v1/tasks/%zz${'b'.repeat(5000)}`, expect.stringMatching(/^params\.id: "%zzb+… \(5003 characters\)" is not valid percent-encoding/)],
+    // The dashboard's files are the rest of the path (/ui/*): no `key` parameter, which only the kv routes have.
+    ['a dashboard path', 'GET', '/ui/%ZZ', 'the path: "%ZZ" is not valid percent-encoding (a % starts an escape %XX of UTF-8 bytes; send a % itself as %25)'],
   ] as const)('%s', async (_what, method, url, message) => {
     const res = await get(url, method);
     expect(res).toEqual({ status: 400, body: { error: { code: 'INVALID_PARAM', message } } });
