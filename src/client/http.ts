@@ -625,6 +625,17 @@ const untrustedCaCodes: ReadonlySet<string> = new Set([
   'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
 ]);
 
+/**
+ * The TLS code (UNABLE_TO_VERIFY_LEAF_SIGNATURE, say) when `err` is a request refused because no CA the client trusts
+ * signed the server's certificate (transportError's "no CA this client trusts signed it"); else null.
+ */
+export function untrustedCaCode(err: MinkubeError): string | null {
+  if (err.code !== 'UNREACHABLE') return null;
+  const cause = err.cause as { code?: string; cause?: { code?: string } } | undefined;
+  const code = cause?.code ?? cause?.cause?.code;
+  return code !== undefined && untrustedCaCodes.has(code) ? code : null;
+}
+
 function isTlsFailure(code: string | undefined): boolean {
   return code !== undefined && (tlsVerifyCodes.has(code) || code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_'));
 }

@@ -1,7 +1,7 @@
 // A new node's way into a closed cluster, as Swarm's: the join token carries the CA's digest, so the node first
 // fetches the CA from the manager it was pointed at, trusts it only if the digest matches, and from then on talks
 // to the cluster over TLS pinned to that CA: it sends a CSR with the token and keeps the certificate it gets.
-import { HttpClient, isPlainHttp, normaliseBaseUrl, parseJson } from '../client/http.js';
+import { HttpClient, isPlainHttp, normaliseBaseUrl, parseJson, untrustedCaCode } from '../client/http.js';
 import { errorFromBody, isErrorCode, MinkubeError } from '../lib/errors.js';
 import { caDigest, clusterIdOfCa, createCsr, generateNodeKey, serverCertificateProblem, type NodeRole } from '../security/ca.js';
 import { writeNodeTls, type NodeTls } from '../security/pki-files.js';
@@ -51,7 +51,9 @@ export async function joinWithToken(o: JoinWithTokenOptions): Promise<{ material
     timeoutMs: o.timeoutMs ?? 10_000,
   });
   try {
-    const res = await http.requestOk({ method: 'POST', url: base, path: '/v1/join', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: o.token, id: o.id, csr, addresses: o.addresses }) });
+    const res = await http.requestOk({ method: 'POST', url: base, path: '/v1/join', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: o.token, id: o.id, csr, addresses: o.addresses }) }).catch((err: unknown) => {
+      throw err instanceof MinkubeError ? notSignedByTokensCa(err, base, digest, o.apiCaPem !== undefined) : err;
+    });
     const reply = JSON.parse(res.text) as JoinReply;
     if (typeof reply !== 'object' || reply === null || typeof reply.certificate !== 'string' || !Array.isArray(reply.managers)) {
       throw new MinkubeError('UNREACHABLE', `${base}/v1/join answered no certificate and managers: is it a manager of this cluster?`);
@@ -88,6 +90,22 @@ async function fetchCa(base: string, timeoutMs: number): Promise<string> {
   } finally {
     await http.close();
   }
+}
+
+/**
+ * A join pins the CA its token names (no credentials file is involved, unlike the CLI's "the cluster's CA is not trusted
+ * here"): a server certificate that CA did not sign (an API certificate of another CA, a proxy) is said so. Any
+ * other error as it is.
+ */
+function notSignedByTokensCa(err: MinkubeError, base: string, digest: string, apiCa: boolean): MinkubeError {
+  const code = untrustedCaCode(err);
+  if (code === null) return err;
+  const nor = apiCa ? ', nor by the API CA given (api.tlsCaFile)' : '';
+  return new MinkubeError(
+    'UNREACHABLE',
+    `cannot reach ${base}/v1/join (TLS: the server's certificate is not signed by the cluster CA the join token names (digest ${digest})${nor}: ${code}): the token was not sent; is ${base} a manager's own API address, not a proxy's or one with an API certificate of another CA?`,
+    { cause: err },
+  );
 }
 
 /** A Minkube manager's own answer when it gave one (an insecure cluster says it has no CA), else UNREACHABLE. */

@@ -127,8 +127,15 @@ describe('joinWithToken', () => {
       try {
         const join = (apiCaPem?: string) => joinWithToken({ url: fakeUrl, token, id: 'w5', role: 'worker', dataDir: dir, addresses: ['127.0.0.1:9305'], ...(apiCaPem === undefined ? {} : { apiCaPem }) });
         if (signer === otherCa) {
-          // The token pins the cluster CA only: another CA's certificate needs that CA given (api.tlsCaFile).
-          await expect(join()).rejects.toMatchObject({ code: 'UNREACHABLE', message: expect.stringContaining('no CA this client trusts signed it') as string });
+          // The token pins the cluster CA only: another CA's certificate needs that CA given (api.tlsCaFile). Said as
+          // the token's CA, not as the CLI's "no CA this client trusts" (whose hint is about a credentials file).
+          const refused = await join().then(() => null, (e: Error) => e);
+          expect(refused).toMatchObject({
+            code: 'UNREACHABLE',
+            message: `cannot reach ${fakeUrl}/v1/join (TLS: the server's certificate is not signed by the cluster CA the join token names (digest ${newJoinToken(ca.certPem).caDigest}): UNABLE_TO_VERIFY_LEAF_SIGNATURE): ` +
+              `the token was not sent; is ${fakeUrl} a manager's own API address, not a proxy's or one with an API certificate of another CA?`,
+          });
+          expect(refused?.message).not.toContain('no CA this client trusts');
           expect(bodies).toEqual([]);
         }
         // The fake answers no certificate: what matters is that the request was sent, and over TLS it accepted.
