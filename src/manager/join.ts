@@ -3,7 +3,7 @@
 // leader promotes it once it has caught up). The data directory remembers that it joined, for later restarts.
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { ApiClient } from '../client/api-client.js';
+import { ApiClient, unexpectedAnswer } from '../client/api-client.js';
 import { parseJson, type HttpClient } from '../client/http.js';
 import type { ClusterConfig, ManagerConfig } from '../config/cluster.js';
 import { checkAddress } from '../config/cluster.js';
@@ -135,7 +135,8 @@ const membersPath = '/v1/cluster/members';
 
 /** A join's URL answered what no Minkube manager would (its `problem`, a path into the answer): UNREACHABLE naming it. */
 export function notAManager(baseUrl: string, method: string, path: string, problem: string): MinkubeError {
-  return new MinkubeError('UNREACHABLE', `${method} ${baseUrl}${path} did not answer as a Minkube manager's API does (${problem}): is --join ${baseUrl} a manager of the cluster?`);
+  // The API client's words (unexpectedAnswer), without its cause: the join tells its own failures apart by code alone.
+  return new MinkubeError('UNREACHABLE', `${unexpectedAnswer(method, `${baseUrl}${path}`, problem).message}: is --join ${baseUrl} a manager of the cluster?`);
 }
 
 function passing(err: MinkubeError): boolean {
