@@ -158,24 +158,31 @@ interface AcceptCounts {
 /** A refused certificate, or a bad frame, is logged at warn at most this often (with how many since), each one at debug. */
 const REFUSED_CERTIFICATE_WARN_INTERVAL_MS = 60_000;
 
-/** A warning logged at warn once per interval at most, the rest at debug; the warning counts them (its `countField`). */
+/**
+ * A warning logged at warn once per interval at most, the rest at debug; the warning counts them (its `countField`).
+ * Each `key` (at most keysMax: later ones share one) has its own interval, so a flood of one kind (a worker's
+ * certificate) does not hide another (a removed manager's) for a minute.
+ */
 class ThrottledWarning {
-  private warnedMs = -Infinity;
-  private since = 0;
+  private static readonly keysMax = 32;
+  private readonly byKey = new Map<string, { warnedMs: number; since: number }>();
 
   constructor(private readonly intervalMs: number, private readonly countField: string) {}
 
-  log(log: Logger, fields: Record<string, unknown>, message: string): void {
-    this.since++;
+  log(log: Logger, fields: Record<string, unknown>, message: string, key = ''): void {
+    const k = this.byKey.has(key) || this.byKey.size < ThrottledWarning.keysMax ? key : '(others)';
+    let state = this.byKey.get(k);
+    if (state === undefined) this.byKey.set(k, (state = { warnedMs: -Infinity, since: 0 }));
+    state.since++;
     const nowMs = performance.now();
-    if (nowMs - this.warnedMs < this.intervalMs) {
+    if (nowMs - state.warnedMs < this.intervalMs) {
       log.debug(fields, message);
       return;
     }
-    // The count: this one and those logged at debug since the last warning.
-    log.warn({ ...fields, [this.countField]: this.since }, message);
-    this.warnedMs = nowMs;
-    this.since = 0;
+    // The count: this one and those of its key logged at debug since its last warning.
+    log.warn({ ...fields, [this.countField]: state.since }, message);
+    state.warnedMs = nowMs;
+    state.since = 0;
   }
 }
 
@@ -677,7 +684,8 @@ export class TcpTransport implements Transport {
   private refusedCertificate(socket: Socket, reason: string): void {
     this.accepts.refusedCertificates++;
     socket.destroy();
-    this.refusedWarnings.log(this.log, { remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, reason }, 'refused a peer connection: its certificate is not a manager\'s this node takes');
+    // Keyed by the reason: it names the certificate's holder, which a caller cannot vary without another certificate.
+    this.refusedWarnings.log(this.log, { remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, reason }, 'refused a peer connection: its certificate is not a manager\'s this node takes', reason);
   }
 
   private fail(conn: Connection, reason: string): void {
