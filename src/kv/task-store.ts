@@ -175,10 +175,10 @@ export class TaskStore {
     return this.byState.get(state)?.length ?? 0;
   }
 
-  /** Task ids of one state in creation order (pending: the scheduler's queue). Do not apply while iterating. */
-  *idsIn(state: TaskState): Generator<string> {
+  /** Task ids of one state in creation order (pending: the scheduler's queue), after `after` when given. Do not apply while iterating. */
+  *idsIn(state: TaskState, after?: string): Generator<string> {
     const keys = this.byState.get(state);
-    if (keys !== undefined) yield* keys.from('');
+    if (keys !== undefined) yield* after === undefined ? keys.from('') : keys.from(after, true);
   }
 
   /** The ids of the worker's scheduled and running tasks, in no particular order. Do not apply while iterating. */

@@ -436,8 +436,13 @@ export const limits = {
   taskConstraintsMax: 32,
   /** Namespaces with a quota. */
   quotasMax: 10_000,
-  /** Pending tasks one placement pass looks at (a task that fits nowhere is passed over, not waited on). */
+  /**
+   * Pending tasks one placement pass looks at (a task that fits nowhere is passed over, not waited on): the first
+   * placementScanHeadMax of the queue, then the rest of placementScanMax going on where the previous pass stopped, so
+   * that every pending task is looked at within a bounded number of passes.
+   */
   placementScanMax: 20_000,
+  placementScanHeadMax: 10_000,
   /**
    * Stored wall times (pending tasks' notBeforeMs, rollouts' next steps) the leader's loops keep a local monotonic due
    * time for (LocalDueTimes); past it the oldest is measured again when next looked at.
@@ -462,6 +467,7 @@ assert(limits.pkiLockWaitMsMax < limits.pkiLockStaleMs, 'a live lock holder is n
 assert(limits.taskRunCountMax <= limits.tasksRetainedMax, 'one `task run --count` fits in the tasks retained');
 assert(limits.healthCheckIntervalSMin > 0 && limits.healthCheckTimeoutSMin > 0, 'a health check neither runs back to back nor times out at once');
 assert(limits.leaderDueTimesMax >= limits.placementScanMax && limits.leaderDueTimesMax >= limits.servicesMax, 'a placement pass, and every service, keep their due times');
+assert(limits.placementScanHeadMax >= limits.placementBatchMax && limits.placementScanHeadMax < limits.placementScanMax, 'a pass looks at a whole batch at the head of the queue and some tasks beyond it');
 assert(limits.assignQueueMax >= limits.placementBatchMax, 'one placement batch fits in the assignment queue');
 assert(limits.runtimePingTimeoutMsDefault < limits.runtimeCallTimeoutMsDefault, 'a start-up ping is quicker than any call');
 assert(limits.processLogCheckMsMin <= limits.processLogCheckAfterChangeMsMax && limits.processLogCheckAfterChangeMsMax <= limits.processLogCheckMsMax, 'a change brings a log\'s next look forward, never later');

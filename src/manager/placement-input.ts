@@ -136,12 +136,40 @@ export class PriorityIndex {
     else set.delete(t.id);
   }
 
-  /** Pending ids in queue order: high, then normal, then low; each oldest first. Do not apply while iterating. */
-  *queue(store: TaskStore): Generator<string> {
-    yield* [...this.high].sort();
-    for (const id of store.idsIn('pending')) if (priorityOf(store.task(id)!.spec) === 'normal') yield id;
-    yield* [...this.low].sort();
+  /**
+   * Pending ids in queue order: high, then normal, then low; each oldest first. After `after` (a queue position) when
+   * given. Do not apply while iterating.
+   */
+  *queue(store: TaskStore, after: QueueKey | null = null): Generator<string> {
+    const rank = after?.rank ?? 0;
+    if (rank === 0) yield* idsAfter(this.high, after?.id);
+    if (rank <= 1) {
+      for (const id of store.idsIn('pending', rank === 1 ? after!.id : undefined)) if (priorityOf(store.task(id)!.spec) === 'normal') yield id;
+    }
+    yield* idsAfter(this.low, rank === 2 ? after!.id : undefined);
   }
+}
+
+/** A task's place in the pending queue: its priority's rank (high 0, normal 1, low 2), then its id (creation order). */
+export interface QueueKey {
+  readonly rank: 0 | 1 | 2;
+  readonly id: string;
+}
+
+export function queueKey(t: TaskRecord): QueueKey {
+  const p = priorityOf(t.spec);
+  return { rank: p === 'high' ? 0 : p === 'normal' ? 1 : 2, id: t.id };
+}
+
+/** Negative when `a` comes before `b` in the queue. */
+export function compareQueueKeys(a: QueueKey, b: QueueKey): number {
+  if (a.rank !== b.rank) return a.rank - b.rank;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+function idsAfter(ids: ReadonlySet<string>, after: string | undefined): string[] {
+  const sorted = [...ids].sort();
+  return after === undefined ? sorted : sorted.filter((id) => id > after);
 }
 
 /** `task why` for one task: its verdict per worker. */

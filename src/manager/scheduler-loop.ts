@@ -17,7 +17,7 @@ import type { PlacementPolicy, PlacementTask, PlacementWorker } from '../schedul
 import { reserve } from '../scheduler/eligibility.js';
 import { planPreemption } from '../scheduler/preemption.js';
 import { priorityOf } from '../scheduler/priority.js';
-import { addSpreadCounts, placementTask, preemptibleOn, PriorityIndex, readyWorkers } from './placement-input.js';
+import { addSpreadCounts, compareQueueKeys, placementTask, preemptibleOn, PriorityIndex, queueKey, readyWorkers, type QueueKey } from './placement-input.js';
 import { reportsOf } from './observations.js';
 import { assignmentOf, type Proposer } from './task-service.js';
 import { classifyAssignError, type WorkerApi } from './worker-client.js';
@@ -40,6 +40,8 @@ export interface SchedulerLoopOptions {
   assignBatchMax?: number;
   /** scheduler.preemption: a high-priority task with no room stops low-priority ones to make room. */
   preemption?: boolean;
+  /** Pending tasks a pass looks at (limits.placementScanMax), the first headMax of them at the head of the queue. */
+  scan?: { max: number; headMax: number };
 }
 
 type Work = 'assign' | 'stop';
@@ -81,8 +83,16 @@ export class SchedulerLoop {
   private readonly queueMax: number;
   private readonly batchMax: number;
   private readonly assignBatchMax: number;
+  private readonly scanMax: number;
+  private readonly scanHeadMax: number;
   /** Pending tasks of high and low priority: the queue is served by priority, then age. */
   private readonly priorities = new PriorityIndex();
+  /**
+   * Where the next pass goes on beyond the head of the queue: the last task the previous pass looked at there, or
+   * null for right after the head. The leader's own (a new leader starts after the head), deterministic as the
+   * placements it leads to.
+   */
+  private scanCursor: QueueKey | null = null;
   /**
    * Pending tasks' notBeforeMs (a wall time in the record) as this leader waits on it: measured once, at most the
    * maximum backoff, then counted on the monotonic clock (a wall-clock step back does not hold a retry back).
@@ -94,6 +104,8 @@ export class SchedulerLoop {
     this.queueMax = o.queueMax ?? limits.assignQueueMax;
     this.batchMax = o.batchMax ?? limits.placementBatchMax;
     this.assignBatchMax = o.assignBatchMax ?? limits.assignBatchMax;
+    this.scanMax = o.scan?.max ?? limits.placementScanMax;
+    this.scanHeadMax = o.scan?.headMax ?? limits.placementScanHeadMax;
     this.notBefore = new LocalDueTimes(o.clock, limits.leaderDueTimesMax);
   }
 
@@ -113,6 +125,7 @@ export class SchedulerLoop {
     // Every call in flight listens on the session's signal.
     setMaxListeners(this.concurrency + 16, this.session.abort.signal);
     this.priorities.rebuild(this.o.store);
+    this.scanCursor = null;
     this.reconcile();
     this.reconcileTimer = setIntervalOn(this.o.clock, () => this.reconcile(), this.o.tasks.reconcileIntervalMs);
   }
@@ -210,13 +223,12 @@ export class SchedulerLoop {
     let workers = readyWorkers(store);
     if (workers.length === 0) return false;
     // The queue in order (priority, then age), a batch at a time; a task no worker can take now is passed over, so
-    // it never holds back the ones behind it. At most placementScanMax tasks are looked at per pass.
+    // it never holds back the ones behind it. Which tasks a pass looks at: see lookAt.
     let earliestInMs = Infinity;
     let cursor = store.cursor;
     const placements: { taskId: string; attempt: number; workerId: string }[] = [];
     const unplacedHigh: PlacementTask[] = [];
     let chunk: PlacementTask[] = [];
-    let scanned = 0;
     // Service replicas per worker, for spreading: read once per service, then counted on as this pass places them.
     const spread = new Map<string, Map<string, number>>();
     const placeChunk = (): void => {
@@ -243,19 +255,17 @@ export class SchedulerLoop {
       cursor = decision.cursor;
       chunk = [];
     };
-    for (const id of this.priorities.queue(store)) {
-      const t = store.task(id);
-      if (t === undefined || t.state !== 'pending' || t.desiredState !== 'run') continue;
-      if (t.notBeforeMs > 0) {
-        const waitMs = this.notBefore.remainingMs(t.id, t.notBeforeMs, backoffMaxMs);
-        if (waitMs > 0) {
-          earliestInMs = Math.min(earliestInMs, waitMs);
-          continue;
-        }
-      }
+    const due = (t: TaskRecord): boolean => {
+      if (t.state !== 'pending' || t.desiredState !== 'run') return false;
+      if (t.notBeforeMs === 0) return true;
+      const waitMs = this.notBefore.remainingMs(t.id, t.notBeforeMs, backoffMaxMs);
+      if (waitMs > 0) earliestInMs = Math.min(earliestInMs, waitMs);
+      return waitMs <= 0;
+    };
+    for (const t of this.lookAt(due)) {
       chunk.push(placementTask(t));
       if (chunk.length >= this.batchMax) placeChunk();
-      if (placements.length >= this.batchMax || ++scanned >= limits.placementScanMax) break;
+      if (placements.length >= this.batchMax) break;
     }
     if (chunk.length > 0) placeChunk();
     if (earliestInMs !== Infinity) this.armPlacementTimer(earliestInMs);
@@ -268,6 +278,42 @@ export class SchedulerLoop {
     );
     if (!r.ok) this.o.logger.warn({ code: r.code, reason: r.message }, 'placement refused');
     return placements.length >= this.batchMax;
+  }
+
+  /**
+   * The pending tasks `due` accepts that one pass looks at, in queue order: the first scanHeadMax (so a new task of
+   * high priority is looked at at once), then up to scanMax - scanHeadMax more, going on after the last the previous
+   * pass looked at beyond the head, and back to just after the head once the end is reached. So however many tasks
+   * that fit nowhere wait in front of it, a task is looked at within ceil((pending - scanHeadMax) / (scanMax -
+   * scanHeadMax)) + 1 passes.
+   * A pass that stops early (a full batch) moves the cursor only past what it looked at.
+   */
+  private *lookAt(due: (t: TaskRecord) => boolean): Generator<TaskRecord> {
+    const { store } = this.o;
+    let headEnd: QueueKey | null = null;
+    let n = 0;
+    for (const id of this.priorities.queue(store)) {
+      const t = store.task(id);
+      if (t === undefined || !due(t)) continue;
+      yield t;
+      if (++n >= this.scanHeadMax) {
+        headEnd = queueKey(t);
+        break;
+      }
+    }
+    if (headEnd !== null) {
+      const from = this.scanCursor !== null && compareQueueKeys(this.scanCursor, headEnd) > 0 ? this.scanCursor : headEnd;
+      n = 0;
+      for (const id of this.priorities.queue(store, from)) {
+        const t = store.task(id);
+        if (t === undefined || !due(t)) continue;
+        this.scanCursor = queueKey(t);
+        yield t;
+        if (++n >= this.scanMax - this.scanHeadMax) return;
+      }
+    }
+    // The end of the queue: the next pass starts again right after the head.
+    this.scanCursor = null;
   }
 
   /**
