@@ -426,8 +426,17 @@ export const limits = {
   dnsCatchUpBarrierMs: 2000,
   /** ...and a failed one is tried again after this. */
   dnsCatchUpRetryMs: 250,
-  /** A TCP connection without a query for this long is closed. */
+  /** A TCP connection without a complete query for this long is closed (bytes of an unfinished query do not count). */
   dnsTcpIdleMs: 10_000,
+  /**
+   * A TCP connection is not read while dnsTcpPauseBytes of its answers wait unsent (its socket's write high-water
+   * mark); it is closed when they are not all sent within dnsTcpDrainMs, or when more than dnsTcpUnsentBytesMax wait.
+   */
+  dnsTcpPauseBytes: 16 * 1024,
+  dnsTcpDrainMs: 5000,
+  dnsTcpUnsentBytesMax: 64 * 1024,
+  /** Pipelined queries one TCP connection has answered before the manager's other work (and connections) get a turn. */
+  dnsTcpQueriesPerTurnMax: 64,
   /** A query larger than this (UDP datagram or TCP message) is dropped. */
   dnsQueryBytesMax: 4096,
   // placement and quotas
@@ -488,4 +497,7 @@ assert(limits.fdCheckIntervalMs < limits.fdWarnIntervalMs, 'a warning repeats on
 assert(limits.logResumeHeldBytesMax >= limits.runtimeLogBytesMax && limits.logResumeBytesMax < limits.logResumeHeldBytesMax, 'a whole tail of a process task is held when a cut stream is picked up again, and the lines looked for fit in it');
 assert(limits.logResumeQuietMs < limits.logResumeHoldMsMax && limits.logResumeRetryMsMin <= limits.logResumeRetryMsMax, 'a resumed stream is held at most logResumeHoldMsMax, and its reopen backoff starts below its ceiling');
 assert(limits.eventStreamsMax + limits.logFollowsMax < limits.httpConnectionsMax, 'followed logs and event streams leave connections for the API');
+assert(limits.dnsTcpDrainMs < limits.dnsTcpIdleMs, 'a connection that reads no answers is closed before an idle one would be');
+// The largest answer: 64 SRV records with 255-byte targets (273 bytes each), their 64 addresses, a question, an OPT.
+assert(limits.dnsTcpUnsentBytesMax >= limits.dnsTcpPauseBytes + 32 * 1024, 'a connection about to stop being read still takes one largest answer');
 assert(limits.eventCheckIntervalMs <= limits.eventSnapshotIntervalMs && limits.eventPeerPollTimeoutMs < limits.eventSnapshotIntervalMs, 'a change is seen before the next snapshot, and a poll ends before the next one');

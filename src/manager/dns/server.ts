@@ -1,13 +1,15 @@
 // A manager's DNS server: UDP and TCP on one host:port, each query answered by answer() from the view. Bounded:
 // queries over dnsQueryBytesMax are dropped, UDP answers truncated (TC) to the client's size, at most
-// dnsTcpConnectionsMax TCP connections, each closed after dnsTcpIdleMs without a query.
+// dnsTcpConnectionsMax TCP connections, each bounded by TcpDnsConnection (idle, unsent answers, queries per turn).
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import { isIPv6 } from 'node:net';
 import dnsPacket, { type DecodedPacket } from 'dns-packet';
 import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../../lib/clock.js';
 import { limits } from '../../lib/limits.js';
 import { answer, encodeResponse, formatError, udpSizeLimit } from './answer.js';
+import { TcpDnsConnection, type TcpDnsBounds, type TcpDnsCloseReason } from './tcp-connection.js';
 import type { DnsView } from './view.js';
 
 export interface DnsServerOptions {
@@ -15,13 +17,29 @@ export interface DnsServerOptions {
   port: number;
   view: DnsView;
   logger: Logger;
+  clock?: Clock;
   tcpConnectionsMax?: number;
   tcpIdleMs?: number;
+  tcpDrainMs?: number;
+  tcpUnsentBytesMax?: number;
+  tcpQueriesPerTurnMax?: number;
+}
+
+/** What the TCP side has done since the server started, for tests and diagnostics. */
+export interface DnsTcpStats {
+  open: number;
+  /** Times a connection stopped being read because its answers waited unsent. */
+  pauses: number;
+  /** Connections the server closed, by why. */
+  closed: Record<TcpDnsCloseReason, number>;
+  /** The most bytes of answers one connection ever had waiting unsent. */
+  unsentBytesPeak: number;
 }
 
 export class DnsServer {
   private readonly connections = new Set<Socket>();
   private refusedConnections = 0;
+  private readonly stats: DnsTcpStats = { open: 0, pauses: 0, closed: { idle: 0, undrained: 0, unsent: 0, oversized: 0 }, unsentBytesPeak: 0 };
 
   private constructor(
     private readonly o: DnsServerOptions,
@@ -33,7 +51,8 @@ export class DnsServer {
   static async start(o: DnsServerOptions): Promise<DnsServer> {
     const host = o.host.replace(/^\[(.*)\]$/, '$1');
     const udp = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
-    const tcp = createServer({ pauseOnConnect: false });
+    // The write high-water mark is where a connection stops being read (TcpDnsConnection), whatever Node's default.
+    const tcp = createServer({ pauseOnConnect: false, highWaterMark: limits.dnsTcpPauseBytes });
     const server = new DnsServer({ ...o, host }, udp, tcp);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -59,6 +78,10 @@ export class DnsServer {
     tcp.on('connection', (socket) => server.onConnection(socket));
     tcp.on('error', (err) => o.logger.warn({ err }, 'dns tcp server error'));
     return server;
+  }
+
+  tcpStats(): DnsTcpStats {
+    return { ...this.stats, open: this.connections.size, closed: { ...this.stats.closed } };
   }
 
   get udpPort(): number {
@@ -111,34 +134,37 @@ export class DnsServer {
       return;
     }
     this.connections.add(socket);
-    socket.setTimeout(this.o.tcpIdleMs ?? limits.dnsTcpIdleMs, () => socket.destroy());
     socket.on('close', () => this.connections.delete(socket));
     socket.on('error', () => socket.destroy());
-    let buffered: Buffer = Buffer.alloc(0);
-    socket.on('data', (chunk: Buffer) => {
-      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-      // Each message is a 2-byte length and the query (RFC 1035 4.2.2); a long one is refused by closing.
-      while (buffered.length >= 2) {
-        const length = buffered.readUInt16BE(0);
-        if (length > limits.dnsQueryBytesMax) {
-          socket.destroy();
-          return;
-        }
-        if (buffered.length < 2 + length) break;
-        const msg = buffered.subarray(2, 2 + length);
-        buffered = buffered.subarray(2 + length);
-        let out: Buffer | null = null;
-        try {
-          out = this.respond(msg, false);
-        } catch (err) {
-          this.o.logger.warn({ err }, 'dns query failed');
-        }
-        if (out === null) continue;
-        const framed = Buffer.alloc(2 + out.length);
-        framed.writeUInt16BE(out.length, 0);
-        out.copy(framed, 2);
-        socket.write(framed);
-      }
+    new TcpDnsConnection(socket, this.o.clock ?? systemClock, this.tcpBounds(), {
+      respond: (query) => this.respondFramed(query),
+      closed: (reason) => this.stats.closed[reason]++,
+      paused: () => this.stats.pauses++,
+      wrote: (unsentBytes) => (this.stats.unsentBytesPeak = Math.max(this.stats.unsentBytesPeak, unsentBytes)),
     });
+  }
+
+  private tcpBounds(): TcpDnsBounds {
+    return {
+      idleMs: this.o.tcpIdleMs ?? limits.dnsTcpIdleMs,
+      drainMs: this.o.tcpDrainMs ?? limits.dnsTcpDrainMs,
+      unsentBytesMax: this.o.tcpUnsentBytesMax ?? limits.dnsTcpUnsentBytesMax,
+      queriesPerTurnMax: this.o.tcpQueriesPerTurnMax ?? limits.dnsTcpQueriesPerTurnMax,
+    };
+  }
+
+  /** One query's answer with its 2-byte length (RFC 1035 4.2.2), or null to send nothing. */
+  private respondFramed(query: Buffer): Buffer | null {
+    let out: Buffer | null = null;
+    try {
+      out = this.respond(query, false);
+    } catch (err) {
+      this.o.logger.warn({ err }, 'dns query failed');
+    }
+    if (out === null) return null;
+    const framed = Buffer.alloc(2 + out.length);
+    framed.writeUInt16BE(out.length, 0);
+    out.copy(framed, 2);
+    return framed;
   }
 }
