@@ -104,6 +104,8 @@ describe('dns server bounds', () => {
     await waitFor('the fifth connection to be closed', () => extra.destroyed || extra.readyState === 'closed', 10_000);
     expect((await resolver().resolve4('leader.minkube'))).toEqual(['127.0.0.2']);
     for (const s of sockets) s.destroy();
+    // Else the next test's connection is refused as the fifth, not closed for being idle.
+    await waitFor('the server to see the connections closed', () => server.tcpStats().open === 0, 10_000);
   });
 
   it('closes an idle TCP connection', async () => {
