@@ -67,6 +67,8 @@ export interface ServerLimits {
   /** Every connection's unread answers together (unread-answers.ts). */
   unreadAnswersBytesMax: number;
   unreadAnswerAgeMsMin: number;
+  /** One HTTP/2 connection's answers not yet sent, past which it is closed (unread-answers.ts). */
+  http2UnsentBytesMax: number;
 }
 
 const defaultServerLimits: ServerLimits = {
@@ -85,6 +87,7 @@ const defaultServerLimits: ServerLimits = {
   unreadWaitMs: limits.http1UnreadWaitMsMax,
   unreadAnswersBytesMax: limits.httpUnreadAnswersBytesMax,
   unreadAnswerAgeMsMin: limits.httpUnreadAnswerAgeMsMin,
+  http2UnsentBytesMax: limits.http2SessionUnsentBytesMax,
 };
 
 export interface HttpsOptions {
@@ -133,7 +136,7 @@ export function buildBaseApp(opts: BaseAppOptions): FastifyInstance {
   // gives back its idle connections (slots, made next, by the time the watch starts).
   const fds = new FdWatch({ clock: systemClock, warn: (shortage) => (opts.logger ? opts.logger.warn(shortage, fdShortageMessage(shortage)) : undefined), shed: () => slots.shed() });
   const slots = new ConnectionSlots(server, fds);
-  const unread = new UnreadAnswers({ answersBytesMax: server.unreadAnswersBytesMax, ageMsMin: server.unreadAnswerAgeMsMin });
+  const unread = new UnreadAnswers({ answersBytesMax: server.unreadAnswersBytesMax, ageMsMin: server.unreadAnswerAgeMsMin, sessionBytesMax: server.http2UnsentBytesMax });
   const common = {
     bodyLimit: bodyLimitBytes,
     genReqId,
@@ -829,7 +832,10 @@ function h1AndH2cServer(limitsOf: ServerLimits, h2: H2Options, linger: LingerBou
       if (!slots.admit(socket)) return;
       firstBytes(socket, limitsOf.headersTimeoutMs, silent, (chunk) => {
         if (startsH2Preface(chunk)) {
-          // The h2c session reads what was put back itself (on its next tick).
+          // The h2c session reads what was put back itself (on its next tick). The HTTP/1.1 server's sockets stay
+          // half open when the client ends: a session whose answers wait on flow control then never wrote again,
+          // and held them (and the server's close) after its client had gone. HTTP/2 has no use for half a connection.
+          socket.once('end', () => socket.destroy());
           h2c.emit('connection', socket);
           return;
         }

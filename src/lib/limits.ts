@@ -243,8 +243,18 @@ export const limits = {
    */
   httpUnreadAnswersBytesMax: 64 * 1024 * 1024,
   httpUnreadAnswerAgeMsMin: 1000,
-  /** Requests one HTTP/2 connection may have in flight at once (its SETTINGS_MAX_CONCURRENT_STREAMS). */
-  http2StreamsPerConnectionMax: 256,
+  /**
+   * Requests one HTTP/2 connection may have in flight at once (its SETTINGS_MAX_CONCURRENT_STREAMS). At 256, one
+   * connection that never read had 256 task pages of 1.1 MB made at once: the leader's event loop stalled past its
+   * election timeout. 100 is the least RFC 9113 recommends.
+   */
+  http2StreamsPerConnectionMax: 100,
+  /**
+   * Bytes of one HTTP/2 connection's answers written and not yet sent (its client not reading) before the connection
+   * is closed, unless they are one answer alone (src/api/unread-answers.ts). http2SessionMemoryMiBMax does not bound
+   * them: node counts its HTTP/2 library's buffers there, not the answers queued on each stream.
+   */
+  http2SessionUnsentBytesMax: 16 * 1024 * 1024,
   /** Memory one HTTP/2 connection's frames and headers may hold before it is refused more streams, in MiB. */
   http2SessionMemoryMiBMax: 16,
   /**
@@ -481,6 +491,7 @@ assert(limits.assignQueueMax >= limits.placementBatchMax, 'one placement batch f
 assert(limits.runtimePingTimeoutMsDefault < limits.runtimeCallTimeoutMsDefault, 'a start-up ping is quicker than any call');
 assert(limits.processLogCheckMsMin <= limits.processLogCheckAfterChangeMsMax && limits.processLogCheckAfterChangeMsMax <= limits.processLogCheckMsMax, 'a change brings a log\'s next look forward, never later');
 assert(limits.workerFinishedLogBytesMax <= limits.runtimeLogBytesMax, 'one logs() answer can fill the tail a worker keeps');
+assert(limits.http2SessionUnsentBytesMax <= limits.httpUnreadAnswersBytesMax, "one HTTP/2 connection's unsent answers are closed before they alone fill every connection's budget");
 assert(limits.http2HeaderListBytesMax > limits.httpHeaderBytesMax, 'HTTP/2 header blocks over the bound reach the app, which answers 431');
 // ApiClient's default request timeout is requestTimeoutMsDefault + 500 ms: a connection that never opens must be known
 // unsent (the CLI moves on) before that deadline says a write's outcome is unknown.

@@ -24,7 +24,7 @@ const fakeReply = (): { reply: FastifyReply; raw: FakeRaw } => {
 describe('UnreadAnswers', () => {
   it('closes the oldest answers past the budget, never young ones, and forgets finished ones', () => {
     let now = 0;
-    const answers = new UnreadAnswers({ answersBytesMax: 100_000, ageMsMin: 1000 }, () => now);
+    const answers = new UnreadAnswers({ answersBytesMax: 100_000, ageMsMin: 1000, sessionBytesMax: 100_000 }, () => now);
     const a = fakeReply();
     const b = fakeReply();
     const c = fakeReply();
