@@ -1,15 +1,19 @@
 // Long answers written as they come: a followed task's output (GET /v1/tasks/:id/logs?follow=true) on the worker and
 // on the manager that relays it. Bounded (at most `max` at once, past it 429 QUEUE_FULL), with the socket's
-// backpressure (a slow reader slows its source; nothing queues without bound), and ended by app.close() like the
-// event streams (a follow may never end by itself).
+// backpressure (a slow reader slows its source; nothing queues without bound), cut when its reader stops taking it
+// (stalled-reader.ts), and ended by app.close() like the event streams (a follow may never end by itself).
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { MinkubeError } from '../lib/errors.js';
 import { watchCredential } from './credential-watch.js';
+import { defaultStallBounds, watchStall, type StallBounds } from './stalled-reader.js';
+import { systemClock, type Clock } from '../lib/clock.js';
 
 /** The abort reason of the streams a closing node ends. */
 const closing = new Error('this node is closing');
 /** The abort reason of a stream whose token or session no longer holds. */
 const revoked = new Error('the credential of this stream no longer holds');
+/** The abort reason of a stream whose reader stopped taking it. */
+const stalled = new Error('the reader of this stream stopped reading');
 
 /** HTTP/2 sessions and how many long answers each carries now (their idle timeout leaves them open meanwhile). */
 const longAnswers = new WeakMap<object, number>();
@@ -33,7 +37,13 @@ function holdSession(reply: FastifyReply): () => void {
 export class TextStreams {
   private readonly open = new Set<AbortController>();
 
-  constructor(app: FastifyInstance, private readonly max: number, private readonly what: string) {
+  constructor(
+    app: FastifyInstance,
+    private readonly max: number,
+    private readonly what: string,
+    private readonly stall: StallBounds = defaultStallBounds,
+    private readonly clock: Clock = systemClock,
+  ) {
     app.addHook('preClose', async () => {
       for (const c of this.open) c.abort(closing);
     });
@@ -51,10 +61,16 @@ export class TextStreams {
       cutAnswer(reply.raw);
       c.abort(revoked);
     });
+    const unwatchStall = watchStall(reply.raw, (pendingBytes) => {
+      reply.log.info({ pendingBytes }, `the reader of a stream of ${this.what} stopped reading: cutting it`);
+      cutAnswer(reply.raw);
+      c.abort(stalled);
+    }, this.stall, this.clock);
     reply.raw.once('close', () => c.abort());
     c.signal.addEventListener('abort', () => {
       this.open.delete(c);
       unwatch();
+      unwatchStall();
       release();
     }, { once: true });
     return c;
@@ -111,7 +127,7 @@ export class TextStreams {
       }
       // Cut, not ended, when this node closes or the credential no longer holds: the source had not ended, and a
       // complete answer would say it had.
-      if (c.signal.reason === closing || c.signal.reason === revoked) cutAnswer(res);
+      if (c.signal.reason === closing || c.signal.reason === revoked || c.signal.reason === stalled) cutAnswer(res);
       else if (!res.destroyed) res.end();
     } catch (err) {
       reply.log.info({ err }, `a stream of ${this.what} was cut`);

@@ -409,6 +409,14 @@ export const limits = {
    * just made through another manager) before it answers 401; one it cannot check in that time is 503 NOT_READY.
    */
   tokenCatchUpMsMax: 1000,
+  /**
+   * A long answer (a followed log, a relayed one, an event stream) whose written bytes wait unsent this long, none of
+   * them taken by its reader meanwhile, is cut: a client that stops reading without closing would hold its slot (of
+   * logFollowsMax or eventStreamsMax) for good.
+   */
+  longAnswerStallMsMax: 30_000,
+  /** How often a long answer's unsent bytes are looked at for that. */
+  longAnswerStallCheckMs: 1000,
   // the dashboard's live feed (GET /v1/events)
   /** Event streams one manager serves at once; past it a new one is answered 429 QUEUE_FULL. */
   eventStreamsMax: 64,
@@ -512,3 +520,4 @@ assert(limits.dnsTcpDrainMs < limits.dnsTcpIdleMs, 'a connection that reads no a
 // The largest answer: 64 SRV records with 255-byte targets (273 bytes each), their 64 addresses, a question, an OPT.
 assert(limits.dnsTcpUnsentBytesMax >= limits.dnsTcpPauseBytes + 32 * 1024, 'a connection about to stop being read still takes one largest answer');
 assert(limits.eventCheckIntervalMs <= limits.eventSnapshotIntervalMs && limits.eventPeerPollTimeoutMs < limits.eventSnapshotIntervalMs, 'a change is seen before the next snapshot, and a poll ends before the next one');
+assert(limits.longAnswerStallCheckMs * 5 <= limits.longAnswerStallMsMax, 'a stalled reader is looked at several times before it is cut');

@@ -9,8 +9,10 @@ import { buildBaseApp } from '../../src/api/http.js';
 import { TextStreams } from '../../src/api/text-stream.js';
 import { MinkubeError } from '../../src/lib/errors.js';
 import { limits } from '../../src/lib/limits.js';
+import { connect as netConnect } from 'node:net';
+import type { StallBounds } from '../../src/api/stalled-reader.js';
 import { head } from '../support/head.js';
-import { sleep, waitFor } from '../support/wait.js';
+import { freePortIn, sleep, waitFor } from '../support/wait.js';
 
 let app: FastifyInstance | null = null;
 afterEach(async () => {
@@ -19,11 +21,11 @@ afterEach(async () => {
 });
 
 /** An app whose /stream writes 'start', then what `rest` yields; at most one stream at once. */
-async function listening(rest: (signal: AbortSignal) => AsyncGenerator<Uint8Array>, credentialHolds?: () => Promise<boolean>): Promise<string> {
+async function listening(rest: (signal: AbortSignal) => AsyncGenerator<Uint8Array>, credentialHolds?: () => Promise<boolean>, stall?: StallBounds): Promise<string> {
   app = buildBaseApp({});
   // As the auth plugin sets it for a request a token let in.
   if (credentialHolds !== undefined) app.addHook('onRequest', async (req) => void (req.credentialHolds = credentialHolds));
-  const streams = new TextStreams(app, 1, 'test streams');
+  const streams = new TextStreams(app, 1, 'test streams', stall);
   app.get('/stream', async (_req, reply) => {
     const c = streams.begin(reply);
     async function* chunks(): AsyncGenerator<Uint8Array> {
@@ -33,8 +35,34 @@ async function listening(rest: (signal: AbortSignal) => AsyncGenerator<Uint8Arra
     await streams.send(reply, c, chunks());
     return reply;
   });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  const host = stall === undefined ? '127.0.0.1' : '127.0.69.1';
+  await app.listen({ host, port: stall === undefined ? 0 : await freePortIn(host, 20000, 29999) });
+  return `http://${host}:${(app.server.address() as AddressInfo).port}`;
+}
+
+/** A source as fast as its reader takes it (a task printing tens of MB/s), until the stream is aborted. */
+async function* flood(signal: AbortSignal): AsyncGenerator<Uint8Array> {
+  const chunk = Buffer.alloc(64 * 1024, 'x');
+  while (!signal.aborted) yield chunk;
+}
+
+/** Opens /stream on a raw socket that reads `readBytesPerTick` every 20 ms (0: reads nothing at all); resolves once it closes. */
+function reader(url: string, readBytesPerTick: number): { closed: Promise<void>; stop(): void } {
+  const { hostname, port } = new URL(url);
+  const socket = netConnect(Number(port), hostname);
+  socket.on('error', () => undefined);
+  socket.write(`GET /stream HTTP/1.1\r\nhost: x\r\n\r\n`);
+  socket.pause();
+  const ticker = setInterval(() => {
+    for (let n = 0; n < readBytesPerTick; ) {
+      const got = socket.read() as Buffer | null;
+      if (got === null) break;
+      n += got.length;
+    }
+  }, 20);
+  // A paused socket that was closed by its server says so only once read to the end: the FIN is seen as 'end'.
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  return { closed, stop: () => (clearInterval(ticker), socket.destroy()) };
 }
 
 async function* forever(signal: AbortSignal): AsyncGenerator<Uint8Array> {
@@ -179,6 +207,38 @@ describe('TextStreams', () => {
     // Full now: a HEAD answers what a GET would.
     expect(await head(url, '/served', { http2 })).toMatchObject({ status: 429 });
     ac.abort();
+  });
+
+  it('a reader that stops reading is cut once its unsent bytes have waited the stall bound, and its slot is freed', async () => {
+    const url = await listening(flood, undefined, { stallMsMax: 400, checkMs: 50 });
+    const stopped = reader(url, 0);
+    await waitFor('the slot taken', async () => {
+      const r = await fetch(`${url}/stream`);
+      await r.body?.cancel();
+      return r.status === 429;
+    });
+    // Cut, not ended: the server closes the connection; the next reader gets the slot.
+    await waitFor('the slot freed', async () => {
+      const r = await fetch(`${url}/stream`, { signal: AbortSignal.timeout(2000) });
+      await r.body?.cancel();
+      return r.status === 200;
+    }, 5000);
+    stopped.stop();
+  });
+
+  it('a slow reader that keeps taking some of it is not cut', async () => {
+    // The kernel wakes a writer only once a good part of its socket's send buffer (megabytes) is free: at 12 MB/s
+    // the answer's own bytes leave every few hundred ms, well within the bound.
+    const url = await listening(flood, undefined, { stallMsMax: 1000, checkMs: 50 });
+    const slow = reader(url, 256 * 1024);
+    let closed = false;
+    void slow.closed.then(() => (closed = true));
+    await sleep(3000); // three stall bounds
+    expect(closed).toBe(false);
+    const r = await fetch(`${url}/stream`);
+    await r.body?.cancel();
+    expect(r.status).toBe(429);
+    slow.stop();
   });
 
   it('a source that ends ends the answer', async () => {

@@ -19,7 +19,8 @@ import { newApiToken } from '../../src/security/tokens.js';
 import { defaultView, FakeManagerService } from '../api/fake-service.js';
 import { ManualClock } from '../support/manual-clock.js';
 import { head } from '../support/head.js';
-import { waitFor } from '../support/wait.js';
+import { freePortIn, waitFor } from '../support/wait.js';
+import { connect as http2Connect } from 'node:http2';
 
 const silent = pino({ level: 'silent' });
 
@@ -280,6 +281,35 @@ describe('GET /v1/events', () => {
     const base = await serve(secureApp(new HandFeed()));
     expect(await head(base, '/v1/events')).toMatchObject({ status: 401 });
     expect(await head(base, '/v1/events', { headers: { authorization: `Bearer ${mint('viewer')}` } })).toMatchObject({ status: 200, bodyBytes: 0 });
+  });
+
+  it('a stream whose reader stopped reading is closed once its unsent bytes have waited the stall bound, far under 4 MiB', async () => {
+    const app = buildBaseApp({});
+    const feed = new HandFeed();
+    void app.register(eventRoutes, { events: feed, streamsMax: 1, stall: { stallMsMax: 400, checkMs: 50 } });
+    apps.push(app);
+    const host = '127.0.69.2';
+    await app.listen({ host, port: await freePortIn(host, 20000, 29999) });
+    const base = `http://${host}:${(app.server.address() as AddressInfo).port}`;
+    // Over HTTP/2 the reader's flow-control window (64 KiB) holds what it does not read on the server, not in the
+    // kernel's socket buffers (megabytes, which would take a quiet feed many minutes to fill).
+    const session = http2Connect(base);
+    session.on('error', () => undefined);
+    try {
+      const stream = session.request({ ':path': '/v1/events' });
+      stream.on('error', () => undefined);
+      stream.pause();
+      await waitFor('the subscription', () => feed.sends.size === 1);
+      const big = { type: 'tasks', data: { items: [{ id: 't1', name: 'x'.repeat(100_000) }], dropped: 0 } } as unknown as DashboardEvent;
+      for (let i = 0; i < 10; i++) feed.push(big); // 1 MB
+      await waitFor('the stalled stream closed', () => feed.sends.size === 0, 5000);
+    } finally {
+      session.destroy();
+    }
+    // Its slot is free: the dashboard is served again.
+    const again = await open(`${base}/v1/events`);
+    expect(again.res.statusCode).toBe(200);
+    again.res.destroy();
   });
 
   it('serves at most streamsMax streams (429 QUEUE_FULL past it), and app.close() ends the open ones', async () => {

@@ -1,7 +1,8 @@
 // GET /v1/events: the dashboard's live feed as server-sent events (text/event-stream). The client reads it with
 // fetch() and an Authorization header like any other route (EventSource cannot send one), so no credential ever
 // travels in a URL. Bounded: at most limits.eventStreamsMax streams per manager, and a stream whose socket falls
-// limits.eventStreamQueueBytesMax behind is closed (its client reconnects and starts from a fresh snapshot).
+// limits.eventStreamQueueBytesMax behind, or whose unsent bytes wait limits.longAnswerStallMsMax with none taken
+// (stalled-reader.ts), is closed (its client reconnects and starts from a fresh snapshot).
 import type { FastifyPluginAsync } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import type { DashboardEvent, EventsService } from '../../contracts/services.js';
@@ -12,12 +13,15 @@ import { bodyAnswer, textSchema } from '../documented-answers.js';
 import { principalOf } from '../principal.js';
 import { watchCredential } from '../credential-watch.js';
 import { answerHead, cutAnswer, longAnswerHeaders } from '../text-stream.js';
+import { defaultStallBounds, unsentBytes, watchStall, type StallBounds } from '../stalled-reader.js';
 import { NoQuery } from '../schemas.js';
 
 export interface EventRoutesOptions {
   events: EventsService;
   /** For tests (default limits.eventStreamsMax). */
   streamsMax?: number;
+  /** For tests (default defaultStallBounds). */
+  stall?: StallBounds;
 }
 
 /** What a stream may show beside the cluster view (cluster:read): each part needs its own read permission. */
@@ -70,8 +74,8 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
     const whole = visible.workers && visible.tasks;
     const subscription = opts.events.subscribe((event) => {
       if (res.writableEnded || res.destroyed) return;
-      if (res.writableLength > limits.eventStreamQueueBytesMax) {
-        req.log.warn({ queuedBytes: res.writableLength }, 'an event stream fell too far behind; closing it');
+      if (unsentBytes(res) > limits.eventStreamQueueBytesMax) {
+        req.log.warn({ queuedBytes: unsentBytes(res) }, 'an event stream fell too far behind; closing it');
         cutAnswer(res);
         return;
       }
@@ -86,8 +90,14 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
     });
     // Cut once its token is revoked or expires: the dashboard's reconnect then meets the 401 and asks to log in again.
     const unwatch = watchCredential(req, () => cutAnswer(res));
+    // A reader that stopped while events are few: its socket's buffers may take many minutes to hold 4 MiB more.
+    const unwatchStall = watchStall(res, (queuedBytes) => {
+      req.log.warn({ queuedBytes }, 'the reader of an event stream stopped reading; closing it');
+      cutAnswer(res);
+    }, opts.stall ?? defaultStallBounds);
     res.once('close', () => {
       unwatch();
+      unwatchStall();
       subscription.close();
       streams.delete(res);
     });
