@@ -34,16 +34,25 @@ function holdSession(reply: FastifyReply): () => void {
   };
 }
 
+export interface TextStreamsOptions {
+  /** Whose cap a QUEUE_FULL names ('this worker', 'this manager'; default 'this node'). */
+  node?: string;
+  /** When a reader that stopped is cut (default defaultStallBounds). */
+  stall?: StallBounds;
+  clock?: Clock;
+}
+
 export class TextStreams {
   private readonly open = new Set<AbortController>();
 
-  constructor(
-    app: FastifyInstance,
-    private readonly max: number,
-    private readonly what: string,
-    private readonly stall: StallBounds = defaultStallBounds,
-    private readonly clock: Clock = systemClock,
-  ) {
+  private readonly node: string;
+  private readonly stall: StallBounds;
+  private readonly clock: Clock;
+
+  constructor(app: FastifyInstance, private readonly max: number, private readonly what: string, opts: TextStreamsOptions = {}) {
+    this.node = opts.node ?? 'this node';
+    this.stall = opts.stall ?? defaultStallBounds;
+    this.clock = opts.clock ?? systemClock;
     app.addHook('preClose', async () => {
       for (const c of this.open) c.abort(closing);
     });
@@ -77,7 +86,7 @@ export class TextStreams {
   }
 
   private refuseWhenFull(): void {
-    if (this.open.size >= this.max) throw new MinkubeError('QUEUE_FULL', `this node already serves ${this.max} ${this.what}; retry later`);
+    if (this.open.size >= this.max) throw new MinkubeError('QUEUE_FULL', `${this.node} already serves ${this.max} ${this.what}; retry later`);
   }
 
   /**

@@ -91,6 +91,7 @@ export class HttpWorkerApi implements WorkerApi {
       return res.body;
     } catch (err) {
       // The worker's own refusals (TASK_NOT_FOUND, QUEUE_FULL) as it gave them; not reaching it is WORKER_UNAVAILABLE.
+      if (err instanceof MinkubeError && err.code === 'QUEUE_FULL') throw workerCapFull(err, o.workerId);
       if (err instanceof MinkubeError && err.code !== 'UNREACHABLE') throw err;
       throw failure(err, `GET ${url}${path}`, o.signal);
     }
@@ -128,6 +129,16 @@ export class HttpWorkerApi implements WorkerApi {
 }
 
 /** TIMEOUT stays TIMEOUT; anything else is WORKER_UNAVAILABLE (transient), with the transport's message. */
+/**
+ * The worker's QUEUE_FULL as the relaying manager answers it: naming the worker, whose cap is full (each manager may
+ * hold a part of it), not "this node". A worker that predates the name says "this node".
+ */
+export function workerCapFull(err: MinkubeError, workerId: string): MinkubeError {
+  const mine = /^this (?:node|worker) /.exec(err.message);
+  const message = mine === null ? `worker ${workerId}: ${err.message}` : `worker ${workerId} ${err.message.slice(mine[0].length)}`;
+  return new MinkubeError('QUEUE_FULL', message, { cause: err, details: err.details });
+}
+
 function failure(err: unknown, what: string, signal: AbortSignal | undefined): MinkubeError {
   if (signal?.aborted === true) return new MinkubeError('WORKER_UNAVAILABLE', `${what}: abandoned (this manager stepped down)`, { cause: err });
   if (!(err instanceof MinkubeError)) return new MinkubeError('WORKER_UNAVAILABLE', `${what}: ${String(err)}`, { cause: err });

@@ -25,7 +25,7 @@ async function listening(rest: (signal: AbortSignal) => AsyncGenerator<Uint8Arra
   app = buildBaseApp({});
   // As the auth plugin sets it for a request a token let in.
   if (credentialHolds !== undefined) app.addHook('onRequest', async (req) => void (req.credentialHolds = credentialHolds));
-  const streams = new TextStreams(app, 1, 'test streams', stall);
+  const streams = new TextStreams(app, 1, 'test streams', stall === undefined ? {} : { stall });
   app.get('/stream', async (_req, reply) => {
     const c = streams.begin(reply);
     async function* chunks(): AsyncGenerator<Uint8Array> {

@@ -12,6 +12,7 @@ import { MinkubeError } from '../../src/lib/errors.js';
 import { classifyAssignError, HttpWorkerApi } from '../../src/manager/worker-client.js';
 import { MemoryRuntime } from '../../src/runtime/index.js';
 import { WorkerAgent } from '../../src/worker/agent.js';
+import { freePortIn } from '../support/wait.js';
 
 const agent = new WorkerAgent({ workerId: 'w1', runtime: new MemoryRuntime({ durationMsDefault: null }), logger: pino({ level: 'silent' }), stopTimeoutMs: 50 });
 const app = buildWorkerApp({ agent });
@@ -119,6 +120,29 @@ describe('HttpWorkerApi failures', () => {
     } finally {
       through.close();
       await http.close();
+    }
+  });
+});
+
+describe('HttpWorkerApi.followLogs', () => {
+  it("relays a worker's QUEUE_FULL naming that worker, whose cap is full (not the relaying manager's)", async () => {
+    const full = Fastify();
+    // This worker's answer, and that of a worker that predates it ("this node").
+    full.get('/v1/tasks/:id/logs', async (req, reply) => {
+      const node = (req.params as { id: string }).id === 'old' ? 'this node' : 'this worker';
+      return reply.code(429).send({ error: { code: 'QUEUE_FULL', message: `${node} already serves 64 followed logs; retry later` } });
+    });
+    const host = '127.0.69.3';
+    await full.listen({ host, port: await freePortIn(host, 20000, 29999) });
+    try {
+      const at = `${host}:${(full.server.address() as AddressInfo).port}`;
+      for (const id of ['t1', 'old']) {
+        const err = await api.followLogs(at, id, 0, { workerId: 'w2', timeoutMs: 2000, signal: new AbortController().signal }).then(() => null, (e: unknown) => e);
+        expect(err).toBeInstanceOf(MinkubeError);
+        expect(err).toMatchObject({ code: 'QUEUE_FULL', status: 429, message: 'worker w2 already serves 64 followed logs; retry later' });
+      }
+    } finally {
+      await full.close();
     }
   });
 });

@@ -59,7 +59,7 @@ const submissionErrors = ['QUOTA_EXCEEDED', 'IDEMPOTENCY_KEY_REUSED'] as const;
 const logsAnswer = bodyAnswer("the container's output, from the worker of the latest attempt (follow=true: chunked, as it is written)", { 'text/plain': textSchema });
 
 export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { tasks, bodyLimitBytes }) => {
-  const follows = new TextStreams(app, limits.logFollowsMax, 'followed logs');
+  const follows = new TextStreams(app, limits.logFollowsMax, 'followed logs', { node: 'this manager' });
   app.post<{ Body: TaskSpecBody }>(
     '/v1/tasks',
     {

@@ -25,7 +25,7 @@ const assignmentCheck = TypeCompiler.Compile(AssignmentBody);
 const answerMarginMs = 100;
 
 export const workerTaskRoutes: FastifyPluginAsync<WorkerTaskRoutesOptions> = async (app, { agent, bodyLimitBytes }) => {
-  const follows = new TextStreams(app, limits.logFollowsMax, 'followed logs');
+  const follows = new TextStreams(app, limits.logFollowsMax, 'followed logs', { node: 'this worker' });
   app.post<{ Body: AssignmentBody }>(
     '/v1/tasks',
     {
