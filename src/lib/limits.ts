@@ -282,6 +282,12 @@ export const limits = {
   stopEndedBeforeMarginMs: 100,
   /** A process task's log file is rotated (one old generation kept) past this size. */
   processLogFileBytesMax: 8 * 1024 * 1024,
+  /**
+   * A process task's follower holds the unended last line of what it read (shown once it ends, or once the follower
+   * has caught up), so that a skip of what no file keeps any more never splices two lines; a line longer than this is
+   * let go in pieces.
+   */
+  processLogFollowHeldLineBytesMax: 1024 * 1024,
   /** The longest a running process task's log goes without a look for rotation (its watch brings looks forward). */
   processLogCheckMsMax: 2000,
   /** The shortest time between two looks at one log: how often a log that grows fast is looked at. */

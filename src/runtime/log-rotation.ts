@@ -61,11 +61,79 @@ export interface FollowPosition {
  * with oldBytes 0, the live file from the returned offset. A follower a whole generation behind, or behind the start
  * of .1, skips what no file keeps any more; one that read the rotated generation to its end goes on at 0.
  */
-export function followSource(at: FollowPosition, r: Rotation): { at: FollowPosition; oldPosition: number; oldBytes: number } {
-  if (at.generation >= r.count) return { at, oldPosition: 0, oldBytes: 0 };
+export function followSource(at: FollowPosition, r: Rotation): { at: FollowPosition; oldPosition: number; oldBytes: number; skipped: boolean } {
+  if (at.generation >= r.count) return { at, oldPosition: 0, oldBytes: 0, skipped: false };
+  // A whole generation behind, or behind the start of .1: what lay between is no longer kept.
+  const skipped = at.generation < r.count - 1 || at.offset < r.base;
   const offset = at.generation < r.count - 1 ? r.base : Math.max(at.offset, r.base);
-  if (offset < r.end) return { at: { generation: r.count - 1, offset }, oldPosition: offset - r.base, oldBytes: r.end - offset };
-  return { at: { generation: r.count, offset: 0 }, oldPosition: 0, oldBytes: 0 };
+  if (offset < r.end) return { at: { generation: r.count - 1, offset }, oldPosition: offset - r.base, oldBytes: r.end - offset, skipped };
+  return { at: { generation: r.count, offset: 0 }, oldPosition: 0, oldBytes: 0, skipped };
+}
+
+/**
+ * A follower's output cut at line ends, so that a skip (it fell behind what the files keep) never splices the start
+ * of one line to the end of another: the unended last line of what it read is held until its end comes (or the
+ * follower lets it go, caught up: a prompt is shown without its end); at a skip what is held is dropped, and what
+ * follows the skip is dropped up to its first line end, since it may start mid-line. A line the reader was already
+ * shown the start of is ended where the skip cut it. Held lines longer than heldBytesMax are let go in pieces.
+ */
+export class WholeLines {
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  /** After a skip: drop up to and through the next line end. */
+  private dropping = false;
+  /** Whether the last byte given out ended a line (or nothing was given out). */
+  private atLineStart = true;
+
+  constructor(private readonly heldBytesMax: number) {}
+
+  /** What of `chunk` (and what was held) can be shown now: whole lines, or a held line past heldBytesMax. */
+  push(chunk: Buffer): Buffer {
+    let data = chunk;
+    if (this.dropping) {
+      const end = data.indexOf(0x0a);
+      if (end < 0) return Buffer.alloc(0);
+      this.dropping = false;
+      data = data.subarray(end + 1);
+    }
+    const last = data.lastIndexOf(0x0a);
+    if (last < 0) {
+      this.hold(data);
+      return this.heldBytes > this.heldBytesMax ? this.release() : Buffer.alloc(0);
+    }
+    const out = this.give(Buffer.concat([...this.held, data.subarray(0, last + 1)]));
+    this.held = [];
+    this.heldBytes = 0;
+    this.hold(data.subarray(last + 1));
+    return out;
+  }
+
+  /** What is held, given out as it is (the follower caught up, or its source ended). */
+  release(): Buffer {
+    const out = this.give(Buffer.concat(this.held));
+    this.held = [];
+    this.heldBytes = 0;
+    return out;
+  }
+
+  /** The follower skipped: what is held is dropped; a line already partly shown is ended; the next line start is sought. */
+  skip(): Buffer {
+    this.held = [];
+    this.heldBytes = 0;
+    this.dropping = true;
+    return this.atLineStart ? Buffer.alloc(0) : this.give(Buffer.from('\n'));
+  }
+
+  private hold(data: Buffer): void {
+    if (data.length === 0) return;
+    this.held.push(data);
+    this.heldBytes += data.length;
+  }
+
+  private give(out: Buffer): Buffer {
+    if (out.length > 0) this.atLineStart = out[out.length - 1] === 0x0a;
+    return out;
+  }
 }
 
 /**

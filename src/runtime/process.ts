@@ -13,7 +13,7 @@ import { systemClock, type Clock, type Timer } from '../lib/clock.js';
 import { limits } from '../lib/limits.js';
 import { makeDirs } from '../lib/make-dirs.js';
 import { classifyRuntimeError } from './classify.js';
-import { dueAfterChangeMs, followSource, keepNewest, newLogCheck, nextCheckSpacingMs, readWholeLinesTail, type FollowPosition, type LogCheck, type Rotation } from './log-rotation.js';
+import { dueAfterChangeMs, followSource, keepNewest, newLogCheck, nextCheckSpacingMs, readWholeLinesTail, WholeLines, type FollowPosition, type LogCheck, type Rotation } from './log-rotation.js';
 import { MarkedSignaller, readProcStat, scanMarked, systemProc, type ProcReader } from './proc.js';
 import { labelsMatch, tailBytes, tailLines, validateRunSpec } from './spec.js';
 import { RuntimeFailure, type ContainerInfo, type ContainerRuntime, type ExitStatus as WaitStatus, type RunSpec } from './types.js';
@@ -377,15 +377,21 @@ export class ProcessRuntime implements ContainerRuntime {
       try {
         const start = await this.inLogTurn(entry, () => this.followStart(entry, handle, opts.tailLines));
         let at = start.at;
-        if (start.text !== '') yield Buffer.from(start.text);
+        const lines = new WholeLines(limits.processLogFollowHeldLineBytesMax);
+        let out = lines.push(Buffer.from(start.text));
+        if (out.length > 0) yield out;
         while (!signal.aborted) {
           const over = entry.record.state === 'exited' || !this.entries.has(id);
           const next = await this.inLogTurn(entry, () => this.followRead(entry, handle, at));
           at = next.at;
           if (next.chunk !== null) {
-            if (next.chunk.length > 0) yield next.chunk;
+            out = Buffer.concat([next.skipped ? lines.skip() : Buffer.alloc(0), lines.push(next.chunk)]);
+            if (out.length > 0) yield out;
             continue;
           }
+          // Caught up: the line being written is shown as it is so far.
+          out = lines.release();
+          if (out.length > 0) yield out;
           if (over) return;
           // An adopted process's exit is seen by the shared watcher (see adoptedPass), which wakes this.
           if (adopted) this.watchAdopted();
@@ -413,21 +419,24 @@ export class ProcessRuntime implements ContainerRuntime {
    * A follower's next chunk (in the log's turn) and where it is after it: from .1 while it is behind a rotation, else
    * from the file; null when it has read everything there is for now.
    */
-  private async followRead(entry: Entry, handle: fs.FileHandle, from: FollowPosition): Promise<{ at: FollowPosition; chunk: Buffer | null }> {
+  private async followRead(entry: Entry, handle: fs.FileHandle, from: FollowPosition): Promise<{ at: FollowPosition; chunk: Buffer | null; skipped: boolean }> {
     const source = followSource(from, entry.rotation);
-    let { at } = source;
+    let { at, skipped } = source;
     if (source.oldBytes > 0) {
       const chunk = await readRange(`${this.logPath(entry.record.id)}.1`, source.oldPosition, Math.min(source.oldBytes, followChunkBytes));
       // .1 gone (removed with the process): nothing is left of that generation.
-      if (chunk.length === 0) return { at: { generation: entry.rotation.count, offset: 0 }, chunk: Buffer.alloc(0) };
-      return { at: { ...at, offset: at.offset + chunk.length }, chunk };
+      if (chunk.length === 0) return { at: { generation: entry.rotation.count, offset: 0 }, chunk: Buffer.alloc(0), skipped: true };
+      return { at: { ...at, offset: at.offset + chunk.length }, chunk, skipped };
     }
     const size = (await handle.stat()).size;
     // Shorter than what was read without a rotation of this instance: emptied by someone else; read it from its start.
-    if (size < at.offset) at = { ...at, offset: 0 };
-    if (size === at.offset) return { at, chunk: null };
+    if (size < at.offset) {
+      at = { ...at, offset: 0 };
+      skipped = true;
+    }
+    if (size === at.offset) return { at, chunk: skipped ? Buffer.alloc(0) : null, skipped };
     const chunk = await readAt(handle, at.offset, Math.min(size - at.offset, followChunkBytes));
-    return { at: { ...at, offset: at.offset + chunk.length }, chunk };
+    return { at: { ...at, offset: at.offset + chunk.length }, chunk, skipped };
   }
 
   /** Runs fn in the entry's log turn: after the rotations and reads of its log asked for before, before those after. */

@@ -275,6 +275,39 @@ describe('ProcessRuntime specifics', () => {
     await rt.close();
   });
 
+  it('a follower that falls behind what the files keep skips to a line start: every line it gives is whole, none spliced from two', async () => {
+    const dir = await stateDir();
+    const rt = new ProcessRuntime({ stateDir: dir, logFileBytesMax: 100_000, rotateCheckMs: 3_600_000, watchLogs: false });
+    const gate = (n: number): string => `while [ ! -e ${path.join(dir, `go${n}`)} ]; do sleep 0.01; done`;
+    // 116-byte lines: a follower's read (a multiple of 4 KiB here, at most 64 KiB) ends part-way through one.
+    const lines = (from: number, to: number): string => `seq -w ${from} ${to} | sed 's/.*/proc line & ${'x'.repeat(100)}/'`;
+    const { id } = await rt.run({ name: 'fast', image: 'host', command: ['sh', '-c', `${gate(1)}; ${lines(1001, 3000)}; ${gate(2)}; ${lines(3001, 3100)}`], labels });
+    const follower = (await rt.followLogs(id, { tailLines: 0, signal: new AbortController().signal }))[Symbol.asyncIterator]();
+    // Asked once before the burst: it gives what it read first, and reads no more until asked again.
+    const first = follower.next();
+    await fs.writeFile(path.join(dir, 'go1'), '');
+    let read = Buffer.from((await within(first, 'the first read')).value as Uint8Array).toString();
+    await waitFor('the burst in the log', async () => (await rt.logs(id, { tailLines: 1 })).startsWith('proc line 3000 '), 10_000, 10);
+    // The file (232 KB) is rotated: .1 keeps its newest 100 KB, far past where the follower is.
+    await rt.rotateLogs();
+    await fs.writeFile(path.join(dir, 'go2'), '');
+    for (;;) {
+      const next = await within(follower.next(), 'more from the follower');
+      if (next.done === true) break;
+      read += Buffer.from(next.value).toString();
+    }
+    const got = read.split('\n');
+    expect(got.pop()).toBe('');
+    const bad = got.filter((l) => !/^proc line \d{4} x{100}$/.test(l));
+    expect(bad).toEqual([]);
+    const numbers = got.map((l) => Number(l.slice(10, 14)));
+    expect(numbers.every((n, i) => i === 0 || n > numbers[i - 1]!)).toBe(true);
+    expect(numbers.at(-1)).toBe(3100);
+    expect(numbers.length).toBeLessThan(2100); // some were skipped
+    await rt.remove(id);
+    await rt.close();
+  });
+
   it('keeps .1 within the bound when a fast writer put far more in the file between two checks', async () => {
     const dir = await stateDir();
     const rt = new ProcessRuntime({ stateDir: dir, logFileBytesMax: 4096, rotateCheckMs: 60_000, watchLogs: false });
