@@ -5,21 +5,10 @@
 import Ajv from 'ajv';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TokenRecord } from '../../src/api/auth.js';
-import { buildManagerApp } from '../../src/api/manager-app.js';
 import { docsPrefix, errorStatusesOf, operationIdOf } from '../../src/api/openapi.js';
-import type { AdminService } from '../../src/api/routes/admin.js';
-import type { MetricsEndpoint } from '../../src/api/routes/metrics.js';
-import type { RaftPeerService } from '../../src/api/routes/raft-internal.js';
-import type { StatusSource } from '../../src/api/routes/status.js';
-import type { PlacementService } from '../../src/contracts/placement.js';
-import type { ServicesService } from '../../src/contracts/service-model.js';
-import type {
-  AuditService, AuthService, BackupService, EventsService, JoinService, MembershipService, RetentionService, TasksService,
-} from '../../src/contracts/services.js';
 import { patternInWords } from '../../src/lib/schema-problems.js';
+import { everyRouteApp } from '../support/every-route-app.js';
 import { patternsIn } from '../support/schema-patterns.js';
-import { FakeManagerService } from './fake-service.js';
 
 type Doc = {
   openapi: string;
@@ -49,29 +38,9 @@ function collectRoutes(app: FastifyInstance): string[] {
   return routes;
 }
 
-/** A manager app with every route group (services nobody calls: only the document is asked for), secure or insecure as the daemon builds them. */
+/** A manager app with every route group (support/every-route-app.ts), and its API routes. */
 function everyApp(security: boolean): { app: FastifyInstance; routes: string[] } {
-  const tokens = new Map<string, TokenRecord>();
-  const app = buildManagerApp({
-    service: new FakeManagerService(),
-    tasks: {} as TasksService,
-    services: {} as ServicesService,
-    placement: {} as PlacementService,
-    membership: {} as MembershipService,
-    raftPeer: {} as RaftPeerService,
-    auth: {} as AuthService,
-    audit: { record: () => undefined } as unknown as AuditService,
-    admin: {} as AdminService,
-    backup: { status: () => null } as unknown as BackupService,
-    retention: {} as RetentionService,
-    events: {} as EventsService,
-    status: {} as StatusSource,
-    metrics: { endpoint: {} as MetricsEndpoint, workerMetrics: async () => '' },
-    // An insecure cluster has no CA: its join routes say so (insecureJoinRoutes).
-    ...(security
-      ? { join: {} as JoinService, security: { resolveToken: (a: string) => tokens.get(a) ?? null }, rateLimits: { roles: {}, anonymous: { requestsPerS: 1000, burst: 1000 } } }
-      : {}),
-  });
+  const app = everyRouteApp(security);
   return { app, routes: collectRoutes(app) };
 }
 

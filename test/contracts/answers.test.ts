@@ -3,19 +3,8 @@
 // check asks only for fields the route promises; and the check names the first field it misses.
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TokenRecord } from '../../src/api/auth.js';
-import { buildManagerApp } from '../../src/api/manager-app.js';
-import type { AdminService } from '../../src/api/routes/admin.js';
-import type { MetricsEndpoint } from '../../src/api/routes/metrics.js';
-import type { RaftPeerService } from '../../src/api/routes/raft-internal.js';
-import type { StatusSource } from '../../src/api/routes/status.js';
 import { answerProblem, documentedAnswers } from '../../src/contracts/answers.js';
-import type { PlacementService } from '../../src/contracts/placement.js';
-import type { ServicesService } from '../../src/contracts/service-model.js';
-import type {
-  AuditService, AuthService, BackupService, EventsService, JoinService, MembershipService, RetentionService, TasksService,
-} from '../../src/contracts/services.js';
-import { FakeManagerService } from '../api/fake-service.js';
+import { everyRouteApp } from '../support/every-route-app.js';
 
 type Schema = {
   $ref?: string; type?: string | string[]; const?: unknown; enum?: unknown[]; anyOf?: Schema[]; items?: Schema;
@@ -26,26 +15,7 @@ type Doc = { paths: Record<string, Record<string, { responses: Record<string, { 
 let app: FastifyInstance;
 let doc: Doc;
 beforeAll(async () => {
-  const tokens = new Map<string, TokenRecord>();
-  app = buildManagerApp({
-    service: new FakeManagerService(),
-    tasks: {} as TasksService,
-    services: {} as ServicesService,
-    placement: {} as PlacementService,
-    membership: {} as MembershipService,
-    raftPeer: {} as RaftPeerService,
-    auth: {} as AuthService,
-    audit: { record: () => undefined } as unknown as AuditService,
-    admin: {} as AdminService,
-    backup: { status: () => null } as unknown as BackupService,
-    retention: {} as RetentionService,
-    events: {} as EventsService,
-    status: {} as StatusSource,
-    metrics: { endpoint: {} as MetricsEndpoint, workerMetrics: async () => '' },
-    join: {} as JoinService,
-    security: { resolveToken: (a: string) => tokens.get(a) ?? null },
-    rateLimits: { roles: {}, anonymous: { requestsPerS: 1000, burst: 1000 } },
-  });
+  app = everyRouteApp(true);
   doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json<Doc>();
 });
 afterAll(() => app.close());
