@@ -667,8 +667,9 @@ function reasonOf(err: unknown, code: string | undefined, tls: boolean, url: str
   const e = err as (Error & { cause?: { message?: string }; socket?: { bytesRead?: number } }) | undefined;
   if (tls) {
     const reason = tlsReason(e?.message, code);
-    // OpenSSL read a plain HTTP answer where the server's first TLS record should be.
-    if (/wrong version number|packet length too long/i.test(reason)) return `TLS: the server does not speak TLS; if its cluster is insecure, use ${url.replace(/^https:/, 'http:')}`;
+    // OpenSSL read a plain HTTP answer where the server's first TLS record should be: the hint is the value to give
+    // --api (the manager's origin), not the request's URL.
+    if (/wrong version number|packet length too long/i.test(reason)) return `TLS: the server does not speak TLS; if its cluster is insecure, use ${new URL(url).origin.replace(/^https:/, 'http:')}`;
     if (code !== undefined && untrustedCaCodes.has(code)) return `TLS: the server's certificate is refused: no CA this client trusts signed it: ${reason}`;
     return `TLS: ${reason}`;
   }

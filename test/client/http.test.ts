@@ -432,7 +432,7 @@ describe.each(['undici', 'node'] as const)('HttpClient (%s pool) over mutual TLS
     expect(e.message).toMatch(new RegExp(`^cannot reach https://${address}/who \\(TLS: .*client certificate.*\\)$`));
   });
 
-  it('a server that answers in plain HTTP (an insecure cluster) is UNREACHABLE saying so and naming the http URL', async () => {
+  it('a server that answers in plain HTTP (an insecure cluster) is UNREACHABLE saying so and naming its http origin (what --api takes), not the path', async () => {
     const plain = createServer((_req, res) => void res.end('{}'));
     servers.push(plain);
     const plainAddress = `127.0.0.1:${await listen(plain)}`;
@@ -440,7 +440,7 @@ describe.each(['undici', 'node'] as const)('HttpClient (%s pool) over mutual TLS
     const e = await rejection(http.request({ method: 'POST', url: http.baseUrlOf(plainAddress), path: '/who', body: '{}' }));
     expect(e.code).toBe('UNREACHABLE');
     // The handshake failed before anything was sent: a write's outcome is known.
-    expect(e.message).toBe(`cannot reach https://${plainAddress}/who (TLS: the server does not speak TLS; if its cluster is insecure, use http://${plainAddress}/who)`);
+    expect(e.message).toBe(`cannot reach https://${plainAddress}/who (TLS: the server does not speak TLS; if its cluster is insecure, use http://${plainAddress})`);
   });
 
   it('a server that accepts the connection and never answers the handshake (SIGSTOP): a write fails as never sent within the handshake bound', async () => {
