@@ -50,12 +50,56 @@ export function cliTls(caCertPem: string, clusterId: string): TlsMaterial {
   return { ca: caCertPem, checkServer: (cert: PeerCertificate) => serverCertificateProblem(cert, rule) };
 }
 
+/** Where a command's managers came from: the hints a failure gets depend on it. */
+type ApiSource = '--api' | 'MINKUBE_API' | 'credentials' | 'fallback';
+let apiSource: ApiSource | null = null;
+let fallbackUrl = '';
+
 /**
- * The managers a command talks to unless --api or MINKUBE_API says: every one the credentials file names, the first
- * first (a list, as --api takes one), so that a command still works while that manager is down.
+ * The managers a command talks to: --api, else MINKUBE_API, else every one the credentials file names, the first
+ * first (a list, as --api takes one, so that a command still works while that manager is down), else `fallback`.
  */
-export function defaultApiUrl(fallback: string): string {
-  return cliCredentials()?.apis.join(',') ?? fallback;
+export function cliApiUrl(flag: string | undefined, fromEnv: string | undefined, fallback: string): string {
+  if (flag !== undefined) return ((apiSource = '--api'), flag);
+  if (fromEnv !== undefined) return ((apiSource = 'MINKUBE_API'), fromEnv);
+  const apis = cliCredentials()?.apis.join(',');
+  if (apis !== undefined) return ((apiSource = 'credentials'), apis);
+  apiSource = 'fallback';
+  fallbackUrl = fallback;
+  return fallback;
+}
+
+/**
+ * What a user can do about a command's failure, when its cause may be the CLI's own setup rather than the cluster:
+ * a token the managers refuse, a certificate no CA of the credentials file signed, a MINKUBE_CONFIG naming no file.
+ * Lines to print below the error; none for a command that reached no manager's client (apiSource unset).
+ */
+export function failureHints(e: MinkubeError): string[] {
+  if (apiSource === null) return [];
+  const path = credentialsPath();
+  const named = process.env.MINKUBE_CONFIG !== undefined && process.env.MINKUBE_CONFIG !== '';
+  if (e.code === 'UNAUTHENTICATED') {
+    const held = cliToken();
+    if (held === null) return [];
+    const other = held.from === 'MINKUBE_TOKEN' ? 'give MINKUBE_TOKEN a live token, or unset it to send the credentials file\'s' : 'send another with MINKUBE_TOKEN=<a live token>, or point MINKUBE_CONFIG at a credentials file with one';
+    return [`the token sent (${held.from}) was refused: it may have been revoked or have expired; ${other}`];
+  }
+  if (e.code === 'UNREACHABLE' && e.message.includes("(TLS: the server's certificate is refused: no CA this client trusts signed it")) return [untrustedCaHint(path, named)];
+  if ((e.code === 'UNREACHABLE' || e.code === 'TIMEOUT') && apiSource === 'fallback' && named) {
+    return [`MINKUBE_CONFIG names ${path}, which does not exist, so the CLI asked ${fallbackUrl}; point MINKUBE_CONFIG at the cluster's credentials file, or give --api`];
+  }
+  return [];
+}
+
+/**
+ * A certificate the CLI could not verify: a manager not of the credentials file's cluster, or a file not of this
+ * cluster. Which to fix depends on where the URL came from: a file's own managers point at the file, --api at itself.
+ */
+function untrustedCaHint(path: string, named: boolean): string {
+  const file = cliCredentials() === null ? `no credentials file (${path} does not exist), so no cluster CA is trusted` : `the credentials file ${path} gives the CA this CLI trusts`;
+  const where = `minkube up writes ${named ? 'the file MINKUBE_CONFIG names' : '~/.minkube/config.json'}; a cluster started from a config keeps .minkube/credentials.json beside it`;
+  const api = apiSource === '--api' || apiSource === 'MINKUBE_API' ? `check that ${apiSource} names a manager of that cluster, or point MINKUBE_CONFIG at the credentials file of the cluster ${apiSource} names` : "point MINKUBE_CONFIG at the cluster's credentials file";
+  return `no CA trusted here signed the server's certificate: ${file}; ${api} (${where}); a managers' API certificate from another CA (api.tlsCaFile) needs that CA as apiCa in the file`;
 }
 
 /**

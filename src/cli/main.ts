@@ -2,13 +2,13 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { apiUrlsOf, closeCliConnections, defaultApiUrl } from './connection.js';
+import { apiUrlsOf, cliApiUrl, closeCliConnections, failureHints } from './connection.js';
 import { baseUrlProblem, isPlainHttp } from '../client/index.js';
 import type { WorkerFlags } from './daemons.js';
 import { readStdinText, runKvDelete, runKvGet, runKvPut } from './kv.js';
 import { runLeaderTransfer, runMemberAdd, runMemberList, runMemberRemove } from './members.js';
 import { integerIn, oneOf } from './flags.js';
-import { printError, type Output } from './output.js';
+import { asMinkubeError, printError, type Output } from './output.js';
 import { runStatus } from './status.js';
 import { addTokenCommands } from './tokens.js';
 import { addAuditCommand } from './audit.js';
@@ -181,7 +181,7 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
         cmd.error(`error: MINKUBE_API=${fromEnv}: ${(err as Error).message}`);
       }
     }
-    const api = o.api ?? fromEnv ?? defaultApiUrl(defaultApi);
+    const api = cliApiUrl(o.api, fromEnv, defaultApi);
     return { api, out: { json: o.json === true } };
   };
 
@@ -445,7 +445,8 @@ function failure(err: unknown, exitNow: boolean): { code: number; exitNow: boole
     // Commander has printed the usage error (or the help, or the version) already.
     return { code: err.exitCode === 0 ? 0 : 2, exitNow };
   }
-  printError(err);
+  const e = asMinkubeError(err);
+  printError(e, failureHints(e));
   return { code: 1, exitNow };
 }
 

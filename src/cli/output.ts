@@ -141,15 +141,10 @@ export function asMinkubeError(err: unknown): MinkubeError {
   return new MinkubeError('INTERNAL', message, { cause: err });
 }
 
-/** What a user can do about a certificate the CLI could not verify: trust the cluster's CA (or the API's own CA). */
-const untrustedCaHint =
-  "the cluster's CA is not trusted here: point MINKUBE_CONFIG at the cluster's credentials file (minkube up writes ~/.minkube/config.json; a cluster started from a config keeps .minkube/credentials.json beside it); a managers' API certificate from another CA (api.tlsCaFile) needs that CA as apiCa in the file";
-
-export function printError(err: unknown): void {
+/** `hints`: lines below the error on what the user can do about it (connection.ts's failureHints, for a command's failure). */
+export function printError(err: unknown, hints: readonly string[] = []): void {
   const e = asMinkubeError(err);
-  // HttpClient's words for a chain to no trusted CA (reasonOf in client/http.ts).
-  const untrusted = e.code === 'UNREACHABLE' && e.message.includes("(TLS: the server's certificate is refused: no CA this client trusts signed it");
-  process.stderr.write(`error: ${e.code}: ${visible(e.message)}${untrusted ? `\n  ${untrustedCaHint}` : ''}\n`);
+  process.stderr.write(`error: ${e.code}: ${visible(e.message)}${hints.map((h) => `\n  ${h}`).join('')}\n`);
   // A stack helps only for our own bugs, and only when asked for.
   if (e.code === 'INTERNAL' && process.env.MINKUBE_DEBUG === '1') {
     const cause = e.cause instanceof Error ? e.cause : e;

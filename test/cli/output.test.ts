@@ -18,17 +18,17 @@ it('anything else is INTERNAL with its message; a made-up code is not trusted', 
   expect(asMinkubeError(madeUp)).toMatchObject({ code: 'INTERNAL', message: 'x' });
 });
 
-it('a certificate the CLI could not verify is followed by how to trust the cluster CA', () => {
+it('prints the hints it is given below the error, each on its own line; none by default', () => {
   const written: string[] = [];
   const write = process.stderr.write.bind(process.stderr);
   process.stderr.write = ((chunk: string) => (written.push(chunk), true)) as typeof process.stderr.write;
   try {
-    printError(new MinkubeError('UNREACHABLE', "cannot reach https://127.0.0.1:8001/v1/cluster (TLS: the server's certificate is refused: no CA this client trusts signed it: self-signed certificate in certificate chain)"));
+    printError(new MinkubeError('UNAUTHENTICATED', 'unknown, revoked or expired token'), ['the token sent was refused', 'a second line']);
     printError(new MinkubeError('UNREACHABLE', 'cannot reach https://127.0.0.1:8001/v1/cluster (ECONNREFUSED)'));
   } finally {
     process.stderr.write = write;
   }
-  expect(written[0]).toMatch(/^error: UNREACHABLE: .*self-signed.*\n {2}the cluster's CA is not trusted here: point MINKUBE_CONFIG at .*needs that CA as apiCa in the file\n$/);
+  expect(written[0]).toBe('error: UNAUTHENTICATED: unknown, revoked or expired token\n  the token sent was refused\n  a second line\n');
   expect(written[1]).toBe('error: UNREACHABLE: cannot reach https://127.0.0.1:8001/v1/cluster (ECONNREFUSED)\n');
 });
 
