@@ -303,7 +303,36 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
     .option('--config <file>', 'the cluster config file', 'cluster.example.json')
     .action((opts: { config: string }) => runLong(async () => (await import('./up.js')).runUp({ configPath: opts.config })));
 
+  addHelpCommands(program);
   return program;
+}
+
+/**
+ * `help [command]` on every command that has subcommands, in place of commander's, which answers an unknown name
+ * (`minkube help nosuch`) with the whole help and exit 2 but no word of what was wrong: here it is a usage error that
+ * says so, as `minkube nosuch` is.
+ */
+function addHelpCommands(cmd: Command): void {
+  if (cmd.commands.length === 0) return;
+  for (const sub of cmd.commands) addHelpCommands(sub);
+  cmd.helpCommand(false);
+  cmd
+    .command('help [command]')
+    .usage('[command]')
+    .description('display help for command')
+    .action((name: string | undefined) => {
+      if (name === undefined) cmd.help();
+      const sub = cmd.commands.find((c) => c.name() === name || c.aliases().includes(name));
+      if (sub === undefined || sub.name() === 'help') cmd.error(`error: unknown command '${name}' (${commandPath(cmd)} --help lists them)`);
+      sub.help();
+    });
+}
+
+/** `minkube task`: a command's words from the top. */
+function commandPath(cmd: Command): string {
+  const words: string[] = [];
+  for (let c: Command | null = cmd; c !== null; c = c.parent) words.unshift(c.name());
+  return words.join(' ');
 }
 
 function addTaskCommands(program: Command, globals: (cmd: Command) => { api: string; out: Output }): void {

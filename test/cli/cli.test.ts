@@ -267,6 +267,15 @@ describe.concurrent('minkube errors', () => {
     expect(await cli(['--version'])).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
   });
 
+  it('help names a command, its group\'s too; an unknown one is a usage error that says so (outside tester: `help nosuch` printed the whole help, exit 2, no word why)', async () => {
+    const [top, group, sub, unknown, unknownSub] = await Promise.all([cli(['help']), cli(['help', 'task']), cli(['task', 'help', 'list']), cli(['help', 'nosuch']), cli(['task', 'help', 'nosuch'])]);
+    expect(top).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Usage: minkube \[options\] \[command\][^]*\n {2}help \[command\] +display help for command\n$/) as string });
+    expect(group).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Usage: minkube task \[options\] \[command\]/) as string });
+    expect(sub).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Usage: minkube task ls\|list \[options\]/) as string });
+    expect(unknown).toEqual({ code: 2, stdout: '', stderr: "error: unknown command 'nosuch' (minkube --help lists them)\n(run with --help for usage)\n" });
+    expect(unknownSub).toEqual({ code: 2, stdout: '', stderr: "error: unknown command 'nosuch' (minkube task --help lists them)\n(run with --help for usage)\n" });
+  });
+
   it('usage errors exit 2', async () => {
     const [missing, badVersion, unknown] = await Promise.all([
       cli(['kv', 'get']),
