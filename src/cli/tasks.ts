@@ -223,6 +223,8 @@ export async function runTaskGet(apiUrl: string, id: string, out: Output): Promi
     ['name', spec.name ?? '-'],
     ['image', spec.image],
     ['command', spec.command === undefined ? '(image default)' : commandText(spec.command)],
+    // As a shell would read the pairs back (printLine escapes what a terminal would act on).
+    ...(spec.env === undefined || Object.keys(spec.env).length === 0 ? [] : [['env', commandText(Object.entries(spec.env).map(([k, v]) => `${k}=${v}`))] as [string, string]]),
     // The answer holds the names only (values read "<redacted>").
     ...(spec.secretEnv === undefined ? [] : [['secret env', Object.keys(spec.secretEnv).join(', ')] as [string, string]]),
     ...(spec.stopSignal === undefined && spec.stopTimeoutS === undefined ? [] : [['stop', stopLine(spec)] as [string, string]]),
