@@ -23,6 +23,8 @@ export interface TokenCreateFlags {
 }
 
 const tokensPath = '/v1/auth/tokens';
+/** The roles whose token is a join token (a new manager's or worker's), which has no name. */
+const joinRoles: readonly string[] = ['manager', 'worker'];
 const unitS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86_400 };
 
 /** '90m' -> 5400. A commander argument parser: a bad duration is a usage error (exit 2) saying what is expected. */
@@ -74,15 +76,25 @@ export async function runTokenList(apiUrl: string, out: Output): Promise<void> {
     return;
   }
   const rows = [['ACCESSOR', 'NAME', 'ROLE', 'CREATED', 'EXPIRES']];
+  const nowMs = Date.now();
   // A custom policy's token shows its policy's name, which is never a built-in role's: no marker needed. An admin token
   // stored with a key prefix (made before that was refused) is an admin all the same: say so rather than seem bounded.
   for (const t of page.items) {
     const role = t.keyPrefix === undefined ? t.role : `${t.role} (${t.keyPrefix}${t.role === 'admin' ? ' ignored' : ''})`;
-    rows.push([t.accessor, t.name, role, t.createdAt, t.expiresAt ?? 'never']);
+    rows.push([t.accessor, t.name, role, t.createdAt, expiresText(t.expiresAt, nowMs)]);
   }
   // Join tokens have no name; their accessor (join-...) and role (manager, worker: never a policy's name) say what they are.
-  for (const j of page.joinTokens ?? []) rows.push([j.accessor, '-', j.role, j.createdAt, j.expiresAt]);
+  for (const j of page.joinTokens ?? []) rows.push([j.accessor, '-', j.role, j.createdAt, expiresText(j.expiresAt, nowMs)]);
   printLine(formatTable(rows));
+}
+
+/**
+ * EXPIRES as `token ls` shows it: `never`, the time, or the time and `(expired)` once past (by this host's clock): the
+ * list keeps an expired token until it is revoked, and every manager refuses it meanwhile.
+ */
+function expiresText(expiresAt: string | null, nowMs: number): string {
+  if (expiresAt === null) return 'never';
+  return Date.parse(expiresAt) <= nowMs ? `${expiresAt} (expired)` : expiresAt;
 }
 
 /**
@@ -127,12 +139,13 @@ export function addTokenCommands(program: Command, globals: (cmd: Command) => { 
     .description('create a token and print it (the only time its secret is shown); --role manager|worker makes a join token')
     .option('--role <role>', 'admin | operator | developer | viewer, or manager | worker for a join token')
     .option('--policy <file>', 'instead of --role: a custom policy, a JSON file { "name", "rules": [{ "effect", "resource", "verbs", "keyPrefix"? }] }', parsePolicyFile)
-    .option('--name <name>', 'a unique name (default: ROLE-ACCESSOR)')
+    .option('--name <name>', 'a unique name (default: ROLE-ACCESSOR); API tokens only: a join token (--role manager|worker) has none')
     .option('--ttl <duration>', 'how long it lives, e.g. 3600s, 90m, 24h, 30d, never past the token making it (default: an API token never expires, a join token 24h; either ends with the token making it when that expires first)', parseDurationS)
     .option('--key-prefix <prefix>', "limit the role's key permissions to keys under this prefix (with --role, not admin; a policy names its keys)")
     .action(async (flags: { role?: string; policy?: Record<string, unknown>; name?: string; ttl?: number; keyPrefix?: string }, cmd: Command) => {
       if ((flags.role === undefined) === (flags.policy === undefined)) cmd.error('error: give exactly one of --role <role> and --policy <file>');
       if (flags.policy !== undefined && flags.keyPrefix !== undefined) cmd.error('error: --key-prefix is not taken with --policy; its kv rules name the keys');
+      if (flags.name !== undefined && joinRoles.includes(flags.role ?? '')) cmd.error(`error: --name is for API tokens: a join token (--role ${flags.role}) has no name; token ls shows it by its accessor (join-...)`);
       const g = globals(cmd);
       const f: TokenCreateFlags = {};
       if (flags.role !== undefined) f.role = flags.role;

@@ -116,6 +116,18 @@ describe('minkube token create', () => {
     expect(auth.calls).toEqual([]);
   });
 
+  it('--name with a join token (--role manager|worker) is a usage error before any request, and help says --name is for API tokens (outside tester: the server refused it, exit 1)', async () => {
+    const [worker, manager, help] = await Promise.all([
+      cli(['token', 'create', '--role', 'worker', '--name', 'jw']),
+      cli(['token', 'create', '--role', 'manager', '--name', 'jm']),
+      cli(['token', 'create', '--help']),
+    ]);
+    expect(worker).toMatchObject({ code: 2, stdout: '', stderr: expect.stringMatching(/^error: --name is for API tokens: a join token \(--role worker\) has no name; /) as string });
+    expect(manager).toMatchObject({ code: 2, stderr: expect.stringContaining('a join token (--role manager) has no name') as string });
+    expect(help.stdout.replace(/\s+/g, ' ')).toContain('API tokens only: a join token (--role manager|worker) has none');
+    expect(auth.calls).toEqual([]);
+  });
+
   it('--policy FILE sends the policy instead of a role; ls shows its name in ROLE', async () => {
     const dir = tempDir();
     const policy = {
@@ -193,6 +205,21 @@ describe('minkube token ls and revoke', () => {
     expect(auth.tokens.map((t) => t.accessor)).not.toContain(whole.accessor);
     const unknown = await cli(['token', 'revoke', 'no-such-name']);
     expect(unknown).toEqual({ code: 1, stdout: '', stderr: 'error: TOKEN_NOT_FOUND: no token named "no-such-name" (give its name or accessor: minkube token ls shows both)\n' });
+  });
+
+  it('ls marks a token, API or join, whose expiry has passed (expired) (outside tester: nothing marked it)', async () => {
+    const past = new Date(Date.now() - 60_000).toISOString();
+    auth.tokens = [
+      { accessor: '0000000000000001', name: 'gone', role: 'viewer', createdAt: '2020-01-01T00:00:00.000Z', expiresAt: past },
+      { accessor: '0000000000000002', name: 'live', role: 'viewer', createdAt: '2020-01-01T00:00:00.000Z', expiresAt: '2999-01-01T00:00:00.000Z' },
+    ];
+    auth.joinTokens = [{ accessor: 'join-00000000000000aa', role: 'worker', createdAt: '2020-01-01T00:00:00.000Z', expiresAt: past }];
+    const lines = (await cli(['token', 'ls'])).stdout.trimEnd().split('\n');
+    expect(lines.slice(1)).toEqual([
+      expect.stringMatching(new RegExp(`^0000000000000001\\s+gone\\s+viewer\\s+\\S+\\s+${past.replaceAll('.', '\\.')} \\(expired\\)$`)),
+      expect.stringMatching(/^0000000000000002\s+live\s+viewer\s+\S+\s+2999-01-01T00:00:00\.000Z$/),
+      expect.stringMatching(/^join-00000000000000aa\s+-\s+worker\s+\S+\s+\S+ \(expired\)$/),
+    ]);
   });
 
   it('ls lists join tokens after the API tokens (no name, role manager or worker); revoke takes a join accessor or the whole join token, sending only the accessor', async () => {
