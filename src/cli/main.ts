@@ -34,8 +34,11 @@ interface GlobalOptions {
   json?: boolean;
 }
 
+/** The most a count flag takes (`task ls --limit`): what nine digits hold, said in the message rather than left to guess. */
+const countFlagMax = 999_999_999;
+
 function parsePositive(text: string): number {
-  if (!/^[1-9][0-9]{0,8}$/.test(text)) throw new InvalidArgumentError('expected an integer >= 1.');
+  if (!/^[1-9][0-9]{0,8}$/.test(text)) throw new InvalidArgumentError(`expected an integer from 1 to ${countFlagMax}.`);
   return Number(text);
 }
 

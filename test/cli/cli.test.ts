@@ -318,6 +318,10 @@ describe.concurrent('minkube errors', () => {
     const badTail = await cli(['--api', api, 'task', 'logs', 't1', '--tail', '-1']);
     expect(badTail.code).toBe(2);
     expect(badTail.stderr).toContain("option '--tail <n>' argument '-1' is invalid. expected an integer >= 0.");
+    // A count past what the flag takes names the bound (outside tester: `expected an integer >= 1` for 1000000000).
+    const bigLimit = await cli(['--api', api, 'task', 'ls', '--limit', '1000000000']);
+    expect(bigLimit.code).toBe(2);
+    expect(bigLimit.stderr).toContain("option '--limit <n>' argument '1000000000' is invalid. expected an integer from 1 to 999999999.");
     const followWait = await cli(['--api', api, 'task', 'run', 'img', '--follow', '--wait', '--', 'true']);
     expect(followWait).toMatchObject({ code: 2, stderr: expect.stringContaining('--follow follows one task') as string });
   });
