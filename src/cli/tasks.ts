@@ -87,8 +87,9 @@ async function printWhyPending(api: TaskApi, t: TaskRecord, waiting: { why: stri
 
 /** Says on stderr how a task that did not succeed ended; the exit to end with. */
 function endedBadly(t: TaskRecord, exitCode: number): CliExit {
-  const why = t.state === 'stopped' ? 'it was stopped' : t.error === null ? 'no reason was recorded' : `${t.error.class}: ${t.error.message}`;
-  process.stderr.write(`error: task ${t.id} ${t.state}: ${why}\n`);
+  // A stopped task needs no reason beside its state (`stopped: it was stopped` said it twice).
+  if (t.state === 'stopped') process.stderr.write(`error: task ${t.id} was stopped\n`);
+  else process.stderr.write(`error: task ${t.id} ${t.state}: ${t.error === null ? 'no reason was recorded' : `${t.error.class}: ${t.error.message}`}\n`);
   return new CliExit(exitCode);
 }
 
@@ -261,6 +262,7 @@ export async function runTaskLogs(apiUrl: string, id: string, tailLines: number,
     if (text === '') await sayNeverRan(api, id);
     return;
   }
+  await sayWaitingToStart(api, id);
   let bytes = 0;
   try {
     for await (const chunk of await api.followLogs(id, tailLines)) {
@@ -271,6 +273,16 @@ export async function runTaskLogs(apiUrl: string, id: string, tailLines: number,
     throw await whyCut(api, id, err);
   }
   if (bytes === 0) await sayNeverRan(api, id);
+}
+
+/**
+ * `task logs -f` of a task not placed or started yet: the follow waits for it to run, so say so once on stderr rather
+ * than wait in silence. A task that cannot be read now is followed all the same (the follow says what is wrong).
+ */
+async function sayWaitingToStart(api: TaskApi, id: string): Promise<void> {
+  const t = await api.get(id).catch(() => null);
+  if (t === null || (t.state !== 'pending' && t.state !== 'scheduled')) return;
+  process.stderr.write(`task ${id} has not started yet (${t.state}): waiting for it to start\n`);
 }
 
 /** Nothing, for a task that never ran: said on stderr (stdout stays the output alone), so that it reads as such. */

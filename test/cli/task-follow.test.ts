@@ -93,11 +93,24 @@ describe('task run -f', () => {
       follow: (_n, res) => res.end('bye\n'),
     });
     const r = await runCli(['--api', stopped, 'task', 'run', '-f', 'x', '--', 'true']);
-    expect(r).toEqual({ code: 137, stdout: 'bye\n', stderr: 'task t1 submitted\nerror: task t1 stopped: it was stopped\n' });
+    expect(r).toEqual({ code: 137, stdout: 'bye\n', stderr: 'task t1 submitted\nerror: task t1 was stopped\n' });
     const never = await manager({
       record: () => ({ state: 'stopped', attempt: 1, workerId: null, exitCode: null }),
       follow: (_n, res) => res.end(),
     });
     expect((await runCli(['--api', never, 'task', 'run', '-f', 'x', '--', 'true'])).code).toBe(1);
+  });
+});
+
+describe('task logs -f', () => {
+  it('of a task not started yet says once on stderr that it waits for it to start, then follows its output (outside tester: it waited in silence)', async () => {
+    const api = await manager({
+      record: (follows) => ({ state: follows === 0 ? 'pending' : 'running', attempt: 1, workerId: follows === 0 ? null : 'w1', exitCode: null }),
+      follow: (_n, res) => res.end('hi\n'),
+    });
+    expect(await runCli(['--api', api, 'task', 'logs', '-f', 't1'])).toEqual({ code: 0, stdout: 'hi\n', stderr: 'task t1 has not started yet (pending): waiting for it to start\n' });
+    // A running task's follow says nothing of the kind.
+    const running = await manager({ record: () => ({ state: 'running', attempt: 1, workerId: 'w1', exitCode: null }), follow: (_n, res) => res.end('hi\n') });
+    expect(await runCli(['--api', running, 'task', 'logs', '-f', 't1'])).toEqual({ code: 0, stdout: 'hi\n', stderr: '' });
   });
 });

@@ -50,7 +50,7 @@ describe.concurrent('minkube task', () => {
     expect((await cli(['task', 'stop', id])).code).toBe(0);
     const r = await running.done;
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`error: task ${id} stopped: it was stopped\n`);
+    expect(r.stderr).toBe(`error: task ${id} was stopped\n`);
     expect(await cli(['task', 'logs', '-f', id])).toMatchObject({ code: 0, stdout: '', stderr: `task ${id} never ran (stopped): no output\n` });
     // Said once, not at every look (said again only if the reason changed: a worker judged unreachable on a loaded host).
     const said = r.stdout.split('\n').filter((l) => l.includes('no worker can take it'));
