@@ -12,7 +12,12 @@ export interface AuditFlags {
   principal?: string;
   limit?: number;
   cursor?: string;
+  /** Show worker.heartbeat lines too (left out by the manager unless asked). */
+  heartbeats?: boolean;
 }
+
+/** One line per worker per second: shown only with --heartbeats, so that they do not bury everything else. */
+const heartbeatOp = 'worker.heartbeat';
 
 const unitMs: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -33,7 +38,9 @@ function parseLimit(text: string): number {
 
 export async function runAudit(apiUrl: string, flags: AuditFlags, out: Output): Promise<void> {
   const query = new URLSearchParams();
-  for (const [name, value] of Object.entries(flags)) if (value !== undefined) query.set(name, String(value));
+  const { heartbeats, ...params } = flags;
+  for (const [name, value] of Object.entries(params)) if (value !== undefined) query.set(name, String(value));
+  if (heartbeats !== true) query.set('excludeOp', heartbeatOp);
   const path = query.size === 0 ? '/v1/audit' : `/v1/audit?${query.toString()}`;
   const client = apiClientFor(apiUrl, { readRetries: 2 });
   const page = await client.request<Page<AuditLine>>('GET', path);
@@ -72,6 +79,7 @@ export function addAuditCommand(program: Command, globals: (cmd: Command) => { a
     .option('--principal <id>', 'only lines of this token accessor or node id')
     .option('--limit <n>', `at most this many lines (1..${limits.listLimitMax}, default ${limits.listLimitDefault})`, parseLimit)
     .option('--cursor <c>', 'the lines after a page that said "more lines follow"')
+    .option('--heartbeats', `show the ${heartbeatOp} lines too (one per worker per second), left out by default; the file keeps them either way`)
     .action(async (flags: AuditFlags, cmd: Command) => {
       const g = globals(cmd);
       await runAudit(g.api, flags, g.out);

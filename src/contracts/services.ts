@@ -505,6 +505,8 @@ export interface AuditQuery {
   readonly limit: number;
   /** Only lines after this seq (the nextCursor of the page before). */
   readonly afterSeq?: number;
+  /** Not the committed lines of these ops (`worker.heartbeat`, one per worker per second, would bury the rest). */
+  readonly excludeOps?: readonly string[];
 }
 
 export interface AuditService {

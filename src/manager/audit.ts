@@ -346,6 +346,7 @@ function parseLine(text: string): AuditLine | null {
 function matches(line: AuditLine, q: AuditQuery): boolean {
   if (q.afterSeq !== undefined && line.seq <= q.afterSeq) return false;
   if (q.sinceMs !== undefined && Date.parse(line.time) < q.sinceMs) return false;
+  if (q.excludeOps !== undefined && 'op' in line && q.excludeOps.includes(line.op)) return false;
   if (q.principal === undefined) return true;
   const p = line.principal;
   return p !== null && ('token' in p ? p.token : p.node) === q.principal;

@@ -93,12 +93,14 @@ describe('GET /v1/audit', () => {
     expect(audit.queries).toEqual([{ limit: 100 }]);
   });
 
-  it('takes since as an ISO time or milliseconds, a principal, a limit and a cursor', async () => {
+  it('takes since as an ISO time or milliseconds, a principal, a limit, a cursor and ops to leave out', async () => {
     await get('/v1/audit?since=2030-01-01T00:00:10Z&principal=w1&limit=1000&cursor=42');
     await get('/v1/audit?since=1893456010000&limit=1');
+    await get('/v1/audit?excludeOp=worker.heartbeat,put');
     expect(audit.queries).toEqual([
       { sinceMs: Date.parse('2030-01-01T00:00:10Z'), principal: 'w1', limit: 1000, afterSeq: 42 },
       { sinceMs: 1893456010000, limit: 1 },
+      { limit: 100, excludeOps: ['worker.heartbeat', 'put'] },
     ]);
   });
 

@@ -88,10 +88,17 @@ describe('minkube audit', () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('more lines follow: add --cursor 40\n');
     const q = audit.queries[0]!;
-    expect(q).toMatchObject({ principal: 'w1', limit: 20, afterSeq: 7 });
+    expect(q).toMatchObject({ principal: 'w1', limit: 20, afterSeq: 7, excludeOps: ['worker.heartbeat'] });
     // Ten minutes before the command ran.
     expect(q.sinceMs).toBeGreaterThanOrEqual(before - 600_000);
     expect(q.sinceMs).toBeLessThanOrEqual(Date.now() - 600_000);
+  });
+
+  it('leaves out worker.heartbeat lines unless --heartbeats (outside tester: one per worker per second buried the rest)', async () => {
+    audit.page = { items: [], nextCursor: null };
+    expect((await cli(['audit'])).code).toBe(0);
+    expect((await cli(['audit', '--heartbeats'])).code).toBe(0);
+    expect(audit.queries.slice(-2).map((q) => q.excludeOps)).toEqual([['worker.heartbeat'], undefined]);
   });
 
   it('a bad --since or --limit is a usage error (exit 2) that says what is expected', async () => {

@@ -1,7 +1,7 @@
 // The audit trail's side of the managers' API: GET /v1/audit reads this manager's audit log, and every refused
 // request (401, 403, 429) and every leadership transfer is recorded by an onResponse hook, so no path can forget to.
 //
-//   GET /v1/audit  ?since=ISO|ms&principal=ACCESSOR_OR_NODE&limit=(1..1000, default 100)&cursor=
+//   GET /v1/audit  ?since=ISO|ms&principal=ACCESSOR_OR_NODE&limit=(1..1000, default 100)&cursor=&excludeOp=OP,OP
 //                  -> { items: [line], nextCursor }, oldest first. Without since or cursor: the newest lines.
 //
 // A bad parameter is 400 INVALID_PARAM naming it. Permission ('audit', 'read'): admins, by the role table.
@@ -25,6 +25,7 @@ const AuditQuerySchema = Type.Object(
     principal: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
     limit: Type.Optional(LimitParam),
     cursor: Type.Optional(Type.String({ description: "the previous page's nextCursor: a whole number >= 0 in decimal digits" })),
+    excludeOp: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: "leave out the committed lines of these ops, comma-separated ('worker.heartbeat'): filtered before the page is cut, so limit and cursor count only the lines answered" })),
   },
   { additionalProperties: false },
 );
@@ -68,6 +69,7 @@ export function auditQuery(q: AuditQuerySchema): AuditQuery {
   if (q.principal !== undefined) out.principal = q.principal;
   const cursor = parseIntegerParam('cursor', q.cursor);
   if (cursor !== undefined) out.afterSeq = cursor;
+  if (q.excludeOp !== undefined) out.excludeOps = q.excludeOp.split(',').filter((op) => op !== '');
   return out;
 }
 
