@@ -81,17 +81,19 @@ export function terminalText(text: string): { text: string; escaped: boolean } {
 }
 
 /**
- * A value a command exists to print, and a newline: to a file or a pipe exactly as stored (`kv get k > f` gives back
- * what `kv put k < f` took, CRs and all); to a terminal as terminalText shows it, with a note on stderr when that is
- * not the value as stored. `tty`: whether stdout is a terminal (a test says).
+ * A value a command exists to print: to a file or a pipe exactly as stored, nothing added (`kv get k > f` gives back
+ * the bytes `kv put k < f` took, CRs and final newline included, so the round trip can be repeated without the value
+ * growing); to a terminal as terminalText shows it, ended with a newline when it does not end with one (so the prompt
+ * starts on a line of its own), with a note on stderr when that is not the value as stored. `tty`: whether stdout is
+ * a terminal (a test says).
  */
 export function printValue(value: string, tty = process.stdout.isTTY === true): void {
   if (!tty) {
-    writeOut(`${value}\n`);
+    writeOut(value);
     return;
   }
   const shown = terminalText(value);
-  writeOut(`${shown.text}\n`);
+  writeOut(shown.text.endsWith('\n') ? shown.text : `${shown.text}\n`);
   if (shown.escaped) {
     process.stderr.write('note: the value holds control characters, shown above as \\uXXXX escapes and each \\ as \\\\; redirect the output (> FILE, | cat) for the value as stored\n');
   }

@@ -136,7 +136,7 @@ describe('minkube kv', () => {
       cli(['--api', api, 'kv', 'get', 'config/greeting']),
       cli(['--api', api, '--json', 'kv', 'get', '--stale', 'config/greeting']),
     ]);
-    expect(get).toEqual({ code: 0, stdout: 'hello world\n', stderr: '' });
+    expect(get).toEqual({ code: 0, stdout: 'hello world', stderr: '' });
     expect(JSON.parse(getJson.stdout)).toEqual({ key: 'config/greeting', value: 'hello world', version: 1 });
     expect(m1.calls.filter((c) => c.method === 'kvGet').map((c) => c.args[1]).sort()).toEqual(['linearizable', 'stale']);
     const del = await cli(['--api', api, 'kv', 'del', 'config/greeting', '--if-version', '1']);
@@ -187,19 +187,30 @@ describe('minkube kv', () => {
     }
   });
 
+  it('get > f gives back the bytes put < f took, final newline included, however many times the round trip is made', async () => {
+    let value = 'x\n';
+    for (let i = 0; i < 3; i++) {
+      expect(await runCli(['--api', api, 'kv', 'put', 'raw/roundtrip'], {}, undefined, value)).toMatchObject({ code: 0, stderr: '' });
+      const got = await cli(['--api', api, 'kv', 'get', 'raw/roundtrip']);
+      expect(got).toEqual({ code: 0, stdout: 'x\n', stderr: '' });
+      value = got.stdout;
+    }
+    expect(m1.data.get('raw/roundtrip')?.value).toBe('x\n');
+  });
+
   it('get writes the value exactly as stored to a pipe: CRs, ESC, bidi marks and a literal backslash escape kept apart', async () => {
     const value = 'line 1\r\nline 2\r\n\u001b[31mred\u202e and a\\u000db literal\r\n';
     const put = await runCli(['--api', api, 'kv', 'put', 'raw/crlf'], {}, undefined, value);
     expect(put).toMatchObject({ code: 0, stderr: '' });
     expect(m1.data.get('raw/crlf')?.value).toBe(value);
-    expect(await cli(['--api', api, 'kv', 'get', 'raw/crlf'])).toEqual({ code: 0, stdout: `${value}\n`, stderr: '' });
+    expect(await cli(['--api', api, 'kv', 'get', 'raw/crlf'])).toEqual({ code: 0, stdout: value, stderr: '' });
     expect(JSON.parse((await cli(['--api', api, '--json', 'kv', 'get', 'raw/crlf'])).stdout)).toMatchObject({ value });
   });
 
   it('reads MINKUBE_API when there is no --api', async () => {
     m2.data.set('k', { value: 'from m2', version: 7 });
     const r = await cli(['kv', 'get', 'k'], { MINKUBE_API: apps[1]!.listeningOrigin });
-    expect(r).toEqual({ code: 0, stdout: 'from m2\n', stderr: '' });
+    expect(r).toEqual({ code: 0, stdout: 'from m2', stderr: '' });
   });
 });
 
@@ -210,12 +221,12 @@ describe('minkube with several managers to choose from', () => {
     const down = `http://127.0.0.1:${downPort}`;
     // An insecure cluster's file: plain HTTP, no token (a token is never sent over http://).
     await writeCredentials(insecureCredentials([down, apps[1]!.listeningOrigin]), credentials);
-    expect(await cli(['kv', 'get', 'k2'], { MINKUBE_CONFIG: credentials })).toEqual({ code: 0, stdout: 'via m2\n', stderr: '' });
+    expect(await cli(['kv', 'get', 'k2'], { MINKUBE_CONFIG: credentials })).toEqual({ code: 0, stdout: 'via m2', stderr: '' });
     const status = await cli(['--json', 'status'], { MINKUBE_CONFIG: credentials });
     // status brings the file's list in step with the members the leader names.
     expect(status.stderr).toMatch(new RegExp(`^the credentials file ${credentials} now names the managers (http://\\S+, )*${apps[1]!.listeningOrigin}`));
     expect((JSON.parse(status.stdout) as { leaderId: string }).leaderId).toBe('m1');
-    expect(await cli(['--api', `${down}, ${apps[1]!.listeningOrigin}`, 'kv', 'get', 'k2'])).toEqual({ code: 0, stdout: 'via m2\n', stderr: '' });
+    expect(await cli(['--api', `${down}, ${apps[1]!.listeningOrigin}`, 'kv', 'get', 'k2'])).toEqual({ code: 0, stdout: 'via m2', stderr: '' });
     // One manager named alone is that manager: no other is tried.
     expectCleanError(await cli(['--api', down, 'kv', 'get', 'k2'], { MINKUBE_CONFIG: credentials }), 'UNREACHABLE', /ECONNREFUSED\) \(3 tries over [0-9.]+ s\)$/m);
     const empty = await cli(['--api', ' , ', 'kv', 'get', 'k2']);
@@ -335,7 +346,7 @@ describe.concurrent('minkube errors', () => {
       cli(['kv', 'get', 'k'], { MINKUBE_API: 'not-a-url' }),
       ...bad.map((b) => cli(['--api', b, 'kv', 'get', 'k'])),
     ]);
-    expect(hostPort).toEqual({ code: 0, stdout: 'reached\n', stderr: '' });
+    expect(hostPort).toEqual({ code: 0, stdout: 'reached', stderr: '' });
     expect(fromEnv.code).toBe(2);
     expect(fromEnv.stderr).toMatch(/^error: MINKUBE_API=not-a-url: not an http\(s\) URL nor a host:port: "not-a-url" \(expected http:\/\/HOST:PORT, https:\/\/HOST:PORT or HOST:PORT\)\./);
     runs.forEach((r, i) => {

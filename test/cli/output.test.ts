@@ -84,10 +84,13 @@ it('a value goes to a pipe as stored; to a terminal escaped so that an escape ne
     printValue('x\r\n\u001b', false);
     printValue('x\r\n\u001b', true);
     printValue('plain', true);
+    printValue('ends a line\n', true);
+    printValue('as stored\n', false);
   } finally {
     process.stdout.write = stdoutWrite;
     process.stderr.write = stderrWrite;
   }
-  expect(out).toEqual(['x\r\n\u001b\n', 'x\\u000d\n\\u001b\n', 'plain\n']);
+  // To a pipe nothing is added; on a terminal a newline ends a value that does not end with one.
+  expect(out).toEqual(['x\r\n\u001b', 'x\\u000d\n\\u001b\n', 'plain\n', 'ends a line\n', 'as stored\n']);
   expect(err).toEqual(['note: the value holds control characters, shown above as \\uXXXX escapes and each \\ as \\\\; redirect the output (> FILE, | cat) for the value as stored\n']);
 });

@@ -97,7 +97,7 @@ describe('minkube with the first manager of the credentials file down', () => {
     const put = await runCli(['kv', 'put', 'after/first-down', 'yes'], env);
     expect(put.stderr).toBe('');
     expect(put.stdout).toMatch(/^after\/first-down: version \d+$/m);
-    expect(await runCli(['kv', 'get', 'after/first-down'], env)).toEqual({ code: 0, stdout: 'yes\n', stderr: '' });
+    expect(await runCli(['kv', 'get', 'after/first-down'], env)).toEqual({ code: 0, stdout: 'yes', stderr: '' });
     const status = await runCli(['status'], env);
     expect(status.stderr).toBe('');
     expect(status.code).toBe(0);

@@ -85,7 +85,7 @@ it('starts every manager, prints prefixed readable logs and the leader, and stop
     const put = await runCli(['kv', 'put', 'greeting', 'hello'], { MINKUBE_CONFIG: credentials }, tmpdir());
     expect(put.code, put.stderr).toBe(0);
     const get = await runCli(['kv', 'get', 'greeting'], { MINKUBE_CONFIG: credentials }, tmpdir());
-    expect(get.stdout).toBe('hello\n');
+    expect(get.stdout).toBe('hello');
     // Without the credentials: no token, no trust in the CA.
     const anonymous = await runCli(['--api', written.apis[0]!, 'kv', 'get', 'greeting']);
     expect(anonymous.code).toBe(1);
@@ -114,7 +114,7 @@ it('an insecure cluster: up names its managers (http) in the credentials file, o
     expect(statSync(credentials).mode & 0o077).toBe(0);
     const put = await runCli(['kv', 'put', 'greeting', 'plain'], { MINKUBE_CONFIG: credentials }, tmpdir());
     expect(put.code, put.stderr).toBe(0);
-    expect((await runCli(['kv', 'get', 'greeting'], { MINKUBE_CONFIG: credentials }, tmpdir())).stdout).toBe('plain\n');
+    expect((await runCli(['kv', 'get', 'greeting'], { MINKUBE_CONFIG: credentials }, tmpdir())).stdout).toBe('plain');
     u.up.kill('SIGTERM');
     expect(await u.exited).toBe(0);
   });

@@ -194,7 +194,7 @@ describe('a closed cluster (real processes, TLS and tokens on)', () => {
       return m4?.voter === true ? true : undefined;
     }, 60_000, 'm4 to become a voter');
     const read = await mk(['--api', c.url('m4'), 'kv', 'get', 'greeting']);
-    expect(read.stdout).toBe('hi\n');
+    expect(read.stdout).toBe('hi');
     // Restarted from its flags alone, it keeps the certificate the cluster issued: no CA is made where it runs.
     await c.signal('m4', 'SIGTERM');
     c.start('m4', ['--raft-address', self.raftAddress, '--api-address', self.apiAddress, '--data-dir', self.dataDir], { withConfig: false });
@@ -202,7 +202,7 @@ describe('a closed cluster (real processes, TLS and tokens on)', () => {
       const r = await mk(['--api', c.url('m4'), 'kv', 'get', 'greeting']);
       return r.code === 0 ? r : undefined;
     }, 30_000, 'm4 to serve reads after its restart');
-    expect(again.stdout).toBe('hi\n');
+    expect(again.stdout).toBe('hi');
     expect(existsSync(join(repoRoot, '.minkube'))).toBe(false);
     // It still knows where the config's members are (no config entry names them): kept when it joined.
     const view = await c.http('m4', 'GET', '/v1/cluster');
