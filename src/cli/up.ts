@@ -11,11 +11,12 @@ import { HttpClient } from '../client/http.js';
 import { loadClusterConfig, type ClusterConfig } from '../config/cluster.js';
 import { ensureAdminToken } from '../daemon/security.js';
 import { adminTokenPending, ensureLocalPki, readApiCaFile } from '../security/pki-files.js';
+import { ensureDataDir } from '../lib/data-dir.js';
 import { listenFailed, MinkubeError } from '../lib/errors.js';
 import { tryListen } from '../lib/address.js';
 import { cliTls } from './connection.js';
 import { workerRuntimeExists } from './daemons.js';
-import { printError } from './output.js';
+import { asMinkubeError, printError } from './output.js';
 import { LeaderTracker, leaderOfStatuses, prettyLogLine } from './pretty.js';
 import { nodeLaunchEnv, nodeLaunchFlags } from '../daemon/launch.js';
 
@@ -52,6 +53,7 @@ export async function runUp(options: UpOptions): Promise<number> {
     const hint = unusable.taken ? '; is it running already? (minkube status)' : '';
     throw new MinkubeError('LISTEN_FAILED', `cannot start the cluster of ${configPath}${hint}\n${unusable.problems.map((p) => `  - ${p}`).join('\n')}`);
   }
+  await checkDataDirs(config, withWorkers, configPath);
   const access = await prepareAccess(config);
   printEndpoints(config, configPath, withWorkers, access);
 
@@ -85,6 +87,30 @@ async function unusableAddresses(config: ClusterConfig, withWorkers: boolean): P
     problems.push(listenFailed(err, w.address, `${w.id}'s ${w.key}`).message);
   }
   return { problems, taken };
+}
+
+/**
+ * Every data directory up's nodes (or, in a secure cluster, up itself: their certificates go in DIR/tls) will use,
+ * made as `minkube manager` and `worker` make theirs, before the CA, the certificates or any node: a path that cannot
+ * be one is CONFIG_INVALID, each said as the node itself would say it, instead of an INTERNAL from the first file
+ * written under it.
+ */
+async function checkDataDirs(config: ClusterConfig, withWorkers: boolean, configPath: string): Promise<void> {
+  const nodes = [
+    ...config.managers.map((m) => ({ id: m.id, dataDir: m.dataDir })),
+    ...(withWorkers || !config.insecure ? config.workers.map((w) => ({ id: w.id, dataDir: w.dataDir ?? resolve('data', w.id) })) : []),
+  ];
+  const problems: string[] = [];
+  for (const n of nodes) {
+    const problem = await ensureDataDir(n.dataDir).then(
+      () => null,
+      (e: unknown) => asMinkubeError(e).message,
+    );
+    if (problem !== null) problems.push(`${n.id}: ${problem}`);
+  }
+  if (problems.length > 0) {
+    throw new MinkubeError('CONFIG_INVALID', `cannot start the cluster of ${configPath}\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
 }
 
 /** How up (and, through the credentials file, every later command) reaches the cluster. */

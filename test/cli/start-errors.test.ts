@@ -1,7 +1,7 @@
 // A node that cannot start says why and exits 1, as every command does: here, an address of its config that another
 // process holds (LISTEN_FAILED names the address and the config key), for the manager's API and Raft addresses; and
 // `minkube up`, which looks at every address first and starts nothing when one is taken.
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -89,6 +89,35 @@ describe.runIf(existsSync('/proc/self'))('a manager whose data directory cannot 
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toContain(`error: CONFIG_INVALID: dataDir /proc/m9 cannot be used as a directory: ${reason('/proc/m9')}\n`);
   }, 20_000);
+});
+
+describe('minkube up with a data directory that cannot be one', () => {
+  // Outside tester: up said INTERNAL (no directory can be made in /proc ..., ENOTDIR ... tls/ca.crt) where manager says CONFIG_INVALID.
+  it('exits 1 with CONFIG_INVALID naming each node, its dataDir and why, as manager does, before it makes a CA or starts a node', async () => {
+    const folder = join(dir, 'up-bad-dirs');
+    mkdirSync(folder);
+    writeFileSync(join(folder, 'afile'), 'not a directory\n');
+    const host = '127.0.63.41';
+    const port = (): Promise<number> => freePortIn(host, 20000, 40000);
+    const managers = [
+      { id: 'm1', raftAddress: `${host}:${await port()}`, apiAddress: `${host}:${await port()}`, dataDir: join(folder, 'afile', 'm1') },
+      ...(existsSync('/proc/self') ? [{ id: 'm2', raftAddress: `${host}:${await port()}`, apiAddress: `${host}:${await port()}`, dataDir: '/proc/m2' }] : []),
+    ];
+    const path = join(folder, 'cluster.json');
+    writeFileSync(path, JSON.stringify({ managers }));
+    const credentials = join(dir, 'up-bad-dirs-credentials.json');
+    const r = await runCli(['up', '--config', path], { MINKUBE_CONFIG: credentials });
+    expect(r.code, r.stderr).toBe(1);
+    const lines = [
+      `error: CONFIG_INVALID: cannot start the cluster of ${path}`,
+      `  - m1: dataDir ${join(folder, 'afile', 'm1')} cannot be used as a directory: a file stands where one of its parent directories should be`,
+      ...(managers.length > 1 ? ['  - m2: dataDir /proc/m2 cannot be used as a directory: no directory can be made in /proc: its file system answers ENOENT to mkdir /proc/m2 although /proc exists'] : []),
+    ];
+    expect(r.stderr).toBe(`${lines.join('\n')}\n`);
+    // No CA, no admin token, no credentials file: nothing but what the test put there.
+    expect(readdirSync(folder).sort()).toEqual(['afile', 'cluster.json']);
+    expect(existsSync(credentials)).toBe(false);
+  }, 30_000);
 });
 
 describe('--token-file', () => {
