@@ -13,7 +13,7 @@ import type { ExpectedServer } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import { systemRandom, type Random } from '../lib/random.js';
 import { defaultHttpClient } from './default.js';
-import { errorFromResponse, HttpClient, isOk, neverSent, parseJson, type HttpBytesResponse, type HttpRequest, type HttpStreamResponse, type TlsMaterial } from './http.js';
+import { errorFromResponse, HttpClient, isOk, isUnexpectedAnswer, neverSent, parseJson, unexpectedAnswer, type HttpBytesResponse, type HttpRequest, type HttpStreamResponse, type TlsMaterial } from './http.js';
 
 export interface ApiClientOptions {
   /** Per request (default limits.requestTimeoutMsDefault plus a little, so the server's own TIMEOUT wins). */
@@ -264,7 +264,7 @@ export class ApiClient {
   async requestBytes(method: string, path: string, options: RequestOptions = {}): Promise<HttpBytesResponse> {
     return this.withFailover(method, options, async (url) => {
       const res = await this.http.requestBytes(this.httpRequest(url, method, path, options));
-      if (!isOk(res.status)) throw errorFromResponse({ ...res, text: Buffer.from(res.bytes).toString('utf8') });
+      if (!isOk(res.status)) throw errorFromResponse({ ...res, text: Buffer.from(res.bytes).toString('utf8') }, method);
       return res;
     });
   }
@@ -357,23 +357,7 @@ export class ApiClient {
   }
 }
 
-/** Why an answer was not a manager's: the cause of unexpectedAnswer's error (so it is no answer a manager gave). */
-class UnexpectedAnswer extends Error {
-  override readonly name = 'UnexpectedAnswer';
-}
-
-/**
- * UNREACHABLE: `method url` answered 2xx, but not as a Minkube manager's API does (`problem`: 'not JSON', or the first
- * field missing or wrong). Whatever answered is no manager of the cluster, or not one that can be read; a write's
- * outcome is unknown (something took it), so it is not sent to another manager.
- */
-export function unexpectedAnswer(method: string, url: string, problem: string): MinkubeError {
-  return new MinkubeError('UNREACHABLE', `${method} ${url} did not answer as a Minkube manager's API does (${problem})`, { cause: new UnexpectedAnswer(problem) });
-}
-
-function isUnexpectedAnswer(err: MinkubeError): boolean {
-  return err.cause instanceof UnexpectedAnswer;
-}
+export { unexpectedAnswer };
 
 /** PUT /v1/kv/:key's body, as kvPut sends it (JSON.stringify'd): callers measure it against the body limit. */
 export function kvPutBody(value: string, ifVersion?: number): { value: string; ifVersion?: number } {

@@ -9,7 +9,7 @@ import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import type { NodePoolBody } from './node-pool.js';
 import { assert } from '../lib/assert.js';
-import { errorFromBody, MinkubeError } from '../lib/errors.js';
+import { errorFromBody, isErrorCode, MinkubeError } from '../lib/errors.js';
 import { anyManager, type ExpectedServer } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 
@@ -267,7 +267,7 @@ export class HttpClient {
   /** As request(), but anything other than a 2xx throws the MinkubeError its body describes. */
   async requestOk(r: HttpRequest): Promise<HttpTextResponse> {
     const res = await this.request(r);
-    if (!isOk(res.status)) throw errorFromResponse(res);
+    if (!isOk(res.status)) throw errorFromResponse(res, r.method, r.server);
     return res;
   }
 
@@ -291,7 +291,7 @@ export class HttpClient {
     }
     if (!isOk(res.statusCode)) {
       try {
-        throw errorFromResponse({ status: res.statusCode, headers: res.headers, url, text: await res.body.text() });
+        throw errorFromResponse({ status: res.statusCode, headers: res.headers, url, text: await res.body.text() }, r.method, r.server);
       } catch (err) {
         throw mapped(err);
       } finally {
@@ -491,9 +491,41 @@ export function isOk(status: number): boolean {
   return status >= 200 && status < 300;
 }
 
-/** The MinkubeError a non-2xx answer describes ({ error: { code, message } }), or one naming its status. */
-export function errorFromResponse(res: HttpTextResponse): MinkubeError {
-  return errorFromBody(parseJson(res.text), res.status);
+/**
+ * The MinkubeError a non-2xx answer describes ({ error: { code, message } }), or one naming its status. Given the
+ * request's method (and whom it meant to reach), an answer with no Minkube error in its body is no Minkube node's
+ * (a web server at that address answers 404 or 501): UNREACHABLE saying so (unexpectedAnswer), not an INVALID_BODY
+ * or INTERNAL that would blame the request or the cluster.
+ */
+export function errorFromResponse(res: HttpTextResponse, method?: string, server?: ExpectedServer): MinkubeError {
+  const body = parseJson(res.text);
+  if (method !== undefined && !isMinkubeErrorBody(body)) {
+    return unexpectedAnswer(method, res.url, `HTTP ${res.status}, with no Minkube error in its body`, server?.role === 'worker' ? 'worker' : 'manager');
+  }
+  return errorFromBody(body, res.status);
+}
+
+function isMinkubeErrorBody(body: unknown): boolean {
+  const e = (body as { error?: { code?: unknown; message?: unknown } } | null | undefined)?.error;
+  return typeof e === 'object' && e !== null && isErrorCode(e.code) && typeof e.message === 'string';
+}
+
+/** Why an answer was not a Minkube node's: the cause of unexpectedAnswer's error (so it is no answer a node gave). */
+class UnexpectedAnswer extends Error {
+  override readonly name = 'UnexpectedAnswer';
+}
+
+/**
+ * UNREACHABLE: `method url` answered, but not as a Minkube manager's (or worker's) API does (`problem`: 'not JSON', the
+ * first field missing or wrong, or a status with no Minkube error). Whatever answered is no node of the cluster, or not
+ * one that can be read; a write's outcome is unknown (something took it), so it is not sent to another manager.
+ */
+export function unexpectedAnswer(method: string, url: string, problem: string, role: 'manager' | 'worker' = 'manager'): MinkubeError {
+  return new MinkubeError('UNREACHABLE', `${method} ${url} did not answer as a Minkube ${role}'s API does (${problem})`, { cause: new UnexpectedAnswer(problem) });
+}
+
+export function isUnexpectedAnswer(err: MinkubeError): boolean {
+  return err.cause instanceof UnexpectedAnswer;
 }
 
 export function parseJson(text: string): unknown {

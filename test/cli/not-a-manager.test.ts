@@ -93,3 +93,41 @@ describe('a server that answers every path 200 with a body that is not JSON', ()
     });
   }
 });
+
+// Outside tester, with `python3 -m http.server` at --api: status said INVALID_BODY (HTTP 404), kv put INTERNAL (HTTP 501).
+describe('a plain web server that answers 404 to GET and 501 to anything else, with no Minkube error body', () => {
+  const webHost = '127.0.63.50';
+  let web: { server: Server; url: string };
+  const seen: string[] = [];
+  beforeAll(async () => {
+    const server = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      req.resume();
+      if (req.method === 'GET') res.writeHead(404, { 'content-type': 'text/html' }).end('<html><body>File not found</body></html>');
+      else res.writeHead(501, { 'content-type': 'text/html' }).end('<html><body>Unsupported method</body></html>');
+    });
+    const port = await freePortIn(webHost, 20000, 29999);
+    await new Promise<void>((r) => server.listen(port, webHost, r));
+    web = { server, url: `http://${webHost}:${port}` };
+  });
+  afterAll(async () => {
+    web.server.closeAllConnections();
+    await new Promise((r) => web.server.close(r));
+  });
+
+  for (const [args, method, path, status] of [
+    [['status'], 'GET', '/v1/cluster', 404],
+    [['kv', 'get', 'greeting'], 'GET', '/v1/kv/greeting', 404],
+    [['kv', 'put', 'a', 'b'], 'PUT', '/v1/kv/a', 501],
+    [['task', 'stop', 't1'], 'DELETE', '/v1/tasks/t1', 501],
+  ] as const) {
+    it(`${args.join(' ')}: UNREACHABLE naming ${method} ${path} and HTTP ${status}, exit 1, a read not asked again`, async () => {
+      seen.length = 0;
+      const r = await runCli(['--api', web.url, ...args]);
+      expect(r.stderr).toBe(notAManager(method, `${web.url}${path}`, `HTTP ${status}, with no Minkube error in its body`));
+      expect(r.stdout).toBe('');
+      expect(r.code).toBe(1);
+      expect(seen).toEqual([`${method} ${path}`]);
+    });
+  }
+});

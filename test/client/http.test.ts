@@ -131,9 +131,17 @@ describe.each(['undici', 'node'] as const)('HttpClient (%s pool) over plain HTTP
     expect([...res.bytes]).toEqual([0, 1, 2, 255]);
   });
 
-  it('requestOk turns an error body into its MinkubeError, and anything else into one naming the status', async () => {
+  it('requestOk turns an error body into its MinkubeError, and anything else into UNREACHABLE naming the request and the status', async () => {
     expect(await rejection(http.requestOk({ method: 'GET', url: base, path: '/missing' }))).toMatchObject({ code: 'KV_KEY_NOT_FOUND', status: 404, message: 'no key "k"' });
-    expect(await rejection(http.requestOk({ method: 'GET', url: base, path: '/html' }))).toMatchObject({ code: 'INTERNAL', message: 'unexpected answer (HTTP 502)' });
+    // No Minkube node answered (a proxy's page, a plain web server's 404 or 501): not INTERNAL, nor INVALID_BODY.
+    expect(await rejection(http.requestOk({ method: 'GET', url: base, path: '/html' }))).toMatchObject({
+      code: 'UNREACHABLE',
+      message: `GET ${base}/html did not answer as a Minkube manager's API does (HTTP 502, with no Minkube error in its body)`,
+    });
+    expect(await rejection(http.requestOk({ method: 'GET', url: base, path: '/html', server: { role: 'worker', id: 'w1' } }))).toMatchObject({
+      code: 'UNREACHABLE',
+      message: `GET ${base}/html did not answer as a Minkube worker's API does (HTTP 502, with no Minkube error in its body)`,
+    });
     // request() answers any status.
     expect((await http.request({ method: 'GET', url: base, path: '/missing' })).status).toBe(404);
   });
