@@ -76,7 +76,7 @@ function healthFlagsGiven(f: SpecFlags): boolean {
  * stays when only timings are given; undefined for a create, where a timing takes the defaults' place and a timing
  * without a kind is a usage error (it was dropped silently).
  */
-function healthCheckOf(f: SpecFlags, cmd: Command, current?: HealthCheckSpec | null): HealthCheckSpec | undefined {
+function healthCheckOf(f: SpecFlags, cmd: Command, current?: HealthCheckSpec | null, portNames: readonly string[] = f.port ?? []): HealthCheckSpec | undefined {
   const kinds = [f.healthHttp, f.healthTcp, f.healthExec].filter((k) => k !== undefined).length;
   if (kinds > 1) cmd.error('error: give at most one of --health-http, --health-tcp and --health-exec');
   const base = current ?? { intervalS: 5, timeoutS: 2, retries: 3, startPeriodS: 0 };
@@ -93,9 +93,13 @@ function healthCheckOf(f: SpecFlags, cmd: Command, current?: HealthCheckSpec | n
   }
   if (f.healthHttp !== undefined) {
     const [port, ...rest] = f.healthHttp.split(':');
+    namedPortOrExit('--health-http', f.healthHttp, port ?? '', portNames, cmd);
     return { type: 'http', port: port ?? '', path: rest.length === 0 ? '/' : rest.join(':'), ...timing };
   }
-  if (f.healthTcp !== undefined) return { type: 'tcp', port: f.healthTcp, ...timing };
+  if (f.healthTcp !== undefined) {
+    namedPortOrExit('--health-tcp', f.healthTcp, f.healthTcp, portNames, cmd);
+    return { type: 'tcp', port: f.healthTcp, ...timing };
+  }
   const command = splitCommandLine(f.healthExec!);
   if (typeof command === 'string') cmd.error(`error: --health-exec: ${command}`);
   return { type: 'exec', command, ...timing };
@@ -147,13 +151,25 @@ export function splitCommandLine(line: string): string[] | string {
 }
 
 /**
+ * A health check's PORT is the name of one of the service's ports (the worker picks each host port, so no number can
+ * be known before): one that is not is a usage error before any request, listing the names there are, rather than the
+ * API's INVALID_BODY (`not a valid port name`) after it.
+ */
+function namedPortOrExit(flag: string, value: string, port: string, names: readonly string[], cmd: Command): void {
+  if (names.includes(port)) return;
+  const there = names.length === 0 ? 'the service has no port: give one with --port NAME' : `its ports: ${names.join(', ')}`;
+  const number = /^[0-9]+$/.test(port) ? ' (not a number: the worker picks the host port)' : '';
+  cmd.error(`error: ${flag} ${value}: PORT must name a port of the service given with --port${number}; ${there}`);
+}
+
+/**
  * The service-level parts of a create or update body that the flags give; `currentHealth` as healthCheckOf's `current`
  * (an update's health flags change the check the service has).
  */
-function partsOf(f: SpecFlags, cmd: Command, currentHealth?: HealthCheckSpec | null): Record<string, unknown> {
+function partsOf(f: SpecFlags, cmd: Command, currentHealth?: HealthCheckSpec | null, currentPorts: readonly string[] = []): Record<string, unknown> {
   const body: Record<string, unknown> = {};
   if (f.port !== undefined) body.ports = f.port.map((name) => ({ name }));
-  const health = healthCheckOf(f, cmd, currentHealth);
+  const health = healthCheckOf(f, cmd, currentHealth, f.port ?? currentPorts);
   if (health !== undefined) body.healthCheck = health;
   const update: Record<string, unknown> = {};
   if (f.parallelism !== undefined) update.parallelism = f.parallelism;
@@ -316,7 +332,8 @@ async function updateBody(
 ): Promise<Record<string, unknown>> {
   // Health flags change the check the service has (its other timings kept): read, then sent back with ifVersion.
   const current = readsTask || healthFlagsGiven(f) ? await client.request<ServiceView>('GET', path(name)) : null;
-  const body: Record<string, unknown> = partsOf(f, cmd, current === null ? undefined : (current.spec.healthCheck ?? null));
+  const currentPorts = (current?.spec.ports ?? []).map((p) => p.name);
+  const body: Record<string, unknown> = partsOf(f, cmd, current === null ? undefined : (current.spec.healthCheck ?? null), currentPorts);
   if (current !== null) body.ifVersion = current.version;
   if (readsTask && current !== null) {
     const task: Record<string, unknown> = { ...(current.spec as TaskSpec) };
@@ -394,8 +411,8 @@ function replicasArgument(name: string, v: string): number {
 function specOptions(c: Command): Command {
   return secretEnvOptions(c.option('--env <KEY=VALUE>', 'an environment variable (repeatable)', collectEnv))
     .option('--port <name>', 'a named port (repeatable): the worker passes MINKUBE_PORT_<NAME> (and PORT for the first)', collect)
-    .option('--health-http <port[:path]>', 'health check: GET on that port (2xx or 3xx is healthy; path default /)')
-    .option('--health-tcp <port>', 'health check: a TCP connection to that port')
+    .option('--health-http <port[:path]>', 'health check: GET on that port, a name given with --port (2xx or 3xx is healthy; path default /)')
+    .option('--health-tcp <port>', 'health check: a TCP connection to that port, a name given with --port')
     .option('--health-exec <command>', 'health check: a command that exits 0 (inside the container, or on the host for processes)')
     .option('--health-interval <s>', 'seconds between checks (default 5)', numberIn(limits.healthCheckIntervalSMin, limits.healthCheckIntervalSMax))
     .option('--health-timeout <s>', 'seconds a check may take (default 2)', numberIn(limits.healthCheckTimeoutSMin, limits.healthCheckTimeoutSMax))

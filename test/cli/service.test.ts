@@ -53,6 +53,21 @@ describe('minkube service update', () => {
     await Promise.all(['hc', 'plain'].map((n) => cli(['service', 'rm', n])));
   });
 
+  it('a health check PORT that names no port of the service is a usage error (exit 2) listing the names, before anything changes (outside tester: --health-tcp 9 was INVALID_BODY, exit 1)', async () => {
+    const tcp = await cli(['service', 'create', 'badport', 'busybox', '--replicas', '0', '--health-tcp', '9', '--', 'serve']);
+    expect([tcp.code, tcp.stdout, tcp.stderr]).toEqual([2, '', expect.stringContaining('error: --health-tcp 9: PORT must name a port of the service given with --port (not a number: the worker picks the host port); the service has no port: give one with --port NAME\n')]);
+    const http = await cli(['service', 'create', 'badport', 'busybox', '--replicas', '0', '--port', 'web', '--port', 'admin', '--health-http', 'api:/healthz', '--', 'serve']);
+    expect([http.code, http.stderr]).toEqual([2, expect.stringContaining('error: --health-http api:/healthz: PORT must name a port of the service given with --port; its ports: web, admin\n')]);
+    expect((await c.http('m1', 'GET', '/v1/services/badport')).status).toBe(404);
+    // An update takes the ports the service has, or those its --port flags give it now.
+    expect((await cli(['service', 'create', 'ported', 'busybox', '--replicas', '0', '--port', 'web', '--', 'serve'])).code).toBe(0);
+    const wrong = await cli(['service', 'update', 'ported', '--health-tcp', '8080']);
+    expect([wrong.code, wrong.stderr]).toEqual([2, expect.stringContaining('error: --health-tcp 8080: PORT must name a port of the service given with --port (not a number: the worker picks the host port); its ports: web\n')]);
+    const right = await cli(['service', 'update', 'ported', '--health-tcp', 'web']);
+    expect(right.code, right.stderr).toBe(0);
+    await cli(['service', 'rm', 'ported']);
+  });
+
   it('four at once, each adding its own variable: every one lands, each in its own version', async () => {
     expect((await cli(['service', 'create', 'racing', 'busybox', '--replicas', '1', '--env', 'BASE=1', '--', 'serve'])).code).toBe(0);
     const runs = await Promise.all(['A', 'B', 'C', 'D'].map((k) => cli(['service', 'update', 'racing', '--env', `${k}=1`])));
