@@ -375,9 +375,11 @@ function addTaskCommands(program: Command, globals: (cmd: Command) => { api: str
     .option('--worker <id>', 'only tasks on this worker')
     .option('--name <text>', 'only tasks whose name contains this')
     .option('--limit <n>', 'at most this many (default 100)', parsePositive)
-    .action(async (flags: { state?: string; worker?: string; name?: string; limit?: number }, cmd: Command) => {
+    .option('--cursor <c>', 'the tasks after a page that said "more tasks follow" (the page\'s nextCursor with --json)')
+    .action(async (flags: { state?: string; worker?: string; name?: string; limit?: number; cursor?: string }, cmd: Command) => {
       const g = globals(cmd);
-      const q: { state?: string; workerId?: string; name?: string; limit: number } = { limit: flags.limit ?? 100 };
+      const q: { state?: string; workerId?: string; name?: string; limit: number; cursor?: string } = { limit: flags.limit ?? 100 };
+      if (flags.cursor !== undefined) q.cursor = flags.cursor;
       if (flags.state !== undefined) q.state = flags.state;
       if (flags.worker !== undefined) q.workerId = flags.worker;
       if (flags.name !== undefined) q.name = flags.name;

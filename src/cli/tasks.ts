@@ -180,10 +180,10 @@ function transitionLine(h: TaskTransition): string {
   return `${clock(h.atMs)}  ${h.state.padEnd(9)}  attempt ${h.attempt}${where}${h.reason === undefined ? '' : `: ${h.reason}`}`;
 }
 
-export async function runTaskList(apiUrl: string, q: { state?: string; workerId?: string; name?: string; limit: number }, out: Output): Promise<void> {
+export async function runTaskList(apiUrl: string, q: { state?: string; workerId?: string; name?: string; limit: number; cursor?: string }, out: Output): Promise<void> {
   const api = new TaskApi(apiUrl);
   const items: TaskRecord[] = [];
-  let cursor: string | undefined;
+  let cursor: string | undefined = q.cursor;
   let nextCursor: string | null = null;
   // Follow pages until the limit: the server's page is at most 1000.
   do {
@@ -203,7 +203,8 @@ export async function runTaskList(apiUrl: string, q: { state?: string; workerId?
   }
   printLine(formatTable(rows));
   // On stderr: stdout holds the table alone, for whatever reads it.
-  if (nextCursor !== null) process.stderr.write(`(more tasks than --limit ${items.length}: raise --limit, or use --json and its nextCursor)\n`);
+  // The next page is a flag away: the same command with --cursor (the API's nextCursor) goes on after the last row.
+  if (nextCursor !== null) process.stderr.write(`more tasks follow: add --cursor ${nextCursor} for the next page (or raise --limit)\n`);
 }
 
 /** The spec's stop settings as `task get` shows them: "SIGINT, then SIGKILL after 30 s". */
