@@ -315,6 +315,11 @@ export const limits = {
   /** A finished task stays in the worker's map at least this long after the managers stopped listing it. */
   workerFinishedRetentionMsDefault: 300_000,
   /**
+   * Kept output files a worker reads at once at start, and deletes at once when due (one sweep timer): a data
+   * directory of many thousands is taken in batches, never all at once.
+   */
+  workerKeptLogsBatchMax: 64,
+  /**
    * Task ids a worker asks about in one assignment fetch (workerAskTasksHeader): containers of its worker id another
    * instance made. More are asked in the fetches after. Each is at most 64 characters, so the header stays under 3 KiB.
    */

@@ -4,13 +4,13 @@ import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { askableTaskIdPattern, type Assignment, type AssignmentList, type WaitOptions, type WorkerAgentApi, type WorkerTaskStatus } from '../contracts/worker.js';
 import type { FencingToken, TaskSpec, WorkerStats } from '../contracts/task-model.js';
-import { sleepOn, systemClock, type Clock } from '../lib/clock.js';
+import { sleepOn, systemClock, type Clock, type Timer } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
 import { endSpan, isTraceparent, startSpan } from '../lib/trace.js';
 import { classifyRuntimeError } from '../runtime/classify.js';
 import { tailBytes, tailLines } from '../runtime/spec.js';
-import type { KeptLog, KeptLogStore } from './kept-logs.js';
+import type { KeptLog, KeptLogFile, KeptLogStore } from './kept-logs.js';
 import type { ContainerInfo, ContainerRuntime, RunSpec } from '../runtime/types.js';
 import { endedBeforeRestart, foreignTaskIds, planReconcile, type Correction } from './reconcile.js';
 import { HealthMonitor, hostExec, type ExecProbe } from './health.js';
@@ -75,6 +75,12 @@ export type StandDown =
       readonly otherEngine: boolean;
     };
 
+/** A tail an earlier run kept: its output (null: the file records nothing usable), and when it is deleted (monoMs). */
+interface Restored {
+  readonly log: KeptLog | null;
+  readonly dueMonoMs: number;
+}
+
 const noHostStats: HostStatsSource = async () => ({ cpuUtilization: null, memoryTotalBytes: 0, memoryAvailableBytes: 0, diskFreeBytes: 0 });
 
 export class WorkerAgent implements WorkerAgentApi {
@@ -101,9 +107,15 @@ export class WorkerAgent implements WorkerAgentApi {
   private readonly keptLogs: KeptLogStore | null;
   /**
    * Output tails an earlier run of this worker kept (restoreKeptLogs): what `logs` answers for a finished task this
-   * run has no entry of, until its retention (from its end) runs out or the managers say to forget it.
+   * run has no entry of, until its retention (from its end) runs out or the managers say to forget it. A file that
+   * records nothing usable (damaged) answers nothing (log null) but is deleted when due all the same.
    */
-  private readonly restoredLogs = new Map<string, KeptLog>();
+  private readonly restoredLogs = new Map<string, Restored>();
+  /** The restored tails by due time, soonest first, walked by the one sweep timer (forgotten ones are skipped). */
+  private restoredDue: { readonly taskId: string; readonly dueMonoMs: number }[] = [];
+  private restoredNext = 0;
+  private sweepTimer: Timer | null = null;
+  private sweeping = false;
   /** relinquish(): why this instance no longer acts as the worker id (another instance holds it, or it was removed); nothing new is taken. */
   private relinquished: string | null = null;
   /** leave(): the containers are another instance's on this engine now; this one removes none of them. */
@@ -184,8 +196,8 @@ export class WorkerAgent implements WorkerAgentApi {
   async logs(taskId: string, tailLinesMax: number): Promise<string> {
     const e = this.tasks.get(taskId);
     if (e === undefined) {
-      const kept = this.restoredLogs.get(taskId);
-      if (kept !== undefined) return tailLines(kept.text, tailLinesMax);
+      const kept = this.restoredLogs.get(taskId)?.log ?? null;
+      if (kept !== null) return tailLines(kept.text, tailLinesMax);
       throw new MinkubeError('TASK_NOT_FOUND', `no task ${taskId} on worker ${this.workerId}`);
     }
     if (e.containerId !== null && e.cleanup !== 'done') {
@@ -233,8 +245,8 @@ export class WorkerAgent implements WorkerAgentApi {
         return statusOf(current);
       }
     } else {
-      const ended = this.restoredLogs.get(a.taskId);
-      if (ended !== undefined && ended.attempt >= a.attempt && a.desiredState === 'run') {
+      const ended = this.restoredLogs.get(a.taskId)?.log ?? null;
+      if (ended !== null && ended.attempt >= a.attempt && a.desiredState === 'run') {
         // It ran here before this worker restarted (its output was kept when it ended): never a second run of it.
         this.recordGone(a, endedBeforeRestart(a));
         return statusOf(this.tasks.get(a.taskId)!);
@@ -588,7 +600,8 @@ export class WorkerAgent implements WorkerAgentApi {
     }
     this.refreshSpecs(assignments);
     const owner = this.ownerInstance;
-    const endedAttempts = new Map([...this.restoredLogs.values()].map((log) => [log.taskId, log.attempt]));
+    const endedAttempts = new Map<string, number>();
+    for (const { log } of this.restoredLogs.values()) if (log !== null) endedAttempts.set(log.taskId, log.attempt);
     const input = {
       assignments, entries: [...this.tasks.values()], retiring: [...this.retiring], containers, listedAtMs, endedAttempts, knownTaskIds: this.clusterTasks,
       ...(owner === undefined ? {} : { instance: owner }),
@@ -669,8 +682,8 @@ export class WorkerAgent implements WorkerAgentApi {
     if (this.tasks.has(a.taskId)) return;
     this.makeRoom();
     const entry = newEntry(assignmentToken(a), a.spec, this.clock.nowMs());
-    const kept = this.restoredLogs.get(a.taskId);
-    if (kept !== undefined && kept.attempt === a.attempt) entry.logTail = kept.text;
+    const kept = this.restoredLogs.get(a.taskId)?.log ?? null;
+    if (kept !== null && kept.attempt === a.attempt) entry.logTail = kept.text;
     this.tasks.set(a.taskId, entry);
     this.finish(entry, 'failed', null, { class: 'transient', message: reason });
     this.logger.warn({ task: a.taskId, attempt: a.attempt, term: a.term, reason }, 'an attempt started here is gone; reporting its outcome unknown');
@@ -716,29 +729,102 @@ export class WorkerAgent implements WorkerAgentApi {
   }
 
   /**
-   * At start, before serving: the output tails an earlier run kept, for `logs` of tasks this run has no entry of.
-   * Those past their retention (from their end) are deleted, and at most tasksMax of the newest are kept.
+   * At start, before serving: every output tail an earlier run kept (each file of its data directory's `logs`), for
+   * `logs` of tasks this run has no entry of. Each is deleted `finishedRetentionMs` after its task ended (what the file
+   * records, else when it was written), or sooner on a forget; those already due go now, and at most tasksMax of the
+   * newest are kept. Files are read a batch at a time, and one timer deletes them as they fall due (sweepRestored).
    */
   async restoreKeptLogs(): Promise<number> {
-    if (this.keptLogs === null) return 0;
-    let logs: KeptLog[];
+    const store = this.keptLogs;
+    if (store === null) return 0;
+    let ids: string[];
     try {
-      logs = await this.keptLogs.load();
+      ids = await store.list();
     } catch (err) {
       this.logger.warn({ err }, 'could not read the output kept by the previous run');
       return 0;
     }
-    const now = this.clock.nowMs();
-    logs.sort((a, b) => b.finishedAtMs - a.finishedAtMs);
-    for (const log of logs) {
-      const live = this.tasks.get(log.taskId);
-      if (now - log.finishedAtMs >= this.finishedRetentionMs || this.restoredLogs.size >= this.tasksMax || (live !== undefined && live.attempt >= log.attempt)) {
-        if (live === undefined) this.dropKeptLog(log.taskId);
-        continue;
+    const batchMax = limits.workerKeptLogsBatchMax;
+    const kept: { taskId: string; log: KeptLog | null; dueMonoMs: number }[] = [];
+    let answered = 0;
+    for (let i = 0; i < ids.length; i += batchMax) {
+      const files = await Promise.all(ids.slice(i, i + batchMax).map((id) => store.read(id).catch((err: unknown) => {
+        this.logger.warn({ task: id, err }, 'could not read kept output');
+        return null;
+      })));
+      const drop: string[] = [];
+      for (const file of files) {
+        if (file === null) continue;
+        const decision = this.restoreDecision(file);
+        if (decision === 'drop') drop.push(file.taskId);
+        else if (decision !== 'skip') {
+          kept.push({ taskId: file.taskId, log: file.log, dueMonoMs: decision });
+          if (file.log !== null) answered++;
+        }
       }
-      this.restoredLogs.set(log.taskId, log);
+      // The text of more than tasksMax tails is not held: the oldest beyond it go now, as they would go first anyway.
+      if (answered > this.tasksMax) {
+        kept.sort((a, b) => (b.log?.finishedAtMs ?? Infinity) - (a.log?.finishedAtMs ?? Infinity));
+        let seen = 0;
+        for (let j = 0; j < kept.length; j++) {
+          if (kept[j]!.log === null || ++seen <= this.tasksMax) continue;
+          drop.push(kept[j]!.taskId);
+          kept.splice(j--, 1);
+          answered--;
+        }
+      }
+      await Promise.all(drop.map((id) => this.removeKeptLog(id)));
     }
-    return this.restoredLogs.size;
+    for (const k of kept) this.restoredLogs.set(k.taskId, { log: k.log, dueMonoMs: k.dueMonoMs });
+    this.restoredDue = kept.map(({ taskId, dueMonoMs }) => ({ taskId, dueMonoMs })).sort((a, b) => a.dueMonoMs - b.dueMonoMs);
+    this.restoredNext = 0;
+    this.sweepRestored();
+    return answered;
+  }
+
+  /** A kept file found at start: deleted now ('drop'), left to this run's entry of the task ('skip'), or kept until a monotonic due time. */
+  private restoreDecision(file: KeptLogFile): 'drop' | 'skip' | number {
+    const live = this.tasks.get(file.taskId);
+    if (live !== undefined && (file.log === null || live.attempt >= file.log.attempt)) return 'skip';
+    // The end is a wall time (stored): the wait left is measured on monoMs from now, and never longer than the
+    // retention, so a file written by a clock that ran ahead is not kept for longer.
+    const endedAtMs = file.log?.finishedAtMs ?? file.writtenAtMs;
+    const leftMs = Math.min(this.finishedRetentionMs, endedAtMs + this.finishedRetentionMs - this.clock.nowMs());
+    if (leftMs > 0) return this.clock.monoMs() + leftMs;
+    return live === undefined ? 'drop' : 'skip';
+  }
+
+  /**
+   * Deletes the restored tails that are due (a batch at a time; the next batch at once), then sets the one timer for
+   * the next one due. Called by that timer, and by evictExpired.
+   */
+  private sweepRestored(): void {
+    if (this.sweeping) return;
+    this.sweepTimer?.cancel();
+    this.sweepTimer = null;
+    const now = this.clock.monoMs();
+    const drop: string[] = [];
+    while (this.restoredNext < this.restoredDue.length && drop.length < limits.workerKeptLogsBatchMax) {
+      const next = this.restoredDue[this.restoredNext]!;
+      if (next.dueMonoMs > now) break;
+      this.restoredNext++;
+      const restored = this.restoredLogs.get(next.taskId);
+      if (restored === undefined || restored.dueMonoMs !== next.dueMonoMs) continue; // forgotten since
+      this.restoredLogs.delete(next.taskId);
+      if (!this.tasks.has(next.taskId)) drop.push(next.taskId);
+    }
+    if (this.restoredNext >= this.restoredDue.length) {
+      this.restoredDue = [];
+      this.restoredNext = 0;
+    }
+    this.sweeping = true;
+    void this.tracked(Promise.all(drop.map((id) => this.removeKeptLog(id))).then(() => undefined)).finally(() => {
+      this.sweeping = false;
+      const next = this.restoredDue[this.restoredNext];
+      if (next === undefined || this.closing.signal.aborted) return;
+      const full = drop.length >= limits.workerKeptLogsBatchMax;
+      this.sweepTimer = this.clock.setTimeout(() => this.sweepRestored(), full ? 0 : Math.max(0, next.dueMonoMs - this.clock.monoMs()));
+    });
   }
 
   /** Deletes a task's entry and the output tails kept for it (on disk, and any an earlier run left). */
@@ -749,7 +835,12 @@ export class WorkerAgent implements WorkerAgentApi {
   }
 
   private dropKeptLog(taskId: string): void {
-    this.keptLogs?.remove(taskId).catch((err: unknown) => this.logger.warn({ task: taskId, err }, 'could not delete kept output'));
+    void this.removeKeptLog(taskId);
+  }
+
+  /** Never rejects. */
+  private async removeKeptLog(taskId: string): Promise<void> {
+    await this.keptLogs?.remove(taskId).catch((err: unknown) => this.logger.warn({ task: taskId, err }, 'could not delete kept output'));
   }
 
   /** Finished tasks the managers no longer list are acknowledged: they may be evicted after the retention time. */
@@ -771,11 +862,7 @@ export class WorkerAgent implements WorkerAgentApi {
         evicted++;
       }
     }
-    for (const [id, log] of this.restoredLogs) {
-      if (now - log.finishedAtMs < this.finishedRetentionMs) continue;
-      this.restoredLogs.delete(id);
-      if (!this.tasks.has(id)) this.dropKeptLog(id);
-    }
+    this.sweepRestored();
     return evicted;
   }
 
@@ -850,6 +937,7 @@ export class WorkerAgent implements WorkerAgentApi {
   /** Stops watching; leaves every container running for the next worker process to re-adopt. */
   async close(): Promise<void> {
     this.closing.abort();
+    this.sweepTimer?.cancel();
     await Promise.all([...this.tasks.values()].map((e) => e.started));
     // Twice: an ending under way may start another (a clean-up keeps the output on disk).
     await Promise.all([...this.endings]);

@@ -1,7 +1,7 @@
 // The output tails a worker keeps of tasks whose containers it removed (the last 64 KiB each), on disk beside its
 // data, so `task logs` of a task that ended still answers after the worker restarts (an upgrade, a crash). Best
 // effort: written whole (a temp file, renamed) but not synced, since losing a tail in a power cut loses only logs.
-import { readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeDirs } from '../lib/make-dirs.js';
 
@@ -13,13 +13,23 @@ export interface KeptLog {
   readonly text: string;
 }
 
+/** A kept tail as found at start: what it records, or null when it records nothing usable (damaged, cut short). */
+export interface KeptLogFile {
+  readonly taskId: string;
+  readonly log: KeptLog | null;
+  /** When it was last written (wall ms): its task ended no later, so a damaged one is due for deletion from it. */
+  readonly writtenAtMs: number;
+}
+
 /** Where the tails live: files in the worker's data directory, or memory (tests). */
 export interface KeptLogStore {
-  /** Every tail an earlier run kept (unreadable or foreign files are skipped). */
-  load(): Promise<KeptLog[]>;
+  /** The task ids of every tail kept (damaged ones and a write cut short included; foreign names never). */
+  list(): Promise<string[]>;
+  /** One listed tail; null when it is gone by now. */
+  read(taskId: string): Promise<KeptLogFile | null>;
   /** Keeps a task's tail, replacing its earlier attempt's. */
   save(log: KeptLog): Promise<void>;
-  /** Forgets a task's tail (none kept is fine). */
+  /** Forgets a task's tail, and a write of it cut short (none kept is fine). */
   remove(taskId: string): Promise<void>;
 }
 
@@ -31,7 +41,7 @@ const SUFFIX = '.json';
 export class FileKeptLogs implements KeptLogStore {
   constructor(private readonly dir: string) {}
 
-  async load(): Promise<KeptLog[]> {
+  async list(): Promise<string[]> {
     let names: string[];
     try {
       names = await readdir(this.dir);
@@ -39,13 +49,25 @@ export class FileKeptLogs implements KeptLogStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
-    const logs: KeptLog[] = [];
+    const ids = new Set<string>();
     for (const name of names) {
-      if (!name.endsWith(SUFFIX)) continue;
-      const log = parseKeptLog(await readFile(join(this.dir, name), 'utf8').catch(() => ''));
-      if (log !== null && `${log.taskId}${SUFFIX}` === name) logs.push(log);
+      const id = taskIdOfName(name);
+      if (id !== null) ids.add(id);
     }
-    return logs;
+    return [...ids];
+  }
+
+  async read(taskId: string): Promise<KeptLogFile | null> {
+    if (!safeTaskId.test(taskId)) return null;
+    const path = join(this.dir, `${taskId}${SUFFIX}`);
+    // A temporary file alone: a write a crash cut short (the rename never came), which nothing else would remove.
+    for (const p of [path, `${path}.tmp`]) {
+      const st = await stat(p).catch(() => null);
+      if (st === null || !st.isFile()) continue;
+      const log = p === path ? parseKeptLog(await readFile(p, 'utf8').catch(() => '')) : null;
+      return { taskId, log: log !== null && log.taskId === taskId ? log : null, writtenAtMs: st.mtimeMs };
+    }
+    return null;
   }
 
   async save(log: KeptLog): Promise<void> {
@@ -64,9 +86,12 @@ export class FileKeptLogs implements KeptLogStore {
 
   async remove(taskId: string): Promise<void> {
     if (!safeTaskId.test(taskId)) return;
-    await unlink(join(this.dir, `${taskId}${SUFFIX}`)).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-    });
+    const path = join(this.dir, `${taskId}${SUFFIX}`);
+    for (const p of [path, `${path}.tmp`]) {
+      await unlink(p).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+    }
   }
 }
 
@@ -74,8 +99,13 @@ export class FileKeptLogs implements KeptLogStore {
 export class MemoryKeptLogs implements KeptLogStore {
   readonly logs = new Map<string, KeptLog>();
 
-  async load(): Promise<KeptLog[]> {
-    return [...this.logs.values()];
+  async list(): Promise<string[]> {
+    return [...this.logs.keys()];
+  }
+
+  async read(taskId: string): Promise<KeptLogFile | null> {
+    const log = this.logs.get(taskId);
+    return log === undefined ? null : { taskId, log, writtenAtMs: log.finishedAtMs };
   }
 
   async save(log: KeptLog): Promise<void> {
@@ -85,6 +115,12 @@ export class MemoryKeptLogs implements KeptLogStore {
   async remove(taskId: string): Promise<void> {
     this.logs.delete(taskId);
   }
+}
+
+/** `<taskId>.json`, or `<taskId>.json.tmp` (a write cut short): the task id; any other name is not a kept tail. */
+function taskIdOfName(name: string): string | null {
+  const base = name.endsWith(`${SUFFIX}.tmp`) ? name.slice(0, -`${SUFFIX}.tmp`.length) : name.endsWith(SUFFIX) ? name.slice(0, -SUFFIX.length) : null;
+  return base !== null && safeTaskId.test(base) ? base : null;
 }
 
 function parseKeptLog(text: string): KeptLog | null {
