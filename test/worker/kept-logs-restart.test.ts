@@ -90,7 +90,8 @@ describe('a restarted worker and the output its previous run kept', () => {
     const store = new FileKeptLogs(dir);
     const now = clock.nowMs();
     const count = 3000;
-    for (let i = 0; i < count; i++) await store.save({ taskId: `t${i}`, attempt: 1, finishedAtMs: now - 60_000 + i, text: `${i}\n` });
+    await store.save({ taskId: 't0', attempt: 1, finishedAtMs: now - 60_000, text: '0\n' }); // makes the directory as a worker does
+    for (let i = 1; i < count; i++) writeFileSync(join(dir, `t${i}.json`), JSON.stringify({ taskId: `t${i}`, attempt: 1, finishedAtMs: now - 60_000 + i, text: `${i}\n` }));
 
     const agent = restart(dir, clock, 100);
     expect(await agent.restoreKeptLogs()).toBe(100);
