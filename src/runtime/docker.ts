@@ -355,8 +355,7 @@ export class DockerRuntime implements ContainerRuntime {
   async wait(id: string, opts: { signal?: AbortSignal } = {}): Promise<ExitStatus> {
     let exitCode: number | null;
     try {
-      const waitOpts = opts.signal === undefined ? {} : { abortSignal: opts.signal };
-      const result = (await this.docker.getContainer(id).wait(waitOpts)) as { StatusCode?: unknown };
+      const result = await this.waitAnswer(id, opts.signal);
       exitCode = typeof result.StatusCode === 'number' ? result.StatusCode : null;
     } catch (err) {
       throw this.failure('wait', err);
@@ -365,6 +364,39 @@ export class DockerRuntime implements ContainerRuntime {
     if (exitCode !== 137) return { exitCode };
     const info = await this.inspect(id).catch(() => null);
     return info?.oomKilled === true ? { exitCode, oomKilled: true } : { exitCode };
+  }
+
+  /**
+   * POST /containers/{id}/wait, its body read to the end. Not dockerode's container.wait: the engine sends the answer's
+   * headers at once and its body (the code) at the exit, and dockerode's modem then listens for the body's 'end' alone.
+   * A connection cut in between (the engine restarting, a proxy dying) ends the body with 'aborted' and 'close', never
+   * 'end' nor (with no listener) 'error', so that wait never settled and the task's exit was never seen again.
+   */
+  private waitAnswer(id: string, signal: AbortSignal | undefined): Promise<{ StatusCode?: unknown }> {
+    const dial = { path: `/containers/${encodeURIComponent(id)}/wait?`, method: 'POST', isStream: true, options: {}, statusCodes: waitStatusCodes };
+    return new Promise((resolve, reject) => {
+      this.docker.modem.dial(signal === undefined ? dial : { ...dial, abortSignal: signal }, (err: Error | null, res: unknown) => {
+        if (err !== null && err !== undefined) {
+          reject(err);
+          return;
+        }
+        // An abort cuts the connection too: the caller hears of its abort, not of a cut.
+        const fail = (why: Error): void => reject(signal?.aborted === true ? (signal.reason as Error) : why);
+        const body = res as Readable;
+        const chunks: Buffer[] = [];
+        body.on('data', (chunk: Buffer) => chunks.push(chunk));
+        body.once('end', () => {
+          try {
+            resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as { StatusCode?: unknown });
+          } catch (parseErr) {
+            reject(parseErr as Error);
+          }
+        });
+        body.once('error', fail);
+        // After 'end' this changes nothing; before it, the connection was cut.
+        body.once('close', () => fail(connectionCut(`docker wait ${id}`)));
+      });
+    });
   }
 
   async stop(id: string, timeoutMs: number, stopSignal?: NodeJS.Signals): Promise<void> {
@@ -477,6 +509,13 @@ export class DockerRuntime implements ContainerRuntime {
     const failure = classifyRuntimeError(err);
     return new RuntimeFailure(failure.reason, `docker ${op}: ${failure.message}`, { cause: err });
   }
+}
+
+const waitStatusCodes = { 200: true, 400: 'bad parameter', 404: 'no such container', 500: 'server error' };
+
+/** A cut connection as Node reports one (ECONNRESET), so that it is classified as the daemon unreachable. */
+function connectionCut(what: string): Error {
+  return Object.assign(new Error(`${what}: the connection to Docker ended before the answer did`), { code: 'ECONNRESET' });
 }
 
 function sandboxCreateOptions(name: string): Docker.ContainerCreateOptions {
