@@ -310,6 +310,11 @@ export const limits = {
   workerTasksMax: 1000,
   /** Containers a worker starts at once (Docker gains little past a few in parallel, and a batch must not flood it). */
   workerStartConcurrencyMax: 8,
+  /**
+   * The longest pause between two failed waits on a task's container (the engine unreachable): the pauses double from
+   * the agent's waitRetryMs up to this. An exit meanwhile is not missed: a reconciliation that sees it wakes the wait.
+   */
+  workerWaitRetryMsMax: 10_000,
   /** The log tail a worker keeps of a finished task after removing its container. */
   workerFinishedLogBytesMax: 64 * 1024,
   /** A finished task stays in the worker's map at least this long after the managers stopped listing it. */

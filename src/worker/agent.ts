@@ -4,6 +4,7 @@ import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { askableTaskIdPattern, type Assignment, type AssignmentList, type WaitOptions, type WorkerAgentApi, type WorkerTaskStatus } from '../contracts/worker.js';
 import type { FencingToken, TaskSpec, WorkerStats } from '../contracts/task-model.js';
+import { backoffCeilingMs } from '../lib/backoff.js';
 import { sleepOn, systemClock, type Clock, type Timer } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
 import { limits } from '../lib/limits.js';
@@ -11,7 +12,7 @@ import { endSpan, isTraceparent, startSpan } from '../lib/trace.js';
 import { classifyRuntimeError } from '../runtime/classify.js';
 import { tailBytes, tailLines } from '../runtime/spec.js';
 import type { KeptLog, KeptLogFile, KeptLogStore } from './kept-logs.js';
-import type { ContainerInfo, ContainerRuntime, RunSpec } from '../runtime/types.js';
+import type { ContainerInfo, ContainerRuntime, ExitStatus, RunSpec } from '../runtime/types.js';
 import { endedBeforeRestart, foreignTaskIds, planReconcile, type Correction } from './reconcile.js';
 import { HealthMonitor, hostExec, type ExecProbe } from './health.js';
 import { labelPorts, portEnv, portsLabel, type PortAllocator } from './ports.js';
@@ -331,35 +332,54 @@ export class WorkerAgent implements WorkerAgentApi {
     }
   }
 
-  /** Waits for the container's exit (again after a runtime failure), records it, then keeps a log tail and removes it. */
+  /**
+   * Waits for the container's exit (again after a runtime failure, sooner when a reconciliation saw it exited: lookAgain),
+   * records it, then keeps a log tail and removes it. The pauses between failed waits grow to workerWaitRetryMsMax.
+   */
   private async watch(entry: TaskEntry): Promise<void> {
     const id = entry.containerId;
     if (id === null) return;
-    while (!isFinal(entry.state)) {
+    for (let failures = 0; !isFinal(entry.state);) {
+      // One controller per wait, aborted by close() or by lookAgain(): at most one listener on closing per watch.
+      const look = new AbortController();
+      const onClose = (): void => look.abort();
+      this.closing.signal.addEventListener('abort', onClose, { once: true });
+      entry.lookAgain = () => look.abort();
       try {
-        const { exitCode, oomKilled, outOfSpace } = await this.runtime.wait(id, { signal: this.closing.signal });
-        const stopped = entry.stopRequested && !(await this.endedBeforeStop(entry, id));
-        // A task its health check condemned failed, whatever its exit code (the worker stopped it).
-        const condemned = entry.unhealthy !== undefined && !stopped;
-        // No exit code for a condemned task: the failure is the health check's, not the code its stop caused.
-        const outcome = condemned
-          ? { state: 'failed' as const, error: { class: 'transient' as const, message: entry.unhealthy! }, exitCode: null }
-          : exitOutcome(exitCode, stopped, oomOf(entry, oomKilled), outOfSpace, runsAs(this.runtime.kind));
-        this.finish(entry, outcome.state, outcome.exitCode, outcome.error);
-        this.logger.info({ task: entry.taskId, attempt: entry.attempt, containerId: id, exitCode, state: outcome.state }, 'task exited');
+        const exit = await this.runtime.wait(id, { signal: look.signal });
+        this.recordExit(entry, id, exit, await this.endedBeforeStop(entry, id));
       } catch (err) {
         if (this.closing.signal.aborted) return;
+        // A reconciliation saw the container exited while this wait had not answered: wait again now.
+        if (look.signal.aborted) continue;
         const failure = classifyRuntimeError(err);
         if (failure.reason === 'container-not-found') {
           this.finish(entry, 'failed', null, { class: 'transient', message: `the ${runsAs(this.runtime.kind)} ${id} disappeared` });
           this.logger.warn({ task: entry.taskId, containerId: id }, 'task container disappeared');
           return;
         }
-        this.logger.warn({ task: entry.taskId, containerId: id, problem: failure.message }, 'waiting on a container failed; retrying');
-        await sleepOn(this.clock, this.waitRetryMs, this.closing.signal);
+        failures++;
+        const retryMs = backoffCeilingMs(failures, { baseMs: this.waitRetryMs, capMs: Math.max(this.waitRetryMs, limits.workerWaitRetryMsMax) });
+        this.logger.warn({ task: entry.taskId, containerId: id, problem: failure.message, retryMs }, 'waiting on a container failed; retrying');
+        await sleepOn(this.clock, retryMs, look.signal);
+      } finally {
+        this.closing.signal.removeEventListener('abort', onClose);
+        entry.lookAgain = undefined;
       }
     }
     await this.cleanUp(entry);
+  }
+
+  private recordExit(entry: TaskEntry, id: string, { exitCode, oomKilled, outOfSpace }: ExitStatus, endedBeforeStop: boolean): void {
+    const stopped = entry.stopRequested && !endedBeforeStop;
+    // A task its health check condemned failed, whatever its exit code (the worker stopped it).
+    const condemned = entry.unhealthy !== undefined && !stopped;
+    // No exit code for a condemned task: the failure is the health check's, not the code its stop caused.
+    const outcome = condemned
+      ? { state: 'failed' as const, error: { class: 'transient' as const, message: entry.unhealthy! }, exitCode: null }
+      : exitOutcome(exitCode, stopped, oomOf(entry, oomKilled), outOfSpace, runsAs(this.runtime.kind));
+    this.finish(entry, outcome.state, outcome.exitCode, outcome.error);
+    this.logger.info({ task: entry.taskId, attempt: entry.attempt, containerId: id, exitCode, state: outcome.state }, 'task exited');
   }
 
   /**
@@ -638,6 +658,9 @@ export class WorkerAgent implements WorkerAgentApi {
           if (e !== undefined) this.finish(e, 'failed', null, { class: 'transient', message: c.reason });
           return;
         }
+        case 'exited':
+          this.tasks.get(c.taskId)?.lookAgain?.();
+          return;
         case 'cleanup': {
           const e = this.tasks.get(c.taskId);
           if (e !== undefined) await this.cleanUp(e);

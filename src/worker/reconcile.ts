@@ -12,6 +12,8 @@ export type Correction =
   | { readonly kind: 'adopt'; readonly assignment: Assignment; readonly container: ContainerInfo; readonly reason: string }
   | { readonly kind: 'stop'; readonly token: FencingToken; readonly reason: string }
   | { readonly kind: 'lost'; readonly taskId: string; readonly reason: string }
+  /** Running here, but its container has exited: its watch missed the exit (a cut engine connection) and looks again. */
+  | { readonly kind: 'exited'; readonly taskId: string; readonly reason: string }
   | { readonly kind: 'cleanup'; readonly taskId: string; readonly reason: string }
   | { readonly kind: 'remove-orphan'; readonly container: ContainerInfo; readonly reason: string };
 
@@ -92,7 +94,6 @@ function planAssigned(a: Assignment, e: TaskEntry | undefined, containers: Reado
 function planContainers(input: ReconcileInput, containers: readonly ContainerInfo[], planned: readonly Correction[], assigned: ReadonlyMap<string, Assignment>): Correction[] {
   const out: Correction[] = [];
   const ourTasks = new Set([...assigned.keys(), ...input.entries.map((e) => e.taskId), ...input.retiring.map((e) => e.taskId), ...(input.knownTaskIds ?? [])]);
-  const present = new Set(containers.map((c) => c.id));
   const explained = new Set<string>();
   const starting = new Set<string>();
   for (const e of [...input.entries, ...input.retiring]) {
@@ -115,11 +116,15 @@ function planContainers(input: ReconcileInput, containers: readonly ContainerInf
         : `(${t.taskId}, ${tokenText(t)}) was made by an earlier instance of this worker (${c.labels[labelInstance] ?? ''}) and is not its current attempt`;
     out.push({ kind: 'remove-orphan', container: c, reason: `container ${c.id} ${what}` });
   }
+  const byId = new Map(containers.map((c) => [c.id, c]));
   for (const e of input.entries) {
     if (e.containerId === null) continue;
-    if (e.state === 'running' && !present.has(e.containerId) && (e.startedAtMs ?? Infinity) < input.listedAtMs) {
+    const c = byId.get(e.containerId);
+    if (e.state === 'running' && c === undefined && (e.startedAtMs ?? Infinity) < input.listedAtMs) {
       out.push({ kind: 'lost', taskId: e.taskId, reason: `the container ${e.containerId} of ${e.taskId} (${tokenText(e)}) is gone` });
-    } else if (isFinal(e.state) && e.cleanup === 'failed' && present.has(e.containerId)) {
+    } else if (e.state === 'running' && c !== undefined && c.state === 'exited') {
+      out.push({ kind: 'exited', taskId: e.taskId, reason: `the container ${e.containerId} of ${e.taskId} (${tokenText(e)}) has exited, and its exit was not seen` });
+    } else if (isFinal(e.state) && e.cleanup === 'failed' && byId.has(e.containerId)) {
       out.push({ kind: 'cleanup', taskId: e.taskId, reason: `the exited container ${e.containerId} of ${e.taskId} is still there` });
     }
   }

@@ -63,6 +63,8 @@ export interface TaskEntry {
   /** Settles when the entry reaches a final state. Never rejects. */
   readonly finished: Promise<void>;
   markFinished: () => void;
+  /** Set while its container is watched: abandons the wait under way and waits again (a reconciliation saw it exited). */
+  lookAgain?: (() => void) | undefined;
   /** The stop in progress, so that concurrent stops share it. */
   stopping: Promise<void> | null;
   /** The assignment's W3C traceparent when its submission was traced: the container start joins the trace. */
