@@ -483,6 +483,28 @@ describe('instances of a process worker', () => {
 });
 
 describe('reconcile', () => {
+  it('wakes a watch whose wait missed the exit (a cut engine connection) once it lists the container exited', async () => {
+    /** Its first wait never answers, as a wait whose connection was cut did: only its signal ends it. */
+    class DeafRuntime extends MemoryRuntime {
+      private deaf = true;
+      override async wait(id: string, opts: { signal?: AbortSignal } = {}): ReturnType<MemoryRuntime['wait']> {
+        if (!this.deaf) return super.wait(id, opts);
+        this.deaf = false;
+        return new Promise((_, reject) => opts.signal?.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError')), { once: true }));
+      }
+    }
+    const runtime = new DeafRuntime({ host: new MemoryHost(), behave });
+    const { agent } = setup({ runtime });
+    const a = assignment('missed', 1, 1, { env: { DURATION_MS: '10', EXIT_CODE: '0' } });
+    await agent.assign(a);
+    await waitFor('the container exited', async () => (await runtime.list({ 'minkube.task': 'missed' })).some((c) => c.state === 'exited'));
+    expect(agent.get('missed').state).toBe('running');
+    const report = await agent.reconcile(async () => [a]);
+    expect(report.corrections.map((c) => c.kind)).toEqual(['exited']);
+    await waitFor('the exit seen', () => agent.get('missed').state !== 'running');
+    expect(agent.get('missed')).toMatchObject({ state: 'succeeded', exitCode: 0 });
+  });
+
   it('starts what is missing, stops what is not assigned, removes orphans, and leaves other workers alone', async () => {
     const clock = new SteppedClock();
     const { agent, runtime } = setup({ clock });

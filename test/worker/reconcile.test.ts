@@ -89,6 +89,18 @@ describe('planReconcile', () => {
     ]);
   });
 
+  it('a running task whose container has exited is exited (its watch looks again); a finished one, or a running container, needs nothing', () => {
+    const missed = entry('m', 'running');
+    const ended = entry('e', 'failed');
+    const live = entry('l', 'running');
+    const out = plan({
+      assignments: [run('m'), run('e'), run('l')],
+      entries: [missed, ended, live],
+      containers: [container('c-m', 'm', 1, 'exited'), container('c-e', 'e', 1, 'exited'), container('c-l', 'l')],
+    });
+    expect(out).toEqual(['exited:the container c-m of m (attempt 1 term 1) has exited, and its exit was not seen']);
+  });
+
   it('a container whose run() is in flight is not an orphan; a replaced attempt being stopped is not either', () => {
     const starting = entry('s', 'starting', { containerId: null });
     const retiring = entry('r', 'running', { containerId: 'c-old' });
