@@ -25,6 +25,7 @@ import { validateCommand } from '../kv/commands.js';
 import { setIntervalOn, systemClock } from '../lib/clock.js';
 import { ensureDataDir } from '../lib/data-dir.js';
 import { listenFailed, MinkubeError } from '../lib/errors.js';
+import { serializeError } from '../lib/log-errors.js';
 import { nodeId, type NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import { SeededRandom } from '../lib/random.js';
@@ -269,6 +270,7 @@ export async function startManagerFromConfig(config: ClusterConfig, id: string, 
       base: { node: id },
       mixin: () => view.read(),
       timestamp: pino.stdTimeFunctions.isoTime,
+      serializers: { err: serializeError },
     });
   if (onDefaults(tuning)) warnOnDefaults(logger);
   // Before anything is written: a data directory, a CA, a marker.

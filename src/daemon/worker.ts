@@ -18,6 +18,7 @@ import { loopbackSourceOf, splitHostPort } from '../lib/address.js';
 import { ensureDataDir } from '../lib/data-dir.js';
 import { writeFileWhole } from '../lib/write-whole.js';
 import { listenFailed, MinkubeError } from '../lib/errors.js';
+import { serializeError } from '../lib/log-errors.js';
 import { createRuntime, sandboxNameFor, type ContainerRuntime } from '../runtime/index.js';
 import { workerInstance } from '../worker/instance.js';
 import { FileKeptLogs } from '../worker/kept-logs.js';
@@ -158,7 +159,7 @@ export async function startWorkerFromConfig(config: ClusterConfig, id: string, p
     throw new MinkubeError('CONFIG_INVALID', `no worker with id "${id}" in the config (workers: ${known})`);
   }
   // Every line carries the worker id.
-  const logger = parentLogger?.child({ worker: id }) ?? pino({ level: logLevelOf(config), base: { worker: id }, timestamp: pino.stdTimeFunctions.isoTime });
+  const logger = parentLogger?.child({ worker: id }) ?? pino({ level: logLevelOf(config), base: { worker: id }, timestamp: pino.stdTimeFunctions.isoTime, serializers: { err: serializeError } });
   // What start-up opened, closed in reverse when a later step fails (and by stop()).
   const opened = new Closers();
   try {
