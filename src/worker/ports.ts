@@ -98,7 +98,8 @@ export class PortAllocator {
     const size = this.range.max - this.range.min + 1;
     // From a random point, so that workers sharing a host (and a range) seldom race for the same port.
     const start = this.random.int(size);
-    for (let i = 0, probes = 0; i < size && probes < 64; i++) {
+    let probes = 0;
+    for (let i = 0; i < size && probes < 64; i++) {
       const port = this.range.min + ((start + i) % size);
       if (this.held.has(port)) continue;
       probes++;
@@ -106,6 +107,8 @@ export class PortAllocator {
       if (await this.probe(port)) return { name, hostPort: port, address: `${this.host}:${port}` };
       this.held.delete(port);
     }
-    throw new MinkubeError('QUEUE_FULL', `no free port in ${this.range.min}-${this.range.max} (${this.held.size} held by tasks)`);
+    // The ports this worker's tasks do not hold were all tried (or 64 of them) and found in use by something else.
+    const others = probes === 0 ? '' : `; the ${probes} other${probes === 1 ? '' : 's'} tried ${probes === 1 ? 'is' : 'are'} in use outside this worker's tasks (another process on the host)`;
+    throw new MinkubeError('QUEUE_FULL', `no free port in ${this.range.min}-${this.range.max} (${this.held.size} held by this worker's tasks${others})`);
   }
 }

@@ -238,12 +238,12 @@ describe('service routes', () => {
       apply({
         op: 'task.report', atMs: 7, reports: [{
           taskId: 'r2', workerId: 'w1', attempt: 1, term: 1, state: 'failed', containerId: null, exitCode: null, retryAtMs: 60_000,
-          error: { class: 'transient', message: 'the assignment to worker w1 failed: no free port in 26300-26399 (100 held by tasks)' },
+          error: { class: 'transient', message: 'the assignment to worker w1 failed: no free port in 26300-26399 (100 held by this worker\'s tasks)' },
         }],
       });
       const retrying = await get();
       expect(retrying.tasks.find((t) => t.taskId === 'r2')).toMatchObject({ state: 'pending', failure: null });
-      expect(retrying.waiting).toBe('waiting: replica r2 of version 1 is placed again after attempt 1 failed: the assignment to worker w1 failed: no free port in 26300-26399 (100 held by tasks) (see task get r2)');
+      expect(retrying.waiting).toBe('waiting: replica r2 of version 1 is placed again after attempt 1 failed: the assignment to worker w1 failed: no free port in 26300-26399 (100 held by this worker\'s tasks) (see task get r2)');
       // The namespace's quota leaves no room for a replica it lacks: the reconciler starts none, and the view says so.
       apply({ op: 'task.stop', taskId: 'r2', atMs: 8 });
       apply({ op: 'task.submit', taskId: 'other', spec: { image: 'i' }, atMs: 8 });

@@ -20,7 +20,10 @@ describe('PortAllocator', () => {
     expect(all).not.toContain(20001);
     expect(a[0]).toEqual({ name: 'http', hostPort: a[0]!.hostPort, address: `127.0.0.9:${a[0]!.hostPort}` });
     expect(await ports.allocate('a#1#1', [{ name: 'http' }, { name: 'admin-api' }])).toBe(a);
-    await expect(ports.allocate('c#1#1', [{ name: 'http' }])).rejects.toMatchObject({ code: 'QUEUE_FULL' });
+    await expect(ports.allocate('c#1#1', [{ name: 'http' }])).rejects.toMatchObject({
+      code: 'QUEUE_FULL',
+      message: "no free port in 20000-20003 (3 held by this worker's tasks; the 1 other tried is in use outside this worker's tasks (another process on the host))",
+    });
     ports.release('a#1#1');
     expect((await ports.allocate('c#1#1', [{ name: 'http' }]))[0]!.hostPort).toBeOneOf([a[0]!.hostPort, a[1]!.hostPort]);
     expect(portEnv(a)).toEqual({ MINKUBE_PORT_HTTP: String(a[0]!.hostPort), MINKUBE_PORT_ADMIN_API: String(a[1]!.hostPort), PORT: String(a[0]!.hostPort) });
