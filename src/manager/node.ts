@@ -215,11 +215,12 @@ export class RaftNodeDriver<R> {
     });
     const resendAfterMs = o.tickMs * o.electionTicks;
     // A fork: the resend waits' draws do not shift the core's election timeouts drawn from o.random.
-    this.proposals = new ProposalTracker<R>({ queueMax: o.proposalQueueMax, resendAfterMs, random: new SeededRandom(o.random.int(0x7fffffff)) });
+    this.proposals = new ProposalTracker<R>({ queueMax: o.proposalQueueMax, resendAfterMs, random: new SeededRandom(o.random.int(0x7fffffff)), electionTimeoutMs: resendAfterMs });
     this.reads = new ReadBatcher({
       contextPrefix: `${o.clientId}:`,
       queueMax: o.proposalQueueMax,
       retryAfterMs: resendAfterMs,
+      electionTimeoutMs: resendAfterMs,
       readIndex: (ctx) => this.core.readIndex(ctx),
     });
     this.stoppedPromise = new Promise((resolve) => (this.resolveStopped = resolve));
@@ -466,7 +467,7 @@ export class RaftNodeDriver<R> {
     const problem = this.o.validate?.(data, this.core.conf()) ?? null;
     if (problem !== null) return Promise.reject(new MinkubeError('INVALID_COMMAND', `the command was refused before it entered the log: ${problem}`));
     return new Promise<R>((resolve, reject) => {
-      this.proposals.add({ seq, data, deadlineMs, accepted: false, lastProposedMs: 0, lastRejection: null, resolve, reject });
+      this.proposals.add({ seq, data, deadlineMs, startedMs: this.o.clock.monoMs(), accepted: false, lastProposedMs: 0, lastRejection: null, resolve, reject });
       this.scheduleReady();
     });
   }

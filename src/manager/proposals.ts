@@ -4,6 +4,7 @@
 import { backoffCeilingMs, fullJitterMs, type BackoffOptions } from '../lib/backoff.js';
 import { MinkubeError, type ErrorCode } from '../lib/errors.js';
 import type { Random } from '../lib/random.js';
+import { leaderWaitOver } from './leader-wait.js';
 import type { Entry, ProposeRejection } from '../raft/types.js';
 
 export interface ProposalWaiter<R> {
@@ -11,6 +12,8 @@ export interface ProposalWaiter<R> {
   readonly data: Uint8Array;
   /** On the monotonic reading (Clock.monoMs), as every request deadline is: expire() is given that reading. */
   readonly deadlineMs: number;
+  /** When it began to wait, on the same reading: one no leader took answers by half of the time it had (leader-wait). */
+  readonly startedMs: number;
   /** Whether some leader may have taken it into its log: after that, a timeout means "unknown", not "failed". */
   accepted: boolean;
   /**
@@ -36,6 +39,8 @@ export interface ProposalTrackerOptions {
   resendAfterMs: number;
   /** The jitter of the resend waits (the driver's seeded random, forked, so that the simulator replays them). */
   random: Random;
+  /** The election timeout: one no leader took, waiting while none is known, gives up after four (leader-wait). */
+  electionTimeoutMs: number;
 }
 
 export class ProposalTracker<R> {
@@ -149,13 +154,16 @@ export class ProposalTracker<R> {
   }
 
   /**
-   * Fails every waiter whose deadline has passed; returns how many. noLeader: the NO_LEADER error to answer (it may
-   * say why none can be elected).
+   * Fails every waiter whose time is up; returns how many. One that some leader may hold (accepted) waits to its
+   * deadline, and its outcome is unknown (TIMEOUT); one no leader took answers NO_LEADER (or why it was refused) well
+   * before, by leaderWaitOver, so that the client hears it in time and tries another manager: nothing was applied.
+   * noLeader: the NO_LEADER error to answer (it may say why none can be elected).
    */
   expire(nowMonoMs: number, leaderKnown: boolean, noLeader: () => MinkubeError = () => new MinkubeError('NO_LEADER')): number {
     let n = 0;
     for (const w of this.waiters.values()) {
-      if (w.deadlineMs > nowMonoMs) continue;
+      const over = w.accepted ? nowMonoMs >= w.deadlineMs : leaderWaitOver(w.startedMs, w.deadlineMs, nowMonoMs, leaderKnown, this.options.electionTimeoutMs);
+      if (!over) continue;
       this.waiters.delete(w.seq);
       w.reject(timeoutError(w, leaderKnown, noLeader));
       n++;

@@ -2,6 +2,7 @@
 // joins the next round, so a thousand concurrent reads cost one heartbeat round, not a thousand.
 import { MinkubeError } from '../lib/errors.js';
 import type { ProposeResult } from '../raft/types.js';
+import { leaderWaitOver } from './leader-wait.js';
 
 const unconfirmedMessage = 'the read could not be confirmed by a quorum in time (the leader may have stopped or lost its quorum); a read changes nothing: retry';
 
@@ -12,9 +13,12 @@ export interface ReadWaiter {
   reject(error: MinkubeError): void;
 }
 
+/** A read as queued: when it began to wait (Clock.monoMs), which leaderWaitOver measures its time from. */
+type Pending = ReadWaiter & { readonly startedMs: number };
+
 interface Round {
   readonly context: string;
-  readonly waiters: ReadWaiter[];
+  readonly waiters: Pending[];
   /** Monotonic (Clock.monoMs): it times the retry, which a wall-clock step must not hold off. */
   readonly startedMonoMs: number;
 }
@@ -24,14 +28,16 @@ export interface ReadBatcherOptions {
   queueMax: number;
   /** A round with no answer after this long is started again (its messages may be lost). */
   retryAfterMs: number;
+  /** The election timeout: a read waiting while no leader is known gives up after four (leader-wait). */
+  electionTimeoutMs: number;
   readIndex(context: string): ProposeResult;
 }
 
 export class ReadBatcher {
-  private queued: ReadWaiter[] = [];
+  private queued: Pending[] = [];
   private inflight: Round | null = null;
   /** Confirmed rounds waiting for the state machine to reach their index, in index order. */
-  private confirmed: { index: number; waiters: ReadWaiter[] }[] = [];
+  private confirmed: { index: number; waiters: Pending[] }[] = [];
   private roundSeq = 0;
   /** Reads in all three lists: queued, in flight and confirmed. Kept as a count because add() is on every read. */
   private outstanding = 0;
@@ -47,7 +53,7 @@ export class ReadBatcher {
     if (this.outstanding >= this.options.queueMax) {
       throw new MinkubeError('QUEUE_FULL', `${this.outstanding} reads are already waiting on this manager`);
     }
-    this.queued.push(waiter);
+    this.queued.push({ ...waiter, startedMs: nowMonoMs });
     this.outstanding++;
     this.startRound(nowMonoMs);
   }
@@ -82,7 +88,9 @@ export class ReadBatcher {
   }
 
   /**
-   * Retries lost rounds and fails reads past their deadline, both on the monotonic reading (Clock.monoMs), so that
+   * Retries lost rounds and fails reads whose time is up (leaderWaitOver: by half of it, earlier with no leader known,
+   * so that the client hears the 503 in time and tries another manager; a read changes nothing, so it is never
+   * left to its deadline, where its client may have given up), both on the monotonic reading (Clock.monoMs), so that
    * no step of the wall clock holds off a retry, cuts a read short or lets one wait longer. noLeader: the NO_LEADER
    * error, which may say why.
    */
@@ -94,11 +102,12 @@ export class ReadBatcher {
     // A read changes nothing, so one past its deadline is a 503 (not applied: retry), never 504 TIMEOUT, which says a
     // write's outcome is unknown (README, Errors). A leader known but silent has most often stopped or lost its quorum.
     const error = (): MinkubeError => (leaderKnown ? new MinkubeError('NO_LEADER', unconfirmedMessage) : noLeader());
-    this.queued = this.expire(this.queued, nowMonoMs, error);
-    if (this.inflight !== null) this.inflight = { ...this.inflight, waiters: this.expire(this.inflight.waiters, nowMonoMs, error) };
+    this.queued = this.expire(this.queued, nowMonoMs, leaderKnown, error);
+    if (this.inflight !== null) this.inflight = { ...this.inflight, waiters: this.expire(this.inflight.waiters, nowMonoMs, leaderKnown, error) };
     for (const c of this.confirmed) {
       const unapplied = (): MinkubeError => new MinkubeError('NOT_READY', `the read was confirmed at index ${c.index}, but this manager had not applied that index in time; a read changes nothing: retry`);
-      c.waiters = this.expire(c.waiters, nowMonoMs, unapplied);
+      // Confirmed: a leader answered, so only the share of its time bounds it, whoever leads now.
+      c.waiters = this.expire(c.waiters, nowMonoMs, true, unapplied);
     }
     this.startRound(nowMonoMs);
   }
@@ -113,12 +122,13 @@ export class ReadBatcher {
     this.outstanding = 0;
   }
 
-  /** The reads of `list` still before their deadline; the others are rejected and no longer count. */
-  private expire(list: ReadWaiter[], nowMs: number, error: () => MinkubeError): ReadWaiter[] {
-    if (list.every((w) => w.deadlineMs > nowMs)) return list;
-    const live: ReadWaiter[] = [];
+  /** The reads of `list` whose time is not up; the others are rejected and no longer count. */
+  private expire(list: Pending[], nowMs: number, leaderKnown: boolean, error: () => MinkubeError): Pending[] {
+    const over = (w: Pending): boolean => leaderWaitOver(w.startedMs, w.deadlineMs, nowMs, leaderKnown, this.options.electionTimeoutMs);
+    if (!list.some(over)) return list;
+    const live: Pending[] = [];
     for (const w of list) {
-      if (w.deadlineMs > nowMs) {
+      if (!over(w)) {
         live.push(w);
       } else {
         this.outstanding--;

@@ -10,6 +10,7 @@ function setup(answer: ProposeResult = { ok: true, forwardedTo: null }) {
     contextPrefix: 'c:',
     queueMax: 3,
     retryAfterMs: 100,
+    electionTimeoutMs: 1e9,
     readIndex: (ctx) => {
       rounds.push(ctx);
       return answer;
@@ -117,5 +118,23 @@ describe('ReadBatcher', () => {
     expect(batcher.size).toBe(0);
     read('f', 1000);
     expect(batcher.size).toBe(1);
+  });
+
+  it('a read answers its 503 at half of its time, or after four election timeouts with no leader known, not at its deadline (loaded-host tester: the answer came after the CLI had given up)', () => {
+    let confirmed = false;
+    const batcher = new ReadBatcher({ contextPrefix: 'c:', queueMax: 5, retryAfterMs: 1e9, electionTimeoutMs: 300, readIndex: () => (confirmed ? { ok: true, forwardedTo: null } : { ok: false, reason: 'NO_LEADER', leaderId: null }) });
+    const at: Record<string, [string, number]> = {};
+    let now = 0;
+    const read = (name: string, deadlineMs: number): void =>
+      batcher.add({ deadlineMs, resolve: () => (at[name] = ['ok', now]), reject: (e) => (at[name] = [e.code, now]) }, now);
+    read('leaderless', 4000); // no leader the whole time: 4 x 300 = 1200 ms, before half (2000 ms)
+    read('short', 1000); // half of 1000 ms comes first: 500 ms
+    now = 100;
+    read('late', 8100); // begins at 100 ms; a leader known from 1300 ms but never confirming: half of 8000, 4100 ms
+    for (; now <= 8100; now += 50) {
+      if (now === 1300) confirmed = true; // a round starts and is never answered (a silent leader)
+      batcher.tick(now, now >= 1300);
+    }
+    expect(at).toEqual({ leaderless: ['NO_LEADER', 1200], short: ['NO_LEADER', 500], late: ['NO_LEADER', 4100] });
   });
 });
