@@ -102,8 +102,12 @@ const submitAttemptsDefault = 4;
  */
 const submitBackoff: BackoffOptions = { baseMs: 500, capMs: 1000 };
 const readBackoff: BackoffOptions = { baseMs: 400, capMs: 2000 };
-/** What a request's timeout keeps for the answer's way back: the manager is asked to answer this much sooner. */
-const clientTimeoutMarginMs = 500;
+/**
+ * The share of a request's timeout the manager is asked to answer within (X-Minkube-Timeout-Ms). The rest is the
+ * answer's way back and a loaded manager's lag: a fixed 0.5 s was not enough on a host at load 16-30, whose
+ * NO_LEADER came after the CLI had given up (outcome unknown, no other manager tried).
+ */
+export const clientTimeoutShare = 0.7;
 
 export class ApiClient {
   /** The managers this client may use, the one given first; `current` indexes the one in use. */
@@ -351,8 +355,8 @@ export class ApiClient {
       body = JSON.stringify(options.body);
     }
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    // The manager answers within this (a NO_LEADER, say), less the time the answer takes to come back.
-    headers[clientTimeoutHeader] = String(Math.max(100, Math.min(3_600_000, Math.floor(timeoutMs - clientTimeoutMarginMs))));
+    // The manager answers within this (a NO_LEADER by half of it), leaving the rest for the answer's way back.
+    headers[clientTimeoutHeader] = String(Math.max(100, Math.min(3_600_000, Math.floor(timeoutMs * clientTimeoutShare))));
     return { method, url, path, headers, ...(body === undefined ? {} : { body }), timeoutMs, ...(options.signal === undefined ? {} : { signal: options.signal }), ...(this.server === undefined ? {} : { server: this.server }) };
   }
 }

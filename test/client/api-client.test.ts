@@ -100,6 +100,23 @@ describe('ApiClient', () => {
     expect(put.message).toMatch(/; the outcome is unknown$/);
   });
 
+  it('asks the manager to answer within seven tenths of its own timeout (X-Minkube-Timeout-Ms), not 0.5 s less: a NO_LEADER that came later than that on a loaded host was never heard', async () => {
+    const asked: (string | undefined)[] = [];
+    const recorder = createServer((req, res) => {
+      asked.push(req.headers['x-minkube-timeout-ms'] as string | undefined);
+      res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'NO_LEADER', message: 'no leader' } }));
+    });
+    await new Promise<void>((r) => recorder.listen(0, '127.0.0.1', r));
+    try {
+      const url = `127.0.0.1:${(recorder.address() as AddressInfo).port}`;
+      for (const timeoutMs of [2500, 10_000, 120]) await rejection(new ApiClient(url, { timeoutMs }).kvPut('a', 'v'));
+      expect(asked).toEqual(['1750', '7000', '100']);
+    } finally {
+      recorder.closeAllConnections();
+      await new Promise((r) => recorder.close(r));
+    }
+  });
+
   it('normalises base URLs', () => {
     expect(normaliseBaseUrl('127.0.0.1:8001')).toBe('http://127.0.0.1:8001');
     expect(normaliseBaseUrl('http://h:1/')).toBe('http://h:1');
