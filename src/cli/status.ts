@@ -43,6 +43,12 @@ export interface MemberStatus {
   /** Why its own view is missing: the message, and the code of the error (its answer's, or UNREACHABLE, TIMEOUT). */
   error?: string;
   errorCode?: ErrorCode;
+  /**
+   * Whether the leader reaches it (its GET /v1/cluster: the member spoke to it within two election timeouts); null
+   * when no leader answered. A member this client did not reach but the leader does is slow to answer, or out of this
+   * client's reach, not down.
+   */
+  reachableFromLeader?: boolean | null;
 }
 
 /** What `minkube status --json` prints. */
@@ -109,7 +115,7 @@ export async function viewOf(client: Pick<ApiClient, 'cluster' | 'request'>, sig
 }
 
 /** A member's row, from its own answers; the member list's entry names it. */
-export function memberStatusOf(m: ClusterMemberView, { view, error, self: open }: MemberView, leaderId: string | null): MemberStatus {
+export function memberStatusOf(m: ClusterMemberView, { view, error, self: open }: MemberView, leaderId: string | null, reachableFromLeader: boolean | null = null): MemberStatus {
   // The open page of whatever answers at the member's address: only if it says it is that member.
   const self = view === null && open?.id === m.id ? open : null;
   const role = view?.role ?? self?.role ?? null;
@@ -127,6 +133,7 @@ export function memberStatusOf(m: ClusterMemberView, { view, error, self: open }
     storage,
     storageReason: view?.storage === 'recovering' ? (view.storageReason ?? '') : null,
     storageTargetIndex: storage === 'recovering' ? (view?.storageTargetIndex ?? self?.storageTargetIndex ?? null) : null,
+    reachableFromLeader,
   };
   // A learner follows; any other role it names means its own configuration is not the leader's.
   if (!m.voter && role !== null && role !== 'follower') row.ownRole = role;
@@ -137,11 +144,21 @@ export function memberStatusOf(m: ClusterMemberView, { view, error, self: open }
   return row;
 }
 
+/** Not reached by this client, but the leader reaches it: slow to answer, or out of this client's reach. */
+const unansweredButUp = (m: MemberStatus): boolean => !m.reachable && m.reachableFromLeader === true;
+
 /** The ROLE cell: a learner is always marked as one, down or not, and never shown campaigning. */
 function roleCell(m: MemberStatus): string {
+  if (unansweredButUp(m)) return m.voter ? 'up (leader reaches it)' : 'learner (leader reaches it)';
   if (m.voter) return m.reachable ? (m.role ?? '-') : 'down';
   if (!m.reachable) return 'learner (down)';
   return m.ownRole === undefined ? 'learner' : 'learner (not following)';
+}
+
+/** The REACHABLE cell: yes (it answered this client), no answer (CODE) (it did not, but the leader reaches it), or no. */
+function reachableCell(m: MemberStatus): string {
+  if (m.reachable) return 'yes';
+  return unansweredButUp(m) ? `no answer (${m.errorCode ?? 'UNREACHABLE'})` : 'no';
 }
 
 /** The table and the lines after it, as `minkube status` prints them. */
@@ -149,13 +166,14 @@ export function statusText(r: StatusReport): string[] {
   const dash = (v: string | number | null): string => (v === null ? '-' : String(v));
   const rows = [['', 'ID', 'ROLE', 'TERM', 'COMMIT', 'APPLIED', 'STORAGE', 'REACHABLE', 'API']];
   for (const m of r.members) {
-    rows.push([m.leader ? '*' : '', m.id, roleCell(m), dash(m.term), dash(m.commitIndex), dash(m.appliedIndex), storageCell(m), m.reachable ? 'yes' : 'no', m.apiAddress]);
+    rows.push([m.leader ? '*' : '', m.id, roleCell(m), dash(m.term), dash(m.commitIndex), dash(m.appliedIndex), storageCell(m), reachableCell(m), m.apiAddress]);
   }
   const lines = [formatTable(rows)];
   lines.push(r.leaderId === null ? 'leader: none known' : `leader: ${r.leaderId}${r.term === null ? '' : ` (term ${r.term})`}`);
   for (const m of r.members) {
     if (m.ownRole !== undefined) lines.push(`${m.id} is a learner in the leader's configuration but says it is ${m.ownRole}: it does not follow the leader`);
     if (m.storage === 'recovering') lines.push(`${m.id} is recovering its storage: ${m.storageReason ?? 'why is in its log ("storage recovering"), since it does not show its view'}`);
+    if (unansweredButUp(m)) lines.push(`${m.id} did not answer this client (${m.errorCode ?? 'UNREACHABLE'}: ${m.error ?? 'no answer'}), but the leader reaches it: it is slow to answer, or out of this client's reach`);
     if (m.reachable && m.errorCode !== undefined) {
       lines.push(m.errorCode === 'NOT_READY' ? `${m.id} is reachable but not ready (NOT_READY: ${m.error})` : `${m.id} is reachable but did not show its view (${m.errorCode}: ${m.error})`);
     }
@@ -220,7 +238,8 @@ export async function runStatus(apiUrl: string, out: Output): Promise<void> {
   if (leaderView != null && !voterNow.has(first.id)) {
     throw new MinkubeError('NOT_READY', `${first.id} is not a member of the cluster: the leader ${leaderView.id} (term ${leaderView.term}) does not list it (it was removed); ask another manager`);
   }
-  const members = first.members.flatMap((m, i) => (leaderView != null && !voterNow.has(m.id) ? [] : [memberStatusOf({ ...m, voter: voterNow.get(m.id) ?? m.voter }, views[i]!, leaderId)]));
+  const reachesNow = new Map(leaderView?.members.map((m) => [m.id, m.reachable]) ?? []);
+  const members = first.members.flatMap((m, i) => (leaderView != null && !voterNow.has(m.id) ? [] : [memberStatusOf({ ...m, voter: voterNow.get(m.id) ?? m.voter }, views[i]!, leaderId, reachesNow.get(m.id) ?? null)]));
   if (leaderView != null) await keepCredentialApis(apiUrl, leaderView.members.map((m) => m.apiAddress));
   const report: StatusReport = { leaderId, term: leader?.term ?? null, members, noQuorumReason };
   if (out.json) printJson(report);

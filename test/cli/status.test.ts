@@ -65,7 +65,7 @@ describe('a member that answers but does not show its view', () => {
     const row = memberStatusOf(member('m2'), v, null);
     expect(row).toEqual({
       id: 'm2', apiAddress: '127.0.0.1:8002', reachable: true, leader: false, voter: true, role: 'follower', term: null, commitIndex: 0, appliedIndex: null,
-      storage: 'recovering', storageReason: null, storageTargetIndex: 2000, error: notReadyMessage, errorCode: 'NOT_READY',
+      storage: 'recovering', storageReason: null, storageTargetIndex: 2000, reachableFromLeader: null, error: notReadyMessage, errorCode: 'NOT_READY',
     });
     // A learner is named so, as from its view; a `self` naming another manager (a stranger at that address) is not used.
     expect(memberStatusOf(member('m2', false), v, null).role).toBe('learner');
@@ -126,6 +126,38 @@ describe('a learner in the status table (outside tester: a down learner showed a
     expect(table[4]).toMatch(/^\s+m7\s+down\s+-\s/);
     expect(lines[0]).not.toMatch(/candidate/);
     expect(lines.slice(1)).toEqual(['leader: m1 (term 7)', "m6 is a learner in the leader's configuration but says it is precandidate: it does not follow the leader"]);
+  });
+});
+
+describe('a member that did not answer this client in time, but that the leader reaches (outside tester: every slow follower showed `down`, REACHABLE `no`)', () => {
+  it('is shown up as the leader sees it, REACHABLE `no answer (TIMEOUT)`, with a line saying so; one the leader does not reach either stays down', () => {
+    const slow: MemberView = { view: null, error: { code: 'TIMEOUT', message: 'GET https://127.0.0.1:8002/v1/cluster: no answer within 1000 ms', answered: false } };
+    const leader = defaultView({ id: 'm1', role: 'leader', term: 7, leaderId: 'm1', commitIndex: 40, appliedIndex: 40 });
+    const rows = [
+      memberStatusOf(member('m1'), { view: leader }, 'm1', true),
+      memberStatusOf(member('m2'), slow, 'm1', true),
+      memberStatusOf(member('m3', false), { ...slow, error: { ...slow.error!, code: 'UNREACHABLE', message: 'cannot reach https://127.0.0.1:8003 (EHOSTUNREACH)' } }, 'm1', true),
+      memberStatusOf(member('m4'), slow, 'm1', false),
+      memberStatusOf(member('m5'), slow, null),
+    ];
+    expect(rows.map((r) => [r.id, r.reachable, r.reachableFromLeader, r.errorCode])).toEqual([
+      ['m1', true, true, undefined],
+      ['m2', false, true, 'TIMEOUT'],
+      ['m3', false, true, 'UNREACHABLE'],
+      ['m4', false, false, 'TIMEOUT'],
+      ['m5', false, null, 'TIMEOUT'],
+    ]);
+    const lines = statusText({ leaderId: 'm1', term: 7, members: rows, noQuorumReason: null });
+    const table = lines[0]!.split('\n').slice(1);
+    expect(table[1]).toMatch(/^\s+m2\s+up \(leader reaches it\)\s+-\s+-\s+-\s+-\s+no answer \(TIMEOUT\)\s+127\.0\.0\.1:8002$/);
+    expect(table[2]).toMatch(/^\s+m3\s+learner \(leader reaches it\)\s.*\sno answer \(UNREACHABLE\)\s/);
+    expect(table[3]).toMatch(/^\s+m4\s+down\s+-\s+-\s+-\s+-\s+no\s/);
+    expect(table[4]).toMatch(/^\s+m5\s+down\s+-\s+-\s+-\s+-\s+no\s/);
+    expect(lines.slice(1)).toEqual([
+      'leader: m1 (term 7)',
+      "m2 did not answer this client (TIMEOUT: GET https://127.0.0.1:8002/v1/cluster: no answer within 1000 ms), but the leader reaches it: it is slow to answer, or out of this client's reach",
+      "m3 did not answer this client (UNREACHABLE: cannot reach https://127.0.0.1:8003 (EHOSTUNREACH)), but the leader reaches it: it is slow to answer, or out of this client's reach",
+    ]);
   });
 });
 
