@@ -368,6 +368,11 @@ export async function runWorkerList(apiUrl: string, out: Output): Promise<void> 
     rows.push([w.id, w.state, w.apiAddress, w.runtime, String(w.taskCount), cpu, mem, w.availability ?? 'active', beat]);
   }
   printLine(formatTable(rows));
+  // Below the table, so its columns stay where scripts find them; a manager that predates it sends none.
+  for (const w of items) {
+    const e = w.engineUnreachable;
+    if (e !== undefined) printLine(`${w.id}: engine unreachable: ${e.reason} since ${e.since} (nothing new is placed on it)`);
+  }
 }
 
 /** KEY=VALUE for --env; repeated flags accumulate. */

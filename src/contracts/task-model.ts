@@ -196,6 +196,8 @@ export interface WorkerRecord {
   readonly capacity?: { readonly cpus: number; readonly memoryMb: number };
   /** The instance that registered the id last, which alone may heartbeat as it (absent: a worker that sent none). */
   readonly instance?: string;
+  /** While its engine does not answer (the worker says so): why, and since when (ISO 8601). Nothing new is placed there. */
+  readonly engineUnreachable?: { readonly reason: string; readonly since: string };
 }
 
 /** A worker as stored: the public record without its task count (derived), with times in ms. */
@@ -218,6 +220,8 @@ export interface StoredWorker {
   readonly engine?: string;
   /** Set by worker.availability; absent: active. A registration keeps it. */
   readonly availability?: 'pause' | 'drain';
+  /** Set by worker.engine while the worker says its engine does not answer; absent: it answers (or it never said). */
+  readonly engineUnreachable?: { readonly reason: string; readonly sinceMs: number };
 }
 
 /** A stored worker's availability (absent: active). */

@@ -96,6 +96,19 @@ export interface HeartbeatRequest {
   readonly tasks: readonly WorkerTaskStatus[];
   /** The sender's instance (RegisterRequest.instance): refused with WORKER_REPLACED when another holds the id. */
   readonly instance?: string;
+  /**
+   * Present while the worker judges its runtime's engine unreachable (a call refused, or not answered within its
+   * deadline; src/worker/engine-health.ts); absent once it answers again. The leader places no new task on such a
+   * worker. Managers that predate it ignore it (the body schema allows unknown fields), and a worker that predates it
+   * never sends it.
+   */
+  readonly engineUnreachable?: EngineUnreachable;
+}
+
+/** Why the worker's engine does not answer, and since when (the worker's wall clock, ms since the epoch). */
+export interface EngineUnreachable {
+  readonly reason: string;
+  readonly sinceMs: number;
 }
 
 export interface HeartbeatResponse {

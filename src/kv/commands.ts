@@ -65,9 +65,12 @@ const principalCharsMax = 128;
  * while newer managers apply it (so it stops instead, see KvStateMachine.applyEntry). Every other command is still
  * written as version 1, so older managers go on reading it during an upgrade.
  */
-export const commandVersion = 11;
+export const commandVersion = 12;
 
 function versionOf(cmd: Command): number {
+  // Version 12: a worker's engine unreachable or answering again (a version-11 manager knows no such op). Proposed
+  // apart from the heartbeat, so a leader that predates it drops only this, never the worker's liveness.
+  if (cmd.op === 'worker.engine') return 12;
   // Version 11: a worker's registration naming its engine (a version-10 schema refuses the field, and a version-10
   // manager would not tell the instance it replaces which engine holds the id).
   if (cmd.op === 'worker.register' && cmd.engine !== undefined) return 11;
@@ -130,6 +133,7 @@ function wireCommand(cmd: Command): Record<string, unknown> {
     case 'task.remove':
     case 'worker.register':
     case 'worker.heartbeat':
+    case 'worker.engine':
     case 'worker.state':
     case 'worker.remove':
     case 'worker.availability':

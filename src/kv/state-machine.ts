@@ -207,6 +207,7 @@ export class KvStateMachine {
       case 'task.remove':
       case 'worker.register':
       case 'worker.heartbeat':
+      case 'worker.engine':
       case 'worker.state':
       case 'worker.remove':
       case 'worker.availability': {

@@ -118,6 +118,19 @@ export interface WorkerHeartbeatCommand {
   readonly instance?: string;
 }
 
+/**
+ * What a worker says of its runtime's engine, committed only when that changes (version 12): `unreachable` while it
+ * does not answer, null once it does. The leader places nothing new on a worker whose engine is unreachable.
+ */
+export interface WorkerEngineCommand {
+  readonly op: 'worker.engine';
+  readonly workerId: string;
+  readonly atMs: number;
+  readonly unreachable: { readonly reason: string; readonly sinceMs: number } | null;
+  /** The sender's instance, as a heartbeat's: refused (WORKER_REPLACED, nothing applied) when the record names another. */
+  readonly instance?: string;
+}
+
 export interface LostTask {
   readonly taskId: string;
   readonly attempt: number;
@@ -189,12 +202,13 @@ export type TaskCommand =
   | TaskStopCommand
   | WorkerRegisterCommand
   | WorkerHeartbeatCommand
+  | WorkerEngineCommand
   | WorkerStateCommand
   | WorkerRemoveCommand
   | WorkerAvailabilityCommand;
 export type TaskOp = TaskCommand['op'];
 
-const taskOps: ReadonlySet<string> = new Set<TaskOp>(['task.remove', 'task.submit', 'task.submitBatch', 'task.place', 'task.report', 'task.stop', 'worker.register', 'worker.heartbeat', 'worker.state', 'worker.remove', 'worker.availability']);
+const taskOps: ReadonlySet<string> = new Set<TaskOp>(['task.remove', 'task.submit', 'task.submitBatch', 'task.place', 'task.report', 'task.stop', 'worker.register', 'worker.heartbeat', 'worker.engine', 'worker.state', 'worker.remove', 'worker.availability']);
 
 export function isTaskOp(op: unknown): op is TaskOp {
   return typeof op === 'string' && taskOps.has(op);
@@ -235,6 +249,12 @@ export function wireTaskCommand(cmd: TaskCommand): Record<string, unknown> {
     case 'worker.heartbeat':
       return {
         op: cmd.op, workerId: cmd.workerId, atMs: cmd.atMs, stats: wireStats(cmd.stats), reports: cmd.reports.map(wireReport),
+        ...(cmd.instance === undefined ? {} : { instance: cmd.instance }),
+      };
+    case 'worker.engine':
+      return {
+        op: cmd.op, workerId: cmd.workerId, atMs: cmd.atMs,
+        unreachable: cmd.unreachable === null ? null : { reason: cmd.unreachable.reason, sinceMs: cmd.unreachable.sinceMs },
         ...(cmd.instance === undefined ? {} : { instance: cmd.instance }),
       };
     case 'task.remove':
@@ -281,6 +301,8 @@ function wireStats(s: WorkerStats): Record<string, unknown> {
 const Id = Type.String({ minLength: 1, maxLength: 256 });
 const Instance = Type.String({ minLength: 1, maxLength: 64 });
 const Engine = Type.String({ minLength: 1, maxLength: 128 });
+/** The most of an engine-unreachable reason a record keeps (the manager cuts a longer one before proposing it). */
+export const engineReasonCharsMax = 512;
 const Ms = Type.Number({ minimum: 0, maximum: 8.64e15 });
 const Counter = (minimum: number) => Type.Integer({ minimum, maximum: Number.MAX_SAFE_INTEGER });
 const strict = { additionalProperties: false } as const;
@@ -335,6 +357,14 @@ const schemas = {
   ),
   'worker.heartbeat': Type.Object(
     { op: Type.Literal('worker.heartbeat'), workerId: Id, atMs: Ms, stats: StatsSchema, reports: Type.Array(ReportSchema), instance: Type.Optional(Instance) },
+    strict,
+  ),
+  'worker.engine': Type.Object(
+    {
+      op: Type.Literal('worker.engine'), workerId: Id, atMs: Ms,
+      unreachable: Nullable(Type.Object({ reason: Type.String({ minLength: 1, maxLength: engineReasonCharsMax }), sinceMs: Ms }, strict)),
+      instance: Type.Optional(Instance),
+    },
     strict,
   ),
   'worker.state': Type.Object(

@@ -132,12 +132,15 @@ function workerRow(w: StoredWorker): unknown[] {
   // A 9th field only for a worker with labels or capacity, a 10th only for one with an instance, an 11th only for one
   // drained or paused (the 10th null then, without an instance), a 12th only for one with an engine (the 11th null
   // then, when active): other rows keep the old shape, which managers before each field read.
+  // A 13th only while its engine is unreachable (the 12th null then, without an engine).
+  const down = w.engineUnreachable !== undefined;
   const drained = w.availability !== undefined;
-  const engine = w.engine !== undefined;
+  const engine = w.engine !== undefined || down;
   if (w.labels !== undefined || w.capacity !== undefined || w.instance !== undefined || drained || engine) row.push([w.labels ?? null, w.capacity === undefined ? null : [w.capacity.cpus, w.capacity.memoryMb]]);
   if (w.instance !== undefined || drained || engine) row.push(w.instance ?? null);
   if (drained || engine) row.push(w.availability ?? null);
-  if (engine) row.push(w.engine);
+  if (engine) row.push(w.engine ?? null);
+  if (down) row.push([w.engineUnreachable!.reason, w.engineUnreachable!.sinceMs]);
   return row;
 }
 
@@ -408,21 +411,27 @@ function decodeTransition(raw: unknown, i: number, pool: StringPool): TaskTransi
 }
 
 function decodeWorker(row: unknown, i: number): StoredWorker {
-  if (!Array.isArray(row) || row.length < 8 || row.length > 12) throw corrupt(`bad worker ${i}`);
-  const [id, apiAddress, state, runtime, registeredAtMs, lastHeartbeatAtMs, stats, heartbeats, placement, instance, availability, engine] = row as unknown[];
+  if (!Array.isArray(row) || row.length < 8 || row.length > 13) throw corrupt(`bad worker ${i}`);
+  const [id, apiAddress, state, runtime, registeredAtMs, lastHeartbeatAtMs, stats, heartbeats, placement, instance, availability, engine, unreachable] = row as unknown[];
   const ok =
     typeof id === 'string' && typeof apiAddress === 'string' && typeof state === 'string' && workerStates.has(state) &&
     typeof runtime === 'string' && typeof registeredAtMs === 'number' && (lastHeartbeatAtMs === null || typeof lastHeartbeatAtMs === 'number') &&
     isCount(heartbeats) && (instance === undefined || (typeof instance === 'string' && instance.length > 0) || (instance === null && row.length >= 11)) &&
-    (availability === undefined || availability === 'pause' || availability === 'drain' || (availability === null && row.length === 12)) &&
-    (engine === undefined || (typeof engine === 'string' && engine.length > 0));
+    (availability === undefined || availability === 'pause' || availability === 'drain' || (availability === null && row.length >= 12)) &&
+    (engine === undefined || (typeof engine === 'string' && engine.length > 0) || (engine === null && row.length === 13)) &&
+    (unreachable === undefined || isEngineUnreachable(unreachable));
   if (!ok) throw corrupt(`bad worker ${i}`);
   return {
     id, apiAddress, state: state as WorkerState, runtime, registeredAtMs, lastHeartbeatAtMs, stats: decodeStats(stats, i), heartbeats, ...decodePlacement(placement, i),
     ...(typeof instance === 'string' ? { instance } : {}),
     ...(typeof engine === 'string' ? { engine } : {}),
     ...(typeof availability === 'string' ? { availability: availability as 'pause' | 'drain' } : {}),
+    ...(unreachable === undefined ? {} : { engineUnreachable: { reason: (unreachable as [string, number])[0], sinceMs: (unreachable as [string, number])[1] } }),
   };
+}
+
+function isEngineUnreachable(raw: unknown): boolean {
+  return Array.isArray(raw) && raw.length === 2 && typeof raw[0] === 'string' && raw[0].length > 0 && typeof raw[1] === 'number';
 }
 
 function decodePlacement(raw: unknown, i: number): Pick<StoredWorker, 'labels' | 'capacity'> {

@@ -9,6 +9,7 @@ import type {
   TaskCommand, TaskPlaceCommand, TaskReport, TaskStopCommand, TaskSubmitBatchCommand, TaskSubmitCommand, TaskSubmission,
   WorkerHeartbeatCommand, WorkerRegisterCommand,
   WorkerStateCommand,
+  WorkerEngineCommand,
   WorkerRemoveCommand,
   WorkerAvailabilityCommand,
 } from './task-commands.js';
@@ -262,6 +263,7 @@ export class TaskStore {
       ...(w.labels === undefined ? {} : { labels: w.labels }),
       ...(w.capacity === undefined ? {} : { capacity: w.capacity }),
       ...(w.instance === undefined ? {} : { instance: w.instance }),
+      ...(w.engineUnreachable === undefined ? {} : { engineUnreachable: { reason: w.engineUnreachable.reason, since: new Date(w.engineUnreachable.sinceMs).toISOString() } }),
     };
   }
 
@@ -285,6 +287,8 @@ export class TaskStore {
         return this.register(cmd);
       case 'worker.heartbeat':
         return this.heartbeat(cmd);
+      case 'worker.engine':
+        return this.engineState(cmd);
       case 'worker.state':
         return this.workerState(cmd);
       case 'worker.remove':
@@ -462,6 +466,19 @@ export class TaskStore {
     // Reports are only about this worker's own attempts.
     const changed = this.applyReports(cmd.reports.filter((r) => r.workerId === cmd.workerId), cmd.atMs);
     return { ok: true, id: w.id, changed: changed + 1 };
+  }
+
+  /** What the worker says of its engine: while unreachable, placement passes it over (placement-input.ts). */
+  private engineState(cmd: WorkerEngineCommand): TaskApplyResult {
+    const current = this.workers.get(cmd.workerId);
+    if (current === undefined) return { ok: false, code: 'WORKER_NOT_FOUND', message: `no worker ${cmd.workerId}` };
+    const replaced = replacedBy(current, cmd.instance);
+    if (replaced !== null) return { ok: false, code: 'WORKER_REPLACED', message: replaced };
+    const { engineUnreachable: _old, ...rest } = current;
+    const w: StoredWorker = cmd.unreachable === null ? rest : { ...rest, engineUnreachable: { reason: cmd.unreachable.reason, sinceMs: cmd.unreachable.sinceMs } };
+    this.workers.set(w.id, w);
+    this.listener?.workerChanged(w);
+    return { ok: true, id: w.id, changed: 1 };
   }
 
   private workerState(cmd: WorkerStateCommand): TaskApplyResult {

@@ -301,6 +301,7 @@ function targetOf(cmd: Command): string | null {
       return targetList(cmd.taskIds);
     case 'worker.register':
     case 'worker.heartbeat':
+    case 'worker.engine':
     case 'worker.state':
     case 'worker.remove':
     case 'worker.availability':

@@ -11,12 +11,23 @@ import { priorityOf } from '../scheduler/priority.js';
 
 /** Every worker as placement sees it (ready or not), in id order. */
 export function explainWorkers(store: TaskStore): ExplainWorker[] {
-  return store.allWorkers().map((w) => ({ ...placementWorker(store, w), state: w.state, availability: availabilityOf(w) }));
+  return store.allWorkers().map((w) => ({
+    ...placementWorker(store, w), state: w.state, availability: availabilityOf(w),
+    ...(w.engineUnreachable === undefined ? {} : { engineUnreachable: engineUnreachableText(w.engineUnreachable) }),
+  }));
 }
 
-/** The workers the leader may place on: ready, and neither drained nor paused by an operator. */
+/**
+ * The workers the leader may place on: ready, neither drained nor paused by an operator, and not saying that their
+ * engine does not answer (a task sent there would only fail, costing an attempt, or wait out the call deadline).
+ */
 export function readyWorkers(store: TaskStore): PlacementWorker[] {
-  return store.allWorkers().filter((w) => w.state === 'ready' && availabilityOf(w) === 'active').map((w) => placementWorker(store, w));
+  return store.allWorkers().filter((w) => w.state === 'ready' && availabilityOf(w) === 'active' && w.engineUnreachable === undefined).map((w) => placementWorker(store, w));
+}
+
+/** "engine unreachable: <reason> since <ISO time>", as `task why` and `worker ls` say it. */
+export function engineUnreachableText(e: { readonly reason: string; readonly sinceMs: number }): string {
+  return `engine unreachable: ${e.reason} since ${new Date(e.sinceMs).toISOString()}`;
 }
 
 function placementWorker(store: TaskStore, w: StoredWorker): PlacementWorker {

@@ -12,7 +12,7 @@ import type { Page, ReadConsistency, RequestContext, TaskListQuery, TasksService
 import type { Assignment, HeartbeatRequest, HeartbeatResponse, RegisterRequest, WorkerReplacedDetails } from '../contracts/worker.js';
 import type { Command, EntryPrincipal } from '../kv/commands.js';
 import type { ApplyResult } from '../kv/state-machine.js';
-import type { TaskCommand } from '../kv/task-commands.js';
+import { engineReasonCharsMax, type TaskCommand } from '../kv/task-commands.js';
 import { finalTaskStates, type StoredWorker, type TaskRecord, type TaskSpec, type WorkerAvailability, type WorkerRecord } from '../contracts/task-model.js';
 import { stopWanted } from '../kv/task-rules.js';
 import { replacedBy, type TaskStore } from '../kv/task-store.js';
@@ -61,6 +61,8 @@ export interface ManagerAddresses {
 
 export class TaskServiceImpl implements TasksService {
   private readonly ids: TaskIdGenerator;
+  /** Workers with a worker.engine proposal in flight (noteEngine). */
+  private readonly engineProposing = new Set<string>();
 
   constructor(private readonly o: TaskServiceOptions) {
     this.ids = new TaskIdGenerator(o.clock);
@@ -348,6 +350,7 @@ export class TaskServiceImpl implements TasksService {
     const last = worker.lastHeartbeatAtMs;
     const livenessDue = worker.state !== 'ready' || last === null || last > now || now - last >= this.livenessCommitMs;
     this.o.onHeartbeat?.(id);
+    this.noteEngine(worker, req, ctx);
     if (reports.length > 0 || livenessDue) {
       const [first, ...rest] = chunks(reports, limits.reportBatchMax);
       // The instance goes into the entry (checked again at apply, in log order) only once the id is held by one:
@@ -362,6 +365,29 @@ export class TaskServiceImpl implements TasksService {
     const forget = req.tasks.filter((t) => t.state !== 'starting' && t.state !== 'running' && store.task(t.taskId) === undefined && store.wasRemoved(t.taskId)).map((t) => t.taskId);
     const managers = this.o.managers?.() ?? [];
     return { heartbeatIntervalMs: this.o.tasks.workerHeartbeatIntervalMs, ...(forget.length === 0 ? {} : { forget }), ...(managers.length === 0 ? {} : { managers }) };
+  }
+
+  /**
+   * Commits what the worker says of its engine when it differs from the record (worker.engine), one proposal per
+   * worker at a time. Not awaited: a leader that predates the command drops it, and the heartbeat (its liveness) must
+   * not wait on that; the next heartbeat tries again.
+   */
+  private noteEngine(worker: StoredWorker, req: HeartbeatRequest, ctx: RequestContext): void {
+    const said = req.engineUnreachable;
+    const recorded = worker.engineUnreachable;
+    const unreachable = said === undefined ? null : { reason: said.reason.slice(0, engineReasonCharsMax), sinceMs: said.sinceMs };
+    if (unreachable?.reason === recorded?.reason && (unreachable === null || unreachable.sinceMs === recorded?.sinceMs)) return;
+    if (this.engineProposing.has(worker.id)) return;
+    this.engineProposing.add(worker.id);
+    const fenced = req.instance !== undefined && worker.instance !== undefined;
+    const cmd: TaskCommand = { op: 'worker.engine', workerId: worker.id, atMs: this.o.clock.nowMs(), unreachable, ...(fenced ? { instance: req.instance } : {}) };
+    this.proposeOk(cmd, ctx).then(
+      () => {
+        if (unreachable === null) this.o.logger.info({ worker: worker.id }, 'the worker says its engine answers again: tasks may be placed on it');
+        else this.o.logger.warn({ worker: worker.id, reason: unreachable.reason }, 'the worker says its engine does not answer: no new task is placed on it');
+      },
+      (err: unknown) => this.o.logger.warn({ worker: worker.id, err: (err as Error).message }, "the worker's engine state was not committed (a leader that predates it drops it); the next heartbeat tries again"),
+    ).finally(() => this.engineProposing.delete(worker.id));
   }
 
   async workerAssignments(id: string, ctx: RequestContext, instance?: string): Promise<Assignment[]> {

@@ -1,4 +1,4 @@
-// `task why`: for a task waiting to be placed, one verdict per worker ("down", "draining", "paused",
+// `task why`: for a task waiting to be placed, one verdict per worker ("down", "draining", "paused", "engine unreachable: ...",
 // "label zone!=a (it is b)", "no room: cpus 2 > 1.5 free", or eligible). Pure, from the same eligibility rules the policies place by.
 import { ineligibility } from './eligibility.js';
 import type { PlacementTask, PlacementWorker } from './policy.js';
@@ -7,6 +7,8 @@ export interface ExplainWorker extends PlacementWorker {
   readonly state: 'ready' | 'unreachable' | 'down';
   /** Absent: active. */
   readonly availability?: 'active' | 'pause' | 'drain';
+  /** Present while the worker says its engine does not answer: "engine unreachable: <reason> since <time>". */
+  readonly engineUnreachable?: string;
 }
 
 /** Why a worker an operator took out of service takes nothing new (worker drain, worker pause), or null. */
@@ -26,7 +28,7 @@ export interface WorkerVerdict {
 export function explainPlacement(task: PlacementTask, workers: readonly ExplainWorker[]): WorkerVerdict[] {
   return workers.map((w) => {
     if (w.state !== 'ready') return { workerId: w.id, eligible: false, reason: w.state };
-    const why = unavailability(w.availability) ?? ineligibility(task, w);
+    const why = unavailability(w.availability) ?? w.engineUnreachable ?? ineligibility(task, w);
     return why === null ? { workerId: w.id, eligible: true, reason: 'eligible' } : { workerId: w.id, eligible: false, reason: why };
   });
 }

@@ -92,7 +92,7 @@ describe('command versions', () => {
   const stop = { image: 'x', stopSignal: 'SIGINT' as const, stopTimeoutS: 3 };
 
   it('a task or service spec with either field is version 4; others keep their versions', () => {
-    expect(commandVersion).toBe(11);
+    expect(commandVersion).toBe(12);
     expect(versionOf({ op: 'worker.register', workerId: 'w1', apiAddress: 'h:1', runtime: 'docker', atMs: 1, instance: 'i1', engine: 'docker:e1' })).toBe(11);
     expect(versionOf({ op: 'service.update', name: 'web', atMs: 1, replicas: 2, quotaInNamespace: true })).toBe(10);
     expect(versionOf({ op: 'service.rollback', name: 'web', atMs: 1, quotaInNamespace: true })).toBe(10);

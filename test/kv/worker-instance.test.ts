@@ -131,7 +131,7 @@ describe("the engine of a worker's registration", () => {
   it('commands: an engine makes a registration version 11 (the newest); one without keeps its version; the schema is strict', () => {
     const versionOf = (bytes: Uint8Array) => (packr.unpack(bytes) as { v: number }).v;
     const cmd = { op: 'worker.register', workerId: 'w1', apiAddress: 'h:1', runtime: 'docker', atMs: 1, instance: 'aaaaaaaaaaaa' } as const;
-    expect(commandVersion).toBe(11);
+    expect(commandVersion).toBe(12);
     const withEngine = encodeCommand({ clientId: 'c', seq: 1, cmd: { ...cmd, engine } });
     expect(versionOf(withEngine)).toBe(11);
     expect(decodeCommand(withEngine).cmd).toEqual({ ...cmd, engine });

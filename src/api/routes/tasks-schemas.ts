@@ -98,6 +98,7 @@ export const HeartbeatBody = Type.Object({
   // A worker's map is bounded (limits.workerTasksMax by default); the body limit bounds it further.
   tasks: Type.Array(WorkerTaskStatusSchema, { maxItems: limits.workerTasksMax * 100 }),
   instance: Type.Optional(WorkerInstance),
+  engineUnreachable: Type.Optional(Type.Object({ reason: Type.String({ minLength: 1, maxLength: 4096 }), sinceMs: Type.Number({ minimum: 0, maximum: 8.64e15 }) })),
 });
 export type HeartbeatBody = Static<typeof HeartbeatBody>;
 
@@ -149,6 +150,10 @@ export const WorkerRecordReply = Type.Object(
     labels: Type.Optional(Type.Record(Type.String(), Type.String())),
     capacity: Type.Optional(Type.Object({ cpus: Type.Number(), memoryMb: Type.Number() })),
     instance: Type.Optional(Type.String({ description: 'the instance that registered the id last, which alone may heartbeat as it' })),
+    engineUnreachable: Type.Optional(Type.Object(
+      { reason: Type.String(), since: Time },
+      { description: 'present while the worker says its container engine does not answer (refused, or no answer within the call deadline): nothing new is placed on it' },
+    )),
   },
   { description: 'the worker' },
 );
