@@ -20,6 +20,8 @@ import { writeFileWhole } from '../lib/write-whole.js';
 import { listenFailed, MinkubeError } from '../lib/errors.js';
 import { serializeError } from '../lib/log-errors.js';
 import { createRuntime, sandboxNameFor, type ContainerRuntime } from '../runtime/index.js';
+import { lockDataDir } from '../storage/dir-lock.js';
+import { EngineHealth, watchedRuntime } from '../worker/engine-health.js';
 import { workerInstance } from '../worker/instance.js';
 import { FileKeptLogs } from '../worker/kept-logs.js';
 import { WorkerAgent, type WorkerAgentOptions } from '../worker/agent.js';
@@ -179,17 +181,31 @@ async function startParts(config: ClusterConfig, self: WorkerConfig, logger: Log
   const apiCaPem = await loadApiCa(config, how.configPath === undefined ? 'the config' : resolve(how.configPath), logger);
   const dataDir = self.dataDir ?? resolve('data', id);
   await ensureDataDir(dataDir);
+  // Before anything else touches the directory or the runtime: a second process of this id (a start while it runs)
+  // stops here, as a manager's does on its database's lock, and never re-adopts or stops the running one's containers.
+  const lock = await lockDataDir(dataDir, `worker ${id}`);
+  opened.push('data directory lock', () => lock.release());
   // A worker that joined with a token has its certificate already; one its config lists gets it from the CA beside the file.
   const security = await loadNodeSecurity(config, { id, role: 'worker', dataDir, addresses: [self.apiAddress] }, how.joined !== true, logger);
   // Which of the containers labelled with this worker's id are its own (two clusters may share a Docker engine).
   const instance = await workerInstance(dataDir);
   // Docker tasks join one network sandbox per worker instance, which outlives this process like the tasks do.
-  const runtime = await createRuntime(self.runtime, {
+  const created = await createRuntime(self.runtime, {
     stateDir: dataDir,
     logger: logger.child({ component: 'runtime' }),
     docker: { networkSandbox: sandboxNameFor(id, instance) },
   });
-  opened.push('runtime', () => runtime.close());
+  opened.push('runtime', () => created.close());
+  // The worker judges its engine from its own calls (and pings while in doubt), and says so in its heartbeats: the
+  // leader places nothing new on it meanwhile. A process runtime has no engine to lose.
+  let loopsStarted: WorkerLoops | null = null;
+  const engineHealth: EngineHealth | null = created.kind === 'process'
+    ? null
+    : new EngineHealth({ clock: systemClock, logger: logger.child({ component: 'engine' }), ping: (): Promise<void> => runtime.ping(), onChange: () => loopsStarted?.engineChanged() });
+  if (engineHealth !== null) opened.push('engine health', () => engineHealth.close());
+  const runtime: ContainerRuntime = engineHealth === null ? created : watchedRuntime(created, engineHealth, systemClock);
+  // One ping at start: an engine that is down already is said in the first heartbeat.
+  engineHealth?.check();
   // Which engine runs the containers (Docker: its ID), asked while the rest starts; registered so that an instance
   // this one replaces on the same engine leaves them to this one rather than stop them. Never rejects: unknown
   // (the engine did not answer) registers without.
@@ -279,7 +295,9 @@ async function startParts(config: ClusterConfig, self: WorkerConfig, logger: Log
     reconcileIntervalMs: config.tasks.reconcileIntervalMs,
     logger: logger.child({ component: 'loops' }),
     ...(workerMetrics === null ? {} : { observer: workerMetrics }),
+    ...(engineHealth === null ? {} : { engine: engineHealth }),
   });
+  loopsStarted = loops;
   opened.push('loops', () => loops.stop());
   loops.start();
   // A worker's certificate is renewed by a manager, asked over mutual TLS with the certificate it replaces.

@@ -267,6 +267,13 @@ export const limits = {
   /** One Docker API call (not wait, not pull): a hung daemon must not hang the worker. */
   runtimeCallTimeoutMsDefault: 15_000,
   runtimePullTimeoutMsDefault: 300_000,
+  /**
+   * While a worker judges its engine unreachable, it pings it this often (one ping at a time, each under the call
+   * deadline), so that it says the engine answers again within about this long of it doing so.
+   */
+  engineProbeIntervalMs: 1000,
+  /** The most of an engine failure's message a worker's heartbeat carries as the reason. */
+  engineReasonCharsMax: 300,
   /** Answering "is Docker there?" when choosing a runtime at start-up. */
   runtimePingTimeoutMsDefault: 1500,
   /** logs() returns at most this many bytes (the newest). */

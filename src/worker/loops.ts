@@ -5,7 +5,7 @@
 // good (`replaced`). Reconciliation waits for the registration.
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { RegisterRequest, WorkerReplacedDetails, WorkerTaskStatus } from '../contracts/worker.js';
+import type { EngineUnreachable, RegisterRequest, WorkerReplacedDetails, WorkerTaskStatus } from '../contracts/worker.js';
 import { fullJitterMs } from '../lib/backoff.js';
 import { sleepOn, systemClock, type Clock } from '../lib/clock.js';
 import { MinkubeError } from '../lib/errors.js';
@@ -33,6 +33,8 @@ export interface WorkerLoopsOptions {
   registerBackoffCapMs?: number;
   /** Metrics (src/worker/metrics.ts): each heartbeat's round trip. */
   observer?: LoopsObserver;
+  /** The worker's judgement of its engine (src/worker/engine-health.ts), said in each heartbeat; absent: none. */
+  engine?: { unreachable(): EngineUnreachable | undefined };
 }
 
 /** Heartbeat intervals a manager may ask for; anything else keeps the configured one. */
@@ -118,6 +120,11 @@ export class WorkerLoops {
     this.logger.error({ instance: this.opts.registration.instance, reason: err.message }, `${what}: this one stops heartbeating, stops its copies of the tasks and exits`);
     resolve(err);
     return true;
+  }
+
+  /** The engine's judgement changed: the managers hear it with an early heartbeat, as a task's status change. */
+  engineChanged(): void {
+    this.statusChanged();
   }
 
   /** A task's status changed: the managers hear it with an early heartbeat (see earlyBeatGapMsMin). */
@@ -232,7 +239,9 @@ export class WorkerLoops {
       const tasks = this.changedStatuses(nowMonoMs);
       const timed = this.opts.observer?.heartbeatTimer();
       const instance = this.opts.registration.instance;
-      const res = await this.opts.link.heartbeat(this.opts.agent.workerId, { stats, tasks, ...(instance === undefined ? {} : { instance }) }).catch((err: unknown) => {
+      const engineUnreachable = this.opts.engine?.unreachable();
+      const body = { stats, tasks, ...(instance === undefined ? {} : { instance }), ...(engineUnreachable === undefined ? {} : { engineUnreachable }) };
+      const res = await this.opts.link.heartbeat(this.opts.agent.workerId, body).catch((err: unknown) => {
         timed?.('failed');
         throw err;
       });
