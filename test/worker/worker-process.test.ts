@@ -125,6 +125,19 @@ describe('a worker process against a fake manager', () => {
     expect(await workerGet('/v1/tasks/t1')).toMatchObject({ taskId: 't1', state: 'running', attempt: 1, term: 1 });
   });
 
+  it('a second process started with the running worker\'s id fails DATA_DIR_IN_USE before it touches the runtime', async () => {
+    const seen: Record<string, unknown>[] = [];
+    const second = pino({ level: 'debug' }, { write: (line: string) => seen.push(JSON.parse(line) as Record<string, unknown>) });
+    const registrations = fake.registrations.length;
+    await expect(startWorker({ configPath, id: 'w1', logger: second })).rejects.toMatchObject({
+      code: 'DATA_DIR_IN_USE', message: expect.stringContaining('(worker w1 still running?)'),
+    });
+    // Nothing of the runtime: no adoption, no sandbox, no registration; the running worker's tasks run on.
+    expect(seen.filter((l) => l.component === 'runtime' || l.component === 'agent' || /adopt/.test(String(l.msg)))).toEqual([]);
+    expect(fake.registrations.length).toBe(registrations);
+    expect(worker!.agent.list().filter((t) => t.state === 'running').map((t) => t.taskId).sort()).toEqual(['t1', 't2']);
+  });
+
   it('keeps its tasks running while the manager is down, registers again when it has forgotten the worker', async () => {
     await fake.close();
     // Several reconcile passes and a failed heartbeat without any manager (counted by the worker, not timed).
