@@ -32,7 +32,7 @@ describe('the worker judges its engine', () => {
     const s = setUp();
     expect(s.health.unreachable()).toBeUndefined();
     s.inner.setUnreachable(true);
-    await expect(s.runtime.list()).rejects.toThrow('set unreachable');
+    await expect(s.runtime.list({})).rejects.toThrow('set unreachable');
     await settle();
     expect(s.health.unreachable()).toEqual({ reason: 'memory runtime: set unreachable', sinceMs: 10_000 });
     expect(s.changes()).toBe(1);
