@@ -21,7 +21,8 @@ import { nodeTlsDir, readNodeTls } from '../security/pki-files.js';
 import { identityFromCertificate, peerCertificateIssuedAtMs } from '../security/ca.js';
 import { storageFailed } from '../storage/common.js';
 import type { ManagerConfig } from '../config/cluster.js';
-import { validateCommand } from '../kv/commands.js';
+import { commandVersion, commandVersionUnsaid, fitCommand, validateCommand } from '../kv/commands.js';
+import { ClusterVersion, commandVersionSaid, fitToCluster } from '../manager/cluster-version.js';
 import { setIntervalOn, systemClock } from '../lib/clock.js';
 import { ensureDataDir } from '../lib/data-dir.js';
 import { listenFailed, MinkubeError } from '../lib/errors.js';
@@ -220,6 +221,9 @@ export function configForSelf(opts: StartManagerOptions): ClusterConfig {
  * again from its flags it is insecure by that record, never because it lacks a certificate.
  */
 const insecureMemberFile = 'insecure-member';
+/** How long a member's GET /health is waited for when the leader asks its command version, and how often it asks again. */
+const clusterVersionAskTimeoutMs = 2000;
+const clusterVersionRetryMs = 5000;
 
 /** Knobs tests may turn, and the start-up modes of `minkube manager`; the config decides everything else. */
 export interface ManagerTuning {
@@ -445,6 +449,31 @@ async function startParts(
     adminTokenMark: adminToken === null ? null : adminTokenMarkFor(config.clusterDir, adminToken),
     proposalTimeoutMs: config.api.requestTimeoutMs,
   });
+  // The members' command versions (cluster-version.ts): asked of their GET /health, as the follower probe does.
+  let membersOf: (() => { leading: boolean; members: string[]; apiAddressOf: (id: string) => string | undefined }) | null = null;
+  const clusterVersion = new ClusterVersion({
+    self: self.id,
+    own: commandVersion,
+    unsaid: commandVersionUnsaid,
+    clock: systemClock,
+    logger: logger.child({ component: 'cluster-version' }),
+    retryMs: clusterVersionRetryMs,
+    ask: async (member) => {
+      const apiAddress = membersOf?.().apiAddressOf(member);
+      if (apiAddress === undefined || apiAddress === '') return null;
+      try {
+        const res = await http.request({ method: 'GET', url: http.baseUrlOf(apiAddress), path: '/health', timeoutMs: clusterVersionAskTimeoutMs });
+        return commandVersionSaid(res.status, res.text, commandVersionUnsaid);
+      } catch {
+        return null;
+      }
+    },
+  });
+  const syncClusterVersion = (): void => {
+    const m = membersOf?.();
+    if (m !== undefined) clusterVersion.update(m.leading, m.members);
+  };
+  const fitProposal = fitToCluster(clusterVersion, fitCommand);
   const driver = await RaftNodeDriver.open({
     id: nodeId(self.id),
     members: seed,
@@ -466,10 +495,15 @@ async function startParts(
     heartbeatTicks: 1,
     proposalQueueMax: limits.proposalQueueMax,
     validate: validateCommand,
+    fit: (data) => {
+      syncClusterVersion();
+      return fitProposal(data);
+    },
     ...(metrics === null ? {} : { observer: metrics }),
     onApplied: (entry) => audit.entryApplied(entry),
     onSnapshotSaved: collectAfterSnapshot,
     onRoleChange: (role, leaderId, term) => {
+      queueMicrotask(syncClusterVersion);
       metrics?.roleChanged(leaderId);
       loops.onRoleChange(role, term);
       retention.onRoleChange(role, term);
@@ -487,8 +521,18 @@ async function startParts(
   if (metrics !== null) attachManagerMetrics(metrics, observed);
   // A manager that joined, restarted: the addresses of the members it was told of then, for ids nothing else names.
   for (const m of join?.learnt ?? []) if (driver.directory.get(m.id) === undefined) driver.directory.set(m.id, m);
+  membersOf = () => {
+    const c = driver.conf();
+    return { leading: driver.termAndRole().role === 'leader', members: [...c.voters, ...c.learners], apiAddressOf: (id) => driver.directory.get(id as NodeId)?.apiAddress };
+  };
   driver.start();
   opened.push('raft driver', () => driver.stop());
+  // Membership changes are seen within a second (a proposal meanwhile looks at once, see fit above).
+  const clusterVersionTimer = setIntervalOn(systemClock, syncClusterVersion, 1000);
+  opened.push('cluster version', () => {
+    clusterVersionTimer.cancel();
+    clusterVersion.close();
+  });
   // A manager removed while it could not hear of it finds out from the others (see removal-watch.ts).
   const askView = httpClusterView(http, config.api.requestTimeoutMs);
   const removal = new RemovalWatch({
@@ -568,6 +612,7 @@ async function startParts(
   if (operator.apiCaPem !== undefined) reloader.noteApiCa(operator.apiCaPem);
   const app = buildManagerApp({
     service,
+    commandVersion,
     tasks,
     services,
     placement,

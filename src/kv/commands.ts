@@ -4,6 +4,7 @@
 // checks; one already in an old log is applied as a no-op (see KvStateMachine.applyEntry).
 import { Packr } from 'msgpackr';
 import type { EntryPrincipal } from '../contracts/services.js';
+import { commandVersion } from '../contracts/command-version.js';
 import { MinkubeError } from '../lib/errors.js';
 import { isTraceparent } from '../lib/trace.js';
 import { decodeTaskCommand, isTaskOp, submissionsOf, wireTaskCommand, type TaskCommand } from './task-commands.js';
@@ -65,9 +66,10 @@ const principalCharsMax = 128;
  * while newer managers apply it (so it stops instead, see KvStateMachine.applyEntry). Every other command is still
  * written as version 1, so older managers go on reading it during an upgrade.
  */
-export const commandVersion = 12;
+export { commandVersion, commandVersionUnsaid } from '../contracts/command-version.js';
 
-function versionOf(cmd: Command): number {
+/** The command version a command is written as (its envelope's `v`). */
+export function versionOf(cmd: Command): number {
   // Version 12: a worker's engine unreachable or answering again (a version-11 manager knows no such op). Proposed
   // apart from the heartbeat, so a leader that predates it drops only this, never the worker's liveness.
   if (cmd.op === 'worker.engine') return 12;
@@ -205,6 +207,32 @@ function managersIdProblem(cmd: Command, members: { readonly voters: readonly st
   if (cmd.op !== 'worker.register') return null;
   const id = cmd.workerId;
   return members.voters.includes(id) || members.learners.includes(id) ? `worker.register: ${id} is a manager of this cluster; a worker needs an id of its own` : null;
+}
+
+/**
+ * What a leader whose members understand up to `lowest` proposes for `data`: the same bytes when they are of that
+ * version or older; a worker's registration without its engine (version 11), re-encoded under the same client session
+ * (what a manager that predates engines proposes, see README "Upgrading"); else `newer`, the version it needs. Bytes
+ * that do not decode are left to validateCommand.
+ */
+export function fitCommand(data: Uint8Array, lowest: number): { readonly data: Uint8Array } | { readonly newer: number } {
+  const decoded = tryDecodeCommand(data);
+  if (!decoded.ok) return { data };
+  const envelope = decoded.envelope;
+  const v = versionOf(envelope.cmd);
+  if (v <= lowest) {
+    // tryDecodeCommand took the cached envelope: put it back for validateCommand.
+    validatedEnvelopes.set(data, envelope);
+    return { data };
+  }
+  const cmd = envelope.cmd;
+  if (cmd.op === 'worker.register' && cmd.engine !== undefined) {
+    const { engine: _engine, ...withoutEngine } = cmd;
+    const fitted = encodeCommand({ ...envelope, cmd: withoutEngine });
+    const fv = versionOf(withoutEngine);
+    return fv <= lowest ? { data: fitted } : { newer: fv };
+  }
+  return { newer: v };
 }
 
 /** The worker a command's bytes register (worker.register), or null for any other command or bytes that do not decode. */

@@ -43,6 +43,11 @@ export const errorRegistry = {
   MEMBERSHIP_CHANGE_REFUSED: { status: 409, message: 'the membership change was refused' },
   LEADER_TRANSFER_FAILED: { status: 409, message: 'leadership could not be transferred' },
   JOIN_REFUSED: { status: 409, message: 'the node may not join with that id' },
+  /**
+   * A command newer than a member of the cluster understands (its command version, GET /health): the leader proposes
+   * nothing that member would stop on. The message names the members to upgrade.
+   */
+  UPGRADE_REQUIRED: { status: 409, message: 'a manager of the cluster is too old for this command; upgrade it first' },
   /** A worker registering at the address of another worker that is not down, or at a manager's. */
   WORKER_ADDRESS_IN_USE: { status: 409, message: 'another worker or a manager uses that address' },
   /**

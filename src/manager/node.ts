@@ -107,6 +107,12 @@ export interface RaftNodeDriverOptions<R> {
    * registering with a manager's id there, in the same turn as the append, see node-ids.ts).
    */
   validate?: (data: Uint8Array, conf: ConfState) => string | null;
+  /**
+   * Before validate, on this node's own proposals and those a follower forwards: the bytes to propose in their place
+   * (a command newer than a member understands, made one it does), or the error that refuses them (see
+   * manager/cluster-version.ts). Absent: as they are.
+   */
+  fit?: (data: Uint8Array) => { readonly data: Uint8Array } | { readonly error: MinkubeError };
   /** Metrics (src/manager/metrics.ts): synced writes, snapshots, failed proposals, heartbeat round trips. */
   observer?: DriverObserver;
 }
@@ -461,7 +467,10 @@ export class RaftNodeDriver<R> {
     if (notMember !== null) return Promise.reject(notMember);
     const seq = this.proposals.allocateSeq();
     // ackSeq tells the state machine which of our results it may forget: everything below our oldest waiter.
-    const data = encode(seq, Math.min(seq, this.proposals.lowestPendingSeq()));
+    const encoded = encode(seq, Math.min(seq, this.proposals.lowestPendingSeq()));
+    const fitted = this.o.fit?.(encoded) ?? { data: encoded };
+    if ('error' in fitted) return Promise.reject(fitted.error);
+    const data = fitted.data;
     // Checked here, before it is handed to the core, so a bad command fails its caller at once (a skipped seq is
     // harmless: sessions allow gaps).
     const problem = this.o.validate?.(data, this.core.conf()) ?? null;
@@ -569,7 +578,20 @@ export class RaftNodeDriver<R> {
     const validate = this.o.validate;
     const term = this.leaderTerm();
     const conf = this.core.conf();
-    const entries = m.entries.filter((data) => {
+    const fit = this.o.fit;
+    let fittedAny = false;
+    const fitted = m.entries.flatMap((data) => {
+      if (fit === undefined) return [data];
+      const r = fit(data);
+      if ('data' in r) {
+        if (r.data !== data) fittedAny = true;
+        return [r.data];
+      }
+      this.refusedProposalsCount++;
+      this.o.logger.warn({ peer: m.from, problem: r.error.message, sizeBytes: data.length, refused: this.refusedProposalsCount }, 'refused a forwarded proposal newer than a member understands');
+      return [];
+    });
+    const entries = fitted.filter((data) => {
       if (this.uncommitted.has(data, term)) return false;
       if (validate === undefined) return true;
       const problem = validate(data, conf);
@@ -578,7 +600,7 @@ export class RaftNodeDriver<R> {
       this.o.logger.warn({ peer: m.from, problem, sizeBytes: data.length, refused: this.refusedProposalsCount }, 'refused a forwarded proposal that does not validate');
       return false;
     });
-    if (entries.length === m.entries.length) return m;
+    if (entries.length === m.entries.length && !fittedAny) return m;
     return entries.length === 0 ? null : { ...m, entries };
   }
 

@@ -41,6 +41,8 @@ export interface DriverClusterOptions {
   seed?: number;
   /** Drivers check proposals with validateCommand (default true; false builds a cluster as it was before). */
   validate?: boolean;
+  /** Each node's fit of its proposals (RaftNodeDriverOptions.fit; default none: proposed as they are). */
+  fit?: (id: string) => ((data: Uint8Array) => { readonly data: Uint8Array } | { readonly error: MinkubeError }) | undefined;
   /** Listeners of what each node applies, as daemon/manager.ts wires the audit log: asked for again at every (re)start. */
   listeners?: (id: string) => NodeListeners;
   /** Each member's API address (default api-<id>): real ones for a test that serves the nodes' APIs. */
@@ -171,6 +173,7 @@ export class DriverCluster {
       heartbeatTicks: 1,
       proposalQueueMax: limits.proposalQueueMax,
       ...(this.o.validate === false ? {} : { validate: validateCommand }),
+      ...((f) => (f === undefined ? {} : { fit: f }))(this.o.fit?.(id)),
       snapshotThresholdEntries: this.o.snapshotThresholdEntries ?? 50,
       snapshotThresholdBytes: this.o.snapshotThresholdBytes ?? 1 << 30,
       join: so.join === true,
