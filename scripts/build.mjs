@@ -271,6 +271,9 @@ try {
   const made = spawnSync(process.execPath, [join(root, 'scripts', 'serializers.mjs'), out], { encoding: 'utf8' });
   if (made.status !== 0) console.error(`route serializers not made (each is compiled with its route's first answer): ${made.stderr.trim().split('\n').slice(-3).join(' ')}`);
   const newestSourceMtimeMs = Math.max(...files.map((f) => statSync(f).mtimeMs));
+  // The commit built, when this is a git checkout with git at hand (src/lib/build-info.ts reads it; else none is said).
+  const rev = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' });
+  if (rev.status === 0 && /^[0-9a-f]{4,40}$/.test(rev.stdout.trim())) writeFileSync(join(out, 'build-info.json'), JSON.stringify({ commit: rev.stdout.trim() }) + '\n');
   writeFileSync(join(out, '.stamp.json'), JSON.stringify({ files: files.length, newestSourceMtimeMs }) + '\n');
   const old = `${final}.old-${process.pid}`;
   if (existsSync(final)) renameSync(final, old);

@@ -38,6 +38,8 @@ import type { PlacementService } from '../contracts/placement.js';
 
 export interface ManagerAppOptions {
   service: ManagerService;
+  /** This manager's command version, said by GET /health (the leader asks it of every member before proposing). */
+  commandVersion?: number;
   /** The task and worker routes are served when given. */
   tasks?: TasksService;
   /** The service routes (/v1/services) are served when given. */
@@ -138,7 +140,7 @@ export function buildManagerApp(opts: ManagerAppOptions): FastifyInstance {
   if (opts.audit !== undefined) recordRequests(app, opts.audit);
   if (opts.join !== undefined) void app.register(joinRoutes, { join: opts.join });
   else if (opts.security === undefined) void app.register(insecureJoinRoutes);
-  void app.register(healthRoutes, { ready: () => service.ready() });
+  void app.register(healthRoutes, { ready: () => service.ready(), ...(opts.commandVersion === undefined ? {} : { commandVersion: opts.commandVersion }) });
   if (opts.status !== undefined) void app.register(statusRoutes, { source: opts.status });
   if (opts.metrics !== undefined) {
     const { endpoint, workerMetrics } = opts.metrics;

@@ -74,7 +74,13 @@ export const ClusterReply = Type.Object({
   ]),
 });
 
-export const HealthReply = Type.Object({ status: Type.Literal('ok') });
+/** What build a node runs: the package's version, and the git commit when the build recorded one. */
+export const BuildReply = Type.Object({ version: Type.String(), commit: Type.Optional(Type.String()) });
+/**
+ * commandVersion (managers): the newest command version this manager understands, as its leader asks before it
+ * proposes a newer command (manager/cluster-version.ts); a manager that predates the field says nothing (10).
+ */
+export const HealthReply = Type.Object({ status: Type.Literal('ok'), commandVersion: Type.Optional(Type.Integer({ minimum: 1 })), build: Type.Optional(BuildReply) });
 export const ReadyReply = Type.Object({ ready: Type.Boolean() });
 
 // ---- cluster membership (/v1/cluster/members, /v1/cluster/leader) ----

@@ -1,6 +1,4 @@
 // The `minkube` command line. Exit codes: 0 success, 1 a failure (printed as "error: CODE: message"), 2 bad usage.
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { apiUrlsOf, cliApiUrl, closeCliConnections, failureHints } from './connection.js';
 import { baseUrlProblem, isPlainHttp } from '../client/index.js';
@@ -23,6 +21,8 @@ import {
   CliExit, parseEnvPair, runTaskGet, runTaskList, runTaskLogs, runTaskRun, runTaskStop, runWorkerAvailability, runWorkerList, runWorkerRemove, secretEnvOf, secretEnvOptions,
 } from './tasks.js';
 import { limits } from '../lib/limits.js';
+import { buildInfo, buildText } from '../lib/build-info.js';
+import { commandVersion } from '../contracts/command-version.js';
 import { taskPriorities, type TaskSpec } from '../contracts/task-model.js';
 import type { ManagerFlags } from './daemons.js';
 
@@ -114,14 +114,12 @@ function parseVersion(text: string): number {
   return Number(text);
 }
 
-/** The package's version, from the package.json two folders up (src/cli/ or dist/cli/ alike). */
-function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
-  } catch {
-    return 'unknown';
-  }
+/**
+ * "0.1.0 (commit 1a2b3c4), command version 11": the build, and the newest command version its managers understand
+ * (see README "Upgrading").
+ */
+function versionText(): string {
+  return `${buildText(buildInfo())}, command version ${commandVersion}`;
 }
 
 /**
@@ -160,7 +158,7 @@ export function buildProgram(runLong: (run: () => Promise<number>) => Promise<vo
     .description('A small container orchestrator: Raft-replicated managers that schedule tasks onto workers.')
     .option('--api <url>', `the API of any manager, or a comma-separated list of them tried in turn when one cannot serve (env MINKUBE_API; default: every manager of the credentials file, else ${defaultApi})`, parseApiFlag)
     .option('--json', 'machine-readable output')
-    .version(packageVersion(), '-V, --version', 'print the version of minkube')
+    .version(versionText(), '-V, --version', 'print the version of minkube, its commit when known, and its command version')
     .showHelpAfterError('(run with --help for usage)')
     // A command's line in its parent's list shows its own usage: `service create` takes <name> <image> (required,
     // though commander is told they are optional so one message can name all that is missing).
