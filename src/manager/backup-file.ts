@@ -7,7 +7,10 @@
 // clusterId when a secure cluster wrote it (its CA's organisation; restore compares it with the target cluster's) }.
 // The digest is the sha256 of every byte before it (magic, length, header): it covers each field of the header, and
 // through the header's sha256 the body, so no byte of the file can change unnoticed, and the header alone verifies
-// without the body. Files without clusterId (earlier builds', insecure clusters') are read as before.
+// without the body. Files without clusterId (earlier builds', insecure clusters') are read as before. commandVersion:
+// the command version of the manager that wrote it (absent from earlier builds' files, which count as 10): a manager
+// that understands less refuses to restore or inspect it, saying so, as it would stop on the entries that made it.
+// Still format 2: a field added to the header leaves the file readable by every build that reads format 2.
 // Format 1 (earlier builds) has no digest: its files are still read, never written, and say their header is unverified.
 import { createHash } from 'node:crypto';
 import { MinkubeError } from '../lib/errors.js';
@@ -15,6 +18,7 @@ import { logIndex, nodeId, term as toTerm, type NodeId } from '../lib/ids.js';
 import { limits } from '../lib/limits.js';
 import type { SnapshotMeta } from '../raft/types.js';
 import { KvStateMachine } from '../kv/state-machine.js';
+import { commandVersion } from '../kv/commands.js';
 import { yieldToEventLoop, type YieldFn } from '../kv/sliced-pack.js';
 import { decodeSnapshot, type Member } from './members.js';
 
@@ -53,6 +57,8 @@ export interface BackupHeader {
   readonly createdAt: string;
   /** The cluster that wrote it (its CA's O=); absent from an insecure cluster's file and from earlier builds'. */
   readonly clusterId?: string;
+  /** The command version of the manager that wrote it; absent from the files of builds before the field (10). */
+  readonly commandVersion?: number;
 }
 
 export interface ParsedBackup {
@@ -78,6 +84,8 @@ export interface BackupSummary {
   readonly createdAt: string;
   /** The header's clusterId; null when the file names no cluster (an insecure cluster's, or an earlier build's). */
   readonly clusterId: string | null;
+  /** The header's commandVersion; null for an earlier build's file. */
+  readonly commandVersion: number | null;
   readonly keys: number;
   readonly tasks: number;
   readonly workers: number;
@@ -109,7 +117,7 @@ export async function sha256HexSliced(parts: readonly Uint8Array[], yieldFn: Yie
 function headerBytes(meta: SnapshotMeta, sizeBytes: number, sha256: string, createdAt: string, clusterId: string | null): Buffer {
   const header: BackupHeader = {
     format: BACKUP_FORMAT, index: meta.index, term: meta.term, voters: [...meta.voters], learners: [...meta.learners], sizeBytes, sha256, createdAt,
-    ...(clusterId === null ? {} : { clusterId }),
+    ...(clusterId === null ? {} : { clusterId }), commandVersion,
   };
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const length = Buffer.alloc(4);
@@ -198,12 +206,14 @@ function checkHeader(raw: unknown, format: BackupHeader['format']): BackupHeader
   const ok =
     count(h.index) && h.index > 0 && count(h.term) && ids(h.voters) && ids(h.learners) && count(h.sizeBytes) && h.sizeBytes <= limits.snapshotBytesMax &&
     typeof h.sha256 === 'string' && /^[0-9a-f]{64}$/.test(h.sha256) && typeof h.createdAt === 'string' &&
-    (h.clusterId === undefined || (typeof h.clusterId === 'string' && CLUSTER_ID.test(h.clusterId)));
+    (h.clusterId === undefined || (typeof h.clusterId === 'string' && CLUSTER_ID.test(h.clusterId))) &&
+    (h.commandVersion === undefined || (count(h.commandVersion) && h.commandVersion >= 1));
   if (!ok) throw invalid('the header is malformed; the file is damaged');
   return {
     format, index: h.index as number, term: h.term as number, voters: h.voters as string[], learners: h.learners as string[],
     sizeBytes: h.sizeBytes as number, sha256: h.sha256 as string, createdAt: h.createdAt as string,
     ...(h.clusterId === undefined ? {} : { clusterId: h.clusterId as string }),
+    ...(h.commandVersion === undefined ? {} : { commandVersion: h.commandVersion as number }),
   };
 }
 
@@ -227,6 +237,10 @@ export function parseBackup(bytes: Uint8Array): ParsedBackup {
 
 /** The body's parts, the state loaded into a fresh state machine (which checks every record). */
 export function loadBackup(parsed: ParsedBackup): { members: Member[]; removed: [NodeId, number][]; state: Uint8Array; kv: KvStateMachine } {
+  const newer = parsed.header.commandVersion;
+  if (newer !== undefined && newer > commandVersion) {
+    throw new MinkubeError('SNAPSHOT_INVALID', `the snapshot was made by a manager of command version ${newer}; this one understands ${commandVersion}: restore it with a newer build (minkube --version says a build's command version)`, { details: { commandVersion: newer } });
+  }
   let decoded: ReturnType<typeof decodeSnapshot>;
   const kv = new KvStateMachine();
   try {
@@ -250,7 +264,7 @@ export function inspectBackup(bytes: Uint8Array): BackupSummary {
   const h = parsed.header;
   return {
     format: h.format, headerVerified: parsed.headerVerified, index: h.index, term: h.term, sizeBytes: bytes.length, checksum: `sha256:${sha256Hex(bytes)}`, createdAt: h.createdAt,
-    clusterId: h.clusterId ?? null,
+    clusterId: h.clusterId ?? null, commandVersion: h.commandVersion ?? null,
     keys: kv.size, tasks: kv.tasks.taskCount, workers: kv.tasks.allWorkers().length, members: h.voters.length + h.learners.length,
     voters: h.voters, learners: h.learners,
   };
