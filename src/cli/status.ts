@@ -40,6 +40,13 @@ export interface MemberStatus {
    */
   storageReason: string | null;
   storageTargetIndex: number | null;
+  /**
+   * The newest command version it understands, as it says (or, when it does not show its view, as the leader was told);
+   * absent: not known (down, or a manager that predates the field, which understands 10).
+   */
+  commandVersion?: number;
+  /** Its build as it says ("0.1.0 (commit 1a2b3c4)"); absent: not known. */
+  build?: string;
   /** Why its own view is missing: the message, and the code of the error (its answer's, or UNREACHABLE, TIMEOUT). */
   error?: string;
   errorCode?: ErrorCode;
@@ -58,6 +65,8 @@ export interface StatusReport {
   term: number | null;
   members: MemberStatus[];
   noQuorumReason: string | null;
+  /** The command version the cluster runs at, as its leader judges it (the lowest its members understand); null: not known. */
+  clusterCommandVersion?: number | null;
 }
 
 /** "ok", or "recovering COMMIT/TARGET" (its progress towards what it had acknowledged), or "-". */
@@ -135,6 +144,9 @@ export function memberStatusOf(m: ClusterMemberView, { view, error, self: open }
     storageTargetIndex: storage === 'recovering' ? (view?.storageTargetIndex ?? self?.storageTargetIndex ?? null) : null,
     reachableFromLeader,
   };
+  const version = view?.commandVersion ?? m.commandVersion ?? null;
+  if (version !== null) row.commandVersion = version;
+  if (view?.build !== undefined) row.build = view.build.commit === undefined ? view.build.version : `${view.build.version} (commit ${view.build.commit})`;
   // A learner follows; any other role it names means its own configuration is not the leader's.
   if (!m.voter && role !== null && role !== 'follower') row.ownRole = role;
   if (error !== undefined) {
@@ -179,6 +191,24 @@ export function statusText(r: StatusReport): string[] {
     }
   }
   if (r.noQuorumReason !== null) lines.push(`no leader: ${r.noQuorumReason}`);
+  lines.push(...versionLines(r));
+  return lines;
+}
+
+/** Each member's command version and build, and what the cluster runs at when a member holds it back (README "Upgrading"). */
+function versionLines(r: StatusReport): string[] {
+  if (r.members.every((m) => m.commandVersion === undefined && m.build === undefined)) return [];
+  const of = (m: MemberStatus): string => {
+    const v = m.commandVersion === undefined ? 'command version unknown' : `command version ${m.commandVersion}`;
+    return `${m.id} ${v}${m.build === undefined ? '' : `, ${m.build}`}`;
+  };
+  const lines = [`versions: ${r.members.map(of).join('; ')}`];
+  const newest = Math.max(...r.members.map((m) => m.commandVersion ?? 0));
+  const cluster = r.clusterCommandVersion ?? null;
+  if (cluster !== null && cluster < newest) {
+    const older = r.members.filter((m) => (m.commandVersion ?? 0) < newest).map((m) => m.id);
+    lines.push(`the cluster runs at command version ${cluster}: upgrade ${older.join(', ')} (see README "Upgrading")`);
+  }
   return lines;
 }
 
@@ -239,9 +269,11 @@ export async function runStatus(apiUrl: string, out: Output): Promise<void> {
     throw new MinkubeError('NOT_READY', `${first.id} is not a member of the cluster: the leader ${leaderView.id} (term ${leaderView.term}) does not list it (it was removed); ask another manager`);
   }
   const reachesNow = new Map(leaderView?.members.map((m) => [m.id, m.reachable]) ?? []);
-  const members = first.members.flatMap((m, i) => (leaderView != null && !voterNow.has(m.id) ? [] : [memberStatusOf({ ...m, voter: voterNow.get(m.id) ?? m.voter }, views[i]!, leaderId, reachesNow.get(m.id) ?? null)]));
+  // A member's command version as the leader was told it, for one that does not show its own view.
+  const toldLeader = new Map(leaderView?.members.map((m) => [m.id, m.commandVersion ?? null]) ?? []);
+  const members = first.members.flatMap((m, i) => (leaderView != null && !voterNow.has(m.id) ? [] : [memberStatusOf({ ...m, voter: voterNow.get(m.id) ?? m.voter, commandVersion: toldLeader.get(m.id) ?? m.commandVersion ?? null }, views[i]!, leaderId, reachesNow.get(m.id) ?? null)]));
   if (leaderView != null) await keepCredentialApis(apiUrl, leaderView.members.map((m) => m.apiAddress));
-  const report: StatusReport = { leaderId, term: leader?.term ?? null, members, noQuorumReason };
+  const report: StatusReport = { leaderId, term: leader?.term ?? null, members, noQuorumReason, clusterCommandVersion: leaderView?.clusterCommandVersion ?? null };
   if (out.json) printJson(report);
   else for (const line of statusText(report)) printLine(line);
 }

@@ -50,6 +50,18 @@ export interface ClusterMemberView {
    * votes for no one and counts for no quorum until repaired; null when it has not said (not heard from yet).
    */
   readonly storage?: 'ok' | 'recovering' | null;
+  /**
+   * The newest command version the member understands: the answering manager's own for itself; for another member, as
+   * it told the answering manager when that one leads (it asks every member, see README "Upgrading"); null when not
+   * known here (a follower answering, a member not asked yet). A member that predates the field is counted as 10.
+   */
+  readonly commandVersion?: number | null;
+}
+
+/** The build a node runs: the package's version, and the git commit when the build recorded one. */
+export interface BuildView {
+  readonly version: string;
+  readonly commit?: string;
 }
 
 export interface ClusterView {
@@ -79,6 +91,11 @@ export interface ClusterView {
   readonly noQuorumReason: string | null;
   /** Scheduled backups as this manager knows them (null: none configured); filled in by the route. */
   readonly backup?: BackupStatus | null;
+  /** The answering manager's own command version and build. */
+  readonly commandVersion?: number;
+  readonly build?: BuildView;
+  /** Leader only: the version the cluster runs at, the lowest its members understand (null on a follower). */
+  readonly clusterCommandVersion?: number | null;
 }
 
 /**

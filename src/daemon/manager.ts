@@ -417,6 +417,7 @@ async function startParts(
   opened.push('audit log', () => audit.close());
   const service = new ManagerServiceImpl({
     id: nodeId(self.id), clientId, logger,
+    commandVersions: () => ({ lowest: clusterVersion.lowest().version, of: (member) => clusterVersion.versionOf(member) }),
     onApplied: (index, applied) => {
       audit.committed(index, applied);
       traces.applied(index, applied);

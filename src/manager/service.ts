@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import type { ClusterView, KvEntry, KvVersion, ManagerService, ReadConsistency, ReadyState, RequestContext } from '../contracts/services.js';
 import { encodeCommand, type Command, type EntryPrincipal } from '../kv/commands.js';
 import { KvStateMachine, type AppliedCommand, type ApplyResult } from '../kv/state-machine.js';
+import { commandVersion } from '../contracts/command-version.js';
+import { buildInfo } from '../lib/build-info.js';
 import { MinkubeError } from '../lib/errors.js';
 import type { NodeId } from '../lib/ids.js';
 import { memberViews } from './membership.js';
@@ -16,6 +18,8 @@ export interface ManagerServiceOptions {
   logger: Logger;
   /** Told of every command entry applied here, after the state machine (the audit log). Must not throw. */
   onApplied?: (index: number, applied: AppliedCommand) => void;
+  /** What the leader knows of its members' command versions (cluster-version.ts), for GET /v1/cluster. */
+  commandVersions?: () => { readonly lowest: number | null; of(member: string): number | undefined };
 }
 
 export class ManagerServiceImpl implements ManagerService {
@@ -85,6 +89,7 @@ export class ManagerServiceImpl implements ManagerService {
   cluster(): ClusterView {
     const s = this.driver.status();
     const storage = this.driver.storage();
+    const versions = this.o.commandVersions?.();
     return {
       id: this.o.id,
       role: s.role,
@@ -95,7 +100,11 @@ export class ManagerServiceImpl implements ManagerService {
       members: memberViews(this.driver, s, (id) => this.driver.reachable(id)).map((m) => ({
         ...m,
         storage: m.id === this.o.id ? storage.state : s.peersRecovering.includes(m.id as NodeId) ? 'recovering' : m.reachable ? 'ok' : null,
+        commandVersion: m.id === this.o.id ? commandVersion : (versions?.of(m.id) ?? null),
       })),
+      commandVersion,
+      build: buildInfo(),
+      clusterCommandVersion: s.role === 'leader' ? (versions?.lowest ?? null) : null,
       firstIndex: s.firstIndex,
       lastIndex: s.lastIndex,
       snapshotIndex: s.snapshot?.index ?? 0,
