@@ -1,7 +1,8 @@
 // What the leader knows of the command version each member understands (as etcd's cluster version): it proposes
 // nothing newer than the lowest, so no member ever meets an entry it stops on (KvStateMachine.applyEntry). Members
-// are asked their GET /health, one request in flight per member; everyone is asked again on a membership or
-// leadership change, and every retryMs while one is unknown or older than this manager. A member that does not say
+// are asked their GET /health by every manager, whatever its role (so a new leader knows them at once), one request
+// in flight per member; everyone is asked again on a membership or leadership change, and every retryMs while one is
+// unknown or older than this manager. A member that does not say
 // (a build before the field, or one not answering yet) counts as commandVersionUnsaid.
 import type { Clock, Timer } from '../lib/clock.js';
 import type { Logger } from 'pino';
@@ -28,26 +29,25 @@ export class ClusterVersion {
   private readonly inFlight = new Set<string>();
   private members: readonly string[] = [];
   private leading = false;
-  /** Bumped on every change, so an answer to an older round is not kept. */
-  private round = 0;
+  private closed = false;
   private timer: Timer | null = null;
   private lastLogged = '';
 
   constructor(private readonly o: ClusterVersionOptions) {}
 
-  /** Leadership or membership changed: asks every other member again (as leader), or stops asking. */
+  /**
+   * Leadership or membership changed. Every manager asks, whatever its role, and keeps what members said across
+   * leadership changes: a manager elected leader then knows its members' versions at once, rather than counting each
+   * as `unsaid` until it answers (a worker registering in that moment lost its engine). A leadership change asks
+   * everyone again; a member removed is forgotten.
+   */
   update(leading: boolean, members: readonly string[]): void {
-    const same = leading === this.leading && members.length === this.members.length && members.every((m) => this.members.includes(m));
-    if (same) return;
+    const sameMembers = members.length === this.members.length && members.every((m) => this.members.includes(m));
+    if (sameMembers && leading === this.leading) return;
     this.leading = leading;
     this.members = [...members];
-    this.round++;
-    this.said.clear();
-    if (!leading) {
-      this.cancel();
-      this.lastLogged = '';
-      return;
-    }
+    for (const m of [...this.said.keys()]) if (!members.includes(m)) this.said.delete(m);
+    if (!leading) this.lastLogged = '';
     this.askAll();
   }
 
@@ -76,34 +76,34 @@ export class ClusterVersion {
 
   close(): void {
     this.leading = false;
-    this.round++;
+    this.closed = true;
     this.cancel();
   }
 
   private askAll(): void {
-    for (const m of this.members) if (m !== this.o.self) this.askOne(m, this.round);
+    for (const m of this.members) if (m !== this.o.self) this.askOne(m);
     this.logChange();
     this.scheduleRetry();
   }
 
-  private askOne(member: string, round: number): void {
-    if (this.inFlight.has(member)) return;
+  private askOne(member: string): void {
+    if (this.closed || this.inFlight.has(member)) return;
     this.inFlight.add(member);
     void this.o.ask(member).then((v) => {
       this.inFlight.delete(member);
-      if (round !== this.round || !this.leading || !this.members.includes(member)) return;
+      if (this.closed || !this.members.includes(member)) return;
       if (v !== null) this.said.set(member, v);
       this.logChange();
     });
   }
 
   private scheduleRetry(): void {
-    if (this.timer !== null || !this.leading) return;
+    if (this.timer !== null || this.closed) return;
     this.timer = this.o.clock.setTimeout(() => {
       this.timer = null;
-      if (!this.leading) return;
+      if (this.closed) return;
       const pending = this.members.filter((m) => m !== this.o.self && (this.said.get(m) ?? this.o.unsaid) < this.o.own);
-      for (const m of pending) this.askOne(m, this.round);
+      for (const m of pending) this.askOne(m);
       if (pending.length > 0) this.scheduleRetry();
     }, this.o.retryMs);
   }
@@ -115,6 +115,7 @@ export class ClusterVersion {
 
   /** Logs once per change of the cluster's version or of who holds it back. */
   private logChange(): void {
+    if (!this.leading) return;
     const { version, older } = this.lowest();
     const key = `${version}:${older.join(',')}`;
     if (key === this.lastLogged) return;

@@ -81,6 +81,23 @@ describe('ClusterVersion', () => {
     cv.close();
   });
 
+  it('a follower asks too and keeps the answers, so once elected it counts its members at what they said, not as 10', async () => {
+    const clock = new ManualClock();
+    const asked: string[] = [];
+    const cv = new ClusterVersion({ self: 'm1', own: 11, unsaid: 10, clock, logger: quiet, retryMs: 5000, ask: async (m) => (asked.push(m), 11) });
+    cv.update(false, ['m1', 'm2', 'm3']);
+    await waitFor('both asked', () => asked.length === 2);
+    await Promise.resolve();
+    expect(cv.lowest()).toEqual({ version: 11, older: [] }); // a follower judges nothing
+    cv.update(true, ['m1', 'm2', 'm3']); // elected: asks again, and meanwhile counts what they said
+    expect(cv.lowest()).toEqual({ version: 11, older: [] });
+    expect(cv.versions()).toEqual(new Map([['m1', 11], ['m2', 11], ['m3', 11]]));
+    cv.update(true, ['m1', 'm2']); // m3 removed: forgotten
+    cv.update(true, ['m1', 'm2', 'm3']); // added again: not known until it says
+    expect(cv.lowest()).toEqual({ version: 10, older: ['m3'] });
+    cv.close();
+  });
+
   it("reads a member's GET /health: its commandVersion, 10 for an older build's answer, null for none", () => {
     expect(commandVersionSaid(200, JSON.stringify({ status: 'ok', commandVersion: 11 }), 10)).toBe(11);
     expect(commandVersionSaid(200, JSON.stringify({ status: 'ok' }), 10)).toBe(10);
