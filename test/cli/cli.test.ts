@@ -9,6 +9,7 @@ import { buildManagerApp } from '../../src/api/manager-app.js';
 import { insecureCredentials, writeCredentials } from '../../src/client/credentials.js';
 import { createClusterCa } from '../../src/security/ca.js';
 import { limits } from '../../src/lib/limits.js';
+import { commandVersion } from '../../src/contracts/command-version.js';
 import { defaultView, FakeManagerService } from '../api/fake-service.js';
 import { freePort, minkubeBin } from '../support/cluster.js';
 import { runCli, type CliResult } from '../support/cli.js';
@@ -273,9 +274,11 @@ describe.concurrent('minkube errors', () => {
     expect(code).toBe(0);
   });
 
-  it('--version prints the package version, exit 0', async () => {
+  it('--version prints the package version, the build\'s commit when it knows it, and the command version, exit 0', async () => {
     const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
-    expect(await cli(['--version'])).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+    const r = await cli(['--version']);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(r.stdout).toMatch(new RegExp(`^${version.replaceAll('.', '\\.')}( \\(commit [0-9a-f]{4,40}\\))?, command version ${commandVersion}\\n$`));
   });
 
   it('help names a command, its group\'s too; an unknown one is a usage error that says so (outside tester: `help nosuch` printed the whole help, exit 2, no word why)', async () => {
