@@ -207,7 +207,9 @@ function versionLines(r: StatusReport): string[] {
   const cluster = r.clusterCommandVersion ?? null;
   if (cluster !== null && cluster < newest) {
     const older = r.members.filter((m) => (m.commandVersion ?? 0) < newest).map((m) => m.id);
-    lines.push(`the cluster runs at command version ${cluster}: upgrade ${older.join(', ')} (see README "Upgrading")`);
+    // Every member shows the newest, but the leader has not heard each say so yet (it asks every 5 s).
+    if (older.length === 0) lines.push(`the cluster runs at command version ${cluster} until the leader has heard every member say ${newest} (it asks every 5 s)`);
+    else lines.push(`the cluster runs at command version ${cluster}: upgrade ${older.join(', ')} (see README "Upgrading")`);
   }
   return lines;
 }

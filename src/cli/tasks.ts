@@ -371,7 +371,8 @@ export async function runWorkerList(apiUrl: string, out: Output): Promise<void> 
   // Below the table, so its columns stay where scripts find them; a manager that predates it sends none.
   for (const w of items) {
     const e = w.engineUnreachable;
-    if (e !== undefined) printLine(`${w.id}: engine unreachable: ${e.reason} since ${e.since} (nothing new is placed on it)`);
+    // A down worker's last word on its engine is stale: nothing is placed on it anyway.
+    if (e !== undefined && w.state !== 'down') printLine(`${w.id}: engine unreachable: ${e.reason} since ${e.since} (nothing new is placed on it)`);
   }
 }
 

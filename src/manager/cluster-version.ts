@@ -59,10 +59,10 @@ export class ClusterVersion {
     return out;
   }
 
-  /** What a member said (undefined: not asked or no answer yet, or not leading). */
+  /** What a member said, as far as this manager knows, whatever its role (undefined: not asked or no answer yet). */
   versionOf(member: string): number | undefined {
     if (member === this.o.self) return this.o.own;
-    return this.leading ? this.said.get(member) : undefined;
+    return this.said.get(member);
   }
 
   /** The highest version every member understands (this manager's own when not leading: the leader judges). */

@@ -59,10 +59,16 @@ export interface ManagerAddresses {
   readonly apiAddress: string;
 }
 
+/** How often a worker's uncommitted engine state is warned of, and for at most how many workers it is remembered. */
+const engineWarnEveryMs = 60_000;
+const engineWarnedMax = 10_000;
+
 export class TaskServiceImpl implements TasksService {
   private readonly ids: TaskIdGenerator;
   /** Workers with a worker.engine proposal in flight (noteEngine). */
   private readonly engineProposing = new Set<string>();
+  /** When each worker's uncommitted engine state was last warned of (monotonic ms); bounded by engineWarnedMax. */
+  private readonly engineWarnedMs = new Map<string, number>();
 
   constructor(private readonly o: TaskServiceOptions) {
     this.ids = new TaskIdGenerator(o.clock);
@@ -386,7 +392,14 @@ export class TaskServiceImpl implements TasksService {
         if (unreachable === null) this.o.logger.info({ worker: worker.id }, 'the worker says its engine answers again: tasks may be placed on it');
         else this.o.logger.warn({ worker: worker.id, reason: unreachable.reason }, 'the worker says its engine does not answer: no new task is placed on it');
       },
-      (err: unknown) => this.o.logger.warn({ worker: worker.id, err: (err as Error).message }, "the worker's engine state was not committed (a leader that predates it drops it); the next heartbeat tries again"),
+      (err: unknown) => {
+        // Once a minute per worker: in a cluster not all of whose managers understand it, every heartbeat tries again.
+        const nowMs = this.o.clock.monoMs();
+        if (nowMs - (this.engineWarnedMs.get(worker.id) ?? -Infinity) < engineWarnEveryMs) return;
+        if (this.engineWarnedMs.size >= engineWarnedMax) this.engineWarnedMs.clear();
+        this.engineWarnedMs.set(worker.id, nowMs);
+        this.o.logger.warn({ worker: worker.id, err: (err as Error).message }, "the worker's engine state was not committed (a leader, or a cluster, that predates it refuses it); the next heartbeat tries again (said once a minute per worker)");
+      },
     ).finally(() => this.engineProposing.delete(worker.id));
   }
 

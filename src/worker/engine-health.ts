@@ -72,7 +72,7 @@ export class EngineHealth {
     if (this.down !== null || this.closed) return;
     const reason = failure.message.slice(0, limits.engineReasonCharsMax);
     this.down = { reason, sinceMs: this.o.clock.nowMs(), atMonoMs: this.o.clock.monoMs() };
-    this.o.logger.warn({ reason }, 'the container engine does not answer: the managers place no new task on this worker until it does');
+    this.o.logger.warn({ reason }, 'the container engine does not answer: the heartbeats say so, and managers that understand it place no new task on this worker until it does');
     this.probe = setIntervalOn(this.o.clock, () => this.pingOnce(), this.o.probeIntervalMs ?? limits.engineProbeIntervalMs);
     this.o.onChange?.();
   }

@@ -20,4 +20,13 @@ describe('versions in minkube status', () => {
       'the cluster runs at command version 10: upgrade m2 (see README "Upgrading")',
     ]);
   });
+
+  it('says the cluster waits on the leader, not "upgrade" with no name, while every member shows the newest but the leader has not heard them all (re-tester: "upgrade  (see README")', () => {
+    const members = [
+      memberStatusOf(member('m1', 12), { view: defaultView({ id: 'm1', role: 'leader', commandVersion: 12, clusterCommandVersion: 10 }) }, 'm1'),
+      memberStatusOf(member('m2', 12), { view: defaultView({ id: 'm2', role: 'follower', commandVersion: 12 }) }, 'm1'),
+    ];
+    const lines = statusText({ leaderId: 'm1', term: 1, members, noQuorumReason: null, clusterCommandVersion: 10 });
+    expect(lines.at(-1)).toBe('the cluster runs at command version 10 until the leader has heard every member say 12 (it asks every 5 s)');
+  });
 });

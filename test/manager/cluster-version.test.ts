@@ -89,6 +89,7 @@ describe('ClusterVersion', () => {
     await waitFor('both asked', () => asked.length === 2);
     await Promise.resolve();
     expect(cv.lowest()).toEqual({ version: 11, older: [] }); // a follower judges nothing
+    expect(cv.versionOf('m2')).toBe(11); // but says what it knows (GET /v1/cluster on a follower)
     cv.update(true, ['m1', 'm2', 'm3']); // elected: asks again, and meanwhile counts what they said
     expect(cv.lowest()).toEqual({ version: 11, older: [] });
     expect(cv.versions()).toEqual(new Map([['m1', 11], ['m2', 11], ['m3', 11]]));
