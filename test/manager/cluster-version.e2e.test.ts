@@ -1,8 +1,9 @@
 // The cluster version with real manager processes: a leader counts a member that has not said its command version (here
 // m2, not started: what the leader meets of a member it cannot ask, or of an older build that answers GET /health
-// without one) as 10, and takes a worker's registration without its engine; once m2 runs this build and says 11, the
+// without one) as 10, and takes a worker's registration without its engine; once m2 runs this build and says its own, the
 // engine is kept. No hook makes a manager report an older version: a member not answering is counted as one.
 // What is visible: the engine a WORKER_REPLACED names to the instance a registration replaced.
+import { commandVersion } from '../../src/contracts/command-version.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, ProcCluster } from '../support/cluster.js';
 
@@ -30,14 +31,14 @@ async function engineToldToReplaced(url: string, old: string, next: string): Pro
 }
 
 describe('the cluster version, real managers', () => {
-  it('a member that has not said its version holds the cluster at 10 (registration without its engine) until it says 11', async () => {
+  it('a member that has not said its version holds the cluster at 10 (registration without its engine) until it says this build\'s', async () => {
     c = await ProcCluster.create({ managers: 3, hostPrefix: '127.0.65.' });
     c.start('m1');
     c.start('m3');
     const leader = await c.waitForLeader({ among: ['m1', 'm3'] });
     const url = c.url(leader);
     const health = await fetch(`${url}/health`).then((r) => r.json() as Promise<{ commandVersion: number; build: { version: string } }>);
-    expect(health).toMatchObject({ status: 'ok', commandVersion: 11, build: { version: expect.any(String) } });
+    expect(health).toMatchObject({ status: 'ok', commandVersion, build: { version: expect.any(String) } });
     expect(await engineToldToReplaced(url, 'aaaa1', 'bbbb1')).toBeUndefined();
     const view = (await c.http(leader, 'GET', '/v1/cluster')).body as { clusterCommandVersion: number; members: { id: string; commandVersion: number | null }[] };
     expect(view.clusterCommandVersion).toBe(10);
@@ -46,9 +47,9 @@ describe('the cluster version, real managers', () => {
     c.start('m2');
     await eventually(async () => {
       const v = (await c!.http(leader, 'GET', '/v1/cluster')).body as { clusterCommandVersion: number };
-      if (v.clusterCommandVersion !== 11) throw new Error(`the cluster runs at ${v.clusterCommandVersion}`);
+      if (v.clusterCommandVersion !== commandVersion) throw new Error(`the cluster runs at ${v.clusterCommandVersion}`);
       return true;
-    }, 20_000, 'the cluster at command version 11');
+    }, 20_000, `the cluster at command version ${commandVersion}`);
     expect(await engineToldToReplaced(url, 'cccc1', 'dddd1')).toBe(engine);
   });
 });

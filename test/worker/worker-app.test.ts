@@ -1,4 +1,5 @@
 // The worker's HTTP API through app.inject, over a real agent and the in-memory runtime: every route and error code.
+import { buildInfo } from '../../src/lib/build-info.js';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildWorkerApp } from '../../src/api/worker-app.js';
@@ -197,7 +198,7 @@ describe('reads', () => {
   });
 
   it('GET /health and /ready answer; an unknown route is 404 NOT_FOUND', async () => {
-    expect((await call('GET', '/health')).json()).toEqual({ status: 'ok' });
+    expect((await call('GET', '/health')).json()).toEqual({ status: 'ok', build: buildInfo() });
     expect((await call('GET', '/ready')).json()).toEqual({ ready: true });
     await expectError(call('GET', '/v1/nothing'), 404, 'NOT_FOUND');
   });
