@@ -451,7 +451,8 @@ async function startParts(
     proposalTimeoutMs: config.api.requestTimeoutMs,
   });
   // The members' command versions (cluster-version.ts): asked of their GET /health, as the follower probe does.
-  let membersOf: (() => { leading: boolean; members: string[]; apiAddressOf: (id: string) => string | undefined }) | null = null;
+  type ConfState = ReturnType<RaftNodeDriver<unknown>['conf']>;
+  let membersOf: (() => { conf: ConfState; leading: boolean; apiAddressOf: (id: string) => string | undefined }) | null = null;
   const clusterVersion = new ClusterVersion({
     self: self.id,
     own: commandVersion,
@@ -470,9 +471,15 @@ async function startParts(
       }
     },
   });
+  // Called on every proposal: only a new configuration (the core replaces its object on a change) or role is looked at.
+  let syncedConf: ConfState | null = null;
+  let syncedLeading = false;
   const syncClusterVersion = (): void => {
     const m = membersOf?.();
-    if (m !== undefined) clusterVersion.update(m.leading, m.members);
+    if (m === undefined || (m.conf === syncedConf && m.leading === syncedLeading)) return;
+    syncedConf = m.conf;
+    syncedLeading = m.leading;
+    clusterVersion.update(m.leading, [...m.conf.voters, ...m.conf.learners]);
   };
   const fitProposal = fitToCluster(clusterVersion, fitCommand);
   const driver = await RaftNodeDriver.open({
@@ -523,8 +530,7 @@ async function startParts(
   // A manager that joined, restarted: the addresses of the members it was told of then, for ids nothing else names.
   for (const m of join?.learnt ?? []) if (driver.directory.get(m.id) === undefined) driver.directory.set(m.id, m);
   membersOf = () => {
-    const c = driver.conf();
-    return { leading: driver.termAndRole().role === 'leader', members: [...c.voters, ...c.learners], apiAddressOf: (id) => driver.directory.get(id as NodeId)?.apiAddress };
+    return { conf: driver.conf(), leading: driver.termAndRole().role === 'leader', apiAddressOf: (id) => driver.directory.get(id as NodeId)?.apiAddress };
   };
   driver.start();
   opened.push('raft driver', () => driver.stop());

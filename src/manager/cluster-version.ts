@@ -30,6 +30,8 @@ export class ClusterVersion {
   private members: readonly string[] = [];
   private leading = false;
   private closed = false;
+  /** lowest() as last computed (it is asked on every proposal); null once anything it rests on changes. */
+  private lowestCached: { version: number; older: string[] } | null = null;
   private timer: Timer | null = null;
   private lastLogged = '';
 
@@ -46,6 +48,7 @@ export class ClusterVersion {
     if (sameMembers && leading === this.leading) return;
     this.leading = leading;
     this.members = [...members];
+    this.lowestCached = null;
     for (const m of [...this.said.keys()]) if (!members.includes(m)) this.said.delete(m);
     if (!leading) this.lastLogged = '';
     this.askAll();
@@ -68,15 +71,18 @@ export class ClusterVersion {
   /** The highest version every member understands (this manager's own when not leading: the leader judges). */
   lowest(): { version: number; older: string[] } {
     if (!this.leading) return { version: this.o.own, older: [] };
+    if (this.lowestCached !== null) return this.lowestCached;
     let version = this.o.own;
     for (const v of this.versions().values()) version = Math.min(version, v);
     const older = [...this.versions()].filter(([, v]) => v < this.o.own).map(([m]) => m).sort();
-    return { version, older };
+    this.lowestCached = { version, older };
+    return this.lowestCached;
   }
 
   close(): void {
     this.leading = false;
     this.closed = true;
+    this.lowestCached = null;
     this.cancel();
   }
 
@@ -93,6 +99,7 @@ export class ClusterVersion {
       this.inFlight.delete(member);
       if (this.closed || !this.members.includes(member)) return;
       if (v !== null) this.said.set(member, v);
+      this.lowestCached = null;
       this.logChange();
     });
   }
